@@ -1,0 +1,595 @@
+/*  evr_codec.c: msgpack <-> records, driven by field tables.
+
+    The pre-check (evr_codec_check) is the one place that reads msgpack
+    bytes by hand, and only their headers: it exists so that untrusted
+    input cannot make msgpack-c allocate more than the input could hold.
+*/
+#include "evr_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AT(rec, f) ((char *) (rec) + (f)->off)
+#define CAT(rec, f) ((const char *) (rec) + (f)->off)
+
+/* ---------------------------------------------------------------- encode */
+
+static void
+s_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec,
+                         const void *p);
+
+void
+evr_codec_pack(msgpack_packer *pk, const evr_rectype_t *type, const void *rec)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < type->nfields; i++)
+        if (evr_field_present(&type->fields[i], CAT(rec, &type->fields[i])))
+            n++;
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < type->nfields; i++) {
+        const evr_field_t *f = &type->fields[i];
+        if (!evr_field_present(f, CAT(rec, f)))
+            continue;
+        s_pack_str(pk, f->key);
+        s_pack_field(pk, f, rec, CAT(rec, f));
+    }
+}
+
+/*  A RECMAP record is keyed by its first field; the rest go in the value. */
+static void
+s_pack_keyed(msgpack_packer *pk, const evr_rectype_t *sub, const void *rec)
+{
+    evr_rectype_t rest = *sub;
+    rest.fields = sub->fields + 1;
+    rest.nfields = sub->nfields - 1;
+    const char *key = *(char *const *) CAT(rec, &sub->fields[0]);
+    s_pack_str(pk, key ? key : "");
+    evr_codec_pack(pk, &rest, rec);
+}
+
+static void
+s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const void *p)
+{
+    switch (f->type) {
+    case EVR_FT_STR: s_pack_str(pk, *(char *const *) p); break;
+    case EVR_FT_U64:
+    case EVR_FT_DURATION: msgpack_pack_uint64(pk, *(const uint64_t *) p); break;
+    case EVR_FT_U32: msgpack_pack_uint32(pk, *(const uint32_t *) p); break;
+    case EVR_FT_I64: msgpack_pack_int64(pk, *(const int64_t *) p); break;
+    case EVR_FT_BOOL:
+        if (*(const bool *) p)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
+    case EVR_FT_BIN: {
+        const evr_bin_t *b = p;
+        msgpack_pack_bin(pk, b->len);
+        msgpack_pack_bin_body(pk, b->data, b->len);
+        break;
+    }
+    case EVR_FT_STRLIST: {
+        const evr_strlist_t *l = p;
+        msgpack_pack_array(pk, l->n);
+        for (uint32_t i = 0; i < l->n; i++)
+            s_pack_str(pk, l->v[i]);
+        break;
+    }
+    case EVR_FT_STRMAP: {
+        const evr_strmap_t *m = p;
+        msgpack_pack_map(pk, m->n);
+        for (uint32_t i = 0; i < m->n; i++) {
+            s_pack_str(pk, m->k[i]);
+            s_pack_str(pk, m->v[i]);
+        }
+        break;
+    }
+    case EVR_FT_RECORD: evr_codec_pack(pk, f->sub, p); break;
+    case EVR_FT_RECPTR: evr_codec_pack(pk, f->sub, *(void *const *) p); break;
+    case EVR_FT_VARIANT: {
+        const evr_rectype_t *vt = f->select(rec);
+        if (vt)
+            evr_codec_pack(pk, vt, p);
+        else
+            msgpack_pack_map(pk, 0);
+        break;
+    }
+    case EVR_FT_RECLIST: {
+        const evr_reclist_t *l = p;
+        msgpack_pack_array(pk, l->n);
+        for (uint32_t i = 0; i < l->n; i++)
+            evr_codec_pack(pk, f->sub, evr_reclist_at(f->sub, l, i));
+        break;
+    }
+    case EVR_FT_RECMAP: {
+        const evr_reclist_t *l = p;
+        msgpack_pack_map(pk, l->n);
+        for (uint32_t i = 0; i < l->n; i++)
+            s_pack_keyed(pk, f->sub, evr_reclist_at(f->sub, l, i));
+        break;
+    }
+    }
+}
+
+void
+evr_codec_encode(const evr_rectype_t *type, const void *rec, uint8_t **buf, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    evr_codec_pack(&pk, type, rec);
+    if (!sb.data) {   /* sbuffer allocates lazily; an empty map still writes */
+        fprintf(stderr, "evrun: msgpack encode failed\n");
+        abort();
+    }
+    *len = sb.size;
+    *buf = (uint8_t *) msgpack_sbuffer_release(&sb);
+}
+
+/* ------------------------------------------------------------ pre-check */
+
+static uint64_t
+s_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*  Reads the header of the object at buf[*pos]: advances *pos past the
+    header and any payload, and sets *children to the number of objects
+    that follow inside it (2 per map entry). */
+static evr_rc_t
+s_check_one(const uint8_t *buf, size_t len, size_t *pos, uint64_t *children, evr_err_t *err)
+{
+    size_t p = *pos;
+    uint8_t b = buf[p++];
+    uint64_t payload = 0;
+    unsigned lenbytes = 0;
+    *children = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        ;
+    else if (b >= 0x80 && b <= 0x8f)
+        *children = 2u * (b & 0x0f);
+    else if (b >= 0x90 && b <= 0x9f)
+        *children = b & 0x0f;
+    else if (b >= 0xa0 && b <= 0xbf)
+        payload = b & 0x1f;
+    else {
+        switch (b) {
+        case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8, str8 */
+        case 0xc5: case 0xda: lenbytes = 2; break;
+        case 0xc6: case 0xdb: lenbytes = 4; break;
+        case 0xc7: lenbytes = 1; payload = 1; break;        /* ext: + type byte */
+        case 0xc8: lenbytes = 2; payload = 1; break;
+        case 0xc9: lenbytes = 4; payload = 1; break;
+        case 0xca: payload = 4; break;
+        case 0xcb: payload = 8; break;
+        case 0xcc: case 0xd0: payload = 1; break;
+        case 0xcd: case 0xd1: payload = 2; break;
+        case 0xce: case 0xd2: payload = 4; break;
+        case 0xcf: case 0xd3: payload = 8; break;
+        case 0xd4: payload = 2; break;
+        case 0xd5: payload = 3; break;
+        case 0xd6: payload = 5; break;
+        case 0xd7: payload = 9; break;
+        case 0xd8: payload = 17; break;
+        case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+            unsigned nb = (b == 0xdc || b == 0xde) ? 2 : 4;
+            if (len - p < nb)
+                return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
+            *children = s_be(buf + p, nb) * (b >= 0xde ? 2u : 1u);
+            p += nb;
+            break;
+        }
+        default:
+            return evr_err_set(err, EVR_ERR_PROTO, "invalid msgpack byte 0x%02x at offset %zu",
+                               b, p - 1);
+        }
+    }
+    if (lenbytes) {
+        if (len - p < lenbytes)
+            return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
+        payload += s_be(buf + p, lenbytes);
+        p += lenbytes;
+    }
+    if (payload > len - p)
+        return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
+    p += payload;
+    /* Every child takes at least one byte: a count beyond the input is a lie. */
+    if (*children > len - p)
+        return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
+    *pos = p;
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *err)
+{
+    uint64_t stack[EVR_CODEC_MAX_DEPTH + 1];   /* objects still due per level */
+    if (max_depth > EVR_CODEC_MAX_DEPTH)
+        max_depth = EVR_CODEC_MAX_DEPTH;
+    if (len == 0)
+        return evr_err_set(err, EVR_ERR_PROTO, "empty message");
+    unsigned depth = 0;
+    stack[0] = 1;
+    size_t pos = 0;
+    while (true) {
+        while (depth > 0 && stack[depth] == 0)
+            depth--;
+        if (depth == 0 && stack[0] == 0)
+            break;
+        if (pos >= len)
+            return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
+        uint64_t children;
+        evr_rc_t rc = s_check_one(buf, len, &pos, &children, err);
+        if (rc)
+            return rc;
+        stack[depth]--;
+        if (children) {
+            if (depth + 1 > max_depth)
+                return evr_err_set(err, EVR_ERR_LIMIT,
+                                   "maps and arrays nested deeper than %u", max_depth);
+            stack[++depth] = children;
+        }
+    }
+    if (pos != len)
+        return evr_err_set(err, EVR_ERR_PROTO, "%zu bytes of trailing garbage after the message",
+                           len - pos);
+    return EVR_OK;
+}
+
+/* ------------------------------------------------------------ unpack */
+
+bool
+evr_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *) s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        else if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; }
+        else
+            return false;
+        if ((size_t) (end - p) <= k)
+            return false;
+        for (size_t i = 1; i <= k; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += k + 1;
+    }
+    return true;
+}
+
+static const char *
+s_objtype(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "str";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    case MSGPACK_OBJECT_BIN: return "bin";
+    case MSGPACK_OBJECT_EXT: return "ext";
+    }
+    return "?";
+}
+
+static evr_rc_t
+s_type_err(evr_err_t *err, const char *path, const char *want, const msgpack_object *o)
+{
+    return evr_err_set(err, EVR_ERR_PROTO, "%s: expected %s, got %s", path, want, s_objtype(o));
+}
+
+/*  Copies a msgpack string into a new C string, checking length, NULs and
+    UTF-8. */
+static evr_rc_t
+s_get_str(const msgpack_object *o, uint32_t limit, const char *path, char **out, evr_err_t *err)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        return s_type_err(err, path, "str", o);
+    uint32_t n = o->via.str.size;
+    if (n > limit)
+        return evr_err_set(err, EVR_ERR_LIMIT, "%s: string of %u bytes exceeds the limit of %u",
+                           path, n, limit);
+    if (memchr(o->via.str.ptr, '\0', n))
+        return evr_err_set(err, EVR_ERR_PROTO, "%s: string contains a NUL byte", path);
+    if (!evr_utf8_valid(o->via.str.ptr, n))
+        return evr_err_set(err, EVR_ERR_PROTO, "%s: string is not valid UTF-8", path);
+    *out = evr_strndup(o->via.str.ptr, n);
+    return EVR_OK;
+}
+
+static evr_rc_t s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec,
+                               const char *path, evr_err_t *err);
+
+static evr_rc_t
+s_count(const evr_field_t *f, uint32_t n, const char *path, evr_err_t *err)
+{
+    uint32_t limit = evr_field_limit(f);
+    if (n > limit)
+        return evr_err_set(err, EVR_ERR_LIMIT, "%s: %u items exceed the limit of %u",
+                           path, n, limit);
+    return EVR_OK;
+}
+
+/*  Unpacks the keyed record l->v[i] of a RECMAP from key and value. */
+static evr_rc_t
+s_unpack_keyed(const msgpack_object_kv *kv, const evr_rectype_t *sub, void *rec,
+               const char *path, evr_err_t *err)
+{
+    evr_rc_t rc = s_get_str(&kv->key, evr_field_limit(&sub->fields[0]), path,
+                            (char **) AT(rec, &sub->fields[0]), err);
+    if (rc)
+        return rc;
+    char *sub_path = evr_asprintf("%s.%s", path, *(char **) AT(rec, &sub->fields[0]));
+    evr_rectype_t rest = *sub;
+    rest.fields = sub->fields + 1;
+    rest.nfields = sub->nfields - 1;
+    rest.post = NULL;   /* run once below, with the key filled in */
+    rc = evr_codec_unpack(&kv->val, &rest, rec, sub_path, err);
+    if (!rc && sub->post) {
+        const char *why = sub->post(rec);
+        if (why)
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", sub_path, why);
+    }
+    free(sub_path);
+    return rc;
+}
+
+static evr_rc_t
+s_unpack_list(const msgpack_object *o, const evr_field_t *f, void *p, const char *path,
+              evr_err_t *err)
+{
+    evr_rc_t rc;
+    if (f->type == EVR_FT_STRLIST) {
+        if (o->type != MSGPACK_OBJECT_ARRAY)
+            return s_type_err(err, path, "array", o);
+        if ((rc = s_count(f, o->via.array.size, path, err)))
+            return rc;
+        evr_strlist_t *l = p;
+        l->v = evr_calloc(o->via.array.size, sizeof(char *));
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            char ipath[EVR_ERR_MAX];
+            snprintf(ipath, sizeof ipath, "%s[%u]", path, i);
+            if ((rc = s_get_str(&o->via.array.ptr[i], EVR_STR_MAX, ipath, &l->v[i], err)))
+                return rc;
+            l->n++;
+        }
+        return EVR_OK;
+    }
+    if (f->type == EVR_FT_STRMAP) {
+        if (o->type != MSGPACK_OBJECT_MAP)
+            return s_type_err(err, path, "map", o);
+        if ((rc = s_count(f, o->via.map.size, path, err)))
+            return rc;
+        evr_strmap_t *m = p;
+        m->k = evr_calloc(o->via.map.size, sizeof(char *));
+        m->v = evr_calloc(o->via.map.size, sizeof(char *));
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            char *k = NULL;
+            if ((rc = s_get_str(&kv->key, EVR_STR_MAX, path, &k, err)))
+                return rc;
+            char ipath[EVR_ERR_MAX];
+            snprintf(ipath, sizeof ipath, "%s.%s", path, k);
+            if (evr_strmap_get(m, k)) {
+                free(k);
+                return evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", ipath);
+            }
+            m->k[m->n] = k;
+            if ((rc = s_get_str(&kv->val, EVR_STR_MAX, ipath, &m->v[m->n], err))) {
+                m->n++;   /* the key is freed with the map */
+                return rc;
+            }
+            m->n++;
+        }
+        return EVR_OK;
+    }
+    /* RECLIST and RECMAP */
+    bool keyed = f->type == EVR_FT_RECMAP;
+    if (o->type != (keyed ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY))
+        return s_type_err(err, path, keyed ? "map" : "array", o);
+    uint32_t n = keyed ? o->via.map.size : o->via.array.size;
+    if ((rc = s_count(f, n, path, err)))
+        return rc;
+    evr_reclist_t *l = p;
+    l->v = evr_calloc(n, f->sub->size);
+    for (uint32_t i = 0; i < n; i++) {
+        void *item = evr_reclist_at(f->sub, l, i);
+        l->n++;
+        if (keyed) {
+            rc = s_unpack_keyed(&o->via.map.ptr[i], f->sub, item, path, err);
+            for (uint32_t j = 0; !rc && j < i; j++) {
+                const char *a = *(char **) AT(evr_reclist_at(f->sub, l, j), &f->sub->fields[0]);
+                const char *b = *(char **) AT(item, &f->sub->fields[0]);
+                if (strcmp(a, b) == 0)
+                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s.%s: duplicate key", path, b);
+            }
+        }
+        else {
+            char ipath[EVR_ERR_MAX];
+            snprintf(ipath, sizeof ipath, "%s[%u]", path, i);
+            rc = evr_codec_unpack(&o->via.array.ptr[i], f->sub, item, ipath, err);
+        }
+        if (rc)
+            return rc;
+    }
+    return EVR_OK;
+}
+
+static evr_rc_t
+s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const char *path,
+               evr_err_t *err)
+{
+    void *p = AT(rec, f);
+    switch (f->type) {
+    case EVR_FT_STR: return s_get_str(o, evr_field_limit(f), path, (char **) p, err);
+    case EVR_FT_U64:
+    case EVR_FT_DURATION:
+    case EVR_FT_U32:
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return s_type_err(err, path, "non-negative int", o);
+        if (f->type == EVR_FT_U32) {
+            if (o->via.u64 > UINT32_MAX)
+                return evr_err_set(err, EVR_ERR_LIMIT, "%s: %llu exceeds the 32-bit range", path,
+                                   (unsigned long long) o->via.u64);
+            *(uint32_t *) p = (uint32_t) o->via.u64;
+        }
+        else
+            *(uint64_t *) p = o->via.u64;
+        return EVR_OK;
+    case EVR_FT_I64:
+        if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            *(int64_t *) p = o->via.i64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+            *(int64_t *) p = (int64_t) o->via.u64;
+        else
+            return s_type_err(err, path, "int in the signed 64-bit range", o);
+        return EVR_OK;
+    case EVR_FT_BOOL:
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return s_type_err(err, path, "bool", o);
+        *(bool *) p = o->via.boolean;
+        return EVR_OK;
+    case EVR_FT_BIN: {
+        if (o->type != MSGPACK_OBJECT_BIN)
+            return s_type_err(err, path, "bin", o);
+        if (o->via.bin.size > evr_field_limit(f))
+            return evr_err_set(err, EVR_ERR_LIMIT, "%s: %u bytes exceed the limit of %u", path,
+                               o->via.bin.size, evr_field_limit(f));
+        evr_bin_t *b = p;
+        b->data = evr_malloc(o->via.bin.size);
+        memcpy(b->data, o->via.bin.ptr, o->via.bin.size);
+        b->len = o->via.bin.size;
+        return EVR_OK;
+    }
+    case EVR_FT_STRLIST:
+    case EVR_FT_STRMAP:
+    case EVR_FT_RECLIST:
+    case EVR_FT_RECMAP: return s_unpack_list(o, f, p, path, err);
+    case EVR_FT_RECORD: return evr_codec_unpack(o, f->sub, p, path, err);
+    case EVR_FT_RECPTR:
+        *(void **) p = evr_calloc(1, f->sub->size);
+        return evr_codec_unpack(o, f->sub, *(void **) p, path, err);
+    case EVR_FT_VARIANT: {
+        const evr_rectype_t *vt = f->select(rec);
+        /* No layout means the selecting field is missing: the required
+           check reports that one, which is the real problem. */
+        return vt ? evr_codec_unpack(o, vt, p, path, err) : EVR_OK;
+    }
+    }
+    return evr_err_set(err, EVR_ERR_PROTO, "%s: unsupported field type", path);
+}
+
+/*  Finds the table entry for a msgpack key; unknown keys give NULL. */
+static const evr_field_t *
+s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
+{
+    if (key->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    for (size_t i = 0; i < type->nfields; i++) {
+        const char *k = type->fields[i].key;
+        if (strlen(k) == key->via.str.size && memcmp(k, key->via.str.ptr, key->via.str.size) == 0) {
+            *index = i;
+            return &type->fields[i];
+        }
+    }
+    return NULL;
+}
+
+evr_rc_t
+evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type, void *rec,
+                 const char *path, evr_err_t *err)
+{
+    if (obj->type != MSGPACK_OBJECT_MAP)
+        return s_type_err(err, path, "map", obj);
+    uint64_t seen = 0;   /* tables have at most 64 fields */
+    evr_rc_t rc = EVR_OK;
+    /* Two passes: variant fields depend on the others (an event's data on
+       its type), wherever they stand in the map. */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        for (uint32_t i = 0; i < obj->via.map.size && !rc; i++) {
+            const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+            size_t idx = 0;
+            const evr_field_t *f = s_lookup(type, &kv->key, &idx);
+            if (!f)
+                continue;   /* unknown keys: forward compatible */
+            if ((f->type == EVR_FT_VARIANT) != (pass == 1))
+                continue;
+            char fpath[EVR_ERR_MAX];
+            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
+            if (seen & (1ull << idx)) {
+                rc = evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", fpath);
+                break;
+            }
+            seen |= 1ull << idx;
+            rc = s_unpack_field(&kv->val, f, rec, fpath, err);
+            if (!rc && f->check) {
+                const char *why = f->check(AT(rec, f));
+                if (why)
+                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", fpath, why);
+            }
+        }
+    }
+    for (size_t i = 0; i < type->nfields && !rc; i++)
+        if (type->fields[i].required && !(seen & (1ull << i)))
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%smissing required field \"%s\"", path,
+                             *path ? ": " : "", type->fields[i].key);
+    if (!rc && type->post) {
+        const char *why = type->post(rec);
+        if (why)
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%s%s", path, *path ? ": " : "", why);
+    }
+    if (!rc && type->present_off != EVR_NO_PRESENT)
+        *(bool *) ((char *) rec + type->present_off) = true;
+    return rc;
+}
+
+evr_rc_t
+evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void *rec,
+                 const char *path, evr_err_t *err)
+{
+    evr_rc_t rc = evr_codec_check(buf, len, EVR_CODEC_MAX_DEPTH, err);
+    if (rc)
+        return rc;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *) buf, len, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS)
+        rc = evr_err_set(err, EVR_ERR_PROTO, "msgpack_unpack_next: error %d", (int) ur);
+    else
+        rc = evr_codec_unpack(&up.data, type, rec, path, err);
+    msgpack_unpacked_destroy(&up);
+    if (rc)
+        evr_rec_free(type, rec);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/*  evr_common.c: error strings, aborting allocators, clocks. */
+#include "evr_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *
+evr_strerror(evr_rc_t rc)
+{
+    switch (rc) {
+    case EVR_OK: return "ok";
+    case EVR_ERR_PROTO: return "protocol error";
+    case EVR_ERR_SPEC: return "invalid pipeline";
+    case EVR_ERR_STORE: return "event store error";
+    case EVR_ERR_PODMAN: return "podman error";
+    case EVR_ERR_CONFIG: return "configuration error";
+    case EVR_ERR_IO: return "I/O error";
+    case EVR_ERR_LIMIT: return "limit exceeded";
+    case EVR_ERR_NOTFOUND: return "not found";
+    case EVR_ERR_STATE: return "illegal state transition";
+    }
+    return "unknown error";
+}
+
+evr_rc_t
+evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void
+s_oom(size_t size)
+{
+    fprintf(stderr, "evrun: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *
+evr_malloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        s_oom(size);
+    return p;
+}
+
+void *
+evr_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        s_oom(n * size);
+    return p;
+}
+
+void *
+evr_realloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q)
+        s_oom(size);
+    return q;
+}
+
+char *
+evr_strndup(const char *s, size_t n)
+{
+    char *d = evr_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *
+evr_strdup(const char *s)
+{
+    return evr_strndup(s, strlen(s));
+}
+
+char *
+evr_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    char *s = evr_malloc((size_t) n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t) n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static uint64_t
+s_clock(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+uint64_t
+evr_now_ns(void)
+{
+    return s_clock(CLOCK_REALTIME);
+}
+
+uint64_t
+evr_mono_ns(void)
+{
+    return s_clock(CLOCK_MONOTONIC);
+}

@@ -1,0 +1,62 @@
+/*  evr_common.h: the few things every evrun module shares.
+
+    One error enum (evr_rc_t) propagated the same way everywhere, with
+    evr_strerror(); allocation helpers that abort on out-of-memory so call
+    sites carry no OOM branches; and evr_err_t, a bounded buffer that
+    carries a human-readable message ("steps[1].needs: unknown step") next
+    to the code.  Modules that wrap a library translate its codes here and
+    keep the library's own text in the message.
+*/
+#ifndef EVR_COMMON_H_INCLUDED
+#define EVR_COMMON_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    EVR_OK = 0,
+    EVR_ERR_PROTO,      /* malformed or invalid message on the wire */
+    EVR_ERR_SPEC,       /* invalid pipeline specification */
+    EVR_ERR_STORE,      /* event store failure */
+    EVR_ERR_PODMAN,     /* podman REST API failure */
+    EVR_ERR_CONFIG,     /* bad configuration or command line */
+    EVR_ERR_IO,         /* file or socket I/O failure */
+    EVR_ERR_LIMIT,      /* a fixed size, count or depth limit was exceeded */
+    EVR_ERR_NOTFOUND,   /* the thing asked for does not exist */
+    EVR_ERR_STATE       /* illegal state transition */
+} evr_rc_t;
+
+/*  Returns a static, never-NULL description of rc. */
+const char *evr_strerror(evr_rc_t rc);
+
+/*  A message to go with an evr_rc_t.  Fixed size: longer messages are
+    truncated, never overflow. */
+#define EVR_ERR_MAX 512
+typedef struct {
+    char msg[EVR_ERR_MAX];
+} evr_err_t;
+
+/*  Formats a message into err (if err is not NULL) and returns rc, so a
+    failing function can end with `return evr_err_set(err, rc, ...)`. */
+evr_rc_t evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*  Allocation that aborts the process with a message on failure.  The
+    result of each is owned by the caller and released with free(). */
+void *evr_malloc(size_t size);
+void *evr_calloc(size_t n, size_t size);
+void *evr_realloc(void *p, size_t size);
+char *evr_strdup(const char *s);
+char *evr_strndup(const char *s, size_t n);
+/*  printf into a new string, caller owns it. */
+char *evr_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*  Wall-clock time in nanoseconds since the epoch, and a monotonic clock
+    in nanoseconds for measuring durations. */
+uint64_t evr_now_ns(void);
+uint64_t evr_mono_ns(void);
+
+#define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

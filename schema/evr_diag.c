@@ -1,0 +1,148 @@
+/*  evr_diag.c: error list and source map of one pipeline file. */
+#include "evr_diag.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *path;
+    uint32_t line, col;
+} s_mark_t;
+
+struct evr_diag {
+    char *file;
+    s_mark_t *marks;
+    size_t nmarks, capmarks;
+    char *errors[EVR_DIAG_MAX];
+    char *paths[EVR_DIAG_MAX];   /* field of each error: one error per field */
+    size_t nerrors;
+};
+
+evr_diag_t *
+evr_diag_new(const char *file)
+{
+    evr_diag_t *self = evr_calloc(1, sizeof *self);
+    self->file = evr_strdup(file);
+    return self;
+}
+
+void
+evr_diag_destroy(evr_diag_t **self_p)
+{
+    evr_diag_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->nmarks; i++)
+        free(self->marks[i].path);
+    free(self->marks);
+    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++) {
+        free(self->errors[i]);
+        free(self->paths[i]);
+    }
+    free(self->file);
+    free(self);
+    *self_p = NULL;
+}
+
+static const s_mark_t *
+s_find(const evr_diag_t *self, const char *path, size_t len)
+{
+    for (size_t i = 0; i < self->nmarks; i++)
+        if (strlen(self->marks[i].path) == len && memcmp(self->marks[i].path, path, len) == 0)
+            return &self->marks[i];
+    return NULL;
+}
+
+void
+evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t col)
+{
+    if (self->nmarks == self->capmarks) {
+        self->capmarks = self->capmarks ? self->capmarks * 2 : 64;
+        self->marks = evr_realloc(self->marks, self->capmarks * sizeof *self->marks);
+    }
+    self->marks[self->nmarks++] = (s_mark_t) { evr_strdup(path), line, col };
+}
+
+bool
+evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t *col)
+{
+    size_t len = strlen(path);
+    while (true) {
+        const s_mark_t *m = s_find(self, path, len);
+        if (m) {
+            *line = m->line;
+            *col = m->col;
+            return true;
+        }
+        /* strip the last component: ".name" or "[i]" */
+        while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
+            len--;
+        if (len == 0)
+            return false;
+        len--;
+    }
+}
+
+static void
+s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
+       va_list ap)
+{
+    /* A second error about a field already reported is a consequence of
+       the first (a missing "steps" is also "no steps"): keep the first. */
+    for (size_t i = 0; *path && i < self->nerrors && i < EVR_DIAG_MAX; i++)
+        if (strcmp(self->paths[i], path) == 0)
+            return;
+    if (self->nerrors < EVR_DIAG_MAX) {
+        self->paths[self->nerrors] = evr_strdup(path);
+        char msg[1024];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        const char *sep = *path ? ": " : "";
+        if (line)
+            self->errors[self->nerrors] = evr_asprintf("%s:%u:%u: %s%s%s", self->file, line,
+                                                       col, path, sep, msg);
+        else
+            self->errors[self->nerrors] = evr_asprintf("%s: %s%s%s", self->file, path, sep, msg);
+    }
+    self->nerrors++;
+}
+
+void
+evr_diag_add(evr_diag_t *self, const char *path, const char *fmt, ...)
+{
+    uint32_t line = 0, col = 0;
+    evr_diag_pos(self, path, &line, &col);
+    va_list ap;
+    va_start(ap, fmt);
+    s_vadd(self, line, col, path, fmt, ap);
+    va_end(ap);
+}
+
+void
+evr_diag_add_at(evr_diag_t *self, uint32_t line, uint32_t col, const char *path,
+                const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vadd(self, line, col, path, fmt, ap);
+    va_end(ap);
+}
+
+size_t
+evr_diag_count(const evr_diag_t *self)
+{
+    return self->nerrors;
+}
+
+const char *
+evr_diag_get(const evr_diag_t *self, size_t i)
+{
+    return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i] : NULL;
+}
+
+const char *
+evr_diag_file(const evr_diag_t *self)
+{
+    return self->file;
+}

@@ -1,0 +1,52 @@
+/*  evr_diag.h: diagnostics for pipeline files.
+
+    evr_diag_t collects the errors found in one file, each formatted as
+    `file:line:column: field: message` (or `file: field: message` when no
+    position is known), up to a fixed count.  It also holds the source map
+    of the file: for each field path the loader saw ("steps[1].needs[0]"),
+    the line and column where it stands, so checks that run after loading
+    can still point at the right place.
+*/
+#ifndef EVR_DIAG_H_INCLUDED
+#define EVR_DIAG_H_INCLUDED
+
+#include "evr_common.h"
+
+/*  At most this many errors are kept per file; more are counted. */
+#define EVR_DIAG_MAX 50
+
+typedef struct evr_diag evr_diag_t;
+
+/*  Creates a diagnostics list for the file named file (copied). */
+evr_diag_t *evr_diag_new(const char *file);
+void evr_diag_destroy(evr_diag_t **self_p);
+
+/*  Records that path stands at line:col (1-based).  The first position
+    recorded for a path wins on lookup; recording is O(1), lookup linear
+    (lookups happen only when reporting an error). */
+void evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t col);
+
+/*  Looks up the position of path, falling back to its parents
+    ("steps[1].needs[0]" -> "steps[1].needs" -> "steps[1]").  Returns false
+    when nothing is known. */
+bool evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t *col);
+
+/*  Adds an error about path at the position the source map knows.  Only
+    the first error about a given (non-empty) path is kept. */
+void evr_diag_add(evr_diag_t *self, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*  Adds an error at an explicit position (line 0: none). */
+void evr_diag_add_at(evr_diag_t *self, uint32_t line, uint32_t col, const char *path,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*  Number of errors added (including those beyond EVR_DIAG_MAX). */
+size_t evr_diag_count(const evr_diag_t *self);
+
+/*  The i-th kept error as a full line (no newline), i < EVR_DIAG_MAX. */
+const char *evr_diag_get(const evr_diag_t *self, size_t i);
+
+/*  The file name given to evr_diag_new. */
+const char *evr_diag_file(const evr_diag_t *self);
+
+#endif

@@ -1,0 +1,238 @@
+/*  evr_event.c: event field tables and codec. */
+#include "evr_event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_codec.h"
+
+static const char *const s_job_statuses[] = { "succeeded", "failed", "cancelled", "timed_out",
+                                              "lost" };
+
+bool
+evr_job_status_ok(const char *s)
+{
+    for (size_t i = 0; i < EVR_ARRAY_LEN(s_job_statuses); i++)
+        if (strcmp(s, s_job_statuses[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *
+s_check_job_status(const void *v)
+{
+    return evr_job_status_ok(*(char *const *) v)
+               ? NULL
+               : "expected one of succeeded, failed, cancelled, timed_out, lost";
+}
+
+static const char *
+s_check_step_status(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled")
+        || !strcmp(s, "timed_out"))
+        return NULL;
+    return "expected one of succeeded, failed, cancelled, timed_out";
+}
+
+static const char *
+s_check_stream(const void *v)
+{
+    const char *s = *(char *const *) v;
+    return !strcmp(s, "stdout") || !strcmp(s, "stderr") ? NULL : "expected stdout or stderr";
+}
+
+static const char *
+s_check_how(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (!strcmp(s, "reattached") || !strcmp(s, "collected") || !strcmp(s, "restarted")
+        || !strcmp(s, "created") || !strcmp(s, "lost"))
+        return NULL;
+    return "expected one of reattached, collected, restarted, created, lost";
+}
+
+static const char *
+s_check_ulid(const void *v)
+{
+    return evr_ulid_valid(*(char *const *) v) ? NULL : "expected a ULID (26 characters)";
+}
+
+/*  One line per data field; R says whether the type at hand requires it. */
+#define D(key, type, limit, member, sub, check, doc, R)                                          \
+    { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc }
+#define PIPELINE(R) D("pipeline", EVR_FT_STR, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name", R)
+#define SPEC(R) D("spec", EVR_FT_RECPTR, 0, spec, &evr_spec_type, NULL, "the pipeline spec", R)
+#define ARGS(R) D("args", EVR_FT_STRMAP, 64, args, NULL, NULL, "resolved args", R)
+#define RUNNER(R) D("runner", EVR_FT_STR, 128, runner, NULL, NULL, "runner id", R)
+#define JSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_job_status, "final job status", R)
+#define SSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_step_status, "step status", R)
+#define REASON(R) D("reason", EVR_FT_STR, 1024, reason, NULL, NULL, "why, for people", R)
+#define STEP(R) D("step", EVR_FT_STR, EVR_SPEC_MAX_NAME, step, NULL, NULL, "step name", R)
+#define ATTEMPT(R) D("attempt", EVR_FT_U32, 0, attempt, NULL, NULL, "attempt number, from 1", R)
+#define CONTAINER(R) D("container", EVR_FT_STR, 256, container, NULL, NULL, "container name evrun-<job>-<step>-<attempt>", R)
+#define CONTAINER_ID(R) D("container_id", EVR_FT_STR, 128, container_id, NULL, NULL, "podman container id", R)
+#define STREAM(R) D("stream", EVR_FT_STR, 8, stream, NULL, s_check_stream, "stdout or stderr", R)
+#define OFFSET(R) D("offset", EVR_FT_U64, 0, offset, NULL, NULL, "raw bytes of this stream before the chunk", R)
+#define RAW(R) D("raw", EVR_FT_U32, 0, raw, NULL, NULL, "raw bytes of the chunk before masking", R)
+#define BYTES(R) D("bytes", EVR_FT_BIN, 2 * EVR_OUTPUT_CHUNK_MAX, bytes, NULL, NULL, "output, secrets masked as ***", R)
+#define EXIT_CODE(R) D("exit_code", EVR_FT_I64, 0, exit_code, NULL, NULL, "exit code of the step's process", R)
+#define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)
+#define VERSION(R) D("version", EVR_FT_STR, 64, version, NULL, NULL, "evrun version", R)
+#define HOW(R) D("how", EVR_FT_STR, 16, how, NULL, s_check_how, "reattached, collected, restarted, created or lost", R)
+#define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
+
+#define EVDATA(var, name, ...)                                                                   \
+    static const evr_field_t var##_fields[] = { __VA_ARGS__ };                                   \
+    static const evr_rectype_t var = { name, sizeof(evr_evdata_t), var##_fields,                  \
+                                       EVR_ARRAY_LEN(var##_fields), EVR_NO_PRESENT, NULL }
+
+EVDATA(s_job_accepted, "job.accepted", PIPELINE(true), SPEC(true), ARGS(false), RUNNER(false));
+EVDATA(s_job_started, "job.started", RUNNER(false));
+EVDATA(s_job_paused, "job.paused", REASON(false));
+EVDATA(s_job_resumed, "job.resumed", REASON(false));
+EVDATA(s_job_cancel, "job.cancel_requested", REASON(false));
+EVDATA(s_job_finished, "job.finished", JSTATUS(true), REASON(false));
+EVDATA(s_step_queued, "step.queued", STEP(true), ATTEMPT(false));
+EVDATA(s_step_starting, "step.starting", STEP(true), ATTEMPT(true), CONTAINER(true));
+EVDATA(s_step_started, "step.started", STEP(true), ATTEMPT(true), CONTAINER_ID(true));
+EVDATA(s_step_output, "step.output", STEP(true), ATTEMPT(false), STREAM(true), OFFSET(true),
+       RAW(true), BYTES(true));
+EVDATA(s_step_finished, "step.finished", STEP(true), ATTEMPT(false), EXIT_CODE(true),
+       DURATION(true), SSTATUS(false), REASON(false));
+EVDATA(s_step_skipped, "step.skipped", STEP(true), REASON(true));
+EVDATA(s_step_recovered, "step.recovered", STEP(true), ATTEMPT(false), HOW(true));
+EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
+EVDATA(s_runner_recovered, "runner.recovered", JOBS(true));
+
+/*  The superset, used to free, copy and compare any event's data. */
+static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
+       REASON(false), JSTATUS(false), STEP(false), ATTEMPT(false), CONTAINER(false),
+       CONTAINER_ID(false), STREAM(false), OFFSET(false), RAW(false), BYTES(false),
+       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false) };
+const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
+                                       EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
+
+static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
+    [EVR_EV_JOB_ACCEPTED] = &s_job_accepted,
+    [EVR_EV_JOB_STARTED] = &s_job_started,
+    [EVR_EV_JOB_PAUSED] = &s_job_paused,
+    [EVR_EV_JOB_RESUMED] = &s_job_resumed,
+    [EVR_EV_JOB_CANCEL_REQUESTED] = &s_job_cancel,
+    [EVR_EV_JOB_FINISHED] = &s_job_finished,
+    [EVR_EV_STEP_QUEUED] = &s_step_queued,
+    [EVR_EV_STEP_STARTING] = &s_step_starting,
+    [EVR_EV_STEP_STARTED] = &s_step_started,
+    [EVR_EV_STEP_OUTPUT] = &s_step_output,
+    [EVR_EV_STEP_FINISHED] = &s_step_finished,
+    [EVR_EV_STEP_SKIPPED] = &s_step_skipped,
+    [EVR_EV_STEP_RECOVERED] = &s_step_recovered,
+    [EVR_EV_RUNNER_STARTED] = &s_runner_started,
+    [EVR_EV_RUNNER_RECOVERED] = &s_runner_recovered,
+};
+
+const char *
+evr_evtype_name(evr_evtype_t t)
+{
+    return t > EVR_EV_NONE && t < EVR_EV_COUNT_ ? s_data[t]->name : NULL;
+}
+
+evr_evtype_t
+evr_evtype_parse(const char *name)
+{
+    for (int t = EVR_EV_NONE + 1; t < EVR_EV_COUNT_; t++)
+        if (strcmp(s_data[t]->name, name) == 0)
+            return (evr_evtype_t) t;
+    return EVR_EV_NONE;
+}
+
+const evr_rectype_t *
+evr_evtype_data(evr_evtype_t t)
+{
+    return t > EVR_EV_NONE && t < EVR_EV_COUNT_ ? s_data[t] : NULL;
+}
+
+evr_evtype_t
+evr_event_kind(const evr_event_t *ev)
+{
+    return ev->type ? evr_evtype_parse(ev->type) : EVR_EV_NONE;
+}
+
+static const evr_rectype_t *
+s_select_data(const void *parent)
+{
+    return evr_evtype_data(evr_event_kind(parent));
+}
+
+static const char *
+s_check_type(const void *v)
+{
+    return evr_evtype_parse(*(char *const *) v) ? NULL : "unknown event type";
+}
+
+/*  Job events carry a job id and a per-job seq; runner events neither. */
+static const char *
+s_event_post(const void *rec)
+{
+    const evr_event_t *ev = rec;
+    bool runner_ev = strncmp(ev->type, "runner.", 7) == 0;
+    if (runner_ev)
+        return ev->job ? "runner events carry no job" : NULL;
+    if (!ev->job)
+        return "missing required field \"job\"";
+    if (ev->jseq == 0)
+        return "jseq: per-job seq starts at 1";
+    return NULL;
+}
+
+static const evr_field_t s_event_fields[] = {
+    { "seq", EVR_FT_U64, true, 0, offsetof(evr_event_t, seq), NULL, NULL, NULL,
+      "runner seq: dense in one runner's log, from 1" },
+    { "job", EVR_FT_STR, false, EVR_ULID_LEN, offsetof(evr_event_t, job), NULL, s_check_ulid,
+      NULL, "job id (ULID); required for job.* and step.* events" },
+    { "jseq", EVR_FT_U32, false, 0, offsetof(evr_event_t, jseq), NULL, NULL, NULL,
+      "per-job seq: dense, from 1; required for job.* and step.* events" },
+    { "type", EVR_FT_STR, true, 32, offsetof(evr_event_t, type), NULL, s_check_type, NULL,
+      "event type" },
+    { "time", EVR_FT_U64, true, 0, offsetof(evr_event_t, time), NULL, NULL, NULL,
+      "wall clock, ns since the Unix epoch" },
+    { "data", EVR_FT_VARIANT, true, 0, offsetof(evr_event_t, data), &evr_evdata_all, NULL,
+      s_select_data, "the payload, fields per type" },
+};
+
+const evr_rectype_t evr_event_type = { "event", sizeof(evr_event_t), s_event_fields,
+                                       EVR_ARRAY_LEN(s_event_fields), EVR_NO_PRESENT,
+                                       s_event_post };
+
+evr_event_t *
+evr_event_new(evr_evtype_t type)
+{
+    evr_event_t *ev = evr_calloc(1, sizeof *ev);
+    const char *name = evr_evtype_name(type);
+    if (name)
+        ev->type = evr_strdup(name);
+    return ev;
+}
+
+void
+evr_event_destroy(evr_event_t **self_p)
+{
+    if (!*self_p)
+        return;
+    evr_rec_free(&evr_event_type, *self_p);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void
+evr_event_encode(const evr_event_t *ev, uint8_t **buf, size_t *len)
+{
+    evr_codec_encode(&evr_event_type, ev, buf, len);
+}
+
+evr_rc_t
+evr_event_decode(const uint8_t *buf, size_t len, evr_event_t *ev, evr_err_t *err)
+{
+    return evr_codec_decode(buf, len, &evr_event_type, ev, "event", err);
+}

@@ -1,0 +1,98 @@
+/*  evr_event.h: the events of the job lifecycle (DESIGN §4).
+
+    An event is what a runner appends to its log before it acts: a header
+    (runner seq, job id, per-job seq, type, wall-clock time) and a data map
+    whose fields depend on the type.  All payload fields live in one flat
+    struct, evr_evdata_t; each event type has its own field table saying
+    which of them it carries and which are required, and that table drives
+    the codec, JSON output and PROTOCOL.md.
+*/
+#ifndef EVR_EVENT_H_INCLUDED
+#define EVR_EVENT_H_INCLUDED
+
+#include "evr_field.h"
+#include "evr_spec.h"
+#include "evr_ulid.h"
+
+typedef enum {
+    EVR_EV_NONE = 0,
+    EVR_EV_JOB_ACCEPTED,
+    EVR_EV_JOB_STARTED,
+    EVR_EV_JOB_PAUSED,
+    EVR_EV_JOB_RESUMED,
+    EVR_EV_JOB_CANCEL_REQUESTED,
+    EVR_EV_JOB_FINISHED,
+    EVR_EV_STEP_QUEUED,
+    EVR_EV_STEP_STARTING,
+    EVR_EV_STEP_STARTED,
+    EVR_EV_STEP_OUTPUT,
+    EVR_EV_STEP_FINISHED,
+    EVR_EV_STEP_SKIPPED,
+    EVR_EV_STEP_RECOVERED,
+    EVR_EV_RUNNER_STARTED,
+    EVR_EV_RUNNER_RECOVERED,
+    EVR_EV_COUNT_
+} evr_evtype_t;
+
+/*  Largest output chunk one step.output event carries (masked bytes). */
+#define EVR_OUTPUT_CHUNK_MAX (64u * 1024u)
+
+typedef struct {
+    char *pipeline;
+    evr_spec_t *spec;
+    evr_strmap_t args;
+    char *runner;
+    char *status;       /* job.finished: succeeded failed cancelled timed_out lost;
+                           step.finished: succeeded failed cancelled timed_out */
+    char *reason;
+    char *step;
+    uint32_t attempt;
+    char *container;    /* step.starting: the deterministic container name */
+    char *container_id; /* step.started */
+    char *stream;       /* stdout, stderr */
+    uint64_t offset;    /* raw bytes of this stream before this chunk */
+    uint32_t raw;       /* raw bytes of this chunk before masking */
+    evr_bin_t bytes;    /* masked output */
+    int64_t exit_code;
+    uint64_t duration;  /* ms */
+    char *version;
+    char *how;          /* step.recovered: reattached, collected, restarted, lost */
+    uint32_t jobs;      /* runner.recovered */
+} evr_evdata_t;
+
+typedef struct {
+    uint64_t seq;       /* runner seq, dense per log, from 1 */
+    char *job;          /* ULID; NULL for runner.* events */
+    uint32_t jseq;      /* per-job seq, dense, from 1; 0 for runner.* events */
+    char *type;         /* "job.accepted", ... */
+    uint64_t time;      /* wall clock, ns since the epoch */
+    evr_evdata_t data;
+} evr_event_t;
+
+extern const evr_rectype_t evr_event_type;     /* the whole event */
+extern const evr_rectype_t evr_evdata_all;     /* superset of data fields */
+
+/*  Name of an event type ("step.output"), or NULL for an invalid value. */
+const char *evr_evtype_name(evr_evtype_t t);
+/*  Event type of a name, EVR_EV_NONE when unknown. */
+evr_evtype_t evr_evtype_parse(const char *name);
+/*  Field table of the data of type t, or NULL. */
+const evr_rectype_t *evr_evtype_data(evr_evtype_t t);
+
+/*  The type of ev (parsed from ev->type). */
+evr_evtype_t evr_event_kind(const evr_event_t *ev);
+
+/*  Heap events: new (zeroed) with type set; destroy frees all. */
+evr_event_t *evr_event_new(evr_evtype_t type);
+void evr_event_destroy(evr_event_t **self_p);
+
+/*  Encodes ev as one msgpack map; caller owns *buf. */
+void evr_event_encode(const evr_event_t *ev, uint8_t **buf, size_t *len);
+/*  Decodes untrusted bytes into ev (zeroed by the caller); on error ev is
+    left zeroed and err says which field and why. */
+evr_rc_t evr_event_decode(const uint8_t *buf, size_t len, evr_event_t *ev, evr_err_t *err);
+
+/*  True when s is one of the job statuses of job.finished. */
+bool evr_job_status_ok(const char *s);
+
+#endif

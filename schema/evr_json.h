@@ -1,0 +1,18 @@
+/*  evr_json.h: records as JSON (jansson), for --json and --print output.
+
+    Driven by the same field tables as the msgpack codec and with the same
+    rule for absent fields (left out).  Durations print as strings ("5m"),
+    binary output as a string when it is valid UTF-8, else as
+    {"base64": "..."}.
+*/
+#ifndef EVR_JSON_H_INCLUDED
+#define EVR_JSON_H_INCLUDED
+
+#include <jansson.h>
+
+#include "evr_field.h"
+
+/*  A new JSON object for rec; caller owns the reference (json_decref). */
+json_t *evr_json_from_rec(const evr_rectype_t *type, const void *rec);
+
+#endif

@@ -1,0 +1,283 @@
+/*  evr_msg.c: message field tables, header frames and the message codec. */
+#include "evr_msg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_codec.h"
+
+static const char *
+s_check_ulid(const void *v)
+{
+    return evr_ulid_valid(*(char *const *) v) ? NULL : "expected a ULID (26 characters)";
+}
+
+static const char *
+s_check_id(const void *v)
+{
+    const char *s = *(char *const *) v;
+    return evr_spec_name_ok(s) ? NULL : "expected letters, digits, _ . - (at most 64)";
+}
+
+static const char *
+s_check_status(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (evr_job_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
+        || !strcmp(s, "paused"))
+        return NULL;
+    return "expected one of queued, running, paused, succeeded, failed, cancelled, "
+           "timed_out, lost";
+}
+
+static const char *
+s_check_state(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (!strcmp(s, "idle") || !strcmp(s, "busy") || !strcmp(s, "draining")
+        || !strcmp(s, "lost"))
+        return NULL;
+    return "expected one of idle, busy, draining, lost";
+}
+
+static const char *
+s_check_command(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (!strcmp(s, "cancel") || !strcmp(s, "pause") || !strcmp(s, "resume")
+        || !strcmp(s, "drain"))
+        return NULL;
+    return "expected one of cancel, pause, resume, drain";
+}
+
+static const char *
+s_check_code(const void *v)
+{
+    const char *s = *(char *const *) v;
+    for (size_t i = 0; evr_msg_codes[i][0]; i++)
+        if (strcmp(s, evr_msg_codes[i][0]) == 0)
+            return NULL;
+    return "unknown error code";
+}
+
+static const char *
+s_check_spec(const void *v)
+{
+    /* The table checked types and limits; names, needs and cycles too. */
+    const evr_spec_t *spec = *(evr_spec_t *const *) v;
+    evr_diag_t *diag = evr_diag_new("spec");
+    evr_rc_t rc = evr_spec_validate(spec, diag);
+    evr_diag_destroy(&diag);
+    return rc ? "invalid pipeline (run evrun-cli validate on the file)" : NULL;
+}
+
+#define M(key, type, R, limit, member, sub, check, doc)                                          \
+    { key, type, R, limit, offsetof(evr_msg_t, member), sub, check, NULL, doc }
+#define JOB(R) M("job", EVR_FT_STR, R, EVR_ULID_LEN, job, NULL, s_check_ulid, "job id (ULID)")
+#define RUNNER(R) M("runner", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, runner, NULL, s_check_id, "runner id")
+#define PIPELINE(R) M("pipeline", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name")
+#define STATUS(R) M("status", EVR_FT_STR, R, 16, status, NULL, s_check_status, "job status")
+#define STATE(R) M("state", EVR_FT_STR, R, 16, state, NULL, s_check_state, "runner state")
+#define REASON(R) M("reason", EVR_FT_STR, R, 1024, reason, NULL, NULL, "why, for people")
+#define CODE(R) M("code", EVR_FT_STR, R, 32, code, NULL, s_check_code, "error code")
+#define MESSAGE(R) M("message", EVR_FT_STR, R, 4096, message, NULL, NULL, "for people")
+#define COMMAND(R) M("command", EVR_FT_STR, R, 16, command, NULL, s_check_command, "cancel, pause, resume or drain")
+#define VERSION(R) M("version", EVR_FT_STR, R, 64, version, NULL, NULL, "evrun version")
+#define SPEC(R) M("spec", EVR_FT_RECPTR, R, 0, spec, &evr_spec_type, s_check_spec, "pipeline spec (see Pipeline spec)")
+#define ARGS(R) M("args", EVR_FT_STRMAP, R, 64, args, NULL, NULL, "args given with -a NAME=VALUE")
+#define LABELS(R) M("labels", EVR_FT_STRLIST, R, 32, labels, NULL, NULL, "labels")
+#define EVENTS(R) M("events", EVR_FT_RECLIST, R, EVR_MSG_MAX_EVENTS, events, &evr_event_type, NULL, "events (see Events)")
+#define EVENT(R) M("event", EVR_FT_RECPTR, R, 0, event, &evr_event_type, NULL, "one event (see Events)")
+#define SEQ(R, doc) M("seq", EVR_FT_U64, R, 0, seq, NULL, NULL, doc)
+#define FROM(R) M("from", EVR_FT_U64, R, 0, from, NULL, NULL, "first per-job seq wanted (default 1)")
+#define TIME(key, member) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, "ns since the Unix epoch; 0 = not yet")
+#define U32(key, member, R, doc) M(key, EVR_FT_U32, R, 0, member, NULL, NULL, doc)
+
+#define MSG(var, ...)                                                                            \
+    static const evr_field_t s_f_##var[] = { __VA_ARGS__ };                                      \
+    static const evr_rectype_t s_m_##var = { #var, sizeof(evr_msg_t), s_f_##var,                 \
+                                             EVR_ARRAY_LEN(s_f_##var), EVR_NO_PRESENT, NULL }
+/* A type with no fields. */
+static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_NO_PRESENT, NULL };
+
+MSG(submit, JOB(true), SPEC(true), ARGS(false), LABELS(false));
+MSG(cancel, JOB(true), REASON(false));
+MSG(pause, JOB(true));
+MSG(resume, JOB(true));
+MSG(status, JOB(true));
+MSG(jobs, PIPELINE(false), STATUS(false), U32("limit", limit, false, "most jobs to list (default 100)"));
+MSG(history, JOB(true), FROM(false));
+MSG(drain, RUNNER(true));
+MSG(accepted, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
+                           "true when this job id was submitted before (idempotent submit)"));
+MSG(ok, JOB(false), MESSAGE(false));
+MSG(error, CODE(true), MESSAGE(true));
+MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
+    U32("steps_total", steps_total, false, "steps in the pipeline"),
+    U32("steps_done", steps_done, false, "steps finished or skipped"),
+    TIME("created", created), TIME("started", started), TIME("finished", finished));
+MSG(event, EVENT(true));
+MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
+    U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
+    STATE(true));
+MSG(end, U32("count", count, false, "items sent before this end"));
+MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
+    VERSION(true), SEQ(false, "highest seq in the runner's log"));
+MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
+MSG(events, EVENTS(true));
+MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
+MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
+MSG(dispatch, JOB(true), SPEC(true), ARGS(false));
+MSG(control, COMMAND(true), JOB(false), REASON(false));
+MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
+
+static const struct {
+    const char *name;
+    const evr_rectype_t *fields;
+    const char *direction;
+} s_types[EVR_MSG_COUNT_] = {
+    [EVR_MSG_SUBMIT] = { "submit", &s_m_submit, "client -> broker" },
+    [EVR_MSG_CANCEL] = { "cancel", &s_m_cancel, "client -> broker" },
+    [EVR_MSG_PAUSE] = { "pause", &s_m_pause, "client -> broker" },
+    [EVR_MSG_RESUME] = { "resume", &s_m_resume, "client -> broker" },
+    [EVR_MSG_STATUS] = { "status", &s_m_status, "client -> broker" },
+    [EVR_MSG_JOBS] = { "jobs", &s_m_jobs, "client -> broker" },
+    [EVR_MSG_HISTORY] = { "history", &s_m_history, "client -> broker" },
+    [EVR_MSG_RUNNERS] = { "runners", &s_empty, "client -> broker" },
+    [EVR_MSG_DRAIN] = { "drain", &s_m_drain, "client -> broker" },
+    [EVR_MSG_ACCEPTED] = { "accepted", &s_m_accepted, "broker -> client" },
+    [EVR_MSG_OK] = { "ok", &s_m_ok, "broker -> client" },
+    [EVR_MSG_ERROR] = { "error", &s_m_error, "broker -> client" },
+    [EVR_MSG_JOB] = { "job", &s_m_job, "broker -> client" },
+    [EVR_MSG_EVENT] = { "event", &s_m_event, "broker -> client" },
+    [EVR_MSG_RUNNER] = { "runner", &s_m_runner, "broker -> client" },
+    [EVR_MSG_END] = { "end", &s_m_end, "broker -> client" },
+    [EVR_MSG_HELLO] = { "hello", &s_m_hello, "runner -> broker" },
+    [EVR_MSG_CREDIT] = { "credit", &s_m_credit, "runner -> broker" },
+    [EVR_MSG_EVENTS] = { "events", &s_m_events, "runner -> broker" },
+    [EVR_MSG_HEARTBEAT] = { "heartbeat", &s_m_heartbeat, "runner <-> broker" },
+    [EVR_MSG_WELCOME] = { "welcome", &s_m_welcome, "broker -> runner" },
+    [EVR_MSG_DISPATCH] = { "dispatch", &s_m_dispatch, "broker -> runner" },
+    [EVR_MSG_CONTROL] = { "control", &s_m_control, "broker -> runner" },
+    [EVR_MSG_ACK] = { "ack", &s_m_ack, "broker -> runner" },
+};
+
+const char *const evr_msg_codes[][2] = {
+    { EVR_CODE_BAD_REQUEST, "the message is malformed or a field is invalid; message names it" },
+    { EVR_CODE_UNKNOWN_TYPE, "the header names no known message type" },
+    { EVR_CODE_NOT_FOUND, "no such job or runner" },
+    { EVR_CODE_QUEUE_FULL, "the pipeline's queue limit is reached (strategy append)" },
+    { EVR_CODE_CONFLICT, "the command is not possible in the job's current state" },
+    { EVR_CODE_TOO_LARGE, "the message exceeds a size limit" },
+    { EVR_CODE_UNAVAILABLE, "the broker cannot serve the request now (store full, draining)" },
+    { EVR_CODE_INTERNAL, "a failure inside the broker; the message says what" },
+    { NULL, NULL },
+};
+
+const char *
+evr_msgtype_name(evr_msgtype_t t)
+{
+    return t > EVR_MSG_NONE && t < EVR_MSG_COUNT_ ? s_types[t].name : NULL;
+}
+
+evr_msgtype_t
+evr_msgtype_parse(const char *name)
+{
+    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
+        if (strcmp(s_types[t].name, name) == 0)
+            return (evr_msgtype_t) t;
+    return EVR_MSG_NONE;
+}
+
+const evr_rectype_t *
+evr_msgtype_fields(evr_msgtype_t t)
+{
+    return t > EVR_MSG_NONE && t < EVR_MSG_COUNT_ ? s_types[t].fields : NULL;
+}
+
+const char *
+evr_msgtype_direction(evr_msgtype_t t)
+{
+    return t > EVR_MSG_NONE && t < EVR_MSG_COUNT_ ? s_types[t].direction : NULL;
+}
+
+evr_msg_t *
+evr_msg_new(evr_msgtype_t type)
+{
+    evr_msg_t *msg = evr_calloc(1, sizeof *msg);
+    msg->type = type;
+    return msg;
+}
+
+/*  Every field any message type can hold, to free them all at once. */
+static void
+s_msg_free(evr_msg_t *msg)
+{
+    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
+        evr_rec_free(s_types[t].fields, msg);   /* each frees what it knows; freed fields are NULL */
+    memset(msg, 0, sizeof *msg);
+}
+
+void
+evr_msg_destroy(evr_msg_t **self_p)
+{
+    if (!*self_p)
+        return;
+    s_msg_free(*self_p);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void
+evr_msg_header(evr_msgtype_t type, char buf[EVR_MSG_HEADER_MAX])
+{
+    const char *name = evr_msgtype_name(type);
+    snprintf(buf, EVR_MSG_HEADER_MAX, "%s %s", EVR_MSG_PROTO, name ? name : "?");
+}
+
+void
+evr_msg_encode(const evr_msg_t *msg, uint8_t **buf, size_t *len)
+{
+    const evr_rectype_t *fields = evr_msgtype_fields(msg->type);
+    evr_codec_encode(fields ? fields : &s_empty, msg, buf, len);
+}
+
+evr_rc_t
+evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, evr_msg_t *msg,
+               const char **code, evr_err_t *err)
+{
+    const char *dummy;
+    if (!code)
+        code = &dummy;
+    *code = EVR_CODE_BAD_REQUEST;
+    size_t plen = strlen(EVR_MSG_PROTO);
+    if (hlen < plen + 2 || hlen >= EVR_MSG_HEADER_MAX || memcmp(hdr, EVR_MSG_PROTO, plen) != 0
+        || hdr[plen] != ' ')
+        return evr_err_set(err, EVR_ERR_PROTO, "header: expected \"%s <type>\"", EVR_MSG_PROTO);
+    char name[EVR_MSG_HEADER_MAX];
+    memcpy(name, hdr + plen + 1, hlen - plen - 1);
+    name[hlen - plen - 1] = '\0';
+    evr_msgtype_t type = evr_msgtype_parse(name);
+    if (type == EVR_MSG_NONE) {
+        *code = EVR_CODE_UNKNOWN_TYPE;
+        for (char *c = name; *c; c++)   /* keep the echo printable */
+            if (*c < 0x20 || *c > 0x7e)
+                *c = '?';
+        return evr_err_set(err, EVR_ERR_PROTO, "header: unknown message type \"%s\"", name);
+    }
+    if (blen > EVR_MSG_MAX_BYTES) {
+        *code = EVR_CODE_TOO_LARGE;
+        return evr_err_set(err, EVR_ERR_LIMIT, "%s: body of %zu bytes exceeds the limit of %u",
+                           name, blen, EVR_MSG_MAX_BYTES);
+    }
+    evr_rc_t rc = evr_codec_decode(body, blen, s_types[type].fields, msg, name, err);
+    if (rc) {
+        s_msg_free(msg);
+        if (rc == EVR_ERR_LIMIT)
+            *code = EVR_CODE_TOO_LARGE;
+        return rc;
+    }
+    msg->type = type;
+    return EVR_OK;
+}

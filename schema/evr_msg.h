@@ -1,0 +1,110 @@
+/*  evr_msg.h: the bus messages of DESIGN §3.
+
+    A bus message is a ZeroMQ multipart message whose first frame is the
+    ASCII header "evrun1 <type>" and whose last frame is one msgpack map.
+    All message fields live in one flat struct, evr_msg_t; each message
+    type has a field table naming the fields it carries, required or not,
+    with their limits.  The tables drive encoding, validated decoding and
+    schema/PROTOCOL.md (a test checks the document against them).
+
+    Streamed answers (jobs, runners, history) are a run of `job`, `runner`
+    or `event` messages closed by `end`.
+*/
+#ifndef EVR_MSG_H_INCLUDED
+#define EVR_MSG_H_INCLUDED
+
+#include "evr_event.h"
+#include "evr_field.h"
+#include "evr_spec.h"
+
+#define EVR_MSG_PROTO "evrun1"
+/*  Largest message body accepted (ZMQ_MAXMSGSIZE is set to this). */
+#define EVR_MSG_MAX_BYTES (4u << 20)
+/*  Most events in one `events` batch. */
+#define EVR_MSG_MAX_EVENTS 1024
+/*  Longest header frame ("evrun1 " + type). */
+#define EVR_MSG_HEADER_MAX 64
+
+typedef enum {
+    EVR_MSG_NONE = 0,
+    /* client -> broker */
+    EVR_MSG_SUBMIT, EVR_MSG_CANCEL, EVR_MSG_PAUSE, EVR_MSG_RESUME, EVR_MSG_STATUS,
+    EVR_MSG_JOBS, EVR_MSG_HISTORY, EVR_MSG_RUNNERS, EVR_MSG_DRAIN,
+    /* broker -> client */
+    EVR_MSG_ACCEPTED, EVR_MSG_OK, EVR_MSG_ERROR, EVR_MSG_JOB, EVR_MSG_EVENT, EVR_MSG_RUNNER,
+    EVR_MSG_END,
+    /* runner -> broker */
+    EVR_MSG_HELLO, EVR_MSG_CREDIT, EVR_MSG_EVENTS, EVR_MSG_HEARTBEAT,
+    /* broker -> runner */
+    EVR_MSG_WELCOME, EVR_MSG_DISPATCH, EVR_MSG_CONTROL, EVR_MSG_ACK,
+    EVR_MSG_COUNT_
+} evr_msgtype_t;
+
+typedef struct {
+    evr_msgtype_t type;     /* from the header frame, not the body */
+    char *job;              /* ULID */
+    char *runner;           /* runner id */
+    char *pipeline;
+    char *status;           /* job status, or a status filter in `jobs` */
+    char *state;            /* runner state: idle busy draining lost */
+    char *reason;
+    char *code;             /* `error`: machine-readable code */
+    char *message;          /* `error`, `ok`: for people */
+    char *command;          /* `control`: cancel pause resume drain */
+    char *version;
+    evr_spec_t *spec;
+    evr_strmap_t args;
+    evr_strlist_t labels;
+    evr_reclist_t events;   /* of evr_event_t */
+    evr_event_t *event;
+    uint64_t seq;
+    uint64_t from;          /* `history`: first per-job seq wanted */
+    uint64_t created, started, finished, heartbeat;   /* ns since the epoch */
+    uint32_t limit;
+    uint32_t capacity, credit, running;
+    uint32_t steps_total, steps_done;
+    uint32_t count;
+    bool existing;          /* `accepted`: the job id was already known */
+} evr_msg_t;
+
+/*  Error codes carried by `error` replies. */
+#define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */
+#define EVR_CODE_UNKNOWN_TYPE "unknown_type" /* header names no message type */
+#define EVR_CODE_NOT_FOUND "not_found"       /* no such job or runner */
+#define EVR_CODE_QUEUE_FULL "queue_full"     /* the pipeline's queue limit is reached */
+#define EVR_CODE_CONFLICT "conflict"         /* not possible in the job's state */
+#define EVR_CODE_TOO_LARGE "too_large"       /* over a size limit */
+#define EVR_CODE_UNAVAILABLE "unavailable"   /* the broker cannot serve now */
+#define EVR_CODE_INTERNAL "internal"         /* a bug or a store failure */
+
+/*  Every code above, NULL-terminated, with a sentence each (for docs). */
+extern const char *const evr_msg_codes[][2];
+
+/*  Name of a message type ("submit"), or NULL. */
+const char *evr_msgtype_name(evr_msgtype_t t);
+/*  Type of a name, EVR_MSG_NONE when unknown. */
+evr_msgtype_t evr_msgtype_parse(const char *name);
+/*  Field table of a message type, or NULL. */
+const evr_rectype_t *evr_msgtype_fields(evr_msgtype_t t);
+/*  One line saying who sends the type to whom ("client -> broker"). */
+const char *evr_msgtype_direction(evr_msgtype_t t);
+
+/*  Heap messages: new (zeroed, with type), destroy frees all. */
+evr_msg_t *evr_msg_new(evr_msgtype_t type);
+void evr_msg_destroy(evr_msg_t **self_p);
+
+/*  Writes the header frame text for msg->type into buf (NUL-terminated,
+    at most EVR_MSG_HEADER_MAX bytes). */
+void evr_msg_header(evr_msgtype_t type, char buf[EVR_MSG_HEADER_MAX]);
+
+/*  Encodes the body of msg; caller owns *buf. */
+void evr_msg_encode(const evr_msg_t *msg, uint8_t **buf, size_t *len);
+
+/*  Decodes a message from its header frame (hdr, hlen bytes, not
+    NUL-terminated) and body.  msg must be zeroed.  On error msg is left
+    zeroed, err names the field or the reason, and *code (if not NULL) is
+    set to the EVR_CODE_* to answer with. */
+evr_rc_t evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen,
+                        evr_msg_t *msg, const char **code, evr_err_t *err);
+
+#endif

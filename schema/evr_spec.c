@@ -1,0 +1,472 @@
+/*  evr_spec.c: field tables of the pipeline spec and its semantic checks. */
+#include "evr_spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- tables */
+
+static const char *
+s_check_strategy(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (strcmp(s, "append") == 0 || strcmp(s, "replace") == 0)
+        return NULL;
+    return "expected one of append, replace";
+}
+
+static const char *
+s_check_retry_on(const void *v)
+{
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], "lost") && strcmp(l->v[i], "failed") && strcmp(l->v[i], "timed_out"))
+            return "expected a list of: lost, failed, timed_out";
+    return NULL;
+}
+
+#define F(T, key, type, req, limit, member, sub, check, doc)                                     \
+    { key, type, req, limit, offsetof(T, member), sub, check, NULL, doc }
+
+static const evr_field_t s_arg_fields[] = {
+    F(evr_arg_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "the arg's name (the map key)"),
+    F(evr_arg_t, "default", EVR_FT_STR, false, EVR_STR_MAX, def, NULL, NULL,
+      "value when the command line gives none; without it the arg is required"),
+    F(evr_arg_t, "description", EVR_FT_STR, false, EVR_STR_MAX, description, NULL, NULL,
+      "what the arg is for"),
+};
+const evr_rectype_t evr_arg_type = { "arg", sizeof(evr_arg_t), s_arg_fields,
+                                     EVR_ARRAY_LEN(s_arg_fields), EVR_NO_PRESENT, NULL };
+
+static const evr_field_t s_resource_fields[] = {
+    F(evr_resource_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "resource name"),
+    F(evr_resource_t, "url", EVR_FT_STR, true, EVR_SPEC_MAX_URL, url, NULL, NULL,
+      "http:// or https:// URL fetched by the runner"),
+    F(evr_resource_t, "path", EVR_FT_STR, true, EVR_SPEC_MAX_PATH, path, NULL, NULL,
+      "destination relative to /workspace; tar archives are unpacked there"),
+};
+const evr_rectype_t evr_resource_type = { "resource", sizeof(evr_resource_t),
+                                          s_resource_fields, EVR_ARRAY_LEN(s_resource_fields),
+                                          EVR_NO_PRESENT, NULL };
+
+static const evr_field_t s_queue_fields[] = {
+    F(evr_queue_t, "limit", EVR_FT_U32, false, 0, limit, NULL, NULL,
+      "most jobs of this pipeline waiting in the queue"),
+    F(evr_queue_t, "strategy", EVR_FT_STR, false, 16, strategy, NULL, s_check_strategy,
+      "append (a full queue refuses) or replace (the newest replaces the waiting job)"),
+};
+const evr_rectype_t evr_queue_type = { "queue", sizeof(evr_queue_t), s_queue_fields,
+                                       EVR_ARRAY_LEN(s_queue_fields),
+                                       offsetof(evr_queue_t, present), NULL };
+
+static const evr_field_t s_retry_fields[] = {
+    F(evr_retry_t, "on", EVR_FT_STRLIST, true, 3, on, NULL, s_check_retry_on,
+      "outcomes that retry the step: lost, failed, timed_out"),
+    F(evr_retry_t, "max", EVR_FT_U32, true, 0, max, NULL, NULL, "further attempts at most"),
+};
+const evr_rectype_t evr_retry_type = { "retry", sizeof(evr_retry_t), s_retry_fields,
+                                       EVR_ARRAY_LEN(s_retry_fields),
+                                       offsetof(evr_retry_t, present), NULL };
+
+static const evr_field_t s_step_fields[] = {
+    F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "step name, unique in the pipeline"),
+    F(evr_step_t, "run", EVR_FT_STR, true, EVR_SPEC_MAX_RUN, run, NULL, NULL,
+      "shell script run with /bin/sh -c in /workspace"),
+    F(evr_step_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,
+      "container image; default: the pipeline's image"),
+    F(evr_step_t, "needs", EVR_FT_STRLIST, false, EVR_SPEC_MAX_STEPS, needs, NULL, NULL,
+      "steps that must succeed before this one (makes the pipeline a DAG)"),
+    F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
+      "step time limit (90s, 5m, 1h30m)"),
+    F(evr_step_t, "artifacts", EVR_FT_STRLIST, false, 64, artifacts, NULL, NULL,
+      "paths relative to /workspace copied out after the step"),
+    F(evr_step_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
+      "environment of this step, over the pipeline's"),
+    F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
+      "retry policy"),
+};
+const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
+                                      EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
+
+static const evr_field_t s_spec_fields[] = {
+    F(evr_spec_t, "pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL,
+      "the pipeline's name"),
+    F(evr_spec_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,
+      "default image of the steps"),
+    F(evr_spec_t, "labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
+      "a runner must have all of these labels"),
+    F(evr_spec_t, "concurrency", EVR_FT_U32, false, 0, concurrency, NULL, NULL,
+      "running jobs of this pipeline at once; 0 = no limit"),
+    F(evr_spec_t, "parallel", EVR_FT_U32, false, 0, parallel, NULL, NULL,
+      "steps of one job running at once; 0 = the runner's default"),
+    F(evr_spec_t, "queue", EVR_FT_RECORD, false, 0, queue, &evr_queue_type, NULL,
+      "queue policy"),
+    F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
+      "time limit of the whole job"),
+    F(evr_spec_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
+      "environment of every step"),
+    F(evr_spec_t, "args", EVR_FT_RECMAP, false, 64, args, &evr_arg_type, NULL,
+      "arguments, set with -a NAME=VALUE, given to every step as environment"),
+    F(evr_spec_t, "secrets", EVR_FT_STRLIST, false, 64, secrets, NULL, NULL,
+      "names of secrets read on the runner host, given as environment, masked in output"),
+    F(evr_spec_t, "resources", EVR_FT_RECLIST, false, 64, resources, &evr_resource_type, NULL,
+      "files fetched over HTTP into /workspace before the first step"),
+    F(evr_spec_t, "steps", EVR_FT_RECLIST, true, EVR_SPEC_MAX_STEPS, steps, &evr_step_type,
+      NULL, "the steps, run in order or as a DAG when any step has needs"),
+};
+const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
+                                      EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };
+
+/* ------------------------------------------------------------- accessors */
+
+evr_step_t *
+evr_spec_step(const evr_spec_t *spec, uint32_t i)
+{
+    return evr_reclist_at(&evr_step_type, &spec->steps, i);
+}
+
+evr_arg_t *
+evr_spec_arg(const evr_spec_t *spec, uint32_t i)
+{
+    return evr_reclist_at(&evr_arg_type, &spec->args, i);
+}
+
+evr_resource_t *
+evr_spec_resource(const evr_spec_t *spec, uint32_t i)
+{
+    return evr_reclist_at(&evr_resource_type, &spec->resources, i);
+}
+
+int
+evr_spec_step_index(const evr_spec_t *spec, const char *name)
+{
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const char *n = evr_spec_step(spec, i)->name;
+        if (n && strcmp(n, name) == 0)
+            return (int) i;
+    }
+    return -1;
+}
+
+evr_spec_t *
+evr_spec_new(void)
+{
+    return evr_calloc(1, sizeof(evr_spec_t));
+}
+
+void
+evr_spec_destroy(evr_spec_t **self_p)
+{
+    if (!*self_p)
+        return;
+    evr_rec_free(&evr_spec_type, *self_p);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+bool
+evr_spec_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > EVR_SPEC_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+bool
+evr_spec_env_name_ok(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+const char *
+evr_spec_path_problem(const char *p)
+{
+    if (!*p)
+        return "empty path";
+    if (*p == '/')
+        return "absolute path (paths are relative to /workspace)";
+    const char *c = p;
+    while (*c) {
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t) (e - c) : strlen(c);
+        if (n == 2 && c[0] == '.' && c[1] == '.')
+            return "path contains \"..\" (paths must stay inside /workspace)";
+        c += n;
+        if (*c == '/')
+            c++;
+    }
+    return NULL;
+}
+
+static void
+s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
+{
+    for (uint32_t i = 0; i < env->n; i++)
+        if (!evr_spec_env_name_ok(env->k[i])) {
+            char p[256];
+            snprintf(p, sizeof p, "%s.%s", path, env->k[i]);
+            evr_diag_add(diag, p, "not a valid environment variable name "
+                                  "(letters, digits and _, not starting with a digit)");
+        }
+}
+
+/*  Depth-first search for a cycle through step i.  color: 0 white,
+    1 on the stack, 2 done.  stack holds the current path. */
+static bool
+s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack,
+             uint32_t depth, evr_diag_t *diag)
+{
+    color[i] = 1;
+    stack[depth] = i;
+    const evr_step_t *st = evr_spec_step(spec, i);
+    for (uint32_t k = 0; k < st->needs.n; k++) {
+        int j = evr_spec_step_index(spec, st->needs.v[k]);
+        if (j < 0)
+            continue;
+        if (color[j] == 1) {
+            /* the cycle is stack[pos..depth] followed by j again */
+            uint32_t pos = 0;
+            while (stack[pos] != (uint32_t) j)
+                pos++;
+            char buf[2048] = "";
+            size_t used = 0;
+            for (uint32_t d = pos; d <= depth + 1; d++) {
+                uint32_t s = d <= depth ? stack[d] : (uint32_t) j;
+                int w = snprintf(buf + used, sizeof buf - used, "%s%s", d > pos ? " -> " : "",
+                                 evr_spec_step(spec, s)->name);
+                if (w < 0 || (size_t) w >= sizeof buf - used)
+                    break;
+                used += (size_t) w;
+            }
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].needs", i);
+            evr_diag_add(diag, p, "dependency cycle: %s", buf);
+            return true;
+        }
+        if (color[j] == 0 && s_find_cycle(spec, (uint32_t) j, color, stack, depth + 1, diag))
+            return true;
+    }
+    color[i] = 2;
+    return false;
+}
+
+static void
+s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        snprintf(p, sizeof p, "steps[%u].name", i);
+        if (!st->name)
+            continue;   /* reported by the loader */
+        if (!evr_spec_name_ok(st->name))
+            evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
+                         "at most %d)", st->name, EVR_SPEC_MAX_NAME);
+        for (uint32_t j = 0; j < i; j++)
+            if (evr_spec_step(spec, j)->name
+                && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {
+                char q[64];
+                uint32_t line = 0, col = 0;
+                snprintf(q, sizeof q, "steps[%u].name", j);
+                if (evr_diag_pos(diag, q, &line, &col))
+                    evr_diag_add(diag, p, "duplicate step name \"%s\" (first at line %u)",
+                                 st->name, line);
+                else
+                    evr_diag_add(diag, p, "duplicate step name \"%s\" (same as steps[%u])",
+                                 st->name, j);
+                break;
+            }
+        if (!st->image && !spec->image) {
+            snprintf(p, sizeof p, "steps[%u]", i);
+            evr_diag_add(diag, p, "no image: set image: on the step or at the top of the file");
+        }
+        for (uint32_t k = 0; k < st->needs.n; k++) {
+            snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
+            const char *need = st->needs.v[k];
+            if (strcmp(need, st->name) == 0)
+                evr_diag_add(diag, p, "step \"%s\" needs itself", need);
+            else if (evr_spec_step_index(spec, need) < 0)
+                evr_diag_add(diag, p, "unknown step \"%s\"", need);
+            for (uint32_t m = 0; m < k; m++)
+                if (strcmp(st->needs.v[m], need) == 0)
+                    evr_diag_add(diag, p, "\"%s\" is listed twice", need);
+        }
+        for (uint32_t k = 0; k < st->artifacts.n; k++) {
+            const char *why = evr_spec_path_problem(st->artifacts.v[k]);
+            snprintf(p, sizeof p, "steps[%u].artifacts[%u]", i, k);
+            if (why)
+                evr_diag_add(diag, p, "%s: \"%s\"", why, st->artifacts.v[k]);
+        }
+        snprintf(p, sizeof p, "steps[%u].env", i);
+        s_check_envmap(&st->env, p, diag);
+    }
+    /* Cycles: only meaningful once names are unique. */
+    uint32_t n = spec->steps.n;
+    uint8_t *color = evr_calloc(n, 1);
+    uint32_t *stack = evr_calloc(n + 1, sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++)
+        if (color[i] == 0 && s_find_cycle(spec, i, color, stack, 0, diag))
+            break;   /* one cycle is enough to report */
+    free(color);
+    free(stack);
+}
+
+static void
+s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t i = 0; i < spec->resources.n; i++) {
+        const evr_resource_t *r = evr_spec_resource(spec, i);
+        if (!r->name || !r->url || !r->path)
+            continue;   /* reported by the loader */
+        snprintf(p, sizeof p, "resources[%u].name", i);
+        if (!evr_spec_name_ok(r->name))
+            evr_diag_add(diag, p, "invalid resource name \"%s\"", r->name);
+        for (uint32_t j = 0; j < i; j++)
+            if (evr_spec_resource(spec, j)->name
+                && strcmp(evr_spec_resource(spec, j)->name, r->name) == 0)
+                evr_diag_add(diag, p, "duplicate resource name \"%s\"", r->name);
+        snprintf(p, sizeof p, "resources[%u].url", i);
+        if (strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0)
+            evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", r->url);
+        snprintf(p, sizeof p, "resources[%u].path", i);
+        const char *why = evr_spec_path_problem(r->path);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
+    }
+}
+
+evr_rc_t
+evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    size_t before = evr_diag_count(diag);
+    char p[128];
+    if (spec->pipeline && !evr_spec_name_ok(spec->pipeline))
+        evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -; "
+                     "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
+    if (spec->steps.n == 0)
+        evr_diag_add(diag, "steps", "a pipeline needs at least one step");
+    if (spec->queue.present && spec->queue.limit == 0)
+        evr_diag_add(diag, "queue.limit", "must be at least 1");
+    for (uint32_t i = 0; i < spec->labels.n; i++)
+        if (!evr_spec_name_ok(spec->labels.v[i])) {
+            snprintf(p, sizeof p, "labels[%u]", i);
+            evr_diag_add(diag, p, "invalid label \"%s\"", spec->labels.v[i]);
+        }
+    for (uint32_t i = 0; i < spec->secrets.n; i++) {
+        snprintf(p, sizeof p, "secrets[%u]", i);
+        if (!evr_spec_env_name_ok(spec->secrets.v[i]))
+            evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
+                         spec->secrets.v[i]);
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(spec->secrets.v[j], spec->secrets.v[i]) == 0)
+                evr_diag_add(diag, p, "\"%s\" is listed twice", spec->secrets.v[i]);
+    }
+    for (uint32_t i = 0; i < spec->args.n; i++) {
+        const evr_arg_t *a = evr_spec_arg(spec, i);
+        snprintf(p, sizeof p, "args.%s", a->name);
+        if (!evr_spec_env_name_ok(a->name))
+            evr_diag_add(diag, p, "invalid arg name (an environment variable name)");
+    }
+    s_check_envmap(&spec->env, "env", diag);
+    s_check_steps(spec, diag);
+    s_check_resources(spec, diag);
+    return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
+
+bool
+evr_spec_parse_arg(const char *kv, evr_strmap_t *map)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv || (size_t) (eq - kv) > EVR_SPEC_MAX_NAME)
+        return false;
+    char *k = evr_strndup(kv, (size_t) (eq - kv));
+    bool ok = evr_spec_env_name_ok(k);
+    if (ok)
+        evr_strmap_set(map, k, eq + 1);
+    free(k);
+    return ok;
+}
+
+evr_rc_t
+evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap_t *resolved,
+                   evr_diag_t *diag)
+{
+    size_t before = evr_diag_count(diag);
+    for (uint32_t i = 0; i < given->n; i++) {
+        bool known = false;
+        for (uint32_t j = 0; j < spec->args.n && !known; j++)
+            known = strcmp(evr_spec_arg(spec, j)->name, given->k[i]) == 0;
+        if (!known)
+            evr_diag_add_at(diag, 0, 0, "args",
+                            "-a %s: the pipeline declares no arg \"%s\" (add it under args:)",
+                            given->k[i], given->k[i]);
+    }
+    for (uint32_t j = 0; j < spec->args.n; j++) {
+        const evr_arg_t *a = evr_spec_arg(spec, j);
+        const char *v = evr_strmap_get(given, a->name);
+        if (!v)
+            v = a->def;
+        if (v)
+            evr_strmap_set(resolved, a->name, v);
+        else {
+            char p[128];
+            snprintf(p, sizeof p, "args.%s", a->name);
+            evr_diag_add(diag, p, "no default and not given (use -a %s=VALUE)", a->name);
+        }
+    }
+    return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
+
+bool
+evr_spec_topo_order(const evr_spec_t *spec, uint32_t *order)
+{
+    /* Kahn's algorithm, stable: among ready steps the earliest in the file
+       goes first, so a pipeline without needs keeps its written order. */
+    uint32_t n = spec->steps.n, done = 0;
+    bool *placed = evr_calloc(n, sizeof(bool));
+    while (done < n) {
+        bool progress = false;
+        for (uint32_t i = 0; i < n; i++) {
+            if (placed[i])
+                continue;
+            const evr_step_t *st = evr_spec_step(spec, i);
+            bool ready = true;
+            for (uint32_t k = 0; k < st->needs.n && ready; k++) {
+                int j = evr_spec_step_index(spec, st->needs.v[k]);
+                ready = j >= 0 && placed[j] && (uint32_t) j != i;
+            }
+            if (ready) {
+                placed[i] = true;
+                order[done++] = i;
+                progress = true;
+                break;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    free(placed);
+    return done == n;
+}

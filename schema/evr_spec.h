@@ -1,0 +1,123 @@
+/*  evr_spec.h: the pipeline specification.
+
+    The spec is what a pipeline file says once loaded (evr_yaml.h) and what
+    a `submit` carries on the wire: the same structs and the same field
+    tables (evr_spec_type and its sub-tables) serve the YAML loader, the
+    msgpack codec and JSON output.  evr_spec_validate() does the checks a
+    table cannot express (unique step names, known `needs`, no cycles, safe
+    paths) and evr_spec_bind_args() resolves `args` against `-a K=V`.
+*/
+#ifndef EVR_SPEC_H_INCLUDED
+#define EVR_SPEC_H_INCLUDED
+
+#include "evr_diag.h"
+#include "evr_field.h"
+
+/*  Fixed limits of a pipeline (also enforced on the wire). */
+#define EVR_SPEC_MAX_STEPS 256
+#define EVR_SPEC_MAX_NAME 64        /* pipeline, step, arg, resource names */
+#define EVR_SPEC_MAX_RUN 65536      /* bytes of one step's script */
+#define EVR_SPEC_MAX_PATH 1024
+#define EVR_SPEC_MAX_URL 2048
+
+typedef struct {
+    char *name;         /* key of the args map */
+    char *def;          /* "default"; NULL when the arg must be given */
+    char *description;
+} evr_arg_t;
+
+typedef struct {
+    char *name;
+    char *url;          /* http:// or https:// */
+    char *path;         /* relative to /workspace */
+} evr_resource_t;
+
+typedef struct {
+    bool present;
+    uint32_t limit;     /* waiting jobs of this pipeline; 0 = default */
+    char *strategy;     /* "append" (default) or "replace" */
+} evr_queue_t;
+
+typedef struct {
+    bool present;
+    evr_strlist_t on;   /* lost, failed, timed_out */
+    uint32_t max;       /* further attempts */
+} evr_retry_t;
+
+typedef struct {
+    char *name;
+    char *run;          /* shell script, run with /bin/sh -c */
+    char *image;        /* defaults to the pipeline's image */
+    evr_strlist_t needs;
+    uint64_t timeout;   /* ms; 0 = none */
+    evr_strlist_t artifacts;
+    evr_strmap_t env;
+    evr_retry_t retry;
+} evr_step_t;
+
+typedef struct {
+    char *pipeline;     /* the pipeline's name */
+    char *image;
+    evr_strlist_t labels;
+    uint32_t concurrency;   /* running jobs of this pipeline; 0 = unlimited */
+    uint32_t parallel;      /* steps of one job at once; 0 = runner default */
+    evr_queue_t queue;
+    uint64_t timeout;       /* ms for the whole job; 0 = none */
+    evr_strmap_t env;
+    evr_reclist_t args;     /* of evr_arg_t */
+    evr_strlist_t secrets;
+    evr_reclist_t resources;   /* of evr_resource_t */
+    evr_reclist_t steps;       /* of evr_step_t */
+} evr_spec_t;
+
+extern const evr_rectype_t evr_spec_type;
+extern const evr_rectype_t evr_step_type;
+extern const evr_rectype_t evr_arg_type;
+extern const evr_rectype_t evr_resource_type;
+extern const evr_rectype_t evr_queue_type;
+extern const evr_rectype_t evr_retry_type;
+
+/*  Accessors for the i-th step, arg and resource. */
+evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
+evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
+evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
+
+/*  Index of the step called name, or -1. */
+int evr_spec_step_index(const evr_spec_t *spec, const char *name);
+
+/*  Heap spec: new (zeroed), destroy (frees fields and struct). */
+evr_spec_t *evr_spec_new(void);
+void evr_spec_destroy(evr_spec_t **self_p);
+
+/*  Checks what the field tables cannot: names, uniqueness, `needs`
+    references and cycles, images, paths and URLs.  Adds one error per
+    problem to diag (positions come from its source map when the spec was
+    loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
+evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
+
+/*  Checks given (from `-a K=V`) against the spec's args: every given name
+    must be declared, every arg without default must be given.  Fills
+    resolved (zeroed by the caller; caller frees its contents) with the
+    value of every arg.  Returns EVR_OK or EVR_ERR_SPEC with errors in
+    diag. */
+evr_rc_t evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given,
+                            evr_strmap_t *resolved, evr_diag_t *diag);
+
+/*  Parses "K=V" into a map entry; false when there is no '=' or K is not
+    a valid name. */
+bool evr_spec_parse_arg(const char *kv, evr_strmap_t *map);
+
+/*  Step order: fills order[] (spec->steps.n entries) with step indexes so
+    that every step comes after the steps it needs.  Returns false when the
+    graph has a cycle or an unknown need (validate reports which). */
+bool evr_spec_topo_order(const evr_spec_t *spec, uint32_t *order);
+
+/*  True when s is usable as a name (pipeline, step, resource):
+    [A-Za-z0-9][A-Za-z0-9_.-]*, at most EVR_SPEC_MAX_NAME bytes. */
+bool evr_spec_name_ok(const char *s);
+/*  True when s is an environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
+bool evr_spec_env_name_ok(const char *s);
+/*  NULL when p is a safe relative path inside the workspace, else why. */
+const char *evr_spec_path_problem(const char *p);
+
+#endif

@@ -1,0 +1,95 @@
+/*  evr_ulid.c: ULID generation and parsing (Crockford base32). */
+#include "evr_ulid.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static const char s_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/*  Value of a base32 character, or -1.  Accepts lower case. */
+static int
+s_value(char c)
+{
+    c = (char) toupper((unsigned char) c);
+    const char *p = c ? strchr(s_alphabet, c) : NULL;
+    return p ? (int) (p - s_alphabet) : -1;
+}
+
+void
+evr_ulid_make(uint64_t ms, const uint8_t rnd[10], char out[EVR_ULID_LEN + 1])
+{
+    uint8_t b[16];
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t) (ms >> (8 * (5 - i)));
+    memcpy(b + 6, rnd, 10);
+    /* 128 bits in 26 groups of 5, the first group holding the top 3 bits. */
+    for (int i = 0; i < EVR_ULID_LEN; i++) {
+        int bit = 128 - 5 * (EVR_ULID_LEN - i);   /* may be negative for i=0 */
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++) {
+            int pos = bit + k;
+            if (pos < 0)
+                continue;
+            v |= (unsigned) ((b[pos / 8] >> (7 - pos % 8)) & 1) << (4 - k);
+        }
+        out[i] = s_alphabet[v];
+    }
+    out[EVR_ULID_LEN] = '\0';
+}
+
+void
+evr_ulid_new(char out[EVR_ULID_LEN + 1])
+{
+    /* Monotonic within a millisecond: keep the last random part and add
+       one.  Not thread-safe by design: one generator per process thread
+       that submits, which today is the CLI's main thread. */
+    static uint64_t last_ms;
+    static uint8_t last_rnd[10];
+    uint64_t ms = evr_now_ns() / 1000000u;
+    if (ms == last_ms) {
+        for (int i = 9; i >= 0 && ++last_rnd[i] == 0; i--)
+            ;
+    }
+    else {
+        if (getrandom(last_rnd, sizeof last_rnd, 0) != (ssize_t) sizeof last_rnd) {
+            fprintf(stderr, "evrun: getrandom failed\n");
+            abort();
+        }
+        last_ms = ms;
+    }
+    evr_ulid_make(ms, last_rnd, out);
+}
+
+evr_rc_t
+evr_ulid_parse(const char *s, uint64_t *ms, evr_err_t *err)
+{
+    size_t n = strnlen(s, EVR_ULID_LEN + 1);
+    if (n != EVR_ULID_LEN)
+        return evr_err_set(err, EVR_ERR_PROTO,
+                           "not a ULID: expected 26 characters, got %s",
+                           n > EVR_ULID_LEN ? "more" : "fewer");
+    uint64_t t = 0;
+    for (int i = 0; i < EVR_ULID_LEN; i++) {
+        int v = s_value(s[i]);
+        if (v < 0)
+            return evr_err_set(err, EVR_ERR_PROTO,
+                               "not a ULID: invalid character at position %d", i + 1);
+        if (i == 0 && v > 7)
+            return evr_err_set(err, EVR_ERR_PROTO,
+                               "not a ULID: timestamp overflows 48 bits");
+        if (i < 10)
+            t = (t << 5) | (uint64_t) v;
+    }
+    if (ms)
+        *ms = t;
+    return EVR_OK;
+}
+
+bool
+evr_ulid_valid(const char *s)
+{
+    return s && evr_ulid_parse(s, NULL, NULL) == EVR_OK;
+}

@@ -1,0 +1,515 @@
+/*  evr_yaml.c: libyaml document -> evr_spec_t through the field tables.
+
+    libyaml builds the node graph (its loader is iterative, so deep input
+    cannot overflow our stack); this file walks it with a depth limit and a
+    node budget, checking each key and value against the table of the
+    record it fills and recording every field's position in the source map.
+*/
+#include "evr_yaml.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define AT(rec, f) ((char *) (rec) + (f)->off)
+
+typedef struct {
+    yaml_document_t *doc;
+    evr_diag_t *diag;
+    size_t budget;      /* nodes left to visit */
+} s_ctx_t;
+
+static bool s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec,
+                       const char *path, unsigned depth);
+
+static void
+s_err(s_ctx_t *ctx, const yaml_node_t *node, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+s_err(s_ctx_t *ctx, const yaml_node_t *node, const char *path, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    evr_diag_add_at(ctx->diag, (uint32_t) node->start_mark.line + 1,
+                    (uint32_t) node->start_mark.column + 1, path, "%s", msg);
+}
+
+static const char *
+s_kind(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+static bool
+s_is_null(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = (const char *) node->data.scalar.value;
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null")
+        || !strcmp(v, "NULL");
+}
+
+/*  Returns the node's scalar as a C string (owned by the document), or
+    NULL after reporting why it is not an acceptable string. */
+static const char *
+s_scalar(s_ctx_t *ctx, yaml_node_t *node, uint32_t limit, const char *path)
+{
+    if (node->type != YAML_SCALAR_NODE) {
+        s_err(ctx, node, path, "expected a string, got %s", s_kind(node));
+        return NULL;
+    }
+    size_t n = node->data.scalar.length;
+    const char *v = (const char *) node->data.scalar.value;
+    if (n > limit) {
+        s_err(ctx, node, path, "value of %zu bytes exceeds the limit of %u", n, limit);
+        return NULL;
+    }
+    if (memchr(v, '\0', n)) {
+        s_err(ctx, node, path, "value contains a NUL character");
+        return NULL;
+    }
+    return v;
+}
+
+static bool
+s_uint(s_ctx_t *ctx, yaml_node_t *node, uint64_t max, const char *path, uint64_t *out)
+{
+    const char *v = s_scalar(ctx, node, 32, path);
+    if (!v)
+        return false;
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (max - (uint64_t) (*p - '0')) / 10) {
+            s_err(ctx, node, path, "number \"%s\" is too large (at most %llu)", v,
+                  (unsigned long long) max);
+            return false;
+        }
+        n = n * 10 + (uint64_t) (*p - '0');
+    }
+    if (p == v || *p) {
+        s_err(ctx, node, path, "expected a non-negative integer, got \"%s\"", v);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static bool
+s_budget(s_ctx_t *ctx, yaml_node_t *node, const char *path)
+{
+    if (ctx->budget == 0)
+        return false;
+    if (--ctx->budget == 0) {
+        s_err(ctx, node, path, "document too large: more than %u nodes (aliases count each "
+              "time they are used)", EVR_YAML_MAX_NODES);
+        return false;
+    }
+    return true;
+}
+
+static bool
+s_depth(s_ctx_t *ctx, yaml_node_t *node, const char *path, unsigned depth)
+{
+    if (depth <= EVR_YAML_MAX_DEPTH)
+        return true;
+    s_err(ctx, node, path, "nested deeper than %d levels", EVR_YAML_MAX_DEPTH);
+    return false;
+}
+
+static bool
+s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlist_t *l,
+               const char *path)
+{
+    if (node->type != YAML_SEQUENCE_NODE) {
+        s_err(ctx, node, path, "expected a list, got %s", s_kind(node));
+        return false;
+    }
+    yaml_node_item_t *it = node->data.sequence.items.start;
+    size_t n = (size_t) (node->data.sequence.items.top - it);
+    if (n > evr_field_limit(f)) {
+        s_err(ctx, node, path, "%zu items exceed the limit of %u", n, evr_field_limit(f));
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        char ipath[512];
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, it[i]);
+        if (!s_budget(ctx, item, ipath))
+            return false;
+        evr_diag_mark(ctx->diag, ipath, (uint32_t) item->start_mark.line + 1,
+                      (uint32_t) item->start_mark.column + 1);
+        const char *v = s_scalar(ctx, item, EVR_STR_MAX, ipath);
+        if (v)
+            evr_strlist_push(l, v);
+        else
+            ok = false;
+    }
+    return ok;
+}
+
+static bool
+s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_t *m,
+              const char *path)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
+        return false;
+    }
+    yaml_node_pair_t *pr = node->data.mapping.pairs.start;
+    size_t n = (size_t) (node->data.mapping.pairs.top - pr);
+    if (n > evr_field_limit(f)) {
+        s_err(ctx, node, path, "%zu entries exceed the limit of %u", n, evr_field_limit(f));
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr[i].key);
+        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr[i].value);
+        if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
+            return false;
+        const char *k = s_scalar(ctx, kn, 256, path);
+        if (!k) {
+            ok = false;
+            continue;
+        }
+        char kpath[512];
+        snprintf(kpath, sizeof kpath, "%s.%s", path, k);
+        evr_diag_mark(ctx->diag, kpath, (uint32_t) kn->start_mark.line + 1,
+                      (uint32_t) kn->start_mark.column + 1);
+        if (evr_strmap_get(m, k)) {
+            s_err(ctx, kn, kpath, "duplicate key");
+            ok = false;
+            continue;
+        }
+        const char *v = s_is_null(vn) ? "" : s_scalar(ctx, vn, EVR_STR_MAX, kpath);
+        if (v)
+            evr_strmap_set(m, k, v);
+        else
+            ok = false;
+    }
+    return ok;
+}
+
+/*  A list of records, or (keyed) a mapping of name -> record whose first
+    field is the name. */
+static bool
+s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclist_t *l,
+               const char *path, unsigned depth)
+{
+    bool keyed = f->type == EVR_FT_RECMAP;
+    yaml_node_type_t want = keyed ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
+    if (node->type != want) {
+        s_err(ctx, node, path, "expected %s, got %s", keyed ? "a mapping" : "a list",
+              s_kind(node));
+        return false;
+    }
+    size_t n = keyed ? (size_t) (node->data.mapping.pairs.top - node->data.mapping.pairs.start)
+                     : (size_t) (node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n > evr_field_limit(f)) {
+        s_err(ctx, node, path, "%zu items exceed the limit of %u", n, evr_field_limit(f));
+        return false;
+    }
+    const evr_rectype_t *sub = f->sub;
+    l->v = evr_calloc(n, sub->size);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        void *item = evr_reclist_at(sub, l, (uint32_t) i);
+        l->n++;
+        char ipath[512];
+        if (!keyed) {
+            snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+            yaml_node_t *in = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+            if (!s_budget(ctx, in, ipath))
+                return false;
+            ok = s_load_rec(ctx, in, sub, item, ipath, depth + 1) && ok;
+            continue;
+        }
+        yaml_node_pair_t *pr = &node->data.mapping.pairs.start[i];
+        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
+        if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
+            return false;
+        const char *k = s_scalar(ctx, kn, evr_field_limit(&sub->fields[0]), path);
+        if (!k) {
+            ok = false;
+            continue;
+        }
+        snprintf(ipath, sizeof ipath, "%s.%s", path, k);
+        evr_diag_mark(ctx->diag, ipath, (uint32_t) kn->start_mark.line + 1,
+                      (uint32_t) kn->start_mark.column + 1);
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            const char *o = *(char **) AT(evr_reclist_at(sub, l, (uint32_t) j), &sub->fields[0]);
+            dup = o && strcmp(o, k) == 0;
+        }
+        if (dup) {
+            s_err(ctx, kn, ipath, "duplicate key");
+            ok = false;
+            continue;
+        }
+        *(char **) AT(item, &sub->fields[0]) = evr_strdup(k);
+        if (s_is_null(vn))
+            continue;   /* "NAME:" alone: a record with only its name */
+        evr_rectype_t rest = *sub;
+        rest.fields = sub->fields + 1;
+        rest.nfields = sub->nfields - 1;
+        ok = s_load_rec(ctx, vn, &rest, item, ipath, depth + 1) && ok;
+    }
+    return ok;
+}
+
+static bool
+s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
+             const char *path, unsigned depth)
+{
+    void *p = AT(rec, f);
+    if (s_is_null(node) && f->type != EVR_FT_STR) {
+        if (f->required) {
+            s_err(ctx, node, path, "expected %s, got nothing", evr_ftype_name(f->type));
+            return false;
+        }
+        return true;
+    }
+    switch (f->type) {
+    case EVR_FT_STR: {
+        if (s_is_null(node)) {
+            s_err(ctx, node, path, "expected a string, got nothing");
+            return false;
+        }
+        const char *v = s_scalar(ctx, node, evr_field_limit(f), path);
+        if (!v)
+            return false;
+        *(char **) p = evr_strdup(v);
+        return true;
+    }
+    case EVR_FT_U32:
+    case EVR_FT_U64: {
+        uint64_t v;
+        if (!s_uint(ctx, node, f->type == EVR_FT_U32 ? UINT32_MAX : UINT64_MAX, path, &v))
+            return false;
+        if (f->type == EVR_FT_U32)
+            *(uint32_t *) p = (uint32_t) v;
+        else
+            *(uint64_t *) p = v;
+        return true;
+    }
+    case EVR_FT_BOOL: {
+        const char *v = s_scalar(ctx, node, 16, path);
+        if (!v)
+            return false;
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+            *(bool *) p = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+            *(bool *) p = false;
+        else {
+            s_err(ctx, node, path, "expected true or false, got \"%s\"", v);
+            return false;
+        }
+        return true;
+    }
+    case EVR_FT_DURATION: {
+        const char *v = s_scalar(ctx, node, 64, path);
+        if (!v)
+            return false;
+        if (!evr_duration_parse(v, (uint64_t *) p)) {
+            s_err(ctx, node, path, "bad duration \"%s\" (expected e.g. 90s, 5m, 1h30m, 500ms)",
+                  v);
+            return false;
+        }
+        return true;
+    }
+    case EVR_FT_STRLIST: return s_load_strlist(ctx, node, f, p, path);
+    case EVR_FT_STRMAP: return s_load_strmap(ctx, node, f, p, path);
+    case EVR_FT_RECLIST:
+    case EVR_FT_RECMAP: return s_load_reclist(ctx, node, f, p, path, depth);
+    case EVR_FT_RECORD: return s_load_rec(ctx, node, f->sub, p, path, depth + 1);
+    default:
+        s_err(ctx, node, path, "field type %s cannot be written in a pipeline file",
+              evr_ftype_name(f->type));
+        return false;
+    }
+}
+
+static void
+s_expected_keys(const evr_rectype_t *type, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < type->nfields; i++) {
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", type->fields[i].key);
+        if (w < 0 || (size_t) w >= size - used)
+            break;
+        used += (size_t) w;
+    }
+}
+
+static bool
+s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec,
+           const char *path, unsigned depth)
+{
+    if (!s_depth(ctx, node, path, depth))
+        return false;
+    if (node->type != YAML_MAPPING_NODE) {
+        s_err(ctx, node, *path ? path : type->name, "expected a mapping, got %s", s_kind(node));
+        return false;
+    }
+    evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
+                  (uint32_t) node->start_mark.column + 1);
+    uint64_t seen = 0;
+    bool ok = true;
+    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
+         pr < node->data.mapping.pairs.top; pr++) {
+        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
+        if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
+            return false;
+        const char *k = s_scalar(ctx, kn, 64, *path ? path : type->name);
+        if (!k) {
+            ok = false;
+            continue;
+        }
+        char fpath[512];
+        snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
+        const evr_field_t *f = evr_rec_field(type, k);
+        if (!f) {
+            char keys[512];
+            s_expected_keys(type, keys, sizeof keys);
+            s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
+            ok = false;
+            continue;
+        }
+        size_t idx = (size_t) (f - type->fields);
+        if (seen & (1ull << idx)) {
+            s_err(ctx, kn, fpath, "duplicate key");
+            ok = false;
+            continue;
+        }
+        seen |= 1ull << idx;
+        evr_diag_mark(ctx->diag, fpath, (uint32_t) kn->start_mark.line + 1,
+                      (uint32_t) kn->start_mark.column + 1);
+        ok = s_load_field(ctx, vn, f, rec, fpath, depth) && ok;
+        if (ctx->budget == 0)
+            return false;
+    }
+    for (size_t i = 0; i < type->nfields; i++)
+        if (type->fields[i].required && !(seen & (1ull << i))) {
+            char fpath[512];
+            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", type->fields[i].key);
+            s_err(ctx, node, fpath, "missing (a %s needs %s:)", type->name, type->fields[i].key);
+            ok = false;
+        }
+    for (size_t i = 0; i < type->nfields && ok; i++) {
+        const evr_field_t *f = &type->fields[i];
+        const char *why = (seen & (1ull << i)) && f->check ? f->check(AT(rec, f)) : NULL;
+        if (why) {
+            char fpath[512];
+            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
+            evr_diag_add(ctx->diag, fpath, "%s", why);
+            ok = false;
+        }
+    }
+    if (type->present_off != EVR_NO_PRESENT)
+        *(bool *) ((char *) rec + type->present_off) = true;
+    return ok;
+}
+
+static void
+s_syntax_error(const yaml_parser_t *parser, evr_diag_t *diag)
+{
+    char ctx[256] = "";
+    if (parser->context)
+        snprintf(ctx, sizeof ctx, " (%s at line %zu)", parser->context,
+                 parser->context_mark.line + 1);
+    evr_diag_add_at(diag, (uint32_t) parser->problem_mark.line + 1,
+                    (uint32_t) parser->problem_mark.column + 1, "",
+                    "YAML syntax error: %s%s", parser->problem ? parser->problem : "unknown", ctx);
+}
+
+evr_rc_t
+evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
+{
+    if (len > EVR_YAML_MAX_BYTES) {
+        evr_diag_add_at(diag, 0, 0, "", "file of %zu bytes exceeds the limit of %u bytes", len,
+                        EVR_YAML_MAX_BYTES);
+        return EVR_ERR_SPEC;
+    }
+    size_t before = evr_diag_count(diag);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        evr_diag_add_at(diag, 0, 0, "", "yaml_parser_initialize failed");
+        return EVR_ERR_SPEC;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        s_syntax_error(&parser, diag);
+        yaml_parser_delete(&parser);
+        return EVR_ERR_SPEC;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    bool loaded = root && root->type == YAML_MAPPING_NODE;
+    if (!root)
+        evr_diag_add_at(diag, 1, 1, "", "empty file: expected a pipeline (pipeline:, steps:)");
+    else {
+        s_ctx_t ctx = { &doc, diag, EVR_YAML_MAX_NODES };
+        s_load_rec(&ctx, root, &evr_spec_type, spec, "", 1);
+        /* Only one document per file. */
+        yaml_document_t next;
+        if (!yaml_parser_load(&parser, &next))
+            s_syntax_error(&parser, diag);
+        else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&next);
+            if (r2)
+                evr_diag_add_at(diag, (uint32_t) r2->start_mark.line + 1,
+                                (uint32_t) r2->start_mark.column + 1, "",
+                                "a second YAML document: a pipeline file holds exactly one");
+            yaml_document_delete(&next);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    /* Cross-field checks run even after field errors, so one pass shows
+       everything; the diag keeps one error per field. */
+    if (loaded)
+        evr_spec_validate(spec, diag);
+    return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
+
+evr_rc_t
+evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
+{
+    const char *file = evr_diag_file(diag);
+    FILE *fp = fopen(file, "rb");
+    if (!fp) {
+        evr_diag_add_at(diag, 0, 0, "", "cannot open: %s", strerror(errno));
+        return EVR_ERR_SPEC;
+    }
+    char *buf = evr_malloc(EVR_YAML_MAX_BYTES + 1);
+    size_t len = fread(buf, 1, EVR_YAML_MAX_BYTES + 1, fp);
+    bool failed = ferror(fp);
+    fclose(fp);
+    evr_rc_t rc;
+    if (failed) {
+        evr_diag_add_at(diag, 0, 0, "", "cannot read: %s", strerror(errno));
+        rc = EVR_ERR_SPEC;
+    }
+    else
+        rc = evr_yaml_load(buf, len, spec, diag);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/*  evr_yaml.h: the pipeline file loader (libyaml).
+
+    Parses a pipeline file into an evr_spec_t using the spec's field
+    tables: every key must be one the table knows, every value of the type
+    it says; each problem becomes one `file:line:column: field: message`
+    error in the diag, whose source map then lets evr_spec_validate() point
+    at the right line too.  Input is bounded: file size, nesting depth,
+    number of nodes (which also defuses alias bombs).
+*/
+#ifndef EVR_YAML_H_INCLUDED
+#define EVR_YAML_H_INCLUDED
+
+#include "evr_spec.h"
+
+#define EVR_YAML_MAX_BYTES (1u << 20)   /* 1 MiB pipeline files */
+#define EVR_YAML_MAX_DEPTH 16           /* nesting of maps and lists */
+#define EVR_YAML_MAX_NODES 100000       /* nodes visited, aliases counted each time */
+
+/*  Loads the YAML text buf[0..len) into spec (zeroed by the caller) and
+    runs evr_spec_validate().  Errors go to diag.  Returns EVR_OK, or
+    EVR_ERR_SPEC when diag holds errors (spec may then be partly filled:
+    release it with evr_rec_free(&evr_spec_type, spec)). */
+evr_rc_t evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag);
+
+/*  Reads the file named by evr_diag_file(diag) and loads it as above.
+    A missing or unreadable file is one error in diag. */
+evr_rc_t evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag);
+
+#endif
