@@ -210,9 +210,8 @@ evr_msg_new(evr_msgtype_t type)
     return msg;
 }
 
-/*  Every field any message type can hold, to free them all at once. */
-static void
-s_msg_free(evr_msg_t *msg)
+void
+evr_msg_clear(evr_msg_t *msg)
 {
     for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
         evr_rec_free(s_types[t].fields, msg);   /* each frees what it knows; freed fields are NULL */
@@ -224,7 +223,7 @@ evr_msg_destroy(evr_msg_t **self_p)
 {
     if (!*self_p)
         return;
-    s_msg_free(*self_p);
+    evr_msg_clear(*self_p);
     free(*self_p);
     *self_p = NULL;
 }
@@ -273,7 +272,7 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
     }
     evr_rc_t rc = evr_codec_decode(body, blen, s_types[type].fields, msg, name, err);
     if (rc) {
-        s_msg_free(msg);
+        evr_msg_clear(msg);
         if (rc == EVR_ERR_LIMIT)
             *code = EVR_CODE_TOO_LARGE;
         return rc;

@@ -93,6 +93,10 @@ const char *evr_msgtype_direction(evr_msgtype_t t);
 evr_msg_t *evr_msg_new(evr_msgtype_t type);
 void evr_msg_destroy(evr_msg_t **self_p);
 
+/*  Frees everything msg holds and zeroes it (for messages on the stack,
+    e.g. filled by evr_msg_decode). */
+void evr_msg_clear(evr_msg_t *msg);
+
 /*  Writes the header frame text for msg->type into buf (NUL-terminated,
     at most EVR_MSG_HEADER_MAX bytes). */
 void evr_msg_header(evr_msgtype_t type, char buf[EVR_MSG_HEADER_MAX]);

@@ -400,8 +400,11 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
             continue;
         }
         seen |= 1ull << idx;
-        evr_diag_mark(ctx->diag, fpath, (uint32_t) kn->start_mark.line + 1,
-                      (uint32_t) kn->start_mark.column + 1);
+        /* Errors about a scalar are about its value; about a list or a
+           mapping, about the key that introduces it. */
+        yaml_node_t *at = vn->type == YAML_SCALAR_NODE && !s_is_null(vn) ? vn : kn;
+        evr_diag_mark(ctx->diag, fpath, (uint32_t) at->start_mark.line + 1,
+                      (uint32_t) at->start_mark.column + 1);
         ok = s_load_field(ctx, vn, f, rec, fpath, depth) && ok;
         if (ctx->budget == 0)
             return false;
@@ -440,6 +443,51 @@ s_syntax_error(const yaml_parser_t *parser, evr_diag_t *diag)
                     "YAML syntax error: %s%s", parser->problem ? parser->problem : "unknown", ctx);
 }
 
+/*  A first pass over the event stream: syntax errors, nesting depth and
+    the number of events, before libyaml builds a node graph. */
+static bool
+s_precheck(const char *buf, size_t len, evr_diag_t *diag)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        evr_diag_add_at(diag, 0, 0, "", "yaml_parser_initialize failed");
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+    bool ok = true, done = false;
+    unsigned depth = 0;
+    size_t events = 0;
+    while (ok && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            s_syntax_error(&parser, diag);
+            ok = false;
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > EVR_YAML_MAX_DEPTH) {
+                evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
+                                (uint32_t) ev.start_mark.column + 1, "",
+                                "nested deeper than %d levels", EVR_YAML_MAX_DEPTH);
+                ok = false;
+            }
+        }
+        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        else if (ev.type == YAML_STREAM_END_EVENT)
+            done = true;
+        if (ok && ++events > EVR_YAML_MAX_NODES) {
+            evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
+                            (uint32_t) ev.start_mark.column + 1, "",
+                            "document too large: more than %u nodes", EVR_YAML_MAX_NODES);
+            ok = false;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
 evr_rc_t
 evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -449,6 +497,8 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
         return EVR_ERR_SPEC;
     }
     size_t before = evr_diag_count(diag);
+    if (!s_precheck(buf, len, diag))
+        return EVR_ERR_SPEC;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) {
@@ -468,6 +518,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     else {
         s_ctx_t ctx = { &doc, diag, EVR_YAML_MAX_NODES };
         s_load_rec(&ctx, root, &evr_spec_type, spec, "", 1);
+        loaded = loaded && ctx.budget > 0;   /* a cut-off walk leaves a partial spec */
         /* Only one document per file. */
         yaml_document_t next;
         if (!yaml_parser_load(&parser, &next))

@@ -1,0 +1,526 @@
+/*  test_codec: every message and event type round-trips through msgpack;
+    golden frames in tests/data/golden/ pin the wire format; a table of
+    malformed inputs must each be rejected with the expected reason.
+
+    `test_codec --write-golden` rewrites the golden files (only when the
+    wire format is meant to change).
+*/
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "evr_codec.h"
+#include "evr_msg.h"
+#include "evr_test.h"
+#include "evr_yaml.h"
+
+#define JOB_ID "01JQ7ZK3M8X2V9T4B6N0C5D7EF"
+
+/* ------------------------------------------------------------ filling */
+
+/*  Candidate string values: the first that passes a field's check is
+    used, so enum-like fields get a valid member. */
+static const char *const s_candidates[] = {
+    JOB_ID, "succeeded", "stdout", "cancel", "idle", "reattached", "append",
+    EVR_CODE_NOT_FOUND, "step.output", "runner-1", NULL,
+};
+
+static evr_spec_t *s_example_spec(void);
+
+static void s_fill(const evr_rectype_t *type, void *rec, int salt);
+
+static void
+s_fill_event(evr_event_t *ev, evr_evtype_t t, uint64_t seq)
+{
+    ev->type = evr_strdup(evr_evtype_name(t));
+    ev->seq = seq;
+    ev->time = 1700000000123456789ull + seq;
+    if (strncmp(ev->type, "runner.", 7) != 0) {
+        ev->job = evr_strdup(JOB_ID);
+        ev->jseq = (uint32_t) seq;
+    }
+    s_fill(evr_evtype_data(t), &ev->data, (int) seq);
+}
+
+static void
+s_fill(const evr_rectype_t *type, void *rec, int salt)
+{
+    for (size_t i = 0; i < type->nfields; i++) {
+        const evr_field_t *f = &type->fields[i];
+        void *p = (char *) rec + f->off;
+        switch (f->type) {
+        case EVR_FT_STR:
+            for (const char *const *c = s_candidates; *c; c++) {
+                char *v = evr_strdup(*c);
+                if ((!f->check || !f->check(&v)) && strlen(v) <= evr_field_limit(f)) {
+                    *(char **) p = v;
+                    break;
+                }
+                free(v);
+            }
+            break;
+        case EVR_FT_U64:
+        case EVR_FT_DURATION: *(uint64_t *) p = 1234567890123ull + (uint64_t) salt; break;
+        case EVR_FT_U32: *(uint32_t *) p = 42u + (uint32_t) salt; break;
+        case EVR_FT_I64: *(int64_t *) p = -7 - salt; break;
+        case EVR_FT_BOOL: *(bool *) p = true; break;
+        case EVR_FT_BIN: {
+            evr_bin_t *b = p;
+            b->len = 5;
+            b->data = evr_malloc(5);
+            memcpy(b->data, "a\0\xff\n", 5);
+            break;
+        }
+        case EVR_FT_STRLIST:
+            evr_strlist_push(p, "linux");
+            evr_strlist_push(p, "x86_64");
+            break;
+        case EVR_FT_STRMAP:
+            evr_strmap_set(p, "GREETING", "hello");
+            evr_strmap_set(p, "TARGET", "wörld");
+            break;
+        case EVR_FT_RECPTR:
+            if (f->sub == &evr_spec_type)
+                *(evr_spec_t **) p = s_example_spec();
+            else {
+                evr_event_t *ev = evr_calloc(1, sizeof *ev);
+                s_fill_event(ev, EVR_EV_STEP_OUTPUT, 7);
+                *(evr_event_t **) p = ev;
+            }
+            break;
+        case EVR_FT_RECLIST: {
+            /* only `events` has a list of records in messages */
+            evr_reclist_t *l = p;
+            l->n = EVR_EV_COUNT_ - 1;
+            l->v = evr_calloc(l->n, sizeof(evr_event_t));
+            for (uint32_t k = 0; k < l->n; k++)
+                s_fill_event(evr_reclist_at(f->sub, l, k), (evr_evtype_t) (k + 1), k + 1);
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static evr_spec_t *
+s_example_spec(void)
+{
+    static const char yml[] =
+        "pipeline: full\n"
+        "image: localhost/evrun-busybox:latest\n"
+        "labels: [linux]\n"
+        "concurrency: 2\n"
+        "parallel: 3\n"
+        "queue: { limit: 10, strategy: replace }\n"
+        "timeout: 1h30m\n"
+        "env: { GREETING: hello }\n"
+        "args: { TARGET: { default: world, description: whom }, MODE: }\n"
+        "secrets: [DEPLOY_TOKEN]\n"
+        "resources:\n"
+        "  - { name: src, url: \"http://127.0.0.1:1/src.tar.gz\", path: src }\n"
+        "steps:\n"
+        "  - name: greet\n"
+        "    run: echo \"$GREETING $TARGET\"\n"
+        "    timeout: 90s\n"
+        "    env: { A: b }\n"
+        "    retry: { on: [lost], max: 2 }\n"
+        "  - name: test\n"
+        "    image: localhost/other:latest\n"
+        "    needs: [greet]\n"
+        "    run: ./run-tests.sh\n"
+        "    artifacts: [out/report.xml]\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("full.yml");
+    evr_rc_t rc = evr_yaml_load(yml, sizeof yml - 1, spec, diag);
+    if (rc)
+        fprintf(stderr, "example spec: %s\n", evr_diag_get(diag, 0));
+    CHECK(rc == EVR_OK);
+    evr_diag_destroy(&diag);
+    return spec;
+}
+
+/* ---------------------------------------------------------- round trip */
+
+static void
+test_roundtrip_messages(void)
+{
+    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++) {
+        evr_msg_t *msg = evr_msg_new((evr_msgtype_t) t);
+        s_fill(evr_msgtype_fields((evr_msgtype_t) t), msg, t);
+        uint8_t *buf;
+        size_t len;
+        evr_msg_encode(msg, &buf, &len);
+        char hdr[EVR_MSG_HEADER_MAX];
+        evr_msg_header(msg->type, hdr);
+        evr_msg_t back = { 0 };
+        evr_err_t err = { "" };
+        evr_rc_t rc = evr_msg_decode(hdr, strlen(hdr), buf, len, &back, NULL, &err);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", evr_msgtype_name((evr_msgtype_t) t), err.msg);
+        CHECK(rc == EVR_OK);
+        CHECK(back.type == msg->type);
+        bool eq = evr_rec_equal(evr_msgtype_fields((evr_msgtype_t) t), msg, &back);
+        if (!eq)
+            fprintf(stderr, "  %s: decoded message differs\n", hdr);
+        CHECK(eq);
+        /* every field of the type was filled, so every key is on the wire */
+        const evr_rectype_t *ft = evr_msgtype_fields((evr_msgtype_t) t);
+        for (size_t i = 0; i < ft->nfields; i++)
+            CHECK(evr_field_present(&ft->fields[i], (char *) &back + ft->fields[i].off));
+        evr_msg_clear(&back);
+        free(buf);
+        evr_msg_destroy(&msg);
+    }
+}
+
+static void
+test_roundtrip_events(void)
+{
+    for (int t = EVR_EV_NONE + 1; t < EVR_EV_COUNT_; t++) {
+        evr_event_t ev = { 0 };
+        s_fill_event(&ev, (evr_evtype_t) t, (uint64_t) t);
+        uint8_t *buf;
+        size_t len;
+        evr_event_encode(&ev, &buf, &len);
+        evr_event_t back = { 0 };
+        evr_err_t err = { "" };
+        evr_rc_t rc = evr_event_decode(buf, len, &back, &err);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", ev.type, err.msg);
+        CHECK(rc == EVR_OK);
+        CHECK(evr_event_kind(&back) == (evr_evtype_t) t);
+        CHECK(evr_rec_equal(&evr_event_type, &ev, &back));
+        evr_rec_free(&evr_event_type, &back);
+        evr_rec_free(&evr_event_type, &ev);
+        free(buf);
+    }
+}
+
+static void
+test_copy_equal(void)
+{
+    evr_spec_t *a = s_example_spec();
+    evr_spec_t b = { 0 };
+    evr_rec_copy(&evr_spec_type, &b, a);
+    CHECK(evr_rec_equal(&evr_spec_type, a, &b));
+    free(evr_spec_step(&b, 1)->run);
+    evr_spec_step(&b, 1)->run = evr_strdup("changed");
+    CHECK(!evr_rec_equal(&evr_spec_type, a, &b));
+    evr_rec_free(&evr_spec_type, &b);
+    evr_spec_destroy(&a);
+    CHECK(a == NULL);
+}
+
+/* ------------------------------------------------------------- golden */
+
+typedef struct {
+    const char *file;
+    evr_msgtype_t type;
+} s_golden_t;
+
+static const s_golden_t s_golden[] = {
+    { "submit.msgpack", EVR_MSG_SUBMIT },
+    { "error.msgpack", EVR_MSG_ERROR },
+    { "events.msgpack", EVR_MSG_EVENTS },
+    { "welcome.msgpack", EVR_MSG_WELCOME },
+};
+
+static bool s_write_golden;
+
+static void
+test_golden(void)
+{
+    for (size_t i = 0; i < EVR_ARRAY_LEN(s_golden); i++) {
+        evr_msg_t *msg = evr_msg_new(s_golden[i].type);
+        s_fill(evr_msgtype_fields(msg->type), msg, 1);
+        uint8_t *buf;
+        size_t len;
+        evr_msg_encode(msg, &buf, &len);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/golden/%s", EVR_DATA_DIR, s_golden[i].file);
+        if (s_write_golden) {
+            FILE *fp = fopen(path, "wb");
+            CHECK(fp && fwrite(buf, 1, len, fp) == len);
+            if (fp)
+                fclose(fp);
+        }
+        FILE *fp = fopen(path, "rb");
+        CHECK(fp != NULL);
+        uint8_t gold[1 << 16];
+        size_t glen = fp ? fread(gold, 1, sizeof gold, fp) : 0;
+        if (fp)
+            fclose(fp);
+        bool same = glen == len && memcmp(gold, buf, len) == 0;
+        if (!same)
+            fprintf(stderr, "  %s: encoding differs from the golden frame (%zu vs %zu bytes)\n",
+                    path, len, glen);
+        CHECK(same);
+        evr_msg_t back = { 0 };
+        char hdr[EVR_MSG_HEADER_MAX];
+        evr_msg_header(msg->type, hdr);
+        CHECK(evr_msg_decode(hdr, strlen(hdr), gold, glen, &back, NULL, NULL) == EVR_OK);
+        CHECK(evr_rec_equal(evr_msgtype_fields(msg->type), msg, &back));
+        evr_msg_clear(&back);
+        free(buf);
+        evr_msg_destroy(&msg);
+    }
+}
+
+/* ---------------------------------------------------------- malformed */
+
+/*  JSON (as written in the table) -> msgpack, so cases stay readable.
+    Strings starting with "bin:" become bin values. */
+static void
+s_pack_json(msgpack_packer *pk, json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(j));
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) {
+            msgpack_pack_str(pk, strlen(k));
+            msgpack_pack_str_body(pk, k, strlen(k));
+            s_pack_json(pk, v);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        msgpack_pack_array(pk, json_array_size(j));
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) s_pack_json(pk, v);
+        break;
+    }
+    case JSON_STRING: {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (strncmp(s, "bin:", 4) == 0) {
+            msgpack_pack_bin(pk, n - 4);
+            msgpack_pack_bin_body(pk, s + 4, n - 4);
+        }
+        else {
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, s, n);
+        }
+        break;
+    }
+    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
+    case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
+    case JSON_TRUE: msgpack_pack_true(pk); break;
+    case JSON_FALSE: msgpack_pack_false(pk); break;
+    case JSON_NULL: msgpack_pack_nil(pk); break;
+    }
+}
+
+typedef struct {
+    const char *header;
+    const char *json;       /* body as JSON; NULL when raw is used */
+    const char *raw;        /* body as hex */
+    const char *code;       /* expected error code */
+    const char *reason;     /* expected substring of the error message */
+} s_bad_t;
+
+#define J JOB_ID
+static const s_bad_t s_bad[] = {
+    { "evrun1 cancel", "{\"job\": 17}", NULL, "bad_request", "cancel.job: expected str, got int" },
+    { "evrun1 cancel", "{}", NULL, "bad_request", "cancel: missing required field \"job\"" },
+    { "evrun1 cancel", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EFX\"}", NULL, "too_large", "cancel.job: string of 27 bytes exceeds the limit of 26" },
+    { "evrun1 cancel", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EU\"}", NULL, "bad_request", "cancel.job: expected a ULID" },
+    { "evrun1 frobnicate", "{}", NULL, "unknown_type", "unknown message type \"frobnicate\"" },
+    { "evrun2 submit", "{}", NULL, "bad_request", "header: expected \"evrun1 <type>\"" },
+    { "evrun1", "{}", NULL, "bad_request", "header" },
+    { "evrun1 ack", "[1]", NULL, "bad_request", "ack: expected map, got array" },
+    { "evrun1 ack", "{\"seq\": -1}", NULL, "bad_request", "ack.seq: expected non-negative int" },
+    { "evrun1 credit", "{\"credit\": 8589934592}", NULL, "too_large", "credit.credit: 8589934592 exceeds the 32-bit range" },
+    { "evrun1 control", "{\"command\": \"explode\"}", NULL, "bad_request", "control.command: expected one of cancel" },
+    { "evrun1 error", "{\"code\": \"nope\", \"message\": \"x\"}", NULL, "bad_request", "error.code: unknown error code" },
+    { "evrun1 jobs", "{\"status\": \"weird\"}", NULL, "bad_request", "jobs.status: expected one of" },
+    { "evrun1 drain", "{\"runner\": \"bad runner\"}", NULL, "bad_request", "drain.runner: expected letters" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\"}}", NULL, "bad_request", "submit.spec: missing required field \"steps\"" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"steps\": [{\"name\": \"a\", \"run\": 5}]}}", NULL, "bad_request", "submit.spec.steps[0].run: expected str, got int" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"needs\": [\"b\"]}]}}", NULL, "bad_request", "submit.spec: invalid pipeline" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"args\": {\"A\": 1}}", NULL, "bad_request", "submit.args.A: expected str, got int" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"type\": \"job.exploded\", \"time\": 1, \"data\": {}}]}", NULL, "bad_request", "events.events[0].type: unknown event type" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"step.output\", \"time\": 1, \"data\": {\"step\": \"a\"}}]}", NULL, "bad_request", "events.events[0].data: missing required field \"stream\"" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"step.output\", \"time\": 1, \"data\": {\"step\": \"a\", \"stream\": \"stdin\", \"offset\": 0, \"raw\": 1, \"bytes\": \"bin:x\"}}]}", NULL, "bad_request", "data.stream: expected stdout or stderr" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"step.output\", \"time\": 1, \"data\": {\"step\": \"a\", \"stream\": \"stdout\", \"offset\": 0, \"raw\": 1, \"bytes\": \"x\"}}]}", NULL, "bad_request", "data.bytes: expected bin, got str" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"type\": \"runner.started\", \"time\": 1, \"data\": {\"runner\": \"r\", \"version\": \"1\"}}]}", NULL, "bad_request", "runner events carry no job" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"job.finished\", \"time\": 1, \"data\": {\"status\": \"meh\"}}]}", NULL, "bad_request", "data.status: expected one of succeeded" },
+    { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"job.started\", \"time\": 1}]}", NULL, "bad_request", "missing required field \"data\"" },
+    { "evrun1 ok", "{\"x\": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", NULL, "too_large", "nested deeper than 16" },
+    /* raw: ack {seq: 1} then a trailing 0x00 */
+    { "evrun1 ack", NULL, "81a3736571" "01" "00", "bad_request", "1 bytes of trailing garbage" },
+    /* truncated: map of 1 whose value is missing */
+    { "evrun1 ack", NULL, "81a3736571", "bad_request", "truncated message" },
+    /* an array header claiming 2^32-1 elements in 5 bytes */
+    { "evrun1 ok", NULL, "81a1" "78" "ddffffffff", "bad_request", "truncated message" },
+    /* str32 header claiming 4 GiB */
+    { "evrun1 ok", NULL, "81a7" "6d657373616765" "dbffffffff", "bad_request", "truncated message" },
+    /* 0xc1 is never used */
+    { "evrun1 ok", NULL, "81a1" "78" "c1", "bad_request", "invalid msgpack byte 0xc1" },
+    /* duplicate key "seq" */
+    { "evrun1 ack", NULL, "82a3736571" "01" "a3736571" "02", "bad_request", "ack.seq: duplicate key" },
+    /* invalid UTF-8 in message */
+    { "evrun1 ok", NULL, "81a7" "6d657373616765" "a2c328", "bad_request", "ok.message: string is not valid UTF-8" },
+    /* NUL inside a string */
+    { "evrun1 ok", NULL, "81a7" "6d657373616765" "a26100", "bad_request", "ok.message: string contains a NUL byte" },
+    /* empty body */
+    { "evrun1 ok", NULL, "", "bad_request", "empty message" },
+    /* key that is not a string is ignored, like an unknown key */
+    { "evrun1 ack", NULL, "8101" "01", "bad_request", "ack: missing required field \"seq\"" },
+};
+
+static size_t
+s_unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (; hex[0] && hex[1]; hex += 2) {
+        unsigned v;
+        sscanf(hex, "%2x", &v);
+        out[n++] = (uint8_t) v;
+    }
+    return n;
+}
+
+static void
+test_malformed(void)
+{
+    for (size_t i = 0; i < EVR_ARRAY_LEN(s_bad); i++) {
+        const s_bad_t *c = &s_bad[i];
+        uint8_t raw[4096];
+        uint8_t *body = raw;
+        size_t len = 0;
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        if (c->json) {
+            json_error_t jerr;
+            json_t *j = json_loads(c->json, 0, &jerr);
+            if (!j)
+                fprintf(stderr, "  case %zu: bad JSON in the table: %s\n", i, jerr.text);
+            CHECK(j != NULL);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            s_pack_json(&pk, j);
+            json_decref(j);
+            body = (uint8_t *) sb.data;
+            len = sb.size;
+        }
+        else
+            len = s_unhex(c->raw, raw);
+        evr_msg_t msg = { 0 };
+        evr_err_t err = { "" };
+        const char *code = NULL;
+        evr_rc_t rc = evr_msg_decode(c->header, strlen(c->header), body, len, &msg, &code, &err);
+        if (rc == EVR_OK)
+            fprintf(stderr, "  case %zu (%s) was accepted\n", i, c->reason);
+        CHECK(rc != EVR_OK);
+        CHECK_CONTAINS(err.msg, c->reason);
+        CHECK_STR(code, c->code);
+        /* a rejected message leaves nothing behind */
+        CHECK(msg.job == NULL && msg.spec == NULL && msg.events.n == 0 && msg.type == 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+static void
+test_size_limits(void)
+{
+    /* a string one byte over its limit, and exactly at it */
+    char reason[1026];
+    memset(reason, 'r', sizeof reason);
+    reason[1025] = '\0';
+    evr_msg_t *msg = evr_msg_new(EVR_MSG_CANCEL);
+    msg->job = evr_strdup(JOB_ID);
+    msg->reason = evr_strdup(reason);   /* 1025 bytes, limit 1024 */
+    uint8_t *buf;
+    size_t len;
+    evr_msg_encode(msg, &buf, &len);
+    evr_msg_t back = { 0 };
+    evr_err_t err;
+    const char *code;
+    CHECK(evr_msg_decode("evrun1 cancel", 13, buf, len, &back, &code, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "cancel.reason: string of 1025 bytes exceeds the limit of 1024");
+    CHECK_STR(code, EVR_CODE_TOO_LARGE);
+    free(buf);
+    msg->reason[1024] = '\0';
+    evr_msg_encode(msg, &buf, &len);
+    CHECK(evr_msg_decode("evrun1 cancel", 13, buf, len, &back, &code, &err) == EVR_OK);
+    CHECK(back.reason && strlen(back.reason) == 1024);
+    evr_msg_clear(&back);
+    free(buf);
+    evr_msg_destroy(&msg);
+
+    /* an events batch over EVR_MSG_MAX_EVENTS */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str(&pk, 6);
+    msgpack_pack_str_body(&pk, "events", 6);
+    msgpack_pack_array(&pk, EVR_MSG_MAX_EVENTS + 1);
+    for (int i = 0; i < EVR_MSG_MAX_EVENTS + 1; i++)
+        msgpack_pack_map(&pk, 0);
+    evr_msg_t ev = { 0 };
+    CHECK(evr_msg_decode("evrun1 events", 13, (uint8_t *) sb.data, sb.size, &ev, &code, &err)
+          == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "events.events: 1025 items exceed the limit of 1024");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* a body over the message limit is refused before parsing */
+    size_t big = EVR_MSG_MAX_BYTES + 1;
+    uint8_t *huge = evr_calloc(big, 1);
+    CHECK(evr_msg_decode("evrun1 ok", 9, huge, big, &ev, &code, &err) == EVR_ERR_LIMIT);
+    CHECK_STR(code, EVR_CODE_TOO_LARGE);
+    free(huge);
+}
+
+static void
+test_unknown_keys_ignored(void)
+{
+    /* {"seq": 5, "future_field": {"a": [1, 2]}} */
+    uint8_t raw[64];
+    size_t n = s_unhex("82a3736571" "05" "ac6675747572655f6669656c64" "81a161" "920102", raw);
+    evr_msg_t msg = { 0 };
+    evr_err_t err = { "" };
+    CHECK(evr_msg_decode("evrun1 ack", 10, raw, n, &msg, NULL, &err) == EVR_OK);
+    CHECK(msg.seq == 5);
+    CHECK(msg.type == EVR_MSG_ACK);
+}
+
+static void
+test_check_depth(void)
+{
+    /* 16 nested arrays inside the top-level map are fine at depth 17? no:
+       the map is level 1, so 15 arrays + map = 16 levels */
+    uint8_t buf[64];
+    size_t n = 0;
+    buf[n++] = 0x81;
+    buf[n++] = 0xa1;
+    buf[n++] = 'x';
+    for (int i = 0; i < 15; i++)
+        buf[n++] = 0x91;
+    buf[n++] = 0x01;
+    evr_err_t err;
+    CHECK(evr_codec_check(buf, n, EVR_CODEC_MAX_DEPTH, &err) == EVR_OK);
+    /* one more level is refused */
+    memmove(buf + 4, buf + 3, n - 3);
+    buf[3] = 0x91;
+    n++;
+    CHECK(evr_codec_check(buf, n, EVR_CODEC_MAX_DEPTH, &err) == EVR_ERR_LIMIT);
+}
+
+int
+main(int argc, char **argv)
+{
+    s_write_golden = argc > 1 && strcmp(argv[1], "--write-golden") == 0;
+    EVR_TEST_RUN(test_roundtrip_messages);
+    EVR_TEST_RUN(test_roundtrip_events);
+    EVR_TEST_RUN(test_copy_equal);
+    EVR_TEST_RUN(test_golden);
+    EVR_TEST_RUN(test_malformed);
+    EVR_TEST_RUN(test_size_limits);
+    EVR_TEST_RUN(test_unknown_keys_ignored);
+    EVR_TEST_RUN(test_check_depth);
+    EVR_TEST_END();
+}

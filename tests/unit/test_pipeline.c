@@ -1,0 +1,336 @@
+/*  test_pipeline: the YAML loader, spec validation and arg binding.
+
+    Every file in tests/data/pipelines/bad/ carries `# expect: ...` lines;
+    each must be found in the errors the loader reports for that file
+    (file:line:column: field: message).  Every file in good/ and examples/
+    must load without error.
+*/
+#include <dirent.h>
+#include <unistd.h>
+
+#include "evr_codec.h"
+#include "evr_json.h"
+#include "evr_test.h"
+#include "evr_yaml.h"
+
+#define PIPES EVR_DATA_DIR "/pipelines"
+
+/*  Loads a file and binds args from given; returns the diag (caller
+    destroys) and leaves the spec in *spec. */
+static evr_diag_t *
+s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_rc_t *rc)
+{
+    evr_diag_t *diag = evr_diag_new(file);
+    *rc = evr_yaml_load_file(spec, diag);
+    if (*rc == EVR_OK && given) {
+        evr_strmap_t resolved = { 0 };
+        *rc = evr_spec_bind_args(spec, given, &resolved, diag);
+        evr_strmap_free(&resolved);
+    }
+    return diag;
+}
+
+static void
+s_expect_dir_valid(const char *dir)
+{
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    int files = 0;
+    struct dirent *e;
+    evr_strmap_t none = { 0 };
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".yml"))
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        evr_spec_t spec = { 0 };
+        evr_rc_t rc;
+        evr_diag_t *diag = s_load(path, &none, &spec, &rc);
+        if (rc)
+            fprintf(stderr, "  %s\n", evr_diag_get(diag, 0));
+        CHECK(rc == EVR_OK);
+        evr_diag_destroy(&diag);
+        evr_rec_free(&evr_spec_type, &spec);
+        files++;
+    }
+    if (d)
+        closedir(d);
+    CHECK(files >= 2);
+}
+
+static void
+test_examples_valid(void)
+{
+    s_expect_dir_valid(EVR_SOURCE_DIR "/examples");
+    s_expect_dir_valid(PIPES "/good");
+}
+
+static void
+test_bad_files(void)
+{
+    DIR *d = opendir(PIPES "/bad");
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    char cwd[1024];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir(PIPES "/bad") == 0);   /* errors name the file as given */
+    int files = 0;
+    struct dirent *e;
+    evr_strmap_t none = { 0 };
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".yml"))
+            continue;
+        files++;
+        evr_spec_t spec = { 0 };
+        evr_rc_t rc;
+        evr_diag_t *diag = s_load(e->d_name, &none, &spec, &rc);
+        if (rc == EVR_OK)
+            fprintf(stderr, "  %s: accepted, but it is invalid\n", e->d_name);
+        CHECK(rc == EVR_ERR_SPEC);
+        FILE *fp = fopen(e->d_name, "r");
+        char line[1024];
+        int expects = 0;
+        while (fp && fgets(line, sizeof line, fp)) {
+            if (strncmp(line, "# expect: ", 10))
+                continue;
+            expects++;
+            line[strcspn(line, "\n")] = '\0';
+            const char *want = line + 10;
+            bool found = false;
+            for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX && !found; i++)
+                found = strstr(evr_diag_get(diag, i), want) != NULL;
+            if (!found) {
+                fprintf(stderr, "  %s: no error matches \"%s\"; got:\n", e->d_name, want);
+                for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+                    fprintf(stderr, "    %s\n", evr_diag_get(diag, i));
+            }
+            CHECK(found);
+        }
+        if (fp)
+            fclose(fp);
+        CHECK(expects > 0);
+        evr_diag_destroy(&diag);
+        evr_rec_free(&evr_spec_type, &spec);
+    }
+    closedir(d);
+    CHECK(chdir(cwd) == 0);
+    CHECK(files >= 15);
+}
+
+static void
+test_full_values(void)
+{
+    evr_spec_t spec = { 0 };
+    evr_rc_t rc;
+    evr_diag_t *diag = s_load(PIPES "/good/full.yml", NULL, &spec, &rc);
+    CHECK(rc == EVR_OK);
+    CHECK_STR(spec.pipeline, "full");
+    CHECK(spec.labels.n == 2);
+    CHECK(spec.concurrency == 1 && spec.parallel == 2);
+    CHECK(spec.queue.present && spec.queue.limit == 10);
+    CHECK_STR(spec.queue.strategy, "replace");
+    CHECK(spec.timeout == 30 * 60 * 1000);
+    CHECK_STR(evr_strmap_get(&spec.env, "COUNT"), "3");
+    CHECK(spec.args.n == 2);
+    CHECK_STR(evr_spec_arg(&spec, 0)->name, "TARGET");
+    CHECK_STR(evr_spec_arg(&spec, 0)->def, "world");
+    CHECK_STR(evr_spec_arg(&spec, 1)->def, "");
+    CHECK(spec.resources.n == 1);
+    CHECK_STR(evr_spec_resource(&spec, 0)->path, "src");
+    CHECK(spec.steps.n == 2);
+    evr_step_t *greet = evr_spec_step(&spec, 0), *test = evr_spec_step(&spec, 1);
+    CHECK(greet->retry.present && greet->retry.max == 2 && greet->retry.on.n == 2);
+    CHECK(!test->retry.present);
+    CHECK(greet->image == NULL);
+    CHECK_STR(test->image, "localhost/other:latest");
+    CHECK_STR(test->run, "./run-tests.sh\necho done\n");
+    CHECK(test->timeout == 5 * 60 * 1000);
+    CHECK(test->needs.n == 1);
+    CHECK_STR(test->needs.v[0], "greet");
+    CHECK(test->artifacts.n == 2);
+    CHECK_STR(evr_strmap_get(&test->env, "MODE"), "ci");
+
+    /* spec -> msgpack -> spec, and -> JSON */
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_spec_type, &spec, &buf, &len);
+    evr_spec_t back = { 0 };
+    evr_err_t err;
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(evr_rec_equal(&evr_spec_type, &spec, &back));
+    free(buf);
+    json_t *j = evr_json_from_rec(&evr_spec_type, &back);
+    CHECK_STR(json_string_value(json_object_get(j, "timeout")), "30m");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_object_get(json_object_get(j, "args"), "TARGET"), "default")),
+              "world");
+    CHECK(json_array_size(json_object_get(j, "steps")) == 2);
+    CHECK(json_object_get(j, "secrets") != NULL);
+    json_decref(j);
+    evr_rec_free(&evr_spec_type, &back);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
+static void
+test_bind_args(void)
+{
+    evr_spec_t spec = { 0 };
+    evr_rc_t rc;
+    evr_diag_t *diag = s_load(PIPES "/bad/args.yml", NULL, &spec, &rc);
+    CHECK(rc == EVR_OK);   /* loading alone is fine; binding decides */
+    evr_strmap_t given = { 0 }, resolved = { 0 };
+    CHECK(evr_spec_parse_arg("TARGET=prod=eu", &given));
+    CHECK(!evr_spec_parse_arg("=x", &given));
+    CHECK(!evr_spec_parse_arg("noequals", &given));
+    CHECK(!evr_spec_parse_arg("BAD-NAME=x", &given));
+    CHECK(evr_spec_bind_args(&spec, &given, &resolved, diag) == EVR_OK);
+    CHECK_STR(evr_strmap_get(&resolved, "TARGET"), "prod=eu");
+    CHECK_STR(evr_strmap_get(&resolved, "MODE"), "fast");
+    evr_strmap_free(&resolved);
+    CHECK(evr_spec_parse_arg("MODE=slow", &given));
+    CHECK(evr_spec_parse_arg("EXTRA=1", &given));
+    CHECK(evr_spec_bind_args(&spec, &given, &resolved, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "args: -a EXTRA: the pipeline declares no arg \"EXTRA\"");
+    CHECK_STR(evr_strmap_get(&resolved, "MODE"), "slow");
+    evr_strmap_free(&resolved);
+    evr_strmap_free(&given);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
+static void
+test_durations(void)
+{
+    static const struct { const char *s; uint64_t ms; bool ok; } cases[] = {
+        { "90", 90000, true },     { "90s", 90000, true },  { "5m", 300000, true },
+        { "1h30m", 5400000, true }, { "500ms", 500, true },  { "2d", 172800000, true },
+        { "1m30s250ms", 90250, true }, { "5x", 0, false },  { "", 0, false },
+        { "m", 0, false },         { "1h30", 0, false },    { "-1s", 0, false },
+        { "99999999999999999999s", 0, false }, { "1.5h", 0, false },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        uint64_t ms = 0;
+        bool ok = evr_duration_parse(cases[i].s, &ms);
+        if (ok != cases[i].ok || (ok && ms != cases[i].ms))
+            fprintf(stderr, "  duration \"%s\": got %d %llu\n", cases[i].s, ok,
+                    (unsigned long long) ms);
+        CHECK(ok == cases[i].ok && (!ok || ms == cases[i].ms));
+    }
+    char buf[64];
+    evr_duration_format(5400000, buf, sizeof buf);
+    CHECK_STR(buf, "1h30m");
+    evr_duration_format(90250, buf, sizeof buf);
+    CHECK_STR(buf, "1m30s250ms");
+    evr_duration_format(0, buf, sizeof buf);
+    CHECK_STR(buf, "0s");
+}
+
+static void
+test_topo_order(void)
+{
+    evr_spec_t spec = { 0 };
+    evr_rc_t rc;
+    evr_diag_t *diag = s_load(EVR_SOURCE_DIR "/examples/dag.yml", NULL, &spec, &rc);
+    CHECK(rc == EVR_OK);
+    uint32_t order[16];
+    CHECK(spec.steps.n == 5);
+    CHECK(evr_spec_topo_order(&spec, order));
+    /* every step after all its needs */
+    for (uint32_t pos = 0; pos < spec.steps.n; pos++) {
+        evr_step_t *st = evr_spec_step(&spec, order[pos]);
+        for (uint32_t k = 0; k < st->needs.n; k++) {
+            int j = evr_spec_step_index(&spec, st->needs.v[k]);
+            bool before = false;
+            for (uint32_t q = 0; q < pos; q++)
+                before |= order[q] == (uint32_t) j;
+            CHECK(before);
+        }
+    }
+    CHECK_STR(evr_spec_step(&spec, order[4])->name, "report");
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
+static void
+test_limits(void)
+{
+    /* over the file size limit */
+    size_t big = EVR_YAML_MAX_BYTES + 10;
+    char *buf = evr_malloc(big);
+    memset(buf, '#', big);
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("big.yml");
+    CHECK(evr_yaml_load(buf, big, &spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "exceeds the limit of 1048576 bytes");
+    evr_diag_destroy(&diag);
+    free(buf);
+
+    /* aliases reuse one big step 256 times: the node budget stops the walk */
+    size_t bcap = 64 * 1024;
+    char *bomb = evr_malloc(bcap);
+    size_t n = (size_t) snprintf(bomb, bcap, "pipeline: p\nimage: i\nsteps:\n  - &s\n"
+                                             "    name: a\n    run: x\n    env:\n");
+    for (int i = 0; i < 250; i++)
+        n += (size_t) snprintf(bomb + n, bcap - n, "      V%d: x\n", i);
+    for (int i = 1; i < 256; i++)
+        n += (size_t) snprintf(bomb + n, bcap - n, "  - *s\n");
+    diag = evr_diag_new("bomb.yml");
+    CHECK(evr_yaml_load(bomb, n, &spec, diag) == EVR_ERR_SPEC);
+    bool budget = false;
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+        budget |= strstr(evr_diag_get(diag, i), "document too large: more than 100000 nodes") != NULL;
+    CHECK(budget);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    free(bomb);
+
+    /* more steps than the limit */
+    size_t cap = 64 * (EVR_SPEC_MAX_STEPS + 2);
+    char *many = evr_malloc(cap);
+    size_t used = (size_t) snprintf(many, cap, "pipeline: many\nimage: i\nsteps:\n");
+    for (int i = 0; i <= EVR_SPEC_MAX_STEPS; i++)
+        used += (size_t) snprintf(many + used, cap - used, "  - {name: s%d, run: x}\n", i);
+    diag = evr_diag_new("many.yml");
+    CHECK(evr_yaml_load(many, used, &spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "steps: 257 items exceed the limit of 256");
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    free(many);
+
+    /* a run script over its limit */
+    size_t rl = EVR_SPEC_MAX_RUN + 100;
+    char *longrun = evr_malloc(rl + 200);
+    used = (size_t) snprintf(longrun, rl + 200, "pipeline: p\nimage: i\nsteps:\n  - name: a\n    run: ");
+    memset(longrun + used, 'x', EVR_SPEC_MAX_RUN + 1);
+    used += EVR_SPEC_MAX_RUN + 1;
+    longrun[used++] = '\n';
+    diag = evr_diag_new("long.yml");
+    CHECK(evr_yaml_load(longrun, used, &spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "steps[0].run: value of 65537 bytes exceeds the limit of 65536");
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    free(longrun);
+
+    /* missing file */
+    diag = evr_diag_new("/nonexistent/x.yml");
+    CHECK(evr_yaml_load_file(&spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "/nonexistent/x.yml: cannot open: No such file");
+    evr_diag_destroy(&diag);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_examples_valid);
+    EVR_TEST_RUN(test_bad_files);
+    EVR_TEST_RUN(test_full_values);
+    EVR_TEST_RUN(test_bind_args);
+    EVR_TEST_RUN(test_durations);
+    EVR_TEST_RUN(test_topo_order);
+    EVR_TEST_RUN(test_limits);
+    EVR_TEST_END();
+}

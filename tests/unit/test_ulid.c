@@ -1,0 +1,69 @@
+/*  test_ulid: ULID generation, ordering and parsing. */
+#include "evr_test.h"
+#include "evr_ulid.h"
+
+static void
+test_known_value(void)
+{
+    /* Spec example: time 1469918176385 ms encodes to 01ARYZ6S41 */
+    uint8_t rnd[10] = { 0 };
+    char id[EVR_ULID_LEN + 1];
+    evr_ulid_make(1469918176385ull, rnd, id);
+    CHECK(strncmp(id, "01ARYZ6S41", 10) == 0);
+    CHECK_STR(id + 10, "0000000000000000");
+    uint8_t ones[10];
+    memset(ones, 0xff, sizeof ones);
+    evr_ulid_make(0xffffffffffffull, ones, id);
+    CHECK_STR(id, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    uint64_t ms = 0;
+    CHECK(evr_ulid_parse(id, &ms, NULL) == EVR_OK);
+    CHECK(ms == 0xffffffffffffull);
+}
+
+static void
+test_parse(void)
+{
+    uint64_t ms = 0;
+    evr_err_t err;
+    CHECK(evr_ulid_parse("01ARYZ6S41TSV4RRFFQ69G5FAV", &ms, &err) == EVR_OK);
+    CHECK(ms == 1469918176385ull);
+    CHECK(evr_ulid_parse("01aryz6s41tsv4rrffq69g5fav", &ms, &err) == EVR_OK);   /* any case */
+    CHECK(evr_ulid_parse("01ARYZ6S41TSV4RRFFQ69G5FA", &ms, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "26 characters");
+    CHECK(evr_ulid_parse("01ARYZ6S41TSV4RRFFQ69G5FAVX", &ms, &err) == EVR_ERR_PROTO);
+    CHECK(evr_ulid_parse("01ARYZ6S41TSV4RRFFQ69G5FAU", &ms, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "position 26");
+    CHECK(evr_ulid_parse("81ARYZ6S41TSV4RRFFQ69G5FAV", &ms, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "48 bits");
+    CHECK(!evr_ulid_valid(""));
+    CHECK(!evr_ulid_valid(NULL));
+}
+
+static void
+test_new_monotonic(void)
+{
+    char prev[EVR_ULID_LEN + 1], id[EVR_ULID_LEN + 1];
+    evr_ulid_new(prev);
+    CHECK(evr_ulid_valid(prev));
+    int ordered = 1;
+    for (int i = 0; i < 10000; i++) {
+        evr_ulid_new(id);
+        if (strcmp(prev, id) >= 0)
+            ordered = 0;
+        memcpy(prev, id, sizeof id);
+    }
+    CHECK(ordered);
+    uint64_t ms = 0;
+    CHECK(evr_ulid_parse(id, &ms, NULL) == EVR_OK);
+    uint64_t now = evr_now_ns() / 1000000u;
+    CHECK(ms <= now && now - ms < 60000);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_known_value);
+    EVR_TEST_RUN(test_parse);
+    EVR_TEST_RUN(test_new_monotonic);
+    EVR_TEST_END();
+}

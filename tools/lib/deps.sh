@@ -1,0 +1,38 @@
+# tools/lib/deps.sh: install the Debian packages evrun needs, when missing.
+# Sourced by tools/test and tools/demo.  Uses apt-get as root, sudo
+# otherwise; runs `apt-get update` once before the first install.
+
+EVR_BUILD_PACKAGES="gcc make cmake pkg-config libzmq3-dev libczmq-dev liblmdb-dev lmdb-utils
+  libmsgpack-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libarchive-dev"
+
+# evr_missing_packages PKG...: prints the packages that are not installed.
+evr_missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+# evr_install PKG...: installs the missing ones of PKG...
+evr_install() {
+  local missing
+  missing=$(evr_missing_packages "$@")
+  [ -z "$missing" ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      echo "evrun: missing packages:" $missing >&2
+      echo "evrun: install them as root: apt-get install -y" $missing >&2
+      return 1
+    fi
+  fi
+  echo "evrun: installing" $missing >&2
+  if [ -z "${EVR_APT_UPDATED:-}" ]; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    EVR_APT_UPDATED=1
+  fi
+  # shellcheck disable=SC2086
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
+}
