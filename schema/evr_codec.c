@@ -63,6 +63,7 @@ s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const vo
     case EVR_FT_U64:
     case EVR_FT_DURATION: msgpack_pack_uint64(pk, *(const uint64_t *) p); break;
     case EVR_FT_U32: msgpack_pack_uint32(pk, *(const uint32_t *) p); break;
+    case EVR_FT_ENUM: s_pack_str(pk, evr_enum_name(f, *(const uint32_t *) p)); break;
     case EVR_FT_I64: msgpack_pack_int64(pk, *(const int64_t *) p); break;
     case EVR_FT_BOOL:
         if (*(const bool *) p)
@@ -474,6 +475,16 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const c
         else
             return s_type_err(err, path, "int in the signed 64-bit range", o);
         return EVR_OK;
+    case EVR_FT_ENUM: {
+        if (o->type != MSGPACK_OBJECT_STR)
+            return s_type_err(err, path, "str", o);
+        if (!evr_enum_parse(f, o->via.str.ptr, o->via.str.size, (uint32_t *) p)) {
+            char names[256];
+            evr_enum_expected(f, names, sizeof names);
+            return evr_err_set(err, EVR_ERR_PROTO, "%s: expected one of %s", path, names);
+        }
+        return EVR_OK;
+    }
     case EVR_FT_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
             return s_type_err(err, path, "bool", o);
@@ -577,6 +588,7 @@ evr_rc_t
 evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void *rec,
                  const char *path, evr_err_t *err)
 {
+    memset(rec, 0, type->size);   /* a reused record must not keep old scalars */
     evr_rc_t rc = evr_codec_check(buf, len, EVR_CODEC_MAX_DEPTH, err);
     if (rc)
         return rc;

@@ -43,8 +43,9 @@ evr_rc_t evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr
 evr_rc_t evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type,
                           void *rec, const char *path, evr_err_t *err);
 
-/*  evr_codec_check + msgpack unpack + evr_codec_unpack.  On error rec is
-    left zeroed (everything it took is released). */
+/*  evr_codec_check + msgpack unpack + evr_codec_unpack.  rec is zeroed
+    first (it must hold nothing that needs freeing); on error it is left
+    zeroed (everything it took is released). */
 evr_rc_t evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type,
                           void *rec, const char *path, evr_err_t *err);
 

@@ -31,9 +31,9 @@ s_check_step_status(const void *v)
 {
     const char *s = *(char *const *) v;
     if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled")
-        || !strcmp(s, "timed_out"))
+        || !strcmp(s, "timed_out") || !strcmp(s, "lost"))
         return NULL;
-    return "expected one of succeeded, failed, cancelled, timed_out";
+    return "expected one of succeeded, failed, cancelled, timed_out, lost";
 }
 
 static const char *
@@ -61,7 +61,7 @@ s_check_ulid(const void *v)
 
 /*  One line per data field; R says whether the type at hand requires it. */
 #define D(key, type, limit, member, sub, check, doc, R)                                          \
-    { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc }
+    { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc, NULL }
 #define PIPELINE(R) D("pipeline", EVR_FT_STR, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name", R)
 #define SPEC(R) D("spec", EVR_FT_RECPTR, 0, spec, &evr_spec_type, NULL, "the pipeline spec", R)
 #define ARGS(R) D("args", EVR_FT_STRMAP, 64, args, NULL, NULL, "resolved args", R)
@@ -188,17 +188,17 @@ s_event_post(const void *rec)
 
 static const evr_field_t s_event_fields[] = {
     { "seq", EVR_FT_U64, true, 0, offsetof(evr_event_t, seq), NULL, NULL, NULL,
-      "runner seq: dense in one runner's log, from 1" },
+      "runner seq: dense in one runner's log, from 1", NULL },
     { "job", EVR_FT_STR, false, EVR_ULID_LEN, offsetof(evr_event_t, job), NULL, s_check_ulid,
-      NULL, "job id (ULID); required for job.* and step.* events" },
+      NULL, "job id (ULID); required for job.* and step.* events", NULL },
     { "jseq", EVR_FT_U32, false, 0, offsetof(evr_event_t, jseq), NULL, NULL, NULL,
-      "per-job seq: dense, from 1; required for job.* and step.* events" },
+      "per-job seq: dense, from 1; required for job.* and step.* events", NULL },
     { "type", EVR_FT_STR, true, 32, offsetof(evr_event_t, type), NULL, s_check_type, NULL,
-      "event type" },
+      "event type", NULL },
     { "time", EVR_FT_U64, true, 0, offsetof(evr_event_t, time), NULL, NULL, NULL,
-      "wall clock, ns since the Unix epoch" },
+      "wall clock, ns since the Unix epoch", NULL },
     { "data", EVR_FT_VARIANT, true, 0, offsetof(evr_event_t, data), &evr_evdata_all, NULL,
-      s_select_data, "the payload, fields per type" },
+      s_select_data, "the payload, fields per type", NULL },
 };
 
 const evr_rectype_t evr_event_type = { "event", sizeof(evr_event_t), s_event_fields,

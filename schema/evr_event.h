@@ -43,7 +43,7 @@ typedef struct {
     evr_strmap_t args;
     char *runner;
     char *status;       /* job.finished: succeeded failed cancelled timed_out lost;
-                           step.finished: succeeded failed cancelled timed_out */
+                           step.finished: succeeded failed cancelled timed_out lost */
     char *reason;
     char *step;
     uint32_t attempt;

@@ -43,6 +43,7 @@ evr_ftype_name(evr_ftype_t t)
     case EVR_FT_RECMAP: return "map of str to map";
     case EVR_FT_RECPTR: return "map";
     case EVR_FT_VARIANT: return "map";
+    case EVR_FT_ENUM: return "str (one of a fixed set)";
     }
     return "?";
 }
@@ -231,14 +232,15 @@ s_str_eq(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-static bool
-s_field_equal(const evr_field_t *f, const void *a, const void *b)
+bool
+evr_field_equal(const evr_field_t *f, const void *a, const void *b)
 {
     switch (f->type) {
     case EVR_FT_STR: return s_str_eq(*(char *const *) a, *(char *const *) b);
     case EVR_FT_U64:
     case EVR_FT_DURATION: return *(const uint64_t *) a == *(const uint64_t *) b;
-    case EVR_FT_U32: return *(const uint32_t *) a == *(const uint32_t *) b;
+    case EVR_FT_U32:
+    case EVR_FT_ENUM: return *(const uint32_t *) a == *(const uint32_t *) b;
     case EVR_FT_I64: return *(const int64_t *) a == *(const int64_t *) b;
     case EVR_FT_BOOL: return *(const bool *) a == *(const bool *) b;
     case EVR_FT_BIN: {
@@ -295,7 +297,7 @@ evr_rec_equal(const evr_rectype_t *type, const void *a, const void *b)
         return false;
     for (size_t i = 0; i < type->nfields; i++) {
         const evr_field_t *f = &type->fields[i];
-        if (!s_field_equal(f, CAT(a, f), CAT(b, f)))
+        if (!evr_field_equal(f, CAT(a, f), CAT(b, f)))
             return false;
     }
     return true;
@@ -377,7 +379,8 @@ evr_field_present(const evr_field_t *f, const void *p)
     case EVR_FT_STR: return *(char *const *) p != NULL;
     case EVR_FT_U64:
     case EVR_FT_DURATION: return f->required || *(const uint64_t *) p;
-    case EVR_FT_U32: return f->required || *(const uint32_t *) p;
+    case EVR_FT_U32:
+    case EVR_FT_ENUM: return f->required || *(const uint32_t *) p;
     case EVR_FT_I64: return f->required || *(const int64_t *) p;
     case EVR_FT_BOOL: return f->required || *(const bool *) p;
     case EVR_FT_BIN: return f->required || ((const evr_bin_t *) p)->len;
@@ -392,4 +395,37 @@ evr_field_present(const evr_field_t *f, const void *p)
     case EVR_FT_VARIANT: return true;
     }
     return false;
+}
+
+const char *
+evr_enum_name(const evr_field_t *f, uint32_t v)
+{
+    for (uint32_t i = 0; f->names[i]; i++)
+        if (i == v)
+            return f->names[i];
+    return "?";
+}
+
+bool
+evr_enum_parse(const evr_field_t *f, const char *s, size_t n, uint32_t *v)
+{
+    for (uint32_t i = 0; f->names[i]; i++)
+        if (strlen(f->names[i]) == n && memcmp(f->names[i], s, n) == 0) {
+            *v = i;
+            return true;
+        }
+    return false;
+}
+
+void
+evr_enum_expected(const evr_field_t *f, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; f->names[i]; i++) {
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", f->names[i]);
+        if (w < 0 || (size_t) w >= size - used)
+            break;
+        used += (size_t) w;
+    }
 }

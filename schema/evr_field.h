@@ -29,6 +29,7 @@ typedef enum {
     EVR_FT_RECLIST,   /* evr_reclist_t of records of type sub; limit = max items */
     EVR_FT_RECMAP,    /* evr_reclist_t keyed by the record's first field (a STR) */
     EVR_FT_RECPTR,    /* pointer to one record of type sub, NULL when absent */
+    EVR_FT_ENUM,      /* uint32_t index into names; a string on the wire */
     EVR_FT_VARIANT    /* embedded record whose fields depend on the parent:
                          select(parent) gives the table used on the wire,
                          sub is the superset table used to free and copy */
@@ -75,6 +76,8 @@ typedef struct {
     evr_check_fn *check;        /* optional extra validation */
     const evr_rectype_t *(*select)(const void *parent);   /* VARIANT only */
     const char *doc;            /* one line for PROTOCOL.md and --help */
+    const char *const *names;   /* ENUM only: the values, NULL-terminated; index 0 is
+                                   the zero value, left out when encoding */
 } evr_field_t;
 
 struct evr_rectype {
@@ -96,6 +99,9 @@ void evr_rec_free(const evr_rectype_t *type, void *rec);
 
 /*  Deep-copies src into dst (zeroed by the caller). */
 void evr_rec_copy(const evr_rectype_t *type, void *dst, const void *src);
+
+/*  Equality of one field's values at a and b (pointers to the values). */
+bool evr_field_equal(const evr_field_t *f, const void *a, const void *b);
 
 /*  Structural equality of two records by their table. */
 bool evr_rec_equal(const evr_rectype_t *type, const void *a, const void *b);
@@ -126,6 +132,13 @@ void evr_strlist_push(evr_strlist_t *l, const char *s);
 void evr_strmap_set(evr_strmap_t *m, const char *k, const char *v);
 /*  Value of k in m, or NULL. */
 const char *evr_strmap_get(const evr_strmap_t *m, const char *k);
+
+/*  ENUM fields: the name of value v ("?" when out of range); the value of
+    the name s[0..n) (false when unknown); the list of names for an error
+    message ("a, b, c"). */
+const char *evr_enum_name(const evr_field_t *f, uint32_t v);
+bool evr_enum_parse(const evr_field_t *f, const char *s, size_t n, uint32_t *v);
+void evr_enum_expected(const evr_field_t *f, char *buf, size_t size);
 
 /*  Parses a duration: a plain number of seconds ("90") or a sequence of
     number+unit with units ms, s, m, h, d ("1h30m", "500ms").  Returns

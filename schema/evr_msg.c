@@ -73,7 +73,7 @@ s_check_spec(const void *v)
 }
 
 #define M(key, type, R, limit, member, sub, check, doc)                                          \
-    { key, type, R, limit, offsetof(evr_msg_t, member), sub, check, NULL, doc }
+    { key, type, R, limit, offsetof(evr_msg_t, member), sub, check, NULL, doc, NULL }
 #define JOB(R) M("job", EVR_FT_STR, R, EVR_ULID_LEN, job, NULL, s_check_ulid, "job id (ULID)")
 #define RUNNER(R) M("runner", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, runner, NULL, s_check_id, "runner id")
 #define PIPELINE(R) M("pipeline", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name")

@@ -27,7 +27,7 @@ s_check_retry_on(const void *v)
 }
 
 #define F(T, key, type, req, limit, member, sub, check, doc)                                     \
-    { key, type, req, limit, offsetof(T, member), sub, check, NULL, doc }
+    { key, type, req, limit, offsetof(T, member), sub, check, NULL, doc, NULL }
 
 static const evr_field_t s_arg_fields[] = {
     F(evr_arg_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,

@@ -308,6 +308,18 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
             *(uint64_t *) p = v;
         return true;
     }
+    case EVR_FT_ENUM: {
+        const char *v = s_scalar(ctx, node, 64, path);
+        if (!v)
+            return false;
+        if (!evr_enum_parse(f, v, strlen(v), (uint32_t *) p)) {
+            char names[256];
+            evr_enum_expected(f, names, sizeof names);
+            s_err(ctx, node, path, "expected one of %s, got \"%s\"", names, v);
+            return false;
+        }
+        return true;
+    }
     case EVR_FT_BOOL: {
         const char *v = s_scalar(ctx, node, 16, path);
         if (!v)

@@ -1,0 +1,249 @@
+/*  evr_rebuild.c: fold the log into job states; verify the projections. */
+#include "evr_rebuild.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_json.h"
+
+struct evr_rebuild {
+    zhashx_t *jobs;         /* id -> evr_job_t* (owned) */
+    evr_job_t **sorted;     /* built on first evr_rebuild_at */
+    size_t nsorted;
+    uint64_t events, illegal, last_seq, gaps;
+    evr_report_fn *report;
+    void *arg;
+};
+
+static void
+s_report(evr_report_fn *report, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_report(evr_report_fn *report, void *arg, const char *fmt, ...)
+{
+    if (!report)
+        return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    report(line, arg);
+}
+
+static void
+s_job_free(void **item)
+{
+    evr_job_destroy((evr_job_t **) item);
+}
+
+static int
+s_fold(const evr_event_t *ev, void *arg)
+{
+    evr_rebuild_t *self = arg;
+    self->events++;
+    if (self->last_seq && ev->seq != self->last_seq + 1)
+        self->gaps++;
+    self->last_seq = ev->seq;
+    if (!ev->job)
+        return 0;   /* runner events carry no job state */
+    evr_job_t *job = zhashx_lookup(self->jobs, ev->job);
+    bool fresh = !job;
+    if (fresh)
+        job = evr_job_new();
+    evr_err_t err;
+    if (evr_job_apply(job, ev, &err)) {
+        self->illegal++;
+        s_report(self->report, self->arg, "illegal event: %s", err.msg);
+        if (fresh)
+            evr_job_destroy(&job);
+        return 0;
+    }
+    if (fresh)
+        zhashx_insert(self->jobs, ev->job, job);
+    return 0;
+}
+
+evr_rc_t
+evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_report_fn *report, void *arg,
+                evr_rebuild_t **out, evr_err_t *err)
+{
+    evr_rebuild_t *self = evr_calloc(1, sizeof *self);
+    self->jobs = zhashx_new();
+    zhashx_set_destructor(self->jobs, s_job_free);
+    self->report = report;
+    self->arg = arg;
+    evr_rc_t rc = evr_store_scan(store, 1, upto, s_fold, self, err);
+    if (rc) {
+        evr_rebuild_destroy(&self);
+        *out = NULL;
+        return rc;
+    }
+    *out = self;
+    return EVR_OK;
+}
+
+void
+evr_rebuild_destroy(evr_rebuild_t **self_p)
+{
+    evr_rebuild_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy(&self->jobs);
+    free(self->sorted);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t
+evr_rebuild_events(const evr_rebuild_t *self)
+{
+    return self->events;
+}
+
+uint64_t
+evr_rebuild_illegal(const evr_rebuild_t *self)
+{
+    return self->illegal;
+}
+
+size_t
+evr_rebuild_count(const evr_rebuild_t *self)
+{
+    return zhashx_size(self->jobs);
+}
+
+static int
+s_by_id(const void *a, const void *b)
+{
+    return strcmp((*(evr_job_t *const *) a)->id, (*(evr_job_t *const *) b)->id);
+}
+
+const evr_job_t *
+evr_rebuild_at(const evr_rebuild_t *cself, size_t i)
+{
+    evr_rebuild_t *self = (evr_rebuild_t *) cself;   /* the sorted view is a cache */
+    if (!self->sorted) {
+        self->nsorted = zhashx_size(self->jobs);
+        self->sorted = evr_calloc(self->nsorted, sizeof(evr_job_t *));
+        size_t n = 0;
+        for (evr_job_t *j = zhashx_first(self->jobs); j; j = zhashx_next(self->jobs))
+            self->sorted[n++] = j;
+        qsort(self->sorted, n, sizeof(evr_job_t *), s_by_id);
+    }
+    return i < self->nsorted ? self->sorted[i] : NULL;
+}
+
+const evr_job_t *
+evr_rebuild_job(const evr_rebuild_t *self, const char *id)
+{
+    return zhashx_lookup(self->jobs, id);
+}
+
+/* ---------------------------------------------------------------- verify */
+
+typedef struct {
+    evr_rebuild_t *rb;
+    evr_verify_t *out;
+    evr_report_fn *report;
+    void *arg;
+    zhashx_t *seen;     /* ids of stored projections */
+} s_verify_t;
+
+/*  Reports the fields of stored and rebuilt that differ, with both values. */
+static void
+s_diff(s_verify_t *v, const evr_job_t *stored, const evr_job_t *rebuilt)
+{
+    json_t *a = evr_json_from_rec(&evr_job_type, stored);
+    json_t *b = evr_json_from_rec(&evr_job_type, rebuilt);
+    for (size_t i = 0; i < evr_job_type.nfields; i++) {
+        const evr_field_t *f = &evr_job_type.fields[i];
+        /* retention marks are facts about storage, not about the events */
+        if (!strcmp(f->key, "compacted") || !strcmp(f->key, "output_dropped"))
+            continue;
+        if (evr_field_equal(f, (const char *) stored + f->off, (const char *) rebuilt + f->off))
+            continue;
+        char *sa = json_dumps(json_object_get(a, f->key), JSON_ENCODE_ANY | JSON_COMPACT);
+        char *sb = json_dumps(json_object_get(b, f->key), JSON_ENCODE_ANY | JSON_COMPACT);
+        s_report(v->report, v->arg, "job %s: %s differs: stored %.700s, rebuilt %.700s",
+                 stored->id, f->key, sa ? sa : "(none)", sb ? sb : "(none)");
+        free(sa);
+        free(sb);
+        v->out->differences++;
+    }
+    json_decref(a);
+    json_decref(b);
+}
+
+static int
+s_verify_job(const evr_job_t *stored, void *arg)
+{
+    s_verify_t *v = arg;
+    zhashx_insert(v->seen, stored->id, (void *) 1);
+    const evr_job_t *rebuilt = evr_rebuild_job(v->rb, stored->id);
+    if (stored->compacted) {
+        v->out->compacted++;
+        if (rebuilt) {
+            s_report(v->report, v->arg, "job %s: compacted, but %u of its events remain",
+                     stored->id, rebuilt->last_jseq);
+            v->out->differences++;
+        }
+        return 0;
+    }
+    v->out->jobs++;
+    if (!rebuilt) {
+        s_report(v->report, v->arg, "job %s: stored, but no event of it is in the log",
+                 stored->id);
+        v->out->differences++;
+        return 0;
+    }
+    s_diff(v, stored, rebuilt);
+    return 0;
+}
+
+evr_rc_t
+evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
+           evr_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    s_verify_t v = { NULL, out, report, arg, zhashx_new() };
+    evr_rc_t rc = evr_rebuild_new(store, 0, report, arg, &v.rb, err);
+    if (rc == EVR_OK) {
+        out->events = v.rb->events;
+        out->differences += v.rb->illegal;
+        rc = evr_store_jobs(store, EVR_JOB_NONE, s_verify_job, &v, err);
+    }
+    if (rc == EVR_OK) {
+        for (size_t i = 0; i < evr_rebuild_count(v.rb); i++) {
+            const evr_job_t *j = evr_rebuild_at(v.rb, i);
+            if (!zhashx_lookup(v.seen, j->id)) {
+                s_report(report, arg, "job %s: in the log, but no projection is stored", j->id);
+                out->differences++;
+            }
+        }
+        uint64_t last = 0;
+        rc = evr_store_last_seq(store, &last, err);
+        if (rc == EVR_OK && out->compacted == 0) {
+            if (v.rb->gaps) {
+                s_report(report, arg, "seq: %llu gaps in the event sequence",
+                         (unsigned long long) v.rb->gaps);
+                out->differences++;
+            }
+            if (v.rb->last_seq != last || v.rb->events != last) {
+                s_report(report, arg, "seq: meta says the last seq is %llu; the log holds %llu "
+                         "events ending at %llu", (unsigned long long) last,
+                         (unsigned long long) v.rb->events,
+                         (unsigned long long) v.rb->last_seq);
+                out->differences++;
+            }
+        }
+    }
+    evr_rebuild_destroy(&v.rb);
+    zhashx_destroy(&v.seen);
+    return rc;
+}

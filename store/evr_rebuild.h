@@ -1,0 +1,48 @@
+/*  evr_rebuild.h: job state rebuilt from the `events` database alone, and
+    the check of the stored projections against it.
+
+    evr_rebuild_new() folds every event (up to a seq, for "as of" views)
+    through evr_job_apply(); an illegal event is reported and skipped,
+    exactly as the live writer would have refused it.  evr_verify()
+    rebuilds everything and compares each stored projection in `jobs`
+    with its rebuild, field by field: any difference is a bug.
+*/
+#ifndef EVR_REBUILD_H_INCLUDED
+#define EVR_REBUILD_H_INCLUDED
+
+#include "evr_store.h"
+
+typedef struct evr_rebuild evr_rebuild_t;
+
+/*  Receives one line per problem found (illegal event, difference). */
+typedef void (evr_report_fn)(const char *line, void *arg);
+
+/*  Rebuilds every job from the events with seq <= upto (0: all).  report
+    may be NULL.  Caller owns *out. */
+evr_rc_t evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_report_fn *report, void *arg,
+                         evr_rebuild_t **out, evr_err_t *err);
+void evr_rebuild_destroy(evr_rebuild_t **self_p);
+
+/*  Events read, job events applied, and events refused as illegal. */
+uint64_t evr_rebuild_events(const evr_rebuild_t *self);
+uint64_t evr_rebuild_illegal(const evr_rebuild_t *self);
+
+/*  Rebuilt jobs, in id (creation) order; and one by id (NULL if none). */
+size_t evr_rebuild_count(const evr_rebuild_t *self);
+const evr_job_t *evr_rebuild_at(const evr_rebuild_t *self, size_t i);
+const evr_job_t *evr_rebuild_job(const evr_rebuild_t *self, const char *id);
+
+typedef struct {
+    uint64_t events;        /* events read */
+    uint64_t jobs;          /* projections compared */
+    uint64_t compacted;     /* projections kept as summaries (not comparable) */
+    uint64_t differences;   /* problems reported */
+} evr_verify_t;
+
+/*  Rebuilds every job and compares with the stored projections; also
+    checks that seqs are dense (unless retention compacted jobs) and the
+    per-job index.  Each problem is reported; out counts them. */
+evr_rc_t evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
+                    evr_err_t *err);
+
+#endif

@@ -1,0 +1,844 @@
+/*  evr_store.c: the LMDB event log: open, append (group commit), readers,
+    retention, meta.
+
+    Every LMDB call goes through s_mdb_err(), which keeps LMDB's own text:
+    "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Reads run in short
+    transactions (at most S_CHUNK events each) so a long scan never pins
+    old pages of a live writer.
+*/
+#include "evr_store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_codec.h"
+
+#define S_CHUNK 4096                    /* events per read transaction */
+#define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
+#define S_KEYLEN (EVR_ULID_LEN + 4)     /* by_job key: id + jseq */
+
+struct evr_store {
+    char *dir;
+    int flags;
+    MDB_env *env;
+    MDB_dbi events, by_job, jobs, meta;
+    size_t mapsize;
+};
+
+static evr_rc_t
+s_mdb_err(evr_err_t *err, const char *what, int rc)
+{
+    return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", what, mdb_strerror(rc));
+}
+
+static void
+s_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint64_t
+s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void
+s_jobkey(uint8_t key[S_KEYLEN], const char *job, uint32_t jseq)
+{
+    memcpy(key, job, EVR_ULID_LEN);
+    for (int i = 3; i >= 0; i--, jseq >>= 8)
+        key[EVR_ULID_LEN + i] = (uint8_t) jseq;
+}
+
+/* ------------------------------------------------------------------ open */
+
+/*  Begins a transaction; a reader adopts a map grown by the writer. */
+static int
+s_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(self->env, 0);
+        rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    }
+    if (rc == 0) {
+        MDB_envinfo info;
+        mdb_env_info(self->env, &info);
+        self->mapsize = info.me_mapsize;
+    }
+    return rc;
+}
+
+static evr_rc_t
+s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || rdonly)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", dir, strerror(errno));
+        if (mkdir(dir, 0700) != 0)
+            return evr_err_set(err, EVR_ERR_STORE, "store: mkdir %s: %s", dir, strerror(errno));
+        return EVR_OK;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: not a directory", dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (access(path, F_OK) != 0) {
+        if (rdonly)
+            return evr_err_set(err, EVR_ERR_STORE,
+                               "store: %s: no evrun store here (no data.mdb)", dir);
+    }
+    return EVR_OK;
+}
+
+/*  Opens the four databases and checks (or writes) the format. */
+static evr_rc_t
+s_open_dbs(evr_store_t *self, evr_err_t *err)
+{
+    bool rdonly = self->flags & EVR_STORE_RDONLY;
+    MDB_txn *txn;
+    int rc = s_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    unsigned create = rdonly ? 0 : MDB_CREATE;
+    evr_rc_t erc = EVR_OK;
+    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
+    if (rc == MDB_NOTFOUND) {
+        erc = evr_err_set(err, EVR_ERR_STORE,
+                          "store: %s: not an evrun store (an LMDB environment without "
+                          "evrun's meta database)", self->dir);
+        goto out;
+    }
+    if (rc) {
+        erc = s_mdb_err(err, "mdb_dbi_open meta", rc);
+        goto out;
+    }
+    MDB_val k = { 6, "format" }, v;
+    rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !rdonly) {
+        /* A new store, or a foreign one that happened to have "meta". */
+        MDB_stat stat;
+        MDB_dbi main_dbi;
+        mdb_dbi_open(txn, NULL, 0, &main_dbi);
+        mdb_stat(txn, main_dbi, &stat);
+        if (stat.ms_entries > 1) {   /* only "meta" itself is expected */
+            erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (LMDB "
+                              "databases other than evrun's, no format record)", self->dir);
+            goto out;
+        }
+        v.mv_size = strlen(EVR_STORE_FORMAT);
+        v.mv_data = (void *) EVR_STORE_FORMAT;
+        rc = mdb_put(txn, self->meta, &k, &v, 0);
+        if (rc) {
+            erc = s_mdb_err(err, "mdb_put format", rc);
+            goto out;
+        }
+    }
+    else if (rc == MDB_NOTFOUND) {
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (no format "
+                          "record)", self->dir);
+        goto out;
+    }
+    else if (rc) {
+        erc = s_mdb_err(err, "mdb_get format", rc);
+        goto out;
+    }
+    else if (v.mv_size != strlen(EVR_STORE_FORMAT)
+             || memcmp(v.mv_data, EVR_STORE_FORMAT, v.mv_size) != 0) {
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: format \"%.*s\", but this evrun "
+                          "reads \"%s\"", self->dir, (int) (v.mv_size > 64 ? 64 : v.mv_size),
+                          (const char *) v.mv_data, EVR_STORE_FORMAT);
+        goto out;
+    }
+    const struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+        { "events", &self->events }, { "by_job", &self->by_job }, { "jobs", &self->jobs },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(dbs); i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, create, dbs[i].dbi);
+        if (rc) {
+            erc = s_mdb_err(err, "mdb_dbi_open", rc);
+            goto out;
+        }
+    }
+out:
+    /* Committing (also a read-only transaction) keeps the handles open. */
+    if (erc)
+        mdb_txn_abort(txn);
+    else if ((rc = mdb_txn_commit(txn)))
+        erc = s_mdb_err(err, "mdb_txn_commit", rc);
+    return erc;
+}
+
+evr_rc_t
+evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
+{
+    *out = NULL;
+    bool rdonly = flags & EVR_STORE_RDONLY;
+    evr_rc_t erc = s_check_dir(dir, rdonly, err);
+    if (erc)
+        return erc;
+    evr_store_t *self = evr_calloc(1, sizeof *self);
+    self->dir = evr_strdup(dir);
+    self->flags = flags;
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        free(self->dir);
+        free(self);
+        return s_mdb_err(err, "mdb_env_create", rc);
+    }
+    mdb_env_set_maxdbs(self->env, 8);
+    mdb_env_set_maxreaders(self->env, 126);
+    if (!rdonly) {
+        /* Start at the file's size, so reopening never shrinks the map. */
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        size_t size = S_MAP_INITIAL;
+        if (stat(path, &st) == 0 && (size_t) st.st_size > size)
+            size = (size_t) st.st_size * 2;
+        mdb_env_set_mapsize(self->env, size);
+    }
+    unsigned envflags = MDB_NOTLS;
+    if (rdonly)
+        envflags |= MDB_RDONLY;
+    if (flags & EVR_STORE_NOSYNC)
+        envflags |= MDB_NOSYNC;
+    rc = mdb_env_open(self->env, dir, envflags, 0600);
+    if (rc) {
+        erc = s_mdb_err(err, "mdb_env_open", rc);
+        evr_store_destroy(&self);
+        return erc;
+    }
+    erc = s_open_dbs(self, err);
+    if (erc) {
+        evr_store_destroy(&self);
+        return erc;
+    }
+    *out = self;
+    return EVR_OK;
+}
+
+void
+evr_store_destroy(evr_store_t **self_p)
+{
+    evr_store_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->env)
+        mdb_env_close(self->env);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+evr_store_dir(const evr_store_t *self)
+{
+    return self->dir;
+}
+
+size_t
+evr_store_mapsize(const evr_store_t *self)
+{
+    return self->mapsize;
+}
+
+/* ---------------------------------------------------------------- append */
+
+/*  Jobs touched by one batch: loaded once, written once at the end. */
+typedef struct {
+    evr_job_t job;
+} s_batchjob_t;
+
+static evr_rc_t
+s_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_err_t *err)
+{
+    MDB_val k = { EVR_ULID_LEN, (void *) id }, v;
+    int rc = mdb_get(txn, self->jobs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return EVR_ERR_NOTFOUND;
+    if (rc)
+        return s_mdb_err(err, "mdb_get jobs", rc);
+    evr_rc_t erc = evr_codec_decode(v.mv_data, v.mv_size, &evr_job_type, job, "job", err);
+    if (erc)
+        return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %.26s: %s", id,
+                           err ? err->msg : "undecodable");
+    return EVR_OK;
+}
+
+static evr_rc_t
+s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err, int *mdbrc)
+{
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_job_type, job, &buf, &len);
+    MDB_val k = { EVR_ULID_LEN, job->id }, v = { len, buf };
+    *mdbrc = mdb_put(txn, self->jobs, &k, &v, 0);
+    free(buf);
+    return *mdbrc ? s_mdb_err(err, "mdb_put jobs", *mdbrc) : EVR_OK;
+}
+
+static evr_rc_t
+s_get_last_seq(evr_store_t *self, MDB_txn *txn, uint64_t *seq, evr_err_t *err)
+{
+    MDB_val k = { 8, "last_seq" }, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *seq = 0;
+        return EVR_OK;
+    }
+    if (rc)
+        return s_mdb_err(err, "mdb_get last_seq", rc);
+    if (v.mv_size != 8)
+        return evr_err_set(err, EVR_ERR_STORE, "store: meta last_seq has %zu bytes", v.mv_size);
+    *seq = s_get64(v.mv_data);
+    return EVR_OK;
+}
+
+/*  One attempt at writing the batch.  *mdbrc is the LMDB code of the
+    failure, so the caller can tell a full map (grow and retry). */
+static evr_rc_t
+s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err,
+             int *mdbrc)
+{
+    MDB_txn *txn;
+    *mdbrc = s_txn_begin(self, 0, &txn);
+    if (*mdbrc)
+        return s_mdb_err(err, "mdb_txn_begin", *mdbrc);
+    s_batchjob_t *jobs = evr_calloc(n, sizeof *jobs);
+    size_t njobs = 0;
+    uint64_t seq;
+    evr_rc_t erc = s_get_last_seq(self, txn, &seq, err);
+    uint64_t now = evr_now_ns();
+    for (size_t i = 0; i < n && !erc; i++) {
+        evr_event_t *ev = events[i];
+        ev->seq = ++seq;
+        if (!ev->time)
+            ev->time = now;
+        ev->jseq = 0;
+        evr_job_t *job = NULL;
+        if (ev->job) {
+            for (size_t j = 0; j < njobs && !job; j++)
+                if (strcmp(jobs[j].job.id, ev->job) == 0)
+                    job = &jobs[j].job;
+            if (!job) {
+                job = &jobs[njobs].job;
+                erc = s_load_job(self, txn, ev->job, job, err);
+                if (erc == EVR_ERR_NOTFOUND)
+                    erc = EVR_OK;   /* a new job: job.accepted fills it */
+                if (erc)
+                    break;
+                njobs++;
+            }
+            ev->jseq = job->last_jseq + 1;
+            if ((erc = evr_job_apply(job, ev, err)))
+                break;
+        }
+        else if (evr_event_kind(ev) != EVR_EV_RUNNER_STARTED
+                 && evr_event_kind(ev) != EVR_EV_RUNNER_RECOVERED) {
+            erc = evr_err_set(err, EVR_ERR_STATE, "store: %s event without a job",
+                              ev->type ? ev->type : "untyped");
+            break;
+        }
+        uint8_t *buf, key[8];
+        size_t len;
+        evr_event_encode(ev, &buf, &len);
+        s_be64(key, ev->seq);
+        MDB_val k = { 8, key }, v = { len, buf };
+        *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND);
+        free(buf);
+        if (*mdbrc) {
+            erc = s_mdb_err(err, "mdb_put events", *mdbrc);
+            break;
+        }
+        if (ev->job) {
+            uint8_t jk[S_KEYLEN];
+            s_jobkey(jk, ev->job, ev->jseq);
+            MDB_val k2 = { S_KEYLEN, jk }, v2 = { 8, key };
+            *mdbrc = mdb_put(txn, self->by_job, &k2, &v2, 0);
+            if (*mdbrc)
+                erc = s_mdb_err(err, "mdb_put by_job", *mdbrc);
+        }
+    }
+    for (size_t j = 0; j < njobs && !erc; j++)
+        erc = s_put_job(self, txn, &jobs[j].job, err, mdbrc);
+    if (!erc) {
+        uint8_t sv[8];
+        s_be64(sv, seq);
+        MDB_val k = { 8, "last_seq" }, v = { 8, sv };
+        *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
+        if (*mdbrc)
+            erc = s_mdb_err(err, "mdb_put last_seq", *mdbrc);
+    }
+    for (size_t j = 0; j < n; j++)   /* slots past njobs are zeroed or half-loaded */
+        evr_rec_free(&evr_job_type, &jobs[j].job);
+    free(jobs);
+    if (erc) {
+        mdb_txn_abort(txn);
+        return erc;
+    }
+    *mdbrc = mdb_txn_commit(txn);
+    return *mdbrc ? s_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+}
+
+evr_rc_t
+evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
+{
+    if (self->flags & EVR_STORE_RDONLY)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
+    if (n == 0)
+        return EVR_OK;
+    if (n > EVR_STORE_MAX_BATCH)
+        return evr_err_set(err, EVR_ERR_LIMIT, "store: batch of %zu events exceeds %d", n,
+                           EVR_STORE_MAX_BATCH);
+    for (int tries = 0; tries < 16; tries++) {
+        int mdbrc = 0;
+        evr_rc_t erc = s_append_txn(self, events, n, err, &mdbrc);
+        if (erc == EVR_OK || mdbrc != MDB_MAP_FULL) {
+            if (erc)   /* nothing was written: the events keep no seq */
+                for (size_t i = 0; i < n; i++)
+                    events[i]->seq = events[i]->jseq = 0;
+            return erc;
+        }
+        /* No transaction is open here: grow the map and try again. */
+        size_t size = self->mapsize * 2;
+        int rc = mdb_env_set_mapsize(self->env, size);
+        if (rc)
+            return s_mdb_err(err, "mdb_env_set_mapsize", rc);
+        self->mapsize = size;
+    }
+    return evr_err_set(err, EVR_ERR_STORE, "store: batch does not fit even after growing the "
+                       "map to %zu bytes", self->mapsize);
+}
+
+evr_rc_t
+evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    evr_rc_t erc = s_get_last_seq(self, txn, seq, err);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+/* --------------------------------------------------------------- readers */
+
+static evr_rc_t
+s_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_t *err)
+{
+    evr_rc_t erc = evr_event_decode(v->mv_data, v->mv_size, ev, err);
+    if (erc)
+        return evr_err_set(err, EVR_ERR_STORE, "store: event %llu does not decode: %s",
+                           (unsigned long long) seq, err ? err->msg : "");
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn *fn,
+               void *arg, evr_err_t *err)
+{
+    uint64_t next = from ? from : 1;
+    bool more = true;
+    while (more) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+        if (rc)
+            return s_mdb_err(err, "mdb_txn_begin", rc);
+        if ((rc = mdb_cursor_open(txn, self->events, &cur))) {
+            mdb_txn_abort(txn);
+            return s_mdb_err(err, "mdb_cursor_open", rc);
+        }
+        uint8_t key[8];
+        s_be64(key, next);
+        MDB_val k = { 8, key }, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        evr_rc_t erc = EVR_OK;
+        int count = 0;
+        more = false;
+        while (rc == 0) {
+            uint64_t seq = s_get64(k.mv_data);
+            if (to && seq > to)
+                break;
+            if (++count > S_CHUNK) {   /* end this transaction, go on in a new one */
+                next = seq;
+                more = true;
+                break;
+            }
+            evr_event_t ev = { 0 };
+            if ((erc = s_decode_event(&v, seq, &ev, err)))
+                break;
+            int stop = fn(&ev, arg);
+            evr_rec_free(&evr_event_type, &ev);
+            if (stop)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (!erc && rc && rc != MDB_NOTFOUND)
+            erc = s_mdb_err(err, "mdb_cursor_get events", rc);
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (erc)
+            return erc;
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
+                     evr_store_event_fn *fn, void *arg, evr_err_t *err)
+{
+    if (!evr_ulid_valid(job))
+        return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
+    uint32_t next = from_jseq ? from_jseq : 1;
+    bool more = true, any = false;
+    while (more) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+        if (rc)
+            return s_mdb_err(err, "mdb_txn_begin", rc);
+        if ((rc = mdb_cursor_open(txn, self->by_job, &cur))) {
+            mdb_txn_abort(txn);
+            return s_mdb_err(err, "mdb_cursor_open", rc);
+        }
+        uint8_t key[S_KEYLEN];
+        s_jobkey(key, job, next);
+        MDB_val k = { S_KEYLEN, key }, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        evr_rc_t erc = EVR_OK;
+        int count = 0;
+        more = false;
+        while (rc == 0 && k.mv_size == S_KEYLEN && memcmp(k.mv_data, job, EVR_ULID_LEN) == 0) {
+            const uint8_t *kp = k.mv_data;
+            uint32_t jseq = (uint32_t) kp[26] << 24 | (uint32_t) kp[27] << 16
+                          | (uint32_t) kp[28] << 8 | kp[29];
+            if (++count > S_CHUNK) {
+                next = jseq;
+                more = true;
+                break;
+            }
+            any = true;
+            MDB_val ek = { 8, v.mv_data }, ev_val;
+            int grc = mdb_get(txn, self->events, &ek, &ev_val);
+            if (grc) {
+                erc = evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points "
+                                  "to seq %llu: %s", job, jseq,
+                                  (unsigned long long) s_get64(v.mv_data), mdb_strerror(grc));
+                break;
+            }
+            evr_event_t ev = { 0 };
+            if ((erc = s_decode_event(&ev_val, s_get64(v.mv_data), &ev, err)))
+                break;
+            int stop = fn(&ev, arg);
+            evr_rec_free(&evr_event_type, &ev);
+            if (stop)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (!erc && rc && rc != MDB_NOTFOUND)
+            erc = s_mdb_err(err, "mdb_cursor_get by_job", rc);
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (erc)
+            return erc;
+    }
+    if (!any) {
+        evr_job_t j = { 0 };
+        evr_rc_t erc = evr_store_get_job(self, job, &j, err);
+        evr_rec_free(&evr_job_type, &j);
+        return erc;   /* NOTFOUND for an unknown job; OK for one with no events left */
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t *err)
+{
+    if (!evr_ulid_valid(job))
+        return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
+    MDB_txn *txn;
+    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    evr_rc_t erc = s_load_job(self, txn, job, out, err);
+    mdb_txn_abort(txn);
+    if (erc == EVR_ERR_NOTFOUND)
+        evr_err_set(err, EVR_ERR_NOTFOUND, "store: no job %s", job);
+    return erc;
+}
+
+evr_rc_t
+evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn, void *arg,
+               evr_err_t *err)
+{
+    char next[EVR_ULID_LEN] = { 0 };
+    bool more = true, first = true;
+    while (more) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+        if (rc)
+            return s_mdb_err(err, "mdb_txn_begin", rc);
+        if ((rc = mdb_cursor_open(txn, self->jobs, &cur))) {
+            mdb_txn_abort(txn);
+            return s_mdb_err(err, "mdb_cursor_open", rc);
+        }
+        MDB_val k = { EVR_ULID_LEN, next }, v;
+        rc = mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_SET_RANGE);
+        first = false;
+        evr_rc_t erc = EVR_OK;
+        int count = 0;
+        more = false;
+        while (rc == 0) {
+            if (++count > S_CHUNK) {
+                memcpy(next, k.mv_data, EVR_ULID_LEN);
+                more = true;
+                break;
+            }
+            evr_job_t job = { 0 };
+            erc = evr_codec_decode(v.mv_data, v.mv_size, &evr_job_type, &job, "job", err);
+            if (erc) {
+                erc = evr_err_set(err, EVR_ERR_STORE, "store: projection of job %.26s: %s",
+                                  (const char *) k.mv_data, err ? err->msg : "");
+                break;
+            }
+            int stop = status == EVR_JOB_NONE || job.status == (uint32_t) status ? fn(&job, arg)
+                                                                                 : 0;
+            evr_rec_free(&evr_job_type, &job);
+            if (stop)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (!erc && rc && rc != MDB_NOTFOUND)
+            erc = s_mdb_err(err, "mdb_cursor_get jobs", rc);
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (erc)
+            return erc;
+    }
+    return EVR_OK;
+}
+
+typedef struct {
+    const char *step;
+    evr_store_output_fn *fn;
+    void *arg;
+} s_output_ctx_t;
+
+static int
+s_output_one(const evr_event_t *ev, void *arg)
+{
+    s_output_ctx_t *ctx = arg;
+    if (evr_event_kind(ev) != EVR_EV_STEP_OUTPUT)
+        return 0;
+    if (ctx->step && strcmp(ctx->step, ev->data.step) != 0)
+        return 0;
+    return ctx->fn(ev->data.step, ev->data.attempt, ev->data.stream, ev->data.bytes.data,
+                   ev->data.bytes.len, ctx->arg);
+}
+
+evr_rc_t
+evr_store_output(evr_store_t *self, const char *job, const char *step, evr_store_output_fn *fn,
+                 void *arg, evr_err_t *err)
+{
+    s_output_ctx_t ctx = { step, fn, arg };
+    return evr_store_job_events(self, job, 1, s_output_one, &ctx, err);
+}
+
+/* ------------------------------------------------------------- retention */
+
+/*  Ids of final jobs that finished before `before` and still need the
+    change marked by `flag_off` (offset of a bool in evr_job_t). */
+typedef struct {
+    uint64_t before;
+    size_t flag_off;
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n, cap;
+} s_pick_t;
+
+static int
+s_pick(const evr_job_t *job, void *arg)
+{
+    s_pick_t *p = arg;
+    if (!evr_job_is_final(job) || job->finished >= p->before
+        || *(const bool *) ((const char *) job + p->flag_off))
+        return 0;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->ids = evr_realloc(p->ids, p->cap * sizeof *p->ids);
+    }
+    memcpy(p->ids[p->n++], job->id, EVR_ULID_LEN + 1);
+    return 0;
+}
+
+/*  Rewrites one job's events in a write transaction: compact deletes them
+    all, otherwise the bytes of its output events are emptied. */
+static evr_rc_t
+s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, int *mdbrc)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if ((*mdbrc = s_txn_begin(self, 0, &txn)))
+        return s_mdb_err(err, "mdb_txn_begin", *mdbrc);
+    if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur))) {
+        mdb_txn_abort(txn);
+        return s_mdb_err(err, "mdb_cursor_open", *mdbrc);
+    }
+    uint8_t key[S_KEYLEN];
+    s_jobkey(key, id, 1);
+    MDB_val k = { S_KEYLEN, key }, v;
+    evr_rc_t erc = EVR_OK;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && !erc && memcmp(k.mv_data, id, EVR_ULID_LEN) == 0) {
+        uint8_t seqkey[8];
+        memcpy(seqkey, v.mv_data, 8);
+        MDB_val ek = { 8, seqkey }, ev_val;
+        if (compact) {
+            rc = mdb_del(txn, self->events, &ek, NULL);
+            if (rc == 0 || rc == MDB_NOTFOUND)
+                rc = mdb_cursor_del(cur, 0);
+            if (rc == 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+            if (rc == EINVAL)   /* deleted the last entry: nothing is current */
+                rc = MDB_NOTFOUND;
+            /* after mdb_cursor_del the cursor points at the next entry */
+            continue;
+        }
+        rc = mdb_get(txn, self->events, &ek, &ev_val);
+        if (rc == 0) {
+            evr_event_t ev = { 0 };
+            erc = s_decode_event(&ev_val, s_get64(seqkey), &ev, err);
+            if (!erc && evr_event_kind(&ev) == EVR_EV_STEP_OUTPUT && ev.data.bytes.len) {
+                free(ev.data.bytes.data);
+                ev.data.bytes.data = NULL;
+                ev.data.bytes.len = 0;
+                uint8_t *buf;
+                size_t len;
+                evr_event_encode(&ev, &buf, &len);
+                MDB_val nv = { len, buf };
+                rc = mdb_put(txn, self->events, &ek, &nv, 0);
+                free(buf);
+            }
+            evr_rec_free(&evr_event_type, &ev);
+        }
+        if (rc == 0 && !erc)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!erc && rc && rc != MDB_NOTFOUND) {
+        *mdbrc = rc;
+        erc = s_mdb_err(err, compact ? "compact" : "drop output", rc);
+    }
+    if (!erc) {
+        evr_job_t job = { 0 };
+        erc = s_load_job(self, txn, id, &job, err);
+        if (!erc) {
+            if (compact)
+                job.compacted = true;
+            else
+                job.output_dropped = true;
+            erc = s_put_job(self, txn, &job, err, mdbrc);
+        }
+        evr_rec_free(&evr_job_type, &job);
+    }
+    if (erc) {
+        mdb_txn_abort(txn);
+        return erc;
+    }
+    *mdbrc = mdb_txn_commit(txn);
+    return *mdbrc ? s_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+}
+
+static evr_rc_t
+s_retain(evr_store_t *self, uint64_t before, bool compact, uint32_t *njobs, evr_err_t *err)
+{
+    if (self->flags & EVR_STORE_RDONLY)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
+    s_pick_t pick = { before, compact ? offsetof(evr_job_t, compacted)
+                                      : offsetof(evr_job_t, output_dropped), NULL, 0, 0 };
+    evr_rc_t erc = evr_store_jobs(self, EVR_JOB_NONE, s_pick, &pick, err);
+    uint32_t done = 0;
+    for (size_t i = 0; i < pick.n && !erc; i++) {
+        int mdbrc = 0;
+        erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
+        if (erc && mdbrc == MDB_MAP_FULL) {   /* rewriting needs room too */
+            size_t size = self->mapsize * 2;
+            if (mdb_env_set_mapsize(self->env, size) == 0) {
+                self->mapsize = size;
+                erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
+            }
+        }
+        done += !erc;
+    }
+    free(pick.ids);
+    if (njobs)
+        *njobs = done;
+    return erc;
+}
+
+evr_rc_t
+evr_store_compact(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err)
+{
+    return s_retain(self, before, true, njobs, err);
+}
+
+evr_rc_t
+evr_store_drop_output(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err)
+{
+    return s_retain(self, before, false, njobs, err);
+}
+
+/* ------------------------------------------------------------------ meta */
+
+evr_rc_t
+evr_store_meta_get(evr_store_t *self, const char *key, char **val, evr_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { strlen(key), (void *) key }, v;
+    rc = mdb_get(txn, self->meta, &k, &v);
+    evr_rc_t erc = EVR_OK;
+    if (rc == MDB_NOTFOUND)
+        erc = evr_err_set(err, EVR_ERR_NOTFOUND, "store: no meta \"%s\"", key);
+    else if (rc)
+        erc = s_mdb_err(err, "mdb_get meta", rc);
+    else
+        *val = evr_strndup(v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+evr_rc_t
+evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_t *err)
+{
+    if (self->flags & EVR_STORE_RDONLY)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
+    MDB_txn *txn;
+    int rc = s_txn_begin(self, 0, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { strlen(key), (void *) key }, v = { strlen(val), (void *) val };
+    rc = mdb_put(txn, self->meta, &k, &v, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return s_mdb_err(err, "mdb_put meta", rc);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? s_mdb_err(err, "mdb_txn_commit", rc) : EVR_OK;
+}

@@ -1,0 +1,105 @@
+/*  evr_store.h: the LMDB event log of one process (DESIGN §5).
+
+    One environment per state directory, four databases:
+      events   u64 big-endian seq -> msgpack event
+      by_job   job id (26 bytes) + u32 big-endian per-job seq -> u64 seq
+      jobs     job id -> msgpack projection (evr_job_t)
+      meta     "format" -> format string, "last_seq" -> u64, other ids
+    An append of a batch is one write transaction (group commit): the
+    store gives each event the next runner seq and the next per-job seq,
+    applies it to the job's projection with evr_job_apply(), and writes
+    event, index and projection together.  Either the whole batch is in the
+    log or none of it is.  A full map is grown and the batch retried; any
+    other failure (disk full, I/O error) returns an error and leaves the log
+    as it was.
+
+    Readers (evrun-replay on a live runner's directory) open with
+    EVR_STORE_RDONLY; every read runs in short read transactions and
+    answers MDB_MAP_RESIZED by adopting the new size.
+*/
+#ifndef EVR_STORE_H_INCLUDED
+#define EVR_STORE_H_INCLUDED
+
+#include "evr_event.h"
+#include "evr_job.h"
+
+#define EVR_STORE_FORMAT "evrun-store 1"
+
+typedef struct evr_store evr_store_t;
+
+typedef enum {
+    EVR_STORE_SYNC = 0,         /* fsync per commit (default) */
+    EVR_STORE_NOSYNC = 1 << 0,  /* no fsync: benchmarks and tests only */
+    EVR_STORE_RDONLY = 1 << 1,  /* read-only, alongside a live writer */
+} evr_store_flags_t;
+
+/*  Opens the store in dir.  A writer creates dir (mode 0700) and the
+    databases when missing; a reader requires them.  Errors: EVR_ERR_STORE
+    for a missing directory, a directory that is not an evrun store
+    (foreign LMDB or other files), a format version this build does not
+    read, or an LMDB failure (the message keeps LMDB's text). */
+evr_rc_t evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err);
+void evr_store_destroy(evr_store_t **self_p);
+
+/*  The directory given to evr_store_open. */
+const char *evr_store_dir(const evr_store_t *self);
+
+/*  Appends events[0..n) in one transaction.  For each event the store sets
+    seq (next runner seq), jseq (next per-job seq; 0 for runner events) and
+    time (now, when 0), and applies it to its job.  An illegal transition
+    refuses the whole batch with EVR_ERR_STATE (err names job, event and
+    state); nothing is written then.  n may be at most EVR_STORE_MAX_BATCH. */
+#define EVR_STORE_MAX_BATCH 4096
+evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n,
+                          evr_err_t *err);
+
+/*  Highest seq ever assigned (0 for an empty log). */
+evr_rc_t evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err);
+
+/*  Callbacks of the readers return 0 to go on, non-zero to stop early. */
+typedef int (evr_store_event_fn)(const evr_event_t *ev, void *arg);
+typedef int (evr_store_job_fn)(const evr_job_t *job, void *arg);
+typedef int (evr_store_output_fn)(const char *step, uint32_t attempt, const char *stream,
+                                  const uint8_t *bytes, size_t len, void *arg);
+
+/*  Events with from <= seq <= to (to 0: to the end), in seq order. */
+evr_rc_t evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn *fn,
+                        void *arg, evr_err_t *err);
+
+/*  Events of one job with jseq >= from_jseq, in order.  EVR_ERR_NOTFOUND
+    when the log knows no such job. */
+evr_rc_t evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
+                              evr_store_event_fn *fn, void *arg, evr_err_t *err);
+
+/*  The projected state of one job into out (zeroed by the caller; free
+    with evr_rec_free(&evr_job_type, out)).  EVR_ERR_NOTFOUND if unknown. */
+evr_rc_t evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t *err);
+
+/*  All projected jobs in id order (which is creation order), optionally
+    only those with the given status (EVR_JOB_NONE: all). */
+evr_rc_t evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,
+                        void *arg, evr_err_t *err);
+
+/*  A job's stored (masked) output in order, one call per chunk; step NULL
+    for every step. */
+evr_rc_t evr_store_output(evr_store_t *self, const char *job, const char *step,
+                          evr_store_output_fn *fn, void *arg, evr_err_t *err);
+
+/*  Retention.  Jobs that finished before `before` (ns since the epoch):
+    compact removes their events and index entries and keeps the
+    projection, marked compacted; drop_output empties the bytes of their
+    step.output events (offsets and counts stay, so a rebuild still
+    matches) and marks the projection.  *njobs counts the jobs changed. */
+evr_rc_t evr_store_compact(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err);
+evr_rc_t evr_store_drop_output(evr_store_t *self, uint64_t before, uint32_t *njobs,
+                               evr_err_t *err);
+
+/*  Small named values in `meta` (runner id, acknowledged seq...).  get
+    returns EVR_ERR_NOTFOUND when absent; *val is the caller's to free. */
+evr_rc_t evr_store_meta_get(evr_store_t *self, const char *key, char **val, evr_err_t *err);
+evr_rc_t evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_t *err);
+
+/*  Current size of the memory map in bytes (it grows on demand). */
+size_t evr_store_mapsize(const evr_store_t *self);
+
+#endif

@@ -1,0 +1,172 @@
+/*  test_store_crash: a writer process appends whole job lifecycles (one or
+    two jobs per batch) to a real LMDB store with fsync per commit, and is
+    killed with SIGKILL at random moments, again and again.  After every
+    kill the store must open, hold dense seqs 1..last, every job whole
+    (its batch was committed entirely or not at all), and pass verify.
+
+    EVR_CRASH_ROUNDS sets the number of kills (default 25).
+*/
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evr_rebuild.h"
+#include "evr_store.h"
+#include "evr_synth.h"
+#include "evr_test.h"
+
+#define STEPS 2
+#define BYTES 3000
+#define CHUNK 1000
+
+static size_t s_events_per_job;
+
+static int
+s_count(const evr_job_t *job, void *arg)
+{
+    (void) job;
+    (*(uint32_t *) arg)++;
+    return 0;
+}
+
+/*  The writer: continues numbering after the jobs already stored. */
+static void
+s_writer(const char *dir)
+{
+    evr_store_t *st;
+    evr_err_t err;
+    if (evr_store_open(dir, EVR_STORE_SYNC, &st, &err)) {
+        fprintf(stderr, "writer: %s\n", err.msg);
+        _exit(3);
+    }
+    uint32_t next = 0;
+    if (evr_store_jobs(st, EVR_JOB_NONE, s_count, &next, &err))
+        _exit(4);
+    srand((unsigned) getpid());
+    for (;;) {
+        int jobs = 1 + rand() % 2;   /* one or two jobs per batch */
+        evr_event_t *batch[64];
+        evr_event_t **evs[2];
+        size_t n[2], total = 0;
+        for (int j = 0; j < jobs; j++) {
+            char id[32];
+            snprintf(id, sizeof id, "01JQ7ZK3M8X2V9T4B6N%07u", ++next);
+            evs[j] = evr_synth_job(id, STEPS, BYTES, CHUNK, &n[j]);
+            for (size_t i = 0; i < n[j]; i++)
+                batch[total++] = evs[j][i];
+        }
+        if (evr_store_append(st, batch, total, &err)) {
+            fprintf(stderr, "writer: %s\n", err.msg);
+            _exit(5);
+        }
+        for (int j = 0; j < jobs; j++)
+            evr_synth_free(evs[j], n[j]);
+    }
+}
+
+typedef struct {
+    uint64_t expect;
+    bool dense;
+    uint64_t count;
+} s_dense_t;
+
+static int
+s_dense(const evr_event_t *ev, void *arg)
+{
+    s_dense_t *d = arg;
+    if (ev->seq != d->expect)
+        d->dense = false;
+    d->expect = ev->seq + 1;
+    d->count++;
+    return 0;
+}
+
+typedef struct {
+    uint32_t jobs, whole;
+} s_whole_t;
+
+static int
+s_whole(const evr_job_t *job, void *arg)
+{
+    s_whole_t *w = arg;
+    w->jobs++;
+    if (job->status == EVR_JOB_SUCCEEDED && job->last_jseq == s_events_per_job
+        && evr_job_steps_done(job) == STEPS)
+        w->whole++;
+    return 0;
+}
+
+static void
+s_report(const char *line, void *arg)
+{
+    (void) arg;
+    fprintf(stderr, "  verify: %s\n", line);
+}
+
+int
+main(void)
+{
+    size_t n;
+    evr_event_t **probe = evr_synth_job("01JQ7ZK3M8X2V9T4B6N0000000", STEPS, BYTES, CHUNK, &n);
+    evr_synth_free(probe, n);
+    s_events_per_job = n;
+    const char *env = getenv("EVR_CRASH_ROUNDS");
+    int rounds = env ? atoi(env) : 25;
+    char dir[] = "/tmp/evr-test-crash-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char store_dir[256];
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    srand((unsigned) time(NULL));
+    uint32_t last_jobs = 0;
+    int grew = 0;
+    for (int round = 0; round < rounds; round++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            s_writer(store_dir);
+        /* 2..60 ms: sometimes during open, mostly mid-append */
+        struct timespec ts = { 0, (2 + rand() % 59) * 1000000L };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        evr_store_t *st;
+        evr_err_t err;
+        evr_rc_t rc = evr_store_open(store_dir, EVR_STORE_RDONLY, &st, &err);
+        if (rc == EVR_ERR_STORE && round == 0 && strstr(err.msg, "no evrun store")) {
+            continue;   /* killed before the first commit */
+        }
+        if (rc)
+            fprintf(stderr, "  round %d: %s\n", round, err.msg);
+        CHECK(rc == EVR_OK);
+        if (rc)
+            break;
+        uint64_t last = 0;
+        CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK);
+        s_dense_t d = { 1, true, 0 };
+        CHECK(evr_store_scan(st, 1, 0, s_dense, &d, &err) == EVR_OK);
+        CHECK(d.dense && d.count == last);
+        s_whole_t w = { 0, 0 };
+        CHECK(evr_store_jobs(st, EVR_JOB_NONE, s_whole, &w, &err) == EVR_OK);
+        if (w.whole != w.jobs)
+            fprintf(stderr, "  round %d: %u of %u jobs whole\n", round, w.whole, w.jobs);
+        CHECK(w.whole == w.jobs);
+        CHECK((uint64_t) w.jobs * s_events_per_job == last);
+        evr_verify_t v;
+        CHECK(evr_verify(st, s_report, NULL, &v, &err) == EVR_OK);
+        CHECK(v.differences == 0);
+        grew += w.jobs > last_jobs;
+        last_jobs = w.jobs;
+        evr_store_destroy(&st);
+    }
+    fprintf(stderr, "%d kills, %u jobs stored, progress in %d rounds\n", rounds, last_jobs, grew);
+    CHECK(last_jobs > 0);   /* the writer got work done between kills */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+    EVR_TEST_END();
+}

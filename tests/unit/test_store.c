@@ -1,0 +1,592 @@
+/*  test_store: the LMDB event log on a real LMDB in a temporary directory:
+    open and format checks, group commit, readers, refusal of illegal
+    batches, map growth, a write failure that leaves the log as it was,
+    retention, verify (clean and with a tampered projection), and a
+    read-only reader in another process beside a live writer. */
+#include <lmdb.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_codec.h"
+#include "evr_rebuild.h"
+#include "evr_store.h"
+#include "evr_synth.h"
+#include "evr_test.h"
+
+static char s_root[256];
+
+static char *
+s_dir(const char *name)
+{
+    return evr_asprintf("%s/%s", s_root, name);
+}
+
+static void
+s_rm_rf(const char *dir)
+{
+    char *cmd = evr_asprintf("rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed: %s\n", cmd);
+    free(cmd);
+}
+
+static char *
+s_job_id(int i)
+{
+    /* valid, distinct, increasing ULIDs */
+    char *id = evr_asprintf("01JQ7ZK3M8X2V9T4B6N%07d", i);
+    return id;
+}
+
+/*  Appends one synthetic job; returns the number of events. */
+static size_t
+s_append_job(evr_store_t *st, const char *id, uint32_t steps, uint32_t bytes, uint32_t chunk)
+{
+    size_t n;
+    evr_event_t **evs = evr_synth_job(id, steps, bytes, chunk, &n);
+    evr_err_t err;
+    evr_rc_t rc = evr_store_append(st, evs, n, &err);
+    if (rc)
+        fprintf(stderr, "  append %s: %s\n", id, err.msg);
+    CHECK(rc == EVR_OK);
+    evr_synth_free(evs, n);
+    return n;
+}
+
+static void
+s_print(const char *line, void *arg)
+{
+    int *count = arg;
+    (*count)++;
+    fprintf(stderr, "  verify: %s\n", line);
+}
+
+static int
+s_verify_clean(evr_store_t *st)
+{
+    evr_verify_t v;
+    evr_err_t err;
+    int lines = 0;
+    CHECK(evr_verify(st, s_print, &lines, &v, &err) == EVR_OK);
+    CHECK(v.differences == 0 && lines == 0);
+    return (int) v.differences;
+}
+
+static void
+test_open(void)
+{
+    char *dir = s_dir("open");
+    evr_store_t *st;
+    evr_err_t err;
+    /* a reader needs an existing store */
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "No such file or directory");
+    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    struct stat sb;
+    CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    char *v = NULL;
+    CHECK(evr_store_meta_get(st, "format", &v, &err) == EVR_OK);
+    CHECK_STR(v, EVR_STORE_FORMAT);
+    free(v);
+    CHECK(evr_store_meta_set(st, "runner_id", "runner-a", &err) == EVR_OK);
+    uint64_t last = 99;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == 0);
+    evr_store_destroy(&st);
+    CHECK(st == NULL);
+    /* reopen: values survive */
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    CHECK(evr_store_meta_get(st, "runner_id", &v, &err) == EVR_OK);
+    CHECK_STR(v, "runner-a");
+    free(v);
+    CHECK(evr_store_meta_get(st, "nothing", &v, &err) == EVR_ERR_NOTFOUND);
+    CHECK(evr_store_meta_set(st, "x", "y", &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "read-only");
+    evr_store_destroy(&st);
+
+    /* a format this build does not read */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "meta", 0, &dbi);
+    MDB_val k = { 6, "format" }, val = { 14, "evrun-store 99" };
+    mdb_put(txn, dbi, &k, &val, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\"");
+
+    /* a foreign LMDB environment */
+    char *foreign = s_dir("foreign");
+    mkdir(foreign, 0700);
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, foreign, 0, 0600) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "accounts", MDB_CREATE, &dbi);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    CHECK(evr_store_open(foreign, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "not an evrun store");
+    CHECK(evr_store_open(foreign, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "not an evrun store");
+    /* a directory without LMDB files, read-only */
+    char *empty = s_dir("empty");
+    mkdir(empty, 0700);
+    CHECK(evr_store_open(empty, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "no evrun store here");
+    free(empty);
+    free(foreign);
+    free(dir);
+}
+
+typedef struct {
+    uint64_t last_seq;
+    uint32_t last_jseq;
+    int count;
+    bool ordered;
+} s_walk_t;
+
+static int
+s_walk(const evr_event_t *ev, void *arg)
+{
+    s_walk_t *w = arg;
+    if (w->count && (ev->seq <= w->last_seq || ev->jseq <= w->last_jseq))
+        w->ordered = false;
+    w->last_seq = ev->seq;
+    w->last_jseq = ev->jseq;
+    w->count++;
+    return 0;
+}
+
+typedef struct {
+    char buf[8192];
+    size_t len;
+    int chunks;
+} s_collect_t;
+
+static int
+s_collect(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
+          size_t len, void *arg)
+{
+    (void) step;
+    (void) attempt;
+    s_collect_t *c = arg;
+    if (strcmp(stream, "stdout") == 0 && c->len + len <= sizeof c->buf) {
+        memcpy(c->buf + c->len, bytes, len);
+        c->len += len;
+    }
+    c->chunks++;
+    return 0;
+}
+
+static int
+s_count_job(const evr_job_t *job, void *arg)
+{
+    (void) job;
+    (*(int *) arg)++;
+    return 0;
+}
+
+static void
+test_append_and_read(void)
+{
+    char *dir = s_dir("append");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *a = s_job_id(1), *b = s_job_id(2);
+    size_t na = s_append_job(st, a, 3, 1000, 256);
+    /* b interleaved with a runner event in one batch */
+    size_t nb;
+    evr_event_t **evs = evr_synth_job(b, 2, 10, 10, &nb);
+    evr_event_t *runner = evr_event_new(EVR_EV_RUNNER_STARTED);
+    runner->data.runner = evr_strdup("runner-a");
+    runner->data.version = evr_strdup("0.1.0");
+    evr_event_t *batch[64];
+    batch[0] = runner;
+    for (size_t i = 0; i < nb; i++)
+        batch[i + 1] = evs[i];
+    CHECK(evr_store_append(st, batch, nb + 1, &err) == EVR_OK);
+    CHECK(runner->seq == na + 1 && runner->jseq == 0);
+    CHECK(evs[0]->seq == na + 2 && evs[0]->jseq == 1);
+    CHECK(evs[nb - 1]->jseq == nb);
+    evr_event_destroy(&runner);
+    evr_synth_free(evs, nb);
+
+    uint64_t last;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == na + nb + 1);
+    evr_job_t job = { 0 };
+    CHECK(evr_store_get_job(st, a, &job, &err) == EVR_OK);
+    CHECK(job.status == EVR_JOB_SUCCEEDED && job.steps.n == 3 && job.last_jseq == na);
+    CHECK_STR(job.pipeline, "synthetic");
+    evr_rec_free(&evr_job_type, &job);
+
+    s_walk_t w = { 0, 0, 0, true };
+    CHECK(evr_store_job_events(st, b, 1, s_walk, &w, &err) == EVR_OK);
+    CHECK(w.count == (int) nb && w.ordered);
+    w = (s_walk_t) { 0, 0, 0, true };
+    CHECK(evr_store_job_events(st, b, 3, s_walk, &w, &err) == EVR_OK);
+    CHECK(w.count == (int) nb - 2);
+    w = (s_walk_t) { 0, 0, 0, true };
+    CHECK(evr_store_scan(st, 5, 9, s_walk, &w, &err) == EVR_OK);
+    CHECK(w.count == 5 && w.last_seq == 9);
+    w = (s_walk_t) { 0, 0, 0, true };
+    CHECK(evr_store_scan(st, 0, 0, s_walk, &w, &err) == EVR_OK);
+    CHECK(w.count == (int) (na + nb + 1) && w.last_seq == na + nb + 1);
+    CHECK(evr_store_job_events(st, "01JQ7ZK3M8X2V9T4B6N9999999", 1, s_walk, &w, &err)
+          == EVR_ERR_NOTFOUND);
+
+    /* output reassembled: stdout chunks of step-1 in order */
+    s_collect_t c = { .len = 0 };
+    CHECK(evr_store_output(st, a, "step-1", s_collect, &c, &err) == EVR_OK);
+    CHECK(c.chunks == 4);
+    size_t n;
+    evr_event_t **ref = evr_synth_job(a, 3, 1000, 256, &n);
+    char want[8192];
+    size_t wl = 0;
+    for (size_t i = 0; i < n; i++)
+        if (evr_event_kind(ref[i]) == EVR_EV_STEP_OUTPUT && !strcmp(ref[i]->data.step, "step-1")
+            && !strcmp(ref[i]->data.stream, "stdout")) {
+            memcpy(want + wl, ref[i]->data.bytes.data, ref[i]->data.bytes.len);
+            wl += ref[i]->data.bytes.len;
+        }
+    evr_synth_free(ref, n);
+    CHECK(c.len == wl && memcmp(c.buf, want, wl) == 0);
+
+    int jobs = 0;
+    CHECK(evr_store_jobs(st, EVR_JOB_NONE, s_count_job, &jobs, &err) == EVR_OK && jobs == 2);
+    jobs = 0;
+    CHECK(evr_store_jobs(st, EVR_JOB_RUNNING, s_count_job, &jobs, &err) == EVR_OK && jobs == 0);
+    s_verify_clean(st);
+
+    evr_rebuild_t *rb;
+    CHECK(evr_rebuild_new(st, na, NULL, NULL, &rb, &err) == EVR_OK);   /* as of the end of a */
+    CHECK(evr_rebuild_count(rb) == 1);
+    CHECK(evr_rebuild_job(rb, a) && evr_rebuild_job(rb, a)->status == EVR_JOB_SUCCEEDED);
+    evr_rebuild_destroy(&rb);
+    CHECK(evr_rebuild_new(st, 4, NULL, NULL, &rb, &err) == EVR_OK);
+    CHECK(evr_rebuild_job(rb, a)->status == EVR_JOB_RUNNING);
+    CHECK(evr_job_find_step(evr_rebuild_job(rb, a), "step-1")->status == EVR_STEP_STARTING);
+    evr_rebuild_destroy(&rb);
+
+    free(a);
+    free(b);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
+static void
+test_illegal_batch(void)
+{
+    char *dir = s_dir("illegal");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *a = s_job_id(3);
+    size_t n = s_append_job(st, a, 1, 10, 10);
+    /* a second job in the same batch as an event after a's job.finished */
+    char *b = s_job_id(4);
+    size_t nb;
+    evr_event_t **evs = evr_synth_job(b, 1, 10, 10, &nb);
+    evr_event_t *late = evr_event_new(EVR_EV_JOB_CANCEL_REQUESTED);
+    late->job = evr_strdup(a);
+    evr_event_t *batch[32];
+    for (size_t i = 0; i < nb; i++)
+        batch[i] = evs[i];
+    batch[nb] = late;
+    CHECK(evr_store_append(st, batch, nb + 1, &err) == EVR_ERR_STATE);
+    CHECK_CONTAINS(err.msg, "job.cancel_requested");
+    CHECK_CONTAINS(err.msg, "the job has finished");
+    CHECK(evs[0]->seq == 0);   /* nothing was assigned */
+    uint64_t last;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == n);
+    evr_job_t job = { 0 };
+    CHECK(evr_store_get_job(st, b, &job, &err) == EVR_ERR_NOTFOUND);
+    /* an event of a job never accepted */
+    evr_event_t *orphan = evr_event_new(EVR_EV_JOB_STARTED);
+    orphan->job = s_job_id(5);
+    CHECK(evr_store_append(st, &orphan, 1, &err) == EVR_ERR_STATE);
+    CHECK(evr_store_get_job(st, orphan->job, &job, &err) == EVR_ERR_NOTFOUND);
+    evr_event_destroy(&orphan);
+    s_verify_clean(st);
+    evr_event_destroy(&late);
+    evr_synth_free(evs, nb);
+    free(a);
+    free(b);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
+static void
+test_map_growth(void)
+{
+    /* 80 jobs x 1 MiB of output passes the initial 64 MiB map */
+    char *dir = s_dir("grow");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    size_t initial = evr_store_mapsize(st), total = 0;
+    for (int i = 0; i < 80; i++) {
+        char *id = s_job_id(100 + i);
+        total += s_append_job(st, id, 4, 256 * 1024, 64 * 1024);
+        free(id);
+    }
+    CHECK(evr_store_mapsize(st) > initial);
+    uint64_t last;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == total);
+    s_verify_clean(st);
+    evr_store_destroy(&st);
+    /* reopening keeps the bigger map and the data */
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == total);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+static void
+test_write_failure(void)
+{
+    /* A child limited to a small file size appends until a write fails
+       (EFBIG, as a full disk would); the log must be exactly what the
+       successful appends wrote. */
+    char *dir = s_dir("efbig");
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        evr_store_t *st;
+        evr_err_t err;
+        if (evr_store_open(dir, EVR_STORE_SYNC, &st, &err))
+            _exit(3);
+        struct rlimit rl = { 2u << 20, 2u << 20 };   /* 2 MiB */
+        setrlimit(RLIMIT_FSIZE, &rl);
+        uint64_t ok_seq = 0;
+        for (int i = 0; i < 1000; i++) {
+            char *id = s_job_id(500 + i);
+            size_t n;
+            evr_event_t **evs = evr_synth_job(id, 2, 32 * 1024, 8 * 1024, &n);
+            evr_rc_t rc = evr_store_append(st, evs, n, &err);
+            if (rc == EVR_OK)
+                ok_seq = evs[n - 1]->seq;
+            evr_synth_free(evs, n);
+            free(id);
+            if (rc) {
+                /* report the last good seq and the error */
+                dprintf(pipefd[1], "%llu %d %s", (unsigned long long) ok_seq, (int) rc, err.msg);
+                break;
+            }
+        }
+        evr_store_destroy(&st);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char msg[1024] = "";
+    ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unsigned long long ok_seq = 0;
+    int rc = 0;
+    CHECK(sscanf(msg, "%llu %d", &ok_seq, &rc) == 2);
+    CHECK(rc == EVR_ERR_STORE);
+    CHECK_CONTAINS(msg, "store: ");
+    CHECK(ok_seq > 0);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    uint64_t last = 0;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK);
+    if (last != ok_seq)
+        fprintf(stderr, "  last seq %llu, last good append %llu (%s)\n", (unsigned long long) last,
+                ok_seq, msg);
+    CHECK(last == ok_seq);
+    s_verify_clean(st);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+static void
+test_retention(void)
+{
+    char *dir = s_dir("retention");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *old = s_job_id(10), *young = s_job_id(11), *open = s_job_id(12);
+    s_append_job(st, old, 2, 500, 100);
+    uint64_t cutoff = evr_now_ns() + 1;
+    /* appended after the cutoff: their finish times are later */
+    while (evr_now_ns() <= cutoff)
+        ;
+    s_append_job(st, young, 2, 500, 100);
+    size_t n;
+    evr_event_t **evs = evr_synth_job(open, 1, 100, 100, &n);
+    CHECK(evr_store_append(st, evs, n - 2, &err) == EVR_OK);   /* still running */
+    evr_synth_free(evs, n);
+
+    /* drop output first: bytes gone, counts kept, verify clean */
+    uint32_t njobs = 99;
+    CHECK(evr_store_drop_output(st, cutoff, &njobs, &err) == EVR_OK && njobs == 1);
+    s_collect_t c = { .len = 0 };
+    CHECK(evr_store_output(st, old, NULL, s_collect, &c, &err) == EVR_OK);
+    CHECK(c.chunks == 10 && c.len == 0);
+    evr_job_t job = { 0 };
+    CHECK(evr_store_get_job(st, old, &job, &err) == EVR_OK);
+    CHECK(job.output_dropped && !job.compacted);
+    CHECK(evr_job_find_step(&job, "step-1")->out_stdout + evr_job_find_step(&job, "step-1")->out_stderr == 500);
+    evr_rec_free(&evr_job_type, &job);
+    c = (s_collect_t) { .len = 0 };
+    CHECK(evr_store_output(st, young, NULL, s_collect, &c, &err) == EVR_OK);
+    CHECK(c.chunks == 10 && c.len == 600);   /* stdout: chunks 0, 2, 4 of each step */
+    s_verify_clean(st);
+
+    /* compact: events gone, projection kept */
+    CHECK(evr_store_compact(st, cutoff, &njobs, &err) == EVR_OK && njobs == 1);
+    CHECK(evr_store_compact(st, cutoff, &njobs, &err) == EVR_OK && njobs == 0);   /* idempotent */
+    CHECK(evr_store_get_job(st, old, &job, &err) == EVR_OK);
+    CHECK(job.compacted && job.status == EVR_JOB_SUCCEEDED && job.steps.n == 2);
+    evr_rec_free(&evr_job_type, &job);
+    s_walk_t w = { 0, 0, 0, true };
+    CHECK(evr_store_job_events(st, old, 1, s_walk, &w, &err) == EVR_OK && w.count == 0);
+    CHECK(evr_store_job_events(st, young, 1, s_walk, &w, &err) == EVR_OK && w.count > 0);
+    evr_rc_t grc = evr_store_get_job(st, open, &job, &err);
+    if (grc)
+        fprintf(stderr, "  %s\n", err.msg);
+    CHECK(grc == EVR_OK && !job.compacted && job.status == EVR_JOB_RUNNING);
+    evr_rec_free(&evr_job_type, &job);
+    evr_verify_t v;
+    CHECK(evr_verify(st, NULL, NULL, &v, &err) == EVR_OK);
+    CHECK(v.differences == 0 && v.compacted == 1 && v.jobs == 2);
+    /* the next append continues the seq, never reusing a compacted one */
+    uint64_t last;
+    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK);
+    char *next = s_job_id(13);
+    evr_event_t **more = evr_synth_job(next, 1, 0, 1, &n);
+    CHECK(evr_store_append(st, more, n, &err) == EVR_OK && more[0]->seq == last + 1);
+    evr_synth_free(more, n);
+    free(next);
+    free(old);
+    free(young);
+    free(open);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
+static void
+test_verify_detects_tampering(void)
+{
+    char *dir = s_dir("tamper");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *a = s_job_id(20);
+    s_append_job(st, a, 2, 100, 50);
+    evr_store_destroy(&st);
+
+    /* rewrite the stored projection with a wrong status and exit code */
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    evr_job_t job = { 0 };
+    CHECK(evr_store_get_job(st, a, &job, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    job.status = EVR_JOB_FAILED;
+    evr_job_step(&job, 1)->exit_code = 3;
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_job_type, &job, &buf, &len);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    CHECK(mdb_dbi_open(txn, "jobs", 0, &dbi) == 0);
+    MDB_val k = { 26, a }, v = { len, buf };
+    CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    free(buf);
+    evr_rec_free(&evr_job_type, &job);
+
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    evr_verify_t ver;
+    int lines = 0;
+    CHECK(evr_verify(st, s_print, &lines, &ver, &err) == EVR_OK);
+    CHECK(ver.differences == 2 && lines == 2);   /* status, and steps */
+    evr_store_destroy(&st);
+    free(a);
+    free(dir);
+}
+
+static void
+test_reader_beside_writer(void)
+{
+    /* The parent appends while a child process reads read-only. */
+    char *dir = s_dir("live");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    char *first = s_job_id(30);
+    s_append_job(st, first, 1, 10, 10);
+    free(first);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        for (int round = 0; round < 20; round++) {
+            evr_store_t *r;
+            evr_err_t e;
+            if (evr_store_open(dir, EVR_STORE_RDONLY, &r, &e)) {
+                bad++;
+                continue;
+            }
+            evr_verify_t v;
+            if (evr_verify(r, NULL, NULL, &v, &e) || v.differences || v.events == 0)
+                bad++;
+            evr_store_destroy(&r);
+        }
+        _exit(bad ? 1 : 0);
+    }
+    for (int i = 0; i < 40; i++) {
+        char *id = s_job_id(31 + i);
+        s_append_job(st, id, 2, 4096, 1024);
+        free(id);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
+int
+main(void)
+{
+    snprintf(s_root, sizeof s_root, "/tmp/evr-test-store-XXXXXX");
+    if (!mkdtemp(s_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    EVR_TEST_RUN(test_open);
+    EVR_TEST_RUN(test_append_and_read);
+    EVR_TEST_RUN(test_illegal_batch);
+    EVR_TEST_RUN(test_map_growth);
+    EVR_TEST_RUN(test_write_failure);
+    EVR_TEST_RUN(test_retention);
+    EVR_TEST_RUN(test_verify_detects_tampering);
+    EVR_TEST_RUN(test_reader_beside_writer);
+    s_rm_rf(s_root);
+    EVR_TEST_END();
+}

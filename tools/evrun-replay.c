@@ -1,0 +1,444 @@
+/*  evrun-replay: read any runner's or broker's event store, read-only.
+
+    Lists jobs, shows one job's steps and events, prints raw events, the
+    stored output, the state as of a seq, and verifies the stored
+    projections against a rebuild from the events alone.  Opens the store
+    with MDB_RDONLY, so it runs beside a live writer.
+*/
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evr_json.h"
+#include "evr_rebuild.h"
+#include "evr_store.h"
+
+typedef struct {
+    bool json;
+    uint64_t from, to, as_of;
+} s_opts_t;
+
+static void
+s_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-replay DIR [--json] [--as-of SEQ]\n"
+            "       evrun-replay DIR --job ID [--json] [--as-of SEQ]\n"
+            "       evrun-replay DIR --events [--from SEQ] [--to SEQ] [--json]\n"
+            "       evrun-replay DIR --output ID[/STEP] [--json]\n"
+            "       evrun-replay DIR --verify [--json]\n"
+            "\n"
+            "Reads the event store in DIR (a runner's --state-dir store, or a broker's)\n"
+            "read-only; safe while its owner is writing.\n"
+            "\n"
+            "  (no view)         a table of jobs: id, pipeline, status, steps, start, duration\n"
+            "  --job ID          the job's steps (status, exit code, duration, container)\n"
+            "                    and its events in order\n"
+            "  --events          the raw events, one per line (--from/--to bound the seq)\n"
+            "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
+            "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
+            "                    of that step, else every line prefixed with its step\n"
+            "  --verify          rebuild every job from the events alone and compare with\n"
+            "                    the stored projections; print each difference\n"
+            "  --json            JSON lines instead of tables, for every view\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "exit status: 0 ok; 1 a difference (--verify) or an unknown job;\n"
+            "2 usage error, or DIR missing or not an evrun store\n");
+}
+
+static void
+s_time(uint64_t ns, char *buf, size_t size)
+{
+    if (!ns) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    time_t t = (time_t) (ns / 1000000000u);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void
+s_span(uint64_t from, uint64_t to, char *buf, size_t size)
+{
+    if (!from || !to || to < from) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    uint64_t ms = (to - from) / 1000000u;
+    snprintf(buf, size, "%llu.%03llus", (unsigned long long) (ms / 1000),
+             (unsigned long long) (ms % 1000));
+}
+
+static void
+s_print_json(const evr_rectype_t *type, const void *rec)
+{
+    json_t *j = evr_json_from_rec(type, rec);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+static void
+s_jobs_header(void)
+{
+    printf("%-26s  %-20s  %-10s  %-5s  %-19s  %s\n", "ID", "PIPELINE", "STATUS", "STEPS",
+           "START", "DURATION");
+}
+
+static int
+s_job_row(const evr_job_t *job, void *arg)
+{
+    const s_opts_t *o = arg;
+    if (o->json) {
+        s_print_json(&evr_job_type, job);
+        return 0;
+    }
+    char start[32], dur[32], steps[16];
+    s_time(job->started ? job->started : job->created, start, sizeof start);
+    s_span(job->started, job->finished, dur, sizeof dur);
+    snprintf(steps, sizeof steps, "%u/%u", evr_job_steps_done(job), job->steps.n);
+    printf("%-26s  %-20.20s  %-10s  %-5s  %-19s  %s%s\n", job->id,
+           job->pipeline ? job->pipeline : "-", evr_job_status_name(job->status), steps, start,
+           dur, job->compacted ? "  (compacted)" : "");
+    return 0;
+}
+
+static int
+s_list(evr_store_t *store, const s_opts_t *o)
+{
+    evr_err_t err;
+    if (!o->json)
+        s_jobs_header();
+    if (!o->as_of) {
+        if (evr_store_jobs(store, EVR_JOB_NONE, s_job_row, (void *) o, &err)) {
+            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+            return 2;
+        }
+        return 0;
+    }
+    evr_rebuild_t *rb;
+    if (evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err)) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return 2;
+    }
+    for (size_t i = 0; i < evr_rebuild_count(rb); i++)
+        s_job_row(evr_rebuild_at(rb, i), (void *) o);
+    evr_rebuild_destroy(&rb);
+    return 0;
+}
+
+/* --------------------------------------------------------------- events */
+
+static int
+s_event_line(const evr_event_t *ev, void *arg)
+{
+    const s_opts_t *o = arg;
+    if (o->to && ev->seq > o->to)
+        return 1;
+    if (o->json) {
+        s_print_json(&evr_event_type, ev);
+        return 0;
+    }
+    char t[32];
+    s_time(ev->time, t, sizeof t);
+    json_t *d = evr_json_from_rec(evr_evtype_data(evr_event_kind(ev)), &ev->data);
+    char *ds = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%8llu  %s.%03u  %-26s  %4u  %-20s  %s\n", (unsigned long long) ev->seq, t,
+           (unsigned) (ev->time / 1000000u % 1000), ev->job ? ev->job : "-", ev->jseq, ev->type,
+           ds ? ds : "{}");
+    free(ds);
+    json_decref(d);
+    return 0;
+}
+
+static int
+s_events(evr_store_t *store, const s_opts_t *o)
+{
+    evr_err_t err;
+    if (evr_store_scan(store, o->from, o->to, s_event_line, (void *) o, &err)) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ job */
+
+static void
+s_steps_table(const evr_job_t *job)
+{
+    printf("job %s  pipeline %s  status %s%s\n", job->id, job->pipeline ? job->pipeline : "-",
+           evr_job_status_name(job->status), job->cancel_requested ? " (cancel requested)" : "");
+    if (job->reason)
+        printf("reason: %s\n", job->reason);
+    printf("\n%-24s  %-10s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
+           "DURATION", "CONTAINER");
+    for (uint32_t i = 0; i < job->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(job, i);
+        char exit[16] = "-", dur[32] = "-";
+        bool ran = st->status >= EVR_STEP_SUCCEEDED && st->status <= EVR_STEP_LOST;
+        if (ran) {
+            snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
+            snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (st->duration / 1000),
+                     (unsigned long long) (st->duration % 1000));
+        }
+        printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name,
+               evr_step_status_name(st->status), st->attempt, exit, dur,
+               st->container ? st->container : "-");
+    }
+    printf("\n");
+}
+
+static int
+s_job(evr_store_t *store, const char *id, const s_opts_t *o)
+{
+    evr_err_t err;
+    evr_job_t job = { 0 };
+    evr_rebuild_t *rb = NULL;
+    evr_rc_t rc;
+    const evr_job_t *shown = &job;
+    if (o->as_of) {
+        rc = evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err);
+        if (rc == EVR_OK && !(shown = evr_rebuild_job(rb, id)))
+            rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "no job %s as of seq %llu", id,
+                             (unsigned long long) o->as_of);
+    }
+    else
+        rc = evr_store_get_job(store, id, &job, &err);
+    int status = 0;
+    if (rc) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        status = rc == EVR_ERR_NOTFOUND ? 1 : 2;
+        goto out;
+    }
+    if (o->json)
+        s_print_json(&evr_job_type, shown);
+    else {
+        s_steps_table(shown);
+        printf("%8s  %-23s  %-26s  %4s  %-20s  %s\n", "SEQ", "TIME", "JOB", "JSEQ", "TYPE",
+               "DATA");
+    }
+    s_opts_t eo = *o;
+    eo.to = o->as_of;
+    if (shown->compacted && !o->json)
+        printf("(events removed by retention; the state above is the kept summary)\n");
+    rc = evr_store_job_events(store, id, 1, s_event_line, &eo, &err);
+    if (rc) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        status = 2;
+    }
+out:
+    evr_rebuild_destroy(&rb);
+    evr_rec_free(&evr_job_type, &job);
+    return status;
+}
+
+/* --------------------------------------------------------------- output */
+
+typedef struct {
+    const s_opts_t *o;
+    bool raw;
+    char last_step[128];
+    bool at_line_start;
+} s_out_t;
+
+static int
+s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
+               size_t len, void *arg)
+{
+    s_out_t *ctx = arg;
+    if (ctx->o->json) {
+        json_t *j = json_pack("{s:s, s:i, s:s, s:s%}", "step", step, "attempt", (json_int_t) attempt,
+                              "stream", stream, "bytes", (const char *) bytes, len);
+        if (!j)   /* not UTF-8: say so rather than print mangled bytes */
+            j = json_pack("{s:s, s:i, s:s, s:i}", "step", step, "attempt",
+                          (json_int_t) attempt, "stream", stream, "binary_bytes",
+                          (json_int_t) len);
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(s);
+        free(s);
+        json_decref(j);
+        return 0;
+    }
+    if (ctx->raw) {
+        fwrite(bytes, 1, len, stdout);
+        return 0;
+    }
+    if (strcmp(ctx->last_step, step) != 0) {
+        if (!ctx->at_line_start)
+            fputc('\n', stdout);
+        snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+        ctx->at_line_start = true;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (ctx->at_line_start)
+            printf("%s | ", step);
+        fputc(bytes[i], stdout);
+        ctx->at_line_start = bytes[i] == '\n';
+    }
+    return 0;
+}
+
+static int
+s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
+{
+    char id[EVR_ULID_LEN + 1];
+    const char *slash = strchr(spec, '/');
+    size_t idlen = slash ? (size_t) (slash - spec) : strlen(spec);
+    if (idlen != EVR_ULID_LEN) {
+        fprintf(stderr, "evrun-replay: --output %s: expected JOB_ID or JOB_ID/STEP\n", spec);
+        return 2;
+    }
+    memcpy(id, spec, idlen);
+    id[idlen] = '\0';
+    const char *step = slash ? slash + 1 : NULL;
+    evr_job_t job = { 0 };
+    evr_err_t err;
+    evr_rc_t rc = evr_store_get_job(store, id, &job, &err);
+    if (rc == EVR_OK && step && !evr_job_find_step(&job, step))
+        rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "job %s has no step \"%s\"", id, step);
+    if (rc == EVR_OK && job.output_dropped)
+        fprintf(stderr, "evrun-replay: note: the output of job %s was removed by retention\n",
+                id);
+    evr_rec_free(&evr_job_type, &job);
+    if (rc) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return rc == EVR_ERR_NOTFOUND ? 1 : 2;
+    }
+    s_out_t ctx = { o, step != NULL, "", true };
+    rc = evr_store_output(store, id, step, s_output_chunk, &ctx, &err);
+    if (!ctx.raw && !o->json && !ctx.at_line_start)
+        fputc('\n', stdout);
+    if (rc) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- verify */
+
+static void
+s_difference(const char *line, void *arg)
+{
+    const s_opts_t *o = arg;
+    if (o->json) {
+        json_t *j = json_pack("{s:s}", "difference", line);
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+        json_decref(j);
+    }
+    else
+        printf("%s\n", line);
+}
+
+static int
+s_verify(evr_store_t *store, const s_opts_t *o)
+{
+    evr_verify_t v;
+    evr_err_t err;
+    if (evr_verify(store, s_difference, (void *) o, &v, &err)) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return 2;
+    }
+    if (o->json)
+        printf("{\"events\":%llu,\"jobs\":%llu,\"compacted\":%llu,\"differences\":%llu}\n",
+               (unsigned long long) v.events, (unsigned long long) v.jobs,
+               (unsigned long long) v.compacted, (unsigned long long) v.differences);
+    else
+        printf("%s: %llu events, %llu jobs verified, %llu compacted, %llu differences\n",
+               v.differences ? "FAILED" : "verified", (unsigned long long) v.events,
+               (unsigned long long) v.jobs, (unsigned long long) v.compacted,
+               (unsigned long long) v.differences);
+    return v.differences ? 1 : 0;
+}
+
+/* ----------------------------------------------------------------- main */
+
+static bool
+s_seq_arg(const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-') {
+        fprintf(stderr, "evrun-replay: %s %s: expected a sequence number\n", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "job", required_argument, NULL, 'j' }, { "events", no_argument, NULL, 'e' },
+        { "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
+        { "as-of", required_argument, NULL, 'a' }, { "output", required_argument, NULL, 'o' },
+        { "json", no_argument, NULL, 'J' }, { "verify", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    s_opts_t o = { 0 };
+    const char *job = NULL, *output = NULL;
+    bool events = false, verify = false;
+    int c, views = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': job = optarg; views++; break;
+        case 'e': events = true; views++; break;
+        case 'o': output = optarg; views++; break;
+        case 'v': verify = true; views++; break;
+        case 'J': o.json = true; break;
+        case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
+        case 't': if (!s_seq_arg("--to", optarg, &o.to)) return 2; break;
+        case 'a': if (!s_seq_arg("--as-of", optarg, &o.as_of)) return 2; break;
+        case 'h': s_help(stdout); return 0;
+        default: s_help(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || views > 1) {
+        fprintf(stderr, optind != argc - 1 ? "evrun-replay: give exactly one DIR\n"
+                                           : "evrun-replay: choose one of --job, --events, "
+                                             "--output, --verify\n");
+        s_help(stderr);
+        return 2;
+    }
+    if ((o.from || o.to) && !events) {
+        fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
+        return 2;
+    }
+    if (o.as_of && (events || output || verify)) {
+        fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
+        return 2;
+    }
+    evr_store_t *store;
+    evr_err_t err;
+    if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {
+        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        return 2;
+    }
+    int status;
+    if (job)
+        status = s_job(store, job, &o);
+    else if (events)
+        status = s_events(store, &o);
+    else if (output)
+        status = s_output(store, output, &o);
+    else if (verify)
+        status = s_verify(store, &o);
+    else
+        status = s_list(store, &o);
+    evr_store_destroy(&store);
+    return status;
+}
