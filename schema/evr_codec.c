@@ -303,125 +303,178 @@ s_objtype(const msgpack_object *o)
     return "?";
 }
 
-static evr_rc_t
-s_type_err(evr_err_t *err, const char *path, const char *want, const msgpack_object *o)
+/*  The field path of error messages ("submit.spec.steps[1].run"), built in
+    one buffer as the decoder descends and cut back as it returns: no
+    formatting on the good path. */
+typedef struct {
+    char buf[EVR_ERR_MAX];
+    size_t len;
+} s_path_t;
+
+static size_t
+s_path_key(s_path_t *p, const char *key, size_t klen)
 {
-    return evr_err_set(err, EVR_ERR_PROTO, "%s: expected %s, got %s", path, want, s_objtype(o));
+    size_t old = p->len;
+    if (p->len && p->len + 1 < sizeof p->buf)
+        p->buf[p->len++] = '.';
+    if (klen > sizeof p->buf - 1 - p->len)
+        klen = sizeof p->buf - 1 - p->len;
+    memcpy(p->buf + p->len, key, klen);
+    p->len += klen;
+    p->buf[p->len] = '\0';
+    return old;
+}
+
+static size_t
+s_path_index(s_path_t *p, uint32_t i)
+{
+    size_t old = p->len;
+    char tmp[16];
+    int n = snprintf(tmp, sizeof tmp, "[%u]", i);
+    if (n > 0 && (size_t) n < sizeof p->buf - p->len) {
+        memcpy(p->buf + p->len, tmp, (size_t) n + 1);
+        p->len += (size_t) n;
+    }
+    return old;
+}
+
+static void
+s_path_pop(s_path_t *p, size_t old)
+{
+    p->len = old;
+    p->buf[old] = '\0';
+}
+
+static evr_rc_t
+s_type_err(evr_err_t *err, const s_path_t *path, const char *want, const msgpack_object *o)
+{
+    return evr_err_set(err, EVR_ERR_PROTO, "%s: expected %s, got %s", path->buf, want,
+                       s_objtype(o));
 }
 
 /*  Copies a msgpack string into a new C string, checking length, NULs and
     UTF-8. */
 static evr_rc_t
-s_get_str(const msgpack_object *o, uint32_t limit, const char *path, char **out, evr_err_t *err)
+s_get_str(const msgpack_object *o, uint32_t limit, const s_path_t *path, char **out,
+          evr_err_t *err)
 {
     if (o->type != MSGPACK_OBJECT_STR)
         return s_type_err(err, path, "str", o);
     uint32_t n = o->via.str.size;
     if (n > limit)
         return evr_err_set(err, EVR_ERR_LIMIT, "%s: string of %u bytes exceeds the limit of %u",
-                           path, n, limit);
+                           path->buf, n, limit);
     if (memchr(o->via.str.ptr, '\0', n))
-        return evr_err_set(err, EVR_ERR_PROTO, "%s: string contains a NUL byte", path);
+        return evr_err_set(err, EVR_ERR_PROTO, "%s: string contains a NUL byte", path->buf);
     if (!evr_utf8_valid(o->via.str.ptr, n))
-        return evr_err_set(err, EVR_ERR_PROTO, "%s: string is not valid UTF-8", path);
+        return evr_err_set(err, EVR_ERR_PROTO, "%s: string is not valid UTF-8", path->buf);
     *out = evr_strndup(o->via.str.ptr, n);
     return EVR_OK;
 }
 
-static evr_rc_t s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec,
-                               const char *path, evr_err_t *err);
+static evr_rc_t s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec,
+                             s_path_t *path, evr_err_t *err);
 
 static evr_rc_t
-s_count(const evr_field_t *f, uint32_t n, const char *path, evr_err_t *err)
+s_count(const evr_field_t *f, uint32_t n, const s_path_t *path, evr_err_t *err)
 {
     uint32_t limit = evr_field_limit(f);
     if (n > limit)
         return evr_err_set(err, EVR_ERR_LIMIT, "%s: %u items exceed the limit of %u",
-                           path, n, limit);
+                           path->buf, n, limit);
     return EVR_OK;
 }
 
-/*  Unpacks the keyed record l->v[i] of a RECMAP from key and value. */
+/*  Unpacks a keyed record of a RECMAP from its key and value. */
 static evr_rc_t
 s_unpack_keyed(const msgpack_object_kv *kv, const evr_rectype_t *sub, void *rec,
-               const char *path, evr_err_t *err)
+               s_path_t *path, evr_err_t *err)
 {
-    evr_rc_t rc = s_get_str(&kv->key, evr_field_limit(&sub->fields[0]), path,
-                            (char **) AT(rec, &sub->fields[0]), err);
+    char **key = (char **) AT(rec, &sub->fields[0]);
+    evr_rc_t rc = s_get_str(&kv->key, evr_field_limit(&sub->fields[0]), path, key, err);
     if (rc)
         return rc;
-    char *sub_path = evr_asprintf("%s.%s", path, *(char **) AT(rec, &sub->fields[0]));
+    size_t old = s_path_key(path, *key, strlen(*key));
     evr_rectype_t rest = *sub;
     rest.fields = sub->fields + 1;
     rest.nfields = sub->nfields - 1;
     rest.post = NULL;   /* run once below, with the key filled in */
-    rc = evr_codec_unpack(&kv->val, &rest, rec, sub_path, err);
+    rc = s_unpack_rec(&kv->val, &rest, rec, path, err);
     if (!rc && sub->post) {
         const char *why = sub->post(rec);
         if (why)
-            rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", sub_path, why);
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", path->buf, why);
     }
-    free(sub_path);
+    s_path_pop(path, old);
     return rc;
 }
 
 static evr_rc_t
-s_unpack_list(const msgpack_object *o, const evr_field_t *f, void *p, const char *path,
-              evr_err_t *err)
+s_unpack_strlist(const msgpack_object *o, const evr_field_t *f, evr_strlist_t *l,
+                 s_path_t *path, evr_err_t *err)
 {
     evr_rc_t rc;
-    if (f->type == EVR_FT_STRLIST) {
-        if (o->type != MSGPACK_OBJECT_ARRAY)
-            return s_type_err(err, path, "array", o);
-        if ((rc = s_count(f, o->via.array.size, path, err)))
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return s_type_err(err, path, "array", o);
+    if ((rc = s_count(f, o->via.array.size, path, err)))
+        return rc;
+    l->v = evr_calloc(o->via.array.size, sizeof(char *));
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        size_t old = s_path_index(path, i);
+        rc = s_get_str(&o->via.array.ptr[i], EVR_STR_MAX, path, &l->v[i], err);
+        s_path_pop(path, old);
+        if (rc)
             return rc;
-        evr_strlist_t *l = p;
-        l->v = evr_calloc(o->via.array.size, sizeof(char *));
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            char ipath[EVR_ERR_MAX];
-            snprintf(ipath, sizeof ipath, "%s[%u]", path, i);
-            if ((rc = s_get_str(&o->via.array.ptr[i], EVR_STR_MAX, ipath, &l->v[i], err)))
-                return rc;
-            l->n++;
-        }
-        return EVR_OK;
+        l->n++;
     }
-    if (f->type == EVR_FT_STRMAP) {
-        if (o->type != MSGPACK_OBJECT_MAP)
-            return s_type_err(err, path, "map", o);
-        if ((rc = s_count(f, o->via.map.size, path, err)))
+    return EVR_OK;
+}
+
+static evr_rc_t
+s_unpack_strmap(const msgpack_object *o, const evr_field_t *f, evr_strmap_t *m,
+                s_path_t *path, evr_err_t *err)
+{
+    evr_rc_t rc;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return s_type_err(err, path, "map", o);
+    if ((rc = s_count(f, o->via.map.size, path, err)))
+        return rc;
+    m->k = evr_calloc(o->via.map.size, sizeof(char *));
+    m->v = evr_calloc(o->via.map.size, sizeof(char *));
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        char *k = NULL;
+        if ((rc = s_get_str(&kv->key, EVR_STR_MAX, path, &k, err)))
             return rc;
-        evr_strmap_t *m = p;
-        m->k = evr_calloc(o->via.map.size, sizeof(char *));
-        m->v = evr_calloc(o->via.map.size, sizeof(char *));
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            char *k = NULL;
-            if ((rc = s_get_str(&kv->key, EVR_STR_MAX, path, &k, err)))
-                return rc;
-            char ipath[EVR_ERR_MAX];
-            snprintf(ipath, sizeof ipath, "%s.%s", path, k);
-            if (evr_strmap_get(m, k)) {
-                free(k);
-                return evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", ipath);
-            }
+        size_t old = s_path_key(path, k, strlen(k));
+        if (evr_strmap_get(m, k)) {
+            free(k);
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", path->buf);
+        }
+        else {
             m->k[m->n] = k;
-            if ((rc = s_get_str(&kv->val, EVR_STR_MAX, ipath, &m->v[m->n], err))) {
-                m->n++;   /* the key is freed with the map */
-                return rc;
-            }
-            m->n++;
+            rc = s_get_str(&kv->val, EVR_STR_MAX, path, &m->v[m->n], err);
+            m->n++;   /* on error the key is freed with the map */
         }
-        return EVR_OK;
+        s_path_pop(path, old);
+        if (rc)
+            return rc;
     }
-    /* RECLIST and RECMAP */
+    return EVR_OK;
+}
+
+/*  RECLIST (an array of records) and RECMAP (a map of keyed records). */
+static evr_rc_t
+s_unpack_reclist(const msgpack_object *o, const evr_field_t *f, evr_reclist_t *l,
+                 s_path_t *path, evr_err_t *err)
+{
+    evr_rc_t rc;
     bool keyed = f->type == EVR_FT_RECMAP;
     if (o->type != (keyed ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY))
         return s_type_err(err, path, keyed ? "map" : "array", o);
     uint32_t n = keyed ? o->via.map.size : o->via.array.size;
     if ((rc = s_count(f, n, path, err)))
         return rc;
-    evr_reclist_t *l = p;
     l->v = evr_calloc(n, f->sub->size);
     for (uint32_t i = 0; i < n; i++) {
         void *item = evr_reclist_at(f->sub, l, i);
@@ -432,13 +485,13 @@ s_unpack_list(const msgpack_object *o, const evr_field_t *f, void *p, const char
                 const char *a = *(char **) AT(evr_reclist_at(f->sub, l, j), &f->sub->fields[0]);
                 const char *b = *(char **) AT(item, &f->sub->fields[0]);
                 if (strcmp(a, b) == 0)
-                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s.%s: duplicate key", path, b);
+                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s.%s: duplicate key", path->buf, b);
             }
         }
         else {
-            char ipath[EVR_ERR_MAX];
-            snprintf(ipath, sizeof ipath, "%s[%u]", path, i);
-            rc = evr_codec_unpack(&o->via.array.ptr[i], f->sub, item, ipath, err);
+            size_t old = s_path_index(path, i);
+            rc = s_unpack_rec(&o->via.array.ptr[i], f->sub, item, path, err);
+            s_path_pop(path, old);
         }
         if (rc)
             return rc;
@@ -447,7 +500,7 @@ s_unpack_list(const msgpack_object *o, const evr_field_t *f, void *p, const char
 }
 
 static evr_rc_t
-s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const char *path,
+s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_t *path,
                evr_err_t *err)
 {
     void *p = AT(rec, f);
@@ -460,8 +513,8 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const c
             return s_type_err(err, path, "non-negative int", o);
         if (f->type == EVR_FT_U32) {
             if (o->via.u64 > UINT32_MAX)
-                return evr_err_set(err, EVR_ERR_LIMIT, "%s: %llu exceeds the 32-bit range", path,
-                                   (unsigned long long) o->via.u64);
+                return evr_err_set(err, EVR_ERR_LIMIT, "%s: %llu exceeds the 32-bit range",
+                                   path->buf, (unsigned long long) o->via.u64);
             *(uint32_t *) p = (uint32_t) o->via.u64;
         }
         else
@@ -481,7 +534,7 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const c
         if (!evr_enum_parse(f, o->via.str.ptr, o->via.str.size, (uint32_t *) p)) {
             char names[256];
             evr_enum_expected(f, names, sizeof names);
-            return evr_err_set(err, EVR_ERR_PROTO, "%s: expected one of %s", path, names);
+            return evr_err_set(err, EVR_ERR_PROTO, "%s: expected one of %s", path->buf, names);
         }
         return EVR_OK;
     }
@@ -494,41 +547,43 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, const c
         if (o->type != MSGPACK_OBJECT_BIN)
             return s_type_err(err, path, "bin", o);
         if (o->via.bin.size > evr_field_limit(f))
-            return evr_err_set(err, EVR_ERR_LIMIT, "%s: %u bytes exceed the limit of %u", path,
-                               o->via.bin.size, evr_field_limit(f));
+            return evr_err_set(err, EVR_ERR_LIMIT, "%s: %u bytes exceed the limit of %u",
+                               path->buf, o->via.bin.size, evr_field_limit(f));
         evr_bin_t *b = p;
         b->data = evr_malloc(o->via.bin.size);
         memcpy(b->data, o->via.bin.ptr, o->via.bin.size);
         b->len = o->via.bin.size;
         return EVR_OK;
     }
-    case EVR_FT_STRLIST:
-    case EVR_FT_STRMAP:
+    case EVR_FT_STRLIST: return s_unpack_strlist(o, f, p, path, err);
+    case EVR_FT_STRMAP: return s_unpack_strmap(o, f, p, path, err);
     case EVR_FT_RECLIST:
-    case EVR_FT_RECMAP: return s_unpack_list(o, f, p, path, err);
-    case EVR_FT_RECORD: return evr_codec_unpack(o, f->sub, p, path, err);
+    case EVR_FT_RECMAP: return s_unpack_reclist(o, f, p, path, err);
+    case EVR_FT_RECORD: return s_unpack_rec(o, f->sub, p, path, err);
     case EVR_FT_RECPTR:
         *(void **) p = evr_calloc(1, f->sub->size);
-        return evr_codec_unpack(o, f->sub, *(void **) p, path, err);
+        return s_unpack_rec(o, f->sub, *(void **) p, path, err);
     case EVR_FT_VARIANT: {
         const evr_rectype_t *vt = f->select(rec);
         /* No layout means the selecting field is missing: the required
            check reports that one, which is the real problem. */
-        return vt ? evr_codec_unpack(o, vt, p, path, err) : EVR_OK;
+        return vt ? s_unpack_rec(o, vt, p, path, err) : EVR_OK;
     }
     }
-    return evr_err_set(err, EVR_ERR_PROTO, "%s: unsupported field type", path);
+    return evr_err_set(err, EVR_ERR_PROTO, "%s: unsupported field type", path->buf);
 }
 
 /*  Finds the table entry for a msgpack key; unknown keys give NULL. */
 static const evr_field_t *
 s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
 {
-    if (key->type != MSGPACK_OBJECT_STR)
+    if (key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0)
         return NULL;
+    const char *kp = key->via.str.ptr;
+    size_t kn = key->via.str.size;
     for (size_t i = 0; i < type->nfields; i++) {
         const char *k = type->fields[i].key;
-        if (strlen(k) == key->via.str.size && memcmp(k, key->via.str.ptr, key->via.str.size) == 0) {
+        if (k[0] == kp[0] && strncmp(k, kp, kn) == 0 && k[kn] == '\0') {
             *index = i;
             return &type->fields[i];
         }
@@ -536,9 +591,12 @@ s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
     return NULL;
 }
 
-evr_rc_t
-evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type, void *rec,
-                 const char *path, evr_err_t *err)
+/*  The prefix of a message about the record itself: "path: " or "". */
+#define S_AT(path) (path)->buf, (path)->len ? ": " : ""
+
+static evr_rc_t
+s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_path_t *path,
+             evr_err_t *err)
 {
     if (obj->type != MSGPACK_OBJECT_MAP)
         return s_type_err(err, path, "map", obj);
@@ -555,33 +613,43 @@ evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type, void *rec
                 continue;   /* unknown keys: forward compatible */
             if ((f->type == EVR_FT_VARIANT) != (pass == 1))
                 continue;
-            char fpath[EVR_ERR_MAX];
-            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
-            if (seen & (1ull << idx)) {
-                rc = evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", fpath);
-                break;
+            size_t old = s_path_key(path, f->key, strlen(f->key));
+            if (seen & (1ull << idx))
+                rc = evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", path->buf);
+            else {
+                seen |= 1ull << idx;
+                rc = s_unpack_field(&kv->val, f, rec, path, err);
             }
-            seen |= 1ull << idx;
-            rc = s_unpack_field(&kv->val, f, rec, fpath, err);
             if (!rc && f->check) {
                 const char *why = f->check(AT(rec, f));
                 if (why)
-                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", fpath, why);
+                    rc = evr_err_set(err, EVR_ERR_PROTO, "%s: %s", path->buf, why);
             }
+            s_path_pop(path, old);
         }
     }
     for (size_t i = 0; i < type->nfields && !rc; i++)
         if (type->fields[i].required && !(seen & (1ull << i)))
-            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%smissing required field \"%s\"", path,
-                             *path ? ": " : "", type->fields[i].key);
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%smissing required field \"%s\"",
+                             S_AT(path), type->fields[i].key);
     if (!rc && type->post) {
         const char *why = type->post(rec);
         if (why)
-            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%s%s", path, *path ? ": " : "", why);
+            rc = evr_err_set(err, EVR_ERR_PROTO, "%s%s%s", S_AT(path), why);
     }
     if (!rc && type->present_off != EVR_NO_PRESENT)
         *(bool *) ((char *) rec + type->present_off) = true;
     return rc;
+}
+
+evr_rc_t
+evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type, void *rec,
+                 const char *path, evr_err_t *err)
+{
+    s_path_t p = { .len = 0 };
+    p.buf[0] = '\0';
+    s_path_key(&p, path, strlen(path));
+    return s_unpack_rec(obj, type, rec, &p, err);
 }
 
 evr_rc_t

@@ -54,9 +54,22 @@ s_check_how(const void *v)
 }
 
 static const char *
+s_check_runner(const void *v)
+{
+    return evr_spec_name_ok(*(char *const *) v) ? NULL
+                                                : "expected letters, digits, _ . - (at most 64)";
+}
+
+static const char *
 s_check_ulid(const void *v)
 {
-    return evr_ulid_valid(*(char *const *) v) ? NULL : "expected a ULID (26 characters)";
+    const char *s = *(char *const *) v;
+    if (!evr_ulid_valid(s))
+        return "expected a ULID (26 characters)";
+    for (; *s; s++)   /* one spelling per id: ids are compared as strings */
+        if (*s >= 'a' && *s <= 'z')
+            return "expected a ULID in upper case";
+    return NULL;
 }
 
 /*  One line per data field; R says whether the type at hand requires it. */
@@ -65,7 +78,7 @@ s_check_ulid(const void *v)
 #define PIPELINE(R) D("pipeline", EVR_FT_STR, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name", R)
 #define SPEC(R) D("spec", EVR_FT_RECPTR, 0, spec, &evr_spec_type, NULL, "the pipeline spec", R)
 #define ARGS(R) D("args", EVR_FT_STRMAP, 64, args, NULL, NULL, "resolved args", R)
-#define RUNNER(R) D("runner", EVR_FT_STR, 128, runner, NULL, NULL, "runner id", R)
+#define RUNNER(R) D("runner", EVR_FT_STR, EVR_SPEC_MAX_NAME, runner, NULL, s_check_runner, "runner id", R)
 #define JSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_job_status, "final job status", R)
 #define SSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_step_status, "step status", R)
 #define REASON(R) D("reason", EVR_FT_STR, 1024, reason, NULL, NULL, "why, for people", R)
@@ -178,7 +191,8 @@ s_event_post(const void *rec)
     const evr_event_t *ev = rec;
     bool runner_ev = strncmp(ev->type, "runner.", 7) == 0;
     if (runner_ev)
-        return ev->job ? "runner events carry no job" : NULL;
+        return ev->job ? "runner events carry no job"
+             : ev->jseq ? "runner events carry no per-job seq" : NULL;
     if (!ev->job)
         return "missing required field \"job\"";
     if (ev->jseq == 0)

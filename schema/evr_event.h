@@ -34,7 +34,9 @@ typedef enum {
     EVR_EV_COUNT_
 } evr_evtype_t;
 
-/*  Largest output chunk one step.output event carries (masked bytes). */
+/*  Largest raw output chunk one step.output event stands for.  Masking can
+    lengthen it (a 1-byte secret becomes "***"), so `bytes` may hold up to
+    twice this. */
 #define EVR_OUTPUT_CHUNK_MAX (64u * 1024u)
 
 typedef struct {
@@ -56,7 +58,7 @@ typedef struct {
     int64_t exit_code;
     uint64_t duration;  /* ms */
     char *version;
-    char *how;          /* step.recovered: reattached, collected, restarted, lost */
+    char *how;          /* step.recovered: reattached, collected, restarted, created, lost */
     uint32_t jobs;      /* runner.recovered */
 } evr_evdata_t;
 

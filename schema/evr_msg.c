@@ -10,7 +10,13 @@
 static const char *
 s_check_ulid(const void *v)
 {
-    return evr_ulid_valid(*(char *const *) v) ? NULL : "expected a ULID (26 characters)";
+    const char *s = *(char *const *) v;
+    if (!evr_ulid_valid(s))
+        return "expected a ULID (26 characters)";
+    for (; *s; s++)   /* one spelling per id: ids are compared as strings */
+        if (*s >= 'a' && *s <= 'z')
+            return "expected a ULID in upper case";
+    return NULL;
 }
 
 static const char *
@@ -64,12 +70,18 @@ s_check_code(const void *v)
 static const char *
 s_check_spec(const void *v)
 {
-    /* The table checked types and limits; names, needs and cycles too. */
+    /* The table checked types and limits; names, needs and cycles too.
+       The reason names the first problem; the buffer is per thread. */
+    static __thread char why[EVR_ERR_MAX];
     const evr_spec_t *spec = *(evr_spec_t *const *) v;
     evr_diag_t *diag = evr_diag_new("spec");
     evr_rc_t rc = evr_spec_validate(spec, diag);
+    if (rc) {
+        const char *first = evr_diag_get(diag, 0) + strlen("spec: ");
+        snprintf(why, sizeof why, "invalid pipeline: %s", first);
+    }
     evr_diag_destroy(&diag);
-    return rc ? "invalid pipeline (run evrun-cli validate on the file)" : NULL;
+    return rc ? why : NULL;
 }
 
 #define M(key, type, R, limit, member, sub, check, doc)                                          \

@@ -54,7 +54,7 @@ const evr_rectype_t evr_resource_type = { "resource", sizeof(evr_resource_t),
 
 static const evr_field_t s_queue_fields[] = {
     F(evr_queue_t, "limit", EVR_FT_U32, false, 0, limit, NULL, NULL,
-      "most jobs of this pipeline waiting in the queue"),
+      "most jobs of this pipeline waiting in the queue; 0 or absent: the broker's default"),
     F(evr_queue_t, "strategy", EVR_FT_STR, false, 16, strategy, NULL, s_check_strategy,
       "append (a full queue refuses) or replace (the newest replaces the waiting job)"),
 };
@@ -367,8 +367,6 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
     if (spec->steps.n == 0)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
-    if (spec->queue.present && spec->queue.limit == 0)
-        evr_diag_add(diag, "queue.limit", "must be at least 1");
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {
             snprintf(p, sizeof p, "labels[%u]", i);

@@ -34,7 +34,7 @@ typedef struct {
 
 typedef struct {
     bool present;
-    uint32_t limit;     /* waiting jobs of this pipeline; 0 = default */
+    uint32_t limit;     /* waiting jobs of this pipeline; 0 = the broker's default */
     char *strategy;     /* "append" (default) or "replace" */
 } evr_queue_t;
 

@@ -36,12 +36,16 @@ typedef struct {
     uint64_t events;        /* events read */
     uint64_t jobs;          /* projections compared */
     uint64_t compacted;     /* projections kept as summaries (not comparable) */
+    uint64_t changed;       /* jobs a live writer advanced during the check: skipped */
     uint64_t differences;   /* problems reported */
 } evr_verify_t;
 
-/*  Rebuilds every job and compares with the stored projections; also
-    checks that seqs are dense (unless retention compacted jobs) and the
-    per-job index.  Each problem is reported; out counts them. */
+/*  Rebuilds every job from the events up to the last seq at the start and
+    compares with the stored projections; also checks that seqs are dense
+    (unless retention compacted jobs).  Reads run in short transactions, so
+    a live writer may advance a job meanwhile: such jobs (stored last seq
+    beyond the start) are counted as changed, not compared.  Each problem
+    is reported; out counts them. */
 evr_rc_t evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
                     evr_err_t *err);
 

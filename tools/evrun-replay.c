@@ -353,14 +353,17 @@ s_verify(evr_store_t *store, const s_opts_t *o)
         return 2;
     }
     if (o->json)
-        printf("{\"events\":%llu,\"jobs\":%llu,\"compacted\":%llu,\"differences\":%llu}\n",
+        printf("{\"events\":%llu,\"jobs\":%llu,\"compacted\":%llu,\"changed\":%llu,"
+               "\"differences\":%llu}\n",
                (unsigned long long) v.events, (unsigned long long) v.jobs,
-               (unsigned long long) v.compacted, (unsigned long long) v.differences);
+               (unsigned long long) v.compacted, (unsigned long long) v.changed,
+               (unsigned long long) v.differences);
     else
-        printf("%s: %llu events, %llu jobs verified, %llu compacted, %llu differences\n",
+        printf("%s: %llu events, %llu jobs verified, %llu compacted, %llu changed while "
+               "checking, %llu differences\n",
                v.differences ? "FAILED" : "verified", (unsigned long long) v.events,
                (unsigned long long) v.jobs, (unsigned long long) v.compacted,
-               (unsigned long long) v.differences);
+               (unsigned long long) v.changed, (unsigned long long) v.differences);
     return v.differences ? 1 : 0;
 }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# test_replay.sh BIN_DIR: evrun-replay on a real store written by
+# evrun-bench-store: every view, --json, --as-of, --verify, exit codes.
+set -u
+bin=$1
+tmp=$(mktemp -d /tmp/evr-test-replay-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+check() {   # check "what" command...: the command must succeed
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $what" >&2; fi
+}
+status_is() {   # status_is N command...
+  local want=$1; shift
+  "$@" >/dev/null 2>&1
+  [ $? -eq "$want" ]
+}
+
+"$bin/evrun-bench-store" --dir "$tmp/b" --jobs 5 --steps 2 --output-bytes 5000 --nosync \
+  > "$tmp/bench.txt" || { echo "bench failed" >&2; exit 1; }
+store=$tmp/b/store
+job=$("$bin/evrun-replay" "$store" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')
+
+"$bin/evrun-replay" "$store" > "$tmp/list.txt"
+check "list has a header and 5 jobs" [ "$(wc -l < "$tmp/list.txt")" -eq 6 ]
+check "list shows status and steps" grep -Eq "^$job +synthetic +succeeded +2/2 " "$tmp/list.txt"
+
+"$bin/evrun-replay" "$store" --job "$job" > "$tmp/job.txt"
+check "--job shows the steps" grep -Eq "^step-1 +succeeded +1 +0 +1.234s +evrun-$job-step-1-1" "$tmp/job.txt"
+check "--job shows its events" grep -q "job.finished" "$tmp/job.txt"
+events_per_job=$(grep -c "$job" <(grep -E "^ +[0-9]+  " "$tmp/job.txt"))
+# 2 job events + 2 steps x (queued, starting, started, 2 output chunks, finished) + 1
+check "--job lists 15 events" [ "$events_per_job" -eq 15 ]
+
+"$bin/evrun-replay" "$store" --events > "$tmp/events.txt"
+check "--events prints every event" [ "$(wc -l < "$tmp/events.txt")" -eq 75 ]
+"$bin/evrun-replay" "$store" --events --from 3 --to 7 > "$tmp/range.txt"
+check "--from/--to bound the range" [ "$(wc -l < "$tmp/range.txt")" -eq 5 ]
+check "--from starts at 3" grep -Eq "^ +3  " <(head -n 1 "$tmp/range.txt")
+"$bin/evrun-replay" "$store" --events --json > "$tmp/events.json"
+check "--events --json: one object per line" [ "$(grep -c '^{"seq":' "$tmp/events.json")" -eq 75 ]
+
+"$bin/evrun-replay" "$store" --as-of 5 > "$tmp/asof.txt"
+check "--as-of 5: one job, running" grep -Eq "^$job +synthetic +running +0/2 " "$tmp/asof.txt"
+check "--as-of 5: nothing later" [ "$(wc -l < "$tmp/asof.txt")" -eq 2 ]
+"$bin/evrun-replay" "$store" --job "$job" --as-of 4 > "$tmp/jobasof.txt"
+check "--job --as-of: step-1 starting" grep -Eq "^step-1 +starting" "$tmp/jobasof.txt"
+
+"$bin/evrun-replay" "$store" --output "$job/step-1" > "$tmp/out.bin"
+check "--output ID/STEP: the raw bytes" [ "$(wc -c < "$tmp/out.bin")" -eq 5000 ]
+"$bin/evrun-replay" "$store" --output "$job" > "$tmp/out.txt"
+check "--output ID: lines prefixed" grep -q "^step-2 | " "$tmp/out.txt"
+check "--output ID: no unprefixed line" [ "$(grep -vc '^step-[12] | ' "$tmp/out.txt")" -eq 0 ]
+
+"$bin/evrun-replay" "$store" --verify > "$tmp/verify.txt"
+check "--verify exits 0" [ $? -eq 0 ]
+check "--verify counts" grep -q "verified: 75 events, 5 jobs verified, 0 compacted" "$tmp/verify.txt"
+"$bin/evrun-replay" "$store" --verify --json > "$tmp/verify.json"
+check "--verify --json" grep -q '"differences":0' "$tmp/verify.json"
+
+check "missing dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/nope"
+mkdir "$tmp/empty"
+check "foreign dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/empty"
+"$bin/evrun-replay" "$tmp/empty" 2> "$tmp/err.txt"
+check "foreign dir message" grep -q "no evrun store here" "$tmp/err.txt"
+check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
+check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
+check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
+check "--help exits 0" status_is 0 "$bin/evrun-replay" --help
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

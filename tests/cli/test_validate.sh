@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# test_validate.sh BIN_DIR SOURCE_DIR: evrun-cli validate as a user runs it.
+set -u
+bin=$1 src=$2
+tmp=$(mktemp -d /tmp/evr-test-validate-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+check() {
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $what" >&2; fi
+}
+cli=$bin/evrun-cli
+
+"$cli" validate "$src"/examples/*.yml > "$tmp/out" 2> "$tmp/err"
+check "examples: exit 0" [ $? -eq 0 ]
+check "examples: one ok line each" [ "$(grep -c ': ok$' "$tmp/out")" -eq "$(ls "$src"/examples/*.yml | wc -l)" ]
+check "examples: nothing on stderr" [ ! -s "$tmp/err" ]
+
+bad=$src/tests/data/pipelines/bad
+"$cli" validate "$src/examples/hello.yml" "$bad/cycle.yml" "$bad/unknown_need.yml" > "$tmp/out" 2> "$tmp/err"
+check "one bad file: exit 1" [ $? -eq 1 ]
+check "the good file still reported" grep -q "hello.yml: ok" "$tmp/out"
+check "cycle named on stderr" grep -q "cycle.yml:10:5: steps\[1\].needs: dependency cycle: a -> c -> b -> a" "$tmp/err"
+check "every file checked" grep -q "unknown_need.yml:9:20: steps\[1\].needs\[1\]: unknown step \"buid\"" "$tmp/err"
+
+"$cli" validate "$bad/args.yml" 2> "$tmp/err"
+check "required arg missing: exit 1" [ $? -eq 1 ]
+"$cli" validate -a TARGET=eu "$bad/args.yml" > "$tmp/out"
+check "required arg given: exit 0" [ $? -eq 0 ]
+"$cli" validate -a NOPE=1 -a TARGET=eu "$bad/args.yml" 2> "$tmp/err"
+check "unknown arg: exit 1" [ $? -eq 1 ]
+check "unknown arg named" grep -q 'the pipeline declares no arg "NOPE"' "$tmp/err"
+
+"$cli" validate --print "$src/examples/dag.yml" > "$tmp/out"
+check "--print: exit 0" [ $? -eq 0 ]
+check "--print: JSON with the steps" grep -q '"name": "report"' "$tmp/out"
+check "--print: normalized image" [ "$(grep -c '"image": "localhost/evrun-busybox:latest"' "$tmp/out")" -eq 6 ]
+
+"$cli" validate > /dev/null 2>&1
+check "no file: exit 2" [ $? -eq 2 ]
+"$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1
+check "bad -a: exit 2" [ $? -eq 2 ]
+"$cli" frobnicate > /dev/null 2>&1
+check "unknown command: exit 2" [ $? -eq 2 ]
+"$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
+check "missing file: exit 1" [ $? -eq 1 ]
+check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
+"$cli" validate --help > "$tmp/out"
+check "--help: exit 0 and usage" grep -q "usage: evrun-cli validate" "$tmp/out"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
