@@ -257,6 +257,16 @@ evr_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *) s, *end = p + n;
     while (p < end) {
+        /* ASCII fast path: eight bytes at a time */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
         unsigned c = *p;
         size_t k;
         uint32_t cp;
@@ -532,9 +542,12 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
         if (o->type != MSGPACK_OBJECT_STR)
             return s_type_err(err, path, "str", o);
         if (!evr_enum_parse(f, o->via.str.ptr, o->via.str.size, (uint32_t *) p)) {
-            char names[256];
+            char names[384];
             evr_enum_expected(f, names, sizeof names);
-            return evr_err_set(err, EVR_ERR_PROTO, "%s: expected one of %s", path->buf, names);
+            uint32_t n = o->via.str.size > 32 ? 32 : o->via.str.size;
+            bool printable = evr_utf8_valid(o->via.str.ptr, n) && !memchr(o->via.str.ptr, 0, n);
+            return evr_err_set(err, EVR_ERR_PROTO, "%s: unknown value \"%.*s\" (expected one of %s)",
+                               path->buf, printable ? (int) n : 0, o->via.str.ptr, names);
         }
         return EVR_OK;
     }

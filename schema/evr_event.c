@@ -169,7 +169,7 @@ evr_evtype_data(evr_evtype_t t)
 evr_evtype_t
 evr_event_kind(const evr_event_t *ev)
 {
-    return ev->type ? evr_evtype_parse(ev->type) : EVR_EV_NONE;
+    return ev->type < EVR_EV_COUNT_ ? (evr_evtype_t) ev->type : EVR_EV_NONE;
 }
 
 static const evr_rectype_t *
@@ -178,18 +178,21 @@ s_select_data(const void *parent)
     return evr_evtype_data(evr_event_kind(parent));
 }
 
-static const char *
-s_check_type(const void *v)
-{
-    return evr_evtype_parse(*(char *const *) v) ? NULL : "unknown event type";
-}
+/*  The wire names of the types, by evr_evtype_t; "" marks the zero value
+    as not a type. */
+static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
+    "", "job.accepted", "job.started", "job.paused", "job.resumed", "job.cancel_requested",
+    "job.finished", "step.queued", "step.starting", "step.started", "step.output",
+    "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
+    NULL,
+};
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */
 static const char *
 s_event_post(const void *rec)
 {
     const evr_event_t *ev = rec;
-    bool runner_ev = strncmp(ev->type, "runner.", 7) == 0;
+    bool runner_ev = ev->type == EVR_EV_RUNNER_STARTED || ev->type == EVR_EV_RUNNER_RECOVERED;
     if (runner_ev)
         return ev->job ? "runner events carry no job"
              : ev->jseq ? "runner events carry no per-job seq" : NULL;
@@ -207,8 +210,8 @@ static const evr_field_t s_event_fields[] = {
       NULL, "job id (ULID); required for job.* and step.* events", NULL },
     { "jseq", EVR_FT_U32, false, 0, offsetof(evr_event_t, jseq), NULL, NULL, NULL,
       "per-job seq: dense, from 1; required for job.* and step.* events", NULL },
-    { "type", EVR_FT_STR, true, 32, offsetof(evr_event_t, type), NULL, s_check_type, NULL,
-      "event type", NULL },
+    { "type", EVR_FT_ENUM, true, 0, offsetof(evr_event_t, type), NULL, NULL, NULL,
+      "event type", s_type_names },
     { "time", EVR_FT_U64, true, 0, offsetof(evr_event_t, time), NULL, NULL, NULL,
       "wall clock, ns since the Unix epoch", NULL },
     { "data", EVR_FT_VARIANT, true, 0, offsetof(evr_event_t, data), &evr_evdata_all, NULL,
@@ -223,9 +226,7 @@ evr_event_t *
 evr_event_new(evr_evtype_t type)
 {
     evr_event_t *ev = evr_calloc(1, sizeof *ev);
-    const char *name = evr_evtype_name(type);
-    if (name)
-        ev->type = evr_strdup(name);
+    ev->type = type;
     return ev;
 }
 

@@ -66,7 +66,7 @@ typedef struct {
     uint64_t seq;       /* runner seq, dense per log, from 1 */
     char *job;          /* ULID; NULL for runner.* events */
     uint32_t jseq;      /* per-job seq, dense, from 1; 0 for runner.* events */
-    char *type;         /* "job.accepted", ... */
+    uint32_t type;      /* evr_evtype_t; a string ("job.accepted") on the wire */
     uint64_t time;      /* wall clock, ns since the epoch */
     evr_evdata_t data;
 } evr_event_t;
@@ -81,7 +81,7 @@ evr_evtype_t evr_evtype_parse(const char *name);
 /*  Field table of the data of type t, or NULL. */
 const evr_rectype_t *evr_evtype_data(evr_evtype_t t);
 
-/*  The type of ev (parsed from ev->type). */
+/*  The type of ev. */
 evr_evtype_t evr_event_kind(const evr_event_t *ev);
 
 /*  Heap events: new (zeroed) with type set; destroy frees all. */

@@ -410,7 +410,7 @@ bool
 evr_enum_parse(const evr_field_t *f, const char *s, size_t n, uint32_t *v)
 {
     for (uint32_t i = 0; f->names[i]; i++)
-        if (strlen(f->names[i]) == n && memcmp(f->names[i], s, n) == 0) {
+        if (*f->names[i] && strlen(f->names[i]) == n && memcmp(f->names[i], s, n) == 0) {
             *v = i;
             return true;
         }
@@ -423,7 +423,9 @@ evr_enum_expected(const evr_field_t *f, char *buf, size_t size)
     size_t used = 0;
     buf[0] = '\0';
     for (uint32_t i = 0; f->names[i]; i++) {
-        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", f->names[i]);
+        if (!*f->names[i])
+            continue;
+        int w = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", f->names[i]);
         if (w < 0 || (size_t) w >= size - used)
             break;
         used += (size_t) w;

@@ -77,7 +77,8 @@ typedef struct {
     const evr_rectype_t *(*select)(const void *parent);   /* VARIANT only */
     const char *doc;            /* one line for PROTOCOL.md and --help */
     const char *const *names;   /* ENUM only: the values, NULL-terminated; index 0 is
-                                   the zero value, left out when encoding */
+                                   the zero value, left out when encoding unless
+                                   required; an empty name is never accepted */
 } evr_field_t;
 
 struct evr_rectype {

@@ -1,7 +1,6 @@
 /*  evr_ulid.c: ULID generation and parsing (Crockford base32). */
 #include "evr_ulid.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +8,23 @@
 
 static const char s_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/*  Value of a base32 character, or -1.  Accepts lower case. */
+/*  Value + 1 of each base32 character (either case); 0 for the rest. */
+static const uint8_t s_values[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['A'] = 11, ['a'] = 11, ['B'] = 12, ['b'] = 12, ['C'] = 13,
+    ['c'] = 13, ['D'] = 14, ['d'] = 14, ['E'] = 15, ['e'] = 15, ['F'] = 16, ['f'] = 16,
+    ['G'] = 17, ['g'] = 17, ['H'] = 18, ['h'] = 18, ['J'] = 19, ['j'] = 19, ['K'] = 20,
+    ['k'] = 20, ['M'] = 21, ['m'] = 21, ['N'] = 22, ['n'] = 22, ['P'] = 23, ['p'] = 23,
+    ['Q'] = 24, ['q'] = 24, ['R'] = 25, ['r'] = 25, ['S'] = 26, ['s'] = 26, ['T'] = 27,
+    ['t'] = 27, ['V'] = 28, ['v'] = 28, ['W'] = 29, ['w'] = 29, ['X'] = 30, ['x'] = 30,
+    ['Y'] = 31, ['y'] = 31, ['Z'] = 32, ['z'] = 32,
+};
+
+/*  Value of a base32 character, or -1. */
 static int
 s_value(char c)
 {
-    c = (char) toupper((unsigned char) c);
-    const char *p = c ? strchr(s_alphabet, c) : NULL;
-    return p ? (int) (p - s_alphabet) : -1;
+    return (int) s_values[(unsigned char) c] - 1;
 }
 
 void

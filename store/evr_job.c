@@ -152,7 +152,7 @@ static evr_rc_t
 s_illegal(evr_err_t *err, const evr_job_t *job, const evr_event_t *ev, const char *why)
 {
     return evr_err_set(err, EVR_ERR_STATE, "job %s: %s (jseq %u, seq %llu) illegal in state %s: %s",
-                       ev->job ? ev->job : "-", ev->type ? ev->type : "?", ev->jseq,
+                       ev->job ? ev->job : "-", evr_evtype_name(evr_event_kind(ev)) ? evr_evtype_name(evr_event_kind(ev)) : "?", ev->jseq,
                        (unsigned long long) ev->seq, evr_job_status_name(job->status), why);
 }
 

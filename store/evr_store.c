@@ -348,7 +348,7 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
         else if (evr_event_kind(ev) != EVR_EV_RUNNER_STARTED
                  && evr_event_kind(ev) != EVR_EV_RUNNER_RECOVERED) {
             erc = evr_err_set(err, EVR_ERR_STATE, "store: %s event without a job",
-                              ev->type ? ev->type : "untyped");
+                              evr_evtype_name(evr_event_kind(ev)) ? evr_evtype_name(evr_event_kind(ev)) : "untyped");
             break;
         }
         uint8_t *buf, key[8];

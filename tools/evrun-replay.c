@@ -154,7 +154,7 @@ s_event_line(const evr_event_t *ev, void *arg)
     json_t *d = evr_json_from_rec(evr_evtype_data(evr_event_kind(ev)), &ev->data);
     char *ds = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%8llu  %s.%03u  %-26s  %4u  %-20s  %s\n", (unsigned long long) ev->seq, t,
-           (unsigned) (ev->time / 1000000u % 1000), ev->job ? ev->job : "-", ev->jseq, ev->type,
+           (unsigned) (ev->time / 1000000u % 1000), ev->job ? ev->job : "-", ev->jseq, evr_evtype_name(evr_event_kind(ev)),
            ds ? ds : "{}");
     free(ds);
     json_decref(d);
