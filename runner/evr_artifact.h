@@ -1,0 +1,28 @@
+/*  evr_artifact.h: unpacking tar streams from containers, safely.
+
+    Artifacts arrive as tar streams from podman's archive API; they are
+    unpacked with libarchive into a destination directory with path
+    checks: no absolute names, no "..", no links (symbolic or hard) that
+    could point outside, at most EVR_ARTIFACT_MAX_ENTRIES entries and
+    EVR_ARTIFACT_MAX_BYTES bytes.  Each file is written under a temporary
+    name and renamed into place when complete, so the directory never holds
+    a partial file under its final name.
+*/
+#ifndef EVR_ARTIFACT_H_INCLUDED
+#define EVR_ARTIFACT_H_INCLUDED
+
+#include "evr_common.h"
+
+#define EVR_ARTIFACT_MAX_ENTRIES 10000
+#define EVR_ARTIFACT_MAX_BYTES (1ull << 30)
+
+/*  Unpacks the tar file at tar_path into dest (created with parents).
+    *files receives the number of regular files written.  Errors name the
+    entry and the reason. */
+evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint32_t *files,
+                             evr_err_t *err);
+
+/*  mkdir -p with mode 0755. */
+evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);
+
+#endif

@@ -1,0 +1,381 @@
+/*  evr_http.c: libcurl multi interface, one thread, many transfers. */
+#include "evr_http.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_DEFAULT_MAX_BODY (1u << 20)
+
+struct evr_http_req {
+    evr_http_t *http;
+    CURL *easy;
+    struct curl_slist *headers;
+    evr_http_opts_t opts;
+    void *body_copy;
+    char *url;
+    char *resp;
+    size_t resp_len, resp_cap;
+    bool truncated, head_done, aborted;
+    bool added;         /* handed to the multi handle */
+    bool cancelled;     /* cancel asked from inside a callback: done later */
+    long status;
+    evr_rc_t rc;
+    char errbuf[CURL_ERROR_SIZE];
+    char msg[EVR_ERR_MAX];
+    evr_http_req_t *next, *prev;
+};
+
+struct evr_http {
+    CURLM *multi;
+    char *base;         /* as given */
+    char *socket;       /* unix socket path, or NULL */
+    char *prefix;       /* URL prefix for paths */
+    evr_http_req_t *reqs;
+    bool in_perform;    /* inside curl_multi_perform: callbacks may run */
+};
+
+/*  curl refuses curl_multi_add_handle and _remove_handle from inside its
+    callbacks, where on_head and on_data run: requests started or cancelled
+    there are handled once curl_multi_perform has returned. */
+static void
+s_settle(evr_http_t *self)
+{
+    for (evr_http_req_t *r = self->reqs; r; r = r->next)
+        if (!r->added && !r->cancelled) {
+            curl_multi_add_handle(self->multi, r->easy);
+            r->added = true;
+        }
+}
+
+static void s_cancel_now(evr_http_req_t *req);
+
+static void
+s_reap_cancelled(evr_http_t *self)
+{
+    bool again = true;
+    while (again) {
+        again = false;
+        for (evr_http_req_t *r = self->reqs; r; r = r->next)
+            if (r->cancelled) {
+                s_cancel_now(r);   /* frees r: the list changed */
+                again = true;
+                break;
+            }
+    }
+}
+
+static void
+s_perform(evr_http_t *self, int *running)
+{
+    self->in_perform = true;
+    curl_multi_perform(self->multi, running);
+    self->in_perform = false;
+    s_reap_cancelled(self);
+    s_settle(self);
+}
+
+static bool s_curl_ready;
+
+evr_http_t *
+evr_http_new(const char *base, evr_err_t *err)
+{
+    if (!s_curl_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        s_curl_ready = true;
+    }
+    evr_http_t *self = evr_calloc(1, sizeof *self);
+    self->base = evr_strdup(base);
+    if (strncmp(base, "unix://", 7) == 0) {
+        self->socket = evr_strdup(base + 7);
+        self->prefix = evr_strdup("http://d");
+        if (strlen(self->socket) > 107) {
+            evr_err_set(err, EVR_ERR_CONFIG, "%s: a unix socket path holds at most 107 bytes",
+                        base);
+            evr_http_destroy(&self);
+            return NULL;
+        }
+    }
+    else
+        self->prefix = evr_strdup(base);
+    self->multi = curl_multi_init();
+    return self;
+}
+
+static void
+s_free_req(evr_http_req_t *req)
+{
+    evr_http_t *self = req->http;
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        self->reqs = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    if (req->added)
+        curl_multi_remove_handle(self->multi, req->easy);
+    curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req->body_copy);
+    free(req->url);
+    free(req->resp);
+    free(req);
+}
+
+void
+evr_http_destroy(evr_http_t **self_p)
+{
+    evr_http_t *self = *self_p;
+    if (!self)
+        return;
+    while (self->reqs)
+        s_free_req(self->reqs);
+    if (self->multi)
+        curl_multi_cleanup(self->multi);
+    free(self->base);
+    free(self->socket);
+    free(self->prefix);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+evr_http_base(const evr_http_t *self)
+{
+    return self->base;
+}
+
+static size_t
+s_on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    evr_http_req_t *req = arg;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0)
+        req->head_done = false;   /* a new response (after 100-continue) */
+    if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n') && !req->head_done) {
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+        if (req->status >= 200) {
+            req->head_done = true;
+            if (req->opts.on_head)
+                req->opts.on_head(req, req->status, req->opts.arg);
+        }
+    }
+    return len;
+}
+
+static size_t
+s_on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    evr_http_req_t *req = arg;
+    size_t len = size * n;
+    if (req->opts.on_data) {
+        if (!req->opts.on_data(req, (const uint8_t *) buf, len, req->opts.arg)) {
+            req->aborted = true;
+            return 0;   /* curl ends the transfer with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
+    size_t max = req->opts.max_body ? req->opts.max_body : S_DEFAULT_MAX_BODY;
+    size_t keep = len;
+    if (req->resp_len + keep > max) {
+        keep = max - req->resp_len;
+        req->truncated = true;
+    }
+    if (req->resp_len + keep + 1 > req->resp_cap) {
+        req->resp_cap = (req->resp_len + keep + 1) * 2;
+        if (req->resp_cap > max + 1)
+            req->resp_cap = max + 1;
+        req->resp = evr_realloc(req->resp, req->resp_cap);
+    }
+    memcpy(req->resp + req->resp_len, buf, keep);
+    req->resp_len += keep;
+    req->resp[req->resp_len] = '\0';
+    return len;
+}
+
+evr_http_req_t *
+evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
+{
+    evr_http_req_t *req = evr_calloc(1, sizeof *req);
+    req->http = self;
+    req->opts = *opts;
+    req->easy = curl_easy_init();
+    req->url = evr_asprintf("%s%s", self->prefix, opts->path);
+    CURL *e = req->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    if (self->socket)
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, self->socket);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, opts->method);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, self->socket ? "http" : "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, self->socket ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    req->headers = curl_slist_append(NULL, "Expect:");   /* no 100-continue round trip */
+    if (opts->body) {
+        req->body_copy = evr_malloc(opts->body_len);
+        memcpy(req->body_copy, opts->body, opts->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body_copy);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) opts->body_len);
+        char *ct = evr_asprintf("Content-Type: %s",
+                                opts->content_type ? opts->content_type : "application/json");
+        req->headers = curl_slist_append(req->headers, ct);
+        free(ct);
+    }
+    else if (strcmp(opts->method, "POST") == 0 || strcmp(opts->method, "PUT") == 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+    req->next = self->reqs;
+    if (self->reqs)
+        self->reqs->prev = req;
+    self->reqs = req;
+    if (!self->in_perform) {
+        curl_multi_add_handle(self->multi, e);
+        req->added = true;
+    }
+    return req;
+}
+
+static void
+s_finish(evr_http_req_t *req, CURLcode code)
+{
+    if (req->status == 0)
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+    if (code != CURLE_OK && !(req->aborted && code == CURLE_WRITE_ERROR)) {
+        req->rc = EVR_ERR_IO;
+        const char *why = req->errbuf[0] ? req->errbuf : curl_easy_strerror(code);
+        snprintf(req->msg, sizeof req->msg, "%s %s: %s", req->opts.method, req->url, why);
+    }
+    if (req->opts.on_done)
+        req->opts.on_done(req, req->opts.arg);
+    s_free_req(req);
+}
+
+void
+evr_http_cancel(evr_http_t *self, evr_http_req_t *req)
+{
+    if (self->in_perform)
+        req->cancelled = true;
+    else
+        s_cancel_now(req);
+}
+
+static void
+s_cancel_now(evr_http_req_t *req)
+{
+    req->cancelled = false;
+    req->rc = EVR_ERR_IO;
+    snprintf(req->msg, sizeof req->msg, "%s %s: cancelled", req->opts.method, req->url);
+    if (req->opts.on_done)
+        req->opts.on_done(req, req->opts.arg);
+    s_free_req(req);
+}
+
+int
+evr_http_run(evr_http_t *self, int timeout_ms)
+{
+    int running = 0, numfds = 0;
+    s_perform(self, &running);
+    /* with no transfers curl_multi_poll still waits: the caller's timers */
+    curl_multi_poll(self->multi, NULL, 0, timeout_ms, &numfds);
+    s_perform(self, &running);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(self->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        evr_http_req_t *req = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+        if (req->cancelled)
+            continue;   /* reaped below */
+        s_finish(req, m->data.result);
+    }
+    s_reap_cancelled(self);
+    s_settle(self);
+    return running;
+}
+
+long
+evr_http_status(const evr_http_req_t *req)
+{
+    return req->status;
+}
+
+const char *
+evr_http_body(const evr_http_req_t *req, size_t *len)
+{
+    if (len)
+        *len = req->resp_len;
+    return req->resp ? req->resp : "";
+}
+
+evr_rc_t
+evr_http_error(const evr_http_req_t *req, const char **msg)
+{
+    if (msg)
+        *msg = req->msg;
+    return req->rc;
+}
+
+bool
+evr_http_truncated(const evr_http_req_t *req)
+{
+    return req->truncated;
+}
+
+typedef struct {
+    bool done;
+    long status;
+    char *body;
+    size_t len;
+    evr_rc_t rc;
+    char msg[EVR_ERR_MAX];
+} s_sync_t;
+
+static void
+s_sync_done(evr_http_req_t *req, void *arg)
+{
+    s_sync_t *s = arg;
+    s->done = true;
+    s->status = req->status;
+    const char *msg;
+    s->rc = evr_http_error(req, &msg);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    s->body = req->resp;   /* take it over */
+    s->len = req->resp_len;
+    req->resp = NULL;
+}
+
+evr_rc_t
+evr_http_call(evr_http_t *self, const evr_http_opts_t *opts, long *status, char **body,
+              size_t *len, evr_err_t *err)
+{
+    s_sync_t s = { 0 };
+    evr_http_opts_t o = *opts;
+    o.on_done = s_sync_done;
+    o.arg = &s;
+    evr_http_start(self, &o);
+    while (!s.done)
+        evr_http_run(self, 100);
+    if (status)
+        *status = s.status;
+    if (len)
+        *len = s.len;
+    if (body)
+        *body = s.body ? s.body : evr_strdup("");
+    else
+        free(s.body);
+    if (s.rc)
+        return evr_err_set(err, s.rc, "%s", s.msg);
+    return EVR_OK;
+}

@@ -1,0 +1,161 @@
+/*  evr_output.c: frame demultiplexing and secret masking. */
+#include "evr_output.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool
+evr_demux_feed(evr_demux_t *d, const uint8_t *data, size_t len, evr_demux_fn *fn, void *arg)
+{
+    while (len > 0 && !d->bad) {
+        if (d->left == 0) {
+            size_t take = 8 - d->head_len;
+            if (take > len)
+                take = len;
+            memcpy(d->head + d->head_len, data, take);
+            d->head_len += take;
+            data += take;
+            len -= take;
+            if (d->head_len < 8)
+                break;
+            d->head_len = 0;
+            if (d->head[0] > 3 || d->head[1] || d->head[2] || d->head[3]) {
+                d->bad = true;
+                break;
+            }
+            d->stream = d->head[0] == 1 ? 1 : 2;
+            d->left = (uint64_t) d->head[4] << 24 | (uint64_t) d->head[5] << 16
+                    | (uint64_t) d->head[6] << 8 | d->head[7];
+            continue;
+        }
+        size_t take = d->left < len ? (size_t) d->left : len;
+        fn(d->stream, data, take, arg);
+        d->left -= take;
+        data += take;
+        len -= take;
+    }
+    return !d->bad;
+}
+
+struct evr_mask {
+    char **secrets;     /* longest first */
+    size_t *lens;
+    size_t n, maxlen;
+    uint8_t *pending;   /* raw bytes held back */
+    size_t plen, pcap;
+};
+
+static int
+s_longer_first(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *) a), lb = strlen(*(char *const *) b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+evr_mask_t *
+evr_mask_new(const char *const *secrets, size_t n)
+{
+    evr_mask_t *self = evr_calloc(1, sizeof *self);
+    self->secrets = evr_calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        if (secrets[i] && *secrets[i])
+            self->secrets[self->n++] = evr_strdup(secrets[i]);
+    qsort(self->secrets, self->n, sizeof(char *), s_longer_first);
+    self->lens = evr_calloc(self->n ? self->n : 1, sizeof(size_t));
+    for (size_t i = 0; i < self->n; i++) {
+        self->lens[i] = strlen(self->secrets[i]);
+        if (self->lens[i] > self->maxlen)
+            self->maxlen = self->lens[i];
+    }
+    return self;
+}
+
+void
+evr_mask_destroy(evr_mask_t **self_p)
+{
+    evr_mask_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->n; i++)
+        free(self->secrets[i]);
+    free(self->secrets);
+    free(self->lens);
+    free(self->pending);
+    free(self);
+    *self_p = NULL;
+}
+
+bool
+evr_mask_empty(const evr_mask_t *self)
+{
+    return self->n == 0;
+}
+
+size_t
+evr_mask_pending(const evr_mask_t *self)
+{
+    return self->plen;
+}
+
+static void
+s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
+{
+    if (*out_len + n > *out_cap) {
+        *out_cap = (*out_len + n) * 2;
+        *out = evr_realloc(*out, *out_cap);
+    }
+    memcpy(*out + *out_len, p, n);
+    *out_len += n;
+}
+
+size_t
+evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
+              size_t *out_len, size_t *out_cap)
+{
+    if (self->n == 0) {
+        s_put(out, out_len, out_cap, raw, len);
+        return len;
+    }
+    if (self->plen + len > self->pcap) {
+        self->pcap = (self->plen + len) * 2;
+        self->pending = evr_realloc(self->pending, self->pcap);
+    }
+    memcpy(self->pending + self->plen, raw, len);
+    self->plen += len;
+    const uint8_t *p = self->pending;
+    size_t n = self->plen, i = 0, run = 0;   /* run: start of bytes copied as they are */
+    while (i < n) {
+        bool matched = false, partial = false;
+        for (size_t s = 0; s < self->n; s++) {
+            size_t sl = self->lens[s];
+            if (p[i] != (uint8_t) self->secrets[s][0])
+                continue;
+            if (i + sl <= n) {
+                if (memcmp(p + i, self->secrets[s], sl) == 0) {
+                    s_put(out, out_len, out_cap, p + run, i - run);
+                    s_put(out, out_len, out_cap, "***", 3);
+                    i += sl;
+                    run = i;
+                    matched = true;
+                    break;
+                }
+            }
+            else if (!final && memcmp(p + i, self->secrets[s], n - i) == 0) {
+                /* could be this (longer) secret: decide when more comes,
+                   rather than mask a shorter one and show the rest */
+                partial = true;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (partial)
+            break;
+        i++;
+    }
+    s_put(out, out_len, out_cap, p + run, i - run);
+    size_t consumed = i;
+    memmove(self->pending, self->pending + consumed, n - consumed);
+    self->plen = n - consumed;
+    return consumed;
+}

@@ -1,0 +1,57 @@
+/*  evr_output.h: the step output path, before the store.
+
+    evr_demux_t splits podman's multiplexed stream (frames of 1 byte stream
+    id, 3 zero bytes, u32 big-endian length, payload) incrementally: frames
+    may be split across reads anywhere, even inside the 8-byte header.
+    Payload is passed through as it arrives, never buffered whole.
+
+    evr_mask_t replaces each secret value with "***" in one stream's bytes,
+    also when a value is split across two reads: it holds back the bytes
+    that could still begin a secret until more input (or the end) decides.
+    It reports how many raw bytes each masked piece stands for, so stored
+    chunks keep exact raw offsets.
+*/
+#ifndef EVR_OUTPUT_H_INCLUDED
+#define EVR_OUTPUT_H_INCLUDED
+
+#include "evr_common.h"
+
+/* ------------------------------------------------------------------ demux */
+
+typedef void (evr_demux_fn)(int stream, const uint8_t *data, size_t len, void *arg);
+
+typedef struct {
+    uint8_t head[8];
+    size_t head_len;        /* header bytes collected */
+    uint64_t left;          /* payload bytes left in the current frame */
+    int stream;             /* of the current frame: 1 stdout, 2 stderr */
+    bool bad;               /* a header with an unknown stream id was seen */
+} evr_demux_t;
+
+/*  Feeds bytes; calls fn for each run of payload.  Stream 0 (stdin echo)
+    and 3 (podman's system errors) are passed as stderr.  Returns false
+    once the stream is corrupt (a nonzero padding byte or unknown id);
+    the caller should then stop reading. */
+bool evr_demux_feed(evr_demux_t *d, const uint8_t *data, size_t len, evr_demux_fn *fn, void *arg);
+
+/* ------------------------------------------------------------------- mask */
+
+typedef struct evr_mask evr_mask_t;
+
+/*  secrets: values to hide (empty ones are ignored).  Copies them. */
+evr_mask_t *evr_mask_new(const char *const *secrets, size_t n);
+void evr_mask_destroy(evr_mask_t **self_p);
+
+/*  Adds raw bytes.  Appends to out (grown as needed, *out_len updated) the
+    masked bytes that are now certain, and returns how many raw bytes they
+    stand for.  With final, nothing is held back. */
+size_t evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final,
+                     uint8_t **out, size_t *out_len, size_t *out_cap);
+
+/*  Raw bytes held back, waiting for more input. */
+size_t evr_mask_pending(const evr_mask_t *self);
+
+/*  True when there is nothing to mask (feed then copies straight through). */
+bool evr_mask_empty(const evr_mask_t *self);
+
+#endif

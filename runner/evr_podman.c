@@ -1,0 +1,452 @@
+/*  evr_podman.c: libpod calls over evr_http, JSON with jansson. */
+#include "evr_podman.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "evr_http.h"
+#include "evr_output.h"
+
+#define S_API "/v4.0.0/libpod"
+#define S_TIMEOUT_MS 30000L        /* one call; stop adds its grace */
+
+struct evr_podman {
+    evr_http_t *http;
+};
+
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT } s_kind_t;
+
+/*  One call in flight. */
+typedef struct {
+    evr_podman_t *pm;
+    s_kind_t kind;
+    evr_podman_fn *fn;
+    evr_podman_fn *head;
+    evr_podman_output_fn *out;
+    bool (*data)(const uint8_t *p, size_t n, void *arg);
+    void *arg;
+    evr_demux_t demux;
+    bool raw_stream;    /* logs/attach: the body is multiplexed frames */
+    char errbody[512];  /* the start of an error body, when on_data streams */
+    size_t errlen;
+    evr_http_req_t *req;
+} s_call_t;
+
+evr_podman_t *
+evr_podman_new(const char *url, evr_err_t *err)
+{
+    if (strncmp(url, "unix://", 7) != 0) {
+        evr_err_set(err, EVR_ERR_CONFIG, "podman URL %s: expected unix:///path/to/podman.sock",
+                    url);
+        return NULL;
+    }
+    evr_http_t *http = evr_http_new(url, err);
+    if (!http)
+        return NULL;
+    evr_podman_t *self = evr_calloc(1, sizeof *self);
+    self->http = http;
+    return self;
+}
+
+void
+evr_podman_destroy(evr_podman_t **self_p)
+{
+    evr_podman_t *self = *self_p;
+    if (!self)
+        return;
+    evr_http_destroy(&self->http);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+evr_podman_url(const evr_podman_t *self)
+{
+    return evr_http_base(self->http);
+}
+
+int
+evr_podman_poll(evr_podman_t *self, int timeout_ms)
+{
+    return evr_http_run(self->http, timeout_ms);
+}
+
+evr_rc_t
+evr_podman_ping(evr_podman_t *self, evr_err_t *err)
+{
+    evr_http_opts_t o = { .method = "GET", .path = S_API "/_ping", .timeout_ms = 5000 };
+    long status = 0;
+    evr_err_t e;
+    if (evr_http_call(self->http, &o, &status, NULL, NULL, &e))
+        return evr_err_set(err, EVR_ERR_PODMAN, "cannot reach podman at %s: %s",
+                           evr_http_base(self->http), e.msg);
+    if (status != 200)
+        return evr_err_set(err, EVR_ERR_PODMAN, "podman at %s answered %ld to _ping",
+                           evr_http_base(self->http), status);
+    return EVR_OK;
+}
+
+/*  Podman's error body {"cause", "message", "response"}: its message. */
+static void
+s_podman_message(const char *body, size_t len, char *buf, size_t size)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
+    if (m)
+        snprintf(buf, size, "%s", m);
+    else
+        snprintf(buf, size, "%.*s", (int) (len > 200 ? 200 : len), body);
+    json_decref(j);
+}
+
+static void
+s_done(evr_http_req_t *req, void *arg)
+{
+    s_call_t *c = arg;
+    evr_podman_result_t r = { .rc = EVR_OK, .msg = "", .status = evr_http_status(req) };
+    char msg[EVR_ERR_MAX] = "";
+    char id[128] = "", state[32] = "";
+    const char *terr;
+    size_t len;
+    const char *body = evr_http_body(req, &len);
+    if (evr_http_error(req, &terr)) {
+        r.rc = EVR_ERR_PODMAN;
+        snprintf(msg, sizeof msg, "%s", terr);
+    }
+    else if (r.status >= 400) {
+        r.rc = EVR_ERR_PODMAN;
+        r.not_found = r.status == 404;
+        if (c->errlen)
+            s_podman_message(c->errbody, c->errlen, msg, sizeof msg);
+        else
+            s_podman_message(body, len, msg, sizeof msg);
+    }
+    else if (c->kind == S_CREATE || c->kind == S_INSPECT) {
+        json_t *j = json_loadb(body, len, 0, NULL);
+        if (!j) {
+            r.rc = EVR_ERR_PODMAN;
+            snprintf(msg, sizeof msg, "podman answered with a body that is not JSON");
+        }
+        else if (c->kind == S_CREATE) {
+            const char *v = json_string_value(json_object_get(j, "Id"));
+            snprintf(id, sizeof id, "%s", v ? v : "");
+        }
+        else {
+            json_t *st = json_object_get(j, "State");
+            const char *v = json_string_value(json_object_get(st, "Status"));
+            snprintf(state, sizeof state, "%s", v ? v : "");
+            r.exit_code = json_integer_value(json_object_get(st, "ExitCode"));
+            const char *v2 = json_string_value(json_object_get(j, "Id"));
+            snprintf(id, sizeof id, "%s", v2 ? v2 : "");
+        }
+        json_decref(j);
+    }
+    else if (c->kind == S_WAIT) {
+        char *end;
+        long long code = strtoll(body, &end, 10);
+        if (end == body) {
+            r.rc = EVR_ERR_PODMAN;
+            snprintf(msg, sizeof msg, "wait: podman answered \"%.40s\", not an exit code", body);
+        }
+        r.exit_code = code;
+    }
+    if (c->raw_stream && !r.rc && c->demux.bad) {
+        r.rc = EVR_ERR_PODMAN;
+        snprintf(msg, sizeof msg, "the output stream is not in podman's frame format");
+    }
+    r.msg = msg;
+    r.id = id;
+    r.state = state;
+    if (c->fn)
+        c->fn(&r, c->arg);
+    free(c);
+}
+
+static void
+s_head(evr_http_req_t *req, long status, void *arg)
+{
+    (void) req;
+    s_call_t *c = arg;
+    if (!c->head)
+        return;
+    evr_podman_result_t r = { .rc = status < 400 ? EVR_OK : EVR_ERR_PODMAN,
+                              .msg = status < 400 ? "" : "attach refused", .status = status,
+                              .not_found = status == 404 };
+    c->head(&r, c->arg);
+}
+
+static void
+s_demuxed(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    s_call_t *c = arg;
+    c->out(stream, data, len, c->arg);
+}
+
+static bool
+s_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
+{
+    s_call_t *c = arg;
+    if (evr_http_status(req) >= 400) {   /* an error body: keep its start for the message */
+        size_t take = sizeof c->errbody - 1 - c->errlen;
+        take = len < take ? len : take;
+        memcpy(c->errbody + c->errlen, data, take);
+        c->errlen += take;
+        c->errbody[c->errlen] = '\0';
+        return true;
+    }
+    if (c->raw_stream)
+        return evr_demux_feed(&c->demux, data, len, s_demuxed, c);
+    return c->data(data, len, c->arg);
+}
+
+static s_call_t *
+s_call(evr_podman_t *self, s_kind_t kind, const char *method, const char *path, json_t *body,
+       long timeout_ms, evr_podman_fn *fn, void *arg)
+{
+    s_call_t *c = evr_calloc(1, sizeof *c);
+    c->pm = self;
+    c->kind = kind;
+    c->fn = fn;
+    c->arg = arg;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    evr_http_opts_t o = { .method = method, .path = path, .body = text,
+                          .body_len = text ? strlen(text) : 0, .timeout_ms = timeout_ms,
+                          .on_done = s_done, .arg = c };
+    c->req = evr_http_start(self->http, &o);
+    free(text);
+    json_decref(body);
+    return c;
+}
+
+/*  Paths carry names evrun made (letters, digits, - _ .) and paths inside
+    /workspace; anything else is percent-encoded. */
+static char *
+s_escape(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = evr_malloc(n * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '_' || c == '.' || c == '/' || c == '~')
+            *o++ = (char) c;
+        else
+            o += sprintf(o, "%%%02X", c);
+    }
+    *o = '\0';
+    return out;
+}
+
+/*  A call on S_API + before + name + after (after may hold a query). */
+static void
+s_simple(evr_podman_t *self, s_kind_t kind, const char *method, const char *before,
+         const char *name, const char *after, long timeout_ms, evr_podman_fn *fn, void *arg)
+{
+    char *en = s_escape(name);
+    char *full = evr_asprintf(S_API "%s%s%s", before, en, after);
+    s_call(self, kind, method, full, NULL, timeout_ms, fn, arg);
+    free(full);
+    free(en);
+}
+
+void
+evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
+                  void *arg)
+{
+    json_t *env = json_object();
+    for (uint32_t i = 0; spec->env && i < spec->env->n; i++)
+        json_object_set_new(env, spec->env->k[i], json_string(spec->env->v[i]));
+    /* Limits at or below the hard limits this process has: podman as root
+       would otherwise ask for more and fail without CAP_SYS_RESOURCE. */
+    struct rlimit nofile, nproc;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    getrlimit(RLIMIT_NPROC, &nproc);
+    json_int_t nf = nofile.rlim_max < 1024 ? (json_int_t) nofile.rlim_max : 1024;
+    json_int_t np = nproc.rlim_max < 1024 ? (json_int_t) nproc.rlim_max : 1024;
+    json_t *body = json_pack("{s:s, s:s, s:[s,s,s], s:o, s:s, s:b}", "name", spec->name,
+                             "image", spec->image, "command", "/bin/sh", "-c", spec->script,
+                             "env", env, "work_dir", "/workspace", "init", 1);
+    json_object_set_new(body, "r_limits",
+                        json_pack("[{s:s, s:I, s:I}, {s:s, s:I, s:I}]", "type", "nofile",
+                                  "soft", nf, "hard", nf, "type", "nproc", "soft", np, "hard",
+                                  np));
+    if (spec->volume)
+        json_object_set_new(body, "volumes",
+                            json_pack("[{s:s, s:s}]", "Name", spec->volume, "Dest", "/workspace"));
+    if (!spec->network)
+        json_object_set_new(body, "netns", json_pack("{s:s}", "nsmode", "none"));
+    s_call(self, S_CREATE, "POST", S_API "/containers/create", body, S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
+}
+
+static void *
+s_stream(evr_podman_t *self, const char *path, evr_podman_output_fn *out, evr_podman_fn *head,
+         evr_podman_fn *done, void *arg)
+{
+    s_call_t *c = evr_calloc(1, sizeof *c);
+    c->pm = self;
+    c->kind = S_PLAIN;
+    c->fn = done;
+    c->head = head;
+    c->out = out;
+    c->arg = arg;
+    c->raw_stream = true;
+    evr_http_opts_t o = { .method = "POST", .path = path, .timeout_ms = 0, .on_head = s_head,
+                          .on_data = s_data, .on_done = s_done, .arg = c };
+    if (strstr(path, "/logs?"))
+        o.method = "GET";
+    c->req = evr_http_start(self->http, &o);
+    return c;
+}
+
+void *
+evr_podman_attach(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
+                  evr_podman_fn *head, evr_podman_fn *done, void *arg)
+{
+    char *en = s_escape(name);
+    char *path = evr_asprintf(S_API "/containers/%s/attach?stream=true&stdout=true&stderr=true"
+                                    "&logs=false", en);
+    void *h = s_stream(self, path, out, head, done, arg);
+    free(path);
+    free(en);
+    return h;
+}
+
+void
+evr_podman_detach(evr_podman_t *self, void *handle)
+{
+    s_call_t *c = handle;
+    evr_http_cancel(self->http, c->req);
+}
+
+void *
+evr_podman_logs(evr_podman_t *self, const char *name, bool follow, evr_podman_output_fn *out,
+                evr_podman_fn *done, void *arg)
+{
+    char *en = s_escape(name);
+    char *path = evr_asprintf(S_API "/containers/%s/logs?stdout=true&stderr=true&follow=%s", en,
+                              follow ? "true" : "false");
+    void *h = s_stream(self, path, out, NULL, done, arg);
+    free(path);
+    free(en);
+    return h;
+}
+
+void
+evr_podman_wait(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    /* A short interval: podman polls every 250 ms otherwise. No timeout:
+       the step's own timeout stops the container, which ends the wait. */
+    s_simple(self, S_WAIT, "POST", "/containers/", name, "/wait?condition=exited&interval=1ms", 0, fn, arg);
+}
+
+void
+evr_podman_inspect(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_INSPECT, "GET", "/containers/", name, "/json", S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_pause(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/pause", S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_unpause(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/unpause", S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_stop(evr_podman_t *self, const char *name, int grace_s, evr_podman_fn *fn, void *arg)
+{
+    char q[32];
+    snprintf(q, sizeof q, "/stop?timeout=%d", grace_s);
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, q,
+             S_TIMEOUT_MS + grace_s * 1000L, fn, arg);
+}
+
+void
+evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, evr_podman_fn *fn,
+                void *arg)
+{
+    char q[48];
+    snprintf(q, sizeof q, "/kill?signal=%s", signal);
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, q, S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "DELETE", "/containers/", name, "?force=true&v=false",
+             S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_call(self, S_PLAIN, "POST", S_API "/volumes/create", json_pack("{s:s}", "Name", name),
+           S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_volume_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "DELETE", "/volumes/", name, "?force=true", S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path, const void *tar,
+                       size_t len, evr_podman_fn *fn, void *arg)
+{
+    char *en = s_escape(name), *ep = s_escape(path);
+    char *full = evr_asprintf(S_API "/containers/%s/archive?path=%s", en, ep);
+    s_call_t *c = evr_calloc(1, sizeof *c);
+    c->pm = self;
+    c->kind = S_PLAIN;
+    c->fn = fn;
+    c->arg = arg;
+    evr_http_opts_t o = { .method = "PUT", .path = full, .body = tar, .body_len = len,
+                          .content_type = "application/x-tar", .timeout_ms = 120000,
+                          .on_done = s_done, .arg = c };
+    c->req = evr_http_start(self->http, &o);
+    free(full);
+    free(ep);
+    free(en);
+}
+
+void
+evr_podman_archive_get(evr_podman_t *self, const char *name, const char *path,
+                       bool (*data)(const uint8_t *p, size_t n, void *arg), evr_podman_fn *fn,
+                       void *arg)
+{
+    char *en = s_escape(name), *ep = s_escape(path);
+    char *full = evr_asprintf(S_API "/containers/%s/archive?path=%s", en, ep);
+    s_call_t *c = evr_calloc(1, sizeof *c);
+    c->pm = self;
+    c->kind = S_PLAIN;
+    c->fn = fn;
+    c->data = data;
+    c->arg = arg;
+    evr_http_opts_t o = { .method = "GET", .path = full, .timeout_ms = 120000,
+                          .on_data = s_data, .on_done = s_done, .arg = c };
+    c->req = evr_http_start(self->http, &o);
+    free(full);
+    free(ep);
+    free(en);
+}
+
+void
+evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "GET", "/images/", image, "/exists", S_TIMEOUT_MS, fn, arg);
+}

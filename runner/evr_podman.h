@@ -1,0 +1,92 @@
+/*  evr_podman.h: the libpod REST calls evrun makes, asynchronous.
+
+    Each call starts an HTTP request on the podman socket and reports its
+    outcome to a callback from evr_podman_poll().  A failing call reports
+    podman's own error `message` ("no such container", "image not known")
+    or the transport's reason (socket missing, timeout) together with the
+    URL it tried.  Every call but the output stream has a timeout.
+*/
+#ifndef EVR_PODMAN_H_INCLUDED
+#define EVR_PODMAN_H_INCLUDED
+
+#include "evr_field.h"
+
+typedef struct evr_podman evr_podman_t;
+
+/*  Outcome of a call: rc EVR_OK or EVR_ERR_PODMAN (msg says why), the HTTP
+    status, and per call: the container id (create), the exit code (wait),
+    the state string "created", "running", "paused", "exited" (inspect). */
+typedef struct {
+    evr_rc_t rc;
+    const char *msg;
+    long status;
+    const char *id;
+    int64_t exit_code;
+    const char *state;
+    bool not_found;     /* the container, volume or image does not exist */
+} evr_podman_result_t;
+
+typedef void (evr_podman_fn)(const evr_podman_result_t *r, void *arg);
+/*  Output of a container: stream 1 stdout, 2 stderr, in arrival order. */
+typedef void (evr_podman_output_fn)(int stream, const uint8_t *data, size_t len, void *arg);
+
+/*  What a step's container is made of. */
+typedef struct {
+    const char *name;           /* evrun-<job>-<step>-<attempt> */
+    const char *image;
+    const char *script;         /* run with /bin/sh -c */
+    const evr_strmap_t *env;    /* may be NULL */
+    const char *volume;         /* mounted at /workspace; may be NULL */
+    bool network;               /* false: network namespace "none" */
+} evr_podman_spec_t;
+
+/*  url: "unix:///path/podman.sock".  Caller owns the result. */
+evr_podman_t *evr_podman_new(const char *url, evr_err_t *err);
+void evr_podman_destroy(evr_podman_t **self_p);
+const char *evr_podman_url(const evr_podman_t *self);
+
+/*  Synchronous check that the service answers (GET /_ping, 5 s). */
+evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
+
+/*  Waits up to timeout_ms for progress and runs callbacks; returns the
+    number of calls in flight. */
+int evr_podman_poll(evr_podman_t *self, int timeout_ms);
+
+void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
+                       void *arg);
+void evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+/*  Attaches to the output of a created or running container.  head is
+    called once the stream is established (start the container only then,
+    or early output is lost); done when the output ends.  Returns a handle
+    for evr_podman_detach (valid until done is called). */
+void *evr_podman_attach(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
+                        evr_podman_fn *head, evr_podman_fn *done, void *arg);
+/*  Stops following an attach (done is called with an error). */
+void evr_podman_detach(evr_podman_t *self, void *handle);
+/*  The whole log so far and, with follow, until the container exits. */
+void *evr_podman_logs(evr_podman_t *self, const char *name, bool follow, evr_podman_output_fn *out,
+                      evr_podman_fn *done, void *arg);
+/*  Waits until the container has exited; r->exit_code. */
+void evr_podman_wait(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+void evr_podman_inspect(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+void evr_podman_pause(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+void evr_podman_unpause(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+/*  SIGTERM, then SIGKILL after grace_s seconds. */
+void evr_podman_stop(evr_podman_t *self, const char *name, int grace_s, evr_podman_fn *fn,
+                     void *arg);
+void evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, evr_podman_fn *fn,
+                     void *arg);
+/*  Removes the container (forcefully: running ones are killed). */
+void evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+void evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+void evr_podman_volume_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+/*  Uploads a tar archive and unpacks it at path in the container. */
+void evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path,
+                            const void *tar, size_t len, evr_podman_fn *fn, void *arg);
+/*  Downloads path from the container as a tar stream, passed to data. */
+void evr_podman_archive_get(evr_podman_t *self, const char *name, const char *path,
+                            bool (*data)(const uint8_t *p, size_t n, void *arg), evr_podman_fn *fn,
+                            void *arg);
+void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg);
+
+#endif
