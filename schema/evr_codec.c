@@ -596,7 +596,7 @@ s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
     size_t kn = key->via.str.size;
     for (size_t i = 0; i < type->nfields; i++) {
         const char *k = type->fields[i].key;
-        if (k[0] == kp[0] && strncmp(k, kp, kn) == 0 && k[kn] == '\0') {
+        if (k[0] == kp[0] && strlen(k) == kn && memcmp(k, kp, kn) == 0) {
             *index = i;
             return &type->fields[i];
         }
@@ -682,7 +682,9 @@ evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void
     else
         rc = evr_codec_unpack(&up.data, type, rec, path, err);
     msgpack_unpacked_destroy(&up);
-    if (rc)
+    if (rc) {
         evr_rec_free(type, rec);
+        memset(rec, 0, type->size);   /* scalars too: the record is left as it came */
+    }
     return rc;
 }

@@ -87,6 +87,10 @@ evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t 
 
 static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
+       va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void
+s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap)
 {
     /* A second error about a field already reported is a consequence of

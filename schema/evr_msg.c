@@ -269,7 +269,9 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
     char name[EVR_MSG_HEADER_MAX];
     memcpy(name, hdr + plen + 1, hlen - plen - 1);
     name[hlen - plen - 1] = '\0';
-    evr_msgtype_t type = evr_msgtype_parse(name);
+    /* a NUL inside the header would make "ack\0xyz" read as "ack" */
+    evr_msgtype_t type = memchr(name, '\0', hlen - plen - 1) ? EVR_MSG_NONE
+                                                              : evr_msgtype_parse(name);
     if (type == EVR_MSG_NONE) {
         *code = EVR_CODE_UNKNOWN_TYPE;
         for (char *c = name; *c; c++)   /* keep the echo printable */

@@ -383,6 +383,8 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     }
     for (uint32_t i = 0; i < spec->args.n; i++) {
         const evr_arg_t *a = evr_spec_arg(spec, i);
+        if (!a->name)
+            continue;   /* reported by the loader */
         snprintf(p, sizeof p, "args.%s", a->name);
         if (!evr_spec_env_name_ok(a->name))
             evr_diag_add(diag, p, "invalid arg name (an environment variable name)");
@@ -415,7 +417,8 @@ evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap
     for (uint32_t i = 0; i < given->n; i++) {
         bool known = false;
         for (uint32_t j = 0; j < spec->args.n && !known; j++)
-            known = strcmp(evr_spec_arg(spec, j)->name, given->k[i]) == 0;
+            known = evr_spec_arg(spec, j)->name
+                 && strcmp(evr_spec_arg(spec, j)->name, given->k[i]) == 0;
         if (!known)
             evr_diag_add_at(diag, 0, 0, "args",
                             "-a %s: the pipeline declares no arg \"%s\" (add it under args:)",
@@ -423,6 +426,8 @@ evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap
     }
     for (uint32_t j = 0; j < spec->args.n; j++) {
         const evr_arg_t *a = evr_spec_arg(spec, j);
+        if (!a->name)
+            continue;
         const char *v = evr_strmap_get(given, a->name);
         if (!v)
             v = a->def;

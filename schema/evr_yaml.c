@@ -22,6 +22,20 @@ typedef struct {
     size_t budget;      /* nodes left to visit */
 } s_ctx_t;
 
+/*  Builds a field path for messages; a path too long for buf is cut,
+    which only shortens a message. */
+static void s_path(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_path(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
 static bool s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec,
                        const char *path, unsigned depth);
 
@@ -147,7 +161,7 @@ s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlis
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         char ipath[512];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        s_path(ipath, sizeof ipath, "%s[%zu]", path, i);
         yaml_node_t *item = yaml_document_get_node(ctx->doc, it[i]);
         if (!s_budget(ctx, item, ipath))
             return false;
@@ -188,7 +202,7 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
             continue;
         }
         char kpath[512];
-        snprintf(kpath, sizeof kpath, "%s.%s", path, k);
+        s_path(kpath, sizeof kpath, "%s.%s", path, k);
         evr_diag_mark(ctx->diag, kpath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
         if (evr_strmap_get(m, k)) {
@@ -232,7 +246,7 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
         l->n++;
         char ipath[512];
         if (!keyed) {
-            snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+            s_path(ipath, sizeof ipath, "%s[%zu]", path, i);
             yaml_node_t *in = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
             if (!s_budget(ctx, in, ipath))
                 return false;
@@ -249,7 +263,7 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
             ok = false;
             continue;
         }
-        snprintf(ipath, sizeof ipath, "%s.%s", path, k);
+        s_path(ipath, sizeof ipath, "%s.%s", path, k);
         evr_diag_mark(ctx->diag, ipath, (uint32_t) kn->start_mark.line + 1,
                       (uint32_t) kn->start_mark.column + 1);
         bool dup = false;
@@ -396,7 +410,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
             continue;
         }
         char fpath[512];
-        snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
+        s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
         const evr_field_t *f = evr_rec_field(type, k);
         if (!f) {
             char keys[512];
@@ -424,7 +438,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     for (size_t i = 0; i < type->nfields; i++)
         if (type->fields[i].required && !(seen & (1ull << i))) {
             char fpath[512];
-            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", type->fields[i].key);
+            s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", type->fields[i].key);
             s_err(ctx, node, fpath, "missing (a %s needs %s:)", type->name, type->fields[i].key);
             ok = false;
         }
@@ -433,7 +447,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         const char *why = (seen & (1ull << i)) && f->check ? f->check(AT(rec, f)) : NULL;
         if (why) {
             char fpath[512];
-            snprintf(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
+            s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
             evr_diag_add(ctx->diag, fpath, "%s", why);
             ok = false;
         }

@@ -49,7 +49,7 @@ evr_synth_job(const char *job_id, uint32_t steps, uint32_t output_bytes, uint32_
         const char *name = evr_spec_step(spec, i)->name;
         evs[k++] = s_event(EVR_EV_STEP_QUEUED, job_id, name);
         evr_event_t *starting = s_event(EVR_EV_STEP_STARTING, job_id, name);
-        starting->data.container = evr_asprintf("evrun-%s-%s-1", job_id, name);
+        starting->data.container = evr_asprintf("evrun-%s-step-%u-1", job_id, i + 1);
         evs[k++] = starting;
         evr_event_t *started = s_event(EVR_EV_STEP_STARTED, job_id, name);
         started->data.container_id = evr_asprintf("%064x", i + 1);
