@@ -1,4 +1,4 @@
-/*  evr_artifact.h: unpacking tar streams from containers, safely.
+/*  evr_artifact.h: tar streams in and out of containers, safely.
 
     Artifacts arrive as tar streams from podman's archive API; they are
     unpacked with libarchive into a destination directory with path
@@ -21,6 +21,14 @@
     entry and the reason. */
 evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint32_t *files,
                              evr_err_t *err);
+
+/*  Resources: makes the tar to upload into /workspace from a downloaded
+    file.  A tar archive (optionally gzip, bzip2 or xz compressed) is
+    unpacked under dest (a safe relative path) with the same checks as
+    artifacts, links refused; any other file becomes the single file
+    dest.  *tar is the caller's to free. */
+evr_rc_t evr_resource_tar(const char *file, const char *dest, uint8_t **tar, size_t *len,
+                          evr_err_t *err);
 
 /*  mkdir -p with mode 0755. */
 evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "evr_artifact.h"
+#include "evr_http.h"
 #include "evr_output.h"
 
 typedef enum { P_PENDING, P_STARTING, P_RUNNING, P_ENDING, P_DONE } s_phase_t;
@@ -69,6 +70,11 @@ struct s_job {
     uint64_t t_start, deadline;
     uint32_t running, parallel;
     int calls;              /* cleanup calls in flight */
+    uint32_t res_index;     /* resource being fetched */
+    char *res_helper;       /* container that receives resources */
+    char *res_file;
+    FILE *res_fp;
+    uint64_t res_bytes;
     s_job_t *next;
 };
 
@@ -458,8 +464,15 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
     if (r->rc)
         s_set_reason(st, "artifact %s: %s", a->path, r->msg);
     else {
-        char *dest = evr_asprintf("%s/%s/%s", st->job->eng->opts.artifacts_dir, st->job->id,
-                                  st->spec->name);
+        /* the archive holds the path's last component: unpack it where
+           the path says, below the step's directory */
+        char *sub = evr_strdup(a->path);
+        char *slash = strrchr(sub, '/');
+        if (slash)
+            *slash = '\0';
+        char *dest = evr_asprintf("%s/%s/%s%s%s", st->job->eng->opts.artifacts_dir, st->job->id,
+                                  st->spec->name, slash ? "/" : "", slash ? sub : "");
+        free(sub);
         uint32_t files = 0;
         evr_err_t err;
         if (evr_artifact_unpack(a->tmpfile, dest, &files, &err))
@@ -686,28 +699,204 @@ s_job_finish(s_job_t *job)
         printf("evrun-runner: job %s %s\n", job->id, evr_job_status_name(status));
 }
 
+/*  Preparation failed: nothing runs, every step is skipped, the job fails. */
 static void
-s_on_volume(const evr_podman_result_t *r, void *arg)
+s_prep_failed(s_job_t *job, const char *reason)
 {
-    s_job_t *job = arg;
-    if (r->rc) {
-        /* nothing ran: every step is skipped and the job fails */
-        char reason[EVR_ERR_MAX];
-        snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
-        if (job->eng->opts.print)
-            printf("evrun-runner: %s\n", reason);
-        job->failed = true;
-        job->phase = J_RUNNING;
-        s_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
-        for (uint32_t i = 0; i < job->n; i++)
-            s_step_skip(&job->steps[i], reason);
-        return;
-    }
+    if (job->eng->opts.print)
+        printf("evrun-runner: %s\n", reason);
+    job->failed = true;
+    job->phase = J_RUNNING;
+    s_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
+    for (uint32_t i = 0; i < job->n; i++)
+        s_step_skip(&job->steps[i], reason);
+}
+
+static void
+s_job_go(s_job_t *job)
+{
     job->phase = J_RUNNING;
     job->t_start = evr_mono_ns();
     if (job->spec->timeout)
         job->deadline = job->t_start + job->spec->timeout * 1000000ull;
     s_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
+}
+
+/* ------------------------------------------------------------- resources */
+
+#define S_RESOURCE_MAX (1ull << 30)
+
+static void s_res_next(s_job_t *job);
+
+static void
+s_res_helper_gone(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    s_job_t *job = arg;
+    job->calls--;
+}
+
+/*  Ends the resource phase: the helper container goes, then the steps run
+    (or, with reason, nothing runs). */
+static void
+s_res_end(s_job_t *job, const char *reason)
+{
+    if (job->res_fp) {
+        fclose(job->res_fp);
+        job->res_fp = NULL;
+    }
+    if (job->res_file) {
+        unlink(job->res_file);
+        free(job->res_file);
+        job->res_file = NULL;
+    }
+    if (job->res_helper) {
+        job->calls++;
+        evr_podman_remove(job->eng->pm, job->res_helper, s_res_helper_gone, job);
+        free(job->res_helper);
+        job->res_helper = NULL;
+    }
+    if (reason)
+        s_prep_failed(job, reason);
+    else
+        s_job_go(job);
+}
+
+static void
+s_res_uploaded(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resource %s: copying into /workspace: %s", res->name,
+                 r->msg);
+        s_res_end(job, reason);
+        return;
+    }
+    if (job->eng->opts.print)
+        printf("evrun-runner: resource %s: %llu bytes from %s into /workspace/%s\n", res->name,
+               (unsigned long long) job->res_bytes, res->url, res->path);
+    job->res_index++;
+    s_res_next(job);
+}
+
+static bool
+s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
+{
+    s_job_t *job = arg;
+    if (evr_http_status(req) >= 300)
+        return true;   /* not content: the status says what went wrong */
+    job->res_bytes += len;
+    if (job->res_bytes > S_RESOURCE_MAX)
+        return false;
+    return fwrite(data, 1, len, job->res_fp) == len;
+}
+
+static void
+s_res_fetched(evr_http_req_t *req, void *arg)
+{
+    s_job_t *job = arg;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    char reason[2 * EVR_ERR_MAX] = "";
+    const char *msg;
+    long status = evr_http_status(req);
+    fclose(job->res_fp);
+    job->res_fp = NULL;
+    if (job->res_bytes > S_RESOURCE_MAX)
+        snprintf(reason, sizeof reason, "resource %s: %s is larger than %llu bytes", res->name,
+                 res->url, (unsigned long long) S_RESOURCE_MAX);
+    else if (evr_http_error(req, &msg))
+        snprintf(reason, sizeof reason, "resource %s: %s", res->name, msg);
+    else if (status != 200)
+        snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
+                 status);
+    if (*reason) {
+        s_res_end(job, reason);
+        return;
+    }
+    uint8_t *tar;
+    size_t len;
+    evr_err_t err;
+    if (evr_resource_tar(job->res_file, res->path, &tar, &len, &err)) {
+        snprintf(reason, sizeof reason, "resource %s: %s", res->name, err.msg);
+        s_res_end(job, reason);
+        return;
+    }
+    unlink(job->res_file);
+    evr_podman_archive_put(job->eng->pm, job->res_helper, "/workspace", tar, len, s_res_uploaded,
+                           job);
+    free(tar);
+}
+
+static void
+s_res_next(s_job_t *job)
+{
+    if (job->res_index >= job->spec->resources.n) {
+        s_res_end(job, NULL);
+        return;
+    }
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    char *dir = evr_asprintf("%s/%s", job->eng->opts.artifacts_dir, job->id);
+    evr_err_t err;
+    evr_mkdirs(dir, &err);
+    free(job->res_file);
+    job->res_file = evr_asprintf("%s/.resource-XXXXXX", dir);
+    free(dir);
+    int fd = mkstemp(job->res_file);
+    job->res_fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!job->res_fp) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resource %s: temporary file in %s: %s", res->name,
+                 job->res_file, strerror(errno));
+        free(job->res_file);
+        job->res_file = NULL;
+        s_res_end(job, reason);
+        return;
+    }
+    job->res_bytes = 0;
+    evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
+                          .on_data = s_res_data, .on_done = s_res_fetched, .arg = job };
+    evr_http_start(evr_podman_http(job->eng->pm), &o);
+}
+
+static void
+s_res_helper_made(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resources: a container to copy them in: %s", r->msg);
+        free(job->res_helper);
+        job->res_helper = NULL;
+        s_res_end(job, reason);
+        return;
+    }
+    s_res_next(job);
+}
+
+static void
+s_on_volume(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
+        s_prep_failed(job, reason);
+        return;
+    }
+    if (job->spec->resources.n == 0) {
+        s_job_go(job);
+        return;
+    }
+    /* Resources go into the volume through a container that mounts it and
+       never runs. */
+    job->res_helper = evr_asprintf("%s-resources", job->volume);
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    evr_podman_spec_t spec = { .name = job->res_helper,
+                               .image = job->spec->image ? job->spec->image : first->image,
+                               .script = "true", .volume = job->volume };
+    evr_podman_create(job->eng->pm, &spec, s_res_helper_made, job);
 }
 
 /*  Whether step i may begin, must be skipped (reason), or waits. */
@@ -875,6 +1064,10 @@ s_job_free(s_job_t *job)
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
     free(job->volume);
+    free(job->res_helper);
+    free(job->res_file);
+    if (job->res_fp)
+        fclose(job->res_fp);
     free(job->id);
     free(job);
 }

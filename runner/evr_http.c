@@ -201,11 +201,15 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     req->http = self;
     req->opts = *opts;
     req->easy = curl_easy_init();
-    req->url = evr_asprintf("%s%s", self->prefix, opts->path);
+    /* an absolute URL leaves the socket: resources share this loop */
+    bool absolute = strncmp(opts->path, "http://", 7) == 0
+                 || strncmp(opts->path, "https://", 8) == 0;
+    const char *sock = absolute ? NULL : self->socket;
+    req->url = absolute ? evr_strdup(opts->path) : evr_asprintf("%s%s", self->prefix, opts->path);
     CURL *e = req->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-    if (self->socket)
-        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, self->socket);
+    if (sock)
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sock);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, opts->method);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -216,8 +220,9 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, self->socket ? "http" : "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, self->socket ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, sock ? "http" : "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sock ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     req->headers = curl_slist_append(NULL, "Expect:");   /* no 100-continue round trip */
     if (opts->body) {

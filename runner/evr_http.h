@@ -27,7 +27,8 @@ typedef void (evr_http_done_fn)(evr_http_req_t *req, void *arg);
 
 typedef struct {
     const char *method;         /* "GET", "POST", "PUT", "DELETE" */
-    const char *path;           /* appended to the base URL */
+    const char *path;           /* appended to the base URL; an absolute http:// or
+                                   https:// URL is used as it is, not over the socket */
     const void *body;           /* request body, copied; NULL for none */
     size_t body_len;
     const char *content_type;   /* default application/json when body is set */

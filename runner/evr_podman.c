@@ -68,6 +68,12 @@ evr_podman_url(const evr_podman_t *self)
     return evr_http_base(self->http);
 }
 
+evr_http_t *
+evr_podman_http(evr_podman_t *self)
+{
+    return self->http;
+}
+
 int
 evr_podman_poll(evr_podman_t *self, int timeout_ms)
 {

@@ -45,6 +45,10 @@ evr_podman_t *evr_podman_new(const char *url, evr_err_t *err);
 void evr_podman_destroy(evr_podman_t **self_p);
 const char *evr_podman_url(const evr_podman_t *self);
 
+/*  The HTTP transport, for other transfers in the same loop (resources). */
+struct evr_http;
+struct evr_http *evr_podman_http(evr_podman_t *self);
+
 /*  Synchronous check that the service answers (GET /_ping, 5 s). */
 evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
 

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# test_exec.sh BIN_DIR SRC_DIR [CASE...]: evrun-runner --exec against the
+# real podman service of the "podman" fixture (EVRUN_PODMAN_URL).  Each
+# case runs a pipeline in a fresh state directory and checks the output,
+# the exit status, the event store (evrun-replay) and that no container
+# or volume of the job is left.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+tmp=$(mktemp -d /tmp/evr-it-XXXXXX)
+httpd_pid=
+trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+fails=0 passes=0 case_name=
+
+check() {   # check "what" command...
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
+}
+
+# run NAME FILE [runner args...]: runs the pipeline; sets $out $err $rc $job $state
+run() {
+  local name=$1 file=$2; shift 2
+  state=$tmp/$name
+  out=$tmp/$name.out err=$tmp/$name.err
+  "$bin/evrun-runner" --exec "$file" --state-dir "$state" "$@" > "$out" 2> "$err"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+}
+
+# left_behind: containers and volumes of $job still in podman
+left_behind() {
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  { podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id" || true
+}
+
+verified() { "$bin/evrun-replay" "$state" --verify > /dev/null; }
+
+pipeline() {   # pipeline NAME: writes stdin to $tmp/NAME.yml
+  cat > "$tmp/$1.yml"
+}
+
+case_hello() {
+  run hello "$src/examples/hello.yml" -a WHO=tests
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "live output with the step name" grep -q "^greet | hello, tests$" "$out"
+  check "summary" grep -Eq "^greet +succeeded +0 " "$out"
+  check "stored output" [ "$("$bin/evrun-replay" "$state" --output "$job/greet")" = "hello, tests" ]
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_failing() {
+  pipeline failing <<'YML'
+pipeline: failing
+image: localhost/evrun-busybox:latest
+steps:
+  - name: first
+    run: echo one
+  - name: breaks
+    run: |
+      echo before the failure
+      exit 3
+  - name: never
+    run: echo should not run
+YML
+  run failing "$tmp/failing.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/failing.job"
+  check "job failed" grep -q "status failed" "$tmp/failing.job"
+  check "exit code 3 recorded" grep -Eq "^breaks +failed +1 +3 " "$tmp/failing.job"
+  check "later step skipped" grep -Eq "^never +skipped" "$tmp/failing.job"
+  check "skipped step never ran" sh -c "! grep -q 'should not run' '$out'"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_dag_parallel() {
+  pipeline dag <<'YML'
+pipeline: dag-parallel
+image: localhost/evrun-busybox:latest
+steps:
+  - name: prepare
+    run: echo ready
+  - name: left
+    needs: [prepare]
+    run: sleep 1
+  - name: right
+    needs: [prepare]
+    run: sleep 1
+  - name: join
+    needs: [left, right]
+    run: echo joined
+YML
+  run dag "$tmp/dag.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  # started/finished (ns) of left and right from the stored projection
+  local json times
+  json=$("$bin/evrun-replay" "$state" --job "$job" --json | head -n 1)
+  times=$(echo "$json" | grep -o '"name":"\(left\|right\)"[^}]*' \
+          | sed 's/.*"started":\([0-9]*\),"finished":\([0-9]*\).*/\1 \2/')
+  read -r ls le rs re <<< "$(echo $times)"
+  check "both steps have times" [ -n "$ls" ] && [ -n "$re" ]
+  check "the two 1 s steps overlap" [ "$ls" -lt "$re" ] && [ "$rs" -lt "$le" ]
+  check "join ran after both" grep -q "^join | joined$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_workspace() {
+  run workspace "$src/examples/workspace.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the second step read the first step's file" grep -q "^test | read back: 1 2 3 4 5" "$out"
+  check "artifact copied out" [ "$(cat "$state/artifacts/$job/test/build/result.txt" | wc -l)" -eq 5 ]
+  check "no partial files" [ -z "$(find "$state/artifacts" -name '*.evrun-partial')" ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_step_image() {
+  pipeline image <<'YML'
+pipeline: per-step-image
+image: localhost/evrun-busybox:latest
+steps:
+  - name: default
+    run: cat /etc/evrun-image
+  - name: other
+    image: localhost/evrun-busybox-alt:latest
+    run: cat /etc/evrun-image
+YML
+  run image "$tmp/image.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "default image" grep -q "^default | localhost/evrun-busybox:latest$" "$out"
+  check "the step's own image" grep -q "^other | localhost/evrun-busybox-alt:latest$" "$out"
+}
+
+case_missing_image() {
+  pipeline noimage <<'YML'
+pipeline: missing-image
+image: localhost/evrun-no-such-image:latest
+steps:
+  - name: nothing
+    run: "true"
+YML
+  run noimage "$tmp/noimage.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "podman's message reaches the user" grep -qi "image" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_timeout() {
+  pipeline timeout <<'YML'
+pipeline: timeout
+image: localhost/evrun-busybox:latest
+steps:
+  - name: slow
+    timeout: 2s
+    run: |
+      echo started
+      sleep 30
+YML
+  local t0=$SECONDS
+  run timeout "$tmp/timeout.yml" --grace 1
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "stopped well before 30 s" [ $((SECONDS - t0)) -lt 15 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/timeout.job"
+  check "step timed out" grep -Eq "^slow +timed_out" "$tmp/timeout.job"
+  check "output before the timeout kept" grep -q "^slow | started$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_secret() {
+  local secret=s3cr3t-Value-4711
+  pipeline secret <<'YML'
+pipeline: secret
+image: localhost/evrun-busybox:latest
+secrets: [DEPLOY_TOKEN]
+steps:
+  - name: leak
+    run: |
+      echo "whole: $DEPLOY_TOKEN"
+      # the value split across two writes, 300 ms apart: two stored chunks
+      printf '%s' "split: $(echo "$DEPLOY_TOKEN" | cut -c1-6)"
+      sleep 0.3
+      echo "$DEPLOY_TOKEN" | cut -c7-
+      echo "length ${#DEPLOY_TOKEN}" >&2
+YML
+  DEPLOY_TOKEN=$secret run secret "$tmp/secret.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "masked in printed output" grep -q "^leak | whole: \*\*\*$" "$out"
+  check "masked across chunks" grep -q "^leak | split: \*\*\*$" "$out"
+  check "never printed" sh -c "! grep -q '$secret' '$out' '$tmp/secret.err'"
+  check "never in the store's files" sh -c "! grep -rqa '$secret' '$state'"
+  check "nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
+  check "stderr kept" grep -q "^leak | length 17$" "$out"
+  run nosecret "$tmp/secret.yml"
+  check "missing secret: exit 2" [ "$rc" -eq 2 ]
+  check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
+}
+
+case_resource() {
+  local www=$tmp/www port
+  mkdir -p "$www/tree/sub"
+  echo "plain resource" > "$www/notes.txt"
+  echo "from the archive" > "$www/tree/sub/inside.txt"
+  tar -C "$www/tree" -czf "$www/src.tar.gz" .
+  port=$((20000 + RANDOM % 20000))
+  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
+  httpd_pid=$!
+  sleep 0.3
+  pipeline resource <<YML
+pipeline: resource
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: notes, url: "http://127.0.0.1:$port/notes.txt", path: docs/notes.txt }
+  - { name: src, url: "http://127.0.0.1:$port/src.tar.gz", path: src }
+steps:
+  - name: use
+    run: |
+      cat docs/notes.txt
+      cat src/sub/inside.txt
+YML
+  run resource "$tmp/resource.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "plain file in /workspace" grep -q "^use | plain resource$" "$out"
+  check "archive unpacked" grep -q "^use | from the archive$" "$out"
+  sed "s/notes.txt\", path/missing.txt\", path/" "$tmp/resource.yml" > "$tmp/resource404.yml"
+  run resource404 "$tmp/resource404.yml"
+  check "a 404 fails the job" [ "$rc" -eq 1 ]
+  check "the 404 is named" grep -q "resource notes: .* answered HTTP 404" "$tmp/resource404.out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  kill "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
+case_unreachable() {
+  run unreachable "$src/examples/hello.yml" --podman-url unix:///tmp/evr-no-such-podman.sock
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "names the URL it tried" grep -q "cannot reach podman at unix:///tmp/evr-no-such-podman.sock" "$err"
+}
+
+case_bad_file() {
+  run bad "$src/tests/data/pipelines/bad/cycle.yml"
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "the loader's message" grep -q "dependency cycle" "$err"
+}
+
+case_sigint() {
+  pipeline sigint <<'YML'
+pipeline: sigint
+image: localhost/evrun-busybox:latest
+steps:
+  - name: long
+    run: |
+      echo begun
+      sleep 60
+  - name: after
+    run: echo never
+YML
+  state=$tmp/sigint
+  local t0=$SECONDS
+  "$bin/evrun-runner" --exec "$tmp/sigint.yml" --state-dir "$state" --grace 2 \
+    > "$tmp/sigint.out" 2> "$tmp/sigint.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^long | begun" "$tmp/sigint.out" 2>/dev/null && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"
+  rc=$?
+  out=$tmp/sigint.out
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "ended within the grace period" [ $((SECONDS - t0)) -lt 20 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/sigint.job"
+  check "job cancelled" grep -q "status cancelled" "$tmp/sigint.job"
+  check "running step cancelled" grep -Eq "^long +cancelled" "$tmp/sigint.job"
+  check "next step skipped" grep -Eq "^after +skipped" "$tmp/sigint.job"
+  check "cancel recorded" grep -q "job.cancel_requested" "$tmp/sigint.job"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+for c in $cases; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+done
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
