@@ -234,10 +234,13 @@ s_emit_output(s_step_t *st, int si, bool final)
     s->len = 0;
 }
 
+static void s_mark_started(s_step_t *st);
+
 static void
 s_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
     s_step_t *st = arg;
+    s_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     s_stream_t *s = &st->out[si];
     while (len > 0) {
@@ -326,14 +329,14 @@ s_on_exit(const evr_podman_result_t *r, void *arg)
     s_maybe_end(st);
 }
 
+/*  The container runs: on start's answer, or earlier when its first output
+    arrives (the stream is attached before start, so output can come first).
+    Records step.started once, then waits for the exit. */
 static void
-s_on_started(const evr_podman_result_t *r, void *arg)
+s_mark_started(s_step_t *st)
 {
-    s_step_t *st = arg;
-    if (r->rc) {
-        s_step_broken(st, "start", r);
+    if (st->phase != P_STARTING)
         return;
-    }
     st->phase = P_RUNNING;
     st->t_start = evr_mono_ns();
     evr_event_t *ev = s_emit(st->job, EVR_EV_STEP_STARTED, st);
@@ -346,6 +349,17 @@ s_on_started(const evr_podman_result_t *r, void *arg)
         st->stop_sent = true;
         evr_podman_stop(st->job->eng->pm, st->container, st->job->eng->opts.grace_s, NULL, NULL);
     }
+}
+
+static void
+s_on_started(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    if (r->rc) {
+        s_step_broken(st, "start", r);
+        return;
+    }
+    s_mark_started(st);
 }
 
 static void
