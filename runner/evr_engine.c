@@ -949,7 +949,9 @@ s_schedule(s_job_t *job)
     if (job->phase != J_RUNNING)
         return;
     bool stopping = job->cancelling || job->failed || job->timed_out;
-    if (stopping)
+    bool let_finish = job->failed && !job->cancelling && !job->timed_out
+                   && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
+    if (stopping && !let_finish)
         s_wind_down(job, job->killing);
     bool all_done = true;
     for (uint32_t i = 0; i < job->n; i++) {

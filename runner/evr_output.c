@@ -100,6 +100,8 @@ evr_mask_pending(const evr_mask_t *self)
 static void
 s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (*out_len + n > *out_cap) {
         *out_cap = (*out_len + n) * 2;
         *out = evr_realloc(*out, *out_cap);
@@ -120,7 +122,8 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
         self->pcap = (self->plen + len) * 2;
         self->pending = evr_realloc(self->pending, self->pcap);
     }
-    memcpy(self->pending + self->plen, raw, len);
+    if (len)
+        memcpy(self->pending + self->plen, raw, len);
     self->plen += len;
     const uint8_t *p = self->pending;
     size_t n = self->plen, i = 0, run = 0;   /* run: start of bytes copied as they are */

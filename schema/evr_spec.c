@@ -16,6 +16,8 @@ s_check_strategy(const void *v)
     return "expected one of append, replace";
 }
 
+static const char *const s_on_failure_names[] = { "stop", "finish", NULL };
+
 static const char *
 s_check_retry_on(const void *v)
 {
@@ -103,6 +105,9 @@ static const evr_field_t s_spec_fields[] = {
       "running jobs of this pipeline at once; 0 = no limit"),
     F(evr_spec_t, "parallel", EVR_FT_U32, false, 0, parallel, NULL, NULL,
       "steps of one job running at once; 0 = the runner's default"),
+    { "on_failure", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, on_failure), NULL, NULL, NULL,
+      "when a step fails: stop (the steps still running are stopped) or finish (they "
+      "finish); steps not started are skipped either way", s_on_failure_names },
     F(evr_spec_t, "queue", EVR_FT_RECORD, false, 0, queue, &evr_queue_type, NULL,
       "queue policy"),
     F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,

@@ -55,12 +55,18 @@ typedef struct {
     evr_retry_t retry;
 } evr_step_t;
 
+enum {
+    EVR_ON_FAILURE_STOP = 0,    /* stop the steps still running (default) */
+    EVR_ON_FAILURE_FINISH = 1,  /* let them finish; nothing new starts */
+};
+
 typedef struct {
     char *pipeline;     /* the pipeline's name */
     char *image;
     evr_strlist_t labels;
     uint32_t concurrency;   /* running jobs of this pipeline; 0 = unlimited */
     uint32_t parallel;      /* steps of one job at once; 0 = runner default */
+    uint32_t on_failure;    /* EVR_ON_FAILURE_*: what running steps do when one fails */
     evr_queue_t queue;
     uint64_t timeout;       /* ms for the whole job; 0 = none */
     evr_strmap_t env;

@@ -109,6 +109,38 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_on_failure() {
+  pipeline stopall <<'YML'
+pipeline: on-failure
+image: localhost/evrun-busybox:latest
+steps:
+  - name: root
+    run: "true"
+  - name: breaks
+    needs: [root]
+    run: sleep 0.5; exit 1
+  - name: sibling
+    needs: [root]
+    run: sleep 3; echo sibling done
+  - name: after
+    needs: [breaks, sibling]
+    run: echo never
+YML
+  run stopall "$tmp/stopall.yml" --grace 1
+  check "default: exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/stopall.job"
+  check "default: the running sibling is stopped" grep -Eq "^sibling +cancelled" "$tmp/stopall.job"
+  check "default: dependents skipped" grep -Eq "^after +skipped" "$tmp/stopall.job"
+  sed 's/^image:/on_failure: finish\nimage:/' "$tmp/stopall.yml" > "$tmp/finish.yml"
+  run finish "$tmp/finish.yml" --grace 1
+  check "finish: exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/finish.job"
+  check "finish: the sibling finishes" grep -Eq "^sibling +succeeded" "$tmp/finish.job"
+  check "finish: its output kept" grep -q "^sibling | sibling done$" "$out"
+  check "finish: dependents skipped" grep -Eq "^after +skipped" "$tmp/finish.job"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_workspace() {
   run workspace "$src/examples/workspace.yml"
   check "exit 0" [ "$rc" -eq 0 ]
@@ -280,7 +312,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+cases=${*:-hello failing dag_parallel on_failure workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
 for c in $cases; do
   case_name=$c
   before=$fails
