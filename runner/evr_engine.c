@@ -170,6 +170,8 @@ s_flush(evr_engine_t *e)
             return;
         }
         size_t n = e->nactions;
+        if (n == 0)
+            continue;
         s_action_t *run = evr_malloc(n * sizeof *run);
         memcpy(run, e->actions, n * sizeof *run);
         e->nactions = 0;
