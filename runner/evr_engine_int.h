@@ -1,0 +1,122 @@
+/*  evr_engine_int.h: the engine's private parts.
+
+    Shared by evr_engine.c (events, jobs, scheduling, the loop), evr_step.c
+    (a step's container, output, artifacts and result), evr_prepare.c (the
+    workspace volume and resources) and evr_recover.c (taking jobs up again
+    after a restart).  Not for use outside runner/.
+*/
+#ifndef EVR_ENGINE_INT_H_INCLUDED
+#define EVR_ENGINE_INT_H_INCLUDED
+
+#include "evr_engine.h"
+#include "evr_output.h"
+
+typedef enum { P_PENDING, P_STARTING, P_RUNNING, P_ENDING, P_DONE } s_phase_t;
+typedef enum { J_PREPARING, J_RUNNING, J_CLEANUP, J_DONE } s_jphase_t;
+
+typedef struct s_job s_job_t;
+
+typedef struct {
+    uint64_t raw_off;       /* raw bytes of this stream already stored */
+    uint8_t *buf;           /* masked bytes not yet stored */
+    size_t len, cap;
+    uint64_t raw_in_buf;    /* raw bytes buf stands for */
+    uint64_t since;         /* mono ns of the oldest byte in buf */
+    evr_mask_t *mask;
+    bool line_start;        /* printing: next byte starts a line */
+} s_stream_t;
+
+typedef struct {
+    s_job_t *job;
+    uint32_t index;
+    const evr_step_t *spec;
+    s_phase_t phase;
+    evr_step_status_t status;
+    uint32_t attempt;
+    char *container;
+    char *container_id;
+    void *attach;
+    bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
+    int64_t exit_code;
+    uint64_t t_start, t_end;
+    s_stream_t out[2];
+    char *reason;
+    uint32_t artifacts_left;
+} s_step_t;
+
+struct s_job {
+    evr_engine_t *eng;
+    char *id;
+    evr_spec_t *spec;
+    evr_strmap_t env;
+    char *volume;
+    char **secrets;
+    size_t nsecrets;
+    s_step_t *steps;
+    uint32_t n;
+    bool dag;
+    s_jphase_t phase;
+    evr_job_status_t final;
+    bool failed, cancelling, killing, timed_out;
+    uint64_t t_start, deadline;
+    uint32_t running, parallel;
+    int calls;              /* cleanup calls in flight */
+    uint32_t res_index;     /* resource being fetched */
+    char *res_helper;       /* container that receives resources */
+    char *res_file;
+    FILE *res_fp;
+    uint64_t res_bytes;
+    s_job_t *next;
+};
+
+typedef struct s_action {
+    void (*fn)(void *arg, void *data, size_t len);
+    void *arg;
+    void *data;
+    size_t len;
+} s_action_t;
+
+struct evr_engine {
+    evr_engine_opts_t opts;
+    evr_store_t *store;
+    evr_podman_t *pm;
+    s_job_t *jobs;
+    evr_event_t **pending;
+    size_t npending, cap;
+    s_action_t *actions;
+    size_t nactions, acap;
+    evr_rc_t failure;
+    char failmsg[EVR_ERR_MAX];
+};
+
+extern const char *const evr_eng_stream_names[2];
+
+/* evr_engine.c */
+evr_event_t *evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st);
+void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
+                   const void *data, size_t len);
+void evr_eng_fail_all(evr_engine_t *e);
+void evr_eng_stop_step(s_step_t *st, bool now);
+
+/* evr_step.c */
+void evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void evr_eng_emit_output(s_step_t *st, int si, bool final);
+void evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg);
+void evr_eng_mark_started(s_step_t *st);
+void evr_eng_on_exit(const evr_podman_result_t *r, void *arg);
+void evr_eng_on_attached(const evr_podman_result_t *r, void *arg);
+void evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg);
+void evr_eng_maybe_end(s_step_t *st);
+void evr_eng_step_finish(s_step_t *st);
+void evr_eng_step_begin(s_step_t *st);
+void evr_eng_step_skip(s_step_t *st, const char *reason);
+
+/* evr_prepare.c */
+void evr_eng_prep_failed(s_job_t *job, const char *reason);
+void evr_eng_job_go(s_job_t *job);
+void evr_eng_on_volume(const evr_podman_result_t *r, void *arg);
+
+#endif

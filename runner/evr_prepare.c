@@ -1,0 +1,191 @@
+/*  evr_prepare.c: before the first step: the workspace volume, and the
+    resources fetched over HTTP into it through a container that mounts the
+    volume and never runs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_engine_int.h"
+#include "evr_artifact.h"
+#include "evr_http.h"
+
+/* ------------------------------------------------------------- resources */
+
+#define S_RESOURCE_MAX (1ull << 30)
+
+static void s_res_next(s_job_t *job);
+
+static void
+s_res_helper_gone(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    s_job_t *job = arg;
+    job->calls--;
+}
+
+/*  Ends the resource phase: the helper container goes, then the steps run
+    (or, with reason, nothing runs). */
+static void
+s_res_end(s_job_t *job, const char *reason)
+{
+    if (job->res_fp) {
+        fclose(job->res_fp);
+        job->res_fp = NULL;
+    }
+    if (job->res_file) {
+        unlink(job->res_file);
+        free(job->res_file);
+        job->res_file = NULL;
+    }
+    if (job->res_helper) {
+        job->calls++;
+        evr_podman_remove(job->eng->pm, job->res_helper, s_res_helper_gone, job);
+        free(job->res_helper);
+        job->res_helper = NULL;
+    }
+    if (reason)
+        evr_eng_prep_failed(job, reason);
+    else
+        evr_eng_job_go(job);
+}
+
+static void
+s_res_uploaded(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resource %s: copying into /workspace: %s", res->name,
+                 r->msg);
+        s_res_end(job, reason);
+        return;
+    }
+    if (job->eng->opts.print)
+        printf("evrun-runner: resource %s: %llu bytes from %s into /workspace/%s\n", res->name,
+               (unsigned long long) job->res_bytes, res->url, res->path);
+    job->res_index++;
+    s_res_next(job);
+}
+
+static bool
+s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
+{
+    s_job_t *job = arg;
+    if (evr_http_status(req) >= 300)
+        return true;   /* not content: the status says what went wrong */
+    job->res_bytes += len;
+    if (job->res_bytes > S_RESOURCE_MAX)
+        return false;
+    return fwrite(data, 1, len, job->res_fp) == len;
+}
+
+static void
+s_res_fetched(evr_http_req_t *req, void *arg)
+{
+    s_job_t *job = arg;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    char reason[2 * EVR_ERR_MAX] = "";
+    const char *msg;
+    long status = evr_http_status(req);
+    fclose(job->res_fp);
+    job->res_fp = NULL;
+    if (job->res_bytes > S_RESOURCE_MAX)
+        snprintf(reason, sizeof reason, "resource %s: %s is larger than %llu bytes", res->name,
+                 res->url, (unsigned long long) S_RESOURCE_MAX);
+    else if (evr_http_error(req, &msg))
+        snprintf(reason, sizeof reason, "resource %s: %s", res->name, msg);
+    else if (status != 200)
+        snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
+                 status);
+    if (*reason) {
+        s_res_end(job, reason);
+        return;
+    }
+    uint8_t *tar;
+    size_t len;
+    evr_err_t err;
+    if (evr_resource_tar(job->res_file, res->path, &tar, &len, &err)) {
+        snprintf(reason, sizeof reason, "resource %s: %s", res->name, err.msg);
+        s_res_end(job, reason);
+        return;
+    }
+    unlink(job->res_file);
+    evr_podman_archive_put(job->eng->pm, job->res_helper, "/workspace", tar, len, s_res_uploaded,
+                           job);
+    free(tar);
+}
+
+static void
+s_res_next(s_job_t *job)
+{
+    if (job->res_index >= job->spec->resources.n) {
+        s_res_end(job, NULL);
+        return;
+    }
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    char *dir = evr_asprintf("%s/%s", job->eng->opts.artifacts_dir, job->id);
+    evr_err_t err;
+    evr_mkdirs(dir, &err);
+    free(job->res_file);
+    job->res_file = evr_asprintf("%s/.resource-XXXXXX", dir);
+    free(dir);
+    int fd = mkstemp(job->res_file);
+    job->res_fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!job->res_fp) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resource %s: temporary file in %s: %s", res->name,
+                 job->res_file, strerror(errno));
+        free(job->res_file);
+        job->res_file = NULL;
+        s_res_end(job, reason);
+        return;
+    }
+    job->res_bytes = 0;
+    evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
+                          .on_data = s_res_data, .on_done = s_res_fetched, .arg = job };
+    evr_http_start(evr_podman_http(job->eng->pm), &o);
+}
+
+static void
+s_res_helper_made(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resources: a container to copy them in: %s", r->msg);
+        free(job->res_helper);
+        job->res_helper = NULL;
+        s_res_end(job, reason);
+        return;
+    }
+    s_res_next(job);
+}
+
+void
+evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    if (r->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
+        evr_eng_prep_failed(job, reason);
+        return;
+    }
+    if (job->spec->resources.n == 0) {
+        evr_eng_job_go(job);
+        return;
+    }
+    /* Resources go into the volume through a container that mounts it and
+       never runs. */
+    job->res_helper = evr_asprintf("%s-resources", job->volume);
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    evr_podman_spec_t spec = { .name = job->res_helper,
+                               .image = job->spec->image ? job->spec->image : first->image,
+                               .script = "true", .volume = job->volume };
+    evr_podman_create(job->eng->pm, &spec, s_res_helper_made, job);
+}
+

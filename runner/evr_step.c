@@ -1,0 +1,430 @@
+/*  evr_step.c: one step's container from creation to result: attach
+    before start, output demultiplexed, masked and stored in chunks, the
+    exit code, artifacts copied out, step.finished, then removal. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_engine_int.h"
+#include "evr_artifact.h"
+
+/* ---------------------------------------------------------------- output */
+
+/*  After an output chunk is stored: print it, the step name before each
+    line.  data: 1 byte stream index, then the bytes. */
+static void
+s_print_lines(void *arg, void *data, size_t len)
+{
+    s_step_t *st = arg;
+    const uint8_t *p = data;
+    s_stream_t *s = &st->out[p[0]];
+    const uint8_t *b = p + 1;
+    size_t n = len - 1;
+    for (size_t i = 0; i < n;) {
+        if (s->line_start)
+            printf("%s | ", st->spec->name);
+        const uint8_t *nl = memchr(b + i, '\n', n - i);
+        size_t end = nl ? (size_t) (nl - b) + 1 : n;
+        fwrite(b + i, 1, end - i, stdout);
+        s->line_start = nl != NULL;
+        i = end;
+    }
+    fflush(stdout);
+}
+
+/*  Queues a step.output event of what stream si holds (with final, also
+    the bytes the masker held back). */
+void
+evr_eng_emit_output(s_step_t *st, int si, bool final)
+{
+    s_stream_t *s = &st->out[si];
+    if (final && evr_mask_pending(s->mask))
+        s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
+    if (s->raw_in_buf == 0 && s->len == 0)
+        return;
+    evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_OUTPUT, st);
+    ev->data.stream = evr_strdup(evr_eng_stream_names[si]);
+    ev->data.offset = s->raw_off;
+    ev->data.raw = (uint32_t) s->raw_in_buf;
+    ev->data.bytes.data = evr_malloc(s->len ? s->len : 1);
+    memcpy(ev->data.bytes.data, s->buf, s->len);
+    ev->data.bytes.len = (uint32_t) s->len;
+    if (st->job->eng->opts.print && s->len) {
+        uint8_t *copy = evr_malloc(s->len + 1);
+        copy[0] = (uint8_t) si;
+        memcpy(copy + 1, s->buf, s->len);
+        evr_eng_after(st->job->eng, s_print_lines, st, copy, s->len + 1);
+        free(copy);
+    }
+    s->raw_off += s->raw_in_buf;
+    s->raw_in_buf = 0;
+    s->len = 0;
+}
+
+
+void
+evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    s_step_t *st = arg;
+    evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
+    int si = stream == 1 ? 0 : 1;
+    s_stream_t *s = &st->out[si];
+    while (len > 0) {
+        size_t room = EVR_OUTPUT_CHUNK_MAX - (size_t) s->raw_in_buf;
+        size_t take = len < room ? len : room;
+        if (s->len == 0 && s->raw_in_buf == 0)
+            s->since = evr_mono_ns();
+        s->raw_in_buf += evr_mask_feed(s->mask, data, take, false, &s->buf, &s->len, &s->cap);
+        data += take;
+        len -= take;
+        if (s->raw_in_buf >= EVR_OUTPUT_CHUNK_MAX || s->len >= EVR_OUTPUT_CHUNK_MAX)
+            evr_eng_emit_output(st, si, false);
+    }
+}
+
+/* ----------------------------------------------------------------- steps */
+
+
+void
+evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
+{
+    if (!st->job->eng->opts.print)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s > ", st->spec->name);
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+}
+
+void
+evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
+{
+    if (st->reason)
+        return;   /* the first reason is the cause */
+    char buf[EVR_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    st->reason = evr_strdup(buf);
+}
+
+/*  A podman call of the step's start failed: the step ends failed without
+    having run. */
+static void
+s_step_broken(s_step_t *st, const char *what, const evr_podman_result_t *r)
+{
+    evr_eng_set_reason(st, "%s: %s", what, r->msg);
+    st->exit_code = -1;
+    st->exit_known = true;
+    st->attach_done = true;
+    if (st->attach) {
+        void *h = st->attach;
+        st->attach = NULL;
+        evr_podman_detach(st->job->eng->pm, h);
+    }
+    evr_eng_maybe_end(st);
+}
+
+void
+evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    if (st->exit_known)
+        return;
+    if (r->rc) {
+        st->lost = r->not_found;
+        evr_eng_set_reason(st, "waiting for the container: %s", r->msg);
+        st->exit_code = -1;
+    }
+    else
+        st->exit_code = r->exit_code;
+    st->exit_known = true;
+    st->t_end = evr_mono_ns();
+    evr_eng_maybe_end(st);
+}
+
+/*  The container runs: on start's answer, or earlier when its first output
+    arrives (the stream is attached before start, so output can come first).
+    Records step.started once, then waits for the exit. */
+void
+evr_eng_mark_started(s_step_t *st)
+{
+    if (st->phase != P_STARTING)
+        return;
+    st->phase = P_RUNNING;
+    st->t_start = evr_mono_ns();
+    evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
+    ev->data.container_id = evr_strdup(st->container_id ? st->container_id : st->container);
+    evr_podman_wait(st->job->eng->pm, st->container, evr_eng_on_exit, st);
+    /* a cancel that came while starting */
+    if (st->job->cancelling || st->job->failed || st->job->timed_out) {
+        st->cancelled = !st->job->timed_out;
+        st->timed_out = st->job->timed_out;
+        st->stop_sent = true;
+        evr_podman_stop(st->job->eng->pm, st->container, st->job->eng->opts.grace_s, NULL, NULL);
+    }
+}
+
+static void
+s_on_started(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    if (r->rc) {
+        s_step_broken(st, "start", r);
+        return;
+    }
+    evr_eng_mark_started(st);
+}
+
+void
+evr_eng_on_attached(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    if (r->rc) {
+        s_step_broken(st, "attach", r);
+        return;
+    }
+    evr_podman_start(st->job->eng->pm, st->container, s_on_started, st);
+}
+
+void
+evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    st->attach = NULL;
+    if (st->attach_done)
+        return;
+    if (r->rc && r->status != 0 && !st->exit_known)
+        evr_eng_set_reason(st, "output stream: %s", r->msg);
+    st->attach_done = true;
+    evr_eng_maybe_end(st);
+}
+
+static void
+s_on_created(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    if (r->rc) {
+        s_step_broken(st, "create", r);
+        return;
+    }
+    st->container_id = evr_strdup(r->id);
+    st->attach = evr_podman_attach(st->job->eng->pm, st->container, evr_eng_on_output, evr_eng_on_attached,
+                                   evr_eng_on_attach_end, st);
+}
+
+/*  After step.starting is committed: create the container. */
+static void
+s_do_create(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_step_t *st = arg;
+    s_job_t *job = st->job;
+    evr_strmap_t env = { 0 };
+    for (uint32_t i = 0; i < job->env.n; i++)
+        evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
+    for (uint32_t i = 0; i < st->spec->env.n; i++)
+        evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
+    evr_podman_spec_t spec = {
+        .name = st->container,
+        .image = st->spec->image ? st->spec->image : job->spec->image,
+        .script = st->spec->run,
+        .env = &env,
+        .volume = job->volume,
+        .network = false,
+    };
+    evr_podman_create(job->eng->pm, &spec, s_on_created, st);
+    evr_strmap_free(&env);
+}
+
+void
+evr_eng_step_begin(s_step_t *st)
+{
+    s_job_t *job = st->job;
+    st->phase = P_STARTING;
+    st->attempt = 1;
+    st->container = evr_asprintf("evrun-%s-%s-%u", job->id, st->spec->name, st->attempt);
+    for (char *c = st->container; *c; c++)   /* container names: lower case */
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char) (*c - 'A' + 'a');
+    job->running++;
+    evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_STARTING, st);
+    ev->data.container = evr_strdup(st->container);
+    evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
+    evr_eng_after(job->eng, s_do_create, st, NULL, 0);
+}
+
+void
+evr_eng_step_skip(s_step_t *st, const char *reason)
+{
+    st->phase = P_DONE;
+    st->status = EVR_STEP_SKIPPED;
+    st->reason = evr_strdup(reason);
+    evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_SKIPPED, st);
+    ev->data.reason = evr_strdup(reason);
+    evr_eng_step_log(st, "skipped: %s", reason);
+}
+
+/* ------------------------------------------------------------- artifacts */
+
+typedef struct {
+    s_step_t *st;
+    char *path;         /* inside /workspace */
+    char *tmpfile;
+    FILE *fp;
+} s_artifact_t;
+
+static bool
+s_artifact_data(const uint8_t *p, size_t n, void *arg)
+{
+    s_artifact_t *a = arg;
+    return fwrite(p, 1, n, a->fp) == n;
+}
+
+static void
+s_artifact_done(const evr_podman_result_t *r, void *arg)
+{
+    s_artifact_t *a = arg;
+    s_step_t *st = a->st;
+    fclose(a->fp);
+    if (r->rc)
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
+    else {
+        /* the archive holds the path's last component: unpack it where
+           the path says, below the step's directory */
+        char *sub = evr_strdup(a->path);
+        char *slash = strrchr(sub, '/');
+        if (slash)
+            *slash = '\0';
+        char *dest = evr_asprintf("%s/%s/%s%s%s", st->job->eng->opts.artifacts_dir, st->job->id,
+                                  st->spec->name, slash ? "/" : "", slash ? sub : "");
+        free(sub);
+        uint32_t files = 0;
+        evr_err_t err;
+        if (evr_artifact_unpack(a->tmpfile, dest, &files, &err))
+            evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+        else
+            evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, files, files == 1 ? "" : "s",
+                       dest);
+        free(dest);
+    }
+    unlink(a->tmpfile);
+    free(a->tmpfile);
+    free(a->path);
+    free(a);
+    if (--st->artifacts_left == 0)
+        evr_eng_step_finish(st);
+}
+
+/*  Copies each artifact out; evr_eng_step_finish when all are done. */
+static void
+s_collect_artifacts(s_step_t *st)
+{
+    evr_engine_t *e = st->job->eng;
+    st->artifacts_left = st->spec->artifacts.n;
+    for (uint32_t i = 0; i < st->spec->artifacts.n; i++) {
+        s_artifact_t *a = evr_calloc(1, sizeof *a);
+        a->st = st;
+        a->path = evr_strdup(st->spec->artifacts.v[i]);
+        char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
+        evr_err_t err;
+        evr_mkdirs(dir, &err);
+        a->tmpfile = evr_asprintf("%s/.download-XXXXXX", dir);
+        free(dir);
+        int fd = mkstemp(a->tmpfile);
+        a->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (!a->fp) {
+            evr_podman_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
+            a->fp = fopen("/dev/null", "wb");
+            s_artifact_done(&r, a);
+            continue;
+        }
+        char *path = evr_asprintf("/workspace/%s", a->path);
+        evr_podman_archive_get(e->pm, st->container, path, s_artifact_data, s_artifact_done, a);
+        free(path);
+    }
+}
+
+/* ------------------------------------------------------------ step's end */
+
+static void
+s_removed(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    if (r->rc && !r->not_found && job->eng->opts.print)
+        printf("evrun-runner: removing a container of job %s: %s\n", job->id, r->msg);
+    job->calls--;
+}
+
+/*  After step.finished is committed: remove the container. */
+static void
+s_do_remove(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_step_t *st = arg;
+    if (st->job->eng->opts.keep)
+        return;
+    st->job->calls++;
+    evr_podman_remove(st->job->eng->pm, st->container, s_removed, st->job);
+}
+
+void
+evr_eng_step_finish(s_step_t *st)
+{
+    s_job_t *job = st->job;
+    if (st->timed_out)
+        st->status = EVR_STEP_TIMED_OUT;
+    else if (st->cancelled)
+        st->status = EVR_STEP_CANCELLED;
+    else if (st->lost)
+        st->status = EVR_STEP_LOST;
+    else if (st->exit_code == 0 && !st->reason)
+        st->status = EVR_STEP_SUCCEEDED;
+    else
+        st->status = EVR_STEP_FAILED;
+    st->phase = P_DONE;
+    job->running--;
+    uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_FINISHED, st);
+    ev->data.exit_code = st->exit_code;
+    ev->data.duration = ms;
+    ev->data.status = evr_strdup(evr_step_status_name(st->status));
+    if (st->reason)
+        ev->data.reason = evr_strdup(st->reason);
+    if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled)
+        job->failed = true;
+    evr_eng_step_log(st, "%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
+               (long long) st->exit_code, (unsigned long long) (ms / 1000),
+               (unsigned long long) (ms % 1000), st->reason ? ": " : "",
+               st->reason ? st->reason : "");
+    evr_eng_after(job->eng, s_do_remove, st, NULL, 0);
+}
+
+/*  Output ended and the exit code is known: store the rest of the output,
+    copy artifacts out, record the result. */
+void
+evr_eng_maybe_end(s_step_t *st)
+{
+    if (!st->attach_done || !st->exit_known || st->phase == P_ENDING || st->phase == P_DONE)
+        return;
+    if (!st->t_end)
+        st->t_end = evr_mono_ns();
+    st->phase = P_ENDING;
+    for (int si = 0; si < 2; si++)
+        evr_eng_emit_output(st, si, true);
+    if (st->spec->artifacts.n && st->exit_code == 0 && !st->reason && !st->timed_out
+        && !st->cancelled && st->container_id)
+        s_collect_artifacts(st);
+    else
+        evr_eng_step_finish(st);
+}
