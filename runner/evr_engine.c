@@ -60,8 +60,8 @@ evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg, co
 
 /*  Commits the queued events (in batches), then runs the waiting actions;
     actions may queue more, so until both are empty. */
-static void
-s_flush(evr_engine_t *e)
+void
+evr_eng_flush(evr_engine_t *e)
 {
     while (e->npending || e->nactions) {
         size_t done = 0;
@@ -292,10 +292,37 @@ s_schedule(s_job_t *job)
 }
 
 static void
+s_swept(const evr_podman_result_t *r, void *arg)
+{
+    s_job_t *job = arg;
+    job->calls--;
+    if (r->rc)
+        return;
+    for (const char *p = r->id; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *name = evr_strndup(p, n);
+        job->calls++;
+        evr_podman_remove(job->eng->pm, name, s_volume_gone, job);
+        free(name);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static void
 s_cleanup(s_job_t *job)
 {
     if (job->phase != J_CLEANUP || job->calls > 0 || job->eng->npending)
         return;
+    if (!job->swept && !job->eng->opts.keep) {
+        /* containers of the job a crash or a failed call left behind */
+        job->swept = true;
+        job->calls++;
+        char *prefix = evr_asprintf("%s-", job->volume);
+        evr_podman_list(job->eng->pm, prefix, s_swept, job);
+        free(prefix);
+        return;
+    }
     if (job->volume && !job->eng->opts.keep) {
         char *v = job->volume;
         job->volume = NULL;
@@ -449,9 +476,9 @@ s_secret(const evr_engine_t *e, const char *name)
     return buf;
 }
 
-evr_rc_t
-evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
-                  const evr_strmap_t *args, evr_err_t *err)
+s_job_t *
+evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                const evr_strmap_t *args, evr_err_t *err)
 {
     s_job_t *job = evr_calloc(1, sizeof *job);
     job->eng = self;
@@ -466,13 +493,11 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         char *v = s_secret(self, spec->secrets.v[i]);
         if (!v) {
-            evr_rc_t rc = evr_err_set(err, EVR_ERR_CONFIG,
-                                      "secret %s: not set in the runner's environment%s%s",
-                                      spec->secrets.v[i],
-                                      self->opts.secrets_dir ? " nor in " : "",
-                                      self->opts.secrets_dir ? self->opts.secrets_dir : "");
+            evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not set in the runner's environment%s%s",
+                        spec->secrets.v[i], self->opts.secrets_dir ? " nor in " : "",
+                        self->opts.secrets_dir ? self->opts.secrets_dir : "");
             s_job_free(job);
-            return rc;
+            return NULL;
         }
         evr_strmap_set(&job->env, spec->secrets.v[i], v);
         job->secrets[job->nsecrets++] = v;
@@ -501,7 +526,16 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     job->phase = J_PREPARING;
     job->next = self->jobs;
     self->jobs = job;
+    return job;
+}
 
+evr_rc_t
+evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                  const evr_strmap_t *args, evr_err_t *err)
+{
+    s_job_t *job = evr_eng_job_new(self, job_id, spec, args, err);
+    if (!job)
+        return EVR_ERR_CONFIG;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL);
     ev->data.pipeline = evr_strdup(spec->pipeline);
     ev->data.spec = evr_spec_new();
@@ -509,11 +543,30 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     for (uint32_t i = 0; args && i < args->n; i++)
         evr_strmap_set(&ev->data.args, args->k[i], args->v[i]);
     ev->data.runner = evr_strdup(self->opts.runner_id);
-    s_flush(self);
+    evr_eng_flush(self);
     if (self->failure)
         return evr_err_set(err, self->failure, "%s", self->failmsg);
     evr_podman_volume_create(self->pm, job->volume, evr_eng_on_volume, job);
     return EVR_OK;
+}
+
+void
+evr_eng_test_pause(const char *point, const s_step_t *st)
+{
+    const char *want = getenv("EVR_TEST_PAUSE_AT");
+    if (!want)
+        return;
+    size_t n = strlen(point);
+    if (strncmp(want, point, n) != 0 || (want[n] && want[n] != ':'))
+        return;
+    if (want[n] == ':' && (!st || strcmp(want + n + 1, st->spec->name) != 0))
+        return;
+    fprintf(stderr, "evrun-runner: test pause at %s%s%s\n", point, st ? " of step " : "",
+            st ? st->spec->name : "");
+    fflush(stderr);
+    fflush(stdout);
+    for (;;)
+        pause();
 }
 
 int
@@ -524,7 +577,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     s_timers(self);
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
-    s_flush(self);
+    evr_eng_flush(self);
     int open = 0;
     for (s_job_t *j = self->jobs; j; j = j->next) {
         s_cleanup(j);
@@ -532,6 +585,15 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
             open++;
     }
     return open;
+}
+
+bool
+evr_engine_all_succeeded(const evr_engine_t *self)
+{
+    for (const s_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase < J_CLEANUP || j->final != EVR_JOB_SUCCEEDED)
+            return false;
+    return true;
 }
 
 evr_rc_t

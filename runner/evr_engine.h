@@ -44,6 +44,14 @@ void evr_engine_destroy(evr_engine_t **self_p);
 evr_rc_t evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                            const evr_strmap_t *args, evr_err_t *err);
 
+/*  Takes up every unfinished job of the store again (after a restart):
+    see evr_recover.c.  *jobs counts them; appends runner.recovered when
+    there are any. */
+evr_rc_t evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err);
+
+/*  True when every job the engine holds succeeded (vacuously true). */
+bool evr_engine_all_succeeded(const evr_engine_t *self);
+
 /*  Runs one turn of the loop, waiting at most timeout_ms.  Returns the
     number of jobs not finished yet. */
 int evr_engine_turn(evr_engine_t *self, int timeout_ms);

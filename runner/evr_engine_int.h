@@ -42,6 +42,8 @@ typedef struct {
     s_stream_t out[2];
     char *reason;
     uint32_t artifacts_left;
+    uint64_t skip[2];       /* recovery: bytes of a replayed log already stored */
+    bool artifact_paused;   /* test hook fired */
 } s_step_t;
 
 struct s_job {
@@ -66,6 +68,7 @@ struct s_job {
     char *res_file;
     FILE *res_fp;
     uint64_t res_bytes;
+    bool swept;             /* leftover containers of the job removed */
     s_job_t *next;
 };
 
@@ -92,6 +95,12 @@ struct evr_engine {
 extern const char *const evr_eng_stream_names[2];
 
 /* evr_engine.c */
+void evr_eng_flush(evr_engine_t *e);
+s_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
+                         const evr_strmap_t *args, evr_err_t *err);
+/*  Test hook: with EVR_TEST_PAUSE_AT=POINT or POINT:STEP in the environment,
+    the runner stops at that point (to be killed by a crash test). */
+void evr_eng_test_pause(const char *point, const s_step_t *st);
 evr_event_t *evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st);
 void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
                    const void *data, size_t len);
@@ -113,6 +122,8 @@ void evr_eng_maybe_end(s_step_t *st);
 void evr_eng_step_finish(s_step_t *st);
 void evr_eng_step_begin(s_step_t *st);
 void evr_eng_step_skip(s_step_t *st, const char *reason);
+void evr_eng_do_create(void *arg, void *data, size_t len);
+char *evr_eng_container_name(const s_job_t *job, const s_step_t *st);
 
 /* evr_prepare.c */
 void evr_eng_prep_failed(s_job_t *job, const char *reason);

@@ -17,7 +17,7 @@ struct evr_podman {
     evr_http_t *http;
 };
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT } s_kind_t;
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST } s_kind_t;
 
 /*  One call in flight. */
 typedef struct {
@@ -30,6 +30,7 @@ typedef struct {
     void *arg;
     evr_demux_t demux;
     bool raw_stream;    /* logs/attach: the body is multiplexed frames */
+    char *prefix;       /* S_LIST: names kept */
     char errbody[512];  /* the start of an error body, when on_data streams */
     size_t errlen;
     evr_http_req_t *req;
@@ -115,6 +116,7 @@ s_done(evr_http_req_t *req, void *arg)
     evr_podman_result_t r = { .rc = EVR_OK, .msg = "", .status = evr_http_status(req) };
     char msg[EVR_ERR_MAX] = "";
     char id[128] = "", state[32] = "";
+    char *list = NULL;
     const char *terr;
     size_t len;
     const char *body = evr_http_body(req, &len);
@@ -150,6 +152,22 @@ s_done(evr_http_req_t *req, void *arg)
         }
         json_decref(j);
     }
+    else if (c->kind == S_LIST) {
+        /* [{"Names": ["evrun-..."], ...}, ...] -> names, one per line */
+        json_t *j = json_loadb(body, len, 0, NULL);
+        size_t i;
+        json_t *ct;
+        list = evr_strdup("");
+        json_array_foreach(j, i, ct) {
+            const char *n = json_string_value(json_array_get(json_object_get(ct, "Names"), 0));
+            if (n && strncmp(n, c->prefix, strlen(c->prefix)) == 0) {
+                char *more = evr_asprintf("%s%s\n", list, n);
+                free(list);
+                list = more;
+            }
+        }
+        json_decref(j);
+    }
     else if (c->kind == S_WAIT) {
         char *end;
         long long code = strtoll(body, &end, 10);
@@ -164,10 +182,12 @@ s_done(evr_http_req_t *req, void *arg)
         snprintf(msg, sizeof msg, "the output stream is not in podman's frame format");
     }
     r.msg = msg;
-    r.id = id;
+    r.id = list ? list : id;
     r.state = state;
     if (c->fn)
         c->fn(&r, c->arg);
+    free(list);
+    free(c->prefix);
     free(c);
 }
 
@@ -455,4 +475,19 @@ void
 evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg)
 {
     s_simple(self, S_PLAIN, "GET", "/images/", image, "/exists", S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_list(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg)
+{
+    /* the name filter is a pattern match; the prefix is checked again on
+       the answer */
+    char *filters = evr_asprintf("{\"name\":[\"%s\"]}", prefix);
+    char *ef = s_escape(filters);
+    char *path = evr_asprintf(S_API "/containers/json?all=true&filters=%s", ef);
+    s_call_t *c = s_call(self, S_LIST, "GET", path, NULL, S_TIMEOUT_MS, fn, arg);
+    c->prefix = evr_strdup(prefix);
+    free(path);
+    free(ef);
+    free(filters);
 }

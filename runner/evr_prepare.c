@@ -169,7 +169,8 @@ void
 evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
 {
     s_job_t *job = arg;
-    if (r->rc) {
+    /* a recovered job's volume may exist from before the crash */
+    if (r->rc && !strstr(r->msg, "already exists")) {
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
         evr_eng_prep_failed(job, reason);
@@ -181,7 +182,8 @@ evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
     }
     /* Resources go into the volume through a container that mounts it and
        never runs. */
-    job->res_helper = evr_asprintf("%s-resources", job->volume);
+    /* named after this process: one left by a killed runner is swept at the end */
+    job->res_helper = evr_asprintf("%s-resources-%ld", job->volume, (long) getpid());
     const evr_step_t *first = evr_spec_step(job->spec, 0);
     evr_podman_spec_t spec = { .name = job->res_helper,
                                .image = job->spec->image ? job->spec->image : first->image,

@@ -153,6 +153,14 @@ evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
 /*  The container runs: on start's answer, or earlier when its first output
     arrives (the stream is attached before start, so output can come first).
     Records step.started once, then waits for the exit. */
+static void
+s_pause_running(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    evr_eng_test_pause("running", arg);
+}
+
 void
 evr_eng_mark_started(s_step_t *st)
 {
@@ -163,6 +171,8 @@ evr_eng_mark_started(s_step_t *st)
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
     ev->data.container_id = evr_strdup(st->container_id ? st->container_id : st->container);
     evr_podman_wait(st->job->eng->pm, st->container, evr_eng_on_exit, st);
+    if (getenv("EVR_TEST_PAUSE_AT"))
+        evr_eng_after(st->job->eng, s_pause_running, st, NULL, 0);
     /* a cancel that came while starting */
     if (st->job->cancelling || st->job->failed || st->job->timed_out) {
         st->cancelled = !st->job->timed_out;
@@ -216,18 +226,20 @@ s_on_created(const evr_podman_result_t *r, void *arg)
         return;
     }
     st->container_id = evr_strdup(r->id);
+    evr_eng_test_pause("after_create", st);
     st->attach = evr_podman_attach(st->job->eng->pm, st->container, evr_eng_on_output, evr_eng_on_attached,
                                    evr_eng_on_attach_end, st);
 }
 
 /*  After step.starting is committed: create the container. */
-static void
-s_do_create(void *arg, void *data, size_t len)
+void
+evr_eng_do_create(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
     s_step_t *st = arg;
     s_job_t *job = st->job;
+    evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
     for (uint32_t i = 0; i < job->env.n; i++)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
@@ -245,22 +257,30 @@ s_do_create(void *arg, void *data, size_t len)
     evr_strmap_free(&env);
 }
 
+/*  evrun-<job>-<step>-<attempt>, lower case as podman wants. */
+char *
+evr_eng_container_name(const s_job_t *job, const s_step_t *st)
+{
+    char *name = evr_asprintf("evrun-%s-%s-%u", job->id, st->spec->name, st->attempt);
+    for (char *c = name; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char) (*c - 'A' + 'a');
+    return name;
+}
+
 void
 evr_eng_step_begin(s_step_t *st)
 {
     s_job_t *job = st->job;
     st->phase = P_STARTING;
     st->attempt = 1;
-    st->container = evr_asprintf("evrun-%s-%s-%u", job->id, st->spec->name, st->attempt);
-    for (char *c = st->container; *c; c++)   /* container names: lower case */
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char) (*c - 'A' + 'a');
+    st->container = evr_eng_container_name(job, st);
     job->running++;
     evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_STARTING, st);
     ev->data.container = evr_strdup(st->container);
     evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
-    evr_eng_after(job->eng, s_do_create, st, NULL, 0);
+    evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
 }
 
 void
@@ -287,7 +307,13 @@ static bool
 s_artifact_data(const uint8_t *p, size_t n, void *arg)
 {
     s_artifact_t *a = arg;
-    return fwrite(p, 1, n, a->fp) == n;
+    bool ok = fwrite(p, 1, n, a->fp) == n;
+    if (!a->st->artifact_paused) {
+        a->st->artifact_paused = true;
+        fflush(a->fp);   /* a partial download on disk when the test kills here */
+        evr_eng_test_pause("artifact", a->st);
+    }
+    return ok;
 }
 
 static void
@@ -372,6 +398,7 @@ s_do_remove(void *arg, void *data, size_t len)
     (void) data;
     (void) len;
     s_step_t *st = arg;
+    evr_eng_test_pause("between_steps", st);
     if (st->job->eng->opts.keep)
         return;
     st->job->calls++;
@@ -417,6 +444,7 @@ evr_eng_maybe_end(s_step_t *st)
 {
     if (!st->attach_done || !st->exit_known || st->phase == P_ENDING || st->phase == P_DONE)
         return;
+    evr_eng_test_pause("after_exit", st);
     if (!st->t_end)
         st->t_end = evr_mono_ns();
     st->phase = P_ENDING;

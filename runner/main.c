@@ -28,13 +28,19 @@ s_help(FILE *out)
 {
     fprintf(out,
             "usage: evrun-runner --exec FILE [-a NAME=VALUE]... [options]\n"
+            "       evrun-runner --recover [options]\n"
             "\n"
             "Runs the pipeline in FILE to its end in podman containers, with no broker:\n"
             "validates it, prints each step's output live (prefixed with the step name)\n"
             "and a summary.  Every event goes to the event store in the state directory\n"
-            "first; `evrun-replay STATE_DIR` shows the history afterwards.\n"
+            "first; `evrun-replay STATE_DIR` shows the history afterwards.  A runner\n"
+            "killed at any moment loses nothing: the jobs it left unfinished in its\n"
+            "state directory are taken up again (containers re-attached, output\n"
+            "continued without loss or repetition) by --recover, and by --exec before\n"
+            "it runs FILE.\n"
             "\n"
             "  --exec FILE          the pipeline file to run\n"
+            "  --recover            finish the unfinished jobs of the state directory, exit\n"
             "  -a, --arg NAME=VALUE give an arg of the pipeline (repeatable)\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
             "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
@@ -47,7 +53,8 @@ s_help(FILE *out)
             "  -h, --help           this text\n"
             "\n"
             "SIGINT cancels the job gracefully; a second SIGINT kills its steps at once.\n"
-            "exit status: 0 the job succeeded; 1 it failed, was cancelled or timed out;\n"
+            "exit status: 0 the job (and every recovered job) succeeded; 1 one failed,\n"
+            "was cancelled or timed out;\n"
             "2 bad input, or podman or the state directory unusable\n");
 }
 
@@ -97,6 +104,7 @@ main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "exec", required_argument, NULL, 'x' }, { "arg", required_argument, NULL, 'a' },
+        { "recover", no_argument, NULL, 'r' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
         { "secrets-dir", required_argument, NULL, 'S' },
@@ -105,6 +113,7 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *file = NULL, *secrets_dir = NULL;
+    bool recover = false;
     char *state_dir = NULL, *url = NULL;
     evr_strmap_t given = { 0 };
     evr_engine_opts_t eo = { .print = true };
@@ -112,6 +121,7 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1 && status == 0) {
         switch (c) {
         case 'x': file = optarg; break;
+        case 'r': recover = true; break;
         case 'a':
             if (!evr_spec_parse_arg(optarg, &given)) {
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
@@ -128,9 +138,12 @@ main(int argc, char **argv)
         default: status = 2; break;
         }
     }
-    if (status == 0 && (!file || optind != argc)) {
-        fprintf(stderr, "evrun-runner: %s\n", file ? "unexpected arguments" : "--exec FILE is required "
-                                                "(the broker mode arrives with evrun-broker)");
+    if (status == 0 && ((!file && !recover) || (file && recover) || optind != argc)) {
+        fprintf(stderr, "evrun-runner: %s\n",
+                optind != argc ? "unexpected arguments"
+                : file ? "--exec and --recover do not go together"
+                       : "--exec FILE or --recover is required (the broker mode arrives with "
+                         "evrun-broker)");
         status = 2;
     }
     if (status) {
@@ -152,8 +165,8 @@ main(int argc, char **argv)
     evr_engine_t *eng = NULL;
     char *artifacts = evr_asprintf("%s/artifacts", state_dir);
     evr_err_t err;
-    char job[EVR_ULID_LEN + 1];
-    if (!s_load(file, &given, &spec, &args)) {
+    char job[EVR_ULID_LEN + 1] = "";
+    if (file && !s_load(file, &given, &spec, &args)) {
         status = 2;
         goto out;
     }
@@ -172,16 +185,26 @@ main(int argc, char **argv)
     eo.artifacts_dir = artifacts;
     eo.runner_id = "exec";
     eng = evr_engine_new(&eo, store, pm);
-    evr_ulid_new(job);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
-    if (eo.print)
-        printf("evrun-runner: job %s, pipeline %s, %u step%s, podman %s\n", job, spec.pipeline,
-               spec.steps.n, spec.steps.n == 1 ? "" : "s", url);
-    if (evr_engine_submit(eng, job, &spec, &args, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    uint32_t recovered = 0;
+    if (evr_engine_recover(eng, &recovered, &err)) {
+        fprintf(stderr, "evrun-runner: recovery: %s\n", err.msg);
         status = 2;
         goto out;
+    }
+    if (recover && !recovered && eo.print)
+        printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
+    if (file) {
+        evr_ulid_new(job);
+        if (eo.print)
+            printf("evrun-runner: job %s, pipeline %s, %u step%s, podman %s\n", job,
+                   spec.pipeline, spec.steps.n, spec.steps.n == 1 ? "" : "s", url);
+        if (evr_engine_submit(eng, job, &spec, &args, &err)) {
+            fprintf(stderr, "evrun-runner: %s\n", err.msg);
+            status = 2;
+            goto out;
+        }
     }
     int seen = 0;
     while (evr_engine_turn(eng, 100) > 0) {
@@ -197,9 +220,11 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    evr_engine_summary(eng, job, stdout);
-    printf("history: evrun-replay %s --job %s\n", state_dir, job);
-    status = evr_engine_job_status(eng, job) == EVR_JOB_SUCCEEDED ? 0 : 1;
+    if (file) {
+        evr_engine_summary(eng, job, stdout);
+        printf("history: evrun-replay %s --job %s\n", state_dir, job);
+    }
+    status = evr_engine_all_succeeded(eng) ? 0 : 1;
 out:
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);

@@ -1,0 +1,257 @@
+/*  evr_recover.c: taking jobs up again after the runner was killed.
+
+    The store says how far each unfinished job got; podman says what became
+    of its containers meanwhile (they are found by their deterministic
+    names).  Per step:
+      - recorded as queued, or starting with no container: create it now;
+      - a container created but never started: start it;
+      - running or paused: read its log again, skipping exactly the bytes
+        per stream already stored, and wait for its exit;
+      - exited while the runner was down: collect the rest of its log and
+        its exit code;
+      - gone: the step is lost (and the job fails).
+    Each such decision is a step.recovered event; runner.recovered counts
+    the jobs.  Timeouts keep counting from the recorded start times, and a
+    cancel requested before the crash is carried out.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_engine_int.h"
+
+typedef struct {
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n, cap;
+} s_open_t;
+
+static int
+s_collect_open(const evr_job_t *job, void *arg)
+{
+    s_open_t *o = arg;
+    if (evr_job_is_final(job) || job->status == EVR_JOB_NONE)
+        return 0;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->ids = evr_realloc(o->ids, o->cap * sizeof *o->ids);
+    }
+    memcpy(o->ids[o->n++], job->id, EVR_ULID_LEN + 1);
+    return 0;
+}
+
+typedef struct {
+    evr_spec_t *spec;
+    evr_strmap_t args;
+} s_accepted_t;
+
+static int
+s_first_event(const evr_event_t *ev, void *arg)
+{
+    s_accepted_t *a = arg;
+    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && ev->data.spec) {
+        a->spec = evr_spec_new();
+        evr_rec_copy(&evr_spec_type, a->spec, ev->data.spec);
+        for (uint32_t i = 0; i < ev->data.args.n; i++)
+            evr_strmap_set(&a->args, ev->data.args.k[i], ev->data.args.v[i]);
+    }
+    return 1;   /* only the first */
+}
+
+/*  A wall-clock time of the log as a point on the monotonic clock. */
+static uint64_t
+s_to_mono(uint64_t wall_ns)
+{
+    uint64_t now_wall = evr_now_ns(), now_mono = evr_mono_ns();
+    if (!wall_ns || wall_ns >= now_wall)
+        return now_mono;
+    uint64_t ago = now_wall - wall_ns;
+    return ago < now_mono ? now_mono - ago : 1;
+}
+
+static void
+s_recovered(s_step_t *st, const char *how)
+{
+    evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_RECOVERED, st);
+    ev->data.how = evr_strdup(how);
+    evr_eng_step_log(st, "recovered: %s", how);
+}
+
+/*  A replayed log: the bytes already stored are skipped, the rest goes the
+    way live output goes. */
+static void
+s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    s_step_t *st = arg;
+    int si = stream == 1 ? 0 : 1;
+    size_t skip = st->skip[si] < len ? (size_t) st->skip[si] : len;
+    st->skip[si] -= skip;
+    if (len > skip)
+        evr_eng_on_output(stream, data + skip, len - skip, st);
+}
+
+/*  Follows the container's log from its start (follow: until it exits). */
+static void
+s_replay(s_step_t *st, bool follow)
+{
+    st->attach = evr_podman_logs(st->job->eng->pm, st->container, follow, s_replayed,
+                                 evr_eng_on_attach_end, st);
+}
+
+static void
+s_inspected(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = arg;
+    evr_engine_t *e = st->job->eng;
+    bool running = !r->rc && (!strcmp(r->state, "running") || !strcmp(r->state, "paused"));
+    bool exited = !r->rc && (!strcmp(r->state, "exited") || !strcmp(r->state, "stopped"));
+    bool created = !r->rc && (!strcmp(r->state, "created") || !strcmp(r->state, "configured")
+                              || !strcmp(r->state, "initialized"));
+    if (r->rc && !r->not_found) {
+        /* podman answered badly: the step cannot be judged; call it lost */
+        evr_eng_set_reason(st, "recovery: inspecting %s: %s", st->container, r->msg);
+    }
+    if (!st->container_id && r->id && *r->id)
+        st->container_id = evr_strdup(r->id);
+    if (st->phase == P_STARTING && r->not_found) {
+        s_recovered(st, "created");
+        evr_eng_after(e, evr_eng_do_create, st, NULL, 0);
+        return;
+    }
+    if (st->phase == P_STARTING && created) {
+        s_recovered(st, "restarted");
+        st->attach = evr_podman_attach(e->pm, st->container, evr_eng_on_output,
+                                       evr_eng_on_attached, evr_eng_on_attach_end, st);
+        return;
+    }
+    if (running || exited) {
+        s_recovered(st, running ? "reattached" : "collected");
+        if (st->phase == P_STARTING)
+            evr_eng_mark_started(st);   /* step.started, and the wait */
+        else
+            evr_podman_wait(e->pm, st->container, evr_eng_on_exit, st);
+        s_replay(st, running);
+        return;
+    }
+    /* gone (or in a state evrun never leaves a container in) */
+    s_recovered(st, "lost");
+    if (st->phase == P_STARTING)
+        evr_eng_mark_started(st);
+    evr_eng_set_reason(st, "container %s is gone", st->container);
+    st->lost = true;
+    st->exit_code = -1;
+    st->exit_known = true;
+    st->attach_done = true;
+    evr_eng_maybe_end(st);
+}
+
+/*  Sets one step up from its recorded state. */
+static void
+s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
+{
+    s_job_t *job = st->job;
+    st->attempt = rec->attempt ? rec->attempt : 1;
+    switch ((evr_step_status_t) rec->status) {
+    case EVR_STEP_PENDING: return;
+    case EVR_STEP_QUEUED:
+        /* queued, its intent not yet recorded: record it, then create */
+        st->phase = P_STARTING;
+        job->running++;
+        st->container = evr_eng_container_name(job, st);
+        evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->container);
+        evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
+        return;
+    case EVR_STEP_STARTING:
+    case EVR_STEP_RUNNING:
+        st->phase = rec->status == EVR_STEP_RUNNING ? P_RUNNING : P_STARTING;
+        job->running++;
+        st->container = rec->container ? evr_strdup(rec->container)
+                                       : evr_eng_container_name(job, st);
+        if (rec->container_id)
+            st->container_id = evr_strdup(rec->container_id);
+        st->t_start = s_to_mono(rec->started);
+        st->out[0].raw_off = st->skip[0] = rec->out_stdout;
+        st->out[1].raw_off = st->skip[1] = rec->out_stderr;
+        evr_podman_inspect(job->eng->pm, st->container, s_inspected, st);
+        return;
+    default:
+        st->phase = P_DONE;
+        st->status = (evr_step_status_t) rec->status;
+        st->exit_code = rec->exit_code;
+        st->exit_known = true;
+        if (rec->reason)
+            st->reason = evr_strdup(rec->reason);
+        if (st->status != EVR_STEP_SUCCEEDED && st->status != EVR_STEP_SKIPPED
+            && st->status != EVR_STEP_CANCELLED)
+            job->failed = true;
+        return;
+    }
+}
+
+static evr_rc_t
+s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
+{
+    evr_job_t rec = { 0 };
+    s_accepted_t acc = { 0 };
+    evr_rc_t rc = evr_store_get_job(e->store, id, &rec, err);
+    if (!rc)
+        rc = evr_store_job_events(e->store, id, 1, s_first_event, &acc, err);
+    if (!rc && (!acc.spec || acc.spec->steps.n != rec.steps.n))
+        rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing or "
+                         "does not match its state", id);
+    s_job_t *job = NULL;
+    if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err)))
+        rc = EVR_ERR_CONFIG;
+    if (!rc) {
+        job->cancelling = rec.cancel_requested;
+        if (rec.status == EVR_JOB_QUEUED)
+            /* accepted, never started: prepare as a new job would */
+            evr_podman_volume_create(e->pm, job->volume, evr_eng_on_volume, job);
+        else {
+            job->phase = J_RUNNING;
+            job->t_start = s_to_mono(rec.started);
+            if (job->spec->timeout)
+                job->deadline = job->t_start + job->spec->timeout * 1000000ull;
+            for (uint32_t i = 0; i < job->n; i++)
+                s_adopt_step(&job->steps[i], evr_job_step(&rec, i));
+        }
+        if (e->opts.print)
+            printf("evrun-runner: recovering job %s (%s, %u/%u steps done)\n", id,
+                   evr_job_status_name(rec.status), evr_job_steps_done(&rec), rec.steps.n);
+    }
+    evr_rec_free(&evr_job_type, &rec);
+    evr_spec_destroy(&acc.spec);
+    evr_strmap_free(&acc.args);
+    return rc;
+}
+
+evr_rc_t
+evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
+{
+    uint64_t t0 = evr_mono_ns();
+    s_open_t open = { 0 };
+    *jobs = 0;
+    evr_rc_t rc = evr_store_jobs(self->store, EVR_JOB_NONE, s_collect_open, &open, err);
+    for (size_t i = 0; i < open.n && !rc; i++) {
+        rc = s_adopt(self, open.ids[i], err);
+        if (!rc)
+            (*jobs)++;
+    }
+    free(open.ids);
+    if (rc)
+        return rc;
+    if (*jobs) {
+        evr_event_t *ev = evr_event_new(EVR_EV_RUNNER_RECOVERED);
+        ev->data.jobs = *jobs;
+        rc = evr_store_append(self->store, &ev, 1, err);
+        evr_event_destroy(&ev);
+        if (rc)
+            return rc;
+    }
+    evr_eng_flush(self);
+    if (self->failure)
+        return evr_err_set(err, self->failure, "%s", self->failmsg);
+    if (self->opts.print && *jobs)
+        printf("evrun-runner: recovered %u job%s in %llu ms\n", *jobs, *jobs == 1 ? "" : "s",
+               (unsigned long long) ((evr_mono_ns() - t0) / 1000000u));
+    return EVR_OK;
+}
