@@ -578,7 +578,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
     evr_eng_flush(self);
-    int open = 0;
+    int open = self->sweeping > 0;
     for (s_job_t *j = self->jobs; j; j = j->next) {
         s_cleanup(j);
         if (j->phase != J_DONE)

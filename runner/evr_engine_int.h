@@ -80,6 +80,7 @@ typedef struct s_action {
 } s_action_t;
 
 struct evr_engine {
+    int sweeping;           /* recovery's removal calls still in flight */
     evr_engine_opts_t opts;
     evr_store_t *store;
     evr_podman_t *pm;

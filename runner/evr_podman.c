@@ -160,6 +160,8 @@ s_done(evr_http_req_t *req, void *arg)
         list = evr_strdup("");
         json_array_foreach(j, i, ct) {
             const char *n = json_string_value(json_array_get(json_object_get(ct, "Names"), 0));
+            if (!n)   /* volumes: {"Name": ...} */
+                n = json_string_value(json_object_get(ct, "Name"));
             if (n && strncmp(n, c->prefix, strlen(c->prefix)) == 0) {
                 char *more = evr_asprintf("%s%s\n", list, n);
                 free(list);
@@ -477,17 +479,29 @@ evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn
     s_simple(self, S_PLAIN, "GET", "/images/", image, "/exists", S_TIMEOUT_MS, fn, arg);
 }
 
-void
-evr_podman_list(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg)
+static void
+s_list(evr_podman_t *self, const char *what, const char *prefix, evr_podman_fn *fn, void *arg)
 {
     /* the name filter is a pattern match; the prefix is checked again on
        the answer */
     char *filters = evr_asprintf("{\"name\":[\"%s\"]}", prefix);
     char *ef = s_escape(filters);
-    char *path = evr_asprintf(S_API "/containers/json?all=true&filters=%s", ef);
+    char *path = evr_asprintf(S_API "/%s/json?all=true&filters=%s", what, ef);
     s_call_t *c = s_call(self, S_LIST, "GET", path, NULL, S_TIMEOUT_MS, fn, arg);
     c->prefix = evr_strdup(prefix);
     free(path);
     free(ef);
     free(filters);
+}
+
+void
+evr_podman_list(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg)
+{
+    s_list(self, "containers", prefix, fn, arg);
+}
+
+void
+evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg)
+{
+    s_list(self, "volumes", prefix, fn, arg);
 }

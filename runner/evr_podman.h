@@ -94,6 +94,9 @@ void evr_podman_archive_get(evr_podman_t *self, const char *name, const char *pa
 /*  Names of the containers (all states) whose name starts with prefix;
     r->id holds them separated by newlines. */
 void evr_podman_list(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg);
+/*  The same for volumes. */
+void evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_fn *fn,
+                             void *arg);
 void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg);
 
 #endif

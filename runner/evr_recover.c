@@ -224,6 +224,104 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     return rc;
 }
 
+/* --------------------------------------------------------------- sweeping */
+
+/*  The job id in a name evrun gave ("evrun-<job lower case>..."), upper
+    case, or false when the name is not one of evrun's. */
+static bool
+s_job_of(const char *name, char id[EVR_ULID_LEN + 1])
+{
+    if (strncmp(name, "evrun-", 6) != 0 || strlen(name) < 6 + EVR_ULID_LEN)
+        return false;
+    for (int i = 0; i < EVR_ULID_LEN; i++) {
+        char c = name[6 + i];
+        id[i] = c >= 'a' && c <= 'z' ? (char) (c - 'a' + 'A') : c;
+    }
+    id[EVR_ULID_LEN] = '\0';
+    return evr_ulid_valid(id);
+}
+
+/*  Whether name belongs to a job of this store that has finished: only
+    those are removed (podman may serve other runners too). */
+static bool
+s_finished_here(evr_engine_t *e, const char *name)
+{
+    char id[EVR_ULID_LEN + 1];
+    if (!s_job_of(name, id))
+        return false;
+    evr_job_t job = { 0 };
+    bool done = evr_store_get_job(e->store, id, &job, NULL) == EVR_OK && evr_job_is_final(&job);
+    evr_rec_free(&evr_job_type, &job);
+    return done;
+}
+
+static void
+s_swept_one(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    evr_engine_t *e = arg;
+    e->sweeping--;
+}
+
+static void
+s_volumes_listed(const evr_podman_result_t *r, void *arg)
+{
+    evr_engine_t *e = arg;
+    e->sweeping--;
+    for (const char *p = r->rc ? "" : r->id; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *name = evr_strndup(p, n);
+        if (s_finished_here(e, name)) {
+            e->sweeping++;
+            evr_podman_volume_remove(e->pm, name, s_swept_one, e);
+        }
+        free(name);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/*  Once the containers are gone, the volumes. */
+static void
+s_container_swept(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    evr_engine_t *e = arg;
+    if (--e->sweeping == 1)   /* only the count of the volume pass is left */
+        evr_podman_list_volumes(e->pm, "evrun-", s_volumes_listed, e);
+}
+
+static void
+s_containers_listed(const evr_podman_result_t *r, void *arg)
+{
+    evr_engine_t *e = arg;
+    /* one count stays for the volume pass, taken when the last removal ends */
+    for (const char *p = r->rc ? "" : r->id; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *name = evr_strndup(p, n);
+        if (s_finished_here(e, name)) {
+            e->sweeping++;
+            evr_podman_remove(e->pm, name, s_container_swept, e);
+        }
+        free(name);
+        p += n + (nl ? 1 : 0);
+    }
+    if (e->sweeping == 1)   /* nothing to remove: straight to the volumes */
+        evr_podman_list_volumes(e->pm, "evrun-", s_volumes_listed, e);
+}
+
+/*  Containers and volumes of finished jobs that a runner killed during its
+    cleanup left behind.  e->sweeping counts the calls in flight, plus one
+    for the volume pass, which starts when the container removals are done
+    and whose listing drops that one. */
+static void
+s_sweep(evr_engine_t *e)
+{
+    e->sweeping = 1;
+    evr_podman_list(e->pm, "evrun-", s_containers_listed, e);
+}
+
 evr_rc_t
 evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
 {
@@ -239,6 +337,7 @@ evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
     free(open.ids);
     if (rc)
         return rc;
+    s_sweep(self);
     if (*jobs) {
         evr_event_t *ev = evr_event_new(EVR_EV_RUNNER_RECOVERED);
         ev->data.jobs = *jobs;
