@@ -328,7 +328,7 @@ evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
     uint64_t t0 = evr_mono_ns();
     s_open_t open = { 0 };
     *jobs = 0;
-    evr_rc_t rc = evr_store_jobs(self->store, EVR_JOB_NONE, s_collect_open, &open, err);
+    evr_rc_t rc = evr_store_open_jobs(self->store, s_collect_open, &open, err);
     for (size_t i = 0; i < open.n && !rc; i++) {
         rc = s_adopt(self, open.ids[i], err);
         if (!rc)

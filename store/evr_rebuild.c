@@ -154,6 +154,8 @@ typedef struct {
     evr_report_fn *report;
     void *arg;
     zhashx_t *seen;     /* ids of stored projections */
+    zhashx_t *open;     /* ids in the store's open-jobs index */
+    uint64_t unfinished;
 } s_verify_t;
 
 /*  Reports the fields of stored and rebuilt that differ, with both values. */
@@ -198,6 +200,14 @@ s_verify_job(const evr_job_t *stored, void *arg)
 {
     s_verify_t *v = arg;
     zhashx_insert(v->seen, stored->id, (void *) 1);
+    bool indexed = zhashx_lookup(v->open, stored->id) != NULL;
+    if (!evr_job_is_final(stored))
+        v->unfinished++;
+    if (indexed == evr_job_is_final(stored) && stored->last_seq <= v->upto) {
+        s_report(v->report, v->arg, "job %s: %s, but %s the open-jobs index", stored->id,
+                 evr_job_status_name(stored->status), indexed ? "in" : "missing from");
+        v->out->differences++;
+    }
     if (stored->last_seq > v->upto) {
         v->out->changed++;
         return 0;
@@ -223,13 +233,22 @@ s_verify_job(const evr_job_t *stored, void *arg)
     return 0;
 }
 
+static int
+s_index_open(const evr_job_t *job, void *arg)
+{
+    zhashx_insert(arg, job->id, (void *) 1);
+    return 0;
+}
+
 evr_rc_t
 evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
            evr_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    s_verify_t v = { NULL, 0, out, report, arg, zhashx_new() };
+    s_verify_t v = { NULL, 0, out, report, arg, zhashx_new(), zhashx_new(), 0 };
     evr_rc_t rc = evr_store_last_seq(store, &v.upto, err);
+    if (rc == EVR_OK)
+        rc = evr_store_open_jobs(store, s_index_open, v.open, err);
     if (rc == EVR_OK && v.upto)
         rc = evr_rebuild_new(store, v.upto, report, arg, &v.rb, err);
     if (rc == EVR_OK && v.rb) {
@@ -262,5 +281,6 @@ evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *o
     }
     evr_rebuild_destroy(&v.rb);
     zhashx_destroy(&v.seen);
+    zhashx_destroy(&v.open);
     return rc;
 }

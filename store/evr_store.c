@@ -26,7 +26,7 @@ struct evr_store {
     char *dir;
     int flags;
     MDB_env *env;
-    MDB_dbi events, by_job, jobs, meta;
+    MDB_dbi events, by_job, jobs, meta, open;
     size_t mapsize;
 };
 
@@ -163,6 +163,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     }
     const struct { const char *name; MDB_dbi *dbi; } dbs[] = {
         { "events", &self->events }, { "by_job", &self->by_job }, { "jobs", &self->jobs },
+        { "open", &self->open },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(dbs); i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, create, dbs[i].dbi);
@@ -277,6 +278,8 @@ s_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_
     return EVR_OK;
 }
 
+/*  Writes a job's projection, and keeps the `open` index (ids of the jobs
+    not finished) in step with it. */
 static evr_rc_t
 s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err, int *mdbrc)
 {
@@ -286,7 +289,17 @@ s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err,
     MDB_val k = { EVR_ULID_LEN, job->id }, v = { len, buf };
     *mdbrc = mdb_put(txn, self->jobs, &k, &v, 0);
     free(buf);
-    return *mdbrc ? s_mdb_err(err, "mdb_put jobs", *mdbrc) : EVR_OK;
+    if (*mdbrc)
+        return s_mdb_err(err, "mdb_put jobs", *mdbrc);
+    MDB_val none = { 0, NULL };
+    if (evr_job_is_final(job)) {
+        *mdbrc = mdb_del(txn, self->open, &k, NULL);
+        if (*mdbrc == MDB_NOTFOUND)
+            *mdbrc = 0;
+    }
+    else
+        *mdbrc = mdb_put(txn, self->open, &k, &none, 0);
+    return *mdbrc ? s_mdb_err(err, "open index", *mdbrc) : EVR_OK;
 }
 
 static evr_rc_t
@@ -841,4 +854,46 @@ evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_
     }
     rc = mdb_txn_commit(txn);
     return rc ? s_mdb_err(err, "mdb_txn_commit", rc) : EVR_OK;
+}
+
+evr_rc_t
+evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err)
+{
+    /* Few ids: collect them in one short transaction, then read each. */
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    if ((rc = mdb_cursor_open(txn, self->open, &cur))) {
+        mdb_txn_abort(txn);
+        return s_mdb_err(err, "mdb_cursor_open", rc);
+    }
+    char (*ids)[EVR_ULID_LEN + 1] = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != EVR_ULID_LEN)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = evr_realloc(ids, cap * sizeof *ids);
+        }
+        memcpy(ids[n], k.mv_data, EVR_ULID_LEN);
+        ids[n++][EVR_ULID_LEN] = '\0';
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    evr_rc_t erc = rc == MDB_NOTFOUND ? EVR_OK : s_mdb_err(err, "mdb_cursor_get open", rc);
+    for (size_t i = 0; i < n && !erc; i++) {
+        evr_job_t job = { 0 };
+        erc = evr_store_get_job(self, ids[i], &job, err);
+        int stop = erc ? 0 : fn(&job, arg);
+        evr_rec_free(&evr_job_type, &job);
+        if (stop)
+            break;
+    }
+    free(ids);
+    return erc;
 }

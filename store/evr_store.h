@@ -5,6 +5,7 @@
       by_job   job id (26 bytes) + u32 big-endian per-job seq -> u64 seq
       jobs     job id -> msgpack projection (evr_job_t)
       meta     "format" -> format string, "last_seq" -> u64, other ids
+      open     job id -> nothing, for every job not finished (recovery's index)
     An append of a batch is one write transaction (group commit): the
     store gives each event the next runner seq and the next per-job seq,
     applies it to the job's projection with evr_job_apply(), and writes
@@ -79,6 +80,11 @@ evr_rc_t evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, e
     only those with the given status (EVR_JOB_NONE: all). */
 evr_rc_t evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,
                         void *arg, evr_err_t *err);
+
+/*  The jobs not finished (queued, running, paused), from an index kept in
+    the same transactions as the projections: reads only those, however
+    long the history. */
+evr_rc_t evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err);
 
 /*  A job's stored (masked) output in order, one call per chunk; step NULL
     for every step. */

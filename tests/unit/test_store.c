@@ -462,6 +462,9 @@ test_retention(void)
     s_walk_t w = { 0, 0, 0, true };
     CHECK(evr_store_job_events(st, old, 1, s_walk, &w, &err) == EVR_OK && w.count == 0);
     CHECK(evr_store_job_events(st, young, 1, s_walk, &w, &err) == EVR_OK && w.count > 0);
+    int nopen = 0;
+    CHECK(evr_store_open_jobs(st, s_count_job, &nopen, &err) == EVR_OK);
+    CHECK(nopen == 1);   /* only the job still running */
     evr_rc_t grc = evr_store_get_job(st, open, &job, &err);
     if (grc)
         fprintf(stderr, "  %s\n", err.msg);
