@@ -273,7 +273,8 @@ evr_eng_step_begin(s_step_t *st)
 {
     s_job_t *job = st->job;
     st->phase = P_STARTING;
-    st->attempt = 1;
+    if (!st->attempt)
+        st->attempt = 1;
     st->container = evr_eng_container_name(job, st);
     job->running++;
     evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
@@ -391,18 +392,60 @@ s_removed(const evr_podman_result_t *r, void *arg)
     job->calls--;
 }
 
-/*  After step.finished is committed: remove the container. */
+/*  After step.finished is committed: remove the container (data: its
+    name, which a retry has already replaced in the step). */
 static void
 s_do_remove(void *arg, void *data, size_t len)
 {
-    (void) data;
     (void) len;
     s_step_t *st = arg;
     evr_eng_test_pause("between_steps", st);
     if (st->job->eng->opts.keep)
         return;
     st->job->calls++;
-    evr_podman_remove(st->job->eng->pm, st->container, s_removed, st->job);
+    evr_podman_remove(st->job->eng->pm, data, s_removed, st->job);
+}
+
+/*  Whether the step's retry policy covers how it ended, with attempts left. */
+static bool
+s_retryable(const s_step_t *st)
+{
+    const evr_retry_t *r = &st->spec->retry;
+    const s_job_t *job = st->job;
+    if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out)
+        return false;
+    const char *how = evr_step_status_name(st->status);
+    for (uint32_t i = 0; i < r->on.n; i++)
+        if (strcmp(r->on.v[i], how) == 0)
+            return true;
+    return false;
+}
+
+/*  The next attempt: a fresh container, output counted from zero. */
+static void
+s_retry(s_step_t *st)
+{
+    evr_eng_step_log(st, "retrying (attempt %u of %u)", st->attempt + 1,
+                     st->spec->retry.max + 1);
+    st->attempt++;
+    st->status = EVR_STEP_PENDING;
+    st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
+    st->timed_out = st->cancelled = st->lost = false;
+    st->exit_code = 0;
+    st->t_start = st->t_end = 0;
+    free(st->reason);
+    st->reason = NULL;
+    free(st->container_id);
+    st->container_id = NULL;
+    for (int si = 0; si < 2; si++) {
+        st->out[si].raw_off = 0;
+        st->out[si].len = 0;
+        st->out[si].raw_in_buf = 0;
+        st->skip[si] = 0;
+    }
+    free(st->container);
+    st->phase = P_PENDING;
+    evr_eng_step_begin(st);
 }
 
 void
@@ -428,13 +471,15 @@ evr_eng_step_finish(s_step_t *st)
     ev->data.status = evr_strdup(evr_step_status_name(st->status));
     if (st->reason)
         ev->data.reason = evr_strdup(st->reason);
-    if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled)
-        job->failed = true;
     evr_eng_step_log(st, "%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
                (long long) st->exit_code, (unsigned long long) (ms / 1000),
                (unsigned long long) (ms % 1000), st->reason ? ": " : "",
                st->reason ? st->reason : "");
-    evr_eng_after(job->eng, s_do_remove, st, NULL, 0);
+    evr_eng_after(job->eng, s_do_remove, st, st->container, strlen(st->container) + 1);
+    if (st->status != EVR_STEP_SUCCEEDED && s_retryable(st))
+        s_retry(st);
+    else if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled)
+        job->failed = true;
 }
 
 /*  Output ended and the exit code is known: store the rest of the output,

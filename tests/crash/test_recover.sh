@@ -20,6 +20,10 @@ tmp=$(mktemp -d /tmp/evr-crash-XXXXXX)
 trap 'pkill -9 -f "evrun-runner --exec $tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
+# case_start NAME / case_end: per-case ok or FAILED line
+case_start() { case_name=$1; case_fails=$fails; }
+case_end() { [ "$fails" -eq "$case_fails" ] && echo "ok: $case_name" || echo "FAILED: $case_name"; }
+
 check() {
   local what=$1; shift
   if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
@@ -78,14 +82,14 @@ start_runner() {
 job_of() { sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$1.out" | head -n 1; }
 
 recover() {   # recover STATE: runs --recover to the end; sets $rc
-  timeout 120 "$bin/evrun-runner" --recover --state-dir "$1" > "$1.rec.out" 2> "$1.rec.err"
+  timeout 120 "$bin/evrun-runner" --recover --state-dir "$1" --grace 1 > "$1.rec.out" 2> "$1.rec.err"
   rc=$?
 }
 
 # Kill points: STATE when the runner stops there
 for point in before_create:one after_create:one running:one after_exit:one between_steps:one \
              running:two after_exit:two artifact:two between_steps:two; do
-  case_name=$point
+  case_start "$point"
   state=$tmp/p-${point/:/-}
   start_runner "$state" EVR_TEST_PAUSE_AT="$point"
   for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
@@ -96,12 +100,108 @@ for point in before_create:one after_create:one running:one after_exit:one betwe
   check "recovery exit 0" [ "$rc" -eq 0 ]
   check "recovery logged" grep -q "recovered 1 job" "$state.rec.out"
   verify_job "$state" "$job"
-  [ "$fails" -eq 0 ] && echo "ok: $point" || { echo "FAILED: $point"; cat "$state.rec.out" "$state.rec.err" >&2; }
+  [ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
+  case_end
 done
+
+# pause_and_kill STATE FILE POINT: run FILE until POINT, then SIGKILL
+pause_and_kill() {
+  local state=$1 file=$2 point=$3
+  EVR_TEST_PAUSE_AT=$point "$bin/evrun-runner" --exec "$file" --state-dir "$state" --grace 1 \
+    > "$state.out" 2> "$state.err" &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
+  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  job=$(job_of "$state")
+}
+
+# A container removed while the runner was down: the step is lost, the
+# job fails; with `retry: {on: [lost]}` the step runs again.
+case_start lost
+state=$tmp/lost
+pause_and_kill "$state" "$tmp/crash.yml" running:one
+podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" > /dev/null
+recover "$state"
+check "exit 1" [ "$rc" -eq 1 ]
+check "step lost" grep -Eq "^one +lost" <("$bin/evrun-replay" "$state" --job "$job")
+check "job failed" grep -Eq "^$job +crash +failed" <("$bin/evrun-replay" "$state")
+check "recorded as lost" grep -q '"how":"lost"' <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+sed 's/^  - name: one$/  - name: one\n    retry: { on: [lost], max: 1 }/' "$tmp/crash.yml" > "$tmp/retry.yml"
+state=$tmp/lost-retry
+pause_and_kill "$state" "$tmp/retry.yml" running:one
+podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" > /dev/null
+recover "$state"
+check "retry: exit 0" [ "$rc" -eq 0 ]
+check "retry: second attempt succeeded" grep -Eq "^one +succeeded +2 " <("$bin/evrun-replay" "$state" --job "$job")
+check "retry: the rest ran once" [ "$("$bin/evrun-replay" "$state" --output "$job/check" | grep -c two)" -eq 1 ]
+check "retry: nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+case_end
+
+# A cancel requested before the crash is carried out after it.
+case_start cancel
+cat > "$tmp/cancel.yml" <<'YML'
+pipeline: crash
+image: localhost/evrun-busybox:latest
+steps:
+  - name: one
+    run: |
+      trap "" TERM
+      for i in $(seq 1 100); do echo "one line $i"; sleep 0.1; done
+  - name: two
+    run: echo never
+YML
+state=$tmp/cancel
+"$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" --grace 30 > "$state.out" 2> "$state.err" &
+pid=$!
+for _ in $(seq 1 300); do grep -q "one line 3" "$state.out" 2>/dev/null && break; sleep 0.05; done
+kill -INT "$pid"; sleep 0.3; kill -9 "$pid"; wait "$pid" 2>/dev/null
+job=$(job_of "$state")
+check "cancel recorded before the crash" grep -q "job.cancel_requested" <("$bin/evrun-replay" "$state" --job "$job")
+recover "$state"
+check "exit 1" [ "$rc" -eq 1 ]
+check "job cancelled" grep -Eq "^$job +crash +cancelled" <("$bin/evrun-replay" "$state")
+check "later steps skipped" grep -Eq "^two +skipped" <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+case_end
+
+# A step timeout keeps counting while the runner is down.
+case_start timeout
+cat > "$tmp/timeout.yml" <<'YML'
+pipeline: crash-timeout
+image: localhost/evrun-busybox:latest
+steps:
+  - name: slow
+    timeout: 4s
+    run: echo begun; sleep 30
+YML
+state=$tmp/timeout
+pause_and_kill "$state" "$tmp/timeout.yml" running:slow
+sleep 3
+t0=$SECONDS
+recover "$state"
+check "exit 1" [ "$rc" -eq 1 ]
+check "timed out soon after the restart, not 4 s later" [ $((SECONDS - t0)) -le 3 ]
+check "step timed out" grep -Eq "^slow +timed_out" <("$bin/evrun-replay" "$state" --job "$job")
+check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+case_end
+
+# --exec on a directory with unfinished jobs recovers them first.
+case_start exec-recovers
+state=$tmp/exec
+pause_and_kill "$state" "$tmp/crash.yml" running:one
+first=$job
+"$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$state" > "$state.2.out" 2>&1
+check "exit 0" [ $? -eq 0 ]
+check "recovered first" grep -q "recovered 1 job" "$state.2.out"
+verify_job "$state" "$first"
+check "the new job too" [ "$("$bin/evrun-replay" "$state" | grep -c succeeded)" -eq 2 ]
+case_end
 
 # Random moments
 for k in $(seq 1 "$kills"); do
-  case_name=random-$k
+  case_start "random-$k"
   state=$tmp/r-$k
   start_runner "$state"
   sleep "$(awk -v r="$RANDOM" 'BEGIN {printf "%.2f", 0.05 + (r % 300) / 100}')"
@@ -116,6 +216,7 @@ for k in $(seq 1 "$kills"); do
     check "nothing left in podman" [ -z "$job" ] || [ "$(left_behind "$job")" -eq 0 ]
   fi
   rm -rf "$state"
+  case_end
 done
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -141,6 +141,29 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_retry() {
+  pipeline retry <<'YML'
+pipeline: retry
+image: localhost/evrun-busybox:latest
+steps:
+  - name: flaky
+    retry: { on: [failed], max: 2 }
+    run: |
+      n=$(cat /workspace/tries 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /workspace/tries
+      echo "try $n"
+      test $n -ge 3
+  - name: after
+    run: echo "tries: $(cat /workspace/tries)"
+YML
+  run retry "$tmp/retry.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "third attempt succeeded" grep -Eq "^flaky +succeeded +3 " <("$bin/evrun-replay" "$state" --job "$job")
+  check "every attempt's output stored" [ "$("$bin/evrun-replay" "$state" --output "$job/flaky" | tr '\n' ' ')" = "try 1 try 2 try 3 " ]
+  check "the next step ran once after" grep -q "^after | tries: 3$" "$out"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_workspace() {
   run workspace "$src/examples/workspace.yml"
   check "exit 0" [ "$rc" -eq 0 ]
@@ -312,7 +335,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel on_failure workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+cases=${*:-hello failing dag_parallel on_failure retry workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
 for c in $cases; do
   case_name=$c
   before=$fails
