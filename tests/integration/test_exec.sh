@@ -12,7 +12,7 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 export EVRUN_PODMAN_URL
 tmp=$(mktemp -d /tmp/evr-it-XXXXXX)
 httpd_pid=
-trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
 check() {   # check "what" command...
@@ -153,7 +153,8 @@ steps:
       echo "try $n"
       test $n -ge 3
   - name: after
-    run: echo "tries: $(cat /workspace/tries)"
+    run: |
+      echo "tries: $(cat /workspace/tries)"
 YML
   run retry "$tmp/retry.yml"
   check "exit 0" [ "$rc" -eq 0 ]
