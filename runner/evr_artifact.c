@@ -1,5 +1,6 @@
 /*  evr_artifact.c: tar -> directory with libarchive, path-checked. */
 #include "evr_artifact.h"
+#include "evr_spec.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -31,26 +32,6 @@ evr_mkdirs(const char *path, evr_err_t *err)
         rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
     free(p);
     return rc;
-}
-
-/*  NULL when name is a safe relative path, else why not. */
-static const char *
-s_unsafe(const char *name)
-{
-    if (!*name)
-        return "empty name";
-    if (*name == '/')
-        return "absolute path";
-    for (const char *c = name; *c;) {
-        const char *e = strchr(c, '/');
-        size_t n = e ? (size_t) (e - c) : strlen(c);
-        if (n == 2 && c[0] == '.' && c[1] == '.')
-            return "path contains \"..\"";
-        c += n;
-        while (*c == '/')
-            c++;
-    }
-    return NULL;
 }
 
 static evr_rc_t
@@ -116,7 +97,7 @@ evr_artifact_unpack(const char *tar_path, const char *dest, uint32_t *files, evr
             rc = evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries", EVR_ARTIFACT_MAX_ENTRIES);
             break;
         }
-        const char *why = name ? s_unsafe(name) : "no name";
+        const char *why = name ? evr_spec_path_problem(name) : "no name";
         if (why) {
             rc = evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
             break;
@@ -205,7 +186,7 @@ s_reroot(struct archive *in, struct archive *out, const char *dest, evr_err_t *e
                                EVR_ARTIFACT_MAX_ENTRIES);
         if (name && (!*name || strcmp(name, ".") == 0 || strcmp(name, "./") == 0))
             continue;
-        const char *why = name ? s_unsafe(name) : "no name";
+        const char *why = name ? evr_spec_path_problem(name) : "no name";
         if (why)
             return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
         if (archive_entry_hardlink(e) || archive_entry_symlink(e))
@@ -235,7 +216,7 @@ evr_resource_tar(const char *file, const char *dest, uint8_t **tar, size_t *len,
 {
     *tar = NULL;
     *len = 0;
-    const char *why = s_unsafe(dest);
+    const char *why = evr_spec_path_problem(dest);
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "path \"%s\": %s", dest, why);
     s_membuf_t mem = { 0 };

@@ -292,21 +292,20 @@ s_schedule(s_job_t *job)
 }
 
 static void
+s_remove_leftover(const char *name, void *arg)
+{
+    s_job_t *job = arg;
+    job->calls++;
+    evr_podman_remove(job->eng->pm, name, s_volume_gone, job);
+}
+
+static void
 s_swept(const evr_podman_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     job->calls--;
-    if (r->rc)
-        return;
-    for (const char *p = r->id; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t) (nl - p) : strlen(p);
-        char *name = evr_strndup(p, n);
-        job->calls++;
-        evr_podman_remove(job->eng->pm, name, s_volume_gone, job);
-        free(name);
-        p += n + (nl ? 1 : 0);
-    }
+    if (!r->rc)
+        evr_podman_each_name(r->id, s_remove_leftover, job);
 }
 
 static void

@@ -505,3 +505,16 @@ evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_fn *f
 {
     s_list(self, "volumes", prefix, fn, arg);
 }
+
+void
+evr_podman_each_name(const char *list, void (*fn)(const char *name, void *arg), void *arg)
+{
+    for (const char *p = list; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *name = evr_strndup(p, n);
+        fn(name, arg);
+        free(name);
+        p += n + (nl ? 1 : 0);
+    }
+}

@@ -94,6 +94,8 @@ void evr_podman_archive_get(evr_podman_t *self, const char *name, const char *pa
 /*  Names of the containers (all states) whose name starts with prefix;
     r->id holds them separated by newlines. */
 void evr_podman_list(evr_podman_t *self, const char *prefix, evr_podman_fn *fn, void *arg);
+/*  Calls fn for each name of such a list. */
+void evr_podman_each_name(const char *list, void (*fn)(const char *name, void *arg), void *arg);
 /*  The same for volumes. */
 void evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_fn *fn,
                              void *arg);

@@ -264,21 +264,22 @@ s_swept_one(const evr_podman_result_t *r, void *arg)
 }
 
 static void
+s_remove_volume(const char *name, void *arg)
+{
+    evr_engine_t *e = arg;
+    if (s_finished_here(e, name)) {
+        e->sweeping++;
+        evr_podman_volume_remove(e->pm, name, s_swept_one, e);
+    }
+}
+
+static void
 s_volumes_listed(const evr_podman_result_t *r, void *arg)
 {
     evr_engine_t *e = arg;
     e->sweeping--;
-    for (const char *p = r->rc ? "" : r->id; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t) (nl - p) : strlen(p);
-        char *name = evr_strndup(p, n);
-        if (s_finished_here(e, name)) {
-            e->sweeping++;
-            evr_podman_volume_remove(e->pm, name, s_swept_one, e);
-        }
-        free(name);
-        p += n + (nl ? 1 : 0);
-    }
+    if (!r->rc)
+        evr_podman_each_name(r->id, s_remove_volume, e);
 }
 
 /*  Once the containers are gone, the volumes. */
@@ -292,21 +293,22 @@ s_container_swept(const evr_podman_result_t *r, void *arg)
 }
 
 static void
+s_remove_container(const char *name, void *arg)
+{
+    evr_engine_t *e = arg;
+    if (s_finished_here(e, name)) {
+        e->sweeping++;
+        evr_podman_remove(e->pm, name, s_container_swept, e);
+    }
+}
+
+static void
 s_containers_listed(const evr_podman_result_t *r, void *arg)
 {
     evr_engine_t *e = arg;
     /* one count stays for the volume pass, taken when the last removal ends */
-    for (const char *p = r->rc ? "" : r->id; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t) (nl - p) : strlen(p);
-        char *name = evr_strndup(p, n);
-        if (s_finished_here(e, name)) {
-            e->sweeping++;
-            evr_podman_remove(e->pm, name, s_container_swept, e);
-        }
-        free(name);
-        p += n + (nl ? 1 : 0);
-    }
+    if (!r->rc)
+        evr_podman_each_name(r->id, s_remove_container, e);
     if (e->sweeping == 1)   /* nothing to remove: straight to the volumes */
         evr_podman_list_volumes(e->pm, "evrun-", s_volumes_listed, e);
 }

@@ -63,13 +63,7 @@ s_check_runner(const void *v)
 static const char *
 s_check_ulid(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!evr_ulid_valid(s))
-        return "expected a ULID (26 characters)";
-    for (; *s; s++)   /* one spelling per id: ids are compared as strings */
-        if (*s >= 'a' && *s <= 'z')
-            return "expected a ULID in upper case";
-    return NULL;
+    return evr_ulid_problem(*(char *const *) v);
 }
 
 /*  One line per data field; R says whether the type at hand requires it. */

@@ -102,3 +102,14 @@ evr_ulid_valid(const char *s)
 {
     return s && evr_ulid_parse(s, NULL, NULL) == EVR_OK;
 }
+
+const char *
+evr_ulid_problem(const char *s)
+{
+    if (!evr_ulid_valid(s))
+        return "expected a ULID (26 characters)";
+    for (; *s; s++)
+        if (*s >= 'a' && *s <= 'z')
+            return "expected a ULID in upper case";
+    return NULL;
+}

@@ -27,6 +27,11 @@ void evr_ulid_make(uint64_t ms, const uint8_t rnd[10], char out[EVR_ULID_LEN + 1
     EVR_OK; otherwise EVR_ERR_PROTO with the reason in err. */
 evr_rc_t evr_ulid_parse(const char *s, uint64_t *ms, evr_err_t *err);
 
+/*  NULL when s is a ULID as the wire wants it (26 characters, upper case:
+    ids are compared as strings, so one id has one spelling), else the
+    reason, for field checks. */
+const char *evr_ulid_problem(const char *s);
+
 /*  True when s is a valid ULID. */
 bool evr_ulid_valid(const char *s);
 

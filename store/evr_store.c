@@ -459,6 +459,36 @@ s_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  A read transaction and a cursor on dbi; both released by the caller
+    (mdb_cursor_close, mdb_txn_abort). */
+static evr_rc_t
+s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
+{
+    int rc = s_txn_begin(self, MDB_RDONLY, txn);
+    if (rc)
+        return s_mdb_err(err, "mdb_txn_begin", rc);
+    if ((rc = mdb_cursor_open(*txn, dbi, cur))) {
+        mdb_txn_abort(*txn);
+        return s_mdb_err(err, "mdb_cursor_open", rc);
+    }
+    return EVR_OK;
+}
+
+/*  Decodes one stored event and hands it to fn; *stop says whether fn
+    asked to stop. */
+static evr_rc_t
+s_deliver(const MDB_val *v, uint64_t seq, evr_store_event_fn *fn, void *arg, bool *stop,
+          evr_err_t *err)
+{
+    evr_event_t ev = { 0 };
+    evr_rc_t erc = s_decode_event(v, seq, &ev, err);
+    if (erc)
+        return erc;
+    *stop = fn(&ev, arg) != 0;
+    evr_rec_free(&evr_event_type, &ev);
+    return EVR_OK;
+}
+
 evr_rc_t
 evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn *fn,
                void *arg, evr_err_t *err)
@@ -468,13 +498,10 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
     while (more) {
         MDB_txn *txn;
         MDB_cursor *cur;
-        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
-        if (rc)
-            return s_mdb_err(err, "mdb_txn_begin", rc);
-        if ((rc = mdb_cursor_open(txn, self->events, &cur))) {
-            mdb_txn_abort(txn);
-            return s_mdb_err(err, "mdb_cursor_open", rc);
-        }
+        evr_rc_t berc = s_read_begin(self, self->events, &txn, &cur, err);
+        if (berc)
+            return berc;
+        int rc;
         uint8_t key[8];
         s_be64(key, next);
         MDB_val k = { 8, key }, v;
@@ -491,12 +518,8 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
                 more = true;
                 break;
             }
-            evr_event_t ev = { 0 };
-            if ((erc = s_decode_event(&v, seq, &ev, err)))
-                break;
-            int stop = fn(&ev, arg);
-            evr_rec_free(&evr_event_type, &ev);
-            if (stop)
+            bool stop = false;
+            if ((erc = s_deliver(&v, seq, fn, arg, &stop, err)) || stop)
                 break;
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
@@ -521,13 +544,10 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
     while (more) {
         MDB_txn *txn;
         MDB_cursor *cur;
-        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
-        if (rc)
-            return s_mdb_err(err, "mdb_txn_begin", rc);
-        if ((rc = mdb_cursor_open(txn, self->by_job, &cur))) {
-            mdb_txn_abort(txn);
-            return s_mdb_err(err, "mdb_cursor_open", rc);
-        }
+        evr_rc_t berc = s_read_begin(self, self->by_job, &txn, &cur, err);
+        if (berc)
+            return berc;
+        int rc;
         uint8_t key[S_KEYLEN];
         s_jobkey(key, job, next);
         MDB_val k = { S_KEYLEN, key }, v;
@@ -553,12 +573,8 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
                                   (unsigned long long) s_get64(v.mv_data), mdb_strerror(grc));
                 break;
             }
-            evr_event_t ev = { 0 };
-            if ((erc = s_decode_event(&ev_val, s_get64(v.mv_data), &ev, err)))
-                break;
-            int stop = fn(&ev, arg);
-            evr_rec_free(&evr_event_type, &ev);
-            if (stop)
+            bool stop = false;
+            if ((erc = s_deliver(&ev_val, s_get64(v.mv_data), fn, arg, &stop, err)) || stop)
                 break;
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
@@ -603,13 +619,10 @@ evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,
     while (more) {
         MDB_txn *txn;
         MDB_cursor *cur;
-        int rc = s_txn_begin(self, MDB_RDONLY, &txn);
-        if (rc)
-            return s_mdb_err(err, "mdb_txn_begin", rc);
-        if ((rc = mdb_cursor_open(txn, self->jobs, &cur))) {
-            mdb_txn_abort(txn);
-            return s_mdb_err(err, "mdb_cursor_open", rc);
-        }
+        evr_rc_t berc = s_read_begin(self, self->jobs, &txn, &cur, err);
+        if (berc)
+            return berc;
+        int rc;
         MDB_val k = { EVR_ULID_LEN, next }, v;
         rc = mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_SET_RANGE);
         first = false;
@@ -862,13 +875,10 @@ evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_
     /* Few ids: collect them in one short transaction, then read each. */
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
-    if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
-    if ((rc = mdb_cursor_open(txn, self->open, &cur))) {
-        mdb_txn_abort(txn);
-        return s_mdb_err(err, "mdb_cursor_open", rc);
-    }
+    evr_rc_t berc = s_read_begin(self, self->open, &txn, &cur, err);
+    if (berc)
+        return berc;
+    int rc;
     char (*ids)[EVR_ULID_LEN + 1] = NULL;
     size_t n = 0, cap = 0;
     MDB_val k, v;
