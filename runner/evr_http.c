@@ -129,8 +129,12 @@ evr_http_destroy(evr_http_t **self_p)
     evr_http_t *self = *self_p;
     if (!self)
         return;
-    while (self->reqs)
-        s_free_req(self->reqs);
+    while (self->reqs) {
+        evr_http_req_t *req = self->reqs;
+        if (req->opts.on_drop)
+            req->opts.on_drop(req->opts.arg);
+        s_free_req(req);
+    }
     if (self->multi)
         curl_multi_cleanup(self->multi);
     free(self->base);

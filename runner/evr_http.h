@@ -37,13 +37,17 @@ typedef struct {
     evr_http_head_fn *on_head;
     evr_http_data_fn *on_data;  /* when set, the body is not kept */
     evr_http_done_fn *on_done;
+    /*  Called instead of on_done for a request still running when the
+        evr_http_t is destroyed: release arg, start nothing. */
+    void (*on_drop)(void *arg);
     void *arg;
 } evr_http_opts_t;
 
 /*  base: "unix:///path/to.sock" (requests go to http://d/<path> over that
     socket) or "" (paths are full URLs).  Caller owns the result. */
 evr_http_t *evr_http_new(const char *base, evr_err_t *err);
-/*  Aborts every request still running (their on_done is not called). */
+/*  Aborts every request still running: their on_drop is called, not
+    their on_done. */
 void evr_http_destroy(evr_http_t **self_p);
 
 /*  Starts a request; returns it (valid until on_done returns). */

@@ -193,6 +193,15 @@ s_done(evr_http_req_t *req, void *arg)
     free(c);
 }
 
+/*  The transport is going away with the call in flight. */
+static void
+s_drop(void *arg)
+{
+    s_call_t *c = arg;
+    free(c->prefix);
+    free(c);
+}
+
 static void
 s_head(evr_http_req_t *req, long status, void *arg)
 {
@@ -242,7 +251,7 @@ s_call(evr_podman_t *self, s_kind_t kind, const char *method, const char *path, 
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     evr_http_opts_t o = { .method = method, .path = path, .body = text,
                           .body_len = text ? strlen(text) : 0, .timeout_ms = timeout_ms,
-                          .on_done = s_done, .arg = c };
+                          .on_done = s_done, .on_drop = s_drop, .arg = c };
     c->req = evr_http_start(self->http, &o);
     free(text);
     json_decref(body);
@@ -328,7 +337,7 @@ s_stream(evr_podman_t *self, const char *path, evr_podman_output_fn *out, evr_po
     c->arg = arg;
     c->raw_stream = true;
     evr_http_opts_t o = { .method = "POST", .path = path, .timeout_ms = 0, .on_head = s_head,
-                          .on_data = s_data, .on_done = s_done, .arg = c };
+                          .on_data = s_data, .on_done = s_done, .on_drop = s_drop, .arg = c };
     if (strstr(path, "/logs?"))
         o.method = "GET";
     c->req = evr_http_start(self->http, &o);
@@ -445,7 +454,7 @@ evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path, c
     c->arg = arg;
     evr_http_opts_t o = { .method = "PUT", .path = full, .body = tar, .body_len = len,
                           .content_type = "application/x-tar", .timeout_ms = 120000,
-                          .on_done = s_done, .arg = c };
+                          .on_done = s_done, .on_drop = s_drop, .arg = c };
     c->req = evr_http_start(self->http, &o);
     free(full);
     free(ep);
@@ -466,7 +475,7 @@ evr_podman_archive_get(evr_podman_t *self, const char *name, const char *path,
     c->data = data;
     c->arg = arg;
     evr_http_opts_t o = { .method = "GET", .path = full, .timeout_ms = 120000,
-                          .on_data = s_data, .on_done = s_done, .arg = c };
+                          .on_data = s_data, .on_done = s_done, .on_drop = s_drop, .arg = c };
     c->req = evr_http_start(self->http, &o);
     free(full);
     free(ep);
