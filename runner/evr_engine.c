@@ -184,7 +184,7 @@ s_volume_gone(const evr_podman_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     if (r->rc && !r->not_found && job->eng->opts.print)
-        printf("evrun-runner: removing volume %s: %s\n", job->volume, r->msg);
+        printf("evrun-runner: cleaning up after job %s: %s\n", job->id, r->msg);
     job->calls--;
 }
 
@@ -272,17 +272,28 @@ s_schedule(s_job_t *job)
     bool all_done = true;
     for (uint32_t i = 0; i < job->n; i++) {
         s_step_t *st = &job->steps[i];
-        if (st->phase == P_PENDING) {
+        bool waiting = (st->phase == P_PENDING
+                        || (st->early && !st->launched && st->phase == P_STARTING))
+                    && !st->inspecting;   /* recovery decides first */
+        if (waiting) {
             char why[256];
             int r = stopping ? -1 : s_ready(job, i, why, sizeof why);
             if (stopping)
                 snprintf(why, sizeof why, "%s", job->timed_out ? "the job timed out"
                                                 : job->cancelling ? "the job was cancelled"
                                                                   : "an earlier step failed");
-            if (r < 0)
+            if (r < 0 && st->phase == P_STARTING)
+                evr_eng_step_skip_early(st, why);
+            else if (r < 0)
                 evr_eng_step_skip(st, why);
+            else if (r > 0 && job->running < job->parallel && st->phase == P_STARTING)
+                evr_eng_step_launch(st);
             else if (r > 0 && job->running < job->parallel)
                 evr_eng_step_begin(st);
+            else if (r == 0 && !job->dag && st->phase == P_PENDING && i > 0
+                     && job->steps[i - 1].phase == P_RUNNING)
+                /* the step before runs: create this one meanwhile */
+                evr_eng_step_prepare(st);
         }
         if (st->phase != P_DONE)
             all_done = false;
@@ -407,6 +418,11 @@ s_job_free(s_job_t *job)
 {
     for (uint32_t i = 0; i < job->n; i++) {
         s_step_t *st = &job->steps[i];
+        while (st->toks) {
+            s_tok_t *t = st->toks;
+            st->toks = t->next;
+            free(t);
+        }
         free(st->container);
         free(st->container_id);
         free(st->reason);
@@ -577,6 +593,8 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
     evr_eng_flush(self);
+    if (self->failure)
+        return 0;   /* nothing can be recorded any more: stop (main says why) */
     int open = self->sweeping > 0;
     for (s_job_t *j = self->jobs; j; j = j->next) {
         s_cleanup(j);
@@ -589,6 +607,8 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
 bool
 evr_engine_all_succeeded(const evr_engine_t *self)
 {
+    if (self->unrecoverable)
+        return false;
     for (const s_job_t *j = self->jobs; j; j = j->next)
         if (j->phase < J_CLEANUP || j->final != EVR_JOB_SUCCEEDED)
             return false;

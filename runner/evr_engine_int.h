@@ -26,9 +26,12 @@ typedef struct {
     bool line_start;        /* printing: next byte starts a line */
 } s_stream_t;
 
+typedef struct s_tok s_tok_t;
+
 typedef struct {
     s_job_t *job;
     uint32_t index;
+    s_tok_t *toks;          /* one per attempt, freed with the job */
     const evr_step_t *spec;
     s_phase_t phase;
     evr_step_status_t status;
@@ -43,6 +46,11 @@ typedef struct {
     char *reason;
     uint32_t artifacts_left;
     uint64_t skip[2];       /* recovery: bytes of a replayed log already stored */
+    bool early;             /* created ahead of its turn; the scheduler launches it */
+    bool created;           /* early: its container exists */
+    bool launched;          /* early: its turn came */
+    bool drop;              /* early: skipped while its create was in flight */
+    bool inspecting;        /* recovery: podman not yet asked about its container */
     bool artifact_paused;   /* test hook fired */
 } s_step_t;
 
@@ -81,6 +89,7 @@ typedef struct s_action {
 
 struct evr_engine {
     int sweeping;           /* recovery's removal calls still in flight */
+    uint32_t unrecoverable; /* jobs recovery had to end failed */
     evr_engine_opts_t opts;
     evr_store_t *store;
     evr_podman_t *pm;
@@ -94,6 +103,15 @@ struct evr_engine {
 };
 
 extern const char *const evr_eng_stream_names[2];
+
+/*  What a podman callback of a step gets: the step and the attempt the call
+    was made for, so that a late answer about an earlier attempt (after a
+    retry) is ignored.  Owned by the step, freed with its job. */
+struct s_tok {
+    s_step_t *st;
+    uint32_t attempt;
+    s_tok_t *next;
+};
 
 /* evr_engine.c */
 void evr_eng_flush(evr_engine_t *e);
@@ -109,6 +127,10 @@ void evr_eng_fail_all(evr_engine_t *e);
 void evr_eng_stop_step(s_step_t *st, bool now);
 
 /* evr_step.c */
+s_tok_t *evr_eng_tok(s_step_t *st);
+/*  The step of tok, or NULL when tok belongs to an earlier attempt. */
+s_step_t *evr_eng_live(void *tok);
+void evr_eng_attach(s_step_t *st);
 void evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
@@ -122,6 +144,9 @@ void evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg);
 void evr_eng_maybe_end(s_step_t *st);
 void evr_eng_step_finish(s_step_t *st);
 void evr_eng_step_begin(s_step_t *st);
+void evr_eng_step_prepare(s_step_t *st);
+void evr_eng_step_launch(s_step_t *st);
+void evr_eng_step_skip_early(s_step_t *st, const char *reason);
 void evr_eng_step_skip(s_step_t *st, const char *reason);
 void evr_eng_do_create(void *arg, void *data, size_t len);
 char *evr_eng_container_name(const s_job_t *job, const s_step_t *st);

@@ -260,7 +260,12 @@ s_finish(evr_http_req_t *req, CURLcode code)
 {
     if (req->status == 0)
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
-    if (code != CURLE_OK && !(req->aborted && code == CURLE_WRITE_ERROR)) {
+    if (req->aborted) {   /* the receiver refused the data: not a success */
+        req->rc = EVR_ERR_IO;
+        snprintf(req->msg, sizeof req->msg, "%s %s: aborted by the receiver", req->opts.method,
+                 req->url);
+    }
+    else if (code != CURLE_OK) {
         req->rc = EVR_ERR_IO;
         const char *why = req->errbuf[0] ? req->errbuf : curl_easy_strerror(code);
         snprintf(req->msg, sizeof req->msg, "%s %s: %s", req->opts.method, req->url, why);

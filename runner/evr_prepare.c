@@ -91,9 +91,14 @@ s_res_fetched(evr_http_req_t *req, void *arg)
     char reason[2 * EVR_ERR_MAX] = "";
     const char *msg;
     long status = evr_http_status(req);
-    fclose(job->res_fp);
+    bool written = fclose(job->res_fp) == 0;
     job->res_fp = NULL;
-    if (job->res_bytes > S_RESOURCE_MAX)
+    if (!written)
+        snprintf(reason, sizeof reason, "resource %s: writing %s: %s", res->name, job->res_file,
+                 strerror(errno));
+    if (*reason)
+        ;
+    else if (job->res_bytes > S_RESOURCE_MAX)
         snprintf(reason, sizeof reason, "resource %s: %s is larger than %llu bytes", res->name,
                  res->url, (unsigned long long) S_RESOURCE_MAX);
     else if (evr_http_error(req, &msg))

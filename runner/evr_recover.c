@@ -81,12 +81,14 @@ s_recovered(s_step_t *st, const char *how)
 static void
 s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;
     int si = stream == 1 ? 0 : 1;
     size_t skip = st->skip[si] < len ? (size_t) st->skip[si] : len;
     st->skip[si] -= skip;
     if (len > skip)
-        evr_eng_on_output(stream, data + skip, len - skip, st);
+        evr_eng_on_output(stream, data + skip, len - skip, arg);
 }
 
 /*  Follows the container's log from its start (follow: until it exits). */
@@ -94,15 +96,19 @@ static void
 s_replay(s_step_t *st, bool follow)
 {
     st->attach = evr_podman_logs(st->job->eng->pm, st->container, follow, s_replayed,
-                                 evr_eng_on_attach_end, st);
+                                 evr_eng_on_attach_end, evr_eng_tok(st));
 }
 
 static void
 s_inspected(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;
+    st->inspecting = false;
     evr_engine_t *e = st->job->eng;
-    bool running = !r->rc && (!strcmp(r->state, "running") || !strcmp(r->state, "paused"));
+    bool running = !r->rc && (!strcmp(r->state, "running") || !strcmp(r->state, "paused")
+                              || !strcmp(r->state, "stopping"));
     bool exited = !r->rc && (!strcmp(r->state, "exited") || !strcmp(r->state, "stopped"));
     bool created = !r->rc && (!strcmp(r->state, "created") || !strcmp(r->state, "configured")
                               || !strcmp(r->state, "initialized"));
@@ -119,16 +125,21 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     }
     if (st->phase == P_STARTING && created) {
         s_recovered(st, "restarted");
-        st->attach = evr_podman_attach(e->pm, st->container, evr_eng_on_output,
-                                       evr_eng_on_attached, evr_eng_on_attach_end, st);
-        return;
+        st->created = true;
+        if (st->launched)   /* its turn came while podman was asked */
+            evr_eng_attach(st);
+        return;   /* else the scheduler starts it in its turn */
+    }
+    if (st->phase == P_STARTING) {   /* it ran: it was launched */
+        st->launched = true;
+        st->job->running++;
     }
     if (running || exited) {
         s_recovered(st, running ? "reattached" : "collected");
         if (st->phase == P_STARTING)
             evr_eng_mark_started(st);   /* step.started, and the wait */
         else
-            evr_podman_wait(e->pm, st->container, evr_eng_on_exit, st);
+            evr_podman_wait(e->pm, st->container, evr_eng_on_exit, evr_eng_tok(st));
         s_replay(st, running);
         return;
     }
@@ -153,9 +164,10 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
     switch ((evr_step_status_t) rec->status) {
     case EVR_STEP_PENDING: return;
     case EVR_STEP_QUEUED:
-        /* queued, its intent not yet recorded: record it, then create */
+        /* queued, its intent not yet recorded: record it, then create;
+           the scheduler starts it in its turn */
         st->phase = P_STARTING;
-        job->running++;
+        st->early = true;
         st->container = evr_eng_container_name(job, st);
         evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->container);
         evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
@@ -163,7 +175,11 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
     case EVR_STEP_STARTING:
     case EVR_STEP_RUNNING:
         st->phase = rec->status == EVR_STEP_RUNNING ? P_RUNNING : P_STARTING;
-        job->running++;
+        /* a starting step may have been created ahead of its turn: it counts
+           as running only once podman shows it ran */
+        st->early = st->phase == P_STARTING;
+        if (!st->early)
+            job->running++;
         st->container = rec->container ? evr_strdup(rec->container)
                                        : evr_eng_container_name(job, st);
         if (rec->container_id)
@@ -171,7 +187,8 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
         st->t_start = s_to_mono(rec->started);
         st->out[0].raw_off = st->skip[0] = rec->out_stdout;
         st->out[1].raw_off = st->skip[1] = rec->out_stderr;
-        evr_podman_inspect(job->eng->pm, st->container, s_inspected, st);
+        st->inspecting = true;
+        evr_podman_inspect(job->eng->pm, st->container, s_inspected, evr_eng_tok(st));
         return;
     default:
         st->phase = P_DONE;
@@ -199,9 +216,20 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing or "
                          "does not match its state", id);
     s_job_t *job = NULL;
-    if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err)))
-        rc = EVR_ERR_CONFIG;
-    if (!rc) {
+    if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err))) {
+        /* it cannot run again (a secret is gone): it ends failed, saying
+           why, and the other jobs go on */
+        evr_event_t *ev = evr_event_new(EVR_EV_JOB_FINISHED);
+        ev->job = evr_strdup(id);
+        ev->data.status = evr_strdup("failed");
+        ev->data.reason = evr_asprintf("not recovered: %s", err ? err->msg : "");
+        if (e->opts.print)
+            printf("evrun-runner: job %s %s\n", id, ev->data.reason);
+        rc = evr_store_append(e->store, &ev, 1, err);
+        evr_event_destroy(&ev);
+        e->unrecoverable++;
+    }
+    if (!rc && job) {
         job->cancelling = rec.cancel_requested;
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would */

@@ -68,7 +68,9 @@ evr_eng_emit_output(s_step_t *st, int si, bool final)
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     s_stream_t *s = &st->out[si];
@@ -135,7 +137,9 @@ s_step_broken(s_step_t *st, const char *what, const evr_podman_result_t *r)
 void
 evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
     if (st->exit_known)
         return;
     if (r->rc) {
@@ -170,11 +174,15 @@ evr_eng_mark_started(s_step_t *st)
     st->t_start = evr_mono_ns();
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
     ev->data.container_id = evr_strdup(st->container_id ? st->container_id : st->container);
-    evr_podman_wait(st->job->eng->pm, st->container, evr_eng_on_exit, st);
+    evr_podman_wait(st->job->eng->pm, st->container, evr_eng_on_exit, evr_eng_tok(st));
     if (getenv("EVR_TEST_PAUSE_AT"))
         evr_eng_after(st->job->eng, s_pause_running, st, NULL, 0);
-    /* a cancel that came while starting */
-    if (st->job->cancelling || st->job->failed || st->job->timed_out) {
+    /* a cancel that came while starting (with on_failure: finish, another
+       step's failure lets it run) */
+    s_job_t *job = st->job;
+    bool let_finish = job->failed && !job->cancelling && !job->timed_out
+                   && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
+    if ((job->cancelling || job->failed || job->timed_out) && !let_finish) {
         st->cancelled = !st->job->timed_out;
         st->timed_out = st->job->timed_out;
         st->stop_sent = true;
@@ -185,7 +193,9 @@ evr_eng_mark_started(s_step_t *st)
 static void
 s_on_started(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
     if (r->rc) {
         s_step_broken(st, "start", r);
         return;
@@ -196,18 +206,22 @@ s_on_started(const evr_podman_result_t *r, void *arg)
 void
 evr_eng_on_attached(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
     if (r->rc) {
         s_step_broken(st, "attach", r);
         return;
     }
-    evr_podman_start(st->job->eng->pm, st->container, s_on_started, st);
+    evr_podman_start(st->job->eng->pm, st->container, s_on_started, evr_eng_tok(st));
 }
 
 void
 evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
     st->attach = NULL;
     if (st->attach_done)
         return;
@@ -217,21 +231,75 @@ evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
     evr_eng_maybe_end(st);
 }
 
+s_tok_t *
+evr_eng_tok(s_step_t *st)
+{
+    if (!st->toks || st->toks->attempt != st->attempt) {
+        s_tok_t *t = evr_calloc(1, sizeof *t);
+        t->st = st;
+        t->attempt = st->attempt;
+        t->next = st->toks;
+        st->toks = t;
+    }
+    return st->toks;
+}
+
+s_step_t *
+evr_eng_live(void *tok)
+{
+    s_tok_t *t = tok;
+    return t->attempt == t->st->attempt ? t->st : NULL;
+}
+
+static void
+s_early_removed(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    s_job_t *job = arg;
+    job->calls--;
+}
+
+void
+evr_eng_attach(s_step_t *st)
+{
+    st->attach = evr_podman_attach(st->job->eng->pm, st->container, evr_eng_on_output,
+                                   evr_eng_on_attached, evr_eng_on_attach_end, evr_eng_tok(st));
+}
+
 static void
 s_on_created(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = arg;
+    s_step_t *st = evr_eng_live(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
+    s_job_t *job = st->job;
+    if (st->drop) {   /* skipped meanwhile: it must not stay */
+        job->calls--;
+        if (!r->rc) {
+            job->calls++;
+            evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+        }
+        return;
+    }
     if (r->rc) {
+        if (st->early && !st->launched) {
+            /* reported when its turn comes, as a step that could not start */
+            evr_eng_set_reason(st, "create: %s", r->msg);
+            st->created = true;
+            return;
+        }
         s_step_broken(st, "create", r);
         return;
     }
     st->container_id = evr_strdup(r->id);
     evr_eng_test_pause("after_create", st);
-    st->attach = evr_podman_attach(st->job->eng->pm, st->container, evr_eng_on_output, evr_eng_on_attached,
-                                   evr_eng_on_attach_end, st);
+    if (st->early && !st->launched) {
+        st->created = true;
+        return;
+    }
+    evr_eng_attach(st);
 }
 
-/*  After step.starting is committed: create the container. */
 void
 evr_eng_do_create(void *arg, void *data, size_t len)
 {
@@ -253,7 +321,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         .volume = job->volume,
         .network = false,
     };
-    evr_podman_create(job->eng->pm, &spec, s_on_created, st);
+    evr_podman_create(job->eng->pm, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
 }
 
@@ -295,6 +363,59 @@ evr_eng_step_skip(s_step_t *st, const char *reason)
     evr_eng_step_log(st, "skipped: %s", reason);
 }
 
+/*  The step after a running one: its intent recorded and its container
+    created now, so its turn costs only the start. */
+void
+evr_eng_step_prepare(s_step_t *st)
+{
+    s_job_t *job = st->job;
+    st->phase = P_STARTING;
+    st->early = true;
+    if (!st->attempt)
+        st->attempt = 1;
+    st->container = evr_eng_container_name(job, st);
+    evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
+    evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->container);
+    evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
+}
+
+/*  An early step's turn: start it (or attach once its create is done). */
+void
+evr_eng_step_launch(s_step_t *st)
+{
+    s_job_t *job = st->job;
+    st->launched = true;
+    job->running++;
+    evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
+    if (!st->created)
+        return;   /* s_on_created attaches */
+    if (st->reason) {   /* its create failed */
+        st->exit_code = -1;
+        st->exit_known = st->attach_done = true;
+        evr_eng_maybe_end(st);
+        return;
+    }
+    evr_eng_attach(st);
+}
+
+void
+evr_eng_step_skip_early(s_step_t *st, const char *reason)
+{
+    s_job_t *job = st->job;
+    bool exists = st->created && !st->reason;
+    if (!st->created) {
+        st->drop = true;   /* s_on_created removes it */
+        job->calls++;
+    }
+    free(st->reason);
+    st->reason = NULL;
+    evr_eng_step_skip(st, reason);
+    if (exists && !job->eng->opts.keep) {
+        job->calls++;
+        evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+    }
+}
+
 /* ------------------------------------------------------------- artifacts */
 
 typedef struct {
@@ -322,8 +443,10 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
 {
     s_artifact_t *a = arg;
     s_step_t *st = a->st;
-    fclose(a->fp);
-    if (r->rc)
+    bool written = fclose(a->fp) == 0;
+    if (!r->rc && !written)
+        evr_eng_set_reason(st, "artifact %s: writing %s: %s", a->path, a->tmpfile, strerror(errno));
+    else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
     else {
         /* the archive holds the path's last component: unpack it where
@@ -412,7 +535,9 @@ s_retryable(const s_step_t *st)
 {
     const evr_retry_t *r = &st->spec->retry;
     const s_job_t *job = st->job;
-    if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out)
+    if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out
+        || job->eng->failure
+        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP))
         return false;
     const char *how = evr_step_status_name(st->status);
     for (uint32_t i = 0; i < r->on.n; i++)

@@ -230,7 +230,9 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
             return s_step_illegal(err, job, st, ev, "only a queued, starting or running step finishes");
         break;
     case EVR_EV_STEP_SKIPPED:
-        if (st->status != EVR_STEP_PENDING && st->status != EVR_STEP_QUEUED)
+        /* starting: its container may exist, created ahead, but never ran */
+        if (st->status != EVR_STEP_PENDING && st->status != EVR_STEP_QUEUED
+            && st->status != EVR_STEP_STARTING)
             return s_step_illegal(err, job, st, ev, "only a step that has not started is skipped");
         break;
     case EVR_EV_STEP_RECOVERED:
