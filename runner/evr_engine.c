@@ -19,6 +19,9 @@
 
 const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
 
+/*  Longest wait of stored output for its commit (and its printing). */
+#define S_OUTPUT_COMMIT_MS 25
+
 /* ------------------------------------------------------- events, actions */
 
 evr_event_t *
@@ -35,16 +38,32 @@ evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st)
         e->cap = e->cap ? e->cap * 2 : 64;
         e->pending = evr_realloc(e->pending, e->cap * sizeof *e->pending);
     }
+    if (!e->npending)
+        e->pending_since = evr_mono_ns();
     e->pending[e->npending++] = ev;
+    /* Output may wait for the next timed commit; anything else is a step
+       of the state machine whose effect waits for it. */
+    if (t != EVR_EV_STEP_OUTPUT)
+        e->urgent = true;
     return ev;
 }
 
 /*  Runs fn(arg, data, len) once the events queued so far are committed.
     data (may be NULL) is copied and freed after. */
 void
+evr_eng_after_soon(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
+                   const void *data, size_t len)
+{
+    bool urgent = e->urgent;
+    evr_eng_after(e, fn, arg, data, len);
+    e->urgent = urgent;
+}
+
+void
 evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg, const void *data,
         size_t len)
 {
+    e->urgent = true;
     if (e->nactions == e->acap) {
         e->acap = e->acap ? e->acap * 2 : 64;
         e->actions = evr_realloc(e->actions, e->acap * sizeof *e->actions);
@@ -63,6 +82,7 @@ evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg, co
 void
 evr_eng_flush(evr_engine_t *e)
 {
+    e->urgent = false;
     while (e->npending || e->nactions) {
         size_t done = 0;
         while (done < e->npending && !e->failure) {
@@ -389,6 +409,11 @@ s_timers(evr_engine_t *e)
             }
         }
     }
+    if (e->npending) {
+        uint64_t commit = e->pending_since + S_OUTPUT_COMMIT_MS * 1000000ull;
+        if (commit < next)
+            next = commit;
+    }
     uint64_t wait = next > now ? (next - now) / 1000000u : 0;
     return (int) (wait > 100 ? 100 : wait);
 }
@@ -592,7 +617,13 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     s_timers(self);
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
-    evr_eng_flush(self);
+    /* Group commit: output alone waits up to S_OUTPUT_COMMIT_MS (or a full
+       batch) so a chatty step costs one fsync per interval, not per read;
+       every other event is committed in the turn it arose in. */
+    if (self->urgent || self->npending >= 256
+        || (self->npending
+            && evr_mono_ns() - self->pending_since >= S_OUTPUT_COMMIT_MS * 1000000ull))
+        evr_eng_flush(self);
     if (self->failure)
         return 0;   /* nothing can be recorded any more: stop (main says why) */
     int open = self->sweeping > 0;

@@ -90,6 +90,8 @@ typedef struct s_action {
 struct evr_engine {
     int sweeping;           /* recovery's removal calls still in flight */
     uint32_t unrecoverable; /* jobs recovery had to end failed */
+    bool urgent;            /* a queued event or action must be committed this turn */
+    uint64_t pending_since; /* mono ns of the oldest event not committed */
     evr_engine_opts_t opts;
     evr_store_t *store;
     evr_podman_t *pm;
@@ -123,6 +125,10 @@ void evr_eng_test_pause(const char *point, const s_step_t *st);
 evr_event_t *evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st);
 void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
                    const void *data, size_t len);
+/*  The same for an action that may wait for the next timed commit
+    (printing stored output): it does not make the turn commit. */
+void evr_eng_after_soon(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
+                        const void *data, size_t len);
 void evr_eng_fail_all(evr_engine_t *e);
 void evr_eng_stop_step(s_step_t *st, bool now);
 

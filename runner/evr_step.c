@@ -56,7 +56,7 @@ evr_eng_emit_output(s_step_t *st, int si, bool final)
         uint8_t *copy = evr_malloc(s->len + 1);
         copy[0] = (uint8_t) si;
         memcpy(copy + 1, s->buf, s->len);
-        evr_eng_after(st->job->eng, s_print_lines, st, copy, s->len + 1);
+        evr_eng_after_soon(st->job->eng, s_print_lines, st, copy, s->len + 1);
         free(copy);
     }
     s->raw_off += s->raw_in_buf;
