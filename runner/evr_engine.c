@@ -667,7 +667,6 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
     const s_job_t *j = s_find_job(self, job_id);
     if (!j)
         return;
-    uint64_t total = 0;
     fprintf(out, "\n%-24s  %-10s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
     for (uint32_t i = 0; i < j->n; i++) {
         const s_step_t *st = &j->steps[i];
@@ -679,7 +678,6 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         fprintf(out, "%-24.24s  %-10s  %5s  %6llu.%03llus\n", st->spec->name,
                 evr_step_status_name(st->status), exit, (unsigned long long) (ms / 1000),
                 (unsigned long long) (ms % 1000));
-        (void) total;
     }
     uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;
     fprintf(out, "job %s %s in %llu.%03llus\n", j->id, evr_job_status_name(j->final),

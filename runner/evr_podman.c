@@ -239,20 +239,40 @@ s_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
     return c->data(data, len, c->arg);
 }
 
+/*  A new call record for fn(arg). */
 static s_call_t *
-s_call(evr_podman_t *self, s_kind_t kind, const char *method, const char *path, json_t *body,
-       long timeout_ms, evr_podman_fn *fn, void *arg)
+s_new_call(evr_podman_t *self, s_kind_t kind, evr_podman_fn *fn, void *arg)
 {
     s_call_t *c = evr_calloc(1, sizeof *c);
     c->pm = self;
     c->kind = kind;
     c->fn = fn;
     c->arg = arg;
+    return c;
+}
+
+/*  Starts the request o for the call c: its outcome goes through s_done
+    (and, when c takes a body stream, s_data). */
+static s_call_t *
+s_start(s_call_t *c, evr_http_opts_t *o)
+{
+    o->on_done = s_done;
+    o->on_drop = s_drop;
+    if (c->raw_stream || c->data)
+        o->on_data = s_data;
+    o->arg = c;
+    c->req = evr_http_start(c->pm->http, o);
+    return c;
+}
+
+static s_call_t *
+s_call(evr_podman_t *self, s_kind_t kind, const char *method, const char *path, json_t *body,
+       long timeout_ms, evr_podman_fn *fn, void *arg)
+{
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     evr_http_opts_t o = { .method = method, .path = path, .body = text,
-                          .body_len = text ? strlen(text) : 0, .timeout_ms = timeout_ms,
-                          .on_done = s_done, .on_drop = s_drop, .arg = c };
-    c->req = evr_http_start(self->http, &o);
+                          .body_len = text ? strlen(text) : 0, .timeout_ms = timeout_ms };
+    s_call_t *c = s_start(s_new_call(self, kind, fn, arg), &o);
     free(text);
     json_decref(body);
     return c;
@@ -328,20 +348,13 @@ static void *
 s_stream(evr_podman_t *self, const char *path, evr_podman_output_fn *out, evr_podman_fn *head,
          evr_podman_fn *done, void *arg)
 {
-    s_call_t *c = evr_calloc(1, sizeof *c);
-    c->pm = self;
-    c->kind = S_PLAIN;
-    c->fn = done;
+    s_call_t *c = s_new_call(self, S_PLAIN, done, arg);
     c->head = head;
     c->out = out;
-    c->arg = arg;
     c->raw_stream = true;
-    evr_http_opts_t o = { .method = "POST", .path = path, .timeout_ms = 0, .on_head = s_head,
-                          .on_data = s_data, .on_done = s_done, .on_drop = s_drop, .arg = c };
-    if (strstr(path, "/logs?"))
-        o.method = "GET";
-    c->req = evr_http_start(self->http, &o);
-    return c;
+    evr_http_opts_t o = { .method = strstr(path, "/logs?") ? "GET" : "POST", .path = path,
+                          .timeout_ms = 0, .on_head = s_head };
+    return s_start(c, &o);
 }
 
 void *
@@ -447,15 +460,9 @@ evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path, c
 {
     char *en = s_escape(name), *ep = s_escape(path);
     char *full = evr_asprintf(S_API "/containers/%s/archive?path=%s", en, ep);
-    s_call_t *c = evr_calloc(1, sizeof *c);
-    c->pm = self;
-    c->kind = S_PLAIN;
-    c->fn = fn;
-    c->arg = arg;
     evr_http_opts_t o = { .method = "PUT", .path = full, .body = tar, .body_len = len,
-                          .content_type = "application/x-tar", .timeout_ms = 120000,
-                          .on_done = s_done, .on_drop = s_drop, .arg = c };
-    c->req = evr_http_start(self->http, &o);
+                          .content_type = "application/x-tar", .timeout_ms = 120000 };
+    s_start(s_new_call(self, S_PLAIN, fn, arg), &o);
     free(full);
     free(ep);
     free(en);
@@ -468,15 +475,10 @@ evr_podman_archive_get(evr_podman_t *self, const char *name, const char *path,
 {
     char *en = s_escape(name), *ep = s_escape(path);
     char *full = evr_asprintf(S_API "/containers/%s/archive?path=%s", en, ep);
-    s_call_t *c = evr_calloc(1, sizeof *c);
-    c->pm = self;
-    c->kind = S_PLAIN;
-    c->fn = fn;
+    s_call_t *c = s_new_call(self, S_PLAIN, fn, arg);
     c->data = data;
-    c->arg = arg;
-    evr_http_opts_t o = { .method = "GET", .path = full, .timeout_ms = 120000,
-                          .on_data = s_data, .on_done = s_done, .on_drop = s_drop, .arg = c };
-    c->req = evr_http_start(self->http, &o);
+    evr_http_opts_t o = { .method = "GET", .path = full, .timeout_ms = 120000 };
+    s_start(c, &o);
     free(full);
     free(ep);
     free(en);
