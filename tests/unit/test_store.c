@@ -75,6 +75,34 @@ s_verify_clean(evr_store_t *st)
     return (int) v.differences;
 }
 
+/*  Writes key -> val into database db of the LMDB environment in dir,
+    behind the store's back (db is created when create; key NULL writes
+    nothing).  True on success. */
+static bool
+s_raw_put(const char *dir, const char *db, bool create, const void *key, size_t klen,
+          const void *val, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    if (mdb_env_create(&env))
+        return false;
+    mdb_env_set_maxdbs(env, 8);
+    bool ok = mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0;
+    if (ok) {
+        ok = mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi) == 0;
+        MDB_val k = { klen, (void *) key }, v = { vlen, (void *) val };
+        if (ok && key)
+            ok = mdb_put(txn, dbi, &k, &v, 0) == 0;
+        if (ok)
+            ok = mdb_txn_commit(txn) == 0;
+        else
+            mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return ok;
+}
+
 static void
 test_open(void)
 {
@@ -107,31 +135,14 @@ test_open(void)
     evr_store_destroy(&st);
 
     /* a format this build does not read */
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 8);
-    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
-    mdb_txn_begin(env, NULL, 0, &txn);
-    mdb_dbi_open(txn, "meta", 0, &dbi);
-    MDB_val k = { 6, "format" }, val = { 14, "evrun-store 99" };
-    mdb_put(txn, dbi, &k, &val, 0);
-    mdb_txn_commit(txn);
-    mdb_env_close(env);
+    CHECK(s_raw_put(dir, "meta", false, "format", 6, "evrun-store 99", 14));
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\"");
 
     /* a foreign LMDB environment */
     char *foreign = s_dir("foreign");
     mkdir(foreign, 0700);
-    mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 8);
-    CHECK(mdb_env_open(env, foreign, 0, 0600) == 0);
-    mdb_txn_begin(env, NULL, 0, &txn);
-    mdb_dbi_open(txn, "accounts", MDB_CREATE, &dbi);
-    mdb_txn_commit(txn);
-    mdb_env_close(env);
+    CHECK(s_raw_put(foreign, "accounts", true, NULL, 0, NULL, 0));
     CHECK(evr_store_open(foreign, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "not an evrun store");
     CHECK(evr_store_open(foreign, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
@@ -509,18 +520,7 @@ test_verify_detects_tampering(void)
     uint8_t *buf;
     size_t len;
     evr_codec_encode(&evr_job_type, &job, &buf, &len);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    mdb_env_create(&env);
-    mdb_env_set_maxdbs(env, 8);
-    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
-    mdb_txn_begin(env, NULL, 0, &txn);
-    CHECK(mdb_dbi_open(txn, "jobs", 0, &dbi) == 0);
-    MDB_val k = { 26, a }, v = { len, buf };
-    CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
-    mdb_txn_commit(txn);
-    mdb_env_close(env);
+    CHECK(s_raw_put(dir, "jobs", false, a, 26, buf, len));
     free(buf);
     evr_rec_free(&evr_job_type, &job);
 
