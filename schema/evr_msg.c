@@ -122,7 +122,8 @@ MSG(error, CODE(true), MESSAGE(true));
 MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     U32("steps_total", steps_total, false, "steps in the pipeline"),
     U32("steps_done", steps_done, false, "steps finished or skipped"),
-    TIME("created", created), TIME("started", started), TIME("finished", finished));
+    TIME("created", created), TIME("started", started), TIME("finished", finished),
+    REASON(false));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),

@@ -1,7 +1,7 @@
 /*  evr_store.c: the LMDB event log: open, append (group commit), readers,
     retention, meta.
 
-    Every LMDB call goes through s_mdb_err(), which keeps LMDB's own text:
+    Every LMDB call goes through evr_store_mdb_err(), which keeps LMDB's own text:
     "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Reads run in short
     transactions (at most S_CHUNK events each) so a long scan never pins
     old pages of a live writer.
@@ -17,21 +17,15 @@
 #include <unistd.h>
 
 #include "evr_codec.h"
+#include "evr_store_int.h"
 
 #define S_CHUNK 4096                    /* events per read transaction */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_KEYLEN (EVR_ULID_LEN + 4)     /* by_job key: id + jseq */
 
-struct evr_store {
-    char *dir;
-    int flags;
-    MDB_env *env;
-    MDB_dbi events, by_job, jobs, meta, open;
-    size_t mapsize;
-};
 
-static evr_rc_t
-s_mdb_err(evr_err_t *err, const char *what, int rc)
+evr_rc_t
+evr_store_mdb_err(evr_err_t *err, const char *what, int rc)
 {
     return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", what, mdb_strerror(rc));
 }
@@ -62,9 +56,8 @@ s_jobkey(uint8_t key[S_KEYLEN], const char *job, uint32_t jseq)
 
 /* ------------------------------------------------------------------ open */
 
-/*  Begins a transaction; a reader adopts a map grown by the writer. */
-static int
-s_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
+int
+evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(self->env, NULL, flags, txn);
     if (rc == MDB_MAP_RESIZED) {
@@ -108,9 +101,9 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
     bool rdonly = self->flags & EVR_STORE_RDONLY;
     MDB_txn *txn;
-    int rc = s_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
+    int rc = evr_store_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     unsigned create = rdonly ? 0 : MDB_CREATE;
     evr_rc_t erc = EVR_OK;
     rc = mdb_dbi_open(txn, "meta", create, &self->meta);
@@ -121,7 +114,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
         goto out;
     }
     if (rc) {
-        erc = s_mdb_err(err, "mdb_dbi_open meta", rc);
+        erc = evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
         goto out;
     }
     MDB_val k = { 6, "format" }, v;
@@ -141,7 +134,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
         v.mv_data = (void *) EVR_STORE_FORMAT;
         rc = mdb_put(txn, self->meta, &k, &v, 0);
         if (rc) {
-            erc = s_mdb_err(err, "mdb_put format", rc);
+            erc = evr_store_mdb_err(err, "mdb_put format", rc);
             goto out;
         }
     }
@@ -151,7 +144,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
         goto out;
     }
     else if (rc) {
-        erc = s_mdb_err(err, "mdb_get format", rc);
+        erc = evr_store_mdb_err(err, "mdb_get format", rc);
         goto out;
     }
     else if (v.mv_size != strlen(EVR_STORE_FORMAT)
@@ -163,12 +156,16 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     }
     const struct { const char *name; MDB_dbi *dbi; } dbs[] = {
         { "events", &self->events }, { "by_job", &self->by_job }, { "jobs", &self->jobs },
-        { "open", &self->open },
+        { "open", &self->open }, { "kv", &self->kv },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(dbs); i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, create, dbs[i].dbi);
+        if (rc == MDB_NOTFOUND && rdonly && dbs[i].dbi == &self->kv) {
+            self->no_kv = true;     /* a store written before `kv` existed */
+            continue;
+        }
         if (rc) {
-            erc = s_mdb_err(err, "mdb_dbi_open", rc);
+            erc = evr_store_mdb_err(err, "mdb_dbi_open", rc);
             goto out;
         }
     }
@@ -177,7 +174,7 @@ out:
     if (erc)
         mdb_txn_abort(txn);
     else if ((rc = mdb_txn_commit(txn)))
-        erc = s_mdb_err(err, "mdb_txn_commit", rc);
+        erc = evr_store_mdb_err(err, "mdb_txn_commit", rc);
     return erc;
 }
 
@@ -196,7 +193,7 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
     if (rc) {
         free(self->dir);
         free(self);
-        return s_mdb_err(err, "mdb_env_create", rc);
+        return evr_store_mdb_err(err, "mdb_env_create", rc);
     }
     mdb_env_set_maxdbs(self->env, 8);
     mdb_env_set_maxreaders(self->env, 126);
@@ -217,7 +214,7 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         envflags |= MDB_NOSYNC;
     rc = mdb_env_open(self->env, dir, envflags, 0600);
     if (rc) {
-        erc = s_mdb_err(err, "mdb_env_open", rc);
+        erc = evr_store_mdb_err(err, "mdb_env_open", rc);
         evr_store_destroy(&self);
         return erc;
     }
@@ -270,7 +267,7 @@ s_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_
     if (rc == MDB_NOTFOUND)
         return EVR_ERR_NOTFOUND;
     if (rc)
-        return s_mdb_err(err, "mdb_get jobs", rc);
+        return evr_store_mdb_err(err, "mdb_get jobs", rc);
     evr_rc_t erc = evr_codec_decode(v.mv_data, v.mv_size, &evr_job_type, job, "job", err);
     if (erc)
         return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %.26s: %s", id,
@@ -290,7 +287,7 @@ s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err,
     *mdbrc = mdb_put(txn, self->jobs, &k, &v, 0);
     free(buf);
     if (*mdbrc)
-        return s_mdb_err(err, "mdb_put jobs", *mdbrc);
+        return evr_store_mdb_err(err, "mdb_put jobs", *mdbrc);
     MDB_val none = { 0, NULL };
     if (evr_job_is_final(job)) {
         *mdbrc = mdb_del(txn, self->open, &k, NULL);
@@ -299,7 +296,7 @@ s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err,
     }
     else
         *mdbrc = mdb_put(txn, self->open, &k, &none, 0);
-    return *mdbrc ? s_mdb_err(err, "open index", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_mdb_err(err, "open index", *mdbrc) : EVR_OK;
 }
 
 static evr_rc_t
@@ -312,7 +309,7 @@ s_get_last_seq(evr_store_t *self, MDB_txn *txn, uint64_t *seq, evr_err_t *err)
         return EVR_OK;
     }
     if (rc)
-        return s_mdb_err(err, "mdb_get last_seq", rc);
+        return evr_store_mdb_err(err, "mdb_get last_seq", rc);
     if (v.mv_size != 8)
         return evr_err_set(err, EVR_ERR_STORE, "store: meta last_seq has %zu bytes", v.mv_size);
     *seq = s_get64(v.mv_data);
@@ -321,25 +318,53 @@ s_get_last_seq(evr_store_t *self, MDB_txn *txn, uint64_t *seq, evr_err_t *err)
 
 /*  One attempt at writing the batch.  *mdbrc is the LMDB code of the
     failure, so the caller can tell a full map (grow and retry). */
+/*  Ingest (source != NULL): an event at or below the source's high seq is
+    a resend, marked skipped (seq 0); the others must continue it densely;
+    their per-job seq is kept (evr_job_apply checks it). */
 static evr_rc_t
-s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err,
-             int *mdbrc)
+s_source_step(evr_event_t *ev, const char *source, uint64_t *high, evr_err_t *err)
+{
+    if (ev->seq <= *high) {
+        ev->seq = 0;
+        return EVR_OK;
+    }
+    if (ev->seq != *high + 1)
+        return evr_err_set(err, EVR_ERR_STATE, "store: events of %s: seq %llu follows %llu "
+                           "(a gap)", source, (unsigned long long) ev->seq,
+                           (unsigned long long) *high);
+    *high = ev->seq;
+    if (!ev->job && ev->jseq)
+        return evr_err_set(err, EVR_ERR_STATE, "store: events of %s: a runner event with a "
+                           "per-job seq", source);
+    return EVR_OK;
+}
+
+static evr_rc_t
+s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
+             evr_err_t *err, int *mdbrc)
 {
     MDB_txn *txn;
-    *mdbrc = s_txn_begin(self, 0, &txn);
+    *mdbrc = evr_store_txn_begin(self, 0, &txn);
     if (*mdbrc)
-        return s_mdb_err(err, "mdb_txn_begin", *mdbrc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
     s_batchjob_t *jobs = evr_calloc(n, sizeof *jobs);
     size_t njobs = 0;
-    uint64_t seq;
+    uint64_t seq, high = 0;
     evr_rc_t erc = s_get_last_seq(self, txn, &seq, err);
+    if (!erc && source)
+        erc = evr_store_source_get(self, txn, source, &high, err);
     uint64_t now = evr_now_ns();
     for (size_t i = 0; i < n && !erc; i++) {
         evr_event_t *ev = events[i];
+        if (source) {
+            if ((erc = s_source_step(ev, source, &high, err)) || ev->seq == 0)
+                continue;
+        }
+        else
+            ev->jseq = 0;
         ev->seq = ++seq;
         if (!ev->time)
             ev->time = now;
-        ev->jseq = 0;
         evr_job_t *job = NULL;
         if (ev->job) {
             for (size_t j = 0; j < njobs && !job; j++)
@@ -354,7 +379,8 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
                     break;
                 njobs++;
             }
-            ev->jseq = job->last_jseq + 1;
+            if (!source)
+                ev->jseq = job->last_jseq + 1;
             if ((erc = evr_job_apply(job, ev, err)))
                 break;
         }
@@ -372,7 +398,7 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
         *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND);
         free(buf);
         if (*mdbrc) {
-            erc = s_mdb_err(err, "mdb_put events", *mdbrc);
+            erc = evr_store_mdb_err(err, "mdb_put events", *mdbrc);
             break;
         }
         if (ev->job) {
@@ -381,7 +407,7 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
             MDB_val k2 = { S_KEYLEN, jk }, v2 = { 8, key };
             *mdbrc = mdb_put(txn, self->by_job, &k2, &v2, 0);
             if (*mdbrc)
-                erc = s_mdb_err(err, "mdb_put by_job", *mdbrc);
+                erc = evr_store_mdb_err(err, "mdb_put by_job", *mdbrc);
         }
     }
     for (size_t j = 0; j < njobs && !erc; j++)
@@ -392,8 +418,10 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
         MDB_val k = { 8, "last_seq" }, v = { 8, sv };
         *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
         if (*mdbrc)
-            erc = s_mdb_err(err, "mdb_put last_seq", *mdbrc);
+            erc = evr_store_mdb_err(err, "mdb_put last_seq", *mdbrc);
     }
+    if (!erc && source)
+        erc = evr_store_source_put(self, txn, source, high, err, mdbrc);
     for (size_t j = 0; j < n; j++)   /* slots past njobs are zeroed or half-loaded */
         evr_rec_free(&evr_job_type, &jobs[j].job);
     free(jobs);
@@ -402,11 +430,14 @@ s_append_txn(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t 
         return erc;
     }
     *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? s_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
 }
 
-evr_rc_t
-evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
+/*  Append and ingest: one transaction, retried on a grown map with the
+    events as they came (ingest rewrites their seq). */
+static evr_rc_t
+s_write(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
+        evr_err_t *err)
 {
     if (self->flags & EVR_STORE_RDONLY)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
@@ -415,33 +446,61 @@ evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_er
     if (n > EVR_STORE_MAX_BATCH)
         return evr_err_set(err, EVR_ERR_LIMIT, "store: batch of %zu events exceeds %d", n,
                            EVR_STORE_MAX_BATCH);
+    uint64_t *orig = evr_malloc(n * sizeof *orig);
+    for (size_t i = 0; i < n; i++)
+        orig[i] = events[i]->seq;
+    evr_rc_t erc = EVR_OK;
     for (int tries = 0; tries < 16; tries++) {
         int mdbrc = 0;
-        evr_rc_t erc = s_append_txn(self, events, n, err, &mdbrc);
+        for (size_t i = 0; i < n; i++)
+            events[i]->seq = orig[i];
+        erc = s_append_txn(self, source, events, n, err, &mdbrc);
         if (erc == EVR_OK || mdbrc != MDB_MAP_FULL) {
-            if (erc)   /* nothing was written: the events keep no seq */
-                for (size_t i = 0; i < n; i++)
-                    events[i]->seq = events[i]->jseq = 0;
-            return erc;
+            /* nothing was written: appended events keep no seq, ingested
+               ones the seq they came with */
+            for (size_t i = 0; erc && i < n; i++) {
+                events[i]->seq = source ? orig[i] : 0;
+                if (!source)
+                    events[i]->jseq = 0;
+            }
+            goto out;
         }
         /* No transaction is open here: grow the map and try again. */
         size_t size = self->mapsize * 2;
         int rc = mdb_env_set_mapsize(self->env, size);
-        if (rc)
-            return s_mdb_err(err, "mdb_env_set_mapsize", rc);
+        if (rc) {
+            erc = evr_store_mdb_err(err, "mdb_env_set_mapsize", rc);
+            goto out;
+        }
         self->mapsize = size;
     }
-    return evr_err_set(err, EVR_ERR_STORE, "store: batch does not fit even after growing the "
-                       "map to %zu bytes", self->mapsize);
+    erc = evr_err_set(err, EVR_ERR_STORE, "store: batch does not fit even after growing the "
+                      "map to %zu bytes", self->mapsize);
+out:
+    free(orig);
+    return erc;
+}
+
+evr_rc_t
+evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
+{
+    return s_write(self, NULL, events, n, err);
+}
+
+evr_rc_t
+evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
+                 evr_err_t *err)
+{
+    return s_write(self, source, events, n, err);
 }
 
 evr_rc_t
 evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err)
 {
     MDB_txn *txn;
-    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     evr_rc_t erc = s_get_last_seq(self, txn, seq, err);
     mdb_txn_abort(txn);
     return erc;
@@ -464,12 +523,12 @@ s_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_t *err)
 static evr_rc_t
 s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
 {
-    int rc = s_txn_begin(self, MDB_RDONLY, txn);
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     if ((rc = mdb_cursor_open(*txn, dbi, cur))) {
         mdb_txn_abort(*txn);
-        return s_mdb_err(err, "mdb_cursor_open", rc);
+        return evr_store_mdb_err(err, "mdb_cursor_open", rc);
     }
     return EVR_OK;
 }
@@ -524,7 +583,7 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = s_mdb_err(err, "mdb_cursor_get events", rc);
+            erc = evr_store_mdb_err(err, "mdb_cursor_get events", rc);
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
         if (erc)
@@ -579,7 +638,7 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = s_mdb_err(err, "mdb_cursor_get by_job", rc);
+            erc = evr_store_mdb_err(err, "mdb_cursor_get by_job", rc);
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
         if (erc)
@@ -600,9 +659,9 @@ evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t 
     if (!evr_ulid_valid(job))
         return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
     MDB_txn *txn;
-    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     evr_rc_t erc = s_load_job(self, txn, job, out, err);
     mdb_txn_abort(txn);
     if (erc == EVR_ERR_NOTFOUND)
@@ -650,7 +709,7 @@ evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = s_mdb_err(err, "mdb_cursor_get jobs", rc);
+            erc = evr_store_mdb_err(err, "mdb_cursor_get jobs", rc);
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
         if (erc)
@@ -718,11 +777,11 @@ s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, in
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    if ((*mdbrc = s_txn_begin(self, 0, &txn)))
-        return s_mdb_err(err, "mdb_txn_begin", *mdbrc);
+    if ((*mdbrc = evr_store_txn_begin(self, 0, &txn)))
+        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
     if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur))) {
         mdb_txn_abort(txn);
-        return s_mdb_err(err, "mdb_cursor_open", *mdbrc);
+        return evr_store_mdb_err(err, "mdb_cursor_open", *mdbrc);
     }
     uint8_t key[S_KEYLEN];
     s_jobkey(key, id, 1);
@@ -767,7 +826,7 @@ s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, in
     mdb_cursor_close(cur);
     if (!erc && rc && rc != MDB_NOTFOUND) {
         *mdbrc = rc;
-        erc = s_mdb_err(err, compact ? "compact" : "drop output", rc);
+        erc = evr_store_mdb_err(err, compact ? "compact" : "drop output", rc);
     }
     if (!erc) {
         evr_job_t job = { 0 };
@@ -786,7 +845,7 @@ s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, in
         return erc;
     }
     *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? s_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
 }
 
 static evr_rc_t
@@ -834,16 +893,16 @@ evr_rc_t
 evr_store_meta_get(evr_store_t *self, const char *key, char **val, evr_err_t *err)
 {
     MDB_txn *txn;
-    int rc = s_txn_begin(self, MDB_RDONLY, &txn);
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     MDB_val k = { strlen(key), (void *) key }, v;
     rc = mdb_get(txn, self->meta, &k, &v);
     evr_rc_t erc = EVR_OK;
     if (rc == MDB_NOTFOUND)
         erc = evr_err_set(err, EVR_ERR_NOTFOUND, "store: no meta \"%s\"", key);
     else if (rc)
-        erc = s_mdb_err(err, "mdb_get meta", rc);
+        erc = evr_store_mdb_err(err, "mdb_get meta", rc);
     else
         *val = evr_strndup(v.mv_data, v.mv_size);
     mdb_txn_abort(txn);
@@ -856,17 +915,17 @@ evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_
     if (self->flags & EVR_STORE_RDONLY)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
     MDB_txn *txn;
-    int rc = s_txn_begin(self, 0, &txn);
+    int rc = evr_store_txn_begin(self, 0, &txn);
     if (rc)
-        return s_mdb_err(err, "mdb_txn_begin", rc);
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     MDB_val k = { strlen(key), (void *) key }, v = { strlen(val), (void *) val };
     rc = mdb_put(txn, self->meta, &k, &v, 0);
     if (rc) {
         mdb_txn_abort(txn);
-        return s_mdb_err(err, "mdb_put meta", rc);
+        return evr_store_mdb_err(err, "mdb_put meta", rc);
     }
     rc = mdb_txn_commit(txn);
-    return rc ? s_mdb_err(err, "mdb_txn_commit", rc) : EVR_OK;
+    return rc ? evr_store_mdb_err(err, "mdb_txn_commit", rc) : EVR_OK;
 }
 
 evr_rc_t
@@ -895,7 +954,7 @@ evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    evr_rc_t erc = rc == MDB_NOTFOUND ? EVR_OK : s_mdb_err(err, "mdb_cursor_get open", rc);
+    evr_rc_t erc = rc == MDB_NOTFOUND ? EVR_OK : evr_store_mdb_err(err, "mdb_cursor_get open", rc);
     for (size_t i = 0; i < n && !erc; i++) {
         evr_job_t job = { 0 };
         erc = evr_store_get_job(self, ids[i], &job, err);

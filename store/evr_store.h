@@ -6,6 +6,8 @@
       jobs     job id -> msgpack projection (evr_job_t)
       meta     "format" -> format string, "last_seq" -> u64, other ids
       open     job id -> nothing, for every job not finished (recovery's index)
+      kv       key -> bytes, for a process's other durable state (the
+               broker's queue); see evr_archive.c
     An append of a batch is one write transaction (group commit): the
     store gives each event the next runner seq and the next per-job seq,
     applies it to the job's projection with evr_job_apply(), and writes
@@ -53,6 +55,37 @@ const char *evr_store_dir(const evr_store_t *self);
 #define EVR_STORE_MAX_BATCH 4096
 evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n,
                           evr_err_t *err);
+
+/*  Archive mode (the broker): stores events that another log (source, a
+    runner id) already numbered.  Events whose seq is at or below the
+    highest seq stored from source are resends: skipped, their seq set to
+    0.  The others must continue that seq densely (else EVR_ERR_STATE) and
+    keep their per-job seq, which evr_job_apply checks; each gets the next
+    seq of this log in place of the source's.  The source's highest seq is
+    committed in the same transaction, so a resend after a crash on either
+    side is stored once.  Nothing is written on error. */
+evr_rc_t evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
+                          size_t n, evr_err_t *err);
+
+/*  Highest seq stored from source by evr_store_ingest (0: none). */
+evr_rc_t evr_store_source_seq(evr_store_t *self, const char *source, uint64_t *seq,
+                              evr_err_t *err);
+
+/*  The key-value table `kv` (the broker's durable queue): writes of a
+    batch are one transaction (val NULL deletes the key; deleting a
+    missing key is not an error).  Keys are 1..255 bytes. */
+typedef struct {
+    const char *key;
+    const void *val;
+    size_t len;
+} evr_store_kv_t;
+evr_rc_t evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n,
+                            evr_err_t *err);
+/*  Every entry whose key starts with prefix, in key order; fn returns
+    non-zero to stop. */
+typedef int (evr_store_kv_fn)(const char *key, const uint8_t *val, size_t len, void *arg);
+evr_rc_t evr_store_kv_scan(evr_store_t *self, const char *prefix, evr_store_kv_fn *fn,
+                           void *arg, evr_err_t *err);
 
 /*  Highest seq ever assigned (0 for an empty log). */
 evr_rc_t evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err);

@@ -1,0 +1,478 @@
+/*  evr_broker.c: the broker's sockets, its loop and the client requests.
+
+    Requests are answered in the order they come; streams (jobs, runners,
+    history) are a run of messages closed by `end`.  Queue work lives in
+    evr_queue.c, runner sessions and event ingestion in evr_runners.c.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "evr_broker_int.h"
+
+#define S_TURN_MAX 256          /* messages per socket per turn */
+#define S_JOBS_DEFAULT 100
+#define S_JOBS_MAX 10000
+
+void
+evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
+{
+    (void) b;
+    char ts[32];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s.%03ldZ evrun-broker: ", ts, now.tv_nsec / 1000000);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void
+evr_broker_fail(evr_broker_t *b, const evr_err_t *err)
+{
+    if (b->failure)
+        return;
+    b->failure = EVR_ERR_STORE;
+    snprintf(b->failmsg, sizeof b->failmsg, "%s", err->msg);
+    evr_broker_log(b, "store failure: %s", err->msg);
+}
+
+evr_rc_t
+evr_broker_failure(const evr_broker_t *self, const char **msg)
+{
+    if (msg)
+        *msg = self->failmsg;
+    return self->failure;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static evr_rc_t
+s_bind(zsock_t **sock, int type, const char *ep, const char *what, evr_err_t *err)
+{
+    evr_rc_t rc = evr_bus_check_endpoint(ep, err);
+    if (rc)
+        return evr_err_set(err, rc, "%s endpoint: %s", what, err->msg);
+    *sock = zsock_new(type);
+    if (!*sock)
+        return evr_err_set(err, EVR_ERR_IO, "zsock_new: %s", zmq_strerror(zmq_errno()));
+    evr_bus_setup(*sock);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory(*sock, 1);   /* a gone peer is an error, not a silent drop */
+    if (zsock_bind(*sock, "%s", ep) < 0)
+        return evr_err_set(err, EVR_ERR_IO, "cannot bind the %s endpoint %s: %s (another "
+                           "broker running?)", what, ep, zmq_strerror(zmq_errno()));
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err)
+{
+    *out = NULL;
+    evr_broker_t *b = evr_calloc(1, sizeof *b);
+    b->opts = *opts;
+    if (!b->opts.heartbeat_ms)
+        b->opts.heartbeat_ms = 1000;
+    if (!b->opts.lease_ms)
+        b->opts.lease_ms = 5000;
+    if (!b->opts.queue_limit)
+        b->opts.queue_limit = 1000;
+    zsys_init();
+    zsys_handler_set(NULL);   /* signals are main's */
+    evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
+                                 &b->store, err);
+    if (!rc)
+        rc = evr_bq_load(b, err);
+    if (!rc)
+        rc = s_bind(&b->clients, ZMQ_ROUTER, opts->client_ep, "client", err);
+    if (!rc)
+        rc = s_bind(&b->runners, ZMQ_ROUTER, opts->runner_ep, "runner", err);
+    if (!rc)
+        rc = s_bind(&b->pub, ZMQ_XPUB, opts->pub_ep, "events", err);
+    if (rc) {
+        evr_broker_destroy(&b);
+        return rc;
+    }
+    b->changed = true;
+    *out = b;
+    return EVR_OK;
+}
+
+void
+evr_broker_destroy(evr_broker_t **self_p)
+{
+    evr_broker_t *b = *self_p;
+    if (!b)
+        return;
+    zsock_destroy(&b->clients);
+    zsock_destroy(&b->runners);
+    zsock_destroy(&b->pub);
+    while (b->jobs)
+        evr_bq_remove(b, b->jobs);
+    evr_br_free_all(b);
+    evr_store_destroy(&b->store);
+    free(b);
+    *self_p = NULL;
+}
+
+/* --------------------------------------------------------- job views */
+
+/*  Fills m (a `job` message, strings owned: evr_msg_clear) for id; false
+    when the broker knows no such job. */
+static bool
+s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->type = EVR_MSG_JOB;
+    s_bjob_t *j = evr_bq_find(b, id);
+    if (j && j->state != B_ACTIVE) {
+        m->job = evr_strdup(j->id);
+        m->pipeline = evr_strdup(j->pipeline);
+        m->status = evr_strdup(j->state == B_HELD ? "paused" : "queued");
+        m->runner = j->runner ? evr_strdup(j->runner) : NULL;
+        m->created = j->created;
+        m->steps_total = j->submit->spec->steps.n;
+        return true;
+    }
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    if (evr_store_get_job(b->store, id, &pj, &err)) {
+        evr_rec_free(&evr_job_type, &pj);
+        return false;
+    }
+    m->job = evr_strdup(pj.id);
+    m->pipeline = evr_strdup(pj.pipeline ? pj.pipeline : "");
+    m->status = evr_strdup(evr_job_status_name(pj.status));
+    m->runner = pj.runner ? evr_strdup(pj.runner) : NULL;
+    m->reason = pj.reason ? evr_strdup(pj.reason) : NULL;
+    m->steps_total = pj.steps.n;
+    m->steps_done = evr_job_steps_done(&pj);
+    m->created = pj.created;
+    m->started = pj.started;
+    m->finished = pj.finished;
+    evr_rec_free(&evr_job_type, &pj);
+    return true;
+}
+
+static void
+s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
+{
+    evr_msg_t m;
+    if (s_job_view(b, req->job, &m))
+        evr_bus_send(b->clients, rid, &m, NULL);
+    else
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+    evr_msg_clear(&m);
+}
+
+typedef struct {
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n, cap;
+    const evr_msg_t *req;
+} s_list_t;
+
+static void
+s_list_add(s_list_t *l, const char *id)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->ids = evr_realloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    snprintf(l->ids[l->n++], EVR_ULID_LEN + 1, "%s", id);
+}
+
+static int
+s_list_job(const evr_job_t *job, void *arg)
+{
+    s_list_t *l = arg;
+    if (!l->req->pipeline || (job->pipeline && !strcmp(job->pipeline, l->req->pipeline)))
+        s_list_add(l, job->id);
+    return 0;
+}
+
+static int
+s_cmp_desc(const void *a, const void *b)
+{
+    return -strcmp(a, b);
+}
+
+static void
+s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
+{
+    s_list_t l = { .req = req };
+    evr_job_status_t st = EVR_JOB_NONE;
+    if (req->status)
+        evr_job_status_parse(req->status, &st);
+    evr_err_t err;
+    if (evr_store_jobs(b->store, st, s_list_job, &l, &err)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        free(l.ids);
+        return;
+    }
+    for (s_bjob_t *j = b->jobs; j; j = j->next) {
+        if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline)))
+            continue;
+        const char *s = j->state == B_HELD ? "paused" : "queued";
+        if (!req->status || !strcmp(req->status, s))
+            s_list_add(&l, j->id);
+    }
+    qsort(l.ids, l.n, sizeof *l.ids, s_cmp_desc);   /* newest first */
+    uint32_t limit = req->limit ? req->limit : S_JOBS_DEFAULT;
+    if (limit > S_JOBS_MAX)
+        limit = S_JOBS_MAX;
+    uint32_t sent = 0;
+    for (size_t i = 0; i < l.n && sent < limit; i++) {
+        evr_msg_t m;
+        if (s_job_view(b, l.ids[i], &m) && evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
+            sent++;
+        evr_msg_clear(&m);
+    }
+    evr_msg_t end = { .type = EVR_MSG_END, .count = sent };
+    evr_bus_send(b->clients, rid, &end, NULL);
+    free(l.ids);
+}
+
+typedef struct {
+    evr_broker_t *b;
+    zframe_t *rid;
+    uint32_t count;
+    bool failed;
+} s_hist_t;
+
+static int
+s_hist_one(const evr_event_t *ev, void *arg)
+{
+    s_hist_t *h = arg;
+    evr_msg_t m = { .type = EVR_MSG_EVENT, .event = (evr_event_t *) ev };
+    if (evr_bus_send(h->b->clients, h->rid, &m, NULL)) {
+        h->failed = true;   /* the client is gone or too slow: it will ask again */
+        return 1;
+    }
+    h->count++;
+    return 0;
+}
+
+static void
+s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
+{
+    s_hist_t h = { b, rid, 0, false };
+    evr_err_t err;
+    uint64_t from = req->from ? req->from : 1;
+    if (from > UINT32_MAX)
+        from = UINT32_MAX;
+    evr_rc_t rc = evr_store_job_events(b->store, req->job, (uint32_t) from, s_hist_one, &h,
+                                       &err);
+    if (rc == EVR_ERR_NOTFOUND && !evr_bq_find(b, req->job)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+        return;
+    }
+    if (rc && rc != EVR_ERR_NOTFOUND) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        return;
+    }
+    if (h.failed)
+        return;
+    evr_msg_t end = { .type = EVR_MSG_END, .count = h.count };
+    evr_bus_send(b->clients, rid, &end, NULL);
+}
+
+static void
+s_runners(evr_broker_t *b, zframe_t *rid)
+{
+    uint32_t n = 0;
+    for (s_runner_t *r = b->rlist; r; r = r->next) {
+        evr_msg_t m;
+        evr_br_describe(b, r, &m);
+        if (evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
+            n++;
+    }
+    evr_msg_t end = { .type = EVR_MSG_END, .count = n };
+    evr_bus_send(b->clients, rid, &end, NULL);
+}
+
+/* ------------------------------------------------------------ control */
+
+static void
+s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) job, .message = text };
+    evr_bus_send(b->clients, rid, &m, NULL);
+}
+
+/*  A request about a queued job (the broker acts itself); true when it
+    answered. */
+static bool
+s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t *j)
+{
+    evr_err_t err;
+    const char *reason = req->reason ? req->reason : "cancelled by a user";
+    switch (req->type) {
+    case EVR_MSG_CANCEL:
+        if (j->state == B_DISPATCHED) {
+            j->cancel_pending = true;
+            free(j->cancel_reason);
+            j->cancel_reason = evr_strdup(reason);
+            s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job", j->runner);
+        }
+        else if (evr_bq_cancel_queued(b, j, reason, &err))
+            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        else
+            s_ok(b, rid, req->job, "cancelled while queued");
+        return true;
+    case EVR_MSG_PAUSE:
+    case EVR_MSG_RESUME: {
+        bool pause = req->type == EVR_MSG_PAUSE;
+        if (j->state == B_DISPATCHED) {
+            evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s is being handed to "
+                               "runner %s; try again in a moment", j->id, j->runner);
+            return true;
+        }
+        if ((j->state == B_HELD) == pause) {
+            evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s is %s", j->id,
+                               pause ? "already paused (in the queue)" : "not paused (queued)");
+            return true;
+        }
+        j->state = pause ? B_HELD : B_QUEUED;
+        if (evr_bq_persist(b, &j, 1, &err)) {
+            evr_broker_fail(b, &err);
+            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            return true;
+        }
+        b->changed = true;
+        s_ok(b, rid, j->id, pause ? "paused in the queue: no runner gets it until resumed"
+                                  : "resumed: back in the queue");
+        return true;
+    }
+    default: return false;
+    }
+}
+
+static void
+s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
+{
+    s_bjob_t *j = evr_bq_find(b, req->job);
+    if (j && j->state != B_ACTIVE && s_control_queued(b, rid, req, j))
+        return;
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    if (evr_store_get_job(b->store, req->job, &pj, &err)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+        evr_rec_free(&evr_job_type, &pj);
+        return;
+    }
+    const char *command = req->type == EVR_MSG_CANCEL ? "cancel"
+                        : req->type == EVR_MSG_PAUSE ? "pause" : "resume";
+    const char *conflict = NULL;
+    if (evr_job_is_final(&pj))
+        conflict = "has finished";
+    else if (req->type == EVR_MSG_PAUSE && pj.status != EVR_JOB_RUNNING)
+        conflict = pj.status == EVR_JOB_PAUSED ? "is already paused"
+                                               : "has not started its steps yet; only a "
+                                                 "running job pauses";
+    else if (req->type == EVR_MSG_RESUME && pj.status != EVR_JOB_PAUSED)
+        conflict = "is not paused";
+    char why[256];
+    if (conflict)
+        evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s %s (%s)", req->job,
+                           conflict, evr_job_status_name(pj.status));
+    else if (!evr_br_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
+        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
+    else
+        s_ok(b, rid, req->job, "%s sent to runner %s", command, pj.runner);
+    evr_rec_free(&evr_job_type, &pj);
+}
+
+static void
+s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
+{
+    char why[256];
+    if (!evr_br_find(b, req->runner))
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no runner %s", req->runner);
+    else if (!evr_br_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
+        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
+    else
+        s_ok(b, rid, NULL, "runner %s drains: it takes no new jobs and finishes its own",
+             req->runner);
+}
+
+/* --------------------------------------------------------------- loop */
+
+static void
+s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    if (b->opts.verbose)
+        evr_broker_log(b, "request %s", evr_msgtype_name(msg->type));
+    switch (msg->type) {
+    case EVR_MSG_SUBMIT: evr_bq_submit(b, rid, msg); break;
+    case EVR_MSG_CANCEL:
+    case EVR_MSG_PAUSE:
+    case EVR_MSG_RESUME: s_control(b, rid, msg); break;
+    case EVR_MSG_STATUS: s_status(b, rid, msg); break;
+    case EVR_MSG_JOBS: s_jobs(b, rid, msg); break;
+    case EVR_MSG_HISTORY: s_history(b, rid, msg); break;
+    case EVR_MSG_RUNNERS: s_runners(b, rid); break;
+    case EVR_MSG_DRAIN: s_drain(b, rid, msg); break;
+    default:
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s is not a client "
+                           "request", evr_msgtype_name(msg->type));
+        break;
+    }
+}
+
+/*  Handles up to S_TURN_MAX messages waiting on sock. */
+static void
+s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
+{
+    for (int i = 0; i < S_TURN_MAX && evr_bus_readable(sock); i++) {
+        zframe_t *rid = NULL;
+        evr_msg_t msg = { 0 };
+        const char *code;
+        evr_err_t err;
+        if (evr_bus_recv(sock, &rid, &msg, &code, &err)) {
+            if (rid)
+                evr_bus_send_error(sock, rid, code, "%s", err.msg);
+        }
+        else if (runners)
+            evr_br_on_message(b, rid, &msg);
+        else
+            s_client(b, rid, &msg);
+        evr_msg_clear(&msg);
+        zframe_destroy(&rid);
+    }
+}
+
+void
+evr_broker_turn(evr_broker_t *b, int timeout_ms)
+{
+    zmq_pollitem_t items[3] = {
+        { zsock_resolve(b->runners), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve(b->clients), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve(b->pub), 0, ZMQ_POLLIN, 0 },
+    };
+    uint64_t now = evr_mono_ns();
+    long beat = b->next_beat > now ? (long) ((b->next_beat - now) / 1000000) : 0;
+    zmq_poll(items, 3, beat < timeout_ms ? beat : timeout_ms);
+    s_drain_socket(b, b->runners, true);
+    s_drain_socket(b, b->clients, false);
+    for (int i = 0; i < S_TURN_MAX && evr_bus_readable(b->pub); i++) {
+        zframe_t *f = zframe_recv(b->pub);   /* subscriptions: nothing to do */
+        zframe_destroy(&f);
+    }
+    evr_bq_dispatch(b);
+    evr_br_beat(b);
+}

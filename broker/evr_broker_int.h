@@ -1,0 +1,99 @@
+/*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
+    (sockets, loop, client requests), evr_queue.c (the durable queue and
+    dispatch) and evr_runners.c (runner sessions and event ingestion).
+*/
+#ifndef EVR_BROKER_INT_H_INCLUDED
+#define EVR_BROKER_INT_H_INCLUDED
+
+#include "evr_broker.h"
+#include "evr_bus.h"
+#include "evr_store.h"
+
+typedef enum {
+    B_QUEUED,       /* waiting for a runner */
+    B_HELD,         /* paused while waiting */
+    B_DISPATCHED,   /* sent to a runner, job.accepted not stored yet */
+    B_ACTIVE,       /* accepted by its runner, not finished */
+} s_bstate_t;
+
+typedef struct s_bjob {
+    char id[EVR_ULID_LEN + 1];
+    char *pipeline;
+    s_bstate_t state;
+    char *runner;           /* dispatched to / running on */
+    uint64_t created;       /* ns since the epoch */
+    evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
+    evr_strlist_t labels;   /* the spec's and the submit's */
+    bool cancel_pending;    /* cancel asked while dispatched */
+    char *cancel_reason;
+    struct s_bjob *next;
+} s_bjob_t;
+
+typedef struct s_runner {
+    char *id;
+    zframe_t *rid;          /* routing id of its connection; NULL: gone */
+    evr_strlist_t labels;
+    uint32_t capacity, credit;
+    uint64_t seen;          /* mono ns of its last message */
+    uint64_t heartbeat;     /* wall ns of its last message */
+    uint64_t resync_to;     /* the seq its hello announced */
+    bool resynced;          /* the broker holds its log up to resync_to */
+    bool draining, lost;
+    struct s_runner *next;
+} s_runner_t;
+
+struct evr_broker {
+    evr_broker_opts_t opts;
+    evr_store_t *store;
+    zsock_t *clients, *runners, *pub;
+    s_bjob_t *jobs;         /* not finished, in submission order */
+    s_runner_t *rlist;
+    uint64_t next_beat;     /* mono ns */
+    bool changed;           /* try to dispatch */
+    evr_rc_t failure;
+    char failmsg[EVR_ERR_MAX];
+};
+
+void evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*  Records a store failure (the broker stops serving writes). */
+void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
+
+/* evr_queue.c */
+s_bjob_t *evr_bq_find(const evr_broker_t *b, const char *id);
+void evr_bq_free(s_bjob_t *j);
+/*  Unlinks and frees j. */
+void evr_bq_remove(evr_broker_t *b, s_bjob_t *j);
+/*  Takes up the queue and the running jobs from the store at start. */
+evr_rc_t evr_bq_load(evr_broker_t *b, evr_err_t *err);
+/*  submit: answers the client itself. */
+void evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  Persists j (state, runner) in the queue table. */
+evr_rc_t evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err);
+/*  Ends a job that never reached a runner: stores job.accepted and
+    job.finished{cancelled, reason}, publishes them, drops it. */
+evr_rc_t evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason,
+                              evr_err_t *err);
+/*  Sends every queued job it can to a runner with credit and labels. */
+void evr_bq_dispatch(evr_broker_t *b);
+/*  Jobs assigned to runner r (dispatched or active). */
+uint32_t evr_bq_assigned(const evr_broker_t *b, const char *runner);
+/*  The job has left the queue (its job.accepted is stored). */
+void evr_bq_accepted(evr_broker_t *b, s_bjob_t *j, const char *runner);
+/*  The runner did not take its dispatched jobs (resync found no
+    job.accepted): they wait again. */
+void evr_bq_requeue(evr_broker_t *b, const char *runner);
+
+/* evr_runners.c */
+s_runner_t *evr_br_find(const evr_broker_t *b, const char *id);
+void evr_br_on_message(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+void evr_br_beat(evr_broker_t *b);
+/*  Fills a `runner` message for r (strings borrowed). */
+void evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m);
+/*  Sends control to the runner of a job; false (with a reason for the
+    client) when it is not connected. */
+bool evr_br_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
+                    const char *reason, char *why, size_t whylen);
+void evr_br_free_all(evr_broker_t *b);
+
+#endif

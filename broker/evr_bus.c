@@ -1,0 +1,166 @@
+/*  evr_bus.c: frames in, frames out; see evr_bus.h. */
+#include "evr_bus.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void
+evr_bus_setup(zsock_t *sock)
+{
+    zsock_set_maxmsgsize(sock, (int64_t) EVR_MSG_MAX_BYTES + 4096);
+    zsock_set_linger(sock, 200);
+    zsock_set_sndhwm(sock, 100000);
+    zsock_set_rcvhwm(sock, 100000);
+}
+
+evr_rc_t
+evr_bus_check_endpoint(const char *ep, evr_err_t *err)
+{
+    if (!ep || !*ep)
+        return evr_err_set(err, EVR_ERR_CONFIG, "empty endpoint");
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        size_t n = strlen(ep + 6);
+        if (n == 0)
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s: no socket path", ep);
+        if (n > 107)
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s: the socket path has %zu bytes, a unix "
+                               "socket path holds at most 107 (choose a shorter state "
+                               "directory, e.g. --state-dir /tmp/evrun)", ep, n);
+        return EVR_OK;
+    }
+    if (strncmp(ep, "tcp://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT or ipc://PATH", ep);
+}
+
+static evr_rc_t
+s_send_frames(zsock_t *sock, zframe_t *rid, const char *first, const uint8_t *body, size_t len,
+              evr_err_t *err)
+{
+    void *h = zsock_resolve(sock);
+    if (rid && zmq_send(h, zframe_data(rid), zframe_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        goto fail;
+    if (zmq_send(h, first, strlen(first), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        goto fail;   /* on a ROUTER, a routing id alone is dropped by libzmq */
+    if (zmq_send(h, body, len, ZMQ_DONTWAIT) < 0)
+        goto fail;
+    return EVR_OK;
+fail:
+    return evr_err_set(err, EVR_ERR_IO, "send: %s", zmq_strerror(zmq_errno()));
+}
+
+evr_rc_t
+evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err)
+{
+    char hdr[EVR_MSG_HEADER_MAX];
+    uint8_t *buf;
+    size_t len;
+    evr_msg_header(msg->type, hdr);
+    evr_msg_encode(msg, &buf, &len);
+    evr_rc_t rc = len > EVR_MSG_MAX_BYTES
+                      ? evr_err_set(err, EVR_ERR_LIMIT, "message of %zu bytes over the limit", len)
+                      : s_send_frames(sock, rid, hdr, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+evr_rc_t
+evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
+{
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = (char *) code };
+    char text[EVR_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    m.message = text;
+    return evr_bus_send(sock, rid, &m, NULL);
+}
+
+bool
+evr_bus_readable(zsock_t *sock)
+{
+    return (zsock_events(sock) & ZMQ_POLLIN) != 0;
+}
+
+evr_rc_t
+evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code, evr_err_t *err)
+{
+    *code = EVR_CODE_BAD_REQUEST;
+    if (rid)
+        *rid = NULL;
+    zmsg_t *zm = zmsg_recv(sock);
+    if (!zm)
+        return evr_err_set(err, EVR_ERR_IO, "receive: %s", zmq_strerror(zmq_errno()));
+    if (rid)
+        *rid = zmsg_pop(zm);
+    evr_rc_t rc;
+    size_t n = zmsg_size(zm);
+    if (n < 2)
+        rc = evr_err_set(err, EVR_ERR_PROTO, "a message needs a header frame and a body frame, "
+                         "got %zu frame%s", n, n == 1 ? "" : "s");
+    else {
+        zframe_t *hdr = zmsg_first(zm), *body = zmsg_last(zm);
+        rc = evr_msg_decode((const char *) zframe_data(hdr), zframe_size(hdr),
+                            zframe_data(body), zframe_size(body), msg, code, err);
+    }
+    zmsg_destroy(&zm);
+    return rc;
+}
+
+static evr_rc_t
+s_publish(zsock_t *pub, const char *topic, const evr_msg_t *m, evr_err_t *err)
+{
+    uint8_t *buf;
+    size_t len;
+    evr_msg_encode(m, &buf, &len);
+    evr_rc_t rc = s_send_frames(pub, NULL, topic, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+evr_rc_t
+evr_bus_publish_event(zsock_t *pub, const evr_event_t *ev, evr_err_t *err)
+{
+    char topic[128];
+    snprintf(topic, sizeof topic, "ev.%s.%s", ev->job ? ev->job : "-",
+             evr_evtype_name(evr_event_kind(ev)));
+    evr_msg_t m = { .type = EVR_MSG_EVENT, .event = (evr_event_t *) ev };
+    return s_publish(pub, topic, &m, err);
+}
+
+evr_rc_t
+evr_bus_publish_runner(zsock_t *pub, const evr_msg_t *runner, evr_err_t *err)
+{
+    char topic[128];
+    snprintf(topic, sizeof topic, "rn.%s", runner->runner);
+    return s_publish(pub, topic, runner, err);
+}
+
+evr_rc_t
+evr_bus_recv_pub(zsock_t *sub, char **topic, evr_msg_t *msg, evr_err_t *err)
+{
+    *topic = NULL;
+    zmsg_t *zm = zmsg_recv(sub);
+    if (!zm)
+        return evr_err_set(err, EVR_ERR_IO, "receive: %s", zmq_strerror(zmq_errno()));
+    evr_rc_t rc;
+    if (zmsg_size(zm) < 2)
+        rc = evr_err_set(err, EVR_ERR_PROTO, "a publication needs a topic and a body");
+    else {
+        zframe_t *t = zmsg_first(zm), *body = zmsg_last(zm);
+        *topic = evr_strndup((const char *) zframe_data(t), zframe_size(t));
+        bool ev = strncmp(*topic, "ev.", 3) == 0;
+        char hdr[EVR_MSG_HEADER_MAX];
+        evr_msg_header(ev ? EVR_MSG_EVENT : EVR_MSG_RUNNER, hdr);
+        const char *code;
+        rc = evr_msg_decode(hdr, strlen(hdr), zframe_data(body), zframe_size(body), msg, &code,
+                            err);
+    }
+    zmsg_destroy(&zm);
+    if (rc) {
+        free(*topic);
+        *topic = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,57 @@
+/*  evr_bus.h: evrun messages over ZeroMQ sockets (czmq's zsock).
+
+    The one place that turns an evr_msg_t into frames and back (DESIGN §3,
+    schema/PROTOCOL.md "Transport"): a header frame "evrun1 <type>" and a
+    msgpack body, preceded on a ROUTER socket by the peer's routing id.
+    Sends never block: a peer that cannot take a message now (no
+    connection, full queue) is an EVR_ERR_IO the caller decides about.
+    Shared by the broker, the runner's bus client and the tools.
+*/
+#ifndef EVR_BUS_H_INCLUDED
+#define EVR_BUS_H_INCLUDED
+
+#include <czmq.h>
+
+#include "evr_msg.h"
+
+/*  Sets the options every evrun socket has: ZMQ_MAXMSGSIZE (a larger
+    message is dropped by libzmq), linger, and high-water marks. */
+void evr_bus_setup(zsock_t *sock);
+
+/*  Checks an endpoint before bind/connect: tcp://, ipc:// (the path must
+    fit a unix socket: at most 107 bytes) or inproc://.  EVR_ERR_CONFIG
+    saying what is wrong. */
+evr_rc_t evr_bus_check_endpoint(const char *ep, evr_err_t *err);
+
+/*  Sends msg, on a ROUTER to the peer rid (borrowed), else rid NULL.
+    Non-blocking: EVR_ERR_IO when the message cannot be queued now. */
+evr_rc_t evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err);
+
+/*  Sends an `error` with code and message. */
+evr_rc_t evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*  True when sock has a message waiting (ZMQ_EVENTS; also re-arms the
+    socket's ZMQ_FD edge). */
+bool evr_bus_readable(zsock_t *sock);
+
+/*  Receives one message (call when evr_bus_readable) and decodes it into
+    msg (zeroed by the caller).  On a ROUTER *rid receives the sender's id
+    (caller destroys it; set also when decoding fails, so the sender can
+    be answered).  A malformed message returns EVR_ERR_PROTO (or
+    EVR_ERR_LIMIT) with *code the EVR_CODE_* to answer with. */
+evr_rc_t evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code,
+                      evr_err_t *err);
+
+/*  Publishes an event on an XPUB socket under "ev.<job>.<type>" (two
+    frames: topic, the body of an `event` message). */
+evr_rc_t evr_bus_publish_event(zsock_t *pub, const evr_event_t *ev, evr_err_t *err);
+
+/*  Publishes a runner's state under "rn.<runner>" (a `runner` body). */
+evr_rc_t evr_bus_publish_runner(zsock_t *pub, const evr_msg_t *runner, evr_err_t *err);
+
+/*  Receives one publication on a SUB socket: *topic (caller frees) and
+    the decoded `event` or `runner` message. */
+evr_rc_t evr_bus_recv_pub(zsock_t *sub, char **topic, evr_msg_t *msg, evr_err_t *err);
+
+#endif

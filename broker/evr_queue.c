@@ -1,0 +1,513 @@
+/*  evr_queue.c: the broker's durable queue and dispatch.
+
+    A submitted job is a record "q/<job>" in the store's key-value table,
+    written (and synced) before `accepted` is answered: state (queued,
+    held, dispatched), creation time, the runner it was sent to, and the
+    submit message with its args bound.  Dispatch writes the assignment
+    before it sends `dispatch`, so after a crash the broker knows which
+    runner may hold a job and gives it to no other until that runner has
+    resent its log (evr_bq_requeue).  The record is deleted once the
+    broker holds the job's job.accepted; at start, a record whose job the
+    archive already knows is such a leftover and is deleted then.
+*/
+#include <stdarg.h>
+#include <string.h>
+
+#include "evr_broker_int.h"
+
+#define S_REC_VERSION 1
+#define S_DISPATCH_BATCH 64
+
+s_bjob_t *
+evr_bq_find(const evr_broker_t *b, const char *id)
+{
+    for (s_bjob_t *j = b->jobs; j; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+void
+evr_bq_free(s_bjob_t *j)
+{
+    if (!j)
+        return;
+    free(j->pipeline);
+    free(j->runner);
+    free(j->cancel_reason);
+    evr_msg_destroy(&j->submit);
+    evr_strlist_free(&j->labels);
+    free(j);
+}
+
+void
+evr_bq_remove(evr_broker_t *b, s_bjob_t *j)
+{
+    for (s_bjob_t **pp = &b->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    evr_bq_free(j);
+}
+
+static void
+s_append(evr_broker_t *b, s_bjob_t *j)
+{
+    s_bjob_t **pp = &b->jobs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = j;
+}
+
+static bool
+s_has_label(const evr_strlist_t *l, const char *s)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static s_bjob_t *
+s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
+{
+    s_bjob_t *j = evr_calloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->submit = submit;
+    j->created = created;
+    j->pipeline = evr_strdup(submit->spec->pipeline);
+    const evr_strlist_t *ls[2] = { &submit->spec->labels, &submit->labels };
+    for (int k = 0; k < 2; k++)
+        for (uint32_t i = 0; i < ls[k]->n; i++)
+            if (!s_has_label(&j->labels, ls[k]->v[i]))
+                evr_strlist_push(&j->labels, ls[k]->v[i]);
+    return j;
+}
+
+/* ------------------------------------------------------------ records */
+
+static void
+s_record(const s_bjob_t *j, uint8_t **out, size_t *len)
+{
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(j->submit, &body, &blen);
+    size_t rl = j->runner ? strlen(j->runner) : 0;
+    *len = 11 + rl + blen;
+    uint8_t *p = *out = evr_malloc(*len);
+    p[0] = S_REC_VERSION;
+    p[1] = (uint8_t) j->state;
+    uint64_t c = j->created;
+    for (int i = 9; i >= 2; i--, c >>= 8)
+        p[i] = (uint8_t) c;
+    p[10] = (uint8_t) rl;
+    if (rl)
+        memcpy(p + 11, j->runner, rl);
+    memcpy(p + 11 + rl, body, blen);
+    free(body);
+}
+
+/*  Decodes a record; NULL (with a logged reason) when it does not. */
+static s_bjob_t *
+s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
+{
+    if (len < 11 || p[0] != S_REC_VERSION || p[1] > B_DISPATCHED || len < 11u + p[10]) {
+        evr_broker_log(b, "queue record of %s unreadable: skipped", id);
+        return NULL;
+    }
+    evr_msg_t tmp = { 0 };
+    evr_err_t err;
+    const char *code, *hdr = "evrun1 submit";
+    size_t rl = p[10];
+    if (evr_msg_decode(hdr, strlen(hdr), p + 11 + rl, len - 11 - rl, &tmp, &code, &err)) {
+        evr_broker_log(b, "queue record of %s: %s: skipped", id, err.msg);
+        return NULL;
+    }
+    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    *m = tmp;
+    uint64_t created = 0;
+    for (int i = 2; i <= 9; i++)
+        created = (created << 8) | p[i];
+    s_bjob_t *j = s_job_new(id, m, created);
+    j->state = (s_bstate_t) p[1];
+    if (rl)
+        j->runner = evr_strndup((const char *) p + 11, rl);
+    if (j->state == B_DISPATCHED && !j->runner)
+        j->state = B_QUEUED;
+    return j;
+}
+
+evr_rc_t
+evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err)
+{
+    evr_store_kv_t *ops = evr_calloc(n ? n : 1, sizeof *ops);
+    char (*keys)[EVR_ULID_LEN + 3] = evr_calloc(n ? n : 1, sizeof *keys);
+    uint8_t **bufs = evr_calloc(n ? n : 1, sizeof *bufs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "q/%s", jobs[i]->id);
+        ops[i].key = keys[i];
+        if (jobs[i]->state != B_ACTIVE) {
+            s_record(jobs[i], &bufs[i], &ops[i].len);
+            ops[i].val = bufs[i];
+        }
+    }
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, n, err);
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(keys);
+    free(ops);
+    return rc;
+}
+
+/* --------------------------------------------------------------- load */
+
+typedef struct {
+    evr_broker_t *b;
+    evr_rc_t rc;
+    evr_err_t *err;
+} s_load_t;
+
+static int
+s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    s_load_t *ld = arg;
+    const char *id = key + 2;
+    if (!evr_ulid_valid(id))
+        return 0;
+    s_bjob_t *j = s_unrecord(ld->b, id, val, len);
+    if (j)
+        s_append(ld->b, j);
+    return 0;
+}
+
+static int
+s_load_open(const evr_job_t *job, void *arg)
+{
+    s_load_t *ld = arg;
+    if (evr_bq_find(ld->b, job->id))
+        return 0;
+    s_bjob_t *j = evr_calloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", job->id);
+    j->pipeline = evr_strdup(job->pipeline ? job->pipeline : "");
+    j->runner = job->runner ? evr_strdup(job->runner) : NULL;
+    j->state = B_ACTIVE;
+    j->created = job->created;
+    s_append(ld->b, j);
+    return 0;
+}
+
+evr_rc_t
+evr_bq_load(evr_broker_t *b, evr_err_t *err)
+{
+    s_load_t ld = { b, EVR_OK, err };
+    evr_rc_t rc = evr_store_kv_scan(b->store, "q/", s_load_one, &ld, err);
+    if (rc)
+        return rc;
+    /* Records of jobs the archive holds are leftovers of a crash between
+       storing job.accepted and deleting the record: delete them now (the
+       job is taken up from the archive's open index below). */
+    for (s_bjob_t *j = b->jobs, *next; j; j = next) {
+        next = j->next;
+        evr_job_t pj = { 0 };
+        evr_err_t e2;
+        bool known = evr_store_get_job(b->store, j->id, &pj, &e2) == EVR_OK;
+        evr_rec_free(&evr_job_type, &pj);
+        if (!known)
+            continue;
+        char key[EVR_ULID_LEN + 3];
+        snprintf(key, sizeof key, "q/%s", j->id);
+        evr_store_kv_t op = { key, NULL, 0 };
+        if ((rc = evr_store_kv_write(b->store, &op, 1, err)))
+            return rc;
+        evr_bq_remove(b, j);
+    }
+    return evr_store_open_jobs(b->store, s_load_open, &ld, err);
+}
+
+/* ------------------------------------------------------------- submit */
+
+static uint32_t
+s_waiting(const evr_broker_t *b, const char *pipeline)
+{
+    uint32_t n = 0;
+    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+        if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, pipeline) == 0)
+            n++;
+    return n;
+}
+
+/*  Binds the submit's args to its spec; false with the reasons in why. */
+static bool
+s_bind(evr_msg_t *msg, char *why, size_t len)
+{
+    evr_diag_t *d = evr_diag_new("submit");
+    evr_strmap_t bound = { 0 };
+    bool ok = evr_spec_bind_args(msg->spec, &msg->args, &bound, d) == EVR_OK;
+    if (ok) {
+        evr_strmap_free(&msg->args);
+        msg->args = bound;
+    }
+    else {
+        evr_strmap_free(&bound);
+        size_t at = 0;
+        why[0] = '\0';
+        for (size_t i = 0; i < evr_diag_count(d) && at < len; i++)
+            at += (size_t) snprintf(why + at, len - at, "%s%s", i ? "; " : "",
+                                    evr_diag_get(d, i));
+    }
+    evr_diag_destroy(&d);
+    return ok;
+}
+
+/*  Makes room in a full queue: false (and an answer sent) when it cannot. */
+static bool
+s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
+{
+    const evr_queue_t *q = &msg->spec->queue;
+    uint32_t limit = q->limit ? q->limit : b->opts.queue_limit;
+    bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
+    const char *p = msg->spec->pipeline;
+    while (s_waiting(b, p) >= limit) {
+        if (!replace) {
+            evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL,
+                               "pipeline %s has %u jobs waiting, its queue limit; try again "
+                               "later, or set queue: {strategy: replace}", p, limit);
+            return false;
+        }
+        s_bjob_t *old = NULL;
+        for (s_bjob_t *j = b->jobs; j && !old; j = j->next)
+            if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0)
+                old = j;
+        evr_err_t err;
+        char reason[64];
+        snprintf(reason, sizeof reason, "replaced by %s", msg->job);
+        if (evr_bq_cancel_queued(b, old, reason, &err)) {
+            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+void
+evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = msg->job, .existing = true };
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    bool known = evr_bq_find(b, msg->job)
+              || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
+    evr_rec_free(&evr_job_type, &pj);
+    if (known) {
+        evr_bus_send(b->clients, rid, &ok, NULL);
+        return;
+    }
+    char why[1024];
+    if (!s_bind(msg, why, sizeof why)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
+        return;
+    }
+    if (b->failure) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
+                           "%s", b->failmsg);
+        return;
+    }
+    if (!s_make_room(b, rid, msg))
+        return;
+    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    *m = *msg;
+    memset(msg, 0, sizeof *msg);
+    msg->type = EVR_MSG_SUBMIT;
+    s_bjob_t *j = s_job_new(m->job, m, evr_now_ns());
+    if (evr_bq_persist(b, &j, 1, &err)) {
+        evr_broker_fail(b, &err);
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        evr_bq_free(j);
+        return;
+    }
+    s_append(b, j);
+    ok.job = j->id;
+    ok.existing = false;
+    evr_bus_send(b->clients, rid, &ok, NULL);
+    evr_broker_log(b, "job %s (%s) queued", j->id, j->pipeline);
+    b->changed = true;
+}
+
+evr_rc_t
+evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason, evr_err_t *err)
+{
+    evr_event_t *ev[2] = { evr_event_new(EVR_EV_JOB_ACCEPTED),
+                           evr_event_new(EVR_EV_JOB_FINISHED) };
+    for (int i = 0; i < 2; i++)
+        ev[i]->job = evr_strdup(j->id);
+    ev[0]->data.pipeline = evr_strdup(j->pipeline);
+    ev[0]->data.spec = evr_spec_new();
+    evr_rec_copy(&evr_spec_type, ev[0]->data.spec, j->submit->spec);
+    for (uint32_t i = 0; i < j->submit->args.n; i++)
+        evr_strmap_set(&ev[0]->data.args, j->submit->args.k[i], j->submit->args.v[i]);
+    ev[1]->data.status = evr_strdup("cancelled");
+    ev[1]->data.reason = evr_strdup(reason);
+    evr_rc_t rc = evr_store_append(b->store, ev, 2, err);
+    if (rc == EVR_OK) {
+        for (int i = 0; i < 2; i++)
+            evr_bus_publish_event(b->pub, ev[i], NULL);
+        j->state = B_ACTIVE;    /* persisted as a deletion */
+        rc = evr_bq_persist(b, &j, 1, err);
+        evr_broker_log(b, "job %s cancelled in the queue: %s", j->id, reason);
+        evr_bq_remove(b, j);
+    }
+    else
+        evr_broker_fail(b, err);
+    for (int i = 0; i < 2; i++)
+        evr_event_destroy(&ev[i]);
+    return rc;
+}
+
+/* ----------------------------------------------------------- dispatch */
+
+uint32_t
+evr_bq_assigned(const evr_broker_t *b, const char *runner)
+{
+    uint32_t n = 0;
+    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner
+            && strcmp(j->runner, runner) == 0)
+            n++;
+    return n;
+}
+
+static uint32_t
+s_pipeline_busy(const evr_broker_t *b, const char *pipeline)
+{
+    uint32_t n = 0;
+    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE)
+            && strcmp(j->pipeline, pipeline) == 0)
+            n++;
+    return n;
+}
+
+static uint32_t
+s_free(const evr_broker_t *b, const s_runner_t *r)
+{
+    if (!r->rid || !r->resynced || r->draining || r->lost)
+        return 0;
+    uint32_t used = evr_bq_assigned(b, r->id);
+    uint32_t room = r->capacity > used ? r->capacity - used : 0;
+    return r->credit < room ? r->credit : room;
+}
+
+static s_runner_t *
+s_pick(const evr_broker_t *b, const s_bjob_t *j)
+{
+    s_runner_t *best = NULL;
+    uint32_t best_free = 0;
+    for (s_runner_t *r = b->rlist; r; r = r->next) {
+        uint32_t f = s_free(b, r);
+        if (f <= best_free)
+            continue;
+        bool match = true;
+        for (uint32_t i = 0; i < j->labels.n && match; i++)
+            match = s_has_label(&r->labels, j->labels.v[i]);
+        if (match) {
+            best = r;
+            best_free = f;
+        }
+    }
+    return best;
+}
+
+void
+evr_bq_dispatch(evr_broker_t *b)
+{
+    if (!b->changed || b->failure)
+        return;
+    b->changed = false;
+    s_bjob_t *sent[S_DISPATCH_BATCH];
+    size_t n = 0;
+    for (s_bjob_t *j = b->jobs; j && n < S_DISPATCH_BATCH; j = j->next) {
+        if (j->state != B_QUEUED)
+            continue;
+        uint32_t conc = j->submit->spec->concurrency;
+        if (conc && s_pipeline_busy(b, j->pipeline) >= conc)
+            continue;
+        s_runner_t *r = s_pick(b, j);
+        if (!r)
+            continue;
+        j->state = B_DISPATCHED;
+        free(j->runner);
+        j->runner = evr_strdup(r->id);
+        if (r->credit)
+            r->credit--;
+        sent[n++] = j;
+    }
+    if (n == S_DISPATCH_BATCH)
+        b->changed = true;  /* more next turn */
+    if (!n)
+        return;
+    evr_err_t err;
+    if (evr_bq_persist(b, sent, n, &err)) {
+        evr_broker_fail(b, &err);
+        for (size_t i = 0; i < n; i++)
+            sent[i]->state = B_QUEUED;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s_bjob_t *j = sent[i];
+        s_runner_t *r = evr_br_find(b, j->runner);
+        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
+                        .args = j->submit->args };
+        if (evr_bus_send(b->runners, r->rid, &m, &err))
+            evr_broker_log(b, "dispatch of %s to %s: %s (it stays assigned until the runner "
+                           "says hello again)", j->id, r->id, err.msg);
+        else
+            evr_broker_log(b, "job %s dispatched to %s", j->id, r->id);
+    }
+}
+
+void
+evr_bq_accepted(evr_broker_t *b, s_bjob_t *j, const char *runner)
+{
+    bool was_queued = j->state != B_ACTIVE;
+    j->state = B_ACTIVE;
+    if (runner && (!j->runner || strcmp(j->runner, runner) != 0)) {
+        free(j->runner);
+        j->runner = evr_strdup(runner);
+    }
+    if (was_queued) {
+        evr_err_t err;
+        if (evr_bq_persist(b, &j, 1, &err))
+            evr_broker_log(b, "job %s: queue record not deleted (%s); it is at the next "
+                           "start", j->id, err.msg);
+        evr_msg_destroy(&j->submit);
+    }
+    if (j->cancel_pending) {
+        char why[256];
+        j->cancel_pending = false;
+        if (!evr_br_control(b, j->runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+            evr_broker_log(b, "cancel of %s: %s", j->id, why);
+    }
+}
+
+void
+evr_bq_requeue(evr_broker_t *b, const char *runner)
+{
+    for (s_bjob_t *j = b->jobs, *next; j; j = next) {
+        next = j->next;
+        if (j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, runner) != 0)
+            continue;
+        evr_err_t err;
+        j->state = B_QUEUED;
+        free(j->runner);
+        j->runner = NULL;
+        evr_broker_log(b, "job %s: %s did not take it; queued again", j->id, runner);
+        if (j->cancel_pending)
+            evr_bq_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled",
+                                 &err);
+        else if (evr_bq_persist(b, &j, 1, &err))
+            evr_broker_fail(b, &err);
+        b->changed = true;
+    }
+}

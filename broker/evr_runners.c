@@ -1,0 +1,267 @@
+/*  evr_runners.c: runner sessions and event ingestion.
+
+    A runner says hello (id, labels, capacity, the highest seq of its log);
+    the broker answers welcome with the highest seq of that runner it
+    holds, and the runner resends the rest.  Until the broker holds the
+    runner's log up to the seq its hello announced, it sends the runner no
+    work; then jobs dispatched to it that its log does not accept are
+    queued again (it never committed them).  Events are stored with
+    evr_store_ingest (a resend is stored once), acknowledged, then
+    published.  A runner silent past its lease is shown lost.
+*/
+#include <string.h>
+
+#include "evr_broker_int.h"
+
+s_runner_t *
+evr_br_find(const evr_broker_t *b, const char *id)
+{
+    for (s_runner_t *r = b->rlist; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+static s_runner_t *
+s_by_rid(const evr_broker_t *b, zframe_t *rid)
+{
+    for (s_runner_t *r = b->rlist; r; r = r->next)
+        if (r->rid && zframe_eq(r->rid, rid))
+            return r;
+    return NULL;
+}
+
+void
+evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->type = EVR_MSG_RUNNER;
+    m->runner = r->id;
+    m->labels = r->labels;
+    m->capacity = r->capacity;
+    m->running = evr_bq_assigned(b, r->id);
+    m->heartbeat = r->heartbeat;
+    m->state = r->lost || !r->rid ? "lost" : r->draining ? "draining"
+             : m->running ? "busy" : "idle";
+}
+
+static void
+s_publish(evr_broker_t *b, const s_runner_t *r)
+{
+    evr_msg_t m;
+    evr_br_describe(b, r, &m);
+    evr_bus_publish_runner(b->pub, &m, NULL);
+}
+
+static void
+s_resynced(evr_broker_t *b, s_runner_t *r)
+{
+    r->resynced = true;
+    evr_bq_requeue(b, r->id);
+    b->changed = true;
+}
+
+static void
+s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    s_runner_t *r = evr_br_find(b, msg->runner);
+    s_runner_t *other = s_by_rid(b, rid);
+    if (other && other != r)
+        zframe_destroy(&other->rid);   /* that connection now speaks for msg->runner */
+    if (!r) {
+        r = evr_calloc(1, sizeof *r);
+        r->id = evr_strdup(msg->runner);
+        r->next = b->rlist;
+        b->rlist = r;
+    }
+    zframe_destroy(&r->rid);
+    r->rid = zframe_dup(rid);
+    evr_strlist_free(&r->labels);
+    r->labels = msg->labels;
+    memset(&msg->labels, 0, sizeof msg->labels);
+    r->capacity = msg->capacity;
+    r->credit = 0;
+    r->lost = r->draining = false;
+    r->seen = evr_mono_ns();
+    r->heartbeat = evr_now_ns();
+    uint64_t high = 0;
+    evr_err_t err;
+    if (evr_store_source_seq(b->store, r->id, &high, &err)) {
+        evr_broker_fail(b, &err);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        return;
+    }
+    evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = r->id, .seq = high };
+    evr_bus_send(b->runners, rid, &w, NULL);
+    r->resync_to = msg->seq;
+    r->resynced = false;
+    evr_broker_log(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
+                   "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
+                   (unsigned long long) high);
+    if (msg->seq < high)
+        evr_broker_log(b, "runner %s: its log is shorter than what the broker holds (a new "
+                       "state directory under an old id?): its events up to seq %llu are "
+                       "taken as resends", r->id, (unsigned long long) high);
+    if (high >= msg->seq)
+        s_resynced(b, r);
+    s_publish(b, r);
+}
+
+static void
+s_apply(evr_broker_t *b, s_runner_t *r, const evr_event_t *ev)
+{
+    evr_evtype_t t = evr_event_kind(ev);
+    if (!ev->job || (t != EVR_EV_JOB_ACCEPTED && t != EVR_EV_JOB_FINISHED))
+        return;
+    s_bjob_t *j = evr_bq_find(b, ev->job);
+    if (t == EVR_EV_JOB_ACCEPTED) {
+        if (!j) {   /* a job the queue does not know (a restart lost track) */
+            j = evr_calloc(1, sizeof *j);
+            snprintf(j->id, sizeof j->id, "%s", ev->job);
+            j->pipeline = evr_strdup(ev->data.pipeline ? ev->data.pipeline : "");
+            j->state = B_ACTIVE;
+            j->runner = evr_strdup(r->id);
+            j->created = ev->time;
+            j->next = b->jobs;
+            b->jobs = j;
+        }
+        evr_bq_accepted(b, j, r->id);
+        evr_broker_log(b, "job %s accepted by %s", ev->job, r->id);
+    }
+    else if (j) {
+        evr_broker_log(b, "job %s finished: %s", ev->job, ev->data.status);
+        evr_bq_remove(b, j);
+        b->changed = true;
+    }
+}
+
+static void
+s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
+{
+    uint32_t n = msg->events.n;
+    evr_event_t **evs = evr_malloc((n ? n : 1) * sizeof *evs);
+    for (uint32_t i = 0; i < n; i++)
+        evs[i] = evr_reclist_at(&evr_event_type, &msg->events, i);
+    evr_err_t err;
+    evr_rc_t rc = evr_store_ingest(b->store, r->id, evs, n, &err);
+    if (rc) {
+        evr_broker_log(b, "events of %s refused: %s", r->id, err.msg);
+        if (rc == EVR_ERR_STORE)
+            evr_broker_fail(b, &err);
+        evr_bus_send_error(b->runners, rid, rc == EVR_ERR_STORE ? EVR_CODE_INTERNAL
+                                                                : EVR_CODE_BAD_REQUEST,
+                           "%s", err.msg);
+        free(evs);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (evs[i]->seq == 0)
+            continue;   /* a resend: stored before */
+        s_apply(b, r, evs[i]);
+        evr_bus_publish_event(b->pub, evs[i], NULL);
+    }
+    free(evs);
+    uint64_t high = 0;
+    if (evr_store_source_seq(b->store, r->id, &high, &err) == EVR_OK) {
+        evr_msg_t ack = { .type = EVR_MSG_ACK, .seq = high };
+        evr_bus_send(b->runners, rid, &ack, NULL);
+    }
+    if (!r->resynced && high >= r->resync_to)
+        s_resynced(b, r);
+}
+
+void
+evr_br_on_message(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    if (msg->type == EVR_MSG_HELLO) {
+        s_hello(b, rid, msg);
+        return;
+    }
+    s_runner_t *r = s_by_rid(b, rid);
+    if (!r) {
+        evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "this connection has not "
+                           "said hello (the broker restarted?): send hello first");
+        return;
+    }
+    r->seen = evr_mono_ns();
+    r->heartbeat = evr_now_ns();
+    if (r->lost) {
+        r->lost = false;
+        evr_broker_log(b, "runner %s is back", r->id);
+        s_publish(b, r);
+        b->changed = true;
+    }
+    switch (msg->type) {
+    case EVR_MSG_CREDIT:
+        if (r->credit != msg->credit) {
+            r->credit = msg->credit;
+            b->changed = true;
+            s_publish(b, r);
+        }
+        break;
+    case EVR_MSG_EVENTS: s_events(b, rid, r, msg); break;
+    case EVR_MSG_HEARTBEAT: break;
+    default:
+        evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
+                           "runner sends", evr_msgtype_name(msg->type));
+        break;
+    }
+}
+
+void
+evr_br_beat(evr_broker_t *b)
+{
+    uint64_t now = evr_mono_ns();
+    if (now < b->next_beat)
+        return;
+    b->next_beat = now + (uint64_t) b->opts.heartbeat_ms * 1000000ull;
+    evr_msg_t hb = { .type = EVR_MSG_HEARTBEAT };
+    for (s_runner_t *r = b->rlist; r; r = r->next) {
+        if (!r->rid)
+            continue;
+        if (!r->lost && now - r->seen > (uint64_t) b->opts.lease_ms * 1000000ull) {
+            r->lost = true;
+            evr_broker_log(b, "runner %s lost: silent for %u ms", r->id, b->opts.lease_ms);
+            s_publish(b, r);
+        }
+        if (!r->lost)
+            evr_bus_send(b->runners, r->rid, &hb, NULL);
+    }
+}
+
+bool
+evr_br_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
+               const char *reason, char *why, size_t whylen)
+{
+    s_runner_t *r = runner ? evr_br_find(b, runner) : NULL;
+    if (!r || !r->rid || r->lost) {
+        snprintf(why, whylen, "runner %s is not connected; try again when it is back",
+                 runner ? runner : "(none)");
+        return false;
+    }
+    evr_msg_t m = { .type = EVR_MSG_CONTROL, .command = (char *) command, .job = (char *) job,
+                    .reason = (char *) reason };
+    evr_err_t err;
+    if (evr_bus_send(b->runners, r->rid, &m, &err)) {
+        snprintf(why, whylen, "runner %s: %s", r->id, err.msg);
+        return false;
+    }
+    if (strcmp(command, "drain") == 0) {
+        r->draining = true;
+        s_publish(b, r);
+    }
+    return true;
+}
+
+void
+evr_br_free_all(evr_broker_t *b)
+{
+    while (b->rlist) {
+        s_runner_t *r = b->rlist;
+        b->rlist = r->next;
+        free(r->id);
+        zframe_destroy(&r->rid);
+        evr_strlist_free(&r->labels);
+        free(r);
+    }
+}

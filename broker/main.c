@@ -1,0 +1,173 @@
+/*  evrun-broker: the command bus.  main() only wires things: the
+    configuration, the broker, the loop, signals that set a flag. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "evr_broker.h"
+#include "evr_config.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static const evr_config_key_t s_keys[] = {
+    { "state_dir", NULL, "the broker's store is STATE_DIR/broker" },
+    { "local", "false", "ipc:// endpoints under STATE_DIR/bus instead of loopback TCP" },
+    { "client_endpoint", NULL, "ROUTER for evrun-cli and evrun-tail requests" },
+    { "runner_endpoint", NULL, "ROUTER for runners" },
+    { "events_endpoint", NULL, "XPUB for subscribers (evrun-tail)" },
+    { "heartbeat_ms", "1000", "heartbeat interval to runners" },
+    { "lease_ms", "5000", "a runner silent this long is shown lost" },
+    { "queue_limit", "1000", "waiting jobs per pipeline when the pipeline sets none" },
+    { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
+};
+
+static void
+s_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-broker [options]\n"
+            "\n"
+            "The command bus of evrun: accepts jobs from evrun-cli into a durable queue,\n"
+            "dispatches them to runners by labels and free capacity, stores every runner\n"
+            "event once and publishes it to subscribers (evrun-tail).  Runs until SIGINT\n"
+            "or SIGTERM.\n"
+            "\n"
+            "  --state-dir DIR          state directory (store in DIR/broker)\n"
+            "  --local                  ipc:// sockets under DIR/bus (what `evrun-cli up` uses)\n"
+            "  --client-endpoint EP     default tcp://127.0.0.1:7700 (local: ipc://DIR/bus/clients)\n"
+            "  --runner-endpoint EP     default tcp://127.0.0.1:7701 (local: ipc://DIR/bus/runners)\n"
+            "  --events-endpoint EP     default tcp://127.0.0.1:7702 (local: ipc://DIR/bus/events)\n"
+            "  --heartbeat-ms N         heartbeat interval (default 1000)\n"
+            "  --lease-ms N             a runner silent this long is lost (default 5000)\n"
+            "  --queue-limit N          waiting jobs per pipeline by default (default 1000)\n"
+            "  --no-sync                no fsync (tests and benchmarks only)\n"
+            "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
+            "                           ~/.config/evrun/evrun.yml when it exists)\n"
+            "  --print-config           print the effective settings and their sources, exit\n"
+            "  -v, --verbose            log every request\n"
+            "  -h, --help               this text\n"
+            "\n"
+            "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
+            "exit status: 0 stopped by a signal; 2 bad settings, or a socket or the store\n"
+            "unusable; 3 the store failed while running\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "state-dir", required_argument, NULL, 's' }, { "local", no_argument, NULL, 'L' },
+        { "client-endpoint", required_argument, NULL, 'c' },
+        { "runner-endpoint", required_argument, NULL, 'r' },
+        { "events-endpoint", required_argument, NULL, 'e' },
+        { "heartbeat-ms", required_argument, NULL, 'H' },
+        { "lease-ms", required_argument, NULL, 'l' },
+        { "queue-limit", required_argument, NULL, 'q' },
+        { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
+        { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    const char *flags[32], *file = NULL;
+    size_t nf = 0;
+    bool print = false, verbose = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        const char *key = NULL, *val = optarg;
+        switch (c) {
+        case 's': key = "state_dir"; break;
+        case 'L': key = "local"; val = "true"; break;
+        case 'c': key = "client_endpoint"; break;
+        case 'r': key = "runner_endpoint"; break;
+        case 'e': key = "events_endpoint"; break;
+        case 'H': key = "heartbeat_ms"; break;
+        case 'l': key = "lease_ms"; break;
+        case 'q': key = "queue_limit"; break;
+        case 'n': key = "sync"; val = "false"; break;
+        case 'C': file = optarg; break;
+        case 'P': print = true; break;
+        case 'v': verbose = true; break;
+        case 'h': s_help(stdout); return 0;
+        default: s_help(stderr); return 2;
+        }
+        if (key && nf < 15) {
+            flags[2 * nf] = key;
+            flags[2 * nf + 1] = val;
+            nf++;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "evrun-broker: unexpected argument %s\n", argv[optind]);
+        s_help(stderr);
+        return 2;
+    }
+    evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    evr_err_t err;
+    uint64_t hb = 0, lease = 0, qlimit = 0;
+    bool local = false, sync = true;
+    int status = 0;
+    evr_broker_t *b = NULL;
+    char *store_dir = NULL, *bus_dir = NULL;
+    if (evr_config_layer(cfg, file, flags, nf, &err) || evr_config_bool(cfg, "local", &local, &err)
+        || evr_config_bool(cfg, "sync", &sync, &err)
+        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
+        || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)
+        || evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, &err)) {
+        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    evr_config_endpoints(cfg, local);
+    if (print) {
+        evr_config_print(cfg, stdout);
+        goto out;
+    }
+    const char *state = evr_config_get(cfg, "state_dir");
+    mkdir(state, 0700);
+    store_dir = evr_asprintf("%s/broker", state);
+    if (local) {
+        bus_dir = evr_asprintf("%s/bus", state);
+        mkdir(bus_dir, 0700);
+    }
+    evr_broker_opts_t bo = {
+        .store_dir = store_dir, .client_ep = evr_config_get(cfg, "client_endpoint"),
+        .runner_ep = evr_config_get(cfg, "runner_endpoint"),
+        .pub_ep = evr_config_get(cfg, "events_endpoint"), .heartbeat_ms = (uint32_t) hb,
+        .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit, .nosync = !sync,
+        .verbose = verbose,
+    };
+    if (evr_broker_new(&bo, &b, &err)) {
+        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "evrun-broker: serving clients on %s, runners on %s, events on %s; store "
+            "%s\n", bo.client_ep, bo.runner_ep, bo.pub_ep, store_dir);
+    const char *msg;
+    while (!s_stop && !evr_broker_failure(b, &msg))
+        evr_broker_turn(b, 200);
+    if (evr_broker_failure(b, &msg)) {
+        fprintf(stderr, "evrun-broker: stopping: the store failed: %s\n", msg);
+        status = 3;
+    }
+    else
+        fprintf(stderr, "evrun-broker: stopped\n");
+out:
+    evr_broker_destroy(&b);
+    evr_config_destroy(&cfg);
+    free(store_dir);
+    free(bus_dir);
+    return status;
+}

@@ -1,0 +1,293 @@
+/*  evr_config.c: layered configuration; see evr_config.h. */
+#include "evr_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+typedef struct {
+    char *value;
+    const char *source;     /* "default", "file", "env", "flag", "derived" */
+} s_val_t;
+
+struct evr_config {
+    const evr_config_key_t *keys;
+    size_t n;
+    s_val_t *vals;
+    char *file;
+};
+
+evr_config_t *
+evr_config_new(const evr_config_key_t *keys, size_t n)
+{
+    evr_config_t *self = evr_calloc(1, sizeof *self);
+    self->keys = keys;
+    self->n = n;
+    self->vals = evr_calloc(n, sizeof *self->vals);
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].def) {
+            self->vals[i].value = evr_strdup(keys[i].def);
+            self->vals[i].source = "default";
+        }
+    return self;
+}
+
+void
+evr_config_destroy(evr_config_t **self_p)
+{
+    evr_config_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->n; i++)
+        free(self->vals[i].value);
+    free(self->vals);
+    free(self->file);
+    free(self);
+    *self_p = NULL;
+}
+
+static long
+s_index(const evr_config_t *self, const char *key)
+{
+    for (size_t i = 0; i < self->n; i++)
+        if (strcmp(self->keys[i].key, key) == 0)
+            return (long) i;
+    return -1;
+}
+
+static void
+s_put(evr_config_t *self, size_t i, const char *value, const char *source)
+{
+    free(self->vals[i].value);
+    self->vals[i].value = evr_strdup(value);
+    self->vals[i].source = source;
+}
+
+void
+evr_config_set(evr_config_t *self, const char *key, const char *value, const char *source)
+{
+    long i = s_index(self, key);
+    if (i >= 0)
+        s_put(self, (size_t) i, value, source);
+}
+
+void
+evr_config_default(evr_config_t *self, const char *key, const char *value)
+{
+    long i = s_index(self, key);
+    if (i >= 0 && !self->vals[i].value)
+        s_put(self, (size_t) i, value, "derived");
+}
+
+const char *
+evr_config_get(const evr_config_t *self, const char *key)
+{
+    long i = s_index(self, key);
+    return i >= 0 ? self->vals[i].value : NULL;
+}
+
+static const char *
+s_source(const evr_config_t *self, const char *key)
+{
+    long i = s_index(self, key);
+    return i >= 0 && self->vals[i].source ? self->vals[i].source : "unset";
+}
+
+evr_rc_t
+evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
+                uint64_t *out, evr_err_t *err)
+{
+    const char *v = evr_config_get(self, key);
+    char *end;
+    errno = 0;
+    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < min || x > max || !isdigit((unsigned char) *v))
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a whole number "
+                           "from %llu to %llu", key, v ? v : "", s_source(self, key),
+                           (unsigned long long) min, (unsigned long long) max);
+    *out = x;
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err)
+{
+    const char *v = evr_config_get(self, key);
+    *out = false;
+    if (!v || !*v || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+        return EVR_OK;
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) {
+        *out = true;
+        return EVR_OK;
+    }
+    return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected true or false", key,
+                       v, s_source(self, key));
+}
+
+void
+evr_config_load_env(evr_config_t *self)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        char name[96] = "EVRUN_";
+        size_t k = 6;
+        for (const char *p = self->keys[i].key; *p && k < sizeof name - 1; p++)
+            name[k++] = (char) toupper((unsigned char) *p);
+        name[k] = '\0';
+        const char *v = getenv(name);
+        if (v)
+            s_put(self, i, v, "env");
+    }
+}
+
+static bool
+s_listed(const char *const *also, const char *key)
+{
+    for (; also && *also; also++)
+        if (strcmp(*also, key) == 0)
+            return true;
+    return false;
+}
+
+static evr_rc_t
+s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const char *const *also,
+           evr_err_t *err)
+{
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (!root)
+        return EVR_OK;   /* an empty file */
+    if (root->type != YAML_MAPPING_NODE)
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: expected a mapping of settings "
+                           "(key: value)", path, root->start_mark.line + 1,
+                           root->start_mark.column + 1);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
+        long i = s_index(self, key);
+        if (i < 0 && !s_listed(also, key))
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting", path,
+                               k->start_mark.line + 1, k->start_mark.column + 1, key);
+        if (v->type != YAML_SCALAR_NODE)
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
+                               path, v->start_mark.line + 1, v->start_mark.column + 1, key);
+        if (i >= 0)
+            s_put(self, (size_t) i, (const char *) v->data.scalar.value, "file");
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_config_load_file(evr_config_t *self, const char *path, const char *const *also,
+                     evr_err_t *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    evr_rc_t rc = EVR_OK;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc))
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s", path,
+                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                         parser.problem ? parser.problem : "malformed YAML");
+    else {
+        rc = s_load_doc(self, path, &doc, also, err);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+void
+evr_config_print(const evr_config_t *self, FILE *out)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        const char *v = self->vals[i].value ? self->vals[i].value : "";
+        int pad = 44 - (int) (strlen(self->keys[i].key) + strlen(v));
+        fprintf(out, "%s: %s%*s# %s (%s)\n", self->keys[i].key, v, pad > 1 ? pad : 1, "",
+                self->keys[i].help, self->vals[i].source ? self->vals[i].source : "unset");
+    }
+}
+
+const char *const evr_config_known[] = {
+    "state_dir", "local", "client_endpoint", "runner_endpoint", "events_endpoint",
+    "heartbeat_ms", "lease_ms", "queue_limit", "sync", "runner_id", "labels", "capacity",
+    "podman_url", "secrets_dir", "grace", "parallel", "timeout_ms", NULL,
+};
+
+void
+evr_config_endpoints(evr_config_t *self, bool local)
+{
+    static const char *const keys[3] = { "client_endpoint", "runner_endpoint",
+                                         "events_endpoint" };
+    static const char *const files[3] = { "clients", "runners", "events" };
+    const char *state = evr_config_get(self, "state_dir");
+    for (int i = 0; i < 3; i++) {
+        char *v = local ? evr_asprintf("ipc://%s/bus/%s", state ? state : ".", files[i])
+                        : evr_asprintf("tcp://127.0.0.1:%d", 7700 + i);
+        evr_config_default(self, keys[i], v);
+        free(v);
+    }
+}
+
+evr_rc_t
+evr_config_layer(evr_config_t *self, const char *file, const char *const *flags, size_t nflags,
+                 evr_err_t *err)
+{
+    char *path = file ? evr_strdup(file) : evr_config_default_file();
+    evr_rc_t rc = path ? evr_config_load_file(self, path, evr_config_known, err) : EVR_OK;
+    free(path);
+    if (rc)
+        return rc;
+    evr_config_load_env(self);
+    for (size_t i = 0; i < nflags; i++)
+        evr_config_set(self, flags[2 * i], flags[2 * i + 1], "flag");
+    char *state = evr_config_state_dir();
+    evr_config_default(self, "state_dir", state);
+    free(state);
+    return EVR_OK;
+}
+
+bool
+evr_config_local_up(const char *state_dir)
+{
+    char *p = evr_asprintf("%s/bus/clients", state_dir);
+    bool up = access(p, F_OK) == 0;
+    free(p);
+    return up;
+}
+
+char *
+evr_config_default_file(void)
+{
+    const char *v = getenv("EVRUN_CONFIG");
+    if (v && *v)
+        return evr_strdup(v);
+    const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char *p = x && *x ? evr_asprintf("%s/evrun/evrun.yml", x)
+                      : evr_asprintf("%s/.config/evrun/evrun.yml", home ? home : "/");
+    if (access(p, F_OK) == 0)
+        return p;
+    free(p);
+    return NULL;
+}
+
+char *
+evr_config_state_dir(void)
+{
+    const char *v = getenv("EVRUN_STATE_DIR");
+    if (v && *v)
+        return evr_strdup(v);
+    v = getenv("XDG_STATE_HOME");
+    if (v && *v)
+        return evr_asprintf("%s/evrun", v);
+    v = getenv("HOME");
+    return evr_asprintf("%s/.local/state/evrun", v ? v : "/tmp");
+}

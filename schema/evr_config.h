@@ -1,0 +1,88 @@
+/*  evr_config.h: the effective configuration of a binary (DESIGN §9).
+
+    Defaults < config file (evrun.yml, a flat YAML mapping) < environment
+    (EVRUN_<KEY> with the key upper-cased) < command-line flags.  Each
+    binary declares its keys in a table; values are strings, checked by
+    the binary where it uses them.  Every value remembers where it came
+    from, which --print-config shows.
+*/
+#ifndef EVR_CONFIG_H_INCLUDED
+#define EVR_CONFIG_H_INCLUDED
+
+#include <stdio.h>
+
+#include "evr_common.h"
+
+typedef struct {
+    const char *key;    /* "client_endpoint"; env EVRUN_CLIENT_ENDPOINT */
+    const char *def;    /* default, or NULL (derived later, or none) */
+    const char *help;   /* one line for --print-config */
+} evr_config_key_t;
+
+typedef struct evr_config evr_config_t;
+
+/*  keys must outlive the config (a static table).  Caller owns the result. */
+evr_config_t *evr_config_new(const evr_config_key_t *keys, size_t n);
+void evr_config_destroy(evr_config_t **self_p);
+
+/*  Reads a config file: a YAML mapping of keys to scalars.  An unknown key,
+    a non-scalar value or a malformed file is EVR_ERR_CONFIG with
+    "FILE:LINE:COL: key: what is wrong".  Keys of other binaries listed in
+    also (NULL-terminated, may be NULL) are accepted and ignored, so one
+    file serves every binary. */
+evr_rc_t evr_config_load_file(evr_config_t *self, const char *path, const char *const *also,
+                              evr_err_t *err);
+
+/*  Takes EVRUN_<KEY> from the environment for every key. */
+void evr_config_load_env(evr_config_t *self);
+
+/*  Sets key (which must be in the table) from a flag. */
+void evr_config_set(evr_config_t *self, const char *key, const char *value, const char *source);
+
+/*  Sets key only when it has no value yet (a derived default). */
+void evr_config_default(evr_config_t *self, const char *key, const char *value);
+
+/*  Value of key, or NULL when unset. */
+const char *evr_config_get(const evr_config_t *self, const char *key);
+
+/*  Value of key as an unsigned number in [min, max]; EVR_ERR_CONFIG
+    naming the key and its source otherwise. */
+evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
+                         uint64_t *out, evr_err_t *err);
+
+/*  Value of key as a boolean (true/false/yes/no/1/0); false when unset. */
+evr_rc_t evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err);
+
+/*  Prints "key: value   # source" for every key. */
+void evr_config_print(const evr_config_t *self, FILE *out);
+
+/*  Loads the layers over the defaults: the file (file, else
+    evr_config_default_file(), else none), the environment, then flags
+    (nflags key/value pairs: flags[2i] the key, flags[2i+1] the value);
+    a state_dir still unset becomes evr_config_state_dir(). */
+evr_rc_t evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
+                          size_t nflags, evr_err_t *err);
+
+/*  Every key any evrun binary reads (NULL-terminated): the `also` of
+    evr_config_load_file, so one evrun.yml serves them all. */
+extern const char *const evr_config_known[];
+
+/*  Fills the unset endpoint keys present in the table (client_endpoint,
+    runner_endpoint, events_endpoint): in local mode ipc:// sockets under
+    STATE_DIR/bus, else the loopback TCP ports 7700, 7701, 7702. */
+void evr_config_endpoints(evr_config_t *self, bool local);
+
+/*  True when a local broker's client socket exists under state_dir/bus
+    (started by `evrun-cli up` or `evrun-broker --local`). */
+bool evr_config_local_up(const char *state_dir);
+
+/*  The config file to read: $EVRUN_CONFIG, else $XDG_CONFIG_HOME/evrun/
+    evrun.yml or ~/.config/evrun/evrun.yml when it exists; NULL when none.
+    Caller frees. */
+char *evr_config_default_file(void);
+
+/*  The default state directory: $EVRUN_STATE_DIR, else $XDG_STATE_HOME/
+    evrun, else ~/.local/state/evrun.  Caller frees. */
+char *evr_config_state_dir(void);
+
+#endif

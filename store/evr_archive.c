@@ -1,0 +1,149 @@
+/*  evr_archive.c: what the broker's store holds beyond a log of its own.
+
+    Sources: the broker stores events that runners numbered, and remembers
+    per runner the highest seq it holds (meta "src/<runner>"), written in
+    the transaction that stores the events, so a resend is recognised
+    whatever crashed.  The key-value table `kv` holds the broker's durable
+    queue: small records written in one transaction per batch.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_store_int.h"
+
+#define S_SRCKEY_MAX 80
+
+static size_t
+s_srckey(char key[S_SRCKEY_MAX], const char *source)
+{
+    int n = snprintf(key, S_SRCKEY_MAX, "src/%s", source);
+    return n < 0 || n >= S_SRCKEY_MAX ? S_SRCKEY_MAX - 1 : (size_t) n;
+}
+
+evr_rc_t
+evr_store_source_get(evr_store_t *self, MDB_txn *txn, const char *source, uint64_t *seq,
+                     evr_err_t *err)
+{
+    char key[S_SRCKEY_MAX];
+    MDB_val k = { s_srckey(key, source), key }, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    *seq = 0;
+    if (rc == MDB_NOTFOUND)
+        return EVR_OK;
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_get source seq", rc);
+    if (v.mv_size != 8)
+        return evr_err_set(err, EVR_ERR_STORE, "store: meta %s has %zu bytes", key, v.mv_size);
+    const uint8_t *p = v.mv_data;
+    for (int i = 0; i < 8; i++)
+        *seq = (*seq << 8) | p[i];
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_source_put(evr_store_t *self, MDB_txn *txn, const char *source, uint64_t seq,
+                     evr_err_t *err, int *mdbrc)
+{
+    char key[S_SRCKEY_MAX];
+    uint8_t buf[8];
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        buf[i] = (uint8_t) seq;
+    MDB_val k = { s_srckey(key, source), key }, v = { 8, buf };
+    *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
+    return *mdbrc ? evr_store_mdb_err(err, "mdb_put source seq", *mdbrc) : EVR_OK;
+}
+
+evr_rc_t
+evr_store_source_seq(evr_store_t *self, const char *source, uint64_t *seq, evr_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    evr_rc_t erc = evr_store_source_get(self, txn, source, seq, err);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+static evr_rc_t
+s_kv_txn(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_err_t *err, int *mdbrc)
+{
+    MDB_txn *txn;
+    if ((*mdbrc = evr_store_txn_begin(self, 0, &txn)))
+        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
+    for (size_t i = 0; i < n; i++) {
+        MDB_val k = { strlen(ops[i].key), (void *) ops[i].key };
+        if (ops[i].val) {
+            MDB_val v = { ops[i].len, (void *) ops[i].val };
+            *mdbrc = mdb_put(txn, self->kv, &k, &v, 0);
+        }
+        else if ((*mdbrc = mdb_del(txn, self->kv, &k, NULL)) == MDB_NOTFOUND)
+            *mdbrc = 0;
+        if (*mdbrc) {
+            mdb_txn_abort(txn);
+            return evr_store_mdb_err(err, ops[i].val ? "mdb_put kv" : "mdb_del kv", *mdbrc);
+        }
+    }
+    *mdbrc = mdb_txn_commit(txn);
+    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+}
+
+evr_rc_t
+evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_err_t *err)
+{
+    if (self->flags & EVR_STORE_RDONLY)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(ops[i].key);
+        if (kl == 0 || kl > 255)
+            return evr_err_set(err, EVR_ERR_LIMIT, "store: kv key of %zu bytes (1..255)", kl);
+    }
+    for (int tries = 0; tries < 16; tries++) {
+        int mdbrc = 0;
+        evr_rc_t erc = s_kv_txn(self, ops, n, err, &mdbrc);
+        if (erc == EVR_OK || mdbrc != MDB_MAP_FULL)
+            return erc;
+        size_t size = self->mapsize * 2;
+        if ((mdbrc = mdb_env_set_mapsize(self->env, size)))
+            return evr_store_mdb_err(err, "mdb_env_set_mapsize", mdbrc);
+        self->mapsize = size;
+    }
+    return evr_err_set(err, EVR_ERR_STORE, "store: kv batch does not fit in %zu bytes",
+                       self->mapsize);
+}
+
+evr_rc_t
+evr_store_kv_scan(evr_store_t *self, const char *prefix, evr_store_kv_fn *fn, void *arg,
+                  evr_err_t *err)
+{
+    if (self->no_kv)
+        return EVR_OK;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    if ((rc = mdb_cursor_open(txn, self->kv, &cur))) {
+        mdb_txn_abort(txn);
+        return evr_store_mdb_err(err, "mdb_cursor_open kv", rc);
+    }
+    size_t pl = strlen(prefix);
+    MDB_val k = { pl, (void *) prefix }, v;
+    rc = mdb_cursor_get(cur, &k, &v, pl ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < pl || memcmp(k.mv_data, prefix, pl) != 0)
+            break;
+        char key[256];
+        size_t kl = k.mv_size < sizeof key ? k.mv_size : sizeof key - 1;
+        memcpy(key, k.mv_data, kl);
+        key[kl] = '\0';
+        if (fn(key, v.mv_data, v.mv_size, arg))
+            break;
+    }
+    evr_rc_t erc = rc == 0 || rc == MDB_NOTFOUND ? EVR_OK
+                                                 : evr_store_mdb_err(err, "mdb_cursor_get kv", rc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return erc;
+}
