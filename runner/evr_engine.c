@@ -4,9 +4,11 @@
     A turn of the loop: wait for podman (callbacks change state and queue
     events and after-commit actions), check timers (output flush, step and
     job timeouts), schedule steps, then commit the queued events in one
-    transaction and run the actions that were waiting for them.  A step's
-    own lifecycle is in evr_step.c, the workspace and resources in
-    evr_prepare.c.
+    transaction and run the actions that were waiting for them.  Control
+    from outside the loop (cancel, pause, resume of one job) queues its
+    event and its effect as such an action, and commits at once.  A step's
+    own lifecycle (and its container's pause) is in evr_step.c; making a
+    job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -113,12 +115,27 @@ evr_eng_flush(evr_engine_t *e)
         s_action_t *run = evr_malloc(n * sizeof *run);
         memcpy(run, e->actions, n * sizeof *run);
         e->nactions = 0;
+        bool nested = e->in_flush;
+        e->in_flush = true;
         for (size_t i = 0; i < n; i++) {
             run[i].fn(run[i].arg, run[i].data, run[i].len);
             free(run[i].data);
         }
+        e->in_flush = nested;
         free(run);
     }
+}
+
+void
+evr_eng_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "evrun-runner: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    fflush(stderr);
+    va_end(ap);
 }
 
 /* ------------------------------------------------------------------ jobs */
@@ -132,12 +149,34 @@ s_find_job(const evr_engine_t *e, const char *id)
     return NULL;
 }
 
+bool
+evr_eng_ending(const s_job_t *job)
+{
+    return job->cancelling || job->failed || job->timed_out;
+}
+
+bool
+evr_eng_stopping(const s_job_t *job)
+{
+    bool let_finish = job->failed && !job->cancelling && !job->timed_out
+                   && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
+    return evr_eng_ending(job) && !let_finish;
+}
+
 void
 evr_eng_stop_step(s_step_t *st, bool now)
 {
     evr_engine_t *e = st->job->eng;
-    if (st->phase != P_RUNNING)
+    if (st->phase != P_RUNNING || st->inspecting)
         return;
+    if (st->frozen || st->pm_busy) {
+        /* a paused container does not see SIGTERM: unpause it first, then
+           the answer to the unpause stops it */
+        if (now || !st->stop_after)
+            st->stop_after = now ? 2 : 1;
+        evr_eng_step_freeze(st, false);
+        return;
+    }
     if (now && !st->kill_sent) {
         st->kill_sent = true;
         evr_podman_kill(e->pm, st->container, "SIGKILL", NULL, NULL);
@@ -165,6 +204,17 @@ s_wind_down(s_job_t *job, bool now)
 }
 
 static void
+s_wind_down_act(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_job_t *job = arg;
+    s_wind_down(job, job->killing);
+}
+
+/*  Queues job.cancel_requested (once) and, once it is committed, stops
+    the running steps; the scheduler skips the others. */
+static void
 s_job_cancel(s_job_t *job, const char *reason, bool now)
 {
     if (job->phase == J_DONE || job->phase == J_CLEANUP)
@@ -178,7 +228,47 @@ s_job_cancel(s_job_t *job, const char *reason, bool now)
     }
     if (now)
         job->killing = true;
-    s_wind_down(job, now);
+    evr_eng_after(job->eng, s_wind_down_act, job, NULL, 0);
+}
+
+/*  Commits what is queued (and runs the actions waiting for it). */
+static evr_rc_t
+s_commit(evr_engine_t *e, evr_err_t *err)
+{
+    evr_eng_flush(e);
+    if (e->failure)
+        return evr_err_set(err, e->failure, "%s", e->failmsg);
+    return EVR_OK;
+}
+
+/*  The live job job_id for an operation (what: "cancelled", "paused"...):
+    EVR_ERR_NOTFOUND when not held, EVR_ERR_STATE when finished. */
+static evr_rc_t
+s_live_job(evr_engine_t *e, const char *job_id, const char *what, s_job_t **out,
+           evr_err_t *err)
+{
+    s_job_t *job = s_find_job(e, job_id);
+    if (!job)
+        return evr_err_set(err, EVR_ERR_NOTFOUND, "job %s: this runner does not hold it",
+                           job_id);
+    if (job->phase >= J_CLEANUP)
+        return evr_err_set(err, EVR_ERR_STATE, "job %s has finished (%s): it cannot be %s",
+                           job_id, evr_job_status_name(job->final), what);
+    if (e->failure)
+        return evr_err_set(err, e->failure, "%s", e->failmsg);
+    *out = job;
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason, evr_err_t *err)
+{
+    s_job_t *job;
+    evr_rc_t rc = s_live_job(self, job_id, "cancelled", &job, err);
+    if (rc)
+        return rc;
+    s_job_cancel(job, reason, false);
+    return s_commit(self, err);
 }
 
 void
@@ -186,6 +276,112 @@ evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now)
 {
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_job_cancel(j, reason, now);
+    evr_eng_flush(self);
+}
+
+/* ---------------------------------------------------------- pause, resume */
+
+static void
+s_pause_act(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_job_t *job = arg;
+    if (!job->paused || evr_eng_stopping(job))
+        return;   /* ended meanwhile */
+    for (uint32_t i = 0; i < job->n; i++)
+        evr_eng_step_freeze(&job->steps[i], true);
+}
+
+static void
+s_resume_act(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_job_t *job = arg;
+    if (job->paused)
+        return;   /* paused again meanwhile */
+    for (uint32_t i = 0; i < job->n; i++) {
+        evr_eng_step_freeze(&job->steps[i], false);
+        evr_eng_step_release(&job->steps[i]);
+    }
+}
+
+/*  Why the job cannot pause (or resume, with resume): NULL when it can. */
+static const char *
+s_why_not(const s_job_t *job, bool resume)
+{
+    if (job->cancelling)
+        return "is being cancelled";
+    if (job->timed_out)
+        return "timed out and is stopping";
+    if (evr_eng_stopping(job))
+        return "is stopping after a failed step";
+    if (job->phase == J_PREPARING)
+        return "is preparing its workspace and resources";
+    if (resume && !job->paused)
+        return "is running";
+    if (!resume && job->paused)
+        return "is paused already";
+    return NULL;
+}
+
+evr_rc_t
+evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err)
+{
+    s_job_t *job;
+    evr_rc_t rc = s_live_job(self, job_id, "paused", &job, err);
+    if (rc)
+        return rc;
+    const char *why = s_why_not(job, false);
+    if (why)
+        return evr_err_set(err, EVR_ERR_STATE, "job %s %s: only a running job pauses", job_id,
+                           why);
+    job->paused = true;
+    job->paused_at = evr_mono_ns();
+    evr_eng_emit(job, EVR_EV_JOB_PAUSED, NULL);
+    evr_eng_after(self, s_pause_act, job, NULL, 0);
+    if (self->opts.print)
+        printf("evrun-runner: job %s paused\n", job->id);
+    return s_commit(self, err);
+}
+
+/*  The pause is over: the deadlines move by its length (for a step, by
+    the part of it since the step started). */
+static void
+s_credit_pause(s_job_t *job)
+{
+    uint64_t now = evr_mono_ns();
+    if (now <= job->paused_at)
+        return;
+    if (job->deadline)
+        job->deadline += now - job->paused_at;
+    for (uint32_t i = 0; i < job->n; i++) {
+        s_step_t *st = &job->steps[i];
+        uint64_t from = st->t_start > job->paused_at ? st->t_start : job->paused_at;
+        if (st->phase == P_RUNNING && st->t_start && now > from)
+            st->paused_ns += now - from;
+    }
+}
+
+evr_rc_t
+evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *err)
+{
+    s_job_t *job;
+    evr_rc_t rc = s_live_job(self, job_id, "resumed", &job, err);
+    if (rc)
+        return rc;
+    const char *why = s_why_not(job, true);
+    if (why)
+        return evr_err_set(err, EVR_ERR_STATE, "job %s %s: only a paused job resumes", job_id,
+                           why);
+    s_credit_pause(job);
+    job->paused = false;
+    evr_eng_emit(job, EVR_EV_JOB_RESUMED, NULL);
+    evr_eng_after(self, s_resume_act, job, NULL, 0);
+    if (self->opts.print)
+        printf("evrun-runner: job %s resumed\n", job->id);
+    return s_commit(self, err);
 }
 
 /*  A store failure: no more events can be recorded, so stop everything. */
@@ -209,6 +405,16 @@ s_volume_gone(const evr_podman_result_t *r, void *arg)
 }
 
 static void
+s_job_ended(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    s_job_t *job = arg;
+    if (job->eng->on_end)
+        job->eng->on_end(job->id, job->final, job->eng->on_end_arg);
+}
+
+static void
 s_job_finish(s_job_t *job)
 {
     evr_job_status_t status = EVR_JOB_SUCCEEDED;
@@ -222,6 +428,7 @@ s_job_finish(s_job_t *job)
     job->phase = J_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
+    evr_eng_after(job->eng, s_job_ended, job, NULL, 0);
     if (job->eng->opts.print)
         printf("evrun-runner: job %s %s\n", job->id, evr_job_status_name(status));
 }
@@ -280,41 +487,61 @@ s_ready(const s_job_t *job, uint32_t i, char *why, size_t size)
 }
 
 static void
+s_end_reason(const s_job_t *job, char *why, size_t size)
+{
+    snprintf(why, size, "%s", job->timed_out ? "the job timed out"
+                              : job->cancelling ? "the job was cancelled"
+                                                : "an earlier step failed");
+}
+
+/*  Step i waits for its turn: begin it, launch it (created early), create
+    it ahead, skip it, or let it wait. */
+static void
+s_schedule_step(s_job_t *job, uint32_t i)
+{
+    s_step_t *st = &job->steps[i];
+    char why[256];
+    bool ending = evr_eng_ending(job);
+    int r = ending ? -1 : s_ready(job, i, why, sizeof why);
+    if (ending)
+        s_end_reason(job, why, sizeof why);
+    if (r < 0 && st->phase == P_STARTING)
+        evr_eng_step_skip_early(st, why);
+    else if (r < 0)
+        evr_eng_step_skip(st, why);
+    else if (r > 0 && job->running < job->parallel && st->phase == P_STARTING)
+        evr_eng_step_launch(st);
+    else if (r > 0 && job->running < job->parallel)
+        evr_eng_step_begin(st);
+    else if (r == 0 && !job->dag && st->phase == P_PENDING && i > 0
+             && job->steps[i - 1].phase == P_RUNNING)
+        /* the step before runs: create this one meanwhile */
+        evr_eng_step_prepare(st);
+}
+
+static void
 s_schedule(s_job_t *job)
 {
     if (job->phase != J_RUNNING)
         return;
-    bool stopping = job->cancelling || job->failed || job->timed_out;
-    bool let_finish = job->failed && !job->cancelling && !job->timed_out
-                   && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
-    if (stopping && !let_finish)
+    bool stopping = evr_eng_stopping(job);
+    if (stopping)
         s_wind_down(job, job->killing);
+    /* paused: no step begins (an ending job still skips what waits) */
+    bool hold = job->paused && !evr_eng_ending(job);
     bool all_done = true;
     for (uint32_t i = 0; i < job->n; i++) {
         s_step_t *st = &job->steps[i];
         bool waiting = (st->phase == P_PENDING
                         || (st->early && !st->launched && st->phase == P_STARTING))
                     && !st->inspecting;   /* recovery decides first */
-        if (waiting) {
+        if (st->held && stopping) {
             char why[256];
-            int r = stopping ? -1 : s_ready(job, i, why, sizeof why);
-            if (stopping)
-                snprintf(why, sizeof why, "%s", job->timed_out ? "the job timed out"
-                                                : job->cancelling ? "the job was cancelled"
-                                                                  : "an earlier step failed");
-            if (r < 0 && st->phase == P_STARTING)
-                evr_eng_step_skip_early(st, why);
-            else if (r < 0)
-                evr_eng_step_skip(st, why);
-            else if (r > 0 && job->running < job->parallel && st->phase == P_STARTING)
-                evr_eng_step_launch(st);
-            else if (r > 0 && job->running < job->parallel)
-                evr_eng_step_begin(st);
-            else if (r == 0 && !job->dag && st->phase == P_PENDING && i > 0
-                     && job->steps[i - 1].phase == P_RUNNING)
-                /* the step before runs: create this one meanwhile */
-                evr_eng_step_prepare(st);
+            s_end_reason(job, why, sizeof why);
+            evr_eng_step_skip_held(st, why);
         }
+        else if (waiting && !hold)
+            s_schedule_step(job, i);
         if (st->phase != P_DONE)
             all_done = false;
     }
@@ -374,7 +601,8 @@ s_timers(evr_engine_t *e)
     for (s_job_t *job = e->jobs; job; job = job->next) {
         if (job->phase != J_RUNNING)
             continue;
-        if (job->deadline && !job->timed_out) {
+        /* paused: no timeout fires (resuming moves the deadlines) */
+        if (job->deadline && !job->timed_out && !job->paused) {
             if (now >= job->deadline) {
                 job->timed_out = true;
                 if (e->opts.print)
@@ -385,7 +613,7 @@ s_timers(evr_engine_t *e)
         }
         for (uint32_t i = 0; i < job->n; i++) {
             s_step_t *st = &job->steps[i];
-            if (st->phase != P_RUNNING)
+            if (st->phase != P_RUNNING || st->inspecting)
                 continue;
             for (int si = 0; si < 2; si++) {
                 s_stream_t *s = &st->out[si];
@@ -396,8 +624,8 @@ s_timers(evr_engine_t *e)
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
-            if (st->spec->timeout && !st->timed_out) {
-                uint64_t dl = st->t_start + st->spec->timeout * 1000000ull;
+            if (st->spec->timeout && !st->timed_out && !job->paused) {
+                uint64_t dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
                 if (now >= dl) {
                     st->timed_out = true;
                     evr_eng_set_reason(st, "timed out after %llu ms",
@@ -438,39 +666,6 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_podman_t *
     return e;
 }
 
-static void
-s_job_free(s_job_t *job)
-{
-    for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
-        while (st->toks) {
-            s_tok_t *t = st->toks;
-            st->toks = t->next;
-            free(t);
-        }
-        free(st->container);
-        free(st->container_id);
-        free(st->reason);
-        for (int si = 0; si < 2; si++) {
-            free(st->out[si].buf);
-            evr_mask_destroy(&st->out[si].mask);
-        }
-    }
-    for (size_t i = 0; i < job->nsecrets; i++)
-        free(job->secrets[i]);
-    free(job->secrets);
-    free(job->steps);
-    evr_spec_destroy(&job->spec);
-    evr_strmap_free(&job->env);
-    free(job->volume);
-    free(job->res_helper);
-    free(job->res_file);
-    if (job->res_fp)
-        fclose(job->res_fp);
-    free(job->id);
-    free(job);
-}
-
 void
 evr_engine_destroy(evr_engine_t **self_p)
 {
@@ -486,107 +681,87 @@ evr_engine_destroy(evr_engine_t **self_p)
     while (e->jobs) {
         s_job_t *j = e->jobs;
         e->jobs = j->next;
-        s_job_free(j);
+        evr_eng_job_free(j);
     }
     free(e);
     *self_p = NULL;
 }
 
-/*  A secret's value: the runner's environment, else secrets_dir/NAME
-    (one trailing newline dropped). */
-static char *
-s_secret(const evr_engine_t *e, const char *name)
+/*  EVR_ERR_STATE when job_id is not new: held, or known to the store (a
+    second job.accepted would fail the whole commit). */
+static evr_rc_t
+s_check_new(evr_engine_t *e, const char *job_id, evr_err_t *err)
 {
-    const char *v = getenv(name);
-    if (v)
-        return evr_strdup(v);
-    if (!e->opts.secrets_dir)
-        return NULL;
-    char *path = evr_asprintf("%s/%s", e->opts.secrets_dir, name);
-    FILE *fp = fopen(path, "rb");
-    free(path);
-    if (!fp)
-        return NULL;
-    char *buf = evr_malloc(65537);
-    size_t n = fread(buf, 1, 65536, fp);
-    fclose(fp);
-    if (n && buf[n - 1] == '\n')
-        n--;
-    buf[n] = '\0';
-    return buf;
+    if (e->failure)
+        return evr_err_set(err, e->failure, "%s", e->failmsg);
+    if (s_find_job(e, job_id))
+        return evr_err_set(err, EVR_ERR_STATE, "job %s: this runner holds it already", job_id);
+    evr_job_t rec = { 0 };
+    evr_rc_t rc = EVR_OK;
+    if (evr_store_get_job(e->store, job_id, &rec, NULL) == EVR_OK)
+        rc = evr_err_set(err, EVR_ERR_STATE, "job %s: the event store knows it already (%s)",
+                         job_id, evr_job_status_name(rec.status));
+    evr_rec_free(&evr_job_type, &rec);
+    return rc;
 }
 
-s_job_t *
-evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
-                const evr_strmap_t *args, evr_err_t *err)
+static void
+s_fill_accepted(const evr_engine_t *e, evr_event_t *ev, const evr_spec_t *spec,
+                const evr_strmap_t *args)
 {
-    s_job_t *job = evr_calloc(1, sizeof *job);
-    job->eng = self;
-    job->id = evr_strdup(job_id);
-    job->spec = evr_spec_new();
-    evr_rec_copy(&evr_spec_type, job->spec, spec);
-    for (uint32_t i = 0; i < spec->env.n; i++)
-        evr_strmap_set(&job->env, spec->env.k[i], spec->env.v[i]);
+    ev->data.pipeline = evr_strdup(spec->pipeline);
+    ev->data.spec = evr_spec_new();
+    evr_rec_copy(&evr_spec_type, ev->data.spec, spec);
     for (uint32_t i = 0; args && i < args->n; i++)
-        evr_strmap_set(&job->env, args->k[i], args->v[i]);
-    job->secrets = evr_calloc(spec->secrets.n + 1, sizeof(char *));
-    for (uint32_t i = 0; i < spec->secrets.n; i++) {
-        char *v = s_secret(self, spec->secrets.v[i]);
-        if (!v) {
-            evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not set in the runner's environment%s%s",
-                        spec->secrets.v[i], self->opts.secrets_dir ? " nor in " : "",
-                        self->opts.secrets_dir ? self->opts.secrets_dir : "");
-            s_job_free(job);
-            return NULL;
-        }
-        evr_strmap_set(&job->env, spec->secrets.v[i], v);
-        job->secrets[job->nsecrets++] = v;
-    }
-    job->n = spec->steps.n;
-    job->steps = evr_calloc(job->n, sizeof(s_step_t));
-    for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
-        st->job = job;
-        st->index = i;
-        st->spec = evr_spec_step(job->spec, i);
-        if (st->spec->needs.n)
-            job->dag = true;
-        for (int si = 0; si < 2; si++) {
-            st->out[si].mask = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
-            st->out[si].line_start = true;
-        }
-    }
-    job->parallel = spec->parallel ? spec->parallel : self->opts.parallel;
-    if (!job->dag)
-        job->parallel = 1;
-    job->volume = evr_asprintf("evrun-%s", job_id);
-    for (char *c = job->volume; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char) (*c - 'A' + 'a');
-    job->phase = J_PREPARING;
-    job->next = self->jobs;
-    self->jobs = job;
-    return job;
+        evr_strmap_set(&ev->data.args, args->k[i], args->v[i]);
+    ev->data.runner = evr_strdup(e->opts.runner_id);
 }
 
 evr_rc_t
 evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                   const evr_strmap_t *args, evr_err_t *err)
 {
+    evr_rc_t rc = s_check_new(self, job_id, err);
+    if (rc)
+        return rc;
     s_job_t *job = evr_eng_job_new(self, job_id, spec, args, err);
     if (!job)
         return EVR_ERR_CONFIG;
-    evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL);
-    ev->data.pipeline = evr_strdup(spec->pipeline);
-    ev->data.spec = evr_spec_new();
-    evr_rec_copy(&evr_spec_type, ev->data.spec, spec);
-    for (uint32_t i = 0; args && i < args->n; i++)
-        evr_strmap_set(&ev->data.args, args->k[i], args->v[i]);
-    ev->data.runner = evr_strdup(self->opts.runner_id);
-    evr_eng_flush(self);
-    if (self->failure)
-        return evr_err_set(err, self->failure, "%s", self->failmsg);
+    s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
+    rc = s_commit(self, err);
+    if (rc)
+        return rc;
     evr_podman_volume_create(self->pm, job->volume, evr_eng_on_volume, job);
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                  const evr_strmap_t *args, const char *reason, evr_err_t *err)
+{
+    evr_rc_t rc = s_check_new(self, job_id, err);
+    if (rc)
+        return rc;
+    evr_event_t *evs[2] = { evr_event_new(EVR_EV_JOB_ACCEPTED),
+                            evr_event_new(EVR_EV_JOB_FINISHED) };
+    s_fill_accepted(self, evs[0], spec, args);
+    evs[1]->data.status = evr_strdup(evr_job_status_name(EVR_JOB_FAILED));
+    evs[1]->data.reason = evr_strdup(reason);
+    for (int i = 0; i < 2; i++)
+        evs[i]->job = evr_strdup(job_id);
+    evr_err_t e;
+    rc = evr_store_append(self->store, evs, 2, &e);
+    for (int i = 0; i < 2; i++)
+        evr_event_destroy(&evs[i]);
+    if (rc == EVR_ERR_STORE) {   /* the store failed, as in evr_eng_flush */
+        self->failure = rc;
+        snprintf(self->failmsg, sizeof self->failmsg, "%s", e.msg);
+        evr_eng_fail_all(self);
+    }
+    if (rc)
+        return evr_err_set(err, rc, "%s", e.msg);
+    if (self->opts.print)
+        printf("evrun-runner: job %s failed: %s\n", job_id, reason);
     return EVR_OK;
 }
 
@@ -644,6 +819,52 @@ evr_engine_all_succeeded(const evr_engine_t *self)
         if (j->phase < J_CLEANUP || j->final != EVR_JOB_SUCCEEDED)
             return false;
     return true;
+}
+
+uint32_t
+evr_engine_active(const evr_engine_t *self)
+{
+    uint32_t n = 0;
+    for (const s_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase < J_CLEANUP)
+            n++;
+    return n;
+}
+
+bool
+evr_engine_holds(const evr_engine_t *self, const char *job_id)
+{
+    return s_find_job(self, job_id) != NULL;
+}
+
+void
+evr_engine_on_job_end(evr_engine_t *self, evr_engine_job_fn *fn, void *arg)
+{
+    self->on_end = fn;
+    self->on_end_arg = arg;
+}
+
+void
+evr_engine_forget_finished(evr_engine_t *self)
+{
+    if (self->npending || self->nactions || self->in_flush)
+        return;   /* actions queued or running may point into jobs: later */
+    s_job_t **pp = &self->jobs;
+    while (*pp) {
+        s_job_t *j = *pp;
+        if (j->phase == J_DONE && j->calls == 0 && j->inflight == 0) {
+            *pp = j->next;
+            evr_eng_job_free(j);
+        }
+        else
+            pp = &j->next;
+    }
+}
+
+void
+evr_engine_set_wake_fd(evr_engine_t *self, int fd)
+{
+    evr_podman_set_wake_fd(self->pm, fd);
 }
 
 evr_rc_t

@@ -11,6 +11,11 @@
     Output is demultiplexed, masked (secrets become ***), cut into chunks
     of at most EVR_OUTPUT_CHUNK_MAX bytes or flushed after a short delay,
     stored as step.output events with raw offsets, and then printed.
+
+    Control of one job (cancel, pause, resume) commits its event before it
+    acts, and returns once the event is committed.  A job the engine
+    holds is live until it finishes, then cleans up (containers, volume);
+    a daemon forgets the jobs that are done with evr_engine_forget_finished.
 */
 #ifndef EVR_ENGINE_H_INCLUDED
 #define EVR_ENGINE_H_INCLUDED
@@ -40,13 +45,25 @@ void evr_engine_destroy(evr_engine_t **self_p);
 
 /*  Accepts a job: resolves its secrets (EVR_ERR_CONFIG naming a missing
     one), appends job.accepted and schedules it.  args are the resolved
-    args (evr_spec_bind_args). */
+    args (evr_spec_bind_args).  EVR_ERR_STATE when the engine holds the job
+    or the store knows it already (a repeated dispatch); EVR_ERR_STORE when
+    the commit fails (the engine has failed then: evr_engine_failure). */
 evr_rc_t evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                            const evr_strmap_t *args, evr_err_t *err);
 
+/*  Records a job the runner was given but cannot run (evr_engine_submit
+    failed, e.g. a missing secret): job.accepted and job.finished (status
+    failed, reason) in one commit, so the job ends visibly failed.  The
+    engine does not hold it afterwards, and the job-end hook is not called.
+    EVR_ERR_STATE when the engine holds the job or the store knows it;
+    EVR_ERR_STORE when the commit fails (the engine has failed then). */
+evr_rc_t evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                           const evr_strmap_t *args, const char *reason, evr_err_t *err);
+
 /*  Takes up every unfinished job of the store again (after a restart):
     see evr_recover.c.  *jobs counts them; appends runner.recovered when
-    there are any. */
+    there are any.  A job recorded paused stays paused (its containers
+    paused, no step started) until evr_engine_resume. */
 evr_rc_t evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err);
 
 /*  True when every job the engine holds succeeded (vacuously true). */
@@ -56,16 +73,76 @@ bool evr_engine_all_succeeded(const evr_engine_t *self);
     number of jobs not finished yet. */
 int evr_engine_turn(evr_engine_t *self, int timeout_ms);
 
-/*  Graceful cancel of every job (SIGTERM to running steps, then SIGKILL
-    after the grace period; steps not started are skipped); with now, the
-    running steps are killed at once. */
+/*  Graceful cancel of one job: job.cancel_requested (with reason) is
+    committed, then its running steps get SIGTERM and SIGKILL after the
+    grace period (a paused container is unpaused first), steps not started
+    are skipped, and the job ends cancelled.  Cancelling a job being
+    cancelled is EVR_OK and records nothing.  Errors: EVR_ERR_NOTFOUND when
+    the engine does not hold the job; EVR_ERR_STATE when it has finished;
+    EVR_ERR_STORE when the commit fails (the engine has failed then). */
+evr_rc_t evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason,
+                           evr_err_t *err);
+
+/*  evr_engine_cancel of every unfinished job; with now, the running steps
+    are killed at once (no grace). */
 void evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now);
+
+/*  Pauses a running job: job.paused is committed, then every running step's
+    container is paused (podman pause) and no step starts until it resumes
+    (a step whose start was under way is held before its start, or paused
+    once it runs).  Paused time does not count for the job's nor the steps'
+    timeouts: their deadlines move by it on resume (also across a runner
+    restart, from the recorded job.paused and job.resumed).  A step's
+    duration is wall time, pauses included.  A podman pause that fails is
+    a warning on stderr; that container keeps running.  Errors:
+    EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not
+    running: preparing its workspace, paused already, being cancelled or
+    stopped, or finished; EVR_ERR_STORE when the commit fails. */
+evr_rc_t evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err);
+
+/*  Resumes a paused job: job.resumed is committed, its paused containers
+    are unpaused, held steps start and scheduling goes on.  A job found
+    paused by evr_engine_recover stays paused until this call.  Errors:
+    EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not paused
+    (or is being cancelled: the cancel ends it); EVR_ERR_STORE. */
+evr_rc_t evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *err);
+
+/*  Jobs held and not finished yet (preparing, running or paused): those
+    that occupy a slot of the runner's capacity. */
+uint32_t evr_engine_active(const evr_engine_t *self);
+
+/*  True when the engine holds the job: live, or finished in this process
+    and not forgotten. */
+bool evr_engine_holds(const evr_engine_t *self, const char *job_id);
+
+/*  Called once per job when it reaches its final state, after its
+    job.finished is committed (before the cleanup of its containers and
+    volume).  job_id is valid during the call.  fn may call the engine's
+    functions, but not evr_engine_destroy.  Not called for jobs ended by
+    evr_engine_reject or found unrecoverable by evr_engine_recover, nor
+    once the store has failed. */
+typedef void (evr_engine_job_fn)(const char *job_id, evr_job_status_t status, void *arg);
+void evr_engine_on_job_end(evr_engine_t *self, evr_engine_job_fn *fn, void *arg);
+
+/*  Frees the jobs that are done: finished, cleaned up, and with no podman
+    call in flight.  Afterwards they are unknown to the engine
+    (evr_engine_holds false, evr_engine_job_status EVR_JOB_NONE); the store
+    still has them.  For long-running daemons; --exec never calls it. */
+void evr_engine_forget_finished(evr_engine_t *self);
+
+/*  Another fd for the loop to wait on (a ZeroMQ socket's ZMQ_FD): when it
+    is readable, evr_engine_turn returns without waiting out its timeout.
+    Nothing is read from it: the caller drains what woke it (for ZMQ_FD,
+    which only signals, check ZMQ_EVENTS after every turn), or turns do not
+    wait at all.  fd < 0: none.  See evr_http_set_wake_fd. */
+void evr_engine_set_wake_fd(evr_engine_t *self, int fd);
 
 /*  A store failure stops the engine: then this returns it (and the loop
     ends its jobs without further events). */
 evr_rc_t evr_engine_failure(const evr_engine_t *self, const char **msg);
 
-/*  Final status of a finished job (EVR_JOB_NONE when unknown). */
+/*  Final status of a finished job (EVR_JOB_NONE when unknown or not
+    finished). */
 evr_job_status_t evr_engine_job_status(const evr_engine_t *self, const char *job_id);
 
 /*  Prints a summary table of a job's steps to out. */

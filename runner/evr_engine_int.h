@@ -1,9 +1,10 @@
 /*  evr_engine_int.h: the engine's private parts.
 
-    Shared by evr_engine.c (events, jobs, scheduling, the loop), evr_step.c
-    (a step's container, output, artifacts and result), evr_prepare.c (the
-    workspace volume and resources) and evr_recover.c (taking jobs up again
-    after a restart).  Not for use outside runner/.
+    Shared by evr_engine.c (events, jobs, control, scheduling, the loop),
+    evr_step.c (a step's container, output, artifacts, result and pause),
+    evr_prepare.c (making a job, the workspace volume and resources) and
+    evr_recover.c (taking jobs up again after a restart).  Not for use
+    outside runner/.
 */
 #ifndef EVR_ENGINE_INT_H_INCLUDED
 #define EVR_ENGINE_INT_H_INCLUDED
@@ -45,13 +46,24 @@ typedef struct {
     s_stream_t out[2];
     char *reason;
     uint32_t artifacts_left;
-    uint64_t skip[2];       /* recovery: bytes of a replayed log already stored */
+    uint64_t skip[2];       /* recovery: bytes of the log taken (stored, or passed on) */
+    uint64_t read[2];       /* recovery: bytes of the log the current read delivered */
     bool early;             /* created ahead of its turn; the scheduler launches it */
     bool created;           /* early: its container exists */
     bool launched;          /* early: its turn came */
     bool drop;              /* early: skipped while its create was in flight */
     bool inspecting;        /* recovery: podman not yet asked about its container */
     bool artifact_paused;   /* test hook fired */
+    /* pause: the container is paused (frozen) or should be (want_frozen);
+       one pause or unpause call at a time (pm_busy).  A stop of a frozen
+       container waits for its unpause (stop_after: 1 stop, 2 kill). */
+    bool frozen, want_frozen, pm_busy;
+    uint8_t stop_after;
+    bool held;              /* attached, its start held while the job is paused */
+    bool replay_wait;       /* recovery: its log is read once it is unpaused */
+    uint32_t pauses;        /* pause calls made; replay_pauses: when its log read began */
+    uint32_t replay_pauses;
+    uint64_t paused_ns;     /* the job was paused this long since the step started */
 } s_step_t;
 
 struct s_job {
@@ -68,7 +80,10 @@ struct s_job {
     s_jphase_t phase;
     evr_job_status_t final;
     bool failed, cancelling, killing, timed_out;
+    bool paused;            /* job.paused committed, no job.resumed since */
     uint64_t t_start, deadline;
+    uint64_t paused_at;     /* mono ns the current pause began */
+    int inflight;           /* podman calls whose callbacks hold a step's token */
     uint32_t running, parallel;
     int calls;              /* cleanup calls in flight */
     uint32_t res_index;     /* resource being fetched */
@@ -91,6 +106,7 @@ struct evr_engine {
     int sweeping;           /* recovery's removal calls still in flight */
     uint32_t unrecoverable; /* jobs recovery had to end failed */
     bool urgent;            /* a queued event or action must be committed this turn */
+    bool in_flush;          /* evr_eng_flush runs actions (that may point into jobs) */
     uint64_t pending_since; /* mono ns of the oldest event not committed */
     evr_engine_opts_t opts;
     evr_store_t *store;
@@ -102,13 +118,18 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    evr_engine_job_fn *on_end;
+    void *on_end_arg;
 };
 
 extern const char *const evr_eng_stream_names[2];
 
 /*  What a podman callback of a step gets: the step and the attempt the call
     was made for, so that a late answer about an earlier attempt (after a
-    retry) is ignored.  Owned by the step, freed with its job. */
+    retry) is ignored.  Owned by the step, freed with its job: each call
+    made with one counts in its job's inflight until its last callback
+    (which takes the step with evr_eng_live_end), so that a job is freed
+    only when no answer can still come for it. */
 struct s_tok {
     s_step_t *st;
     uint32_t attempt;
@@ -117,8 +138,6 @@ struct s_tok {
 
 /* evr_engine.c */
 void evr_eng_flush(evr_engine_t *e);
-s_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
-                         const evr_strmap_t *args, evr_err_t *err);
 /*  Test hook: with EVR_TEST_PAUSE_AT=POINT or POINT:STEP in the environment,
     the runner stops at that point (to be killed by a crash test). */
 void evr_eng_test_pause(const char *point, const s_step_t *st);
@@ -130,12 +149,25 @@ void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *ar
 void evr_eng_after_soon(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
                         const void *data, size_t len);
 void evr_eng_fail_all(evr_engine_t *e);
+/*  SIGTERM (now: SIGKILL) to a running step; a paused container is
+    unpaused first.  Nothing for a step recovery has not judged yet (the
+    scheduler stops it in a later turn). */
 void evr_eng_stop_step(s_step_t *st, bool now);
+/*  Whether the job starts no new step (cancelled, timed out or failed),
+    and whether it also stops the running ones (all but a failure with
+    on_failure: finish). */
+bool evr_eng_ending(const s_job_t *job);
+bool evr_eng_stopping(const s_job_t *job);
+/*  A warning on stderr: "evrun-runner: ...", printed in every mode. */
+void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* evr_step.c */
+/*  The token for one podman call of the step (counted in job->inflight). */
 s_tok_t *evr_eng_tok(s_step_t *st);
 /*  The step of tok, or NULL when tok belongs to an earlier attempt. */
 s_step_t *evr_eng_live(void *tok);
+/*  The same in the last callback of a call: the call is over. */
+s_step_t *evr_eng_live_end(void *tok);
 void evr_eng_attach(s_step_t *st);
 void evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -154,10 +186,33 @@ void evr_eng_step_prepare(s_step_t *st);
 void evr_eng_step_launch(s_step_t *st);
 void evr_eng_step_skip_early(s_step_t *st, const char *reason);
 void evr_eng_step_skip(s_step_t *st, const char *reason);
+/*  A step whose start a pause held, in a job that stops: skipped. */
+void evr_eng_step_skip_held(s_step_t *st, const char *reason);
+/*  Pauses (frozen) or unpauses the step's container, one call at a time;
+    a pause only of a running container not being stopped.  A failing call
+    is a warning; the container is then taken as not paused. */
+void evr_eng_step_freeze(s_step_t *st, bool frozen);
+/*  Starts a step whose start a pause held. */
+void evr_eng_step_release(s_step_t *st);
+/*  The step's container is not paused any more (or has exited): a log
+    replay that waited for that starts. */
+void evr_eng_step_thawed(s_step_t *st);
 void evr_eng_do_create(void *arg, void *data, size_t len);
 char *evr_eng_container_name(const s_job_t *job, const s_step_t *st);
 
+/* evr_recover.c */
+/*  Reads the container's log from its start, skipping the bytes already
+    taken (follow: until it exits; a read that a pause of the container
+    ended is taken up again once it is unpaused or has exited). */
+void evr_eng_replay(s_step_t *st, bool follow);
+
 /* evr_prepare.c */
+/*  A new job in e's list (J_PREPARING), or NULL (EVR_ERR_CONFIG in err
+    naming a secret that is not set). */
+s_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
+                         const evr_strmap_t *args, evr_err_t *err);
+/*  Frees a job that is out of e's list. */
+void evr_eng_job_free(s_job_t *job);
 void evr_eng_prep_failed(s_job_t *job, const char *reason);
 void evr_eng_job_go(s_job_t *job);
 void evr_eng_on_volume(const evr_podman_result_t *r, void *arg);

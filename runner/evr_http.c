@@ -34,6 +34,7 @@ struct evr_http {
     char *prefix;       /* URL prefix for paths */
     evr_http_req_t *reqs;
     bool in_perform;    /* inside curl_multi_perform: callbacks may run */
+    int wake_fd;        /* also waited on by evr_http_run; -1: none */
 };
 
 /*  curl refuses curl_multi_add_handle and _remove_handle from inside its
@@ -100,6 +101,7 @@ evr_http_new(const char *base, evr_err_t *err)
     else
         self->prefix = evr_strdup(base);
     self->multi = curl_multi_init();
+    self->wake_fd = -1;
     return self;
 }
 
@@ -295,13 +297,24 @@ s_cancel_now(evr_http_req_t *req)
     s_free_req(req);
 }
 
-int
-evr_http_run(evr_http_t *self, int timeout_ms)
+void
+evr_http_set_wake_fd(evr_http_t *self, int fd)
+{
+    self->wake_fd = fd < 0 ? -1 : fd;
+}
+
+/*  evr_http_run, waking on the wake fd or not. */
+static int
+s_run(evr_http_t *self, int timeout_ms, bool wake)
 {
     int running = 0, numfds = 0;
     s_perform(self, &running);
-    /* with no transfers curl_multi_poll still waits: the caller's timers */
-    curl_multi_poll(self->multi, NULL, 0, timeout_ms, &numfds);
+    /* with no transfers curl_multi_poll still waits: the caller's timers;
+       curl_multi_poll returns as soon as any fd, the extra one too, is
+       readable */
+    struct curl_waitfd extra = { .fd = self->wake_fd, .events = CURL_WAIT_POLLIN };
+    bool with = wake && self->wake_fd >= 0;
+    curl_multi_poll(self->multi, with ? &extra : NULL, with ? 1 : 0, timeout_ms, &numfds);
     s_perform(self, &running);
     CURLMsg *m;
     int left;
@@ -317,6 +330,12 @@ evr_http_run(evr_http_t *self, int timeout_ms)
     s_reap_cancelled(self);
     s_settle(self);
     return running;
+}
+
+int
+evr_http_run(evr_http_t *self, int timeout_ms)
+{
+    return s_run(self, timeout_ms, true);
 }
 
 long
@@ -380,7 +399,7 @@ evr_http_call(evr_http_t *self, const evr_http_opts_t *opts, long *status, char 
     o.arg = &s;
     evr_http_start(self, &o);
     while (!s.done)
-        evr_http_run(self, 100);
+        s_run(self, 100, false);
     if (status)
         *status = s.status;
     if (len)

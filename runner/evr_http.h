@@ -58,8 +58,16 @@ evr_http_req_t *evr_http_start(evr_http_t *self, const evr_http_opts_t *opts);
 void evr_http_cancel(evr_http_t *self, evr_http_req_t *req);
 
 /*  Waits at most timeout_ms for progress, then runs callbacks.  Returns
-    the number of requests still running. */
+    the number of requests still running.  The wait ends early when the
+    wake fd (evr_http_set_wake_fd) becomes readable. */
 int evr_http_run(evr_http_t *self, int timeout_ms);
+
+/*  Another fd to wait on in evr_http_run (a ZeroMQ socket's ZMQ_FD in the
+    runner's daemon): when it is readable, evr_http_run returns without
+    waiting out its timeout, so the caller serves it.  Nothing is read from
+    it.  fd < 0: none (the default).  The caller keeps the fd open while it
+    is set.  evr_http_call ignores it (it waits only for its request). */
+void evr_http_set_wake_fd(evr_http_t *self, int fd);
 
 /*  In on_head/on_done: the HTTP status (0 when no response came), the kept
     body (NUL-terminated), and the transport error (EVR_OK, or EVR_ERR_IO

@@ -81,6 +81,12 @@ evr_podman_poll(evr_podman_t *self, int timeout_ms)
     return evr_http_run(self->http, timeout_ms);
 }
 
+void
+evr_podman_set_wake_fd(evr_podman_t *self, int fd)
+{
+    evr_http_set_wake_fd(self->http, fd);
+}
+
 evr_rc_t
 evr_podman_ping(evr_podman_t *self, evr_err_t *err)
 {

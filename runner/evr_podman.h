@@ -53,8 +53,12 @@ struct evr_http *evr_podman_http(evr_podman_t *self);
 evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
 
 /*  Waits up to timeout_ms for progress and runs callbacks; returns the
-    number of calls in flight. */
+    number of calls in flight.  Returns early when the wake fd is readable. */
 int evr_podman_poll(evr_podman_t *self, int timeout_ms);
+
+/*  An fd that also ends evr_podman_poll's wait when readable (fd < 0:
+    none); see evr_http_set_wake_fd. */
+void evr_podman_set_wake_fd(evr_podman_t *self, int fd);
 
 void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
                        void *arg);

@@ -1,6 +1,7 @@
-/*  evr_prepare.c: before the first step: the workspace volume, and the
-    resources fetched over HTTP into it through a container that mounts the
-    volume and never runs. */
+/*  evr_prepare.c: a job made from its spec (secrets resolved, steps set
+    up) and freed; then, before the first step: the workspace volume, and
+    the resources fetched over HTTP into it through a container that mounts
+    the volume and never runs. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,118 @@
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
 #include "evr_http.h"
+
+/* ------------------------------------------------------------------- jobs */
+
+void
+evr_eng_job_free(s_job_t *job)
+{
+    for (uint32_t i = 0; i < job->n; i++) {
+        s_step_t *st = &job->steps[i];
+        while (st->toks) {
+            s_tok_t *t = st->toks;
+            st->toks = t->next;
+            free(t);
+        }
+        free(st->container);
+        free(st->container_id);
+        free(st->reason);
+        for (int si = 0; si < 2; si++) {
+            free(st->out[si].buf);
+            evr_mask_destroy(&st->out[si].mask);
+        }
+    }
+    for (size_t i = 0; i < job->nsecrets; i++)
+        free(job->secrets[i]);
+    free(job->secrets);
+    free(job->steps);
+    evr_spec_destroy(&job->spec);
+    evr_strmap_free(&job->env);
+    free(job->volume);
+    free(job->res_helper);
+    free(job->res_file);
+    if (job->res_fp)
+        fclose(job->res_fp);
+    free(job->id);
+    free(job);
+}
+
+/*  A secret's value: the runner's environment, else secrets_dir/NAME
+    (one trailing newline dropped). */
+static char *
+s_secret(const evr_engine_t *e, const char *name)
+{
+    const char *v = getenv(name);
+    if (v)
+        return evr_strdup(v);
+    if (!e->opts.secrets_dir)
+        return NULL;
+    char *path = evr_asprintf("%s/%s", e->opts.secrets_dir, name);
+    FILE *fp = fopen(path, "rb");
+    free(path);
+    if (!fp)
+        return NULL;
+    char *buf = evr_malloc(65537);
+    size_t n = fread(buf, 1, 65536, fp);
+    fclose(fp);
+    if (n && buf[n - 1] == '\n')
+        n--;
+    buf[n] = '\0';
+    return buf;
+}
+
+s_job_t *
+evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                const evr_strmap_t *args, evr_err_t *err)
+{
+    s_job_t *job = evr_calloc(1, sizeof *job);
+    job->eng = self;
+    job->id = evr_strdup(job_id);
+    job->spec = evr_spec_new();
+    evr_rec_copy(&evr_spec_type, job->spec, spec);
+    for (uint32_t i = 0; i < spec->env.n; i++)
+        evr_strmap_set(&job->env, spec->env.k[i], spec->env.v[i]);
+    for (uint32_t i = 0; args && i < args->n; i++)
+        evr_strmap_set(&job->env, args->k[i], args->v[i]);
+    job->secrets = evr_calloc(spec->secrets.n + 1, sizeof(char *));
+    for (uint32_t i = 0; i < spec->secrets.n; i++) {
+        char *v = s_secret(self, spec->secrets.v[i]);
+        if (!v) {
+            evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not set in the runner's environment%s%s",
+                        spec->secrets.v[i], self->opts.secrets_dir ? " nor in " : "",
+                        self->opts.secrets_dir ? self->opts.secrets_dir : "");
+            evr_eng_job_free(job);
+            return NULL;
+        }
+        evr_strmap_set(&job->env, spec->secrets.v[i], v);
+        job->secrets[job->nsecrets++] = v;
+    }
+    job->n = spec->steps.n;
+    job->steps = evr_calloc(job->n, sizeof(s_step_t));
+    for (uint32_t i = 0; i < job->n; i++) {
+        s_step_t *st = &job->steps[i];
+        st->job = job;
+        st->index = i;
+        st->spec = evr_spec_step(job->spec, i);
+        if (st->spec->needs.n)
+            job->dag = true;
+        for (int si = 0; si < 2; si++) {
+            st->out[si].mask = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
+            st->out[si].line_start = true;
+        }
+    }
+    job->parallel = spec->parallel ? spec->parallel : self->opts.parallel;
+    if (!job->dag)
+        job->parallel = 1;
+    job->volume = evr_asprintf("evrun-%s", job_id);
+    for (char *c = job->volume; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char) (*c - 'A' + 'a');
+    job->phase = J_PREPARING;
+    job->next = self->jobs;
+    self->jobs = job;
+    return job;
+}
 
 /* ------------------------------------------------------------- resources */
 

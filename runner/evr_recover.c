@@ -6,13 +6,17 @@
       - recorded as queued, or starting with no container: create it now;
       - a container created but never started: start it;
       - running or paused: read its log again, skipping exactly the bytes
-        per stream already stored, and wait for its exit;
+        per stream already stored, and wait for its exit; its container is
+        paused or unpaused to match the job's recorded state (a crash may
+        have come between job.paused and the podman pause);
       - exited while the runner was down: collect the rest of its log and
         its exit code;
       - gone: the step is lost (and the job fails).
     Each such decision is a step.recovered event; runner.recovered counts
-    the jobs.  Timeouts keep counting from the recorded start times, and a
-    cancel requested before the crash is carried out.
+    the jobs.  Timeouts keep counting from the recorded start times, less
+    the time the job was paused (from its job.paused and job.resumed); a
+    cancel requested before the crash is carried out; a paused job stays
+    paused, its steps not started, until evr_engine_resume.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,8 +80,9 @@ s_recovered(s_step_t *st, const char *how)
     evr_eng_step_log(st, "recovered: %s", how);
 }
 
-/*  A replayed log: the bytes already stored are skipped, the rest goes the
-    way live output goes. */
+/*  A replayed log: the bytes already taken (stored before the restart, or
+    passed on by an earlier read) are skipped, the rest goes the way live
+    output goes. */
 static void
 s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
 {
@@ -85,24 +90,47 @@ s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
     if (!st)
         return;
     int si = stream == 1 ? 0 : 1;
-    size_t skip = st->skip[si] < len ? (size_t) st->skip[si] : len;
-    st->skip[si] -= skip;
-    if (len > skip)
-        evr_eng_on_output(stream, data + skip, len - skip, arg);
+    uint64_t at = st->read[si];
+    st->read[si] += len;
+    if (st->read[si] <= st->skip[si])
+        return;
+    size_t from = at < st->skip[si] ? (size_t) (st->skip[si] - at) : 0;
+    st->skip[si] = st->read[si];
+    evr_eng_on_output(stream, data + from, len - from, arg);
 }
 
-/*  Follows the container's log from its start (follow: until it exits). */
+/*  The end of a read of the log.  Podman stops following the log of a
+    container that gets paused: after a pause, while the container has not
+    exited, the log is read again (the part taken skipped) once it is
+    unpaused, or has exited. */
 static void
-s_replay(s_step_t *st, bool follow)
+s_replay_end(const evr_podman_result_t *r, void *arg)
 {
+    s_step_t *st = evr_eng_live(arg);
+    if (!st || r->rc || st->exit_known || st->attach_done || st->pauses == st->replay_pauses) {
+        evr_eng_on_attach_end(r, arg);
+        return;
+    }
+    evr_eng_live_end(arg);   /* this call is over */
+    st->attach = NULL;
+    st->replay_wait = true;
+    if (!st->frozen && !st->pm_busy)
+        evr_eng_step_thawed(st);
+}
+
+void
+evr_eng_replay(s_step_t *st, bool follow)
+{
+    st->read[0] = st->read[1] = 0;
+    st->replay_pauses = st->pauses;
     st->attach = evr_podman_logs(st->job->eng->pm, st->container, follow, s_replayed,
-                                 evr_eng_on_attach_end, evr_eng_tok(st));
+                                 s_replay_end, evr_eng_tok(st));
 }
 
 static void
 s_inspected(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;
     st->inspecting = false;
@@ -136,11 +164,21 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     }
     if (running || exited) {
         s_recovered(st, running ? "reattached" : "collected");
+        /* as podman has it; then as the job wants it (a stopping job
+           unpauses it to stop it) */
+        st->frozen = running && !strcmp(r->state, "paused");
+        /* podman follows the log of a running container only (a paused
+           one's would end at once): read it once the container is
+           unpaused or has exited (evr_eng_step_thawed) */
+        st->replay_wait = st->frozen;
         if (st->phase == P_STARTING)
             evr_eng_mark_started(st);   /* step.started, and the wait */
         else
             evr_podman_wait(e->pm, st->container, evr_eng_on_exit, evr_eng_tok(st));
-        s_replay(st, running);
+        if (!st->replay_wait)
+            evr_eng_replay(st, running);
+        if (running && !evr_eng_stopping(st->job))
+            evr_eng_step_freeze(st, st->job->paused);
         return;
     }
     /* gone (or in a state evrun never leaves a container in) */
@@ -204,6 +242,77 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
     }
 }
 
+/* ----------------------------------------------------------------- pauses */
+
+/*  The job's pauses from its log: [from, to) wall ns, to 0 while open. */
+typedef struct {
+    uint64_t (*iv)[2];
+    size_t n, cap;
+} s_pauses_t;
+
+static int
+s_pause_event(const evr_event_t *ev, void *arg)
+{
+    s_pauses_t *p = arg;
+    evr_evtype_t t = evr_event_kind(ev);
+    if (t == EVR_EV_JOB_PAUSED) {
+        if (p->n == p->cap) {
+            p->cap = p->cap ? p->cap * 2 : 8;
+            p->iv = evr_realloc(p->iv, p->cap * sizeof *p->iv);
+        }
+        p->iv[p->n][0] = ev->time;
+        p->iv[p->n++][1] = 0;
+    }
+    else if (t == EVR_EV_JOB_RESUMED && p->n)
+        p->iv[p->n - 1][1] = ev->time;
+    return 0;
+}
+
+static bool
+s_has_timeouts(const evr_spec_t *spec)
+{
+    if (spec->timeout)
+        return true;
+    for (uint32_t i = 0; i < spec->steps.n; i++)
+        if (evr_spec_step(spec, i)->timeout)
+            return true;
+    return false;
+}
+
+/*  Time paused before the restart counts for no timeout, as in a live
+    runner: the job's deadline and its running steps' move by the closed
+    pauses of the log (a step's by those since it started); an open pause
+    goes on from its recorded start.  Only for jobs with timeouts (it reads
+    the job's whole log). */
+static void
+s_credit_pauses(s_job_t *job, const evr_job_t *rec)
+{
+    if (!s_has_timeouts(job->spec))
+        return;
+    s_pauses_t p = { 0 };
+    evr_err_t err;
+    if (evr_store_job_events(job->eng->store, job->id, 1, s_pause_event, &p, &err))
+        evr_eng_warn("job %s: reading its pauses: %s (timeouts count them)", job->id, err.msg);
+    for (size_t k = 0; k < p.n; k++) {
+        uint64_t from = p.iv[k][0], to = p.iv[k][1];
+        if (!to) {
+            job->paused_at = s_to_mono(from);
+            continue;
+        }
+        if (to <= from)
+            continue;
+        if (job->deadline)
+            job->deadline += to - from;
+        for (uint32_t i = 0; i < job->n; i++) {
+            const evr_stepstate_t *sr = evr_job_step(rec, i);
+            uint64_t a = sr->started > from ? sr->started : from;
+            if (job->steps[i].phase == P_RUNNING && sr->started && to > a)
+                job->steps[i].paused_ns += to - a;
+        }
+    }
+    free(p.iv);
+}
+
 static evr_rc_t
 s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
 {
@@ -239,8 +348,12 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)
                 job->deadline = job->t_start + job->spec->timeout * 1000000ull;
+            /* paused: it stays so, and starts nothing, until resumed */
+            job->paused = rec.status == EVR_JOB_PAUSED;
+            job->paused_at = evr_mono_ns();
             for (uint32_t i = 0; i < job->n; i++)
                 s_adopt_step(&job->steps[i], evr_job_step(&rec, i));
+            s_credit_pauses(job, &rec);
         }
         if (e->opts.print)
             printf("evrun-runner: recovering job %s (%s, %u/%u steps done)\n", id,

@@ -137,7 +137,7 @@ s_step_broken(s_step_t *st, const char *what, const evr_podman_result_t *r)
 void
 evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (st->exit_known)
@@ -151,6 +151,7 @@ evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
         st->exit_code = r->exit_code;
     st->exit_known = true;
     st->t_end = evr_mono_ns();
+    evr_eng_step_thawed(st);   /* a recovered log not read yet: now */
     evr_eng_maybe_end(st);
 }
 
@@ -178,22 +179,21 @@ evr_eng_mark_started(s_step_t *st)
     if (getenv("EVR_TEST_PAUSE_AT"))
         evr_eng_after(st->job->eng, s_pause_running, st, NULL, 0);
     /* a cancel that came while starting (with on_failure: finish, another
-       step's failure lets it run) */
+       step's failure lets it run), or a pause while its start was under way */
     s_job_t *job = st->job;
-    bool let_finish = job->failed && !job->cancelling && !job->timed_out
-                   && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
-    if ((job->cancelling || job->failed || job->timed_out) && !let_finish) {
-        st->cancelled = !st->job->timed_out;
-        st->timed_out = st->job->timed_out;
-        st->stop_sent = true;
-        evr_podman_stop(st->job->eng->pm, st->container, st->job->eng->opts.grace_s, NULL, NULL);
+    if (evr_eng_stopping(job)) {
+        st->cancelled = !job->timed_out;
+        st->timed_out = job->timed_out;
+        evr_eng_stop_step(st, job->killing);
     }
+    else if (job->paused)
+        evr_eng_step_freeze(st, true);
 }
 
 static void
 s_on_started(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (r->rc) {
@@ -213,13 +213,17 @@ evr_eng_on_attached(const evr_podman_result_t *r, void *arg)
         s_step_broken(st, "attach", r);
         return;
     }
+    if (st->job->paused && !evr_eng_stopping(st->job)) {
+        st->held = true;   /* evr_eng_step_release starts it on resume */
+        return;
+    }
     evr_podman_start(st->job->eng->pm, st->container, s_on_started, evr_eng_tok(st));
 }
 
 void
 evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     st->attach = NULL;
@@ -241,6 +245,7 @@ evr_eng_tok(s_step_t *st)
         t->next = st->toks;
         st->toks = t;
     }
+    st->job->inflight++;
     return st->toks;
 }
 
@@ -249,6 +254,14 @@ evr_eng_live(void *tok)
 {
     s_tok_t *t = tok;
     return t->attempt == t->st->attempt ? t->st : NULL;
+}
+
+s_step_t *
+evr_eng_live_end(void *tok)
+{
+    s_tok_t *t = tok;
+    t->st->job->inflight--;
+    return evr_eng_live(tok);
 }
 
 static void
@@ -269,7 +282,7 @@ evr_eng_attach(s_step_t *st)
 static void
 s_on_created(const evr_podman_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     s_job_t *job = st->job;
@@ -416,6 +429,110 @@ evr_eng_step_skip_early(s_step_t *st, const char *reason)
     }
 }
 
+/* --------------------------------------------------------- pause, resume */
+
+static void s_pm_sync(s_step_t *st);
+
+/*  The answer to a pause or unpause (the call flipped frozen): then the
+    next wish, or the stop that waited for the unpause. */
+static void
+s_on_frozen(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = evr_eng_live_end(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
+    st->pm_busy = false;
+    if (r->rc) {
+        evr_eng_warn("job %s: %s step %s (container %s): %s", st->job->id,
+                     st->frozen ? "unpausing" : "pausing", st->spec->name, st->container,
+                     r->msg);
+        /* taken as running: a stop goes ahead, no pause is tried again */
+        st->frozen = st->want_frozen = false;
+    }
+    else
+        st->frozen = !st->frozen;
+    if (!st->frozen)
+        evr_eng_step_thawed(st);
+    s_pm_sync(st);
+    if (!st->frozen && !st->pm_busy && st->stop_after) {
+        bool now = st->stop_after == 2;
+        st->stop_after = 0;
+        evr_eng_stop_step(st, now);
+    }
+}
+
+/*  Makes one call when the container is not as wanted and none is in
+    flight.  A container that exited is not paused any more. */
+static void
+s_pm_sync(s_step_t *st)
+{
+    if (st->pm_busy)
+        return;
+    if (st->phase != P_RUNNING || st->exit_known) {
+        st->frozen = st->want_frozen = false;
+        return;
+    }
+    if (st->want_frozen == st->frozen)
+        return;
+    st->pm_busy = true;
+    evr_engine_t *e = st->job->eng;
+    if (st->want_frozen) {
+        st->pauses++;
+        evr_podman_pause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
+    }
+    else
+        evr_podman_unpause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
+}
+
+void
+evr_eng_step_freeze(s_step_t *st, bool frozen)
+{
+    if (frozen && (st->phase != P_RUNNING || st->exit_known || st->stop_sent || st->kill_sent
+                   || st->stop_after || st->inspecting))
+        return;
+    st->want_frozen = frozen;
+    s_pm_sync(st);
+}
+
+void
+evr_eng_step_thawed(s_step_t *st)
+{
+    if (!st->replay_wait)
+        return;
+    st->replay_wait = false;
+    evr_eng_replay(st, true);
+}
+
+void
+evr_eng_step_release(s_step_t *st)
+{
+    if (!st->held)
+        return;
+    st->held = false;
+    evr_podman_start(st->job->eng->pm, st->container, s_on_started, evr_eng_tok(st));
+}
+
+void
+evr_eng_step_skip_held(s_step_t *st, const char *reason)
+{
+    s_job_t *job = st->job;
+    st->held = false;
+    st->attach_done = true;   /* its end is of no interest now */
+    if (st->attach) {
+        void *h = st->attach;
+        st->attach = NULL;
+        evr_podman_detach(job->eng->pm, h);
+    }
+    job->running--;
+    free(st->reason);
+    st->reason = NULL;
+    evr_eng_step_skip(st, reason);
+    if (!job->eng->opts.keep) {
+        job->calls++;
+        evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+    }
+}
+
 /* ------------------------------------------------------------- artifacts */
 
 typedef struct {
@@ -556,6 +673,9 @@ s_retry(s_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
+    st->frozen = st->want_frozen = st->pm_busy = st->held = st->replay_wait = false;
+    st->stop_after = 0;
+    st->paused_ns = 0;
     st->exit_code = 0;
     st->t_start = st->t_end = 0;
     free(st->reason);

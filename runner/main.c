@@ -1,8 +1,9 @@
 /*  evrun-runner: executes pipelines in podman containers.
 
-    Today: `--exec FILE`, one pipeline run to its end with no broker.
-    main() only wires things: options, store, podman, engine, the loop,
-    signals that set a flag.
+    Three modes: `--exec FILE` runs one pipeline to its end with no broker;
+    `--recover` finishes what a previous run left; `--broker EP` serves a
+    broker (evr_daemon).  main() only wires things: settings, store,
+    podman, engine, the loop, signals that set a flag.
 */
 #include <getopt.h>
 #include <signal.h>
@@ -11,17 +12,33 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "evr_engine.h"
+#include "evr_config.h"
+#include "evr_daemon.h"
 #include "evr_yaml.h"
 
-static volatile sig_atomic_t s_interrupts;
+static volatile sig_atomic_t s_interrupts, s_terms;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_interrupts++;
+    if (sig == SIGTERM)
+        s_terms++;
+    else
+        s_interrupts++;
 }
+
+static const evr_config_key_t s_keys[] = {
+    { "state_dir", NULL, "this runner's event store and artifacts" },
+    { "runner_endpoint", NULL, "the broker's runner endpoint (--broker)" },
+    { "runner_id", NULL, "this runner's id (default: made once, kept in the store)" },
+    { "labels", "", "labels, comma-separated: jobs needing others go elsewhere" },
+    { "capacity", "2", "jobs at once" },
+    { "podman_url", NULL, "podman's REST socket" },
+    { "secrets_dir", NULL, "secrets as files DIR/NAME (the environment is read first)" },
+    { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
+    { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
+    { "lease_ms", "5000", "a broker silent this long is reconnected to" },
+};
 
 static void
 s_help(FILE *out)
@@ -29,19 +46,26 @@ s_help(FILE *out)
     fprintf(out,
             "usage: evrun-runner --exec FILE [-a NAME=VALUE]... [options]\n"
             "       evrun-runner --recover [options]\n"
+            "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"
             "\n"
-            "Runs the pipeline in FILE to its end in podman containers, with no broker:\n"
-            "validates it, prints each step's output live (prefixed with the step name)\n"
-            "and a summary.  Every event goes to the event store in the state directory\n"
-            "first; `evrun-replay STATE_DIR` shows the history afterwards.  A runner\n"
-            "killed at any moment loses nothing: the jobs it left unfinished in its\n"
-            "state directory are taken up again (containers re-attached, output\n"
-            "continued without loss or repetition) by --recover, and by --exec before\n"
-            "it runs FILE.\n"
+            "Runs pipelines in podman containers.  Every event goes to the event store in\n"
+            "the state directory first; `evrun-replay STATE_DIR` shows the history.  A\n"
+            "runner killed at any moment loses nothing: the jobs it left unfinished are\n"
+            "taken up again (containers re-attached, output continued without loss or\n"
+            "repetition) when it starts again, in every mode.\n"
             "\n"
-            "  --exec FILE          the pipeline file to run\n"
+            "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
+            "                       live (prefixed with the step name), then a summary\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; --exec)\n"
             "  --recover            finish the unfinished jobs of the state directory, exit\n"
-            "  -a, --arg NAME=VALUE give an arg of the pipeline (repeatable)\n"
+            "  --broker EP          serve the broker at EP (its runner endpoint, e.g.\n"
+            "                       tcp://127.0.0.1:7701 or ipc://STATE/bus/runners)\n"
+            "  --labels a,b         this runner's labels (broker mode)\n"
+            "  --capacity N         jobs at once (broker mode; default 2)\n"
+            "  --id ID              runner id (default: made once, kept in the store)\n"
+            "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
+            "  --stop-timeout SECS  on SIGTERM, wait this long for running jobs (default 30);\n"
+            "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
             "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
@@ -49,26 +73,18 @@ s_help(FILE *out)
             "  --secrets-dir DIR    secrets as files DIR/NAME (the environment is read first)\n"
             "  --grace SECONDS      SIGTERM-to-SIGKILL grace when stopping a step (default 10)\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
-            "  -q, --quiet          print only the summary\n"
+            "  -q, --quiet          --exec: print only the summary\n"
+            "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
+            "                       ~/.config/evrun/evrun.yml when it exists)\n"
+            "  --print-config       print the effective settings and their sources, exit\n"
             "  -h, --help           this text\n"
             "\n"
-            "SIGINT cancels the job gracefully; a second SIGINT kills its steps at once.\n"
-            "exit status: 0 the job (and every recovered job) succeeded; 1 one failed,\n"
-            "was cancelled or timed out;\n"
+            "--exec: SIGINT cancels the job gracefully; a second SIGINT kills its steps.\n"
+            "--broker: SIGTERM or SIGINT stops taking jobs and waits for the running ones\n"
+            "(see --stop-timeout); a second signal exits at once.\n"
+            "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
+            "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
             "2 bad input, or podman or the state directory unusable\n");
-}
-
-static char *
-s_default_state_dir(void)
-{
-    const char *v = getenv("EVRUN_STATE_DIR");
-    if (v && *v)
-        return evr_strdup(v);
-    v = getenv("XDG_STATE_HOME");
-    if (v && *v)
-        return evr_asprintf("%s/evrun", v);
-    v = getenv("HOME");
-    return evr_asprintf("%s/.local/state/evrun", v ? v : "/tmp");
 }
 
 static char *
@@ -99,78 +115,249 @@ s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap
     return rc == EVR_OK;
 }
 
-int
-main(int argc, char **argv)
+/*  The runner id: the setting, else the one kept in the store, else a new
+    one (host name and a random part), kept there. */
+static char *
+s_runner_id(evr_config_t *cfg, evr_store_t *store)
+{
+    const char *v = evr_config_get(cfg, "runner_id");
+    evr_err_t err;
+    char *id = NULL;
+    if (v && *v)
+        return evr_strdup(v);
+    if (evr_store_meta_get(store, "runner_id", &id, &err) == EVR_OK)
+        return id;
+    char host[64] = "runner", ulid[EVR_ULID_LEN + 1];
+    gethostname(host, sizeof host - 1);
+    for (char *p = host; *p; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9'))
+            *p = '-';
+    host[32] = '\0';
+    evr_ulid_new(ulid);
+    id = evr_asprintf("%s-%s", host[0] == '-' ? "runner" : host, ulid + 20);
+    evr_store_meta_set(store, "runner_id", id, &err);
+    return id;
+}
+
+typedef struct {
+    const char *file;
+    bool recover, keep, print, exit_drained;
+    int stop_timeout;
+    evr_strmap_t given;
+} s_opts_t;
+
+/*  --exec and --recover: the engine's loop until every job is done. */
+static int
+s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
+           const evr_strmap_t *args, const char *state_dir, const char *url)
+{
+    char job[EVR_ULID_LEN + 1] = "";
+    evr_err_t err;
+    if (o->file) {
+        evr_ulid_new(job);
+        if (o->print)
+            printf("evrun-runner: job %s, pipeline %s, %u step%s, podman %s\n", job,
+                   spec->pipeline, spec->steps.n, spec->steps.n == 1 ? "" : "s", url);
+        if (evr_engine_submit(eng, job, spec, args, &err)) {
+            fprintf(stderr, "evrun-runner: %s\n", err.msg);
+            return 2;
+        }
+    }
+    int seen = 0;
+    while (evr_engine_turn(eng, 100) > 0) {
+        int sig = s_interrupts + s_terms;
+        if (sig != seen) {
+            seen = sig;
+            evr_engine_cancel_all(eng, seen == 1 ? "interrupted (SIGINT)" : "interrupted twice",
+                                  seen > 1);
+        }
+    }
+    const char *msg;
+    if (evr_engine_failure(eng, &msg)) {
+        fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
+        return 2;
+    }
+    if (o->file) {
+        evr_engine_summary(eng, job, stdout);
+        printf("history: evrun-replay %s --job %s\n", state_dir, job);
+    }
+    return evr_engine_all_succeeded(eng) ? 0 : 1;
+}
+
+/*  --broker: serve until drained or stopped. */
+static int
+s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
+             const char *id)
+{
+    evr_err_t err;
+    uint64_t cap = 0, hb = 0, lease = 0;
+    if (evr_config_uint(cfg, "capacity", 1, 1024, &cap, &err)
+        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
+        || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return 2;
+    }
+    char *labels = evr_strdup(evr_config_get(cfg, "labels"));
+    const char *lv[33] = { 0 };
+    size_t nl = 0;
+    for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t && nl < 32;
+         t = strtok_r(NULL, ", ", &save))
+        lv[nl++] = t;
+    evr_daemon_opts_t dopts = {
+        .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
+        .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
+        .exit_when_drained = o->exit_drained,
+    };
+    evr_daemon_t *d = NULL;
+    if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        free(labels);
+        return 2;
+    }
+    uint64_t deadline = 0;
+    int status = 0;
+    for (;;) {
+        evr_daemon_turn(d, 200);
+        const char *msg;
+        if (evr_engine_failure(eng, &msg)) {
+            fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
+            status = 2;
+            break;
+        }
+        if (evr_daemon_drained(d))
+            break;
+        int sig = s_interrupts + s_terms;
+        if (sig && !deadline) {
+            evr_daemon_stop_taking(d);
+            deadline = evr_mono_ns() + (uint64_t) o->stop_timeout * 1000000000ull;
+            fprintf(stderr, "evrun-runner: stopping: no new jobs; waiting up to %d s for %u "
+                    "running\n", o->stop_timeout, evr_engine_active(eng));
+        }
+        if (deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > deadline || sig > 1))
+            break;
+    }
+    /* a last turn sends what the log gained meanwhile */
+    evr_daemon_turn(d, 0);
+    if (evr_engine_active(eng))
+        fprintf(stderr, "evrun-runner: exiting with %u jobs running; they are taken up at the "
+                "next start\n", evr_engine_active(eng));
+    else
+        fprintf(stderr, "evrun-runner: stopped\n");
+    evr_daemon_destroy(&d);
+    free(labels);
+    return status;
+}
+
+/*  Parses the command line into o and the flag settings; 0 to go on, else
+    the exit status (-1: help printed, exit 0). */
+static int
+s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
+        const char **file, bool *print_config)
 {
     static const struct option opts[] = {
         { "exec", required_argument, NULL, 'x' }, { "arg", required_argument, NULL, 'a' },
-        { "recover", no_argument, NULL, 'r' },
+        { "recover", no_argument, NULL, 'r' }, { "broker", required_argument, NULL, 'B' },
+        { "labels", required_argument, NULL, 'l' },
+        { "capacity", required_argument, NULL, 'c' }, { "id", required_argument, NULL, 'i' },
+        { "exit-when-drained", no_argument, NULL, 'E' },
+        { "stop-timeout", required_argument, NULL, 'T' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
         { "secrets-dir", required_argument, NULL, 'S' },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
-        { "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
+        { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
+        { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *file = NULL, *secrets_dir = NULL;
-    bool recover = false;
-    char *state_dir = NULL, *url = NULL;
-    evr_strmap_t given = { 0 };
-    evr_engine_opts_t eo = { .print = true };
-    int c, status = 0;
-    while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1 && status == 0) {
+    int c;
+    bool broker = false;
+    while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1) {
+        const char *key = NULL;
         switch (c) {
-        case 'x': file = optarg; break;
-        case 'r': recover = true; break;
+        case 'x': o->file = optarg; break;
+        case 'r': o->recover = true; break;
         case 'a':
-            if (!evr_spec_parse_arg(optarg, &given)) {
+            if (!evr_spec_parse_arg(optarg, &o->given)) {
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
-                status = 2;
+                return 2;
             }
             break;
-        case 's': free(state_dir); state_dir = evr_strdup(optarg); break;
-        case 'p': free(url); url = evr_strdup(optarg); break;
-        case 'S': secrets_dir = optarg; break;
-        case 'g': eo.grace_s = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 'k': eo.keep = true; break;
-        case 'q': eo.print = false; break;
-        case 'h': s_help(stdout); return 0;
-        default: status = 2; break;
+        case 'B': key = "runner_endpoint"; broker = true; break;
+        case 'l': key = "labels"; break;
+        case 'c': key = "capacity"; break;
+        case 'i': key = "runner_id"; break;
+        case 'E': o->exit_drained = true; break;
+        case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
+        case 's': key = "state_dir"; break;
+        case 'p': key = "podman_url"; break;
+        case 'S': key = "secrets_dir"; break;
+        case 'g': key = "grace"; break;
+        case 'k': o->keep = true; break;
+        case 'q': o->print = false; break;
+        case 'C': *file = optarg; break;
+        case 'P': *print_config = true; break;
+        case 'h': s_help(stdout); return -1;
+        default: s_help(stderr); return 2;
+        }
+        if (key && *nf < 15) {
+            flags[2 * *nf] = key;
+            flags[2 * *nf + 1] = optarg;
+            (*nf)++;
         }
     }
-    if (status == 0 && ((!file && !recover) || (file && recover) || optind != argc)) {
+    int modes = (o->file != NULL) + o->recover + broker;
+    if (optind != argc || (modes != 1 && !*print_config)) {
         fprintf(stderr, "evrun-runner: %s\n",
                 optind != argc ? "unexpected arguments"
-                : file ? "--exec and --recover do not go together"
-                       : "--exec FILE or --recover is required (the broker mode arrives with "
-                         "evrun-broker)");
-        status = 2;
-    }
-    if (status) {
+                : modes ? "--exec, --recover and --broker do not go together"
+                        : "one of --exec FILE, --recover or --broker EP is required");
         s_help(stderr);
-        evr_strmap_free(&given);
-        free(state_dir);
-        free(url);
-        return status;
+        return 2;
     }
-    if (!state_dir)
-        state_dir = s_default_state_dir();
-    if (!url)
-        url = s_default_podman_url();
+    return 0;
+}
 
+int
+main(int argc, char **argv)
+{
+    s_opts_t o = { .print = true, .stop_timeout = 30 };
+    const char *flags[32], *file = NULL;
+    size_t nf = 0;
+    bool print_config = false;
+    int status = s_parse(argc, argv, &o, flags, &nf, &file, &print_config);
+    if (status) {
+        evr_strmap_free(&o.given);
+        return status < 0 ? 0 : status;
+    }
+    evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_spec_t spec = { 0 };
     evr_strmap_t args = { 0 };
     evr_store_t *store = NULL;
     evr_podman_t *pm = NULL;
     evr_engine_t *eng = NULL;
-    char *artifacts = evr_asprintf("%s/artifacts", state_dir);
+    char *artifacts = NULL, *id = NULL, *url = s_default_podman_url();
     evr_err_t err;
-    char job[EVR_ULID_LEN + 1] = "";
-    if (file && !s_load(file, &given, &spec, &args)) {
+    uint64_t grace = 0;
+    evr_config_default(cfg, "podman_url", url);
+    evr_config_default(cfg, "runner_endpoint", "tcp://127.0.0.1:7701");
+    if (evr_config_layer(cfg, file, flags, nf, &err)
+        || evr_config_uint(cfg, "grace", 1, 3600, &grace, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }
-    if (!(pm = evr_podman_new(url, &err)) || evr_podman_ping(pm, &err)) {
+    if (print_config) {
+        evr_config_print(cfg, stdout);
+        goto out;
+    }
+    const char *state_dir = evr_config_get(cfg, "state_dir");
+    const char *purl = evr_config_get(cfg, "podman_url");
+    artifacts = evr_asprintf("%s/artifacts", state_dir);
+    if (o.file && !s_load(o.file, &o.given, &spec, &args)) {
+        status = 2;
+        goto out;
+    }
+    if (!(pm = evr_podman_new(purl, &err)) || evr_podman_ping(pm, &err)) {
         fprintf(stderr, "evrun-runner: %s\n(start a service with `tools/podman-service start DIR`"
                         " and set EVRUN_PODMAN_URL, or pass --podman-url)\n", err.msg);
         status = 2;
@@ -181,59 +368,35 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    eo.secrets_dir = secrets_dir;
-    eo.artifacts_dir = artifacts;
-    eo.runner_id = "exec";
+    bool daemon = !o.file && !o.recover;
+    id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec");
+    evr_engine_opts_t eo = { .print = o.print && !daemon, .keep = o.keep, .grace_s = (int) grace,
+                             .secrets_dir = evr_config_get(cfg, "secrets_dir"),
+                             .artifacts_dir = artifacts, .runner_id = id };
     eng = evr_engine_new(&eo, store, pm);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
     uint32_t recovered = 0;
     if (evr_engine_recover(eng, &recovered, &err)) {
         fprintf(stderr, "evrun-runner: recovery: %s\n", err.msg);
         status = 2;
         goto out;
     }
-    if (recover && !recovered && eo.print)
+    if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
-    if (file) {
-        evr_ulid_new(job);
-        if (eo.print)
-            printf("evrun-runner: job %s, pipeline %s, %u step%s, podman %s\n", job,
-                   spec.pipeline, spec.steps.n, spec.steps.n == 1 ? "" : "s", url);
-        if (evr_engine_submit(eng, job, &spec, &args, &err)) {
-            fprintf(stderr, "evrun-runner: %s\n", err.msg);
-            status = 2;
-            goto out;
-        }
-    }
-    int seen = 0;
-    while (evr_engine_turn(eng, 100) > 0) {
-        if (s_interrupts != seen) {
-            seen = s_interrupts;
-            evr_engine_cancel_all(eng, seen == 1 ? "interrupted (SIGINT)" : "interrupted twice",
-                                  seen > 1);
-        }
-    }
-    const char *msg;
-    if (evr_engine_failure(eng, &msg)) {
-        fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
-        status = 2;
-        goto out;
-    }
-    if (file) {
-        evr_engine_summary(eng, job, stdout);
-        printf("history: evrun-replay %s --job %s\n", state_dir, job);
-    }
-    status = evr_engine_all_succeeded(eng) ? 0 : 1;
+    status = daemon ? s_run_daemon(&o, cfg, store, eng, id)
+                    : s_run_exec(&o, eng, &spec, &args, state_dir, purl);
 out:
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);
     evr_podman_destroy(&pm);
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);
-    evr_strmap_free(&given);
+    evr_strmap_free(&o.given);
+    evr_config_destroy(&cfg);
     free(artifacts);
-    free(state_dir);
+    free(id);
     free(url);
     return status;
 }

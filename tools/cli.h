@@ -1,4 +1,4 @@
-/*  cli.h: the subcommands of evrun-cli, one file each.
+/*  cli.h: the subcommands of evrun-cli, one file per group.
 
     Each takes the arguments after the subcommand name (argv[0] is the
     subcommand) and returns the process exit status: 0 ok, 1 the job
@@ -9,5 +9,19 @@
 #define EVR_CLI_H_INCLUDED
 
 int evr_cli_validate(int argc, char **argv);
+/* cli_jobs.c */
+int evr_cli_run(int argc, char **argv);
+int evr_cli_submit(int argc, char **argv);
+int evr_cli_cancel(int argc, char **argv);
+int evr_cli_pause(int argc, char **argv);
+int evr_cli_resume(int argc, char **argv);
+int evr_cli_status(int argc, char **argv);
+int evr_cli_jobs(int argc, char **argv);
+int evr_cli_logs(int argc, char **argv);
+int evr_cli_runners(int argc, char **argv);
+int evr_cli_drain(int argc, char **argv);
+/* cli_up.c */
+int evr_cli_up(int argc, char **argv);
+int evr_cli_down(int argc, char **argv);
 
 #endif

@@ -10,7 +10,19 @@ static const struct {
     int (*fn)(int, char **);
     const char *summary;
 } s_commands[] = {
+    { "run", evr_cli_run, "submit a pipeline file; --follow prints its output live" },
+    { "submit", evr_cli_submit, "submit a pipeline file and return" },
+    { "status", evr_cli_status, "one job's state" },
+    { "jobs", evr_cli_jobs, "list jobs (--pipeline, --status, --limit)" },
+    { "logs", evr_cli_logs, "a job's output (--follow, --step)" },
+    { "cancel", evr_cli_cancel, "cancel a queued or running job" },
+    { "pause", evr_cli_pause, "pause a queued or running job" },
+    { "resume", evr_cli_resume, "resume a paused job" },
+    { "runners", evr_cli_runners, "list runners" },
+    { "drain", evr_cli_drain, "let a runner finish its jobs and take no new ones" },
     { "validate", evr_cli_validate, "check pipeline files; --print shows the normalized spec" },
+    { "up", evr_cli_up, "start a local broker, runners (and podman) in the background" },
+    { "down", evr_cli_down, "stop what up started" },
 };
 
 static void
@@ -20,8 +32,8 @@ s_usage(FILE *out)
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\n'evrun-cli COMMAND --help' describes a command.\n"
-                 "Not yet built: run, submit, cancel, pause, resume, status, jobs, logs,\n"
-                 "runners, drain, up, down (they arrive with the broker).\n");
+                 "exit status: 0 ok; 1 the job failed or the command was refused; 2 usage\n"
+                 "or connection errors\n");
 }
 
 int

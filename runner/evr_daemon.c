@@ -1,0 +1,321 @@
+/*  evr_daemon.c: the runner's bus client; see evr_daemon.h. */
+#include "evr_daemon.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "evr_bus.h"
+
+#define S_WINDOW 4096               /* events sent and not acknowledged, at most */
+#define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
+
+typedef enum { S_NEED_HELLO, S_HELLO_SENT, S_READY } s_state_t;
+
+struct evr_daemon {
+    evr_daemon_opts_t opts;
+    evr_store_t *store;
+    evr_engine_t *eng;
+    zsock_t *sock;
+    s_state_t state;
+    uint64_t sent, acked;       /* runner seqs */
+    uint64_t last_rx, hello_at, next_beat;   /* mono ns */
+    int64_t credit_sent;        /* -1: not yet */
+    bool draining, stopping;
+    uint32_t ndropped;          /* dispatches ignored before welcome */
+};
+
+static void s_log(const evr_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+s_log(const evr_daemon_t *d, const char *fmt, ...)
+{
+    char ts[32];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s.%03ldZ evrun-runner %s: ", ts, now.tv_nsec / 1000000, d->opts.runner_id);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static uint64_t
+s_ms(uint32_t ms)
+{
+    return (uint64_t) ms * 1000000ull;
+}
+
+/*  A fresh connection (dropping whatever the old one had queued) and a
+    hello. */
+static void
+s_connect(evr_daemon_t *d)
+{
+    zsock_destroy(&d->sock);
+    d->sock = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(d->sock);
+    zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
+    zsock_set_linger(d->sock, 0);
+    zsock_connect(d->sock, "%s", d->opts.endpoint);
+    evr_engine_set_wake_fd(d->eng, zsock_fd(d->sock));
+    uint64_t last = 0;
+    evr_err_t err;
+    evr_store_last_seq(d->store, &last, &err);
+    evr_msg_t m = { .type = EVR_MSG_HELLO, .runner = (char *) d->opts.runner_id,
+                    .capacity = d->opts.capacity, .version = EVR_VERSION, .seq = last };
+    for (const char *const *l = d->opts.labels; l && *l; l++)
+        evr_strlist_push(&m.labels, *l);
+    d->hello_at = evr_mono_ns();
+    /* Not connected yet is normal: the hello is retried after a lease. */
+    d->state = evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK ? S_HELLO_SENT : S_NEED_HELLO;
+    evr_strlist_free(&m.labels);
+    d->credit_sent = -1;
+}
+
+evr_rc_t
+evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *engine,
+               evr_daemon_t **out, evr_err_t *err)
+{
+    *out = NULL;
+    evr_rc_t rc = evr_bus_check_endpoint(opts->endpoint, err);
+    if (rc)
+        return rc;
+    evr_daemon_t *d = evr_calloc(1, sizeof *d);
+    d->opts = *opts;
+    if (!d->opts.heartbeat_ms)
+        d->opts.heartbeat_ms = 1000;
+    if (!d->opts.lease_ms)
+        d->opts.lease_ms = 5000;
+    d->store = store;
+    d->eng = engine;
+    zsys_init();
+    zsys_handler_set(NULL);
+    s_connect(d);
+    s_log(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
+          opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]
+          ? opts->labels[0] : "", opts->capacity);
+    *out = d;
+    return EVR_OK;
+}
+
+void
+evr_daemon_destroy(evr_daemon_t **self_p)
+{
+    evr_daemon_t *d = *self_p;
+    if (!d)
+        return;
+    if (d->eng)
+        evr_engine_set_wake_fd(d->eng, -1);
+    zsock_destroy(&d->sock);
+    free(d);
+    *self_p = NULL;
+}
+
+void
+evr_daemon_stop_taking(evr_daemon_t *self)
+{
+    self->stopping = true;
+}
+
+bool
+evr_daemon_drained(const evr_daemon_t *self)
+{
+    return self->draining && self->opts.exit_when_drained && evr_engine_active(self->eng) == 0;
+}
+
+/* ------------------------------------------------------------- inbound */
+
+static void
+s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
+{
+    if (d->state != S_READY) {
+        d->ndropped++;  /* sent before the broker saw our hello: it queues it again */
+        return;
+    }
+    evr_job_t known = { 0 };
+    evr_err_t err;
+    bool have = evr_store_get_job(d->store, m->job, &known, &err) == EVR_OK;
+    evr_rec_free(&evr_job_type, &known);
+    if (have)
+        return;     /* a repeated dispatch: the job is ours already */
+    if (evr_engine_active(d->eng) >= d->opts.capacity)
+        s_log(d, "job %s arrived with no free slot (capacity %u): taking it anyway", m->job,
+              d->opts.capacity);
+    s_log(d, "job %s (%s): accepted", m->job, m->spec->pipeline);
+    if (evr_engine_submit(d->eng, m->job, m->spec, &m->args, &err)) {
+        s_log(d, "job %s cannot run here: %s", m->job, err.msg);
+        evr_err_t e2;
+        if (evr_engine_reject(d->eng, m->job, m->spec, &m->args, err.msg, &e2))
+            s_log(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
+    }
+}
+
+static void
+s_control(evr_daemon_t *d, const evr_msg_t *m)
+{
+    evr_err_t err;
+    evr_rc_t rc = EVR_OK;
+    const char *c = m->command;
+    if (!strcmp(c, "drain")) {
+        d->draining = true;
+        s_log(d, "draining: no new jobs; %u running", evr_engine_active(d->eng));
+        return;
+    }
+    if (!m->job) {
+        s_log(d, "control %s without a job: ignored", c);
+        return;
+    }
+    if (!strcmp(c, "cancel"))
+        rc = evr_engine_cancel(d->eng, m->job, m->reason ? m->reason : "cancelled by a user",
+                               &err);
+    else if (!strcmp(c, "pause"))
+        rc = evr_engine_pause(d->eng, m->job, &err);
+    else if (!strcmp(c, "resume"))
+        rc = evr_engine_resume(d->eng, m->job, &err);
+    if (rc)
+        s_log(d, "%s %s: %s", c, m->job, err.msg);
+    else
+        s_log(d, "%s %s", c, m->job);
+}
+
+static void
+s_inbound(evr_daemon_t *d)
+{
+    for (int i = 0; i < 256 && d->sock && evr_bus_readable(d->sock); i++) {
+        evr_msg_t m = { 0 };
+        const char *code;
+        evr_err_t err;
+        if (evr_bus_recv(d->sock, NULL, &m, &code, &err)) {
+            s_log(d, "a malformed message from the broker: %s", err.msg);
+            continue;
+        }
+        d->last_rx = evr_mono_ns();
+        switch (m.type) {
+        case EVR_MSG_WELCOME:
+            d->state = S_READY;
+            d->sent = d->acked = m.seq;
+            s_log(d, "welcomed by the broker: it holds this log up to seq %llu",
+                  (unsigned long long) m.seq);
+            break;
+        case EVR_MSG_ACK:
+            if (m.seq > d->acked)
+                d->acked = m.seq;
+            if (d->acked > d->sent)
+                d->sent = d->acked;
+            break;
+        case EVR_MSG_DISPATCH: s_dispatch(d, &m); break;
+        case EVR_MSG_CONTROL: s_control(d, &m); break;
+        case EVR_MSG_HEARTBEAT: break;
+        case EVR_MSG_ERROR:
+            s_log(d, "the broker says %s: %s; saying hello again", m.code, m.message);
+            d->state = S_NEED_HELLO;
+            break;
+        default:
+            s_log(d, "unexpected %s from the broker: ignored", evr_msgtype_name(m.type));
+            break;
+        }
+        evr_msg_clear(&m);
+    }
+}
+
+/* ------------------------------------------------------------ outbound */
+
+typedef struct {
+    evr_msg_t msg;
+    size_t bytes;
+    uint32_t cap;
+    uint64_t last;
+} s_batch_t;
+
+static int
+s_collect(const evr_event_t *ev, void *arg)
+{
+    s_batch_t *b = arg;
+    uint8_t *buf;
+    size_t len;
+    evr_event_encode(ev, &buf, &len);
+    free(buf);
+    if (b->msg.events.n && b->bytes + len > S_BATCH_BYTES)
+        return 1;
+    evr_event_t *dst = (evr_event_t *) b->msg.events.v + b->msg.events.n++;
+    evr_rec_copy(&evr_event_type, dst, ev);
+    b->bytes += len + 16;
+    b->last = ev->seq;
+    return b->msg.events.n >= b->cap;
+}
+
+/*  Sends the log above `sent`, batch by batch, within the window. */
+static void
+s_send_events(evr_daemon_t *d)
+{
+    uint64_t last = 0;
+    evr_err_t err;
+    if (evr_store_last_seq(d->store, &last, &err))
+        return;
+    while (d->sent < last && d->sent - d->acked < S_WINDOW) {
+        s_batch_t b = { .msg = { .type = EVR_MSG_EVENTS }, .cap = EVR_MSG_MAX_EVENTS };
+        uint64_t room = S_WINDOW - (d->sent - d->acked);
+        if (room < b.cap)
+            b.cap = (uint32_t) room;
+        b.msg.events.v = evr_calloc(b.cap, sizeof(evr_event_t));
+        if (evr_store_scan(d->store, d->sent + 1, last, s_collect, &b, &err))
+            s_log(d, "reading the log: %s", err.msg);
+        bool ok = b.msg.events.n && evr_bus_send(d->sock, NULL, &b.msg, NULL) == EVR_OK;
+        if (ok)
+            d->sent = b.last;
+        evr_msg_clear(&b.msg);
+        if (!ok)
+            break;  /* the broker is not reachable now: after the next welcome */
+    }
+}
+
+static void
+s_outbound(evr_daemon_t *d)
+{
+    uint64_t now = evr_mono_ns();
+    uint64_t lease = s_ms(d->opts.lease_ms);
+    if (d->state == S_NEED_HELLO || (d->state == S_HELLO_SENT && now - d->hello_at > lease)) {
+        s_connect(d);
+        return;
+    }
+    if (d->state == S_READY && now - d->last_rx > lease) {
+        s_log(d, "the broker has been silent for %u ms: reconnecting (jobs go on; their "
+              "events wait in the log)", d->opts.lease_ms);
+        s_connect(d);
+        return;
+    }
+    if (d->state != S_READY)
+        return;
+    s_send_events(d);
+    uint32_t active = evr_engine_active(d->eng);
+    int64_t credit = d->draining || d->stopping || active >= d->opts.capacity
+                         ? 0 : (int64_t) (d->opts.capacity - active);
+    if (credit != d->credit_sent) {
+        evr_msg_t m = { .type = EVR_MSG_CREDIT, .credit = (uint32_t) credit };
+        if (evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK)
+            d->credit_sent = credit;
+    }
+    if (now >= d->next_beat) {
+        evr_msg_t m = { .type = EVR_MSG_HEARTBEAT, .running = active };
+        evr_bus_send(d->sock, NULL, &m, NULL);
+        d->next_beat = now + s_ms(d->opts.heartbeat_ms);
+    }
+}
+
+void
+evr_daemon_turn(evr_daemon_t *self, int timeout_ms)
+{
+    if (!self->last_rx)
+        self->last_rx = evr_mono_ns();
+    s_outbound(self);
+    s_inbound(self);    /* ends with the socket's edge re-armed (ZMQ_EVENTS read) */
+    int hb = (int) self->opts.heartbeat_ms;
+    evr_engine_turn(self->eng, timeout_ms < hb ? timeout_ms : hb);
+    evr_engine_forget_finished(self->eng);
+    s_inbound(self);
+    s_outbound(self);
+}

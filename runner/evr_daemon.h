@@ -1,0 +1,47 @@
+/*  evr_daemon.h: a runner serving a broker (DESIGN §6, §7).
+
+    Connects a DEALER to the broker's runner endpoint and speaks the
+    runner side of schema/PROTOCOL.md "Dispatch": hello (id, labels,
+    capacity, the highest seq of its log), welcome (where the broker's copy
+    of the log ends: everything above is sent again), credit (free slots,
+    whenever it changes), dispatch (the job goes to the engine, which
+    commits job.accepted before anything else), control (cancel, pause,
+    resume, drain), events (the log, streamed in batches from the store
+    after each commit, at most a window ahead of the broker's acks) and
+    heartbeats both ways.  A broker that falls silent past the lease is
+    reconnected to; meanwhile the jobs go on and their events wait in the
+    log.  One thread: the engine's loop also waits on the socket.
+*/
+#ifndef EVR_DAEMON_H_INCLUDED
+#define EVR_DAEMON_H_INCLUDED
+
+#include "evr_engine.h"
+
+typedef struct evr_daemon evr_daemon_t;
+
+typedef struct {
+    const char *endpoint;       /* the broker's runner endpoint */
+    const char *runner_id;
+    const char *const *labels;  /* NULL-terminated */
+    uint32_t capacity;          /* jobs at once */
+    uint32_t heartbeat_ms;      /* default 1000 */
+    uint32_t lease_ms;          /* broker silent this long: reconnect (default 5000) */
+    bool exit_when_drained;     /* a drain ends the daemon once its jobs are done */
+} evr_daemon_opts_t;
+
+/*  The daemon drives engine (and reads store); the caller keeps both. */
+evr_rc_t evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *engine,
+                        evr_daemon_t **out, evr_err_t *err);
+void evr_daemon_destroy(evr_daemon_t **self_p);
+
+/*  One turn: broker messages, the engine's turn (waiting at most
+    timeout_ms for podman or the broker), events and credit out. */
+void evr_daemon_turn(evr_daemon_t *self, int timeout_ms);
+
+/*  Stop taking work (SIGTERM): credit 0 from now on. */
+void evr_daemon_stop_taking(evr_daemon_t *self);
+
+/*  True when drained with exit_when_drained and no job is left. */
+bool evr_daemon_drained(const evr_daemon_t *self);
+
+#endif

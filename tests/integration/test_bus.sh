@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# test_bus.sh BIN_DIR SRC_DIR [CASE...]: the message-driven half end to
+# end: real evrun-broker and evrun-runner processes on ipc:// sockets in a
+# temporary directory, real podman (the "podman" fixture), evrun-cli and
+# evrun-tail as a user runs them.  Each case starts its own broker and
+# runners in a fresh state directory.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+root=$(mktemp -d /tmp/evr-bus-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+check() {   # check "what" command...
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
+}
+
+fresh() {   # a new state directory for a case
+  bus_stop
+  tmp=$root/$1
+  mkdir -p "$tmp"
+  export EVRUN_STATE_DIR=$tmp
+}
+
+pipeline() { cat > "$tmp/$1.yml"; }
+
+# ticks NAME N PAUSE [LABEL]: a pipeline printing "tick 1".."tick N"
+ticks() {
+  local labels=${4:+"labels: [$4]"}
+  pipeline "$1" <<YML
+pipeline: $1
+image: localhost/evrun-busybox:latest
+$labels
+steps:
+  - name: count
+    run: for i in \$(seq 1 $2); do echo "tick \$i"; sleep $3; done
+YML
+}
+
+# exactly_once FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
+exactly_once() {
+  local got want
+  got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
+  want=$(seq 1 "$2" | sed 's/^/tick /' | tr '\n' ' ')
+  [ "$got" = "$want" ] || { echo "  want: $want" >&2; echo "  got:  $got" >&2; return 1; }
+}
+
+field() {   # field JOB NAME: a field of the job's status
+  cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
+}
+
+no_leftovers() {   # no container or volume of job $1 in podman
+  local id
+  id=$(echo "$1" | tr 'A-Z' 'a-z')
+  [ "$({ podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id")" -eq 0 ]
+}
+
+case_end_to_end() {
+  fresh e2e
+  bus_broker && bus_runner e2e-1 "" 2 && bus_wait_runners 1
+  cli run "$src/examples/hello.yml" -a WHO=bus --follow > "$tmp/out" 2> "$tmp/err"
+  check "run --follow exits 0" [ $? -eq 0 ]
+  check "live output" grep -qx "greet | hello, bus" "$tmp/out"
+  local job
+  job=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/out")
+  check "job id printed" [ -n "$job" ]
+  check "status succeeded" [ "$(field "$job" status)" = succeeded ]
+  check "runner recorded" [ "$(field "$job" runner)" = e2e-1 ]
+  check "jobs lists it" grep -q "$job.*hello.*succeeded" <(cli jobs)
+  check "logs prints the output" grep -qx "greet | hello, bus" <(cli logs "$job")
+  check "runners lists the runner" grep -q "^e2e-1 .*idle" <(cli runners)
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-e2e-1" --verify
+  check "no leftovers" no_leftovers "$job"
+  cli run "$src/examples/dag.yml" --wait > "$tmp/dag" 2>&1
+  check "dag --wait exits 0" [ $? -eq 0 ]
+  check "dag succeeded" grep -q "succeeded" "$tmp/dag"
+  # a failing job: run --follow exits 1, status says why
+  pipeline failing <<'YML'
+pipeline: failing
+image: localhost/evrun-busybox:latest
+steps:
+  - name: boom
+    run: echo about to fail; exit 3
+YML
+  cli run "$tmp/failing.yml" --follow > "$tmp/fail" 2>&1
+  check "failed job: exit 1" [ $? -eq 1 ]
+  check "failed job: output" grep -qx "boom | about to fail" "$tmp/fail"
+  # errors a user meets
+  cli status 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/nf" 2>&1
+  check "unknown job: exit 1" [ $? -eq 1 ]
+  check "unknown job: says so" grep -q "not_found: no job" "$tmp/nf"
+  EVRUN_STATE_DIR=$root/nothing-here cli jobs --broker "ipc://$root/nothing-here/bus/clients" > "$tmp/down" 2>&1
+  check "no broker: exit 2" [ $? -eq 2 ]
+  check "no broker: names the endpoint, suggests up" grep -q "cannot reach the broker at ipc://.*evrun-cli up" "$tmp/down"
+}
+
+case_labels() {
+  fresh labels
+  bus_broker && bus_runner lab-alpha alpha 2 && bus_runner lab-beta beta 2 && bus_wait_runners 2
+  ticks la 1 0 alpha
+  ticks lb 1 0 beta
+  local a1 a2 b1 b2
+  a1=$(submit "$tmp/la.yml"); b1=$(submit "$tmp/lb.yml"); a2=$(submit "$tmp/la.yml"); b2=$(submit "$tmp/lb.yml")
+  for j in $a1 $a2 $b1 $b2; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+  check "alpha jobs on alpha" [ "$(field "$a1" runner)$(field "$a2" runner)" = lab-alphalab-alpha ]
+  check "beta jobs on beta" [ "$(field "$b1" runner)$(field "$b2" runner)" = lab-betalab-beta ]
+  # a label nobody has: the job waits, visibly queued
+  ticks lz 1 0 zeta
+  local z
+  z=$(submit "$tmp/lz.yml")
+  sleep 1
+  check "no runner with the label: queued" [ "$(field "$z" status)" = queued ]
+  cli cancel "$z" > /dev/null
+  check "cancel queued: cancelled" [ "$(wait_job "$z" 5)" = cancelled ]
+}
+
+case_capacity() {
+  fresh capacity
+  bus_broker && bus_runner cap-1 cap 1 && bus_wait_runners 1
+  ticks cap 3 0.3 cap
+  local ids=() max=0 n
+  for _ in 1 2 3; do ids+=("$(submit "$tmp/cap.yml")"); done
+  for _ in $(seq 1 60); do
+    n=$(cli jobs --json --status running | grep -c '"runner":"cap-1"')
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.1
+  done
+  for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+  check "never more than 1 running (saw $max)" [ "$max" -le 1 ]
+  # the jobs ran one after the other: intervals do not overlap
+  local prev_end=0 s e ok=true
+  for j in "${ids[@]}"; do
+    s=$(field "$j" started); e=$(field "$j" finished)
+    [ "$s" -ge "$prev_end" ] || ok=false
+    prev_end=$e
+  done
+  check "jobs did not overlap" $ok
+}
+
+case_queue() {
+  fresh queue
+  bus_broker && bus_wait_runners 0
+  pipeline qa <<'YML'
+pipeline: qa
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 1, strategy: append }
+steps: [ { name: s, run: "true" } ]
+YML
+  pipeline qr <<'YML'
+pipeline: qr
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 1, strategy: replace }
+steps: [ { name: s, run: "true" } ]
+YML
+  local a1 r1 r2
+  a1=$(submit "$tmp/qa.yml")
+  check "append: first accepted" [ -n "$a1" ]
+  cli submit "$tmp/qa.yml" > "$tmp/full" 2>&1
+  check "append: full queue refuses (exit 1)" [ $? -eq 1 ]
+  check "append: says queue_full" grep -q "queue_full" "$tmp/full"
+  r1=$(submit "$tmp/qr.yml")
+  r2=$(submit "$tmp/qr.yml")
+  check "replace: both accepted" [ -n "$r1" ] && [ -n "$r2" ]
+  check "replace: the waiting one cancelled" [ "$(field "$r1" status)" = cancelled ]
+  check "replace: reason replaced" grep -q "replaced by $r2" <(cli status "$r1")
+  check "replace: the newest waits" [ "$(field "$r2" status)" = queued ]
+  cli pause "$r2" > /dev/null
+  check "pause queued: paused" [ "$(field "$r2" status)" = paused ]
+  cli resume "$r2" > /dev/null
+  check "resume queued: queued" [ "$(field "$r2" status)" = queued ]
+  check "cancel queued" cli cancel "$r2"
+  check "cancelled queued job: history has job.finished" grep -q "job.finished: cancelled" <(cli logs "$r2" --events)
+  cli cancel "$r2" > "$tmp/again" 2>&1
+  check "cancel a finished job: conflict, exit 1" [ $? -eq 1 ]
+  check "cancel a finished job: says conflict" grep -q conflict "$tmp/again"
+}
+
+case_cancel_pause_running() {
+  fresh control
+  bus_broker && bus_runner ctl-1 "" 2 && bus_wait_runners 1
+  ticks slow 20 0.3
+  local j
+  j=$(submit "$tmp/slow.yml")
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 2 ] && break; sleep 0.1; done
+  cli pause "$j" > /dev/null
+  check "pause running: accepted" [ $? -eq 0 ]
+  for _ in $(seq 1 30); do [ "$(field "$j" status)" = paused ] && break; sleep 0.1; done
+  check "status paused" [ "$(field "$j" status)" = paused ]
+  local before after
+  sleep 0.5; before=$(cli logs "$j" | grep -c tick); sleep 1.5; after=$(cli logs "$j" | grep -c tick)
+  check "no output while paused ($before -> $after)" [ "$before" -eq "$after" ]
+  cli pause "$j" > /dev/null 2>&1
+  check "pause twice: refused" [ $? -eq 1 ]
+  cli resume "$j" > /dev/null
+  check "resumed" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/paused.out"
+  check "every line once after pause/resume" exactly_once "$tmp/paused.out" 20
+  local k
+  k=$(submit "$tmp/slow.yml")
+  for _ in $(seq 1 50); do [ "$(cli logs "$k" | grep -c tick)" -ge 1 ] && break; sleep 0.1; done
+  cli cancel "$k" --reason "test cancel" > /dev/null
+  check "cancel running: cancelled" [ "$(wait_job "$k" 20)" = cancelled ]
+  check "cancel running: reason kept" grep -q "test cancel" <(cli status "$k")
+  sleep 1
+  check "cancel running: no leftovers" no_leftovers "$k"
+}
+
+case_tail() {
+  fresh tail
+  bus_broker && bus_runner tl-1 "" 2 && bus_wait_runners 1
+  ticks tailp 30 0.1
+  "$bin/evrun-tail" --pipeline tailp > "$tmp/before.out" 2> "$tmp/before.err" &
+  local tpid=$! j
+  sleep 0.5
+  j=$(submit "$tmp/tailp.yml")
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 10 ] && break; sleep 0.1; done
+  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/during.out" 2> "$tmp/during.err"
+  check "tail during: exits 0 with the job" [ $? -eq 0 ]
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/after.out" 2>&1
+  check "tail after: exits 0" [ $? -eq 0 ]
+  sleep 0.5
+  kill "$tpid"; wait "$tpid" 2>/dev/null
+  check "tail before: every line once" exactly_once "$tmp/before.out" 30
+  check "tail during: every line once" exactly_once "$tmp/during.out" 30
+  check "tail after: every line once" exactly_once "$tmp/after.out" 30
+  check "tail prefix job/step" grep -q "^$j/count | tick 1$" "$tmp/after.out"
+  "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/nf" 2>&1
+  check "tail unknown job: exit 2" [ $? -eq 2 ]
+}
+
+case_runner_killed() {
+  fresh rkill
+  bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
+  ticks rk 30 0.1
+  local j
+  j=$(submit "$tmp/rk.yml")
+  timeout 90 "$bin/evrun-tail" --job "$j" > "$tmp/rk.out" 2>&1 &
+  local tpid=$!
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 8 ] && break; sleep 0.1; done
+  kill -9 "$runner_pid_rk_1"
+  sleep 2
+  check "killed runner shown lost" grep -q "^rk-1 .*lost" <(cli runners)
+  bus_runner rk-1 "" 2
+  check "job finished after the restart" [ "$(wait_job "$j" 60)" = succeeded ]
+  wait "$tpid"
+  check "tail exited 0" [ $? -eq 0 ]
+  check "tail: every line once across the kill" exactly_once "$tmp/rk.out" 30
+  cli logs "$j" > "$tmp/rk.logs"
+  check "stored: every line once" exactly_once "$tmp/rk.logs" 30
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-rk-1" --verify
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+case_broker_killed() {
+  fresh bkill
+  bus_broker && bus_runner bk-1 "" 2 && bus_runner bk-2 "" 2 && bus_wait_runners 2
+  pipeline one <<'YML'
+pipeline: one
+image: localhost/evrun-busybox:latest
+steps: [ { name: s, run: "echo ran-once" } ]
+YML
+  : > "$tmp/accepted"
+  (
+    for i in $(seq 1 200); do
+      "$bin/evrun-cli" submit "$tmp/one.yml" --timeout-ms 2000 2>/dev/null \
+        | sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' >> "$tmp/accepted"
+    done
+  ) &
+  local spid=$!
+  for _ in $(seq 1 300); do [ "$(wc -l < "$tmp/accepted")" -ge 60 ] && break; sleep 0.05; done
+  kill -9 "$broker_pid"
+  sleep 1
+  bus_broker
+  wait "$spid"
+  local n ok=0 bad=0 j
+  n=$(sort -u "$tmp/accepted" | wc -l)
+  check "most submissions accepted ($n)" [ "$n" -ge 100 ]
+  check "no id accepted twice" [ "$n" -eq "$(wc -l < "$tmp/accepted")" ]
+  for j in $(cat "$tmp/accepted"); do
+    [ "$(wait_job "$j" 120)" = succeeded ] && ok=$((ok + 1)) || bad=$((bad + 1))
+  done
+  check "every accepted job succeeded ($ok of $n, $bad not)" [ "$bad" -eq 0 ]
+  # each ran exactly once: in exactly one runner's log, with one line of output
+  "$bin/evrun-replay" "$tmp/r-bk-1" --json > "$tmp/r1.json"
+  "$bin/evrun-replay" "$tmp/r-bk-2" --json > "$tmp/r2.json"
+  local twice=0 missing=0 c
+  for j in $(cat "$tmp/accepted"); do
+    c=$(cat "$tmp/r1.json" "$tmp/r2.json" | grep -c "\"id\":\"$j\"")
+    [ "$c" -eq 1 ] || { [ "$c" -eq 0 ] && missing=$((missing + 1)) || twice=$((twice + 1)); }
+  done
+  check "no accepted job ran twice ($twice)" [ "$twice" -eq 0 ]
+  check "no accepted job missing from the runners ($missing)" [ "$missing" -eq 0 ]
+  local total
+  total=$(cat "$tmp/r1.json" "$tmp/r2.json" | grep -c '"pipeline":"one"')
+  check "runners ran only accepted jobs ($total vs $n)" [ "$total" -eq "$n" ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+cases=${*:-end_to_end labels capacity queue cancel_pause_running tail runner_killed broker_killed}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+echo "test_bus: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,82 @@
+/*  cli_bus.c: the common part of the bus commands; see cli_bus.h. */
+#include "cli_bus.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "evr_json.h"
+
+bool
+evr_cli_common(evr_cli_t *cli, int c, const char *arg)
+{
+    const char *key = NULL;
+    switch (c) {
+    case 1000: key = "state_dir"; break;
+    case 1001: key = "client_endpoint"; break;
+    case 1002: key = "events_endpoint"; break;
+    case 1003: cli->file = arg; return true;
+    case 1004: key = "timeout_ms"; break;
+    case 1005: cli->json = true; return true;
+    default: return false;
+    }
+    if (cli->nf < 8) {
+        cli->flags[2 * cli->nf] = key;
+        cli->flags[2 * cli->nf + 1] = arg;
+        cli->nf++;
+    }
+    return true;
+}
+
+int
+evr_cli_settings(evr_cli_t *cli)
+{
+    evr_err_t err;
+    cli->cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
+    if (evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err)) {
+        fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        return 2;
+    }
+    evr_client_endpoints(cli->cfg);
+    return 0;
+}
+
+int
+evr_cli_connect(evr_cli_t *cli)
+{
+    evr_err_t err;
+    int rc = evr_cli_settings(cli);
+    if (rc)
+        return rc;
+    if (evr_client_new(cli->cfg, &cli->client, &err)) {
+        fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+void
+evr_cli_done(evr_cli_t *cli)
+{
+    evr_client_destroy(&cli->client);
+    evr_config_destroy(&cli->cfg);
+}
+
+int
+evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply)
+{
+    if (reply->type == EVR_MSG_ERROR)
+        fprintf(stderr, "%s: %s: %s\n", cli->prog, reply->code, reply->message);
+    else
+        fprintf(stderr, "%s: unexpected answer %s\n", cli->prog, evr_msgtype_name(reply->type));
+    return 1;
+}
+
+void
+evr_cli_json(const evr_msg_t *m)
+{
+    json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
+    char *s = json_dumps(js, JSON_COMPACT);
+    printf("%s\n", s);
+    free(s);
+    json_decref(js);
+}

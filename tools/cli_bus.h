@@ -1,0 +1,59 @@
+/*  cli_bus.h: what the bus commands of evrun-cli share: the common
+    options (--state-dir, --broker, --events-endpoint, --config, --timeout-ms,
+    --json, --help), the layered settings, the connection. */
+#ifndef EVR_CLI_BUS_H_INCLUDED
+#define EVR_CLI_BUS_H_INCLUDED
+
+#include <getopt.h>
+
+#include "evr_client.h"
+
+/*  The common long options, to put first in each command's table; their
+    codes are 1000 and up. */
+#define EVR_CLI_COMMON_OPTS                                                                      \
+    { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 }, \
+    { "events-endpoint", required_argument, NULL, 1002 }, { "config", required_argument, NULL, 1003 },   \
+    { "timeout-ms", required_argument, NULL, 1004 }, { "json", no_argument, NULL, 1005 },        \
+    { "help", no_argument, NULL, 'h' }
+
+#define EVR_CLI_COMMON_HELP                                                                      \
+    "  --json               print JSON (one object per line)\n"                                  \
+    "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"                   \
+    "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"                 \
+    "  --broker EP          the broker's client endpoint (default: the local broker of\n"        \
+    "                       `evrun-cli up` when it runs, else tcp://127.0.0.1:7700)\n"           \
+    "  --events-endpoint EP the broker's event stream (default likewise, port 7702)\n"           \
+    "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
+    "                       ~/.config/evrun/evrun.yml when it exists)\n"                         \
+    "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
+    "  -h, --help           this text\n"
+
+typedef struct {
+    const char *prog;       /* "evrun-cli run" */
+    const char *flags[16];
+    size_t nf;
+    const char *file;
+    bool json;
+    evr_config_t *cfg;
+    evr_client_t *client;
+} evr_cli_t;
+
+/*  Takes a common option (c >= 1000); false when c is not one. */
+bool evr_cli_common(evr_cli_t *cli, int c, const char *arg);
+
+/*  Layers the settings and connects; prints the error and returns 2 on
+    failure, else 0. */
+int evr_cli_connect(evr_cli_t *cli);
+
+/*  Loads the settings only (no connection): 0 or 2. */
+int evr_cli_settings(evr_cli_t *cli);
+
+void evr_cli_done(evr_cli_t *cli);
+
+/*  Prints an `error` answer ("PROG: code: message") and returns 1. */
+int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
+
+/*  Prints a message as one JSON line. */
+void evr_cli_json(const evr_msg_t *m);
+
+#endif

@@ -1,0 +1,551 @@
+/*  cli_jobs.c: the job commands of evrun-cli: run, submit, cancel, pause,
+    resume, status, jobs, logs.  Each parses its options, sends one request
+    (or follows the event stream) and prints the answer, as text or JSON. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cli_bus.h"
+#include "evr_follow.h"
+#include "evr_job.h"
+#include "evr_yaml.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_time(uint64_t ns, char *buf, size_t len)
+{
+    if (!ns) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t t = (time_t) (ns / 1000000000ull);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* ----------------------------------------------------------- run, submit */
+
+static void
+s_run_help(FILE *out, const char *name)
+{
+    fprintf(out,
+            "usage: evrun-cli %s FILE [-a NAME=VALUE]... [--label L]... %s[options]\n"
+            "\n"
+            "Validates the pipeline in FILE (errors as file:line:column: field: message),\n"
+            "submits it to the broker as a new job and prints its id once the broker has\n"
+            "it in its durable queue.  A submit that gets no answer is sent again with the\n"
+            "same job id, so it is queued once.\n"
+            "\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable)\n"
+            "  --label L            a label the runner must have, beyond the pipeline's\n"
+            "%s"
+            EVR_CLI_COMMON_HELP
+            "\n"
+            "exit status: 0 accepted%s;\n1 refused by the broker%s;\n2 bad file or usage, "
+            "or the broker unreachable\n",
+            name, strcmp(name, "run") ? "" : "[--follow | --wait] ",
+            strcmp(name, "run") ? ""
+                : "  -f, --follow         print the job's output live; exit with its status\n"
+                  "  -w, --wait           wait for the job to end; exit with its status\n"
+                  "  --events             with --follow: lifecycle events too\n",
+            strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
+            strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out");
+}
+
+static bool
+s_load(const char *prog, const char *file, const evr_strmap_t *given, evr_spec_t *spec)
+{
+    evr_diag_t *diag = evr_diag_new(file);
+    evr_strmap_t bound = { 0 };
+    evr_rc_t rc = evr_yaml_load_file(spec, diag);
+    if (rc == EVR_OK)
+        rc = evr_spec_bind_args(spec, given, &bound, diag);
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+        fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    if (rc && !evr_diag_count(diag))
+        fprintf(stderr, "%s: %s: cannot load\n", prog, file);
+    evr_diag_destroy(&diag);
+    evr_strmap_free(&bound);
+    return rc == EVR_OK;
+}
+
+/*  Polls the job until it ends; its exit status. */
+static int
+s_wait(evr_cli_t *cli, const char *job)
+{
+    for (;;) {
+        evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) job }, rep = { 0 };
+        evr_err_t err;
+        if (evr_client_call(cli->client, &req, &rep, &err)) {
+            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+            return 2;
+        }
+        evr_job_status_t st = EVR_JOB_NONE;
+        if (rep.type == EVR_MSG_JOB)
+            evr_job_status_parse(rep.status, &st);
+        int done = rep.type != EVR_MSG_JOB ? evr_cli_refused(cli, &rep) + 1
+                 : st >= EVR_JOB_SUCCEEDED ? (st == EVR_JOB_SUCCEEDED ? 1 : 2) : 0;
+        if (done && rep.type == EVR_MSG_JOB)
+            printf("job %s %s%s%s\n", job, rep.status, rep.reason ? ": " : "",
+                   rep.reason ? rep.reason : "");
+        evr_msg_clear(&rep);
+        if (done)
+            return done - 1;
+        if (s_stop)
+            return 1;
+        zclock_sleep(300);
+    }
+}
+
+/*  Submits until answered (same id each time); 0, 1 refused, 2 error. */
+static int
+s_submit(evr_cli_t *cli, evr_msg_t *req)
+{
+    evr_err_t err;
+    for (int attempt = 1;; attempt++) {
+        evr_msg_t rep = { 0 };
+        evr_rc_t rc = evr_client_call(cli->client, req, &rep, &err);
+        if (rc && attempt < 3) {
+            fprintf(stderr, "%s: %s; sending job %s again\n", cli->prog, err.msg, req->job);
+            evr_client_destroy(&cli->client);
+            if (evr_client_new(cli->cfg, &cli->client, &err) == EVR_OK)
+                continue;
+        }
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+            return 2;
+        }
+        int status = 0;
+        if (rep.type != EVR_MSG_ACCEPTED)
+            status = evr_cli_refused(cli, &rep);
+        else if (cli->json)
+            evr_cli_json(&rep);
+        else
+            printf("job %s accepted (pipeline %s)%s\n", rep.job, req->spec->pipeline,
+                   rep.existing ? ", submitted before" : "");
+        fflush(stdout);
+        evr_msg_clear(&rep);
+        return status;
+    }
+}
+
+static int
+s_run_common(int argc, char **argv, const char *name)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "arg", required_argument, NULL, 'a' },
+        { "label", required_argument, NULL, 'l' }, { "follow", no_argument, NULL, 'f' },
+        { "wait", no_argument, NULL, 'w' }, { "events", no_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    bool run = !strcmp(name, "run");
+    evr_cli_t cli = { .prog = run ? "evrun-cli run" : "evrun-cli submit" };
+    evr_msg_t req = { .type = EVR_MSG_SUBMIT };
+    bool follow = false, wait = false, events = false;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, run ? "a:fwh" : "a:h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'a':
+            if (!evr_spec_parse_arg(optarg, &req.args)) {
+                fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", cli.prog, optarg);
+                status = 2;
+            }
+            break;
+        case 'l': evr_strlist_push(&req.labels, optarg); break;
+        case 'f': follow = run; break;
+        case 'w': wait = run; break;
+        case 'e': events = true; break;
+        case 'h': s_run_help(stdout, name); evr_msg_clear(&req); return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && optind != argc - 1) {
+        fprintf(stderr, "%s: expected one pipeline FILE\n", cli.prog);
+        status = 2;
+    }
+    if (status) {
+        s_run_help(stderr, name);
+        evr_msg_clear(&req);
+        return status;
+    }
+    req.spec = evr_spec_new();
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    req.job = evr_strdup(job);
+    if (!s_load(cli.prog, argv[optind], &req.args, req.spec))
+        status = 2;
+    else if (!(status = evr_cli_connect(&cli)))
+        status = s_submit(&cli, &req);
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    if (!status && follow) {
+        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli.json, .follow = true,
+                                 .out = stdout };
+        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
+        if (status != 2 && !cli.json && !s_stop)
+            status = s_wait(&cli, job);
+        else if (s_stop)
+            fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
+                    cli.prog, job, job);
+    }
+    else if (!status && wait)
+        status = s_wait(&cli, job);
+    evr_msg_clear(&req);
+    evr_cli_done(&cli);
+    return status;
+}
+
+int
+evr_cli_run(int argc, char **argv)
+{
+    return s_run_common(argc, argv, "run");
+}
+
+int
+evr_cli_submit(int argc, char **argv)
+{
+    return s_run_common(argc, argv, "submit");
+}
+
+/* --------------------------------------------- cancel, pause, resume, drain */
+
+static const struct {
+    const char *name;
+    evr_msgtype_t type;
+    const char *what;
+} s_simple[] = {
+    { "cancel", EVR_MSG_CANCEL, "Cancels a job: a queued one leaves the queue; a running one has\n"
+                                "its steps stopped (SIGTERM, then SIGKILL after the runner's\n"
+                                "grace) and the rest skipped." },
+    { "pause", EVR_MSG_PAUSE, "Pauses a job: a queued one is held in the queue; a running one\n"
+                              "has its containers paused and starts no new step." },
+    { "resume", EVR_MSG_RESUME, "Resumes a paused job." },
+    { "drain", EVR_MSG_DRAIN, "Drains a runner: it takes no new jobs and finishes its running\n"
+                              "ones (and exits then, when started with --exit-when-drained)." },
+};
+
+static int
+s_simple_cmd(int argc, char **argv, size_t which)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "reason", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+    };
+    char prog[64];
+    snprintf(prog, sizeof prog, "evrun-cli %s", s_simple[which].name);
+    evr_cli_t cli = { .prog = prog };
+    const char *reason = NULL;
+    bool drain = s_simple[which].type == EVR_MSG_DRAIN;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        if (c == 'r' && s_simple[which].type == EVR_MSG_CANCEL)
+            reason = optarg;
+        else if (c == 'h') {
+            printf("usage: evrun-cli %s %s [options]\n\n%s\n\n%s%s\nexit status: 0 done; 1 "
+                   "refused (no such %s, or not possible in its state); 2 usage, or the broker "
+                   "unreachable\n", s_simple[which].name, drain ? "RUNNER" : "JOB_ID",
+                   s_simple[which].what, s_simple[which].type == EVR_MSG_CANCEL
+                   ? "  --reason TEXT        why (recorded in the job's history)\n" : "",
+                   EVR_CLI_COMMON_HELP, drain ? "runner" : "job");
+            return 0;
+        }
+        else
+            status = 2;
+    }
+    if (!status && optind != argc - 1) {
+        fprintf(stderr, "%s: expected one %s (see --help)\n", prog, drain ? "RUNNER" : "JOB_ID");
+        status = 2;
+    }
+    if (status)
+        return status;
+    evr_msg_t req = { .type = s_simple[which].type, .reason = (char *) reason };
+    if (drain)
+        req.runner = argv[optind];
+    else if (!(req.job = evr_client_job_arg(prog, argv[optind])))
+        return 2;
+    evr_msg_t rep = { 0 };
+    evr_err_t err;
+    if (!(status = evr_cli_connect(&cli))) {
+        if (evr_client_call(cli.client, &req, &rep, &err)) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            status = 2;
+        }
+        else if (rep.type != EVR_MSG_OK)
+            status = evr_cli_refused(&cli, &rep);
+        else if (cli.json)
+            evr_cli_json(&rep);
+        else
+            printf("%s\n", rep.message ? rep.message : "ok");
+    }
+    evr_msg_clear(&rep);
+    if (!drain)
+        free(req.job);
+    evr_cli_done(&cli);
+    return status;
+}
+
+int
+evr_cli_cancel(int argc, char **argv)
+{
+    return s_simple_cmd(argc, argv, 0);
+}
+
+int
+evr_cli_pause(int argc, char **argv)
+{
+    return s_simple_cmd(argc, argv, 1);
+}
+
+int
+evr_cli_resume(int argc, char **argv)
+{
+    return s_simple_cmd(argc, argv, 2);
+}
+
+int
+evr_cli_drain(int argc, char **argv)
+{
+    return s_simple_cmd(argc, argv, 3);
+}
+
+/* ------------------------------------------------------ status, jobs, runners */
+
+static void
+s_print_job(const evr_msg_t *m)
+{
+    char c[32], s[32], f[32];
+    s_time(m->created, c, sizeof c);
+    s_time(m->started, s, sizeof s);
+    s_time(m->finished, f, sizeof f);
+    printf("job       %s\npipeline  %s\nstatus    %s\n", m->job, m->pipeline, m->status);
+    if (m->reason)
+        printf("reason    %s\n", m->reason);
+    printf("runner    %s\nsteps     %u/%u done\ncreated   %s\nstarted   %s\nfinished  %s\n",
+           m->runner ? m->runner : "-", m->steps_done, m->steps_total, c, s, f);
+    if (m->started && m->finished)
+        printf("duration  %.3f s\n", (double) (m->finished - m->started) / 1e9);
+}
+
+static int
+s_list_job(const evr_msg_t *m, void *arg)
+{
+    evr_cli_t *cli = arg;
+    if (cli->json) {
+        evr_cli_json(m);
+        return 0;
+    }
+    char c[32];
+    s_time(m->created, c, sizeof c);
+    printf("%-26s  %-20s  %-10s  %3u/%-3u  %-20s  %s\n", m->job, m->pipeline, m->status,
+           m->steps_done, m->steps_total, m->runner ? m->runner : "-", c);
+    return 0;
+}
+
+static int
+s_list_runner(const evr_msg_t *m, void *arg)
+{
+    evr_cli_t *cli = arg;
+    if (cli->json) {
+        evr_cli_json(m);
+        return 0;
+    }
+    char hb[32], labels[256] = "";
+    s_time(m->heartbeat, hb, sizeof hb);
+    for (uint32_t i = 0, at = 0; i < m->labels.n && at < sizeof labels; i++)
+        at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
+                                  m->labels.v[i]);
+    printf("%-24s  %-8s  %4u/%-4u  %-20s  %s\n", m->runner, m->state, m->running, m->capacity,
+           labels[0] ? labels : "-", hb);
+    return 0;
+}
+
+/*  status, jobs and runners: one request, a table or JSON lines. */
+static int
+s_query(int argc, char **argv, evr_msgtype_t type)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "pipeline", required_argument, NULL, 'p' },
+        { "status", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *name = type == EVR_MSG_STATUS ? "status" : type == EVR_MSG_JOBS ? "jobs"
+                                                                                 : "runners";
+    char prog[64];
+    snprintf(prog, sizeof prog, "evrun-cli %s", name);
+    evr_cli_t cli = { .prog = prog };
+    evr_msg_t req = { .type = type };
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        if (type == EVR_MSG_JOBS && c == 'p')
+            req.pipeline = optarg;
+        else if (type == EVR_MSG_JOBS && c == 's')
+            req.status = optarg;
+        else if (type == EVR_MSG_JOBS && c == 'n')
+            req.limit = (uint32_t) strtoul(optarg, NULL, 10);
+        else if (c == 'h') {
+            printf("usage: evrun-cli %s%s [options]\n\n%s\n\n%s%s\nexit status: 0 ok; 1 refused "
+                   "(no such job); 2 usage, or the broker unreachable\n", name,
+                   type == EVR_MSG_STATUS ? " JOB_ID" : "",
+                   type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
+                                            "done, times, and why it failed."
+                   : type == EVR_MSG_JOBS ? "Lists jobs, newest first: queued, running and "
+                                            "finished."
+                                          : "Lists the runners the broker knows: state (idle, "
+                                            "busy, draining, lost),\nrunning/capacity, labels, "
+                                            "last heartbeat.",
+                   type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
+                                          "  --status S           only jobs in state S (queued "
+                                          "running paused succeeded\n                       "
+                                          "failed cancelled timed_out lost)\n"
+                                          "  --limit N            at most N jobs (default 100)\n"
+                                        : "", EVR_CLI_COMMON_HELP);
+            return 0;
+        }
+        else
+            status = 2;
+    }
+    int want = type == EVR_MSG_STATUS ? 1 : 0;
+    if (!status && argc - optind != want) {
+        fprintf(stderr, "%s: %s (see --help)\n", prog, want ? "expected one JOB_ID"
+                                                            : "unexpected arguments");
+        status = 2;
+    }
+    if (!status && want && !(req.job = evr_client_job_arg(prog, argv[optind])))
+        status = 2;
+    evr_job_status_t st;
+    if (!status && req.status && !evr_job_status_parse(req.status, &st)) {
+        fprintf(stderr, "%s: --status %s: expected queued, running, paused, succeeded, failed, "
+                "cancelled, timed_out or lost\n", prog, req.status);
+        status = 2;
+    }
+    if (status || (status = evr_cli_connect(&cli))) {
+        free(req.job);
+        evr_cli_done(&cli);
+        return status;
+    }
+    evr_err_t err;
+    if (type == EVR_MSG_STATUS) {
+        evr_msg_t rep = { 0 };
+        if (evr_client_call(cli.client, &req, &rep, &err)) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            status = 2;
+        }
+        else if (rep.type != EVR_MSG_JOB)
+            status = evr_cli_refused(&cli, &rep);
+        else if (cli.json)
+            evr_cli_json(&rep);
+        else
+            s_print_job(&rep);
+        evr_msg_clear(&rep);
+    }
+    else {
+        if (!cli.json)
+            printf(type == EVR_MSG_JOBS ? "%-26s  %-20s  %-10s  %-7s  %-20s  %s\n"
+                                        : "%-24s  %-8s  %-9s  %-20s  %s\n",
+                   type == EVR_MSG_JOBS ? "JOB" : "RUNNER", type == EVR_MSG_JOBS ? "PIPELINE"
+                                                                              : "STATE",
+                   type == EVR_MSG_JOBS ? "STATUS" : "RUN/CAP",
+                   type == EVR_MSG_JOBS ? "STEPS" : "LABELS",
+                   type == EVR_MSG_JOBS ? "RUNNER" : "LAST HEARTBEAT",
+                   type == EVR_MSG_JOBS ? "CREATED" : "");
+        evr_rc_t rc = evr_client_stream(cli.client, &req,
+                                        type == EVR_MSG_JOBS ? s_list_job : s_list_runner, &cli,
+                                        &err);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            status = rc == EVR_ERR_STATE ? 1 : 2;
+        }
+    }
+    free(req.job);
+    evr_cli_done(&cli);
+    return status;
+}
+
+int
+evr_cli_status(int argc, char **argv)
+{
+    return s_query(argc, argv, EVR_MSG_STATUS);
+}
+
+int
+evr_cli_jobs(int argc, char **argv)
+{
+    return s_query(argc, argv, EVR_MSG_JOBS);
+}
+
+int
+evr_cli_runners(int argc, char **argv)
+{
+    return s_query(argc, argv, EVR_MSG_RUNNERS);
+}
+
+/* ------------------------------------------------------------------ logs */
+
+int
+evr_cli_logs(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "follow", no_argument, NULL, 'f' },
+        { "step", required_argument, NULL, 's' }, { "events", no_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli logs" };
+    evr_follow_opts_t fo = { .out = stdout };
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'f': fo.follow = true; break;
+        case 's': fo.step = optarg; break;
+        case 'e': fo.events = true; break;
+        case 'h':
+            printf("usage: evrun-cli logs JOB_ID [--follow] [--step S] [--events] [options]\n\n"
+                   "Prints a job's output as `step | line`, from its first line.\n\n"
+                   "  -f, --follow         go on printing live until the job ends; exit with "
+                   "its status\n"
+                   "  --step S             only step S\n"
+                   "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
+                   "--follow: the job succeeded); 1 the job failed\n(--follow); 2 no such job, "
+                   "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);
+            return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && optind != argc - 1) {
+        fprintf(stderr, "%s: expected one JOB_ID (see --help)\n", cli.prog);
+        status = 2;
+    }
+    char *job = status ? NULL : evr_client_job_arg(cli.prog, argv[optind]);
+    if (!status && !job)
+        status = 2;
+    if (!status && !(status = evr_cli_connect(&cli))) {
+        signal(SIGINT, s_on_signal);
+        signal(SIGTERM, s_on_signal);
+        fo.job = job;
+        fo.json = cli.json;
+        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
+        if (!fo.follow && status == 1)
+            status = 0;
+    }
+    free(job);
+    evr_cli_done(&cli);
+    return status;
+}

@@ -1,0 +1,180 @@
+/*  evr_client.c: see evr_client.h. */
+#include "evr_client.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "evr_bus.h"
+
+const evr_config_key_t evr_client_keys[] = {
+    { "state_dir", NULL, "where a local broker's sockets are (bus/)" },
+    { "client_endpoint", NULL, "the broker's client endpoint" },
+    { "events_endpoint", NULL, "the broker's event stream" },
+    { "timeout_ms", "10000", "longest wait for the broker's answer" },
+};
+const size_t evr_client_nkeys = EVR_ARRAY_LEN(evr_client_keys);
+
+struct evr_client {
+    zsock_t *sock;
+    char *ep;
+    int timeout_ms;
+};
+
+void
+evr_client_endpoints(evr_config_t *cfg)
+{
+    const char *state = evr_config_get(cfg, "state_dir");
+    evr_config_endpoints(cfg, state && evr_config_local_up(state));
+}
+
+static int
+s_timeout(const evr_config_t *cfg)
+{
+    uint64_t t = 10000;
+    evr_err_t err;
+    if (evr_config_uint(cfg, "timeout_ms", 1, 3600000, &t, &err))
+        t = 10000;
+    return (int) t;
+}
+
+static const char *
+s_hint(const char *ep)
+{
+    return strncmp(ep, "ipc://", 6) == 0 ? "is evrun-broker running? (try: evrun-cli up)"
+                                         : "is evrun-broker running there? (for a local one: "
+                                           "evrun-cli up)";
+}
+
+evr_rc_t
+evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
+{
+    *out = NULL;
+    const char *ep = evr_config_get(cfg, "client_endpoint");
+    evr_rc_t rc = evr_bus_check_endpoint(ep, err);
+    if (rc)
+        return rc;
+    zsys_init();
+    zsys_handler_set(NULL);
+    evr_client_t *c = evr_calloc(1, sizeof *c);
+    c->ep = evr_strdup(ep);
+    c->timeout_ms = s_timeout(cfg);
+    c->sock = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(c->sock);
+    zsock_set_immediate(c->sock, 1);
+    zsock_set_linger(c->sock, 0);
+    zsock_connect(c->sock, "%s", ep);
+    /* With ZMQ_IMMEDIATE the socket is writable only once connected. */
+    zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 };
+    int wait = c->timeout_ms < 3000 ? c->timeout_ms : 3000;
+    if (zmq_poll(&it, 1, wait) <= 0) {
+        rc = evr_err_set(err, EVR_ERR_IO, "cannot reach the broker at %s: %s", ep, s_hint(ep));
+        evr_client_destroy(&c);
+        return rc;
+    }
+    *out = c;
+    return EVR_OK;
+}
+
+void
+evr_client_destroy(evr_client_t **self_p)
+{
+    evr_client_t *c = *self_p;
+    if (!c)
+        return;
+    zsock_destroy(&c->sock);
+    free(c->ep);
+    free(c);
+    *self_p = NULL;
+}
+
+const char *
+evr_client_endpoint(const evr_client_t *self)
+{
+    return self->ep;
+}
+
+static evr_rc_t
+s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
+{
+    zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
+        return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s within %d ms: %s",
+                           c->ep, c->timeout_ms, s_hint(c->ep));
+    const char *code;
+    evr_rc_t rc = evr_bus_recv(c->sock, NULL, reply, &code, err);
+    if (rc)
+        return evr_err_set(err, EVR_ERR_PROTO, "a malformed answer from the broker: %s",
+                           err->msg);
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_err_t *err)
+{
+    evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
+    if (rc)
+        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)",
+                           self->ep, err->msg, s_hint(self->ep));
+    return s_recv(self, reply, err);
+}
+
+evr_rc_t
+evr_client_stream(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn, void *arg,
+                  evr_err_t *err)
+{
+    evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
+    if (rc)
+        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s", self->ep,
+                           err->msg);
+    bool stopped = false;
+    for (;;) {
+        evr_msg_t m = { 0 };
+        if ((rc = s_recv(self, &m, err)))
+            return rc;
+        if (m.type == EVR_MSG_END) {
+            evr_msg_clear(&m);
+            return EVR_OK;
+        }
+        if (m.type == EVR_MSG_ERROR) {
+            rc = evr_err_set(err, EVR_ERR_STATE, "%s: %s", m.code, m.message);
+            evr_msg_clear(&m);
+            return rc;
+        }
+        if (!stopped && fn(&m, arg))
+            stopped = true;
+        evr_msg_clear(&m);
+    }
+}
+
+zsock_t *
+evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err)
+{
+    const char *ep = evr_config_get(cfg, "events_endpoint");
+    if (evr_bus_check_endpoint(ep, err))
+        return NULL;
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    evr_bus_setup(sub);
+    zsock_set_linger(sub, 0);
+    zsock_set_subscribe(sub, prefix);
+    if (zsock_connect(sub, "%s", ep) < 0) {
+        evr_err_set(err, EVR_ERR_IO, "cannot connect to the event stream at %s: %s", ep,
+                    zmq_strerror(zmq_errno()));
+        zsock_destroy(&sub);
+    }
+    return sub;
+}
+
+char *
+evr_client_job_arg(const char *prog, const char *arg)
+{
+    char *id = evr_strdup(arg);
+    for (char *p = id; *p; p++)
+        *p = (char) toupper((unsigned char) *p);
+    const char *why = evr_ulid_problem(id);
+    if (why) {
+        fprintf(stderr, "%s: %s: not a job id (%s)\n", prog, arg, why);
+        free(id);
+        return NULL;
+    }
+    return id;
+}

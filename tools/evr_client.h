@@ -1,0 +1,58 @@
+/*  evr_client.h: a client of the broker (evrun-cli, evrun-tail).
+
+    Finds the broker (settings, or the local broker `evrun-cli up` started
+    under the state directory), sends one request at a time on a DEALER
+    socket and reads its answer or its stream; subscribes to the event
+    stream.  Every failure to reach the broker names the endpoint and says
+    what to do.
+*/
+#ifndef EVR_CLIENT_H_INCLUDED
+#define EVR_CLIENT_H_INCLUDED
+
+#include <czmq.h>
+
+#include "evr_config.h"
+#include "evr_msg.h"
+
+typedef struct evr_client evr_client_t;
+
+/*  The settings a client reads (table for evr_config_new). */
+extern const evr_config_key_t evr_client_keys[];
+extern const size_t evr_client_nkeys;
+
+/*  Resolves the endpoints in cfg (already layered): unset ones point at the
+    local broker when its socket exists under state_dir/bus, else at the
+    loopback TCP defaults. */
+void evr_client_endpoints(evr_config_t *cfg);
+
+/*  Connects to cfg's client endpoint, waiting at most the configured
+    connect time for the connection.  EVR_ERR_IO: "cannot reach the broker
+    at EP: ...". */
+evr_rc_t evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err);
+void evr_client_destroy(evr_client_t **self_p);
+
+const char *evr_client_endpoint(const evr_client_t *self);
+
+/*  Sends req and receives one answer into reply (zeroed by the caller; an
+    `error` answer is returned as a message, not as a failure).  EVR_ERR_IO
+    when the broker does not answer in time. */
+evr_rc_t evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply,
+                         evr_err_t *err);
+
+/*  Sends req and calls fn for each message of the stream until `end`
+    (not passed to fn).  An `error` answer ends the stream: EVR_ERR_STATE
+    with "code: message".  fn returns non-zero to stop reading (the rest of
+    the stream is then drained). */
+typedef int (evr_client_item_fn)(const evr_msg_t *item, void *arg);
+evr_rc_t evr_client_stream(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn,
+                           void *arg, evr_err_t *err);
+
+/*  A SUB socket on cfg's events endpoint subscribed to prefix (caller
+    destroys). */
+zsock_t *evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err);
+
+/*  A job id from the command line: upper-cased and checked; NULL with a
+    message printed on stderr when it is not a ULID. */
+char *evr_client_job_arg(const char *prog, const char *arg);
+
+#endif

@@ -1,0 +1,404 @@
+/*  evr_follow.c: see evr_follow.h. */
+#include "evr_follow.h"
+
+#include <string.h>
+
+#include "evr_bus.h"
+#include "evr_job.h"
+#include "evr_json.h"
+
+#define S_LINE_MAX (64u * 1024u)    /* a longer line is printed in pieces */
+#define S_JOBS_MAX 4096             /* jobs tracked at once (--all) */
+
+typedef struct s_line {
+    char *step;
+    int stream;
+    char *buf;
+    size_t len;
+    struct s_line *next;
+} s_line_t;
+
+typedef struct s_fjob {
+    char id[EVR_ULID_LEN + 1];
+    uint32_t last;          /* highest jseq printed */
+    bool known;             /* pipeline checked */
+    bool match;             /* printed at all */
+    bool done;
+    char *status;           /* of job.finished */
+    s_line_t *lines;
+    struct s_fjob *next;
+} s_fjob_t;
+
+typedef struct {
+    const char *prog;
+    const evr_follow_opts_t *o;
+    evr_client_t *client;
+    s_fjob_t *jobs;
+    size_t njobs;
+    bool failed;            /* the broker failed us: exit 2 */
+    bool in_history;        /* a history stream is being read */
+} s_follow_t;
+
+static s_fjob_t *
+s_job(s_follow_t *f, const char *id)
+{
+    for (s_fjob_t *j = f->jobs; j; j = j->next)
+        if (!strcmp(j->id, id))
+            return j;
+    s_fjob_t *j = evr_calloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->next = f->jobs;
+    f->jobs = j;
+    f->njobs++;
+    return j;
+}
+
+static void
+s_free_lines(s_fjob_t *j)
+{
+    while (j->lines) {
+        s_line_t *l = j->lines;
+        j->lines = l->next;
+        free(l->step);
+        free(l->buf);
+        free(l);
+    }
+}
+
+/*  Forgets finished jobs when too many are tracked (--all over days). */
+static void
+s_trim(s_follow_t *f)
+{
+    if (f->njobs < S_JOBS_MAX)
+        return;
+    for (s_fjob_t **pp = &f->jobs; *pp;) {
+        s_fjob_t *j = *pp;
+        if (j->done) {
+            *pp = j->next;
+            s_free_lines(j);
+            free(j->status);
+            free(j);
+            f->njobs--;
+        }
+        else
+            pp = &j->next;
+    }
+}
+
+/* ------------------------------------------------------------ printing */
+
+static void
+s_prefix(const s_follow_t *f, const s_fjob_t *j, const char *step)
+{
+    if (f->o->job_prefix)
+        fprintf(f->o->out, "%s/%s | ", j->id, step ? step : "-");
+    else
+        fprintf(f->o->out, "%s | ", step ? step : "-");
+}
+
+static s_line_t *
+s_line(s_fjob_t *j, const char *step, int stream)
+{
+    for (s_line_t *l = j->lines; l; l = l->next)
+        if (l->stream == stream && !strcmp(l->step, step))
+            return l;
+    s_line_t *l = evr_calloc(1, sizeof *l);
+    l->step = evr_strdup(step);
+    l->stream = stream;
+    l->buf = evr_malloc(S_LINE_MAX);
+    l->next = j->lines;
+    j->lines = l;
+    return l;
+}
+
+static void
+s_flush_line(const s_follow_t *f, const s_fjob_t *j, s_line_t *l)
+{
+    if (!l->len)
+        return;
+    s_prefix(f, j, l->step);
+    fwrite(l->buf, 1, l->len, f->o->out);
+    fputc('\n', f->o->out);
+    l->len = 0;
+}
+
+static void
+s_flush_step(const s_follow_t *f, s_fjob_t *j, const char *step)
+{
+    for (s_line_t *l = j->lines; l; l = l->next)
+        if (!step || !strcmp(l->step, step))
+            s_flush_line(f, j, l);
+}
+
+static void
+s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    s_line_t *l = s_line(j, d->step, d->stream && !strcmp(d->stream, "stderr"));
+    for (size_t i = 0; i < d->bytes.len; i++) {
+        uint8_t c = d->bytes.data[i];
+        if (c == '\n') {
+            if (!l->len) {
+                s_prefix(f, j, l->step);
+                fputc('\n', f->o->out);
+            }
+            else
+                s_flush_line(f, j, l);
+            continue;
+        }
+        if (l->len == S_LINE_MAX)
+            s_flush_line(f, j, l);
+        l->buf[l->len++] = (char) c;
+    }
+}
+
+static void
+s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    FILE *out = f->o->out;
+    if (f->o->job_prefix)
+        fprintf(out, "%s%s%s -- %s", j->id, d->step ? "/" : "", d->step ? d->step : "",
+                evr_evtype_name(evr_event_kind(ev)));
+    else
+        fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
+    if (d->status)
+        fprintf(out, ": %s", d->status);
+    if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)
+        fprintf(out, " (exit %lld, %llu ms)", (long long) d->exit_code,
+                (unsigned long long) d->duration);
+    if (d->attempt > 1)
+        fprintf(out, " attempt %u", d->attempt);
+    if (d->how)
+        fprintf(out, " (%s)", d->how);
+    if (d->runner)
+        fprintf(out, " on %s", d->runner);
+    if (d->reason)
+        fprintf(out, " -- %s", d->reason);
+    fputc('\n', out);
+}
+
+static void
+s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
+{
+    evr_evtype_t t = evr_event_kind(ev);
+    const char *step = ev->data.step;
+    if (f->o->step && step && strcmp(step, f->o->step))
+        return;
+    if (f->o->step && !step && t != EVR_EV_JOB_FINISHED)
+        return;
+    if (f->o->json) {
+        if (t == EVR_EV_STEP_OUTPUT || f->o->events) {
+            json_t *js = evr_json_from_rec(&evr_event_type, ev);
+            char *s = json_dumps(js, JSON_COMPACT);
+            fprintf(f->o->out, "%s\n", s);
+            free(s);
+            json_decref(js);
+        }
+    }
+    else if (t == EVR_EV_STEP_OUTPUT)
+        s_output(f, j, ev);
+    else {
+        if (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED || t == EVR_EV_JOB_FINISHED)
+            s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);
+        if (f->o->events)
+            s_lifecycle(f, j, ev);
+    }
+    fflush(f->o->out);
+}
+
+/* ------------------------------------------------------------ ordering */
+
+static void s_take(s_follow_t *f, const evr_event_t *ev);
+
+static int
+s_hist_item(const evr_msg_t *m, void *arg)
+{
+    if (m->type == EVR_MSG_EVENT && m->event && m->event->job)
+        s_take(arg, m->event);
+    return 0;
+}
+
+/*  Asks the broker for job's events from jseq `from` on and takes them. */
+static void
+s_history(s_follow_t *f, const char *job, uint32_t from)
+{
+    evr_msg_t req = { .type = EVR_MSG_HISTORY, .job = (char *) job, .from = from };
+    evr_err_t err;
+    if (f->in_history)
+        return;     /* one request at a time: the next quiet second asks again */
+    f->in_history = true;
+    evr_rc_t rc = evr_client_stream(f->client, &req, s_hist_item, f, &err);
+    f->in_history = false;
+    if (rc) {
+        fprintf(stderr, "%s: history of %s: %s\n", f->prog, job, err.msg);
+        f->failed = true;
+    }
+}
+
+/*  Whether a job is followed at all: its pipeline, asked once. */
+static bool
+s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
+{
+    if (j->known)
+        return j->match;
+    j->known = true;
+    if (f->o->job)
+        return j->match = !strcmp(j->id, f->o->job);
+    if (!f->o->pipeline)
+        return j->match = true;
+    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED)
+        return j->match = ev->data.pipeline && !strcmp(ev->data.pipeline, f->o->pipeline);
+    evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
+    evr_err_t err;
+    if (evr_client_call(f->client, &req, &rep, &err) == EVR_OK && rep.type == EVR_MSG_JOB)
+        j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
+    evr_msg_clear(&rep);
+    return j->match;
+}
+
+static void
+s_take(s_follow_t *f, const evr_event_t *ev)
+{
+    s_fjob_t *j = s_job(f, ev->job);
+    if (!s_matches(f, j, ev) || ev->jseq <= j->last)
+        return;
+    if (ev->jseq > j->last + 1) {
+        /* a gap: what is missing comes from history (this event with it) */
+        s_history(f, j->id, j->last + 1);
+        return;
+    }
+    j->last = ev->jseq;
+    s_print(f, j, ev);
+    if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
+        j->done = true;
+        free(j->status);
+        j->status = evr_strdup(ev->data.status ? ev->data.status : "failed");
+    }
+}
+
+/* ---------------------------------------------------------------- loop */
+
+typedef struct {
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n;
+    bool from_start;
+} s_open_t;
+
+static int
+s_open_item(const evr_msg_t *m, void *arg)
+{
+    s_open_t *o = arg;
+    if (m->type != EVR_MSG_JOB || !m->job || o->n >= 1000)
+        return 0;
+    evr_job_status_t st = EVR_JOB_NONE;
+    evr_job_status_parse(m->status, &st);
+    bool final = st >= EVR_JOB_SUCCEEDED;
+    if (!final || o->from_start)
+        snprintf(o->ids[o->n++], EVR_ULID_LEN + 1, "%s", m->job);
+    return 0;
+}
+
+/*  --pipeline / --all: the jobs running now (and, from_start, the ones
+    finished before), oldest first, printed from their first event. */
+static void
+s_backfill(s_follow_t *f)
+{
+    s_open_t o = { evr_calloc(1000, sizeof *o.ids), 0, f->o->from_start };
+    evr_msg_t req = { .type = EVR_MSG_JOBS, .pipeline = (char *) f->o->pipeline,
+                      .limit = f->o->from_start ? 100 : 1000 };
+    evr_err_t err;
+    if (evr_client_stream(f->client, &req, s_open_item, &o, &err)) {
+        fprintf(stderr, "%s: %s\n", f->prog, err.msg);
+        f->failed = true;
+    }
+    for (size_t i = o.n; i-- > 0 && !f->failed;) {   /* the list is newest first */
+        s_fjob_t *j = s_job(f, o.ids[i]);
+        j->known = j->match = true;
+        s_history(f, j->id, j->last + 1);
+    }
+    free(o.ids);
+}
+
+static int
+s_status_code(const s_follow_t *f, const s_fjob_t *j)
+{
+    if (f->failed)
+        return 2;
+    if (!j || !j->done)
+        return 0;
+    return strcmp(j->status, "succeeded") == 0 ? 0 : 1;
+}
+
+static void
+s_free(s_follow_t *f)
+{
+    while (f->jobs) {
+        s_fjob_t *j = f->jobs;
+        f->jobs = j->next;
+        s_free_lines(j);
+        free(j->status);
+        free(j);
+    }
+}
+
+static void
+s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
+{
+    s_fjob_t *mine = f->o->job ? s_job(f, f->o->job) : NULL;
+    uint64_t quiet_since = evr_mono_ns();
+    while (!f->failed && !(stop && *stop) && !(mine && mine->done)) {
+        zmq_pollitem_t it = { zsock_resolve(sub), 0, ZMQ_POLLIN, 0 };
+        zmq_poll(&it, 1, 200);
+        for (int i = 0; i < 1024 && evr_bus_readable(sub); i++) {
+            char *topic = NULL;
+            evr_msg_t m = { 0 };
+            evr_err_t err;
+            if (evr_bus_recv_pub(sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job)
+                s_take(f, m.event);
+            evr_msg_clear(&m);
+            free(topic);
+            quiet_since = evr_mono_ns();
+        }
+        if (mine && evr_mono_ns() - quiet_since > 1000000000ull) {
+            s_history(f, mine->id, mine->last + 1);   /* a publication may be lost */
+            quiet_since = evr_mono_ns();
+        }
+        s_trim(f);
+    }
+}
+
+int
+evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
+           const evr_follow_opts_t *o, volatile sig_atomic_t *stop)
+{
+    s_follow_t f = { .prog = prog, .o = o, .client = client };
+    zsock_t *sub = NULL;
+    evr_err_t err;
+    if (o->follow) {
+        char prefix[64] = "ev.";
+        if (o->job)
+            snprintf(prefix, sizeof prefix, "ev.%s.", o->job);
+        if (!(sub = evr_client_subscribe(cfg, prefix, &err))) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            return 2;
+        }
+    }
+    if (o->job) {
+        s_fjob_t *j = s_job(&f, o->job);
+        j->known = j->match = true;
+        s_history(&f, o->job, 1);
+    }
+    else
+        s_backfill(&f);
+    if (sub)
+        s_live(&f, sub, stop);
+    for (s_fjob_t *j = f.jobs; j; j = j->next)
+        if (j->match && !o->json)
+            s_flush_step(&f, j, NULL);
+    fflush(o->out);
+    int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
+    zsock_destroy(&sub);
+    s_free(&f);
+    return status;
+}

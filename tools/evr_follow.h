@@ -1,0 +1,42 @@
+/*  evr_follow.h: following jobs' events live, with late-join backfill.
+
+    The Clone pattern of schema/PROTOCOL.md "History": subscribe to the
+    event stream first, then ask `history`; print each job's events once,
+    in per-job seq (jseq) order; a live event beyond the next expected
+    jseq reveals a gap (a publication dropped) and history is asked again
+    from the first missing one.  While the stream is quiet the followed
+    job's history is asked again each second, so a lost last publication
+    (job.finished) cannot leave a follower waiting forever.
+
+    Output lines are printed whole, as "job/step | line" (or "step | line"
+    when following one job from evrun-cli), assembled across chunks.
+*/
+#ifndef EVR_FOLLOW_H_INCLUDED
+#define EVR_FOLLOW_H_INCLUDED
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "evr_client.h"
+
+typedef struct {
+    const char *job;        /* one job; NULL: jobs of pipeline, or every job */
+    const char *pipeline;
+    const char *step;       /* only this step's output and events */
+    bool events;            /* lifecycle events too */
+    bool json;              /* one JSON object per event instead of lines */
+    bool job_prefix;        /* "job/step | line" (else "step | line") */
+    bool follow;            /* false: what is stored now, then return */
+    bool from_start;        /* --pipeline/--all: jobs finished before too */
+    FILE *out;
+} evr_follow_opts_t;
+
+/*  Follows until the job ends (job mode), the stream has nothing more
+    (follow false) or *stop is set.  Returns the exit status: 0 the job
+    succeeded (or no job mode), 1 it failed, was cancelled or timed out,
+    2 the broker was unreachable or knows no such job (message on stderr,
+    prefixed with prog). */
+int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
+               const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,100 @@
+/*  evrun-tail: follows the event stream live, with late-join backfill
+    (evr_follow).  main() only parses options and wires things. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_bus.h"
+#include "evr_follow.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-tail (--job ID | --pipeline NAME | --all) [--events] [--json]\n"
+            "                  [--from-start] [--step S] [options]\n"
+            "\n"
+            "Prints jobs' output live as `job/step | line`.  It subscribes to the broker's\n"
+            "event stream first, then asks for what was stored before (history), so every\n"
+            "line is printed exactly once, in order, however late it starts.\n"
+            "\n"
+            "  --job ID             one job, from its first line; exits when the job ends,\n"
+            "                       with its status (started after the end: prints the\n"
+            "                       whole output and exits)\n"
+            "  --pipeline NAME      the jobs of one pipeline (runs until interrupted)\n"
+            "  --all                every job (runs until interrupted)\n"
+            "  --from-start         --pipeline/--all: also the last 100 jobs that finished\n"
+            "                       before (else only the ones running now are backfilled)\n"
+            "  --events             lifecycle events too (step started, finished...)\n"
+            "  --step S             only step S\n"
+            EVR_CLI_COMMON_HELP
+            "\n"
+            "exit status: 0 the job succeeded (or interrupted, without --job); 1 the job\n"
+            "failed, was cancelled or timed out; 2 usage, no such job, or the broker\n"
+            "unreachable\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "job", required_argument, NULL, 'j' },
+        { "pipeline", required_argument, NULL, 'p' }, { "all", no_argument, NULL, 'a' },
+        { "events", no_argument, NULL, 'e' }, { "from-start", no_argument, NULL, 'F' },
+        { "step", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-tail" };
+    evr_follow_opts_t fo = { .follow = true, .job_prefix = true, .out = stdout };
+    char *job = NULL;
+    bool all = false;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'j':
+            free(job);
+            if (!(job = evr_client_job_arg(cli.prog, optarg)))
+                status = 2;
+            break;
+        case 'p': fo.pipeline = optarg; break;
+        case 'a': all = true; break;
+        case 'e': fo.events = true; break;
+        case 'F': fo.from_start = true; break;
+        case 's': fo.step = optarg; break;
+        case 'h': s_help(stdout); return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && ((job != NULL) + (fo.pipeline != NULL) + all != 1 || optind != argc)) {
+        fprintf(stderr, "evrun-tail: give exactly one of --job ID, --pipeline NAME, --all\n");
+        status = 2;
+    }
+    if (status) {
+        s_help(stderr);
+        free(job);
+        return status;
+    }
+    if (!(status = evr_cli_connect(&cli))) {
+        signal(SIGINT, s_on_signal);
+        signal(SIGTERM, s_on_signal);
+        signal(SIGPIPE, SIG_IGN);
+        fo.job = job;
+        fo.json = cli.json;
+        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
+    }
+    free(job);
+    evr_cli_done(&cli);
+    return status;
+}
