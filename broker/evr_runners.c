@@ -127,11 +127,13 @@ s_apply(evr_broker_t *b, s_runner_t *r, const evr_event_t *ev)
         }
         evr_bq_accepted(b, j, r->id);
         evr_broker_log(b, "job %s accepted by %s", ev->job, r->id);
+        s_publish(b, r);
     }
     else if (j) {
         evr_broker_log(b, "job %s finished: %s", ev->job, ev->data.status);
         evr_bq_remove(b, j);
         b->changed = true;
+        s_publish(b, r);
     }
 }
 

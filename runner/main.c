@@ -64,6 +64,8 @@ s_help(FILE *out)
             "  --capacity N         jobs at once (broker mode; default 2)\n"
             "  --id ID              runner id (default: made once, kept in the store)\n"
             "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
+            "  --heartbeat-ms N     heartbeat interval to the broker (default 1000)\n"
+            "  --lease-ms N         a broker silent this long is reconnected to (default 5000)\n"
             "  --stop-timeout SECS  on SIGTERM, wait this long for running jobs (default 30);\n"
             "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
@@ -260,6 +262,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "labels", required_argument, NULL, 'l' },
         { "capacity", required_argument, NULL, 'c' }, { "id", required_argument, NULL, 'i' },
         { "exit-when-drained", no_argument, NULL, 'E' },
+        { "heartbeat-ms", required_argument, NULL, 'H' },
+        { "lease-ms", required_argument, NULL, 'L' },
         { "stop-timeout", required_argument, NULL, 'T' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
@@ -287,6 +291,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'c': key = "capacity"; break;
         case 'i': key = "runner_id"; break;
         case 'E': o->exit_drained = true; break;
+        case 'H': key = "heartbeat_ms"; break;
+        case 'L': key = "lease_ms"; break;
         case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
