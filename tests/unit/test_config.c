@@ -1,0 +1,103 @@
+/*  test_config: layered settings: defaults < file < environment < flags,
+    the source of each value, errors that name file, line, column and key,
+    numbers and booleans checked, endpoints derived for local mode. */
+#include <unistd.h>
+
+#include "evr_config.h"
+#include "evr_test.h"
+
+static const evr_config_key_t s_keys[] = {
+    { "state_dir", NULL, "state" },
+    { "capacity", "2", "jobs at once" },
+    { "labels", "", "labels" },
+    { "local", "false", "local mode" },
+    { "client_endpoint", NULL, "clients" },
+    { "runner_endpoint", NULL, "runners" },
+    { "events_endpoint", NULL, "events" },
+};
+
+static char *
+s_file(const char *text)
+{
+    char *path = evr_asprintf("/tmp/evr-test-config-%d.yml", (int) getpid());
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static void
+test_layers(void)
+{
+    char *path = s_file("capacity: 4\nlabels: gpu,linux\nlease_ms: 9\n");
+    setenv("EVRUN_LABELS", "env-label", 1);
+    unsetenv("EVRUN_CAPACITY");
+    evr_config_t *c = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    const char *flags[] = { "state_dir", "/tmp/st" };
+    evr_err_t err;
+    CHECK(evr_config_layer(c, path, flags, 1, &err) == EVR_OK);
+    CHECK_STR(evr_config_get(c, "capacity"), "4");          /* file over default */
+    CHECK_STR(evr_config_get(c, "labels"), "env-label");    /* env over file */
+    CHECK_STR(evr_config_get(c, "state_dir"), "/tmp/st");   /* flag */
+    uint64_t cap;
+    CHECK(evr_config_uint(c, "capacity", 1, 10, &cap, &err) == EVR_OK && cap == 4);
+    CHECK(evr_config_uint(c, "capacity", 5, 10, &cap, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "capacity = \"4\" (from file)");
+    evr_config_set(c, "local", "maybe", "flag");
+    bool b;
+    CHECK(evr_config_bool(c, "local", &b, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "expected true or false");
+    evr_config_endpoints(c, true);
+    CHECK_STR(evr_config_get(c, "client_endpoint"), "ipc:///tmp/st/bus/clients");
+    CHECK_STR(evr_config_get(c, "events_endpoint"), "ipc:///tmp/st/bus/events");
+    FILE *out = tmpfile();
+    evr_config_print(c, out);
+    char buf[2048] = "";
+    rewind(out);
+    size_t n = fread(buf, 1, sizeof buf - 1, out);
+    buf[n] = '\0';
+    fclose(out);
+    CHECK_CONTAINS(buf, "labels: env-label");
+    CHECK_CONTAINS(buf, "(env)");
+    CHECK_CONTAINS(buf, "(derived)");
+    evr_config_destroy(&c);
+    unsetenv("EVRUN_LABELS");
+    unlink(path);
+    free(path);
+}
+
+static void
+test_bad_files(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "capacity: 2\nbogus: 1\n", ":2:1: bogus: unknown setting" },
+        { "labels: [a, b]\n", ":1:9: labels: expected a single value" },
+        { "- a\n- b\n", ":1:1: expected a mapping" },
+        { "capacity: [\n", ":2:1:" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        char *path = s_file(cases[i].text);
+        evr_config_t *c = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+        evr_err_t err;
+        CHECK(evr_config_load_file(c, path, evr_config_known, &err) == EVR_ERR_CONFIG);
+        CHECK_CONTAINS(err.msg, cases[i].want);
+        evr_config_destroy(&c);
+        unlink(path);
+        free(path);
+    }
+    evr_config_t *c = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    evr_err_t err;
+    CHECK(evr_config_load_file(c, "/nonexistent/evrun.yml", NULL, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "/nonexistent/evrun.yml: No such file");
+    evr_config_destroy(&c);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_layers);
+    EVR_TEST_RUN(test_bad_files);
+    EVR_TEST_END();
+}
