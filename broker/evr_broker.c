@@ -222,7 +222,8 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         if (!req->status || !strcmp(req->status, s))
             s_list_add(&l, j->id);
     }
-    qsort(l.ids, l.n, sizeof *l.ids, s_cmp_desc);   /* newest first */
+    if (l.n)
+        qsort(l.ids, l.n, sizeof *l.ids, s_cmp_desc);   /* newest first */
     uint32_t limit = req->limit ? req->limit : S_JOBS_DEFAULT;
     if (limit > S_JOBS_MAX)
         limit = S_JOBS_MAX;
