@@ -23,6 +23,9 @@ const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
 
 /*  Longest wait of stored output for its commit (and its printing). */
 #define S_OUTPUT_COMMIT_MS 25
+/*  Output waits for a commit no longer than it waits to be stored. */
+#define S_COMMIT_NS(e) ((uint64_t) ((e)->opts.flush_ms < S_OUTPUT_COMMIT_MS ? (e)->opts.flush_ms  \
+                                    : S_OUTPUT_COMMIT_MS) * 1000000ull)
 
 /* ------------------------------------------------------- events, actions */
 
@@ -638,7 +641,7 @@ s_timers(evr_engine_t *e)
         }
     }
     if (e->npending) {
-        uint64_t commit = e->pending_since + S_OUTPUT_COMMIT_MS * 1000000ull;
+        uint64_t commit = e->pending_since + S_COMMIT_NS(e);
         if (commit < next)
             next = commit;
     }
@@ -797,7 +800,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
        every other event is committed in the turn it arose in. */
     if (self->urgent || self->npending >= 256
         || (self->npending
-            && evr_mono_ns() - self->pending_since >= S_OUTPUT_COMMIT_MS * 1000000ull))
+            && evr_mono_ns() - self->pending_since >= S_COMMIT_NS(self)))
         evr_eng_flush(self);
     if (self->failure)
         return 0;   /* nothing can be recorded any more: stop (main says why) */

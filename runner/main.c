@@ -378,7 +378,9 @@ main(int argc, char **argv)
     id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec");
     evr_engine_opts_t eo = { .print = o.print && !daemon, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir"),
-                             .artifacts_dir = artifacts, .runner_id = id };
+                             .artifacts_dir = artifacts, .runner_id = id,
+                             /* subscribers see output live: store it within 10 ms */
+                             .flush_ms = daemon ? 10 : 0 };
     eng = evr_engine_new(&eo, store, pm);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);

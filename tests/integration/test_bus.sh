@@ -312,5 +312,8 @@ for c in $cases; do
   "case_$c"
 done
 bus_stop
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
 echo "test_bus: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
