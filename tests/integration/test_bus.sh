@@ -305,7 +305,74 @@ YML
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels capacity queue cancel_pause_running tail runner_killed broker_killed}
+case_concurrency() {
+  fresh conc
+  bus_broker && bus_runner cc-1 "" 2 && bus_runner cc-2 "" 2 && bus_wait_runners 2
+  pipeline conc <<'YML'
+pipeline: conc
+image: localhost/evrun-busybox:latest
+concurrency: 1
+steps: [ { name: s, run: "sleep 0.4" } ]
+YML
+  local ids=() max=0 n
+  for _ in 1 2 3; do ids+=("$(submit "$tmp/conc.yml")"); done
+  for _ in $(seq 1 40); do
+    n=$(cli jobs --json --pipeline conc | grep -c '"status":"running"')
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.1
+  done
+  for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+  check "pipeline concurrency 1: never 2 running (saw $max)" [ "$max" -le 1 ]
+}
+
+case_drain_and_stop() {
+  fresh drain
+  bus_broker && bus_runner dr-1 "" 2 --exit-when-drained && bus_wait_runners 1
+  ticks dslow 10 0.2
+  local j k
+  j=$(submit "$tmp/dslow.yml")
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 1 ] && break; sleep 0.1; done
+  check "drain accepted" cli drain dr-1
+  check "drain unknown runner: exit 1" bash -c "! '$bin/evrun-cli' drain nobody 2>/dev/null"
+  check "runner shown draining" grep -q "^dr-1 .*draining" <(cli runners)
+  k=$(submit "$tmp/dslow.yml")
+  check "running job finishes" [ "$(wait_job "$j" 30)" = succeeded ]
+  for _ in $(seq 1 50); do kill -0 "$runner_pid_dr_1" 2>/dev/null || break; sleep 0.1; done
+  check "drained runner exited" bash -c "! kill -0 $runner_pid_dr_1 2>/dev/null"
+  check "new job not taken while draining" [ "$(field "$k" status)" = queued ]
+  # SIGTERM: no new work, the running job finishes, then the runner exits
+  bus_runner dr-2 "" 2 && bus_wait_runners 1
+  for _ in $(seq 1 50); do [ "$(cli logs "$k" | grep -c tick)" -ge 1 ] && break; sleep 0.1; done
+  kill -TERM "$runner_pid_dr_2"
+  check "SIGTERM: the running job still succeeds" [ "$(wait_job "$k" 30)" = succeeded ]
+  for _ in $(seq 1 50); do kill -0 "$runner_pid_dr_2" 2>/dev/null || break; sleep 0.1; done
+  check "SIGTERM: the runner exited after its job" bash -c "! kill -0 $runner_pid_dr_2 2>/dev/null"
+  check "SIGTERM: every line once" exactly_once <(cli logs "$k") 10
+}
+
+case_up_down() {
+  fresh updown
+  local st=$tmp/s
+  EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  local pids1 pids2
+  pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
+  EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1
+  check "up again: exit 0" [ $? -eq 0 ]
+  pids2=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
+  check "up again: nothing new started" [ "$pids1" = "$pids2" ]
+  EVRUN_STATE_DIR=$st cli run "$src/examples/hello.yml" --follow > "$tmp/uprun" 2>&1
+  check "run on the up instance" grep -qx "greet | hello, world" "$tmp/uprun"
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  check "down: exit 0" [ $? -eq 0 ]
+  local alive=0 p
+  for p in $pids1; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+  EVRUN_STATE_DIR=$st cli jobs > /dev/null 2>&1
+  check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
+}
+
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail runner_killed broker_killed up_down}
 for c in $cases; do
   case_name=$c
   echo "== $c"
