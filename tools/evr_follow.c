@@ -271,6 +271,7 @@ s_take(s_follow_t *f, const evr_event_t *ev)
     j->last = ev->jseq;
     s_print(f, j, ev);
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
+        s_free_lines(j);    /* flushed by s_print; a long tail keeps no buffers */
         j->done = true;
         free(j->status);
         j->status = evr_strdup(ev->data.status ? ev->data.status : "failed");
