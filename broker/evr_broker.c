@@ -7,9 +7,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "evr_broker_int.h"
+#include "evr_log.h"
 
 #define S_TURN_MAX 256          /* messages per socket per turn */
 #define S_JOBS_DEFAULT 100
@@ -19,17 +19,9 @@ void
 evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
 {
     (void) b;
-    char ts[32];
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s.%03ldZ evrun-broker: ", ts, now.tv_nsec / 1000000);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    evr_vlog("evrun-broker", fmt, ap);
     va_end(ap);
 }
 

@@ -3,9 +3,9 @@
 
 #include <stdarg.h>
 #include <string.h>
-#include <time.h>
 
 #include "evr_bus.h"
+#include "evr_log.h"
 
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
 #define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
@@ -30,17 +30,11 @@ static void s_log(const evr_daemon_t *d, const char *fmt, ...) __attribute__((fo
 static void
 s_log(const evr_daemon_t *d, const char *fmt, ...)
 {
-    char ts[32];
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    char who[96];
+    snprintf(who, sizeof who, "evrun-runner %s", d->opts.runner_id);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s.%03ldZ evrun-runner %s: ", ts, now.tv_nsec / 1000000, d->opts.runner_id);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    evr_vlog(who, fmt, ap);
     va_end(ap);
 }
 
