@@ -9,6 +9,10 @@
 #include "evr_bus.h"
 #include "evr_store.h"
 
+/*  Runner ids the broker keeps at most (a hello with a new id beyond this
+    is refused). */
+#define EVR_BROKER_MAX_RUNNERS 1024
+
 typedef enum {
     B_QUEUED,       /* waiting for a runner */
     B_HELD,         /* paused while waiting */

@@ -69,6 +69,14 @@ s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     if (other && other != r)
         zframe_destroy(&other->rid);   /* that connection now speaks for msg->runner */
     if (!r) {
+        size_t n = 0;
+        for (s_runner_t *x = b->rlist; x; x = x->next)
+            n++;
+        if (n >= EVR_BROKER_MAX_RUNNERS) {
+            evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "the broker knows %zu "
+                               "runners, its limit; runner %s is refused", n, msg->runner);
+            return;
+        }
         r = evr_calloc(1, sizeof *r);
         r->id = evr_strdup(msg->runner);
         r->next = b->rlist;
