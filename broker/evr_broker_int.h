@@ -12,6 +12,8 @@
 /*  Runner ids the broker keeps at most (a hello with a new id beyond this
     is refused). */
 #define EVR_BROKER_MAX_RUNNERS 1024
+/*  Jobs not yet running (all pipelines) the queue holds at most. */
+#define EVR_BROKER_MAX_QUEUED 100000
 
 typedef enum {
     B_QUEUED,       /* waiting for a runner */

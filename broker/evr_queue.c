@@ -269,6 +269,14 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
     uint32_t limit = q->limit ? q->limit : b->opts.queue_limit;
     bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
     const char *p = msg->spec->pipeline;
+    size_t total = 0;
+    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+        total += j->state != B_ACTIVE;
+    if (total >= EVR_BROKER_MAX_QUEUED) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL, "the broker holds %zu jobs "
+                           "not yet running, its limit; try again later", total);
+        return false;
+    }
     while (s_waiting(b, p) >= limit) {
         if (!replace) {
             evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL,
