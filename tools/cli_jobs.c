@@ -141,6 +141,53 @@ s_submit(evr_cli_t *cli, evr_msg_t *req)
     }
 }
 
+typedef struct {
+    const evr_msg_t *req;
+    bool match;
+} s_labels_t;
+
+static bool
+s_has(const evr_strlist_t *l, const char *s)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s))
+            return true;
+    return false;
+}
+
+static int
+s_runner_fits(const evr_msg_t *m, void *arg)
+{
+    s_labels_t *t = arg;
+    bool fits = m->state && strcmp(m->state, "lost") && strcmp(m->state, "draining");
+    const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
+    for (int k = 0; k < 2 && fits; k++)
+        for (uint32_t i = 0; i < need[k]->n && fits; i++)
+            fits = s_has(&m->labels, need[k]->v[i]);
+    t->match |= fits;
+    return 0;
+}
+
+/*  Says so when no connected runner could take the job: it would wait. */
+static void
+s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
+{
+    s_labels_t t = { req, false };
+    evr_msg_t q = { .type = EVR_MSG_RUNNERS };
+    evr_err_t err;
+    if (evr_client_stream(cli->client, &q, s_runner_fits, &t, &err) || t.match)
+        return;
+    char labels[512] = "";
+    const evr_strlist_t *need[2] = { &req->spec->labels, &req->labels };
+    for (int k = 0, at = 0; k < 2; k++)
+        for (uint32_t i = 0; i < need[k]->n && at < (int) sizeof labels; i++)
+            at += snprintf(labels + at, sizeof labels - (size_t) at, "%s%s", at ? ", " : "",
+                           need[k]->v[i]);
+    fprintf(stderr, "%s: no connected runner %s%s: the job waits in the queue until one "
+            "connects (see evrun-cli runners)\n", cli->prog,
+            labels[0] ? "has the labels " : "is taking work", labels);
+}
+
 static int
 s_run_common(int argc, char **argv, const char *name)
 {
@@ -188,8 +235,8 @@ s_run_common(int argc, char **argv, const char *name)
     req.job = evr_strdup(job);
     if (!s_load(cli.prog, argv[optind], &req.args, req.spec))
         status = 2;
-    else if (!(status = evr_cli_connect(&cli)))
-        status = s_submit(&cli, &req);
+    else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
+        s_warn_no_runner(&cli, &req);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     if (!status && follow) {

@@ -92,6 +92,20 @@ YML
   cli run "$tmp/failing.yml" --follow > "$tmp/fail" 2>&1
   check "failed job: exit 1" [ $? -eq 1 ]
   check "failed job: output" grep -qx "boom | about to fail" "$tmp/fail"
+  # a secret the runner does not have: the job ends failed, saying which
+  pipeline secret <<'YML'
+pipeline: secret
+image: localhost/evrun-busybox:latest
+secrets: [EVR_NO_SUCH_SECRET]
+steps: [ { name: s, run: "echo never" } ]
+YML
+  cli run "$tmp/secret.yml" --follow > "$tmp/sec" 2>&1
+  check "missing secret: exit 1" [ $? -eq 1 ]
+  check "missing secret: the reason names it" grep -q "EVR_NO_SUCH_SECRET" "$tmp/sec"
+  # a label no runner has: said at submit time
+  cli submit "$tmp/failing.yml" --label gpu > "$tmp/nolabel" 2>&1
+  check "no runner with the label: warned" grep -q "no connected runner has the labels gpu" "$tmp/nolabel"
+  cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/nolabel")" > /dev/null
   # errors a user meets
   cli status 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/nf" 2>&1
   check "unknown job: exit 1" [ $? -eq 1 ]
@@ -275,11 +289,14 @@ YML
         | sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' >> "$tmp/accepted"
     done
   ) &
-  local spid=$!
-  for _ in $(seq 1 300); do [ "$(wc -l < "$tmp/accepted")" -ge 60 ] && break; sleep 0.05; done
-  kill -9 "$broker_pid"
-  sleep 1
-  bus_broker
+  local spid=$! at
+  for at in 40 90 140; do   # three SIGKILLs of the broker during the stream
+    for _ in $(seq 1 400); do [ "$(wc -l < "$tmp/accepted")" -ge "$at" ] && break; sleep 0.05; done
+    kill -9 "$broker_pid"
+    wait "$broker_pid" 2>/dev/null
+    sleep 0.5
+    bus_broker
+  done
   wait "$spid"
   local n ok=0 bad=0 j
   n=$(sort -u "$tmp/accepted" | wc -l)
