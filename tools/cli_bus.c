@@ -2,6 +2,7 @@
 #include "cli_bus.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evr_json.h"
@@ -17,6 +18,7 @@ evr_cli_common(evr_cli_t *cli, int c, const char *arg)
     case 1003: cli->file = arg; return true;
     case 1004: key = "timeout_ms"; break;
     case 1005: cli->json = true; return true;
+    case 1006: cli->print_config = true; return true;
     default: return false;
     }
     if (cli->nf < 8) {
@@ -37,6 +39,11 @@ evr_cli_settings(evr_cli_t *cli)
         return 2;
     }
     evr_client_endpoints(cli->cfg);
+    if (cli->print_config) {
+        evr_config_print(cli->cfg, stdout);
+        evr_cli_done(cli);
+        exit(0);
+    }
     return 0;
 }
 

@@ -14,7 +14,7 @@
     { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 }, \
     { "events-endpoint", required_argument, NULL, 1002 }, { "config", required_argument, NULL, 1003 },   \
     { "timeout-ms", required_argument, NULL, 1004 }, { "json", no_argument, NULL, 1005 },        \
-    { "help", no_argument, NULL, 'h' }
+    { "print-config", no_argument, NULL, 1006 }, { "help", no_argument, NULL, 'h' }
 
 #define EVR_CLI_COMMON_HELP                                                                      \
     "  --json               print JSON (one object per line)\n"                                  \
@@ -22,10 +22,12 @@
     "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"                 \
     "  --broker EP          the broker's client endpoint (default: the local broker of\n"        \
     "                       `evrun-cli up` when it runs, else tcp://127.0.0.1:7700)\n"           \
-    "  --events-endpoint EP the broker's event stream (default likewise, port 7702)\n"           \
+    "  --events-endpoint EP the broker's event stream (default: beside --broker, port+2\n"      \
+    "                       for tcp, .../events for ipc)\n"                                       \
     "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
     "                       ~/.config/evrun/evrun.yml when it exists)\n"                         \
     "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
+    "  --print-config       print the effective settings and their sources, exit\n"             \
     "  -h, --help           this text\n"
 
 typedef struct {
@@ -34,6 +36,7 @@ typedef struct {
     size_t nf;
     const char *file;
     bool json;
+    bool print_config;      /* print the settings and exit */
     evr_config_t *cfg;
     evr_client_t *client;
 } evr_cli_t;

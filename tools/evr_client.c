@@ -20,10 +20,32 @@ struct evr_client {
     int timeout_ms;
 };
 
+/*  The event stream next to a given client endpoint: ipc://D/clients ->
+    ipc://D/events, tcp://HOST:PORT -> tcp://HOST:PORT+2 (the defaults'
+    layout); NULL when it cannot be told. */
+static char *
+s_events_beside(const char *ep)
+{
+    size_t n = strlen(ep);
+    if (!strncmp(ep, "ipc://", 6) && n > 8 && !strcmp(ep + n - 8, "/clients"))
+        return evr_asprintf("%.*s/events", (int) (n - 8), ep);
+    const char *colon = strrchr(ep, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!strncmp(ep, "tcp://", 6) && colon > ep + 6 && port > 0 && port < 65534 && !*end)
+        return evr_asprintf("%.*s:%ld", (int) (colon - ep), ep, port + 2);
+    return NULL;
+}
+
 void
 evr_client_endpoints(evr_config_t *cfg)
 {
     const char *state = evr_config_get(cfg, "state_dir");
+    const char *client = evr_config_get(cfg, "client_endpoint");
+    char *events = client ? s_events_beside(client) : NULL;
+    if (events)
+        evr_config_default(cfg, "events_endpoint", events);
+    free(events);
     evr_config_endpoints(cfg, state && evr_config_local_up(state));
 }
 
