@@ -231,10 +231,17 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     free(l.ids);
 }
 
+/*  One `history` answer holds at most this many events or bytes: a client
+    asks again from the next jseq (schema/PROTOCOL.md "History"), so a
+    long job never floods a slow client's queue. */
+#define S_HISTORY_PAGE 1000
+#define S_HISTORY_BYTES (8u << 20)
+
 typedef struct {
     evr_broker_t *b;
     zframe_t *rid;
     uint32_t count;
+    size_t bytes;
     bool failed;
 } s_hist_t;
 
@@ -248,13 +255,14 @@ s_hist_one(const evr_event_t *ev, void *arg)
         return 1;
     }
     h->count++;
-    return 0;
+    h->bytes += ev->data.bytes.len + 256;
+    return h->count >= S_HISTORY_PAGE || h->bytes >= S_HISTORY_BYTES;
 }
 
 static void
 s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
-    s_hist_t h = { b, rid, 0, false };
+    s_hist_t h = { .b = b, .rid = rid };
     evr_err_t err;
     uint64_t from = req->from ? req->from : 1;
     if (from > UINT32_MAX)
@@ -269,8 +277,12 @@ s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         return;
     }
-    if (h.failed)
+    if (h.failed) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "history of %s cut at "
+                           "jseq %llu: the answer could not be queued; ask again from there",
+                           req->job, (unsigned long long) (from + h.count));
         return;
+    }
     evr_msg_t end = { .type = EVR_MSG_END, .count = h.count };
     evr_bus_send(b->clients, rid, &end, NULL);
 }

@@ -362,7 +362,9 @@ evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason, evr_err_t
         for (int i = 0; i < 2; i++)
             evr_bus_publish_event(b->pub, ev[i], NULL);
         j->state = B_ACTIVE;    /* persisted as a deletion */
-        rc = evr_bq_persist(b, &j, 1, err);
+        evr_err_t e2;
+        if (evr_bq_persist(b, &j, 1, &e2))   /* the next start deletes it (archive knows the job) */
+            evr_broker_log(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
         evr_broker_log(b, "job %s cancelled in the queue: %s", j->id, reason);
         evr_bq_remove(b, j);
     }
@@ -397,32 +399,53 @@ s_pipeline_busy(const evr_broker_t *b, const char *pipeline)
     return n;
 }
 
-static uint32_t
-s_free(const evr_broker_t *b, const s_runner_t *r)
+/*  A runner that may take work this pass, and its free slots. */
+typedef struct {
+    s_runner_t *r;
+    uint32_t free;
+} s_cand_t;
+
+/*  The runners with free slots: min(credit, capacity - jobs assigned), the
+    assigned counted in one pass over the jobs.  Caller frees *out. */
+static size_t
+s_candidates(const evr_broker_t *b, s_cand_t **out)
 {
-    if (!r->rid || !r->resynced || r->draining || r->lost)
-        return 0;
-    uint32_t used = evr_bq_assigned(b, r->id);
-    uint32_t room = r->capacity > used ? r->capacity - used : 0;
-    return r->credit < room ? r->credit : room;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    for (s_runner_t *r = b->rlist; r; r = r->next) {
+        if (!r->rid || !r->resynced || r->draining || r->lost || !r->credit)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = evr_realloc(*out, cap * sizeof **out);
+        }
+        (*out)[n++] = (s_cand_t) { r, r->capacity };
+    }
+    for (const s_bjob_t *j = b->jobs; j && n; j = j->next)
+        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner)
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp((*out)[i].r->id, j->runner) && (*out)[i].free)
+                    (*out)[i].free--;
+    for (size_t i = 0; i < n; i++)
+        if ((*out)[i].r->credit < (*out)[i].free)
+            (*out)[i].free = (*out)[i].r->credit;
+    return n;
 }
 
-static s_runner_t *
-s_pick(const evr_broker_t *b, const s_bjob_t *j)
+/*  The candidate with the most free slots and every label of j. */
+static s_cand_t *
+s_pick(s_cand_t *cands, size_t n, const s_bjob_t *j)
 {
-    s_runner_t *best = NULL;
-    uint32_t best_free = 0;
-    for (s_runner_t *r = b->rlist; r; r = r->next) {
-        uint32_t f = s_free(b, r);
-        if (f <= best_free)
+    s_cand_t *best = NULL;
+    for (size_t k = 0; k < n; k++) {
+        s_cand_t *c = &cands[k];
+        if (!c->free || (best && c->free <= best->free))
             continue;
         bool match = true;
         for (uint32_t i = 0; i < j->labels.n && match; i++)
-            match = s_has_label(&r->labels, j->labels.v[i]);
-        if (match) {
-            best = r;
-            best_free = f;
-        }
+            match = s_has_label(&c->r->labels, j->labels.v[i]);
+        if (match)
+            best = c;
     }
     return best;
 }
@@ -433,24 +456,27 @@ evr_bq_dispatch(evr_broker_t *b)
     if (!b->changed || b->failure)
         return;
     b->changed = false;
+    s_cand_t *cands;
+    size_t ncand = s_candidates(b, &cands);
     s_bjob_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    for (s_bjob_t *j = b->jobs; j && n < S_DISPATCH_BATCH; j = j->next) {
+    for (s_bjob_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
         if (j->state != B_QUEUED)
+            continue;
+        s_cand_t *c = s_pick(cands, ncand, j);
+        if (!c)
             continue;
         uint32_t conc = j->submit->spec->concurrency;
         if (conc && s_pipeline_busy(b, j->pipeline) >= conc)
             continue;
-        s_runner_t *r = s_pick(b, j);
-        if (!r)
-            continue;
         j->state = B_DISPATCHED;
         free(j->runner);
-        j->runner = evr_strdup(r->id);
-        if (r->credit)
-            r->credit--;
+        j->runner = evr_strdup(c->r->id);
+        c->free--;
+        c->r->credit--;
         sent[n++] = j;
     }
+    free(cands);
     if (n == S_DISPATCH_BATCH)
         b->changed = true;  /* more next turn */
     if (!n)
@@ -467,11 +493,21 @@ evr_bq_dispatch(evr_broker_t *b)
         s_runner_t *r = evr_br_find(b, j->runner);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
                         .args = j->submit->args };
-        if (evr_bus_send(b->runners, r->rid, &m, &err))
-            evr_broker_log(b, "dispatch of %s to %s: %s (it stays assigned until the runner "
-                           "says hello again)", j->id, r->id, err.msg);
-        else
+        if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
             evr_broker_log(b, "job %s dispatched to %s", j->id, r->id);
+            continue;
+        }
+        /* Not sent (the runner is gone): the job waits again; the runner, if
+           alive, is asked to say hello again by its next message. */
+        evr_broker_log(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
+                       r->rid ? err.msg : "not connected");
+        zframe_destroy(&r->rid);
+        j->state = B_QUEUED;
+        free(j->runner);
+        j->runner = NULL;
+        if (evr_bq_persist(b, &j, 1, &err))
+            evr_broker_fail(b, &err);
+        b->changed = true;
     }
 }
 

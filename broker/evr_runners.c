@@ -99,6 +99,19 @@ s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
         evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         return;
     }
+    if (msg->seq < high) {
+        /* Another log under this id: its events up to `high` would be taken
+           for resends and lost. */
+        evr_broker_log(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu "
+                       "of a runner with this id", r->id, (unsigned long long) msg->seq,
+                       (unsigned long long) high);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at "
+                           "seq %llu but the broker holds %llu events of a runner with this id "
+                           "(a new state directory under an old id?): give it another --id",
+                           r->id, (unsigned long long) msg->seq, (unsigned long long) high);
+        zframe_destroy(&r->rid);
+        return;
+    }
     evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = r->id, .seq = high };
     evr_bus_send(b->runners, rid, &w, NULL);
     r->resync_to = msg->seq;
@@ -106,10 +119,6 @@ s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     evr_broker_log(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
                    "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
                    (unsigned long long) high);
-    if (msg->seq < high)
-        evr_broker_log(b, "runner %s: its log is shorter than what the broker holds (a new "
-                       "state directory under an old id?): its events up to seq %llu are "
-                       "taken as resends", r->id, (unsigned long long) high);
     if (high >= msg->seq)
         s_resynced(b, r);
     s_publish(b, r);

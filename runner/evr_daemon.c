@@ -10,7 +10,12 @@
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
 #define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
 
-typedef enum { S_NEED_HELLO, S_HELLO_SENT, S_READY } s_state_t;
+/*  CONNECTING: a fresh socket, hello not sent yet (with ZMQ_IMMEDIATE a
+    send fails until the connection is up: it is tried every turn);
+    HELLO_SENT: waiting for welcome; READY; BACKOFF: the broker answered
+    an error, a new connection follows after a pause; FATAL: the broker
+    refused this runner for good (an id clash). */
+typedef enum { S_CONNECTING, S_HELLO_SENT, S_READY, S_BACKOFF, S_FATAL } s_state_t;
 
 struct evr_daemon {
     evr_daemon_opts_t opts;
@@ -20,6 +25,9 @@ struct evr_daemon {
     s_state_t state;
     uint64_t sent, acked;       /* runner seqs */
     uint64_t last_rx, hello_at, next_beat;   /* mono ns */
+    uint64_t connect_at, retry_at;          /* mono ns */
+    bool warned;                /* "not reachable" said since the last welcome */
+    char fatal[EVR_ERR_MAX];
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
@@ -44,8 +52,7 @@ s_ms(uint32_t ms)
     return (uint64_t) ms * 1000000ull;
 }
 
-/*  A fresh connection (dropping whatever the old one had queued) and a
-    hello. */
+/*  A fresh connection, dropping whatever the old one had queued. */
 static void
 s_connect(evr_daemon_t *d)
 {
@@ -53,21 +60,33 @@ s_connect(evr_daemon_t *d)
     d->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(d->sock);
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
-    zsock_set_linger(d->sock, 0);
+    zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
     evr_engine_set_wake_fd(d->eng, zsock_fd(d->sock));
+    d->state = S_CONNECTING;
+    d->connect_at = evr_mono_ns();
+    d->credit_sent = -1;
+}
+
+/*  Sends hello once the connection is up. */
+static void
+s_try_hello(evr_daemon_t *d)
+{
     uint64_t last = 0;
     evr_err_t err;
-    evr_store_last_seq(d->store, &last, &err);
+    if (evr_store_last_seq(d->store, &last, &err)) {
+        s_log(d, "reading the log's last seq: %s (hello postponed)", err.msg);
+        return;     /* a wrong seq would make the broker requeue jobs we hold */
+    }
     evr_msg_t m = { .type = EVR_MSG_HELLO, .runner = (char *) d->opts.runner_id,
                     .capacity = d->opts.capacity, .version = EVR_VERSION, .seq = last };
     for (const char *const *l = d->opts.labels; l && *l; l++)
         evr_strlist_push(&m.labels, *l);
-    d->hello_at = evr_mono_ns();
-    /* Not connected yet is normal: the hello is retried after a lease. */
-    d->state = evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK ? S_HELLO_SENT : S_NEED_HELLO;
+    if (evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK) {
+        d->state = S_HELLO_SENT;
+        d->hello_at = evr_mono_ns();
+    }
     evr_strlist_free(&m.labels);
-    d->credit_sent = -1;
 }
 
 evr_rc_t
@@ -113,6 +132,21 @@ void
 evr_daemon_stop_taking(evr_daemon_t *self)
 {
     self->stopping = true;
+}
+
+bool
+evr_daemon_synced(evr_daemon_t *self)
+{
+    uint64_t last = 0;
+    evr_err_t err;
+    return self->state == S_READY && evr_store_last_seq(self->store, &last, &err) == EVR_OK
+        && self->acked >= last;
+}
+
+const char *
+evr_daemon_fatal(const evr_daemon_t *self)
+{
+    return self->state == S_FATAL ? self->fatal : NULL;
 }
 
 bool
@@ -191,6 +225,7 @@ s_inbound(evr_daemon_t *d)
         switch (m.type) {
         case EVR_MSG_WELCOME:
             d->state = S_READY;
+            d->warned = false;
             d->sent = d->acked = m.seq;
             s_log(d, "welcomed by the broker: it holds this log up to seq %llu",
                   (unsigned long long) m.seq);
@@ -205,8 +240,16 @@ s_inbound(evr_daemon_t *d)
         case EVR_MSG_CONTROL: s_control(d, &m); break;
         case EVR_MSG_HEARTBEAT: break;
         case EVR_MSG_ERROR:
-            s_log(d, "the broker says %s: %s; saying hello again", m.code, m.message);
-            d->state = S_NEED_HELLO;
+            if (d->state == S_HELLO_SENT && !strcmp(m.code, EVR_CODE_CONFLICT)) {
+                snprintf(d->fatal, sizeof d->fatal, "the broker refuses this runner: %s",
+                         m.message);
+                d->state = S_FATAL;
+                break;
+            }
+            s_log(d, "the broker says %s: %s; saying hello again in a second", m.code,
+                  m.message);
+            d->state = S_BACKOFF;
+            d->retry_at = evr_mono_ns() + 1000000000ull;
             break;
         default:
             s_log(d, "unexpected %s from the broker: ignored", evr_msgtype_name(m.type));
@@ -267,22 +310,51 @@ s_send_events(evr_daemon_t *d)
     }
 }
 
+/*  Keeps the connection: hello until welcomed, a new connection when the
+    broker stays silent past the lease.  True when READY. */
+static bool
+s_keep_connected(evr_daemon_t *d)
+{
+    uint64_t now = evr_mono_ns();
+    uint64_t lease = s_ms(d->opts.lease_ms);
+    switch (d->state) {
+    case S_FATAL: return false;
+    case S_BACKOFF:
+        if (now >= d->retry_at)
+            s_connect(d);
+        return false;
+    case S_CONNECTING:
+        s_try_hello(d);
+        if (d->state == S_CONNECTING && now - d->connect_at > lease) {
+            if (!d->warned)
+                s_log(d, "cannot reach the broker at %s; retrying (jobs go on; their events "
+                      "wait in the log)", d->opts.endpoint);
+            d->warned = true;
+            s_connect(d);
+        }
+        return false;
+    case S_HELLO_SENT:
+        if (now - d->hello_at > lease)
+            s_connect(d);
+        return false;
+    case S_READY:
+        if (now - d->last_rx > lease) {
+            s_log(d, "the broker has been silent for %u ms: reconnecting (jobs go on; their "
+                  "events wait in the log)", d->opts.lease_ms);
+            d->warned = true;
+            s_connect(d);
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
 static void
 s_outbound(evr_daemon_t *d)
 {
     uint64_t now = evr_mono_ns();
-    uint64_t lease = s_ms(d->opts.lease_ms);
-    if (d->state == S_NEED_HELLO || (d->state == S_HELLO_SENT && now - d->hello_at > lease)) {
-        s_connect(d);
-        return;
-    }
-    if (d->state == S_READY && now - d->last_rx > lease) {
-        s_log(d, "the broker has been silent for %u ms: reconnecting (jobs go on; their "
-              "events wait in the log)", d->opts.lease_ms);
-        s_connect(d);
-        return;
-    }
-    if (d->state != S_READY)
+    if (!s_keep_connected(d))
         return;
     s_send_events(d);
     uint32_t active = evr_engine_active(d->eng);
@@ -308,6 +380,8 @@ evr_daemon_turn(evr_daemon_t *self, int timeout_ms)
     s_outbound(self);
     s_inbound(self);    /* ends with the socket's edge re-armed (ZMQ_EVENTS read) */
     int hb = (int) self->opts.heartbeat_ms;
+    if (self->state == S_CONNECTING)
+        hb = 10;    /* the connection's progress does not always wake the fd */
     evr_engine_turn(self->eng, timeout_ms < hb ? timeout_ms : hb);
     evr_engine_forget_finished(self->eng);
     s_inbound(self);

@@ -41,6 +41,13 @@ void evr_daemon_turn(evr_daemon_t *self, int timeout_ms);
 /*  Stop taking work (SIGTERM): credit 0 from now on. */
 void evr_daemon_stop_taking(evr_daemon_t *self);
 
+/*  True when the broker has acknowledged the whole log. */
+bool evr_daemon_synced(evr_daemon_t *self);
+
+/*  Why the broker refuses this runner for good (another log under the
+    same id), or NULL. */
+const char *evr_daemon_fatal(const evr_daemon_t *self);
+
 /*  True when drained with exit_when_drained and no job is left. */
 bool evr_daemon_drained(const evr_daemon_t *self);
 

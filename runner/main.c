@@ -228,6 +228,11 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         }
         if (evr_daemon_drained(d))
             break;
+        if (evr_daemon_fatal(d)) {
+            fprintf(stderr, "evrun-runner: %s\n", evr_daemon_fatal(d));
+            status = 2;
+            break;
+        }
         int sig = s_interrupts + s_terms;
         if (sig && !deadline) {
             evr_daemon_stop_taking(d);
@@ -238,8 +243,13 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         if (deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > deadline || sig > 1))
             break;
     }
-    /* a last turn sends what the log gained meanwhile */
-    evr_daemon_turn(d, 0);
+    /* the broker gets the rest of the log before the exit (5 s at most) */
+    uint64_t until = evr_mono_ns() + 5000000000ull;
+    while (!status && !evr_daemon_synced(d) && evr_mono_ns() < until && s_interrupts + s_terms < 2)
+        evr_daemon_turn(d, 50);
+    if (!status && !evr_daemon_synced(d))
+        fprintf(stderr, "evrun-runner: the broker has not acknowledged the whole log; the rest "
+                "is sent at the next start\n");
     if (evr_engine_active(eng))
         fprintf(stderr, "evrun-runner: exiting with %u jobs running; they are taken up at the "
                 "next start\n", evr_engine_active(eng));
@@ -375,6 +385,13 @@ main(int argc, char **argv)
         goto out;
     }
     bool daemon = !o.file && !o.recover;
+    const char *want_id = evr_config_get(cfg, "runner_id");
+    if (daemon && want_id && *want_id && !evr_spec_name_ok(want_id)) {
+        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
+                "(starting with a letter or digit)\n", want_id);
+        status = 2;
+        goto out;
+    }
     id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec");
     evr_engine_opts_t eo = { .print = o.print && !daemon, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir"),

@@ -61,7 +61,8 @@ s_run_help(FILE *out, const char *name)
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
             strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
-            strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out");
+            strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out,\n"
+                                       "or --follow/--wait was interrupted before it ended");
 }
 
 static bool
@@ -245,9 +246,11 @@ s_run_common(int argc, char **argv, const char *name)
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
         if (status != 2 && !cli.json && !s_stop)
             status = s_wait(&cli, job);
-        else if (s_stop)
+        else if (s_stop) {
             fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
                     cli.prog, job, job);
+            status = 1;
+        }
     }
     else if (!status && wait)
         status = s_wait(&cli, job);
@@ -570,7 +573,7 @@ evr_cli_logs(int argc, char **argv)
                    "its status\n"
                    "  --step S             only step S\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
-                   "--follow: the job succeeded); 1 the job failed\n(--follow); 2 no such job, "
+                   "--follow: the job succeeded); 1 the job failed\n(--follow), or --follow was interrupted; 2 no such job, "
                    "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);
             return 0;
         default: status = 2; break;
@@ -591,6 +594,8 @@ evr_cli_logs(int argc, char **argv)
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
         if (!fo.follow && status == 1)
             status = 0;
+        if (fo.follow && s_stop && status == 0)
+            status = 1;     /* interrupted before the job ended */
     }
     free(job);
     evr_cli_done(&cli);

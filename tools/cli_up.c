@@ -52,7 +52,17 @@ s_read_pid(const char *state, const char *name)
             pid = 0;
         fclose(fp);
     }
-    return pid > 0 && kill((pid_t) pid, 0) == 0 ? (pid_t) pid : 0;
+    if (pid <= 0 || kill((pid_t) pid, 0) != 0)
+        return 0;
+    /* a pid file from before a reboot may name someone else's process */
+    char *cl = evr_asprintf("/proc/%ld/cmdline", pid), buf[256] = "";
+    fp = fopen(cl, "r");
+    free(cl);
+    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, "evrun-") ? (pid_t) pid : 0;
 }
 
 /*  Starts argv in the background (own session, stdin from /dev/null,
@@ -65,6 +75,12 @@ s_spawn(const s_up_t *u, const char *name, char *const argv[], const char *log)
         return 0;
     if (pid == 0) {
         setsid();
+        /* up's processes use the sockets and ids up gives them */
+        const char *const vars[] = { "EVRUN_RUNNER_ID", "EVRUN_CLIENT_ENDPOINT",
+                                     "EVRUN_RUNNER_ENDPOINT", "EVRUN_EVENTS_ENDPOINT",
+                                     "EVRUN_LOCAL", "EVRUN_LABELS", "EVRUN_CAPACITY" };
+        for (size_t i = 0; i < EVR_ARRAY_LEN(vars); i++)
+            unsetenv(vars[i]);
         int in = open("/dev/null", O_RDONLY);
         int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (in >= 0)
@@ -194,9 +210,16 @@ s_start_broker(const s_up_t *u, const char *prog)
         return 0;
     char *bin = evr_asprintf("%s/evrun-broker", u->bindir);
     char *log = evr_asprintf("%s/logs/broker.log", u->state);
-    char *argv[] = { bin, "--local", "--state-dir", (char *) u->state, NULL };
+    char *c = evr_asprintf("ipc://%s/bus/clients", u->state);
+    char *r = evr_asprintf("ipc://%s/bus/runners", u->state);
+    char *e = evr_asprintf("ipc://%s/bus/events", u->state);
+    char *argv[] = { bin, "--local", "--state-dir", (char *) u->state, "--client-endpoint", c,
+                     "--runner-endpoint", r, "--events-endpoint", e, NULL };
     pid_t pid = s_spawn(u, "broker", argv, log);
     printf("broker started (pid %ld), log %s\n", (long) pid, log);
+    free(c);
+    free(r);
+    free(e);
     free(bin);
     free(log);
     if (!pid) {

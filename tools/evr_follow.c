@@ -37,6 +37,7 @@ typedef struct {
     size_t njobs;
     bool failed;            /* the broker failed us: exit 2 */
     bool in_history;        /* a history stream is being read */
+    uint32_t page;          /* events in the history page being read */
 } s_follow_t;
 
 static s_fjob_t *
@@ -214,8 +215,11 @@ static void s_take(s_follow_t *f, const evr_event_t *ev);
 static int
 s_hist_item(const evr_msg_t *m, void *arg)
 {
-    if (m->type == EVR_MSG_EVENT && m->event && m->event->job)
-        s_take(arg, m->event);
+    s_follow_t *f = arg;
+    if (m->type == EVR_MSG_EVENT && m->event && m->event->job) {
+        f->page++;
+        s_take(f, m->event);
+    }
     return 0;
 }
 
@@ -228,7 +232,16 @@ s_history(s_follow_t *f, const char *job, uint32_t from)
     if (f->in_history)
         return;     /* one request at a time: the next quiet second asks again */
     f->in_history = true;
-    evr_rc_t rc = evr_client_stream(f->client, &req, s_hist_item, f, &err);
+    evr_rc_t rc;
+    uint32_t before;
+    do {    /* the broker answers in pages: ask on until one brings nothing new */
+        s_fjob_t *j = s_job(f, job);
+        before = j->last;
+        req.from = j->last + 1 > from ? j->last + 1 : from;
+        f->page = 0;
+        rc = evr_client_stream(f->client, &req, s_hist_item, f, &err);
+    } while (rc == EVR_OK && f->page > 0 && s_job(f, job)->last > before
+             && !s_job(f, job)->done);
     f->in_history = false;
     if (rc) {
         fprintf(stderr, "%s: history of %s: %s\n", f->prog, job, err.msg);
@@ -261,7 +274,11 @@ static void
 s_take(s_follow_t *f, const evr_event_t *ev)
 {
     s_fjob_t *j = s_job(f, ev->job);
-    if (!s_matches(f, j, ev) || ev->jseq <= j->last)
+    if (!s_matches(f, j, ev)) {
+        j->done = true;     /* not followed: s_trim may forget it */
+        return;
+    }
+    if (ev->jseq <= j->last)
         return;
     if (ev->jseq > j->last + 1) {
         /* a gap: what is missing comes from history (this event with it) */
@@ -361,8 +378,15 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             free(topic);
             quiet_since = evr_mono_ns();
         }
-        if (mine && evr_mono_ns() - quiet_since > 1000000000ull) {
-            s_history(f, mine->id, mine->last + 1);   /* a publication may be lost */
+        if (evr_mono_ns() - quiet_since > 1000000000ull) {
+            /* a publication may be lost, the last one of a job too: ask the
+               history of the jobs followed and not finished (a few) */
+            int asked = 0;
+            for (s_fjob_t *j = f->jobs; j && asked < 16 && !f->failed; j = j->next)
+                if (j->match && !j->done && (j == mine || j->last)) {
+                    s_history(f, j->id, j->last + 1);
+                    asked++;
+                }
             quiet_since = evr_mono_ns();
         }
         s_trim(f);

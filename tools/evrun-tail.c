@@ -40,9 +40,9 @@ s_help(FILE *out)
             "  --step S             only step S\n"
             EVR_CLI_COMMON_HELP
             "\n"
-            "exit status: 0 the job succeeded (or interrupted, without --job); 1 the job\n"
-            "failed, was cancelled or timed out; 2 usage, no such job, or the broker\n"
-            "unreachable\n");
+            "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"
+            "1 the job failed, was cancelled or timed out, or --job was interrupted before\n"
+            "it ended; 2 usage, no such job, or the broker unreachable\n");
 }
 
 int
@@ -93,6 +93,8 @@ main(int argc, char **argv)
         fo.job = job;
         fo.json = cli.json;
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
+        if (job && s_stop && status == 0)
+            status = 1;     /* interrupted before the job ended */
     }
     free(job);
     evr_cli_done(&cli);

@@ -367,6 +367,30 @@ case_drain_and_stop() {
   check "SIGTERM: every line once" exactly_once <(cli logs "$k") 10
 }
 
+case_long_history() {
+  # more events than one history answer holds (1000): followers page through
+  fresh longh
+  bus_broker && bus_runner lh-1 "" 2 && bus_wait_runners 1
+  { echo "pipeline: longh"; echo "image: localhost/evrun-busybox:latest"; echo "steps:"
+    echo "  - { name: start, run: 'true' }"
+    for s in a b c d; do
+      echo "  - { name: $s, needs: [start], run: 'for i in \$(seq 1 350); do echo \"$s \$i\"; sleep 0.02; done' }"
+    done; } > "$tmp/longh.yml"
+  local j n
+  j=$(submit "$tmp/longh.yml")
+  check "long job succeeded" [ "$(wait_job "$j" 120)" = succeeded ]
+  n=$("$bin/evrun-replay" "$tmp/broker" --job "$j" --json | grep -c '"type":"step.output"')
+  check "more than 1000 output events ($n)" [ "$n" -gt 1000 ]
+  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/lh.out" 2>&1
+  check "tail after: exit 0" [ $? -eq 0 ]
+  local s got
+  for s in a b c d; do
+    got=$(grep -c "^$j/$s | $s [0-9]*$" "$tmp/lh.out")
+    check "step $s: 350 lines ($got)" [ "$got" -eq 350 ]
+    check "step $s: in order, once" [ "$(grep "/$s | " "$tmp/lh.out" | awk '{print $NF}' | tr '\n' ' ')" = "$(seq 1 350 | tr '\n' ' ')" ]
+  done
+}
+
 case_up_down() {
   fresh updown
   local st=$tmp/s
@@ -389,7 +413,7 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail runner_killed broker_killed up_down}
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed broker_killed up_down}
 for c in $cases; do
   case_name=$c
   echo "== $c"
