@@ -83,10 +83,12 @@ s_help(FILE *out)
             "\n"
             "--exec: SIGINT cancels the job gracefully; a second SIGINT kills its steps.\n"
             "--broker: SIGTERM or SIGINT stops taking jobs and waits for the running ones\n"
-            "(see --stop-timeout); a second signal exits at once.\n"
+            "(see --stop-timeout), then up to 5 s for the broker to acknowledge the log;\n"
+            "a second signal exits at once.\n"
             "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
             "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
-            "2 bad input, or podman or the state directory unusable\n");
+            "2 bad input, podman or the state directory unusable, or the broker refused\n"
+            "this runner's id\n");
 }
 
 static char *
