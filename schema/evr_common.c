@@ -121,3 +121,16 @@ evr_mono_ns(void)
 {
     return s_clock(CLOCK_MONOTONIC);
 }
+
+void
+evr_time_format(uint64_t ns, char *buf, size_t size)
+{
+    if (!ns) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    time_t t = (time_t) (ns / 1000000000ull);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+}

@@ -56,6 +56,8 @@ char *evr_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     in nanoseconds for measuring durations. */
 uint64_t evr_now_ns(void);
 uint64_t evr_mono_ns(void);
+/*  Wall-clock ns as local "YYYY-MM-DD HH:MM:SS" in buf ("-" for 0). */
+void evr_time_format(uint64_t ns, char *buf, size_t size);
 
 #define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

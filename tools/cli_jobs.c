@@ -22,19 +22,6 @@ s_on_signal(int sig)
     s_stop = 1;
 }
 
-static void
-s_time(uint64_t ns, char *buf, size_t len)
-{
-    if (!ns) {
-        snprintf(buf, len, "-");
-        return;
-    }
-    time_t t = (time_t) (ns / 1000000000ull);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 /* ----------------------------------------------------------- run, submit */
 
 static void
@@ -379,9 +366,9 @@ static void
 s_print_job(const evr_msg_t *m)
 {
     char c[32], s[32], f[32];
-    s_time(m->created, c, sizeof c);
-    s_time(m->started, s, sizeof s);
-    s_time(m->finished, f, sizeof f);
+    evr_time_format(m->created, c, sizeof c);
+    evr_time_format(m->started, s, sizeof s);
+    evr_time_format(m->finished, f, sizeof f);
     printf("job       %s\npipeline  %s\nstatus    %s\n", m->job, m->pipeline, m->status);
     if (m->reason)
         printf("reason    %s\n", m->reason);
@@ -400,7 +387,7 @@ s_list_job(const evr_msg_t *m, void *arg)
         return 0;
     }
     char c[32];
-    s_time(m->created, c, sizeof c);
+    evr_time_format(m->created, c, sizeof c);
     printf("%-26s  %-20s  %-10s  %3u/%-3u  %-20s  %s\n", m->job, m->pipeline, m->status,
            m->steps_done, m->steps_total, m->runner ? m->runner : "-", c);
     return 0;
@@ -415,7 +402,7 @@ s_list_runner(const evr_msg_t *m, void *arg)
         return 0;
     }
     char hb[32], labels[256] = "";
-    s_time(m->heartbeat, hb, sizeof hb);
+    evr_time_format(m->heartbeat, hb, sizeof hb);
     for (uint32_t i = 0, at = 0; i < m->labels.n && at < sizeof labels; i++)
         at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
                                   m->labels.v[i]);

@@ -51,19 +51,6 @@ s_help(FILE *out)
 }
 
 static void
-s_time(uint64_t ns, char *buf, size_t size)
-{
-    if (!ns) {
-        snprintf(buf, size, "-");
-        return;
-    }
-    time_t t = (time_t) (ns / 1000000000u);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void
 s_span(uint64_t from, uint64_t to, char *buf, size_t size)
 {
     if (!from || !to || to < from) {
@@ -104,7 +91,7 @@ s_job_row(const evr_job_t *job, void *arg)
         return 0;
     }
     char start[32], dur[32], steps[16];
-    s_time(job->started ? job->started : job->created, start, sizeof start);
+    evr_time_format(job->started ? job->started : job->created, start, sizeof start);
     s_span(job->started, job->finished, dur, sizeof dur);
     snprintf(steps, sizeof steps, "%u/%u", evr_job_steps_done(job), job->steps.n);
     printf("%-26s  %-20.20s  %-10s  %-5s  %-19s  %s%s\n", job->id,
@@ -150,7 +137,7 @@ s_event_line(const evr_event_t *ev, void *arg)
         return 0;
     }
     char t[32];
-    s_time(ev->time, t, sizeof t);
+    evr_time_format(ev->time, t, sizeof t);
     json_t *d = evr_json_from_rec(evr_evtype_data(evr_event_kind(ev)), &ev->data);
     char *ds = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%8llu  %s.%03u  %-26s  %4u  %-20s  %s\n", (unsigned long long) ev->seq, t,
