@@ -55,6 +55,21 @@ field() {   # field JOB NAME: a field of the job's status
   cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
 }
 
+# three_jobs_max FILE SAMPLES PATTERN: submits FILE three times, samples
+# (every 0.1 s) how many running jobs match PATTERN in `jobs --json`, checks
+# the three succeed; sets $ids and $max (the most seen running at once)
+three_jobs_max() {
+  local n
+  ids=() max=0
+  for _ in 1 2 3; do ids+=("$(submit "$1")"); done
+  for _ in $(seq 1 "$2"); do
+    n=$(cli jobs --json --status running | grep -c "$3")
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.1
+  done
+  for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+}
+
 no_leftovers() {   # no container or volume of job $1 in podman
   local id
   id=$(echo "$1" | tr 'A-Z' 'a-z')
@@ -136,17 +151,11 @@ case_labels() {
 }
 
 case_capacity() {
+  local ids max
   fresh capacity
   bus_broker && bus_runner cap-1 cap 1 && bus_wait_runners 1
   ticks cap 3 0.3 cap
-  local ids=() max=0 n
-  for _ in 1 2 3; do ids+=("$(submit "$tmp/cap.yml")"); done
-  for _ in $(seq 1 60); do
-    n=$(cli jobs --json --status running | grep -c '"runner":"cap-1"')
-    [ "$n" -gt "$max" ] && max=$n
-    sleep 0.1
-  done
-  for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+  three_jobs_max "$tmp/cap.yml" 60 '"runner":"cap-1"'
   check "never more than 1 running (saw $max)" [ "$max" -le 1 ]
   # the jobs ran one after the other: intervals do not overlap
   local prev_end=0 s e ok=true
@@ -323,6 +332,7 @@ YML
 }
 
 case_concurrency() {
+  local ids max
   fresh conc
   bus_broker && bus_runner cc-1 "" 2 && bus_runner cc-2 "" 2 && bus_wait_runners 2
   pipeline conc <<'YML'
@@ -331,14 +341,7 @@ image: localhost/evrun-busybox:latest
 concurrency: 1
 steps: [ { name: s, run: "sleep 0.4" } ]
 YML
-  local ids=() max=0 n
-  for _ in 1 2 3; do ids+=("$(submit "$tmp/conc.yml")"); done
-  for _ in $(seq 1 40); do
-    n=$(cli jobs --json --pipeline conc | grep -c '"status":"running"')
-    [ "$n" -gt "$max" ] && max=$n
-    sleep 0.1
-  done
-  for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
+  three_jobs_max "$tmp/conc.yml" 40 '"pipeline":"conc"'
   check "pipeline concurrency 1: never 2 running (saw $max)" [ "$max" -le 1 ]
 }
 
