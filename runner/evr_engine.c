@@ -408,16 +408,6 @@ s_volume_gone(const evr_podman_result_t *r, void *arg)
 }
 
 static void
-s_job_ended(void *arg, void *data, size_t len)
-{
-    (void) data;
-    (void) len;
-    s_job_t *job = arg;
-    if (job->eng->on_end)
-        job->eng->on_end(job->id, job->final, job->eng->on_end_arg);
-}
-
-static void
 s_job_finish(s_job_t *job)
 {
     evr_job_status_t status = EVR_JOB_SUCCEEDED;
@@ -431,7 +421,6 @@ s_job_finish(s_job_t *job)
     job->phase = J_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
-    evr_eng_after(job->eng, s_job_ended, job, NULL, 0);
     if (job->eng->opts.print)
         printf("evrun-runner: job %s %s\n", job->id, evr_job_status_name(status));
 }
@@ -832,19 +821,6 @@ evr_engine_active(const evr_engine_t *self)
         if (j->phase < J_CLEANUP)
             n++;
     return n;
-}
-
-bool
-evr_engine_holds(const evr_engine_t *self, const char *job_id)
-{
-    return s_find_job(self, job_id) != NULL;
-}
-
-void
-evr_engine_on_job_end(evr_engine_t *self, evr_engine_job_fn *fn, void *arg)
-{
-    self->on_end = fn;
-    self->on_end_arg = arg;
 }
 
 void

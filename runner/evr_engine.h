@@ -54,7 +54,7 @@ evr_rc_t evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spe
 /*  Records a job the runner was given but cannot run (evr_engine_submit
     failed, e.g. a missing secret): job.accepted and job.finished (status
     failed, reason) in one commit, so the job ends visibly failed.  The
-    engine does not hold it afterwards, and the job-end hook is not called.
+    engine does not hold it afterwards.
     EVR_ERR_STATE when the engine holds the job or the store knows it;
     EVR_ERR_STORE when the commit fails (the engine has failed then). */
 evr_rc_t evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
@@ -111,22 +111,9 @@ evr_rc_t evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *er
     that occupy a slot of the runner's capacity. */
 uint32_t evr_engine_active(const evr_engine_t *self);
 
-/*  True when the engine holds the job: live, or finished in this process
-    and not forgotten. */
-bool evr_engine_holds(const evr_engine_t *self, const char *job_id);
-
-/*  Called once per job when it reaches its final state, after its
-    job.finished is committed (before the cleanup of its containers and
-    volume).  job_id is valid during the call.  fn may call the engine's
-    functions, but not evr_engine_destroy.  Not called for jobs ended by
-    evr_engine_reject or found unrecoverable by evr_engine_recover, nor
-    once the store has failed. */
-typedef void (evr_engine_job_fn)(const char *job_id, evr_job_status_t status, void *arg);
-void evr_engine_on_job_end(evr_engine_t *self, evr_engine_job_fn *fn, void *arg);
-
 /*  Frees the jobs that are done: finished, cleaned up, and with no podman
     call in flight.  Afterwards they are unknown to the engine
-    (evr_engine_holds false, evr_engine_job_status EVR_JOB_NONE); the store
+    (evr_engine_job_status EVR_JOB_NONE); the store
     still has them.  For long-running daemons; --exec never calls it. */
 void evr_engine_forget_finished(evr_engine_t *self);
 

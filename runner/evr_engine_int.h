@@ -118,8 +118,6 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
-    evr_engine_job_fn *on_end;
-    void *on_end_arg;
 };
 
 extern const char *const evr_eng_stream_names[2];
