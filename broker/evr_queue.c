@@ -405,8 +405,9 @@ typedef struct {
     uint32_t free;
 } s_cand_t;
 
-/*  The runners with free slots: min(credit, capacity - jobs assigned), the
-    assigned counted in one pass over the jobs.  Caller frees *out. */
+/*  The runners that may take work, with their free slots: min(credit,
+    capacity - jobs assigned), counted once per pass (not per queued job).
+    Caller frees *out. */
 static size_t
 s_candidates(const evr_broker_t *b, s_cand_t **out)
 {
@@ -419,16 +420,10 @@ s_candidates(const evr_broker_t *b, s_cand_t **out)
             cap = cap ? cap * 2 : 8;
             *out = evr_realloc(*out, cap * sizeof **out);
         }
-        (*out)[n++] = (s_cand_t) { r, r->capacity };
+        uint32_t used = evr_bq_assigned(b, r->id);
+        uint32_t room = r->capacity > used ? r->capacity - used : 0;
+        (*out)[n++] = (s_cand_t) { r, r->credit < room ? r->credit : room };
     }
-    for (const s_bjob_t *j = b->jobs; j && n; j = j->next)
-        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner)
-            for (size_t i = 0; i < n; i++)
-                if (!strcmp((*out)[i].r->id, j->runner) && (*out)[i].free)
-                    (*out)[i].free--;
-    for (size_t i = 0; i < n; i++)
-        if ((*out)[i].r->credit < (*out)[i].free)
-            (*out)[i].free = (*out)[i].r->credit;
     return n;
 }
 
