@@ -61,9 +61,36 @@ s_resynced(evr_broker_t *b, s_runner_t *r)
     b->changed = true;
 }
 
+/*  The highest seq held of runner id, refusing (with the answer sent) a
+    log shorter than that: another log under a known id, whose events up to
+    it would be taken for resends and lost.  False when refused. */
+static bool
+s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high)
+{
+    evr_err_t err;
+    if (evr_store_source_seq(b->store, msg->runner, high, &err)) {
+        evr_broker_fail(b, &err);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        return false;
+    }
+    if (msg->seq >= *high)
+        return true;
+    evr_broker_log(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu of a "
+                   "runner with this id", msg->runner, (unsigned long long) msg->seq,
+                   (unsigned long long) *high);
+    evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at seq "
+                       "%llu but the broker holds %llu events of a runner with this id (a new "
+                       "state directory under an old id?): give it another --id", msg->runner,
+                       (unsigned long long) msg->seq, (unsigned long long) *high);
+    return false;
+}
+
 static void
 s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
+    uint64_t high = 0;
+    if (!s_hello_seq(b, rid, msg, &high))
+        return;     /* the runner known under that id keeps its session */
     s_runner_t *r = evr_br_find(b, msg->runner);
     s_runner_t *other = s_by_rid(b, rid);
     if (other && other != r)
@@ -92,26 +119,6 @@ s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     r->lost = r->draining = false;
     r->seen = evr_mono_ns();
     r->heartbeat = evr_now_ns();
-    uint64_t high = 0;
-    evr_err_t err;
-    if (evr_store_source_seq(b->store, r->id, &high, &err)) {
-        evr_broker_fail(b, &err);
-        evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-        return;
-    }
-    if (msg->seq < high) {
-        /* Another log under this id: its events up to `high` would be taken
-           for resends and lost. */
-        evr_broker_log(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu "
-                       "of a runner with this id", r->id, (unsigned long long) msg->seq,
-                       (unsigned long long) high);
-        evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at "
-                           "seq %llu but the broker holds %llu events of a runner with this id "
-                           "(a new state directory under an old id?): give it another --id",
-                           r->id, (unsigned long long) msg->seq, (unsigned long long) high);
-        zframe_destroy(&r->rid);
-        return;
-    }
     evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = r->id, .seq = high };
     evr_bus_send(b->runners, rid, &w, NULL);
     r->resync_to = msg->seq;
