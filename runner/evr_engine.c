@@ -11,6 +11,7 @@
     job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -772,8 +773,7 @@ evr_eng_test_pause(const char *point, const s_step_t *st)
             st ? st->spec->name : "");
     fflush(stderr);
     fflush(stdout);
-    for (;;)
-        pause();
+    raise(SIGSTOP);
 }
 
 int

@@ -137,7 +137,9 @@ struct s_tok {
 /* evr_engine.c */
 void evr_eng_flush(evr_engine_t *e);
 /*  Test hook: with EVR_TEST_PAUSE_AT=POINT or POINT:STEP in the environment,
-    the runner stops at that point (to be killed by a crash test). */
+    the runner says so on stderr and stops itself (SIGSTOP) at that point,
+    to be killed by a crash test, or continued (SIGCONT) once the test has
+    changed the world under it. */
 void evr_eng_test_pause(const char *point, const s_step_t *st);
 evr_event_t *evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st);
 void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,

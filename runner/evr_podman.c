@@ -102,6 +102,14 @@ evr_podman_ping(evr_podman_t *self, evr_err_t *err)
     return EVR_OK;
 }
 
+bool
+evr_podman_state_created(const char *state)
+{
+    return state
+           && (!strcmp(state, "created") || !strcmp(state, "configured")
+               || !strcmp(state, "initialized"));
+}
+
 /*  Podman's error body {"cause", "message", "response"}: its message. */
 static void
 s_podman_message(const char *body, size_t len, char *buf, size_t size)
@@ -137,6 +145,10 @@ s_done(evr_http_req_t *req, void *arg)
             s_podman_message(c->errbody, c->errlen, msg, sizeof msg);
         else
             s_podman_message(body, len, msg, sizeof msg);
+        /* a taken name has no status of its own: podman answers 500 with
+           "... is already in use" (containers), "... already exists"
+           (volumes) */
+        r.exists = r.status == 409 || strstr(msg, "already in use") || strstr(msg, "already exists");
     }
     else if (c->kind == S_CREATE || c->kind == S_INSPECT) {
         json_t *j = json_loadb(body, len, 0, NULL);

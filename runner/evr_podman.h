@@ -24,6 +24,7 @@ typedef struct {
     int64_t exit_code;
     const char *state;
     bool not_found;     /* the container, volume or image does not exist */
+    bool exists;        /* create: the name is taken already */
 } evr_podman_result_t;
 
 typedef void (evr_podman_fn)(const evr_podman_result_t *r, void *arg);
@@ -39,6 +40,10 @@ typedef struct {
     const char *volume;         /* mounted at /workspace; may be NULL */
     bool network;               /* false: network namespace "none" */
 } evr_podman_spec_t;
+
+/*  Whether an inspected state is one of a container created and never
+    started ("created", "configured", "initialized"). */
+bool evr_podman_state_created(const char *state);
 
 /*  url: "unix:///path/podman.sock".  Caller owns the result. */
 evr_podman_t *evr_podman_new(const char *url, evr_err_t *err);

@@ -288,7 +288,7 @@ evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     /* a recovered job's volume may exist from before the crash */
-    if (r->rc && !strstr(r->msg, "already exists")) {
+    if (r->rc && !r->exists) {
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
         evr_eng_prep_failed(job, reason);

@@ -138,8 +138,7 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     bool running = !r->rc && (!strcmp(r->state, "running") || !strcmp(r->state, "paused")
                               || !strcmp(r->state, "stopping"));
     bool exited = !r->rc && (!strcmp(r->state, "exited") || !strcmp(r->state, "stopped"));
-    bool created = !r->rc && (!strcmp(r->state, "created") || !strcmp(r->state, "configured")
-                              || !strcmp(r->state, "initialized"));
+    bool created = !r->rc && evr_podman_state_created(r->state);
     if (r->rc && !r->not_found) {
         /* podman answered badly: the step cannot be judged; call it lost */
         evr_eng_set_reason(st, "recovery: inspecting %s: %s", st->container, r->msg);
@@ -147,6 +146,7 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     if (!st->container_id && r->id && *r->id)
         st->container_id = evr_strdup(r->id);
     if (st->phase == P_STARTING && r->not_found) {
+        evr_eng_test_pause("recover_absent", st);
         s_recovered(st, "created");
         evr_eng_after(e, evr_eng_do_create, st, NULL, 0);
         return;

@@ -279,12 +279,10 @@ evr_eng_attach(s_step_t *st)
                                    evr_eng_on_attached, evr_eng_on_attach_end, evr_eng_tok(st));
 }
 
+/*  The outcome of the step's create (r->id: the container's id). */
 static void
-s_on_created(const evr_podman_result_t *r, void *arg)
+s_created(s_step_t *st, const evr_podman_result_t *r)
 {
-    s_step_t *st = evr_eng_live_end(arg);
-    if (!st)
-        return;   /* about an earlier attempt */
     s_job_t *job = st->job;
     if (st->drop) {   /* skipped meanwhile: it must not stay */
         job->calls--;
@@ -311,6 +309,42 @@ s_on_created(const evr_podman_result_t *r, void *arg)
         return;
     }
     evr_eng_attach(st);
+}
+
+/*  The container holding the step's name, inspected: it is the step's if
+    it was created and never started. */
+static void
+s_on_taken(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = evr_eng_live_end(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
+    if (r->rc || evr_podman_state_created(r->state)) {
+        s_created(st, r);
+        return;
+    }
+    char msg[EVR_ERR_MAX + 64];
+    snprintf(msg, sizeof msg, "container %s exists already and is %s, not new", st->container,
+             r->state);
+    evr_podman_result_t why = { .rc = EVR_ERR_PODMAN, .msg = msg, .status = r->status };
+    s_created(st, &why);
+}
+
+static void
+s_on_created(const evr_podman_result_t *r, void *arg)
+{
+    s_step_t *st = evr_eng_live_end(arg);
+    if (!st)
+        return;   /* about an earlier attempt */
+    if (r->rc && r->exists && !st->drop) {
+        /* Names are unique per job, step and attempt: the taken one is
+           this step's, from a create that a killed runner sent and podman
+           carried out after the recovery looked for it. */
+        evr_eng_step_log(st, "container %s exists: taking it", st->container);
+        evr_podman_inspect(st->job->eng->pm, st->container, s_on_taken, evr_eng_tok(st));
+        return;
+    }
+    s_created(st, r);
 }
 
 void

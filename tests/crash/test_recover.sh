@@ -199,6 +199,32 @@ verify_job "$state" "$first"
 check "the new job too" [ "$("$bin/evrun-replay" "$state" | grep -c succeeded)" -eq 2 ]
 case_end
 
+# The create a killed runner sent can be carried out by podman after the
+# recovery looked for its container and found none: the recovery's own
+# create then finds the name taken and takes that container as the step's.
+case_start create-raced
+state=$tmp/raced
+pause_and_kill "$state" "$tmp/crash.yml" before_create:one
+EVR_TEST_PAUSE_AT=recover_absent:one "$bin/evrun-runner" --recover --state-dir "$state" --grace 1 \
+  > "$state.rec.out" 2> "$state.rec.err" &
+rpid=$!
+for _ in $(seq 1 300); do grep -q "test pause at" "$state.rec.err" 2>/dev/null && break; sleep 0.05; done
+check "recovery found no container" grep -q "test pause at recover_absent of step one" "$state.rec.err"
+# what the killed runner's create would have made (evr_podman_create)
+vol=$(podman volume ls --format '{{.Name}}' | grep -i "^evrun-$job$")
+podman create --name "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" --init --network none \
+  -v "$vol:/workspace" -w /workspace localhost/evrun-busybox:latest /bin/sh -c \
+  'echo one >> /workspace/runs
+for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done' > /dev/null
+kill -CONT "$rpid"
+wait "$rpid"
+rc=$?
+check "recovery exit 0" [ "$rc" -eq 0 ]
+check "took the container" grep -q "exists: taking it" "$state.rec.out"
+verify_job "$state" "$job"
+[ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
+case_end
+
 # Random moments
 for k in $(seq 1 "$kills"); do
   case_start "random-$k"
@@ -214,6 +240,12 @@ for k in $(seq 1 "$kills"); do
   else
     # killed before the job was recorded: nothing may exist of it
     check "nothing left in podman" [ -z "$job" ] || [ "$(left_behind "$job")" -eq 0 ]
+  fi
+  if [ "$fails" -ne "$case_fails" ]; then
+    # what the failing case looked like: both runs' output and the job's steps
+    echo "--- random-$k: killed run" >&2; cat "$state.out" "$state.err" >&2
+    echo "--- random-$k: recovery (exit $rc)" >&2; cat "$state.rec.out" "$state.rec.err" >&2
+    [ -n "$job" ] && "$bin/evrun-replay" "$state" --job "$job" >&2
   fi
   rm -rf "$state"
   case_end
