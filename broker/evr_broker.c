@@ -82,6 +82,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     if (!rc)
         rc = evr_bq_load(b, err);
     if (!rc)
+        rc = evr_lease_load(b, err);
+    if (!rc)
         rc = s_bind(&b->clients, ZMQ_ROUTER, opts->client_ep, "client", err);
     if (!rc)
         rc = s_bind(&b->runners, ZMQ_ROUTER, opts->runner_ep, "runner", err);
@@ -108,6 +110,7 @@ evr_broker_destroy(evr_broker_t **self_p)
     while (b->jobs)
         evr_bq_remove(b, b->jobs);
     evr_br_free_all(b);
+    evr_lease_free(b);
     evr_store_destroy(&b->store);
     free(b);
     *self_p = NULL;

@@ -28,6 +28,9 @@ typedef struct {
     uint32_t lease_ms;          /* a runner silent this long is lost (default 5000) */
     uint32_t queue_limit;       /* waiting jobs per pipeline when the spec sets none
                                    (default 1000) */
+    uint32_t reclaim_ms;        /* a runner lost this long loses its jobs: running
+                                   ones end lost, dispatched ones wait again
+                                   (0: never) */
     bool nosync;                /* no fsync (tests and benchmarks only) */
     bool verbose;               /* log every request on stderr */
 } evr_broker_opts_t;

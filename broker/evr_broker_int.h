@@ -44,9 +44,13 @@ typedef struct s_runner {
     uint64_t heartbeat;     /* wall ns of its last message */
     uint64_t resync_to;     /* the seq its hello announced */
     bool resynced;          /* the broker holds its log up to resync_to */
+    uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
     struct s_runner *next;
 } s_runner_t;
+
+/*  A job taken from a lost runner (evr_lease.c). */
+typedef struct s_taken s_taken_t;
 
 struct evr_broker {
     evr_broker_opts_t opts;
@@ -54,6 +58,8 @@ struct evr_broker {
     zsock_t *clients, *runners, *pub;
     s_bjob_t *jobs;         /* not finished, in submission order */
     s_runner_t *rlist;
+    s_taken_t *taken;       /* (job, runner) pairs taken from lost runners */
+    uint64_t started;       /* mono ns */
     uint64_t next_beat;     /* mono ns */
     bool changed;           /* try to dispatch */
     evr_rc_t failure;
@@ -101,5 +107,28 @@ void evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m);
 bool evr_br_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
                     const char *reason, char *why, size_t whylen);
 void evr_br_free_all(evr_broker_t *b);
+
+/* evr_lease.c */
+/*  Loads the jobs taken from lost runners (and notes the start time). */
+evr_rc_t evr_lease_load(evr_broker_t *b, evr_err_t *err);
+void evr_lease_free(evr_broker_t *b);
+/*  Takes the jobs of runners away for reclaim_ms (each heartbeat). */
+void evr_lease_check(evr_broker_t *b);
+/*  Whether job was taken from runner; whether any job was. */
+bool evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner);
+bool evr_lease_any(const evr_broker_t *b, const char *runner);
+/*  Runner r is back: it is told to cancel each job taken from it that it
+    may hold. */
+void evr_lease_back(evr_broker_t *b, s_runner_t *r);
+/*  The broker holds r's log up to its hello: jobs taken from r that it
+    never accepted are no longer kept from it. */
+void evr_lease_resynced(evr_broker_t *b, s_runner_t *r);
+/*  Which of r's events are of jobs taken from it (NULL: none); caller
+    frees.  A job.accepted of a job still waiting in the queue is not. */
+bool *evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n);
+/*  After an ingest with drop: the runner is told to cancel those jobs; a
+    dropped job.finished ends the record. */
+void evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs,
+                       const bool *drop, size_t n);
 
 #endif

@@ -427,15 +427,18 @@ s_candidates(const evr_broker_t *b, s_cand_t **out)
     return n;
 }
 
-/*  The candidate with the most free slots and every label of j. */
+/*  The candidate with the most free slots and every label of j, that j was
+    not taken from. */
 static s_cand_t *
-s_pick(s_cand_t *cands, size_t n, const s_bjob_t *j)
+s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const s_bjob_t *j)
 {
     s_cand_t *best = NULL;
     for (size_t k = 0; k < n; k++) {
         s_cand_t *c = &cands[k];
         if (!c->free || (best && c->free <= best->free))
             continue;
+        if (b->taken && evr_lease_taken(b, j->id, c->r->id))
+            continue;   /* taken from it while it was lost: it may hold a copy */
         bool match = true;
         for (uint32_t i = 0; i < j->labels.n && match; i++)
             match = s_has_label(&c->r->labels, j->labels.v[i]);
@@ -458,7 +461,7 @@ evr_bq_dispatch(evr_broker_t *b)
     for (s_bjob_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
         if (j->state != B_QUEUED)
             continue;
-        s_cand_t *c = s_pick(cands, ncand, j);
+        s_cand_t *c = s_pick(b, cands, ncand, j);
         if (!c)
             continue;
         uint32_t conc = j->submit->spec->concurrency;

@@ -7,7 +7,8 @@
     work; then jobs dispatched to it that its log does not accept are
     queued again (it never committed them).  Events are stored with
     evr_store_ingest (a resend is stored once), acknowledged, then
-    published.  A runner silent past its lease is shown lost.
+    published.  A runner silent past its lease is shown lost; evr_lease.c
+    takes its jobs when it stays away.
 */
 #include <string.h>
 
@@ -58,6 +59,8 @@ s_resynced(evr_broker_t *b, s_runner_t *r)
 {
     r->resynced = true;
     evr_bq_requeue(b, r->id);
+    evr_lease_resynced(b, r);
+    evr_lease_back(b, r);
     b->changed = true;
 }
 
@@ -117,6 +120,7 @@ s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     r->capacity = msg->capacity;
     r->credit = 0;
     r->lost = r->draining = false;
+    r->lost_at = 0;
     r->seen = evr_mono_ns();
     r->heartbeat = evr_now_ns();
     evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = r->id, .seq = high };
@@ -168,8 +172,10 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
     evr_event_t **evs = evr_malloc((n ? n : 1) * sizeof *evs);
     for (uint32_t i = 0; i < n; i++)
         evs[i] = evr_reclist_at(&evr_event_type, &msg->events, i);
+    /* events of jobs taken from this runner: counted, not stored */
+    bool *drop = evr_lease_drops(b, r, evs, n);
     evr_err_t err;
-    evr_rc_t rc = evr_store_ingest(b->store, r->id, evs, n, &err);
+    evr_rc_t rc = evr_store_ingest(b->store, r->id, evs, drop, n, &err);
     if (rc) {
         evr_broker_log(b, "events of %s refused: %s", r->id, err.msg);
         if (rc == EVR_ERR_STORE)
@@ -177,15 +183,19 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
         evr_bus_send_error(b->runners, rid, rc == EVR_ERR_STORE ? EVR_CODE_INTERNAL
                                                                 : EVR_CODE_BAD_REQUEST,
                            "%s", err.msg);
+        free(drop);
         free(evs);
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
         if (evs[i]->seq == 0)
-            continue;   /* a resend: stored before */
+            continue;   /* a resend (stored before), or dropped */
         s_apply(b, r, evs[i]);
         evr_bus_publish_event(b->pub, evs[i], NULL);
     }
+    if (drop)
+        evr_lease_dropped(b, r, evs, drop, n);
+    free(drop);
     free(evs);
     uint64_t high = 0;
     if (evr_store_source_seq(b->store, r->id, &high, &err) == EVR_OK) {
@@ -213,7 +223,9 @@ evr_br_on_message(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     r->heartbeat = evr_now_ns();
     if (r->lost) {
         r->lost = false;
+        r->lost_at = 0;
         evr_broker_log(b, "runner %s is back", r->id);
+        evr_lease_back(b, r);
         s_publish(b, r);
         b->changed = true;
     }
@@ -243,16 +255,17 @@ evr_br_beat(evr_broker_t *b)
     b->next_beat = now + (uint64_t) b->opts.heartbeat_ms * 1000000ull;
     evr_msg_t hb = { .type = EVR_MSG_HEARTBEAT };
     for (s_runner_t *r = b->rlist; r; r = r->next) {
-        if (!r->rid)
-            continue;
-        if (!r->lost && now - r->seen > (uint64_t) b->opts.lease_ms * 1000000ull) {
+        if (!r->lost && (!r->rid || now - r->seen > (uint64_t) b->opts.lease_ms * 1000000ull)) {
             r->lost = true;
-            evr_broker_log(b, "runner %s lost: silent for %u ms", r->id, b->opts.lease_ms);
+            r->lost_at = now;
+            evr_broker_log(b, "runner %s lost: %s", r->id, r->rid ? "silent past its lease"
+                                                                   : "its connection is gone");
             s_publish(b, r);
         }
         if (!r->lost)
             evr_bus_send(b->runners, r->rid, &hb, NULL);
     }
+    evr_lease_check(b);
 }
 
 bool

@@ -28,6 +28,7 @@ static const evr_config_key_t s_keys[] = {
     { "heartbeat_ms", "1000", "heartbeat interval to runners" },
     { "lease_ms", "5000", "a runner silent this long is shown lost" },
     { "queue_limit", "1000", "waiting jobs per pipeline when the pipeline sets none" },
+    { "reclaim_ms", "600000", "a runner lost this long loses its jobs (0: never)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
 };
 
@@ -50,6 +51,9 @@ s_help(FILE *out)
             "  --heartbeat-ms N         heartbeat interval (default 1000)\n"
             "  --lease-ms N             a runner silent this long is lost (default 5000)\n"
             "  --queue-limit N          waiting jobs per pipeline by default (default 1000)\n"
+            "  --reclaim-ms N           a runner lost this long loses its jobs: running ones\n"
+            "                           end lost, dispatched ones go to another runner\n"
+            "                           (default 600000; 0 never)\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -73,6 +77,7 @@ main(int argc, char **argv)
         { "heartbeat-ms", required_argument, NULL, 'H' },
         { "lease-ms", required_argument, NULL, 'l' },
         { "queue-limit", required_argument, NULL, 'q' },
+        { "reclaim-ms", required_argument, NULL, 'R' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
@@ -92,6 +97,7 @@ main(int argc, char **argv)
         case 'H': key = "heartbeat_ms"; break;
         case 'l': key = "lease_ms"; break;
         case 'q': key = "queue_limit"; break;
+        case 'R': key = "reclaim_ms"; break;
         case 'n': key = "sync"; val = "false"; break;
         case 'C': file = optarg; break;
         case 'P': print = true; break;
@@ -112,7 +118,7 @@ main(int argc, char **argv)
     }
     evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
-    uint64_t hb = 0, lease = 0, qlimit = 0;
+    uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0;
     bool local = false, sync = true;
     int status = 0;
     evr_broker_t *b = NULL;
@@ -121,7 +127,8 @@ main(int argc, char **argv)
         || evr_config_bool(cfg, "sync", &sync, &err)
         || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
         || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)
-        || evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, &err)) {
+        || evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, &err)
+        || evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
@@ -142,7 +149,8 @@ main(int argc, char **argv)
         .store_dir = store_dir, .client_ep = evr_config_get(cfg, "client_endpoint"),
         .runner_ep = evr_config_get(cfg, "runner_endpoint"),
         .pub_ep = evr_config_get(cfg, "events_endpoint"), .heartbeat_ms = (uint32_t) hb,
-        .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit, .nosync = !sync,
+        .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit,
+        .reclaim_ms = (uint32_t) reclaim, .nosync = !sync,
         .verbose = verbose,
     };
     if (evr_broker_new(&bo, &b, &err)) {

@@ -340,8 +340,8 @@ s_source_step(evr_event_t *ev, const char *source, uint64_t *high, evr_err_t *er
 }
 
 static evr_rc_t
-s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
-             evr_err_t *err, int *mdbrc)
+s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
+             const bool *drop, size_t n, evr_err_t *err, int *mdbrc)
 {
     MDB_txn *txn;
     *mdbrc = evr_store_txn_begin(self, 0, &txn);
@@ -359,6 +359,10 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events, 
         if (source) {
             if ((erc = s_source_step(ev, source, &high, err)) || ev->seq == 0)
                 continue;
+            if (drop && drop[i]) {   /* counted in the source's seq, not stored */
+                ev->seq = 0;
+                continue;
+            }
         }
         else
             ev->jseq = 0;
@@ -436,8 +440,8 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events, 
 /*  Append and ingest: one transaction, retried on a grown map with the
     events as they came (ingest rewrites their seq). */
 static evr_rc_t
-s_write(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
-        evr_err_t *err)
+s_write(evr_store_t *self, const char *source, evr_event_t *const *events, const bool *drop,
+        size_t n, evr_err_t *err)
 {
     if (self->flags & EVR_STORE_RDONLY)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
@@ -454,7 +458,7 @@ s_write(evr_store_t *self, const char *source, evr_event_t *const *events, size_
         int mdbrc = 0;
         for (size_t i = 0; i < n; i++)
             events[i]->seq = orig[i];
-        erc = s_append_txn(self, source, events, n, err, &mdbrc);
+        erc = s_append_txn(self, source, events, drop, n, err, &mdbrc);
         if (erc == EVR_OK || mdbrc != MDB_MAP_FULL) {
             /* nothing was written: appended events keep no seq, ingested
                ones the seq they came with */
@@ -484,14 +488,14 @@ out:
 evr_rc_t
 evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
 {
-    return s_write(self, NULL, events, n, err);
+    return s_write(self, NULL, events, NULL, n, err);
 }
 
 evr_rc_t
-evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events, size_t n,
-                 evr_err_t *err)
+evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
+                 const bool *drop, size_t n, evr_err_t *err)
 {
-    return s_write(self, source, events, n, err);
+    return s_write(self, source, events, drop, n, err);
 }
 
 evr_rc_t

@@ -63,9 +63,12 @@ evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t 
     keep their per-job seq, which evr_job_apply checks; each gets the next
     seq of this log in place of the source's.  The source's highest seq is
     committed in the same transaction, so a resend after a crash on either
-    side is stored once.  Nothing is written on error. */
+    side is stored once.  drop (NULL: none) marks events that are counted
+    in the source's seq but not stored (the broker's events of a job it
+    took from a lost runner); they too come back with seq 0.  Nothing is
+    written on error. */
 evr_rc_t evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
-                          size_t n, evr_err_t *err);
+                          const bool *drop, size_t n, evr_err_t *err);
 
 /*  Highest seq stored from source by evr_store_ingest (0: none). */
 evr_rc_t evr_store_source_seq(evr_store_t *self, const char *source, uint64_t *seq,

@@ -394,6 +394,44 @@ case_long_history() {
   done
 }
 
+# A runner that stays away loses its jobs: the running one ends lost, the
+# one dispatched to it goes to another runner; when it comes back its
+# copies are cancelled, their events are not stored, and it takes work again.
+case_runner_lost() {
+  fresh rlost
+  bus_broker --reclaim-ms 2000 && bus_runner rl-1 "x,y" 2 && bus_wait_runners 1
+  ticks rlong 80 0.1 x
+  ticks rshort 3 0.1 x
+  ticks ronly 3 0.1 y
+  local j1 j2 j3
+  j1=$(submit "$tmp/rlong.yml")
+  for _ in $(seq 1 100); do [ "$(cli logs "$j1" | grep -c tick)" -ge 5 ] && break; sleep 0.1; done
+  kill -STOP "$runner_pid_rl_1"
+  j2=$(submit "$tmp/rshort.yml")   # dispatched to rl-1 before it is seen lost
+  sleep 0.5
+  check "j2 dispatched to the stopped runner" [ "$(field "$j2" runner)" = rl-1 ]
+  bus_runner rl-2 "x" 2
+  check "running job ended lost" [ "$(wait_job "$j1" 30)" = lost ]
+  check "reason names the runner" grep -q "runner rl-1 was lost for" <(cli status "$j1")
+  check "dispatched job ran elsewhere" [ "$(wait_job "$j2" 30)" = succeeded ]
+  check "... on rl-2" [ "$(field "$j2" runner)" = rl-2 ]
+  timeout 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
+  check "tail of the lost job exits 1" [ $? -eq 1 ]
+  kill -CONT "$runner_pid_rl_1"
+  for _ in $(seq 1 200); do grep -q "$j1: rl-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
+  check "the runner was told and ended its copy" grep -q "$j1: rl-1 finished its copy" "$tmp/broker.log"
+  for _ in $(seq 1 100); do no_leftovers "$j1" && break; sleep 0.1; done
+  check "its copy left nothing in podman" no_leftovers "$j1"
+  check "still lost in the broker" [ "$(field "$j1" status)" = lost ]
+  check "no event of rl-1 refused" bash -c "! grep -q 'events of rl-1 refused' '$tmp/broker.log'"
+  check "j2 accepted once in the archive" \
+    [ "$("$bin/evrun-replay" "$tmp/broker" --job "$j2" | grep -c 'job.accepted')" -eq 1 ]
+  j3=$(submit "$tmp/ronly.yml")
+  check "the returned runner takes work again" [ "$(wait_job "$j3" 30)" = succeeded ]
+  check "... j3 on rl-1" [ "$(field "$j3" runner)" = rl-1 ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
 case_up_down() {
   fresh updown
   local st=$tmp/s
@@ -416,7 +454,7 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed broker_killed up_down}
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost broker_killed up_down}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -1,7 +1,9 @@
 /*  test_archive: the broker's side of the store on a real LMDB: events
     ingested from a runner's log keep their per-job seq, a resend is
     stored once, a gap is refused with nothing written, the source's seq
-    survives a reopen; the key-value table (the durable queue). */
+    survives a reopen, events marked to drop are counted but not stored;
+    the key-value table (the durable queue). */
+#include <string.h>
 #include <unistd.h>
 
 #include "evr_rebuild.h"
@@ -58,8 +60,8 @@ s_free(s_events_t *e)
 /*  Ingests events [from, to) of e as one batch (copies: ingest rewrites
     seq); returns the rc and counts the stored ones. */
 static evr_rc_t
-s_ingest(evr_store_t *st, const char *src, const s_events_t *e, size_t from, size_t to,
-         size_t *stored, evr_err_t *err)
+s_ingest_drop(evr_store_t *st, const char *src, const s_events_t *e, size_t from, size_t to,
+              const bool *drop, size_t *stored, evr_err_t *err)
 {
     size_t n = to - from;
     evr_event_t *copy = evr_calloc(n, sizeof *copy);
@@ -68,7 +70,7 @@ s_ingest(evr_store_t *st, const char *src, const s_events_t *e, size_t from, siz
         evr_rec_copy(&evr_event_type, &copy[i], &e->v[from + i]);
         p[i] = &copy[i];
     }
-    evr_rc_t rc = evr_store_ingest(st, src, p, n, err);
+    evr_rc_t rc = evr_store_ingest(st, src, p, drop, n, err);
     *stored = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == EVR_OK && copy[i].seq)
@@ -78,6 +80,13 @@ s_ingest(evr_store_t *st, const char *src, const s_events_t *e, size_t from, siz
     free(copy);
     free(p);
     return rc;
+}
+
+static evr_rc_t
+s_ingest(evr_store_t *st, const char *src, const s_events_t *e, size_t from, size_t to,
+         size_t *stored, evr_err_t *err)
+{
+    return s_ingest_drop(st, src, e, from, to, NULL, stored, err);
 }
 
 static int
@@ -160,11 +169,52 @@ test_ingest_gap(void)
     evr_event_t bad = { 0 }, *p = &bad;
     evr_rec_copy(&evr_event_type, &bad, &log.v[3]);
     bad.jseq = 9;
-    CHECK(evr_store_ingest(b, "r1", &p, 1, &err) == EVR_ERR_STATE);
+    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &err) == EVR_ERR_STATE);
     evr_rec_free(&evr_event_type, &bad);
     CHECK(s_ingest(b, "r1", &log, 3, log.n, &stored, &err) == EVR_OK);
     CHECK(stored == log.n - 3);
     evr_store_destroy(&b);
+    s_free(&log);
+    free(rdir);
+    free(bdir);
+}
+
+/*  Events marked to drop count in the source's seq but are not stored:
+    the broker's way with events of a job it took from a lost runner. */
+static void
+test_ingest_drop(void)
+{
+    char *rdir = evr_asprintf("%s/runner-drop", s_root);
+    char *bdir = evr_asprintf("%s/broker-drop", s_root);
+    s_events_t log = { 0 };
+    s_runner_log(rdir, &log);
+    const char *gone = log.v[log.n - 1].job;   /* the second job */
+    bool *drop = evr_calloc(log.n, sizeof *drop);
+    size_t kept = 0;
+    for (size_t i = 0; i < log.n; i++) {
+        drop[i] = log.v[i].job && strcmp(log.v[i].job, gone) == 0;
+        kept += !drop[i];
+    }
+    CHECK(kept > 0 && kept < log.n);
+    evr_store_t *b;
+    evr_err_t err;
+    size_t stored;
+    CHECK(evr_store_open(bdir, EVR_STORE_NOSYNC, &b, &err) == EVR_OK);
+    CHECK(s_ingest_drop(b, "r1", &log, 0, log.n, drop, &stored, &err) == EVR_OK);
+    CHECK(stored == kept);
+    uint64_t high = 0, last = 0;
+    CHECK(evr_store_source_seq(b, "r1", &high, &err) == EVR_OK && high == log.n);
+    CHECK(evr_store_last_seq(b, &last, &err) == EVR_OK && last == kept);
+    evr_job_t j = { 0 };
+    CHECK(evr_store_get_job(b, gone, &j, &err) == EVR_ERR_NOTFOUND);
+    CHECK(evr_store_get_job(b, log.v[0].job, &j, &err) == EVR_OK);
+    CHECK(j.status == EVR_JOB_SUCCEEDED);
+    evr_rec_free(&evr_job_type, &j);
+    /* a resend of all of it stores nothing more */
+    CHECK(s_ingest(b, "r1", &log, 0, log.n, &stored, &err) == EVR_OK);
+    CHECK(stored == 0);
+    evr_store_destroy(&b);
+    free(drop);
     s_free(&log);
     free(rdir);
     free(bdir);
@@ -229,6 +279,7 @@ main(void)
     }
     EVR_TEST_RUN(test_ingest);
     EVR_TEST_RUN(test_ingest_gap);
+    EVR_TEST_RUN(test_ingest_drop);
     EVR_TEST_RUN(test_kv);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)

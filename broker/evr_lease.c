@@ -1,0 +1,360 @@
+/*  evr_lease.c: what becomes of the jobs of a runner that does not come
+    back (DESIGN §7).
+
+    A runner silent past its lease is shown lost and keeps its jobs: it may
+    come back and finish them.  Once it has been away for reclaim_ms (from
+    the moment it was shown lost, or from the broker's start for a runner
+    that has not said hello since), its jobs are taken from it:
+      - a job dispatched to it whose job.accepted the broker does not hold
+        is queued again (it goes to another runner);
+      - a running one ends `lost` in the broker's archive: its unfinished
+        steps `lost`, its pending ones skipped, then job.finished{lost},
+        with a reason naming the runner and how long it was away.
+    Each (job, runner) taken is a record "lost/<job>/<runner>" in the kv
+    table, written before anything else; its value says whether the runner
+    may hold a copy of the job ('a': it had accepted it) or not ('d': the
+    job was dispatched to it, no job.accepted seen).  Events of that runner
+    for that job are counted in its seq but not stored (evr_store_ingest's
+    drop), a runner that holds a copy is told to cancel it when it is back,
+    and the job is not dispatched to that runner again.  The record goes
+    when the runner's own job.finished for the job arrives, or, for 'd',
+    when the runner's resent log shows it never accepted the job.  A
+    job.accepted that comes back while its job still waits in the queue is
+    taken as usual: the job stays with that runner.
+*/
+#include <string.h>
+
+#include "evr_broker_int.h"
+
+#define S_PREFIX "lost/"
+/*  Jobs taken per heartbeat: a broker with many lost jobs stays responsive. */
+#define S_PER_BEAT 64
+
+struct s_taken {
+    char job[EVR_ULID_LEN + 1];
+    char kind;          /* 'a': the runner may hold a copy; 'd': dispatched only */
+    bool told;          /* cancel sent since the runner came back */
+    char *runner;
+    struct s_taken *next;
+};
+
+static void
+s_key(char *buf, size_t len, const char *job, const char *runner)
+{
+    snprintf(buf, len, S_PREFIX "%s/%s", job, runner);
+}
+
+static s_taken_t *
+s_find(const evr_broker_t *b, const char *job, const char *runner)
+{
+    for (s_taken_t *t = b->taken; t; t = t->next)
+        if (strcmp(t->job, job) == 0 && strcmp(t->runner, runner) == 0)
+            return t;
+    return NULL;
+}
+
+/*  Writes the record of (job, runner) with kind, and holds it in memory. */
+static evr_rc_t
+s_put(evr_broker_t *b, const char *job, const char *runner, char kind)
+{
+    char key[EVR_ULID_LEN + 300];
+    s_key(key, sizeof key, job, runner);
+    evr_store_kv_t op = { key, &kind, 1 };
+    evr_err_t err;
+    if (evr_store_kv_write(b->store, &op, 1, &err)) {
+        evr_broker_fail(b, &err);
+        return EVR_ERR_STORE;
+    }
+    s_taken_t *t = s_find(b, job, runner);
+    if (!t) {
+        t = evr_calloc(1, sizeof *t);
+        snprintf(t->job, sizeof t->job, "%s", job);
+        t->runner = evr_strdup(runner);
+        t->next = b->taken;
+        b->taken = t;
+    }
+    t->kind = kind;
+    return EVR_OK;
+}
+
+bool
+evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner)
+{
+    return s_find(b, job, runner) != NULL;
+}
+
+bool
+evr_lease_any(const evr_broker_t *b, const char *runner)
+{
+    for (const s_taken_t *t = b->taken; t; t = t->next)
+        if (strcmp(t->runner, runner) == 0)
+            return true;
+    return false;
+}
+
+static int
+s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    evr_broker_t *b = arg;
+    const char *job = key + strlen(S_PREFIX), *slash = strchr(job, '/');
+    char id[EVR_ULID_LEN + 1];
+    if (!slash || slash - job != EVR_ULID_LEN || !slash[1])
+        return 0;
+    memcpy(id, job, EVR_ULID_LEN);
+    id[EVR_ULID_LEN] = '\0';
+    if (!evr_ulid_valid(id))
+        return 0;
+    s_taken_t *t = evr_calloc(1, sizeof *t);
+    memcpy(t->job, id, sizeof t->job);
+    t->kind = len == 1 && val[0] == 'd' ? 'd' : 'a';
+    t->runner = evr_strdup(slash + 1);
+    t->next = b->taken;
+    b->taken = t;
+    return 0;
+}
+
+evr_rc_t
+evr_lease_load(evr_broker_t *b, evr_err_t *err)
+{
+    b->started = evr_mono_ns();
+    return evr_store_kv_scan(b->store, S_PREFIX, s_load_one, b, err);
+}
+
+void
+evr_lease_free(evr_broker_t *b)
+{
+    while (b->taken) {
+        s_taken_t *t = b->taken;
+        b->taken = t->next;
+        free(t->runner);
+        free(t);
+    }
+}
+
+/*  Forgets (job, runner): its runner has finished the job on its side. */
+static void
+s_forget(evr_broker_t *b, const char *job, const char *runner)
+{
+    for (s_taken_t **pp = &b->taken; *pp; pp = &(*pp)->next) {
+        s_taken_t *t = *pp;
+        if (strcmp(t->job, job) != 0 || strcmp(t->runner, runner) != 0)
+            continue;
+        char key[EVR_ULID_LEN + 300];
+        s_key(key, sizeof key, job, runner);
+        evr_store_kv_t op = { key, NULL, 0 };
+        evr_err_t err;
+        if (evr_store_kv_write(b->store, &op, 1, &err)) {
+            evr_broker_fail(b, &err);
+            return;
+        }
+        *pp = t->next;
+        free(t->runner);
+        free(t);
+        return;
+    }
+}
+
+/*  Tells r to cancel its copy of t's job, once per return of r. */
+static void
+s_tell_cancel(evr_broker_t *b, s_runner_t *r, s_taken_t *t)
+{
+    char why[256];
+    if (t->told)
+        return;
+    if (evr_br_control(b, r->id, "cancel", t->job, "the broker took this job from the runner "
+                       "while it was lost", why, sizeof why)) {
+        t->told = true;
+        evr_broker_log(b, "job %s: told %s to cancel its copy", t->job, r->id);
+    }
+}
+
+void
+evr_lease_back(evr_broker_t *b, s_runner_t *r)
+{
+    for (s_taken_t *t = b->taken; t; t = t->next)
+        if (strcmp(t->runner, r->id) == 0) {
+            t->told = false;
+            if (t->kind == 'a')
+                s_tell_cancel(b, r, t);
+        }
+}
+
+void
+evr_lease_resynced(evr_broker_t *b, s_runner_t *r)
+{
+    for (s_taken_t *t = b->taken, *next; t; t = next) {
+        next = t->next;
+        if (t->kind == 'd' && strcmp(t->runner, r->id) == 0) {
+            evr_broker_log(b, "job %s: %s never accepted it", t->job, r->id);
+            s_forget(b, t->job, r->id);
+        }
+    }
+}
+
+bool *
+evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n)
+{
+    if (!evr_lease_any(b, r->id))
+        return NULL;
+    bool *drop = evr_calloc(n ? n : 1, sizeof *drop);
+    for (size_t i = 0; i < n; i++) {
+        s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
+        if (!t)
+            continue;
+        if (t->kind == 'd' && evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED) {
+            const s_bjob_t *j = evr_bq_find(b, t->job);
+            if (j && j->state == B_QUEUED) {   /* still waiting: it stays with r */
+                evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
+                s_forget(b, t->job, r->id);
+                continue;
+            }
+            if (s_put(b, t->job, r->id, 'a'))   /* r holds a copy now */
+                return drop;
+        }
+        drop[i] = true;
+    }
+    return drop;
+}
+
+void
+evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const bool *drop,
+                  size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!drop[i])
+            continue;
+        s_taken_t *t = s_find(b, evs[i]->job, r->id);
+        if (t)
+            s_tell_cancel(b, r, t);
+        if (evr_event_kind(evs[i]) == EVR_EV_JOB_FINISHED) {
+            evr_broker_log(b, "job %s: %s finished its copy (%s); not stored", evs[i]->job,
+                           r->id, evs[i]->data.status ? evs[i]->data.status : "?");
+            s_forget(b, evs[i]->job, r->id);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- taking */
+
+/*  The events that end a running job lost, from its projection. */
+static size_t
+s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
+{
+    size_t n = 0;
+    evr_event_t **evs = evr_calloc(pj->steps.n + 1, sizeof *evs);
+    for (uint32_t i = 0; i < pj->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(pj, i);
+        evr_event_t *ev;
+        if (st->status == EVR_STEP_QUEUED || st->status == EVR_STEP_STARTING
+            || st->status == EVR_STEP_RUNNING) {
+            ev = evr_event_new(EVR_EV_STEP_FINISHED);
+            ev->data.status = evr_strdup("lost");
+            ev->data.exit_code = -1;
+            ev->data.reason = evr_strdup(reason);
+        }
+        else if (st->status == EVR_STEP_PENDING) {
+            ev = evr_event_new(EVR_EV_STEP_SKIPPED);
+            ev->data.reason = evr_strdup("the job was lost with its runner");
+        }
+        else
+            continue;
+        ev->data.step = evr_strdup(st->name);
+        ev->data.attempt = st->attempt;
+        evs[n++] = ev;
+    }
+    evr_event_t *fin = evr_event_new(EVR_EV_JOB_FINISHED);
+    fin->data.status = evr_strdup("lost");
+    fin->data.reason = evr_strdup(reason);
+    evs[n++] = fin;
+    for (size_t i = 0; i < n; i++)
+        evs[i]->job = evr_strdup(pj->id);
+    *out = evs;
+    return n;
+}
+
+/*  Ends the running job j lost in the archive and drops it from the queue. */
+static void
+s_end_lost(evr_broker_t *b, s_bjob_t *j, const char *reason)
+{
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    evr_rc_t rc = evr_store_get_job(b->store, j->id, &pj, &err);
+    bool final = rc == EVR_OK && evr_job_is_final(&pj);
+    if (rc == EVR_OK && !final) {
+        evr_event_t **evs;
+        size_t n = s_lost_events(&pj, reason, &evs);
+        rc = evr_store_append(b->store, evs, n, &err);
+        if (rc == EVR_OK)
+            for (size_t i = 0; i < n; i++)
+                evr_bus_publish_event(b->pub, evs[i], NULL);
+        for (size_t i = 0; i < n; i++)
+            evr_event_destroy(&evs[i]);
+        free(evs);
+    }
+    evr_rec_free(&evr_job_type, &pj);
+    if (rc == EVR_ERR_STORE) {
+        evr_broker_fail(b, &err);
+        return;
+    }
+    if (rc == EVR_ERR_NOTFOUND)
+        evr_broker_log(b, "job %s: the archive holds none of its events; dropped", j->id);
+    else if (rc)
+        evr_broker_log(b, "job %s: could not be ended lost: %s", j->id, err.msg);
+    else if (final)
+        evr_broker_log(b, "job %s: finished before its runner was lost", j->id);
+    else
+        evr_broker_log(b, "job %s lost: %s", j->id, reason);
+    evr_bq_remove(b, j);
+}
+
+/*  Takes j from its runner, away since `since` (mono ns). */
+static void
+s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
+{
+    if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd'))
+        return;
+    evr_err_t err;
+    char reason[512];
+    snprintf(reason, sizeof reason, "runner %s was lost for %llu s (the broker's reclaim_ms is "
+             "%u)", j->runner, (unsigned long long) ((now - since) / 1000000000ull),
+             b->opts.reclaim_ms);
+    b->changed = true;
+    if (j->state == B_ACTIVE) {
+        s_end_lost(b, j, reason);
+        return;
+    }
+    /* dispatched, never known accepted: it waits again (a cancel asked
+       meanwhile is carried out now) */
+    evr_broker_log(b, "job %s: %s; queued again", j->id, reason);
+    free(j->runner);
+    j->runner = NULL;
+    if (j->cancel_pending) {
+        evr_bq_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
+        return;
+    }
+    j->state = B_QUEUED;
+    if (evr_bq_persist(b, &j, 1, &err))
+        evr_broker_fail(b, &err);
+}
+
+void
+evr_lease_check(evr_broker_t *b)
+{
+    if (!b->opts.reclaim_ms || b->failure)
+        return;
+    uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.reclaim_ms * 1000000ull;
+    int taken = 0;
+    for (s_bjob_t *j = b->jobs, *next; j && taken < S_PER_BEAT && !b->failure; j = next) {
+        next = j->next;
+        if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || !j->runner)
+            continue;
+        const s_runner_t *r = evr_br_find(b, j->runner);
+        if (r && r->rid && !r->lost)
+            continue;
+        uint64_t since = r && r->lost_at ? r->lost_at : b->started;
+        if (now - since < limit)
+            continue;
+        s_take(b, j, since, now);
+        taken++;
+    }
+}
