@@ -80,6 +80,12 @@ void evr_bq_remove(evr_broker_t *b, s_bjob_t *j);
 evr_rc_t evr_bq_load(evr_broker_t *b, evr_err_t *err);
 /*  submit: answers the client itself. */
 void evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  A queued job of a submit message (taken, its args bound); evr_bq_add
+    puts it at the end of the queue (its record written by the caller:
+    evr_bq_record gives key and value, caller frees the value). */
+s_bjob_t *evr_bq_new(evr_msg_t *submit, uint64_t created);
+void evr_bq_add(evr_broker_t *b, s_bjob_t *j);
+void evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len);
 /*  Persists j (state, runner) in the queue table. */
 evr_rc_t evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err);
 /*  Ends a job that never reached a runner: stores job.accepted and

@@ -9,7 +9,9 @@
         is queued again (it goes to another runner);
       - a running one ends `lost` in the broker's archive: its unfinished
         steps `lost`, its pending ones skipped, then job.finished{lost},
-        with a reason naming the runner and how long it was away.
+        with a reason naming the runner and how long it was away; if a
+        step it loses retries on `lost`, a new job with the same spec and
+        args is queued (s_requeue).
     Each (job, runner) taken is a record "lost/<job>/<runner>" in the kv
     table, written before anything else; its value says whether the runner
     may hold a copy of the job ('a': it had accepted it) or not ('d': the
@@ -22,6 +24,7 @@
     job.accepted that comes back while its job still waits in the queue is
     taken as usual: the job stays with that runner.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "evr_broker_int.h"
@@ -272,15 +275,128 @@ s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
     return n;
 }
 
+/*  The first value under an exact key. */
+typedef struct {
+    char val[64];
+    bool found;
+} s_kvget_t;
+
+static int
+s_kv_got(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) key;
+    s_kvget_t *g = arg;
+    g->found = true;
+    snprintf(g->val, sizeof g->val, "%.*s", (int) (len < 63 ? len : 63), (const char *) val);
+    return 1;
+}
+
+static s_kvget_t
+s_kv_get(evr_broker_t *b, const char *key)
+{
+    s_kvget_t g = { "", false };
+    evr_err_t err;
+    if (evr_store_kv_scan(b->store, key, s_kv_got, &g, &err))
+        evr_broker_log(b, "reading %s: %s", key, err.msg);
+    return g;
+}
+
+/*  How many more times a job lost with a runner may be queued again: the
+    most `retry.max` among its unfinished steps whose retry.on has lost. */
+static uint32_t
+s_retries_allowed(const evr_job_t *pj, const evr_spec_t *spec)
+{
+    uint32_t allowed = 0;
+    for (uint32_t i = 0; i < pj->steps.n && i < spec->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(pj, i);
+        const evr_retry_t *r = &evr_spec_step(spec, i)->retry;
+        if (st->status != EVR_STEP_QUEUED && st->status != EVR_STEP_STARTING
+            && st->status != EVR_STEP_RUNNING)
+            continue;
+        for (uint32_t k = 0; r->present && k < r->on.n; k++)
+            if (strcmp(r->on.v[k], "lost") == 0 && r->max > allowed)
+                allowed = r->max;
+    }
+    return allowed;
+}
+
+/*  A job lost with its runner whose lost steps retry on `lost` is queued
+    again as a new job (same spec and args), while its line has retries
+    left: "retry/<job>" counts the times its line was queued again.  The
+    new job's queue record, that count and "requeued/<job>" (the new id)
+    are one kv write, so taking the job again after a crash finds the
+    retry made.  Appends what was done to reason. */
+static void
+s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
+{
+    char key[EVR_ULID_LEN + 16];
+    size_t at = strlen(reason);
+    snprintf(key, sizeof key, "requeued/%s", pj->id);
+    s_kvget_t done = s_kv_get(b, key);
+    if (done.found) {
+        snprintf(reason + at, rlen - at, "; queued again as %s", done.val);
+        return;
+    }
+    struct {
+        evr_spec_t *spec;
+        evr_strmap_t args;
+    } acc = { 0 };
+    evr_err_t err;
+    evr_store_job_spec(b->store, pj->id, &acc.spec, &acc.args, &err);
+    uint32_t allowed = acc.spec ? s_retries_allowed(pj, acc.spec) : 0;
+    snprintf(key, sizeof key, "retry/%s", pj->id);
+    s_kvget_t line = s_kv_get(b, key);
+    uint32_t used = line.found ? (uint32_t) strtoul(line.val, NULL, 10) : 0;
+    if (!allowed || used >= allowed) {
+        if (allowed)
+            snprintf(reason + at, rlen - at, "; not queued again: %u retr%s used", used,
+                     used == 1 ? "y" : "ies");
+        evr_spec_destroy(&acc.spec);
+        evr_strmap_free(&acc.args);
+        return;
+    }
+    char id[EVR_ULID_LEN + 1];
+    evr_ulid_new(id);
+    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    m->job = evr_strdup(id);
+    m->spec = acc.spec;
+    m->args = acc.args;
+    s_bjob_t *j = evr_bq_new(m, evr_now_ns());
+    char qkey[EVR_ULID_LEN + 3], rkey[EVR_ULID_LEN + 16], count[16];
+    uint8_t *qval;
+    size_t qlen;
+    evr_bq_record(j, qkey, &qval, &qlen);
+    snprintf(rkey, sizeof rkey, "retry/%s", id);
+    snprintf(count, sizeof count, "%u", used + 1);
+    char dkey[EVR_ULID_LEN + 16];
+    snprintf(dkey, sizeof dkey, "requeued/%s", pj->id);
+    evr_store_kv_t ops[3] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
+                              { dkey, id, strlen(id) } };
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, 3, &err);
+    free(qval);
+    if (rc) {
+        evr_broker_fail(b, &err);
+        evr_bq_free(j);
+        return;
+    }
+    evr_bq_add(b, j);
+    snprintf(reason + at, rlen - at, "; queued again as %s (retry %u of %u)", id, used + 1,
+             allowed);
+    evr_broker_log(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
+                   j->pipeline, pj->id);
+}
+
 /*  Ends the running job j lost in the archive and drops it from the queue. */
 static void
-s_end_lost(evr_broker_t *b, s_bjob_t *j, const char *reason)
+s_end_lost(evr_broker_t *b, s_bjob_t *j, char *reason, size_t rlen)
 {
     evr_job_t pj = { 0 };
     evr_err_t err;
     evr_rc_t rc = evr_store_get_job(b->store, j->id, &pj, &err);
     bool final = rc == EVR_OK && evr_job_is_final(&pj);
-    if (rc == EVR_OK && !final) {
+    if (rc == EVR_OK && !final)
+        s_requeue(b, &pj, reason, rlen);
+    if (rc == EVR_OK && !final && !b->failure) {
         evr_event_t **evs;
         size_t n = s_lost_events(&pj, reason, &evs);
         rc = evr_store_append(b->store, evs, n, &err);
@@ -320,7 +436,7 @@ s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
              b->opts.reclaim_ms);
     b->changed = true;
     if (j->state == B_ACTIVE) {
-        s_end_lost(b, j, reason);
+        s_end_lost(b, j, reason, sizeof reason);
         return;
     }
     /* dispatched, never known accepted: it waits again (a cancel asked

@@ -138,6 +138,26 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     return j;
 }
 
+s_bjob_t *
+evr_bq_new(evr_msg_t *submit, uint64_t created)
+{
+    return s_job_new(submit->job, submit, created);
+}
+
+void
+evr_bq_add(evr_broker_t *b, s_bjob_t *j)
+{
+    s_append(b, j);
+    b->changed = true;
+}
+
+void
+evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len)
+{
+    snprintf(key, EVR_ULID_LEN + 3, "q/%s", j->id);
+    s_record(j, val, len);
+}
+
 evr_rc_t
 evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err)
 {

@@ -43,24 +43,6 @@ s_collect_open(const evr_job_t *job, void *arg)
     return 0;
 }
 
-typedef struct {
-    evr_spec_t *spec;
-    evr_strmap_t args;
-} s_accepted_t;
-
-static int
-s_first_event(const evr_event_t *ev, void *arg)
-{
-    s_accepted_t *a = arg;
-    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && ev->data.spec) {
-        a->spec = evr_spec_new();
-        evr_rec_copy(&evr_spec_type, a->spec, ev->data.spec);
-        for (uint32_t i = 0; i < ev->data.args.n; i++)
-            evr_strmap_set(&a->args, ev->data.args.k[i], ev->data.args.v[i]);
-    }
-    return 1;   /* only the first */
-}
-
 /*  A wall-clock time of the log as a point on the monotonic clock. */
 static uint64_t
 s_to_mono(uint64_t wall_ns)
@@ -317,13 +299,17 @@ static evr_rc_t
 s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
 {
     evr_job_t rec = { 0 };
-    s_accepted_t acc = { 0 };
+    struct {
+        evr_spec_t *spec;
+        evr_strmap_t args;
+    } acc = { 0 };
     evr_rc_t rc = evr_store_get_job(e->store, id, &rec, err);
-    if (!rc)
-        rc = evr_store_job_events(e->store, id, 1, s_first_event, &acc, err);
-    if (!rc && (!acc.spec || acc.spec->steps.n != rec.steps.n))
-        rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing or "
-                         "does not match its state", id);
+    if (!rc) {
+        rc = evr_store_job_spec(e->store, id, &acc.spec, &acc.args, err);
+        if (rc == EVR_ERR_NOTFOUND || (!rc && acc.spec->steps.n != rec.steps.n))
+            rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing "
+                             "or does not match its state", id);
+    }
     s_job_t *job = NULL;
     if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err))) {
         /* it cannot run again (a secret is gone): it ends failed, saying

@@ -108,6 +108,13 @@ evr_rc_t evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store
 evr_rc_t evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
                               evr_store_event_fn *fn, void *arg, evr_err_t *err);
 
+/*  The spec and bound args of a job, from its job.accepted (the caller
+    frees *spec with evr_spec_destroy and args with evr_strmap_free; args
+    zeroed by the caller).  EVR_ERR_NOTFOUND when the log knows no such job
+    or its first event carries no spec. */
+evr_rc_t evr_store_job_spec(evr_store_t *self, const char *job, evr_spec_t **spec,
+                            evr_strmap_t *args, evr_err_t *err);
+
 /*  The projected state of one job into out (zeroed by the caller; free
     with evr_rec_free(&evr_job_type, out)).  EVR_ERR_NOTFOUND if unknown. */
 evr_rc_t evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t *err);

@@ -394,13 +394,22 @@ case_long_history() {
   done
 }
 
-# A runner that stays away loses its jobs: the running one ends lost, the
-# one dispatched to it goes to another runner; when it comes back its
-# copies are cancelled, their events are not stored, and it takes work again.
+# A runner that stays away loses its jobs: the running one ends lost (and,
+# as its step retries on lost, is queued again as a new job), the one
+# dispatched to it goes to another runner; when it comes back its copies
+# are cancelled, their events are not stored, and it takes work again.
 case_runner_lost() {
   fresh rlost
   bus_broker --reclaim-ms 2000 && bus_runner rl-1 "x,y" 2 && bus_wait_runners 1
-  ticks rlong 80 0.1 x
+  pipeline rlong <<'YML'
+pipeline: rlong
+image: localhost/evrun-busybox:latest
+labels: [x]
+steps:
+  - name: count
+    retry: { on: [lost], max: 1 }
+    run: for i in $(seq 1 50); do echo "tick $i"; sleep 0.1; done
+YML
   ticks rshort 3 0.1 x
   ticks ronly 3 0.1 y
   local j1 j2 j3
@@ -413,6 +422,13 @@ case_runner_lost() {
   bus_runner rl-2 "x" 2
   check "running job ended lost" [ "$(wait_job "$j1" 30)" = lost ]
   check "reason names the runner" grep -q "runner rl-1 was lost for" <(cli status "$j1")
+  local j1b
+  j1b=$(cli status "$j1" | sed -n 's/.*queued again as \([0-9A-Z]*\) (retry 1 of 1).*/\1/p')
+  check "queued again as a new job" [ -n "$j1b" ]
+  check "... which succeeded" [ "$(wait_job "$j1b" 60)" = succeeded ]
+  check "... on rl-2" [ "$(field "$j1b" runner)" = rl-2 ]
+  cli logs "$j1b" > "$tmp/rl.retry"
+  check "... every line once" exactly_once "$tmp/rl.retry" 50
   check "dispatched job ran elsewhere" [ "$(wait_job "$j2" 30)" = succeeded ]
   check "... on rl-2" [ "$(field "$j2" runner)" = rl-2 ]
   timeout 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
