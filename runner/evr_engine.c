@@ -606,6 +606,12 @@ s_timers(evr_engine_t *e)
         }
         for (uint32_t i = 0; i < job->n; i++) {
             s_step_t *st = &job->steps[i];
+            if (st->retake_at && now >= st->retake_at) {
+                st->retake_at = 0;
+                evr_eng_do_create(st, NULL, 0);
+            }
+            else if (st->retake_at && st->retake_at < next)
+                next = st->retake_at;
             if (st->phase != P_RUNNING || st->inspecting)
                 continue;
             for (int si = 0; si < 2; si++) {

@@ -53,6 +53,9 @@ typedef struct {
     bool launched;          /* early: its turn came */
     bool drop;              /* early: skipped while its create was in flight */
     bool inspecting;        /* recovery: podman not yet asked about its container */
+    uint64_t retake_at;     /* mono ns: create again (its name was taken by a
+                               create still under way); 0: none */
+    uint32_t retakes;
     bool artifact_paused;   /* test hook fired */
     /* pause: the container is paused (frozen) or should be (want_frozen);
        one pause or unpause call at a time (pm_busy).  A stop of a frozen

@@ -311,6 +311,11 @@ s_created(s_step_t *st, const evr_podman_result_t *r)
     evr_eng_attach(st);
 }
 
+/*  A taken name whose container podman does not show yet is asked again
+    every S_RETAKE_MS, S_RETAKES times at most. */
+#define S_RETAKE_MS 100
+#define S_RETAKES 300
+
 /*  The container holding the step's name, inspected: it is the step's if
     it was created and never started. */
 static void
@@ -319,6 +324,14 @@ s_on_taken(const evr_podman_result_t *r, void *arg)
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
+    if (r->not_found && st->retakes < S_RETAKES) {
+        /* the name is held by a create still under way (podman reserves
+           it before the container exists), or by one that failed and
+           freed it: create again in a moment (evr_engine's timers) */
+        st->retakes++;
+        st->retake_at = evr_mono_ns() + S_RETAKE_MS * 1000000ull;
+        return;
+    }
     if (r->rc || evr_podman_state_created(r->state)) {
         s_created(st, r);
         return;

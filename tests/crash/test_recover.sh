@@ -201,28 +201,40 @@ case_end
 
 # The create a killed runner sent can be carried out by podman after the
 # recovery looked for its container and found none: the recovery's own
-# create then finds the name taken and takes that container as the step's.
+# create then finds the name taken and takes that container as the step's
+# (create-raced); or podman holds the name for a create still under way,
+# whose container it does not show yet (create-racing, where either create
+# may win: the step runs once either way).
+race_create() {   # race_create NAME BACKGROUND: the dead runner's create, then continue
+  local state=$tmp/$1
+  pause_and_kill "$state" "$tmp/crash.yml" before_create:one
+  EVR_TEST_PAUSE_AT=recover_absent:one "$bin/evrun-runner" --recover --state-dir "$state" \
+    --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
+  rpid=$!
+  for _ in $(seq 1 300); do grep -q "test pause at" "$state.rec.err" 2>/dev/null && break; sleep 0.05; done
+  check "recovery found no container" grep -q "test pause at recover_absent of step one" "$state.rec.err"
+  # what the killed runner's create would have made (evr_podman_create)
+  vol=$(podman volume ls --format '{{.Name}}' | grep -i "^evrun-$job$")
+  podman create --name "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" --init --network none \
+    -v "$vol:/workspace" -w /workspace localhost/evrun-busybox:latest /bin/sh -c \
+    'echo one >> /workspace/runs
+for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done' > /dev/null 2>&1 &
+  cpid=$!
+  [ "$2" = background ] || wait "$cpid"
+  kill -CONT "$rpid"
+  wait "$rpid"
+  rc=$?
+  wait "$cpid"
+  check "recovery exit 0" [ "$rc" -eq 0 ]
+  verify_job "$state" "$job"
+  [ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
+}
 case_start create-raced
-state=$tmp/raced
-pause_and_kill "$state" "$tmp/crash.yml" before_create:one
-EVR_TEST_PAUSE_AT=recover_absent:one "$bin/evrun-runner" --recover --state-dir "$state" --grace 1 \
-  > "$state.rec.out" 2> "$state.rec.err" &
-rpid=$!
-for _ in $(seq 1 300); do grep -q "test pause at" "$state.rec.err" 2>/dev/null && break; sleep 0.05; done
-check "recovery found no container" grep -q "test pause at recover_absent of step one" "$state.rec.err"
-# what the killed runner's create would have made (evr_podman_create)
-vol=$(podman volume ls --format '{{.Name}}' | grep -i "^evrun-$job$")
-podman create --name "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" --init --network none \
-  -v "$vol:/workspace" -w /workspace localhost/evrun-busybox:latest /bin/sh -c \
-  'echo one >> /workspace/runs
-for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done' > /dev/null
-kill -CONT "$rpid"
-wait "$rpid"
-rc=$?
-check "recovery exit 0" [ "$rc" -eq 0 ]
-check "took the container" grep -q "exists: taking it" "$state.rec.out"
-verify_job "$state" "$job"
-[ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
+race_create raced wait
+check "took the container" grep -q "exists: taking it" "$tmp/raced.rec.out"
+case_end
+case_start create-racing
+race_create racing background
 case_end
 
 # Random moments
