@@ -328,7 +328,9 @@ s_on_taken(const evr_podman_result_t *r, void *arg)
         /* the name is held by a create still under way (podman reserves
            it before the container exists), or by one that failed and
            freed it: create again in a moment (evr_engine's timers) */
-        st->retakes++;
+        if (!st->retakes++)
+            evr_eng_step_log(st, "container %s: its name is held by a create under way; "
+                             "waiting for it", st->container);
         st->retake_at = evr_mono_ns() + S_RETAKE_MS * 1000000ull;
         return;
     }
