@@ -194,25 +194,34 @@ evr_lease_resynced(evr_broker_t *b, s_runner_t *r)
     }
 }
 
+/*  Whether r's job.accepted of a job taken from it while only dispatched
+    is taken as usual: the job still waits unpaused, or is (after a crash
+    in the middle of the take) still dispatched to r itself. */
+static bool
+s_accept_after_all(const evr_broker_t *b, const s_taken_t *t, const s_runner_t *r)
+{
+    const s_bjob_t *j = evr_bq_find(b, t->job);
+    return j && (j->state == B_QUEUED
+                 || (j->state == B_DISPATCHED && j->runner && !strcmp(j->runner, r->id)));
+}
+
+/*  Nothing is written here: the records change in evr_lease_dropped, once
+    the batch is stored (a refused batch is resent and judged again). */
 bool *
 evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n)
 {
     if (!evr_lease_any(b, r->id))
         return NULL;
     bool *drop = evr_calloc(n ? n : 1, sizeof *drop);
+    const char *released = NULL;   /* a job accepted after all, earlier in this batch */
     for (size_t i = 0; i < n; i++) {
-        s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
-        if (!t)
+        const s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
+        if (!t || (released && !strcmp(released, t->job)))
             continue;
-        if (t->kind == 'd' && evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED) {
-            const s_bjob_t *j = evr_bq_find(b, t->job);
-            if (j && j->state == B_QUEUED) {   /* still waiting: it stays with r */
-                evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
-                s_forget(b, t->job, r->id);
-                continue;
-            }
-            if (s_put(b, t->job, r->id, 'a'))   /* r holds a copy now */
-                return drop;
+        if (t->kind == 'd' && evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED
+            && s_accept_after_all(b, t, r)) {
+            released = t->job;
+            continue;
         }
         drop[i] = true;
     }
@@ -223,29 +232,41 @@ void
 evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const bool *drop,
                   size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!drop[i])
+    for (size_t i = 0; i < n && !b->failure; i++) {
+        s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
+        if (!t)
             continue;
-        s_taken_t *t = s_find(b, evs[i]->job, r->id);
-        if (t)
-            s_tell_cancel(b, r, t);
-        if (evr_event_kind(evs[i]) == EVR_EV_JOB_FINISHED) {
-            evr_broker_log(b, "job %s: %s finished its copy (%s); not stored", evs[i]->job,
-                           r->id, evs[i]->data.status ? evs[i]->data.status : "?");
-            s_forget(b, evs[i]->job, r->id);
+        bool accepted = evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED;
+        if (!drop[i]) {   /* its job.accepted was taken as usual */
+            if (accepted) {
+                evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
+                s_forget(b, t->job, r->id);
+            }
+            continue;
         }
+        if (evr_event_kind(evs[i]) == EVR_EV_JOB_FINISHED) {
+            evr_broker_log(b, "job %s: %s finished its copy (%s); not stored", t->job, r->id,
+                           evs[i]->data.status ? evs[i]->data.status : "?");
+            s_forget(b, evs[i]->job, r->id);
+            continue;
+        }
+        if (accepted && t->kind == 'd' && s_put(b, t->job, r->id, 'a'))   /* r holds a copy */
+            return;
+        s_tell_cancel(b, r, t);
     }
 }
 
 /* ------------------------------------------------------------- taking */
 
-/*  The events that end a running job lost, from its projection. */
+/*  The events that end a job lost, from its projection: its steps only
+    when it had started (steps move only while a job runs). */
 static size_t
 s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
 {
     size_t n = 0;
     evr_event_t **evs = evr_calloc(pj->steps.n + 1, sizeof *evs);
-    for (uint32_t i = 0; i < pj->steps.n; i++) {
+    bool started = pj->status == EVR_JOB_RUNNING || pj->status == EVR_JOB_PAUSED;
+    for (uint32_t i = 0; started && i < pj->steps.n; i++) {
         const evr_stepstate_t *st = evr_job_step(pj, i);
         evr_event_t *ev;
         if (st->status == EVR_STEP_QUEUED || st->status == EVR_STEP_STARTING
@@ -291,14 +312,18 @@ s_kv_got(const char *key, const uint8_t *val, size_t len, void *arg)
     return 1;
 }
 
-static s_kvget_t
-s_kv_get(evr_broker_t *b, const char *key)
+/*  The value under key (g->found false when there is none); an error
+    fails the broker. */
+static evr_rc_t
+s_kv_get(evr_broker_t *b, const char *key, s_kvget_t *g)
 {
-    s_kvget_t g = { "", false };
+    g->val[0] = '\0';
+    g->found = false;
     evr_err_t err;
-    if (evr_store_kv_scan(b->store, key, s_kv_got, &g, &err))
-        evr_broker_log(b, "reading %s: %s", key, err.msg);
-    return g;
+    evr_rc_t rc = evr_store_kv_scan(b->store, key, s_kv_got, g, &err);
+    if (rc)
+        evr_broker_fail(b, &err);
+    return rc;
 }
 
 /*  How many more times a job lost with a runner may be queued again: the
@@ -332,7 +357,9 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     char key[EVR_ULID_LEN + 16];
     size_t at = strlen(reason);
     snprintf(key, sizeof key, "requeued/%s", pj->id);
-    s_kvget_t done = s_kv_get(b, key);
+    s_kvget_t done, line;
+    if (s_kv_get(b, key, &done))
+        return;
     if (done.found) {
         snprintf(reason + at, rlen - at, "; queued again as %s", done.val);
         return;
@@ -345,7 +372,11 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     evr_store_job_spec(b->store, pj->id, &acc.spec, &acc.args, &err);
     uint32_t allowed = acc.spec ? s_retries_allowed(pj, acc.spec) : 0;
     snprintf(key, sizeof key, "retry/%s", pj->id);
-    s_kvget_t line = s_kv_get(b, key);
+    if (s_kv_get(b, key, &line)) {
+        evr_spec_destroy(&acc.spec);
+        evr_strmap_free(&acc.args);
+        return;
+    }
     uint32_t used = line.found ? (uint32_t) strtoul(line.val, NULL, 10) : 0;
     if (!allowed || used >= allowed) {
         if (allowed)
@@ -368,10 +399,11 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     evr_bq_record(j, qkey, &qval, &qlen);
     snprintf(rkey, sizeof rkey, "retry/%s", id);
     snprintf(count, sizeof count, "%u", used + 1);
-    char dkey[EVR_ULID_LEN + 16];
+    char dkey[EVR_ULID_LEN + 16], dval[64];
     snprintf(dkey, sizeof dkey, "requeued/%s", pj->id);
+    snprintf(dval, sizeof dval, "%s (retry %u of %u)", id, used + 1, allowed);
     evr_store_kv_t ops[3] = { { qkey, qval, qlen }, { rkey, count, strlen(count) },
-                              { dkey, id, strlen(id) } };
+                              { dkey, dval, strlen(dval) } };
     evr_rc_t rc = evr_store_kv_write(b->store, ops, 3, &err);
     free(qval);
     if (rc) {
@@ -380,8 +412,7 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
         return;
     }
     evr_bq_add(b, j);
-    snprintf(reason + at, rlen - at, "; queued again as %s (retry %u of %u)", id, used + 1,
-             allowed);
+    snprintf(reason + at, rlen - at, "; queued again as %s", dval);
     evr_broker_log(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
                    j->pipeline, pj->id);
 }
@@ -431,9 +462,9 @@ s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
         return;
     evr_err_t err;
     char reason[512];
-    snprintf(reason, sizeof reason, "runner %s was lost for %llu s (the broker's reclaim_ms is "
-             "%u)", j->runner, (unsigned long long) ((now - since) / 1000000000ull),
-             b->opts.reclaim_ms);
+    snprintf(reason, sizeof reason, "runner %s was lost for %llu s%s (the broker's reclaim_ms "
+             "is %u)", j->runner, (unsigned long long) ((now - since) / 1000000000ull),
+             since == b->started ? " since the broker started" : "", b->opts.reclaim_ms);
     b->changed = true;
     if (j->state == B_ACTIVE) {
         s_end_lost(b, j, reason, sizeof reason);
@@ -465,10 +496,11 @@ evr_lease_check(evr_broker_t *b)
         if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || !j->runner)
             continue;
         const s_runner_t *r = evr_br_find(b, j->runner);
-        if (r && r->rid && !r->lost)
-            continue;
         uint64_t since = r && r->lost_at ? r->lost_at : b->started;
-        if (now - since < limit)
+        /* a record for the job and its own runner: a take the broker was
+           killed in the middle of; it is finished now */
+        bool under_way = s_find(b, j->id, j->runner) != NULL;
+        if (!under_way && ((r && r->rid && !r->lost) || now - since < limit))
             continue;
         s_take(b, j, since, now);
         taken++;

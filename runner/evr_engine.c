@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "evr_engine_int.h"
+#include "evr_http.h"
 
 const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
 
@@ -195,6 +196,8 @@ evr_eng_stop_step(s_step_t *st, bool now)
 static void
 s_wind_down(s_job_t *job, bool now)
 {
+    if (job->res_req)   /* a resource download: its end ends the job's preparation */
+        evr_http_cancel(evr_podman_http(job->eng->pm), job->res_req);
     for (uint32_t i = 0; i < job->n; i++) {
         s_step_t *st = &job->steps[i];
         if (st->phase == P_RUNNING) {
@@ -592,6 +595,17 @@ s_timers(evr_engine_t *e)
     uint64_t now = evr_mono_ns(), next = now + 100 * 1000000ull;
     uint64_t flush = (uint64_t) e->opts.flush_ms * 1000000ull;
     for (s_job_t *job = e->jobs; job; job = job->next) {
+        /* a create waiting for a taken name: in every phase, or the job's
+           cleanup would wait for it forever */
+        for (uint32_t i = 0; i < job->n; i++) {
+            s_step_t *st = &job->steps[i];
+            if (st->retake_at && now >= st->retake_at) {
+                st->retake_at = 0;
+                evr_eng_do_create(st, NULL, 0);
+            }
+            else if (st->retake_at && st->retake_at < next)
+                next = st->retake_at;
+        }
         if (job->phase != J_RUNNING)
             continue;
         /* paused: no timeout fires (resuming moves the deadlines) */
@@ -606,12 +620,6 @@ s_timers(evr_engine_t *e)
         }
         for (uint32_t i = 0; i < job->n; i++) {
             s_step_t *st = &job->steps[i];
-            if (st->retake_at && now >= st->retake_at) {
-                st->retake_at = 0;
-                evr_eng_do_create(st, NULL, 0);
-            }
-            else if (st->retake_at && st->retake_at < next)
-                next = st->retake_at;
             if (st->phase != P_RUNNING || st->inspecting)
                 continue;
             for (int si = 0; si < 2; si++) {

@@ -93,6 +93,7 @@ struct s_job {
     char *res_helper;       /* container that receives resources */
     char *res_file;
     FILE *res_fp;
+    struct evr_http_req *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;
     bool swept;             /* leftover containers of the job removed */
     s_job_t *next;

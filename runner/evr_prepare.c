@@ -206,7 +206,11 @@ s_res_fetched(evr_http_req_t *req, void *arg)
     long status = evr_http_status(req);
     bool written = fclose(job->res_fp) == 0;
     job->res_fp = NULL;
-    if (!written)
+    job->res_req = NULL;
+    if (job->cancelling)
+        snprintf(reason, sizeof reason, "the job was cancelled while resource %s was fetched",
+                 res->name);
+    else if (!written)
         snprintf(reason, sizeof reason, "resource %s: writing %s: %s", res->name, job->res_file,
                  strerror(errno));
     if (*reason)
@@ -240,6 +244,10 @@ s_res_fetched(evr_http_req_t *req, void *arg)
 static void
 s_res_next(s_job_t *job)
 {
+    if (job->cancelling) {
+        s_res_end(job, "the job was cancelled while its resources were fetched");
+        return;
+    }
     if (job->res_index >= job->spec->resources.n) {
         s_res_end(job, NULL);
         return;
@@ -265,7 +273,7 @@ s_res_next(s_job_t *job)
     job->res_bytes = 0;
     evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
                           .on_data = s_res_data, .on_done = s_res_fetched, .arg = job };
-    evr_http_start(evr_podman_http(job->eng->pm), &o);
+    job->res_req = evr_http_start(evr_podman_http(job->eng->pm), &o);
 }
 
 static void

@@ -334,6 +334,15 @@ s_on_taken(const evr_podman_result_t *r, void *arg)
         st->retake_at = evr_mono_ns() + S_RETAKE_MS * 1000000ull;
         return;
     }
+    if (r->not_found) {
+        char msg[EVR_ERR_MAX + 96];
+        snprintf(msg, sizeof msg, "the name %s stayed taken for %d s by a container podman "
+                 "does not show; remove it (podman rm -f %s) and retry", st->container,
+                 S_RETAKES * S_RETAKE_MS / 1000, st->container);
+        evr_podman_result_t why = { .rc = EVR_ERR_PODMAN, .msg = msg, .status = r->status };
+        s_created(st, &why);
+        return;
+    }
     if (r->rc || evr_podman_state_created(r->state)) {
         s_created(st, r);
         return;
@@ -725,6 +734,8 @@ s_retry(s_step_t *st)
     st->frozen = st->want_frozen = st->pm_busy = st->held = st->replay_wait = false;
     st->stop_after = 0;
     st->paused_ns = 0;
+    st->retake_at = 0;
+    st->retakes = 0;
     st->exit_code = 0;
     st->t_start = st->t_end = 0;
     free(st->reason);

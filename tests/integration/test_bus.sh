@@ -448,6 +448,56 @@ YML
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
+# A job its runner accepted but had not started (still fetching a
+# resource) when the runner was lost for good ends lost too, with only
+# job.finished (its steps never moved).
+case_runner_lost_queued() {
+  fresh rlostq
+  local port
+  python3 - "$tmp/http.port" "$tmp/http.log" <<'PY' &
+import http.server, sys, time
+log = sys.argv[2]
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        open(log, "a").write(self.path + "\n")
+        time.sleep(60)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+open(sys.argv[1], "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+PY
+  local http_pid=$!
+  bus_pids+=("$http_pid")
+  for _ in $(seq 1 100); do [ -s "$tmp/http.port" ] && break; sleep 0.05; done
+  port=$(cat "$tmp/http.port")
+  bus_broker --reclaim-ms 1500 && bus_runner rq-1 "" 1 && bus_wait_runners 1
+  pipeline slowres <<YML
+pipeline: slowres
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: data, url: "http://127.0.0.1:$port/data.txt", path: data.txt }
+steps:
+  - name: use
+    run: cat data.txt
+YML
+  local j
+  j=$(submit "$tmp/slowres.yml")
+  for _ in $(seq 1 100); do [ -s "$tmp/http.log" ] && break; sleep 0.1; done
+  check "the runner is fetching the resource" grep -q data.txt "$tmp/http.log"
+  check "accepted, not started" grep -q "^${j}.*queued" <(cli jobs --status queued)
+  kill -STOP "$runner_pid_rq_1"
+  check "ended lost" [ "$(wait_job "$j" 30)" = lost ]
+  check "reason names the runner" grep -q "runner rq-1 was lost for" <(cli status "$j")
+  check "its step never moved" bash -c "! '$bin/evrun-replay' '$tmp/broker' --job '$j' | grep -q 'step\.'"
+  check "... and it ended with job.finished" grep -q "job.finished" <("$bin/evrun-replay" "$tmp/broker" --job "$j")
+  kill -CONT "$runner_pid_rq_1"
+  for _ in $(seq 1 100); do grep -q "$j: rq-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
+  check "the runner ended its copy" grep -q "$j: rq-1 finished its copy" "$tmp/broker.log"
+  check "still lost" [ "$(field "$j" status)" = lost ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
 case_up_down() {
   fresh updown
   local st=$tmp/s
@@ -470,7 +520,7 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost broker_killed up_down}
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued broker_killed up_down}
 for c in $cases; do
   case_name=$c
   echo "== $c"
