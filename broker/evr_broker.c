@@ -45,8 +45,11 @@ evr_broker_failure(const evr_broker_t *self, const char **msg)
 
 /* ---------------------------------------------------------- lifecycle */
 
+/*  Binds a socket of type on ep; on tcp:// a CURVE server whose peers
+    need a key of role. */
 static evr_rc_t
-s_bind(zsock_t **sock, int type, const char *ep, const char *what, evr_err_t *err)
+s_bind(evr_broker_t *b, zsock_t **sock, int type, const char *ep, const char *what,
+       const char *role, evr_err_t *err)
 {
     evr_rc_t rc = evr_bus_check_endpoint(ep, err);
     if (rc)
@@ -57,6 +60,8 @@ s_bind(zsock_t **sock, int type, const char *ep, const char *what, evr_err_t *er
     evr_bus_setup(*sock);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(*sock, 1);   /* a gone peer is an error, not a silent drop */
+    if (evr_curve_needed(ep))
+        evr_zap_serve(b->zap, *sock, role);
     if (zsock_bind(*sock, "%s", ep) < 0)
         return evr_err_set(err, EVR_ERR_IO, "cannot bind the %s endpoint %s: %s (another "
                            "broker running?)", what, ep, zmq_strerror(zmq_errno()));
@@ -83,12 +88,26 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         rc = evr_bq_load(b, err);
     if (!rc)
         rc = evr_lease_load(b, err);
+    bool made = false;
+    if (!rc && (evr_curve_needed(opts->client_ep) || evr_curve_needed(opts->runner_ep)
+                || evr_curve_needed(opts->pub_ep))) {
+        if (!opts->curve_dir)
+            rc = evr_err_set(err, EVR_ERR_CONFIG, "tcp:// endpoints need a curve directory");
+        else
+            rc = evr_zap_new(opts->curve_dir, &made, &b->zap, err);
+    }
     if (!rc)
-        rc = s_bind(&b->clients, ZMQ_ROUTER, opts->client_ep, "client", err);
+        rc = s_bind(b, &b->clients, ZMQ_ROUTER, opts->client_ep, "client", "clients", err);
     if (!rc)
-        rc = s_bind(&b->runners, ZMQ_ROUTER, opts->runner_ep, "runner", err);
+        rc = s_bind(b, &b->runners, ZMQ_ROUTER, opts->runner_ep, "runner", "runners", err);
     if (!rc)
-        rc = s_bind(&b->pub, ZMQ_XPUB, opts->pub_ep, "events", err);
+        rc = s_bind(b, &b->pub, ZMQ_XPUB, opts->pub_ep, "events", "clients", err);
+    if (!rc && b->zap)
+        evr_broker_log(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
+                       "admit a runner's or client's key by copying its public certificate "
+                       "into %s/runners/ or %s/clients/", evr_zap_public(b->zap),
+                       evr_zap_cert_path(b->zap), made ? " (made now)" : "", opts->curve_dir,
+                       opts->curve_dir);
     if (rc) {
         evr_broker_destroy(&b);
         return rc;
@@ -107,6 +126,7 @@ evr_broker_destroy(evr_broker_t **self_p)
     zsock_destroy(&b->clients);
     zsock_destroy(&b->runners);
     zsock_destroy(&b->pub);
+    evr_zap_destroy(&b->zap);
     while (b->jobs)
         evr_bq_remove(b, b->jobs);
     evr_br_free_all(b);
@@ -464,17 +484,26 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
     }
 }
 
+static void
+s_zap_log(void *arg, const char *line)
+{
+    evr_broker_log(arg, "%s", line);
+}
+
 void
 evr_broker_turn(evr_broker_t *b, int timeout_ms)
 {
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[4] = {
         { zsock_resolve(b->runners), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->clients), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->pub), 0, ZMQ_POLLIN, 0 },
+        { b->zap ? zsock_resolve(evr_zap_socket(b->zap)) : NULL, 0, ZMQ_POLLIN, 0 },
     };
     uint64_t now = evr_mono_ns();
     long beat = b->next_beat > now ? (long) ((b->next_beat - now) / 1000000) : 0;
-    zmq_poll(items, 3, beat < timeout_ms ? beat : timeout_ms);
+    zmq_poll(items, b->zap ? 4 : 3, beat < timeout_ms ? beat : timeout_ms);
+    if (b->zap)
+        evr_zap_handle(b->zap, s_zap_log, b);
     s_drain_socket(b, b->runners, true);
     s_drain_socket(b, b->clients, false);
     for (int i = 0; i < S_TURN_MAX && evr_bus_readable(b->pub); i++) {

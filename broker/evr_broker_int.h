@@ -7,6 +7,7 @@
 
 #include "evr_broker.h"
 #include "evr_bus.h"
+#include "evr_curve.h"
 #include "evr_store.h"
 
 /*  Runner ids the broker keeps at most (a hello with a new id beyond this
@@ -56,6 +57,7 @@ struct evr_broker {
     evr_broker_opts_t opts;
     evr_store_t *store;
     zsock_t *clients, *runners, *pub;
+    evr_zap_t *zap;         /* CURVE on tcp:// endpoints; NULL: none */
     s_bjob_t *jobs;         /* not finished, in submission order */
     s_runner_t *rlist;
     s_taken_t *taken;       /* (job, runner) pairs taken from lost runners */

@@ -29,6 +29,7 @@ static const evr_config_key_t s_keys[] = {
     { "lease_ms", "5000", "a runner silent this long is shown lost" },
     { "queue_limit", "1000", "waiting jobs per pipeline when the pipeline sets none" },
     { "reclaim_ms", "600000", "a runner lost this long loses its jobs (0: never)" },
+    { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
 };
 
@@ -54,6 +55,10 @@ s_help(FILE *out)
             "  --reclaim-ms N           a runner lost this long loses its jobs: running ones\n"
             "                           end lost, dispatched ones go to another runner\n"
             "                           (default 600000; 0 never)\n"
+            "  --curve-dir DIR          CURVE keys for tcp:// endpoints (default DIR/curve):\n"
+            "                           broker.cert (made at the first start; runners and\n"
+            "                           clients need its public key), runners/ and clients/\n"
+            "                           (the public certificates admitted in each role)\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -78,6 +83,7 @@ main(int argc, char **argv)
         { "lease-ms", required_argument, NULL, 'l' },
         { "queue-limit", required_argument, NULL, 'q' },
         { "reclaim-ms", required_argument, NULL, 'R' },
+        { "curve-dir", required_argument, NULL, 'K' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
@@ -98,6 +104,7 @@ main(int argc, char **argv)
         case 'l': key = "lease_ms"; break;
         case 'q': key = "queue_limit"; break;
         case 'R': key = "reclaim_ms"; break;
+        case 'K': key = "curve_dir"; break;
         case 'n': key = "sync"; val = "false"; break;
         case 'C': file = optarg; break;
         case 'P': print = true; break;
@@ -134,6 +141,11 @@ main(int argc, char **argv)
         goto out;
     }
     evr_config_endpoints(cfg, local);
+    if (evr_config_get(cfg, "state_dir")) {
+        char *curve_dir = evr_asprintf("%s/curve", evr_config_get(cfg, "state_dir"));
+        evr_config_default(cfg, "curve_dir", curve_dir);
+        free(curve_dir);
+    }
     if (print) {
         evr_config_print(cfg, stdout);
         goto out;
@@ -150,7 +162,8 @@ main(int argc, char **argv)
         .runner_ep = evr_config_get(cfg, "runner_endpoint"),
         .pub_ep = evr_config_get(cfg, "events_endpoint"), .heartbeat_ms = (uint32_t) hb,
         .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit,
-        .reclaim_ms = (uint32_t) reclaim, .nosync = !sync,
+        .reclaim_ms = (uint32_t) reclaim, .curve_dir = evr_config_get(cfg, "curve_dir"),
+        .nosync = !sync,
         .verbose = verbose,
     };
     if (evr_broker_new(&bo, &b, &err)) {

@@ -12,28 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-evr_rc_t
-evr_mkdirs(const char *path, evr_err_t *err)
-{
-    char *p = evr_strdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
-            free(p);
-            return rc;
-        }
-        *s = '/';
-    }
-    evr_rc_t rc = EVR_OK;
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
-    free(p);
-    return rc;
-}
-
 static evr_rc_t
 s_write_file(struct archive *a, const char *final, evr_err_t *err, uint64_t *total)
 {

@@ -30,7 +30,4 @@ evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint32_t *f
 evr_rc_t evr_resource_tar(const char *file, const char *dest, uint8_t **tar, size_t *len,
                           evr_err_t *err);
 
-/*  mkdir -p with mode 0755. */
-evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);
-
 #endif

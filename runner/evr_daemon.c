@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_curve.h"
 #include "evr_log.h"
 
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
@@ -59,6 +60,12 @@ s_connect(evr_daemon_t *d)
     zsock_destroy(&d->sock);
     d->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(d->sock);
+    if (evr_curve_needed(d->opts.endpoint)) {
+        bool made;
+        evr_err_t err;
+        if (evr_curve_client(d->sock, d->opts.curve_cert, d->opts.broker_key, &made, &err))
+            s_log(d, "%s", err.msg);   /* checked at start: a file changed since */
+    }
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
     zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
@@ -107,6 +114,20 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
     d->eng = engine;
     zsys_init();
     zsys_handler_set(NULL);
+    if (evr_curve_needed(opts->endpoint)) {
+        /* the keys are checked (and this runner's pair made) once here */
+        zsock_t *probe = zsock_new(ZMQ_DEALER);
+        bool made = false;
+        rc = evr_curve_client(probe, opts->curve_cert, opts->broker_key, &made, err);
+        zsock_destroy(&probe);
+        if (rc) {
+            free(d);
+            return rc;
+        }
+        if (made)
+            s_log(d, "made the key pair %s: the broker admits this runner once %s is copied "
+                  "into its curve/runners/", opts->curve_cert, opts->curve_cert);
+    }
     s_connect(d);
     s_log(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
           opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]

@@ -27,6 +27,8 @@ typedef struct {
     uint32_t heartbeat_ms;      /* default 1000 */
     uint32_t lease_ms;          /* broker silent this long: reconnect (default 5000) */
     bool exit_when_drained;     /* a drain ends the daemon once its jobs are done */
+    const char *curve_cert;     /* tcp://: this runner's key pair (made when missing) */
+    const char *broker_key;     /* tcp://: the broker's public key (evr_curve.h) */
 } evr_daemon_opts_t;
 
 /*  The daemon drives engine (and reads store); the caller keeps both. */

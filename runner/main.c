@@ -38,6 +38,8 @@ static const evr_config_key_t s_keys[] = {
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
+    { "curve_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
+    { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
 };
 
 static void
@@ -66,6 +68,11 @@ s_help(FILE *out)
             "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
             "  --heartbeat-ms N     heartbeat interval to the broker (default 1000)\n"
             "  --lease-ms N         a broker silent this long is reconnected to (default 5000)\n"
+            "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"
+            "                       STATE_DIR/curve/runner.cert, made when missing; the broker\n"
+            "                       admits it once FILE is copied into its curve/runners/)\n"
+            "  --broker-key KEY     the broker's public key: its curve/broker.cert, or the\n"
+            "                       key's 40 characters (default STATE_DIR/curve/broker.cert)\n"
             "  --stop-timeout SECS  on SIGTERM, wait this long for running jobs (default 30);\n"
             "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
@@ -210,7 +217,8 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
-        .exit_when_drained = o->exit_drained,
+        .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "curve_cert"),
+        .broker_key = evr_config_get(cfg, "broker_key"),
     };
     evr_daemon_t *d = NULL;
     if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
@@ -276,6 +284,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "exit-when-drained", no_argument, NULL, 'E' },
         { "heartbeat-ms", required_argument, NULL, 'H' },
         { "lease-ms", required_argument, NULL, 'L' },
+        { "curve-cert", required_argument, NULL, 'K' },
+        { "broker-key", required_argument, NULL, 'b' },
         { "stop-timeout", required_argument, NULL, 'T' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
@@ -305,6 +315,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'E': o->exit_drained = true; break;
         case 'H': key = "heartbeat_ms"; break;
         case 'L': key = "lease_ms"; break;
+        case 'K': key = "curve_cert"; break;
+        case 'b': key = "broker_key"; break;
         case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
@@ -364,11 +376,19 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    const char *state_dir = evr_config_get(cfg, "state_dir");
+    if (state_dir) {
+        char *v = evr_asprintf("%s/curve/runner.cert", state_dir);
+        evr_config_default(cfg, "curve_cert", v);
+        free(v);
+        v = evr_asprintf("%s/curve/broker.cert", state_dir);
+        evr_config_default(cfg, "broker_key", v);
+        free(v);
+    }
     if (print_config) {
         evr_config_print(cfg, stdout);
         goto out;
     }
-    const char *state_dir = evr_config_get(cfg, "state_dir");
     const char *purl = evr_config_get(cfg, "podman_url");
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     if (o.file && !s_load(o.file, &o.given, &spec, &args)) {

@@ -1,10 +1,12 @@
 /*  evr_common.c: error strings, aborting allocators, clocks. */
 #include "evr_common.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *
@@ -133,4 +135,26 @@ evr_time_format(uint64_t ns, char *buf, size_t size)
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+evr_rc_t
+evr_mkdirs(const char *path, evr_err_t *err)
+{
+    char *p = evr_strdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        *s = '/';
+    }
+    evr_rc_t rc = EVR_OK;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+    free(p);
+    return rc;
 }

@@ -61,4 +61,7 @@ void evr_time_format(uint64_t ns, char *buf, size_t size);
 
 #define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/*  mkdir -p (0755 for new directories). */
+evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);
+
 #endif

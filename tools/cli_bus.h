@@ -1,6 +1,7 @@
 /*  cli_bus.h: what the bus commands of evrun-cli share: the common
     options (--state-dir, --broker, --events-endpoint, --config, --timeout-ms,
-    --json, --help), the layered settings, the connection. */
+    --curve-cert, --broker-key, --json, --help), the layered settings, the
+    connection. */
 #ifndef EVR_CLI_BUS_H_INCLUDED
 #define EVR_CLI_BUS_H_INCLUDED
 
@@ -14,7 +15,8 @@
     { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 }, \
     { "events-endpoint", required_argument, NULL, 1002 }, { "config", required_argument, NULL, 1003 },   \
     { "timeout-ms", required_argument, NULL, 1004 }, { "json", no_argument, NULL, 1005 },        \
-    { "print-config", no_argument, NULL, 1006 }, { "help", no_argument, NULL, 'h' }
+    { "print-config", no_argument, NULL, 1006 }, { "curve-cert", required_argument, NULL, 1007 }, \
+    { "broker-key", required_argument, NULL, 1008 }, { "help", no_argument, NULL, 'h' }
 
 #define EVR_CLI_COMMON_HELP                                                                      \
     "  --json               print JSON (one object per line)\n"                                  \
@@ -27,6 +29,11 @@
     "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"                        \
     "                       ~/.config/evrun/evrun.yml when it exists)\n"                         \
     "  --timeout-ms N       longest wait for an answer (default 10000)\n"                        \
+    "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"                       \
+    "                       STATE/curve/client.cert, made when missing; the broker admits\n"    \
+    "                       it once FILE is copied into its curve/clients/)\n"                 \
+    "  --broker-key KEY     the broker's public key: its curve/broker.cert, or the key's\n"    \
+    "                       40 characters (default STATE/curve/broker.cert)\n"                  \
     "  --print-config       print the effective settings and their sources, exit\n"             \
     "  -h, --help           this text\n"
 

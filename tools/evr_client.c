@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_curve.h"
 
 const evr_config_key_t evr_client_keys[] = {
     { "state_dir", NULL, "where a local broker's sockets are (bus/)" },
     { "client_endpoint", NULL, "the broker's client endpoint" },
     { "events_endpoint", NULL, "the broker's event stream" },
     { "timeout_ms", "10000", "longest wait for the broker's answer" },
+    { "curve_cert", NULL, "this client's CURVE key pair for tcp:// (default STATE_DIR/curve/client.cert)" },
+    { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
 };
 const size_t evr_client_nkeys = EVR_ARRAY_LEN(evr_client_keys);
 
@@ -47,6 +50,30 @@ evr_client_endpoints(evr_config_t *cfg)
         evr_config_default(cfg, "events_endpoint", events);
     free(events);
     evr_config_endpoints(cfg, state && evr_config_local_up(state));
+    if (state) {
+        char *v = evr_asprintf("%s/curve/client.cert", state);
+        evr_config_default(cfg, "curve_cert", v);
+        free(v);
+        v = evr_asprintf("%s/curve/broker.cert", state);
+        evr_config_default(cfg, "broker_key", v);
+        free(v);
+    }
+}
+
+/*  CURVE on a tcp:// endpoint: this client's pair (made when missing,
+    saying so) and the broker's key on sock. */
+static evr_rc_t
+s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_err_t *err)
+{
+    if (!evr_curve_needed(ep))
+        return EVR_OK;
+    bool made = false;
+    const char *cert = evr_config_get(cfg, "curve_cert");
+    evr_rc_t rc = evr_curve_client(sock, cert, evr_config_get(cfg, "broker_key"), &made, err);
+    if (made)
+        fprintf(stderr, "made the key pair %s: a broker with another state directory admits "
+                "this client once %s is copied into its curve/clients/\n", cert, cert);
+    return rc;
 }
 
 static int
@@ -63,8 +90,10 @@ static const char *
 s_hint(const char *ep)
 {
     return strncmp(ep, "ipc://", 6) == 0 ? "is evrun-broker running? (try: evrun-cli up)"
-                                         : "is evrun-broker running there? (for a local one: "
-                                           "evrun-cli up)";
+                                         : "is evrun-broker running there, and does it admit "
+                                           "this client's key (curve_cert, copied into the "
+                                           "broker's curve/clients/; its log names refused "
+                                           "keys)? For a local broker: evrun-cli up";
 }
 
 evr_rc_t
@@ -82,6 +111,10 @@ evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
     c->timeout_ms = s_timeout(cfg);
     c->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(c->sock);
+    if ((rc = s_curve(cfg, c->sock, ep, err))) {
+        evr_client_destroy(&c);
+        return rc;
+    }
     zsock_set_immediate(c->sock, 1);
     zsock_set_linger(c->sock, 0);
     zsock_connect(c->sock, "%s", ep);
@@ -176,6 +209,10 @@ evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err
         return NULL;
     zsock_t *sub = zsock_new(ZMQ_SUB);
     evr_bus_setup(sub);
+    if (s_curve(cfg, sub, ep, err)) {
+        zsock_destroy(&sub);
+        return NULL;
+    }
     zsock_set_linger(sub, 0);
     zsock_set_subscribe(sub, prefix);
     if (zsock_connect(sub, "%s", ep) < 0) {

@@ -498,6 +498,52 @@ YML
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
+# tcp:// endpoints use CURVE: the broker admits only the keys in its
+# curve/runners/ and curve/clients/, each in its own role.
+case_curve() {
+  fresh curve
+  local p=$((30000 + RANDOM % 30000)) ep cep other=$tmp/other
+  ep=tcp://127.0.0.1:$((p + 1)) cep=tcp://127.0.0.1:$p
+  "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
+    --runner-endpoint "$ep" --events-endpoint "tcp://127.0.0.1:$((p + 2))" >> "$tmp/broker.log" 2>&1 &
+  bus_pids+=("$!")
+  for _ in $(seq 1 100); do grep -q "serving clients" "$tmp/broker.log" && break; sleep 0.05; done
+  check "broker key made" [ -s "$tmp/curve/broker.cert" ]
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-1" > "$tmp/nokey.out" 2>&1
+  check "a runner without the broker's key: exit 2" [ $? -eq 2 ]
+  check "... saying which setting" grep -q "broker_key" "$tmp/nokey.out"
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-1" \
+    --broker-key "$tmp/curve/broker.cert" --heartbeat-ms 200 --lease-ms 1500 \
+    >> "$tmp/runner-cv-1.log" 2>&1 &
+  bus_pids+=("$!")
+  for _ in $(seq 1 50); do grep -q "refused a peer.*runner endpoint" "$tmp/broker.log" && break; sleep 0.1; done
+  check "a runner key not admitted is refused" grep -q "refused a peer.*runner endpoint" "$tmp/broker.log"
+  check "... and not listed" bash -c "! '$bin/evrun-cli' runners --broker '$cep' | grep -q cv-1"
+  cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
+  for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
+  check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
+  "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --broker "$cep" > "$tmp/cv.run" 2>&1
+  check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/cv.run")
+  timeout 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
+  check "evrun-tail over the CURVE event stream" grep -qx "$j/greet | hello, world" "$tmp/cv.tail"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    --timeout-ms 2000 > "$tmp/cv.other" 2>&1
+  check "a client key not admitted: exit 2" [ $? -eq 2 ]
+  check "... the message says how to admit it" grep -q "curve/clients/" "$tmp/cv.other"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    --curve-cert "$tmp/r-cv-1/curve/runner.cert" --timeout-ms 2000 > /dev/null 2>&1
+  check "a runner's key is no client's" [ $? -eq 2 ]
+  cp "$other/curve/client.cert" "$tmp/curve/clients/other.cert"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    > "$tmp/cv.other2" 2>&1
+  check "admitted once its certificate is in curve/clients/" grep -q "$j" "$tmp/cv.other2"
+  check "the broker's key given as its 40 characters" "$bin/evrun-cli" jobs --broker "$cep" \
+    --broker-key "$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$tmp/curve/broker.cert")" \
+    --state-dir "$other"
+}
+
 case_up_down() {
   fresh updown
   local st=$tmp/s
@@ -520,7 +566,7 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued broker_killed up_down}
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down}
 for c in $cases; do
   case_name=$c
   echo "== $c"

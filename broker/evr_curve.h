@@ -1,0 +1,52 @@
+/*  evr_curve.h: ZeroMQ CURVE on tcp:// endpoints (DESIGN §10).
+
+    Keys are czmq certificates: a file PATH holds the public key, PATH_secret
+    the pair (mode 0600).  The broker keeps its pair in CURVE_DIR/broker.cert
+    and admits a peer only when the peer's public key is in a certificate in
+    the directory of the socket's role: CURVE_DIR/runners/ on the runner
+    endpoint, CURVE_DIR/clients/ on the client and event endpoints.  The
+    pairs runner.cert and client.cert in the broker's own CURVE_DIR (a runner
+    or client on the same host with the same state directory) are admitted
+    in their role too.  ipc:// endpoints use no CURVE: their directory is
+    0700.
+*/
+#ifndef EVR_CURVE_H_INCLUDED
+#define EVR_CURVE_H_INCLUDED
+
+#include <czmq.h>
+
+#include "evr_common.h"
+
+/*  Whether an endpoint needs CURVE (tcp://). */
+bool evr_curve_needed(const char *endpoint);
+
+/*  Client side (runners, evrun-cli, evrun-tail): the key pair at
+    cert_path (made, with its directory, when missing: *made says so) and
+    the broker's public key (server_key: its 40 characters of Z85, or a
+    file holding its certificate) set on sock, before it connects. */
+evr_rc_t evr_curve_client(zsock_t *sock, const char *cert_path, const char *server_key,
+                          bool *made, evr_err_t *err);
+
+/*  Server side (the broker): its pair and a ZAP handler. */
+typedef struct evr_zap evr_zap_t;
+
+/*  Makes curve_dir (0700) and the pair broker.cert when missing and binds
+    the ZAP handler; *made says whether the pair is new. */
+evr_rc_t evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err);
+void evr_zap_destroy(evr_zap_t **self_p);
+
+/*  Makes sock a CURVE server whose peers need a key of role ("runners" or
+    "clients"); before it binds. */
+void evr_zap_serve(evr_zap_t *self, zsock_t *sock, const char *role);
+
+/*  The handler's socket, to poll. */
+zsock_t *evr_zap_socket(evr_zap_t *self);
+
+/*  Answers the ZAP requests waiting; each refusal is passed to log. */
+void evr_zap_handle(evr_zap_t *self, void (*log)(void *arg, const char *line), void *arg);
+
+/*  The broker's public key (Z85) and the path of its certificate. */
+const char *evr_zap_public(const evr_zap_t *self);
+const char *evr_zap_cert_path(const evr_zap_t *self);
+
+#endif
