@@ -77,12 +77,14 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
         return evr_err_set(err, EVR_ERR_CONFIG, "a tcp:// endpoint needs the broker's public "
                            "key: broker_key (--broker-key FILE|KEY), its certificate being the "
                            "broker's STATE/curve/broker.cert");
-    if (strlen(spec) == 40 && !strchr(spec, '/') && zmq_z85_decode(bin, spec)) {
+    struct stat sb;
+    bool file = stat(spec, &sb) == 0;
+    /* Z85 has '/' and '.' too: a key is what is not a file */
+    if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec)) {
         memcpy(out, spec, 41);
         return EVR_OK;
     }
-    struct stat sb;
-    if (stat(spec, &sb) != 0)
+    if (!file)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key) %s: no such file; a tcp:// endpoint needs it: copy the "
                            "broker's STATE/curve/broker.cert there, or give its 40-character key",
@@ -134,7 +136,12 @@ evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err)
         free(d);
     }
     z->sock = zsock_new(ZMQ_REP);
-    if (!z->sock || zsock_bind(z->sock, S_ZAP_ENDPOINT) < 0) {
+    /* a handler closed just before (in this process) leaves the endpoint
+       bound until ZeroMQ's reaper has run */
+    int bound = -1;
+    for (int i = 0; z->sock && i < 100 && (bound = zsock_bind(z->sock, S_ZAP_ENDPOINT)) < 0; i++)
+        zclock_sleep(10);
+    if (!z->sock || bound < 0) {
         evr_zap_destroy(&z);
         return evr_err_set(err, EVR_ERR_IO, "the ZAP handler cannot bind %s", S_ZAP_ENDPOINT);
     }

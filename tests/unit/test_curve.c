@@ -1,0 +1,173 @@
+/*  test_curve: CURVE keys and the broker's ZAP handler over real tcp
+    loopback sockets: the broker's key taken from a file or as its Z85 text
+    (with '/' and '.' in it), a missing key file named with its setting, a
+    pair made once with its secret 0600 and kept, a client key refused until
+    its certificate is in the role's directory, and a key admitted in one
+    role refused in the other. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_curve.h"
+#include "evr_test.h"
+
+static char s_root[256];
+static int s_refusals;
+
+static void
+s_log(void *arg, const char *line)
+{
+    (void) arg;
+    if (strstr(line, "refused"))
+        s_refusals++;
+}
+
+static void
+test_keys(void)
+{
+    char *dir = evr_asprintf("%s/keys", s_root), *path = evr_asprintf("%s/own.cert", dir);
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    evr_err_t err;
+    bool made = false;
+    /* a key with a slash in it (Z85 has "/" and ".") */
+    zcert_t *c = NULL;
+    for (int i = 0; i < 1000; i++) {
+        zcert_destroy(&c);
+        c = zcert_new();
+        if (strchr(zcert_public_txt(c), '/'))
+            break;
+    }
+    CHECK(strchr(zcert_public_txt(c), '/') != NULL);
+    CHECK(evr_curve_client(s, path, zcert_public_txt(c), &made, &err) == EVR_OK);
+    CHECK(made);
+    struct stat sb;
+    char *secret = evr_asprintf("%s_secret", path);
+    CHECK(stat(secret, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    zcert_t *first = zcert_load(path);
+    /* the same pair the next time */
+    CHECK(evr_curve_client(s, path, zcert_public_txt(c), &made, &err) == EVR_OK);
+    CHECK(!made);
+    zcert_t *again = zcert_load(path);
+    CHECK(first && again && strcmp(zcert_public_txt(first), zcert_public_txt(again)) == 0);
+    /* the broker's key from its certificate file */
+    char *bpath = evr_asprintf("%s/broker.cert", dir);
+    CHECK(zcert_save(c, bpath) == 0);
+    CHECK(evr_curve_client(s, path, bpath, &made, &err) == EVR_OK);
+    /* a missing file names the setting */
+    char *missing = evr_asprintf("%s/nope.cert", dir);
+    CHECK(evr_curve_client(s, path, missing, &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "broker_key");
+    CHECK_CONTAINS(err.msg, "no such file");
+    CHECK(evr_curve_client(s, path, "", &made, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "broker_key");
+    zcert_destroy(&c);
+    zcert_destroy(&first);
+    zcert_destroy(&again);
+    zsock_destroy(&s);
+    free(missing);
+    free(bpath);
+    free(secret);
+    free(path);
+    free(dir);
+}
+
+/*  Connects a client with the pair at cert to ep and sends one frame;
+    whether the server socket got it within about 2 s (the ZAP handler is
+    served meanwhile). */
+static bool
+s_gets_in(evr_zap_t *zap, zsock_t *server, const char *ep, const char *cert,
+          const char *broker_cert)
+{
+    zsock_t *cl = zsock_new(ZMQ_DEALER);
+    bool made;
+    evr_err_t err;
+    CHECK(evr_curve_client(cl, cert, broker_cert, &made, &err) == EVR_OK);
+    zsock_set_linger(cl, 0);
+    zsock_connect(cl, "%s", ep);
+    zstr_send(cl, "hi");
+    bool got = false;
+    for (int i = 0; i < 40 && !got; i++) {
+        zmq_pollitem_t it[2] = { { zsock_resolve(evr_zap_socket(zap)), 0, ZMQ_POLLIN, 0 },
+                                 { zsock_resolve(server), 0, ZMQ_POLLIN, 0 } };
+        zmq_poll(it, 2, 50);
+        evr_zap_handle(zap, s_log, NULL);
+        if (zsock_events(server) & ZMQ_POLLIN) {
+            zmsg_t *m = zmsg_recv(server);
+            got = m != NULL;
+            zmsg_destroy(&m);
+        }
+    }
+    zsock_destroy(&cl);
+    return got;
+}
+
+static void
+test_zap(void)
+{
+    char *dir = evr_asprintf("%s/broker", s_root);
+    bool made = false;
+    evr_zap_t *zap;
+    evr_err_t err;
+    CHECK(evr_zap_new(dir, &made, &zap, &err) == EVR_OK);
+    CHECK(made);
+    zsock_t *srv = zsock_new(ZMQ_ROUTER);
+    evr_zap_serve(zap, srv, "clients");
+    int port = zsock_bind(srv, "tcp://127.0.0.1:*");
+    CHECK(port > 0);
+    char *ep = evr_asprintf("tcp://127.0.0.1:%d", port);
+    char *cli = evr_asprintf("%s/c/client.cert", s_root);
+    char *run = evr_asprintf("%s/r/runner.cert", s_root);
+    const char *bcert = evr_zap_cert_path(zap);
+    s_refusals = 0;
+    CHECK(!s_gets_in(zap, srv, ep, cli, bcert));
+    CHECK(s_refusals > 0);
+    /* admitted once its certificate is in clients/ */
+    char *cmd = evr_asprintf("cp '%s' '%s/clients/c.cert'", cli, dir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    CHECK(s_gets_in(zap, srv, ep, cli, bcert));
+    /* a runner's key (admitted as a runner) is no client's */
+    CHECK(!s_gets_in(zap, srv, ep, run, bcert));
+    cmd = evr_asprintf("cp '%s' '%s/runners/r.cert'", run, dir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    s_refusals = 0;
+    CHECK(!s_gets_in(zap, srv, ep, run, bcert));
+    CHECK(s_refusals > 0);
+    /* a pair in the broker's own directory is admitted in its role */
+    char *own = evr_asprintf("%s/client.cert", dir);
+    CHECK(s_gets_in(zap, srv, ep, own, bcert));
+    /* the same broker pair after a restart */
+    char *pub = evr_strdup(evr_zap_public(zap));
+    zsock_destroy(&srv);
+    evr_zap_destroy(&zap);
+    CHECK(evr_zap_new(dir, &made, &zap, &err) == EVR_OK);
+    CHECK(!made);
+    CHECK(zap && strcmp(evr_zap_public(zap), pub) == 0);
+    evr_zap_destroy(&zap);
+    free(pub);
+    free(own);
+    free(run);
+    free(cli);
+    free(ep);
+    free(dir);
+}
+
+int
+main(void)
+{
+    zsys_init();
+    zsys_handler_set(NULL);
+    snprintf(s_root, sizeof s_root, "/tmp/evr-test-curve-XXXXXX");
+    if (!mkdtemp(s_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    EVR_TEST_RUN(test_keys);
+    EVR_TEST_RUN(test_zap);
+    char *cmd = evr_asprintf("rm -rf '%s'", s_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", s_root);
+    free(cmd);
+    EVR_TEST_END();
+}
