@@ -1,10 +1,13 @@
 /*  evr_curve.c: CURVE keys and the broker's ZAP handler; see evr_curve.h.
 
-    czmq does the key files (zcert) and the directories of admitted keys
-    (zcertstore, which rereads a directory that changed); the handler here
-    only tells the two roles apart, which czmq's zauth cannot (one key set
-    for every socket).  The ZAP exchange is RFC 27.
+    czmq reads and writes the key files (zcert); the handler here tells the
+    two roles apart, which czmq's zauth cannot (one key set for every
+    socket), and reads the admitted certificates at each handshake (czmq's
+    zcertstore misses a file replaced by one of the same size and an older
+    time, and takes files of any name).  The ZAP exchange is RFC 27.
 */
+#include <dirent.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -16,11 +19,20 @@
 static const char *const s_roles[S_ROLES] = { "runners", "clients" };
 static const char *const s_own[S_ROLES] = { "runner.cert", "client.cert" };
 
+/*  Refusals logged once per key in this many ns: a stranger minting keys
+    fills no disk. */
+#define S_LOG_EVERY (60ull * 1000000000ull)
+#define S_LOGGED 32
+
 struct evr_zap {
     zsock_t *sock;
     zcert_t *cert;
     char *dir, *cert_path;
-    zcertstore_t *stores[S_ROLES];
+    struct {
+        char key[41];
+        uint64_t at;
+    } logged[S_LOGGED];
+    unsigned next_log;
 };
 
 bool
@@ -29,7 +41,17 @@ evr_curve_needed(const char *endpoint)
     return endpoint && strncmp(endpoint, "tcp://", 6) == 0;
 }
 
-/*  The pair at path; made (0600, its directory 0700) when missing. */
+/*  A loaded pair whose secret is whole and belongs to its public key. */
+static bool
+s_pair_ok(zcert_t *cert)
+{
+    char derived[41];
+    const char *sec = zcert_secret_txt(cert);
+    return sec && strlen(sec) == 40 && strcmp(sec, "0000000000000000000000000000000000000000")
+           && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
+}
+
+/*  The pair at path; made (0600, in a directory made 0700) when missing. */
 static zcert_t *
 s_pair(const char *path, bool *made, evr_err_t *err)
 {
@@ -39,21 +61,33 @@ s_pair(const char *path, bool *made, evr_err_t *err)
     *made = false;
     if (stat(secret, &sb) == 0) {
         cert = zcert_load(path);
-        if (!cert)
-            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: not a czmq certificate", secret);
+        if (!cert || !s_pair_ok(cert)) {
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: unreadable by this user, or not a "
+                        "whole czmq key pair (its secret must give its public key)", secret);
+            zcert_destroy(&cert);
+        }
         free(secret);
         return cert;
+    }
+    if (stat(path, &sb) == 0) {
+        evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: a public certificate without its secret "
+                    "(%s): give the path of a pair, or remove %s to make a new one", path,
+                    secret, path);
+        free(secret);
+        return NULL;
     }
     char *dir = evr_strdup(path);
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
+        bool existed = stat(dir, &sb) == 0;
         if (evr_mkdirs(dir, err)) {
             free(dir);
             free(secret);
             return NULL;
         }
-        chmod(dir, 0700);
+        if (!existed)
+            chmod(dir, 0700);
     }
     free(dir);
     cert = zcert_new();
@@ -99,20 +133,29 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
 }
 
 evr_rc_t
-evr_curve_client(zsock_t *sock, const char *cert_path, const char *server_key, bool *made,
-                 evr_err_t *err)
+evr_curve_load(const char *cert_path, const char *server_key, evr_curve_keys_t *keys,
+               bool *made, evr_err_t *err)
 {
-    char key[41];
-    evr_rc_t rc = s_server_key(server_key, key, err);
+    memset(keys, 0, sizeof *keys);
+    *made = false;
+    evr_rc_t rc = s_server_key(server_key, keys->server, err);
     if (rc)
         return rc;
     zcert_t *cert = s_pair(cert_path, made, err);
     if (!cert)
         return EVR_ERR_CONFIG;
-    zcert_apply(cert, sock);
-    zsock_set_curve_serverkey(sock, key);
+    snprintf(keys->pub, sizeof keys->pub, "%s", zcert_public_txt(cert));
+    snprintf(keys->sec, sizeof keys->sec, "%s", zcert_secret_txt(cert));
     zcert_destroy(&cert);
     return EVR_OK;
+}
+
+void
+evr_curve_apply(const evr_curve_keys_t *keys, zsock_t *sock)
+{
+    zsock_set_curve_publickey(sock, keys->pub);
+    zsock_set_curve_secretkey(sock, keys->sec);
+    zsock_set_curve_serverkey(sock, keys->server);
 }
 
 /* ------------------------------------------------------------ the broker */
@@ -132,7 +175,6 @@ evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err)
     for (int i = 0; i < S_ROLES; i++) {
         char *d = evr_asprintf("%s/%s", curve_dir, s_roles[i]);
         mkdir(d, 0700);
-        z->stores[i] = zcertstore_new(d);
         free(d);
     }
     z->sock = zsock_new(ZMQ_REP);
@@ -157,8 +199,6 @@ evr_zap_destroy(evr_zap_t **self_p)
         return;
     zsock_destroy(&z->sock);
     zcert_destroy(&z->cert);
-    for (int i = 0; i < S_ROLES; i++)
-        zcertstore_destroy(&z->stores[i]);
     free(z->dir);
     free(z->cert_path);
     free(z);
@@ -191,22 +231,62 @@ evr_zap_cert_path(const evr_zap_t *self)
     return self->cert_path;
 }
 
-/*  Whether key (Z85) is admitted in role i. */
+/*  Whether the certificate at path holds key (Z85). */
+static bool
+s_holds(const char *path, const char *key)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return false;
+    zcert_t *c = zcert_load(path);
+    bool ok = c && strcmp(zcert_public_txt(c), key) == 0;
+    zcert_destroy(&c);
+    return ok;
+}
+
+/*  Whether key (Z85) is admitted in role i: a file NAME.cert directly in
+    the role's directory holds it, or the broker's own pair of that role.
+    Read at each handshake (at most S_SCAN files). */
+#define S_SCAN 10000
 static bool
 s_admitted(evr_zap_t *z, int i, const char *key)
 {
-    if (zcertstore_lookup(z->stores[i], key))
-        return true;
     char *own = evr_asprintf("%s/%s", z->dir, s_own[i]);
-    struct stat sb;
-    bool ok = false;
-    if (stat(own, &sb) == 0) {
-        zcert_t *c = zcert_load(own);
-        ok = c && strcmp(zcert_public_txt(c), key) == 0;
-        zcert_destroy(&c);
-    }
+    bool ok = s_holds(own, key);
     free(own);
+    char *d = evr_asprintf("%s/%s", z->dir, s_roles[i]);
+    DIR *dir = ok ? NULL : opendir(d);
+    struct dirent *e;
+    for (int n = 0; dir && !ok && n < S_SCAN && (e = readdir(dir)); n++) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".cert") != 0)
+            continue;
+        char *path = evr_asprintf("%s/%s", d, e->d_name);
+        ok = s_holds(path, key);
+        free(path);
+    }
+    if (dir)
+        closedir(dir);
+    free(d);
     return ok;
+}
+
+/*  Whether a refusal of key is to be logged (once a minute per key). */
+static bool
+s_log_due(evr_zap_t *z, const char *key)
+{
+    uint64_t now = evr_mono_ns();
+    for (unsigned i = 0; i < S_LOGGED; i++)
+        if (strcmp(z->logged[i].key, key) == 0) {
+            if (now - z->logged[i].at < S_LOG_EVERY)
+                return false;
+            z->logged[i].at = now;
+            return true;
+        }
+    unsigned i = z->next_log++ % S_LOGGED;
+    snprintf(z->logged[i].key, sizeof z->logged[i].key, "%s", key);
+    z->logged[i].at = now;
+    return true;
 }
 
 /*  One request: [version, request id, domain, address, identity,
@@ -227,10 +307,10 @@ s_answer(evr_zap_t *z, zmsg_t *req, void (*log)(void *, const char *), void *arg
     if (curve)
         zmq_z85_encode(key, zframe_data(cred), 32);
     bool ok = curve && role >= 0 && s_admitted(z, role, key);
-    if (!ok && log) {
+    if (!ok && log && s_log_due(z, key)) {
         char line[512];
         snprintf(line, sizeof line, "refused a peer at %s on the %s endpoint: key %s is not in "
-                 "%s/%s/ (copy the peer's public certificate there to admit it)",
+                 "%s/%s/ (copy the peer's public certificate there, as NAME.cert, to admit it)",
                  address ? address : "?", role == 0 ? "runner" : "client/events",
                  *key ? key : "(none)", z->dir, role >= 0 ? s_roles[role] : "?");
         log(arg, line);

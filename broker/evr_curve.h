@@ -7,8 +7,10 @@
     endpoint, CURVE_DIR/clients/ on the client and event endpoints.  The
     pairs runner.cert and client.cert in the broker's own CURVE_DIR (a runner
     or client on the same host with the same state directory) are admitted
-    in their role too.  ipc:// endpoints use no CURVE: their directory is
-    0700.
+    in their role too.  Only files ending .cert directly in those
+    directories count; they are read again at each handshake, so removing
+    one refuses its key from the next connection on.  ipc:// endpoints use
+    no CURVE.
 */
 #ifndef EVR_CURVE_H_INCLUDED
 #define EVR_CURVE_H_INCLUDED
@@ -20,12 +22,21 @@
 /*  Whether an endpoint needs CURVE (tcp://). */
 bool evr_curve_needed(const char *endpoint);
 
+/*  A client's keys, Z85. */
+typedef struct {
+    char pub[41], sec[41], server[41];
+} evr_curve_keys_t;
+
 /*  Client side (runners, evrun-cli, evrun-tail): the key pair at
-    cert_path (made, with its directory, when missing: *made says so) and
-    the broker's public key (server_key: its 40 characters of Z85, or a
-    file holding its certificate) set on sock, before it connects. */
-evr_rc_t evr_curve_client(zsock_t *sock, const char *cert_path, const char *server_key,
-                          bool *made, evr_err_t *err);
+    cert_path (made, with its directory, when missing: *made says so; a
+    public certificate without its _secret, or a secret that does not
+    match its public key, is an error naming the file) and the broker's
+    public key (server_key: a file holding its certificate, else its 40
+    characters of Z85). */
+evr_rc_t evr_curve_load(const char *cert_path, const char *server_key, evr_curve_keys_t *keys,
+                        bool *made, evr_err_t *err);
+/*  Sets keys on sock, before it connects. */
+void evr_curve_apply(const evr_curve_keys_t *keys, zsock_t *sock);
 
 /*  Server side (the broker): its pair and a ZAP handler. */
 typedef struct evr_zap evr_zap_t;

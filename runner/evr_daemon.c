@@ -29,6 +29,8 @@ struct evr_daemon {
     uint64_t connect_at, retry_at;          /* mono ns */
     bool warned;                /* "not reachable" said since the last welcome */
     char fatal[EVR_ERR_MAX];
+    bool curve;             /* tcp://: keys on every socket */
+    evr_curve_keys_t keys;
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
@@ -60,12 +62,8 @@ s_connect(evr_daemon_t *d)
     zsock_destroy(&d->sock);
     d->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(d->sock);
-    if (evr_curve_needed(d->opts.endpoint)) {
-        bool made;
-        evr_err_t err;
-        if (evr_curve_client(d->sock, d->opts.curve_cert, d->opts.broker_key, &made, &err))
-            s_log(d, "%s", err.msg);   /* checked at start: a file changed since */
-    }
+    if (d->curve)   /* the keys read at start: never a socket without them */
+        evr_curve_apply(&d->keys, d->sock);
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
     zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
@@ -115,15 +113,14 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
     zsys_init();
     zsys_handler_set(NULL);
     if (evr_curve_needed(opts->endpoint)) {
-        /* the keys are checked (and this runner's pair made) once here */
-        zsock_t *probe = zsock_new(ZMQ_DEALER);
+        /* the keys are read (and this runner's pair made) once, here */
         bool made = false;
-        rc = evr_curve_client(probe, opts->curve_cert, opts->broker_key, &made, err);
-        zsock_destroy(&probe);
+        rc = evr_curve_load(opts->curve_cert, opts->broker_key, &d->keys, &made, err);
         if (rc) {
             free(d);
             return rc;
         }
+        d->curve = true;
         if (made)
             s_log(d, "made the key pair %s: the broker admits this runner once %s is copied "
                   "into its curve/runners/", opts->curve_cert, opts->curve_cert);

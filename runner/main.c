@@ -38,7 +38,7 @@ static const evr_config_key_t s_keys[] = {
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
-    { "curve_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
+    { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
     { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
 };
 
@@ -217,7 +217,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
-        .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "curve_cert"),
+        .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "runner_cert"),
         .broker_key = evr_config_get(cfg, "broker_key"),
     };
     evr_daemon_t *d = NULL;
@@ -315,7 +315,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'E': o->exit_drained = true; break;
         case 'H': key = "heartbeat_ms"; break;
         case 'L': key = "lease_ms"; break;
-        case 'K': key = "curve_cert"; break;
+        case 'K': key = "runner_cert"; break;
         case 'b': key = "broker_key"; break;
         case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
         case 's': key = "state_dir"; break;
@@ -379,7 +379,7 @@ main(int argc, char **argv)
     const char *state_dir = evr_config_get(cfg, "state_dir");
     if (state_dir) {
         char *v = evr_asprintf("%s/curve/runner.cert", state_dir);
-        evr_config_default(cfg, "curve_cert", v);
+        evr_config_default(cfg, "runner_cert", v);
         free(v);
         v = evr_asprintf("%s/curve/broker.cert", state_dir);
         evr_config_default(cfg, "broker_key", v);

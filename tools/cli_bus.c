@@ -19,7 +19,7 @@ evr_cli_common(evr_cli_t *cli, int c, const char *arg)
     case 1004: key = "timeout_ms"; break;
     case 1005: cli->json = true; return true;
     case 1006: cli->print_config = true; return true;
-    case 1007: key = "curve_cert"; break;
+    case 1007: key = "client_cert"; break;
     case 1008: key = "broker_key"; break;
     default: return false;
     }

@@ -12,7 +12,7 @@ const evr_config_key_t evr_client_keys[] = {
     { "client_endpoint", NULL, "the broker's client endpoint" },
     { "events_endpoint", NULL, "the broker's event stream" },
     { "timeout_ms", "10000", "longest wait for the broker's answer" },
-    { "curve_cert", NULL, "this client's CURVE key pair for tcp:// (default STATE_DIR/curve/client.cert)" },
+    { "client_cert", NULL, "this client's CURVE key pair for tcp:// (default STATE_DIR/curve/client.cert)" },
     { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
 };
 const size_t evr_client_nkeys = EVR_ARRAY_LEN(evr_client_keys);
@@ -52,7 +52,7 @@ evr_client_endpoints(evr_config_t *cfg)
     evr_config_endpoints(cfg, state && evr_config_local_up(state));
     if (state) {
         char *v = evr_asprintf("%s/curve/client.cert", state);
-        evr_config_default(cfg, "curve_cert", v);
+        evr_config_default(cfg, "client_cert", v);
         free(v);
         v = evr_asprintf("%s/curve/broker.cert", state);
         evr_config_default(cfg, "broker_key", v);
@@ -68,8 +68,11 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_err_t *err)
     if (!evr_curve_needed(ep))
         return EVR_OK;
     bool made = false;
-    const char *cert = evr_config_get(cfg, "curve_cert");
-    evr_rc_t rc = evr_curve_client(sock, cert, evr_config_get(cfg, "broker_key"), &made, err);
+    const char *cert = evr_config_get(cfg, "client_cert");
+    evr_curve_keys_t keys;
+    evr_rc_t rc = evr_curve_load(cert, evr_config_get(cfg, "broker_key"), &keys, &made, err);
+    if (!rc)
+        evr_curve_apply(&keys, sock);
     if (made)
         fprintf(stderr, "made the key pair %s: a broker with another state directory admits "
                 "this client once %s is copied into its curve/clients/\n", cert, cert);
@@ -90,10 +93,11 @@ static const char *
 s_hint(const char *ep)
 {
     return strncmp(ep, "ipc://", 6) == 0 ? "is evrun-broker running? (try: evrun-cli up)"
-                                         : "is evrun-broker running there, and does it admit "
-                                           "this client's key (curve_cert, copied into the "
-                                           "broker's curve/clients/; its log names refused "
-                                           "keys)? For a local broker: evrun-cli up";
+                                         : "is evrun-broker running there, does it admit "
+                                           "this client's key (client_cert, copied into the "
+                                           "broker's curve/clients/; its log names the keys it "
+                                           "refuses), and is broker_key the broker's own "
+                                           "curve/broker.cert? For a local broker: evrun-cli up";
 }
 
 evr_rc_t
