@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "evr_curve.h"
 
@@ -90,14 +91,43 @@ s_pair(const char *path, bool *made, evr_err_t *err)
             chmod(dir, 0700);
     }
     free(dir);
+    /* Written aside, then the secret linked into place (link fails when
+       another process made the pair first: that pair is taken), then the
+       public file renamed: two first starts at once share one pair. */
     cert = zcert_new();
     zcert_set_meta(cert, "created-by", "evrun");
-    if (zcert_save(cert, path) != 0) {
-        evr_err_set(err, EVR_ERR_IO, "key pair %s: cannot write it", path);
+    char *tmp = evr_asprintf("%s.new-%ld", path, (long) getpid());
+    char *tmp_secret = evr_asprintf("%s_secret", tmp);
+    if (zcert_save(cert, tmp) != 0) {
+        evr_err_set(err, EVR_ERR_IO, "key pair %s: cannot write %s: %s", path, tmp,
+                    strerror(errno));
         zcert_destroy(&cert);
     }
-    else
-        *made = true;
+    else if (link(tmp_secret, secret) == 0) {
+        if (rename(tmp, path) != 0) {
+            evr_err_set(err, EVR_ERR_IO, "key pair %s: %s", path, strerror(errno));
+            zcert_destroy(&cert);
+        }
+        else
+            *made = true;
+    }
+    else if (errno == EEXIST) {   /* another process was first */
+        zcert_destroy(&cert);
+        cert = zcert_load(path);
+        if (!cert || !s_pair_ok(cert)) {
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: made by another process meanwhile, "
+                        "but not readable as a whole pair", secret);
+            zcert_destroy(&cert);
+        }
+    }
+    else {
+        evr_err_set(err, EVR_ERR_IO, "key pair %s: %s", secret, strerror(errno));
+        zcert_destroy(&cert);
+    }
+    unlink(tmp_secret);
+    unlink(tmp);
+    free(tmp_secret);
+    free(tmp);
     free(secret);
     return cert;
 }

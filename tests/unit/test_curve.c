@@ -7,6 +7,7 @@
     handshake: removing it refuses the key again), and a key admitted in one
     role refused in the other. */
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_curve.h"
@@ -126,6 +127,47 @@ s_gets_in(evr_zap_t *zap, zsock_t *server, const char *ep, const char *cert,
     return got;
 }
 
+/*  Several first starts at once end with one pair, the same for all. */
+static void
+test_pair_race(void)
+{
+    char *path = evr_asprintf("%s/race/runner.cert", s_root);
+    char *bkey = evr_asprintf("%s/keys/broker.cert", s_root);   /* from test_keys */
+    enum { N = 6 };
+    int fds[N][2];
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        CHECK(pipe(fds[i]) == 0);
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            evr_curve_keys_t k;
+            bool made;
+            evr_err_t err;
+            if (evr_curve_load(path, bkey, &k, &made, &err) != EVR_OK)
+                snprintf(k.pub, sizeof k.pub, "error");
+            ssize_t w = write(fds[i][1], k.pub, 40);
+            _exit(w == 40 ? 0 : 1);
+        }
+        close(fds[i][1]);
+    }
+    char first[41] = "";
+    for (int i = 0; i < N; i++) {
+        char got[41] = "";
+        CHECK(read(fds[i][0], got, 40) == 40);
+        close(fds[i][0]);
+        int st;
+        waitpid(pids[i], &st, 0);
+        if (!*first)
+            memcpy(first, got, sizeof first);
+        CHECK_STR(got, first);
+    }
+    zcert_t *c = zcert_load(path);
+    CHECK(c && strcmp(zcert_public_txt(c), first) == 0);
+    zcert_destroy(&c);
+    free(bkey);
+    free(path);
+}
+
 static void
 test_zap(void)
 {
@@ -194,6 +236,7 @@ main(void)
         return 1;
     }
     EVR_TEST_RUN(test_keys);
+    EVR_TEST_RUN(test_pair_race);
     EVR_TEST_RUN(test_zap);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
