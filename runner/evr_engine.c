@@ -84,6 +84,31 @@ evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg, co
 }
 
 
+static void
+s_print_act(void *arg, void *data, size_t len)
+{
+    (void) arg;
+    (void) len;
+    fputs(data, stdout);
+    fflush(stdout);
+}
+
+void
+evr_eng_print(evr_engine_t *e, const char *fmt, ...)
+{
+    if (!e->opts.print)
+        return;
+    char buf[4 * EVR_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t) n < sizeof buf - 1 ? (size_t) n : sizeof buf - 2;
+    buf[len++] = '\n';
+    buf[len++] = '\0';
+    evr_eng_after_soon(e, s_print_act, NULL, buf, len);
+}
+
 /*  Commits the queued events (in batches), then runs the waiting actions;
     actions may queue more, so until both are empty. */
 void
@@ -230,8 +255,7 @@ s_job_cancel(s_job_t *job, const char *reason, bool now)
         job->cancelling = true;
         evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_CANCEL_REQUESTED, NULL);
         ev->data.reason = evr_strdup(reason);
-        if (job->eng->opts.print)
-            printf("evrun-runner: cancelling job %s: %s\n", job->id, reason);
+        evr_eng_print(job->eng, "evrun-runner: cancelling job %s: %s", job->id, reason);
     }
     if (now)
         job->killing = true;
@@ -425,16 +449,14 @@ s_job_finish(s_job_t *job)
     job->phase = J_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
-    if (job->eng->opts.print)
-        printf("evrun-runner: job %s %s\n", job->id, evr_job_status_name(status));
+    evr_eng_print(job->eng, "evrun-runner: job %s %s", job->id, evr_job_status_name(status));
 }
 
 /*  Preparation failed: nothing runs, every step is skipped, the job fails. */
 void
 evr_eng_prep_failed(s_job_t *job, const char *reason)
 {
-    if (job->eng->opts.print)
-        printf("evrun-runner: %s\n", reason);
+    evr_eng_print(job->eng, "evrun-runner: %s", reason);
     job->failed = true;
     job->phase = J_RUNNING;
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
@@ -612,8 +634,7 @@ s_timers(evr_engine_t *e)
         if (job->deadline && !job->timed_out && !job->paused) {
             if (now >= job->deadline) {
                 job->timed_out = true;
-                if (e->opts.print)
-                    printf("evrun-runner: job %s timed out\n", job->id);
+                evr_eng_print(e, "evrun-runner: job %s timed out", job->id);
             }
             else if (job->deadline < next)
                 next = job->deadline;
@@ -801,7 +822,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     /* Group commit: output alone waits up to S_OUTPUT_COMMIT_MS (or a full
        batch) so a chatty step costs one fsync per interval, not per read;
        every other event is committed in the turn it arose in. */
-    if (self->urgent || self->npending >= 256
+    if (self->urgent || self->npending >= 256 || (self->nactions && !self->npending)
         || (self->npending
             && evr_mono_ns() - self->pending_since >= S_COMMIT_NS(self)))
         evr_eng_flush(self);

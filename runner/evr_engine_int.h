@@ -140,6 +140,9 @@ struct s_tok {
 
 /* evr_engine.c */
 void evr_eng_flush(evr_engine_t *e);
+/*  Prints a line (with opts.print) once what is queued before it is
+    committed: the lines about a step and its output come in log order. */
+void evr_eng_print(evr_engine_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*  Test hook: with EVR_TEST_PAUSE_AT=POINT or POINT:STEP in the environment,
     the runner says so on stderr and stops itself (SIGSTOP) at that point,
     to be killed by a crash test, or continued (SIGCONT) once the test has

@@ -95,13 +95,12 @@ evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
 {
     if (!st->job->eng->opts.print)
         return;
+    char buf[2 * EVR_ERR_MAX];
     va_list ap;
     va_start(ap, fmt);
-    printf("%s > ", st->spec->name);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    evr_eng_print(st->job->eng, "%s > %s", st->spec->name, buf);
 }
 
 void

@@ -246,6 +246,8 @@ YML
   check "exit 0" [ "$rc" -eq 0 ]
   check "masked in printed output" grep -q "^leak | whole: \*\*\*$" "$out"
   check "masked across chunks" grep -q "^leak | split: \*\*\*$" "$out"
+  check "the step's end printed after its output" \
+    [ "$(grep -n '^leak > succeeded' "$out" | cut -d: -f1)" -gt "$(grep -n '^leak | ' "$out" | tail -n 1 | cut -d: -f1)" ]
   check "never printed" sh -c "! grep -q '$secret' '$out' '$tmp/secret.err'"
   check "never in the store's files" sh -c "! grep -rqa '$secret' '$state'"
   check "nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
