@@ -471,12 +471,13 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         evr_msg_t msg = { 0 };
         const char *code;
         evr_err_t err;
-        if (evr_bus_recv(sock, &rid, &msg, &code, &err)) {
+        char user[41];
+        if (evr_bus_recv_from(sock, &rid, user, &msg, &code, &err)) {
             if (rid)
                 evr_bus_send_error(sock, rid, code, "%s", err.msg);
         }
         else if (runners)
-            evr_br_on_message(b, rid, &msg);
+            evr_br_on_message(b, rid, user, &msg);
         else
             s_client(b, rid, &msg);
         evr_msg_clear(&msg);

@@ -106,7 +106,8 @@ void evr_bq_requeue(evr_broker_t *b, const char *runner);
 
 /* evr_runners.c */
 s_runner_t *evr_br_find(const evr_broker_t *b, const char *id);
-void evr_br_on_message(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  A runner's message; key: its CURVE key ("" on ipc://). */
+void evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg);
 void evr_br_beat(evr_broker_t *b);
 /*  Fills a `runner` message for r (strings borrowed). */
 void evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m);

@@ -86,7 +86,16 @@ evr_bus_readable(zsock_t *sock)
 evr_rc_t
 evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code, evr_err_t *err)
 {
+    return evr_bus_recv_from(sock, rid, NULL, msg, code, err);
+}
+
+evr_rc_t
+evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
+                  const char **code, evr_err_t *err)
+{
     *code = EVR_CODE_BAD_REQUEST;
+    if (user)
+        user[0] = '\0';
     if (rid)
         *rid = NULL;
     zmsg_t *zm = zmsg_recv(sock);
@@ -101,6 +110,9 @@ evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code, e
                          "got %zu frame%s", n, n == 1 ? "" : "s");
     else {
         zframe_t *hdr = zmsg_first(zm), *body = zmsg_last(zm);
+        const char *u = user ? zframe_meta(hdr, "User-Id") : NULL;
+        if (u)
+            snprintf(user, 41, "%s", u);
         rc = evr_msg_decode((const char *) zframe_data(hdr), zframe_size(hdr),
                             zframe_data(body), zframe_size(body), msg, code, err);
     }

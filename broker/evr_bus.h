@@ -42,6 +42,10 @@ bool evr_bus_readable(zsock_t *sock);
     EVR_ERR_LIMIT) with *code the EVR_CODE_* to answer with. */
 evr_rc_t evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code,
                       evr_err_t *err);
+/*  The same, with the sender's CURVE public key (Z85; "" when the
+    connection has none: ipc://) in user. */
+evr_rc_t evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
+                           const char **code, evr_err_t *err);
 
 /*  Publishes an event on an XPUB socket under "ev.<job>.<type>" (two
     frames: topic, the body of an `event` message). */

@@ -301,6 +301,15 @@ s_admitted(evr_zap_t *z, int i, const char *key)
     return ok;
 }
 
+bool
+evr_zap_admitted(evr_zap_t *self, const char *role, const char *key)
+{
+    for (int i = 0; i < S_ROLES; i++)
+        if (strcmp(role, s_roles[i]) == 0)
+            return s_admitted(self, i, key);
+    return false;
+}
+
 /*  Whether a refusal of key is to be logged (once a minute per key). */
 static bool
 s_log_due(evr_zap_t *z, const char *key)

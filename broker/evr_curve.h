@@ -56,6 +56,9 @@ zsock_t *evr_zap_socket(evr_zap_t *self);
 /*  Answers the ZAP requests waiting; each refusal is passed to log. */
 void evr_zap_handle(evr_zap_t *self, void (*log)(void *arg, const char *line), void *arg);
 
+/*  Whether key (Z85) is admitted in role ("runners" or "clients") now. */
+bool evr_zap_admitted(evr_zap_t *self, const char *role, const char *key);
+
 /*  The broker's public key (Z85) and the path of its certificate. */
 const char *evr_zap_public(const evr_zap_t *self);
 const char *evr_zap_cert_path(const evr_zap_t *self);

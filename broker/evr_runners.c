@@ -88,11 +88,67 @@ s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high
     return false;
 }
 
+typedef struct {
+    const char *key;
+    char val[41];
+    bool found;
+} s_kvexact_t;
+
+static int
+s_kv_exact(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    s_kvexact_t *x = arg;
+    if (strcmp(key, x->key) != 0)
+        return 0;   /* a longer id with this one as prefix */
+    x->found = true;
+    snprintf(x->val, sizeof x->val, "%.*s", (int) (len < 40 ? len : 40), (const char *) val);
+    return 1;
+}
+
+/*  Over CURVE a runner id belongs to the key that first said hello with
+    it (kv "key/<runner>") for as long as that key stays admitted; then
+    the next admitted key takes it over.  False (answered) when another
+    admitted key holds the id. */
+static bool
+s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *key)
+{
+    if (!key || !*key || !b->zap)
+        return true;
+    char *k = evr_asprintf("key/%s", msg->runner);
+    s_kvexact_t x = { .key = k };
+    evr_err_t err;
+    bool ok = true;
+    if (evr_store_kv_scan(b->store, k, s_kv_exact, &x, &err)) {
+        evr_broker_fail(b, &err);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        ok = false;
+    }
+    else if (x.found && strcmp(x.val, key) != 0 && evr_zap_admitted(b->zap, "runners", x.val)) {
+        evr_broker_log(b, "runner %s refused: the id belongs to key %s, this hello came with "
+                       "key %s", msg->runner, x.val, key);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s belongs to another "
+                           "admitted key: give this runner another --id, or remove that key's "
+                           "certificate from the broker's curve/runners/ to hand the id over",
+                           msg->runner);
+        ok = false;
+    }
+    else if (!x.found || strcmp(x.val, key) != 0) {
+        evr_store_kv_t op = { k, key, strlen(key) };
+        if (evr_store_kv_write(b->store, &op, 1, &err)) {
+            evr_broker_fail(b, &err);
+            evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            ok = false;
+        }
+    }
+    free(k);
+    return ok;
+}
+
 static void
-s_hello(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
     uint64_t high = 0;
-    if (!s_hello_seq(b, rid, msg, &high))
+    if (!s_hello_key(b, rid, msg, key) || !s_hello_seq(b, rid, msg, &high))
         return;     /* the runner known under that id keeps its session */
     s_runner_t *r = evr_br_find(b, msg->runner);
     s_runner_t *other = s_by_rid(b, rid);
@@ -207,10 +263,10 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
 }
 
 void
-evr_br_on_message(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
     if (msg->type == EVR_MSG_HELLO) {
-        s_hello(b, rid, msg);
+        s_hello(b, rid, key, msg);
         return;
     }
     s_runner_t *r = s_by_rid(b, rid);

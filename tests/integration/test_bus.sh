@@ -522,6 +522,18 @@ case_curve() {
   cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
   for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
   check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
+  # another admitted key cannot say hello under cv-1's id
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.first" 2>&1 &
+  local p2=$!
+  for _ in $(seq 1 50); do [ -s "$tmp/r-cv-2/curve/runner.cert" ] && break; sleep 0.1; done
+  kill "$p2" 2>/dev/null; wait "$p2" 2>/dev/null
+  cp "$tmp/r-cv-2/curve/runner.cert" "$tmp/curve/runners/cv-2.cert"
+  timeout 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.out" 2>&1
+  check "an id taken by another key: the runner stops" [ $? -ne 0 ]
+  check "... saying so" grep -q "belongs to another admitted key" "$tmp/cv2.out"
+  check "... and cv-1 keeps its session" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
   "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --broker "$cep" > "$tmp/cv.run" 2>&1
   check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
   local j
