@@ -543,7 +543,11 @@ case_curve() {
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     --timeout-ms 2000 > "$tmp/cv.other" 2>&1
   check "a client key not admitted: exit 2" [ $? -eq 2 ]
-  check "... the message says how to admit it" grep -q "curve/clients/" "$tmp/cv.other"
+  check "... the message says how to admit it" grep -q "refuses this client's key: admit it by copying .* into the broker's curve/clients/" "$tmp/cv.other"
+  "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/r-cv-1/curve/runner.cert" \
+    --timeout-ms 2000 > "$tmp/cv.wrongkey" 2>&1
+  check "a wrong broker key: exit 2" [ $? -eq 2 ]
+  check "... the message names broker_key" grep -q "broker_key" "$tmp/cv.wrongkey"
   EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
     --curve-cert "$tmp/r-cv-1/curve/runner.cert" --timeout-ms 2000 > /dev/null 2>&1
   check "a runner's key is no client's" [ $? -eq 2 ]
