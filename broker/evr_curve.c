@@ -162,6 +162,20 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
     return EVR_OK;
 }
 
+void
+evr_curve_defaults(evr_config_t *cfg, const char *cert_key, const char *cert_name)
+{
+    const char *state = evr_config_get(cfg, "state_dir");
+    if (!state)
+        return;
+    char *v = evr_asprintf("%s/curve/%s", state, cert_name);
+    evr_config_default(cfg, cert_key, v);
+    free(v);
+    v = evr_asprintf("%s/curve/broker.cert", state);
+    evr_config_default(cfg, "broker_key", v);
+    free(v);
+}
+
 evr_rc_t
 evr_curve_load(const char *cert_path, const char *server_key, evr_curve_keys_t *keys,
                bool *made, evr_err_t *err)

@@ -18,9 +18,15 @@
 #include <czmq.h>
 
 #include "evr_common.h"
+#include "evr_config.h"
 
 /*  Whether an endpoint needs CURVE (tcp://). */
 bool evr_curve_needed(const char *endpoint);
+
+/*  The defaults of a runner's or client's settings: cert_key (e.g.
+    "runner_cert") STATE_DIR/curve/cert_name, broker_key
+    STATE_DIR/curve/broker.cert (the broker's own, on its host). */
+void evr_curve_defaults(evr_config_t *cfg, const char *cert_key, const char *cert_name);
 
 /*  A client's keys, Z85. */
 typedef struct {

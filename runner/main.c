@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "evr_config.h"
+#include "evr_curve.h"
 #include "evr_daemon.h"
 #include "evr_yaml.h"
 
@@ -377,14 +378,7 @@ main(int argc, char **argv)
         goto out;
     }
     const char *state_dir = evr_config_get(cfg, "state_dir");
-    if (state_dir) {
-        char *v = evr_asprintf("%s/curve/runner.cert", state_dir);
-        evr_config_default(cfg, "runner_cert", v);
-        free(v);
-        v = evr_asprintf("%s/curve/broker.cert", state_dir);
-        evr_config_default(cfg, "broker_key", v);
-        free(v);
-    }
+    evr_curve_defaults(cfg, "runner_cert", "runner.cert");
     if (print_config) {
         evr_config_print(cfg, stdout);
         goto out;

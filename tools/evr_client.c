@@ -50,14 +50,7 @@ evr_client_endpoints(evr_config_t *cfg)
         evr_config_default(cfg, "events_endpoint", events);
     free(events);
     evr_config_endpoints(cfg, state && evr_config_local_up(state));
-    if (state) {
-        char *v = evr_asprintf("%s/curve/client.cert", state);
-        evr_config_default(cfg, "client_cert", v);
-        free(v);
-        v = evr_asprintf("%s/curve/broker.cert", state);
-        evr_config_default(cfg, "broker_key", v);
-        free(v);
-    }
+    evr_curve_defaults(cfg, "client_cert", "client.cert");
 }
 
 /*  CURVE on a tcp:// endpoint: this client's pair (made when missing,
