@@ -31,6 +31,8 @@ struct evr_daemon {
     char fatal[EVR_ERR_MAX];
     bool curve;             /* tcp://: keys on every socket */
     evr_curve_keys_t keys;
+    evr_curve_watch_t *watch;   /* on the socket: why a handshake fails */
+    evr_curve_seen_t said;      /* the last handshake failure logged */
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
@@ -59,11 +61,14 @@ s_ms(uint32_t ms)
 static void
 s_connect(evr_daemon_t *d)
 {
+    evr_curve_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     d->sock = zsock_new(ZMQ_DEALER);
     evr_bus_setup(d->sock);
-    if (d->curve)   /* the keys read at start: never a socket without them */
+    if (d->curve) {   /* the keys read at start: never a socket without them */
         evr_curve_apply(&d->keys, d->sock);
+        d->watch = evr_curve_watch_new(d->sock);
+    }
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
     zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
@@ -141,6 +146,7 @@ evr_daemon_destroy(evr_daemon_t **self_p)
         return;
     if (d->eng)
         evr_engine_set_wake_fd(d->eng, -1);
+    evr_curve_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     free(d);
     *self_p = NULL;
@@ -244,6 +250,7 @@ s_inbound(evr_daemon_t *d)
         case EVR_MSG_WELCOME:
             d->state = S_READY;
             d->warned = false;
+            d->said = EVR_CURVE_OK;
             d->sent = d->acked = m.seq;
             s_log(d, "welcomed by the broker: it holds this log up to seq %llu",
                   (unsigned long long) m.seq);
@@ -343,6 +350,21 @@ s_keep_connected(evr_daemon_t *d)
         return false;
     case S_CONNECTING:
         s_try_hello(d);
+        if (d->watch) {   /* why the handshake fails, said once per kind */
+            evr_curve_seen_t seen = evr_curve_watch_read(d->watch);
+            if (seen && seen != d->said) {
+                d->said = seen;
+                d->warned = true;
+                if (seen == EVR_CURVE_REFUSED)
+                    s_log(d, "the broker at %s refuses this runner's key: admit it by copying "
+                          "%s into the broker's curve/runners/ (retrying meanwhile)",
+                          d->opts.endpoint, d->opts.curve_cert);
+                else
+                    s_log(d, "the CURVE handshake with the broker at %s failed: is broker_key "
+                          "(%s) that broker's own curve/broker.cert? (retrying meanwhile)",
+                          d->opts.endpoint, d->opts.broker_key);
+            }
+        }
         if (d->state == S_CONNECTING && now - d->connect_at > lease) {
             if (!d->warned)
                 s_log(d, "cannot reach the broker at %s; retrying (jobs go on; their events "

@@ -114,54 +114,35 @@ evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
     }
     zsock_set_immediate(c->sock, 1);
     zsock_set_linger(c->sock, 0);
-    /* over CURVE, a monitor tells a refused key from a wrong broker key */
-    zsock_t *mon = NULL;
-    char mon_ep[64];
-    if (evr_curve_needed(ep)) {
-        snprintf(mon_ep, sizeof mon_ep, "inproc://evr-client-monitor-%p", (void *) c);
-        if (zmq_socket_monitor(zsock_resolve(c->sock), mon_ep,
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                   | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-            mon = zsock_new(ZMQ_PAIR);
-            if (mon && zsock_connect(mon, "%s", mon_ep) < 0)
-                zsock_destroy(&mon);
-        }
-    }
+    /* over CURVE, a watch tells a refused key from a wrong broker key */
+    evr_curve_watch_t *watch = evr_curve_needed(ep) ? evr_curve_watch_new(c->sock) : NULL;
     zsock_connect(c->sock, "%s", ep);
     /* With ZMQ_IMMEDIATE the socket is writable only once connected. */
     zmq_pollitem_t it[2] = { { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 },
-                             { mon ? zsock_resolve(mon) : NULL, 0, ZMQ_POLLIN, 0 } };
+                             { watch ? zsock_resolve(evr_curve_watch_socket(watch)) : NULL, 0,
+                               ZMQ_POLLIN, 0 } };
     int wait = c->timeout_ms < 3000 ? c->timeout_ms : 3000;
-    uint16_t event = 0;
+    evr_curve_seen_t seen = EVR_CURVE_OK;
     uint64_t until = evr_mono_ns() + (uint64_t) wait * 1000000ull;
     bool up = false;
-    while (!up && !event) {
+    while (!up && !seen) {
         uint64_t now = evr_mono_ns();
-        if (now >= until || zmq_poll(it, mon ? 2 : 1, (long) ((until - now) / 1000000)) < 0)
+        if (now >= until || zmq_poll(it, watch ? 2 : 1, (long) ((until - now) / 1000000)) < 0)
             break;
         up = it[0].revents & ZMQ_POLLOUT;
-        if (mon && (it[1].revents & ZMQ_POLLIN)) {
-            zframe_t *f = zframe_recv(mon);   /* event id (2 bytes), value; then the address */
-            if (f && zframe_size(f) >= 2)
-                memcpy(&event, zframe_data(f), 2);
-            zframe_destroy(&f);
-            f = zframe_recv(mon);
-            zframe_destroy(&f);
-        }
+        if (watch && (it[1].revents & ZMQ_POLLIN))
+            seen = evr_curve_watch_read(watch);
     }
-    if (mon) {
-        zmq_socket_monitor(zsock_resolve(c->sock), NULL, 0);
-        zsock_destroy(&mon);
-    }
+    evr_curve_watch_destroy(&watch, c->sock);
     if (up) {
         *out = c;
         return EVR_OK;
     }
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    if (seen == EVR_CURVE_REFUSED)
         rc = evr_err_set(err, EVR_ERR_IO, "the broker at %s refuses this client's key: admit "
                          "it by copying %s into the broker's curve/clients/", ep,
                          evr_config_get(cfg, "client_cert"));
-    else if (event)
+    else if (seen)
         rc = evr_err_set(err, EVR_ERR_IO, "the CURVE handshake with the broker at %s failed: "
                          "is broker_key (%s) that broker's own curve/broker.cert?", ep,
                          evr_config_get(cfg, "broker_key"));

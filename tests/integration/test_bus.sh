@@ -519,6 +519,9 @@ case_curve() {
   for _ in $(seq 1 50); do grep -q "refused a peer.*runner endpoint" "$tmp/broker.log" && break; sleep 0.1; done
   check "a runner key not admitted is refused" grep -q "refused a peer.*runner endpoint" "$tmp/broker.log"
   check "... and not listed" bash -c "! '$bin/evrun-cli' runners --broker '$cep' | grep -q cv-1"
+  for _ in $(seq 1 50); do grep -q "refuses this runner's key" "$tmp/runner-cv-1.log" && break; sleep 0.1; done
+  check "... the runner says so, naming its certificate" \
+    grep -q "refuses this runner's key: admit it by copying $tmp/r-cv-1/curve/runner.cert" "$tmp/runner-cv-1.log"
   cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
   for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
   check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
