@@ -350,21 +350,6 @@ s_keep_connected(evr_daemon_t *d)
         return false;
     case S_CONNECTING:
         s_try_hello(d);
-        if (d->watch) {   /* why the handshake fails, said once per kind */
-            evr_curve_seen_t seen = evr_curve_watch_read(d->watch);
-            if (seen && seen != d->said) {
-                d->said = seen;
-                d->warned = true;
-                if (seen == EVR_CURVE_REFUSED)
-                    s_log(d, "the broker at %s refuses this runner's key: admit it by copying "
-                          "%s into the broker's curve/runners/ (retrying meanwhile)",
-                          d->opts.endpoint, d->opts.curve_cert);
-                else
-                    s_log(d, "the CURVE handshake with the broker at %s failed: is broker_key "
-                          "(%s) that broker's own curve/broker.cert? (retrying meanwhile)",
-                          d->opts.endpoint, d->opts.broker_key);
-            }
-        }
         if (d->state == S_CONNECTING && now - d->connect_at > lease) {
             if (!d->warned)
                 s_log(d, "cannot reach the broker at %s; retrying (jobs go on; their events "
@@ -412,9 +397,31 @@ s_outbound(evr_daemon_t *d)
     }
 }
 
+/*  Why handshakes fail, said once per kind; read in every state, so the
+    monitor's queue never fills. */
+static void
+s_watch(evr_daemon_t *d)
+{
+    evr_curve_seen_t seen = evr_curve_watch_read(d->watch);
+    if (!seen || seen == d->said)
+        return;
+    d->said = seen;
+    d->warned = true;
+    if (seen == EVR_CURVE_REFUSED)
+        s_log(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
+              "broker's curve/runners/ (retrying meanwhile)", d->opts.endpoint,
+              d->opts.curve_cert);
+    else
+        s_log(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
+              "broker's own curve/broker.cert? (retrying meanwhile)", d->opts.endpoint,
+              d->opts.broker_key);
+}
+
 void
 evr_daemon_turn(evr_daemon_t *self, int timeout_ms)
 {
+    if (self->watch)
+        s_watch(self);
     if (!self->last_rx)
         self->last_rx = evr_mono_ns();
     s_outbound(self);
