@@ -296,31 +296,16 @@ s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
     return n;
 }
 
-/*  The first value under an exact key. */
-typedef struct {
-    char val[64];
-    bool found;
-} s_kvget_t;
-
-static int
-s_kv_got(const char *key, const uint8_t *val, size_t len, void *arg)
-{
-    (void) key;
-    s_kvget_t *g = arg;
-    g->found = true;
-    snprintf(g->val, sizeof g->val, "%.*s", (int) (len < 63 ? len : 63), (const char *) val);
-    return 1;
-}
-
-/*  The value under key (g->found false when there is none); an error
-    fails the broker. */
+/*  The value under key into val[64] (*found false when there is none);
+    a store error fails the broker. */
 static evr_rc_t
-s_kv_get(evr_broker_t *b, const char *key, s_kvget_t *g)
+s_kv_get(evr_broker_t *b, const char *key, char val[64], bool *found)
 {
-    g->val[0] = '\0';
-    g->found = false;
     evr_err_t err;
-    evr_rc_t rc = evr_store_kv_scan(b->store, key, s_kv_got, g, &err);
+    evr_rc_t rc = evr_store_kv_get(b->store, key, val, 64, &err);
+    *found = rc == EVR_OK;
+    if (rc == EVR_ERR_NOTFOUND)
+        return EVR_OK;
     if (rc)
         evr_broker_fail(b, &err);
     return rc;
@@ -357,11 +342,12 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     char key[EVR_ULID_LEN + 16];
     size_t at = strlen(reason);
     snprintf(key, sizeof key, "requeued/%s", pj->id);
-    s_kvget_t done, line;
-    if (s_kv_get(b, key, &done))
+    char done[64], line[64];
+    bool found;
+    if (s_kv_get(b, key, done, &found))
         return;
-    if (done.found) {
-        snprintf(reason + at, rlen - at, "; queued again as %s", done.val);
+    if (found) {
+        snprintf(reason + at, rlen - at, "; queued again as %s", done);
         return;
     }
     struct {
@@ -372,12 +358,12 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     evr_store_job_spec(b->store, pj->id, &acc.spec, &acc.args, &err);
     uint32_t allowed = acc.spec ? s_retries_allowed(pj, acc.spec) : 0;
     snprintf(key, sizeof key, "retry/%s", pj->id);
-    if (s_kv_get(b, key, &line)) {
+    if (s_kv_get(b, key, line, &found)) {
         evr_spec_destroy(&acc.spec);
         evr_strmap_free(&acc.args);
         return;
     }
-    uint32_t used = line.found ? (uint32_t) strtoul(line.val, NULL, 10) : 0;
+    uint32_t used = found ? (uint32_t) strtoul(line, NULL, 10) : 0;
     if (!allowed || used >= allowed) {
         if (allowed)
             snprintf(reason + at, rlen - at, "; not queued again: %u retr%s used", used,

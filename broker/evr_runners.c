@@ -88,23 +88,6 @@ s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high
     return false;
 }
 
-typedef struct {
-    const char *key;
-    char val[41];
-    bool found;
-} s_kvexact_t;
-
-static int
-s_kv_exact(const char *key, const uint8_t *val, size_t len, void *arg)
-{
-    s_kvexact_t *x = arg;
-    if (strcmp(key, x->key) != 0)
-        return 0;   /* a longer id with this one as prefix */
-    x->found = true;
-    snprintf(x->val, sizeof x->val, "%.*s", (int) (len < 40 ? len : 40), (const char *) val);
-    return 1;
-}
-
 /*  Over CURVE a runner id belongs to the key that first said hello with
     it (kv "key/<runner>") for as long as that key stays admitted; then
     the next admitted key takes it over.  False (answered) when another
@@ -114,25 +97,25 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
 {
     if (!key || !*key || !b->zap)
         return true;
-    char *k = evr_asprintf("key/%s", msg->runner);
-    s_kvexact_t x = { .key = k };
+    char *k = evr_asprintf("key/%s", msg->runner), held[41];
     evr_err_t err;
-    bool ok = true;
-    if (evr_store_kv_scan(b->store, k, s_kv_exact, &x, &err)) {
+    evr_rc_t rc = evr_store_kv_get(b->store, k, held, sizeof held, &err);
+    bool ok = true, found = rc == EVR_OK;
+    if (rc && rc != EVR_ERR_NOTFOUND) {
         evr_broker_fail(b, &err);
         evr_bus_send_error(b->runners, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         ok = false;
     }
-    else if (x.found && strcmp(x.val, key) != 0 && evr_zap_admitted(b->zap, "runners", x.val)) {
+    else if (found && strcmp(held, key) != 0 && evr_zap_admitted(b->zap, "runners", held)) {
         evr_broker_log(b, "runner %s refused: the id belongs to key %s, this hello came with "
-                       "key %s", msg->runner, x.val, key);
+                       "key %s", msg->runner, held, key);
         evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s belongs to another "
                            "admitted key: give this runner another --id, or remove that key's "
                            "certificate from the broker's curve/runners/ to hand the id over",
                            msg->runner);
         ok = false;
     }
-    else if (!x.found || strcmp(x.val, key) != 0) {
+    else if (!found || strcmp(held, key) != 0) {
         evr_store_kv_t op = { k, key, strlen(key) };
         if (evr_store_kv_write(b->store, &op, 1, &err)) {
             evr_broker_fail(b, &err);

@@ -114,6 +114,33 @@ evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_e
 }
 
 evr_rc_t
+evr_store_kv_get(evr_store_t *self, const char *key, char *buf, size_t size, evr_err_t *err)
+{
+    if (size)
+        buf[0] = '\0';
+    if (self->no_kv)
+        return evr_err_set(err, EVR_ERR_NOTFOUND, "store: no key %s", key);
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { strlen(key), (void *) key }, v;
+    rc = mdb_get(txn, self->kv, &k, &v);
+    evr_rc_t erc = EVR_OK;
+    if (rc == MDB_NOTFOUND)
+        erc = evr_err_set(err, EVR_ERR_NOTFOUND, "store: no key %s", key);
+    else if (rc)
+        erc = evr_store_mdb_err(err, "mdb_get kv", rc);
+    else if (size) {
+        size_t n = v.mv_size < size - 1 ? v.mv_size : size - 1;
+        memcpy(buf, v.mv_data, n);
+        buf[n] = '\0';
+    }
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+evr_rc_t
 evr_store_kv_scan(evr_store_t *self, const char *prefix, evr_store_kv_fn *fn, void *arg,
                   evr_err_t *err)
 {

@@ -84,6 +84,10 @@ typedef struct {
 } evr_store_kv_t;
 evr_rc_t evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n,
                             evr_err_t *err);
+/*  The value under exactly key into buf (at most size - 1 bytes, then a
+    NUL): EVR_OK, or EVR_ERR_NOTFOUND when there is none. */
+evr_rc_t evr_store_kv_get(evr_store_t *self, const char *key, char *buf, size_t size,
+                          evr_err_t *err);
 /*  Every entry whose key starts with prefix, in key order; fn returns
     non-zero to stop. */
 typedef int (evr_store_kv_fn)(const char *key, const uint8_t *val, size_t len, void *arg);

@@ -249,6 +249,13 @@ test_kv(void)
     CHECK(k.n == 2);
     CHECK_STR(k.keys[0], "q/A=1");
     CHECK_STR(k.keys[1], "q/B=2");
+    char v[8];
+    CHECK(evr_store_kv_get(st, "x/C", v, sizeof v, &err) == EVR_OK);
+    CHECK_STR(v, "ccc");
+    CHECK(evr_store_kv_get(st, "x/C", v, 3, &err) == EVR_OK);   /* cut to fit */
+    CHECK_STR(v, "cc");
+    CHECK(evr_store_kv_get(st, "q/", v, sizeof v, &err) == EVR_ERR_NOTFOUND);   /* no prefix match */
+    CHECK(evr_store_kv_get(st, "x/", v, sizeof v, &err) == EVR_ERR_NOTFOUND);
     evr_store_kv_t del[] = { { "q/A", NULL, 0 }, { "q/none", NULL, 0 } };
     CHECK(evr_store_kv_write(st, del, 2, &err) == EVR_OK);
     char longkey[300];
