@@ -123,9 +123,8 @@ evr_rc_t evr_lease_load(evr_broker_t *b, evr_err_t *err);
 void evr_lease_free(evr_broker_t *b);
 /*  Takes the jobs of runners away for reclaim_ms (each heartbeat). */
 void evr_lease_check(evr_broker_t *b);
-/*  Whether job was taken from runner; whether any job was. */
+/*  Whether job was taken from runner. */
 bool evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner);
-bool evr_lease_any(const evr_broker_t *b, const char *runner);
 /*  Runner r is back: it is told to cancel each job taken from it that it
     may hold. */
 void evr_lease_back(evr_broker_t *b, s_runner_t *r);

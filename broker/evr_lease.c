@@ -86,8 +86,9 @@ evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner)
     return s_find(b, job, runner) != NULL;
 }
 
-bool
-evr_lease_any(const evr_broker_t *b, const char *runner)
+/*  Whether any job was taken from runner. */
+static bool
+s_any(const evr_broker_t *b, const char *runner)
 {
     for (const s_taken_t *t = b->taken; t; t = t->next)
         if (strcmp(t->runner, runner) == 0)
@@ -210,7 +211,7 @@ s_accept_after_all(const evr_broker_t *b, const s_taken_t *t, const s_runner_t *
 bool *
 evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n)
 {
-    if (!evr_lease_any(b, r->id))
+    if (!s_any(b, r->id))
         return NULL;
     bool *drop = evr_calloc(n ? n : 1, sizeof *drop);
     const char *released = NULL;   /* a job accepted after all, earlier in this batch */
