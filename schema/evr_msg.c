@@ -128,7 +128,10 @@ MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
     STATE(true));
-MSG(end, U32("count", count, false, "items sent before this end"));
+MSG(end, U32("count", count, false, "items sent before this end"),
+    M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
+      "`history` only: true when the page stopped at its limit with events left; "
+      "ask again from the next jseq"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     VERSION(true), SEQ(false, "highest seq in the runner's log"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
@@ -258,20 +261,22 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
         code = &dummy;
     *code = EVR_CODE_BAD_REQUEST;
     size_t plen = strlen(EVR_MSG_PROTO);
-    if (hlen < plen + 2 || hlen >= EVR_MSG_HEADER_MAX || memcmp(hdr, EVR_MSG_PROTO, plen) != 0
-        || hdr[plen] != ' ')
+    if (hlen >= EVR_MSG_HEADER_MAX)   /* bad_request whatever it says (PROTOCOL.md) */
+        return evr_err_set(err, EVR_ERR_PROTO, "header: %zu bytes, at most %d", hlen,
+                           EVR_MSG_HEADER_MAX - 1);
+    if (hlen < plen + 2 || memcmp(hdr, EVR_MSG_PROTO, plen) != 0 || hdr[plen] != ' ')
         return evr_err_set(err, EVR_ERR_PROTO, "header: expected \"%s <type>\"", EVR_MSG_PROTO);
+    size_t nlen = hlen - plen - 1;
     char name[EVR_MSG_HEADER_MAX];
-    memcpy(name, hdr + plen + 1, hlen - plen - 1);
-    name[hlen - plen - 1] = '\0';
+    memcpy(name, hdr + plen + 1, nlen);
+    name[nlen] = '\0';
     /* a NUL inside the header would make "ack\0xyz" read as "ack" */
-    evr_msgtype_t type = memchr(name, '\0', hlen - plen - 1) ? EVR_MSG_NONE
-                                                              : evr_msgtype_parse(name);
+    evr_msgtype_t type = memchr(name, '\0', nlen) ? EVR_MSG_NONE : evr_msgtype_parse(name);
     if (type == EVR_MSG_NONE) {
         *code = EVR_CODE_UNKNOWN_TYPE;
-        for (char *c = name; *c; c++)   /* keep the echo printable */
-            if (*c < 0x20 || *c > 0x7e)
-                *c = '?';
+        for (size_t i = 0; i < nlen; i++)   /* the whole echo printable, NULs too */
+            if (name[i] < 0x20 || name[i] > 0x7e)
+                name[i] = '?';
         return evr_err_set(err, EVR_ERR_PROTO, "header: unknown message type \"%s\"", name);
     }
     if (blen > EVR_MSG_MAX_BYTES) {
