@@ -122,7 +122,9 @@ MSG(error, CODE(true), MESSAGE(true));
 MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     U32("steps_total", steps_total, false, "steps in the pipeline"),
     U32("steps_done", steps_done, false, "steps finished or skipped"),
-    TIME("created", created), TIME("started", started), TIME("finished", finished),
+    M("created", EVR_FT_U64, false, 0, created, NULL, NULL,
+      "ns since the Unix epoch: when the broker took the submit into its queue"),
+    TIME("started", started), TIME("finished", finished),
     REASON(false));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
