@@ -32,6 +32,16 @@ s_check_status(const void *v)
 }
 
 static const char *
+s_check_names(const void *v)
+{
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!evr_spec_name_ok(l->v[i]))
+            return "expected names: letters, digits, _ . - (at most 64 bytes each)";
+    return NULL;
+}
+
+static const char *
 s_check_state(const void *v)
 {
     const char *s = *(char *const *) v;
@@ -107,7 +117,9 @@ s_check_spec(const void *v)
 /* A type with no fields. */
 static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_NO_PRESENT, NULL };
 
-MSG(submit, JOB(true), SPEC(true), ARGS(false), LABELS(false));
+MSG(submit, JOB(true), SPEC(true), ARGS(false),
+    M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
+      "labels a runner must have, besides the spec's"));
 MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));

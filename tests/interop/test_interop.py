@@ -246,6 +246,9 @@ def test_wire_codes(ep):
                  "on_failure")
     expect_error(ep, "queue.strategy empty", sub_({**spec, "queue": {"strategy": ""}}),
                  "bad_request", "queue.strategy")
+    expect_error(ep, "submit labels [\"\"]",
+                 frames_for("submit", {"job": new_ulid(), "spec": spec, "labels": [""]}),
+                 "bad_request", "submit.labels")
 
 
 def test_wire_size(ep):
