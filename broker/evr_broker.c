@@ -168,7 +168,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
     m->reason = pj.reason ? evr_strdup(pj.reason) : NULL;
     m->steps_total = pj.steps.n;
     m->steps_done = evr_job_steps_done(&pj);
-    m->created = pj.created;
+    m->created = evr_bq_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
     evr_rec_free(&evr_job_type, &pj);
@@ -254,9 +254,10 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     free(l.ids);
 }
 
-/*  One `history` answer holds at most this many events or bytes: a client
-    asks again from the next jseq (schema/PROTOCOL.md "History"), so a
-    long job never floods a slow client's queue. */
+/*  One `history` answer holds at most this many events or bytes: its
+    `end` says `more` when events were left, and the client asks again
+    from the next jseq (schema/PROTOCOL.md "History"), so a long job
+    never floods a slow client's queue. */
 #define S_HISTORY_PAGE 1000
 #define S_HISTORY_BYTES (8u << 20)
 
@@ -266,12 +267,17 @@ typedef struct {
     uint32_t count;
     size_t bytes;
     bool failed;
+    bool more;      /* the page is full and the store holds a next event */
 } s_hist_t;
 
 static int
 s_hist_one(const evr_event_t *ev, void *arg)
 {
     s_hist_t *h = arg;
+    if (h->count >= S_HISTORY_PAGE || h->bytes >= S_HISTORY_BYTES) {
+        h->more = true;     /* called for the event after a full page: it exists */
+        return 1;
+    }
     evr_msg_t m = { .type = EVR_MSG_EVENT, .event = (evr_event_t *) ev };
     if (evr_bus_send(h->b->clients, h->rid, &m, NULL)) {
         h->failed = true;   /* the client is gone or too slow: it will ask again */
@@ -279,7 +285,7 @@ s_hist_one(const evr_event_t *ev, void *arg)
     }
     h->count++;
     h->bytes += ev->data.bytes.len + 256;
-    return h->count >= S_HISTORY_PAGE || h->bytes >= S_HISTORY_BYTES;
+    return 0;
 }
 
 static void
@@ -306,7 +312,7 @@ s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
                            req->job, (unsigned long long) (from + h.count));
         return;
     }
-    evr_msg_t end = { .type = EVR_MSG_END, .count = h.count };
+    evr_msg_t end = { .type = EVR_MSG_END, .count = h.count, .more = h.more };
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 

@@ -88,8 +88,13 @@ void evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
 s_bjob_t *evr_bq_new(evr_msg_t *submit, uint64_t created);
 void evr_bq_add(evr_broker_t *b, s_bjob_t *j);
 void evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len);
-/*  Persists j (state, runner) in the queue table. */
+/*  Persists j (state, runner) in the queue table; a job in state
+    B_ACTIVE has left the queue: its record is deleted and its submit time
+    kept (evr_bq_created). */
 evr_rc_t evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err);
+/*  The submit time of job id kept when it left the queue, or fallback
+    when the store has none (a job older than that record). */
+uint64_t evr_bq_created(evr_broker_t *b, const char *id, uint64_t fallback);
 /*  Ends a job that never reached a runner: stores job.accepted and
     job.finished{cancelled, reason}, publishes them, drops it. */
 evr_rc_t evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason,

@@ -8,9 +8,13 @@
     runner may hold a job and gives it to no other until that runner has
     resent its log (evr_bq_requeue).  The record is deleted once the
     broker holds the job's job.accepted; at start, a record whose job the
-    archive already knows is such a leftover and is deleted then.
+    archive already knows is such a leftover and is deleted then.  The
+    submit time outlives the record: deleting "q/<job>" writes
+    "c/<job>" (decimal ns) in the same transaction, so a job's `created`
+    is its submit time for good (evr_bq_created).
 */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evr_broker_int.h"
@@ -158,27 +162,59 @@ evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size
     s_record(j, val, len);
 }
 
+/*  The submit time of a job that left the queue: key "c/<job>", value in
+    decimal (keys and buffers sized by the caller). */
+static void
+s_created_op(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], char val[24], evr_store_kv_t *op)
+{
+    snprintf(key, EVR_ULID_LEN + 3, "c/%s", j->id);
+    snprintf(val, 24, "%llu", (unsigned long long) j->created);
+    *op = (evr_store_kv_t) { key, val, strlen(val) };
+}
+
 evr_rc_t
 evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err)
 {
-    evr_store_kv_t *ops = evr_calloc(n ? n : 1, sizeof *ops);
-    char (*keys)[EVR_ULID_LEN + 3] = evr_calloc(n ? n : 1, sizeof *keys);
-    uint8_t **bufs = evr_calloc(n ? n : 1, sizeof *bufs);
+    /* per job: its record (or its deletion), and "c/<job>" when it leaves */
+    evr_store_kv_t *ops = evr_calloc(2 * n + 1, sizeof *ops);
+    char (*keys)[EVR_ULID_LEN + 3] = evr_calloc(2 * n + 1, sizeof *keys);
+    char (*times)[24] = evr_calloc(n + 1, sizeof *times);
+    uint8_t **bufs = evr_calloc(n + 1, sizeof *bufs);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        snprintf(keys[i], sizeof keys[i], "q/%s", jobs[i]->id);
-        ops[i].key = keys[i];
+        snprintf(keys[k], sizeof keys[k], "q/%s", jobs[i]->id);
+        ops[k].key = keys[k];
         if (jobs[i]->state != B_ACTIVE) {
-            s_record(jobs[i], &bufs[i], &ops[i].len);
-            ops[i].val = bufs[i];
+            s_record(jobs[i], &bufs[i], &ops[k].len);
+            ops[k].val = bufs[i];
         }
+        else if (jobs[i]->created) {
+            k++;
+            s_created_op(jobs[i], keys[k], times[i], &ops[k]);
+        }
+        k++;
     }
-    evr_rc_t rc = evr_store_kv_write(b->store, ops, n, err);
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, k, err);
     for (size_t i = 0; i < n; i++)
         free(bufs[i]);
     free(bufs);
+    free(times);
     free(keys);
     free(ops);
     return rc;
+}
+
+uint64_t
+evr_bq_created(evr_broker_t *b, const char *id, uint64_t fallback)
+{
+    char key[EVR_ULID_LEN + 3], val[24];
+    evr_err_t err;
+    snprintf(key, sizeof key, "c/%s", id);
+    if (evr_store_kv_get(b->store, key, val, sizeof val, &err))
+        return fallback;
+    char *end;
+    unsigned long long ns = strtoull(val, &end, 10);
+    return end != val && !*end ? (uint64_t) ns : fallback;
 }
 
 /* --------------------------------------------------------------- load */
@@ -236,10 +272,8 @@ evr_bq_load(evr_broker_t *b, evr_err_t *err)
         evr_rec_free(&evr_job_type, &pj);
         if (!known)
             continue;
-        char key[EVR_ULID_LEN + 3];
-        snprintf(key, sizeof key, "q/%s", j->id);
-        evr_store_kv_t op = { key, NULL, 0 };
-        if ((rc = evr_store_kv_write(b->store, &op, 1, err)))
+        j->state = B_ACTIVE;    /* persisted as a deletion, keeping its submit time */
+        if ((rc = evr_bq_persist(b, &j, 1, err)))
             return rc;
         evr_bq_remove(b, j);
     }

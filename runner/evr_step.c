@@ -395,12 +395,15 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     evr_strmap_free(&env);
 }
 
-/*  evrun-<job>-<step>-<attempt>, lower case as podman wants. */
+/*  evrun-<job id in lower case>-<step>-<attempt>.  Podman takes either
+    case; the id is lower case as in every name evrun gave (the workspace
+    volume's too, which recovery finds by it), and the step name keeps its
+    case: steps "Build" and "build" are two steps, two containers. */
 char *
 evr_eng_container_name(const s_job_t *job, const s_step_t *st)
 {
     char *name = evr_asprintf("evrun-%s-%s-%u", job->id, st->spec->name, st->attempt);
-    for (char *c = name; *c; c++)
+    for (char *c = name + strlen("evrun-"); *c && *c != '-'; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char) (*c - 'A' + 'a');
     return name;

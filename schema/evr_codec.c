@@ -519,6 +519,9 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     case EVR_FT_U64:
     case EVR_FT_DURATION:
     case EVR_FT_U32:
+        if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)   /* a wrong type, not a size */
+            return evr_err_set(err, EVR_ERR_PROTO, "%s: expected non-negative int, got %lld",
+                               path->buf, (long long) o->via.i64);
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return s_type_err(err, path, "non-negative int", o);
         if (f->type == EVR_FT_U32) {
@@ -533,10 +536,13 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     case EVR_FT_I64:
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
             *(int64_t *) p = o->via.i64;
-        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
-            *(int64_t *) p = (int64_t) o->via.u64;
+        else if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return s_type_err(err, path, "int", o);
+        else if (o->via.u64 > INT64_MAX)   /* above the range: a size, like a u32's */
+            return evr_err_set(err, EVR_ERR_LIMIT, "%s: %llu exceeds the signed 64-bit range",
+                               path->buf, (unsigned long long) o->via.u64);
         else
-            return s_type_err(err, path, "int in the signed 64-bit range", o);
+            *(int64_t *) p = (int64_t) o->via.u64;
         return EVR_OK;
     case EVR_FT_ENUM: {
         if (o->type != MSGPACK_OBJECT_STR)

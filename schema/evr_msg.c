@@ -32,6 +32,16 @@ s_check_status(const void *v)
 }
 
 static const char *
+s_check_names(const void *v)
+{
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!evr_spec_name_ok(l->v[i]))
+            return "expected names: letters, digits, _ . - (at most 64 bytes each)";
+    return NULL;
+}
+
+static const char *
 s_check_state(const void *v)
 {
     const char *s = *(char *const *) v;
@@ -107,7 +117,9 @@ s_check_spec(const void *v)
 /* A type with no fields. */
 static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_NO_PRESENT, NULL };
 
-MSG(submit, JOB(true), SPEC(true), ARGS(false), LABELS(false));
+MSG(submit, JOB(true), SPEC(true), ARGS(false),
+    M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
+      "labels a runner must have, besides the spec's"));
 MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));
@@ -122,13 +134,18 @@ MSG(error, CODE(true), MESSAGE(true));
 MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     U32("steps_total", steps_total, false, "steps in the pipeline"),
     U32("steps_done", steps_done, false, "steps finished or skipped"),
-    TIME("created", created), TIME("started", started), TIME("finished", finished),
+    M("created", EVR_FT_U64, false, 0, created, NULL, NULL,
+      "ns since the Unix epoch: when the broker took the submit into its queue"),
+    TIME("started", started), TIME("finished", finished),
     REASON(false));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
     STATE(true));
-MSG(end, U32("count", count, false, "items sent before this end"));
+MSG(end, U32("count", count, false, "items sent before this end"),
+    M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
+      "`history` only: true when the page stopped at its limit with events left; "
+      "ask again from the next jseq"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     VERSION(true), SEQ(false, "highest seq in the runner's log"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
@@ -258,20 +275,22 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
         code = &dummy;
     *code = EVR_CODE_BAD_REQUEST;
     size_t plen = strlen(EVR_MSG_PROTO);
-    if (hlen < plen + 2 || hlen >= EVR_MSG_HEADER_MAX || memcmp(hdr, EVR_MSG_PROTO, plen) != 0
-        || hdr[plen] != ' ')
+    if (hlen >= EVR_MSG_HEADER_MAX)   /* bad_request whatever it says (PROTOCOL.md) */
+        return evr_err_set(err, EVR_ERR_PROTO, "header: %zu bytes, at most %d", hlen,
+                           EVR_MSG_HEADER_MAX - 1);
+    if (hlen < plen + 2 || memcmp(hdr, EVR_MSG_PROTO, plen) != 0 || hdr[plen] != ' ')
         return evr_err_set(err, EVR_ERR_PROTO, "header: expected \"%s <type>\"", EVR_MSG_PROTO);
+    size_t nlen = hlen - plen - 1;
     char name[EVR_MSG_HEADER_MAX];
-    memcpy(name, hdr + plen + 1, hlen - plen - 1);
-    name[hlen - plen - 1] = '\0';
+    memcpy(name, hdr + plen + 1, nlen);
+    name[nlen] = '\0';
     /* a NUL inside the header would make "ack\0xyz" read as "ack" */
-    evr_msgtype_t type = memchr(name, '\0', hlen - plen - 1) ? EVR_MSG_NONE
-                                                              : evr_msgtype_parse(name);
+    evr_msgtype_t type = memchr(name, '\0', nlen) ? EVR_MSG_NONE : evr_msgtype_parse(name);
     if (type == EVR_MSG_NONE) {
         *code = EVR_CODE_UNKNOWN_TYPE;
-        for (char *c = name; *c; c++)   /* keep the echo printable */
-            if (*c < 0x20 || *c > 0x7e)
-                *c = '?';
+        for (size_t i = 0; i < nlen; i++)   /* the whole echo printable, NULs too */
+            if (name[i] < 0x20 || name[i] > 0x7e)
+                name[i] = '?';
         return evr_err_set(err, EVR_ERR_PROTO, "header: unknown message type \"%s\"", name);
     }
     if (blen > EVR_MSG_MAX_BYTES) {

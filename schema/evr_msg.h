@@ -65,6 +65,7 @@ typedef struct {
     uint32_t steps_total, steps_done;
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
+    bool more;              /* `end` of `history`: the page was cut, ask on */
 } evr_msg_t;
 
 /*  Error codes carried by `error` replies. */

@@ -302,7 +302,11 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, j);
                 break;
             }
-        if (!st->image && !spec->image) {
+        if (st->image && !*st->image) {
+            snprintf(p, sizeof p, "steps[%u].image", i);
+            evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
+        }
+        else if (!st->image && !spec->image) {
             snprintf(p, sizeof p, "steps[%u]", i);
             evr_diag_add(diag, p, "no image: set image: on the step or at the top of the file");
         }
@@ -372,6 +376,8 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
     if (spec->steps.n == 0)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
+    if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
+        evr_diag_add(diag, "image", "empty image: name an image, or leave the key out");
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {
             snprintf(p, sizeof p, "labels[%u]", i);

@@ -199,6 +199,16 @@ evr_rc_t
 evr_client_stream(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn, void *arg,
                   evr_err_t *err)
 {
+    evr_msg_t end = { 0 };
+    evr_rc_t rc = evr_client_stream_end(self, req, fn, arg, &end, err);
+    evr_msg_clear(&end);
+    return rc;
+}
+
+evr_rc_t
+evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn,
+                      void *arg, evr_msg_t *end, evr_err_t *err)
+{
     evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
     if (rc)
         return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s", self->ep,
@@ -209,7 +219,7 @@ evr_client_stream(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *
         if ((rc = s_recv(self, &m, err)))
             return rc;
         if (m.type == EVR_MSG_END) {
-            evr_msg_clear(&m);
+            *end = m;   /* its strings, if any, are the caller's now */
             return EVR_OK;
         }
         if (m.type == EVR_MSG_ERROR) {

@@ -46,6 +46,11 @@ evr_rc_t evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *re
 typedef int (evr_client_item_fn)(const evr_msg_t *item, void *arg);
 evr_rc_t evr_client_stream(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn,
                            void *arg, evr_err_t *err);
+/*  The same, and the closing `end` into *end (zeroed by the caller; the
+    caller clears it with evr_msg_clear): its `more` pages a `history`. */
+evr_rc_t evr_client_stream_end(evr_client_t *self, const evr_msg_t *req,
+                               evr_client_item_fn *fn, void *arg, evr_msg_t *end,
+                               evr_err_t *err);
 
 /*  A SUB socket on cfg's events endpoint subscribed to prefix (caller
     destroys). */

@@ -234,13 +234,18 @@ s_history(s_follow_t *f, const char *job, uint32_t from)
     f->in_history = true;
     evr_rc_t rc;
     uint32_t before;
-    do {    /* the broker answers in pages: ask on until one brings nothing new */
+    bool more;
+    do {    /* the broker answers in pages: ask on while an `end` says more; then
+               the live stream goes on from here (a gap asks history again) */
         s_fjob_t *j = s_job(f, job);
+        evr_msg_t end = { 0 };
         before = j->last;
         req.from = j->last + 1 > from ? j->last + 1 : from;
         f->page = 0;
-        rc = evr_client_stream(f->client, &req, s_hist_item, f, &err);
-    } while (rc == EVR_OK && f->page > 0 && s_job(f, job)->last > before
+        rc = evr_client_stream_end(f->client, &req, s_hist_item, f, &end, &err);
+        more = end.more;
+        evr_msg_clear(&end);
+    } while (rc == EVR_OK && more && f->page > 0 && s_job(f, job)->last > before
              && !s_job(f, job)->done);
     f->in_history = false;
     if (rc) {

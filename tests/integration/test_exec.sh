@@ -109,6 +109,32 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_step_case() {   # two steps whose names differ in case only: two containers
+  pipeline stepcase <<'YML'
+pipeline: step-case
+image: localhost/evrun-busybox:latest
+parallel: 2
+steps:
+  - name: prepare
+    run: echo ready
+  - name: Build
+    needs: [prepare]
+    run: sleep 1; echo upper
+  - name: build
+    needs: [prepare]
+    run: sleep 1; echo lower
+YML
+  run stepcase "$tmp/stepcase.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "Build ran" grep -q "^Build | upper$" "$out"
+  check "build ran" grep -q "^build | lower$" "$out"
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  check "container names: id lower case, step as written" \
+    sh -c "'$bin/evrun-replay' '$state' --job '$job' | grep -q 'evrun-$id-Build-1'"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_on_failure() {
   pipeline stopall <<'YML'
 pipeline: on-failure
@@ -338,7 +364,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel on_failure retry workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -231,9 +231,22 @@ class Client:
         return self.request("status", {"job": job}, expect=("job",))[1]
 
     def history(self, job, from_seq=1):
-        """(events, end body): the `event` records, not the message bodies."""
+        """One page: (events, end body): the `event` records, not the message
+        bodies; `end.more` says the page stopped at its limit."""
         items, end = self.stream("history", {"job": job, **compact({"from": from_seq})})
         return [it.get("event") for it in items], end
+
+    def history_all(self, job, from_seq=1):
+        """Every stored event from from_seq on: pages asked while `end.more`."""
+        events = []
+        while True:
+            page, end = self.history(job, from_seq)
+            events += page
+            if not end.get("more"):
+                return events
+            if not page:
+                raise ProtocolError(f"history of {job}: more: true on an empty page")
+            from_seq = page[-1]["jseq"] + 1
 
     def jobs(self, pipeline=None, status=None, limit=0):
         return self.stream("jobs", compact({"pipeline": pipeline, "status": status,
@@ -299,14 +312,14 @@ class Subscriber:
         """Yield every event of `job` once, in jseq order, until job.finished
         (the History sequence).  Subscribe to `ev.<job>.` before calling this."""
         last, deadline = 0, time.monotonic() + timeout
-        pending = client.history(job, 1)[0]
+        pending = client.history_all(job, 1)
         while True:
             while pending:
                 ev = pending.pop(0)
                 if ev["jseq"] <= last:
                     continue                    # already yielded
                 if ev["jseq"] > last + 1:       # gap: ask history again
-                    pending = client.history(job, last + 1)[0]
+                    pending = client.history_all(job, last + 1)
                     if not pending or pending[0]["jseq"] != last + 1:
                         raise ProtocolError(f"history of {job} lacks jseq {last + 1}")
                     continue

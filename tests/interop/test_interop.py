@@ -11,8 +11,8 @@ import zmq
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evrun_client import (Client, ErrorAnswer, Subscriber, is_ulid, make_spec,  # noqa: E402
-                          make_step, new_ulid, ulid_time)
+from evrun_client import (MAX_BYTES, Client, ErrorAnswer, Subscriber, frames_for,  # noqa: E402
+                          is_ulid, make_spec, make_step, new_ulid, pack, ulid_time)
 
 IMAGE = "localhost/evrun-busybox:latest"
 LINES = (b"interop-one\n", b"interop-two\n")
@@ -196,6 +196,179 @@ def test_malformed(ep):
         c.close()
 
 
+def answer_of(ep, frames, timeout=5):
+    """(type, body) answering frames sent on a fresh DEALER, or None."""
+    c = Client(ep, timeout=timeout)
+    try:
+        c.send_frames(frames)
+        return c.recv()
+    except TimeoutError:
+        return None
+    finally:
+        c.close()
+
+
+def expect_error(ep, name, frames, code, says=None, says_not=None):
+    got = answer_of(ep, frames)
+    ok = (got is not None and got[0] == "error" and got[1].get("code") == code
+          and (says is None or says in got[1].get("message", ""))
+          and (says_not is None or says_not not in got[1].get("message", "")))
+    return check(f"wire: {name} -> error {code}", ok, repr(got))
+
+
+def test_wire_codes(ep):
+    """Error codes a client written from PROTOCOL.md expects."""
+    job, step = new_ulid(), {"name": "one", "run": "true"}
+    spec = {"pipeline": "wire", "image": IMAGE, "steps": [step]}
+    sub_ = lambda s: frames_for("submit", {"job": new_ulid(), "spec": s})  # noqa: E731
+    expect_error(ep, "jobs limit -1 (negative uint32)", frames_for("jobs", {"limit": -1}),
+                 "bad_request", "jobs.limit")
+    expect_error(ep, "spec.parallel -1", sub_({**spec, "parallel": -1}), "bad_request",
+                 "spec.parallel")
+    expect_error(ep, "jobs limit 2^32 (above uint32)", frames_for("jobs", {"limit": 1 << 32}),
+                 "too_large", "jobs.limit")
+    ev = {"seq": 1, "job": job, "jseq": 1, "type": "step.finished", "time": 1,
+          "data": {"step": "one", "exit_code": 1 << 63, "duration": 0}}
+    expect_error(ep, "exit_code 2^63 (above int)", frames_for("events", {"events": [ev]}),
+                 "too_large", "exit_code")
+    expect_error(ep, "header with a NUL after a known type", [b"evrun1 ack\0xyz", b"\x80"],
+                 "unknown_type", "ack?xyz", says_not='"ack"')
+    expect_error(ep, "header of 64 bytes", [b"evrun1 " + b"a" * 57, b"\x80"], "bad_request")
+    expect_error(ep, "header of 63 bytes, unknown type", [b"evrun1 " + b"a" * 56, b"\x80"],
+                 "unknown_type")
+    expect_error(ep, "broker -> client type as a request", frames_for("ok", {}), "bad_request",
+                 "not a client request")
+    expect_error(ep, "spec.image empty, no step image", sub_({**spec, "image": ""}),
+                 "bad_request", "image")
+    expect_error(ep, "steps[0].image empty", sub_({**spec, "steps": [{**step, "image": ""}]}),
+                 "bad_request", "steps[0].image")
+    expect_error(ep, "on_failure empty", sub_({**spec, "on_failure": ""}), "bad_request",
+                 "on_failure")
+    expect_error(ep, "queue.strategy empty", sub_({**spec, "queue": {"strategy": ""}}),
+                 "bad_request", "queue.strategy")
+    expect_error(ep, "submit labels [\"\"]",
+                 frames_for("submit", {"job": new_ulid(), "spec": spec, "labels": [""]}),
+                 "bad_request", "submit.labels")
+
+
+def test_wire_size(ep):
+    """4 MiB bodies: up to 4 MiB + 4096 answered too_large; beyond, no answer."""
+    job = new_ulid()
+    base = {"job": job, "reason": "x"}
+
+    def body_of(size):
+        # an unknown key holding bin pads the body of a `cancel` to exactly size bytes
+        pad = size - len(pack({**base, "pad": b""}))
+        for hdr in range(6):   # bin8/16/32 headers: 2, 3, 5 bytes
+            b = pack({**base, "pad": b"\0" * (pad - hdr)})
+            if len(b) == size:
+                return b
+        raise AssertionError(size)
+    for size in (MAX_BYTES + 1, MAX_BYTES + 4096):
+        expect_error(ep, f"body of 4 MiB + {size - MAX_BYTES}",
+                     [b"evrun1 cancel", body_of(size)], "too_large", "exceeds the limit")
+    c = Client(ep, timeout=2)
+    try:
+        c.send_frames([b"evrun1 cancel", body_of(MAX_BYTES + 4097)])
+        try:
+            c.recv()
+            check("wire: body of 4 MiB + 4097 -> no answer (connection closed)", False,
+                  "answered")
+        except TimeoutError:
+            check("wire: body of 4 MiB + 4097 -> no answer (connection closed)", True)
+        c.timeout = 10   # the DEALER reconnects by itself
+        items, end = c.runners()
+        check("wire: the same DEALER is answered after that", end.get("count") == len(items))
+    finally:
+        c.close()
+
+
+def test_wire_unknown(client):
+    """Unknown keys: only well-formed msgpack, body size and nesting apply."""
+    job = new_ulid()
+    odd = {"long": "u" * 70000, "many": list(range(300)), "bin": b"\0" * 5000,
+           "nil": None, "float": 1.5, 7: "int key", "neg": -5}
+    spec = make_spec("wire", [{**make_step("one", "true"), "x-step": odd}], image=IMAGE,
+                     labels=["h-wire-no-such-runner"])
+    spec["x-spec"] = odd
+    try:
+        acc = client.request("submit", {"job": job, "spec": spec, "x-future": odd,
+                                        "x-bin": b"\0" * ((1 << 20) + 1)},
+                             expect=("accepted",))[1]
+        ok = acc.get("job") == job
+    except Exception as e:
+        acc, ok = e, False
+    check("wire: unknown keys of any size and type are ignored", ok, repr(acc)[:200])
+    if ok:
+        client.cancel(job)
+
+
+def test_wire_queued(client, sub):
+    """A queued job: created is the submit time, always; pause leaves no event."""
+    job, t0 = new_ulid(), time.time_ns()
+    sub.subscribe(f"ev.{job}.")
+    time.sleep(0.2)
+    spec = make_spec("wire-q", [make_step("one", "true")], image=IMAGE,
+                     labels=["h-wire-no-such-runner"], queue={})
+    client.submit(job, spec)
+    st = client.status(job)
+    created = st.get("created", 0)
+    check("queued: status queued, created = submit time",
+          st.get("status") == "queued" and t0 <= created <= time.time_ns(), repr(st))
+    client.pause(job)
+    st = client.status(job)
+    events, end = client.history(job, 1)
+    pub = sub.recv(0.5)
+    check("queued: pause -> status paused, no event stored or published",
+          st.get("status") == "paused" and events == [] and end.get("count", 0) == 0
+          and pub is None, f"{st!r} {events!r} {pub and pub.topic}")
+    client.resume(job)
+    time.sleep(0.05)
+    client.cancel(job, "wire test")
+    st = client.status(job)
+    check("queued then cancelled: created still the submit time, before finished",
+          st.get("status") == "cancelled" and st.get("created") == created
+          and st.get("finished", 0) > created, repr(st))
+    job2 = new_ulid()
+    for queue in ({}, {"limit": 0}):
+        job2 = new_ulid()
+        try:
+            client.submit(job2, {**spec, "queue": queue})
+            client.cancel(job2)
+            check(f"queue {queue!r} accepted: the broker's default limit", True)
+        except ErrorAnswer as e:
+            check(f"queue {queue!r} accepted: the broker's default limit", False, str(e))
+
+
+def test_wire_pages(client, ep):
+    """A history longer than one page: `end.more` pages it, a short page is
+    not the end, and a follower goes live after the last page."""
+    job = new_ulid()
+    spec = make_spec("wire-big", [make_step("big", "head -c 9437184 /dev/zero | tr '\\0' x")],
+                     image=IMAGE)
+    sub = Subscriber(ep)
+    sub.subscribe(f"ev.{job}.")
+    try:
+        client.submit(job, spec)
+        got = list(sub.follow(job, client, timeout=60))
+    finally:
+        sub.close()
+    first, end = client.history(job, 1)
+    check("history: a page cut by its byte limit says more: true",
+          end.get("more") is True and 0 < len(first) < 1000 and end.get("count") == len(first),
+          f"{len(first)} events, end {end!r}")
+    everything = client.history_all(job, 1)
+    last_end = client.history(job, everything[-1]["jseq"])[1] if everything else {}
+    check("history: pages asked while more bring 1..N, the last says no more",
+          [e["jseq"] for e in everything] == list(range(1, len(everything) + 1))
+          and everything[-1]["type"] == "job.finished" and not last_end.get("more"),
+          f"{len(everything)} events")
+    check("follow: paged history then live: every event once",
+          got == everything and sum(len(e["data"].get("bytes", b"")) for e in got
+                                    if e["type"] == "step.output") == 9437184,
+          f"{len(got)} events")
+
+
 def main():
     if len(sys.argv) > 2:
         sys.exit("usage: test_interop.py [BIN_DIR]  (BIN_DIR unused: processes come from test_interop.sh)")
@@ -211,6 +384,11 @@ def main():
             stage(test_follow, client, job, eep, history)
         stage(test_status, client, job)
     stage(test_malformed, cep)
+    stage(test_wire_codes, cep)
+    stage(test_wire_size, cep)
+    stage(test_wire_unknown, client)
+    stage(test_wire_queued, client, sub)
+    stage(test_wire_pages, client, eep)
     check("answers are two frames (header, body)", client.frame_counts <= {2},
           f"frame counts seen: {sorted(client.frame_counts)}")
     client.close()

@@ -369,6 +369,11 @@ static const s_bad_t s_bad[] = {
     { "evrun1 ok", NULL, "81a7" "6d657373616765" "a26100", "bad_request", "ok.message: string contains a NUL byte" },
     /* empty body */
     { "evrun1 ok", NULL, "", "bad_request", "empty message" },
+    /* a header of 64 bytes is bad_request whatever it says; 63 is read */
+    { "evrun1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, "80", "bad_request",
+      "header: 64 bytes, at most 63" },
+    { "evrun1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, "80", "unknown_type",
+      "unknown message type" },
     /* key that is not a string is ignored, like an unknown key */
     { "evrun1 ack", NULL, "8101" "01", "bad_request", "ack: missing required field \"seq\"" },
 };
