@@ -319,6 +319,7 @@ s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
                  "address %s refused: it is %s, and local addresses are denied", text, kind);
         return CURL_SOCKET_BAD;
     }
+    req->refused[0] = '\0';   /* an earlier address of the name was refused, not this one */
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
