@@ -31,7 +31,7 @@ struct evr_http_req {
     evr_rc_t rc;
     char errbuf[CURL_ERROR_SIZE];
     char msg[EVR_ERR_MAX];
-    char refused[320];  /* a policy's or the body file's reason to end it */
+    char refused[400];  /* a policy's or the body file's reason to end it */
     evr_http_req_t *next, *prev;
 };
 
@@ -210,8 +210,8 @@ s_redirect_ok(evr_http_req_t *req, const char *buf, size_t len)
            && s_origin(to, b, sizeof b) && strcmp(a, b) == 0;
     if (!ok)
         snprintf(req->refused, sizeof req->refused,
-                 "redirect to \"%.200s\" refused: only redirects to the same scheme, host and "
-                 "port (%s) are followed", target, a[0] ? a : req->url);
+                 "redirect to \"%.150s\" refused: only redirects to the same scheme, host and "
+                 "port (%.120s) are followed", target, a[0] ? a : req->url);
     curl_url_cleanup(from);
     curl_url_cleanup(to);
     free(target);

@@ -88,9 +88,11 @@ s_secret(const evr_engine_t *e, const char *name, char **value, evr_err_t *err)
     const char *where = fp ? path : "the runner's environment";
     size_t n = 0;
     char *buf = NULL;
+    int unread = 0;     /* errno of a failed read */
     if (fp) {
         buf = evr_malloc(S_SECRET_MAX + 2);
         n = fread(buf, 1, S_SECRET_MAX + 1, fp);
+        unread = ferror(fp) ? (errno ? errno : EIO) : 0;
         fclose(fp);
         if (n && buf[n - 1] == '\n')
             n--;
@@ -101,7 +103,10 @@ s_secret(const evr_engine_t *e, const char *name, char **value, evr_err_t *err)
         buf = evr_strndup(v, n > S_SECRET_MAX ? S_SECRET_MAX + 1 : n);
     }
     evr_rc_t rc = EVR_OK;
-    if (buf && n > S_SECRET_MAX)
+    if (unread)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s: reading %s: %s", name, path,
+                         strerror(unread));
+    else if (buf && n > S_SECRET_MAX)
         rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s (from %s): longer than %d bytes",
                          name, where, S_SECRET_MAX);
     else if (buf && strlen(buf) != n)
