@@ -35,7 +35,7 @@ static const evr_config_key_t s_keys[] = {
     { "labels", "", "labels, comma-separated: jobs needing others go elsewhere" },
     { "capacity", "2", "jobs at once" },
     { "podman_url", NULL, "podman's REST socket" },
-    { "secrets_dir", NULL, "secrets as files DIR/NAME (the environment is read first)" },
+    { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
     { "secrets_allow", "EVRUN_SECRET_*", "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
     { "artifact_max_bytes", "1073741824", "largest artifact (its tar stream) copied out of a step" },
     { "resource_max_bytes", "1073741824", "largest resource download, and its unpacked contents" },
@@ -85,7 +85,8 @@ s_help(FILE *out)
             "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
             "                       the rootless user socket, or /run/podman/podman.sock as root)\n"
-            "  --secrets-dir DIR    secrets as files DIR/NAME (the environment is read first)\n"
+            "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
+            "                       read first, for names --secrets-allow allows)\n"
             "  --secrets-allow LIST secrets a pipeline may read from this runner's environment:\n"
             "                       NAMEs and PREFIX*es, comma-separated (default EVRUN_SECRET_*);\n"
             "                       any other is refused unless it is a file in --secrets-dir\n"

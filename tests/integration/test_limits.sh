@@ -58,9 +58,12 @@ serve() {
   port=$((20000 + RANDOM % 20000)) port2=$((port + 1))
   python3 "$helper" serve "$port" "$tmp/www" "$port2" & pids="$pids $!"
   python3 "$helper" serve "$port2" "$tmp/www" "$port" & pids="$pids $!"
-  for _ in $(seq 1 50); do
-    { exec 3<>"/dev/tcp/127.0.0.1/$port2"; } 2>/dev/null && { exec 3>&-; break; }
-    sleep 0.1
+  local p
+  for p in "$port" "$port2"; do
+    for _ in $(seq 1 50); do
+      { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null && { exec 3>&-; break; }
+      sleep 0.1
+    done
   done
 }
 
