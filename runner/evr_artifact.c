@@ -61,7 +61,8 @@ s_check_entry(struct archive_entry *e, uint32_t *entries, evr_err_t *err)
 {
     const char *name = archive_entry_pathname(e);
     if (++*entries > EVR_ARTIFACT_MAX_ENTRIES)
-        return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries", EVR_ARTIFACT_MAX_ENTRIES);
+        return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
+                           EVR_ARTIFACT_MAX_ENTRIES);
     const char *why = name ? evr_spec_path_problem(name) : "no name";
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
@@ -258,8 +259,8 @@ s_copy_data(struct archive *in, struct archive *out, uint64_t max_bytes, uint64_
     return EVR_OK;
 }
 
-/*  One entry of `in` re-rooted under dest into `out`; *skip for entries
-    left out. */
+/*  One entry of `in` re-rooted under dest into `out` (".", devices,
+    fifos and sockets are left out); *total counts the declared sizes. */
 static evr_rc_t
 s_reroot_entry(struct archive *in, struct archive *out, struct archive_entry *e,
                const char *dest, uint64_t max_bytes, uint64_t *total, evr_err_t *err)
@@ -308,7 +309,7 @@ s_reroot(struct archive *in, struct archive *out, const char *dest, uint64_t max
     evr_rc_t rc = EVR_OK;
     while (!rc && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
         if (++entries > EVR_ARTIFACT_MAX_ENTRIES)
-            return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries",
+            return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
                                EVR_ARTIFACT_MAX_ENTRIES);
         rc = s_reroot_entry(in, out, e, dest, max_bytes, &total, err);
     }

@@ -21,7 +21,8 @@
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
     most max_bytes of file contents.  *files receives the number of regular
     files written.  Errors name the entry and the reason: EVR_ERR_LIMIT
-    (too many entries, contents over max_bytes: nothing written then),
+    ("more than N entries", or "the contents are over the limit of N
+    bytes": nothing written then),
     EVR_ERR_IO (a bad name, a link, a damaged tar, a write that failed:
     whatever was written is removed again). */
 evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes,

@@ -273,8 +273,6 @@ s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
     return fwrite(data, 1, len, job->res_fp) == len;
 }
 
-_Static_assert(EVR_ARTIFACT_MAX_ENTRIES == 10000, "the reason below says 10000 entries");
-
 /*  The setting behind a transfer refused by a rule of evr_http, for the
     reason's end. */
 static const char *
@@ -325,9 +323,9 @@ s_res_fetched(evr_http_req_t *req, void *arg)
                                    job->res_tar, &err);
     unlink(job->res_file);
     if (rc) {
+        bool bytes = rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of");
         snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, err.msg,
-                 rc == EVR_ERR_LIMIT ? " (the runner's resource_max_bytes setting; at most "
-                                       "10000 entries)" : "");
+                 bytes ? " (the runner's resource_max_bytes setting)" : "");
         s_res_end(job, reason);
         return;
     }

@@ -650,9 +650,9 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
         uint32_t files = 0;
         evr_err_t err;
         evr_rc_t rc = evr_artifact_unpack(a->tmpfile, dest, max, &files, &err);
-        if (rc == EVR_ERR_LIMIT)
-            evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting; "
-                               "at most %d entries)", a->path, err.msg, EVR_ARTIFACT_MAX_ENTRIES);
+        if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of"))
+            evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
+                               a->path, err.msg);
         else if (rc)
             evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
         else
