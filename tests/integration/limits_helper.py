@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Helpers of test_limits.sh (standard library only, 127.0.0.1 only).
 
   serve PORT DIR OTHER_PORT   HTTP on 127.0.0.1:PORT: files of DIR; /same/NAME

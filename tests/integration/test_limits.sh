@@ -29,7 +29,7 @@ run() {
   local name=$1 file=$2; shift 2
   state=$tmp/$name
   out=$tmp/$name.out err=$tmp/$name.err
-  python3 "$helper" measure "$tmp/$name.measure" \
+  /usr/bin/python3 "$helper" measure "$tmp/$name.measure" \
     "$bin/evrun-runner" --exec "$file" --state-dir "$state" "$@" > "$out" 2> "$err"
   rc=$?
   read -r rss wrote < "$tmp/$name.measure" || { rss=0 wrote=0; }
@@ -54,11 +54,13 @@ pipeline() {   # pipeline NAME: writes stdin to $tmp/NAME.yml
 # serve: an HTTP server on 127.0.0.1 for $tmp/www on $port, redirecting
 # /other/X to $port2 (a second server of the same files)
 serve() {
+  local p
+  for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done   # the last case's
+  pids=
   mkdir -p "$tmp/www"
   port=$((20000 + RANDOM % 20000)) port2=$((port + 1))
-  python3 "$helper" serve "$port" "$tmp/www" "$port2" & pids="$pids $!"
-  python3 "$helper" serve "$port2" "$tmp/www" "$port" & pids="$pids $!"
-  local p
+  /usr/bin/python3 "$helper" serve "$port" "$tmp/www" "$port2" & pids="$pids $!"
+  /usr/bin/python3 "$helper" serve "$port2" "$tmp/www" "$port" & pids="$pids $!"
   for p in "$port" "$port2"; do
     for _ in $(seq 1 50); do
       { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null && { exec 3>&-; break; }
@@ -118,8 +120,8 @@ YML
 case_resource_bomb() {
   serve
   # 1.5 GiB of zeros in a 1.6 MB download; and 48 MiB, under the limit
-  python3 "$helper" gztar "$tmp/www/bomb.tar.gz" bomb.bin $((1536 * MIB))
-  python3 "$helper" gztar "$tmp/www/big.tar.gz" big.bin $((48 * MIB))
+  /usr/bin/python3 "$helper" gztar "$tmp/www/bomb.tar.gz" bomb.bin $((1536 * MIB))
+  /usr/bin/python3 "$helper" gztar "$tmp/www/big.tar.gz" big.bin $((48 * MIB))
   pipeline bomb <<YML
 pipeline: bomb
 image: localhost/evrun-busybox:latest
