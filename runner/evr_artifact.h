@@ -4,9 +4,11 @@
     unpacked with libarchive into a destination directory with path
     checks: no absolute names, no "..", no links (symbolic or hard) that
     could point outside, at most EVR_ARTIFACT_MAX_ENTRIES entries and
-    EVR_ARTIFACT_MAX_BYTES bytes.  Each file is written under a temporary
-    name and renamed into place when complete, so the directory never holds
-    a partial file under its final name.
+    the caller's limit of bytes (EVR_ARTIFACT_MAX_BYTES by default).  The
+    whole tar is checked before anything is written; each file is written
+    under a temporary name and renamed into place when complete, and an
+    unpack that fails removes what it wrote: the directory never holds a
+    partial file, nor part of a failed artifact.
 */
 #ifndef EVR_ARTIFACT_H_INCLUDED
 #define EVR_ARTIFACT_H_INCLUDED
@@ -16,18 +18,25 @@
 #define EVR_ARTIFACT_MAX_ENTRIES 10000
 #define EVR_ARTIFACT_MAX_BYTES (1ull << 30)
 
-/*  Unpacks the tar file at tar_path into dest (created with parents).
-    *files receives the number of regular files written.  Errors name the
-    entry and the reason. */
-evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint32_t *files,
-                             evr_err_t *err);
+/*  Unpacks the tar file at tar_path into dest (created with parents): at
+    most max_bytes of file contents.  *files receives the number of regular
+    files written.  Errors name the entry and the reason: EVR_ERR_LIMIT
+    ("more than N entries", or "the contents are over the limit of N
+    bytes": nothing written then),
+    EVR_ERR_IO (a bad name, a link, a damaged tar, a write that failed:
+    whatever was written is removed again). */
+evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes,
+                             uint32_t *files, evr_err_t *err);
 
-/*  Resources: makes the tar to upload into /workspace from a downloaded
-    file.  A tar archive (optionally gzip, bzip2 or xz compressed) is
-    unpacked under dest (a safe relative path) with the same checks as
-    artifacts, links refused; any other file becomes the single file
-    dest.  *tar is the caller's to free. */
-evr_rc_t evr_resource_tar(const char *file, const char *dest, uint8_t **tar, size_t *len,
-                          evr_err_t *err);
+/*  Resources: writes into the file tar_out the tar to upload into
+    /workspace from a downloaded file.  A tar archive (optionally gzip,
+    bzip2 or xz compressed) is unpacked under dest (a safe relative path)
+    with the same checks as artifacts, links refused; any other file
+    becomes the single file dest.  The contents are at most max_bytes:
+    each entry's declared size is checked before its data is inflated
+    (EVR_ERR_LIMIT), so memory and disk stay bounded whatever the ratio.
+    On error tar_out is removed. */
+evr_rc_t evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes,
+                          const char *tar_out, evr_err_t *err);
 
 #endif

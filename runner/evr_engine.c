@@ -20,6 +20,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_http.h"
+#include "evr_artifact.h"
 
 const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
 
@@ -687,6 +688,10 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_podman_t *
         e->opts.parallel = 4;
     if (!e->opts.flush_ms)
         e->opts.flush_ms = 50;
+    if (!e->opts.artifact_max_bytes)
+        e->opts.artifact_max_bytes = EVR_ARTIFACT_MAX_BYTES;
+    if (!e->opts.resource_max_bytes)
+        e->opts.resource_max_bytes = EVR_ARTIFACT_MAX_BYTES;
     if (!e->opts.runner_id)
         e->opts.runner_id = "local";
     e->store = store;

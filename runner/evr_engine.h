@@ -22,6 +22,7 @@
 
 #include <stdio.h>
 
+#include "evr_http.h"
 #include "evr_podman.h"
 #include "evr_store.h"
 
@@ -36,6 +37,14 @@ typedef struct {
     int grace_s;                /* SIGTERM -> SIGKILL grace on stop (default 10) */
     uint32_t parallel;          /* default steps at once per job (default 4) */
     uint32_t flush_ms;          /* longest wait before stored output (default 50) */
+    /*  Names a pipeline may read from the runner's environment as secrets:
+        comma-separated NAMEs and PREFIX*es; NULL: "EVRUN_SECRET_*".  Files
+        under secrets_dir are allowed whatever their name. */
+    const char *secrets_allow;
+    uint64_t artifact_max_bytes;    /* one artifact's tar stream (default 1 GiB) */
+    uint64_t resource_max_bytes;    /* one resource's download, and its contents (1 GiB) */
+    evr_http_redirects_t resource_redirects;   /* default: same origin only */
+    bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
 } evr_engine_opts_t;
 
 /*  The engine uses store and podman; the caller keeps ownership. */

@@ -91,7 +91,8 @@ struct s_job {
     int calls;              /* cleanup calls in flight */
     uint32_t res_index;     /* resource being fetched */
     char *res_helper;       /* container that receives resources */
-    char *res_file;
+    char *res_file;         /* the download */
+    char *res_tar;          /* the tar made of it, uploaded from this file */
     FILE *res_fp;
     struct evr_http_req *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;

@@ -1,10 +1,16 @@
 /*  evr_http.c: libcurl multi interface, one thread, many transfers. */
 #include "evr_http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #define S_DEFAULT_MAX_BODY (1u << 20)
 
@@ -14,6 +20,7 @@ struct evr_http_req {
     struct curl_slist *headers;
     evr_http_opts_t opts;
     void *body_copy;
+    FILE *body_fp;      /* opts.body_file, read as it is sent */
     char *url;
     char *resp;
     size_t resp_len, resp_cap;
@@ -24,6 +31,7 @@ struct evr_http_req {
     evr_rc_t rc;
     char errbuf[CURL_ERROR_SIZE];
     char msg[EVR_ERR_MAX];
+    char refused[400];  /* a policy's or the body file's reason to end it */
     evr_http_req_t *next, *prev;
 };
 
@@ -120,6 +128,8 @@ s_free_req(evr_http_req_t *req)
     curl_easy_cleanup(req->easy);
     curl_slist_free_all(req->headers);
     free(req->body_copy);
+    if (req->body_fp)
+        fclose(req->body_fp);
     free(req->url);
     free(req->resp);
     free(req);
@@ -152,11 +162,70 @@ evr_http_base(const evr_http_t *self)
     return self->base;
 }
 
+/*  scheme://host:port of url (the port made explicit), in out; false
+    when url does not parse. */
+static bool
+s_origin(CURLU *u, char *out, size_t cap)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+           && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
+           && curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+    if (ok) {
+        for (char *c = host; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char) (*c - 'A' + 'a');
+        snprintf(out, cap, "%s://%s:%s", scheme, host, port);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    return ok;
+}
+
+/*  A Location header of a 3xx answer, under EVR_HTTP_REDIRECT_SAME: false
+    (and req->refused says why) when it leads to another origin. */
+static bool
+s_redirect_ok(evr_http_req_t *req, const char *buf, size_t len)
+{
+    long status = 0;
+    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 300 || status > 399)
+        return true;   /* curl follows only 3xx answers */
+    const char *v = buf + 9;
+    const char *end = buf + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    char *target = evr_strndup(v, (size_t) (end - v));
+    char *here = NULL;
+    curl_easy_getinfo(req->easy, CURLINFO_EFFECTIVE_URL, &here);
+    CURLU *from = curl_url(), *to = curl_url();
+    char a[512] = "", b[512] = "";
+    bool ok = curl_url_set(from, CURLUPART_URL, req->url, 0) == CURLUE_OK
+           && s_origin(from, a, sizeof a)
+           && curl_url_set(to, CURLUPART_URL, here ? here : req->url, 0) == CURLUE_OK
+           && curl_url_set(to, CURLUPART_URL, target, 0) == CURLUE_OK   /* relative to here */
+           && s_origin(to, b, sizeof b) && strcmp(a, b) == 0;
+    if (!ok)
+        snprintf(req->refused, sizeof req->refused,
+                 "redirect to \"%.150s\" refused: only redirects to the same scheme, host and "
+                 "port (%.120s) are followed", target, a[0] ? a : req->url);
+    curl_url_cleanup(from);
+    curl_url_cleanup(to);
+    free(target);
+    return ok;
+}
+
 static size_t
 s_on_header(char *buf, size_t size, size_t n, void *arg)
 {
     evr_http_req_t *req = arg;
     size_t len = size * n;
+    if (req->opts.redirects == EVR_HTTP_REDIRECT_SAME && len >= 9
+        && strncasecmp(buf, "Location:", 9) == 0 && !s_redirect_ok(req, buf, len))
+        return 0;   /* curl ends the transfer */
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0)
         req->head_done = false;   /* a new response (after 100-continue) */
     if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n') && !req->head_done) {
@@ -200,6 +269,96 @@ s_on_body(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
+/*  Why the address is local (loopback, link-local, unspecified), or NULL. */
+static const char *
+s_local_kind(const struct sockaddr *sa, char *text, size_t cap)
+{
+    uint32_t v4;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *) (const void *) sa;
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t) cap);
+        v4 = ntohl(in->sin_addr.s_addr);
+    }
+    else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) (const void *) sa;
+        const struct in6_addr *a = &in6->sin6_addr;
+        inet_ntop(AF_INET6, a, text, (socklen_t) cap);
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return "loopback";
+        if (IN6_IS_ADDR_UNSPECIFIED(a))
+            return "unspecified";
+        if (IN6_IS_ADDR_LINKLOCAL(a))
+            return "link-local";
+        if (!IN6_IS_ADDR_V4MAPPED(a) && !IN6_IS_ADDR_V4COMPAT(a))
+            return NULL;
+        memcpy(&v4, a->s6_addr + 12, 4);
+        v4 = ntohl(v4);
+    }
+    else
+        return "not an IP";
+    if ((v4 >> 24) == 127)
+        return "loopback";
+    if ((v4 >> 24) == 0)
+        return "unspecified";
+    if ((v4 >> 16) == 0xA9FE)
+        return "link-local";
+    return NULL;
+}
+
+/*  With deny_local: no socket for a local address (curl tries the next
+    address of the name, or fails with CURLE_COULDNT_CONNECT). */
+static curl_socket_t
+s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    (void) purpose;
+    evr_http_req_t *req = arg;
+    char text[INET6_ADDRSTRLEN] = "?";
+    const char *kind = s_local_kind(&addr->addr, text, sizeof text);
+    if (kind) {
+        snprintf(req->refused, sizeof req->refused,
+                 "address %s refused: it is %s, and local addresses are denied", text, kind);
+        return CURL_SOCKET_BAD;
+    }
+    req->refused[0] = '\0';   /* an earlier address of the name was refused, not this one */
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static size_t
+s_read_body(char *buf, size_t size, size_t n, void *arg)
+{
+    evr_http_req_t *req = arg;
+    if (!req->body_fp)
+        return CURL_READFUNC_ABORT;   /* it did not open: refused says why */
+    size_t got = fread(buf, 1, size * n, req->body_fp);
+    if (got == 0 && ferror(req->body_fp)) {
+        snprintf(req->refused, sizeof req->refused, "reading the body to send: %s",
+                 strerror(errno));
+        return CURL_READFUNC_ABORT;
+    }
+    return got;
+}
+
+/*  The body from opts.body_file, streamed by curl (an upload). */
+static void
+s_body_file(evr_http_req_t *req)
+{
+    CURL *e = req->easy;
+    struct stat sb;
+    req->body_fp = fopen(req->opts.body_file, "rb");
+    if (!req->body_fp || fstat(fileno(req->body_fp), &sb) != 0) {
+        snprintf(req->refused, sizeof req->refused, "%s: %s", req->opts.body_file,
+                 strerror(errno));
+        if (req->body_fp)
+            fclose(req->body_fp);
+        req->body_fp = NULL;
+        sb.st_size = 1;   /* so the read callback runs, and aborts */
+    }
+    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_body);
+    curl_easy_setopt(e, CURLOPT_READDATA, req);
+    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) sb.st_size);
+}
+
 evr_http_req_t *
 evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
 {
@@ -228,10 +387,22 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, sock ? "http" : "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sock ? 0L : 1L);
+    bool follow = absolute && opts->redirects != EVR_HTTP_REDIRECT_NONE;
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    if (absolute && opts->deny_local) {
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
+    }
     req->headers = curl_slist_append(NULL, "Expect:");   /* no 100-continue round trip */
-    if (opts->body) {
+    if (opts->body_file) {
+        s_body_file(req);
+        char *ct = evr_asprintf("Content-Type: %s", opts->content_type ? opts->content_type
+                                                                      : "application/octet-stream");
+        req->headers = curl_slist_append(req->headers, ct);
+        free(ct);
+    }
+    else if (opts->body) {
         req->body_copy = evr_malloc(opts->body_len);
         memcpy(req->body_copy, opts->body, opts->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body_copy);
@@ -262,7 +433,12 @@ s_finish(evr_http_req_t *req, CURLcode code)
 {
     if (req->status == 0)
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
-    if (req->aborted) {   /* the receiver refused the data: not a success */
+    if (req->refused[0] && code != CURLE_OK) {
+        req->rc = EVR_ERR_IO;
+        snprintf(req->msg, sizeof req->msg, "%s %s: %s", req->opts.method, req->url,
+                 req->refused);
+    }
+    else if (req->aborted) {   /* the receiver refused the data: not a success */
         req->rc = EVR_ERR_IO;
         snprintf(req->msg, sizeof req->msg, "%s %s: aborted by the receiver", req->opts.method,
                  req->url);

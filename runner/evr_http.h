@@ -25,12 +25,22 @@ typedef bool (evr_http_data_fn)(evr_http_req_t *req, const uint8_t *data, size_t
     is freed after it returns. */
 typedef void (evr_http_done_fn)(evr_http_req_t *req, void *arg);
 
+/*  Redirects of an absolute URL. */
+typedef enum {
+    EVR_HTTP_REDIRECT_SAME = 0, /* only to the same scheme, host and port (the default) */
+    EVR_HTTP_REDIRECT_ANY,      /* anywhere over http or https */
+    EVR_HTTP_REDIRECT_NONE,     /* none: a 3xx answer is the answer */
+} evr_http_redirects_t;
+
 typedef struct {
     const char *method;         /* "GET", "POST", "PUT", "DELETE" */
     const char *path;           /* appended to the base URL; an absolute http:// or
                                    https:// URL is used as it is, not over the socket */
     const void *body;           /* request body, copied; NULL for none */
     size_t body_len;
+    const char *body_file;      /* instead of body: the body is read from this file as
+                                   it is sent (opened at the start, never held in
+                                   memory); a file that does not open fails the request */
     const char *content_type;   /* default application/json when body is set */
     long timeout_ms;            /* whole transfer; 0: none (streams only) */
     size_t max_body;            /* kept response bytes when on_data is NULL (default 1 MiB) */
@@ -41,6 +51,13 @@ typedef struct {
         evr_http_t is destroyed: release arg, start nothing. */
     void (*on_drop)(void *arg);
     void *arg;
+    /*  Absolute URLs only: which redirects are followed (at most 5), and
+        whether loopback, link-local and unspecified addresses are refused
+        (checked on each address about to be connected, every hop).  A
+        refused hop or address ends the request with EVR_ERR_IO and a
+        message saying which rule refused what. */
+    evr_http_redirects_t redirects;
+    bool deny_local;
 } evr_http_opts_t;
 
 /*  base: "unix:///path/to.sock" (requests go to http://d/<path> over that

@@ -473,12 +473,12 @@ evr_podman_volume_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn
 }
 
 void
-evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path, const void *tar,
-                       size_t len, evr_podman_fn *fn, void *arg)
+evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path,
+                       const char *tar_file, evr_podman_fn *fn, void *arg)
 {
     char *en = s_escape(name), *ep = s_escape(path);
     char *full = evr_asprintf(S_API "/containers/%s/archive?path=%s", en, ep);
-    evr_http_opts_t o = { .method = "PUT", .path = full, .body = tar, .body_len = len,
+    evr_http_opts_t o = { .method = "PUT", .path = full, .body_file = tar_file,
                           .content_type = "application/x-tar", .timeout_ms = 120000 };
     s_start(s_new_call(self, S_PLAIN, fn, arg), &o);
     free(full);

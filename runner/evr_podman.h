@@ -93,9 +93,10 @@ void evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, e
 void evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_volume_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
-/*  Uploads a tar archive and unpacks it at path in the container. */
+/*  Uploads the tar archive in tar_file (streamed from the file, which
+    must stay until fn is called) and unpacks it at path in the container. */
 void evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path,
-                            const void *tar, size_t len, evr_podman_fn *fn, void *arg);
+                            const char *tar_file, evr_podman_fn *fn, void *arg);
 /*  Downloads path from the container as a tar stream, passed to data. */
 void evr_podman_archive_get(evr_podman_t *self, const char *name, const char *path,
                             bool (*data)(const uint8_t *p, size_t n, void *arg), evr_podman_fn *fn,

@@ -11,6 +11,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
+#include "evr_codec.h"
 #include "evr_http.h"
 
 /* ------------------------------------------------------------------- jobs */
@@ -42,34 +43,101 @@ evr_eng_job_free(s_job_t *job)
     free(job->volume);
     free(job->res_helper);
     free(job->res_file);
+    if (job->res_tar)
+        unlink(job->res_tar);
+    free(job->res_tar);
     if (job->res_fp)
         fclose(job->res_fp);
     free(job->id);
     free(job);
 }
 
-/*  A secret's value: the runner's environment, else secrets_dir/NAME
-    (one trailing newline dropped). */
-static char *
-s_secret(const evr_engine_t *e, const char *name)
+#define S_SECRET_MAX 65536
+#define S_SECRETS_ALLOW_DEFAULT "EVRUN_SECRET_*"
+
+/*  Whether name is in the allow-list: comma-separated NAMEs and PREFIX*es. */
+static bool
+s_secret_allowed(const char *allow, const char *name)
 {
-    const char *v = getenv(name);
-    if (v)
-        return evr_strdup(v);
-    if (!e->opts.secrets_dir)
-        return NULL;
-    char *path = evr_asprintf("%s/%s", e->opts.secrets_dir, name);
-    FILE *fp = fopen(path, "rb");
+    for (const char *p = allow; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n && p[n - 1] == '*' && strncmp(p, name, n - 1) == 0)
+            return true;
+        if (n && strlen(name) == n && strncmp(p, name, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/*  A secret's value: the runner's environment when the name is allowed
+    there, else secrets_dir/NAME (one trailing newline dropped).  *value NULL
+    and EVR_OK when it is in neither; EVR_ERR_CONFIG for a value that
+    cannot be given (not UTF-8, a NUL byte, over 64 KiB). */
+static evr_rc_t
+s_secret(const evr_engine_t *e, const char *name, char **value, evr_err_t *err)
+{
+    *value = NULL;
+    const char *allow = e->opts.secrets_allow ? e->opts.secrets_allow : S_SECRETS_ALLOW_DEFAULT;
+    const char *v = s_secret_allowed(allow, name) ? getenv(name) : NULL;
+    char *path = !v && e->opts.secrets_dir ? evr_asprintf("%s/%s", e->opts.secrets_dir, name)
+                                           : NULL;
+    FILE *fp = path ? fopen(path, "rbe") : NULL;
+    const char *where = fp ? path : "the runner's environment";
+    size_t n = 0;
+    char *buf = NULL;
+    int unread = 0;     /* errno of a failed read */
+    if (fp) {
+        buf = evr_malloc(S_SECRET_MAX + 2);
+        n = fread(buf, 1, S_SECRET_MAX + 1, fp);
+        unread = ferror(fp) ? (errno ? errno : EIO) : 0;
+        fclose(fp);
+        if (n && buf[n - 1] == '\n')
+            n--;
+        buf[n] = '\0';
+    }
+    else if (v) {
+        n = strlen(v);
+        buf = evr_strndup(v, n > S_SECRET_MAX ? S_SECRET_MAX + 1 : n);
+    }
+    evr_rc_t rc = EVR_OK;
+    if (unread)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s: reading %s: %s", name, path,
+                         strerror(unread));
+    else if (buf && n > S_SECRET_MAX)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s (from %s): longer than %d bytes",
+                         name, where, S_SECRET_MAX);
+    else if (buf && strlen(buf) != n)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s (from %s): holds a NUL byte, which an "
+                         "environment variable cannot carry", name, where);
+    /* podman takes a container's environment as JSON strings */
+    else if (buf && !evr_utf8_valid(buf, n))
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s (from %s): not valid UTF-8, which a "
+                         "step's environment cannot carry (encode it, e.g. base64)", name, where);
+    if (rc)
+        free(buf);
+    else
+        *value = buf;
     free(path);
-    if (!fp)
-        return NULL;
-    char *buf = evr_malloc(65537);
-    size_t n = fread(buf, 1, 65536, fp);
-    fclose(fp);
-    if (n && buf[n - 1] == '\n')
-        n--;
-    buf[n] = '\0';
-    return buf;
+    return rc;
+}
+
+/*  The error for a secret found nowhere it may be read from. */
+static evr_rc_t
+s_secret_missing(const evr_engine_t *e, const char *name, evr_err_t *err)
+{
+    const char *allow = e->opts.secrets_allow ? e->opts.secrets_allow : S_SECRETS_ALLOW_DEFAULT;
+    const char *dir = e->opts.secrets_dir;
+    if (!s_secret_allowed(allow, name))
+        return evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not allowed: the runner's "
+                           "secrets_allow setting (\"%s\") does not name it%s%s%s (add it with "
+                           "--secrets-allow or EVRUN_SECRETS_ALLOW, or put it in a file under "
+                           "--secrets-dir)", name, allow, dir ? ", and " : "", dir ? dir : "",
+                           dir ? " has no file of that name" : "");
+    return evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not set in the runner's environment%s%s",
+                       name, dir ? " nor in " : "", dir ? dir : "");
 }
 
 s_job_t *
@@ -87,11 +155,11 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         evr_strmap_set(&job->env, args->k[i], args->v[i]);
     job->secrets = evr_calloc(spec->secrets.n + 1, sizeof(char *));
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
-        char *v = s_secret(self, spec->secrets.v[i]);
-        if (!v) {
-            evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not set in the runner's environment%s%s",
-                        spec->secrets.v[i], self->opts.secrets_dir ? " nor in " : "",
-                        self->opts.secrets_dir ? self->opts.secrets_dir : "");
+        char *v = NULL;
+        evr_rc_t rc = s_secret(self, spec->secrets.v[i], &v, err);
+        if (rc || !v) {
+            if (!rc)
+                s_secret_missing(self, spec->secrets.v[i], err);
             evr_eng_job_free(job);
             return NULL;
         }
@@ -127,8 +195,6 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
 
 /* ------------------------------------------------------------- resources */
 
-#define S_RESOURCE_MAX (1ull << 30)
-
 static void s_res_next(s_job_t *job);
 
 static void
@@ -153,6 +219,11 @@ s_res_end(s_job_t *job, const char *reason)
         free(job->res_file);
         job->res_file = NULL;
     }
+    if (job->res_tar) {
+        unlink(job->res_tar);
+        free(job->res_tar);
+        job->res_tar = NULL;
+    }
     if (job->res_helper) {
         job->calls++;
         evr_podman_remove(job->eng->pm, job->res_helper, s_res_helper_gone, job);
@@ -170,6 +241,9 @@ s_res_uploaded(const evr_podman_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    unlink(job->res_tar);
+    free(job->res_tar);
+    job->res_tar = NULL;
     if (r->rc) {
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "resource %s: copying into /workspace: %s", res->name,
@@ -190,10 +264,25 @@ s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
     s_job_t *job = arg;
     if (evr_http_status(req) >= 300)
         return true;   /* not content: the status says what went wrong */
-    job->res_bytes += len;
-    if (job->res_bytes > S_RESOURCE_MAX)
+    uint64_t max = job->eng->opts.resource_max_bytes;
+    if (len > max - job->res_bytes) {
+        job->res_bytes = max + 1;   /* over: nothing more is written */
         return false;
+    }
+    job->res_bytes += len;
     return fwrite(data, 1, len, job->res_fp) == len;
+}
+
+/*  The setting behind a transfer refused by a rule of evr_http, for the
+    reason's end. */
+static const char *
+s_res_rule(const char *msg)
+{
+    if (strstr(msg, ": redirect to "))
+        return " (the runner's resource_redirects setting)";
+    if (strstr(msg, "local addresses are denied"))
+        return " (the runner's resource_local setting)";
+    return "";
 }
 
 static void
@@ -215,11 +304,12 @@ s_res_fetched(evr_http_req_t *req, void *arg)
                  strerror(errno));
     if (*reason)
         ;
-    else if (job->res_bytes > S_RESOURCE_MAX)
-        snprintf(reason, sizeof reason, "resource %s: %s is larger than %llu bytes", res->name,
-                 res->url, (unsigned long long) S_RESOURCE_MAX);
+    else if (job->res_bytes > job->eng->opts.resource_max_bytes)
+        snprintf(reason, sizeof reason, "resource %s: %s is larger than the limit of %llu bytes "
+                 "(the runner's resource_max_bytes setting)", res->name, res->url,
+                 (unsigned long long) job->eng->opts.resource_max_bytes);
     else if (evr_http_error(req, &msg))
-        snprintf(reason, sizeof reason, "resource %s: %s", res->name, msg);
+        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, msg, s_res_rule(msg));
     else if (status != 200)
         snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
                  status);
@@ -227,18 +317,20 @@ s_res_fetched(evr_http_req_t *req, void *arg)
         s_res_end(job, reason);
         return;
     }
-    uint8_t *tar;
-    size_t len;
     evr_err_t err;
-    if (evr_resource_tar(job->res_file, res->path, &tar, &len, &err)) {
-        snprintf(reason, sizeof reason, "resource %s: %s", res->name, err.msg);
+    job->res_tar = evr_asprintf("%s.tar", job->res_file);
+    evr_rc_t rc = evr_resource_tar(job->res_file, res->path, job->eng->opts.resource_max_bytes,
+                                   job->res_tar, &err);
+    unlink(job->res_file);
+    if (rc) {
+        bool bytes = rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of");
+        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, err.msg,
+                 bytes ? " (the runner's resource_max_bytes setting)" : "");
         s_res_end(job, reason);
         return;
     }
-    unlink(job->res_file);
-    evr_podman_archive_put(job->eng->pm, job->res_helper, "/workspace", tar, len, s_res_uploaded,
-                           job);
-    free(tar);
+    evr_podman_archive_put(job->eng->pm, job->res_helper, "/workspace", job->res_tar,
+                           s_res_uploaded, job);
 }
 
 static void
@@ -272,7 +364,9 @@ s_res_next(s_job_t *job)
     }
     job->res_bytes = 0;
     evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
-                          .on_data = s_res_data, .on_done = s_res_fetched, .arg = job };
+                          .on_data = s_res_data, .on_done = s_res_fetched, .arg = job,
+                          .redirects = job->eng->opts.resource_redirects,
+                          .deny_local = job->eng->opts.resource_deny_local };
     job->res_req = evr_http_start(evr_podman_http(job->eng->pm), &o);
 }
 

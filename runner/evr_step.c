@@ -600,12 +600,22 @@ typedef struct {
     char *path;         /* inside /workspace */
     char *tmpfile;
     FILE *fp;
+    uint64_t bytes;     /* of the tar stream so far */
+    bool over;          /* the stream passed artifact_max_bytes: aborted */
 } s_artifact_t;
 
+/*  A piece of the tar stream: to the temporary file, counted; false (the
+    copy ends) once it would pass the limit, so no more is written. */
 static bool
 s_artifact_data(const uint8_t *p, size_t n, void *arg)
 {
     s_artifact_t *a = arg;
+    uint64_t max = a->st->job->eng->opts.artifact_max_bytes;
+    if (n > max - a->bytes) {
+        a->over = true;
+        return false;
+    }
+    a->bytes += n;
     bool ok = fwrite(p, 1, n, a->fp) == n;
     if (!a->st->artifact_paused) {
         a->st->artifact_paused = true;
@@ -621,7 +631,12 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
     s_artifact_t *a = arg;
     s_step_t *st = a->st;
     bool written = fclose(a->fp) == 0;
-    if (!r->rc && !written)
+    uint64_t max = st->job->eng->opts.artifact_max_bytes;
+    if (a->over)
+        evr_eng_set_reason(st, "artifact %s: larger than the limit of %llu bytes (as a tar "
+                           "stream; the runner's artifact_max_bytes setting)", a->path,
+                           (unsigned long long) max);
+    else if (!r->rc && !written)
         evr_eng_set_reason(st, "artifact %s: writing %s: %s", a->path, a->tmpfile, strerror(errno));
     else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
@@ -637,7 +652,11 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
         free(sub);
         uint32_t files = 0;
         evr_err_t err;
-        if (evr_artifact_unpack(a->tmpfile, dest, &files, &err))
+        evr_rc_t rc = evr_artifact_unpack(a->tmpfile, dest, max, &files, &err);
+        if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of"))
+            evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
+                               a->path, err.msg);
+        else if (rc)
             evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
         else
             evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, files, files == 1 ? "" : "s",

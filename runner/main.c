@@ -35,7 +35,12 @@ static const evr_config_key_t s_keys[] = {
     { "labels", "", "labels, comma-separated: jobs needing others go elsewhere" },
     { "capacity", "2", "jobs at once" },
     { "podman_url", NULL, "podman's REST socket" },
-    { "secrets_dir", NULL, "secrets as files DIR/NAME (the environment is read first)" },
+    { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
+    { "secrets_allow", "EVRUN_SECRET_*", "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
+    { "artifact_max_bytes", "1073741824", "largest artifact (its tar stream) copied out of a step" },
+    { "resource_max_bytes", "1073741824", "largest resource download, and its unpacked contents" },
+    { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
+    { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
@@ -80,7 +85,19 @@ s_help(FILE *out)
             "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
             "                       the rootless user socket, or /run/podman/podman.sock as root)\n"
-            "  --secrets-dir DIR    secrets as files DIR/NAME (the environment is read first)\n"
+            "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
+            "                       read first, for names --secrets-allow allows)\n"
+            "  --secrets-allow LIST secrets a pipeline may read from this runner's environment:\n"
+            "                       NAMEs and PREFIX*es, comma-separated (default EVRUN_SECRET_*);\n"
+            "                       any other is refused unless it is a file in --secrets-dir\n"
+            "  --artifact-max-bytes N  largest artifact, as the tar stream copied out\n"
+            "                       (default 1073741824); a larger one fails the step\n"
+            "  --resource-max-bytes N  largest resource download, and its unpacked contents\n"
+            "                       (default 1073741824); a larger one fails the job\n"
+            "  --resource-redirects same|any|none  redirects of resource URLs followed\n"
+            "                       (default same: only to the URL's scheme, host and port)\n"
+            "  --resource-local allow|deny  deny: refuse resource addresses that are loopback,\n"
+            "                       link-local or unspecified, on every hop (default allow)\n"
             "  --grace SECONDS      SIGTERM-to-SIGKILL grace when stopping a step (default 10)\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
             "  -q, --quiet          --exec: print only the summary\n"
@@ -111,6 +128,37 @@ s_default_podman_url(void)
     if (v && *v)
         return evr_asprintf("unix://%s/podman/podman.sock", v);
     return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
+}
+
+/*  The resource and artifact settings into eo; prints the error. */
+static bool
+s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
+{
+    evr_err_t err;
+    uint64_t art = 0, res = 0;
+    const char *redir = evr_config_get(cfg, "resource_redirects");
+    const char *local = evr_config_get(cfg, "resource_local");
+    evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
+    if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_redirects = \"%s\": expected same, any "
+                         "or none", redir);
+    if (!rc && strcmp(local, "allow") && strcmp(local, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_local = \"%s\": expected allow or deny",
+                         local);
+    if (rc) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    eo->artifact_max_bytes = art;
+    eo->resource_max_bytes = res;
+    eo->resource_redirects = !strcmp(redir, "any")    ? EVR_HTTP_REDIRECT_ANY
+                           : !strcmp(redir, "none") ? EVR_HTTP_REDIRECT_NONE
+                                                    : EVR_HTTP_REDIRECT_SAME;
+    eo->resource_deny_local = !strcmp(local, "deny");
+    eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
+    return true;
 }
 
 /*  Loads and checks the pipeline; prints errors; false when unusable. */
@@ -291,6 +339,11 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
         { "secrets-dir", required_argument, NULL, 'S' },
+        { "secrets-allow", required_argument, NULL, 'A' },
+        { "artifact-max-bytes", required_argument, NULL, 'M' },
+        { "resource-max-bytes", required_argument, NULL, 'R' },
+        { "resource-redirects", required_argument, NULL, 'D' },
+        { "resource-local", required_argument, NULL, 'O' },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
@@ -322,6 +375,11 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
         case 'S': key = "secrets_dir"; break;
+        case 'A': key = "secrets_allow"; break;
+        case 'M': key = "artifact_max_bytes"; break;
+        case 'R': key = "resource_max_bytes"; break;
+        case 'D': key = "resource_redirects"; break;
+        case 'O': key = "resource_local"; break;
         case 'g': key = "grace"; break;
         case 'k': o->keep = true; break;
         case 'q': o->print = false; break;
@@ -330,7 +388,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && *nf < 15) {
+        if (key && *nf < 31) {
             flags[2 * *nf] = key;
             flags[2 * *nf + 1] = optarg;
             (*nf)++;
@@ -352,7 +410,7 @@ int
 main(int argc, char **argv)
 {
     s_opts_t o = { .print = true, .stop_timeout = 30 };
-    const char *flags[32], *file = NULL;
+    const char *flags[64], *file = NULL;
     size_t nf = 0;
     bool print_config = false;
     int status = s_parse(argc, argv, &o, flags, &nf, &file, &print_config);
@@ -384,6 +442,12 @@ main(int argc, char **argv)
         goto out;
     }
     const char *purl = evr_config_get(cfg, "podman_url");
+    evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
+                             .secrets_dir = evr_config_get(cfg, "secrets_dir") };
+    if (!s_limits(cfg, &eo)) {
+        status = 2;
+        goto out;
+    }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     if (o.file && !s_load(o.file, &o.given, &spec, &args)) {
         status = 2;
@@ -409,11 +473,10 @@ main(int argc, char **argv)
         goto out;
     }
     id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec");
-    evr_engine_opts_t eo = { .print = o.print && !daemon, .keep = o.keep, .grace_s = (int) grace,
-                             .secrets_dir = evr_config_get(cfg, "secrets_dir"),
-                             .artifacts_dir = artifacts, .runner_id = id,
-                             /* subscribers see output live: store it within 10 ms */
-                             .flush_ms = daemon ? 10 : 0 };
+    eo.print = o.print && !daemon;
+    eo.artifacts_dir = artifacts;
+    eo.runner_id = id;
+    eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
     eng = evr_engine_new(&eo, store, pm);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# test_limits.sh BIN_DIR SRC_DIR [CASE...]: what evrun-runner --exec lets in
+# and out, against the real podman service of the "podman" fixture
+# (EVRUN_PODMAN_URL): artifacts and resources bounded as they stream (peak
+# memory and bytes written measured by limits_helper.py), nothing partial
+# left, secrets (the allow-list, values an environment cannot carry) and
+# resource URLs (redirects, local addresses).  HTTP only on 127.0.0.1.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+helper=$src/tests/integration/limits_helper.py
+tmp=$(mktemp -d /tmp/evr-lim-XXXXXX)
+pids=
+trap 'for p in $pids; do kill "$p" 2>/dev/null; done; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
+fails=0 passes=0 case_name=
+MIB=1048576
+
+check() {   # check "what" command...
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
+}
+
+# run NAME FILE [runner args...]: runs the pipeline, measured; sets $out $err
+# $rc $job $state $rss (peak, KiB) $wrote (bytes written)
+run() {
+  local name=$1 file=$2; shift 2
+  state=$tmp/$name
+  out=$tmp/$name.out err=$tmp/$name.err
+  /usr/bin/python3 "$helper" measure "$tmp/$name.measure" \
+    "$bin/evrun-runner" --exec "$file" --state-dir "$state" "$@" > "$out" 2> "$err"
+  rc=$?
+  read -r rss wrote < "$tmp/$name.measure" || { rss=0 wrote=0; }
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+}
+
+left_behind() {   # containers and volumes of $job still in podman
+  local id
+  [ -n "$job" ] || { echo 0; return; }   # no job, nothing made
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  { podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id" || true
+}
+
+files_left() {   # regular files under the runner's artifacts directory
+  find "$state/artifacts" -type f 2>/dev/null | wc -l
+}
+
+pipeline() {   # pipeline NAME: writes stdin to $tmp/NAME.yml
+  cat > "$tmp/$1.yml"
+}
+
+# serve: an HTTP server on 127.0.0.1 for $tmp/www on $port, redirecting
+# /other/X to $port2 (a second server of the same files)
+serve() {
+  local p
+  for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done   # the last case's
+  pids=
+  mkdir -p "$tmp/www"
+  port=$((20000 + RANDOM % 20000)) port2=$((port + 1))
+  /usr/bin/python3 "$helper" serve "$port" "$tmp/www" "$port2" & pids="$pids $!"
+  /usr/bin/python3 "$helper" serve "$port2" "$tmp/www" "$port" & pids="$pids $!"
+  for p in "$port" "$port2"; do
+    for _ in $(seq 1 50); do
+      { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null && { exec 3>&-; break; }
+      sleep 0.1
+    done
+  done
+}
+
+case_artifact_cap() {
+  # 8 MiB of artifact against a limit of 1 MiB: the copy stops at the
+  # limit (bytes written: the limit plus what the store and the output take)
+  pipeline artcap <<'YML'
+pipeline: artifact-cap
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      mkdir -p out
+      echo small > out/a.txt
+      dd if=/dev/zero of=out/big.bin bs=1048576 count=8 2>/dev/null
+    artifacts: [out]
+YML
+  run artcap "$tmp/artcap.yml" --artifact-max-bytes $MIB
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names the artifact, the limit and the setting" \
+    grep -q "artifact out: larger than the limit of $MIB bytes.*artifact_max_bytes" "$out"
+  echo "  artifact_cap: wrote $wrote bytes (limit $MIB), peak RSS $rss KiB"
+  check "at most the limit + 1 MiB written ($wrote)" [ "$wrote" -le $((2 * MIB)) ]
+  check "no file left, partial or whole" [ "$(files_left)" -eq 0 ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # the same under the limit: copied
+  run artok "$tmp/artcap.yml" --artifact-max-bytes $((16 * MIB))
+  check "under the limit: exit 0" [ "$rc" -eq 0 ]
+  check "under the limit: copied" [ "$(stat -c %s "$state/artifacts/$job/make/out/big.bin")" -eq $((8 * MIB)) ]
+}
+
+case_artifact_partial() {
+  # a file, then a link the runner refuses: the file is not left either
+  pipeline artlink <<'YML'
+pipeline: artifact-partial
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      mkdir -p out
+      echo kept > out/a.txt
+      ln -s a.txt out/z-link
+    artifacts: [out]
+YML
+  run artlink "$tmp/artlink.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names the link" grep -q "artifact out: entry \"out/z-link\": links are not copied out" "$out"
+  check "no file of the failed artifact left" [ "$(files_left)" -eq 0 ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_resource_bomb() {
+  serve
+  # 1.5 GiB of zeros in a 1.6 MB download; and 48 MiB, under the limit
+  /usr/bin/python3 "$helper" gztar "$tmp/www/bomb.tar.gz" bomb.bin $((1536 * MIB))
+  /usr/bin/python3 "$helper" gztar "$tmp/www/big.tar.gz" big.bin $((48 * MIB))
+  pipeline bomb <<YML
+pipeline: bomb
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: bomb, url: "http://127.0.0.1:$port/bomb.tar.gz", path: src }
+steps:
+  - name: never
+    run: echo never
+YML
+  run bomb "$tmp/bomb.yml"
+  echo "  resource_bomb: peak RSS $rss KiB, wrote $wrote bytes"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names the resource, the limit and the setting" \
+    grep -q "resource bomb: .*over the limit of 1073741824 bytes.*resource_max_bytes" "$out"
+  check "peak RSS under 64 MiB ($rss KiB)" [ "$rss" -lt 65536 ]
+  check "at most 8 MiB written ($wrote)" [ "$wrote" -lt $((8 * MIB)) ]
+  check "no temporary file left" [ "$(files_left)" -eq 0 ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  sed 's/bomb.tar.gz/big.tar.gz/; s/name: bomb,/name: big,/; s/echo never/test $(wc -c < src\/big.bin) -eq 50331648/' \
+    "$tmp/bomb.yml" > "$tmp/big.yml"
+  run big "$tmp/big.yml"
+  echo "  resource 48 MiB: peak RSS $rss KiB"
+  check "48 MiB resource: exit 0" [ "$rc" -eq 0 ]
+  check "48 MiB resource: streamed (peak RSS $rss KiB < 40 MiB)" [ "$rss" -lt 40960 ]
+  check "48 MiB resource: no temporary file left" [ "$(files_left)" -eq 0 ]
+  run bigcap "$tmp/big.yml" --resource-max-bytes $((32 * MIB))
+  check "over --resource-max-bytes: exit 1" [ "$rc" -eq 1 ]
+  check "over --resource-max-bytes: said" grep -q "resource big: .*over the limit of $((32 * MIB)) bytes" "$out"
+}
+
+case_secret_utf8() {
+  # EVRUN_SECRET_* is allowed by default
+  pipeline secutf8 <<'YML'
+pipeline: secret-utf8
+image: localhost/evrun-busybox:latest
+secrets: [EVRUN_SECRET_BIN]
+steps:
+  - name: s
+    run: 'echo "length ${#EVRUN_SECRET_BIN}"'
+YML
+  EVRUN_SECRET_BIN=$'ab\xff\xfecd' run secutf8 "$tmp/secutf8.yml"
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "names the secret and the reason" grep -q "secret EVRUN_SECRET_BIN (from the runner's environment): not valid UTF-8" "$err"
+  check "no step ran" sh -c "! grep -q 'length' '$out'"
+  mkdir -p "$tmp/secrets"
+  printf 'ab\0cd' > "$tmp/secrets/EVRUN_SECRET_BIN"
+  run secnul "$tmp/secutf8.yml" --secrets-dir "$tmp/secrets"
+  check "a NUL byte: exit 2" [ "$rc" -eq 2 ]
+  check "a NUL byte: named" grep -q "secret EVRUN_SECRET_BIN (from $tmp/secrets/EVRUN_SECRET_BIN): holds a NUL byte" "$err"
+  EVRUN_SECRET_BIN=välue run secok "$tmp/secutf8.yml"
+  check "UTF-8 secret: exit 0" [ "$rc" -eq 0 ]
+  check "UTF-8 secret: given (6 bytes)" grep -q "^s | length 6$" "$out"
+}
+
+case_secret_allow() {
+  pipeline secallow <<'YML'
+pipeline: secret-allow
+image: localhost/evrun-busybox:latest
+secrets: [HOME_TOKEN]
+steps:
+  - name: s
+    run: 'echo "got ${#HOME_TOKEN}"'
+YML
+  HOME_TOKEN=x1 run secdeny "$tmp/secallow.yml"
+  check "not allowed: exit 2" [ "$rc" -eq 2 ]
+  check "not allowed: names the secret and the setting" \
+    grep -q "secret HOME_TOKEN: not allowed: the runner's secrets_allow setting (\"EVRUN_SECRET_\*\")" "$err"
+  check "not allowed: no step ran" sh -c "! grep -q '^s | got' '$out'"
+  HOME_TOKEN=x1 run secname "$tmp/secallow.yml" --secrets-allow OTHER,HOME_TOKEN
+  check "allowed by name: exit 0" [ "$rc" -eq 0 ]
+  check "allowed by name: given" grep -q "^s | got 2$" "$out"
+  HOME_TOKEN=x1 EVRUN_SECRETS_ALLOW='HOME_*' run secprefix "$tmp/secallow.yml"
+  check "allowed by prefix (environment setting): exit 0" [ "$rc" -eq 0 ]
+  mkdir -p "$tmp/sdir"
+  echo abc > "$tmp/sdir/HOME_TOKEN"
+  run secfile "$tmp/secallow.yml" --secrets-dir "$tmp/sdir"
+  check "a file in --secrets-dir: exit 0" [ "$rc" -eq 0 ]
+  check "a file in --secrets-dir: given" grep -q "^s | got 3$" "$out"
+}
+
+case_resource_redirect() {
+  serve
+  echo "plain resource" > "$tmp/www/notes.txt"
+  pipeline redir <<YML
+pipeline: redirect
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: notes, url: "http://127.0.0.1:$port/other/notes.txt", path: notes.txt }
+steps:
+  - name: use
+    run: cat notes.txt
+YML
+  run redir "$tmp/redir.yml"
+  check "to another port: exit 1" [ "$rc" -eq 1 ]
+  check "to another port: the rule and the setting named" \
+    grep -q "resource notes: .*redirect to \"http://127.0.0.1:$port2/notes.txt\" refused: only redirects to the same scheme, host and port (http://127.0.0.1:$port) are followed (the runner's resource_redirects setting)" "$out"
+  check "to another port: nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  run redirany "$tmp/redir.yml" --resource-redirects any
+  check "--resource-redirects any: followed" grep -q "^use | plain resource$" "$out"
+  run redirnone "$tmp/redir.yml" --resource-redirects none
+  check "--resource-redirects none: the 302 is the answer" grep -q "resource notes: .* answered HTTP 302" "$out"
+  sed "s#/other/notes.txt#/same/notes.txt#" "$tmp/redir.yml" > "$tmp/same.yml"
+  run same "$tmp/same.yml"
+  check "to the same port: followed" grep -q "^use | plain resource$" "$out"
+}
+
+case_resource_local() {
+  serve
+  echo "plain resource" > "$tmp/www/notes.txt"
+  pipeline local <<YML
+pipeline: local
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: notes, url: "http://127.0.0.1:$port/notes.txt", path: notes.txt }
+steps:
+  - name: use
+    run: cat notes.txt
+YML
+  run local "$tmp/local.yml" --resource-local deny
+  check "denied: exit 1" [ "$rc" -eq 1 ]
+  check "denied: the address, the rule and the setting named" \
+    grep -q "resource notes: .*address 127.0.0.1 refused: it is loopback, and local addresses are denied (the runner's resource_local setting)" "$out"
+  sed "s#127.0.0.1:$port#localhost:$port#" "$tmp/local.yml" > "$tmp/localname.yml"
+  run localname "$tmp/localname.yml" --resource-local deny
+  check "denied by name (localhost): exit 1" [ "$rc" -eq 1 ]
+  check "denied by name: said" grep -q "resource notes: .*refused: it is loopback" "$out"
+  run localok "$tmp/local.yml"
+  check "allowed by default" grep -q "^use | plain resource$" "$out"
+}
+
+cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow resource_redirect resource_local}
+for c in $cases; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+done
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

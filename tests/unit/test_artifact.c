@@ -1,0 +1,214 @@
+/*  test_artifact: tar streams into directories (artifacts) and into the
+    tar for /workspace (resources): limits checked before bytes are
+    written or inflated, and nothing of a failed unpack left behind. */
+#define _XOPEN_SOURCE 700   /* nftw */
+#include "evr_artifact.h"
+#include "evr_test.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char s_dir[64];
+
+/*  Writes a tar to path: entries "name" with size bytes of 'x', or a
+    symbolic link for "name->target". */
+static void
+s_tar(const char *path, const char *const *names, const size_t *sizes, size_t n)
+{
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, path);
+    for (size_t i = 0; i < n; i++) {
+        struct archive_entry *e = archive_entry_new();
+        const char *arrow = strstr(names[i], "->");
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", arrow ? (int) (arrow - names[i]) : 127, names[i]);
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_perm(e, 0644);
+        if (arrow) {
+            archive_entry_set_filetype(e, AE_IFLNK);
+            archive_entry_set_symlink(e, arrow + 2);
+        }
+        else {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_size(e, (la_int64_t) sizes[i]);
+        }
+        archive_write_header(a, e);
+        char buf[4096];
+        memset(buf, 'x', sizeof buf);
+        for (size_t left = arrow ? 0 : sizes[i]; left;) {
+            size_t k = left < sizeof buf ? left : sizeof buf;
+            archive_write_data(a, buf, k);
+            left -= k;
+        }
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+static int s_files;
+
+static int
+s_count_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) path, (void) sb, (void) ftw;
+    if (type == FTW_F)
+        s_files++;
+    return 0;
+}
+
+/*  Regular files under path. */
+static int
+s_files_under(const char *path)
+{
+    s_files = 0;
+    nftw(path, s_count_one, 16, FTW_PHYS);
+    return s_files;
+}
+
+static int
+s_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) sb, (void) type, (void) ftw;
+    return remove(path);
+}
+
+static void
+test_unpack_ok(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/ok.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/ok", s_dir);
+    const char *names[] = { "out/a.txt", "out/sub/b.txt" };
+    const size_t sizes[] = { 100, 2000 };
+    s_tar(tar, names, sizes, 2);
+    uint32_t files = 0;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, dest, 2100, &files, &err) == EVR_OK);
+    CHECK(files == 2);
+    CHECK(s_files_under(dest) == 2);
+}
+
+static void
+test_unpack_over_limit_writes_nothing(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/big.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/big", s_dir);
+    const char *names[] = { "out/a.txt", "out/b.txt" };
+    const size_t sizes[] = { 1000, 3000 };
+    s_tar(tar, names, sizes, 2);
+    uint32_t files = 9;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, dest, 2048, &files, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "over the limit of 2048 bytes");
+    CHECK(files == 0);
+    CHECK(s_files_under(dest) == 0);   /* not even the first file, under the limit */
+}
+
+static void
+test_unpack_link_leaves_nothing(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/link.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/link", s_dir);
+    const char *names[] = { "out/a.txt", "out/sub/b.txt", "out/z->a.txt" };
+    const size_t sizes[] = { 10, 10, 0 };
+    s_tar(tar, names, sizes, 3);
+    uint32_t files = 0;
+    evr_err_t err;
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "entry \"out/z\": links are not copied out");
+    CHECK(s_files_under(dest) == 0);
+}
+
+static void
+test_unpack_keeps_what_was_there(void)
+{
+    /* a failed artifact takes back only what it wrote itself */
+    char tar[128], dest[128], keep[160];
+    snprintf(tar, sizeof tar, "%s/bad.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/keep", s_dir);
+    snprintf(keep, sizeof keep, "%s/out/before.txt", dest);
+    evr_err_t err;
+    char sub[160];
+    snprintf(sub, sizeof sub, "%s/out", dest);
+    evr_mkdirs(sub, &err);
+    FILE *fp = fopen(keep, "w");
+    fputs("earlier artifact\n", fp);
+    fclose(fp);
+    /* the truncated tar passes the header scan, fails while written */
+    const char *names[] = { "out/a.txt", "out/b.txt" };
+    const size_t sizes[] = { 10, 100000 };
+    s_tar(tar, names, sizes, 2);
+    CHECK(truncate(tar, 512 * 4 + 4096) == 0);
+    uint32_t files = 0;
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) != EVR_OK);
+    CHECK(s_files_under(dest) == 1);
+    CHECK(access(keep, F_OK) == 0);
+}
+
+static void
+test_resource_declared_size_first(void)
+{
+    /* the header claims 1 MiB, 512 bytes follow: refused at the header,
+       before any byte is inflated or copied (a bomb) */
+    char tar[128], out[128];
+    snprintf(tar, sizeof tar, "%s/bomb.tar", s_dir);
+    snprintf(out, sizeof out, "%s/bomb.out.tar", s_dir);
+    const char *names[] = { "big.bin" };
+    const size_t sizes[] = { 1 << 20 };
+    s_tar(tar, names, sizes, 1);
+    CHECK(truncate(tar, 2048) == 0);
+    evr_err_t err;
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "over the limit of 65536 bytes");
+    CHECK(access(out, F_OK) != 0);   /* no output left */
+}
+
+static void
+test_resource_ok_and_plain(void)
+{
+    char tar[128], out[128], plain[128];
+    snprintf(tar, sizeof tar, "%s/res.tar", s_dir);
+    snprintf(out, sizeof out, "%s/res.out.tar", s_dir);
+    snprintf(plain, sizeof plain, "%s/plain.txt", s_dir);
+    const char *names[] = { "./a.txt", "sub/b.txt" };
+    const size_t sizes[] = { 1000, 1000 };
+    s_tar(tar, names, sizes, 2);
+    evr_err_t err;
+    CHECK(evr_resource_tar(tar, "src", 2000, out, &err) == EVR_OK);
+    struct stat sb;
+    CHECK(stat(out, &sb) == 0 && sb.st_size > 2000);
+    CHECK(evr_resource_tar(tar, "src", 1999, out, &err) == EVR_ERR_LIMIT);
+    CHECK(access(out, F_OK) != 0);
+    FILE *fp = fopen(plain, "w");
+    for (int i = 0; i < 300; i++)
+        fputs("0123456789", fp);
+    fclose(fp);
+    CHECK(evr_resource_tar(plain, "docs/p.txt", 3000, out, &err) == EVR_OK);
+    CHECK(evr_resource_tar(plain, "docs/p.txt", 2999, out, &err) == EVR_ERR_LIMIT);
+    CHECK(access(out, F_OK) != 0);
+}
+
+int
+main(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/evr-test-artifact-XXXXXX");
+    if (!mkdtemp(s_dir))
+        return 2;
+    EVR_TEST_RUN(test_unpack_ok);
+    EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
+    EVR_TEST_RUN(test_unpack_link_leaves_nothing);
+    EVR_TEST_RUN(test_unpack_keeps_what_was_there);
+    EVR_TEST_RUN(test_resource_declared_size_first);
+    EVR_TEST_RUN(test_resource_ok_and_plain);
+    nftw(s_dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    EVR_TEST_END();
+}
