@@ -291,8 +291,9 @@ s_wait_runners(evr_cli_t *cli, const s_up_t *u, uint32_t n)
         zclock_sleep(left_ms < 100 ? (int) left_ms : 100);
     }
     fflush(stdout);
-    fprintf(stderr, "%s: the broker does not list %lu runners after %d s; see the logs under "
-            "%s/logs\n", cli->prog, (unsigned long) n, S_UP_WAIT_S, u->state);
+    fprintf(stderr, "%s: the broker does not list %lu runner%s after %d s; see the logs "
+            "under %s/logs\n", cli->prog, (unsigned long) n, n == 1 ? "" : "s", S_UP_WAIT_S,
+            u->state);
     return false;
 }
 

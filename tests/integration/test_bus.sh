@@ -631,6 +631,13 @@ case_state_refused() {
     check "a socket of uid 65534 in bus/: the client refuses it" grep -q "$st/bus/clients: a socket of uid 65534" "$tmp/jobs2"
   fi
   rm -f "$st/bus/clients"
+  mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
+  timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
+  check "the broker refuses an other-writable broker/ (exit 2)" [ $? -eq 2 ]
+  check "the broker names it" grep -q "$st/broker: writable by others" "$tmp/broker.out"
+  "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
+  check "the runner refuses an other-writable state dir (exit 2)" [ $? -eq 2 ]
+  check "the runner names it" grep -q "$st/runners/1: writable by others" "$tmp/runner.out"
   check "the victim file is as it was" [ "$(cat "$victim")" = "not evrun's" ]
   rm -f "$st/run/"*.pid "$st/logs/"*.log
   EVRUN_STATE_DIR=$st cli down > /dev/null 2>&1
