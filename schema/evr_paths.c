@@ -151,8 +151,17 @@ evr_paths_socket(const char *path, evr_err_t *err)
         *(slash == dir ? slash + 1 : slash) = '\0';
     else
         strcpy(dir, ".");
-    if (lstat(dir, &st) == 0)
+    if (lstat(dir, &st) == 0) {
         rc = s_judge_dir(dir, &st, true, err);
+        /* whoever can write in its parent can rename the directory away */
+        char *up = evr_strdup(dir);
+        char *cut = strrchr(up, '/');
+        if (cut)
+            *(cut == up ? cut + 1 : cut) = '\0';
+        if (!rc && cut && strcmp(up, dir) != 0 && stat(up, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = s_judge_dir(up, &st, true, err);
+        free(up);
+    }
     if (!rc && lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             rc = evr_err_set(err, EVR_ERR_CONFIG, "%s: %s, not a socket: remove it (rm %s)",

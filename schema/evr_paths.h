@@ -41,7 +41,8 @@ evr_rc_t evr_paths_write_pid(const char *path, long pid, evr_err_t *err);
 /*  Checks a unix socket path (an ipc:// endpoint) before binding or
     connecting: its directory, when it exists, is a directory (no link)
     owned by the effective uid or root and writable by no one else (or,
-    like /tmp, sticky, where no one replaces another's socket); the
+    like /tmp, sticky, where no one replaces another's socket), and so
+    is the directory above it (where it could be renamed away); the
     socket, when it exists, is a socket (no link) owned by the effective
     uid or root, so no other user can have put it there.  A missing
     directory or socket is not an error here (the bind or connect says so).

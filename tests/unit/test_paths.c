@@ -139,6 +139,12 @@ test_socket(void)
     chmod(bus, 01777);   /* sticky, like /tmp */
     CHECK(evr_paths_socket(sock, &err) == EVR_OK);
     chmod(bus, 0700);
+    chmod(s_root, 0777);   /* bus/ could be renamed away and replaced */
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, ": writable by others (mode 0777)");
+    chmod(s_root, 0700);
+    CHECK(evr_paths_socket("/tmp/evr-none/clients", &err) == EVR_OK);
+    CHECK(evr_paths_socket("/clients", &err) == EVR_OK);
     if (geteuid() == 0) {
         CHECK(chown(sock, 65534, 65534) == 0);
         CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
