@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "evr_paths.h"
+
 void
 evr_bus_setup(zsock_t *sock)
 {
@@ -26,7 +28,7 @@ evr_bus_check_endpoint(const char *ep, evr_err_t *err)
             return evr_err_set(err, EVR_ERR_CONFIG, "%s: the socket path has %zu bytes, a unix "
                                "socket path holds at most 107 (choose a shorter state "
                                "directory, e.g. --state-dir /tmp/evrun)", ep, n);
-        return EVR_OK;
+        return evr_paths_socket(ep + 6, err);
     }
     if (strncmp(ep, "tcp://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
         return EVR_OK;

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "evr_broker.h"
 #include "evr_config.h"
+#include "evr_paths.h"
 
 static volatile sig_atomic_t s_stop;
 
@@ -44,7 +44,10 @@ s_help(FILE *out)
             "event once and publishes it to subscribers (evrun-tail).  Runs until SIGINT\n"
             "or SIGTERM.\n"
             "\n"
-            "  --state-dir DIR          state directory (store in DIR/broker)\n"
+            "  --state-dir DIR          state directory (store in DIR/broker); made 0700\n"
+            "                           when missing, refused when it, DIR/broker or\n"
+            "                           DIR/bus is a link, another user's, or writable by\n"
+            "                           group or others\n"
             "  --local                  ipc:// sockets under DIR/bus (what `evrun-cli up` uses)\n"
             "  --client-endpoint EP     default tcp://127.0.0.1:7700 (local: ipc://DIR/bus/clients)\n"
             "  --runner-endpoint EP     default tcp://127.0.0.1:7701 (local: ipc://DIR/bus/runners)\n"
@@ -68,8 +71,30 @@ s_help(FILE *out)
             "  -h, --help               this text\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
-            "exit status: 0 stopped by a signal; 2 bad settings, or a socket or the store\n"
-            "unusable; 3 the store failed while running\n");
+            "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused,\n"
+            "or a socket or the store unusable; 3 the store failed while running\n");
+}
+
+/*  The state directory, the store's and (local) the sockets', made 0700
+    when missing and refused unless private (evr_paths_dir); the default
+    curve directory STATE/curve is checked when it exists. */
+static evr_rc_t
+s_private_dirs(const char *state, const char *store_dir, const char *bus_dir,
+               const char *curve_dir, evr_err_t *err)
+{
+    evr_rc_t rc = evr_paths_dir(state, true, err);
+    if (!rc)
+        rc = evr_paths_dir(store_dir, true, err);
+    if (!rc && bus_dir)
+        rc = evr_paths_dir(bus_dir, true, err);
+    char *def = evr_asprintf("%s/curve", state);
+    if (!rc && curve_dir && strcmp(curve_dir, def) == 0) {
+        rc = evr_paths_dir(curve_dir, false, err);
+        if (rc == EVR_ERR_NOTFOUND)
+            rc = EVR_OK;
+    }
+    free(def);
+    return rc;
 }
 
 int
@@ -152,11 +177,13 @@ main(int argc, char **argv)
         goto out;
     }
     const char *state = evr_config_get(cfg, "state_dir");
-    mkdir(state, 0700);
     store_dir = evr_asprintf("%s/broker", state);
-    if (local) {
-        bus_dir = evr_asprintf("%s/bus", state);
-        mkdir(bus_dir, 0700);
+    bus_dir = evr_asprintf("%s/bus", state);
+    if (s_private_dirs(state, store_dir, local ? bus_dir : NULL,
+                       evr_config_get(cfg, "curve_dir"), &err)) {
+        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+        status = 2;
+        goto out;
     }
     evr_broker_opts_t bo = {
         .store_dir = store_dir, .client_ep = evr_config_get(cfg, "client_endpoint"),

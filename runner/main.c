@@ -15,6 +15,7 @@
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
+#include "evr_paths.h"
 #include "evr_yaml.h"
 
 static volatile sig_atomic_t s_interrupts, s_terms;
@@ -82,7 +83,9 @@ s_help(FILE *out)
             "  --stop-timeout SECS  on SIGTERM, wait this long for running jobs (default 30);\n"
             "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
-            "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
+            "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun);\n"
+            "                       made 0700 when missing, refused when it is a link,\n"
+            "                       another user's, or writable by group or others\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
             "                       the rootless user socket, or /run/podman/podman.sock as root)\n"
             "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
@@ -450,6 +453,11 @@ main(int argc, char **argv)
     }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
     if (o.file && !s_load(o.file, &o.given, &spec, &args)) {
+        status = 2;
+        goto out;
+    }
+    if (evr_paths_dir(state_dir, true, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }

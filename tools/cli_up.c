@@ -8,6 +8,12 @@
     up is idempotent.  down stops what up started: the runners first
     (SIGTERM: they finish their running jobs, up to their stop timeout),
     then the broker, then the podman service if up started it.
+
+    The state tree is made 0700 and refused unless private (evr_paths):
+    pid and log files are opened without following links, and a pid file
+    is written aside and renamed.  up waits S_UP_WAIT_S for the broker to
+    list the runners, and stops waiting as soon as a process it started
+    exits, showing the end of its log.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,11 +28,18 @@
 
 #include "cli.h"
 #include "cli_bus.h"
+#include "evr_paths.h"
 #include "evr_podman.h"
+
+#define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
+#define S_UP_KIDS 65        /* the broker and up to 64 runners */
 
 typedef struct {
     const char *state;
     char *bindir;           /* where evrun-cli is: the other binaries are there */
+    int nkids;              /* the processes this up started, to see them exit */
+    pid_t kids[S_UP_KIDS];
+    char kid_names[S_UP_KIDS][32];
 } s_up_t;
 
 static char *
@@ -40,23 +53,49 @@ s_bindir(void)
     return evr_strdup(dirname(buf));
 }
 
+/*  The state directory and the subdirectories up and down use (with
+    make, n runners' too), made 0700 when missing (make) and refused unless
+    private; without make, missing ones are skipped. */
+static evr_rc_t
+s_tree(const char *state, bool make, uint32_t n, evr_err_t *err)
+{
+    static const char *const subs[] = { "", "/run", "/logs", "/bus", "/runners", "/broker",
+                                        "/podman" };
+    evr_rc_t rc = EVR_OK;
+    for (size_t i = 0; i < EVR_ARRAY_LEN(subs) + n && !rc; i++) {
+        char *d = i < EVR_ARRAY_LEN(subs)
+                      ? evr_asprintf("%s%s", state, subs[i])
+                      : evr_asprintf("%s/runners/%zu", state, i - EVR_ARRAY_LEN(subs) + 1);
+        rc = evr_paths_dir(d, make, err);
+        if (rc == EVR_ERR_NOTFOUND && !make)
+            rc = EVR_OK;
+        free(d);
+    }
+    return rc;
+}
+
+/*  The live evrun process STATE/run/NAME.pid names: its pid; 0 when there
+    is none (no file, or a stale one); -1 when the file is refused (not a
+    regular file of the user's, e.g. a link), with err saying why. */
 static pid_t
-s_read_pid(const char *state, const char *name)
+s_read_pid(const char *state, const char *name, evr_err_t *err)
 {
     char *p = evr_asprintf("%s/run/%s.pid", state, name);
-    FILE *fp = fopen(p, "r");
+    int fd = evr_paths_open(p, O_RDONLY, err);
+    int e = errno;
     free(p);
-    long pid = 0;
-    if (fp) {
-        if (fscanf(fp, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(fp);
-    }
+    if (fd < 0)
+        return e == ENOENT ? 0 : -1;
+    char num[32];
+    ssize_t got = read(fd, num, sizeof num - 1);
+    close(fd);
+    num[got > 0 ? got : 0] = '\0';
+    long pid = strtol(num, NULL, 10);
     if (pid <= 0 || kill((pid_t) pid, 0) != 0)
         return 0;
     /* a pid file from before a reboot may name someone else's process */
     char *cl = evr_asprintf("/proc/%ld/cmdline", pid), buf[256] = "";
-    fp = fopen(cl, "r");
+    FILE *fp = fopen(cl, "r");
     free(cl);
     size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
     if (fp)
@@ -66,13 +105,23 @@ s_read_pid(const char *state, const char *name)
 }
 
 /*  Starts argv in the background (own session, stdin from /dev/null,
-    output to log), records its pid as STATE/run/NAME.pid. */
+    output appended to log), records its pid as STATE/run/NAME.pid.  The
+    pid, or 0 with the reason printed. */
 static pid_t
-s_spawn(const s_up_t *u, const char *name, char *const argv[], const char *log)
+s_spawn(s_up_t *u, const char *name, char *const argv[], const char *log)
 {
-    pid_t pid = fork();
-    if (pid < 0)
+    evr_err_t err;
+    int out = evr_paths_open(log, O_WRONLY | O_CREAT | O_APPEND, &err);
+    if (out < 0) {
+        fprintf(stderr, "evrun-cli up: cannot start %s: %s\n", name, err.msg);
         return 0;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "evrun-cli up: cannot start %s: fork: %s\n", name, strerror(errno));
+        close(out);
+        return 0;
+    }
     if (pid == 0) {
         setsid();
         /* up's processes use the sockets and ids up gives them */
@@ -82,23 +131,23 @@ s_spawn(const s_up_t *u, const char *name, char *const argv[], const char *log)
         for (size_t i = 0; i < EVR_ARRAY_LEN(vars); i++)
             unsetenv(vars[i]);
         int in = open("/dev/null", O_RDONLY);
-        int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (in >= 0)
             dup2(in, 0);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
+        dup2(out, 1);
+        dup2(out, 2);
         execv(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    char *p = evr_asprintf("%s/run/%s.pid", u->state, name);
-    FILE *fp = fopen(p, "w");
-    if (fp) {
-        fprintf(fp, "%ld\n", (long) pid);
-        fclose(fp);
+    close(out);
+    if (u->nkids < S_UP_KIDS) {
+        u->kids[u->nkids] = pid;
+        snprintf(u->kid_names[u->nkids++], sizeof u->kid_names[0], "%s", name);
     }
+    char *p = evr_asprintf("%s/run/%s.pid", u->state, name);
+    if (evr_paths_write_pid(p, (long) pid, &err))
+        fprintf(stderr, "evrun-cli up: %s (`evrun-cli down` will not find %s)\n", err.msg,
+                name);
     free(p);
     return pid;
 }
@@ -138,9 +187,13 @@ s_podman(const s_up_t *u, const char *prog)
     int rc = access(h, X_OK) == 0 ? system(cmd) : -1;
     if (rc == 0) {
         char *mark = evr_asprintf("%s/run/podman.started", u->state);
-        FILE *fp = fopen(mark, "w");
-        if (fp)
-            fclose(fp);
+        evr_err_t err;
+        int fd = evr_paths_open(mark, O_WRONLY | O_CREAT, &err);
+        if (fd >= 0)
+            close(fd);
+        else
+            fprintf(stderr, "%s: %s (`evrun-cli down` will leave the podman service)\n", prog,
+                    err.msg);
         free(mark);
     }
     else {
@@ -163,12 +216,69 @@ s_count_live(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  Waits (up to 10 s) until the broker answers and lists n runners that
-    are not lost. */
-static bool
-s_wait_runners(evr_cli_t *cli, uint32_t n)
+/*  Prints the last lines (at most 2 KiB) of log to stderr, indented. */
+static void
+s_log_tail(const char *log)
 {
-    for (int i = 0; i < 100; i++) {
+    evr_err_t err;
+    int fd = evr_paths_open(log, O_RDONLY, &err);
+    if (fd < 0) {
+        fprintf(stderr, "  (%s)\n", err.msg);
+        return;
+    }
+    char buf[2049];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > 2048 ? size - 2048 : 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    char *line = buf;
+    if (from > 0 && (line = strchr(buf, '\n')))    /* from the first whole line */
+        line++;
+    for (char *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        fprintf(stderr, "  %.*s\n", nl ? (int) (nl - line) : (int) strlen(line), line);
+    }
+}
+
+/*  True (and says so, with the end of its log) when a process this up
+    started has exited. */
+static bool
+s_kid_exited(const s_up_t *u, const char *prog)
+{
+    for (int i = 0; i < u->nkids; i++) {
+        int st;
+        if (waitpid(u->kids[i], &st, WNOHANG) != u->kids[i])
+            continue;
+        char *log = evr_asprintf("%s/logs/%s.log", u->state, u->kid_names[i]);
+        fflush(stdout);
+        if (WIFSIGNALED(st))
+            fprintf(stderr, "%s: %s (pid %ld) was killed by signal %d; the end of %s:\n",
+                    prog, u->kid_names[i], (long) u->kids[i], WTERMSIG(st), log);
+        else
+            fprintf(stderr, "%s: %s (pid %ld) exited with status %d; the end of %s:\n", prog,
+                    u->kid_names[i], (long) u->kids[i], WEXITSTATUS(st), log);
+        s_log_tail(log);
+        free(log);
+        return true;
+    }
+    return false;
+}
+
+/*  Waits (up to S_UP_WAIT_S in all: each attempt is bounded by what is
+    left) until the broker answers and lists n runners that are not lost.
+    Stops at once when a process this up started exits. */
+static bool
+s_wait_runners(evr_cli_t *cli, const s_up_t *u, uint32_t n)
+{
+    uint64_t until = evr_mono_ns() + S_UP_WAIT_S * 1000000000ull;
+    for (uint64_t now; (now = evr_mono_ns()) < until;) {
+        if (s_kid_exited(u, cli->prog))
+            return false;
+        uint64_t left_ms = (until - now) / 1000000 + 1;
+        char t[32];
+        snprintf(t, sizeof t, "%llu", (unsigned long long) (left_ms < 1000 ? left_ms : 1000));
+        evr_config_set(cli->cfg, "timeout_ms", t, "flag");
         evr_err_t err;
         uint32_t live = 0;
         evr_client_destroy(&cli->client);
@@ -178,8 +288,12 @@ s_wait_runners(evr_cli_t *cli, uint32_t n)
                 && live >= n)
                 return true;
         }
-        zclock_sleep(100);
+        zclock_sleep(left_ms < 100 ? (int) left_ms : 100);
     }
+    fflush(stdout);
+    fprintf(stderr, "%s: the broker does not list %lu runner%s after %d s; see the logs "
+            "under %s/logs\n", cli->prog, (unsigned long) n, n == 1 ? "" : "s", S_UP_WAIT_S,
+            u->state);
     return false;
 }
 
@@ -193,21 +307,30 @@ s_up_help(FILE *out)
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
             "STATE/podman) when none answers at $EVRUN_PODMAN_URL or the default socket.\n"
             "Logs go to STATE/logs.  What already runs is kept: up is idempotent.  Stop\n"
-            "it all with `evrun-cli down`.\n"
+            "it all with `evrun-cli down`.  The state directory and its subdirectories are\n"
+            "made 0700 when missing (parents too), and refused when one is a link, another\n"
+            "user's, or writable by group or others.  up waits up to 10 s for the broker\n"
+            "to list the runners, and stops at once, showing the end of its log, when a\n"
+            "process it started exits.\n"
             "\n"
             "  --runners N          runners to start (default 1)\n"
             "  --capacity N         jobs at once per runner (default 2)\n"
             "  --labels a,b         the runners' labels\n"
             EVR_CLI_COMMON_HELP
             "\n"
-            "exit status: 0 up; 2 something could not be started (its log says why)\n");
+            "exit status: 0 up; 2 a state directory refused, or something could not be\n"
+            "started (its log says why)\n");
 }
 
 static int
-s_start_broker(const s_up_t *u, const char *prog)
+s_start_broker(s_up_t *u, const char *prog)
 {
-    if (s_read_pid(u->state, "broker"))
-        return 0;
+    evr_err_t err;
+    pid_t running = s_read_pid(u->state, "broker", &err);
+    if (running < 0)
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    if (running)
+        return running < 0 ? 2 : 0;
     char *bin = evr_asprintf("%s/evrun-broker", u->bindir);
     char *log = evr_asprintf("%s/logs/broker.log", u->state);
     char *c = evr_asprintf("ipc://%s/bus/clients", u->state);
@@ -216,28 +339,32 @@ s_start_broker(const s_up_t *u, const char *prog)
     char *argv[] = { bin, "--local", "--state-dir", (char *) u->state, "--client-endpoint", c,
                      "--runner-endpoint", r, "--events-endpoint", e, NULL };
     pid_t pid = s_spawn(u, "broker", argv, log);
-    printf("broker started (pid %ld), log %s\n", (long) pid, log);
+    if (pid)
+        printf("broker started (pid %ld), log %s\n", (long) pid, log);
     free(c);
     free(r);
     free(e);
     free(bin);
     free(log);
-    if (!pid) {
-        fprintf(stderr, "%s: cannot start evrun-broker: %s\n", prog, strerror(errno));
-        return 2;
-    }
-    return 0;
+    return pid ? 0 : 2;
 }
 
+/*  Starts the runners 1..n that do not run; 2 when one cannot be started
+    (said), else 0. */
 static int
-s_start_runners(const s_up_t *u, uint32_t n, const char *cap, const char *labels,
-                const char *url)
+s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, const char *url)
 {
-    int started = 0;
-    for (uint32_t i = 1; i <= n; i++) {
+    int status = 0;
+    for (uint32_t i = 1; i <= n && !status; i++) {
         char name[32];
         snprintf(name, sizeof name, "runner-%u", i);
-        if (s_read_pid(u->state, name))
+        evr_err_t err;
+        pid_t running = s_read_pid(u->state, name, &err);
+        if (running < 0) {
+            fprintf(stderr, "evrun-cli up: %s\n", err.msg);
+            status = 2;
+        }
+        if (running)
             continue;
         char *bin = evr_asprintf("%s/evrun-runner", u->bindir);
         char *log = evr_asprintf("%s/logs/%s.log", u->state, name);
@@ -246,14 +373,16 @@ s_start_runners(const s_up_t *u, uint32_t n, const char *cap, const char *labels
         char *argv[] = { bin, "--broker", ep, "--state-dir", dir, "--capacity", (char *) cap,
                          "--labels", (char *) labels, "--podman-url", (char *) url, NULL };
         pid_t pid = s_spawn(u, name, argv, log);
-        printf("%s started (pid %ld), log %s\n", name, (long) pid, log);
-        started += pid > 0;
+        if (pid)
+            printf("%s started (pid %ld), log %s\n", name, (long) pid, log);
+        else
+            status = 2;
         free(bin);
         free(log);
         free(dir);
         free(ep);
     }
-    return started;
+    return status;
 }
 
 int
@@ -291,26 +420,27 @@ evr_cli_up(int argc, char **argv)
     if ((status = evr_cli_settings(&cli)))
         return status;
     char *state = evr_strdup(evr_config_get(cli.cfg, "state_dir"));
-    s_up_t u = { state, s_bindir() };
-    const char *subs[] = { "", "/run", "/logs", "/bus", "/runners" };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(subs); i++) {
-        char *d = evr_asprintf("%s%s", u.state, subs[i]);
-        mkdir(d, 0700);
-        free(d);
+    s_up_t u = { .state = state, .bindir = s_bindir() };
+    evr_err_t err;
+    char *url = NULL;
+    if (s_tree(state, true, (uint32_t) n, &err)) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        status = 2;
+        goto out;
     }
-    char *url = s_podman(&u, cli.prog);
+    url = s_podman(&u, cli.prog);
     /* the endpoints are the local broker's from now on */
     evr_config_destroy(&cli.cfg);
     cli.cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
     evr_config_set(cli.cfg, "state_dir", u.state, "flag");
     evr_config_endpoints(cli.cfg, true);
-    if (!url || (status = s_start_broker(&u, cli.prog)))
+    if (!url || (status = s_start_broker(&u, cli.prog))
+        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url)))
         status = 2;
     else {
-        s_start_runners(&u, (uint32_t) n, cap, labels, url);
-        if (!s_wait_runners(&cli, (uint32_t) n)) {
-            fprintf(stderr, "%s: the broker does not list %lu runners after 10 s; see the logs "
-                    "under %s/logs\n", cli.prog, n, u.state);
+        if (!s_wait_runners(&cli, &u, (uint32_t) n)) {
+            fprintf(stderr, "%s: what did start keeps running: `evrun-cli down` stops it\n",
+                    cli.prog);
             status = 2;
         }
         else
@@ -318,6 +448,7 @@ evr_cli_up(int argc, char **argv)
                    "try: evrun-cli run examples/hello.yml --follow; stop: evrun-cli down\n",
                    evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s", url);
     }
+out:
     free(url);
     free(u.bindir);
     free(state);
@@ -326,11 +457,17 @@ evr_cli_up(int argc, char **argv)
 }
 
 /*  Sends SIGTERM to STATE/run/NAME.pid and waits up to wait_s, then
-    SIGKILL.  True when it had been running. */
-static bool
+    SIGKILL.  1 when it had been running, 0 when not, -1 when its pid file
+    is refused (said; the file is left). */
+static int
 s_stop(const char *state, const char *name, int wait_s, bool signalled)
 {
-    pid_t pid = s_read_pid(state, name);
+    evr_err_t err;
+    pid_t pid = s_read_pid(state, name, &err);
+    if (pid < 0) {
+        fprintf(stderr, "evrun-cli down: %s\n", err.msg);
+        return -1;
+    }
     char *p = evr_asprintf("%s/run/%s.pid", state, name);
     if (pid) {
         if (!signalled)     /* a second SIGTERM would make a runner quit at once */
@@ -351,6 +488,37 @@ s_stop(const char *state, const char *name, int wait_s, bool signalled)
     return pid != 0;
 }
 
+/*  Stops the podman service when up started it (STATE/run/podman.started).
+    1 when it did, 0 when not, -1 when the mark is refused (said). */
+static int
+s_stop_podman(const char *state)
+{
+    char *mark = evr_asprintf("%s/run/podman.started", state);
+    evr_err_t err;
+    int fd = evr_paths_open(mark, O_RDONLY, &err), done = 0;
+    if (fd < 0 && errno != ENOENT) {
+        fprintf(stderr, "evrun-cli down: %s\n", err.msg);
+        done = -1;
+    }
+    else if (fd >= 0) {
+        close(fd);
+        char *bindir = s_bindir();
+        const char *helper = getenv("EVRUN_PODMAN_SERVICE");
+        char *h = helper && *helper ? evr_strdup(helper)
+                                    : evr_asprintf("%s/../../tools/podman-service", bindir);
+        char *cmd = evr_asprintf("'%s' stop '%s/podman'", h, state);
+        if (system(cmd) == 0)
+            printf("podman service stopped\n");
+        unlink(mark);
+        free(cmd);
+        free(h);
+        free(bindir);
+        done = 1;
+    }
+    free(mark);
+    return done;
+}
+
 int
 evr_cli_down(int argc, char **argv)
 {
@@ -364,7 +532,9 @@ evr_cli_down(int argc, char **argv)
             printf("usage: evrun-cli down [options]\n\nStops what `evrun-cli up` started: the "
                    "runners (each finishes its running jobs,\nup to 30 s; jobs still running "
                    "then are taken up at the next `up`), the\nbroker, and the podman service "
-                   "if up started it.\n\n%s", EVR_CLI_COMMON_HELP);
+                   "if up started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
+                   "directory or pid file\nrefused (a link, another user's, or writable by "
+                   "group or others)\n", EVR_CLI_COMMON_HELP);
             return 0;
         }
         fprintf(stderr, "usage: evrun-cli down [options]\n");
@@ -374,38 +544,33 @@ evr_cli_down(int argc, char **argv)
     if (status)
         return status;
     const char *state = evr_config_get(cli.cfg, "state_dir");
-    int stopped = 0;
+    evr_err_t err;
+    if (s_tree(state, false, 0, &err)) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        evr_cli_done(&cli);
+        return 2;
+    }
+    int stopped = 0, refused = 0, r;
     for (unsigned i = 1; i <= 64; i++) {   /* every runner stops at once */
         char name[32];
         snprintf(name, sizeof name, "runner-%u", i);
-        pid_t pid = s_read_pid(state, name);
-        if (pid)
+        pid_t pid = s_read_pid(state, name, &err);
+        if (pid > 0)
             kill(pid, SIGTERM);
     }
-    for (unsigned i = 1; i <= 64; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "runner-%u", i);
-        stopped += s_stop(state, name, 40, true);
+    for (unsigned i = 1; i <= 65; i++) {
+        char name[32] = "broker";
+        if (i <= 64)
+            snprintf(name, sizeof name, "runner-%u", i);
+        r = s_stop(state, name, i <= 64 ? 40 : 10, i <= 64);
+        stopped += r > 0;
+        refused += r < 0;
     }
-    stopped += s_stop(state, "broker", 10, false);
-    char *mark = evr_asprintf("%s/run/podman.started", state);
-    if (access(mark, F_OK) == 0) {
-        char *bindir = s_bindir();
-        const char *helper = getenv("EVRUN_PODMAN_SERVICE");
-        char *h = helper && *helper ? evr_strdup(helper)
-                                    : evr_asprintf("%s/../../tools/podman-service", bindir);
-        char *cmd = evr_asprintf("'%s' stop '%s/podman'", h, state);
-        if (system(cmd) == 0)
-            printf("podman service stopped\n");
-        unlink(mark);
-        free(cmd);
-        free(h);
-        free(bindir);
-        stopped++;
-    }
-    free(mark);
-    if (!stopped)
+    r = s_stop_podman(state);
+    stopped += r > 0;
+    refused += r < 0;
+    if (!stopped && !refused)
         printf("nothing was running under %s\n", state);
     evr_cli_done(&cli);
-    return 0;
+    return refused ? 2 : 0;
 }

@@ -585,7 +585,90 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down}
+# A state tree another user could change is refused, naming the path and
+# the fix, and nothing is written through a link planted in it.  "Another
+# user" is uid 65534 (chown works as root only; the rest runs as anyone).
+case_state_refused() {
+  fresh refused
+  local st=$tmp/s victim=$tmp/victim
+  mkdir -p "$st/run" "$st/logs" "$st/bus"
+  chmod 0777 "$st/run"
+  echo "not evrun's" > "$victim"
+  ln -s "$victim" "$st/run/broker.pid"
+  ln -s "$victim" "$st/logs/broker.log"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up1" 2>&1
+  check "other-writable run/: up refuses (exit 2)" [ $? -eq 2 ]
+  check "names run/ and the fix" grep -q "$st/run: writable by others (mode 0777).*chmod go-w $st/run" "$tmp/up1"
+  check "nothing written through the links" [ "$(cat "$victim")" = "not evrun's" ]
+  check "nothing started" [ ! -e "$st/run/broker.pid.new" ]
+  check "nothing started (said)" bash -c "! grep -q started $tmp/up1"
+  chmod 0700 "$st/run"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up2" 2>&1
+  check "a link at run/broker.pid: refused (exit 2)" [ $? -eq 2 ]
+  check "names the link" grep -q "$st/run/broker.pid: a symbolic link" "$tmp/up2"
+  check "still nothing written through the links" [ "$(cat "$victim")" = "not evrun's" ]
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down1" 2>&1
+  check "down refuses the link too (exit 2)" [ $? -eq 2 ]
+  rm "$st/run/broker.pid"
+  rm -r "$st/logs" && ln -s "$tmp" "$st/logs"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up3" 2>&1
+  check "logs/ a link: refused" grep -q "$st/logs: a symbolic link" "$tmp/up3"
+  rm "$st/logs"
+  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$st/bus/clients"
+  chmod 0770 "$st/bus"
+  EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs" 2>&1
+  check "a client refuses a group-writable bus/ (exit 2)" [ $? -eq 2 ]
+  check "names bus/ and the fix" grep -q "$st/bus: writable by its group (mode 0770).*chmod go-w $st/bus" "$tmp/jobs"
+  chmod 0700 "$st/bus"
+  if [ "$(id -u)" = 0 ]; then
+    chown 65534 "$st/bus"
+    EVRUN_STATE_DIR=$st cli up > "$tmp/up4" 2>&1
+    check "bus/ of uid 65534: up refuses (exit 2)" [ $? -eq 2 ]
+    check "names the owner and the fix" grep -q "$st/bus: owned by uid 65534, not by you (uid 0).*chown -R 0 $st/bus" "$tmp/up4"
+    chown 0 "$st/bus"
+    chown 65534 "$st/bus/clients"
+    EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs2" 2>&1
+    check "a socket of uid 65534 in bus/: the client refuses it" grep -q "$st/bus/clients: a socket of uid 65534" "$tmp/jobs2"
+  fi
+  rm -f "$st/bus/clients"
+  mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
+  timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
+  check "the broker refuses an other-writable broker/ (exit 2)" [ $? -eq 2 ]
+  check "the broker names it" grep -q "$st/broker: writable by others" "$tmp/broker.out"
+  "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
+  check "the runner refuses an other-writable state dir (exit 2)" [ $? -eq 2 ]
+  check "the runner names it" grep -q "$st/runners/1: writable by others" "$tmp/runner.out"
+  check "the victim file is as it was" [ "$(cat "$victim")" = "not evrun's" ]
+  rm -f "$st/run/"*.pid "$st/logs/"*.log
+  EVRUN_STATE_DIR=$st cli down > /dev/null 2>&1
+}
+
+# up on a home without ~/.local/state makes the tree (0700) and comes up;
+# a broker that fails at once is reported at once, with its log's end.
+case_up_fresh_home() {
+  fresh freshhome
+  local home=$tmp/h st=$tmp/h/.local/state/evrun d bad=
+  mkdir -p "$home"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up" 2>&1
+  check "up on a fresh home: exit 0" [ $? -eq 0 ]
+  for d in "$home/.local" "$home/.local/state" "$st" "$st/run" "$st/logs" "$st/bus" "$st/runners/1"; do
+    [ "$(stat -c %a "$d" 2>/dev/null)" = 700 ] || bad="$bad $d"
+  done
+  check "the tree is 0700 (not:$bad)" [ -z "$bad" ]
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > "$tmp/down" 2>&1
+  check "down: exit 0" [ $? -eq 0 ]
+  check "down stopped the broker" grep -q "broker stopped" "$tmp/down"
+  # a broker whose store cannot open exits at once: up says so at once
+  rm -rf "$st/broker" && mkdir -m 0700 "$st/broker"
+  echo "not an lmdb file" > "$st/broker/data.mdb"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up2" 2>&1
+  check "broker failing: up exits 2" [ $? -eq 2 ]
+  check "names the broker's exit and shows its log" grep -q "broker (pid [0-9]*) exited with status 2; the end of $st/logs/broker.log" "$tmp/up2"
+  check "the log's end is shown" grep -q "^  evrun-broker: .*$st/broker" "$tmp/up2"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > /dev/null 2>&1
+}
+
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home}
 for c in $cases; do
   case_name=$c
   echo "== $c"
