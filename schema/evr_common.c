@@ -31,10 +31,16 @@ evr_rc_t
 evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
 {
     if (err) {
+        /* Formatted aside first: callers wrap the message err already
+           holds ("cannot send: %s", err->msg), and vsnprintf into the
+           buffer it reads from is undefined (glibc repeats the prefix and
+           loses the cause). */
+        char text[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, text, sizeof text);
     }
     return rc;
 }

@@ -38,7 +38,9 @@ typedef struct {
 } evr_err_t;
 
 /*  Formats a message into err (if err is not NULL) and returns rc, so a
-    failing function can end with `return evr_err_set(err, rc, ...)`. */
+    failing function can end with `return evr_err_set(err, rc, ...)`.  The
+    arguments may include err->msg itself, to wrap a cause:
+    `evr_err_set(err, rc, "sending to %s: %s", ep, err->msg)`. */
 evr_rc_t evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
