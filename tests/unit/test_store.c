@@ -5,6 +5,8 @@
     read-only reader in another process beside a live writer. */
 #include <lmdb.h>
 #include <signal.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -362,6 +364,46 @@ test_map_growth(void)
     free(dir);
 }
 
+/*  A full disk (a 1 MiB tmpfs; needs root to mount, skipped otherwise):
+    LMDB reports a short write as EIO, the message says what it is and
+    names the file. */
+static void
+test_disk_full(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "  skipped: mounting a small tmpfs needs root\n");
+        return;
+    }
+    char *dir = s_dir("full");
+    CHECK(mkdir(dir, 0755) == 0);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) {
+        fprintf(stderr, "  skipped: mount tmpfs: %s\n", strerror(errno));
+        free(dir);
+        return;
+    }
+    char *sub = evr_asprintf("%s/store", dir);
+    evr_store_t *st;
+    evr_err_t err;
+    evr_rc_t rc = evr_store_open(sub, EVR_STORE_SYNC, &st, &err);
+    CHECK(rc == EVR_OK);
+    for (int i = 0; !rc && i < 1000; i++) {
+        char *id = s_job_id(900 + i);
+        size_t n;
+        evr_event_t **evs = evr_synth_job(id, 2, 32 * 1024, 8 * 1024, &n);
+        rc = evr_store_append(st, evs, n, &err);
+        evr_synth_free(evs, n);
+        free(id);
+    }
+    CHECK(rc == EVR_ERR_STORE);
+    char *want = evr_asprintf("store: no space left on device writing %s/data.mdb", sub);
+    CHECK_CONTAINS(err.msg, want);
+    free(want);
+    evr_store_destroy(&st);
+    CHECK(umount2(dir, MNT_DETACH) == 0);
+    free(sub);
+    free(dir);
+}
+
 static void
 test_write_failure(void)
 {
@@ -587,6 +629,7 @@ main(void)
     EVR_TEST_RUN(test_illegal_batch);
     EVR_TEST_RUN(test_map_growth);
     EVR_TEST_RUN(test_write_failure);
+    EVR_TEST_RUN(test_disk_full);
     EVR_TEST_RUN(test_retention);
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);
