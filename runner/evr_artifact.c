@@ -32,15 +32,19 @@ s_write_file(struct archive *a, const char *final, evr_err_t *err, uint64_t *tot
                              (unsigned long long) EVR_ARTIFACT_MAX_BYTES);
             break;
         }
-        if (write(fd, buf, (size_t) n) != n) {
-            rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-            break;
+        for (la_ssize_t off = 0; !rc && off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t) (n - off));
+            if (w <= 0)   /* a write of nothing: the disk is full */
+                rc = evr_err_write(err, tmp, w < 0 ? errno : ENOSPC);
+            off += w > 0 ? w : 0;
         }
+        if (rc)
+            break;
     }
     if (!rc && n < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(a));
     if (!rc && fsync(fd) != 0)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+        rc = evr_err_write(err, tmp, errno);
     close(fd);
     if (!rc && rename(tmp, final) != 0)
         rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", final, strerror(errno));

@@ -597,6 +597,7 @@ typedef struct {
     char *path;         /* inside /workspace */
     char *tmpfile;
     FILE *fp;
+    int werr;           /* errno of a failed write: the download was aborted for it */
 } s_artifact_t;
 
 static bool
@@ -604,6 +605,8 @@ s_artifact_data(const uint8_t *p, size_t n, void *arg)
 {
     s_artifact_t *a = arg;
     bool ok = fwrite(p, 1, n, a->fp) == n;
+    if (!ok && !a->werr)
+        a->werr = errno ? errno : EIO;
     if (!a->st->artifact_paused) {
         a->st->artifact_paused = true;
         fflush(a->fp);   /* a partial download on disk when the test kills here */
@@ -617,9 +620,14 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
 {
     s_artifact_t *a = arg;
     s_step_t *st = a->st;
-    bool written = fclose(a->fp) == 0;
-    if (!r->rc && !written)
-        evr_eng_set_reason(st, "artifact %s: writing %s: %s", a->path, a->tmpfile, strerror(errno));
+    errno = 0;
+    if (fclose(a->fp) != 0 && !a->werr)
+        a->werr = errno ? errno : EIO;
+    if (a->werr) {   /* the cause, not the aborted download it made */
+        evr_err_t err;
+        evr_err_write(&err, a->tmpfile, a->werr);
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+    }
     else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
     else {

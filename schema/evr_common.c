@@ -45,6 +45,16 @@ evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
     return rc;
 }
 
+evr_rc_t
+evr_err_write(evr_err_t *err, const char *path, int errnum)
+{
+    if (errnum == ENOSPC)
+        return evr_err_set(err, EVR_ERR_IO, "no space left on device writing %s", path);
+    if (errnum == EDQUOT)
+        return evr_err_set(err, EVR_ERR_IO, "disk quota exceeded writing %s", path);
+    return evr_err_set(err, EVR_ERR_IO, "writing %s: %s", path, strerror(errnum));
+}
+
 static void
 s_oom(size_t size)
 {

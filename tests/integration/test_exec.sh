@@ -12,7 +12,8 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 export EVRUN_PODMAN_URL
 tmp=$(mktemp -d /tmp/evr-it-XXXXXX)
 httpd_pid=
-trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
+mounted=
+trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -n "$mounted" ] && umount "$mounted"; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
 check() {   # check "what" command...
@@ -292,6 +293,30 @@ YML
   httpd_pid=
 }
 
+case_artifact_full() {   # needs root to mount a small tmpfs as the artifacts directory
+  if [ "$(id -u)" -ne 0 ]; then echo "  skipped: needs root"; return; fi
+  pipeline artfull <<'YML'
+pipeline: artfull
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: mkdir -p out && dd if=/dev/urandom of=out/big bs=1024 count=2048 2>/dev/null
+    artifacts: [out]
+YML
+  state=$tmp/artfull
+  mkdir -p "$state/artifacts"
+  mount -t tmpfs -o size=256k tmpfs "$state/artifacts" || { echo "  skipped: mount failed"; return; }
+  mounted=$state/artifacts
+  run artfull "$tmp/artfull.yml" --state-dir "$state"
+  umount "$state/artifacts" && mounted=
+  check "exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/artfull.job"
+  check "the cause named, with the file" \
+    grep -q "artifact out: no space left on device writing $state/artifacts/$job/.download-" "$tmp/artfull.job"
+  check "not the aborted download" bash -c "! grep -q 'aborted' '$tmp/artfull.job'"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_unreachable() {
   run unreachable "$src/examples/hello.yml" --podman-url unix:///tmp/evr-no-such-podman.sock
   check "exit 2" [ "$rc" -eq 2 ]
@@ -338,7 +363,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel on_failure retry workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+cases=${*:-hello failing dag_parallel on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint}
 for c in $cases; do
   case_name=$c
   before=$fails
