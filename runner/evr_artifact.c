@@ -181,6 +181,10 @@ s_reroot(struct archive *in, struct archive *out, const char *dest, evr_err_t *e
         archive_entry_set_pathname(o, path);
         archive_entry_set_uid(o, 0);
         archive_entry_set_gid(o, 0);
+        /* archive_read_data gives a sparse file's holes as zeros: written
+           whole, not as a sparse map with no data after it (a tar podman
+           refuses with "unexpected EOF") */
+        archive_entry_sparse_clear(o);
         free(path);
         if (archive_write_header(out, o) != ARCHIVE_OK)
             rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));

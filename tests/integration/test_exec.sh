@@ -289,6 +289,26 @@ YML
   check "a 404 fails the job" [ "$rc" -eq 1 ]
   check "the 404 is named" grep -q "resource notes: .* answered HTTP 404" "$tmp/resource404.out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a sparse file in a tar (GNU tar -S): written whole, not as a sparse
+  # map podman cannot read
+  mkdir -p "$www/sparse"
+  truncate -s 16M "$www/sparse/holes.bin"   # one hole, no data
+  echo data > "$www/sparse/next.txt"
+  tar -C "$www/sparse" -S -czf "$www/sparse.tar.gz" .
+  pipeline sparse <<YML
+pipeline: sparse
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: holes, url: "http://127.0.0.1:$port/sparse.tar.gz", path: data }
+steps:
+  - name: use
+    run: wc -c < data/holes.bin; cat data/next.txt
+YML
+  run sparse "$tmp/sparse.yml"
+  check "sparse file: exit 0" [ "$rc" -eq 0 ]
+  check "sparse file: whole size" grep -q "^use | 16777216$" "$out"
+  check "sparse file: the entry after it" grep -q "^use | data$" "$out"
+  check "sparse file: nothing left in podman" [ "$(left_behind)" -eq 0 ]
   kill "$httpd_pid" 2>/dev/null
   httpd_pid=
 }
