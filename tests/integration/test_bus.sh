@@ -608,6 +608,15 @@ case_too_large() {
   check "big submit: too_large naming the limit" \
     grep -q "^error too_large: submit.spec: the pipeline spec is [0-9]* bytes as msgpack, over the limit of 1048576 bytes" "$tmp/sub"
   check "the runner still runs the next job" [ "$(wait_job "$(submit "$src/examples/hello.yml")" 60)" = succeeded ]
+  # a file whose aliases expand past the limit: refused before sending, said once
+  { printf 'pipeline: alias\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: s0\n    run: &r '
+    head -c 60000 /dev/zero | tr '\0' x; echo
+    for i in $(seq 1 70); do echo "  - {name: s$i, run: *r}"; done; } > "$tmp/alias.yml"
+  cli submit "$tmp/alias.yml" > "$tmp/alias.out" 2>&1
+  check "aliases past the limit: submit fails" [ $? -ne 0 ]
+  check "aliases past the limit: the limit named once" \
+    [ "$(grep -c "more than 1048576 bytes, the limit of a pipeline spec" "$tmp/alias.out")" -eq 1 ]
+  check "aliases past the limit: nothing sent" bash -c "! grep -q 'cannot send' '$tmp/alias.out'"
   bus_stop
   # a runner given such a dispatch anyway (queued by an older broker):
   # that job fails saying why, its job.accepted holds a stub, the next runs
