@@ -12,7 +12,8 @@
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
 #define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
 /*  Largest event an events message holds alone: the body's map, its key
-    and the array header take 13 bytes of EVR_MSG_MAX_BYTES. */
+    and the array header take 13 bytes of EVR_MSG_MAX_BYTES (64 with room
+    to spare). */
 #define S_EVENT_MAX (EVR_MSG_MAX_BYTES - 64)
 
 /*  CONNECTING: a fresh socket, hello not sent yet (with ZMQ_IMMEDIATE a
