@@ -40,7 +40,7 @@ evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
-        memcpy(err->msg, text, sizeof text);
+        memcpy(err->msg, text, strlen(text) + 1);
     }
     return rc;
 }

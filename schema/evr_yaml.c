@@ -2,8 +2,9 @@
 
     libyaml builds the node graph (its loader is iterative, so deep input
     cannot overflow our stack); this file walks it with a depth limit, a
-    node budget and a byte budget (EVR_SPEC_MAX_BYTES), checking each key and value against the table of the
-    record it fills and recording every field's position in the source map.
+    node budget and a byte budget (EVR_SPEC_MAX_BYTES), checking each key
+    and value against the table of the record it fills and recording every
+    field's position in the source map.
 */
 #include "evr_yaml.h"
 
