@@ -509,6 +509,8 @@ out:
 evr_rc_t
 evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
 {
+    for (size_t i = 0; i < n; i++)
+        evr_event_fit(events[i]);   /* what is appended always reads back */
     return s_write(self, NULL, events, NULL, n, err);
 }
 

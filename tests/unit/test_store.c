@@ -364,6 +364,47 @@ test_map_growth(void)
     free(dir);
 }
 
+static int
+s_keep_reason(const evr_event_t *ev, void *arg)
+{
+    if (ev->data.reason)
+        snprintf(arg, 2048, "%s", ev->data.reason);
+    return 0;
+}
+
+/*  A reason cut mid-character, with a stray byte, and over its limit is
+    fitted on append, so the log still reads back (and can be sent). */
+static void
+test_append_fits_strings(void)
+{
+    char *dir = s_dir("fit");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *id = s_job_id(777);
+    size_t n;
+    evr_event_t **evs = evr_synth_job(id, 1, 10, 10, &n);
+    evr_event_t *fin = evs[n - 1];
+    CHECK(evr_event_kind(fin) == EVR_EV_JOB_FINISHED);
+    free(fin->data.reason);
+    char *r = fin->data.reason = evr_malloc(2001);
+    for (int i = 0; i < 1000; i++)
+        memcpy(r + 2 * i, "\xc3\xa9", 2);   /* é */
+    r[10] = (char) 0xff;                      /* a byte no character starts with */
+    r[1999] = '\0';                           /* the last é cut in two */
+    CHECK(evr_store_append(st, evs, n, &err) == EVR_OK);
+    uint64_t last = evs[n - 1]->seq;
+    evr_synth_free(evs, n);
+    char got[2048] = "";
+    CHECK(evr_store_scan(st, 1, last, s_keep_reason, got, &err) == EVR_OK);
+    CHECK(strlen(got) <= 1024 && strlen(got) >= 1020);
+    CHECK(evr_utf8_valid(got, strlen(got)));
+    CHECK(got[10] == '?');
+    evr_store_destroy(&st);
+    free(id);
+    free(dir);
+}
+
 /*  A full disk (a 1 MiB tmpfs; needs root to mount, skipped otherwise):
     LMDB reports a short write as EIO, the message says what it is and
     names the file. */
@@ -630,6 +671,7 @@ main(void)
     EVR_TEST_RUN(test_map_growth);
     EVR_TEST_RUN(test_write_failure);
     EVR_TEST_RUN(test_disk_full);
+    EVR_TEST_RUN(test_append_fits_strings);
     EVR_TEST_RUN(test_retention);
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);
