@@ -1,6 +1,8 @@
 /*  evr_podman.c: libpod calls over evr_http, JSON with jansson. */
 #include "evr_podman.h"
 
+#include "evr_log.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +126,7 @@ s_utf8_cut(const char *s, size_t n)
     return n;
 }
 
-void
+bool
 evr_podman_message(const char *body, size_t len, char *buf, size_t size)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
@@ -132,7 +134,8 @@ evr_podman_message(const char *body, size_t len, char *buf, size_t size)
     size_t n = m ? strlen(m) : len;
     if (!m)
         m = body;
-    if (n < size)
+    bool cut = n >= size;
+    if (!cut)
         snprintf(buf, size, "%.*s", (int) n, m);
     else {
         size_t head = s_utf8_cut(m, size / 4), tail = size - head - 8;
@@ -140,8 +143,10 @@ evr_podman_message(const char *body, size_t len, char *buf, size_t size)
         while (from < n && ((unsigned char) m[from] & 0xc0) == 0x80)
             from++;
         snprintf(buf, size, "%.*s [...] %.*s", (int) head, m, (int) (n - from), m + from);
+        evr_log("evrun-runner", "podman, in full: %.*s", (int) n, m);
     }
     json_decref(j);
+    return cut;
 }
 
 static void

@@ -115,7 +115,8 @@ void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_f
     longer than buf keeps its head and its tail joined by " [...] ", cut
     between UTF-8 characters: Go wraps errors as "context: ...: cause", so
     the cause is at the end (e.g. after a 2 KB dump of the copier's
-    request).  size at least 64. */
-void evr_podman_message(const char *body, size_t len, char *buf, size_t size);
+    request); the whole text then goes to the log (stderr, evr_log, up to
+    its 2 KB line).  size at least 64.  True when the text was cut. */
+bool evr_podman_message(const char *body, size_t len, char *buf, size_t size);
 
 #endif

@@ -119,7 +119,7 @@ test_podman_message(void)
     n += (size_t) snprintf(body + n, sizeof body - n, "}: reading tar stream: expected EOF: "
                            "unexpected EOF\",\"response\":500}");
     char buf[384];
-    evr_podman_message(body, n, buf, sizeof buf);
+    CHECK(evr_podman_message(body, n, buf, sizeof buf));   /* cut */
     CHECK(strlen(buf) < sizeof buf);
     CHECK(strncmp(buf, "error during bulk transfer for copier.request{", 46) == 0);
     CHECK_CONTAINS(buf, " [...] ");
@@ -136,7 +136,7 @@ test_podman_message(void)
     CHECK(whole);
     /* a short one is kept as it is */
     const char *small = "{\"message\":\"no such container\"}";
-    evr_podman_message(small, strlen(small), buf, sizeof buf);
+    CHECK(!evr_podman_message(small, strlen(small), buf, sizeof buf));
     CHECK_STR(buf, "no such container");
 }
 
