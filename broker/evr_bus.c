@@ -60,7 +60,9 @@ evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err)
     evr_msg_header(msg->type, hdr);
     evr_msg_encode(msg, &buf, &len);
     evr_rc_t rc = len > EVR_MSG_MAX_BYTES
-                      ? evr_err_set(err, EVR_ERR_LIMIT, "message of %zu bytes over the limit", len)
+                      ? evr_err_set(err, EVR_ERR_LIMIT, "the %s message is %zu bytes, over "
+                                    "the limit of %u bytes", hdr + sizeof EVR_MSG_PROTO, len,
+                                    EVR_MSG_MAX_BYTES)
                       : s_send_frames(sock, rid, hdr, buf, len, err);
     free(buf);
     return rc;

@@ -8,6 +8,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,6 +53,23 @@ s_pair_ok(zcert_t *cert)
            && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
 }
 
+/*  0 when path opens for reading, else the errno; a text for it in why. */
+static int
+s_unreadable(const char *path, char *why, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    int e = errno;
+    if (e == EACCES)
+        snprintf(why, size, "permission denied reading %s", path);
+    else
+        snprintf(why, size, "cannot read %s: %s", path, strerror(e));
+    return e;
+}
+
 /*  The pair at path; made (0600, in a directory made 0700) when missing. */
 static zcert_t *
 s_pair(const char *path, bool *made, evr_err_t *err)
@@ -60,11 +78,17 @@ s_pair(const char *path, bool *made, evr_err_t *err)
     struct stat sb;
     zcert_t *cert = NULL;
     *made = false;
-    if (stat(secret, &sb) == 0) {
+    char why[EVR_ERR_MAX / 2];
+    if (stat(secret, &sb) == 0 || errno != ENOENT) {
+        if (s_unreadable(secret, why, sizeof why) || s_unreadable(path, why, sizeof why)) {
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
+            free(secret);
+            return NULL;
+        }
         cert = zcert_load(path);
         if (!cert || !s_pair_ok(cert)) {
-            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: unreadable by this user, or not a "
-                        "whole czmq key pair (its secret must give its public key)", secret);
+            evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: not a whole czmq key pair (its "
+                        "secret must give its public key)", secret);
             zcert_destroy(&cert);
         }
         free(secret);
@@ -143,16 +167,21 @@ s_server_key(const char *spec, char out[41], evr_err_t *err)
                            "broker's STATE/curve/broker.cert");
     struct stat sb;
     bool file = stat(spec, &sb) == 0;
+    int serr = file ? 0 : errno;
     /* Z85 has '/' and '.' too: a key is what is not a file */
     if (!file && strlen(spec) == 40 && zmq_z85_decode(bin, spec)) {
         memcpy(out, spec, 41);
         return EVR_OK;
     }
-    if (!file)
+    if (!file && serr == ENOENT)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
                            "--broker-key) %s: no such file; a tcp:// endpoint needs it: copy the "
                            "broker's STATE/curve/broker.cert there, or give its 40-character key",
                            spec);
+    char why[EVR_ERR_MAX / 2];
+    if (s_unreadable(spec, why, sizeof why))   /* a directory on the way or the file itself */
+        return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key, "
+                           "--broker-key): %s", why);
     zcert_t *cert = zcert_load(spec);
     if (!cert)
         return evr_err_set(err, EVR_ERR_CONFIG, "the broker's public key (broker_key) %s: not "

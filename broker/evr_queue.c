@@ -366,6 +366,10 @@ evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
         evr_bus_send(b->clients, rid, &ok, NULL);
         return;
     }
+    if (evr_spec_check_size(msg->spec, &err)) {   /* its job.accepted must fit in `events` */
+        evr_bus_send_error(b->clients, rid, EVR_CODE_TOO_LARGE, "submit.spec: %s", err.msg);
+        return;
+    }
     char why[1024];
     if (!s_bind(msg, why, sizeof why)) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);

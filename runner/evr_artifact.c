@@ -118,15 +118,19 @@ s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t 
             break;
         }
         *total += (uint64_t) n;
-        if (write(fd, buf, (size_t) n) != n) {
-            rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-            break;
+        for (la_ssize_t off = 0; !rc && off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t) (n - off));
+            if (w <= 0)   /* a write of nothing: the disk is full */
+                rc = evr_err_write(err, tmp, w < 0 ? errno : ENOSPC);
+            off += w > 0 ? w : 0;
         }
+        if (rc)
+            break;
     }
     if (!rc && n < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(a));
     if (!rc && fsync(fd) != 0)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+        rc = evr_err_write(err, tmp, errno);
     close(fd);
     if (!rc && rename(tmp, final) != 0)
         rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", final, strerror(errno));
@@ -288,6 +292,10 @@ s_reroot_entry(struct archive *in, struct archive *out, struct archive_entry *e,
     archive_entry_set_pathname(o, path);
     archive_entry_set_uid(o, 0);
     archive_entry_set_gid(o, 0);
+    /* archive_read_data gives a sparse file's holes as zeros: written
+       whole, not as a sparse map with no data after it (a tar podman
+       refuses with "unexpected EOF") */
+    archive_entry_sparse_clear(o);
     free(path);
     if (archive_write_header(out, o) != ARCHIVE_OK)
         rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));

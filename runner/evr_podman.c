@@ -1,6 +1,8 @@
 /*  evr_podman.c: libpod calls over evr_http, JSON with jansson. */
 #include "evr_podman.h"
 
+#include "evr_log.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,17 +112,41 @@ evr_podman_state_created(const char *state)
                || !strcmp(state, "initialized"));
 }
 
-/*  Podman's error body {"cause", "message", "response"}: its message. */
-static void
-s_podman_message(const char *body, size_t len, char *buf, size_t size)
+/*  Podman's message at most (its head and its cause), so that the
+    callers' "step x: what: " still fits around it in EVR_ERR_MAX. */
+#define S_MSG_MAX 384
+
+/*  Back from s + n to the start of a UTF-8 character (reasons go into
+    events, which must hold valid UTF-8). */
+static size_t
+s_utf8_cut(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
+bool
+evr_podman_message(const char *body, size_t len, char *buf, size_t size)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
     const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
-    if (m)
-        snprintf(buf, size, "%s", m);
-    else
-        snprintf(buf, size, "%.*s", (int) (len > 200 ? 200 : len), body);
+    size_t n = m ? strlen(m) : len;
+    if (!m)
+        m = body;
+    bool cut = n >= size;
+    if (!cut)
+        snprintf(buf, size, "%.*s", (int) n, m);
+    else {
+        size_t head = s_utf8_cut(m, size / 4), tail = size - head - 8;
+        size_t from = n - tail;
+        while (from < n && ((unsigned char) m[from] & 0xc0) == 0x80)
+            from++;
+        snprintf(buf, size, "%.*s [...] %.*s", (int) head, m, (int) (n - from), m + from);
+        evr_log("evrun-runner", "podman, in full: %.*s", (int) n, m);
+    }
     json_decref(j);
+    return cut;
 }
 
 static void
@@ -142,9 +168,9 @@ s_done(evr_http_req_t *req, void *arg)
         r.rc = EVR_ERR_PODMAN;
         r.not_found = r.status == 404;
         if (c->errlen)
-            s_podman_message(c->errbody, c->errlen, msg, sizeof msg);
+            evr_podman_message(c->errbody, c->errlen, msg, S_MSG_MAX);
         else
-            s_podman_message(body, len, msg, sizeof msg);
+            evr_podman_message(body, len, msg, S_MSG_MAX);
         /* a taken name has no status of its own: podman answers 500 with
            "... is already in use" (containers), "... already exists"
            (volumes) */

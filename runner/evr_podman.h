@@ -111,4 +111,13 @@ void evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_
                              void *arg);
 void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg);
 
+/*  The text of podman's error body ({"cause", "message", "response"}: its
+    message; any other body as it is) in buf, NUL-terminated.  A text
+    longer than buf keeps its head and its tail joined by " [...] ", cut
+    between UTF-8 characters: Go wraps errors as "context: ...: cause", so
+    the cause is at the end (e.g. after a 2 KB dump of the copier's
+    request); the whole text then goes to the log (stderr, evr_log, up to
+    its 2 KB line).  size at least 64.  True when the text was cut. */
+bool evr_podman_message(const char *body, size_t len, char *buf, size_t size);
+
 #endif

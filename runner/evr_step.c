@@ -602,6 +602,7 @@ typedef struct {
     FILE *fp;
     uint64_t bytes;     /* of the tar stream so far */
     bool over;          /* the stream passed artifact_max_bytes: aborted */
+    int werr;           /* errno of a failed write: the download was aborted for it */
 } s_artifact_t;
 
 /*  A piece of the tar stream: to the temporary file, counted; false (the
@@ -617,6 +618,8 @@ s_artifact_data(const uint8_t *p, size_t n, void *arg)
     }
     a->bytes += n;
     bool ok = fwrite(p, 1, n, a->fp) == n;
+    if (!ok && !a->werr)
+        a->werr = errno ? errno : EIO;
     if (!a->st->artifact_paused) {
         a->st->artifact_paused = true;
         fflush(a->fp);   /* a partial download on disk when the test kills here */
@@ -630,14 +633,19 @@ s_artifact_done(const evr_podman_result_t *r, void *arg)
 {
     s_artifact_t *a = arg;
     s_step_t *st = a->st;
-    bool written = fclose(a->fp) == 0;
     uint64_t max = st->job->eng->opts.artifact_max_bytes;
+    errno = 0;
+    if (fclose(a->fp) != 0 && !a->werr)
+        a->werr = errno ? errno : EIO;
     if (a->over)
         evr_eng_set_reason(st, "artifact %s: larger than the limit of %llu bytes (as a tar "
                            "stream; the runner's artifact_max_bytes setting)", a->path,
                            (unsigned long long) max);
-    else if (!r->rc && !written)
-        evr_eng_set_reason(st, "artifact %s: writing %s: %s", a->path, a->tmpfile, strerror(errno));
+    else if (a->werr) {   /* the cause, not the aborted download it made */
+        evr_err_t err;
+        evr_err_write(&err, a->tmpfile, a->werr);
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+    }
     else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
     else {

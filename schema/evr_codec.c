@@ -136,6 +136,24 @@ evr_codec_encode(const evr_rectype_t *type, const void *rec, uint8_t **buf, size
     *buf = (uint8_t *) msgpack_sbuffer_release(&sb);
 }
 
+static int
+s_count_write(void *data, const char *buf, size_t len)
+{
+    (void) buf;
+    *(size_t *) data += len;
+    return 0;
+}
+
+size_t
+evr_codec_size(const evr_rectype_t *type, const void *rec)
+{
+    size_t n = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &n, s_count_write);
+    evr_codec_pack(&pk, type, rec);
+    return n;
+}
+
 /* ------------------------------------------------------------ pre-check */
 
 static uint64_t

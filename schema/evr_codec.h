@@ -32,6 +32,9 @@ void evr_codec_pack(msgpack_packer *pk, const evr_rectype_t *type, const void *r
 /*  Encodes rec into a new buffer; caller owns *buf (free()). */
 void evr_codec_encode(const evr_rectype_t *type, const void *rec, uint8_t **buf, size_t *len);
 
+/*  Bytes evr_codec_encode would write for rec, counted without a buffer. */
+size_t evr_codec_size(const evr_rectype_t *type, const void *rec);
+
 /*  Checks that buf[0..len) holds exactly one well-formed msgpack object
     nested at most max_depth deep, every length within the input.
     Returns EVR_OK, or EVR_ERR_PROTO/EVR_ERR_LIMIT with the reason. */

@@ -31,12 +31,28 @@ evr_rc_t
 evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
 {
     if (err) {
+        /* Formatted aside first: callers wrap the message err already
+           holds ("cannot send: %s", err->msg), and vsnprintf into the
+           buffer it reads from is undefined (glibc repeats the prefix and
+           loses the cause). */
+        char text[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, text, strlen(text) + 1);
     }
     return rc;
+}
+
+evr_rc_t
+evr_err_write(evr_err_t *err, const char *path, int errnum)
+{
+    if (errnum == ENOSPC)
+        return evr_err_set(err, EVR_ERR_IO, "no space left on device writing %s", path);
+    if (errnum == EDQUOT)
+        return evr_err_set(err, EVR_ERR_IO, "disk quota exceeded writing %s", path);
+    return evr_err_set(err, EVR_ERR_IO, "writing %s: %s", path, strerror(errnum));
 }
 
 static void

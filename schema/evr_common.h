@@ -38,9 +38,16 @@ typedef struct {
 } evr_err_t;
 
 /*  Formats a message into err (if err is not NULL) and returns rc, so a
-    failing function can end with `return evr_err_set(err, rc, ...)`. */
+    failing function can end with `return evr_err_set(err, rc, ...)`.  The
+    arguments may include err->msg itself, to wrap a cause:
+    `evr_err_set(err, rc, "sending to %s: %s", ep, err->msg)`. */
 evr_rc_t evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*  A failed write of path (errnum an errno) as EVR_ERR_IO, saying the
+    cause first: "no space left on device writing PATH", "disk quota
+    exceeded writing PATH", else "writing PATH: <strerror>". */
+evr_rc_t evr_err_write(evr_err_t *err, const char *path, int errnum);
 
 /*  Allocation that aborts the process with a message on failure.  The
     result of each is owned by the caller and released with free(). */

@@ -236,6 +236,42 @@ evr_event_destroy(evr_event_t **self_p)
     *self_p = NULL;
 }
 
+/*  Makes *s valid UTF-8 (a byte that starts no valid character becomes
+    '?') of at most limit bytes (cut between characters). */
+static void
+s_fit_str(char *s, uint32_t limit)
+{
+    unsigned char *p = (unsigned char *) s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (k && i + k <= n && evr_utf8_valid(s + i, k))
+            i += k;
+        else
+            p[i++] = '?';
+    }
+    if (n > limit) {
+        size_t cut = limit;
+        while (cut > 0 && (p[cut] & 0xc0) == 0x80)
+            cut--;
+        p[cut] = '\0';
+    }
+}
+
+void
+evr_event_fit(evr_event_t *ev)
+{
+    const evr_rectype_t *t = evr_evtype_data(evr_event_kind(ev));
+    for (size_t i = 0; t && i < t->nfields; i++) {
+        const evr_field_t *f = &t->fields[i];
+        char *v = f->type == EVR_FT_STR ? *(char **) ((char *) &ev->data + f->off) : NULL;
+        if (v)
+            s_fit_str(v, evr_field_limit(f));
+    }
+}
+
 void
 evr_event_encode(const evr_event_t *ev, uint8_t **buf, size_t *len)
 {

@@ -88,6 +88,13 @@ evr_evtype_t evr_event_kind(const evr_event_t *ev);
 evr_event_t *evr_event_new(evr_evtype_t type);
 void evr_event_destroy(evr_event_t **self_p);
 
+/*  Makes every string of ev's data decodable: valid UTF-8 (a byte that
+    starts no valid character becomes '?') within its field's limit (cut
+    between characters).  Reasons are often cut by a fixed buffer or carry
+    a peer's text: one such event in a log would stop it from being read
+    or sent. */
+void evr_event_fit(evr_event_t *ev);
+
 /*  Encodes ev as one msgpack map; caller owns *buf. */
 void evr_event_encode(const evr_event_t *ev, uint8_t **buf, size_t *len);
 /*  Decodes untrusted bytes into ev (zeroed by the caller); on error ev is

@@ -1,6 +1,8 @@
 /*  evr_spec.c: field tables of the pipeline spec and its semantic checks. */
 #include "evr_spec.h"
 
+#include "evr_codec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +366,37 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
     }
+}
+
+evr_rc_t
+evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
+{
+    size_t n = evr_codec_size(&evr_spec_type, spec);
+    if (n <= EVR_SPEC_MAX_BYTES)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_LIMIT, "the pipeline spec is %zu bytes as msgpack, over "
+                       "the limit of %u bytes (1 MiB; YAML aliases count once per use): make "
+                       "the scripts, env or steps smaller", n, EVR_SPEC_MAX_BYTES);
+}
+
+evr_spec_t *
+evr_spec_stub(const evr_spec_t *spec)
+{
+    evr_spec_t *s = evr_spec_new();
+    s->pipeline = spec->pipeline ? evr_strdup(spec->pipeline) : NULL;
+    s->image = spec->image ? evr_strdup(spec->image) : NULL;
+    for (uint32_t i = 0; i < spec->labels.n; i++)
+        evr_strlist_push(&s->labels, spec->labels.v[i]);
+    s->steps.n = spec->steps.n;
+    s->steps.v = evr_calloc(spec->steps.n ? spec->steps.n : 1, sizeof(evr_step_t));
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const evr_step_t *from = evr_spec_step(spec, i);
+        evr_step_t *to = evr_spec_step(s, i);
+        to->name = evr_strdup(from->name ? from->name : "");
+        to->run = evr_strdup("");
+        to->image = from->image ? evr_strdup(from->image) : NULL;
+    }
+    return s;
 }
 
 evr_rc_t

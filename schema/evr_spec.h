@@ -19,6 +19,14 @@
 #define EVR_SPEC_MAX_RUN 65536      /* bytes of one step's script */
 #define EVR_SPEC_MAX_PATH 1024
 #define EVR_SPEC_MAX_URL 2048
+/*  Largest spec as msgpack (evr_codec_size of evr_spec_type): 1 MiB.  A
+    job's job.accepted carries its spec and args (at most 64 entries of
+    4096-byte strings), so under this bound it always fits in one `events`
+    message (EVR_MSG_MAX_BYTES, 4 MiB), even alone in a batch.  The one
+    check is evr_spec_check_size(): the YAML loader (validate, submit,
+    run), the broker at submit (too_large) and the runner at dispatch (the
+    job fails) call it. */
+#define EVR_SPEC_MAX_BYTES (1u << 20)
 
 typedef struct {
     char *name;         /* key of the args map */
@@ -100,6 +108,17 @@ void evr_spec_destroy(evr_spec_t **self_p);
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
+
+/*  The spec's size as msgpack against EVR_SPEC_MAX_BYTES: EVR_OK, or
+    EVR_ERR_LIMIT with a message naming both sizes. */
+evr_rc_t evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err);
+
+/*  A copy of spec that keeps what a job's record needs (the pipeline's
+    name, image and labels; each step's name and image, its script empty)
+    and nothing else: what job.accepted carries in place of a spec over
+    EVR_SPEC_MAX_BYTES.  At most 256 steps of 64 + 512 bytes, so well
+    under the limit.  Caller owns the result (evr_spec_destroy). */
+evr_spec_t *evr_spec_stub(const evr_spec_t *spec);
 
 /*  Checks given (from `-a K=V`) against the spec's args: every given name
     must be declared, every arg without default must be given.  Fills

@@ -1,9 +1,10 @@
 /*  evr_yaml.c: libyaml document -> evr_spec_t through the field tables.
 
     libyaml builds the node graph (its loader is iterative, so deep input
-    cannot overflow our stack); this file walks it with a depth limit and a
-    node budget, checking each key and value against the table of the
-    record it fills and recording every field's position in the source map.
+    cannot overflow our stack); this file walks it with a depth limit, a
+    node budget and a byte budget (EVR_SPEC_MAX_BYTES), checking each key
+    and value against the table of the record it fills and recording every
+    field's position in the source map.
 */
 #include "evr_yaml.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     yaml_document_t *doc;
     evr_diag_t *diag;
     size_t budget;      /* nodes left to visit */
+    size_t bytes;       /* scalar bytes loaded, aliases counted each time */
 } s_ctx_t;
 
 /*  Builds a field path for messages; a path too long for buf is cut,
@@ -93,6 +95,16 @@ s_scalar(s_ctx_t *ctx, yaml_node_t *node, uint32_t limit, const char *path)
     }
     if (memchr(v, '\0', n)) {
         s_err(ctx, node, path, "value contains a NUL character");
+        return NULL;
+    }
+    /* The spec's strings alone over its limit: stop before aliases make
+       the copy huge (evr_spec_check_size would refuse it anyway). */
+    ctx->bytes += n;
+    if (ctx->bytes > EVR_SPEC_MAX_BYTES) {
+        s_err(ctx, node, path, "the pipeline's strings add up to more than %u bytes, the "
+              "limit of a pipeline spec (1 MiB; YAML aliases count once per use)",
+              EVR_SPEC_MAX_BYTES);
+        ctx->budget = 0;    /* ends the walk */
         return NULL;
     }
     return v;
@@ -542,7 +554,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     if (!root)
         evr_diag_add_at(diag, 1, 1, "", "empty file: expected a pipeline (pipeline:, steps:)");
     else {
-        s_ctx_t ctx = { &doc, diag, EVR_YAML_MAX_NODES };
+        s_ctx_t ctx = { &doc, diag, EVR_YAML_MAX_NODES, 0 };
         s_load_rec(&ctx, root, &evr_spec_type, spec, "", 1);
         loaded = loaded && ctx.budget > 0;   /* a cut-off walk leaves a partial spec */
         /* Only one document per file. */
@@ -562,8 +574,12 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     yaml_parser_delete(&parser);
     /* Cross-field checks run even after field errors, so one pass shows
        everything; the diag keeps one error per field. */
-    if (loaded)
+    if (loaded) {
         evr_spec_validate(spec, diag);
+        evr_err_t err;
+        if (evr_spec_check_size(spec, &err))
+            evr_diag_add_at(diag, 0, 0, "", "%s", err.msg);
+    }
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

@@ -86,7 +86,7 @@ s_kv_txn(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_err_t *err,
         }
     }
     *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
 }
 
 evr_rc_t

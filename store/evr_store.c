@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "evr_codec.h"
@@ -22,12 +23,32 @@
 #define S_CHUNK 4096                    /* events per read transaction */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_KEYLEN (EVR_ULID_LEN + 4)     /* by_job key: id + jseq */
+#define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 
 
 evr_rc_t
 evr_store_mdb_err(evr_err_t *err, const char *what, int rc)
 {
     return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", what, mdb_strerror(rc));
+}
+
+/*  LMDB writes with pwrite and reports a short one, what a full disk gives
+    a write of several pages, as EIO: the free space tells the two apart. */
+evr_rc_t
+evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
+{
+    struct statvfs vfs;
+    bool full = rc == ENOSPC
+             || (rc == EIO && statvfs(self->dir, &vfs) == 0
+                 && (uint64_t) vfs.f_bavail * vfs.f_frsize < S_FULL_BYTES);
+    if (full)
+        return evr_err_set(err, EVR_ERR_STORE, "store: no space left on device writing "
+                           "%s/data.mdb (mdb_txn_commit: %s): free some space, the log is as "
+                           "it was before this write", self->dir, mdb_strerror(rc));
+    if (rc == EDQUOT || rc == EIO || rc == EROFS)
+        return evr_err_set(err, EVR_ERR_STORE, "store: mdb_txn_commit: %s writing %s/data.mdb",
+                           mdb_strerror(rc), self->dir);
+    return evr_store_mdb_err(err, "mdb_txn_commit", rc);
 }
 
 static void
@@ -174,7 +195,7 @@ out:
     if (erc)
         mdb_txn_abort(txn);
     else if ((rc = mdb_txn_commit(txn)))
-        erc = evr_store_mdb_err(err, "mdb_txn_commit", rc);
+        erc = evr_store_commit_err(self, err, rc);
     return erc;
 }
 
@@ -434,7 +455,7 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
         return erc;
     }
     *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
 }
 
 /*  Append and ingest: one transaction, retried on a grown map with the
@@ -488,6 +509,8 @@ out:
 evr_rc_t
 evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_err_t *err)
 {
+    for (size_t i = 0; i < n; i++)
+        evr_event_fit(events[i]);   /* what is appended always reads back */
     return s_write(self, NULL, events, NULL, n, err);
 }
 
@@ -849,7 +872,7 @@ s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, in
         return erc;
     }
     *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_mdb_err(err, "mdb_txn_commit", *mdbrc) : EVR_OK;
+    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
 }
 
 static evr_rc_t
@@ -929,7 +952,7 @@ evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_
         return evr_store_mdb_err(err, "mdb_put meta", rc);
     }
     rc = mdb_txn_commit(txn);
-    return rc ? evr_store_mdb_err(err, "mdb_txn_commit", rc) : EVR_OK;
+    return rc ? evr_store_commit_err(self, err, rc) : EVR_OK;
 }
 
 evr_rc_t

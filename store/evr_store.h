@@ -49,7 +49,8 @@ const char *evr_store_dir(const evr_store_t *self);
 
 /*  Appends events[0..n) in one transaction.  For each event the store sets
     seq (next runner seq), jseq (next per-job seq; 0 for runner events) and
-    time (now, when 0), and applies it to its job.  An illegal transition
+    time (now, when 0), fits its strings (evr_event_fit: valid UTF-8 within
+    their limits, so the log always reads back), and applies it to its job.  An illegal transition
     refuses the whole batch with EVR_ERR_STATE (err names job, event and
     state); nothing is written then.  n may be at most EVR_STORE_MAX_BATCH. */
 #define EVR_STORE_MAX_BATCH 4096

@@ -21,6 +21,12 @@ struct evr_store {
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */
 evr_rc_t evr_store_mdb_err(evr_err_t *err, const char *what, int rc);
 
+/*  A failed mdb_txn_commit as EVR_ERR_STORE naming the file: a full disk
+    as "no space left on device writing DIR/data.mdb" (LMDB says
+    ENOSPC, or EIO for a short write), EIO, EDQUOT, EROFS with the file,
+    others as evr_store_mdb_err. */
+evr_rc_t evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc);
+
 /*  Begins a transaction; a reader adopts a map grown by the writer.
     Returns LMDB's code. */
 int evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn);

@@ -105,7 +105,7 @@ s_submit(evr_cli_t *cli, evr_msg_t *req)
     for (int attempt = 1;; attempt++) {
         evr_msg_t rep = { 0 };
         evr_rc_t rc = evr_client_call(cli->client, req, &rep, &err);
-        if (rc && attempt < 3) {
+        if (rc == EVR_ERR_IO && attempt < 3) {   /* not a message over a limit */
             fprintf(stderr, "%s: %s; sending job %s again\n", cli->prog, err.msg, req->job);
             evr_client_destroy(&cli->client);
             if (evr_client_new(cli->cfg, &cli->client, &err) == EVR_OK)

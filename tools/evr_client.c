@@ -189,6 +189,8 @@ evr_rc_t
 evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_err_t *err)
 {
     evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
+    if (rc == EVR_ERR_LIMIT)    /* no broker would take it: nothing to hint at */
+        return evr_err_set(err, rc, "cannot send to the broker at %s: %s", self->ep, err->msg);
     if (rc)
         return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)",
                            self->ep, err->msg, s_hint(self->ep));
@@ -211,8 +213,8 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
 {
     evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
     if (rc)
-        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s", self->ep,
-                           err->msg);
+        return evr_err_set(err, rc == EVR_ERR_LIMIT ? rc : EVR_ERR_IO,
+                           "cannot send to the broker at %s: %s", self->ep, err->msg);
     bool stopped = false;
     for (;;) {
         evr_msg_t m = { 0 };

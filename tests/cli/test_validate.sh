@@ -45,6 +45,15 @@ check "unknown command: exit 2" [ $? -eq 2 ]
 "$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
 check "missing file: exit 1" [ $? -eq 1 ]
 check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
+# one 60000-byte script aliased into 20 steps: small file, 1.2 MB as sent
+{ printf 'pipeline: p\nimage: i\nsteps:\n  - name: s0\n    run: &r '
+  head -c 60000 /dev/zero | tr '\0' x; echo
+  for i in $(seq 1 19); do echo "  - {name: s$i, run: *r}"; done; } > "$tmp/alias.yml"
+"$cli" validate "$tmp/alias.yml" > "$tmp/out" 2> "$tmp/err"
+check "aliases past the spec limit: exit 1" [ $? -eq 1 ]
+check "aliases past the spec limit: the limit named" \
+  grep -q "alias.yml:.*more than 1048576 bytes, the limit of a pipeline spec" "$tmp/err"
+
 "$cli" validate --help > "$tmp/out"
 check "--help: exit 0 and usage" grep -q "usage: evrun-cli validate" "$tmp/out"
 

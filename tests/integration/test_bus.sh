@@ -668,7 +668,61 @@ case_up_fresh_home() {
   env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > /dev/null 2>&1
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home}
+# fake_broker NAME BIG IMAGE: evr-test-bus in the broker's place on
+# ipc://$tmp/NAME, then a runner NAME against it; waits for the fake
+# broker's end (its output in $tmp/NAME.out) and sets $fake_rc
+fake_broker() {
+  "$bin/evr-test-bus" broker "ipc://$tmp/$1" "$2" "$3" > "$tmp/$1.out" 2>&1 &
+  local fb=$!
+  bus_pids+=("$fb")
+  "$bin/evrun-runner" --broker "ipc://$tmp/$1" --id "$1" --capacity 1 --state-dir "$tmp/r-$1" \
+    --heartbeat-ms 200 --lease-ms 1500 --grace 2 >> "$tmp/runner-$1.log" 2>&1 &
+  bus_pids+=("$!")
+  wait "$fb"
+  fake_rc=$?
+}
+
+case_too_large() {
+  fresh big
+  bus_broker && bus_runner big-1 "" 1 && bus_wait_runners 1
+  # a valid submit just under the 4 MiB message bound: refused, naming the limit
+  # (its job.accepted, a little larger, would fit in no events message)
+  "$bin/evr-test-bus" submit "ipc://$tmp/bus/clients" 4194290 > "$tmp/sub" 2>&1
+  check "big submit: too_large naming the limit" \
+    grep -q "^error too_large: submit.spec: the pipeline spec is [0-9]* bytes as msgpack, over the limit of 1048576 bytes" "$tmp/sub"
+  check "the runner still runs the next job" [ "$(wait_job "$(submit "$src/examples/hello.yml")" 60)" = succeeded ]
+  # a file whose aliases expand past the limit: refused before sending, said once
+  { printf 'pipeline: alias\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: s0\n    run: &r '
+    head -c 60000 /dev/zero | tr '\0' x; echo
+    for i in $(seq 1 70); do echo "  - {name: s$i, run: *r}"; done; } > "$tmp/alias.yml"
+  cli submit "$tmp/alias.yml" > "$tmp/alias.out" 2>&1
+  check "aliases past the limit: submit fails" [ $? -ne 0 ]
+  check "aliases past the limit: the limit named once" \
+    [ "$(grep -c "more than 1048576 bytes, the limit of a pipeline spec" "$tmp/alias.out")" -eq 1 ]
+  check "aliases past the limit: nothing sent" bash -c "! grep -q 'cannot send' '$tmp/alias.out'"
+  bus_stop
+  # a runner given such a dispatch anyway (queued by an older broker):
+  # that job fails saying why, its job.accepted holds a stub, the next runs
+  fake_broker big-2 4194290 localhost/evrun-busybox:latest
+  check "big dispatch: the next job's end reached the broker" [ "$fake_rc" -eq 0 ]
+  check "big dispatch: job.accepted with the spec cut to a stub" \
+    grep -q "^event [0-9]* job.accepted .* steps=[0-9]* run0=0$" "$tmp/big-2.out"
+  check "big dispatch: the job failed, naming the limit" \
+    grep -q "^event [0-9]* job.finished .* status=failed reason=the pipeline spec is [0-9]* bytes as msgpack, over the limit of 1048576" "$tmp/big-2.out"
+  check "big dispatch: the next job succeeded" grep -q "job.finished .* status=succeeded" "$tmp/big-2.out"
+  check "big dispatch: the runner says why" grep -q "cannot run here: the pipeline spec is" "$tmp/runner-big-2.log"
+  bus_stop
+  # an older runner's log holding an event no events message can carry:
+  # it goes out cut down, and the events after it follow
+  "$bin/evr-test-bus" old-log "$tmp/r-big-3" 4194300 > /dev/null
+  fake_broker big-3 0 -
+  check "old log: the stream went on" [ "$fake_rc" -eq 0 ]
+  check "old log: job.accepted sent as a stand-in" grep -q "^event 1 job.accepted .* run0=0$" "$tmp/big-3.out"
+  check "old log: its job.finished after it" grep -q "^event 2 job.finished " "$tmp/big-3.out"
+  check "old log: the runner says so" grep -q "over the 4194240 an events message holds" "$tmp/runner-big-3.log"
+}
+
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home too_large}
 for c in $cases; do
   case_name=$c
   echo "== $c"

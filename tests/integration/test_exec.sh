@@ -12,7 +12,8 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 export EVRUN_PODMAN_URL
 tmp=$(mktemp -d /tmp/evr-it-XXXXXX)
 httpd_pid=
-trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
+mounted=
+trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -n "$mounted" ] && umount "$mounted"; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
 check() {   # check "what" command...
@@ -314,8 +315,52 @@ YML
   check "a 404 fails the job" [ "$rc" -eq 1 ]
   check "the 404 is named" grep -q "resource notes: .* answered HTTP 404" "$tmp/resource404.out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a sparse file in a tar (GNU tar -S): written whole, not as a sparse
+  # map podman cannot read
+  mkdir -p "$www/sparse"
+  truncate -s 16M "$www/sparse/holes.bin"   # one hole, no data
+  echo data > "$www/sparse/next.txt"
+  tar -C "$www/sparse" -S -czf "$www/sparse.tar.gz" .
+  pipeline sparse <<YML
+pipeline: sparse
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: holes, url: "http://127.0.0.1:$port/sparse.tar.gz", path: data }
+steps:
+  - name: use
+    run: wc -c < data/holes.bin; cat data/next.txt
+YML
+  run sparse "$tmp/sparse.yml"
+  check "sparse file: exit 0" [ "$rc" -eq 0 ]
+  check "sparse file: whole size" grep -q "^use | 16777216$" "$out"
+  check "sparse file: the entry after it" grep -q "^use | data$" "$out"
+  check "sparse file: nothing left in podman" [ "$(left_behind)" -eq 0 ]
   kill "$httpd_pid" 2>/dev/null
   httpd_pid=
+}
+
+case_artifact_full() {   # needs root to mount a small tmpfs as the artifacts directory
+  if [ "$(id -u)" -ne 0 ]; then echo "  skipped: needs root"; return; fi
+  pipeline artfull <<'YML'
+pipeline: artfull
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: mkdir -p out && dd if=/dev/urandom of=out/big bs=1024 count=2048 2>/dev/null
+    artifacts: [out]
+YML
+  state=$tmp/artfull
+  mkdir -p "$state/artifacts"
+  mount -t tmpfs -o size=256k tmpfs "$state/artifacts" || { echo "  skipped: mount failed"; return; }
+  mounted=$state/artifacts
+  run artfull "$tmp/artfull.yml" --state-dir "$state"
+  umount "$state/artifacts" && mounted=
+  check "exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/artfull.job"
+  check "the cause named, with the file" \
+    grep -q "artifact out: no space left on device writing $state/artifacts/$job/.download-" "$tmp/artfull.job"
+  check "not the aborted download" bash -c "! grep -q 'aborted' '$tmp/artfull.job'"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
 case_unreachable() {
@@ -364,7 +409,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource unreachable bad_file sigint}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint}
 for c in $cases; do
   case_name=$c
   before=$fails

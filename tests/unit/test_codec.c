@@ -518,6 +518,25 @@ test_check_depth(void)
     CHECK(evr_codec_check(buf, n, EVR_CODEC_MAX_DEPTH, &err) == EVR_ERR_LIMIT);
 }
 
+/*  evr_err_set wrapping the message err already holds (overlapping
+    vsnprintf once: glibc repeated the prefix and lost the cause). */
+static void
+test_err_wraps_itself(void)
+{
+    evr_err_t err;
+    evr_err_set(&err, EVR_ERR_LIMIT, "the submit message is 4200000 bytes");
+    CHECK(evr_err_set(&err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)", "ipc://x",
+                      err.msg, "is evrun-broker running?") == EVR_ERR_IO);
+    CHECK_STR(err.msg, "cannot send to the broker at ipc://x: the submit message is 4200000 "
+                       "bytes (is evrun-broker running?)");
+    /* a wrap past the buffer is cut, still NUL-terminated */
+    memset(err.msg, 'a', sizeof err.msg - 1);
+    err.msg[sizeof err.msg - 1] = '\0';
+    evr_err_set(&err, EVR_ERR_IO, "x: %s", err.msg);
+    CHECK(strlen(err.msg) == sizeof err.msg - 1);
+    CHECK(strncmp(err.msg, "x: aaa", 6) == 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -530,5 +549,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_size_limits);
     EVR_TEST_RUN(test_unknown_keys_ignored);
     EVR_TEST_RUN(test_check_depth);
+    EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_END();
 }

@@ -1,6 +1,7 @@
 /*  test_curve: CURVE keys and the broker's ZAP handler over real tcp
     loopback sockets: the broker's key taken from a file or as its Z85 text
-    (with '/' in it), a missing key file named with its setting, a pair
+    (with '/' in it), a missing key file named with its setting, an
+    unreadable one named as unreadable, a pair
     made once with its secret 0600 and kept, a public certificate without
     its secret and a damaged secret refused, a client key refused until its
     certificate is in the role's directory (as NAME.cert, read again at each
@@ -128,6 +129,49 @@ s_gets_in(evr_zap_t *zap, zsock_t *server, const char *ep, const char *cert,
 }
 
 /*  Several first starts at once end with one pair, the same for all. */
+/*  A broker key file this user cannot read is named as such, not as
+    missing (run as root, the load runs in a child as nobody). */
+static void
+test_unreadable_key(void)
+{
+    char *dir = evr_asprintf("%s/perm", s_root), *file = evr_asprintf("%s/broker.cert", dir);
+    char *own = evr_asprintf("%s/own.cert", dir);
+    CHECK(evr_mkdirs(dir, NULL) == EVR_OK);
+    zcert_t *c = zcert_new();
+    CHECK(zcert_save_public(c, file) == 0);
+    zcert_destroy(&c);
+    CHECK(chmod(file, 0) == 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setegid(65534) != 0 || seteuid(65534) != 0))
+            _exit(3);
+        evr_curve_keys_t k;
+        evr_err_t err = { "" };
+        bool made;
+        evr_rc_t rc = evr_curve_load(own, file, &k, &made, &err);
+        dprintf(fds[1], "%d %s", (int) rc, err.msg);
+        _exit(0);
+    }
+    close(fds[1]);
+    char msg[EVR_ERR_MAX + 16] = "";
+    ssize_t n = read(fds[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *want = evr_asprintf("permission denied reading %s", file);
+    CHECK_CONTAINS(msg, want);
+    CHECK(strstr(msg, "no such file") == NULL);
+    free(want);
+    free(own);
+    free(file);
+    free(dir);
+}
+
 static void
 test_pair_race(void)
 {
@@ -236,6 +280,7 @@ main(void)
         return 1;
     }
     EVR_TEST_RUN(test_keys);
+    EVR_TEST_RUN(test_unreadable_key);
     EVR_TEST_RUN(test_pair_race);
     EVR_TEST_RUN(test_zap);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);

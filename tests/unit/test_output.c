@@ -1,6 +1,7 @@
 /*  test_output: podman frame demultiplexing split at every byte, and
     secret masking across chunk boundaries with exact raw counts. */
 #include "evr_output.h"
+#include "evr_podman.h"
 #include "evr_test.h"
 
 typedef struct {
@@ -106,10 +107,44 @@ test_mask(void)
     evr_mask_destroy(&m);
 }
 
+/*  A long podman error keeps its head and its cause, in valid UTF-8. */
+static void
+test_podman_message(void)
+{
+    char body[4096];
+    size_t n = (size_t) snprintf(body, sizeof body, "{\"cause\":\"x\",\"message\":\"error during "
+                                 "bulk transfer for copier.request{");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t) snprintf(body + n, sizeof body - n, "\u00e9");   /* 2 bytes each */
+    n += (size_t) snprintf(body + n, sizeof body - n, "}: reading tar stream: expected EOF: "
+                           "unexpected EOF\",\"response\":500}");
+    char buf[384];
+    CHECK(evr_podman_message(body, n, buf, sizeof buf));   /* cut */
+    CHECK(strlen(buf) < sizeof buf);
+    CHECK(strncmp(buf, "error during bulk transfer for copier.request{", 46) == 0);
+    CHECK_CONTAINS(buf, " [...] ");
+    size_t len = strlen(buf);
+    const char *cause = "}: reading tar stream: expected EOF: unexpected EOF";
+    CHECK(len > strlen(cause) && strcmp(buf + len - strlen(cause), cause) == 0);
+    /* no character cut in two: every 0xc3 is followed by its 0xa9 */
+    bool whole = true;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) buf[i] == 0xc3)
+            whole &= (unsigned char) buf[i + 1] == 0xa9;
+        else if ((unsigned char) buf[i] == 0xa9)
+            whole &= i > 0 && (unsigned char) buf[i - 1] == 0xc3;
+    CHECK(whole);
+    /* a short one is kept as it is */
+    const char *small = "{\"message\":\"no such container\"}";
+    CHECK(!evr_podman_message(small, strlen(small), buf, sizeof buf));
+    CHECK_STR(buf, "no such container");
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_demux_every_split);
     EVR_TEST_RUN(test_mask);
+    EVR_TEST_RUN(test_podman_message);
     EVR_TEST_END();
 }

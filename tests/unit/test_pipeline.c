@@ -323,6 +323,68 @@ test_limits(void)
     evr_diag_destroy(&diag);
 }
 
+/*  The spec's size bound (EVR_SPEC_MAX_BYTES): one check, met by the
+    loader even when aliases repeat one big script; the stub of a spec
+    keeps its steps' names. */
+static void
+test_spec_size(void)
+{
+    /* one 60000-byte script aliased into 20 steps: 1.2 MB as sent */
+    size_t cap = 70000;
+    char *yml = evr_malloc(cap);
+    size_t n = (size_t) snprintf(yml, cap, "pipeline: p\nimage: i\nsteps:\n  - name: s0\n"
+                                           "    run: &r ");
+    memset(yml + n, 'x', 60000);
+    n += 60000;
+    yml[n++] = '\n';
+    for (int i = 1; i < 20; i++)
+        n += (size_t) snprintf(yml + n, cap - n, "  - {name: s%d, run: *r}\n", i);
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("alias.yml");
+    CHECK(evr_yaml_load(yml, n, &spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "more than 1048576 bytes, the limit of a pipeline spec");
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    free(yml);
+
+    /* 16 steps of 64000 bytes fit, 17 do not */
+    evr_spec_t *big = evr_spec_new();
+    big->pipeline = evr_strdup("big");
+    big->image = evr_strdup("i");
+    big->steps.v = evr_calloc(17, sizeof(evr_step_t));
+    char *run = evr_malloc(64001);
+    memset(run, 'x', 64000);
+    run[64000] = '\0';
+    for (uint32_t i = 0; i < 17; i++) {
+        evr_step_t *st = (evr_step_t *) big->steps.v + i;
+        st->name = evr_asprintf("s%u", i);
+        st->run = evr_strdup(run);
+    }
+    free(run);
+    evr_err_t err;
+    big->steps.n = 16;
+    CHECK(evr_spec_check_size(big, &err) == EVR_OK);
+    big->steps.n = 17;
+    CHECK(evr_spec_check_size(big, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "over the limit of 1048576 bytes");
+    CHECK(evr_codec_size(&evr_spec_type, big) > EVR_SPEC_MAX_BYTES);
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_spec_type, big, &buf, &len);
+    CHECK(len == evr_codec_size(&evr_spec_type, big));
+    free(buf);
+
+    /* its stub: every step's name, no script, small */
+    evr_spec_t *stub = evr_spec_stub(big);
+    CHECK(stub->steps.n == 17);
+    CHECK_STR(evr_spec_step(stub, 16)->name, "s16");
+    CHECK_STR(evr_spec_step(stub, 0)->run, "");
+    CHECK_STR(stub->pipeline, "big");
+    CHECK(evr_codec_size(&evr_spec_type, stub) < 1024);
+    evr_spec_destroy(&stub);
+    evr_spec_destroy(&big);
+}
+
 int
 main(void)
 {
@@ -333,5 +395,6 @@ main(void)
     EVR_TEST_RUN(test_durations);
     EVR_TEST_RUN(test_topo_order);
     EVR_TEST_RUN(test_limits);
+    EVR_TEST_RUN(test_spec_size);
     EVR_TEST_END();
 }

@@ -5,6 +5,8 @@
     read-only reader in another process beside a live writer. */
 #include <lmdb.h>
 #include <signal.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -362,6 +364,87 @@ test_map_growth(void)
     free(dir);
 }
 
+static int
+s_keep_reason(const evr_event_t *ev, void *arg)
+{
+    if (ev->data.reason)
+        snprintf(arg, 2048, "%s", ev->data.reason);
+    return 0;
+}
+
+/*  A reason cut mid-character, with a stray byte, and over its limit is
+    fitted on append, so the log still reads back (and can be sent). */
+static void
+test_append_fits_strings(void)
+{
+    char *dir = s_dir("fit");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *id = s_job_id(777);
+    size_t n;
+    evr_event_t **evs = evr_synth_job(id, 1, 10, 10, &n);
+    evr_event_t *fin = evs[n - 1];
+    CHECK(evr_event_kind(fin) == EVR_EV_JOB_FINISHED);
+    free(fin->data.reason);
+    char *r = fin->data.reason = evr_malloc(2001);
+    for (int i = 0; i < 1000; i++)
+        memcpy(r + 2 * i, "\xc3\xa9", 2);   /* é */
+    r[10] = (char) 0xff;                      /* a byte no character starts with */
+    r[1999] = '\0';                           /* the last é cut in two */
+    CHECK(evr_store_append(st, evs, n, &err) == EVR_OK);
+    uint64_t last = evs[n - 1]->seq;
+    evr_synth_free(evs, n);
+    char got[2048] = "";
+    CHECK(evr_store_scan(st, 1, last, s_keep_reason, got, &err) == EVR_OK);
+    CHECK(strlen(got) <= 1024 && strlen(got) >= 1020);
+    CHECK(evr_utf8_valid(got, strlen(got)));
+    CHECK(got[10] == '?');
+    evr_store_destroy(&st);
+    free(id);
+    free(dir);
+}
+
+/*  A full disk (a 1 MiB tmpfs; needs root to mount, skipped otherwise):
+    LMDB reports a short write as EIO, the message says what it is and
+    names the file. */
+static void
+test_disk_full(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "  skipped: mounting a small tmpfs needs root\n");
+        return;
+    }
+    char *dir = s_dir("full");
+    CHECK(mkdir(dir, 0755) == 0);
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) {
+        fprintf(stderr, "  skipped: mount tmpfs: %s\n", strerror(errno));
+        free(dir);
+        return;
+    }
+    char *sub = evr_asprintf("%s/store", dir);
+    evr_store_t *st;
+    evr_err_t err;
+    evr_rc_t rc = evr_store_open(sub, EVR_STORE_SYNC, &st, &err);
+    CHECK(rc == EVR_OK);
+    for (int i = 0; !rc && i < 1000; i++) {
+        char *id = s_job_id(900 + i);
+        size_t n;
+        evr_event_t **evs = evr_synth_job(id, 2, 32 * 1024, 8 * 1024, &n);
+        rc = evr_store_append(st, evs, n, &err);
+        evr_synth_free(evs, n);
+        free(id);
+    }
+    CHECK(rc == EVR_ERR_STORE);
+    char *want = evr_asprintf("store: no space left on device writing %s/data.mdb", sub);
+    CHECK_CONTAINS(err.msg, want);
+    free(want);
+    evr_store_destroy(&st);
+    CHECK(umount2(dir, MNT_DETACH) == 0);
+    free(sub);
+    free(dir);
+}
+
 static void
 test_write_failure(void)
 {
@@ -587,6 +670,8 @@ main(void)
     EVR_TEST_RUN(test_illegal_batch);
     EVR_TEST_RUN(test_map_growth);
     EVR_TEST_RUN(test_write_failure);
+    EVR_TEST_RUN(test_disk_full);
+    EVR_TEST_RUN(test_append_fits_strings);
     EVR_TEST_RUN(test_retention);
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);

@@ -1,0 +1,272 @@
+/*  evr_test_bus.c: raw bus peers for the size-limit cases of test_bus.sh,
+    sending what evrun's own tools refuse to build.
+
+    evr-test-bus submit EP BYTES
+        sends a valid `submit` whose body is BYTES bytes (a spec of big
+        scripts) and prints the answer: "accepted JOB" or "error CODE:
+        MESSAGE".
+    evr-test-bus broker EP BIG IMAGE
+        stands in for the broker on the runner endpoint EP (binds it):
+        welcomes the first runner, dispatches a job whose `dispatch` body is
+        BIG bytes (none when 0), then a small job of one step on IMAGE (none
+        when "-"), acks and prints every event it gets as "event SEQ TYPE
+        JOB status=.. reason=.. steps=N run0=LEN" and exits 0 once it holds
+        the small job's job.finished (or, without one, every event the
+        runner's log held at hello), 1 after 60 s.
+    evr-test-bus old-log DIR BYTES
+        appends to the store in DIR (a runner's state directory) a
+        job.accepted whose spec is BYTES bytes and its job.finished, as a
+        runner of an older version could have.
+*/
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_bus.h"
+#include "evr_store.h"
+
+#define S_IMAGE "localhost/evrun-busybox:latest"
+
+/*  Adds to spec a step named sN with a script of len 'x's. */
+static void
+s_add_step(evr_spec_t *spec, size_t len)
+{
+    uint32_t i = spec->steps.n++;
+    spec->steps.v = evr_realloc(spec->steps.v, spec->steps.n * sizeof(evr_step_t));
+    evr_step_t *st = evr_spec_step(spec, i);
+    memset(st, 0, sizeof *st);
+    st->name = evr_asprintf("s%u", i);
+    st->run = evr_malloc(len + 1);
+    memset(st->run, 'x', len);
+    st->run[len] = '\0';
+}
+
+/*  Size of what encode(rec) gives. */
+static size_t
+s_size(const evr_msg_t *m)
+{
+    uint8_t *buf;
+    size_t len;
+    evr_msg_encode(m, &buf, &len);
+    free(buf);
+    return len;
+}
+
+/*  Fills m->spec with steps until the body of m is exactly bytes long (or
+    as close as the encoding allows). */
+static void
+s_fill(evr_msg_t *m, size_t bytes)
+{
+    m->spec = evr_spec_new();
+    m->spec->pipeline = evr_strdup("big");
+    m->spec->image = evr_strdup(S_IMAGE);
+    while (s_size(m) + 60100 < bytes)
+        s_add_step(m->spec, 60000);
+    s_add_step(m->spec, 1000);
+    for (int round = 0; round < 4; round++) {
+        size_t now = s_size(m);
+        evr_step_t *last = evr_spec_step(m->spec, m->spec->steps.n - 1);
+        size_t len = strlen(last->run);
+        if (now == bytes || len + bytes < now)
+            break;
+        len = len + bytes - now;
+        free(last->run);
+        last->run = evr_malloc(len + 1);
+        memset(last->run, 'x', len);
+        last->run[len] = '\0';
+    }
+}
+
+static int
+s_submit(const char *ep, size_t bytes)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(s);
+    zsock_connect(s, "%s", ep);
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = job };
+    s_fill(&m, bytes);
+    fprintf(stderr, "submit of %zu bytes\n", s_size(&m));
+    evr_err_t err;
+    int rc = 1;
+    if (evr_bus_send(s, NULL, &m, &err))
+        printf("not sent: %s\n", err.msg);
+    else {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        evr_msg_t rep = { 0 };
+        const char *code;
+        if (zmq_poll(&it, 1, 10000) <= 0)
+            printf("no answer\n");
+        else if (evr_bus_recv(s, NULL, &rep, &code, &err))
+            printf("malformed answer: %s\n", err.msg);
+        else {
+            if (rep.type == EVR_MSG_ERROR)
+                printf("error %s: %s\n", rep.code, rep.message);
+            else
+                printf("%s %s\n", evr_msgtype_name(rep.type), rep.job ? rep.job : "");
+            rc = 0;
+        }
+        evr_msg_clear(&rep);
+    }
+    m.job = NULL;
+    evr_msg_clear(&m);
+    zsock_destroy(&s);
+    return rc;
+}
+
+static void
+s_print_event(const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    printf("event %llu %s %s status=%s reason=%s steps=%u run0=%zu\n",
+           (unsigned long long) ev->seq, evr_evtype_name(evr_event_kind(ev)),
+           ev->job ? ev->job : "-", d->status ? d->status : "-", d->reason ? d->reason : "-",
+           d->spec ? d->spec->steps.n : 0,
+           d->spec && d->spec->steps.n ? strlen(evr_spec_step(d->spec, 0)->run) : 0);
+    fflush(stdout);
+}
+
+/*  Sends the dispatches once the runner is welcomed. */
+static void
+s_dispatch(zsock_t *s, zframe_t *rid, size_t big, const char *image, char small[])
+{
+    evr_err_t err;
+    if (big) {
+        char job[EVR_ULID_LEN + 1];
+        evr_ulid_new(job);
+        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = job };
+        s_fill(&m, big);
+        printf("dispatch %s of %zu bytes\n", job, s_size(&m));
+        if (evr_bus_send(s, rid, &m, &err))
+            printf("dispatch not sent: %s\n", err.msg);
+        m.job = NULL;
+        evr_msg_clear(&m);
+    }
+    if (strcmp(image, "-") != 0) {
+        evr_ulid_new(small);
+        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = small, .spec = evr_spec_new() };
+        m.spec->pipeline = evr_strdup("small");
+        m.spec->image = evr_strdup(image);
+        s_add_step(m.spec, 0);
+        free(evr_spec_step(m.spec, 0)->run);
+        evr_spec_step(m.spec, 0)->run = evr_strdup("echo small");
+        printf("dispatch %s (small)\n", small);
+        if (evr_bus_send(s, rid, &m, &err))
+            printf("dispatch not sent: %s\n", err.msg);
+        m.job = NULL;
+        evr_msg_clear(&m);
+    }
+    fflush(stdout);
+}
+
+static int
+s_broker(const char *ep, size_t big, const char *image)
+{
+    zsock_t *s = zsock_new(ZMQ_ROUTER);
+    evr_bus_setup(s);
+    if (zsock_bind(s, "%s", ep) < 0) {
+        fprintf(stderr, "cannot bind %s\n", ep);
+        zsock_destroy(&s);
+        return 1;
+    }
+    char small[EVR_ULID_LEN + 1] = "";
+    uint64_t until = evr_mono_ns() + 60000000000ull, held = 0, need = 0;
+    zframe_t *runner = NULL;
+    int rc = 1;
+    while (rc && evr_mono_ns() < until) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) > 0) {
+            zframe_t *rid = NULL;
+            evr_msg_t m = { 0 };
+            const char *code;
+            evr_err_t err;
+            if (evr_bus_recv(s, &rid, &m, &code, &err))
+                printf("malformed: %s\n", err.msg);
+            else if (m.type == EVR_MSG_HELLO && !runner) {
+                runner = zframe_dup(rid);
+                need = m.seq;
+                evr_msg_t w = { .type = EVR_MSG_WELCOME, .runner = m.runner, .seq = 0 };
+                evr_bus_send(s, rid, &w, NULL);
+                printf("hello from %s at seq %llu\n", m.runner, (unsigned long long) m.seq);
+                s_dispatch(s, rid, big, image, small);
+            }
+            else if (m.type == EVR_MSG_EVENTS) {
+                for (uint32_t i = 0; i < m.events.n; i++) {
+                    const evr_event_t *ev = evr_reclist_at(&evr_event_type, &m.events, i);
+                    s_print_event(ev);
+                    if (ev->seq == held + 1)
+                        held = ev->seq;
+                    if (*small && ev->job && !strcmp(ev->job, small)
+                        && evr_event_kind(ev) == EVR_EV_JOB_FINISHED)
+                        rc = 0;
+                }
+                evr_msg_t a = { .type = EVR_MSG_ACK, .seq = held };
+                evr_bus_send(s, rid, &a, NULL);
+                if (!*small && held >= need)
+                    rc = 0;
+            }
+            zframe_destroy(&rid);
+            evr_msg_clear(&m);
+        }
+        if (runner) {
+            evr_msg_t h = { .type = EVR_MSG_HEARTBEAT };
+            evr_bus_send(s, runner, &h, NULL);
+        }
+    }
+    if (rc)
+        printf("timed out\n");
+    zframe_destroy(&runner);
+    zsock_destroy(&s);
+    return rc;
+}
+
+static int
+s_old_log(const char *dir, size_t bytes)
+{
+    evr_store_t *store;
+    evr_err_t err;
+    if (evr_store_open(dir, EVR_STORE_NOSYNC, &store, &err)) {
+        fprintf(stderr, "%s: %s\n", dir, err.msg);
+        return 1;
+    }
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = job };
+    s_fill(&m, bytes);
+    evr_event_t *evs[2] = { evr_event_new(EVR_EV_JOB_ACCEPTED),
+                            evr_event_new(EVR_EV_JOB_FINISHED) };
+    evs[0]->data.pipeline = evr_strdup("big");
+    evs[0]->data.spec = m.spec;
+    m.spec = NULL;
+    evs[1]->data.status = evr_strdup("failed");
+    evs[1]->data.reason = evr_strdup("made by evr-test-bus");
+    for (int i = 0; i < 2; i++)
+        evs[i]->job = evr_strdup(job);
+    int rc = evr_store_append(store, evs, 2, &err) ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "append: %s\n", err.msg);
+    else
+        printf("old-log %s\n", job);
+    for (int i = 0; i < 2; i++)
+        evr_event_destroy(&evs[i]);
+    evr_store_destroy(&store);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    zsys_init();
+    zsys_handler_set(NULL);
+    if (argc == 4 && !strcmp(argv[1], "submit"))
+        return s_submit(argv[2], strtoul(argv[3], NULL, 10));
+    if (argc == 5 && !strcmp(argv[1], "broker"))
+        return s_broker(argv[2], strtoul(argv[3], NULL, 10), argv[4]);
+    if (argc == 4 && !strcmp(argv[1], "old-log"))
+        return s_old_log(argv[2], strtoul(argv[3], NULL, 10));
+    fprintf(stderr, "usage: evr-test-bus submit EP BYTES | broker EP BIG IMAGE | "
+                    "old-log DIR BYTES\n");
+    return 2;
+}
