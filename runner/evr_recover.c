@@ -103,8 +103,8 @@ void
 evr_eng_replay(s_step_t *st)
 {
     st->read[0] = st->read[1] = 0;
-    st->attach = evr_podman_logs(st->job->eng->pm, st->container, false, s_replayed,
-                                 s_replay_end, evr_eng_tok(st));
+    st->attach = evr_podman_logs(st->job->eng->pm, st->container, s_replayed, s_replay_end,
+                                 evr_eng_tok(st));
 }
 
 static void

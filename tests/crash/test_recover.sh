@@ -5,8 +5,9 @@
 # The pipeline's steps print numbered lines with short sleeps and append
 # their name to /workspace/runs once per execution; the last step prints
 # that file.  The runner is killed at named points (the test hook
-# EVR_TEST_PAUSE_AT stops it there, so the kill is deterministic) and at
-# random moments (EVR_RECOVER_KILLS of them, default 30).  After each
+# EVR_TEST_PAUSE_AT stops it there, so the kill is deterministic), while a
+# step prints 400,000 lines fast, and at random moments (EVR_RECOVER_KILLS
+# of them, default 30).  After each
 # recovery: the job succeeded, every numbered line is stored exactly once
 # and in order, each step ran once, the artifact is whole, podman holds
 # nothing of the job, and the store verifies.
