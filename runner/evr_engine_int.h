@@ -63,9 +63,7 @@ typedef struct {
     bool frozen, want_frozen, pm_busy;
     uint8_t stop_after;
     bool held;              /* attached, its start held while the job is paused */
-    bool replay_wait;       /* recovery: its log is read once it is unpaused */
-    uint32_t pauses;        /* pause calls made; replay_pauses: when its log read began */
-    uint32_t replay_pauses;
+    bool replay_wait;       /* recovery: its log is read once it has exited */
     uint64_t paused_ns;     /* the job was paused this long since the step started */
 } s_step_t;
 
@@ -202,17 +200,14 @@ void evr_eng_step_skip_held(s_step_t *st, const char *reason);
 void evr_eng_step_freeze(s_step_t *st, bool frozen);
 /*  Starts a step whose start a pause held. */
 void evr_eng_step_release(s_step_t *st);
-/*  The step's container is not paused any more (or has exited): a log
-    replay that waited for that starts. */
-void evr_eng_step_thawed(s_step_t *st);
 void evr_eng_do_create(void *arg, void *data, size_t len);
 char *evr_eng_container_name(const s_job_t *job, const s_step_t *st);
 
 /* evr_recover.c */
-/*  Reads the container's log from its start, skipping the bytes already
-    taken (follow: until it exits; a read that a pause of the container
-    ended is taken up again once it is unpaused or has exited). */
-void evr_eng_replay(s_step_t *st, bool follow);
+/*  Reads the log of the step's container, which has exited, from its
+    start, skipping the bytes per stream already stored; its end ends the
+    step's output (as the end of the attach does). */
+void evr_eng_replay(s_step_t *st);
 
 /* evr_prepare.c */
 /*  A new job in e's list (J_PREPARING), or NULL (EVR_ERR_CONFIG in err

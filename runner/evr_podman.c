@@ -422,12 +422,12 @@ evr_podman_detach(evr_podman_t *self, void *handle)
 }
 
 void *
-evr_podman_logs(evr_podman_t *self, const char *name, bool follow, evr_podman_output_fn *out,
+evr_podman_logs(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
                 evr_podman_fn *done, void *arg)
 {
     char *en = s_escape(name);
-    char *path = evr_asprintf(S_API "/containers/%s/logs?stdout=true&stderr=true&follow=%s", en,
-                              follow ? "true" : "false");
+    char *path = evr_asprintf(S_API "/containers/%s/logs?stdout=true&stderr=true&follow=false",
+                              en);
     void *h = s_stream(self, path, out, NULL, done, arg);
     free(path);
     free(en);

@@ -76,8 +76,10 @@ void *evr_podman_attach(evr_podman_t *self, const char *name, evr_podman_output_
                         evr_podman_fn *head, evr_podman_fn *done, void *arg);
 /*  Stops following an attach (done is called with an error). */
 void evr_podman_detach(evr_podman_t *self, void *handle);
-/*  The whole log so far and, with follow, until the container exits. */
-void *evr_podman_logs(evr_podman_t *self, const char *name, bool follow, evr_podman_output_fn *out,
+/*  The whole log so far, not followed: podman 4.3's followed log ends when
+    the container exits, before the end of the log, and drops lines in its
+    middle when output comes fast.  Whole once the container has exited. */
+void *evr_podman_logs(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
                       evr_podman_fn *done, void *arg);
 /*  Waits until the container has exited; r->exit_code. */
 void evr_podman_wait(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);

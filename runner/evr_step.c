@@ -150,7 +150,10 @@ evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
         st->exit_code = r->exit_code;
     st->exit_known = true;
     st->t_end = evr_mono_ns();
-    evr_eng_step_thawed(st);   /* a recovered log not read yet: now */
+    if (st->replay_wait) {   /* recovered while it ran: its log, now whole */
+        st->replay_wait = false;
+        evr_eng_replay(st);
+    }
     evr_eng_maybe_end(st);
 }
 
@@ -511,8 +514,6 @@ s_on_frozen(const evr_podman_result_t *r, void *arg)
     }
     else
         st->frozen = !st->frozen;
-    if (!st->frozen)
-        evr_eng_step_thawed(st);
     s_pm_sync(st);
     if (!st->frozen && !st->pm_busy && st->stop_after) {
         bool now = st->stop_after == 2;
@@ -536,10 +537,8 @@ s_pm_sync(s_step_t *st)
         return;
     st->pm_busy = true;
     evr_engine_t *e = st->job->eng;
-    if (st->want_frozen) {
-        st->pauses++;
+    if (st->want_frozen)
         evr_podman_pause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
-    }
     else
         evr_podman_unpause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
 }
@@ -552,15 +551,6 @@ evr_eng_step_freeze(s_step_t *st, bool frozen)
         return;
     st->want_frozen = frozen;
     s_pm_sync(st);
-}
-
-void
-evr_eng_step_thawed(s_step_t *st)
-{
-    if (!st->replay_wait)
-        return;
-    st->replay_wait = false;
-    evr_eng_replay(st, true);
 }
 
 void

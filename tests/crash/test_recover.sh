@@ -5,8 +5,9 @@
 # The pipeline's steps print numbered lines with short sleeps and append
 # their name to /workspace/runs once per execution; the last step prints
 # that file.  The runner is killed at named points (the test hook
-# EVR_TEST_PAUSE_AT stops it there, so the kill is deterministic) and at
-# random moments (EVR_RECOVER_KILLS of them, default 30).  After each
+# EVR_TEST_PAUSE_AT stops it there, so the kill is deterministic), while a
+# step prints 400,000 lines fast, and at random moments (EVR_RECOVER_KILLS
+# of them, default 30).  After each
 # recovery: the job succeeded, every numbered line is stored exactly once
 # and in order, each step ran once, the artifact is whole, podman holds
 # nothing of the job, and the store verifies.
@@ -17,7 +18,15 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 export EVRUN_PODMAN_URL
 kills=${EVR_RECOVER_KILLS:-30}
 tmp=$(mktemp -d /tmp/evr-crash-XXXXXX)
-trap 'pkill -9 -f "evrun-runner --exec $tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+# Background processes this script started and has not reaped yet: on exit
+# (a failed check, ^C) they are ended by pid, nothing else is.
+bgpids=()
+ended() {   # ended PID: reaped, out of the list
+  local p keep=()
+  for p in ${bgpids[@]+"${bgpids[@]}"}; do [ "$p" = "$1" ] || keep+=("$p"); done
+  bgpids=(${keep[@]+"${keep[@]}"})
+}
+trap 'for p in ${bgpids[@]+"${bgpids[@]}"}; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
 # case_start NAME / case_end: per-case ok or FAILED line
@@ -77,6 +86,7 @@ start_runner() {
   env "$@" "$bin/evrun-runner" --exec "$tmp/crash.yml" --state-dir "$state" --grace 1 \
     > "$state.out" 2> "$state.err" &
   pid=$!
+  bgpids+=("$pid")
 }
 
 job_of() { sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$1.out" | head -n 1; }
@@ -94,7 +104,7 @@ for point in before_create:one after_create:one running:one after_exit:one betwe
   start_runner "$state" EVR_TEST_PAUSE_AT="$point"
   for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
   check "reached the point" grep -q "test pause at" "$state.err"
-  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
   job=$(job_of "$state")
   recover "$state"
   check "recovery exit 0" [ "$rc" -eq 0 ]
@@ -110,8 +120,9 @@ pause_and_kill() {
   EVR_TEST_PAUSE_AT=$point "$bin/evrun-runner" --exec "$file" --state-dir "$state" --grace 1 \
     > "$state.out" 2> "$state.err" &
   pid=$!
+  bgpids+=("$pid")
   for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
-  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
   job=$(job_of "$state")
 }
 
@@ -154,8 +165,9 @@ YML
 state=$tmp/cancel
 "$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" --grace 30 > "$state.out" 2> "$state.err" &
 pid=$!
+bgpids+=("$pid")
 for _ in $(seq 1 300); do grep -q "one line 3" "$state.out" 2>/dev/null && break; sleep 0.05; done
-kill -INT "$pid"; sleep 0.3; kill -9 "$pid"; wait "$pid" 2>/dev/null
+kill -INT "$pid"; sleep 0.3; kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
 job=$(job_of "$state")
 check "cancel recorded before the crash" grep -q "job.cancel_requested" <("$bin/evrun-replay" "$state" --job "$job")
 recover "$state"
@@ -211,6 +223,7 @@ race_create() {   # race_create NAME BACKGROUND: the dead runner's create, then 
   EVR_TEST_PAUSE_AT=recover_absent:one "$bin/evrun-runner" --recover --state-dir "$state" \
     --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
   rpid=$!
+  bgpids+=("$rpid")
   for _ in $(seq 1 300); do grep -q "test pause at" "$state.rec.err" 2>/dev/null && break; sleep 0.05; done
   check "recovery found no container" grep -q "test pause at recover_absent of step one" "$state.rec.err"
   # what the killed runner's create would have made (evr_podman_create)
@@ -220,11 +233,13 @@ race_create() {   # race_create NAME BACKGROUND: the dead runner's create, then 
     'echo one >> /workspace/runs
 for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done' > /dev/null 2>&1 &
   cpid=$!
+  bgpids+=("$cpid")
   [ "$2" = background ] || wait "$cpid"
   kill -CONT "$rpid"
   wait "$rpid"
   rc=$?
   wait "$cpid"
+  ended "$rpid"; ended "$cpid"
   check "recovery exit 0" [ "$rc" -eq 0 ]
   verify_job "$state" "$job"
   [ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
@@ -237,13 +252,69 @@ case_start create-racing
 race_create racing background
 case_end
 
+# A step still printing fast when the recovery attaches again (issue 11,
+# item 1): podman ends a followed log when the container exits, before the
+# end of the log, so the recovery must read the log once more after the
+# exit.  Killed right after the start (point), and 0.8 s in, with part of
+# the output stored (moment); --recover at once, while the container prints.
+# And not killed (unkilled): the live output path keeps every line too.
+case_start fast-printer
+cat > "$tmp/fast.yml" <<'YML'
+pipeline: crash-fast
+image: localhost/evrun-busybox:latest
+steps:
+  - name: fast
+    run: |
+      i=0
+      while [ $i -lt 400 ]; do
+        seq $((i * 1000 + 1)) $((i * 1000 + 1000)); i=$((i + 1)); sleep 0.004
+      done
+YML
+seq 1 400000 > "$tmp/want.fast"
+for how in unkilled point moment; do
+  state=$tmp/fast-$how
+  if [ "$how" = unkilled ]; then
+    # the same step without a crash: the output read live (attach) is whole
+    timeout 120 "$bin/evrun-runner" --exec "$tmp/fast.yml" --state-dir "$state" \
+      > "$state.out" 2> "$state.err"
+    rc=$?
+    job=$(job_of "$state")
+    : > "$state.rec.out"; : > "$state.rec.err"
+  elif [ "$how" = point ]; then
+    pause_and_kill "$state" "$tmp/fast.yml" running:fast
+  else
+    "$bin/evrun-runner" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err" &
+    pid=$!
+    bgpids+=("$pid")
+    sleep 0.8
+    kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
+    job=$(job_of "$state")
+  fi
+  [ "$how" = unkilled ] || recover "$state"
+  check "$how: exit 0" [ "$rc" -eq 0 ]
+  [ "$how" != point ] ||
+    check "$how: attached again to the running container" \
+      grep -q '"how":"reattached"' <("$bin/evrun-replay" "$state" --job "$job")
+  check "$how: job succeeded" grep -Eq "^$job +crash-fast +succeeded +1/1 " <("$bin/evrun-replay" "$state")
+  check "$how: all 400000 lines stored once, in order" \
+    cmp -s "$tmp/want.fast" <("$bin/evrun-replay" "$state" --output "$job/fast")
+  check "$how: nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  check "$how: store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+  if [ "$fails" -ne "$case_fails" ]; then
+    echo "--- fast-printer ($how): $("$bin/evrun-replay" "$state" --output "$job/fast" | wc -l) lines stored" >&2
+    cat "$state.err" "$state.rec.out" "$state.rec.err" | grep -v '^fast | ' >&2
+  fi
+  rm -rf "$state"
+done
+case_end
+
 # Random moments
 for k in $(seq 1 "$kills"); do
   case_start "random-$k"
   state=$tmp/r-$k
   start_runner "$state"
   sleep "$(awk -v r="$RANDOM" 'BEGIN {printf "%.2f", 0.05 + (r % 300) / 100}')"
-  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; ended "$pid"
   job=$(job_of "$state")
   recover "$state"
   check "recovery exit 0" [ "$rc" -eq 0 ]
