@@ -63,6 +63,7 @@ struct evr_broker {
     s_taken_t *taken;       /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
     uint64_t next_beat;     /* mono ns */
+    uint64_t next_sweep;    /* mono ns: the next look at the client flows */
     bool changed;           /* try to dispatch */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
