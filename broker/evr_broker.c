@@ -239,6 +239,16 @@ s_cmp_desc(const void *a, const void *b)
     return -strcmp(a, b);
 }
 
+/*  A stream that could not be queued whole (the client does not read, or
+    its connection is gone): it ends with an error instead of `end`. */
+static void
+s_cut(evr_broker_t *b, zframe_t *rid, const char *what, uint32_t sent)
+{
+    evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s cut after %u item%s: the "
+                       "answer could not be queued (this connection does not read); ask again",
+                       what, sent, sent == 1 ? "" : "s");
+}
+
 static void
 s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
@@ -265,15 +275,22 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     if (limit > S_JOBS_MAX)
         limit = S_JOBS_MAX;
     uint32_t sent = 0;
-    for (size_t i = 0; i < l.n && sent < limit; i++) {
+    bool cut = false;
+    for (size_t i = 0; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (s_job_view(b, l.ids[i], &m) && evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
-            sent++;
+        if (s_job_view(b, l.ids[i], &m)) {
+            cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
+            sent += !cut;
+        }
         evr_msg_clear(&m);
+    }
+    free(l.ids);
+    if (cut) {
+        s_cut(b, rid, "jobs", sent);
+        return;
     }
     evr_msg_t end = { .type = EVR_MSG_END, .count = sent };
     evr_bus_send(b->clients, rid, &end, NULL);
-    free(l.ids);
 }
 
 /*  One `history` answer holds at most this many events or bytes: a client
@@ -336,11 +353,13 @@ static void
 s_runners(evr_broker_t *b, zframe_t *rid)
 {
     uint32_t n = 0;
-    for (s_runner_t *r = b->rlist; r; r = r->next) {
+    for (s_runner_t *r = b->rlist; r; r = r->next, n++) {
         evr_msg_t m;
         evr_br_describe(b, r, &m);
-        if (evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
-            n++;
+        if (evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK) {
+            s_cut(b, rid, "runners", n);
+            return;
+        }
     }
     evr_msg_t end = { .type = EVR_MSG_END, .count = n };
     evr_bus_send(b->clients, rid, &end, NULL);

@@ -13,7 +13,6 @@
 
 #define S_FLOWS_MAX 8               /* sockets with a flow, per process */
 #define S_ID_MAX 256                /* a ZeroMQ routing id is at most 255 bytes */
-#define S_TRIM_BYTES (16u << 20)    /* give the heap back after this much is released */
 
 typedef struct s_account {
     atomic_size_t bytes;            /* queued now */
@@ -29,7 +28,7 @@ struct evr_flow {
     bool per_peer;
     size_t limit, reserve;
     uint64_t dropped;               /* since the last sweep */
-    size_t released;                /* peak bytes of accounts forgotten since the last trim */
+    size_t released;                /* peak bytes of accounts forgotten since the last sweep */
     s_account_t *accounts;
 };
 
@@ -184,8 +183,10 @@ evr_flow_sweep(zsock_t *sock, size_t *peers)
         *pp = a->next;
         s_unref(a);
     }
-    if (f->released >= S_TRIM_BYTES) {
-        malloc_trim(0);   /* glibc keeps freed heap otherwise; RSS would stay at its peak */
+    if (f->released || f->dropped) {
+        /* glibc keeps freed heap in the process otherwise: RSS would stay
+           at its peak after a slow client has gone */
+        malloc_trim(0);
         f->released = 0;
     }
     uint64_t dropped = f->dropped;

@@ -53,9 +53,9 @@ evr_rc_t evr_flow_send(evr_flow_t *flow, void *h, const void *rid, size_t ridlen
 /*  Bytes sock holds queued for all its peers now (0 without a flow). */
 size_t evr_flow_queued(zsock_t *sock);
 
-/*  Forgets the peers that hold nothing queued any more and, when a large
-    amount was released since the last call, gives freed heap back to the
-    system (malloc_trim).  Returns the messages dropped since the last
+/*  Forgets the peers that hold nothing queued any more and, when one was
+    forgotten or a message dropped since the last call, gives freed heap
+    back to the system (malloc_trim; the broker calls this once a second).  Returns the messages dropped since the last
     call (over a limit) and sets *peers to the peers with bytes queued. */
 uint64_t evr_flow_sweep(zsock_t *sock, size_t *peers);
 

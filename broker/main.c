@@ -1,6 +1,7 @@
 /*  evrun-broker: the command bus.  main() only wires things: the
     configuration, the broker, the loop, signals that set a flag. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,9 @@ main(int argc, char **argv)
         .nosync = !sync,
         .verbose = verbose,
     };
+    /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
+       back on free: glibc's sliding threshold would keep them in the heap */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     if (evr_broker_new(&bo, &b, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
