@@ -15,7 +15,10 @@
         requests, a subscriber to every event), runner-id churn, submits
         just under the size limit, and a client that asks status, jobs,
         runners and history in turn and must get every answer within 5 s;
-        the broker's RSS must stay under BOUND_MIB throughout.
+        the broker's anonymous memory (RssAnon: VmRSS less the store's
+        mapped file) must stay under BOUND_MIB throughout.
+        EVR_SOAK_ROLES=0123 picks roles: 0 readers that never read, 1
+        churn, 2 submits, 3 the reading client.
 
     Each role of `soak` is a child process (forked before any ZeroMQ
     context exists); the parent samples the broker's RSS.  Exit status 0
