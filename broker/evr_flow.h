@@ -55,8 +55,9 @@ size_t evr_flow_queued(zsock_t *sock);
 
 /*  Forgets the peers that hold nothing queued any more and, when one was
     forgotten or a message dropped since the last call, gives freed heap
-    back to the system (malloc_trim; the broker calls this once a second).  Returns the messages dropped since the last
-    call (over a limit) and sets *peers to the peers with bytes queued. */
+    back to the system (malloc_trim; the broker calls this once a second).
+    Returns the messages dropped since the last call (over a limit) and
+    sets *peers to the peers with bytes queued. */
 uint64_t evr_flow_sweep(zsock_t *sock, size_t *peers);
 
 #endif
