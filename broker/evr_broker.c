@@ -9,11 +9,21 @@
 #include <string.h>
 
 #include "evr_broker_int.h"
+#include "evr_flow.h"
 #include "evr_log.h"
 
 #define S_TURN_MAX 256          /* messages per socket per turn */
 #define S_JOBS_DEFAULT 100
 #define S_JOBS_MAX 10000
+/*  What the broker holds queued for one client connection, and for its
+    event stream (all subscribers together); schema/PROTOCOL.md "Flow
+    control". */
+#define S_CLIENT_BYTES (16u << 20)
+#define S_CLIENT_RESERVE (64u << 10)
+#define S_CLIENT_RCVHWM 16
+#define S_CLIENT_SNDHWM (2 * S_JOBS_MAX + 2)
+#define S_PUB_BYTES (64u << 20)
+#define S_PUB_SNDHWM 256
 
 void
 evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
@@ -58,6 +68,12 @@ s_bind(evr_broker_t *b, zsock_t **sock, int type, const char *ep, const char *wh
     if (!*sock)
         return evr_err_set(err, EVR_ERR_IO, "zsock_new: %s", zmq_strerror(zmq_errno()));
     evr_bus_setup(*sock);
+    if (strcmp(what, "client") == 0) {
+        zsock_set_rcvhwm(*sock, S_CLIENT_RCVHWM);   /* requests waiting per connection */
+        zsock_set_sndhwm(*sock, S_CLIENT_SNDHWM);   /* a whole stream; bytes bound it */
+    }
+    if (type == ZMQ_XPUB)   /* publications waiting per subscriber: past it, dropped */
+        zsock_set_sndhwm(*sock, S_PUB_SNDHWM);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(*sock, 1);   /* a gone peer is an error, not a silent drop */
     if (evr_curve_needed(ep))
@@ -102,6 +118,10 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         rc = s_bind(b, &b->runners, ZMQ_ROUTER, opts->runner_ep, "runner", "runners", err);
     if (!rc)
         rc = s_bind(b, &b->pub, ZMQ_XPUB, opts->pub_ep, "events", "clients", err);
+    if (!rc) {
+        evr_flow_attach(b->clients, true, S_CLIENT_BYTES, S_CLIENT_RESERVE);
+        evr_flow_attach(b->pub, false, S_PUB_BYTES, 0);
+    }
     if (!rc && b->zap)
         evr_broker_log(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
                        "admit a runner's or client's key by copying its public certificate "
@@ -123,6 +143,8 @@ evr_broker_destroy(evr_broker_t **self_p)
     evr_broker_t *b = *self_p;
     if (!b)
         return;
+    evr_flow_detach(b->clients);
+    evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
     zsock_destroy(&b->runners);
     zsock_destroy(&b->pub);
@@ -217,6 +239,16 @@ s_cmp_desc(const void *a, const void *b)
     return -strcmp(a, b);
 }
 
+/*  A stream that could not be queued whole (the client does not read, or
+    its connection is gone): it ends with an error instead of `end`. */
+static void
+s_cut(evr_broker_t *b, zframe_t *rid, const char *what, uint32_t sent)
+{
+    evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s cut after %u item%s: the "
+                       "answer could not be queued (this connection does not read); ask again",
+                       what, sent, sent == 1 ? "" : "s");
+}
+
 static void
 s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
@@ -243,15 +275,22 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     if (limit > S_JOBS_MAX)
         limit = S_JOBS_MAX;
     uint32_t sent = 0;
-    for (size_t i = 0; i < l.n && sent < limit; i++) {
+    bool cut = false;
+    for (size_t i = 0; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (s_job_view(b, l.ids[i], &m) && evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
-            sent++;
+        if (s_job_view(b, l.ids[i], &m)) {
+            cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
+            sent += !cut;
+        }
         evr_msg_clear(&m);
+    }
+    free(l.ids);
+    if (cut) {
+        s_cut(b, rid, "jobs", sent);
+        return;
     }
     evr_msg_t end = { .type = EVR_MSG_END, .count = sent };
     evr_bus_send(b->clients, rid, &end, NULL);
-    free(l.ids);
 }
 
 /*  One `history` answer holds at most this many events or bytes: its
@@ -320,11 +359,13 @@ static void
 s_runners(evr_broker_t *b, zframe_t *rid)
 {
     uint32_t n = 0;
-    for (s_runner_t *r = b->rlist; r; r = r->next) {
+    for (s_runner_t *r = b->rlist; r; r = r->next, n++) {
         evr_msg_t m;
         evr_br_describe(b, r, &m);
-        if (evr_bus_send(b->clients, rid, &m, NULL) == EVR_OK)
-            n++;
+        if (evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK) {
+            s_cut(b, rid, "runners", n);
+            return;
+        }
     }
     evr_msg_t end = { .type = EVR_MSG_END, .count = n };
     evr_bus_send(b->clients, rid, &end, NULL);
@@ -497,6 +538,30 @@ s_zap_log(void *arg, const char *line)
     evr_broker_log(arg, "%s", line);
 }
 
+/*  Once a second: forgets the client connections with nothing queued and
+    says how many answers and publications were dropped over the limits. */
+static void
+s_sweep(evr_broker_t *b)
+{
+    uint64_t now = evr_mono_ns();
+    if (now < b->next_sweep)
+        return;
+    b->next_sweep = now + 1000000000ull;
+    size_t peers, subs;
+    uint64_t answers = evr_flow_sweep(b->clients, &peers);
+    uint64_t pubs = evr_flow_sweep(b->pub, &subs);
+    if (answers)
+        evr_broker_log(b, "%llu answer%s dropped: client connections that do not read past "
+                       "%u MiB queued (%zu connection%s holding %zu bytes)",
+                       (unsigned long long) answers, answers == 1 ? "" : "s",
+                       S_CLIENT_BYTES >> 20, peers, peers == 1 ? "" : "s",
+                       evr_flow_queued(b->clients));
+    if (pubs)
+        evr_broker_log(b, "%llu publication%s dropped: subscribers that do not read hold "
+                       "%zu bytes (limit %u MiB)", (unsigned long long) pubs,
+                       pubs == 1 ? "" : "s", evr_flow_queued(b->pub), S_PUB_BYTES >> 20);
+}
+
 void
 evr_broker_turn(evr_broker_t *b, int timeout_ms)
 {
@@ -519,4 +584,5 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
     }
     evr_bq_dispatch(b);
     evr_br_beat(b);
+    s_sweep(b);
 }

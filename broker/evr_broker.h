@@ -31,6 +31,8 @@ typedef struct {
     uint32_t reclaim_ms;        /* a runner lost this long loses its jobs: running
                                    ones end lost, dispatched ones wait again
                                    (0: never) */
+    uint32_t forget_ms;         /* a runner lost this long, holding no job, is
+                                   forgotten (0: only when room is needed) */
     const char *curve_dir;      /* keys for tcp:// endpoints (evr_curve.h) */
     bool nosync;                /* no fsync (tests and benchmarks only) */
     bool verbose;               /* log every request on stderr */

@@ -10,8 +10,9 @@
 #include "evr_curve.h"
 #include "evr_store.h"
 
-/*  Runner ids the broker keeps at most (a hello with a new id beyond this
-    is refused). */
+/*  Runner ids the broker keeps at most: past it a hello with a new id
+    makes the broker forget a runner that is neither connected nor holding
+    a job, and is refused when there is none. */
 #define EVR_BROKER_MAX_RUNNERS 1024
 /*  Jobs not yet running (all pipelines) the queue holds at most. */
 #define EVR_BROKER_MAX_QUEUED 100000
@@ -63,6 +64,7 @@ struct evr_broker {
     s_taken_t *taken;       /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
     uint64_t next_beat;     /* mono ns */
+    uint64_t next_sweep;    /* mono ns: the next look at the client flows */
     bool changed;           /* try to dispatch */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
@@ -114,6 +116,8 @@ s_runner_t *evr_br_find(const evr_broker_t *b, const char *id);
 /*  A runner's message; key: its CURVE key ("" on ipc://). */
 void evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg);
 void evr_br_beat(evr_broker_t *b);
+/*  Forgets the runners lost for forget_ms that hold no job (each beat). */
+void evr_br_forget(evr_broker_t *b);
 /*  Fills a `runner` message for r (strings borrowed). */
 void evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m);
 /*  Sends control to the runner of a job; false (with a reason for the

@@ -1,6 +1,8 @@
 /*  evr_bus.c: frames in, frames out; see evr_bus.h. */
 #include "evr_bus.h"
 
+#include "evr_flow.h"
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -11,8 +13,8 @@ evr_bus_setup(zsock_t *sock)
 {
     zsock_set_maxmsgsize(sock, (int64_t) EVR_MSG_MAX_BYTES + 4096);
     zsock_set_linger(sock, 200);
-    zsock_set_sndhwm(sock, 100000);
-    zsock_set_rcvhwm(sock, 100000);
+    zsock_set_sndhwm(sock, EVR_BUS_HWM);
+    zsock_set_rcvhwm(sock, EVR_BUS_HWM);
 }
 
 evr_rc_t
@@ -35,20 +37,24 @@ evr_bus_check_endpoint(const char *ep, evr_err_t *err)
     return evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT or ipc://PATH", ep);
 }
 
+/*  Sends [rid,] first, body; takes body (malloc'd).  A socket with a flow
+    (evr_flow.h) counts the body against the peer's byte limit. */
 static evr_rc_t
-s_send_frames(zsock_t *sock, zframe_t *rid, const char *first, const uint8_t *body, size_t len,
+s_send_frames(zsock_t *sock, zframe_t *rid, const char *first, uint8_t *body, size_t len,
               evr_err_t *err)
 {
     void *h = zsock_resolve(sock);
-    if (rid && zmq_send(h, zframe_data(rid), zframe_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        goto fail;
-    if (zmq_send(h, first, strlen(first), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        goto fail;   /* on a ROUTER, a routing id alone is dropped by libzmq */
-    if (zmq_send(h, body, len, ZMQ_DONTWAIT) < 0)
-        goto fail;
-    return EVR_OK;
-fail:
-    return evr_err_set(err, EVR_ERR_IO, "send: %s", zmq_strerror(zmq_errno()));
+    evr_flow_t *flow = evr_flow_of(h);
+    if (flow)
+        return evr_flow_send(flow, h, rid ? zframe_data(rid) : NULL, rid ? zframe_size(rid) : 0,
+                             first, body, len, err);
+    evr_rc_t rc = EVR_OK;
+    if ((rid && zmq_send(h, zframe_data(rid), zframe_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        || zmq_send(h, first, strlen(first), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+        || zmq_send(h, body, len, ZMQ_DONTWAIT) < 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "send: %s", zmq_strerror(zmq_errno()));
+    free(body);   /* on a ROUTER, a routing id alone is dropped by libzmq */
+    return rc;
 }
 
 evr_rc_t
@@ -59,13 +65,12 @@ evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err)
     size_t len;
     evr_msg_header(msg->type, hdr);
     evr_msg_encode(msg, &buf, &len);
-    evr_rc_t rc = len > EVR_MSG_MAX_BYTES
-                      ? evr_err_set(err, EVR_ERR_LIMIT, "the %s message is %zu bytes, over "
-                                    "the limit of %u bytes", hdr + sizeof EVR_MSG_PROTO, len,
-                                    EVR_MSG_MAX_BYTES)
-                      : s_send_frames(sock, rid, hdr, buf, len, err);
-    free(buf);
-    return rc;
+    if (len > EVR_MSG_MAX_BYTES) {
+        free(buf);
+        return evr_err_set(err, EVR_ERR_LIMIT, "the %s message is %zu bytes, over the limit "
+                           "of %u bytes", hdr + sizeof EVR_MSG_PROTO, len, EVR_MSG_MAX_BYTES);
+    }
+    return s_send_frames(sock, rid, hdr, buf, len, err);
 }
 
 evr_rc_t
@@ -130,9 +135,7 @@ s_publish(zsock_t *pub, const char *topic, const evr_msg_t *m, evr_err_t *err)
     uint8_t *buf;
     size_t len;
     evr_msg_encode(m, &buf, &len);
-    evr_rc_t rc = s_send_frames(pub, NULL, topic, buf, len, err);
-    free(buf);
-    return rc;
+    return s_send_frames(pub, NULL, topic, buf, len, err);
 }
 
 evr_rc_t

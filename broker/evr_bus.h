@@ -14,6 +14,11 @@
 
 #include "evr_msg.h"
 
+/*  Messages a socket queues per peer and direction (ZMQ_SNDHWM and
+    ZMQ_RCVHWM) unless its owner sets less; the broker bounds what it
+    queues for clients in bytes as well (evr_flow.h). */
+#define EVR_BUS_HWM 1000
+
 /*  Sets the options every evrun socket has: ZMQ_MAXMSGSIZE (a larger
     message is dropped by libzmq), linger, and high-water marks. */
 void evr_bus_setup(zsock_t *sock);

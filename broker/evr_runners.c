@@ -8,7 +8,12 @@
     queued again (it never committed them).  Events are stored with
     evr_store_ingest (a resend is stored once), acknowledged, then
     published.  A runner silent past its lease is shown lost; evr_lease.c
-    takes its jobs when it stays away.
+    takes its jobs when it stays away.  A runner lost for forget_ms that
+    holds no job is forgotten (s_forget): it no longer counts against
+    EVR_BROKER_MAX_RUNNERS, and when new ids would pass that limit the
+    longest-silent runner that is neither connected nor holding a job is
+    forgotten to make room.  A forgotten runner that comes back is taken
+    as at a broker restart: its hello is checked against the archive.
 */
 #include <string.h>
 
@@ -127,6 +132,99 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
     return ok;
 }
 
+/*  Runner ids with a job dispatched to them or running there. */
+static zhashx_t *
+s_holders(const evr_broker_t *b)
+{
+    zhashx_t *h = zhashx_new();
+    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner)
+            zhashx_insert(h, j->runner, (void *) 1);
+    return h;
+}
+
+static bool
+s_connected(const s_runner_t *r)
+{
+    return r->rid && !r->lost;
+}
+
+/*  Drops r (holding no job) from the broker's memory.  timed: lost past
+    forget_ms, when its id is also freed from the CURVE key that held it
+    (kv "key/<runner>"); forgotten for room, the id stays with its key.
+    Jobs taken from it keep their records (evr_lease.c): when it comes
+    back it is still told to cancel its copies. */
+static void
+s_forget(evr_broker_t *b, s_runner_t *r, bool timed)
+{
+    for (s_runner_t **pp = &b->rlist; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    uint64_t away = r->lost_at ? (evr_mono_ns() - r->lost_at) / 1000000000ull : 0;
+    evr_broker_log(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
+                   timed ? "lost past forget_ms" : "room for a new runner id",
+                   (unsigned long long) away);
+    if (timed) {
+        char *k = evr_asprintf("key/%s", r->id);
+        evr_store_kv_t op = { k, NULL, 0 };
+        evr_err_t err;
+        if (evr_store_kv_write(b->store, &op, 1, &err))
+            evr_broker_fail(b, &err);
+        free(k);
+    }
+    free(r->id);
+    zframe_destroy(&r->rid);
+    evr_strlist_free(&r->labels);
+    free(r);
+}
+
+/*  Whether a runner with a new id fits: past EVR_BROKER_MAX_RUNNERS the
+    longest-silent runner that is neither connected nor holding a job is
+    forgotten; false (with *matter set) when every one is. */
+static bool
+s_room(evr_broker_t *b, size_t *matter)
+{
+    zhashx_t *holders = s_holders(b);
+    size_t n = 0;
+    s_runner_t *idle = NULL;
+    *matter = 0;
+    for (s_runner_t *x = b->rlist; x; x = x->next) {
+        n++;
+        if (s_connected(x) || zhashx_lookup(holders, x->id))
+            (*matter)++;
+        else if (!idle || x->seen < idle->seen)
+            idle = x;
+    }
+    zhashx_destroy(&holders);
+    if (n < EVR_BROKER_MAX_RUNNERS)
+        return true;
+    if (!idle)
+        return false;
+    s_forget(b, idle, false);
+    return true;
+}
+
+void
+evr_br_forget(evr_broker_t *b)
+{
+    if (!b->opts.forget_ms)
+        return;
+    uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.forget_ms * 1000000ull;
+    zhashx_t *holders = NULL;
+    for (s_runner_t *r = b->rlist, *next; r && !b->failure; r = next) {
+        next = r->next;
+        if (!r->lost || !r->lost_at || now - r->lost_at < limit)
+            continue;
+        if (!holders)
+            holders = s_holders(b);
+        if (!zhashx_lookup(holders, r->id))
+            s_forget(b, r, true);
+    }
+    zhashx_destroy(&holders);
+}
+
 static void
 s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
@@ -137,15 +235,14 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     s_runner_t *other = s_by_rid(b, rid);
     if (other && other != r)
         zframe_destroy(&other->rid);   /* that connection now speaks for msg->runner */
+    size_t matter;
+    if (!r && !s_room(b, &matter)) {
+        evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "the broker has %zu runners "
+                           "connected or holding jobs, its limit; runner %s is refused",
+                           matter, msg->runner);
+        return;
+    }
     if (!r) {
-        size_t n = 0;
-        for (s_runner_t *x = b->rlist; x; x = x->next)
-            n++;
-        if (n >= EVR_BROKER_MAX_RUNNERS) {
-            evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "the broker knows %zu "
-                               "runners, its limit; runner %s is refused", n, msg->runner);
-            return;
-        }
         r = evr_calloc(1, sizeof *r);
         r->id = evr_strdup(msg->runner);
         r->next = b->rlist;
@@ -305,6 +402,7 @@ evr_br_beat(evr_broker_t *b)
             evr_bus_send(b->runners, r->rid, &hb, NULL);
     }
     evr_lease_check(b);
+    evr_br_forget(b);
 }
 
 bool

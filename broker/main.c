@@ -1,6 +1,7 @@
 /*  evrun-broker: the command bus.  main() only wires things: the
     configuration, the broker, the loop, signals that set a flag. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ static const evr_config_key_t s_keys[] = {
     { "lease_ms", "5000", "a runner silent this long is shown lost" },
     { "queue_limit", "1000", "waiting jobs per pipeline when the pipeline sets none" },
     { "reclaim_ms", "600000", "a runner lost this long loses its jobs (0: never)" },
+    { "forget_ms", "86400000", "a runner lost this long, holding no job, is forgotten (0: never)" },
     { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
 };
@@ -58,6 +60,11 @@ s_help(FILE *out)
             "  --reclaim-ms N           a runner lost this long loses its jobs: running ones\n"
             "                           end lost, dispatched ones go to another runner\n"
             "                           (default 600000; 0 never)\n"
+            "  --forget-ms N            a runner lost this long that holds no job is\n"
+            "                           forgotten: no longer listed, its id free again\n"
+            "                           (default 86400000, a day; 0 never).  Beyond 1024\n"
+            "                           runner ids the longest-gone such runner is\n"
+            "                           forgotten at once to admit a new one\n"
             "  --curve-dir DIR          CURVE keys for tcp:// endpoints (default\n"
             "                           STATE_DIR/curve):\n"
             "                           broker.cert (made at the first start; runners and\n"
@@ -109,6 +116,7 @@ main(int argc, char **argv)
         { "lease-ms", required_argument, NULL, 'l' },
         { "queue-limit", required_argument, NULL, 'q' },
         { "reclaim-ms", required_argument, NULL, 'R' },
+        { "forget-ms", required_argument, NULL, 'F' },
         { "curve-dir", required_argument, NULL, 'K' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
@@ -130,6 +138,7 @@ main(int argc, char **argv)
         case 'l': key = "lease_ms"; break;
         case 'q': key = "queue_limit"; break;
         case 'R': key = "reclaim_ms"; break;
+        case 'F': key = "forget_ms"; break;
         case 'K': key = "curve_dir"; break;
         case 'n': key = "sync"; val = "false"; break;
         case 'C': file = optarg; break;
@@ -151,7 +160,7 @@ main(int argc, char **argv)
     }
     evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
-    uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0;
+    uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0, forget = 0;
     bool local = false, sync = true;
     int status = 0;
     evr_broker_t *b = NULL;
@@ -161,7 +170,8 @@ main(int argc, char **argv)
         || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
         || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)
         || evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, &err)
-        || evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, &err)) {
+        || evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, &err)
+        || evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
@@ -190,10 +200,14 @@ main(int argc, char **argv)
         .runner_ep = evr_config_get(cfg, "runner_endpoint"),
         .pub_ep = evr_config_get(cfg, "events_endpoint"), .heartbeat_ms = (uint32_t) hb,
         .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit,
-        .reclaim_ms = (uint32_t) reclaim, .curve_dir = evr_config_get(cfg, "curve_dir"),
+        .reclaim_ms = (uint32_t) reclaim, .forget_ms = (uint32_t) forget,
+        .curve_dir = evr_config_get(cfg, "curve_dir"),
         .nosync = !sync,
         .verbose = verbose,
     };
+    /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
+       back on free: glibc's sliding threshold would keep them in the heap */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     if (evr_broker_new(&bo, &b, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
