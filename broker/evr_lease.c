@@ -271,8 +271,8 @@ evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const
         if (!t)
             continue;
         bool accepted = evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED;
-        if (!drop[i]) {   /* its job.accepted was taken as usual */
-            if (accepted) {
+        if (!drop[i]) {   /* its job.accepted was taken as usual (or came before a refusal) */
+            if (accepted && t->kind == 'd') {
                 evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
                 s_forget(b, t->job, r->id);
             }
