@@ -143,8 +143,15 @@ void evr_lease_resynced(evr_broker_t *b, s_runner_t *r);
 /*  Which of r's events are of jobs taken from it (NULL: none); caller
     frees.  A job.accepted of a job still waiting in the queue is not. */
 bool *evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n);
-/*  After an ingest with drop: the runner is told to cancel those jobs; a
-    dropped job.finished ends the record. */
+/*  Stores r's events (evr_store_ingest) with *drop; an event the archive
+    refuses for what it says is taken out (evr_lease.c), *drop allocated
+    when needed (caller frees), and the rest stored.  Errors as
+    evr_store_ingest's: a gap or a store failure refuses what is left. */
+evr_rc_t evr_lease_ingest(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool **drop,
+                          size_t n, evr_err_t *err);
+/*  After an ingest with drop: jobs whose events were refused are ended
+    failed, the runner is told to cancel those jobs; a dropped job.finished
+    ends the record. */
 void evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs,
                        const bool *drop, size_t n);
 

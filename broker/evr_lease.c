@@ -23,6 +23,23 @@
     when the runner's resent log shows it never accepted the job.  A
     job.accepted that comes back while its job still waits in the queue is
     taken as usual: the job stays with that runner.
+
+    An event a runner sends that the archive refuses for what it says (an
+    illegal transition, a job event without a job: not a gap, not a store
+    failure) would stall that runner's whole stream if the batch were
+    refused: it would be resent and refused for ever.  evr_lease_ingest
+    takes such an event out instead.  Of a job the archive holds running
+    on that runner, the job is taken from the runner as above with a
+    record of kind 'r' (its value: 'r' and the reason), the event and the
+    later ones of the job in the batch are dropped, and once the batch is
+    stored the broker ends the job `failed` (s_end) with a reason naming
+    the event, tells the runner to cancel its copy, and the record becomes
+    'a'.  Any other refused event (no job, or a job that is not running on
+    that runner in the archive) is dropped with the job's later events in
+    the batch, and the runner is told to cancel that job.  Every refusal
+    is logged; the rest of the batch is stored and acknowledged.  A
+    dropped event is never refused, so each refusal drops at least one
+    more event: a batch of n events is written in at most 2n + 1 tries.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +55,11 @@ struct s_taken {
     char kind;          /* 'a': the runner may hold a copy; 'd': dispatched only */
     bool told;          /* cancel sent since the runner came back */
     char *runner;
+    char *reason;       /* kind 'r': to end the job failed with */
     struct s_taken *next;
 };
+
+static void s_end_refused(evr_broker_t *b, s_taken_t *t);
 
 static void
 s_key(char *buf, size_t len, const char *job, const char *runner)
@@ -56,15 +76,19 @@ s_find(const evr_broker_t *b, const char *job, const char *runner)
     return NULL;
 }
 
-/*  Writes the record of (job, runner) with kind, and holds it in memory. */
+/*  Writes the record of (job, runner) with kind (and, for 'r', reason
+    after it), and holds it in memory. */
 static evr_rc_t
-s_put(evr_broker_t *b, const char *job, const char *runner, char kind)
+s_put(evr_broker_t *b, const char *job, const char *runner, char kind, const char *reason)
 {
     char key[EVR_ULID_LEN + 300];
     s_key(key, sizeof key, job, runner);
-    evr_store_kv_t op = { key, &kind, 1 };
+    char *val = evr_asprintf("%c%s", kind, kind == 'r' && reason ? reason : "");
+    evr_store_kv_t op = { key, val, strlen(val) };
     evr_err_t err;
-    if (evr_store_kv_write(b->store, &op, 1, &err)) {
+    evr_rc_t rc = evr_store_kv_write(b->store, &op, 1, &err);
+    free(val);
+    if (rc) {
         evr_broker_fail(b, &err);
         return EVR_ERR_STORE;
     }
@@ -77,6 +101,8 @@ s_put(evr_broker_t *b, const char *job, const char *runner, char kind)
         b->taken = t;
     }
     t->kind = kind;
+    free(t->reason);
+    t->reason = kind == 'r' ? evr_strdup(reason ? reason : "") : NULL;
     return EVR_OK;
 }
 
@@ -110,7 +136,9 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
         return 0;
     s_taken_t *t = evr_calloc(1, sizeof *t);
     memcpy(t->job, id, sizeof t->job);
-    t->kind = len == 1 && val[0] == 'd' ? 'd' : 'a';
+    t->kind = len == 1 && val[0] == 'd' ? 'd' : len >= 1 && val[0] == 'r' ? 'r' : 'a';
+    if (t->kind == 'r')
+        t->reason = evr_strndup((const char *) val + 1, len - 1);
     t->runner = evr_strdup(slash + 1);
     t->next = b->taken;
     b->taken = t;
@@ -131,6 +159,7 @@ evr_lease_free(evr_broker_t *b)
         s_taken_t *t = b->taken;
         b->taken = t->next;
         free(t->runner);
+        free(t->reason);
         free(t);
     }
 }
@@ -153,6 +182,7 @@ s_forget(evr_broker_t *b, const char *job, const char *runner)
         }
         *pp = t->next;
         free(t->runner);
+        free(t->reason);
         free(t);
         return;
     }
@@ -165,8 +195,8 @@ s_tell_cancel(evr_broker_t *b, s_runner_t *r, s_taken_t *t)
     char why[256];
     if (t->told)
         return;
-    if (evr_br_control(b, r->id, "cancel", t->job, "the broker took this job from the runner "
-                       "while it was lost", why, sizeof why)) {
+    if (evr_br_control(b, r->id, "cancel", t->job, t->reason ? t->reason : "the broker took "
+                       "this job from the runner while it was lost", why, sizeof why)) {
         t->told = true;
         evr_broker_log(b, "job %s: told %s to cancel its copy", t->job, r->id);
     }
@@ -233,13 +263,16 @@ void
 evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const bool *drop,
                   size_t n)
 {
+    for (s_taken_t *t = b->taken; t && !b->failure; t = t->next)
+        if (t->kind == 'r' && strcmp(t->runner, r->id) == 0)
+            s_end_refused(b, t);
     for (size_t i = 0; i < n && !b->failure; i++) {
         s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
         if (!t)
             continue;
         bool accepted = evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED;
-        if (!drop[i]) {   /* its job.accepted was taken as usual */
-            if (accepted) {
+        if (!drop[i]) {   /* its job.accepted was taken as usual (or came before a refusal) */
+            if (accepted && t->kind == 'd') {
                 evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
                 s_forget(b, t->job, r->id);
             }
@@ -251,7 +284,7 @@ evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const
             s_forget(b, evs[i]->job, r->id);
             continue;
         }
-        if (accepted && t->kind == 'd' && s_put(b, t->job, r->id, 'a'))   /* r holds a copy */
+        if (accepted && t->kind == 'd' && s_put(b, t->job, r->id, 'a', NULL))   /* r holds a copy */
             return;
         s_tell_cancel(b, r, t);
     }
@@ -259,11 +292,13 @@ evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const
 
 /* ------------------------------------------------------------- taking */
 
-/*  The events that end a job lost, from its projection: its steps only
-    when it had started (steps move only while a job runs). */
+/*  The events that end a job with status (lost, failed), from its
+    projection: its steps only when it had started (steps move only while
+    a job runs). */
 static size_t
-s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
+s_end_events(const evr_job_t *pj, const char *status, const char *reason, evr_event_t ***out)
 {
+    bool lost = strcmp(status, "lost") == 0;
     size_t n = 0;
     evr_event_t **evs = evr_calloc(pj->steps.n + 1, sizeof *evs);
     bool started = pj->status == EVR_JOB_RUNNING || pj->status == EVR_JOB_PAUSED;
@@ -273,13 +308,14 @@ s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
         if (st->status == EVR_STEP_QUEUED || st->status == EVR_STEP_STARTING
             || st->status == EVR_STEP_RUNNING) {
             ev = evr_event_new(EVR_EV_STEP_FINISHED);
-            ev->data.status = evr_strdup("lost");
+            ev->data.status = evr_strdup(status);
             ev->data.exit_code = -1;
             ev->data.reason = evr_strdup(reason);
         }
         else if (st->status == EVR_STEP_PENDING) {
             ev = evr_event_new(EVR_EV_STEP_SKIPPED);
-            ev->data.reason = evr_strdup("the job was lost with its runner");
+            ev->data.reason = evr_strdup(lost ? "the job was lost with its runner"
+                                              : "the broker ended the job");
         }
         else
             continue;
@@ -288,7 +324,7 @@ s_lost_events(const evr_job_t *pj, const char *reason, evr_event_t ***out)
         evs[n++] = ev;
     }
     evr_event_t *fin = evr_event_new(EVR_EV_JOB_FINISHED);
-    fin->data.status = evr_strdup("lost");
+    fin->data.status = evr_strdup(status);
     fin->data.reason = evr_strdup(reason);
     evs[n++] = fin;
     for (size_t i = 0; i < n; i++)
@@ -404,19 +440,21 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
                    j->pipeline, pj->id);
 }
 
-/*  Ends the running job j lost in the archive and drops it from the queue. */
+/*  Ends the job id with status ("lost": a lost job whose steps retry on
+    lost is queued again, s_requeue) in the archive, and drops it from the
+    queue when it is there. */
 static void
-s_end_lost(evr_broker_t *b, s_bjob_t *j, char *reason, size_t rlen)
+s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t rlen)
 {
     evr_job_t pj = { 0 };
     evr_err_t err;
-    evr_rc_t rc = evr_store_get_job(b->store, j->id, &pj, &err);
+    evr_rc_t rc = evr_store_get_job(b->store, id, &pj, &err);
     bool final = rc == EVR_OK && evr_job_is_final(&pj);
-    if (rc == EVR_OK && !final)
+    if (rc == EVR_OK && !final && strcmp(status, "lost") == 0)
         s_requeue(b, &pj, reason, rlen);
     if (rc == EVR_OK && !final && !b->failure) {
         evr_event_t **evs;
-        size_t n = s_lost_events(&pj, reason, &evs);
+        size_t n = s_end_events(&pj, status, reason, &evs);
         rc = evr_store_append(b->store, evs, n, &err);
         if (rc == EVR_OK)
             for (size_t i = 0; i < n; i++)
@@ -431,21 +469,25 @@ s_end_lost(evr_broker_t *b, s_bjob_t *j, char *reason, size_t rlen)
         return;
     }
     if (rc == EVR_ERR_NOTFOUND)
-        evr_broker_log(b, "job %s: the archive holds none of its events; dropped", j->id);
+        evr_broker_log(b, "job %s: the archive holds none of its events; dropped", id);
     else if (rc)
-        evr_broker_log(b, "job %s: could not be ended lost: %s", j->id, err.msg);
+        evr_broker_log(b, "job %s: could not be ended %s: %s", id, status, err.msg);
     else if (final)
-        evr_broker_log(b, "job %s: finished before its runner was lost", j->id);
+        evr_broker_log(b, "job %s: finished before the broker could end it %s", id, status);
     else
-        evr_broker_log(b, "job %s lost: %s", j->id, reason);
-    evr_bq_remove(b, j);
+        evr_broker_log(b, "job %s %s: %s", id, status, reason);
+    s_bjob_t *j = evr_bq_find(b, id);
+    if (j) {
+        evr_bq_remove(b, j);
+        b->changed = true;
+    }
 }
 
 /*  Takes j from its runner, away since `since` (mono ns). */
 static void
 s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
 {
-    if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd'))
+    if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd', NULL))
         return;
     evr_err_t err;
     char reason[512];
@@ -454,7 +496,7 @@ s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
              since == b->started ? " since the broker started" : "", b->opts.reclaim_ms);
     b->changed = true;
     if (j->state == B_ACTIVE) {
-        s_end_lost(b, j, reason, sizeof reason);
+        s_end(b, j->id, "lost", reason, sizeof reason);
         return;
     }
     /* dispatched, never known accepted: it waits again (a cancel asked
@@ -474,6 +516,9 @@ s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
 void
 evr_lease_check(evr_broker_t *b)
 {
+    for (s_taken_t *t = b->taken; t && !b->failure; t = t->next)
+        if (t->kind == 'r')   /* a refusal the broker was killed in the middle of */
+            s_end_refused(b, t);
     if (!b->opts.reclaim_ms || b->failure)
         return;
     uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.reclaim_ms * 1000000ull;
@@ -492,4 +537,101 @@ evr_lease_check(evr_broker_t *b)
         s_take(b, j, since, now);
         taken++;
     }
+}
+
+/* ----------------------------------------------------------- refusing */
+
+/*  Ends t's job (kind 'r') failed with its reason, tells its runner to
+    cancel its copy, and keeps the record as 'a' (the runner may hold a
+    copy: its later events of the job are dropped until its job.finished). */
+static void
+s_end_refused(evr_broker_t *b, s_taken_t *t)
+{
+    s_runner_t *r = evr_br_find(b, t->runner);
+    if (r)
+        s_tell_cancel(b, r, t);
+    size_t rlen = strlen(t->reason) + 1;
+    char *reason = evr_strdup(t->reason);
+    s_end(b, t->job, "failed", reason, rlen);
+    free(reason);
+    if (!b->failure)
+        s_put(b, t->job, t->runner, 'a', NULL);
+}
+
+/*  Takes evs[bad], refused by the archive for why, out of r's batch: it
+    and the later events of its job in the batch are dropped.  A job the
+    archive holds running on r gets a record 'r' (the job is ended once
+    the batch is stored); any other job is cancelled on r now.  Fails only
+    on a store failure (the broker's failure is set). */
+static evr_rc_t
+s_refuse(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool *drop, size_t n,
+         size_t bad, const char *why)
+{
+    const evr_event_t *ev = evs[bad];
+    const char *type = evr_evtype_name(evr_event_kind(ev)) ? evr_evtype_name(evr_event_kind(ev))
+                                                           : "untyped";
+    unsigned long long seq = (unsigned long long) ev->seq;
+    drop[bad] = true;
+    if (!ev->job) {
+        evr_broker_log(b, "REFUSED: event seq %llu (%s) of runner %s: %s; dropped, the runner's "
+                       "other events are stored", seq, type, r->id, why);
+        return EVR_OK;
+    }
+    size_t later = 0;
+    for (size_t i = bad + 1; i < n; i++)
+        if (!drop[i] && evs[i]->job && strcmp(evs[i]->job, ev->job) == 0) {
+            drop[i] = true;
+            later++;
+        }
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    evr_rc_t rc = evr_store_get_job(b->store, ev->job, &pj, &err);
+    bool ours = rc == EVR_OK && !evr_job_is_final(&pj)
+             && (!pj.runner || strcmp(pj.runner, r->id) == 0);
+    evr_rec_free(&evr_job_type, &pj);
+    if (rc && rc != EVR_ERR_NOTFOUND) {
+        evr_broker_fail(b, &err);
+        return rc;
+    }
+    char *reason = evr_asprintf("the broker refused event seq %llu (%s) of runner %s: %s; %s",
+                                seq, type, r->id, why, ours ? "the job is ended here"
+                                : "the runner is told to cancel the job");
+    evr_broker_log(b, "REFUSED: job %s: %s (it and %zu later event%s of the job dropped, the "
+                   "runner's other events are stored)", ev->job, reason, later,
+                   later == 1 ? "" : "s");
+    rc = EVR_OK;
+    char w[256];
+    if (ours)
+        rc = s_put(b, ev->job, r->id, 'r', reason);
+    else if (evr_br_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
+        evr_broker_log(b, "job %s: told %s to cancel its copy", ev->job, r->id);
+    free(reason);
+    return rc;
+}
+
+evr_rc_t
+evr_lease_ingest(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool **drop,
+                 size_t n, evr_err_t *err)
+{
+    size_t from = 0, bad;
+    evr_rc_t rc;
+    for (;;) {
+        bool *d = *drop ? *drop + from : NULL;
+        rc = evr_store_ingest(b->store, r->id, evs + from, d, n - from, &bad, err);
+        if (rc != EVR_ERR_STATE || bad >= n - from)
+            break;
+        if (bad > 0 && (rc = evr_store_ingest(b->store, r->id, evs + from, d, bad, NULL, err)))
+            break;   /* the events before the refused one first */
+        bad += from;
+        if (!*drop)
+            *drop = evr_calloc(n, sizeof **drop);
+        char why[EVR_ERR_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        if ((rc = s_refuse(b, r, evs, *drop, n, bad, why))) {
+            evr_err_set(err, rc, "%s", b->failmsg);
+            break;
+        }
+        from = bad;   /* refused events only ever grow: this ends */
+    }
+    return rc;
 }

@@ -311,7 +311,7 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
     /* events of jobs taken from this runner: counted, not stored */
     bool *drop = evr_lease_drops(b, r, evs, n);
     evr_err_t err;
-    evr_rc_t rc = evr_store_ingest(b->store, r->id, evs, drop, n, &err);
+    evr_rc_t rc = evr_lease_ingest(b, r, evs, &drop, n, &err);   /* refused events out */
     if (rc) {
         evr_broker_log(b, "events of %s refused: %s", r->id, err.msg);
         if (rc == EVR_ERR_STORE)

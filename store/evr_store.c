@@ -354,15 +354,13 @@ s_source_step(evr_event_t *ev, const char *source, uint64_t *high, evr_err_t *er
                            "(a gap)", source, (unsigned long long) ev->seq,
                            (unsigned long long) *high);
     *high = ev->seq;
-    if (!ev->job && ev->jseq)
-        return evr_err_set(err, EVR_ERR_STATE, "store: events of %s: a runner event with a "
-                           "per-job seq", source);
     return EVR_OK;
 }
 
+/*  *refused: the index of the event refused for what it says (n: none). */
 static evr_rc_t
 s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
-             const bool *drop, size_t n, evr_err_t *err, int *mdbrc)
+             const bool *drop, size_t n, size_t *refused, evr_err_t *err, int *mdbrc)
 {
     MDB_txn *txn;
     *mdbrc = evr_store_txn_begin(self, 0, &txn);
@@ -383,6 +381,12 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
             if (drop && drop[i]) {   /* counted in the source's seq, not stored */
                 ev->seq = 0;
                 continue;
+            }
+            if (!ev->job && ev->jseq) {
+                erc = evr_err_set(err, EVR_ERR_STATE, "store: events of %s: a runner event "
+                                  "with a per-job seq", source);
+                *refused = i;
+                break;
             }
         }
         else
@@ -406,13 +410,16 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
             }
             if (!source)
                 ev->jseq = job->last_jseq + 1;
-            if ((erc = evr_job_apply(job, ev, err)))
+            if ((erc = evr_job_apply(job, ev, err))) {
+                *refused = i;
                 break;
+            }
         }
         else if (evr_event_kind(ev) != EVR_EV_RUNNER_STARTED
                  && evr_event_kind(ev) != EVR_EV_RUNNER_RECOVERED) {
             erc = evr_err_set(err, EVR_ERR_STATE, "store: %s event without a job",
                               evr_evtype_name(evr_event_kind(ev)) ? evr_evtype_name(evr_event_kind(ev)) : "untyped");
+            *refused = i;
             break;
         }
         uint8_t *buf, key[8];
@@ -462,8 +469,9 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
     events as they came (ingest rewrites their seq). */
 static evr_rc_t
 s_write(evr_store_t *self, const char *source, evr_event_t *const *events, const bool *drop,
-        size_t n, evr_err_t *err)
+        size_t n, size_t *refused, evr_err_t *err)
 {
+    *refused = n;
     if (self->flags & EVR_STORE_RDONLY)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
     if (n == 0)
@@ -479,7 +487,8 @@ s_write(evr_store_t *self, const char *source, evr_event_t *const *events, const
         int mdbrc = 0;
         for (size_t i = 0; i < n; i++)
             events[i]->seq = orig[i];
-        erc = s_append_txn(self, source, events, drop, n, err, &mdbrc);
+        *refused = n;
+        erc = s_append_txn(self, source, events, drop, n, refused, err, &mdbrc);
         if (erc == EVR_OK || mdbrc != MDB_MAP_FULL) {
             /* nothing was written: appended events keep no seq, ingested
                ones the seq they came with */
@@ -511,14 +520,16 @@ evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t n, evr_er
 {
     for (size_t i = 0; i < n; i++)
         evr_event_fit(events[i]);   /* what is appended always reads back */
-    return s_write(self, NULL, events, NULL, n, err);
+    size_t refused;
+    return s_write(self, NULL, events, NULL, n, &refused, err);
 }
 
 evr_rc_t
 evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
-                 const bool *drop, size_t n, evr_err_t *err)
+                 const bool *drop, size_t n, size_t *refused, evr_err_t *err)
 {
-    return s_write(self, source, events, drop, n, err);
+    size_t none;
+    return s_write(self, source, events, drop, n, refused ? refused : &none, err);
 }
 
 evr_rc_t

@@ -67,9 +67,13 @@ evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t 
     side is stored once.  drop (NULL: none) marks events that are counted
     in the source's seq but not stored (the broker's events of a job it
     took from a lost runner); they too come back with seq 0.  Nothing is
-    written on error. */
+    written on error.  refused (NULL: not wanted) is set to the index of
+    the event refused for what it says, with EVR_ERR_STATE: evr_job_apply
+    refuses it, or a runner event (no job) is not runner.* or carries a
+    per-job seq; else (a gap, a store failure, the batch limit, success)
+    to n.  A dropped event is never refused (only a gap is checked). */
 evr_rc_t evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
-                          const bool *drop, size_t n, evr_err_t *err);
+                          const bool *drop, size_t n, size_t *refused, evr_err_t *err);
 
 /*  Highest seq stored from source by evr_store_ingest (0: none). */
 evr_rc_t evr_store_source_seq(evr_store_t *self, const char *source, uint64_t *seq,

@@ -17,6 +17,16 @@
         appends to the store in DIR (a runner's state directory) a
         job.accepted whose spec is BYTES bytes and its job.finished, as a
         runner of an older version could have.
+    evr-test-bus runner EP ID
+        a runner (id ID) on the broker's runner endpoint EP: says hello with
+        an empty log, then sends one batch of 11 events: jobs A and B
+        interleaved, where A's seq 4 (a step.finished of a step never
+        started) and seq 9 (B's event after B's job.finished) are illegal
+        and seq 7 is the first event of a job D, not its job.accepted; then C's job.accepted and
+        job.finished.  Prints "jobs A B C D", then every answer ("ack SEQ",
+        "control CMD JOB reason=..", "error CODE: MESSAGE").  Once acked up
+        to 11 and told to cancel A, it sends A's own job.finished (seq 12)
+        and exits 0 when that is acked; 1 after 10 s.
 */
 #include <czmq.h>
 #include <stdio.h>
@@ -222,6 +232,137 @@ s_broker(const char *ep, size_t big, const char *image)
     return rc;
 }
 
+/*  The next event of the fake runner's batch: seq, job (NULL: none),
+    jseq and type. */
+static evr_event_t *
+s_fake_event(evr_msg_t *m, const char *job, uint32_t jseq, evr_evtype_t type)
+{
+    evr_event_t *ev = &((evr_event_t *) m->events.v)[m->events.n++];
+    ev->seq = m->events.n;
+    ev->job = job ? evr_strdup(job) : NULL;
+    ev->jseq = jseq;
+    ev->type = type;
+    ev->time = evr_now_ns();
+    return ev;
+}
+
+static void
+s_fake_accepted(evr_msg_t *m, const char *job, const char *runner)
+{
+    evr_event_t *ev = s_fake_event(m, job, 1, EVR_EV_JOB_ACCEPTED);
+    ev->data.pipeline = evr_strdup("fake");
+    ev->data.runner = evr_strdup(runner);
+    ev->data.spec = evr_spec_new();
+    ev->data.spec->pipeline = evr_strdup("fake");
+    ev->data.spec->image = evr_strdup(S_IMAGE);
+    s_add_step(ev->data.spec, 4);
+}
+
+/*  The fake runner's batch (see the top of the file). */
+static void
+s_fake_batch(evr_msg_t *m, char ids[4][EVR_ULID_LEN + 1], const char *runner)
+{
+    m->type = EVR_MSG_EVENTS;
+    m->events.v = evr_calloc(16, sizeof(evr_event_t));
+    s_fake_accepted(m, ids[0], runner);                                   /* 1 */
+    s_fake_event(m, ids[0], 2, EVR_EV_JOB_STARTED)->data.runner = evr_strdup(runner);
+    s_fake_accepted(m, ids[1], runner);                                   /* 3 */
+    evr_event_t *ev = s_fake_event(m, ids[0], 3, EVR_EV_STEP_FINISHED);   /* 4: illegal */
+    ev->data.step = evr_strdup("s0");
+    ev->data.attempt = 1;
+    ev->data.status = evr_strdup("succeeded");
+    ev = s_fake_event(m, ids[0], 4, EVR_EV_STEP_QUEUED);                  /* 5: dropped */
+    ev->data.step = evr_strdup("s0");
+    ev->data.attempt = 1;
+    s_fake_event(m, ids[1], 2, EVR_EV_JOB_STARTED)->data.runner = evr_strdup(runner);
+    s_fake_event(m, ids[3], 1, EVR_EV_JOB_STARTED)->data.runner = evr_strdup(runner);   /* 7 */
+    s_fake_event(m, ids[1], 3, EVR_EV_JOB_FINISHED)->data.status = evr_strdup("succeeded");
+    s_fake_event(m, ids[1], 4, EVR_EV_JOB_PAUSED);                        /* 9: illegal */
+    s_fake_accepted(m, ids[2], runner);                                   /* 10 */
+    ev = s_fake_event(m, ids[2], 2, EVR_EV_JOB_FINISHED);
+    ev->data.status = evr_strdup("cancelled");
+    ev->data.reason = evr_strdup("made by evr-test-bus");
+}
+
+/*  Prints one answer of the broker; sets *acked and *told (a cancel of job). */
+static void
+s_fake_answer(const evr_msg_t *m, const char *job, uint64_t *acked, bool *told)
+{
+    if (m->type == EVR_MSG_ACK) {
+        printf("ack %llu\n", (unsigned long long) m->seq);
+        *acked = m->seq;
+    }
+    else if (m->type == EVR_MSG_CONTROL) {
+        printf("control %s %s reason=%s\n", m->command, m->job ? m->job : "-",
+               m->reason ? m->reason : "-");
+        if (m->job && !strcmp(m->job, job) && !strcmp(m->command, "cancel"))
+            *told = true;
+    }
+    else if (m->type == EVR_MSG_ERROR)
+        printf("error %s: %s\n", m->code, m->message);
+    else if (m->type != EVR_MSG_HEARTBEAT)
+        printf("%s\n", evr_msgtype_name(m->type));
+    fflush(stdout);
+}
+
+static int
+s_runner(const char *ep, const char *id)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(s);
+    zsock_connect(s, "%s", ep);
+    char ids[4][EVR_ULID_LEN + 1];
+    for (int i = 0; i < 4; i++)
+        evr_ulid_new(ids[i]);
+    printf("jobs %s %s %s %s\n", ids[0], ids[1], ids[2], ids[3]);
+    evr_msg_t hello = { .type = EVR_MSG_HELLO, .runner = (char *) id, .capacity = 1,
+                        .version = EVR_VERSION, .seq = 0 };
+    evr_bus_send(s, NULL, &hello, NULL);
+    uint64_t until = evr_mono_ns() + 10000000000ull, acked = 0;
+    bool welcomed = false, told = false, sent_end = false;
+    int rc = 1;
+    while (rc && evr_mono_ns() < until) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) > 0) {
+            evr_msg_t m = { 0 };
+            const char *code;
+            evr_err_t err;
+            if (evr_bus_recv(s, NULL, &m, &code, &err))
+                printf("malformed: %s\n", err.msg);
+            else if (m.type == EVR_MSG_WELCOME && !welcomed) {
+                welcomed = true;
+                evr_msg_t b = { 0 };
+                s_fake_batch(&b, ids, id);
+                if (evr_bus_send(s, NULL, &b, &err))
+                    printf("batch not sent: %s\n", err.msg);
+                evr_msg_clear(&b);
+            }
+            else
+                s_fake_answer(&m, ids[0], &acked, &told);
+            evr_msg_clear(&m);
+        }
+        if (acked >= 11 && told && !sent_end) {   /* the runner ends its copy of A */
+            evr_msg_t b = { .type = EVR_MSG_EVENTS };
+            b.events.v = evr_calloc(1, sizeof(evr_event_t));
+            evr_event_t *ev = s_fake_event(&b, ids[0], 5, EVR_EV_JOB_FINISHED);
+            ev->seq = 12;
+            ev->data.status = evr_strdup("cancelled");
+            evr_bus_send(s, NULL, &b, NULL);
+            evr_msg_clear(&b);
+            sent_end = true;
+        }
+        if (acked >= 12)
+            rc = 0;
+        evr_msg_t h = { .type = EVR_MSG_HEARTBEAT };
+        evr_bus_send(s, NULL, &h, NULL);
+    }
+    if (rc)
+        printf("timed out: acked %llu, cancel of A %s\n", (unsigned long long) acked,
+               told ? "told" : "not told");
+    zsock_destroy(&s);
+    return rc;
+}
+
 static int
 s_old_log(const char *dir, size_t bytes)
 {
@@ -266,7 +407,9 @@ main(int argc, char **argv)
         return s_broker(argv[2], strtoul(argv[3], NULL, 10), argv[4]);
     if (argc == 4 && !strcmp(argv[1], "old-log"))
         return s_old_log(argv[2], strtoul(argv[3], NULL, 10));
+    if (argc == 4 && !strcmp(argv[1], "runner"))
+        return s_runner(argv[2], argv[3]);
     fprintf(stderr, "usage: evr-test-bus submit EP BYTES | broker EP BIG IMAGE | "
-                    "old-log DIR BYTES\n");
+                    "old-log DIR BYTES | runner EP ID\n");
     return 2;
 }

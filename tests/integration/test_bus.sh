@@ -722,7 +722,36 @@ case_too_large() {
   check "old log: the runner says so" grep -q "over the 4194240 an events message holds" "$tmp/runner-big-3.log"
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home too_large}
+# a runner whose batch holds events the broker's archive refuses (the
+# stand-in runner of evr-test-bus, see its header): each fails its own job
+# or is dropped, loudly; the rest of the batch is stored and acked, the
+# runner's stream goes on
+case_refused_event() {
+  fresh refuse
+  bus_broker || return
+  "$bin/evr-test-bus" runner "ipc://$tmp/bus/runners" fake-1 > "$tmp/fake.out" 2>&1
+  check "refused: the stream went on, the runner's own end of A acked" [ $? -eq 0 ]
+  local a b c d st
+  read -r _ a b c d < <(grep '^jobs ' "$tmp/fake.out")
+  check "refused: the batch acked whole" grep -qx "ack 11" "$tmp/fake.out"
+  check "refused: no error answer" bash -c "! grep -q '^error' '$tmp/fake.out'"
+  check "refused: told to cancel A, naming the event" grep -q "^control cancel $a reason=the broker refused event seq 4 (step.finished) of runner fake-1: job $a: step.finished .*illegal" "$tmp/fake.out"
+  check "refused: told to cancel B (an event after its end)" grep -q "^control cancel $b reason=the broker refused event seq 9 (job.paused) of runner fake-1: .*the job has finished" "$tmp/fake.out"
+  st=$(cli status "$a" --json)
+  check "refused: A failed" [ "$(field "$a" status)" = failed ]
+  check "refused: A's reason names the event" grep -q "the broker refused event seq 4 (step.finished) of runner fake-1: .*; the job is ended here" <<< "$st"
+  check "refused: A's step ended too" grep -q '"steps_done":1' <<< "$st"
+  check "refused: A's events before the refused one stored" grep -q '"started":[1-9]' <<< "$st"
+  check "refused: B's events stored" [ "$(field "$b" status)" = succeeded ]
+  check "refused: C's, after the refused ones, stored" [ "$(field "$c" status)" = cancelled ]
+  check "refused: the broker logs each refusal" [ "$(grep -c 'REFUSED' "$tmp/broker.log")" -eq 3 ]
+  check "refused: a job the archive does not hold: cancelled on the runner" grep -q "^control cancel $d reason=the broker refused event seq 7 (job.started) of runner fake-1: .*; the runner is told to cancel the job" "$tmp/fake.out"
+  check "refused: ... and not in the archive" bash -c "! '$bin/evrun-cli' status $d > /dev/null 2>&1"
+  check "refused: the runner's own end of A not stored" grep -q "job $a: fake-1 finished its copy (cancelled); not stored" "$tmp/broker.log"
+  check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -70,7 +70,7 @@ s_ingest_drop(evr_store_t *st, const char *src, const s_events_t *e, size_t from
         evr_rec_copy(&evr_event_type, &copy[i], &e->v[from + i]);
         p[i] = &copy[i];
     }
-    evr_rc_t rc = evr_store_ingest(st, src, p, drop, n, err);
+    evr_rc_t rc = evr_store_ingest(st, src, p, drop, n, NULL, err);
     *stored = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == EVR_OK && copy[i].seq)
@@ -169,7 +169,13 @@ test_ingest_gap(void)
     evr_event_t bad = { 0 }, *p = &bad;
     evr_rec_copy(&evr_event_type, &bad, &log.v[3]);
     bad.jseq = 9;
-    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &err) == EVR_ERR_STATE);
+    size_t refused = 9;
+    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
+    CHECK(refused == 0);   /* the event refused for what it says */
+    evr_rec_free(&evr_event_type, &bad);
+    evr_rec_copy(&evr_event_type, &bad, &log.v[4]);   /* a gap is no one event's fault */
+    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
+    CHECK(refused == 1);
     evr_rec_free(&evr_event_type, &bad);
     CHECK(s_ingest(b, "r1", &log, 3, log.n, &stored, &err) == EVR_OK);
     CHECK(stored == log.n - 3);
