@@ -1,5 +1,5 @@
 /*  evr_store.c: the LMDB event log: open, append (group commit), readers,
-    retention, meta.
+    meta (retention is in evr_retain.c).
 
     Every LMDB call goes through evr_store_mdb_err(), which keeps LMDB's own text:
     "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Reads run in short
@@ -22,7 +22,6 @@
 
 #define S_CHUNK 4096                    /* events per read transaction */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
-#define S_KEYLEN (EVR_ULID_LEN + 4)     /* by_job key: id + jseq */
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 
 
@@ -49,30 +48,6 @@ evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
         return evr_err_set(err, EVR_ERR_STORE, "store: mdb_txn_commit: %s writing %s/data.mdb",
                            mdb_strerror(rc), self->dir);
     return evr_store_mdb_err(err, "mdb_txn_commit", rc);
-}
-
-static void
-s_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void
-s_jobkey(uint8_t key[S_KEYLEN], const char *job, uint32_t jseq)
-{
-    memcpy(key, job, EVR_ULID_LEN);
-    for (int i = 3; i >= 0; i--, jseq >>= 8)
-        key[EVR_ULID_LEN + i] = (uint8_t) jseq;
 }
 
 /* ------------------------------------------------------------------ open */
@@ -280,8 +255,8 @@ typedef struct {
     evr_job_t job;
 } s_batchjob_t;
 
-static evr_rc_t
-s_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_err_t *err)
+evr_rc_t
+evr_store_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_err_t *err)
 {
     MDB_val k = { EVR_ULID_LEN, (void *) id }, v;
     int rc = mdb_get(txn, self->jobs, &k, &v);
@@ -296,10 +271,8 @@ s_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job, evr_
     return EVR_OK;
 }
 
-/*  Writes a job's projection, and keeps the `open` index (ids of the jobs
-    not finished) in step with it. */
-static evr_rc_t
-s_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err, int *mdbrc)
+evr_rc_t
+evr_store_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err_t *err, int *mdbrc)
 {
     uint8_t *buf;
     size_t len;
@@ -333,7 +306,7 @@ s_get_last_seq(evr_store_t *self, MDB_txn *txn, uint64_t *seq, evr_err_t *err)
         return evr_store_mdb_err(err, "mdb_get last_seq", rc);
     if (v.mv_size != 8)
         return evr_err_set(err, EVR_ERR_STORE, "store: meta last_seq has %zu bytes", v.mv_size);
-    *seq = s_get64(v.mv_data);
+    *seq = evr_store_get64(v.mv_data);
     return EVR_OK;
 }
 
@@ -401,7 +374,7 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
                     job = &jobs[j].job;
             if (!job) {
                 job = &jobs[njobs].job;
-                erc = s_load_job(self, txn, ev->job, job, err);
+                erc = evr_store_load_job(self, txn, ev->job, job, err);
                 if (erc == EVR_ERR_NOTFOUND)
                     erc = EVR_OK;   /* a new job: job.accepted fills it */
                 if (erc)
@@ -425,7 +398,7 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
         uint8_t *buf, key[8];
         size_t len;
         evr_event_encode(ev, &buf, &len);
-        s_be64(key, ev->seq);
+        evr_store_be64(key, ev->seq);
         MDB_val k = { 8, key }, v = { len, buf };
         *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND);
         free(buf);
@@ -434,19 +407,19 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
             break;
         }
         if (ev->job) {
-            uint8_t jk[S_KEYLEN];
-            s_jobkey(jk, ev->job, ev->jseq);
-            MDB_val k2 = { S_KEYLEN, jk }, v2 = { 8, key };
+            uint8_t jk[EVR_STORE_KEYLEN];
+            evr_store_jobkey(jk, ev->job, ev->jseq);
+            MDB_val k2 = { EVR_STORE_KEYLEN, jk }, v2 = { 8, key };
             *mdbrc = mdb_put(txn, self->by_job, &k2, &v2, 0);
             if (*mdbrc)
                 erc = evr_store_mdb_err(err, "mdb_put by_job", *mdbrc);
         }
     }
     for (size_t j = 0; j < njobs && !erc; j++)
-        erc = s_put_job(self, txn, &jobs[j].job, err, mdbrc);
+        erc = evr_store_put_job(self, txn, &jobs[j].job, err, mdbrc);
     if (!erc) {
         uint8_t sv[8];
-        s_be64(sv, seq);
+        evr_store_be64(sv, seq);
         MDB_val k = { 8, "last_seq" }, v = { 8, sv };
         *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
         if (*mdbrc)
@@ -546,8 +519,8 @@ evr_store_last_seq(evr_store_t *self, uint64_t *seq, evr_err_t *err)
 
 /* --------------------------------------------------------------- readers */
 
-static evr_rc_t
-s_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_t *err)
+evr_rc_t
+evr_store_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_t *err)
 {
     evr_rc_t erc = evr_event_decode(v->mv_data, v->mv_size, ev, err);
     if (erc)
@@ -578,7 +551,7 @@ s_deliver(const MDB_val *v, uint64_t seq, evr_store_event_fn *fn, void *arg, boo
           evr_err_t *err)
 {
     evr_event_t ev = { 0 };
-    evr_rc_t erc = s_decode_event(v, seq, &ev, err);
+    evr_rc_t erc = evr_store_decode_event(v, seq, &ev, err);
     if (erc)
         return erc;
     *stop = fn(&ev, arg) != 0;
@@ -600,14 +573,14 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
             return berc;
         int rc;
         uint8_t key[8];
-        s_be64(key, next);
+        evr_store_be64(key, next);
         MDB_val k = { 8, key }, v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         evr_rc_t erc = EVR_OK;
         int count = 0;
         more = false;
         while (rc == 0) {
-            uint64_t seq = s_get64(k.mv_data);
+            uint64_t seq = evr_store_get64(k.mv_data);
             if (to && seq > to)
                 break;
             if (++count > S_CHUNK) {   /* end this transaction, go on in a new one */
@@ -645,14 +618,14 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
         if (berc)
             return berc;
         int rc;
-        uint8_t key[S_KEYLEN];
-        s_jobkey(key, job, next);
-        MDB_val k = { S_KEYLEN, key }, v;
+        uint8_t key[EVR_STORE_KEYLEN];
+        evr_store_jobkey(key, job, next);
+        MDB_val k = { EVR_STORE_KEYLEN, key }, v;
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         evr_rc_t erc = EVR_OK;
         int count = 0;
         more = false;
-        while (rc == 0 && k.mv_size == S_KEYLEN && memcmp(k.mv_data, job, EVR_ULID_LEN) == 0) {
+        while (rc == 0 && k.mv_size == EVR_STORE_KEYLEN && memcmp(k.mv_data, job, EVR_ULID_LEN) == 0) {
             const uint8_t *kp = k.mv_data;
             uint32_t jseq = (uint32_t) kp[26] << 24 | (uint32_t) kp[27] << 16
                           | (uint32_t) kp[28] << 8 | kp[29];
@@ -667,11 +640,11 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
             if (grc) {
                 erc = evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points "
                                   "to seq %llu: %s", job, jseq,
-                                  (unsigned long long) s_get64(v.mv_data), mdb_strerror(grc));
+                                  (unsigned long long) evr_store_get64(v.mv_data), mdb_strerror(grc));
                 break;
             }
             bool stop = false;
-            if ((erc = s_deliver(&ev_val, s_get64(v.mv_data), fn, arg, &stop, err)) || stop)
+            if ((erc = s_deliver(&ev_val, evr_store_get64(v.mv_data), fn, arg, &stop, err)) || stop)
                 break;
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
@@ -700,7 +673,7 @@ evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t 
     int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
     if (rc)
         return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    evr_rc_t erc = s_load_job(self, txn, job, out, err);
+    evr_rc_t erc = evr_store_load_job(self, txn, job, out, err);
     mdb_txn_abort(txn);
     if (erc == EVR_ERR_NOTFOUND)
         evr_err_set(err, EVR_ERR_NOTFOUND, "store: no job %s", job);
@@ -780,149 +753,6 @@ evr_store_output(evr_store_t *self, const char *job, const char *step, evr_store
 {
     s_output_ctx_t ctx = { step, fn, arg };
     return evr_store_job_events(self, job, 1, s_output_one, &ctx, err);
-}
-
-/* ------------------------------------------------------------- retention */
-
-/*  Ids of final jobs that finished before `before` and still need the
-    change marked by `flag_off` (offset of a bool in evr_job_t). */
-typedef struct {
-    uint64_t before;
-    size_t flag_off;
-    char (*ids)[EVR_ULID_LEN + 1];
-    size_t n, cap;
-} s_pick_t;
-
-static int
-s_pick(const evr_job_t *job, void *arg)
-{
-    s_pick_t *p = arg;
-    if (!evr_job_is_final(job) || job->finished >= p->before
-        || *(const bool *) ((const char *) job + p->flag_off))
-        return 0;
-    if (p->n == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 64;
-        p->ids = evr_realloc(p->ids, p->cap * sizeof *p->ids);
-    }
-    memcpy(p->ids[p->n++], job->id, EVR_ULID_LEN + 1);
-    return 0;
-}
-
-/*  Rewrites one job's events in a write transaction: compact deletes them
-    all, otherwise the bytes of its output events are emptied. */
-static evr_rc_t
-s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, int *mdbrc)
-{
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    if ((*mdbrc = evr_store_txn_begin(self, 0, &txn)))
-        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
-    if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur))) {
-        mdb_txn_abort(txn);
-        return evr_store_mdb_err(err, "mdb_cursor_open", *mdbrc);
-    }
-    uint8_t key[S_KEYLEN];
-    s_jobkey(key, id, 1);
-    MDB_val k = { S_KEYLEN, key }, v;
-    evr_rc_t erc = EVR_OK;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && !erc && memcmp(k.mv_data, id, EVR_ULID_LEN) == 0) {
-        uint8_t seqkey[8];
-        memcpy(seqkey, v.mv_data, 8);
-        MDB_val ek = { 8, seqkey }, ev_val;
-        if (compact) {
-            rc = mdb_del(txn, self->events, &ek, NULL);
-            if (rc == 0 || rc == MDB_NOTFOUND)
-                rc = mdb_cursor_del(cur, 0);
-            if (rc == 0)
-                rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-            if (rc == EINVAL)   /* deleted the last entry: nothing is current */
-                rc = MDB_NOTFOUND;
-            /* after mdb_cursor_del the cursor points at the next entry */
-            continue;
-        }
-        rc = mdb_get(txn, self->events, &ek, &ev_val);
-        if (rc == 0) {
-            evr_event_t ev = { 0 };
-            erc = s_decode_event(&ev_val, s_get64(seqkey), &ev, err);
-            if (!erc && evr_event_kind(&ev) == EVR_EV_STEP_OUTPUT && ev.data.bytes.len) {
-                free(ev.data.bytes.data);
-                ev.data.bytes.data = NULL;
-                ev.data.bytes.len = 0;
-                uint8_t *buf;
-                size_t len;
-                evr_event_encode(&ev, &buf, &len);
-                MDB_val nv = { len, buf };
-                rc = mdb_put(txn, self->events, &ek, &nv, 0);
-                free(buf);
-            }
-            evr_rec_free(&evr_event_type, &ev);
-        }
-        if (rc == 0 && !erc)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (!erc && rc && rc != MDB_NOTFOUND) {
-        *mdbrc = rc;
-        erc = evr_store_mdb_err(err, compact ? "compact" : "drop output", rc);
-    }
-    if (!erc) {
-        evr_job_t job = { 0 };
-        erc = s_load_job(self, txn, id, &job, err);
-        if (!erc) {
-            if (compact)
-                job.compacted = true;
-            else
-                job.output_dropped = true;
-            erc = s_put_job(self, txn, &job, err, mdbrc);
-        }
-        evr_rec_free(&evr_job_type, &job);
-    }
-    if (erc) {
-        mdb_txn_abort(txn);
-        return erc;
-    }
-    *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
-}
-
-static evr_rc_t
-s_retain(evr_store_t *self, uint64_t before, bool compact, uint32_t *njobs, evr_err_t *err)
-{
-    if (self->flags & EVR_STORE_RDONLY)
-        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
-    s_pick_t pick = { before, compact ? offsetof(evr_job_t, compacted)
-                                      : offsetof(evr_job_t, output_dropped), NULL, 0, 0 };
-    evr_rc_t erc = evr_store_jobs(self, EVR_JOB_NONE, s_pick, &pick, err);
-    uint32_t done = 0;
-    for (size_t i = 0; i < pick.n && !erc; i++) {
-        int mdbrc = 0;
-        erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
-        if (erc && mdbrc == MDB_MAP_FULL) {   /* rewriting needs room too */
-            size_t size = self->mapsize * 2;
-            if (mdb_env_set_mapsize(self->env, size) == 0) {
-                self->mapsize = size;
-                erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
-            }
-        }
-        done += !erc;
-    }
-    free(pick.ids);
-    if (njobs)
-        *njobs = done;
-    return erc;
-}
-
-evr_rc_t
-evr_store_compact(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err)
-{
-    return s_retain(self, before, true, njobs, err);
-}
-
-evr_rc_t
-evr_store_drop_output(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err)
-{
-    return s_retain(self, before, false, njobs, err);
 }
 
 /* ------------------------------------------------------------------ meta */

@@ -1,11 +1,12 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
-    log) and evr_archive.c (sources and the key-value table).  Not for use
-    outside store/.
+    log), evr_retain.c (retention) and evr_archive.c (sources and the
+    key-value table).  Not for use outside store/.
 */
 #ifndef EVR_STORE_INT_H_INCLUDED
 #define EVR_STORE_INT_H_INCLUDED
 
 #include <lmdb.h>
+#include <string.h>
 
 #include "evr_store.h"
 
@@ -37,5 +38,48 @@ evr_rc_t evr_store_source_get(evr_store_t *self, MDB_txn *txn, const char *sourc
                               uint64_t *seq, evr_err_t *err);
 evr_rc_t evr_store_source_put(evr_store_t *self, MDB_txn *txn, const char *source,
                               uint64_t seq, evr_err_t *err, int *mdbrc);
+
+#define EVR_STORE_KEYLEN (EVR_ULID_LEN + 4)     /* by_job key: id + jseq */
+
+/*  The events key: a seq as 8 bytes big-endian, and back. */
+static inline void
+evr_store_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static inline uint64_t
+evr_store_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*  The by_job key of (job, jseq): the id's 26 bytes, jseq big-endian. */
+static inline void
+evr_store_jobkey(uint8_t key[EVR_STORE_KEYLEN], const char *job, uint32_t jseq)
+{
+    memcpy(key, job, EVR_ULID_LEN);
+    for (int i = 3; i >= 0; i--, jseq >>= 8)
+        key[EVR_ULID_LEN + i] = (uint8_t) jseq;
+}
+
+/*  A job's projection from `jobs` in txn: EVR_ERR_NOTFOUND when none,
+    EVR_ERR_STORE when it does not decode. */
+evr_rc_t evr_store_load_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_job_t *job,
+                            evr_err_t *err);
+
+/*  Writes a job's projection, and keeps the `open` index (ids of the jobs
+    not finished) in step with it; *mdbrc is LMDB's code of a failure. */
+evr_rc_t evr_store_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job,
+                           evr_err_t *err, int *mdbrc);
+
+/*  Decodes the stored event of seq; EVR_ERR_STORE naming the seq when it
+    does not decode. */
+evr_rc_t evr_store_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev,
+                                evr_err_t *err);
 
 #endif
