@@ -3,8 +3,9 @@
     Artifacts: the tar copied out of a container is read twice.  The first
     pass checks every header (names, links, the entry count, the declared
     sizes against the limit) and writes nothing; the second writes each file
-    under a temporary name and renames it into place, and on any error
-    removes what it wrote.  Resources: the download becomes a tar in a file
+    under a temporary name and renames it into place (an older file there
+    kept aside until the end), and on any error removes what it wrote and
+    puts the older files back.  Resources: the download becomes a tar in a file
     (never in memory), the declared size of each entry checked against the
     limit before its bytes are copied, so a compression bomb stops at its
     header. */

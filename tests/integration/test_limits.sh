@@ -202,6 +202,35 @@ YML
   check "a file in --secrets-dir: given" grep -q "^s | got 3$" "$out"
 }
 
+case_secret_file() {
+  # a file of the limit and its newline is given; one byte more is refused,
+  # never cut; a file that cannot be read says why
+  pipeline secfile <<'YML'
+pipeline: secret-file
+image: localhost/evrun-busybox:latest
+secrets: [FILE_TOKEN]
+steps:
+  - name: s
+    run: 'echo "got ${#FILE_TOKEN}"'
+YML
+  mkdir -p "$tmp/fdir"
+  { head -c 65536 /dev/zero | tr '\0' a; echo; } > "$tmp/fdir/FILE_TOKEN"
+  run secmax "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "64 KiB and a newline: exit 0" [ "$rc" -eq 0 ]
+  check "64 KiB and a newline: given whole" grep -q "^s | got 65536$" "$out"
+  echo b >> "$tmp/fdir/FILE_TOKEN"
+  run secover "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "64 KiB, a newline and more: exit 2" [ "$rc" -eq 2 ]
+  check "64 KiB, a newline and more: too long" \
+    grep -q "secret FILE_TOKEN (from $tmp/fdir/FILE_TOKEN): longer than 65536 bytes" "$err"
+  rm "$tmp/fdir/FILE_TOKEN"
+  ln -s FILE_TOKEN "$tmp/fdir/FILE_TOKEN"   # a loop: opening it fails, not with ENOENT
+  run secloop "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "unreadable: exit 2" [ "$rc" -eq 2 ]
+  check "unreadable: the cause named" \
+    grep -q "secret FILE_TOKEN: reading $tmp/fdir/FILE_TOKEN: Too many levels of symbolic links" "$err"
+}
+
 case_resource_redirect() {
   serve
   echo "plain resource" > "$tmp/www/notes.txt"
@@ -252,7 +281,7 @@ YML
   check "allowed by default" grep -q "^use | plain resource$" "$out"
 }
 
-cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow resource_redirect resource_local}
+cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow secret_file resource_redirect resource_local}
 for c in $cases; do
   case_name=$c
   before=$fails
