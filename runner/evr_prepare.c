@@ -263,8 +263,10 @@ static bool
 s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
 {
     s_job_t *job = arg;
-    if (evr_http_status(req) >= 300)
-        return true;   /* not content: the status says what went wrong */
+    if (evr_http_status(req) >= 300) {   /* no content: the status says what went wrong */
+        job->res_status = evr_http_status(req);
+        return false;   /* a long error body is not waited for */
+    }
     uint64_t max = job->eng->opts.resource_max_bytes;
     if (len > max - job->res_bytes) {
         job->res_bytes = max + 1;   /* over: nothing more is written */
@@ -293,7 +295,7 @@ s_res_fetched(evr_http_req_t *req, void *arg)
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX] = "";
     const char *msg;
-    long status = evr_http_status(req);
+    long status = job->res_status ? job->res_status : evr_http_status(req);
     bool written = fclose(job->res_fp) == 0;
     job->res_fp = NULL;
     job->res_req = NULL;
@@ -309,7 +311,8 @@ s_res_fetched(evr_http_req_t *req, void *arg)
         snprintf(reason, sizeof reason, "resource %s: %s is larger than the limit of %llu bytes "
                  "(the runner's resource_max_bytes setting)", res->name, res->url,
                  (unsigned long long) job->eng->opts.resource_max_bytes);
-    else if (evr_http_error(req, &msg))
+    /* an error body ended by s_res_data: the status says what went wrong */
+    else if (!job->res_status && evr_http_error(req, &msg))
         snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, msg, s_res_rule(msg));
     else if (status != 200)
         snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
@@ -364,6 +367,7 @@ s_res_next(s_job_t *job)
         return;
     }
     job->res_bytes = 0;
+    job->res_status = 0;
     evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
                           .on_data = s_res_data, .on_done = s_res_fetched, .arg = job,
                           .redirects = job->eng->opts.resource_redirects,

@@ -231,6 +231,30 @@ YML
     grep -q "secret FILE_TOKEN: reading $tmp/fdir/FILE_TOKEN: Too many levels of symbolic links" "$err"
 }
 
+case_resource_error() {
+  # an answer of 500 with a long body: the job fails with the status, the
+  # transfer ended at once, not read to its end
+  serve
+  rm -f "$tmp/www/error-body.ended"
+  pipeline reserr <<YML
+pipeline: resource-error
+image: localhost/evrun-busybox:latest
+resources:
+  - name: broken
+    url: http://127.0.0.1:$port/error-body
+    path: broken.bin
+steps:
+  - name: use
+    run: 'echo should not run'
+YML
+  run reserr "$tmp/reserr.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the status said" grep -q "resource broken: http://127.0.0.1:$port/error-body answered HTTP 500" "$out"
+  check "no step ran" sh -c "! grep -q 'should not run' '$out'"
+  for _ in $(seq 1 50); do [ -e "$tmp/www/error-body.ended" ] && break; sleep 0.1; done
+  check "the transfer ended before the body was all sent" [ -e "$tmp/www/error-body.ended" ]
+}
+
 case_resource_redirect() {
   serve
   echo "plain resource" > "$tmp/www/notes.txt"
@@ -281,7 +305,7 @@ YML
   check "allowed by default" grep -q "^use | plain resource$" "$out"
 }
 
-cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow secret_file resource_redirect resource_local}
+cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow secret_file resource_error resource_redirect resource_local}
 for c in $cases; do
   case_name=$c
   before=$fails
