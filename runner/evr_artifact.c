@@ -219,10 +219,17 @@ s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t 
 {
     char *tmp = evr_asprintf("%s.evrun-partial", final);
     char *old = evr_asprintf("%s.evrun-old", final);
-    s_sink_t sink = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644),
-                      .path = tmp };
+    s_sink_t sink = { .fd = -1, .path = tmp };
     evr_rc_t rc = EVR_OK;
-    if (sink.fd < 0)
+    struct stat sb;
+    /* a file of this artifact by either name would be lost */
+    const char *clash = lstat(tmp, &sb) == 0 && s_written_has(w, tmp)   ? tmp
+                      : lstat(old, &sb) == 0 && s_written_has(w, old) ? old : NULL;
+    if (clash)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: a file of this artifact, in the way of %s",
+                         clash, final);
+    else if ((sink.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                             0644)) < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
     if (!rc)
         rc = s_pump(a, &sink, max_bytes, total, err);
@@ -232,7 +239,6 @@ s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t 
         close(sink.fd);
     /* an older file at final (an earlier attempt's, say) is set aside,
        unless this unpack wrote it (then its own is kept aside already) */
-    struct stat sb;
     char kind = 'f';
     if (!rc && lstat(final, &sb) == 0 && !S_ISDIR(sb.st_mode) && !s_written_has(w, final)) {
         if (rename(final, old) != 0)

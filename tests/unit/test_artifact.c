@@ -143,13 +143,14 @@ test_unpack_keeps_what_was_there(void)
     FILE *fp = fopen(keep, "w");
     fputs("earlier artifact\n", fp);
     fclose(fp);
-    /* the truncated tar passes the header scan, fails while written */
-    const char *names[] = { "out/a.txt", "out/b.txt" };
-    const size_t sizes[] = { 10, 100000 };
+    /* the tar passes the header scan; its second entry fails while
+       written (its directory is a file), after out/a.txt was written */
+    const char *names[] = { "out/a.txt", "out/a.txt/b.txt" };
+    const size_t sizes[] = { 10, 10 };
     s_tar(tar, names, sizes, 2);
-    CHECK(truncate(tar, 512 * 4 + 4096) == 0);
     uint32_t files = 0;
-    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) != EVR_OK);
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "out/a.txt");
     CHECK(s_files_under(dest) == 1);
     CHECK(access(keep, F_OK) == 0);
 }
@@ -238,6 +239,15 @@ test_unpack_failed_keeps_older_file(void)
     /* a complete unpack replaces it, and leaves nothing aside */
     s_tar(tar, names, sizes, 2);
     CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_OK);
+    s_read_line(a, line, sizeof line);
+    CHECK(strlen(line) == 20);
+    CHECK(s_files_under(dest) == 1);
+    /* a file of the artifact named as the older one kept aside: refused,
+       not lost */
+    const char *clash[] = { "out/a.txt.evrun-old", "out/a.txt" };
+    s_tar(tar, clash, sizes, 2);
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a.txt.evrun-old: a file of this artifact, in the way of");
     s_read_line(a, line, sizeof line);
     CHECK(strlen(line) == 20);
     CHECK(s_files_under(dest) == 1);
