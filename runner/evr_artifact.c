@@ -3,8 +3,9 @@
     Artifacts: the tar copied out of a container is read twice.  The first
     pass checks every header (names, links, the entry count, the declared
     sizes against the limit) and writes nothing; the second writes each file
-    under a temporary name and renames it into place, and on any error
-    removes what it wrote.  Resources: the download becomes a tar in a file
+    under a temporary name and renames it into place (an older file there
+    kept aside until the end), and on any error removes what it wrote and
+    puts the older files back.  Resources: the download becomes a tar in a file
     (never in memory), the declared size of each entry checked against the
     limit before its bytes are copied, so a compression bomb stops at its
     header. */
@@ -55,11 +56,12 @@ s_open_tar(const char *path, bool filters, evr_err_t *err)
     return a;
 }
 
-/*  The checks every entry of an artifact passes; rc, or EVR_OK. */
+/*  The checks every entry passes, artifact or resource (name is the
+    entry's name as it will be used); rc, or EVR_OK. */
 static evr_rc_t
-s_check_entry(struct archive_entry *e, uint32_t *entries, evr_err_t *err)
+s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, const char *links,
+              evr_err_t *err)
 {
-    const char *name = archive_entry_pathname(e);
     if (++*entries > EVR_ARTIFACT_MAX_ENTRIES)
         return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
                            EVR_ARTIFACT_MAX_ENTRIES);
@@ -67,7 +69,64 @@ s_check_entry(struct archive_entry *e, uint32_t *entries, evr_err_t *err)
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
     if (archive_entry_hardlink(e) || archive_entry_symlink(e))
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not copied out", name);
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", name, links);
+    return EVR_OK;
+}
+
+/*  Where the bytes read from a tar entry go: a file (fd) or a tar being
+    written (out); path names it in errors. */
+typedef struct {
+    int fd;
+    struct archive *out;
+    const char *path;
+} s_sink_t;
+
+/*  The error of a failed write to sink->out: a full disk said as such. */
+static evr_rc_t
+s_tar_write_err(const s_sink_t *sink, evr_err_t *err)
+{
+    int en = archive_errno(sink->out);
+    /* libarchive's own errors (format, misuse) carry no errno of a write */
+    if (en > 0 && en != EILSEQ && en != EINVAL)
+        return evr_err_write(err, sink->path, en);
+    return evr_err_set(err, EVR_ERR_IO, "tar %s: %s", sink->path,
+                       archive_error_string(sink->out));
+}
+
+/*  Writes buf[0..n) to sink. */
+static evr_rc_t
+s_sink_write(const s_sink_t *sink, const char *buf, size_t n, evr_err_t *err)
+{
+    if (sink->out)
+        return archive_write_data(sink->out, buf, n) == (la_ssize_t) n
+               ? EVR_OK : s_tar_write_err(sink, err);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(sink->fd, buf + off, n - off);
+        if (w <= 0)   /* a write of nothing: the disk is full */
+            return evr_err_write(err, sink->path, w < 0 ? errno : ENOSPC);
+        off += (size_t) w;
+    }
+    return EVR_OK;
+}
+
+/*  The current entry's data from `in` to sink, *total counting it against
+    max_bytes. */
+static evr_rc_t
+s_pump(struct archive *in, const s_sink_t *sink, uint64_t max_bytes, uint64_t *total,
+       evr_err_t *err)
+{
+    char buf[65536];
+    la_ssize_t n;
+    while ((n = archive_read_data(in, buf, sizeof buf)) > 0) {
+        if ((uint64_t) n > max_bytes - *total)
+            return s_limit(err, max_bytes);   /* the sizes were checked: a changed file */
+        *total += (uint64_t) n;
+        evr_rc_t rc = s_sink_write(sink, buf, (size_t) n, err);
+        if (rc)
+            return rc;
+    }
+    if (n < 0)
+        return evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(in));
     return EVR_OK;
 }
 
@@ -84,7 +143,7 @@ s_scan(const char *tar_path, uint64_t max_bytes, evr_err_t *err)
     evr_rc_t rc = EVR_OK;
     int r;
     while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        rc = s_check_entry(e, &entries, err);
+        rc = s_check_entry(e, archive_entry_pathname(e), &entries, "copied out", err);
         if (!rc && archive_entry_filetype(e) == AE_IFREG)
             rc = s_count(e, max_bytes, &total, err);
         if (!rc && archive_read_data_skip(a) != ARCHIVE_OK)
@@ -98,81 +157,106 @@ s_scan(const char *tar_path, uint64_t max_bytes, evr_err_t *err)
     return rc;
 }
 
-static evr_rc_t
-s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t *total,
-             evr_err_t *err)
-{
-    char *tmp = evr_asprintf("%s.evrun-partial", final);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    evr_rc_t rc = EVR_OK;
-    char buf[65536];
-    la_ssize_t n;
-    while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
-        if ((uint64_t) n > max_bytes - *total) {
-            rc = s_limit(err, max_bytes);   /* the scan saw the sizes: only a changed file */
-            break;
-        }
-        *total += (uint64_t) n;
-        for (la_ssize_t off = 0; !rc && off < n;) {
-            ssize_t w = write(fd, buf + off, (size_t) (n - off));
-            if (w <= 0)   /* a write of nothing: the disk is full */
-                rc = evr_err_write(err, tmp, w < 0 ? errno : ENOSPC);
-            off += w > 0 ? w : 0;
-        }
-        if (rc)
-            break;
-    }
-    if (!rc && n < 0)
-        rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(a));
-    if (!rc && fsync(fd) != 0)
-        rc = evr_err_write(err, tmp, errno);
-    close(fd);
-    if (!rc && rename(tmp, final) != 0)
-        rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", final, strerror(errno));
-    if (rc)
-        unlink(tmp);
-    free(tmp);
-    return rc;
-}
-
-/*  What one unpack wrote, to take back on failure. */
+/*  What one unpack wrote, to take back on failure: per path, 'd' a
+    directory it made, 'f' a file it wrote, 'b' a file it wrote over an
+    older one, kept meanwhile as PATH.evrun-old. */
 typedef struct {
     char **paths;
-    bool *dir;
+    char *kind;
     size_t n, cap;
 } s_written_t;
 
 static void
-s_written_add(s_written_t *w, const char *path, bool dir)
+s_written_add(s_written_t *w, const char *path, char kind)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;
         w->paths = evr_realloc(w->paths, w->cap * sizeof *w->paths);
-        w->dir = evr_realloc(w->dir, w->cap * sizeof *w->dir);
+        w->kind = evr_realloc(w->kind, w->cap * sizeof *w->kind);
     }
     w->paths[w->n] = evr_strdup(path);
-    w->dir[w->n++] = dir;
+    w->kind[w->n++] = kind;
 }
 
-/*  Frees w; with undo, first removes what it lists, newest first (a
-    directory only when empty). */
+static bool
+s_written_has(const s_written_t *w, const char *path)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->kind[i] != 'd' && strcmp(w->paths[i], path) == 0)
+            return true;
+    return false;
+}
+
+/*  Frees w.  With undo it first takes back what it lists, newest first:
+    files removed (an older file put back), directories removed when
+    empty; without, the older files kept aside are removed. */
 static void
 s_written_free(s_written_t *w, bool undo)
 {
     for (size_t i = w->n; i-- > 0;) {
-        if (undo && w->dir[i])
+        char *old = w->kind[i] == 'b' ? evr_asprintf("%s.evrun-old", w->paths[i]) : NULL;
+        if (undo && w->kind[i] == 'd')
             rmdir(w->paths[i]);
+        else if (undo && old)
+            rename(old, w->paths[i]);
         else if (undo)
             unlink(w->paths[i]);
+        else if (old)
+            unlink(old);
+        free(old);
         free(w->paths[i]);
     }
     free(w->paths);
-    free(w->dir);
+    free(w->kind);
+}
+
+/*  The current entry's data written to final: under a temporary name,
+    then renamed into place, an older file at final kept aside (as
+    final.evrun-old) until the unpack succeeds or fails; recorded in w. */
+static evr_rc_t
+s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t *total,
+             s_written_t *w, evr_err_t *err)
+{
+    char *tmp = evr_asprintf("%s.evrun-partial", final);
+    char *old = evr_asprintf("%s.evrun-old", final);
+    s_sink_t sink = { .fd = -1, .path = tmp };
+    evr_rc_t rc = EVR_OK;
+    struct stat sb;
+    /* a file of this artifact by either name would be lost */
+    const char *clash = lstat(tmp, &sb) == 0 && s_written_has(w, tmp)   ? tmp
+                      : lstat(old, &sb) == 0 && s_written_has(w, old) ? old : NULL;
+    if (clash)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: a file of this artifact, in the way of %s",
+                         clash, final);
+    else if ((sink.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                             0644)) < 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (!rc)
+        rc = s_pump(a, &sink, max_bytes, total, err);
+    if (!rc && fsync(sink.fd) != 0)
+        rc = evr_err_write(err, tmp, errno);
+    if (sink.fd >= 0)
+        close(sink.fd);
+    /* an older file at final (an earlier attempt's, say) is set aside,
+       unless this unpack wrote it (then its own is kept aside already) */
+    char kind = 'f';
+    if (!rc && lstat(final, &sb) == 0 && !S_ISDIR(sb.st_mode) && !s_written_has(w, final)) {
+        if (rename(final, old) != 0)
+            rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", final, strerror(errno));
+        kind = 'b';
+    }
+    if (!rc && rename(tmp, final) != 0) {
+        rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", final, strerror(errno));
+        if (kind == 'b')
+            rename(old, final);
+    }
+    if (rc)
+        unlink(tmp);
+    else
+        s_written_add(w, final, kind);
+    free(old);
+    free(tmp);
+    return rc;
 }
 
 /*  Second pass: the entries written under dest. */
@@ -186,7 +270,7 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
     evr_rc_t rc = EVR_OK;
     int r;
     while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        if ((rc = s_check_entry(e, &entries, err)))
+        if ((rc = s_check_entry(e, archive_entry_pathname(e), &entries, "copied out", err)))
             break;
         char *path = evr_asprintf("%s/%s", dest, archive_entry_pathname(e));
         mode_t type = archive_entry_filetype(e);
@@ -195,7 +279,7 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
             bool had = stat(path, &sb) == 0;
             rc = evr_mkdirs(path, err);
             if (!rc && !had)
-                s_written_add(w, path, true);
+                s_written_add(w, path, 'd');
         }
         else if (type == AE_IFREG) {
             char *slash = strrchr(path, '/');
@@ -203,14 +287,12 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
             bool had = stat(path, &sb) == 0;
             rc = evr_mkdirs(path, err);
             if (!rc && !had)
-                s_written_add(w, path, true);
+                s_written_add(w, path, 'd');
             *slash = '/';
             if (!rc)
-                rc = s_write_file(a, path, max_bytes, &total, err);
-            if (!rc) {
-                s_written_add(w, path, false);
+                rc = s_write_file(a, path, max_bytes, &total, w, err);
+            if (!rc)
                 (*files)++;
-            }
         }
         /* devices, fifos and sockets are left out */
         free(path);
@@ -245,40 +327,13 @@ evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, 
 
 /* ------------------------------------------------------------- resources */
 
-static evr_rc_t
-s_copy_data(struct archive *in, struct archive *out, uint64_t max_bytes, uint64_t *total,
-            evr_err_t *err)
-{
-    char buf[65536];
-    la_ssize_t n;
-    while ((n = archive_read_data(in, buf, sizeof buf)) > 0) {
-        if ((uint64_t) n > max_bytes - *total)
-            return s_limit(err, max_bytes);
-        *total += (uint64_t) n;
-        if (archive_write_data(out, buf, (size_t) n) != n)
-            return evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));
-    }
-    if (n < 0)
-        return evr_err_set(err, EVR_ERR_IO, "%s", archive_error_string(in));
-    return EVR_OK;
-}
-
-/*  One entry of `in` re-rooted under dest into `out` (".", devices,
+/*  One entry of `in` re-rooted under dest into the tar of sink (devices,
     fifos and sockets are left out); *total counts the declared sizes. */
 static evr_rc_t
-s_reroot_entry(struct archive *in, struct archive *out, struct archive_entry *e,
-               const char *dest, uint64_t max_bytes, uint64_t *total, evr_err_t *err)
+s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e,
+               const char *name, const char *dest, uint64_t max_bytes, uint64_t *total,
+               evr_err_t *err)
 {
-    const char *name = archive_entry_pathname(e);
-    while (name && name[0] == '.' && name[1] == '/')
-        name += 2;   /* "./src/x" is "src/x" */
-    if (name && (!*name || strcmp(name, ".") == 0 || strcmp(name, "./") == 0))
-        return EVR_OK;
-    const char *why = name ? evr_spec_path_problem(name) : "no name";
-    if (why)
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
-    if (archive_entry_hardlink(e) || archive_entry_symlink(e))
-        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not unpacked", name);
     mode_t type = archive_entry_filetype(e);
     if (type != AE_IFREG && type != AE_IFDIR)
         return EVR_OK;
@@ -297,17 +352,18 @@ s_reroot_entry(struct archive *in, struct archive *out, struct archive_entry *e,
        refuses with "unexpected EOF") */
     archive_entry_sparse_clear(o);
     free(path);
-    if (archive_write_header(out, o) != ARCHIVE_OK)
-        rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));
+    if (archive_write_header(sink->out, o) != ARCHIVE_OK)
+        rc = s_tar_write_err(sink, err);
     else if (type == AE_IFREG)   /* the declared size bounds what is copied */
-        rc = s_copy_data(in, out, (uint64_t) archive_entry_size(e), &copied, err);
+        rc = s_pump(in, sink, (uint64_t) archive_entry_size(e), &copied, err);
     archive_entry_free(o);
     return rc;
 }
 
-/*  Entries of the archive `in` re-rooted under dest into `out`. */
+/*  Entries of the archive `in` re-rooted under dest into the tar of sink
+    ("." left out, "./x" taken as "x"). */
 static evr_rc_t
-s_reroot(struct archive *in, struct archive *out, const char *dest, uint64_t max_bytes,
+s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t max_bytes,
          evr_err_t *err)
 {
     struct archive_entry *e;
@@ -316,10 +372,14 @@ s_reroot(struct archive *in, struct archive *out, const char *dest, uint64_t max
     int r;
     evr_rc_t rc = EVR_OK;
     while (!rc && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
-        if (++entries > EVR_ARTIFACT_MAX_ENTRIES)
-            return evr_err_set(err, EVR_ERR_LIMIT, "more than %d entries (a fixed limit)",
-                               EVR_ARTIFACT_MAX_ENTRIES);
-        rc = s_reroot_entry(in, out, e, dest, max_bytes, &total, err);
+        const char *name = archive_entry_pathname(e);
+        while (name && name[0] == '.' && name[1] == '/')
+            name += 2;   /* "./src/x" is "src/x" */
+        if (name && (!*name || strcmp(name, ".") == 0))
+            continue;
+        rc = s_check_entry(e, name, &entries, "unpacked", err);
+        if (!rc)
+            rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, err);
     }
     if (!rc && r != ARCHIVE_EOF)
         rc = evr_err_set(err, EVR_ERR_IO, "%s", archive_error_string(in));
@@ -328,7 +388,7 @@ s_reroot(struct archive *in, struct archive *out, const char *dest, uint64_t max
 
 /*  A file that is no tar: the single entry dest. */
 static evr_rc_t
-s_plain(const char *file, const char *dest, uint64_t max_bytes, struct archive *out,
+s_plain(const char *file, const char *dest, uint64_t max_bytes, const s_sink_t *sink,
         evr_err_t *err)
 {
     FILE *fp = fopen(file, "rbe");
@@ -349,13 +409,22 @@ s_plain(const char *file, const char *dest, uint64_t max_bytes, struct archive *
     archive_entry_set_filetype(e, AE_IFREG);
     archive_entry_set_perm(e, 0644);
     archive_entry_set_size(e, sb.st_size);
-    if (archive_write_header(out, e) != ARCHIVE_OK)
-        rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));
+    if (archive_write_header(sink->out, e) != ARCHIVE_OK)
+        rc = s_tar_write_err(sink, err);
     char buf[65536];
     size_t n;
-    while (!rc && (n = fread(buf, 1, sizeof buf, fp)) > 0)
-        if (archive_write_data(out, buf, n) != (la_ssize_t) n)
-            rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(out));
+    uint64_t got = 0;
+    while (!rc && (n = fread(buf, 1, sizeof buf, fp)) > 0) {
+        got += n;
+        rc = s_sink_write(sink, buf, n, err);
+    }
+    /* a read error, or a file changed under us, is never made up with zeros */
+    if (!rc && ferror(fp))
+        rc = evr_err_set(err, EVR_ERR_IO, "reading %s: %s", file, strerror(errno ? errno : EIO));
+    else if (!rc && got != (uint64_t) sb.st_size)
+        rc = evr_err_set(err, EVR_ERR_IO, "reading %s: %llu bytes where %llu were expected "
+                         "(the file changed while read)", file, (unsigned long long) got,
+                         (unsigned long long) sb.st_size);
     fclose(fp);
     archive_entry_free(e);
     return rc;
@@ -368,12 +437,13 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
     const char *why = evr_spec_path_problem(dest);
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "path \"%s\": %s", dest, why);
-    struct archive *out = archive_write_new();
-    archive_write_set_format_pax_restricted(out);
-    archive_write_set_bytes_in_last_block(out, 1);
-    if (archive_write_open_filename(out, tar_out) != ARCHIVE_OK) {
-        evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out, archive_error_string(out));
-        archive_write_free(out);
+    s_sink_t sink = { .fd = -1, .out = archive_write_new(), .path = tar_out };
+    archive_write_set_format_pax_restricted(sink.out);
+    archive_write_set_bytes_in_last_block(sink.out, 1);
+    if (archive_write_open_filename(sink.out, tar_out) != ARCHIVE_OK) {
+        evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out,
+                                  archive_error_string(sink.out));
+        archive_write_free(sink.out);
         unlink(tar_out);
         return rc;
     }
@@ -386,16 +456,16 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
     if (in)
         archive_read_free(in);
     if (is_tar && (in = s_open_tar(file, true, err))) {
-        rc = s_reroot(in, out, dest, max_bytes, err);
+        rc = s_reroot(in, &sink, dest, max_bytes, err);
         archive_read_free(in);
     }
     else if (is_tar)
         rc = EVR_ERR_IO;
     else
-        rc = s_plain(file, dest, max_bytes, out, err);
-    if (archive_write_close(out) != ARCHIVE_OK && !rc)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out, archive_error_string(out));
-    archive_write_free(out);
+        rc = s_plain(file, dest, max_bytes, &sink, err);
+    if (archive_write_close(sink.out) != ARCHIVE_OK && !rc)
+        rc = s_tar_write_err(&sink, err);
+    archive_write_free(sink.out);
     if (rc)
         unlink(tar_out);
     return rc;

@@ -4,11 +4,13 @@
     unpacked with libarchive into a destination directory with path
     checks: no absolute names, no "..", no links (symbolic or hard) that
     could point outside, at most EVR_ARTIFACT_MAX_ENTRIES entries and
-    the caller's limit of bytes (EVR_ARTIFACT_MAX_BYTES by default).  The
+    the caller's limit of bytes (no default here: the runner's
+    artifact_max_bytes and resource_max_bytes settings).  The
     whole tar is checked before anything is written; each file is written
     under a temporary name and renamed into place when complete, and an
-    unpack that fails removes what it wrote: the directory never holds a
-    partial file, nor part of a failed artifact.
+    unpack that fails removes what it wrote and puts back the older files
+    it wrote over: the directory never holds a partial file, nor part of a
+    failed artifact.
 */
 #ifndef EVR_ARTIFACT_H_INCLUDED
 #define EVR_ARTIFACT_H_INCLUDED
@@ -16,7 +18,6 @@
 #include "evr_common.h"
 
 #define EVR_ARTIFACT_MAX_ENTRIES 10000
-#define EVR_ARTIFACT_MAX_BYTES (1ull << 30)
 
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
     most max_bytes of file contents.  *files receives the number of regular

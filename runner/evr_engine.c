@@ -689,9 +689,11 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_podman_t *
     if (!e->opts.flush_ms)
         e->opts.flush_ms = 50;
     if (!e->opts.artifact_max_bytes)
-        e->opts.artifact_max_bytes = EVR_ARTIFACT_MAX_BYTES;
+        e->opts.artifact_max_bytes = EVR_MAX_BYTES_DEFAULT;
     if (!e->opts.resource_max_bytes)
-        e->opts.resource_max_bytes = EVR_ARTIFACT_MAX_BYTES;
+        e->opts.resource_max_bytes = EVR_MAX_BYTES_DEFAULT;
+    if (!e->opts.secrets_allow)
+        e->opts.secrets_allow = EVR_SECRETS_ALLOW_DEFAULT;
     if (!e->opts.runner_id)
         e->opts.runner_id = "local";
     e->store = store;

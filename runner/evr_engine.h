@@ -26,6 +26,14 @@
 #include "evr_podman.h"
 #include "evr_store.h"
 
+/*  The defaults of evr_engine_opts_t's secrets_allow and *_max_bytes
+    (1 GiB), the latter also as a string for configuration and --help. */
+#define EVR_SECRETS_ALLOW_DEFAULT "EVRUN_SECRET_*"
+#define EVR_MAX_BYTES_DEFAULT 1073741824
+#define EVR_MAX_BYTES_DEFAULT_STR EVR_STRINGIFY(EVR_MAX_BYTES_DEFAULT)
+#define EVR_STRINGIFY(x) EVR_STRINGIFY_(x)
+#define EVR_STRINGIFY_(x) #x
+
 typedef struct evr_engine evr_engine_t;
 
 typedef struct {
@@ -38,11 +46,13 @@ typedef struct {
     uint32_t parallel;          /* default steps at once per job (default 4) */
     uint32_t flush_ms;          /* longest wait before stored output (default 50) */
     /*  Names a pipeline may read from the runner's environment as secrets:
-        comma-separated NAMEs and PREFIX*es; NULL: "EVRUN_SECRET_*".  Files
-        under secrets_dir are allowed whatever their name. */
+        comma-separated NAMEs and PREFIX*es; NULL: EVR_SECRETS_ALLOW_DEFAULT.
+        Files under secrets_dir are allowed whatever their name. */
     const char *secrets_allow;
-    uint64_t artifact_max_bytes;    /* one artifact's tar stream (default 1 GiB) */
-    uint64_t resource_max_bytes;    /* one resource's download, and its contents (1 GiB) */
+    /*  One artifact's tar stream; one resource's download, and its
+        contents (0: EVR_MAX_BYTES_DEFAULT each). */
+    uint64_t artifact_max_bytes;
+    uint64_t resource_max_bytes;
     evr_http_redirects_t resource_redirects;   /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
 } evr_engine_opts_t;

@@ -94,6 +94,7 @@ struct s_job {
     FILE *res_fp;
     struct evr_http_req *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;
+    long res_status;        /* an answer's status >= 300: its body ended the download */
     bool swept;             /* leftover containers of the job removed */
     s_job_t *next;
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "evr_codec.h"
 #include "evr_http.h"
 #include "evr_output.h"
 
@@ -116,16 +117,6 @@ evr_podman_state_created(const char *state)
     callers' "step x: what: " still fits around it in EVR_ERR_MAX. */
 #define S_MSG_MAX 384
 
-/*  Back from s + n to the start of a UTF-8 character (reasons go into
-    events, which must hold valid UTF-8). */
-static size_t
-s_utf8_cut(const char *s, size_t n)
-{
-    while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
-        n--;
-    return n;
-}
-
 bool
 evr_podman_message(const char *body, size_t len, char *buf, size_t size)
 {
@@ -138,10 +129,10 @@ evr_podman_message(const char *body, size_t len, char *buf, size_t size)
     if (!cut)
         snprintf(buf, size, "%.*s", (int) n, m);
     else {
-        size_t head = s_utf8_cut(m, size / 4), tail = size - head - 8;
-        size_t from = n - tail;
-        while (from < n && ((unsigned char) m[from] & 0xc0) == 0x80)
-            from++;
+        /* cut between characters: reasons go into events, which must
+           hold valid UTF-8 */
+        size_t head = evr_utf8_cut(m, n, size / 4, false), tail = size - head - 8;
+        size_t from = evr_utf8_cut(m, n, n - tail, true);
         snprintf(buf, size, "%.*s [...] %.*s", (int) head, m, (int) (n - from), m + from);
         evr_log("evrun-runner", "podman, in full: %.*s", (int) n, m);
     }

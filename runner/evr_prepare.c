@@ -53,7 +53,6 @@ evr_eng_job_free(s_job_t *job)
 }
 
 #define S_SECRET_MAX 65536
-#define S_SECRETS_ALLOW_DEFAULT "EVRUN_SECRET_*"
 
 /*  Whether name is in the allow-list: comma-separated NAMEs and PREFIX*es. */
 static bool
@@ -75,26 +74,28 @@ s_secret_allowed(const char *allow, const char *name)
 /*  A secret's value: the runner's environment when the name is allowed
     there, else secrets_dir/NAME (one trailing newline dropped).  *value NULL
     and EVR_OK when it is in neither; EVR_ERR_CONFIG for a value that
-    cannot be given (not UTF-8, a NUL byte, over 64 KiB). */
+    cannot be given (not UTF-8, a NUL byte, over 64 KiB) or a file that
+    cannot be read (anything but its absence). */
 static evr_rc_t
 s_secret(const evr_engine_t *e, const char *name, char **value, evr_err_t *err)
 {
     *value = NULL;
-    const char *allow = e->opts.secrets_allow ? e->opts.secrets_allow : S_SECRETS_ALLOW_DEFAULT;
-    const char *v = s_secret_allowed(allow, name) ? getenv(name) : NULL;
+    const char *v = s_secret_allowed(e->opts.secrets_allow, name) ? getenv(name) : NULL;
     char *path = !v && e->opts.secrets_dir ? evr_asprintf("%s/%s", e->opts.secrets_dir, name)
                                            : NULL;
     FILE *fp = path ? fopen(path, "rbe") : NULL;
+    int unread = path && !fp && errno != ENOENT ? errno : 0;   /* errno of a failed read */
     const char *where = fp ? path : "the runner's environment";
     size_t n = 0;
     char *buf = NULL;
-    int unread = 0;     /* errno of a failed read */
     if (fp) {
-        buf = evr_malloc(S_SECRET_MAX + 2);
-        n = fread(buf, 1, S_SECRET_MAX + 1, fp);
+        /* two bytes over: a value of the limit and its newline is read
+           whole, and one byte more is seen */
+        buf = evr_malloc(S_SECRET_MAX + 3);
+        n = fread(buf, 1, S_SECRET_MAX + 2, fp);
         unread = ferror(fp) ? (errno ? errno : EIO) : 0;
         fclose(fp);
-        if (n && buf[n - 1] == '\n')
+        if (n && n <= S_SECRET_MAX + 1 && buf[n - 1] == '\n')   /* the end of the file */
             n--;
         buf[n] = '\0';
     }
@@ -128,7 +129,7 @@ s_secret(const evr_engine_t *e, const char *name, char **value, evr_err_t *err)
 static evr_rc_t
 s_secret_missing(const evr_engine_t *e, const char *name, evr_err_t *err)
 {
-    const char *allow = e->opts.secrets_allow ? e->opts.secrets_allow : S_SECRETS_ALLOW_DEFAULT;
+    const char *allow = e->opts.secrets_allow;
     const char *dir = e->opts.secrets_dir;
     if (!s_secret_allowed(allow, name))
         return evr_err_set(err, EVR_ERR_CONFIG, "secret %s: not allowed: the runner's "
@@ -262,8 +263,10 @@ static bool
 s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
 {
     s_job_t *job = arg;
-    if (evr_http_status(req) >= 300)
-        return true;   /* not content: the status says what went wrong */
+    if (evr_http_status(req) >= 300) {   /* no content: the status says what went wrong */
+        job->res_status = evr_http_status(req);
+        return false;   /* a long error body is not waited for */
+    }
     uint64_t max = job->eng->opts.resource_max_bytes;
     if (len > max - job->res_bytes) {
         job->res_bytes = max + 1;   /* over: nothing more is written */
@@ -292,7 +295,7 @@ s_res_fetched(evr_http_req_t *req, void *arg)
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX] = "";
     const char *msg;
-    long status = evr_http_status(req);
+    long status = job->res_status ? job->res_status : evr_http_status(req);
     bool written = fclose(job->res_fp) == 0;
     job->res_fp = NULL;
     job->res_req = NULL;
@@ -308,7 +311,8 @@ s_res_fetched(evr_http_req_t *req, void *arg)
         snprintf(reason, sizeof reason, "resource %s: %s is larger than the limit of %llu bytes "
                  "(the runner's resource_max_bytes setting)", res->name, res->url,
                  (unsigned long long) job->eng->opts.resource_max_bytes);
-    else if (evr_http_error(req, &msg))
+    /* an error body ended by s_res_data: the status says what went wrong */
+    else if (!job->res_status && evr_http_error(req, &msg))
         snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, msg, s_res_rule(msg));
     else if (status != 200)
         snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
@@ -363,6 +367,7 @@ s_res_next(s_job_t *job)
         return;
     }
     job->res_bytes = 0;
+    job->res_status = 0;
     evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
                           .on_data = s_res_data, .on_done = s_res_fetched, .arg = job,
                           .redirects = job->eng->opts.resource_redirects,

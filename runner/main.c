@@ -37,9 +37,9 @@ static const evr_config_key_t s_keys[] = {
     { "capacity", "2", "jobs at once" },
     { "podman_url", NULL, "podman's REST socket" },
     { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
-    { "secrets_allow", "EVRUN_SECRET_*", "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
-    { "artifact_max_bytes", "1073741824", "largest artifact (its tar stream) copied out of a step" },
-    { "resource_max_bytes", "1073741824", "largest resource download, and its unpacked contents" },
+    { "secrets_allow", EVR_SECRETS_ALLOW_DEFAULT, "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
+    { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
+    { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
@@ -91,12 +91,12 @@ s_help(FILE *out)
             "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
             "                       read first, for names --secrets-allow allows)\n"
             "  --secrets-allow LIST secrets a pipeline may read from this runner's environment:\n"
-            "                       NAMEs and PREFIX*es, comma-separated (default EVRUN_SECRET_*);\n"
+            "                       NAMEs and PREFIX*es, comma-separated (default " EVR_SECRETS_ALLOW_DEFAULT ");\n"
             "                       any other is refused unless it is a file in --secrets-dir\n"
             "  --artifact-max-bytes N  largest artifact, as the tar stream copied out\n"
-            "                       (default 1073741824); a larger one fails the step\n"
+            "                       (default " EVR_MAX_BYTES_DEFAULT_STR "); a larger one fails the step\n"
             "  --resource-max-bytes N  largest resource download, and its unpacked contents\n"
-            "                       (default 1073741824); a larger one fails the job\n"
+            "                       (default " EVR_MAX_BYTES_DEFAULT_STR "); a larger one fails the job\n"
             "  --resource-redirects same|any|none  redirects of resource URLs followed\n"
             "                       (default same: only to the URL's scheme, host and port)\n"
             "  --resource-local allow|deny  deny: refuse resource addresses that are loopback,\n"

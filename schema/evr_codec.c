@@ -270,6 +270,16 @@ evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *e
 
 /* ------------------------------------------------------------ unpack */
 
+size_t
+evr_utf8_cut(const char *s, size_t len, size_t n, bool up)
+{
+    if (n >= len)
+        return len;
+    while (n > 0 && n < len && ((unsigned char) s[n] & 0xc0) == 0x80)
+        n = up ? n + 1 : n - 1;
+    return n;
+}
+
 bool
 evr_utf8_valid(const char *s, size_t n)
 {

@@ -55,4 +55,10 @@ evr_rc_t evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *t
 /*  True when s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool evr_utf8_valid(const char *s, size_t n);
 
+/*  Where s[0..len) may be cut between UTF-8 characters near n: n moved
+    back (up false: at most n bytes kept before it) or forward (up true:
+    at most len - n bytes kept after it) over continuation bytes; len when
+    n >= len. */
+size_t evr_utf8_cut(const char *s, size_t len, size_t n, bool up);
+
 #endif

@@ -252,12 +252,8 @@ s_fit_str(char *s, uint32_t limit)
         else
             p[i++] = '?';
     }
-    if (n > limit) {
-        size_t cut = limit;
-        while (cut > 0 && (p[cut] & 0xc0) == 0x80)
-            cut--;
-        p[cut] = '\0';
-    }
+    if (n > limit)
+        p[evr_utf8_cut(s, n, limit, false)] = '\0';
 }
 
 void

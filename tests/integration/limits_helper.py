@@ -3,7 +3,10 @@
 
   serve PORT DIR OTHER_PORT   HTTP on 127.0.0.1:PORT: files of DIR; /same/NAME
                               redirects to /NAME, /other/NAME to the same
-                              NAME on 127.0.0.1:OTHER_PORT
+                              NAME on 127.0.0.1:OTHER_PORT; /error-body answers
+                              500 with a body of 64 MiB sent slowly (about 10
+                              s), and writes DIR/error-body.ended when the
+                              client ends the transfer before it is all sent
   gztar OUT NAME SIZE         a gzip'd tar whose one file NAME holds SIZE zero
                               bytes, made of gzip members of 1 MiB each (so a
                               large SIZE costs little time: 1 GiB is 1 MB)
@@ -17,6 +20,7 @@ import http.server
 import os
 import sys
 import tarfile
+import time
 
 
 def serve(port, root, other):
@@ -28,6 +32,18 @@ def serve(port, root, other):
             pass
 
         def do_GET(self):
+            if self.path == "/error-body":
+                self.send_response(500)
+                self.send_header("Content-Length", str(64 << 20))
+                self.end_headers()
+                chunk = b"e" * 65536
+                try:
+                    for _ in range(1024):
+                        self.wfile.write(chunk)
+                        time.sleep(0.01)
+                except (BrokenPipeError, ConnectionResetError):
+                    open(os.path.join(root, "error-body.ended"), "w").close()
+                return
             for pre, base in (("/same/", ""), ("/other/", "http://127.0.0.1:%d" % other)):
                 if self.path.startswith(pre):
                     self.send_response(302)

@@ -202,6 +202,59 @@ YML
   check "a file in --secrets-dir: given" grep -q "^s | got 3$" "$out"
 }
 
+case_secret_file() {
+  # a file of the limit and its newline is given; one byte more is refused,
+  # never cut; a file that cannot be read says why
+  pipeline secfile <<'YML'
+pipeline: secret-file
+image: localhost/evrun-busybox:latest
+secrets: [FILE_TOKEN]
+steps:
+  - name: s
+    run: 'echo "got ${#FILE_TOKEN}"'
+YML
+  mkdir -p "$tmp/fdir"
+  { head -c 65536 /dev/zero | tr '\0' a; echo; } > "$tmp/fdir/FILE_TOKEN"
+  run secmax "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "64 KiB and a newline: exit 0" [ "$rc" -eq 0 ]
+  check "64 KiB and a newline: given whole" grep -q "^s | got 65536$" "$out"
+  echo b >> "$tmp/fdir/FILE_TOKEN"
+  run secover "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "64 KiB, a newline and more: exit 2" [ "$rc" -eq 2 ]
+  check "64 KiB, a newline and more: too long" \
+    grep -q "secret FILE_TOKEN (from $tmp/fdir/FILE_TOKEN): longer than 65536 bytes" "$err"
+  rm "$tmp/fdir/FILE_TOKEN"
+  ln -s FILE_TOKEN "$tmp/fdir/FILE_TOKEN"   # a loop: opening it fails, not with ENOENT
+  run secloop "$tmp/secfile.yml" --secrets-dir "$tmp/fdir"
+  check "unreadable: exit 2" [ "$rc" -eq 2 ]
+  check "unreadable: the cause named" \
+    grep -q "secret FILE_TOKEN: reading $tmp/fdir/FILE_TOKEN: Too many levels of symbolic links" "$err"
+}
+
+case_resource_error() {
+  # an answer of 500 with a long body: the job fails with the status, the
+  # transfer ended at once, not read to its end
+  serve
+  rm -f "$tmp/www/error-body.ended"
+  pipeline reserr <<YML
+pipeline: resource-error
+image: localhost/evrun-busybox:latest
+resources:
+  - name: broken
+    url: http://127.0.0.1:$port/error-body
+    path: broken.bin
+steps:
+  - name: use
+    run: 'echo should not run'
+YML
+  run reserr "$tmp/reserr.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the status said" grep -q "resource broken: http://127.0.0.1:$port/error-body answered HTTP 500" "$out"
+  check "no step ran" sh -c "! grep -q 'should not run' '$out'"
+  for _ in $(seq 1 50); do [ -e "$tmp/www/error-body.ended" ] && break; sleep 0.1; done
+  check "the transfer ended before the body was all sent" [ -e "$tmp/www/error-body.ended" ]
+}
+
 case_resource_redirect() {
   serve
   echo "plain resource" > "$tmp/www/notes.txt"
@@ -252,7 +305,7 @@ YML
   check "allowed by default" grep -q "^use | plain resource$" "$out"
 }
 
-cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow resource_redirect resource_local}
+cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow secret_file resource_error resource_redirect resource_local}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -143,13 +143,14 @@ test_unpack_keeps_what_was_there(void)
     FILE *fp = fopen(keep, "w");
     fputs("earlier artifact\n", fp);
     fclose(fp);
-    /* the truncated tar passes the header scan, fails while written */
-    const char *names[] = { "out/a.txt", "out/b.txt" };
-    const size_t sizes[] = { 10, 100000 };
+    /* the tar passes the header scan; its second entry fails while
+       written (its directory is a file), after out/a.txt was written */
+    const char *names[] = { "out/a.txt", "out/a.txt/b.txt" };
+    const size_t sizes[] = { 10, 10 };
     s_tar(tar, names, sizes, 2);
-    CHECK(truncate(tar, 512 * 4 + 4096) == 0);
     uint32_t files = 0;
-    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) != EVR_OK);
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "out/a.txt");
     CHECK(s_files_under(dest) == 1);
     CHECK(access(keep, F_OK) == 0);
 }
@@ -197,6 +198,98 @@ test_resource_ok_and_plain(void)
     CHECK(access(out, F_OK) != 0);
 }
 
+/*  The first line of path, or "" */
+static void
+s_read_line(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *fp = fopen(path, "r");
+    if (fp) {
+        if (!fgets(buf, (int) size, fp))
+            buf[0] = '\0';
+        fclose(fp);
+    }
+}
+
+static void
+test_unpack_failed_keeps_older_file(void)
+{
+    /* an earlier attempt's out/a.txt, written over by this unpack, which
+       then fails: the earlier file is back, whole */
+    char tar[128], dest[128], a[160], sub[160], line[64];
+    snprintf(tar, sizeof tar, "%s/again.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/again", s_dir);
+    snprintf(sub, sizeof sub, "%s/out", dest);
+    snprintf(a, sizeof a, "%s/out/a.txt", dest);
+    evr_err_t err;
+    evr_mkdirs(sub, &err);
+    FILE *fp = fopen(a, "w");
+    fputs("earlier artifact\n", fp);
+    fclose(fp);
+    /* the tar passes the scan; its third entry fails while written (its
+       directory is a file) */
+    const char *names[] = { "out/a.txt", "out/a.txt", "out/a.txt/c.txt" };
+    const size_t sizes[] = { 10, 20, 5 };
+    s_tar(tar, names, sizes, 3);
+    uint32_t files = 0;
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) != EVR_OK);
+    s_read_line(a, line, sizeof line);
+    CHECK_STR(line, "earlier artifact\n");
+    CHECK(s_files_under(dest) == 1);   /* nothing kept aside left over */
+    /* a complete unpack replaces it, and leaves nothing aside */
+    s_tar(tar, names, sizes, 2);
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_OK);
+    s_read_line(a, line, sizeof line);
+    CHECK(strlen(line) == 20);
+    CHECK(s_files_under(dest) == 1);
+    /* a file of the artifact named as the older one kept aside: refused,
+       not lost */
+    const char *clash[] = { "out/a.txt.evrun-old", "out/a.txt" };
+    s_tar(tar, clash, sizes, 2);
+    CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a.txt.evrun-old: a file of this artifact, in the way of");
+    s_read_line(a, line, sizeof line);
+    CHECK(strlen(line) == 20);
+    CHECK(s_files_under(dest) == 1);
+}
+
+static void
+test_resource_disk_full(void)
+{
+    /* the tar written to a full disk: said so, naming the file */
+    char plain[128], out[128];
+    snprintf(plain, sizeof plain, "%s/full.txt", s_dir);
+    snprintf(out, sizeof out, "%s/full.tar", s_dir);
+    FILE *fp = fopen(plain, "w");
+    for (int i = 0; i < 10000; i++)
+        fputs("0123456789", fp);
+    fclose(fp);
+    CHECK(symlink("/dev/full", out) == 0);   /* the symbolic link is what is removed */
+    evr_err_t err;
+    CHECK(evr_resource_tar(plain, "p.txt", 1 << 20, out, &err) == EVR_ERR_IO);
+    char want[192];
+    snprintf(want, sizeof want, "no space left on device writing %s", out);
+    CHECK_CONTAINS(err.msg, want);
+    unlink(out);
+}
+
+static void
+test_resource_read_error(void)
+{
+    /* a download that cannot be read (here a directory) is refused, never
+       made up with zeros */
+    char dir[128], out[128];
+    snprintf(dir, sizeof dir, "%s/notafile", s_dir);
+    snprintf(out, sizeof out, "%s/notafile.tar", s_dir);
+    CHECK(mkdir(dir, 0755) == 0);
+    evr_err_t err;
+    CHECK(evr_resource_tar(dir, "p.txt", 1 << 20, out, &err) == EVR_ERR_IO);
+    char want[192];
+    snprintf(want, sizeof want, "reading %s: Is a directory", dir);
+    CHECK_CONTAINS(err.msg, want);
+    CHECK(access(out, F_OK) != 0);
+}
+
 int
 main(void)
 {
@@ -209,6 +302,9 @@ main(void)
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);
     EVR_TEST_RUN(test_resource_declared_size_first);
     EVR_TEST_RUN(test_resource_ok_and_plain);
+    EVR_TEST_RUN(test_unpack_failed_keeps_older_file);
+    EVR_TEST_RUN(test_resource_disk_full);
+    EVR_TEST_RUN(test_resource_read_error);
     nftw(s_dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     EVR_TEST_END();
 }

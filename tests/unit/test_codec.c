@@ -537,6 +537,23 @@ test_err_wraps_itself(void)
     CHECK(strncmp(err.msg, "x: aaa", 6) == 0);
 }
 
+static void
+test_utf8_cut(void)
+{
+    const char *s = "a\xc3\xa9\xe2\x82\xac" "b";   /* a, e acute (2 bytes), euro (3), b */
+    size_t n = strlen(s);   /* 7 */
+    CHECK(evr_utf8_cut(s, n, 2, false) == 1);   /* inside the e acute: back to it */
+    CHECK(evr_utf8_cut(s, n, 2, true) == 3);    /* or on past it */
+    CHECK(evr_utf8_cut(s, n, 5, false) == 3);
+    CHECK(evr_utf8_cut(s, n, 5, true) == 6);
+    CHECK(evr_utf8_cut(s, n, 3, false) == 3);   /* a boundary stays */
+    CHECK(evr_utf8_cut(s, n, 3, true) == 3);
+    CHECK(evr_utf8_cut(s, n, 0, false) == 0);
+    CHECK(evr_utf8_cut(s, n, 9, false) == n);   /* past the end: all of it */
+    CHECK(evr_utf8_cut("\x80\x80", 2, 1, false) == 0);   /* no start: nothing kept */
+    CHECK(evr_utf8_cut("\x80\x80", 2, 1, true) == 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -550,5 +567,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_unknown_keys_ignored);
     EVR_TEST_RUN(test_check_depth);
     EVR_TEST_RUN(test_err_wraps_itself);
+    EVR_TEST_RUN(test_utf8_cut);
     EVR_TEST_END();
 }
