@@ -644,6 +644,10 @@ case_state_refused() {
   check "state dir under a 0777 directory: up refuses (exit 2)" [ $? -eq 2 ]
   check "names the directory above and the fix" grep -q "$tmp/shared: writable by others (mode 0777) and not sticky.*chmod go-w $tmp/shared" "$tmp/up5"
   check "nothing made under it" [ ! -e "$tmp/shared/st" ]
+  "$src/tools/podman-service" stop "$tmp/shared/pm/x" > "$tmp/pms" 2>&1
+  check "podman-service under a 0777 directory: refused (exit 2)" [ $? -eq 2 ]
+  check "podman-service names it" grep -q "$tmp/shared: writable by group or others (mode 777) and not sticky" "$tmp/pms"
+  check "podman-service made nothing under it" [ ! -e "$tmp/shared/pm" ]
   python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/shared/x.sock"
   chmod 1777 "$tmp/shared"
   cli jobs --broker "ipc://$tmp/shared/x.sock" > "$tmp/jobs3" 2>&1
