@@ -25,8 +25,8 @@ void evr_bus_setup(zsock_t *sock);
 
 /*  Checks an endpoint before bind/connect: tcp://, ipc:// (the path must
     fit a unix socket: at most 107 bytes, and pass evr_paths_socket: no
-    other user's socket or directory) or inproc://.  EVR_ERR_CONFIG saying
-    what is wrong. */
+    other user's socket or directory, no directory others can write in,
+    sticky or not) or inproc://.  EVR_ERR_CONFIG saying what is wrong. */
 evr_rc_t evr_bus_check_endpoint(const char *ep, evr_err_t *err);
 
 /*  Sends msg, on a ROUTER to the peer rid (borrowed), else rid NULL.

@@ -47,13 +47,19 @@ s_help(FILE *out)
             "or SIGTERM.\n"
             "\n"
             "  --state-dir DIR          state directory (store in DIR/broker); made 0700\n"
-            "                           when missing, refused when it, DIR/broker or\n"
-            "                           DIR/bus is a link, another user's, or writable by\n"
-            "                           group or others\n"
+            "                           when missing; refused when DIR or DIR/broker (with\n"
+            "                           --local DIR/bus too; DIR/curve when it exists and\n"
+            "                           is the curve directory) is a link, another user's,\n"
+            "                           or writable by group or others, or when a\n"
+            "                           directory above DIR is neither yours nor root's, or\n"
+            "                           writable by group or others and not sticky\n"
             "  --local                  ipc:// sockets under DIR/bus (what `evrun-cli up` uses)\n"
             "  --client-endpoint EP     default tcp://127.0.0.1:7700 (local: ipc://DIR/bus/clients)\n"
             "  --runner-endpoint EP     default tcp://127.0.0.1:7701 (local: ipc://DIR/bus/runners)\n"
             "  --events-endpoint EP     default tcp://127.0.0.1:7702 (local: ipc://DIR/bus/events)\n"
+            "                           (all three: an ipc:// socket's directory must be\n"
+            "                           yours or root's and writable by no one else, not\n"
+            "                           /tmp itself; the directories above it as for DIR)\n"
             "  --heartbeat-ms N         heartbeat interval (default 1000)\n"
             "  --lease-ms N             a runner silent this long is lost (default 5000)\n"
             "  --queue-limit N          waiting jobs per pipeline by default (default 1000)\n"
@@ -82,30 +88,12 @@ s_help(FILE *out)
             "or a socket or the store unusable; 3 the store failed while running\n");
 }
 
-/*  The state directory, the store's and (local) the sockets', made 0700
-    when missing and refused unless private (evr_paths_dir); the default
-    curve directory STATE/curve is checked when it exists. */
-static evr_rc_t
-s_private_dirs(const char *state, const char *store_dir, const char *bus_dir,
-               const char *curve_dir, evr_err_t *err)
-{
-    evr_rc_t rc = evr_paths_dir(state, true, err);
-    if (!rc)
-        rc = evr_paths_dir(store_dir, true, err);
-    if (!rc && bus_dir)
-        rc = evr_paths_dir(bus_dir, true, err);
-    char *def = evr_asprintf("%s/curve", state);
-    if (!rc && curve_dir && strcmp(curve_dir, def) == 0) {
-        rc = evr_paths_dir(curve_dir, false, err);
-        if (rc == EVR_ERR_NOTFOUND)
-            rc = EVR_OK;
-    }
-    free(def);
-    return rc;
-}
-
-int
-main(int argc, char **argv)
+/*  The command line into flags (key, value pairs for evr_config_layer),
+    file and the switches.  0 to go on; -1 after --help; 2 on bad usage
+    (said). */
+static int
+s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file,
+        bool *print, bool *verbose)
 {
     static const struct option opts[] = {
         { "state-dir", required_argument, NULL, 's' }, { "local", no_argument, NULL, 'L' },
@@ -122,9 +110,6 @@ main(int argc, char **argv)
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
-    const char *flags[32], *file = NULL;
-    size_t nf = 0;
-    bool print = false, verbose = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         const char *key = NULL, *val = optarg;
@@ -141,16 +126,16 @@ main(int argc, char **argv)
         case 'F': key = "forget_ms"; break;
         case 'K': key = "curve_dir"; break;
         case 'n': key = "sync"; val = "false"; break;
-        case 'C': file = optarg; break;
-        case 'P': print = true; break;
-        case 'v': verbose = true; break;
-        case 'h': s_help(stdout); return 0;
+        case 'C': *file = optarg; break;
+        case 'P': *print = true; break;
+        case 'v': *verbose = true; break;
+        case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && nf < 15) {
-            flags[2 * nf] = key;
-            flags[2 * nf + 1] = val;
-            nf++;
+        if (key && *nf < 15) {
+            flags[2 * *nf] = key;
+            flags[2 * *nf + 1] = val;
+            (*nf)++;
         }
     }
     if (optind != argc) {
@@ -158,79 +143,124 @@ main(int argc, char **argv)
         s_help(stderr);
         return 2;
     }
-    evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
-    evr_err_t err;
+    return 0;
+}
+
+/*  The numbers and switches of cfg into bo (endpoints and directories
+    are set later); local: ipc:// under STATE/bus.  The endpoints' and
+    curve directory's defaults follow local and state_dir. */
+static evr_rc_t
+s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err)
+{
     uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0, forget = 0;
-    bool local = false, sync = true;
-    int status = 0;
-    evr_broker_t *b = NULL;
-    char *store_dir = NULL, *bus_dir = NULL;
-    if (evr_config_layer(cfg, file, flags, nf, &err) || evr_config_bool(cfg, "local", &local, &err)
-        || evr_config_bool(cfg, "sync", &sync, &err)
-        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
-        || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)
-        || evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, &err)
-        || evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, &err)
-        || evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, &err)) {
-        fprintf(stderr, "evrun-broker: %s\n", err.msg);
-        status = 2;
-        goto out;
-    }
-    evr_config_endpoints(cfg, local);
-    if (evr_config_get(cfg, "state_dir")) {
-        char *curve_dir = evr_asprintf("%s/curve", evr_config_get(cfg, "state_dir"));
+    bool sync = true;
+    evr_rc_t rc = evr_config_bool(cfg, "local", local, err);
+    if (!rc)
+        rc = evr_config_bool(cfg, "sync", &sync, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err);
+    if (rc)
+        return rc;
+    bo->heartbeat_ms = (uint32_t) hb;
+    bo->lease_ms = (uint32_t) lease;
+    bo->queue_limit = (uint32_t) qlimit;
+    bo->reclaim_ms = (uint32_t) reclaim;
+    bo->forget_ms = (uint32_t) forget;
+    bo->nosync = !sync;
+    evr_config_endpoints(cfg, *local);
+    const char *state = evr_config_get(cfg, "state_dir");
+    if (state) {
+        char *curve_dir = evr_asprintf("%s/curve", state);
         evr_config_default(cfg, "curve_dir", curve_dir);
         free(curve_dir);
     }
-    if (print) {
-        evr_config_print(cfg, stdout);
-        goto out;
-    }
+    return EVR_OK;
+}
+
+/*  The state directory and the store's, made 0700 when missing and
+    refused unless private (evr_paths_state); with local, STATE/bus too;
+    STATE/curve when it is the curve directory and exists. */
+static evr_rc_t
+s_private_dirs(evr_config_t *cfg, bool local, evr_err_t *err)
+{
     const char *state = evr_config_get(cfg, "state_dir");
-    store_dir = evr_asprintf("%s/broker", state);
-    bus_dir = evr_asprintf("%s/bus", state);
-    if (s_private_dirs(state, store_dir, local ? bus_dir : NULL,
-                       evr_config_get(cfg, "curve_dir"), &err)) {
-        fprintf(stderr, "evrun-broker: %s\n", err.msg);
-        status = 2;
-        goto out;
-    }
-    evr_broker_opts_t bo = {
-        .store_dir = store_dir, .client_ep = evr_config_get(cfg, "client_endpoint"),
-        .runner_ep = evr_config_get(cfg, "runner_endpoint"),
-        .pub_ep = evr_config_get(cfg, "events_endpoint"), .heartbeat_ms = (uint32_t) hb,
-        .lease_ms = (uint32_t) lease, .queue_limit = (uint32_t) qlimit,
-        .reclaim_ms = (uint32_t) reclaim, .forget_ms = (uint32_t) forget,
-        .curve_dir = evr_config_get(cfg, "curve_dir"),
-        .nosync = !sync,
-        .verbose = verbose,
-    };
-    /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
-       back on free: glibc's sliding threshold would keep them in the heap */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    if (evr_broker_new(&bo, &b, &err)) {
-        fprintf(stderr, "evrun-broker: %s\n", err.msg);
-        status = 2;
-        goto out;
-    }
+    const char *curve_dir = evr_config_get(cfg, "curve_dir");
+    char *def = evr_asprintf("%s/curve", state);
+    unsigned subs = EVR_PATHS_BROKER | (local ? EVR_PATHS_BUS : 0)
+                  | (curve_dir && strcmp(curve_dir, def) == 0 ? EVR_PATHS_CURVE : 0);
+    free(def);
+    return evr_paths_state(state, subs, 0, true, err);
+}
+
+/*  Serves until a signal or a failed store: 0, or 3 when the store failed. */
+static int
+s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
+{
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "evrun-broker: serving clients on %s, runners on %s, events on %s; store "
-            "%s\n", bo.client_ep, bo.runner_ep, bo.pub_ep, store_dir);
+            "%s\n", bo->client_ep, bo->runner_ep, bo->pub_ep, bo->store_dir);
     const char *msg;
     while (!s_stop && !evr_broker_failure(b, &msg))
         evr_broker_turn(b, 200);
     if (evr_broker_failure(b, &msg)) {
         fprintf(stderr, "evrun-broker: stopping: the store failed: %s\n", msg);
-        status = 3;
+        return 3;
     }
-    else
-        fprintf(stderr, "evrun-broker: stopped\n");
+    fprintf(stderr, "evrun-broker: stopped\n");
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *flags[32], *file = NULL;
+    size_t nf = 0;
+    bool print = false, local = false;
+    evr_broker_opts_t bo = { 0 };
+    int status = s_parse(argc, argv, flags, &nf, &file, &print, &bo.verbose);
+    if (status)
+        return status < 0 ? 0 : status;
+    evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    evr_err_t err;
+    evr_broker_t *b = NULL;
+    char *store_dir = NULL;
+    if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)) {
+        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    if (print) {
+        evr_config_print(cfg, stdout);
+        goto out;
+    }
+    store_dir = evr_asprintf("%s/broker", evr_config_get(cfg, "state_dir"));
+    bo.store_dir = store_dir;
+    bo.client_ep = evr_config_get(cfg, "client_endpoint");
+    bo.runner_ep = evr_config_get(cfg, "runner_endpoint");
+    bo.pub_ep = evr_config_get(cfg, "events_endpoint");
+    bo.curve_dir = evr_config_get(cfg, "curve_dir");
+    /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
+       back on free: glibc's sliding threshold would keep them in the heap */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    if (s_private_dirs(cfg, local, &err) || evr_broker_new(&bo, &b, &err)) {
+        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    status = s_serve(b, &bo);
 out:
     evr_broker_destroy(&b);
     evr_config_destroy(&cfg);
     free(store_dir);
-    free(bus_dir);
     return status;
 }

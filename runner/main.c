@@ -84,8 +84,11 @@ s_help(FILE *out)
             "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
             "                       else $XDG_STATE_HOME/evrun, else ~/.local/state/evrun);\n"
-            "                       made 0700 when missing, refused when it is a link,\n"
-            "                       another user's, or writable by group or others\n"
+            "                       made 0700 when missing, refused when it (or DIR/curve)\n"
+            "                       is a link, another user's, or writable by group or\n"
+            "                       others, or when a directory above it is neither\n"
+            "                       yours nor root's, or writable by group or others and\n"
+            "                       not sticky\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
             "                       the rootless user socket, or /run/podman/podman.sock as root)\n"
             "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
@@ -178,14 +181,43 @@ s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap
     return rc == EVR_OK;
 }
 
+/*  The state directory checked (made 0700 when missing), podman reached
+    and the store opened; prints the error and returns false when one
+    fails (the caller destroys what was made). */
+static bool
+s_open(const char *state_dir, const char *purl, evr_podman_t **pm, evr_store_t **store)
+{
+    evr_err_t err;
+    if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    if (!(*pm = evr_podman_new(purl, &err)) || evr_podman_ping(*pm, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n(start a service with `tools/podman-service start DIR`"
+                        " and set EVRUN_PODMAN_URL, or pass --podman-url)\n", err.msg);
+        return false;
+    }
+    if (evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    return true;
+}
+
 /*  The runner id: the setting, else the one kept in the store, else a new
-    one (host name and a random part), kept there. */
+    one (host name and a random part), kept there.  NULL (said) when the
+    setting is not a valid id. */
 static char *
 s_runner_id(evr_config_t *cfg, evr_store_t *store)
 {
     const char *v = evr_config_get(cfg, "runner_id");
     evr_err_t err;
     char *id = NULL;
+    if (v && *v && !evr_spec_name_ok(v)) {
+        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
+                "(starting with a letter or digit)\n", v);
+        return NULL;
+    }
     if (v && *v)
         return evr_strdup(v);
     if (evr_store_meta_get(store, "runner_id", &id, &err) == EVR_OK)
@@ -456,31 +488,15 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (evr_paths_dir(state_dir, true, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        status = 2;
-        goto out;
-    }
-    if (!(pm = evr_podman_new(purl, &err)) || evr_podman_ping(pm, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n(start a service with `tools/podman-service start DIR`"
-                        " and set EVRUN_PODMAN_URL, or pass --podman-url)\n", err.msg);
-        status = 2;
-        goto out;
-    }
-    if (evr_store_open(state_dir, EVR_STORE_SYNC, &store, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    if (!s_open(state_dir, purl, &pm, &store)) {
         status = 2;
         goto out;
     }
     bool daemon = !o.file && !o.recover;
-    const char *want_id = evr_config_get(cfg, "runner_id");
-    if (daemon && want_id && *want_id && !evr_spec_name_ok(want_id)) {
-        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
-                "(starting with a letter or digit)\n", want_id);
+    if (!(id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec"))) {
         status = 2;
         goto out;
     }
-    id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec");
     eo.print = o.print && !daemon;
     eo.artifacts_dir = artifacts;
     eo.runner_id = id;

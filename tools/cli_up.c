@@ -9,7 +9,8 @@
     (SIGTERM: they finish their running jobs, up to their stop timeout),
     then the broker, then the podman service if up started it.
 
-    The state tree is made 0700 and refused unless private (evr_paths):
+    The state tree is made 0700 and refused unless private
+    (evr_paths_state, with the directories above it):
     pid and log files are opened without following links, and a pid file
     is written aside and renamed.  up waits S_UP_WAIT_S for the broker to
     list the runners, and stops waiting as soon as a process it started
@@ -51,27 +52,6 @@ s_bindir(void)
         return evr_strdup(".");
     buf[n] = '\0';
     return evr_strdup(dirname(buf));
-}
-
-/*  The state directory and the subdirectories up and down use (with
-    make, n runners' too), made 0700 when missing (make) and refused unless
-    private; without make, missing ones are skipped. */
-static evr_rc_t
-s_tree(const char *state, bool make, uint32_t n, evr_err_t *err)
-{
-    static const char *const subs[] = { "", "/run", "/logs", "/bus", "/runners", "/broker",
-                                        "/podman" };
-    evr_rc_t rc = EVR_OK;
-    for (size_t i = 0; i < EVR_ARRAY_LEN(subs) + n && !rc; i++) {
-        char *d = i < EVR_ARRAY_LEN(subs)
-                      ? evr_asprintf("%s%s", state, subs[i])
-                      : evr_asprintf("%s/runners/%zu", state, i - EVR_ARRAY_LEN(subs) + 1);
-        rc = evr_paths_dir(d, make, err);
-        if (rc == EVR_ERR_NOTFOUND && !make)
-            rc = EVR_OK;
-        free(d);
-    }
-    return rc;
 }
 
 /*  The live evrun process STATE/run/NAME.pid names: its pid; 0 when there
@@ -309,9 +289,10 @@ s_up_help(FILE *out)
             "Logs go to STATE/logs.  What already runs is kept: up is idempotent.  Stop\n"
             "it all with `evrun-cli down`.  The state directory and its subdirectories are\n"
             "made 0700 when missing (parents too), and refused when one is a link, another\n"
-            "user's, or writable by group or others.  up waits up to 10 s for the broker\n"
-            "to list the runners, and stops at once, showing the end of its log, when a\n"
-            "process it started exits.\n"
+            "user's, or writable by group or others, or when a directory above the state\n"
+            "directory is neither yours nor root's, or writable by group or others and not\n"
+            "sticky.  up waits up to 10 s for the broker to list the runners, and stops at\n"
+            "once, showing the end of its log, when a process it started exits.\n"
             "\n"
             "  --runners N          runners to start (default 1)\n"
             "  --capacity N         jobs at once per runner (default 2)\n"
@@ -423,7 +404,7 @@ evr_cli_up(int argc, char **argv)
     s_up_t u = { .state = state, .bindir = s_bindir() };
     evr_err_t err;
     char *url = NULL;
-    if (s_tree(state, true, (uint32_t) n, &err)) {
+    if (evr_paths_state(state, EVR_PATHS_ALL, (uint32_t) n, true, &err)) {
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         status = 2;
         goto out;
@@ -545,7 +526,7 @@ evr_cli_down(int argc, char **argv)
         return status;
     const char *state = evr_config_get(cli.cfg, "state_dir");
     evr_err_t err;
-    if (s_tree(state, false, 0, &err)) {
+    if (evr_paths_state(state, EVR_PATHS_ALL, 0, false, &err)) {
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         evr_cli_done(&cli);
         return 2;

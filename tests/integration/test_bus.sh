@@ -638,6 +638,21 @@ case_state_refused() {
   "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
   check "the runner refuses an other-writable state dir (exit 2)" [ $? -eq 2 ]
   check "the runner names it" grep -q "$st/runners/1: writable by others" "$tmp/runner.out"
+  # a directory above the state directory, or a socket's own directory, shared
+  mkdir -m 0777 "$tmp/shared" && chmod 0777 "$tmp/shared"
+  EVRUN_STATE_DIR=$tmp/shared/st cli up > "$tmp/up5" 2>&1
+  check "state dir under a 0777 directory: up refuses (exit 2)" [ $? -eq 2 ]
+  check "names the directory above and the fix" grep -q "$tmp/shared: writable by others (mode 0777) and not sticky.*chmod go-w $tmp/shared" "$tmp/up5"
+  check "nothing made under it" [ ! -e "$tmp/shared/st" ]
+  "$src/tools/podman-service" stop "$tmp/shared/pm/x" > "$tmp/pms" 2>&1
+  check "podman-service under a 0777 directory: refused (exit 2)" [ $? -eq 2 ]
+  check "podman-service names it" grep -q "$tmp/shared: writable by group or others (mode 777) and not sticky" "$tmp/pms"
+  check "podman-service made nothing under it" [ ! -e "$tmp/shared/pm" ]
+  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/shared/x.sock"
+  chmod 1777 "$tmp/shared"
+  cli jobs --broker "ipc://$tmp/shared/x.sock" > "$tmp/jobs3" 2>&1
+  check "a socket in a sticky shared directory: refused (exit 2)" [ $? -eq 2 ]
+  check "says to use a private directory" grep -q "$tmp/shared: writable by others (mode 1777): the directory of the socket.*STATE/bus" "$tmp/jobs3"
   check "the victim file is as it was" [ "$(cat "$victim")" = "not evrun's" ]
   rm -f "$st/run/"*.pid "$st/logs/"*.log
   EVRUN_STATE_DIR=$st cli down > /dev/null 2>&1

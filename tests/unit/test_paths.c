@@ -1,10 +1,14 @@
 /*  test_paths: the state directory is used only when private (evr_paths):
     a missing tree is made 0700, parents too; a link, a file, a directory
     writable by group or others (and, as root, one of another user's) is
-    refused naming the path and the fix; files are opened and pid files
-    written without following a link, and a hard link is refused. */
+    refused naming the path and the fix; so is a directory above it that
+    is another user's (not root's) or writable by others and not sticky;
+    files are opened and pid files written without following a link, and
+    a hard link is refused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,6 +67,8 @@ test_refused(void)
     CHECK(evr_paths_dir(dir, true, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "open: writable by others (mode 0777)");
     CHECK_CONTAINS(err.msg, "chmod go-w ");
+    CHECK_CONTAINS(err.msg, "then inspect what is in it (links or sockets planted while it was "
+                            "open stay after the chmod");
     chmod(dir, 0770);
     CHECK(evr_paths_dir(dir, true, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "writable by its group (mode 0770)");
@@ -71,6 +77,11 @@ test_refused(void)
     CHECK(symlink(dir, link) == 0);
     CHECK(evr_paths_dir(link, true, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "link: a symbolic link");
+    char *slashed = evr_asprintf("%s//", link);   /* lstat("link/") would follow it */
+    CHECK(evr_paths_dir(slashed, true, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "link: a symbolic link");
+    free(slashed);
+    CHECK(evr_paths_dir("/", false, &err) == (geteuid() == 0 ? EVR_OK : EVR_ERR_CONFIG));
     if (geteuid() == 0) {   /* another user: nobody */
         CHECK(chown(dir, 65534, 65534) == 0);
         CHECK(evr_paths_dir(dir, true, &err) == EVR_ERR_CONFIG);
@@ -136,8 +147,15 @@ test_socket(void)
     chmod(bus, 0777);
     CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "bus: writable by others");
-    chmod(bus, 01777);   /* sticky, like /tmp */
-    CHECK(evr_paths_socket(sock, &err) == EVR_OK);
+    chmod(bus, 01777);   /* sticky, like /tmp: the name could be taken while free */
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "bus: writable by others (mode 1777): the directory of the socket");
+    CHECK_CONTAINS(err.msg, "must be yours or root's and writable by no one else (even sticky");
+    chmod(bus, 0770);
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "bus: writable by its group (mode 0770)");
+    CHECK_CONTAINS(err.msg, "chmod go-w ");
+    CHECK(strstr(err.msg, "chown") == NULL && strstr(err.msg, "--state-dir") == NULL);
     chmod(bus, 0700);
     chmod(s_root, 0777);   /* bus/ could be renamed away and replaced */
     CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
@@ -145,7 +163,13 @@ test_socket(void)
     chmod(s_root, 0700);
     CHECK(evr_paths_socket("/tmp/evr-none/clients", &err) == EVR_OK);
     CHECK(evr_paths_socket("/clients", &err) == EVR_OK);
-    if (geteuid() == 0) {
+    if (geteuid() == 0) {   /* a socket directory of another user's: no state-dir advice */
+        CHECK(chown(bus, 65534, 65534) == 0);
+        CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+        CHECK_CONTAINS(err.msg, "is owned by uid 65534, neither you (uid 0) nor root: a socket's "
+                                "directory must be yours or root's");
+        CHECK(strstr(err.msg, "chown") == NULL && strstr(err.msg, "--state-dir") == NULL);
+        CHECK(chown(bus, 0, 0) == 0);
         CHECK(chown(sock, 65534, 65534) == 0);
         CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
         CHECK_CONTAINS(err.msg, "clients: a socket of uid 65534");
@@ -159,6 +183,133 @@ test_socket(void)
     free(bus);
 }
 
+/*  Every directory above a state directory: a shared one (0777, not
+    sticky) lets anyone rename the state directory away and put their own
+    in its place; a sticky one (like /tmp) does not. */
+static void
+test_ancestors(void)
+{
+    evr_err_t err;
+    char *shared = s_path("shared"), *state = s_path("shared/state");
+    char *deep = s_path("shared/new/state"), *made = s_path("shared/new");
+    mkdir(shared, 0700);
+    mkdir(state, 0700);
+    CHECK(evr_paths_dir(state, false, &err) == EVR_OK);
+    CHECK(evr_paths_dir(s_root, false, &err) == EVR_OK);   /* mkdtemp in /tmp (1777) */
+    chmod(shared, 0777);
+    CHECK(evr_paths_dir(state, false, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "shared: writable by others (mode 0777) and not sticky");
+    CHECK_CONTAINS(err.msg, "could rename ");
+    CHECK_CONTAINS(err.msg, "shared/state (which is under it) away");
+    CHECK_CONTAINS(err.msg, "chmod go-w ");
+    CHECK(evr_paths_dir(deep, true, &err) == EVR_ERR_CONFIG);   /* checked before made */
+    CHECK_CONTAINS(err.msg, "shared: writable by others");
+    CHECK(s_mode(made) == 0);
+    chmod(shared, 0775);
+    CHECK(evr_paths_dir(state, false, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "shared: writable by its group (mode 0775)");
+    /* through a link, and relative: the directories actually looked in */
+    char *via = s_path("via"), *vstate = s_path("via/state");
+    CHECK(symlink("shared", via) == 0);
+    CHECK(evr_paths_dir(vstate, false, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "shared: writable by its group");
+    char *cwd = getcwd(NULL, 0);
+    CHECK(chdir(state) == 0);
+    CHECK(evr_paths_dir("../state/", false, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "shared: writable by its group");
+    CHECK(evr_paths_dir(".", false, &err) == EVR_ERR_CONFIG);
+    CHECK(cwd && chdir(cwd) == 0);
+    free(cwd);
+    chmod(shared, 01777);   /* sticky: only the state directory's owner renames it */
+    CHECK(evr_paths_dir(state, false, &err) == EVR_OK);
+    CHECK(evr_paths_dir(vstate, false, &err) == EVR_OK);
+    CHECK(evr_paths_dir(deep, true, &err) == EVR_OK && s_mode(made) == 0700);
+    chmod(shared, 0755);
+    if (geteuid() == 0) {   /* another user's (not root's) directory above */
+        CHECK(chown(shared, 65534, 65534) == 0);
+        CHECK(evr_paths_dir(state, false, &err) == EVR_ERR_CONFIG);
+        CHECK_CONTAINS(err.msg, "shared: owned by uid 65534, neither you (uid 0) nor root");
+        CHECK(chown(shared, 0, 0) == 0);
+    }
+    /* a socket two levels down: every directory above is looked at */
+    char *bus = s_path("shared/state/bus"), *sock = s_path("shared/state/bus/clients");
+    mkdir(bus, 0700);
+    CHECK(evr_paths_socket(sock, &err) == EVR_OK);
+    chmod(shared, 0777);
+    CHECK(evr_paths_socket(sock, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "shared: writable by others (mode 0777) and not sticky");
+    chmod(shared, 0755);
+    free(sock);
+    free(bus);
+    free(vstate);
+    free(via);
+    free(made);
+    free(deep);
+    free(state);
+    free(shared);
+}
+
+/*  evr_paths_state: the subdirectories asked for, made or skipped;
+    curve never made. */
+static void
+test_state(void)
+{
+    evr_err_t err;
+    char *st = s_path("st"), *curve = s_path("st/curve"), *r2 = s_path("st/runners/2");
+    char *bus = s_path("st/bus"), *logs = s_path("st/logs");
+    CHECK(evr_paths_state(st, EVR_PATHS_ALL, 2, false, &err) == EVR_OK);   /* missing: skipped */
+    CHECK(s_mode(st) == 0);
+    CHECK(evr_paths_state(st, EVR_PATHS_BROKER, 0, true, &err) == EVR_OK);
+    CHECK(s_mode(st) == 0700 && s_mode(bus) == 0);
+    CHECK(evr_paths_state(st, EVR_PATHS_ALL, 2, true, &err) == EVR_OK);
+    CHECK(s_mode(bus) == 0700 && s_mode(r2) == 0700 && s_mode(curve) == 0);
+    mkdir(curve, 0777);
+    chmod(curve, 0777);
+    CHECK(evr_paths_state(st, EVR_PATHS_BROKER, 0, true, &err) == EVR_OK);
+    CHECK(evr_paths_state(st, EVR_PATHS_CURVE, 0, true, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "st/curve: writable by others");
+    chmod(curve, 0700);
+    chmod(logs, 0770);
+    CHECK(evr_paths_state(st, EVR_PATHS_ALL, 0, false, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "st/logs: writable by its group");
+    free(logs);
+    free(bus);
+    free(r2);
+    free(curve);
+    free(st);
+}
+
+/*  A pid file that cannot be written whole: the descriptor is closed,
+    the error says why (a short write: no space), nothing is left. */
+static void
+test_pid_short(void)
+{
+    evr_err_t err;
+    char *pid = s_path("home/short.pid"), *tmp = s_path("home/short.pid.new");
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    for (rlim_t max = 0; max <= 2; max += 2) {   /* 0: write fails; 2: short write */
+        int before = dup(0);
+        close(before);
+        lim = old;
+        lim.rlim_cur = max;
+        CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+        evr_rc_t rc = evr_paths_write_pid(pid, 12345, &err);
+        setrlimit(RLIMIT_FSIZE, &old);
+        CHECK(rc == EVR_ERR_IO);
+        CHECK_CONTAINS(err.msg, "cannot write the pid file ");
+        CHECK_CONTAINS(err.msg, max ? "No space left on device" : "File too large");
+        int after = dup(0);
+        close(after);
+        CHECK(after == before);   /* no descriptor leaked */
+        CHECK(s_mode(tmp) == 0 && s_mode(pid) == 0);
+    }
+    signal(SIGXFSZ, SIG_DFL);
+    free(tmp);
+    free(pid);
+}
+
 int
 main(void)
 {
@@ -169,6 +320,9 @@ main(void)
     EVR_TEST_RUN(test_refused);
     EVR_TEST_RUN(test_files);
     EVR_TEST_RUN(test_socket);
+    EVR_TEST_RUN(test_ancestors);
+    EVR_TEST_RUN(test_state);
+    EVR_TEST_RUN(test_pid_short);
     char *rm = evr_asprintf("rm -rf '%s'", s_root);
     if (system(rm) != 0)
         fprintf(stderr, "could not remove %s\n", s_root);
