@@ -23,7 +23,13 @@
 #define S_CLIENT_RCVHWM 16
 #define S_CLIENT_SNDHWM (2 * S_JOBS_MAX + 2)
 #define S_PUB_BYTES (64u << 20)
-#define S_PUB_SNDHWM 256
+#define S_PUB_SNDHWM 200
+/*  One subscriber that never reads holds at most S_PUB_SNDHWM publications
+    (and the one libzmq is writing): 200 x (288 KiB + 256) = 56.3 MiB, so
+    it cannot take the whole shared budget from the others. */
+_Static_assert((uint64_t) S_PUB_SNDHWM * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD)
+               + 2 * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD) <= S_PUB_BYTES,
+               "a subscriber's queue of the largest publications must fit the shared budget");
 
 void
 evr_broker_log(const evr_broker_t *b, const char *fmt, ...)

@@ -135,6 +135,11 @@ s_publish(zsock_t *pub, const char *topic, const evr_msg_t *m, evr_err_t *err)
     uint8_t *buf;
     size_t len;
     evr_msg_encode(m, &buf, &len);
+    if (len > EVR_PUB_MAX_BYTES) {   /* see evr_bus.h: no field table allows it */
+        free(buf);
+        return evr_err_set(err, EVR_ERR_LIMIT, "the publication %s is %zu bytes, over the "
+                           "limit of %u bytes", topic, len, EVR_PUB_MAX_BYTES);
+    }
     return s_send_frames(pub, NULL, topic, buf, len, err);
 }
 
@@ -144,8 +149,19 @@ evr_bus_publish_event(zsock_t *pub, const evr_event_t *ev, evr_err_t *err)
     char topic[128];
     snprintf(topic, sizeof topic, "ev.%s.%s", ev->job ? ev->job : "-",
              evr_evtype_name(evr_event_kind(ev)));
+    evr_event_t cut;
+    evr_spec_t *stub = NULL;
+    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED) {   /* the stub, without args */
+        cut = *ev;
+        stub = ev->data.spec ? evr_spec_stub(ev->data.spec) : NULL;
+        cut.data.spec = stub;
+        memset(&cut.data.args, 0, sizeof cut.data.args);
+        ev = &cut;
+    }
     evr_msg_t m = { .type = EVR_MSG_EVENT, .event = (evr_event_t *) ev };
-    return s_publish(pub, topic, &m, err);
+    evr_rc_t rc = s_publish(pub, topic, &m, err);
+    evr_spec_destroy(&stub);
+    return rc;
 }
 
 evr_rc_t

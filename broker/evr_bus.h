@@ -53,8 +53,22 @@ evr_rc_t evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char 
 evr_rc_t evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
                            const char **code, evr_err_t *err);
 
+/*  Largest body published on the XPUB socket.  A `job.accepted` is
+    published with its spec cut to evr_spec_stub and without args (the
+    whole event stays in the store, for `history`), so the largest
+    publications are a job.accepted stub with 256 steps and every label,
+    name and image at its codec limit (about 279 KiB), a step.output
+    (128 KiB of bytes) and a runner with 32 labels at the string limit
+    (about 129 KiB): all under this bound (tests/unit/test_flow.c builds
+    each).  A subscriber's queue of them fits the broker's shared budget
+    of publications (evr_broker.c), so one subscriber that never reads
+    cannot fill it. */
+#define EVR_PUB_MAX_BYTES (288u << 10)
+
 /*  Publishes an event on an XPUB socket under "ev.<job>.<type>" (two
-    frames: topic, the body of an `event` message). */
+    frames: topic, the body of an `event` message); a job.accepted with
+    its spec cut to the stub and no args (above).  EVR_ERR_LIMIT past
+    EVR_PUB_MAX_BYTES (nothing sent). */
 evr_rc_t evr_bus_publish_event(zsock_t *pub, const evr_event_t *ev, evr_err_t *err);
 
 /*  Publishes a runner's state under "rn.<runner>" (a `runner` body). */

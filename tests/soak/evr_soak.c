@@ -10,6 +10,12 @@
         N runners with fresh ids say hello one after another on one
         connection (each replaces the one before), then one more; every
         hello must be welcomed.
+    evr_soak starve CLIENTS RUNNERS EVENTS N
+        a subscriber to every event never reads while N jobs whose specs
+        are near the 1 MiB limit are accepted, and N of 60 kB after them
+        (filling what is left of a shared budget); then a fake runner stores
+        a job, and a second subscriber, which reads, must get all of its
+        events live: the one that does not read starves no other.
     evr_soak soak CLIENTS RUNNERS EVENTS PID SECONDS BOUND_MIB
         for SECONDS at once: readers that never read (history and jobs
         requests, a subscriber to every event), runner-id churn, submits
@@ -278,6 +284,76 @@ s_churn(char **argv)
     return ok && !refused ? 0 : 1;
 }
 
+/*  A SUB socket on ep subscribed to every event; rcvhwm 1 when it is
+    not to read (libzmq then holds what it cannot deliver in the broker). */
+static zsock_t *
+s_sub(const char *ep, bool reads)
+{
+    zsock_t *s = zsock_new(ZMQ_SUB);
+    evr_bus_setup(s);
+    zsock_set_linger(s, 0);
+    if (!reads) {
+        zsock_set_rcvhwm(s, 1);
+        zsock_set_rcvbuf(s, 4096);
+    }
+    zsock_set_subscribe(s, "ev.");
+    zsock_connect(s, "%s", ep);
+    return s;
+}
+
+static evr_msg_t *s_big_submit(size_t size);
+
+/*  evr_soak starve (see the top of this file). */
+static int
+s_starve(char **argv)
+{
+    int n = atoi(argv[3]), accepted = 0;
+    zsock_t *stuck = s_sub(argv[2], false), *s = s_dealer(argv[0]);
+    zclock_sleep(300);   /* the subscription reaches the broker */
+    for (int i = 0; i < 2 * n; i++) {   /* n near 1 MiB, then n of 60 kB fill up the rest */
+        evr_msg_t *m = s_big_submit(i < n ? EVR_SPEC_MAX_BYTES - 4096 : 60100), a;
+        evr_bus_send(s, NULL, m, NULL);
+        evr_msg_destroy(&m);
+        if (!s_recv(s, S_ANSWER_MS, &a))
+            break;
+        accepted += a.type == EVR_MSG_ACCEPTED;
+        evr_msg_clear(&a);
+    }
+    zsock_destroy(&s);
+    zsock_t *reader = s_sub(argv[2], true);
+    zclock_sleep(300);
+    char job[EVR_ULID_LEN + 1];
+    bool stored = s_chatty(argv[1], 256u * 1024u, job);
+    size_t nev = 0;   /* as many events as s_chatty stored */
+    evr_event_t **evs = evr_synth_job(job, 1, 256u * 1024u, 64u * 1024u, &nev);
+    evr_synth_free(evs, nev);
+    int got = 0, want = (int) nev;
+    zpoller_t *p = zpoller_new(reader, NULL);
+    int64_t until = zclock_mono() + S_ANSWER_MS;
+    while (stored && got < want && zclock_mono() < until) {
+        if (!zpoller_wait(p, 100))
+            continue;
+        char *topic;
+        evr_msg_t m = { 0 };
+        evr_err_t err;
+        if (evr_bus_recv_pub(reader, &topic, &m, &err) == EVR_OK) {
+            got += m.event && m.event->job && !strcmp(m.event->job, job);
+            free(topic);
+            evr_msg_clear(&m);
+        }
+    }
+    zpoller_destroy(&p);
+    zsock_destroy(&reader);
+    zsock_destroy(&stuck);
+    printf("starve: %d of %d submits (%d near 1 MiB, %d of 60 kB) accepted while a subscriber "
+           "did not read; then a reading subscriber got %d of the %d events of a new job live\n",
+           accepted, 2 * n, n, n, got, want);
+    bool ok = stored && accepted == 2 * n && got == want;
+    if (!ok)
+        printf("starve: FAILED\n");
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------ soak roles */
 
 /*  Readers that never read: a few connections at a time, each renewed
@@ -512,10 +588,13 @@ main(int argc, char **argv)
         return s_slow_history(argv + 2);
     if (argc == 4 && !strcmp(argv[1], "churn"))
         return s_churn(argv + 2);
+    if (argc == 6 && !strcmp(argv[1], "starve"))
+        return s_starve(argv + 2);
     if (argc == 8 && !strcmp(argv[1], "soak"))
         return s_soak(argv + 2);
     fprintf(stderr, "usage: evr_soak slow-history CLIENTS RUNNERS PID REQUESTS BOUND_MIB\n"
                     "       evr_soak churn RUNNERS N\n"
+                    "       evr_soak starve CLIENTS RUNNERS EVENTS N\n"
                     "       evr_soak soak CLIENTS RUNNERS EVENTS PID SECONDS BOUND_MIB\n");
     return 2;
 }

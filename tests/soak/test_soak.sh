@@ -8,6 +8,10 @@
 #   churn         1100 fresh runner ids (more than the 1024 the broker
 #                 keeps), then a new runner: all welcomed; --forget-ms
 #                 forgets the lost ones
+#   starve        a subscriber that never reads while 80 jobs with specs
+#                 near 1 MiB (and 80 of 60 kB) are accepted: a second
+#                 subscriber still gets
+#                 every event of a job stored after them, live
 #   soak          EVR_SOAK_SECONDS (default 60) of slow readers, a
 #                 subscriber that never reads, runner-id churn and submits
 #                 just under the size limit, while a client asks status,
@@ -60,6 +64,15 @@ case_churn() {
   check "the broker said why it forgot them" grep -q "forgotten: lost past forget_ms" "$tmp/broker.log"
 }
 
+case_starve() {
+  fresh st
+  bus_broker --no-sync
+  "$bin/evr_soak" starve "ipc://$tmp/bus/clients" "ipc://$tmp/bus/runners" \
+    "ipc://$tmp/bus/events" "${EVR_STARVE_SUBMITS:-80}" > "$tmp/out" 2>&1
+  check "a subscriber that never reads starves no other" [ $? -eq 0 ]
+  cat "$tmp/out"
+}
+
 case_soak() {
   fresh sk
   bus_broker --no-sync --heartbeat-ms 100 --lease-ms 300 --forget-ms 2000
@@ -71,7 +84,7 @@ case_soak() {
   check "the broker is still running" kill -0 "$broker_pid"
 }
 
-cases=${*:-slow_history churn soak}
+cases=${*:-slow_history churn starve soak}
 for c in $cases; do
   case_name=$c
   echo "== $c"

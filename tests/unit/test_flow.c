@@ -1,10 +1,13 @@
 /*  test_flow: evr_flow's byte bound on a ROUTER (inproc sockets): a peer
     gets messages up to its limit, small ones up to the reserve on top,
     the rest is refused and counted; what it reads or leaves behind when
-    it disconnects is given back. */
+    it disconnects is given back.  And the largest publications (a
+    job.accepted, published with its spec cut to the stub, a step.output,
+    a runner) stay under EVR_PUB_MAX_BYTES. */
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_codec.h"
 #include "evr_flow.h"
 #include "evr_test.h"
 
@@ -108,11 +111,141 @@ test_limit_reserve_release(void)
     zsock_destroy(&router);
 }
 
+/*  A string of n copies of c (caller frees). */
+static char *
+s_str(size_t n, char c)
+{
+    char *v = evr_malloc(n + 1);
+    memset(v, c, n);
+    v[n] = '\0';
+    return v;
+}
+
+/*  The next publication on sub: its body's size, the event decoded into
+    *m (zeroed by the caller). */
+static size_t
+s_recv_pub(zsock_t *sub, evr_msg_t *m)
+{
+    zmsg_t *zm = zmsg_recv(sub);
+    CHECK(zm && zmsg_size(zm) == 2);
+    zframe_t *body = zmsg_last(zm);
+    size_t n = zframe_size(body);
+    char hdr[EVR_MSG_HEADER_MAX];
+    evr_msg_header(EVR_MSG_EVENT, hdr);
+    const char *code;
+    evr_err_t err;
+    if (m)
+        CHECK(evr_msg_decode(hdr, strlen(hdr), zframe_data(body), n, m, &code, &err) == EVR_OK);
+    zmsg_destroy(&zm);
+    return n;
+}
+
+/*  A job.accepted whose spec and args are at the codec's limits. */
+static evr_event_t *
+s_worst_accepted(void)
+{
+    evr_event_t *ev = evr_event_new(EVR_EV_JOB_ACCEPTED);
+    ev->job = evr_strdup("01J00000000000000000000000");
+    ev->jseq = ev->seq = 1;
+    ev->data.pipeline = s_str(EVR_SPEC_MAX_NAME, 'p');
+    ev->data.runner = s_str(EVR_SPEC_MAX_NAME, 'r');
+    evr_spec_t *sp = ev->data.spec = evr_spec_new();
+    sp->pipeline = s_str(EVR_SPEC_MAX_NAME, 'p');
+    sp->image = s_str(512, 'i');
+    for (int i = 0; i < 32; i++) {
+        char *l = s_str(EVR_STR_MAX, 'l');
+        evr_strlist_push(&sp->labels, l);
+        free(l);
+    }
+    sp->steps.n = EVR_SPEC_MAX_STEPS;
+    sp->steps.v = evr_calloc(sp->steps.n, sizeof(evr_step_t));
+    for (uint32_t i = 0; i < sp->steps.n; i++) {
+        evr_step_t *st = evr_spec_step(sp, i);
+        st->name = s_str(EVR_SPEC_MAX_NAME, 's');
+        st->image = s_str(512, 'i');
+        st->run = s_str(4096, '#');
+    }
+    for (int i = 0; i < 64; i++) {
+        char *k = evr_asprintf("%063d", i), *v = s_str(EVR_STR_MAX, 'v');
+        evr_strmap_set(&ev->data.args, k, v);
+        free(k);
+        free(v);
+    }
+    return ev;
+}
+
+static void
+test_publication_bound(void)
+{
+    zsock_t *pub = zsock_new(ZMQ_XPUB), *sub = zsock_new(ZMQ_SUB);
+    CHECK(zsock_bind(pub, "inproc://pub") == 0);
+    zsock_set_subscribe(sub, "");
+    CHECK(zsock_connect(sub, "inproc://pub") == 0);
+    zframe_t *s = zframe_recv(pub);   /* the subscription */
+    zframe_destroy(&s);
+    /* job.accepted: the stub, no args; the store's event is untouched */
+    evr_event_t *ev = s_worst_accepted();
+    size_t whole = evr_codec_size(&evr_event_type, ev);
+    evr_err_t err;
+    CHECK(evr_bus_publish_event(pub, ev, &err) == EVR_OK);
+    evr_msg_t m = { 0 };
+    size_t n = s_recv_pub(sub, &m);
+    printf("job.accepted: %zu bytes stored, %zu published\n", whole, n);
+    CHECK(n <= EVR_PUB_MAX_BYTES);
+    CHECK_STR(m.event->data.pipeline, ev->data.pipeline);
+    CHECK(m.event->data.args.n == 0);
+    CHECK(m.event->data.spec->labels.n == 32);
+    CHECK(m.event->data.spec->steps.n == EVR_SPEC_MAX_STEPS);
+    CHECK_STR(evr_spec_step(m.event->data.spec, 255)->name, evr_spec_step(ev->data.spec, 255)->name);
+    CHECK_STR(evr_spec_step(m.event->data.spec, 255)->run, "");
+    CHECK(ev->data.args.n == 64 && strlen(evr_spec_step(ev->data.spec, 0)->run) == 4096);
+    evr_msg_clear(&m);
+    evr_event_destroy(&ev);
+    /* the largest step.output */
+    ev = evr_event_new(EVR_EV_STEP_OUTPUT);
+    ev->job = evr_strdup("01J00000000000000000000000");
+    ev->jseq = ev->seq = UINT32_MAX;
+    ev->time = UINT64_MAX;
+    ev->data.step = s_str(EVR_SPEC_MAX_NAME, 's');
+    ev->data.stream = evr_strdup("stdout");
+    ev->data.attempt = ev->data.raw = UINT32_MAX;
+    ev->data.offset = UINT64_MAX;
+    ev->data.bytes.len = 2 * EVR_OUTPUT_CHUNK_MAX;
+    ev->data.bytes.data = (uint8_t *) s_str(ev->data.bytes.len, 'o');
+    CHECK(evr_bus_publish_event(pub, ev, NULL) == EVR_OK);
+    n = s_recv_pub(sub, NULL);
+    printf("step.output: %zu bytes published\n", n);
+    CHECK(n <= EVR_PUB_MAX_BYTES);
+    evr_event_destroy(&ev);
+    /* the largest runner; one with 80 labels (the codec takes 32) is refused */
+    evr_msg_t r = { .type = EVR_MSG_RUNNER, .runner = s_str(EVR_SPEC_MAX_NAME, 'r'),
+                    .capacity = UINT32_MAX, .running = UINT32_MAX, .heartbeat = UINT64_MAX,
+                    .state = "draining" };
+    for (int i = 0; i < 80; i++) {
+        if (i == 32) {
+            CHECK(evr_bus_publish_runner(pub, &r, NULL) == EVR_OK);
+            n = s_recv_pub(sub, NULL);
+            printf("runner: %zu bytes published\n", n);
+            CHECK(n <= EVR_PUB_MAX_BYTES);
+        }
+        char *l = s_str(EVR_STR_MAX, 'l');
+        evr_strlist_push(&r.labels, l);
+        free(l);
+    }
+    CHECK(evr_bus_publish_runner(pub, &r, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "over the limit");
+    free(r.runner);
+    evr_strlist_free(&r.labels);
+    zsock_destroy(&sub);
+    zsock_destroy(&pub);
+}
+
 int
 main(void)
 {
     zsys_init();
     zsys_handler_set(NULL);
     EVR_TEST_RUN(test_limit_reserve_release);
+    EVR_TEST_RUN(test_publication_bound);
     EVR_TEST_END();
 }
