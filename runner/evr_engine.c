@@ -644,6 +644,7 @@ s_timers(evr_engine_t *e)
             s_step_t *st = &job->steps[i];
             if (st->phase != P_RUNNING || st->inspecting)
                 continue;
+            evr_eng_peek(st, now, &next);
             for (int si = 0; si < 2; si++) {
                 s_stream_t *s = &st->out[si];
                 if (!s->len && !s->raw_in_buf)

@@ -63,7 +63,11 @@ typedef struct {
     bool frozen, want_frozen, pm_busy;
     uint8_t stop_after;
     bool held;              /* attached, its start held while the job is paused */
-    bool replay_wait;       /* recovery: its log is read once it has exited */
+    /* recovery, the container running: its log is read so far now and
+       then (a read in flight: peeking; the next at peek_at), and whole
+       once it has exited */
+    bool replay_wait, peeking;
+    uint64_t peek_at, peek_t0;   /* mono ns */
     uint64_t paused_ns;     /* the job was paused this long since the step started */
 } s_step_t;
 
@@ -209,6 +213,10 @@ char *evr_eng_container_name(const s_job_t *job, const s_step_t *st);
     start, skipping the bytes per stream already stored; its end ends the
     step's output (as the end of the attach does). */
 void evr_eng_replay(s_step_t *st);
+/*  While the container of a recovered step runs (replay_wait): reads its
+    log so far when due, storing what is new (the timers call it; next is
+    lowered to the time of the next read). */
+void evr_eng_peek(s_step_t *st, uint64_t now, uint64_t *next);
 
 /* evr_prepare.c */
 /*  A new job in e's list (J_PREPARING), or NULL (EVR_ERR_CONFIG in err

@@ -33,6 +33,11 @@ typedef struct {
     void *arg;
     evr_demux_t demux;
     bool raw_stream;    /* logs/attach: the body is multiplexed frames */
+    bool so_far;        /* logs of a running container: the last frame is held back */
+    uint8_t *held;      /* so_far: the payload of the frame under way */
+    size_t hlen, hcap;
+    int hstream;
+    uint64_t fleft;     /* so_far: its bytes not yet come */
     char *prefix;       /* S_LIST: names kept */
     char errbody[512];  /* the start of an error body, when on_data streams */
     size_t errlen;
@@ -224,6 +229,7 @@ s_done(evr_http_req_t *req, void *arg)
     if (c->fn)
         c->fn(&r, c->arg);
     free(list);
+    free(c->held);
     free(c->prefix);
     free(c);
 }
@@ -233,6 +239,7 @@ static void
 s_drop(void *arg)
 {
     s_call_t *c = arg;
+    free(c->held);
     free(c->prefix);
     free(c);
 }
@@ -250,11 +257,37 @@ s_head(evr_http_req_t *req, long status, void *arg)
     c->head(&r, c->arg);
 }
 
+/*  A frame longer than this ends a so_far read (conmon writes the log in
+    records of at most 8 KiB, and podman sends one frame per record). */
+#define S_HELD_MAX (1u << 20)
+
+/*  A so_far read passes each frame on once the next one begins: the last
+    one may be a record conmon was still writing when podman read it, cut
+    short (and then not a prefix of the record in the final log). */
 static void
 s_demuxed(int stream, const uint8_t *data, size_t len, void *arg)
 {
     s_call_t *c = arg;
-    c->out(stream, data, len, c->arg);
+    if (!c->so_far) {
+        c->out(stream, data, len, c->arg);
+        return;
+    }
+    if (!c->fleft) {   /* a new frame: demux.left counts it from this run on */
+        if (c->hlen)
+            c->out(c->hstream, c->held, c->hlen, c->arg);
+        c->hlen = 0;
+        c->hstream = stream;
+        c->fleft = c->demux.left;
+        if (c->fleft <= S_HELD_MAX && c->fleft > c->hcap) {
+            c->hcap = (size_t) c->fleft;
+            c->held = evr_realloc(c->held, c->hcap);
+        }
+    }
+    if (c->fleft > S_HELD_MAX)
+        return;   /* s_data ends the read */
+    memcpy(c->held + c->hlen, data, len);
+    c->hlen += len;
+    c->fleft -= len;
 }
 
 static bool
@@ -270,7 +303,7 @@ s_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
         return true;
     }
     if (c->raw_stream)
-        return evr_demux_feed(&c->demux, data, len, s_demuxed, c);
+        return evr_demux_feed(&c->demux, data, len, s_demuxed, c) && c->fleft <= S_HELD_MAX;
     return c->data(data, len, c->arg);
 }
 
@@ -380,10 +413,11 @@ evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *
 }
 
 static void *
-s_stream(evr_podman_t *self, const char *path, evr_podman_output_fn *out, evr_podman_fn *head,
-         evr_podman_fn *done, void *arg)
+s_stream(evr_podman_t *self, const char *path, bool so_far, evr_podman_output_fn *out,
+         evr_podman_fn *head, evr_podman_fn *done, void *arg)
 {
     s_call_t *c = s_new_call(self, S_PLAIN, done, arg);
+    c->so_far = so_far;
     c->head = head;
     c->out = out;
     c->raw_stream = true;
@@ -399,7 +433,7 @@ evr_podman_attach(evr_podman_t *self, const char *name, evr_podman_output_fn *ou
     char *en = s_escape(name);
     char *path = evr_asprintf(S_API "/containers/%s/attach?stream=true&stdout=true&stderr=true"
                                     "&logs=false", en);
-    void *h = s_stream(self, path, out, head, done, arg);
+    void *h = s_stream(self, path, false, out, head, done, arg);
     free(path);
     free(en);
     return h;
@@ -413,13 +447,13 @@ evr_podman_detach(evr_podman_t *self, void *handle)
 }
 
 void *
-evr_podman_logs(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
+evr_podman_logs(evr_podman_t *self, const char *name, bool so_far, evr_podman_output_fn *out,
                 evr_podman_fn *done, void *arg)
 {
     char *en = s_escape(name);
     char *path = evr_asprintf(S_API "/containers/%s/logs?stdout=true&stderr=true&follow=false",
                               en);
-    void *h = s_stream(self, path, out, NULL, done, arg);
+    void *h = s_stream(self, path, so_far, out, NULL, done, arg);
     free(path);
     free(en);
     return h;

@@ -78,9 +78,12 @@ void *evr_podman_attach(evr_podman_t *self, const char *name, evr_podman_output_
 void evr_podman_detach(evr_podman_t *self, void *handle);
 /*  The whole log so far, not followed: podman 4.3's followed log ends when
     the container exits, before the end of the log, and drops lines in its
-    middle when output comes fast.  Whole once the container has exited. */
-void *evr_podman_logs(evr_podman_t *self, const char *name, evr_podman_output_fn *out,
-                      evr_podman_fn *done, void *arg);
+    middle when output comes fast.  Whole once the container has exited.
+    so_far (the container may still run): the last frame is not passed on,
+    as podman may have read its record half-written; what is passed on is
+    a prefix, per stream, of the final log. */
+void *evr_podman_logs(evr_podman_t *self, const char *name, bool so_far,
+                      evr_podman_output_fn *out, evr_podman_fn *done, void *arg);
 /*  Waits until the container has exited; r->exit_code. */
 void evr_podman_wait(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_inspect(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);

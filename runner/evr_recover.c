@@ -5,8 +5,9 @@
     names).  Per step:
       - recorded as queued, or starting with no container: create it now;
       - a container created but never started: start it;
-      - running or paused: wait for its exit, then read its log again,
-        skipping exactly the bytes per stream already stored; its
+      - running or paused: read its log so far now and then, and once
+        it has exited whole, each time skipping exactly the bytes per
+        stream already stored; its
         container is paused or unpaused meanwhile to match the job's
         recorded state (a crash may have come between job.paused and the
         podman pause);
@@ -92,18 +93,60 @@ s_replay_end(const evr_podman_result_t *r, void *arg)
     evr_eng_on_attach_end(r, arg);
 }
 
-/*  The log is read without follow, once the container has exited: then
-    the read is whole and in order.  podman 4.3 ends a followed read
+/*  A read of the log without follow is whole and in order once the
+    container has exited.  podman 4.3 ends a followed read
     (logs?follow=true) when the container exits, long before the end of
     the log of a fast printer, and drops lines in its middle (of a step
     printing 400,000 lines fast, `podman logs -f` gave 146,000 to 193,000,
     with gaps), so a followed read can neither be stored nor be counted
-    in the offsets; a read without follow gives only the log so far. */
+    in the offsets.  While the container runs, its log is read so far
+    (evr_eng_peek): a prefix per stream of the final log. */
 void
 evr_eng_replay(s_step_t *st)
 {
+    if (st->peeking)
+        return;   /* its end comes back here */
     st->read[0] = st->read[1] = 0;
-    st->attach = evr_podman_logs(st->job->eng->pm, st->container, s_replayed, s_replay_end,
+    st->attach = evr_podman_logs(st->job->eng->pm, st->container, false, s_replayed,
+                                 s_replay_end, evr_eng_tok(st));
+}
+
+/* the least time between two reads of a running container's log */
+#define S_PEEK_NS (300 * 1000000ull)
+
+/*  The end of a read of the log so far.  The next one comes after at
+    least ten times as long as this one took, so a long log costs little;
+    a failed one stored less, which the next read takes.  The container
+    may have exited meanwhile: then the whole log is read now. */
+static void
+s_peeked(const evr_podman_result_t *r, void *arg)
+{
+    (void) r;
+    s_step_t *st = evr_eng_live_end(arg);
+    if (!st)
+        return;
+    st->attach = NULL;
+    st->peeking = false;
+    uint64_t now = evr_mono_ns(), took = now - st->peek_t0;
+    st->peek_at = now + (took * 10 > S_PEEK_NS ? took * 10 : S_PEEK_NS);
+    if (!st->replay_wait && !st->attach_done)
+        evr_eng_replay(st);
+}
+
+void
+evr_eng_peek(s_step_t *st, uint64_t now, uint64_t *next)
+{
+    if (!st->replay_wait || st->peeking)
+        return;
+    if (now < st->peek_at) {
+        if (st->peek_at < *next)
+            *next = st->peek_at;
+        return;
+    }
+    st->peeking = true;
+    st->peek_t0 = now;
+    st->read[0] = st->read[1] = 0;
+    st->attach = evr_podman_logs(st->job->eng->pm, st->container, true, s_replayed, s_peeked,
                                  evr_eng_tok(st));
 }
 
@@ -147,8 +190,8 @@ s_inspected(const evr_podman_result_t *r, void *arg)
         /* as podman has it; then as the job wants it (a stopping job
            unpauses it to stop it) */
         st->frozen = running && !strcmp(r->state, "paused");
-        /* a running container's log is read once it has exited
-           (evr_eng_on_exit): its output comes then */
+        /* a running container's log is read so far now and then
+           (evr_eng_peek), and whole once it has exited (evr_eng_on_exit) */
         st->replay_wait = running;
         if (st->phase == P_STARTING)
             evr_eng_mark_started(st);   /* step.started, and the wait */

@@ -750,10 +750,10 @@ s_retry(s_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
-    st->frozen = st->want_frozen = st->pm_busy = st->held = st->replay_wait = false;
+    st->frozen = st->want_frozen = st->pm_busy = st->held = st->replay_wait = st->peeking = false;
     st->stop_after = 0;
     st->paused_ns = 0;
-    st->retake_at = 0;
+    st->retake_at = st->peek_at = 0;
     st->retakes = 0;
     st->exit_code = 0;
     st->t_start = st->t_end = 0;

@@ -6,7 +6,8 @@
 # their name to /workspace/runs once per execution; the last step prints
 # that file.  The runner is killed at named points (the test hook
 # EVR_TEST_PAUSE_AT stops it there, so the kill is deterministic), while a
-# step prints 400,000 lines fast, and at random moments (EVR_RECOVER_KILLS
+# step prints 400,000 lines fast, while a re-attached step waits (its output
+# so far must be stored already), and at random moments (EVR_RECOVER_KILLS
 # of them, default 30).  After each
 # recovery: the job succeeded, every numbered line is stored exactly once
 # and in order, each step ran once, the artifact is whole, podman holds
@@ -306,6 +307,53 @@ for how in unkilled point moment; do
   fi
   rm -rf "$state"
 done
+case_end
+
+# A re-attached step's output is live (issue 11, item 1): while its
+# container still runs, the recovery reads its log so far now and then.
+# The step prints 3000 lines and half a line, then waits until the test
+# lets it go on (a file made with podman exec); the runner is killed at
+# its start.  The 3000 lines must be stored while the step waits, and all
+# of its output once it has ended.
+case_start live-reattached
+cat > "$tmp/live.yml" <<'YML'
+pipeline: crash-live
+image: localhost/evrun-busybox:latest
+steps:
+  - name: live
+    run: |
+      seq 1 3000; printf part
+      i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+      echo rest; seq 3001 6000
+YML
+{ seq 1 3000; echo partrest; seq 3001 6000; } > "$tmp/want.live"
+state=$tmp/live
+pause_and_kill "$state" "$tmp/live.yml" running:live
+timeout 120 "$bin/evrun-runner" --recover --state-dir "$state" --grace 1 \
+  > "$state.rec.out" 2> "$state.rec.err" &
+pid=$!
+bgpids+=("$pid")
+stored=0
+for _ in $(seq 1 200); do
+  stored=$("$bin/evrun-replay" "$state" --output "$job/live" 2>/dev/null | grep -c '^[0-9]*$')
+  [ "$stored" -ge 3000 ] && break
+  sleep 0.05
+done
+ctr=evrun-$(echo "$job" | tr 'A-Z' 'a-z')-live-1
+check "the step still waits" [ "$(podman inspect -f '{{.State.Running}}' "$ctr")" = true ]
+check "its first 3000 lines stored while it runs (got $stored)" [ "$stored" -eq 3000 ]
+podman exec "$ctr" touch /tmp/go
+wait "$pid"; rc=$?; ended "$pid"
+check "exit 0" [ "$rc" -eq 0 ]
+check "attached again to the running container" \
+  grep -q '"how":"reattached"' <("$bin/evrun-replay" "$state" --job "$job")
+check "job succeeded" grep -Eq "^$job +crash-live +succeeded +1/1 " <("$bin/evrun-replay" "$state")
+check "all of its output stored once, in order" \
+  cmp -s "$tmp/want.live" <("$bin/evrun-replay" "$state" --output "$job/live")
+check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+[ "$fails" -eq "$case_fails" ] || cat "$state.err" "$state.rec.out" "$state.rec.err" | grep -v "^live | " >&2
+rm -rf "$state"
 case_end
 
 # Random moments
