@@ -11,7 +11,21 @@
 #   cli ARGS...                   evrun-cli against this broker
 #   submit FILE [ARGS...]         submit; prints the job id
 #   wait_job ID [SECS]            wait until the job ended; prints its status
+#   check WHAT CMD...             run CMD: counts $passes or $fails (names $case_name)
+#   fresh NAME                    stop what runs; a new state directory $root/NAME
 bus_pids=()
+
+check() {   # check "what" command...
+  local what=$1; shift
+  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
+}
+
+fresh() {   # a new state directory for a case
+  bus_stop
+  tmp=$root/$1
+  mkdir -p "$tmp"
+  export EVRUN_STATE_DIR=$tmp
+}
 export EVRUN_STATE_DIR=$tmp
 export CONTAINERS_CONF=${CONTAINERS_CONF:-}
 

@@ -30,18 +30,6 @@ tmp=$root
 trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
 fails=0 passes=0 case_name=
 
-check() {   # check "what" command...
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
-}
-
-fresh() {   # a new state directory for a case
-  bus_stop
-  tmp=$root/$1
-  mkdir -p "$tmp"
-  export EVRUN_STATE_DIR=$tmp
-}
-
 case_slow_history() {
   fresh sh
   bus_broker --no-sync
