@@ -6,10 +6,7 @@ bin=$1
 tmp=$(mktemp -d /tmp/evr-test-replay-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
-check() {   # check "what" command...: the command must succeed
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $what" >&2; fi
-}
+. "$(dirname "$0")/../support/check.sh"
 status_is() {   # status_is N command...
   local want=$1; shift
   "$@" >/dev/null 2>&1

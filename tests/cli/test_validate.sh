@@ -5,10 +5,7 @@ bin=$1 src=$2
 tmp=$(mktemp -d /tmp/evr-test-validate-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
-check() {
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $what" >&2; fi
-}
+. "$(dirname "$0")/../support/check.sh"
 cli=$bin/evrun-cli
 
 "$cli" validate "$src"/examples/*.yml > "$tmp/out" 2> "$tmp/err"

@@ -34,10 +34,7 @@ fails=0 passes=0 case_name=
 case_start() { case_name=$1; case_fails=$fails; }
 case_end() { [ "$fails" -eq "$case_fails" ] && echo "ok: $case_name" || echo "FAILED: $case_name"; }
 
-check() {
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
-}
+. "$(dirname "$0")/../support/check.sh"
 
 cat > "$tmp/crash.yml" <<'YML'
 pipeline: crash

@@ -15,10 +15,7 @@
 #   fresh NAME                    stop what runs; a new state directory $root/NAME
 bus_pids=()
 
-check() {   # check "what" command...
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 fresh() {   # a new state directory for a case
   bus_stop

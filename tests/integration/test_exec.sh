@@ -16,10 +16,7 @@ mounted=
 trap '[ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -n "$mounted" ] && umount "$mounted"; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
 fails=0 passes=0 case_name=
 
-check() {   # check "what" command...
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
-}
+. "$(dirname "$0")/../support/check.sh"
 
 # run NAME FILE [runner args...]: runs the pipeline; sets $out $err $rc $job $state
 run() {

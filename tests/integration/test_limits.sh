@@ -18,10 +18,7 @@ trap 'for p in $pids; do kill "$p" 2>/dev/null; done; [ -z "${EVR_KEEP_TMP:-}" ]
 fails=0 passes=0 case_name=
 MIB=1048576
 
-check() {   # check "what" command...
-  local what=$1; shift
-  if "$@"; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAILED: $case_name: $what" >&2; fi
-}
+. "$(dirname "$0")/../support/check.sh"
 
 # run NAME FILE [runner args...]: runs the pipeline, measured; sets $out $err
 # $rc $job $state $rss (peak, KiB) $wrote (bytes written)
