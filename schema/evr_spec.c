@@ -19,6 +19,7 @@ s_check_strategy(const void *v)
 }
 
 static const char *const s_on_failure_names[] = { "stop", "finish", NULL };
+const char *const evr_executor_names[] = { "podman", "process", NULL };
 
 static const char *
 s_check_retry_on(const void *v)
@@ -99,6 +100,9 @@ const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
 static const evr_field_t s_spec_fields[] = {
     F(evr_spec_t, "pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL,
       "the pipeline's name"),
+    { "executor", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, executor), NULL, NULL, NULL,
+      "what runs the steps: podman (a container each) or process (a host process group, "
+      "on a runner that offers it)", evr_executor_names },
     F(evr_spec_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,
       "default image of the steps"),
     F(evr_spec_t, "labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,

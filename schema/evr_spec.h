@@ -68,8 +68,17 @@ enum {
     EVR_ON_FAILURE_FINISH = 1,  /* let them finish; nothing new starts */
 };
 
+/*  What runs the steps: a podman container each (default), or a host
+    process group (a runner must offer it: the label executor:process). */
+enum {
+    EVR_EXECUTOR_PODMAN = 0,
+    EVR_EXECUTOR_PROCESS = 1,
+};
+extern const char *const evr_executor_names[];
+
 typedef struct {
     char *pipeline;     /* the pipeline's name */
+    uint32_t executor;  /* EVR_EXECUTOR_* */
     char *image;
     evr_strlist_t labels;
     uint32_t concurrency;   /* running jobs of this pipeline; 0 = unlimited */

@@ -1,0 +1,165 @@
+/*  evr_exec.h: the executor interface, the one way the engine runs steps.
+
+    An executor runs a step's script as a "unit" (a podman container, a
+    host process group) named by the engine (evrun-<job>-<step>-<attempt>,
+    deterministic, so that recovery finds it again), in a per-job
+    workspace (a podman volume mounted at /workspace, a host directory that
+    is the working directory).  The engine (evr_engine.c, evr_step.c),
+    recovery (evr_recover.c) and preparation (evr_prepare.c) use this
+    header and nothing of a backend: podman's strings, URLs and commands
+    stay in evr_exec_podman.c, the host's pids and files in
+    evr_exec_process.c.
+
+    Every operation is asynchronous: it starts, and reports its outcome
+    once to its callback from a turn of the loop (evr_loop), never from
+    inside the call itself.  A backend keeps the promises below for each
+    operation; the engine's unit tests hold a fake executor to them.
+
+    Backends: evr_exec_podman_new (evr_exec_podman.h) and
+    evr_exec_process_new (evr_exec_process.h).
+*/
+#ifndef EVR_EXEC_H_INCLUDED
+#define EVR_EXEC_H_INCLUDED
+
+#include "evr_field.h"
+#include "evr_loop.h"
+
+typedef struct evr_exec evr_exec_t;
+
+/*  What became of a unit, in the backend's neutral words. */
+typedef enum {
+    EVR_EXEC_ABSENT = 0,    /* no such unit */
+    EVR_EXEC_CREATED,       /* created, never started */
+    EVR_EXEC_RUNNING,       /* started and not exited (stopping included) */
+    EVR_EXEC_PAUSED,        /* frozen by pause */
+    EVR_EXEC_EXITED,        /* exited: exit_code holds how */
+} evr_exec_state_t;
+
+const char *evr_exec_state_name(evr_exec_state_t s);
+
+/*  The outcome of an operation.  rc EVR_OK, or EVR_ERR_PODMAN (a podman
+    backend) / EVR_ERR_IO (a host backend) with msg saying why in the
+    backend's words (valid during the callback only).  The other fields
+    are per operation; pointers are valid during the callback only. */
+typedef struct {
+    evr_rc_t rc;
+    const char *msg;
+    bool not_found;         /* the unit or workspace does not exist */
+    bool exists;            /* create: the name is taken already */
+    bool transport;         /* the backend could not be reached or the
+                               stream broke (not an answer about the unit) */
+    const char *id;         /* create, inspect: the unit's id (podman's
+                               container id, the process's pid) */
+    const char *names;      /* list, workspace_list: names, one per line */
+    evr_exec_state_t state; /* inspect */
+    int64_t exit_code;      /* wait; inspect when EXITED.  128+N for a
+                               unit ended by signal N, as a shell says */
+    bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it */
+    uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
+} evr_exec_result_t;
+
+typedef void (evr_exec_fn)(const evr_exec_result_t *r, void *arg);
+/*  Output of a unit: stream 1 stdout, 2 stderr, each stream in order. */
+typedef void (evr_exec_output_fn)(int stream, const uint8_t *data, size_t len, void *arg);
+/*  A piece of a tar stream (get); false aborts the copy (its callback
+    then reports an error). */
+typedef bool (evr_exec_data_fn)(const uint8_t *data, size_t len, void *arg);
+
+/*  What a step's unit is made of. */
+typedef struct {
+    const char *name;           /* evrun-<job>-<step>-<attempt> */
+    const char *job_id;         /* its workspace's (workspace_create) */
+    const char *image;          /* podman: the image; ignored by a host backend */
+    const char *script;         /* run with /bin/sh -c */
+    const evr_strmap_t *env;    /* may be NULL */
+    bool network;               /* podman: false means network namespace "none" */
+} evr_exec_spec_t;
+
+typedef struct {
+    const char *name;           /* "podman", "process": the pipeline's `executor` */
+
+    /*  Frees the backend.  Operations still in flight are dropped: their
+        callbacks are not called. */
+    void (*destroy)(evr_exec_t *ex);
+
+    /*  Creates the unit, not started.  r->exists when the name is taken
+        (by a unit a killed runner made: the engine inspects it). */
+    void (*create)(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg);
+    /*  Starts a created unit.  Output before attach's head is not lost
+        only if attach came first: the engine attaches, then starts. */
+    void (*start)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    /*  Follows the output of a created or running unit from its first
+        byte: head once the stream is set up (start only then), out per
+        piece, done once when the output has ended (the unit exited and
+        every byte was passed on) or the stream failed (r->rc).  Returns a
+        handle for detach, valid until done is called. */
+    void *(*attach)(evr_exec_t *ex, const char *name, evr_exec_output_fn *out,
+                    evr_exec_fn *head, evr_exec_fn *done, void *arg);
+    /*  Stops an attach or logs; its done is called (with an error),
+        possibly from inside this call. */
+    void (*detach)(evr_exec_t *ex, void *handle);
+    /*  Recovery: the output from[0] bytes into stdout and from[1] into
+        stderr on, not followed.  Once the unit has exited the read is
+        whole (done: the output has ended).  so_far (it may still run):
+        what is passed on is a prefix, per stream, of its final output (a
+        record that may be half-written is held back for a later read). */
+    void *(*logs)(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
+                  evr_exec_output_fn *out, evr_exec_fn *done, void *arg);
+    /*  Once the unit has exited: r->exit_code, r->oom_killed.
+        r->not_found when it is gone. */
+    void (*wait)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    /*  What the unit is: r->state (ABSENT with r->not_found), r->id,
+        r->exit_code, r->oom_killed, r->started_at. */
+    void (*inspect)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    /*  Freezes / thaws a running unit. */
+    void (*pause)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    void (*resume)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    /*  SIGTERM to the whole unit, SIGKILL after grace_s seconds; with
+        grace_s < 0, SIGKILL now.  fn may be NULL. */
+    void (*stop)(evr_exec_t *ex, const char *name, int grace_s, evr_exec_fn *fn, void *arg);
+    /*  Removes the unit (killing what still runs) and what the backend
+        kept of it (its log).  fn may be NULL. */
+    void (*remove)(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+    /*  Names of the units whose name starts with prefix (r->names). */
+    void (*list)(evr_exec_t *ex, const char *prefix, evr_exec_fn *fn, void *arg);
+
+    /*  The job's workspace: made empty (r->exists when it is there
+        already: a recovered job's), removed with what is in it, listed
+        (r->names: the job ids of the workspaces this backend holds, as
+        the backend spells them: compare them without case). */
+    void (*workspace_create)(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg);
+    void (*workspace_remove)(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg);
+    void (*workspace_list)(evr_exec_t *ex, evr_exec_fn *fn, void *arg);
+    /*  Unpacks the tar archive tar_file (which stays until fn is called)
+        at the root of the job's workspace.  image: what a podman backend
+        may use to reach the volume (the job's first image). */
+    void (*put)(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_file,
+                evr_exec_fn *fn, void *arg);
+    /*  Copies path (relative to the workspace root) out, as it is after
+        the unit name ran (the unit is not removed yet), as a tar stream
+        holding path's last component, to data. */
+    void (*get)(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
+                evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
+
+    /*  Wording for messages: what a unit is called ("container",
+        "process"), and how an operator removes one by hand (into buf,
+        e.g. "podman rm -f NAME"). */
+    const char *unit_word;
+    void (*remove_hint)(const evr_exec_t *ex, const char *name, char *buf, size_t size);
+    /*  One line for the start banner ("podman unix:///run/podman.sock"). */
+    const char *(*describe)(const evr_exec_t *ex);
+} evr_exec_ops_t;
+
+/*  Every backend's object starts with this. */
+struct evr_exec {
+    const evr_exec_ops_t *ops;
+    evr_loop_t *loop;
+};
+
+/*  Frees ex through its backend; NULL-safe, sets *ex_p = NULL. */
+void evr_exec_destroy(evr_exec_t **ex_p);
+
+/*  The executor of a NULL-terminated list with that name, or NULL. */
+evr_exec_t *evr_exec_find(evr_exec_t *const *list, const char *name);
+
+#endif
