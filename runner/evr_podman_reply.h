@@ -22,10 +22,11 @@
 
 #include "evr_common.h"
 
-/*  Bodies longer than this are refused without being parsed (podman's
-    largest, a list of many containers, is about 1.5 KB per container;
-    evr_http keeps at most 1 MiB of a body anyway). */
-#define EVR_PODMAN_REPLY_MAX (8u << 20)
+/*  Bodies longer than this are refused without being parsed: jansson
+    takes up to about 20 times a body's size for a body of tiny values.
+    The same as evr_http keeps of a body; podman's largest answer, a list,
+    takes about 1.5 KB per container. */
+#define EVR_PODMAN_REPLY_MAX (1u << 20)
 /*  Podman's message at most (its head and its cause), so that the
     callers' "step x: what: " still fits around it in EVR_ERR_MAX. */
 #define EVR_PODMAN_MSG_MAX 384

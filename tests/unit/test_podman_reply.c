@@ -259,7 +259,7 @@ test_inspect_bad(void)
     free(deep);
     /* over the size limit: refused unread */
     CHECK(evr_podman_reply_inspect(200, "{}", EVR_PODMAN_REPLY_MAX + 1, &r) == EVR_ERR_PODMAN);
-    CHECK_CONTAINS(r.msg, "over the limit of 8388608");
+    CHECK_CONTAINS(r.msg, "over the limit of 1048576");
 }
 
 static void
