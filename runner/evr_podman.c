@@ -1,4 +1,5 @@
-/*  evr_podman.c: libpod calls over evr_http, JSON with jansson. */
+/*  evr_podman.c: libpod calls over evr_http, JSON with jansson.  What
+    podman answers is read in evr_podman_reply.c. */
 #include "evr_podman.h"
 
 #include "evr_log.h"
@@ -9,9 +10,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "evr_codec.h"
 #include "evr_http.h"
 #include "evr_output.h"
+#include "evr_podman_reply.h"
 
 #define S_API "/v4.0.0/libpod"
 #define S_TIMEOUT_MS 30000L        /* one call; stop adds its grace */
@@ -118,117 +119,83 @@ evr_podman_state_created(const char *state)
                || !strcmp(state, "initialized"));
 }
 
-/*  Podman's message at most (its head and its cause), so that the
-    callers' "step x: what: " still fits around it in EVR_ERR_MAX. */
-#define S_MSG_MAX 384
+/*  The whole of a message that was cut goes to the log (up to its 2 KB
+    line: its head and its cause). */
+static void
+s_log_whole(const char *body, size_t len)
+{
+    char whole[2048];
+    evr_podman_reply_message(body, len, whole, sizeof whole);
+    evr_log("evrun-runner", "podman, in full: %s", whole);
+}
 
 bool
 evr_podman_message(const char *body, size_t len, char *buf, size_t size)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
-    const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
-    size_t n = m ? strlen(m) : len;
-    if (!m)
-        m = body;
-    bool cut = n >= size;
-    if (!cut)
-        snprintf(buf, size, "%.*s", (int) n, m);
-    else {
-        /* cut between characters: reasons go into events, which must
-           hold valid UTF-8 */
-        size_t head = evr_utf8_cut(m, n, size / 4, false), tail = size - head - 8;
-        size_t from = evr_utf8_cut(m, n, n - tail, true);
-        snprintf(buf, size, "%.*s [...] %.*s", (int) head, m, (int) (n - from), m + from);
-        evr_log("evrun-runner", "podman, in full: %.*s", (int) n, m);
-    }
-    json_decref(j);
+    bool cut = evr_podman_reply_message(body, len, buf, size);
+    if (cut)
+        s_log_whole(body, len);
     return cut;
+}
+
+/*  The answer to c read by the parser of its kind (evr_podman_reply.h). */
+static void
+s_parse(const s_call_t *c, long status, const char *body, size_t len, evr_podman_reply_t *rep)
+{
+    switch (c->kind) {
+    case S_CREATE:
+        evr_podman_reply_create(status, body, len, rep);
+        break;
+    case S_WAIT:
+        evr_podman_reply_wait(status, body, len, rep);
+        break;
+    case S_INSPECT:
+        evr_podman_reply_inspect(status, body, len, rep);
+        break;
+    case S_LIST:
+        evr_podman_reply_list(status, body, len, c->prefix, rep);
+        break;
+    default:
+        evr_podman_reply_plain(status, body, len, rep);
+        break;
+    }
 }
 
 static void
 s_done(evr_http_req_t *req, void *arg)
 {
     s_call_t *c = arg;
-    evr_podman_result_t r = { .rc = EVR_OK, .msg = "", .status = evr_http_status(req) };
-    char msg[EVR_ERR_MAX] = "";
-    char id[128] = "", state[32] = "";
-    char *list = NULL;
+    evr_podman_reply_t rep;
+    long status = evr_http_status(req);
     const char *terr;
     size_t len;
     const char *body = evr_http_body(req, &len);
     if (evr_http_error(req, &terr)) {
-        r.rc = EVR_ERR_PODMAN;
-        snprintf(msg, sizeof msg, "%s", terr);
+        evr_podman_reply_plain(0, NULL, 0, &rep);
+        rep.rc = EVR_ERR_PODMAN;
+        snprintf(rep.msg, sizeof rep.msg, "%s", terr);
     }
-    else if (r.status >= 400) {
-        r.rc = EVR_ERR_PODMAN;
-        r.not_found = r.status == 404;
-        if (c->errlen)
-            evr_podman_message(c->errbody, c->errlen, msg, S_MSG_MAX);
-        else
-            evr_podman_message(body, len, msg, S_MSG_MAX);
-        /* a taken name has no status of its own: podman answers 500 with
-           "... is already in use" (containers), "... already exists"
-           (volumes) */
-        r.exists = r.status == 409 || strstr(msg, "already in use") || strstr(msg, "already exists");
-    }
-    else if (c->kind == S_CREATE || c->kind == S_INSPECT) {
-        json_t *j = json_loadb(body, len, 0, NULL);
-        if (!j) {
-            r.rc = EVR_ERR_PODMAN;
-            snprintf(msg, sizeof msg, "podman answered with a body that is not JSON");
+    else {
+        if (status >= 400 && c->errlen) {   /* on_data kept the error body's start */
+            body = c->errbody;
+            len = c->errlen;
         }
-        else if (c->kind == S_CREATE) {
-            const char *v = json_string_value(json_object_get(j, "Id"));
-            snprintf(id, sizeof id, "%s", v ? v : "");
-        }
-        else {
-            json_t *st = json_object_get(j, "State");
-            const char *v = json_string_value(json_object_get(st, "Status"));
-            snprintf(state, sizeof state, "%s", v ? v : "");
-            r.exit_code = json_integer_value(json_object_get(st, "ExitCode"));
-            const char *v2 = json_string_value(json_object_get(j, "Id"));
-            snprintf(id, sizeof id, "%s", v2 ? v2 : "");
-        }
-        json_decref(j);
+        s_parse(c, status, body, len, &rep);
+        if (rep.cut)
+            s_log_whole(body, len);
     }
-    else if (c->kind == S_LIST) {
-        /* [{"Names": ["evrun-..."], ...}, ...] -> names, one per line */
-        json_t *j = json_loadb(body, len, 0, NULL);
-        size_t i;
-        json_t *ct;
-        list = evr_strdup("");
-        json_array_foreach(j, i, ct) {
-            const char *n = json_string_value(json_array_get(json_object_get(ct, "Names"), 0));
-            if (!n)   /* volumes: {"Name": ...} */
-                n = json_string_value(json_object_get(ct, "Name"));
-            if (n && strncmp(n, c->prefix, strlen(c->prefix)) == 0) {
-                char *more = evr_asprintf("%s%s\n", list, n);
-                free(list);
-                list = more;
-            }
-        }
-        json_decref(j);
+    if (c->raw_stream && !rep.rc && c->demux.bad) {
+        rep.rc = EVR_ERR_PODMAN;
+        snprintf(rep.msg, sizeof rep.msg, "the output stream is not in podman's frame format");
     }
-    else if (c->kind == S_WAIT) {
-        char *end;
-        long long code = strtoll(body, &end, 10);
-        if (end == body) {
-            r.rc = EVR_ERR_PODMAN;
-            snprintf(msg, sizeof msg, "wait: podman answered \"%.40s\", not an exit code", body);
-        }
-        r.exit_code = code;
-    }
-    if (c->raw_stream && !r.rc && c->demux.bad) {
-        r.rc = EVR_ERR_PODMAN;
-        snprintf(msg, sizeof msg, "the output stream is not in podman's frame format");
-    }
-    r.msg = msg;
-    r.id = list ? list : id;
-    r.state = state;
+    evr_podman_result_t r = { .rc = rep.rc, .msg = rep.msg, .status = status,
+                              .id = rep.names ? rep.names : rep.id, .exit_code = rep.exit_code,
+                              .state = rep.state, .not_found = rep.not_found,
+                              .exists = rep.exists, .oom_killed = rep.oom_killed,
+                              .started_at = rep.started_at };
     if (c->fn)
         c->fn(&r, c->arg);
-    free(list);
+    evr_podman_reply_clear(&rep);
     free(c->held);
     free(c->prefix);
     free(c);

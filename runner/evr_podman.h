@@ -15,7 +15,9 @@ typedef struct evr_podman evr_podman_t;
 
 /*  Outcome of a call: rc EVR_OK or EVR_ERR_PODMAN (msg says why), the HTTP
     status, and per call: the container id (create), the exit code (wait),
-    the state string "created", "running", "paused", "exited" (inspect). */
+    the state string "created", "running", "paused", "exited", the id, the
+    exit code, OOMKilled and StartedAt (inspect).  An answer not of the
+    shape podman sends is an error (evr_podman_reply.h). */
 typedef struct {
     evr_rc_t rc;
     const char *msg;
@@ -25,6 +27,8 @@ typedef struct {
     const char *state;
     bool not_found;     /* the container, volume or image does not exist */
     bool exists;        /* create: the name is taken already */
+    bool oom_killed;    /* inspect: State.OOMKilled */
+    uint64_t started_at;    /* inspect: State.StartedAt, wall ns (0: never started) */
 } evr_podman_result_t;
 
 typedef void (evr_podman_fn)(const evr_podman_result_t *r, void *arg);

@@ -8,8 +8,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,12 +292,134 @@ test_resource_read_error(void)
     CHECK(access(out, F_OK) != 0);
 }
 
+/* ------------------------------------------------- bounded memory */
+
+/*  A resource bigger than any buffer the runner should hold, and the most
+    a tar of it may add to the peak resident size: streamed in blocks,
+    its bytes never are in memory at once. */
+#define S_BIG (80u << 20)
+#define S_RSS_SLACK (24u << 20)
+
+/*  The resident size now, in bytes. */
+static uint64_t
+s_rss_now(void)
+{
+    unsigned long pages = 0, resident = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp) {
+        if (fscanf(fp, "%lu %lu", &pages, &resident) != 2)
+            resident = 0;
+        fclose(fp);
+    }
+    return (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
+}
+
+/*  The peak resident size so far, in bytes. */
+static uint64_t
+s_rss_peak(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t) ru.ru_maxrss * 1024u;
+}
+
+/*  out holds one regular file entry named name of size bytes, all zero. */
+static bool
+s_tar_holds(const char *out, const char *name, uint64_t size)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    struct archive_entry *e;
+    bool ok = archive_read_open_filename(a, out, 65536) == ARCHIVE_OK
+              && archive_read_next_header(a, &e) == ARCHIVE_OK
+              && strcmp(archive_entry_pathname(e), name) == 0
+              && (uint64_t) archive_entry_size(e) == size;
+    char buf[65536];
+    la_ssize_t n;
+    uint64_t got = 0;
+    while (ok && (n = archive_read_data(a, buf, sizeof buf)) > 0) {
+        for (la_ssize_t i = 0; i < n; i++)
+            ok &= buf[i] == 0;
+        got += (uint64_t) n;
+    }
+    ok = ok && got == size && archive_read_next_header(a, &e) == ARCHIVE_EOF;
+    archive_read_free(a);
+    return ok;
+}
+
+static void
+test_resource_big_plain_bounded(void)
+{
+    /* a download of 80 MiB that is no tar (a sparse file: cheap to make,
+       read as zeros) becomes the tar to upload without its bytes being
+       held: the peak resident size grows by far less than the file */
+    char plain[128], out[128];
+    snprintf(plain, sizeof plain, "%s/big.bin", s_dir);
+    snprintf(out, sizeof out, "%s/big.out.tar", s_dir);
+    int fd = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, S_BIG) == 0);
+    close(fd);
+    uint64_t before = s_rss_now();
+    evr_err_t err;
+    CHECK(evr_resource_tar(plain, "data/big.bin", S_BIG, out, &err) == EVR_OK);
+    uint64_t grew = s_rss_peak() > before ? s_rss_peak() - before : 0;
+    fprintf(stderr, "  80 MiB plain: peak resident size grew by %llu KiB\n",
+            (unsigned long long) (grew >> 10));
+    CHECK(grew < S_RSS_SLACK);
+    CHECK(s_tar_holds(out, "data/big.bin", S_BIG));
+    CHECK(evr_resource_tar(plain, "data/big.bin", S_BIG - 1, out, &err) == EVR_ERR_LIMIT);
+    unlink(plain);
+    unlink(out);
+}
+
+static void
+test_resource_big_tar_gz_bounded(void)
+{
+    /* a gzip-compressed tar of 80 KiB inflating to an 80 MiB entry: read
+       in blocks, inflated and re-rooted entry by entry, never whole */
+    char tgz[128], out[128];
+    snprintf(tgz, sizeof tgz, "%s/big.tar.gz", s_dir);
+    snprintf(out, sizeof out, "%s/big.tgz.out.tar", s_dir);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    archive_write_set_filter_option(a, "gzip", "compression-level", "1");
+    archive_write_open_filename(a, tgz);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "./zeros.bin");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, S_BIG);
+    archive_write_header(a, e);
+    static char zeros[1 << 16];
+    for (uint32_t left = S_BIG; left; left -= sizeof zeros)
+        archive_write_data(a, zeros, sizeof zeros);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    struct stat sb;
+    CHECK(stat(tgz, &sb) == 0 && sb.st_size < (1 << 20));
+    uint64_t before = s_rss_now();
+    evr_err_t err;
+    CHECK(evr_resource_tar(tgz, "src", S_BIG, out, &err) == EVR_OK);
+    uint64_t grew = s_rss_peak() > before ? s_rss_peak() - before : 0;
+    fprintf(stderr, "  80 MiB tar.gz: peak resident size grew by %llu KiB\n",
+            (unsigned long long) (grew >> 10));
+    CHECK(grew < S_RSS_SLACK);
+    CHECK(s_tar_holds(out, "src/zeros.bin", S_BIG));
+    unlink(tgz);
+    unlink(out);
+}
+
 int
 main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/evr-test-artifact-XXXXXX");
     if (!mkdtemp(s_dir))
         return 2;
+    /* first: the peak resident size is not raised yet by other tests */
+    EVR_TEST_RUN(test_resource_big_plain_bounded);
+    EVR_TEST_RUN(test_resource_big_tar_gz_bounded);
     EVR_TEST_RUN(test_unpack_ok);
     EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);

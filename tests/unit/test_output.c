@@ -138,6 +138,10 @@ test_podman_message(void)
     const char *small = "{\"message\":\"no such container\"}";
     CHECK(!evr_podman_message(small, strlen(small), buf, sizeof buf));
     CHECK_STR(buf, "no such container");
+    /* a body that is no JSON, nor UTF-8, with a NUL: valid UTF-8 all
+       through, for the events it goes into */
+    CHECK(!evr_podman_message("bad \xff gate\0way\n", 15, buf, sizeof buf));
+    CHECK_STR(buf, "bad ? gate?way");
 }
 
 int
