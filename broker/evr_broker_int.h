@@ -7,7 +7,7 @@
 
 #include "evr_broker.h"
 #include "evr_bus.h"
-#include "evr_curve.h"
+#include "evr_zap.h"
 #include "evr_store.h"
 
 /*  Runner ids the broker keeps at most: past it a hello with a new id
