@@ -2,7 +2,8 @@
 
     Requests are answered in the order they come; streams (jobs, runners,
     history) are a run of messages closed by `end`.  Queue work lives in
-    evr_queue.c, runner sessions and event ingestion in evr_runners.c.
+    evr_queue.c, runner sessions and event ingestion in evr_runners.c, the
+    jobs of lost runners in evr_lease.c.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,7 +108,7 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
                                  &b->store, err);
     if (!rc)
-        rc = evr_bq_load(b, err);
+        rc = evr_queue_load(b, err);
     if (!rc)
         rc = evr_lease_load(b, err);
     bool made = false;
@@ -156,8 +157,8 @@ evr_broker_destroy(evr_broker_t **self_p)
     zsock_destroy(&b->pub);
     evr_zap_destroy(&b->zap);
     while (b->jobs)
-        evr_bq_remove(b, b->jobs);
-    evr_br_free_all(b);
+        evr_queue_remove(b, b->jobs);
+    evr_runners_free_all(b);
     evr_lease_free(b);
     evr_store_destroy(&b->store);
     free(b);
@@ -173,7 +174,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
-    s_bjob_t *j = evr_bq_find(b, id);
+    evr_queue_job_t *j = evr_queue_find(b, id);
     if (j && j->state != B_ACTIVE) {
         m->job = evr_strdup(j->id);
         m->pipeline = evr_strdup(j->pipeline);
@@ -196,7 +197,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
     m->reason = pj.reason ? evr_strdup(pj.reason) : NULL;
     m->steps_total = pj.steps.n;
     m->steps_done = evr_job_steps_done(&pj);
-    m->created = evr_bq_created(b, pj.id, pj.created);   /* the submit time */
+    m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
     evr_rec_free(&evr_job_type, &pj);
@@ -268,7 +269,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         free(l.ids);
         return;
     }
-    for (s_bjob_t *j = b->jobs; j; j = j->next) {
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
         if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline)))
             continue;
         const char *s = j->state == B_HELD ? "paused" : "queued";
@@ -343,7 +344,7 @@ s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         from = UINT32_MAX;
     evr_rc_t rc = evr_store_job_events(b->store, req->job, (uint32_t) from, s_hist_one, &h,
                                        &err);
-    if (rc == EVR_ERR_NOTFOUND && !evr_bq_find(b, req->job)) {
+    if (rc == EVR_ERR_NOTFOUND && !evr_queue_find(b, req->job)) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
         return;
     }
@@ -365,9 +366,9 @@ static void
 s_runners(evr_broker_t *b, zframe_t *rid)
 {
     uint32_t n = 0;
-    for (s_runner_t *r = b->rlist; r; r = r->next, n++) {
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next, n++) {
         evr_msg_t m;
-        evr_br_describe(b, r, &m);
+        evr_runners_describe(b, r, &m);
         if (evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK) {
             s_cut(b, rid, "runners", n);
             return;
@@ -398,7 +399,7 @@ s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
 /*  A request about a queued job (the broker acts itself); true when it
     answered. */
 static bool
-s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t *j)
+s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue_job_t *j)
 {
     evr_err_t err;
     const char *reason = req->reason ? req->reason : "cancelled by a user";
@@ -410,7 +411,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
             j->cancel_reason = evr_strdup(reason);
             s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job", j->runner);
         }
-        else if (evr_bq_cancel_queued(b, j, reason, &err))
+        else if (evr_queue_cancel_queued(b, j, reason, &err))
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         else
             s_ok(b, rid, req->job, "cancelled while queued");
@@ -429,7 +430,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
             return true;
         }
         j->state = pause ? B_HELD : B_QUEUED;
-        if (evr_bq_persist(b, &j, 1, &err)) {
+        if (evr_queue_persist(b, &j, 1, &err)) {
             evr_broker_fail(b, &err);
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
             return true;
@@ -446,7 +447,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
 static void
 s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
-    s_bjob_t *j = evr_bq_find(b, req->job);
+    evr_queue_job_t *j = evr_queue_find(b, req->job);
     if (j && j->state != B_ACTIVE && s_control_queued(b, rid, req, j))
         return;
     evr_job_t pj = { 0 };
@@ -471,7 +472,7 @@ s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     if (conflict)
         evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s %s (%s)", req->job,
                            conflict, evr_job_status_name(pj.status));
-    else if (!evr_br_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
+    else if (!evr_runners_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
     else
         s_ok(b, rid, req->job, "%s sent to runner %s", command, pj.runner);
@@ -482,9 +483,9 @@ static void
 s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     char why[256];
-    if (!evr_br_find(b, req->runner))
+    if (!evr_runners_find(b, req->runner))
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no runner %s", req->runner);
-    else if (!evr_br_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
+    else if (!evr_runners_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
     else
         s_ok(b, rid, NULL, "runner %s drains: it takes no new jobs and finishes its own",
@@ -499,7 +500,7 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     if (b->opts.verbose)
         evr_broker_log(b, "request %s", evr_msgtype_name(msg->type));
     switch (msg->type) {
-    case EVR_MSG_SUBMIT: evr_bq_submit(b, rid, msg); break;
+    case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
     case EVR_MSG_RESUME: s_control(b, rid, msg); break;
@@ -530,7 +531,7 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
                 evr_bus_send_error(sock, rid, code, "%s", err.msg);
         }
         else if (runners)
-            evr_br_on_message(b, rid, user, &msg);
+            evr_runners_on_message(b, rid, user, &msg);
         else
             s_client(b, rid, &msg);
         evr_msg_clear(&msg);
@@ -588,7 +589,7 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
         zframe_t *f = zframe_recv(b->pub);   /* subscriptions: nothing to do */
         zframe_destroy(&f);
     }
-    evr_bq_dispatch(b);
-    evr_br_beat(b);
+    evr_queue_dispatch(b);
+    evr_runners_beat(b);
     s_sweep(b);
 }
