@@ -135,8 +135,8 @@ test_ingest(void)
     evr_store_destroy(&r);
     /* another source's numbering is its own */
     CHECK(evr_store_source_seq(b, "r2", &high, &err) == EVR_OK && high == 0);
-    evr_verify_t v;
-    CHECK(evr_verify(b, NULL, NULL, &v, &err) == EVR_OK);
+    evr_rebuild_verify_t v;
+    CHECK(evr_rebuild_verify(b, NULL, NULL, &v, &err) == EVR_OK);
     CHECK(v.differences == 0);
     evr_store_destroy(&b);
     /* the source's seq survives a reopen */

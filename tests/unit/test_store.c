@@ -70,10 +70,10 @@ s_print(const char *line, void *arg)
 static int
 s_verify_clean(evr_store_t *st)
 {
-    evr_verify_t v;
+    evr_rebuild_verify_t v;
     evr_err_t err;
     int lines = 0;
-    CHECK(evr_verify(st, s_print, &lines, &v, &err) == EVR_OK);
+    CHECK(evr_rebuild_verify(st, s_print, &lines, &v, &err) == EVR_OK);
     CHECK(v.differences == 0 && lines == 0);
     return (int) v.differences;
 }
@@ -686,8 +686,8 @@ test_retention(void)
         fprintf(stderr, "  %s\n", err.msg);
     CHECK(grc == EVR_OK && !job.compacted && job.status == EVR_JOB_RUNNING);
     evr_rec_free(&evr_job_type, &job);
-    evr_verify_t v;
-    CHECK(evr_verify(st, NULL, NULL, &v, &err) == EVR_OK);
+    evr_rebuild_verify_t v;
+    CHECK(evr_rebuild_verify(st, NULL, NULL, &v, &err) == EVR_OK);
     CHECK(v.differences == 0 && v.compacted == 1 && v.jobs == 2);
     /* the next append continues the seq, never reusing a compacted one */
     uint64_t last;
@@ -730,9 +730,9 @@ test_verify_detects_tampering(void)
     evr_rec_free(&evr_job_type, &job);
 
     CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
-    evr_verify_t ver;
+    evr_rebuild_verify_t ver;
     int lines = 0;
-    CHECK(evr_verify(st, s_print, &lines, &ver, &err) == EVR_OK);
+    CHECK(evr_rebuild_verify(st, s_print, &lines, &ver, &err) == EVR_OK);
     CHECK(ver.differences == 2 && lines == 2);   /* status, and steps */
     evr_store_destroy(&st);
     free(a);
@@ -760,8 +760,8 @@ test_reader_beside_writer(void)
                 bad++;
                 continue;
             }
-            evr_verify_t v;
-            if (evr_verify(r, NULL, NULL, &v, &e) || v.differences || v.events == 0)
+            evr_rebuild_verify_t v;
+            if (evr_rebuild_verify(r, NULL, NULL, &v, &e) || v.differences || v.events == 0)
                 bad++;
             evr_store_destroy(&r);
         }
