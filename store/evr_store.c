@@ -120,7 +120,7 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
     return EVR_OK;
 }
 
-/*  Opens the four databases and checks (or writes) the format. */
+/*  Opens the six databases and checks (or writes) the format. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {

@@ -1,6 +1,6 @@
 /*  evr_store.h: the LMDB event log of one process (DESIGN §5).
 
-    One environment per state directory, four databases:
+    One environment per state directory, six databases:
       events   u64 big-endian seq -> msgpack event
       by_job   job id (26 bytes) + u32 big-endian per-job seq -> u64 seq
       jobs     job id -> msgpack projection (evr_job_t)

@@ -1,6 +1,7 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
-    log), evr_retain.c (retention) and evr_archive.c (sources and the
-    key-value table).  Not for use outside store/.
+    log, and the helpers every write and every walk goes through),
+    evr_retain.c (retention) and evr_archive.c (sources and the key-value
+    table).  Not for use outside store/.
 */
 #ifndef EVR_STORE_INT_H_INCLUDED
 #define EVR_STORE_INT_H_INCLUDED
