@@ -33,23 +33,13 @@ _Static_assert((uint64_t) S_PUB_SNDHWM * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD)
                "a subscriber's queue of the largest publications must fit the shared budget");
 
 void
-evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
-{
-    (void) b;
-    va_list ap;
-    va_start(ap, fmt);
-    evr_vlog("evrun-broker", fmt, ap);
-    va_end(ap);
-}
-
-void
 evr_broker_fail(evr_broker_t *b, const evr_err_t *err)
 {
     if (b->failure)
         return;
     b->failure = EVR_ERR_STORE;
     snprintf(b->failmsg, sizeof b->failmsg, "%s", err->msg);
-    evr_broker_log(b, "store failure: %s", err->msg);
+    evr_broker_error(b, "store failure: %s", err->msg);
 }
 
 evr_rc_t
@@ -130,11 +120,11 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         evr_flow_attach(b->pub, false, S_PUB_BYTES, 0);
     }
     if (!rc && b->zap)
-        evr_broker_log(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
-                       "admit a runner's or client's key by copying its public certificate "
-                       "into %s/runners/ or %s/clients/", evr_zap_public(b->zap),
-                       evr_zap_cert_path(b->zap), made ? " (made now)" : "", opts->curve_dir,
-                       opts->curve_dir);
+        evr_broker_info(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
+                        "admit a runner's or client's key by copying its public certificate "
+                        "into %s/runners/ or %s/clients/", evr_zap_public(b->zap),
+                        evr_zap_cert_path(b->zap), made ? " (made now)" : "", opts->curve_dir,
+                        opts->curve_dir);
     if (rc) {
         evr_broker_destroy(&b);
         return rc;
@@ -497,8 +487,7 @@ s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 static void
 s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
-    if (b->opts.verbose)
-        evr_broker_log(b, "request %s", evr_msgtype_name(msg->type));
+    evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     switch (msg->type) {
     case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
     case EVR_MSG_CANCEL:
@@ -542,7 +531,7 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
 static void
 s_zap_log(void *arg, const char *line)
 {
-    evr_broker_log(arg, "%s", line);
+    evr_broker_warn(arg, "%s", line);
 }
 
 /*  Once a second: forgets the client connections with nothing queued and
@@ -558,15 +547,15 @@ s_sweep(evr_broker_t *b)
     uint64_t answers = evr_flow_sweep(b->clients, &peers);
     uint64_t pubs = evr_flow_sweep(b->pub, &subs);
     if (answers)
-        evr_broker_log(b, "%llu answer%s dropped: client connections that do not read past "
-                       "%u MiB queued (%zu connection%s holding %zu bytes)",
-                       (unsigned long long) answers, answers == 1 ? "" : "s",
-                       S_CLIENT_BYTES >> 20, peers, peers == 1 ? "" : "s",
-                       evr_flow_queued(b->clients));
+        evr_broker_warn(b, "%llu answer%s dropped: client connections that do not read past "
+                        "%u MiB queued (%zu connection%s holding %zu bytes)",
+                        (unsigned long long) answers, answers == 1 ? "" : "s",
+                        S_CLIENT_BYTES >> 20, peers, peers == 1 ? "" : "s",
+                        evr_flow_queued(b->clients));
     if (pubs)
-        evr_broker_log(b, "%llu publication%s dropped: subscribers that do not read hold "
-                       "%zu bytes (limit %u MiB)", (unsigned long long) pubs,
-                       pubs == 1 ? "" : "s", evr_flow_queued(b->pub), S_PUB_BYTES >> 20);
+        evr_broker_warn(b, "%llu publication%s dropped: subscribers that do not read hold "
+                        "%zu bytes (limit %u MiB)", (unsigned long long) pubs,
+                        pubs == 1 ? "" : "s", evr_flow_queued(b->pub), S_PUB_BYTES >> 20);
 }
 
 void

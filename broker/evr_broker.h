@@ -35,7 +35,6 @@ typedef struct {
                                    forgotten (0: only when room is needed) */
     const char *curve_dir;      /* keys for tcp:// endpoints (evr_zap.h) */
     bool nosync;                /* no fsync (tests and benchmarks only) */
-    bool verbose;               /* log every request on stderr */
 } evr_broker_opts_t;
 
 /*  Opens the store, takes up the queue it holds and binds the sockets.

@@ -9,8 +9,9 @@
 
 #include "evr_broker.h"
 #include "evr_bus.h"
-#include "evr_zap.h"
+#include "evr_log.h"
 #include "evr_store.h"
+#include "evr_zap.h"
 
 /*  Runner ids the broker keeps at most: past it a hello with a new id
     makes the broker forget a runner that is neither connected nor holding
@@ -72,8 +73,17 @@ struct evr_broker {
     char failmsg[EVR_ERR_MAX];
 };
 
-void evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/*  The broker's log lines (evr_log.h), by level; formatted only when the
+    level passes the threshold. */
+#define evr_broker_error(b, ...) evr_broker_log_at(b, EVR_LOG_ERROR, __VA_ARGS__)
+#define evr_broker_warn(b, ...) evr_broker_log_at(b, EVR_LOG_WARN, __VA_ARGS__)
+#define evr_broker_info(b, ...) evr_broker_log_at(b, EVR_LOG_INFO, __VA_ARGS__)
+#define evr_broker_debug(b, ...) evr_broker_log_at(b, EVR_LOG_DEBUG, __VA_ARGS__)
+#define evr_broker_log_at(b, level, ...)                                                         \
+    do {                                                                                         \
+        (void) (b);                                                                              \
+        evr_log_at(level, "evrun-broker", __VA_ARGS__);                                          \
+    } while (0)
 /*  Records a store failure (the broker stops serving writes). */
 void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
 

@@ -199,7 +199,7 @@ s_tell_cancel(evr_broker_t *b, evr_runners_session_t *r, evr_lease_job_t *t)
                                    : "the broker took this job from the runner while it was lost";
     if (evr_runners_control(b, r->id, "cancel", t->job, reason, why, sizeof why)) {
         t->told = true;
-        evr_broker_log(b, "job %s: told %s to cancel its copy", t->job, r->id);
+        evr_broker_info(b, "job %s: told %s to cancel its copy", t->job, r->id);
     }
 }
 
@@ -220,7 +220,7 @@ evr_lease_resynced(evr_broker_t *b, evr_runners_session_t *r)
     for (evr_lease_job_t *t = b->taken, *next; t; t = next) {
         next = t->next;
         if (t->kind == 'd' && strcmp(t->runner, r->id) == 0) {
-            evr_broker_log(b, "job %s: %s never accepted it", t->job, r->id);
+            evr_broker_info(b, "job %s: %s never accepted it", t->job, r->id);
             s_forget(b, t->job, r->id);
         }
     }
@@ -274,14 +274,14 @@ evr_lease_dropped(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const 
         bool accepted = evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED;
         if (!drop[i]) {   /* its job.accepted was taken as usual (or came before a refusal) */
             if (accepted && t->kind == 'd') {
-                evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
+                evr_broker_info(b, "job %s: %s accepted it after all", t->job, r->id);
                 s_forget(b, t->job, r->id);
             }
             continue;
         }
         if (evr_event_kind(evs[i]) == EVR_EV_JOB_FINISHED) {
-            evr_broker_log(b, "job %s: %s finished its copy (%s); not stored", t->job, r->id,
-                           evs[i]->data.status ? evs[i]->data.status : "?");
+            evr_broker_info(b, "job %s: %s finished its copy (%s); not stored", t->job, r->id,
+                            evs[i]->data.status ? evs[i]->data.status : "?");
             s_forget(b, evs[i]->job, r->id);
             continue;
         }
@@ -437,8 +437,8 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     }
     evr_queue_add(b, j);
     snprintf(reason + at, rlen - at, "; queued again as %s", dval);
-    evr_broker_log(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
-                   j->pipeline, pj->id);
+    evr_broker_info(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
+                    j->pipeline, pj->id);
 }
 
 /*  Ends the job id with status ("lost": a lost job whose steps retry on
@@ -470,13 +470,13 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         return;
     }
     if (rc == EVR_ERR_NOTFOUND)
-        evr_broker_log(b, "job %s: the archive holds none of its events; dropped", id);
+        evr_broker_warn(b, "job %s: the archive holds none of its events; dropped", id);
     else if (rc)
-        evr_broker_log(b, "job %s: could not be ended %s: %s", id, status, err.msg);
+        evr_broker_error(b, "job %s: could not be ended %s: %s", id, status, err.msg);
     else if (final)
-        evr_broker_log(b, "job %s: finished before the broker could end it %s", id, status);
+        evr_broker_info(b, "job %s: finished before the broker could end it %s", id, status);
     else
-        evr_broker_log(b, "job %s %s: %s", id, status, reason);
+        evr_broker_warn(b, "job %s %s: %s", id, status, reason);
     evr_queue_job_t *j = evr_queue_find(b, id);
     if (j) {
         evr_queue_remove(b, j);
@@ -502,7 +502,7 @@ s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
     }
     /* dispatched, never known accepted: it waits again (a cancel asked
        meanwhile is carried out now) */
-    evr_broker_log(b, "job %s: %s; queued again", j->id, reason);
+    evr_broker_info(b, "job %s: %s; queued again", j->id, reason);
     free(j->runner);
     j->runner = NULL;
     if (j->cancel_pending) {
@@ -574,8 +574,8 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
     unsigned long long seq = (unsigned long long) ev->seq;
     drop[bad] = true;
     if (!ev->job) {
-        evr_broker_log(b, "REFUSED: event seq %llu (%s) of runner %s: %s; dropped, the runner's "
-                       "other events are stored", seq, type, r->id, why);
+        evr_broker_error(b, "REFUSED: event seq %llu (%s) of runner %s: %s; dropped, the runner's "
+                         "other events are stored", seq, type, r->id, why);
         return EVR_OK;
     }
     size_t later = 0;
@@ -597,15 +597,15 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
     char *reason = evr_asprintf("the broker refused event seq %llu (%s) of runner %s: %s; %s",
                                 seq, type, r->id, why, ours ? "the job is ended here"
                                 : "the runner is told to cancel the job");
-    evr_broker_log(b, "REFUSED: job %s: %s (it and %zu later event%s of the job dropped, the "
-                   "runner's other events are stored)", ev->job, reason, later,
-                   later == 1 ? "" : "s");
+    evr_broker_error(b, "REFUSED: job %s: %s (it and %zu later event%s of the job dropped, the "
+                     "runner's other events are stored)", ev->job, reason, later,
+                     later == 1 ? "" : "s");
     rc = EVR_OK;
     char w[256];
     if (ours)
         rc = s_put(b, ev->job, r->id, 'r', reason);
     else if (evr_runners_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
-        evr_broker_log(b, "job %s: told %s to cancel its copy", ev->job, r->id);
+        evr_broker_info(b, "job %s: told %s to cancel its copy", ev->job, r->id);
     free(reason);
     return rc;
 }

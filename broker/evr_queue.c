@@ -117,7 +117,7 @@ static evr_queue_job_t *
 s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 {
     if (len < 11 || p[0] != S_REC_VERSION || p[1] > B_DISPATCHED || len < 11u + p[10]) {
-        evr_broker_log(b, "queue record of %s unreadable: skipped", id);
+        evr_broker_warn(b, "queue record of %s unreadable: skipped", id);
         return NULL;
     }
     evr_msg_t tmp = { 0 };
@@ -125,7 +125,7 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     const char *code, *hdr = "evrun1 submit";
     size_t rl = p[10];
     if (evr_msg_decode(hdr, strlen(hdr), p + 11 + rl, len - 11 - rl, &tmp, &code, &err)) {
-        evr_broker_log(b, "queue record of %s: %s: skipped", id, err.msg);
+        evr_broker_warn(b, "queue record of %s: %s: skipped", id, err.msg);
         return NULL;
     }
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
@@ -397,7 +397,7 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     ok.job = j->id;
     ok.existing = false;
     evr_bus_send(b->clients, rid, &ok, NULL);
-    evr_broker_log(b, "job %s (%s) queued", j->id, j->pipeline);
+    evr_broker_info(b, "job %s (%s) queued", j->id, j->pipeline);
     b->changed = true;
 }
 
@@ -423,8 +423,8 @@ evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
         evr_err_t e2;
         /* when this fails, the next start deletes it (the archive knows the job) */
         if (evr_queue_persist(b, &j, 1, &e2))
-            evr_broker_log(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
-        evr_broker_log(b, "job %s cancelled in the queue: %s", j->id, reason);
+            evr_broker_warn(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
+        evr_broker_info(b, "job %s cancelled in the queue: %s", j->id, reason);
         evr_queue_remove(b, j);
     }
     else
@@ -551,13 +551,13 @@ evr_queue_dispatch(evr_broker_t *b)
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
                         .args = j->submit->args };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
-            evr_broker_log(b, "job %s dispatched to %s", j->id, r->id);
+            evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
             continue;
         }
         /* Not sent (the runner is gone): the job waits again; the runner, if
            alive, is asked to say hello again by its next message. */
-        evr_broker_log(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
-                       r->rid ? err.msg : "not connected");
+        evr_broker_warn(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
+                        r->rid ? err.msg : "not connected");
         zframe_destroy(&r->rid);
         j->state = B_QUEUED;
         free(j->runner);
@@ -580,15 +580,15 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
     if (was_queued) {
         evr_err_t err;
         if (evr_queue_persist(b, &j, 1, &err))
-            evr_broker_log(b, "job %s: queue record not deleted (%s); it is at the next "
-                           "start", j->id, err.msg);
+            evr_broker_warn(b, "job %s: queue record not deleted (%s); it is at the next "
+                            "start", j->id, err.msg);
         evr_msg_destroy(&j->submit);
     }
     if (j->cancel_pending) {
         char why[256];
         j->cancel_pending = false;
         if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
-            evr_broker_log(b, "cancel of %s: %s", j->id, why);
+            evr_broker_warn(b, "cancel of %s: %s", j->id, why);
     }
 }
 
@@ -603,7 +603,7 @@ evr_queue_requeue(evr_broker_t *b, const char *runner)
         j->state = B_QUEUED;
         free(j->runner);
         j->runner = NULL;
-        evr_broker_log(b, "job %s: %s did not take it; queued again", j->id, runner);
+        evr_broker_info(b, "job %s: %s did not take it; queued again", j->id, runner);
         if (j->cancel_pending)
             evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
         else if (evr_queue_persist(b, &j, 1, &err))

@@ -83,9 +83,9 @@ s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high
     }
     if (msg->seq >= *high)
         return true;
-    evr_broker_log(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu of a "
-                   "runner with this id", msg->runner, (unsigned long long) msg->seq,
-                   (unsigned long long) *high);
+    evr_broker_warn(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu of a "
+                    "runner with this id", msg->runner, (unsigned long long) msg->seq,
+                    (unsigned long long) *high);
     evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at seq "
                        "%llu but the broker holds %llu events of a runner with this id (a new "
                        "state directory under an old id?): give it another --id", msg->runner,
@@ -112,8 +112,8 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
         ok = false;
     }
     else if (found && strcmp(held, key) != 0 && evr_zap_admitted(b->zap, "runners", held)) {
-        evr_broker_log(b, "runner %s refused: the id belongs to key %s, this hello came with "
-                       "key %s", msg->runner, held, key);
+        evr_broker_warn(b, "runner %s refused: the id belongs to key %s, this hello came with "
+                        "key %s", msg->runner, held, key);
         evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s belongs to another "
                            "admitted key: give this runner another --id, or remove that key's "
                            "certificate from the broker's curve/runners/ to hand the id over",
@@ -163,9 +163,9 @@ s_forget(evr_broker_t *b, evr_runners_session_t *r, bool timed)
             break;
         }
     uint64_t away = r->lost_at ? (evr_mono_ns() - r->lost_at) / 1000000000ull : 0;
-    evr_broker_log(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
-                   timed ? "lost past forget_ms" : "room for a new runner id",
-                   (unsigned long long) away);
+    evr_broker_info(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
+                    timed ? "lost past forget_ms" : "room for a new runner id",
+                    (unsigned long long) away);
     if (timed) {
         char *k = evr_asprintf("key/%s", r->id);
         evr_store_kv_t op = { k, NULL, 0 };
@@ -263,9 +263,9 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     evr_bus_send(b->runners, rid, &w, NULL);
     r->resync_to = msg->seq;
     r->resynced = false;
-    evr_broker_log(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
-                   "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
-                   (unsigned long long) high);
+    evr_broker_info(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
+                    "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
+                    (unsigned long long) high);
     if (high >= msg->seq)
         s_resynced(b, r);
     s_publish(b, r);
@@ -290,11 +290,11 @@ s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
             b->jobs = j;
         }
         evr_queue_accepted(b, j, r->id);
-        evr_broker_log(b, "job %s accepted by %s", ev->job, r->id);
+        evr_broker_info(b, "job %s accepted by %s", ev->job, r->id);
         s_publish(b, r);
     }
     else if (j) {
-        evr_broker_log(b, "job %s finished: %s", ev->job, ev->data.status);
+        evr_broker_info(b, "job %s finished: %s", ev->job, ev->data.status);
         evr_queue_remove(b, j);
         b->changed = true;
         s_publish(b, r);
@@ -313,7 +313,7 @@ s_events(evr_broker_t *b, zframe_t *rid, evr_runners_session_t *r, evr_msg_t *ms
     evr_err_t err;
     evr_rc_t rc = evr_lease_ingest(b, r, evs, &drop, n, &err);   /* refused events out */
     if (rc) {
-        evr_broker_log(b, "events of %s refused: %s", r->id, err.msg);
+        evr_broker_error(b, "events of %s refused: %s", r->id, err.msg);
         if (rc == EVR_ERR_STORE)
             evr_broker_fail(b, &err);
         evr_bus_send_error(b->runners, rid, rc == EVR_ERR_STORE ? EVR_CODE_INTERNAL
@@ -360,7 +360,7 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     if (r->lost) {
         r->lost = false;
         r->lost_at = 0;
-        evr_broker_log(b, "runner %s is back", r->id);
+        evr_broker_info(b, "runner %s is back", r->id);
         evr_lease_back(b, r);
         s_publish(b, r);
         b->changed = true;
@@ -394,8 +394,8 @@ evr_runners_beat(evr_broker_t *b)
         if (!r->lost && (!r->rid || now - r->seen > (uint64_t) b->opts.lease_ms * 1000000ull)) {
             r->lost = true;
             r->lost_at = now;
-            evr_broker_log(b, "runner %s lost: %s", r->id, r->rid ? "silent past its lease"
-                                                                   : "its connection is gone");
+            evr_broker_warn(b, "runner %s lost: %s", r->id, r->rid ? "silent past its lease"
+                                                                    : "its connection is gone");
             s_publish(b, r);
         }
         if (!r->lost)
