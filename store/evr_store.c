@@ -239,7 +239,8 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         envflags |= MDB_NOSYNC;
     rc = mdb_env_open(self->env, dir, envflags, 0600);
     if (rc) {
-        erc = evr_store_mdb_err(err, "mdb_env_open", rc);
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_open: %s", dir,
+                          mdb_strerror(rc));
         evr_store_destroy(&self);
         return erc;
     }

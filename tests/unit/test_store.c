@@ -155,6 +155,16 @@ test_open(void)
     mkdir(empty, 0700);
     CHECK(evr_store_open(empty, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "no evrun store here");
+    /* a data.mdb that is no LMDB file: the message names the directory */
+    char *junk = evr_asprintf("%s/data.mdb", empty);
+    FILE *fp = fopen(junk, "w");
+    fputs("not an lmdb file\n", fp);
+    fclose(fp);
+    CHECK(evr_store_open(empty, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
+    char *want = evr_asprintf("store: %s: mdb_env_open: MDB_INVALID", empty);
+    CHECK_CONTAINS(err.msg, want);
+    free(want);
+    free(junk);
     free(empty);
     free(foreign);
     free(dir);
