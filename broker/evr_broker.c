@@ -2,7 +2,8 @@
 
     Requests are answered in the order they come; streams (jobs, runners,
     history) are a run of messages closed by `end`.  Queue work lives in
-    evr_queue.c, runner sessions and event ingestion in evr_runners.c.
+    evr_queue.c, runner sessions and event ingestion in evr_runners.c, the
+    jobs of lost runners in evr_lease.c.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,23 +33,13 @@ _Static_assert((uint64_t) S_PUB_SNDHWM * (EVR_PUB_MAX_BYTES + EVR_FLOW_OVERHEAD)
                "a subscriber's queue of the largest publications must fit the shared budget");
 
 void
-evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
-{
-    (void) b;
-    va_list ap;
-    va_start(ap, fmt);
-    evr_vlog("evrun-broker", fmt, ap);
-    va_end(ap);
-}
-
-void
 evr_broker_fail(evr_broker_t *b, const evr_err_t *err)
 {
     if (b->failure)
         return;
     b->failure = EVR_ERR_STORE;
     snprintf(b->failmsg, sizeof b->failmsg, "%s", err->msg);
-    evr_broker_log(b, "store failure: %s", err->msg);
+    evr_broker_error(b, "store failure: %s", err->msg);
 }
 
 evr_rc_t
@@ -107,7 +98,7 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
                                  &b->store, err);
     if (!rc)
-        rc = evr_bq_load(b, err);
+        rc = evr_queue_load(b, err);
     if (!rc)
         rc = evr_lease_load(b, err);
     bool made = false;
@@ -129,11 +120,11 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         evr_flow_attach(b->pub, false, S_PUB_BYTES, 0);
     }
     if (!rc && b->zap)
-        evr_broker_log(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
-                       "admit a runner's or client's key by copying its public certificate "
-                       "into %s/runners/ or %s/clients/", evr_zap_public(b->zap),
-                       evr_zap_cert_path(b->zap), made ? " (made now)" : "", opts->curve_dir,
-                       opts->curve_dir);
+        evr_broker_info(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
+                        "admit a runner's or client's key by copying its public certificate "
+                        "into %s/runners/ or %s/clients/", evr_zap_public(b->zap),
+                        evr_zap_cert_path(b->zap), made ? " (made now)" : "", opts->curve_dir,
+                        opts->curve_dir);
     if (rc) {
         evr_broker_destroy(&b);
         return rc;
@@ -156,8 +147,8 @@ evr_broker_destroy(evr_broker_t **self_p)
     zsock_destroy(&b->pub);
     evr_zap_destroy(&b->zap);
     while (b->jobs)
-        evr_bq_remove(b, b->jobs);
-    evr_br_free_all(b);
+        evr_queue_remove(b, b->jobs);
+    evr_runners_free_all(b);
     evr_lease_free(b);
     evr_store_destroy(&b->store);
     free(b);
@@ -173,7 +164,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
-    s_bjob_t *j = evr_bq_find(b, id);
+    evr_queue_job_t *j = evr_queue_find(b, id);
     if (j && j->state != B_ACTIVE) {
         m->job = evr_strdup(j->id);
         m->pipeline = evr_strdup(j->pipeline);
@@ -196,7 +187,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
     m->reason = pj.reason ? evr_strdup(pj.reason) : NULL;
     m->steps_total = pj.steps.n;
     m->steps_done = evr_job_steps_done(&pj);
-    m->created = evr_bq_created(b, pj.id, pj.created);   /* the submit time */
+    m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
     evr_rec_free(&evr_job_type, &pj);
@@ -268,7 +259,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         free(l.ids);
         return;
     }
-    for (s_bjob_t *j = b->jobs; j; j = j->next) {
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
         if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline)))
             continue;
         const char *s = j->state == B_HELD ? "paused" : "queued";
@@ -343,7 +334,7 @@ s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         from = UINT32_MAX;
     evr_rc_t rc = evr_store_job_events(b->store, req->job, (uint32_t) from, s_hist_one, &h,
                                        &err);
-    if (rc == EVR_ERR_NOTFOUND && !evr_bq_find(b, req->job)) {
+    if (rc == EVR_ERR_NOTFOUND && !evr_queue_find(b, req->job)) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
         return;
     }
@@ -365,9 +356,9 @@ static void
 s_runners(evr_broker_t *b, zframe_t *rid)
 {
     uint32_t n = 0;
-    for (s_runner_t *r = b->rlist; r; r = r->next, n++) {
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next, n++) {
         evr_msg_t m;
-        evr_br_describe(b, r, &m);
+        evr_runners_describe(b, r, &m);
         if (evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK) {
             s_cut(b, rid, "runners", n);
             return;
@@ -398,7 +389,7 @@ s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
 /*  A request about a queued job (the broker acts itself); true when it
     answered. */
 static bool
-s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t *j)
+s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue_job_t *j)
 {
     evr_err_t err;
     const char *reason = req->reason ? req->reason : "cancelled by a user";
@@ -410,7 +401,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
             j->cancel_reason = evr_strdup(reason);
             s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job", j->runner);
         }
-        else if (evr_bq_cancel_queued(b, j, reason, &err))
+        else if (evr_queue_cancel_queued(b, j, reason, &err))
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         else
             s_ok(b, rid, req->job, "cancelled while queued");
@@ -429,7 +420,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
             return true;
         }
         j->state = pause ? B_HELD : B_QUEUED;
-        if (evr_bq_persist(b, &j, 1, &err)) {
+        if (evr_queue_persist(b, &j, 1, &err)) {
             evr_broker_fail(b, &err);
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
             return true;
@@ -446,7 +437,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, s_bjob_t 
 static void
 s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
-    s_bjob_t *j = evr_bq_find(b, req->job);
+    evr_queue_job_t *j = evr_queue_find(b, req->job);
     if (j && j->state != B_ACTIVE && s_control_queued(b, rid, req, j))
         return;
     evr_job_t pj = { 0 };
@@ -471,7 +462,7 @@ s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     if (conflict)
         evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s %s (%s)", req->job,
                            conflict, evr_job_status_name(pj.status));
-    else if (!evr_br_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
+    else if (!evr_runners_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
     else
         s_ok(b, rid, req->job, "%s sent to runner %s", command, pj.runner);
@@ -482,9 +473,9 @@ static void
 s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     char why[256];
-    if (!evr_br_find(b, req->runner))
+    if (!evr_runners_find(b, req->runner))
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no runner %s", req->runner);
-    else if (!evr_br_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
+    else if (!evr_runners_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
     else
         s_ok(b, rid, NULL, "runner %s drains: it takes no new jobs and finishes its own",
@@ -496,10 +487,9 @@ s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 static void
 s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
-    if (b->opts.verbose)
-        evr_broker_log(b, "request %s", evr_msgtype_name(msg->type));
+    evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     switch (msg->type) {
-    case EVR_MSG_SUBMIT: evr_bq_submit(b, rid, msg); break;
+    case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
     case EVR_MSG_RESUME: s_control(b, rid, msg); break;
@@ -530,7 +520,7 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
                 evr_bus_send_error(sock, rid, code, "%s", err.msg);
         }
         else if (runners)
-            evr_br_on_message(b, rid, user, &msg);
+            evr_runners_on_message(b, rid, user, &msg);
         else
             s_client(b, rid, &msg);
         evr_msg_clear(&msg);
@@ -541,7 +531,7 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
 static void
 s_zap_log(void *arg, const char *line)
 {
-    evr_broker_log(arg, "%s", line);
+    evr_broker_warn(arg, "%s", line);
 }
 
 /*  Once a second: forgets the client connections with nothing queued and
@@ -557,15 +547,15 @@ s_sweep(evr_broker_t *b)
     uint64_t answers = evr_flow_sweep(b->clients, &peers);
     uint64_t pubs = evr_flow_sweep(b->pub, &subs);
     if (answers)
-        evr_broker_log(b, "%llu answer%s dropped: client connections that do not read past "
-                       "%u MiB queued (%zu connection%s holding %zu bytes)",
-                       (unsigned long long) answers, answers == 1 ? "" : "s",
-                       S_CLIENT_BYTES >> 20, peers, peers == 1 ? "" : "s",
-                       evr_flow_queued(b->clients));
+        evr_broker_warn(b, "%llu answer%s dropped: client connections that do not read past "
+                        "%u MiB queued (%zu connection%s holding %zu bytes)",
+                        (unsigned long long) answers, answers == 1 ? "" : "s",
+                        S_CLIENT_BYTES >> 20, peers, peers == 1 ? "" : "s",
+                        evr_flow_queued(b->clients));
     if (pubs)
-        evr_broker_log(b, "%llu publication%s dropped: subscribers that do not read hold "
-                       "%zu bytes (limit %u MiB)", (unsigned long long) pubs,
-                       pubs == 1 ? "" : "s", evr_flow_queued(b->pub), S_PUB_BYTES >> 20);
+        evr_broker_warn(b, "%llu publication%s dropped: subscribers that do not read hold "
+                        "%zu bytes (limit %u MiB)", (unsigned long long) pubs,
+                        pubs == 1 ? "" : "s", evr_flow_queued(b->pub), S_PUB_BYTES >> 20);
 }
 
 void
@@ -588,7 +578,7 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
         zframe_t *f = zframe_recv(b->pub);   /* subscriptions: nothing to do */
         zframe_destroy(&f);
     }
-    evr_bq_dispatch(b);
-    evr_br_beat(b);
+    evr_queue_dispatch(b);
+    evr_runners_beat(b);
     s_sweep(b);
 }

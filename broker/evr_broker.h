@@ -33,9 +33,8 @@ typedef struct {
                                    (0: never) */
     uint32_t forget_ms;         /* a runner lost this long, holding no job, is
                                    forgotten (0: only when room is needed) */
-    const char *curve_dir;      /* keys for tcp:// endpoints (evr_curve.h) */
+    const char *curve_dir;      /* keys for tcp:// endpoints (evr_zap.h) */
     bool nosync;                /* no fsync (tests and benchmarks only) */
-    bool verbose;               /* log every request on stderr */
 } evr_broker_opts_t;
 
 /*  Opens the store, takes up the queue it holds and binds the sockets.

@@ -1,14 +1,17 @@
 /*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
     (sockets, loop, client requests), evr_queue.c (the durable queue and
-    dispatch) and evr_runners.c (runner sessions and event ingestion).
+    dispatch: evr_queue_*), evr_runners.c (runner sessions and event
+    ingestion: evr_runners_*) and evr_lease.c (the jobs of runners that do
+    not come back: evr_lease_*).
 */
 #ifndef EVR_BROKER_INT_H_INCLUDED
 #define EVR_BROKER_INT_H_INCLUDED
 
 #include "evr_broker.h"
 #include "evr_bus.h"
-#include "evr_curve.h"
+#include "evr_log.h"
 #include "evr_store.h"
+#include "evr_zap.h"
 
 /*  Runner ids the broker keeps at most: past it a hello with a new id
     makes the broker forget a runner that is neither connected nor holding
@@ -22,22 +25,22 @@ typedef enum {
     B_HELD,         /* paused while waiting */
     B_DISPATCHED,   /* sent to a runner, job.accepted not stored yet */
     B_ACTIVE,       /* accepted by its runner, not finished */
-} s_bstate_t;
+} evr_queue_state_t;
 
-typedef struct s_bjob {
+typedef struct evr_queue_job {
     char id[EVR_ULID_LEN + 1];
     char *pipeline;
-    s_bstate_t state;
+    evr_queue_state_t state;
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
     evr_strlist_t labels;   /* the spec's and the submit's */
     bool cancel_pending;    /* cancel asked while dispatched */
     char *cancel_reason;
-    struct s_bjob *next;
-} s_bjob_t;
+    struct evr_queue_job *next;
+} evr_queue_job_t;
 
-typedef struct s_runner {
+typedef struct evr_runners_session {
     char *id;
     zframe_t *rid;          /* routing id of its connection; NULL: gone */
     evr_strlist_t labels;
@@ -48,20 +51,20 @@ typedef struct s_runner {
     bool resynced;          /* the broker holds its log up to resync_to */
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
-    struct s_runner *next;
-} s_runner_t;
+    struct evr_runners_session *next;
+} evr_runners_session_t;
 
 /*  A job taken from a lost runner (evr_lease.c). */
-typedef struct s_taken s_taken_t;
+typedef struct evr_lease_job evr_lease_job_t;
 
 struct evr_broker {
     evr_broker_opts_t opts;
     evr_store_t *store;
     zsock_t *clients, *runners, *pub;
     evr_zap_t *zap;         /* CURVE on tcp:// endpoints; NULL: none */
-    s_bjob_t *jobs;         /* not finished, in submission order */
-    s_runner_t *rlist;
-    s_taken_t *taken;       /* (job, runner) pairs taken from lost runners */
+    evr_queue_job_t *jobs;  /* not finished, in submission order */
+    evr_runners_session_t *rlist;
+    evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
     uint64_t next_beat;     /* mono ns */
     uint64_t next_sweep;    /* mono ns: the next look at the client flows */
@@ -70,61 +73,71 @@ struct evr_broker {
     char failmsg[EVR_ERR_MAX];
 };
 
-void evr_broker_log(const evr_broker_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/*  The broker's log lines (evr_log.h), by level; formatted only when the
+    level passes the threshold. */
+#define evr_broker_error(b, ...) evr_broker_log_at(b, EVR_LOG_ERROR, __VA_ARGS__)
+#define evr_broker_warn(b, ...) evr_broker_log_at(b, EVR_LOG_WARN, __VA_ARGS__)
+#define evr_broker_info(b, ...) evr_broker_log_at(b, EVR_LOG_INFO, __VA_ARGS__)
+#define evr_broker_debug(b, ...) evr_broker_log_at(b, EVR_LOG_DEBUG, __VA_ARGS__)
+#define evr_broker_log_at(b, level, ...)                                                         \
+    do {                                                                                         \
+        (void) (b);                                                                              \
+        evr_log_at(level, "evrun-broker", __VA_ARGS__);                                          \
+    } while (0)
 /*  Records a store failure (the broker stops serving writes). */
 void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
 
 /* evr_queue.c */
-s_bjob_t *evr_bq_find(const evr_broker_t *b, const char *id);
-void evr_bq_free(s_bjob_t *j);
+evr_queue_job_t *evr_queue_find(const evr_broker_t *b, const char *id);
+void evr_queue_free(evr_queue_job_t *j);
 /*  Unlinks and frees j. */
-void evr_bq_remove(evr_broker_t *b, s_bjob_t *j);
+void evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j);
 /*  Takes up the queue and the running jobs from the store at start. */
-evr_rc_t evr_bq_load(evr_broker_t *b, evr_err_t *err);
+evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
 /*  submit: answers the client itself. */
-void evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
-/*  A queued job of a submit message (taken, its args bound); evr_bq_add
+void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
-    evr_bq_record gives key and value, caller frees the value). */
-s_bjob_t *evr_bq_new(evr_msg_t *submit, uint64_t created);
-void evr_bq_add(evr_broker_t *b, s_bjob_t *j);
-void evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len);
+    evr_queue_record gives key and value, caller frees the value). */
+evr_queue_job_t *evr_queue_new(evr_msg_t *submit, uint64_t created);
+void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
+void evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val,
+                      size_t *len);
 /*  Persists j (state, runner) in the queue table; a job in state
     B_ACTIVE has left the queue: its record is deleted and its submit time
-    kept (evr_bq_created). */
-evr_rc_t evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err);
+    kept (evr_queue_created). */
+evr_rc_t evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_err_t *err);
 /*  The submit time of job id kept when it left the queue, or fallback
     when the store has none (a job older than that record). */
-uint64_t evr_bq_created(evr_broker_t *b, const char *id, uint64_t fallback);
+uint64_t evr_queue_created(evr_broker_t *b, const char *id, uint64_t fallback);
 /*  Ends a job that never reached a runner: stores job.accepted and
     job.finished{cancelled, reason}, publishes them, drops it. */
-evr_rc_t evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason,
-                              evr_err_t *err);
+evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
+                                 evr_err_t *err);
 /*  Sends every queued job it can to a runner with credit and labels. */
-void evr_bq_dispatch(evr_broker_t *b);
+void evr_queue_dispatch(evr_broker_t *b);
 /*  Jobs assigned to runner r (dispatched or active). */
-uint32_t evr_bq_assigned(const evr_broker_t *b, const char *runner);
+uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
 /*  The job has left the queue (its job.accepted is stored). */
-void evr_bq_accepted(evr_broker_t *b, s_bjob_t *j, const char *runner);
+void evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner);
 /*  The runner did not take its dispatched jobs (resync found no
     job.accepted): they wait again. */
-void evr_bq_requeue(evr_broker_t *b, const char *runner);
+void evr_queue_requeue(evr_broker_t *b, const char *runner);
 
 /* evr_runners.c */
-s_runner_t *evr_br_find(const evr_broker_t *b, const char *id);
+evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);
 /*  A runner's message; key: its CURVE key ("" on ipc://). */
-void evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg);
-void evr_br_beat(evr_broker_t *b);
+void evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg);
+void evr_runners_beat(evr_broker_t *b);
 /*  Forgets the runners lost for forget_ms that hold no job (each beat). */
-void evr_br_forget(evr_broker_t *b);
+void evr_runners_forget(evr_broker_t *b);
 /*  Fills a `runner` message for r (strings borrowed). */
-void evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m);
+void evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r, evr_msg_t *m);
 /*  Sends control to the runner of a job; false (with a reason for the
     client) when it is not connected. */
-bool evr_br_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
-                    const char *reason, char *why, size_t whylen);
-void evr_br_free_all(evr_broker_t *b);
+bool evr_runners_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
+                         const char *reason, char *why, size_t whylen);
+void evr_runners_free_all(evr_broker_t *b);
 
 /* evr_lease.c */
 /*  Loads the jobs taken from lost runners (and notes the start time). */
@@ -136,23 +149,23 @@ void evr_lease_check(evr_broker_t *b);
 bool evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner);
 /*  Runner r is back: it is told to cancel each job taken from it that it
     may hold. */
-void evr_lease_back(evr_broker_t *b, s_runner_t *r);
+void evr_lease_back(evr_broker_t *b, evr_runners_session_t *r);
 /*  The broker holds r's log up to its hello: jobs taken from r that it
     never accepted are no longer kept from it. */
-void evr_lease_resynced(evr_broker_t *b, s_runner_t *r);
+void evr_lease_resynced(evr_broker_t *b, evr_runners_session_t *r);
 /*  Which of r's events are of jobs taken from it (NULL: none); caller
     frees.  A job.accepted of a job still waiting in the queue is not. */
-bool *evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n);
+bool *evr_lease_drops(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, size_t n);
 /*  Stores r's events (evr_store_ingest) with *drop; an event the archive
     refuses for what it says is taken out (evr_lease.c), *drop allocated
     when needed (caller frees), and the rest stored.  Errors as
     evr_store_ingest's: a gap or a store failure refuses what is left. */
-evr_rc_t evr_lease_ingest(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool **drop,
-                          size_t n, evr_err_t *err);
+evr_rc_t evr_lease_ingest(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
+                          bool **drop, size_t n, evr_err_t *err);
 /*  After an ingest with drop: jobs whose events were refused are ended
     failed, the runner is told to cancel those jobs; a dropped job.finished
     ends the record. */
-void evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs,
+void evr_lease_dropped(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
                        const bool *drop, size_t n);
 
 #endif

@@ -50,16 +50,16 @@
 /*  Jobs taken per heartbeat: a broker with many lost jobs stays responsive. */
 #define S_PER_BEAT 64
 
-struct s_taken {
+struct evr_lease_job {
     char job[EVR_ULID_LEN + 1];
     char kind;          /* 'a': the runner may hold a copy; 'd': dispatched only */
     bool told;          /* cancel sent since the runner came back */
     char *runner;
     char *reason;       /* kind 'r': to end the job failed with */
-    struct s_taken *next;
+    struct evr_lease_job *next;
 };
 
-static void s_end_refused(evr_broker_t *b, s_taken_t *t);
+static void s_end_refused(evr_broker_t *b, evr_lease_job_t *t);
 
 static void
 s_key(char *buf, size_t len, const char *job, const char *runner)
@@ -67,10 +67,10 @@ s_key(char *buf, size_t len, const char *job, const char *runner)
     snprintf(buf, len, S_PREFIX "%s/%s", job, runner);
 }
 
-static s_taken_t *
+static evr_lease_job_t *
 s_find(const evr_broker_t *b, const char *job, const char *runner)
 {
-    for (s_taken_t *t = b->taken; t; t = t->next)
+    for (evr_lease_job_t *t = b->taken; t; t = t->next)
         if (strcmp(t->job, job) == 0 && strcmp(t->runner, runner) == 0)
             return t;
     return NULL;
@@ -92,7 +92,7 @@ s_put(evr_broker_t *b, const char *job, const char *runner, char kind, const cha
         evr_broker_fail(b, &err);
         return EVR_ERR_STORE;
     }
-    s_taken_t *t = s_find(b, job, runner);
+    evr_lease_job_t *t = s_find(b, job, runner);
     if (!t) {
         t = evr_calloc(1, sizeof *t);
         snprintf(t->job, sizeof t->job, "%s", job);
@@ -116,7 +116,7 @@ evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner)
 static bool
 s_any(const evr_broker_t *b, const char *runner)
 {
-    for (const s_taken_t *t = b->taken; t; t = t->next)
+    for (const evr_lease_job_t *t = b->taken; t; t = t->next)
         if (strcmp(t->runner, runner) == 0)
             return true;
     return false;
@@ -134,7 +134,7 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
     id[EVR_ULID_LEN] = '\0';
     if (!evr_ulid_valid(id))
         return 0;
-    s_taken_t *t = evr_calloc(1, sizeof *t);
+    evr_lease_job_t *t = evr_calloc(1, sizeof *t);
     memcpy(t->job, id, sizeof t->job);
     t->kind = len == 1 && val[0] == 'd' ? 'd' : len >= 1 && val[0] == 'r' ? 'r' : 'a';
     if (t->kind == 'r')
@@ -156,7 +156,7 @@ void
 evr_lease_free(evr_broker_t *b)
 {
     while (b->taken) {
-        s_taken_t *t = b->taken;
+        evr_lease_job_t *t = b->taken;
         b->taken = t->next;
         free(t->runner);
         free(t->reason);
@@ -168,8 +168,8 @@ evr_lease_free(evr_broker_t *b)
 static void
 s_forget(evr_broker_t *b, const char *job, const char *runner)
 {
-    for (s_taken_t **pp = &b->taken; *pp; pp = &(*pp)->next) {
-        s_taken_t *t = *pp;
+    for (evr_lease_job_t **pp = &b->taken; *pp; pp = &(*pp)->next) {
+        evr_lease_job_t *t = *pp;
         if (strcmp(t->job, job) != 0 || strcmp(t->runner, runner) != 0)
             continue;
         char key[EVR_ULID_LEN + 300];
@@ -190,22 +190,23 @@ s_forget(evr_broker_t *b, const char *job, const char *runner)
 
 /*  Tells r to cancel its copy of t's job, once per return of r. */
 static void
-s_tell_cancel(evr_broker_t *b, s_runner_t *r, s_taken_t *t)
+s_tell_cancel(evr_broker_t *b, evr_runners_session_t *r, evr_lease_job_t *t)
 {
     char why[256];
     if (t->told)
         return;
-    if (evr_br_control(b, r->id, "cancel", t->job, t->reason ? t->reason : "the broker took "
-                       "this job from the runner while it was lost", why, sizeof why)) {
+    const char *reason = t->reason ? t->reason
+                                   : "the broker took this job from the runner while it was lost";
+    if (evr_runners_control(b, r->id, "cancel", t->job, reason, why, sizeof why)) {
         t->told = true;
-        evr_broker_log(b, "job %s: told %s to cancel its copy", t->job, r->id);
+        evr_broker_info(b, "job %s: told %s to cancel its copy", t->job, r->id);
     }
 }
 
 void
-evr_lease_back(evr_broker_t *b, s_runner_t *r)
+evr_lease_back(evr_broker_t *b, evr_runners_session_t *r)
 {
-    for (s_taken_t *t = b->taken; t; t = t->next)
+    for (evr_lease_job_t *t = b->taken; t; t = t->next)
         if (strcmp(t->runner, r->id) == 0) {
             t->told = false;
             if (t->kind == 'a')
@@ -214,12 +215,12 @@ evr_lease_back(evr_broker_t *b, s_runner_t *r)
 }
 
 void
-evr_lease_resynced(evr_broker_t *b, s_runner_t *r)
+evr_lease_resynced(evr_broker_t *b, evr_runners_session_t *r)
 {
-    for (s_taken_t *t = b->taken, *next; t; t = next) {
+    for (evr_lease_job_t *t = b->taken, *next; t; t = next) {
         next = t->next;
         if (t->kind == 'd' && strcmp(t->runner, r->id) == 0) {
-            evr_broker_log(b, "job %s: %s never accepted it", t->job, r->id);
+            evr_broker_info(b, "job %s: %s never accepted it", t->job, r->id);
             s_forget(b, t->job, r->id);
         }
     }
@@ -229,9 +230,9 @@ evr_lease_resynced(evr_broker_t *b, s_runner_t *r)
     is taken as usual: the job still waits unpaused, or is (after a crash
     in the middle of the take) still dispatched to r itself. */
 static bool
-s_accept_after_all(const evr_broker_t *b, const s_taken_t *t, const s_runner_t *r)
+s_accept_after_all(const evr_broker_t *b, const evr_lease_job_t *t, const evr_runners_session_t *r)
 {
-    const s_bjob_t *j = evr_bq_find(b, t->job);
+    const evr_queue_job_t *j = evr_queue_find(b, t->job);
     return j && (j->state == B_QUEUED
                  || (j->state == B_DISPATCHED && j->runner && !strcmp(j->runner, r->id)));
 }
@@ -239,14 +240,14 @@ s_accept_after_all(const evr_broker_t *b, const s_taken_t *t, const s_runner_t *
 /*  Nothing is written here: the records change in evr_lease_dropped, once
     the batch is stored (a refused batch is resent and judged again). */
 bool *
-evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t n)
+evr_lease_drops(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, size_t n)
 {
     if (!s_any(b, r->id))
         return NULL;
     bool *drop = evr_calloc(n ? n : 1, sizeof *drop);
     const char *released = NULL;   /* a job accepted after all, earlier in this batch */
     for (size_t i = 0; i < n; i++) {
-        const s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
+        const evr_lease_job_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
         if (!t || (released && !strcmp(released, t->job)))
             continue;
         if (t->kind == 'd' && evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED
@@ -260,27 +261,27 @@ evr_lease_drops(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, size_t 
 }
 
 void
-evr_lease_dropped(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, const bool *drop,
-                  size_t n)
+evr_lease_dropped(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
+                  const bool *drop, size_t n)
 {
-    for (s_taken_t *t = b->taken; t && !b->failure; t = t->next)
+    for (evr_lease_job_t *t = b->taken; t && !b->failure; t = t->next)
         if (t->kind == 'r' && strcmp(t->runner, r->id) == 0)
             s_end_refused(b, t);
     for (size_t i = 0; i < n && !b->failure; i++) {
-        s_taken_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
+        evr_lease_job_t *t = evs[i]->job ? s_find(b, evs[i]->job, r->id) : NULL;
         if (!t)
             continue;
         bool accepted = evr_event_kind(evs[i]) == EVR_EV_JOB_ACCEPTED;
         if (!drop[i]) {   /* its job.accepted was taken as usual (or came before a refusal) */
             if (accepted && t->kind == 'd') {
-                evr_broker_log(b, "job %s: %s accepted it after all", t->job, r->id);
+                evr_broker_info(b, "job %s: %s accepted it after all", t->job, r->id);
                 s_forget(b, t->job, r->id);
             }
             continue;
         }
         if (evr_event_kind(evs[i]) == EVR_EV_JOB_FINISHED) {
-            evr_broker_log(b, "job %s: %s finished its copy (%s); not stored", t->job, r->id,
-                           evs[i]->data.status ? evs[i]->data.status : "?");
+            evr_broker_info(b, "job %s: %s finished its copy (%s); not stored", t->job, r->id,
+                            evs[i]->data.status ? evs[i]->data.status : "?");
             s_forget(b, evs[i]->job, r->id);
             continue;
         }
@@ -415,11 +416,11 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     m->job = evr_strdup(id);
     m->spec = acc.spec;
     m->args = acc.args;
-    s_bjob_t *j = evr_bq_new(m, evr_now_ns());
+    evr_queue_job_t *j = evr_queue_new(m, evr_now_ns());
     char qkey[EVR_ULID_LEN + 3], rkey[EVR_ULID_LEN + 16], count[16];
     uint8_t *qval;
     size_t qlen;
-    evr_bq_record(j, qkey, &qval, &qlen);
+    evr_queue_record(j, qkey, &qval, &qlen);
     snprintf(rkey, sizeof rkey, "retry/%s", id);
     snprintf(count, sizeof count, "%u", used + 1);
     char dkey[EVR_ULID_LEN + 16], dval[64];
@@ -431,13 +432,13 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
     free(qval);
     if (rc) {
         evr_broker_fail(b, &err);
-        evr_bq_free(j);
+        evr_queue_free(j);
         return;
     }
-    evr_bq_add(b, j);
+    evr_queue_add(b, j);
     snprintf(reason + at, rlen - at, "; queued again as %s", dval);
-    evr_broker_log(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
-                   j->pipeline, pj->id);
+    evr_broker_info(b, "job %s (%s) queued: a retry of %s, lost with its runner", id,
+                    j->pipeline, pj->id);
 }
 
 /*  Ends the job id with status ("lost": a lost job whose steps retry on
@@ -469,23 +470,23 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         return;
     }
     if (rc == EVR_ERR_NOTFOUND)
-        evr_broker_log(b, "job %s: the archive holds none of its events; dropped", id);
+        evr_broker_warn(b, "job %s: the archive holds none of its events; dropped", id);
     else if (rc)
-        evr_broker_log(b, "job %s: could not be ended %s: %s", id, status, err.msg);
+        evr_broker_error(b, "job %s: could not be ended %s: %s", id, status, err.msg);
     else if (final)
-        evr_broker_log(b, "job %s: finished before the broker could end it %s", id, status);
+        evr_broker_info(b, "job %s: finished before the broker could end it %s", id, status);
     else
-        evr_broker_log(b, "job %s %s: %s", id, status, reason);
-    s_bjob_t *j = evr_bq_find(b, id);
+        evr_broker_warn(b, "job %s %s: %s", id, status, reason);
+    evr_queue_job_t *j = evr_queue_find(b, id);
     if (j) {
-        evr_bq_remove(b, j);
+        evr_queue_remove(b, j);
         b->changed = true;
     }
 }
 
 /*  Takes j from its runner, away since `since` (mono ns). */
 static void
-s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
+s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
 {
     if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd', NULL))
         return;
@@ -501,33 +502,33 @@ s_take(evr_broker_t *b, s_bjob_t *j, uint64_t since, uint64_t now)
     }
     /* dispatched, never known accepted: it waits again (a cancel asked
        meanwhile is carried out now) */
-    evr_broker_log(b, "job %s: %s; queued again", j->id, reason);
+    evr_broker_info(b, "job %s: %s; queued again", j->id, reason);
     free(j->runner);
     j->runner = NULL;
     if (j->cancel_pending) {
-        evr_bq_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
+        evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
         return;
     }
     j->state = B_QUEUED;
-    if (evr_bq_persist(b, &j, 1, &err))
+    if (evr_queue_persist(b, &j, 1, &err))
         evr_broker_fail(b, &err);
 }
 
 void
 evr_lease_check(evr_broker_t *b)
 {
-    for (s_taken_t *t = b->taken; t && !b->failure; t = t->next)
+    for (evr_lease_job_t *t = b->taken; t && !b->failure; t = t->next)
         if (t->kind == 'r')   /* a refusal the broker was killed in the middle of */
             s_end_refused(b, t);
     if (!b->opts.reclaim_ms || b->failure)
         return;
     uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.reclaim_ms * 1000000ull;
     int taken = 0;
-    for (s_bjob_t *j = b->jobs, *next; j && taken < S_PER_BEAT && !b->failure; j = next) {
+    for (evr_queue_job_t *j = b->jobs, *next; j && taken < S_PER_BEAT && !b->failure; j = next) {
         next = j->next;
         if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || !j->runner)
             continue;
-        const s_runner_t *r = evr_br_find(b, j->runner);
+        const evr_runners_session_t *r = evr_runners_find(b, j->runner);
         uint64_t since = r && r->lost_at ? r->lost_at : b->started;
         /* a record for the job and its own runner: a take the broker was
            killed in the middle of; it is finished now */
@@ -545,9 +546,9 @@ evr_lease_check(evr_broker_t *b)
     cancel its copy, and keeps the record as 'a' (the runner may hold a
     copy: its later events of the job are dropped until its job.finished). */
 static void
-s_end_refused(evr_broker_t *b, s_taken_t *t)
+s_end_refused(evr_broker_t *b, evr_lease_job_t *t)
 {
-    s_runner_t *r = evr_br_find(b, t->runner);
+    evr_runners_session_t *r = evr_runners_find(b, t->runner);
     if (r)
         s_tell_cancel(b, r, t);
     size_t rlen = strlen(t->reason) + 1;
@@ -564,7 +565,7 @@ s_end_refused(evr_broker_t *b, s_taken_t *t)
     the batch is stored); any other job is cancelled on r now.  Fails only
     on a store failure (the broker's failure is set). */
 static evr_rc_t
-s_refuse(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool *drop, size_t n,
+s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, bool *drop, size_t n,
          size_t bad, const char *why)
 {
     const evr_event_t *ev = evs[bad];
@@ -573,8 +574,8 @@ s_refuse(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool *drop, si
     unsigned long long seq = (unsigned long long) ev->seq;
     drop[bad] = true;
     if (!ev->job) {
-        evr_broker_log(b, "REFUSED: event seq %llu (%s) of runner %s: %s; dropped, the runner's "
-                       "other events are stored", seq, type, r->id, why);
+        evr_broker_error(b, "REFUSED: event seq %llu (%s) of runner %s: %s; dropped, the runner's "
+                         "other events are stored", seq, type, r->id, why);
         return EVR_OK;
     }
     size_t later = 0;
@@ -596,21 +597,21 @@ s_refuse(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool *drop, si
     char *reason = evr_asprintf("the broker refused event seq %llu (%s) of runner %s: %s; %s",
                                 seq, type, r->id, why, ours ? "the job is ended here"
                                 : "the runner is told to cancel the job");
-    evr_broker_log(b, "REFUSED: job %s: %s (it and %zu later event%s of the job dropped, the "
-                   "runner's other events are stored)", ev->job, reason, later,
-                   later == 1 ? "" : "s");
+    evr_broker_error(b, "REFUSED: job %s: %s (it and %zu later event%s of the job dropped, the "
+                     "runner's other events are stored)", ev->job, reason, later,
+                     later == 1 ? "" : "s");
     rc = EVR_OK;
     char w[256];
     if (ours)
         rc = s_put(b, ev->job, r->id, 'r', reason);
-    else if (evr_br_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
-        evr_broker_log(b, "job %s: told %s to cancel its copy", ev->job, r->id);
+    else if (evr_runners_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
+        evr_broker_info(b, "job %s: told %s to cancel its copy", ev->job, r->id);
     free(reason);
     return rc;
 }
 
 evr_rc_t
-evr_lease_ingest(evr_broker_t *b, s_runner_t *r, evr_event_t *const *evs, bool **drop,
+evr_lease_ingest(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, bool **drop,
                  size_t n, evr_err_t *err)
 {
     size_t from = 0, bad;

@@ -6,12 +6,12 @@
     submit message with its args bound.  Dispatch writes the assignment
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has
-    resent its log (evr_bq_requeue).  The record is deleted once the
+    resent its log (evr_queue_requeue).  The record is deleted once the
     broker holds the job's job.accepted; at start, a record whose job the
     archive already knows is such a leftover and is deleted then.  The
     submit time outlives the record: deleting "q/<job>" writes
     "c/<job>" (decimal ns) in the same transaction, so a job's `created`
-    is its submit time for good (evr_bq_created).
+    is its submit time for good (evr_queue_created).
 */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,17 +22,17 @@
 #define S_REC_VERSION 1
 #define S_DISPATCH_BATCH 64
 
-s_bjob_t *
-evr_bq_find(const evr_broker_t *b, const char *id)
+evr_queue_job_t *
+evr_queue_find(const evr_broker_t *b, const char *id)
 {
-    for (s_bjob_t *j = b->jobs; j; j = j->next)
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next)
         if (strcmp(j->id, id) == 0)
             return j;
     return NULL;
 }
 
 void
-evr_bq_free(s_bjob_t *j)
+evr_queue_free(evr_queue_job_t *j)
 {
     if (!j)
         return;
@@ -45,20 +45,20 @@ evr_bq_free(s_bjob_t *j)
 }
 
 void
-evr_bq_remove(evr_broker_t *b, s_bjob_t *j)
+evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
 {
-    for (s_bjob_t **pp = &b->jobs; *pp; pp = &(*pp)->next)
+    for (evr_queue_job_t **pp = &b->jobs; *pp; pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
             break;
         }
-    evr_bq_free(j);
+    evr_queue_free(j);
 }
 
 static void
-s_append(evr_broker_t *b, s_bjob_t *j)
+s_append(evr_broker_t *b, evr_queue_job_t *j)
 {
-    s_bjob_t **pp = &b->jobs;
+    evr_queue_job_t **pp = &b->jobs;
     while (*pp)
         pp = &(*pp)->next;
     *pp = j;
@@ -73,10 +73,10 @@ s_has_label(const evr_strlist_t *l, const char *s)
     return false;
 }
 
-static s_bjob_t *
+static evr_queue_job_t *
 s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 {
-    s_bjob_t *j = evr_calloc(1, sizeof *j);
+    evr_queue_job_t *j = evr_calloc(1, sizeof *j);
     snprintf(j->id, sizeof j->id, "%s", id);
     j->submit = submit;
     j->created = created;
@@ -92,7 +92,7 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 /* ------------------------------------------------------------ records */
 
 static void
-s_record(const s_bjob_t *j, uint8_t **out, size_t *len)
+s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
 {
     uint8_t *body;
     size_t blen;
@@ -113,11 +113,11 @@ s_record(const s_bjob_t *j, uint8_t **out, size_t *len)
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
-static s_bjob_t *
+static evr_queue_job_t *
 s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 {
     if (len < 11 || p[0] != S_REC_VERSION || p[1] > B_DISPATCHED || len < 11u + p[10]) {
-        evr_broker_log(b, "queue record of %s unreadable: skipped", id);
+        evr_broker_warn(b, "queue record of %s unreadable: skipped", id);
         return NULL;
     }
     evr_msg_t tmp = { 0 };
@@ -125,7 +125,7 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     const char *code, *hdr = "evrun1 submit";
     size_t rl = p[10];
     if (evr_msg_decode(hdr, strlen(hdr), p + 11 + rl, len - 11 - rl, &tmp, &code, &err)) {
-        evr_broker_log(b, "queue record of %s: %s: skipped", id, err.msg);
+        evr_broker_warn(b, "queue record of %s: %s: skipped", id, err.msg);
         return NULL;
     }
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
@@ -133,8 +133,8 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     uint64_t created = 0;
     for (int i = 2; i <= 9; i++)
         created = (created << 8) | p[i];
-    s_bjob_t *j = s_job_new(id, m, created);
-    j->state = (s_bstate_t) p[1];
+    evr_queue_job_t *j = s_job_new(id, m, created);
+    j->state = (evr_queue_state_t) p[1];
     if (rl)
         j->runner = evr_strndup((const char *) p + 11, rl);
     if (j->state == B_DISPATCHED && !j->runner)
@@ -142,21 +142,21 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     return j;
 }
 
-s_bjob_t *
-evr_bq_new(evr_msg_t *submit, uint64_t created)
+evr_queue_job_t *
+evr_queue_new(evr_msg_t *submit, uint64_t created)
 {
     return s_job_new(submit->job, submit, created);
 }
 
 void
-evr_bq_add(evr_broker_t *b, s_bjob_t *j)
+evr_queue_add(evr_broker_t *b, evr_queue_job_t *j)
 {
     s_append(b, j);
     b->changed = true;
 }
 
 void
-evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len)
+evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size_t *len)
 {
     snprintf(key, EVR_ULID_LEN + 3, "q/%s", j->id);
     s_record(j, val, len);
@@ -165,7 +165,7 @@ evr_bq_record(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val, size
 /*  The submit time of a job that left the queue: key "c/<job>", value in
     decimal (keys and buffers sized by the caller). */
 static void
-s_created_op(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], char val[24], evr_store_kv_t *op)
+s_created_op(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], char val[24], evr_store_kv_t *op)
 {
     snprintf(key, EVR_ULID_LEN + 3, "c/%s", j->id);
     snprintf(val, 24, "%llu", (unsigned long long) j->created);
@@ -173,7 +173,7 @@ s_created_op(const s_bjob_t *j, char key[EVR_ULID_LEN + 3], char val[24], evr_st
 }
 
 evr_rc_t
-evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err)
+evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_err_t *err)
 {
     /* per job: its record (or its deletion), and "c/<job>" when it leaves */
     evr_store_kv_t *ops = evr_calloc(2 * n + 1, sizeof *ops);
@@ -205,7 +205,7 @@ evr_bq_persist(evr_broker_t *b, s_bjob_t *const *jobs, size_t n, evr_err_t *err)
 }
 
 uint64_t
-evr_bq_created(evr_broker_t *b, const char *id, uint64_t fallback)
+evr_queue_created(evr_broker_t *b, const char *id, uint64_t fallback)
 {
     char key[EVR_ULID_LEN + 3], val[24];
     evr_err_t err;
@@ -232,7 +232,7 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
     const char *id = key + 2;
     if (!evr_ulid_valid(id))
         return 0;
-    s_bjob_t *j = s_unrecord(ld->b, id, val, len);
+    evr_queue_job_t *j = s_unrecord(ld->b, id, val, len);
     if (j)
         s_append(ld->b, j);
     return 0;
@@ -242,9 +242,9 @@ static int
 s_load_open(const evr_job_t *job, void *arg)
 {
     s_load_t *ld = arg;
-    if (evr_bq_find(ld->b, job->id))
+    if (evr_queue_find(ld->b, job->id))
         return 0;
-    s_bjob_t *j = evr_calloc(1, sizeof *j);
+    evr_queue_job_t *j = evr_calloc(1, sizeof *j);
     snprintf(j->id, sizeof j->id, "%s", job->id);
     j->pipeline = evr_strdup(job->pipeline ? job->pipeline : "");
     j->runner = job->runner ? evr_strdup(job->runner) : NULL;
@@ -255,7 +255,7 @@ s_load_open(const evr_job_t *job, void *arg)
 }
 
 evr_rc_t
-evr_bq_load(evr_broker_t *b, evr_err_t *err)
+evr_queue_load(evr_broker_t *b, evr_err_t *err)
 {
     s_load_t ld = { b, EVR_OK, err };
     evr_rc_t rc = evr_store_kv_scan(b->store, "q/", s_load_one, &ld, err);
@@ -264,7 +264,7 @@ evr_bq_load(evr_broker_t *b, evr_err_t *err)
     /* Records of jobs the archive holds are leftovers of a crash between
        storing job.accepted and deleting the record: delete them now (the
        job is taken up from the archive's open index below). */
-    for (s_bjob_t *j = b->jobs, *next; j; j = next) {
+    for (evr_queue_job_t *j = b->jobs, *next; j; j = next) {
         next = j->next;
         evr_job_t pj = { 0 };
         evr_err_t e2;
@@ -273,9 +273,9 @@ evr_bq_load(evr_broker_t *b, evr_err_t *err)
         if (!known)
             continue;
         j->state = B_ACTIVE;    /* persisted as a deletion, keeping its submit time */
-        if ((rc = evr_bq_persist(b, &j, 1, err)))
+        if ((rc = evr_queue_persist(b, &j, 1, err)))
             return rc;
-        evr_bq_remove(b, j);
+        evr_queue_remove(b, j);
     }
     return evr_store_open_jobs(b->store, s_load_open, &ld, err);
 }
@@ -286,7 +286,7 @@ static uint32_t
 s_waiting(const evr_broker_t *b, const char *pipeline)
 {
     uint32_t n = 0;
-    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, pipeline) == 0)
             n++;
     return n;
@@ -324,7 +324,7 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
     bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
     const char *p = msg->spec->pipeline;
     size_t total = 0;
-    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         total += j->state != B_ACTIVE;
     if (total >= EVR_BROKER_MAX_QUEUED) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL, "the broker holds %zu jobs "
@@ -338,14 +338,14 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
                                "later, or set queue: {strategy: replace}", p, limit);
             return false;
         }
-        s_bjob_t *old = NULL;
-        for (s_bjob_t *j = b->jobs; j && !old; j = j->next)
+        evr_queue_job_t *old = NULL;
+        for (evr_queue_job_t *j = b->jobs; j && !old; j = j->next)
             if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0)
                 old = j;
         evr_err_t err;
         char reason[64];
         snprintf(reason, sizeof reason, "replaced by %s", msg->job);
-        if (evr_bq_cancel_queued(b, old, reason, &err)) {
+        if (evr_queue_cancel_queued(b, old, reason, &err)) {
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
             return false;
         }
@@ -354,12 +354,12 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
 }
 
 void
-evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
     evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = msg->job, .existing = true };
     evr_job_t pj = { 0 };
     evr_err_t err;
-    bool known = evr_bq_find(b, msg->job)
+    bool known = evr_queue_find(b, msg->job)
               || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
     evr_rec_free(&evr_job_type, &pj);
     if (known) {
@@ -386,23 +386,23 @@ evr_bq_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     *m = *msg;
     memset(msg, 0, sizeof *msg);
     msg->type = EVR_MSG_SUBMIT;
-    s_bjob_t *j = s_job_new(m->job, m, evr_now_ns());
-    if (evr_bq_persist(b, &j, 1, &err)) {
+    evr_queue_job_t *j = s_job_new(m->job, m, evr_now_ns());
+    if (evr_queue_persist(b, &j, 1, &err)) {
         evr_broker_fail(b, &err);
         evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-        evr_bq_free(j);
+        evr_queue_free(j);
         return;
     }
     s_append(b, j);
     ok.job = j->id;
     ok.existing = false;
     evr_bus_send(b->clients, rid, &ok, NULL);
-    evr_broker_log(b, "job %s (%s) queued", j->id, j->pipeline);
+    evr_broker_info(b, "job %s (%s) queued", j->id, j->pipeline);
     b->changed = true;
 }
 
 evr_rc_t
-evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason, evr_err_t *err)
+evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason, evr_err_t *err)
 {
     evr_event_t *ev[2] = { evr_event_new(EVR_EV_JOB_ACCEPTED),
                            evr_event_new(EVR_EV_JOB_FINISHED) };
@@ -421,10 +421,11 @@ evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason, evr_err_t
             evr_bus_publish_event(b->pub, ev[i], NULL);
         j->state = B_ACTIVE;    /* persisted as a deletion */
         evr_err_t e2;
-        if (evr_bq_persist(b, &j, 1, &e2))   /* the next start deletes it (archive knows the job) */
-            evr_broker_log(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
-        evr_broker_log(b, "job %s cancelled in the queue: %s", j->id, reason);
-        evr_bq_remove(b, j);
+        /* when this fails, the next start deletes it (the archive knows the job) */
+        if (evr_queue_persist(b, &j, 1, &e2))
+            evr_broker_warn(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
+        evr_broker_info(b, "job %s cancelled in the queue: %s", j->id, reason);
+        evr_queue_remove(b, j);
     }
     else
         evr_broker_fail(b, err);
@@ -436,10 +437,10 @@ evr_bq_cancel_queued(evr_broker_t *b, s_bjob_t *j, const char *reason, evr_err_t
 /* ----------------------------------------------------------- dispatch */
 
 uint32_t
-evr_bq_assigned(const evr_broker_t *b, const char *runner)
+evr_queue_assigned(const evr_broker_t *b, const char *runner)
 {
     uint32_t n = 0;
-    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner
             && strcmp(j->runner, runner) == 0)
             n++;
@@ -450,7 +451,7 @@ static uint32_t
 s_pipeline_busy(const evr_broker_t *b, const char *pipeline)
 {
     uint32_t n = 0;
-    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         if ((j->state == B_DISPATCHED || j->state == B_ACTIVE)
             && strcmp(j->pipeline, pipeline) == 0)
             n++;
@@ -459,7 +460,7 @@ s_pipeline_busy(const evr_broker_t *b, const char *pipeline)
 
 /*  A runner that may take work this pass, and its free slots. */
 typedef struct {
-    s_runner_t *r;
+    evr_runners_session_t *r;
     uint32_t free;
 } s_cand_t;
 
@@ -471,14 +472,14 @@ s_candidates(const evr_broker_t *b, s_cand_t **out)
 {
     size_t n = 0, cap = 0;
     *out = NULL;
-    for (s_runner_t *r = b->rlist; r; r = r->next) {
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
         if (!r->rid || !r->resynced || r->draining || r->lost || !r->credit)
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             *out = evr_realloc(*out, cap * sizeof **out);
         }
-        uint32_t used = evr_bq_assigned(b, r->id);
+        uint32_t used = evr_queue_assigned(b, r->id);
         uint32_t room = r->capacity > used ? r->capacity - used : 0;
         (*out)[n++] = (s_cand_t) { r, r->credit < room ? r->credit : room };
     }
@@ -488,7 +489,7 @@ s_candidates(const evr_broker_t *b, s_cand_t **out)
 /*  The candidate with the most free slots and every label of j, that j was
     not taken from. */
 static s_cand_t *
-s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const s_bjob_t *j)
+s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *j)
 {
     s_cand_t *best = NULL;
     for (size_t k = 0; k < n; k++) {
@@ -507,16 +508,16 @@ s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const s_bjob_t *j)
 }
 
 void
-evr_bq_dispatch(evr_broker_t *b)
+evr_queue_dispatch(evr_broker_t *b)
 {
     if (!b->changed || b->failure)
         return;
     b->changed = false;
     s_cand_t *cands;
     size_t ncand = s_candidates(b, &cands);
-    s_bjob_t *sent[S_DISPATCH_BATCH];
+    evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    for (s_bjob_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
+    for (evr_queue_job_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
         if (j->state != B_QUEUED)
             continue;
         s_cand_t *c = s_pick(b, cands, ncand, j);
@@ -538,37 +539,37 @@ evr_bq_dispatch(evr_broker_t *b)
     if (!n)
         return;
     evr_err_t err;
-    if (evr_bq_persist(b, sent, n, &err)) {
+    if (evr_queue_persist(b, sent, n, &err)) {
         evr_broker_fail(b, &err);
         for (size_t i = 0; i < n; i++)
             sent[i]->state = B_QUEUED;
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        s_bjob_t *j = sent[i];
-        s_runner_t *r = evr_br_find(b, j->runner);
+        evr_queue_job_t *j = sent[i];
+        evr_runners_session_t *r = evr_runners_find(b, j->runner);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
                         .args = j->submit->args };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
-            evr_broker_log(b, "job %s dispatched to %s", j->id, r->id);
+            evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
             continue;
         }
         /* Not sent (the runner is gone): the job waits again; the runner, if
            alive, is asked to say hello again by its next message. */
-        evr_broker_log(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
-                       r->rid ? err.msg : "not connected");
+        evr_broker_warn(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
+                        r->rid ? err.msg : "not connected");
         zframe_destroy(&r->rid);
         j->state = B_QUEUED;
         free(j->runner);
         j->runner = NULL;
-        if (evr_bq_persist(b, &j, 1, &err))
+        if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_fail(b, &err);
         b->changed = true;
     }
 }
 
 void
-evr_bq_accepted(evr_broker_t *b, s_bjob_t *j, const char *runner)
+evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 {
     bool was_queued = j->state != B_ACTIVE;
     j->state = B_ACTIVE;
@@ -578,23 +579,23 @@ evr_bq_accepted(evr_broker_t *b, s_bjob_t *j, const char *runner)
     }
     if (was_queued) {
         evr_err_t err;
-        if (evr_bq_persist(b, &j, 1, &err))
-            evr_broker_log(b, "job %s: queue record not deleted (%s); it is at the next "
-                           "start", j->id, err.msg);
+        if (evr_queue_persist(b, &j, 1, &err))
+            evr_broker_warn(b, "job %s: queue record not deleted (%s); it is at the next "
+                            "start", j->id, err.msg);
         evr_msg_destroy(&j->submit);
     }
     if (j->cancel_pending) {
         char why[256];
         j->cancel_pending = false;
-        if (!evr_br_control(b, j->runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
-            evr_broker_log(b, "cancel of %s: %s", j->id, why);
+        if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+            evr_broker_warn(b, "cancel of %s: %s", j->id, why);
     }
 }
 
 void
-evr_bq_requeue(evr_broker_t *b, const char *runner)
+evr_queue_requeue(evr_broker_t *b, const char *runner)
 {
-    for (s_bjob_t *j = b->jobs, *next; j; j = next) {
+    for (evr_queue_job_t *j = b->jobs, *next; j; j = next) {
         next = j->next;
         if (j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, runner) != 0)
             continue;
@@ -602,11 +603,10 @@ evr_bq_requeue(evr_broker_t *b, const char *runner)
         j->state = B_QUEUED;
         free(j->runner);
         j->runner = NULL;
-        evr_broker_log(b, "job %s: %s did not take it; queued again", j->id, runner);
+        evr_broker_info(b, "job %s: %s did not take it; queued again", j->id, runner);
         if (j->cancel_pending)
-            evr_bq_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled",
-                                 &err);
-        else if (evr_bq_persist(b, &j, 1, &err))
+            evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
+        else if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_fail(b, &err);
         b->changed = true;
     }

@@ -19,51 +19,51 @@
 
 #include "evr_broker_int.h"
 
-s_runner_t *
-evr_br_find(const evr_broker_t *b, const char *id)
+evr_runners_session_t *
+evr_runners_find(const evr_broker_t *b, const char *id)
 {
-    for (s_runner_t *r = b->rlist; r; r = r->next)
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next)
         if (strcmp(r->id, id) == 0)
             return r;
     return NULL;
 }
 
-static s_runner_t *
+static evr_runners_session_t *
 s_by_rid(const evr_broker_t *b, zframe_t *rid)
 {
-    for (s_runner_t *r = b->rlist; r; r = r->next)
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next)
         if (r->rid && zframe_eq(r->rid, rid))
             return r;
     return NULL;
 }
 
 void
-evr_br_describe(const evr_broker_t *b, const s_runner_t *r, evr_msg_t *m)
+evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_RUNNER;
     m->runner = r->id;
     m->labels = r->labels;
     m->capacity = r->capacity;
-    m->running = evr_bq_assigned(b, r->id);
+    m->running = evr_queue_assigned(b, r->id);
     m->heartbeat = r->heartbeat;
     m->state = r->lost || !r->rid ? "lost" : r->draining ? "draining"
              : m->running ? "busy" : "idle";
 }
 
 static void
-s_publish(evr_broker_t *b, const s_runner_t *r)
+s_publish(evr_broker_t *b, const evr_runners_session_t *r)
 {
     evr_msg_t m;
-    evr_br_describe(b, r, &m);
+    evr_runners_describe(b, r, &m);
     evr_bus_publish_runner(b->pub, &m, NULL);
 }
 
 static void
-s_resynced(evr_broker_t *b, s_runner_t *r)
+s_resynced(evr_broker_t *b, evr_runners_session_t *r)
 {
     r->resynced = true;
-    evr_bq_requeue(b, r->id);
+    evr_queue_requeue(b, r->id);
     evr_lease_resynced(b, r);
     evr_lease_back(b, r);
     b->changed = true;
@@ -83,9 +83,9 @@ s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high
     }
     if (msg->seq >= *high)
         return true;
-    evr_broker_log(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu of a "
-                   "runner with this id", msg->runner, (unsigned long long) msg->seq,
-                   (unsigned long long) *high);
+    evr_broker_warn(b, "runner %s refused: its log ends at seq %llu, the broker holds %llu of a "
+                    "runner with this id", msg->runner, (unsigned long long) msg->seq,
+                    (unsigned long long) *high);
     evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at seq "
                        "%llu but the broker holds %llu events of a runner with this id (a new "
                        "state directory under an old id?): give it another --id", msg->runner,
@@ -112,8 +112,8 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
         ok = false;
     }
     else if (found && strcmp(held, key) != 0 && evr_zap_admitted(b->zap, "runners", held)) {
-        evr_broker_log(b, "runner %s refused: the id belongs to key %s, this hello came with "
-                       "key %s", msg->runner, held, key);
+        evr_broker_warn(b, "runner %s refused: the id belongs to key %s, this hello came with "
+                        "key %s", msg->runner, held, key);
         evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s belongs to another "
                            "admitted key: give this runner another --id, or remove that key's "
                            "certificate from the broker's curve/runners/ to hand the id over",
@@ -137,14 +137,14 @@ static zhashx_t *
 s_holders(const evr_broker_t *b)
 {
     zhashx_t *h = zhashx_new();
-    for (const s_bjob_t *j = b->jobs; j; j = j->next)
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner)
             zhashx_insert(h, j->runner, (void *) 1);
     return h;
 }
 
 static bool
-s_connected(const s_runner_t *r)
+s_connected(const evr_runners_session_t *r)
 {
     return r->rid && !r->lost;
 }
@@ -155,17 +155,17 @@ s_connected(const s_runner_t *r)
     Jobs taken from it keep their records (evr_lease.c): when it comes
     back it is still told to cancel its copies. */
 static void
-s_forget(evr_broker_t *b, s_runner_t *r, bool timed)
+s_forget(evr_broker_t *b, evr_runners_session_t *r, bool timed)
 {
-    for (s_runner_t **pp = &b->rlist; *pp; pp = &(*pp)->next)
+    for (evr_runners_session_t **pp = &b->rlist; *pp; pp = &(*pp)->next)
         if (*pp == r) {
             *pp = r->next;
             break;
         }
     uint64_t away = r->lost_at ? (evr_mono_ns() - r->lost_at) / 1000000000ull : 0;
-    evr_broker_log(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
-                   timed ? "lost past forget_ms" : "room for a new runner id",
-                   (unsigned long long) away);
+    evr_broker_info(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
+                    timed ? "lost past forget_ms" : "room for a new runner id",
+                    (unsigned long long) away);
     if (timed) {
         char *k = evr_asprintf("key/%s", r->id);
         evr_store_kv_t op = { k, NULL, 0 };
@@ -188,9 +188,9 @@ s_room(evr_broker_t *b, size_t *matter)
 {
     zhashx_t *holders = s_holders(b);
     size_t n = 0;
-    s_runner_t *idle = NULL;
+    evr_runners_session_t *idle = NULL;
     *matter = 0;
-    for (s_runner_t *x = b->rlist; x; x = x->next) {
+    for (evr_runners_session_t *x = b->rlist; x; x = x->next) {
         n++;
         if (s_connected(x) || zhashx_lookup(holders, x->id))
             (*matter)++;
@@ -207,13 +207,13 @@ s_room(evr_broker_t *b, size_t *matter)
 }
 
 void
-evr_br_forget(evr_broker_t *b)
+evr_runners_forget(evr_broker_t *b)
 {
     if (!b->opts.forget_ms)
         return;
     uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.forget_ms * 1000000ull;
     zhashx_t *holders = NULL;
-    for (s_runner_t *r = b->rlist, *next; r && !b->failure; r = next) {
+    for (evr_runners_session_t *r = b->rlist, *next; r && !b->failure; r = next) {
         next = r->next;
         if (!r->lost || !r->lost_at || now - r->lost_at < limit)
             continue;
@@ -231,8 +231,8 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     uint64_t high = 0;
     if (!s_hello_key(b, rid, msg, key) || !s_hello_seq(b, rid, msg, &high))
         return;     /* the runner known under that id keeps its session */
-    s_runner_t *r = evr_br_find(b, msg->runner);
-    s_runner_t *other = s_by_rid(b, rid);
+    evr_runners_session_t *r = evr_runners_find(b, msg->runner);
+    evr_runners_session_t *other = s_by_rid(b, rid);
     if (other && other != r)
         zframe_destroy(&other->rid);   /* that connection now speaks for msg->runner */
     size_t matter;
@@ -263,21 +263,21 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     evr_bus_send(b->runners, rid, &w, NULL);
     r->resync_to = msg->seq;
     r->resynced = false;
-    evr_broker_log(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
-                   "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
-                   (unsigned long long) high);
+    evr_broker_info(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
+                    "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
+                    (unsigned long long) high);
     if (high >= msg->seq)
         s_resynced(b, r);
     s_publish(b, r);
 }
 
 static void
-s_apply(evr_broker_t *b, s_runner_t *r, const evr_event_t *ev)
+s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
     if (!ev->job || (t != EVR_EV_JOB_ACCEPTED && t != EVR_EV_JOB_FINISHED))
         return;
-    s_bjob_t *j = evr_bq_find(b, ev->job);
+    evr_queue_job_t *j = evr_queue_find(b, ev->job);
     if (t == EVR_EV_JOB_ACCEPTED) {
         if (!j) {   /* a job the queue does not know (a restart lost track) */
             j = evr_calloc(1, sizeof *j);
@@ -289,20 +289,20 @@ s_apply(evr_broker_t *b, s_runner_t *r, const evr_event_t *ev)
             j->next = b->jobs;
             b->jobs = j;
         }
-        evr_bq_accepted(b, j, r->id);
-        evr_broker_log(b, "job %s accepted by %s", ev->job, r->id);
+        evr_queue_accepted(b, j, r->id);
+        evr_broker_info(b, "job %s accepted by %s", ev->job, r->id);
         s_publish(b, r);
     }
     else if (j) {
-        evr_broker_log(b, "job %s finished: %s", ev->job, ev->data.status);
-        evr_bq_remove(b, j);
+        evr_broker_info(b, "job %s finished: %s", ev->job, ev->data.status);
+        evr_queue_remove(b, j);
         b->changed = true;
         s_publish(b, r);
     }
 }
 
 static void
-s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
+s_events(evr_broker_t *b, zframe_t *rid, evr_runners_session_t *r, evr_msg_t *msg)
 {
     uint32_t n = msg->events.n;
     evr_event_t **evs = evr_malloc((n ? n : 1) * sizeof *evs);
@@ -313,7 +313,7 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
     evr_err_t err;
     evr_rc_t rc = evr_lease_ingest(b, r, evs, &drop, n, &err);   /* refused events out */
     if (rc) {
-        evr_broker_log(b, "events of %s refused: %s", r->id, err.msg);
+        evr_broker_error(b, "events of %s refused: %s", r->id, err.msg);
         if (rc == EVR_ERR_STORE)
             evr_broker_fail(b, &err);
         evr_bus_send_error(b->runners, rid, rc == EVR_ERR_STORE ? EVR_CODE_INTERNAL
@@ -343,13 +343,13 @@ s_events(evr_broker_t *b, zframe_t *rid, s_runner_t *r, evr_msg_t *msg)
 }
 
 void
-evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
+evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
     if (msg->type == EVR_MSG_HELLO) {
         s_hello(b, rid, key, msg);
         return;
     }
-    s_runner_t *r = s_by_rid(b, rid);
+    evr_runners_session_t *r = s_by_rid(b, rid);
     if (!r) {
         evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "this connection has not "
                            "said hello (the broker restarted?): send hello first");
@@ -360,7 +360,7 @@ evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *ms
     if (r->lost) {
         r->lost = false;
         r->lost_at = 0;
-        evr_broker_log(b, "runner %s is back", r->id);
+        evr_broker_info(b, "runner %s is back", r->id);
         evr_lease_back(b, r);
         s_publish(b, r);
         b->changed = true;
@@ -383,33 +383,33 @@ evr_br_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *ms
 }
 
 void
-evr_br_beat(evr_broker_t *b)
+evr_runners_beat(evr_broker_t *b)
 {
     uint64_t now = evr_mono_ns();
     if (now < b->next_beat)
         return;
     b->next_beat = now + (uint64_t) b->opts.heartbeat_ms * 1000000ull;
     evr_msg_t hb = { .type = EVR_MSG_HEARTBEAT };
-    for (s_runner_t *r = b->rlist; r; r = r->next) {
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
         if (!r->lost && (!r->rid || now - r->seen > (uint64_t) b->opts.lease_ms * 1000000ull)) {
             r->lost = true;
             r->lost_at = now;
-            evr_broker_log(b, "runner %s lost: %s", r->id, r->rid ? "silent past its lease"
-                                                                   : "its connection is gone");
+            evr_broker_warn(b, "runner %s lost: %s", r->id, r->rid ? "silent past its lease"
+                                                                    : "its connection is gone");
             s_publish(b, r);
         }
         if (!r->lost)
             evr_bus_send(b->runners, r->rid, &hb, NULL);
     }
     evr_lease_check(b);
-    evr_br_forget(b);
+    evr_runners_forget(b);
 }
 
 bool
-evr_br_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
-               const char *reason, char *why, size_t whylen)
+evr_runners_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
+                    const char *reason, char *why, size_t whylen)
 {
-    s_runner_t *r = runner ? evr_br_find(b, runner) : NULL;
+    evr_runners_session_t *r = runner ? evr_runners_find(b, runner) : NULL;
     if (!r || !r->rid || r->lost) {
         snprintf(why, whylen, "runner %s is not connected; try again when it is back",
                  runner ? runner : "(none)");
@@ -430,10 +430,10 @@ evr_br_control(evr_broker_t *b, const char *runner, const char *command, const c
 }
 
 void
-evr_br_free_all(evr_broker_t *b)
+evr_runners_free_all(evr_broker_t *b)
 {
     while (b->rlist) {
-        s_runner_t *r = b->rlist;
+        evr_runners_session_t *r = b->rlist;
         b->rlist = r->next;
         free(r->id);
         zframe_destroy(&r->rid);

@@ -9,6 +9,7 @@
 
 #include "evr_broker.h"
 #include "evr_config.h"
+#include "evr_log.h"
 #include "evr_paths.h"
 
 static volatile sig_atomic_t s_stop;
@@ -33,6 +34,7 @@ static const evr_config_key_t s_keys[] = {
     { "forget_ms", "86400000", "a runner lost this long, holding no job, is forgotten (0: never)" },
     { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
+    { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
 };
 
 static void
@@ -80,7 +82,9 @@ s_help(FILE *out)
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
             "  --print-config           print the effective settings and their sources, exit\n"
-            "  -v, --verbose            log every request\n"
+            "  --log-level LEVEL        the log lines (timestamped, on stderr) written: error,\n"
+            "                           warn, info (default) or debug (also every request)\n"
+            "  -v, --verbose            --log-level debug\n"
             "  -h, --help               this text\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
@@ -92,8 +96,7 @@ s_help(FILE *out)
     file and the switches.  0 to go on; -1 after --help; 2 on bad usage
     (said). */
 static int
-s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file,
-        bool *print, bool *verbose)
+s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file, bool *print)
 {
     static const struct option opts[] = {
         { "state-dir", required_argument, NULL, 's' }, { "local", no_argument, NULL, 'L' },
@@ -108,6 +111,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "curve-dir", required_argument, NULL, 'K' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
+        { "log-level", required_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -128,7 +132,8 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'n': key = "sync"; val = "false"; break;
         case 'C': *file = optarg; break;
         case 'P': *print = true; break;
-        case 'v': *verbose = true; break;
+        case 'v': key = "log_level"; val = "debug"; break;
+        case 'V': key = "log_level"; break;
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
@@ -207,16 +212,16 @@ s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "evrun-broker: serving clients on %s, runners on %s, events on %s; store "
-            "%s\n", bo->client_ep, bo->runner_ep, bo->pub_ep, bo->store_dir);
+    evr_log_info("evrun-broker", "serving clients on %s, runners on %s, events on %s; store %s",
+                 bo->client_ep, bo->runner_ep, bo->pub_ep, bo->store_dir);
     const char *msg;
     while (!s_stop && !evr_broker_failure(b, &msg))
         evr_broker_turn(b, 200);
     if (evr_broker_failure(b, &msg)) {
-        fprintf(stderr, "evrun-broker: stopping: the store failed: %s\n", msg);
+        evr_log_error("evrun-broker", "stopping: the store failed: %s", msg);
         return 3;
     }
-    fprintf(stderr, "evrun-broker: stopped\n");
+    evr_log_info("evrun-broker", "stopped");
     return 0;
 }
 
@@ -227,14 +232,17 @@ main(int argc, char **argv)
     size_t nf = 0;
     bool print = false, local = false;
     evr_broker_opts_t bo = { 0 };
-    int status = s_parse(argc, argv, flags, &nf, &file, &print, &bo.verbose);
+    int status = s_parse(argc, argv, flags, &nf, &file, &print);
     if (status)
         return status < 0 ? 0 : status;
     evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
     evr_broker_t *b = NULL;
     char *store_dir = NULL;
-    if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)) {
+    size_t level = EVR_LOG_INFO;
+    if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)
+        || evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
+                             &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
@@ -243,6 +251,7 @@ main(int argc, char **argv)
         evr_config_print(cfg, stdout);
         goto out;
     }
+    evr_log_set_level((evr_log_level_t) level);
     store_dir = evr_asprintf("%s/broker", evr_config_get(cfg, "state_dir"));
     bo.store_dir = store_dir;
     bo.client_ep = evr_config_get(cfg, "client_endpoint");

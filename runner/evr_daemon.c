@@ -43,16 +43,28 @@ struct evr_daemon {
     uint32_t ndropped;          /* dispatches ignored before welcome */
 };
 
-static void s_log(const evr_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*  The daemon's log lines ("evrun-runner ID: ..."), by level: formatted
+    only when the level passes the threshold (evr_log.h). */
+#define s_error(d, ...) s_log(d, EVR_LOG_ERROR, __VA_ARGS__)
+#define s_warn(d, ...) s_log(d, EVR_LOG_WARN, __VA_ARGS__)
+#define s_info(d, ...) s_log(d, EVR_LOG_INFO, __VA_ARGS__)
+#define s_log(d, level, ...)                                                                     \
+    do {                                                                                         \
+        if (evr_log_enabled(level))                                                              \
+            s_logf(d, level, __VA_ARGS__);                                                       \
+    } while (0)
+
+static void s_logf(const evr_daemon_t *d, evr_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-s_log(const evr_daemon_t *d, const char *fmt, ...)
+s_logf(const evr_daemon_t *d, evr_log_level_t level, const char *fmt, ...)
 {
     char who[96];
     snprintf(who, sizeof who, "evrun-runner %s", d->opts.runner_id);
     va_list ap;
     va_start(ap, fmt);
-    evr_vlog(who, fmt, ap);
+    evr_log_vwrite(level, who, fmt, ap);
     va_end(ap);
 }
 
@@ -90,7 +102,7 @@ s_try_hello(evr_daemon_t *d)
     uint64_t last = 0;
     evr_err_t err;
     if (evr_store_last_seq(d->store, &last, &err)) {
-        s_log(d, "reading the log's last seq: %s (hello postponed)", err.msg);
+        s_error(d, "reading the log's last seq: %s (hello postponed)", err.msg);
         return;     /* a wrong seq would make the broker requeue jobs we hold */
     }
     evr_msg_t m = { .type = EVR_MSG_HELLO, .runner = (char *) d->opts.runner_id,
@@ -132,13 +144,13 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
         }
         d->curve = true;
         if (made)
-            s_log(d, "made the key pair %s: the broker admits this runner once %s is copied "
-                  "into its curve/runners/", opts->curve_cert, opts->curve_cert);
+            s_info(d, "made the key pair %s: the broker admits this runner once %s is copied "
+                   "into its curve/runners/", opts->curve_cert, opts->curve_cert);
     }
     s_connect(d);
-    s_log(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
-          opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]
-          ? opts->labels[0] : "", opts->capacity);
+    s_info(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
+           opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]
+           ? opts->labels[0] : "", opts->capacity);
     *out = d;
     return EVR_OK;
 }
@@ -200,25 +212,25 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
     if (have)
         return;     /* a repeated dispatch: the job is ours already */
     if (evr_engine_active(d->eng) >= d->opts.capacity)
-        s_log(d, "job %s arrived with no free slot (capacity %u): taking it anyway", m->job,
-              d->opts.capacity);
+        s_warn(d, "job %s arrived with no free slot (capacity %u): taking it anyway", m->job,
+               d->opts.capacity);
     if (evr_spec_check_size(m->spec, &err)) {
         /* Its job.accepted might not fit in an `events` message: the job
            fails here, recorded with the spec cut to a stub that does. */
-        s_log(d, "job %s cannot run here: %s", m->job, err.msg);
+        s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
         evr_spec_t *stub = evr_spec_stub(m->spec);
         evr_err_t e2;
         if (evr_engine_reject(d->eng, m->job, stub, &m->args, err.msg, &e2))
-            s_log(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
+            s_error(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
         evr_spec_destroy(&stub);
         return;
     }
-    s_log(d, "job %s (%s): accepted", m->job, m->spec->pipeline);
+    s_info(d, "job %s (%s): accepted", m->job, m->spec->pipeline);
     if (evr_engine_submit(d->eng, m->job, m->spec, &m->args, &err)) {
-        s_log(d, "job %s cannot run here: %s", m->job, err.msg);
+        s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
         evr_err_t e2;
         if (evr_engine_reject(d->eng, m->job, m->spec, &m->args, err.msg, &e2))
-            s_log(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
+            s_error(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
     }
 }
 
@@ -230,11 +242,11 @@ s_control(evr_daemon_t *d, const evr_msg_t *m)
     const char *c = m->command;
     if (!strcmp(c, "drain")) {
         d->draining = true;
-        s_log(d, "draining: no new jobs; %u running", evr_engine_active(d->eng));
+        s_info(d, "draining: no new jobs; %u running", evr_engine_active(d->eng));
         return;
     }
     if (!m->job) {
-        s_log(d, "control %s without a job: ignored", c);
+        s_warn(d, "control %s without a job: ignored", c);
         return;
     }
     if (!strcmp(c, "cancel"))
@@ -245,9 +257,9 @@ s_control(evr_daemon_t *d, const evr_msg_t *m)
     else if (!strcmp(c, "resume"))
         rc = evr_engine_resume(d->eng, m->job, &err);
     if (rc)
-        s_log(d, "%s %s: %s", c, m->job, err.msg);
+        s_warn(d, "%s %s: %s", c, m->job, err.msg);
     else
-        s_log(d, "%s %s", c, m->job);
+        s_info(d, "%s %s", c, m->job);
 }
 
 static void
@@ -258,7 +270,7 @@ s_inbound(evr_daemon_t *d)
         const char *code;
         evr_err_t err;
         if (evr_bus_recv(d->sock, NULL, &m, &code, &err)) {
-            s_log(d, "a malformed message from the broker: %s", err.msg);
+            s_warn(d, "a malformed message from the broker: %s", err.msg);
             continue;
         }
         d->last_rx = evr_mono_ns();
@@ -268,8 +280,8 @@ s_inbound(evr_daemon_t *d)
             d->warned = false;
             d->said = EVR_CURVE_OK;
             d->sent = d->acked = m.seq;
-            s_log(d, "welcomed by the broker: it holds this log up to seq %llu",
-                  (unsigned long long) m.seq);
+            s_info(d, "welcomed by the broker: it holds this log up to seq %llu",
+                   (unsigned long long) m.seq);
             break;
         case EVR_MSG_ACK:
             if (m.seq > d->acked)
@@ -287,13 +299,13 @@ s_inbound(evr_daemon_t *d)
                 d->state = S_FATAL;
                 break;
             }
-            s_log(d, "the broker says %s: %s; saying hello again in a second", m.code,
-                  m.message);
+            s_warn(d, "the broker says %s: %s; saying hello again in a second", m.code,
+                   m.message);
             d->state = S_BACKOFF;
             d->retry_at = evr_mono_ns() + 1000000000ull;
             break;
         default:
-            s_log(d, "unexpected %s from the broker: ignored", evr_msgtype_name(m.type));
+            s_warn(d, "unexpected %s from the broker: ignored", evr_msgtype_name(m.type));
             break;
         }
         evr_msg_clear(&m);
@@ -337,7 +349,7 @@ s_stand_in(s_batch_t *b, evr_event_t *dst, size_t len)
     snprintf(b->why, sizeof b->why, "event %llu (%s) is %zu bytes, over the %u an events "
              "message holds: the broker gets it cut down", (unsigned long long) dst->seq,
              kind ? kind : "?", len, S_EVENT_MAX);
-    s_log(d, "job %s: %s", dst->job ? dst->job : "-", b->why);
+    s_warn(d, "job %s: %s", dst->job ? dst->job : "-", b->why);
     if (dst->job)
         evr_strlist_push(&b->cut, dst->job);
 }
@@ -349,7 +361,7 @@ s_cancel_cut(evr_daemon_t *d, s_batch_t *b)
     for (uint32_t i = 0; i < b->cut.n; i++) {
         evr_err_t err;
         if (evr_engine_cancel(d->eng, b->cut.v[i], b->why, &err) == EVR_OK)
-            s_log(d, "job %s cancelled: %s", b->cut.v[i], b->why);
+            s_warn(d, "job %s cancelled: %s", b->cut.v[i], b->why);
     }
     evr_strlist_free(&b->cut);
 }
@@ -387,15 +399,15 @@ s_send_events(evr_daemon_t *d)
             b.cap = (uint32_t) room;
         b.msg.events.v = evr_calloc(b.cap, sizeof(evr_event_t));
         if (evr_store_scan(d->store, d->sent + 1, last, s_collect, &b, &err))
-            s_log(d, "reading the log: %s", err.msg);
+            s_error(d, "reading the log: %s", err.msg);
         s_cancel_cut(d, &b);
         evr_rc_t rc = b.msg.events.n ? evr_bus_send(d->sock, NULL, &b.msg, &err) : EVR_ERR_IO;
         bool ok = rc == EVR_OK;
         if (ok)
             d->sent = b.last;
         else if (rc == EVR_ERR_LIMIT)   /* a bug: the batch and stand-ins are bounded */
-            s_log(d, "events %llu..%llu not sent: %s", (unsigned long long) d->sent + 1,
-                  (unsigned long long) b.last, err.msg);
+            s_error(d, "events %llu..%llu not sent: %s", (unsigned long long) d->sent + 1,
+                    (unsigned long long) b.last, err.msg);
         evr_msg_clear(&b.msg);
         if (!ok)
             break;  /* the broker is not reachable now: after the next welcome */
@@ -419,8 +431,8 @@ s_keep_connected(evr_daemon_t *d)
         s_try_hello(d);
         if (d->state == S_CONNECTING && now - d->connect_at > lease) {
             if (!d->warned)
-                s_log(d, "cannot reach the broker at %s; retrying (jobs go on; their events "
-                      "wait in the log)", d->opts.endpoint);
+                s_warn(d, "cannot reach the broker at %s; retrying (jobs go on; their events "
+                       "wait in the log)", d->opts.endpoint);
             d->warned = true;
             s_connect(d);
         }
@@ -431,8 +443,8 @@ s_keep_connected(evr_daemon_t *d)
         return false;
     case S_READY:
         if (now - d->last_rx > lease) {
-            s_log(d, "the broker has been silent for %u ms: reconnecting (jobs go on; their "
-                  "events wait in the log)", d->opts.lease_ms);
+            s_warn(d, "the broker has been silent for %u ms: reconnecting (jobs go on; their "
+                   "events wait in the log)", d->opts.lease_ms);
             d->warned = true;
             s_connect(d);
             return false;
@@ -475,13 +487,13 @@ s_watch(evr_daemon_t *d)
     d->said = seen;
     d->warned = true;
     if (seen == EVR_CURVE_REFUSED)
-        s_log(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
-              "broker's curve/runners/ (retrying meanwhile)", d->opts.endpoint,
-              d->opts.curve_cert);
+        s_warn(d, "the broker at %s refuses this runner's key: admit it by copying %s into the "
+               "broker's curve/runners/ (retrying meanwhile)", d->opts.endpoint,
+               d->opts.curve_cert);
     else
-        s_log(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
-              "broker's own curve/broker.cert? (retrying meanwhile)", d->opts.endpoint,
-              d->opts.broker_key);
+        s_warn(d, "the CURVE handshake with the broker at %s failed: is broker_key (%s) that "
+               "broker's own curve/broker.cert? (retrying meanwhile)", d->opts.endpoint,
+               d->opts.broker_key);
 }
 
 void

@@ -15,6 +15,7 @@
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
+#include "evr_log.h"
 #include "evr_paths.h"
 #include "evr_yaml.h"
 
@@ -47,6 +48,7 @@ static const evr_config_key_t s_keys[] = {
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
     { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
     { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
+    { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
 };
 
 static void
@@ -80,6 +82,8 @@ s_help(FILE *out)
             "                       admits it once FILE is copied into its curve/runners/)\n"
             "  --broker-key KEY     the broker's public key: its curve/broker.cert, or the\n"
             "                       key's 40 characters (default STATE_DIR/curve/broker.cert)\n"
+            "  --log-level LEVEL    the log lines (timestamped, on stderr) written: error,\n"
+            "                       warn, info (default) or debug\n"
             "  --stop-timeout SECS  on SIGTERM, wait this long for running jobs (default 30);\n"
             "                       jobs still running then are taken up at the next start\n"
             "  --state-dir DIR      event store and artifacts (default $EVRUN_STATE_DIR,\n"
@@ -304,6 +308,8 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "runner_cert"),
         .broker_key = evr_config_get(cfg, "broker_key"),
     };
+    char who[96];
+    snprintf(who, sizeof who, "evrun-runner %s", id);
     evr_daemon_t *d = NULL;
     if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
@@ -316,14 +322,14 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         evr_daemon_turn(d, 200);
         const char *msg;
         if (evr_engine_failure(eng, &msg)) {
-            fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
+            evr_log_error(who, "the event store failed: %s", msg);
             status = 2;
             break;
         }
         if (evr_daemon_drained(d))
             break;
         if (evr_daemon_fatal(d)) {
-            fprintf(stderr, "evrun-runner: %s\n", evr_daemon_fatal(d));
+            evr_log_error(who, "%s", evr_daemon_fatal(d));
             status = 2;
             break;
         }
@@ -331,8 +337,8 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         if (sig && !deadline) {
             evr_daemon_stop_taking(d);
             deadline = evr_mono_ns() + (uint64_t) o->stop_timeout * 1000000000ull;
-            fprintf(stderr, "evrun-runner: stopping: no new jobs; waiting up to %d s for %u "
-                    "running\n", o->stop_timeout, evr_engine_active(eng));
+            evr_log_info(who, "stopping: no new jobs; waiting up to %d s for %u running",
+                         o->stop_timeout, evr_engine_active(eng));
         }
         if (deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > deadline || sig > 1))
             break;
@@ -342,13 +348,13 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     while (!status && !evr_daemon_synced(d) && evr_mono_ns() < until && s_interrupts + s_terms < 2)
         evr_daemon_turn(d, 50);
     if (!status && !evr_daemon_synced(d))
-        fprintf(stderr, "evrun-runner: the broker has not acknowledged the whole log; the rest "
-                "is sent at the next start\n");
+        evr_log_warn(who, "the broker has not acknowledged the whole log; the rest is sent at "
+                     "the next start");
     if (evr_engine_active(eng))
-        fprintf(stderr, "evrun-runner: exiting with %u jobs running; they are taken up at the "
-                "next start\n", evr_engine_active(eng));
+        evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
+                     evr_engine_active(eng));
     else
-        fprintf(stderr, "evrun-runner: stopped\n");
+        evr_log_info(who, "stopped");
     evr_daemon_destroy(&d);
     free(labels);
     return status;
@@ -371,6 +377,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "curve-cert", required_argument, NULL, 'K' },
         { "broker-key", required_argument, NULL, 'b' },
         { "stop-timeout", required_argument, NULL, 'T' },
+        { "log-level", required_argument, NULL, 'V' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
         { "secrets-dir", required_argument, NULL, 'S' },
@@ -406,6 +413,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'L': key = "lease_ms"; break;
         case 'K': key = "runner_cert"; break;
         case 'b': key = "broker_key"; break;
+        case 'V': key = "log_level"; break;
         case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
@@ -462,10 +470,13 @@ main(int argc, char **argv)
     char *artifacts = NULL, *id = NULL, *url = s_default_podman_url();
     evr_err_t err;
     uint64_t grace = 0;
+    size_t level = EVR_LOG_INFO;
     evr_config_default(cfg, "podman_url", url);
     evr_config_default(cfg, "runner_endpoint", "tcp://127.0.0.1:7701");
     if (evr_config_layer(cfg, file, flags, nf, &err)
-        || evr_config_uint(cfg, "grace", 1, 3600, &grace, &err)) {
+        || evr_config_uint(cfg, "grace", 1, 3600, &grace, &err)
+        || evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
+                             &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
@@ -476,6 +487,7 @@ main(int argc, char **argv)
         evr_config_print(cfg, stdout);
         goto out;
     }
+    evr_log_set_level((evr_log_level_t) level);
     const char *purl = evr_config_get(cfg, "podman_url");
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };

@@ -10,7 +10,7 @@ static const char *const s_job_statuses[] = { "succeeded", "failed", "cancelled"
                                               "lost" };
 
 bool
-evr_job_status_ok(const char *s)
+evr_event_status_ok(const char *s)
 {
     for (size_t i = 0; i < EVR_ARRAY_LEN(s_job_statuses); i++)
         if (strcmp(s, s_job_statuses[i]) == 0)
@@ -21,7 +21,7 @@ evr_job_status_ok(const char *s)
 static const char *
 s_check_job_status(const void *v)
 {
-    return evr_job_status_ok(*(char *const *) v)
+    return evr_event_status_ok(*(char *const *) v)
                ? NULL
                : "expected one of succeeded, failed, cancelled, timed_out, lost";
 }

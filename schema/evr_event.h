@@ -102,6 +102,6 @@ void evr_event_encode(const evr_event_t *ev, uint8_t **buf, size_t *len);
 evr_rc_t evr_event_decode(const uint8_t *buf, size_t len, evr_event_t *ev, evr_err_t *err);
 
 /*  True when s is one of the job statuses of job.finished. */
-bool evr_job_status_ok(const char *s);
+bool evr_event_status_ok(const char *s);
 
 #endif

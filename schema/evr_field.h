@@ -5,7 +5,7 @@
     required, a limit (string bytes or item count) and the offset of the
     value in the struct.  The same table drives msgpack encoding, msgpack
     decoding with validation (evr_codec), JSON output (evr_json) and the
-    YAML pipeline loader (evr_pipeline), so a new field is one line.
+    YAML pipeline loader (evr_yaml), so a new field is one line.
 
     Containers used by records own what they hold; evr_rec_free() releases
     every field of a record according to its table.

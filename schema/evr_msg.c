@@ -24,7 +24,7 @@ static const char *
 s_check_status(const void *v)
 {
     const char *s = *(char *const *) v;
-    if (evr_job_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
+    if (evr_event_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
         || !strcmp(s, "paused"))
         return NULL;
     return "expected one of queued, running, paused, succeeded, failed, cancelled, "

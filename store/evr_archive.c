@@ -4,7 +4,8 @@
     per runner the highest seq it holds (meta "src/<runner>"), written in
     the transaction that stores the events, so a resend is recognised
     whatever crashed.  The key-value table `kv` holds the broker's durable
-    queue: small records written in one transaction per batch.
+    queue: small records written in one transaction per batch, read in
+    key order.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,27 +67,28 @@ evr_store_source_seq(evr_store_t *self, const char *source, uint64_t *seq, evr_e
     return erc;
 }
 
+typedef struct {
+    const evr_store_kv_t *ops;
+    size_t n;
+} s_kv_batch_t;
+
 static evr_rc_t
-s_kv_txn(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_err_t *err, int *mdbrc)
+s_kv_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
 {
-    MDB_txn *txn;
-    if ((*mdbrc = evr_store_txn_begin(self, 0, &txn)))
-        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
-    for (size_t i = 0; i < n; i++) {
-        MDB_val k = { strlen(ops[i].key), (void *) ops[i].key };
-        if (ops[i].val) {
-            MDB_val v = { ops[i].len, (void *) ops[i].val };
+    const s_kv_batch_t *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        const evr_store_kv_t *op = &b->ops[i];
+        MDB_val k = { strlen(op->key), (void *) op->key };
+        if (op->val) {
+            MDB_val v = { op->len, (void *) op->val };
             *mdbrc = mdb_put(txn, self->kv, &k, &v, 0);
         }
         else if ((*mdbrc = mdb_del(txn, self->kv, &k, NULL)) == MDB_NOTFOUND)
             *mdbrc = 0;
-        if (*mdbrc) {
-            mdb_txn_abort(txn);
-            return evr_store_mdb_err(err, ops[i].val ? "mdb_put kv" : "mdb_del kv", *mdbrc);
-        }
+        if (*mdbrc)
+            return evr_store_mdb_err(err, op->val ? "mdb_put kv" : "mdb_del kv", *mdbrc);
     }
-    *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
+    return EVR_OK;
 }
 
 evr_rc_t
@@ -99,18 +101,8 @@ evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_e
         if (kl == 0 || kl > 255)
             return evr_err_set(err, EVR_ERR_LIMIT, "store: kv key of %zu bytes (1..255)", kl);
     }
-    for (int tries = 0; tries < 16; tries++) {
-        int mdbrc = 0;
-        evr_rc_t erc = s_kv_txn(self, ops, n, err, &mdbrc);
-        if (erc == EVR_OK || mdbrc != MDB_MAP_FULL)
-            return erc;
-        size_t size = self->mapsize * 2;
-        if ((mdbrc = mdb_env_set_mapsize(self->env, size)))
-            return evr_store_mdb_err(err, "mdb_env_set_mapsize", mdbrc);
-        self->mapsize = size;
-    }
-    return evr_err_set(err, EVR_ERR_STORE, "store: kv batch does not fit in %zu bytes",
-                       self->mapsize);
+    s_kv_batch_t b = { ops, n };
+    return evr_store_write(self, "kv batch", s_kv_txn, &b, err);
 }
 
 evr_rc_t
@@ -140,37 +132,39 @@ evr_store_kv_get(evr_store_t *self, const char *key, char *buf, size_t size, evr
     return erc;
 }
 
+typedef struct {
+    const char *prefix;
+    size_t len;
+    evr_store_kv_fn *fn;
+    void *arg;
+} s_kv_scan_t;
+
+static evr_rc_t
+s_kv_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+         bool *stop, evr_err_t *err)
+{
+    (void) self;
+    (void) txn;
+    (void) err;
+    const s_kv_scan_t *sc = arg;
+    if (k->mv_size < sc->len || memcmp(k->mv_data, sc->prefix, sc->len) != 0) {
+        *stop = true;   /* past the prefix */
+        return EVR_OK;
+    }
+    char key[256];
+    size_t kl = k->mv_size < sizeof key ? k->mv_size : sizeof key - 1;
+    memcpy(key, k->mv_data, kl);
+    key[kl] = '\0';
+    *stop = sc->fn(key, v->mv_data, v->mv_size, sc->arg) != 0;
+    return EVR_OK;
+}
+
 evr_rc_t
 evr_store_kv_scan(evr_store_t *self, const char *prefix, evr_store_kv_fn *fn, void *arg,
                   evr_err_t *err)
 {
     if (self->no_kv)
         return EVR_OK;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
-    if (rc)
-        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    if ((rc = mdb_cursor_open(txn, self->kv, &cur))) {
-        mdb_txn_abort(txn);
-        return evr_store_mdb_err(err, "mdb_cursor_open kv", rc);
-    }
-    size_t pl = strlen(prefix);
-    MDB_val k = { pl, (void *) prefix }, v;
-    rc = mdb_cursor_get(cur, &k, &v, pl ? MDB_SET_RANGE : MDB_FIRST);
-    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < pl || memcmp(k.mv_data, prefix, pl) != 0)
-            break;
-        char key[256];
-        size_t kl = k.mv_size < sizeof key ? k.mv_size : sizeof key - 1;
-        memcpy(key, k.mv_data, kl);
-        key[kl] = '\0';
-        if (fn(key, v.mv_data, v.mv_size, arg))
-            break;
-    }
-    evr_rc_t erc = rc == 0 || rc == MDB_NOTFOUND ? EVR_OK
-                                                 : evr_store_mdb_err(err, "mdb_cursor_get kv", rc);
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return erc;
+    s_kv_scan_t sc = { prefix, strlen(prefix), fn, arg };
+    return evr_store_walk(self, self->kv, "kv", prefix, sc.len, s_kv_one, &sc, err);
 }

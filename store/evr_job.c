@@ -94,7 +94,7 @@ evr_job_is_final(const evr_job_t *job)
 }
 
 bool
-evr_step_is_final(const evr_stepstate_t *st)
+evr_job_step_is_final(const evr_stepstate_t *st)
 {
     return st->status >= EVR_STEP_SUCCEEDED;
 }
@@ -121,7 +121,7 @@ evr_job_steps_done(const evr_job_t *job)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < job->steps.n; i++)
-        n += evr_step_is_final(evr_job_step(job, i));
+        n += evr_job_step_is_final(evr_job_step(job, i));
     return n;
 }
 

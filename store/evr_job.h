@@ -86,7 +86,7 @@ bool evr_job_status_parse(const char *s, evr_job_status_t *out);
 
 /*  True for succeeded, failed, cancelled, timed_out, lost. */
 bool evr_job_is_final(const evr_job_t *job);
-bool evr_step_is_final(const evr_stepstate_t *st);
+bool evr_job_step_is_final(const evr_stepstate_t *st);
 
 /*  The i-th step, and the step called name (NULL when none). */
 evr_stepstate_t *evr_job_step(const evr_job_t *job, uint32_t i);

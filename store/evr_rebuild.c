@@ -15,16 +15,16 @@ struct evr_rebuild {
     evr_job_t **sorted;     /* built on first evr_rebuild_at */
     size_t nsorted;
     uint64_t events, illegal, last_seq, gaps;
-    evr_report_fn *report;
+    evr_rebuild_report_fn *report;
     void *arg;
 };
 
 static void
-s_report(evr_report_fn *report, void *arg, const char *fmt, ...)
+s_report(evr_rebuild_report_fn *report, void *arg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-s_report(evr_report_fn *report, void *arg, const char *fmt, ...)
+s_report(evr_rebuild_report_fn *report, void *arg, const char *fmt, ...)
 {
     if (!report)
         return;
@@ -70,7 +70,7 @@ s_fold(const evr_event_t *ev, void *arg)
 }
 
 evr_rc_t
-evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_report_fn *report, void *arg,
+evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report, void *arg,
                 evr_rebuild_t **out, evr_err_t *err)
 {
     evr_rebuild_t *self = evr_calloc(1, sizeof *self);
@@ -150,8 +150,8 @@ evr_rebuild_job(const evr_rebuild_t *self, const char *id)
 typedef struct {
     evr_rebuild_t *rb;
     uint64_t upto;      /* last seq when the check began */
-    evr_verify_t *out;
-    evr_report_fn *report;
+    evr_rebuild_verify_t *out;
+    evr_rebuild_report_fn *report;
     void *arg;
     zhashx_t *seen;     /* ids of stored projections */
     zhashx_t *open;     /* ids in the store's open-jobs index */
@@ -241,8 +241,8 @@ s_index_open(const evr_job_t *job, void *arg)
 }
 
 evr_rc_t
-evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
-           evr_err_t *err)
+evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
+                   evr_rebuild_verify_t *out, evr_err_t *err)
 {
     memset(out, 0, sizeof *out);
     s_verify_t v = { NULL, 0, out, report, arg, zhashx_new(), zhashx_new(), 0 };

@@ -3,7 +3,7 @@
 
     evr_rebuild_new() folds every event (up to a seq, for "as of" views)
     through evr_job_apply(); an illegal event is reported and skipped,
-    exactly as the live writer would have refused it.  evr_verify()
+    exactly as the live writer would have refused it.  evr_rebuild_verify()
     rebuilds everything and compares each stored projection in `jobs`
     with its rebuild, field by field: any difference is a bug.
 */
@@ -15,12 +15,12 @@
 typedef struct evr_rebuild evr_rebuild_t;
 
 /*  Receives one line per problem found (illegal event, difference). */
-typedef void (evr_report_fn)(const char *line, void *arg);
+typedef void (evr_rebuild_report_fn)(const char *line, void *arg);
 
 /*  Rebuilds every job from the events with seq <= upto (0: all).  report
     may be NULL.  Caller owns *out. */
-evr_rc_t evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_report_fn *report, void *arg,
-                         evr_rebuild_t **out, evr_err_t *err);
+evr_rc_t evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report,
+                         void *arg, evr_rebuild_t **out, evr_err_t *err);
 void evr_rebuild_destroy(evr_rebuild_t **self_p);
 
 /*  Events read, job events applied, and events refused as illegal. */
@@ -38,7 +38,7 @@ typedef struct {
     uint64_t compacted;     /* projections kept as summaries (not comparable) */
     uint64_t changed;       /* jobs a live writer advanced during the check: skipped */
     uint64_t differences;   /* problems reported */
-} evr_verify_t;
+} evr_rebuild_verify_t;
 
 /*  Rebuilds every job from the events up to the last seq at the start and
     compares with the stored projections; also checks that seqs are dense
@@ -46,7 +46,7 @@ typedef struct {
     a live writer may advance a job meanwhile: such jobs (stored last seq
     beyond the start) are counted as changed, not compared.  Each problem
     is reported; out counts them. */
-evr_rc_t evr_verify(evr_store_t *store, evr_report_fn *report, void *arg, evr_verify_t *out,
-                    evr_err_t *err);
+evr_rc_t evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
+                            evr_rebuild_verify_t *out, evr_err_t *err);
 
 #endif

@@ -1,7 +1,7 @@
 /*  evr_retain.c: retention of finished jobs in the event log: compaction
     (a job's events deleted, its projection kept and marked compacted) and
     dropping output (the bytes of its step.output events emptied).  Each
-    job is rewritten in a transaction of its own.
+    job is rewritten in a write transaction of its own (evr_store_write).
 */
 #include <errno.h>
 #include <stddef.h>
@@ -34,19 +34,23 @@ s_pick(const evr_job_t *job, void *arg)
     return 0;
 }
 
-/*  Rewrites one job's events in a write transaction: compact deletes them
+/*  One job to rewrite. */
+typedef struct {
+    const char *id;
+    bool compact;
+} s_retain_t;
+
+/*  Rewrites one job's events (an evr_store_txn_fn): compact deletes them
     all, otherwise the bytes of its output events are emptied. */
 static evr_rc_t
-s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, int *mdbrc)
+s_retain_job(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
 {
-    MDB_txn *txn;
+    const s_retain_t *r = arg;
+    const char *id = r->id;
+    bool compact = r->compact;
     MDB_cursor *cur;
-    if ((*mdbrc = evr_store_txn_begin(self, 0, &txn)))
-        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
-    if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur))) {
-        mdb_txn_abort(txn);
+    if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur)))
         return evr_store_mdb_err(err, "mdb_cursor_open", *mdbrc);
-    }
     uint8_t key[EVR_STORE_KEYLEN];
     evr_store_jobkey(key, id, 1);
     MDB_val k = { EVR_STORE_KEYLEN, key }, v;
@@ -104,12 +108,7 @@ s_retain_job(evr_store_t *self, const char *id, bool compact, evr_err_t *err, in
         }
         evr_rec_free(&evr_job_type, &job);
     }
-    if (erc) {
-        mdb_txn_abort(txn);
-        return erc;
-    }
-    *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
+    return erc;
 }
 
 static evr_rc_t
@@ -122,15 +121,10 @@ s_retain(evr_store_t *self, uint64_t before, bool compact, uint32_t *njobs, evr_
     evr_rc_t erc = evr_store_jobs(self, EVR_JOB_NONE, s_pick, &pick, err);
     uint32_t done = 0;
     for (size_t i = 0; i < pick.n && !erc; i++) {
-        int mdbrc = 0;
-        erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
-        if (erc && mdbrc == MDB_MAP_FULL) {   /* rewriting needs room too */
-            size_t size = self->mapsize * 2;
-            if (mdb_env_set_mapsize(self->env, size) == 0) {
-                self->mapsize = size;
-                erc = s_retain_job(self, pick.ids[i], compact, err, &mdbrc);
-            }
-        }
+        s_retain_t r = { pick.ids[i], compact };
+        /* rewriting needs room too: a full map grows as for an append */
+        erc = evr_store_write(self, compact ? "compaction of a job" : "dropping a job's output",
+                              s_retain_job, &r, err);
         done += !erc;
     }
     free(pick.ids);

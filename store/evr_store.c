@@ -2,12 +2,15 @@
     meta (retention is in evr_retain.c).
 
     Every LMDB call goes through evr_store_mdb_err(), which keeps LMDB's own text:
-    "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Reads run in short
-    transactions (at most S_CHUNK events each) so a long scan never pins
-    old pages of a live writer.
+    "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Every write runs through
+    evr_store_write (a full map grown and the write run again); readers
+    walk through evr_store_walk, in short transactions (at most
+    EVR_STORE_CHUNK entries each) so a long scan never pins old pages of a
+    live writer.
 */
 #include "evr_store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -20,7 +23,7 @@
 #include "evr_codec.h"
 #include "evr_store_int.h"
 
-#define S_CHUNK 4096                    /* events per read transaction */
+#define S_MAX_KEY 511                   /* LMDB's default bound on a key */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 
@@ -68,6 +71,32 @@ evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
+evr_rc_t
+evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body, void *arg,
+                evr_err_t *err)
+{
+    for (int tries = 0; tries < EVR_STORE_GROW_TRIES; tries++) {
+        MDB_txn *txn;
+        int mdbrc = evr_store_txn_begin(self, 0, &txn);
+        if (mdbrc)
+            return evr_store_mdb_err(err, "mdb_txn_begin", mdbrc);
+        evr_rc_t erc = body(self, txn, arg, err, &mdbrc);
+        if (erc)
+            mdb_txn_abort(txn);
+        else if ((mdbrc = mdb_txn_commit(txn)))
+            erc = evr_store_commit_err(self, err, mdbrc);
+        if (erc == EVR_OK || mdbrc != MDB_MAP_FULL)
+            return erc;
+        /* Nothing was written and no transaction is open: grow, run again. */
+        size_t size = self->mapsize * 2;
+        if ((mdbrc = mdb_env_set_mapsize(self->env, size)))
+            return evr_store_mdb_err(err, "mdb_env_set_mapsize", mdbrc);
+        self->mapsize = size;
+    }
+    return evr_err_set(err, EVR_ERR_STORE, "store: %s does not fit even after growing the "
+                       "map to %zu bytes", what, self->mapsize);
+}
+
 static evr_rc_t
 s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
 {
@@ -91,7 +120,7 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
     return EVR_OK;
 }
 
-/*  Opens the four databases and checks (or writes) the format. */
+/*  Opens the six databases and checks (or writes) the format. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
@@ -210,7 +239,8 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         envflags |= MDB_NOSYNC;
     rc = mdb_env_open(self->env, dir, envflags, 0600);
     if (rc) {
-        erc = evr_store_mdb_err(err, "mdb_env_open", rc);
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_open: %s", dir,
+                          mdb_strerror(rc));
         evr_store_destroy(&self);
         return erc;
     }
@@ -310,8 +340,6 @@ s_get_last_seq(evr_store_t *self, MDB_txn *txn, uint64_t *seq, evr_err_t *err)
     return EVR_OK;
 }
 
-/*  One attempt at writing the batch.  *mdbrc is the LMDB code of the
-    failure, so the caller can tell a full map (grow and retry). */
 /*  Ingest (source != NULL): an event at or below the source's high seq is
     a resend, marked skipped (seq 0); the others must continue it densely;
     their per-job seq is kept (evr_job_apply checks it). */
@@ -330,15 +358,29 @@ s_source_step(evr_event_t *ev, const char *source, uint64_t *high, evr_err_t *er
     return EVR_OK;
 }
 
-/*  *refused: the index of the event refused for what it says (n: none). */
+/*  A batch to append or ingest (source != NULL).  *refused: the index of
+    the event refused for what it says (n: none). */
+typedef struct {
+    const char *source;
+    evr_event_t *const *events;
+    const bool *drop;
+    size_t n;
+    const uint64_t *orig;   /* the events' seq as they came */
+    size_t *refused;
+} s_batch_t;
+
+/*  The batch's writes (an evr_store_txn_fn). */
 static evr_rc_t
-s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
-             const bool *drop, size_t n, size_t *refused, evr_err_t *err, int *mdbrc)
+s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
 {
-    MDB_txn *txn;
-    *mdbrc = evr_store_txn_begin(self, 0, &txn);
-    if (*mdbrc)
-        return evr_store_mdb_err(err, "mdb_txn_begin", *mdbrc);
+    s_batch_t *b = arg;
+    const char *source = b->source;
+    evr_event_t *const *events = b->events;
+    const bool *drop = b->drop;
+    size_t n = b->n, *refused = b->refused;
+    for (size_t i = 0; i < n; i++)   /* a run after a full map starts afresh */
+        events[i]->seq = b->orig[i];
+    *refused = n;
     s_batchjob_t *jobs = evr_calloc(n, sizeof *jobs);
     size_t njobs = 0;
     uint64_t seq, high = 0;
@@ -430,16 +472,12 @@ s_append_txn(evr_store_t *self, const char *source, evr_event_t *const *events,
     for (size_t j = 0; j < n; j++)   /* slots past njobs are zeroed or half-loaded */
         evr_rec_free(&evr_job_type, &jobs[j].job);
     free(jobs);
-    if (erc) {
-        mdb_txn_abort(txn);
-        return erc;
-    }
-    *mdbrc = mdb_txn_commit(txn);
-    return *mdbrc ? evr_store_commit_err(self, err, *mdbrc) : EVR_OK;
+    return erc;
 }
 
-/*  Append and ingest: one transaction, retried on a grown map with the
-    events as they came (ingest rewrites their seq). */
+/*  Append and ingest: one transaction (evr_store_write grows a full map
+    and runs it again with the events as they came: ingest rewrites their
+    seq). */
 static evr_rc_t
 s_write(evr_store_t *self, const char *source, evr_event_t *const *events, const bool *drop,
         size_t n, size_t *refused, evr_err_t *err)
@@ -455,35 +493,15 @@ s_write(evr_store_t *self, const char *source, evr_event_t *const *events, const
     uint64_t *orig = evr_malloc(n * sizeof *orig);
     for (size_t i = 0; i < n; i++)
         orig[i] = events[i]->seq;
-    evr_rc_t erc = EVR_OK;
-    for (int tries = 0; tries < 16; tries++) {
-        int mdbrc = 0;
-        for (size_t i = 0; i < n; i++)
-            events[i]->seq = orig[i];
-        *refused = n;
-        erc = s_append_txn(self, source, events, drop, n, refused, err, &mdbrc);
-        if (erc == EVR_OK || mdbrc != MDB_MAP_FULL) {
-            /* nothing was written: appended events keep no seq, ingested
-               ones the seq they came with */
-            for (size_t i = 0; erc && i < n; i++) {
-                events[i]->seq = source ? orig[i] : 0;
-                if (!source)
-                    events[i]->jseq = 0;
-            }
-            goto out;
-        }
-        /* No transaction is open here: grow the map and try again. */
-        size_t size = self->mapsize * 2;
-        int rc = mdb_env_set_mapsize(self->env, size);
-        if (rc) {
-            erc = evr_store_mdb_err(err, "mdb_env_set_mapsize", rc);
-            goto out;
-        }
-        self->mapsize = size;
+    s_batch_t b = { source, events, drop, n, orig, refused };
+    evr_rc_t erc = evr_store_write(self, "batch", s_append_txn, &b, err);
+    /* nothing was written: appended events keep no seq, ingested ones the
+       seq they came with */
+    for (size_t i = 0; erc && i < n; i++) {
+        events[i]->seq = source ? orig[i] : 0;
+        if (!source)
+            events[i]->jseq = 0;
     }
-    erc = evr_err_set(err, EVR_ERR_STORE, "store: batch does not fit even after growing the "
-                      "map to %zu bytes", self->mapsize);
-out:
     free(orig);
     return erc;
 }
@@ -544,6 +562,51 @@ s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, ev
     return EVR_OK;
 }
 
+evr_rc_t
+evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from, size_t len,
+               evr_store_walk_fn *fn, void *arg, evr_err_t *err)
+{
+    uint8_t next[S_MAX_KEY];
+    assert(len <= sizeof next);
+    if (len)
+        memcpy(next, from, len);
+    bool more = true;
+    while (more) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
+        if (erc)
+            return erc;
+        MDB_val k = { len, next }, v;
+        int rc = mdb_cursor_get(cur, &k, &v, len ? MDB_SET_RANGE : MDB_FIRST);
+        int count = 0;
+        bool stop = false;
+        more = false;
+        while (rc == 0) {
+            if (++count > EVR_STORE_CHUNK && k.mv_size <= sizeof next) {
+                /* end this transaction, go on from this key in a new one */
+                len = k.mv_size;
+                memcpy(next, k.mv_data, len);
+                more = true;
+                break;
+            }
+            if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (!erc && rc && rc != MDB_NOTFOUND) {
+            char what[64];
+            snprintf(what, sizeof what, "mdb_cursor_get %s", db);
+            erc = evr_store_mdb_err(err, what, rc);
+        }
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (erc)
+            return erc;
+    }
+    return EVR_OK;
+}
+
 /*  Decodes one stored event and hands it to fn; *stop says whether fn
     asked to stop. */
 static evr_rc_t
@@ -559,48 +622,60 @@ s_deliver(const MDB_val *v, uint64_t seq, evr_store_event_fn *fn, void *arg, boo
     return EVR_OK;
 }
 
+/*  A reader's callback and its argument, and what the walk keeps. */
+typedef struct {
+    evr_store_event_fn *fn;
+    void *arg;
+    uint64_t to;            /* scan: the last seq (0: to the end) */
+    const char *job;        /* job_events: the job */
+    bool any;               /* job_events: an entry of the job seen */
+} s_events_t;
+
+static evr_rc_t
+s_scan_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+           bool *stop, evr_err_t *err)
+{
+    (void) self;
+    (void) txn;
+    s_events_t *e = arg;
+    uint64_t seq = evr_store_get64(k->mv_data);
+    if (e->to && seq > e->to) {
+        *stop = true;
+        return EVR_OK;
+    }
+    return s_deliver(v, seq, e->fn, e->arg, stop, err);
+}
+
 evr_rc_t
 evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn *fn,
                void *arg, evr_err_t *err)
 {
-    uint64_t next = from ? from : 1;
-    bool more = true;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t berc = s_read_begin(self, self->events, &txn, &cur, err);
-        if (berc)
-            return berc;
-        int rc;
-        uint8_t key[8];
-        evr_store_be64(key, next);
-        MDB_val k = { 8, key }, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        evr_rc_t erc = EVR_OK;
-        int count = 0;
-        more = false;
-        while (rc == 0) {
-            uint64_t seq = evr_store_get64(k.mv_data);
-            if (to && seq > to)
-                break;
-            if (++count > S_CHUNK) {   /* end this transaction, go on in a new one */
-                next = seq;
-                more = true;
-                break;
-            }
-            bool stop = false;
-            if ((erc = s_deliver(&v, seq, fn, arg, &stop, err)) || stop)
-                break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = evr_store_mdb_err(err, "mdb_cursor_get events", rc);
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
+    uint8_t key[8];
+    evr_store_be64(key, from ? from : 1);
+    s_events_t e = { .fn = fn, .arg = arg, .to = to };
+    return evr_store_walk(self, self->events, "events", key, sizeof key, s_scan_one, &e, err);
+}
+
+static evr_rc_t
+s_job_event(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+            bool *stop, evr_err_t *err)
+{
+    s_events_t *e = arg;
+    if (k->mv_size != EVR_STORE_KEYLEN || memcmp(k->mv_data, e->job, EVR_ULID_LEN) != 0) {
+        *stop = true;   /* past the job's entries */
+        return EVR_OK;
     }
-    return EVR_OK;
+    const uint8_t *kp = k->mv_data;
+    uint32_t jseq = (uint32_t) kp[26] << 24 | (uint32_t) kp[27] << 16
+                  | (uint32_t) kp[28] << 8 | kp[29];
+    e->any = true;
+    MDB_val ek = { 8, v->mv_data }, ev_val;
+    int grc = mdb_get(txn, self->events, &ek, &ev_val);
+    if (grc)
+        return evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points to seq "
+                           "%llu: %s", e->job, jseq,
+                           (unsigned long long) evr_store_get64(v->mv_data), mdb_strerror(grc));
+    return s_deliver(&ev_val, evr_store_get64(v->mv_data), e->fn, e->arg, stop, err);
 }
 
 evr_rc_t
@@ -609,59 +684,17 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
 {
     if (!evr_ulid_valid(job))
         return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
-    uint32_t next = from_jseq ? from_jseq : 1;
-    bool more = true, any = false;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t berc = s_read_begin(self, self->by_job, &txn, &cur, err);
-        if (berc)
-            return berc;
-        int rc;
-        uint8_t key[EVR_STORE_KEYLEN];
-        evr_store_jobkey(key, job, next);
-        MDB_val k = { EVR_STORE_KEYLEN, key }, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        evr_rc_t erc = EVR_OK;
-        int count = 0;
-        more = false;
-        while (rc == 0 && k.mv_size == EVR_STORE_KEYLEN && memcmp(k.mv_data, job, EVR_ULID_LEN) == 0) {
-            const uint8_t *kp = k.mv_data;
-            uint32_t jseq = (uint32_t) kp[26] << 24 | (uint32_t) kp[27] << 16
-                          | (uint32_t) kp[28] << 8 | kp[29];
-            if (++count > S_CHUNK) {
-                next = jseq;
-                more = true;
-                break;
-            }
-            any = true;
-            MDB_val ek = { 8, v.mv_data }, ev_val;
-            int grc = mdb_get(txn, self->events, &ek, &ev_val);
-            if (grc) {
-                erc = evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points "
-                                  "to seq %llu: %s", job, jseq,
-                                  (unsigned long long) evr_store_get64(v.mv_data), mdb_strerror(grc));
-                break;
-            }
-            bool stop = false;
-            if ((erc = s_deliver(&ev_val, evr_store_get64(v.mv_data), fn, arg, &stop, err)) || stop)
-                break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = evr_store_mdb_err(err, "mdb_cursor_get by_job", rc);
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
-    }
-    if (!any) {
-        evr_job_t j = { 0 };
-        evr_rc_t erc = evr_store_get_job(self, job, &j, err);
-        evr_rec_free(&evr_job_type, &j);
-        return erc;   /* NOTFOUND for an unknown job; OK for one with no events left */
-    }
-    return EVR_OK;
+    uint8_t key[EVR_STORE_KEYLEN];
+    evr_store_jobkey(key, job, from_jseq ? from_jseq : 1);
+    s_events_t e = { .fn = fn, .arg = arg, .job = job };
+    evr_rc_t erc = evr_store_walk(self, self->by_job, "by_job", key, sizeof key, s_job_event,
+                                  &e, err);
+    if (erc || e.any)
+        return erc;
+    evr_job_t j = { 0 };
+    erc = evr_store_get_job(self, job, &j, err);
+    evr_rec_free(&evr_job_type, &j);
+    return erc;   /* NOTFOUND for an unknown job; OK for one with no events left */
 }
 
 evr_rc_t
@@ -680,53 +713,37 @@ evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t 
     return erc;
 }
 
+typedef struct {
+    evr_job_status_t status;
+    evr_store_job_fn *fn;
+    void *arg;
+} s_jobs_t;
+
+static evr_rc_t
+s_job_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+          bool *stop, evr_err_t *err)
+{
+    (void) self;
+    (void) txn;
+    s_jobs_t *j = arg;
+    evr_job_t job = { 0 };
+    if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err)) {
+        evr_rec_free(&evr_job_type, &job);
+        return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %.26s: %s",
+                           (const char *) k->mv_data, err ? err->msg : "");
+    }
+    if (j->status == EVR_JOB_NONE || job.status == (uint32_t) j->status)
+        *stop = j->fn(&job, j->arg) != 0;
+    evr_rec_free(&evr_job_type, &job);
+    return EVR_OK;
+}
+
 evr_rc_t
 evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn, void *arg,
                evr_err_t *err)
 {
-    char next[EVR_ULID_LEN] = { 0 };
-    bool more = true, first = true;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t berc = s_read_begin(self, self->jobs, &txn, &cur, err);
-        if (berc)
-            return berc;
-        int rc;
-        MDB_val k = { EVR_ULID_LEN, next }, v;
-        rc = mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_SET_RANGE);
-        first = false;
-        evr_rc_t erc = EVR_OK;
-        int count = 0;
-        more = false;
-        while (rc == 0) {
-            if (++count > S_CHUNK) {
-                memcpy(next, k.mv_data, EVR_ULID_LEN);
-                more = true;
-                break;
-            }
-            evr_job_t job = { 0 };
-            erc = evr_codec_decode(v.mv_data, v.mv_size, &evr_job_type, &job, "job", err);
-            if (erc) {
-                erc = evr_err_set(err, EVR_ERR_STORE, "store: projection of job %.26s: %s",
-                                  (const char *) k.mv_data, err ? err->msg : "");
-                break;
-            }
-            int stop = status == EVR_JOB_NONE || job.status == (uint32_t) status ? fn(&job, arg)
-                                                                                 : 0;
-            evr_rec_free(&evr_job_type, &job);
-            if (stop)
-                break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (!erc && rc && rc != MDB_NOTFOUND)
-            erc = evr_store_mdb_err(err, "mdb_cursor_get jobs", rc);
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
-    }
-    return EVR_OK;
+    s_jobs_t j = { status, fn, arg };
+    return evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_job_one, &j, err);
 }
 
 typedef struct {
@@ -777,23 +794,26 @@ evr_store_meta_get(evr_store_t *self, const char *key, char **val, evr_err_t *er
     return erc;
 }
 
+typedef struct {
+    const char *key, *val;
+} s_meta_t;
+
+static evr_rc_t
+s_meta_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
+{
+    const s_meta_t *m = arg;
+    MDB_val k = { strlen(m->key), (void *) m->key }, v = { strlen(m->val), (void *) m->val };
+    *mdbrc = mdb_put(txn, self->meta, &k, &v, 0);
+    return *mdbrc ? evr_store_mdb_err(err, "mdb_put meta", *mdbrc) : EVR_OK;
+}
+
 evr_rc_t
 evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_t *err)
 {
     if (self->flags & EVR_STORE_RDONLY)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
-    MDB_txn *txn;
-    int rc = evr_store_txn_begin(self, 0, &txn);
-    if (rc)
-        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
-    MDB_val k = { strlen(key), (void *) key }, v = { strlen(val), (void *) val };
-    rc = mdb_put(txn, self->meta, &k, &v, 0);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return evr_store_mdb_err(err, "mdb_put meta", rc);
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? evr_store_commit_err(self, err, rc) : EVR_OK;
+    s_meta_t m = { key, val };
+    return evr_store_write(self, "meta value", s_meta_txn, &m, err);
 }
 
 evr_rc_t

@@ -1,6 +1,6 @@
 /*  evr_store.h: the LMDB event log of one process (DESIGN §5).
 
-    One environment per state directory, four databases:
+    One environment per state directory, six databases:
       events   u64 big-endian seq -> msgpack event
       by_job   job id (26 bytes) + u32 big-endian per-job seq -> u64 seq
       jobs     job id -> msgpack projection (evr_job_t)
@@ -40,7 +40,8 @@ typedef enum {
     databases when missing; a reader requires them.  Errors: EVR_ERR_STORE
     for a missing directory, a directory that is not an evrun store
     (foreign LMDB or other files), a format version this build does not
-    read, or an LMDB failure (the message keeps LMDB's text). */
+    read, or an LMDB failure (the message keeps LMDB's text; one opening
+    the environment names the directory). */
 evr_rc_t evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err);
 void evr_store_destroy(evr_store_t **self_p);
 

@@ -1,6 +1,7 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
-    log), evr_retain.c (retention) and evr_archive.c (sources and the
-    key-value table).  Not for use outside store/.
+    log, and the helpers every write and every walk goes through),
+    evr_retain.c (retention) and evr_archive.c (sources and the key-value
+    table).  Not for use outside store/.
 */
 #ifndef EVR_STORE_INT_H_INCLUDED
 #define EVR_STORE_INT_H_INCLUDED
@@ -31,6 +32,40 @@ evr_rc_t evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc);
 /*  Begins a transaction; a reader adopts a map grown by the writer.
     Returns LMDB's code. */
 int evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn);
+
+/*  The body of a write transaction: writes in txn, returns EVR_OK or an
+    error with *mdbrc set to LMDB's code when an LMDB call failed.  After
+    MDB_MAP_FULL it runs again in a new transaction, so it must start
+    from the same state each time (undo what a failed run changed in arg
+    at its start). */
+typedef evr_rc_t (evr_store_txn_fn)(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err,
+                                    int *mdbrc);
+
+/*  Runs body in a write transaction and commits it.  On MDB_MAP_FULL
+    (from body or the commit) nothing is written: the map is doubled and
+    body runs again, up to EVR_STORE_GROW_TRIES times.  Errors: body's;
+    EVR_ERR_STORE for mdb_txn_begin, mdb_env_set_mapsize, the commit
+    (evr_store_commit_err), or "store: WHAT does not fit even after
+    growing the map to N bytes".  The caller refuses a read-only store. */
+#define EVR_STORE_GROW_TRIES 16
+evr_rc_t evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body,
+                         void *arg, evr_err_t *err);
+
+/*  One entry of evr_store_walk: k, v and txn (for lookups in other
+    databases) are valid during the call only.  Set *stop to end the walk;
+    an error ends it too. */
+typedef evr_rc_t (evr_store_walk_fn)(evr_store_t *self, MDB_txn *txn, const MDB_val *k,
+                                     const MDB_val *v, void *arg, bool *stop, evr_err_t *err);
+
+/*  Visits the entries of dbi in key order, from the first key at or after
+    from[0..len) (len 0: from the first entry), in read transactions of at
+    most EVR_STORE_CHUNK entries each, so a long walk never pins old pages
+    of a live writer: the next transaction starts again at the key the last
+    one reached.  db names dbi in messages.  Errors: fn's, EVR_ERR_STORE
+    for LMDB's. */
+#define EVR_STORE_CHUNK 4096
+evr_rc_t evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
+                        size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err);
 
 /*  The highest seq stored from source (0 when none), and its update, in
     the caller's transaction. */

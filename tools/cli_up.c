@@ -16,6 +16,7 @@
     list the runners, and stops waiting as soon as a process it started
     exits, showing the end of its log.
 */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -30,10 +31,12 @@
 #include "cli.h"
 #include "cli_bus.h"
 #include "evr_paths.h"
-#include "evr_podman.h"
 
 #define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
 #define S_UP_KIDS 65        /* the broker and up to 64 runners */
+#define S_PING_MS 5000      /* how long a podman service has to answer _ping */
+#define S_SUN_PATH_MAX 107  /* bytes of a unix socket path */
+#define S_PODMAN_API "/v4.0.0/libpod"
 
 typedef struct {
     const char *state;
@@ -132,13 +135,38 @@ s_spawn(s_up_t *u, const char *name, char *const argv[], const char *log)
     return pid;
 }
 
+static size_t
+s_discard(char *data, size_t size, size_t n, void *arg)
+{
+    (void) data;
+    (void) arg;
+    return size * n;
+}
+
+/*  Whether a podman service answers at url ("unix:///path/podman.sock"):
+    GET /_ping gets 200 within S_PING_MS.  The runner's evr_podman_ping asks
+    the same; this is the CLI's own call, so evrun-cli needs libcurl and not
+    the runner library. */
 static bool
 s_podman_answers(const char *url)
 {
-    evr_err_t err;
-    evr_podman_t *pm = evr_podman_new(url, &err);
-    bool ok = pm && evr_podman_ping(pm, &err) == EVR_OK;
-    evr_podman_destroy(&pm);
+    if (strncmp(url, "unix://", 7) != 0 || strlen(url + 7) > S_SUN_PATH_MAX)
+        return false;
+    CURL *e = curl_easy_init();
+    if (!e)
+        return false;
+    curl_easy_setopt(e, CURLOPT_URL, "http://d" S_PODMAN_API "/_ping");
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, url + 7);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) S_PING_MS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) S_PING_MS);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_discard);
+    long status = 0;
+    bool ok = curl_easy_perform(e) == CURLE_OK
+              && curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK
+              && status == 200;
+    curl_easy_cleanup(e);
     return ok;
 }
 

@@ -333,9 +333,9 @@ s_difference(const char *line, void *arg)
 static int
 s_verify(evr_store_t *store, const s_opts_t *o)
 {
-    evr_verify_t v;
+    evr_rebuild_verify_t v;
     evr_err_t err;
-    if (evr_verify(store, s_difference, (void *) o, &v, &err)) {
+    if (evr_rebuild_verify(store, s_difference, (void *) o, &v, &err)) {
         fprintf(stderr, "evrun-replay: %s\n", err.msg);
         return 2;
     }

@@ -188,8 +188,8 @@ main(int argc, char **argv)
     evr_rebuild_destroy(&rb);
 
     t0 = evr_mono_ns();
-    evr_verify_t v;
-    if (evr_verify(st, NULL, NULL, &v, &err))
+    evr_rebuild_verify_t v;
+    if (evr_rebuild_verify(st, NULL, NULL, &v, &err))
         return s_die("verify", err.msg);
     double verify_s = s_secs(t0);
     if (v.differences)

@@ -155,8 +155,8 @@ main(void)
             fprintf(stderr, "  round %d: %u of %u jobs whole\n", round, w.whole, w.jobs);
         CHECK(w.whole == w.jobs);
         CHECK((uint64_t) w.jobs * s_events_per_job == last);
-        evr_verify_t v;
-        CHECK(evr_verify(st, s_report, NULL, &v, &err) == EVR_OK);
+        evr_rebuild_verify_t v;
+        CHECK(evr_rebuild_verify(st, s_report, NULL, &v, &err) == EVR_OK);
         CHECK(v.differences == 0);
         grew += w.jobs > last_jobs;
         last_jobs = w.jobs;

@@ -2,8 +2,9 @@
 
     CHECK(cond) records a failure with file:line and the expression and
     carries on; CHECK_STR(a, b) compares strings (NULL-safe) and prints
-    both; EVR_TEST_MAIN runs the listed test functions and exits non-zero
-    when any check failed, printing "N passed, N failed" (checks).
+    both; EVR_TEST_RUN(fn) runs one test function and prints its name with
+    ok or FAILED; EVR_TEST_END() prints "N passed, N failed" (checks) and
+    returns from main non-zero when any check failed.
 */
 #ifndef EVR_TEST_H_INCLUDED
 #define EVR_TEST_H_INCLUDED

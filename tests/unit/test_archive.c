@@ -2,7 +2,8 @@
     ingested from a runner's log keep their per-job seq, a resend is
     stored once, a gap is refused with nothing written, the source's seq
     survives a reopen, events marked to drop are counted but not stored;
-    the key-value table (the durable queue). */
+    the key-value table (the durable queue), a batch larger than the
+    map, more keys than one read transaction visits. */
 #include <string.h>
 #include <unistd.h>
 
@@ -134,8 +135,8 @@ test_ingest(void)
     evr_store_destroy(&r);
     /* another source's numbering is its own */
     CHECK(evr_store_source_seq(b, "r2", &high, &err) == EVR_OK && high == 0);
-    evr_verify_t v;
-    CHECK(evr_verify(b, NULL, NULL, &v, &err) == EVR_OK);
+    evr_rebuild_verify_t v;
+    CHECK(evr_rebuild_verify(b, NULL, NULL, &v, &err) == EVR_OK);
     CHECK(v.differences == 0);
     evr_store_destroy(&b);
     /* the source's seq survives a reopen */
@@ -282,6 +283,58 @@ test_kv(void)
     free(dir);
 }
 
+static int
+s_count_kv(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) key;
+    (void) val;
+    (void) len;
+    (*(size_t *) arg)++;
+    return 0;
+}
+
+/*  A kv batch larger than the map grows it and is written whole; a scan
+    sees every one of more keys than one read transaction visits. */
+static void
+test_kv_growth(void)
+{
+    char *dir = evr_asprintf("%s/kvgrow", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    size_t initial = evr_store_mapsize(st);
+    enum { BIG = 80, MANY = 5000 };
+    size_t vlen = 1u << 20;
+    char *val = evr_calloc(1, vlen);
+    evr_store_kv_t *ops = evr_calloc(MANY, sizeof *ops);
+    char (*keys)[32] = evr_calloc(MANY, sizeof *keys);
+    for (int i = 0; i < BIG; i++) {
+        snprintf(keys[i], sizeof keys[i], "big/%03d", i);
+        ops[i] = (evr_store_kv_t) { keys[i], val, vlen };
+    }
+    evr_rc_t rc = evr_store_kv_write(st, ops, BIG, &err);
+    if (rc)
+        fprintf(stderr, "  kv_write: %s\n", err.msg);
+    CHECK(rc == EVR_OK);
+    CHECK(evr_store_mapsize(st) > initial && evr_store_mapsize(st) >= (size_t) BIG * vlen);
+    size_t n = 0;
+    CHECK(evr_store_kv_scan(st, "big/", s_count_kv, &n, &err) == EVR_OK && n == BIG);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(keys[i], sizeof keys[i], "q/%05d", i);
+        ops[i] = (evr_store_kv_t) { keys[i], "x", 1 };
+    }
+    CHECK(evr_store_kv_write(st, ops, MANY, &err) == EVR_OK);
+    n = 0;
+    CHECK(evr_store_kv_scan(st, "q/", s_count_kv, &n, &err) == EVR_OK && n == MANY);
+    n = 0;
+    CHECK(evr_store_kv_scan(st, "", s_count_kv, &n, &err) == EVR_OK && n == MANY + BIG);
+    free(keys);
+    free(ops);
+    free(val);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -294,6 +347,7 @@ main(void)
     EVR_TEST_RUN(test_ingest_gap);
     EVR_TEST_RUN(test_ingest_drop);
     EVR_TEST_RUN(test_kv);
+    EVR_TEST_RUN(test_kv_growth);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");

@@ -1,6 +1,7 @@
 /*  test_config: layered settings: defaults < file < environment < flags,
     the source of each value, errors that name file, line, column and key,
-    numbers and booleans checked, endpoints derived for local mode. */
+    numbers, booleans and choices checked, endpoints derived for local
+    mode. */
 #include <unistd.h>
 
 #include "evr_config.h"
@@ -47,6 +48,13 @@ test_layers(void)
     bool b;
     CHECK(evr_config_bool(c, "local", &b, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "expected true or false");
+    const char *const modes[] = { "alpha", "beta" };
+    size_t idx = 9;
+    evr_config_set(c, "local", "beta", "flag");
+    CHECK(evr_config_choice(c, "local", modes, 2, &idx, &err) == EVR_OK && idx == 1);
+    evr_config_set(c, "local", "Beta", "flag");
+    CHECK(evr_config_choice(c, "local", modes, 2, &idx, &err) == EVR_ERR_CONFIG && idx == 1);
+    CHECK_STR(err.msg, "local = \"Beta\" (from flag): expected one of alpha, beta");
     evr_config_endpoints(c, true);
     CHECK_STR(evr_config_get(c, "client_endpoint"), "ipc:///tmp/st/bus/clients");
     CHECK_STR(evr_config_get(c, "events_endpoint"), "ipc:///tmp/st/bus/events");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "evr_curve.h"
+#include "evr_zap.h"
 #include "evr_test.h"
 
 static char s_root[256];

@@ -1,8 +1,9 @@
 /*  test_store: the LMDB event log on a real LMDB in a temporary directory:
     open and format checks, group commit, readers, refusal of illegal
-    batches, map growth, a write failure that leaves the log as it was,
-    retention, verify (clean and with a tampered projection), and a
-    read-only reader in another process beside a live writer. */
+    batches, map growth, readers across read transactions, a write
+    failure that leaves the log as it was, retention, verify (clean and
+    with a tampered projection), and a read-only reader in another
+    process beside a live writer. */
 #include <lmdb.h>
 #include <signal.h>
 #include <errno.h>
@@ -69,10 +70,10 @@ s_print(const char *line, void *arg)
 static int
 s_verify_clean(evr_store_t *st)
 {
-    evr_verify_t v;
+    evr_rebuild_verify_t v;
     evr_err_t err;
     int lines = 0;
-    CHECK(evr_verify(st, s_print, &lines, &v, &err) == EVR_OK);
+    CHECK(evr_rebuild_verify(st, s_print, &lines, &v, &err) == EVR_OK);
     CHECK(v.differences == 0 && lines == 0);
     return (int) v.differences;
 }
@@ -154,6 +155,16 @@ test_open(void)
     mkdir(empty, 0700);
     CHECK(evr_store_open(empty, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "no evrun store here");
+    /* a data.mdb that is no LMDB file: the message names the directory */
+    char *junk = evr_asprintf("%s/data.mdb", empty);
+    FILE *fp = fopen(junk, "w");
+    fputs("not an lmdb file\n", fp);
+    fclose(fp);
+    CHECK(evr_store_open(empty, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
+    char *want = evr_asprintf("store: %s: mdb_env_open: MDB_INVALID", empty);
+    CHECK_CONTAINS(err.msg, want);
+    free(want);
+    free(junk);
     free(empty);
     free(foreign);
     free(dir);
@@ -364,6 +375,127 @@ test_map_growth(void)
     free(dir);
 }
 
+/*  Appends one synthetic job in batches of at most 1000 events (a job
+    may have more than a batch holds); returns the number of events. */
+static size_t
+s_append_batched(evr_store_t *st, const char *id, uint32_t steps, uint32_t bytes,
+                 uint32_t chunk)
+{
+    size_t n;
+    evr_event_t **evs = evr_synth_job(id, steps, bytes, chunk, &n);
+    evr_err_t err;
+    for (size_t i = 0; i < n; i += 1000) {
+        size_t m = n - i < 1000 ? n - i : 1000;
+        evr_rc_t rc = evr_store_append(st, evs + i, m, &err);
+        if (rc)
+            fprintf(stderr, "  append %s: %s\n", id, err.msg);
+        CHECK(rc == EVR_OK);
+    }
+    evr_synth_free(evs, n);
+    return n;
+}
+
+typedef struct {
+    int count, stop_at;
+    uint64_t first_seq;
+} s_upto_t;
+
+static int
+s_upto(const evr_event_t *ev, void *arg)
+{
+    s_upto_t *u = arg;
+    if (u->count++ == 0)
+        u->first_seq = ev->seq;
+    return u->stop_at && u->count == u->stop_at;
+}
+
+static int
+s_upto_job(const evr_job_t *job, void *arg)
+{
+    (void) job;
+    s_upto_t *u = arg;
+    u->count++;
+    return u->stop_at && u->count == u->stop_at;
+}
+
+/*  Readers go on past the 4096 entries of one read transaction: every
+    event, job and index entry once, in order; an early stop right after
+    a transaction's end stops there. */
+static void
+test_chunked_reads(void)
+{
+    char *dir = s_dir("chunks");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *a = s_job_id(1), *b = s_job_id(2);
+    size_t na = s_append_batched(st, a, 2, 2100, 1);   /* over 4200 events */
+    size_t nb = s_append_batched(st, b, 1, 10, 1);
+    size_t total = na + nb;
+    CHECK(na > 4200);
+    s_walk_t w = { .ordered = true };
+    CHECK(evr_store_scan(st, 0, 0, s_walk, &w, &err) == EVR_OK);
+    CHECK((size_t) w.count == total);
+    s_upto_t u = { 0 };
+    CHECK(evr_store_scan(st, 10, 4200, s_upto, &u, &err) == EVR_OK);
+    CHECK(u.count == 4191 && u.first_seq == 10);
+    u = (s_upto_t) { .stop_at = 4097 };
+    CHECK(evr_store_scan(st, 0, 0, s_upto, &u, &err) == EVR_OK);
+    CHECK(u.count == 4097);
+    u = (s_upto_t) { .stop_at = 4096 };
+    CHECK(evr_store_scan(st, 0, 0, s_upto, &u, &err) == EVR_OK);
+    CHECK(u.count == 4096);
+    /* by job: only that job's, across transactions */
+    w = (s_walk_t) { .ordered = true };
+    CHECK(evr_store_job_events(st, a, 1, s_walk, &w, &err) == EVR_OK);
+    CHECK((size_t) w.count == na && w.ordered && w.last_jseq == na);
+    w = (s_walk_t) { .ordered = true };
+    CHECK(evr_store_job_events(st, a, 4100, s_walk, &w, &err) == EVR_OK);
+    CHECK((size_t) w.count == na - 4099 && w.ordered);
+    w = (s_walk_t) { .ordered = true };
+    CHECK(evr_store_job_events(st, b, 1, s_walk, &w, &err) == EVR_OK);
+    CHECK((size_t) w.count == nb && w.ordered);
+    u = (s_upto_t) { .stop_at = 4097 };
+    CHECK(evr_store_job_events(st, a, 1, s_upto, &u, &err) == EVR_OK);
+    CHECK(u.count == 4097);
+    /* jobs: more than one transaction's worth */
+    size_t batch = 0;
+    evr_event_t **evs = NULL;
+    for (int i = 0; i < 4200; i++) {
+        char *id = s_job_id(1000 + i);
+        size_t n;
+        evr_event_t **one = evr_synth_job(id, 1, 0, 1, &n);
+        evs = evr_realloc(evs, (batch + n) * sizeof *evs);
+        memcpy(evs + batch, one, n * sizeof *evs);
+        free(one);
+        batch += n;
+        if (batch > 3000 || i == 4199) {
+            CHECK(evr_store_append(st, evs, batch, &err) == EVR_OK);
+            evr_synth_free(evs, batch);
+            evs = NULL;
+            batch = 0;
+        }
+        free(id);
+    }
+    u = (s_upto_t) { 0 };
+    CHECK(evr_store_jobs(st, EVR_JOB_NONE, s_upto_job, &u, &err) == EVR_OK);
+    CHECK(u.count == 4202);
+    u = (s_upto_t) { 0 };
+    CHECK(evr_store_jobs(st, EVR_JOB_SUCCEEDED, s_upto_job, &u, &err) == EVR_OK);
+    CHECK(u.count == 4202);
+    u = (s_upto_t) { .stop_at = 4097 };
+    CHECK(evr_store_jobs(st, EVR_JOB_NONE, s_upto_job, &u, &err) == EVR_OK);
+    CHECK(u.count == 4097);
+    u = (s_upto_t) { 0 };
+    CHECK(evr_store_jobs(st, EVR_JOB_RUNNING, s_upto_job, &u, &err) == EVR_OK);
+    CHECK(u.count == 0);
+    free(a);
+    free(b);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
 static int
 s_keep_reason(const evr_event_t *ev, void *arg)
 {
@@ -564,8 +696,8 @@ test_retention(void)
         fprintf(stderr, "  %s\n", err.msg);
     CHECK(grc == EVR_OK && !job.compacted && job.status == EVR_JOB_RUNNING);
     evr_rec_free(&evr_job_type, &job);
-    evr_verify_t v;
-    CHECK(evr_verify(st, NULL, NULL, &v, &err) == EVR_OK);
+    evr_rebuild_verify_t v;
+    CHECK(evr_rebuild_verify(st, NULL, NULL, &v, &err) == EVR_OK);
     CHECK(v.differences == 0 && v.compacted == 1 && v.jobs == 2);
     /* the next append continues the seq, never reusing a compacted one */
     uint64_t last;
@@ -608,9 +740,9 @@ test_verify_detects_tampering(void)
     evr_rec_free(&evr_job_type, &job);
 
     CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
-    evr_verify_t ver;
+    evr_rebuild_verify_t ver;
     int lines = 0;
-    CHECK(evr_verify(st, s_print, &lines, &ver, &err) == EVR_OK);
+    CHECK(evr_rebuild_verify(st, s_print, &lines, &ver, &err) == EVR_OK);
     CHECK(ver.differences == 2 && lines == 2);   /* status, and steps */
     evr_store_destroy(&st);
     free(a);
@@ -638,8 +770,8 @@ test_reader_beside_writer(void)
                 bad++;
                 continue;
             }
-            evr_verify_t v;
-            if (evr_verify(r, NULL, NULL, &v, &e) || v.differences || v.events == 0)
+            evr_rebuild_verify_t v;
+            if (evr_rebuild_verify(r, NULL, NULL, &v, &e) || v.differences || v.events == 0)
                 bad++;
             evr_store_destroy(&r);
         }
@@ -669,6 +801,7 @@ main(void)
     EVR_TEST_RUN(test_append_and_read);
     EVR_TEST_RUN(test_illegal_batch);
     EVR_TEST_RUN(test_map_growth);
+    EVR_TEST_RUN(test_chunked_reads);
     EVR_TEST_RUN(test_write_failure);
     EVR_TEST_RUN(test_disk_full);
     EVR_TEST_RUN(test_append_fits_strings);

@@ -127,6 +127,24 @@ evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t 
                        v, s_source(self, key));
 }
 
+evr_rc_t
+evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
+                  size_t n, size_t *out, evr_err_t *err)
+{
+    const char *v = evr_config_get(self, key);
+    for (size_t i = 0; v && i < n; i++)
+        if (strcmp(v, choices[i]) == 0) {
+            *out = i;
+            return EVR_OK;
+        }
+    char list[256] = "";
+    for (size_t i = 0, len = 0; i < n && len < sizeof list; i++)
+        len += (size_t) snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                 choices[i]);
+    return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected one of %s", key,
+                       v ? v : "", s_source(self, key), list);
+}
+
 void
 evr_config_load_env(evr_config_t *self)
 {
@@ -220,7 +238,7 @@ const char *const evr_config_known[] = {
     "state_dir", "local", "client_endpoint", "runner_endpoint", "events_endpoint",
     "heartbeat_ms", "lease_ms", "queue_limit", "reclaim_ms", "forget_ms", "curve_dir", "runner_cert", "client_cert", "broker_key", "sync", "runner_id", "labels", "capacity",
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
-    "resource_redirects", "resource_local", "grace", "parallel", "timeout_ms", NULL,
+    "resource_redirects", "resource_local", "grace", "parallel", "timeout_ms", "log_level", NULL,
 };
 
 void

@@ -53,6 +53,13 @@ evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min
 /*  Value of key as a boolean (true/false/yes/no/1/0); false when unset. */
 evr_rc_t evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err);
 
+/*  Value of key as the index of one of choices[0..n) (exact match) in
+    *out; EVR_ERR_CONFIG naming the key, its value, its source and the
+    choices otherwise ("log_level = \"loud\" (from env): expected one of
+    error, warn, info, debug"). */
+evr_rc_t evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
+                           size_t n, size_t *out, evr_err_t *err);
+
 /*  Prints "key: value   # source" for every key. */
 void evr_config_print(const evr_config_t *self, FILE *out);
 

@@ -59,29 +59,11 @@ evr_curve_seen_t evr_curve_watch_read(evr_curve_watch_t *self);
 /*  Stops watching sock (before sock is destroyed). */
 void evr_curve_watch_destroy(evr_curve_watch_t **self_p, zsock_t *sock);
 
-/*  Server side (the broker): its pair and a ZAP handler. */
-typedef struct evr_zap evr_zap_t;
-
-/*  Makes curve_dir (0700) and the pair broker.cert when missing and binds
-    the ZAP handler; *made says whether the pair is new. */
-evr_rc_t evr_zap_new(const char *curve_dir, bool *made, evr_zap_t **out, evr_err_t *err);
-void evr_zap_destroy(evr_zap_t **self_p);
-
-/*  Makes sock a CURVE server whose peers need a key of role ("runners" or
-    "clients"); before it binds. */
-void evr_zap_serve(evr_zap_t *self, zsock_t *sock, const char *role);
-
-/*  The handler's socket, to poll. */
-zsock_t *evr_zap_socket(evr_zap_t *self);
-
-/*  Answers the ZAP requests waiting; each refusal is passed to log. */
-void evr_zap_handle(evr_zap_t *self, void (*log)(void *arg, const char *line), void *arg);
-
-/*  Whether key (Z85) is admitted in role ("runners" or "clients") now. */
-bool evr_zap_admitted(evr_zap_t *self, const char *role, const char *key);
-
-/*  The broker's public key (Z85) and the path of its certificate. */
-const char *evr_zap_public(const evr_zap_t *self);
-const char *evr_zap_cert_path(const evr_zap_t *self);
+/*  The key pair at path, loaded; made (0600, in a directory made 0700)
+    when missing (*made says so; two processes making it at once share
+    one).  NULL with err (EVR_ERR_CONFIG, EVR_ERR_IO) naming the file when
+    it is unreadable, half a pair or cannot be written.  Caller owns the
+    result (zcert_destroy). */
+zcert_t *evr_curve_pair(const char *path, bool *made, evr_err_t *err);
 
 #endif
