@@ -46,14 +46,14 @@ typedef struct {
 } s_call_t;
 
 evr_podman_t *
-evr_podman_new(const char *url, evr_err_t *err)
+evr_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
 {
     if (strncmp(url, "unix://", 7) != 0) {
         evr_err_set(err, EVR_ERR_CONFIG, "podman URL %s: expected unix:///path/to/podman.sock",
                     url);
         return NULL;
     }
-    evr_http_t *http = evr_http_new(url, err);
+    evr_http_t *http = evr_http_new(url, loop, err);
     if (!http)
         return NULL;
     evr_podman_t *self = evr_calloc(1, sizeof *self);
@@ -78,24 +78,6 @@ evr_podman_url(const evr_podman_t *self)
     return evr_http_base(self->http);
 }
 
-evr_http_t *
-evr_podman_http(evr_podman_t *self)
-{
-    return self->http;
-}
-
-int
-evr_podman_poll(evr_podman_t *self, int timeout_ms)
-{
-    return evr_http_run(self->http, timeout_ms);
-}
-
-void
-evr_podman_set_wake_fd(evr_podman_t *self, int fd)
-{
-    evr_http_set_wake_fd(self->http, fd);
-}
-
 evr_rc_t
 evr_podman_ping(evr_podman_t *self, evr_err_t *err)
 {
@@ -109,14 +91,6 @@ evr_podman_ping(evr_podman_t *self, evr_err_t *err)
         return evr_err_set(err, EVR_ERR_PODMAN, "podman at %s answered %ld to _ping",
                            evr_http_base(self->http), status);
     return EVR_OK;
-}
-
-bool
-evr_podman_state_created(const char *state)
-{
-    return state
-           && (!strcmp(state, "created") || !strcmp(state, "configured")
-               || !strcmp(state, "initialized"));
 }
 
 /*  The whole of a message that was cut goes to the log (up to its 2 KB
