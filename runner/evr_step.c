@@ -242,7 +242,14 @@ evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
     st->attach = NULL;
     if (st->attach_done)
         return;
-    if (r->rc && !r->transport && !st->exit_known)
+    if (r->rc && st->state == EVR_ENG_STEP_ATTACHING) {
+        /* it failed before it was set up: the unit never started */
+        s_step_broken(st, "attach", r);
+        return;
+    }
+    /* a stream that broke, at the transport or not, may have lost output:
+       the step does not pass (unless its exit came first) */
+    if (r->rc && !st->exit_known)
         evr_eng_set_reason(st, "output stream: %s", r->msg);
     st->attach_done = true;
     evr_eng_maybe_end(st);
