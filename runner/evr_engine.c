@@ -207,6 +207,44 @@ evr_eng_stopping(const evr_eng_job_t *job)
     return evr_eng_ending(job) && !let_finish;
 }
 
+/*  The removal after a stop that failed: the wait and the stream end
+    with the unit.  When it fails too, the engine gives the unit up: the
+    step ends now (as it was to end: cancelled or timed out), and the
+    job's cleanup tries the removal again. */
+static void
+s_stop_removed(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live_end(arg);
+    if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
+        return;
+    evr_eng_warn("job %s: removing step %s (%s %s) failed too: %s; the step ends without it",
+                 st->job->id, st->spec->name, st->job->ex->ops->unit_word, st->unit, r->msg);
+    st->exit_code = -1;
+    st->exit_known = true;
+    st->attach_done = true;
+    if (st->attach) {
+        void *h = st->attach;
+        st->attach = NULL;
+        st->job->ex->ops->detach(st->job->ex, h);
+    }
+    evr_eng_maybe_end(st);
+}
+
+/*  A stop that failed (not for a unit that is gone, nor one that has
+    ended meanwhile): the unit is removed, which kills what runs, so that
+    a cancel or a timeout ends the step all the same. */
+static void
+s_stopped(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live_end(arg);
+    if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
+        return;
+    evr_exec_t *ex = st->job->ex;
+    evr_eng_warn("job %s: stopping step %s (%s %s): %s; removing it", st->job->id,
+                 st->spec->name, ex->ops->unit_word, st->unit, r->msg);
+    ex->ops->remove(ex, st->unit, s_stop_removed, evr_eng_tok(st));
+}
+
 void
 evr_eng_stop_step(evr_eng_step_t *st, bool now)
 {
@@ -224,11 +262,11 @@ evr_eng_stop_step(evr_eng_step_t *st, bool now)
     }
     if (now && !st->kill_sent) {
         st->kill_sent = true;
-        ex->ops->stop(ex, st->unit, -1, NULL, NULL);
+        ex->ops->stop(ex, st->unit, -1, s_stopped, evr_eng_tok(st));
     }
     else if (!st->stop_sent) {
         st->stop_sent = true;
-        ex->ops->stop(ex, st->unit, e->opts.grace_s, NULL, NULL);
+        ex->ops->stop(ex, st->unit, e->opts.grace_s, s_stopped, evr_eng_tok(st));
     }
 }
 

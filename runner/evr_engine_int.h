@@ -197,7 +197,8 @@ void evr_eng_after_soon(evr_engine_t *e, void (*fn)(void *, void *, size_t), voi
                         const void *data, size_t len);
 void evr_eng_fail_all(evr_engine_t *e);
 /*  SIGTERM (now: SIGKILL) to a running step; a paused unit is resumed
-    first.  Nothing for a step recovery has not judged yet (the
+    first.  A stop that fails removes the unit (a warning says why); a
+    removal that fails too ends the step without it.  Nothing for a step recovery has not judged yet (the
     scheduler stops it in a later turn). */
 void evr_eng_stop_step(evr_eng_step_t *st, bool now);
 /*  Whether the job starts no new step (cancelled, timed out or failed),
