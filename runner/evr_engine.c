@@ -572,10 +572,14 @@ s_schedule_step(evr_eng_job_t *job, uint32_t i)
 {
     evr_eng_step_t *st = &job->steps[i];
     char why[256];
-    bool ending = evr_eng_ending(job);
-    int r = ending ? -1 : s_ready(job, i, why, sizeof why);
-    if (ending)
+    int r = s_ready(job, i, why, sizeof why);
+    /* a job that ends skips what waits; after a failure, a step of a DAG
+       whose need failed says which */
+    bool own = job->dag && r < 0 && !job->cancelling && !job->timed_out;
+    if (evr_eng_ending(job) && !own) {
+        r = -1;
         s_end_reason(job, why, sizeof why);
+    }
     bool early = evr_eng_step_early(st);
     if (r < 0 && early)
         evr_eng_step_skip_early(st, why);
