@@ -114,8 +114,8 @@ s_peeked(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
     evr_eng_step_t *st = evr_eng_live_end(arg);
-    if (!st)
-        return;
+    if (!st || st->state != EVR_ENG_STEP_PEEKING)
+        return;   /* about an earlier attempt, or given up meanwhile */
     st->attach = NULL;
     uint64_t now = evr_mono_ns(), took = now - st->peek_t0;
     st->peek_at = now + (took * 10 > S_PEEK_NS ? took * 10 : S_PEEK_NS);

@@ -46,9 +46,12 @@ static const uint32_t s_moves[EVR_ENG_STEP_NSTATES] = {
                               | S_TO(EVR_ENG_STEP_RUNNING) | S_TO(EVR_ENG_STEP_REATTACHED),
     [EVR_ENG_STEP_INSPECTING_RUN] = S_TO(EVR_ENG_STEP_RUNNING)
                                   | S_TO(EVR_ENG_STEP_REATTACHED) | S_TO(EVR_ENG_STEP_ENDING),
-    /* a read of the log so far; or the exit: the log read whole */
-    [EVR_ENG_STEP_REATTACHED] = S_TO(EVR_ENG_STEP_PEEKING) | S_TO(EVR_ENG_STEP_RUNNING),
-    [EVR_ENG_STEP_PEEKING] = S_TO(EVR_ENG_STEP_REATTACHED) | S_TO(EVR_ENG_STEP_RUNNING),
+    /* a read of the log so far; or the exit: the log read whole; or
+       given up (a stop and the removal after it failed) */
+    [EVR_ENG_STEP_REATTACHED] = S_TO(EVR_ENG_STEP_PEEKING) | S_TO(EVR_ENG_STEP_RUNNING)
+                              | S_TO(EVR_ENG_STEP_ENDING),
+    [EVR_ENG_STEP_PEEKING] = S_TO(EVR_ENG_STEP_REATTACHED) | S_TO(EVR_ENG_STEP_RUNNING)
+                           | S_TO(EVR_ENG_STEP_ENDING),
     [EVR_ENG_STEP_ENDING] = S_TO(EVR_ENG_STEP_FINISHED),
     /* a retry: the next attempt */
     [EVR_ENG_STEP_FINISHED] = S_TO(EVR_ENG_STEP_PENDING),
