@@ -15,6 +15,7 @@
 
 #include "evr_etest.h"
 #include "evr_test.h"
+#include "evr_yaml.h"
 
 #define S_MAX_MS 3000
 #define S_HEAD EVR_ETEST_HEAD
@@ -111,8 +112,18 @@ test_executor_choice(void)
     evr_etest_t *t = evr_etest_new();
     evr_etest_with_process(t);
     evr_etest_engine(t);
-    CHECK(evr_etest_submit(t, evr_etest_job(4), "pipeline: p\nexecutor: process\nsteps:\n"
-                                                "  - name: a\n    run: echo host\n") == EVR_OK);
+    /* built by hand: whether a process pipeline may name an image is the
+       validation's business, not the engine's */
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("p");
+    spec->executor = EVR_EXECUTOR_PROCESS;
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_step_t *st = evr_spec_step(spec, 0);
+    st->name = evr_strdup("a");
+    st->run = evr_strdup("echo host");
+    CHECK(evr_etest_submit_spec(t, evr_etest_job(4), spec) == EVR_OK);
+    evr_spec_destroy(&spec);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(4)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_output_is(t, 4, "a", 1, "stdout", "host\n"));
@@ -166,7 +177,8 @@ test_dag(void)
     evr_etest_destroy(&t);
 }
 
-/*  A failed need: what needs it is skipped, saying why. */
+/*  A failed need: what needs it is skipped, saying why (the job is
+    failing: that is the reason given). */
 static void
 test_dag_failure(void)
 {
@@ -178,7 +190,7 @@ test_dag_failure(void)
     char *ev = evr_etest_events_of(t, 6);
     CHECK(evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 0", NULL)
           || evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 1", NULL));
-    CHECK_CONTAINS(ev, "reason=needs x, which did not succeed");
+    CHECK_CONTAINS(ev, "step.skipped y 0 reason=an earlier step failed");
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 6, "y", 0) == 0);
     free(ev);
     CHECK(evr_etest_clean(t, 6));
@@ -422,6 +434,119 @@ test_early_create(void)
     evr_etest_destroy(&t);
 }
 
+/*  Paused time does not count for a step's timeout. */
+static void
+test_pause_stops_timeout(void)
+{
+    evr_etest_t *t = evr_etest_start(17, "steps:\n  - name: a\n    timeout: 150ms\n"
+                                         "    run: echo a; sleep 0.05; echo done\n");
+    CHECK(evr_etest_until_event(t, 17, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(17), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 17, "a", 1));
+    evr_etest_turns(t, 250);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(17), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 17);
+    CHECK_CONTAINS(ev, "step.finished a 1 succeeded exit=0");
+    free(ev);
+    CHECK(evr_etest_clean(t, 17));
+    evr_etest_destroy(&t);
+}
+
+/*  A cancel of a paused job: its units are resumed, then stopped. */
+static void
+test_cancel_paused(void)
+{
+    evr_etest_t *t = evr_etest_start(18, "steps:\n  - name: a\n    run: echo a; sleep 10\n"
+                                         "  - name: b\n    run: echo b\n");
+    CHECK(evr_etest_until_event(t, 18, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(18), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 18, "a", 1));
+    evr_etest_turns(t, 10);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(18), "paused and cancelled", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(18)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 18);
+    CHECK(evr_etest_in_order(ev, "job.paused", "job.cancel_requested",
+                             "step.finished a 1 cancelled exit=143", "job.finished cancelled",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_RESUME, 18, "a", 1)
+          < evr_etest_call_at(t, EVR_FAKE_STOP, 18, "a", 1));
+    CHECK(evr_etest_clean(t, 18));
+    evr_etest_destroy(&t);
+}
+
+/*  on_failure: finish lets a running step finish; stop (default) stops it. */
+static void
+s_on_failure(int n, const char *how, const char *z_ends)
+{
+    char *steps = evr_asprintf("on_failure: %s\nsteps:\n"
+                               "  - name: x\n    run: exit 1\n"
+                               "  - name: z\n    run: sleep 0.04; echo z\n"
+                               "  - name: last\n    needs: [x, z]\n    run: echo never\n", how);
+    evr_etest_t *t = evr_etest_start(n, steps);
+    free(steps);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK_CONTAINS(ev, z_ends);
+    CHECK_CONTAINS(ev, "step.skipped last");
+    free(ev);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_on_failure(void)
+{
+    s_on_failure(19, "finish", "step.finished z 1 succeeded exit=0");
+    s_on_failure(20, "stop", "step.finished z 1 cancelled exit=143");
+}
+
+/*  cancel_all with now: units are killed at once. */
+static void
+test_cancel_all_now(void)
+{
+    evr_etest_t *t = evr_etest_start(21, "steps:\n  - name: a\n"
+                                         "    run: trap '' TERM; echo a; sleep 10\n");
+    CHECK(evr_etest_until_event(t, 21, "step.output a 1 stdout"));
+    evr_engine_cancel_all(t->eng, "shutting down", true);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 21);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested reason=shutting down",
+                             "step.finished a 1 cancelled exit=137", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 21));
+    evr_etest_destroy(&t);
+}
+
+/*  A job the runner cannot run is recorded failed; nothing is called. */
+static void
+test_reject(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("r.yml");
+    const char *yaml = EVR_ETEST_HEAD "steps:\n  - name: a\n    run: echo a\n";
+    CHECK(evr_yaml_load(yaml, strlen(yaml), &spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    evr_err_t err;
+    CHECK(evr_engine_reject(t->eng, evr_etest_job(22), &spec, NULL, "no secret", &err) == EVR_OK);
+    CHECK(evr_engine_reject(t->eng, evr_etest_job(22), &spec, NULL, "again", &err)
+          == EVR_ERR_STATE);
+    CHECK(evr_engine_submit(t->eng, evr_etest_job(22), &spec, NULL, &err) == EVR_ERR_STATE);
+    evr_rec_free(&evr_spec_type, &spec);
+    char *ev = evr_etest_events_of(t, 22);
+    CHECK_STR(ev, "job.accepted\njob.finished failed reason=no secret\n");
+    free(ev);
+    CHECK(evr_exec_fake_ncalls(t->fake) == 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -441,5 +566,10 @@ main(void)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_pause_holds_start);
     EVR_TEST_RUN(test_early_create);
+    EVR_TEST_RUN(test_pause_stops_timeout);
+    EVR_TEST_RUN(test_cancel_paused);
+    EVR_TEST_RUN(test_on_failure);
+    EVR_TEST_RUN(test_cancel_all_now);
+    EVR_TEST_RUN(test_reject);
     EVR_TEST_END();
 }

@@ -262,13 +262,13 @@ test_remove_fails(void)
     evr_etest_destroy(&t);
 }
 
-/*  A cancel whose stop fails: the job must end all the same. */
+/*  A cancel whose stop fails (once): the job must end all the same. */
 static void
 test_stop_fails(void)
 {
     evr_etest_t *t = evr_etest_new();
     evr_etest_fault(t, 42, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_STOP,
-                                                        .kind = EVR_FAKE_FAIL,
+                                                        .kind = EVR_FAKE_FAIL, .times = 1,
                                                         .msg = "stop refused" });
     CHECK(evr_etest_submit(t, evr_etest_job(42), EVR_ETEST_HEAD "steps:\n"
                            "  - name: a\n    run: sleep 10\n") == EVR_OK);
@@ -308,6 +308,29 @@ test_pause_fails(void)
     CHECK(evr_etest_job_status(t, evr_etest_job(43)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 43, "a", 0) == 0);
     CHECK(evr_etest_clean(t, 43));
+    evr_etest_destroy(&t);
+}
+
+/*  A resume that fails once: the job must not stay frozen for ever. */
+static void
+test_resume_fails_once(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 53, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_RESUME,
+                                                        .kind = EVR_FAKE_FAIL, .times = 1,
+                                                        .msg = "thaw failed" });
+    CHECK(evr_etest_submit(t, evr_etest_job(53), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 0.03; echo done\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 53, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(53), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 53, "a", 1));
+    evr_etest_turns(t, 10);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(53), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(53)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 53, "a", 1, "stdout", "a\ndone\n"));
+    CHECK(evr_etest_clean(t, 53));
     evr_etest_destroy(&t);
 }
 
@@ -681,6 +704,101 @@ test_recover_twice(void)
     evr_etest_destroy(&t);
 }
 
+/*  Recovery cannot inspect a unit: the step is lost, the job ends, and
+    the unit does not stay. */
+static void
+test_recover_inspect_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(69), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 69, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    evr_etest_fault(t, 69, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_INSPECT,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "service busy" });
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(69)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 69);
+    CHECK(evr_etest_in_order(ev, "step.recovered a 1 lost", "step.finished a 1 lost",
+                             "service busy", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 69));
+    evr_etest_destroy(&t);
+}
+
+/*  Recovery's reads of a running unit's log fail now and then, or break
+    mid-way: what is stored stays exact, each byte once. */
+static void
+s_recover_logs(int n, evr_fake_fault_t fault)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; sleep 0.02; echo two; sleep 0.4;"
+                           " echo three\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    evr_etest_fault(t, n, "a", 1, fault);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    size_t len;
+    bool exact;
+    const char *all = "one\ntwo\nthree\n";
+    char *got = evr_etest_output(t, evr_etest_job(n), "a", 1, "stdout", &len, &exact);
+    CHECK(exact && len <= strlen(all) && memcmp(got, all, len) == 0);
+    evr_stepstate_t st = { 0 };
+    evr_step_status_t s = evr_etest_step(t, evr_etest_job(n), "a", &st);
+    if (len < strlen(all)) {
+        fprintf(stderr, "  (stored %zu of %zu bytes, step %s: %s)\n", len, strlen(all),
+                evr_step_status_name(s), st.reason ? st.reason : "-");
+        CHECK(s != EVR_STEP_SUCCEEDED && st.reason);
+    }
+    evr_rec_free(&evr_stepstate_type, &st);
+    free(got);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_recover_logs_fail(void)
+{
+    s_recover_logs(70, (evr_fake_fault_t) { .op = EVR_FAKE_LOGS, .kind = EVR_FAKE_FAIL,
+                                            .times = 1 });
+}
+
+static void
+test_recover_logs_drop(void)
+{
+    s_recover_logs(71, (evr_fake_fault_t) { .op = EVR_FAKE_LOGS, .kind = EVR_FAKE_DROP,
+                                            .after_bytes = 2 });
+}
+
+/*  Units and workspaces a dead runner left of finished jobs are swept by
+    the next one's recovery; a sweep whose calls fail does no harm. */
+static void
+test_recover_sweep(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_REMOVE,
+                                                       .kind = EVR_FAKE_FAIL });
+    CHECK(evr_etest_submit(t, evr_etest_job(72), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(!evr_etest_clean(t, 72));   /* the unit and the workspace stayed */
+    evr_etest_kill(t, false);
+    evr_exec_fake_clear_faults(t->fake);
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_LIST,
+                                                       .kind = EVR_FAKE_FAIL, .times = 1 });
+    s_recover(t, 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_exec_fake_units(t->fake, NULL) == 0);
+    evr_etest_kill(t, false);   /* the third runner: the workspace list answers */
+    s_recover(t, 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_clean(t, 72));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -698,6 +816,7 @@ main(void)
     EVR_TEST_RUN(test_remove_fails);
     EVR_TEST_RUN(test_stop_fails);
     EVR_TEST_RUN(test_pause_fails);
+    EVR_TEST_RUN(test_resume_fails_once);
     EVR_TEST_RUN(test_late_create);
     EVR_TEST_RUN(test_late_start);
     EVR_TEST_RUN(test_late_attach);
@@ -715,5 +834,9 @@ main(void)
     EVR_TEST_RUN(test_recover_paused);
     EVR_TEST_RUN(test_recover_cancelled);
     EVR_TEST_RUN(test_recover_twice);
+    EVR_TEST_RUN(test_recover_inspect_fails);
+    EVR_TEST_RUN(test_recover_logs_fail);
+    EVR_TEST_RUN(test_recover_logs_drop);
+    EVR_TEST_RUN(test_recover_sweep);
     EVR_TEST_END();
 }
