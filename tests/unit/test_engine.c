@@ -547,6 +547,32 @@ test_reject(void)
     evr_etest_destroy(&t);
 }
 
+/*  The wait answers before the output still on its way (podman's race):
+    the output is whole all the same. */
+static void
+test_wait_before_output(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_wait_early(t->fake, true);
+    size_t n = 100000;
+    char *big = evr_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char) ('0' + i % 10);
+    big[n] = '\0';
+    evr_etest_behave(t, 23, "a", 1, &(evr_fake_behave_t) { .out = big, .piece = 4096,
+                                                           .exit_code = 4 });
+    CHECK(evr_etest_submit(t, evr_etest_job(23), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: x\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 23);
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=4");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 23, "a", 1, "stdout", big));
+    free(big);
+    CHECK(evr_etest_clean(t, 23));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -571,5 +597,6 @@ main(void)
     EVR_TEST_RUN(test_on_failure);
     EVR_TEST_RUN(test_cancel_all_now);
     EVR_TEST_RUN(test_reject);
+    EVR_TEST_RUN(test_wait_before_output);
     EVR_TEST_END();
 }

@@ -339,13 +339,14 @@ test_resume_fails_once(void)
 /*  An answer held while the job is cancelled, then let come (late): the
     job ends cancelled, and what the late answer made is removed. */
 static void
-s_late(int n, evr_fake_op_t op, const char *step)
+s_late_kind(int n, evr_fake_op_t op, const char *step, evr_fake_kind_t kind, const char *a_run)
 {
     evr_etest_t *t = evr_etest_new();
-    evr_etest_fault(t, n, step, 1, (evr_fake_fault_t) { .op = op, .kind = EVR_FAKE_HOLD });
-    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
-                           "  - name: a\n    run: echo a; sleep 0.05\n"
-                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    evr_etest_fault(t, n, step, 1, (evr_fake_fault_t) { .op = op, .kind = kind });
+    char *yaml = evr_asprintf("%ssteps:\n  - name: a\n    run: %s\n  - name: b\n    run: echo b\n",
+                              EVR_ETEST_HEAD, a_run);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
     CHECK(evr_etest_until_call(t, op, n, step, 1));
     evr_etest_turns(t, 10);
     evr_err_t err;
@@ -362,6 +363,12 @@ s_late(int n, evr_fake_op_t op, const char *step)
     free(ev);
     CHECK(evr_etest_clean(t, n));
     evr_etest_destroy(&t);
+}
+
+static void
+s_late(int n, evr_fake_op_t op, const char *step)
+{
+    s_late_kind(n, op, step, EVR_FAKE_HOLD, "echo a; sleep 0.05");
 }
 
 static void
@@ -386,6 +393,43 @@ static void
 test_late_early_create(void)
 {
     s_late(47, EVR_FAKE_CREATE, "b");
+}
+
+/*  The unit was started (it runs, silent) but the answer to its start
+    comes after the cancel: the engine learns then that it runs, and stops
+    it. */
+static void
+test_late_start_answer(void)
+{
+    s_late_kind(54, EVR_FAKE_START, "a", EVR_FAKE_HOLD_ANSWER, "sleep 10");
+}
+
+/*  The create took effect but its answer comes after the cancel. */
+static void
+test_late_create_answer(void)
+{
+    s_late_kind(55, EVR_FAKE_CREATE, "a", EVR_FAKE_HOLD_ANSWER, "sleep 10");
+}
+
+/*  Output comes before the answer to the start: step.started first, once. */
+static void
+test_output_before_start_answer(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 56, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_LATE, .ms = 40 });
+    CHECK(evr_etest_submit(t, evr_etest_job(56), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo first\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(56)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 56);
+    CHECK(evr_etest_in_order(ev, "step.started a 1", "step.output a 1 stdout @0+6",
+                             "step.finished a 1 succeeded", NULL));
+    CHECK(evr_etest_count(ev, "step.started") == 1);
+    free(ev);
+    CHECK(evr_etest_output_is(t, 56, "a", 1, "stdout", "first\n"));
+    CHECK(evr_etest_clean(t, 56));
+    evr_etest_destroy(&t);
 }
 
 /*  The workspace's create answers after the cancel. */
@@ -822,6 +866,9 @@ main(void)
     EVR_TEST_RUN(test_late_attach);
     EVR_TEST_RUN(test_late_early_create);
     EVR_TEST_RUN(test_late_workspace);
+    EVR_TEST_RUN(test_late_start_answer);
+    EVR_TEST_RUN(test_late_create_answer);
+    EVR_TEST_RUN(test_output_before_start_answer);
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
