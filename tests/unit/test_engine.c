@@ -573,6 +573,82 @@ test_wait_before_output(void)
     evr_etest_destroy(&t);
 }
 
+/*  A secret split across output pieces, and across the chunk limit, is
+    still masked: it never reaches the store. */
+static void
+test_secret_split(void)
+{
+    setenv("EVRUN_SECRET_TOK", "hunter2", 1);
+    evr_etest_t *t = evr_etest_new();
+    size_t pad = EVR_OUTPUT_CHUNK_MAX - 3;
+    char *out = evr_malloc(pad + 64);
+    memset(out, 'a', pad);
+    strcpy(out + pad, "hunter2|hun");
+    strcat(out, "ter2.");
+    evr_etest_behave(t, 24, "a", 1, &(evr_fake_behave_t) { .out = out, .piece = 5 });
+    CHECK(evr_etest_submit(t, evr_etest_job(24), EVR_ETEST_HEAD "secrets: [EVRUN_SECRET_TOK]\n"
+                           "steps:\n  - name: a\n    run: x\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    size_t len;
+    bool exact;
+    char *got = evr_etest_output(t, evr_etest_job(24), "a", 1, "stdout", &len, &exact);
+    CHECK(exact && strstr(got, "hunter") == NULL && strstr(got, "ter2") == NULL);
+    CHECK(len == pad + strlen("***|***."));
+    CHECK(strcmp(got + pad, "***|***.") == 0);
+    free(got);
+    free(out);
+    evr_etest_destroy(&t);
+    unsetenv("EVRUN_SECRET_TOK");
+}
+
+/*  Two jobs at once: each runs, one is cancelled, the other's units are
+    not touched; forget_finished lets both go. */
+static void
+test_two_jobs(void)
+{
+    evr_etest_t *t = evr_etest_start(25, "steps:\n  - name: a\n    run: echo one; sleep 10\n");
+    CHECK(evr_etest_submit(t, evr_etest_job(26), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo two; sleep 0.05\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 25, "step.output a 1 stdout"));
+    CHECK(evr_etest_until_event(t, 26, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(25), "only this one", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 25, "job.finished cancelled"));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(26)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 26, "a", 1, "stdout", "two\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_STOP, 26, "*", 0) == 0);
+    CHECK(evr_etest_clean(t, 25) && evr_etest_clean(t, 26));
+    CHECK(evr_engine_active(t->eng) == 0);
+    evr_engine_forget_finished(t->eng);
+    CHECK(evr_engine_job_status(t->eng, evr_etest_job(26)) == EVR_JOB_NONE);
+    evr_etest_destroy(&t);
+}
+
+/*  A retry while the next step was created early: that one is kept and
+    started once, after the retry succeeded. */
+static void
+test_retry_with_early_next(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_behave(t, 27, "a", 1, &(evr_fake_behave_t) { .run_ms = 20, .exit_code = 1 });
+    evr_etest_behave(t, 27, "a", 2, &(evr_fake_behave_t) { .out = "ok\n", .run_ms = 20 });
+    CHECK(evr_etest_submit(t, evr_etest_job(27), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    retry: {on: [failed], max: 1}\n    run: x\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(27)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 27);
+    CHECK(evr_etest_in_order(ev, "step.finished a 2 succeeded", "step.started b 1", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 27, "b", 0) == 1);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 27, "b", 0) == 1);
+    CHECK(evr_etest_output_is(t, 27, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_clean(t, 27));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -598,5 +674,8 @@ main(void)
     EVR_TEST_RUN(test_cancel_all_now);
     EVR_TEST_RUN(test_reject);
     EVR_TEST_RUN(test_wait_before_output);
+    EVR_TEST_RUN(test_secret_split);
+    EVR_TEST_RUN(test_two_jobs);
+    EVR_TEST_RUN(test_retry_with_early_next);
     EVR_TEST_END();
 }
