@@ -539,6 +539,19 @@ s_do_create(evr_exec_fake_t *f, evr_fake_item_t *it)
     s_answer(f, it, &r);
 }
 
+/*  Kills what runs, ends what follows it, answers its waits, frees it. */
+static void
+s_unit_remove(evr_exec_fake_t *f, evr_fake_unit_t *u)
+{
+    if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
+        s_unit_exit(u, 137, false);
+    for (evr_fake_stream_t *s = f->streams; s; s = s->next)
+        if (s->live && strcmp(s->name, u->name) == 0)
+            evr_fake_end(f, s, false, true, false, "fake: the unit was removed");
+    s_unpark(f, u);
+    evr_fake_unit_free(f, u);
+}
+
 /*  start, pause, resume, stop, remove, inspect, wait: of one unit. */
 static void
 s_do_unit_op(evr_exec_fake_t *f, evr_fake_item_t *it)
@@ -593,17 +606,10 @@ s_do_unit_op(evr_exec_fake_t *f, evr_fake_item_t *it)
             return;
         }
         break;
-    case EVR_FAKE_REMOVE: {
-        if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
-            s_unit_exit(u, 137, false);
-        for (evr_fake_stream_t *s = f->streams; s; s = s->next)
-            if (s->live && strcmp(s->name, u->name) == 0)
-                evr_fake_end(f, s, false, true, false, "fake: the unit was removed");
-        s_unpark(f, u);
-        evr_fake_unit_free(f, u);
+    case EVR_FAKE_REMOVE:
+        s_unit_remove(f, u);
         u = NULL;
         break;
-    }
     default:
         break;
     }
