@@ -32,7 +32,7 @@ const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
 /* ------------------------------------------------------- events, actions */
 
 evr_event_t *
-evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st)
+evr_eng_emit(evr_eng_job_t *job, evr_evtype_t t, const evr_eng_step_t *st)
 {
     evr_engine_t *e = job->eng;
     evr_event_t *ev = evr_event_new(t);
@@ -80,7 +80,7 @@ evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg, co
         copy = evr_malloc(len);
         memcpy(copy, data, len);
     }
-    e->actions[e->nactions++] = (s_action_t) { fn, arg, copy, len };
+    e->actions[e->nactions++] = (evr_eng_action_t) { fn, arg, copy, len };
 }
 
 
@@ -142,7 +142,7 @@ evr_eng_flush(evr_engine_t *e)
         size_t n = e->nactions;
         if (n == 0)
             continue;
-        s_action_t *run = evr_malloc(n * sizeof *run);
+        evr_eng_action_t *run = evr_malloc(n * sizeof *run);
         memcpy(run, e->actions, n * sizeof *run);
         e->nactions = 0;
         bool nested = e->in_flush;
@@ -184,35 +184,73 @@ evr_eng_warn(const char *fmt, ...)
 
 /* ------------------------------------------------------------------ jobs */
 
-static s_job_t *
+static evr_eng_job_t *
 s_find_job(const evr_engine_t *e, const char *id)
 {
-    for (s_job_t *j = e->jobs; j; j = j->next)
+    for (evr_eng_job_t *j = e->jobs; j; j = j->next)
         if (strcmp(j->id, id) == 0)
             return j;
     return NULL;
 }
 
 bool
-evr_eng_ending(const s_job_t *job)
+evr_eng_ending(const evr_eng_job_t *job)
 {
     return job->cancelling || job->failed || job->timed_out;
 }
 
 bool
-evr_eng_stopping(const s_job_t *job)
+evr_eng_stopping(const evr_eng_job_t *job)
 {
     bool let_finish = job->failed && !job->cancelling && !job->timed_out
                    && job->spec->on_failure == EVR_ON_FAILURE_FINISH;
     return evr_eng_ending(job) && !let_finish;
 }
 
+/*  The removal after a stop that failed: the wait and the stream end
+    with the unit.  When it fails too, the engine gives the unit up: the
+    step ends now (as it was to end: cancelled or timed out), and the
+    job's cleanup tries the removal again. */
+static void
+s_stop_removed(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live_end(arg);
+    if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
+        return;
+    evr_eng_warn("job %s: removing step %s (%s %s) failed too: %s; the step ends without it",
+                 st->job->id, st->spec->name, st->job->ex->ops->unit_word, st->unit, r->msg);
+    st->exit_code = -1;
+    st->exit_known = true;
+    st->attach_done = true;
+    if (st->attach) {
+        void *h = st->attach;
+        st->attach = NULL;
+        st->job->ex->ops->detach(st->job->ex, h);
+    }
+    evr_eng_maybe_end(st);
+}
+
+/*  A stop that failed (not for a unit that is gone, nor one that has
+    ended meanwhile): the unit is removed, which kills what runs, so that
+    a cancel or a timeout ends the step all the same. */
+static void
+s_stopped(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live_end(arg);
+    if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
+        return;
+    evr_exec_t *ex = st->job->ex;
+    evr_eng_warn("job %s: stopping step %s (%s %s): %s; removing it", st->job->id,
+                 st->spec->name, ex->ops->unit_word, st->unit, r->msg);
+    ex->ops->remove(ex, st->unit, s_stop_removed, evr_eng_tok(st));
+}
+
 void
-evr_eng_stop_step(s_step_t *st, bool now)
+evr_eng_stop_step(evr_eng_step_t *st, bool now)
 {
     evr_engine_t *e = st->job->eng;
     evr_exec_t *ex = st->job->ex;
-    if (st->phase != P_RUNNING || st->inspecting)
+    if (!evr_eng_step_runs(st))
         return;
     if (st->frozen || st->ex_busy) {
         /* a paused unit does not see SIGTERM: resume it first, then the
@@ -224,23 +262,23 @@ evr_eng_stop_step(s_step_t *st, bool now)
     }
     if (now && !st->kill_sent) {
         st->kill_sent = true;
-        ex->ops->stop(ex, st->unit, -1, NULL, NULL);
+        ex->ops->stop(ex, st->unit, -1, s_stopped, evr_eng_tok(st));
     }
     else if (!st->stop_sent) {
         st->stop_sent = true;
-        ex->ops->stop(ex, st->unit, e->opts.grace_s, NULL, NULL);
+        ex->ops->stop(ex, st->unit, e->opts.grace_s, s_stopped, evr_eng_tok(st));
     }
 }
 
 /*  Stops what runs (cancelled, or timed out), skips what has not begun. */
 static void
-s_wind_down(s_job_t *job, bool now)
+s_wind_down(evr_eng_job_t *job, bool now)
 {
     if (job->res_req)   /* a resource download: its end ends the job's preparation */
         evr_fetch_cancel(job->eng->fetch, job->res_req);
     for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
-        if (st->phase == P_RUNNING) {
+        evr_eng_step_t *st = &job->steps[i];
+        if (evr_eng_step_has_started(st)) {
             if (job->timed_out)
                 st->timed_out = true;
             else
@@ -255,16 +293,16 @@ s_wind_down_act(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     s_wind_down(job, job->killing);
 }
 
 /*  Queues job.cancel_requested (once) and, once it is committed, stops
     the running steps; the scheduler skips the others. */
 static void
-s_job_cancel(s_job_t *job, const char *reason, bool now)
+s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
 {
-    if (job->phase == J_DONE || job->phase == J_CLEANUP)
+    if (job->phase == EVR_ENG_JOB_DONE || job->phase == EVR_ENG_JOB_CLEANUP)
         return;
     if (!job->cancelling) {
         job->cancelling = true;
@@ -290,14 +328,14 @@ s_commit(evr_engine_t *e, evr_err_t *err)
 /*  The live job job_id for an operation (what: "cancelled", "paused"...):
     EVR_ERR_NOTFOUND when not held, EVR_ERR_STATE when finished. */
 static evr_rc_t
-s_live_job(evr_engine_t *e, const char *job_id, const char *what, s_job_t **out,
+s_live_job(evr_engine_t *e, const char *job_id, const char *what, evr_eng_job_t **out,
            evr_err_t *err)
 {
-    s_job_t *job = s_find_job(e, job_id);
+    evr_eng_job_t *job = s_find_job(e, job_id);
     if (!job)
         return evr_err_set(err, EVR_ERR_NOTFOUND, "job %s: this runner does not hold it",
                            job_id);
-    if (job->phase >= J_CLEANUP)
+    if (job->phase >= EVR_ENG_JOB_CLEANUP)
         return evr_err_set(err, EVR_ERR_STATE, "job %s has finished (%s): it cannot be %s",
                            job_id, evr_job_status_name(job->final), what);
     if (e->failure)
@@ -309,7 +347,7 @@ s_live_job(evr_engine_t *e, const char *job_id, const char *what, s_job_t **out,
 evr_rc_t
 evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason, evr_err_t *err)
 {
-    s_job_t *job;
+    evr_eng_job_t *job;
     evr_rc_t rc = s_live_job(self, job_id, "cancelled", &job, err);
     if (rc)
         return rc;
@@ -320,7 +358,7 @@ evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason, ev
 void
 evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now)
 {
-    for (s_job_t *j = self->jobs; j; j = j->next)
+    for (evr_eng_job_t *j = self->jobs; j; j = j->next)
         s_job_cancel(j, reason, now);
     evr_eng_flush(self);
 }
@@ -332,7 +370,7 @@ s_pause_act(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     if (!job->paused || evr_eng_stopping(job))
         return;   /* ended meanwhile */
     for (uint32_t i = 0; i < job->n; i++)
@@ -344,7 +382,7 @@ s_resume_act(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     if (job->paused)
         return;   /* paused again meanwhile */
     for (uint32_t i = 0; i < job->n; i++) {
@@ -355,7 +393,7 @@ s_resume_act(void *arg, void *data, size_t len)
 
 /*  Why the job cannot pause (or resume, with resume): NULL when it can. */
 static const char *
-s_why_not(const s_job_t *job, bool resume)
+s_why_not(const evr_eng_job_t *job, bool resume)
 {
     if (job->cancelling)
         return "is being cancelled";
@@ -363,7 +401,7 @@ s_why_not(const s_job_t *job, bool resume)
         return "timed out and is stopping";
     if (evr_eng_stopping(job))
         return "is stopping after a failed step";
-    if (job->phase == J_PREPARING)
+    if (job->phase == EVR_ENG_JOB_PREPARING)
         return "is preparing its workspace and resources";
     if (resume && !job->paused)
         return "is running";
@@ -375,7 +413,7 @@ s_why_not(const s_job_t *job, bool resume)
 evr_rc_t
 evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err)
 {
-    s_job_t *job;
+    evr_eng_job_t *job;
     evr_rc_t rc = s_live_job(self, job_id, "paused", &job, err);
     if (rc)
         return rc;
@@ -395,7 +433,7 @@ evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err)
 /*  The pause is over: the deadlines move by its length (for a step, by
     the part of it since the step started). */
 static void
-s_credit_pause(s_job_t *job)
+s_credit_pause(evr_eng_job_t *job)
 {
     uint64_t now = evr_mono_ns();
     if (now <= job->paused_at)
@@ -403,9 +441,9 @@ s_credit_pause(s_job_t *job)
     if (job->deadline)
         job->deadline += now - job->paused_at;
     for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
+        evr_eng_step_t *st = &job->steps[i];
         uint64_t from = st->t_start > job->paused_at ? st->t_start : job->paused_at;
-        if (st->phase == P_RUNNING && st->t_start && now > from)
+        if (evr_eng_step_has_started(st) && st->t_start && now > from)
             st->paused_ns += now - from;
     }
 }
@@ -413,7 +451,7 @@ s_credit_pause(s_job_t *job)
 evr_rc_t
 evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *err)
 {
-    s_job_t *job;
+    evr_eng_job_t *job;
     evr_rc_t rc = s_live_job(self, job_id, "resumed", &job, err);
     if (rc)
         return rc;
@@ -434,7 +472,7 @@ evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *err)
 void
 evr_eng_fail_all(evr_engine_t *e)
 {
-    for (s_job_t *j = e->jobs; j; j = j->next) {
+    for (evr_eng_job_t *j = e->jobs; j; j = j->next) {
         j->cancelling = true;
         for (uint32_t i = 0; i < j->n; i++)
             evr_eng_stop_step(&j->steps[i], true);
@@ -444,14 +482,14 @@ evr_eng_fail_all(evr_engine_t *e)
 static void
 s_cleaned(const evr_exec_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     if (r->rc && !r->not_found && job->eng->opts.print)
         printf("evrun-runner: cleaning up after job %s: %s\n", job->id, r->msg);
     job->calls--;
 }
 
 static void
-s_job_finish(s_job_t *job)
+s_job_finish(evr_eng_job_t *job)
 {
     evr_job_status_t status = EVR_JOB_SUCCEEDED;
     if (job->timed_out)
@@ -461,7 +499,7 @@ s_job_finish(s_job_t *job)
     else if (job->failed)
         status = EVR_JOB_FAILED;
     job->final = status;
-    job->phase = J_CLEANUP;
+    job->phase = EVR_ENG_JOB_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
     evr_eng_print(job->eng, "evrun-runner: job %s %s", job->id, evr_job_status_name(status));
@@ -469,20 +507,20 @@ s_job_finish(s_job_t *job)
 
 /*  Preparation failed: nothing runs, every step is skipped, the job fails. */
 void
-evr_eng_prep_failed(s_job_t *job, const char *reason)
+evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
 {
     evr_eng_print(job->eng, "evrun-runner: %s", reason);
     job->failed = true;
-    job->phase = J_RUNNING;
+    job->phase = EVR_ENG_JOB_RUNNING;
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
     for (uint32_t i = 0; i < job->n; i++)
         evr_eng_step_skip(&job->steps[i], reason);
 }
 
 void
-evr_eng_job_go(s_job_t *job)
+evr_eng_job_go(evr_eng_job_t *job)
 {
-    job->phase = J_RUNNING;
+    job->phase = EVR_ENG_JOB_RUNNING;
     job->t_start = evr_mono_ns();
     if (job->spec->timeout)
         job->deadline = job->t_start + job->spec->timeout * 1000000ull;
@@ -491,14 +529,14 @@ evr_eng_job_go(s_job_t *job)
 
 /*  Whether step i may begin, must be skipped (reason), or waits. */
 static int
-s_ready(const s_job_t *job, uint32_t i, char *why, size_t size)
+s_ready(const evr_eng_job_t *job, uint32_t i, char *why, size_t size)
 {
-    const s_step_t *st = &job->steps[i];
+    const evr_eng_step_t *st = &job->steps[i];
     if (!job->dag) {
         if (i == 0)
             return 1;
-        const s_step_t *prev = &job->steps[i - 1];
-        if (prev->phase != P_DONE)
+        const evr_eng_step_t *prev = &job->steps[i - 1];
+        if (!evr_eng_step_done(prev))
             return 0;
         if (prev->status == EVR_STEP_SUCCEEDED)
             return 1;
@@ -507,8 +545,8 @@ s_ready(const s_job_t *job, uint32_t i, char *why, size_t size)
     }
     for (uint32_t k = 0; k < st->spec->needs.n; k++) {
         int j = evr_spec_step_index(job->spec, st->spec->needs.v[k]);
-        const s_step_t *dep = &job->steps[j];
-        if (dep->phase != P_DONE)
+        const evr_eng_step_t *dep = &job->steps[j];
+        if (!evr_eng_step_done(dep))
             return 0;
         if (dep->status != EVR_STEP_SUCCEEDED) {
             snprintf(why, size, "needs %s, which %s", dep->spec->name,
@@ -520,7 +558,7 @@ s_ready(const s_job_t *job, uint32_t i, char *why, size_t size)
 }
 
 static void
-s_end_reason(const s_job_t *job, char *why, size_t size)
+s_end_reason(const evr_eng_job_t *job, char *why, size_t size)
 {
     snprintf(why, size, "%s", job->timed_out ? "the job timed out"
                               : job->cancelling ? "the job was cancelled"
@@ -530,32 +568,37 @@ s_end_reason(const s_job_t *job, char *why, size_t size)
 /*  Step i waits for its turn: begin it, launch it (created early), create
     it ahead, skip it, or let it wait. */
 static void
-s_schedule_step(s_job_t *job, uint32_t i)
+s_schedule_step(evr_eng_job_t *job, uint32_t i)
 {
-    s_step_t *st = &job->steps[i];
+    evr_eng_step_t *st = &job->steps[i];
     char why[256];
-    bool ending = evr_eng_ending(job);
-    int r = ending ? -1 : s_ready(job, i, why, sizeof why);
-    if (ending)
+    int r = s_ready(job, i, why, sizeof why);
+    /* a job that ends skips what waits; after a failure, a step of a DAG
+       whose need failed says which */
+    bool own = job->dag && r < 0 && !job->cancelling && !job->timed_out;
+    if (evr_eng_ending(job) && !own) {
+        r = -1;
         s_end_reason(job, why, sizeof why);
-    if (r < 0 && st->phase == P_STARTING)
+    }
+    bool early = evr_eng_step_early(st);
+    if (r < 0 && early)
         evr_eng_step_skip_early(st, why);
     else if (r < 0)
         evr_eng_step_skip(st, why);
-    else if (r > 0 && job->running < job->parallel && st->phase == P_STARTING)
+    else if (r > 0 && job->running < job->parallel && early)
         evr_eng_step_launch(st);
     else if (r > 0 && job->running < job->parallel)
         evr_eng_step_begin(st);
-    else if (r == 0 && !job->dag && st->phase == P_PENDING && i > 0
-             && job->steps[i - 1].phase == P_RUNNING)
+    else if (r == 0 && !job->dag && st->state == EVR_ENG_STEP_PENDING && i > 0
+             && evr_eng_step_has_started(&job->steps[i - 1]))
         /* the step before runs: create this one meanwhile */
         evr_eng_step_prepare(st);
 }
 
 static void
-s_schedule(s_job_t *job)
+s_schedule(evr_eng_job_t *job)
 {
-    if (job->phase != J_RUNNING)
+    if (job->phase != EVR_ENG_JOB_RUNNING)
         return;
     bool stopping = evr_eng_stopping(job);
     if (stopping)
@@ -564,18 +607,15 @@ s_schedule(s_job_t *job)
     bool hold = job->paused && !evr_eng_ending(job);
     bool all_done = true;
     for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
-        bool waiting = (st->phase == P_PENDING
-                        || (st->early && !st->launched && st->phase == P_STARTING))
-                    && !st->inspecting;   /* recovery decides first */
-        if (st->held && stopping) {
+        evr_eng_step_t *st = &job->steps[i];
+        if (st->state == EVR_ENG_STEP_HELD && stopping) {
             char why[256];
             s_end_reason(job, why, sizeof why);
             evr_eng_step_skip_held(st, why);
         }
-        else if (waiting && !hold)
+        else if (evr_eng_step_waiting(st) && !hold)
             s_schedule_step(job, i);
-        if (st->phase != P_DONE)
+        if (!evr_eng_step_done(st))
             all_done = false;
     }
     if (all_done)
@@ -585,7 +625,7 @@ s_schedule(s_job_t *job)
 static void
 s_remove_leftover(const char *name, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     job->calls++;
     job->ex->ops->remove(job->ex, name, s_cleaned, job);
 }
@@ -593,16 +633,16 @@ s_remove_leftover(const char *name, void *arg)
 static void
 s_swept(const evr_exec_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     job->calls--;
     if (!r->rc)
         evr_eng_each_name(r->names, s_remove_leftover, job);
 }
 
 static void
-s_cleanup(s_job_t *job)
+s_cleanup(evr_eng_job_t *job)
 {
-    if (job->phase != J_CLEANUP || job->calls > 0 || job->eng->npending)
+    if (job->phase != EVR_ENG_JOB_CLEANUP || job->calls > 0 || job->eng->npending)
         return;
     evr_exec_t *ex = job->ex;
     if (!job->swept && !job->eng->opts.keep) {
@@ -618,7 +658,7 @@ s_cleanup(s_job_t *job)
         ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
         return;
     }
-    job->phase = J_DONE;
+    job->phase = EVR_ENG_JOB_DONE;
 }
 
 /* ----------------------------------------------------------------- timers */
@@ -628,19 +668,8 @@ s_timers(evr_engine_t *e)
 {
     uint64_t now = evr_mono_ns(), next = now + 100 * 1000000ull;
     uint64_t flush = (uint64_t) e->opts.flush_ms * 1000000ull;
-    for (s_job_t *job = e->jobs; job; job = job->next) {
-        /* a create waiting for a taken name: in every phase, or the job's
-           cleanup would wait for it forever */
-        for (uint32_t i = 0; i < job->n; i++) {
-            s_step_t *st = &job->steps[i];
-            if (st->retake_at && now >= st->retake_at) {
-                st->retake_at = 0;
-                evr_eng_do_create(st, NULL, 0);
-            }
-            else if (st->retake_at && st->retake_at < next)
-                next = st->retake_at;
-        }
-        if (job->phase != J_RUNNING)
+    for (evr_eng_job_t *job = e->jobs; job; job = job->next) {
+        if (job->phase != EVR_ENG_JOB_RUNNING)
             continue;
         /* paused: no timeout fires (resuming moves the deadlines) */
         if (job->deadline && !job->timed_out && !job->paused) {
@@ -652,12 +681,12 @@ s_timers(evr_engine_t *e)
                 next = job->deadline;
         }
         for (uint32_t i = 0; i < job->n; i++) {
-            s_step_t *st = &job->steps[i];
-            if (st->phase != P_RUNNING || st->inspecting)
+            evr_eng_step_t *st = &job->steps[i];
+            if (!evr_eng_step_runs(st))
                 continue;
             evr_eng_peek(st, now, &next);
             for (int si = 0; si < 2; si++) {
-                s_stream_t *s = &st->out[si];
+                evr_eng_stream_t *s = &st->out[si];
                 if (!s->len && !s->raw_in_buf)
                     continue;
                 if (now >= s->since + flush)
@@ -737,7 +766,7 @@ evr_engine_destroy(evr_engine_t **self_p)
     free(e->actions);
     evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
     while (e->jobs) {
-        s_job_t *j = e->jobs;
+        evr_eng_job_t *j = e->jobs;
         e->jobs = j->next;
         evr_eng_job_free(j);
     }
@@ -782,7 +811,7 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     evr_rc_t rc = s_check_new(self, job_id, err);
     if (rc)
         return rc;
-    s_job_t *job = evr_eng_job_new(self, job_id, spec, args, err);
+    evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, err);
     if (!job)
         return EVR_ERR_CONFIG;
     s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
@@ -824,7 +853,7 @@ evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
 }
 
 void
-evr_eng_test_pause(const char *point, const s_step_t *st)
+evr_eng_test_pause(const char *point, const evr_eng_step_t *st)
 {
     const char *want = getenv("EVR_TEST_PAUSE_AT");
     if (!want)
@@ -847,7 +876,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     int wait = s_timers(self);
     evr_loop_once(self->loop, wait < timeout_ms ? wait : timeout_ms);
     s_timers(self);
-    for (s_job_t *j = self->jobs; j; j = j->next)
+    for (evr_eng_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
     /* Group commit: output alone waits up to S_OUTPUT_COMMIT_MS (or a full
        batch) so a chatty step costs one fsync per interval, not per read;
@@ -859,9 +888,9 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     if (self->failure)
         return 0;   /* nothing can be recorded any more: stop (main says why) */
     int open = self->sweeping > 0;
-    for (s_job_t *j = self->jobs; j; j = j->next) {
+    for (evr_eng_job_t *j = self->jobs; j; j = j->next) {
         s_cleanup(j);
-        if (j->phase != J_DONE)
+        if (j->phase != EVR_ENG_JOB_DONE)
             open++;
     }
     return open;
@@ -872,8 +901,8 @@ evr_engine_all_succeeded(const evr_engine_t *self)
 {
     if (self->unrecoverable)
         return false;
-    for (const s_job_t *j = self->jobs; j; j = j->next)
-        if (j->phase < J_CLEANUP || j->final != EVR_JOB_SUCCEEDED)
+    for (const evr_eng_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase < EVR_ENG_JOB_CLEANUP || j->final != EVR_JOB_SUCCEEDED)
             return false;
     return true;
 }
@@ -882,8 +911,8 @@ uint32_t
 evr_engine_active(const evr_engine_t *self)
 {
     uint32_t n = 0;
-    for (const s_job_t *j = self->jobs; j; j = j->next)
-        if (j->phase < J_CLEANUP)
+    for (const evr_eng_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase < EVR_ENG_JOB_CLEANUP)
             n++;
     return n;
 }
@@ -893,10 +922,10 @@ evr_engine_forget_finished(evr_engine_t *self)
 {
     if (self->npending || self->nactions || self->in_flush)
         return;   /* actions queued or running may point into jobs: later */
-    s_job_t **pp = &self->jobs;
+    evr_eng_job_t **pp = &self->jobs;
     while (*pp) {
-        s_job_t *j = *pp;
-        if (j->phase == J_DONE && j->calls == 0 && j->inflight == 0) {
+        evr_eng_job_t *j = *pp;
+        if (j->phase == EVR_ENG_JOB_DONE && j->calls == 0 && j->inflight == 0) {
             *pp = j->next;
             evr_eng_job_free(j);
         }
@@ -916,19 +945,19 @@ evr_engine_failure(const evr_engine_t *self, const char **msg)
 evr_job_status_t
 evr_engine_job_status(const evr_engine_t *self, const char *job_id)
 {
-    const s_job_t *j = s_find_job(self, job_id);
-    return j && j->phase >= J_CLEANUP ? j->final : EVR_JOB_NONE;
+    const evr_eng_job_t *j = s_find_job(self, job_id);
+    return j && j->phase >= EVR_ENG_JOB_CLEANUP ? j->final : EVR_JOB_NONE;
 }
 
 void
 evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
 {
-    const s_job_t *j = s_find_job(self, job_id);
+    const evr_eng_job_t *j = s_find_job(self, job_id);
     if (!j)
         return;
     fprintf(out, "\n%-24s  %-10s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
     for (uint32_t i = 0; i < j->n; i++) {
-        const s_step_t *st = &j->steps[i];
+        const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
                           ? (st->t_end - st->t_start) / 1000000u : 0;
         char exit[16] = "-";

@@ -16,10 +16,41 @@
 #include "evr_fetch.h"
 #include "evr_output.h"
 
-typedef enum { P_PENDING, P_STARTING, P_RUNNING, P_ENDING, P_DONE } s_phase_t;
-typedef enum { J_PREPARING, J_RUNNING, J_CLEANUP, J_DONE } s_jphase_t;
+/*  A step's state.  The engine moves a step only with evr_eng_step_to,
+    which checks each move against the table in evr_step.c.  The usual
+    path: PENDING, CREATING, ATTACHING, STARTING, RUNNING, ENDING,
+    FINISHED; a step created ahead of its turn (the next one of a
+    sequence, while the one before runs) goes through EARLY_*; recovery
+    through INSPECTING* and, for a unit that still runs, REATTACHED /
+    PEEKING. */
+typedef enum {
+    EVR_ENG_STEP_PENDING,       /* waits for its turn (a retry's next attempt too) */
+    EVR_ENG_STEP_EARLY_CREATING, /* before its turn: step.starting recorded, create under way */
+    EVR_ENG_STEP_EARLY_CREATED, /* before its turn: its unit exists, the turn is awaited */
+    EVR_ENG_STEP_EARLY_FAILED,  /* before its turn: the create failed (reason), said at the turn */
+    EVR_ENG_STEP_CREATING,      /* its turn: the create is under way */
+    EVR_ENG_STEP_ATTACHING,     /* created: its output stream is being set up */
+    EVR_ENG_STEP_HELD,          /* attached; the start waits for the job's resume */
+    EVR_ENG_STEP_STARTING,      /* the start is asked */
+    EVR_ENG_STEP_RUNNING,       /* it runs (step.started recorded): output and exit awaited */
+    EVR_ENG_STEP_INSPECTING,    /* recovery, recorded starting: the executor is asked */
+    EVR_ENG_STEP_INSPECTING_RUN, /* recovery, recorded running: the executor is asked */
+    EVR_ENG_STEP_REATTACHED,    /* recovery: it runs; its log is read so far now and then */
+    EVR_ENG_STEP_PEEKING,       /* REATTACHED, a read of its log so far under way */
+    EVR_ENG_STEP_ENDING,        /* output ended, exit known: artifacts are copied out */
+    EVR_ENG_STEP_FINISHED,      /* step.finished recorded */
+    EVR_ENG_STEP_SKIPPED,       /* step.skipped recorded */
+} evr_eng_state_t;
+#define EVR_ENG_STEP_NSTATES (EVR_ENG_STEP_SKIPPED + 1)
 
-typedef struct s_job s_job_t;
+typedef enum {
+    EVR_ENG_JOB_PREPARING,
+    EVR_ENG_JOB_RUNNING,
+    EVR_ENG_JOB_CLEANUP,
+    EVR_ENG_JOB_DONE,
+} evr_eng_jphase_t;
+
+typedef struct evr_eng_job evr_eng_job_t;
 
 typedef struct {
     uint64_t raw_off;       /* raw bytes of this stream already stored */
@@ -29,16 +60,16 @@ typedef struct {
     uint64_t since;         /* mono ns of the oldest byte in buf */
     evr_mask_t *mask;
     bool line_start;        /* printing: next byte starts a line */
-} s_stream_t;
+} evr_eng_stream_t;
 
-typedef struct s_tok s_tok_t;
+typedef struct evr_eng_tok evr_eng_tok_t;
 
 typedef struct {
-    s_job_t *job;
+    evr_eng_job_t *job;
     uint32_t index;
-    s_tok_t *toks;          /* one per attempt, freed with the job */
+    evr_eng_tok_t *toks;          /* one per attempt, freed with the job */
     const evr_step_t *spec;
-    s_phase_t phase;
+    evr_eng_state_t state;  /* moved by evr_eng_step_to only */
     evr_step_status_t status;
     uint32_t attempt;
     char *unit;             /* its name: evrun-<job>-<step>-<attempt> */
@@ -47,34 +78,27 @@ typedef struct {
     bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
     int64_t exit_code;
     uint64_t t_start, t_end;
-    s_stream_t out[2];
+    evr_eng_stream_t out[2];
     char *reason;
     uint32_t artifacts_left;
     uint64_t skip[2];       /* recovery: bytes of the log taken (stored, or passed on) */
-    bool early;             /* created ahead of its turn; the scheduler launches it */
-    bool created;           /* early: its unit exists */
-    bool launched;          /* early: its turn came */
-    bool drop;              /* early: skipped while its create was in flight */
-    bool inspecting;        /* recovery: the executor not yet asked about its unit */
-    uint64_t retake_at;     /* mono ns: create again (its name was taken by a
-                               create still under way); 0: none */
+    /* taking a name a create found taken (evr_step.c, s_take_*): the
+       inspections so far, and the loop timer of the next create */
     uint32_t retakes;
+    uint64_t retake_timer;
     bool artifact_paused;   /* test hook fired */
     /* pause: the unit is paused (frozen) or should be (want_frozen);
        one pause or resume call at a time (ex_busy).  A stop of a frozen
        unit waits for its resume (stop_after: 1 stop, 2 kill). */
     bool frozen, want_frozen, ex_busy;
     uint8_t stop_after;
-    bool held;              /* attached, its start held while the job is paused */
-    /* recovery, the unit running: its log is read so far now and
-       then (a read in flight: peeking; the next at peek_at), and whole
-       once it has exited */
-    bool replay_wait, peeking;
-    uint64_t peek_at, peek_t0;   /* mono ns */
+    /* REATTACHED: the next read of the log so far is due at peek_at; the
+       one under way (PEEKING) began at peek_t0 (mono ns) */
+    uint64_t peek_at, peek_t0;
     uint64_t paused_ns;     /* the job was paused this long since the step started */
-} s_step_t;
+} evr_eng_step_t;
 
-struct s_job {
+struct evr_eng_job {
     evr_engine_t *eng;
     char *id;
     evr_spec_t *spec;
@@ -83,10 +107,10 @@ struct s_job {
     char *unit_prefix;      /* evrun-<job id in lower case>-: its units' names */
     char **secrets;
     size_t nsecrets;
-    s_step_t *steps;
+    evr_eng_step_t *steps;
     uint32_t n;
     bool dag;
-    s_jphase_t phase;
+    evr_eng_jphase_t phase;
     evr_job_status_t final;
     bool failed, cancelling, killing, timed_out;
     bool paused;            /* job.paused committed, no job.resumed since */
@@ -102,22 +126,22 @@ struct s_job {
     uint64_t res_bytes;
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
-    s_job_t *next;
+    evr_eng_job_t *next;
 };
 
-typedef struct s_action {
+typedef struct evr_eng_action {
     void (*fn)(void *arg, void *data, size_t len);
     void *arg;
     void *data;
     size_t len;
-} s_action_t;
+} evr_eng_action_t;
 
 /*  Recovery's sweep of one executor: its units, then its workspaces. */
 typedef struct {
     evr_engine_t *e;
     evr_exec_t *ex;
     int calls;              /* in flight, plus one for the workspace pass */
-} s_sweep_t;
+} evr_eng_sweep_t;
 
 struct evr_engine {
     int sweeping;           /* recovery's removal calls still in flight */
@@ -129,12 +153,12 @@ struct evr_engine {
     evr_store_t *store;
     evr_loop_t *loop;
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1];   /* NULL-terminated */
-    s_sweep_t sweeps[EVR_ENGINE_MAX_EXECS];
+    evr_eng_sweep_t sweeps[EVR_ENGINE_MAX_EXECS];
     evr_fetch_t *fetch;     /* resource downloads */
-    s_job_t *jobs;
+    evr_eng_job_t *jobs;
     evr_event_t **pending;
     size_t npending, cap;
-    s_action_t *actions;
+    evr_eng_action_t *actions;
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
@@ -148,10 +172,10 @@ extern const char *const evr_eng_stream_names[2];
     made with one counts in its job's inflight until its last callback
     (which takes the step with evr_eng_live_end), so that a job is freed
     only when no answer can still come for it. */
-struct s_tok {
-    s_step_t *st;
+struct evr_eng_tok {
+    evr_eng_step_t *st;
     uint32_t attempt;
-    s_tok_t *next;
+    evr_eng_tok_t *next;
 };
 
 /* evr_engine.c */
@@ -163,8 +187,8 @@ void evr_eng_print(evr_engine_t *e, const char *fmt, ...) __attribute__((format(
     the runner says so on stderr and stops itself (SIGSTOP) at that point,
     to be killed by a crash test, or continued (SIGCONT) once the test has
     changed the world under it. */
-void evr_eng_test_pause(const char *point, const s_step_t *st);
-evr_event_t *evr_eng_emit(s_job_t *job, evr_evtype_t t, const s_step_t *st);
+void evr_eng_test_pause(const char *point, const evr_eng_step_t *st);
+evr_event_t *evr_eng_emit(evr_eng_job_t *job, evr_evtype_t t, const evr_eng_step_t *st);
 void evr_eng_after(evr_engine_t *e, void (*fn)(void *, void *, size_t), void *arg,
                    const void *data, size_t len);
 /*  The same for an action that may wait for the next timed commit
@@ -173,75 +197,101 @@ void evr_eng_after_soon(evr_engine_t *e, void (*fn)(void *, void *, size_t), voi
                         const void *data, size_t len);
 void evr_eng_fail_all(evr_engine_t *e);
 /*  SIGTERM (now: SIGKILL) to a running step; a paused unit is resumed
-    first.  Nothing for a step recovery has not judged yet (the
+    first.  A stop that fails removes the unit (a warning says why); a
+    removal that fails too ends the step without it.  Nothing for a step recovery has not judged yet (the
     scheduler stops it in a later turn). */
-void evr_eng_stop_step(s_step_t *st, bool now);
+void evr_eng_stop_step(evr_eng_step_t *st, bool now);
 /*  Whether the job starts no new step (cancelled, timed out or failed),
     and whether it also stops the running ones (all but a failure with
     on_failure: finish). */
-bool evr_eng_ending(const s_job_t *job);
-bool evr_eng_stopping(const s_job_t *job);
+bool evr_eng_ending(const evr_eng_job_t *job);
+bool evr_eng_stopping(const evr_eng_job_t *job);
 /*  A warning on stderr: "evrun-runner: ...", printed in every mode. */
 void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*  Calls fn for each line of names (an executor's list). */
 void evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), void *arg);
 
+/* evr_step_state.c */
+/*  Moves st to state `to`.  A move the table does not allow is a bug:
+    logged as an error (and an assert in debug builds); the step moves
+    all the same.  Every move is logged on stderr when EVRUN_DEBUG is set. */
+void evr_eng_step_to(evr_eng_step_t *st, evr_eng_state_t to);
+const char *evr_eng_state_name(evr_eng_state_t s);
+/*  Whether the step's unit runs as far as the engine knows (RUNNING,
+    REATTACHED, PEEKING): timers, stops and pauses act on it. */
+bool evr_eng_step_runs(const evr_eng_step_t *st);
+/*  The same, or recorded running and being inspected by recovery: the
+    step has started (its pauses count, a cancel marks it). */
+bool evr_eng_step_has_started(const evr_eng_step_t *st);
+/*  Created (or being created) ahead of its turn: EARLY_*. */
+bool evr_eng_step_early(const evr_eng_step_t *st);
+/*  Whether it waits for its turn (PENDING or EARLY_*), and whether it is
+    over (FINISHED, SKIPPED). */
+bool evr_eng_step_waiting(const evr_eng_step_t *st);
+bool evr_eng_step_done(const evr_eng_step_t *st);
+
 /* evr_step.c */
 /*  The token for one executor call of the step (counted in job->inflight). */
-s_tok_t *evr_eng_tok(s_step_t *st);
+evr_eng_tok_t *evr_eng_tok(evr_eng_step_t *st);
 /*  The step of tok, or NULL when tok belongs to an earlier attempt. */
-s_step_t *evr_eng_live(void *tok);
+evr_eng_step_t *evr_eng_live(void *tok);
 /*  The same in the last callback of a call: the call is over. */
-s_step_t *evr_eng_live_end(void *tok);
-void evr_eng_attach(s_step_t *st);
-void evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
+evr_eng_step_t *evr_eng_live_end(void *tok);
+void evr_eng_attach(evr_eng_step_t *st);
+void evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
+void evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void evr_eng_emit_output(s_step_t *st, int si, bool final);
+void evr_eng_emit_output(evr_eng_step_t *st, int si, bool final);
 void evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg);
-void evr_eng_mark_started(s_step_t *st);
+/*  A STARTING step runs (its start answered, or its first output came):
+    RUNNING, via evr_eng_record_start. */
+void evr_eng_mark_started(evr_eng_step_t *st);
+/*  The unit runs: st moves to `to` (RUNNING, or REATTACHED for recovery),
+    step.started is recorded and the wait for its exit begins; a job
+    that stops meanwhile stops it, a paused one pauses it. */
+void evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to);
 void evr_eng_on_exit(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attached(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg);
-void evr_eng_maybe_end(s_step_t *st);
-void evr_eng_step_finish(s_step_t *st);
-void evr_eng_step_begin(s_step_t *st);
-void evr_eng_step_prepare(s_step_t *st);
-void evr_eng_step_launch(s_step_t *st);
-void evr_eng_step_skip_early(s_step_t *st, const char *reason);
-void evr_eng_step_skip(s_step_t *st, const char *reason);
+void evr_eng_maybe_end(evr_eng_step_t *st);
+void evr_eng_step_finish(evr_eng_step_t *st);
+void evr_eng_step_begin(evr_eng_step_t *st);
+void evr_eng_step_prepare(evr_eng_step_t *st);
+void evr_eng_step_launch(evr_eng_step_t *st);
+void evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason);
+void evr_eng_step_skip(evr_eng_step_t *st, const char *reason);
 /*  A step whose start a pause held, in a job that stops: skipped. */
-void evr_eng_step_skip_held(s_step_t *st, const char *reason);
+void evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason);
 /*  Pauses (frozen) or resumes the step's unit, one call at a time; a
     pause only of a running unit not being stopped.  A failing call is a
     warning; the unit is then taken as not paused. */
-void evr_eng_step_freeze(s_step_t *st, bool frozen);
+void evr_eng_step_freeze(evr_eng_step_t *st, bool frozen);
 /*  Starts a step whose start a pause held. */
-void evr_eng_step_release(s_step_t *st);
+void evr_eng_step_release(evr_eng_step_t *st);
 void evr_eng_do_create(void *arg, void *data, size_t len);
-char *evr_eng_unit_name(const s_job_t *job, const s_step_t *st);
+char *evr_eng_unit_name(const evr_eng_job_t *job, const evr_eng_step_t *st);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes
     per stream already stored; its end ends the step's output (as the end
     of the attach does). */
-void evr_eng_replay(s_step_t *st);
+void evr_eng_replay(evr_eng_step_t *st);
 /*  While the unit of a recovered step runs (replay_wait): reads its
     log so far when due, storing what is new (the timers call it; next is
     lowered to the time of the next read). */
-void evr_eng_peek(s_step_t *st, uint64_t now, uint64_t *next);
+void evr_eng_peek(evr_eng_step_t *st, uint64_t now, uint64_t *next);
 
 /* evr_prepare.c */
-/*  A new job in e's list (J_PREPARING), or NULL (EVR_ERR_CONFIG in err
+/*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err
     naming a secret that is not set, or an executor the runner does not
     offer). */
-s_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
+evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
                          const evr_strmap_t *args, evr_err_t *err);
 /*  Frees a job that is out of e's list. */
-void evr_eng_job_free(s_job_t *job);
-void evr_eng_prep_failed(s_job_t *job, const char *reason);
-void evr_eng_job_go(s_job_t *job);
+void evr_eng_job_free(evr_eng_job_t *job);
+void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
+void evr_eng_job_go(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
 
 #endif

@@ -16,12 +16,13 @@
 /* ------------------------------------------------------------------- jobs */
 
 void
-evr_eng_job_free(s_job_t *job)
+evr_eng_job_free(evr_eng_job_t *job)
 {
     for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
+        evr_eng_step_t *st = &job->steps[i];
+        evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
         while (st->toks) {
-            s_tok_t *t = st->toks;
+            evr_eng_tok_t *t = st->toks;
             st->toks = t->next;
             free(t);
         }
@@ -172,14 +173,14 @@ s_executor(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
     return NULL;
 }
 
-s_job_t *
+evr_eng_job_t *
 evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                 const evr_strmap_t *args, evr_err_t *err)
 {
     evr_exec_t *ex = s_executor(self, spec, err);
     if (!ex)
         return NULL;
-    s_job_t *job = evr_calloc(1, sizeof *job);
+    evr_eng_job_t *job = evr_calloc(1, sizeof *job);
     job->eng = self;
     job->ex = ex;
     job->id = evr_strdup(job_id);
@@ -203,9 +204,9 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         job->secrets[job->nsecrets++] = v;
     }
     job->n = spec->steps.n;
-    job->steps = evr_calloc(job->n, sizeof(s_step_t));
+    job->steps = evr_calloc(job->n, sizeof(evr_eng_step_t));
     for (uint32_t i = 0; i < job->n; i++) {
-        s_step_t *st = &job->steps[i];
+        evr_eng_step_t *st = &job->steps[i];
         st->job = job;
         st->index = i;
         st->spec = evr_spec_step(job->spec, i);
@@ -223,7 +224,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
     for (char *c = job->unit_prefix; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char) (*c - 'A' + 'a');
-    job->phase = J_PREPARING;
+    job->phase = EVR_ENG_JOB_PREPARING;
     job->next = self->jobs;
     self->jobs = job;
     return job;
@@ -231,12 +232,12 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
 
 /* ------------------------------------------------------------- resources */
 
-static void s_res_next(s_job_t *job);
+static void s_res_next(evr_eng_job_t *job);
 
 /*  Ends the resource phase: the steps run (or, with reason, nothing
     runs). */
 static void
-s_res_end(s_job_t *job, const char *reason)
+s_res_end(evr_eng_job_t *job, const char *reason)
 {
     if (job->res_file) {
         unlink(job->res_file);
@@ -257,7 +258,7 @@ s_res_end(s_job_t *job, const char *reason)
 static void
 s_res_put(const evr_exec_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     unlink(job->res_tar);
     free(job->res_tar);
@@ -292,7 +293,7 @@ s_res_setting(const evr_fetch_result_t *r)
 static void
 s_res_fetched(const evr_fetch_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX] = "";
     job->res_req = NULL;
@@ -327,7 +328,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
 }
 
 static void
-s_res_next(s_job_t *job)
+s_res_next(evr_eng_job_t *job)
 {
     if (job->cancelling) {
         s_res_end(job, "the job was cancelled while its resources were fetched");
@@ -366,7 +367,7 @@ s_res_next(s_job_t *job)
 void
 evr_eng_on_workspace(const evr_exec_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     /* a recovered job's workspace may exist from before the crash */
     if (r->rc && !r->exists) {
         char reason[2 * EVR_ERR_MAX];

@@ -56,7 +56,7 @@ s_to_mono(uint64_t wall_ns)
 }
 
 static void
-s_recovered(s_step_t *st, const char *how)
+s_recovered(evr_eng_step_t *st, const char *how)
 {
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_RECOVERED, st);
     ev->data.how = evr_strdup(how);
@@ -68,7 +68,7 @@ s_recovered(s_step_t *st, const char *how)
 static void
 s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    evr_eng_step_t *st = evr_eng_live(arg);
     if (!st)
         return;
     st->skip[stream == 1 ? 0 : 1] += len;
@@ -80,7 +80,7 @@ s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
 static void
 s_replay_end(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    evr_eng_step_t *st = evr_eng_live(arg);
     if (st && r->rc && !st->attach_done)
         evr_eng_set_reason(st, "reading the log of %s: %s", st->unit, r->msg);
     evr_eng_on_attach_end(r, arg);
@@ -93,10 +93,10 @@ s_replay_end(const evr_exec_result_t *r, void *arg)
     in the offsets).  While the unit runs, its log is read so far
     (evr_eng_peek): a prefix per stream of the final log. */
 void
-evr_eng_replay(s_step_t *st)
+evr_eng_replay(evr_eng_step_t *st)
 {
-    if (st->peeking)
-        return;   /* its end comes back here */
+    if (st->state == EVR_ENG_STEP_PEEKING)
+        return;   /* its end (s_peeked) comes back here */
     evr_exec_t *ex = st->job->ex;
     st->attach = ex->ops->logs(ex, st->unit, st->skip, false, s_replayed, s_replay_end,
                                evr_eng_tok(st));
@@ -113,42 +113,52 @@ static void
 s_peeked(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;
     st->attach = NULL;
-    st->peeking = false;
     uint64_t now = evr_mono_ns(), took = now - st->peek_t0;
     st->peek_at = now + (took * 10 > S_PEEK_NS ? took * 10 : S_PEEK_NS);
-    if (!st->replay_wait && !st->attach_done)
+    if (!st->exit_known) {
+        evr_eng_step_to(st, EVR_ENG_STEP_REATTACHED);
+        return;
+    }
+    evr_eng_step_to(st, EVR_ENG_STEP_RUNNING);   /* it exited meanwhile */
+    if (!st->attach_done)
         evr_eng_replay(st);
 }
 
 void
-evr_eng_peek(s_step_t *st, uint64_t now, uint64_t *next)
+evr_eng_peek(evr_eng_step_t *st, uint64_t now, uint64_t *next)
 {
-    if (!st->replay_wait || st->peeking)
+    if (st->state != EVR_ENG_STEP_REATTACHED)
         return;
     if (now < st->peek_at) {
         if (st->peek_at < *next)
             *next = st->peek_at;
         return;
     }
-    st->peeking = true;
+    evr_eng_step_to(st, EVR_ENG_STEP_PEEKING);
     st->peek_t0 = now;
     evr_exec_t *ex = st->job->ex;
     st->attach = ex->ops->logs(ex, st->unit, st->skip, true, s_replayed, s_peeked,
                                evr_eng_tok(st));
 }
 
+/*  What recovery learnt of a step's unit.  Recorded starting
+    (INSPECTING): absent, it is created now; created and never started,
+    it waits for its turn (both as a step created ahead of its turn);
+    anything else means it ran.  Then, whether recorded starting or
+    running: still running, it is REATTACHED; exited, its log is read
+    whole (RUNNING); gone, the step is lost. */
 static void
 s_inspected(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;
-    st->inspecting = false;
     evr_exec_t *ex = st->job->ex;
+    bool starting = st->state == EVR_ENG_STEP_INSPECTING;
     bool running = !r->rc && (r->state == EVR_EXEC_RUNNING || r->state == EVR_EXEC_PAUSED);
     bool exited = !r->rc && r->state == EVR_EXEC_EXITED;
     bool created = !r->rc && r->state == EVR_EXEC_CREATED;
@@ -158,23 +168,20 @@ s_inspected(const evr_exec_result_t *r, void *arg)
     }
     if (!st->unit_id && r->id && *r->id)
         st->unit_id = evr_strdup(r->id);
-    if (st->phase == P_STARTING && r->not_found) {
+    if (starting && r->not_found) {
         evr_eng_test_pause("recover_absent", st);
         s_recovered(st, "created");
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATING);
         evr_eng_after(st->job->eng, evr_eng_do_create, st, NULL, 0);
         return;
     }
-    if (st->phase == P_STARTING && created) {
+    if (starting && created) {
         s_recovered(st, "restarted");
-        st->created = true;
-        if (st->launched)   /* its turn came while podman was asked */
-            evr_eng_attach(st);
-        return;   /* else the scheduler starts it in its turn */
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATED);
+        return;   /* the scheduler starts it in its turn */
     }
-    if (st->phase == P_STARTING) {   /* it ran: it was launched */
-        st->launched = true;
+    if (starting)   /* it ran: its turn had come */
         st->job->running++;
-    }
     if (running || exited) {
         s_recovered(st, running ? "reattached" : "collected");
         /* as the executor has it; then as the job wants it (a stopping
@@ -182,21 +189,23 @@ s_inspected(const evr_exec_result_t *r, void *arg)
         st->frozen = r->state == EVR_EXEC_PAUSED;
         /* a running unit's log is read so far now and then
            (evr_eng_peek), and whole once it has exited (evr_eng_on_exit) */
-        st->replay_wait = running;
-        if (st->phase == P_STARTING)
-            evr_eng_mark_started(st);   /* step.started, and the wait */
-        else
+        evr_eng_state_t to = running ? EVR_ENG_STEP_REATTACHED : EVR_ENG_STEP_RUNNING;
+        if (starting)
+            evr_eng_record_start(st, to);   /* step.started, and the wait */
+        else {
+            evr_eng_step_to(st, to);
             ex->ops->wait(ex, st->unit, evr_eng_on_exit, evr_eng_tok(st));
+        }
         if (!running)
             evr_eng_replay(st);
         if (running && !evr_eng_stopping(st->job))
             evr_eng_step_freeze(st, st->job->paused);
         return;
     }
-    /* gone (or in a state evrun never leaves a container in) */
+    /* gone (or in a state evrun never leaves a unit in) */
     s_recovered(st, "lost");
-    if (st->phase == P_STARTING)
-        evr_eng_mark_started(st);
+    if (starting)
+        evr_eng_record_start(st, EVR_ENG_STEP_RUNNING);
     evr_eng_set_reason(st, "%s %s is gone", ex->ops->unit_word, st->unit);
     st->lost = true;
     st->exit_code = -1;
@@ -207,40 +216,41 @@ s_inspected(const evr_exec_result_t *r, void *arg)
 
 /*  Sets one step up from its recorded state. */
 static void
-s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
+s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
 {
-    s_job_t *job = st->job;
+    evr_eng_job_t *job = st->job;
     st->attempt = rec->attempt ? rec->attempt : 1;
     switch ((evr_step_status_t) rec->status) {
     case EVR_STEP_PENDING: return;
     case EVR_STEP_QUEUED:
         /* queued, its intent not yet recorded: record it, then create;
            the scheduler starts it in its turn */
-        st->phase = P_STARTING;
-        st->early = true;
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATING);
         st->unit = evr_eng_unit_name(job, st);
         evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->unit);
         evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
         return;
     case EVR_STEP_STARTING:
     case EVR_STEP_RUNNING:
-        st->phase = rec->status == EVR_STEP_RUNNING ? P_RUNNING : P_STARTING;
         /* a starting step may have been created ahead of its turn: it counts
-           as running only once podman shows it ran */
-        st->early = st->phase == P_STARTING;
-        if (!st->early)
+           as running only once the executor shows it ran */
+        if (rec->status == EVR_STEP_RUNNING) {
+            evr_eng_step_to(st, EVR_ENG_STEP_INSPECTING_RUN);
             job->running++;
+        }
+        else
+            evr_eng_step_to(st, EVR_ENG_STEP_INSPECTING);
         st->unit = rec->container ? evr_strdup(rec->container) : evr_eng_unit_name(job, st);
         if (rec->container_id)
             st->unit_id = evr_strdup(rec->container_id);
         st->t_start = s_to_mono(rec->started);
         st->out[0].raw_off = st->skip[0] = rec->out_stdout;
         st->out[1].raw_off = st->skip[1] = rec->out_stderr;
-        st->inspecting = true;
         job->ex->ops->inspect(job->ex, st->unit, s_inspected, evr_eng_tok(st));
         return;
     default:
-        st->phase = P_DONE;
+        evr_eng_step_to(st, rec->status == EVR_STEP_SKIPPED ? EVR_ENG_STEP_SKIPPED
+                                                             : EVR_ENG_STEP_FINISHED);
         st->status = (evr_step_status_t) rec->status;
         st->exit_code = rec->exit_code;
         st->exit_known = true;
@@ -296,7 +306,7 @@ s_has_timeouts(const evr_spec_t *spec)
     goes on from its recorded start.  Only for jobs with timeouts (it reads
     the job's whole log). */
 static void
-s_credit_pauses(s_job_t *job, const evr_job_t *rec)
+s_credit_pauses(evr_eng_job_t *job, const evr_job_t *rec)
 {
     if (!s_has_timeouts(job->spec))
         return;
@@ -317,7 +327,7 @@ s_credit_pauses(s_job_t *job, const evr_job_t *rec)
         for (uint32_t i = 0; i < job->n; i++) {
             const evr_stepstate_t *sr = evr_job_step(rec, i);
             uint64_t a = sr->started > from ? sr->started : from;
-            if (job->steps[i].phase == P_RUNNING && sr->started && to > a)
+            if (evr_eng_step_has_started(&job->steps[i]) && sr->started && to > a)
                 job->steps[i].paused_ns += to - a;
         }
     }
@@ -339,7 +349,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing "
                              "or does not match its state", id);
     }
-    s_job_t *job = NULL;
+    evr_eng_job_t *job = NULL;
     if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err))) {
         /* it cannot run again (a secret is gone): it ends failed, saying
            why, and the other jobs go on */
@@ -359,7 +369,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             /* accepted, never started: prepare as a new job would */
             job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
         else {
-            job->phase = J_RUNNING;
+            job->phase = EVR_ENG_JOB_RUNNING;
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)
                 job->deadline = job->t_start + job->spec->timeout * 1000000ull;
@@ -427,14 +437,14 @@ s_ws_finished_here(evr_engine_t *e, const char *name)
 }
 
 static void
-s_sw_inc(s_sweep_t *sw)
+s_sw_inc(evr_eng_sweep_t *sw)
 {
     sw->calls++;
     sw->e->sweeping++;
 }
 
 static void
-s_sw_dec(s_sweep_t *sw)
+s_sw_dec(evr_eng_sweep_t *sw)
 {
     sw->calls--;
     sw->e->sweeping--;
@@ -450,7 +460,7 @@ s_ws_swept(const evr_exec_result_t *r, void *arg)
 static void
 s_remove_ws(const char *name, void *arg)
 {
-    s_sweep_t *sw = arg;
+    evr_eng_sweep_t *sw = arg;
     if (s_ws_finished_here(sw->e, name)) {
         s_sw_inc(sw);
         sw->ex->ops->workspace_remove(sw->ex, name, s_ws_swept, sw);
@@ -460,7 +470,7 @@ s_remove_ws(const char *name, void *arg)
 static void
 s_ws_listed(const evr_exec_result_t *r, void *arg)
 {
-    s_sweep_t *sw = arg;
+    evr_eng_sweep_t *sw = arg;
     s_sw_dec(sw);
     if (!r->rc)
         evr_eng_each_name(r->names, s_remove_ws, sw);
@@ -471,7 +481,7 @@ static void
 s_unit_swept(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
-    s_sweep_t *sw = arg;
+    evr_eng_sweep_t *sw = arg;
     s_sw_dec(sw);
     if (sw->calls == 1)   /* only the count of the workspace pass is left */
         sw->ex->ops->workspace_list(sw->ex, s_ws_listed, sw);
@@ -480,7 +490,7 @@ s_unit_swept(const evr_exec_result_t *r, void *arg)
 static void
 s_remove_unit(const char *name, void *arg)
 {
-    s_sweep_t *sw = arg;
+    evr_eng_sweep_t *sw = arg;
     if (s_unit_finished_here(sw->e, name)) {
         s_sw_inc(sw);
         sw->ex->ops->remove(sw->ex, name, s_unit_swept, sw);
@@ -490,7 +500,7 @@ s_remove_unit(const char *name, void *arg)
 static void
 s_units_listed(const evr_exec_result_t *r, void *arg)
 {
-    s_sweep_t *sw = arg;
+    evr_eng_sweep_t *sw = arg;
     /* one count stays for the workspace pass, taken when the last removal ends */
     if (!r->rc)
         evr_eng_each_name(r->names, s_remove_unit, sw);
@@ -507,8 +517,8 @@ static void
 s_sweep(evr_engine_t *e)
 {
     for (size_t i = 0; e->execs[i]; i++) {
-        s_sweep_t *sw = &e->sweeps[i];
-        *sw = (s_sweep_t) { .e = e, .ex = e->execs[i] };
+        evr_eng_sweep_t *sw = &e->sweeps[i];
+        *sw = (evr_eng_sweep_t) { .e = e, .ex = e->execs[i] };
         s_sw_inc(sw);
         sw->ex->ops->list(sw->ex, "evrun-", s_units_listed, sw);
     }

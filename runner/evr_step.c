@@ -1,6 +1,10 @@
 /*  evr_step.c: one step's unit (through the job's executor) from creation
     to result: attach before start, output masked and stored in chunks,
-    the exit code, artifacts copied out, step.finished, then removal. */
+    the exit code, artifacts copied out, step.finished, then removal.
+    The step moves through the states of evr_step_state.c; a step created
+    ahead of its turn (EARLY_*) and a create that finds its name taken
+    (s_on_taken) have their own helpers here, recovery's states are in
+    evr_recover.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +22,9 @@
 static void
 s_print_lines(void *arg, void *data, size_t len)
 {
-    s_step_t *st = arg;
+    evr_eng_step_t *st = arg;
     const uint8_t *p = data;
-    s_stream_t *s = &st->out[p[0]];
+    evr_eng_stream_t *s = &st->out[p[0]];
     const uint8_t *b = p + 1;
     size_t n = len - 1;
     for (size_t i = 0; i < n;) {
@@ -38,9 +42,9 @@ s_print_lines(void *arg, void *data, size_t len)
 /*  Queues a step.output event of what stream si holds (with final, also
     the bytes the masker held back). */
 void
-evr_eng_emit_output(s_step_t *st, int si, bool final)
+evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
 {
-    s_stream_t *s = &st->out[si];
+    evr_eng_stream_t *s = &st->out[si];
     if (final && evr_mask_pending(s->mask))
         s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
     if (s->raw_in_buf == 0 && s->len == 0)
@@ -68,12 +72,12 @@ evr_eng_emit_output(s_step_t *st, int si, bool final)
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    evr_eng_step_t *st = evr_eng_live(arg);
     if (!st)
         return;   /* about an earlier attempt */
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
-    s_stream_t *s = &st->out[si];
+    evr_eng_stream_t *s = &st->out[si];
     while (len > 0) {
         size_t room = EVR_OUTPUT_CHUNK_MAX - (size_t) s->raw_in_buf;
         size_t take = len < room ? len : room;
@@ -91,7 +95,7 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 
 
 void
-evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
+evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
 {
     if (!st->job->eng->opts.print)
         return;
@@ -104,7 +108,7 @@ evr_eng_step_log(const s_step_t *st, const char *fmt, ...)
 }
 
 void
-evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
+evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
 {
     if (st->reason)
         return;   /* the first reason is the cause */
@@ -119,7 +123,7 @@ evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
 /*  An executor call of the step's start failed: the step ends failed
     without having run. */
 static void
-s_step_broken(s_step_t *st, const char *what, const evr_exec_result_t *r)
+s_step_broken(evr_eng_step_t *st, const char *what, const evr_exec_result_t *r)
 {
     evr_eng_set_reason(st, "%s: %s", what, r->msg);
     st->exit_code = -1;
@@ -136,7 +140,7 @@ s_step_broken(s_step_t *st, const char *what, const evr_exec_result_t *r)
 void
 evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (st->exit_known)
@@ -150,10 +154,11 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         st->exit_code = r->exit_code;
     st->exit_known = true;
     st->t_end = evr_mono_ns();
-    if (st->replay_wait) {   /* recovered while it ran: its log, now whole */
-        st->replay_wait = false;
+    if (st->state == EVR_ENG_STEP_REATTACHED) {   /* recovered while it ran: its log, now whole */
+        evr_eng_step_to(st, EVR_ENG_STEP_RUNNING);
         evr_eng_replay(st);
     }
+    /* PEEKING: the read under way ends first, then the log is read whole */
     evr_eng_maybe_end(st);
 }
 
@@ -169,11 +174,16 @@ s_pause_running(void *arg, void *data, size_t len)
 }
 
 void
-evr_eng_mark_started(s_step_t *st)
+evr_eng_mark_started(evr_eng_step_t *st)
 {
-    if (st->phase != P_STARTING)
-        return;
-    st->phase = P_RUNNING;
+    if (st->state == EVR_ENG_STEP_STARTING)
+        evr_eng_record_start(st, EVR_ENG_STEP_RUNNING);
+}
+
+void
+evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to)
+{
+    evr_eng_step_to(st, to);
     st->t_start = evr_mono_ns();
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
     ev->data.container_id = evr_strdup(st->unit_id ? st->unit_id : st->unit);
@@ -182,7 +192,7 @@ evr_eng_mark_started(s_step_t *st)
         evr_eng_after(st->job->eng, s_pause_running, st, NULL, 0);
     /* a cancel that came while starting (with on_failure: finish, another
        step's failure lets it run), or a pause while its start was under way */
-    s_job_t *job = st->job;
+    evr_eng_job_t *job = st->job;
     if (evr_eng_stopping(job)) {
         st->cancelled = !job->timed_out;
         st->timed_out = job->timed_out;
@@ -195,7 +205,7 @@ evr_eng_mark_started(s_step_t *st)
 static void
 s_on_started(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (r->rc) {
@@ -208,7 +218,7 @@ s_on_started(const evr_exec_result_t *r, void *arg)
 void
 evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live(arg);
+    evr_eng_step_t *st = evr_eng_live(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (r->rc) {
@@ -216,32 +226,40 @@ evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
         return;
     }
     if (st->job->paused && !evr_eng_stopping(st->job)) {
-        st->held = true;   /* evr_eng_step_release starts it on resume */
+        evr_eng_step_to(st, EVR_ENG_STEP_HELD);   /* evr_eng_step_release starts it on resume */
         return;
     }
+    evr_eng_step_to(st, EVR_ENG_STEP_STARTING);
     st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
 }
 
 void
 evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     st->attach = NULL;
     if (st->attach_done)
         return;
-    if (r->rc && !r->transport && !st->exit_known)
+    if (r->rc && st->state == EVR_ENG_STEP_ATTACHING) {
+        /* it failed before it was set up: the unit never started */
+        s_step_broken(st, "attach", r);
+        return;
+    }
+    /* a stream that broke, at the transport or not, may have lost output:
+       the step does not pass (unless its exit came first) */
+    if (r->rc && !st->exit_known)
         evr_eng_set_reason(st, "output stream: %s", r->msg);
     st->attach_done = true;
     evr_eng_maybe_end(st);
 }
 
-s_tok_t *
-evr_eng_tok(s_step_t *st)
+evr_eng_tok_t *
+evr_eng_tok(evr_eng_step_t *st)
 {
     if (!st->toks || st->toks->attempt != st->attempt) {
-        s_tok_t *t = evr_calloc(1, sizeof *t);
+        evr_eng_tok_t *t = evr_calloc(1, sizeof *t);
         t->st = st;
         t->attempt = st->attempt;
         t->next = st->toks;
@@ -251,17 +269,17 @@ evr_eng_tok(s_step_t *st)
     return st->toks;
 }
 
-s_step_t *
+evr_eng_step_t *
 evr_eng_live(void *tok)
 {
-    s_tok_t *t = tok;
+    evr_eng_tok_t *t = tok;
     return t->attempt == t->st->attempt ? t->st : NULL;
 }
 
-s_step_t *
+evr_eng_step_t *
 evr_eng_live_end(void *tok)
 {
-    s_tok_t *t = tok;
+    evr_eng_tok_t *t = tok;
     t->st->job->inflight--;
     return evr_eng_live(tok);
 }
@@ -270,24 +288,27 @@ static void
 s_early_removed(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     job->calls--;
 }
 
 void
-evr_eng_attach(s_step_t *st)
+evr_eng_attach(evr_eng_step_t *st)
 {
     evr_exec_t *ex = st->job->ex;
     st->attach = ex->ops->attach(ex, st->unit, evr_eng_on_output, evr_eng_on_attached,
                                  evr_eng_on_attach_end, evr_eng_tok(st));
 }
 
-/*  The outcome of the step's create (r->id: the unit's id). */
+/*  The outcome of the step's create (r->id: the unit's id): attach, or
+    wait for the turn of a step created ahead of it. */
 static void
-s_created(s_step_t *st, const evr_exec_result_t *r)
+s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
 {
-    s_job_t *job = st->job;
-    if (st->drop) {   /* skipped meanwhile: it must not stay */
+    evr_eng_job_t *job = st->job;
+    if (st->state == EVR_ENG_STEP_SKIPPED) {
+        /* skipped while its create was under way (evr_eng_step_skip_early
+           counted it in calls): what it made must not stay */
         job->calls--;
         if (!r->rc) {
             job->calls++;
@@ -296,10 +317,10 @@ s_created(s_step_t *st, const evr_exec_result_t *r)
         return;
     }
     if (r->rc) {
-        if (st->early && !st->launched) {
+        if (st->state == EVR_ENG_STEP_EARLY_CREATING) {
             /* reported when its turn comes, as a step that could not start */
             evr_eng_set_reason(st, "create: %s", r->msg);
-            st->created = true;
+            evr_eng_step_to(st, EVR_ENG_STEP_EARLY_FAILED);
             return;
         }
         s_step_broken(st, "create", r);
@@ -307,36 +328,57 @@ s_created(s_step_t *st, const evr_exec_result_t *r)
     }
     st->unit_id = evr_strdup(r->id);
     evr_eng_test_pause("after_create", st);
-    if (st->early && !st->launched) {
-        st->created = true;
+    if (st->state == EVR_ENG_STEP_EARLY_CREATING) {
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATED);
         return;
     }
+    evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
     evr_eng_attach(st);
 }
 
-/*  A taken name whose unit the executor does not show yet is asked again
-    every S_RETAKE_MS, S_RETAKES times at most. */
+/* ------------------------------------------------------ a taken name */
+
+/*  A create that finds the step's name taken: the name is unique per job,
+    step and attempt, so what holds it is this step's unit, from a create
+    a killed runner sent and the executor carried out after the recovery
+    looked for it.  It is inspected (s_on_taken) and taken when it was created
+    and never started.  A name held by a create still under way (podman
+    reserves it before the container exists), or by one that failed and
+    freed it, is not shown yet: the step creates again after S_RETAKE_MS
+    (a loop timer, st->retake_timer), S_RETAKES times at most.  The step
+    stays CREATING (or EARLY_CREATING) meanwhile. */
 #define S_RETAKE_MS 100
 #define S_RETAKES 300
 
-/*  The unit holding the step's name, inspected: it is the step's if it
-    was created and never started. */
+static void
+s_retake_due(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_eng_step_t *st = arg;
+    st->retake_timer = 0;
+    evr_eng_do_create(st, NULL, 0);
+}
+
+/*  The unit holding the step's name, inspected. */
 static void
 s_on_taken(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     evr_exec_t *ex = st->job->ex;
     const char *unit = ex->ops->unit_word;
+    if (st->state == EVR_ENG_STEP_SKIPPED) {   /* skipped meanwhile: what holds it goes */
+        evr_exec_result_t gone = { .rc = r->rc ? r->rc : EVR_OK, .msg = r->msg };
+        s_created(st, &gone);
+        return;
+    }
     if (r->not_found && st->retakes < S_RETAKES) {
-        /* the name is held by a create still under way (podman reserves
-           it before the container exists), or by one that failed and
-           freed it: create again in a moment (evr_engine's timers) */
         if (!st->retakes++)
             evr_eng_step_log(st, "%s %s: its name is held by a create under way; "
                              "waiting for it", unit, st->unit);
-        st->retake_at = evr_mono_ns() + S_RETAKE_MS * 1000000ull;
+        st->retake_timer = evr_loop_timer_add(st->job->eng->loop, S_RETAKE_MS, s_retake_due,
+                                              st);
         return;
     }
     if (r->not_found) {
@@ -363,13 +405,10 @@ s_on_taken(const evr_exec_result_t *r, void *arg)
 static void
 s_on_created(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
-    if (r->rc && r->exists && !st->drop) {
-        /* Names are unique per job, step and attempt: the taken one is
-           this step's, from a create that a killed runner sent and the
-           executor carried out after the recovery looked for it. */
+    if (r->rc && r->exists && st->state != EVR_ENG_STEP_SKIPPED) {
         evr_exec_t *ex = st->job->ex;
         evr_eng_step_log(st, "%s %s exists: taking it", ex->ops->unit_word, st->unit);
         ex->ops->inspect(ex, st->unit, s_on_taken, evr_eng_tok(st));
@@ -383,8 +422,8 @@ evr_eng_do_create(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
-    s_step_t *st = arg;
-    s_job_t *job = st->job;
+    evr_eng_step_t *st = arg;
+    evr_eng_job_t *job = st->job;
     evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
     for (uint32_t i = 0; i < job->env.n; i++)
@@ -409,16 +448,16 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     finds by it), and the step name keeps its case: steps "Build" and
     "build" are two steps, two units. */
 char *
-evr_eng_unit_name(const s_job_t *job, const s_step_t *st)
+evr_eng_unit_name(const evr_eng_job_t *job, const evr_eng_step_t *st)
 {
     return evr_asprintf("%s%s-%u", job->unit_prefix, st->spec->name, st->attempt);
 }
 
 void
-evr_eng_step_begin(s_step_t *st)
+evr_eng_step_begin(evr_eng_step_t *st)
 {
-    s_job_t *job = st->job;
-    st->phase = P_STARTING;
+    evr_eng_job_t *job = st->job;
+    evr_eng_step_to(st, EVR_ENG_STEP_CREATING);
     if (!st->attempt)
         st->attempt = 1;
     st->unit = evr_eng_unit_name(job, st);
@@ -431,9 +470,9 @@ evr_eng_step_begin(s_step_t *st)
 }
 
 void
-evr_eng_step_skip(s_step_t *st, const char *reason)
+evr_eng_step_skip(evr_eng_step_t *st, const char *reason)
 {
-    st->phase = P_DONE;
+    evr_eng_step_to(st, EVR_ENG_STEP_SKIPPED);
     st->status = EVR_STEP_SKIPPED;
     st->reason = evr_strdup(reason);
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_SKIPPED, st);
@@ -444,11 +483,10 @@ evr_eng_step_skip(s_step_t *st, const char *reason)
 /*  The step after a running one: its intent recorded and its unit
     created now, so its turn costs only the start. */
 void
-evr_eng_step_prepare(s_step_t *st)
+evr_eng_step_prepare(evr_eng_step_t *st)
 {
-    s_job_t *job = st->job;
-    st->phase = P_STARTING;
-    st->early = true;
+    evr_eng_job_t *job = st->job;
+    evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATING);
     if (!st->attempt)
         st->attempt = 1;
     st->unit = evr_eng_unit_name(job, st);
@@ -457,34 +495,42 @@ evr_eng_step_prepare(s_step_t *st)
     evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
 }
 
-/*  An early step's turn: start it (or attach once its create is done). */
+/*  An early step's turn: attach (or once its create is done), or end
+    it when its create failed. */
 void
-evr_eng_step_launch(s_step_t *st)
+evr_eng_step_launch(evr_eng_step_t *st)
 {
-    s_job_t *job = st->job;
-    st->launched = true;
+    evr_eng_job_t *job = st->job;
     job->running++;
     evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
-    if (!st->created)
-        return;   /* s_on_created attaches */
-    if (st->reason) {   /* its create failed */
+    switch (st->state) {
+    case EVR_ENG_STEP_EARLY_CREATING:
+        evr_eng_step_to(st, EVR_ENG_STEP_CREATING);   /* s_created attaches */
+        return;
+    case EVR_ENG_STEP_EARLY_FAILED:   /* as a step that could not start */
         st->exit_code = -1;
         st->exit_known = st->attach_done = true;
         evr_eng_maybe_end(st);
         return;
+    default:
+        evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
+        evr_eng_attach(st);
+        return;
     }
-    evr_eng_attach(st);
 }
 
 void
-evr_eng_step_skip_early(s_step_t *st, const char *reason)
+evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
 {
-    s_job_t *job = st->job;
-    bool exists = st->created && !st->reason;
-    if (!st->created) {
-        st->drop = true;   /* s_on_created removes it */
-        job->calls++;
+    evr_eng_job_t *job = st->job;
+    bool exists = st->state == EVR_ENG_STEP_EARLY_CREATED;
+    if (st->state == EVR_ENG_STEP_EARLY_CREATING && st->retake_timer) {
+        /* waiting to create again (a taken name): nothing was made */
+        evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
+        st->retake_timer = 0;
     }
+    else if (st->state == EVR_ENG_STEP_EARLY_CREATING)
+        job->calls++;   /* the create's answer (s_created) removes what it made */
     free(st->reason);
     st->reason = NULL;
     evr_eng_step_skip(st, reason);
@@ -496,14 +542,14 @@ evr_eng_step_skip_early(s_step_t *st, const char *reason)
 
 /* --------------------------------------------------------- pause, resume */
 
-static void s_ex_sync(s_step_t *st);
+static void s_ex_sync(evr_eng_step_t *st);
 
 /*  The answer to a pause or resume (the call flipped frozen): then the
     next wish, or the stop that waited for the resume. */
 static void
 s_on_frozen(const evr_exec_result_t *r, void *arg)
 {
-    s_step_t *st = evr_eng_live_end(arg);
+    evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     st->ex_busy = false;
@@ -527,11 +573,11 @@ s_on_frozen(const evr_exec_result_t *r, void *arg)
 /*  Makes one call when the unit is not as wanted and none is in flight.
     A unit that exited is not paused any more. */
 static void
-s_ex_sync(s_step_t *st)
+s_ex_sync(evr_eng_step_t *st)
 {
     if (st->ex_busy)
         return;
-    if (st->phase != P_RUNNING || st->exit_known) {
+    if (!evr_eng_step_runs(st) || st->exit_known) {
         st->frozen = st->want_frozen = false;
         return;
     }
@@ -546,29 +592,28 @@ s_ex_sync(s_step_t *st)
 }
 
 void
-evr_eng_step_freeze(s_step_t *st, bool frozen)
+evr_eng_step_freeze(evr_eng_step_t *st, bool frozen)
 {
-    if (frozen && (st->phase != P_RUNNING || st->exit_known || st->stop_sent || st->kill_sent
-                   || st->stop_after || st->inspecting))
+    if (frozen && (!evr_eng_step_runs(st) || st->exit_known || st->stop_sent || st->kill_sent
+                   || st->stop_after))
         return;
     st->want_frozen = frozen;
     s_ex_sync(st);
 }
 
 void
-evr_eng_step_release(s_step_t *st)
+evr_eng_step_release(evr_eng_step_t *st)
 {
-    if (!st->held)
+    if (st->state != EVR_ENG_STEP_HELD)
         return;
-    st->held = false;
+    evr_eng_step_to(st, EVR_ENG_STEP_STARTING);
     st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
 }
 
 void
-evr_eng_step_skip_held(s_step_t *st, const char *reason)
+evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason)
 {
-    s_job_t *job = st->job;
-    st->held = false;
+    evr_eng_job_t *job = st->job;
     st->attach_done = true;   /* its end is of no interest now */
     if (st->attach) {
         void *h = st->attach;
@@ -588,7 +633,7 @@ evr_eng_step_skip_held(s_step_t *st, const char *reason)
 /* ------------------------------------------------------------- artifacts */
 
 typedef struct {
-    s_step_t *st;
+    evr_eng_step_t *st;
     char *path;         /* inside /workspace */
     char *tmpfile;
     FILE *fp;
@@ -624,7 +669,7 @@ static void
 s_artifact_done(const evr_exec_result_t *r, void *arg)
 {
     s_artifact_t *a = arg;
-    s_step_t *st = a->st;
+    evr_eng_step_t *st = a->st;
     uint64_t max = st->job->eng->opts.artifact_max_bytes;
     errno = 0;
     if (fclose(a->fp) != 0 && !a->werr)
@@ -673,7 +718,7 @@ s_artifact_done(const evr_exec_result_t *r, void *arg)
 
 /*  Copies each artifact out; evr_eng_step_finish when all are done. */
 static void
-s_collect_artifacts(s_step_t *st)
+s_collect_artifacts(evr_eng_step_t *st)
 {
     evr_engine_t *e = st->job->eng;
     st->artifacts_left = st->spec->artifacts.n;
@@ -704,7 +749,7 @@ s_collect_artifacts(s_step_t *st)
 static void
 s_removed(const evr_exec_result_t *r, void *arg)
 {
-    s_job_t *job = arg;
+    evr_eng_job_t *job = arg;
     if (r->rc && !r->not_found && job->eng->opts.print)
         printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
                job->id, r->msg);
@@ -717,7 +762,7 @@ static void
 s_do_remove(void *arg, void *data, size_t len)
 {
     (void) len;
-    s_step_t *st = arg;
+    evr_eng_step_t *st = arg;
     evr_eng_test_pause("between_steps", st);
     if (st->job->eng->opts.keep)
         return;
@@ -727,10 +772,10 @@ s_do_remove(void *arg, void *data, size_t len)
 
 /*  Whether the step's retry policy covers how it ended, with attempts left. */
 static bool
-s_retryable(const s_step_t *st)
+s_retryable(const evr_eng_step_t *st)
 {
     const evr_retry_t *r = &st->spec->retry;
-    const s_job_t *job = st->job;
+    const evr_eng_job_t *job = st->job;
     if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out
         || job->eng->failure
         || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP))
@@ -744,7 +789,7 @@ s_retryable(const s_step_t *st)
 
 /*  The next attempt: a fresh unit, output counted from zero. */
 static void
-s_retry(s_step_t *st)
+s_retry(evr_eng_step_t *st)
 {
     evr_eng_step_log(st, "retrying (attempt %u of %u)", st->attempt + 1,
                      st->spec->retry.max + 1);
@@ -752,10 +797,10 @@ s_retry(s_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
-    st->frozen = st->want_frozen = st->ex_busy = st->held = st->replay_wait = st->peeking = false;
+    st->frozen = st->want_frozen = st->ex_busy = false;
     st->stop_after = 0;
     st->paused_ns = 0;
-    st->retake_at = st->peek_at = 0;
+    st->peek_at = 0;
     st->retakes = 0;
     st->exit_code = 0;
     st->t_start = st->t_end = 0;
@@ -770,14 +815,14 @@ s_retry(s_step_t *st)
         st->skip[si] = 0;
     }
     free(st->unit);
-    st->phase = P_PENDING;
+    evr_eng_step_to(st, EVR_ENG_STEP_PENDING);
     evr_eng_step_begin(st);
 }
 
 void
-evr_eng_step_finish(s_step_t *st)
+evr_eng_step_finish(evr_eng_step_t *st)
 {
-    s_job_t *job = st->job;
+    evr_eng_job_t *job = st->job;
     if (st->timed_out)
         st->status = EVR_STEP_TIMED_OUT;
     else if (st->cancelled)
@@ -788,7 +833,7 @@ evr_eng_step_finish(s_step_t *st)
         st->status = EVR_STEP_SUCCEEDED;
     else
         st->status = EVR_STEP_FAILED;
-    st->phase = P_DONE;
+    evr_eng_step_to(st, EVR_ENG_STEP_FINISHED);
     job->running--;
     uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_FINISHED, st);
@@ -811,14 +856,15 @@ evr_eng_step_finish(s_step_t *st)
 /*  Output ended and the exit code is known: store the rest of the output,
     copy artifacts out, record the result. */
 void
-evr_eng_maybe_end(s_step_t *st)
+evr_eng_maybe_end(evr_eng_step_t *st)
 {
-    if (!st->attach_done || !st->exit_known || st->phase == P_ENDING || st->phase == P_DONE)
+    if (!st->attach_done || !st->exit_known || st->state == EVR_ENG_STEP_ENDING
+        || evr_eng_step_done(st))
         return;
     evr_eng_test_pause("after_exit", st);
     if (!st->t_end)
         st->t_end = evr_mono_ns();
-    st->phase = P_ENDING;
+    evr_eng_step_to(st, EVR_ENG_STEP_ENDING);
     for (int si = 0; si < 2; si++)
         evr_eng_emit_output(st, si, true);
     if (st->spec->artifacts.n && st->exit_code == 0 && !st->reason && !st->timed_out
