@@ -177,8 +177,7 @@ test_dag(void)
     evr_etest_destroy(&t);
 }
 
-/*  A failed need: what needs it is skipped, saying why (the job is
-    failing: that is the reason given). */
+/*  A failed need: what needs it is skipped, saying why. */
 static void
 test_dag_failure(void)
 {
@@ -190,7 +189,7 @@ test_dag_failure(void)
     char *ev = evr_etest_events_of(t, 6);
     CHECK(evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 0", NULL)
           || evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 1", NULL));
-    CHECK_CONTAINS(ev, "step.skipped y 0 reason=an earlier step failed");
+    CHECK_CONTAINS(ev, "step.skipped y 0 reason=needs x, which did not succeed");
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 6, "y", 0) == 0);
     free(ev);
     CHECK(evr_etest_clean(t, 6));
