@@ -452,6 +452,58 @@ test_late_workspace(void)
     evr_etest_destroy(&t);
 }
 
+/*  A cancel while a create waits to retake a name: the job ends
+    cancelled, and nothing of it stays. */
+static void
+test_cancel_during_retake(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 57, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_EXISTS, .times = 1 });
+    CHECK(evr_etest_submit(t, evr_etest_job(57), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_INSPECT, 57, "a", 1));
+    evr_etest_turns(t, 5);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(57)) == EVR_JOB_CANCELLED);
+    CHECK(evr_etest_clean(t, 57));
+    evr_etest_destroy(&t);
+}
+
+/*  A create that never answers: the job's timeout, or a cancel, still
+    ends the job (recorded), whatever becomes of the call. */
+static void
+s_create_never_answers(int n, const char *head, bool cancel, const char *want)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                       .kind = EVR_FAKE_HOLD });
+    char *yaml = evr_asprintf("%s%ssteps:\n  - name: a\n    run: echo a\n", EVR_ETEST_HEAD, head);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_CREATE, n, "a", 1));
+    evr_err_t err;
+    if (cancel)
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, want));
+    CHECK(evr_engine_active(t->eng) == 0);
+    evr_etest_destroy(&t);
+}
+
+static void
+test_timeout_create_never_answers(void)
+{
+    s_create_never_answers(58, "timeout: 40ms\n", false, "job.finished timed_out");
+}
+
+static void
+test_cancel_create_never_answers(void)
+{
+    s_create_never_answers(59, "", true, "job.finished cancelled");
+}
+
 /* ---------------------------------------------------- workspace, others */
 
 static void
@@ -869,6 +921,9 @@ main(void)
     EVR_TEST_RUN(test_late_start_answer);
     EVR_TEST_RUN(test_late_create_answer);
     EVR_TEST_RUN(test_output_before_start_answer);
+    EVR_TEST_RUN(test_cancel_during_retake);
+    EVR_TEST_RUN(test_timeout_create_never_answers);
+    EVR_TEST_RUN(test_cancel_create_never_answers);
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
