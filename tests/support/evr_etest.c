@@ -142,6 +142,16 @@ evr_etest_submit(evr_etest_t *self, const char *job, const char *yaml)
     return rc;
 }
 
+evr_rc_t
+evr_etest_submit_spec(evr_etest_t *self, const char *job, const evr_spec_t *spec)
+{
+    evr_err_t err;
+    evr_rc_t rc = evr_engine_submit(self->eng, job, spec, NULL, &err);
+    if (rc)
+        fprintf(stderr, "evr_etest: submit %s: %s\n", job, err.msg);
+    return rc;
+}
+
 static bool
 s_idle(evr_etest_t *self, const void *arg)
 {

@@ -57,6 +57,9 @@ char *evr_etest_units(const char *job, const char *step, uint32_t attempt);
     evr_engine_submit's, EVR_ERR_SPEC for bad YAML (printed). */
 evr_rc_t evr_etest_submit(evr_etest_t *self, const char *job, const char *yaml);
 
+/*  Submits spec (taken as it is, not validated) as job. */
+evr_rc_t evr_etest_submit_spec(evr_etest_t *self, const char *job, const evr_spec_t *spec);
+
 /*  Turns the engine until it holds no unfinished job (cleanup included);
     false when that took more than max_ms (a hang). */
 bool evr_etest_run(evr_etest_t *self, int max_ms);

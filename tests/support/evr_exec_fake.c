@@ -58,6 +58,7 @@ s_call(evr_exec_fake_t *f, evr_fake_op_t op, const char *name, evr_exec_fn *fn, 
         else if (x->f.kind == EVR_FAKE_DELAY)
             it->due = evr_mono_ns() + x->f.ms * 1000000ull;
         it->after_bytes = x->f.after_bytes;
+        it->late_ms = x->f.ms;
         if (x->left && --x->left == 0) {
             *pp = x->next;
             free((char *) x->f.pattern);
@@ -351,6 +352,12 @@ evr_exec_fake_exec(evr_exec_fake_t *self)
 }
 
 void
+evr_exec_fake_set_wait_early(evr_exec_fake_t *self, bool early)
+{
+    self->wait_early = early;
+}
+
+void
 evr_exec_fake_set_grace_scale(evr_exec_fake_t *self, uint64_t ms_per_s)
 {
     self->grace_ms_per_s = ms_per_s;
@@ -412,7 +419,8 @@ evr_exec_fake_release(evr_exec_fake_t *self, evr_fake_op_t op, const char *patte
 {
     size_t n = 0;
     for (evr_fake_item_t *it = self->queue; it; it = it->next)
-        if (it->held && it->op == op && evr_fake_match(pattern, it->name)) {
+        if (it->held && it->op == op && evr_fake_match(pattern, it->name)
+            && (it->kind == EVR_FAKE_I_OP || it->kind == EVR_FAKE_I_ANSWER)) {
             it->held = false;
             it->due = evr_mono_ns();
             n++;
@@ -570,7 +578,7 @@ evr_exec_fake_pending(const evr_exec_fake_t *self)
 {
     size_t n = 0;
     for (const evr_fake_item_t *it = self->queue; it; it = it->next)
-        n += it->kind == EVR_FAKE_I_OP;
+        n += it->kind == EVR_FAKE_I_OP || it->kind == EVR_FAKE_I_ANSWER;
     for (const evr_fake_item_t *it = self->parked; it; it = it->next)
         n++;
     for (const evr_fake_stream_t *s = self->streams; s; s = s->next)

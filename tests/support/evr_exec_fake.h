@@ -68,6 +68,12 @@ evr_exec_t *evr_exec_fake_exec(evr_exec_fake_t *self);
     milliseconds (default 1000; tests make it short). */
 void evr_exec_fake_set_grace_scale(evr_exec_fake_t *self, uint64_t ms_per_s);
 
+/*  With early, a wait answers as soon as its unit exits, ahead of output
+    still on its way to an attach (the race podman has between its wait
+    and attach streams); by default the output and the end of the stream
+    come first. */
+void evr_exec_fake_set_wait_early(evr_exec_fake_t *self, bool early);
+
 /* ------------------------------------------------------------ behaviours */
 
 /*  What a unit whose name matches a pattern does once started, in place
@@ -106,12 +112,16 @@ typedef enum {
     EVR_FAKE_DELAY,         /* the answer comes ms later */
     EVR_FAKE_DROP,          /* attach, logs: the stream breaks (transport)
                                after after_bytes bytes were passed on */
+    EVR_FAKE_LATE,          /* takes effect in turn, but answers ms later */
+    EVR_FAKE_HOLD_ANSWER,   /* takes effect in turn, but answers only once
+                               released (evr_exec_fake_release) */
 } evr_fake_kind_t;
 
 /*  A fault for the calls of op on names matching pattern (the unit name;
     the job id for workspace operations and put; the prefix for list; NULL
     matches every call).  It applies to the next times matching calls (0:
-    to every one).  A wait's FAIL / NOT_FOUND / TRANSPORT come when the
+    to every one).  LATE and HOLD_ANSWER apply to operations with a
+    callback fn (not attach, logs).  A wait's FAIL / NOT_FOUND / TRANSPORT come when the
     unit exits (the exit is then unknown), or at once when it has exited
     or is gone. */
 typedef struct {
@@ -119,7 +129,7 @@ typedef struct {
     const char *pattern;
     evr_fake_kind_t kind;
     const char *msg;        /* FAIL, TRANSPORT: the message (NULL: a default) */
-    uint64_t ms;            /* DELAY */
+    uint64_t ms;            /* DELAY, LATE */
     uint64_t after_bytes;   /* DROP */
     uint32_t times;
 } evr_fake_fault_t;

@@ -80,6 +80,19 @@ evr_fake_enqueue(evr_exec_fake_t *f, evr_fake_item_t *it)
 }
 
 void
+evr_fake_enqueue_front(evr_exec_fake_t *f, evr_fake_item_t *it)
+{
+    it->seq = f->next_seq++;
+    if (!it->due)
+        it->due = evr_mono_ns();
+    it->next = f->queue;
+    if (!f->queue)
+        f->qtail = &it->next;
+    f->queue = it;
+    evr_fake_arm(f);
+}
+
+void
 evr_fake_item_free(evr_fake_item_t *it)
 {
     free(it->fault_msg);
@@ -90,6 +103,8 @@ evr_fake_item_free(evr_fake_item_t *it)
     evr_strmap_free(&it->env);
     free(it->data);
     free((char *) it->end.msg);
+    free((char *) it->end.id);
+    free((char *) it->end.names);
     free(it);
 }
 
@@ -116,7 +131,10 @@ s_unpark(evr_exec_fake_t *f, const evr_fake_unit_t *u)
             it->oom = u->oom;
             *pp = it->next;
             it->due = 0;
-            evr_fake_enqueue(f, it);
+            if (f->wait_early)
+                evr_fake_enqueue_front(f, it);
+            else
+                evr_fake_enqueue(f, it);
         }
         else
             pp = &it->next;
@@ -438,11 +456,36 @@ evr_fake_unit_free(evr_exec_fake_t *f, evr_fake_unit_t *u)
 
 /* ----------------------------------------------------- carrying out ops */
 
+static char *
+s_dup(const char *s)
+{
+    return s ? evr_strdup(s) : NULL;
+}
+
+/*  Answers the operation of it with r: now, or (a LATE or HOLD_ANSWER
+    fault) as an item of its own, the effect having taken place. */
 static void
 s_answer(evr_exec_fake_t *f, const evr_fake_item_t *it, const evr_exec_result_t *r)
 {
-    if (it->fn && !f->mute)
+    if (!it->fn || f->mute)
+        return;
+    if (it->fault != EVR_FAKE_LATE && it->fault != EVR_FAKE_HOLD_ANSWER) {
         it->fn(r, it->arg);
+        return;
+    }
+    evr_fake_item_t *a = evr_calloc(1, sizeof *a);
+    a->kind = EVR_FAKE_I_ANSWER;
+    a->op = it->op;
+    a->name = evr_strdup(it->name);
+    a->fn = it->fn;
+    a->arg = it->arg;
+    a->end = *r;
+    a->end.msg = s_dup(r->msg);
+    a->end.id = s_dup(r->id);
+    a->end.names = s_dup(r->names);
+    a->held = it->fault == EVR_FAKE_HOLD_ANSWER;
+    a->due = it->fault == EVR_FAKE_LATE ? evr_mono_ns() + it->late_ms * 1000000ull : 0;
+    evr_fake_enqueue(f, a);
 }
 
 /*  The error an injected fault (or msg, with not_found) answers. */
@@ -494,6 +537,19 @@ s_do_create(evr_exec_fake_t *f, evr_fake_item_t *it)
     evr_fake_unit_t *u = evr_fake_unit_new(f, it->name, it->job_id, it->script, &it->env);
     evr_exec_result_t r = { .id = u->id };
     s_answer(f, it, &r);
+}
+
+/*  Kills what runs, ends what follows it, answers its waits, frees it. */
+static void
+s_unit_remove(evr_exec_fake_t *f, evr_fake_unit_t *u)
+{
+    if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
+        s_unit_exit(u, 137, false);
+    for (evr_fake_stream_t *s = f->streams; s; s = s->next)
+        if (s->live && strcmp(s->name, u->name) == 0)
+            evr_fake_end(f, s, false, true, false, "fake: the unit was removed");
+    s_unpark(f, u);
+    evr_fake_unit_free(f, u);
 }
 
 /*  start, pause, resume, stop, remove, inspect, wait: of one unit. */
@@ -550,17 +606,10 @@ s_do_unit_op(evr_exec_fake_t *f, evr_fake_item_t *it)
             return;
         }
         break;
-    case EVR_FAKE_REMOVE: {
-        if (u->state == EVR_EXEC_RUNNING || u->state == EVR_EXEC_PAUSED)
-            s_unit_exit(u, 137, false);
-        for (evr_fake_stream_t *s = f->streams; s; s = s->next)
-            if (s->live && strcmp(s->name, u->name) == 0)
-                evr_fake_end(f, s, false, true, false, "fake: the unit was removed");
-        s_unpark(f, u);
-        evr_fake_unit_free(f, u);
+    case EVR_FAKE_REMOVE:
+        s_unit_remove(f, u);
         u = NULL;
         break;
-    }
     default:
         break;
     }
@@ -766,7 +815,11 @@ s_do_get(evr_exec_fake_t *f, evr_fake_item_t *it)
 void
 evr_fake_run(evr_exec_fake_t *f, evr_fake_item_t *it)
 {
-    if (it->kind == EVR_FAKE_I_OUT)
+    if (it->kind == EVR_FAKE_I_ANSWER) {
+        if (!f->mute)
+            it->fn(&it->end, it->arg);
+    }
+    else if (it->kind == EVR_FAKE_I_OUT)
         s_run_out(f, it);
     else if (it->kind == EVR_FAKE_I_END)
         s_run_end(f, it);

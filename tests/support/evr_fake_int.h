@@ -52,7 +52,10 @@ typedef struct evr_fake_stream {
     struct evr_fake_stream *next;
 } evr_fake_stream_t;
 
-enum { EVR_FAKE_I_OP, EVR_FAKE_I_OUT, EVR_FAKE_I_END };
+/*  An item: an operation to carry out, output or the end of a stream to
+    pass on, or the answer of an operation carried out already (LATE,
+    HOLD_ANSWER). */
+enum { EVR_FAKE_I_OP, EVR_FAKE_I_OUT, EVR_FAKE_I_END, EVR_FAKE_I_ANSWER };
 
 typedef struct evr_fake_item {
     uint64_t seq, due;
@@ -67,6 +70,7 @@ typedef struct evr_fake_item {
     int grace_s;
     uint64_t from[2];
     uint64_t after_bytes;   /* a DROP fault's */
+    uint64_t late_ms;       /* a LATE fault's */
     bool exited;            /* a parked wait: its unit exited with exit_code, oom */
     int64_t exit_code;
     bool oom;
@@ -119,6 +123,7 @@ struct evr_exec_fake {
     uint64_t next_seq, next_id;
     uint64_t pump_timer, pump_due;
     bool in_pump, mute;
+    bool wait_early;        /* waits answer ahead of output in flight */
     char describe[64];
 };
 
@@ -128,6 +133,8 @@ void evr_fake_violation(evr_exec_fake_t *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /*  Queues an item (due 0: now), and sets the pump's timer. */
 void evr_fake_enqueue(evr_exec_fake_t *f, evr_fake_item_t *it);
+/*  The same, ahead of every item queued (for the next run of the pump). */
+void evr_fake_enqueue_front(evr_exec_fake_t *f, evr_fake_item_t *it);
 void evr_fake_arm(evr_exec_fake_t *f);
 void evr_fake_item_free(evr_fake_item_t *it);
 /*  Carries out one item (it is freed, or parked). */

@@ -15,6 +15,7 @@
 
 #include "evr_etest.h"
 #include "evr_test.h"
+#include "evr_yaml.h"
 
 #define S_MAX_MS 3000
 #define S_HEAD EVR_ETEST_HEAD
@@ -111,8 +112,18 @@ test_executor_choice(void)
     evr_etest_t *t = evr_etest_new();
     evr_etest_with_process(t);
     evr_etest_engine(t);
-    CHECK(evr_etest_submit(t, evr_etest_job(4), "pipeline: p\nexecutor: process\nsteps:\n"
-                                                "  - name: a\n    run: echo host\n") == EVR_OK);
+    /* built by hand: whether a process pipeline may name an image is the
+       validation's business, not the engine's */
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("p");
+    spec->executor = EVR_EXECUTOR_PROCESS;
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_step_t *st = evr_spec_step(spec, 0);
+    st->name = evr_strdup("a");
+    st->run = evr_strdup("echo host");
+    CHECK(evr_etest_submit_spec(t, evr_etest_job(4), spec) == EVR_OK);
+    evr_spec_destroy(&spec);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(4)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_output_is(t, 4, "a", 1, "stdout", "host\n"));
@@ -178,7 +189,7 @@ test_dag_failure(void)
     char *ev = evr_etest_events_of(t, 6);
     CHECK(evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 0", NULL)
           || evr_etest_in_order(ev, "step.finished x 1 failed exit=2", "step.skipped y 1", NULL));
-    CHECK_CONTAINS(ev, "reason=needs x, which did not succeed");
+    CHECK_CONTAINS(ev, "step.skipped y 0 reason=needs x, which did not succeed");
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 6, "y", 0) == 0);
     free(ev);
     CHECK(evr_etest_clean(t, 6));
@@ -422,6 +433,221 @@ test_early_create(void)
     evr_etest_destroy(&t);
 }
 
+/*  Paused time does not count for a step's timeout. */
+static void
+test_pause_stops_timeout(void)
+{
+    evr_etest_t *t = evr_etest_start(17, "steps:\n  - name: a\n    timeout: 150ms\n"
+                                         "    run: echo a; sleep 0.05; echo done\n");
+    CHECK(evr_etest_until_event(t, 17, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(17), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 17, "a", 1));
+    evr_etest_turns(t, 250);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(17), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 17);
+    CHECK_CONTAINS(ev, "step.finished a 1 succeeded exit=0");
+    free(ev);
+    CHECK(evr_etest_clean(t, 17));
+    evr_etest_destroy(&t);
+}
+
+/*  A cancel of a paused job: its units are resumed, then stopped. */
+static void
+test_cancel_paused(void)
+{
+    evr_etest_t *t = evr_etest_start(18, "steps:\n  - name: a\n    run: echo a; sleep 10\n"
+                                         "  - name: b\n    run: echo b\n");
+    CHECK(evr_etest_until_event(t, 18, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(18), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 18, "a", 1));
+    evr_etest_turns(t, 10);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(18), "paused and cancelled", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(18)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 18);
+    CHECK(evr_etest_in_order(ev, "job.paused", "job.cancel_requested",
+                             "step.finished a 1 cancelled exit=143", "job.finished cancelled",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_RESUME, 18, "a", 1)
+          < evr_etest_call_at(t, EVR_FAKE_STOP, 18, "a", 1));
+    CHECK(evr_etest_clean(t, 18));
+    evr_etest_destroy(&t);
+}
+
+/*  on_failure: finish lets a running step finish; stop (default) stops it. */
+static void
+s_on_failure(int n, const char *how, const char *z_ends)
+{
+    char *steps = evr_asprintf("on_failure: %s\nsteps:\n"
+                               "  - name: x\n    run: exit 1\n"
+                               "  - name: z\n    run: sleep 0.04; echo z\n"
+                               "  - name: last\n    needs: [x, z]\n    run: echo never\n", how);
+    evr_etest_t *t = evr_etest_start(n, steps);
+    free(steps);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK_CONTAINS(ev, z_ends);
+    CHECK_CONTAINS(ev, "step.skipped last");
+    free(ev);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_on_failure(void)
+{
+    s_on_failure(19, "finish", "step.finished z 1 succeeded exit=0");
+    s_on_failure(20, "stop", "step.finished z 1 cancelled exit=143");
+}
+
+/*  cancel_all with now: units are killed at once. */
+static void
+test_cancel_all_now(void)
+{
+    evr_etest_t *t = evr_etest_start(21, "steps:\n  - name: a\n"
+                                         "    run: trap '' TERM; echo a; sleep 10\n");
+    CHECK(evr_etest_until_event(t, 21, "step.output a 1 stdout"));
+    evr_engine_cancel_all(t->eng, "shutting down", true);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 21);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested reason=shutting down",
+                             "step.finished a 1 cancelled exit=137", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 21));
+    evr_etest_destroy(&t);
+}
+
+/*  A job the runner cannot run is recorded failed; nothing is called. */
+static void
+test_reject(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("r.yml");
+    const char *yaml = EVR_ETEST_HEAD "steps:\n  - name: a\n    run: echo a\n";
+    CHECK(evr_yaml_load(yaml, strlen(yaml), &spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    evr_err_t err;
+    CHECK(evr_engine_reject(t->eng, evr_etest_job(22), &spec, NULL, "no secret", &err) == EVR_OK);
+    CHECK(evr_engine_reject(t->eng, evr_etest_job(22), &spec, NULL, "again", &err)
+          == EVR_ERR_STATE);
+    CHECK(evr_engine_submit(t->eng, evr_etest_job(22), &spec, NULL, &err) == EVR_ERR_STATE);
+    evr_rec_free(&evr_spec_type, &spec);
+    char *ev = evr_etest_events_of(t, 22);
+    CHECK_STR(ev, "job.accepted\njob.finished failed reason=no secret\n");
+    free(ev);
+    CHECK(evr_exec_fake_ncalls(t->fake) == 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
+/*  The wait answers before the output still on its way (podman's race):
+    the output is whole all the same. */
+static void
+test_wait_before_output(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_wait_early(t->fake, true);
+    size_t n = 100000;
+    char *big = evr_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char) ('0' + i % 10);
+    big[n] = '\0';
+    evr_etest_behave(t, 23, "a", 1, &(evr_fake_behave_t) { .out = big, .piece = 4096,
+                                                           .exit_code = 4 });
+    CHECK(evr_etest_submit(t, evr_etest_job(23), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: x\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 23);
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=4");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 23, "a", 1, "stdout", big));
+    free(big);
+    CHECK(evr_etest_clean(t, 23));
+    evr_etest_destroy(&t);
+}
+
+/*  A secret split across output pieces, and across the chunk limit, is
+    still masked: it never reaches the store. */
+static void
+test_secret_split(void)
+{
+    setenv("EVRUN_SECRET_TOK", "hunter2", 1);
+    evr_etest_t *t = evr_etest_new();
+    size_t pad = EVR_OUTPUT_CHUNK_MAX - 3;
+    char *out = evr_malloc(pad + 64);
+    memset(out, 'a', pad);
+    strcpy(out + pad, "hunter2|hun");
+    strcat(out, "ter2.");
+    evr_etest_behave(t, 24, "a", 1, &(evr_fake_behave_t) { .out = out, .piece = 5 });
+    CHECK(evr_etest_submit(t, evr_etest_job(24), EVR_ETEST_HEAD "secrets: [EVRUN_SECRET_TOK]\n"
+                           "steps:\n  - name: a\n    run: x\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    size_t len;
+    bool exact;
+    char *got = evr_etest_output(t, evr_etest_job(24), "a", 1, "stdout", &len, &exact);
+    CHECK(exact && strstr(got, "hunter") == NULL && strstr(got, "ter2") == NULL);
+    CHECK(len == pad + strlen("***|***."));
+    CHECK(strcmp(got + pad, "***|***.") == 0);
+    free(got);
+    free(out);
+    evr_etest_destroy(&t);
+    unsetenv("EVRUN_SECRET_TOK");
+}
+
+/*  Two jobs at once: each runs, one is cancelled, the other's units are
+    not touched; forget_finished lets both go. */
+static void
+test_two_jobs(void)
+{
+    evr_etest_t *t = evr_etest_start(25, "steps:\n  - name: a\n    run: echo one; sleep 10\n");
+    CHECK(evr_etest_submit(t, evr_etest_job(26), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo two; sleep 0.05\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 25, "step.output a 1 stdout"));
+    CHECK(evr_etest_until_event(t, 26, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(25), "only this one", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 25, "job.finished cancelled"));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(26)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 26, "a", 1, "stdout", "two\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_STOP, 26, "*", 0) == 0);
+    CHECK(evr_etest_clean(t, 25) && evr_etest_clean(t, 26));
+    CHECK(evr_engine_active(t->eng) == 0);
+    evr_engine_forget_finished(t->eng);
+    CHECK(evr_engine_job_status(t->eng, evr_etest_job(26)) == EVR_JOB_NONE);
+    evr_etest_destroy(&t);
+}
+
+/*  A retry while the next step was created early: that one is kept and
+    started once, after the retry succeeded. */
+static void
+test_retry_with_early_next(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_behave(t, 27, "a", 1, &(evr_fake_behave_t) { .run_ms = 20, .exit_code = 1 });
+    evr_etest_behave(t, 27, "a", 2, &(evr_fake_behave_t) { .out = "ok\n", .run_ms = 20 });
+    CHECK(evr_etest_submit(t, evr_etest_job(27), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    retry: {on: [failed], max: 1}\n    run: x\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(27)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 27);
+    CHECK(evr_etest_in_order(ev, "step.finished a 2 succeeded", "step.started b 1", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 27, "b", 0) == 1);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 27, "b", 0) == 1);
+    CHECK(evr_etest_output_is(t, 27, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_clean(t, 27));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -441,5 +667,14 @@ main(void)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_pause_holds_start);
     EVR_TEST_RUN(test_early_create);
+    EVR_TEST_RUN(test_pause_stops_timeout);
+    EVR_TEST_RUN(test_cancel_paused);
+    EVR_TEST_RUN(test_on_failure);
+    EVR_TEST_RUN(test_cancel_all_now);
+    EVR_TEST_RUN(test_reject);
+    EVR_TEST_RUN(test_wait_before_output);
+    EVR_TEST_RUN(test_secret_split);
+    EVR_TEST_RUN(test_two_jobs);
+    EVR_TEST_RUN(test_retry_with_early_next);
     EVR_TEST_END();
 }

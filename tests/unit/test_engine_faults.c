@@ -262,13 +262,13 @@ test_remove_fails(void)
     evr_etest_destroy(&t);
 }
 
-/*  A cancel whose stop fails: the job must end all the same. */
+/*  A cancel whose stop fails (once): the job must end all the same. */
 static void
 test_stop_fails(void)
 {
     evr_etest_t *t = evr_etest_new();
     evr_etest_fault(t, 42, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_STOP,
-                                                        .kind = EVR_FAKE_FAIL,
+                                                        .kind = EVR_FAKE_FAIL, .times = 1,
                                                         .msg = "stop refused" });
     CHECK(evr_etest_submit(t, evr_etest_job(42), EVR_ETEST_HEAD "steps:\n"
                            "  - name: a\n    run: sleep 10\n") == EVR_OK);
@@ -311,18 +311,42 @@ test_pause_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  A resume that fails once: the job must not stay frozen for ever. */
+static void
+test_resume_fails_once(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 53, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_RESUME,
+                                                        .kind = EVR_FAKE_FAIL, .times = 1,
+                                                        .msg = "thaw failed" });
+    CHECK(evr_etest_submit(t, evr_etest_job(53), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 0.03; echo done\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 53, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(53), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 53, "a", 1));
+    evr_etest_turns(t, 10);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(53), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(53)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 53, "a", 1, "stdout", "a\ndone\n"));
+    CHECK(evr_etest_clean(t, 53));
+    evr_etest_destroy(&t);
+}
+
 /* --------------------------------------------------- late after a cancel */
 
 /*  An answer held while the job is cancelled, then let come (late): the
     job ends cancelled, and what the late answer made is removed. */
 static void
-s_late(int n, evr_fake_op_t op, const char *step)
+s_late_kind(int n, evr_fake_op_t op, const char *step, evr_fake_kind_t kind, const char *a_run)
 {
     evr_etest_t *t = evr_etest_new();
-    evr_etest_fault(t, n, step, 1, (evr_fake_fault_t) { .op = op, .kind = EVR_FAKE_HOLD });
-    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
-                           "  - name: a\n    run: echo a; sleep 0.05\n"
-                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    evr_etest_fault(t, n, step, 1, (evr_fake_fault_t) { .op = op, .kind = kind });
+    char *yaml = evr_asprintf("%ssteps:\n  - name: a\n    run: %s\n  - name: b\n    run: echo b\n",
+                              EVR_ETEST_HEAD, a_run);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
     CHECK(evr_etest_until_call(t, op, n, step, 1));
     evr_etest_turns(t, 10);
     evr_err_t err;
@@ -339,6 +363,12 @@ s_late(int n, evr_fake_op_t op, const char *step)
     free(ev);
     CHECK(evr_etest_clean(t, n));
     evr_etest_destroy(&t);
+}
+
+static void
+s_late(int n, evr_fake_op_t op, const char *step)
+{
+    s_late_kind(n, op, step, EVR_FAKE_HOLD, "echo a; sleep 0.05");
 }
 
 static void
@@ -365,6 +395,43 @@ test_late_early_create(void)
     s_late(47, EVR_FAKE_CREATE, "b");
 }
 
+/*  The unit was started (it runs, silent) but the answer to its start
+    comes after the cancel: the engine learns then that it runs, and stops
+    it. */
+static void
+test_late_start_answer(void)
+{
+    s_late_kind(54, EVR_FAKE_START, "a", EVR_FAKE_HOLD_ANSWER, "sleep 10");
+}
+
+/*  The create took effect but its answer comes after the cancel. */
+static void
+test_late_create_answer(void)
+{
+    s_late_kind(55, EVR_FAKE_CREATE, "a", EVR_FAKE_HOLD_ANSWER, "sleep 10");
+}
+
+/*  Output comes before the answer to the start: step.started first, once. */
+static void
+test_output_before_start_answer(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 56, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_LATE, .ms = 40 });
+    CHECK(evr_etest_submit(t, evr_etest_job(56), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo first\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(56)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 56);
+    CHECK(evr_etest_in_order(ev, "step.started a 1", "step.output a 1 stdout @0+6",
+                             "step.finished a 1 succeeded", NULL));
+    CHECK(evr_etest_count(ev, "step.started") == 1);
+    free(ev);
+    CHECK(evr_etest_output_is(t, 56, "a", 1, "stdout", "first\n"));
+    CHECK(evr_etest_clean(t, 56));
+    evr_etest_destroy(&t);
+}
+
 /*  The workspace's create answers after the cancel. */
 static void
 test_late_workspace(void)
@@ -383,6 +450,58 @@ test_late_workspace(void)
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 48, "a", 0) == 0);
     CHECK(evr_etest_clean(t, 48));
     evr_etest_destroy(&t);
+}
+
+/*  A cancel while a create waits to retake a name: the job ends
+    cancelled, and nothing of it stays. */
+static void
+test_cancel_during_retake(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 57, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_EXISTS, .times = 1 });
+    CHECK(evr_etest_submit(t, evr_etest_job(57), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_INSPECT, 57, "a", 1));
+    evr_etest_turns(t, 5);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(57)) == EVR_JOB_CANCELLED);
+    CHECK(evr_etest_clean(t, 57));
+    evr_etest_destroy(&t);
+}
+
+/*  A create that never answers: the job's timeout, or a cancel, still
+    ends the job (recorded), whatever becomes of the call. */
+static void
+s_create_never_answers(int n, const char *head, bool cancel, const char *want)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                       .kind = EVR_FAKE_HOLD });
+    char *yaml = evr_asprintf("%s%ssteps:\n  - name: a\n    run: echo a\n", EVR_ETEST_HEAD, head);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_CREATE, n, "a", 1));
+    evr_err_t err;
+    if (cancel)
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, want));
+    CHECK(evr_engine_active(t->eng) == 0);
+    evr_etest_destroy(&t);
+}
+
+static void
+test_timeout_create_never_answers(void)
+{
+    s_create_never_answers(58, "timeout: 40ms\n", false, "job.finished timed_out");
+}
+
+static void
+test_cancel_create_never_answers(void)
+{
+    s_create_never_answers(59, "", true, "job.finished cancelled");
 }
 
 /* ---------------------------------------------------- workspace, others */
@@ -681,6 +800,101 @@ test_recover_twice(void)
     evr_etest_destroy(&t);
 }
 
+/*  Recovery cannot inspect a unit: the step is lost, the job ends, and
+    the unit does not stay. */
+static void
+test_recover_inspect_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(69), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 69, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    evr_etest_fault(t, 69, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_INSPECT,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "service busy" });
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(69)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 69);
+    CHECK(evr_etest_in_order(ev, "step.recovered a 1 lost", "step.finished a 1 lost",
+                             "service busy", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 69));
+    evr_etest_destroy(&t);
+}
+
+/*  Recovery's reads of a running unit's log fail now and then, or break
+    mid-way: what is stored stays exact, each byte once. */
+static void
+s_recover_logs(int n, evr_fake_fault_t fault)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; sleep 0.02; echo two; sleep 0.4;"
+                           " echo three\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    evr_etest_fault(t, n, "a", 1, fault);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    size_t len;
+    bool exact;
+    const char *all = "one\ntwo\nthree\n";
+    char *got = evr_etest_output(t, evr_etest_job(n), "a", 1, "stdout", &len, &exact);
+    CHECK(exact && len <= strlen(all) && memcmp(got, all, len) == 0);
+    evr_stepstate_t st = { 0 };
+    evr_step_status_t s = evr_etest_step(t, evr_etest_job(n), "a", &st);
+    if (len < strlen(all)) {
+        fprintf(stderr, "  (stored %zu of %zu bytes, step %s: %s)\n", len, strlen(all),
+                evr_step_status_name(s), st.reason ? st.reason : "-");
+        CHECK(s != EVR_STEP_SUCCEEDED && st.reason);
+    }
+    evr_rec_free(&evr_stepstate_type, &st);
+    free(got);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_recover_logs_fail(void)
+{
+    s_recover_logs(70, (evr_fake_fault_t) { .op = EVR_FAKE_LOGS, .kind = EVR_FAKE_FAIL,
+                                            .times = 1 });
+}
+
+static void
+test_recover_logs_drop(void)
+{
+    s_recover_logs(71, (evr_fake_fault_t) { .op = EVR_FAKE_LOGS, .kind = EVR_FAKE_DROP,
+                                            .after_bytes = 2 });
+}
+
+/*  Units and workspaces a dead runner left of finished jobs are swept by
+    the next one's recovery; a sweep whose calls fail does no harm. */
+static void
+test_recover_sweep(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_REMOVE,
+                                                       .kind = EVR_FAKE_FAIL });
+    CHECK(evr_etest_submit(t, evr_etest_job(72), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(!evr_etest_clean(t, 72));   /* the unit and the workspace stayed */
+    evr_etest_kill(t, false);
+    evr_exec_fake_clear_faults(t->fake);
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_LIST,
+                                                       .kind = EVR_FAKE_FAIL, .times = 1 });
+    s_recover(t, 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_exec_fake_units(t->fake, NULL) == 0);
+    evr_etest_kill(t, false);   /* the third runner: the workspace list answers */
+    s_recover(t, 0);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_clean(t, 72));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -698,11 +912,18 @@ main(void)
     EVR_TEST_RUN(test_remove_fails);
     EVR_TEST_RUN(test_stop_fails);
     EVR_TEST_RUN(test_pause_fails);
+    EVR_TEST_RUN(test_resume_fails_once);
     EVR_TEST_RUN(test_late_create);
     EVR_TEST_RUN(test_late_start);
     EVR_TEST_RUN(test_late_attach);
     EVR_TEST_RUN(test_late_early_create);
     EVR_TEST_RUN(test_late_workspace);
+    EVR_TEST_RUN(test_late_start_answer);
+    EVR_TEST_RUN(test_late_create_answer);
+    EVR_TEST_RUN(test_output_before_start_answer);
+    EVR_TEST_RUN(test_cancel_during_retake);
+    EVR_TEST_RUN(test_timeout_create_never_answers);
+    EVR_TEST_RUN(test_cancel_create_never_answers);
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
@@ -715,5 +936,9 @@ main(void)
     EVR_TEST_RUN(test_recover_paused);
     EVR_TEST_RUN(test_recover_cancelled);
     EVR_TEST_RUN(test_recover_twice);
+    EVR_TEST_RUN(test_recover_inspect_fails);
+    EVR_TEST_RUN(test_recover_logs_fail);
+    EVR_TEST_RUN(test_recover_logs_drop);
+    EVR_TEST_RUN(test_recover_sweep);
     EVR_TEST_END();
 }

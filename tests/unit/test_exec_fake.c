@@ -550,6 +550,67 @@ test_crash(void)
     evr_loop_destroy(&loop);
 }
 
+/*  LATE / HOLD_ANSWER: the effect in turn, the answer later; a wait
+    ahead of output in flight. */
+static s_st_t *s_seen;
+static size_t s_seen_len;
+
+static void
+s_on_seen(const evr_exec_result_t *r, void *arg)
+{
+    s_seen_len = s_seen->len[0];
+    s_on(r, arg);
+}
+
+static void
+test_late_answers(void)
+{
+    evr_loop_t *loop;
+    evr_exec_fake_t *f;
+    evr_exec_t *ex = s_setup(&loop, &f);
+    s_create(ex, loop, "la", "echo early", NULL);
+    evr_exec_fake_fault(f, &(evr_fake_fault_t) { .op = EVR_FAKE_START, .kind = EVR_FAKE_LATE,
+                                                 .ms = 40 });
+    s_st_t st = { 0 };
+    s_ans_t started = { 0 };
+    ex->ops->attach(ex, "la", s_out, s_head, s_done, &st);
+    CHECK(s_until(loop, &st.heads));
+    ex->ops->start(ex, "la", s_on, &started);
+    /* the output (and the end) come before the start's answer */
+    CHECK(s_until(loop, &st.dones));
+    CHECK(started.calls == 0 && st.len[0] == 6);
+    CHECK(s_until(loop, &started.calls) && started.rc == EVR_OK);
+    evr_exec_fake_clear_faults(f);
+    /* a create that took effect, its answer held until released */
+    evr_exec_fake_fault(f, &(evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                 .kind = EVR_FAKE_HOLD_ANSWER });
+    evr_exec_spec_t spec = { .name = "lb", .job_id = JOB, .script = "true" };
+    s_ans_t made = { 0 };
+    ex->ops->create(ex, &spec, s_on, &made);
+    s_turns(loop, 10);
+    CHECK(made.calls == 0 && evr_exec_fake_state(f, "lb", NULL) == EVR_EXEC_CREATED);
+    CHECK(evr_exec_fake_held(f) == 1 && evr_exec_fake_pending(f) == 1);
+    CHECK(evr_exec_fake_release(f, EVR_FAKE_CREATE, "lb") == 1);
+    CHECK(s_until(loop, &made.calls) && made.rc == EVR_OK && *made.id);
+    evr_exec_fake_clear_faults(f);
+    /* wait early: answered before the output still queued */
+    evr_exec_fake_set_wait_early(f, true);
+    s_create(ex, loop, "lc", "echo abc", NULL);
+    s_st_t st2 = { 0 };
+    s_ans_t w = { 0 };
+    s_seen = &st2;
+    s_seen_len = 99;
+    ex->ops->attach(ex, "lc", s_out, s_head, s_done, &st2);
+    CHECK(s_until(loop, &st2.heads));
+    ex->ops->start(ex, "lc", NULL, NULL);
+    ex->ops->wait(ex, "lc", s_on_seen, &w);
+    CHECK(s_until(loop, &w.calls) && s_until(loop, &st2.dones));
+    CHECK(s_seen_len == 0 && st2.len[0] == 4);
+    CHECK(evr_exec_fake_violations(f, NULL) == 0);
+    evr_exec_fake_destroy(&f);
+    evr_loop_destroy(&loop);
+}
+
 int
 main(void)
 {
@@ -560,5 +621,6 @@ main(void)
     EVR_TEST_RUN(test_detach_logs);
     EVR_TEST_RUN(test_workspaces);
     EVR_TEST_RUN(test_crash);
+    EVR_TEST_RUN(test_late_answers);
     EVR_TEST_END();
 }
