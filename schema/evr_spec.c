@@ -308,11 +308,15 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, j);
                 break;
             }
-        if (st->image && !*st->image) {
+        if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
+            snprintf(p, sizeof p, "steps[%u].image", i);
+            evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
+        }
+        else if (st->image && !*st->image) {
             snprintf(p, sizeof p, "steps[%u].image", i);
             evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
         }
-        else if (!st->image && !spec->image) {
+        else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS) {
             snprintf(p, sizeof p, "steps[%u]", i);
             evr_diag_add(diag, p, "no image: set image: on the step or at the top of the file");
         }
@@ -388,6 +392,7 @@ evr_spec_stub(const evr_spec_t *spec)
 {
     evr_spec_t *s = evr_spec_new();
     s->pipeline = spec->pipeline ? evr_strdup(spec->pipeline) : NULL;
+    s->executor = spec->executor;
     s->image = spec->image ? evr_strdup(spec->image) : NULL;
     for (uint32_t i = 0; i < spec->labels.n; i++)
         evr_strlist_push(&s->labels, spec->labels.v[i]);
@@ -413,7 +418,9 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
     if (spec->steps.n == 0)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
-    if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
+    if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");
+    else if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
         evr_diag_add(diag, "image", "empty image: name an image, or leave the key out");
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {

@@ -113,7 +113,8 @@ evr_spec_t *evr_spec_new(void);
 void evr_spec_destroy(evr_spec_t **self_p);
 
 /*  Checks what the field tables cannot: names, uniqueness, `needs`
-    references and cycles, images, paths and URLs.  Adds one error per
+    references and cycles, images (every step of a podman pipeline has
+    one; a process pipeline has none), paths and URLs.  Adds one error per
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
@@ -123,10 +124,12 @@ evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
 evr_rc_t evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err);
 
 /*  A copy of spec that keeps what a job's record needs (the pipeline's
-    name, image and labels; each step's name and image, its script empty)
-    and nothing else: what job.accepted carries in place of a spec over
-    EVR_SPEC_MAX_BYTES.  At most 256 steps of 64 + 512 bytes, so well
-    under the limit.  Caller owns the result (evr_spec_destroy). */
+    name, executor, image and labels; each step's name and image, its
+    script empty) and nothing else: what job.accepted carries in place of
+    a spec over EVR_SPEC_MAX_BYTES.  The executor is kept so that the stub
+    of a process pipeline (no image) still validates.  At most 256 steps
+    of 64 + 512 bytes, so well under the limit.  Caller owns the result
+    (evr_spec_destroy). */
 evr_spec_t *evr_spec_stub(const evr_spec_t *spec);
 
 /*  Checks given (from `-a K=V`) against the spec's args: every given name
