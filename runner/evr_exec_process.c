@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,11 +25,11 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_artifact.h"
 #include "evr_exec_process.h"
+#include "evr_shim.h"
 #include "evr_spec.h"
 #include "evr_tarout.h"
 #include "evr_unit.h"
@@ -392,54 +391,15 @@ s_on_report(evr_loop_t *loop, int fd, int events, void *arg)
                "without a word: see %s/supervisor.log", op->name, "--shim", op->dir, op->dir);
 }
 
-/*  Starts the supervisor, double-forked (not our child, in a session of
-    its own), its report pipe as fd 3.  Only async-signal-safe calls
-    between fork and exec: the runner may have threads (ZeroMQ's). */
 static bool
 s_spawn_shim(s_op_t *op)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        s_fail(op, EVR_ERR_IO, "starting %s: pipe: %s", op->name, strerror(errno));
+    evr_err_t err;
+    if (evr_shim_spawn(op->dir, &op->fd[0], &err)) {
+        s_fail(op, EVR_ERR_IO, "starting %s: %s", op->name, err.msg);
         return false;
     }
-    char *log = evr_asprintf("%s/supervisor.log", op->dir);
-    char *argv[] = { "evrun-runner", "--shim", op->dir, NULL };
-    sigset_t none;
-    sigemptyset(&none);
-    pid_t c = fork();
-    if (c == 0) {
-        if (setsid() < 0)
-            _exit(1);
-        pid_t g = fork();
-        if (g != 0)
-            _exit(g < 0);
-        if (p[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(p[1], 3) < 0)
-            _exit(1);
-        int null = open("/dev/null", O_RDONLY);
-        int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
-        if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
-            || dup2(logfd, 2) < 0)
-            _exit(1);
-        close_range(4, ~0u, 0);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int e = errno;
-    free(log);
-    close(p[1]);
-    if (c < 0) {
-        close(p[0]);
-        s_fail(op, EVR_ERR_IO, "starting %s: fork: %s", op->name, strerror(e));
-        return false;
-    }
-    int st;
-    while (waitpid(c, &st, 0) < 0 && errno == EINTR)
-        ;
-    op->fd[0] = p[0];
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    if (evr_loop_fd_add(op->ex->base.loop, p[0], EVR_LOOP_READ, s_on_report, op)) {
+    if (evr_loop_fd_add(op->ex->base.loop, op->fd[0], EVR_LOOP_READ, s_on_report, op)) {
         s_fail(op, EVR_ERR_IO, "starting %s: the loop watches too many fds (%d) to hear its "
                "supervisor", op->name, EVR_LOOP_MAX_FDS);
         return false;
@@ -1153,31 +1113,6 @@ static const evr_exec_ops_t s_ops = {
     .describe = s_describe,
 };
 
-/*  Leftovers of a runner killed while it made or removed a unit or a
-    workspace (.new-*, .rm-*): removed unless a supervisor still runs in
-    one (a removal under way: the next start sweeps it). */
-static void
-s_sweep(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, ".new-", 5) && strncmp(e->d_name, ".rm-", 4))
-            continue;
-        char *p = evr_asprintf("%s/%s", dir, e->d_name);
-        evr_unit_info_t info;
-        evr_err_t err;
-        /* a workspace has no lock: it probes as absent or damaged, never running */
-        if (evr_unit_probe(p, &info, &err) != EVR_OK
-            || (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED))
-            evr_unit_rmtree(p, &err);
-        free(p);
-    }
-    closedir(d);
-}
-
 static bool
 s_mkdir(const char *path, evr_err_t *err)
 {
@@ -1204,8 +1139,8 @@ evr_exec_process_new(const char *state_dir, evr_loop_t *loop, evr_err_t *err)
         s_destroy(&ex->base);
         return NULL;
     }
-    s_sweep(ex->units);
-    s_sweep(ex->work);
+    evr_unit_sweep(ex->units);
+    evr_unit_sweep(ex->work);
     ex->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ex->ino >= 0 && evr_loop_fd_add(loop, ex->ino, EVR_LOOP_READ, s_on_inotify, ex)) {
         close(ex->ino);

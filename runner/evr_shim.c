@@ -28,6 +28,51 @@
 
 #define S_STATUS_FD 3
 
+evr_rc_t
+evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
+{
+    int p[2];
+    *report_fd = -1;
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
+    char *log = evr_asprintf("%s/supervisor.log", dir);
+    char *argv[] = { "evrun-runner", EVR_SHIM_FLAG, (char *) dir, NULL };
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t c = fork();
+    if (c == 0) {
+        if (setsid() < 0)
+            _exit(1);
+        pid_t g = fork();
+        if (g != 0)
+            _exit(g < 0);
+        if (p[1] == S_STATUS_FD ? fcntl(S_STATUS_FD, F_SETFD, 0) < 0
+                                : dup2(p[1], S_STATUS_FD) < 0)
+            _exit(1);
+        int null = open("/dev/null", O_RDONLY);
+        int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+        if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
+            || dup2(logfd, 2) < 0)
+            _exit(1);
+        close_range(S_STATUS_FD + 1, ~0u, 0);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int e = errno;
+    free(log);
+    close(p[1]);
+    if (c < 0) {
+        close(p[0]);
+        return evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
+    }
+    while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+        ;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    *report_fd = p[0];
+    return EVR_OK;
+}
+
 bool
 evr_shim_wanted(int argc, char **argv)
 {

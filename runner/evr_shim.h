@@ -22,9 +22,19 @@
 #ifndef EVR_SHIM_H_INCLUDED
 #define EVR_SHIM_H_INCLUDED
 
-#include <stdbool.h>
+#include "evr_common.h"
 
 #define EVR_SHIM_FLAG "--shim"
+
+/*  Starts the supervisor of the unit in dir: /proc/self/exe --shim DIR,
+    double-forked (not the caller's child; a session of its own), its
+    stdin /dev/null, its stdout and stderr DIR/supervisor.log, no other fd
+    of the caller, no signal blocked.  Its report comes through the pipe
+    *report_fd (the caller's to read and close; non-blocking, close-on-
+    exec): the line, then the end.  Only async-signal-safe calls between
+    fork and exec (the runner has threads: ZeroMQ's).  EVR_ERR_IO when
+    pipe or fork fail. */
+evr_rc_t evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err);
 
 /*  True when the command line is a supervisor's: argv[1] EVR_SHIM_FLAG
     and argv[2] the unit's directory. */

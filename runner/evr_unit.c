@@ -433,3 +433,28 @@ evr_unit_rmtree(const char *path, evr_err_t *err)
 {
     return s_rm(path, 0, err);
 }
+
+/*  Leftovers of a runner killed while it made or removed a unit or a
+    workspace (.new-*, .rm-*): removed unless a supervisor still runs in
+    one (a removal under way: the next start sweeps it). */
+void
+evr_unit_sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".new-", 5) && strncmp(e->d_name, ".rm-", 4))
+            continue;
+        char *p = evr_asprintf("%s/%s", dir, e->d_name);
+        evr_unit_info_t info;
+        evr_err_t err;
+        /* a workspace has no lock: it probes as absent or damaged, never running */
+        if (evr_unit_probe(p, &info, &err) != EVR_OK
+            || (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED))
+            evr_unit_rmtree(p, &err);
+        free(p);
+    }
+    closedir(d);
+}

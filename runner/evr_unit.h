@@ -103,4 +103,9 @@ bool evr_unit_limits_parse(const char *text, evr_unit_limits_t *l);
     directories made writable first.  A missing path is no error. */
 evr_rc_t evr_unit_rmtree(const char *path, evr_err_t *err);
 
+/*  Removes the leftovers in dir (units or workspaces) of a runner killed
+    while it made or removed one: .new-* and .rm-* entries, unless a
+    supervisor still runs in one (its removal is under way). */
+void evr_unit_sweep(const char *dir);
+
 #endif
