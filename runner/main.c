@@ -43,6 +43,7 @@ static const evr_config_key_t s_keys[] = {
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
+    { "executors", "podman", "what runs steps here, comma-separated: podman, process (host commands, as this runner's user: only when listed)" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
     { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
@@ -105,6 +106,12 @@ s_help(FILE *out)
             "  --resource-local allow|deny  deny: refuse resource addresses that are loopback,\n"
             "                       link-local or unspecified, on every hop (default allow)\n"
             "  --grace SECONDS      SIGTERM-to-SIGKILL grace when stopping a step (default 10)\n"
+            "  --executors LIST     what runs steps here, comma-separated (default podman):\n"
+            "                       podman (a container each), process (the steps of an\n"
+            "                       `executor: process` pipeline as host commands, as this\n"
+            "                       runner's user, in STATE_DIR/work/JOB; refused unless\n"
+            "                       listed); a runner offering process has the label\n"
+            "                       " EVR_EXECUTOR_PROCESS_LABEL "\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
@@ -165,6 +172,30 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     eo->resource_deny_local = !strcmp(local, "deny");
     eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
     return true;
+}
+
+/*  The executors setting: *process when it lists process.  Prints the
+    error; false when it names an unknown executor or none. */
+static bool
+s_executors(const evr_config_t *cfg, bool *process)
+{
+    char *list = evr_strdup(evr_config_get(cfg, "executors"));
+    bool ok = true;
+    int n = 0;
+    *process = false;
+    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t && ok;
+         t = strtok_r(NULL, ", ", &save), n++) {
+        ok = !strcmp(t, "podman") || !strcmp(t, "process");
+        *process |= !strcmp(t, "process");
+        if (!ok)
+            fprintf(stderr, "evrun-runner: executors: unknown executor \"%s\" (expected "
+                    "podman, process, comma-separated)\n", t);
+    }
+    if (ok && !n)
+        fprintf(stderr, "evrun-runner: executors: empty (expected podman, process, "
+                "comma-separated)\n");
+    free(list);
+    return ok && n;
 }
 
 /*  Loads and checks the pipeline; prints errors; false when unusable. */
@@ -237,6 +268,7 @@ s_runner_id(evr_config_t *cfg, evr_store_t *store)
 typedef struct {
     const char *file;
     bool recover, keep, print, exit_drained;
+    bool process;   /* the process executor is offered (setting executors) */
     int stop_timeout;
     evr_strmap_t given;
 } s_opts_t;
@@ -296,8 +328,20 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     const char *lv[33] = { 0 };
     size_t nl = 0;
     for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t && nl < 32;
-         t = strtok_r(NULL, ", ", &save))
+         t = strtok_r(NULL, ", ", &save)) {
+        if (!strncmp(t, "executor:", 9)) {
+            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
+                    "executors setting (--executors), not from labels\n", t);
+            free(labels);
+            return 2;
+        }
         lv[nl++] = t;
+    }
+    if (o->process) {   /* the broker sends process pipelines only here */
+        if (nl == 32)
+            nl--;
+        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
+    }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
@@ -380,6 +424,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
+        { "executors", required_argument, NULL, 'X' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -416,6 +461,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
         case 'g': key = "grace"; break;
+        case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;
         case 'q': o->print = false; break;
         case 'C': *file = optarg; break;
@@ -467,6 +513,10 @@ main(int argc, char **argv)
     if (evr_config_layer(cfg, file, flags, nf, &err)
         || evr_config_uint(cfg, "grace", 1, 3600, &grace, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    if (!s_executors(cfg, &o.process)) {
         status = 2;
         goto out;
     }

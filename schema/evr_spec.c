@@ -152,6 +152,12 @@ evr_spec_resource(const evr_spec_t *spec, uint32_t i)
     return evr_reclist_at(&evr_resource_type, &spec->resources, i);
 }
 
+const char *
+evr_spec_executor_label(const evr_spec_t *spec)
+{
+    return spec->executor == EVR_EXECUTOR_PROCESS ? EVR_EXECUTOR_PROCESS_LABEL : NULL;
+}
+
 int
 evr_spec_step_index(const evr_spec_t *spec, const char *name)
 {

@@ -75,6 +75,10 @@ enum {
     EVR_EXECUTOR_PROCESS = 1,
 };
 extern const char *const evr_executor_names[];
+/*  The label of a runner that offers the process executor: the runner
+    adds it to its labels, the broker sends a process pipeline's job only
+    to a runner that has it (a pipeline cannot name it: it is no name). */
+#define EVR_EXECUTOR_PROCESS_LABEL "executor:process"
 
 typedef struct {
     char *pipeline;     /* the pipeline's name */
@@ -104,6 +108,10 @@ extern const evr_rectype_t evr_retry_type;
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
 evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
 evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
+
+/*  The label a runner needs, besides the spec's labels, to run spec:
+    EVR_EXECUTOR_PROCESS_LABEL for a process pipeline, else NULL. */
+const char *evr_spec_executor_label(const evr_spec_t *spec);
 
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
