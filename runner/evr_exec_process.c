@@ -66,6 +66,7 @@ struct s_op {
     bool headed;                /* attach: head called */
     bool final;                 /* attach: end[] is the output's final size */
     bool done;                  /* the outcome is set; s_fire reports it */
+    bool soon;                  /* its next turn is the loop's next one */
     evr_exec_fn *fn, *head;
     evr_exec_output_fn *out;
     evr_exec_data_fn *data;
@@ -221,6 +222,7 @@ s_kick(s_op_t *op, uint64_t ms)
         return;
     evr_loop_timer_cancel(op->ex->base.loop, op->timer);
     op->timer = evr_loop_timer_add(op->ex->base.loop, ms, s_turn, op);
+    op->soon = ms == 0;
 }
 
 /*  Nothing to do until the unit changes: the watch, or the backstop. */
@@ -245,8 +247,9 @@ s_on_inotify(evr_loop_t *loop, int fd, int events, void *arg)
             return;
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *e = (const struct inotify_event *) p;
+            /* a fast writer makes an event per write: one turn for them all */
             for (s_op_t *op = ex->ops; op; op = op->next)
-                if (!op->done && (op->wd == e->wd || (e->mask & IN_Q_OVERFLOW)))
+                if (!op->done && !op->soon && (op->wd == e->wd || (e->mask & IN_Q_OVERFLOW)))
                     s_kick(op, 0);
             p += sizeof *e + e->len;
         }
@@ -1032,6 +1035,7 @@ s_turn(evr_loop_t *loop, void *arg)
     (void) loop;
     s_op_t *op = arg;
     op->timer = 0;
+    op->soon = false;
     if (op->done)
         return;
     switch (op->kind) {
