@@ -177,7 +177,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 /*  The executors setting: *process when it lists process.  Prints the
     error; false when it names an unknown executor or none. */
 static bool
-s_executors(const evr_config_t *cfg, bool *process)
+s_offered(const evr_config_t *cfg, bool *process)
 {
     char *list = evr_strdup(evr_config_get(cfg, "executors"));
     bool ok = true;
@@ -516,7 +516,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_executors(cfg, &o.process)) {
+    if (!s_offered(cfg, &o.process)) {
         status = 2;
         goto out;
     }
