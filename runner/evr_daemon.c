@@ -37,6 +37,7 @@ struct evr_daemon {
     bool curve;             /* tcp://: keys on every socket */
     evr_curve_keys_t keys;
     evr_curve_watch_t *watch;   /* on the socket: why a handshake fails */
+    int fd, watch_fd;           /* their ZMQ_FDs on the engine's loop; -1: none */
     evr_curve_seen_t said;      /* the last handshake failure logged */
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
@@ -62,10 +63,35 @@ s_ms(uint32_t ms)
     return (uint64_t) ms * 1000000ull;
 }
 
+/*  A ZMQ_FD is readable: the loop's turn ends, and the daemon's turn
+    serves the socket (reading ZMQ_EVENTS after every turn, as ZMQ_FD
+    signals only changes). */
+static void
+s_wake(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) loop;
+    (void) fd;
+    (void) events;
+    (void) arg;
+}
+
+/*  The sockets' fds leave the loop (before the sockets go). */
+static void
+s_unwatch(evr_daemon_t *d)
+{
+    evr_loop_t *loop = evr_engine_loop(d->eng);
+    if (d->fd >= 0)
+        evr_loop_fd_remove(loop, d->fd);
+    if (d->watch_fd >= 0)
+        evr_loop_fd_remove(loop, d->watch_fd);
+    d->fd = d->watch_fd = -1;
+}
+
 /*  A fresh connection, dropping whatever the old one had queued. */
 static void
 s_connect(evr_daemon_t *d)
 {
+    s_unwatch(d);
     evr_curve_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     d->sock = zsock_new(ZMQ_DEALER);
@@ -77,7 +103,13 @@ s_connect(evr_daemon_t *d)
     zsock_set_immediate(d->sock, 1);    /* no queueing towards a broker not connected */
     zsock_set_linger(d->sock, 1000);    /* the last events of an exit still go out */
     zsock_connect(d->sock, "%s", d->opts.endpoint);
-    evr_engine_set_wake_fd(d->eng, zsock_fd(d->sock));
+    evr_loop_t *loop = evr_engine_loop(d->eng);
+    d->fd = zsock_fd(d->sock);
+    evr_loop_fd_add(loop, d->fd, EVR_LOOP_READ, s_wake, d);
+    if (d->watch) {
+        d->watch_fd = zsock_fd(evr_curve_watch_socket(d->watch));
+        evr_loop_fd_add(loop, d->watch_fd, EVR_LOOP_READ, s_wake, d);
+    }
     d->state = S_CONNECTING;
     d->connect_at = evr_mono_ns();
     d->credit_sent = -1;
@@ -120,6 +152,7 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
         d->opts.lease_ms = 5000;
     d->store = store;
     d->eng = engine;
+    d->fd = d->watch_fd = -1;
     zsys_init();
     zsys_handler_set(NULL);
     if (evr_curve_needed(opts->endpoint)) {
@@ -149,8 +182,7 @@ evr_daemon_destroy(evr_daemon_t **self_p)
     evr_daemon_t *d = *self_p;
     if (!d)
         return;
-    if (d->eng)
-        evr_engine_set_wake_fd(d->eng, -1);
+    s_unwatch(d);
     evr_curve_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
     free(d);

@@ -10,7 +10,8 @@
     after each commit, at most a window ahead of the broker's acks) and
     heartbeats both ways.  A broker that falls silent past the lease is
     reconnected to; meanwhile the jobs go on and their events wait in the
-    log.  One thread: the engine's loop also waits on the socket.
+    log.  One thread: the socket (and its CURVE monitor) are watched on
+    the engine's event loop (evr_engine_loop).
 */
 #ifndef EVR_DAEMON_H_INCLUDED
 #define EVR_DAEMON_H_INCLUDED
@@ -37,7 +38,8 @@ evr_rc_t evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_e
 void evr_daemon_destroy(evr_daemon_t **self_p);
 
 /*  One turn: broker messages, the engine's turn (waiting at most
-    timeout_ms for podman or the broker), events and credit out. */
+    timeout_ms for the executors, downloads or the broker), events and
+    credit out. */
 void evr_daemon_turn(evr_daemon_t *self, int timeout_ms);
 
 /*  Stop taking work (SIGTERM): credit 0 from now on. */

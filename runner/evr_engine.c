@@ -1,13 +1,13 @@
-/*  evr_engine.c: jobs and steps as state machines driven by podman
+/*  evr_engine.c: jobs and steps as state machines driven by executor
     callbacks, events committed before their effects.
 
-    A turn of the loop: wait for podman (callbacks change state and queue
-    events and after-commit actions), check timers (output flush, step and
+    A turn: one turn of the event loop (executor callbacks change state
+    and queue events and after-commit actions), check timers (output flush, step and
     job timeouts), schedule steps, then commit the queued events in one
     transaction and run the actions that were waiting for them.  Control
     from outside the loop (cancel, pause, resume of one job) queues its
     event and its effect as such an action, and commits at once.  A step's
-    own lifecycle (and its container's pause) is in evr_step.c; making a
+    own lifecycle (and its unit's pause) is in evr_step.c; making a
     job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "evr_engine_int.h"
-#include "evr_http.h"
 #include "evr_artifact.h"
 
 const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
@@ -158,6 +157,20 @@ evr_eng_flush(evr_engine_t *e)
 }
 
 void
+evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), void *arg)
+{
+    for (const char *p = names; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *name = evr_strndup(p, n);
+        if (n)
+            fn(name, arg);
+        free(name);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+void
 evr_eng_warn(const char *fmt, ...)
 {
     va_list ap;
@@ -198,11 +211,12 @@ void
 evr_eng_stop_step(s_step_t *st, bool now)
 {
     evr_engine_t *e = st->job->eng;
+    evr_exec_t *ex = st->job->ex;
     if (st->phase != P_RUNNING || st->inspecting)
         return;
-    if (st->frozen || st->pm_busy) {
-        /* a paused container does not see SIGTERM: unpause it first, then
-           the answer to the unpause stops it */
+    if (st->frozen || st->ex_busy) {
+        /* a paused unit does not see SIGTERM: resume it first, then the
+           answer to the resume stops it */
         if (now || !st->stop_after)
             st->stop_after = now ? 2 : 1;
         evr_eng_step_freeze(st, false);
@@ -210,11 +224,11 @@ evr_eng_stop_step(s_step_t *st, bool now)
     }
     if (now && !st->kill_sent) {
         st->kill_sent = true;
-        evr_podman_kill(e->pm, st->container, "SIGKILL", NULL, NULL);
+        ex->ops->stop(ex, st->unit, -1, NULL, NULL);
     }
     else if (!st->stop_sent) {
         st->stop_sent = true;
-        evr_podman_stop(e->pm, st->container, e->opts.grace_s, NULL, NULL);
+        ex->ops->stop(ex, st->unit, e->opts.grace_s, NULL, NULL);
     }
 }
 
@@ -223,7 +237,7 @@ static void
 s_wind_down(s_job_t *job, bool now)
 {
     if (job->res_req)   /* a resource download: its end ends the job's preparation */
-        evr_http_cancel(evr_podman_http(job->eng->pm), job->res_req);
+        evr_fetch_cancel(job->eng->fetch, job->res_req);
     for (uint32_t i = 0; i < job->n; i++) {
         s_step_t *st = &job->steps[i];
         if (st->phase == P_RUNNING) {
@@ -428,7 +442,7 @@ evr_eng_fail_all(evr_engine_t *e)
 }
 
 static void
-s_volume_gone(const evr_podman_result_t *r, void *arg)
+s_cleaned(const evr_exec_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     if (r->rc && !r->not_found && job->eng->opts.print)
@@ -573,16 +587,16 @@ s_remove_leftover(const char *name, void *arg)
 {
     s_job_t *job = arg;
     job->calls++;
-    evr_podman_remove(job->eng->pm, name, s_volume_gone, job);
+    job->ex->ops->remove(job->ex, name, s_cleaned, job);
 }
 
 static void
-s_swept(const evr_podman_result_t *r, void *arg)
+s_swept(const evr_exec_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     job->calls--;
     if (!r->rc)
-        evr_podman_each_name(r->id, s_remove_leftover, job);
+        evr_eng_each_name(r->names, s_remove_leftover, job);
 }
 
 static void
@@ -590,21 +604,18 @@ s_cleanup(s_job_t *job)
 {
     if (job->phase != J_CLEANUP || job->calls > 0 || job->eng->npending)
         return;
+    evr_exec_t *ex = job->ex;
     if (!job->swept && !job->eng->opts.keep) {
-        /* containers of the job a crash or a failed call left behind */
+        /* units of the job a crash or a failed call left behind */
         job->swept = true;
         job->calls++;
-        char *prefix = evr_asprintf("%s-", job->volume);
-        evr_podman_list(job->eng->pm, prefix, s_swept, job);
-        free(prefix);
+        ex->ops->list(ex, job->unit_prefix, s_swept, job);
         return;
     }
-    if (job->volume && !job->eng->opts.keep) {
-        char *v = job->volume;
-        job->volume = NULL;
+    if (!job->ws_removed && !job->eng->opts.keep) {
+        job->ws_removed = true;
         job->calls++;
-        evr_podman_volume_remove(job->eng->pm, v, s_volume_gone, job);
-        free(v);
+        ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
         return;
     }
     job->phase = J_DONE;
@@ -679,7 +690,8 @@ s_timers(evr_engine_t *e)
 /* ------------------------------------------------------------------- API */
 
 evr_engine_t *
-evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_podman_t *podman)
+evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *loop,
+               evr_exec_t *const *execs)
 {
     evr_engine_t *e = evr_calloc(1, sizeof *e);
     e->opts = *opts;
@@ -698,8 +710,17 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_podman_t *
     if (!e->opts.runner_id)
         e->opts.runner_id = "local";
     e->store = store;
-    e->pm = podman;
+    e->loop = loop;
+    for (size_t i = 0; execs && i < EVR_ENGINE_MAX_EXECS && execs[i]; i++)
+        e->execs[i] = execs[i];
+    e->fetch = evr_fetch_new(loop);
     return e;
+}
+
+evr_loop_t *
+evr_engine_loop(const evr_engine_t *self)
+{
+    return self->loop;
 }
 
 void
@@ -714,6 +735,7 @@ evr_engine_destroy(evr_engine_t **self_p)
     for (size_t i = 0; i < e->nactions; i++)
         free(e->actions[i].data);
     free(e->actions);
+    evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
     while (e->jobs) {
         s_job_t *j = e->jobs;
         e->jobs = j->next;
@@ -767,7 +789,7 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     rc = s_commit(self, err);
     if (rc)
         return rc;
-    evr_podman_volume_create(self->pm, job->volume, evr_eng_on_volume, job);
+    job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
     return EVR_OK;
 }
 
@@ -823,7 +845,7 @@ int
 evr_engine_turn(evr_engine_t *self, int timeout_ms)
 {
     int wait = s_timers(self);
-    evr_podman_poll(self->pm, wait < timeout_ms ? wait : timeout_ms);
+    evr_loop_once(self->loop, wait < timeout_ms ? wait : timeout_ms);
     s_timers(self);
     for (s_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);
@@ -881,12 +903,6 @@ evr_engine_forget_finished(evr_engine_t *self)
         else
             pp = &j->next;
     }
-}
-
-void
-evr_engine_set_wake_fd(evr_engine_t *self, int fd)
-{
-    evr_podman_set_wake_fd(self->pm, fd);
 }
 
 evr_rc_t

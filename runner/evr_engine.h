@@ -1,12 +1,14 @@
 /*  evr_engine.h: the job engine of a runner.
 
-    Runs jobs' steps as podman containers, one thread, event-driven: every
-    podman call is asynchronous (evr_podman), and the engine's loop waits
-    for whichever finishes first.  Every transition is an event appended to
-    the store before its effect (DESIGN §5): the intent to create a
-    container (step.starting) is committed before the create call, a step's
-    result (step.finished) before its container is removed.  Events that
-    arise in one loop turn are committed together (group commit).
+    Runs jobs' steps through executors (evr_exec.h: podman containers,
+    host processes), one thread, event-driven: every executor operation is
+    asynchronous and reports from a turn of the event loop (evr_loop),
+    which also carries resource downloads (evr_fetch) and whatever else
+    the process waits for.  Every transition is an event appended to the
+    store before its effect (DESIGN §5): the intent to create a step's
+    unit (step.starting) is committed before the create, a step's result
+    (step.finished) before its unit is removed.  Events that arise in one
+    turn are committed together (group commit).
 
     Output is demultiplexed, masked (secrets become ***), cut into chunks
     of at most EVR_OUTPUT_CHUNK_MAX bytes or flushed after a short delay,
@@ -14,7 +16,7 @@
 
     Control of one job (cancel, pause, resume) commits its event before it
     acts, and returns once the event is committed.  A job the engine
-    holds is live until it finishes, then cleans up (containers, volume);
+    holds is live until it finishes, then cleans up (units, workspace);
     a daemon forgets the jobs that are done with evr_engine_forget_finished.
 */
 #ifndef EVR_ENGINE_H_INCLUDED
@@ -22,8 +24,8 @@
 
 #include <stdio.h>
 
-#include "evr_http.h"
-#include "evr_podman.h"
+#include "evr_exec.h"
+#include "evr_fetch.h"
 #include "evr_store.h"
 
 /*  The defaults of evr_engine_opts_t's secrets_allow and *_max_bytes
@@ -40,7 +42,7 @@ typedef struct {
     const char *runner_id;      /* written into job.accepted */
     const char *secrets_dir;    /* files named after secrets; NULL: environment only */
     const char *artifacts_dir;  /* artifacts land in DIR/JOB/STEP/ */
-    bool keep;                  /* keep containers and volumes (debugging) */
+    bool keep;                  /* keep units and workspaces (debugging) */
     bool print;                 /* print output and progress to stdout */
     int grace_s;                /* SIGTERM -> SIGKILL grace on stop (default 10) */
     uint32_t parallel;          /* default steps at once per job (default 4) */
@@ -53,20 +55,31 @@ typedef struct {
         contents (0: EVR_MAX_BYTES_DEFAULT each). */
     uint64_t artifact_max_bytes;
     uint64_t resource_max_bytes;
-    evr_http_redirects_t resource_redirects;   /* default: same origin only */
+    evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
 } evr_engine_opts_t;
 
-/*  The engine uses store and podman; the caller keeps ownership. */
+/*  The engine uses store, loop and the executors it offers (execs, a
+    NULL-terminated list, at most EVR_ENGINE_MAX_EXECS: a job runs on the
+    one its pipeline's `executor` names); the caller keeps ownership of
+    each, and destroys the engine before them.  The engine makes its
+    resource downloader on loop. */
+#define EVR_ENGINE_MAX_EXECS 8
 evr_engine_t *evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store,
-                             evr_podman_t *podman);
+                             evr_loop_t *loop, evr_exec_t *const *execs);
 void evr_engine_destroy(evr_engine_t **self_p);
 
-/*  Accepts a job: resolves its secrets (EVR_ERR_CONFIG naming a missing
-    one), appends job.accepted and schedules it.  args are the resolved
-    args (evr_spec_bind_args).  EVR_ERR_STATE when the engine holds the job
-    or the store knows it already (a repeated dispatch); EVR_ERR_STORE when
-    the commit fails (the engine has failed then: evr_engine_failure). */
+/*  The loop the engine turns (evr_engine_turn), for the caller's own
+    watches (a daemon's sockets). */
+evr_loop_t *evr_engine_loop(const evr_engine_t *self);
+
+/*  Accepts a job: resolves its secrets and its executor (EVR_ERR_CONFIG
+    naming a missing secret, or an executor this runner does not offer,
+    with what it offers), appends job.accepted and schedules it.  args are
+    the resolved args (evr_spec_bind_args).  EVR_ERR_STATE when the engine
+    holds the job or the store knows it already (a repeated dispatch);
+    EVR_ERR_STORE when the commit fails (the engine has failed then:
+    evr_engine_failure). */
 evr_rc_t evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                            const evr_strmap_t *args, evr_err_t *err);
 
@@ -81,20 +94,22 @@ evr_rc_t evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spe
 
 /*  Takes up every unfinished job of the store again (after a restart):
     see evr_recover.c.  *jobs counts them; appends runner.recovered when
-    there are any.  A job recorded paused stays paused (its containers
-    paused, no step started) until evr_engine_resume. */
+    there are any.  A job recorded paused stays paused (its units paused,
+    no step started) until evr_engine_resume.  Every executor is swept of
+    the units and workspaces of finished jobs. */
 evr_rc_t evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err);
 
 /*  True when every job the engine holds succeeded (vacuously true). */
 bool evr_engine_all_succeeded(const evr_engine_t *self);
 
-/*  Runs one turn of the loop, waiting at most timeout_ms.  Returns the
-    number of jobs not finished yet. */
+/*  One turn: one evr_loop_once (waiting at most timeout_ms, less when an
+    engine timer falls due first), then the engine's timers, scheduling,
+    commit and cleanup.  Returns the number of jobs not finished yet. */
 int evr_engine_turn(evr_engine_t *self, int timeout_ms);
 
 /*  Graceful cancel of one job: job.cancel_requested (with reason) is
     committed, then its running steps get SIGTERM and SIGKILL after the
-    grace period (a paused container is unpaused first), steps not started
+    grace period (a paused unit is resumed first), steps not started
     are skipped, and the job ends cancelled.  Cancelling a job being
     cancelled is EVR_OK and records nothing.  Errors: EVR_ERR_NOTFOUND when
     the engine does not hold the job; EVR_ERR_STATE when it has finished;
@@ -107,20 +122,20 @@ evr_rc_t evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *r
 void evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now);
 
 /*  Pauses a running job: job.paused is committed, then every running step's
-    container is paused (podman pause) and no step starts until it resumes
+    unit is paused (frozen) and no step starts until it resumes
     (a step whose start was under way is held before its start, or paused
     once it runs).  Paused time does not count for the job's nor the steps'
     timeouts: their deadlines move by it on resume (also across a runner
     restart, from the recorded job.paused and job.resumed).  A step's
-    duration is wall time, pauses included.  A podman pause that fails is
-    a warning on stderr; that container keeps running.  Errors:
+    duration is wall time, pauses included.  A pause that fails is a
+    warning on stderr; that unit keeps running.  Errors:
     EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not
     running: preparing its workspace, paused already, being cancelled or
     stopped, or finished; EVR_ERR_STORE when the commit fails. */
 evr_rc_t evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err);
 
-/*  Resumes a paused job: job.resumed is committed, its paused containers
-    are unpaused, held steps start and scheduling goes on.  A job found
+/*  Resumes a paused job: job.resumed is committed, its paused units
+    are resumed, held steps start and scheduling goes on.  A job found
     paused by evr_engine_recover stays paused until this call.  Errors:
     EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not paused
     (or is being cancelled: the cancel ends it); EVR_ERR_STORE. */
@@ -130,18 +145,11 @@ evr_rc_t evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *er
     that occupy a slot of the runner's capacity. */
 uint32_t evr_engine_active(const evr_engine_t *self);
 
-/*  Frees the jobs that are done: finished, cleaned up, and with no podman
-    call in flight.  Afterwards they are unknown to the engine
+/*  Frees the jobs that are done: finished, cleaned up, and with no
+    executor operation in flight.  Afterwards they are unknown to the engine
     (evr_engine_job_status EVR_JOB_NONE); the store
     still has them.  For long-running daemons; --exec never calls it. */
 void evr_engine_forget_finished(evr_engine_t *self);
-
-/*  Another fd for the loop to wait on (a ZeroMQ socket's ZMQ_FD): when it
-    is readable, evr_engine_turn returns without waiting out its timeout.
-    Nothing is read from it: the caller drains what woke it (for ZMQ_FD,
-    which only signals, check ZMQ_EVENTS after every turn), or turns do not
-    wait at all.  fd < 0: none.  See evr_http_set_wake_fd. */
-void evr_engine_set_wake_fd(evr_engine_t *self, int fd);
 
 /*  A store failure stops the engine: then this returns it (and the loop
     ends its jobs without further events). */

@@ -1,4 +1,12 @@
-/*  evr_http.c: libcurl multi interface, one thread, many transfers. */
+/*  evr_http.c: libcurl's multi interface on the event loop, one thread,
+    many transfers.
+
+    libcurl says which sockets to watch for what (s_on_socket) and when
+    to call it back regardless (s_on_timer); the loop's callbacks hand
+    each event to curl_multi_socket_action, and every action ends by
+    draining the transfers it finished (s_drain), so a request's on_done
+    runs in the turn its last byte came, never a wait later.
+*/
 #include "evr_http.h"
 
 #include <arpa/inet.h>
@@ -26,7 +34,7 @@ struct evr_http_req {
     size_t resp_len, resp_cap;
     bool truncated, head_done, aborted;
     bool added;         /* handed to the multi handle */
-    bool cancelled;     /* cancel asked from inside a callback: done later */
+    bool cancelled;     /* cancel asked from inside curl: done after it returns */
     long status;
     evr_rc_t rc;
     char errbuf[CURL_ERROR_SIZE];
@@ -41,13 +49,14 @@ struct evr_http {
     char *socket;       /* unix socket path, or NULL */
     char *prefix;       /* URL prefix for paths */
     evr_http_req_t *reqs;
-    bool in_perform;    /* inside curl_multi_perform: callbacks may run */
-    int wake_fd;        /* also waited on by evr_http_run; -1: none */
+    evr_loop_t *loop;
+    uint64_t timer;     /* the loop timer libcurl asked for; 0: none */
+    bool in_curl;       /* inside curl_multi_socket_action: callbacks may run */
 };
 
 /*  curl refuses curl_multi_add_handle and _remove_handle from inside its
     callbacks, where on_head and on_data run: requests started or cancelled
-    there are handled once curl_multi_perform has returned. */
+    there are handled once curl_multi_socket_action has returned. */
 static void
 s_settle(evr_http_t *self)
 {
@@ -75,26 +84,105 @@ s_reap_cancelled(evr_http_t *self)
     }
 }
 
+static void s_finish(evr_http_req_t *req, CURLcode code);
+
+/*  After each action: the transfers it finished end now (on_done), then
+    what their callbacks cancelled or started is settled. */
 static void
-s_perform(evr_http_t *self, int *running)
+s_drain(evr_http_t *self)
 {
-    self->in_perform = true;
-    curl_multi_perform(self->multi, running);
-    self->in_perform = false;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(self->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        evr_http_req_t *req = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+        if (req->cancelled)
+            continue;   /* reaped below */
+        /* on_done may start or cancel requests (removing a handle drops its
+           pending message, so the queue stays true) */
+        s_finish(req, m->data.result);
+    }
     s_reap_cancelled(self);
     s_settle(self);
+}
+
+/*  One event for libcurl: a socket's readiness, or its timer
+    (CURL_SOCKET_TIMEOUT). */
+static void
+s_action(evr_http_t *self, curl_socket_t fd, int mask)
+{
+    int running = 0;
+    self->in_curl = true;
+    curl_multi_socket_action(self->multi, fd, mask, &running);
+    self->in_curl = false;
+    s_drain(self);
+}
+
+static void
+s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) loop;
+    int mask = ((events & EVR_LOOP_READ) ? CURL_CSELECT_IN : 0)
+             | ((events & EVR_LOOP_WRITE) ? CURL_CSELECT_OUT : 0)
+             | ((events & EVR_LOOP_ERROR) ? CURL_CSELECT_ERR : 0);
+    s_action(arg, fd, mask);
+}
+
+static void
+s_on_due(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_http_t *self = arg;
+    self->timer = 0;
+    s_action(self, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/*  CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl waits for. */
+static int
+s_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void) easy;
+    (void) socketp;
+    evr_http_t *self = userp;
+    if (what == CURL_POLL_REMOVE) {
+        evr_loop_fd_remove(self->loop, fd);
+        return 0;
+    }
+    int ev = ((what & CURL_POLL_IN) ? EVR_LOOP_READ : 0)
+           | ((what & CURL_POLL_OUT) ? EVR_LOOP_WRITE : 0);
+    if (evr_loop_fd_add(self->loop, fd, ev, s_on_fd, self) != EVR_OK) {
+        /* EVR_LOOP_MAX_FDS at once: the transfer waits for its timeout */
+        fprintf(stderr, "evr_http: socket %d: the event loop watches too many fds\n", (int) fd);
+    }
+    return 0;
+}
+
+/*  CURLMOPT_TIMERFUNCTION: one timer, replaced at each call (-1: none). */
+static int
+s_on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void) multi;
+    evr_http_t *self = userp;
+    evr_loop_timer_cancel(self->loop, self->timer);
+    self->timer = 0;
+    if (timeout_ms >= 0)
+        self->timer = evr_loop_timer_add(self->loop, (uint64_t) timeout_ms, s_on_due, self);
+    return 0;
 }
 
 static bool s_curl_ready;
 
 evr_http_t *
-evr_http_new(const char *base, evr_err_t *err)
+evr_http_new(const char *base, evr_loop_t *loop, evr_err_t *err)
 {
     if (!s_curl_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         s_curl_ready = true;
     }
     evr_http_t *self = evr_calloc(1, sizeof *self);
+    self->loop = loop;
     self->base = evr_strdup(base);
     if (strncmp(base, "unix://", 7) == 0) {
         self->socket = evr_strdup(base + 7);
@@ -109,7 +197,10 @@ evr_http_new(const char *base, evr_err_t *err)
     else
         self->prefix = evr_strdup(base);
     self->multi = curl_multi_init();
-    self->wake_fd = -1;
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
     return self;
 }
 
@@ -149,6 +240,7 @@ evr_http_destroy(evr_http_t **self_p)
     }
     if (self->multi)
         curl_multi_cleanup(self->multi);
+    evr_loop_timer_cancel(self->loop, self->timer);
     free(self->base);
     free(self->socket);
     free(self->prefix);
@@ -183,7 +275,7 @@ s_origin(CURLU *u, char *out, size_t cap)
     return ok;
 }
 
-/*  A Location header of a 3xx answer, under EVR_HTTP_REDIRECT_SAME: false
+/*  A Location header of a 3xx answer, under EVR_FETCH_REDIRECT_SAME: false
     (and req->refused says why) when it leads to another origin. */
 static bool
 s_redirect_ok(evr_http_req_t *req, const char *buf, size_t len)
@@ -223,7 +315,7 @@ s_on_header(char *buf, size_t size, size_t n, void *arg)
 {
     evr_http_req_t *req = arg;
     size_t len = size * n;
-    if (req->opts.redirects == EVR_HTTP_REDIRECT_SAME && len >= 9
+    if (req->opts.redirects == EVR_FETCH_REDIRECT_SAME && len >= 9
         && strncasecmp(buf, "Location:", 9) == 0 && !s_redirect_ok(req, buf, len))
         return 0;   /* curl ends the transfer */
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0)
@@ -387,7 +479,7 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, sock ? "http" : "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    bool follow = absolute && opts->redirects != EVR_HTTP_REDIRECT_NONE;
+    bool follow = absolute && opts->redirects != EVR_FETCH_REDIRECT_NONE;
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     if (absolute && opts->deny_local) {
@@ -421,8 +513,8 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     if (self->reqs)
         self->reqs->prev = req;
     self->reqs = req;
-    if (!self->in_perform) {
-        curl_multi_add_handle(self->multi, e);
+    if (!self->in_curl) {
+        curl_multi_add_handle(self->multi, e);   /* its timer runs it next turn */
         req->added = true;
     }
     return req;
@@ -456,7 +548,7 @@ s_finish(evr_http_req_t *req, CURLcode code)
 void
 evr_http_cancel(evr_http_t *self, evr_http_req_t *req)
 {
-    if (self->in_perform)
+    if (self->in_curl)
         req->cancelled = true;
     else
         s_cancel_now(req);
@@ -471,47 +563,6 @@ s_cancel_now(evr_http_req_t *req)
     if (req->opts.on_done)
         req->opts.on_done(req, req->opts.arg);
     s_free_req(req);
-}
-
-void
-evr_http_set_wake_fd(evr_http_t *self, int fd)
-{
-    self->wake_fd = fd < 0 ? -1 : fd;
-}
-
-/*  evr_http_run, waking on the wake fd or not. */
-static int
-s_run(evr_http_t *self, int timeout_ms, bool wake)
-{
-    int running = 0, numfds = 0;
-    s_perform(self, &running);
-    /* with no transfers curl_multi_poll still waits: the caller's timers;
-       curl_multi_poll returns as soon as any fd, the extra one too, is
-       readable */
-    struct curl_waitfd extra = { .fd = self->wake_fd, .events = CURL_WAIT_POLLIN };
-    bool with = wake && self->wake_fd >= 0;
-    curl_multi_poll(self->multi, with ? &extra : NULL, with ? 1 : 0, timeout_ms, &numfds);
-    s_perform(self, &running);
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(self->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        evr_http_req_t *req = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &req);
-        if (req->cancelled)
-            continue;   /* reaped below */
-        s_finish(req, m->data.result);
-    }
-    s_reap_cancelled(self);
-    s_settle(self);
-    return running;
-}
-
-int
-evr_http_run(evr_http_t *self, int timeout_ms)
-{
-    return s_run(self, timeout_ms, true);
 }
 
 long
@@ -572,10 +623,12 @@ evr_http_call(evr_http_t *self, const evr_http_opts_t *opts, long *status, char 
     s_sync_t s = { 0 };
     evr_http_opts_t o = *opts;
     o.on_done = s_sync_done;
+    o.on_drop = NULL;
     o.arg = &s;
-    evr_http_start(self, &o);
+    evr_http_req_t *req = evr_http_start(self, &o);
     while (!s.done)
-        s_run(self, 100, false);
+        if (evr_loop_once(self->loop, 100) < 0)
+            evr_http_cancel(self, req);   /* poll failed: nothing would end it */
     if (status)
         *status = s.status;
     if (len)

@@ -2,16 +2,21 @@
 
     The transport of the podman driver (a unix socket: base URL
     "unix:///run/podman/podman.sock") and of resource downloads (plain
-    http:// and https:// URLs).  Many requests run at once in one thread:
-    evr_http_run() waits for any of them to make progress and calls their
-    callbacks.  Every request has a timeout (0 only for streams, which end
-    when the server closes them or when cancelled); response bodies that
-    are kept in memory are bounded.
+    http:// and https:// URLs, evr_fetch).  Many requests run at once in
+    one thread, on the process's event loop (evr_loop): libcurl's sockets
+    and its timeout are registered there (CURLMOPT_SOCKETFUNCTION,
+    CURLMOPT_TIMERFUNCTION), and a request's callbacks run from the loop's
+    turns, a finished request's on_done in the same turn as the event
+    that finished it.  Every request has a timeout (0 only for streams,
+    which end when the server closes them or when cancelled); response
+    bodies that are kept in memory are bounded.
 */
 #ifndef EVR_HTTP_H_INCLUDED
 #define EVR_HTTP_H_INCLUDED
 
 #include "evr_common.h"
+#include "evr_fetch.h"
+#include "evr_loop.h"
 
 typedef struct evr_http evr_http_t;
 typedef struct evr_http_req evr_http_req_t;
@@ -24,13 +29,6 @@ typedef bool (evr_http_data_fn)(evr_http_req_t *req, const uint8_t *data, size_t
 /*  Called once when the request ends, in success or failure.  The request
     is freed after it returns. */
 typedef void (evr_http_done_fn)(evr_http_req_t *req, void *arg);
-
-/*  Redirects of an absolute URL. */
-typedef enum {
-    EVR_HTTP_REDIRECT_SAME = 0, /* only to the same scheme, host and port (the default) */
-    EVR_HTTP_REDIRECT_ANY,      /* anywhere over http or https */
-    EVR_HTTP_REDIRECT_NONE,     /* none: a 3xx answer is the answer */
-} evr_http_redirects_t;
 
 typedef struct {
     const char *method;         /* "GET", "POST", "PUT", "DELETE" */
@@ -56,35 +54,27 @@ typedef struct {
         (checked on each address about to be connected, every hop).  A
         refused hop or address ends the request with EVR_ERR_IO and a
         message saying which rule refused what. */
-    evr_http_redirects_t redirects;
+    evr_fetch_redirects_t redirects;
     bool deny_local;
 } evr_http_opts_t;
 
 /*  base: "unix:///path/to.sock" (requests go to http://d/<path> over that
-    socket) or "" (paths are full URLs).  Caller owns the result. */
-evr_http_t *evr_http_new(const char *base, evr_err_t *err);
+    socket) or "" (paths are full URLs).  The requests run on loop, which
+    must outlive the result.  Caller owns the result.  EVR_ERR_CONFIG
+    for a socket path too long. */
+evr_http_t *evr_http_new(const char *base, evr_loop_t *loop, evr_err_t *err);
 /*  Aborts every request still running: their on_drop is called, not
-    their on_done. */
+    their on_done; its sockets and timer leave the loop. */
 void evr_http_destroy(evr_http_t **self_p);
 
 /*  Starts a request; returns it (valid until on_done returns). */
 evr_http_req_t *evr_http_start(evr_http_t *self, const evr_http_opts_t *opts);
 
-/*  Aborts a request: its on_done is called from inside this call with an
-    EVR_ERR_IO error "cancelled". */
+/*  Aborts a request: its on_done is called with an EVR_ERR_IO error
+    "cancelled", from inside this call (or, when called from inside
+    another request's on_head or on_data, as soon as libcurl has returned,
+    in the same turn of the loop). */
 void evr_http_cancel(evr_http_t *self, evr_http_req_t *req);
-
-/*  Waits at most timeout_ms for progress, then runs callbacks.  Returns
-    the number of requests still running.  The wait ends early when the
-    wake fd (evr_http_set_wake_fd) becomes readable. */
-int evr_http_run(evr_http_t *self, int timeout_ms);
-
-/*  Another fd to wait on in evr_http_run (a ZeroMQ socket's ZMQ_FD in the
-    runner's daemon): when it is readable, evr_http_run returns without
-    waiting out its timeout, so the caller serves it.  Nothing is read from
-    it.  fd < 0: none (the default).  The caller keeps the fd open while it
-    is set.  evr_http_call ignores it (it waits only for its request). */
-void evr_http_set_wake_fd(evr_http_t *self, int fd);
 
 /*  In on_head/on_done: the HTTP status (0 when no response came), the kept
     body (NUL-terminated), and the transport error (EVR_OK, or EVR_ERR_IO
@@ -95,8 +85,10 @@ evr_rc_t evr_http_error(const evr_http_req_t *req, const char **msg);
 /*  True when the kept body was cut at max_body. */
 bool evr_http_truncated(const evr_http_req_t *req);
 
-/*  Runs one request to its end (driving every other request meanwhile).
-    *status and *body (caller frees; may be NULL) receive the answer. */
+/*  Runs one request to its end, turning the loop (evr_loop_once) until
+    it ends: every other watch and timer of the loop runs meanwhile.  Not
+    from inside a callback of the loop.  *status and *body (caller frees;
+    may be NULL) receive the answer. */
 evr_rc_t evr_http_call(evr_http_t *self, const evr_http_opts_t *opts, long *status, char **body,
                        size_t *len, evr_err_t *err);
 

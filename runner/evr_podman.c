@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "evr_codec.h"
 #include "evr_http.h"
@@ -45,14 +46,14 @@ typedef struct {
 } s_call_t;
 
 evr_podman_t *
-evr_podman_new(const char *url, evr_err_t *err)
+evr_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
 {
     if (strncmp(url, "unix://", 7) != 0) {
         evr_err_set(err, EVR_ERR_CONFIG, "podman URL %s: expected unix:///path/to/podman.sock",
                     url);
         return NULL;
     }
-    evr_http_t *http = evr_http_new(url, err);
+    evr_http_t *http = evr_http_new(url, loop, err);
     if (!http)
         return NULL;
     evr_podman_t *self = evr_calloc(1, sizeof *self);
@@ -77,24 +78,6 @@ evr_podman_url(const evr_podman_t *self)
     return evr_http_base(self->http);
 }
 
-evr_http_t *
-evr_podman_http(evr_podman_t *self)
-{
-    return self->http;
-}
-
-int
-evr_podman_poll(evr_podman_t *self, int timeout_ms)
-{
-    return evr_http_run(self->http, timeout_ms);
-}
-
-void
-evr_podman_set_wake_fd(evr_podman_t *self, int fd)
-{
-    evr_http_set_wake_fd(self->http, fd);
-}
-
 evr_rc_t
 evr_podman_ping(evr_podman_t *self, evr_err_t *err)
 {
@@ -110,12 +93,33 @@ evr_podman_ping(evr_podman_t *self, evr_err_t *err)
     return EVR_OK;
 }
 
-bool
-evr_podman_state_created(const char *state)
+/*  An RFC 3339 time as Go writes it ("2026-11-29T20:11:02.123456789Z",
+    or with an offset "+01:00") in wall ns; 0 for Go's zero time (never
+    started) and for text that does not parse. */
+static uint64_t
+s_time_ns(const char *t)
 {
-    return state
-           && (!strcmp(state, "created") || !strcmp(state, "configured")
-               || !strcmp(state, "initialized"));
+    struct tm tm = { 0 };
+    int n = 0;
+    if (!t || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || tm.tm_year < 1970)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const char *p = t + n;
+    uint64_t frac = 0, scale = 1000000000ull;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (scale > 1) {
+                scale /= 10;
+                frac += (uint64_t) (*p - '0') * scale;
+            }
+    int64_t off = 0;
+    int oh, om;
+    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+        off = (*p == '+' ? 1 : -1) * (int64_t) (oh * 3600 + om * 60);
+    int64_t secs = (int64_t) timegm(&tm) - off;
+    return secs > 0 ? (uint64_t) secs * 1000000000ull + frac : 0;
 }
 
 /*  Podman's message at most (its head and its cause), so that the
@@ -187,6 +191,8 @@ s_done(evr_http_req_t *req, void *arg)
             const char *v = json_string_value(json_object_get(st, "Status"));
             snprintf(state, sizeof state, "%s", v ? v : "");
             r.exit_code = json_integer_value(json_object_get(st, "ExitCode"));
+            r.oom_killed = json_is_true(json_object_get(st, "OOMKilled"));
+            r.started_at = s_time_ns(json_string_value(json_object_get(st, "StartedAt")));
             const char *v2 = json_string_value(json_object_get(j, "Id"));
             snprintf(id, sizeof id, "%s", v2 ? v2 : "");
         }

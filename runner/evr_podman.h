@@ -1,7 +1,9 @@
 /*  evr_podman.h: the libpod REST calls evrun makes, asynchronous.
 
     Each call starts an HTTP request on the podman socket and reports its
-    outcome to a callback from evr_podman_poll().  A failing call reports
+    outcome to a callback from a turn of the event loop (evr_loop) the
+    driver was made on.  The engine does not use it directly: the podman
+    executor (evr_exec_podman.c) does.  A failing call reports
     podman's own error `message` ("no such container", "image not known")
     or the transport's reason (socket missing, timeout) together with the
     URL it tried.  Every call but the output stream has a timeout.
@@ -10,12 +12,15 @@
 #define EVR_PODMAN_H_INCLUDED
 
 #include "evr_field.h"
+#include "evr_loop.h"
 
 typedef struct evr_podman evr_podman_t;
 
 /*  Outcome of a call: rc EVR_OK or EVR_ERR_PODMAN (msg says why), the HTTP
     status, and per call: the container id (create), the exit code (wait),
-    the state string "created", "running", "paused", "exited" (inspect). */
+    the state string "created", "running", "paused", "exited" (inspect),
+    whether the kernel's OOM killer ended it and when it started (inspect,
+    wall ns, 0 when it never did). */
 typedef struct {
     evr_rc_t rc;
     const char *msg;
@@ -23,6 +28,8 @@ typedef struct {
     const char *id;
     int64_t exit_code;
     const char *state;
+    bool oom_killed;
+    uint64_t started_at;
     bool not_found;     /* the container, volume or image does not exist */
     bool exists;        /* create: the name is taken already */
 } evr_podman_result_t;
@@ -41,29 +48,17 @@ typedef struct {
     bool network;               /* false: network namespace "none" */
 } evr_podman_spec_t;
 
-/*  Whether an inspected state is one of a container created and never
-    started ("created", "configured", "initialized"). */
-bool evr_podman_state_created(const char *state);
-
-/*  url: "unix:///path/podman.sock".  Caller owns the result. */
-evr_podman_t *evr_podman_new(const char *url, evr_err_t *err);
+/*  url: "unix:///path/podman.sock"; the calls run on loop, which must
+    outlive the result.  Caller owns the result.  EVR_ERR_CONFIG for a URL
+    of another form. */
+evr_podman_t *evr_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err);
+/*  Calls still in flight are dropped: their callbacks are not called. */
 void evr_podman_destroy(evr_podman_t **self_p);
 const char *evr_podman_url(const evr_podman_t *self);
 
-/*  The HTTP transport, for other transfers in the same loop (resources). */
-struct evr_http;
-struct evr_http *evr_podman_http(evr_podman_t *self);
-
-/*  Synchronous check that the service answers (GET /_ping, 5 s). */
+/*  Synchronous check that the service answers (GET /_ping, 5 s): turns
+    the loop until the answer (not from inside a callback of the loop). */
 evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
-
-/*  Waits up to timeout_ms for progress and runs callbacks; returns the
-    number of calls in flight.  Returns early when the wake fd is readable. */
-int evr_podman_poll(evr_podman_t *self, int timeout_ms);
-
-/*  An fd that also ends evr_podman_poll's wait when readable (fd < 0:
-    none); see evr_http_set_wake_fd. */
-void evr_podman_set_wake_fd(evr_podman_t *self, int fd);
 
 void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
                        void *arg);

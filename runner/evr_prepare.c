@@ -1,7 +1,7 @@
-/*  evr_prepare.c: a job made from its spec (secrets resolved, steps set
-    up) and freed; then, before the first step: the workspace volume, and
-    the resources fetched over HTTP into it through a container that mounts
-    the volume and never runs. */
+/*  evr_prepare.c: a job made from its spec (its executor and secrets
+    resolved, steps set up) and freed; then, before the first step: the
+    job's workspace (made by its executor), and the resources downloaded
+    (evr_fetch) and put into it (the executor's put). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +12,6 @@
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
 #include "evr_codec.h"
-#include "evr_http.h"
 
 /* ------------------------------------------------------------------- jobs */
 
@@ -26,8 +25,8 @@ evr_eng_job_free(s_job_t *job)
             st->toks = t->next;
             free(t);
         }
-        free(st->container);
-        free(st->container_id);
+        free(st->unit);
+        free(st->unit_id);
         free(st->reason);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);
@@ -40,14 +39,13 @@ evr_eng_job_free(s_job_t *job)
     free(job->steps);
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
-    free(job->volume);
-    free(job->res_helper);
+    free(job->unit_prefix);
+    if (job->res_file)
+        unlink(job->res_file);
     free(job->res_file);
     if (job->res_tar)
         unlink(job->res_tar);
     free(job->res_tar);
-    if (job->res_fp)
-        fclose(job->res_fp);
     free(job->id);
     free(job);
 }
@@ -141,12 +139,49 @@ s_secret_missing(const evr_engine_t *e, const char *name, evr_err_t *err)
                        name, dir ? " nor in " : "", dir ? dir : "");
 }
 
+/*  The executor of this runner that spec asks for; NULL (EVR_ERR_CONFIG
+    in err, saying what the runner offers and how to get it) when the
+    runner does not offer it. */
+static evr_exec_t *
+s_executor(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
+{
+    size_t known = 0;
+    while (evr_executor_names[known])
+        known++;
+    const char *want = spec->executor < known ? evr_executor_names[spec->executor] : NULL;
+    evr_exec_t *ex = want ? evr_exec_find(e->execs, want) : NULL;
+    if (ex)
+        return ex;
+    char offers[256] = "";
+    size_t n = 0;
+    for (size_t i = 0; e->execs[i]; i++)
+        n += (size_t) snprintf(offers + n, n < sizeof offers ? sizeof offers - n : 0, "%s%s",
+                               i ? ", " : "", e->execs[i]->ops->name);
+    char with[300] = "";
+    for (size_t i = 0, m = 0; e->execs[i]; i++)
+        m += (size_t) snprintf(with + m, m < sizeof with ? sizeof with - m : 0, "%s,",
+                               e->execs[i]->ops->name);
+    if (!want) {
+        evr_err_set(err, EVR_ERR_CONFIG, "executor number %u is unknown to this runner (it "
+                    "offers: %s)", spec->executor, offers[0] ? offers : "none");
+        return NULL;
+    }
+    evr_err_set(err, EVR_ERR_CONFIG, "this runner does not offer executor %s (it offers: %s); "
+                "start it with --executors %s%s or send the job to one that does", want,
+                offers[0] ? offers : "none", with, want);
+    return NULL;
+}
+
 s_job_t *
 evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                 const evr_strmap_t *args, evr_err_t *err)
 {
+    evr_exec_t *ex = s_executor(self, spec, err);
+    if (!ex)
+        return NULL;
     s_job_t *job = evr_calloc(1, sizeof *job);
     job->eng = self;
+    job->ex = ex;
     job->id = evr_strdup(job_id);
     job->spec = evr_spec_new();
     evr_rec_copy(&evr_spec_type, job->spec, spec);
@@ -184,8 +219,8 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
     job->parallel = spec->parallel ? spec->parallel : self->opts.parallel;
     if (!job->dag)
         job->parallel = 1;
-    job->volume = evr_asprintf("evrun-%s", job_id);
-    for (char *c = job->volume; *c; c++)
+    job->unit_prefix = evr_asprintf("evrun-%s-", job_id);
+    for (char *c = job->unit_prefix; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char) (*c - 'A' + 'a');
     job->phase = J_PREPARING;
@@ -198,23 +233,11 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
 
 static void s_res_next(s_job_t *job);
 
-static void
-s_res_helper_gone(const evr_podman_result_t *r, void *arg)
-{
-    (void) r;
-    s_job_t *job = arg;
-    job->calls--;
-}
-
-/*  Ends the resource phase: the helper container goes, then the steps run
-    (or, with reason, nothing runs). */
+/*  Ends the resource phase: the steps run (or, with reason, nothing
+    runs). */
 static void
 s_res_end(s_job_t *job, const char *reason)
 {
-    if (job->res_fp) {
-        fclose(job->res_fp);
-        job->res_fp = NULL;
-    }
     if (job->res_file) {
         unlink(job->res_file);
         free(job->res_file);
@@ -225,12 +248,6 @@ s_res_end(s_job_t *job, const char *reason)
         free(job->res_tar);
         job->res_tar = NULL;
     }
-    if (job->res_helper) {
-        job->calls++;
-        evr_podman_remove(job->eng->pm, job->res_helper, s_res_helper_gone, job);
-        free(job->res_helper);
-        job->res_helper = NULL;
-    }
     if (reason)
         evr_eng_prep_failed(job, reason);
     else
@@ -238,7 +255,7 @@ s_res_end(s_job_t *job, const char *reason)
 }
 
 static void
-s_res_uploaded(const evr_podman_result_t *r, void *arg)
+s_res_put(const evr_exec_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
@@ -259,64 +276,33 @@ s_res_uploaded(const evr_podman_result_t *r, void *arg)
     s_res_next(job);
 }
 
-static bool
-s_res_data(evr_http_req_t *req, const uint8_t *data, size_t len, void *arg)
-{
-    s_job_t *job = arg;
-    if (evr_http_status(req) >= 300) {   /* no content: the status says what went wrong */
-        job->res_status = evr_http_status(req);
-        return false;   /* a long error body is not waited for */
-    }
-    uint64_t max = job->eng->opts.resource_max_bytes;
-    if (len > max - job->res_bytes) {
-        job->res_bytes = max + 1;   /* over: nothing more is written */
-        return false;
-    }
-    job->res_bytes += len;
-    return fwrite(data, 1, len, job->res_fp) == len;
-}
-
-/*  The setting behind a transfer refused by a rule of evr_http, for the
-    reason's end. */
+/*  The setting behind a download that failed, for the reason's end. */
 static const char *
-s_res_rule(const char *msg)
+s_res_setting(const evr_fetch_result_t *r)
 {
-    if (strstr(msg, ": redirect to "))
+    if (r->rc == EVR_ERR_LIMIT)
+        return " (the runner's resource_max_bytes setting)";
+    if (r->rule == EVR_FETCH_RULE_REDIRECTS)
         return " (the runner's resource_redirects setting)";
-    if (strstr(msg, "local addresses are denied"))
+    if (r->rule == EVR_FETCH_RULE_LOCAL)
         return " (the runner's resource_local setting)";
     return "";
 }
 
 static void
-s_res_fetched(evr_http_req_t *req, void *arg)
+s_res_fetched(const evr_fetch_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX] = "";
-    const char *msg;
-    long status = job->res_status ? job->res_status : evr_http_status(req);
-    bool written = fclose(job->res_fp) == 0;
-    job->res_fp = NULL;
     job->res_req = NULL;
+    job->res_bytes = r->bytes;
     if (job->cancelling)
         snprintf(reason, sizeof reason, "the job was cancelled while resource %s was fetched",
                  res->name);
-    else if (!written)
-        snprintf(reason, sizeof reason, "resource %s: writing %s: %s", res->name, job->res_file,
-                 strerror(errno));
-    if (*reason)
-        ;
-    else if (job->res_bytes > job->eng->opts.resource_max_bytes)
-        snprintf(reason, sizeof reason, "resource %s: %s is larger than the limit of %llu bytes "
-                 "(the runner's resource_max_bytes setting)", res->name, res->url,
-                 (unsigned long long) job->eng->opts.resource_max_bytes);
-    /* an error body ended by s_res_data: the status says what went wrong */
-    else if (!job->res_status && evr_http_error(req, &msg))
-        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, msg, s_res_rule(msg));
-    else if (status != 200)
-        snprintf(reason, sizeof reason, "resource %s: %s answered HTTP %ld", res->name, res->url,
-                 status);
+    else if (r->rc)
+        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, r->msg,
+                 s_res_setting(r));
     if (*reason) {
         s_res_end(job, reason);
         return;
@@ -333,8 +319,11 @@ s_res_fetched(evr_http_req_t *req, void *arg)
         s_res_end(job, reason);
         return;
     }
-    evr_podman_archive_put(job->eng->pm, job->res_helper, "/workspace", job->res_tar,
-                           s_res_uploaded, job);
+    /* a podman executor reaches the workspace through a container of the
+       job's first image */
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    job->ex->ops->put(job->ex, job->id, job->spec->image ? job->spec->image : first->image,
+                      job->res_tar, s_res_put, job);
 }
 
 static void
@@ -356,8 +345,7 @@ s_res_next(s_job_t *job)
     job->res_file = evr_asprintf("%s/.resource-XXXXXX", dir);
     free(dir);
     int fd = mkstemp(job->res_file);
-    job->res_fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!job->res_fp) {
+    if (fd < 0) {
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "resource %s: temporary file in %s: %s", res->name,
                  job->res_file, strerror(errno));
@@ -366,38 +354,23 @@ s_res_next(s_job_t *job)
         s_res_end(job, reason);
         return;
     }
+    close(fd);   /* evr_fetch writes it */
     job->res_bytes = 0;
-    job->res_status = 0;
-    evr_http_opts_t o = { .method = "GET", .path = res->url, .timeout_ms = 300000,
-                          .on_data = s_res_data, .on_done = s_res_fetched, .arg = job,
-                          .redirects = job->eng->opts.resource_redirects,
-                          .deny_local = job->eng->opts.resource_deny_local };
-    job->res_req = evr_http_start(evr_podman_http(job->eng->pm), &o);
-}
-
-static void
-s_res_helper_made(const evr_podman_result_t *r, void *arg)
-{
-    s_job_t *job = arg;
-    if (r->rc) {
-        char reason[2 * EVR_ERR_MAX];
-        snprintf(reason, sizeof reason, "resources: a container to copy them in: %s", r->msg);
-        free(job->res_helper);
-        job->res_helper = NULL;
-        s_res_end(job, reason);
-        return;
-    }
-    s_res_next(job);
+    evr_fetch_opts_t o = { .url = res->url, .file = job->res_file, .timeout_ms = 300000,
+                           .max_bytes = job->eng->opts.resource_max_bytes,
+                           .redirects = job->eng->opts.resource_redirects,
+                           .deny_local = job->eng->opts.resource_deny_local };
+    job->res_req = evr_fetch_start(job->eng->fetch, &o, s_res_fetched, job);
 }
 
 void
-evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
+evr_eng_on_workspace(const evr_exec_result_t *r, void *arg)
 {
     s_job_t *job = arg;
-    /* a recovered job's volume may exist from before the crash */
+    /* a recovered job's workspace may exist from before the crash */
     if (r->rc && !r->exists) {
         char reason[2 * EVR_ERR_MAX];
-        snprintf(reason, sizeof reason, "workspace volume %s: %s", job->volume, r->msg);
+        snprintf(reason, sizeof reason, "workspace: %s", r->msg);
         evr_eng_prep_failed(job, reason);
         return;
     }
@@ -405,14 +378,5 @@ evr_eng_on_volume(const evr_podman_result_t *r, void *arg)
         evr_eng_job_go(job);
         return;
     }
-    /* Resources go into the volume through a container that mounts it and
-       never runs. */
-    /* named after this process: one left by a killed runner is swept at the end */
-    job->res_helper = evr_asprintf("%s-resources-%ld", job->volume, (long) getpid());
-    const evr_step_t *first = evr_spec_step(job->spec, 0);
-    evr_podman_spec_t spec = { .name = job->res_helper,
-                               .image = job->spec->image ? job->spec->image : first->image,
-                               .script = "true", .volume = job->volume };
-    evr_podman_create(job->eng->pm, &spec, s_res_helper_made, job);
+    s_res_next(job);
 }
-

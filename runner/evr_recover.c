@@ -1,16 +1,15 @@
 /*  evr_recover.c: taking jobs up again after the runner was killed.
 
-    The store says how far each unfinished job got; podman says what became
-    of its containers meanwhile (they are found by their deterministic
-    names).  Per step:
-      - recorded as queued, or starting with no container: create it now;
-      - a container created but never started: start it;
+    The store says how far each unfinished job got; the job's executor
+    says what became of its units meanwhile (they are found by their
+    deterministic names).  Per step:
+      - recorded as queued, or starting with no unit: create it now;
+      - a unit created but never started: start it;
       - running or paused: read its log so far now and then, and once
-        it has exited whole, each time skipping exactly the bytes per
-        stream already stored; its
-        container is paused or unpaused meanwhile to match the job's
-        recorded state (a crash may have come between job.paused and the
-        podman pause);
+        it has exited whole, each time past exactly the bytes per stream
+        already stored; its unit is paused or resumed meanwhile to match
+        the job's recorded state (a crash may have come between
+        job.paused and the executor's pause);
       - exited while the runner was down: collect the rest of its log and
         its exit code;
       - gone: the step is lost (and the job fails).
@@ -64,51 +63,43 @@ s_recovered(s_step_t *st, const char *how)
     evr_eng_step_log(st, "recovered: %s", how);
 }
 
-/*  A replayed log: the bytes already stored before the restart are
-    skipped, the rest goes the way live output goes. */
+/*  A replayed log: the executor passes on only the bytes past those
+    already taken (skip), which go the way live output goes. */
 static void
 s_replayed(int stream, const uint8_t *data, size_t len, void *arg)
 {
     s_step_t *st = evr_eng_live(arg);
     if (!st)
         return;
-    int si = stream == 1 ? 0 : 1;
-    uint64_t at = st->read[si];
-    st->read[si] += len;
-    if (st->read[si] <= st->skip[si])
-        return;
-    size_t from = at < st->skip[si] ? (size_t) (st->skip[si] - at) : 0;
-    st->skip[si] = st->read[si];
-    evr_eng_on_output(stream, data + from, len - from, arg);
+    st->skip[stream == 1 ? 0 : 1] += len;
+    evr_eng_on_output(stream, data, len, arg);
 }
 
 /*  The end of the read of the log: the step's output is complete.  A read
     that failed may have missed some: the step fails, saying why. */
 static void
-s_replay_end(const evr_podman_result_t *r, void *arg)
+s_replay_end(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live(arg);
     if (st && r->rc && !st->attach_done)
-        evr_eng_set_reason(st, "reading the log of %s: %s", st->container, r->msg);
+        evr_eng_set_reason(st, "reading the log of %s: %s", st->unit, r->msg);
     evr_eng_on_attach_end(r, arg);
 }
 
-/*  A read of the log without follow is whole and in order once the
-    container has exited.  podman 4.3 ends a followed read
-    (logs?follow=true) when the container exits, long before the end of
-    the log of a fast printer, and drops lines in its middle (of a step
-    printing 400,000 lines fast, `podman logs -f` gave 146,000 to 193,000,
-    with gaps), so a followed read can neither be stored nor be counted
-    in the offsets.  While the container runs, its log is read so far
+/*  A read of the log not followed, whole and in order once the unit has
+    exited (podman 4.3 ends a followed read when the container exits,
+    long before the end of the log of a fast printer, and drops lines in
+    its middle, so a followed read can neither be stored nor be counted
+    in the offsets).  While the unit runs, its log is read so far
     (evr_eng_peek): a prefix per stream of the final log. */
 void
 evr_eng_replay(s_step_t *st)
 {
     if (st->peeking)
         return;   /* its end comes back here */
-    st->read[0] = st->read[1] = 0;
-    st->attach = evr_podman_logs(st->job->eng->pm, st->container, false, s_replayed,
-                                 s_replay_end, evr_eng_tok(st));
+    evr_exec_t *ex = st->job->ex;
+    st->attach = ex->ops->logs(ex, st->unit, st->skip, false, s_replayed, s_replay_end,
+                               evr_eng_tok(st));
 }
 
 /* the least time between two reads of a running container's log */
@@ -116,10 +107,10 @@ evr_eng_replay(s_step_t *st)
 
 /*  The end of a read of the log so far.  The next one comes after at
     least ten times as long as this one took, so a long log costs little;
-    a failed one stored less, which the next read takes.  The container
-    may have exited meanwhile: then the whole log is read now. */
+    a failed one stored less, which the next read takes.  The unit may
+    have exited meanwhile: then the whole log is read now. */
 static void
-s_peeked(const evr_podman_result_t *r, void *arg)
+s_peeked(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
     s_step_t *st = evr_eng_live_end(arg);
@@ -145,33 +136,32 @@ evr_eng_peek(s_step_t *st, uint64_t now, uint64_t *next)
     }
     st->peeking = true;
     st->peek_t0 = now;
-    st->read[0] = st->read[1] = 0;
-    st->attach = evr_podman_logs(st->job->eng->pm, st->container, true, s_replayed, s_peeked,
-                                 evr_eng_tok(st));
+    evr_exec_t *ex = st->job->ex;
+    st->attach = ex->ops->logs(ex, st->unit, st->skip, true, s_replayed, s_peeked,
+                               evr_eng_tok(st));
 }
 
 static void
-s_inspected(const evr_podman_result_t *r, void *arg)
+s_inspected(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;
     st->inspecting = false;
-    evr_engine_t *e = st->job->eng;
-    bool running = !r->rc && (!strcmp(r->state, "running") || !strcmp(r->state, "paused")
-                              || !strcmp(r->state, "stopping"));
-    bool exited = !r->rc && (!strcmp(r->state, "exited") || !strcmp(r->state, "stopped"));
-    bool created = !r->rc && evr_podman_state_created(r->state);
+    evr_exec_t *ex = st->job->ex;
+    bool running = !r->rc && (r->state == EVR_EXEC_RUNNING || r->state == EVR_EXEC_PAUSED);
+    bool exited = !r->rc && r->state == EVR_EXEC_EXITED;
+    bool created = !r->rc && r->state == EVR_EXEC_CREATED;
     if (r->rc && !r->not_found) {
-        /* podman answered badly: the step cannot be judged; call it lost */
-        evr_eng_set_reason(st, "recovery: inspecting %s: %s", st->container, r->msg);
+        /* the executor answered badly: the step cannot be judged; call it lost */
+        evr_eng_set_reason(st, "recovery: inspecting %s: %s", st->unit, r->msg);
     }
-    if (!st->container_id && r->id && *r->id)
-        st->container_id = evr_strdup(r->id);
+    if (!st->unit_id && r->id && *r->id)
+        st->unit_id = evr_strdup(r->id);
     if (st->phase == P_STARTING && r->not_found) {
         evr_eng_test_pause("recover_absent", st);
         s_recovered(st, "created");
-        evr_eng_after(e, evr_eng_do_create, st, NULL, 0);
+        evr_eng_after(st->job->eng, evr_eng_do_create, st, NULL, 0);
         return;
     }
     if (st->phase == P_STARTING && created) {
@@ -187,16 +177,16 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     }
     if (running || exited) {
         s_recovered(st, running ? "reattached" : "collected");
-        /* as podman has it; then as the job wants it (a stopping job
-           unpauses it to stop it) */
-        st->frozen = running && !strcmp(r->state, "paused");
-        /* a running container's log is read so far now and then
+        /* as the executor has it; then as the job wants it (a stopping
+           job resumes it to stop it) */
+        st->frozen = r->state == EVR_EXEC_PAUSED;
+        /* a running unit's log is read so far now and then
            (evr_eng_peek), and whole once it has exited (evr_eng_on_exit) */
         st->replay_wait = running;
         if (st->phase == P_STARTING)
             evr_eng_mark_started(st);   /* step.started, and the wait */
         else
-            evr_podman_wait(e->pm, st->container, evr_eng_on_exit, evr_eng_tok(st));
+            ex->ops->wait(ex, st->unit, evr_eng_on_exit, evr_eng_tok(st));
         if (!running)
             evr_eng_replay(st);
         if (running && !evr_eng_stopping(st->job))
@@ -207,7 +197,7 @@ s_inspected(const evr_podman_result_t *r, void *arg)
     s_recovered(st, "lost");
     if (st->phase == P_STARTING)
         evr_eng_mark_started(st);
-    evr_eng_set_reason(st, "container %s is gone", st->container);
+    evr_eng_set_reason(st, "%s %s is gone", ex->ops->unit_word, st->unit);
     st->lost = true;
     st->exit_code = -1;
     st->exit_known = true;
@@ -228,8 +218,8 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
            the scheduler starts it in its turn */
         st->phase = P_STARTING;
         st->early = true;
-        st->container = evr_eng_container_name(job, st);
-        evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->container);
+        st->unit = evr_eng_unit_name(job, st);
+        evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->unit);
         evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
         return;
     case EVR_STEP_STARTING:
@@ -240,15 +230,14 @@ s_adopt_step(s_step_t *st, const evr_stepstate_t *rec)
         st->early = st->phase == P_STARTING;
         if (!st->early)
             job->running++;
-        st->container = rec->container ? evr_strdup(rec->container)
-                                       : evr_eng_container_name(job, st);
+        st->unit = rec->container ? evr_strdup(rec->container) : evr_eng_unit_name(job, st);
         if (rec->container_id)
-            st->container_id = evr_strdup(rec->container_id);
+            st->unit_id = evr_strdup(rec->container_id);
         st->t_start = s_to_mono(rec->started);
         st->out[0].raw_off = st->skip[0] = rec->out_stdout;
         st->out[1].raw_off = st->skip[1] = rec->out_stderr;
         st->inspecting = true;
-        evr_podman_inspect(job->eng->pm, st->container, s_inspected, evr_eng_tok(st));
+        job->ex->ops->inspect(job->ex, st->unit, s_inspected, evr_eng_tok(st));
         return;
     default:
         st->phase = P_DONE;
@@ -368,7 +357,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         job->cancelling = rec.cancel_requested;
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would */
-            evr_podman_volume_create(e->pm, job->volume, evr_eng_on_volume, job);
+            job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
         else {
             job->phase = J_RUNNING;
             job->t_start = s_to_mono(rec.started);
@@ -393,28 +382,29 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
 
 /* --------------------------------------------------------------- sweeping */
 
-/*  The job id in a name evrun gave ("evrun-<job lower case>..."), upper
-    case, or false when the name is not one of evrun's. */
+/*  The job id (upper case) of text, a job id in any case: false when it
+    is not one. */
 static bool
-s_job_of(const char *name, char id[EVR_ULID_LEN + 1])
+s_job_id(const char *text, size_t len, char id[EVR_ULID_LEN + 1])
 {
-    if (strncmp(name, "evrun-", 6) != 0 || strlen(name) < 6 + EVR_ULID_LEN)
+    if (len < EVR_ULID_LEN)
         return false;
     for (int i = 0; i < EVR_ULID_LEN; i++) {
-        char c = name[6 + i];
+        char c = text[i];
         id[i] = c >= 'a' && c <= 'z' ? (char) (c - 'a' + 'A') : c;
     }
     id[EVR_ULID_LEN] = '\0';
     return evr_ulid_valid(id);
 }
 
-/*  Whether name belongs to a job of this store that has finished: only
-    those are removed (podman may serve other runners too). */
+/*  Whether the job id (any case) is one of this store that has finished:
+    only their units and workspaces are removed (an executor may serve
+    other runners too). */
 static bool
-s_finished_here(evr_engine_t *e, const char *name)
+s_finished_here(evr_engine_t *e, const char *id_text, size_t len)
 {
     char id[EVR_ULID_LEN + 1];
-    if (!s_job_of(name, id))
+    if (!s_job_id(id_text, len, id))
         return false;
     evr_job_t job = { 0 };
     bool done = evr_store_get_job(e->store, id, &job, NULL) == EVR_OK && evr_job_is_final(&job);
@@ -422,73 +412,106 @@ s_finished_here(evr_engine_t *e, const char *name)
     return done;
 }
 
-static void
-s_swept_one(const evr_podman_result_t *r, void *arg)
+/*  A unit's name evrun gave: "evrun-<job lower case>...". */
+static bool
+s_unit_finished_here(evr_engine_t *e, const char *name)
 {
-    (void) r;
-    evr_engine_t *e = arg;
-    e->sweeping--;
+    return strncmp(name, "evrun-", 6) == 0 && s_finished_here(e, name + 6, strlen(name + 6));
+}
+
+/*  A workspace, as workspace_list names it: its job id. */
+static bool
+s_ws_finished_here(evr_engine_t *e, const char *name)
+{
+    return strlen(name) == EVR_ULID_LEN && s_finished_here(e, name, EVR_ULID_LEN);
 }
 
 static void
-s_remove_volume(const char *name, void *arg)
+s_sw_inc(s_sweep_t *sw)
 {
-    evr_engine_t *e = arg;
-    if (s_finished_here(e, name)) {
-        e->sweeping++;
-        evr_podman_volume_remove(e->pm, name, s_swept_one, e);
+    sw->calls++;
+    sw->e->sweeping++;
+}
+
+static void
+s_sw_dec(s_sweep_t *sw)
+{
+    sw->calls--;
+    sw->e->sweeping--;
+}
+
+static void
+s_ws_swept(const evr_exec_result_t *r, void *arg)
+{
+    (void) r;
+    s_sw_dec(arg);
+}
+
+static void
+s_remove_ws(const char *name, void *arg)
+{
+    s_sweep_t *sw = arg;
+    if (s_ws_finished_here(sw->e, name)) {
+        s_sw_inc(sw);
+        sw->ex->ops->workspace_remove(sw->ex, name, s_ws_swept, sw);
     }
 }
 
 static void
-s_volumes_listed(const evr_podman_result_t *r, void *arg)
+s_ws_listed(const evr_exec_result_t *r, void *arg)
 {
-    evr_engine_t *e = arg;
-    e->sweeping--;
+    s_sweep_t *sw = arg;
+    s_sw_dec(sw);
     if (!r->rc)
-        evr_podman_each_name(r->id, s_remove_volume, e);
+        evr_eng_each_name(r->names, s_remove_ws, sw);
 }
 
-/*  Once the containers are gone, the volumes. */
+/*  Once the units are gone, the workspaces. */
 static void
-s_container_swept(const evr_podman_result_t *r, void *arg)
+s_unit_swept(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
-    evr_engine_t *e = arg;
-    if (--e->sweeping == 1)   /* only the count of the volume pass is left */
-        evr_podman_list_volumes(e->pm, "evrun-", s_volumes_listed, e);
+    s_sweep_t *sw = arg;
+    s_sw_dec(sw);
+    if (sw->calls == 1)   /* only the count of the workspace pass is left */
+        sw->ex->ops->workspace_list(sw->ex, s_ws_listed, sw);
 }
 
 static void
-s_remove_container(const char *name, void *arg)
+s_remove_unit(const char *name, void *arg)
 {
-    evr_engine_t *e = arg;
-    if (s_finished_here(e, name)) {
-        e->sweeping++;
-        evr_podman_remove(e->pm, name, s_container_swept, e);
+    s_sweep_t *sw = arg;
+    if (s_unit_finished_here(sw->e, name)) {
+        s_sw_inc(sw);
+        sw->ex->ops->remove(sw->ex, name, s_unit_swept, sw);
     }
 }
 
 static void
-s_containers_listed(const evr_podman_result_t *r, void *arg)
+s_units_listed(const evr_exec_result_t *r, void *arg)
 {
-    evr_engine_t *e = arg;
-    /* one count stays for the volume pass, taken when the last removal ends */
+    s_sweep_t *sw = arg;
+    /* one count stays for the workspace pass, taken when the last removal ends */
     if (!r->rc)
-        evr_podman_each_name(r->id, s_remove_container, e);
-    if (e->sweeping == 1)   /* nothing to remove: straight to the volumes */
-        evr_podman_list_volumes(e->pm, "evrun-", s_volumes_listed, e);
+        evr_eng_each_name(r->names, s_remove_unit, sw);
+    if (sw->calls == 1)   /* nothing to remove: straight to the workspaces */
+        sw->ex->ops->workspace_list(sw->ex, s_ws_listed, sw);
 }
 
-/*  Containers and volumes of finished jobs that a runner killed during its
-    cleanup left behind.  e->sweeping counts the calls in flight, plus one
-    for the volume pass, which starts when the container removals are done
-    and whose listing drops that one. */
+/*  Units and workspaces of finished jobs that a runner killed during its
+    cleanup left behind, in every executor.  Per executor, sw->calls
+    counts the calls in flight, plus one for the workspace pass, which
+    starts when the unit removals are done and whose listing drops that
+    one; e->sweeping sums them. */
 static void
 s_sweep(evr_engine_t *e)
 {
-    e->sweeping = 1;
-    evr_podman_list(e->pm, "evrun-", s_containers_listed, e);
+    for (size_t i = 0; e->execs[i]; i++) {
+        s_sweep_t *sw = &e->sweeps[i];
+        *sw = (s_sweep_t) { .e = e, .ex = e->execs[i] };
+        s_sw_inc(sw);
+        sw->ex->ops->list(sw->ex, "evrun-", s_units_listed, sw);
+    }
 }
 
 evr_rc_t

@@ -1,6 +1,6 @@
-/*  evr_step.c: one step's container from creation to result: attach
-    before start, output demultiplexed, masked and stored in chunks, the
-    exit code, artifacts copied out, step.finished, then removal. */
+/*  evr_step.c: one step's unit (through the job's executor) from creation
+    to result: attach before start, output masked and stored in chunks,
+    the exit code, artifacts copied out, step.finished, then removal. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -116,10 +116,10 @@ evr_eng_set_reason(s_step_t *st, const char *fmt, ...)
     st->reason = evr_strdup(buf);
 }
 
-/*  A podman call of the step's start failed: the step ends failed without
-    having run. */
+/*  An executor call of the step's start failed: the step ends failed
+    without having run. */
 static void
-s_step_broken(s_step_t *st, const char *what, const evr_podman_result_t *r)
+s_step_broken(s_step_t *st, const char *what, const evr_exec_result_t *r)
 {
     evr_eng_set_reason(st, "%s: %s", what, r->msg);
     st->exit_code = -1;
@@ -128,13 +128,13 @@ s_step_broken(s_step_t *st, const char *what, const evr_podman_result_t *r)
     if (st->attach) {
         void *h = st->attach;
         st->attach = NULL;
-        evr_podman_detach(st->job->eng->pm, h);
+        st->job->ex->ops->detach(st->job->ex, h);
     }
     evr_eng_maybe_end(st);
 }
 
 void
-evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
+evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
@@ -143,7 +143,7 @@ evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
         return;
     if (r->rc) {
         st->lost = r->not_found;
-        evr_eng_set_reason(st, "waiting for the container: %s", r->msg);
+        evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
     }
     else
@@ -157,7 +157,7 @@ evr_eng_on_exit(const evr_podman_result_t *r, void *arg)
     evr_eng_maybe_end(st);
 }
 
-/*  The container runs: on start's answer, or earlier when its first output
+/*  The unit runs: on start's answer, or earlier when its first output
     arrives (the stream is attached before start, so output can come first).
     Records step.started once, then waits for the exit. */
 static void
@@ -176,8 +176,8 @@ evr_eng_mark_started(s_step_t *st)
     st->phase = P_RUNNING;
     st->t_start = evr_mono_ns();
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
-    ev->data.container_id = evr_strdup(st->container_id ? st->container_id : st->container);
-    evr_podman_wait(st->job->eng->pm, st->container, evr_eng_on_exit, evr_eng_tok(st));
+    ev->data.container_id = evr_strdup(st->unit_id ? st->unit_id : st->unit);
+    st->job->ex->ops->wait(st->job->ex, st->unit, evr_eng_on_exit, evr_eng_tok(st));
     if (getenv("EVR_TEST_PAUSE_AT"))
         evr_eng_after(st->job->eng, s_pause_running, st, NULL, 0);
     /* a cancel that came while starting (with on_failure: finish, another
@@ -193,7 +193,7 @@ evr_eng_mark_started(s_step_t *st)
 }
 
 static void
-s_on_started(const evr_podman_result_t *r, void *arg)
+s_on_started(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
@@ -206,7 +206,7 @@ s_on_started(const evr_podman_result_t *r, void *arg)
 }
 
 void
-evr_eng_on_attached(const evr_podman_result_t *r, void *arg)
+evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live(arg);
     if (!st)
@@ -219,11 +219,11 @@ evr_eng_on_attached(const evr_podman_result_t *r, void *arg)
         st->held = true;   /* evr_eng_step_release starts it on resume */
         return;
     }
-    evr_podman_start(st->job->eng->pm, st->container, s_on_started, evr_eng_tok(st));
+    st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
 }
 
 void
-evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
+evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
@@ -231,7 +231,7 @@ evr_eng_on_attach_end(const evr_podman_result_t *r, void *arg)
     st->attach = NULL;
     if (st->attach_done)
         return;
-    if (r->rc && r->status != 0 && !st->exit_known)
+    if (r->rc && !r->transport && !st->exit_known)
         evr_eng_set_reason(st, "output stream: %s", r->msg);
     st->attach_done = true;
     evr_eng_maybe_end(st);
@@ -267,7 +267,7 @@ evr_eng_live_end(void *tok)
 }
 
 static void
-s_early_removed(const evr_podman_result_t *r, void *arg)
+s_early_removed(const evr_exec_result_t *r, void *arg)
 {
     (void) r;
     s_job_t *job = arg;
@@ -277,20 +277,21 @@ s_early_removed(const evr_podman_result_t *r, void *arg)
 void
 evr_eng_attach(s_step_t *st)
 {
-    st->attach = evr_podman_attach(st->job->eng->pm, st->container, evr_eng_on_output,
-                                   evr_eng_on_attached, evr_eng_on_attach_end, evr_eng_tok(st));
+    evr_exec_t *ex = st->job->ex;
+    st->attach = ex->ops->attach(ex, st->unit, evr_eng_on_output, evr_eng_on_attached,
+                                 evr_eng_on_attach_end, evr_eng_tok(st));
 }
 
-/*  The outcome of the step's create (r->id: the container's id). */
+/*  The outcome of the step's create (r->id: the unit's id). */
 static void
-s_created(s_step_t *st, const evr_podman_result_t *r)
+s_created(s_step_t *st, const evr_exec_result_t *r)
 {
     s_job_t *job = st->job;
     if (st->drop) {   /* skipped meanwhile: it must not stay */
         job->calls--;
         if (!r->rc) {
             job->calls++;
-            evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+            job->ex->ops->remove(job->ex, st->unit, s_early_removed, job);
         }
         return;
     }
@@ -304,7 +305,7 @@ s_created(s_step_t *st, const evr_podman_result_t *r)
         s_step_broken(st, "create", r);
         return;
     }
-    st->container_id = evr_strdup(r->id);
+    st->unit_id = evr_strdup(r->id);
     evr_eng_test_pause("after_create", st);
     if (st->early && !st->launched) {
         st->created = true;
@@ -313,61 +314,65 @@ s_created(s_step_t *st, const evr_podman_result_t *r)
     evr_eng_attach(st);
 }
 
-/*  A taken name whose container podman does not show yet is asked again
+/*  A taken name whose unit the executor does not show yet is asked again
     every S_RETAKE_MS, S_RETAKES times at most. */
 #define S_RETAKE_MS 100
 #define S_RETAKES 300
 
-/*  The container holding the step's name, inspected: it is the step's if
-    it was created and never started. */
+/*  The unit holding the step's name, inspected: it is the step's if it
+    was created and never started. */
 static void
-s_on_taken(const evr_podman_result_t *r, void *arg)
+s_on_taken(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
+    evr_exec_t *ex = st->job->ex;
+    const char *unit = ex->ops->unit_word;
     if (r->not_found && st->retakes < S_RETAKES) {
         /* the name is held by a create still under way (podman reserves
            it before the container exists), or by one that failed and
            freed it: create again in a moment (evr_engine's timers) */
         if (!st->retakes++)
-            evr_eng_step_log(st, "container %s: its name is held by a create under way; "
-                             "waiting for it", st->container);
+            evr_eng_step_log(st, "%s %s: its name is held by a create under way; "
+                             "waiting for it", unit, st->unit);
         st->retake_at = evr_mono_ns() + S_RETAKE_MS * 1000000ull;
         return;
     }
     if (r->not_found) {
-        char msg[EVR_ERR_MAX + 96];
-        snprintf(msg, sizeof msg, "the name %s stayed taken for %d s by a container podman "
-                 "does not show; remove it (podman rm -f %s) and retry", st->container,
-                 S_RETAKES * S_RETAKE_MS / 1000, st->container);
-        evr_podman_result_t why = { .rc = EVR_ERR_PODMAN, .msg = msg, .status = r->status };
+        char hint[EVR_ERR_MAX / 2], msg[EVR_ERR_MAX + 96];
+        ex->ops->remove_hint(ex, st->unit, hint, sizeof hint);
+        snprintf(msg, sizeof msg, "the name %s stayed taken for %d s by a %s %s does not "
+                 "show; remove it (%s) and retry", st->unit, S_RETAKES * S_RETAKE_MS / 1000,
+                 unit, ex->ops->name, hint);
+        evr_exec_result_t why = { .rc = r->rc, .msg = msg };
         s_created(st, &why);
         return;
     }
-    if (r->rc || evr_podman_state_created(r->state)) {
+    if (r->rc || r->state == EVR_EXEC_CREATED) {
         s_created(st, r);
         return;
     }
     char msg[EVR_ERR_MAX + 64];
-    snprintf(msg, sizeof msg, "container %s exists already and is %s, not new", st->container,
-             r->state);
-    evr_podman_result_t why = { .rc = EVR_ERR_PODMAN, .msg = msg, .status = r->status };
+    snprintf(msg, sizeof msg, "%s %s exists already and is %s, not new", unit, st->unit,
+             evr_exec_state_name(r->state));
+    evr_exec_result_t why = { .rc = EVR_ERR_STATE, .msg = msg };
     s_created(st, &why);
 }
 
 static void
-s_on_created(const evr_podman_result_t *r, void *arg)
+s_on_created(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
     if (r->rc && r->exists && !st->drop) {
         /* Names are unique per job, step and attempt: the taken one is
-           this step's, from a create that a killed runner sent and podman
-           carried out after the recovery looked for it. */
-        evr_eng_step_log(st, "container %s exists: taking it", st->container);
-        evr_podman_inspect(st->job->eng->pm, st->container, s_on_taken, evr_eng_tok(st));
+           this step's, from a create that a killed runner sent and the
+           executor carried out after the recovery looked for it. */
+        evr_exec_t *ex = st->job->ex;
+        evr_eng_step_log(st, "%s %s exists: taking it", ex->ops->unit_word, st->unit);
+        ex->ops->inspect(ex, st->unit, s_on_taken, evr_eng_tok(st));
         return;
     }
     s_created(st, r);
@@ -386,30 +391,27 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
     for (uint32_t i = 0; i < st->spec->env.n; i++)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
-    evr_podman_spec_t spec = {
-        .name = st->container,
+    evr_exec_spec_t spec = {
+        .name = st->unit,
+        .job_id = job->id,
         .image = st->spec->image ? st->spec->image : job->spec->image,
         .script = st->spec->run,
         .env = &env,
-        .volume = job->volume,
         .network = false,
     };
-    evr_podman_create(job->eng->pm, &spec, s_on_created, evr_eng_tok(st));
+    job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
 }
 
-/*  evrun-<job id in lower case>-<step>-<attempt>.  Podman takes either
-    case; the id is lower case as in every name evrun gave (the workspace
-    volume's too, which recovery finds by it), and the step name keeps its
-    case: steps "Build" and "build" are two steps, two containers. */
+/*  evrun-<job id in lower case>-<step>-<attempt> (job->unit_prefix, then
+    the rest).  Podman takes either case; the id is lower case as in
+    every name evrun gave (the workspace volume's too, which recovery
+    finds by it), and the step name keeps its case: steps "Build" and
+    "build" are two steps, two units. */
 char *
-evr_eng_container_name(const s_job_t *job, const s_step_t *st)
+evr_eng_unit_name(const s_job_t *job, const s_step_t *st)
 {
-    char *name = evr_asprintf("evrun-%s-%s-%u", job->id, st->spec->name, st->attempt);
-    for (char *c = name + strlen("evrun-"); *c && *c != '-'; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char) (*c - 'A' + 'a');
-    return name;
+    return evr_asprintf("%s%s-%u", job->unit_prefix, st->spec->name, st->attempt);
 }
 
 void
@@ -419,11 +421,11 @@ evr_eng_step_begin(s_step_t *st)
     st->phase = P_STARTING;
     if (!st->attempt)
         st->attempt = 1;
-    st->container = evr_eng_container_name(job, st);
+    st->unit = evr_eng_unit_name(job, st);
     job->running++;
     evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_STARTING, st);
-    ev->data.container = evr_strdup(st->container);
+    ev->data.container = evr_strdup(st->unit);
     evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
     evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
 }
@@ -439,7 +441,7 @@ evr_eng_step_skip(s_step_t *st, const char *reason)
     evr_eng_step_log(st, "skipped: %s", reason);
 }
 
-/*  The step after a running one: its intent recorded and its container
+/*  The step after a running one: its intent recorded and its unit
     created now, so its turn costs only the start. */
 void
 evr_eng_step_prepare(s_step_t *st)
@@ -449,9 +451,9 @@ evr_eng_step_prepare(s_step_t *st)
     st->early = true;
     if (!st->attempt)
         st->attempt = 1;
-    st->container = evr_eng_container_name(job, st);
+    st->unit = evr_eng_unit_name(job, st);
     evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
-    evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->container);
+    evr_eng_emit(job, EVR_EV_STEP_STARTING, st)->data.container = evr_strdup(st->unit);
     evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
 }
 
@@ -488,46 +490,46 @@ evr_eng_step_skip_early(s_step_t *st, const char *reason)
     evr_eng_step_skip(st, reason);
     if (exists && !job->eng->opts.keep) {
         job->calls++;
-        evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+        job->ex->ops->remove(job->ex, st->unit, s_early_removed, job);
     }
 }
 
 /* --------------------------------------------------------- pause, resume */
 
-static void s_pm_sync(s_step_t *st);
+static void s_ex_sync(s_step_t *st);
 
-/*  The answer to a pause or unpause (the call flipped frozen): then the
-    next wish, or the stop that waited for the unpause. */
+/*  The answer to a pause or resume (the call flipped frozen): then the
+    next wish, or the stop that waited for the resume. */
 static void
-s_on_frozen(const evr_podman_result_t *r, void *arg)
+s_on_frozen(const evr_exec_result_t *r, void *arg)
 {
     s_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
-    st->pm_busy = false;
+    st->ex_busy = false;
     if (r->rc) {
-        evr_eng_warn("job %s: %s step %s (container %s): %s", st->job->id,
-                     st->frozen ? "unpausing" : "pausing", st->spec->name, st->container,
-                     r->msg);
+        evr_eng_warn("job %s: %s step %s (%s %s): %s", st->job->id,
+                     st->frozen ? "unpausing" : "pausing", st->spec->name,
+                     st->job->ex->ops->unit_word, st->unit, r->msg);
         /* taken as running: a stop goes ahead, no pause is tried again */
         st->frozen = st->want_frozen = false;
     }
     else
         st->frozen = !st->frozen;
-    s_pm_sync(st);
-    if (!st->frozen && !st->pm_busy && st->stop_after) {
+    s_ex_sync(st);
+    if (!st->frozen && !st->ex_busy && st->stop_after) {
         bool now = st->stop_after == 2;
         st->stop_after = 0;
         evr_eng_stop_step(st, now);
     }
 }
 
-/*  Makes one call when the container is not as wanted and none is in
-    flight.  A container that exited is not paused any more. */
+/*  Makes one call when the unit is not as wanted and none is in flight.
+    A unit that exited is not paused any more. */
 static void
-s_pm_sync(s_step_t *st)
+s_ex_sync(s_step_t *st)
 {
-    if (st->pm_busy)
+    if (st->ex_busy)
         return;
     if (st->phase != P_RUNNING || st->exit_known) {
         st->frozen = st->want_frozen = false;
@@ -535,12 +537,12 @@ s_pm_sync(s_step_t *st)
     }
     if (st->want_frozen == st->frozen)
         return;
-    st->pm_busy = true;
-    evr_engine_t *e = st->job->eng;
+    st->ex_busy = true;
+    evr_exec_t *ex = st->job->ex;
     if (st->want_frozen)
-        evr_podman_pause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
+        ex->ops->pause(ex, st->unit, s_on_frozen, evr_eng_tok(st));
     else
-        evr_podman_unpause(e->pm, st->container, s_on_frozen, evr_eng_tok(st));
+        ex->ops->resume(ex, st->unit, s_on_frozen, evr_eng_tok(st));
 }
 
 void
@@ -550,7 +552,7 @@ evr_eng_step_freeze(s_step_t *st, bool frozen)
                    || st->stop_after || st->inspecting))
         return;
     st->want_frozen = frozen;
-    s_pm_sync(st);
+    s_ex_sync(st);
 }
 
 void
@@ -559,7 +561,7 @@ evr_eng_step_release(s_step_t *st)
     if (!st->held)
         return;
     st->held = false;
-    evr_podman_start(st->job->eng->pm, st->container, s_on_started, evr_eng_tok(st));
+    st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
 }
 
 void
@@ -571,7 +573,7 @@ evr_eng_step_skip_held(s_step_t *st, const char *reason)
     if (st->attach) {
         void *h = st->attach;
         st->attach = NULL;
-        evr_podman_detach(job->eng->pm, h);
+        job->ex->ops->detach(job->ex, h);
     }
     job->running--;
     free(st->reason);
@@ -579,7 +581,7 @@ evr_eng_step_skip_held(s_step_t *st, const char *reason)
     evr_eng_step_skip(st, reason);
     if (!job->eng->opts.keep) {
         job->calls++;
-        evr_podman_remove(job->eng->pm, st->container, s_early_removed, job);
+        job->ex->ops->remove(job->ex, st->unit, s_early_removed, job);
     }
 }
 
@@ -619,7 +621,7 @@ s_artifact_data(const uint8_t *p, size_t n, void *arg)
 }
 
 static void
-s_artifact_done(const evr_podman_result_t *r, void *arg)
+s_artifact_done(const evr_exec_result_t *r, void *arg)
 {
     s_artifact_t *a = arg;
     s_step_t *st = a->st;
@@ -687,30 +689,30 @@ s_collect_artifacts(s_step_t *st)
         int fd = mkstemp(a->tmpfile);
         a->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
         if (!a->fp) {
-            evr_podman_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
+            evr_exec_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
             a->fp = fopen("/dev/null", "wb");
             s_artifact_done(&r, a);
             continue;
         }
-        char *path = evr_asprintf("/workspace/%s", a->path);
-        evr_podman_archive_get(e->pm, st->container, path, s_artifact_data, s_artifact_done, a);
-        free(path);
+        st->job->ex->ops->get(st->job->ex, st->unit, st->job->id, a->path, s_artifact_data,
+                              s_artifact_done, a);
     }
 }
 
 /* ------------------------------------------------------------ step's end */
 
 static void
-s_removed(const evr_podman_result_t *r, void *arg)
+s_removed(const evr_exec_result_t *r, void *arg)
 {
     s_job_t *job = arg;
     if (r->rc && !r->not_found && job->eng->opts.print)
-        printf("evrun-runner: removing a container of job %s: %s\n", job->id, r->msg);
+        printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
+               job->id, r->msg);
     job->calls--;
 }
 
-/*  After step.finished is committed: remove the container (data: its
-    name, which a retry has already replaced in the step). */
+/*  After step.finished is committed: remove the unit (data: its name,
+    which a retry has already replaced in the step). */
 static void
 s_do_remove(void *arg, void *data, size_t len)
 {
@@ -720,7 +722,7 @@ s_do_remove(void *arg, void *data, size_t len)
     if (st->job->eng->opts.keep)
         return;
     st->job->calls++;
-    evr_podman_remove(st->job->eng->pm, data, s_removed, st->job);
+    st->job->ex->ops->remove(st->job->ex, data, s_removed, st->job);
 }
 
 /*  Whether the step's retry policy covers how it ended, with attempts left. */
@@ -740,7 +742,7 @@ s_retryable(const s_step_t *st)
     return false;
 }
 
-/*  The next attempt: a fresh container, output counted from zero. */
+/*  The next attempt: a fresh unit, output counted from zero. */
 static void
 s_retry(s_step_t *st)
 {
@@ -750,7 +752,7 @@ s_retry(s_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
-    st->frozen = st->want_frozen = st->pm_busy = st->held = st->replay_wait = st->peeking = false;
+    st->frozen = st->want_frozen = st->ex_busy = st->held = st->replay_wait = st->peeking = false;
     st->stop_after = 0;
     st->paused_ns = 0;
     st->retake_at = st->peek_at = 0;
@@ -759,15 +761,15 @@ s_retry(s_step_t *st)
     st->t_start = st->t_end = 0;
     free(st->reason);
     st->reason = NULL;
-    free(st->container_id);
-    st->container_id = NULL;
+    free(st->unit_id);
+    st->unit_id = NULL;
     for (int si = 0; si < 2; si++) {
         st->out[si].raw_off = 0;
         st->out[si].len = 0;
         st->out[si].raw_in_buf = 0;
         st->skip[si] = 0;
     }
-    free(st->container);
+    free(st->unit);
     st->phase = P_PENDING;
     evr_eng_step_begin(st);
 }
@@ -799,7 +801,7 @@ evr_eng_step_finish(s_step_t *st)
                (long long) st->exit_code, (unsigned long long) (ms / 1000),
                (unsigned long long) (ms % 1000), st->reason ? ": " : "",
                st->reason ? st->reason : "");
-    evr_eng_after(job->eng, s_do_remove, st, st->container, strlen(st->container) + 1);
+    evr_eng_after(job->eng, s_do_remove, st, st->unit, strlen(st->unit) + 1);
     if (st->status != EVR_STEP_SUCCEEDED && s_retryable(st))
         s_retry(st);
     else if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled)
@@ -820,7 +822,7 @@ evr_eng_maybe_end(s_step_t *st)
     for (int si = 0; si < 2; si++)
         evr_eng_emit_output(st, si, true);
     if (st->spec->artifacts.n && st->exit_code == 0 && !st->reason && !st->timed_out
-        && !st->cancelled && st->container_id)
+        && !st->cancelled && st->unit_id)
         s_collect_artifacts(st);
     else
         evr_eng_step_finish(st);

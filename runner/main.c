@@ -2,8 +2,9 @@
 
     Three modes: `--exec FILE` runs one pipeline to its end with no broker;
     `--recover` finishes what a previous run left; `--broker EP` serves a
-    broker (evr_daemon).  main() only wires things: settings, store,
-    podman, engine, the loop, signals that set a flag.
+    broker (evr_daemon).  main() only wires things: settings, the event
+    loop, the executors (s_executors), store, engine, signals that set a
+    flag.
 */
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
+#include "evr_exec_podman.h"
 #include "evr_paths.h"
 #include "evr_yaml.h"
 
@@ -166,9 +168,9 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     }
     eo->artifact_max_bytes = art;
     eo->resource_max_bytes = res;
-    eo->resource_redirects = !strcmp(redir, "any")    ? EVR_HTTP_REDIRECT_ANY
-                           : !strcmp(redir, "none") ? EVR_HTTP_REDIRECT_NONE
-                                                    : EVR_HTTP_REDIRECT_SAME;
+    eo->resource_redirects = !strcmp(redir, "any")    ? EVR_FETCH_REDIRECT_ANY
+                           : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
+                                                    : EVR_FETCH_REDIRECT_SAME;
     eo->resource_deny_local = !strcmp(local, "deny");
     eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
     return true;
@@ -212,22 +214,38 @@ s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap
     return rc == EVR_OK;
 }
 
-/*  The state directory checked (made 0700 when missing), podman reached
-    and the store opened; prints the error and returns false when one
-    fails (the caller destroys what was made). */
+/*  The executors this runner offers, into execs (NULL-terminated, at
+    most EVR_ENGINE_MAX_EXECS); each checks it can work (podman answers).
+    Prints the error and returns false when one fails (the caller
+    destroys those made). */
 static bool
-s_open(const char *state_dir, const char *purl, evr_podman_t **pm, evr_store_t **store)
+s_executors(evr_config_t *cfg, evr_loop_t *loop, evr_exec_t **execs)
+{
+    evr_err_t err;
+    size_t n = 0;
+    execs[n] = evr_exec_podman_new(evr_config_get(cfg, "podman_url"), loop, &err);
+    if (!execs[n]) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    execs[++n] = NULL;
+    return true;
+}
+
+/*  The state directory checked (made 0700 when missing), the executors
+    made and the store opened; prints the error and returns false when
+    one fails (the caller destroys what was made). */
+static bool
+s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, evr_exec_t **execs,
+       evr_store_t **store)
 {
     evr_err_t err;
     if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (!(*pm = evr_podman_new(purl, &err)) || evr_podman_ping(*pm, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n(start a service with `tools/podman-service start DIR`"
-                        " and set EVRUN_PODMAN_URL, or pass --podman-url)\n", err.msg);
+    if (!s_executors(cfg, loop, execs))
         return false;
-    }
     if (evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
@@ -276,15 +294,17 @@ typedef struct {
 /*  --exec and --recover: the engine's loop until every job is done. */
 static int
 s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
-           const evr_strmap_t *args, const char *state_dir, const char *url)
+           const evr_strmap_t *args, const char *state_dir, evr_exec_t *const *execs)
 {
     char job[EVR_ULID_LEN + 1] = "";
     evr_err_t err;
     if (o->file) {
         evr_ulid_new(job);
+        evr_exec_t *ex = evr_exec_find(execs, evr_executor_names[spec->executor]);
         if (o->print)
-            printf("evrun-runner: job %s, pipeline %s, %u step%s, podman %s\n", job,
-                   spec->pipeline, spec->steps.n, spec->steps.n == 1 ? "" : "s", url);
+            printf("evrun-runner: job %s, pipeline %s, %u step%s, %s\n", job,
+                   spec->pipeline, spec->steps.n, spec->steps.n == 1 ? "" : "s",
+                   ex ? ex->ops->describe(ex) : evr_executor_names[spec->executor]);
         if (evr_engine_submit(eng, job, spec, args, &err)) {
             fprintf(stderr, "evrun-runner: %s\n", err.msg);
             return 2;
@@ -503,7 +523,8 @@ main(int argc, char **argv)
     evr_spec_t spec = { 0 };
     evr_strmap_t args = { 0 };
     evr_store_t *store = NULL;
-    evr_podman_t *pm = NULL;
+    evr_loop_t *loop = evr_loop_new();
+    evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *id = NULL, *url = s_default_podman_url();
     evr_err_t err;
@@ -526,7 +547,6 @@ main(int argc, char **argv)
         evr_config_print(cfg, stdout);
         goto out;
     }
-    const char *purl = evr_config_get(cfg, "podman_url");
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };
     if (!s_limits(cfg, &eo)) {
@@ -538,7 +558,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_open(state_dir, purl, &pm, &store)) {
+    if (!s_open(state_dir, cfg, loop, execs, &store)) {
         status = 2;
         goto out;
     }
@@ -551,7 +571,7 @@ main(int argc, char **argv)
     eo.artifacts_dir = artifacts;
     eo.runner_id = id;
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
-    eng = evr_engine_new(&eo, store, pm);
+    eng = evr_engine_new(&eo, store, loop, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -564,11 +584,13 @@ main(int argc, char **argv)
     if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
     status = daemon ? s_run_daemon(&o, cfg, store, eng, id)
-                    : s_run_exec(&o, eng, &spec, &args, state_dir, purl);
+                    : s_run_exec(&o, eng, &spec, &args, state_dir, execs);
 out:
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);
-    evr_podman_destroy(&pm);
+    for (size_t i = 0; execs[i]; i++)
+        evr_exec_destroy(&execs[i]);
+    evr_loop_destroy(&loop);
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);
     evr_strmap_free(&o.given);

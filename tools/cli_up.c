@@ -136,9 +136,11 @@ static bool
 s_podman_answers(const char *url)
 {
     evr_err_t err;
-    evr_podman_t *pm = evr_podman_new(url, &err);
+    evr_loop_t *loop = evr_loop_new();
+    evr_podman_t *pm = evr_podman_new(url, loop, &err);
     bool ok = pm && evr_podman_ping(pm, &err) == EVR_OK;
     evr_podman_destroy(&pm);
+    evr_loop_destroy(&loop);
     return ok;
 }
 

@@ -1,0 +1,464 @@
+/*  evr_exec_podman.c: the podman executor, evr_exec.h's operations as
+    libpod calls (evr_podman.c).
+
+    Each operation is one call record (s_op_t) that turns podman's answer
+    into an evr_exec_result_t: podman's state strings into the neutral
+    enum, "no HTTP answer at all" into r->transport.  A log read skips the
+    bytes per stream the engine already has (from[]), so the engine sees
+    only what is new.  Records in flight are listed, so that destroying
+    the executor (which drops podman's calls unanswered) frees them.
+*/
+#include "evr_exec_podman.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_podman.h"
+
+typedef struct s_op s_op_t;
+
+typedef struct {
+    evr_exec_t base;    /* first: the evr_exec_t the engine holds */
+    evr_podman_t *pm;
+    char *describe;
+    s_op_t *ops;        /* records in flight */
+} s_pe_t;
+
+typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT } s_kind_t;
+
+struct s_op {
+    s_pe_t *pe;
+    s_kind_t kind;
+    evr_exec_fn *fn;
+    evr_exec_fn *head;
+    evr_exec_output_fn *out;
+    evr_exec_data_fn *data;
+    void *arg;
+    void *call;             /* podman's handle of a stream (attach, logs) */
+    uint64_t from[2];       /* logs: bytes per stream the caller has */
+    uint64_t read[2];       /* logs: bytes per stream this read delivered */
+    char *name;             /* S_WS_*: the volume; S_PUT: the helper container */
+    char *tar_file;         /* S_PUT */
+    evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone */
+    char *put_msg;
+    s_op_t *prev, *next;
+};
+
+static s_op_t *
+s_op_new(s_pe_t *pe, s_kind_t kind, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = evr_calloc(1, sizeof *op);
+    op->pe = pe;
+    op->kind = kind;
+    op->fn = fn;
+    op->arg = arg;
+    op->next = pe->ops;
+    if (pe->ops)
+        pe->ops->prev = op;
+    pe->ops = op;
+    return op;
+}
+
+static void
+s_op_free(s_op_t *op)
+{
+    s_pe_t *pe = op->pe;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        pe->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    free(op->name);
+    free(op->tar_file);
+    free(op->put_msg);
+    free(op);
+}
+
+/*  evrun-<job id in lower case>: the job's volume, and the start of the
+    names of its containers. */
+static char *
+s_volume(const char *job_id)
+{
+    char *v = evr_asprintf("evrun-%s", job_id);
+    for (char *c = v; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char) (*c - 'A' + 'a');
+    return v;
+}
+
+/*  Podman's state words: "created", "configured" and "initialized" (made,
+    never started); "running", "stopping"; "paused"; "exited", "stopped".
+    Any other ("removing", "unknown") is not a state evrun leaves a
+    container in: ABSENT. */
+static evr_exec_state_t
+s_state(const char *s)
+{
+    if (!s)
+        return EVR_EXEC_ABSENT;
+    if (!strcmp(s, "created") || !strcmp(s, "configured") || !strcmp(s, "initialized"))
+        return EVR_EXEC_CREATED;
+    if (!strcmp(s, "running") || !strcmp(s, "stopping"))
+        return EVR_EXEC_RUNNING;
+    if (!strcmp(s, "paused"))
+        return EVR_EXEC_PAUSED;
+    if (!strcmp(s, "exited") || !strcmp(s, "stopped"))
+        return EVR_EXEC_EXITED;
+    return EVR_EXEC_ABSENT;
+}
+
+/*  podman's answer in neutral words. */
+static evr_exec_result_t
+s_result(const evr_podman_result_t *pr)
+{
+    evr_exec_result_t r = {
+        .rc = pr->rc, .msg = pr->msg ? pr->msg : "", .not_found = pr->not_found,
+        .exists = pr->exists, .transport = pr->rc && pr->status == 0, .id = pr->id,
+        .names = pr->id, .exit_code = pr->exit_code, .oom_killed = pr->oom_killed,
+        .started_at = pr->started_at,
+    };
+    return r;
+}
+
+/*  The one callback of a call: its outcome, then the record goes. */
+static void
+s_done(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    evr_exec_result_t r = s_result(pr);
+    char msg[EVR_ERR_MAX];
+    char *names = NULL;
+    if (op->kind == S_INSPECT)
+        r.state = pr->rc ? EVR_EXEC_ABSENT : s_state(pr->state);
+    else if (op->kind == S_WS_CREATE && pr->rc) {
+        snprintf(msg, sizeof msg, "volume %s: %s", op->name, pr->msg);
+        r.msg = msg;
+    }
+    else if (op->kind == S_WS_LIST && !pr->rc) {
+        /* evrun-<job>, one per line -> <job>, one per line */
+        names = evr_strdup(pr->id ? pr->id : "");
+        char *w = names;
+        for (const char *p = pr->id; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t) (nl - p) : strlen(p);
+            if (n > 6 && !strncmp(p, "evrun-", 6)) {
+                memcpy(w, p + 6, n - 6);
+                w += n - 6;
+                *w++ = '\n';
+            }
+            p += n + (nl ? 1 : 0);
+        }
+        *w = '\0';
+        r.names = names;
+    }
+    if (op->fn)
+        op->fn(&r, op->arg);
+    free(names);
+    s_op_free(op);
+}
+
+static s_pe_t *
+s_pe(evr_exec_t *ex)
+{
+    return (s_pe_t *) ex;
+}
+
+/* ------------------------------------------------------------- operations */
+
+static void
+s_destroy(evr_exec_t *ex)
+{
+    s_pe_t *pe = s_pe(ex);
+    evr_podman_destroy(&pe->pm);   /* drops the calls: no callback runs */
+    while (pe->ops)
+        s_op_free(pe->ops);
+    free(pe->describe);
+    free(pe);
+}
+
+static void
+s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg)
+{
+    char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
+    evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
+                             .env = spec->env, .volume = volume, .network = spec->network };
+    evr_podman_create(s_pe(ex)->pm, &ps, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    free(volume);
+}
+
+static void
+s_start(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_start(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+}
+
+static void
+s_head(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    evr_exec_result_t r = s_result(pr);
+    if (op->head)
+        op->head(&r, op->arg);
+}
+
+static void
+s_out(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    s_op_t *op = arg;
+    op->out(stream, data, len, op->arg);
+}
+
+static void *
+s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
+         evr_exec_fn *done, void *arg)
+{
+    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, done, arg);
+    op->out = out;
+    op->head = head;
+    op->call = evr_podman_attach(s_pe(ex)->pm, name, s_out, s_head, s_done, op);
+    return op;
+}
+
+static void
+s_detach(evr_exec_t *ex, void *handle)
+{
+    s_op_t *op = handle;
+    evr_podman_detach(s_pe(ex)->pm, op->call);
+}
+
+/*  A log read from the start: per stream, the bytes before from[] are
+    skipped, the rest passed on. */
+static void
+s_log_out(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    s_op_t *op = arg;
+    int si = stream == 1 ? 0 : 1;
+    uint64_t at = op->read[si];
+    op->read[si] += len;
+    if (op->read[si] <= op->from[si])
+        return;
+    size_t skip = at < op->from[si] ? (size_t) (op->from[si] - at) : 0;
+    op->out(stream, data + skip, len - skip, op->arg);
+}
+
+static void *
+s_logs(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
+       evr_exec_output_fn *out, evr_exec_fn *done, void *arg)
+{
+    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, done, arg);
+    op->out = out;
+    op->from[0] = from[0];
+    op->from[1] = from[1];
+    op->call = evr_podman_logs(s_pe(ex)->pm, name, so_far, s_log_out, s_done, op);
+    return op;
+}
+
+static void
+s_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_wait(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+}
+
+static void
+s_inspect(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_inspect(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_INSPECT, fn, arg));
+}
+
+static void
+s_pause(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_pause(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+}
+
+static void
+s_resume(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_unpause(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+}
+
+static void
+s_stop(evr_exec_t *ex, const char *name, int grace_s, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    if (grace_s < 0)
+        evr_podman_kill(s_pe(ex)->pm, name, "SIGKILL", op ? s_done : NULL, op);
+    else
+        evr_podman_stop(s_pe(ex)->pm, name, grace_s, op ? s_done : NULL, op);
+}
+
+static void
+s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
+}
+
+static void
+s_list(evr_exec_t *ex, const char *prefix, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_list(s_pe(ex)->pm, prefix, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+}
+
+/* -------------------------------------------------------------- workspace */
+
+static void
+s_ws_create(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = s_op_new(s_pe(ex), S_WS_CREATE, fn, arg);
+    op->name = s_volume(job_id);
+    evr_podman_volume_create(s_pe(ex)->pm, op->name, s_done, op);
+}
+
+static void
+s_ws_remove(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
+{
+    char *v = s_volume(job_id);
+    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(s_pe(ex)->pm, v, op ? s_done : NULL, op);
+    free(v);
+}
+
+static void
+s_ws_list(evr_exec_t *ex, evr_exec_fn *fn, void *arg)
+{
+    evr_podman_list_volumes(s_pe(ex)->pm, "evrun-", s_done,
+                            s_op_new(s_pe(ex), S_WS_LIST, fn, arg));
+}
+
+/*  put, last: the helper is gone (or its removal failed: the job's
+    cleanup sweeps it); the upload's outcome goes out. */
+static void
+s_put_end(const evr_podman_result_t *pr, void *arg)
+{
+    (void) pr;
+    s_op_t *op = arg;
+    evr_exec_result_t r = { .rc = op->put_rc, .msg = op->put_msg ? op->put_msg : "" };
+    op->fn(&r, op->arg);
+    s_op_free(op);
+}
+
+static void
+s_put_done(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    op->put_rc = pr->rc;
+    op->put_msg = evr_strdup(pr->msg ? pr->msg : "");
+    evr_podman_remove(op->pe->pm, op->name, s_put_end, op);
+}
+
+static void
+s_put_helper(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    if (pr->rc && !pr->exists) {   /* one this process left mounts the same volume */
+        evr_exec_result_t r = s_result(pr);
+        char msg[EVR_ERR_MAX];
+        snprintf(msg, sizeof msg, "a container to copy it in (%s): %s", op->name, pr->msg);
+        r.msg = msg;
+        op->fn(&r, op->arg);
+        s_op_free(op);
+        return;
+    }
+    evr_podman_archive_put(op->pe->pm, op->name, "/workspace", op->tar_file, s_put_done, op);
+}
+
+/*  The volume is reached through a container that mounts it and never
+    runs, named after this process: one a killed runner left is swept
+    with the job's containers. */
+static void
+s_put(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_file,
+      evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = s_op_new(s_pe(ex), S_PUT, fn, arg);
+    char *volume = s_volume(job_id);
+    op->name = evr_asprintf("%s-resources-%ld", volume, (long) getpid());
+    op->tar_file = evr_strdup(tar_file);
+    evr_podman_spec_t ps = { .name = op->name, .image = image, .script = "true",
+                             .volume = volume };
+    evr_podman_create(s_pe(ex)->pm, &ps, s_put_helper, op);
+    free(volume);
+}
+
+static bool
+s_get_data(const uint8_t *p, size_t n, void *arg)
+{
+    s_op_t *op = arg;
+    return op->data(p, n, op->arg);
+}
+
+static void
+s_get(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
+      evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
+{
+    (void) job_id;   /* the step's container mounts the workspace */
+    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
+    op->data = data;
+    char *full = evr_asprintf("/workspace/%s", path);
+    evr_podman_archive_get(s_pe(ex)->pm, name, full, s_get_data, s_done, op);
+    free(full);
+}
+
+/* ---------------------------------------------------------------- wording */
+
+static void
+s_remove_hint(const evr_exec_t *ex, const char *name, char *buf, size_t size)
+{
+    (void) ex;
+    snprintf(buf, size, "podman rm -f %s", name);
+}
+
+static const char *
+s_describe(const evr_exec_t *ex)
+{
+    return ((const s_pe_t *) ex)->describe;
+}
+
+static const evr_exec_ops_t s_ops = {
+    .name = "podman",
+    .destroy = s_destroy,
+    .create = s_create,
+    .start = s_start,
+    .attach = s_attach,
+    .detach = s_detach,
+    .logs = s_logs,
+    .wait = s_wait,
+    .inspect = s_inspect,
+    .pause = s_pause,
+    .resume = s_resume,
+    .stop = s_stop,
+    .remove = s_remove,
+    .list = s_list,
+    .workspace_create = s_ws_create,
+    .workspace_remove = s_ws_remove,
+    .workspace_list = s_ws_list,
+    .put = s_put,
+    .get = s_get,
+    .unit_word = "container",
+    .remove_hint = s_remove_hint,
+    .describe = s_describe,
+};
+
+#define S_HINT "(start a service with `tools/podman-service start DIR` and set " \
+               "EVRUN_PODMAN_URL, or pass --podman-url)"
+
+evr_exec_t *
+evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
+{
+    evr_err_t e;
+    evr_podman_t *pm = evr_podman_new(url, loop, &e);
+    evr_rc_t rc = pm ? evr_podman_ping(pm, &e) : EVR_ERR_CONFIG;
+    if (rc) {
+        evr_podman_destroy(&pm);
+        evr_err_set(err, rc, "%.*s\n" S_HINT, (int) (EVR_ERR_MAX - sizeof S_HINT - 2), e.msg);
+        return NULL;
+    }
+    s_pe_t *pe = evr_calloc(1, sizeof *pe);
+    pe->base.ops = &s_ops;
+    pe->base.loop = loop;
+    pe->pm = pm;
+    pe->describe = evr_asprintf("podman %s", url);
+    return &pe->base;
+}

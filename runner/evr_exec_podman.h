@@ -1,0 +1,26 @@
+/*  evr_exec_podman.h: the podman executor (evr_exec.h over evr_podman).
+
+    A step's unit is a container of the step's image, created with its
+    script as `/bin/sh -c` under catatonit, no network, the job's
+    workspace mounted at /workspace.  The workspace is the volume
+    evrun-<job id in lower case>; files are put into it through a short-
+    lived helper container that mounts it and never runs (named
+    evrun-<job>-resources-<pid>, so that one a killed runner left is swept
+    with the job's containers), and got out of a step's container by
+    podman's archive API.  Podman's state strings become
+    evr_exec_state_t here, and nowhere else.
+*/
+#ifndef EVR_EXEC_PODMAN_H_INCLUDED
+#define EVR_EXEC_PODMAN_H_INCLUDED
+
+#include "evr_exec.h"
+
+/*  The podman executor on the service at url ("unix:///path/podman.sock"),
+    its calls on loop (which must outlive it).  Checks that the service
+    answers (a ping, turning the loop until it does: not from inside a
+    callback of the loop).  NULL with err: EVR_ERR_CONFIG for a URL of
+    another form, EVR_ERR_PODMAN when podman does not answer, each saying
+    how to start a service.  Caller owns the result (evr_exec_destroy). */
+evr_exec_t *evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err);
+
+#endif

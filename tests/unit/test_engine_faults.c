@@ -1,0 +1,719 @@
+/*  test_engine_faults.c: the engine when its executor misbehaves, and
+    when its runner dies.
+
+    The fake executor (tests/support/evr_exec_fake.h) injects a fault at
+    each operation the engine uses: a create that fails or finds its name
+    taken, a start or attach that fails, an output stream that breaks
+    mid-way, a wait that cannot say how the unit ended or finds it gone, a
+    remove, stop, pause, list or workspace call that fails, and answers
+    that come late, after the job was cancelled.  Every job must still
+    end, in the state the fault calls for, with its reason stored, and
+    leave no unit behind.  Then recovery: a first engine is destroyed
+    mid-run (its calls in flight are lost), and a second one over the
+    same store and the same fake units takes the job up again and
+    finishes it with every output byte stored once.
+*/
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "evr_etest.h"
+#include "evr_test.h"
+
+#define S_MAX_MS 3000
+
+/*  Two steps a, b as a job n that is run to its end; a's unit gets the
+    fault. */
+static evr_etest_t *
+s_faulted(int n, evr_fake_fault_t fault, const char *a_run)
+{
+    evr_etest_t *t = evr_etest_new();
+    if (!t)
+        abort();
+    evr_etest_fault(t, n, "a", 1, fault);
+    char *yaml = evr_asprintf("%ssteps:\n  - name: a\n    run: %s\n  - name: b\n    run: echo b\n",
+                              EVR_ETEST_HEAD, a_run);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    return t;
+}
+
+/* --------------------------------------------------------------- create */
+
+static void
+test_create_fails(void)
+{
+    evr_etest_t *t = s_faulted(30, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "image not known" },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(30)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 30);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=-1", "image not known",
+                             "step.skipped b", "job.finished failed", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 30, "a", 0) == 0);
+    CHECK(evr_etest_clean(t, 30));
+    evr_etest_destroy(&t);
+}
+
+/*  The create of the step after (made early) fails: reported in its turn. */
+static void
+test_create_fails_early(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 31, "b", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "no space" });
+    CHECK(evr_etest_submit(t, evr_etest_job(31), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: sleep 0.02\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 31);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 succeeded", "step.finished b 1 failed exit=-1",
+                             "no space", "job.finished failed", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 31));
+    evr_etest_destroy(&t);
+}
+
+/*  The name is taken by a unit created and never started (a killed
+    runner's create, carried out late): the engine takes it. */
+static void
+test_name_taken_created(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    char *ua = evr_etest_unit(evr_etest_job(32), "a", 1);
+    evr_exec_fake_add_unit(t->fake, ua, evr_etest_job(32), "echo taken", EVR_EXEC_CREATED, 0);
+    CHECK(evr_etest_submit(t, evr_etest_job(32), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(32)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_INSPECT, ua) >= 1);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_START, ua) == 1);
+    CHECK(evr_etest_output_is(t, 32, "a", 1, "stdout", "taken\n"));
+    free(ua);
+    evr_etest_destroy(&t);
+}
+
+/*  ... by a unit that runs: not the step's to take; the step fails. */
+static void
+test_name_taken_running(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    char *ua = evr_etest_unit(evr_etest_job(33), "a", 1);
+    evr_exec_fake_add_unit(t->fake, ua, evr_etest_job(33), "sleep 0.05", EVR_EXEC_RUNNING, 0);
+    CHECK(evr_etest_submit(t, evr_etest_job(33), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(33)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 33);
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=-1");
+    CHECK_CONTAINS(ev, "exists already");
+    free(ev);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_START, ua) == 0);
+    free(ua);
+    evr_etest_destroy(&t);
+}
+
+/*  ... by a create under way that nobody sees yet: created again later. */
+static void
+test_name_taken_invisible(void)
+{
+    evr_etest_t *t = s_faulted(34, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_EXISTS, .times = 1 },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(34)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 34, "a", 1) == 2);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_INSPECT, 34, "a", 1) > 0);
+    CHECK(evr_etest_output_is(t, 34, "a", 1, "stdout", "a\n"));
+    CHECK(evr_etest_clean(t, 34));
+    evr_etest_destroy(&t);
+}
+
+/* ------------------------------------------------------ start and attach */
+
+static void
+test_start_fails(void)
+{
+    evr_etest_t *t = s_faulted(35, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "OCI runtime error" },
+                               "echo a");
+    char *ev = evr_etest_events_of(t, 35);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=-1", "OCI runtime error",
+                             "step.skipped b", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 35));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_attach_fails(void)
+{
+    evr_etest_t *t = s_faulted(36, (evr_fake_fault_t) { .op = EVR_FAKE_ATTACH,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "attach refused" },
+                               "echo a");
+    char *ev = evr_etest_events_of(t, 36);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed", "attach refused", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 36, "a", 0) == 0);
+    CHECK(evr_etest_clean(t, 36));
+    evr_etest_destroy(&t);
+}
+
+/*  The output stream breaks mid-way: the stored output is a prefix of
+    what the unit printed, and either it is all of it, or the step does
+    not pass for succeeded and says the stream broke. */
+static void
+test_attach_drops(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    const char *all = "0123456789abcdefghij0123456789";
+    evr_etest_behave(t, 37, "a", 1, &(evr_fake_behave_t) { .out = all, .piece = 10,
+                                                           .piece_ms = 10 });
+    evr_etest_fault(t, 37, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_ATTACH,
+                                                        .kind = EVR_FAKE_DROP,
+                                                        .after_bytes = 15 });
+    CHECK(evr_etest_submit(t, evr_etest_job(37), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: x\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    size_t len;
+    bool exact;
+    char *got = evr_etest_output(t, evr_etest_job(37), "a", 1, "stdout", &len, &exact);
+    CHECK(exact && len <= strlen(all) && memcmp(got, all, len) == 0);
+    evr_stepstate_t st = { 0 };
+    evr_step_status_t s = evr_etest_step(t, evr_etest_job(37), "a", &st);
+    if (len == strlen(all))
+        fprintf(stderr, "  (the engine took up the broken stream: all %zu bytes, %s)\n", len,
+                evr_step_status_name(s));
+    else {
+        CHECK(s != EVR_STEP_SUCCEEDED);
+        CHECK(st.reason && strstr(st.reason, "broke"));
+        fprintf(stderr, "  (the engine stored %zu of %zu bytes, step %s: %s)\n", len, strlen(all),
+                evr_step_status_name(s), st.reason ? st.reason : "-");
+    }
+    evr_rec_free(&evr_stepstate_type, &st);
+    free(got);
+    CHECK(evr_etest_clean(t, 37));
+    evr_etest_destroy(&t);
+}
+
+/* ----------------------------------------------------------------- wait */
+
+/*  The backend cannot say how the unit ended: failed, exit -1, why. */
+static void
+test_exit_unknown(void)
+{
+    evr_etest_t *t = s_faulted(38, (evr_fake_fault_t) { .op = EVR_FAKE_WAIT,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "connection reset" },
+                               "echo a");
+    char *ev = evr_etest_events_of(t, 38);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=-1", "connection reset", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 38, "a", 1, "stdout", "a\n"));
+    CHECK(evr_etest_clean(t, 38));
+    evr_etest_destroy(&t);
+}
+
+/*  The unit is gone when waited for: the step is lost. */
+static void
+test_wait_not_found(void)
+{
+    evr_etest_t *t = s_faulted(39, (evr_fake_fault_t) { .op = EVR_FAKE_WAIT,
+                                                        .kind = EVR_FAKE_NOT_FOUND },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(39)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 39);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 lost", "step.skipped b", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 39));
+    evr_etest_destroy(&t);
+}
+
+/* ------------------------------------------------------- removal, stop */
+
+/*  A remove that fails once: the job's result stands, the sweep at its
+    end removes the unit. */
+static void
+test_remove_fails_once(void)
+{
+    evr_etest_t *t = s_faulted(40, (evr_fake_fault_t) { .op = EVR_FAKE_REMOVE,
+                                                        .kind = EVR_FAKE_FAIL, .times = 1 },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(40)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_REMOVE, 40, "a", 1) == 2);
+    CHECK(evr_etest_clean(t, 40));
+    evr_etest_destroy(&t);
+}
+
+/*  A remove that always fails: the job still ends, and its cleanup. */
+static void
+test_remove_fails(void)
+{
+    evr_etest_t *t = s_faulted(41, (evr_fake_fault_t) { .op = EVR_FAKE_REMOVE,
+                                                        .kind = EVR_FAKE_FAIL },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(41)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_engine_job_status(t->eng, evr_etest_job(41)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_REMOVE, 41, "a", 1) >= 1);
+    evr_etest_destroy(&t);
+}
+
+/*  A cancel whose stop fails: the job must end all the same. */
+static void
+test_stop_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 42, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_STOP,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "stop refused" });
+    CHECK(evr_etest_submit(t, evr_etest_job(42), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: sleep 10\n") == EVR_OK);
+    char *ua = evr_etest_unit(evr_etest_job(42), "a", 1);
+    CHECK(evr_etest_until(t, evr_etest_unit_running, ua, S_MAX_MS));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(42), "stop it", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(42)) == EVR_JOB_CANCELLED);
+    CHECK(evr_etest_clean(t, 42));
+    free(ua);
+    evr_etest_destroy(&t);
+}
+
+/* ---------------------------------------------------------- pause fails */
+
+/*  A pause that fails: a warning; the unit runs on; the job resumes. */
+static void
+test_pause_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 43, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_PAUSE,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "cgroup frozen? no" });
+    CHECK(evr_etest_submit(t, evr_etest_job(43), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 0.03\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 43, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(43), &err) == EVR_OK);
+    /* a runs to its end while the job is paused; b waits for the resume */
+    CHECK(evr_etest_until_event(t, 43, "step.finished a 1 succeeded"));
+    evr_etest_turns(t, 30);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 43, "b", 0) == 0);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(43), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(43)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 43, "a", 0) == 0);
+    CHECK(evr_etest_clean(t, 43));
+    evr_etest_destroy(&t);
+}
+
+/* --------------------------------------------------- late after a cancel */
+
+/*  An answer held while the job is cancelled, then let come (late): the
+    job ends cancelled, and what the late answer made is removed. */
+static void
+s_late(int n, evr_fake_op_t op, const char *step)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, step, 1, (evr_fake_fault_t) { .op = op, .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 0.05\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_call(t, op, n, step, 1));
+    evr_etest_turns(t, 10);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "late", &err) == EVR_OK);
+    evr_etest_turns(t, 20);
+    char *p = evr_etest_units(evr_etest_job(n), step, 1);
+    CHECK(evr_exec_fake_release(t->fake, op, p) >= 1);
+    free(p);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK_CONTAINS(ev, "job.finished cancelled");
+    CHECK(evr_etest_count(ev, "step.finished b 1 succeeded") == 0);
+    free(ev);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_late_create(void)
+{
+    s_late(44, EVR_FAKE_CREATE, "a");
+}
+
+static void
+test_late_start(void)
+{
+    s_late(45, EVR_FAKE_START, "a");
+}
+
+static void
+test_late_attach(void)
+{
+    s_late(46, EVR_FAKE_ATTACH, "a");
+}
+
+static void
+test_late_early_create(void)
+{
+    s_late(47, EVR_FAKE_CREATE, "b");
+}
+
+/*  The workspace's create answers after the cancel. */
+static void
+test_late_workspace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(48), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    evr_etest_turns(t, 10);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(48), "before it began", &err) == EVR_OK);
+    CHECK(evr_exec_fake_release(t->fake, EVR_FAKE_WS_CREATE, NULL) == 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(48)) == EVR_JOB_CANCELLED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 48, "a", 0) == 0);
+    CHECK(evr_etest_clean(t, 48));
+    evr_etest_destroy(&t);
+}
+
+/* ---------------------------------------------------- workspace, others */
+
+static void
+test_workspace_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_FAIL,
+                                                       .msg = "volume plugin down" });
+    CHECK(evr_etest_submit(t, evr_etest_job(49), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(49)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 49);
+    CHECK(evr_etest_in_order(ev, "step.skipped a", "volume plugin down", "job.finished failed",
+                             NULL));
+    free(ev);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_CREATE, NULL) == 0);
+    evr_etest_destroy(&t);
+}
+
+/*  The cleanup's calls fail (listing leftovers, removing the workspace):
+    the job's result stands and the engine lets it go. */
+static void
+test_cleanup_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_LIST,
+                                                       .kind = EVR_FAKE_FAIL });
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_REMOVE,
+                                                       .kind = EVR_FAKE_TRANSPORT });
+    CHECK(evr_etest_submit(t, evr_etest_job(50), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(50)) == EVR_JOB_SUCCEEDED);
+    evr_etest_destroy(&t);
+}
+
+/*  Artifacts come out through get; a get that fails fails the step. */
+static void
+test_artifacts(void)
+{
+    evr_etest_t *t = evr_etest_start(51, "steps:\n  - name: a\n"
+                                         "    run: echo r > out/r.txt\n"
+                                         "    artifacts: [out/r.txt]\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(51)) == EVR_JOB_SUCCEEDED);
+    char *path = evr_asprintf("%s/%s/a/out/r.txt", t->opts.artifacts_dir, evr_etest_job(51));
+    FILE *fp = fopen(path, "rb");
+    char buf[16] = "";
+    CHECK(fp && fread(buf, 1, sizeof buf - 1, fp) == 2 && strcmp(buf, "r\n") == 0);
+    if (fp)
+        fclose(fp);
+    free(path);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_GET, 51, "a", 1) < evr_etest_call_at(t, EVR_FAKE_REMOVE,
+                                                                               51, "a", 1));
+    CHECK(evr_etest_clean(t, 51));
+    evr_etest_destroy(&t);
+
+    t = evr_etest_new();
+    evr_etest_fault(t, 52, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_GET, .kind = EVR_FAKE_FAIL,
+                                                        .msg = "copy failed" });
+    CHECK(evr_etest_submit(t, evr_etest_job(52), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: echo r > out/r.txt\n    artifacts: [out/r.txt]\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 52);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed", "artifact out/r.txt", "copy failed",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 52));
+    evr_etest_destroy(&t);
+}
+
+/* ------------------------------------------------------------- recovery */
+
+#define S_TWO_STEPS EVR_ETEST_HEAD "steps:\n"                                                   \
+    "  - name: a\n    run: echo one; sleep 0.06; echo two\n"                                   \
+    "  - name: b\n    run: echo b\n"
+
+/*  A second engine takes up what the first left: recover, run to the end. */
+static void
+s_recover(evr_etest_t *t, uint32_t want_jobs)
+{
+    evr_etest_engine(t);
+    uint32_t jobs = 0;
+    evr_err_t err;
+    CHECK(evr_engine_recover(t->eng, &jobs, &err) == EVR_OK);
+    CHECK(jobs == want_jobs);
+}
+
+/*  Killed while a runs (some of its output stored): reattached, its
+    output whole and each byte once. */
+static void
+test_recover_running(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(60), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 60, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(60)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 60);
+    CHECK_CONTAINS(ev, "step.recovered a 1 reattached");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 60, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_etest_output_is(t, 60, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 60, "a", 1) == 1);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 60, "b", 1) == 1);
+    CHECK(evr_etest_clean(t, 60));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed when a had exited but its end was not known (its wait held):
+    collected, exit code and output exact. */
+static void
+test_recover_exited(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 61, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_WAIT,
+                                                        .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(61), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; echo two; exit 3\n") == EVR_OK);
+    char *ua = evr_etest_unit(evr_etest_job(61), "a", 1);
+    CHECK(evr_etest_until_event(t, 61, "step.started a 1"));
+    evr_etest_turns(t, 20);
+    CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_EXITED);
+    evr_etest_kill(t, false);
+    evr_exec_fake_clear_faults(t->fake);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 61);
+    CHECK_CONTAINS(ev, "step.recovered a 1 collected");
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=3");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 61, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_START, ua) == 1);
+    free(ua);
+    CHECK(evr_etest_clean(t, 61));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed with a's unit created, its start not sent: started now. */
+static void
+test_recover_created(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 62, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(62), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_START, 62, "a", 1));
+    evr_etest_kill(t, false);
+    evr_exec_fake_clear_faults(t->fake);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(62)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 62);
+    CHECK_CONTAINS(ev, "step.recovered a 1 restarted");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 62, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 62, "a", 1) == 1);
+    CHECK(evr_etest_clean(t, 62));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed with a's create in flight: lost (created anew), or carried out
+    by the backend after the runner died (taken as it is). */
+static void
+s_recover_create(int n, bool carried_out)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                       .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(n), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_CREATE, n, "a", 1));
+    evr_exec_fake_clear_faults(t->fake);
+    evr_etest_kill(t, carried_out);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK_CONTAINS(ev, carried_out ? "step.recovered a 1 restarted" : "step.recovered a 1 created");
+    free(ev);
+    CHECK(evr_etest_output_is(t, n, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_recover_create_lost(void)
+{
+    s_recover_create(63, false);
+}
+
+static void
+test_recover_create_carried_out(void)
+{
+    s_recover_create(64, true);
+}
+
+/*  Killed while a ran, and a's unit removed meanwhile: lost. */
+static void
+test_recover_gone(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(65), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 65, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    char *ua = evr_etest_unit(evr_etest_job(65), "a", 1);
+    t->execs[0]->ops->remove(t->execs[0], ua, NULL, NULL);
+    evr_loop_once(t->loop, 10);
+    CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_ABSENT);
+    free(ua);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(65)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 65);
+    CHECK(evr_etest_in_order(ev, "step.recovered a 1 lost", "step.finished a 1 lost",
+                             "step.skipped b", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 65));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed while paused: it stays paused (no step starts) until resumed. */
+static void
+test_recover_paused(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(66), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 66, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(66), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 66, "a", 1));
+    evr_etest_turns(t, 10);
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    evr_etest_turns(t, 100);
+    char *ua = evr_etest_unit(evr_etest_job(66), "a", 1);
+    CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_PAUSED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(66)) == EVR_JOB_PAUSED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 66, "b", 0) == 0);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(66), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(66)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 66, "a", 1, "stdout", "one\ntwo\n"));
+    free(ua);
+    CHECK(evr_etest_clean(t, 66));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed right after a cancel was committed (its stop lost): the second
+    engine carries the cancel out. */
+static void
+test_recover_cancelled(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(67), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; sleep 10\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 67, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(67), "going down", &err) == EVR_OK);
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(67)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 67);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested", "step.recovered a 1 reattached",
+                             "step.finished a 1 cancelled", "job.finished cancelled", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 67));
+    evr_etest_destroy(&t);
+}
+
+/*  Two engines over one store, the first killed twice in a row. */
+static void
+test_recover_twice(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(68), S_TWO_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 68, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    evr_etest_turns(t, 10);
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(68)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 68, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_etest_output_is(t, 68, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_clean(t, 68));
+    evr_etest_destroy(&t);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_create_fails);
+    EVR_TEST_RUN(test_create_fails_early);
+    EVR_TEST_RUN(test_name_taken_created);
+    EVR_TEST_RUN(test_name_taken_running);
+    EVR_TEST_RUN(test_name_taken_invisible);
+    EVR_TEST_RUN(test_start_fails);
+    EVR_TEST_RUN(test_attach_fails);
+    EVR_TEST_RUN(test_attach_drops);
+    EVR_TEST_RUN(test_exit_unknown);
+    EVR_TEST_RUN(test_wait_not_found);
+    EVR_TEST_RUN(test_remove_fails_once);
+    EVR_TEST_RUN(test_remove_fails);
+    EVR_TEST_RUN(test_stop_fails);
+    EVR_TEST_RUN(test_pause_fails);
+    EVR_TEST_RUN(test_late_create);
+    EVR_TEST_RUN(test_late_start);
+    EVR_TEST_RUN(test_late_attach);
+    EVR_TEST_RUN(test_late_early_create);
+    EVR_TEST_RUN(test_late_workspace);
+    EVR_TEST_RUN(test_workspace_fails);
+    EVR_TEST_RUN(test_cleanup_fails);
+    EVR_TEST_RUN(test_artifacts);
+    EVR_TEST_RUN(test_recover_running);
+    EVR_TEST_RUN(test_recover_exited);
+    EVR_TEST_RUN(test_recover_created);
+    EVR_TEST_RUN(test_recover_create_lost);
+    EVR_TEST_RUN(test_recover_create_carried_out);
+    EVR_TEST_RUN(test_recover_gone);
+    EVR_TEST_RUN(test_recover_paused);
+    EVR_TEST_RUN(test_recover_cancelled);
+    EVR_TEST_RUN(test_recover_twice);
+    EVR_TEST_END();
+}
