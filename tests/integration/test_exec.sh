@@ -406,7 +406,85 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint}
+# process_left: units and the workspace of $job still in $state (the
+# process executor's, as left_behind is podman's)
+process_left() {
+  ls "$state/units" "$state/work" 2>/dev/null | grep -ci "$job" || true
+}
+
+case_process() {   # examples/process.yml as host commands
+  run process "$src/examples/process.yml" --executors process -a WHO=tests
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "banner names the executor" grep -q "^evrun-runner: job .*, process (host commands in $state/work)$" "$out"
+  check "live output, env and args" grep -q "^build | hello, tests, from Linux$" "$out"
+  check "stderr too" grep -q "^build | compiling (a warning goes to stderr)$" "$out"
+  check "stored output, both streams" [ "$("$bin/evrun-replay" "$state" --output "$job/build" | wc -l)" -eq 2 ]
+  check "artifact copied out" cmp -s <(seq 1 5) "$state/artifacts/$job/build/dist/numbers.txt"
+  check "ran in the workspace" grep -q "^built in $state/work/$job$" "$state/artifacts/$job/build/dist/README"
+  check "the next step saw the workspace" grep -q "^test | sum 15$" "$out"
+  check "summary" grep -Eq "^test +succeeded +0 " "$out"
+  check "store verifies" verified
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+case_process_refused() {   # not offered: refused with the reason, before anything runs
+  run refused "$src/examples/process.yml"
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "says the runner does not offer it, and how" \
+    grep -q "this runner does not offer executor process (it offers: podman); start it with --executors podman,process" "$err"
+  check "no workspace made" [ ! -d "$state/work" ] || [ -z "$(ls "$state/work")" ]
+  "$bin/evrun-runner" --exec "$src/examples/process.yml" --executors procss > "$tmp/bad-x.out" 2>&1
+  check "an unknown executor: exit 2" [ $? -eq 2 ]
+  check "an unknown executor: named" grep -q 'executors: unknown executor "procss" (expected podman, process' "$tmp/bad-x.out"
+}
+
+case_process_image() {   # an image in a process pipeline: refused at its key
+  pipeline procimage <<'YML'
+pipeline: procimage
+executor: process
+steps:
+  - name: a
+    image: localhost/evrun-busybox:latest
+    run: echo never
+YML
+  run procimage "$tmp/procimage.yml" --executors process
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "file:line:col and the fix" \
+    grep -q "procimage.yml:5:12: steps\[0\].image: a process pipeline runs on the host; remove image" "$err"
+  check "nothing ran" [ -z "$job" ]
+}
+
+case_process_sigint() {   # a cancel ends the step's whole process group
+  pipeline procint <<'YML'
+pipeline: procint
+executor: process
+steps:
+  - name: long
+    run: |
+      sleep 300 &
+      echo $! > bg.pid
+      echo begun
+      trap '' TERM
+      wait
+YML
+  state=$tmp/procint
+  "$bin/evrun-runner" --exec "$tmp/procint.yml" --executors process --state-dir "$state" \
+    --grace 1 > "$tmp/procint.out" 2> "$tmp/procint.err" &
+  local pid=$! bg
+  for _ in $(seq 1 100); do grep -q "^long | begun" "$tmp/procint.out" 2>/dev/null && break; sleep 0.1; done
+  bg=$(cat "$state"/work/*/bg.pid)
+  check "the background process runs" kill -0 "$bg"
+  kill -INT "$pid"
+  wait "$pid"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/procint.out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "step cancelled" grep -Eq "^long +cancelled" <("$bin/evrun-replay" "$state" --job "$job")
+  check "the background process ended with it" sh -c "! kill -0 $bg 2>/dev/null"
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint}
 for c in $cases; do
   case_name=$c
   before=$fails
