@@ -598,6 +598,25 @@ case_up_down() {
 # A state tree another user could change is refused, naming the path and
 # the fix, and nothing is written through a link planted in it.  "Another
 # user" is uid 65534 (chown works as root only; the rest runs as anyone).
+# `evrun-cli up --executors podman,process`: examples/process.yml through
+# run --follow, on a runner labelled executor:process.
+case_up_process() {
+  fresh upproc
+  local st=$tmp/s p alive=0
+  EVRUN_STATE_DIR=$st cli up --executors podman,process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the next step's" grep -qx "test | sum 15" "$tmp/uprun"
+  check "the runner's label" grep -q "executor:process" <(EVRUN_STATE_DIR=$st cli runners)
+  local pids
+  pids=$(cat "$st"/run/*.pid)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -776,7 +795,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
