@@ -276,6 +276,16 @@ YML
   check "never in the store's files" sh -c "! grep -rqa '$secret' '$state'"
   check "nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
   check "stderr kept" grep -q "^leak | length 17$" "$out"
+  # host commands: masked the same; nothing of it stays in the state
+  # directory (the unit's environment file and raw output go with the unit)
+  sed 's|^image: .*|executor: process|' "$tmp/secret.yml" > "$tmp/secret-proc.yml"
+  DEPLOY_TOKEN=$secret run secret-proc "$tmp/secret-proc.yml" --secrets-allow DEPLOY_TOKEN \
+    --executors process
+  check "process: exit 0" [ "$rc" -eq 0 ]
+  check "process: masked across chunks" grep -q "^leak | split: \*\*\*$" "$out"
+  check "process: never printed" sh -c "! grep -q '$secret' '$out' '$err'"
+  check "process: never in the state directory" sh -c "! grep -rqa '$secret' '$state'"
+  check "process: nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
   run nosecret "$tmp/secret.yml" --secrets-allow DEPLOY_TOKEN
   check "missing secret: exit 2" [ "$rc" -eq 2 ]
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
