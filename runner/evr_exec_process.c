@@ -339,8 +339,14 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
         env[k++] = home;
     bool exists = false;
     evr_err_t err;
+    evr_unit_limits_t lim = { 0 };
+    if (spec->limits && spec->limits->present)
+        lim = (evr_unit_limits_t) { .nofile = spec->limits->nofile,
+                                    .nproc = spec->limits->nproc,
+                                    .cpu_s = (spec->limits->cpu + 999) / 1000,
+                                    .memory = spec->limits->memory };
     evr_rc_t rc = evr_unit_make(ex->units, spec->name, spec->script ? spec->script : "", env, k,
-                                ws, NULL, &exists, &err);
+                                ws, &lim, &exists, &err);
     if (rc)
         s_fail(op, rc, "creating %s: %s", spec->name, err.msg);
     else if (exists) {

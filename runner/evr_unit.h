@@ -49,7 +49,7 @@
 typedef struct {
     uint64_t nofile;    /* RLIMIT_NOFILE: open files */
     uint64_t nproc;     /* RLIMIT_NPROC: processes of the user */
-    uint64_t cpu_s;     /* RLIMIT_CPU: CPU seconds (then SIGXCPU, SIGKILL) */
+    uint64_t cpu_s;     /* RLIMIT_CPU: CPU seconds (then SIGKILL: soft = hard) */
     uint64_t memory;    /* RLIMIT_AS: bytes of address space */
 } evr_unit_limits_t;
 

@@ -76,6 +76,20 @@ const evr_rectype_t evr_retry_type = { "retry", sizeof(evr_retry_t), s_retry_fie
                                        EVR_ARRAY_LEN(s_retry_fields),
                                        offsetof(evr_retry_t, present), NULL };
 
+static const evr_field_t s_limits_fields[] = {
+    F(evr_limits_t, "nofile", EVR_FT_U64, false, 0, nofile, NULL, NULL,
+      "open files per process (RLIMIT_NOFILE)"),
+    F(evr_limits_t, "nproc", EVR_FT_U64, false, 0, nproc, NULL, NULL,
+      "processes of the runner's user, all of them counted (RLIMIT_NPROC)"),
+    F(evr_limits_t, "cpu", EVR_FT_DURATION, false, 0, cpu, NULL, NULL,
+      "CPU time per process, whole seconds rounded up (RLIMIT_CPU: killed once used up)"),
+    F(evr_limits_t, "memory", EVR_FT_U64, false, 0, memory, NULL, NULL,
+      "bytes of address space per process (RLIMIT_AS)"),
+};
+const evr_rectype_t evr_limits_type = { "limits", sizeof(evr_limits_t), s_limits_fields,
+                                        EVR_ARRAY_LEN(s_limits_fields),
+                                        offsetof(evr_limits_t, present), NULL };
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
@@ -93,6 +107,8 @@ static const evr_field_t s_step_fields[] = {
       "environment of this step, over the pipeline's"),
     F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
       "retry policy"),
+    F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
+      "resource limits of a process step's processes (setrlimit); 0 or absent: none"),
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -345,6 +361,11 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         }
         snprintf(p, sizeof p, "steps[%u].env", i);
         s_check_envmap(&st->env, p, diag);
+        if (st->limits.present && spec->executor != EVR_EXECUTOR_PROCESS) {
+            snprintf(p, sizeof p, "steps[%u].limits", i);
+            evr_diag_add(diag, p, "limits apply to process steps only (executor: process); "
+                                  "remove limits");
+        }
     }
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;

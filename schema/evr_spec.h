@@ -52,6 +52,16 @@ typedef struct {
     uint32_t max;       /* further attempts */
 } evr_retry_t;
 
+/*  Resource limits of a process step (setrlimit in the step's
+    processes); 0 = no limit.  Refused in a podman pipeline. */
+typedef struct {
+    bool present;
+    uint64_t nofile;    /* RLIMIT_NOFILE: open files per process */
+    uint64_t nproc;     /* RLIMIT_NPROC: processes of the runner's user */
+    uint64_t cpu;       /* ms; RLIMIT_CPU (whole seconds, rounded up) per process */
+    uint64_t memory;    /* bytes; RLIMIT_AS: address space per process */
+} evr_limits_t;
+
 typedef struct {
     char *name;
     char *run;          /* shell script, run with /bin/sh -c */
@@ -61,6 +71,7 @@ typedef struct {
     evr_strlist_t artifacts;
     evr_strmap_t env;
     evr_retry_t retry;
+    evr_limits_t limits;
 } evr_step_t;
 
 enum {
@@ -103,6 +114,7 @@ extern const evr_rectype_t evr_arg_type;
 extern const evr_rectype_t evr_resource_type;
 extern const evr_rectype_t evr_queue_type;
 extern const evr_rectype_t evr_retry_type;
+extern const evr_rectype_t evr_limits_type;
 
 /*  Accessors for the i-th step, arg and resource. */
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);

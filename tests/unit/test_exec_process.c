@@ -704,6 +704,44 @@ test_env_isolated(void)
     s_teardown(&e);
 }
 
+/*  A step's resource limits: set, soft and hard, in its processes. */
+static void
+test_limits(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    evr_limits_t lim = { .present = true, .nofile = 64, .nproc = 500, .cpu = 1500,
+                         .memory = 512u << 20 };
+    evr_exec_spec_t spec = { .name = "evrun-JOB1-lim-1", .job_id = "JOB1",
+                             .script = "cat /proc/self/limits", .limits = &lim };
+    s_res_t r;
+    CALL(&e, r, create, &spec);
+    CHECK(r.r.rc == EVR_OK);
+    s_tail_t t = { .ex = e.ex, .start = "evrun-JOB1-lim-1" };
+    e.ex->ops->attach(e.ex, "evrun-JOB1-lim-1", s_on_out, s_on_head, s_on_done, &t);
+    s_until(e.loop, &t.done.called);
+    const char *out = t.out[0].p ? (const char *) t.out[0].p : "";
+    static const char *const want[][2] = {
+        { "Max open files", "64                   64" },
+        { "Max processes", "500                  500" },
+        { "Max cpu time", "2                    2" },   /* 1.5 s: whole seconds, up */
+        { "Max address space", "536870912            536870912" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(want); i++) {
+        const char *line = strstr(out, want[i][0]);
+        CHECK(line && !strncmp(line + 26, want[i][1], strlen(want[i][1])));
+        if (!line || strncmp(line + 26, want[i][1], strlen(want[i][1])))
+            fprintf(stderr, "  %s: want %s in\n%s", want[i][0], want[i][1], out);
+    }
+    /* none asked: the supervisor's own limits */
+    s_tail_t t2 = { 0 };
+    s_run(&e, "evrun-JOB1-lim-2", "cat /proc/self/limits", NULL, &t2);
+    CHECK(!strstr((char *) t2.out[0].p, "Max open files            64 "));
+    s_tail_free(&t);
+    s_tail_free(&t2);
+    s_teardown(&e);
+}
+
 /*  Logs from offsets, collected into t. */
 static void
 s_logs(s_env_t *e, evr_exec_t *ex, const char *name, uint64_t o, uint64_t er, bool so_far,
@@ -829,6 +867,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_RUN(test_env_isolated);
+    EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
     EVR_TEST_END();
