@@ -1063,8 +1063,10 @@ s_remove_hint(const evr_exec_t *base, const char *name, char *buf, size_t size)
     char *dir = s_unit_dir(ex, name);
     evr_unit_info_t info;
     evr_err_t err;
+    /* a lost unit's step may still run: its group is named too (it is
+       not signalled here: its id may have been reused meanwhile) */
     if (evr_unit_probe(dir, &info, &err) == EVR_OK && info.pid
-        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED))
+        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost))
         snprintf(buf, size, "kill -KILL -- -%ld; rm -rf %s", (long) info.pid, dir);
     else
         snprintf(buf, size, "rm -rf %s", dir);

@@ -57,6 +57,18 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
         close_range(S_STATUS_FD + 1, ~0u, 0);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv("/proc/self/exe", argv);
+        /* "error exec /proc/self/exe: errno N", async-signal-safe */
+        char msg[64] = "error exec /proc/self/exe: errno ", num[16];
+        int e = errno, k = 0;
+        size_t at = strlen(msg);
+        do
+            num[k++] = (char) ('0' + e % 10);
+        while ((e /= 10) && k < 15);
+        while (k && at < sizeof msg - 2)
+            msg[at++] = num[--k];
+        msg[at++] = '\n';
+        ssize_t w = write(S_STATUS_FD, msg, at);
+        (void) w;
         _exit(127);
     }
     int e = errno;

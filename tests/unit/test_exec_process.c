@@ -13,6 +13,7 @@
 */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -742,6 +743,64 @@ test_limits(void)
     s_teardown(&e);
 }
 
+/*  The pid of the supervisor of the unit dir (its command line is
+    "BINARY --shim DIR"), or 0. */
+static long
+s_shim_pid(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    long found = 0;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d))) {
+        long pid = atol(e->d_name);
+        char path[64], cmd[512];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        cmd[n] = '\0';
+        size_t a = strlen(cmd) + 1;
+        if (a < n && !strcmp(cmd + a, "--shim") && a + 7 < n && !strcmp(cmd + a + 7, dir))
+            found = pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/*  A supervisor killed (SIGKILL, by hand): the unit is lost, and said so. */
+static void
+test_lost(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_tail_t t = { 0 };
+    s_start_ready(&e, "evrun-JOB1-lost-1", "echo ready; sleep 30", &t);
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/units/evrun-JOB1-lost-1", e.dir);
+    long shim = s_shim_pid(dir), step = atol(t.started.id);
+    CHECK(shim > 1 && step > 1);
+    s_res_t w = { 0 };
+    e.ex->ops->wait(e.ex, "evrun-JOB1-lost-1", s_on, &w);
+    CHECK(kill((pid_t) shim, SIGKILL) == 0);
+    s_until(e.loop, &w.called);
+    CHECK(w.r.rc != EVR_OK);
+    CHECK_CONTAINS(w.msg, "ended without writing its exit status");
+    s_until(e.loop, &t.done.called);
+    CHECK(t.done.r.rc != EVR_OK);
+    s_res_t r;
+    CALL(&e, r, inspect, "evrun-JOB1-lost-1");
+    CHECK(r.r.state == EVR_EXEC_EXITED && r.r.exit_code == -1);
+    /* its step, orphaned, is this test's to end; remove takes the unit */
+    kill((pid_t) -step, SIGKILL);
+    CALL(&e, r, remove, "evrun-JOB1-lost-1");
+    CHECK(r.r.rc == EVR_OK);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  Logs from offsets, collected into t. */
 static void
 s_logs(s_env_t *e, evr_exec_t *ex, const char *name, uint64_t o, uint64_t er, bool so_far,
@@ -868,6 +927,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_RUN(test_env_isolated);
     EVR_TEST_RUN(test_limits);
+    EVR_TEST_RUN(test_lost);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
     EVR_TEST_END();
