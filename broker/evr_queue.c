@@ -86,6 +86,11 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
         for (uint32_t i = 0; i < ls[k]->n; i++)
             if (!s_has_label(&j->labels, ls[k]->v[i]))
                 evr_strlist_push(&j->labels, ls[k]->v[i]);
+    /* its executor's too: a process pipeline only where host commands are
+       offered */
+    const char *implied = evr_spec_executor_label(submit->spec);
+    if (implied)
+        evr_strlist_push(&j->labels, implied);
     return j;
 }
 

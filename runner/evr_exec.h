@@ -21,8 +21,8 @@
 #ifndef EVR_EXEC_H_INCLUDED
 #define EVR_EXEC_H_INCLUDED
 
-#include "evr_field.h"
 #include "evr_loop.h"
+#include "evr_spec.h"
 
 typedef struct evr_exec evr_exec_t;
 
@@ -73,6 +73,9 @@ typedef struct {
     const char *script;         /* run with /bin/sh -c */
     const evr_strmap_t *env;    /* may be NULL */
     bool network;               /* podman: false means network namespace "none" */
+    const evr_limits_t *limits; /* process: setrlimit of the step's processes;
+                                   NULL or not present: none (podman: unused,
+                                   the spec refuses limits there) */
 } evr_exec_spec_t;
 
 typedef struct {

@@ -417,6 +417,15 @@ s_on_created(const evr_exec_result_t *r, void *arg)
     s_created(st, r);
 }
 
+/*  What the step runs in, for its "starting" line: its image, or the
+    executor's name when it has none (a process pipeline). */
+static const char *
+s_runs_in(const evr_eng_step_t *st)
+{
+    const char *image = st->spec->image ? st->spec->image : st->job->spec->image;
+    return image ? image : st->job->ex->ops->name;
+}
+
 void
 evr_eng_do_create(void *arg, void *data, size_t len)
 {
@@ -437,6 +446,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         .script = st->spec->run,
         .env = &env,
         .network = false,
+        .limits = &st->spec->limits,
     };
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
@@ -465,7 +475,7 @@ evr_eng_step_begin(evr_eng_step_t *st)
     evr_eng_emit(job, EVR_EV_STEP_QUEUED, st);
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_STARTING, st);
     ev->data.container = evr_strdup(st->unit);
-    evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
+    evr_eng_step_log(st, "starting (%s)", s_runs_in(st));
     evr_eng_after(job->eng, evr_eng_do_create, st, NULL, 0);
 }
 
@@ -502,7 +512,7 @@ evr_eng_step_launch(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
     job->running++;
-    evr_eng_step_log(st, "starting (%s)", st->spec->image ? st->spec->image : job->spec->image);
+    evr_eng_step_log(st, "starting (%s)", s_runs_in(st));
     switch (st->state) {
     case EVR_ENG_STEP_EARLY_CREATING:
         evr_eng_step_to(st, EVR_ENG_STEP_CREATING);   /* s_created attaches */

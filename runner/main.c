@@ -1,10 +1,12 @@
-/*  evrun-runner: executes pipelines in podman containers.
+/*  evrun-runner: executes pipelines in podman containers, or as host
+    processes where the operator offers that (--executors).
 
     Three modes: `--exec FILE` runs one pipeline to its end with no broker;
     `--recover` finishes what a previous run left; `--broker EP` serves a
     broker (evr_daemon).  main() only wires things: settings, the event
     loop, the executors (s_executors), store, engine, signals that set a
-    flag.
+    flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
+    process step instead (evr_shim.h).
 */
 #include <getopt.h>
 #include <signal.h>
@@ -18,7 +20,9 @@
 #include "evr_daemon.h"
 #include "evr_log.h"
 #include "evr_exec_podman.h"
+#include "evr_exec_process.h"
 #include "evr_paths.h"
+#include "evr_shim.h"
 #include "evr_yaml.h"
 
 static volatile sig_atomic_t s_interrupts, s_terms;
@@ -46,6 +50,7 @@ static const evr_config_key_t s_keys[] = {
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
+    { "executors", "podman", "what runs steps here, comma-separated: podman, process (host commands, as this runner's user: only when listed)" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
     { "lease_ms", "5000", "a broker silent this long is reconnected to" },
     { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
@@ -61,11 +66,13 @@ s_help(FILE *out)
             "       evrun-runner --recover [options]\n"
             "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"
             "\n"
-            "Runs pipelines in podman containers.  Every event goes to the event store in\n"
-            "the state directory first; `evrun-replay STATE_DIR` shows the history.  A\n"
-            "runner killed at any moment loses nothing: the jobs it left unfinished are\n"
-            "taken up again (containers re-attached, output continued without loss or\n"
-            "repetition) when it starts again, in every mode.\n"
+            "Runs pipelines in podman containers, and `executor: process` pipelines as\n"
+            "host commands when --executors lists process.  Every event goes to the event\n"
+            "store in the state directory first; `evrun-replay STATE_DIR` shows the\n"
+            "history.  A runner killed at any moment loses nothing: the jobs it left\n"
+            "unfinished are taken up again (containers re-attached, host steps found\n"
+            "again, output continued without loss or repetition) when it starts again,\n"
+            "in every mode.\n"
             "\n"
             "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
             "                       live (prefixed with the step name), then a summary\n"
@@ -111,6 +118,12 @@ s_help(FILE *out)
             "  --resource-local allow|deny  deny: refuse resource addresses that are loopback,\n"
             "                       link-local or unspecified, on every hop (default allow)\n"
             "  --grace SECONDS      SIGTERM-to-SIGKILL grace when stopping a step (default 10)\n"
+            "  --executors LIST     what runs steps here, comma-separated (default podman):\n"
+            "                       podman (a container each), process (the steps of an\n"
+            "                       `executor: process` pipeline as host commands, as this\n"
+            "                       runner's user, in STATE_DIR/work/JOB; refused unless\n"
+            "                       listed); a runner offering process has the label\n"
+            "                       " EVR_EXECUTOR_PROCESS_LABEL "\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
@@ -173,6 +186,39 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     return true;
 }
 
+typedef struct {
+    const char *file;
+    bool recover, keep, print, exit_drained;
+    bool podman, process;   /* the executors offered (setting executors) */
+    int stop_timeout;
+    evr_strmap_t given;
+} s_opts_t;
+
+/*  The executors setting: *podman, *process when it lists them.  Prints
+    the error; false when it names an unknown executor or none. */
+static bool
+s_offered(const evr_config_t *cfg, bool *podman, bool *process)
+{
+    char *list = evr_strdup(evr_config_get(cfg, "executors"));
+    bool ok = true;
+    int n = 0;
+    *podman = *process = false;
+    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t && ok;
+         t = strtok_r(NULL, ", ", &save), n++) {
+        ok = !strcmp(t, "podman") || !strcmp(t, "process");
+        *podman |= !strcmp(t, "podman");
+        *process |= !strcmp(t, "process");
+        if (!ok)
+            fprintf(stderr, "evrun-runner: executors: unknown executor \"%s\" (expected "
+                    "podman, process, comma-separated)\n", t);
+    }
+    if (ok && !n)
+        fprintf(stderr, "evrun-runner: executors: empty (expected podman, process, "
+                "comma-separated)\n");
+    free(list);
+    return ok && n;
+}
+
 /*  Loads and checks the pipeline; prints errors; false when unusable. */
 static bool
 s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap_t *args)
@@ -187,21 +233,27 @@ s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap
     return rc == EVR_OK;
 }
 
-/*  The executors this runner offers, into execs (NULL-terminated, at
-    most EVR_ENGINE_MAX_EXECS); each checks it can work (podman answers).
+/*  The executors this runner offers (the setting executors, s_offered),
+    into execs (NULL-terminated, at most EVR_ENGINE_MAX_EXECS); each checks
+    it can work (podman answers; the process executor's directories).
     Prints the error and returns false when one fails (the caller
     destroys those made). */
 static bool
-s_executors(evr_config_t *cfg, evr_loop_t *loop, evr_exec_t **execs)
+s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t **execs)
 {
     evr_err_t err;
     size_t n = 0;
-    execs[n] = evr_exec_podman_new(evr_config_get(cfg, "podman_url"), loop, &err);
-    if (!execs[n]) {
+    if (o->podman && !(execs[n++] = evr_exec_podman_new(evr_config_get(cfg, "podman_url"),
+                                                        loop, &err))) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    execs[++n] = NULL;
+    if (o->process && !(execs[n++] = evr_exec_process_new(evr_config_get(cfg, "state_dir"),
+                                                          loop, &err))) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    execs[n] = NULL;
     return true;
 }
 
@@ -209,15 +261,15 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, evr_exec_t **execs)
     made and the store opened; prints the error and returns false when
     one fails (the caller destroys what was made). */
 static bool
-s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, evr_exec_t **execs,
-       evr_store_t **store)
+s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o,
+       evr_exec_t **execs, evr_store_t **store)
 {
     evr_err_t err;
     if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (!s_executors(cfg, loop, execs))
+    if (!s_executors(cfg, loop, o, execs))
         return false;
     if (evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
@@ -256,12 +308,6 @@ s_runner_id(evr_config_t *cfg, evr_store_t *store)
     return id;
 }
 
-typedef struct {
-    const char *file;
-    bool recover, keep, print, exit_drained;
-    int stop_timeout;
-    evr_strmap_t given;
-} s_opts_t;
 
 /*  --exec and --recover: the engine's loop until every job is done. */
 static int
@@ -320,8 +366,20 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     const char *lv[33] = { 0 };
     size_t nl = 0;
     for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t && nl < 32;
-         t = strtok_r(NULL, ", ", &save))
+         t = strtok_r(NULL, ", ", &save)) {
+        if (!strncmp(t, "executor:", 9)) {
+            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
+                    "executors setting (--executors), not from labels\n", t);
+            free(labels);
+            return 2;
+        }
         lv[nl++] = t;
+    }
+    if (o->process) {   /* the broker sends process pipelines only here */
+        if (nl == 32)
+            nl--;
+        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
+    }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
@@ -407,6 +465,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
+        { "executors", required_argument, NULL, 'X' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -444,6 +503,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
         case 'g': key = "grace"; break;
+        case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;
         case 'q': o->print = false; break;
         case 'C': *file = optarg; break;
@@ -472,6 +532,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
 int
 main(int argc, char **argv)
 {
+    if (evr_shim_wanted(argc, argv))   /* a process step's supervisor (evr_shim.h) */
+        return evr_shim_main(argv[2]);
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[64], *file = NULL;
     size_t nf = 0;
@@ -502,6 +564,10 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (!s_offered(cfg, &o.podman, &o.process)) {
+        status = 2;
+        goto out;
+    }
     const char *state_dir = evr_config_get(cfg, "state_dir");
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
     if (print_config) {
@@ -520,7 +586,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_open(state_dir, cfg, loop, execs, &store)) {
+    if (!s_open(state_dir, cfg, loop, &o, execs, &store)) {
         status = 2;
         goto out;
     }

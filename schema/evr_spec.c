@@ -76,6 +76,20 @@ const evr_rectype_t evr_retry_type = { "retry", sizeof(evr_retry_t), s_retry_fie
                                        EVR_ARRAY_LEN(s_retry_fields),
                                        offsetof(evr_retry_t, present), NULL };
 
+static const evr_field_t s_limits_fields[] = {
+    F(evr_limits_t, "nofile", EVR_FT_U64, false, 0, nofile, NULL, NULL,
+      "open files per process (RLIMIT_NOFILE)"),
+    F(evr_limits_t, "nproc", EVR_FT_U64, false, 0, nproc, NULL, NULL,
+      "processes of the runner's user, all of them counted (RLIMIT_NPROC)"),
+    F(evr_limits_t, "cpu", EVR_FT_DURATION, false, 0, cpu, NULL, NULL,
+      "CPU time per process, whole seconds rounded up (RLIMIT_CPU: killed once used up)"),
+    F(evr_limits_t, "memory", EVR_FT_U64, false, 0, memory, NULL, NULL,
+      "bytes of address space per process (RLIMIT_AS)"),
+};
+const evr_rectype_t evr_limits_type = { "limits", sizeof(evr_limits_t), s_limits_fields,
+                                        EVR_ARRAY_LEN(s_limits_fields),
+                                        offsetof(evr_limits_t, present), NULL };
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
@@ -93,6 +107,8 @@ static const evr_field_t s_step_fields[] = {
       "environment of this step, over the pipeline's"),
     F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
       "retry policy"),
+    F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
+      "resource limits of a process step's processes (setrlimit); 0 or absent: none"),
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -150,6 +166,12 @@ evr_resource_t *
 evr_spec_resource(const evr_spec_t *spec, uint32_t i)
 {
     return evr_reclist_at(&evr_resource_type, &spec->resources, i);
+}
+
+const char *
+evr_spec_executor_label(const evr_spec_t *spec)
+{
+    return spec->executor == EVR_EXECUTOR_PROCESS ? EVR_EXECUTOR_PROCESS_LABEL : NULL;
 }
 
 int
@@ -308,11 +330,15 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, j);
                 break;
             }
-        if (st->image && !*st->image) {
+        if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
+            snprintf(p, sizeof p, "steps[%u].image", i);
+            evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
+        }
+        else if (st->image && !*st->image) {
             snprintf(p, sizeof p, "steps[%u].image", i);
             evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
         }
-        else if (!st->image && !spec->image) {
+        else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS) {
             snprintf(p, sizeof p, "steps[%u]", i);
             evr_diag_add(diag, p, "no image: set image: on the step or at the top of the file");
         }
@@ -335,6 +361,11 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         }
         snprintf(p, sizeof p, "steps[%u].env", i);
         s_check_envmap(&st->env, p, diag);
+        if (st->limits.present && spec->executor != EVR_EXECUTOR_PROCESS) {
+            snprintf(p, sizeof p, "steps[%u].limits", i);
+            evr_diag_add(diag, p, "limits apply to process steps only (executor: process); "
+                                  "remove limits");
+        }
     }
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
@@ -388,6 +419,7 @@ evr_spec_stub(const evr_spec_t *spec)
 {
     evr_spec_t *s = evr_spec_new();
     s->pipeline = spec->pipeline ? evr_strdup(spec->pipeline) : NULL;
+    s->executor = spec->executor;
     s->image = spec->image ? evr_strdup(spec->image) : NULL;
     for (uint32_t i = 0; i < spec->labels.n; i++)
         evr_strlist_push(&s->labels, spec->labels.v[i]);
@@ -413,7 +445,9 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
     if (spec->steps.n == 0)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
-    if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
+    if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");
+    else if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
         evr_diag_add(diag, "image", "empty image: name an image, or leave the key out");
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {

@@ -52,6 +52,16 @@ typedef struct {
     uint32_t max;       /* further attempts */
 } evr_retry_t;
 
+/*  Resource limits of a process step (setrlimit in the step's
+    processes); 0 = no limit.  Refused in a podman pipeline. */
+typedef struct {
+    bool present;
+    uint64_t nofile;    /* RLIMIT_NOFILE: open files per process */
+    uint64_t nproc;     /* RLIMIT_NPROC: processes of the runner's user */
+    uint64_t cpu;       /* ms; RLIMIT_CPU (whole seconds, rounded up) per process */
+    uint64_t memory;    /* bytes; RLIMIT_AS: address space per process */
+} evr_limits_t;
+
 typedef struct {
     char *name;
     char *run;          /* shell script, run with /bin/sh -c */
@@ -61,6 +71,7 @@ typedef struct {
     evr_strlist_t artifacts;
     evr_strmap_t env;
     evr_retry_t retry;
+    evr_limits_t limits;
 } evr_step_t;
 
 enum {
@@ -75,6 +86,10 @@ enum {
     EVR_EXECUTOR_PROCESS = 1,
 };
 extern const char *const evr_executor_names[];
+/*  The label of a runner that offers the process executor: the runner
+    adds it to its labels, the broker sends a process pipeline's job only
+    to a runner that has it (a pipeline cannot name it: it is no name). */
+#define EVR_EXECUTOR_PROCESS_LABEL "executor:process"
 
 typedef struct {
     char *pipeline;     /* the pipeline's name */
@@ -99,11 +114,16 @@ extern const evr_rectype_t evr_arg_type;
 extern const evr_rectype_t evr_resource_type;
 extern const evr_rectype_t evr_queue_type;
 extern const evr_rectype_t evr_retry_type;
+extern const evr_rectype_t evr_limits_type;
 
 /*  Accessors for the i-th step, arg and resource. */
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
 evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
 evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
+
+/*  The label a runner needs, besides the spec's labels, to run spec:
+    EVR_EXECUTOR_PROCESS_LABEL for a process pipeline, else NULL. */
+const char *evr_spec_executor_label(const evr_spec_t *spec);
 
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
@@ -113,7 +133,8 @@ evr_spec_t *evr_spec_new(void);
 void evr_spec_destroy(evr_spec_t **self_p);
 
 /*  Checks what the field tables cannot: names, uniqueness, `needs`
-    references and cycles, images, paths and URLs.  Adds one error per
+    references and cycles, images (every step of a podman pipeline has
+    one; a process pipeline has none), paths and URLs.  Adds one error per
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
@@ -123,10 +144,12 @@ evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
 evr_rc_t evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err);
 
 /*  A copy of spec that keeps what a job's record needs (the pipeline's
-    name, image and labels; each step's name and image, its script empty)
-    and nothing else: what job.accepted carries in place of a spec over
-    EVR_SPEC_MAX_BYTES.  At most 256 steps of 64 + 512 bytes, so well
-    under the limit.  Caller owns the result (evr_spec_destroy). */
+    name, executor, image and labels; each step's name and image, its
+    script empty) and nothing else: what job.accepted carries in place of
+    a spec over EVR_SPEC_MAX_BYTES.  The executor is kept so that the stub
+    of a process pipeline (no image) still validates.  At most 256 steps
+    of 64 + 512 bytes, so well under the limit.  Caller owns the result
+    (evr_spec_destroy). */
 evr_spec_t *evr_spec_stub(const evr_spec_t *spec);
 
 /*  Checks given (from `-a K=V`) against the spec's args: every given name

@@ -152,6 +152,9 @@ s_runner_fits(const evr_msg_t *m, void *arg)
     for (int k = 0; k < 2 && fits; k++)
         for (uint32_t i = 0; i < need[k]->n && fits; i++)
             fits = s_has(&m->labels, need[k]->v[i]);
+    const char *implied = evr_spec_executor_label(t->req->spec);
+    if (fits && implied)
+        fits = s_has(&m->labels, implied);
     t->match |= fits;
     return 0;
 }
@@ -167,10 +170,15 @@ s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
         return;
     char labels[512] = "";
     const evr_strlist_t *need[2] = { &req->spec->labels, &req->labels };
-    for (int k = 0, at = 0; k < 2; k++)
+    int at = 0;
+    for (int k = 0; k < 2; k++)
         for (uint32_t i = 0; i < need[k]->n && at < (int) sizeof labels; i++)
             at += snprintf(labels + at, sizeof labels - (size_t) at, "%s%s", at ? ", " : "",
                            need[k]->v[i]);
+    const char *implied = evr_spec_executor_label(req->spec);
+    if (implied && at < (int) sizeof labels)
+        snprintf(labels + at, sizeof labels - (size_t) at, "%s%s (the process executor: "
+                 "evrun-runner --executors process)", at ? ", " : "", implied);
     fprintf(stderr, "%s: no connected runner %s%s: the job waits in the queue until one "
             "connects (see evrun-cli runners)\n", cli->prog,
             labels[0] ? "has the labels " : "is taking work", labels);

@@ -309,7 +309,8 @@ static void
 s_up_help(FILE *out)
 {
     fprintf(out,
-            "usage: evrun-cli up [--runners N] [--capacity N] [--labels a,b] [options]\n"
+            "usage: evrun-cli up [--runners N] [--capacity N] [--labels a,b]\n"
+            "                    [--executors LIST] [options]\n"
             "\n"
             "Starts a local evrun in the background: a broker on ipc:// sockets under\n"
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
@@ -325,6 +326,9 @@ s_up_help(FILE *out)
             "  --runners N          runners to start (default 1)\n"
             "  --capacity N         jobs at once per runner (default 2)\n"
             "  --labels a,b         the runners' labels\n"
+            "  --executors LIST     what runs steps in the runners: podman, process (host\n"
+            "                       commands, as your user: only when listed), comma-\n"
+            "                       separated (default: the runners' setting, podman)\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 up; 2 a state directory refused, or something could not be\n"
@@ -361,7 +365,8 @@ s_start_broker(s_up_t *u, const char *prog)
 /*  Starts the runners 1..n that do not run; 2 when one cannot be started
     (said), else 0. */
 static int
-s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, const char *url)
+s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, const char *url,
+                const char *executors)
 {
     int status = 0;
     for (uint32_t i = 1; i <= n && !status; i++) {
@@ -380,7 +385,8 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
         char *dir = evr_asprintf("%s/runners/%u", u->state, i);
         char *ep = evr_asprintf("ipc://%s/bus/runners", u->state);
         char *argv[] = { bin, "--broker", ep, "--state-dir", dir, "--capacity", (char *) cap,
-                         "--labels", (char *) labels, "--podman-url", (char *) url, NULL };
+                         "--labels", (char *) labels, "--podman-url", (char *) url,
+                         executors ? "--executors" : NULL, (char *) executors, NULL };
         pid_t pid = s_spawn(u, name, argv, log);
         if (pid)
             printf("%s started (pid %ld), log %s\n", name, (long) pid, log);
@@ -400,11 +406,11 @@ evr_cli_up(int argc, char **argv)
     static const struct option opts[] = {
         EVR_CLI_COMMON_OPTS, { "runners", required_argument, NULL, 'n' },
         { "capacity", required_argument, NULL, 'c' }, { "labels", required_argument, NULL, 'l' },
-        { NULL, 0, NULL, 0 },
+        { "executors", required_argument, NULL, 'x' }, { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli up" };
     unsigned long n = 1;
-    const char *cap = "2", *labels = "";
+    const char *cap = "2", *labels = "", *executors = NULL;
     int c, status = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -413,6 +419,7 @@ evr_cli_up(int argc, char **argv)
         case 'n': n = strtoul(optarg, NULL, 10); break;
         case 'c': cap = optarg; break;
         case 'l': labels = optarg; break;
+        case 'x': executors = optarg; break;
         case 'h': s_up_help(stdout); return 0;
         default: status = 2; break;
         }
@@ -444,7 +451,7 @@ evr_cli_up(int argc, char **argv)
     evr_config_set(cli.cfg, "state_dir", u.state, "flag");
     evr_config_endpoints(cli.cfg, true);
     if (!url || (status = s_start_broker(&u, cli.prog))
-        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url)))
+        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url, executors)))
         status = 2;
     else {
         if (!s_wait_runners(&cli, &u, (uint32_t) n)) {

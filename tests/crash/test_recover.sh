@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# test_recover.sh BIN_DIR SRC_DIR: evrun-runner killed with SIGKILL, then
-# `--recover`, against the real podman service of the "podman" fixture.
+# test_recover.sh BIN_DIR SRC_DIR [EXECUTOR]: evrun-runner killed with
+# SIGKILL, then `--recover`, with the executor EXECUTOR: podman (default;
+# the real podman service of the "podman" fixture) or process (host
+# processes: the same pipelines with `executor: process`, paths relative to
+# the workspace, a runner started with --executors process; no podman).
 #
 # The pipeline's steps print numbered lines with short sleeps and append
 # their name to /workspace/runs once per execution; the last step prints
@@ -13,7 +16,12 @@
 # and in order, each step ran once, the artifact is whole, podman holds
 # nothing of the job, and the store verifies.
 set -u
-bin=$1 src=$2
+bin=$1 src=$2 executor=${3:-podman}
+case $executor in
+  podman) xflags=() ;;
+  process) xflags=(--executors process) ;;
+  *) echo "usage: test_recover.sh BIN_DIR SRC_DIR [podman|process]" >&2; exit 2 ;;
+esac
 export CONTAINERS_CONF=$src/tools/podman/containers.conf
 : "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
 export EVRUN_PODMAN_URL
@@ -36,6 +44,37 @@ case_end() { [ "$fails" -eq "$case_fails" ] && echo "ok: $case_name" || echo "FA
 
 . "$(dirname "$0")/../support/check.sh"
 
+# adapt FILE: the pipeline in FILE for the executor (podman: as written;
+# process: `executor: process` for the image, paths relative to the
+# workspace, which is the steps' working directory)
+adapt() {
+  [ "$executor" = process ] || return 0
+  sed -i -e 's|^image: localhost/evrun-busybox:latest$|executor: process|' \
+    -e 's|/workspace/||g' -e 's|/tmp/go|go|g' "$1"
+}
+
+# "${runner[@]}" ARGS...: evrun-runner with the executor's flags (an array,
+# not a function: `"${runner[@]}" ... &` sets $! to the runner's own pid)
+runner=("$bin/evrun-runner" ${xflags[@]+"${xflags[@]}"})
+
+unit_of() {   # unit_of JOB STEP: the step's first unit (container or process)
+  echo "evrun-$(echo "$1" | tr 'A-Z' 'a-z')-$2-1"
+}
+
+# gone JOB STEP: the step's unit removed behind the runner's back
+gone() {
+  local u
+  u=$(unit_of "$1" "$2")
+  if [ "$executor" = podman ]; then
+    podman rm -f "$u" > /dev/null
+    return
+  fi
+  u=$state/units/$u
+  kill -9 -- "-$(cut -d' ' -f1 "$u/pid")"
+  for _ in $(seq 1 100); do [ -e "$u/exit" ] && break; sleep 0.02; done
+  rm -rf "$u"
+}
+
 cat > "$tmp/crash.yml" <<'YML'
 pipeline: crash
 image: localhost/evrun-busybox:latest
@@ -54,12 +93,19 @@ steps:
   - name: check
     run: cat /workspace/runs
 YML
+adapt "$tmp/crash.yml"
 for s in one two; do seq 1 20 | sed "s/^/$s line /" > "$tmp/want.$s"; done
 { for i in $(seq 1 20); do echo "two line $i"; echo "two err $i"; done; } | sort > "$tmp/want.two.all"
 
+# left_behind JOB: what the executor still holds of the job (podman:
+# containers, volumes; process: units, the workspace, in $state)
 left_behind() {
   local id
   id=$(echo "$1" | tr 'A-Z' 'a-z')
+  if [ "$executor" = process ]; then
+    ls "$state/units" "$state/work" 2>/dev/null | grep -ci "$id" || true
+    return
+  fi
   { podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id" || true
 }
 
@@ -74,14 +120,14 @@ verify_job() {
   check "each step ran once" [ "$("$bin/evrun-replay" "$state" --output "$job/check" | tr '\n' ' ')" = "one two " ]
   check "artifact whole" [ "$(wc -l < "$state/artifacts/$job/two/out/data.txt" 2>/dev/null)" = 50000 ]
   check "no partial artifact" [ -z "$(find "$state/artifacts" -name '*.evrun-partial' 2>/dev/null)" ]
-  check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 }
 
 # start_runner STATE [ENV...]: the runner in the background; sets $pid
 start_runner() {
   local state=$1; shift
-  env "$@" "$bin/evrun-runner" --exec "$tmp/crash.yml" --state-dir "$state" --grace 1 \
+  env "$@" "${runner[@]}" --exec "$tmp/crash.yml" --state-dir "$state" --grace 1 \
     > "$state.out" 2> "$state.err" &
   pid=$!
   bgpids+=("$pid")
@@ -90,7 +136,7 @@ start_runner() {
 job_of() { sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$1.out" | head -n 1; }
 
 recover() {   # recover STATE: runs --recover to the end; sets $rc
-  timeout 120 "$bin/evrun-runner" --recover --state-dir "$1" --grace 1 > "$1.rec.out" 2> "$1.rec.err"
+  timeout 120 "${runner[@]}" --recover --state-dir "$1" --grace 1 > "$1.rec.out" 2> "$1.rec.err"
   rc=$?
 }
 
@@ -115,7 +161,7 @@ done
 # pause_and_kill STATE FILE POINT: run FILE until POINT, then SIGKILL
 pause_and_kill() {
   local state=$1 file=$2 point=$3
-  EVR_TEST_PAUSE_AT=$point "$bin/evrun-runner" --exec "$file" --state-dir "$state" --grace 1 \
+  EVR_TEST_PAUSE_AT=$point "${runner[@]}" --exec "$file" --state-dir "$state" --grace 1 \
     > "$state.out" 2> "$state.err" &
   pid=$!
   bgpids+=("$pid")
@@ -129,22 +175,22 @@ pause_and_kill() {
 case_start lost
 state=$tmp/lost
 pause_and_kill "$state" "$tmp/crash.yml" running:one
-podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" > /dev/null
+gone "$job" one
 recover "$state"
 check "exit 1" [ "$rc" -eq 1 ]
 check "step lost" grep -Eq "^one +lost" <("$bin/evrun-replay" "$state" --job "$job")
 check "job failed" grep -Eq "^$job +crash +failed" <("$bin/evrun-replay" "$state")
 check "recorded as lost" grep -q '"how":"lost"' <("$bin/evrun-replay" "$state" --job "$job")
-check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 sed 's/^  - name: one$/  - name: one\n    retry: { on: [lost], max: 1 }/' "$tmp/crash.yml" > "$tmp/retry.yml"
 state=$tmp/lost-retry
 pause_and_kill "$state" "$tmp/retry.yml" running:one
-podman rm -f "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" > /dev/null
+gone "$job" one
 recover "$state"
 check "retry: exit 0" [ "$rc" -eq 0 ]
 check "retry: second attempt succeeded" grep -Eq "^one +succeeded +2 " <("$bin/evrun-replay" "$state" --job "$job")
 check "retry: the rest ran once" [ "$("$bin/evrun-replay" "$state" --output "$job/check" | grep -c two)" -eq 1 ]
-check "retry: nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "retry: nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
 # A cancel requested before the crash is carried out after it.
@@ -160,8 +206,9 @@ steps:
   - name: two
     run: echo never
 YML
+adapt "$tmp/cancel.yml"
 state=$tmp/cancel
-"$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" --grace 30 > "$state.out" 2> "$state.err" &
+"${runner[@]}" --exec "$tmp/cancel.yml" --state-dir "$state" --grace 30 > "$state.out" 2> "$state.err" &
 pid=$!
 bgpids+=("$pid")
 for _ in $(seq 1 300); do grep -q "one line 3" "$state.out" 2>/dev/null && break; sleep 0.05; done
@@ -172,7 +219,7 @@ recover "$state"
 check "exit 1" [ "$rc" -eq 1 ]
 check "job cancelled" grep -Eq "^$job +crash +cancelled" <("$bin/evrun-replay" "$state")
 check "later steps skipped" grep -Eq "^two +skipped" <("$bin/evrun-replay" "$state" --job "$job")
-check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 case_end
 
@@ -186,6 +233,7 @@ steps:
     timeout: 4s
     run: echo begun; sleep 30
 YML
+adapt "$tmp/timeout.yml"
 state=$tmp/timeout
 pause_and_kill "$state" "$tmp/timeout.yml" running:slow
 sleep 3
@@ -194,7 +242,7 @@ recover "$state"
 check "exit 1" [ "$rc" -eq 1 ]
 check "timed out soon after the restart, not 4 s later" [ $((SECONDS - t0)) -le 3 ]
 check "step timed out" grep -Eq "^slow +timed_out" <("$bin/evrun-replay" "$state" --job "$job")
-check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
 # --exec on a directory with unfinished jobs recovers them first.
@@ -202,7 +250,9 @@ case_start exec-recovers
 state=$tmp/exec
 pause_and_kill "$state" "$tmp/crash.yml" running:one
 first=$job
-"$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$state" > "$state.2.out" 2>&1
+example=hello
+[ "$executor" = podman ] || example=process
+"${runner[@]}" --exec "$src/examples/$example.yml" --state-dir "$state" > "$state.2.out" 2>&1
 check "exit 0" [ $? -eq 0 ]
 check "recovered first" grep -q "recovered 1 job" "$state.2.out"
 verify_job "$state" "$first"
@@ -215,21 +265,37 @@ case_end
 # (create-raced); or podman holds the name for a create still under way,
 # whose container it does not show yet (create-racing, where either create
 # may win: the step runs once either way).
+# dead_create STATE: step one's unit as the killed runner's create makes it
+# (podman: evr_exec_podman's create; process: evr_unit_make's directory)
+dead_create() {
+  local script='echo one >> /workspace/runs
+for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done'
+  if [ "$executor" = podman ]; then
+    vol=$(podman volume ls --format '{{.Name}}' | grep -i "^evrun-$job$")
+    podman create --name "$(unit_of "$job" one)" --init --network none \
+      -v "$vol:/workspace" -w /workspace localhost/evrun-busybox:latest /bin/sh -c "$script"
+    return
+  fi
+  local new=$1/units/.new-dead-$$ ws=$1/work/$job
+  mkdir -m 700 "$new" || return
+  printf '%s' "${script//\/workspace\//}" > "$new/script"
+  printf 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0HOME=%s\0' "$ws" > "$new/env"
+  printf '%s' "$ws" > "$new/workdir"
+  : > "$new/stdout"; : > "$new/stderr"; : > "$new/lock"
+  mv -T "$new" "$1/units/$(unit_of "$job" one)"
+}
+
 race_create() {   # race_create NAME BACKGROUND: the dead runner's create, then continue
   local state=$tmp/$1
   pause_and_kill "$state" "$tmp/crash.yml" before_create:one
-  EVR_TEST_PAUSE_AT=recover_absent:one "$bin/evrun-runner" --recover --state-dir "$state" \
+  EVR_TEST_PAUSE_AT=recover_absent:one "${runner[@]}" --recover --state-dir "$state" \
     --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
   rpid=$!
   bgpids+=("$rpid")
   for _ in $(seq 1 300); do grep -q "test pause at" "$state.rec.err" 2>/dev/null && break; sleep 0.05; done
   check "recovery found no container" grep -q "test pause at recover_absent of step one" "$state.rec.err"
-  # what the killed runner's create would have made (evr_podman_create)
-  vol=$(podman volume ls --format '{{.Name}}' | grep -i "^evrun-$job$")
-  podman create --name "evrun-$(echo "$job" | tr 'A-Z' 'a-z')-one-1" --init --network none \
-    -v "$vol:/workspace" -w /workspace localhost/evrun-busybox:latest /bin/sh -c \
-    'echo one >> /workspace/runs
-for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done' > /dev/null 2>&1 &
+  # what the killed runner's create would have made
+  dead_create "$state" > /dev/null 2>&1 &
   cpid=$!
   bgpids+=("$cpid")
   [ "$2" = background ] || wait "$cpid"
@@ -268,20 +334,20 @@ steps:
         seq $((i * 1000 + 1)) $((i * 1000 + 1000)); i=$((i + 1)); sleep 0.004
       done
 YML
+adapt "$tmp/fast.yml"
 seq 1 400000 > "$tmp/want.fast"
 for how in unkilled point moment; do
   state=$tmp/fast-$how
   if [ "$how" = unkilled ]; then
     # the same step without a crash: the output read live (attach) is whole
-    timeout 120 "$bin/evrun-runner" --exec "$tmp/fast.yml" --state-dir "$state" \
-      > "$state.out" 2> "$state.err"
+    timeout 120 "${runner[@]}" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err"
     rc=$?
     job=$(job_of "$state")
     : > "$state.rec.out"; : > "$state.rec.err"
   elif [ "$how" = point ]; then
     pause_and_kill "$state" "$tmp/fast.yml" running:fast
   else
-    "$bin/evrun-runner" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err" &
+    "${runner[@]}" --exec "$tmp/fast.yml" --state-dir "$state" > "$state.out" 2> "$state.err" &
     pid=$!
     bgpids+=("$pid")
     sleep 0.8
@@ -296,7 +362,7 @@ for how in unkilled point moment; do
   check "$how: job succeeded" grep -Eq "^$job +crash-fast +succeeded +1/1 " <("$bin/evrun-replay" "$state")
   check "$how: all 400000 lines stored once, in order" \
     cmp -s "$tmp/want.fast" <("$bin/evrun-replay" "$state" --output "$job/fast")
-  check "$how: nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  check "$how: nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
   check "$how: store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
   if [ "$fails" -ne "$case_fails" ]; then
     echo "--- fast-printer ($how): $("$bin/evrun-replay" "$state" --output "$job/fast" | wc -l) lines stored" >&2
@@ -323,11 +389,11 @@ steps:
       i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
       echo rest; seq 3001 6000
 YML
+adapt "$tmp/live.yml"
 { seq 1 3000; echo partrest; seq 3001 6000; } > "$tmp/want.live"
 state=$tmp/live
 pause_and_kill "$state" "$tmp/live.yml" running:live
-timeout 120 "$bin/evrun-runner" --recover --state-dir "$state" --grace 1 \
-  > "$state.rec.out" 2> "$state.rec.err" &
+timeout 120 "${runner[@]}" --recover --state-dir "$state" --grace 1 > "$state.rec.out" 2> "$state.rec.err" &
 pid=$!
 bgpids+=("$pid")
 stored=0
@@ -336,10 +402,18 @@ for _ in $(seq 1 200); do
   [ "$stored" -ge 3000 ] && break
   sleep 0.05
 done
-ctr=evrun-$(echo "$job" | tr 'A-Z' 'a-z')-live-1
-check "the step still waits" [ "$(podman inspect -f '{{.State.Running}}' "$ctr")" = true ]
+ctr=$(unit_of "$job" live)
+if [ "$executor" = podman ]; then
+  check "the step still waits" [ "$(podman inspect -f '{{.State.Running}}' "$ctr")" = true ]
+else
+  check "the step still waits" [ -e "$state/units/$ctr/pid" -a ! -e "$state/units/$ctr/exit" ]
+fi
 check "its first 3000 lines stored while it runs (got $stored)" [ "$stored" -eq 3000 ]
-podman exec "$ctr" touch /tmp/go
+if [ "$executor" = podman ]; then
+  podman exec "$ctr" touch /tmp/go
+else
+  touch "$state/work/$job/go"
+fi
 wait "$pid"; rc=$?; ended "$pid"
 check "exit 0" [ "$rc" -eq 0 ]
 check "attached again to the running container" \
@@ -347,7 +421,7 @@ check "attached again to the running container" \
 check "job succeeded" grep -Eq "^$job +crash-live +succeeded +1/1 " <("$bin/evrun-replay" "$state")
 check "all of its output stored once, in order" \
   cmp -s "$tmp/want.live" <("$bin/evrun-replay" "$state" --output "$job/live")
-check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 [ "$fails" -eq "$case_fails" ] || cat "$state.err" "$state.rec.out" "$state.rec.err" | grep -v "^live | " >&2
 rm -rf "$state"
@@ -367,7 +441,7 @@ for k in $(seq 1 "$kills"); do
     verify_job "$state" "$job"
   else
     # killed before the job was recorded: nothing may exist of it
-    check "nothing left in podman" [ -z "$job" ] || [ "$(left_behind "$job")" -eq 0 ]
+    check "nothing left in $executor" [ -z "$job" ] || [ "$(left_behind "$job")" -eq 0 ]
   fi
   if [ "$fails" -ne "$case_fails" ]; then
     # what the failing case looked like: both runs' output and the job's steps

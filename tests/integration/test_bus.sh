@@ -138,6 +138,28 @@ case_labels() {
   check "cancel queued: cancelled" [ "$(wait_job "$z" 5)" = cancelled ]
 }
 
+# A process pipeline goes only to a runner offering the process executor
+# (its label executor:process): it waits while only podman runners are
+# connected, says so at submit, and runs once such a runner connects.
+case_process_label() {
+  fresh process_label
+  bus_broker && bus_runner pl-podman "" 2 && bus_wait_runners 1
+  local j
+  cli submit "$src/examples/process.yml" > "$tmp/pl.submit" 2>&1
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/pl.submit")
+  check "submit warns: no runner offers it" \
+    grep -q "no connected runner has the labels executor:process (the process executor" "$tmp/pl.submit"
+  sleep 1
+  check "not sent to the podman runner: queued" [ "$(field "$j" status)" = queued ]
+  bus_runner pl-proc "" 2 --executors podman,process && bus_wait_runners 2
+  check "runs on the process runner" [ "$(wait_job "$j")" = succeeded ]
+  check "on pl-proc" [ "$(field "$j" runner)" = pl-proc ]
+  check "its label shows" grep -q "executor:process" <(cli runners)
+  bus_runner pl-bad "executor:process" 1
+  sleep 0.5
+  check "a hand-made executor label: refused" grep -q 'executor labels come from the executors setting' "$tmp/runner-pl-bad.log"
+}
+
 case_capacity() {
   local ids max
   fresh capacity
@@ -576,6 +598,25 @@ case_up_down() {
 # A state tree another user could change is refused, naming the path and
 # the fix, and nothing is written through a link planted in it.  "Another
 # user" is uid 65534 (chown works as root only; the rest runs as anyone).
+# `evrun-cli up --executors podman,process`: examples/process.yml through
+# run --follow, on a runner labelled executor:process.
+case_up_process() {
+  fresh upproc
+  local st=$tmp/s p alive=0
+  EVRUN_STATE_DIR=$st cli up --executors podman,process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the next step's" grep -qx "test | sum 15" "$tmp/uprun"
+  check "the runner's label" grep -q "executor:process" <(EVRUN_STATE_DIR=$st cli runners)
+  local pids
+  pids=$(cat "$st"/run/*.pid)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -754,7 +795,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

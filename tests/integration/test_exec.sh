@@ -276,6 +276,16 @@ YML
   check "never in the store's files" sh -c "! grep -rqa '$secret' '$state'"
   check "nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
   check "stderr kept" grep -q "^leak | length 17$" "$out"
+  # host commands: masked the same; nothing of it stays in the state
+  # directory (the unit's environment file and raw output go with the unit)
+  sed 's|^image: .*|executor: process|' "$tmp/secret.yml" > "$tmp/secret-proc.yml"
+  DEPLOY_TOKEN=$secret run secret-proc "$tmp/secret-proc.yml" --secrets-allow DEPLOY_TOKEN \
+    --executors process
+  check "process: exit 0" [ "$rc" -eq 0 ]
+  check "process: masked across chunks" grep -q "^leak | split: \*\*\*$" "$out"
+  check "process: never printed" sh -c "! grep -q '$secret' '$out' '$err'"
+  check "process: never in the state directory" sh -c "! grep -rqa '$secret' '$state'"
+  check "process: nor any half of it" sh -c "! grep -rqa 'Value-4711' '$state'"
   run nosecret "$tmp/secret.yml" --secrets-allow DEPLOY_TOKEN
   check "missing secret: exit 2" [ "$rc" -eq 2 ]
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
@@ -307,6 +317,13 @@ YML
   check "exit 0" [ "$rc" -eq 0 ]
   check "plain file in /workspace" grep -q "^use | plain resource$" "$out"
   check "archive unpacked" grep -q "^use | from the archive$" "$out"
+  # the same into a process pipeline's workspace (a directory on the host)
+  sed 's|^image: .*|executor: process|' "$tmp/resource.yml" > "$tmp/resource-proc.yml"
+  run resource-proc "$tmp/resource-proc.yml" --executors process
+  check "process: exit 0" [ "$rc" -eq 0 ]
+  check "process: plain file in the workspace" grep -q "^use | plain resource$" "$out"
+  check "process: archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "process: nothing left of the job" [ "$(process_left)" -eq 0 ]
   sed "s/notes.txt\", path/missing.txt\", path/" "$tmp/resource.yml" > "$tmp/resource404.yml"
   run resource404 "$tmp/resource404.yml"
   check "a 404 fails the job" [ "$rc" -eq 1 ]
@@ -406,7 +423,85 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint}
+# process_left: units and the workspace of $job still in $state (the
+# process executor's, as left_behind is podman's)
+process_left() {
+  ls "$state/units" "$state/work" 2>/dev/null | grep -ci "$job" || true
+}
+
+case_process() {   # examples/process.yml as host commands
+  run process "$src/examples/process.yml" --executors process -a WHO=tests
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "banner names the executor" grep -q "^evrun-runner: job .*, process (host commands in $state/work)$" "$out"
+  check "live output, env and args" grep -q "^build | hello, tests, from Linux$" "$out"
+  check "stderr too" grep -q "^build | compiling (a warning goes to stderr)$" "$out"
+  check "stored output, both streams" [ "$("$bin/evrun-replay" "$state" --output "$job/build" | wc -l)" -eq 2 ]
+  check "artifact copied out" cmp -s <(seq 1 5) "$state/artifacts/$job/build/dist/numbers.txt"
+  check "ran in the workspace" grep -q "^built in $state/work/$job$" "$state/artifacts/$job/build/dist/README"
+  check "the next step saw the workspace" grep -q "^test | sum 15$" "$out"
+  check "summary" grep -Eq "^test +succeeded +0 " "$out"
+  check "store verifies" verified
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+case_process_refused() {   # not offered: refused with the reason, before anything runs
+  run refused "$src/examples/process.yml"
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "says the runner does not offer it, and how" \
+    grep -q "this runner does not offer executor process (it offers: podman); start it with --executors podman,process" "$err"
+  check "no workspace made" [ ! -d "$state/work" ] || [ -z "$(ls "$state/work")" ]
+  "$bin/evrun-runner" --exec "$src/examples/process.yml" --executors procss > "$tmp/bad-x.out" 2>&1
+  check "an unknown executor: exit 2" [ $? -eq 2 ]
+  check "an unknown executor: named" grep -q 'executors: unknown executor "procss" (expected podman, process' "$tmp/bad-x.out"
+}
+
+case_process_image() {   # an image in a process pipeline: refused at its key
+  pipeline procimage <<'YML'
+pipeline: procimage
+executor: process
+steps:
+  - name: a
+    image: localhost/evrun-busybox:latest
+    run: echo never
+YML
+  run procimage "$tmp/procimage.yml" --executors process
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "file:line:col and the fix" \
+    grep -q "procimage.yml:5:12: steps\[0\].image: a process pipeline runs on the host; remove image" "$err"
+  check "nothing ran" [ -z "$job" ]
+}
+
+case_process_sigint() {   # a cancel ends the step's whole process group
+  pipeline procint <<'YML'
+pipeline: procint
+executor: process
+steps:
+  - name: long
+    run: |
+      sleep 300 &
+      echo $! > bg.pid
+      echo begun
+      trap '' TERM
+      wait
+YML
+  state=$tmp/procint
+  "$bin/evrun-runner" --exec "$tmp/procint.yml" --executors process --state-dir "$state" \
+    --grace 1 > "$tmp/procint.out" 2> "$tmp/procint.err" &
+  local pid=$! bg
+  for _ in $(seq 1 100); do grep -q "^long | begun" "$tmp/procint.out" 2>/dev/null && break; sleep 0.1; done
+  bg=$(cat "$state"/work/*/bg.pid)
+  check "the background process runs" kill -0 "$bg"
+  kill -INT "$pid"
+  wait "$pid"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/procint.out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "step cancelled" grep -Eq "^long +cancelled" <("$bin/evrun-replay" "$state" --job "$job")
+  check "the background process ended with it" sh -c "! kill -0 $bg 2>/dev/null"
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -385,6 +385,28 @@ test_spec_size(void)
     evr_spec_destroy(&big);
 }
 
+/*  A process pipeline: no image is no error, and its stub (what
+    job.accepted may carry) keeps the executor, so it validates too. */
+static void
+test_process_stub(void)
+{
+    evr_spec_t spec = { 0 };
+    evr_rc_t rc;
+    evr_diag_t *diag = s_load(PIPES "/good/process.yml", NULL, &spec, &rc);
+    CHECK(rc == EVR_OK);
+    CHECK(spec.executor == EVR_EXECUTOR_PROCESS);
+    evr_spec_t *stub = evr_spec_stub(&spec);
+    CHECK(stub->executor == EVR_EXECUTOR_PROCESS);
+    evr_diag_t *d2 = evr_diag_new("stub");
+    CHECK(evr_spec_validate(stub, d2) == EVR_OK);
+    if (evr_diag_count(d2))
+        fprintf(stderr, "  %s\n", evr_diag_get(d2, 0));
+    evr_diag_destroy(&d2);
+    evr_spec_destroy(&stub);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
 int
 main(void)
 {
@@ -396,5 +418,6 @@ main(void)
     EVR_TEST_RUN(test_topo_order);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_spec_size);
+    EVR_TEST_RUN(test_process_stub);
     EVR_TEST_END();
 }

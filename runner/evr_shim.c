@@ -1,0 +1,392 @@
+/*  evr_shim.c: the supervisor of one host process step (see evr_shim.h).
+
+    A small program, run as `evrun-runner --shim DIR` in a process of its
+    own.  It takes the unit's lock (blocking: a second supervisor started
+    for the same unit waits, then finds the unit started and refuses),
+    reads what to run, forks the step into a new session, reports the
+    start to the runner on fd 3, and waits.  Everything it opens is
+    close-on-exec: the step inherits its three standard fds and nothing
+    else (not the lock, which would outlive the supervisor in the step).
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_shim.h"
+#include "evr_unit.h"
+
+#define S_STATUS_FD 3
+
+evr_rc_t
+evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
+{
+    int p[2];
+    *report_fd = -1;
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
+    char *log = evr_asprintf("%s/supervisor.log", dir);
+    char *argv[] = { "evrun-runner", EVR_SHIM_FLAG, (char *) dir, NULL };
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t c = fork();
+    if (c == 0) {
+        if (setsid() < 0)
+            _exit(1);
+        pid_t g = fork();
+        if (g != 0)
+            _exit(g < 0);
+        if (p[1] == S_STATUS_FD ? fcntl(S_STATUS_FD, F_SETFD, 0) < 0
+                                : dup2(p[1], S_STATUS_FD) < 0)
+            _exit(1);
+        int null = open("/dev/null", O_RDONLY);
+        int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+        if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
+            || dup2(logfd, 2) < 0)
+            _exit(1);
+        close_range(S_STATUS_FD + 1, ~0u, 0);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv("/proc/self/exe", argv);
+        /* "error exec /proc/self/exe: errno N", async-signal-safe */
+        char msg[64] = "error exec /proc/self/exe: errno ", num[16];
+        int e = errno, k = 0;
+        size_t at = strlen(msg);
+        do
+            num[k++] = (char) ('0' + e % 10);
+        while ((e /= 10) && k < 15);
+        while (k && at < sizeof msg - 2)
+            msg[at++] = num[--k];
+        msg[at++] = '\n';
+        ssize_t w = write(S_STATUS_FD, msg, at);
+        (void) w;
+        _exit(127);
+    }
+    int e = errno;
+    free(log);
+    close(p[1]);
+    if (c < 0) {
+        close(p[0]);
+        return evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
+    }
+    while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+        ;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    *report_fd = p[0];
+    return EVR_OK;
+}
+
+bool
+evr_shim_wanted(int argc, char **argv)
+{
+    return argc == 3 && strcmp(argv[1], EVR_SHIM_FLAG) == 0;
+}
+
+/*  Tells the runner (fd 3) one line; it may be gone: then nobody hears. */
+static void
+s_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+s_report(const char *fmt, ...)
+{
+    char line[EVR_ERR_MAX + 32];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t) n > sizeof line - 2)
+        n = (int) sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w;
+    do
+        w = write(S_STATUS_FD, line, (size_t) n);
+    while (w < 0 && errno == EINTR);
+    close(S_STATUS_FD);
+}
+
+/*  What the step is made of, read from the unit. */
+typedef struct {
+    char *script, *envbuf, *workdir;
+    char **envp;
+    evr_unit_limits_t limits;
+} s_what_t;
+
+static void
+s_what_free(s_what_t *w)
+{
+    free(w->script);
+    free(w->envbuf);
+    free(w->workdir);
+    free(w->envp);
+}
+
+static evr_rc_t
+s_read_what(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
+{
+    size_t len, elen;
+    char *limits = NULL;
+    evr_rc_t rc = evr_unit_read(dfd, dir, "script", EVR_UNIT_MAX_SCRIPT, &w->script, &len, err);
+    if (!rc)
+        rc = evr_unit_read(dfd, dir, "env", EVR_UNIT_MAX_ENV, &w->envbuf, &elen, err);
+    if (!rc)
+        rc = evr_unit_read(dfd, dir, "workdir", 4096, &w->workdir, &len, err);
+    if (!rc) {
+        rc = evr_unit_read(dfd, dir, "limits", 4096, &limits, &len, err);
+        if (rc == EVR_ERR_NOTFOUND)
+            rc = EVR_OK;
+        else if (!rc && !evr_unit_limits_parse(limits, &w->limits))
+            rc = evr_err_set(err, EVR_ERR_IO, "%s/limits: damaged", dir);
+        free(limits);
+    }
+    if (rc == EVR_ERR_NOTFOUND)
+        return evr_err_set(err, EVR_ERR_IO, "%s: a file of the unit is missing", dir);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (size_t i = 0; i < elen; i++)
+        n += w->envbuf[i] == '\0';
+    w->envp = evr_calloc(n + 1, sizeof(char *));
+    n = 0;
+    for (size_t i = 0; i < elen; i += strlen(w->envbuf + i) + 1)
+        w->envp[n++] = w->envbuf + i;
+    return EVR_OK;
+}
+
+/*  What the step's child reports through the exec pipe when it fails. */
+typedef struct {
+    int what;   /* S_FAIL_* */
+    int err;    /* errno */
+} s_fail_t;
+
+enum { S_FAIL_SETSID = 1, S_FAIL_FDS, S_FAIL_CHDIR, S_FAIL_LIMIT, S_FAIL_EXEC };
+
+static void
+s_child_fail(int fd, int what)
+{
+    s_fail_t f = { what, errno };
+    ssize_t w = write(fd, &f, sizeof f);
+    (void) w;
+    _exit(127);
+}
+
+static void
+s_child_limit(int fd, int res, uint64_t v)
+{
+    if (!v)
+        return;
+    struct rlimit rl = { (rlim_t) v, (rlim_t) v };
+    if (setrlimit(res, &rl) != 0)
+        s_child_fail(fd, S_FAIL_LIMIT);
+}
+
+/*  In the forked child: becomes the step (never returns). */
+static void
+s_child(const s_what_t *w, int out, int errf, int null, int failfd)
+{
+    if (setsid() < 0)
+        s_child_fail(failfd, S_FAIL_SETSID);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errf, 2) < 0)
+        s_child_fail(failfd, S_FAIL_FDS);
+    if (chdir(w->workdir) != 0)
+        s_child_fail(failfd, S_FAIL_CHDIR);
+    s_child_limit(failfd, RLIMIT_NOFILE, w->limits.nofile);
+    s_child_limit(failfd, RLIMIT_NPROC, w->limits.nproc);
+    s_child_limit(failfd, RLIMIT_CPU, w->limits.cpu_s);
+    s_child_limit(failfd, RLIMIT_AS, w->limits.memory);
+    char *argv[] = { "sh", "-c", w->script, NULL };
+    execve("/bin/sh", argv, w->envp);
+    s_child_fail(failfd, S_FAIL_EXEC);
+}
+
+/*  Forks the step; its pid, or -1 with err. */
+static pid_t
+s_spawn(int dfd, const char *dir, const s_what_t *w, evr_err_t *err)
+{
+    int out = openat(dfd, "stdout", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    int errf = openat(dfd, "stderr", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int fp[2] = { -1, -1 };
+    pid_t pid = -1;
+    if (out < 0 || errf < 0 || null < 0) {
+        evr_err_set(err, EVR_ERR_IO, "opening the output files of %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (pipe2(fp, O_CLOEXEC) != 0) {
+        evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    pid = fork();
+    if (pid < 0) {
+        evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        s_child(w, out, errf, null, fp[1]);
+    close(fp[1]);
+    fp[1] = -1;
+    s_fail_t f;
+    ssize_t r;
+    do
+        r = read(fp[0], &f, sizeof f);
+    while (r < 0 && errno == EINTR);
+    if (r == (ssize_t) sizeof f) {
+        static const char *const what[] = { "", "setsid", "setting up its output", "chdir",
+                                            "setrlimit", "exec /bin/sh" };
+        const char *where = f.what == S_FAIL_CHDIR ? w->workdir : "";
+        evr_err_set(err, EVR_ERR_IO, "starting the step of %s: %s %s: %s", dir,
+                    f.what > 0 && f.what <= S_FAIL_EXEC ? what[f.what] : "?", where,
+                    strerror(f.err));
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        pid = -1;
+    }
+out:
+    for (int i = 0; i < 2; i++)
+        if (fp[i] >= 0)
+            close(fp[i]);
+    if (out >= 0)
+        close(out);
+    if (errf >= 0)
+        close(errf);
+    if (null >= 0)
+        close(null);
+    return pid;
+}
+
+/*  Waits for the step, ends the rest of its group, returns its status as
+    a shell says it (128+N after signal N). */
+static int64_t
+s_wait(int dfd, const char *dir, pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    while (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+        ;
+    int64_t code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    evr_err_t err;
+    evr_unit_write(dfd, dir, "ended", "", 0, &err);
+    /* the step has exited, not yet reaped: its group id is still its own */
+    kill(-pid, SIGKILL);
+    /* every child of ours in the group, the step last or not; orphans of
+       the group were reparented to us (subreaper) */
+    for (;;) {
+        pid_t r = waitpid(-pid, NULL, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+    }
+    return code;
+}
+
+/*  Starts the step of the unit (dfd, dir) holding its lock; its pid, or
+    -1 with err. */
+static pid_t
+s_begin(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
+{
+    if (faccessat(dfd, "pid", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+        || faccessat(dfd, "exit", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        evr_err_set(err, EVR_ERR_IO, "%s: started already", dir);
+        return -1;
+    }
+    if (s_read_what(dfd, dir, w, err))
+        return -1;
+    unlinkat(dfd, "env", 0);   /* read: its secrets stay in the step only */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t pid = s_spawn(dfd, dir, w, err);
+    if (pid < 0)
+        return -1;
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "%ld %" PRIu64 "\n", (long) pid, evr_now_ns());
+    if (evr_unit_write(dfd, dir, "pid", buf, (size_t) n, err)) {
+        /* the runner could not find the step without it: end it */
+        kill(-pid, SIGKILL);
+        s_wait(dfd, dir, pid);
+        unlinkat(dfd, "ended", 0);
+        return -1;
+    }
+    return pid;
+}
+
+/*  The step has ended: its status and output sizes into `exit`. */
+static int
+s_end(int dfd, const char *dir, pid_t pid)
+{
+    int64_t code = s_wait(dfd, dir, pid);
+    struct stat so, se;
+    if (fstatat(dfd, "stdout", &so, AT_SYMLINK_NOFOLLOW) != 0
+        || fstatat(dfd, "stderr", &se, AT_SYMLINK_NOFOLLOW) != 0)
+        return 1;   /* the unit is removed: nobody reads it */
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "exit %" PRId64 "\nstdout %llu\nstderr %llu\n", code,
+                     (unsigned long long) so.st_size, (unsigned long long) se.st_size);
+    evr_err_t err;
+    if (evr_unit_write(dfd, dir, "exit", buf, (size_t) n, &err)) {
+        fprintf(stderr, "evrun supervisor: %s\n", err.msg);   /* supervisor.log */
+        return 1;
+    }
+    unlinkat(dfd, "paused", 0);
+    return 0;
+}
+
+int
+evr_shim_main(const char *dir)
+{
+    static const int ignored[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP,
+                                   SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(ignored); i++)
+        signal(ignored[i], SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    fcntl(S_STATUS_FD, F_SETFD, FD_CLOEXEC);
+    if (chdir("/") != 0) {
+        /* nothing keeps the runner's working directory busy; go on */
+    }
+    evr_err_t err;
+    s_what_t w = { 0 };
+    int status = 1;
+    pid_t pid = -1;
+    int lfd = -1, dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (dfd < 0)
+        evr_err_set(&err, EVR_ERR_IO, "opening %s: %s", dir, strerror(errno));
+    else if ((lfd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0
+             || fcntl(lfd, F_OFD_SETLKW, &fl) != 0)
+        evr_err_set(&err, EVR_ERR_IO, "locking %s/lock: %s", dir, strerror(errno));
+    else
+        pid = s_begin(dfd, dir, &w, &err);
+    s_what_free(&w);
+    if (pid < 0) {
+        /* the lock goes first: once told, the runner finds the unit created */
+        if (lfd >= 0)
+            close(lfd);
+        s_report("error %s", err.msg);
+        fprintf(stderr, "evrun supervisor: %s\n", err.msg);
+    }
+    else {
+        s_report("started %ld", (long) pid);
+        status = s_end(dfd, dir, pid);
+        close(lfd);
+    }
+    if (dfd >= 0)
+        close(dfd);
+    return status;
+}

@@ -1,0 +1,460 @@
+/*  evr_unit.c: a host process unit's directory (see evr_unit.h).
+
+    Every file that a reader may see half-made is written under a
+    temporary name and renamed; the unit itself is made in a directory
+    .new-NAME-PID-N and renamed to NAME, so the name is taken (or not)
+    atomically and a runner killed while making it leaves no partial unit
+    (the executor sweeps the .new-* and .rm-* leftovers at its start).
+*/
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_unit.h"
+
+bool
+evr_unit_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 200 && name[0] != '.' && !strchr(name, '/');
+}
+
+evr_rc_t
+evr_unit_write(int dirfd, const char *dir, const char *name, const char *data, size_t len,
+               evr_err_t *err)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return evr_err_set(err, EVR_ERR_IO, "creating %s/%s: %s", dir, tmp, strerror(errno));
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(fd);
+            unlinkat(dirfd, tmp, 0);
+            char *path = evr_asprintf("%s/%s", dir, tmp);
+            evr_rc_t rc = evr_err_write(err, path, e);
+            free(path);
+            return rc;
+        }
+        done += (size_t) w;
+    }
+    close(fd);
+    if (renameat(dirfd, tmp, dirfd, name) != 0) {
+        int e = errno;
+        unlinkat(dirfd, tmp, 0);
+        return evr_err_set(err, EVR_ERR_IO, "renaming %s/%s to %s: %s", dir, tmp, name,
+                           strerror(e));
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_unit_read(int dirfd, const char *dir, const char *name, size_t max, char **out, size_t *len,
+              evr_err_t *err)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? EVR_ERR_NOTFOUND
+                   : evr_err_set(err, EVR_ERR_IO, "opening %s/%s: %s", dir, name, strerror(errno));
+    size_t cap = 256, n = 0;
+    char *buf = evr_malloc(cap + 1);
+    evr_rc_t rc = EVR_OK;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                rc = evr_err_set(err, EVR_ERR_LIMIT, "%s/%s: larger than %zu bytes", dir, name,
+                                 max);
+                break;
+            }
+            cap *= 2;
+            buf = evr_realloc(buf, cap + 1);
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = evr_err_set(err, EVR_ERR_IO, "reading %s/%s: %s", dir, name, strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t) r;
+    }
+    close(fd);
+    if (!rc && n > max)
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "%s/%s: larger than %zu bytes", dir, name, max);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return EVR_OK;
+}
+
+/*  Writes a file of the unit being made (no rename needed: nobody sees
+    the directory before it is renamed). */
+static evr_rc_t
+s_put(int dfd, const char *dir, const char *name, const char *data, size_t len, evr_err_t *err)
+{
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return evr_err_set(err, EVR_ERR_IO, "creating %s/%s: %s", dir, name, strerror(errno));
+    size_t done = 0;
+    int e = 0;
+    while (done < len && !e) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w > 0)
+            done += (size_t) w;
+        else if (w < 0 && errno != EINTR)
+            e = errno;
+        else if (w == 0)
+            e = EIO;
+    }
+    close(fd);
+    if (!e)
+        return EVR_OK;
+    char *path = evr_asprintf("%s/%s", dir, name);
+    evr_rc_t rc = evr_err_write(err, path, e);
+    free(path);
+    return rc;
+}
+
+static evr_rc_t
+s_fill(int dfd, const char *tmp, const char *script, const char *const *env, size_t n,
+       const char *workdir, const evr_unit_limits_t *limits, evr_err_t *err)
+{
+    size_t elen = 0;
+    for (size_t i = 0; i < n; i++)
+        elen += strlen(env[i]) + 1;
+    char *eb = evr_malloc(elen + 1), *p = eb;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(env[i]) + 1;
+        memcpy(p, env[i], l);
+        p += l;
+    }
+    evr_rc_t rc = s_put(dfd, tmp, "script", script, strlen(script), err);
+    if (!rc)
+        rc = s_put(dfd, tmp, "env", eb, elen, err);
+    free(eb);
+    if (!rc)
+        rc = s_put(dfd, tmp, "workdir", workdir, strlen(workdir), err);
+    if (!rc && limits && (limits->nofile || limits->nproc || limits->cpu_s || limits->memory)) {
+        char lb[256];
+        int ll = snprintf(lb, sizeof lb, "nofile %" PRIu64 "\nnproc %" PRIu64 "\ncpu_s %" PRIu64
+                          "\nmemory %" PRIu64 "\n", limits->nofile, limits->nproc,
+                          limits->cpu_s, limits->memory);
+        rc = s_put(dfd, tmp, "limits", lb, (size_t) ll, err);
+    }
+    static const char *const empty[] = { "stdout", "stderr", "lock" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(empty) && !rc; i++)
+        rc = s_put(dfd, tmp, empty[i], "", 0, err);
+    return rc;
+}
+
+evr_rc_t
+evr_unit_make(const char *units, const char *name, const char *script, const char *const *env,
+              size_t n, const char *workdir, const evr_unit_limits_t *limits, bool *exists,
+              evr_err_t *err)
+{
+    static unsigned s_seq;
+    *exists = false;
+    char *final = evr_asprintf("%s/%s", units, name);
+    char *tmp = evr_asprintf("%s/.new-%s-%ld-%u", units, name, (long) getpid(), ++s_seq);
+    evr_rc_t rc = EVR_OK;
+    int dfd = -1;
+    if (access(final, F_OK) == 0) {
+        *exists = true;
+        goto out;
+    }
+    if (mkdir(tmp, 0700) != 0) {
+        rc = evr_err_set(err, EVR_ERR_IO, "creating %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = evr_err_set(err, EVR_ERR_IO, "opening %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = s_fill(dfd, tmp, script, env, n, workdir, limits, err);
+    if (!rc && rename(tmp, final) != 0) {
+        if (errno == EEXIST || errno == ENOTEMPTY)
+            *exists = true;
+        else
+            rc = evr_err_set(err, EVR_ERR_IO, "renaming %s to %s: %s", tmp, final,
+                             strerror(errno));
+    }
+    if (rc || *exists) {
+        evr_err_t ignored;
+        evr_unit_rmtree(tmp, &ignored);
+    }
+out:
+    if (dfd >= 0)
+        close(dfd);
+    free(final);
+    free(tmp);
+    return rc;
+}
+
+/*  Whether someone holds the write lock on dir's lock file (the
+    supervisor); -1 with err when it cannot be told. */
+static int
+s_locked(int dfd, const char *dir, evr_err_t *err)
+{
+    int fd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        evr_err_set(err, EVR_ERR_IO, "opening %s/lock: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    int r = fcntl(fd, F_OFD_GETLK, &fl);
+    int e = errno;
+    close(fd);
+    if (r != 0) {
+        evr_err_set(err, EVR_ERR_IO, "testing the lock of %s/lock: %s", dir, strerror(e));
+        return -1;
+    }
+    return fl.l_type != F_UNLCK;
+}
+
+static evr_rc_t
+s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_err_t *err)
+{
+    char *text;
+    size_t len;
+    evr_rc_t rc = evr_unit_read(dfd, dir, "exit", 4096, &text, &len, err);
+    *found = rc != EVR_ERR_NOTFOUND;
+    if (rc == EVR_ERR_NOTFOUND)
+        return EVR_OK;
+    if (rc)
+        return rc;
+    long long code;
+    unsigned long long out, errb;
+    if (sscanf(text, "exit %lld\nstdout %llu\nstderr %llu\n", &code, &out, &errb) != 3)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s/exit: damaged (expected \"exit CODE\\nstdout N"
+                         "\\nstderr N\")", dir);
+    else {
+        info->exit_code = code;
+        info->size[0] = out;
+        info->size[1] = errb;
+    }
+    free(text);
+    return rc;
+}
+
+static evr_rc_t
+s_read_pid(int dfd, const char *dir, evr_unit_info_t *info, evr_err_t *err)
+{
+    char *text;
+    size_t len;
+    evr_rc_t rc = evr_unit_read(dfd, dir, "pid", 256, &text, &len, err);
+    if (rc == EVR_ERR_NOTFOUND)
+        return EVR_OK;
+    if (rc)
+        return rc;
+    long pid;
+    unsigned long long at;
+    if (sscanf(text, "%ld %llu", &pid, &at) != 2 || pid <= 1)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s/pid: damaged (expected \"PID STARTED_NS\")", dir);
+    else {
+        info->pid = (pid_t) pid;
+        info->started_at = at;
+    }
+    free(text);
+    return rc;
+}
+
+evr_rc_t
+evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err)
+{
+    memset(info, 0, sizeof *info);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENOENT)
+            return EVR_OK;   /* ABSENT */
+        return evr_err_set(err, EVR_ERR_IO, "opening %s: %s", dir, strerror(errno));
+    }
+    /* In the order the supervisor makes them, backwards: `pid`, then the
+       lock, then `exit`.  A supervisor writes `pid` holding the lock and
+       `exit` before the lock goes, so a `pid` seen, then the lock free,
+       then no `exit` is a supervisor that died; any other order takes a
+       supervisor passing through its start or end for lost. */
+    bool found = false;
+    int alive = 0;
+    evr_rc_t rc = s_read_pid(dfd, dir, info, err);
+    if (!rc && (alive = s_locked(dfd, dir, err)) < 0)
+        rc = EVR_ERR_IO;
+    if (!rc)
+        rc = s_read_exit(dfd, dir, info, &found, err);
+    if (rc)
+        goto out;
+    info->ended = faccessat(dfd, "ended", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    if (found)
+        info->state = EVR_EXEC_EXITED;
+    else if (alive)
+        info->state = faccessat(dfd, "paused", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+                          ? EVR_EXEC_PAUSED
+                          : EVR_EXEC_RUNNING;
+    else if (info->pid) {
+        info->state = EVR_EXEC_EXITED;
+        info->lost = true;
+        info->exit_code = -1;
+    }
+    else
+        info->state = EVR_EXEC_CREATED;
+out:
+    close(dfd);
+    return rc;
+}
+
+evr_rc_t
+evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err)
+{
+    *sent = false;
+    evr_unit_info_t info;
+    evr_rc_t rc = evr_unit_probe(dir, &info, err);
+    if (rc || !info.pid || info.ended
+        || (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED))
+        return rc;
+    /* the supervisor is alive and has not reaped the step (it makes
+       `ended` first): the group id is the step's, not a reused one */
+    if (kill(-info.pid, sig) == 0) {
+        *sent = true;
+        return EVR_OK;
+    }
+    if (errno == ESRCH)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_IO, "kill(-%ld, %s) for %s: %s", (long) info.pid,
+                       strsignal(sig), dir, strerror(errno));
+}
+
+bool
+evr_unit_limits_parse(const char *text, evr_unit_limits_t *l)
+{
+    memset(l, 0, sizeof *l);
+    const char *p = text;
+    while (*p) {
+        char key[16];
+        unsigned long long v;
+        int used = 0;
+        if (sscanf(p, "%15s %llu%n", key, &v, &used) != 2)
+            return false;
+        if (!strcmp(key, "nofile"))
+            l->nofile = v;
+        else if (!strcmp(key, "nproc"))
+            l->nproc = v;
+        else if (!strcmp(key, "cpu_s"))
+            l->cpu_s = v;
+        else if (!strcmp(key, "memory"))
+            l->memory = v;
+        else
+            return false;
+        p += used;
+        while (*p == '\n' || *p == ' ')
+            p++;
+    }
+    return true;
+}
+
+/*  Depth of directories rmtree goes into: deeper is refused (a path that
+    long is over PATH_MAX anyway). */
+#define S_RM_DEPTH 2048
+
+static evr_rc_t
+s_rm(const char *path, int depth, evr_err_t *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? EVR_OK
+                               : evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path,
+                                             strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
+        return EVR_OK;
+    }
+    if (depth > S_RM_DEPTH)
+        return evr_err_set(err, EVR_ERR_IO, "removing %s: more than %d directories deep", path,
+                           S_RM_DEPTH);
+    if ((st.st_mode & 0700) != 0700)
+        chmod(path, 0700);   /* a step's read-only directory; failing is told by rmdir */
+    /* the names first, the directory closed again: one fd at a time */
+    DIR *d = opendir(path);
+    if (!d)
+        return evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = evr_realloc(names, cap * sizeof *names);
+        }
+        names[n++] = evr_strdup(e->d_name);
+    }
+    closedir(d);
+    evr_rc_t rc = EVR_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) {
+            char *sub = evr_asprintf("%s/%s", path, names[i]);
+            rc = s_rm(sub, depth + 1, err);
+            free(sub);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (!rc && rmdir(path) != 0 && errno != ENOENT)
+        rc = evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
+    return rc;
+}
+
+evr_rc_t
+evr_unit_rmtree(const char *path, evr_err_t *err)
+{
+    return s_rm(path, 0, err);
+}
+
+/*  Leftovers of a runner killed while it made or removed a unit or a
+    workspace (.new-*, .rm-*): removed unless a supervisor still runs in
+    one (a removal under way: the next start sweeps it). */
+void
+evr_unit_sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".new-", 5) && strncmp(e->d_name, ".rm-", 4))
+            continue;
+        char *p = evr_asprintf("%s/%s", dir, e->d_name);
+        evr_unit_info_t info;
+        evr_err_t err;
+        /* a workspace has no lock: it probes as absent or damaged, never running */
+        if (evr_unit_probe(p, &info, &err) != EVR_OK
+            || (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED))
+            evr_unit_rmtree(p, &err);
+        free(p);
+    }
+    closedir(d);
+}
