@@ -7,8 +7,8 @@
     transaction and run the actions that were waiting for them.  Control
     from outside the loop (cancel, pause, resume of one job) queues its
     event and its effect as such an action, and commits at once.  A step's
-    own lifecycle (and its unit's pause) is in evr_step.c; making a
-    job, its workspace and resources in evr_prepare.c.
+    own lifecycle is in evr_step.c (its unit's pause in evr_step_pause.c);
+    making a job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
 #include <signal.h>
@@ -252,7 +252,7 @@ evr_eng_stop_step(evr_eng_step_t *st, bool now)
     evr_exec_t *ex = st->job->ex;
     if (!evr_eng_step_runs(st))
         return;
-    if (st->frozen || st->ex_busy) {
+    if (evr_eng_step_thaw_first(st)) {
         /* a paused unit does not see SIGTERM: resume it first, then the
            answer to the resume stops it */
         if (now || !st->stop_after)

@@ -4,7 +4,7 @@
     The step moves through the states of evr_step_state.c; a step created
     ahead of its turn (EARLY_*) and a create that finds its name taken
     (s_on_taken) have their own helpers here, recovery's states are in
-    evr_recover.c. */
+    evr_recover.c, pausing the unit in evr_step_pause.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -540,66 +540,7 @@ evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
     }
 }
 
-/* --------------------------------------------------------- pause, resume */
-
-static void s_ex_sync(evr_eng_step_t *st);
-
-/*  The answer to a pause or resume (the call flipped frozen): then the
-    next wish, or the stop that waited for the resume. */
-static void
-s_on_frozen(const evr_exec_result_t *r, void *arg)
-{
-    evr_eng_step_t *st = evr_eng_live_end(arg);
-    if (!st)
-        return;   /* about an earlier attempt */
-    st->ex_busy = false;
-    if (r->rc) {
-        evr_eng_warn("job %s: %s step %s (%s %s): %s", st->job->id,
-                     st->frozen ? "unpausing" : "pausing", st->spec->name,
-                     st->job->ex->ops->unit_word, st->unit, r->msg);
-        /* taken as running: a stop goes ahead, no pause is tried again */
-        st->frozen = st->want_frozen = false;
-    }
-    else
-        st->frozen = !st->frozen;
-    s_ex_sync(st);
-    if (!st->frozen && !st->ex_busy && st->stop_after) {
-        bool now = st->stop_after == 2;
-        st->stop_after = 0;
-        evr_eng_stop_step(st, now);
-    }
-}
-
-/*  Makes one call when the unit is not as wanted and none is in flight.
-    A unit that exited is not paused any more. */
-static void
-s_ex_sync(evr_eng_step_t *st)
-{
-    if (st->ex_busy)
-        return;
-    if (!evr_eng_step_runs(st) || st->exit_known) {
-        st->frozen = st->want_frozen = false;
-        return;
-    }
-    if (st->want_frozen == st->frozen)
-        return;
-    st->ex_busy = true;
-    evr_exec_t *ex = st->job->ex;
-    if (st->want_frozen)
-        ex->ops->pause(ex, st->unit, s_on_frozen, evr_eng_tok(st));
-    else
-        ex->ops->resume(ex, st->unit, s_on_frozen, evr_eng_tok(st));
-}
-
-void
-evr_eng_step_freeze(evr_eng_step_t *st, bool frozen)
-{
-    if (frozen && (!evr_eng_step_runs(st) || st->exit_known || st->stop_sent || st->kill_sent
-                   || st->stop_after))
-        return;
-    st->want_frozen = frozen;
-    s_ex_sync(st);
-}
+/* ------------------------------------------------------ held by a pause */
 
 void
 evr_eng_step_release(evr_eng_step_t *st)
@@ -797,8 +738,7 @@ s_retry(evr_eng_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
-    st->frozen = st->want_frozen = st->ex_busy = false;
-    st->stop_after = 0;
+    evr_eng_step_freeze_reset(st);
     st->paused_ns = 0;
     st->peek_at = 0;
     st->retakes = 0;
