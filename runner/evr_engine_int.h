@@ -96,6 +96,9 @@ typedef struct {
        inspections so far, and the loop timer of the next create */
     uint32_t retakes;
     uint64_t retake_timer;
+    /* a create under way was given up (the step skipped or ended): its
+       answer removes what it made; counted in job->calls till then */
+    bool create_dropped;
     bool artifact_paused;   /* test hook fired */
     /* pause (evr_step_pause.c): the unit is paused (frozen) or should be
        (want_frozen); one call at a time (freeze_op).  A failed call is
@@ -277,6 +280,17 @@ void evr_eng_step_prepare(evr_eng_step_t *st);
 void evr_eng_step_launch(evr_eng_step_t *st);
 void evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason);
 void evr_eng_step_skip(evr_eng_step_t *st, const char *reason);
+/*  A step whose start is under way (CREATING, ATTACHING, STARTING), in
+    a job that stops: it ends now, cancelled or timed out, its reason
+    saying why (what the job's end is) and which call had not answered;
+    what a create still under way makes is removed when it answers.
+    Nothing for a step in another state. */
+void evr_eng_step_abandon(evr_eng_step_t *st, const char *why);
+/*  The step's output stream is of no interest any more: detached. */
+void evr_eng_step_drop_stream(evr_eng_step_t *st);
+/*  The step ends without its unit's exit (exit code -1), its stream
+    dropped: the reason is set before. */
+void evr_eng_step_end_now(evr_eng_step_t *st);
 /*  A step whose start a pause held, in a job that stops: skipped. */
 void evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason);
 /*  Starts a step whose start a pause held. */

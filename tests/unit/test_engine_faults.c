@@ -571,6 +571,63 @@ test_cancel_create_never_answers(void)
     s_create_never_answers(59, "", true, "job.finished cancelled");
 }
 
+/*  A call of a's start (op) that does not answer while the job times out
+    (head: "timeout: 40ms\n") or is cancelled: the job ends at once (a
+    ends as want says, naming the call), then the answer comes, and
+    nothing of the job stays. */
+static void
+s_start_call_held(int n, evr_fake_op_t op, const char *head, bool cancel, const char *want,
+                  const char *call)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "a", 1, (evr_fake_fault_t) { .op = op, .kind = EVR_FAKE_HOLD });
+    char *yaml = evr_asprintf("%s%ssteps:\n  - name: a\n    run: echo a\n  - name: b\n"
+                              "    run: echo b\n", EVR_ETEST_HEAD, head);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
+    CHECK(evr_etest_until_call(t, op, n, "a", 1));
+    evr_err_t err;
+    if (cancel)
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, "job.finished"));
+    CHECK(evr_engine_active(t->eng) == 0);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK(evr_etest_in_order(ev, want, call, "step.skipped b", "job.finished", NULL));
+    CHECK(evr_etest_count(ev, "step.started") == 0);
+    free(ev);
+    /* the job's cleanup waits for the answer: its workspace is still there */
+    if (op == EVR_FAKE_CREATE)
+        CHECK(evr_exec_fake_ws_exists(t->fake, evr_etest_job(n)));
+    char *ua = evr_etest_unit(evr_etest_job(n), "a", 1);
+    CHECK(evr_exec_fake_release(t->fake, op, ua) == 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_START, ua) == (op == EVR_FAKE_START));
+    free(ua);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_timeout_create_answers_late(void)
+{
+    s_start_call_held(75, EVR_FAKE_CREATE, "timeout: 40ms\n", false,
+                      "step.finished a 1 timed_out exit=-1", "the create had not answered");
+}
+
+static void
+test_timeout_attach_never_answers(void)
+{
+    s_start_call_held(76, EVR_FAKE_ATTACH, "timeout: 40ms\n", false,
+                      "step.finished a 1 timed_out exit=-1", "the attach had not answered");
+}
+
+static void
+test_cancel_start_never_answers(void)
+{
+    s_start_call_held(77, EVR_FAKE_START, "", true, "step.finished a 1 cancelled exit=-1",
+                      "the start had not answered");
+}
+
 /* ---------------------------------------------------- workspace, others */
 
 static void
@@ -993,6 +1050,9 @@ main(void)
     EVR_TEST_RUN(test_cancel_during_retake);
     EVR_TEST_RUN(test_timeout_create_never_answers);
     EVR_TEST_RUN(test_cancel_create_never_answers);
+    EVR_TEST_RUN(test_timeout_create_answers_late);
+    EVR_TEST_RUN(test_timeout_attach_never_answers);
+    EVR_TEST_RUN(test_cancel_start_never_answers);
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
