@@ -7,8 +7,8 @@
     transaction and run the actions that were waiting for them.  Control
     from outside the loop (cancel, pause, resume of one job) queues its
     event and its effect as such an action, and commits at once.  A step's
-    own lifecycle (and its unit's pause) is in evr_step.c; making a
-    job, its workspace and resources in evr_prepare.c.
+    own lifecycle is in evr_step.c (its unit's pause in evr_step_pause.c);
+    making a job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
 #include <signal.h>
@@ -219,15 +219,7 @@ s_stop_removed(const evr_exec_result_t *r, void *arg)
         return;
     evr_eng_warn("job %s: removing step %s (%s %s) failed too: %s; the step ends without it",
                  st->job->id, st->spec->name, st->job->ex->ops->unit_word, st->unit, r->msg);
-    st->exit_code = -1;
-    st->exit_known = true;
-    st->attach_done = true;
-    if (st->attach) {
-        void *h = st->attach;
-        st->attach = NULL;
-        st->job->ex->ops->detach(st->job->ex, h);
-    }
-    evr_eng_maybe_end(st);
+    evr_eng_step_end_now(st);
 }
 
 /*  A stop that failed (not for a unit that is gone, nor one that has
@@ -252,7 +244,7 @@ evr_eng_stop_step(evr_eng_step_t *st, bool now)
     evr_exec_t *ex = st->job->ex;
     if (!evr_eng_step_runs(st))
         return;
-    if (st->frozen || st->ex_busy) {
+    if (evr_eng_step_thaw_first(st)) {
         /* a paused unit does not see SIGTERM: resume it first, then the
            answer to the resume stops it */
         if (now || !st->stop_after)
@@ -270,12 +262,25 @@ evr_eng_stop_step(evr_eng_step_t *st, bool now)
     }
 }
 
-/*  Stops what runs (cancelled, or timed out), skips what has not begun. */
+/*  Why a job that ends skips (or gives up) a step. */
+static void
+s_end_reason(const evr_eng_job_t *job, char *why, size_t size)
+{
+    snprintf(why, size, "%s", job->timed_out ? "the job timed out"
+                              : job->cancelling ? "the job was cancelled"
+                                                : "an earlier step failed");
+}
+
+/*  Stops what runs (cancelled, or timed out), ends what is starting
+    without waiting for the executor's answers; the scheduler skips what
+    has not begun. */
 static void
 s_wind_down(evr_eng_job_t *job, bool now)
 {
     if (job->res_req)   /* a resource download: its end ends the job's preparation */
         evr_fetch_cancel(job->eng->fetch, job->res_req);
+    char why[64];
+    s_end_reason(job, why, sizeof why);
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         if (evr_eng_step_has_started(st)) {
@@ -285,6 +290,8 @@ s_wind_down(evr_eng_job_t *job, bool now)
                 st->cancelled = true;
             evr_eng_stop_step(st, now);
         }
+        else
+            evr_eng_step_abandon(st, why);   /* CREATING, ATTACHING, STARTING */
     }
 }
 
@@ -298,7 +305,8 @@ s_wind_down_act(void *arg, void *data, size_t len)
 }
 
 /*  Queues job.cancel_requested (once) and, once it is committed, stops
-    the running steps; the scheduler skips the others. */
+    the running steps and ends the starting ones; the scheduler skips
+    the others. */
 static void
 s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
 {
@@ -555,14 +563,6 @@ s_ready(const evr_eng_job_t *job, uint32_t i, char *why, size_t size)
         }
     }
     return 1;
-}
-
-static void
-s_end_reason(const evr_eng_job_t *job, char *why, size_t size)
-{
-    snprintf(why, size, "%s", job->timed_out ? "the job timed out"
-                              : job->cancelling ? "the job was cancelled"
-                                                : "an earlier step failed");
 }
 
 /*  Step i waits for its turn: begin it, launch it (created early), create

@@ -109,8 +109,12 @@ int evr_engine_turn(evr_engine_t *self, int timeout_ms);
 
 /*  Graceful cancel of one job: job.cancel_requested (with reason) is
     committed, then its running steps get SIGTERM and SIGKILL after the
-    grace period (a paused unit is resumed first), steps not started
-    are skipped, and the job ends cancelled.  Cancelling a job being
+    grace period (a paused unit is resumed first), a step whose start
+    is under way (create, attach, start not answered yet) ends cancelled
+    without waiting for the answer (a unit it made is removed when it
+    comes), steps not started are skipped, and the job ends cancelled
+    (its job.finished does not wait for those answers; its cleanup,
+    and evr_engine_forget_finished, do).  Cancelling a job being
     cancelled is EVR_OK and records nothing.  Errors: EVR_ERR_NOTFOUND when
     the engine does not hold the job; EVR_ERR_STATE when it has finished;
     EVR_ERR_STORE when the commit fails (the engine has failed then). */
@@ -128,14 +132,18 @@ void evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now);
     timeouts: their deadlines move by it on resume (also across a runner
     restart, from the recorded job.paused and job.resumed).  A step's
     duration is wall time, pauses included.  A pause that fails is a
-    warning on stderr; that unit keeps running.  Errors:
+    warning on stderr; the unit is inspected and the pause tried again
+    (3 more times at most), then that unit keeps running.  Errors:
     EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not
     running: preparing its workspace, paused already, being cancelled or
     stopped, or finished; EVR_ERR_STORE when the commit fails. */
 evr_rc_t evr_engine_pause(evr_engine_t *self, const char *job_id, evr_err_t *err);
 
 /*  Resumes a paused job: job.resumed is committed, its paused units
-    are resumed, held steps start and scheduling goes on.  A job found
+    are resumed, held steps start and scheduling goes on.  A resume that
+    fails is a warning on stderr; the unit is inspected and the resume
+    tried again (3 more times at most), then the step is killed and
+    fails, its reason saying so.  A job found
     paused by evr_engine_recover stays paused until this call.  Errors:
     EVR_ERR_NOTFOUND (not held); EVR_ERR_STATE when the job is not paused
     (or is being cancelled: the cancel ends it); EVR_ERR_STORE. */

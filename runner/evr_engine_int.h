@@ -1,7 +1,8 @@
 /*  evr_engine_int.h: the engine's private parts.
 
     Shared by evr_engine.c (events, jobs, control, scheduling, the loop),
-    evr_step.c (a step's unit, output, artifacts, result and pause),
+    evr_step.c (a step's unit, output, artifacts and result; its states
+    in evr_step_state.c, its unit's pause in evr_step_pause.c),
     evr_prepare.c (making a job, its workspace and resources) and
     evr_recover.c (taking jobs up again after a restart).  They reach
     what runs steps only through evr_exec.h (the job's executor, job->ex)
@@ -42,6 +43,15 @@ typedef enum {
     EVR_ENG_STEP_SKIPPED,       /* step.skipped recorded */
 } evr_eng_state_t;
 #define EVR_ENG_STEP_NSTATES (EVR_ENG_STEP_SKIPPED + 1)
+
+/*  What a step's pause or resume is doing (evr_step_pause.c). */
+typedef enum {
+    EVR_ENG_FREEZE_IDLE,        /* no call under way */
+    EVR_ENG_FREEZE_CALLING,     /* a pause or a resume is asked */
+    EVR_ENG_FREEZE_CHECKING,    /* it failed: the unit is inspected */
+    EVR_ENG_FREEZE_BACKOFF,     /* the next try waits for freeze_timer */
+    EVR_ENG_FREEZE_STUCK,       /* resuming failed for good: the unit is killed */
+} evr_eng_freeze_t;
 
 typedef enum {
     EVR_ENG_JOB_PREPARING,
@@ -86,12 +96,21 @@ typedef struct {
        inspections so far, and the loop timer of the next create */
     uint32_t retakes;
     uint64_t retake_timer;
+    /* a create under way was given up (the step skipped or ended): its
+       answer removes what it made; counted in job->calls till then */
+    bool create_dropped;
     bool artifact_paused;   /* test hook fired */
-    /* pause: the unit is paused (frozen) or should be (want_frozen);
-       one pause or resume call at a time (ex_busy).  A stop of a frozen
-       unit waits for its resume (stop_after: 1 stop, 2 kill). */
-    bool frozen, want_frozen, ex_busy;
-    uint8_t stop_after;
+    /* pause (evr_step_pause.c): the unit is paused (frozen) or should be
+       (want_frozen); one call at a time (freeze_op).  A failed call is
+       followed by an inspect and tried again (freeze_fails so far; the
+       last one's message freeze_err; the next try's loop timer
+       freeze_timer).  A stop of a frozen unit waits for its resume
+       (stop_after: 1 stop, 2 kill). */
+    bool frozen, want_frozen;
+    evr_eng_freeze_t freeze_op;
+    uint8_t freeze_fails, stop_after;
+    uint64_t freeze_timer;
+    char *freeze_err;
     /* REATTACHED: the next read of the log so far is due at peek_at; the
        one under way (PEEKING) began at peek_t0 (mono ns) */
     uint64_t peek_at, peek_t0;
@@ -261,16 +280,37 @@ void evr_eng_step_prepare(evr_eng_step_t *st);
 void evr_eng_step_launch(evr_eng_step_t *st);
 void evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason);
 void evr_eng_step_skip(evr_eng_step_t *st, const char *reason);
+/*  A step whose start is under way (CREATING, ATTACHING, STARTING), in
+    a job that stops: it ends now, cancelled or timed out, its reason
+    saying why (what the job's end is) and which call had not answered;
+    what a create still under way makes is removed when it answers.
+    Nothing for a step in another state. */
+void evr_eng_step_abandon(evr_eng_step_t *st, const char *why);
+/*  The step's output stream is of no interest any more: detached. */
+void evr_eng_step_drop_stream(evr_eng_step_t *st);
+/*  The step ends without its unit's exit (exit code -1), its stream
+    dropped: the reason is set before. */
+void evr_eng_step_end_now(evr_eng_step_t *st);
 /*  A step whose start a pause held, in a job that stops: skipped. */
 void evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason);
-/*  Pauses (frozen) or resumes the step's unit, one call at a time; a
-    pause only of a running unit not being stopped.  A failing call is a
-    warning; the unit is then taken as not paused. */
-void evr_eng_step_freeze(evr_eng_step_t *st, bool frozen);
 /*  Starts a step whose start a pause held. */
 void evr_eng_step_release(evr_eng_step_t *st);
 void evr_eng_do_create(void *arg, void *data, size_t len);
 char *evr_eng_unit_name(const evr_eng_job_t *job, const evr_eng_step_t *st);
+
+/* evr_step_pause.c */
+/*  Pauses (frozen) or resumes the step's unit, one call at a time; a
+    pause only of a running unit not being stopped.  A failing call is a
+    warning; the unit is then inspected, and the call tried again while
+    it is not as wanted, 3 times at most.  Then a pause is given up (the
+    unit runs on); a resume too, and the step is stopped (killed) and
+    fails, with a reason saying why. */
+void evr_eng_step_freeze(evr_eng_step_t *st, bool frozen);
+/*  Whether a stop must wait for a resume: the unit is frozen, or may be
+    (a call under way).  False once resuming it was given up. */
+bool evr_eng_step_thaw_first(const evr_eng_step_t *st);
+/*  A new attempt, or the job freed: nothing wanted, nothing under way. */
+void evr_eng_step_freeze_reset(evr_eng_step_t *st);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes

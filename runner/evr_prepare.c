@@ -21,6 +21,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
+        evr_eng_step_freeze_reset(st);
         while (st->toks) {
             evr_eng_tok_t *t = st->toks;
             st->toks = t->next;

@@ -4,7 +4,7 @@
     The step moves through the states of evr_step_state.c; a step created
     ahead of its turn (EARLY_*) and a create that finds its name taken
     (s_on_taken) have their own helpers here, recovery's states are in
-    evr_recover.c. */
+    evr_recover.c, pausing the unit in evr_step_pause.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,21 +120,33 @@ evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
     st->reason = evr_strdup(buf);
 }
 
+void
+evr_eng_step_drop_stream(evr_eng_step_t *st)
+{
+    st->attach_done = true;   /* its end is of no interest now */
+    if (st->attach) {
+        void *h = st->attach;
+        st->attach = NULL;
+        st->job->ex->ops->detach(st->job->ex, h);
+    }
+}
+
+void
+evr_eng_step_end_now(evr_eng_step_t *st)
+{
+    st->exit_code = -1;
+    st->exit_known = true;
+    evr_eng_step_drop_stream(st);
+    evr_eng_maybe_end(st);
+}
+
 /*  An executor call of the step's start failed: the step ends failed
     without having run. */
 static void
 s_step_broken(evr_eng_step_t *st, const char *what, const evr_exec_result_t *r)
 {
     evr_eng_set_reason(st, "%s: %s", what, r->msg);
-    st->exit_code = -1;
-    st->exit_known = true;
-    st->attach_done = true;
-    if (st->attach) {
-        void *h = st->attach;
-        st->attach = NULL;
-        st->job->ex->ops->detach(st->job->ex, h);
-    }
-    evr_eng_maybe_end(st);
+    evr_eng_step_end_now(st);
 }
 
 void
@@ -206,8 +218,8 @@ static void
 s_on_started(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_step_t *st = evr_eng_live_end(arg);
-    if (!st)
-        return;   /* about an earlier attempt */
+    if (!st || evr_eng_step_done(st))
+        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
     if (r->rc) {
         s_step_broken(st, "start", r);
         return;
@@ -219,8 +231,8 @@ void
 evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_step_t *st = evr_eng_live(arg);
-    if (!st)
-        return;   /* about an earlier attempt */
+    if (!st || st->state != EVR_ENG_STEP_ATTACHING)
+        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
     if (r->rc) {
         s_step_broken(st, "attach", r);
         return;
@@ -306,9 +318,11 @@ static void
 s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
 {
     evr_eng_job_t *job = st->job;
-    if (st->state == EVR_ENG_STEP_SKIPPED) {
-        /* skipped while its create was under way (evr_eng_step_skip_early
-           counted it in calls): what it made must not stay */
+    if (st->create_dropped) {
+        /* skipped or ended while its create was under way (counted in
+           calls by evr_eng_step_skip_early, evr_eng_step_abandon): what
+           it made must not stay */
+        st->create_dropped = false;
         job->calls--;
         if (!r->rc) {
             job->calls++;
@@ -368,7 +382,7 @@ s_on_taken(const evr_exec_result_t *r, void *arg)
         return;   /* about an earlier attempt */
     evr_exec_t *ex = st->job->ex;
     const char *unit = ex->ops->unit_word;
-    if (st->state == EVR_ENG_STEP_SKIPPED) {   /* skipped meanwhile: what holds it goes */
+    if (st->create_dropped) {   /* given up meanwhile: what holds it goes */
         evr_exec_result_t gone = { .rc = r->rc ? r->rc : EVR_OK, .msg = r->msg };
         s_created(st, &gone);
         return;
@@ -408,7 +422,7 @@ s_on_created(const evr_exec_result_t *r, void *arg)
     evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
-    if (r->rc && r->exists && st->state != EVR_ENG_STEP_SKIPPED) {
+    if (r->rc && r->exists && !st->create_dropped) {
         evr_exec_t *ex = st->job->ex;
         evr_eng_step_log(st, "%s %s exists: taking it", ex->ops->unit_word, st->unit);
         ex->ops->inspect(ex, st->unit, s_on_taken, evr_eng_tok(st));
@@ -433,6 +447,12 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     (void) len;
     evr_eng_step_t *st = arg;
     evr_eng_job_t *job = st->job;
+    if (st->create_dropped) {
+        /* given up before the create was sent: nothing to wait for */
+        st->create_dropped = false;
+        job->calls--;
+        return;
+    }
     evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
     for (uint32_t i = 0; i < job->env.n; i++)
@@ -539,8 +559,10 @@ evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
         evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
         st->retake_timer = 0;
     }
-    else if (st->state == EVR_ENG_STEP_EARLY_CREATING)
-        job->calls++;   /* the create's answer (s_created) removes what it made */
+    else if (st->state == EVR_ENG_STEP_EARLY_CREATING) {
+        st->create_dropped = true;   /* the create's answer (s_created) removes what it made */
+        job->calls++;
+    }
     free(st->reason);
     st->reason = NULL;
     evr_eng_step_skip(st, reason);
@@ -550,66 +572,48 @@ evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
     }
 }
 
-/* --------------------------------------------------------- pause, resume */
-
-static void s_ex_sync(evr_eng_step_t *st);
-
-/*  The answer to a pause or resume (the call flipped frozen): then the
-    next wish, or the stop that waited for the resume. */
-static void
-s_on_frozen(const evr_exec_result_t *r, void *arg)
-{
-    evr_eng_step_t *st = evr_eng_live_end(arg);
-    if (!st)
-        return;   /* about an earlier attempt */
-    st->ex_busy = false;
-    if (r->rc) {
-        evr_eng_warn("job %s: %s step %s (%s %s): %s", st->job->id,
-                     st->frozen ? "unpausing" : "pausing", st->spec->name,
-                     st->job->ex->ops->unit_word, st->unit, r->msg);
-        /* taken as running: a stop goes ahead, no pause is tried again */
-        st->frozen = st->want_frozen = false;
-    }
-    else
-        st->frozen = !st->frozen;
-    s_ex_sync(st);
-    if (!st->frozen && !st->ex_busy && st->stop_after) {
-        bool now = st->stop_after == 2;
-        st->stop_after = 0;
-        evr_eng_stop_step(st, now);
-    }
-}
-
-/*  Makes one call when the unit is not as wanted and none is in flight.
-    A unit that exited is not paused any more. */
-static void
-s_ex_sync(evr_eng_step_t *st)
-{
-    if (st->ex_busy)
-        return;
-    if (!evr_eng_step_runs(st) || st->exit_known) {
-        st->frozen = st->want_frozen = false;
-        return;
-    }
-    if (st->want_frozen == st->frozen)
-        return;
-    st->ex_busy = true;
-    evr_exec_t *ex = st->job->ex;
-    if (st->want_frozen)
-        ex->ops->pause(ex, st->unit, s_on_frozen, evr_eng_tok(st));
-    else
-        ex->ops->resume(ex, st->unit, s_on_frozen, evr_eng_tok(st));
-}
-
+/*  A step of a job that stops, whose start is under way: ended now, as a
+    stop would end it once started (cancelled, timed out), so that an
+    executor call that does not answer (a create, an attach's head, a
+    start) holds neither the job's timeout nor a cancel.  A create under
+    way is dropped: its answer removes what it made, and the job's
+    cleanup waits for it (job->calls).  A unit already created is removed
+    after step.finished, as any step's; the answers of its attach and
+    start, if they come, find the step over. */
 void
-evr_eng_step_freeze(evr_eng_step_t *st, bool frozen)
+evr_eng_step_abandon(evr_eng_step_t *st, const char *why)
 {
-    if (frozen && (!evr_eng_step_runs(st) || st->exit_known || st->stop_sent || st->kill_sent
-                   || st->stop_after))
+    evr_eng_job_t *job = st->job;
+    const char *call;
+    switch (st->state) {
+    case EVR_ENG_STEP_CREATING:
+        call = "create";
+        if (st->retake_timer) {   /* waiting to create again (a taken name) */
+            evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
+            st->retake_timer = 0;
+        }
+        else if (!st->create_dropped) {
+            st->create_dropped = true;
+            job->calls++;
+        }
+        break;
+    case EVR_ENG_STEP_ATTACHING:
+        call = "attach";
+        break;
+    case EVR_ENG_STEP_STARTING:
+        call = "start";
+        break;
+    default:
         return;
-    st->want_frozen = frozen;
-    s_ex_sync(st);
+    }
+    st->timed_out = job->timed_out;
+    st->cancelled = !job->timed_out;
+    evr_eng_set_reason(st, "%s before its %s started: the %s had not answered", why,
+                       job->ex->ops->unit_word, call);
+    evr_eng_step_end_now(st);
 }
+
+/* ------------------------------------------------------ held by a pause */
 
 void
 evr_eng_step_release(evr_eng_step_t *st)
@@ -624,12 +628,7 @@ void
 evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason)
 {
     evr_eng_job_t *job = st->job;
-    st->attach_done = true;   /* its end is of no interest now */
-    if (st->attach) {
-        void *h = st->attach;
-        st->attach = NULL;
-        job->ex->ops->detach(job->ex, h);
-    }
+    evr_eng_step_drop_stream(st);
     job->running--;
     free(st->reason);
     st->reason = NULL;
@@ -807,8 +806,7 @@ s_retry(evr_eng_step_t *st)
     st->status = EVR_STEP_PENDING;
     st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
     st->timed_out = st->cancelled = st->lost = false;
-    st->frozen = st->want_frozen = st->ex_busy = false;
-    st->stop_after = 0;
+    evr_eng_step_freeze_reset(st);
     st->paused_ns = 0;
     st->peek_at = 0;
     st->retakes = 0;

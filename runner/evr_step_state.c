@@ -31,6 +31,9 @@ static const uint32_t s_moves[EVR_ENG_STEP_NSTATES] = {
     [EVR_ENG_STEP_EARLY_CREATED] = S_TO(EVR_ENG_STEP_ATTACHING) | S_TO(EVR_ENG_STEP_SKIPPED),
     /* at its turn it ends failed, without running */
     [EVR_ENG_STEP_EARLY_FAILED] = S_TO(EVR_ENG_STEP_ENDING) | S_TO(EVR_ENG_STEP_SKIPPED),
+    /* created: attach.  From here to RUNNING, ENDING is a call that
+       failed, or a job that stops and does not wait for the answer
+       (evr_eng_step_abandon) */
     [EVR_ENG_STEP_CREATING] = S_TO(EVR_ENG_STEP_ATTACHING) | S_TO(EVR_ENG_STEP_ENDING),
     /* the stream's head: start, or hold the start while the job is paused */
     [EVR_ENG_STEP_ATTACHING] = S_TO(EVR_ENG_STEP_STARTING) | S_TO(EVR_ENG_STEP_HELD)

@@ -311,6 +311,39 @@ test_pause_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  A pause that keeps failing on a unit that runs on: tried again a
+    bounded number of times (each after an inspect that finds it
+    running), then given up: the unit runs on, and the resume that
+    follows needs no call. */
+static void
+test_pause_fails_always(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 74, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_PAUSE,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "cgroup frozen? no" });
+    CHECK(evr_etest_submit(t, evr_etest_job(74), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10; echo done\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 74, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(74), &err) == EVR_OK);
+    for (int i = 0; i < 100 && evr_etest_ncalls(t, EVR_FAKE_INSPECT, 74, "a", 1) < 4; i++)
+        evr_etest_turns(t, 10);
+    evr_etest_turns(t, 150);   /* no fifth try */
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_PAUSE, 74, "a", 1) == 4);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_INSPECT, 74, "a", 1) == 4);
+    char *ua = evr_etest_unit(evr_etest_job(74), "a", 1);
+    CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_RUNNING);
+    free(ua);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(74), &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(74), "enough", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(74)) == EVR_JOB_CANCELLED);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 74, "a", 1) == 0);
+    CHECK(evr_etest_clean(t, 74));
+    evr_etest_destroy(&t);
+}
+
 /*  A resume that fails once: the job must not stay frozen for ever. */
 static void
 test_resume_fails_once(void)
@@ -331,6 +364,40 @@ test_resume_fails_once(void)
     CHECK(evr_etest_job_status(t, evr_etest_job(53)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_output_is(t, 53, "a", 1, "stdout", "a\ndone\n"));
     CHECK(evr_etest_clean(t, 53));
+    evr_etest_destroy(&t);
+}
+
+/*  A resume that keeps failing: the unit stays frozen, so the step
+    cannot go on: after a bounded number of tries (each after an inspect
+    that finds it paused) it is killed and fails saying why; the job
+    fails and nothing of it stays. */
+static void
+test_resume_fails(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 73, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_RESUME,
+                                                        .kind = EVR_FAKE_FAIL,
+                                                        .msg = "thaw failed" });
+    CHECK(evr_etest_submit(t, evr_etest_job(73), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 0.03; echo done\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 73, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_pause(t->eng, evr_etest_job(73), &err) == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 73, "a", 1));
+    evr_etest_turns(t, 10);
+    CHECK(evr_engine_resume(t->eng, evr_etest_job(73), &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(73)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 73);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=137",
+                             "resuming its unit failed 4 times (thaw failed)", "step.skipped b",
+                             "job.finished failed", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 73, "a", 1) == 4);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_INSPECT, 73, "a", 1) == 4);
+    CHECK(evr_etest_output_is(t, 73, "a", 1, "stdout", "a\n"));
+    CHECK(evr_etest_clean(t, 73));
     evr_etest_destroy(&t);
 }
 
@@ -502,6 +569,63 @@ static void
 test_cancel_create_never_answers(void)
 {
     s_create_never_answers(59, "", true, "job.finished cancelled");
+}
+
+/*  A call of a's start (op) that does not answer while the job times out
+    (head: "timeout: 40ms\n") or is cancelled: the job ends at once (a
+    ends as want says, naming the call), then the answer comes, and
+    nothing of the job stays. */
+static void
+s_start_call_held(int n, evr_fake_op_t op, const char *head, bool cancel, const char *want,
+                  const char *call)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "a", 1, (evr_fake_fault_t) { .op = op, .kind = EVR_FAKE_HOLD });
+    char *yaml = evr_asprintf("%s%ssteps:\n  - name: a\n    run: echo a\n  - name: b\n"
+                              "    run: echo b\n", EVR_ETEST_HEAD, head);
+    CHECK(evr_etest_submit(t, evr_etest_job(n), yaml) == EVR_OK);
+    free(yaml);
+    CHECK(evr_etest_until_call(t, op, n, "a", 1));
+    evr_err_t err;
+    if (cancel)
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, n, "job.finished"));
+    CHECK(evr_engine_active(t->eng) == 0);
+    char *ev = evr_etest_events_of(t, n);
+    CHECK(evr_etest_in_order(ev, want, call, "step.skipped b", "job.finished", NULL));
+    CHECK(evr_etest_count(ev, "step.started") == 0);
+    free(ev);
+    /* the job's cleanup waits for the answer: its workspace is still there */
+    if (op == EVR_FAKE_CREATE)
+        CHECK(evr_exec_fake_ws_exists(t->fake, evr_etest_job(n)));
+    char *ua = evr_etest_unit(evr_etest_job(n), "a", 1);
+    CHECK(evr_exec_fake_release(t->fake, op, ua) == 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_START, ua) == (op == EVR_FAKE_START));
+    free(ua);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_timeout_create_answers_late(void)
+{
+    s_start_call_held(75, EVR_FAKE_CREATE, "timeout: 40ms\n", false,
+                      "step.finished a 1 timed_out exit=-1", "the create had not answered");
+}
+
+static void
+test_timeout_attach_never_answers(void)
+{
+    s_start_call_held(76, EVR_FAKE_ATTACH, "timeout: 40ms\n", false,
+                      "step.finished a 1 timed_out exit=-1", "the attach had not answered");
+}
+
+static void
+test_cancel_start_never_answers(void)
+{
+    s_start_call_held(77, EVR_FAKE_START, "", true, "step.finished a 1 cancelled exit=-1",
+                      "the start had not answered");
 }
 
 /* ---------------------------------------------------- workspace, others */
@@ -912,7 +1036,9 @@ main(void)
     EVR_TEST_RUN(test_remove_fails);
     EVR_TEST_RUN(test_stop_fails);
     EVR_TEST_RUN(test_pause_fails);
+    EVR_TEST_RUN(test_pause_fails_always);
     EVR_TEST_RUN(test_resume_fails_once);
+    EVR_TEST_RUN(test_resume_fails);
     EVR_TEST_RUN(test_late_create);
     EVR_TEST_RUN(test_late_start);
     EVR_TEST_RUN(test_late_attach);
@@ -924,6 +1050,9 @@ main(void)
     EVR_TEST_RUN(test_cancel_during_retake);
     EVR_TEST_RUN(test_timeout_create_never_answers);
     EVR_TEST_RUN(test_cancel_create_never_answers);
+    EVR_TEST_RUN(test_timeout_create_answers_late);
+    EVR_TEST_RUN(test_timeout_attach_never_answers);
+    EVR_TEST_RUN(test_cancel_start_never_answers);
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
