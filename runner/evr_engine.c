@@ -765,6 +765,7 @@ evr_engine_destroy(evr_engine_t **self_p)
         free(e->actions[i].data);
     free(e->actions);
     evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
+    evr_loop_timer_cancel(e->loop, e->tick);
     while (e->jobs) {
         evr_eng_job_t *j = e->jobs;
         e->jobs = j->next;
@@ -870,11 +871,25 @@ evr_eng_test_pause(const char *point, const evr_eng_step_t *st)
     raise(SIGSTOP);
 }
 
+/*  The engine's next deadline fell due: the turn it ends runs s_timers. */
+static void
+s_tick(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_engine_t *e = arg;
+    e->tick = 0;
+}
+
 int
 evr_engine_turn(evr_engine_t *self, int timeout_ms)
 {
+    /* the nearest of the engine's deadlines (timeouts, output flush,
+       group commit, log reads of re-attached steps; at most 100 ms away)
+       is one loop timer, armed again each turn */
     int wait = s_timers(self);
-    evr_loop_once(self->loop, wait < timeout_ms ? wait : timeout_ms);
+    evr_loop_timer_cancel(self->loop, self->tick);
+    self->tick = evr_loop_timer_add(self->loop, (uint64_t) wait, s_tick, self);
+    evr_loop_once(self->loop, timeout_ms);
     s_timers(self);
     for (evr_eng_job_t *j = self->jobs; j; j = j->next)
         s_schedule(j);

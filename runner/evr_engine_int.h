@@ -18,7 +18,7 @@
 #include "evr_output.h"
 
 /*  A step's state.  The engine moves a step only with evr_eng_step_to,
-    which checks each move against the table in evr_step.c.  The usual
+    which checks each move against the table in evr_step_state.c.  The usual
     path: PENDING, CREATING, ATTACHING, STARTING, RUNNING, ENDING,
     FINISHED; a step created ahead of its turn (the next one of a
     sequence, while the one before runs) goes through EARLY_*; recovery
@@ -171,6 +171,7 @@ struct evr_engine {
     evr_engine_opts_t opts;
     evr_store_t *store;
     evr_loop_t *loop;
+    uint64_t tick;          /* the loop timer of the engine's next deadline */
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1];   /* NULL-terminated */
     evr_eng_sweep_t sweeps[EVR_ENGINE_MAX_EXECS];
     evr_fetch_t *fetch;     /* resource downloads */

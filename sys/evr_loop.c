@@ -1,7 +1,7 @@
 /*  evr_loop.c: poll(2), a short list of one-shot timers and a signalfd.
 
     The daemons watch a handful of fds (curl's sockets, a ZeroMQ socket, a
-    monitor, an executor's pidfds) and a few timers, so plain arrays
+    monitor, an executor's inotify fd) and a few timers, so plain arrays
     scanned per turn are the simplest thing that is fast enough.  Each
     watch carries a generation: a callback that removes or replaces a
     watch makes the rest of the turn skip the stale entry.

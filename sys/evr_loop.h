@@ -5,7 +5,7 @@
     signalfd, so a handler never runs inside a signal).  Whatever waits
     registers here: libcurl's sockets and its timeout (evr_http), the
     ZeroMQ socket of a runner's daemon and its CURVE monitor, the engine's
-    timers, an executor's pipes and pidfds.  In the spirit of redis's
+    timers, an executor's fds (inotify).  In the spirit of redis's
     ae.c: small, no threads, callbacks run from evr_loop_once() only.
 
     A callback may add or remove any watch or timer, its own included; a
