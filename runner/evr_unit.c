@@ -215,11 +215,16 @@ out:
 }
 
 /*  Whether someone holds the write lock on dir's lock file (the
-    supervisor); -1 with err when it cannot be told. */
+    supervisor); -1 with err when it cannot be told.  Read-only: testing a
+    lock needs no write access, and closing a file opened for writing
+    would be an IN_CLOSE_WRITE in the directory the executor watches,
+    waking every operation on the unit to probe it again, and again.  (The
+    supervisor's own close of its lock, read-write, when it ends still
+    wakes them.) */
 static int
 s_locked(int dfd, const char *dir, evr_err_t *err)
 {
-    int fd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(dfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         evr_err_set(err, EVR_ERR_IO, "opening %s/lock: %s", dir, strerror(errno));
         return -1;

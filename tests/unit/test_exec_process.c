@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -743,6 +744,47 @@ test_limits(void)
     s_teardown(&e);
 }
 
+/*  The CPU seconds (user + system) this process has used. */
+static double
+s_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*  A wait on a step that runs a second sleeps with the loop: its own look
+    at the unit (the lock tested) wakes nothing, so the loop turns a few
+    times (the watch's events, the backstop), not thousands, and the
+    runner's CPU time stays far below the step's run time. */
+static void
+test_wait_idles(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_tail_t t = { 0 };
+    s_start_ready(&e, "evrun-JOB1-idle-1", "echo ready; sleep 1", &t);
+    s_res_t w = { 0 };
+    e.ex->ops->wait(e.ex, "evrun-JOB1-idle-1", s_on, &w);
+    double cpu0 = s_cpu_s();
+    long turns = 0;
+    uint64_t end = evr_mono_ns() + 5000000000ull;
+    while (!w.called && evr_mono_ns() < end) {
+        int n = evr_loop_once(e.loop, 1000);
+        turns += n > 0 ? n : 0;
+    }
+    double cpu = s_cpu_s() - cpu0;
+    CHECK(w.called && w.r.rc == EVR_OK && w.r.exit_code == 0);
+    CHECK(turns < 100);
+    CHECK(cpu < 0.3);
+    if (getenv("EVR_TEST_SHOW") || turns >= 100 || cpu >= 0.3)
+        fprintf(stderr, "  %ld callbacks, %.3f s of CPU during a 1 s wait\n", turns, cpu);
+    s_until(e.loop, &t.done.called);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  The pid of the supervisor of the unit dir (its command line is
     "BINARY --shim DIR"), or 0. */
 static long
@@ -930,5 +972,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_lost);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
+    EVR_TEST_RUN(test_wait_idles);
     EVR_TEST_END();
 }
