@@ -981,20 +981,36 @@ s_get_turn(s_op_t *op)
         s_kick(op, 0);
 }
 
-/*  Whether full (in the workspace ws) stays inside it, its last
-    component not followed; false once the op has failed. */
-static bool
-s_inside(s_op_t *op, const char *ws, const char *full)
+/*  path (as the pipeline wrote it) could not be reached for errno e. */
+static void
+s_path_fail(s_op_t *op, const char *path, int e)
 {
-    char *parent = evr_strdup(full), *slash = strrchr(parent, '/');
+    op->r.not_found = e == ENOENT;
+    if (e == ENOENT)
+        s_fail(op, EVR_ERR_IO, "no such file or directory: %s (in the job's workspace)", path);
+    else
+        s_fail(op, EVR_ERR_IO, "%s (in the job's workspace): %s", path, strerror(e));
+}
+
+/*  Whether path (relative to the workspace op->dir) stays inside it, its
+    last component not followed; false once the op has failed. */
+static bool
+s_inside(s_op_t *op, const char *path)
+{
+    char *parent = evr_asprintf("%s/%s", op->dir, path), *slash = strrchr(parent, '/');
     *slash = '\0';
-    char *rp = realpath(parent, NULL), *rws = realpath(ws, NULL);
+    char *rp = realpath(parent, NULL);
+    int e = errno;   /* before the next call changes it */
+    char *rws = rp ? realpath(op->dir, NULL) : NULL;
+    int ews = errno;
     size_t n = rws ? strlen(rws) : 0;
     bool ok = rp && rws && !strncmp(rp, rws, n) && (rp[n] == '\0' || rp[n] == '/');
-    if (!rp && errno == ENOENT)
-        s_not_found(op, "file");
+    if (!rp)
+        s_path_fail(op, path, e);
+    else if (!rws)
+        s_fail(op, EVR_ERR_IO, "the job's workspace %s: %s", op->dir, strerror(ews));
     else if (!ok)
-        s_fail(op, EVR_ERR_IO, "%s: leaves the workspace %s through a link", full, ws);
+        s_fail(op, EVR_ERR_IO, "%s: leaves the workspace %s through a link", path, op->dir);
     free(rp);
     free(rws);
     free(parent);
@@ -1018,14 +1034,13 @@ s_get(evr_exec_t *base, const char *name, const char *job_id, const char *path,
     }
     char *full = evr_asprintf("%s/%s", op->dir, path);
     free(op->name);
-    op->name = evr_strdup(full);   /* what not_found names */
+    op->name = evr_strdup(full);   /* what a failed copy names */
     struct stat st;
     evr_err_t err;
-    if (!s_inside(op, op->dir, full))
+    if (!s_inside(op, path))
         ;
     else if (lstat(full, &st) != 0)
-        errno == ENOENT ? s_not_found(op, "file")
-                        : s_fail(op, EVR_ERR_IO, "%s: %s", full, strerror(errno));
+        s_path_fail(op, path, errno);
     else if (!(op->tar = evr_tarout_new(full, s_get_data, op, &err)))
         s_fail(op, EVR_ERR_IO, "%s", err.msg);
     else

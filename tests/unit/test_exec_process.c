@@ -550,6 +550,13 @@ test_put_get(void)
     /* missing path, unsafe path, a receiver that stops */
     s_getp(&e, "nope", false, &g);
     CHECK(g.r.r.not_found);
+    CHECK_STR(g.r.msg, "no such file or directory: nope (in the job's workspace)");
+    s_getp(&e, "nodir/file", false, &g);
+    CHECK(g.r.r.not_found);
+    CHECK_STR(g.r.msg, "no such file or directory: nodir/file (in the job's workspace)");
+    s_getp(&e, "out/dist/a.txt/x", false, &g);
+    CHECK(g.r.r.rc != EVR_OK && !g.r.r.not_found);
+    CHECK_STR(g.r.msg, "out/dist/a.txt/x (in the job's workspace): Not a directory");
     s_getp(&e, "../x", false, &g);
     CHECK(g.r.r.rc != EVR_OK);
     CHECK_CONTAINS(g.r.msg, "..");
