@@ -153,9 +153,11 @@ s_read_what(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
         return evr_err_set(err, EVR_ERR_IO, "%s: a file of the unit is missing", dir);
     if (rc)
         return rc;
+    /* entries counted as they are filled: the last one may lack its NUL
+       (evr_unit_read ends the buffer with one) */
     size_t n = 0;
-    for (size_t i = 0; i < elen; i++)
-        n += w->envbuf[i] == '\0';
+    for (size_t i = 0; i < elen; i += strlen(w->envbuf + i) + 1)
+        n++;
     w->envp = evr_calloc(n + 1, sizeof(char *));
     n = 0;
     for (size_t i = 0; i < elen; i += strlen(w->envbuf + i) + 1)

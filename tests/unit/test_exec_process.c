@@ -713,6 +713,36 @@ test_env_isolated(void)
     s_teardown(&e);
 }
 
+/*  An environment file whose last entry has no NUL after it (made by
+    hand: the runner always ends each): the supervisor passes every entry,
+    the last one too, in a NULL-terminated list. */
+static void
+test_env_file_unterminated(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_create(&e, "evrun-JOB1-envf-1", "env", NULL);
+    char path[160];
+    snprintf(path, sizeof path, "%s/units/evrun-JOB1-envf-1/env", e.dir);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "A=1\0B=2\0C=3", 11) == 11);
+    close(fd);
+    s_tail_t t = { .ex = e.ex, .start = "evrun-JOB1-envf-1" };
+    e.ex->ops->attach(e.ex, "evrun-JOB1-envf-1", s_on_out, s_on_head, s_on_done, &t);
+    s_until(e.loop, &t.done.called);
+    CHECK(t.started.r.rc == EVR_OK);
+    if (t.started.r.rc)
+        fprintf(stderr, "  start: %s\n", t.started.msg);
+    const char *out = t.out[0].p ? (const char *) t.out[0].p : "";
+    CHECK_CONTAINS(out, "A=1\n");
+    CHECK_CONTAINS(out, "B=2\n");
+    CHECK_CONTAINS(out, "C=3\n");
+    CHECK(s_wait(&e, "evrun-JOB1-envf-1") == 0);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  A step's resource limits: set, soft and hard, in its processes. */
 static void
 test_limits(void)
@@ -975,6 +1005,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_RUN(test_env_isolated);
+    EVR_TEST_RUN(test_env_file_unterminated);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_lost);
     EVR_TEST_RUN(test_recovery);
