@@ -1136,6 +1136,7 @@ static const evr_exec_ops_t s_ops = {
     .put = s_put,
     .get = s_get,
     .unit_word = "process",
+    .workspace_word = "the workspace directory",
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };

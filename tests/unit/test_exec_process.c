@@ -664,6 +664,7 @@ test_remove_running(void)
     CHECK_CONTAINS(hint, "rm -rf ");
     CHECK_CONTAINS(hint, "/units/evrun-JOB1-x-1");
     CHECK_STR(e.ex->ops->unit_word, "process");
+    CHECK_STR(e.ex->ops->workspace_word, "the workspace directory");
     CHECK_CONTAINS(e.ex->ops->describe(e.ex), "process (host commands in ");
     s_tail_free(&t);
     s_teardown(&e);
