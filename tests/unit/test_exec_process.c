@@ -773,6 +773,19 @@ test_limits(void)
         if (!line || strncmp(line + 26, want[i][1], strlen(want[i][1])))
             fprintf(stderr, "  %s: want %s in\n%s", want[i][0], want[i][1], out);
     }
+    /* a limit that cannot be set: the start fails, naming it and its value */
+    evr_limits_t big = { .present = true, .nofile = 99999999999ull };
+    evr_exec_spec_t spec3 = { .name = "evrun-JOB1-lim-3", .job_id = "JOB1", .script = "true",
+                              .limits = &big };
+    CALL(&e, r, create, &spec3);
+    CHECK(r.r.rc == EVR_OK);
+    CALL(&e, r, start, "evrun-JOB1-lim-3");
+    CHECK(r.r.rc != EVR_OK);
+    CHECK_STR(r.msg, "starting evrun-JOB1-lim-3: limits.nofile = 99999999999: "
+                     "setrlimit(RLIMIT_NOFILE): Operation not permitted (above the runner's "
+                     "hard limit?)");
+    CALL(&e, r, inspect, "evrun-JOB1-lim-3");
+    CHECK(r.r.state == EVR_EXEC_CREATED);
     /* none asked: the supervisor's own limits */
     s_tail_t t2 = { 0 };
     s_run(&e, "evrun-JOB1-lim-2", "cat /proc/self/limits", NULL, &t2);
