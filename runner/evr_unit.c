@@ -265,26 +265,28 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
     return rc;
 }
 
-static evr_rc_t
-s_read_pid(int dfd, const char *dir, evr_unit_info_t *info, evr_err_t *err)
+/*  The step's pid and start from `pid`; *seen when the file is there.  A
+    file that cannot be read or parsed leaves them 0 (not known) and is no
+    error: the lock and `exit` still say what the unit is, and a unit
+    found running must not be taken for an error (its workspace removed
+    under it). */
+static void
+s_read_pid(int dfd, const char *dir, evr_unit_info_t *info, bool *seen)
 {
     char *text;
     size_t len;
-    evr_rc_t rc = evr_unit_read(dfd, dir, "pid", 256, &text, &len, err);
-    if (rc == EVR_ERR_NOTFOUND)
-        return EVR_OK;
+    evr_err_t err;
+    evr_rc_t rc = evr_unit_read(dfd, dir, "pid", 256, &text, &len, &err);
+    *seen = rc != EVR_ERR_NOTFOUND;
     if (rc)
-        return rc;
+        return;
     long pid;
     unsigned long long at;
-    if (sscanf(text, "%ld %llu", &pid, &at) != 2 || pid <= 1)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s/pid: damaged (expected \"PID STARTED_NS\")", dir);
-    else {
+    if (sscanf(text, "%ld %llu", &pid, &at) == 2 && pid > 1) {
         info->pid = (pid_t) pid;
         info->started_at = at;
     }
     free(text);
-    return rc;
 }
 
 evr_rc_t
@@ -302,10 +304,11 @@ evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err)
        `exit` before the lock goes, so a `pid` seen, then the lock free,
        then no `exit` is a supervisor that died; any other order takes a
        supervisor passing through its start or end for lost. */
-    bool found = false;
+    bool found = false, seen = false;
     int alive = 0;
-    evr_rc_t rc = s_read_pid(dfd, dir, info, err);
-    if (!rc && (alive = s_locked(dfd, dir, err)) < 0)
+    evr_rc_t rc = EVR_OK;
+    s_read_pid(dfd, dir, info, &seen);
+    if ((alive = s_locked(dfd, dir, err)) < 0)
         rc = EVR_ERR_IO;
     if (!rc)
         rc = s_read_exit(dfd, dir, info, &found, err);
@@ -318,7 +321,7 @@ evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err)
         info->state = faccessat(dfd, "paused", F_OK, AT_SYMLINK_NOFOLLOW) == 0
                           ? EVR_EXEC_PAUSED
                           : EVR_EXEC_RUNNING;
-    else if (info->pid) {
+    else if (seen) {
         info->state = EVR_EXEC_EXITED;
         info->lost = true;
         info->exit_code = -1;

@@ -58,7 +58,8 @@ typedef struct {
     evr_exec_state_t state;
     bool lost;              /* started, its supervisor gone without `exit`
                                (state EXITED, exit_code -1) */
-    pid_t pid;              /* the step's pid and group (0: not known) */
+    pid_t pid;              /* the step's pid and group (0: not known: not
+                               started, or `pid` damaged) */
     bool ended;             /* RUNNING, PAUSED: the step has exited, the
                                supervisor is ending its group */
     uint64_t started_at;    /* wall ns (0: not started) */
@@ -78,7 +79,9 @@ evr_rc_t evr_unit_make(const char *units, const char *name, const char *script,
                        const evr_unit_limits_t *limits, bool *exists, evr_err_t *err);
 
 /*  What the unit in dir is.  ABSENT when dir does not exist; EVR_ERR_IO
-    when it cannot be read (a file of it damaged, naming which). */
+    when it cannot be read (its lock, or `exit` damaged, naming which).  A
+    damaged `pid` is no error: the unit is what its lock and `exit` say,
+    its pid 0. */
 evr_rc_t evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err);
 
 /*  Sends sig to the step's whole process group when the unit runs (its

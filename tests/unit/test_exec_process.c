@@ -894,6 +894,42 @@ test_lost(void)
     s_teardown(&e);
 }
 
+/*  A damaged pid file while the supervisor lives (its lock held): the
+    unit runs (its pid not known), it is neither an error nor lost, and
+    its end is found as ever. */
+static void
+test_pid_damaged(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    const char *name = "evrun-JOB1-pidd-1";
+    s_tail_t t = { 0 };
+    s_start_ready(&e, name, "echo ready; while [ ! -f go ]; do sleep 0.01; done", &t);
+    char path[160];
+    snprintf(path, sizeof path, "%s/units/%s/pid", e.dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    s_res_t r;
+    CALL(&e, r, inspect, name);
+    CHECK(r.r.rc == EVR_OK && r.r.state == EVR_EXEC_RUNNING);
+    if (r.r.rc)
+        fprintf(stderr, "  inspect: %s\n", r.msg);
+    char go[128];
+    snprintf(go, sizeof go, "%s/work/JOB1/go", e.dir);
+    close(open(go, O_CREAT | O_WRONLY, 0600));
+    CHECK(s_wait(&e, name) == 0);
+    CALL(&e, r, inspect, name);
+    CHECK(r.r.rc == EVR_OK && r.r.state == EVR_EXEC_EXITED && r.r.exit_code == 0);
+    s_until(e.loop, &t.done.called);
+    CHECK(t.done.r.rc == EVR_OK);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  Logs from offsets, collected into t. */
 static void
 s_logs(s_env_t *e, evr_exec_t *ex, const char *name, uint64_t o, uint64_t er, bool so_far,
@@ -1022,6 +1058,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_env_file_unterminated);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_lost);
+    EVR_TEST_RUN(test_pid_damaged);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
     EVR_TEST_RUN(test_wait_idles);
