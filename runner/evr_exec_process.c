@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evr_artifact.h"
@@ -1071,6 +1072,10 @@ s_turn(evr_loop_t *loop, void *arg)
     }
 }
 
+/*  A running or lost unit's step may still run: its group is named, to be
+    checked first (by the time an operator reads this, or once the
+    supervisor is gone, the id may have been reused), with when it
+    started, as ps's lstart shows it. */
 static void
 s_remove_hint(const evr_exec_t *base, const char *name, char *buf, size_t size)
 {
@@ -1078,11 +1083,17 @@ s_remove_hint(const evr_exec_t *base, const char *name, char *buf, size_t size)
     char *dir = s_unit_dir(ex, name);
     evr_unit_info_t info;
     evr_err_t err;
-    /* a lost unit's step may still run: its group is named too (it is
-       not signalled here: its id may have been reused meanwhile) */
     if (evr_unit_probe(dir, &info, &err) == EVR_OK && info.pid
-        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost))
-        snprintf(buf, size, "kill -KILL -- -%ld; rm -rf %s", (long) info.pid, dir);
+        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost)) {
+        char when[64] = "";
+        time_t t = (time_t) (info.started_at / 1000000000u);
+        struct tm tm;
+        if (info.started_at && localtime_r(&t, &tm))
+            strftime(when, sizeof when, " (started %a %b %e %H:%M:%S %Y)", &tm);
+        long pid = (long) info.pid;
+        snprintf(buf, size, "check ps -o pid,pgid,lstart,args -g %ld: if still the step's "
+                 "group%s, kill -KILL -- -%ld; then rm -rf %s", pid, when, pid, dir);
+    }
     else
         snprintf(buf, size, "rm -rf %s", dir);
     free(dir);

@@ -886,6 +886,15 @@ test_lost(void)
     s_res_t r;
     CALL(&e, r, inspect, "evrun-JOB1-lost-1");
     CHECK(r.r.state == EVR_EXEC_EXITED && r.r.exit_code == -1);
+    /* the hint names the group, to be checked first (its id may have been
+       reused since), and the unit's directory */
+    char hint[256], want[256];
+    e.ex->ops->remove_hint(e.ex, "evrun-JOB1-lost-1", hint, sizeof hint);
+    snprintf(want, sizeof want,
+             "check ps -o pid,pgid,lstart,args -g %ld: if still the step's group (started ", step);
+    CHECK_CONTAINS(hint, want);
+    snprintf(want, sizeof want, "), kill -KILL -- -%ld; then rm -rf %s", step, dir);
+    CHECK_CONTAINS(hint, want);
     /* its step, orphaned, is this test's to end; remove takes the unit */
     kill((pid_t) -step, SIGKILL);
     CALL(&e, r, remove, "evrun-JOB1-lost-1");
