@@ -27,6 +27,7 @@
 #include "evr_unit.h"
 
 #define S_STATUS_FD 3
+#define S_CLOSE_MAX 65536   /* fds a spawn closes one by one at most */
 
 evr_rc_t
 evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
@@ -39,6 +40,13 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
     char *argv[] = { "evrun-runner", EVR_SHIM_FLAG, (char *) dir, NULL };
     sigset_t none;
     sigemptyset(&none);
+    /* where close_range fails (a kernel before 5.9, a seccomp filter): a
+       loop up to the soft limit, bounded (the runner's own fds are far
+       fewer) */
+    struct rlimit rl;
+    int maxfd = S_CLOSE_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
+        maxfd = (int) rl.rlim_cur;
     pid_t c = fork();
     if (c == 0) {
         if (setsid() < 0)
@@ -54,7 +62,9 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
         if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
             || dup2(logfd, 2) < 0)
             _exit(1);
-        close_range(S_STATUS_FD + 1, ~0u, 0);
+        if (close_range(S_STATUS_FD + 1, ~0u, 0) != 0)
+            for (int fd = S_STATUS_FD + 1; fd < maxfd; fd++)
+                close(fd);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv("/proc/self/exe", argv);
         /* "error exec /proc/self/exe: errno N", async-signal-safe */

@@ -16,10 +16,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_exec_process.h"
@@ -939,6 +947,81 @@ test_pid_damaged(void)
     s_teardown(&e);
 }
 
+/*  Makes close_range(2) fail with ENOSYS in this process and what it
+    starts (as on a kernel older than 5.9); false when seccomp is not to
+    be had. */
+static bool
+s_no_close_range(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close_range, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = EVR_ARRAY_LEN(f), .filter = f };
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+           && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/*  Where close_range fails, the supervisor is still started with no fd of
+    the runner's but its report pipe: an fd left open without close-on-
+    exec (50 here) does not reach it.  The step lists its parent's (the
+    supervisor's) fds. */
+static void
+test_spawn_without_close_range(void)
+{
+#if defined(__x86_64__) && defined(__NR_close_range)
+    s_env_t e;
+    s_setup(&e);
+    const char *name = "evrun-JOB1-fds-1";
+    s_create(&e, name, "ls /proc/$PPID/fd | sort -n", NULL);
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/units/%s", e.dir, name);
+    pid_t c = fork();
+    if (c == 0) {
+        if (dup2(open("/dev/null", O_RDONLY), 50) != 50 || !s_no_close_range())
+            _exit(2);
+        int rfd = -1;
+        evr_err_t err;
+        if (evr_shim_spawn(dir, &rfd, &err))
+            _exit(3);
+        char line[128] = "";
+        size_t n = 0;
+        struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+        while (n < sizeof line - 1 && poll(&pfd, 1, 5000) > 0) {
+            ssize_t r = read(rfd, line + n, sizeof line - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t) r;
+        }
+        _exit(strncmp(line, "started ", 8) ? 4 : 0);
+    }
+    int status = -1;
+    CHECK(c > 0 && waitpid(c, &status, 0) == c);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+        fprintf(stderr, "  (skipped: no seccomp here)\n");
+    else {
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(s_wait(&e, name) == 0);
+        char path[200], out[1024] = "";
+        snprintf(path, sizeof path, "%s/stdout", dir);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = '\0';
+        if (f)
+            fclose(f);
+        CHECK_CONTAINS(out, "0\n1\n2\n");
+        CHECK(!strstr(out, "\n50\n"));
+        if (strstr(out, "\n50\n"))
+            fprintf(stderr, "  the supervisor's fds:\n%s", out);
+    }
+    s_teardown(&e);
+#endif
+}
+
 /*  Logs from offsets, collected into t. */
 static void
 s_logs(s_env_t *e, evr_exec_t *ex, const char *name, uint64_t o, uint64_t er, bool so_far,
@@ -1068,6 +1151,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_lost);
     EVR_TEST_RUN(test_pid_damaged);
+    EVR_TEST_RUN(test_spawn_without_close_range);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
     EVR_TEST_RUN(test_wait_idles);
