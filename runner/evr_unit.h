@@ -102,8 +102,12 @@ evr_rc_t evr_unit_read(int dirfd, const char *dir, const char *name, size_t max,
 /*  Parses limits text ("KEY VALUE" lines) into l; false on a bad line. */
 bool evr_unit_limits_parse(const char *text, evr_unit_limits_t *l);
 
-/*  Removes path and everything under it, links not followed, read-only
-    directories made writable first.  A missing path is no error. */
+/*  Removes path and everything under it, read-only directories made
+    writable first.  It works through directory fds (openat with
+    O_NOFOLLOW, unlinkat), so a link is removed as a link and never
+    followed, even one swapped in for a directory while it runs; a tree
+    deeper than PATH_MAX goes too (up to 4096 levels).  A missing path is
+    no error; EVR_ERR_IO naming the entry that could not be removed. */
 evr_rc_t evr_unit_rmtree(const char *path, evr_err_t *err);
 
 /*  Removes the leftovers in dir (units or workspaces) of a runner killed

@@ -650,6 +650,59 @@ test_list_and_workspaces(void)
     s_teardown(&e);
 }
 
+/*  Removing a workspace removes a link in it as a link: what it points
+    to, outside, stays.  A tree deeper than PATH_MAX goes too (the removal
+    works through directory fds, not paths). */
+static void
+test_workspace_remove_links_and_depth(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    char outside[128], keep[160], link[160];
+    snprintf(outside, sizeof outside, "%s/outside", e.dir);
+    snprintf(keep, sizeof keep, "%s/keep.txt", outside);
+    CHECK(mkdir(outside, 0700) == 0);
+    close(open(keep, O_CREAT | O_WRONLY, 0600));
+    snprintf(link, sizeof link, "%s/work/JOB1/out", e.dir);
+    CHECK(symlink(outside, link) == 0);
+    snprintf(link, sizeof link, "%s/work/JOB1/file", e.dir);
+    CHECK(symlink(keep, link) == 0);
+    /* 300 levels of 20-byte names: over 6000 bytes of path */
+    char ws[128];
+    snprintf(ws, sizeof ws, "%s/work/JOB1", e.dir);
+    int fd = open(ws, O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 300 && fd >= 0; i++) {
+        const char *n = "a-directory-name-20b";
+        CHECK(mkdirat(fd, n, 0700) == 0);
+        if (i == 150)
+            CHECK(symlinkat(outside, fd, "deep-link") == 0);
+        int sub = openat(fd, n, O_RDONLY | O_DIRECTORY);
+        close(fd);
+        fd = sub;
+    }
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        close(openat(fd, "bottom.txt", O_CREAT | O_WRONLY, 0600));
+        close(fd);
+    }
+    s_res_t r;
+    CALL(&e, r, workspace_remove, "JOB1");
+    CHECK(r.r.rc == EVR_OK);
+    if (r.r.rc)
+        fprintf(stderr, "  workspace_remove: %.300s\n", r.msg);
+    CHECK(access(ws, F_OK) != 0 && errno == ENOENT);
+    CHECK(access(keep, F_OK) == 0);
+    /* evr_unit_rmtree itself: a link given is removed, not followed */
+    char l2[160];
+    snprintf(l2, sizeof l2, "%s/l2", e.dir);
+    CHECK(symlink(outside, l2) == 0);
+    evr_err_t err;
+    CHECK(evr_unit_rmtree(l2, &err) == EVR_OK);
+    CHECK(access(keep, F_OK) == 0);
+    CHECK(evr_unit_rmtree(l2, &err) == EVR_OK);   /* missing: no error */
+    s_teardown(&e);
+}
+
 /*  Removing a running unit kills its group first. */
 static void
 test_remove_running(void)
@@ -1145,6 +1198,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_put_get);
     EVR_TEST_RUN(test_list_and_workspaces);
+    EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_RUN(test_env_isolated);
     EVR_TEST_RUN(test_env_file_unterminated);
