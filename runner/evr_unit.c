@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evr_unit.h"
@@ -352,6 +353,30 @@ evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_IO, "kill(-%ld, %s) for %s: %s", (long) info.pid,
                        strsignal(sig), dir, strerror(errno));
+}
+
+/*  A running or lost unit's step may still run: its group is named, to be
+    checked first (by the time an operator reads this, or once the
+    supervisor is gone, the id may have been reused), with when it
+    started, as ps's lstart shows it. */
+void
+evr_unit_remove_hint(const char *dir, char *buf, size_t size)
+{
+    evr_unit_info_t info;
+    evr_err_t err;
+    if (evr_unit_probe(dir, &info, &err) == EVR_OK && info.pid
+        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost)) {
+        char when[64] = "";
+        time_t t = (time_t) (info.started_at / 1000000000u);
+        struct tm tm;
+        if (info.started_at && localtime_r(&t, &tm))
+            strftime(when, sizeof when, " (started %a %b %e %H:%M:%S %Y)", &tm);
+        long pid = (long) info.pid;
+        snprintf(buf, size, "check ps -o pid,pgid,lstart,args -g %ld: if still the step's "
+                 "group%s, kill -KILL -- -%ld; then rm -rf %s", pid, when, pid, dir);
+    }
+    else
+        snprintf(buf, size, "rm -rf %s", dir);
 }
 
 bool

@@ -89,6 +89,12 @@ evr_rc_t evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err);
     when kill(2) fails for another reason than the group being gone. */
 evr_rc_t evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err);
 
+/*  How an operator removes the unit in dir by hand, into buf: "rm -rf
+    DIR", and for a unit that runs or is lost (its step may still run)
+    first how to check that its process group is still the step's and
+    kill it. */
+void evr_unit_remove_hint(const char *dir, char *buf, size_t size);
+
 /*  Writes data into dir/name through dir/name.tmp and a rename (0600). */
 evr_rc_t evr_unit_write(int dirfd, const char *dir, const char *name, const char *data,
                         size_t len, evr_err_t *err);
