@@ -94,8 +94,8 @@ evr_exec_process_ws_names(const char *dir, const char *prefix, evr_err_t *err)
 }
 
 evr_rc_t
-evr_exec_process_ws_put(const char *work, const char *job_id, const char *tar_file,
-                        bool *not_found, evr_err_t *err)
+evr_exec_process_ws_put(const char *work, const char *job_id, const char *tar_file, bool *not_found,
+                        evr_err_t *err)
 {
     *not_found = false;
     char *dir = evr_asprintf("%s/%s", work, job_id);
@@ -117,8 +117,8 @@ s_path_err(const char *path, int e, bool *not_found, evr_err_t *err)
 {
     *not_found = e == ENOENT;
     if (e == ENOENT)
-        return evr_err_set(err, EVR_ERR_IO, "no such file or directory: %s (in the job's "
-                           "workspace)", path);
+        return evr_err_set(err, EVR_ERR_IO, "no such file or directory: %s (in %s)", path,
+                           "the job's workspace");
     return evr_err_set(err, EVR_ERR_IO, "%s (in the job's workspace): %s", path, strerror(e));
 }
 
@@ -130,7 +130,7 @@ s_inside(const char *dir, const char *path, bool *not_found, evr_err_t *err)
     char *parent = evr_asprintf("%s/%s", dir, path), *slash = strrchr(parent, '/');
     *slash = '\0';
     char *rp = realpath(parent, NULL);
-    int e = errno;   /* before the next call changes it */
+    int e = errno; /* before the next call changes it */
     char *rws = rp ? realpath(dir, NULL) : NULL;
     int ews = errno;
     size_t n = rws ? strlen(rws) : 0;
@@ -140,8 +140,7 @@ s_inside(const char *dir, const char *path, bool *not_found, evr_err_t *err)
     else if (!rws)
         rc = evr_err_set(err, EVR_ERR_IO, "the job's workspace %s: %s", dir, strerror(ews));
     else if (strncmp(rp, rws, n) || (rp[n] != '\0' && rp[n] != '/'))
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: leaves the workspace %s through a link", path,
-                         dir);
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: leaves the workspace %s through a link", path, dir);
     free(rp);
     free(rws);
     free(parent);
@@ -149,8 +148,8 @@ s_inside(const char *dir, const char *path, bool *not_found, evr_err_t *err)
 }
 
 evr_tarout_t *
-evr_exec_process_ws_get(const char *work, const char *job_id, const char *path,
-                        evr_tarout_fn *fn, void *arg, bool *not_found, evr_err_t *err)
+evr_exec_process_ws_get(const char *work, const char *job_id, const char *path, evr_tarout_fn *fn,
+                        void *arg, bool *not_found, evr_err_t *err)
 {
     *not_found = false;
     char *dir = evr_asprintf("%s/%s", work, job_id);

@@ -6,7 +6,12 @@
     an environment that keeps the runner's own out, and recovery: a
     second executor on the same state directory (a restarted runner)
     finds a step the first left running, reads its output from offsets
-    and waits for its end.
+    and waits for its end.  Also: a wait that sleeps with the loop (its
+    CPU time and loop turns bounded), damaged unit files (env without its
+    last NUL, pid), a limit that cannot be set, the supervisor's start
+    where close_range fails (seccomp), a workspace removal that follows
+    no link and goes deeper than PATH_MAX, and what missing artifact
+    paths are called.
 
     The supervisor of each step is this binary itself (--shim), as it is
     evrun-runner in production: main() hands over to evr_shim_main.
