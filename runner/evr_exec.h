@@ -145,9 +145,12 @@ typedef struct {
                 evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
 
     /*  Wording for messages: what a unit is called ("container",
-        "process"), and how an operator removes one by hand (into buf,
-        e.g. "podman rm -f NAME"). */
+        "process"), what the job's workspace is called ("/workspace", "the
+        workspace directory": "copying into WORD", "into PATH in WORD"),
+        and how an operator removes a unit by hand (into buf, e.g.
+        "podman rm -f NAME"). */
     const char *unit_word;
+    const char *workspace_word;
     void (*remove_hint)(const evr_exec_t *ex, const char *name, char *buf, size_t size);
     /*  One line for the start banner ("podman unix:///run/podman.sock"). */
     const char *(*describe)(const evr_exec_t *ex);

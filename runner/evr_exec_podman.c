@@ -437,6 +437,7 @@ static const evr_exec_ops_t s_ops = {
     .put = s_put,
     .get = s_get,
     .unit_word = "container",
+    .workspace_word = "/workspace",
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };

@@ -10,11 +10,10 @@
     turn), so a step printing fast cannot hold the loop.
 
     The files of a unit, and the supervisor that outlives the runner, are
-    in evr_unit.c and evr_shim.c; the tar stream of `get` in
-    evr_tarout.c.
+    in evr_unit.c and evr_shim.c; the workspaces, put and get on disk in
+    evr_exec_process_ws.c, the tar stream of `get` in evr_tarout.c.
 */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,10 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "evr_artifact.h"
 #include "evr_exec_process.h"
+#include "evr_exec_process_ws.h"
 #include "evr_shim.h"
-#include "evr_spec.h"
 #include "evr_tarout.h"
 #include "evr_unit.h"
 
@@ -207,11 +205,10 @@ s_fail(s_op_t *op, evr_rc_t rc, const char *fmt, ...)
 }
 
 static void
-s_not_found(s_op_t *op, const char *what)
+s_not_found(s_op_t *op)
 {
     op->r.not_found = true;
-    s_fail(op, EVR_ERR_IO, "no such %s %s (%s/%s)", what, op->name,
-           strcmp(what, "workspace") ? op->ex->units : op->ex->work, op->name);
+    s_fail(op, EVR_ERR_IO, "no such unit %s (%s/%s)", op->name, op->ex->units, op->name);
 }
 
 /*  The operation's next turn in ms (replacing one planned). */
@@ -424,7 +421,7 @@ s_start(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     if (op->done || !s_probe(op, &info))
         return;
     switch (info.state) {
-    case EVR_EXEC_ABSENT: s_not_found(op, "unit"); return;
+    case EVR_EXEC_ABSENT: s_not_found(op); return;
     case EVR_EXEC_RUNNING:
     case EVR_EXEC_PAUSED:
         if (info.pid)
@@ -452,7 +449,7 @@ s_open_output(s_op_t *op)
         free(p);
         if (op->fd[i] < 0) {
             if (e == ENOENT)
-                s_not_found(op, "unit");
+                s_not_found(op);
             else
                 s_fail(op, EVR_ERR_IO, "opening %s/%s: %s", op->dir, files[i], strerror(e));
             return false;
@@ -565,7 +562,7 @@ s_logs(evr_exec_t *base, const char *name, const uint64_t from[2], bool so_far,
     if (op->done || !s_probe(op, &info))
         return op;
     if (info.state == EVR_EXEC_ABSENT) {
-        s_not_found(op, "unit");
+        s_not_found(op);
         return op;
     }
     if (!s_open_output(op))
@@ -600,7 +597,7 @@ s_wait_turn(s_op_t *op)
     if (!s_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_ABSENT)
-        s_not_found(op, "unit");
+        s_not_found(op);
     else if (info.lost)
         s_lost(op);
     else if (info.state == EVR_EXEC_EXITED) {
@@ -632,7 +629,7 @@ s_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
         return;
     op->r.state = info.state;
     if (info.state == EVR_EXEC_ABSENT) {
-        s_not_found(op, "unit");
+        s_not_found(op);
         return;
     }
     op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
@@ -658,7 +655,7 @@ static void
 s_not_running(s_op_t *op, const evr_unit_info_t *info)
 {
     if (info->state == EVR_EXEC_ABSENT)
-        s_not_found(op, "unit");
+        s_not_found(op);
     else
         s_fail(op, EVR_ERR_IO, "%s is not running (%s)", op->name,
                evr_exec_state_name(info->state));
@@ -753,7 +750,7 @@ s_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *fn, void *a
     if (op->done || !s_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_ABSENT) {
-        s_not_found(op, "unit");
+        s_not_found(op);
         return;
     }
     if (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED) {
@@ -814,7 +811,7 @@ s_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     if (op->done || !s_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_ABSENT) {
-        s_not_found(op, "unit");
+        s_not_found(op);
         return;
     }
     char *trash = evr_asprintf("%s/.rm-%s-%ld-%" PRIu64, ex->units, name, (long) getpid(),
@@ -831,135 +828,93 @@ s_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     s_kick(op, 0);
 }
 
-/* ------------------------------------------------------------------ list */
+/* ------------------------------------------------- list, workspaces, get */
 
-/*  The names in dir not starting with '.', starting with prefix, one a
-    line, into op->names; false once the op has failed. */
-static bool
+/*  The names in dir (starting with prefix) into op->names, or failed. */
+static void
 s_names(s_op_t *op, const char *dir, const char *prefix)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        s_fail(op, EVR_ERR_IO, "listing %s: %s", dir, strerror(errno));
-        return false;
-    }
-    size_t plen = prefix ? strlen(prefix) : 0, len = 0, cap = 256;
-    char *names = evr_malloc(cap);
-    names[0] = '\0';
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || (plen && strncmp(e->d_name, prefix, plen)))
-            continue;
-        size_t n = strlen(e->d_name);
-        while (len + n + 2 > cap)
-            names = evr_realloc(names, cap *= 2);
-        memcpy(names + len, e->d_name, n);
-        len += n;
-        names[len++] = '\n';
-        names[len] = '\0';
-    }
-    closedir(d);
-    free(op->names);
-    op->names = names;
-    return true;
+    evr_err_t err;
+    if ((op->names = evr_exec_process_ws_names(dir, prefix, &err)))
+        s_ok(op);
+    else
+        s_fail(op, EVR_ERR_IO, "%s", err.msg);
 }
 
 static void
 s_list(evr_exec_t *base, const char *prefix, evr_exec_fn *fn, void *arg)
 {
     s_ex_t *ex = (s_ex_t *) base;
-    s_op_t *op = s_op_new(ex, K_CALL, prefix, fn, arg);
-    if (s_names(op, ex->units, prefix))
-        s_ok(op);
+    s_names(s_op_new(ex, K_CALL, prefix, fn, arg), ex->units, prefix);
 }
-
-/* ------------------------------------------------------------- workspaces */
 
 /*  A new op for a job's workspace; done already (failed) on a bad id. */
 static s_op_t *
 s_ws_op(s_ex_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
 {
     s_op_t *op = s_op_new(ex, K_CALL, job_id, fn, arg);
-    op->dir = evr_asprintf("%s/%s", ex->work, op->name);
     if (!job_id || !evr_unit_name_ok(job_id))
         s_fail(op, EVR_ERR_IO, "\"%s\": not a job id", op->name);
     return op;
 }
 
+/*  The outcome of a workspace call. */
+static void
+s_ws_done(s_op_t *op, evr_rc_t rc, bool not_found, const evr_err_t *err)
+{
+    op->r.not_found = not_found;
+    if (rc)
+        s_fail(op, rc, "%s", err->msg);
+    else
+        s_ok(op);
+}
+
 static void
 s_ws_create(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = s_ws_op((s_ex_t *) base, job_id, fn, arg);
+    s_ex_t *ex = (s_ex_t *) base;
+    s_op_t *op = s_ws_op(ex, job_id, fn, arg);
+    evr_err_t err;
     if (op->done)
         return;
-    if (mkdir(op->dir, 0700) == 0)
-        s_ok(op);
-    else if (errno == EEXIST) {
-        op->r.exists = true;
-        s_fail(op, EVR_ERR_IO, "workspace %s exists already", op->dir);
-    }
-    else
-        s_fail(op, EVR_ERR_IO, "creating the workspace %s: %s", op->dir, strerror(errno));
+    evr_rc_t rc = evr_exec_process_ws_create(ex->work, job_id, &op->r.exists, &err);
+    s_ws_done(op, rc, false, &err);
 }
 
-/*  Moved aside first (the id is free at once), then removed. */
 static void
 s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
     s_ex_t *ex = (s_ex_t *) base;
     s_op_t *op = s_ws_op(ex, job_id, fn, arg);
+    evr_err_t err;
+    bool nf = false;
     if (op->done)
         return;
-    char *trash = evr_asprintf("%s/.rm-%s-%ld-%" PRIu64, ex->work, op->name, (long) getpid(),
-                               ++ex->seq);
-    evr_err_t err;
-    if (rename(op->dir, trash) != 0) {
-        if (errno == ENOENT)
-            s_not_found(op, "workspace");
-        else
-            s_fail(op, EVR_ERR_IO, "removing the workspace %s: %s", op->dir, strerror(errno));
-    }
-    else if (evr_unit_rmtree(trash, &err))
-        s_fail(op, EVR_ERR_IO, "removing the workspace %s: %s", op->dir, err.msg);
-    else
-        s_ok(op);
-    free(trash);
+    evr_rc_t rc = evr_exec_process_ws_remove(ex->work, job_id, &ex->seq, &nf, &err);
+    s_ws_done(op, rc, nf, &err);
 }
 
 static void
 s_ws_list(evr_exec_t *base, evr_exec_fn *fn, void *arg)
 {
     s_ex_t *ex = (s_ex_t *) base;
-    s_op_t *op = s_op_new(ex, K_CALL, NULL, fn, arg);
-    if (s_names(op, ex->work, NULL))
-        s_ok(op);
+    s_names(s_op_new(ex, K_CALL, NULL, fn, arg), ex->work, NULL);
 }
 
-/*  The tar comes from the runner itself (resources, already checked
-    against resource_max_bytes): no limit of bytes here, the entry checks
-    of evr_artifact_unpack all the same. */
 static void
 s_put(evr_exec_t *base, const char *job_id, const char *image, const char *tar_file,
       evr_exec_fn *fn, void *arg)
 {
     (void) image;
-    s_op_t *op = s_ws_op((s_ex_t *) base, job_id, fn, arg);
+    s_ex_t *ex = (s_ex_t *) base;
+    s_op_t *op = s_ws_op(ex, job_id, fn, arg);
+    evr_err_t err;
+    bool nf = false;
     if (op->done)
         return;
-    struct stat st;
-    if (lstat(op->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        s_not_found(op, "workspace");
-        return;
-    }
-    uint32_t files = 0;
-    evr_err_t err;
-    if (evr_artifact_unpack(tar_file, op->dir, UINT64_MAX, &files, &err))
-        s_fail(op, EVR_ERR_IO, "unpacking %s into %s: %s", tar_file, op->dir, err.msg);
-    else
-        s_ok(op);
+    evr_rc_t rc = evr_exec_process_ws_put(ex->work, job_id, tar_file, &nf, &err);
+    s_ws_done(op, rc, nf, &err);
 }
-
-/* ------------------------------------------------------------------- get */
 
 static bool
 s_get_data(const uint8_t *data, size_t len, void *arg)
@@ -981,56 +936,27 @@ s_get_turn(s_op_t *op)
         s_kick(op, 0);
 }
 
-/*  Whether full (in the workspace ws) stays inside it, its last
-    component not followed; false once the op has failed. */
-static bool
-s_inside(s_op_t *op, const char *ws, const char *full)
-{
-    char *parent = evr_strdup(full), *slash = strrchr(parent, '/');
-    *slash = '\0';
-    char *rp = realpath(parent, NULL), *rws = realpath(ws, NULL);
-    size_t n = rws ? strlen(rws) : 0;
-    bool ok = rp && rws && !strncmp(rp, rws, n) && (rp[n] == '\0' || rp[n] == '/');
-    if (!rp && errno == ENOENT)
-        s_not_found(op, "file");
-    else if (!ok)
-        s_fail(op, EVR_ERR_IO, "%s: leaves the workspace %s through a link", full, ws);
-    free(rp);
-    free(rws);
-    free(parent);
-    return ok;
-}
-
+/*  The stream is made at once; it is copied a turn at a time. */
 static void
 s_get(evr_exec_t *base, const char *name, const char *job_id, const char *path,
       evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
 {
     (void) name;
-    s_op_t *op = s_ws_op((s_ex_t *) base, job_id, fn, arg);
+    s_ex_t *ex = (s_ex_t *) base;
+    s_op_t *op = s_ws_op(ex, job_id, fn, arg);
     op->kind = K_GET;
     op->data = data;
     if (op->done)
         return;
-    const char *why = path ? evr_spec_path_problem(path) : "no path";
-    if (why) {
-        s_fail(op, EVR_ERR_IO, "copying \"%s\" out of %s: %s", path ? path : "", op->dir, why);
-        return;
-    }
-    char *full = evr_asprintf("%s/%s", op->dir, path);
     free(op->name);
-    op->name = evr_strdup(full);   /* what not_found names */
-    struct stat st;
+    op->name = evr_asprintf("%s/%s/%s", ex->work, job_id, path ? path : "");   /* for messages */
     evr_err_t err;
-    if (!s_inside(op, op->dir, full))
-        ;
-    else if (lstat(full, &st) != 0)
-        errno == ENOENT ? s_not_found(op, "file")
-                        : s_fail(op, EVR_ERR_IO, "%s: %s", full, strerror(errno));
-    else if (!(op->tar = evr_tarout_new(full, s_get_data, op, &err)))
-        s_fail(op, EVR_ERR_IO, "%s", err.msg);
-    else
+    bool nf = false;
+    op->tar = evr_exec_process_ws_get(ex->work, job_id, path, s_get_data, op, &nf, &err);
+    if (op->tar)
         s_kick(op, 0);
-    free(full);
+    else
+        s_ws_done(op, EVR_ERR_IO, nf, &err);
 }
 
 /* ------------------------------------------------------- words, lifecycle */
@@ -1059,17 +985,8 @@ s_turn(evr_loop_t *loop, void *arg)
 static void
 s_remove_hint(const evr_exec_t *base, const char *name, char *buf, size_t size)
 {
-    const s_ex_t *ex = (const s_ex_t *) base;
-    char *dir = s_unit_dir(ex, name);
-    evr_unit_info_t info;
-    evr_err_t err;
-    /* a lost unit's step may still run: its group is named too (it is
-       not signalled here: its id may have been reused meanwhile) */
-    if (evr_unit_probe(dir, &info, &err) == EVR_OK && info.pid
-        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost))
-        snprintf(buf, size, "kill -KILL -- -%ld; rm -rf %s", (long) info.pid, dir);
-    else
-        snprintf(buf, size, "rm -rf %s", dir);
+    char *dir = s_unit_dir((const s_ex_t *) base, name);
+    evr_unit_remove_hint(dir, buf, size);
     free(dir);
 }
 
@@ -1121,6 +1038,7 @@ static const evr_exec_ops_t s_ops = {
     .put = s_put,
     .get = s_get,
     .unit_word = "process",
+    .workspace_word = "the workspace directory",
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };

@@ -266,14 +266,15 @@ s_res_put(const evr_exec_result_t *r, void *arg)
     job->res_tar = NULL;
     if (r->rc) {
         char reason[2 * EVR_ERR_MAX];
-        snprintf(reason, sizeof reason, "resource %s: copying into /workspace: %s", res->name,
-                 r->msg);
+        snprintf(reason, sizeof reason, "resource %s: copying into %s: %s", res->name,
+                 job->ex->ops->workspace_word, r->msg);
         s_res_end(job, reason);
         return;
     }
     if (job->eng->opts.print)
-        printf("evrun-runner: resource %s: %llu bytes from %s into /workspace/%s\n", res->name,
-               (unsigned long long) job->res_bytes, res->url, res->path);
+        printf("evrun-runner: resource %s: %llu bytes from %s into %s in %s\n", res->name,
+               (unsigned long long) job->res_bytes, res->url, res->path,
+               job->ex->ops->workspace_word);
     job->res_index++;
     s_res_next(job);
 }

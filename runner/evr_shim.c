@@ -27,6 +27,7 @@
 #include "evr_unit.h"
 
 #define S_STATUS_FD 3
+#define S_CLOSE_MAX 65536   /* fds a spawn closes one by one at most */
 
 evr_rc_t
 evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
@@ -39,6 +40,13 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
     char *argv[] = { "evrun-runner", EVR_SHIM_FLAG, (char *) dir, NULL };
     sigset_t none;
     sigemptyset(&none);
+    /* where close_range fails (a kernel before 5.9, a seccomp filter): a
+       loop up to the soft limit, bounded (the runner's own fds are far
+       fewer) */
+    struct rlimit rl;
+    int maxfd = S_CLOSE_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
+        maxfd = (int) rl.rlim_cur;
     pid_t c = fork();
     if (c == 0) {
         if (setsid() < 0)
@@ -54,7 +62,9 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
         if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
             || dup2(logfd, 2) < 0)
             _exit(1);
-        close_range(S_STATUS_FD + 1, ~0u, 0);
+        if (close_range(S_STATUS_FD + 1, ~0u, 0) != 0)
+            for (int fd = S_STATUS_FD + 1; fd < maxfd; fd++)
+                close(fd);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv("/proc/self/exe", argv);
         /* "error exec /proc/self/exe: errno N", async-signal-safe */
@@ -153,9 +163,11 @@ s_read_what(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
         return evr_err_set(err, EVR_ERR_IO, "%s: a file of the unit is missing", dir);
     if (rc)
         return rc;
+    /* entries counted as they are filled: the last one may lack its NUL
+       (evr_unit_read ends the buffer with one) */
     size_t n = 0;
-    for (size_t i = 0; i < elen; i++)
-        n += w->envbuf[i] == '\0';
+    for (size_t i = 0; i < elen; i += strlen(w->envbuf + i) + 1)
+        n++;
     w->envp = evr_calloc(n + 1, sizeof(char *));
     n = 0;
     for (size_t i = 0; i < elen; i += strlen(w->envbuf + i) + 1)
@@ -167,27 +179,36 @@ s_read_what(int dfd, const char *dir, s_what_t *w, evr_err_t *err)
 typedef struct {
     int what;   /* S_FAIL_* */
     int err;    /* errno */
+    int limit;  /* S_FAIL_LIMIT: which, an index of s_limits */
 } s_fail_t;
 
 enum { S_FAIL_SETSID = 1, S_FAIL_FDS, S_FAIL_CHDIR, S_FAIL_LIMIT, S_FAIL_EXEC };
 
-static void
-s_child_fail(int fd, int what)
+/*  The limits a step may have, as the pipeline names them. */
+static const struct {
+    const char *key, *unit, *res_name;
+    int res;
+} s_limits[] = {
+    { "nofile", "", "RLIMIT_NOFILE", RLIMIT_NOFILE },
+    { "nproc", "", "RLIMIT_NPROC", RLIMIT_NPROC },
+    { "cpu", " s", "RLIMIT_CPU", RLIMIT_CPU },
+    { "memory", "", "RLIMIT_AS", RLIMIT_AS },
+};
+
+static uint64_t
+s_limit_value(const evr_unit_limits_t *l, size_t k)
 {
-    s_fail_t f = { what, errno };
-    ssize_t w = write(fd, &f, sizeof f);
-    (void) w;
-    _exit(127);
+    const uint64_t v[] = { l->nofile, l->nproc, l->cpu_s, l->memory };
+    return v[k];
 }
 
 static void
-s_child_limit(int fd, int res, uint64_t v)
+s_child_fail(int fd, int what, int limit)
 {
-    if (!v)
-        return;
-    struct rlimit rl = { (rlim_t) v, (rlim_t) v };
-    if (setrlimit(res, &rl) != 0)
-        s_child_fail(fd, S_FAIL_LIMIT);
+    s_fail_t f = { what, errno, limit };
+    ssize_t w = write(fd, &f, sizeof f);
+    (void) w;
+    _exit(127);
 }
 
 /*  In the forked child: becomes the step (never returns). */
@@ -195,7 +216,7 @@ static void
 s_child(const s_what_t *w, int out, int errf, int null, int failfd)
 {
     if (setsid() < 0)
-        s_child_fail(failfd, S_FAIL_SETSID);
+        s_child_fail(failfd, S_FAIL_SETSID, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -203,16 +224,42 @@ s_child(const s_what_t *w, int out, int errf, int null, int failfd)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
     if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errf, 2) < 0)
-        s_child_fail(failfd, S_FAIL_FDS);
+        s_child_fail(failfd, S_FAIL_FDS, 0);
     if (chdir(w->workdir) != 0)
-        s_child_fail(failfd, S_FAIL_CHDIR);
-    s_child_limit(failfd, RLIMIT_NOFILE, w->limits.nofile);
-    s_child_limit(failfd, RLIMIT_NPROC, w->limits.nproc);
-    s_child_limit(failfd, RLIMIT_CPU, w->limits.cpu_s);
-    s_child_limit(failfd, RLIMIT_AS, w->limits.memory);
+        s_child_fail(failfd, S_FAIL_CHDIR, 0);
+    for (size_t k = 0; k < EVR_ARRAY_LEN(s_limits); k++) {
+        uint64_t v = s_limit_value(&w->limits, k);
+        struct rlimit rl = { (rlim_t) v, (rlim_t) v };
+        if (v && setrlimit(s_limits[k].res, &rl) != 0)
+            s_child_fail(failfd, S_FAIL_LIMIT, (int) k);
+    }
     char *argv[] = { "sh", "-c", w->script, NULL };
     execve("/bin/sh", argv, w->envp);
-    s_child_fail(failfd, S_FAIL_EXEC);
+    s_child_fail(failfd, S_FAIL_EXEC, 0);
+}
+
+/*  What the child's report f means, into err. */
+static void
+s_fail_say(const s_what_t *w, const s_fail_t *f, evr_err_t *err)
+{
+    const char *e = strerror(f->err);
+    switch (f->what) {
+    case S_FAIL_SETSID: evr_err_set(err, EVR_ERR_IO, "setsid: %s", e); return;
+    case S_FAIL_FDS: evr_err_set(err, EVR_ERR_IO, "setting up its output: %s", e); return;
+    case S_FAIL_CHDIR: evr_err_set(err, EVR_ERR_IO, "chdir %s: %s", w->workdir, e); return;
+    case S_FAIL_EXEC: evr_err_set(err, EVR_ERR_IO, "exec /bin/sh: %s", e); return;
+    case S_FAIL_LIMIT:
+        if (f->limit >= 0 && (size_t) f->limit < EVR_ARRAY_LEN(s_limits)) {
+            size_t k = (size_t) f->limit;
+            evr_err_set(err, EVR_ERR_IO, "limits.%s = %" PRIu64 "%s: setrlimit(%s): %s%s",
+                        s_limits[k].key, s_limit_value(&w->limits, k), s_limits[k].unit,
+                        s_limits[k].res_name, e,
+                        f->err == EPERM ? " (above the runner's hard limit?)" : "");
+            return;
+        }
+        break;
+    }
+    evr_err_set(err, EVR_ERR_IO, "setting up the step (%d): %s", f->what, e);
 }
 
 /*  Forks the step; its pid, or -1 with err. */
@@ -247,12 +294,7 @@ s_spawn(int dfd, const char *dir, const s_what_t *w, evr_err_t *err)
         r = read(fp[0], &f, sizeof f);
     while (r < 0 && errno == EINTR);
     if (r == (ssize_t) sizeof f) {
-        static const char *const what[] = { "", "setsid", "setting up its output", "chdir",
-                                            "setrlimit", "exec /bin/sh" };
-        const char *where = f.what == S_FAIL_CHDIR ? w->workdir : "";
-        evr_err_set(err, EVR_ERR_IO, "starting the step of %s: %s %s: %s", dir,
-                    f.what > 0 && f.what <= S_FAIL_EXEC ? what[f.what] : "?", where,
-                    strerror(f.err));
+        s_fail_say(w, &f, err);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         pid = -1;

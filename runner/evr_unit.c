@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evr_unit.h"
@@ -215,11 +216,16 @@ out:
 }
 
 /*  Whether someone holds the write lock on dir's lock file (the
-    supervisor); -1 with err when it cannot be told. */
+    supervisor); -1 with err when it cannot be told.  Read-only: testing a
+    lock needs no write access, and closing a file opened for writing
+    would be an IN_CLOSE_WRITE in the directory the executor watches,
+    waking every operation on the unit to probe it again, and again.  (The
+    supervisor's own close of its lock, read-write, when it ends still
+    wakes them.) */
 static int
 s_locked(int dfd, const char *dir, evr_err_t *err)
 {
-    int fd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(dfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         evr_err_set(err, EVR_ERR_IO, "opening %s/lock: %s", dir, strerror(errno));
         return -1;
@@ -260,26 +266,28 @@ s_read_exit(int dfd, const char *dir, evr_unit_info_t *info, bool *found, evr_er
     return rc;
 }
 
-static evr_rc_t
-s_read_pid(int dfd, const char *dir, evr_unit_info_t *info, evr_err_t *err)
+/*  The step's pid and start from `pid`; *seen when the file is there.  A
+    file that cannot be read or parsed leaves them 0 (not known) and is no
+    error: the lock and `exit` still say what the unit is, and a unit
+    found running must not be taken for an error (its workspace removed
+    under it). */
+static void
+s_read_pid(int dfd, const char *dir, evr_unit_info_t *info, bool *seen)
 {
     char *text;
     size_t len;
-    evr_rc_t rc = evr_unit_read(dfd, dir, "pid", 256, &text, &len, err);
-    if (rc == EVR_ERR_NOTFOUND)
-        return EVR_OK;
+    evr_err_t err;
+    evr_rc_t rc = evr_unit_read(dfd, dir, "pid", 256, &text, &len, &err);
+    *seen = rc != EVR_ERR_NOTFOUND;
     if (rc)
-        return rc;
+        return;
     long pid;
     unsigned long long at;
-    if (sscanf(text, "%ld %llu", &pid, &at) != 2 || pid <= 1)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s/pid: damaged (expected \"PID STARTED_NS\")", dir);
-    else {
+    if (sscanf(text, "%ld %llu", &pid, &at) == 2 && pid > 1) {
         info->pid = (pid_t) pid;
         info->started_at = at;
     }
     free(text);
-    return rc;
 }
 
 evr_rc_t
@@ -297,10 +305,11 @@ evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err)
        `exit` before the lock goes, so a `pid` seen, then the lock free,
        then no `exit` is a supervisor that died; any other order takes a
        supervisor passing through its start or end for lost. */
-    bool found = false;
+    bool found = false, seen = false;
     int alive = 0;
-    evr_rc_t rc = s_read_pid(dfd, dir, info, err);
-    if (!rc && (alive = s_locked(dfd, dir, err)) < 0)
+    evr_rc_t rc = EVR_OK;
+    s_read_pid(dfd, dir, info, &seen);
+    if ((alive = s_locked(dfd, dir, err)) < 0)
         rc = EVR_ERR_IO;
     if (!rc)
         rc = s_read_exit(dfd, dir, info, &found, err);
@@ -313,7 +322,7 @@ evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err)
         info->state = faccessat(dfd, "paused", F_OK, AT_SYMLINK_NOFOLLOW) == 0
                           ? EVR_EXEC_PAUSED
                           : EVR_EXEC_RUNNING;
-    else if (info->pid) {
+    else if (seen) {
         info->state = EVR_EXEC_EXITED;
         info->lost = true;
         info->exit_code = -1;
@@ -346,6 +355,30 @@ evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err)
                        strsignal(sig), dir, strerror(errno));
 }
 
+/*  A running or lost unit's step may still run: its group is named, to be
+    checked first (by the time an operator reads this, or once the
+    supervisor is gone, the id may have been reused), with when it
+    started, as ps's lstart shows it. */
+void
+evr_unit_remove_hint(const char *dir, char *buf, size_t size)
+{
+    evr_unit_info_t info;
+    evr_err_t err;
+    if (evr_unit_probe(dir, &info, &err) == EVR_OK && info.pid
+        && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || info.lost)) {
+        char when[64] = "";
+        time_t t = (time_t) (info.started_at / 1000000000u);
+        struct tm tm;
+        if (info.started_at && localtime_r(&t, &tm))
+            strftime(when, sizeof when, " (started %a %b %e %H:%M:%S %Y)", &tm);
+        long pid = (long) info.pid;
+        snprintf(buf, size, "check ps -o pid,pgid,lstart,args -g %ld: if still the step's "
+                 "group%s, kill -KILL -- -%ld; then rm -rf %s", pid, when, pid, dir);
+    }
+    else
+        snprintf(buf, size, "rm -rf %s", dir);
+}
+
 bool
 evr_unit_limits_parse(const char *text, evr_unit_limits_t *l)
 {
@@ -374,64 +407,188 @@ evr_unit_limits_parse(const char *text, evr_unit_limits_t *l)
     return true;
 }
 
-/*  Depth of directories rmtree goes into: deeper is refused (a path that
-    long is over PATH_MAX anyway). */
-#define S_RM_DEPTH 2048
+/*  Depth of directories rmtree goes into: deeper is refused. */
+#define S_RM_DEPTH 4096
+/*  Levels that keep their directory open while a subdirectory is
+    removed; deeper ones let go of it and open it again through the
+    subdirectory's "..", checked to be the same directory. */
+#define S_RM_HELD 32
+/*  Longest path a message names (a deep one is cut, its end kept). */
+#define S_RM_SHOWN 400
 
 static evr_rc_t
-s_rm(const char *path, int depth, evr_err_t *err)
+s_rm_err(evr_err_t *err, const char *path, int e)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? EVR_OK
-                               : evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path,
-                                             strerror(errno));
-    if (!S_ISDIR(st.st_mode)) {
-        if (unlink(path) != 0 && errno != ENOENT)
-            return evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
-        return EVR_OK;
-    }
-    if (depth > S_RM_DEPTH)
-        return evr_err_set(err, EVR_ERR_IO, "removing %s: more than %d directories deep", path,
-                           S_RM_DEPTH);
-    if ((st.st_mode & 0700) != 0700)
-        chmod(path, 0700);   /* a step's read-only directory; failing is told by rmdir */
-    /* the names first, the directory closed again: one fd at a time */
-    DIR *d = opendir(path);
-    if (!d)
-        return evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            names = evr_realloc(names, cap * sizeof *names);
+    size_t n = strlen(path);
+    return evr_err_set(err, EVR_ERR_IO, "removing %s%s: %s", n > S_RM_SHOWN ? "..." : "",
+                       n > S_RM_SHOWN ? path + n - S_RM_SHOWN : path, strerror(e));
+}
+
+/*  Opens the directory name in pfd for listing and removing its entries:
+    never through a link (O_NOFOLLOW), made 0700 first when it is not
+    (a step's read-only directory) through an O_PATH handle, which
+    names the directory itself and no link.  -1 with errno. */
+static int
+s_rm_open(int pfd, const char *name)
+{
+    int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(pfd, name, fl);
+    if (fd < 0 && errno == EACCES) {
+        int p = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (p < 0)
+            return -1;
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", p);
+        int r = chmod(proc, 0700);
+        close(p);
+        if (r != 0) {
+            errno = EACCES;
+            return -1;
         }
-        names[n++] = evr_strdup(e->d_name);
+        fd = openat(pfd, name, fl);
+    }
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+        fchmod(fd, 0700);   /* failing is told by the unlinks in it */
+    return fd;
+}
+
+/*  The names in the directory fd (".", ".." left out), a new array of
+    *n new strings; NULL with errno when it cannot be read. */
+static char **
+s_rm_names(int fd, size_t *n)
+{
+    *n = 0;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        int e = errno;
+        if (dup_fd >= 0)
+            close(dup_fd);
+        errno = e;
+        return NULL;
+    }
+    char **names = evr_malloc(sizeof *names);
+    size_t cap = 1;
+    struct dirent *en;
+    while ((en = readdir(d))) {
+        if (!strcmp(en->d_name, ".") || !strcmp(en->d_name, ".."))
+            continue;
+        if (*n == cap)
+            names = evr_realloc(names, (cap *= 2) * sizeof *names);
+        names[(*n)++] = evr_strdup(en->d_name);
     }
     closedir(d);
-    evr_rc_t rc = EVR_OK;
+    return names;
+}
+
+static evr_rc_t s_rm_at(int *pfd, const struct stat *pst, const char *name, const char *path,
+                        int depth, evr_err_t *err);
+
+/*  Removes what the directory fd (path, itself st) holds.  Deep (depth
+    past S_RM_HELD) the parent *pfd is closed meanwhile and opened again
+    through fd's "..": the same directory (device, inode) as pst, or an
+    error (it was moved: nothing is removed outside). */
+static evr_rc_t
+s_rm_contents(int *pfd, const struct stat *pst, int fd, const struct stat *st, const char *path,
+              int depth, evr_err_t *err)
+{
+    size_t n;
+    char **names = s_rm_names(fd, &n);
+    evr_rc_t rc = names ? EVR_OK : s_rm_err(err, path, errno);
+    if (depth >= S_RM_HELD && *pfd >= 0) {
+        close(*pfd);
+        *pfd = -1;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!rc) {
             char *sub = evr_asprintf("%s/%s", path, names[i]);
-            rc = s_rm(sub, depth + 1, err);
+            rc = s_rm_at(&fd, st, names[i], sub, depth + 1, err);
             free(sub);
         }
         free(names[i]);
     }
     free(names);
-    if (!rc && rmdir(path) != 0 && errno != ENOENT)
-        rc = evr_err_set(err, EVR_ERR_IO, "removing %s: %s", path, strerror(errno));
+    if (*pfd < 0 && fd >= 0) {
+        struct stat up;
+        *pfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (*pfd < 0 || fstat(*pfd, &up) != 0 || up.st_dev != pst->st_dev
+            || up.st_ino != pst->st_ino) {
+            if (*pfd >= 0)
+                close(*pfd);
+            *pfd = -1;
+            if (!rc)
+                rc = evr_err_set(err, EVR_ERR_IO, "removing %.*s: it was moved while its "
+                                 "contents were removed", S_RM_SHOWN, path);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/*  Removes the entry name of the directory *pfd (itself pst; path names
+    it in messages): a directory with what it holds, anything else (a
+    link too) unlinked.  *pfd may be closed and opened again (deep), or
+    left -1 with an error. */
+static evr_rc_t
+s_rm_at(int *pfd, const struct stat *pst, const char *name, const char *path, int depth,
+        evr_err_t *err)
+{
+    struct stat st;
+    if (fstatat(*pfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? EVR_OK : s_rm_err(err, path, errno);
+    int fd = -1;
+    if (S_ISDIR(st.st_mode)) {
+        if (depth > S_RM_DEPTH)
+            return evr_err_set(err, EVR_ERR_IO, "removing %.*s: more than %d directories deep",
+                               S_RM_SHOWN, path, S_RM_DEPTH);
+        fd = s_rm_open(*pfd, name);
+        if (fd < 0 && errno != ENOTDIR && errno != ELOOP)
+            return errno == ENOENT ? EVR_OK : s_rm_err(err, path, errno);
+        /* ENOTDIR, ELOOP: no longer a directory (a link swapped in): unlinked below */
+    }
+    if (fd < 0) {
+        if (unlinkat(*pfd, name, 0) != 0 && errno != ENOENT)
+            return s_rm_err(err, path, errno);
+        return EVR_OK;
+    }
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return s_rm_err(err, path, e);
+    }
+    evr_rc_t rc = s_rm_contents(pfd, pst, fd, &st, path, depth, err);
+    if (!rc && unlinkat(*pfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+        rc = s_rm_err(err, path, errno);
     return rc;
 }
 
 evr_rc_t
 evr_unit_rmtree(const char *path, evr_err_t *err)
 {
-    return s_rm(path, 0, err);
+    char *parent = evr_strdup(path);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    const char *pdir = slash == parent ? "/" : slash ? parent : ".";
+    if (slash)
+        *slash = '\0';
+    evr_rc_t rc = EVR_OK;
+    struct stat pst;
+    int pfd = -1;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+        rc = evr_err_set(err, EVR_ERR_IO, "removing %s: not a name to remove", path);
+    else if ((pfd = open(pdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(pfd, &pst) != 0)
+        rc = errno == ENOENT ? EVR_OK : s_rm_err(err, path, errno);
+    else
+        rc = s_rm_at(&pfd, &pst, name, path, 0, err);
+    if (pfd >= 0)
+        close(pfd);
+    free(parent);
+    return rc;
 }
 
 /*  Leftovers of a runner killed while it made or removed a unit or a

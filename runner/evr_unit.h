@@ -58,7 +58,8 @@ typedef struct {
     evr_exec_state_t state;
     bool lost;              /* started, its supervisor gone without `exit`
                                (state EXITED, exit_code -1) */
-    pid_t pid;              /* the step's pid and group (0: not known) */
+    pid_t pid;              /* the step's pid and group (0: not known: not
+                               started, or `pid` damaged) */
     bool ended;             /* RUNNING, PAUSED: the step has exited, the
                                supervisor is ending its group */
     uint64_t started_at;    /* wall ns (0: not started) */
@@ -78,13 +79,21 @@ evr_rc_t evr_unit_make(const char *units, const char *name, const char *script,
                        const evr_unit_limits_t *limits, bool *exists, evr_err_t *err);
 
 /*  What the unit in dir is.  ABSENT when dir does not exist; EVR_ERR_IO
-    when it cannot be read (a file of it damaged, naming which). */
+    when it cannot be read (its lock, or `exit` damaged, naming which).  A
+    damaged `pid` is no error: the unit is what its lock and `exit` say,
+    its pid 0. */
 evr_rc_t evr_unit_probe(const char *dir, evr_unit_info_t *info, evr_err_t *err);
 
 /*  Sends sig to the step's whole process group when the unit runs (its
     supervisor alive, no `exit`); *sent says whether it did.  EVR_ERR_IO
     when kill(2) fails for another reason than the group being gone. */
 evr_rc_t evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err);
+
+/*  How an operator removes the unit in dir by hand, into buf: "rm -rf
+    DIR", and for a unit that runs or is lost (its step may still run)
+    first how to check that its process group is still the step's and
+    kill it. */
+void evr_unit_remove_hint(const char *dir, char *buf, size_t size);
 
 /*  Writes data into dir/name through dir/name.tmp and a rename (0600). */
 evr_rc_t evr_unit_write(int dirfd, const char *dir, const char *name, const char *data,
@@ -99,8 +108,12 @@ evr_rc_t evr_unit_read(int dirfd, const char *dir, const char *name, size_t max,
 /*  Parses limits text ("KEY VALUE" lines) into l; false on a bad line. */
 bool evr_unit_limits_parse(const char *text, evr_unit_limits_t *l);
 
-/*  Removes path and everything under it, links not followed, read-only
-    directories made writable first.  A missing path is no error. */
+/*  Removes path and everything under it, read-only directories made
+    writable first.  It works through directory fds (openat with
+    O_NOFOLLOW, unlinkat), so a link is removed as a link and never
+    followed, even one swapped in for a directory while it runs; a tree
+    deeper than PATH_MAX goes too (up to 4096 levels).  A missing path is
+    no error; EVR_ERR_IO naming the entry that could not be removed. */
 evr_rc_t evr_unit_rmtree(const char *path, evr_err_t *err);
 
 /*  Removes the leftovers in dir (units or workspaces) of a runner killed

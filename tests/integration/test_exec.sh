@@ -317,12 +317,16 @@ YML
   check "exit 0" [ "$rc" -eq 0 ]
   check "plain file in /workspace" grep -q "^use | plain resource$" "$out"
   check "archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "the resource's line" grep -q "^evrun-runner: resource notes: [0-9]* bytes from .* into docs/notes.txt in /workspace$" "$out"
   # the same into a process pipeline's workspace (a directory on the host)
   sed 's|^image: .*|executor: process|' "$tmp/resource.yml" > "$tmp/resource-proc.yml"
   run resource-proc "$tmp/resource-proc.yml" --executors process
   check "process: exit 0" [ "$rc" -eq 0 ]
   check "process: plain file in the workspace" grep -q "^use | plain resource$" "$out"
   check "process: archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "process: the workspace is no /workspace" \
+    grep -q "^evrun-runner: resource notes: [0-9]* bytes from .* into docs/notes.txt in the workspace directory$" "$out"
+  check "process: /workspace named nowhere" sh -c "! grep -q /workspace '$out'"
   check "process: nothing left of the job" [ "$(process_left)" -eq 0 ]
   sed "s/notes.txt\", path/missing.txt\", path/" "$tmp/resource.yml" > "$tmp/resource404.yml"
   run resource404 "$tmp/resource404.yml"

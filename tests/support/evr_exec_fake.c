@@ -277,7 +277,8 @@ evr_exec_fake_new(evr_loop_t *loop, const char *name)
         .inspect = s_inspect, .pause = s_pause, .resume = s_resume, .stop = s_stop,
         .remove = s_remove, .list = s_list, .workspace_create = s_ws_create,
         .workspace_remove = s_ws_remove, .workspace_list = s_ws_list, .put = s_put,
-        .get = s_get, .unit_word = "unit", .remove_hint = s_remove_hint,
+        .get = s_get, .unit_word = "unit",
+        .workspace_word = "the fake workspace", .remove_hint = s_remove_hint,
         .describe = s_describe,
     };
     f->base.ops = &f->ops;

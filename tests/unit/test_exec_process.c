@@ -6,7 +6,12 @@
     an environment that keeps the runner's own out, and recovery: a
     second executor on the same state directory (a restarted runner)
     finds a step the first left running, reads its output from offsets
-    and waits for its end.
+    and waits for its end.  Also: a wait that sleeps with the loop (its
+    CPU time and loop turns bounded), damaged unit files (env without its
+    last NUL, pid), a limit that cannot be set, the supervisor's start
+    where close_range fails (seccomp), a workspace removal that follows
+    no link and goes deeper than PATH_MAX, and what missing artifact
+    paths are called.
 
     The supervisor of each step is this binary itself (--shim), as it is
     evrun-runner in production: main() hands over to evr_shim_main.
@@ -16,9 +21,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_exec_process.h"
@@ -549,6 +563,13 @@ test_put_get(void)
     /* missing path, unsafe path, a receiver that stops */
     s_getp(&e, "nope", false, &g);
     CHECK(g.r.r.not_found);
+    CHECK_STR(g.r.msg, "no such file or directory: nope (in the job's workspace)");
+    s_getp(&e, "nodir/file", false, &g);
+    CHECK(g.r.r.not_found);
+    CHECK_STR(g.r.msg, "no such file or directory: nodir/file (in the job's workspace)");
+    s_getp(&e, "out/dist/a.txt/x", false, &g);
+    CHECK(g.r.r.rc != EVR_OK && !g.r.r.not_found);
+    CHECK_STR(g.r.msg, "out/dist/a.txt/x (in the job's workspace): Not a directory");
     s_getp(&e, "../x", false, &g);
     CHECK(g.r.r.rc != EVR_OK);
     CHECK_CONTAINS(g.r.msg, "..");
@@ -634,6 +655,59 @@ test_list_and_workspaces(void)
     s_teardown(&e);
 }
 
+/*  Removing a workspace removes a link in it as a link: what it points
+    to, outside, stays.  A tree deeper than PATH_MAX goes too (the removal
+    works through directory fds, not paths). */
+static void
+test_workspace_remove_links_and_depth(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    char outside[128], keep[160], link[160];
+    snprintf(outside, sizeof outside, "%s/outside", e.dir);
+    snprintf(keep, sizeof keep, "%s/keep.txt", outside);
+    CHECK(mkdir(outside, 0700) == 0);
+    close(open(keep, O_CREAT | O_WRONLY, 0600));
+    snprintf(link, sizeof link, "%s/work/JOB1/out", e.dir);
+    CHECK(symlink(outside, link) == 0);
+    snprintf(link, sizeof link, "%s/work/JOB1/file", e.dir);
+    CHECK(symlink(keep, link) == 0);
+    /* 300 levels of 20-byte names: over 6000 bytes of path */
+    char ws[128];
+    snprintf(ws, sizeof ws, "%s/work/JOB1", e.dir);
+    int fd = open(ws, O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 300 && fd >= 0; i++) {
+        const char *n = "a-directory-name-20b";
+        CHECK(mkdirat(fd, n, 0700) == 0);
+        if (i == 150)
+            CHECK(symlinkat(outside, fd, "deep-link") == 0);
+        int sub = openat(fd, n, O_RDONLY | O_DIRECTORY);
+        close(fd);
+        fd = sub;
+    }
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        close(openat(fd, "bottom.txt", O_CREAT | O_WRONLY, 0600));
+        close(fd);
+    }
+    s_res_t r;
+    CALL(&e, r, workspace_remove, "JOB1");
+    CHECK(r.r.rc == EVR_OK);
+    if (r.r.rc)
+        fprintf(stderr, "  workspace_remove: %.300s\n", r.msg);
+    CHECK(access(ws, F_OK) != 0 && errno == ENOENT);
+    CHECK(access(keep, F_OK) == 0);
+    /* evr_unit_rmtree itself: a link given is removed, not followed */
+    char l2[160];
+    snprintf(l2, sizeof l2, "%s/l2", e.dir);
+    CHECK(symlink(outside, l2) == 0);
+    evr_err_t err;
+    CHECK(evr_unit_rmtree(l2, &err) == EVR_OK);
+    CHECK(access(keep, F_OK) == 0);
+    CHECK(evr_unit_rmtree(l2, &err) == EVR_OK);   /* missing: no error */
+    s_teardown(&e);
+}
+
 /*  Removing a running unit kills its group first. */
 static void
 test_remove_running(void)
@@ -656,6 +730,7 @@ test_remove_running(void)
     CHECK_CONTAINS(hint, "rm -rf ");
     CHECK_CONTAINS(hint, "/units/evrun-JOB1-x-1");
     CHECK_STR(e.ex->ops->unit_word, "process");
+    CHECK_STR(e.ex->ops->workspace_word, "the workspace directory");
     CHECK_CONTAINS(e.ex->ops->describe(e.ex), "process (host commands in ");
     s_tail_free(&t);
     s_teardown(&e);
@@ -705,6 +780,36 @@ test_env_isolated(void)
     s_teardown(&e);
 }
 
+/*  An environment file whose last entry has no NUL after it (made by
+    hand: the runner always ends each): the supervisor passes every entry,
+    the last one too, in a NULL-terminated list. */
+static void
+test_env_file_unterminated(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_create(&e, "evrun-JOB1-envf-1", "env", NULL);
+    char path[160];
+    snprintf(path, sizeof path, "%s/units/evrun-JOB1-envf-1/env", e.dir);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "A=1\0B=2\0C=3", 11) == 11);
+    close(fd);
+    s_tail_t t = { .ex = e.ex, .start = "evrun-JOB1-envf-1" };
+    e.ex->ops->attach(e.ex, "evrun-JOB1-envf-1", s_on_out, s_on_head, s_on_done, &t);
+    s_until(e.loop, &t.done.called);
+    CHECK(t.started.r.rc == EVR_OK);
+    if (t.started.r.rc)
+        fprintf(stderr, "  start: %s\n", t.started.msg);
+    const char *out = t.out[0].p ? (const char *) t.out[0].p : "";
+    CHECK_CONTAINS(out, "A=1\n");
+    CHECK_CONTAINS(out, "B=2\n");
+    CHECK_CONTAINS(out, "C=3\n");
+    CHECK(s_wait(&e, "evrun-JOB1-envf-1") == 0);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
 /*  A step's resource limits: set, soft and hard, in its processes. */
 static void
 test_limits(void)
@@ -734,12 +839,66 @@ test_limits(void)
         if (!line || strncmp(line + 26, want[i][1], strlen(want[i][1])))
             fprintf(stderr, "  %s: want %s in\n%s", want[i][0], want[i][1], out);
     }
+    /* a limit that cannot be set: the start fails, naming it and its value */
+    evr_limits_t big = { .present = true, .nofile = 99999999999ull };
+    evr_exec_spec_t spec3 = { .name = "evrun-JOB1-lim-3", .job_id = "JOB1", .script = "true",
+                              .limits = &big };
+    CALL(&e, r, create, &spec3);
+    CHECK(r.r.rc == EVR_OK);
+    CALL(&e, r, start, "evrun-JOB1-lim-3");
+    CHECK(r.r.rc != EVR_OK);
+    CHECK_STR(r.msg, "starting evrun-JOB1-lim-3: limits.nofile = 99999999999: "
+                     "setrlimit(RLIMIT_NOFILE): Operation not permitted (above the runner's "
+                     "hard limit?)");
+    CALL(&e, r, inspect, "evrun-JOB1-lim-3");
+    CHECK(r.r.state == EVR_EXEC_CREATED);
     /* none asked: the supervisor's own limits */
     s_tail_t t2 = { 0 };
     s_run(&e, "evrun-JOB1-lim-2", "cat /proc/self/limits", NULL, &t2);
     CHECK(!strstr((char *) t2.out[0].p, "Max open files            64 "));
     s_tail_free(&t);
     s_tail_free(&t2);
+    s_teardown(&e);
+}
+
+/*  The CPU seconds (user + system) this process has used. */
+static double
+s_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*  A wait on a step that runs a second sleeps with the loop: its own look
+    at the unit (the lock tested) wakes nothing, so the loop turns a few
+    times (the watch's events, the backstop), not thousands, and the
+    runner's CPU time stays far below the step's run time. */
+static void
+test_wait_idles(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_tail_t t = { 0 };
+    s_start_ready(&e, "evrun-JOB1-idle-1", "echo ready; sleep 1", &t);
+    s_res_t w = { 0 };
+    e.ex->ops->wait(e.ex, "evrun-JOB1-idle-1", s_on, &w);
+    double cpu0 = s_cpu_s();
+    long turns = 0;
+    uint64_t end = evr_mono_ns() + 5000000000ull;
+    while (!w.called && evr_mono_ns() < end) {
+        int n = evr_loop_once(e.loop, 1000);
+        turns += n > 0 ? n : 0;
+    }
+    double cpu = s_cpu_s() - cpu0;
+    CHECK(w.called && w.r.rc == EVR_OK && w.r.exit_code == 0);
+    CHECK(turns < 100);
+    CHECK(cpu < 0.3);
+    if (getenv("EVR_TEST_SHOW") || turns >= 100 || cpu >= 0.3)
+        fprintf(stderr, "  %ld callbacks, %.3f s of CPU during a 1 s wait\n", turns, cpu);
+    s_until(e.loop, &t.done.called);
+    s_tail_free(&t);
     s_teardown(&e);
 }
 
@@ -793,12 +952,132 @@ test_lost(void)
     s_res_t r;
     CALL(&e, r, inspect, "evrun-JOB1-lost-1");
     CHECK(r.r.state == EVR_EXEC_EXITED && r.r.exit_code == -1);
+    /* the hint names the group, to be checked first (its id may have been
+       reused since), and the unit's directory */
+    char hint[256], want[256];
+    e.ex->ops->remove_hint(e.ex, "evrun-JOB1-lost-1", hint, sizeof hint);
+    snprintf(want, sizeof want,
+             "check ps -o pid,pgid,lstart,args -g %ld: if still the step's group (started ", step);
+    CHECK_CONTAINS(hint, want);
+    snprintf(want, sizeof want, "), kill -KILL -- -%ld; then rm -rf %s", step, dir);
+    CHECK_CONTAINS(hint, want);
     /* its step, orphaned, is this test's to end; remove takes the unit */
     kill((pid_t) -step, SIGKILL);
     CALL(&e, r, remove, "evrun-JOB1-lost-1");
     CHECK(r.r.rc == EVR_OK);
     s_tail_free(&t);
     s_teardown(&e);
+}
+
+/*  A damaged pid file while the supervisor lives (its lock held): the
+    unit runs (its pid not known), it is neither an error nor lost, and
+    its end is found as ever. */
+static void
+test_pid_damaged(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    const char *name = "evrun-JOB1-pidd-1";
+    s_tail_t t = { 0 };
+    s_start_ready(&e, name, "echo ready; while [ ! -f go ]; do sleep 0.01; done", &t);
+    char path[160];
+    snprintf(path, sizeof path, "%s/units/%s/pid", e.dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    s_res_t r;
+    CALL(&e, r, inspect, name);
+    CHECK(r.r.rc == EVR_OK && r.r.state == EVR_EXEC_RUNNING);
+    if (r.r.rc)
+        fprintf(stderr, "  inspect: %s\n", r.msg);
+    char go[128];
+    snprintf(go, sizeof go, "%s/work/JOB1/go", e.dir);
+    close(open(go, O_CREAT | O_WRONLY, 0600));
+    CHECK(s_wait(&e, name) == 0);
+    CALL(&e, r, inspect, name);
+    CHECK(r.r.rc == EVR_OK && r.r.state == EVR_EXEC_EXITED && r.r.exit_code == 0);
+    s_until(e.loop, &t.done.called);
+    CHECK(t.done.r.rc == EVR_OK);
+    s_tail_free(&t);
+    s_teardown(&e);
+}
+
+/*  Makes close_range(2) fail with ENOSYS in this process and what it
+    starts (as on a kernel older than 5.9); false when seccomp is not to
+    be had. */
+static bool
+s_no_close_range(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close_range, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = EVR_ARRAY_LEN(f), .filter = f };
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+           && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/*  Where close_range fails, the supervisor is still started with no fd of
+    the runner's but its report pipe: an fd left open without close-on-
+    exec (50 here) does not reach it.  The step lists its parent's (the
+    supervisor's) fds. */
+static void
+test_spawn_without_close_range(void)
+{
+#if defined(__x86_64__) && defined(__NR_close_range)
+    s_env_t e;
+    s_setup(&e);
+    const char *name = "evrun-JOB1-fds-1";
+    s_create(&e, name, "ls /proc/$PPID/fd | sort -n", NULL);
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/units/%s", e.dir, name);
+    pid_t c = fork();
+    if (c == 0) {
+        if (dup2(open("/dev/null", O_RDONLY), 50) != 50 || !s_no_close_range())
+            _exit(2);
+        int rfd = -1;
+        evr_err_t err;
+        if (evr_shim_spawn(dir, &rfd, &err))
+            _exit(3);
+        char line[128] = "";
+        size_t n = 0;
+        struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+        while (n < sizeof line - 1 && poll(&pfd, 1, 5000) > 0) {
+            ssize_t r = read(rfd, line + n, sizeof line - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t) r;
+        }
+        _exit(strncmp(line, "started ", 8) ? 4 : 0);
+    }
+    int status = -1;
+    CHECK(c > 0 && waitpid(c, &status, 0) == c);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+        fprintf(stderr, "  (skipped: no seccomp here)\n");
+    else {
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(s_wait(&e, name) == 0);
+        char path[200], out[1024] = "";
+        snprintf(path, sizeof path, "%s/stdout", dir);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = '\0';
+        if (f)
+            fclose(f);
+        CHECK_CONTAINS(out, "0\n1\n2\n");
+        CHECK(!strstr(out, "\n50\n"));
+        if (strstr(out, "\n50\n"))
+            fprintf(stderr, "  the supervisor's fds:\n%s", out);
+    }
+    s_teardown(&e);
+#endif
 }
 
 /*  Logs from offsets, collected into t. */
@@ -924,11 +1203,16 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_put_get);
     EVR_TEST_RUN(test_list_and_workspaces);
+    EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);
     EVR_TEST_RUN(test_env_isolated);
+    EVR_TEST_RUN(test_env_file_unterminated);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_lost);
+    EVR_TEST_RUN(test_pid_damaged);
+    EVR_TEST_RUN(test_spawn_without_close_range);
     EVR_TEST_RUN(test_recovery);
     EVR_TEST_RUN(test_detach_and_destroy);
+    EVR_TEST_RUN(test_wait_idles);
     EVR_TEST_END();
 }

@@ -2,14 +2,20 @@
 # tests/unit/test_layers.sh SRC: the engine, recovery and preparation
 # compile against the executor interface alone.  Neither they nor any
 # header they include (followed through runner/, schema/, store/, sys/)
-# may include evr_podman.h, evr_http.h or curl, nor call evr_podman_*,
-# evr_http_* or curl_* (issue 12).
+# may include a backend's header (evr_podman.h, evr_http.h, curl,
+# evr_exec_podman.h, evr_exec_process.h, evr_exec_process_ws.h,
+# evr_unit.h, evr_shim.h, evr_tarout.h), nor call evr_podman_*,
+# evr_http_*, curl_*, evr_exec_podman_*, evr_exec_process_*, evr_unit_*,
+# evr_shim_* or evr_tarout_* (issue 12).
 set -euo pipefail
 src=${1:?usage: test_layers.sh SRC}
 cd "$src"
 files="runner/evr_engine.c runner/evr_engine.h runner/evr_engine_int.h runner/evr_step.c runner/evr_step_state.c runner/evr_step_pause.c
        runner/evr_recover.c runner/evr_prepare.c"
 dirs="runner schema store sys"
+backends='evr_podman|evr_http|evr_exec_podman|evr_exec_process|evr_exec_process_ws|evr_unit|evr_shim|evr_tarout'
+include_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](('"$backends"')\.h|curl/)'
+call_re='\b(('"$backends"')_[a-z_]+|curl_[a-z_]+)[[:space:]]*\('
 fails=0
 
 # the header a quoted include names, in one of $dirs (empty when none)
@@ -37,15 +43,14 @@ for f in $files; do
   seen=()
   reach "$f"
   for g in "${!seen[@]}"; do
-    if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](evr_podman\.h|evr_http\.h|curl/)' "$g" \
-        > /dev/null; then
-      echo "FAILED: $f reaches $(grep -nE '#[[:space:]]*include[[:space:]]*[<"](evr_podman|evr_http|curl/)' "$g" | head -1) in $g"
+    if grep -nE "$include_re" "$g" > /dev/null; then
+      echo "FAILED: $f reaches $(grep -nE "$include_re" "$g" | head -1) in $g"
       fails=$((fails + 1))
     fi
   done
   # calls, outside comments' prose (a word followed by an open parenthesis)
-  if grep -nE '\b(evr_podman_[a-z_]+|evr_http_[a-z_]+|curl_[a-z_]+)[[:space:]]*\(' "$f" > /dev/null; then
-    echo "FAILED: $f calls $(grep -noE '\b(evr_podman_[a-z_]+|evr_http_[a-z_]+|curl_[a-z_]+)[[:space:]]*\(' "$f" | head -1)"
+  if grep -nE "$call_re" "$f" > /dev/null; then
+    echo "FAILED: $f calls $(grep -noE "$call_re" "$f" | head -1)"
     fails=$((fails + 1))
   fi
 done
