@@ -25,6 +25,9 @@
 #include "evr_shim.h"
 #include "evr_yaml.h"
 
+/*  Labels in a runner's hello (schema/PROTOCOL.md, message hello). */
+#define S_LABELS_MAX 32
+
 static volatile sig_atomic_t s_interrupts, s_terms;
 
 static void
@@ -80,7 +83,8 @@ s_help(FILE *out)
             "  --recover            finish the unfinished jobs of the state directory, exit\n"
             "  --broker EP          serve the broker at EP (its runner endpoint, e.g.\n"
             "                       tcp://127.0.0.1:7701 or ipc://STATE/bus/runners)\n"
-            "  --labels a,b         this runner's labels (broker mode)\n"
+            "  --labels a,b         this runner's labels (broker mode; at most 32, counting\n"
+            "                       the executor labels --executors adds)\n"
             "  --capacity N         jobs at once (broker mode; default 2)\n"
             "  --id ID              runner id (default: made once, kept in the store)\n"
             "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
@@ -122,8 +126,9 @@ s_help(FILE *out)
             "                       podman (a container each), process (the steps of an\n"
             "                       `executor: process` pipeline as host commands, as this\n"
             "                       runner's user, in STATE_DIR/work/JOB; refused unless\n"
-            "                       listed); a runner offering process has the label\n"
-            "                       " EVR_EXECUTOR_PROCESS_LABEL "\n"
+            "                       listed); the runner has the label executor:NAME for\n"
+            "                       each (" EVR_EXECUTOR_PODMAN_LABEL ", " EVR_EXECUTOR_PROCESS_LABEL "): the broker\n"
+            "                       sends it only jobs whose executor it offers\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
@@ -349,10 +354,46 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
     return evr_engine_all_succeeded(eng) ? 0 : 1;
 }
 
+/*  The labels this runner says hello with, into lv (NULL-terminated): the
+    setting labels, then executor:NAME for each executor it offers (the
+    broker sends a job only where its executor is offered).  Returns the
+    buffer lv points into (the caller frees it); NULL (said) when a label
+    names an executor or when they come to more than S_LABELS_MAX. */
+static char *
+s_labels(const evr_config_t *cfg, const s_opts_t *o, const char **lv)
+{
+    char *labels = evr_strdup(evr_config_get(cfg, "labels"));
+    size_t nl = 0, nx = (size_t) o->podman + (size_t) o->process;
+    for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t;
+         t = strtok_r(NULL, ", ", &save), nl++) {
+        if (!strncmp(t, EVR_EXECUTOR_LABEL_PREFIX, strlen(EVR_EXECUTOR_LABEL_PREFIX))) {
+            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
+                    "executors setting (--executors), not from labels\n", t);
+            free(labels);
+            return NULL;
+        }
+        if (nl + nx < S_LABELS_MAX)
+            lv[nl] = t;
+    }
+    if (nl + nx > S_LABELS_MAX) {
+        fprintf(stderr, "evrun-runner: labels: %zu labels, and %zu executor label%s (one per "
+                "executor offered), come to %zu: a runner has at most %d; drop %zu\n", nl, nx,
+                nx == 1 ? "" : "s", nl + nx, S_LABELS_MAX, nl + nx - S_LABELS_MAX);
+        free(labels);
+        return NULL;
+    }
+    if (o->podman)
+        lv[nl++] = EVR_EXECUTOR_PODMAN_LABEL;
+    if (o->process)
+        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
+    lv[nl] = NULL;
+    return labels;
+}
+
 /*  --broker: serve until drained or stopped. */
 static int
 s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
-             const char *id)
+             const char *id, const char *const *lv)
 {
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
@@ -361,24 +402,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return 2;
-    }
-    char *labels = evr_strdup(evr_config_get(cfg, "labels"));
-    const char *lv[33] = { 0 };
-    size_t nl = 0;
-    for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t && nl < 32;
-         t = strtok_r(NULL, ", ", &save)) {
-        if (!strncmp(t, "executor:", 9)) {
-            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
-                    "executors setting (--executors), not from labels\n", t);
-            free(labels);
-            return 2;
-        }
-        lv[nl++] = t;
-    }
-    if (o->process) {   /* the broker sends process pipelines only here */
-        if (nl == 32)
-            nl--;
-        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
     }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
@@ -391,7 +414,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_daemon_t *d = NULL;
     if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        free(labels);
         return 2;
     }
     uint64_t deadline = 0;
@@ -434,7 +456,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     else
         evr_log_info(who, "stopped");
     evr_daemon_destroy(&d);
-    free(labels);
     return status;
 }
 
@@ -550,7 +571,9 @@ main(int argc, char **argv)
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
-    char *artifacts = NULL, *id = NULL, *url = s_default_podman_url();
+    char *artifacts = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
+    const char *lv[S_LABELS_MAX + 1] = { NULL };
+    bool daemon = !o.file && !o.recover;
     evr_err_t err;
     uint64_t grace = 0;
     size_t level = EVR_LOG_INFO;
@@ -574,6 +597,10 @@ main(int argc, char **argv)
         evr_config_print(cfg, stdout);
         goto out;
     }
+    if (daemon && !(labels = s_labels(cfg, &o, lv))) {
+        status = 2;
+        goto out;
+    }
     evr_log_set_level((evr_log_level_t) level);
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };
@@ -590,7 +617,6 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    bool daemon = !o.file && !o.recover;
     if (!(id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec"))) {
         status = 2;
         goto out;
@@ -611,7 +637,7 @@ main(int argc, char **argv)
     }
     if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
-    status = daemon ? s_run_daemon(&o, cfg, store, eng, id)
+    status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv)
                     : s_run_exec(&o, eng, &spec, &args, state_dir, execs);
 out:
     evr_engine_destroy(&eng);
@@ -625,6 +651,7 @@ out:
     evr_config_destroy(&cfg);
     free(artifacts);
     free(id);
+    free(labels);
     free(url);
     return status;
 }
