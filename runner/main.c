@@ -21,12 +21,10 @@
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
+#include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_shim.h"
 #include "evr_yaml.h"
-
-/*  Labels in a runner's hello (schema/PROTOCOL.md, message hello). */
-#define S_LABELS_MAX 32
 
 static volatile sig_atomic_t s_interrupts, s_terms;
 
@@ -75,7 +73,8 @@ s_help(FILE *out)
             "history.  A runner killed at any moment loses nothing: the jobs it left\n"
             "unfinished are taken up again (containers re-attached, host steps found\n"
             "again, output continued without loss or repetition) when it starts again,\n"
-            "in every mode.\n"
+            "in every mode; it refuses to start (exit 2, naming each) while such a job\n"
+            "needs an executor it does not offer.\n"
             "\n"
             "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
             "                       live (prefixed with the step name), then a summary\n"
@@ -142,7 +141,8 @@ s_help(FILE *out)
             "a second signal exits at once.\n"
             "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
             "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
-            "2 bad input, podman or the state directory unusable, or the broker refused\n"
+            "2 bad input, podman or the state directory unusable, the pipeline's executor\n"
+            "or an unfinished job's not offered (--executors), or the broker refused\n"
             "this runner's id\n");
 }
 
@@ -194,51 +194,32 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 typedef struct {
     const char *file;
     bool recover, keep, print, exit_drained;
-    bool podman, process;   /* the executors offered (setting executors) */
+    evr_offer_t offer;      /* the executors offered (setting executors) */
     int stop_timeout;
     evr_strmap_t given;
 } s_opts_t;
 
-/*  The executors setting: *podman, *process when it lists them.  Prints
-    the error; false when it names an unknown executor or none. */
+/*  Loads and checks the pipeline, and that this runner offers its
+    executor (before any executor is opened: the refusal is what the
+    operator sees, not a podman that does not answer); prints errors;
+    false when unusable. */
 static bool
-s_offered(const evr_config_t *cfg, bool *podman, bool *process)
+s_load(const s_opts_t *o, evr_spec_t *spec, evr_strmap_t *args)
 {
-    char *list = evr_strdup(evr_config_get(cfg, "executors"));
-    bool ok = true;
-    int n = 0;
-    *podman = *process = false;
-    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t && ok;
-         t = strtok_r(NULL, ", ", &save), n++) {
-        ok = !strcmp(t, "podman") || !strcmp(t, "process");
-        *podman |= !strcmp(t, "podman");
-        *process |= !strcmp(t, "process");
-        if (!ok)
-            fprintf(stderr, "evrun-runner: executors: unknown executor \"%s\" (expected "
-                    "podman, process, comma-separated)\n", t);
-    }
-    if (ok && !n)
-        fprintf(stderr, "evrun-runner: executors: empty (expected podman, process, "
-                "comma-separated)\n");
-    free(list);
-    return ok && n;
-}
-
-/*  Loads and checks the pipeline; prints errors; false when unusable. */
-static bool
-s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap_t *args)
-{
-    evr_diag_t *diag = evr_diag_new(file);
+    evr_diag_t *diag = evr_diag_new(o->file);
     evr_rc_t rc = evr_yaml_load_file(spec, diag);
     if (rc == EVR_OK)
-        rc = evr_spec_bind_args(spec, given, args, diag);
+        rc = evr_spec_bind_args(spec, &o->given, args, diag);
     for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
         fprintf(stderr, "%s\n", evr_diag_get(diag, i));
     evr_diag_destroy(&diag);
+    evr_err_t err;
+    if (rc == EVR_OK && (rc = evr_offer_check(&o->offer, spec->executor, &err)))
+        fprintf(stderr, "evrun-runner: %s: %s\n", o->file, err.msg);
     return rc == EVR_OK;
 }
 
-/*  The executors this runner offers (the setting executors, s_offered),
+/*  The executors this runner offers (the setting executors, o->offer),
     into execs (NULL-terminated, at most EVR_ENGINE_MAX_EXECS); each checks
     it can work (podman answers; the process executor's directories).
     Prints the error and returns false when one fails (the caller
@@ -248,13 +229,15 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
 {
     evr_err_t err;
     size_t n = 0;
-    if (o->podman && !(execs[n++] = evr_exec_podman_new(evr_config_get(cfg, "podman_url"),
-                                                        loop, &err))) {
+    const char *url = evr_config_get(cfg, "podman_url");
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN)
+        && !(execs[n++] = evr_exec_podman_new(url, loop, &err))) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (o->process && !(execs[n++] = evr_exec_process_new(evr_config_get(cfg, "state_dir"),
-                                                          loop, &err))) {
+    const char *state = evr_config_get(cfg, "state_dir");
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PROCESS)
+        && !(execs[n++] = evr_exec_process_new(state, loop, &err))) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
@@ -262,25 +245,24 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     return true;
 }
 
-/*  The state directory checked (made 0700 when missing), the executors
-    made and the store opened; prints the error and returns false when
-    one fails (the caller destroys what was made). */
+/*  The state directory checked (made 0700 when missing), the store
+    opened, its unfinished jobs checked against the executors offered
+    (evr_offer_check_store: a job left running with an executor not
+    offered any more refuses the start), then the executors made; prints
+    the error and returns false when one fails (the caller destroys what
+    was made). */
 static bool
 s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o,
        evr_exec_t **execs, evr_store_t **store)
 {
     evr_err_t err;
-    if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)) {
+    if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)
+        || evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)
+        || evr_offer_check_store(&o->offer, *store, "evrun-runner", stderr, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (!s_executors(cfg, loop, o, execs))
-        return false;
-    if (evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        return false;
-    }
-    return true;
+    return s_executors(cfg, loop, o, execs);
 }
 
 /*  The runner id: the setting, else the one kept in the store, else a new
@@ -352,42 +334,6 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
         printf("history: evrun-replay %s --job %s\n", state_dir, job);
     }
     return evr_engine_all_succeeded(eng) ? 0 : 1;
-}
-
-/*  The labels this runner says hello with, into lv (NULL-terminated): the
-    setting labels, then executor:NAME for each executor it offers (the
-    broker sends a job only where its executor is offered).  Returns the
-    buffer lv points into (the caller frees it); NULL (said) when a label
-    names an executor or when they come to more than S_LABELS_MAX. */
-static char *
-s_labels(const evr_config_t *cfg, const s_opts_t *o, const char **lv)
-{
-    char *labels = evr_strdup(evr_config_get(cfg, "labels"));
-    size_t nl = 0, nx = (size_t) o->podman + (size_t) o->process;
-    for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t;
-         t = strtok_r(NULL, ", ", &save), nl++) {
-        if (!strncmp(t, EVR_EXECUTOR_LABEL_PREFIX, strlen(EVR_EXECUTOR_LABEL_PREFIX))) {
-            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
-                    "executors setting (--executors), not from labels\n", t);
-            free(labels);
-            return NULL;
-        }
-        if (nl + nx < S_LABELS_MAX)
-            lv[nl] = t;
-    }
-    if (nl + nx > S_LABELS_MAX) {
-        fprintf(stderr, "evrun-runner: labels: %zu labels, and %zu executor label%s (one per "
-                "executor offered), come to %zu: a runner has at most %d; drop %zu\n", nl, nx,
-                nx == 1 ? "" : "s", nl + nx, S_LABELS_MAX, nl + nx - S_LABELS_MAX);
-        free(labels);
-        return NULL;
-    }
-    if (o->podman)
-        lv[nl++] = EVR_EXECUTOR_PODMAN_LABEL;
-    if (o->process)
-        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
-    lv[nl] = NULL;
-    return labels;
 }
 
 /*  --broker: serve until drained or stopped. */
@@ -572,7 +518,7 @@ main(int argc, char **argv)
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
-    const char *lv[S_LABELS_MAX + 1] = { NULL };
+    const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
     evr_err_t err;
     uint64_t grace = 0;
@@ -587,7 +533,8 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_offered(cfg, &o.podman, &o.process)) {
+    if (evr_offer_parse(evr_config_get(cfg, "executors"), &o.offer, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }
@@ -597,7 +544,8 @@ main(int argc, char **argv)
         evr_config_print(cfg, stdout);
         goto out;
     }
-    if (daemon && !(labels = s_labels(cfg, &o, lv))) {
+    if (daemon && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }
@@ -609,7 +557,7 @@ main(int argc, char **argv)
         goto out;
     }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
-    if (o.file && !s_load(o.file, &o.given, &spec, &args)) {
+    if (o.file && !s_load(&o, &spec, &args)) {
         status = 2;
         goto out;
     }

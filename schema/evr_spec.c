@@ -169,13 +169,19 @@ evr_spec_resource(const evr_spec_t *spec, uint32_t i)
 }
 
 const char *
-evr_spec_executor_label(const evr_spec_t *spec)
+evr_executor_label(uint32_t executor)
 {
-    switch (spec->executor) {
+    switch (executor) {
     case EVR_EXECUTOR_PODMAN: return EVR_EXECUTOR_PODMAN_LABEL;
     case EVR_EXECUTOR_PROCESS: return EVR_EXECUTOR_PROCESS_LABEL;
     default: return NULL;
     }
+}
+
+const char *
+evr_spec_executor_label(const evr_spec_t *spec)
+{
+    return evr_executor_label(spec->executor);
 }
 
 bool

@@ -124,9 +124,13 @@ evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
 evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
 evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
 
+/*  The label of a runner offering executor (EVR_EXECUTOR_*):
+    EVR_EXECUTOR_PODMAN_LABEL or EVR_EXECUTOR_PROCESS_LABEL; NULL for a
+    number this build does not know. */
+const char *evr_executor_label(uint32_t executor);
+
 /*  The label a runner needs, besides the spec's labels, to run spec: its
-    executor's, EVR_EXECUTOR_PODMAN_LABEL or EVR_EXECUTOR_PROCESS_LABEL
-    (NULL for an executor number this build does not know). */
+    executor's (evr_executor_label). */
 const char *evr_spec_executor_label(const evr_spec_t *spec);
 
 /*  Whether a runner with labels has label, as the broker matches a job's
