@@ -668,6 +668,28 @@ case_up_process() {
   check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
 }
 
+# `evrun-cli up --executors process` needs no podman: with none answering
+# and none to start, up succeeds and examples/process.yml runs.
+case_up_process_only() {
+  fresh upponly
+  local st=$tmp/s p alive=0 pids
+  EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/no-such-helper \
+    EVRUN_STATE_DIR=$st cli up --executors process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  check "up: no podman asked for" bash -c "! grep -qi 'podman' '$tmp/up'"
+  check "up: says what runs" grep -q "^evrun is up: .*, 1 runner, executors process$" "$tmp/up"
+  check "up: suggests a process pipeline" grep -q "^try: evrun-cli run examples/process.yml" "$tmp/up"
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the runner offers process only" \
+    grep -q '"labels":\["executor:process"\]' <(EVRUN_STATE_DIR=$st cli runners --json)
+  pids=$(cat "$st"/run/*.pid 2>/dev/null)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -846,7 +868,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
