@@ -34,7 +34,7 @@ typedef struct evr_queue_job {
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
-    evr_strlist_t labels;   /* the spec's and the submit's */
+    evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
     bool cancel_pending;    /* cancel asked while dispatched */
     char *cancel_reason;
     struct evr_queue_job *next;

@@ -86,8 +86,9 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
         for (uint32_t i = 0; i < ls[k]->n; i++)
             if (!s_has_label(&j->labels, ls[k]->v[i]))
                 evr_strlist_push(&j->labels, ls[k]->v[i]);
-    /* its executor's too: a process pipeline only where host commands are
-       offered */
+    /* its executor's too (executor:podman, executor:process): a job only
+       where its executor is offered, host commands only where the operator
+       chose them */
     const char *implied = evr_spec_executor_label(submit->spec);
     if (implied)
         evr_strlist_push(&j->labels, implied);
@@ -505,7 +506,7 @@ s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *
             continue;   /* taken from it while it was lost: it may hold a copy */
         bool match = true;
         for (uint32_t i = 0; i < j->labels.n && match; i++)
-            match = s_has_label(&c->r->labels, j->labels.v[i]);
+            match = evr_spec_runner_has_label(&c->r->labels, j->labels.v[i]);
         if (match)
             best = c;
     }

@@ -21,6 +21,7 @@
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
+#include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_shim.h"
 #include "evr_yaml.h"
@@ -72,7 +73,8 @@ s_help(FILE *out)
             "history.  A runner killed at any moment loses nothing: the jobs it left\n"
             "unfinished are taken up again (containers re-attached, host steps found\n"
             "again, output continued without loss or repetition) when it starts again,\n"
-            "in every mode.\n"
+            "in every mode; it refuses to start (exit 2, naming each) while such a job\n"
+            "needs an executor it does not offer.\n"
             "\n"
             "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
             "                       live (prefixed with the step name), then a summary\n"
@@ -80,7 +82,8 @@ s_help(FILE *out)
             "  --recover            finish the unfinished jobs of the state directory, exit\n"
             "  --broker EP          serve the broker at EP (its runner endpoint, e.g.\n"
             "                       tcp://127.0.0.1:7701 or ipc://STATE/bus/runners)\n"
-            "  --labels a,b         this runner's labels (broker mode)\n"
+            "  --labels a,b         this runner's labels (broker mode; at most 32, counting\n"
+            "                       the executor labels --executors adds)\n"
             "  --capacity N         jobs at once (broker mode; default 2)\n"
             "  --id ID              runner id (default: made once, kept in the store)\n"
             "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
@@ -122,8 +125,10 @@ s_help(FILE *out)
             "                       podman (a container each), process (the steps of an\n"
             "                       `executor: process` pipeline as host commands, as this\n"
             "                       runner's user, in STATE_DIR/work/JOB; refused unless\n"
-            "                       listed); a runner offering process has the label\n"
-            "                       " EVR_EXECUTOR_PROCESS_LABEL "\n"
+            "                       listed); the runner has the label executor:NAME for\n"
+            "                       each (" EVR_EXECUTOR_PODMAN_LABEL ", "
+            EVR_EXECUTOR_PROCESS_LABEL "): the broker\n"
+            "                       sends it only jobs whose executor it offers\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
@@ -137,7 +142,8 @@ s_help(FILE *out)
             "a second signal exits at once.\n"
             "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
             "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
-            "2 bad input, podman or the state directory unusable, or the broker refused\n"
+            "2 bad input, podman or the state directory unusable, the pipeline's executor\n"
+            "or an unfinished job's not offered (--executors), or the broker refused\n"
             "this runner's id\n");
 }
 
@@ -189,51 +195,32 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 typedef struct {
     const char *file;
     bool recover, keep, print, exit_drained;
-    bool podman, process;   /* the executors offered (setting executors) */
+    evr_offer_t offer;      /* the executors offered (setting executors) */
     int stop_timeout;
     evr_strmap_t given;
 } s_opts_t;
 
-/*  The executors setting: *podman, *process when it lists them.  Prints
-    the error; false when it names an unknown executor or none. */
+/*  Loads and checks the pipeline, and that this runner offers its
+    executor (before any executor is opened: the refusal is what the
+    operator sees, not a podman that does not answer); prints errors;
+    false when unusable. */
 static bool
-s_offered(const evr_config_t *cfg, bool *podman, bool *process)
+s_load(const s_opts_t *o, evr_spec_t *spec, evr_strmap_t *args)
 {
-    char *list = evr_strdup(evr_config_get(cfg, "executors"));
-    bool ok = true;
-    int n = 0;
-    *podman = *process = false;
-    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t && ok;
-         t = strtok_r(NULL, ", ", &save), n++) {
-        ok = !strcmp(t, "podman") || !strcmp(t, "process");
-        *podman |= !strcmp(t, "podman");
-        *process |= !strcmp(t, "process");
-        if (!ok)
-            fprintf(stderr, "evrun-runner: executors: unknown executor \"%s\" (expected "
-                    "podman, process, comma-separated)\n", t);
-    }
-    if (ok && !n)
-        fprintf(stderr, "evrun-runner: executors: empty (expected podman, process, "
-                "comma-separated)\n");
-    free(list);
-    return ok && n;
-}
-
-/*  Loads and checks the pipeline; prints errors; false when unusable. */
-static bool
-s_load(const char *file, const evr_strmap_t *given, evr_spec_t *spec, evr_strmap_t *args)
-{
-    evr_diag_t *diag = evr_diag_new(file);
+    evr_diag_t *diag = evr_diag_new(o->file);
     evr_rc_t rc = evr_yaml_load_file(spec, diag);
     if (rc == EVR_OK)
-        rc = evr_spec_bind_args(spec, given, args, diag);
+        rc = evr_spec_bind_args(spec, &o->given, args, diag);
     for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
         fprintf(stderr, "%s\n", evr_diag_get(diag, i));
     evr_diag_destroy(&diag);
+    evr_err_t err;
+    if (rc == EVR_OK && (rc = evr_offer_check(&o->offer, spec->executor, &err)))
+        fprintf(stderr, "evrun-runner: %s: %s\n", o->file, err.msg);
     return rc == EVR_OK;
 }
 
-/*  The executors this runner offers (the setting executors, s_offered),
+/*  The executors this runner offers (the setting executors, o->offer),
     into execs (NULL-terminated, at most EVR_ENGINE_MAX_EXECS); each checks
     it can work (podman answers; the process executor's directories).
     Prints the error and returns false when one fails (the caller
@@ -243,13 +230,15 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
 {
     evr_err_t err;
     size_t n = 0;
-    if (o->podman && !(execs[n++] = evr_exec_podman_new(evr_config_get(cfg, "podman_url"),
-                                                        loop, &err))) {
+    const char *url = evr_config_get(cfg, "podman_url");
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN)
+        && !(execs[n++] = evr_exec_podman_new(url, loop, &err))) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (o->process && !(execs[n++] = evr_exec_process_new(evr_config_get(cfg, "state_dir"),
-                                                          loop, &err))) {
+    const char *state = evr_config_get(cfg, "state_dir");
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PROCESS)
+        && !(execs[n++] = evr_exec_process_new(state, loop, &err))) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
@@ -257,25 +246,24 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     return true;
 }
 
-/*  The state directory checked (made 0700 when missing), the executors
-    made and the store opened; prints the error and returns false when
-    one fails (the caller destroys what was made). */
+/*  The state directory checked (made 0700 when missing), the store
+    opened, its unfinished jobs checked against the executors offered
+    (evr_offer_check_store: a job left running with an executor not
+    offered any more refuses the start), then the executors made; prints
+    the error and returns false when one fails (the caller destroys what
+    was made). */
 static bool
 s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o,
        evr_exec_t **execs, evr_store_t **store)
 {
     evr_err_t err;
-    if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)) {
+    if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)
+        || evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)
+        || evr_offer_check_store(&o->offer, *store, "evrun-runner", stderr, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (!s_executors(cfg, loop, o, execs))
-        return false;
-    if (evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        return false;
-    }
-    return true;
+    return s_executors(cfg, loop, o, execs);
 }
 
 /*  The runner id: the setting, else the one kept in the store, else a new
@@ -352,7 +340,7 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
 /*  --broker: serve until drained or stopped. */
 static int
 s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
-             const char *id)
+             const char *id, const char *const *lv)
 {
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
@@ -361,24 +349,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return 2;
-    }
-    char *labels = evr_strdup(evr_config_get(cfg, "labels"));
-    const char *lv[33] = { 0 };
-    size_t nl = 0;
-    for (char *save = NULL, *t = strtok_r(labels, ", ", &save); t && nl < 32;
-         t = strtok_r(NULL, ", ", &save)) {
-        if (!strncmp(t, "executor:", 9)) {
-            fprintf(stderr, "evrun-runner: labels: \"%s\": executor labels come from the "
-                    "executors setting (--executors), not from labels\n", t);
-            free(labels);
-            return 2;
-        }
-        lv[nl++] = t;
-    }
-    if (o->process) {   /* the broker sends process pipelines only here */
-        if (nl == 32)
-            nl--;
-        lv[nl++] = EVR_EXECUTOR_PROCESS_LABEL;
     }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
@@ -391,7 +361,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_daemon_t *d = NULL;
     if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        free(labels);
         return 2;
     }
     uint64_t deadline = 0;
@@ -434,7 +403,6 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     else
         evr_log_info(who, "stopped");
     evr_daemon_destroy(&d);
-    free(labels);
     return status;
 }
 
@@ -550,7 +518,9 @@ main(int argc, char **argv)
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
-    char *artifacts = NULL, *id = NULL, *url = s_default_podman_url();
+    char *artifacts = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
+    const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
+    bool daemon = !o.file && !o.recover;
     evr_err_t err;
     uint64_t grace = 0;
     size_t level = EVR_LOG_INFO;
@@ -564,7 +534,8 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_offered(cfg, &o.podman, &o.process)) {
+    if (evr_offer_parse(evr_config_get(cfg, "executors"), &o.offer, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }
@@ -572,6 +543,11 @@ main(int argc, char **argv)
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
     if (print_config) {
         evr_config_print(cfg, stdout);
+        goto out;
+    }
+    if (daemon && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
         goto out;
     }
     evr_log_set_level((evr_log_level_t) level);
@@ -582,7 +558,7 @@ main(int argc, char **argv)
         goto out;
     }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
-    if (o.file && !s_load(o.file, &o.given, &spec, &args)) {
+    if (o.file && !s_load(&o, &spec, &args)) {
         status = 2;
         goto out;
     }
@@ -590,7 +566,6 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    bool daemon = !o.file && !o.recover;
     if (!(id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec"))) {
         status = 2;
         goto out;
@@ -611,7 +586,7 @@ main(int argc, char **argv)
     }
     if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
-    status = daemon ? s_run_daemon(&o, cfg, store, eng, id)
+    status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv)
                     : s_run_exec(&o, eng, &spec, &args, state_dir, execs);
 out:
     evr_engine_destroy(&eng);
@@ -625,6 +600,7 @@ out:
     evr_config_destroy(&cfg);
     free(artifacts);
     free(id);
+    free(labels);
     free(url);
     return status;
 }

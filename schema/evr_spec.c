@@ -169,9 +169,32 @@ evr_spec_resource(const evr_spec_t *spec, uint32_t i)
 }
 
 const char *
+evr_executor_label(uint32_t executor)
+{
+    switch (executor) {
+    case EVR_EXECUTOR_PODMAN: return EVR_EXECUTOR_PODMAN_LABEL;
+    case EVR_EXECUTOR_PROCESS: return EVR_EXECUTOR_PROCESS_LABEL;
+    default: return NULL;
+    }
+}
+
+const char *
 evr_spec_executor_label(const evr_spec_t *spec)
 {
-    return spec->executor == EVR_EXECUTOR_PROCESS ? EVR_EXECUTOR_PROCESS_LABEL : NULL;
+    return evr_executor_label(spec->executor);
+}
+
+bool
+evr_spec_runner_has_label(const evr_strlist_t *labels, const char *label)
+{
+    bool names_executor = false;
+    size_t plen = strlen(EVR_EXECUTOR_LABEL_PREFIX);
+    for (uint32_t i = 0; i < labels->n; i++) {
+        if (!strcmp(labels->v[i], label))
+            return true;
+        names_executor |= !strncmp(labels->v[i], EVR_EXECUTOR_LABEL_PREFIX, plen);
+    }
+    return !names_executor && !strcmp(label, EVR_EXECUTOR_PODMAN_LABEL);
 }
 
 int

@@ -86,9 +86,12 @@ enum {
     EVR_EXECUTOR_PROCESS = 1,
 };
 extern const char *const evr_executor_names[];
-/*  The label of a runner that offers the process executor: the runner
-    adds it to its labels, the broker sends a process pipeline's job only
-    to a runner that has it (a pipeline cannot name it: it is no name). */
+/*  A runner has the label executor:NAME for each executor it offers
+    (executor:podman, executor:process); the broker sends a job only to a
+    runner that offers its pipeline's executor (evr_spec_runner_has_label).
+    A pipeline cannot name such a label: it is no name. */
+#define EVR_EXECUTOR_LABEL_PREFIX "executor:"
+#define EVR_EXECUTOR_PODMAN_LABEL "executor:podman"
 #define EVR_EXECUTOR_PROCESS_LABEL "executor:process"
 
 typedef struct {
@@ -121,9 +124,21 @@ evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
 evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
 evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
 
-/*  The label a runner needs, besides the spec's labels, to run spec:
-    EVR_EXECUTOR_PROCESS_LABEL for a process pipeline, else NULL. */
+/*  The label of a runner offering executor (EVR_EXECUTOR_*):
+    EVR_EXECUTOR_PODMAN_LABEL or EVR_EXECUTOR_PROCESS_LABEL; NULL for a
+    number this build does not know. */
+const char *evr_executor_label(uint32_t executor);
+
+/*  The label a runner needs, besides the spec's labels, to run spec: its
+    executor's (evr_executor_label). */
 const char *evr_spec_executor_label(const evr_spec_t *spec);
+
+/*  Whether a runner with labels has label, as the broker matches a job's
+    labels: it carries it, or label is EVR_EXECUTOR_PODMAN_LABEL and the
+    runner carries no label starting with EVR_EXECUTOR_LABEL_PREFIX (a
+    runner that names no executor offers podman only, as every runner did
+    before runners named their executors). */
+bool evr_spec_runner_has_label(const evr_strlist_t *labels, const char *label);
 
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);

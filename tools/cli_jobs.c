@@ -131,39 +131,37 @@ s_submit(evr_cli_t *cli, evr_msg_t *req)
 
 typedef struct {
     const evr_msg_t *req;
-    bool match;
+    bool match;         /* a live runner has every label the job needs */
+    bool unoffered;     /* a live runner does not offer the job's executor */
 } s_labels_t;
-
-static bool
-s_has(const evr_strlist_t *l, const char *s)
-{
-    for (uint32_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i], s))
-            return true;
-    return false;
-}
 
 static int
 s_runner_fits(const evr_msg_t *m, void *arg)
 {
     s_labels_t *t = arg;
-    bool fits = m->state && strcmp(m->state, "lost") && strcmp(m->state, "draining");
+    if (!m->state || !strcmp(m->state, "lost") || !strcmp(m->state, "draining"))
+        return 0;
+    bool fits = true;
     const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
     for (int k = 0; k < 2 && fits; k++)
         for (uint32_t i = 0; i < need[k]->n && fits; i++)
-            fits = s_has(&m->labels, need[k]->v[i]);
+            fits = evr_spec_runner_has_label(&m->labels, need[k]->v[i]);
     const char *implied = evr_spec_executor_label(t->req->spec);
-    if (fits && implied)
-        fits = s_has(&m->labels, implied);
+    if (implied && !evr_spec_runner_has_label(&m->labels, implied)) {
+        fits = false;
+        t->unoffered = true;
+    }
     t->match |= fits;
     return 0;
 }
 
-/*  Says so when no connected runner could take the job: it would wait. */
+/*  Says so when no connected runner could take the job: it would wait.
+    The executor's label is named for a process job, or when a connected
+    runner does not offer the job's executor. */
 static void
 s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
 {
-    s_labels_t t = { req, false };
+    s_labels_t t = { req, false, false };
     evr_msg_t q = { .type = EVR_MSG_RUNNERS };
     evr_err_t err;
     if (evr_client_stream(cli->client, &q, s_runner_fits, &t, &err) || t.match)
@@ -176,9 +174,11 @@ s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
             at += snprintf(labels + at, sizeof labels - (size_t) at, "%s%s", at ? ", " : "",
                            need[k]->v[i]);
     const char *implied = evr_spec_executor_label(req->spec);
-    if (implied && at < (int) sizeof labels)
-        snprintf(labels + at, sizeof labels - (size_t) at, "%s%s (the process executor: "
-                 "evrun-runner --executors process)", at ? ", " : "", implied);
+    const char *name = implied ? evr_executor_names[req->spec->executor] : "";
+    if (implied && (t.unoffered || req->spec->executor != EVR_EXECUTOR_PODMAN)
+        && at < (int) sizeof labels)
+        snprintf(labels + at, sizeof labels - (size_t) at, "%s%s (the %s executor: "
+                 "evrun-runner --executors %s)", at ? ", " : "", implied, name, name);
     fprintf(stderr, "%s: no connected runner %s%s: the job waits in the queue until one "
             "connects (see evrun-cli runners)\n", cli->prog,
             labels[0] ? "has the labels " : "is taking work", labels);

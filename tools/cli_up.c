@@ -4,7 +4,8 @@
     in local mode (ipc:// sockets under STATE/bus) and N runners
     (STATE/runners/I), with their logs under STATE/logs and their pids
     under STATE/run, plus a podman service (tools/podman-service) when none
-    answers at the configured URL.  What already runs is left as it is, so
+    answers at the configured URL and the runners need podman (--executors
+    does not leave it out).  What already runs is left as it is, so
     up is idempotent.  down stops what up started: the runners first
     (SIGTERM: they finish their running jobs, up to their stop timeout),
     then the broker, then the podman service if up started it.
@@ -314,9 +315,10 @@ s_up_help(FILE *out)
             "\n"
             "Starts a local evrun in the background: a broker on ipc:// sockets under\n"
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
-            "STATE/podman) when none answers at $EVRUN_PODMAN_URL or the default socket.\n"
-            "Logs go to STATE/logs.  What already runs is kept: up is idempotent.  Stop\n"
-            "it all with `evrun-cli down`.  The state directory and its subdirectories are\n"
+            "STATE/podman) when none answers at $EVRUN_PODMAN_URL or the default socket\n"
+            "(none is needed when --executors leaves podman out).  Logs go to\n"
+            "STATE/logs.  What already runs is kept: up is idempotent.  Stop it all with\n"
+            "`evrun-cli down`.  The state directory and its subdirectories are\n"
             "made 0700 when missing (parents too), and refused when one is a link, another\n"
             "user's, or writable by group or others, or when a directory above the state\n"
             "directory is neither yours nor root's, or writable by group or others and not\n"
@@ -328,7 +330,8 @@ s_up_help(FILE *out)
             "  --labels a,b         the runners' labels\n"
             "  --executors LIST     what runs steps in the runners: podman, process (host\n"
             "                       commands, as your user: only when listed), comma-\n"
-            "                       separated (default: the runners' setting, podman)\n"
+            "                       separated (default: the runners' setting, podman);\n"
+            "                       without podman, up neither needs nor starts podman\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 up; 2 a state directory refused, or something could not be\n"
@@ -362,8 +365,25 @@ s_start_broker(s_up_t *u, const char *prog)
     return pid ? 0 : 2;
 }
 
-/*  Starts the runners 1..n that do not run; 2 when one cannot be started
-    (said), else 0. */
+/*  Whether the runners up starts need podman: unless --executors (list,
+    NULL when not given: the runners' own setting, podman by default)
+    leaves it out. */
+static bool
+s_needs_podman(const char *list)
+{
+    if (!list)
+        return true;
+    char *copy = evr_strdup(list);
+    bool podman = false;
+    for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t && !podman;
+         t = strtok_r(NULL, ", ", &save))
+        podman = !strcmp(t, "podman");
+    free(copy);
+    return podman;
+}
+
+/*  Starts the runners 1..n that do not run, with the podman URL url (NULL:
+    they need none); 2 when one cannot be started (said), else 0. */
 static int
 s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, const char *url,
                 const char *executors)
@@ -384,9 +404,18 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
         char *log = evr_asprintf("%s/logs/%s.log", u->state, name);
         char *dir = evr_asprintf("%s/runners/%u", u->state, i);
         char *ep = evr_asprintf("ipc://%s/bus/runners", u->state);
-        char *argv[] = { bin, "--broker", ep, "--state-dir", dir, "--capacity", (char *) cap,
-                         "--labels", (char *) labels, "--podman-url", (char *) url,
-                         executors ? "--executors" : NULL, (char *) executors, NULL };
+        char *argv[16] = { bin, "--broker", ep, "--state-dir", dir, "--capacity", (char *) cap,
+                           "--labels", (char *) labels };
+        int k = 9;
+        if (url) {
+            argv[k++] = "--podman-url";
+            argv[k++] = (char *) url;
+        }
+        if (executors) {
+            argv[k++] = "--executors";
+            argv[k++] = (char *) executors;
+        }
+        argv[k] = NULL;
         pid_t pid = s_spawn(u, name, argv, log);
         if (pid)
             printf("%s started (pid %ld), log %s\n", name, (long) pid, log);
@@ -444,13 +473,15 @@ evr_cli_up(int argc, char **argv)
         status = 2;
         goto out;
     }
-    url = s_podman(&u, cli.prog);
+    bool podman = s_needs_podman(executors);
+    if (podman)
+        url = s_podman(&u, cli.prog);
     /* the endpoints are the local broker's from now on */
     evr_config_destroy(&cli.cfg);
     cli.cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
     evr_config_set(cli.cfg, "state_dir", u.state, "flag");
     evr_config_endpoints(cli.cfg, true);
-    if (!url || (status = s_start_broker(&u, cli.prog))
+    if ((podman && !url) || (status = s_start_broker(&u, cli.prog))
         || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url, executors)))
         status = 2;
     else {
@@ -460,9 +491,11 @@ evr_cli_up(int argc, char **argv)
             status = 2;
         }
         else
-            printf("evrun is up: broker %s, %lu runner%s, podman %s\n"
-                   "try: evrun-cli run examples/hello.yml --follow; stop: evrun-cli down\n",
-                   evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s", url);
+            printf("evrun is up: broker %s, %lu runner%s, %s%s\n"
+                   "try: evrun-cli run examples/%s.yml --follow; stop: evrun-cli down\n",
+                   evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s",
+                   podman ? "podman " : "executors ", podman ? url : executors,
+                   podman ? "hello" : "process");
     }
 out:
     free(url);

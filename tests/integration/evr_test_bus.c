@@ -27,6 +27,11 @@
         "control CMD JOB reason=..", "error CODE: MESSAGE").  Once acked up
         to 11 and told to cancel A, it sends A's own job.finished (seq 12)
         and exits 0 when that is acked; 1 after 10 s.
+    evr-test-bus old-runner EP ID
+        a runner as one written before runners named their executors: says
+        hello with no labels, gives credit 1, prints "dispatch JOB
+        PIPELINE EXECUTOR" for the first `dispatch` it gets and exits 0
+        (accepting nothing); 1 after 10 s.
 */
 #include <czmq.h>
 #include <stdio.h>
@@ -364,6 +369,46 @@ s_runner(const char *ep, const char *id)
 }
 
 static int
+s_old_runner(const char *ep, const char *id)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(s);
+    zsock_connect(s, "%s", ep);
+    evr_msg_t hello = { .type = EVR_MSG_HELLO, .runner = (char *) id, .capacity = 1,
+                        .version = EVR_VERSION, .seq = 0 };
+    evr_bus_send(s, NULL, &hello, NULL);
+    uint64_t until = evr_mono_ns() + 10000000000ull;
+    int rc = 1;
+    while (rc && evr_mono_ns() < until) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) > 0) {
+            evr_msg_t m = { 0 };
+            const char *code;
+            evr_err_t err;
+            if (evr_bus_recv(s, NULL, &m, &code, &err))
+                printf("malformed: %s\n", err.msg);
+            else if (m.type == EVR_MSG_WELCOME) {
+                evr_msg_t c = { .type = EVR_MSG_CREDIT, .credit = 1 };
+                evr_bus_send(s, NULL, &c, NULL);
+            }
+            else if (m.type == EVR_MSG_DISPATCH) {
+                printf("dispatch %s %s %s\n", m.job, m.spec->pipeline,
+                       evr_executor_names[m.spec->executor]);
+                rc = 0;
+            }
+            evr_msg_clear(&m);
+        }
+        evr_msg_t h = { .type = EVR_MSG_HEARTBEAT };
+        evr_bus_send(s, NULL, &h, NULL);
+    }
+    if (rc)
+        printf("timed out: no dispatch\n");
+    fflush(stdout);
+    zsock_destroy(&s);
+    return rc;
+}
+
+static int
 s_old_log(const char *dir, size_t bytes)
 {
     evr_store_t *store;
@@ -409,7 +454,9 @@ main(int argc, char **argv)
         return s_old_log(argv[2], strtoul(argv[3], NULL, 10));
     if (argc == 4 && !strcmp(argv[1], "runner"))
         return s_runner(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "old-runner"))
+        return s_old_runner(argv[2], argv[3]);
     fprintf(stderr, "usage: evr-test-bus submit EP BYTES | broker EP BIG IMAGE | "
-                    "old-log DIR BYTES | runner EP ID\n");
+                    "old-log DIR BYTES | runner EP ID | old-runner EP ID\n");
     return 2;
 }

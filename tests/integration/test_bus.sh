@@ -158,6 +158,57 @@ case_process_label() {
   bus_runner pl-bad "executor:process" 1
   sleep 0.5
   check "a hand-made executor label: refused" grep -q 'executor labels come from the executors setting' "$tmp/runner-pl-bad.log"
+  # at most 32 labels, counting the executor labels: none dropped or replaced
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id pl-many \
+    --labels "$(seq -s, -f 'l%g' 1 31)" --executors podman,process \
+    --state-dir "$tmp/r-pl-many" > "$tmp/many.out" 2>&1
+  check "31 labels and 2 executors': exit 2" [ $? -eq 2 ]
+  check "... naming the limit" grep -q "labels: 31 labels, and 2 executor labels (one per \
+executor offered), come to 33: a runner has at most 32; drop 1" "$tmp/many.out"
+  bus_runner pl-30 "$(seq -s, -f 'l%g' 1 30)" 1 --executors podman,process && bus_wait_runners 3
+  check "30 labels and 2 executors': every one said" \
+    grep -q '"l30","executor:podman","executor:process"' <(cli runners --json)
+}
+
+# Every runner names the executors it offers (executor:podman,
+# executor:process): with only a process-only runner connected, a podman
+# job waits (it is not sent there to fail) while a process job runs; the
+# podman job runs once a podman runner connects.
+case_executor_labels() {
+  fresh executor_labels
+  bus_broker && bus_runner el-proc "" 2 --executors process && bus_wait_runners 1
+  ticks elp 1 0
+  local jp jx
+  cli submit "$tmp/elp.yml" > "$tmp/el.submit" 2>&1
+  jp=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/el.submit")
+  check "submit warns: no runner offers podman" grep -q "no connected runner has the labels \
+executor:podman (the podman executor: evrun-runner --executors podman)" "$tmp/el.submit"
+  jx=$(submit "$src/examples/process.yml")
+  check "the process job runs on the process-only runner" [ "$(wait_job "$jx")" = succeeded ]
+  check "on el-proc" [ "$(field "$jx" runner)" = el-proc ]
+  check "the podman job is not sent there: queued" [ "$(field "$jp" status)" = queued ]
+  check "the runner's labels name its executor" grep -q "^el-proc .*executor:process" <(cli runners)
+  check "... only" bash -c "! '$bin/evrun-cli' runners | grep -q '^el-proc .*executor:podman'"
+  bus_runner el-podman "" 2 && bus_wait_runners 2
+  check "the podman job runs once a podman runner connects" [ "$(wait_job "$jp")" = succeeded ]
+  check "on el-podman" [ "$(field "$jp" runner)" = el-podman ]
+  check "whose labels name podman" grep -q "^el-podman .*executor:podman" <(cli runners)
+}
+
+# A runner written before runners named their executors (no executor:*
+# label, evr-test-bus old-runner) is taken to offer podman only: it gets a
+# podman job, and a process job queued before it is not sent there.
+case_old_runner() {
+  fresh old_runner
+  bus_broker || return
+  ticks orp 1 0
+  local jx jp
+  jx=$(submit "$src/examples/process.yml")
+  jp=$(submit "$tmp/orp.yml")
+  "$bin/evr-test-bus" old-runner "ipc://$tmp/bus/runners" old-1 > "$tmp/old.out" 2>&1
+  check "a job was dispatched to it" [ $? -eq 0 ]
+  check "the podman job, not the process job ($jx)" grep -qx "dispatch $jp orp podman" "$tmp/old.out"
+  check "the process job still queued" [ "$(field "$jx" status)" = queued ]
 }
 
 case_capacity() {
@@ -617,6 +668,28 @@ case_up_process() {
   check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
 }
 
+# `evrun-cli up --executors process` needs no podman: with none answering
+# and none to start, up succeeds and examples/process.yml runs.
+case_up_process_only() {
+  fresh upponly
+  local st=$tmp/s p alive=0 pids
+  EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/no-such-helper \
+    EVRUN_STATE_DIR=$st cli up --executors process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  check "up: no podman asked for" bash -c "! grep -qi 'podman' '$tmp/up'"
+  check "up: says what runs" grep -q "^evrun is up: .*, 1 runner, executors process$" "$tmp/up"
+  check "up: suggests a process pipeline" grep -q "^try: evrun-cli run examples/process.yml" "$tmp/up"
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the runner offers process only" \
+    grep -q '"labels":\["executor:process"\]' <(EVRUN_STATE_DIR=$st cli runners --json)
+  pids=$(cat "$st"/run/*.pid 2>/dev/null)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -795,7 +868,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

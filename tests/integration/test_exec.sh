@@ -454,6 +454,13 @@ case_process_refused() {   # not offered: refused with the reason, before anythi
   check "says the runner does not offer it, and how" \
     grep -q "this runner does not offer executor process (it offers: podman); start it with --executors podman,process" "$err"
   check "no workspace made" [ ! -d "$state/work" ] || [ -z "$(ls "$state/work")" ]
+  # the refusal comes before any executor is opened: with podman down too
+  EVRUN_PODMAN_URL=unix:///tmp/evr-no-such-podman.sock "$bin/evrun-runner" \
+    --exec "$src/examples/process.yml" --state-dir "$tmp/refused-np" > "$tmp/refused-np.out" 2>&1
+  check "podman down: exit 2" [ $? -eq 2 ]
+  check "podman down: the refusal, naming the file" grep -q "process.yml: this runner does not \
+offer executor process (it offers: podman); start it with --executors podman,process" "$tmp/refused-np.out"
+  check "podman down: not podman's error" bash -c "! grep -q 'podman at' '$tmp/refused-np.out'"
   "$bin/evrun-runner" --exec "$src/examples/process.yml" --executors procss > "$tmp/bad-x.out" 2>&1
   check "an unknown executor: exit 2" [ $? -eq 2 ]
   check "an unknown executor: named" grep -q 'executors: unknown executor "procss" (expected podman, process' "$tmp/bad-x.out"
@@ -505,7 +512,47 @@ YML
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint}
+# A process job left running by a killed runner, and a restart that does
+# not offer process: refused (exit 2), naming the job and the fix, in every
+# mode, the job left as it was; started with process, it finishes.
+case_process_unfinished() {
+  pipeline procnap <<'YML'
+pipeline: procnap
+executor: process
+steps:
+  - name: nap
+    run: echo before; sleep 2; echo after
+YML
+  state=$tmp/procnap
+  "$bin/evrun-runner" --exec "$tmp/procnap.yml" --executors process --state-dir "$state" \
+    > "$tmp/procnap.out" 2> "$tmp/procnap.err" &
+  local pid=$! want
+  for _ in $(seq 1 100); do grep -q "^nap | before" "$tmp/procnap.out" 2>/dev/null && break; sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/procnap.out" | head -n 1)
+  want="evrun-runner: job $job (pipeline procnap) is unfinished and runs with executor process, \
+which this runner does not offer: start it with --executors podman,process"
+  "$bin/evrun-runner" --recover --state-dir "$state" > "$tmp/procnap.r1" 2>&1
+  check "--recover without process: exit 2" [ $? -eq 2 ]
+  check "... naming the job and the fix" grep -qxF "$want" "$tmp/procnap.r1"
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/procnap-none" --state-dir "$state" \
+    > "$tmp/procnap.r2" 2>&1
+  check "--broker without process: exit 2" [ $? -eq 2 ]
+  check "... naming the job and the fix" grep -qxF "$want" "$tmp/procnap.r2"
+  "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$state" > "$tmp/procnap.r3" 2>&1
+  check "--exec of another pipeline without process: exit 2" [ $? -eq 2 ]
+  check "... naming the job and the fix" grep -qxF "$want" "$tmp/procnap.r3"
+  check "the job left unfinished" grep -Eq "^$job +procnap +running " <("$bin/evrun-replay" "$state")
+  "$bin/evrun-runner" --recover --executors process --state-dir "$state" > "$tmp/procnap.r4" 2>&1
+  check "--recover with process: exit 0" [ $? -eq 0 ]
+  check "the job succeeded" grep -Eq "^$job +procnap +succeeded " <("$bin/evrun-replay" "$state")
+  check "its output whole, once" [ "$("$bin/evrun-replay" "$state" --output "$job/nap" | tr '\n' ' ')" = "before after " ]
+  check "store verifies" verified
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -407,6 +407,36 @@ test_process_stub(void)
     evr_diag_destroy(&diag);
 }
 
+/*  The label a job needs for its executor, and how a runner's labels meet
+    it: executor:NAME; a runner naming no executor offers podman only. */
+static void
+test_executor_labels(void)
+{
+    evr_spec_t spec = { .executor = EVR_EXECUTOR_PODMAN };
+    CHECK_STR(evr_spec_executor_label(&spec), "executor:podman");
+    spec.executor = EVR_EXECUTOR_PROCESS;
+    CHECK_STR(evr_spec_executor_label(&spec), "executor:process");
+    evr_strlist_t none = { 0 }, old = { 0 }, proc = { 0 }, both = { 0 };
+    evr_strlist_push(&old, "gpu");
+    evr_strlist_push(&proc, "gpu");
+    evr_strlist_push(&proc, "executor:process");
+    evr_strlist_push(&both, "executor:process");
+    evr_strlist_push(&both, "executor:podman");
+    CHECK(evr_spec_runner_has_label(&none, "executor:podman"));
+    CHECK(evr_spec_runner_has_label(&old, "executor:podman"));
+    CHECK(!evr_spec_runner_has_label(&old, "executor:process"));
+    CHECK(evr_spec_runner_has_label(&old, "gpu"));
+    CHECK(!evr_spec_runner_has_label(&proc, "executor:podman"));
+    CHECK(evr_spec_runner_has_label(&proc, "executor:process"));
+    CHECK(evr_spec_runner_has_label(&proc, "gpu"));
+    CHECK(!evr_spec_runner_has_label(&proc, "cpu"));
+    CHECK(evr_spec_runner_has_label(&both, "executor:podman"));
+    CHECK(evr_spec_runner_has_label(&both, "executor:process"));
+    evr_strlist_free(&old);
+    evr_strlist_free(&proc);
+    evr_strlist_free(&both);
+}
+
 int
 main(void)
 {
@@ -419,5 +449,6 @@ main(void)
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_spec_size);
     EVR_TEST_RUN(test_process_stub);
+    EVR_TEST_RUN(test_executor_labels);
     EVR_TEST_END();
 }
