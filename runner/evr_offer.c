@@ -81,38 +81,19 @@ evr_offer_check(const evr_offer_t *self, uint32_t executor, evr_err_t *err)
                        offers[0] ? offers : "none", with);
 }
 
-typedef struct {
-    char (*ids)[EVR_ULID_LEN + 1];
-    size_t n, cap;
-} s_ids_t;
-
-static int
-s_collect(const evr_job_t *job, void *arg)
-{
-    s_ids_t *o = arg;
-    if (evr_job_is_final(job) || job->status == EVR_JOB_NONE || !job->id
-        || strlen(job->id) != EVR_ULID_LEN)
-        return 0;
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 16;
-        o->ids = evr_realloc(o->ids, o->cap * sizeof *o->ids);
-    }
-    memcpy(o->ids[o->n++], job->id, EVR_ULID_LEN + 1);
-    return 0;
-}
-
 evr_rc_t
 evr_offer_check_store(const evr_offer_t *self, evr_store_t *store, const char *prog,
                       FILE *out, evr_err_t *err)
 {
-    s_ids_t open = { 0 };
-    evr_rc_t rc = evr_store_open_jobs(store, s_collect, &open, err);
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n;
+    evr_rc_t rc = evr_store_open_ids(store, &ids, &n, err);
     size_t refused = 0;
-    for (size_t i = 0; i < open.n && !rc; i++) {
+    for (size_t i = 0; i < n && !rc; i++) {
         evr_spec_t *spec = NULL;
         evr_strmap_t args = { 0 };
         evr_err_t e2;
-        evr_rc_t r = evr_store_job_spec(store, open.ids[i], &spec, &args, &e2);
+        evr_rc_t r = evr_store_job_spec(store, ids[i], &spec, &args, &e2);
         if (r == EVR_ERR_STORE)
             rc = evr_err_set(err, r, "%s", e2.msg);
         else if (!r && !evr_offer_has(self, spec->executor) && spec->executor < s_known()
@@ -121,13 +102,13 @@ evr_offer_check_store(const evr_offer_t *self, evr_store_t *store, const char *p
             s_names(self, spec->executor, ",", with, sizeof with);
             fprintf(out, "%s: job %s (pipeline %s) is unfinished and runs with executor %s, "
                     "which this runner does not offer: start it with --executors %s\n", prog,
-                    open.ids[i], spec->pipeline ? spec->pipeline : "?",
+                    ids[i], spec->pipeline ? spec->pipeline : "?",
                     evr_executor_names[spec->executor], with);
         }
         evr_spec_destroy(&spec);
         evr_strmap_free(&args);
     }
-    free(open.ids);
+    free(ids);
     if (rc)
         return rc;
     if (refused > EVR_OFFER_JOBS_SHOWN)

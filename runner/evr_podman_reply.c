@@ -17,24 +17,6 @@
 
 #include "evr_codec.h"
 
-/*  s made valid UTF-8 in place: each byte that does not start a valid
-    character becomes '?'. */
-static void
-s_clean(char *s)
-{
-    unsigned char *p = (unsigned char *) s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (k && i + k <= n && evr_utf8_valid(s + i, k))
-            i += k;
-        else
-            p[i++] = '?';
-    }
-}
-
 static evr_rc_t
 s_fail(evr_podman_reply_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -45,7 +27,7 @@ s_fail(evr_podman_reply_t *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
-    s_clean(r->msg);
+    evr_utf8_clean(r->msg);
     return r->rc = EVR_ERR_PODMAN;
 }
 
@@ -110,7 +92,7 @@ evr_podman_reply_message(const char *body, size_t len, char *buf, size_t size)
     for (size_t i = 0; i < out; i++)   /* a NUL of a body that is no JSON */
         if (!buf[i])
             buf[i] = '?';
-    s_clean(buf);
+    evr_utf8_clean(buf);
     json_decref(j);
     return cut;
 }

@@ -25,25 +25,6 @@
 
 #include "evr_engine_int.h"
 
-typedef struct {
-    char (*ids)[EVR_ULID_LEN + 1];
-    size_t n, cap;
-} s_open_t;
-
-static int
-s_collect_open(const evr_job_t *job, void *arg)
-{
-    s_open_t *o = arg;
-    if (evr_job_is_final(job) || job->status == EVR_JOB_NONE)
-        return 0;
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 16;
-        o->ids = evr_realloc(o->ids, o->cap * sizeof *o->ids);
-    }
-    memcpy(o->ids[o->n++], job->id, EVR_ULID_LEN + 1);
-    return 0;
-}
-
 /*  A wall-clock time of the log as a point on the monotonic clock. */
 static uint64_t
 s_to_mono(uint64_t wall_ns)
@@ -528,15 +509,16 @@ evr_rc_t
 evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
 {
     uint64_t t0 = evr_mono_ns();
-    s_open_t open = { 0 };
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n;
     *jobs = 0;
-    evr_rc_t rc = evr_store_open_jobs(self->store, s_collect_open, &open, err);
-    for (size_t i = 0; i < open.n && !rc; i++) {
-        rc = s_adopt(self, open.ids[i], err);
+    evr_rc_t rc = evr_store_open_ids(self->store, &ids, &n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = s_adopt(self, ids[i], err);
         if (!rc)
             (*jobs)++;
     }
-    free(open.ids);
+    free(ids);
     if (rc)
         return rc;
     s_sweep(self);

@@ -270,6 +270,22 @@ evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *e
 
 /* ------------------------------------------------------------ unpack */
 
+void
+evr_utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *) s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (k && i + k <= n && evr_utf8_valid(s + i, k))
+            i += k;
+        else
+            p[i++] = '?';
+    }
+}
+
 size_t
 evr_utf8_cut(const char *s, size_t len, size_t n, bool up)
 {

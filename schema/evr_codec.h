@@ -61,4 +61,8 @@ bool evr_utf8_valid(const char *s, size_t n);
     n >= len. */
 size_t evr_utf8_cut(const char *s, size_t len, size_t n, bool up);
 
+/*  Makes the NUL-terminated s valid UTF-8 in place: each byte that starts
+    no valid character becomes '?'. */
+void evr_utf8_clean(char *s);
+
 #endif

@@ -241,19 +241,10 @@ evr_event_destroy(evr_event_t **self_p)
 static void
 s_fit_str(char *s, uint32_t limit)
 {
-    unsigned char *p = (unsigned char *) s;
+    evr_utf8_clean(s);
     size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (k && i + k <= n && evr_utf8_valid(s + i, k))
-            i += k;
-        else
-            p[i++] = '?';
-    }
     if (n > limit)
-        p[evr_utf8_cut(s, n, limit, false)] = '\0';
+        s[evr_utf8_cut(s, n, limit, false)] = '\0';
 }
 
 void

@@ -817,9 +817,11 @@ evr_store_meta_set(evr_store_t *self, const char *key, const char *val, evr_err_
 }
 
 evr_rc_t
-evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err)
+evr_store_open_ids(evr_store_t *self, char (**out)[EVR_ULID_LEN + 1], size_t *count,
+                   evr_err_t *err)
 {
-    /* Few ids: collect them in one short transaction, then read each. */
+    *out = NULL;
+    *count = 0;
     MDB_txn *txn;
     MDB_cursor *cur;
     evr_rc_t berc = s_read_begin(self, self->open, &txn, &cur, err);
@@ -842,7 +844,22 @@ evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    evr_rc_t erc = rc == MDB_NOTFOUND ? EVR_OK : evr_store_mdb_err(err, "mdb_cursor_get open", rc);
+    if (rc != MDB_NOTFOUND) {
+        free(ids);
+        return evr_store_mdb_err(err, "mdb_cursor_get open", rc);
+    }
+    *out = ids;
+    *count = n;
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err)
+{
+    /* Few ids: collect them in one short transaction, then read each. */
+    char (*ids)[EVR_ULID_LEN + 1];
+    size_t n;
+    evr_rc_t erc = evr_store_open_ids(self, &ids, &n, err);
     for (size_t i = 0; i < n && !erc; i++) {
         evr_job_t job = { 0 };
         erc = evr_store_get_job(self, ids[i], &job, err);

@@ -139,6 +139,11 @@ evr_rc_t evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_jo
     long the history. */
 evr_rc_t evr_store_open_jobs(evr_store_t *self, evr_store_job_fn *fn, void *arg, evr_err_t *err);
 
+/*  The ids of those jobs, in id order: *ids a new array of *n (caller
+    frees; NULL when none). */
+evr_rc_t evr_store_open_ids(evr_store_t *self, char (**ids)[EVR_ULID_LEN + 1], size_t *n,
+                            evr_err_t *err);
+
 /*  A job's stored (masked) output in order, one call per chunk; step NULL
     for every step. */
 evr_rc_t evr_store_output(evr_store_t *self, const char *job, const char *step,
