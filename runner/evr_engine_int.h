@@ -234,7 +234,7 @@ void evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg
 /* evr_step_state.c */
 /*  Moves st to state `to`.  A move the table does not allow is a bug:
     logged as an error (and an assert in debug builds); the step moves
-    all the same.  Every move is logged on stderr when EVRUN_DEBUG is set. */
+    all the same.  Every move is logged at log level debug (evr_log). */
 void evr_eng_step_to(evr_eng_step_t *st, evr_eng_state_t to);
 const char *evr_eng_state_name(evr_eng_state_t s);
 /*  Whether the step's unit runs as far as the engine knows (RUNNING,

@@ -4,14 +4,13 @@
     The table below is the whole lifecycle of a step: a step moves only
     along it (evr_eng_step_to), so that a reader can see every path, and
     a path the code takes that the table does not know shows up at once
-    (an error line, an assert in debug builds).  With EVRUN_DEBUG set in
-    the environment every move is logged on stderr.
+    (an error line, an assert in debug builds).  At log level debug
+    (--log-level debug, EVRUN_LOG_LEVEL=debug) every move is logged.
 */
 #include <assert.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "evr_engine_int.h"
+#include "evr_log.h"
 
 #define S_TO(s) (1u << (s))
 
@@ -86,33 +85,21 @@ evr_eng_state_name(evr_eng_state_t s)
     return (unsigned) s < EVR_ENG_STEP_NSTATES ? s_names[s] : "?";
 }
 
-static bool
-s_debug(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("EVRUN_DEBUG");
-        on = v && *v && *v != '0';
-    }
-    return on;
-}
-
 void
 evr_eng_step_to(evr_eng_step_t *st, evr_eng_state_t to)
 {
     evr_eng_state_t from = st->state;
     bool ok = (unsigned) to < EVR_ENG_STEP_NSTATES && (s_moves[from] & S_TO(to));
     if (!ok) {
-        fprintf(stderr, "evrun-runner: error: job %s step %s attempt %u: no move from %s to %s "
-                "(a bug of the engine)\n", st->job->id, st->spec->name, st->attempt,
-                evr_eng_state_name(from), evr_eng_state_name(to));
-        fflush(stderr);
+        evr_log_error("evrun-runner", "job %s step %s attempt %u: no move from %s to %s (a bug "
+                      "of the engine)", st->job->id, st->spec->name, st->attempt,
+                      evr_eng_state_name(from), evr_eng_state_name(to));
         assert(!"a step's state moved along no edge of the table");
     }
-    else if (s_debug())
-        fprintf(stderr, "evrun-runner: debug: job %s step %s attempt %u: %s -> %s\n",
-                st->job->id, st->spec->name, st->attempt, evr_eng_state_name(from),
-                evr_eng_state_name(to));
+    else
+        evr_log_debug("evrun-runner", "job %s step %s attempt %u: %s -> %s", st->job->id,
+                      st->spec->name, st->attempt, evr_eng_state_name(from),
+                      evr_eng_state_name(to));
     st->state = to;
 }
 
