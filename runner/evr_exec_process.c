@@ -661,19 +661,31 @@ s_not_running(s_op_t *op, const evr_unit_info_t *info)
                evr_exec_state_name(info->state));
 }
 
+/*  The op of a call on a unit that must run (or be paused); NULL when the
+    call has been answered already (the probe failed, or it does not run). */
+static s_op_t *
+s_running_op(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg,
+             evr_unit_info_t *info)
+{
+    s_op_t *op = s_unit_op((s_ex_t *) base, K_CALL, name, fn, arg);
+    if (op->done || !s_probe(op, info))
+        return NULL;
+    if (info->state != EVR_EXEC_RUNNING && info->state != EVR_EXEC_PAUSED) {
+        s_not_running(op, info);
+        return NULL;
+    }
+    return op;
+}
+
 /*  The marker first, then SIGSTOP: a runner killed between the two
     finds it paused and resumes it if the job is not. */
 static void
 s_pause(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = s_unit_op((s_ex_t *) base, K_CALL, name, fn, arg);
     evr_unit_info_t info;
-    if (op->done || !s_probe(op, &info))
+    s_op_t *op = s_running_op(base, name, fn, arg, &info);
+    if (!op)
         return;
-    if (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED) {
-        s_not_running(op, &info);
-        return;
-    }
     evr_err_t err;
     int dfd = open(op->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     evr_rc_t rc = dfd < 0 ? evr_err_set(&err, EVR_ERR_IO, "opening %s: %s", op->dir,
@@ -696,14 +708,10 @@ s_pause(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
 static void
 s_resume(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = s_unit_op((s_ex_t *) base, K_CALL, name, fn, arg);
     evr_unit_info_t info;
-    if (op->done || !s_probe(op, &info))
+    s_op_t *op = s_running_op(base, name, fn, arg, &info);
+    if (!op)
         return;
-    if (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED) {
-        s_not_running(op, &info);
-        return;
-    }
     bool sent;
     if (!s_signal(op, SIGCONT, &sent))
         return;
