@@ -7,6 +7,18 @@
     bytes per stream the engine already has (from[]), so the engine sees
     only what is new.  Records in flight are listed, so that destroying
     the executor (which drops podman's calls unanswered) frees them.
+
+    The exit of an attached unit is read by inspect, not by podman's
+    wait: podman 4.3 answers a wait only once conmon's cleanup process
+    has finished, ~90 ms after the output ended, while an inspect right
+    after the attach stream ended already shows the container exited with
+    its exit code.  So when an attach's output ends, the unit is
+    inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it
+    still says running); once it shows "exited", the unit's wait is
+    answered with that exit code and OOM flag, and podman's own answer to
+    the wait, which comes later, is consumed without a second callback.
+    Podman's wait stays the fallback: whichever comes first answers.  A
+    wait without an attach (recovery) is podman's wait alone.
 */
 #include "evr_exec_podman.h"
 
@@ -18,15 +30,38 @@
 #include "evr_podman.h"
 
 typedef struct s_op s_op_t;
+typedef struct s_unit s_unit_t;
 
 typedef struct {
     evr_exec_t base;    /* first: the evr_exec_t the engine holds */
     evr_podman_t *pm;
     char *describe;
     s_op_t *ops;        /* records in flight */
+    s_unit_t *units;    /* attached units whose exit is read by inspect */
 } s_pe_t;
 
-typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT } s_kind_t;
+typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT } s_kind_t;
+
+#define S_EXIT_RETRY_MS 5
+#define S_EXIT_TRIES 8
+
+/*  An attached unit: its exit, read by inspect once its output ended,
+    answers its wait before podman does.  Goes once it has answered the
+    wait, once it gave up (podman's wait answers then), or when the unit
+    is removed. */
+struct s_unit {
+    s_pe_t *pe;
+    char *name;
+    s_op_t *wait;           /* the wait not answered yet, or NULL */
+    s_op_t *attach;         /* the attach until its done, or NULL */
+    s_op_t *probe;          /* the inspect under way, or NULL */
+    bool known;             /* inspect showed it exited: exit_code, oom */
+    int tries;
+    int64_t exit_code;
+    bool oom_killed;
+    uint64_t timer;         /* the retry's or the early answer's, or 0 */
+    s_unit_t *prev, *next;
+};
 
 struct s_op {
     s_pe_t *pe;
@@ -39,10 +74,12 @@ struct s_op {
     void *call;             /* podman's handle of a stream (attach, logs) */
     uint64_t from[2];       /* logs: bytes per stream the caller has */
     uint64_t read[2];       /* logs: bytes per stream this read delivered */
+    s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
     char *name;             /* S_WS_*: the volume; S_PUT: the helper container */
     char *tar_file;         /* S_PUT */
     evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone */
     char *put_msg;
+    char *id;               /* create: the container's id, until the init's answer */
     s_op_t *prev, *next;
 };
 
@@ -74,7 +111,56 @@ s_op_free(s_op_t *op)
     free(op->name);
     free(op->tar_file);
     free(op->put_msg);
+    free(op->id);
     free(op);
+}
+
+static s_unit_t *
+s_unit_find(s_pe_t *pe, const char *name)
+{
+    for (s_unit_t *u = pe->units; u; u = u->next)
+        if (!strcmp(u->name, name))
+            return u;
+    return NULL;
+}
+
+/*  A unit record for name, a fresh one (an old one of the same name, a
+    second attach, is dropped: its wait falls back on podman's). */
+static s_unit_t *
+s_unit_new(s_pe_t *pe, const char *name)
+{
+    s_unit_t *u = evr_calloc(1, sizeof *u);
+    u->pe = pe;
+    u->name = evr_strdup(name);
+    u->next = pe->units;
+    if (pe->units)
+        pe->units->prev = u;
+    pe->units = u;
+    return u;
+}
+
+/*  Frees u; a wait it holds then waits for podman's answer.  An inspect
+    under way is told by its unit pointer going (s_unit_find). */
+static void
+s_unit_free(s_unit_t *u)
+{
+    s_pe_t *pe = u->pe;
+    if (u->timer)
+        evr_loop_timer_cancel(pe->base.loop, u->timer);
+    if (u->wait)
+        u->wait->unit = NULL;
+    if (u->attach)
+        u->attach->unit = NULL;
+    if (u->probe)
+        u->probe->unit = NULL;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        pe->units = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    free(u->name);
+    free(u);
 }
 
 /*  evrun-<job id in lower case>: the job's volume, and the start of the
@@ -153,6 +239,8 @@ s_done(const evr_podman_result_t *pr, void *arg)
         *w = '\0';
         r.names = names;
     }
+    else if (op->kind == S_WAIT && op->unit)
+        s_unit_free(op->unit);      /* podman answered first */
     if (op->fn)
         op->fn(&r, op->arg);
     free(names);
@@ -172,10 +260,41 @@ s_destroy(evr_exec_t *ex)
 {
     s_pe_t *pe = s_pe(ex);
     evr_podman_destroy(&pe->pm);   /* drops the calls: no callback runs */
+    while (pe->units)
+        s_unit_free(pe->units);
     while (pe->ops)
         s_op_free(pe->ops);
     free(pe->describe);
     free(pe);
+}
+
+/*  create, last: the init's outcome does not matter (a container it
+    could not prepare is prepared again by start, which then says why);
+    the create's result goes out. */
+static void
+s_inited(const evr_podman_result_t *pr, void *arg)
+{
+    (void) pr;
+    s_op_t *op = arg;
+    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .id = op->id };
+    if (op->fn)
+        op->fn(&r, op->arg);
+    s_op_free(op);
+}
+
+/*  A container made is prepared to start at once (init: conmon and the
+    runtime's create, ~55 ms), so that its start, on the step's critical
+    path, is quick (~9 ms); it is "initialized", CREATED to recovery. */
+static void
+s_created(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    if (pr->rc) {
+        s_done(pr, op);
+        return;
+    }
+    op->id = pr->id ? evr_strdup(pr->id) : NULL;
+    evr_podman_init(op->pe->pm, op->name, s_inited, op);
 }
 
 static void
@@ -184,7 +303,9 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
                              .env = spec->env, .volume = volume, .network = spec->network };
-    evr_podman_create(s_pe(ex)->pm, &ps, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
+    op->name = evr_strdup(spec->name);
+    evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
     free(volume);
 }
 
@@ -203,6 +324,90 @@ s_head(const evr_podman_result_t *pr, void *arg)
         op->head(&r, op->arg);
 }
 
+/*  The unit's wait answered with the exit inspect read; u goes first (the
+    callback may remove the unit).  Podman's answer to the wait comes
+    later and finds no callback. */
+static void
+s_unit_answer(s_unit_t *u)
+{
+    s_op_t *w = u->wait;
+    evr_exec_fn *fn = w->fn;
+    void *arg = w->arg;
+    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .exit_code = u->exit_code,
+                            .oom_killed = u->oom_killed };
+    w->fn = NULL;
+    s_unit_free(u);
+    if (fn)
+        fn(&r, arg);
+}
+
+static void s_exit_probe(s_unit_t *u);
+
+static void
+s_exit_retry(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_unit_t *u = arg;
+    u->timer = 0;
+    if (u->known)
+        s_unit_answer(u);       /* the wait came after the inspect */
+    else
+        s_exit_probe(u);
+}
+
+/*  The inspect after the output ended: exited answers the wait (or keeps
+    the exit for a wait yet to come); running asks again shortly; anything
+    else leaves the wait to podman. */
+static void
+s_exit_inspected(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    s_unit_t *u = op->unit;
+    s_op_free(op);
+    if (!u)
+        return;                 /* removed, or podman's wait answered */
+    u->probe = NULL;
+    evr_exec_state_t st = pr->rc ? EVR_EXEC_ABSENT : s_state(pr->state);
+    if (st == EVR_EXEC_EXITED) {
+        u->known = true;
+        u->exit_code = pr->exit_code;
+        u->oom_killed = pr->oom_killed;
+        if (u->wait)
+            s_unit_answer(u);
+    }
+    else if (st == EVR_EXEC_RUNNING && ++u->tries < S_EXIT_TRIES)
+        u->timer = evr_loop_timer_add(u->pe->base.loop, S_EXIT_RETRY_MS, s_exit_retry, u);
+    else
+        s_unit_free(u);
+}
+
+static void
+s_exit_probe(s_unit_t *u)
+{
+    u->probe = s_op_new(u->pe, S_PLAIN, NULL, NULL);
+    u->probe->unit = u;
+    evr_podman_inspect(u->pe->pm, u->name, s_exit_inspected, u->probe);
+}
+
+/*  The attach's end: once the output ended, the exit is read by inspect
+    (started before the caller hears of the end, which may remove the
+    unit); a broken or detached stream leaves the wait to podman. */
+static void
+s_attach_done(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    s_unit_t *u = op->unit;
+    if (u) {
+        u->attach = NULL;
+        op->unit = NULL;
+        if (pr->rc)
+            s_unit_free(u);
+        else
+            s_exit_probe(u);
+    }
+    s_done(pr, op);
+}
+
 static void
 s_out(int stream, const uint8_t *data, size_t len, void *arg)
 {
@@ -214,10 +419,16 @@ static void *
 s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
          evr_exec_fn *done, void *arg)
 {
-    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, done, arg);
+    s_pe_t *pe = s_pe(ex);
+    s_op_t *op = s_op_new(pe, S_PLAIN, done, arg);
     op->out = out;
     op->head = head;
-    op->call = evr_podman_attach(s_pe(ex)->pm, name, s_out, s_head, s_done, op);
+    s_unit_t *old = s_unit_find(pe, name);
+    if (old)
+        s_unit_free(old);
+    op->unit = s_unit_new(pe, name);
+    op->unit->attach = op;
+    op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
     return op;
 }
 
@@ -258,7 +469,16 @@ s_logs(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
 static void
 s_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_wait(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    s_pe_t *pe = s_pe(ex);
+    s_op_t *op = s_op_new(pe, S_WAIT, fn, arg);
+    s_unit_t *u = s_unit_find(pe, name);
+    if (u && !u->wait) {
+        u->wait = op;
+        op->unit = u;
+        if (u->known)   /* answered from a turn of the loop, not from here */
+            u->timer = evr_loop_timer_add(pe->base.loop, 0, s_exit_retry, u);
+    }
+    evr_podman_wait(pe->pm, name, s_done, op);
 }
 
 static void
@@ -292,6 +512,9 @@ s_stop(evr_exec_t *ex, const char *name, int grace_s, evr_exec_fn *fn, void *arg
 static void
 s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
+    s_unit_t *u = s_unit_find(s_pe(ex), name);
+    if (u)
+        s_unit_free(u);     /* a wait it holds is podman's again */
     s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
     evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
 }

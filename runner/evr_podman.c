@@ -353,6 +353,12 @@ evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *
     s_simple(self, S_PLAIN, "POST", "/containers/", name, "/start", S_TIMEOUT_MS, fn, arg);
 }
 
+void
+evr_podman_init(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_PLAIN, "POST", "/containers/", name, "/init", S_TIMEOUT_MS, fn, arg);
+}
+
 static void *
 s_stream(evr_podman_t *self, const char *path, bool so_far, evr_podman_output_fn *out,
          evr_podman_fn *head, evr_podman_fn *done, void *arg)

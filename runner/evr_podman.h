@@ -62,6 +62,9 @@ evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
 
 void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
                        void *arg);
+/*  Prepares a created container to start (conmon and the runtime's
+    create: state "initialized"), so that start is quick. */
+void evr_podman_init(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_start(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 /*  Attaches to the output of a created or running container.  head is
     called once the stream is established (start the container only then,

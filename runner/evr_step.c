@@ -263,6 +263,8 @@ evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
        the step does not pass (unless its exit came first) */
     if (r->rc && !st->exit_known)
         evr_eng_set_reason(st, "output stream: %s", r->msg);
+    else if (!r->rc)
+        evr_eng_test_pause("output_ended", st);   /* before the exit is read */
     st->attach_done = true;
     evr_eng_maybe_end(st);
 }

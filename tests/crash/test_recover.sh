@@ -141,8 +141,10 @@ recover() {   # recover STATE: runs --recover to the end; sets $rc
 }
 
 # Kill points: STATE when the runner stops there
-for point in before_create:one after_create:one running:one after_exit:one between_steps:one \
-             running:two after_exit:two artifact:two between_steps:two; do
+# (output_ended: the output has ended, its exit not read yet)
+for point in before_create:one after_create:one running:one output_ended:one after_exit:one \
+             between_steps:one running:two output_ended:two after_exit:two artifact:two \
+             between_steps:two; do
   case_start "$point"
   state=$tmp/p-${point/:/-}
   start_runner "$state" EVR_TEST_PAUSE_AT="$point"
