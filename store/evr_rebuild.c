@@ -13,6 +13,7 @@
 struct evr_rebuild {
     zhashx_t *jobs;         /* id -> evr_job_t* (owned) */
     evr_job_t **sorted;     /* built on first evr_rebuild_at */
+    evr_job_t *last;        /* the job of the last event applied */
     size_t nsorted;
     uint64_t events, illegal, last_seq, gaps;
     evr_rebuild_report_fn *report;
@@ -52,7 +53,8 @@ s_fold(const evr_event_t *ev, void *arg)
     self->last_seq = ev->seq;
     if (!ev->job)
         return 0;   /* runner events carry no job state */
-    evr_job_t *job = zhashx_lookup(self->jobs, ev->job);
+    evr_job_t *job = self->last && strcmp(self->last->id, ev->job) == 0
+                   ? self->last : zhashx_lookup(self->jobs, ev->job);
     bool fresh = !job;
     if (fresh)
         job = evr_job_new();
@@ -66,6 +68,7 @@ s_fold(const evr_event_t *ev, void *arg)
     }
     if (fresh)
         zhashx_insert(self->jobs, ev->job, job);
+    self->last = job;
     return 0;
 }
 
@@ -78,7 +81,7 @@ evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report
     zhashx_set_destructor(self->jobs, s_job_free);
     self->report = report;
     self->arg = arg;
-    evr_rc_t rc = evr_store_scan(store, 1, upto, s_fold, self, err);
+    evr_rc_t rc = evr_store_replay(store, 1, upto, 0, s_fold, self, err);
     if (rc) {
         evr_rebuild_destroy(&self);
         *out = NULL;

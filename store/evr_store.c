@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "evr_codec.h"
+#include "evr_eventread.h"
 #include "evr_store_int.h"
 
 #define S_MAX_KEY 511                   /* LMDB's default bound on a key */
@@ -607,18 +608,61 @@ evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
     return EVR_OK;
 }
 
-/*  Decodes one stored event and hands it to fn; *stop says whether fn
-    asked to stop. */
-static evr_rc_t
-s_deliver(const MDB_val *v, uint64_t seq, evr_store_event_fn *fn, void *arg, bool *stop,
-          evr_err_t *err)
+evr_rc_t
+evr_store_walk_back(evr_store_t *self, MDB_dbi dbi, const char *db, const void *before,
+                    size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err)
 {
-    evr_event_t ev = { 0 };
-    evr_rc_t erc = evr_store_decode_event(v, seq, &ev, err);
-    if (erc)
-        return erc;
-    *stop = fn(&ev, arg) != 0;
-    evr_rec_free(&evr_event_type, &ev);
+    uint8_t next[S_MAX_KEY];
+    assert(len <= sizeof next);
+    if (len)
+        memcpy(next, before, len);
+    bool more = true, resume = false;
+    while (more) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
+        if (erc)
+            return erc;
+        MDB_val k = { len, next }, v;
+        int rc;
+        if (!len)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        else {
+            /* the first key at or after `next` (none: every key is below
+               it); the walk starts before it, or at it when a chunk ended
+               there undelivered */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            bool at = rc == 0 && k.mv_size == len && memcmp(k.mv_data, next, len) == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+            else if (rc == 0 && !(at && resume))
+                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        }
+        int count = 0;
+        bool stop = false;
+        more = false;
+        while (rc == 0) {
+            if (++count > EVR_STORE_CHUNK && k.mv_size <= sizeof next) {
+                /* end this transaction; the next one starts at this key */
+                len = k.mv_size;
+                memcpy(next, k.mv_data, len);
+                more = resume = true;
+                break;
+            }
+            if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
+                break;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        }
+        if (!erc && rc && rc != MDB_NOTFOUND) {
+            char what[64];
+            snprintf(what, sizeof what, "mdb_cursor_get %s", db);
+            erc = evr_store_mdb_err(err, what, rc);
+        }
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if (erc)
+            return erc;
+    }
     return EVR_OK;
 }
 
@@ -629,7 +673,30 @@ typedef struct {
     uint64_t to;            /* scan: the last seq (0: to the end) */
     const char *job;        /* job_events: the job */
     bool any;               /* job_events: an entry of the job seen */
+    evr_eventread_t *rd;    /* replay: the fast decoder; NULL: evr_event_decode */
 } s_events_t;
+
+/*  Decodes one stored event and hands it to e's fn; *stop says whether fn
+    asked to stop. */
+static evr_rc_t
+s_deliver(const MDB_val *v, uint64_t seq, s_events_t *e, bool *stop, evr_err_t *err)
+{
+    if (e->rd) {
+        const evr_event_t *ev;
+        if (evr_eventread_decode(e->rd, v->mv_data, v->mv_size, &ev, err))
+            return evr_err_set(err, EVR_ERR_STORE, "store: event %llu does not decode: %s",
+                               (unsigned long long) seq, err ? err->msg : "");
+        *stop = e->fn(ev, e->arg) != 0;
+        return EVR_OK;
+    }
+    evr_event_t ev = { 0 };
+    evr_rc_t erc = evr_store_decode_event(v, seq, &ev, err);
+    if (erc)
+        return erc;
+    *stop = e->fn(&ev, e->arg) != 0;
+    evr_rec_free(&evr_event_type, &ev);
+    return EVR_OK;
+}
 
 static evr_rc_t
 s_scan_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
@@ -643,7 +710,7 @@ s_scan_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, 
         *stop = true;
         return EVR_OK;
     }
-    return s_deliver(v, seq, e->fn, e->arg, stop, err);
+    return s_deliver(v, seq, e, stop, err);
 }
 
 evr_rc_t
@@ -654,6 +721,19 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
     evr_store_be64(key, from ? from : 1);
     s_events_t e = { .fn = fn, .arg = arg, .to = to };
     return evr_store_walk(self, self->events, "events", key, sizeof key, s_scan_one, &e, err);
+}
+
+evr_rc_t
+evr_store_replay(evr_store_t *self, uint64_t from, uint64_t to, unsigned what,
+                 evr_store_event_fn *fn, void *arg, evr_err_t *err)
+{
+    uint8_t key[8];
+    evr_store_be64(key, from ? from : 1);
+    s_events_t e = { .fn = fn, .arg = arg, .to = to, .rd = evr_eventread_new(what) };
+    evr_rc_t erc = evr_store_walk(self, self->events, "events", key, sizeof key, s_scan_one,
+                                  &e, err);
+    evr_eventread_destroy(&e.rd);
+    return erc;
 }
 
 static evr_rc_t
@@ -675,7 +755,7 @@ s_job_event(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
         return evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points to seq "
                            "%llu: %s", e->job, jseq,
                            (unsigned long long) evr_store_get64(v->mv_data), mdb_strerror(grc));
-    return s_deliver(&ev_val, evr_store_get64(v->mv_data), e->fn, e->arg, stop, err);
+    return s_deliver(&ev_val, evr_store_get64(v->mv_data), e, stop, err);
 }
 
 evr_rc_t

@@ -67,6 +67,12 @@ typedef evr_rc_t (evr_store_walk_fn)(evr_store_t *self, MDB_txn *txn, const MDB_
 evr_rc_t evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
                         size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err);
 
+/*  As evr_store_walk, backwards: the entries of dbi in descending key
+    order, from the last key below before[0..len) (len 0: from the last
+    entry). */
+evr_rc_t evr_store_walk_back(evr_store_t *self, MDB_dbi dbi, const char *db, const void *before,
+                             size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err);
+
 /*  The highest seq stored from source (0 when none), and its update, in
     the caller's transaction. */
 evr_rc_t evr_store_source_get(evr_store_t *self, MDB_txn *txn, const char *source,
