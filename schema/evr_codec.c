@@ -404,11 +404,17 @@ static size_t
 s_path_index(s_path_t *p, uint32_t i)
 {
     size_t old = p->len;
-    char tmp[16];
-    int n = snprintf(tmp, sizeof tmp, "[%u]", i);
-    if (n > 0 && (size_t) n < sizeof p->buf - p->len) {
-        memcpy(p->buf + p->len, tmp, (size_t) n + 1);
-        p->len += (size_t) n;
+    char tmp[16], *at = tmp + sizeof tmp;   /* "[%u]", built backwards: no printf per item */
+    *--at = '\0';
+    *--at = ']';
+    do
+        *--at = (char) ('0' + i % 10);
+    while (i /= 10);
+    *--at = '[';
+    size_t n = (size_t) (tmp + sizeof tmp - 1 - at);
+    if (n < sizeof p->buf - p->len) {
+        memcpy(p->buf + p->len, at, n + 1);
+        p->len += n;
     }
     return old;
 }

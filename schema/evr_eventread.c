@@ -11,6 +11,7 @@
 */
 #include "evr_eventread.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@
 struct evr_eventread {
     unsigned what;
     uint64_t fallbacks;
+    const evr_field_t *job_f;           /* the header's job id ... */
+    char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
     evr_event_t ev;         /* the fast result: strings in arena */
     evr_event_t full;       /* a fallback's result, heap-owned */
     evr_spec_t spec;        /* job.accepted: the step names only */
@@ -37,6 +40,7 @@ evr_eventread_new(unsigned what)
 {
     evr_eventread_t *self = evr_calloc(1, sizeof *self);
     self->what = what;
+    self->job_f = evr_rec_field(&evr_event_type, "job");
     return self;
 }
 
@@ -71,17 +75,24 @@ s_skip(evr_rd_t *r, unsigned level)
 
 /* ------------------------------------------------------------ fields */
 
-/*  A string checked as evr_codec.c checks one, copied into the arena. */
+/*  A string checked as evr_codec.c checks one (limit, no NUL, UTF-8),
+    copied into the arena; ASCII is checked while it is copied. */
 static bool
 s_str(evr_eventread_t *self, evr_rd_t *r, uint32_t limit, char **out)
 {
     const uint8_t *s;
     uint32_t n;
-    if (!evr_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used
-        || memchr(s, '\0', n) || !evr_utf8_valid((const char *) s, n))
+    if (!evr_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used)
         return false;
     char *dst = self->arena + self->used;
-    memcpy(dst, s, n);
+    uint8_t seen = 0, zero = 0xff;
+    for (uint32_t i = 0; i < n; i++) {
+        seen |= s[i];
+        zero &= s[i] ? 0xff : 0;
+        dst[i] = (char) s[i];
+    }
+    if (!zero || ((seen & 0x80) && !evr_utf8_valid((const char *) s, n)))
+        return false;
     dst[n] = '\0';
     self->used += n + 1;
     *out = dst;
@@ -99,7 +110,10 @@ s_is(const char *name, const uint8_t *s, uint32_t n)
 }
 
 /*  The table entry of the key at r (advanced past it); NULL for a key the
-    table does not know (forward compatible) or one that is not a str. */
+    table does not know (forward compatible) or one that is not a str.
+    *index is where the search starts (the encoder writes the keys in
+    table order, so it is the one after the last key found), and is set
+    to the entry found. */
 static const evr_field_t *
 s_key(evr_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
 {
@@ -108,10 +122,11 @@ s_key(evr_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
     *ok = evr_rd_raw(r, false, &k, &kn);
     if (!*ok || kn == 0)
         return NULL;   /* a key that is no string is skipped by the full decoder too */
-    for (size_t i = 0; i < type->nfields; i++)
-        if (s_is(type->fields[i].key, k, kn)) {
-            *index = i;
-            return &type->fields[i];
+    size_t n = type->nfields, at = *index < n ? *index : 0;
+    for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0)
+        if (s_is(type->fields[at].key, k, kn)) {
+            *index = at;
+            return &type->fields[at];
         }
     return NULL;
 }
@@ -160,12 +175,14 @@ s_step(evr_eventread_t *self, evr_rd_t *r, evr_step_t *st, unsigned level)
 {
     uint32_t n;
     uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
     if (!evr_rd_map(r, &n))
         return false;
     for (uint32_t i = 0; i < n; i++) {
-        size_t idx = 0;
+        size_t idx = hint;
         bool ok;
         const evr_field_t *f = s_key(r, &evr_step_type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;   /* a key that is no string: skip it too */
         if (f && (seen & (1ull << idx)))
@@ -188,14 +205,16 @@ s_spec(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *steps_f, unsigned 
 {
     uint32_t n;
     uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
     if (!evr_rd_map(r, &n))
         return false;
     evr_spec_t *spec = &self->spec;
     spec->steps.n = 0;
     for (uint32_t i = 0; i < n; i++) {
-        size_t idx = 0;
+        size_t idx = hint;
         bool ok;
         const evr_field_t *f = s_key(r, &evr_spec_type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;
         if (f && (seen & (1ull << idx)))
@@ -235,6 +254,15 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
     case EVR_FT_STR:
         if (!s_str(self, r, evr_field_limit(f), (char **) p))
             return false;
+        if (f == self->job_f) {
+            /* the same job as the last event's: checked then */
+            if (strcmp(*(char **) p, self->job_ok) == 0)
+                return true;
+            if (f->check(p))
+                return false;
+            snprintf(self->job_ok, sizeof self->job_ok, "%s", *(char **) p);
+            return true;
+        }
         break;
     case EVR_FT_U64:
     case EVR_FT_DURATION:
@@ -298,6 +326,7 @@ s_rec(evr_eventread_t *self, evr_rd_t *r, const evr_rectype_t *type, void *rec, 
 {
     uint32_t n;
     uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
     if (!evr_rd_map(r, &n))
         return false;
     if (n && level + 1 > EVR_CODEC_MAX_DEPTH)
@@ -305,9 +334,10 @@ s_rec(evr_eventread_t *self, evr_rd_t *r, const evr_rectype_t *type, void *rec, 
     const evr_field_t *variant = NULL;
     evr_rd_t later = { NULL, NULL };
     for (uint32_t k = 0; k < n; k++) {
-        size_t idx = 0;
+        size_t idx = hint;
         bool ok;
         const evr_field_t *f = s_key(r, type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;
         if (!f) {

@@ -591,9 +591,18 @@ evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
                 more = true;
                 break;
             }
+            /* one entry ahead: its first bytes are on their way from
+               memory while fn reads this one (values stay valid for the
+               transaction) */
+            MDB_val nk, nv;
+            int nrc = mdb_cursor_get(cur, &nk, &nv, MDB_NEXT);
+            if (nrc == 0)
+                __builtin_prefetch(nv.mv_data);
             if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
                 break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            k = nk;
+            v = nv;
+            rc = nrc;
         }
         if (!erc && rc && rc != MDB_NOTFOUND) {
             char what[64];
