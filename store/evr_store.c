@@ -596,8 +596,11 @@ evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
                transaction) */
             MDB_val nk, nv;
             int nrc = mdb_cursor_get(cur, &nk, &nv, MDB_NEXT);
-            if (nrc == 0)
+            if (nrc == 0) {
                 __builtin_prefetch(nv.mv_data);
+                if (nv.mv_size > 64)
+                    __builtin_prefetch((const char *) nv.mv_data + 64);
+            }
             if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
                 break;
             k = nk;

@@ -100,8 +100,8 @@ s_median(double *v, long n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/*  Runs argv (argv[0] a path) with stdout to /dev/null; its exit status,
-    or -1 when it could not run or was killed. */
+/*  Runs argv (argv[0] a path) with stdout and stderr to /dev/null; its
+    exit status, or -1 when it could not run or was killed. */
 static int
 s_spawn(char *const argv[])
 {
@@ -110,8 +110,10 @@ s_spawn(char *const argv[])
         return -1;
     if (pid == 0) {
         int fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0)
+        if (fd >= 0) {
             dup2(fd, 1);
+            dup2(fd, 2);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
