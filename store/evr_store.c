@@ -563,6 +563,28 @@ s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, ev
     return EVR_OK;
 }
 
+/*  Entries a scan reads ahead of the one at hand (evr_store_walk). */
+#define S_AHEAD 4
+
+static void
+s_prefetch(int rc, const MDB_val *v)
+{
+    if (rc)
+        return;
+    __builtin_prefetch(v->mv_data);
+    if (v->mv_size > 64)
+        __builtin_prefetch((const char *) v->mv_data + 64);
+}
+
+/*  The next entry of cur, its first bytes asked from memory. */
+static int
+s_next(MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+    int rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+    s_prefetch(rc, v);
+    return rc;
+}
+
 evr_rc_t
 evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from, size_t len,
                evr_store_walk_fn *fn, void *arg, evr_err_t *err)
@@ -578,39 +600,42 @@ evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
         evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
         if (erc)
             return erc;
-        MDB_val k = { len, next }, v;
-        int rc = mdb_cursor_get(cur, &k, &v, len ? MDB_SET_RANGE : MDB_FIRST);
+        /* a ring of the entry at hand and S_AHEAD - 1 after it: their
+           first bytes are on their way from memory while fn reads this
+           one (values stay valid for the transaction) */
+        MDB_val k[S_AHEAD], v[S_AHEAD];
+        int rc[S_AHEAD];
+        k[0] = (MDB_val) { len, next };
+        rc[0] = mdb_cursor_get(cur, &k[0], &v[0], len ? MDB_SET_RANGE : MDB_FIRST);
+        s_prefetch(rc[0], &v[0]);
+        for (unsigned i = 1; i < S_AHEAD; i++)
+            rc[i] = rc[i - 1] ? rc[i - 1] : s_next(cur, &k[i], &v[i]);
+        unsigned h = 0;
         int count = 0;
         bool stop = false;
         more = false;
-        while (rc == 0) {
-            if (++count > EVR_STORE_CHUNK && k.mv_size <= sizeof next) {
+        while (rc[h] == 0) {
+            if (++count > EVR_STORE_CHUNK && k[h].mv_size <= sizeof next) {
                 /* end this transaction, go on from this key in a new one */
-                len = k.mv_size;
-                memcpy(next, k.mv_data, len);
+                len = k[h].mv_size;
+                memcpy(next, k[h].mv_data, len);
                 more = true;
                 break;
             }
-            /* one entry ahead: its first bytes are on their way from
-               memory while fn reads this one (values stay valid for the
-               transaction) */
-            MDB_val nk, nv;
-            int nrc = mdb_cursor_get(cur, &nk, &nv, MDB_NEXT);
-            if (nrc == 0) {
-                __builtin_prefetch(nv.mv_data);
-                if (nv.mv_size > 64)
-                    __builtin_prefetch((const char *) nv.mv_data + 64);
-            }
-            if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
+            unsigned last = (h + S_AHEAD - 1) % S_AHEAD;
+            MDB_val nk = { 0, NULL }, nv = { 0, NULL };
+            int nrc = rc[last] ? rc[last] : s_next(cur, &nk, &nv);
+            if ((erc = fn(self, txn, &k[h], &v[h], arg, &stop, err)) || stop)
                 break;
-            k = nk;
-            v = nv;
-            rc = nrc;
+            k[h] = nk;
+            v[h] = nv;
+            rc[h] = nrc;
+            h = (h + 1) % S_AHEAD;
         }
-        if (!erc && rc && rc != MDB_NOTFOUND) {
+        if (!erc && !more && !stop && rc[h] != MDB_NOTFOUND) {
             char what[64];
             snprintf(what, sizeof what, "mdb_cursor_get %s", db);
-            erc = evr_store_mdb_err(err, what, rc);
+            erc = evr_store_mdb_err(err, what, rc[h]);
         }
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
