@@ -27,6 +27,8 @@ struct evr_eventread {
     uint64_t fallbacks;
     const evr_field_t *job_f;           /* the header's job id ... */
     char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
+    const evr_field_t *type_f;          /* the header's type ... */
+    size_t type_len[EVR_EV_COUNT_ + 1]; /* ... and the lengths of its names */
     evr_event_t ev;         /* the fast result: strings in arena */
     evr_event_t full;       /* a fallback's result, heap-owned */
     evr_spec_t spec;        /* job.accepted: the step names only */
@@ -41,6 +43,9 @@ evr_eventread_new(unsigned what)
     evr_eventread_t *self = evr_calloc(1, sizeof *self);
     self->what = what;
     self->job_f = evr_rec_field(&evr_event_type, "job");
+    self->type_f = evr_rec_field(&evr_event_type, "type");
+    for (size_t i = 0; i < EVR_EV_COUNT_ + 1 && self->type_f->names[i]; i++)
+        self->type_len[i] = strlen(self->type_f->names[i]);
     return self;
 }
 
@@ -285,8 +290,13 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
         if (!evr_rd_raw(r, false, &s, &n))
             return false;
         uint32_t v = 0;
-        while (f->names[v] && !(*f->names[v] && s_is(f->names[v], s, n)))
-            v++;
+        if (f == self->type_f)   /* the type: names of another length are passed over */
+            while (f->names[v] && !(self->type_len[v] == n && *f->names[v]
+                                    && memcmp(f->names[v], s, n) == 0))
+                v++;
+        else
+            while (f->names[v] && !(*f->names[v] && s_is(f->names[v], s, n)))
+                v++;
         if (!f->names[v])
             return false;   /* evr_enum_parse's "unknown value" */
         *(uint32_t *) p = v;
