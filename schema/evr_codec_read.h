@@ -1,7 +1,7 @@
 /*  evr_codec_read.h: msgpack read by hand, for the fast readers
     (evr_eventread.c, the store's job listing).
 
-    A cursor over untrusted bytes: each evr_rd_* takes one object of its
+    A cursor over untrusted bytes: each evr_codec_rd_* takes one object of its
     type at r->p, advances past it and answers true, or answers false and
     leaves r as it was when the object is of another type or runs past
     r->end.  Nothing is allocated or copied: strings and bins point into
@@ -18,10 +18,10 @@
 
 typedef struct {
     const uint8_t *p, *end;
-} evr_rd_t;
+} evr_codec_rd_t;
 
 static inline uint64_t
-evr_rd_be(const uint8_t *p, unsigned n)
+evr_codec_rd_be(const uint8_t *p, unsigned n)
 {
     uint64_t v = 0;
     for (unsigned i = 0; i < n; i++)
@@ -32,7 +32,7 @@ evr_rd_be(const uint8_t *p, unsigned n)
 /*  A container header: fix (tag | n, n < 16), or the 16- and 32-bit forms
     b16 and b16 + 1. */
 static inline bool
-evr_rd_container(evr_rd_t *r, uint8_t fix, uint8_t b16, uint32_t *n)
+evr_codec_rd_container(evr_codec_rd_t *r, uint8_t fix, uint8_t b16, uint32_t *n)
 {
     if (r->p >= r->end)
         return false;
@@ -45,7 +45,7 @@ evr_rd_container(evr_rd_t *r, uint8_t fix, uint8_t b16, uint32_t *n)
     unsigned nb = b == b16 ? 2 : b == b16 + 1 ? 4 : 0;
     if (!nb || (size_t) (r->end - r->p) < 1 + nb)
         return false;
-    uint32_t count = (uint32_t) evr_rd_be(r->p + 1, nb);
+    uint32_t count = (uint32_t) evr_codec_rd_be(r->p + 1, nb);
     /* every item takes at least a byte: a count beyond the input is a lie */
     if (count > (size_t) (r->end - r->p) - 1 - nb)
         return false;
@@ -55,20 +55,20 @@ evr_rd_container(evr_rd_t *r, uint8_t fix, uint8_t b16, uint32_t *n)
 }
 
 static inline bool
-evr_rd_map(evr_rd_t *r, uint32_t *n)
+evr_codec_rd_map(evr_codec_rd_t *r, uint32_t *n)
 {
-    return evr_rd_container(r, 0x80, 0xde, n);
+    return evr_codec_rd_container(r, 0x80, 0xde, n);
 }
 
 static inline bool
-evr_rd_array(evr_rd_t *r, uint32_t *n)
+evr_codec_rd_array(evr_codec_rd_t *r, uint32_t *n)
 {
-    return evr_rd_container(r, 0x90, 0xdc, n);
+    return evr_codec_rd_container(r, 0x90, 0xdc, n);
 }
 
 /*  A str (bin false) or a bin: *s its bytes in the input, *n their count. */
 static inline bool
-evr_rd_raw(evr_rd_t *r, bool bin, const uint8_t **s, uint32_t *n)
+evr_codec_rd_raw(evr_codec_rd_t *r, bool bin, const uint8_t **s, uint32_t *n)
 {
     if (r->p >= r->end)
         return false;
@@ -81,7 +81,7 @@ evr_rd_raw(evr_rd_t *r, bool bin, const uint8_t **s, uint32_t *n)
         nb = 1u << (b - (bin ? 0xc4 : 0xd9));
         if ((size_t) (r->end - r->p) < 1 + nb)
             return false;
-        len = (uint32_t) evr_rd_be(r->p + 1, nb);
+        len = (uint32_t) evr_codec_rd_be(r->p + 1, nb);
     }
     else
         return false;
@@ -96,7 +96,7 @@ evr_rd_raw(evr_rd_t *r, bool bin, const uint8_t **s, uint32_t *n)
 /*  An integer, typed as msgpack-c types it: *neg when below zero (the
     value then in *i), else the value in *u. */
 static inline bool
-evr_rd_int(evr_rd_t *r, uint64_t *u, int64_t *i, bool *neg)
+evr_codec_rd_int(evr_codec_rd_t *r, uint64_t *u, int64_t *i, bool *neg)
 {
     if (r->p >= r->end)
         return false;
@@ -116,7 +116,7 @@ evr_rd_int(evr_rd_t *r, uint64_t *u, int64_t *i, bool *neg)
     unsigned nb = 1u << ((b - 0xcc) & 3);
     if ((size_t) (r->end - r->p) < 1 + nb)
         return false;
-    uint64_t v = evr_rd_be(r->p + 1, nb);
+    uint64_t v = evr_codec_rd_be(r->p + 1, nb);
     r->p += 1 + nb;
     if (b <= 0xcf) {
         *u = v;

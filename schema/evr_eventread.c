@@ -69,7 +69,7 @@ evr_eventread_fallbacks(const evr_eventread_t *self)
 /*  Skips one object nested in `level` containers, within the full
     decoder's depth limit. */
 static bool
-s_skip(evr_rd_t *r, unsigned level)
+s_skip(evr_codec_rd_t *r, unsigned level)
 {
     if (level > EVR_CODEC_MAX_DEPTH)
         return false;
@@ -83,11 +83,11 @@ s_skip(evr_rd_t *r, unsigned level)
 /*  A string checked as evr_codec.c checks one (limit, no NUL, UTF-8),
     copied into the arena; ASCII is checked while it is copied. */
 static bool
-s_str(evr_eventread_t *self, evr_rd_t *r, uint32_t limit, char **out)
+s_str(evr_eventread_t *self, evr_codec_rd_t *r, uint32_t limit, char **out)
 {
     const uint8_t *s;
     uint32_t n;
-    if (!evr_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used)
+    if (!evr_codec_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used)
         return false;
     char *dst = self->arena + self->used;
     uint8_t seen = 0, zero = 0xff;
@@ -120,11 +120,11 @@ s_is(const char *name, const uint8_t *s, uint32_t n)
     table order, so it is the one after the last key found), and is set
     to the entry found. */
 static const evr_field_t *
-s_key(evr_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
+s_key(evr_codec_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
 {
     const uint8_t *k;
     uint32_t kn;
-    *ok = evr_rd_raw(r, false, &k, &kn);
+    *ok = evr_codec_rd_raw(r, false, &k, &kn);
     if (!*ok || kn == 0)
         return NULL;   /* a key that is no string is skipped by the full decoder too */
     size_t n = type->nfields, at = *index < n ? *index : 0;
@@ -138,10 +138,10 @@ s_key(evr_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
 
 /*  `args`: every check of the full decoder's strmap, nothing kept. */
 static bool
-s_strmap(evr_rd_t *r, const evr_field_t *f)
+s_strmap(evr_codec_rd_t *r, const evr_field_t *f)
 {
     uint32_t n;
-    if (!evr_rd_map(r, &n) || n > evr_field_limit(f))
+    if (!evr_codec_rd_map(r, &n) || n > evr_field_limit(f))
         return false;
     const uint8_t *keys[64];
     uint32_t lens[64];
@@ -150,7 +150,7 @@ s_strmap(evr_rd_t *r, const evr_field_t *f)
     for (uint32_t i = 0; i < 2 * n; i++) {
         const uint8_t *s;
         uint32_t len;
-        if (!evr_rd_raw(r, false, &s, &len) || len > EVR_STR_MAX || memchr(s, '\0', len)
+        if (!evr_codec_rd_raw(r, false, &s, &len) || len > EVR_STR_MAX || memchr(s, '\0', len)
             || !evr_utf8_valid((const char *) s, len))
             return false;
         if (i % 2)
@@ -176,12 +176,12 @@ s_required(const evr_rectype_t *type, uint64_t seen)
 
 /*  One step of a spec, at level: its name; its other keys walked. */
 static bool
-s_step(evr_eventread_t *self, evr_rd_t *r, evr_step_t *st, unsigned level)
+s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
 {
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
-    if (!evr_rd_map(r, &n))
+    if (!evr_codec_rd_map(r, &n))
         return false;
     for (uint32_t i = 0; i < n; i++) {
         size_t idx = hint;
@@ -206,12 +206,12 @@ s_step(evr_eventread_t *self, evr_rd_t *r, evr_step_t *st, unsigned level)
 
 /*  job.accepted's spec, at level: the step names (what apply reads). */
 static bool
-s_spec(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *steps_f, unsigned level)
+s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, unsigned level)
 {
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
-    if (!evr_rd_map(r, &n))
+    if (!evr_codec_rd_map(r, &n))
         return false;
     evr_spec_t *spec = &self->spec;
     spec->steps.n = 0;
@@ -232,7 +232,7 @@ s_spec(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *steps_f, unsigned 
             continue;
         }
         uint32_t k;
-        if (!evr_rd_array(r, &k) || k > evr_field_limit(f) || level + 2 > EVR_CODEC_MAX_DEPTH)
+        if (!evr_codec_rd_array(r, &k) || k > evr_field_limit(f) || level + 2 > EVR_CODEC_MAX_DEPTH)
             return false;
         memset(self->steps, 0, k * sizeof *self->steps);
         for (uint32_t j = 0; j < k; j++)
@@ -244,12 +244,12 @@ s_spec(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *steps_f, unsigned 
     return s_required(&evr_spec_type, seen);
 }
 
-static bool s_rec(evr_eventread_t *self, evr_rd_t *r, const evr_rectype_t *type, void *rec,
+static bool s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec,
                   unsigned level);
 
 /*  One value of a field of the header or of the data. */
 static bool
-s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, unsigned level)
+s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *rec, unsigned level)
 {
     void *p = (char *) rec + f->off;
     uint64_t u = 0;
@@ -272,7 +272,7 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
     case EVR_FT_U64:
     case EVR_FT_DURATION:
     case EVR_FT_U32:
-        if (!evr_rd_int(r, &u, &i, &neg) || neg || (f->type == EVR_FT_U32 && u > UINT32_MAX))
+        if (!evr_codec_rd_int(r, &u, &i, &neg) || neg || (f->type == EVR_FT_U32 && u > UINT32_MAX))
             return false;
         if (f->type == EVR_FT_U32)
             *(uint32_t *) p = (uint32_t) u;
@@ -280,14 +280,14 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
             *(uint64_t *) p = u;
         break;
     case EVR_FT_I64:
-        if (!evr_rd_int(r, &u, &i, &neg) || (!neg && u > INT64_MAX))
+        if (!evr_codec_rd_int(r, &u, &i, &neg) || (!neg && u > INT64_MAX))
             return false;
         *(int64_t *) p = neg ? i : (int64_t) u;
         break;
     case EVR_FT_ENUM: {
         const uint8_t *s;
         uint32_t n;
-        if (!evr_rd_raw(r, false, &s, &n))
+        if (!evr_codec_rd_raw(r, false, &s, &n))
             return false;
         uint32_t v = 0;
         if (f == self->type_f)   /* the type: names of another length are passed over */
@@ -305,7 +305,7 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
     case EVR_FT_BIN: {
         const uint8_t *s;
         uint32_t n;
-        if (!evr_rd_raw(r, true, &s, &n) || n > evr_field_limit(f))
+        if (!evr_codec_rd_raw(r, true, &s, &n) || n > evr_field_limit(f))
             return false;
         if (self->what & EVR_EVENTREAD_BYTES) {
             ((evr_bin_t *) p)->data = (uint8_t *) s;   /* the caller gets it as const */
@@ -332,17 +332,17 @@ s_field(evr_eventread_t *self, evr_rd_t *r, const evr_field_t *f, void *rec, uns
 /*  A record of type at level, as evr_codec.c's s_unpack_rec: the variant
     (the data) after the other fields, wherever it stands. */
 static bool
-s_rec(evr_eventread_t *self, evr_rd_t *r, const evr_rectype_t *type, void *rec, unsigned level)
+s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec, unsigned level)
 {
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
-    if (!evr_rd_map(r, &n))
+    if (!evr_codec_rd_map(r, &n))
         return false;
     if (n && level + 1 > EVR_CODEC_MAX_DEPTH)
         return false;
     const evr_field_t *variant = NULL;
-    evr_rd_t later = { NULL, NULL };
+    evr_codec_rd_t later = { NULL, NULL };
     for (uint32_t k = 0; k < n; k++) {
         size_t idx = hint;
         bool ok;
@@ -388,7 +388,7 @@ evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
 {
     memset(&self->ev, 0, sizeof self->ev);
     self->used = 0;
-    evr_rd_t r = { buf, buf + len };
+    evr_codec_rd_t r = { buf, buf + len };
     if (len && s_rec(self, &r, &evr_event_type, &self->ev, 0) && r.p == r.end) {
         *ev = &self->ev;
         return EVR_OK;

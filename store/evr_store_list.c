@@ -1,4 +1,4 @@
-/*  evr_list.c: the job listing (evrun-cli jobs, through the broker).
+/*  evr_store_list.c: the job listing (evrun-cli jobs, through the broker).
 
     A page of jobs, newest first: the `jobs` database walked backwards
     from the newest id (ULIDs sort by creation time), reading of each
@@ -30,9 +30,9 @@ s_peek(const uint8_t *buf, size_t len, uint32_t *status, const uint8_t **pipe, u
     static const evr_field_t *status_f;
     if (!status_f)
         status_f = evr_rec_field(&evr_job_type, "status");
-    evr_rd_t r = { buf, buf + len };
+    evr_codec_rd_t r = { buf, buf + len };
     uint32_t n;
-    if (!evr_rd_map(&r, &n))
+    if (!evr_codec_rd_map(&r, &n))
         return false;
     *status = EVR_JOB_NONE;     /* the zero value is left out when encoding */
     *pipe = NULL;
@@ -40,11 +40,11 @@ s_peek(const uint8_t *buf, size_t len, uint32_t *status, const uint8_t **pipe, u
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *k, *v;
         uint32_t kn, vn;
-        if (!evr_rd_raw(&r, false, &k, &kn))
+        if (!evr_codec_rd_raw(&r, false, &k, &kn))
             return false;
         bool is_status = kn == 6 && memcmp(k, "status", 6) == 0;
         if (is_status || (kn == 8 && memcmp(k, "pipeline", 8) == 0)) {
-            if (!evr_rd_raw(&r, false, &v, &vn))
+            if (!evr_codec_rd_raw(&r, false, &v, &vn))
                 return false;
             if (!is_status) {
                 *pipe = v;
