@@ -27,9 +27,6 @@ typedef struct {
 static bool
 s_peek(const uint8_t *buf, size_t len, uint32_t *status, const uint8_t **pipe, uint32_t *plen)
 {
-    static const evr_field_t *status_f;
-    if (!status_f)
-        status_f = evr_rec_field(&evr_job_type, "status");
     evr_codec_rd_t r = { buf, buf + len };
     uint32_t n;
     if (!evr_codec_rd_map(&r, &n))
@@ -50,8 +47,17 @@ s_peek(const uint8_t *buf, size_t len, uint32_t *status, const uint8_t **pipe, u
                 *pipe = v;
                 *plen = vn;
             }
-            else if (!evr_enum_parse(status_f, (const char *) v, vn, status))
-                return false;
+            else {
+                char name[24];
+                evr_job_status_t st;
+                if (vn >= sizeof name || memchr(v, '\0', vn))
+                    return false;
+                memcpy(name, v, vn);
+                name[vn] = '\0';
+                if (!evr_job_status_parse(name, &st))
+                    return false;
+                *status = st;
+            }
             continue;
         }
         size_t skip = evr_codec_skip(r.p, (size_t) (r.end - r.p), EVR_CODEC_MAX_DEPTH - 1);
