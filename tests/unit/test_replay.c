@@ -317,7 +317,7 @@ s_append(evr_store_t *st, evr_event_t **evs, size_t n)
 }
 
 typedef struct {
-    evr_job_t jobs[64];
+    evr_job_t jobs[64];   /* 41 */
     size_t n;
 } s_fold_t;
 
@@ -337,9 +337,74 @@ s_fold_full(const evr_event_t *ev, void *arg)
     return 0;
 }
 
-/*  Replay with apply over a store of varied jobs (retries, skips, a
-    cancel, a pause, runner events, output on both streams) equals the
-    full decode and apply, job by job. */
+/*  An event of job id; step NULL for a job event. */
+static evr_event_t *
+s_ev(evr_evtype_t t, const char *id, const char *step, uint32_t attempt)
+{
+    evr_event_t *ev = evr_event_new(t);
+    ev->job = evr_strdup(id);
+    if (step)
+        ev->data.step = evr_strdup(step);
+    ev->data.attempt = attempt;
+    return ev;
+}
+
+/*  A job of two steps through a failure and a retry, a recovery, output
+    on both streams, a pause, a skip; its events into evs, their count. */
+static size_t
+s_winding_job(const char *id, evr_event_t **evs)
+{
+    size_t k = 0;
+    evr_event_t *acc = s_full_event(EVR_EV_JOB_ACCEPTED);   /* spec: step-1..3 */
+    free(acc->job);
+    acc->job = evr_strdup(id);
+    acc->seq = acc->jseq = 0;
+    acc->time = 0;
+    evs[k++] = acc;
+    evs[k++] = s_ev(EVR_EV_JOB_STARTED, id, NULL, 0);
+    evs[k - 1]->data.runner = evr_strdup("r1");
+    evs[k++] = s_ev(EVR_EV_STEP_QUEUED, id, "step-1", 1);
+    evs[k++] = s_ev(EVR_EV_STEP_STARTING, id, "step-1", 1);
+    evs[k - 1]->data.container = evr_strdup("evrun-x-step-1-1");
+    evs[k++] = s_ev(EVR_EV_STEP_STARTED, id, "step-1", 1);
+    evs[k - 1]->data.container_id = evr_strdup("c0ffee");
+    evs[k++] = s_ev(EVR_EV_STEP_OUTPUT, id, "step-1", 1);
+    evs[k - 1]->data.stream = evr_strdup("stdout");
+    evs[k - 1]->data.raw = 5;
+    evs[k - 1]->data.bytes.data = (uint8_t *) evr_strdup("hello");
+    evs[k - 1]->data.bytes.len = 5;
+    evs[k++] = s_ev(EVR_EV_STEP_FINISHED, id, "step-1", 1);
+    evs[k - 1]->data.exit_code = 1;
+    evs[k - 1]->data.status = evr_strdup("failed");
+    evs[k - 1]->data.reason = evr_strdup("boom");
+    evs[k++] = s_ev(EVR_EV_STEP_QUEUED, id, "step-1", 2);
+    evs[k++] = s_ev(EVR_EV_STEP_STARTING, id, "step-1", 2);
+    evs[k - 1]->data.container = evr_strdup("evrun-x-step-1-2");
+    evs[k++] = s_ev(EVR_EV_STEP_RECOVERED, id, "step-1", 2);
+    evs[k - 1]->data.how = evr_strdup("reattached");
+    evs[k++] = s_ev(EVR_EV_STEP_STARTED, id, "step-1", 2);
+    evs[k - 1]->data.container_id = evr_strdup("beef");
+    evs[k++] = s_ev(EVR_EV_STEP_OUTPUT, id, "step-1", 2);
+    evs[k - 1]->data.stream = evr_strdup("stderr");
+    evs[k - 1]->data.raw = 3;
+    evs[k - 1]->data.bytes.data = (uint8_t *) evr_strdup("***");
+    evs[k - 1]->data.bytes.len = 3;
+    evs[k++] = s_ev(EVR_EV_JOB_PAUSED, id, NULL, 0);
+    evs[k++] = s_ev(EVR_EV_STEP_FINISHED, id, "step-1", 2);
+    evs[k - 1]->data.duration = 10;
+    evs[k++] = s_ev(EVR_EV_JOB_RESUMED, id, NULL, 0);
+    evs[k++] = s_ev(EVR_EV_STEP_SKIPPED, id, "step-2", 0);
+    evs[k - 1]->data.reason = evr_strdup("not needed");
+    evs[k++] = s_ev(EVR_EV_STEP_SKIPPED, id, "step-3", 0);
+    evs[k - 1]->data.reason = evr_strdup("not needed");
+    evs[k++] = s_ev(EVR_EV_JOB_FINISHED, id, NULL, 0);
+    evs[k - 1]->data.status = evr_strdup("succeeded");
+    return k;
+}
+
+/*  Replay with apply over a store of varied jobs (failures, retries, a
+    recovery, skips, cancels, a pause, runner events, output on both
+    streams) equals the full decode and apply, job by job. */
 static void
 test_replay_equals_full(void)
 {
@@ -377,11 +442,27 @@ test_replay_equals_full(void)
         s_append(st, evs, n);
         evr_synth_free(evs, n);
     }
+    evr_event_t *w[32];
+    size_t nw = s_winding_job("01JQ7ZK3M8X2V9T4B6P0000001", w);
+    s_append(st, w, nw);
+    for (size_t i = 0; i < nw; i++)
+        evr_event_destroy(&w[i]);
+    r = evr_event_new(EVR_EV_RUNNER_RECOVERED);
+    r->data.jobs = 3;
+    s_append(st, &r, 1);
+    evr_event_destroy(&r);
     s_fold_t *full = evr_calloc(1, sizeof *full);
     CHECK(evr_store_scan(st, 1, 0, s_fold_full, full, &err) == EVR_OK);
     evr_rebuild_t *rb;
     CHECK(evr_rebuild_new(st, 0, NULL, NULL, &rb, &err) == EVR_OK);
-    CHECK(full->n == 40 && evr_rebuild_count(rb) == 40);
+    CHECK(full->n == 41 && evr_rebuild_count(rb) == 41 && evr_rebuild_illegal(rb) == 0);
+    /* the winding job went where its events say */
+    const evr_job_t *wj = evr_rebuild_job(rb, "01JQ7ZK3M8X2V9T4B6P0000001");
+    const evr_stepstate_t *s1 = wj ? evr_job_find_step(wj, "step-1") : NULL;
+    CHECK(wj && wj->status == EVR_JOB_SUCCEEDED && wj->last_jseq == nw && s1
+          && s1->status == EVR_STEP_SUCCEEDED && s1->attempt == 2 && s1->recoveries == 1
+          && s1->out_stderr == 3 && s1->out_stdout == 0 && !strcmp(s1->container_id, "beef")
+          && evr_job_steps_done(wj) == 3);
     for (size_t i = 0; i < full->n; i++) {
         const evr_job_t *j = evr_rebuild_job(rb, full->jobs[i].id);
         CHECK(j && evr_rec_equal(&evr_job_type, j, &full->jobs[i]));
@@ -391,7 +472,7 @@ test_replay_equals_full(void)
     free(full);
     evr_rebuild_verify_t v;
     CHECK(evr_rebuild_verify(st, NULL, NULL, &v, &err) == EVR_OK && v.differences == 0
-          && v.jobs == 40);
+          && v.jobs == 41);
     evr_store_destroy(&st);
     free(dir);
 }
