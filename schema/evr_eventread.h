@@ -38,8 +38,9 @@ void evr_eventread_destroy(evr_eventread_t **self_p);
 /*  Decodes buf[0..len) (untrusted) into *ev, an event owned by the reader
     and valid until its next decode or its destruction: never free it.
     Its data carries every field of its type except as said above: for a
-    job.accepted, spec holds only pipeline-less steps with their names
-    (steps.n and steps[i].name) and args is empty.  Errors: those of
+    job.accepted, spec holds only the steps' count and names (steps.n,
+    steps[i].name; every other field of the spec and its steps zero) and
+    args is empty.  Errors: those of
     evr_event_decode(), with its messages. */
 evr_rc_t evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
                               const evr_event_t **ev, evr_err_t *err);
