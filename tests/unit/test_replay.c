@@ -637,6 +637,51 @@ test_list(void)
     free(dir);
 }
 
+/*  A projection that does not decode stops the listing with the
+    decoder's message, naming the job; one the listing passes over before
+    it stops (the page is full) is not read. */
+static void
+test_list_bad_projection(void)
+{
+    char *dir = s_dir("listbad");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int j = 0; j < 3; j++) {
+        char id[32];
+        snprintf(id, sizeof id, "01JQ7ZK3M8X2V9T4B6N%07d", j + 1);
+        size_t n;
+        evr_event_t **evs = evr_synth_job(id, 1, 0, 1, &n);
+        s_append(st, evs, n);
+        evr_synth_free(evs, n);
+    }
+    evr_store_destroy(&st);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    CHECK(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, "jobs", 0, &dbi) == 0);
+    MDB_val k = { 26, "01JQ7ZK3M8X2V9T4B6N0000002" }, v = { 3, "\x81\xa2id" };
+    CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);   /* a map whose one value is missing */
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    s_ids_t got = { 0 };
+    CHECK(evr_store_list(st, EVR_JOB_NONE, NULL, NULL, 1, s_take, &got, &err) == EVR_OK
+          && got.n == 1);
+    CHECK(evr_store_list(st, EVR_JOB_NONE, NULL, NULL, 10, s_take, &got, &err)
+          == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "store: projection of job 01JQ7ZK3M8X2V9T4B6N0000002: "
+                            "truncated message");
+    free(got.ids);
+    free(got.st);
+    evr_store_destroy(&st);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -652,6 +697,7 @@ main(void)
     EVR_TEST_RUN(test_replay_equals_full);
     EVR_TEST_RUN(test_replay_bad_event);
     EVR_TEST_RUN(test_list);
+    EVR_TEST_RUN(test_list_bad_projection);
     s_rm_rf(s_root);
     EVR_TEST_END();
 }
