@@ -261,7 +261,7 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
             return false;
         if (f == self->job_f) {
             /* the same job as the last event's: checked then */
-            if (strcmp(*(char **) p, self->job_ok) == 0)
+            if (self->job_ok[0] && strcmp(*(char **) p, self->job_ok) == 0)
                 return true;
             if (f->check(p))
                 return false;

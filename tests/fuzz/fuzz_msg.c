@@ -90,15 +90,12 @@ s_check_msg(const char *hdr, size_t hlen, const uint8_t *body, size_t blen)
     evr_msg_clear(&msg);
 }
 
-/*  The replay decoder against the full decode of the same body (rc, err,
-    ev: the full decoder's answer). */
+/*  The replay decoder rd against the full decode of the same body (rc,
+    err, ev: the full decoder's answer). */
 static void
-s_check_eventread(const uint8_t *body, size_t blen, evr_rc_t rc, const evr_err_t *err,
-                  const evr_event_t *ev)
+s_check_eventread(evr_eventread_t *rd, const uint8_t *body, size_t blen, evr_rc_t rc,
+                  const evr_err_t *err, const evr_event_t *ev)
 {
-    static evr_eventread_t *rd;
-    if (!rd)
-        rd = evr_eventread_new(EVR_EVENTREAD_BYTES);   /* reused, as replay does */
     const evr_event_t *fast = NULL;
     evr_err_t ferr = { "" };
     evr_rc_t frc = evr_eventread_decode(rd, body, blen, &fast, &ferr);
@@ -145,7 +142,15 @@ s_check_event(const uint8_t *body, size_t blen)
     evr_event_t ev = { 0 };
     evr_err_t err = { "" };
     evr_rc_t rc = evr_event_decode(body, blen, &ev, &err);
-    s_check_eventread(body, blen, rc, &err, &ev);
+    /* a reader that read the inputs before (as replay reuses one), and a
+       fresh one (nothing remembered from an event before) */
+    static evr_eventread_t *warm;
+    if (!warm)
+        warm = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    evr_eventread_t *fresh = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    s_check_eventread(warm, body, blen, rc, &err, &ev);
+    s_check_eventread(fresh, body, blen, rc, &err, &ev);
+    evr_eventread_destroy(&fresh);
     if (rc) {
         S_CHECK(err.msg[0] != '\0', "event decode failed (%s) without a message",
                 evr_strerror(rc));

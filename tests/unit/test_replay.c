@@ -223,6 +223,38 @@ test_truncated_and_changed(void)
     evr_eventread_destroy(&rd);
 }
 
+/*  A job id the checks refuse, read by a fresh reader (none checked
+    before) and after a good one: refused with the decoder's message. */
+static void
+test_bad_job_id(void)
+{
+    const char *bad[] = { "", "01jq7zk3m8x2v9t4b6n0000042", "01JQ7ZK3M8X2V9T4B6N000004!" };
+    for (size_t b = 0; b < EVR_ARRAY_LEN(bad); b++)
+        for (int warm = 0; warm < 2; warm++) {
+            evr_eventread_t *rd = evr_eventread_new(0);
+            const evr_event_t *ev;
+            evr_err_t err;
+            evr_event_t *good = s_full_event(EVR_EV_STEP_QUEUED);
+            uint8_t *buf;
+            size_t len;
+            if (warm) {
+                evr_event_encode(good, &buf, &len);
+                CHECK(evr_eventread_decode(rd, buf, len, &ev, &err) == EVR_OK);
+                free(buf);
+            }
+            free(good->job);
+            good->job = evr_strdup(bad[b]);
+            evr_event_encode(good, &buf, &len);
+            bool fast_only;
+            CHECK(s_both(rd, buf, len, false, &fast_only) && !fast_only);
+            CHECK(evr_eventread_decode(rd, buf, len, &ev, &err) == EVR_ERR_PROTO);
+            CHECK_CONTAINS(err.msg, "event.job: expected a ULID");
+            free(buf);
+            evr_event_destroy(&good);
+            evr_eventread_destroy(&rd);
+        }
+}
+
 /*  Valid encodings the encoder does not write: the same event either way. */
 static void
 test_other_encodings(void)
@@ -693,6 +725,7 @@ main(void)
     }
     EVR_TEST_RUN(test_every_type);
     EVR_TEST_RUN(test_truncated_and_changed);
+    EVR_TEST_RUN(test_bad_job_id);
     EVR_TEST_RUN(test_other_encodings);
     EVR_TEST_RUN(test_replay_equals_full);
     EVR_TEST_RUN(test_replay_bad_event);
