@@ -464,7 +464,7 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
                                             "done, times, and why it failed."
                    : type == EVR_MSG_JOBS ? "Lists jobs, newest first: queued, running and "
-                                            "finished.  When jobs are left past the\n"
+                                            "finished.  When jobs are\nleft past the "
                                             "limit, says so on stderr with the command for "
                                             "the next page."
                                           : "Lists the runners the broker knows: state (idle, "
