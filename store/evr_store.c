@@ -6,11 +6,10 @@
     evr_store_write (a full map grown and the write run again); readers
     walk through evr_store_walk, in short transactions (at most
     EVR_STORE_CHUNK entries each) so a long scan never pins old pages of a
-    live writer.
+    live writer (evr_store_walk.c).
 */
 #include "evr_store.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -24,7 +23,6 @@
 #include "evr_eventread.h"
 #include "evr_store_int.h"
 
-#define S_MAX_KEY 511                   /* LMDB's default bound on a key */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 
@@ -548,10 +546,8 @@ evr_store_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_
     return EVR_OK;
 }
 
-/*  A read transaction and a cursor on dbi; both released by the caller
-    (mdb_cursor_close, mdb_txn_abort). */
-static evr_rc_t
-s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
+evr_rc_t
+evr_store_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
 {
     int rc = evr_store_txn_begin(self, MDB_RDONLY, txn);
     if (rc)
@@ -559,146 +555,6 @@ s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, ev
     if ((rc = mdb_cursor_open(*txn, dbi, cur))) {
         mdb_txn_abort(*txn);
         return evr_store_mdb_err(err, "mdb_cursor_open", rc);
-    }
-    return EVR_OK;
-}
-
-/*  Entries a scan reads ahead of the one at hand (evr_store_walk). */
-#define S_AHEAD 4
-
-static void
-s_prefetch(int rc, const MDB_val *v)
-{
-    if (rc)
-        return;
-    __builtin_prefetch(v->mv_data);
-    if (v->mv_size > 64)
-        __builtin_prefetch((const char *) v->mv_data + 64);
-}
-
-/*  The next entry of cur, its first bytes asked from memory. */
-static int
-s_next(MDB_cursor *cur, MDB_val *k, MDB_val *v)
-{
-    int rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
-    s_prefetch(rc, v);
-    return rc;
-}
-
-evr_rc_t
-evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from, size_t len,
-               evr_store_walk_fn *fn, void *arg, evr_err_t *err)
-{
-    uint8_t next[S_MAX_KEY];
-    assert(len <= sizeof next);
-    if (len)
-        memcpy(next, from, len);
-    bool more = true;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
-        if (erc)
-            return erc;
-        /* a ring of the entry at hand and S_AHEAD - 1 after it: their
-           first bytes are on their way from memory while fn reads this
-           one (values stay valid for the transaction) */
-        MDB_val k[S_AHEAD], v[S_AHEAD];
-        int rc[S_AHEAD];
-        k[0] = (MDB_val) { len, next };
-        rc[0] = mdb_cursor_get(cur, &k[0], &v[0], len ? MDB_SET_RANGE : MDB_FIRST);
-        s_prefetch(rc[0], &v[0]);
-        for (unsigned i = 1; i < S_AHEAD; i++)
-            rc[i] = rc[i - 1] ? rc[i - 1] : s_next(cur, &k[i], &v[i]);
-        unsigned h = 0;
-        int count = 0;
-        bool stop = false;
-        more = false;
-        while (rc[h] == 0) {
-            if (++count > EVR_STORE_CHUNK && k[h].mv_size <= sizeof next) {
-                /* end this transaction, go on from this key in a new one */
-                len = k[h].mv_size;
-                memcpy(next, k[h].mv_data, len);
-                more = true;
-                break;
-            }
-            unsigned last = (h + S_AHEAD - 1) % S_AHEAD;
-            MDB_val nk = { 0, NULL }, nv = { 0, NULL };
-            int nrc = rc[last] ? rc[last] : s_next(cur, &nk, &nv);
-            if ((erc = fn(self, txn, &k[h], &v[h], arg, &stop, err)) || stop)
-                break;
-            k[h] = nk;
-            v[h] = nv;
-            rc[h] = nrc;
-            h = (h + 1) % S_AHEAD;
-        }
-        if (!erc && !more && !stop && rc[h] != MDB_NOTFOUND) {
-            char what[64];
-            snprintf(what, sizeof what, "mdb_cursor_get %s", db);
-            erc = evr_store_mdb_err(err, what, rc[h]);
-        }
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
-    }
-    return EVR_OK;
-}
-
-evr_rc_t
-evr_store_walk_back(evr_store_t *self, MDB_dbi dbi, const char *db, const void *before,
-                    size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err)
-{
-    uint8_t next[S_MAX_KEY];
-    assert(len <= sizeof next);
-    if (len)
-        memcpy(next, before, len);
-    bool more = true, resume = false;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
-        if (erc)
-            return erc;
-        MDB_val k = { len, next }, v;
-        int rc;
-        if (!len)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        else {
-            /* the first key at or after `next` (none: every key is below
-               it); the walk starts before it, or at it when a chunk ended
-               there undelivered */
-            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-            bool at = rc == 0 && k.mv_size == len && memcmp(k.mv_data, next, len) == 0;
-            if (rc == MDB_NOTFOUND)
-                rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-            else if (rc == 0 && !(at && resume))
-                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-        }
-        int count = 0;
-        bool stop = false;
-        more = false;
-        while (rc == 0) {
-            if (++count > EVR_STORE_CHUNK && k.mv_size <= sizeof next) {
-                /* end this transaction; the next one starts at this key */
-                len = k.mv_size;
-                memcpy(next, k.mv_data, len);
-                more = resume = true;
-                break;
-            }
-            if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
-                break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-        }
-        if (!erc && rc && rc != MDB_NOTFOUND) {
-            char what[64];
-            snprintf(what, sizeof what, "mdb_cursor_get %s", db);
-            erc = evr_store_mdb_err(err, what, rc);
-        }
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
     }
     return EVR_OK;
 }
@@ -795,15 +651,16 @@ s_job_event(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
     return s_deliver(&ev_val, evr_store_get64(v->mv_data), e, stop, err);
 }
 
-evr_rc_t
-evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
-                     evr_store_event_fn *fn, void *arg, evr_err_t *err)
+/*  evr_store_job_events, decoding with rd (NULL: evr_event_decode). */
+static evr_rc_t
+s_job_events(evr_store_t *self, const char *job, uint32_t from_jseq, evr_eventread_t *rd,
+             evr_store_event_fn *fn, void *arg, evr_err_t *err)
 {
     if (!evr_ulid_valid(job))
         return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
     uint8_t key[EVR_STORE_KEYLEN];
     evr_store_jobkey(key, job, from_jseq ? from_jseq : 1);
-    s_events_t e = { .fn = fn, .arg = arg, .job = job };
+    s_events_t e = { .fn = fn, .arg = arg, .job = job, .rd = rd };
     evr_rc_t erc = evr_store_walk(self, self->by_job, "by_job", key, sizeof key, s_job_event,
                                   &e, err);
     if (erc || e.any)
@@ -812,6 +669,13 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
     erc = evr_store_get_job(self, job, &j, err);
     evr_rec_free(&evr_job_type, &j);
     return erc;   /* NOTFOUND for an unknown job; OK for one with no events left */
+}
+
+evr_rc_t
+evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
+                     evr_store_event_fn *fn, void *arg, evr_err_t *err)
+{
+    return s_job_events(self, job, from_jseq, NULL, fn, arg, err);
 }
 
 evr_rc_t
@@ -885,8 +749,12 @@ evr_rc_t
 evr_store_output(evr_store_t *self, const char *job, const char *step, evr_store_output_fn *fn,
                  void *arg, evr_err_t *err)
 {
+    /* the replay decoder: the output bytes handed over where they lie */
     s_output_ctx_t ctx = { step, fn, arg };
-    return evr_store_job_events(self, job, 1, s_output_one, &ctx, err);
+    evr_eventread_t *rd = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    evr_rc_t erc = s_job_events(self, job, 1, rd, s_output_one, &ctx, err);
+    evr_eventread_destroy(&rd);
+    return erc;
 }
 
 /* ------------------------------------------------------------------ meta */
@@ -941,7 +809,7 @@ evr_store_open_ids(evr_store_t *self, char (**out)[EVR_ULID_LEN + 1], size_t *co
     *count = 0;
     MDB_txn *txn;
     MDB_cursor *cur;
-    evr_rc_t berc = s_read_begin(self, self->open, &txn, &cur, err);
+    evr_rc_t berc = evr_store_read_begin(self, self->open, &txn, &cur, err);
     if (berc)
         return berc;
     int rc;
