@@ -222,11 +222,10 @@ s_list_add(s_list_t *l, const char *id)
 }
 
 static int
-s_list_job(const evr_job_t *job, void *arg)
+s_list_job(const char *id, evr_job_status_t status, void *arg)
 {
-    s_list_t *l = arg;
-    if (!l->req->pipeline || (job->pipeline && !strcmp(job->pipeline, l->req->pipeline)))
-        s_list_add(l, job->id);
+    (void) status;
+    s_list_add(arg, id);
     return 0;
 }
 
@@ -253,14 +252,21 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_job_status_t st = EVR_JOB_NONE;
     if (req->status)
         evr_job_status_parse(req->status, &st);
+    uint32_t limit = req->limit ? req->limit : S_JOBS_DEFAULT;
+    if (limit > S_JOBS_MAX)
+        limit = S_JOBS_MAX;
+    /* the newest `limit` + 1 of the store below the cursor (`before`, kept
+       in req->job), read without decoding the rest: with the queued ones,
+       the newest `limit` of all are among them, and one more says `more` */
     evr_err_t err;
-    if (evr_store_jobs(b->store, st, s_list_job, &l, &err)) {
+    if (evr_store_list(b->store, st, req->pipeline, req->job, limit + 1, s_list_job, &l, &err)) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
         free(l.ids);
         return;
     }
     for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline)))
+        if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline))
+            || (req->job && strcmp(j->id, req->job) >= 0))
             continue;
         const char *s = j->state == B_HELD ? "paused" : "queued";
         if (!req->status || !strcmp(req->status, s))
@@ -268,12 +274,10 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     }
     if (l.n)
         qsort(l.ids, l.n, sizeof *l.ids, s_cmp_desc);   /* newest first */
-    uint32_t limit = req->limit ? req->limit : S_JOBS_DEFAULT;
-    if (limit > S_JOBS_MAX)
-        limit = S_JOBS_MAX;
     uint32_t sent = 0;
     bool cut = false;
-    for (size_t i = 0; i < l.n && sent < limit && !cut; i++) {
+    size_t i = 0;
+    for (; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
         if (s_job_view(b, l.ids[i], &m)) {
             cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
@@ -286,7 +290,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         s_cut(b, rid, "jobs", sent);
         return;
     }
-    evr_msg_t end = { .type = EVR_MSG_END, .count = sent };
+    evr_msg_t end = { .type = EVR_MSG_END, .count = sent, .more = i < l.n };
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 

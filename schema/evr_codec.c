@@ -232,26 +232,26 @@ s_check_one(const uint8_t *buf, size_t len, size_t *pos, uint64_t *children, evr
     return EVR_OK;
 }
 
-evr_rc_t
-evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *err)
+/*  Walks the one object at buf[0..): *pos set past it.  The checks of
+    evr_codec_check but for trailing bytes. */
+static evr_rc_t
+s_walk(const uint8_t *buf, size_t len, unsigned max_depth, size_t *pos, evr_err_t *err)
 {
     uint64_t stack[EVR_CODEC_MAX_DEPTH + 1];   /* objects still due per level */
     if (max_depth > EVR_CODEC_MAX_DEPTH)
         max_depth = EVR_CODEC_MAX_DEPTH;
-    if (len == 0)
-        return evr_err_set(err, EVR_ERR_PROTO, "empty message");
     unsigned depth = 0;
     stack[0] = 1;
-    size_t pos = 0;
+    *pos = 0;
     while (true) {
         while (depth > 0 && stack[depth] == 0)
             depth--;
         if (depth == 0 && stack[0] == 0)
             break;
-        if (pos >= len)
+        if (*pos >= len)
             return evr_err_set(err, EVR_ERR_PROTO, "truncated message");
         uint64_t children;
-        evr_rc_t rc = s_check_one(buf, len, &pos, &children, err);
+        evr_rc_t rc = s_check_one(buf, len, pos, &children, err);
         if (rc)
             return rc;
         stack[depth]--;
@@ -262,10 +262,31 @@ evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *e
             stack[++depth] = children;
         }
     }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *err)
+{
+    if (len == 0)
+        return evr_err_set(err, EVR_ERR_PROTO, "empty message");
+    size_t pos;
+    evr_rc_t rc = s_walk(buf, len, max_depth, &pos, err);
+    if (rc)
+        return rc;
     if (pos != len)
         return evr_err_set(err, EVR_ERR_PROTO, "%zu bytes of trailing garbage after the message",
                            len - pos);
     return EVR_OK;
+}
+
+size_t
+evr_codec_skip(const uint8_t *buf, size_t len, unsigned max_depth)
+{
+    size_t pos;
+    if (len == 0 || s_walk(buf, len, max_depth, &pos, NULL))
+        return 0;
+    return pos;
 }
 
 /* ------------------------------------------------------------ unpack */
@@ -383,11 +404,17 @@ static size_t
 s_path_index(s_path_t *p, uint32_t i)
 {
     size_t old = p->len;
-    char tmp[16];
-    int n = snprintf(tmp, sizeof tmp, "[%u]", i);
-    if (n > 0 && (size_t) n < sizeof p->buf - p->len) {
-        memcpy(p->buf + p->len, tmp, (size_t) n + 1);
-        p->len += (size_t) n;
+    char tmp[16], *at = tmp + sizeof tmp;   /* "[%u]", built backwards: no printf per item */
+    *--at = '\0';
+    *--at = ']';
+    do
+        *--at = (char) ('0' + i % 10);
+    while (i /= 10);
+    *--at = '[';
+    size_t n = (size_t) (tmp + sizeof tmp - 1 - at);
+    if (n < sizeof p->buf - p->len) {
+        memcpy(p->buf + p->len, at, n + 1);
+        p->len += n;
     }
     return old;
 }

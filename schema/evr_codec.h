@@ -40,6 +40,11 @@ size_t evr_codec_size(const evr_rectype_t *type, const void *rec);
     Returns EVR_OK, or EVR_ERR_PROTO/EVR_ERR_LIMIT with the reason. */
 evr_rc_t evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *err);
 
+/*  Bytes of the one well-formed object at the start of buf[0..len),
+    nested at most max_depth deep (0: a scalar only), every length within
+    the input, as evr_codec_check walks it; 0 when there is none. */
+size_t evr_codec_skip(const uint8_t *buf, size_t len, unsigned max_depth);
+
 /*  Fills rec (zeroed by the caller) from a decoded msgpack map.  path
     names the record in error messages.  On error rec may be partly
     filled: release it with evr_rec_free(). */

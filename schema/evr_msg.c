@@ -124,7 +124,10 @@ MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));
 MSG(status, JOB(true));
-MSG(jobs, PIPELINE(false), STATUS(false), U32("limit", limit, false, "most jobs to list (default 100)"));
+/* `before` is kept in msg->job: the cursor of the next page */
+MSG(jobs, PIPELINE(false), STATUS(false), U32("limit", limit, false, "most jobs to list (default 100)"),
+    M("before", EVR_FT_STR, false, EVR_ULID_LEN, job, NULL, s_check_ulid,
+      "only jobs older than this one (the last job of the page before): the next page"));
 MSG(history, JOB(true), FROM(false));
 MSG(drain, RUNNER(true));
 MSG(accepted, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
@@ -144,8 +147,8 @@ MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs i
     STATE(true));
 MSG(end, U32("count", count, false, "items sent before this end"),
     M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
-      "`history` only: true when the page stopped at its limit with events left; "
-      "ask again from the next jseq"));
+      "true when the page stopped at its limit with items left: `history` asks again "
+      "from the next jseq, `jobs` with `before` the last job received"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     VERSION(true), SEQ(false, "highest seq in the runner's log"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));

@@ -6,11 +6,10 @@
     evr_store_write (a full map grown and the write run again); readers
     walk through evr_store_walk, in short transactions (at most
     EVR_STORE_CHUNK entries each) so a long scan never pins old pages of a
-    live writer.
+    live writer (evr_store_walk.c).
 */
 #include "evr_store.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -21,9 +20,9 @@
 #include <unistd.h>
 
 #include "evr_codec.h"
+#include "evr_eventread.h"
 #include "evr_store_int.h"
 
-#define S_MAX_KEY 511                   /* LMDB's default bound on a key */
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 
@@ -547,10 +546,8 @@ evr_store_decode_event(const MDB_val *v, uint64_t seq, evr_event_t *ev, evr_err_
     return EVR_OK;
 }
 
-/*  A read transaction and a cursor on dbi; both released by the caller
-    (mdb_cursor_close, mdb_txn_abort). */
-static evr_rc_t
-s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
+evr_rc_t
+evr_store_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, evr_err_t *err)
 {
     int rc = evr_store_txn_begin(self, MDB_RDONLY, txn);
     if (rc)
@@ -562,66 +559,6 @@ s_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, ev
     return EVR_OK;
 }
 
-evr_rc_t
-evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from, size_t len,
-               evr_store_walk_fn *fn, void *arg, evr_err_t *err)
-{
-    uint8_t next[S_MAX_KEY];
-    assert(len <= sizeof next);
-    if (len)
-        memcpy(next, from, len);
-    bool more = true;
-    while (more) {
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        evr_rc_t erc = s_read_begin(self, dbi, &txn, &cur, err);
-        if (erc)
-            return erc;
-        MDB_val k = { len, next }, v;
-        int rc = mdb_cursor_get(cur, &k, &v, len ? MDB_SET_RANGE : MDB_FIRST);
-        int count = 0;
-        bool stop = false;
-        more = false;
-        while (rc == 0) {
-            if (++count > EVR_STORE_CHUNK && k.mv_size <= sizeof next) {
-                /* end this transaction, go on from this key in a new one */
-                len = k.mv_size;
-                memcpy(next, k.mv_data, len);
-                more = true;
-                break;
-            }
-            if ((erc = fn(self, txn, &k, &v, arg, &stop, err)) || stop)
-                break;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (!erc && rc && rc != MDB_NOTFOUND) {
-            char what[64];
-            snprintf(what, sizeof what, "mdb_cursor_get %s", db);
-            erc = evr_store_mdb_err(err, what, rc);
-        }
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
-        if (erc)
-            return erc;
-    }
-    return EVR_OK;
-}
-
-/*  Decodes one stored event and hands it to fn; *stop says whether fn
-    asked to stop. */
-static evr_rc_t
-s_deliver(const MDB_val *v, uint64_t seq, evr_store_event_fn *fn, void *arg, bool *stop,
-          evr_err_t *err)
-{
-    evr_event_t ev = { 0 };
-    evr_rc_t erc = evr_store_decode_event(v, seq, &ev, err);
-    if (erc)
-        return erc;
-    *stop = fn(&ev, arg) != 0;
-    evr_rec_free(&evr_event_type, &ev);
-    return EVR_OK;
-}
-
 /*  A reader's callback and its argument, and what the walk keeps. */
 typedef struct {
     evr_store_event_fn *fn;
@@ -629,7 +566,30 @@ typedef struct {
     uint64_t to;            /* scan: the last seq (0: to the end) */
     const char *job;        /* job_events: the job */
     bool any;               /* job_events: an entry of the job seen */
+    evr_eventread_t *rd;    /* replay: the fast decoder; NULL: evr_event_decode */
 } s_events_t;
+
+/*  Decodes one stored event and hands it to e's fn; *stop says whether fn
+    asked to stop. */
+static evr_rc_t
+s_deliver(const MDB_val *v, uint64_t seq, s_events_t *e, bool *stop, evr_err_t *err)
+{
+    if (e->rd) {
+        const evr_event_t *ev;
+        if (evr_eventread_decode(e->rd, v->mv_data, v->mv_size, &ev, err))
+            return evr_err_set(err, EVR_ERR_STORE, "store: event %llu does not decode: %s",
+                               (unsigned long long) seq, err ? err->msg : "");
+        *stop = e->fn(ev, e->arg) != 0;
+        return EVR_OK;
+    }
+    evr_event_t ev = { 0 };
+    evr_rc_t erc = evr_store_decode_event(v, seq, &ev, err);
+    if (erc)
+        return erc;
+    *stop = e->fn(&ev, e->arg) != 0;
+    evr_rec_free(&evr_event_type, &ev);
+    return EVR_OK;
+}
 
 static evr_rc_t
 s_scan_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
@@ -643,7 +603,7 @@ s_scan_one(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, 
         *stop = true;
         return EVR_OK;
     }
-    return s_deliver(v, seq, e->fn, e->arg, stop, err);
+    return s_deliver(v, seq, e, stop, err);
 }
 
 evr_rc_t
@@ -654,6 +614,19 @@ evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn
     evr_store_be64(key, from ? from : 1);
     s_events_t e = { .fn = fn, .arg = arg, .to = to };
     return evr_store_walk(self, self->events, "events", key, sizeof key, s_scan_one, &e, err);
+}
+
+evr_rc_t
+evr_store_replay(evr_store_t *self, uint64_t from, uint64_t to, unsigned what,
+                 evr_store_event_fn *fn, void *arg, evr_err_t *err)
+{
+    uint8_t key[8];
+    evr_store_be64(key, from ? from : 1);
+    s_events_t e = { .fn = fn, .arg = arg, .to = to, .rd = evr_eventread_new(what) };
+    evr_rc_t erc = evr_store_walk(self, self->events, "events", key, sizeof key, s_scan_one,
+                                  &e, err);
+    evr_eventread_destroy(&e.rd);
+    return erc;
 }
 
 static evr_rc_t
@@ -675,18 +648,19 @@ s_job_event(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
         return evr_err_set(err, EVR_ERR_STORE, "store: job %s jseq %u: index points to seq "
                            "%llu: %s", e->job, jseq,
                            (unsigned long long) evr_store_get64(v->mv_data), mdb_strerror(grc));
-    return s_deliver(&ev_val, evr_store_get64(v->mv_data), e->fn, e->arg, stop, err);
+    return s_deliver(&ev_val, evr_store_get64(v->mv_data), e, stop, err);
 }
 
-evr_rc_t
-evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
-                     evr_store_event_fn *fn, void *arg, evr_err_t *err)
+/*  evr_store_job_events, decoding with rd (NULL: evr_event_decode). */
+static evr_rc_t
+s_job_events(evr_store_t *self, const char *job, uint32_t from_jseq, evr_eventread_t *rd,
+             evr_store_event_fn *fn, void *arg, evr_err_t *err)
 {
     if (!evr_ulid_valid(job))
         return evr_err_set(err, EVR_ERR_NOTFOUND, "store: \"%s\" is not a job id", job);
     uint8_t key[EVR_STORE_KEYLEN];
     evr_store_jobkey(key, job, from_jseq ? from_jseq : 1);
-    s_events_t e = { .fn = fn, .arg = arg, .job = job };
+    s_events_t e = { .fn = fn, .arg = arg, .job = job, .rd = rd };
     evr_rc_t erc = evr_store_walk(self, self->by_job, "by_job", key, sizeof key, s_job_event,
                                   &e, err);
     if (erc || e.any)
@@ -695,6 +669,13 @@ evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
     erc = evr_store_get_job(self, job, &j, err);
     evr_rec_free(&evr_job_type, &j);
     return erc;   /* NOTFOUND for an unknown job; OK for one with no events left */
+}
+
+evr_rc_t
+evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
+                     evr_store_event_fn *fn, void *arg, evr_err_t *err)
+{
+    return s_job_events(self, job, from_jseq, NULL, fn, arg, err);
 }
 
 evr_rc_t
@@ -768,8 +749,12 @@ evr_rc_t
 evr_store_output(evr_store_t *self, const char *job, const char *step, evr_store_output_fn *fn,
                  void *arg, evr_err_t *err)
 {
+    /* the replay decoder: the output bytes handed over where they lie */
     s_output_ctx_t ctx = { step, fn, arg };
-    return evr_store_job_events(self, job, 1, s_output_one, &ctx, err);
+    evr_eventread_t *rd = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    evr_rc_t erc = s_job_events(self, job, 1, rd, s_output_one, &ctx, err);
+    evr_eventread_destroy(&rd);
+    return erc;
 }
 
 /* ------------------------------------------------------------------ meta */
@@ -824,7 +809,7 @@ evr_store_open_ids(evr_store_t *self, char (**out)[EVR_ULID_LEN + 1], size_t *co
     *count = 0;
     MDB_txn *txn;
     MDB_cursor *cur;
-    evr_rc_t berc = s_read_begin(self, self->open, &txn, &cur, err);
+    evr_rc_t berc = evr_store_read_begin(self, self->open, &txn, &cur, err);
     if (berc)
         return berc;
     int rc;

@@ -113,6 +113,15 @@ typedef int (evr_store_output_fn)(const char *step, uint32_t attempt, const char
 evr_rc_t evr_store_scan(evr_store_t *self, uint64_t from, uint64_t to, evr_store_event_fn *fn,
                         void *arg, evr_err_t *err);
 
+/*  As evr_store_scan, for replay: each event decoded by an
+    evr_eventread_t (what: EVR_EVENTREAD_* flags) into one reused event
+    that holds what evr_job_apply() reads, without copying: its output
+    bytes only with EVR_EVENTREAD_BYTES, of a job.accepted's spec only the
+    step names (evr_eventread.h).  Valid during the call only.  The same
+    errors as evr_store_scan. */
+evr_rc_t evr_store_replay(evr_store_t *self, uint64_t from, uint64_t to, unsigned what,
+                          evr_store_event_fn *fn, void *arg, evr_err_t *err);
+
 /*  Events of one job with jseq >= from_jseq, in order.  EVR_ERR_NOTFOUND
     when the log knows no such job. */
 evr_rc_t evr_store_job_events(evr_store_t *self, const char *job, uint32_t from_jseq,
@@ -133,6 +142,19 @@ evr_rc_t evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, e
     only those with the given status (EVR_JOB_NONE: all). */
 evr_rc_t evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,
                         void *arg, evr_err_t *err);
+
+/*  A page of jobs, newest first (id descending: ids sort by creation):
+    those with an id below before (NULL: from the newest), the given
+    status (EVR_JOB_NONE: any) and pipeline (NULL: any), at most limit of
+    them (0: none).  fn gets each id and status; non-zero stops.  Reads of
+    each projection it passes over only its status and pipeline, so a page
+    costs the jobs it passes over, not the whole history.  Errors:
+    EVR_ERR_PROTO for a before that is not a job id; EVR_ERR_STORE for
+    LMDB's, or a projection that does not decode (naming the job). */
+typedef int (evr_store_list_fn)(const char *id, evr_job_status_t status, void *arg);
+evr_rc_t evr_store_list(evr_store_t *self, evr_job_status_t status, const char *pipeline,
+                        const char *before, uint32_t limit, evr_store_list_fn *fn, void *arg,
+                        evr_err_t *err);
 
 /*  The jobs not finished (queued, running, paused), from an index kept in
     the same transactions as the projections: reads only those, however

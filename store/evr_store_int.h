@@ -1,7 +1,8 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
-    log, and the helpers every write and every walk goes through),
-    evr_retain.c (retention) and evr_archive.c (sources and the key-value
-    table).  Not for use outside store/.
+    log, and the helpers every write goes through), evr_store_walk.c (the
+    walks of every reader), evr_store_list.c (the job listing),
+    evr_rebuild.c (verify), evr_retain.c (retention) and evr_archive.c
+    (sources and the key-value table).  Not for use outside store/.
 */
 #ifndef EVR_STORE_INT_H_INCLUDED
 #define EVR_STORE_INT_H_INCLUDED
@@ -51,6 +52,11 @@ typedef evr_rc_t (evr_store_txn_fn)(evr_store_t *self, MDB_txn *txn, void *arg, 
 evr_rc_t evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body,
                          void *arg, evr_err_t *err);
 
+/*  A read transaction and a cursor on dbi; both released by the caller
+    (mdb_cursor_close, mdb_txn_abort).  Errors: EVR_ERR_STORE. */
+evr_rc_t evr_store_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur,
+                              evr_err_t *err);
+
 /*  One entry of evr_store_walk: k, v and txn (for lookups in other
     databases) are valid during the call only.  Set *stop to end the walk;
     an error ends it too. */
@@ -66,6 +72,12 @@ typedef evr_rc_t (evr_store_walk_fn)(evr_store_t *self, MDB_txn *txn, const MDB_
 #define EVR_STORE_CHUNK 4096
 evr_rc_t evr_store_walk(evr_store_t *self, MDB_dbi dbi, const char *db, const void *from,
                         size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err);
+
+/*  As evr_store_walk, backwards: the entries of dbi in descending key
+    order, from the last key below before[0..len) (len 0: from the last
+    entry). */
+evr_rc_t evr_store_walk_back(evr_store_t *self, MDB_dbi dbi, const char *db, const void *before,
+                             size_t len, evr_store_walk_fn *fn, void *arg, evr_err_t *err);
 
 /*  The highest seq stored from source (0 when none), and its update, in
     the caller's transaction. */

@@ -386,10 +386,18 @@ s_print_job(const evr_msg_t *m)
         printf("duration  %.3f s\n", (double) (m->finished - m->started) / 1e9);
 }
 
+/*  A `jobs` listing: the last job printed, the cursor of the next page. */
+typedef struct {
+    evr_cli_t *cli;
+    char last[EVR_ULID_LEN + 1];
+} s_listing_t;
+
 static int
 s_list_job(const evr_msg_t *m, void *arg)
 {
-    evr_cli_t *cli = arg;
+    s_listing_t *ls = arg;
+    evr_cli_t *cli = ls->cli;
+    snprintf(ls->last, sizeof ls->last, "%s", m->job);
     if (cli->json) {
         evr_cli_json(m);
         return 0;
@@ -426,7 +434,7 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     static const struct option opts[] = {
         EVR_CLI_COMMON_OPTS, { "pipeline", required_argument, NULL, 'p' },
         { "status", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'n' },
-        { NULL, 0, NULL, 0 },
+        { "before", required_argument, NULL, 'b' }, { NULL, 0, NULL, 0 },
     };
     const char *name = type == EVR_MSG_STATUS ? "status" : type == EVR_MSG_JOBS ? "jobs"
                                                                                  : "runners";
@@ -444,6 +452,11 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             req.status = optarg;
         else if (type == EVR_MSG_JOBS && c == 'n')
             req.limit = (uint32_t) strtoul(optarg, NULL, 10);
+        else if (type == EVR_MSG_JOBS && c == 'b') {
+            free(req.job);
+            if (!(req.job = evr_client_job_arg(prog, optarg)))
+                status = 2;
+        }
         else if (c == 'h') {
             printf("usage: evrun-cli %s%s [options]\n\n%s\n\n%s%s\nexit status: 0 ok; 1 refused "
                    "(no such job); 2 usage, or the broker unreachable\n", name,
@@ -451,7 +464,9 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
                                             "done, times, and why it failed."
                    : type == EVR_MSG_JOBS ? "Lists jobs, newest first: queued, running and "
-                                            "finished."
+                                            "finished.  When jobs are\nleft past the "
+                                            "limit, says so on stderr with the command for "
+                                            "the next page."
                                           : "Lists the runners the broker knows: state (idle, "
                                             "busy, draining, lost),\nrunning/capacity, labels, "
                                             "last heartbeat.",
@@ -459,7 +474,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "
                                           "failed cancelled timed_out lost)\n"
-                                          "  --limit N            at most N jobs (default 100)\n"
+                                          "  --limit N            at most N jobs (default 100, "
+                                          "at most 10000)\n"
+                                          "  --before JOB_ID      only jobs older than JOB_ID: "
+                                          "the next page\n"
                                         : "", EVR_CLI_COMMON_HELP);
             return 0;
         }
@@ -510,13 +528,25 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    type == EVR_MSG_JOBS ? "STEPS" : "LABELS",
                    type == EVR_MSG_JOBS ? "RUNNER" : "LAST HEARTBEAT",
                    type == EVR_MSG_JOBS ? "CREATED" : "");
-        evr_rc_t rc = evr_client_stream(cli.client, &req,
-                                        type == EVR_MSG_JOBS ? s_list_job : s_list_runner, &cli,
-                                        &err);
+        s_listing_t ls = { &cli, "" };
+        evr_msg_t end = { 0 };
+        evr_rc_t rc = type == EVR_MSG_JOBS
+                    ? evr_client_stream_end(cli.client, &req, s_list_job, &ls, &end, &err)
+                    : evr_client_stream(cli.client, &req, s_list_runner, &cli, &err);
         if (rc) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             status = rc == EVR_ERR_STATE ? 1 : 2;
         }
+        else if (end.more && ls.last[0]) {
+            char lim[32] = "";
+            if (req.limit)
+                snprintf(lim, sizeof lim, " --limit %u", req.limit);
+            fprintf(stderr, "%s: more jobs past this page; the next: evrun-cli jobs --before %s%s"
+                    "%s%s%s%s\n", prog, ls.last, lim, req.pipeline ? " --pipeline " : "",
+                    req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
+                    req.status ? req.status : "");
+        }
+        evr_msg_clear(&end);
     }
     free(req.job);
     evr_cli_done(&cli);

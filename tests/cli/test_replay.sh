@@ -14,6 +14,7 @@ status_is() {   # status_is N command...
 }
 
 "$bin/evrun-bench-store" --dir "$tmp/b" --jobs 5 --steps 2 --output-bytes 5000 --nosync \
+  --scale-events 0 --list-jobs 0 \
   > "$tmp/bench.txt" || { echo "bench failed" >&2; exit 1; }
 store=$tmp/b/store
 job=$("$bin/evrun-replay" "$store" --json | head -n 1 | sed 's/.*"id":"\([0-9A-Z]*\)".*/\1/')

@@ -11,7 +11,11 @@
     - an accepted header is exactly "evrun1 <type>" (PROTOCOL.md);
     - an accepted message re-encodes to bytes that decode again to an equal
       message, whose encoding is the same bytes (the encoding is canonical);
-    - the same for the body decoded as a bare event.
+    - the same for the body decoded as a bare event;
+    - the replay decoder (evr_eventread) gives the full decoder's answer:
+      the same error message, or the same event (all but what it leaves
+      out: the spec beyond its step names, args); it may accept only a
+      job.accepted the full decoder refuses (for its spec or args).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 
 #include "evr_codec.h"
 #include "evr_event.h"
+#include "evr_eventread.h"
 #include "evr_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -85,12 +90,67 @@ s_check_msg(const char *hdr, size_t hlen, const uint8_t *body, size_t blen)
     evr_msg_clear(&msg);
 }
 
+/*  The replay decoder rd against the full decode of the same body (rc,
+    err, ev: the full decoder's answer). */
+static void
+s_check_eventread(evr_eventread_t *rd, const uint8_t *body, size_t blen, evr_rc_t rc,
+                  const evr_err_t *err, const evr_event_t *ev)
+{
+    const evr_event_t *fast = NULL;
+    evr_err_t ferr = { "" };
+    evr_rc_t frc = evr_eventread_decode(rd, body, blen, &fast, &ferr);
+    if (rc && frc) {
+        S_CHECK(frc == rc && strcmp(ferr.msg, err->msg) == 0 && !fast,
+                "eventread error \"%s\" where the decoder says \"%s\"", ferr.msg, err->msg);
+        return;
+    }
+    S_CHECK(!frc, "eventread refused what the decoder took: %s", ferr.msg);
+    if (rc) {
+        S_CHECK(evr_event_kind(fast) == EVR_EV_JOB_ACCEPTED,
+                "eventread took a %s the decoder refuses: %s",
+                evr_evtype_name(evr_event_kind(fast)), err->msg);
+        return;
+    }
+    for (size_t i = 0; i < evr_event_type.nfields; i++) {
+        const evr_field_t *f = &evr_event_type.fields[i];
+        S_CHECK(f->type == EVR_FT_VARIANT
+                    || evr_field_equal(f, (const char *) ev + f->off, (const char *) fast + f->off),
+                "eventread: %s differs", f->key);
+    }
+    const evr_rectype_t *dt = evr_evtype_data(evr_event_kind(ev));
+    for (size_t i = 0; dt && i < dt->nfields; i++) {
+        const evr_field_t *f = &dt->fields[i];
+        if (f->type == EVR_FT_STRMAP)
+            continue;
+        if (f->type == EVR_FT_RECPTR) {
+            const evr_spec_t *a = ev->data.spec, *b = fast->data.spec;
+            S_CHECK(a && b && a->steps.n == b->steps.n, "eventread: steps differ");
+            for (uint32_t k = 0; k < a->steps.n; k++)
+                S_CHECK(!strcmp(evr_spec_step(a, k)->name, evr_spec_step(b, k)->name),
+                        "eventread: step %u's name differs", k);
+            continue;
+        }
+        S_CHECK(evr_field_equal(f, (const char *) &ev->data + f->off,
+                                (const char *) &fast->data + f->off),
+                "eventread: data.%s differs", f->key);
+    }
+}
+
 static void
 s_check_event(const uint8_t *body, size_t blen)
 {
     evr_event_t ev = { 0 };
     evr_err_t err = { "" };
     evr_rc_t rc = evr_event_decode(body, blen, &ev, &err);
+    /* a reader that read the inputs before (as replay reuses one), and a
+       fresh one (nothing remembered from an event before) */
+    static evr_eventread_t *warm;
+    if (!warm)
+        warm = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    evr_eventread_t *fresh = evr_eventread_new(EVR_EVENTREAD_BYTES);
+    s_check_eventread(warm, body, blen, rc, &err, &ev);
+    s_check_eventread(fresh, body, blen, rc, &err, &ev);
+    evr_eventread_destroy(&fresh);
     if (rc) {
         S_CHECK(err.msg[0] != '\0', "event decode failed (%s) without a message",
                 evr_strerror(rc));

@@ -141,6 +141,47 @@ case_labels() {
 # A process pipeline goes only to a runner offering the process executor
 # (its label executor:process): it waits while only podman runners are
 # connected, says so at submit, and runs once such a runner connects.
+# `jobs` pages newest first through the broker: queued jobs (the broker's
+# queue) and finished ones (its store) in one order; a page with jobs left
+# says so on stderr with the command for the next page (--before), and the
+# pages together hold every job once.
+case_jobs_pages() {
+  fresh jobs_pages
+  bus_broker && bus_runner jp-proc "" 2 --executors process && bus_wait_runners 1
+  local ids=() j
+  for _ in 1 2 3; do
+    j=$(submit "$src/examples/process.yml")
+    check "process job $j succeeded" [ "$(wait_job "$j")" = succeeded ]
+    ids+=("$j")
+  done
+  pipeline jwait <<'YML'
+pipeline: jwait
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+steps: [ { name: s, run: "true" } ]
+YML
+  for _ in 1 2; do ids+=("$(submit "$tmp/jwait.yml")"); done
+  local seen="" before="" page=0 next
+  while :; do
+    page=$((page + 1))
+    cli jobs --limit 2 ${before:+--before "$before"} > "$tmp/page" 2> "$tmp/page.err"
+    check "page $page: exit 0" [ $? -eq 0 ]
+    seen="$seen $(awk 'NR > 1 {print $1}' "$tmp/page" | tr '\n' ' ')"
+    next=$(sed -n 's/.*the next: evrun-cli jobs --before \([0-9A-Z]*\) --limit 2$/\1/p' "$tmp/page.err")
+    [ -z "$next" ] && break
+    check "page $page: the cursor is its last job" [ "$next" = "$(awk 'END {print $1}' "$tmp/page")" ]
+    before=$next
+    [ $page -lt 5 ] || break
+  done
+  check "3 pages" [ $page -eq 3 ]
+  check "every job once, newest first" [ "$(echo $seen)" = "${ids[4]} ${ids[3]} ${ids[2]} ${ids[1]} ${ids[0]}" ]
+  check "a filtered page: the finished ones" \
+    [ "$(cli jobs --status succeeded --before "${ids[2]}" | awk 'NR > 1 {print $1}' | tr '\n' ' ')" = "${ids[1]} ${ids[0]} " ]
+  cli jobs --before nope > "$tmp/bad" 2>&1
+  check "a bad cursor: exit 2" [ $? -eq 2 ]
+  check "... saying why" grep -q "nope: not a job id" "$tmp/bad"
+}
+
 case_process_label() {
   fresh process_label
   bus_broker && bus_runner pl-podman "" 2 && bus_wait_runners 1
@@ -868,7 +909,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

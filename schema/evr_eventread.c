@@ -1,0 +1,403 @@
+/*  evr_eventread.c: the replay decoder of stored events (evr_eventread.h).
+
+    A cursor reads the msgpack bytes by hand, driven by the same field
+    tables as evr_codec.c: the event's table for the header, the type's
+    data table for the payload.  Each reading function answers true (taken)
+    or false (declined); a decline is never an error here: the bytes go to
+    evr_event_decode(), which either decodes them (an encoding this reader
+    does not take, such as a str8 header for a short string) or says
+    exactly what is wrong.  So the checks below only need to be at least
+    as strict as the full decoder's, never to word an error.
+*/
+#include "evr_eventread.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_codec.h"
+#include "evr_codec_read.h"
+
+/*  The strings of one event: the header's job id, the data's strings (all
+    limits together under 2 KiB) and up to EVR_SPEC_MAX_STEPS step names. */
+#define S_ARENA (EVR_SPEC_MAX_STEPS * (EVR_SPEC_MAX_NAME + 1) + 8192)
+
+struct evr_eventread {
+    unsigned what;
+    uint64_t fallbacks;
+    const evr_field_t *job_f;           /* the header's job id ... */
+    char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
+    const evr_field_t *type_f;          /* the header's type ... */
+    size_t type_len[EVR_EV_COUNT_ + 1]; /* ... and the lengths of its names */
+    evr_event_t ev;         /* the fast result: strings in arena */
+    evr_event_t full;       /* a fallback's result, heap-owned */
+    evr_spec_t spec;        /* job.accepted: the step names only */
+    evr_step_t steps[EVR_SPEC_MAX_STEPS];
+    size_t used;
+    char arena[S_ARENA];
+};
+
+evr_eventread_t *
+evr_eventread_new(unsigned what)
+{
+    evr_eventread_t *self = evr_calloc(1, sizeof *self);
+    self->what = what;
+    self->job_f = evr_rec_field(&evr_event_type, "job");
+    self->type_f = evr_rec_field(&evr_event_type, "type");
+    for (size_t i = 0; i < EVR_EV_COUNT_ + 1 && self->type_f->names[i]; i++)
+        self->type_len[i] = strlen(self->type_f->names[i]);
+    return self;
+}
+
+void
+evr_eventread_destroy(evr_eventread_t **self_p)
+{
+    evr_eventread_t *self = *self_p;
+    if (!self)
+        return;
+    evr_rec_free(&evr_event_type, &self->full);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t
+evr_eventread_fallbacks(const evr_eventread_t *self)
+{
+    return self->fallbacks;
+}
+
+/*  Skips one object nested in `level` containers, within the full
+    decoder's depth limit. */
+static bool
+s_skip(evr_codec_rd_t *r, unsigned level)
+{
+    if (level > EVR_CODEC_MAX_DEPTH)
+        return false;
+    size_t n = evr_codec_skip(r->p, (size_t) (r->end - r->p), EVR_CODEC_MAX_DEPTH - level);
+    r->p += n;
+    return n > 0;
+}
+
+/* ------------------------------------------------------------ fields */
+
+/*  A string checked as evr_codec.c checks one (limit, no NUL, UTF-8),
+    copied into the arena; ASCII is checked while it is copied. */
+static bool
+s_str(evr_eventread_t *self, evr_codec_rd_t *r, uint32_t limit, char **out)
+{
+    const uint8_t *s;
+    uint32_t n;
+    if (!evr_codec_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used)
+        return false;
+    char *dst = self->arena + self->used;
+    uint8_t seen = 0, zero = 0xff;
+    for (uint32_t i = 0; i < n; i++) {
+        seen |= s[i];
+        zero &= s[i] ? 0xff : 0;
+        dst[i] = (char) s[i];
+    }
+    if (!zero || ((seen & 0x80) && !evr_utf8_valid((const char *) s, n)))
+        return false;
+    dst[n] = '\0';
+    self->used += n + 1;
+    *out = dst;
+    return true;
+}
+
+/*  True when the NUL-terminated name is s[0..n). */
+static bool
+s_is(const char *name, const uint8_t *s, uint32_t n)
+{
+    uint32_t i = 0;
+    while (i < n && name[i] && name[i] == (char) s[i])
+        i++;
+    return i == n && name[i] == '\0';
+}
+
+/*  The table entry of the key at r (advanced past it); NULL for a key the
+    table does not know (forward compatible) or one that is not a str.
+    *index is where the search starts (the encoder writes the keys in
+    table order, so it is the one after the last key found), and is set
+    to the entry found. */
+static const evr_field_t *
+s_key(evr_codec_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
+{
+    const uint8_t *k;
+    uint32_t kn;
+    *ok = evr_codec_rd_raw(r, false, &k, &kn);
+    if (!*ok || kn == 0)
+        return NULL;   /* a key that is no string is skipped by the full decoder too */
+    size_t n = type->nfields, at = *index < n ? *index : 0;
+    for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0)
+        if (s_is(type->fields[at].key, k, kn)) {
+            *index = at;
+            return &type->fields[at];
+        }
+    return NULL;
+}
+
+/*  `args`: every check of the full decoder's strmap, nothing kept. */
+static bool
+s_strmap(evr_codec_rd_t *r, const evr_field_t *f)
+{
+    uint32_t n;
+    if (!evr_codec_rd_map(r, &n) || n > evr_field_limit(f))
+        return false;
+    const uint8_t *keys[64];
+    uint32_t lens[64];
+    if (n > EVR_ARRAY_LEN(keys))
+        return false;
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        const uint8_t *s;
+        uint32_t len;
+        if (!evr_codec_rd_raw(r, false, &s, &len) || len > EVR_STR_MAX || memchr(s, '\0', len)
+            || !evr_utf8_valid((const char *) s, len))
+            return false;
+        if (i % 2)
+            continue;
+        for (uint32_t j = 0; j < i / 2; j++)
+            if (lens[j] == len && memcmp(keys[j], s, len) == 0)
+                return false;   /* a duplicate key */
+        keys[i / 2] = s;
+        lens[i / 2] = len;
+    }
+    return true;
+}
+
+/*  The required fields of type are all in seen. */
+static bool
+s_required(const evr_rectype_t *type, uint64_t seen)
+{
+    for (size_t i = 0; i < type->nfields; i++)
+        if (type->fields[i].required && !(seen & (1ull << i)))
+            return false;
+    return true;
+}
+
+/*  One step of a spec, at level: its name; its other keys walked. */
+static bool
+s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
+{
+    uint32_t n;
+    uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
+    if (!evr_codec_rd_map(r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t idx = hint;
+        bool ok;
+        const evr_field_t *f = s_key(r, &evr_step_type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
+        if (!ok && !s_skip(r, level + 1))
+            return false;   /* a key that is no string: skip it too */
+        if (f && (seen & (1ull << idx)))
+            return false;
+        if (f)
+            seen |= 1ull << idx;
+        if (f && f->off == offsetof(evr_step_t, name) && f->type == EVR_FT_STR) {
+            if (!s_str(self, r, evr_field_limit(f), &st->name))
+                return false;
+        }
+        else if (!s_skip(r, level + 1))
+            return false;
+    }
+    return s_required(&evr_step_type, seen);
+}
+
+/*  job.accepted's spec, at level: the step names (what apply reads). */
+static bool
+s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, unsigned level)
+{
+    uint32_t n;
+    uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
+    if (!evr_codec_rd_map(r, &n))
+        return false;
+    evr_spec_t *spec = &self->spec;
+    spec->steps.n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t idx = hint;
+        bool ok;
+        const evr_field_t *f = s_key(r, &evr_spec_type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
+        if (!ok && !s_skip(r, level + 1))
+            return false;
+        if (f && (seen & (1ull << idx)))
+            return false;
+        if (f)
+            seen |= 1ull << idx;
+        if (f != steps_f) {
+            if (!s_skip(r, level + 1))
+                return false;
+            continue;
+        }
+        uint32_t k;
+        if (!evr_codec_rd_array(r, &k) || k > evr_field_limit(f) || level + 2 > EVR_CODEC_MAX_DEPTH)
+            return false;
+        memset(self->steps, 0, k * sizeof *self->steps);
+        for (uint32_t j = 0; j < k; j++)
+            if (!s_step(self, r, &self->steps[j], level + 2))
+                return false;
+        spec->steps.v = self->steps;
+        spec->steps.n = k;
+    }
+    return s_required(&evr_spec_type, seen);
+}
+
+static bool s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec,
+                  unsigned level);
+
+/*  One value of a field of the header or of the data. */
+static bool
+s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *rec, unsigned level)
+{
+    void *p = (char *) rec + f->off;
+    uint64_t u = 0;
+    int64_t i = 0;
+    bool neg;
+    switch (f->type) {
+    case EVR_FT_STR:
+        if (!s_str(self, r, evr_field_limit(f), (char **) p))
+            return false;
+        if (f == self->job_f) {
+            /* the same job as the last event's: checked then */
+            if (self->job_ok[0] && strcmp(*(char **) p, self->job_ok) == 0)
+                return true;
+            if (f->check(p))
+                return false;
+            snprintf(self->job_ok, sizeof self->job_ok, "%s", *(char **) p);
+            return true;
+        }
+        break;
+    case EVR_FT_U64:
+    case EVR_FT_DURATION:
+    case EVR_FT_U32:
+        if (!evr_codec_rd_int(r, &u, &i, &neg) || neg || (f->type == EVR_FT_U32 && u > UINT32_MAX))
+            return false;
+        if (f->type == EVR_FT_U32)
+            *(uint32_t *) p = (uint32_t) u;
+        else
+            *(uint64_t *) p = u;
+        break;
+    case EVR_FT_I64:
+        if (!evr_codec_rd_int(r, &u, &i, &neg) || (!neg && u > INT64_MAX))
+            return false;
+        *(int64_t *) p = neg ? i : (int64_t) u;
+        break;
+    case EVR_FT_ENUM: {
+        const uint8_t *s;
+        uint32_t n;
+        if (!evr_codec_rd_raw(r, false, &s, &n))
+            return false;
+        uint32_t v = 0;
+        if (f == self->type_f)   /* the type: names of another length are passed over */
+            while (f->names[v] && !(self->type_len[v] == n && *f->names[v]
+                                    && memcmp(f->names[v], s, n) == 0))
+                v++;
+        else
+            while (f->names[v] && !(*f->names[v] && s_is(f->names[v], s, n)))
+                v++;
+        if (!f->names[v])
+            return false;   /* evr_enum_parse's "unknown value" */
+        *(uint32_t *) p = v;
+        break;
+    }
+    case EVR_FT_BIN: {
+        const uint8_t *s;
+        uint32_t n;
+        if (!evr_codec_rd_raw(r, true, &s, &n) || n > evr_field_limit(f))
+            return false;
+        if (self->what & EVR_EVENTREAD_BYTES) {
+            ((evr_bin_t *) p)->data = (uint8_t *) s;   /* the caller gets it as const */
+            ((evr_bin_t *) p)->len = n;
+        }
+        break;
+    }
+    case EVR_FT_STRMAP: return s_strmap(r, f);
+    case EVR_FT_RECPTR:
+        if (f->sub != &evr_spec_type
+            || !s_spec(self, r, evr_rec_field(&evr_spec_type, "steps"), level))
+            return false;
+        *(evr_spec_t **) p = &self->spec;
+        break;
+    case EVR_FT_VARIANT: {
+        const evr_rectype_t *vt = f->select(rec);
+        return vt && s_rec(self, r, vt, p, level);
+    }
+    default: return false;   /* no such field in an event: the full decoder's case */
+    }
+    return !f->check || !f->check(p);
+}
+
+/*  A record of type at level, as evr_codec.c's s_unpack_rec: the variant
+    (the data) after the other fields, wherever it stands. */
+static bool
+s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec, unsigned level)
+{
+    uint32_t n;
+    uint64_t seen = 0;
+    size_t hint = 0;   /* where the next key is looked for first */
+    if (!evr_codec_rd_map(r, &n))
+        return false;
+    if (n && level + 1 > EVR_CODEC_MAX_DEPTH)
+        return false;
+    const evr_field_t *variant = NULL;
+    evr_codec_rd_t later = { NULL, NULL };
+    for (uint32_t k = 0; k < n; k++) {
+        size_t idx = hint;
+        bool ok;
+        const evr_field_t *f = s_key(r, type, &idx, &ok);
+        hint = f ? idx + 1 : hint;
+        if (!ok && !s_skip(r, level + 1))
+            return false;
+        if (!f) {
+            if (!s_skip(r, level + 1))
+                return false;
+            continue;
+        }
+        if (seen & (1ull << idx))
+            return false;
+        seen |= 1ull << idx;
+        if (f->type == EVR_FT_VARIANT && f->select(rec)) {
+            /* its layout is known already (the event's type came first) */
+            if (!s_field(self, r, f, rec, level + 1))
+                return false;
+        }
+        else if (f->type == EVR_FT_VARIANT) {
+            variant = f;
+            later.p = r->p;
+            if (!s_skip(r, level + 1))
+                return false;
+            later.end = r->p;
+        }
+        else if (!s_field(self, r, f, rec, level + 1))
+            return false;
+    }
+    if (variant && !s_field(self, &later, variant, rec, level + 1))
+        return false;
+    if (!s_required(type, seen))
+        return false;
+    return !type->post || !type->post(rec);
+}
+
+/* ------------------------------------------------------------ decode */
+
+evr_rc_t
+evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
+                     const evr_event_t **ev, evr_err_t *err)
+{
+    memset(&self->ev, 0, sizeof self->ev);
+    self->used = 0;
+    evr_codec_rd_t r = { buf, buf + len };
+    if (len && s_rec(self, &r, &evr_event_type, &self->ev, 0) && r.p == r.end) {
+        *ev = &self->ev;
+        return EVR_OK;
+    }
+    /* declined: the full decoder decodes it, or says what is wrong */
+    self->fallbacks++;
+    evr_rec_free(&evr_event_type, &self->full);
+    memset(&self->ev, 0, sizeof self->ev);
+    evr_rc_t rc = evr_event_decode(buf, len, &self->full, err);
+    *ev = rc ? NULL : &self->full;
+    return rc;
+}
