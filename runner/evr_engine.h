@@ -57,6 +57,10 @@ typedef struct {
     uint64_t resource_max_bytes;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
+    /*  Sources: the cache of git repositories (NULL: no git sources);
+        whether `copy:` names a directory of this host (--exec only). */
+    const char *source_cache_dir;
+    bool source_copy_local;
 } evr_engine_opts_t;
 
 /*  The engine uses store, loop and the executors it offers (execs, a
