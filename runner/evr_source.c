@@ -114,7 +114,8 @@ struct evr_source_req {
     char tail[S_TAIL];      /* the child's last output */
     size_t tlen;
     char *tar_out, *info;
-    uint64_t max_bytes;
+    char *url, *ref;        /* for messages */
+    uint64_t max_bytes, timeout_ms;
     char *start_err;        /* fork failed: said from a turn */
 };
 
@@ -350,16 +351,17 @@ static void
 s_report(evr_source_req_t *req)
 {
     evr_source_result_t r = { .rc = EVR_OK, .msg = "" };
-    char msg[EVR_ERR_MAX], commit[72] = "";
+    char msg[2 * EVR_ERR_MAX], commit[72] = "";
     int code = WIFEXITED(req->status) ? WEXITSTATUS(req->status) : -1;
     const char *words = s_last_words(req);
     if (req->start_err)
         snprintf(msg, sizeof msg, "%s", req->start_err);
     else if (req->timed_out)
-        snprintf(msg, sizeof msg, "git: the checkout took longer than its time limit");
+        snprintf(msg, sizeof msg, "git: the checkout of %.200s took longer than its time limit "
+                 "(%llu s)", req->url, (unsigned long long) (req->timeout_ms / 1000));
     else if (code == 3)
-        snprintf(msg, sizeof msg, "git: the ref is not in the repository (a branch, tag or full "
-                 "commit SHA)%s%.300s", *words ? ": " : "", words);
+        snprintf(msg, sizeof msg, "git: ref \"%.256s\" is not in %.200s (a branch, tag or full "
+                 "commit SHA)%s%.200s", req->ref, req->url, *words ? ": " : "", words);
     else if (code == 4)
         snprintf(msg, sizeof msg, "git: the tree is over the limit of %llu bytes (the runner's "
                  "resource_max_bytes setting)", (unsigned long long) req->max_bytes);
@@ -421,6 +423,9 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
     req->tar_out = evr_strdup(o->tar_out);
     req->info = evr_asprintf("%s.info", o->tar_out);
     req->max_bytes = o->max_bytes;
+    req->timeout_ms = o->timeout_ms ? o->timeout_ms : S_TIMEOUT_MS;
+    req->url = evr_strdup(o->git->url);
+    req->ref = evr_strdup(o->git->ref ? o->git->ref : "HEAD");
     char *cache = evr_source_cache_path(o->cache_dir, o->git->url);
     char **env = s_env(o, cache, req->info);
     free(cache);
@@ -468,8 +473,7 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
         req->timer = evr_loop_timer_add(loop, 0, s_start_failed, req);
         return req;
     }
-    req->timer = evr_loop_timer_add(loop, o->timeout_ms ? o->timeout_ms : S_TIMEOUT_MS,
-                                    s_deadline, req);
+    req->timer = evr_loop_timer_add(loop, req->timeout_ms, s_deadline, req);
     return req;
 }
 
@@ -493,6 +497,8 @@ evr_source_cancel(evr_source_req_t **req_p)
     unlink(req->info);
     free(req->info);
     free(req->tar_out);
+    free(req->url);
+    free(req->ref);
     free(req->start_err);
     free(req);
 }
