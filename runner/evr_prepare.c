@@ -5,6 +5,7 @@
     ci_source into the CI area, source under src/ (evr_source makes the
     tar: a git checkout, a directory's copy; a tarball is downloaded),
     each recorded as job.source before it is put in. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -584,11 +585,32 @@ s_src_git(evr_eng_job_t *job, const evr_source_t *src)
                                 .tar_out = job->src_tar,
                                 .max_bytes = o->resource_max_bytes };
     job->src_req = evr_source_git_start(job->eng->loop, &g, s_src_checked_out, job);
+    evr_eng_test_pause("checkout", NULL);   /* a crash test kills the runner here */
+}
+
+/*  What a killed runner left of the job's sources (temporary files). */
+static void
+s_src_sweep(evr_eng_job_t *job)
+{
+    char *dir = evr_asprintf("%s/%s", job->eng->opts.artifacts_dir, job->id);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, ".source-", 8) || !strncmp(e->d_name, ".tarball-", 9)) {
+            char *p = evr_asprintf("%s/%s", dir, e->d_name);
+            unlink(p);
+            free(p);
+        }
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 static void
 s_src_next(evr_eng_job_t *job)
 {
+    if (job->src_index == 0)
+        s_src_sweep(job);
     while (job->src_index < 2 && !s_src(job, job->src_index)->present)
         job->src_index++;
     if (job->cancelling) {
@@ -600,7 +622,6 @@ s_src_next(evr_eng_job_t *job)
         return;
     }
     const evr_source_t *src = s_src(job, job->src_index);
-    evr_eng_test_pause("source", NULL);
     if (!(job->src_tar = s_src_tmp(job, "source")))
         return;
     if (src->git.present) {

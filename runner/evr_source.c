@@ -362,6 +362,9 @@ s_report(evr_source_req_t *req)
     else if (code == 3)
         snprintf(msg, sizeof msg, "git: ref \"%.256s\" is not in %.200s (a branch, tag or full "
                  "commit SHA)%s%.200s", req->ref, req->url, *words ? ": " : "", words);
+    else if (code == 127 || strstr(words, "git: not found"))
+        snprintf(msg, sizeof msg, "git: the git command is not installed on this runner (apt-get "
+                 "install git): %.200s", words);
     else if (code == 4)
         snprintf(msg, sizeof msg, "git: the tree is over the limit of %llu bytes (the runner's "
                  "resource_max_bytes setting)", (unsigned long long) req->max_bytes);
