@@ -20,6 +20,15 @@
 
 /* ------------------------------------------------------------------- jobs */
 
+/*  Where a job's sent copy: source i (0 ci_source, 1 source) is kept. */
+static char *
+s_copy_file(const evr_engine_t *e, const char *job_id, int i)
+{
+    return evr_asprintf("%s/%s/.copy-%s.tar.gz", e->opts.artifacts_dir, job_id,
+                        i ? "source" : "ci_source");
+}
+
+
 void
 evr_eng_job_free(evr_eng_job_t *job)
 {
@@ -63,12 +72,40 @@ evr_eng_job_free(evr_eng_job_t *job)
     for (int i = 0; i < 2; i++) {
         free(job->src_auth[i]);
         free(job->src_commit[i]);
+        char *copy = job->phase == EVR_ENG_JOB_DONE ? s_copy_file(job->eng, job->id, i) : NULL;
+        if (copy)   /* a sent copy: source is of no use once the job is done */
+            unlink(copy);
+        free(copy);
     }
     free(job->id);
     free(job);
 }
 
 #define S_SECRET_MAX 65536
+
+evr_rc_t
+evr_engine_copy_save(evr_engine_t *self, const char *job_id, const char *which,
+                     const uint8_t *data, size_t len, evr_err_t *err)
+{
+    char *dir = evr_asprintf("%s/%s", self->opts.artifacts_dir, job_id);
+    char *path = s_copy_file(self, job_id, !strcmp(which, "source"));
+    char *tmp = evr_asprintf("%s.tmp", path);
+    evr_rc_t rc = evr_mkdirs(dir, err);
+    FILE *fp = rc ? NULL : fopen(tmp, "wbe");
+    bool ok = fp && fwrite(data, 1, len, fp) == len;
+    ok = fp && fflush(fp) == 0 && fsync(fileno(fp)) == 0 && ok;
+    if (fp)
+        ok = fclose(fp) == 0 && ok;
+    if (!rc && !(ok && rename(tmp, path) == 0)) {
+        rc = evr_err_set(err, EVR_ERR_IO, "keeping the %s's tar in %s: %s", which, path,
+                         strerror(errno ? errno : EIO));
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    free(dir);
+    return rc;
+}
 
 /*  Whether name is in the allow-list: comma-separated NAMEs and PREFIX*es. */
 static bool
@@ -425,10 +462,25 @@ s_src(const evr_eng_job_t *job, uint32_t i)
     return i == 0 ? &job->spec->ci_source : &job->spec->source;
 }
 
-/*  Ends the source phase: the steps run (or, with reason, nothing runs). */
+static void
+s_unlink_act(void *arg, void *data, size_t len)
+{
+    (void) arg;
+    (void) len;
+    unlink(data);
+}
+
+/*  Ends the source phase: the steps run (or, with reason, nothing runs).
+    The tars of sent copies go once that is committed (a runner killed
+    before then prepares the job again, from them). */
 static void
 s_src_end(evr_eng_job_t *job, const char *reason)
 {
+    for (int i = 0; i < 2 && !job->eng->opts.source_copy_local; i++) {
+        char *copy = s_copy_file(job->eng, job->id, i);
+        evr_eng_after(job->eng, s_unlink_act, NULL, copy, strlen(copy) + 1);
+        free(copy);
+    }
     evr_source_cancel(&job->src_req);
     if (job->src_tar) {
         unlink(job->src_tar);
@@ -588,6 +640,28 @@ s_src_git(evr_eng_job_t *job, const evr_source_t *src)
     evr_eng_test_pause("checkout", NULL);   /* a crash test kills the runner here */
 }
 
+/*  A copy: source that came with the dispatch (evr_engine_copy_save):
+    unpacked with a resource's checks (no links, no "..", the runner's
+    resource_max_bytes) under src/ (or at the root of the CI area). */
+static void
+s_src_sent(evr_eng_job_t *job, const evr_source_t *src)
+{
+    char *file = s_copy_file(job->eng, job->id, (int) job->src_index);
+    evr_err_t err;
+    struct stat sb;
+    if (stat(file, &sb) != 0)
+        s_src_fail(job, "copy %s: the job came without the directory's tar (a runner reads "
+                   "its own directories only with --exec; through a broker, evrun-cli submit "
+                   "or run sends it)", src->copy);
+    else if (evr_resource_tar(file, job->src_index ? "src" : ".",
+                              job->eng->opts.resource_max_bytes, job->src_tar, &err))
+        s_src_fail(job, "copy %s: %s%s", src->copy, err.msg, strstr(err.msg, "over the limit")
+                   ? " (the runner's resource_max_bytes setting)" : "");
+    else
+        s_src_ready(job, NULL, 0, stat(job->src_tar, &sb) == 0 ? (uint64_t) sb.st_size : 0);
+    free(file);
+}
+
 /*  What a killed runner left of the job's sources (temporary files). */
 static void
 s_src_sweep(evr_eng_job_t *job)
@@ -628,17 +702,15 @@ s_src_next(evr_eng_job_t *job)
         s_src_git(job, src);
         return;
     }
+    if (src->copy && !job->eng->opts.source_copy_local) {
+        s_src_sent(job, src);
+        return;
+    }
     if (src->copy) {
-        if (!job->eng->opts.source_copy_local) {
-            s_src_fail(job, "copy %s: no such directory here (a runner reads its own "
-                       "directories only with --exec; through a broker, submit with "
-                       "evrun-cli, which sends the directory)", src->copy);
-            return;
-        }
         evr_err_t err;
         uint64_t bytes = 0;
         uint64_t max = job->eng->opts.resource_max_bytes;
-        if (evr_source_copy_tar(src->copy, job->src_index ? "src/" : "", max, job->src_tar,
+        if (evr_source_copy_tar(src->copy, job->src_index ? "src/" : "", max, 0, job->src_tar,
                                 &bytes, &err)) {
             s_src_fail(job, "%s%s", err.msg, strstr(err.msg, "over the limit")
                        ? " (the runner's resource_max_bytes setting)" : "");

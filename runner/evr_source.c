@@ -517,6 +517,7 @@ typedef struct {
     char *pat[S_IGNORE_MAX];
     size_t npat;
     uint64_t bytes, max_bytes;
+    unsigned flags;
     evr_err_t *err;
 } s_copy_t;
 
@@ -621,7 +622,12 @@ s_copy_dir(s_copy_t *c, const char *rel, unsigned depth)
             rc = evr_err_set(c->err, EVR_ERR_IO, "copy %s: %s", full, strerror(errno));
         bool dir = !rc && S_ISDIR(sb.st_mode);
         bool kind = !rc && (dir || S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode));
-        if (!rc && kind && !s_ignored(c, r, dir)) {
+        bool ignored = !rc && kind && s_ignored(c, r, dir);
+        if (!rc && kind && !ignored && S_ISLNK(sb.st_mode) && (c->flags & EVR_SOURCE_NO_LINKS))
+            rc = evr_err_set(c->err, EVR_ERR_IO, "copy %s: %s is a symbolic link, which a copy "
+                             "sent to a broker cannot carry (list it in .evrunignore)", c->root,
+                             r);
+        if (!rc && kind && !ignored) {
             struct archive_entry *e = archive_entry_new();
             char *name = evr_asprintf("%s%s", c->prefix, r);
             archive_entry_copy_stat(e, &sb);
@@ -653,10 +659,11 @@ s_copy_dir(s_copy_t *c, const char *rel, unsigned depth)
 }
 
 evr_rc_t
-evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes,
+evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes, unsigned flags,
                     const char *tar_out, uint64_t *bytes, evr_err_t *err)
 {
-    s_copy_t c = { .root = dir, .prefix = prefix, .max_bytes = max_bytes, .err = err };
+    s_copy_t c = { .root = dir, .prefix = prefix, .max_bytes = max_bytes, .flags = flags,
+                   .err = err };
     struct stat sb;
     *bytes = 0;
     if (stat(dir, &sb) != 0)
@@ -666,6 +673,8 @@ evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes,
     s_read_ignore(&c);
     c.out = archive_write_new();
     archive_write_set_format_pax_restricted(c.out);
+    if (flags & EVR_SOURCE_GZIP)
+        archive_write_add_filter_gzip(c.out);
     evr_rc_t rc = EVR_OK;
     if (archive_write_open_filename(c.out, tar_out) != ARCHIVE_OK)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tar_out, archive_error_string(c.out));

@@ -58,8 +58,13 @@ void evr_source_cancel(evr_source_req_t **req_p);
     owns the result. */
 char *evr_source_cache_path(const char *cache_dir, const char *url);
 
+/*  evr_source_copy_tar's flags: the tar gzip-compressed; a symbolic link
+    refused (EVR_ERR_IO naming it) rather than kept. */
+#define EVR_SOURCE_GZIP 1u
+#define EVR_SOURCE_NO_LINKS 2u
+
 /*  Writes the directory dir (a runner's path) into the tar tar_out, each
-    entry's name prefixed with prefix.  Leaves out `.git` and what
+    entry's name prefixed with prefix (flags: EVR_SOURCE_*).  Leaves out `.git` and what
     dir/.evrunignore lists (one pattern a line; blank lines and # comments
     skipped; a shell glob matched against the relative path and against
     the last component; a trailing '/' matches directories only).
@@ -68,6 +73,7 @@ char *evr_source_cache_path(const char *cache_dir, const char *url);
     for a directory that cannot be read (tar_out removed then).  *bytes:
     the tar's size. */
 evr_rc_t evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes,
-                             const char *tar_out, uint64_t *bytes, evr_err_t *err);
+                             unsigned flags, const char *tar_out, uint64_t *bytes,
+                             evr_err_t *err);
 
 #endif

@@ -215,7 +215,8 @@ YML
   check "the untrusted step has none" grep -q "^tests | untrusted sees nothing$" "$out"
 }
 
-case_copy() {   # a directory of the runner, .evrunignore honoured
+make_tree() {   # $tmp/tree: files, an ignored directory and pattern, .git, a link
+  rm -rf "$tmp/tree"
   mkdir -p "$tmp/tree/keep" "$tmp/tree/build" "$tmp/tree/.git"
   echo "kept" > "$tmp/tree/keep/a.txt"
   echo "junk" > "$tmp/tree/build/out.o"
@@ -223,6 +224,10 @@ case_copy() {   # a directory of the runner, .evrunignore honoured
   echo "git" > "$tmp/tree/.git/HEAD"
   ln -s keep/a.txt "$tmp/tree/link"
   printf '# build output\nbuild/\n*.log\n' > "$tmp/tree/.evrunignore"
+}
+
+case_copy() {   # a directory of the runner, .evrunignore honoured
+  make_tree
   cat > "$tmp/copy.yml" <<'YML'
 pipeline: copy
 image: localhost/evrun-busybox:latest
@@ -284,7 +289,50 @@ YML
   check "the submodule's tree" grep -q "^cat | in the submodule$" "$out"
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon ci_readonly untrusted copy tarball submodules}
+# through a broker: evrun-cli sends the directories in the submit
+case_copy_broker() {
+  local b=$tmp/b bp rp
+  mkdir -p "$b"
+  "$bin/evrun-broker" --local --state-dir "$b" > "$b/broker.log" 2>&1 &
+  bp=$!
+  for _ in $(seq 1 100); do [ -S "$b/bus/clients" ] && break; sleep 0.05; done
+  "$bin/evrun-runner" --broker "ipc://$b/bus/runners" --id src-1 --state-dir "$b/r" \
+    > "$b/runner.log" 2>&1 &
+  rp=$!
+  for _ in $(seq 1 100); do
+    EVRUN_STATE_DIR=$b "$bin/evrun-cli" runners 2>/dev/null | grep -q "^src-1 " && break
+    sleep 0.1
+  done
+  make_tree
+  cat > "$tmp/copyb.yml" <<'YML'
+pipeline: copyb
+image: localhost/evrun-busybox:latest
+source: {copy: tree}
+ci_source: {copy: ci}
+steps:
+  - name: list
+    run: find . | sort; sh /job/ci/hello.sh; touch /job/ci/x || echo ci is read-only
+YML
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
+  check "a link refused by the client: exit 2" [ $? -eq 2 ]
+  check "... naming it" grep -q "source: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
+  echo link >> "$tmp/tree/.evrunignore"
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
+  check "exit 0" [ $? -eq 0 ]
+  check "the directory at /job/src" grep -q "^list | ./keep/a.txt$" "$tmp/copyb.out"
+  check "ignored left out" sh -c "! grep -q 'build\|debug.log\|link' '$tmp/copyb.out'"
+  check "the CI directory at /job/ci" grep -q "^list | ci says hi$" "$tmp/copyb.out"
+  check "/job/ci read-only" grep -q "^list | ci is read-only$" "$tmp/copyb.out"
+  check "the runner keeps no tar of it" [ -z "$(find "$b/r" -name '.copy-*')" ]
+  # too big for a submit: refused by the client, saying the limit
+  head -c 3000000 /dev/urandom > "$tmp/tree/keep/big.bin"
+  EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/copyb.yml" > "$tmp/copyb.big" 2>&1
+  check "too big: exit 2" [ $? -eq 2 ]
+  check "... saying the limit" grep -q "over the limit of 1048576 bytes a submit carries" "$tmp/copyb.big"
+  kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
+}
+
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon ci_readonly untrusted copy copy_broker tarball submodules}
 for c in $cases; do
   case_name=$c
   before=$fails
