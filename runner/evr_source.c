@@ -53,18 +53,21 @@ static const char s_script[] =
     "if [ -z \"$d\" ] && [ \"$(git rev-parse --is-shallow-repository)\" = true ]; then "
     "d=--unshallow; fi\n"
     "ref=$EVR_REF\n"
+    /* a ref the remote lacks: 3; the fetch failed otherwise: 6 */
+    "fetch() { git fetch -q --no-tags $d \"$EVR_URL\" \"$@\" 2>\"$EVR_INFO.err\" && return 0; "
+    "cat \"$EVR_INFO.err\" >&2; grep -qi \"couldn't find remote ref\\|not our ref\" "
+    "\"$EVR_INFO.err\" && exit 3; exit 6; }\n"
     "if printf %s \"$ref\" | grep -Eqx '[0-9a-f]{40}|[0-9a-f]{64}'; then\n"
     "  if [ -n \"$d\" ] || ! git cat-file -e \"$ref^{commit}\" 2>/dev/null; then\n"
     /* a server that refuses a SHA asked for: its branches and tags */
     "    git fetch -q --no-tags $d \"$EVR_URL\" \"$ref\" 2>/dev/null || "
-    "git fetch -q --no-tags $d \"$EVR_URL\" '+refs/heads/*:refs/evrun-heads/*' "
-    "'+refs/tags/*:refs/tags/*' || exit 3\n"
+    "fetch '+refs/heads/*:refs/evrun-heads/*' '+refs/tags/*:refs/tags/*'\n"
     "    git cat-file -e \"$ref^{commit}\" 2>/dev/null || "
     "{ echo \"commit $ref: not found\" >&2; exit 3; }\n"
     "  fi\n"
     "  commit=$(git rev-parse --verify -q \"$ref^{commit}\") || exit 3\n"
     "else\n"
-    "  git fetch -q --no-tags $d \"$EVR_URL\" \"$ref\" || exit 3\n"
+    "  fetch \"$ref\"\n"
     "  commit=$(git rev-parse --verify -q FETCH_HEAD^{commit}) || exit 3\n"
     "fi\n"
     "git update-ref \"refs/evrun/$commit\" \"$commit\"\n"
@@ -365,6 +368,11 @@ s_report(evr_source_req_t *req)
     else if (code == 127 || strstr(words, "git: not found"))
         snprintf(msg, sizeof msg, "git: the git command is not installed on this runner (apt-get "
                  "install git): %.200s", words);
+    else if (code == 6)
+        snprintf(msg, sizeof msg, "git: fetching %.200s failed%s: %.300s", req->url,
+                 strstr(words, "Username") || strstr(words, "uthentication")
+                 ? " (a private repository: name a secret holding USER:PASSWORD in git.secret)"
+                 : "", *words ? words : "no reason given");
     else if (code == 4)
         snprintf(msg, sizeof msg, "git: the tree is over the limit of %llu bytes (the runner's "
                  "resource_max_bytes setting)", (unsigned long long) req->max_bytes);
@@ -498,6 +506,9 @@ evr_source_cancel(evr_source_req_t **req_p)
             ;
     }
     unlink(req->info);
+    char *err_file = evr_asprintf("%s.err", req->info);
+    unlink(err_file);
+    free(err_file);
     free(req->info);
     free(req->tar_out);
     free(req->url);

@@ -289,6 +289,44 @@ YML
   check "the submodule's tree" grep -q "^cat | in the submodule$" "$out"
 }
 
+# a private repository over http with basic auth (busybox httpd running
+# git-http-backend): the credentials come from a named secret only
+case_git_auth() {
+  local www=$tmp/gitwww port
+  mkdir -p "$www/cgi-bin" "$tmp/private"
+  git clone -q --bare "$repo" "$tmp/private/p.git"
+  cat > "$www/cgi-bin/git" <<SH
+#!/bin/sh
+export GIT_PROJECT_ROOT=$tmp/private GIT_HTTP_EXPORT_ALL=1
+exec /usr/lib/git-core/git-http-backend
+SH
+  chmod +x "$www/cgi-bin/git"
+  printf '/cgi-bin:alice:Pw-4711-secret\n' > "$tmp/httpd.conf"
+  port=$((20000 + RANDOM % 20000))
+  busybox httpd -f -p "127.0.0.1:$port" -h "$www" -c "$tmp/httpd.conf" &
+  httpd_pid=$!
+  sleep 0.3
+  cat > "$tmp/auth.yml" <<YML
+pipeline: auth
+image: localhost/evrun-busybox:latest
+source: {git: {url: "http://127.0.0.1:$port/cgi-bin/git/p.git", ref: main, secret: GIT_AUTH}}
+steps:
+  - {name: cat, run: cat file.txt}
+YML
+  GIT_AUTH=alice:Pw-4711-secret run auth "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "with the secret: exit 0" [ "$rc" -eq 0 ]
+  check "the private tree" grep -q "^cat | second$" "$out"
+  check "the password nowhere in the store" sh -c "! grep -rqa 'Pw-4711' '$state'"
+  check "nor in the output" sh -c "! grep -qa 'Pw-4711' '$out' '$err'"
+  GIT_AUTH=alice:wrong run auth-wrong "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "a wrong password: exit 1" [ "$rc" -eq 1 ]
+  check "... git's reason, and what to do" grep -q "^evrun-runner: source: git: fetching http://127.0.0.1:$port/cgi-bin/git/p.git failed (a private repository: name a secret holding USER:PASSWORD in git.secret): fatal: " "$out"
+  run auth-none "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "no secret: exit 2, naming it" grep -q "secret GIT_AUTH: not set" "$err"
+  kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
 # through a broker: evrun-cli sends the directories in the submit
 case_copy_broker() {
   local b=$tmp/b bp rp
@@ -332,7 +370,7 @@ YML
   kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon ci_readonly untrusted copy copy_broker tarball submodules}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth ci_readonly untrusted copy copy_broker tarball submodules}
 for c in $cases; do
   case_name=$c
   before=$fails
