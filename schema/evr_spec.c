@@ -478,7 +478,9 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
     }
 }
 
-/*  Whether url's authority holds a password ("scheme://user:pass@host"). */
+/*  Whether url's authority holds credentials: a password
+    ("scheme://user:pass@host"), or for anything but ssh:// any user part
+    (a token as the user name, "https://TOKEN@host"). */
 static bool
 s_url_has_password(const char *url)
 {
@@ -488,7 +490,7 @@ s_url_has_password(const char *url)
     a += 3;
     size_t n = strcspn(a, "/?#");
     const char *at = memchr(a, '@', n);
-    return at && memchr(a, ':', (size_t) (at - a));
+    return at && (strncmp(url, "ssh://", 6) || memchr(a, ':', (size_t) (at - a)));
 }
 
 /*  NULL when ref is a name git can fetch (a branch, tag or SHA), else why. */
@@ -539,8 +541,9 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
             evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
                          "URL, got \"%s\"", g->url);
         else if (g->url && s_url_has_password(g->url))
-            evr_diag_add(diag, p, "a password in the URL would be stored with the job: put "
-                         "USER:PASSWORD in a secret and name it in %s.git.secret", key);
+            evr_diag_add(diag, p, "credentials in the URL would be stored with the job: put "
+                         "USER:PASSWORD (or a token) in a secret and name it in %s.git.secret",
+                         key);
         else if (g->url && (strchr(g->url, ' ') || strchr(g->url, '\n')))
             evr_diag_add(diag, p, "a URL cannot contain spaces or newlines");
         const char *why = g->ref ? s_ref_problem(g->ref) : NULL;
