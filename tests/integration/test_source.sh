@@ -355,13 +355,17 @@ YML
   check "a link refused by the client: exit 2" [ $? -eq 2 ]
   check "... naming it" grep -q "source: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
   echo link >> "$tmp/tree/.evrunignore"
-  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow --events \
+    > "$tmp/copyb.out" 2>&1
   check "exit 0" [ $? -eq 0 ]
+  check "--events shows the sources" grep -q "^job -- job.source: source copy tree$" "$tmp/copyb.out"
   check "the directory at /job/src" grep -q "^list | ./keep/a.txt$" "$tmp/copyb.out"
   check "ignored left out" sh -c "! grep -q 'build\|debug.log\|link' '$tmp/copyb.out'"
   check "the CI directory at /job/ci" grep -q "^list | ci says hi$" "$tmp/copyb.out"
   check "/job/ci read-only" grep -q "^list | ci is read-only$" "$tmp/copyb.out"
   check "the runner keeps no tar of it" [ -z "$(find "$b/r" -name '.copy-*')" ]
+  check "the broker's archive has job.source and verifies" \
+    sh -c "'$bin/evrun-replay' '$b/broker' --events | grep -q job.source && '$bin/evrun-replay' '$b/broker' --verify > /dev/null"
   # too big for a submit: refused by the client, saying the limit
   head -c 3000000 /dev/urandom > "$tmp/tree/keep/big.bin"
   EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/copyb.yml" > "$tmp/copyb.big" 2>&1
