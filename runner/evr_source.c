@@ -194,14 +194,19 @@ s_env(const evr_source_git_opts_t *o, const char *cache, const char *info)
     env[n++] = evr_asprintf("EVR_OUT=%s", o->tar_out);
     env[n++] = evr_asprintf("EVR_INFO=%s", info);
     env[n++] = evr_asprintf("EVR_MAX_BYTES=%llu", (unsigned long long) o->max_bytes);
-    /* file:// submodules are refused by default since git 2.38.1 */
+    /* file:// submodules are refused by default since git 2.38.1; the
+       cache's housekeeping runs inside the lock, not detached from it */
     char *header = o->auth ? s_auth_header(o->auth) : NULL;
-    env[n++] = evr_asprintf("GIT_CONFIG_COUNT=%d", header ? 2 : 1);
+    env[n++] = evr_asprintf("GIT_CONFIG_COUNT=%d", header ? 4 : 3);
     env[n++] = evr_strdup("GIT_CONFIG_KEY_0=protocol.file.allow");
     env[n++] = evr_strdup("GIT_CONFIG_VALUE_0=always");
+    env[n++] = evr_strdup("GIT_CONFIG_KEY_1=gc.autoDetach");
+    env[n++] = evr_strdup("GIT_CONFIG_VALUE_1=false");
+    env[n++] = evr_strdup("GIT_CONFIG_KEY_2=maintenance.autoDetach");
+    env[n++] = evr_strdup("GIT_CONFIG_VALUE_2=false");
     if (header) {
-        env[n++] = evr_strdup("GIT_CONFIG_KEY_1=http.extraHeader");
-        env[n++] = evr_asprintf("GIT_CONFIG_VALUE_1=%s", header);
+        env[n++] = evr_strdup("GIT_CONFIG_KEY_3=http.extraHeader");
+        env[n++] = evr_asprintf("GIT_CONFIG_VALUE_3=%s", header);
         free(header);
     }
     return env;

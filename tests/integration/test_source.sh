@@ -327,6 +327,32 @@ YML
   httpd_pid=
 }
 
+# a cancel (SIGINT to --exec) while git waits on a server that never
+# answers: the checkout's processes end, the job is cancelled
+case_git_cancel() {
+  local port=$((20000 + RANDOM % 20000)) srv r
+  python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port)); s.listen(5); c = s.accept(); time.sleep(60)" &
+  srv=$!
+  sleep 0.3
+  cat > "$tmp/cancel.yml" <<YML
+pipeline: cancel
+image: localhost/evrun-busybox:latest
+source: {git: {url: "git://127.0.0.1:$port/never"}}
+steps: [{name: a, run: echo never}]
+YML
+  "$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" > "$tmp/cancel.out" 2>&1 &
+  r=$!
+  for _ in $(seq 1 50); do pgrep -f "git fetch.*127.0.0.1:$port" > /dev/null && break; sleep 0.1; done
+  kill -INT "$r"; wait "$r"
+  check "exit 1" [ $? -eq 1 ]
+  check "cancelled during the checkout" grep -q "^a > skipped: source: the job was cancelled while it was checked out$" "$tmp/cancel.out"
+  check "no git left running" sh -c "! pgrep -f '[g]it fetch.*127.0.0.1:$port' > /dev/null"
+  kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
+}
+
 # through a broker: evrun-cli sends the directories in the submit
 case_copy_broker() {
   local b=$tmp/b bp rp
@@ -374,7 +400,7 @@ YML
   kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth ci_readonly untrusted copy copy_broker tarball submodules}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted copy copy_broker tarball submodules}
 for c in $cases; do
   case_name=$c
   before=$fails
