@@ -300,6 +300,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
 
 static void s_res_next(evr_eng_job_t *job);
 static void s_src_next(evr_eng_job_t *job);
+static void s_src_sweep(evr_eng_job_t *job);
 
 /*  Ends the resource phase: the steps run (or, with reason, nothing
     runs). */
@@ -492,6 +493,8 @@ s_src_end(evr_eng_job_t *job, const char *reason)
         free(job->src_file);
         job->src_file = NULL;
     }
+    if (evr_spec_has_source(job->spec))
+        s_src_sweep(job);
     if (reason)
         evr_eng_prep_failed(job, reason);
     else
@@ -662,7 +665,10 @@ s_src_sent(evr_eng_job_t *job, const evr_source_t *src)
     free(file);
 }
 
-/*  What a killed runner left of the job's sources (temporary files). */
+/*  What a killed runner left of the job's sources (temporary files): a
+    checkout it started may still run, holding its repository's lock, so
+    this runs at the end of the phase, when a checkout of ours has had
+    the lock after it. */
 static void
 s_src_sweep(evr_eng_job_t *job)
 {
@@ -683,8 +689,6 @@ s_src_sweep(evr_eng_job_t *job)
 static void
 s_src_next(evr_eng_job_t *job)
 {
-    if (job->src_index == 0)
-        s_src_sweep(job);
     while (job->src_index < 2 && !s_src(job, job->src_index)->present)
         job->src_index++;
     if (job->cancelling) {

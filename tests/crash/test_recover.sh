@@ -448,7 +448,16 @@ YML
   state=$tmp/checkout
   pause_and_kill "$state" "$tmp/checkout.yml" checkout
   check "killed during the checkout" grep -q "test pause at checkout" "$state.err"
-  recover "$state"
+  # the dead runner's checkout (its own process group) held until the
+  # recovery waits for its lock: its files come after the recovery began
+  orphan=$(pgrep -n -f "evrun-checkout" || true)
+  [ -n "$orphan" ] && kill -STOP -- "-$orphan"
+  recover "$state" &
+  rpid=$!
+  sleep 1
+  [ -n "$orphan" ] && kill -CONT -- "-$orphan"
+  wait "$rpid"
+  rc=$?
   check "recovery exit 0" [ "$rc" -eq 0 ]
   check "job succeeded" grep -Eq "^$job +crash-checkout +succeeded" <("$bin/evrun-replay" "$state")
   check "the tree checked out" [ "$("$bin/evrun-replay" "$state" --output "$job/cat")" = "checked out" ]
