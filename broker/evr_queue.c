@@ -381,6 +381,15 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
         return;
     }
+    /* a copy: source is the submitter's directory: its tar comes along */
+    const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
+                      : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
+    if (lacks) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "submit.%s_tar: the spec's %s "
+                           "is copy: a directory, but the submit carries no tar of it (evrun-cli "
+                           "sends it)", lacks, lacks);
+        return;
+    }
     if (b->failure) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
                            "%s", b->failmsg);
@@ -555,7 +564,8 @@ evr_queue_dispatch(evr_broker_t *b)
         evr_queue_job_t *j = sent[i];
         evr_runners_session_t *r = evr_runners_find(b, j->runner);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
-                        .args = j->submit->args };
+                        .args = j->submit->args, .source_tar = j->submit->source_tar,
+                        .ci_source_tar = j->submit->ci_source_tar };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
             evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
             continue;

@@ -258,6 +258,11 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
         return;
     }
     s_info(d, "job %s (%s): accepted", m->job, m->spec->pipeline);
+    const evr_bin_t *tars[2] = { &m->ci_source_tar, &m->source_tar };
+    for (int i = 0; i < 2; i++)   /* the submitter's copy: directories, kept for preparation */
+        if (tars[i]->len && evr_engine_copy_save(d->eng, m->job, i ? "source" : "ci_source",
+                                                 tars[i]->data, tars[i]->len, &err))
+            s_warn(d, "job %s: %s", m->job, err.msg);
     if (evr_engine_submit(d->eng, m->job, m->spec, &m->args, &err)) {
         s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
         evr_err_t e2;

@@ -57,6 +57,10 @@ typedef struct {
     uint64_t resource_max_bytes;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
+    /*  Sources: the cache of git repositories (NULL: no git sources);
+        whether `copy:` names a directory of this host (--exec only). */
+    const char *source_cache_dir;
+    bool source_copy_local;
 } evr_engine_opts_t;
 
 /*  The engine uses store, loop and the executors it offers (execs, a
@@ -72,6 +76,14 @@ void evr_engine_destroy(evr_engine_t **self_p);
 /*  The loop the engine turns (evr_engine_turn), for the caller's own
     watches (a daemon's sockets). */
 evr_loop_t *evr_engine_loop(const evr_engine_t *self);
+
+/*  Keeps the tar of a job's `copy:` source sent with its dispatch (which:
+    "source" or "ci_source") for the job's preparation, in the job's
+    directory under artifacts_dir (removed once the job is done).  Call
+    before evr_engine_submit.  EVR_ERR_IO when it cannot be written (the
+    job then fails, saying the tar is missing). */
+evr_rc_t evr_engine_copy_save(evr_engine_t *self, const char *job_id, const char *which,
+                              const uint8_t *data, size_t len, evr_err_t *err);
 
 /*  Accepts a job: resolves its secrets and its executor (EVR_ERR_CONFIG
     naming a missing secret, or an executor this runner does not offer,

@@ -16,6 +16,7 @@
 #include "evr_exec.h"
 #include "evr_fetch.h"
 #include "evr_output.h"
+#include "evr_source.h"
 
 /*  A step's state.  The engine moves a step only with evr_eng_step_to,
     which checks each move against the table in evr_step_state.c.  The usual
@@ -143,6 +144,13 @@ struct evr_eng_job {
     char *res_tar;          /* the tar made of it, put into the workspace from this file */
     evr_fetch_req_t *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;
+    /* sources (evr_prepare.c): ci_source (0), then source (1) */
+    uint32_t src_index;
+    char *src_tar;              /* the tar put into the workspace from this file */
+    char *src_file;             /* a tarball's download */
+    evr_source_req_t *src_req;  /* a git checkout under way */
+    char *src_auth[2];          /* git.secret's value, per source */
+    char *src_commit[2];        /* the commit checked out (git), per source */
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
     evr_eng_job_t *next;
@@ -334,5 +342,14 @@ void evr_eng_job_free(evr_eng_job_t *job);
 void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
 void evr_eng_job_go(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
+/*  A job that ends while its source is checked out: the checkout stops
+    and preparation fails (reason: the job's end).  Nothing otherwise. */
+void evr_eng_source_abort(evr_eng_job_t *job);
+/*  Recovery of a job that has started: the commits of its sources, from
+    its job.source events (for EVRUN_SOURCE_SHA). */
+void evr_eng_source_restore(evr_eng_job_t *job);
+/*  The step's environment additions of the job's sources:
+    EVRUN_SOURCE_URL, _REF, _SHA (and EVRUN_CI_SOURCE_*), into env. */
+void evr_eng_source_env(const evr_eng_job_t *job, evr_strmap_t *env);
 
 #endif

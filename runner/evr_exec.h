@@ -65,6 +65,23 @@ typedef void (evr_exec_output_fn)(int stream, const uint8_t *data, size_t len, v
     then reports an error). */
 typedef bool (evr_exec_data_fn)(const uint8_t *data, size_t len, void *arg);
 
+/*  Where a unit finds the job's workspace.  WORKSPACE: at /workspace, its
+    working directory (a host backend: the workspace directory).  JOB
+    (a pipeline with a source; podman only): the workspace at /job, the
+    working directory /job/src, and the job's CI area (put with
+    EVR_EXEC_AREA_CI) read-only at /job/ci. */
+typedef enum {
+    EVR_EXEC_LAYOUT_WORKSPACE = 0,
+    EVR_EXEC_LAYOUT_JOB,
+} evr_exec_layout_t;
+
+/*  What a put fills: the job's workspace, or its CI area (the JOB
+    layout's /job/ci; removed with the workspace). */
+typedef enum {
+    EVR_EXEC_AREA_WORKSPACE = 0,
+    EVR_EXEC_AREA_CI,
+} evr_exec_area_t;
+
 /*  What a step's unit is made of. */
 typedef struct {
     const char *name;           /* evrun-<job>-<step>-<attempt> */
@@ -76,6 +93,7 @@ typedef struct {
     const evr_limits_t *limits; /* process: setrlimit of the step's processes;
                                    NULL or not present: none (podman: unused,
                                    the spec refuses limits there) */
+    evr_exec_layout_t layout;   /* a backend without it fails the create */
 } evr_exec_spec_t;
 
 typedef struct {
@@ -127,22 +145,25 @@ typedef struct {
     void (*list)(evr_exec_t *ex, const char *prefix, evr_exec_fn *fn, void *arg);
 
     /*  The job's workspace: made empty (r->exists when it is there
-        already: a recovered job's), removed with what is in it, listed
+        already: a recovered job's), removed with what is in it (and its
+        CI area), listed
         (r->names: the job ids of the workspaces this backend holds, as
         the backend spells them: compare them without case). */
     void (*workspace_create)(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg);
     void (*workspace_remove)(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg);
     void (*workspace_list)(evr_exec_t *ex, evr_exec_fn *fn, void *arg);
     /*  Unpacks the tar archive tar_file (which stays until fn is called)
-        at the root of the job's workspace.  image: what a podman backend
-        may use to reach the volume (the job's first image). */
-    void (*put)(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_file,
-                evr_exec_fn *fn, void *arg);
-    /*  Copies path (relative to the workspace root) out, as it is after
+        at the root of the job's workspace, or of its CI area (a backend
+        without one answers an error).  image: what a podman backend may
+        use to reach the volume (the job's first image). */
+    void (*put)(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *image,
+                const char *tar_file, evr_exec_fn *fn, void *arg);
+    /*  Copies path (relative to the workspace root: /workspace, or /job
+        in the JOB layout the unit was created with) out, as it is after
         the unit name ran (the unit is not removed yet), as a tar stream
         holding path's last component, to data. */
-    void (*get)(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
-                evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
+    void (*get)(evr_exec_t *ex, const char *name, const char *job_id, evr_exec_layout_t layout,
+                const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

@@ -175,6 +175,18 @@ s_volume(const char *job_id)
     return v;
 }
 
+/*  evrun-<job id in lower case>-ci: the job's CI area (the /job layout's
+    /job/ci), removed with its workspace.  Not a workspace to
+    workspace_list: a job id holds no '-'. */
+static char *
+s_ci_volume(const char *job_id)
+{
+    char *v = s_volume(job_id);
+    char *ci = evr_asprintf("%s-ci", v);
+    free(v);
+    return ci;
+}
+
 /*  Podman's state words: "created", "configured" and "initialized" (made,
     never started); "running", "stopping"; "paused"; "exited", "stopped".
     Any other ("removing", "unknown") is not a state evrun leaves a
@@ -229,7 +241,7 @@ s_done(const evr_podman_result_t *pr, void *arg)
         for (const char *p = pr->id; p && *p;) {
             const char *nl = strchr(p, '\n');
             size_t n = nl ? (size_t) (nl - p) : strlen(p);
-            if (n > 6 && !strncmp(p, "evrun-", 6)) {
+            if (n > 6 && !strncmp(p, "evrun-", 6) && !memchr(p + 6, '-', n - 6)) {
                 memcpy(w, p + 6, n - 6);
                 w += n - 6;
                 *w++ = '\n';
@@ -301,12 +313,16 @@ static void
 s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg)
 {
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
+    bool job = spec->layout == EVR_EXEC_LAYOUT_JOB;
+    char *ci = job && spec->job_id ? s_ci_volume(spec->job_id) : NULL;
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
-                             .env = spec->env, .volume = volume, .network = spec->network };
+                             .env = spec->env, .volume = volume, .network = spec->network,
+                             .ci_volume = ci, .job_layout = job };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
     free(volume);
+    free(ci);
 }
 
 static void
@@ -539,9 +555,12 @@ static void
 s_ws_remove(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
 {
     char *v = s_volume(job_id);
+    char *ci = s_ci_volume(job_id);
     s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(s_pe(ex)->pm, ci, NULL, NULL);   /* most jobs have none */
     evr_podman_volume_remove(s_pe(ex)->pm, v, op ? s_done : NULL, op);
     free(v);
+    free(ci);
 }
 
 static void
@@ -592,11 +611,12 @@ s_put_helper(const evr_podman_result_t *pr, void *arg)
     runs, named after this process: one a killed runner left is swept
     with the job's containers. */
 static void
-s_put(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_file,
-      evr_exec_fn *fn, void *arg)
+s_put(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *image,
+      const char *tar_file, evr_exec_fn *fn, void *arg)
 {
     s_op_t *op = s_op_new(s_pe(ex), S_PUT, fn, arg);
-    char *volume = s_volume(job_id);
+    bool ci = area == EVR_EXEC_AREA_CI;
+    char *volume = ci ? s_ci_volume(job_id) : s_volume(job_id);
     op->name = evr_asprintf("%s-resources-%ld", volume, (long) getpid());
     op->tar_file = evr_strdup(tar_file);
     evr_podman_spec_t ps = { .name = op->name, .image = image, .script = "true",
@@ -613,13 +633,14 @@ s_get_data(const uint8_t *p, size_t n, void *arg)
 }
 
 static void
-s_get(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
-      evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
+s_get(evr_exec_t *ex, const char *name, const char *job_id, evr_exec_layout_t layout,
+      const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
 {
     (void) job_id;   /* the step's container mounts the workspace */
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->data = data;
-    char *full = evr_asprintf("/workspace/%s", path);
+    char *full = evr_asprintf("%s/%s", layout == EVR_EXEC_LAYOUT_JOB ? "/job" : "/workspace",
+                              path);
     evr_podman_archive_get(s_pe(ex)->pm, name, full, s_get_data, s_done, op);
     free(full);
 }

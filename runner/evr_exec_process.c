@@ -316,6 +316,10 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
                spec->job_id ? spec->job_id : "");
         return;
     }
+    if (spec->layout != EVR_EXEC_LAYOUT_WORKSPACE) {   /* the spec refuses a source here */
+        s_fail(op, EVR_ERR_IO, "%s: the process executor has no /job layout", op->name);
+        return;
+    }
     char *ws = evr_asprintf("%s/%s", ex->work, spec->job_id);
     char *path = evr_asprintf("PATH=%s", EVR_EXEC_PROCESS_PATH);
     char *home = evr_asprintf("HOME=%s", ws);
@@ -910,8 +914,8 @@ s_ws_list(evr_exec_t *base, evr_exec_fn *fn, void *arg)
 }
 
 static void
-s_put(evr_exec_t *base, const char *job_id, const char *image, const char *tar_file,
-      evr_exec_fn *fn, void *arg)
+s_put(evr_exec_t *base, const char *job_id, evr_exec_area_t area, const char *image,
+      const char *tar_file, evr_exec_fn *fn, void *arg)
 {
     (void) image;
     s_ex_t *ex = (s_ex_t *) base;
@@ -920,6 +924,10 @@ s_put(evr_exec_t *base, const char *job_id, const char *image, const char *tar_f
     bool nf = false;
     if (op->done)
         return;
+    if (area != EVR_EXEC_AREA_WORKSPACE) {   /* the spec refuses a source here */
+        s_fail(op, EVR_ERR_IO, "the process executor has no CI area (no /job layout)");
+        return;
+    }
     evr_rc_t rc = evr_exec_process_ws_put(ex->work, job_id, tar_file, &nf, &err);
     s_ws_done(op, rc, nf, &err);
 }
@@ -946,10 +954,11 @@ s_get_turn(s_op_t *op)
 
 /*  The stream is made at once; it is copied a turn at a time. */
 static void
-s_get(evr_exec_t *base, const char *name, const char *job_id, const char *path,
-      evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
+s_get(evr_exec_t *base, const char *name, const char *job_id, evr_exec_layout_t layout,
+      const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
 {
     (void) name;
+    (void) layout;   /* one layout: the workspace directory */
     s_ex_t *ex = (s_ex_t *) base;
     s_op_t *op = s_ws_op(ex, job_id, fn, arg);
     op->kind = K_GET;

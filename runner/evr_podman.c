@@ -334,14 +334,23 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
     json_int_t np = nproc.rlim_max < 1024 ? (json_int_t) nproc.rlim_max : 1024;
     json_t *body = json_pack("{s:s, s:s, s:[s,s,s], s:o, s:s, s:b}", "name", spec->name,
                              "image", spec->image, "command", "/bin/sh", "-c", spec->script,
-                             "env", env, "work_dir", "/workspace", "init", 1);
+                             "env", env, "work_dir",
+                             spec->job_layout ? "/job/src" : "/workspace", "init", 1);
     json_object_set_new(body, "r_limits",
                         json_pack("[{s:s, s:I, s:I}, {s:s, s:I, s:I}]", "type", "nofile",
                                   "soft", nf, "hard", nf, "type", "nproc", "soft", np, "hard",
                                   np));
-    if (spec->volume)
+    if (spec->volume && !spec->job_layout)
         json_object_set_new(body, "volumes",
                             json_pack("[{s:s, s:s}]", "Name", spec->volume, "Dest", "/workspace"));
+    else if (spec->volume) {   /* /job; the CI area read-only inside it; cwd made if missing */
+        json_t *vols = json_pack("[{s:s, s:s}]", "Name", spec->volume, "Dest", "/job");
+        if (spec->ci_volume)
+            json_array_append_new(vols, json_pack("{s:s, s:s, s:[s]}", "Name", spec->ci_volume,
+                                                  "Dest", "/job/ci", "Options", "ro"));
+        json_object_set_new(body, "volumes", vols);
+        json_object_set_new(body, "create_working_dir", json_true());
+    }
     if (!spec->network)
         json_object_set_new(body, "netns", json_pack("{s:s}", "nsmode", "none"));
     s_call(self, S_CREATE, "POST", S_API "/containers/create", body, S_TIMEOUT_MS, fn, arg);

@@ -44,7 +44,9 @@ typedef struct {
     const char *image;
     const char *script;         /* run with /bin/sh -c */
     const evr_strmap_t *env;    /* may be NULL */
-    const char *volume;         /* mounted at /workspace; may be NULL */
+    const char *volume;         /* mounted at /workspace (job_layout: /job); may be NULL */
+    const char *ci_volume;      /* job_layout: mounted read-only at /job/ci */
+    bool job_layout;            /* the /job layout: working directory /job/src */
     bool network;               /* false: network namespace "none" */
 } evr_podman_spec_t;
 

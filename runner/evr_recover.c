@@ -350,6 +350,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             /* accepted, never started: prepare as a new job would */
             job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
         else {
+            evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)

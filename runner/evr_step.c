@@ -461,6 +461,20 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
     for (uint32_t i = 0; i < st->spec->env.n; i++)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
+    /* sources (issue 14): EVRUN_SOURCE_*; an untrusted step gets no secret */
+    evr_eng_source_env(job, &env);
+    if (st->spec->untrusted) {
+        evr_strmap_t kept = { 0 };
+        for (uint32_t i = 0; i < env.n; i++) {
+            bool secret = false;
+            for (uint32_t k = 0; k < job->spec->secrets.n && !secret; k++)
+                secret = !strcmp(env.k[i], job->spec->secrets.v[k]);
+            if (!secret)
+                evr_strmap_set(&kept, env.k[i], env.v[i]);
+        }
+        evr_strmap_free(&env);
+        env = kept;
+    }
     evr_exec_spec_t spec = {
         .name = st->unit,
         .job_id = job->id,
@@ -469,6 +483,8 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         .env = &env,
         .network = false,
         .limits = &st->spec->limits,
+        .layout = evr_spec_has_source(job->spec) ? EVR_EXEC_LAYOUT_JOB
+                                                 : EVR_EXEC_LAYOUT_WORKSPACE,
     };
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
@@ -750,8 +766,10 @@ s_collect_artifacts(evr_eng_step_t *st)
             s_artifact_done(&r, a);
             continue;
         }
-        st->job->ex->ops->get(st->job->ex, st->unit, st->job->id, a->path, s_artifact_data,
-                              s_artifact_done, a);
+        st->job->ex->ops->get(st->job->ex, st->unit, st->job->id,
+                              evr_spec_has_source(st->job->spec) ? EVR_EXEC_LAYOUT_JOB
+                                                                 : EVR_EXEC_LAYOUT_WORKSPACE,
+                              a->path, s_artifact_data, s_artifact_done, a);
     }
 }
 

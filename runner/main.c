@@ -200,6 +200,29 @@ typedef struct {
     evr_strmap_t given;
 } s_opts_t;
 
+/*  A `copy:` source of a pipeline run with --exec names a directory of
+    this host, relative to the pipeline file's: made absolute, so that
+    job.accepted (and recovery) has the directory the run used. */
+static void
+s_copy_paths(evr_spec_t *spec, const char *file)
+{
+    evr_source_t *srcs[2] = { &spec->source, &spec->ci_source };
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? evr_strndup(file, (size_t) (slash - file + 1)) : evr_strdup("./");
+    for (int i = 0; i < 2; i++) {
+        if (!srcs[i]->copy || srcs[i]->copy[0] == '/')
+            continue;
+        char *rel = evr_asprintf("%s%s", dir, srcs[i]->copy);
+        char *abs = realpath(rel, NULL);
+        free(srcs[i]->copy);
+        srcs[i]->copy = abs ? evr_strdup(abs) : rel;   /* the error comes with the job */
+        if (abs)
+            free(rel);
+        free(abs);
+    }
+    free(dir);
+}
+
 /*  Loads and checks the pipeline, and that this runner offers its
     executor (before any executor is opened: the refusal is what the
     operator sees, not a podman that does not answer); prints errors;
@@ -211,6 +234,8 @@ s_load(const s_opts_t *o, evr_spec_t *spec, evr_strmap_t *args)
     evr_rc_t rc = evr_yaml_load_file(spec, diag);
     if (rc == EVR_OK)
         rc = evr_spec_bind_args(spec, &o->given, args, diag);
+    if (rc == EVR_OK)
+        s_copy_paths(spec, o->file);
     for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
         fprintf(stderr, "%s\n", evr_diag_get(diag, i));
     evr_diag_destroy(&diag);
@@ -518,7 +543,7 @@ main(int argc, char **argv)
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
-    char *artifacts = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
+    char *artifacts = NULL, *cache = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
     evr_err_t err;
@@ -558,6 +583,7 @@ main(int argc, char **argv)
         goto out;
     }
     artifacts = evr_asprintf("%s/artifacts", state_dir);
+    cache = evr_asprintf("%s/git-cache", state_dir);
     if (o.file && !s_load(&o, &spec, &args)) {
         status = 2;
         goto out;
@@ -574,6 +600,8 @@ main(int argc, char **argv)
     eo.artifacts_dir = artifacts;
     eo.runner_id = id;
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
+    eo.source_cache_dir = cache;
+    eo.source_copy_local = !daemon;   /* --exec (or its --recover): this host's directories */
     eng = evr_engine_new(&eo, store, loop, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
@@ -599,6 +627,7 @@ out:
     evr_strmap_free(&o.given);
     evr_config_destroy(&cfg);
     free(artifacts);
+    free(cache);
     free(id);
     free(labels);
     free(url);

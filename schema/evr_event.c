@@ -90,6 +90,17 @@ s_check_ulid(const void *v)
 #define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)
 #define VERSION(R) D("version", EVR_FT_STR, 64, version, NULL, NULL, "evrun version", R)
 #define HOW(R) D("how", EVR_FT_STR, 16, how, NULL, s_check_how, "reattached, collected, restarted, created or lost", R)
+#define SOURCE(R) D("source", EVR_FT_STR, 16, source, NULL, NULL, "source or ci_source", R)
+#define KIND(R) D("kind", EVR_FT_STR, 16, kind, NULL, NULL, "git, copy or tarball", R)
+#define URL(R) D("url", EVR_FT_STR, EVR_SPEC_MAX_URL, url, NULL, NULL,                         \
+                 "git: the repository; tarball: its URL; copy: the directory", R)
+#define REF(R) D("ref", EVR_FT_STR, EVR_SPEC_MAX_REF, ref, NULL, NULL, "git: the ref asked for", R)
+#define COMMIT(R) D("commit", EVR_FT_STR, 64, commit, NULL, NULL,                                \
+                    "git: the commit checked out (full SHA)", R)
+#define OBJECTS(R) D("objects", EVR_FT_U64, 0, objects, NULL, NULL,                              \
+                     "git: objects the runner's cache fetched (0: it had them all)", R)
+#define TAR_BYTES(R) D("tar_bytes", EVR_FT_U64, 0, tar_bytes, NULL, NULL,                        \
+                       "bytes of the tar put into the workspace", R)
 #define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
 
 #define EVDATA(var, name, ...)                                                                   \
@@ -114,12 +125,16 @@ EVDATA(s_step_skipped, "step.skipped", STEP(true), REASON(true));
 EVDATA(s_step_recovered, "step.recovered", STEP(true), ATTEMPT(false), HOW(true));
 EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
 EVDATA(s_runner_recovered, "runner.recovered", JOBS(true));
+EVDATA(s_job_source, "job.source", SOURCE(true), KIND(true), URL(false), REF(false),
+       COMMIT(false), OBJECTS(false), TAR_BYTES(false));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
        REASON(false), JSTATUS(false), STEP(false), ATTEMPT(false), CONTAINER(false),
        CONTAINER_ID(false), STREAM(false), OFFSET(false), RAW(false), BYTES(false),
-       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false) };
+       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false),
+       SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
+       TAR_BYTES(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -139,6 +154,7 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_STEP_RECOVERED] = &s_step_recovered,
     [EVR_EV_RUNNER_STARTED] = &s_runner_started,
     [EVR_EV_RUNNER_RECOVERED] = &s_runner_recovered,
+    [EVR_EV_JOB_SOURCE] = &s_job_source,
 };
 
 const char *
@@ -180,7 +196,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "", "job.accepted", "job.started", "job.paused", "job.resumed", "job.cancel_requested",
     "job.finished", "step.queued", "step.starting", "step.started", "step.output",
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
-    NULL,
+    "job.source", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

@@ -31,6 +31,7 @@ typedef enum {
     EVR_EV_STEP_RECOVERED,
     EVR_EV_RUNNER_STARTED,
     EVR_EV_RUNNER_RECOVERED,
+    EVR_EV_JOB_SOURCE,
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -60,6 +61,14 @@ typedef struct {
     char *version;
     char *how;          /* step.recovered: reattached, collected, restarted, created, lost */
     uint32_t jobs;      /* runner.recovered */
+    /* job.source: a source put into the job's workspace */
+    char *source;       /* "source" or "ci_source" */
+    char *kind;         /* git, copy, tarball */
+    char *url;          /* git: the repository; tarball: the URL; copy: the path */
+    char *ref;          /* git: the ref asked for */
+    char *commit;       /* git: the commit it resolved to (full SHA) */
+    uint64_t objects;   /* git: objects the runner's cache fetched (0: all were there) */
+    uint64_t tar_bytes; /* bytes of the tar put into the workspace */
 } evr_evdata_t;
 
 typedef struct {

@@ -76,9 +76,11 @@ typedef struct {
     evr_check_fn *check;        /* optional extra validation */
     const evr_rectype_t *(*select)(const void *parent);   /* VARIANT only */
     const char *doc;            /* one line for PROTOCOL.md and --help */
-    const char *const *names;   /* ENUM only: the values, NULL-terminated; index 0 is
+    const char *const *names;   /* ENUM: the values, NULL-terminated; index 0 is
                                    the zero value, left out when encoding unless
-                                   required; an empty name is never accepted */
+                                   required; an empty name is never accepted.
+                                   RECORD: words a pipeline file may write in
+                                   place of the mapping for "absent" (none) */
 } evr_field_t;
 
 struct evr_rectype {

@@ -109,6 +109,11 @@ s_check_spec(const void *v)
 #define FROM(R) M("from", EVR_FT_U64, R, 0, from, NULL, NULL, "first per-job seq wanted (default 1)")
 #define TIME(key, member) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, "ns since the Unix epoch; 0 = not yet")
 #define U32(key, member, R, doc) M(key, EVR_FT_U32, R, 0, member, NULL, NULL, doc)
+#define COPIES                                                                                   \
+    M("source_tar", EVR_FT_BIN, false, EVR_MSG_MAX_COPY_BYTES, source_tar, NULL, NULL,          \
+      "the spec's source copy: directory as a gzip-compressed tar"),                              \
+    M("ci_source_tar", EVR_FT_BIN, false, EVR_MSG_MAX_COPY_BYTES, ci_source_tar, NULL, NULL,    \
+      "the spec's ci_source copy: directory as a gzip-compressed tar")
 
 #define MSG(var, ...)                                                                            \
     static const evr_field_t s_f_##var[] = { __VA_ARGS__ };                                      \
@@ -119,7 +124,7 @@ static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_
 
 MSG(submit, JOB(true), SPEC(true), ARGS(false),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
-      "labels a runner must have, besides the spec's"));
+      "labels a runner must have, besides the spec's"), COPIES);
 MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));
@@ -155,7 +160,7 @@ MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take no
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
-MSG(dispatch, JOB(true), SPEC(true), ARGS(false));
+MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES);
 MSG(control, COMMAND(true), JOB(false), REASON(false));
 MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
 

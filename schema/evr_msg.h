@@ -55,6 +55,8 @@ typedef struct {
     evr_spec_t *spec;
     evr_strmap_t args;
     evr_strlist_t labels;
+    evr_bin_t source_tar;       /* `submit`, `dispatch`: the spec's copy: directories, */
+    evr_bin_t ci_source_tar;    /* as gzip-compressed tars (EVR_MSG_MAX_COPY_BYTES) */
     evr_reclist_t events;   /* of evr_event_t */
     evr_event_t *event;
     uint64_t seq;
@@ -67,6 +69,11 @@ typedef struct {
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */
 } evr_msg_t;
+
+/*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and
+    its `dispatch`): 1 MiB.  With the spec (1 MiB) and the args, two of
+    them stay well under the message limit (EVR_MSG_MAX_BYTES, 4 MiB). */
+#define EVR_MSG_MAX_COPY_BYTES (1u << 20)
 
 /*  Error codes carried by `error` replies. */
 #define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */

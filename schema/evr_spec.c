@@ -90,6 +90,37 @@ const evr_rectype_t evr_limits_type = { "limits", sizeof(evr_limits_t), s_limits
                                         EVR_ARRAY_LEN(s_limits_fields),
                                         offsetof(evr_limits_t, present), NULL };
 
+static const evr_field_t s_git_fields[] = {
+    F(evr_git_t, "url", EVR_FT_STR, true, EVR_SPEC_MAX_URL, url, NULL, NULL,
+      "https://, http://, git://, ssh:// or file:// URL of the repository (no password: "
+      "name a secret)"),
+    F(evr_git_t, "ref", EVR_FT_STR, false, EVR_SPEC_MAX_REF, ref, NULL, NULL,
+      "branch, tag or full commit SHA; default: the remote's HEAD"),
+    F(evr_git_t, "depth", EVR_FT_U32, false, 0, depth, NULL, NULL,
+      "commits of history fetched (a shallow clone); 0 or absent: all"),
+    F(evr_git_t, "submodules", EVR_FT_BOOL, false, 0, submodules, NULL, NULL,
+      "check out the commit's submodules too (one level)"),
+    F(evr_git_t, "secret", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, secret, NULL, NULL,
+      "secret holding USER:PASSWORD or a token for an http(s) repository"),
+};
+const evr_rectype_t evr_git_type = { "git", sizeof(evr_git_t), s_git_fields,
+                                     EVR_ARRAY_LEN(s_git_fields),
+                                     offsetof(evr_git_t, present), NULL };
+
+static const evr_field_t s_source_fields[] = {
+    F(evr_source_t, "git", EVR_FT_RECORD, false, 0, git, &evr_git_type, NULL,
+      "a commit of a git repository, checked out on the runner"),
+    F(evr_source_t, "copy", EVR_FT_STR, false, EVR_SPEC_MAX_PATH, copy, NULL, NULL,
+      "a directory: the submitter's (sent as a tar) or, with --exec, the runner's"),
+    F(evr_source_t, "tarball", EVR_FT_STR, false, EVR_SPEC_MAX_URL, tarball, NULL, NULL,
+      "an http(s) URL of a tar archive (or a file), fetched by the runner"),
+};
+const evr_rectype_t evr_source_type = { "source", sizeof(evr_source_t), s_source_fields,
+                                        EVR_ARRAY_LEN(s_source_fields),
+                                        offsetof(evr_source_t, present), NULL };
+/*  `source: none` in a pipeline file: the same as no source. */
+static const char *const s_none_words[] = { "none", NULL };
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
@@ -109,6 +140,8 @@ static const evr_field_t s_step_fields[] = {
       "retry policy"),
     F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
       "resource limits of a process step's processes (setrlimit); 0 or absent: none"),
+    F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,
+      "the step runs untrusted code (the source's): it is given no secrets"),
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -144,6 +177,11 @@ static const evr_field_t s_spec_fields[] = {
       "files fetched over HTTP into /workspace before the first step"),
     F(evr_spec_t, "steps", EVR_FT_RECLIST, true, EVR_SPEC_MAX_STEPS, steps, &evr_step_type,
       NULL, "the steps, run in order or as a DAG when any step has needs"),
+    { "source", EVR_FT_RECORD, false, 0, offsetof(evr_spec_t, source), &evr_source_type, NULL,
+      NULL, "the code under test, at /job/src: git, copy or tarball (or none)", s_none_words },
+    { "ci_source", EVR_FT_RECORD, false, 0, offsetof(evr_spec_t, ci_source), &evr_source_type,
+      NULL, NULL, "trusted CI code, at /job/ci, read-only in every step: git, copy or tarball",
+      s_none_words },
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };
@@ -195,6 +233,20 @@ evr_spec_runner_has_label(const evr_strlist_t *labels, const char *label)
         names_executor |= !strncmp(labels->v[i], EVR_EXECUTOR_LABEL_PREFIX, plen);
     }
     return !names_executor && !strcmp(label, EVR_EXECUTOR_PODMAN_LABEL);
+}
+
+bool
+evr_spec_has_source(const evr_spec_t *spec)
+{
+    return spec->source.present || spec->ci_source.present;
+}
+
+const char *
+evr_source_kind(const evr_source_t *src)
+{
+    if (!src->present)
+        return NULL;
+    return src->git.present ? "git" : src->copy ? "copy" : src->tarball ? "tarball" : NULL;
 }
 
 int
@@ -426,6 +478,94 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
     }
 }
 
+/*  Whether url's authority holds credentials: a password
+    ("scheme://user:pass@host"), or for anything but ssh:// any user part
+    (a token as the user name, "https://TOKEN@host"). */
+static bool
+s_url_has_password(const char *url)
+{
+    const char *a = strstr(url, "://");
+    if (!a)
+        return false;
+    a += 3;
+    size_t n = strcspn(a, "/?#");
+    const char *at = memchr(a, '@', n);
+    return at && (strncmp(url, "ssh://", 6) || memchr(a, ':', (size_t) (at - a)));
+}
+
+/*  NULL when ref is a name git can fetch (a branch, tag or SHA), else why. */
+static const char *
+s_ref_problem(const char *ref)
+{
+    if (!*ref)
+        return "empty ref (leave the key out for the remote's HEAD)";
+    if (*ref == '-')
+        return "a ref cannot start with '-'";
+    if (strstr(ref, "..") || strstr(ref, "@{") || strstr(ref, "//"))
+        return "a ref cannot contain \"..\", \"@{\" or \"//\"";
+    for (const char *c = ref; *c; c++)
+        if ((unsigned char) *c <= ' ' || *c == 0x7f || strchr("~^:?*[\\", *c))
+            return "a ref cannot contain spaces, control characters or any of ~ ^ : ? * [ \\";
+    size_t n = strlen(ref);
+    if (ref[n - 1] == '/' || ref[n - 1] == '.' || *ref == '/')
+        return "a ref cannot start or end with '/' or end with '.'";
+    return NULL;
+}
+
+static void
+s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
+               evr_diag_t *diag)
+{
+    char p[128];
+    if (!src->present)
+        return;
+    int forms = src->git.present + !!src->copy + !!src->tarball;
+    if (forms != 1) {
+        evr_diag_add(diag, key, "%s: expected exactly one of git, copy, tarball (or `%s: none`)",
+                     forms ? "more than one form" : "no form", key);
+        return;
+    }
+    if (spec->executor == EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, key, "a process pipeline has no /job layout (its steps run as the "
+                     "runner's user, who could write the read-only CI source): use executor "
+                     "podman, or fetch the code in a step");
+    if (src->git.present) {
+        const evr_git_t *g = &src->git;
+        snprintf(p, sizeof p, "%s.git.url", key);
+        static const char *const schemes[] = { "https://", "http://", "git://", "ssh://",
+                                               "file://" };
+        bool known = false;
+        for (size_t i = 0; g->url && i < EVR_ARRAY_LEN(schemes); i++)
+            known |= !strncmp(g->url, schemes[i], strlen(schemes[i]));
+        if (g->url && !known)
+            evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
+                         "URL, got \"%s\"", g->url);
+        else if (g->url && s_url_has_password(g->url))
+            evr_diag_add(diag, p, "credentials in the URL would be stored with the job: put "
+                         "USER:PASSWORD (or a token) in a secret and name it in %s.git.secret",
+                         key);
+        else if (g->url && (strchr(g->url, ' ') || strchr(g->url, '\n')))
+            evr_diag_add(diag, p, "a URL cannot contain spaces or newlines");
+        const char *why = g->ref ? s_ref_problem(g->ref) : NULL;
+        snprintf(p, sizeof p, "%s.git.ref", key);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, g->ref);
+        snprintf(p, sizeof p, "%s.git.secret", key);
+        if (g->secret && !evr_spec_env_name_ok(g->secret))
+            evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
+                         g->secret);
+        snprintf(p, sizeof p, "%s.git.depth", key);
+        if (g->depth > 1000000)
+            evr_diag_add(diag, p, "%u: at most 1000000 (0 for the whole history)", g->depth);
+    }
+    snprintf(p, sizeof p, "%s.tarball", key);
+    if (src->tarball && strncmp(src->tarball, "http://", 7) && strncmp(src->tarball, "https://", 8))
+        evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", src->tarball);
+    snprintf(p, sizeof p, "%s.copy", key);
+    if (src->copy && !*src->copy)
+        evr_diag_add(diag, p, "empty path: name a directory");
+}
+
 evr_rc_t
 evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
 {
@@ -497,6 +637,8 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     s_check_envmap(&spec->env, "env", diag);
     s_check_steps(spec, diag);
     s_check_resources(spec, diag);
+    s_check_source(spec, &spec->source, "source", diag);
+    s_check_source(spec, &spec->ci_source, "ci_source", diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

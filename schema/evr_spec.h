@@ -62,6 +62,32 @@ typedef struct {
     uint64_t memory;    /* bytes; RLIMIT_AS: address space per process */
 } evr_limits_t;
 
+/*  A git source: the commit a ref names, checked out on the runner
+    through its cache of repositories. */
+typedef struct {
+    bool present;
+    char *url;          /* https, http, git, ssh or file URL; no password in it */
+    char *ref;          /* branch, tag or full SHA; NULL: the remote's HEAD */
+    uint32_t depth;     /* commits fetched; 0 = the whole history */
+    bool submodules;    /* the submodules of the commit too (one level) */
+    char *secret;       /* a secret holding USER:PASSWORD (or a token) for http(s) */
+} evr_git_t;
+
+/*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
+    copy (a directory: the submitter's, sent as a tar, or the runner's with
+    --exec) or tarball (an http(s) URL); not present = none. */
+typedef struct {
+    bool present;
+    evr_git_t git;
+    char *copy;
+    char *tarball;
+} evr_source_t;
+
+/*  Most bytes of a `copy:` source: the tar a client sends in its submit,
+    and the unpacked contents of any source. */
+#define EVR_SPEC_MAX_COPY_BYTES (64u << 20)
+#define EVR_SPEC_MAX_REF 256
+
 typedef struct {
     char *name;
     char *run;          /* shell script, run with /bin/sh -c */
@@ -72,6 +98,7 @@ typedef struct {
     evr_strmap_t env;
     evr_retry_t retry;
     evr_limits_t limits;
+    bool untrusted;     /* runs untrusted code (the source's): never given secrets */
 } evr_step_t;
 
 enum {
@@ -109,6 +136,8 @@ typedef struct {
     evr_strlist_t secrets;
     evr_reclist_t resources;   /* of evr_resource_t */
     evr_reclist_t steps;       /* of evr_step_t */
+    evr_source_t source;       /* untrusted code, at /job/src */
+    evr_source_t ci_source;    /* trusted CI code, at /job/ci, read-only */
 } evr_spec_t;
 
 extern const evr_rectype_t evr_spec_type;
@@ -118,6 +147,13 @@ extern const evr_rectype_t evr_resource_type;
 extern const evr_rectype_t evr_queue_type;
 extern const evr_rectype_t evr_retry_type;
 extern const evr_rectype_t evr_limits_type;
+extern const evr_rectype_t evr_git_type;
+extern const evr_rectype_t evr_source_type;
+
+/*  Whether the job has the /job layout (a source or a CI source). */
+bool evr_spec_has_source(const evr_spec_t *spec);
+/*  The kind of a present source: "git", "copy" or "tarball" (NULL: none). */
+const char *evr_source_kind(const evr_source_t *src);
 
 /*  Accessors for the i-th step, arg and resource. */
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);

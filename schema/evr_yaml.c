@@ -375,7 +375,14 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
     case EVR_FT_STRMAP: return s_load_strmap(ctx, node, f, p, path);
     case EVR_FT_RECLIST:
     case EVR_FT_RECMAP: return s_load_reclist(ctx, node, f, p, path, depth);
-    case EVR_FT_RECORD: return s_load_rec(ctx, node, f->sub, p, path, depth + 1);
+    case EVR_FT_RECORD:
+        /* a word that stands for absence (`source: none`) */
+        if (f->names && node->type == YAML_SCALAR_NODE)
+            for (size_t i = 0; f->names[i]; i++)
+                if (node->data.scalar.length == strlen(f->names[i])
+                    && !memcmp(node->data.scalar.value, f->names[i], strlen(f->names[i])))
+                    return true;
+        return s_load_rec(ctx, node, f->sub, p, path, depth + 1);
     default:
         s_err(ctx, node, path, "field type %s cannot be written in a pipeline file",
               evr_ftype_name(f->type));

@@ -324,6 +324,10 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
         if (d->runner)
             s_set(&job->runner, d->runner);
         return EVR_OK;
+    case EVR_EV_JOB_SOURCE:   /* preparation: before job.started (again after a restart) */
+        if (job->status != EVR_JOB_QUEUED)
+            return s_illegal(err, job, ev, "a source is put in before the job starts");
+        return EVR_OK;
     case EVR_EV_JOB_PAUSED:
         if (job->status != EVR_JOB_RUNNING)
             return s_illegal(err, job, ev, "only a running job pauses");

@@ -1,16 +1,19 @@
 /*  cli_jobs.c: the job commands of evrun-cli: run, submit, cancel, pause,
     resume, status, jobs, logs.  Each parses its options, sends one request
     (or follows the event stream) and prints the answer, as text or JSON. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_bus.h"
 #include "evr_follow.h"
 #include "evr_job.h"
+#include "evr_source.h"
 #include "evr_yaml.h"
 
 static volatile sig_atomic_t s_stop;
@@ -33,7 +36,9 @@ s_run_help(FILE *out, const char *name)
             "Validates the pipeline in FILE (errors as file:line:column: field: message),\n"
             "submits it to the broker as a new job and prints its id once the broker has\n"
             "it in its durable queue.  A submit that gets no answer is sent again with the\n"
-            "same job id, so it is queued once.\n"
+            "same job id, so it is queued once.  A `copy: DIR` source (or ci_source) is\n"
+            "sent along: DIR (relative to FILE's directory, .evrunignore honoured) as a\n"
+            "gzip-compressed tar of at most 1 MiB.\n"
             "\n"
             "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable)\n"
             "  --label L            a label the runner must have, beyond the pipeline's\n"
@@ -67,6 +72,60 @@ s_load(const char *prog, const char *file, const evr_strmap_t *given, evr_spec_t
     evr_diag_destroy(&diag);
     evr_strmap_free(&bound);
     return rc == EVR_OK;
+}
+
+/*  The tar of one copy: directory (relative to the pipeline file's),
+    gzip-compressed, into *tar; false with the error printed. */
+static bool
+s_copy_one(const char *prog, const char *file, const char *key, const char *copy, evr_bin_t *tar)
+{
+    const char *slash = strrchr(file, '/');
+    char *dir = copy[0] == '/' || !slash ? evr_strdup(copy)
+              : evr_asprintf("%.*s/%s", (int) (slash - file), file, copy);
+    const char *tmpdir = getenv("TMPDIR");
+    char *tmp = evr_asprintf("%s/evrun-copy-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int fd = mkstemp(tmp);
+    evr_err_t err;
+    uint64_t bytes = 0;
+    bool ok = fd >= 0;
+    if (!ok)
+        fprintf(stderr, "%s: %s: %s\n", prog, tmp, strerror(errno));
+    else
+        close(fd);
+    if (ok && evr_source_copy_tar(dir, "", EVR_SPEC_MAX_COPY_BYTES,
+                                  EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS, tmp, &bytes, &err)) {
+        fprintf(stderr, "%s: %s: %s\n", prog, key, err.msg);
+        ok = false;
+    }
+    else if (ok && bytes > EVR_MSG_MAX_COPY_BYTES) {
+        fprintf(stderr, "%s: %s: copy %s: the compressed tar is %llu bytes, over the limit of "
+                "%u bytes a submit carries (leave files out with .evrunignore, or use git: or "
+                "tarball:)\n", prog, key, dir, (unsigned long long) bytes,
+                EVR_MSG_MAX_COPY_BYTES);
+        ok = false;
+    }
+    FILE *fp = ok ? fopen(tmp, "rb") : NULL;
+    if (fp) {
+        tar->data = evr_malloc(bytes ? bytes : 1);
+        tar->len = (uint32_t) fread(tar->data, 1, bytes, fp);
+        ok = tar->len == bytes;
+        fclose(fp);
+    }
+    if (fd >= 0)
+        unlink(tmp);
+    free(tmp);
+    free(dir);
+    return ok;
+}
+
+/*  The submit's tars of the spec's copy: sources. */
+static bool
+s_copies(const char *prog, const char *file, evr_msg_t *req)
+{
+    const evr_spec_t *s = req->spec;
+    return (!s->source.copy || s_copy_one(prog, file, "source", s->source.copy, &req->source_tar))
+        && (!s->ci_source.copy
+            || s_copy_one(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
 }
 
 /*  Polls the job until it ends; its exit status. */
@@ -229,7 +288,8 @@ s_run_common(int argc, char **argv, const char *name)
     char job[EVR_ULID_LEN + 1];
     evr_ulid_new(job);
     req.job = evr_strdup(job);
-    if (!s_load(cli.prog, argv[optind], &req.args, req.spec))
+    if (!s_load(cli.prog, argv[optind], &req.args, req.spec)
+        || !s_copies(cli.prog, argv[optind], &req))
         status = 2;
     else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
         s_warn_no_runner(&cli, &req);

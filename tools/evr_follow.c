@@ -165,6 +165,9 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
         fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
     if (d->status)
         fprintf(out, ": %s", d->status);
+    if (d->source)   /* job.source */
+        fprintf(out, ": %s %s %s%s%s", d->source, d->kind ? d->kind : "", d->url ? d->url : "",
+                d->commit ? " at " : "", d->commit ? d->commit : "");
     if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)
         fprintf(out, " (exit %lld, %llu ms)", (long long) d->exit_code,
                 (unsigned long long) d->duration);

@@ -429,6 +429,47 @@ check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 rm -rf "$state"
 case_end
 
+# Killed while a source is checked out (podman only: a process pipeline
+# has no source): the checkout's child finishes or not on its own, the
+# recovery checks out again (through the same cache) and the job runs.
+if [ "$executor" = podman ]; then
+  case_start checkout
+  repo=$tmp/repo
+  git init -q -b main "$repo"
+  echo "checked out" > "$repo/f.txt"
+  git -C "$repo" add . && git -C "$repo" -c user.email=t@t -c user.name=t commit -qm one
+  cat > "$tmp/checkout.yml" <<YML
+pipeline: crash-checkout
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo", ref: main}}
+steps:
+  - {name: cat, run: cat f.txt}
+YML
+  state=$tmp/checkout
+  pause_and_kill "$state" "$tmp/checkout.yml" checkout
+  check "killed during the checkout" grep -q "test pause at checkout" "$state.err"
+  # the dead runner's checkout (its own process group) held until the
+  # recovery waits for its lock: its files come after the recovery began
+  orphan=$(pgrep -n -f "evrun-checkout" || true)
+  [ -n "$orphan" ] && kill -STOP -- "-$orphan"
+  recover "$state" &
+  rpid=$!
+  sleep 1
+  [ -n "$orphan" ] && kill -CONT -- "-$orphan"
+  wait "$rpid"
+  rc=$?
+  check "recovery exit 0" [ "$rc" -eq 0 ]
+  check "job succeeded" grep -Eq "^$job +crash-checkout +succeeded" <("$bin/evrun-replay" "$state")
+  check "the tree checked out" [ "$("$bin/evrun-replay" "$state" --output "$job/cat")" = "checked out" ]
+  check "the commit recorded" grep -q "\"commit\":\"$(git -C "$repo" rev-parse main)\"" \
+    <("$bin/evrun-replay" "$state" --job "$job" --json)
+  check "no temporary file left" [ -z "$(find "$state/artifacts" -name '.source-*')" ]
+  check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+  [ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
+  case_end
+fi
+
 # Random moments
 for k in $(seq 1 "$kills"); do
   case_start "random-$k"

@@ -159,10 +159,11 @@ s_ws_list(evr_exec_t *ex, evr_exec_fn *fn, void *arg)
 }
 
 static void
-s_put(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_file,
-      evr_exec_fn *fn, void *arg)
+s_put(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *image,
+      const char *tar_file, evr_exec_fn *fn, void *arg)
 {
     (void) image;
+    (void) area;   /* one area: the fake's workspace */
     evr_exec_fake_t *f = (evr_exec_fake_t *) ex;
     evr_fake_item_t *it = s_call(f, EVR_FAKE_PUT, job_id, fn, arg);
     it->path = evr_strdup(tar_file ? tar_file : "");
@@ -170,9 +171,10 @@ s_put(evr_exec_t *ex, const char *job_id, const char *image, const char *tar_fil
 }
 
 static void
-s_get(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
-      evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
+s_get(evr_exec_t *ex, const char *name, const char *job_id, evr_exec_layout_t layout,
+      const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
 {
+    (void) layout;
     evr_exec_fake_t *f = (evr_exec_fake_t *) ex;
     evr_fake_item_t *it = s_call(f, EVR_FAKE_GET, name, fn, arg);
     it->job_id = evr_strdup(job_id ? job_id : "");

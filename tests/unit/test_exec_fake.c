@@ -488,11 +488,12 @@ test_workspaces(void)
     CHECK(fd >= 0);
     FILE *fp = fdopen(fd, "wb");
     s_ans_t got = { 0 }, put = { 0 }, miss = { 0 }, nounit = { 0 };
-    ex->ops->get(ex, "g1", other, "/workspace/out", s_to_file, s_got_done, fp);
+    ex->ops->get(ex, "g1", other, EVR_EXEC_LAYOUT_WORKSPACE, "/workspace/out", s_to_file,
+                 s_got_done, fp);
     CHECK(s_until(loop, &s_got_calls));
     fclose(fp);
     CHECK(s_got.rc == EVR_OK);
-    ex->ops->put(ex, JOB, NULL, path, s_on, &put);
+    ex->ops->put(ex, JOB, EVR_EXEC_AREA_WORKSPACE, NULL, path, s_on, &put);
     CHECK(s_until(loop, &put.calls) && put.rc == EVR_OK);
     unlink(path);
     const uint8_t *data;
@@ -500,8 +501,10 @@ test_workspaces(void)
     CHECK(evr_exec_fake_ws_file(f, JOB, "out/a.txt", &data, &len) == EVR_OK && len == 1);
     CHECK(evr_exec_fake_ws_file(f, JOB, "out/sub/b.txt", &data, &len) == EVR_OK && len == 2);
     CHECK(evr_exec_fake_ws_file(f, JOB, "outside.txt", &data, &len) == EVR_ERR_NOTFOUND);
-    ex->ops->get(ex, "g1", other, "nothing/here", s_to_file, s_on, &miss);
-    ex->ops->get(ex, "nounit", other, "out", s_to_file, s_on, &nounit);
+    ex->ops->get(ex, "g1", other, EVR_EXEC_LAYOUT_WORKSPACE, "nothing/here", s_to_file, s_on,
+                 &miss);
+    ex->ops->get(ex, "nounit", other, EVR_EXEC_LAYOUT_WORKSPACE, "out", s_to_file, s_on,
+                 &nounit);
     CHECK(s_until(loop, &miss.calls) && s_until(loop, &nounit.calls));
     CHECK(miss.rc && miss.not_found && nounit.rc && nounit.not_found);
     (void) got;

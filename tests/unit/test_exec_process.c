@@ -504,7 +504,8 @@ s_getp(s_env_t *e, const char *path, bool refuse, s_get_t *g)
     free(g->buf.p);
     memset(g, 0, sizeof *g);
     g->refuse = refuse;
-    e->ex->ops->get(e->ex, "evrun-JOB1-build-1", "JOB1", path, s_collect, s_on_get, g);
+    e->ex->ops->get(e->ex, "evrun-JOB1-build-1", "JOB1", EVR_EXEC_LAYOUT_WORKSPACE, path,
+                    s_collect, s_on_get, g);
     CHECK(!g->r.called);
     s_until(e->loop, &g->r.called);
 }
@@ -523,7 +524,7 @@ test_put_get(void)
     s_tar_add(a, "src/a.txt", "alpha\n", false);
     archive_write_free(a);
     s_res_t r;
-    CALL(&e, r, put, "JOB1", NULL, tarp);
+    CALL(&e, r, put, "JOB1", EVR_EXEC_AREA_WORKSPACE, NULL, tarp);
     CHECK(r.r.rc == EVR_OK);
     s_tail_t t = { 0 };
     s_run(&e, "evrun-JOB1-build-1",
@@ -585,7 +586,7 @@ test_put_get(void)
     CHECK_CONTAINS(g.r.msg, "leaves the workspace");
     free(g.buf.p);
     /* put into a missing workspace */
-    CALL(&e, r, put, "JOB2", NULL, tarp);
+    CALL(&e, r, put, "JOB2", EVR_EXEC_AREA_WORKSPACE, NULL, tarp);
     CHECK(r.r.not_found);
     s_tail_free(&t);
     s_teardown(&e);

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# test_source.sh BIN_DIR SRC_DIR [CASE...]: a job's source (`source:`,
+# `ci_source:`) with evrun-runner --exec against the real podman service
+# of the "podman" fixture (EVRUN_PODMAN_URL): git repositories made by the
+# test (file:// URLs, and a `git daemon` on 127.0.0.1), a directory
+# copied, a tarball from a local HTTP server.  Each case checks the
+# output, the job.source events in the store and that no container or
+# volume of the job is left.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+tmp=$(mktemp -d /tmp/evr-src-XXXXXX)
+daemon_pid= httpd_pid=
+trap '[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; [ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
+fails=0 passes=0 case_name=
+
+. "$(dirname "$0")/../support/check.sh"
+
+# one state directory for all cases: its git cache is what a second
+# checkout hits
+state=$tmp/state
+
+# run NAME FILE [runner args...]: runs the pipeline; sets $out $err $rc $job
+run() {
+  local name=$1 file=$2; shift 2
+  out=$tmp/$name.out err=$tmp/$name.err
+  "$bin/evrun-runner" --exec "$file" --state-dir "${run_state:-$state}" "$@" > "$out" 2> "$err"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+}
+
+left_behind() {
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  { podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id" || true
+}
+
+verified() { "$bin/evrun-replay" "$state" --verify > /dev/null; }
+
+# source_event FIELD: FIELD of the job's job.source event for `source`
+source_event() {
+  "$bin/evrun-replay" "$state" --events --json | grep "\"job\":\"$job\"" \
+    | grep '"type":"job.source"' | grep '"source":"source"' | tail -n 1 \
+    | sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+
+git_c() { git -c user.email=t@example.org -c user.name=t "$@"; }
+
+# the repository: main (two commits, tag v1 on the first), branch other
+repo=$tmp/repo
+mkdir -p "$repo"
+git_c -C "$repo" init -q -b main
+echo "first" > "$repo/file.txt"
+git_c -C "$repo" add . && git_c -C "$repo" commit -qm first
+git_c -C "$repo" tag v1
+echo "second" > "$repo/file.txt"
+mkdir -p "$repo/dir" && echo "deep" > "$repo/dir/deep.txt"
+git_c -C "$repo" add . && git_c -C "$repo" commit -qm second
+git_c -C "$repo" checkout -q -b other
+echo "on other" > "$repo/file.txt"
+git_c -C "$repo" commit -qam other
+git_c -C "$repo" checkout -q main
+first=$(git -C "$repo" rev-parse v1)
+second=$(git -C "$repo" rev-parse main)
+other=$(git -C "$repo" rev-parse other)
+mkdir -p "$tmp/ci"
+printf 'echo "ci says hi"\n' > "$tmp/ci/hello.sh"
+
+# pipeline NAME URL REF: a pipeline checking out REF of URL, the CI
+# source the directory $tmp/ci, one step showing what it sees
+git_pipeline() {
+  cat > "$tmp/$1.yml" <<YML
+pipeline: $1
+image: localhost/evrun-busybox:latest
+source:
+  git: {url: "$2", ref: "$3"${4:+, depth: $4}}
+ci_source: {copy: ci}
+steps:
+  - name: look
+    run: |
+      echo "cwd \$(pwd)"
+      echo "file \$(cat file.txt)"
+      echo "sha \$EVRUN_SOURCE_SHA ref \$EVRUN_SOURCE_REF url \$EVRUN_SOURCE_URL"
+      sh /job/ci/hello.sh
+YML
+}
+
+case_git_branch() {
+  git_pipeline branch "file://$repo" other
+  run branch "$tmp/branch.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "working directory /job/src" grep -q "^look | cwd /job/src$" "$out"
+  check "the branch's tree" grep -q "^look | file on other$" "$out"
+  check "EVRUN_SOURCE_* exported" grep -q "^look | sha $other ref other url file://$repo$" "$out"
+  check "the CI source at /job/ci" grep -q "^look | ci says hi$" "$out"
+  check "job.source records the commit" [ "$(source_event commit)" = "$other" ]
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_git_tag() {
+  git_pipeline tag "file://$repo" v1
+  run tag "$tmp/tag.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the tag's tree" grep -q "^look | file first$" "$out"
+  check "the tag's commit" grep -q "^look | sha $first ref v1 " "$out"
+  check "no directory of later commits" sh -c "! grep -q deep '$out'"
+}
+
+case_git_sha() {
+  git_pipeline sha "file://$repo" "$first"
+  run sha "$tmp/sha.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the commit's tree" grep -q "^look | file first$" "$out"
+  check "job.source records it" [ "$(source_event commit)" = "$first" ]
+}
+
+case_git_missing_ref() {
+  git_pipeline missing "file://$repo" no-such-branch
+  run missing "$tmp/missing.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "a clear error naming the ref and the repository" \
+    grep -q "source: git: ref \"no-such-branch\" is not in file://$repo (a branch, tag or full commit SHA)" "$out"
+  check "the step skipped with it" grep -q "^look > skipped: source: git: ref \"no-such-branch\"" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+# a second checkout of the same repository fetches only what is new: the
+# objects count of job.source (absent: 0)
+case_git_cache() {
+  local cold=$tmp/cold
+  git_pipeline cache "file://$repo" main
+  run_state=$cold run cache1 "$tmp/cache.yml"
+  check "first checkout: exit 0" [ "$rc" -eq 0 ]
+  local n1
+  n1=$("$bin/evrun-replay" "$cold" --events --json | grep '"type":"job.source"' \
+         | grep '"source":"source"' | sed -n 's/.*"objects":\([0-9]*\).*/\1/p')
+  check "first checkout fetched the objects ($n1)" [ "${n1:-0}" -ge 6 ]
+  run_state=$cold run cache2 "$tmp/cache.yml"
+  check "second checkout: exit 0" [ "$rc" -eq 0 ]
+  check "second checkout: nothing fetched" grep -q "commit $second (0 objects fetched)" "$out"
+  echo "third" > "$repo/new.txt"
+  git_c -C "$repo" add . && git_c -C "$repo" commit -qm third
+  run_state=$cold run cache3 "$tmp/cache.yml"
+  check "a new commit: its objects only (commit, tree, blob)" \
+    grep -q "commit $(git -C "$repo" rev-parse main) (3 objects fetched)" "$out"
+  git_c -C "$repo" reset -q --hard "$second"
+}
+
+case_git_shallow() {
+  local shallow=$tmp/shallow
+  git_pipeline shallow "file://$repo" main 1
+  run_state=$shallow run shallow "$tmp/shallow.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the tree" grep -q "^look | file second$" "$out"
+  local cache
+  cache=$(ls -d "$shallow"/git-cache/*.git)
+  check "the cache is shallow" [ "$(git --git-dir="$cache" rev-parse --is-shallow-repository)" = true ]
+  check "one commit fetched" [ "$(git --git-dir="$cache" rev-list --count "$second")" -eq 1 ]
+}
+
+case_git_daemon() {   # git:// from a git daemon on 127.0.0.1
+  local port=$((20000 + RANDOM % 20000))
+  git daemon --listen=127.0.0.1 --port="$port" --base-path="$tmp" --export-all \
+    --reuseaddr "$tmp" > "$tmp/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/repo" > /dev/null 2>&1 && break; sleep 0.1; done
+  git_pipeline daemon "git://127.0.0.1:$port/repo" main
+  run daemon "$tmp/daemon.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the tree" grep -q "^look | file second$" "$out"
+  check "the commit" [ "$(source_event commit)" = "$second" ]
+  kill "$daemon_pid" && wait "$daemon_pid" 2>/dev/null
+  daemon_pid=
+}
+
+case_ci_readonly() {   # a step in /job/src cannot write /job/ci
+  cat > "$tmp/ro.yml" <<YML
+pipeline: ro
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo"}}
+ci_source: {copy: ci}
+steps:
+  - name: tamper
+    untrusted: true
+    run: echo changed > /job/ci/hello.sh
+  - name: after
+    run: sh /job/ci/hello.sh
+YML
+  run ro "$tmp/ro.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the write failed: read-only" grep -q "^tamper | .*Read-only file system" "$out"
+  check "the step failed" grep -q "^tamper > failed" "$out"
+}
+
+case_untrusted() {   # secrets only for steps that are not untrusted
+  cat > "$tmp/untrusted.yml" <<YML
+pipeline: untrusted
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo", ref: main}}
+secrets: [SRC_TOKEN]
+steps:
+  - name: trusted
+    run: echo "trusted sees \${#SRC_TOKEN} bytes"
+  - name: tests
+    untrusted: true
+    run: echo "untrusted sees \${SRC_TOKEN:-nothing}"
+YML
+  SRC_TOKEN=abcdef run untrusted "$tmp/untrusted.yml" --secrets-allow SRC_TOKEN
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the trusted step has it" grep -q "^trusted | trusted sees 6 bytes$" "$out"
+  check "the untrusted step has none" grep -q "^tests | untrusted sees nothing$" "$out"
+}
+
+make_tree() {   # $tmp/tree: files, an ignored directory and pattern, .git, a link
+  rm -rf "$tmp/tree"
+  mkdir -p "$tmp/tree/keep" "$tmp/tree/build" "$tmp/tree/.git"
+  echo "kept" > "$tmp/tree/keep/a.txt"
+  echo "junk" > "$tmp/tree/build/out.o"
+  echo "log" > "$tmp/tree/debug.log"
+  echo "git" > "$tmp/tree/.git/HEAD"
+  ln -s keep/a.txt "$tmp/tree/link"
+  printf '# build output\nbuild/\n*.log\n' > "$tmp/tree/.evrunignore"
+}
+
+case_copy() {   # a directory of the runner, .evrunignore honoured
+  make_tree
+  cat > "$tmp/copy.yml" <<'YML'
+pipeline: copy
+image: localhost/evrun-busybox:latest
+source: {copy: tree}
+steps:
+  - name: list
+    run: find . | sort; cat link
+YML
+  run copy "$tmp/copy.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "kept files" grep -q "^list | ./keep/a.txt$" "$out"
+  check "ignored directory left out" sh -c "! grep -q build '$out'"
+  check "ignored pattern left out" sh -c "! grep -q debug.log '$out'"
+  check ".git left out" sh -c "! grep -q '\\.git/' '$out'"
+  check "a link kept as a link" grep -q "^list | kept$" "$out"
+  check "job.source: copy" [ "$(source_event kind)" = copy ]
+}
+
+case_tarball() {
+  local www=$tmp/www port
+  mkdir -p "$www/t/sub"
+  echo "from the tarball" > "$www/t/sub/x.txt"
+  tar -C "$www/t" -czf "$www/src.tar.gz" .
+  port=$((20000 + RANDOM % 20000))
+  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
+  httpd_pid=$!
+  sleep 0.3
+  cat > "$tmp/tarball.yml" <<YML
+pipeline: tarball
+image: localhost/evrun-busybox:latest
+source: {tarball: "http://127.0.0.1:$port/src.tar.gz"}
+steps:
+  - {name: cat, run: cat sub/x.txt}
+YML
+  run tarball "$tmp/tarball.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "unpacked at /job/src" grep -q "^cat | from the tarball$" "$out"
+  kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
+case_submodules() {
+  local sub=$tmp/subrepo sup=$tmp/super
+  mkdir -p "$sub" "$sup"
+  git_c -C "$sub" init -q -b main && echo "in the submodule" > "$sub/s.txt"
+  git_c -C "$sub" add . && git_c -C "$sub" commit -qm s
+  git_c -C "$sup" init -q -b main && echo top > "$sup/top.txt"
+  git_c -C "$sup" -c protocol.file.allow=always submodule -q add "file://$sub" lib/sub
+  git_c -C "$sup" add . && git_c -C "$sup" commit -qm super
+  cat > "$tmp/subm.yml" <<YML
+pipeline: subm
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$sup", submodules: true}}
+steps:
+  - {name: cat, run: cat top.txt lib/sub/s.txt}
+YML
+  run subm "$tmp/subm.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the submodule's tree" grep -q "^cat | in the submodule$" "$out"
+}
+
+# a private repository over http with basic auth (busybox httpd running
+# git-http-backend): the credentials come from a named secret only
+case_git_auth() {
+  local www=$tmp/gitwww port
+  mkdir -p "$www/cgi-bin" "$tmp/private"
+  git clone -q --bare "$repo" "$tmp/private/p.git"
+  cat > "$www/cgi-bin/git" <<SH
+#!/bin/sh
+export GIT_PROJECT_ROOT=$tmp/private GIT_HTTP_EXPORT_ALL=1
+exec /usr/lib/git-core/git-http-backend
+SH
+  chmod +x "$www/cgi-bin/git"
+  printf '/cgi-bin:alice:Pw-4711-secret\n' > "$tmp/httpd.conf"
+  port=$((20000 + RANDOM % 20000))
+  busybox httpd -f -p "127.0.0.1:$port" -h "$www" -c "$tmp/httpd.conf" &
+  httpd_pid=$!
+  sleep 0.3
+  cat > "$tmp/auth.yml" <<YML
+pipeline: auth
+image: localhost/evrun-busybox:latest
+source: {git: {url: "http://127.0.0.1:$port/cgi-bin/git/p.git", ref: main, secret: GIT_AUTH}}
+steps:
+  - {name: cat, run: cat file.txt}
+YML
+  GIT_AUTH=alice:Pw-4711-secret run auth "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "with the secret: exit 0" [ "$rc" -eq 0 ]
+  check "the private tree" grep -q "^cat | second$" "$out"
+  check "the password nowhere in the store" sh -c "! grep -rqa 'Pw-4711' '$state'"
+  check "nor in the output" sh -c "! grep -qa 'Pw-4711' '$out' '$err'"
+  GIT_AUTH=alice:wrong run auth-wrong "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "a wrong password: exit 1" [ "$rc" -eq 1 ]
+  check "... git's reason, and what to do" grep -q "^evrun-runner: source: git: fetching http://127.0.0.1:$port/cgi-bin/git/p.git failed (a private repository: name a secret holding USER:PASSWORD in git.secret): fatal: " "$out"
+  run auth-none "$tmp/auth.yml" --secrets-allow GIT_AUTH
+  check "no secret: exit 2, naming it" grep -q "secret GIT_AUTH: not set" "$err"
+  kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
+# a cancel (SIGINT to --exec) while git waits on a server that never
+# answers: the checkout's processes end, the job is cancelled
+case_git_cancel() {
+  local port=$((20000 + RANDOM % 20000)) srv r
+  python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port)); s.listen(5); c = s.accept(); time.sleep(60)" &
+  srv=$!
+  sleep 0.3
+  cat > "$tmp/cancel.yml" <<YML
+pipeline: cancel
+image: localhost/evrun-busybox:latest
+source: {git: {url: "git://127.0.0.1:$port/never"}}
+steps: [{name: a, run: echo never}]
+YML
+  "$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" > "$tmp/cancel.out" 2>&1 &
+  r=$!
+  for _ in $(seq 1 50); do pgrep -f "git fetch.*127.0.0.1:$port" > /dev/null && break; sleep 0.1; done
+  kill -INT "$r"; wait "$r"
+  check "exit 1" [ $? -eq 1 ]
+  check "cancelled during the checkout" grep -q "^a > skipped: source: the job was cancelled while it was checked out$" "$tmp/cancel.out"
+  check "no git left running" sh -c "! pgrep -f '[g]it fetch.*127.0.0.1:$port' > /dev/null"
+  kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null
+}
+
+# through a broker: evrun-cli sends the directories in the submit
+case_copy_broker() {
+  local b=$tmp/b bp rp
+  mkdir -p "$b"
+  "$bin/evrun-broker" --local --state-dir "$b" > "$b/broker.log" 2>&1 &
+  bp=$!
+  for _ in $(seq 1 100); do [ -S "$b/bus/clients" ] && break; sleep 0.05; done
+  "$bin/evrun-runner" --broker "ipc://$b/bus/runners" --id src-1 --state-dir "$b/r" \
+    > "$b/runner.log" 2>&1 &
+  rp=$!
+  for _ in $(seq 1 100); do
+    EVRUN_STATE_DIR=$b "$bin/evrun-cli" runners 2>/dev/null | grep -q "^src-1 " && break
+    sleep 0.1
+  done
+  make_tree
+  cat > "$tmp/copyb.yml" <<'YML'
+pipeline: copyb
+image: localhost/evrun-busybox:latest
+source: {copy: tree}
+ci_source: {copy: ci}
+steps:
+  - name: list
+    run: find . | sort; sh /job/ci/hello.sh; touch /job/ci/x || echo ci is read-only
+YML
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
+  check "a link refused by the client: exit 2" [ $? -eq 2 ]
+  check "... naming it" grep -q "source: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
+  echo link >> "$tmp/tree/.evrunignore"
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow --events \
+    > "$tmp/copyb.out" 2>&1
+  check "exit 0" [ $? -eq 0 ]
+  check "--events shows the sources" grep -q "^job -- job.source: source copy tree$" "$tmp/copyb.out"
+  check "the directory at /job/src" grep -q "^list | ./keep/a.txt$" "$tmp/copyb.out"
+  check "ignored left out" sh -c "! grep -q 'build\|debug.log\|link' '$tmp/copyb.out'"
+  check "the CI directory at /job/ci" grep -q "^list | ci says hi$" "$tmp/copyb.out"
+  check "/job/ci read-only" grep -q "^list | ci is read-only$" "$tmp/copyb.out"
+  check "the runner keeps no tar of it" [ -z "$(find "$b/r" -name '.copy-*')" ]
+  check "the broker's archive has job.source and verifies" \
+    sh -c "'$bin/evrun-replay' '$b/broker' --events | grep -q job.source && '$bin/evrun-replay' '$b/broker' --verify > /dev/null"
+  # too big for a submit: refused by the client, saying the limit
+  head -c 3000000 /dev/urandom > "$tmp/tree/keep/big.bin"
+  EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/copyb.yml" > "$tmp/copyb.big" 2>&1
+  check "too big: exit 2" [ $? -eq 2 ]
+  check "... saying the limit" grep -q "over the limit of 1048576 bytes a submit carries" "$tmp/copyb.big"
+  kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
+}
+
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted copy copy_broker tarball submodules}
+for c in $cases; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+done
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
