@@ -268,6 +268,63 @@ YML
   check "cancel a finished job: says conflict" grep -q conflict "$tmp/again"
 }
 
+# Submits from several clients at once share commits, and each is answered
+# only after its commit: every acknowledged job survives a SIGKILL of the
+# broker right after the last answer, once.  EVR_TEST_SUBMIT_DELAY_MS makes
+# each commit of submits wait first, so requests pile up into batches, and
+# a broker that answered before its commit would be killed inside that
+# wait.  evr-test-bus: raw clients that exit at their last answer (the
+# second run, without resends, ends with the answers of a batch).
+case_submit_batch() {
+  fresh sbatch
+  EVR_TEST_SUBMIT_DELAY_MS=300 bus_broker --log-level debug
+  pipeline many <<'YML'
+pipeline: many
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 1000 }
+steps: [ { name: s, run: "true" } ]
+YML
+  pipeline single <<'YML'
+pipeline: single
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 1 }
+steps: [ { name: s, run: "true" } ]
+YML
+  local ep=ipc://$tmp/bus/clients c pids=()
+  "$bin/evr-test-bus" resubmits "$ep" "$tmp/many.yml" 6 4 > "$tmp/answers.1" &
+  pids+=($!)
+  for c in 1 2; do   # one of these is refused (queue full) amid the others' batches
+    "$bin/evr-test-bus" resubmits "$ep" "$tmp/single.yml" 1 1 > "$tmp/one.$c" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  "$bin/evr-test-bus" submits "$ep" "$tmp/many.yml" 6 2 > "$tmp/answers.2"
+  kill -9 "$broker_pid"   # right after the last answer
+  wait "$broker_pid" 2>/dev/null
+  cat "$tmp"/answers.* | sed -n 's/^accepted //p' > "$tmp/acked"
+  check "every submit acknowledged ($(wc -l < "$tmp/acked") of 36)" [ "$(wc -l < "$tmp/acked")" -eq 36 ]
+  check "no id acknowledged twice" [ "$(sort -u "$tmp/acked" | wc -l)" -eq 36 ]
+  check "each resend answered existing (4)" [ "$(cat "$tmp"/answers.* | grep -c '^existing ')" -eq 4 ]
+  check "no error" [ "$(cat "$tmp"/answers.* | grep -vc '^accepted \|^existing ')" -eq 0 ]
+  check "submits shared a commit" grep -Eq "([2-9]|[1-9][0-9]+) submits in one commit" "$tmp/broker.log"
+  check "queue limit 1: one of two accepted" [ "$(cat "$tmp"/one.* | grep -c '^accepted ')" -eq 1 ]
+  check "queue limit 1: the other refused (and its resend), queue_full" \
+    [ "$(cat "$tmp"/one.* | grep -c '^error queue_full')" -eq 2 ]
+  sed -n 's/^accepted //p' "$tmp"/one.* >> "$tmp/acked"
+  bus_broker
+  cli jobs --status queued --limit 1000 --json > "$tmp/queued"
+  local j missing=0 twice=0 n
+  for j in $(cat "$tmp/acked"); do
+    n=$(grep -c "\"job\":\"$j\"" "$tmp/queued")
+    [ "$n" -eq 1 ] || { [ "$n" -eq 0 ] && missing=$((missing + 1)) || twice=$((twice + 1)); }
+  done
+  check "every acknowledged job queued after the kill ($missing missing)" [ "$missing" -eq 0 ]
+  check "none queued twice ($twice)" [ "$twice" -eq 0 ]
+  check "the queue holds only them (37)" [ "$(grep -c '"job"' "$tmp/queued")" -eq 37 ]
+}
+
 case_cancel_pause_running() {
   fresh control
   bus_broker && bus_runner ctl-1 "" 2 && bus_wait_runners 1
@@ -868,7 +925,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue submit_batch cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
