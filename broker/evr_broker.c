@@ -141,6 +141,8 @@ evr_broker_destroy(evr_broker_t **self_p)
     evr_broker_t *b = *self_p;
     if (!b)
         return;
+    if (b->clients && b->store)
+        evr_queue_flush(b);     /* the last submits answered */
     evr_flow_detach(b->clients);
     evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
@@ -531,7 +533,7 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         zframe_destroy(&rid);
     }
     if (!runners)
-        evr_queue_flush(b);     /* one commit for the turn's submits, then their answers */
+        evr_queue_turn_end(b);  /* one commit for the turn's submits, then their answers */
 }
 
 static void

@@ -82,6 +82,8 @@ struct evr_broker {
     zhashx_t *counts;       /* pipeline -> how many of jobs are of it */
     evr_queue_staged_t staged[EVR_QUEUE_BATCH];   /* submits awaiting their commit */
     size_t nstaged, staged_bytes;
+    evr_queue_staged_t unsynced[EVR_QUEUE_BATCH]; /* committed, awaiting the flush */
+    size_t nunsynced;
     uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait before each commit */
     evr_runners_session_t *rlist;
     evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
@@ -125,12 +127,17 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
-/*  Commits the staged submits in one transaction (fsync), then answers
-    each: `accepted`, or when the commit failed an `internal` error to
-    every one of them (the broker stops serving writes).  Called at the
-    end of each turn's client requests, and before any other request so
-    that every answer sees the submits before it. */
+/*  Commits the staged submits in one transaction and flushes it to disk,
+    then answers each: `accepted`, or when the commit failed an `internal`
+    error to every one of them (the broker stops serving writes).  Called
+    before any other request, so that every answer sees the submits before
+    it. */
 void evr_queue_flush(evr_broker_t *b);
+/*  The same at the end of a turn's client requests, except that when more
+    requests wait already the last batch's flush is left to the next
+    commit (whose own flush takes it along, evr_store_kv_write_lazy): its
+    answers go out then.  A stream of submits costs one flush a batch. */
+void evr_queue_turn_end(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
     evr_queue_record gives key and value, caller frees the value). */

@@ -34,12 +34,13 @@ evr_queue_init(evr_broker_t *b)
 void
 evr_queue_fini(evr_broker_t *b)
 {
-    for (size_t i = 0; i < b->nstaged; i++) {
-        evr_queue_free(b->staged[i].job);
-        zframe_destroy(&b->staged[i].rid);
-        free(b->staged[i].rec);
+    for (size_t i = 0; i < b->nstaged + b->nunsynced; i++) {
+        evr_queue_staged_t *st = i < b->nstaged ? &b->staged[i] : &b->unsynced[i - b->nstaged];
+        evr_queue_free(st->job);
+        zframe_destroy(&st->rid);
+        free(st->rec);
     }
-    b->nstaged = 0;
+    b->nstaged = b->nunsynced = 0;
     while (b->jobs)
         evr_queue_remove(b, b->jobs);
     zhashx_destroy(&b->index);
@@ -392,7 +393,9 @@ s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
     size_t mine = s_count(b, p);
     for (size_t i = 0; i < b->nstaged; i++)
         mine += strcmp(b->staged[i].job->pipeline, p) == 0;
-    return b->njobs + b->nstaged < EVR_BROKER_MAX_QUEUED && mine < limit;
+    for (size_t i = 0; i < b->nunsynced; i++)
+        mine += strcmp(b->unsynced[i].job->pipeline, p) == 0;
+    return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
 }
 
 /*  Makes room in a full queue: false (and an answer sent) when it cannot. */
@@ -441,14 +444,17 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
     return true;
 }
 
-/*  Whether a staged submit came from rid or is of job: a submit after it
-    waits for its commit, so that one connection's answers keep their
-    order and a resent submit finds its job. */
+/*  Whether a submit not answered yet came from rid or is of job: a submit
+    after it waits for its commit, so that one connection's answers keep
+    their order and a resent submit finds its job. */
 static bool
 s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
 {
     for (size_t i = 0; i < b->nstaged; i++)
         if (zframe_eq(b->staged[i].rid, rid) || strcmp(b->staged[i].job->id, job) == 0)
+            return true;
+    for (size_t i = 0; i < b->nunsynced; i++)
+        if (zframe_eq(b->unsynced[i].rid, rid) || strcmp(b->unsynced[i].job->id, job) == 0)
             return true;
     return false;
 }
@@ -497,8 +503,51 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
         evr_queue_flush(b);
 }
 
-void
-evr_queue_flush(evr_broker_t *b)
+/*  Answers the n submits of batch and empties it: `accepted` (each job
+    joins the queue), or when rc an error with code and err's message. */
+static void
+s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, const char *code,
+         const evr_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        evr_queue_staged_t *st = &batch[i];
+        if (rc) {
+            evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+            evr_queue_free(st->job);
+        }
+        else {
+            s_append(b, st->job);
+            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
+            evr_bus_send(b->clients, st->rid, &ok, NULL);
+            evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
+        }
+        zframe_destroy(&st->rid);
+        free(st->rec);
+        *st = (evr_queue_staged_t) { 0 };
+    }
+    b->changed = true;
+}
+
+/*  Flushes the committed batch to disk and answers it. */
+static void
+s_sync(evr_broker_t *b)
+{
+    if (!b->nunsynced)
+        return;
+    evr_err_t err;
+    evr_rc_t rc = evr_store_sync(b->store, &err);
+    if (rc)
+        evr_broker_fail(b, &err);
+    s_answer(b, b->unsynced, b->nunsynced, rc, EVR_CODE_INTERNAL, &err);
+    b->nunsynced = 0;
+}
+
+/*  Commits the staged submits in one transaction whose meta page is not
+    flushed yet (evr_store_kv_write_lazy); its data flush takes the batch
+    committed before along, which is answered then.  The staged batch
+    becomes the unsynced one. */
+static void
+s_commit(evr_broker_t *b)
 {
     size_t n = b->nstaged;
     if (!n)
@@ -518,29 +567,37 @@ evr_queue_flush(evr_broker_t *b)
         code = EVR_CODE_UNAVAILABLE;
         rc = evr_err_set(&err, EVR_ERR_STORE, "the broker's store failed: %s", b->failmsg);
     }
-    else if ((rc = evr_store_kv_write(b->store, ops, n, &err)))
+    else if ((rc = evr_store_kv_write_lazy(b->store, ops, n, &err)))
         evr_broker_fail(b, &err);
     evr_broker_debug(b, "%zu submit%s in one commit%s", n, n == 1 ? "" : "s",
                      rc ? ": failed" : "");
-    for (size_t i = 0; i < n; i++) {
-        evr_queue_staged_t *st = &b->staged[i];
-        if (rc) {
-            evr_bus_send_error(b->clients, st->rid, code, "%s", err.msg);
-            evr_queue_free(st->job);
-        }
-        else {
-            s_append(b, st->job);
-            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
-            evr_bus_send(b->clients, st->rid, &ok, NULL);
-            evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
-        }
-        zframe_destroy(&st->rid);
-        free(st->rec);
-        *st = (evr_queue_staged_t) { 0 };
+    if (rc) {
+        s_sync(b);      /* the batch before is committed: it needs its own flush */
+        s_answer(b, b->staged, n, rc, code, &err);
+    }
+    else {
+        s_answer(b, b->unsynced, b->nunsynced, EVR_OK, NULL, NULL);
+        memcpy(b->unsynced, b->staged, n * sizeof *b->staged);
+        b->nunsynced = n;
+        memset(b->staged, 0, n * sizeof *b->staged);
     }
     b->nstaged = 0;
     b->staged_bytes = 0;
-    b->changed = true;
+}
+
+void
+evr_queue_flush(evr_broker_t *b)
+{
+    s_commit(b);
+    s_sync(b);
+}
+
+void
+evr_queue_turn_end(evr_broker_t *b)
+{
+    s_commit(b);
+    if (!evr_bus_readable(b->clients))
+        s_sync(b);
 }
 
 evr_rc_t
