@@ -12,6 +12,13 @@
     submit time outlives the record: deleting "q/<job>" writes
     "c/<job>" (decimal ns) in the same transaction, so a job's `created`
     is its submit time for good (evr_queue_created).
+
+    Submits are group-committed: those of one turn are staged (checked,
+    their records made), written in one transaction, and answered once it
+    is on disk.  The transaction leaves its meta page unflushed
+    (evr_store_kv_write_lazy); when more requests wait already, the next
+    batch's commit flushes it along with its own data and the batch is
+    answered then, otherwise evr_store_sync flushes it at once.
 */
 #include <stdarg.h>
 #include <stdlib.h>
