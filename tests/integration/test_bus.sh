@@ -325,6 +325,42 @@ YML
   check "the queue holds only them (37)" [ "$(grep -c '"job"' "$tmp/queued")" -eq 37 ]
 }
 
+# A commit of submits that fails (a write past the file size limit fails
+# with EFBIG, as on a full disk) answers each submit of its batch with an
+# error, and the broker stops (status 3); what it acknowledged before is
+# queued after a restart, what it refused is not.
+case_submit_commit_failed() {
+  fresh sfail
+  local big i
+  big=$(head -c 60000 /dev/zero | tr '\0' x)
+  { echo "pipeline: big"; echo "image: localhost/evrun-busybox:latest"; echo "labels: [nobody]"
+    echo "steps:"; for i in 1 2 3; do echo "  - { name: s$i, run: \"echo $big\" }"; done
+  } > "$tmp/big.yml"   # a record of about 180 KB
+  ( trap '' XFSZ; ulimit -f 640
+    EVR_TEST_SUBMIT_DELAY_MS=300 exec "$bin/evrun-broker" --local --state-dir "$tmp" \
+      --log-level debug ) >> "$tmp/broker.log" 2>&1 &
+  broker_pid=$!
+  bus_pids+=("$broker_pid")
+  for _ in $(seq 1 100); do [ -S "$tmp/bus/clients" ] && break; sleep 0.05; done
+  "$bin/evr-test-bus" submits "ipc://$tmp/bus/clients" "$tmp/big.yml" 6 1 > "$tmp/answers" &
+  local cpid=$! st
+  wait "$broker_pid"; st=$?
+  sleep 1; kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+  local failed errs
+  failed=$(sed -n 's/.* \([0-9]*\) submits\{0,1\} in one commit: failed.*/\1/p' "$tmp/broker.log")
+  errs=$(grep -c '^error internal: store: ' "$tmp/answers")
+  check "the broker stopped on the store failure (status $st)" [ "$st" -eq 3 ]
+  check "a commit failed" [ -n "$failed" ]
+  check "each submit of the failed commit got an error ($errs of ${failed:-?})" [ "$errs" -eq "${failed:-0}" ]
+  check "no other answer" [ "$(grep -vc '^accepted \|^error internal: ' "$tmp/answers")" -eq 0 ]
+  bus_broker
+  cli jobs --status queued --limit 100 --json > "$tmp/queued"
+  local want got
+  want=$(sed -n 's/^accepted //p' "$tmp/answers" | sort | tr '\n' ' ')
+  got=$(sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p' "$tmp/queued" | sort | tr '\n' ' ')
+  check "queued after a restart: what was acknowledged, only ($want)" [ "$got" = "$want" ]
+}
+
 case_cancel_pause_running() {
   fresh control
   bus_broker && bus_runner ctl-1 "" 2 && bus_wait_runners 1
@@ -925,7 +961,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue submit_batch cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels process_label executor_labels old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
