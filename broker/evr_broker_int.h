@@ -133,10 +133,11 @@ void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
     before any other request, so that every answer sees the submits before
     it. */
 void evr_queue_flush(evr_broker_t *b);
-/*  The same at the end of a turn's client requests, except that when more
-    requests wait already the last batch's flush is left to the next
-    commit (whose own flush takes it along, evr_store_kv_write_lazy): its
-    answers go out then.  A stream of submits costs one flush a batch. */
+/*  The same at the end of a turn's client requests, except that when this
+    turn committed and more requests wait already, the batch's flush is
+    left to the next commit (whose own flush takes it along,
+    evr_store_kv_write_lazy): its answers go out then, at the latest at the
+    end of the next turn.  A stream of submits costs one flush a batch. */
 void evr_queue_turn_end(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:

@@ -602,8 +602,9 @@ evr_queue_flush(evr_broker_t *b)
 void
 evr_queue_turn_end(evr_broker_t *b)
 {
+    bool committing = b->nstaged > 0;   /* else a batch left unflushed would wait on */
     s_commit(b);
-    if (!evr_bus_readable(b->clients))
+    if (!committing || !evr_bus_readable(b->clients))
         s_sync(b);
 }
 
