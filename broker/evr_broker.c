@@ -95,6 +95,7 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         b->opts.queue_limit = 1000;
     zsys_init();
     zsys_handler_set(NULL);   /* signals are main's */
+    evr_queue_init(b);
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
                                  &b->store, err);
     if (!rc)
@@ -140,14 +141,15 @@ evr_broker_destroy(evr_broker_t **self_p)
     evr_broker_t *b = *self_p;
     if (!b)
         return;
+    if (b->clients && b->store)
+        evr_queue_flush(b);     /* the last submits answered */
     evr_flow_detach(b->clients);
     evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
     zsock_destroy(&b->runners);
     zsock_destroy(&b->pub);
     evr_zap_destroy(&b->zap);
-    while (b->jobs)
-        evr_queue_remove(b, b->jobs);
+    evr_queue_fini(b);
     evr_runners_free_all(b);
     evr_lease_free(b);
     evr_store_destroy(&b->store);
@@ -492,6 +494,8 @@ static void
 s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
+    if (msg->type != EVR_MSG_SUBMIT)
+        evr_queue_flush(b);     /* it sees the submits before it */
     switch (msg->type) {
     case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
     case EVR_MSG_CANCEL:
@@ -520,6 +524,8 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         evr_err_t err;
         char user[41];
         if (evr_bus_recv_from(sock, &rid, user, &msg, &code, &err)) {
+            if (!runners)
+                evr_queue_flush(b);     /* answers in the order asked */
             if (rid)
                 evr_bus_send_error(sock, rid, code, "%s", err.msg);
         }
@@ -530,6 +536,8 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         evr_msg_clear(&msg);
         zframe_destroy(&rid);
     }
+    if (!runners)
+        evr_queue_turn_end(b);  /* one commit for the turn's submits, then their answers */
 }
 
 static void

@@ -54,6 +54,19 @@ typedef struct evr_runners_session {
     struct evr_runners_session *next;
 } evr_runners_session_t;
 
+/*  Submits taken in one turn share one commit (group commit,
+    evr_queue.c): at most this many, or until their records pass the
+    bytes; each is answered only after that commit. */
+#define EVR_QUEUE_BATCH 256
+#define EVR_QUEUE_BATCH_BYTES (8u << 20)
+
+typedef struct {
+    evr_queue_job_t *job;   /* not in the queue yet */
+    zframe_t *rid;          /* who asked */
+    uint8_t *rec;           /* its record "q/<job>" */
+    size_t len;
+} evr_queue_staged_t;
+
 /*  A job taken from a lost runner (evr_lease.c). */
 typedef struct evr_lease_job evr_lease_job_t;
 
@@ -63,6 +76,15 @@ struct evr_broker {
     zsock_t *clients, *runners, *pub;
     evr_zap_t *zap;         /* CURVE on tcp:// endpoints; NULL: none */
     evr_queue_job_t *jobs;  /* not finished, in submission order */
+    evr_queue_job_t *last;  /* of jobs */
+    size_t njobs;           /* in jobs */
+    zhashx_t *index;        /* job id -> its entry in jobs */
+    zhashx_t *counts;       /* pipeline -> how many of jobs are of it */
+    evr_queue_staged_t staged[EVR_QUEUE_BATCH];   /* submits awaiting their commit */
+    size_t nstaged, staged_bytes;
+    evr_queue_staged_t unsynced[EVR_QUEUE_BATCH]; /* committed, awaiting the flush */
+    size_t nunsynced;
+    uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait before each commit */
     evr_runners_session_t *rlist;
     evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
@@ -88,14 +110,35 @@ struct evr_broker {
 void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
 
 /* evr_queue.c */
+/*  Sets up the queue's indexes (before evr_queue_load); evr_queue_fini
+    frees every job, staged ones too (unanswered), and the indexes. */
+void evr_queue_init(evr_broker_t *b);
+void evr_queue_fini(evr_broker_t *b);
 evr_queue_job_t *evr_queue_find(const evr_broker_t *b, const char *id);
 void evr_queue_free(evr_queue_job_t *j);
+/*  Puts j at the head of the queue (a job met first in a runner's log). */
+void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);
 /*  Unlinks and frees j. */
 void evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j);
 /*  Takes up the queue and the running jobs from the store at start. */
 evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
-/*  submit: answers the client itself. */
+/*  submit: answers the client itself, a refusal at once, an accepted
+    submit once it is committed: it is staged (rid copied, msg taken) and
+    committed with the others of the turn by evr_queue_flush, or at once
+    when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  Commits the staged submits in one transaction and flushes it to disk,
+    then answers each: `accepted`, or when the commit failed an `internal`
+    error to every one of them (the broker stops serving writes).  Called
+    before any other request, so that every answer sees the submits before
+    it. */
+void evr_queue_flush(evr_broker_t *b);
+/*  The same at the end of a turn's client requests, except that when this
+    turn committed and more requests wait already, the batch's flush is
+    left to the next commit (whose own flush takes it along,
+    evr_store_kv_write_lazy): its answers go out then, at the latest at the
+    end of the next turn.  A stream of submits costs one flush a batch. */
+void evr_queue_turn_end(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
     evr_queue_record gives key and value, caller frees the value). */

@@ -12,6 +12,13 @@
     submit time outlives the record: deleting "q/<job>" writes
     "c/<job>" (decimal ns) in the same transaction, so a job's `created`
     is its submit time for good (evr_queue_created).
+
+    Submits are group-committed: those of one turn are staged (checked,
+    their records made), written in one transaction, and answered once it
+    is on disk.  The transaction leaves its meta page unflushed
+    (evr_store_kv_write_lazy); when more requests wait already, the next
+    batch's commit flushes it along with its own data and the batch is
+    answered then, otherwise evr_store_sync flushes it at once.
 */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,13 +29,59 @@
 #define S_REC_VERSION 1
 #define S_DISPATCH_BATCH 64
 
+void
+evr_queue_init(evr_broker_t *b)
+{
+    b->index = zhashx_new();
+    b->counts = zhashx_new();
+    const char *delay = getenv("EVR_TEST_SUBMIT_DELAY_MS");
+    b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
+}
+
+void
+evr_queue_fini(evr_broker_t *b)
+{
+    for (size_t i = 0; i < b->nstaged + b->nunsynced; i++) {
+        evr_queue_staged_t *st = i < b->nstaged ? &b->staged[i] : &b->unsynced[i - b->nstaged];
+        evr_queue_free(st->job);
+        zframe_destroy(&st->rid);
+        free(st->rec);
+    }
+    b->nstaged = b->nunsynced = 0;
+    while (b->jobs)
+        evr_queue_remove(b, b->jobs);
+    zhashx_destroy(&b->index);
+    zhashx_destroy(&b->counts);
+}
+
 evr_queue_job_t *
 evr_queue_find(const evr_broker_t *b, const char *id)
 {
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if (strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
+    return b->index ? zhashx_lookup(b->index, id) : NULL;
+}
+
+/*  How many jobs of pipeline p the queue holds (any state). */
+static size_t
+s_count(const evr_broker_t *b, const char *p)
+{
+    return (size_t) (uintptr_t) zhashx_lookup(b->counts, p);
+}
+
+/*  j enters or leaves the list (delta +1, -1): the indexes follow. */
+static void
+s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
+{
+    size_t n = s_count(b, j->pipeline);
+    n = delta > 0 ? n + 1 : n - 1;
+    if (n)
+        zhashx_update(b->counts, j->pipeline, (void *) (uintptr_t) n);
+    else
+        zhashx_delete(b->counts, j->pipeline);
+    if (delta > 0)
+        zhashx_update(b->index, j->id, j);
+    else
+        zhashx_delete(b->index, j->id);
+    b->njobs = delta > 0 ? b->njobs + 1 : b->njobs - 1;
 }
 
 void
@@ -47,9 +100,13 @@ evr_queue_free(evr_queue_job_t *j)
 void
 evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
 {
-    for (evr_queue_job_t **pp = &b->jobs; *pp; pp = &(*pp)->next)
+    evr_queue_job_t *prev = NULL;
+    for (evr_queue_job_t **pp = &b->jobs; *pp; prev = *pp, pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
+            if (b->last == j)
+                b->last = prev;
+            s_indexed(b, j, -1);
             break;
         }
     evr_queue_free(j);
@@ -58,10 +115,23 @@ evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
 static void
 s_append(evr_broker_t *b, evr_queue_job_t *j)
 {
-    evr_queue_job_t **pp = &b->jobs;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = j;
+    j->next = NULL;
+    if (b->last)
+        b->last->next = j;
+    else
+        b->jobs = j;
+    b->last = j;
+    s_indexed(b, j, +1);
+}
+
+void
+evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j)
+{
+    j->next = b->jobs;
+    b->jobs = j;
+    if (!b->last)
+        b->last = j;
+    s_indexed(b, j, +1);
 }
 
 static bool
@@ -321,6 +391,20 @@ s_bind(evr_msg_t *msg, char *why, size_t len)
     return ok;
 }
 
+/*  Whether the queue surely has room for one more job of pipeline p: the
+    jobs it holds of p (in any state) and in all, with the staged ones,
+    are bounds of the waiting ones that need no walk of the queue. */
+static bool
+s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
+{
+    size_t mine = s_count(b, p);
+    for (size_t i = 0; i < b->nstaged; i++)
+        mine += strcmp(b->staged[i].job->pipeline, p) == 0;
+    for (size_t i = 0; i < b->nunsynced; i++)
+        mine += strcmp(b->unsynced[i].job->pipeline, p) == 0;
+    return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
+}
+
 /*  Makes room in a full queue: false (and an answer sent) when it cannot. */
 static bool
 s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
@@ -329,6 +413,14 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
     uint32_t limit = q->limit ? q->limit : b->opts.queue_limit;
     bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
     const char *p = msg->spec->pipeline;
+    if (s_room_sure(b, p, limit))
+        return true;
+    evr_queue_flush(b);     /* the exact count (and a replace) needs them in the queue */
+    if (b->failure) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
+                           "%s", b->failmsg);
+        return false;
+    }
     size_t total = 0;
     for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
         total += j->state != B_ACTIVE;
@@ -359,9 +451,26 @@ s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
     return true;
 }
 
+/*  Whether a submit not answered yet came from rid or is of job: a submit
+    after it waits for its commit, so that one connection's answers keep
+    their order and a resent submit finds its job. */
+static bool
+s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
+{
+    for (size_t i = 0; i < b->nstaged; i++)
+        if (zframe_eq(b->staged[i].rid, rid) || strcmp(b->staged[i].job->id, job) == 0)
+            return true;
+    for (size_t i = 0; i < b->nunsynced; i++)
+        if (zframe_eq(b->unsynced[i].rid, rid) || strcmp(b->unsynced[i].job->id, job) == 0)
+            return true;
+    return false;
+}
+
 void
 evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
+    if (s_staged_by(b, rid, msg->job))
+        evr_queue_flush(b);
     evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = msg->job, .existing = true };
     evr_job_t pj = { 0 };
     evr_err_t err;
@@ -401,19 +510,111 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     *m = *msg;
     memset(msg, 0, sizeof *msg);
     msg->type = EVR_MSG_SUBMIT;
-    evr_queue_job_t *j = s_job_new(m->job, m, evr_now_ns());
-    if (evr_queue_persist(b, &j, 1, &err)) {
-        evr_broker_fail(b, &err);
-        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-        evr_queue_free(j);
-        return;
+    evr_queue_staged_t *st = &b->staged[b->nstaged++];
+    st->job = s_job_new(m->job, m, evr_now_ns());
+    st->rid = zframe_dup(rid);
+    s_record(st->job, &st->rec, &st->len);
+    b->staged_bytes += st->len;
+    if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
+        evr_queue_flush(b);
+}
+
+/*  Answers the n submits of batch and empties it: `accepted` (each job
+    joins the queue), or when rc an error with code and err's message. */
+static void
+s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, const char *code,
+         const evr_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        evr_queue_staged_t *st = &batch[i];
+        if (rc) {
+            evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+            evr_queue_free(st->job);
+        }
+        else {
+            s_append(b, st->job);
+            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
+            evr_bus_send(b->clients, st->rid, &ok, NULL);
+            evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
+        }
+        zframe_destroy(&st->rid);
+        free(st->rec);
+        *st = (evr_queue_staged_t) { 0 };
     }
-    s_append(b, j);
-    ok.job = j->id;
-    ok.existing = false;
-    evr_bus_send(b->clients, rid, &ok, NULL);
-    evr_broker_info(b, "job %s (%s) queued", j->id, j->pipeline);
     b->changed = true;
+}
+
+/*  Flushes the committed batch to disk and answers it. */
+static void
+s_sync(evr_broker_t *b)
+{
+    if (!b->nunsynced)
+        return;
+    evr_err_t err;
+    evr_rc_t rc = evr_store_sync(b->store, &err);
+    if (rc)
+        evr_broker_fail(b, &err);
+    s_answer(b, b->unsynced, b->nunsynced, rc, EVR_CODE_INTERNAL, &err);
+    b->nunsynced = 0;
+}
+
+/*  Commits the staged submits in one transaction whose meta page is not
+    flushed yet (evr_store_kv_write_lazy); its data flush takes the batch
+    committed before along, which is answered then.  The staged batch
+    becomes the unsynced one. */
+static void
+s_commit(evr_broker_t *b)
+{
+    size_t n = b->nstaged;
+    if (!n)
+        return;
+    evr_store_kv_t ops[EVR_QUEUE_BATCH];
+    char keys[EVR_QUEUE_BATCH][EVR_ULID_LEN + 3];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "q/%s", b->staged[i].job->id);
+        ops[i] = (evr_store_kv_t) { keys[i], b->staged[i].rec, b->staged[i].len };
+    }
+    if (b->test_delay_ms)
+        zclock_sleep((int) b->test_delay_ms);
+    evr_err_t err;
+    evr_rc_t rc = EVR_OK;
+    const char *code = EVR_CODE_INTERNAL;
+    if (b->failure) {   /* failed since they were staged: they are not written */
+        code = EVR_CODE_UNAVAILABLE;
+        rc = evr_err_set(&err, EVR_ERR_STORE, "the broker's store failed: %s", b->failmsg);
+    }
+    else if ((rc = evr_store_kv_write_lazy(b->store, ops, n, &err)))
+        evr_broker_fail(b, &err);
+    evr_broker_debug(b, "%zu submit%s in one commit%s", n, n == 1 ? "" : "s",
+                     rc ? ": failed" : "");
+    if (rc) {
+        s_sync(b);      /* the batch before is committed: it needs its own flush */
+        s_answer(b, b->staged, n, rc, code, &err);
+    }
+    else {
+        s_answer(b, b->unsynced, b->nunsynced, EVR_OK, NULL, NULL);
+        memcpy(b->unsynced, b->staged, n * sizeof *b->staged);
+        b->nunsynced = n;
+        memset(b->staged, 0, n * sizeof *b->staged);
+    }
+    b->nstaged = 0;
+    b->staged_bytes = 0;
+}
+
+void
+evr_queue_flush(evr_broker_t *b)
+{
+    s_commit(b);
+    s_sync(b);
+}
+
+void
+evr_queue_turn_end(evr_broker_t *b)
+{
+    bool committing = b->nstaged > 0;   /* else a batch left unflushed would wait on */
+    s_commit(b);
+    if (!committing || !evr_bus_readable(b->clients))
+        s_sync(b);
 }
 
 evr_rc_t

@@ -286,8 +286,7 @@ s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
             j->state = B_ACTIVE;
             j->runner = evr_strdup(r->id);
             j->created = ev->time;
-            j->next = b->jobs;
-            b->jobs = j;
+            evr_queue_push_front(b, j);
         }
         evr_queue_accepted(b, j, r->id);
         evr_broker_info(b, "job %s accepted by %s", ev->job, r->id);

@@ -106,6 +106,31 @@ evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_e
 }
 
 evr_rc_t
+evr_store_kv_write_lazy(evr_store_t *self, const evr_store_kv_t *ops, size_t n, evr_err_t *err)
+{
+    if (self->flags & (EVR_STORE_RDONLY | EVR_STORE_NOSYNC))
+        return evr_store_kv_write(self, ops, n, err);
+    int rc = mdb_env_set_flags(self->env, MDB_NOMETASYNC, 1);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_env_set_flags", rc);
+    evr_rc_t erc = evr_store_kv_write(self, ops, n, err);
+    mdb_env_set_flags(self->env, MDB_NOMETASYNC, 0);
+    return erc;
+}
+
+evr_rc_t
+evr_store_sync(evr_store_t *self, evr_err_t *err)
+{
+    if (self->flags & (EVR_STORE_RDONLY | EVR_STORE_NOSYNC))
+        return EVR_OK;
+    int rc = mdb_env_sync(self->env, 1);
+    if (rc)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_sync: %s", self->dir,
+                           mdb_strerror(rc));
+    return EVR_OK;
+}
+
+evr_rc_t
 evr_store_kv_get(evr_store_t *self, const char *key, char *buf, size_t size, evr_err_t *err)
 {
     if (size)

@@ -90,6 +90,17 @@ typedef struct {
 } evr_store_kv_t;
 evr_rc_t evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t n,
                             evr_err_t *err);
+/*  The same, but the commit does not flush LMDB's meta page (MDB_NOMETASYNC,
+    which keeps the database consistent): the batch is visible at once and
+    survives a crash of the process, and it is on disk (survives a crash of
+    the machine) once a later commit of any write has flushed (its data
+    flush takes the meta page along) or evr_store_sync has run.  So a group
+    commit takes one flush a batch instead of two. */
+evr_rc_t evr_store_kv_write_lazy(evr_store_t *self, const evr_store_kv_t *ops, size_t n,
+                                 evr_err_t *err);
+/*  Flushes every commit to disk (fdatasync); nothing to do on a store
+    opened with EVR_STORE_NOSYNC. */
+evr_rc_t evr_store_sync(evr_store_t *self, evr_err_t *err);
 /*  The value under exactly key into buf (at most size - 1 bytes, then a
     NUL): EVR_OK, or EVR_ERR_NOTFOUND when there is none. */
 evr_rc_t evr_store_kv_get(evr_store_t *self, const char *key, char *buf, size_t size,

@@ -27,6 +27,13 @@
         "control CMD JOB reason=..", "error CODE: MESSAGE").  Once acked up
         to 11 and told to cancel A, it sends A's own job.finished (seq 12)
         and exits 0 when that is acked; 1 after 10 s.
+    evr-test-bus submits|resubmits EP FILE CLIENTS N
+        CLIENTS connections each submit N jobs of the pipeline FILE, one at
+        a time, all at once; with resubmits one more connection resends
+        each first client's submit (the same job id) right after it.  Prints each
+        answer as it comes, "accepted JOB", "existing JOB" or "error CODE:
+        MESSAGE", and exits 0 once all are answered, 1 when none comes for
+        10 s.
     evr-test-bus old-runner EP ID
         a runner as one written before runners named their executors: says
         hello with no labels, gives credit 1, prints "dispatch JOB
@@ -40,6 +47,7 @@
 
 #include "evr_bus.h"
 #include "evr_store.h"
+#include "evr_yaml.h"
 
 #define S_IMAGE "localhost/evrun-busybox:latest"
 
@@ -128,6 +136,101 @@ s_submit(const char *ep, size_t bytes)
     m.job = NULL;
     evr_msg_clear(&m);
     zsock_destroy(&s);
+    return rc;
+}
+
+/*  One submit of spec with a new id on sock; the id into job. */
+static bool
+s_submit_one(zsock_t *sock, evr_spec_t *spec, char job[EVR_ULID_LEN + 1])
+{
+    evr_ulid_new(job);
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = job, .spec = spec };
+    evr_err_t err;
+    if (evr_bus_send(sock, NULL, &m, &err) == EVR_OK)
+        return true;
+    printf("not sent: %s\n", err.msg);
+    return false;
+}
+
+static void
+s_print_answer(zsock_t *sock)
+{
+    evr_msg_t rep = { 0 };
+    const char *code;
+    evr_err_t err;
+    if (evr_bus_recv(sock, NULL, &rep, &code, &err))
+        printf("malformed answer: %s\n", err.msg);
+    else if (rep.type == EVR_MSG_ERROR)
+        printf("error %s: %s\n", rep.code, rep.message);
+    else
+        printf("%s %s\n", rep.existing ? "existing" : evr_msgtype_name(rep.type),
+               rep.job ? rep.job : "");
+    fflush(stdout);
+    evr_msg_clear(&rep);
+}
+
+static int
+s_submits(const char *ep, const char *file, int clients, int n, bool resend)
+{
+    if (clients < 1 || clients > 64 || n < 1) {
+        printf("submits: CLIENTS 1..64, N at least 1\n");
+        return 2;
+    }
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *d = evr_diag_new(file);
+    if (evr_yaml_load_file(spec, d)) {
+        printf("%s: %s\n", file, evr_diag_count(d) ? evr_diag_get(d, 0) : "cannot load");
+        evr_diag_destroy(&d);
+        evr_spec_destroy(&spec);
+        return 1;
+    }
+    evr_diag_destroy(&d);
+    zsock_t *socks[65];
+    zmq_pollitem_t it[65];
+    int left[65], waiting = 0;
+    for (int i = 0; i <= clients; i++) {
+        socks[i] = zsock_new(ZMQ_DEALER);
+        evr_bus_setup(socks[i]);
+        zsock_set_linger(socks[i], 0);  /* gone at once after the last answer */
+        zsock_connect(socks[i], "%s", ep);
+        it[i] = (zmq_pollitem_t) { zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0 };
+        left[i] = n;
+    }
+    int rc = 0;
+    char job[EVR_ULID_LEN + 1];
+    for (int i = 0; i < clients && !rc; i++) {
+        rc = !s_submit_one(socks[i], spec, job);
+        waiting++;
+        if (i == 0 && resend) {   /* the resend, on the extra connection */
+            evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = job, .spec = spec };
+            rc = rc || evr_bus_send(socks[clients], NULL, &m, NULL);
+            waiting++;
+        }
+    }
+    while (!rc && waiting) {
+        if (zmq_poll(it, clients + 1, 10000) <= 0) {
+            printf("no answer for 10 s (%d awaited)\n", waiting);
+            rc = 1;
+            break;
+        }
+        for (int i = 0; i <= clients && !rc; i++)
+            while (!rc && evr_bus_readable(socks[i])) {
+                s_print_answer(socks[i]);
+                waiting--;
+                if (i == clients || --left[i] == 0)
+                    continue;
+                rc = !s_submit_one(socks[i], spec, job);
+                waiting++;
+                if (i == 0 && resend) {
+                    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = job, .spec = spec };
+                    rc = rc || evr_bus_send(socks[clients], NULL, &m, NULL);
+                    waiting++;
+                }
+            }
+    }
+    for (int i = 0; i <= clients; i++)
+        zsock_destroy(&socks[i]);
+    evr_spec_destroy(&spec);
     return rc;
 }
 
@@ -454,9 +557,13 @@ main(int argc, char **argv)
         return s_old_log(argv[2], strtoul(argv[3], NULL, 10));
     if (argc == 4 && !strcmp(argv[1], "runner"))
         return s_runner(argv[2], argv[3]);
+    if (argc == 6 && (!strcmp(argv[1], "submits") || !strcmp(argv[1], "resubmits")))
+        return s_submits(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]),
+                         !strcmp(argv[1], "resubmits"));
     if (argc == 4 && !strcmp(argv[1], "old-runner"))
         return s_old_runner(argv[2], argv[3]);
     fprintf(stderr, "usage: evr-test-bus submit EP BYTES | broker EP BIG IMAGE | "
-                    "old-log DIR BYTES | runner EP ID | old-runner EP ID\n");
+                    "old-log DIR BYTES | runner EP ID | old-runner EP ID | submits|resubmits EP "
+                    "FILE CLIENTS N\n");
     return 2;
 }
