@@ -115,6 +115,8 @@ typedef struct {
        one under way (PEEKING) began at peek_t0 (mono ns) */
     uint64_t peek_at, peek_t0;
     uint64_t paused_ns;     /* the job was paused this long since the step started */
+    uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
+    bool oom_killed;        /* its exit says the OOM killer ended it */
 } evr_eng_step_t;
 
 struct evr_eng_job {

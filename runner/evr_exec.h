@@ -54,7 +54,9 @@ typedef struct {
     evr_exec_state_t state; /* inspect */
     int64_t exit_code;      /* wait; inspect when EXITED.  128+N for a
                                unit ended by signal N, as a shell says */
-    bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it */
+    bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it (podman:
+                               or SIGKILL under a memory limit: podman 4.3 on
+                               cgroup v1 does not tell an OOM kill) */
     uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
 } evr_exec_result_t;
 
@@ -72,10 +74,14 @@ typedef struct {
     const char *image;          /* podman: the image; ignored by a host backend */
     const char *script;         /* run with /bin/sh -c */
     const evr_strmap_t *env;    /* may be NULL */
-    bool network;               /* podman: false means network namespace "none" */
-    const evr_limits_t *limits; /* process: setrlimit of the step's processes;
-                                   NULL or not present: none (podman: unused,
-                                   the spec refuses limits there) */
+    uint32_t network;           /* podman: EVR_NETWORK_NONE, _BRIDGE or _HOST
+                                   (evr_spec_step_network); ignored by a host
+                                   backend */
+    const evr_limits_t *limits; /* the step's (evr_spec_limits_merge); NULL or not
+                                   present: none.  podman: cpus, memory, pids
+                                   of the container; process: setrlimit of
+                                   the step's processes (nofile, nproc, cpu,
+                                   memory) */
 } evr_exec_spec_t;
 
 typedef struct {

@@ -301,8 +301,19 @@ static void
 s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg)
 {
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
+    static const char *const netns[] = { [EVR_NETWORK_NONE] = "none",
+                                         [EVR_NETWORK_BRIDGE] = "bridge",
+                                         [EVR_NETWORK_HOST] = "host" };
+    const evr_limits_t *l = spec->limits && spec->limits->present ? spec->limits : NULL;
+    uint32_t cpus = 0;
+    if (l && l->cpus && !evr_spec_cpus_milli(l->cpus, &cpus))
+        cpus = 0;   /* the spec was validated */
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
-                             .env = spec->env, .volume = volume, .network = spec->network };
+                             .env = spec->env, .volume = volume,
+                             .netns = spec->network < EVR_ARRAY_LEN(netns) ? netns[spec->network]
+                                                                           : NULL,
+                             .cpus_milli = cpus, .memory = l ? l->memory : 0,
+                             .pids = l ? l->pids : 0 };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);

@@ -45,7 +45,10 @@ typedef struct {
     const char *script;         /* run with /bin/sh -c */
     const evr_strmap_t *env;    /* may be NULL */
     const char *volume;         /* mounted at /workspace; may be NULL */
-    bool network;               /* false: network namespace "none" */
+    const char *netns;          /* "none", "bridge", "host"; NULL: "none" */
+    uint32_t cpus_milli;        /* CPU quota in thousandths of a CPU; 0: none */
+    uint64_t memory;            /* bytes of memory (cgroup); 0: none */
+    uint64_t pids;              /* processes and threads; 0: none */
 } evr_podman_spec_t;
 
 /*  url: "unix:///path/podman.sock"; the calls run on loop, which must

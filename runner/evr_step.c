@@ -162,8 +162,10 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
     }
-    else
+    else {
         st->exit_code = r->exit_code;
+        st->oom_killed = r->oom_killed;
+    }
     st->exit_known = true;
     st->t_end = evr_mono_ns();
     if (st->state == EVR_ENG_STEP_REATTACHED) {   /* recovered while it ran: its log, now whole */
@@ -442,6 +444,24 @@ s_runs_in(const evr_eng_step_t *st)
     return image ? image : st->job->ex->ops->name;
 }
 
+/*  The variables every step gets, under the pipeline's env, args,
+    secrets and the step's env (which may set the same names).  A job
+    with a source adds EVRUN_SOURCE_URL, _REF and _SHA here. */
+static void
+s_predefined_env(const evr_eng_step_t *st, evr_strmap_t *env)
+{
+    const evr_eng_job_t *job = st->job;
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%u", st->attempt);
+    evr_strmap_set(env, "CI", "true");
+    evr_strmap_set(env, "EVRUN_JOB_ID", job->id);
+    evr_strmap_set(env, "EVRUN_PIPELINE", job->spec->pipeline ? job->spec->pipeline : "");
+    evr_strmap_set(env, "EVRUN_STEP", st->spec->name);
+    evr_strmap_set(env, "EVRUN_ATTEMPT", attempt);
+    evr_strmap_set(env, "EVRUN_RUNNER", job->eng->opts.runner_id ? job->eng->opts.runner_id
+                                                                 : "local");
+}
+
 void
 evr_eng_do_create(void *arg, void *data, size_t len)
 {
@@ -457,21 +477,26 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     }
     evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
+    s_predefined_env(st, &env);
     for (uint32_t i = 0; i < job->env.n; i++)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
     for (uint32_t i = 0; i < st->spec->env.n; i++)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
+    evr_limits_t limits;
+    evr_spec_limits_merge(job->spec, st->spec, &limits);
+    st->memory_limit = limits.memory;
     evr_exec_spec_t spec = {
         .name = st->unit,
         .job_id = job->id,
         .image = st->spec->image ? st->spec->image : job->spec->image,
         .script = st->spec->run,
         .env = &env,
-        .network = false,
-        .limits = &st->spec->limits,
+        .network = evr_spec_step_network(job->spec, st->spec),
+        .limits = &limits,
     };
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
+    evr_rec_free(&evr_limits_type, &limits);
 }
 
 /*  evrun-<job id in lower case>-<step>-<attempt> (job->unit_prefix, then
@@ -813,6 +838,7 @@ s_retry(evr_eng_step_t *st)
     st->peek_at = 0;
     st->retakes = 0;
     st->exit_code = 0;
+    st->oom_killed = false;
     st->t_start = st->t_end = 0;
     free(st->reason);
     st->reason = NULL;
@@ -829,10 +855,35 @@ s_retry(evr_eng_step_t *st)
     evr_eng_step_begin(st);
 }
 
+/*  bytes for people: "512 MiB" when a whole number of KiB, MiB, GiB, TiB,
+    else "N bytes". */
+static void
+s_size_text(uint64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    int u = -1;
+    while (u < 3 && bytes && bytes % 1024 == 0) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, size, "%llu bytes", (unsigned long long) bytes);
+    else
+        snprintf(buf, size, "%llu %s", (unsigned long long) bytes, units[u]);
+}
+
 void
 evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
+    /* killed by the OOM killer, not by a stop of the engine's */
+    if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
+        && !st->cancelled) {
+        char lim[32] = "none";
+        if (st->memory_limit)
+            s_size_text(st->memory_limit, lim, sizeof lim);
+        evr_eng_set_reason(st, "out of memory (limit %s)", lim);
+    }
     if (st->timed_out)
         st->status = EVR_STEP_TIMED_OUT;
     else if (st->cancelled)
