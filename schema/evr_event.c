@@ -91,6 +91,10 @@ s_check_ulid(const void *v)
 #define VERSION(R) D("version", EVR_FT_STR, 64, version, NULL, NULL, "evrun version", R)
 #define HOW(R) D("how", EVR_FT_STR, 16, how, NULL, s_check_how, "reattached, collected, restarted, created or lost", R)
 #define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
+#define IMAGE(R) D("image", EVR_FT_STR, 512, image, NULL, NULL, "the image, as the pipeline names it", R)
+#define DIGEST(R) D("digest", EVR_FT_STR, 128, digest, NULL, NULL, "the image's manifest digest (sha256:...)", R)
+#define SIZE(R) D("size", EVR_FT_U64, 0, size, NULL, NULL, "bytes of the image", R)
+#define TEXT(R) D("text", EVR_FT_STR, 1024, text, NULL, NULL, "a line of the pull's progress, as podman says it", R)
 
 #define EVDATA(var, name, ...)                                                                   \
     static const evr_field_t var##_fields[] = { __VA_ARGS__ };                                   \
@@ -114,12 +118,17 @@ EVDATA(s_step_skipped, "step.skipped", STEP(true), REASON(true));
 EVDATA(s_step_recovered, "step.recovered", STEP(true), ATTEMPT(false), HOW(true));
 EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
 EVDATA(s_runner_recovered, "runner.recovered", JOBS(true));
+EVDATA(s_image_pulling, "image.pulling", IMAGE(true));
+EVDATA(s_image_progress, "image.progress", IMAGE(true), TEXT(true));
+EVDATA(s_image_pulled, "image.pulled", IMAGE(true), DIGEST(false), SIZE(false), DURATION(true));
+EVDATA(s_image_pull_failed, "image.pull_failed", IMAGE(true), REASON(true), DURATION(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
        REASON(false), JSTATUS(false), STEP(false), ATTEMPT(false), CONTAINER(false),
        CONTAINER_ID(false), STREAM(false), OFFSET(false), RAW(false), BYTES(false),
-       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false) };
+       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false),
+       IMAGE(false), DIGEST(false), SIZE(false), TEXT(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -139,6 +148,10 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_STEP_RECOVERED] = &s_step_recovered,
     [EVR_EV_RUNNER_STARTED] = &s_runner_started,
     [EVR_EV_RUNNER_RECOVERED] = &s_runner_recovered,
+    [EVR_EV_IMAGE_PULLING] = &s_image_pulling,
+    [EVR_EV_IMAGE_PROGRESS] = &s_image_progress,
+    [EVR_EV_IMAGE_PULLED] = &s_image_pulled,
+    [EVR_EV_IMAGE_PULL_FAILED] = &s_image_pull_failed,
 };
 
 const char *
@@ -180,6 +193,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "", "job.accepted", "job.started", "job.paused", "job.resumed", "job.cancel_requested",
     "job.finished", "step.queued", "step.starting", "step.started", "step.output",
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
+    "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
     NULL,
 };
 

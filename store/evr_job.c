@@ -352,6 +352,13 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
             s_set(&job->reason, d->reason);
         return EVR_OK;
     }
+    case EVR_EV_IMAGE_PULLING:
+    case EVR_EV_IMAGE_PROGRESS:
+    case EVR_EV_IMAGE_PULLED:
+    case EVR_EV_IMAGE_PULL_FAILED:   /* a record of a pull; the job's state stays */
+        if (job->status != EVR_JOB_RUNNING && job->status != EVR_JOB_PAUSED)
+            return s_illegal(err, job, ev, "images are pulled only while the job runs");
+        return EVR_OK;
     default: return s_apply_step(job, t, ev, err);
     }
 }
