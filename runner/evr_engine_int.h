@@ -61,6 +61,7 @@ typedef enum {
 } evr_eng_jphase_t;
 
 typedef struct evr_eng_job evr_eng_job_t;
+typedef struct evr_eng_image evr_eng_image_t;   /* evr_image.c */
 
 typedef struct {
     uint64_t raw_off;       /* raw bytes of this stream already stored */
@@ -145,6 +146,9 @@ struct evr_eng_job {
     char *res_tar;          /* the tar made of it, put into the workspace from this file */
     evr_fetch_req_t *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;
+    evr_eng_image_t **images;   /* pulls asked (evr_image.c) */
+    uint32_t nimages;
+    const char *registry_auth;  /* user:password of spec->registry_auth (in secrets[]) */
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
     evr_eng_job_t *next;
@@ -324,6 +328,16 @@ void evr_eng_replay(evr_eng_step_t *st);
     log so far when due, storing what is new (the timers call it; next is
     lowered to the time of the next read). */
 void evr_eng_peek(evr_eng_step_t *st, uint64_t now, uint64_t *next);
+
+/* evr_image.c */
+/*  Whether image, pulled with policy (EVR_PULL_*), is ready in the job's
+    executor: 1 yes (or the executor has no images); 0 not yet: fn(arg)
+    runs once the pull has ended (the first ask starts it); -1 the pull
+    failed: *why is the reason (the image and the registry's words), owned
+    by the job. */
+int evr_eng_image_need(evr_eng_job_t *job, const char *image, uint32_t policy,
+                       void (*fn)(void *arg), void *arg, const char **why);
+void evr_eng_images_free(evr_eng_job_t *job);
 
 /* evr_prepare.c */
 /*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err

@@ -58,7 +58,13 @@ typedef struct {
                                or SIGKILL under a memory limit: podman 4.3 on
                                cgroup v1 does not tell an OOM kill) */
     uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
+    const char *digest;     /* pull: the image's manifest digest (may be NULL) */
+    uint64_t size;          /* pull: bytes of the image (0: unknown) */
+    bool pulled;            /* pull: the registry was asked (not only found present) */
 } evr_exec_result_t;
+
+/*  A line of a pull's progress (pull). */
+typedef void (evr_exec_line_fn)(const char *text, void *arg);
 
 typedef void (evr_exec_fn)(const evr_exec_result_t *r, void *arg);
 /*  Output of a unit: stream 1 stdout, 2 stderr, each stream in order. */
@@ -149,6 +155,17 @@ typedef struct {
         holding path's last component, to data. */
     void (*get)(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
                 evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
+
+    /*  Makes image present as policy says (EVR_PULL_MISSING: pull it if
+        the backend's storage lacks it; _ALWAYS: pull it; _NEVER: only
+        check that it is there), before a unit of it is created.  auth:
+        "user:password" for the image's registry, or NULL (the backend's
+        own credentials).  line (may be NULL) gets each line of progress;
+        fn: r->id (the image's), r->digest, r->size, r->pulled; an error's
+        r->msg names the image and says the registry's words.  NULL in a
+        backend without images (the process executor). */
+    void (*pull)(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+                 evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

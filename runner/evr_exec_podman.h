@@ -23,4 +23,10 @@
     how to start a service.  Caller owns the result (evr_exec_destroy). */
 evr_exec_t *evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err);
 
+/*  The runner's registry_auth setting: a containers-auth.json file whose
+    credentials go with every pull that has none of its pipeline's (read
+    at each pull, so that a changed file counts).  NULL or "": podman's
+    own auth file. */
+void evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path);
+
 #endif

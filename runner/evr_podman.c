@@ -72,6 +72,12 @@ evr_podman_destroy(evr_podman_t **self_p)
     *self_p = NULL;
 }
 
+struct evr_http *
+evr_podman_http(evr_podman_t *self)
+{
+    return self->http;
+}
+
 const char *
 evr_podman_url(const evr_podman_t *self)
 {

@@ -444,6 +444,36 @@ s_runs_in(const evr_eng_step_t *st)
     return image ? image : st->job->ex->ops->name;
 }
 
+/*  The step's image was pulled (or its pull failed): its create goes on
+    once the pull's events are committed. */
+static void
+s_image_came(void *arg)
+{
+    evr_eng_step_t *st = arg;
+    evr_eng_after(st->job->eng, evr_eng_do_create, st, NULL, 0);
+}
+
+/*  Whether the step's image is there: its create goes on.  False while a
+    pull runs (s_image_came creates it then), and for a pull that failed:
+    the step fails without a unit, as one whose create failed. */
+static bool
+s_image_ready(evr_eng_step_t *st)
+{
+    evr_eng_job_t *job = st->job;
+    const char *why;
+    const char *image = st->spec->image ? st->spec->image : job->spec->image;
+    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, st->spec),
+                                   s_image_came, st, &why);
+    if (ready >= 0)
+        return ready > 0;
+    evr_eng_set_reason(st, "%s", why);
+    if (st->state == EVR_ENG_STEP_EARLY_CREATING)
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_FAILED);   /* reported at its turn */
+    else
+        evr_eng_step_end_now(st);
+    return false;
+}
+
 /*  The variables every step gets, under the pipeline's env, args,
     secrets and the step's env (which may set the same names).  A job
     with a source adds EVRUN_SOURCE_URL, _REF and _SHA here. */
@@ -475,6 +505,8 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         job->calls--;
         return;
     }
+    if (!s_image_ready(st))
+        return;
     evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
     s_predefined_env(st, &env);
