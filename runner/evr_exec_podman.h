@@ -1,8 +1,10 @@
 /*  evr_exec_podman.h: the podman executor (evr_exec.h over evr_podman).
 
-    A step's unit is a container of the step's image, created with its
-    script as `/bin/sh -c` under catatonit, no network, the job's
-    workspace mounted at /workspace.  The workspace is the volume
+    A step's unit is a container of the step's image (pulled first as
+    its policy says, evr_podman_pull.c), created with its script as
+    `/bin/sh -c` under catatonit, the step's network namespace (none,
+    bridge, host) and limits (cpus, memory, pids), the job's workspace
+    mounted at /workspace.  The workspace is the volume
     evrun-<job id in lower case>; files are put into it through a short-
     lived helper container that mounts it and never runs (named
     evrun-<job>-resources-<pid>, so that one a killed runner left is swept
