@@ -259,7 +259,35 @@ case_kill_during_pull() {   # a runner killed during a pull: the job recovers
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level kill_during_pull}
+case_follow() {   # through a broker: run --follow and evrun-tail show the pull, a line a layer
+  forget
+  pipeline follow "registry_auth: REGISTRY_CREDS"
+  local top=$tmp job
+  root=$top/bus
+  tmp=$root
+  mkdir -p "$tmp"
+  . "$(dirname "$0")/bus_lib.sh"
+  bus_broker && bus_runner reg-1 "" 1 --secrets-dir "$top/secrets" && bus_wait_runners 1
+  timeout 120 "$bin/evrun-cli" run "$top/follow.yml" --follow > "$top/follow.out" 2>&1
+  rc=$?
+  job=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/follow.out")
+  timeout 30 "$bin/evrun-tail" --job "$job" > "$top/tail.out" 2>&1
+  bus_stop
+  tmp=$top
+  unset EVRUN_STATE_DIR
+  check "run --follow: exit 0" [ "$rc" -eq 0 ]
+  check "run --follow: the pull's layers" \
+    grep -q "^image $repo:1 | Copying blob sha256:[0-9a-f]*$" "$top/follow.out"
+  check "run --follow: pulled, with its digest" \
+    grep -Eq "^image $repo:1 \| pulled \(sha256:[0-9a-f]{64}, [1-9][0-9]* bytes" "$top/follow.out"
+  check "run --follow: then the step" grep -qx "show | one" "$top/follow.out"
+  check "evrun-tail: the pull's layers" grep -qF "$job/image $repo:1 | Copying blob" "$top/tail.out"
+  check "one line per layer: as many as podman's copies" \
+    [ "$(grep -c "Copying blob" "$top/follow.out")" -eq "$(grep -c "Copying blob" "$top/tail.out")" ]
+  check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
+}
+
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level kill_during_pull follow}
 for c in $cases; do
   case_name=$c
   before=$fails
