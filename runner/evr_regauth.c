@@ -44,19 +44,18 @@ s_unb64(const char *in)
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
+    /* both alphabets: + and - are 62, / and _ are 63 */
+    static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '+' || c == '-') v = 62;
-        else if (c == '/' || c == '_') v = 63;
-        else if (c == '=' && i + 2 >= n) break;
-        else {
+        char c = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+        const char *at = c ? strchr(std, c) : NULL;
+        if (c == '=' && i + 2 >= n)
+            break;   /* padding */
+        if (!at) {
             free(out);
             return NULL;
         }
+        int v = (int) (at - std);
         acc = acc << 6 | (uint32_t) v;
         bits += 6;
         if (bits >= 8) {
