@@ -118,6 +118,7 @@ typedef struct {
     uint64_t paused_ns;     /* the job was paused this long since the step started */
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
+    bool pulling;           /* CREATING: its create waits for its image's pull */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -338,6 +339,9 @@ void evr_eng_peek(evr_eng_step_t *st, uint64_t now, uint64_t *next);
 int evr_eng_image_need(evr_eng_job_t *job, const char *image, uint32_t policy,
                        void (*fn)(void *arg), void *arg, const char **why);
 void evr_eng_images_free(evr_eng_job_t *job);
+/*  A job that stops: its pulls under way are cancelled (their waiters
+    go on, failing or dropped, possibly from inside this call). */
+void evr_eng_images_stop(evr_eng_job_t *job);
 
 /* evr_prepare.c */
 /*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err

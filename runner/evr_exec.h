@@ -162,10 +162,14 @@ typedef struct {
         "user:password" for the image's registry, or NULL (the backend's
         own credentials).  line (may be NULL) gets each line of progress;
         fn: r->id (the image's), r->digest, r->size, r->pulled; an error's
-        r->msg names the image and says the registry's words.  NULL in a
-        backend without images (the process executor). */
-    void (*pull)(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
-                 evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+        r->msg names the image and says the registry's words.  Returns a
+        handle for pull_cancel, valid until fn is called.  NULL (both) in
+        a backend without images (the process executor). */
+    void *(*pull)(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+                  evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+    /*  Stops a pull under way: its fn is called with an error, possibly
+        from inside this call. */
+    void (*pull_cancel)(evr_exec_t *ex, void *handle);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

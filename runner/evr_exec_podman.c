@@ -657,8 +657,9 @@ s_describe(const evr_exec_t *ex)
     return ((const s_pe_t *) ex)->describe;
 }
 
-static void s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
-                   evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+static void *s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+                    evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+static void s_pull_cancel(evr_exec_t *ex, void *handle);
 
 static const evr_exec_ops_t s_ops = {
     .name = "podman",
@@ -681,6 +682,7 @@ static const evr_exec_ops_t s_ops = {
     .put = s_put,
     .get = s_get,
     .pull = s_pull,
+    .pull_cancel = s_pull_cancel,
     .unit_word = "container",
     .workspace_word = "/workspace",
     .remove_hint = s_remove_hint,
@@ -746,7 +748,7 @@ s_pull_auth(s_pe_t *pe, const char *auth, char **header, evr_err_t *err)
     return !pe->registry_auth || !evr_regauth_header_file(pe->registry_auth, header, err);
 }
 
-static void
+static void *
 s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
        evr_exec_line_fn *line, evr_exec_fn *fn, void *arg)
 {
@@ -764,14 +766,23 @@ s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
     if (!s_pull_auth(pe, auth, &header, &err)) {
         op->put_msg = evr_strdup(err.msg);   /* reported from a turn of the loop */
         op->timer = evr_loop_timer_add(ex->loop, 0, s_pull_refused, op);
-        return;
+        return op;
     }
-    evr_podman_pull(pe->pm, image, pname, header, S_PULL_TIMEOUT_MS, s_pull_line, s_pull_done,
-                    op);
+    op->call = evr_podman_pull(pe->pm, image, pname, header, S_PULL_TIMEOUT_MS, s_pull_line,
+                               s_pull_done, op);
     if (header) {
         memset(header, 0, strlen(header));
         free(header);
     }
+    return op;
+}
+
+static void
+s_pull_cancel(evr_exec_t *ex, void *handle)
+{
+    s_op_t *op = handle;
+    if (!op->timer)   /* a refusal is reported soon anyway */
+        evr_podman_pull_cancel(s_pe(ex)->pm, op->call);
 }
 
 void

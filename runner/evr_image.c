@@ -37,6 +37,7 @@ struct evr_eng_image {
     uint64_t t0;            /* mono ns of the pull's start */
     bool announced;         /* image.pulling recorded */
     uint32_t lines;         /* image.progress recorded */
+    void *handle;           /* S_PULLING: the executor's, for a cancel */
 };
 
 enum { S_PULLING, S_READY, S_FAILED };
@@ -82,6 +83,7 @@ s_pulled(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_image_t *im = arg;
     evr_eng_job_t *job = im->job;
+    im->handle = NULL;
     job->calls--;
     uint64_t ms = (evr_mono_ns() - im->t0) / 1000000u;
     if (r->rc) {
@@ -150,8 +152,18 @@ evr_eng_image_need(evr_eng_job_t *job, const char *image, uint32_t policy,
     job->images[job->nimages++] = im;
     s_wait_add(im, fn, arg);
     job->calls++;
-    ex->ops->pull(ex, image, policy, job->registry_auth, s_line, s_pulled, im);
+    im->handle = ex->ops->pull(ex, image, policy, job->registry_auth, s_line, s_pulled, im);
     return 0;
+}
+
+void
+evr_eng_images_stop(evr_eng_job_t *job)
+{
+    for (uint32_t i = 0; i < job->nimages; i++) {
+        evr_eng_image_t *im = job->images[i];
+        if (im->state == S_PULLING && im->handle && job->ex->ops->pull_cancel)
+            job->ex->ops->pull_cancel(job->ex, im->handle);
+    }
 }
 
 void

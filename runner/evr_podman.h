@@ -135,11 +135,15 @@ typedef void (evr_podman_pull_fn)(const evr_podman_pull_result_t *r, void *arg);
     "never"), then the image's inspect for its digest and size.  header:
     one request header with credentials ("X-Registry-Auth: ...") or NULL.
     line (may be NULL) gets each line of podman's progress ("Copying blob
-    sha256:..."), fn the outcome once.  timeout_ms bounds the whole pull. */
-void evr_podman_pull(evr_podman_t *self, const char *image, const char *policy,
-                     const char *header, long timeout_ms,
-                     void (*line)(const char *text, void *arg), evr_podman_pull_fn *fn,
-                     void *arg);
+    sha256:..."), fn the outcome once.  timeout_ms bounds the whole pull.
+    Returns a handle for evr_podman_pull_cancel, valid until fn is called. */
+void *evr_podman_pull(evr_podman_t *self, const char *image, const char *policy,
+                      const char *header, long timeout_ms,
+                      void (*line)(const char *text, void *arg), evr_podman_pull_fn *fn,
+                      void *arg);
+/*  Stops a pull under way: its fn is called with an error ("cancelled"),
+    from inside this call. */
+void evr_podman_pull_cancel(evr_podman_t *self, void *handle);
 /*  The transport, for evr_podman_pull.c. */
 struct evr_http *evr_podman_http(evr_podman_t *self);
 

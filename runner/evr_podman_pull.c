@@ -35,6 +35,7 @@ typedef struct {
     bool pulled;            /* "Trying to pull": podman went to the registry */
     char id[80];
     char err[EVR_ERR_MAX];
+    evr_http_req_t *req;    /* the request under way: the pull, then the inspect */
 } s_pull_t;
 
 static void
@@ -180,7 +181,7 @@ s_pulled(evr_http_req_t *req, void *arg)
         char *path = evr_asprintf(S_API "/images/%s/json", en);
         evr_http_opts_t o = { .method = "GET", .path = path, .timeout_ms = S_INSPECT_MS,
                               .on_done = s_inspected, .on_drop = s_drop, .arg = p };
-        evr_http_start(evr_podman_http(p->pm), &o);
+        p->req = evr_http_start(evr_podman_http(p->pm), &o);
         free(path);
         free(en);
         return;
@@ -190,7 +191,7 @@ s_pulled(evr_http_req_t *req, void *arg)
     s_free(p);
 }
 
-void
+void *
 evr_podman_pull(evr_podman_t *self, const char *image, const char *policy,
                 const char *header, long timeout_ms,
                 void (*line)(const char *text, void *arg), evr_podman_pull_fn *fn, void *arg)
@@ -206,8 +207,16 @@ evr_podman_pull(evr_podman_t *self, const char *image, const char *policy,
     evr_http_opts_t o = { .method = "POST", .path = path, .timeout_ms = timeout_ms,
                           .header = header, .on_data = s_data, .on_done = s_pulled,
                           .on_drop = s_drop, .arg = p };
-    evr_http_start(evr_podman_http(self), &o);
+    p->req = evr_http_start(evr_podman_http(self), &o);
     free(path);
     free(ep);
     free(ei);
+    return p;
+}
+
+void
+evr_podman_pull_cancel(evr_podman_t *self, void *handle)
+{
+    s_pull_t *p = handle;
+    evr_http_cancel(evr_podman_http(self), p->req);
 }

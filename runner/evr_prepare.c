@@ -339,7 +339,8 @@ s_res_put_go(void *arg)
         const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "resource %s: %s", res->name,
-                 why ? why : "the job was cancelled while its image was pulled");
+                 job->cancelling || !why ? "the job was cancelled while its image was pulled"
+                                         : why);
         s_res_end(job, reason);
         return;
     }

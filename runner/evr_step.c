@@ -464,6 +464,7 @@ s_image_ready(evr_eng_step_t *st)
     const char *image = st->spec->image ? st->spec->image : job->spec->image;
     int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, st->spec),
                                    s_image_came, st, &why);
+    st->pulling = ready == 0;
     if (ready >= 0)
         return ready > 0;
     evr_eng_set_reason(st, "%s", why);
@@ -646,7 +647,7 @@ evr_eng_step_abandon(evr_eng_step_t *st, const char *why)
     const char *call;
     switch (st->state) {
     case EVR_ENG_STEP_CREATING:
-        call = "create";
+        call = st->pulling ? "image pull" : "create";
         if (st->retake_timer) {   /* waiting to create again (a taken name) */
             evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
             st->retake_timer = 0;

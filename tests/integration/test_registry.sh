@@ -24,8 +24,9 @@ for tool in docker-registry htpasswd podman curl busybox; do
 done
 
 tmp=$(mktemp -d /tmp/evr-reg-XXXXXX)
-reg_pid= svc_pid= runner_pid=
+reg_pid= svc_pid= runner_pid= stall_pid=
 port=$((20000 + RANDOM % 20000))
+stall_port=$((port + 1))   # a "registry" that accepts and never answers
 repo=127.0.0.1:$port/evrun/tool
 user=ci-bot pass='s3cret-Pa55:with-colon'
 sock=$tmp/p.sock
@@ -33,6 +34,7 @@ store=(--root "$tmp/st/root" --runroot "$tmp/st/run" --storage-driver vfs)
 
 cleanup() {
   [ -n "$runner_pid" ] && kill -9 "$runner_pid" 2>/dev/null
+  [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
   [ -n "$svc_pid" ] && { kill "$svc_pid" 2>/dev/null; wait "$svc_pid" 2>/dev/null; }
   [ -n "$reg_pid" ] && { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null; }
   # the pushed copies in the shared storage, by name (they share ids)
@@ -59,6 +61,9 @@ reg_pid=$!
 cat > "$tmp/registries.conf" <<EOF
 [[registry]]
 location = "127.0.0.1:$port"
+insecure = true
+[[registry]]
+location = "127.0.0.1:$stall_port"
 insecure = true
 EOF
 (cd "$tmp/svc" && exec env CONTAINERS_REGISTRIES_CONF="$tmp/registries.conf" \
@@ -259,6 +264,43 @@ case_kill_during_pull() {   # a runner killed during a pull: the job recovers
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 }
 
+case_cancel_pull() {   # SIGINT during a pull that hangs: the job ends now, cancelled
+  python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+held = []
+while True:
+    held.append(s.accept()[0])   # read nothing, answer nothing
+' "$stall_port" &
+  stall_pid=$!
+  cat > "$tmp/stall.yml" <<EOF
+pipeline: stall
+image: 127.0.0.1:$stall_port/evrun/never:1
+steps:
+  - name: show
+    run: echo never
+EOF
+  state=$tmp/state-stall
+  "$bin/evrun-runner" --exec "$tmp/stall.yml" --state-dir "$state" > "$tmp/stall.out" 2>&1 &
+  runner_pid=$!
+  for _ in $(seq 200); do grep -q "Trying to pull" "$tmp/stall.out" && break; sleep 0.05; done
+  check "the pull is under way" grep -q "Trying to pull 127.0.0.1:$stall_port" "$tmp/stall.out"
+  kill -INT "$runner_pid"
+  local rc=124
+  for _ in $(seq 100); do kill -0 "$runner_pid" 2>/dev/null || break; sleep 0.1; done
+  if ! kill -0 "$runner_pid" 2>/dev/null; then wait "$runner_pid"; rc=$?; fi
+  kill -9 "$runner_pid" 2>/dev/null; wait "$runner_pid" 2>/dev/null; runner_pid=
+  kill "$stall_pid" 2>/dev/null; wait "$stall_pid" 2>/dev/null; stall_pid=
+  check "the runner ended within 10 s, exit 1" [ "$rc" -eq 1 ]
+  check "the step cancelled" grep -Eq "^show +cancelled" "$tmp/stall.out"
+  check "the job cancelled" grep -Eq "^evrun-runner: job [0-9A-Z]+ cancelled$" "$tmp/stall.out"
+  check "the step's reason: the pull" grep -q "show > cancelled .*the image pull had not answered" \
+    "$tmp/stall.out"
+}
+
 case_follow() {   # through a broker: run --follow and evrun-tail show the pull, a line a layer
   forget
   pipeline follow "registry_auth: REGISTRY_CREDS"
@@ -287,7 +329,7 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level kill_during_pull follow}
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level kill_during_pull cancel_pull follow}
 for c in $cases; do
   case_name=$c
   before=$fails
