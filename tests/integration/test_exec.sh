@@ -314,6 +314,24 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_process_limits() {   # limits of a process pipeline, and a step's over them key by key
+  pipeline plim <<'YML'
+pipeline: plim
+executor: process
+limits: {nofile: 64, memory: 1G}
+steps:
+  - name: a
+    run: echo "$(ulimit -n) $(ulimit -v)"
+  - name: b
+    limits: {nofile: 32}
+    run: echo "$(ulimit -n) $(ulimit -v)"
+YML
+  run plim "$tmp/plim.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the pipeline's limits" grep -qx "a | 64 1048576" "$out"
+  check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -637,7 +655,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails
