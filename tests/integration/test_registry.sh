@@ -264,6 +264,35 @@ case_kill_during_pull() {   # a runner killed during a pull: the job recovers
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 }
 
+case_resource_image() {   # resources go in through the job's image: pulled first
+  forget
+  local www=$tmp/www hport
+  mkdir -p "$www"
+  echo "fetched" > "$www/note.txt"
+  hport=$((stall_port + 1))
+  busybox httpd -f -p "127.0.0.1:$hport" -h "$www" &
+  local hpid=$!
+  sleep 0.3
+  cat > "$tmp/resource_image.yml" <<EOF
+pipeline: resource-image
+image: $repo:1
+registry_auth: REGISTRY_CREDS
+resources:
+  - { name: note, url: "http://127.0.0.1:$hport/note.txt", path: note.txt }
+steps:
+  - name: show
+    run: cat /variant note.txt
+EOF
+  run resource_image
+  kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the image pulled before the resource went in" grep -qx "show | fetched" "$out"
+  check "image.pulled before job.started" \
+    awk '/image\.pulled/ && !p { p = NR } /job\.started/ && !s { s = NR }
+         END { exit !(p && s && p < s) }' "$tmp/resource_image.job"
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+}
+
 case_cancel_pull() {   # SIGINT during a pull that hangs: the job ends now, cancelled
   python3 -c '
 import socket, sys
@@ -329,7 +358,7 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level kill_during_pull cancel_pull follow}
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow}
 for c in $cases; do
   case_name=$c
   before=$fails
