@@ -62,6 +62,7 @@ typedef enum {
 } evr_eng_jphase_t;
 
 typedef struct evr_eng_job evr_eng_job_t;
+typedef struct evr_eng_image evr_eng_image_t;   /* evr_image.c */
 
 typedef struct {
     uint64_t raw_off;       /* raw bytes of this stream already stored */
@@ -116,6 +117,9 @@ typedef struct {
        one under way (PEEKING) began at peek_t0 (mono ns) */
     uint64_t peek_at, peek_t0;
     uint64_t paused_ns;     /* the job was paused this long since the step started */
+    uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
+    bool oom_killed;        /* its exit says the OOM killer ended it */
+    bool pulling;           /* CREATING: its create waits for its image's pull */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -151,6 +155,9 @@ struct evr_eng_job {
     evr_source_req_t *src_req;  /* a git checkout under way */
     char *src_auth[2];          /* git.secret's value, per source */
     char *src_commit[2];        /* the commit checked out (git), per source */
+    evr_eng_image_t **images;   /* pulls asked (evr_image.c) */
+    uint32_t nimages;
+    const char *registry_auth;  /* user:password of spec->registry_auth (in secrets[]) */
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
     evr_eng_job_t *next;
@@ -330,6 +337,19 @@ void evr_eng_replay(evr_eng_step_t *st);
     log so far when due, storing what is new (the timers call it; next is
     lowered to the time of the next read). */
 void evr_eng_peek(evr_eng_step_t *st, uint64_t now, uint64_t *next);
+
+/* evr_image.c */
+/*  Whether image, pulled with policy (EVR_PULL_*), is ready in the job's
+    executor: 1 yes (or the executor has no images); 0 not yet: fn(arg)
+    runs once the pull has ended (the first ask starts it); -1 the pull
+    failed: *why is the reason (the image and the registry's words), owned
+    by the job. */
+int evr_eng_image_need(evr_eng_job_t *job, const char *image, uint32_t policy,
+                       void (*fn)(void *arg), void *arg, const char **why);
+void evr_eng_images_free(evr_eng_job_t *job);
+/*  A job that stops: its pulls under way are cancelled (their waiters
+    go on, failing or dropped, possibly from inside this call). */
+void evr_eng_images_stop(evr_eng_job_t *job);
 
 /* evr_prepare.c */
 /*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err

@@ -54,9 +54,17 @@ typedef struct {
     evr_exec_state_t state; /* inspect */
     int64_t exit_code;      /* wait; inspect when EXITED.  128+N for a
                                unit ended by signal N, as a shell says */
-    bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it */
+    bool oom_killed;        /* wait, inspect: the kernel's OOM killer ended it (podman:
+                               or SIGKILL under a memory limit: podman 4.3 on
+                               cgroup v1 does not tell an OOM kill) */
     uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
+    const char *digest;     /* pull: the image's manifest digest (may be NULL) */
+    uint64_t size;          /* pull: bytes of the image (0: unknown) */
+    bool pulled;            /* pull: the registry was asked (not only found present) */
 } evr_exec_result_t;
+
+/*  A line of a pull's progress (pull). */
+typedef void (evr_exec_line_fn)(const char *text, void *arg);
 
 typedef void (evr_exec_fn)(const evr_exec_result_t *r, void *arg);
 /*  Output of a unit: stream 1 stdout, 2 stderr, each stream in order. */
@@ -89,10 +97,14 @@ typedef struct {
     const char *image;          /* podman: the image; ignored by a host backend */
     const char *script;         /* run with /bin/sh -c */
     const evr_strmap_t *env;    /* may be NULL */
-    bool network;               /* podman: false means network namespace "none" */
-    const evr_limits_t *limits; /* process: setrlimit of the step's processes;
-                                   NULL or not present: none (podman: unused,
-                                   the spec refuses limits there) */
+    uint32_t network;           /* podman: EVR_NETWORK_NONE, _BRIDGE or _HOST
+                                   (evr_spec_step_network); ignored by a host
+                                   backend */
+    const evr_limits_t *limits; /* the step's (evr_spec_limits_merge); NULL or not
+                                   present: none.  podman: cpus, memory, pids
+                                   of the container; process: setrlimit of
+                                   the step's processes (nofile, nproc, cpu,
+                                   memory) */
     evr_exec_layout_t layout;   /* a backend without it fails the create */
 } evr_exec_spec_t;
 
@@ -164,6 +176,21 @@ typedef struct {
         holding path's last component, to data. */
     void (*get)(evr_exec_t *ex, const char *name, const char *job_id, evr_exec_layout_t layout,
                 const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
+
+    /*  Makes image present as policy says (EVR_PULL_MISSING: pull it if
+        the backend's storage lacks it; _ALWAYS: pull it; _NEVER: only
+        check that it is there), before a unit of it is created.  auth:
+        "user:password" for the image's registry, or NULL (the backend's
+        own credentials).  line (may be NULL) gets each line of progress;
+        fn: r->id (the image's), r->digest, r->size, r->pulled; an error's
+        r->msg names the image and says the registry's words.  Returns a
+        handle for pull_cancel, valid until fn is called.  NULL (both) in
+        a backend without images (the process executor). */
+    void *(*pull)(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+                  evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+    /*  Stops a pull under way: its fn is called with an error, possibly
+        from inside this call. */
+    void (*pull_cancel)(evr_exec_t *ex, void *handle);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "evr_podman.h"
+#include "evr_regauth.h"
 
 typedef struct s_op s_op_t;
 typedef struct s_unit s_unit_t;
@@ -38,9 +39,10 @@ typedef struct {
     char *describe;
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
+    char *registry_auth;    /* a containers-auth.json file, or NULL: podman's own */
 } s_pe_t;
 
-typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT } s_kind_t;
+typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT, S_PULL_NEVER } s_kind_t;
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
@@ -72,6 +74,8 @@ struct s_op {
     evr_exec_data_fn *data;
     void *arg;
     void *call;             /* podman's handle of a stream (attach, logs) */
+    evr_exec_line_fn *line; /* pull: its progress */
+    uint64_t timer;         /* pull: the loop timer of a refusal's report, or 0 */
     uint64_t from[2];       /* logs: bytes per stream the caller has */
     uint64_t read[2];       /* logs: bytes per stream this read delivered */
     s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
@@ -108,6 +112,8 @@ s_op_free(s_op_t *op)
         pe->ops = op->next;
     if (op->next)
         op->next->prev = op->prev;
+    if (op->timer)
+        evr_loop_timer_cancel(pe->base.loop, op->timer);
     free(op->name);
     free(op->tar_file);
     free(op->put_msg);
@@ -277,6 +283,7 @@ s_destroy(evr_exec_t *ex)
     while (pe->ops)
         s_op_free(pe->ops);
     free(pe->describe);
+    free(pe->registry_auth);
     free(pe);
 }
 
@@ -315,9 +322,20 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
     bool job = spec->layout == EVR_EXEC_LAYOUT_JOB;
     char *ci = job && spec->job_id ? s_ci_volume(spec->job_id) : NULL;
+    static const char *const netns[] = { [EVR_NETWORK_NONE] = "none",
+                                         [EVR_NETWORK_BRIDGE] = "bridge",
+                                         [EVR_NETWORK_HOST] = "host" };
+    const evr_limits_t *l = spec->limits && spec->limits->present ? spec->limits : NULL;
+    uint32_t cpus = 0;
+    if (l && l->cpus && !evr_spec_cpus_milli(l->cpus, &cpus))
+        cpus = 0;   /* the spec was validated */
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
-                             .env = spec->env, .volume = volume, .network = spec->network,
-                             .ci_volume = ci, .job_layout = job };
+                             .env = spec->env, .volume = volume,
+                             .ci_volume = ci, .job_layout = job,
+                             .netns = spec->network < EVR_ARRAY_LEN(netns) ? netns[spec->network]
+                                                                           : NULL,
+                             .cpus_milli = cpus, .memory = l ? l->memory : 0,
+                             .pids = l ? l->pids : 0 };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
@@ -660,6 +678,10 @@ s_describe(const evr_exec_t *ex)
     return ((const s_pe_t *) ex)->describe;
 }
 
+static void *s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+                    evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
+static void s_pull_cancel(evr_exec_t *ex, void *handle);
+
 static const evr_exec_ops_t s_ops = {
     .name = "podman",
     .destroy = s_destroy,
@@ -680,11 +702,117 @@ static const evr_exec_ops_t s_ops = {
     .workspace_list = s_ws_list,
     .put = s_put,
     .get = s_get,
+    .pull = s_pull,
+    .pull_cancel = s_pull_cancel,
     .unit_word = "container",
     .workspace_word = "/workspace",
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };
+
+/* ------------------------------------------------------------------ pulls */
+
+#define S_PULL_TIMEOUT_MS (30L * 60 * 1000)
+
+static void
+s_pull_line(const char *text, void *arg)
+{
+    s_op_t *op = arg;
+    if (op->line)
+        op->line(text, op->arg);
+}
+
+static void
+s_pull_done(const evr_podman_pull_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    char msg[EVR_ERR_MAX];
+    evr_exec_result_t r = { .rc = pr->rc, .msg = pr->msg ? pr->msg : "", .id = pr->id,
+                            .digest = pr->digest, .size = pr->size, .pulled = pr->pulled };
+    /* podman's words for a `never` policy are "IMAGE: image not known" */
+    if (pr->rc && op->kind == S_PULL_NEVER) {
+        snprintf(msg, sizeof msg, "image %s is not in the runner's storage, and pull is never "
+                 "(podman: %s)", op->name, pr->msg);
+        r.msg = msg;
+    }
+    if (op->fn)
+        op->fn(&r, op->arg);
+    s_op_free(op);
+}
+
+static void
+s_pull_refused(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_op_t *op = arg;
+    op->timer = 0;
+    evr_podman_pull_result_t r = { .rc = EVR_ERR_PODMAN, .msg = op->put_msg };
+    s_pull_done(&r, op);
+}
+
+/*  The header of the credentials: the pipeline's, else the runner's file,
+    else none (podman's own auth file).  False (r set) when the file is
+    unusable. */
+static bool
+s_pull_auth(s_pe_t *pe, const char *auth, char **header, evr_err_t *err)
+{
+    *header = NULL;
+    if (auth) {
+        *header = evr_regauth_header_user(auth);
+        if (!*header) {
+            evr_err_set(err, EVR_ERR_CONFIG, "the pipeline's registry_auth secret does not "
+                        "hold user:password");
+            return false;
+        }
+        return true;
+    }
+    return !pe->registry_auth || !evr_regauth_header_file(pe->registry_auth, header, err);
+}
+
+static void *
+s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
+       evr_exec_line_fn *line, evr_exec_fn *fn, void *arg)
+{
+    static const char *const names[] = { [EVR_PULL_MISSING] = "missing",
+                                         [EVR_PULL_ALWAYS] = "always",
+                                         [EVR_PULL_NEVER] = "never" };
+    s_pe_t *pe = s_pe(ex);
+    s_op_t *op = s_op_new(pe, policy == EVR_PULL_NEVER ? S_PULL_NEVER : S_PLAIN, fn, arg);
+    op->name = evr_strdup(image);
+    op->line = line;
+    const char *pname = policy < EVR_ARRAY_LEN(names) && names[policy] ? names[policy]
+                                                                        : "missing";
+    char *header = NULL;
+    evr_err_t err;
+    if (!s_pull_auth(pe, auth, &header, &err)) {
+        op->put_msg = evr_strdup(err.msg);   /* reported from a turn of the loop */
+        op->timer = evr_loop_timer_add(ex->loop, 0, s_pull_refused, op);
+        return op;
+    }
+    op->call = evr_podman_pull(pe->pm, image, pname, header, S_PULL_TIMEOUT_MS, s_pull_line,
+                               s_pull_done, op);
+    if (header) {
+        memset(header, 0, strlen(header));
+        free(header);
+    }
+    return op;
+}
+
+static void
+s_pull_cancel(evr_exec_t *ex, void *handle)
+{
+    s_op_t *op = handle;
+    if (!op->timer)   /* a refusal is reported soon anyway */
+        evr_podman_pull_cancel(s_pe(ex)->pm, op->call);
+}
+
+void
+evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path)
+{
+    s_pe_t *pe = s_pe(ex);
+    free(pe->registry_auth);
+    pe->registry_auth = path && *path ? evr_strdup(path) : NULL;
+}
 
 #define S_HINT "(start a service with `tools/podman-service start DIR` and set " \
                "EVRUN_PODMAN_URL, or pass --podman-url)"

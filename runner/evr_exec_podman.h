@@ -1,8 +1,10 @@
 /*  evr_exec_podman.h: the podman executor (evr_exec.h over evr_podman).
 
-    A step's unit is a container of the step's image, created with its
-    script as `/bin/sh -c` under catatonit, no network, the job's
-    workspace mounted at /workspace.  The workspace is the volume
+    A step's unit is a container of the step's image (pulled first as
+    its policy says, evr_podman_pull.c), created with its script as
+    `/bin/sh -c` under catatonit, the step's network namespace (none,
+    bridge, host) and limits (cpus, memory, pids), the job's workspace
+    mounted at /workspace.  The workspace is the volume
     evrun-<job id in lower case>; files are put into it through a short-
     lived helper container that mounts it and never runs (named
     evrun-<job>-resources-<pid>, so that one a killed runner left is swept
@@ -22,5 +24,11 @@
     another form, EVR_ERR_PODMAN when podman does not answer, each saying
     how to start a service.  Caller owns the result (evr_exec_destroy). */
 evr_exec_t *evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err);
+
+/*  The runner's registry_auth setting: a containers-auth.json file whose
+    credentials go with every pull that has none of its pipeline's (read
+    at each pull, so that a changed file counts).  NULL or "": podman's
+    own auth file. */
+void evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path);
 
 #endif

@@ -508,6 +508,8 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
     }
+    if (opts->header)
+        req->headers = curl_slist_append(req->headers, opts->header);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
     req->next = self->reqs;
     if (self->reqs)

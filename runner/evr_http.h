@@ -40,6 +40,9 @@ typedef struct {
                                    it is sent (opened at the start, never held in
                                    memory); a file that does not open fails the request */
     const char *content_type;   /* default application/json when body is set */
+    const char *header;         /* one more request header, "Name: value"; NULL for
+                                   none (it may carry credentials: it is logged
+                                   nowhere) */
     long timeout_ms;            /* whole transfer; 0: none (streams only) */
     size_t max_body;            /* kept response bytes when on_data is NULL (default 1 MiB) */
     evr_http_head_fn *on_head;

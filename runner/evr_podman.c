@@ -72,6 +72,12 @@ evr_podman_destroy(evr_podman_t **self_p)
     *self_p = NULL;
 }
 
+struct evr_http *
+evr_podman_http(evr_podman_t *self)
+{
+    return self->http;
+}
+
 const char *
 evr_podman_url(const evr_podman_t *self)
 {
@@ -351,8 +357,20 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
         json_object_set_new(body, "volumes", vols);
         json_object_set_new(body, "create_working_dir", json_true());
     }
-    if (!spec->network)
-        json_object_set_new(body, "netns", json_pack("{s:s}", "nsmode", "none"));
+    json_object_set_new(body, "netns",
+                        json_pack("{s:s}", "nsmode", spec->netns ? spec->netns : "none"));
+    json_t *res = json_object();
+    if (spec->cpus_milli)   /* CFS: quota per 100 ms period */
+        json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota",
+                                                  (json_int_t) spec->cpus_milli * 100,
+                                                  "period", (json_int_t) 100000));
+    if (spec->memory)
+        json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t) spec->memory));
+    if (spec->pids)
+        json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t) spec->pids));
+    if (json_object_size(res))
+        json_object_set(body, "resource_limits", res);
+    json_decref(res);
     s_call(self, S_CREATE, "POST", S_API "/containers/create", body, S_TIMEOUT_MS, fn, arg);
 }
 

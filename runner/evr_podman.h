@@ -47,7 +47,10 @@ typedef struct {
     const char *volume;         /* mounted at /workspace (job_layout: /job); may be NULL */
     const char *ci_volume;      /* job_layout: mounted read-only at /job/ci */
     bool job_layout;            /* the /job layout: working directory /job/src */
-    bool network;               /* false: network namespace "none" */
+    const char *netns;          /* "none", "bridge", "host"; NULL: "none" */
+    uint32_t cpus_milli;        /* CPU quota in thousandths of a CPU; 0: none */
+    uint64_t memory;            /* bytes of memory (cgroup); 0: none */
+    uint64_t pids;              /* processes and threads; 0: none */
 } evr_podman_spec_t;
 
 /*  url: "unix:///path/podman.sock"; the calls run on loop, which must
@@ -115,6 +118,36 @@ void evr_podman_each_name(const char *list, void (*fn)(const char *name, void *a
 void evr_podman_list_volumes(evr_podman_t *self, const char *prefix, evr_podman_fn *fn,
                              void *arg);
 void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_fn *fn, void *arg);
+
+/*  The outcome of a pull (evr_podman_pull.c): rc EVR_OK or EVR_ERR_PODMAN
+    (msg: podman's or the registry's words, or the transport's); the
+    image's id, manifest digest and size; pulled: podman went to the
+    registry (a `missing` policy that found the image did not). */
+typedef struct {
+    evr_rc_t rc;
+    const char *msg;
+    const char *id;
+    const char *digest;
+    uint64_t size;
+    bool pulled;
+} evr_podman_pull_result_t;
+typedef void (evr_podman_pull_fn)(const evr_podman_pull_result_t *r, void *arg);
+
+/*  POST /images/pull?reference=image&policy=policy ("missing", "always",
+    "never"), then the image's inspect for its digest and size.  header:
+    one request header with credentials ("X-Registry-Auth: ...") or NULL.
+    line (may be NULL) gets each line of podman's progress ("Copying blob
+    sha256:..."), fn the outcome once.  timeout_ms bounds the whole pull.
+    Returns a handle for evr_podman_pull_cancel, valid until fn is called. */
+void *evr_podman_pull(evr_podman_t *self, const char *image, const char *policy,
+                      const char *header, long timeout_ms,
+                      void (*line)(const char *text, void *arg), evr_podman_pull_fn *fn,
+                      void *arg);
+/*  Stops a pull under way: its fn is called with an error ("cancelled"),
+    from inside this call. */
+void evr_podman_pull_cancel(evr_podman_t *self, void *handle);
+/*  The transport, for evr_podman_pull.c. */
+struct evr_http *evr_podman_http(evr_podman_t *self);
 
 /*  The text of podman's error body ({"cause", "message", "response"}: its
     message; any other body as it is) in buf, NUL-terminated.  A text

@@ -293,6 +293,11 @@ evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_r
     json_t *j = s_load("inspect", body, len, JSON_OBJECT, r);
     if (j && !s_get_word("inspect", j, "Id", "Id", false, r->id, sizeof r->id, r))
         s_state(json_object_get(j, "State"), r);
+    /* podman 4.3 with runc on cgroup v1 shows OOMKilled false after an OOM
+       kill: a SIGKILL (exit 137) under a memory limit counts as one */
+    json_t *mem = json_object_get(json_object_get(j, "HostConfig"), "Memory");
+    if (!r->rc && r->exit_code == 137 && json_is_integer(mem) && json_integer_value(mem) > 0)
+        r->oom_killed = true;
     json_decref(j);
     if (r->rc) {   /* nothing half-read stays */
         r->id[0] = r->state[0] = '\0';

@@ -44,7 +44,8 @@ typedef struct {
     char id[EVR_PODMAN_ID_MAX];     /* create, inspect: the container's id */
     char state[EVR_PODMAN_STATE_MAX];   /* inspect: "created", "running", ... */
     int64_t exit_code;              /* wait; inspect (0 until it exited) */
-    bool oom_killed;                /* inspect: State.OOMKilled */
+    bool oom_killed;                /* inspect: State.OOMKilled, or exit 137 under a
+                                       memory limit (HostConfig.Memory) */
     uint64_t started_at;            /* inspect: State.StartedAt, wall ns since
                                        the epoch (0: never started) */
     char *names;                    /* list: the names, each followed by '\n'

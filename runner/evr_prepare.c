@@ -49,6 +49,7 @@ evr_eng_job_free(evr_eng_job_t *job)
             evr_mask_destroy(&st->out[si].mask);
         }
     }
+    evr_eng_images_free(job);
     for (size_t i = 0; i < job->nsecrets; i++)
         free(job->secrets[i]);
     free(job->secrets);
@@ -227,6 +228,28 @@ s_executor(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
     return NULL;
 }
 
+/*  The pipeline's registry_auth: a secret read as the others are, given
+    to no step (it goes with pulls only) and masked in output like them. */
+static bool
+s_registry_auth(const evr_engine_t *e, evr_eng_job_t *job, evr_err_t *err)
+{
+    const char *name = job->spec->registry_auth;
+    char *v = NULL;
+    evr_rc_t rc = s_secret(e, name, &v, err);
+    if (!rc && !v)
+        rc = s_secret_missing(e, name, err);
+    if (!rc && (!strchr(v, ':') || *v == ':')) {
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "secret %s (the pipeline's registry_auth): "
+                         "expected user:password", name);
+        free(v);
+    }
+    if (rc)
+        return false;
+    job->secrets[job->nsecrets++] = v;
+    job->registry_auth = v;
+    return true;
+}
+
 evr_eng_job_t *
 evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                 const evr_strmap_t *args, evr_err_t *err)
@@ -244,7 +267,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         evr_strmap_set(&job->env, spec->env.k[i], spec->env.v[i]);
     for (uint32_t i = 0; args && i < args->n; i++)
         evr_strmap_set(&job->env, args->k[i], args->v[i]);
-    job->secrets = evr_calloc(spec->secrets.n + 1, sizeof(char *));
+    job->secrets = evr_calloc(spec->secrets.n + 2, sizeof(char *));
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         char *v = NULL;
         evr_rc_t rc = s_secret(self, spec->secrets.v[i], &v, err);
@@ -268,6 +291,10 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
             evr_eng_job_free(job);
             return NULL;
         }
+    }
+    if (spec->registry_auth && !s_registry_auth(self, job, err)) {
+        evr_eng_job_free(job);
+        return NULL;
     }
     job->n = spec->steps.n;
     job->steps = evr_calloc(job->n, sizeof(evr_eng_step_t));
@@ -359,6 +386,35 @@ s_res_setting(const evr_fetch_result_t *r)
     return "";
 }
 
+static void s_res_put_go(void *arg);
+
+/*  The tar of the resource is made: into the workspace.  A podman
+    executor reaches it through a container of the job's first image,
+    pulled first as the first step's policy says. */
+static void
+s_res_put_go(void *arg)
+{
+    evr_eng_job_t *job = arg;
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    const char *image = job->spec->image ? job->spec->image : first->image;
+    const char *why;
+    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, first),
+                                   s_res_put_go, job, &why);
+    if (ready == 0)
+        return;
+    if (ready < 0 || job->cancelling) {
+        const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "resource %s: %s", res->name,
+                 job->cancelling || !why ? "the job was cancelled while its image was pulled"
+                                         : why);
+        s_res_end(job, reason);
+        return;
+    }
+    job->ex->ops->put(job->ex, job->id, EVR_EXEC_AREA_WORKSPACE, image, job->res_tar, s_res_put,
+                      job);
+}
+
 static void
 s_res_fetched(const evr_fetch_result_t *r, void *arg)
 {
@@ -389,12 +445,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
         s_res_end(job, reason);
         return;
     }
-    /* a podman executor reaches the workspace through a container of the
-       job's first image */
-    const evr_step_t *first = evr_spec_step(job->spec, 0);
-    job->ex->ops->put(job->ex, job->id, EVR_EXEC_AREA_WORKSPACE,
-                      job->spec->image ? job->spec->image : first->image,
-                      job->res_tar, s_res_put, job);
+    s_res_put_go(job);
 }
 
 static void
@@ -531,6 +582,31 @@ s_src_put(const evr_exec_result_t *r, void *arg)
     s_src_next(job);
 }
 
+/*  The source's tar is made: into its area.  A podman executor reaches
+    it through a container of the job's first image, pulled first as the
+    first step's policy says (as a resource's tar). */
+static void
+s_src_put_go(void *arg)
+{
+    evr_eng_job_t *job = arg;
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    const char *image = job->spec->image ? job->spec->image : first->image;
+    const char *why;
+    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, first),
+                                   s_src_put_go, job, &why);
+    if (ready == 0)
+        return;
+    if (ready < 0 || job->cancelling) {
+        s_src_fail(job, "%s", job->cancelling || !why
+                                  ? "the job was cancelled while its image was pulled"
+                                  : why);
+        return;
+    }
+    job->ex->ops->put(job->ex, job->id, job->src_index ? EVR_EXEC_AREA_WORKSPACE
+                                                       : EVR_EXEC_AREA_CI,
+                      image, job->src_tar, s_src_put, job);
+}
+
 /*  The tar is made: recorded as job.source, then put in. */
 static void
 s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t bytes)
@@ -557,11 +633,7 @@ s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t b
     else
         evr_eng_print(job->eng, "evrun-runner: %s: %s (%llu bytes)", s_src_key[job->src_index],
                       ev->data.url, (unsigned long long) bytes);
-    const evr_step_t *first = evr_spec_step(job->spec, 0);
-    job->ex->ops->put(job->ex, job->id, job->src_index ? EVR_EXEC_AREA_WORKSPACE
-                                                       : EVR_EXEC_AREA_CI,
-                      job->spec->image ? job->spec->image : first->image, job->src_tar,
-                      s_src_put, job);
+    s_src_put_go(job);
 }
 
 static void

@@ -162,8 +162,10 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
         evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
     }
-    else
+    else {
         st->exit_code = r->exit_code;
+        st->oom_killed = r->oom_killed;
+    }
     st->exit_known = true;
     st->t_end = evr_mono_ns();
     if (st->state == EVR_ENG_STEP_REATTACHED) {   /* recovered while it ran: its log, now whole */
@@ -442,6 +444,55 @@ s_runs_in(const evr_eng_step_t *st)
     return image ? image : st->job->ex->ops->name;
 }
 
+/*  The step's image was pulled (or its pull failed): its create goes on
+    once the pull's events are committed. */
+static void
+s_image_came(void *arg)
+{
+    evr_eng_step_t *st = arg;
+    evr_eng_after(st->job->eng, evr_eng_do_create, st, NULL, 0);
+}
+
+/*  Whether the step's image is there: its create goes on.  False while a
+    pull runs (s_image_came creates it then), and for a pull that failed:
+    the step fails without a unit, as one whose create failed. */
+static bool
+s_image_ready(evr_eng_step_t *st)
+{
+    evr_eng_job_t *job = st->job;
+    const char *why;
+    const char *image = st->spec->image ? st->spec->image : job->spec->image;
+    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, st->spec),
+                                   s_image_came, st, &why);
+    st->pulling = ready == 0;
+    if (ready >= 0)
+        return ready > 0;
+    evr_eng_set_reason(st, "%s", why);
+    if (st->state == EVR_ENG_STEP_EARLY_CREATING)
+        evr_eng_step_to(st, EVR_ENG_STEP_EARLY_FAILED);   /* reported at its turn */
+    else
+        evr_eng_step_end_now(st);
+    return false;
+}
+
+/*  The variables every step gets, under the pipeline's env, args,
+    secrets and the step's env (which may set the same names).  A job
+    with a source adds EVRUN_SOURCE_URL, _REF and _SHA here. */
+static void
+s_predefined_env(const evr_eng_step_t *st, evr_strmap_t *env)
+{
+    const evr_eng_job_t *job = st->job;
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%u", st->attempt);
+    evr_strmap_set(env, "CI", "true");
+    evr_strmap_set(env, "EVRUN_JOB_ID", job->id);
+    evr_strmap_set(env, "EVRUN_PIPELINE", job->spec->pipeline ? job->spec->pipeline : "");
+    evr_strmap_set(env, "EVRUN_STEP", st->spec->name);
+    evr_strmap_set(env, "EVRUN_ATTEMPT", attempt);
+    evr_strmap_set(env, "EVRUN_RUNNER", job->eng->opts.runner_id ? job->eng->opts.runner_id
+                                                                 : "local");
+}
+
 void
 evr_eng_do_create(void *arg, void *data, size_t len)
 {
@@ -455,8 +506,11 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         job->calls--;
         return;
     }
+    if (!s_image_ready(st))
+        return;
     evr_eng_test_pause("before_create", st);
     evr_strmap_t env = { 0 };
+    s_predefined_env(st, &env);
     for (uint32_t i = 0; i < job->env.n; i++)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
     for (uint32_t i = 0; i < st->spec->env.n; i++)
@@ -475,19 +529,23 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         evr_strmap_free(&env);
         env = kept;
     }
+    evr_limits_t limits;
+    evr_spec_limits_merge(job->spec, st->spec, &limits);
+    st->memory_limit = limits.memory;
     evr_exec_spec_t spec = {
         .name = st->unit,
         .job_id = job->id,
         .image = st->spec->image ? st->spec->image : job->spec->image,
         .script = st->spec->run,
         .env = &env,
-        .network = false,
-        .limits = &st->spec->limits,
+        .network = evr_spec_step_network(job->spec, st->spec),
+        .limits = &limits,
         .layout = evr_spec_has_source(job->spec) ? EVR_EXEC_LAYOUT_JOB
                                                  : EVR_EXEC_LAYOUT_WORKSPACE,
     };
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
+    evr_rec_free(&evr_limits_type, &limits);
 }
 
 /*  evrun-<job id in lower case>-<step>-<attempt> (job->unit_prefix, then
@@ -605,7 +663,7 @@ evr_eng_step_abandon(evr_eng_step_t *st, const char *why)
     const char *call;
     switch (st->state) {
     case EVR_ENG_STEP_CREATING:
-        call = "create";
+        call = st->pulling ? "image pull" : "create";
         if (st->retake_timer) {   /* waiting to create again (a taken name) */
             evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
             st->retake_timer = 0;
@@ -831,6 +889,7 @@ s_retry(evr_eng_step_t *st)
     st->peek_at = 0;
     st->retakes = 0;
     st->exit_code = 0;
+    st->oom_killed = false;
     st->t_start = st->t_end = 0;
     free(st->reason);
     st->reason = NULL;
@@ -847,10 +906,35 @@ s_retry(evr_eng_step_t *st)
     evr_eng_step_begin(st);
 }
 
+/*  bytes for people: "512 MiB" when a whole number of KiB, MiB, GiB, TiB,
+    else "N bytes". */
+static void
+s_size_text(uint64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    int u = -1;
+    while (u < 3 && bytes && bytes % 1024 == 0) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, size, "%llu bytes", (unsigned long long) bytes);
+    else
+        snprintf(buf, size, "%llu %s", (unsigned long long) bytes, units[u]);
+}
+
 void
 evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
+    /* killed by the OOM killer, not by a stop of the engine's */
+    if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
+        && !st->cancelled) {
+        char lim[32] = "none";
+        if (st->memory_limit)
+            s_size_text(st->memory_limit, lim, sizeof lim);
+        evr_eng_set_reason(st, "out of memory (limit %s)", lim);
+    }
     if (st->timed_out)
         st->status = EVR_STEP_TIMED_OUT;
     else if (st->cancelled)

@@ -44,6 +44,7 @@ static const evr_config_key_t s_keys[] = {
     { "labels", "", "labels, comma-separated: jobs needing others go elsewhere" },
     { "capacity", "2", "jobs at once" },
     { "podman_url", NULL, "podman's REST socket" },
+    { "registry_auth", NULL, "a containers-auth.json file of registry credentials for pulls (default: podman's own; a pipeline's registry_auth secret comes first)" },
     { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
     { "secrets_allow", EVR_SECRETS_ALLOW_DEFAULT, "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
     { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
@@ -107,6 +108,9 @@ s_help(FILE *out)
             "                       not sticky\n"
             "  --podman-url URL     podman's REST socket (default $EVRUN_PODMAN_URL, else\n"
             "                       the rootless user socket, or /run/podman/podman.sock as root)\n"
+            "  --registry-auth FILE a containers-auth.json file of registry credentials for\n"
+            "                       image pulls (default: podman's own); a pipeline's\n"
+            "                       registry_auth secret (user:password) comes first\n"
             "  --secrets-dir DIR    secrets as files DIR/NAME, any name (the environment is\n"
             "                       read first, for names --secrets-allow allows)\n"
             "  --secrets-allow LIST secrets a pipeline may read from this runner's environment:\n"
@@ -261,6 +265,8 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN))
+        evr_exec_podman_set_registry_auth(execs[n - 1], evr_config_get(cfg, "registry_auth"));
     const char *state = evr_config_get(cfg, "state_dir");
     if (evr_offer_has(&o->offer, EVR_EXECUTOR_PROCESS)
         && !(execs[n++] = evr_exec_process_new(state, loop, &err))) {
@@ -451,6 +457,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "log-level", required_argument, NULL, 'V' },
         { "state-dir", required_argument, NULL, 's' },
         { "podman-url", required_argument, NULL, 'p' },
+        { "registry-auth", required_argument, NULL, 'Y' },
         { "secrets-dir", required_argument, NULL, 'S' },
         { "secrets-allow", required_argument, NULL, 'A' },
         { "artifact-max-bytes", required_argument, NULL, 'M' },
@@ -489,6 +496,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
+        case 'Y': key = "registry_auth"; break;
         case 'S': key = "secrets_dir"; break;
         case 'A': key = "secrets_allow"; break;
         case 'M': key = "artifact_max_bytes"; break;

@@ -61,6 +61,7 @@ s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const vo
     switch (f->type) {
     case EVR_FT_STR: s_pack_str(pk, *(char *const *) p); break;
     case EVR_FT_U64:
+    case EVR_FT_BYTES:
     case EVR_FT_DURATION: msgpack_pack_uint64(pk, *(const uint64_t *) p); break;
     case EVR_FT_U32: msgpack_pack_uint32(pk, *(const uint32_t *) p); break;
     case EVR_FT_ENUM: s_pack_str(pk, evr_enum_name(f, *(const uint32_t *) p)); break;
@@ -588,6 +589,7 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     switch (f->type) {
     case EVR_FT_STR: return s_get_str(o, evr_field_limit(f), path, (char **) p, err);
     case EVR_FT_U64:
+    case EVR_FT_BYTES:
     case EVR_FT_DURATION:
     case EVR_FT_U32:
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)   /* a wrong type, not a size */

@@ -102,6 +102,10 @@ s_check_ulid(const void *v)
 #define TAR_BYTES(R) D("tar_bytes", EVR_FT_U64, 0, tar_bytes, NULL, NULL,                        \
                        "bytes of the tar put into the workspace", R)
 #define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
+#define IMAGE(R) D("image", EVR_FT_STR, 512, image, NULL, NULL, "the image, as the pipeline names it", R)
+#define DIGEST(R) D("digest", EVR_FT_STR, 128, digest, NULL, NULL, "the image's manifest digest (sha256:...)", R)
+#define SIZE(R) D("size", EVR_FT_U64, 0, size, NULL, NULL, "bytes of the image", R)
+#define TEXT(R) D("text", EVR_FT_STR, 1024, text, NULL, NULL, "a line of the pull's progress, as podman says it", R)
 
 #define EVDATA(var, name, ...)                                                                   \
     static const evr_field_t var##_fields[] = { __VA_ARGS__ };                                   \
@@ -127,6 +131,10 @@ EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
 EVDATA(s_runner_recovered, "runner.recovered", JOBS(true));
 EVDATA(s_job_source, "job.source", SOURCE(true), KIND(true), URL(false), REF(false),
        COMMIT(false), OBJECTS(false), TAR_BYTES(false));
+EVDATA(s_image_pulling, "image.pulling", IMAGE(true));
+EVDATA(s_image_progress, "image.progress", IMAGE(true), TEXT(true));
+EVDATA(s_image_pulled, "image.pulled", IMAGE(true), DIGEST(false), SIZE(false), DURATION(true));
+EVDATA(s_image_pull_failed, "image.pull_failed", IMAGE(true), REASON(true), DURATION(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
@@ -134,7 +142,8 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        CONTAINER_ID(false), STREAM(false), OFFSET(false), RAW(false), BYTES(false),
        EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false),
        SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
-       TAR_BYTES(false) };
+       TAR_BYTES(false),
+       IMAGE(false), DIGEST(false), SIZE(false), TEXT(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -155,6 +164,10 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_RUNNER_STARTED] = &s_runner_started,
     [EVR_EV_RUNNER_RECOVERED] = &s_runner_recovered,
     [EVR_EV_JOB_SOURCE] = &s_job_source,
+    [EVR_EV_IMAGE_PULLING] = &s_image_pulling,
+    [EVR_EV_IMAGE_PROGRESS] = &s_image_progress,
+    [EVR_EV_IMAGE_PULLED] = &s_image_pulled,
+    [EVR_EV_IMAGE_PULL_FAILED] = &s_image_pull_failed,
 };
 
 const char *
@@ -196,7 +209,9 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "", "job.accepted", "job.started", "job.paused", "job.resumed", "job.cancel_requested",
     "job.finished", "step.queued", "step.starting", "step.started", "step.output",
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
-    "job.source", NULL,
+    "job.source",
+    "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
+    NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

@@ -32,6 +32,10 @@ typedef enum {
     EVR_EV_RUNNER_STARTED,
     EVR_EV_RUNNER_RECOVERED,
     EVR_EV_JOB_SOURCE,
+    EVR_EV_IMAGE_PULLING,       /* a pull of a job's image went to a registry */
+    EVR_EV_IMAGE_PROGRESS,      /* a line of its progress (one per layer) */
+    EVR_EV_IMAGE_PULLED,
+    EVR_EV_IMAGE_PULL_FAILED,
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -69,6 +73,10 @@ typedef struct {
     char *commit;       /* git: the commit it resolved to (full SHA) */
     uint64_t objects;   /* git: objects the runner's cache fetched (0: all were there) */
     uint64_t tar_bytes; /* bytes of the tar put into the workspace */
+    char *image;        /* image.*: the image as the pipeline names it */
+    char *digest;       /* image.pulled: its manifest digest */
+    uint64_t size;      /* image.pulled: bytes */
+    char *text;         /* image.progress: a line of the registry's progress */
 } evr_evdata_t;
 
 typedef struct {

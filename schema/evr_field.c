@@ -38,6 +38,7 @@ evr_ftype_name(evr_ftype_t t)
     case EVR_FT_STRLIST: return "array of str";
     case EVR_FT_STRMAP: return "map of str to str";
     case EVR_FT_DURATION: return "uint (milliseconds)";
+    case EVR_FT_BYTES: return "uint (bytes)";
     case EVR_FT_RECORD: return "map";
     case EVR_FT_RECLIST: return "array of map";
     case EVR_FT_RECMAP: return "map of str to map";
@@ -238,6 +239,7 @@ evr_field_equal(const evr_field_t *f, const void *a, const void *b)
     switch (f->type) {
     case EVR_FT_STR: return s_str_eq(*(char *const *) a, *(char *const *) b);
     case EVR_FT_U64:
+    case EVR_FT_BYTES:
     case EVR_FT_DURATION: return *(const uint64_t *) a == *(const uint64_t *) b;
     case EVR_FT_U32:
     case EVR_FT_ENUM: return *(const uint32_t *) a == *(const uint32_t *) b;
@@ -348,6 +350,41 @@ evr_duration_parse(const char *s, uint64_t *ms)
     return true;
 }
 
+bool
+evr_bytes_parse(const char *s, uint64_t *bytes)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    uint64_t n = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9') {
+        if (n > (UINT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (uint64_t) (*p++ - '0');
+    }
+    unsigned shift = 0;
+    switch (*p | 0x20) {   /* lower case */
+    case 'k': shift = 10; break;
+    case 'm': shift = 20; break;
+    case 'g': shift = 30; break;
+    case 't': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        p++;
+        if ((*p | 0x20) == 'i' && (p[1] | 0x20) == 'b')
+            p += 2;
+        else if ((*p | 0x20) == 'b')
+            p++;
+    }
+    else if ((*p | 0x20) == 'b')
+        p++;
+    if (*p || (shift && n > UINT64_MAX >> shift))
+        return false;
+    *bytes = n << shift;
+    return true;
+}
+
 void
 evr_duration_format(uint64_t ms, char *buf, size_t size)
 {
@@ -378,6 +415,7 @@ evr_field_present(const evr_field_t *f, const void *p)
     switch (f->type) {
     case EVR_FT_STR: return *(char *const *) p != NULL;
     case EVR_FT_U64:
+    case EVR_FT_BYTES:
     case EVR_FT_DURATION: return f->required || *(const uint64_t *) p;
     case EVR_FT_U32:
     case EVR_FT_ENUM: return f->required || *(const uint32_t *) p;

@@ -30,6 +30,7 @@ typedef enum {
     EVR_FT_RECMAP,    /* evr_reclist_t keyed by the record's first field (a STR) */
     EVR_FT_RECPTR,    /* pointer to one record of type sub, NULL when absent */
     EVR_FT_ENUM,      /* uint32_t index into names; a string on the wire */
+    EVR_FT_BYTES,     /* uint64_t bytes; YAML "512M", "2g", "1GiB" or a number */
     EVR_FT_VARIANT    /* embedded record whose fields depend on the parent:
                          select(parent) gives the table used on the wire,
                          sub is the superset table used to free and copy */
@@ -147,6 +148,11 @@ void evr_enum_expected(const evr_field_t *f, char *buf, size_t size);
     number+unit with units ms, s, m, h, d ("1h30m", "500ms").  Returns
     false on anything else or on overflow. */
 bool evr_duration_parse(const char *s, uint64_t *ms);
+/*  Parses a size in bytes: a plain number, or a number with a binary
+    unit k, m, g or t (any case, an optional "i" and "b" after it:
+    "512m", "2G", "1GiB", "64kb"), as podman's --memory.  False on
+    anything else or on overflow. */
+bool evr_bytes_parse(const char *s, uint64_t *bytes);
 /*  Formats ms as the shortest unit string ("1h30m", "500ms", "0s"). */
 void evr_duration_format(uint64_t ms, char *buf, size_t size);
 

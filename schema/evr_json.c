@@ -44,7 +44,8 @@ s_value(const evr_field_t *f, const void *rec, const void *p)
 {
     switch (f->type) {
     case EVR_FT_STR: return s_str(*(char *const *) p);
-    case EVR_FT_U64: return json_integer((json_int_t) *(const uint64_t *) p);
+    case EVR_FT_U64:
+    case EVR_FT_BYTES: return json_integer((json_int_t) *(const uint64_t *) p);
     case EVR_FT_U32: return json_integer((json_int_t) *(const uint32_t *) p);
     case EVR_FT_ENUM: return json_string(evr_enum_name(f, *(const uint32_t *) p));
     case EVR_FT_I64: return json_integer((json_int_t) *(const int64_t *) p);

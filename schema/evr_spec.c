@@ -20,6 +20,19 @@ s_check_strategy(const void *v)
 
 static const char *const s_on_failure_names[] = { "stop", "finish", NULL };
 const char *const evr_executor_names[] = { "podman", "process", NULL };
+/* index 0 ("") is "not set": no name to write, never encoded */
+const char *const evr_pull_names[] = { "", "missing", "always", "never", NULL };
+const char *const evr_network_names[] = { "", "none", "bridge", "host", NULL };
+
+static const char *
+s_check_cpus(const void *v)
+{
+    uint32_t milli;
+    return evr_spec_cpus_milli(*(char *const *) v, &milli)
+               ? NULL
+               : "expected a number of CPUs above 0, at most 1024, with at most 3 decimals "
+                 "(e.g. 0.5, 2)";
+}
 
 static const char *
 s_check_retry_on(const void *v)
@@ -83,8 +96,13 @@ static const evr_field_t s_limits_fields[] = {
       "processes of the runner's user, all of them counted (RLIMIT_NPROC)"),
     F(evr_limits_t, "cpu", EVR_FT_DURATION, false, 0, cpu, NULL, NULL,
       "CPU time per process, whole seconds rounded up (RLIMIT_CPU: killed once used up)"),
-    F(evr_limits_t, "memory", EVR_FT_U64, false, 0, memory, NULL, NULL,
-      "bytes of address space per process (RLIMIT_AS)"),
+    F(evr_limits_t, "memory", EVR_FT_BYTES, false, 0, memory, NULL, NULL,
+      "bytes (YAML: 512M, 2G): podman: the container's memory (cgroup), at least 6M; "
+      "process: address space per process (RLIMIT_AS)"),
+    F(evr_limits_t, "cpus", EVR_FT_STR, false, 16, cpus, NULL, s_check_cpus,
+      "podman: CPU time of the container, in CPUs (0.5, 2)"),
+    F(evr_limits_t, "pids", EVR_FT_U64, false, 0, pids, NULL, NULL,
+      "podman: processes and threads in the container at once"),
 };
 const evr_rectype_t evr_limits_type = { "limits", sizeof(evr_limits_t), s_limits_fields,
                                         EVR_ARRAY_LEN(s_limits_fields),
@@ -139,9 +157,14 @@ static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
       "retry policy"),
     F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
-      "resource limits of a process step's processes (setrlimit); 0 or absent: none"),
+      "resource limits of this step, over the pipeline's key by key; 0 or absent: none"),
     F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,
       "the step runs untrusted code (the source's): it is given no secrets"),
+    { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,
+      "when its image is pulled: missing, always or never; default: the pipeline's",
+      evr_pull_names },
+    { "network", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, network), NULL, NULL, NULL,
+      "its network: none, bridge or host; default: the pipeline's", evr_network_names },
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -182,6 +205,16 @@ static const evr_field_t s_spec_fields[] = {
     { "ci_source", EVR_FT_RECORD, false, 0, offsetof(evr_spec_t, ci_source), &evr_source_type,
       NULL, NULL, "trusted CI code, at /job/ci, read-only in every step: git, copy or tarball",
       s_none_words },
+    { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, pull), NULL, NULL, NULL,
+      "when the runner pulls a step's image: missing (not in its storage), always (once "
+      "per job) or never; default missing", evr_pull_names },
+    { "network", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, network), NULL, NULL, NULL,
+      "the steps' network: none (loopback only), bridge (podman's NAT bridge) or host; "
+      "default bridge", evr_network_names },
+    F(evr_spec_t, "registry_auth", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, registry_auth, NULL,
+      NULL, "a secret (read as secrets are) holding user:password for pulling the images"),
+    F(evr_spec_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
+      "resource limits of every step (cpus, memory, pids; process: nofile, nproc, cpu)"),
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };
@@ -436,11 +469,6 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         }
         snprintf(p, sizeof p, "steps[%u].env", i);
         s_check_envmap(&st->env, p, diag);
-        if (st->limits.present && spec->executor != EVR_EXECUTOR_PROCESS) {
-            snprintf(p, sizeof p, "steps[%u].limits", i);
-            evr_diag_add(diag, p, "limits apply to process steps only (executor: process); "
-                                  "remove limits");
-        }
     }
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
@@ -639,6 +667,7 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     s_check_resources(spec, diag);
     s_check_source(spec, &spec->source, "source", diag);
     s_check_source(spec, &spec->ci_source, "ci_source", diag);
+    evr_spec_validate_run(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

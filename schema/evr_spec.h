@@ -52,14 +52,23 @@ typedef struct {
     uint32_t max;       /* further attempts */
 } evr_retry_t;
 
-/*  Resource limits of a process step (setrlimit in the step's
-    processes); 0 = no limit.  Refused in a podman pipeline. */
+/*  Resource limits of a pipeline's steps (`limits:` of the pipeline,
+    and of a step, which overrides it key by key: evr_spec_limits_merge);
+    0 or NULL = no limit.  Which executor takes which key
+    (evr_spec_validate refuses the others):
+      cpus    podman: CPU time of the container, in CPUs ("1.5")
+      memory  podman: the container's memory (cgroup);
+              process: address space per process (RLIMIT_AS)
+      pids    podman: processes and threads of the container (cgroup)
+      nofile, nproc, cpu   process: setrlimit of each process */
 typedef struct {
     bool present;
     uint64_t nofile;    /* RLIMIT_NOFILE: open files per process */
     uint64_t nproc;     /* RLIMIT_NPROC: processes of the runner's user */
     uint64_t cpu;       /* ms; RLIMIT_CPU (whole seconds, rounded up) per process */
-    uint64_t memory;    /* bytes; RLIMIT_AS: address space per process */
+    uint64_t memory;    /* bytes */
+    char *cpus;         /* a decimal number of CPUs, at most 3 decimals: "0.5", "2" */
+    uint64_t pids;
 } evr_limits_t;
 
 /*  A git source: the commit a ref names, checked out on the runner
@@ -87,6 +96,23 @@ typedef struct {
     and the unpacked contents of any source. */
 #define EVR_SPEC_MAX_COPY_BYTES (64u << 20)
 #define EVR_SPEC_MAX_REF 256
+/*  Image pull policy (`pull:`) and network (`network:`) of a pipeline and
+    of a step.  0 is "not set": a step takes the pipeline's, a pipeline
+    the default (missing; bridge).  Podman only. */
+enum {
+    EVR_PULL_UNSET = 0,
+    EVR_PULL_MISSING = 1,   /* pull when the runner's storage lacks the image */
+    EVR_PULL_ALWAYS = 2,    /* pull once per job, before the first step that uses it */
+    EVR_PULL_NEVER = 3,     /* never: a missing image fails the step */
+};
+extern const char *const evr_pull_names[];
+enum {
+    EVR_NETWORK_UNSET = 0,
+    EVR_NETWORK_NONE = 1,   /* a loopback interface only */
+    EVR_NETWORK_BRIDGE = 2, /* podman's default bridge: outbound through NAT */
+    EVR_NETWORK_HOST = 3,   /* the runner host's network namespace */
+};
+extern const char *const evr_network_names[];
 
 typedef struct {
     char *name;
@@ -99,6 +125,8 @@ typedef struct {
     evr_retry_t retry;
     evr_limits_t limits;
     bool untrusted;     /* runs untrusted code (the source's): never given secrets */
+    uint32_t pull;      /* EVR_PULL_*; UNSET: the pipeline's */
+    uint32_t network;   /* EVR_NETWORK_*; UNSET: the pipeline's */
 } evr_step_t;
 
 enum {
@@ -138,6 +166,10 @@ typedef struct {
     evr_reclist_t steps;       /* of evr_step_t */
     evr_source_t source;       /* untrusted code, at /job/src */
     evr_source_t ci_source;    /* trusted CI code, at /job/ci, read-only */
+    uint32_t pull;          /* EVR_PULL_*; UNSET: missing */
+    uint32_t network;       /* EVR_NETWORK_*; UNSET: bridge */
+    char *registry_auth;    /* a secret holding user:password for the registries */
+    evr_limits_t limits;    /* of every step; a step's own override key by key */
 } evr_spec_t;
 
 extern const evr_rectype_t evr_spec_type;
@@ -176,6 +208,22 @@ const char *evr_spec_executor_label(const evr_spec_t *spec);
     before runners named their executors). */
 bool evr_spec_runner_has_label(const evr_strlist_t *labels, const char *label);
 
+/*  What applies to step st of spec: its pull policy (EVR_PULL_MISSING,
+    _ALWAYS or _NEVER) and network (EVR_NETWORK_NONE, _BRIDGE or _HOST),
+    its own or else the pipeline's or else the default; its limits, the
+    pipeline's with the step's keys over them, into *out (caller frees
+    with evr_rec_free(&evr_limits_type, out)). */
+uint32_t evr_spec_step_pull(const evr_spec_t *spec, const evr_step_t *st);
+uint32_t evr_spec_step_network(const evr_spec_t *spec, const evr_step_t *st);
+void evr_spec_limits_merge(const evr_spec_t *spec, const evr_step_t *st, evr_limits_t *out);
+
+/*  `cpus` as thousandths of a CPU ("1.5" -> 1500); false when s is not a
+    number above 0 and at most EVR_SPEC_MAX_CPUS with at most 3 decimals. */
+#define EVR_SPEC_MAX_CPUS 1024
+bool evr_spec_cpus_milli(const char *s, uint32_t *milli);
+/*  The smallest memory limit podman accepts (6 MiB). */
+#define EVR_SPEC_MIN_MEMORY (6u << 20)
+
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
 
@@ -189,6 +237,10 @@ void evr_spec_destroy(evr_spec_t **self_p);
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
+
+/*  The part of evr_spec_validate() about pull, network, registry_auth and
+    limits (evr_spec_run.c): which executor takes which key. */
+void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
 
 /*  The spec's size as msgpack against EVR_SPEC_MAX_BYTES: EVR_OK, or
     EVR_ERR_LIMIT with a message naming both sizes. */

@@ -371,6 +371,17 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         }
         return true;
     }
+    case EVR_FT_BYTES: {
+        const char *v = s_scalar(ctx, node, 64, path);
+        if (!v)
+            return false;
+        if (!evr_bytes_parse(v, (uint64_t *) p)) {
+            s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k)",
+                  v);
+            return false;
+        }
+        return true;
+    }
     case EVR_FT_STRLIST: return s_load_strlist(ctx, node, f, p, path);
     case EVR_FT_STRMAP: return s_load_strmap(ctx, node, f, p, path);
     case EVR_FT_RECLIST:

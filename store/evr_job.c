@@ -356,6 +356,13 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
             s_set(&job->reason, d->reason);
         return EVR_OK;
     }
+    case EVR_EV_IMAGE_PULLING:
+    case EVR_EV_IMAGE_PROGRESS:
+    case EVR_EV_IMAGE_PULLED:
+    case EVR_EV_IMAGE_PULL_FAILED:   /* a record of a pull; the job's state stays */
+        if (!live)   /* queued: resources go in through the job's image, before job.started */
+            return s_illegal(err, job, ev, "images are pulled only for a job not ended");
+        return EVR_OK;
     default: return s_apply_step(job, t, ev, err);
     }
 }

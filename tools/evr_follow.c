@@ -182,6 +182,28 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     fputc('\n', out);
 }
 
+/*  A pull's progress, shown as output is (without --events too): one
+    line per event, "image NAME | text" (image.progress: one per layer). */
+static void
+s_image(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    FILE *out = f->o->out;
+    if (f->o->job_prefix)
+        fprintf(out, "%s/", j->id);
+    fprintf(out, "image %s | ", d->image ? d->image : "?");
+    switch (evr_event_kind(ev)) {
+    case EVR_EV_IMAGE_PULLING: fprintf(out, "pulling"); break;
+    case EVR_EV_IMAGE_PROGRESS: fprintf(out, "%s", d->text ? d->text : ""); break;
+    case EVR_EV_IMAGE_PULLED:
+        fprintf(out, "pulled (%s, %llu bytes, %llu ms)", d->digest ? d->digest : "no digest",
+                (unsigned long long) d->size, (unsigned long long) d->duration);
+        break;
+    default: fprintf(out, "failed: %s", d->reason ? d->reason : "?"); break;
+    }
+    fputc('\n', out);
+}
+
 static void
 s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
@@ -202,6 +224,8 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
     }
     else if (t == EVR_EV_STEP_OUTPUT)
         s_output(f, j, ev);
+    else if (t >= EVR_EV_IMAGE_PULLING && t <= EVR_EV_IMAGE_PULL_FAILED)
+        s_image(f, j, ev);
     else {
         if (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED || t == EVR_EV_JOB_FINISHED)
             s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);

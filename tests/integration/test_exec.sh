@@ -229,6 +229,109 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_predefined() {   # CI and EVRUN_* in every step; a step's env may set them over
+  pipeline predefined <<'YML'
+pipeline: predefined
+image: localhost/evrun-busybox:latest
+steps:
+  - name: show
+    run: env | grep -E '^(CI|EVRUN_[A-Z_]*)=' | sort
+  - name: over
+    env: { CI: "no" }
+    run: echo "CI=$CI step=$EVRUN_STEP attempt=$EVRUN_ATTEMPT"
+YML
+  run predefined "$tmp/predefined.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "CI=true" grep -qx "show | CI=true" "$out"
+  check "EVRUN_JOB_ID" grep -qx "show | EVRUN_JOB_ID=$job" "$out"
+  check "EVRUN_PIPELINE" grep -qx "show | EVRUN_PIPELINE=predefined" "$out"
+  check "EVRUN_STEP" grep -qx "show | EVRUN_STEP=show" "$out"
+  check "EVRUN_ATTEMPT" grep -qx "show | EVRUN_ATTEMPT=1" "$out"
+  check "EVRUN_RUNNER (--exec: exec)" grep -qx "show | EVRUN_RUNNER=exec" "$out"
+  check "a step's env sets over them" grep -qx "over | CI=no step=over attempt=1" "$out"
+}
+
+case_network() {   # bridge (default): an interface and a default route; none: loopback
+  # only; host: the runner host's 127.0.0.1 (traffic only to 127.0.0.1)
+  local www=$tmp/netwww port
+  mkdir -p "$www"
+  echo "served on the host" > "$www/hello.txt"
+  port=$((20000 + RANDOM % 20000))
+  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
+  httpd_pid=$!
+  sleep 0.3
+  pipeline network <<YML
+pipeline: network
+image: localhost/evrun-busybox:latest
+steps:
+  - name: bridge
+    run: |
+      /bin/busybox ip -o -4 addr | grep -v ' lo ' | grep -q inet && echo has-interface
+      /bin/busybox ip route | grep -q '^default via' && echo has-default-route
+  - name: none
+    network: none
+    run: /bin/busybox ip -o link | grep -v ' lo:' | grep -c . || true
+  - name: host
+    network: host
+    run: /bin/busybox wget -q -O - http://127.0.0.1:$port/hello.txt
+YML
+  run network "$tmp/network.yml"
+  kill "$httpd_pid" 2>/dev/null; wait "$httpd_pid" 2>/dev/null; httpd_pid=
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "bridge: an interface besides lo" grep -qx "bridge | has-interface" "$out"
+  check "bridge: a default route" grep -qx "bridge | has-default-route" "$out"
+  check "none: no link but lo" grep -qx "none | 0" "$out"
+  check "host: the host's 127.0.0.1 reached" grep -qx "host | served on the host" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_limits() {   # cpus, memory, pids at pipeline and step level; an OOM kill's reason
+  pipeline plimits <<'YML'
+pipeline: plimits
+image: localhost/evrun-busybox:latest
+limits: {cpus: 0.5, memory: 64M, pids: 77}
+steps:
+  - name: show
+    run: cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max
+  - name: own
+    limits: {memory: 32M}
+    run: cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max
+  - name: hog
+    limits: {memory: 16M}
+    run: /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1
+YML
+  run plimits "$tmp/plimits.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "cpus 0.5: quota 50 ms per 100 ms" grep -qx "show | 50000" "$out"
+  check "memory 64M" grep -qx "show | 67108864" "$out"
+  check "pids 77" grep -qx "show | 77" "$out"
+  check "a step's memory over the pipeline's" grep -qx "own | 33554432" "$out"
+  check "... the pipeline's pids kept" grep -qx "own | 77" "$out"
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/plimits.job"
+  check "the OOM kill's reason" grep -q "out of memory (limit 16 MiB)" "$out"
+  check "... recorded with exit 137" grep -Eq "^hog +failed +1 +137 " "$tmp/plimits.job"
+  check "... the reason in step.finished" grep -qF '"reason":"out of memory (limit 16 MiB)"' "$tmp/plimits.job"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_process_limits() {   # limits of a process pipeline, and a step's over them key by key
+  pipeline plim <<'YML'
+pipeline: plim
+executor: process
+limits: {nofile: 64, memory: 1G}
+steps:
+  - name: a
+    run: echo "$(ulimit -n) $(ulimit -v)"
+  - name: b
+    limits: {nofile: 32}
+    run: echo "$(ulimit -n) $(ulimit -v)"
+YML
+  run plim "$tmp/plim.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the pipeline's limits" grep -qx "a | 64 1048576" "$out"
+  check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -552,7 +655,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -59,6 +59,7 @@ s_fill(const evr_rectype_t *type, void *rec, int salt)
             }
             break;
         case EVR_FT_U64:
+        case EVR_FT_BYTES:
         case EVR_FT_DURATION: *(uint64_t *) p = 1234567890123ull + (uint64_t) salt; break;
         case EVR_FT_U32: *(uint32_t *) p = 42u + (uint32_t) salt; break;
         case EVR_FT_I64: *(int64_t *) p = -7 - salt; break;

@@ -437,6 +437,58 @@ test_executor_labels(void)
     evr_strlist_free(&both);
 }
 
+/*  pull, network and limits: the step's over the pipeline's over the
+    defaults; limits key by key; sizes and CPUs as written. */
+static void
+test_run_options(void)
+{
+    const char *yml = "pipeline: p\nimage: i\npull: always\n"
+                      "limits: {cpus: 1.5, memory: 512M, pids: 64}\nsteps:\n"
+                      "  - {name: a, run: x, network: host, pull: never,"
+                      " limits: {memory: 1GiB}}\n"
+                      "  - {name: b, run: x}\n";
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("run.yml");
+    CHECK(evr_yaml_load(yml, strlen(yml), &spec, diag) == EVR_OK);
+    const evr_step_t *a = evr_spec_step(&spec, 0), *b = evr_spec_step(&spec, 1);
+    CHECK(evr_spec_step_pull(&spec, a) == EVR_PULL_NEVER);
+    CHECK(evr_spec_step_pull(&spec, b) == EVR_PULL_ALWAYS);
+    CHECK(evr_spec_step_network(&spec, a) == EVR_NETWORK_HOST);
+    CHECK(evr_spec_step_network(&spec, b) == EVR_NETWORK_BRIDGE);   /* the default */
+    evr_limits_t l;
+    evr_spec_limits_merge(&spec, a, &l);
+    CHECK(l.present && l.memory == 1ull << 30 && l.pids == 64);
+    CHECK_STR(l.cpus, "1.5");
+    evr_rec_free(&evr_limits_type, &l);
+    evr_spec_limits_merge(&spec, b, &l);
+    CHECK(l.memory == 512ull << 20);
+    evr_rec_free(&evr_limits_type, &l);
+    evr_spec_t none = { 0 };
+    CHECK(evr_spec_step_pull(&none, NULL) == EVR_PULL_MISSING);   /* the default */
+    evr_spec_limits_merge(&none, NULL, &l);
+    CHECK(!l.present && !l.cpus);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+
+    uint64_t n;
+    CHECK(evr_bytes_parse("512M", &n) && n == 512ull << 20);
+    CHECK(evr_bytes_parse("2g", &n) && n == 2ull << 30);
+    CHECK(evr_bytes_parse("64kb", &n) && n == 64ull << 10);
+    CHECK(evr_bytes_parse("1TiB", &n) && n == 1ull << 40);
+    CHECK(evr_bytes_parse("1000", &n) && n == 1000);
+    CHECK(!evr_bytes_parse("", &n) && !evr_bytes_parse("M", &n) && !evr_bytes_parse("1.5G", &n));
+    CHECK(!evr_bytes_parse("12 apples", &n) && !evr_bytes_parse("1Ki", &n));
+    CHECK(!evr_bytes_parse("20000000000000000T", &n));   /* overflow */
+    uint32_t m;
+    CHECK(evr_spec_cpus_milli("1.5", &m) && m == 1500);
+    CHECK(evr_spec_cpus_milli("0.001", &m) && m == 1);
+    CHECK(evr_spec_cpus_milli("1024", &m) && m == 1024000);
+    CHECK(!evr_spec_cpus_milli("0", &m) && !evr_spec_cpus_milli("1025", &m));
+    CHECK(!evr_spec_cpus_milli("0.0001", &m) && !evr_spec_cpus_milli("1.", &m));
+    CHECK(!evr_spec_cpus_milli("-1", &m) && !evr_spec_cpus_milli("2x", &m));
+    CHECK(!evr_spec_cpus_milli("99999999999999999999", &m));
+}
+
 int
 main(void)
 {
@@ -450,5 +502,6 @@ main(void)
     EVR_TEST_RUN(test_spec_size);
     EVR_TEST_RUN(test_process_stub);
     EVR_TEST_RUN(test_executor_labels);
+    EVR_TEST_RUN(test_run_options);
     EVR_TEST_END();
 }

@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# test_registry.sh BIN_DIR SRC_DIR [CASE...]: image pulls from a real
+# registry on 127.0.0.1 (Debian's docker-registry, htpasswd auth, plain
+# HTTP).  Podman refuses plain HTTP unless the registry is marked insecure
+# in the registries.conf it read at its start, so the test runs a podman
+# service of its own (CONTAINERS_REGISTRIES_CONF, its own storage in the
+# test's directory, vfs) and leaves the shared one alone.  Two images
+# are made here from busybox (a file /variant saying one or two) and
+# pushed under one tag, so that `always` can be seen to re-pull a
+# changed tag.  Traffic goes to 127.0.0.1 only.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+. "$(dirname "$0")/../support/check.sh"
+fails=0 passes=0 case_name=
+
+for tool in docker-registry htpasswd podman curl busybox; do
+  if ! command -v "$tool" > /dev/null; then
+    echo "test_registry: $tool missing (apt-get install docker-registry apache2-utils" \
+         "podman curl busybox-static)" >&2
+    exit 1
+  fi
+done
+
+tmp=$(mktemp -d /tmp/evr-reg-XXXXXX)
+reg_pid= svc_pid= runner_pid= stall_pid=
+port=$((20000 + RANDOM % 20000))
+stall_port=$((port + 1))   # a "registry" that accepts and never answers
+repo=127.0.0.1:$port/evrun/tool
+user=ci-bot pass='s3cret-Pa55:with-colon'
+sock=$tmp/p.sock
+store=(--root "$tmp/st/root" --runroot "$tmp/st/run" --storage-driver vfs)
+
+cleanup() {
+  [ -n "$runner_pid" ] && kill -9 "$runner_pid" 2>/dev/null
+  [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
+  [ -n "$svc_pid" ] && { kill "$svc_pid" 2>/dev/null; wait "$svc_pid" 2>/dev/null; }
+  [ -n "$reg_pid" ] && { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null; }
+  # the pushed copies in the shared storage, by name (they share ids)
+  podman rmi -f "$repo:1" "$repo:one" "$repo:two" > /dev/null 2>&1
+  podman "${store[@]}" rm -af > /dev/null 2>&1
+  podman "${store[@]}" volume rm -af > /dev/null 2>&1
+  [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ setup
+
+mkdir -p "$tmp/data" "$tmp/svc" "$tmp/secrets" "$tmp/st"
+htpasswd -Bbn "$user" "$pass" > "$tmp/htpasswd"
+cat > "$tmp/registry.yml" <<EOF
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $tmp/data } }
+http: { addr: "127.0.0.1:$port" }
+auth: { htpasswd: { realm: evrun-test, path: $tmp/htpasswd } }
+EOF
+docker-registry serve "$tmp/registry.yml" > "$tmp/registry.log" 2>&1 &
+reg_pid=$!
+cat > "$tmp/registries.conf" <<EOF
+[[registry]]
+location = "127.0.0.1:$port"
+insecure = true
+[[registry]]
+location = "127.0.0.1:$stall_port"
+insecure = true
+EOF
+(cd "$tmp/svc" && exec env CONTAINERS_REGISTRIES_CONF="$tmp/registries.conf" \
+   podman "${store[@]}" system service --time=0 "unix://$sock") > "$tmp/svc.log" 2>&1 &
+svc_pid=$!
+export EVRUN_PODMAN_URL=unix://$sock
+for _ in $(seq 100); do
+  curl -s -o /dev/null --unix-socket "$sock" http://d/v4.0.0/libpod/_ping \
+    && curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
+  sleep 0.1
+done
+
+# variant NAME: an image $repo:NAME whose /variant says NAME
+variant() {
+  local root=$tmp/rootfs-$1
+  mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/workspace"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for c in sh cat echo; do ln -sf busybox "$root/bin/$c"; done
+  echo "$1" > "$root/variant"
+  tar -C "$root" -cf "$tmp/$1.tar" .
+  podman import -q "$tmp/$1.tar" "$repo:$1" > /dev/null
+}
+# push NAME TAG: $repo:NAME to the registry as $repo:TAG
+push() {
+  podman push -q --tls-verify=false --creds "$user:$pass" "$repo:$1" "docker://$repo:$2" \
+    > "$tmp/push.log" 2>&1 || { echo "test_registry: push failed:" >&2; cat "$tmp/push.log" >&2; }
+}
+variant one && variant two && push one 1
+
+# forget: the image gone from the test's podman storage (by name)
+forget() {
+  curl -s -o /dev/null -X DELETE --unix-socket "$sock" \
+    "http://d/v4.0.0/libpod/images/$(echo "$repo:1" | sed 's|/|%2F|g')?force=true"
+}
+have_image() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" \
+      "http://d/v4.0.0/libpod/images/$(echo "$repo:1" | sed 's|/|%2F|g')/exists")" = 204 ]
+}
+
+no_image() { ! have_image; }
+pulled_before_start() {   # FILE (evrun-replay --job): image.pulled comes before step.started
+  awk '/image\.pulled/ && !p { p = NR } /step\.started/ && !s { s = NR }
+       END { exit !(p && s && p < s) }' "$1"
+}
+
+printf '%s' "$user:$pass" > "$tmp/secrets/REGISTRY_CREDS"
+printf '%s' "$user:wrong" > "$tmp/secrets/WRONG_CREDS"
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$port" \
+  "$(printf '%s' "$user:$pass" | base64 -w0)" > "$tmp/auth.json"
+
+# pipeline NAME [KEY: VALUE lines]: a one-step pipeline of $repo:1 saying
+# its variant; the lines given go at its top
+pipeline() {
+  local name=$1; shift
+  { echo "pipeline: $name"; echo "image: $repo:1"; printf '%s\n' "$@"
+    echo "steps:"; echo "  - name: show"; echo "    run: cat /variant"; } > "$tmp/$name.yml"
+}
+
+# run NAME [runner args]: sets $out $rc $job $state
+run() {
+  local name=$1; shift
+  state=$tmp/state-$name out=$tmp/$name.out
+  "$bin/evrun-runner" --exec "$tmp/$name.yml" --state-dir "$state" \
+    --secrets-dir "$tmp/secrets" "$@" > "$out" 2>&1
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/$name.job" 2>&1
+}
+
+no_secret_anywhere() {   # the password in no stored byte, no output
+  ! grep -rqaF "$pass" "$state" "$out" "$tmp/$case_name.job"
+}
+
+# ------------------------------------------------------------------ cases
+
+case_with_secret() {   # registry_auth: a secret holding user:password
+  forget
+  pipeline with_secret "registry_auth: REGISTRY_CREDS"
+  run with_secret
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the pulled image ran" grep -qx "show | one" "$out"
+  check "progress: one line per layer" grep -q "^image $repo:1 | Copying blob sha256:" "$out"
+  check "image.pulling recorded" grep -q "image.pulling .*\"image\":\"$repo:1\"" "$tmp/with_secret.job"
+  check "image.progress recorded" grep -q "image.progress .*Copying blob" "$tmp/with_secret.job"
+  check "image.pulled with digest and size" \
+    grep -Eq "image.pulled .*\"digest\":\"sha256:[0-9a-f]{64}\",\"size\":[1-9]" "$tmp/with_secret.job"
+  check "the pull before the step's start" pulled_before_start "$tmp/with_secret.job"
+  check "credentials nowhere in the store or output" no_secret_anywhere
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+}
+
+case_auth_file() {   # the runner's registry_auth setting: a containers-auth.json
+  forget
+  pipeline auth_file
+  run auth_file --registry-auth "$tmp/auth.json"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "pulled and ran" grep -qx "show | one" "$out"
+  check "credentials nowhere in the store or output" no_secret_anywhere
+}
+
+case_no_creds() {   # none given, none in podman's own file: the registry refuses
+  forget
+  pipeline no_creds
+  run no_creds
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the registry's words and the image" \
+    grep -q "show > failed (exit -1, .*pulling image $repo:1: .*unauthorized" "$out"
+  check "failed before create: never started" sh -c "! grep -q step.started '$tmp/no_creds.job'"
+  check "image.pull_failed recorded" grep -q "image.pull_failed .*unauthorized" "$tmp/no_creds.job"
+  check "nothing left in podman" \
+    sh -c "! podman ${store[*]} ps -a --format '{{.Names}}' | grep -qi '$job'"
+}
+
+case_wrong_password() {
+  forget
+  pipeline wrong_password "registry_auth: WRONG_CREDS"
+  run wrong_password
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "unauthorized, naming the image" grep -q "pulling image $repo:1: .*unauthorized" "$out"
+  check "the wrong password nowhere" sh -c "! grep -rqaF '$user:wrong' '$state' '$out'"
+}
+
+case_missing_tag() {
+  pipeline missing_tag "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: $repo:no-such-tag|" "$tmp/missing_tag.yml"
+  run missing_tag
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "manifest unknown, naming the image" \
+    grep -q "pulling image $repo:no-such-tag: .*manifest unknown" "$out"
+}
+
+case_always() {   # a changed tag: missing keeps the local copy, always pulls anew
+  forget
+  pipeline first "registry_auth: REGISTRY_CREDS"
+  run first
+  check "first: variant one" grep -qx "show | one" "$out"
+  push two 1
+  pipeline keep "registry_auth: REGISTRY_CREDS"
+  run keep
+  check "missing: the local copy, no pull" grep -qx "show | one" "$out"
+  check "... no image event" sh -c "! grep -q 'image\\.' '$tmp/keep.job'"
+  pipeline again "registry_auth: REGISTRY_CREDS" "pull: always"
+  run again
+  check "always: the changed tag pulled" grep -qx "show | two" "$out"
+  check "... recorded" grep -q "image.pulled" "$tmp/again.job"
+  push one 1
+}
+
+case_never() {   # never, image missing: the step fails before create, no registry asked
+  forget
+  pipeline never "pull: never"
+  run never
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "says why" grep -q "image $repo:1 is not in the runner's storage, and pull is never" "$out"
+  check "no pull went out" sh -c "! grep -q 'image\\.' '$tmp/never.job'"
+  check "still not there" no_image
+}
+
+case_step_level() {   # a step's pull over the pipeline's; one pull per image per job
+  forget
+  cat > "$tmp/step_level.yml" <<EOF
+pipeline: step-level
+image: $repo:1
+registry_auth: REGISTRY_CREDS
+pull: never
+steps:
+  - name: a
+    pull: always
+    run: cat /variant
+  - name: b
+    pull: always
+    run: cat /variant
+  - name: c
+    run: cat /variant
+EOF
+  run step_level
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "one pull for two steps with always" [ "$(grep -c 'image.pulled' "$tmp/step_level.job")" -eq 1 ]
+  check "never finds the image the job pulled" grep -qx "c | one" "$out"
+}
+
+case_kill_during_pull() {   # a runner killed during a pull: the job recovers
+  forget
+  pipeline killed "registry_auth: REGISTRY_CREDS"
+  state=$tmp/state-killed
+  EVR_TEST_PAUSE_AT=pulling "$bin/evrun-runner" --exec "$tmp/killed.yml" --state-dir "$state" \
+    --secrets-dir "$tmp/secrets" > "$tmp/killed.out" 2> "$tmp/killed.err" &
+  runner_pid=$!
+  for _ in $(seq 200); do grep -q "test pause at pulling" "$tmp/killed.err" && break; sleep 0.05; done
+  check "paused during the pull" grep -q "test pause at pulling" "$tmp/killed.err"
+  kill -9 "$runner_pid"; wait "$runner_pid" 2>/dev/null; runner_pid=
+  "$bin/evrun-runner" --recover --state-dir "$state" --secrets-dir "$tmp/secrets" \
+    > "$tmp/killed.rec" 2>&1
+  check "recovery: exit 0" [ $? -eq 0 ]
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/killed.out" | head -n 1)
+  check "the step ran once, its output whole" \
+    [ "$("$bin/evrun-replay" "$state" --output "$job/show")" = one ]
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+}
+
+case_resource_image() {   # resources go in through the job's image: pulled first
+  forget
+  local www=$tmp/www hport
+  mkdir -p "$www"
+  echo "fetched" > "$www/note.txt"
+  hport=$((stall_port + 1))
+  busybox httpd -f -p "127.0.0.1:$hport" -h "$www" &
+  local hpid=$!
+  sleep 0.3
+  cat > "$tmp/resource_image.yml" <<EOF
+pipeline: resource-image
+image: $repo:1
+registry_auth: REGISTRY_CREDS
+resources:
+  - { name: note, url: "http://127.0.0.1:$hport/note.txt", path: note.txt }
+steps:
+  - name: show
+    run: cat /variant note.txt
+EOF
+  run resource_image
+  kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the image pulled before the resource went in" grep -qx "show | fetched" "$out"
+  check "image.pulled before job.started" \
+    awk '/image\.pulled/ && !p { p = NR } /job\.started/ && !s { s = NR }
+         END { exit !(p && s && p < s) }' "$tmp/resource_image.job"
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+}
+
+case_cancel_pull() {   # SIGINT during a pull that hangs: the job ends now, cancelled
+  python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+held = []
+while True:
+    held.append(s.accept()[0])   # read nothing, answer nothing
+' "$stall_port" &
+  stall_pid=$!
+  cat > "$tmp/stall.yml" <<EOF
+pipeline: stall
+image: 127.0.0.1:$stall_port/evrun/never:1
+steps:
+  - name: show
+    run: echo never
+EOF
+  state=$tmp/state-stall
+  "$bin/evrun-runner" --exec "$tmp/stall.yml" --state-dir "$state" > "$tmp/stall.out" 2>&1 &
+  runner_pid=$!
+  for _ in $(seq 200); do grep -q "Trying to pull" "$tmp/stall.out" && break; sleep 0.05; done
+  check "the pull is under way" grep -q "Trying to pull 127.0.0.1:$stall_port" "$tmp/stall.out"
+  kill -INT "$runner_pid"
+  local rc=124
+  for _ in $(seq 100); do kill -0 "$runner_pid" 2>/dev/null || break; sleep 0.1; done
+  if ! kill -0 "$runner_pid" 2>/dev/null; then wait "$runner_pid"; rc=$?; fi
+  kill -9 "$runner_pid" 2>/dev/null; wait "$runner_pid" 2>/dev/null; runner_pid=
+  kill "$stall_pid" 2>/dev/null; wait "$stall_pid" 2>/dev/null; stall_pid=
+  check "the runner ended within 10 s, exit 1" [ "$rc" -eq 1 ]
+  check "the step cancelled" grep -Eq "^show +cancelled" "$tmp/stall.out"
+  check "the job cancelled" grep -Eq "^evrun-runner: job [0-9A-Z]+ cancelled$" "$tmp/stall.out"
+  check "the step's reason: the pull" grep -q "show > cancelled .*the image pull had not answered" \
+    "$tmp/stall.out"
+}
+
+case_follow() {   # through a broker: run --follow and evrun-tail show the pull, a line a layer
+  forget
+  pipeline follow "registry_auth: REGISTRY_CREDS"
+  local top=$tmp job
+  root=$top/bus
+  tmp=$root
+  mkdir -p "$tmp"
+  . "$(dirname "$0")/bus_lib.sh"
+  bus_broker && bus_runner reg-1 "" 1 --secrets-dir "$top/secrets" && bus_wait_runners 1
+  timeout 120 "$bin/evrun-cli" run "$top/follow.yml" --follow > "$top/follow.out" 2>&1
+  rc=$?
+  job=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/follow.out")
+  timeout 30 "$bin/evrun-tail" --job "$job" > "$top/tail.out" 2>&1
+  bus_stop
+  tmp=$top
+  unset EVRUN_STATE_DIR
+  check "run --follow: exit 0" [ "$rc" -eq 0 ]
+  check "run --follow: the pull's layers" \
+    grep -q "^image $repo:1 | Copying blob sha256:[0-9a-f]*$" "$top/follow.out"
+  check "run --follow: pulled, with its digest" \
+    grep -Eq "^image $repo:1 \| pulled \(sha256:[0-9a-f]{64}, [1-9][0-9]* bytes" "$top/follow.out"
+  check "run --follow: then the step" grep -qx "show | one" "$top/follow.out"
+  check "evrun-tail: the pull's layers" grep -qF "$job/image $repo:1 | Copying blob" "$top/tail.out"
+  check "one line per layer: as many as podman's copies" \
+    [ "$(grep -c "Copying blob" "$top/follow.out")" -eq "$(grep -c "Copying blob" "$top/tail.out")" ]
+  check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
+}
+
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow}
+for c in $cases; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+done
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
