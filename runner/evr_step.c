@@ -732,11 +732,11 @@ static void
 s_collect_artifacts(evr_eng_step_t *st)
 {
     evr_engine_t *e = st->job->eng;
-    st->artifacts_left = st->spec->artifacts.n;
-    for (uint32_t i = 0; i < st->spec->artifacts.n; i++) {
+    st->artifacts_left = st->spec->artifacts.paths.n;
+    for (uint32_t i = 0; i < st->spec->artifacts.paths.n; i++) {
         s_artifact_t *a = evr_calloc(1, sizeof *a);
         a->st = st;
-        a->path = evr_strdup(st->spec->artifacts.v[i]);
+        a->path = evr_strdup(st->spec->artifacts.paths.v[i]);
         char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
         evr_err_t err;
         evr_mkdirs(dir, &err);
@@ -877,7 +877,7 @@ evr_eng_maybe_end(evr_eng_step_t *st)
     evr_eng_step_to(st, EVR_ENG_STEP_ENDING);
     for (int si = 0; si < 2; si++)
         evr_eng_emit_output(st, si, true);
-    if (st->spec->artifacts.n && st->exit_code == 0 && !st->reason && !st->timed_out
+    if (st->spec->artifacts.paths.n && st->exit_code == 0 && !st->reason && !st->timed_out
         && !st->cancelled && st->unit_id)
         s_collect_artifacts(st);
     else

@@ -79,6 +79,10 @@ typedef struct {
     const char *const *names;   /* ENUM only: the values, NULL-terminated; index 0 is
                                    the zero value, left out when encoding unless
                                    required; an empty name is never accepted */
+                                /* RECORD: optional, names[0] the key of the sub's
+                                   field that a value other than a map stands for
+                                   (`artifacts: [a]` is `artifacts: {paths: [a]}`);
+                                   encoding writes the map */
 } evr_field_t;
 
 struct evr_rectype {
