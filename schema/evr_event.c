@@ -66,6 +66,46 @@ s_check_ulid(const void *v)
     return evr_ulid_problem(*(char *const *) v);
 }
 
+const char *
+evr_event_sha256_problem(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return "expected 64 lower-case hex digits";
+    return n == 64 ? NULL : "expected 64 lower-case hex digits";
+}
+
+const char *
+evr_event_artifact_path_problem(const char *p)
+{
+    if (!*p || *p == '/')
+        return "expected a relative path";
+    if (strlen(p) > EVR_SPEC_MAX_PATH)
+        return "path too long";
+    for (const char *c = p; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return "path components must not be empty, \".\" or \"..\"";
+        c += n;
+        if (*c == '/' && !*++c)
+            return "path must not end with /";
+    }
+    return NULL;
+}
+
+static const char *
+s_check_sha256(const void *v)
+{
+    return evr_event_sha256_problem(*(char *const *) v);
+}
+
+static const char *
+s_check_apath(const void *v)
+{
+    return evr_event_artifact_path_problem(*(char *const *) v);
+}
+
 /*  One line per data field; R says whether the type at hand requires it. */
 #define D(key, type, limit, member, sub, check, doc, R)                                          \
     { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc, NULL }
@@ -90,6 +130,9 @@ s_check_ulid(const void *v)
 #define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)
 #define VERSION(R) D("version", EVR_FT_STR, 64, version, NULL, NULL, "evrun version", R)
 #define HOW(R) D("how", EVR_FT_STR, 16, how, NULL, s_check_how, "reattached, collected, restarted, created or lost", R)
+#define APATH(R) D("path", EVR_FT_STR, EVR_SPEC_MAX_PATH, path, NULL, s_check_apath, "the file, relative to /workspace", R)
+#define SIZE(R) D("size", EVR_FT_U64, 0, size, NULL, NULL, "bytes", R)
+#define SHA256(R) D("sha256", EVR_FT_STR, 64, sha256, NULL, s_check_sha256, "sha256 of the bytes, 64 lower-case hex digits", R)
 #define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
 
 #define EVDATA(var, name, ...)                                                                   \
@@ -114,12 +157,15 @@ EVDATA(s_step_skipped, "step.skipped", STEP(true), REASON(true));
 EVDATA(s_step_recovered, "step.recovered", STEP(true), ATTEMPT(false), HOW(true));
 EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
 EVDATA(s_runner_recovered, "runner.recovered", JOBS(true));
+EVDATA(s_step_artifact, "step.artifact", STEP(true), ATTEMPT(true), APATH(true), SIZE(true),
+       SHA256(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
        REASON(false), JSTATUS(false), STEP(false), ATTEMPT(false), CONTAINER(false),
        CONTAINER_ID(false), STREAM(false), OFFSET(false), RAW(false), BYTES(false),
-       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false) };
+       EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false),
+       APATH(false), SIZE(false), SHA256(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -139,6 +185,7 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_STEP_RECOVERED] = &s_step_recovered,
     [EVR_EV_RUNNER_STARTED] = &s_runner_started,
     [EVR_EV_RUNNER_RECOVERED] = &s_runner_recovered,
+    [EVR_EV_STEP_ARTIFACT] = &s_step_artifact,
 };
 
 const char *
@@ -180,7 +227,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "", "job.accepted", "job.started", "job.paused", "job.resumed", "job.cancel_requested",
     "job.finished", "step.queued", "step.starting", "step.started", "step.output",
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
-    NULL,
+    "step.artifact", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

@@ -31,6 +31,7 @@ typedef enum {
     EVR_EV_STEP_RECOVERED,
     EVR_EV_RUNNER_STARTED,
     EVR_EV_RUNNER_RECOVERED,
+    EVR_EV_STEP_ARTIFACT,
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -60,7 +61,17 @@ typedef struct {
     char *version;
     char *how;          /* step.recovered: reattached, collected, restarted, created, lost */
     uint32_t jobs;      /* runner.recovered */
+    char *path;         /* step.artifact: the file, relative to /workspace */
+    uint64_t size;      /* step.artifact: bytes */
+    char *sha256;       /* step.artifact: 64 lower-case hex digits */
 } evr_evdata_t;
+
+/*  NULL when s is 64 lower-case hex digits (a sha256), else why. */
+const char *evr_event_sha256_problem(const char *s);
+/*  NULL when p names an artifact file safely: relative, its components
+    neither empty nor "." nor "..", at most EVR_SPEC_MAX_PATH bytes; else
+    why. */
+const char *evr_event_artifact_path_problem(const char *p);
 
 typedef struct {
     uint64_t seq;       /* runner seq, dense per log, from 1 */

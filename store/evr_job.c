@@ -240,6 +240,12 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
             && st->status != EVR_STEP_QUEUED)
             return s_step_illegal(err, job, st, ev, "only an unfinished step is recovered");
         break;
+    case EVR_EV_STEP_ARTIFACT:   /* copied out after the exit, before step.finished */
+        if (st->status != EVR_STEP_RUNNING)
+            return s_step_illegal(err, job, st, ev, "artifacts only from a running step");
+        if (attempt != st->attempt)
+            return s_step_illegal(err, job, st, ev, "attempt does not match");
+        break;
     default: return s_illegal(err, job, ev, "not a step event");
     }
     /* legal: change */
