@@ -732,6 +732,8 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *lo
         e->opts.flush_ms = 50;
     if (!e->opts.artifact_max_bytes)
         e->opts.artifact_max_bytes = EVR_MAX_BYTES_DEFAULT;
+    if (!e->opts.artifact_job_max_bytes)
+        e->opts.artifact_job_max_bytes = EVR_ARTIFACT_JOB_MAX_DEFAULT;
     if (!e->opts.resource_max_bytes)
         e->opts.resource_max_bytes = EVR_MAX_BYTES_DEFAULT;
     if (!e->opts.secrets_allow)

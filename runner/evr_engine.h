@@ -33,6 +33,8 @@
 #define EVR_SECRETS_ALLOW_DEFAULT "EVRUN_SECRET_*"
 #define EVR_MAX_BYTES_DEFAULT 1073741824
 #define EVR_MAX_BYTES_DEFAULT_STR EVR_STRINGIFY(EVR_MAX_BYTES_DEFAULT)
+#define EVR_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull
+#define EVR_ARTIFACT_JOB_MAX_DEFAULT_STR "4294967296"
 #define EVR_STRINGIFY(x) EVR_STRINGIFY_(x)
 #define EVR_STRINGIFY_(x) #x
 
@@ -55,6 +57,12 @@ typedef struct {
         contents (0: EVR_MAX_BYTES_DEFAULT each). */
     uint64_t artifact_max_bytes;
     uint64_t resource_max_bytes;
+    /*  A job's artifact files at most, all steps and attempts (0:
+        EVR_ARTIFACT_JOB_MAX_DEFAULT). */
+    uint64_t artifact_job_max_bytes;
+    /*  Where each artifact file is queued for the broker (evr_ship.h);
+        NULL: not shipped (--exec). */
+    const char *ship_dir;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
 } evr_engine_opts_t;

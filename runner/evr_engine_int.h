@@ -276,6 +276,12 @@ void evr_eng_on_attached(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg);
 void evr_eng_maybe_end(evr_eng_step_t *st);
 void evr_eng_step_finish(evr_eng_step_t *st);
+/*  evr_step_artifact.c: whether the step's artifacts are copied out (its
+    `artifacts.when` against how it ended); copies them out, records a
+    step.artifact per file (queued for the broker first, when the engine
+    ships), then evr_eng_step_finish. */
+bool evr_eng_step_wants_artifacts(const evr_eng_step_t *st);
+void evr_eng_step_artifacts(evr_eng_step_t *st);
 void evr_eng_step_begin(evr_eng_step_t *st);
 void evr_eng_step_prepare(evr_eng_step_t *st);
 void evr_eng_step_launch(evr_eng_step_t *st);
