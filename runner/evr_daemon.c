@@ -340,6 +340,8 @@ s_inbound(evr_daemon_t *d)
         case EVR_MSG_ARTIFACT_ACK:
             if (d->ship)
                 evr_ship_on_ack(d->ship, &m);
+            if (m.offset && !m.done && !m.reason)   /* the broker holds part of a file */
+                evr_engine_test_pause("ship");
             break;
         case EVR_MSG_ERROR:
             if (d->state == S_HELLO_SENT && !strcmp(m.code, EVR_CODE_CONFLICT)) {

@@ -873,6 +873,12 @@ evr_eng_test_pause(const char *point, const evr_eng_step_t *st)
     raise(SIGSTOP);
 }
 
+void
+evr_engine_test_pause(const char *point)
+{
+    evr_eng_test_pause(point, NULL);
+}
+
 /*  The engine's next deadline fell due: the turn it ends runs s_timers. */
 static void
 s_tick(evr_loop_t *loop, void *arg)

@@ -107,6 +107,12 @@ evr_rc_t evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spe
     the units and workspaces of finished jobs. */
 evr_rc_t evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err);
 
+/*  The engine's test seam for the daemon (EVR_TEST_PAUSE_AT=POINT in the
+    environment stops the process at POINT, for a crash test to kill it
+    there; nothing without the variable): "ship", an artifact file partly
+    held by the broker. */
+void evr_engine_test_pause(const char *point);
+
 /*  True when every job the engine holds succeeded (vacuously true). */
 bool evr_engine_all_succeeded(const evr_engine_t *self);
 
