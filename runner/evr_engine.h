@@ -35,6 +35,8 @@
 #define EVR_MAX_BYTES_DEFAULT_STR EVR_STRINGIFY(EVR_MAX_BYTES_DEFAULT)
 #define EVR_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull
 #define EVR_ARTIFACT_JOB_MAX_DEFAULT_STR "4294967296"
+#define EVR_CACHE_MAX_DEFAULT 10737418240ull
+#define EVR_CACHE_MAX_DEFAULT_STR "10737418240"
 #define EVR_STRINGIFY(x) EVR_STRINGIFY_(x)
 #define EVR_STRINGIFY_(x) #x
 
@@ -63,6 +65,10 @@ typedef struct {
     /*  Where each artifact file is queued for the broker (evr_ship.h);
         NULL: not shipped (--exec). */
     const char *ship_dir;
+    /*  Caches: their LRU records (evr_cache.h); the sizes of all at most
+        (0: EVR_CACHE_MAX_DEFAULT). */
+    const char *caches_dir;
+    uint64_t cache_max_bytes;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
 } evr_engine_opts_t;

@@ -65,6 +65,12 @@ typedef void (evr_exec_output_fn)(int stream, const uint8_t *data, size_t len, v
     then reports an error). */
 typedef bool (evr_exec_data_fn)(const uint8_t *data, size_t len, void *arg);
 
+/*  A cache mounted into a unit: the backend's named volume at dest. */
+typedef struct {
+    const char *volume;         /* evrun-cache-...: evr_cache.h names them */
+    const char *dest;           /* absolute path in the unit */
+} evr_exec_mount_t;
+
 /*  What a step's unit is made of. */
 typedef struct {
     const char *name;           /* evrun-<job>-<step>-<attempt> */
@@ -76,6 +82,9 @@ typedef struct {
     const evr_limits_t *limits; /* process: setrlimit of the step's processes;
                                    NULL or not present: none (podman: unused,
                                    the spec refuses limits there) */
+    const evr_exec_mount_t *mounts;   /* podman: caches; a host backend has none
+                                         (the spec refuses caches there) */
+    uint32_t nmounts;
 } evr_exec_spec_t;
 
 typedef struct {
@@ -143,6 +152,14 @@ typedef struct {
         holding path's last component, to data. */
     void (*get)(evr_exec_t *ex, const char *name, const char *job_id, const char *path,
                 evr_exec_data_fn *data, evr_exec_fn *fn, void *arg);
+
+    /*  Caches (NULL in a backend without them): the host directory that
+        holds the job's workspace (job_id) or the cache volume (volume;
+        the other NULL) in r->names, r->not_found when there is none; and
+        a cache's removal (with what it holds). */
+    void (*dir)(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn,
+                void *arg);
+    void (*cache_remove)(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

@@ -301,11 +301,21 @@ static void
 s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg)
 {
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
+    const char **names = evr_calloc(spec->nmounts + 1, sizeof *names);
+    const char **dests = evr_calloc(spec->nmounts + 1, sizeof *dests);
+    for (uint32_t i = 0; i < spec->nmounts; i++) {
+        names[i] = spec->mounts[i].volume;
+        dests[i] = spec->mounts[i].dest;
+    }
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
-                             .env = spec->env, .volume = volume, .network = spec->network };
+                             .env = spec->env, .volume = volume, .network = spec->network,
+                             .mount_names = names, .mount_dests = dests,
+                             .nmounts = spec->nmounts };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
+    free(names);
+    free(dests);
     free(volume);
 }
 
@@ -544,6 +554,22 @@ s_ws_remove(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
     free(v);
 }
 
+/*  A volume's host directory: the workspace's, or a cache's. */
+static void
+s_dir(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    char *v = job_id ? s_volume(job_id) : evr_strdup(volume);
+    evr_podman_volume_path(s_pe(ex)->pm, v, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    free(v);
+}
+
+static void
+s_cache_remove(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(s_pe(ex)->pm, volume, op ? s_done : NULL, op);
+}
+
 static void
 s_ws_list(evr_exec_t *ex, evr_exec_fn *fn, void *arg)
 {
@@ -657,6 +683,8 @@ static const evr_exec_ops_t s_ops = {
     .workspace_create = s_ws_create,
     .workspace_remove = s_ws_remove,
     .workspace_list = s_ws_list,
+    .dir = s_dir,
+    .cache_remove = s_cache_remove,
     .put = s_put,
     .get = s_get,
     .unit_word = "container",

@@ -11,6 +11,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
+#include "evr_cache.h"
 #include "evr_codec.h"
 
 /* ------------------------------------------------------------------- jobs */
@@ -48,6 +49,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     if (job->res_tar)
         unlink(job->res_tar);
     free(job->res_tar);
+    evr_cache_job_destroy(&job->caches);
     free(job->id);
     free(job);
 }
@@ -253,7 +255,7 @@ s_res_end(evr_eng_job_t *job, const char *reason)
     if (reason)
         evr_eng_prep_failed(job, reason);
     else
-        evr_eng_job_go(job);
+        evr_eng_cache_prepare(job);
 }
 
 static void
@@ -378,7 +380,7 @@ evr_eng_on_workspace(const evr_exec_result_t *r, void *arg)
         return;
     }
     if (job->spec->resources.n == 0) {
-        evr_eng_job_go(job);
+        evr_eng_cache_prepare(job);
         return;
     }
     s_res_next(job);

@@ -14,6 +14,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
+#include "evr_cache.h"
 
 /* ---------------------------------------------------------------- output */
 
@@ -470,6 +471,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         .network = false,
         .limits = &st->spec->limits,
     };
+    spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
 }

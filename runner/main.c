@@ -48,6 +48,7 @@ static const evr_config_key_t s_keys[] = {
     { "secrets_allow", EVR_SECRETS_ALLOW_DEFAULT, "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
     { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
     { "artifact_job_max_bytes", EVR_ARTIFACT_JOB_MAX_DEFAULT_STR, "a job's artifact files at most, all its steps" },
+    { "cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the caches' sizes at most: the least recently used past it are removed" },
     { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
@@ -115,6 +116,9 @@ s_help(FILE *out)
             "                       any other is refused unless it is a file in --secrets-dir\n"
             "  --artifact-job-max-bytes N  a job's artifact files at most, all its steps\n"
             "                       and attempts (default " EVR_ARTIFACT_JOB_MAX_DEFAULT_STR ", 4 GiB)\n"
+            "  --cache-max-bytes N  the caches' sizes (measured at each job's end) at most:\n"
+            "                       the least recently used past it are removed (default\n"
+            "                       " EVR_CACHE_MAX_DEFAULT_STR ", 10 GiB); records in STATE/caches\n"
             "  --artifact-max-bytes N  largest artifact, as the tar stream copied out\n"
             "                       (default " EVR_MAX_BYTES_DEFAULT_STR "); a larger one fails the step\n"
             "  --resource-max-bytes N  largest resource download, and its unpacked contents\n"
@@ -169,12 +173,14 @@ static bool
 s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 {
     evr_err_t err;
-    uint64_t art = 0, res = 0, artjob = 0;
+    uint64_t art = 0, res = 0, artjob = 0, cache = 0;
     const char *redir = evr_config_get(cfg, "resource_redirects");
     const char *local = evr_config_get(cfg, "resource_local");
     evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
     if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
@@ -189,6 +195,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     }
     eo->artifact_max_bytes = art;
     eo->artifact_job_max_bytes = artjob;
+    eo->cache_max_bytes = cache;
     eo->resource_max_bytes = res;
     eo->resource_redirects = !strcmp(redir, "any")    ? EVR_FETCH_REDIRECT_ANY
                            : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
@@ -449,6 +456,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "secrets-allow", required_argument, NULL, 'A' },
         { "artifact-max-bytes", required_argument, NULL, 'M' },
         { "artifact-job-max-bytes", required_argument, NULL, 'J' },
+        { "cache-max-bytes", required_argument, NULL, 'Z' },
         { "resource-max-bytes", required_argument, NULL, 'R' },
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
@@ -488,6 +496,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'A': key = "secrets_allow"; break;
         case 'M': key = "artifact_max_bytes"; break;
         case 'J': key = "artifact_job_max_bytes"; break;
+        case 'Z': key = "cache_max_bytes"; break;
         case 'R': key = "resource_max_bytes"; break;
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
@@ -539,7 +548,7 @@ main(int argc, char **argv)
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
-    char *artifacts = NULL, *ship = NULL, *id = NULL, *labels = NULL;
+    char *artifacts = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
     char *url = s_default_podman_url();
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
@@ -596,6 +605,7 @@ main(int argc, char **argv)
     eo.artifacts_dir = artifacts;
     if (daemon)   /* artifacts go to the broker too (evr_ship.h) */
         eo.ship_dir = ship = evr_asprintf("%s/ship", state_dir);
+    eo.caches_dir = caches = evr_asprintf("%s/caches", state_dir);
     eo.runner_id = id;
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
     eng = evr_engine_new(&eo, store, loop, execs);
@@ -624,6 +634,7 @@ out:
     evr_config_destroy(&cfg);
     free(artifacts);
     free(ship);
+    free(caches);
     free(id);
     free(labels);
     free(url);

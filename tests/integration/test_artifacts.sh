@@ -140,7 +140,128 @@ YML
   check "the queue is empty" [ -z "$(ls "$tmp/r-sk-1/ship")" ]
 }
 
-cases=${*:-failing_step job_cap ship_killed}
+# runs FILE with --exec in the state directory $tmp/exec (more runner
+# flags after FILE); output in $tmp/exec.out
+exec_run() {
+  local f=$1; shift
+  "$bin/evrun-runner" --exec "$f" --state-dir "$tmp/exec" "$@" > "$tmp/exec.out" 2>&1
+}
+
+cache_volume() {   # PIPELINE KEY: the volume evrun names for them
+  echo "evrun-cache-$(printf '%s\0%s' "$1" "$2" | sha256sum | cut -c1-24)"
+}
+
+forget_caches() {   # PIPELINE KEY...: their volumes removed (a run before may have left them)
+  local p=$1 k; shift
+  for k in "$@"; do podman --url "$EVRUN_PODMAN_URL" volume rm -f "$(cache_volume "$p" "$k")" > /dev/null 2>&1; done
+}
+
+remove_caches() {   # the cache volumes of this case's runner state
+  local v
+  for v in $(ls "$tmp/exec/caches" 2>/dev/null | grep -v '\.tmp$'); do
+    podman --url "$EVRUN_PODMAN_URL" volume rm -f "$v" > /dev/null 2>&1
+  done
+}
+
+case_cache() {
+  fresh cache
+  forget_caches art-cache deps-v1 deps-v2
+  forget_caches art-cache abs-deps-v1 abs-deps-v2
+  forget_caches art-lock "lock-$(echo one | sha256sum | cut -d' ' -f1)" "lock-$(echo two | sha256sum | cut -d' ' -f1)"
+  local port=$((20000 + RANDOM % 20000))
+  mkdir -p "$tmp/www" && echo one > "$tmp/www/lock.txt"
+  (cd "$tmp/www" && exec python3 -m http.server "$port" --bind 127.0.0.1) > /dev/null 2>&1 &
+  local http=$!
+  bus_pids+=("$http")
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/lock.txt" > /dev/null && break; sleep 0.1; done
+  local key
+  for key in deps-v1 deps-v2; do
+    pipeline "c-$key" <<YML
+pipeline: art-cache
+image: localhost/evrun-busybox:latest
+cache:
+  - {key: $key, path: deps}
+steps:
+  - name: use
+    run: if [ -f deps/marker ]; then echo "HIT \$(cat deps/marker)"; else echo MISS; echo from-$key > deps/marker; fi
+  - name: abs
+    cache: [{key: "abs-$key", path: /root/.cache}]
+    run: if [ -f /root/.cache/m ]; then echo ABS-HIT; else echo ABS-MISS; touch /root/.cache/m; fi
+YML
+  done
+  exec_run "$tmp/c-deps-v1.yml"
+  check "first job: a fresh cache" grep -qx "use | MISS" "$tmp/exec.out"
+  check "first job: absolute path, fresh" grep -qx "abs | ABS-MISS" "$tmp/exec.out"
+  exec_run "$tmp/c-deps-v1.yml"
+  check "second job, same pipeline and key: restored" grep -qx "use | HIT from-deps-v1" "$tmp/exec.out"
+  check "second job: absolute path restored" grep -qx "abs | ABS-HIT" "$tmp/exec.out"
+  exec_run "$tmp/c-deps-v2.yml"
+  check "another key: not restored" grep -qx "use | MISS" "$tmp/exec.out"
+  check "the volume named after pipeline and key" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-cache deps-v1)"
+  check "LRU records kept" [ -f "$tmp/exec/caches/$(cache_volume art-cache deps-v1)" ]
+  # a key from a file of the workspace (a resource here)
+  pipeline lock <<YML
+pipeline: art-lock
+image: localhost/evrun-busybox:latest
+resources: [{name: lock, url: "http://127.0.0.1:$port/lock.txt", path: lock.txt}]
+cache: [{key: "lock-{{ sha256 lock.txt }}", path: deps}]
+steps:
+  - name: use
+    run: if [ -f deps/m ]; then echo HIT; else echo MISS; touch deps/m; fi
+YML
+  exec_run "$tmp/lock.yml"
+  check "sha256 key: fresh" grep -qx "use | MISS" "$tmp/exec.out"
+  exec_run "$tmp/lock.yml"
+  check "sha256 key, same file: restored" grep -qx "use | HIT" "$tmp/exec.out"
+  check "the key is the file's sha256" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-lock "lock-$(sha256sum < "$tmp/www/lock.txt" | cut -d' ' -f1)")"
+  echo two > "$tmp/www/lock.txt"
+  exec_run "$tmp/lock.yml"
+  check "sha256 key, the file changed: a new cache" grep -qx "use | MISS" "$tmp/exec.out"
+  pipeline nolock <<'YML'
+pipeline: art-nolock
+image: localhost/evrun-busybox:latest
+cache: [{key: "lock-{{ sha256 missing.txt }}", path: deps}]
+steps: [{name: use, run: "echo ran"}]
+YML
+  exec_run "$tmp/nolock.yml"
+  check "a missing key file: the job fails" [ $? -eq 1 ]
+  check "... saying which entry and file" grep -q "cache\[0\] (key \"lock-{{ sha256 missing.txt }}\"): {{ sha256 missing.txt }}: no such file in the workspace" "$tmp/exec.out"
+  check "... and runs nothing" bash -c "! grep -q '^use | ran' '$tmp/exec.out'"
+  remove_caches
+}
+
+case_cache_lru() {
+  fresh lru
+  forget_caches art-lru e1 e2
+  local k
+  for k in e1 e2; do
+    pipeline "lru-$k" <<YML
+pipeline: art-lru
+image: localhost/evrun-busybox:latest
+cache: [{key: $k, path: big}]
+steps:
+  - name: fill
+    run: if [ -f big/data ]; then echo HIT; else echo MISS; head -c 100000 /dev/zero > big/data; fi
+YML
+  done
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  check "e1: its size recorded" [ "$(cat "$tmp/exec/caches/$(cache_volume art-lru e1)")" = 100000 ]
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1 again: restored (under the cap)" grep -qx "fill | HIT" "$tmp/exec.out"
+  exec_run "$tmp/lru-e2.yml" --cache-max-bytes 150000
+  check "e2: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  check "e2's end: e1, used longest ago, removed" grep -q "cache $(cache_volume art-lru e1) removed (least recently used; the runner's cache_max_bytes setting)" "$tmp/exec.out"
+  check "e1's volume gone" bash -c "! podman --url '$EVRUN_PODMAN_URL' volume exists '$(cache_volume art-lru e1)'"
+  check "e2's volume kept" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-lru e2)"
+  exec_run "$tmp/lru-e2.yml" --cache-max-bytes 150000
+  check "e2 again: restored" grep -qx "fill | HIT" "$tmp/exec.out"
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1 after its eviction: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  remove_caches
+}
+
+cases=${*:-failing_step job_cap ship_killed cache cache_lru}
 for c in $cases; do
   case_name=$c
   echo "== $c"
@@ -149,6 +270,6 @@ done
 bus_stop
 case_name=sanitizers
 check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+  bash -c "! grep -ls 'Sanitizer\|runtime error' $root/*/*.log $root/*/exec.out"
 echo "test_artifacts: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
