@@ -9,7 +9,8 @@
     twice); once whole, the partial file is synced, its sha256 checked and
     renamed to DIR/JOB/STEP/PATH, so that path never holds a partial file.
     A step name cannot start with '.', so ".partial" is no step.  DIR is
-    the broker's (0700); a job's files are at most artifact_job_max_bytes.
+    the broker's (0700); a job's files, whole and partial, are at most
+    artifact_job_max_bytes (checked as each file starts).
     Clients read files with `fetch`, one bounded piece per request.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
@@ -53,28 +54,28 @@ s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ..
     s_ack(b, rid, m, 0, false, why);
 }
 
-/*  Bytes of the whole files of a job (nftw has no argument: one walk at
-    a time, the broker has one thread). */
+/*  Bytes a job's files take, whole or partial, besides the file at skip
+    (which a new copy replaces) and the partial file skip_partial (nftw
+    has no argument: one walk at a time, the broker has one thread). */
 static uint64_t s_walk_total;
-static const char *s_walk_skip;
+static const char *s_walk_skip, *s_walk_skip_partial;
 
 static int
 s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void) ftw;
-    if (type == FTW_F && S_ISREG(sb->st_mode) && !strstr(path, "/.partial/")
-        && strcmp(path, s_walk_skip) != 0)
+    if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
+        && strcmp(path, s_walk_skip_partial) != 0)
         s_walk_total += (uint64_t) sb->st_size;
     return 0;
 }
 
-/*  What the job's files hold besides the file at skip (which a new copy
-    replaces). */
 static uint64_t
-s_job_bytes(const char *jobdir, const char *skip)
+s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
 {
     s_walk_total = 0;
     s_walk_skip = skip;
+    s_walk_skip_partial = skip_partial;
     nftw(jobdir, s_walk_one, 16, FTW_PHYS);
     return s_walk_total;
 }
@@ -203,8 +204,9 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         held = 0;
     }
     evr_err_t err;
-    if (!m->data.len && m->offset == 0) {   /* a probe: the file's start */
-        uint64_t used = s_job_bytes(jobdir, final);
+    if (held == 0 && m->offset == 0) {   /* the file's start: a probe, or its first piece */
+        /* partial files count too: a runner cannot pile them up */
+        uint64_t used = s_job_bytes(jobdir, final, partial);
         if (m->size > cap || used > cap - m->size) {
             s_refuse(b, rid, m, "%llu bytes, with the %llu bytes the job holds, over the "
                      "broker's limit of %llu bytes a job (its artifact_job_max_bytes setting)",
@@ -212,8 +214,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
                      (unsigned long long) cap);
             goto out;
         }
-        if (s_holds(final, m)) {
-            unlink(partial);
+        if (!m->data.len && s_holds(final, m)) {
             s_ack(b, rid, m, m->size, true, NULL);
             goto out;
         }
