@@ -263,6 +263,59 @@ evr_cache_uses(const evr_cache_job_t *self, const char *volume)
     return false;
 }
 
+evr_rc_t
+evr_cache_job_save(const evr_cache_job_t *self, const char *path, evr_err_t *err)
+{
+    char *tmp = evr_asprintf("%s.tmp", path);
+    FILE *fp = fopen(tmp, "we");
+    evr_rc_t rc = EVR_OK;
+    if (!fp)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    for (uint32_t i = 0; fp && i < self->nsteps; i++)
+        for (uint32_t k = 0; k < self->n[i]; k++)
+            fprintf(fp, "%u\t%s\t%s\n", i, self->mounts[i][k].volume, self->mounts[i][k].dest);
+    if (fp && (fflush(fp) != 0 || fsync(fileno(fp)) != 0))
+        rc = evr_err_write(err, tmp, errno);
+    if (fp && fclose(fp) != 0 && !rc)
+        rc = evr_err_write(err, tmp, errno);
+    if (!rc && rename(tmp, path) != 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+evr_cache_job_t *
+evr_cache_job_load(const char *path, uint32_t nsteps)
+{
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return NULL;
+    evr_cache_job_t *cj = evr_calloc(1, sizeof *cj);
+    cj->nsteps = nsteps;
+    cj->mounts = evr_calloc(nsteps ? nsteps : 1, sizeof *cj->mounts);
+    cj->n = evr_calloc(nsteps ? nsteps : 1, sizeof *cj->n);
+    char line[EVR_SPEC_MAX_PATH + 128];
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, fp)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *vol = strchr(line, '\t'), *dest = vol ? strchr(vol + 1, '\t') : NULL;
+        char *end;
+        unsigned long i = strtoul(line, &end, 10);
+        ok = vol && dest && end == vol && i < nsteps && dest[1] == '/'
+          && !strncmp(vol + 1, S_PREFIX, strlen(S_PREFIX));
+        if (ok) {
+            *dest = '\0';
+            s_mount(cj, (uint32_t) i, vol + 1, dest + 1);
+        }
+    }
+    fclose(fp);
+    if (!ok)
+        evr_cache_job_destroy(&cj);
+    return cj;
+}
+
 /* ------------------------------------------------------------ LRU records */
 
 static uint64_t

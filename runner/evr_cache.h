@@ -40,6 +40,13 @@ uint32_t evr_cache_volumes(const evr_cache_job_t *self, const char *const **name
 /*  Whether the job uses volume. */
 bool evr_cache_uses(const evr_cache_job_t *self, const char *volume);
 
+/*  A job's resolved caches kept in the file path (one line per mount:
+    step, volume, dest), so that a runner restarted mid-job mounts the
+    same volumes in the steps still to come; load gives NULL when the file
+    is missing or unusable (the caller goes on without caches). */
+evr_rc_t evr_cache_job_save(const evr_cache_job_t *self, const char *path, evr_err_t *err);
+evr_cache_job_t *evr_cache_job_load(const char *path, uint32_t nsteps);
+
 /*  LRU records in dir (made when missing): volume used now (its size kept,
     or 0 when new); its size as measured. */
 evr_rc_t evr_cache_touch(const char *dir, const char *volume, evr_err_t *err);

@@ -290,6 +290,8 @@ bool evr_eng_step_wants_artifacts(const evr_eng_step_t *st);
     that is under way: cleanup waits, counted in job->calls). */
 void evr_eng_cache_prepare(evr_eng_job_t *job);
 bool evr_eng_cache_measure(evr_eng_job_t *job);
+/*  A job taken up after a restart: the caches resolved at its start. */
+void evr_eng_cache_recover(evr_eng_job_t *job);
 void evr_eng_step_artifacts(evr_eng_step_t *st);
 void evr_eng_step_begin(evr_eng_step_t *st);
 void evr_eng_step_prepare(evr_eng_step_t *st);

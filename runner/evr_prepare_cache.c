@@ -10,6 +10,7 @@
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "evr_cache.h"
 #include "evr_engine_int.h"
@@ -46,6 +47,13 @@ s_evict(evr_eng_job_t *job, const evr_eng_job_t *except)
     free(gone);
 }
 
+/*  STATE/caches/JOB.mounts: the job's resolved caches (caller frees). */
+static char *
+s_job_file(const evr_eng_job_t *job)
+{
+    return evr_asprintf("%s/%s.mounts", job->eng->opts.caches_dir, job->id);
+}
+
 static void
 s_resolve(evr_eng_job_t *job, const char *ws)
 {
@@ -61,8 +69,22 @@ s_resolve(evr_eng_job_t *job, const char *ws)
     for (uint32_t i = 0; i < n; i++)
         if (evr_cache_touch(job->eng->opts.caches_dir, vols[i], &err))
             evr_eng_print(job->eng, "evrun-runner: cache %s: %s", vols[i], err.msg);
+    /* kept for a restart: the steps to come mount the same volumes */
+    char *path = s_job_file(job);
+    if (job->caches && evr_cache_job_save(job->caches, path, &err))
+        evr_eng_print(job->eng, "evrun-runner: job %s: %s (a restart would lose its caches)",
+                      job->id, err.msg);
+    free(path);
     s_evict(job, NULL);
     evr_eng_job_go(job);
+}
+
+void
+evr_eng_cache_recover(evr_eng_job_t *job)
+{
+    char *path = s_job_file(job);
+    job->caches = evr_cache_job_load(path, job->n);
+    free(path);
 }
 
 static void
@@ -130,6 +152,9 @@ evr_eng_cache_measure(evr_eng_job_t *job)
     if (!job->caches || job->caches_measured)
         return false;
     job->caches_measured = true;
+    char *path = s_job_file(job);
+    unlink(path);
+    free(path);
     const char *const *vols;
     uint32_t n = evr_cache_volumes(job->caches, &vols);
     for (uint32_t i = 0; i < n; i++) {

@@ -351,6 +351,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
         else {
             job->phase = EVR_ENG_JOB_RUNNING;
+            evr_eng_cache_recover(job);
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)
                 job->deadline = job->t_start + job->spec->timeout * 1000000ull;

@@ -261,7 +261,35 @@ YML
   remove_caches
 }
 
-cases=${*:-failing_step job_cap ship_killed cache cache_lru}
+case_cache_recover() {
+  # a runner killed before the second step's container is made: the
+  # restarted runner makes it with the caches resolved at the job's start
+  fresh crec
+  forget_caches art-crec rk
+  pipeline crec <<'YML'
+pipeline: art-crec
+image: localhost/evrun-busybox:latest
+cache: [{key: rk, path: deps}]
+steps:
+  - name: one
+    run: sleep 1; echo from-one > deps/marker
+  - name: two
+    run: cat deps/marker
+YML
+  EVR_TEST_PAUSE_AT=before_create:two "$bin/evrun-runner" --exec "$tmp/crec.yml" \
+    --state-dir "$tmp/exec" > "$tmp/crec.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do grep -q "test pause at before_create" "$tmp/crec.out" && break; sleep 0.1; done
+  check "paused before the second step's create" grep -q "test pause at before_create of step two" "$tmp/crec.out"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  "$bin/evrun-runner" --recover --state-dir "$tmp/exec" > "$tmp/crec2.out" 2>&1
+  check "recovered: the job succeeded" [ $? -eq 0 ]
+  check "the step after the restart sees the cache" grep -qx "two | from-one" "$tmp/crec2.out"
+  check "the job's mounts file removed at its end" [ -z "$(ls "$tmp/exec/caches" | grep mounts)" ]
+  remove_caches
+}
+
+cases=${*:-failing_step job_cap ship_killed cache cache_lru cache_recover}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -90,6 +90,17 @@ test_resolve(void)
     const char *const *vols;
     CHECK(evr_cache_volumes(cj, &vols) == 3);
     CHECK(evr_cache_uses(cj, vol));
+    /* kept for a restart, and read back the same */
+    char saved[160];
+    snprintf(saved, sizeof saved, "%s/job.mounts", s_dir);
+    CHECK(evr_cache_job_save(cj, saved, &err) == EVR_OK);
+    evr_cache_job_t *back = evr_cache_job_load(saved, 2);
+    const evr_exec_mount_t *mm = evr_cache_mounts(back, 1, &n);
+    CHECK(back && n == 2 && !strcmp(mm[0].volume, mb[0].volume) && !strcmp(mm[1].dest, "/root/.t"));
+    CHECK(evr_cache_volumes(back, &vols) == 3);
+    evr_cache_job_destroy(&back);
+    s_write("job.mounts", "0\tnot-a-cache\t/x\n");
+    CHECK(evr_cache_job_load(saved, 2) == NULL);
     evr_cache_job_destroy(&cj);
     evr_spec_destroy(&spec);
 
