@@ -27,6 +27,73 @@
 #include "evr_broker_int.h"
 #include "evr_sha256.h"
 
+/*  The sha256 of partial files, taken as their pieces arrive, so that a
+    whole file is checked without reading it again: one per file being
+    received (a few runners at once), the least recently used replaced.
+    A partial file with none (the broker restarted meanwhile) is read
+    again when it is whole. */
+#define S_HASHES 16
+
+typedef struct {
+    char job[EVR_ULID_LEN + 1];
+    char sha256[EVR_SHA256_HEX];
+    uint64_t held;          /* bytes hashed: the partial file's length */
+    uint64_t used;          /* s_clock at the last piece */
+    evr_sha256_t *h;        /* NULL: a free slot */
+} s_hash_t;
+
+struct evr_artstore {
+    s_hash_t hashes[S_HASHES];
+    uint64_t clock;
+};
+
+evr_artstore_t *
+evr_artstore_new(void)
+{
+    return evr_calloc(1, sizeof(evr_artstore_t));
+}
+
+void
+evr_artstore_destroy(evr_artstore_t **self_p)
+{
+    evr_artstore_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < S_HASHES; i++)
+        evr_sha256_destroy(&self->hashes[i].h);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  The hash of the partial file of m, at held bytes; with start (held 0)
+    a slot is taken for it.  NULL: none. */
+static s_hash_t *
+s_hash(evr_artstore_t *as, const evr_msg_t *m, uint64_t held, bool start)
+{
+    s_hash_t *free_slot = NULL, *oldest = NULL;
+    for (int i = 0; i < S_HASHES; i++) {
+        s_hash_t *x = &as->hashes[i];
+        if (x->h && !strcmp(x->job, m->job) && !strcmp(x->sha256, m->sha256)) {
+            if (x->held == held)
+                return x;
+            evr_sha256_destroy(&x->h);   /* out of step with the file: dropped */
+        }
+        if (!x->h && !free_slot)
+            free_slot = x;
+        if (x->h && (!oldest || x->used < oldest->used))
+            oldest = x;
+    }
+    if (!start)
+        return NULL;
+    s_hash_t *x = free_slot ? free_slot : oldest;
+    evr_sha256_destroy(&x->h);
+    snprintf(x->job, sizeof x->job, "%s", m->job);
+    snprintf(x->sha256, sizeof x->sha256, "%s", m->sha256);
+    x->held = 0;
+    x->h = evr_sha256_new();
+    return x;
+}
+
 static void
 s_ack(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, uint64_t held, bool done,
       const char *reason)
@@ -129,11 +196,15 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
     bool synced = fd >= 0 && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
-    char hex[EVR_SHA256_HEX];
-    uint64_t size = 0;
+    char hex[EVR_SHA256_HEX] = "";
+    uint64_t size = m->size;
     evr_err_t err;
-    if (!synced || evr_sha256_file(partial, hex, &size, &err) || strcmp(hex, m->sha256)
-        || size != m->size) {
+    s_hash_t *x = s_hash(b->artstore, m, m->size, false);
+    if (x)   /* taken as the pieces came */
+        evr_sha256_finish(&x->h, hex);
+    else if (evr_sha256_file(partial, hex, &size, &err))
+        hex[0] = '\0';
+    if (!synced || strcmp(hex, m->sha256) || size != m->size) {
         /* torn by a crash of the broker, say: the runner sends it again */
         evr_broker_warn(b, "artifact %s/%s of job %s: the received bytes do not match its "
                         "sha256; asking for them again", m->step, m->path, m->job);
@@ -233,8 +304,16 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
             s_refuse(b, rid, m, "%s", err.msg);
             goto out;
         }
+        s_hash_t *x = s_hash(b->artstore, m, held, held == 0);
+        if (x) {
+            evr_sha256_update(x->h, m->data.data, m->data.len);
+            x->held = (uint64_t) now;
+            x->used = ++b->artstore->clock;
+        }
         held = (uint64_t) now;
     }
+    else if (held == 0 && !m->size)
+        s_hash(b->artstore, m, 0, true);   /* an empty file: its hash is of nothing */
     if (held == m->size) {
         if (!m->size) {   /* an empty file: its partial is made now */
             int fd = open(partial, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

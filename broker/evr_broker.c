@@ -99,6 +99,7 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     b->artifacts_dir = opts->artifacts_dir ? evr_strdup(opts->artifacts_dir)
                                            : evr_asprintf("%s/artifacts", opts->store_dir);
     b->opts.artifacts_dir = b->artifacts_dir;
+    b->artstore = evr_artstore_new();
     zsys_init();
     zsys_handler_set(NULL);   /* signals are main's */
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
@@ -160,6 +161,7 @@ evr_broker_destroy(evr_broker_t **self_p)
     evr_lease_free(b);
     evr_store_destroy(&b->store);
     free(b->artifacts_dir);
+    evr_artstore_destroy(&b->artstore);
     free(b);
     *self_p = NULL;
 }

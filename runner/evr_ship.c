@@ -13,7 +13,7 @@
 #include "evr_log.h"
 #include "evr_sha256.h"
 
-#define S_MAGIC "evrun-ship 1"
+#define S_MAGIC "evrun-ship 2"
 #define S_SCAN_NS 200000000ull      /* the queue looked at when idle */
 #define S_ACK_NS 10000000000ull     /* a piece unacknowledged this long: asked again */
 #define S_ENTRY_MAX 4096            /* bytes of one entry */
@@ -26,6 +26,7 @@ struct evr_ship {
     char *job, *step, *path;
     char sha256[EVR_SHA256_HEX];
     uint64_t size;
+    char *identity;         /* of the file when it was queued */
     int fd;
     uint64_t offset;        /* what the broker holds, by its last ack */
     bool probe;             /* the next piece asks where the bytes end */
@@ -66,11 +67,23 @@ s_write_durably(const char *dir, const char *path, const char *text, evr_err_t *
     return rc;
 }
 
+/*  The identity of a file: device, inode, mtime (ns), size. */
+static char *
+s_identity(const struct stat *sb)
+{
+    return evr_asprintf("%llu:%llu:%lld.%09ld:%lld", (unsigned long long) sb->st_dev,
+                        (unsigned long long) sb->st_ino, (long long) sb->st_mtim.tv_sec,
+                        sb->st_mtim.tv_nsec, (long long) sb->st_size);
+}
+
 evr_rc_t
-evr_ship_enqueue(const char *dir, const char *job, const char *step, const char *path,
-                 uint64_t size, const char *sha256, evr_err_t *err)
+evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
+                 const char *path, uint64_t size, const char *sha256, evr_err_t *err)
 {
     static uint32_t seq;
+    struct stat sb;
+    if (lstat(file, &sb) != 0)
+        return evr_err_set(err, EVR_ERR_IO, "%s: %s", file, strerror(errno));
     evr_rc_t rc = evr_mkdirs(dir, err);
     if (rc)
         return rc;
@@ -78,9 +91,11 @@ evr_ship_enqueue(const char *dir, const char *job, const char *step, const char 
        across restarts */
     char *name = evr_asprintf("%s/%020llu-%06u.ship", dir, (unsigned long long) evr_now_ns(),
                               seq++ % 1000000u);
-    char *text = evr_asprintf("%s\n%s\n%s\n%s\n%llu\n%s\n", S_MAGIC, job, step, path,
-                              (unsigned long long) size, sha256);
+    char *id = s_identity(&sb);
+    char *text = evr_asprintf("%s\n%s\n%s\n%s\n%llu\n%s\n%s\n", S_MAGIC, job, step, path,
+                              (unsigned long long) size, sha256, id);
     rc = s_write_durably(dir, name, text, err);
+    free(id);
     free(text);
     free(name);
     return rc;
@@ -112,7 +127,8 @@ s_end(evr_ship_t *self, bool drop)
     free(self->job);
     free(self->step);
     free(self->path);
-    self->entry = self->job = self->step = self->path = NULL;
+    free(self->identity);
+    self->entry = self->job = self->step = self->path = self->identity = NULL;
     self->waiting = false;
 }
 
@@ -190,8 +206,8 @@ s_load(evr_ship_t *self, const char *name)
         return false;
     buf[n] = '\0';
     char *p = buf, *magic = s_line(&p), *job = s_line(&p), *step = s_line(&p);
-    char *apath = s_line(&p), *size = s_line(&p), *sha = s_line(&p);
-    if (!sha || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_name_ok(step)
+    char *apath = s_line(&p), *size = s_line(&p), *sha = s_line(&p), *id = s_line(&p);
+    if (!id || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_name_ok(step)
         || evr_event_artifact_path_problem(apath) || evr_event_sha256_problem(sha))
         return false;
     char *end;
@@ -204,32 +220,33 @@ s_load(evr_ship_t *self, const char *name)
     self->path = evr_strdup(apath);
     self->size = sz;
     memcpy(self->sha256, sha, EVR_SHA256_HEX);
+    self->identity = evr_strdup(id);
     return true;
 }
 
 /*  Opens the artifact file of the entry; false (said) when it is gone or
     no longer the file queued (a later attempt's copy replaced it: that
-    one has an entry of its own). */
+    one has an entry of its own).  Told by its identity, not read: the
+    broker checks the sha256 of what it receives. */
 static bool
 s_open(evr_ship_t *self)
 {
     char *file = evr_asprintf("%s/%s/%s/%s", self->artifacts_dir, self->job, self->step,
                               self->path);
-    char hex[EVR_SHA256_HEX];
-    uint64_t size = 0;
-    evr_err_t err;
+    struct stat sb;
+    char *id = NULL;
     bool ok = false;
-    if (evr_sha256_file(file, hex, &size, &err))
-        s_warn("artifact %s/%s of job %s not shipped: %s", self->step, self->path, self->job,
-               err.msg);
-    else if (size != self->size || strcmp(hex, self->sha256))
-        s_warn("artifact %s/%s of job %s not shipped: %s changed since it was queued (a later "
-               "attempt's copy, queued in turn)", self->step, self->path, self->job, file);
-    else if ((self->fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    self->fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (self->fd < 0 || fstat(self->fd, &sb) != 0)
         s_warn("artifact %s/%s of job %s not shipped: %s: %s", self->step, self->path,
                self->job, file, strerror(errno));
+    else if (strcmp((id = s_identity(&sb)), self->identity) != 0
+             || (uint64_t) sb.st_size != self->size)
+        s_warn("artifact %s/%s of job %s not shipped: %s changed since it was queued (a later "
+               "attempt's copy, queued in turn)", self->step, self->path, self->job, file);
     else
         ok = true;
+    free(id);
     free(file);
     return ok;
 }

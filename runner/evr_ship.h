@@ -18,10 +18,13 @@
 
 #include "evr_msg.h"
 
-/*  Queues the file artifacts_dir/JOB/STEP/PATH (size bytes, its sha256)
-    in dir (made when missing).  EVR_ERR_IO naming the file. */
-evr_rc_t evr_ship_enqueue(const char *dir, const char *job, const char *step, const char *path,
-                          uint64_t size, const char *sha256, evr_err_t *err);
+/*  Queues the file artifacts_dir/JOB/STEP/PATH (file: that path; size
+    bytes, its sha256) in dir (made when missing).  The entry records the
+    file's identity (device, inode, mtime), so that a copy that replaced
+    it since is told apart without reading it.  EVR_ERR_IO naming the
+    file. */
+evr_rc_t evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
+                          const char *path, uint64_t size, const char *sha256, evr_err_t *err);
 
 typedef struct evr_ship evr_ship_t;
 

@@ -106,13 +106,19 @@ s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list)
     for (uint32_t i = 0; i < list->n; i++) {
         const evr_artifact_file_t *f = &list->v[i];
         char *path = evr_asprintf("%s%s%s", sub, *sub ? "/" : "", f->path);
-        evr_err_t err;
         const char *bad = evr_event_artifact_path_problem(path);
+        evr_err_t err;
+        evr_rc_t rc = EVR_OK;
+        if (!bad && e->opts.ship_dir) {
+            char *file = evr_asprintf("%s/%s/%s/%s", e->opts.artifacts_dir, st->job->id,
+                                      st->spec->name, path);
+            rc = evr_ship_enqueue(e->opts.ship_dir, file, st->job->id, st->spec->name, path,
+                                  f->size, f->sha256, &err);
+            free(file);
+        }
         if (bad)   /* a name the wire would refuse: the file stays on the runner */
             evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
-        else if (e->opts.ship_dir && evr_ship_enqueue(e->opts.ship_dir, st->job->id,
-                                                      st->spec->name, path, f->size, f->sha256,
-                                                      &err))
+        else if (rc)
             evr_eng_set_reason(st, "artifact file %s: queueing it for the broker: %s", path,
                                err.msg);
         else {
