@@ -83,6 +83,11 @@ evr_event_artifact_path_problem(const char *p)
         return "expected a relative path";
     if (strlen(p) > EVR_SPEC_MAX_PATH)
         return "path too long";
+    for (const char *c = p; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            return "path holds a control character";
+    if (!evr_utf8_valid(p, strlen(p)))
+        return "path is not UTF-8";
     for (const char *c = p; *c;) {
         size_t n = strcspn(c, "/");
         if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))

@@ -69,8 +69,8 @@ typedef struct {
 /*  NULL when s is 64 lower-case hex digits (a sha256), else why. */
 const char *evr_event_sha256_problem(const char *s);
 /*  NULL when p names an artifact file safely: relative, its components
-    neither empty nor "." nor "..", at most EVR_SPEC_MAX_PATH bytes; else
-    why. */
+    neither empty nor "." nor "..", no control character, UTF-8, at most
+    EVR_SPEC_MAX_PATH bytes; else why. */
 const char *evr_event_artifact_path_problem(const char *p);
 
 typedef struct {

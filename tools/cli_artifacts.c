@@ -168,15 +168,17 @@ out:
 static void
 s_print(const evr_cli_t *cli, const s_file_t *f, const char *out)
 {
-    if (!cli->json) {
-        printf("%s  %llu bytes  sha256 %s\n", out, (unsigned long long) f->size, f->sha256);
-        return;
+    json_t *j = cli->json ? json_pack("{s:s, s:s, s:I, s:s, s:s}", "step", f->step, "path",
+                                      f->path, "size", (json_int_t) f->size, "sha256",
+                                      f->sha256, "file", out)
+                          : NULL;
+    if (j) {
+        json_dumpf(j, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(j);
     }
-    json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "step", f->step, "path", f->path,
-                          "size", (json_int_t) f->size, "sha256", f->sha256, "file", out);
-    json_dumpf(j, stdout, JSON_COMPACT);
-    putchar('\n');
-    json_decref(j);
+    else   /* text, or JSON of a DIR that is not UTF-8 */
+        printf("%s  %llu bytes  sha256 %s\n", out, (unsigned long long) f->size, f->sha256);
 }
 
 int
