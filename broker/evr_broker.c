@@ -12,6 +12,7 @@
 #include "evr_broker_int.h"
 #include "evr_flow.h"
 #include "evr_log.h"
+#include "evr_paths.h"
 
 #define S_TURN_MAX 256          /* messages per socket per turn */
 #define S_JOBS_DEFAULT 100
@@ -93,11 +94,19 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         b->opts.lease_ms = 5000;
     if (!b->opts.queue_limit)
         b->opts.queue_limit = 1000;
+    if (!b->opts.artifact_job_max_bytes)
+        b->opts.artifact_job_max_bytes = EVR_BROKER_ARTIFACT_JOB_MAX_DEFAULT;
+    b->artifacts_dir = opts->artifacts_dir ? evr_strdup(opts->artifacts_dir)
+                                           : evr_asprintf("%s/artifacts", opts->store_dir);
+    b->opts.artifacts_dir = b->artifacts_dir;
+    b->artstore = evr_artstore_new();
     zsys_init();
     zsys_handler_set(NULL);   /* signals are main's */
     evr_queue_init(b);
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
                                  &b->store, err);
+    if (!rc)   /* the artifacts received: the broker's alone */
+        rc = evr_paths_dir(b->artifacts_dir, true, err);
     if (!rc)
         rc = evr_queue_load(b, err);
     if (!rc)
@@ -153,6 +162,8 @@ evr_broker_destroy(evr_broker_t **self_p)
     evr_runners_free_all(b);
     evr_lease_free(b);
     evr_store_destroy(&b->store);
+    free(b->artifacts_dir);
+    evr_artstore_destroy(&b->artstore);
     free(b);
     *self_p = NULL;
 }
@@ -506,6 +517,7 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     case EVR_MSG_HISTORY: s_history(b, rid, msg); break;
     case EVR_MSG_RUNNERS: s_runners(b, rid); break;
     case EVR_MSG_DRAIN: s_drain(b, rid, msg); break;
+    case EVR_MSG_FETCH: evr_artstore_fetch(b, rid, msg); break;
     default:
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s is not a client "
                            "request", evr_msgtype_name(msg->type));

@@ -35,7 +35,11 @@ typedef struct {
                                    forgotten (0: only when room is needed) */
     const char *curve_dir;      /* keys for tcp:// endpoints (evr_zap.h) */
     bool nosync;                /* no fsync (tests and benchmarks only) */
+    const char *artifacts_dir;  /* artifacts received (default STORE_DIR/artifacts) */
+    uint64_t artifact_job_max_bytes;   /* a job's artifacts at most (default 4 GiB) */
 } evr_broker_opts_t;
+
+#define EVR_BROKER_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull
 
 /*  Opens the store, takes up the queue it holds and binds the sockets.
     EVR_ERR_STORE, or EVR_ERR_CONFIG / EVR_ERR_IO naming the endpoint that

@@ -93,6 +93,8 @@ struct evr_broker {
     bool changed;           /* try to dispatch */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    char *artifacts_dir;    /* owns opts.artifacts_dir (evr_artstore.c) */
+    struct evr_artstore *artstore;
 };
 
 /*  The broker's log lines (evr_log.h), by level; formatted only when the
@@ -210,5 +212,14 @@ evr_rc_t evr_lease_ingest(evr_broker_t *b, evr_runners_session_t *r, evr_event_t
     ends the record. */
 void evr_lease_dropped(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
                        const bool *drop, size_t n);
+
+/* evr_artstore.c */
+typedef struct evr_artstore evr_artstore_t;
+evr_artstore_t *evr_artstore_new(void);
+void evr_artstore_destroy(evr_artstore_t **self_p);
+/*  An artifact_chunk from runner (its id): stored, answered artifact_ack. */
+void evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr_msg_t *m);
+/*  A client's fetch: answered artifact_data or error. */
+void evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m);
 
 #endif

@@ -33,6 +33,7 @@ static const evr_config_key_t s_keys[] = {
     { "reclaim_ms", "600000", "a runner lost this long loses its jobs (0: never)" },
     { "forget_ms", "86400000", "a runner lost this long, holding no job, is forgotten (0: never)" },
     { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
+    { "artifact_job_max_bytes", "4294967296", "a job's artifacts the broker holds at most (bytes)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
     { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
 };
@@ -79,6 +80,9 @@ s_help(FILE *out)
             "                           broker.cert (made at the first start; runners and\n"
             "                           clients need its public key), runners/ and clients/\n"
             "                           (the public certificates admitted in each role)\n"
+            "  --artifact-job-max-bytes N  a job's artifact files the broker takes from its\n"
+            "                           runner at most (default 4294967296, 4 GiB); they are\n"
+            "                           kept in STATE_DIR/broker/artifacts/JOB\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -110,6 +114,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "reclaim-ms", required_argument, NULL, 'R' },
         { "forget-ms", required_argument, NULL, 'F' },
         { "curve-dir", required_argument, NULL, 'K' },
+        { "artifact-job-max-bytes", required_argument, NULL, 'A' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'V' },
@@ -130,6 +135,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'R': key = "reclaim_ms"; break;
         case 'F': key = "forget_ms"; break;
         case 'K': key = "curve_dir"; break;
+        case 'A': key = "artifact_job_max_bytes"; break;
         case 'n': key = "sync"; val = "false"; break;
         case 'C': *file = optarg; break;
         case 'P': *print = true; break;
@@ -158,7 +164,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
 static evr_rc_t
 s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err)
 {
-    uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0, forget = 0;
+    uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0, forget = 0, artjob = 0;
     bool sync = true;
     evr_rc_t rc = evr_config_bool(cfg, "local", local, err);
     if (!rc)
@@ -173,8 +179,11 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
         rc = evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, err);
     if (!rc)
         rc = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err);
     if (rc)
         return rc;
+    bo->artifact_job_max_bytes = artjob;
     bo->heartbeat_ms = (uint32_t) hb;
     bo->lease_ms = (uint32_t) lease;
     bo->queue_limit = (uint32_t) qlimit;

@@ -10,6 +10,7 @@
     limit before its bytes are copied, so a compression bomb stops at its
     header. */
 #include "evr_artifact.h"
+#include "evr_sha256.h"
 #include "evr_spec.h"
 
 #include <archive.h>
@@ -79,6 +80,7 @@ typedef struct {
     int fd;
     struct archive *out;
     const char *path;
+    evr_sha256_t *hash;     /* fed what is written to fd; NULL: none */
 } s_sink_t;
 
 /*  The error of a failed write to sink->out: a full disk said as such. */
@@ -100,6 +102,8 @@ s_sink_write(const s_sink_t *sink, const char *buf, size_t n, evr_err_t *err)
     if (sink->out)
         return archive_write_data(sink->out, buf, n) == (la_ssize_t) n
                ? EVR_OK : s_tar_write_err(sink, err);
+    if (sink->hash)
+        evr_sha256_update(sink->hash, buf, n);
     for (size_t off = 0; off < n;) {
         ssize_t w = write(sink->fd, buf + off, n - off);
         if (w <= 0)   /* a write of nothing: the disk is full */
@@ -132,7 +136,7 @@ s_pump(struct archive *in, const s_sink_t *sink, uint64_t max_bytes, uint64_t *t
 
 /*  First pass: every header checked, no data read, nothing written. */
 static evr_rc_t
-s_scan(const char *tar_path, uint64_t max_bytes, evr_err_t *err)
+s_scan(const char *tar_path, uint64_t max_bytes, uint64_t *files_total, evr_err_t *err)
 {
     struct archive *a = s_open_tar(tar_path, false, err);
     if (!a)
@@ -154,6 +158,7 @@ s_scan(const char *tar_path, uint64_t max_bytes, evr_err_t *err)
     if (!rc && r != ARCHIVE_EOF)
         rc = evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(a));
     archive_read_free(a);
+    *files_total = total;
     return rc;
 }
 
@@ -215,11 +220,12 @@ s_written_free(s_written_t *w, bool undo)
     final.evrun-old) until the unpack succeeds or fails; recorded in w. */
 static evr_rc_t
 s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t *total,
-             s_written_t *w, evr_err_t *err)
+             s_written_t *w, evr_artifact_file_t *f, evr_err_t *err)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", final);
     char *old = evr_asprintf("%s.evrun-old", final);
-    s_sink_t sink = { .fd = -1, .path = tmp };
+    s_sink_t sink = { .fd = -1, .path = tmp, .hash = f ? evr_sha256_new() : NULL };
+    uint64_t before = *total;
     evr_rc_t rc = EVR_OK;
     struct stat sb;
     /* a file of this artifact by either name would be lost */
@@ -254,15 +260,43 @@ s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t 
         unlink(tmp);
     else
         s_written_add(w, final, kind);
+    if (f && !rc) {
+        evr_sha256_finish(&sink.hash, f->sha256);
+        f->size = *total - before;
+    }
+    evr_sha256_destroy(&sink.hash);
     free(old);
     free(tmp);
     return rc;
 }
 
+void
+evr_artifact_list_free(evr_artifact_list_t *list)
+{
+    for (uint32_t i = 0; i < list->n; i++)
+        free(list->v[i].path);
+    free(list->v);
+    memset(list, 0, sizeof *list);
+}
+
+/*  A new entry at the end of list (path a copy). */
+static evr_artifact_file_t *
+s_list_add(evr_artifact_list_t *list, const char *path)
+{
+    if (list->n == list->cap) {
+        list->cap = list->cap ? 2 * list->cap : 16;
+        list->v = evr_realloc(list->v, list->cap * sizeof *list->v);
+    }
+    evr_artifact_file_t *f = &list->v[list->n++];
+    memset(f, 0, sizeof *f);
+    f->path = evr_strdup(path);
+    return f;
+}
+
 /*  Second pass: the entries written under dest. */
 static evr_rc_t
 s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *files,
-          s_written_t *w, evr_err_t *err)
+          s_written_t *w, evr_artifact_list_t *list, evr_err_t *err)
 {
     struct archive_entry *e;
     uint32_t entries = 0;
@@ -289,8 +323,10 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
             if (!rc && !had)
                 s_written_add(w, path, 'd');
             *slash = '/';
+            evr_artifact_file_t *f = !rc && list ? s_list_add(list, archive_entry_pathname(e))
+                                                 : NULL;
             if (!rc)
-                rc = s_write_file(a, path, max_bytes, &total, w, err);
+                rc = s_write_file(a, path, max_bytes, &total, w, f, err);
             if (!rc)
                 (*files)++;
         }
@@ -302,14 +338,19 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
     return rc;
 }
 
-evr_rc_t
-evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint32_t *files,
-                    evr_err_t *err)
+/*  Both passes; list (may be NULL) gets the files written. */
+static evr_rc_t
+s_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint64_t job_room,
+         uint32_t *files, evr_artifact_list_t *list, evr_err_t *err)
 {
     *files = 0;
-    evr_rc_t rc = s_scan(tar_path, max_bytes, err);
+    uint64_t total = 0;
+    evr_rc_t rc = s_scan(tar_path, max_bytes, &total, err);
     if (rc)
         return rc;
+    if (total > job_room)
+        return evr_err_set(err, EVR_ERR_LIMIT, "%llu bytes of files, over the room of %llu "
+                           "bytes", (unsigned long long) total, (unsigned long long) job_room);
     rc = evr_mkdirs(dest, err);
     if (rc)
         return rc;
@@ -317,12 +358,30 @@ evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, 
     if (!a)
         return EVR_ERR_IO;
     s_written_t w = { 0 };
-    rc = s_extract(a, dest, max_bytes, files, &w, err);
+    rc = s_extract(a, dest, max_bytes, files, &w, list, err);
     archive_read_free(a);
     s_written_free(&w, rc != EVR_OK);
-    if (rc)
+    if (rc) {
         *files = 0;
+        if (list)
+            evr_artifact_list_free(list);
+    }
     return rc;
+}
+
+evr_rc_t
+evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint32_t *files,
+                    evr_err_t *err)
+{
+    return s_unpack(tar_path, dest, max_bytes, UINT64_MAX, files, NULL, err);
+}
+
+evr_rc_t
+evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64_t max_bytes,
+                         uint64_t job_room, evr_artifact_list_t *list, evr_err_t *err)
+{
+    uint32_t files;
+    return s_unpack(tar_path, dest, max_bytes, job_room, &files, list, err);
 }
 
 /* ------------------------------------------------------------- resources */

@@ -19,6 +19,29 @@
 
 #define EVR_ARTIFACT_MAX_ENTRIES 10000
 
+/*  The regular files one unpack wrote, in the tar's order. */
+typedef struct {
+    char *path;         /* relative to dest */
+    uint64_t size;
+    char sha256[65];    /* 64 lower-case hex digits */
+} evr_artifact_file_t;
+
+typedef struct {
+    evr_artifact_file_t *v;
+    uint32_t n, cap;
+} evr_artifact_list_t;
+
+void evr_artifact_list_free(evr_artifact_list_t *list);
+
+/*  As evr_artifact_unpack, also: the files' total (declared sizes) must
+    fit in job_room bytes (EVR_ERR_LIMIT "N bytes of files, over the
+    room of R bytes": nothing written), and list (zeroed by the caller,
+    freed with evr_artifact_list_free) receives each regular file written
+    with its size and sha256 (taken as it is written). */
+evr_rc_t evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64_t max_bytes,
+                                  uint64_t job_room, evr_artifact_list_t *list,
+                                  evr_err_t *err);
+
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
     most max_bytes of file contents.  *files receives the number of regular
     files written.  Errors name the entry and the reason: EVR_ERR_LIMIT

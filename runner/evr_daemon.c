@@ -8,6 +8,7 @@
 #include "evr_codec.h"
 #include "evr_curve.h"
 #include "evr_log.h"
+#include "evr_ship.h"
 
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
 #define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
@@ -42,6 +43,7 @@ struct evr_daemon {
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
+    evr_ship_t *ship;           /* artifacts to the broker; NULL: none */
 };
 
 /*  The daemon's log lines ("evrun-runner ID: ..."), by level: formatted
@@ -180,6 +182,8 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
             s_info(d, "made the key pair %s: the broker admits this runner once %s is copied "
                    "into its curve/runners/", opts->curve_cert, opts->curve_cert);
     }
+    if (opts->ship_dir)
+        d->ship = evr_ship_new(opts->ship_dir, opts->artifacts_dir);
     s_connect(d);
     s_info(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
            opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]
@@ -197,6 +201,7 @@ evr_daemon_destroy(evr_daemon_t **self_p)
     s_unwatch(d);
     evr_curve_watch_destroy(&d->watch, d->sock);
     zsock_destroy(&d->sock);
+    evr_ship_destroy(&d->ship);
     free(d);
     *self_p = NULL;
 }
@@ -214,6 +219,12 @@ evr_daemon_synced(evr_daemon_t *self)
     evr_err_t err;
     return self->state == S_READY && evr_store_last_seq(self->store, &last, &err) == EVR_OK
         && self->acked >= last;
+}
+
+uint32_t
+evr_daemon_shipping(evr_daemon_t *self)
+{
+    return self->ship ? evr_ship_pending(self->ship) : 0;
 }
 
 const char *
@@ -319,6 +330,8 @@ s_inbound(evr_daemon_t *d)
             d->sent = d->acked = m.seq;
             s_info(d, "welcomed by the broker: it holds this log up to seq %llu",
                    (unsigned long long) m.seq);
+            if (d->ship)
+                evr_ship_reset(d->ship);
             break;
         case EVR_MSG_ACK:
             if (m.seq > d->acked)
@@ -329,6 +342,12 @@ s_inbound(evr_daemon_t *d)
         case EVR_MSG_DISPATCH: s_dispatch(d, &m); break;
         case EVR_MSG_CONTROL: s_control(d, &m); break;
         case EVR_MSG_HEARTBEAT: break;
+        case EVR_MSG_ARTIFACT_ACK:
+            if (d->ship)
+                evr_ship_on_ack(d->ship, &m);
+            if (m.offset && !m.done && !m.reason)   /* the broker holds part of a file */
+                evr_engine_test_pause("ship");
+            break;
         case EVR_MSG_ERROR:
             if (d->state == S_HELLO_SENT && !strcmp(m.code, EVR_CODE_CONFLICT)) {
                 snprintf(d->fatal, sizeof d->fatal, "the broker refuses this runner: %s",
@@ -498,6 +517,12 @@ s_outbound(evr_daemon_t *d)
     if (!s_keep_connected(d))
         return;
     s_send_events(d);
+    evr_msg_t piece = { 0 };
+    if (d->ship && evr_ship_next(d->ship, now, &piece)) {
+        if (evr_bus_send(d->sock, NULL, &piece, NULL) != EVR_OK)
+            evr_ship_reset(d->ship);   /* not sent: asked again next turn */
+        evr_msg_clear(&piece);
+    }
     uint32_t active = evr_engine_active(d->eng);
     int64_t credit = d->draining || d->stopping || active >= d->opts.capacity
                          ? 0 : (int64_t) (d->opts.capacity - active);

@@ -30,6 +30,8 @@ typedef struct {
     bool exit_when_drained;     /* a drain ends the daemon once its jobs are done */
     const char *curve_cert;     /* tcp://: this runner's key pair (made when missing) */
     const char *broker_key;     /* tcp://: the broker's public key (evr_curve.h) */
+    const char *ship_dir;       /* artifacts queued for the broker (evr_ship.h); NULL: none */
+    const char *artifacts_dir;  /* where the queued files are */
 } evr_daemon_opts_t;
 
 /*  The daemon drives engine (and reads store); the caller keeps both. */
@@ -47,6 +49,9 @@ void evr_daemon_stop_taking(evr_daemon_t *self);
 
 /*  True when the broker has acknowledged the whole log. */
 bool evr_daemon_synced(evr_daemon_t *self);
+
+/*  Artifact files queued and not yet held by the broker (0: none). */
+uint32_t evr_daemon_shipping(evr_daemon_t *self);
 
 /*  Why the broker refuses this runner for good (another log under the
     same id), or NULL. */

@@ -654,6 +654,8 @@ s_cleanup(evr_eng_job_t *job)
         ex->ops->list(ex, job->unit_prefix, s_swept, job);
         return;
     }
+    if (evr_eng_cache_measure(job))
+        return;   /* the caches' sizes, once the units are gone */
     if (!job->ws_removed && !job->eng->opts.keep) {
         job->ws_removed = true;
         job->calls++;
@@ -734,6 +736,10 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *lo
         e->opts.flush_ms = 50;
     if (!e->opts.artifact_max_bytes)
         e->opts.artifact_max_bytes = EVR_MAX_BYTES_DEFAULT;
+    if (!e->opts.artifact_job_max_bytes)
+        e->opts.artifact_job_max_bytes = EVR_ARTIFACT_JOB_MAX_DEFAULT;
+    if (!e->opts.cache_max_bytes)
+        e->opts.cache_max_bytes = EVR_CACHE_MAX_DEFAULT;
     if (!e->opts.resource_max_bytes)
         e->opts.resource_max_bytes = EVR_MAX_BYTES_DEFAULT;
     if (!e->opts.secrets_allow)
@@ -871,6 +877,12 @@ evr_eng_test_pause(const char *point, const evr_eng_step_t *st)
     fflush(stderr);
     fflush(stdout);
     raise(SIGSTOP);
+}
+
+void
+evr_engine_test_pause(const char *point)
+{
+    evr_eng_test_pause(point, NULL);
 }
 
 /*  The engine's next deadline fell due: the turn it ends runs s_timers. */

@@ -33,6 +33,10 @@
 #define EVR_SECRETS_ALLOW_DEFAULT "EVRUN_SECRET_*"
 #define EVR_MAX_BYTES_DEFAULT 1073741824
 #define EVR_MAX_BYTES_DEFAULT_STR EVR_STRINGIFY(EVR_MAX_BYTES_DEFAULT)
+#define EVR_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull
+#define EVR_ARTIFACT_JOB_MAX_DEFAULT_STR "4294967296"
+#define EVR_CACHE_MAX_DEFAULT 10737418240ull
+#define EVR_CACHE_MAX_DEFAULT_STR "10737418240"
 #define EVR_STRINGIFY(x) EVR_STRINGIFY_(x)
 #define EVR_STRINGIFY_(x) #x
 
@@ -55,6 +59,16 @@ typedef struct {
         contents (0: EVR_MAX_BYTES_DEFAULT each). */
     uint64_t artifact_max_bytes;
     uint64_t resource_max_bytes;
+    /*  A job's artifact files at most, all steps and attempts (0:
+        EVR_ARTIFACT_JOB_MAX_DEFAULT). */
+    uint64_t artifact_job_max_bytes;
+    /*  Where each artifact file is queued for the broker (evr_ship.h);
+        NULL: not shipped (--exec). */
+    const char *ship_dir;
+    /*  Caches: their LRU records (evr_cache.h); the sizes of all at most
+        (0: EVR_CACHE_MAX_DEFAULT). */
+    const char *caches_dir;
+    uint64_t cache_max_bytes;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
     /*  Sources: the cache of git repositories (NULL: no git sources);
@@ -110,6 +124,12 @@ evr_rc_t evr_engine_reject(evr_engine_t *self, const char *job_id, const evr_spe
     no step started) until evr_engine_resume.  Every executor is swept of
     the units and workspaces of finished jobs. */
 evr_rc_t evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err);
+
+/*  The engine's test seam for the daemon (EVR_TEST_PAUSE_AT=POINT in the
+    environment stops the process at POINT, for a crash test to kill it
+    there; nothing without the variable): "ship", an artifact file partly
+    held by the broker. */
+void evr_engine_test_pause(const char *point);
 
 /*  True when every job the engine holds succeeded (vacuously true). */
 bool evr_engine_all_succeeded(const evr_engine_t *self);

@@ -160,6 +160,9 @@ struct evr_eng_job {
     const char *registry_auth;  /* user:password of spec->registry_auth (in secrets[]) */
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
+    struct evr_cache_job *caches;   /* resolved at preparation (evr_cache.h); NULL: none */
+    bool caches_measured;   /* the end's size measure asked */
+    uint32_t cache_calls;   /* size measures in flight */
     evr_eng_job_t *next;
 };
 
@@ -291,6 +294,20 @@ void evr_eng_on_attached(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg);
 void evr_eng_maybe_end(evr_eng_step_t *st);
 void evr_eng_step_finish(evr_eng_step_t *st);
+/*  evr_step_artifact.c: whether the step's artifacts are copied out (its
+    `artifacts.when` against how it ended); copies them out, records a
+    step.artifact per file (queued for the broker first, when the engine
+    ships), then evr_eng_step_finish. */
+bool evr_eng_step_wants_artifacts(const evr_eng_step_t *st);
+/*  evr_prepare_cache.c: the job's caches resolved, marked used and the
+    least recently used past the cap removed, then evr_eng_job_go (or
+    evr_eng_prep_failed); at the end, their sizes measured (true while
+    that is under way: cleanup waits, counted in job->calls). */
+void evr_eng_cache_prepare(evr_eng_job_t *job);
+bool evr_eng_cache_measure(evr_eng_job_t *job);
+/*  A job taken up after a restart: the caches resolved at its start. */
+void evr_eng_cache_recover(evr_eng_job_t *job);
+void evr_eng_step_artifacts(evr_eng_step_t *st);
 void evr_eng_step_begin(evr_eng_step_t *st);
 void evr_eng_step_prepare(evr_eng_step_t *st);
 void evr_eng_step_launch(evr_eng_step_t *st);

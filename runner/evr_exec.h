@@ -89,6 +89,11 @@ typedef enum {
     EVR_EXEC_AREA_WORKSPACE = 0,
     EVR_EXEC_AREA_CI,
 } evr_exec_area_t;
+/*  A cache mounted into a unit: the backend's named volume at dest. */
+typedef struct {
+    const char *volume;         /* evrun-cache-...: evr_cache.h names them */
+    const char *dest;           /* absolute path in the unit */
+} evr_exec_mount_t;
 
 /*  What a step's unit is made of. */
 typedef struct {
@@ -106,6 +111,9 @@ typedef struct {
                                    the step's processes (nofile, nproc, cpu,
                                    memory) */
     evr_exec_layout_t layout;   /* a backend without it fails the create */
+    const evr_exec_mount_t *mounts;   /* podman: caches; a host backend has none
+                                         (the spec refuses caches there) */
+    uint32_t nmounts;
 } evr_exec_spec_t;
 
 typedef struct {
@@ -191,6 +199,14 @@ typedef struct {
     /*  Stops a pull under way: its fn is called with an error, possibly
         from inside this call. */
     void (*pull_cancel)(evr_exec_t *ex, void *handle);
+
+    /*  Caches (NULL in a backend without them): the host directory that
+        holds the job's workspace (job_id) or the cache volume (volume;
+        the other NULL) in r->names, r->not_found when there is none; and
+        a cache's removal (with what it holds). */
+    void (*dir)(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn,
+                void *arg);
+    void (*cache_remove)(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg);
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

@@ -320,6 +320,12 @@ static void
 s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg)
 {
     char *volume = spec->job_id ? s_volume(spec->job_id) : NULL;
+    const char **names = evr_calloc(spec->nmounts + 1, sizeof *names);
+    const char **dests = evr_calloc(spec->nmounts + 1, sizeof *dests);
+    for (uint32_t i = 0; i < spec->nmounts; i++) {
+        names[i] = spec->mounts[i].volume;
+        dests[i] = spec->mounts[i].dest;
+    }
     bool job = spec->layout == EVR_EXEC_LAYOUT_JOB;
     char *ci = job && spec->job_id ? s_ci_volume(spec->job_id) : NULL;
     static const char *const netns[] = { [EVR_NETWORK_NONE] = "none",
@@ -334,11 +340,14 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
                              .ci_volume = ci, .job_layout = job,
                              .netns = spec->network < EVR_ARRAY_LEN(netns) ? netns[spec->network]
                                                                            : NULL,
-                             .cpus_milli = cpus, .memory = l ? l->memory : 0,
+                             .mount_names = names, .mount_dests = dests,
+                             .nmounts = spec->nmounts, .cpus_milli = cpus, .memory = l ? l->memory : 0,
                              .pids = l ? l->pids : 0 };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
+    free(names);
+    free(dests);
     free(volume);
     free(ci);
 }
@@ -581,6 +590,22 @@ s_ws_remove(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
     free(ci);
 }
 
+/*  A volume's host directory: the workspace's, or a cache's. */
+static void
+s_dir(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    char *v = job_id ? s_volume(job_id) : evr_strdup(volume);
+    evr_podman_volume_path(s_pe(ex)->pm, v, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    free(v);
+}
+
+static void
+s_cache_remove(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(s_pe(ex)->pm, volume, op ? s_done : NULL, op);
+}
+
 static void
 s_ws_list(evr_exec_t *ex, evr_exec_fn *fn, void *arg)
 {
@@ -700,6 +725,8 @@ static const evr_exec_ops_t s_ops = {
     .workspace_create = s_ws_create,
     .workspace_remove = s_ws_remove,
     .workspace_list = s_ws_list,
+    .dir = s_dir,
+    .cache_remove = s_cache_remove,
     .put = s_put,
     .get = s_get,
     .pull = s_pull,

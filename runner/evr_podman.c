@@ -21,7 +21,7 @@ struct evr_podman {
     evr_http_t *http;
 };
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST } s_kind_t;
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME } s_kind_t;
 
 /*  One call in flight. */
 typedef struct {
@@ -134,6 +134,9 @@ s_parse(const s_call_t *c, long status, const char *body, size_t len, evr_podman
         break;
     case S_LIST:
         evr_podman_reply_list(status, body, len, c->prefix, rep);
+        break;
+    case S_VOLUME:
+        evr_podman_reply_volume(status, body, len, rep);
         break;
     default:
         evr_podman_reply_plain(status, body, len, rep);
@@ -346,17 +349,24 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
                         json_pack("[{s:s, s:I, s:I}, {s:s, s:I, s:I}]", "type", "nofile",
                                   "soft", nf, "hard", nf, "type", "nproc", "soft", np, "hard",
                                   np));
+    json_t *vols = json_array();
     if (spec->volume && !spec->job_layout)
-        json_object_set_new(body, "volumes",
-                            json_pack("[{s:s, s:s}]", "Name", spec->volume, "Dest", "/workspace"));
+        json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest",
+                                              "/workspace"));
     else if (spec->volume) {   /* /job; the CI area read-only inside it; cwd made if missing */
-        json_t *vols = json_pack("[{s:s, s:s}]", "Name", spec->volume, "Dest", "/job");
+        json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->volume, "Dest", "/job"));
         if (spec->ci_volume)
             json_array_append_new(vols, json_pack("{s:s, s:s, s:[s]}", "Name", spec->ci_volume,
                                                   "Dest", "/job/ci", "Options", "ro"));
-        json_object_set_new(body, "volumes", vols);
         json_object_set_new(body, "create_working_dir", json_true());
     }
+    for (uint32_t i = 0; i < spec->nmounts; i++)
+        json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->mount_names[i],
+                                              "Dest", spec->mount_dests[i]));
+    if (json_array_size(vols))
+        json_object_set_new(body, "volumes", vols);
+    else
+        json_decref(vols);
     json_object_set_new(body, "netns",
                         json_pack("{s:s}", "nsmode", spec->netns ? spec->netns : "none"));
     json_t *res = json_object();
@@ -489,6 +499,12 @@ evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn
 {
     s_call(self, S_PLAIN, "POST", S_API "/volumes/create", json_pack("{s:s}", "Name", name),
            S_TIMEOUT_MS, fn, arg);
+}
+
+void
+evr_podman_volume_path(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg)
+{
+    s_simple(self, S_VOLUME, "GET", "/volumes/", name, "/json", S_TIMEOUT_MS, fn, arg);
 }
 
 void

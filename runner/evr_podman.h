@@ -51,6 +51,11 @@ typedef struct {
     uint32_t cpus_milli;        /* CPU quota in thousandths of a CPU; 0: none */
     uint64_t memory;            /* bytes of memory (cgroup); 0: none */
     uint64_t pids;              /* processes and threads; 0: none */
+    /*  More named volumes (caches): mount_names[i] at mount_dests[i]
+        (absolute), created by podman when missing. */
+    const char *const *mount_names;
+    const char *const *mount_dests;
+    uint32_t nmounts;
 } evr_podman_spec_t;
 
 /*  url: "unix:///path/podman.sock"; the calls run on loop, which must
@@ -101,6 +106,9 @@ void evr_podman_kill(evr_podman_t *self, const char *name, const char *signal, e
 void evr_podman_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 void evr_podman_volume_remove(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
+/*  The host directory of a volume (its Mountpoint) in r->id; not_found
+    when there is no such volume. */
+void evr_podman_volume_path(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
 /*  Uploads the tar archive in tar_file (streamed from the file, which
     must stay until fn is called) and unpacks it at path in the container. */
 void evr_podman_archive_put(evr_podman_t *self, const char *name, const char *path,

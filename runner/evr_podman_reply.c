@@ -308,6 +308,28 @@ evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_r
     return r->rc;
 }
 
+evr_rc_t
+evr_podman_reply_volume(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    s_reset(r);
+    if (status >= 400)
+        return s_error(status, body, len, r);
+    json_t *j = s_load("volume inspect", body, len, JSON_OBJECT, r);
+    json_t *mp = j ? json_object_get(j, "Mountpoint") : NULL;
+    const char *v = json_string_value(mp);
+    size_t n = json_string_length(mp);
+    bool ok = v && n > 1 && n <= 4096 && v[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char) v[i] >= 0x20 && v[i] != 0x7f;
+    if (j && ok)
+        r->names = evr_strndup(v, n);
+    else if (j)
+        s_fail(r, "podman's answer to volume inspect: Mountpoint: expected an absolute path, "
+                  "got %s", s_what(mp));
+    json_decref(j);
+    return r->rc;
+}
+
 /*  A podman name: [A-Za-z0-9][A-Za-z0-9_.-]*, at most EVR_PODMAN_NAME_MAX. */
 static bool
 s_podman_name(const char *s, size_t n)

@@ -79,6 +79,10 @@ evr_rc_t evr_podman_reply_wait(long status, const char *body, size_t len,
     "0001-01-01T00:00:00Z" for a container never started: 0). */
 evr_rc_t evr_podman_reply_inspect(long status, const char *body, size_t len,
                                   evr_podman_reply_t *r);
+/*  A volume's inspect: its Mountpoint (an absolute path of at most 4096
+    bytes, no control character) in r->names. */
+evr_rc_t evr_podman_reply_volume(long status, const char *body, size_t len,
+                                 evr_podman_reply_t *r);
 
 /*  GET /containers/json, /volumes/json: [{"Names": [name, ...]}, ...] or
     [{"Name": name}, ...] -> r->names, those starting with prefix (podman's

@@ -16,6 +16,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
+#include "evr_cache.h"
 #include "evr_codec.h"
 
 /* ------------------------------------------------------------------- jobs */
@@ -78,6 +79,7 @@ evr_eng_job_free(evr_eng_job_t *job)
             unlink(copy);
         free(copy);
     }
+    evr_cache_job_destroy(&job->caches);
     free(job->id);
     free(job);
 }
@@ -549,7 +551,7 @@ s_src_end(evr_eng_job_t *job, const char *reason)
     if (reason)
         evr_eng_prep_failed(job, reason);
     else
-        evr_eng_job_go(job);
+        evr_eng_cache_prepare(job);
 }
 
 static void

@@ -352,6 +352,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         else {
             evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;
+            evr_eng_cache_recover(job);
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)
                 job->deadline = job->t_start + job->spec->timeout * 1000000ull;

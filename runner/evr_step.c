@@ -14,6 +14,7 @@
 
 #include "evr_engine_int.h"
 #include "evr_artifact.h"
+#include "evr_cache.h"
 
 /* ---------------------------------------------------------------- output */
 
@@ -543,6 +544,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         .layout = evr_spec_has_source(job->spec) ? EVR_EXEC_LAYOUT_JOB
                                                  : EVR_EXEC_LAYOUT_WORKSPACE,
     };
+    spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
     evr_rec_free(&evr_limits_type, &limits);
@@ -715,122 +717,6 @@ evr_eng_step_skip_held(evr_eng_step_t *st, const char *reason)
     }
 }
 
-/* ------------------------------------------------------------- artifacts */
-
-typedef struct {
-    evr_eng_step_t *st;
-    char *path;         /* inside /workspace */
-    char *tmpfile;
-    FILE *fp;
-    uint64_t bytes;     /* of the tar stream so far */
-    bool over;          /* the stream passed artifact_max_bytes: aborted */
-    int werr;           /* errno of a failed write: the download was aborted for it */
-} s_artifact_t;
-
-/*  A piece of the tar stream: to the temporary file, counted; false (the
-    copy ends) once it would pass the limit, so no more is written. */
-static bool
-s_artifact_data(const uint8_t *p, size_t n, void *arg)
-{
-    s_artifact_t *a = arg;
-    uint64_t max = a->st->job->eng->opts.artifact_max_bytes;
-    if (n > max - a->bytes) {
-        a->over = true;
-        return false;
-    }
-    a->bytes += n;
-    bool ok = fwrite(p, 1, n, a->fp) == n;
-    if (!ok && !a->werr)
-        a->werr = errno ? errno : EIO;
-    if (!a->st->artifact_paused) {
-        a->st->artifact_paused = true;
-        fflush(a->fp);   /* a partial download on disk when the test kills here */
-        evr_eng_test_pause("artifact", a->st);
-    }
-    return ok;
-}
-
-static void
-s_artifact_done(const evr_exec_result_t *r, void *arg)
-{
-    s_artifact_t *a = arg;
-    evr_eng_step_t *st = a->st;
-    uint64_t max = st->job->eng->opts.artifact_max_bytes;
-    errno = 0;
-    if (fclose(a->fp) != 0 && !a->werr)
-        a->werr = errno ? errno : EIO;
-    if (a->over)
-        evr_eng_set_reason(st, "artifact %s: larger than the limit of %llu bytes (as a tar "
-                           "stream; the runner's artifact_max_bytes setting)", a->path,
-                           (unsigned long long) max);
-    else if (a->werr) {   /* the cause, not the aborted download it made */
-        evr_err_t err;
-        evr_err_write(&err, a->tmpfile, a->werr);
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
-    }
-    else if (r->rc)
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
-    else {
-        /* the archive holds the path's last component: unpack it where
-           the path says, below the step's directory */
-        char *sub = evr_strdup(a->path);
-        char *slash = strrchr(sub, '/');
-        if (slash)
-            *slash = '\0';
-        char *dest = evr_asprintf("%s/%s/%s%s%s", st->job->eng->opts.artifacts_dir, st->job->id,
-                                  st->spec->name, slash ? "/" : "", slash ? sub : "");
-        free(sub);
-        uint32_t files = 0;
-        evr_err_t err;
-        evr_rc_t rc = evr_artifact_unpack(a->tmpfile, dest, max, &files, &err);
-        if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of"))
-            evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
-                               a->path, err.msg);
-        else if (rc)
-            evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
-        else
-            evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, files, files == 1 ? "" : "s",
-                       dest);
-        free(dest);
-    }
-    unlink(a->tmpfile);
-    free(a->tmpfile);
-    free(a->path);
-    free(a);
-    if (--st->artifacts_left == 0)
-        evr_eng_step_finish(st);
-}
-
-/*  Copies each artifact out; evr_eng_step_finish when all are done. */
-static void
-s_collect_artifacts(evr_eng_step_t *st)
-{
-    evr_engine_t *e = st->job->eng;
-    st->artifacts_left = st->spec->artifacts.n;
-    for (uint32_t i = 0; i < st->spec->artifacts.n; i++) {
-        s_artifact_t *a = evr_calloc(1, sizeof *a);
-        a->st = st;
-        a->path = evr_strdup(st->spec->artifacts.v[i]);
-        char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
-        evr_err_t err;
-        evr_mkdirs(dir, &err);
-        a->tmpfile = evr_asprintf("%s/.download-XXXXXX", dir);
-        free(dir);
-        int fd = mkstemp(a->tmpfile);
-        a->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        if (!a->fp) {
-            evr_exec_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
-            a->fp = fopen("/dev/null", "wb");
-            s_artifact_done(&r, a);
-            continue;
-        }
-        st->job->ex->ops->get(st->job->ex, st->unit, st->job->id,
-                              evr_spec_has_source(st->job->spec) ? EVR_EXEC_LAYOUT_JOB
-                                                                 : EVR_EXEC_LAYOUT_WORKSPACE,
-                              a->path, s_artifact_data, s_artifact_done, a);
-    }
-}
-
 /* ------------------------------------------------------------ step's end */
 
 static void
@@ -979,9 +865,8 @@ evr_eng_maybe_end(evr_eng_step_t *st)
     evr_eng_step_to(st, EVR_ENG_STEP_ENDING);
     for (int si = 0; si < 2; si++)
         evr_eng_emit_output(st, si, true);
-    if (st->spec->artifacts.n && st->exit_code == 0 && !st->reason && !st->timed_out
-        && !st->cancelled && st->unit_id)
-        s_collect_artifacts(st);
+    if (evr_eng_step_wants_artifacts(st))
+        evr_eng_step_artifacts(st);
     else
         evr_eng_step_finish(st);
 }

@@ -48,6 +48,8 @@ static const evr_config_key_t s_keys[] = {
     { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
     { "secrets_allow", EVR_SECRETS_ALLOW_DEFAULT, "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
     { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
+    { "artifact_job_max_bytes", EVR_ARTIFACT_JOB_MAX_DEFAULT_STR, "a job's artifact files at most, all its steps" },
+    { "cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the caches' sizes at most: the least recently used past it are removed" },
     { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
@@ -116,6 +118,11 @@ s_help(FILE *out)
             "  --secrets-allow LIST secrets a pipeline may read from this runner's environment:\n"
             "                       NAMEs and PREFIX*es, comma-separated (default " EVR_SECRETS_ALLOW_DEFAULT ");\n"
             "                       any other is refused unless it is a file in --secrets-dir\n"
+            "  --artifact-job-max-bytes N  a job's artifact files at most, all its steps\n"
+            "                       and attempts (default " EVR_ARTIFACT_JOB_MAX_DEFAULT_STR ", 4 GiB)\n"
+            "  --cache-max-bytes N  the caches' sizes (measured at each job's end) at most:\n"
+            "                       the least recently used past it are removed (default\n"
+            "                       " EVR_CACHE_MAX_DEFAULT_STR ", 10 GiB); records in STATE/caches\n"
             "  --artifact-max-bytes N  largest artifact, as the tar stream copied out\n"
             "                       (default " EVR_MAX_BYTES_DEFAULT_STR "); a larger one fails the step\n"
             "  --resource-max-bytes N  largest resource download, and its unpacked contents\n"
@@ -170,10 +177,14 @@ static bool
 s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 {
     evr_err_t err;
-    uint64_t art = 0, res = 0;
+    uint64_t art = 0, res = 0, artjob = 0, cache = 0;
     const char *redir = evr_config_get(cfg, "resource_redirects");
     const char *local = evr_config_get(cfg, "resource_local");
     evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
     if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
@@ -187,6 +198,8 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
         return false;
     }
     eo->artifact_max_bytes = art;
+    eo->artifact_job_max_bytes = artjob;
+    eo->cache_max_bytes = cache;
     eo->resource_max_bytes = res;
     eo->resource_redirects = !strcmp(redir, "any")    ? EVR_FETCH_REDIRECT_ANY
                            : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
@@ -387,11 +400,17 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "runner_cert"),
         .broker_key = evr_config_get(cfg, "broker_key"),
     };
+    char *ship_dir = evr_asprintf("%s/ship", evr_config_get(cfg, "state_dir"));
+    char *art_dir = evr_asprintf("%s/artifacts", evr_config_get(cfg, "state_dir"));
+    dopts.ship_dir = ship_dir;
+    dopts.artifacts_dir = art_dir;
     char who[96];
     snprintf(who, sizeof who, "evrun-runner %s", id);
     evr_daemon_t *d = NULL;
     if (evr_daemon_new(&dopts, store, eng, &d, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        free(ship_dir);
+        free(art_dir);
         return 2;
     }
     uint64_t deadline = 0;
@@ -421,19 +440,26 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         if (deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > deadline || sig > 1))
             break;
     }
-    /* the broker gets the rest of the log before the exit (5 s at most) */
+    /* the broker gets the rest of the log and the artifacts queued before
+       the exit (5 s at most) */
     uint64_t until = evr_mono_ns() + 5000000000ull;
-    while (!status && !evr_daemon_synced(d) && evr_mono_ns() < until && s_interrupts + s_terms < 2)
+    while (!status && (!evr_daemon_synced(d) || evr_daemon_shipping(d))
+           && evr_mono_ns() < until && s_interrupts + s_terms < 2)
         evr_daemon_turn(d, 50);
     if (!status && !evr_daemon_synced(d))
         evr_log_warn(who, "the broker has not acknowledged the whole log; the rest is sent at "
                      "the next start");
+    if (!status && evr_daemon_shipping(d))
+        evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
+                     "next start", evr_daemon_shipping(d));
     if (evr_engine_active(eng))
         evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
                      evr_engine_active(eng));
     else
         evr_log_info(who, "stopped");
     evr_daemon_destroy(&d);
+    free(ship_dir);
+    free(art_dir);
     return status;
 }
 
@@ -461,6 +487,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "secrets-dir", required_argument, NULL, 'S' },
         { "secrets-allow", required_argument, NULL, 'A' },
         { "artifact-max-bytes", required_argument, NULL, 'M' },
+        { "artifact-job-max-bytes", required_argument, NULL, 'J' },
+        { "cache-max-bytes", required_argument, NULL, 'Z' },
         { "resource-max-bytes", required_argument, NULL, 'R' },
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
@@ -500,6 +528,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'S': key = "secrets_dir"; break;
         case 'A': key = "secrets_allow"; break;
         case 'M': key = "artifact_max_bytes"; break;
+        case 'J': key = "artifact_job_max_bytes"; break;
+        case 'Z': key = "cache_max_bytes"; break;
         case 'R': key = "resource_max_bytes"; break;
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
@@ -551,7 +581,8 @@ main(int argc, char **argv)
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
-    char *artifacts = NULL, *cache = NULL, *id = NULL, *labels = NULL, *url = s_default_podman_url();
+    char *artifacts = NULL, *cache = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
+    char *url = s_default_podman_url();
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
     evr_err_t err;
@@ -606,6 +637,9 @@ main(int argc, char **argv)
     }
     eo.print = o.print && !daemon;
     eo.artifacts_dir = artifacts;
+    if (daemon)   /* artifacts go to the broker too (evr_ship.h) */
+        eo.ship_dir = ship = evr_asprintf("%s/ship", state_dir);
+    eo.caches_dir = caches = evr_asprintf("%s/caches", state_dir);
     eo.runner_id = id;
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
     eo.source_cache_dir = cache;
@@ -636,6 +670,8 @@ out:
     evr_config_destroy(&cfg);
     free(artifacts);
     free(cache);
+    free(ship);
+    free(caches);
     free(id);
     free(labels);
     free(url);

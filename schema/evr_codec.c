@@ -94,7 +94,20 @@ s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const vo
         }
         break;
     }
-    case EVR_FT_RECORD: evr_codec_pack(pk, f->sub, p); break;
+    case EVR_FT_RECORD: {
+        /* a record whose only value is its short form's field is written
+           so, as peers and logs from before the map form read it */
+        const evr_field_t *sf = f->short_key ? evr_rec_field(f->sub, f->short_key) : NULL;
+        bool alone = sf != NULL;
+        for (size_t i = 0; alone && i < f->sub->nfields; i++)
+            alone = &f->sub->fields[i] == sf
+                 || !evr_field_present(&f->sub->fields[i], (const char *) p + f->sub->fields[i].off);
+        if (alone)
+            s_pack_field(pk, sf, p, (const char *) p + sf->off);
+        else
+            evr_codec_pack(pk, f->sub, p);
+        break;
+    }
     case EVR_FT_RECPTR: evr_codec_pack(pk, f->sub, *(void *const *) p); break;
     case EVR_FT_VARIANT: {
         const evr_rectype_t *vt = f->select(rec);
@@ -651,7 +664,18 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     case EVR_FT_STRMAP: return s_unpack_strmap(o, f, p, path, err);
     case EVR_FT_RECLIST:
     case EVR_FT_RECMAP: return s_unpack_reclist(o, f, p, path, err);
-    case EVR_FT_RECORD: return s_unpack_rec(o, f->sub, p, path, err);
+    case EVR_FT_RECORD:
+        if (f->short_key && o->type == MSGPACK_OBJECT_ARRAY) {
+            /* the short form (older logs wrote a step's artifacts so) */
+            const evr_field_t *sf = evr_rec_field(f->sub, f->short_key);
+            size_t old = s_path_key(path, sf->key, strlen(sf->key));
+            evr_rc_t rc = s_unpack_field(o, sf, p, path, err);
+            s_path_pop(path, old);
+            if (!rc && f->sub->present_off != EVR_NO_PRESENT)
+                *(bool *) ((char *) p + f->sub->present_off) = evr_field_present(sf, AT(p, sf));
+            return rc;
+        }
+        return s_unpack_rec(o, f->sub, p, path, err);
     case EVR_FT_RECPTR:
         *(void **) p = evr_calloc(1, f->sub->size);
         return s_unpack_rec(o, f->sub, *(void **) p, path, err);

@@ -66,9 +66,54 @@ s_check_ulid(const void *v)
     return evr_ulid_problem(*(char *const *) v);
 }
 
+const char *
+evr_event_sha256_problem(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return "expected 64 lower-case hex digits";
+    return n == 64 ? NULL : "expected 64 lower-case hex digits";
+}
+
+const char *
+evr_event_artifact_path_problem(const char *p)
+{
+    if (!*p || *p == '/')
+        return "expected a relative path";
+    if (strlen(p) > EVR_SPEC_MAX_PATH)
+        return "path too long";
+    for (const char *c = p; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            return "path holds a control character";
+    if (!evr_utf8_valid(p, strlen(p)))
+        return "path is not UTF-8";
+    for (const char *c = p; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return "path components must not be empty, \".\" or \"..\"";
+        c += n;
+        if (*c == '/' && !*++c)
+            return "path must not end with /";
+    }
+    return NULL;
+}
+
+static const char *
+s_check_sha256(const void *v)
+{
+    return evr_event_sha256_problem(*(char *const *) v);
+}
+
+static const char *
+s_check_apath(const void *v)
+{
+    return evr_event_artifact_path_problem(*(char *const *) v);
+}
+
 /*  One line per data field; R says whether the type at hand requires it. */
 #define D(key, type, limit, member, sub, check, doc, R)                                          \
-    { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc, NULL }
+    { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc, NULL, NULL }
 #define PIPELINE(R) D("pipeline", EVR_FT_STR, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name", R)
 #define SPEC(R) D("spec", EVR_FT_RECPTR, 0, spec, &evr_spec_type, NULL, "the pipeline spec", R)
 #define ARGS(R) D("args", EVR_FT_STRMAP, 64, args, NULL, NULL, "resolved args", R)
@@ -101,6 +146,8 @@ s_check_ulid(const void *v)
                      "git: objects the runner's cache fetched (0: it had them all)", R)
 #define TAR_BYTES(R) D("tar_bytes", EVR_FT_U64, 0, tar_bytes, NULL, NULL,                        \
                        "bytes of the tar put into the workspace", R)
+#define APATH(R) D("path", EVR_FT_STR, EVR_SPEC_MAX_PATH, path, NULL, s_check_apath, "the file, relative to /workspace", R)
+#define SHA256(R) D("sha256", EVR_FT_STR, 64, sha256, NULL, s_check_sha256, "sha256 of the bytes, 64 lower-case hex digits", R)
 #define JOBS(R) D("jobs", EVR_FT_U32, 0, jobs, NULL, NULL, "unfinished jobs taken up again", R)
 #define IMAGE(R) D("image", EVR_FT_STR, 512, image, NULL, NULL, "the image, as the pipeline names it", R)
 #define DIGEST(R) D("digest", EVR_FT_STR, 128, digest, NULL, NULL, "the image's manifest digest (sha256:...)", R)
@@ -135,6 +182,8 @@ EVDATA(s_image_pulling, "image.pulling", IMAGE(true));
 EVDATA(s_image_progress, "image.progress", IMAGE(true), TEXT(true));
 EVDATA(s_image_pulled, "image.pulled", IMAGE(true), DIGEST(false), SIZE(false), DURATION(true));
 EVDATA(s_image_pull_failed, "image.pull_failed", IMAGE(true), REASON(true), DURATION(true));
+EVDATA(s_step_artifact, "step.artifact", STEP(true), ATTEMPT(true), APATH(true), SIZE(true),
+       SHA256(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
@@ -143,7 +192,8 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        EXIT_CODE(false), DURATION(false), VERSION(false), HOW(false), JOBS(false),
        SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
        TAR_BYTES(false),
-       IMAGE(false), DIGEST(false), SIZE(false), TEXT(false) };
+       IMAGE(false), DIGEST(false), SIZE(false), TEXT(false),
+       APATH(false), SHA256(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -168,6 +218,7 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_IMAGE_PROGRESS] = &s_image_progress,
     [EVR_EV_IMAGE_PULLED] = &s_image_pulled,
     [EVR_EV_IMAGE_PULL_FAILED] = &s_image_pull_failed,
+    [EVR_EV_STEP_ARTIFACT] = &s_step_artifact,
 };
 
 const char *
@@ -211,7 +262,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
     "job.source",
     "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
-    NULL,
+    "step.artifact", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */
@@ -232,17 +283,17 @@ s_event_post(const void *rec)
 
 static const evr_field_t s_event_fields[] = {
     { "seq", EVR_FT_U64, true, 0, offsetof(evr_event_t, seq), NULL, NULL, NULL,
-      "runner seq: dense in one runner's log, from 1", NULL },
+      "runner seq: dense in one runner's log, from 1", NULL, NULL },
     { "job", EVR_FT_STR, false, EVR_ULID_LEN, offsetof(evr_event_t, job), NULL, s_check_ulid,
-      NULL, "job id (ULID); required for job.* and step.* events", NULL },
+      NULL, "job id (ULID); required for job.* and step.* events", NULL, NULL },
     { "jseq", EVR_FT_U32, false, 0, offsetof(evr_event_t, jseq), NULL, NULL, NULL,
-      "per-job seq: dense, from 1; required for job.* and step.* events", NULL },
+      "per-job seq: dense, from 1; required for job.* and step.* events", NULL, NULL },
     { "type", EVR_FT_ENUM, true, 0, offsetof(evr_event_t, type), NULL, NULL, NULL,
-      "event type", s_type_names },
+      "event type", s_type_names, NULL },
     { "time", EVR_FT_U64, true, 0, offsetof(evr_event_t, time), NULL, NULL, NULL,
-      "wall clock, ns since the Unix epoch", NULL },
+      "wall clock, ns since the Unix epoch", NULL, NULL },
     { "data", EVR_FT_VARIANT, true, 0, offsetof(evr_event_t, data), &evr_evdata_all, NULL,
-      s_select_data, "the payload, fields per type", NULL },
+      s_select_data, "the payload, fields per type", NULL, NULL },
 };
 
 const evr_rectype_t evr_event_type = { "event", sizeof(evr_event_t), s_event_fields,

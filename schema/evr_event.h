@@ -36,6 +36,7 @@ typedef enum {
     EVR_EV_IMAGE_PROGRESS,      /* a line of its progress (one per layer) */
     EVR_EV_IMAGE_PULLED,
     EVR_EV_IMAGE_PULL_FAILED,
+    EVR_EV_STEP_ARTIFACT,
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -77,7 +78,16 @@ typedef struct {
     char *digest;       /* image.pulled: its manifest digest */
     uint64_t size;      /* image.pulled: bytes */
     char *text;         /* image.progress: a line of the registry's progress */
+    char *path;         /* step.artifact: the file, relative to /workspace */
+    char *sha256;       /* step.artifact: 64 lower-case hex digits */
 } evr_evdata_t;
+
+/*  NULL when s is 64 lower-case hex digits (a sha256), else why. */
+const char *evr_event_sha256_problem(const char *s);
+/*  NULL when p names an artifact file safely: relative, its components
+    neither empty nor "." nor "..", no control character, UTF-8, at most
+    EVR_SPEC_MAX_PATH bytes; else why. */
+const char *evr_event_artifact_path_problem(const char *p);
 
 typedef struct {
     uint64_t seq;       /* runner seq, dense per log, from 1 */

@@ -82,6 +82,10 @@ typedef struct {
                                    required; an empty name is never accepted.
                                    RECORD: words a pipeline file may write in
                                    place of the mapping for "absent" (none) */
+    const char *short_key;      /* RECORD: optional, the key of the sub's field
+                                   that a value other than a map stands for
+                                   (`artifacts: [a]` is `artifacts: {paths: [a]}`);
+                                   encoding writes the map */
 } evr_field_t;
 
 struct evr_rectype {

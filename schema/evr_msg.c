@@ -89,7 +89,7 @@ s_check_spec(const void *v)
 }
 
 #define M(key, type, R, limit, member, sub, check, doc)                                          \
-    { key, type, R, limit, offsetof(evr_msg_t, member), sub, check, NULL, doc, NULL }
+    { key, type, R, limit, offsetof(evr_msg_t, member), sub, check, NULL, doc, NULL, NULL }
 #define JOB(R) M("job", EVR_FT_STR, R, EVR_ULID_LEN, job, NULL, s_check_ulid, "job id (ULID)")
 #define RUNNER(R) M("runner", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, runner, NULL, s_check_id, "runner id")
 #define PIPELINE(R) M("pipeline", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL, "pipeline name")
@@ -114,6 +114,25 @@ s_check_spec(const void *v)
       "the spec's source copy: directory as a gzip-compressed tar"),                              \
     M("ci_source_tar", EVR_FT_BIN, false, EVR_MSG_MAX_COPY_BYTES, ci_source_tar, NULL, NULL,    \
       "the spec's ci_source copy: directory as a gzip-compressed tar")
+
+static const char *
+s_check_sha256(const void *v)
+{
+    return evr_event_sha256_problem(*(char *const *) v);
+}
+
+static const char *
+s_check_apath(const void *v)
+{
+    return evr_event_artifact_path_problem(*(char *const *) v);
+}
+
+#define STEP(R) M("step", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, step, NULL, s_check_id, "step name")
+#define APATH(R) M("path", EVR_FT_STR, R, EVR_SPEC_MAX_PATH, path, NULL, s_check_apath, "the artifact file, relative to /workspace")
+#define SHA256(R) M("sha256", EVR_FT_STR, R, 64, sha256, NULL, s_check_sha256, "sha256 of the whole file (64 lower-case hex digits)")
+#define OFFSET(R, doc) M("offset", EVR_FT_U64, R, 0, offset, NULL, NULL, doc)
+#define SIZE(R) M("size", EVR_FT_U64, R, 0, size, NULL, NULL, "bytes of the whole file")
+#define DATA(R) M("data", EVR_FT_BIN, R, EVR_MSG_CHUNK_MAX, data, NULL, NULL, "bytes of the file from offset (at most 1 MiB)")
 
 #define MSG(var, ...)                                                                            \
     static const evr_field_t s_f_##var[] = { __VA_ARGS__ };                                      \
@@ -163,6 +182,18 @@ MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker hold
 MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES);
 MSG(control, COMMAND(true), JOB(false), REASON(false));
 MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
+MSG(artifact_chunk, JOB(true), STEP(true), APATH(true), SHA256(true), SIZE(true),
+    OFFSET(true, "bytes of the file before data"), DATA(false));
+MSG(artifact_ack, JOB(true), STEP(true), APATH(true), SHA256(true),
+    OFFSET(true, "bytes of this file the broker holds: send on from there"),
+    M("done", EVR_FT_BOOL, false, 0, done, NULL, NULL,
+      "the broker holds the whole file, its sha256 checked"),
+    M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL,
+      "set: the broker refuses the file for good (the runner drops it)"));
+MSG(fetch, JOB(true), STEP(true), APATH(true),
+    OFFSET(false, "bytes of the file to skip (default 0)"));
+MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
+    OFFSET(true, "bytes of the file before data"), DATA(false));
 
 static const struct {
     const char *name;
@@ -193,6 +224,10 @@ static const struct {
     [EVR_MSG_DISPATCH] = { "dispatch", &s_m_dispatch, "broker -> runner" },
     [EVR_MSG_CONTROL] = { "control", &s_m_control, "broker -> runner" },
     [EVR_MSG_ACK] = { "ack", &s_m_ack, "broker -> runner" },
+    [EVR_MSG_ARTIFACT_CHUNK] = { "artifact_chunk", &s_m_artifact_chunk, "runner -> broker" },
+    [EVR_MSG_ARTIFACT_ACK] = { "artifact_ack", &s_m_artifact_ack, "broker -> runner" },
+    [EVR_MSG_FETCH] = { "fetch", &s_m_fetch, "client -> broker" },
+    [EVR_MSG_ARTIFACT_DATA] = { "artifact_data", &s_m_artifact_data, "broker -> client" },
 };
 
 const char *const evr_msg_codes[][2] = {

@@ -37,6 +37,8 @@ typedef enum {
     EVR_MSG_HELLO, EVR_MSG_CREDIT, EVR_MSG_EVENTS, EVR_MSG_HEARTBEAT,
     /* broker -> runner */
     EVR_MSG_WELCOME, EVR_MSG_DISPATCH, EVR_MSG_CONTROL, EVR_MSG_ACK,
+    /* artifacts: runner -> broker, broker -> runner, client -> broker, broker -> client */
+    EVR_MSG_ARTIFACT_CHUNK, EVR_MSG_ARTIFACT_ACK, EVR_MSG_FETCH, EVR_MSG_ARTIFACT_DATA,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -68,12 +70,21 @@ typedef struct {
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */
+    char *step;             /* artifacts: the step */
+    char *path;             /* artifacts: the file, relative to /workspace */
+    char *sha256;           /* artifacts: of the whole file */
+    uint64_t offset;        /* artifacts: bytes of the file before data */
+    uint64_t size;          /* artifacts: bytes of the whole file */
+    evr_bin_t data;         /* artifacts: a piece of the file */
+    bool done;              /* `artifact_ack`: the broker holds the whole file */
 } evr_msg_t;
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and
     its `dispatch`): 1 MiB.  With the spec (1 MiB) and the args, two of
     them stay well under the message limit (EVR_MSG_MAX_BYTES, 4 MiB). */
 #define EVR_MSG_MAX_COPY_BYTES (1u << 20)
+/*  Largest piece of an artifact in one message. */
+#define EVR_MSG_CHUNK_MAX (1u << 20)
 
 /*  Error codes carried by `error` replies. */
 #define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */

@@ -45,7 +45,7 @@ s_check_retry_on(const void *v)
 }
 
 #define F(T, key, type, req, limit, member, sub, check, doc)                                     \
-    { key, type, req, limit, offsetof(T, member), sub, check, NULL, doc, NULL }
+    { key, type, req, limit, offsetof(T, member), sub, check, NULL, doc, NULL, NULL }
 
 static const evr_field_t s_arg_fields[] = {
     F(evr_arg_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
@@ -138,6 +138,28 @@ const evr_rectype_t evr_source_type = { "source", sizeof(evr_source_t), s_source
                                         offsetof(evr_source_t, present), NULL };
 /*  `source: none` in a pipeline file: the same as no source. */
 static const char *const s_none_words[] = { "none", NULL };
+static const char *const s_artifacts_when_names[] = { "on_success", "on_failure", "always",
+                                                      NULL };
+
+static const evr_field_t s_artifacts_fields[] = {
+    F(evr_artifacts_t, "paths", EVR_FT_STRLIST, true, 64, paths, NULL, NULL,
+      "paths relative to /workspace copied out after the step"),
+    { "when", EVR_FT_ENUM, false, 0, offsetof(evr_artifacts_t, when), NULL, NULL, NULL,
+      "after which outcome: on_success, on_failure (timed out included) or always; a "
+      "cancelled step keeps none", s_artifacts_when_names, NULL },
+};
+const evr_rectype_t evr_artifacts_type = { "artifacts", sizeof(evr_artifacts_t),
+                                           s_artifacts_fields, EVR_ARRAY_LEN(s_artifacts_fields),
+                                           offsetof(evr_artifacts_t, present), NULL };
+
+static const evr_field_t s_cache_fields[] = {
+    F(evr_cache_t, "key", EVR_FT_STR, true, EVR_SPEC_MAX_CACHE_KEY, key, NULL, NULL,
+      "names the cache with the pipeline; may hold {{ sha256 FILE }} of a workspace file"),
+    F(evr_cache_t, "path", EVR_FT_STR, true, EVR_SPEC_MAX_PATH, path, NULL, NULL,
+      "where it is mounted: absolute, or relative to /workspace"),
+};
+const evr_rectype_t evr_cache_type = { "cache", sizeof(evr_cache_t), s_cache_fields,
+                                       EVR_ARRAY_LEN(s_cache_fields), EVR_NO_PRESENT, NULL };
 
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
@@ -150,8 +172,10 @@ static const evr_field_t s_step_fields[] = {
       "steps that must succeed before this one (makes the pipeline a DAG)"),
     F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
       "step time limit (90s, 5m, 1h30m)"),
-    F(evr_step_t, "artifacts", EVR_FT_STRLIST, false, 64, artifacts, NULL, NULL,
-      "paths relative to /workspace copied out after the step"),
+    { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),
+      &evr_artifacts_type, NULL, NULL,
+      "files copied out after the step: {paths, when}, or a list of paths (when on_success)",
+      NULL, "paths" },
     F(evr_step_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
       "environment of this step, over the pipeline's"),
     F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
@@ -162,9 +186,11 @@ static const evr_field_t s_step_fields[] = {
       "the step runs untrusted code (the source's): it is given no secrets"),
     { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,
       "when its image is pulled: missing, always or never; default: the pipeline's",
-      evr_pull_names },
+      evr_pull_names, NULL },
     { "network", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, network), NULL, NULL, NULL,
-      "its network: none, bridge or host; default: the pipeline's", evr_network_names },
+      "its network: none, bridge or host; default: the pipeline's", evr_network_names, NULL },
+    F(evr_step_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,
+      NULL, "caches of this step, over the pipeline's (the same path: this step's)"),
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -174,7 +200,7 @@ static const evr_field_t s_spec_fields[] = {
       "the pipeline's name"),
     { "executor", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, executor), NULL, NULL, NULL,
       "what runs the steps: podman (a container each) or process (a host process group, "
-      "on a runner that offers it)", evr_executor_names },
+      "on a runner that offers it)", evr_executor_names, NULL },
     F(evr_spec_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,
       "default image of the steps"),
     F(evr_spec_t, "labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
@@ -185,7 +211,7 @@ static const evr_field_t s_spec_fields[] = {
       "steps of one job running at once; 0 = the runner's default"),
     { "on_failure", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, on_failure), NULL, NULL, NULL,
       "when a step fails: stop (the steps still running are stopped) or finish (they "
-      "finish); steps not started are skipped either way", s_on_failure_names },
+      "finish); steps not started are skipped either way", s_on_failure_names, NULL },
     F(evr_spec_t, "queue", EVR_FT_RECORD, false, 0, queue, &evr_queue_type, NULL,
       "queue policy"),
     F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
@@ -201,20 +227,22 @@ static const evr_field_t s_spec_fields[] = {
     F(evr_spec_t, "steps", EVR_FT_RECLIST, true, EVR_SPEC_MAX_STEPS, steps, &evr_step_type,
       NULL, "the steps, run in order or as a DAG when any step has needs"),
     { "source", EVR_FT_RECORD, false, 0, offsetof(evr_spec_t, source), &evr_source_type, NULL,
-      NULL, "the code under test, at /job/src: git, copy or tarball (or none)", s_none_words },
+      NULL, "the code under test, at /job/src: git, copy or tarball (or none)", s_none_words, NULL },
     { "ci_source", EVR_FT_RECORD, false, 0, offsetof(evr_spec_t, ci_source), &evr_source_type,
       NULL, NULL, "trusted CI code, at /job/ci, read-only in every step: git, copy or tarball",
-      s_none_words },
+      s_none_words, NULL },
     { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, pull), NULL, NULL, NULL,
       "when the runner pulls a step's image: missing (not in its storage), always (once "
-      "per job) or never; default missing", evr_pull_names },
+      "per job) or never; default missing", evr_pull_names, NULL },
     { "network", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, network), NULL, NULL, NULL,
       "the steps' network: none (loopback only), bridge (podman's NAT bridge) or host; "
-      "default bridge", evr_network_names },
+      "default bridge", evr_network_names, NULL },
     F(evr_spec_t, "registry_auth", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, registry_auth, NULL,
       NULL, "a secret (read as secrets are) holding user:password for pulling the images"),
     F(evr_spec_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
       "resource limits of every step (cpus, memory, pids; process: nofile, nproc, cpu)"),
+    F(evr_spec_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,
+      NULL, "caches of every step: a volume per pipeline and key, kept on the runner"),
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };
@@ -237,6 +265,12 @@ evr_resource_t *
 evr_spec_resource(const evr_spec_t *spec, uint32_t i)
 {
     return evr_reclist_at(&evr_resource_type, &spec->resources, i);
+}
+
+evr_cache_t *
+evr_spec_cache(const evr_reclist_t *cache, uint32_t i)
+{
+    return evr_reclist_at(&evr_cache_type, cache, i);
 }
 
 const char *
@@ -372,6 +406,79 @@ s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
         }
 }
 
+/*  Artifact paths of step i: safe, each once. */
+static void
+s_check_artifacts(const evr_artifacts_t *a, uint32_t i, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t k = 0; k < a->paths.n; k++) {
+        const char *why = evr_spec_path_problem(a->paths.v[k]);
+        /* the loader marks a shorthand list's items as paths[k] too */
+        snprintf(p, sizeof p, "steps[%u].artifacts.paths[%u]", i, k);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, a->paths.v[k]);
+        for (uint32_t m = 0; m < k && !why; m++)
+            if (strcmp(a->paths.v[m], a->paths.v[k]) == 0) {
+                evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
+                break;
+            }
+    }
+}
+
+/*  NULL when a cache path is usable: absolute (not / nor /workspace
+    itself), or a safe relative path (not "."); else why. */
+static const char *
+s_cache_path_problem(const char *path)
+{
+    const char *rel = path;
+    if (*path == '/') {
+        rel = path + 1;
+        if (!*rel)
+            return "the root cannot be a cache";
+        if (strcmp(path, "/workspace") == 0 || strcmp(path, "/workspace/") == 0)
+            return "/workspace itself cannot be a cache (name a directory inside it)";
+    }
+    if (strcmp(rel, ".") == 0 || strcmp(rel, "./") == 0)
+        return "the workspace itself cannot be a cache (name a directory inside it)";
+    const char *why = evr_spec_path_problem(rel);
+    if (why && *path == '/')
+        return "path contains \"..\"";
+    return why;
+}
+
+/*  A `cache` list at path ("cache", "steps[2].cache"): keys, paths, each
+    path once; none in a process pipeline. */
+static void
+s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *path,
+              evr_diag_t *diag)
+{
+    char p[160];
+    if (cache->n && spec->executor == EVR_EXECUTOR_PROCESS) {
+        evr_diag_add(diag, path, "caches are podman volumes: a process pipeline has none; "
+                                 "remove cache (or keep the files in a directory of the host)");
+        return;
+    }
+    for (uint32_t k = 0; k < cache->n; k++) {
+        const evr_cache_t *c = evr_spec_cache(cache, k);
+        if (!c->key || !c->path)
+            continue;   /* reported by the loader */
+        snprintf(p, sizeof p, "%s[%u].key", path, k);
+        const char *why = *c->key ? evr_spec_cache_key_walk(c->key, NULL, NULL) : "empty key";
+        if (why)
+            evr_diag_add(diag, p, "%s", why);
+        snprintf(p, sizeof p, "%s[%u].path", path, k);
+        why = s_cache_path_problem(c->path);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
+        for (uint32_t m = 0; m < k && !why; m++)
+            if (evr_spec_cache(cache, m)->path
+                && strcmp(evr_spec_cache(cache, m)->path, c->path) == 0) {
+                evr_diag_add(diag, p, "\"%s\" is the path of %s[%u] already", c->path, path, m);
+                break;
+            }
+    }
+}
+
 /*  Depth-first search for a cycle through step i.  color: 0 white,
     1 on the stack, 2 done.  stack holds the current path. */
 static bool
@@ -461,12 +568,9 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                 if (strcmp(st->needs.v[m], need) == 0)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
-        for (uint32_t k = 0; k < st->artifacts.n; k++) {
-            const char *why = evr_spec_path_problem(st->artifacts.v[k]);
-            snprintf(p, sizeof p, "steps[%u].artifacts[%u]", i, k);
-            if (why)
-                evr_diag_add(diag, p, "%s: \"%s\"", why, st->artifacts.v[k]);
-        }
+        s_check_artifacts(&st->artifacts, i, diag);
+        snprintf(p, sizeof p, "steps[%u].cache", i);
+        s_check_cache(spec, &st->cache, p, diag);
         snprintf(p, sizeof p, "steps[%u].env", i);
         s_check_envmap(&st->env, p, diag);
     }
@@ -663,12 +767,65 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
             evr_diag_add(diag, p, "invalid arg name (an environment variable name)");
     }
     s_check_envmap(&spec->env, "env", diag);
+    s_check_cache(spec, &spec->cache, "cache", diag);
     s_check_steps(spec, diag);
     s_check_resources(spec, diag);
     s_check_source(spec, &spec->source, "source", diag);
     s_check_source(spec, &spec->ci_source, "ci_source", diag);
     evr_spec_validate_run(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
+
+/*  Skips blanks at *p. */
+static void
+s_blanks(const char **p)
+{
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
+}
+
+const char *
+evr_spec_cache_key_walk(const char *key, evr_cache_piece_fn *fn, void *arg)
+{
+    static __thread char why[EVR_SPEC_MAX_PATH + 128];
+    int files = 0;
+    const char *p = key;
+    while (*p) {
+        const char *open = strstr(p, "{{");
+        if (!open) {
+            if (fn)
+                fn(false, p, strlen(p), arg);
+            break;
+        }
+        if (open > p && fn)
+            fn(false, p, (size_t) (open - p), arg);
+        const char *q = open + 2;
+        s_blanks(&q);
+        if (strncmp(q, "sha256", 6) != 0 || (q[6] != ' ' && q[6] != '\t'))
+            return "expected {{ sha256 FILE }} (the only template of a cache key)";
+        q += 6;
+        s_blanks(&q);
+        const char *file = q;
+        while (*q && *q != ' ' && *q != '\t' && *q != '}')
+            q++;
+        size_t n = (size_t) (q - file);
+        s_blanks(&q);
+        if (strncmp(q, "}}", 2) != 0 || n == 0)
+            return "expected {{ sha256 FILE }}: a file name, then }}";
+        if (++files > 4)
+            return "at most 4 {{ sha256 FILE }} in one key";
+        char *f = evr_strndup(file, n);
+        const char *bad = evr_spec_path_problem(f);
+        if (bad)
+            snprintf(why, sizeof why, "{{ sha256 %s }}: %s", f, bad);
+        free(f);
+        if (bad)
+            return why;
+        if (fn)
+            fn(true, file, n, arg);
+        p = q + 2;
+    }
+    return NULL;
 }
 
 bool

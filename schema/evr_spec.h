@@ -113,6 +113,33 @@ enum {
     EVR_NETWORK_HOST = 3,   /* the runner host's network namespace */
 };
 extern const char *const evr_network_names[];
+/*  When a step's artifacts are copied out: after it succeeded (default),
+    after it failed (timed out included; a cancelled step keeps none), or
+    either way. */
+enum {
+    EVR_ARTIFACTS_ON_SUCCESS = 0,
+    EVR_ARTIFACTS_ON_FAILURE = 1,
+    EVR_ARTIFACTS_ALWAYS = 2,
+};
+
+/*  A step's `artifacts`: the map form, or a list of paths standing for
+    {paths: LIST} (when on_success). */
+typedef struct {
+    bool present;
+    evr_strlist_t paths;    /* relative to /workspace */
+    uint32_t when;          /* EVR_ARTIFACTS_* */
+} evr_artifacts_t;
+
+/*  One entry of `cache`: a named volume per pipeline and key (the key's
+    `{{ sha256 FILE }}` resolved at the step's start), mounted at path. */
+typedef struct {
+    char *key;
+    char *path;         /* absolute, or relative to /workspace */
+} evr_cache_t;
+
+/*  Most `cache` entries of a pipeline or a step; the longest key. */
+#define EVR_SPEC_MAX_CACHES 16
+#define EVR_SPEC_MAX_CACHE_KEY 512
 
 typedef struct {
     char *name;
@@ -120,13 +147,14 @@ typedef struct {
     char *image;        /* defaults to the pipeline's image */
     evr_strlist_t needs;
     uint64_t timeout;   /* ms; 0 = none */
-    evr_strlist_t artifacts;
+    evr_artifacts_t artifacts;
     evr_strmap_t env;
     evr_retry_t retry;
     evr_limits_t limits;
     bool untrusted;     /* runs untrusted code (the source's): never given secrets */
     uint32_t pull;      /* EVR_PULL_*; UNSET: the pipeline's */
     uint32_t network;   /* EVR_NETWORK_*; UNSET: the pipeline's */
+    evr_reclist_t cache;    /* of evr_cache_t, over the pipeline's (same path: the step's) */
 } evr_step_t;
 
 enum {
@@ -170,6 +198,7 @@ typedef struct {
     uint32_t network;       /* EVR_NETWORK_*; UNSET: bridge */
     char *registry_auth;    /* a secret holding user:password for the registries */
     evr_limits_t limits;    /* of every step; a step's own override key by key */
+    evr_reclist_t cache;       /* of evr_cache_t: every step's */
 } evr_spec_t;
 
 extern const evr_rectype_t evr_spec_type;
@@ -186,11 +215,15 @@ extern const evr_rectype_t evr_source_type;
 bool evr_spec_has_source(const evr_spec_t *spec);
 /*  The kind of a present source: "git", "copy" or "tarball" (NULL: none). */
 const char *evr_source_kind(const evr_source_t *src);
+extern const evr_rectype_t evr_artifacts_type;
+extern const evr_rectype_t evr_cache_type;
 
 /*  Accessors for the i-th step, arg and resource. */
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
 evr_arg_t *evr_spec_arg(const evr_spec_t *spec, uint32_t i);
 evr_resource_t *evr_spec_resource(const evr_spec_t *spec, uint32_t i);
+/*  The i-th entry of a `cache` list (a spec's or a step's). */
+evr_cache_t *evr_spec_cache(const evr_reclist_t *cache, uint32_t i);
 
 /*  The label of a runner offering executor (EVR_EXECUTOR_*):
     EVR_EXECUTOR_PODMAN_LABEL or EVR_EXECUTOR_PROCESS_LABEL; NULL for a
@@ -279,5 +312,11 @@ bool evr_spec_name_ok(const char *s);
 bool evr_spec_env_name_ok(const char *s);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
+/*  A cache key's pieces in order, to fn (may be NULL): literal text
+    (file false) or the FILE of a `{{ sha256 FILE }}` (file true), s
+    pointing into key, n bytes.  NULL when the key is well formed (at most
+    four files, each a safe relative path, no other `{{`), else why. */
+typedef void(evr_cache_piece_fn)(bool file, const char *s, size_t n, void *arg);
+const char *evr_spec_cache_key_walk(const char *key, evr_cache_piece_fn *fn, void *arg);
 
 #endif

@@ -299,6 +299,31 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
     return ok;
 }
 
+static bool s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
+                         const char *path, unsigned depth);
+
+/*  A record field written in its short form (f->names[0]): the value of
+    that one field, at the path it has in the map form. */
+static bool
+s_load_short(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *sub,
+             const char *path, unsigned depth)
+{
+    const evr_field_t *sf = evr_rec_field(f->sub, f->short_key);
+    char fpath[512];
+    s_path(fpath, sizeof fpath, "%s.%s", path, sf->key);
+    evr_diag_mark(ctx->diag, fpath, (uint32_t) node->start_mark.line + 1,
+                  (uint32_t) node->start_mark.column + 1);
+    if (node->type != YAML_SEQUENCE_NODE || sf->type != EVR_FT_STRLIST) {
+        s_err(ctx, node, path, "expected a mapping (%s) or a list (its %s), got %s",
+              f->sub->name, sf->key, s_kind(node));
+        return false;
+    }
+    bool ok = s_load_field(ctx, node, sf, sub, fpath, depth);
+    if (ok && f->sub->present_off != EVR_NO_PRESENT)   /* [] is no record */
+        *(bool *) ((char *) sub + f->sub->present_off) = evr_field_present(sf, AT(sub, sf));
+    return ok;
+}
+
 static bool
 s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
              const char *path, unsigned depth)
@@ -393,6 +418,8 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
                 if (node->data.scalar.length == strlen(f->names[i])
                     && !memcmp(node->data.scalar.value, f->names[i], strlen(f->names[i])))
                     return true;
+        if (f->short_key && node->type != YAML_MAPPING_NODE)
+            return s_load_short(ctx, node, f, p, path, depth);
         return s_load_rec(ctx, node, f->sub, p, path, depth + 1);
     default:
         s_err(ctx, node, path, "field type %s cannot be written in a pipeline file",

@@ -18,12 +18,12 @@ static const char *const s_step_names[] = { "pending", "queued", "starting", "ru
                                             "lost", "skipped", NULL };
 
 #define S(key, type, member, doc)                                                                \
-    { key, type, false, 0, offsetof(evr_stepstate_t, member), NULL, NULL, NULL, doc, NULL }
+    { key, type, false, 0, offsetof(evr_stepstate_t, member), NULL, NULL, NULL, doc, NULL, NULL }
 static const evr_field_t s_step_fields[] = {
     { "name", EVR_FT_STR, true, 64, offsetof(evr_stepstate_t, name), NULL, NULL, NULL,
-      "step name", NULL },
+      "step name", NULL, NULL },
     { "status", EVR_FT_ENUM, false, 0, offsetof(evr_stepstate_t, status), NULL, NULL, NULL,
-      "step status", s_step_names },
+      "step status", s_step_names, NULL },
     S("attempt", EVR_FT_U32, attempt, "attempt, from 1"),
     S("container", EVR_FT_STR, container, "container name"),
     S("container_id", EVR_FT_STR, container_id, "podman container id"),
@@ -41,13 +41,13 @@ const evr_rectype_t evr_stepstate_type = { "stepstate", sizeof(evr_stepstate_t),
                                            EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
 
 #define J(key, type, member, doc)                                                                \
-    { key, type, false, 0, offsetof(evr_job_t, member), NULL, NULL, NULL, doc, NULL }
+    { key, type, false, 0, offsetof(evr_job_t, member), NULL, NULL, NULL, doc, NULL, NULL }
 static const evr_field_t s_job_fields[] = {
     { "id", EVR_FT_STR, true, EVR_ULID_LEN, offsetof(evr_job_t, id), NULL, NULL, NULL,
-      "job id", NULL },
+      "job id", NULL, NULL },
     J("pipeline", EVR_FT_STR, pipeline, "pipeline name"),
     { "status", EVR_FT_ENUM, false, 0, offsetof(evr_job_t, status), NULL, NULL, NULL,
-      "job status", s_job_names },
+      "job status", s_job_names, NULL },
     J("runner", EVR_FT_STR, runner, "runner id"),
     J("reason", EVR_FT_STR, reason, "why it ended or was cancelled"),
     J("created", EVR_FT_U64, created, "ns"),
@@ -59,7 +59,7 @@ static const evr_field_t s_job_fields[] = {
     J("compacted", EVR_FT_BOOL, compacted, "events removed by retention"),
     J("output_dropped", EVR_FT_BOOL, output_dropped, "output bytes removed by retention"),
     { "steps", EVR_FT_RECLIST, false, 256, offsetof(evr_job_t, steps), &evr_stepstate_type,
-      NULL, NULL, "steps", NULL },
+      NULL, NULL, "steps", NULL, NULL },
 };
 const evr_rectype_t evr_job_type = { "job", sizeof(evr_job_t), s_job_fields,
                                      EVR_ARRAY_LEN(s_job_fields), EVR_NO_PRESENT, NULL };
@@ -239,6 +239,12 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         if (st->status != EVR_STEP_STARTING && st->status != EVR_STEP_RUNNING
             && st->status != EVR_STEP_QUEUED)
             return s_step_illegal(err, job, st, ev, "only an unfinished step is recovered");
+        break;
+    case EVR_EV_STEP_ARTIFACT:   /* copied out after the exit, before step.finished */
+        if (st->status != EVR_STEP_RUNNING)
+            return s_step_illegal(err, job, st, ev, "artifacts only from a running step");
+        if (attempt != st->attempt)
+            return s_step_illegal(err, job, st, ev, "attempt does not match");
         break;
     default: return s_illegal(err, job, ev, "not a step event");
     }

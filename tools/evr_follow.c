@@ -175,6 +175,9 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
         fprintf(out, " attempt %u", d->attempt);
     if (d->how)
         fprintf(out, " (%s)", d->how);
+    if (d->path && d->sha256)   /* step.artifact */
+        fprintf(out, " %s (%llu bytes, sha256 %s)", d->path, (unsigned long long) d->size,
+                d->sha256);
     if (d->runner)
         fprintf(out, " on %s", d->runner);
     if (d->reason)

@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define S_PREFIX "evrun-"
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_KINDS } s_kind_t;
-static const char *const s_names[] = { "plain", "create", "wait", "inspect", "list" };
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_KINDS } s_kind_t;
+static const char *const s_names[] = { "plain", "create", "wait", "inspect", "list", "volume" };
 
 /*  s is NUL-terminated within size and valid UTF-8. */
 static void
@@ -87,6 +87,7 @@ s_read(s_kind_t kind, long status, const char *body, size_t len, evr_podman_repl
     case S_WAIT: return evr_podman_reply_wait(status, body, len, r);
     case S_INSPECT: return evr_podman_reply_inspect(status, body, len, r);
     case S_LIST: return evr_podman_reply_list(status, body, len, S_PREFIX, r);
+    case S_VOLUME: return evr_podman_reply_volume(status, body, len, r);
     default: return evr_podman_reply_plain(status, body, len, r);
     }
 }
@@ -120,9 +121,14 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
         S_CHECK((kind == S_CREATE || kind == S_INSPECT) == (r.id[0] != '\0'), "%s: id %s", k,
                 r.id);
         S_CHECK((kind == S_INSPECT) == (r.state[0] != '\0'), "%s: state %s", k, r.state);
-        S_CHECK((kind == S_LIST) == (r.names != NULL), "%s: names", k);
-        if (r.names)
+        S_CHECK((kind == S_LIST || kind == S_VOLUME) == (r.names != NULL), "%s: names", k);
+        if (r.names && kind == S_LIST)
             s_check_names(r.names);
+        if (r.names && kind == S_VOLUME) {   /* an absolute path, no control character */
+            S_CHECK(r.names[0] == '/' && strlen(r.names) <= 4096, "volume: %s", r.names);
+            for (const char *c = r.names; *c; c++)
+                S_CHECK((unsigned char) *c >= 0x20 && *c != 0x7f, "volume: byte %02x", *c);
+        }
     }
     s_read(kind, status, body, len, &again);
     S_CHECK(again.rc == r.rc && !strcmp(again.msg, r.msg) && !strcmp(again.id, r.id)

@@ -97,6 +97,38 @@ test_unpack_ok(void)
     CHECK(s_files_under(dest) == 2);
 }
 
+/*  The list: each file with its size and sha256; the job's room checked
+    before anything is written. */
+static void
+test_unpack_list(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/list.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/list", s_dir);
+    const char *names[] = { "out/a.txt", "out/sub/b.txt" };
+    const size_t sizes[] = { 3, 0 };
+    s_tar(tar, names, sizes, 2);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err;
+    CHECK(evr_artifact_unpack_list(tar, dest, 100, 2, &list, &err) == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "3 bytes of files, over the room of 2 bytes");
+    CHECK(list.n == 0 && s_files_under(dest) == 0);
+    CHECK(evr_artifact_unpack_list(tar, dest, 100, 3, &list, &err) == EVR_OK);
+    CHECK(list.n == 2);
+    if (list.n == 2) {
+        CHECK_STR(list.v[0].path, "out/a.txt");
+        CHECK(list.v[0].size == 3);
+        /* printf xxx | sha256sum */
+        CHECK_STR(list.v[0].sha256,
+                  "cd2eb0837c9b4c962c22d2ff8b5441b7b45805887f051d39bf133b583baf6860");
+        CHECK_STR(list.v[1].path, "out/sub/b.txt");
+        CHECK(list.v[1].size == 0);
+        CHECK_STR(list.v[1].sha256,
+                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+    evr_artifact_list_free(&list);
+}
+
 static void
 test_unpack_over_limit_writes_nothing(void)
 {
@@ -421,6 +453,7 @@ main(void)
     EVR_TEST_RUN(test_resource_big_plain_bounded);
     EVR_TEST_RUN(test_resource_big_tar_gz_bounded);
     EVR_TEST_RUN(test_unpack_ok);
+    EVR_TEST_RUN(test_unpack_list);
     EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);

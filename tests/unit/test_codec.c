@@ -21,7 +21,8 @@
     used, so enum-like fields get a valid member. */
 static const char *const s_candidates[] = {
     JOB_ID, "succeeded", "stdout", "cancel", "idle", "reattached", "append",
-    EVR_CODE_NOT_FOUND, "step.output", "runner-1", NULL,
+    EVR_CODE_NOT_FOUND, "step.output", "runner-1",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", NULL,
 };
 
 static evr_spec_t *s_example_spec(void);
@@ -555,6 +556,52 @@ test_utf8_cut(void)
     CHECK(evr_utf8_cut("\x80\x80", 2, 1, true) == 2);
 }
 
+/*  A step's artifacts: the short form on the wire while `when` is
+    on_success (as earlier peers read it), the map otherwise; both decode. */
+static void
+test_artifacts_forms(void)
+{
+    static const char *yml[] = {
+        "pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, artifacts: [out, b/c]}\n",
+        "pipeline: p\nimage: i\nsteps:\n  - name: a\n    run: x\n"
+        "    artifacts: {paths: [out, b/c], when: always}\n",
+    };
+    for (int k = 0; k < 2; k++) {
+        evr_spec_t spec = { 0 }, back = { 0 };
+        evr_diag_t *diag = evr_diag_new("t.yml");
+        CHECK(evr_yaml_load(yml[k], strlen(yml[k]), &spec, diag) == EVR_OK);
+        evr_step_t *st = evr_spec_step(&spec, 0);
+        CHECK(st->artifacts.present && st->artifacts.paths.n == 2);
+        CHECK(st->artifacts.when == (k ? EVR_ARTIFACTS_ALWAYS : EVR_ARTIFACTS_ON_SUCCESS));
+        uint8_t *buf;
+        size_t len;
+        evr_codec_encode(&evr_spec_type, &spec, &buf, &len);
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        CHECK(msgpack_unpack_next(&u, (const char *) buf, len, NULL) == MSGPACK_UNPACK_SUCCESS);
+        const msgpack_object *steps = NULL;
+        for (uint32_t i = 0; i < u.data.via.map.size; i++)
+            if (u.data.via.map.ptr[i].key.via.str.size == 5
+                && !memcmp(u.data.via.map.ptr[i].key.via.str.ptr, "steps", 5))
+                steps = &u.data.via.map.ptr[i].val;
+        CHECK(steps && steps->type == MSGPACK_OBJECT_ARRAY);
+        const msgpack_object *s0 = &steps->via.array.ptr[0], *art = NULL;
+        for (uint32_t i = 0; i < s0->via.map.size; i++)
+            if (s0->via.map.ptr[i].key.via.str.size == 9
+                && !memcmp(s0->via.map.ptr[i].key.via.str.ptr, "artifacts", 9))
+                art = &s0->via.map.ptr[i].val;
+        CHECK(art && art->type == (k ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY));
+        msgpack_unpacked_destroy(&u);
+        evr_err_t err;
+        CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+        CHECK(evr_rec_equal(&evr_spec_type, &spec, &back));
+        free(buf);
+        evr_rec_free(&evr_spec_type, &spec);
+        evr_rec_free(&evr_spec_type, &back);
+        evr_diag_destroy(&diag);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -569,5 +616,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_check_depth);
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
+    EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_END();
 }

@@ -151,7 +151,7 @@ test_full_values(void)
     CHECK(test->timeout == 5 * 60 * 1000);
     CHECK(test->needs.n == 1);
     CHECK_STR(test->needs.v[0], "greet");
-    CHECK(test->artifacts.n == 2);
+    CHECK(test->artifacts.paths.n == 2 && test->artifacts.present);
     CHECK_STR(evr_strmap_get(&test->env, "MODE"), "ci");
 
     /* spec -> msgpack -> spec, and -> JSON */

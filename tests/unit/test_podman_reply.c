@@ -427,6 +427,28 @@ test_time(void)
     CHECK(!evr_podman_reply_time("1970-01-01T00:00:01Z", 19, &ns));
 }
 
+/*  A volume's Mountpoint: an absolute path, nothing else. */
+static void
+test_volume(void)
+{
+    static const char ok[] = "{\"Name\":\"v\",\"Mountpoint\":\"/var/lib/v/_data\"}";
+    evr_podman_reply_t r;
+    CHECK(evr_podman_reply_volume(200, ok, strlen(ok), &r) == EVR_OK);
+    CHECK(r.names && !strcmp(r.names, "/var/lib/v/_data"));
+    evr_podman_reply_clear(&r);
+    static const char *bad[] = { "{\"Mountpoint\":\"rel/x\"}", "{\"Mountpoint\":\"/a\\nb\"}",
+                                 "{\"Mountpoint\":7}", "{}", "[]" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        CHECK(evr_podman_reply_volume(200, bad[i], strlen(bad[i]), &r) == EVR_ERR_PODMAN);
+        CHECK(!r.names && r.msg[0]);
+        evr_podman_reply_clear(&r);
+    }
+    static const char gone[] = "{\"cause\":\"no such volume\",\"message\":\"no volume\","
+                               "\"response\":404}";
+    CHECK(evr_podman_reply_volume(404, gone, strlen(gone), &r) == EVR_ERR_PODMAN && r.not_found);
+    evr_podman_reply_clear(&r);
+}
+
 int
 main(void)
 {
@@ -437,5 +459,6 @@ main(void)
     EVR_TEST_RUN(test_list);
     EVR_TEST_RUN(test_errors);
     EVR_TEST_RUN(test_time);
+    EVR_TEST_RUN(test_volume);
     EVR_TEST_END();
 }

@@ -1,0 +1,369 @@
+/*  evr_artstore.c: the artifacts the broker holds, received from runners
+    and served to clients (schema/PROTOCOL.md "Artifacts").
+
+    A runner ships each artifact file as `artifact_chunk` messages, one at
+    a time, each answered by an `artifact_ack` saying how many bytes of
+    the file the broker holds.  The bytes gather in DIR/JOB/.partial/SHA256
+    (the file's content names it, so a runner that comes back after a
+    crash, or a resend, carries on where the bytes end and never writes
+    twice); once whole, the partial file is synced, its sha256 checked and
+    renamed to DIR/JOB/STEP/PATH, so that path never holds a partial file.
+    A step name cannot start with '.', so ".partial" is no step.  DIR is
+    the broker's (0700); a job's files, whole and partial, are at most
+    artifact_job_max_bytes (checked as each file starts).
+    Clients read files with `fetch`, one bounded piece per request.
+*/
+#define _XOPEN_SOURCE 700   /* nftw */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_broker_int.h"
+#include "evr_sha256.h"
+
+/*  The sha256 of partial files, taken as their pieces arrive, so that a
+    whole file is checked without reading it again: one per file being
+    received (a few runners at once), the least recently used replaced.
+    A partial file with none (the broker restarted meanwhile) is read
+    again when it is whole. */
+#define S_HASHES 16
+
+typedef struct {
+    char job[EVR_ULID_LEN + 1];
+    char sha256[EVR_SHA256_HEX];
+    uint64_t held;          /* bytes hashed: the partial file's length */
+    uint64_t used;          /* s_clock at the last piece */
+    evr_sha256_t *h;        /* NULL: a free slot */
+} s_hash_t;
+
+struct evr_artstore {
+    s_hash_t hashes[S_HASHES];
+    uint64_t clock;
+};
+
+evr_artstore_t *
+evr_artstore_new(void)
+{
+    return evr_calloc(1, sizeof(evr_artstore_t));
+}
+
+void
+evr_artstore_destroy(evr_artstore_t **self_p)
+{
+    evr_artstore_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < S_HASHES; i++)
+        evr_sha256_destroy(&self->hashes[i].h);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  The hash of the partial file of m, at held bytes; with start (held 0)
+    a slot is taken for it.  NULL: none. */
+static s_hash_t *
+s_hash(evr_artstore_t *as, const evr_msg_t *m, uint64_t held, bool start)
+{
+    s_hash_t *free_slot = NULL, *oldest = NULL;
+    for (int i = 0; i < S_HASHES; i++) {
+        s_hash_t *x = &as->hashes[i];
+        if (x->h && !strcmp(x->job, m->job) && !strcmp(x->sha256, m->sha256)) {
+            if (x->held == held)
+                return x;
+            evr_sha256_destroy(&x->h);   /* out of step with the file: dropped */
+        }
+        if (!x->h && !free_slot)
+            free_slot = x;
+        if (x->h && (!oldest || x->used < oldest->used))
+            oldest = x;
+    }
+    if (!start)
+        return NULL;
+    s_hash_t *x = free_slot ? free_slot : oldest;
+    evr_sha256_destroy(&x->h);
+    snprintf(x->job, sizeof x->job, "%s", m->job);
+    snprintf(x->sha256, sizeof x->sha256, "%s", m->sha256);
+    x->held = 0;
+    x->h = evr_sha256_new();
+    return x;
+}
+
+static void
+s_ack(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, uint64_t held, bool done,
+      const char *reason)
+{
+    evr_msg_t a = { .type = EVR_MSG_ARTIFACT_ACK, .job = m->job, .step = m->step,
+                    .path = m->path, .sha256 = m->sha256, .offset = held, .done = done,
+                    .reason = (char *) reason };
+    evr_bus_send(b->runners, rid, &a, NULL);
+}
+
+/*  Refuses the file for good, said in the broker's log and to the runner. */
+static void
+s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ...)
+{
+    char why[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    evr_broker_warn(b, "artifact %s/%s of job %s refused: %s", m->step, m->path, m->job, why);
+    s_ack(b, rid, m, 0, false, why);
+}
+
+/*  Bytes a job's files take, whole or partial, besides the file at skip
+    (which a new copy replaces) and the partial file skip_partial (nftw
+    has no argument: one walk at a time, the broker has one thread). */
+static uint64_t s_walk_total;
+static const char *s_walk_skip, *s_walk_skip_partial;
+
+static int
+s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) ftw;
+    if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
+        && strcmp(path, s_walk_skip_partial) != 0)
+        s_walk_total += (uint64_t) sb->st_size;
+    return 0;
+}
+
+static uint64_t
+s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
+{
+    s_walk_total = 0;
+    s_walk_skip = skip;
+    s_walk_skip_partial = skip_partial;
+    nftw(jobdir, s_walk_one, 16, FTW_PHYS);
+    return s_walk_total;
+}
+
+/*  Whether final holds the file (its size and digest). */
+static bool
+s_holds(const char *final, const evr_msg_t *m)
+{
+    struct stat sb;
+    if (lstat(final, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t) sb.st_size != m->size)
+        return false;
+    char hex[EVR_SHA256_HEX];
+    uint64_t size;
+    evr_err_t err;
+    return evr_sha256_file(final, hex, &size, &err) == EVR_OK && strcmp(hex, m->sha256) == 0;
+}
+
+/*  Appends data at held to the partial file; the new length, or -1
+    (errno) when the write failed. */
+static int64_t
+s_append(const char *partial, const evr_msg_t *m, uint64_t held)
+{
+    int fd = open(partial, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int64_t out = (int64_t) held;
+    for (uint32_t off = 0; off < m->data.len;) {
+        ssize_t w = pwrite(fd, m->data.data + off, m->data.len - off, (off_t) (held + off));
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
+            out = -1;
+            break;
+        }
+        off += (uint32_t) w;
+        out += w;
+    }
+    int en = errno;
+    close(fd);
+    errno = en;
+    return out;
+}
+
+/*  The partial file is whole: synced, checked, renamed into place, and
+    the runner told (done); a digest that differs starts over (offset 0). */
+static void
+s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *partial,
+           const char *final)
+{
+    int fd = open(partial, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool synced = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    char hex[EVR_SHA256_HEX] = "";
+    uint64_t size = m->size;
+    evr_err_t err;
+    s_hash_t *x = s_hash(b->artstore, m, m->size, false);
+    if (x)   /* taken as the pieces came */
+        evr_sha256_finish(&x->h, hex);
+    else if (evr_sha256_file(partial, hex, &size, &err))
+        hex[0] = '\0';
+    if (!synced || strcmp(hex, m->sha256) || size != m->size) {
+        /* torn by a crash of the broker, say: the runner sends it again */
+        evr_broker_warn(b, "artifact %s/%s of job %s: the received bytes do not match its "
+                        "sha256; asking for them again", m->step, m->path, m->job);
+        unlink(partial);
+        s_ack(b, rid, m, 0, false, NULL);
+        return;
+    }
+    char *dir = evr_strdup(final);
+    *strrchr(dir, '/') = '\0';
+    evr_rc_t rc = evr_mkdirs(dir, &err);
+    if (!rc && rename(partial, final) != 0)
+        rc = evr_err_set(&err, EVR_ERR_IO, "rename to %s: %s", final, strerror(errno));
+    if (!rc) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        evr_broker_info(b, "artifact %s/%s of job %s received (%llu bytes)", m->step, m->path,
+                        m->job, (unsigned long long) m->size);
+        s_ack(b, rid, m, m->size, true, NULL);
+    }
+    else
+        s_refuse(b, rid, m, "%s (another artifact of the step in the way?)", err.msg);
+    free(dir);
+}
+
+/*  The job is known and runs on runner; else the file is refused (or,
+    the store failing, left unanswered: the runner asks again). */
+static bool
+s_job_ok(evr_broker_t *b, zframe_t *rid, const char *runner, const evr_msg_t *m)
+{
+    evr_job_t job = { 0 };
+    evr_err_t err;
+    evr_rc_t rc = evr_store_get_job(b->store, m->job, &job, &err);
+    bool ok = false;
+    if (rc == EVR_ERR_NOTFOUND)
+        s_refuse(b, rid, m, "the broker knows no job %s", m->job);
+    else if (rc)
+        evr_broker_error(b, "artifact of job %s: %s (not answered)", m->job, err.msg);
+    else if (!job.runner || strcmp(job.runner, runner) != 0)
+        s_refuse(b, rid, m, "job %s is not runner %s's (it is %s's)", m->job, runner,
+                 job.runner ? job.runner : "no runner");
+    else
+        ok = true;
+    evr_rec_free(&evr_job_type, &job);
+    return ok;
+}
+
+void
+evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr_msg_t *m)
+{
+    uint64_t cap = b->opts.artifact_job_max_bytes;
+    if (m->offset > m->size || m->data.len > m->size - m->offset) {
+        s_refuse(b, rid, m, "a piece at %llu of %u bytes passes the size %llu",
+                 (unsigned long long) m->offset, m->data.len, (unsigned long long) m->size);
+        return;
+    }
+    if (!s_job_ok(b, rid, runner, m))
+        return;
+    char *jobdir = evr_asprintf("%s/%s", b->opts.artifacts_dir, m->job);
+    char *final = evr_asprintf("%s/%s/%s", jobdir, m->step, m->path);
+    char *partial = evr_asprintf("%s/.partial/%s", jobdir, m->sha256);
+    struct stat sb;
+    uint64_t held = lstat(partial, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t) sb.st_size : 0;
+    if (held > m->size) {
+        unlink(partial);
+        held = 0;
+    }
+    evr_err_t err;
+    if (held == 0 && m->offset == 0) {   /* the file's start: a probe, or its first piece */
+        /* partial files count too: a runner cannot pile them up */
+        uint64_t used = s_job_bytes(jobdir, final, partial);
+        if (m->size > cap || used > cap - m->size) {
+            s_refuse(b, rid, m, "%llu bytes, with the %llu bytes the job holds, over the "
+                     "broker's limit of %llu bytes a job (its artifact_job_max_bytes setting)",
+                     (unsigned long long) m->size, (unsigned long long) used,
+                     (unsigned long long) cap);
+            goto out;
+        }
+        if (!m->data.len && s_holds(final, m)) {
+            s_ack(b, rid, m, m->size, true, NULL);
+            goto out;
+        }
+        char *pdir = evr_asprintf("%s/.partial", jobdir);
+        evr_rc_t rc = evr_mkdirs(pdir, &err);
+        free(pdir);
+        if (rc) {
+            s_refuse(b, rid, m, "%s", err.msg);
+            goto out;
+        }
+    }
+    if (m->data.len && m->offset == held) {
+        int64_t now = s_append(partial, m, held);
+        if (now < 0) {
+            evr_err_write(&err, partial, errno);
+            s_refuse(b, rid, m, "%s", err.msg);
+            goto out;
+        }
+        s_hash_t *x = s_hash(b->artstore, m, held, held == 0);
+        if (x) {
+            evr_sha256_update(x->h, m->data.data, m->data.len);
+            x->held = (uint64_t) now;
+            x->used = ++b->artstore->clock;
+        }
+        held = (uint64_t) now;
+    }
+    else if (held == 0 && !m->size)
+        s_hash(b->artstore, m, 0, true);   /* an empty file: its hash is of nothing */
+    if (held == m->size) {
+        if (!m->size) {   /* an empty file: its partial is made now */
+            int fd = open(partial, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+        s_complete(b, rid, m, partial, final);
+    }
+    else
+        s_ack(b, rid, m, held, false, NULL);
+out:
+    free(partial);
+    free(final);
+    free(jobdir);
+}
+
+void
+evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
+{
+    char *final = evr_asprintf("%s/%s/%s/%s", b->opts.artifacts_dir, m->job, m->step, m->path);
+    int fd = open(final, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
+                           "the broker holds no artifact %s of step %s of job %s (not shipped "
+                           "by its runner yet, or never)", m->path, m->step, m->job);
+        goto out;
+    }
+    uint64_t size = (uint64_t) sb.st_size;
+    if (m->offset > size) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST,
+                           "offset %llu is past the end of %s (%llu bytes)",
+                           (unsigned long long) m->offset, m->path, (unsigned long long) size);
+        goto out;
+    }
+    uint64_t n = size - m->offset < EVR_MSG_CHUNK_MAX ? size - m->offset : EVR_MSG_CHUNK_MAX;
+    uint8_t *buf = evr_malloc(n ? n : 1);
+    ssize_t got = n ? pread(fd, buf, n, (off_t) m->offset) : 0;
+    if (got < 0 || (uint64_t) got != n)
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "reading %s: %s", final,
+                           got < 0 ? strerror(errno) : "the file shrank");
+    else {
+        evr_msg_t d = { .type = EVR_MSG_ARTIFACT_DATA, .step = m->step, .path = m->path,
+                        .size = size, .offset = m->offset,
+                        .data = { .data = buf, .len = (uint32_t) n } };
+        evr_bus_send(b->clients, rid, &d, NULL);
+    }
+    free(buf);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(final);
+}

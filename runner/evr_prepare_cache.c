@@ -1,0 +1,169 @@
+/*  evr_prepare_cache.c: a job's caches in the engine (evr_cache.h).
+
+    Once a job's workspace is prepared (resources in), its caches are
+    resolved (a key's {{ sha256 FILE }} read from the workspace's host
+    directory, which the executor names), each marked used, and the
+    least recently used ones past cache_max_bytes removed; then the steps
+    run, each created with its caches mounted.  When the job ends (its
+    units gone), the size of each of its caches is measured into its
+    record and the LRU pass runs again.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "evr_cache.h"
+#include "evr_engine_int.h"
+
+typedef struct {
+    evr_engine_t *e;
+    const evr_eng_job_t *except;    /* the job that ends: its caches may go */
+} s_use_t;
+
+/*  Whether a job the engine holds (but the one ending) uses volume. */
+static bool
+s_in_use(const char *volume, void *arg)
+{
+    const s_use_t *u = arg;
+    for (const evr_eng_job_t *j = u->e->jobs; j; j = j->next)
+        if (j != u->except && j->phase != EVR_ENG_JOB_DONE && evr_cache_uses(j->caches, volume))
+            return true;
+    return false;
+}
+
+static void
+s_evict(evr_eng_job_t *job, const evr_eng_job_t *except)
+{
+    evr_engine_t *e = job->eng;
+    s_use_t u = { e, except };
+    uint32_t n = 0;
+    char **gone = evr_cache_evict(e->opts.caches_dir, e->opts.cache_max_bytes, s_in_use, &u, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        evr_eng_print(e, "evrun-runner: cache %s removed (least recently used; the runner's "
+                      "cache_max_bytes setting)", gone[i]);
+        job->ex->ops->cache_remove(job->ex, gone[i], NULL, NULL);
+        free(gone[i]);
+    }
+    free(gone);
+}
+
+/*  STATE/caches/JOB.mounts: the job's resolved caches (caller frees). */
+static char *
+s_job_file(const evr_eng_job_t *job)
+{
+    return evr_asprintf("%s/%s.mounts", job->eng->opts.caches_dir, job->id);
+}
+
+static void
+s_resolve(evr_eng_job_t *job, const char *ws)
+{
+    evr_err_t err;
+    if (evr_cache_resolve(job->spec, ws, &job->caches, &err)) {
+        char reason[2 * EVR_ERR_MAX];
+        snprintf(reason, sizeof reason, "%s", err.msg);
+        evr_eng_prep_failed(job, reason);
+        return;
+    }
+    const char *const *vols;
+    uint32_t n = evr_cache_volumes(job->caches, &vols);
+    for (uint32_t i = 0; i < n; i++)
+        if (evr_cache_touch(job->eng->opts.caches_dir, vols[i], &err))
+            evr_eng_print(job->eng, "evrun-runner: cache %s: %s", vols[i], err.msg);
+    /* kept for a restart: the steps to come mount the same volumes */
+    char *path = s_job_file(job);
+    if (job->caches && evr_cache_job_save(job->caches, path, &err))
+        evr_eng_print(job->eng, "evrun-runner: job %s: %s (a restart would lose its caches)",
+                      job->id, err.msg);
+    free(path);
+    s_evict(job, NULL);
+    evr_eng_job_go(job);
+}
+
+void
+evr_eng_cache_recover(evr_eng_job_t *job)
+{
+    char *path = s_job_file(job);
+    job->caches = evr_cache_job_load(path, job->n);
+    free(path);
+}
+
+static void
+s_ws_dir(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    char reason[2 * EVR_ERR_MAX];
+    if (job->cancelling)
+        evr_eng_prep_failed(job, "the job was cancelled while its caches were resolved");
+    else if (r->rc) {
+        snprintf(reason, sizeof reason, "cache: the %s's host directory: %s",
+                 job->ex->ops->workspace_word, r->msg);
+        evr_eng_prep_failed(job, reason);
+    }
+    else
+        s_resolve(job, r->names);
+}
+
+void
+evr_eng_cache_prepare(evr_eng_job_t *job)
+{
+    const evr_spec_t *spec = job->spec;
+    bool any = spec->cache.n > 0;
+    for (uint32_t i = 0; i < spec->steps.n; i++)
+        any |= evr_spec_step(spec, i)->cache.n > 0;
+    if (!any) {
+        evr_eng_job_go(job);
+        return;
+    }
+    if (!job->ex->ops->dir || !job->ex->ops->cache_remove) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "cache: the %s executor keeps no caches",
+                 job->ex->ops->name);
+        evr_eng_prep_failed(job, reason);
+        return;
+    }
+    if (evr_cache_reads_files(spec))
+        job->ex->ops->dir(job->ex, job->id, NULL, s_ws_dir, job);
+    else
+        s_resolve(job, NULL);
+}
+
+typedef struct {
+    evr_eng_job_t *job;
+    char *volume;
+} s_measure_t;
+
+static void
+s_measured(const evr_exec_result_t *r, void *arg)
+{
+    s_measure_t *m = arg;
+    evr_eng_job_t *job = m->job;
+    if (!r->rc)
+        evr_cache_set_size(job->eng->opts.caches_dir, m->volume, evr_cache_du(r->names));
+    free(m->volume);
+    free(m);
+    job->calls--;
+    if (--job->cache_calls == 0)
+        s_evict(job, job);
+}
+
+bool
+evr_eng_cache_measure(evr_eng_job_t *job)
+{
+    if (!job->caches || job->caches_measured)
+        return false;
+    job->caches_measured = true;
+    char *path = s_job_file(job);
+    unlink(path);
+    free(path);
+    const char *const *vols;
+    uint32_t n = evr_cache_volumes(job->caches, &vols);
+    for (uint32_t i = 0; i < n; i++) {
+        s_measure_t *m = evr_calloc(1, sizeof *m);
+        m->job = job;
+        m->volume = evr_strdup(vols[i]);
+        job->calls++;
+        job->cache_calls++;
+        job->ex->ops->dir(job->ex, NULL, vols[i], s_measured, m);
+    }
+    return n > 0;
+}

@@ -1,0 +1,352 @@
+/*  evr_ship.c: the artifact queue and its shipper; see evr_ship.h. */
+#include "evr_ship.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_log.h"
+#include "evr_sha256.h"
+
+#define S_MAGIC "evrun-ship 2"
+#define S_SCAN_NS 200000000ull      /* the queue looked at when idle */
+#define S_ACK_NS 10000000000ull     /* a piece unacknowledged this long: asked again */
+#define S_ENTRY_MAX 4096            /* bytes of one entry */
+
+struct evr_ship {
+    char *dir, *artifacts_dir;
+    uint64_t next_scan;     /* mono ns */
+    /* the file under way: its entry (a name in dir), what it names */
+    char *entry;
+    char *job, *step, *path;
+    char sha256[EVR_SHA256_HEX];
+    uint64_t size;
+    char *identity;         /* of the file when it was queued */
+    int fd;
+    uint64_t offset;        /* what the broker holds, by its last ack */
+    bool probe;             /* the next piece asks where the bytes end */
+    bool waiting;           /* a piece awaits its ack, sent at sent_at */
+    uint64_t sent_at;
+};
+
+#define s_warn(...) evr_log_at(EVR_LOG_WARN, "evrun-runner", __VA_ARGS__)
+#define s_info(...) evr_log_at(EVR_LOG_INFO, "evrun-runner", __VA_ARGS__)
+
+/*  Writes path whole and durably (a temporary name, synced, renamed, the
+    directory synced). */
+static evr_rc_t
+s_write_durably(const char *dir, const char *path, const char *text, evr_err_t *err)
+{
+    char *tmp = evr_asprintf("%s.tmp", path);
+    evr_rc_t rc = EVR_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    size_t n = strlen(text);
+    if (fd < 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    else if (write(fd, text, n) != (ssize_t) n || fsync(fd) != 0)
+        rc = evr_err_write(err, tmp, errno ? errno : ENOSPC);
+    if (fd >= 0)
+        close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    else {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
+/*  The identity of a file: device, inode, mtime (ns), size. */
+static char *
+s_identity(const struct stat *sb)
+{
+    return evr_asprintf("%llu:%llu:%lld.%09ld:%lld", (unsigned long long) sb->st_dev,
+                        (unsigned long long) sb->st_ino, (long long) sb->st_mtim.tv_sec,
+                        sb->st_mtim.tv_nsec, (long long) sb->st_size);
+}
+
+evr_rc_t
+evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
+                 const char *path, uint64_t size, const char *sha256, evr_err_t *err)
+{
+    static uint32_t seq;
+    struct stat sb;
+    if (lstat(file, &sb) != 0)
+        return evr_err_set(err, EVR_ERR_IO, "%s: %s", file, strerror(errno));
+    evr_rc_t rc = evr_mkdirs(dir, err);
+    if (rc)
+        return rc;
+    /* wall ns, then a counter: names sort in the order of queueing, also
+       across restarts */
+    char *name = evr_asprintf("%s/%020llu-%06u.ship", dir, (unsigned long long) evr_now_ns(),
+                              seq++ % 1000000u);
+    char *id = s_identity(&sb);
+    char *text = evr_asprintf("%s\n%s\n%s\n%s\n%llu\n%s\n%s\n", S_MAGIC, job, step, path,
+                              (unsigned long long) size, sha256, id);
+    rc = s_write_durably(dir, name, text, err);
+    free(id);
+    free(text);
+    free(name);
+    return rc;
+}
+
+evr_ship_t *
+evr_ship_new(const char *dir, const char *artifacts_dir)
+{
+    evr_ship_t *self = evr_calloc(1, sizeof *self);
+    self->dir = evr_strdup(dir);
+    self->artifacts_dir = evr_strdup(artifacts_dir);
+    self->fd = -1;
+    return self;
+}
+
+/*  Forgets the file under way; with drop, its entry is removed. */
+static void
+s_end(evr_ship_t *self, bool drop)
+{
+    if (drop && self->entry) {
+        char *p = evr_asprintf("%s/%s", self->dir, self->entry);
+        unlink(p);
+        free(p);
+    }
+    if (self->fd >= 0)
+        close(self->fd);
+    self->fd = -1;
+    free(self->entry);
+    free(self->job);
+    free(self->step);
+    free(self->path);
+    free(self->identity);
+    self->entry = self->job = self->step = self->path = self->identity = NULL;
+    self->waiting = false;
+}
+
+void
+evr_ship_destroy(evr_ship_t **self_p)
+{
+    evr_ship_t *self = *self_p;
+    if (!self)
+        return;
+    s_end(self, false);
+    free(self->dir);
+    free(self->artifacts_dir);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  The oldest entry's name (caller frees), or NULL; *count the entries. */
+static char *
+s_oldest(const evr_ship_t *self, uint32_t *count)
+{
+    DIR *d = opendir(self->dir);
+    char *best = NULL;
+    *count = 0;
+    if (!d)
+        return NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".ship") != 0)
+            continue;
+        (*count)++;
+        if (!best || strcmp(e->d_name, best) < 0) {
+            free(best);
+            best = evr_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    return best;
+}
+
+uint32_t
+evr_ship_pending(evr_ship_t *self)
+{
+    uint32_t n;
+    free(s_oldest(self, &n));
+    return n;
+}
+
+/*  The next line of *p (cut in place), or NULL. */
+static char *
+s_line(char **p)
+{
+    char *nl = strchr(*p, '\n');
+    if (!nl)
+        return NULL;
+    char *line = *p;
+    *nl = '\0';
+    *p = nl + 1;
+    return line;
+}
+
+/*  Reads the entry name into self; false (said) when it is unusable. */
+static bool
+s_load(evr_ship_t *self, const char *name)
+{
+    char *path = evr_asprintf("%s/%s", self->dir, name);
+    char buf[S_ENTRY_MAX + 1];
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, S_ENTRY_MAX) : -1;
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    self->entry = evr_strdup(name);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = buf, *magic = s_line(&p), *job = s_line(&p), *step = s_line(&p);
+    char *apath = s_line(&p), *size = s_line(&p), *sha = s_line(&p), *id = s_line(&p);
+    if (!id || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_name_ok(step)
+        || evr_event_artifact_path_problem(apath) || evr_event_sha256_problem(sha))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long sz = strtoull(size, &end, 10);
+    if (errno || *end || end == size)
+        return false;
+    self->job = evr_strdup(job);
+    self->step = evr_strdup(step);
+    self->path = evr_strdup(apath);
+    self->size = sz;
+    memcpy(self->sha256, sha, EVR_SHA256_HEX);
+    self->identity = evr_strdup(id);
+    return true;
+}
+
+/*  Opens the artifact file of the entry; false (said) when it is gone or
+    no longer the file queued (a later attempt's copy replaced it: that
+    one has an entry of its own).  Told by its identity, not read: the
+    broker checks the sha256 of what it receives. */
+static bool
+s_open(evr_ship_t *self)
+{
+    char *file = evr_asprintf("%s/%s/%s/%s", self->artifacts_dir, self->job, self->step,
+                              self->path);
+    struct stat sb;
+    char *id = NULL;
+    bool ok = false;
+    self->fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (self->fd < 0 || fstat(self->fd, &sb) != 0)
+        s_warn("artifact %s/%s of job %s not shipped: %s: %s", self->step, self->path,
+               self->job, file, strerror(errno));
+    else if (strcmp((id = s_identity(&sb)), self->identity) != 0
+             || (uint64_t) sb.st_size != self->size)
+        s_warn("artifact %s/%s of job %s not shipped: %s changed since it was queued (a later "
+               "attempt's copy, queued in turn)", self->step, self->path, self->job, file);
+    else
+        ok = true;
+    free(id);
+    free(file);
+    return ok;
+}
+
+/*  Takes up the oldest entry; false when there is none now. */
+static bool
+s_take(evr_ship_t *self, uint64_t now)
+{
+    if (now < self->next_scan)
+        return false;
+    for (;;) {
+        uint32_t count;
+        char *name = s_oldest(self, &count);
+        if (!name) {
+            self->next_scan = now + S_SCAN_NS;
+            return false;
+        }
+        bool ok = s_load(self, name);
+        if (!ok)
+            s_warn("%s/%s: not an artifact queue entry: removed", self->dir, name);
+        free(name);
+        if (ok && s_open(self)) {
+            self->probe = true;
+            self->offset = 0;
+            return true;
+        }
+        s_end(self, true);
+    }
+}
+
+bool
+evr_ship_next(evr_ship_t *self, uint64_t now, evr_msg_t *msg)
+{
+    if (self->waiting && now - self->sent_at < S_ACK_NS)
+        return false;
+    if (self->waiting) {   /* unanswered: where do the bytes end? */
+        self->waiting = false;
+        self->probe = true;
+    }
+    if (!self->entry && !s_take(self, now))
+        return false;
+    msg->type = EVR_MSG_ARTIFACT_CHUNK;
+    msg->job = evr_strdup(self->job);
+    msg->step = evr_strdup(self->step);
+    msg->path = evr_strdup(self->path);
+    msg->sha256 = evr_strdup(self->sha256);
+    msg->size = self->size;
+    msg->offset = self->probe ? 0 : self->offset;
+    uint64_t left = self->size - msg->offset;
+    size_t n = self->probe ? 0 : left < EVR_MSG_CHUNK_MAX ? (size_t) left : EVR_MSG_CHUNK_MAX;
+    if (n) {
+        msg->data.data = evr_malloc(n);
+        ssize_t got = pread(self->fd, msg->data.data, n, (off_t) msg->offset);
+        if (got != (ssize_t) n) {
+            s_warn("artifact %s/%s of job %s not shipped: reading it: %s", self->step,
+                   self->path, self->job, got < 0 ? strerror(errno) : "the file shrank");
+            evr_msg_clear(msg);
+            s_end(self, true);
+            return false;
+        }
+        msg->data.len = (uint32_t) n;
+    }
+    self->waiting = true;
+    self->sent_at = now;
+    return true;
+}
+
+void
+evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *a)
+{
+    if (!self->entry || !self->waiting || strcmp(a->job, self->job) || strcmp(a->step, self->step)
+        || strcmp(a->path, self->path) || strcmp(a->sha256, self->sha256))
+        return;
+    self->waiting = false;
+    if (a->reason) {
+        s_warn("artifact %s/%s of job %s: the broker refuses it: %s", self->step, self->path,
+               self->job, a->reason);
+        s_end(self, true);
+    }
+    else if (a->done) {
+        s_info("artifact %s/%s of job %s shipped to the broker (%llu bytes)", self->step,
+               self->path, self->job, (unsigned long long) self->size);
+        s_end(self, true);
+    }
+    else if (a->offset > self->size) {
+        s_warn("artifact %s/%s of job %s: the broker says it holds %llu of %llu bytes: asking "
+               "again", self->step, self->path, self->job, (unsigned long long) a->offset,
+               (unsigned long long) self->size);
+        self->probe = true;
+    }
+    else {
+        self->offset = a->offset;
+        self->probe = false;
+    }
+}
+
+void
+evr_ship_reset(evr_ship_t *self)
+{
+    self->waiting = false;
+    self->probe = true;
+    self->next_scan = 0;
+}

@@ -1,0 +1,51 @@
+/*  evr_ship.h: a runner's artifact files shipped to the broker.
+
+    The queue is a directory (STATE/ship) of small files, one per artifact
+    file to ship, named so that they sort in the order they were queued.
+    The engine queues a file (evr_ship_enqueue, synced, renamed into
+    place) before it records its step.artifact event; the daemon ships the
+    queue, oldest first, one file and one piece at a time over its broker
+    connection (schema/PROTOCOL.md "Artifacts"): a piece goes out only
+    when the last one is acknowledged, each acknowledgement says how many
+    bytes the broker holds, and an entry is removed only when the broker
+    holds the whole file (or refuses it for good).  A runner killed
+    mid-ship finds the entry on restart and asks the broker where the
+    bytes end: nothing is sent twice into the broker's file, nothing
+    partial is ever named as the artifact there.
+*/
+#ifndef EVR_SHIP_H_INCLUDED
+#define EVR_SHIP_H_INCLUDED
+
+#include "evr_msg.h"
+
+/*  Queues the file artifacts_dir/JOB/STEP/PATH (file: that path; size
+    bytes, its sha256) in dir (made when missing).  The entry records the
+    file's identity (device, inode, mtime), so that a copy that replaced
+    it since is told apart without reading it.  EVR_ERR_IO naming the
+    file. */
+evr_rc_t evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
+                          const char *path, uint64_t size, const char *sha256, evr_err_t *err);
+
+typedef struct evr_ship evr_ship_t;
+
+/*  A shipper of the queue in dir, the files under artifacts_dir. */
+evr_ship_t *evr_ship_new(const char *dir, const char *artifacts_dir);
+void evr_ship_destroy(evr_ship_t **self_p);
+
+/*  The next artifact_chunk to send at now (mono ns) into msg (zeroed by
+    the caller, cleared with evr_msg_clear); false when there is none now:
+    the queue is empty (looked at again every 200 ms) or a piece awaits
+    its acknowledgement (asked again after 10 s without one). */
+bool evr_ship_next(evr_ship_t *self, uint64_t now, evr_msg_t *msg);
+
+/*  An artifact_ack from the broker; one about another file is ignored. */
+void evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *ack);
+
+/*  The connection is new (welcome): the file under way is asked about
+    again. */
+void evr_ship_reset(evr_ship_t *self);
+
+/*  Entries in the queue, the one under way included (a scan of dir). */
+uint32_t evr_ship_pending(evr_ship_t *self);
+
+#endif

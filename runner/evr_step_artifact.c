@@ -1,0 +1,233 @@
+/*  evr_step_artifact.c: a step's artifacts, after its exit.
+
+    Each path of the step's `artifacts` is copied out of its unit as a tar
+    stream (the executor's get) into a temporary file, counted against
+    artifact_max_bytes as it streams, then unpacked into
+    STATE/artifacts/JOB/STEP/ (evr_artifact.c: checked whole first,
+    nothing partial left), its files counted against the room the job has
+    left of artifact_job_max_bytes.  Each file written becomes a
+    step.artifact event (path, size, sha256), queued for the broker first
+    when the engine ships (evr_ship.h: a queue entry is durable before the
+    event that names the file).  When every path is done, the step
+    finishes (evr_eng_step_finish).  `when` decides after which outcome
+    this happens; a cancelled or lost step keeps none.
+*/
+#define _XOPEN_SOURCE 700   /* nftw */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_artifact.h"
+#include "evr_engine_int.h"
+#include "evr_ship.h"
+
+typedef struct {
+    evr_eng_step_t *st;
+    char *path;         /* inside /workspace */
+    char *tmpfile;
+    FILE *fp;
+    uint64_t bytes;     /* of the tar stream so far */
+    bool over;          /* the stream passed artifact_max_bytes: aborted */
+    int werr;           /* errno of a failed write: the download was aborted for it */
+} s_artifact_t;
+
+bool
+evr_eng_step_wants_artifacts(const evr_eng_step_t *st)
+{
+    const evr_artifacts_t *a = &st->spec->artifacts;
+    if (!a->paths.n || !st->unit_id || st->cancelled || st->lost)
+        return false;
+    bool ok = st->exit_code == 0 && !st->reason && !st->timed_out;
+    return a->when == EVR_ARTIFACTS_ALWAYS
+        || a->when == (ok ? EVR_ARTIFACTS_ON_SUCCESS : EVR_ARTIFACTS_ON_FAILURE);
+}
+
+/*  A piece of the tar stream: to the temporary file, counted; false (the
+    copy ends) once it would pass the limit, so no more is written. */
+static bool
+s_data(const uint8_t *p, size_t n, void *arg)
+{
+    s_artifact_t *a = arg;
+    uint64_t max = a->st->job->eng->opts.artifact_max_bytes;
+    if (n > max - a->bytes) {
+        a->over = true;
+        return false;
+    }
+    a->bytes += n;
+    bool ok = fwrite(p, 1, n, a->fp) == n;
+    if (!ok && !a->werr)
+        a->werr = errno ? errno : EIO;
+    if (!a->st->artifact_paused) {
+        a->st->artifact_paused = true;
+        fflush(a->fp);   /* a partial download on disk when the test kills here */
+        evr_eng_test_pause("artifact", a->st);
+    }
+    return ok;
+}
+
+/*  Bytes of the job's artifact files (nftw has no argument: the engine
+    has one thread). */
+static uint64_t s_walk_total;
+
+static int
+s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    if (type == FTW_F && S_ISREG(sb->st_mode) && strncmp(base, ".download-", 10) != 0)
+        s_walk_total += (uint64_t) sb->st_size;
+    return 0;
+}
+
+/*  The room the job has left of artifact_job_max_bytes (what its steps
+    hold now, earlier attempts included). */
+static uint64_t
+s_job_room(const evr_eng_step_t *st, uint64_t *held)
+{
+    const evr_engine_t *e = st->job->eng;
+    char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
+    s_walk_total = 0;
+    nftw(dir, s_walk_one, 16, FTW_PHYS);
+    free(dir);
+    *held = s_walk_total;
+    uint64_t cap = e->opts.artifact_job_max_bytes;
+    return s_walk_total < cap ? cap - s_walk_total : 0;
+}
+
+/*  The files of one unpacked path: queued for the broker (when shipping),
+    then a step.artifact each.  sub: the path's directory in /workspace
+    ("" for a top-level path). */
+static void
+s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list)
+{
+    const evr_engine_t *e = st->job->eng;
+    for (uint32_t i = 0; i < list->n; i++) {
+        const evr_artifact_file_t *f = &list->v[i];
+        char *path = evr_asprintf("%s%s%s", sub, *sub ? "/" : "", f->path);
+        const char *bad = evr_event_artifact_path_problem(path);
+        evr_err_t err;
+        evr_rc_t rc = EVR_OK;
+        if (!bad && e->opts.ship_dir) {
+            char *file = evr_asprintf("%s/%s/%s/%s", e->opts.artifacts_dir, st->job->id,
+                                      st->spec->name, path);
+            rc = evr_ship_enqueue(e->opts.ship_dir, file, st->job->id, st->spec->name, path,
+                                  f->size, f->sha256, &err);
+            free(file);
+        }
+        if (bad)   /* a name the wire would refuse: the file stays on the runner */
+            evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
+        else if (rc)
+            evr_eng_set_reason(st, "artifact file %s: queueing it for the broker: %s", path,
+                               err.msg);
+        else {
+            evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_ARTIFACT, st);
+            ev->data.path = evr_strdup(path);
+            ev->data.size = f->size;
+            ev->data.sha256 = evr_strdup(f->sha256);
+        }
+        free(path);
+    }
+}
+
+/*  The downloaded tar of a: unpacked below the step's directory where the
+    path says (the archive holds the path's last component), recorded. */
+static void
+s_unpack(s_artifact_t *a)
+{
+    evr_eng_step_t *st = a->st;
+    const evr_engine_t *e = st->job->eng;
+    char *sub = evr_strdup(a->path);
+    char *slash = strrchr(sub, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        *sub = '\0';
+    char *dest = evr_asprintf("%s/%s/%s%s%s", e->opts.artifacts_dir, st->job->id,
+                              st->spec->name, *sub ? "/" : "", sub);
+    uint64_t held = 0, room = s_job_room(st, &held);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err;
+    evr_rc_t rc = evr_artifact_unpack_list(a->tmpfile, dest, e->opts.artifact_max_bytes, room,
+                                           &list, &err);
+    if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the room of"))
+        evr_eng_set_reason(st, "artifact %s: %s left of the job's limit of %llu bytes (its "
+                           "artifacts hold %llu bytes already; the runner's "
+                           "artifact_job_max_bytes setting)", a->path, err.msg,
+                           (unsigned long long) e->opts.artifact_job_max_bytes,
+                           (unsigned long long) held);
+    else if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of"))
+        evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
+                           a->path, err.msg);
+    else if (rc)
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+    else {
+        evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
+                         list.n == 1 ? "" : "s", dest);
+        s_record(st, sub, &list);
+    }
+    evr_artifact_list_free(&list);
+    free(dest);
+    free(sub);
+}
+
+static void
+s_done(const evr_exec_result_t *r, void *arg)
+{
+    s_artifact_t *a = arg;
+    evr_eng_step_t *st = a->st;
+    uint64_t max = st->job->eng->opts.artifact_max_bytes;
+    errno = 0;
+    if (fclose(a->fp) != 0 && !a->werr)
+        a->werr = errno ? errno : EIO;
+    if (a->over)
+        evr_eng_set_reason(st, "artifact %s: larger than the limit of %llu bytes (as a tar "
+                           "stream; the runner's artifact_max_bytes setting)", a->path,
+                           (unsigned long long) max);
+    else if (a->werr) {   /* the cause, not the aborted download it made */
+        evr_err_t err;
+        evr_err_write(&err, a->tmpfile, a->werr);
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+    }
+    else if (r->rc)
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
+    else
+        s_unpack(a);
+    unlink(a->tmpfile);
+    free(a->tmpfile);
+    free(a->path);
+    free(a);
+    if (--st->artifacts_left == 0)
+        evr_eng_step_finish(st);
+}
+
+void
+evr_eng_step_artifacts(evr_eng_step_t *st)
+{
+    evr_engine_t *e = st->job->eng;
+    const evr_strlist_t *paths = &st->spec->artifacts.paths;
+    st->artifacts_left = paths->n;
+    for (uint32_t i = 0; i < paths->n; i++) {
+        s_artifact_t *a = evr_calloc(1, sizeof *a);
+        a->st = st;
+        a->path = evr_strdup(paths->v[i]);
+        char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
+        evr_err_t err;
+        evr_mkdirs(dir, &err);
+        a->tmpfile = evr_asprintf("%s/.download-XXXXXX", dir);
+        free(dir);
+        int fd = mkstemp(a->tmpfile);
+        a->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (!a->fp) {
+            evr_exec_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
+            a->fp = fopen("/dev/null", "wb");
+            s_done(&r, a);
+            continue;
+        }
+        st->job->ex->ops->get(st->job->ex, st->unit, st->job->id,
+                              evr_spec_has_source(st->job->spec) ? EVR_EXEC_LAYOUT_JOB
+                                                                 : EVR_EXEC_LAYOUT_WORKSPACE,
+                              a->path, s_data, s_done, a);
+    }
+}

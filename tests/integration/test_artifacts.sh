@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# test_artifacts.sh BIN_DIR SRC_DIR [CASE...]: artifacts and caches end to
+# end (issue 14), through real evrun-broker and evrun-runner processes on
+# ipc:// sockets (bus_lib.sh) and real podman: a failing step's artifact
+# kept (when: on_failure), shipped to the broker and fetched with
+# `evrun-cli artifacts` (content and the step.artifact sha256 compared);
+# the per-job caps of the runner and the broker; a runner killed while
+# it ships, shipping on after its restart with no duplicate or partial
+# file; caches restored for the same pipeline and key and not for another
+# key, evicted least recently used under a tiny cap.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+root=$(mktemp -d /tmp/evr-art-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+pipeline() { cat > "$tmp/$1.yml"; }
+
+# the sha256 of the step.artifact event of JOB for STEP/PATH
+event_sha() {
+  cli logs "$1" --events --json | grep '"type":"step.artifact"' \
+    | grep "\"step\":\"$2\"" | grep "\"path\":\"$3\"" | tail -1 \
+    | sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p'
+}
+
+case_failing_step() {
+  fresh failing
+  bus_broker && bus_runner af-1 "" 1 && bus_wait_runners 1
+  # 3 MB: shipped as several 1 MiB pieces
+  pipeline failing <<'YML'
+pipeline: art-failing
+image: localhost/evrun-busybox:latest
+on_failure: finish
+steps:
+  - name: always
+    run: echo kept > kept.txt
+    artifacts: {paths: [kept.txt], when: always}
+  - name: report
+    needs: [always]
+    run: mkdir -p out/sub && seq 1 400000 > out/sub/numbers.txt && echo fine > out/ok.txt && exit 3
+    artifacts: {paths: [out], when: on_failure}
+  - name: success-only
+    needs: [always]
+    run: mkdir -p other && echo no > other/x.txt; exit 4
+    artifacts: [other/x.txt]
+YML
+  local j
+  j=$(submit "$tmp/failing.yml")
+  check "the job failed" [ "$(wait_job "$j")" = failed ]
+  for _ in $(seq 1 100); do
+    cli artifacts "$j" -o "$tmp/got" > "$tmp/art.out" 2> "$tmp/art.err" && break
+    sleep 0.1
+  done
+  check "artifacts: exit 0" [ $? -eq 0 ]
+  check "the failing step's file fetched whole" cmp -s <(seq 1 400000) "$tmp/got/report/out/sub/numbers.txt"
+  check "its sha256 is the event's" [ "$(sha256sum < "$tmp/got/report/out/sub/numbers.txt" | cut -d' ' -f1)" = "$(event_sha "$j" report out/sub/numbers.txt)" ]
+  check "one line per file, with size and sha256" grep -q "report/out/sub/numbers.txt  2688895 bytes  sha256 [0-9a-f]\{64\}$" "$tmp/art.out"
+  check "the other file of the path" [ "$(cat "$tmp/got/report/out/ok.txt")" = fine ]
+  check "when: always on success kept" [ "$(cat "$tmp/got/always/kept.txt")" = kept ]
+  check "on_success of a failed step: nothing" [ ! -e "$tmp/got/success-only" ]
+  check "no partial file fetched" [ -z "$(find "$tmp/got" -name '*.evrun-partial')" ]
+  check "the runner keeps its copy" cmp -s <(seq 1 400000) "$tmp/r-af-1/artifacts/$j/report/out/sub/numbers.txt"
+  check "the broker holds it, nothing partial" [ -z "$(find "$tmp/broker/artifacts/$j/.partial" -type f)" ]
+  check "the broker's copy is owner-only" [ "$(stat -c %a "$tmp/broker/artifacts")" = 700 ]
+  check "the ship queue is empty" [ -z "$(ls "$tmp/r-af-1/ship")" ]
+  cli artifacts "$j" --step always -o "$tmp/one" --json > "$tmp/one.out"
+  check "--step: only that step's" [ "$(ls "$tmp/one")" = always ]
+  check "--json: one object per file" grep -q '"step":"always","path":"kept.txt","size":5' "$tmp/one.out"
+  cli artifacts "$j" --step nosuch > /dev/null 2> "$tmp/none.err"
+  check "no files: exit 1" [ $? -eq 1 ]
+  check "no files: said" grep -q "has no artifact files of step nosuch" "$tmp/none.err"
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-af-1" --verify
+}
+
+case_job_cap() {
+  fresh cap
+  bus_broker --artifact-job-max-bytes 1500 && bus_runner cap-1 "" 1 --artifact-job-max-bytes 2500 && bus_wait_runners 1
+  pipeline cap <<'YML'
+pipeline: art-cap
+image: localhost/evrun-busybox:latest
+steps:
+  - name: one
+    run: head -c 1000 /dev/zero > a.bin && head -c 1000 /dev/zero > b.bin && head -c 1000 /dev/zero > c.bin
+    artifacts: [a.bin, b.bin, c.bin]
+YML
+  local j
+  j=$(submit "$tmp/cap.yml")
+  check "over the runner's cap: the step fails" [ "$(wait_job "$j")" = failed ]
+  cli logs "$j" --events > "$tmp/cap.st"
+  # the copies end in any order: the third is over the runner's cap
+  check "the reason names the path, the limit and the setting" grep -q "step.finished: failed (exit 0, .*) -- artifact [abc].bin: 1000 bytes of files, over the room of 500 bytes left of the job's limit of 2500 bytes (its artifacts hold 2000 bytes already; the runner's artifact_job_max_bytes setting)" "$tmp/cap.st"
+  check "two files recorded" [ "$(grep -c "step.artifact [abc].bin (1000 bytes, sha256 [0-9a-f]\{64\})" "$tmp/cap.st")" -eq 2 ]
+  for _ in $(seq 1 50); do grep -q "refuses it" "$tmp/runner-cap-1.log" && break; sleep 0.1; done
+  check "over the broker's cap: the runner says the broker refuses it" grep -q "artifact one/[abc].bin of job $j: the broker refuses it: 1000 bytes, with the 1000 bytes the job holds, over the broker's limit of 1500 bytes a job (its artifact_job_max_bytes setting)" "$tmp/runner-cap-1.log"
+  cli artifacts "$j" -o "$tmp/got" > "$tmp/cap.out" 2> "$tmp/cap.err"
+  check "fetching: exit 1" [ $? -eq 1 ]
+  check "the file the broker took fetched" [ "$(find "$tmp/got/one" -type f -size 1000c | wc -l)" -eq 1 ]
+  check "the refused one: not_found, saying why" grep -q "one/[abc].bin: not_found: the broker holds no artifact [abc].bin of step one of job $j (not shipped by its runner yet, or never)" "$tmp/cap.err"
+  check "the ship queue is empty" [ -z "$(ls "$tmp/r-cap-1/ship")" ]
+}
+
+case_ship_killed() {
+  fresh shipkill
+  bus_broker && bus_runner sk-1 "" 1 && bus_wait_runners 1
+  kill "$runner_pid_sk_1"; wait "$runner_pid_sk_1" 2>/dev/null
+  EVR_TEST_PAUSE_AT=ship bus_runner sk-1 "" 1
+  pipeline ship <<'YML'
+pipeline: art-ship
+image: localhost/evrun-busybox:latest
+steps:
+  - name: big
+    run: seq 1 1200000 > big.txt
+    artifacts: [big.txt]
+YML
+  local j
+  j=$(submit "$tmp/ship.yml")
+  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-sk-1.log" && break; sleep 0.1; done
+  check "paused while shipping" grep -q "test pause at ship" "$tmp/runner-sk-1.log"
+  local part
+  part=$(find "$tmp/broker/artifacts/$j/.partial" -type f 2>/dev/null)
+  check "the broker holds part of the file" [ -n "$part" ] && [ "$(stat -c %s "$part")" -gt 0 ]
+  check "... and nothing at its name" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
+  kill -9 "$runner_pid_sk_1"
+  wait "$runner_pid_sk_1" 2>/dev/null
+  bus_runner sk-1 "" 1
+  check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  for _ in $(seq 1 100); do cli artifacts "$j" -o "$tmp/got" > /dev/null 2>&1 && break; sleep 0.2; done
+  check "shipped after the restart, whole" cmp -s <(seq 1 1200000) "$tmp/got/big/big.txt"
+  check "the broker's copy matches the event" [ "$(sha256sum < "$tmp/broker/artifacts/$j/big/big.txt" | cut -d' ' -f1)" = "$(event_sha "$j" big big.txt)" ]
+  check "the broker carried on (no restart from zero)" bash -c "! grep -q 'do not match its sha256' '$tmp/broker.log'"
+  check "received once" [ "$(grep -c "artifact big/big.txt of job $j received" "$tmp/broker.log")" -eq 1 ]
+  check "no partial left" [ -z "$(find "$tmp/broker/artifacts/$j/.partial" -type f)" ]
+  check "the queue is empty" [ -z "$(ls "$tmp/r-sk-1/ship")" ]
+}
+
+# runs FILE with --exec in the state directory $tmp/exec (more runner
+# flags after FILE); output in $tmp/exec.out
+exec_run() {
+  local f=$1; shift
+  "$bin/evrun-runner" --exec "$f" --state-dir "$tmp/exec" "$@" > "$tmp/exec.out" 2>&1
+}
+
+cache_volume() {   # PIPELINE KEY: the volume evrun names for them
+  echo "evrun-cache-$(printf '%s\0%s' "$1" "$2" | sha256sum | cut -c1-24)"
+}
+
+forget_caches() {   # PIPELINE KEY...: their volumes removed (a run before may have left them)
+  local p=$1 k; shift
+  for k in "$@"; do podman --url "$EVRUN_PODMAN_URL" volume rm -f "$(cache_volume "$p" "$k")" > /dev/null 2>&1; done
+}
+
+remove_caches() {   # the cache volumes of this case's runner state
+  local v
+  for v in $(ls "$tmp/exec/caches" 2>/dev/null | grep -v '\.tmp$'); do
+    podman --url "$EVRUN_PODMAN_URL" volume rm -f "$v" > /dev/null 2>&1
+  done
+}
+
+case_cache() {
+  fresh cache
+  forget_caches art-cache deps-v1 deps-v2
+  forget_caches art-cache abs-deps-v1 abs-deps-v2
+  forget_caches art-lock "lock-$(echo one | sha256sum | cut -d' ' -f1)" "lock-$(echo two | sha256sum | cut -d' ' -f1)"
+  local port=$((20000 + RANDOM % 20000))
+  mkdir -p "$tmp/www" && echo one > "$tmp/www/lock.txt"
+  (cd "$tmp/www" && exec python3 -m http.server "$port" --bind 127.0.0.1) > /dev/null 2>&1 &
+  local http=$!
+  bus_pids+=("$http")
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/lock.txt" > /dev/null && break; sleep 0.1; done
+  local key
+  for key in deps-v1 deps-v2; do
+    pipeline "c-$key" <<YML
+pipeline: art-cache
+image: localhost/evrun-busybox:latest
+cache:
+  - {key: $key, path: deps}
+steps:
+  - name: use
+    run: if [ -f deps/marker ]; then echo "HIT \$(cat deps/marker)"; else echo MISS; echo from-$key > deps/marker; fi
+  - name: abs
+    cache: [{key: "abs-$key", path: /root/.cache}]
+    run: if [ -f /root/.cache/m ]; then echo ABS-HIT; else echo ABS-MISS; touch /root/.cache/m; fi
+YML
+  done
+  exec_run "$tmp/c-deps-v1.yml"
+  check "first job: a fresh cache" grep -qx "use | MISS" "$tmp/exec.out"
+  check "first job: absolute path, fresh" grep -qx "abs | ABS-MISS" "$tmp/exec.out"
+  exec_run "$tmp/c-deps-v1.yml"
+  check "second job, same pipeline and key: restored" grep -qx "use | HIT from-deps-v1" "$tmp/exec.out"
+  check "second job: absolute path restored" grep -qx "abs | ABS-HIT" "$tmp/exec.out"
+  exec_run "$tmp/c-deps-v2.yml"
+  check "another key: not restored" grep -qx "use | MISS" "$tmp/exec.out"
+  check "the volume named after pipeline and key" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-cache deps-v1)"
+  check "LRU records kept" [ -f "$tmp/exec/caches/$(cache_volume art-cache deps-v1)" ]
+  # a key from a file of the workspace (a resource here)
+  pipeline lock <<YML
+pipeline: art-lock
+image: localhost/evrun-busybox:latest
+resources: [{name: lock, url: "http://127.0.0.1:$port/lock.txt", path: lock.txt}]
+cache: [{key: "lock-{{ sha256 lock.txt }}", path: deps}]
+steps:
+  - name: use
+    run: if [ -f deps/m ]; then echo HIT; else echo MISS; touch deps/m; fi
+YML
+  exec_run "$tmp/lock.yml"
+  check "sha256 key: fresh" grep -qx "use | MISS" "$tmp/exec.out"
+  exec_run "$tmp/lock.yml"
+  check "sha256 key, same file: restored" grep -qx "use | HIT" "$tmp/exec.out"
+  check "the key is the file's sha256" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-lock "lock-$(sha256sum < "$tmp/www/lock.txt" | cut -d' ' -f1)")"
+  echo two > "$tmp/www/lock.txt"
+  exec_run "$tmp/lock.yml"
+  check "sha256 key, the file changed: a new cache" grep -qx "use | MISS" "$tmp/exec.out"
+  pipeline nolock <<'YML'
+pipeline: art-nolock
+image: localhost/evrun-busybox:latest
+cache: [{key: "lock-{{ sha256 missing.txt }}", path: deps}]
+steps: [{name: use, run: "echo ran"}]
+YML
+  exec_run "$tmp/nolock.yml"
+  check "a missing key file: the job fails" [ $? -eq 1 ]
+  check "... saying which entry and file" grep -q "cache\[0\] (key \"lock-{{ sha256 missing.txt }}\"): {{ sha256 missing.txt }}: no such file in the workspace" "$tmp/exec.out"
+  check "... and runs nothing" bash -c "! grep -q '^use | ran' '$tmp/exec.out'"
+  remove_caches
+}
+
+case_cache_lru() {
+  fresh lru
+  forget_caches art-lru e1 e2
+  local k
+  for k in e1 e2; do
+    pipeline "lru-$k" <<YML
+pipeline: art-lru
+image: localhost/evrun-busybox:latest
+cache: [{key: $k, path: big}]
+steps:
+  - name: fill
+    run: if [ -f big/data ]; then echo HIT; else echo MISS; head -c 100000 /dev/zero > big/data; fi
+YML
+  done
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  check "e1: its size recorded" [ "$(cat "$tmp/exec/caches/$(cache_volume art-lru e1)")" = 100000 ]
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1 again: restored (under the cap)" grep -qx "fill | HIT" "$tmp/exec.out"
+  exec_run "$tmp/lru-e2.yml" --cache-max-bytes 150000
+  check "e2: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  check "e2's end: e1, used longest ago, removed" grep -q "cache $(cache_volume art-lru e1) removed (least recently used; the runner's cache_max_bytes setting)" "$tmp/exec.out"
+  check "e1's volume gone" bash -c "! podman --url '$EVRUN_PODMAN_URL' volume exists '$(cache_volume art-lru e1)'"
+  check "e2's volume kept" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-lru e2)"
+  exec_run "$tmp/lru-e2.yml" --cache-max-bytes 150000
+  check "e2 again: restored" grep -qx "fill | HIT" "$tmp/exec.out"
+  exec_run "$tmp/lru-e1.yml" --cache-max-bytes 150000
+  check "e1 after its eviction: fresh" grep -qx "fill | MISS" "$tmp/exec.out"
+  remove_caches
+}
+
+case_cache_recover() {
+  # a runner killed before the second step's container is made: the
+  # restarted runner makes it with the caches resolved at the job's start
+  fresh crec
+  forget_caches art-crec rk
+  pipeline crec <<'YML'
+pipeline: art-crec
+image: localhost/evrun-busybox:latest
+cache: [{key: rk, path: deps}]
+steps:
+  - name: one
+    run: sleep 1; echo from-one > deps/marker
+  - name: two
+    run: cat deps/marker
+YML
+  EVR_TEST_PAUSE_AT=before_create:two "$bin/evrun-runner" --exec "$tmp/crec.yml" \
+    --state-dir "$tmp/exec" > "$tmp/crec.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do grep -q "test pause at before_create" "$tmp/crec.out" && break; sleep 0.1; done
+  check "paused before the second step's create" grep -q "test pause at before_create of step two" "$tmp/crec.out"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  "$bin/evrun-runner" --recover --state-dir "$tmp/exec" > "$tmp/crec2.out" 2>&1
+  check "recovered: the job succeeded" [ $? -eq 0 ]
+  check "the step after the restart sees the cache" grep -qx "two | from-one" "$tmp/crec2.out"
+  check "the job's mounts file removed at its end" [ -z "$(ls "$tmp/exec/caches" | grep mounts)" ]
+  remove_caches
+}
+
+cases=${*:-failing_step job_cap ship_killed cache cache_lru cache_recover}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -ls 'Sanitizer\|runtime error' $root/*/*.log $root/*/exec.out"
+echo "test_artifacts: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

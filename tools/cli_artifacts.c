@@ -1,0 +1,253 @@
+/*  cli_artifacts.c: evrun-cli artifacts, a job's artifact files fetched
+    from the broker.
+
+    The job's history names its files (step.artifact events: the latest
+    of each step and path wins, as a retried step's files replace the
+    earlier attempt's); each is fetched in pieces of at most 1 MiB
+    (`fetch`, answered `artifact_data`) into DIR/STEP/PATH.evrun-partial,
+    its size and sha256 checked against the event, then renamed to
+    DIR/STEP/PATH: a file there is always whole. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_bus.h"
+#include "evr_sha256.h"
+
+typedef struct {
+    char *step, *path, *sha256;
+    uint64_t size;
+} s_file_t;
+
+typedef struct {
+    const char *step;       /* --step, or NULL */
+    s_file_t *v;
+    size_t n, cap;
+    uint32_t last;          /* jseq of the last event read */
+    bool finished;          /* job.finished read */
+} s_files_t;
+
+static int
+s_collect(const evr_msg_t *m, void *arg)
+{
+    s_files_t *fs = arg;
+    const evr_event_t *ev = m->event;
+    if (!ev)
+        return 0;
+    fs->last = ev->jseq;
+    if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED)
+        fs->finished = true;
+    if (evr_event_kind(ev) != EVR_EV_STEP_ARTIFACT
+        || (fs->step && strcmp(fs->step, ev->data.step) != 0))
+        return 0;
+    s_file_t *f = NULL;
+    for (size_t i = 0; i < fs->n && !f; i++)
+        if (!strcmp(fs->v[i].step, ev->data.step) && !strcmp(fs->v[i].path, ev->data.path))
+            f = &fs->v[i];
+    if (!f) {
+        if (fs->n == fs->cap) {
+            fs->cap = fs->cap ? 2 * fs->cap : 16;
+            fs->v = evr_realloc(fs->v, fs->cap * sizeof *fs->v);
+        }
+        f = &fs->v[fs->n++];
+        f->step = evr_strdup(ev->data.step);
+        f->path = evr_strdup(ev->data.path);
+        f->sha256 = NULL;
+    }
+    free(f->sha256);
+    f->sha256 = evr_strdup(ev->data.sha256);
+    f->size = ev->data.size;
+    return 0;
+}
+
+/*  Reads the whole history of job into fs; 0, or the exit status (said). */
+static int
+s_history(evr_cli_t *cli, const char *job, s_files_t *fs)
+{
+    for (;;) {
+        evr_msg_t req = { .type = EVR_MSG_HISTORY, .job = (char *) job, .from = fs->last + 1 };
+        evr_msg_t end = { 0 };
+        evr_err_t err;
+        evr_rc_t rc = evr_client_stream_end(cli->client, &req, s_collect, fs, &end, &err);
+        bool more = end.more;
+        evr_msg_clear(&end);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+            return 2;   /* no such job, or the broker unreachable */
+        }
+        if (!more)
+            return 0;
+    }
+}
+
+/*  Fetches f into out (through out.evrun-partial); 0 or 1 (said). */
+static int
+s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
+{
+    char *tmp = evr_asprintf("%s.evrun-partial", out);
+    char *dir = evr_strdup(out);
+    *strrchr(dir, '/') = '\0';
+    evr_err_t err;
+    int status = 0, fd = -1;
+    evr_sha256_t *h = evr_sha256_new();
+    if (evr_mkdirs(dir, &err)) {
+        fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        status = 1;
+        goto out;
+    }
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0) {
+        fprintf(stderr, "%s: %s: %s\n", cli->prog, tmp, strerror(errno));
+        status = 1;
+        goto out;
+    }
+    uint64_t off = 0;
+    do {
+        evr_msg_t req = { .type = EVR_MSG_FETCH, .job = (char *) job, .step = f->step,
+                          .path = f->path, .offset = off };
+        evr_msg_t rep = { 0 };
+        evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
+        if (rc)
+            fprintf(stderr, "%s: %s/%s: %s\n", cli->prog, f->step, f->path, err.msg);
+        else if (rep.type == EVR_MSG_ERROR)
+            fprintf(stderr, "%s: %s/%s: %s: %s\n", cli->prog, f->step, f->path, rep.code,
+                    rep.message);
+        else if (rep.type != EVR_MSG_ARTIFACT_DATA || rep.offset != off)
+            fprintf(stderr, "%s: %s/%s: an unexpected answer from the broker\n", cli->prog,
+                    f->step, f->path);
+        else if (rep.size != f->size)
+            fprintf(stderr, "%s: %s/%s: the broker holds %llu bytes, the step recorded %llu "
+                    "(its runner has not shipped the latest copy yet: try again)\n", cli->prog,
+                    f->step, f->path, (unsigned long long) rep.size,
+                    (unsigned long long) f->size);
+        else if (!rep.data.len && off < f->size)
+            fprintf(stderr, "%s: %s/%s: the broker sent no bytes at %llu\n", cli->prog,
+                    f->step, f->path, (unsigned long long) off);
+        else if (write(fd, rep.data.data, rep.data.len) != (ssize_t) rep.data.len) {
+            evr_err_write(&err, tmp, errno ? errno : ENOSPC);
+            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+        }
+        else {
+            evr_sha256_update(h, rep.data.data, rep.data.len);
+            off += rep.data.len;
+            evr_msg_clear(&rep);
+            continue;
+        }
+        evr_msg_clear(&rep);
+        status = 1;
+    } while (!status && off < f->size);
+    char hex[EVR_SHA256_HEX];
+    if (!status) {
+        evr_sha256_finish(&h, hex);
+        if (strcmp(hex, f->sha256) != 0) {
+            fprintf(stderr, "%s: %s/%s: its sha256 is %s, the step recorded %s (the broker "
+                    "holds another copy: try again once the runner has shipped the latest)\n",
+                    cli->prog, f->step, f->path, hex, f->sha256);
+            status = 1;
+        }
+    }
+    if (!status && (fsync(fd) != 0 || rename(tmp, out) != 0)) {
+        fprintf(stderr, "%s: %s: %s\n", cli->prog, out, strerror(errno));
+        status = 1;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (status)
+        unlink(tmp);
+    evr_sha256_destroy(&h);
+    free(dir);
+    free(tmp);
+    return status;
+}
+
+static void
+s_print(const evr_cli_t *cli, const s_file_t *f, const char *out)
+{
+    json_t *j = cli->json ? json_pack("{s:s, s:s, s:I, s:s, s:s}", "step", f->step, "path",
+                                      f->path, "size", (json_int_t) f->size, "sha256",
+                                      f->sha256, "file", out)
+                          : NULL;
+    if (j) {
+        json_dumpf(j, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(j);
+    }
+    else   /* text, or JSON of a DIR that is not UTF-8 */
+        printf("%s  %llu bytes  sha256 %s\n", out, (unsigned long long) f->size, f->sha256);
+}
+
+int
+evr_cli_artifacts(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "step", required_argument, NULL, 's' },
+        { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli artifacts" };
+    s_files_t fs = { 0 };
+    const char *dir = ".";
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 's': fs.step = optarg; break;
+        case 'o': dir = optarg; break;
+        case 'h':
+            printf("usage: evrun-cli artifacts JOB_ID [--step S] [-o DIR] [options]\n\n"
+                   "Fetches a job's artifact files from the broker (their runner ships them "
+                   "there\nafter each step) into DIR/STEP/PATH, each checked against the "
+                   "size and sha256\nits step.artifact event recorded; prints one line per "
+                   "file.\n\n"
+                   "  --step S             only step S's files\n"
+                   "  -o, --output DIR     where to put them (default .)\n%s\n"
+                   "exit status: 0 every file fetched; 1 none to fetch, or a file not (yet) at "
+                   "the\nbroker or not matching; 2 no such job, usage, or the broker "
+                   "unreachable\n", EVR_CLI_COMMON_HELP);
+            return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && optind != argc - 1) {
+        fprintf(stderr, "%s: expected one JOB_ID (see --help)\n", cli.prog);
+        status = 2;
+    }
+    char *job = status ? NULL : evr_client_job_arg(cli.prog, argv[optind]);
+    if (!status && !job)
+        status = 2;
+    if (!status)
+        status = evr_cli_connect(&cli);
+    if (!status)
+        status = s_history(&cli, job, &fs);
+    if (!status && !fs.n) {
+        fprintf(stderr, "%s: job %s has no artifact files%s%s%s\n", cli.prog, job,
+                fs.step ? " of step " : "", fs.step ? fs.step : "",
+                fs.finished ? "" : " (yet: it has not finished)");
+        status = 1;
+    }
+    bool failed = false;   /* one file failed: the others are fetched still */
+    for (size_t i = 0; !status && i < fs.n; i++) {
+        char *out = evr_asprintf("%s/%s/%s", dir, fs.v[i].step, fs.v[i].path);
+        if (s_fetch(&cli, job, &fs.v[i], out) == 0)
+            s_print(&cli, &fs.v[i], out);
+        else
+            failed = true;
+        free(out);
+    }
+    if (!status && failed)
+        status = 1;
+    for (size_t i = 0; i < fs.n; i++) {
+        free(fs.v[i].step);
+        free(fs.v[i].path);
+        free(fs.v[i].sha256);
+    }
+    free(fs.v);
+    free(job);
+    evr_cli_done(&cli);
+    return status;
+}
