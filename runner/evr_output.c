@@ -1,4 +1,9 @@
-/*  evr_output.c: frame demultiplexing and secret masking. */
+/*  evr_output.c: frame demultiplexing and secret masking.
+
+    Masking looks at every byte of the output, so it skips fast to the
+    next byte that begins a secret (memchr when all secrets begin with
+    the same byte, a table lookup per byte otherwise) and copies only the
+    bytes it holds back, not all of its input. */
 #include "evr_output.h"
 
 #include <stdlib.h>
@@ -41,6 +46,9 @@ struct evr_mask {
     char **secrets;     /* longest first */
     size_t *lens;
     size_t n, maxlen;
+    bool first[256];    /* bytes a secret begins with */
+    size_t nfirst;      /* how many different ones */
+    uint8_t only;       /* the one, when nfirst is 1 */
     uint8_t *pending;   /* raw bytes held back */
     size_t plen, pcap;
 };
@@ -66,6 +74,12 @@ evr_mask_new(const char *const *secrets, size_t n)
         self->lens[i] = strlen(self->secrets[i]);
         if (self->lens[i] > self->maxlen)
             self->maxlen = self->lens[i];
+        uint8_t b = (uint8_t) self->secrets[i][0];
+        if (!self->first[b]) {
+            self->first[b] = true;
+            self->nfirst++;
+            self->only = b;
+        }
     }
     return self;
 }
@@ -110,24 +124,27 @@ s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
     *out_len += n;
 }
 
-size_t
-evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
-              size_t *out_len, size_t *out_cap)
+/*  The first position at or after i in p[0,n) that begins a secret, or n. */
+static size_t
+s_next_candidate(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n)
 {
-    if (self->n == 0) {
-        s_put(out, out_len, out_cap, raw, len);
-        return len;
+    if (self->nfirst == 1) {
+        const uint8_t *q = i < n ? memchr(p + i, self->only, n - i) : NULL;
+        return q ? (size_t) (q - p) : n;
     }
-    if (self->plen + len > self->pcap) {
-        self->pcap = (self->plen + len) * 2;
-        self->pending = evr_realloc(self->pending, self->pcap);
-    }
-    if (len)
-        memcpy(self->pending + self->plen, raw, len);
-    self->plen += len;
-    const uint8_t *p = self->pending;
-    size_t n = self->plen, i = 0, run = 0;   /* run: start of bytes copied as they are */
-    while (i < n) {
+    while (i < n && !self->first[p[i]])
+        i++;
+    return i;
+}
+
+/*  Masks p[0,n) into out; returns how many of its bytes are decided (the
+    rest could still begin a secret, unless final). */
+static size_t
+s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t **out,
+       size_t *out_len, size_t *out_cap)
+{
+    size_t i = 0, run = 0;   /* run: start of bytes copied as they are */
+    while ((i = s_next_candidate(self, p, i, n)) < n) {
         bool matched = false, partial = false;
         for (size_t s = 0; s < self->n; s++) {
             size_t sl = self->lens[s];
@@ -150,15 +167,47 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
                 break;
             }
         }
-        if (matched)
-            continue;
         if (partial)
             break;
-        i++;
+        if (!matched)
+            i++;
     }
     s_put(out, out_len, out_cap, p + run, i - run);
-    size_t consumed = i;
-    memmove(self->pending, self->pending + consumed, n - consumed);
-    self->plen = n - consumed;
+    return i;
+}
+
+size_t
+evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
+              size_t *out_len, size_t *out_cap)
+{
+    if (self->n == 0) {
+        s_put(out, out_len, out_cap, raw, len);
+        return len;
+    }
+    const uint8_t *p = raw;   /* nothing held back: scanned where it is */
+    size_t n = len;
+    if (self->plen) {
+        if (self->plen + len > self->pcap) {
+            self->pcap = (self->plen + len) * 2;
+            self->pending = evr_realloc(self->pending, self->pcap);
+        }
+        if (len)
+            memcpy(self->pending + self->plen, raw, len);
+        self->plen += len;
+        p = self->pending;
+        n = self->plen;
+    }
+    size_t consumed = s_scan(self, p, n, final, out, out_len, out_cap);
+    size_t left = n - consumed;
+    if (p == self->pending)
+        memmove(self->pending, self->pending + consumed, left);
+    else if (left) {
+        if (left > self->pcap) {
+            self->pcap = left * 2;
+            self->pending = evr_realloc(self->pending, self->pcap);
+        }
+        memcpy(self->pending, p + consumed, left);
+    }
+    self->plen = left;
     return consumed;
 }
