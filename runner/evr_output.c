@@ -51,6 +51,7 @@ struct evr_mask {
     uint8_t only;       /* the one, when nfirst is 1 */
     uint8_t *pending;   /* raw bytes held back */
     size_t plen, pcap;
+    size_t out_max;     /* evr_mask_limit; 0: none */
 };
 
 static int
@@ -99,6 +100,12 @@ evr_mask_destroy(evr_mask_t **self_p)
     *self_p = NULL;
 }
 
+void
+evr_mask_limit(evr_mask_t *self, size_t out_max)
+{
+    self->out_max = out_max;
+}
+
 bool
 evr_mask_empty(const evr_mask_t *self)
 {
@@ -143,8 +150,10 @@ static size_t
 s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t **out,
        size_t *out_len, size_t *out_cap)
 {
+    size_t out_max = self->out_max ? self->out_max : SIZE_MAX;
     size_t i = 0, run = 0;   /* run: start of bytes copied as they are */
-    while ((i = s_next_candidate(self, p, i, n)) < n) {
+    bool full = false;
+    while (!full && (i = s_next_candidate(self, p, i, n)) < n) {
         bool matched = false, partial = false;
         for (size_t s = 0; s < self->n; s++) {
             size_t sl = self->lens[s];
@@ -152,6 +161,10 @@ s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t *
                 continue;
             if (i + sl <= n) {
                 if (memcmp(p + i, self->secrets[s], sl) == 0) {
+                    if (*out_len + (i - run) + 3 > out_max) {
+                        full = true;   /* masked from here on in a later feed */
+                        break;
+                    }
                     s_put(out, out_len, out_cap, p + run, i - run);
                     s_put(out, out_len, out_cap, "***", 3);
                     i += sl;
@@ -167,11 +180,14 @@ s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t *
                 break;
             }
         }
-        if (partial)
+        if (partial || full)
             break;
         if (!matched)
             i++;
     }
+    size_t fit = out_max > *out_len ? out_max - *out_len : 0;
+    if (i - run > fit)
+        i = run + fit;   /* decided, but kept for a later feed */
     s_put(out, out_len, out_cap, p + run, i - run);
     return i;
 }
@@ -180,10 +196,12 @@ size_t
 evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
               size_t *out_len, size_t *out_cap)
 {
-    if (self->n == 0) {
+    if (self->n == 0 && self->plen == 0 && (!self->out_max || *out_len + len <= self->out_max)) {
         s_put(out, out_len, out_cap, raw, len);
         return len;
     }
+    if (len == 0 && self->plen == 0)
+        return 0;
     const uint8_t *p = raw;   /* nothing held back: scanned where it is */
     size_t n = len;
     if (self->plen) {

@@ -59,14 +59,11 @@ s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t
     return out;
 }
 
-/*  Queues a step.output event of what stream si holds (with final, also
-    the bytes the masker held back). */
-void
-evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
+/*  Queues a step.output event of what stream si holds. */
+static void
+s_emit_chunk(evr_eng_step_t *st, int si)
 {
     evr_eng_stream_t *s = &st->out[si];
-    if (final && evr_mask_pending(s->mask))
-        s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
     if (s->raw_in_buf == 0 && s->len == 0)
         return;
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_OUTPUT, st);
@@ -87,6 +84,20 @@ evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
     s->len = 0;
 }
 
+/*  Queues a step.output event of what stream si holds; with final, also
+    of the bytes the masker held back (in more than one event when their
+    masks would not fit in one: evr_mask_limit). */
+void
+evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
+{
+    evr_eng_stream_t *s = &st->out[si];
+    do {
+        if (final && evr_mask_pending(s->mask))
+            s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
+        s_emit_chunk(st, si);
+    } while (final && evr_mask_pending(s->mask));
+}
+
 
 void
 evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
@@ -105,8 +116,12 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
         s->raw_in_buf += evr_mask_feed(s->mask, data, take, false, &s->buf, &s->len, &s->cap);
         data += take;
         len -= take;
-        if (s->raw_in_buf >= EVR_OUTPUT_CHUNK_MAX || s->len >= EVR_OUTPUT_CHUNK_MAX)
-            evr_eng_emit_output(st, si, false);
+        while (s->raw_in_buf >= EVR_OUTPUT_CHUNK_MAX || s->len >= EVR_OUTPUT_CHUNK_MAX) {
+            s_emit_chunk(st, si);
+            /* what the masker kept back for want of room (evr_mask_limit) */
+            s->since = evr_mono_ns();
+            s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, false, &s->buf, &s->len, &s->cap);
+        }
     }
 }
 

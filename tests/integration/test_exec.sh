@@ -552,6 +552,26 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
+case_secret_short() {   # a secret of one byte: its masks triple the output, chunks stay in bounds
+  pipeline secret_short <<'YML'
+pipeline: secret_short
+executor: process
+secrets: [ONE]
+steps:
+  - name: xs
+    run: head -c 300000 /dev/zero | tr '\000' x; echo
+YML
+  ONE=x run secret_short "$tmp/secret_short.yml" --secrets-allow ONE --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  "$bin/evrun-replay" "$state" --output "$job/xs" > "$tmp/xs.stored"
+  sed -n 's/^xs | //p' "$out" > "$tmp/xs.printed"
+  check "stored whole" [ "$(tr -d '\n' < "$tmp/xs.stored" | wc -c)" -eq 900000 ]
+  check "stored, every x masked" [ "$(tr -d '*\n' < "$tmp/xs.stored" | wc -c)" -eq 0 ]
+  check "printed whole, every x masked" \
+    [ "$(tr -d '\n' < "$tmp/xs.printed" | wc -c)" -eq 900000 -a "$(tr -d '*\n' < "$tmp/xs.printed" | wc -c)" -eq 0 ]
+  check "store verifies" verified
+}
+
 case_big_output() {   # 600,000 short lines: printed and stored whole, a write per chunk
   pipeline big_output <<'YML'
 pipeline: big_output
@@ -586,7 +606,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished big_output}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished big_output secret_short}
 for c in $cases; do
   case_name=$c
   before=$fails
