@@ -14,7 +14,8 @@
     loop per frame podman writes (8 KiB: 12,000 turns, each a poll and a
     read, for 100 MB).  A read of less is a trickle (a line now and then):
     its socket is watched again at once, and the next line is read the
-    moment it comes.
+    moment it comes; so is a read of S_REST_MAX or more (a sender faster
+    than rests would let it be).
 */
 #include "evr_http.h"
 
@@ -34,10 +35,13 @@
     piled up on the socket is taken in one read, and handed on in one
     on_data call, not in many that each cost a turn of the loop. */
 #define S_STREAM_BUFFER (256L * 1024)
-/*  A read handing on this much (podman's frames hold up to 8 KiB) ... */
+/*  A read handing on this much (podman's frames hold up to 8 KiB), but
+    less than S_REST_MAX, lets its socket rest S_REST_MS.  A read of more
+    found the socket (some 200 KiB on podman's side) nearly full: the
+    sender is faster than a rest lets through (an artifact's tar stream),
+    and the socket is read on at once. */
 #define S_REST_MIN (8u * 1024)
-/*  ... lets its socket rest this long (podman's side of the socket holds
-    some 200 KiB: a rest never blocks a sender of 100 MB/s). */
+#define S_REST_MAX (128u * 1024)
 #define S_REST_MS 1
 
 struct evr_http_req {
@@ -173,7 +177,7 @@ s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
              | ((events & EVR_LOOP_ERROR) ? CURL_CSELECT_ERR : 0);
     self->handed = 0;
     s_action(self, fd, mask);
-    if (self->handed < S_REST_MIN)
+    if (self->handed < S_REST_MIN || self->handed >= S_REST_MAX)
         return;
     /* bulk: the socket rests, if libcurl still has it (the action may
        have ended its transfer and freed sk) */
