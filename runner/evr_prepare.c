@@ -32,6 +32,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(st->reason);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);
+            free(st->out[si].text);
             evr_mask_destroy(&st->out[si].mask);
         }
     }

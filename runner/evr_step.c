@@ -17,46 +17,63 @@
 
 /* ---------------------------------------------------------------- output */
 
-/*  After an output chunk is stored: print it, already laid out by
-    s_layout, in one write (one stdio call per chunk, not one per line:
-    100 MB of short lines were 27,000 writes). */
+/*  After an output chunk is stored: print the first len bytes of the
+    stream's laid out text, in one write (one stdio call per chunk, not
+    one per line: 100 MB of short lines were 27,000 writes). */
 static void
-s_print_chunk(void *arg, void *data, size_t len)
+s_print_text(evr_eng_stream_t *s, size_t len)
 {
-    (void) arg;
-    fwrite(data, 1, len, stdout);
+    fwrite(s->text + s->tdone, 1, len, stdout);
     fflush(stdout);
+    s->tdone += len;
+    if (s->tdone == s->tlen)   /* all printed (after each commit, as a rule) */
+        s->tdone = s->tlen = 0;
 }
 
-/*  Stream s's masked bytes b[0,n) as they are printed: the step name
-    before each line.  Caller frees the result (*out_len bytes). */
-static uint8_t *
-s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t n,
-         size_t *out_len)
+static void
+s_print_stdout(void *arg, void *data, size_t len)
+{
+    (void) data;
+    s_print_text(&((evr_eng_step_t *) arg)->out[0], len);
+}
+
+static void
+s_print_stderr(void *arg, void *data, size_t len)
+{
+    (void) data;
+    s_print_text(&((evr_eng_step_t *) arg)->out[1], len);
+}
+
+/*  Appends stream s's masked bytes b[0,n) to its text as they are
+    printed: the step name before each line.  Returns the bytes added. */
+static size_t
+s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t n)
 {
     const char *name = st->spec->name;
-    size_t nlen = strlen(name);
-    size_t cap = n + (n / 32 + 1) * (nlen + 3), len = 0;   /* grown for shorter lines */
-    uint8_t *out = evr_malloc(cap);
+    if (s->tdone > s->tcap / 2) {   /* printing lags (a failed store): keep the rest only */
+        memmove(s->text, s->text + s->tdone, s->tlen - s->tdone);
+        s->tlen -= s->tdone;
+        s->tdone = 0;
+    }
+    size_t nlen = strlen(name), start = s->tlen;
     for (size_t i = 0; i < n;) {
         const uint8_t *nl = memchr(b + i, '\n', n - i);
         size_t end = nl ? (size_t) (nl - b) + 1 : n;
-        if (len + nlen + 3 + (end - i) > cap) {
-            cap = 2 * cap + nlen + 3 + (end - i);
-            out = evr_realloc(out, cap);
+        if (s->tlen + nlen + 3 + (end - i) > s->tcap) {
+            s->tcap = 2 * s->tcap + nlen + 3 + (end - i) + n / 16;
+            s->text = evr_realloc(s->text, s->tcap);
         }
         if (s->line_start) {
-            memcpy(out + len, name, nlen);
-            memcpy(out + len + nlen, " | ", 3);
-            len += nlen + 3;
+            memcpy(s->text + s->tlen, name, nlen);
+            memcpy(s->text + s->tlen + nlen, " | ", 3);
+            s->tlen += nlen + 3;
         }
-        memcpy(out + len, b + i, end - i);
-        len += end - i;
+        memcpy(s->text + s->tlen, b + i, end - i);
+        s->tlen += end - i;
         s->line_start = nl != NULL;
         i = end;
     }
-    *out_len = len;
-    return out;
+    return s->tlen - start;
 }
 
 /*  Queues a step.output event of what stream si holds. */
@@ -73,12 +90,9 @@ s_emit_chunk(evr_eng_step_t *st, int si)
     ev->data.bytes.data = evr_malloc(s->len ? s->len : 1);
     memcpy(ev->data.bytes.data, s->buf, s->len);
     ev->data.bytes.len = (uint32_t) s->len;
-    if (st->job->eng->opts.print && s->len) {
-        size_t plen;
-        uint8_t *text = s_layout(st, s, s->buf, s->len, &plen);
-        evr_eng_after_soon(st->job->eng, s_print_chunk, NULL, text, plen);
-        free(text);
-    }
+    if (st->job->eng->opts.print && s->len)   /* the text stays with the stream: no copy */
+        evr_eng_after_soon(st->job->eng, si ? s_print_stderr : s_print_stdout, st, NULL,
+                           s_layout(st, s, s->buf, s->len));
     s->raw_off += s->raw_in_buf;
     s->raw_in_buf = 0;
     s->len = 0;
