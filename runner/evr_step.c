@@ -26,8 +26,15 @@ s_print_text(evr_eng_stream_t *s, size_t len)
     fwrite(s->text + s->tdone, 1, len, stdout);
     fflush(stdout);
     s->tdone += len;
-    if (s->tdone == s->tlen)   /* all printed (after each commit, as a rule) */
-        s->tdone = s->tlen = 0;
+    if (s->tdone < s->tlen)
+        return;
+    bool idle = s->tcap > 256 * 1024 && s->tlen < s->tcap / 8;
+    s->tdone = s->tlen = 0;   /* all printed (after each commit, as a rule) */
+    if (idle) {   /* a burst is over: what it took goes back */
+        free(s->text);
+        s->text = NULL;
+        s->tcap = 0;
+    }
 }
 
 static void
