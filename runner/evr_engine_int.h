@@ -72,6 +72,8 @@ typedef struct {
     uint64_t since;         /* mono ns of the oldest byte in buf */
     evr_mask_t *mask;
     bool line_start;        /* printing: next byte starts a line */
+    uint8_t *text;          /* printing: laid out; from tdone on, waiting for commits */
+    size_t tdone, tlen, tcap;
 } evr_eng_stream_t;
 
 typedef struct evr_eng_tok evr_eng_tok_t;

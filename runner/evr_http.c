@@ -6,6 +6,16 @@
     each event to curl_multi_socket_action, and every action ends by
     draining the transfers it finished (s_drain), so a request's on_done
     runs in the turn its last byte came, never a wait later.
+
+    A stream that comes in bulk (a step printing megabytes) is read in
+    large pieces: once a read hands on S_REST_MIN bytes or more, its
+    socket rests S_REST_MS before it is watched again, so that what the
+    server sends meanwhile is taken in one read, not in one turn of the
+    loop per frame podman writes (8 KiB: 12,000 turns, each a poll and a
+    read, for 100 MB).  A read of less is a trickle (a line now and then):
+    its socket is watched again at once, and the next line is read the
+    moment it comes; so is a read of S_REST_MAX or more (a sender faster
+    than rests would let it be).
 */
 #include "evr_http.h"
 
@@ -21,6 +31,18 @@
 #include <sys/stat.h>
 
 #define S_DEFAULT_MAX_BODY (1u << 20)
+/*  A stream's receive buffer (libcurl's default is 16 KiB): what has
+    piled up on the socket is taken in one read, and handed on in one
+    on_data call, not in many that each cost a turn of the loop. */
+#define S_STREAM_BUFFER (256L * 1024)
+/*  A read handing on this much (podman's frames hold up to 8 KiB), but
+    less than S_REST_MAX, lets its socket rest S_REST_MS.  A read of more
+    found the socket (some 200 KiB on podman's side) nearly full: the
+    sender is faster than a rest lets through (an artifact's tar stream),
+    and the socket is read on at once. */
+#define S_REST_MIN (8u * 1024)
+#define S_REST_MAX (128u * 1024)
+#define S_REST_MS 1
 
 struct evr_http_req {
     evr_http_t *http;
@@ -43,6 +65,15 @@ struct evr_http_req {
     evr_http_req_t *next, *prev;
 };
 
+/*  A socket libcurl asked to watch (curl_multi_assign ties it to fd). */
+typedef struct s_sock {
+    evr_http_t *http;
+    curl_socket_t fd;
+    int events;         /* what libcurl waits for (EVR_LOOP_*) */
+    uint64_t rest;      /* the timer ending its rest; 0: watched */
+    struct s_sock *next;
+} s_sock_t;
+
 struct evr_http {
     CURLM *multi;
     char *base;         /* as given */
@@ -52,6 +83,8 @@ struct evr_http {
     evr_loop_t *loop;
     uint64_t timer;     /* the loop timer libcurl asked for; 0: none */
     bool in_curl;       /* inside curl_multi_socket_action: callbacks may run */
+    s_sock_t *socks;
+    size_t handed;      /* stream bytes handed on in the current action */
 };
 
 /*  curl refuses curl_multi_add_handle and _remove_handle from inside its
@@ -120,14 +153,40 @@ s_action(evr_http_t *self, curl_socket_t fd, int mask)
     s_drain(self);
 }
 
+static void s_on_fd(evr_loop_t *loop, int fd, int events, void *arg);
+
+/*  The end of a rest: fd is watched again, and read at once. */
+static void
+s_on_rested(evr_loop_t *loop, void *arg)
+{
+    s_sock_t *sk = arg;
+    sk->rest = 0;
+    if (evr_loop_fd_add(loop, sk->fd, sk->events, s_on_fd, sk) != EVR_OK)
+        fprintf(stderr, "evr_http: socket %d: the event loop watches too many fds\n", (int) sk->fd);
+    if (sk->events & EVR_LOOP_READ)
+        s_on_fd(loop, sk->fd, EVR_LOOP_READ, sk);
+}
+
 static void
 s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
 {
-    (void) loop;
+    s_sock_t *sk = arg;
+    evr_http_t *self = sk->http;
     int mask = ((events & EVR_LOOP_READ) ? CURL_CSELECT_IN : 0)
              | ((events & EVR_LOOP_WRITE) ? CURL_CSELECT_OUT : 0)
              | ((events & EVR_LOOP_ERROR) ? CURL_CSELECT_ERR : 0);
-    s_action(arg, fd, mask);
+    self->handed = 0;
+    s_action(self, fd, mask);
+    if (self->handed < S_REST_MIN || self->handed >= S_REST_MAX)
+        return;
+    /* bulk: the socket rests, if libcurl still has it (the action may
+       have ended its transfer and freed sk) */
+    for (sk = self->socks; sk && sk->fd != fd; sk = sk->next)
+        ;
+    if (!sk || sk->rest || !(sk->events & EVR_LOOP_READ))
+        return;
+    evr_loop_fd_remove(loop, fd);
+    sk->rest = evr_loop_timer_add(loop, S_REST_MS, s_on_rested, sk);
 }
 
 static void
@@ -139,20 +198,45 @@ s_on_due(evr_loop_t *loop, void *arg)
     s_action(self, CURL_SOCKET_TIMEOUT, 0);
 }
 
-/*  CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl waits for. */
+static void
+s_sock_free(evr_http_t *self, s_sock_t *sk)
+{
+    for (s_sock_t **pp = &self->socks; *pp; pp = &(*pp)->next)
+        if (*pp == sk) {
+            *pp = sk->next;
+            break;
+        }
+    evr_loop_timer_cancel(self->loop, sk->rest);
+    free(sk);
+}
+
+/*  CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl waits for (unless
+    it rests: then from the rest's end on). */
 static int
 s_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void) easy;
-    (void) socketp;
     evr_http_t *self = userp;
+    s_sock_t *sk = socketp;
     if (what == CURL_POLL_REMOVE) {
+        if (sk)
+            s_sock_free(self, sk);
         evr_loop_fd_remove(self->loop, fd);
         return 0;
     }
-    int ev = ((what & CURL_POLL_IN) ? EVR_LOOP_READ : 0)
-           | ((what & CURL_POLL_OUT) ? EVR_LOOP_WRITE : 0);
-    if (evr_loop_fd_add(self->loop, fd, ev, s_on_fd, self) != EVR_OK) {
+    if (!sk) {
+        sk = evr_calloc(1, sizeof *sk);
+        sk->http = self;
+        sk->fd = fd;
+        sk->next = self->socks;
+        self->socks = sk;
+        curl_multi_assign(self->multi, fd, sk);
+    }
+    sk->events = ((what & CURL_POLL_IN) ? EVR_LOOP_READ : 0)
+               | ((what & CURL_POLL_OUT) ? EVR_LOOP_WRITE : 0);
+    if (sk->rest)
+        return 0;
+    if (evr_loop_fd_add(self->loop, fd, sk->events, s_on_fd, sk) != EVR_OK) {
         /* EVR_LOOP_MAX_FDS at once: the transfer waits for its timeout */
         fprintf(stderr, "evr_http: socket %d: the event loop watches too many fds\n", (int) fd);
     }
@@ -240,6 +324,8 @@ evr_http_destroy(evr_http_t **self_p)
     }
     if (self->multi)
         curl_multi_cleanup(self->multi);
+    while (self->socks)   /* those libcurl did not remove */
+        s_sock_free(self, self->socks);
     evr_loop_timer_cancel(self->loop, self->timer);
     free(self->base);
     free(self->socket);
@@ -337,6 +423,7 @@ s_on_body(char *buf, size_t size, size_t n, void *arg)
     evr_http_req_t *req = arg;
     size_t len = size * n;
     if (req->opts.on_data) {
+        req->http->handed += len;
         if (!req->opts.on_data(req, (const uint8_t *) buf, len, req->opts.arg)) {
             req->aborted = true;
             return 0;   /* curl ends the transfer with CURLE_WRITE_ERROR */
@@ -476,6 +563,8 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    if (opts->on_data)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, S_STREAM_BUFFER);
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, sock ? "http" : "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

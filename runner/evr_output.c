@@ -1,4 +1,9 @@
-/*  evr_output.c: frame demultiplexing and secret masking. */
+/*  evr_output.c: frame demultiplexing and secret masking.
+
+    Masking looks at every byte of the output, so it skips fast to the
+    next byte that begins a secret (memchr when all secrets begin with
+    the same byte, a table lookup per byte otherwise) and copies only the
+    bytes it holds back, not all of its input. */
 #include "evr_output.h"
 
 #include <stdlib.h>
@@ -41,8 +46,12 @@ struct evr_mask {
     char **secrets;     /* longest first */
     size_t *lens;
     size_t n, maxlen;
+    bool first[256];    /* bytes a secret begins with */
+    size_t nfirst;      /* how many different ones */
+    uint8_t only;       /* the one, when nfirst is 1 */
     uint8_t *pending;   /* raw bytes held back */
     size_t plen, pcap;
+    size_t out_max;     /* evr_mask_limit; 0: none */
 };
 
 static int
@@ -66,6 +75,12 @@ evr_mask_new(const char *const *secrets, size_t n)
         self->lens[i] = strlen(self->secrets[i]);
         if (self->lens[i] > self->maxlen)
             self->maxlen = self->lens[i];
+        uint8_t b = (uint8_t) self->secrets[i][0];
+        if (!self->first[b]) {
+            self->first[b] = true;
+            self->nfirst++;
+            self->only = b;
+        }
     }
     return self;
 }
@@ -83,6 +98,12 @@ evr_mask_destroy(evr_mask_t **self_p)
     free(self->pending);
     free(self);
     *self_p = NULL;
+}
+
+void
+evr_mask_limit(evr_mask_t *self, size_t out_max)
+{
+    self->out_max = out_max;
 }
 
 bool
@@ -110,24 +131,29 @@ s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
     *out_len += n;
 }
 
-size_t
-evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
-              size_t *out_len, size_t *out_cap)
+/*  The first position at or after i in p[0,n) that begins a secret, or n. */
+static size_t
+s_next_candidate(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n)
 {
-    if (self->n == 0) {
-        s_put(out, out_len, out_cap, raw, len);
-        return len;
+    if (self->nfirst == 1) {
+        const uint8_t *q = i < n ? memchr(p + i, self->only, n - i) : NULL;
+        return q ? (size_t) (q - p) : n;
     }
-    if (self->plen + len > self->pcap) {
-        self->pcap = (self->plen + len) * 2;
-        self->pending = evr_realloc(self->pending, self->pcap);
-    }
-    if (len)
-        memcpy(self->pending + self->plen, raw, len);
-    self->plen += len;
-    const uint8_t *p = self->pending;
-    size_t n = self->plen, i = 0, run = 0;   /* run: start of bytes copied as they are */
-    while (i < n) {
+    while (i < n && !self->first[p[i]])
+        i++;
+    return i;
+}
+
+/*  Masks p[0,n) into out; returns how many of its bytes are decided (the
+    rest could still begin a secret, unless final). */
+static size_t
+s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t **out,
+       size_t *out_len, size_t *out_cap)
+{
+    size_t out_max = self->out_max ? self->out_max : SIZE_MAX;
+    size_t i = 0, run = 0;   /* run: start of bytes copied as they are */
+    bool full = false;
+    while (!full && (i = s_next_candidate(self, p, i, n)) < n) {
         bool matched = false, partial = false;
         for (size_t s = 0; s < self->n; s++) {
             size_t sl = self->lens[s];
@@ -135,6 +161,10 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
                 continue;
             if (i + sl <= n) {
                 if (memcmp(p + i, self->secrets[s], sl) == 0) {
+                    if (*out_len + (i - run) + 3 > out_max) {
+                        full = true;   /* masked from here on in a later feed */
+                        break;
+                    }
                     s_put(out, out_len, out_cap, p + run, i - run);
                     s_put(out, out_len, out_cap, "***", 3);
                     i += sl;
@@ -150,15 +180,52 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
                 break;
             }
         }
-        if (matched)
-            continue;
-        if (partial)
+        if (partial || full)
             break;
-        i++;
+        if (!matched)
+            i++;
     }
+    size_t fit = out_max > *out_len ? out_max - *out_len : 0;
+    if (i - run > fit)
+        i = run + fit;   /* decided, but kept for a later feed */
     s_put(out, out_len, out_cap, p + run, i - run);
-    size_t consumed = i;
-    memmove(self->pending, self->pending + consumed, n - consumed);
-    self->plen = n - consumed;
+    return i;
+}
+
+size_t
+evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint8_t **out,
+              size_t *out_len, size_t *out_cap)
+{
+    if (self->n == 0 && self->plen == 0 && (!self->out_max || *out_len + len <= self->out_max)) {
+        s_put(out, out_len, out_cap, raw, len);
+        return len;
+    }
+    if (len == 0 && self->plen == 0)
+        return 0;
+    const uint8_t *p = raw;   /* nothing held back: scanned where it is */
+    size_t n = len;
+    if (self->plen) {
+        if (self->plen + len > self->pcap) {
+            self->pcap = (self->plen + len) * 2;
+            self->pending = evr_realloc(self->pending, self->pcap);
+        }
+        if (len)
+            memcpy(self->pending + self->plen, raw, len);
+        self->plen += len;
+        p = self->pending;
+        n = self->plen;
+    }
+    size_t consumed = s_scan(self, p, n, final, out, out_len, out_cap);
+    size_t left = n - consumed;
+    if (p == self->pending)
+        memmove(self->pending, self->pending + consumed, left);
+    else if (left) {
+        if (left > self->pcap) {
+            self->pcap = left * 2;
+            self->pending = evr_realloc(self->pending, self->pcap);
+        }
+        memcpy(self->pending, p + consumed, left);
+    }
+    self->plen = left;
     return consumed;
 }

@@ -44,9 +44,17 @@ void evr_mask_destroy(evr_mask_t **self_p);
 
 /*  Adds raw bytes.  Appends to out (grown as needed, *out_len updated) the
     masked bytes that are now certain, and returns how many raw bytes they
-    stand for.  With final, nothing is held back. */
+    stand for.  With final, nothing is held back (but for evr_mask_limit). */
 size_t evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final,
                      uint8_t **out, size_t *out_len, size_t *out_cap);
+
+/*  Bounds what feed appends: *out_len never passes out_max (0: no bound;
+    at least 3, the length of a mask).  A secret shorter than its mask
+    ("***") makes the output longer than the input, three times for a
+    secret of one byte; what does not fit is held back (pending) for the
+    next feed, also a final one: the caller empties *out and feeds again
+    while evr_mask_pending says bytes are left. */
+void evr_mask_limit(evr_mask_t *self, size_t out_max);
 
 /*  Raw bytes held back, waiting for more input. */
 size_t evr_mask_pending(const evr_mask_t *self);

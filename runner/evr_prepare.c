@@ -47,6 +47,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(st->reason);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);
+            free(st->out[si].text);
             evr_mask_destroy(&st->out[si].mask);
         }
     }
@@ -309,6 +310,8 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
             job->dag = true;
         for (int si = 0; si < 2; si++) {
             st->out[si].mask = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
+            /* a chunk's bytes stay within the schema's bound, masks included */
+            evr_mask_limit(st->out[si].mask, 2 * EVR_OUTPUT_CHUNK_MAX);
             st->out[si].line_start = true;
         }
     }

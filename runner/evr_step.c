@@ -18,36 +18,77 @@
 
 /* ---------------------------------------------------------------- output */
 
-/*  After an output chunk is stored: print it, the step name before each
-    line.  data: 1 byte stream index, then the bytes. */
+/*  After an output chunk is stored: print the first len bytes of the
+    stream's laid out text, in one write (one stdio call per chunk, not
+    one per line: 100 MB of short lines were 27,000 writes). */
 static void
-s_print_lines(void *arg, void *data, size_t len)
+s_print_text(evr_eng_stream_t *s, size_t len)
 {
-    evr_eng_step_t *st = arg;
-    const uint8_t *p = data;
-    evr_eng_stream_t *s = &st->out[p[0]];
-    const uint8_t *b = p + 1;
-    size_t n = len - 1;
+    fwrite(s->text + s->tdone, 1, len, stdout);
+    fflush(stdout);
+    s->tdone += len;
+    if (s->tdone < s->tlen)
+        return;
+    bool idle = s->tcap > 256 * 1024 && s->tlen < s->tcap / 8;
+    s->tdone = s->tlen = 0;   /* all printed (after each commit, as a rule) */
+    if (idle) {   /* a burst is over: what it took goes back */
+        free(s->text);
+        s->text = NULL;
+        s->tcap = 0;
+    }
+}
+
+static void
+s_print_stdout(void *arg, void *data, size_t len)
+{
+    (void) data;
+    s_print_text(&((evr_eng_step_t *) arg)->out[0], len);
+}
+
+static void
+s_print_stderr(void *arg, void *data, size_t len)
+{
+    (void) data;
+    s_print_text(&((evr_eng_step_t *) arg)->out[1], len);
+}
+
+/*  Appends stream s's masked bytes b[0,n) to its text as they are
+    printed: the step name before each line.  Returns the bytes added. */
+static size_t
+s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t n)
+{
+    const char *name = st->spec->name;
+    if (s->tdone > s->tcap / 2) {   /* printing lags (a failed store): keep the rest only */
+        memmove(s->text, s->text + s->tdone, s->tlen - s->tdone);
+        s->tlen -= s->tdone;
+        s->tdone = 0;
+    }
+    size_t nlen = strlen(name), start = s->tlen;
     for (size_t i = 0; i < n;) {
-        if (s->line_start)
-            printf("%s | ", st->spec->name);
         const uint8_t *nl = memchr(b + i, '\n', n - i);
         size_t end = nl ? (size_t) (nl - b) + 1 : n;
-        fwrite(b + i, 1, end - i, stdout);
+        if (s->tlen + nlen + 3 + (end - i) > s->tcap) {
+            s->tcap = 2 * s->tcap + nlen + 3 + (end - i) + n / 16;
+            s->text = evr_realloc(s->text, s->tcap);
+        }
+        if (s->line_start) {
+            memcpy(s->text + s->tlen, name, nlen);
+            memcpy(s->text + s->tlen + nlen, " | ", 3);
+            s->tlen += nlen + 3;
+        }
+        memcpy(s->text + s->tlen, b + i, end - i);
+        s->tlen += end - i;
         s->line_start = nl != NULL;
         i = end;
     }
-    fflush(stdout);
+    return s->tlen - start;
 }
 
-/*  Queues a step.output event of what stream si holds (with final, also
-    the bytes the masker held back). */
-void
-evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
+/*  Queues a step.output event of what stream si holds. */
+static void
+s_emit_chunk(evr_eng_step_t *st, int si)
 {
     evr_eng_stream_t *s = &st->out[si];
-    if (final && evr_mask_pending(s->mask))
-        s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
     if (s->raw_in_buf == 0 && s->len == 0)
         return;
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_OUTPUT, st);
@@ -57,16 +98,26 @@ evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
     ev->data.bytes.data = evr_malloc(s->len ? s->len : 1);
     memcpy(ev->data.bytes.data, s->buf, s->len);
     ev->data.bytes.len = (uint32_t) s->len;
-    if (st->job->eng->opts.print && s->len) {
-        uint8_t *copy = evr_malloc(s->len + 1);
-        copy[0] = (uint8_t) si;
-        memcpy(copy + 1, s->buf, s->len);
-        evr_eng_after_soon(st->job->eng, s_print_lines, st, copy, s->len + 1);
-        free(copy);
-    }
+    if (st->job->eng->opts.print && s->len)   /* the text stays with the stream: no copy */
+        evr_eng_after_soon(st->job->eng, si ? s_print_stderr : s_print_stdout, st, NULL,
+                           s_layout(st, s, s->buf, s->len));
     s->raw_off += s->raw_in_buf;
     s->raw_in_buf = 0;
     s->len = 0;
+}
+
+/*  Queues a step.output event of what stream si holds; with final, also
+    of the bytes the masker held back (in more than one event when their
+    masks would not fit in one: evr_mask_limit). */
+void
+evr_eng_emit_output(evr_eng_step_t *st, int si, bool final)
+{
+    evr_eng_stream_t *s = &st->out[si];
+    do {
+        if (final && evr_mask_pending(s->mask))
+            s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, true, &s->buf, &s->len, &s->cap);
+        s_emit_chunk(st, si);
+    } while (final && evr_mask_pending(s->mask));
 }
 
 
@@ -87,8 +138,12 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
         s->raw_in_buf += evr_mask_feed(s->mask, data, take, false, &s->buf, &s->len, &s->cap);
         data += take;
         len -= take;
-        if (s->raw_in_buf >= EVR_OUTPUT_CHUNK_MAX || s->len >= EVR_OUTPUT_CHUNK_MAX)
-            evr_eng_emit_output(st, si, false);
+        while (s->raw_in_buf >= EVR_OUTPUT_CHUNK_MAX || s->len >= EVR_OUTPUT_CHUNK_MAX) {
+            s_emit_chunk(st, si);
+            /* what the masker kept back for want of room (evr_mask_limit) */
+            s->since = evr_mono_ns();
+            s->raw_in_buf += evr_mask_feed(s->mask, NULL, 0, false, &s->buf, &s->len, &s->cap);
+        }
     }
 }
 

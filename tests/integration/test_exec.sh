@@ -655,7 +655,61 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished}
+case_secret_short() {   # a secret of one byte: its masks triple the output, chunks stay in bounds
+  pipeline secret_short <<'YML'
+pipeline: secret_short
+executor: process
+secrets: [ONE]
+steps:
+  - name: xs
+    run: head -c 300000 /dev/zero | tr '\000' x; echo
+YML
+  ONE=x run secret_short "$tmp/secret_short.yml" --secrets-allow ONE --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  "$bin/evrun-replay" "$state" --output "$job/xs" > "$tmp/xs.stored"
+  sed -n 's/^xs | //p' "$out" > "$tmp/xs.printed"
+  check "stored whole" [ "$(tr -d '\n' < "$tmp/xs.stored" | wc -c)" -eq 900000 ]
+  check "stored, every x masked" [ "$(tr -d '*\n' < "$tmp/xs.stored" | wc -c)" -eq 0 ]
+  check "printed whole, every x masked" \
+    [ "$(tr -d '\n' < "$tmp/xs.printed" | wc -c)" -eq 900000 -a "$(tr -d '*\n' < "$tmp/xs.printed" | wc -c)" -eq 0 ]
+  check "store verifies" verified
+}
+
+case_big_output() {   # 600,000 short lines: printed and stored whole, a write per chunk
+  pipeline big_output <<'YML'
+pipeline: big_output
+image: localhost/evrun-busybox:latest
+steps:
+  - name: big
+    run: seq 1 600000
+YML
+  # stopped once the step is finished (all its output printed), the
+  # runner's count of write calls is read
+  state=$tmp/big_output out=$tmp/big_output.out
+  EVR_TEST_PAUSE_AT=between_steps:big "$bin/evrun-runner" --exec "$tmp/big_output.yml" \
+    --state-dir "$state" > "$out" 2> "$tmp/big_output.err" &
+  local pid=$! writes= i
+  for i in $(seq 1 600); do
+    [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null)" = T ] && break
+    sleep 0.1
+  done
+  writes=$(sed -n 's/^syscw: //p' "/proc/$pid/io" 2>/dev/null)
+  kill -CONT "$pid" 2>/dev/null
+  wait "$pid"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "every line printed once, with the step name" \
+    cmp -s <(grep '^big | ' "$out") <(seq 1 600000 | sed 's/^/big | /')
+  check "stored whole" cmp -s <("$bin/evrun-replay" "$state" --output "$job/big") <(seq 1 600000)
+  # 8 MB printed: one write per 4 KiB was 2,000 writes; a write (or two)
+  # per 64 KiB chunk, with the store's, is some hundreds
+  check "printed in few writes (${writes:-?})" [ "${writes:-1000000}" -lt 1000 ]
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished big_output secret_short}
 for c in $cases; do
   case_name=$c
   before=$fails

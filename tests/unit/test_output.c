@@ -107,6 +107,166 @@ test_mask(void)
     evr_mask_destroy(&m);
 }
 
+/*  Bounded output: a secret of one byte triples what it masks, and a
+    long secret's prefix can hold back 60 KiB at once; no feed appends
+    past the limit, and feeding on (empty, final) masks all of it. */
+static void
+test_mask_limit(void)
+{
+    enum { N = 100000, LIMIT = 1000 };
+    char *longs = malloc(60001);
+    memset(longs, 'x', 59999);
+    longs[59999] = 'y';
+    longs[60000] = '\0';
+    const char *secrets[] = { "x", longs };
+    for (int set = 1; set <= 2; set++) {
+        evr_mask_t *m = evr_mask_new(secrets, (size_t) set);
+        evr_mask_limit(m, LIMIT);
+        uint8_t *text = malloc(N), *buf = NULL;
+        memset(text, 'x', N);
+        text[N - 1] = 'z';
+        size_t len = 0, cap = 0, raw = 0, out = 0, feeds = 0;
+        bool over = false, masks_only = true;
+        raw += evr_mask_feed(m, text, N, false, &buf, &len, &cap);
+        for (bool final = false;; final = true) {
+            over |= len > LIMIT;
+            for (size_t i = 0; i + 1 < len; i++)   /* all of it "***", the 'z' last */
+                masks_only &= buf[i] == '*';
+            out += len;
+            len = 0;
+            if (++feeds > 1000 || (final && evr_mask_pending(m) == 0))
+                break;
+            raw += evr_mask_feed(m, NULL, 0, final, &buf, &len, &cap);
+        }
+        CHECK(!over);
+        CHECK(masks_only);
+        CHECK(raw == N);
+        CHECK(out == 3 * (N - 1) + 1);
+        free(buf);
+        free(text);
+        evr_mask_destroy(&m);
+    }
+    free(longs);
+    /* no secrets: the limit holds too */
+    evr_mask_t *m = evr_mask_new(NULL, 0);
+    evr_mask_limit(m, 10);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    CHECK(evr_mask_feed(m, (const uint8_t *) "0123456789abcdef", 16, false, &buf, &len, &cap) == 10);
+    CHECK(len == 10 && evr_mask_pending(m) == 6);
+    len = 0;
+    CHECK(evr_mask_feed(m, NULL, 0, true, &buf, &len, &cap) == 6);
+    CHECK(len == 6 && memcmp(buf, "abcdef", 6) == 0);
+    free(buf);
+    evr_mask_destroy(&m);
+}
+
+/*  The masker as it was first written (every input byte copied, each
+    position tried against every secret): the reference the fast one
+    must agree with, piece by piece. */
+typedef struct {
+    const char *const *secrets;     /* longest first */
+    size_t n;
+    uint8_t pending[4096];
+    size_t plen;
+} s_ref_t;
+
+static size_t
+s_ref_feed(s_ref_t *r, const uint8_t *raw, size_t len, bool final, uint8_t *out, size_t *out_len)
+{
+    if (len)
+        memcpy(r->pending + r->plen, raw, len);
+    r->plen += len;
+    const uint8_t *p = r->pending;
+    size_t n = r->plen, i = 0, run = 0;
+    while (i < n) {
+        bool matched = false, partial = false;
+        for (size_t s = 0; s < r->n; s++) {
+            size_t sl = strlen(r->secrets[s]);
+            if (p[i] != (uint8_t) r->secrets[s][0])
+                continue;
+            if (i + sl <= n) {
+                if (memcmp(p + i, r->secrets[s], sl) == 0) {
+                    memcpy(out + *out_len, p + run, i - run);
+                    *out_len += i - run;
+                    memcpy(out + *out_len, "***", 3);
+                    *out_len += 3;
+                    i += sl;
+                    run = i;
+                    matched = true;
+                    break;
+                }
+            }
+            else if (!final && memcmp(p + i, r->secrets[s], n - i) == 0) {
+                partial = true;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (partial)
+            break;
+        i++;
+    }
+    memcpy(out + *out_len, p + run, i - run);
+    *out_len += i - run;
+    memmove(r->pending, r->pending + i, n - i);
+    r->plen = n - i;
+    return i;
+}
+
+/*  Random texts over a small alphabet, cut at random, against random
+    secret sets (one first byte: the memchr path; several: the table):
+    the same output and the same raw counts as the reference, each piece. */
+static void
+test_mask_agrees_with_reference(void)
+{
+    static const char *const sets[][4] = {
+        { "abab", "aab", "ab", NULL },          /* one first byte */
+        { "b\nb", "aab", "ba", NULL },          /* several */
+        { "abcab", "cab", "bc", "c" },
+    };
+    unsigned seed = 4711;
+    int bad = 0;
+    for (size_t set = 0; set < 3; set++) {
+        const char *const *sec = sets[set];
+        size_t ns = sec[3] ? 4 : 3;
+        for (int round = 0; round < 300 && !bad; round++) {
+            char text[600];
+            size_t tn = (size_t) (rand_r(&seed) % 500);
+            for (size_t i = 0; i < tn; i++)
+                text[i] = "abc\n"[rand_r(&seed) % 4];
+            evr_mask_t *m = evr_mask_new(sec, ns);
+            s_ref_t r = { .secrets = sec, .n = ns };
+            uint8_t *buf = NULL, want[2048];
+            size_t len = 0, cap = 0, wlen = 0;
+            for (size_t at = 0; at <= tn;) {
+                size_t take = (size_t) (rand_r(&seed) % 40);
+                if (take > tn - at)
+                    take = tn - at;
+                bool final = at + take == tn && rand_r(&seed) % 2;
+                size_t a = evr_mask_feed(m, (const uint8_t *) text + at, take, final, &buf, &len,
+                                         &cap);
+                size_t b = s_ref_feed(&r, (const uint8_t *) text + at, take, final, want, &wlen);
+                if (a != b || len != wlen || (len && memcmp(buf, want, len) != 0)
+                    || evr_mask_pending(m) != r.plen)
+                    bad++;
+                at += take;
+                if (final || (take == 0 && at == tn))
+                    break;
+            }
+            size_t a = evr_mask_feed(m, NULL, 0, true, &buf, &len, &cap);
+            size_t b = s_ref_feed(&r, NULL, 0, true, want, &wlen);
+            if (a != b || len != wlen || (len && memcmp(buf, want, len) != 0)
+                || evr_mask_pending(m))
+                bad++;
+            free(buf);
+            evr_mask_destroy(&m);
+        }
+    }
+    CHECK(bad == 0);
+}
+
 /*  A long podman error keeps its head and its cause, in valid UTF-8. */
 static void
 test_podman_message(void)
@@ -149,6 +309,8 @@ main(void)
 {
     EVR_TEST_RUN(test_demux_every_split);
     EVR_TEST_RUN(test_mask);
+    EVR_TEST_RUN(test_mask_agrees_with_reference);
+    EVR_TEST_RUN(test_mask_limit);
     EVR_TEST_RUN(test_podman_message);
     EVR_TEST_END();
 }
