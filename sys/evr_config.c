@@ -273,6 +273,17 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     char *state = evr_config_state_dir();
     evr_config_default(self, "state_dir", state);
     free(state);
+    /* a relative state_dir is taken from the directory the process started
+       in, once: every path made from it (units, sockets) stays right after
+       a chdir and in the children it is handed to */
+    long i = s_index(self, "state_dir");
+    const char *v = i >= 0 ? self->vals[i].value : NULL;
+    char cwd[4096];
+    if (v && *v && *v != '/' && getcwd(cwd, sizeof cwd)) {
+        char *abs = evr_asprintf("%s/%s", cwd, v);
+        s_put(self, (size_t) i, abs, self->vals[i].source);
+        free(abs);
+    }
     return EVR_OK;
 }
 

@@ -551,6 +551,18 @@ case_process() {   # examples/process.yml as host commands
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
+case_process_relative_state() {   # --state-dir relative to where the runner starts
+  mkdir -p "$tmp/rel"
+  local b
+  b=$(cd "$bin" && pwd)
+  (cd "$tmp/rel" && "$b/evrun-runner" --exec "$src/examples/process.yml" --executors process \
+     -a WHO=tests --state-dir st > out 2> err)
+  check "exit 0" [ $? -eq 0 ]
+  check "steps ran" grep -q "^test | sum 15$" "$tmp/rel/out"
+  check "the banner names the absolute workspace" \
+    grep -q "^evrun-runner: job .*, process (host commands in $tmp/rel/st/work)$" "$tmp/rel/out"
+}
+
 case_process_refused() {   # not offered: refused with the reason, before anything runs
   run refused "$src/examples/process.yml"
   check "exit 2" [ "$rc" -eq 2 ]
@@ -709,7 +721,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_refused process_image process_sigint process_unfinished big_output secret_short}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short}
 for c in $cases; do
   case_name=$c
   before=$fails
