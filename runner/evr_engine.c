@@ -689,8 +689,12 @@ s_timers(evr_engine_t *e)
                 evr_eng_stream_t *s = &st->out[si];
                 if (!s->len && !s->raw_in_buf)
                     continue;
-                if (now >= s->since + flush)
+                if (now >= s->since + flush) {
+                    /* it has waited its flush delay: stored at once, not
+                       after the group commit's wait on top */
                     evr_eng_emit_output(st, si, false);
+                    e->urgent = true;
+                }
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
@@ -712,7 +716,9 @@ s_timers(evr_engine_t *e)
         if (commit < next)
             next = commit;
     }
-    uint64_t wait = next > now ? (next - now) / 1000000u : 0;
+    /* rounded up: a timer that fires before the deadline would make a
+       turn that finds nothing due */
+    uint64_t wait = next > now ? (next - now + 999999u) / 1000000u : 0;
     return (int) (wait > 100 ? 100 : wait);
 }
 
@@ -887,6 +893,11 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
        group commit, log reads of re-attached steps; at most 100 ms away)
        is one loop timer, armed again each turn */
     int wait = s_timers(self);
+    /* events queued since the last turn (by a call from outside the
+       loop, or by the timers just now) are committed at the end of this
+       one: the loop only takes what is ready, it does not wait */
+    if (self->urgent || (self->nactions && !self->npending))
+        wait = 0;
     evr_loop_timer_cancel(self->loop, self->tick);
     self->tick = evr_loop_timer_add(self->loop, (uint64_t) wait, s_tick, self);
     evr_loop_once(self->loop, timeout_ms);

@@ -648,6 +648,37 @@ test_retry_with_early_next(void)
     evr_etest_destroy(&t);
 }
 
+/*  Output that has waited its flush delay is stored in the turn that
+    flushes it, not after a further group-commit wait: the one turn that
+    ends at the flush deadline leaves it in the store (issue 13). */
+static void
+test_output_due_stored_at_once(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_engine_destroy(&t->eng);
+    t->opts.flush_ms = 60;   /* past the turns that pass the bytes on, within one turn (100 ms) */
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(28), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
+    char *unit = evr_etest_unit(evr_etest_job(28), "a", 1);
+    for (int i = 0; i < 600 && evr_exec_fake_printed(t->fake, unit, 1) < 2; i++)
+        evr_engine_turn(t->eng, 5);
+    CHECK(evr_exec_fake_printed(t->fake, unit, 1) == 2);
+    evr_etest_turns(t, 20);   /* the bytes reach the engine, which holds them */
+    evr_etest_event_t out = { evr_etest_job(28), "step.output a 1 stdout" };
+    bool early = evr_etest_has_event(t, &out);
+    if (!early) {
+        /* nothing else is due: this turn ends at the flush deadline */
+        evr_engine_turn(t->eng, 2000);
+        CHECK(evr_etest_has_event(t, &out));
+    }
+    evr_engine_cancel_all(t->eng, "test over", true);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_output_is(t, 28, "a", 1, "stdout", "a\n"));
+    free(unit);
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -676,5 +707,6 @@ main(void)
     EVR_TEST_RUN(test_secret_split);
     EVR_TEST_RUN(test_two_jobs);
     EVR_TEST_RUN(test_retry_with_early_next);
+    EVR_TEST_RUN(test_output_due_stored_at_once);
     EVR_TEST_END();
 }
