@@ -422,10 +422,12 @@ test_early_create(void)
                                  "  - name: b\n    run: echo b\n");
     CHECK(evr_etest_run(t, S_MAX_MS));
     char *ev = evr_etest_events_of(t, 16);
-    /* b's intent and unit came while a ran; its start after a ended */
-    CHECK(evr_etest_in_order(ev, "step.started a 1", "step.starting b 1",
+    /* b's intent and unit came as soon as a began (before a's start);
+       its start after a ended */
+    CHECK(evr_etest_in_order(ev, "step.starting a 1", "step.starting b 1",
                              "step.finished a 1 succeeded", "step.started b 1", NULL));
     free(ev);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_START, 16, "a", 1));
     CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_REMOVE, 16, "a", 1));
     CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 16, "b", 1) == 1);
     CHECK(evr_etest_output_is(t, 16, "b", 1, "stdout", "b\n"));
