@@ -668,7 +668,7 @@ s_cleanup(evr_eng_job_t *job)
         ex->ops->list(ex, job->unit_prefix, s_swept, job);
         return;
     }
-    if (!job->ws_removed && !job->eng->opts.keep) {
+    if (!job->ws_removed && !job->eng->opts.keep && (!job->no_ws || job->recovered)) {
         job->ws_removed = true;
         job->calls++;
         ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
@@ -841,7 +841,7 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     rc = s_commit(self, err);
     if (rc)
         return rc;
-    job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
+    evr_eng_job_prepare(job);
     return EVR_OK;
 }
 

@@ -145,6 +145,9 @@ struct evr_eng_job {
     uint64_t res_bytes;
     bool swept;             /* leftover units of the job removed */
     bool ws_removed;        /* its workspace's removal asked */
+    bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
+    bool recovered;         /* taken up by recovery (made by an older runner, it may
+                               have a workspace all the same: removed at its end) */
     evr_eng_job_t *next;
 };
 
@@ -334,5 +337,8 @@ void evr_eng_job_free(evr_eng_job_t *job);
 void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
 void evr_eng_job_go(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
+/*  A new job's preparation: its workspace made (none for a job with
+    no_ws), then its resources; then it runs. */
+void evr_eng_job_prepare(evr_eng_job_t *job);
 
 #endif

@@ -661,6 +661,7 @@ static const evr_exec_ops_t s_ops = {
     .get = s_get,
     .unit_word = "container",
     .workspace_word = "/workspace",
+    .own_workspace = true,
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };

@@ -463,7 +463,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
     evr_exec_spec_t spec = {
         .name = st->unit,
-        .job_id = job->id,
+        .job_id = job->no_ws ? NULL : job->id,
         .image = st->spec->image ? st->spec->image : job->spec->image,
         .script = st->spec->run,
         .env = &env,

@@ -681,6 +681,34 @@ test_output_due_stored_at_once(void)
     evr_etest_destroy(&t);
 }
 
+/*  A job whose one unit shares nothing (one step, no resources, retry or
+    artifacts) gets no workspace from an executor whose units have their
+    own; two steps, or a retry, still get one (issue 13). */
+static void
+test_one_step_no_workspace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_own_workspace(t->fake, true);
+    CHECK(evr_etest_submit(t, evr_etest_job(29), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(30), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n")
+          == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(31), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    retry: {on: [failed], max: 1}\n    run: echo a\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    for (int n = 29; n <= 31; n++) {
+        CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_SUCCEEDED);
+        CHECK(evr_etest_output_is(t, n, "a", 1, "stdout", "a\n"));
+        size_t want = n == 29 ? 0 : 1;
+        CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_CREATE, evr_etest_job(n)) == want);
+        CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_REMOVE, evr_etest_job(n)) == want);
+        CHECK(evr_etest_clean(t, n));
+    }
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -710,5 +738,6 @@ main(void)
     EVR_TEST_RUN(test_two_jobs);
     EVR_TEST_RUN(test_retry_with_early_next);
     EVR_TEST_RUN(test_output_due_stored_at_once);
+    EVR_TEST_RUN(test_one_step_no_workspace);
     EVR_TEST_END();
 }

@@ -853,6 +853,29 @@ test_recover_gone(void)
     evr_etest_destroy(&t);
 }
 
+/*  A job without a workspace (its one unit has its own), killed while
+    its step runs: reattached and finished, still without one. */
+static void
+test_recover_no_workspace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_own_workspace(t->fake, true);
+    CHECK(evr_etest_submit(t, evr_etest_job(75), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; sleep 0.05; echo two\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 75, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(75)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 75);
+    CHECK_CONTAINS(ev, "step.recovered a 1 reattached");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 75, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_CREATE, evr_etest_job(75)) == 0);
+    CHECK(evr_etest_clean(t, 75));
+    evr_etest_destroy(&t);
+}
+
 /*  Killed while paused: it stays paused (no step starts) until resumed. */
 static void
 test_recover_paused(void)
@@ -1062,6 +1085,7 @@ main(void)
     EVR_TEST_RUN(test_recover_create_lost);
     EVR_TEST_RUN(test_recover_create_carried_out);
     EVR_TEST_RUN(test_recover_gone);
+    EVR_TEST_RUN(test_recover_no_workspace);
     EVR_TEST_RUN(test_recover_paused);
     EVR_TEST_RUN(test_recover_cancelled);
     EVR_TEST_RUN(test_recover_twice);
