@@ -214,6 +214,8 @@ evr_eng_stopping(const evr_eng_job_t *job)
 static void
 s_stop_removed(const evr_exec_result_t *r, void *arg)
 {
+    if (r->rc && !r->not_found)
+        ((evr_eng_tok_t *) arg)->st->job->doubt = true;
     evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
         return;
@@ -661,7 +663,7 @@ s_cleanup(evr_eng_job_t *job)
     if (job->phase != EVR_ENG_JOB_CLEANUP || job->calls > 0 || job->eng->npending)
         return;
     evr_exec_t *ex = job->ex;
-    if (!job->swept && !job->eng->opts.keep) {
+    if (!job->swept && !job->eng->opts.keep && job->doubt) {
         /* units of the job a crash or a failed call left behind */
         job->swept = true;
         job->calls++;

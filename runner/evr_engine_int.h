@@ -144,6 +144,9 @@ struct evr_eng_job {
     evr_fetch_req_t *res_req;   /* the download in flight; a cancel aborts it */
     uint64_t res_bytes;
     bool swept;             /* leftover units of the job removed */
+    bool doubt;             /* a unit of it may be left that the engine does not know
+                               of (a create or removal failed, recovery, resources'
+                               helper): its cleanup lists its units, else not */
     bool ws_removed;        /* its workspace's removal asked */
     bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
     bool recovered;         /* taken up by recovery (made by an older runner, it may

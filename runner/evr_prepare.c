@@ -222,6 +222,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
     const evr_step_t *one = job->n == 1 ? evr_spec_step(job->spec, 0) : NULL;
     job->no_ws = ex->ops->own_workspace && one && !spec->resources.n && !one->artifacts.n
                  && !(one->retry.present && one->retry.max);
+    job->doubt = spec->resources.n > 0;   /* the put's helper unit carries the job's prefix */
     job->parallel = spec->parallel ? spec->parallel : self->opts.parallel;
     if (!job->dag)
         job->parallel = 1;

@@ -347,6 +347,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     if (!rc && job) {
         job->cancelling = rec.cancel_requested;
         job->recovered = true;
+        job->doubt = true;   /* what the runner before made is not all known */
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would */
             evr_eng_job_prepare(job);

@@ -301,8 +301,9 @@ evr_eng_live_end(void *tok)
 static void
 s_early_removed(const evr_exec_result_t *r, void *arg)
 {
-    (void) r;
     evr_eng_job_t *job = arg;
+    if (r->rc && !r->not_found)
+        job->doubt = true;   /* its cleanup looks for it again */
     job->calls--;
 }
 
@@ -320,6 +321,8 @@ static void
 s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
 {
     evr_eng_job_t *job = st->job;
+    if (r->rc)
+        job->doubt = true;   /* a failed create may have made something */
     if (st->create_dropped) {
         /* skipped or ended while its create was under way (counted in
            calls by evr_eng_step_skip_early, evr_eng_step_abandon): what
@@ -424,6 +427,8 @@ s_on_created(const evr_exec_result_t *r, void *arg)
     evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
+    if (r->rc && r->exists)
+        st->job->doubt = true;   /* another create made it */
     if (r->rc && r->exists && !st->create_dropped) {
         evr_exec_t *ex = st->job->ex;
         evr_eng_step_log(st, "%s %s exists: taking it", ex->ops->unit_word, st->unit);
@@ -761,9 +766,12 @@ static void
 s_removed(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_job_t *job = arg;
-    if (r->rc && !r->not_found && job->eng->opts.print)
-        printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
-               job->id, r->msg);
+    if (r->rc && !r->not_found) {
+        job->doubt = true;   /* its cleanup looks for it again */
+        if (job->eng->opts.print)
+            printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
+                   job->id, r->msg);
+    }
     job->calls--;
 }
 

@@ -709,6 +709,36 @@ test_one_step_no_workspace(void)
     evr_etest_destroy(&t);
 }
 
+/*  A job whose creates and removals all succeeded leaves nothing behind:
+    its cleanup does not list its units; one whose create failed does
+    (what the create made is found and removed). */
+static void
+test_sweep_only_in_doubt(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 33, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_FAIL });
+    CHECK(evr_etest_submit(t, evr_etest_job(32), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n")
+          == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(33), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(32)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(33)) == EVR_JOB_FAILED);
+    /* the list asks for the units' prefix, evrun-<job>- */
+    char *p32 = evr_etest_unit(evr_etest_job(32), "x", 1);
+    char *p33 = evr_etest_unit(evr_etest_job(33), "x", 1);
+    p32[strlen(p32) - strlen("x-1")] = '\0';
+    p33[strlen(p33) - strlen("x-1")] = '\0';
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_LIST, p32) == 0);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_LIST, p33) == 1);
+    free(p32);
+    free(p33);
+    CHECK(evr_etest_clean(t, 32) && evr_etest_clean(t, 33));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -739,5 +769,6 @@ main(void)
     EVR_TEST_RUN(test_retry_with_early_next);
     EVR_TEST_RUN(test_output_due_stored_at_once);
     EVR_TEST_RUN(test_one_step_no_workspace);
+    EVR_TEST_RUN(test_sweep_only_in_doubt);
     EVR_TEST_END();
 }
