@@ -567,22 +567,6 @@ s_ready(const evr_eng_job_t *job, uint32_t i, char *why, size_t size)
     return 1;
 }
 
-/*  Whether a step has begun its turn (its create asked at least) and is
-    not over: the step after it is then created ahead (not before: the
-    steps after the next one wait, so one unit at most is made ahead). */
-static bool
-s_begun(const evr_eng_step_t *st)
-{
-    switch (st->state) {
-    case EVR_ENG_STEP_CREATING:
-    case EVR_ENG_STEP_ATTACHING:
-    case EVR_ENG_STEP_STARTING:
-        return true;
-    default:
-        return evr_eng_step_has_started(st);
-    }
-}
-
 /*  Step i waits for its turn: begin it, launch it (created early), create
     it ahead, skip it, or let it wait. */
 static void
@@ -608,8 +592,9 @@ s_schedule_step(evr_eng_job_t *job, uint32_t i)
     else if (r > 0 && job->running < job->parallel)
         evr_eng_step_begin(st);
     else if (r == 0 && !job->dag && st->state == EVR_ENG_STEP_PENDING && i > 0
-             && s_begun(&job->steps[i - 1]))
-        /* the step before has begun: create this one meanwhile */
+             && evr_eng_step_begun(&job->steps[i - 1]))
+        /* the step before has begun: create this one meanwhile (one
+           unit at most ahead: the steps after it wait for its turn) */
         evr_eng_step_prepare(st);
 }
 

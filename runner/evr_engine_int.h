@@ -249,6 +249,10 @@ bool evr_eng_step_runs(const evr_eng_step_t *st);
 /*  The same, or recorded running and being inspected by recovery: the
     step has started (its pauses count, a cancel marks it). */
 bool evr_eng_step_has_started(const evr_eng_step_t *st);
+/*  Its turn has come (its create asked at least) and it has not ended:
+    CREATING, ATTACHING, STARTING, or it has started.  The step after it
+    in a sequence is then created ahead. */
+bool evr_eng_step_begun(const evr_eng_step_t *st);
 /*  Created (or being created) ahead of its turn: EARLY_*. */
 bool evr_eng_step_early(const evr_eng_step_t *st);
 /*  Whether it waits for its turn (PENDING or EARLY_*), and whether it is
