@@ -825,10 +825,18 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     if (!job)
         return EVR_ERR_CONFIG;
     s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
+    bool now = job->no_ws;
+    if (now) {
+        /* nothing to make before its steps: it starts in the same commit
+           (its first create asked once that is done) */
+        evr_eng_job_prepare(job);
+        s_schedule(job);
+    }
     rc = s_commit(self, err);
     if (rc)
         return rc;
-    evr_eng_job_prepare(job);
+    if (!now)
+        evr_eng_job_prepare(job);
     return EVR_OK;
 }
 

@@ -683,7 +683,8 @@ test_output_due_stored_at_once(void)
 
 /*  A job whose one unit shares nothing (one step, no resources, retry or
     artifacts) gets no workspace from an executor whose units have their
-    own; two steps, or a retry, still get one (issue 13). */
+    own, and starts in its submit's commit; two steps, or a retry, still
+    get one (issue 13). */
 static void
 test_one_step_no_workspace(void)
 {
@@ -691,6 +692,11 @@ test_one_step_no_workspace(void)
     evr_exec_fake_set_own_workspace(t->fake, true);
     CHECK(evr_etest_submit(t, evr_etest_job(29), EVR_ETEST_HEAD "steps:\n"
                            "  - name: a\n    run: echo a\n") == EVR_OK);
+    /* nothing to prepare: started by the submit itself, in its commit */
+    char *ev = evr_etest_events_of(t, 29);
+    CHECK(evr_etest_in_order(ev, "job.accepted", "job.started", "step.starting a 1", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 29, "a", 1) == 1);
     CHECK(evr_etest_submit(t, evr_etest_job(30), EVR_ETEST_HEAD "steps:\n"
                            "  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n")
           == EVR_OK);
