@@ -27,7 +27,8 @@
 typedef enum {
     EVR_ENG_STEP_PENDING,       /* waits for its turn (a retry's next attempt too) */
     EVR_ENG_STEP_EARLY_CREATING, /* before its turn: step.starting recorded, create under way */
-    EVR_ENG_STEP_EARLY_CREATED, /* before its turn: its unit exists, the turn is awaited */
+    EVR_ENG_STEP_EARLY_CREATED, /* before its turn: its unit exists (its stream attached
+                                   ahead), the turn is awaited */
     EVR_ENG_STEP_EARLY_FAILED,  /* before its turn: the create failed (reason), said at the turn */
     EVR_ENG_STEP_CREATING,      /* its turn: the create is under way */
     EVR_ENG_STEP_ATTACHING,     /* created: its output stream is being set up */
@@ -85,6 +86,7 @@ typedef struct {
     char *unit;             /* its name: evrun-<job>-<step>-<attempt> */
     char *unit_id;          /* the executor's id of it (create, inspect) */
     void *attach;
+    bool early_head;        /* EARLY_CREATED: its stream, attached ahead, is set up */
     bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
     int64_t exit_code;
     uint64_t t_start, t_end;

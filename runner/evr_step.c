@@ -227,22 +227,34 @@ s_on_started(const evr_exec_result_t *r, void *arg)
     evr_eng_mark_started(st);
 }
 
-void
-evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
+/*  The stream of an ATTACHING step is set up: start it (or hold it while
+    its job is paused). */
+static void
+s_attached(evr_eng_step_t *st)
 {
-    evr_eng_step_t *st = evr_eng_live(arg);
-    if (!st || st->state != EVR_ENG_STEP_ATTACHING)
-        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
-    if (r->rc) {
-        s_step_broken(st, "attach", r);
-        return;
-    }
     if (st->job->paused && !evr_eng_stopping(st->job)) {
         evr_eng_step_to(st, EVR_ENG_STEP_HELD);   /* evr_eng_step_release starts it on resume */
         return;
     }
     evr_eng_step_to(st, EVR_ENG_STEP_STARTING);
     st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
+}
+
+void
+evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live(arg);
+    if (st && st->state == EVR_ENG_STEP_EARLY_CREATED) {
+        st->early_head = !r->rc;   /* a failed one ends: attached again at the turn */
+        return;
+    }
+    if (!st || st->state != EVR_ENG_STEP_ATTACHING)
+        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
+    if (r->rc) {
+        s_step_broken(st, "attach", r);
+        return;
+    }
+    s_attached(st);
 }
 
 void
@@ -254,6 +266,12 @@ evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
     st->attach = NULL;
     if (st->attach_done)
         return;
+    if (st->state == EVR_ENG_STEP_EARLY_CREATED) {
+        /* the stream set up ahead broke before the turn (it never
+           started): attached again at the turn */
+        st->early_head = false;
+        return;
+    }
     if (r->rc && st->state == EVR_ENG_STEP_ATTACHING) {
         /* it failed before it was set up: the unit never started */
         s_step_broken(st, "attach", r);
@@ -348,7 +366,9 @@ s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
     st->unit_id = evr_strdup(r->id);
     evr_eng_test_pause("after_create", st);
     if (st->state == EVR_ENG_STEP_EARLY_CREATING) {
+        /* its stream is set up ahead too: its turn costs only the start */
         evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATED);
+        evr_eng_attach(st);
         return;
     }
     evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
@@ -551,7 +571,12 @@ evr_eng_step_launch(evr_eng_step_t *st)
         return;
     default:
         evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
-        evr_eng_attach(st);
+        if (!st->attach)
+            evr_eng_attach(st);   /* none ahead (recovery's, or it broke) */
+        else if (st->early_head)
+            s_attached(st);       /* set up ahead: start it */
+        /* else its head, when it comes, starts it (evr_eng_on_attached) */
+        st->early_head = false;
         return;
     }
 }
@@ -572,6 +597,7 @@ evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
     }
     free(st->reason);
     st->reason = NULL;
+    evr_eng_step_drop_stream(st);   /* the one set up ahead */
     evr_eng_step_skip(st, reason);
     if (exists && !job->eng->opts.keep) {
         job->calls++;

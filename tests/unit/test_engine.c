@@ -428,6 +428,9 @@ test_early_create(void)
                              "step.finished a 1 succeeded", "step.started b 1", NULL));
     free(ev);
     CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_START, 16, "a", 1));
+    /* and its stream set up ahead too, while a runs: once */
+    CHECK(evr_etest_call_at(t, EVR_FAKE_ATTACH, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_WAIT, 16, "a", 1));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_ATTACH, 16, "b", 1) == 1);
     CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_REMOVE, 16, "a", 1));
     CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 16, "b", 1) == 1);
     CHECK(evr_etest_output_is(t, 16, "b", 1, "stdout", "b\n"));

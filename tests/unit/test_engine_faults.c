@@ -163,6 +163,39 @@ test_attach_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  The stream of the step after a running one, set up ahead, fails
+    (or its head is slow): at its turn the step attaches again (or its
+    head, once it comes, starts it); it runs once, its output whole. */
+static void
+s_early_attach(int n, evr_fake_kind_t kind)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "b", 1, (evr_fake_fault_t) { .op = EVR_FAKE_ATTACH, .kind = kind,
+                                                       .ms = 80, .times = 1 });
+    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: sleep 0.03\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, n, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_ATTACH, n, "b", 1) == (kind == EVR_FAKE_FAIL ? 2 : 1));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, n, "b", 1) == 1);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_early_attach_fails(void)
+{
+    s_early_attach(78, EVR_FAKE_FAIL);
+}
+
+static void
+test_early_attach_slow(void)
+{
+    s_early_attach(79, EVR_FAKE_DELAY);
+}
+
 /*  The output stream breaks mid-way: the stored output is a prefix of
     what the unit printed, and either it is all of it, or the step does
     not pass for succeeded and says the stream broke. */
@@ -1052,6 +1085,8 @@ main(void)
     EVR_TEST_RUN(test_name_taken_invisible);
     EVR_TEST_RUN(test_start_fails);
     EVR_TEST_RUN(test_attach_fails);
+    EVR_TEST_RUN(test_early_attach_fails);
+    EVR_TEST_RUN(test_early_attach_slow);
     EVR_TEST_RUN(test_attach_drops);
     EVR_TEST_RUN(test_exit_unknown);
     EVR_TEST_RUN(test_wait_not_found);
