@@ -214,6 +214,8 @@ evr_eng_stopping(const evr_eng_job_t *job)
 static void
 s_stop_removed(const evr_exec_result_t *r, void *arg)
 {
+    if (r->rc && !r->not_found)
+        ((evr_eng_tok_t *) arg)->st->job->doubt = true;
     evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st || !r->rc || r->not_found || st->exit_known || !evr_eng_step_runs(st))
         return;
@@ -592,8 +594,9 @@ s_schedule_step(evr_eng_job_t *job, uint32_t i)
     else if (r > 0 && job->running < job->parallel)
         evr_eng_step_begin(st);
     else if (r == 0 && !job->dag && st->state == EVR_ENG_STEP_PENDING && i > 0
-             && evr_eng_step_has_started(&job->steps[i - 1]))
-        /* the step before runs: create this one meanwhile */
+             && evr_eng_step_begun(&job->steps[i - 1]))
+        /* the step before has begun: create this one meanwhile (one
+           unit at most ahead: the steps after it wait for its turn) */
         evr_eng_step_prepare(st);
 }
 
@@ -647,7 +650,7 @@ s_cleanup(evr_eng_job_t *job)
     if (job->phase != EVR_ENG_JOB_CLEANUP || job->calls > 0 || job->eng->npending)
         return;
     evr_exec_t *ex = job->ex;
-    if (!job->swept && !job->eng->opts.keep) {
+    if (!job->swept && !job->eng->opts.keep && job->doubt) {
         /* units of the job a crash or a failed call left behind */
         job->swept = true;
         job->calls++;
@@ -656,7 +659,7 @@ s_cleanup(evr_eng_job_t *job)
     }
     if (evr_eng_cache_measure(job))
         return;   /* the caches' sizes, once the units are gone */
-    if (!job->ws_removed && !job->eng->opts.keep) {
+    if (!job->ws_removed && !job->eng->opts.keep && (!job->no_ws || job->recovered)) {
         job->ws_removed = true;
         job->calls++;
         ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
@@ -693,8 +696,12 @@ s_timers(evr_engine_t *e)
                 evr_eng_stream_t *s = &st->out[si];
                 if (!s->len && !s->raw_in_buf)
                     continue;
-                if (now >= s->since + flush)
+                if (now >= s->since + flush) {
+                    /* it has waited its flush delay: stored at once, not
+                       after the group commit's wait on top */
                     evr_eng_emit_output(st, si, false);
+                    e->urgent = true;
+                }
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
@@ -716,7 +723,9 @@ s_timers(evr_engine_t *e)
         if (commit < next)
             next = commit;
     }
-    uint64_t wait = next > now ? (next - now) / 1000000u : 0;
+    /* rounded up: a timer that fires before the deadline would make a
+       turn that finds nothing due */
+    uint64_t wait = next > now ? (next - now + 999999u) / 1000000u : 0;
     return (int) (wait > 100 ? 100 : wait);
 }
 
@@ -824,10 +833,18 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     if (!job)
         return EVR_ERR_CONFIG;
     s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
+    bool now = job->no_ws;
+    if (now) {
+        /* nothing to make before its steps: it starts in the same commit
+           (its first create asked once that is done) */
+        evr_eng_job_prepare(job);
+        s_schedule(job);
+    }
     rc = s_commit(self, err);
     if (rc)
         return rc;
-    job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
+    if (!now)
+        evr_eng_job_prepare(job);
     return EVR_OK;
 }
 
@@ -901,6 +918,11 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
        group commit, log reads of re-attached steps; at most 100 ms away)
        is one loop timer, armed again each turn */
     int wait = s_timers(self);
+    /* events queued since the last turn (by a call from outside the
+       loop, or by the timers just now) are committed at the end of this
+       one: the loop only takes what is ready, it does not wait */
+    if (self->urgent || (self->nactions && !self->npending))
+        wait = 0;
     evr_loop_timer_cancel(self->loop, self->tick);
     self->tick = evr_loop_timer_add(self->loop, (uint64_t) wait, s_tick, self);
     evr_loop_once(self->loop, timeout_ms);

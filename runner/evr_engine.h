@@ -101,7 +101,10 @@ evr_rc_t evr_engine_copy_save(evr_engine_t *self, const char *job_id, const char
 
 /*  Accepts a job: resolves its secrets and its executor (EVR_ERR_CONFIG
     naming a missing secret, or an executor this runner does not offer,
-    with what it offers), appends job.accepted and schedules it.  args are
+    with what it offers), appends job.accepted and schedules it (a job
+    that needs no workspace starts at once: job.started and its first
+    step's intent go in the same commit, and its first create is asked
+    before this returns).  args are
     the resolved args (evr_spec_bind_args).  EVR_ERR_STATE when the engine
     holds the job or the store knows it already (a repeated dispatch);
     EVR_ERR_STORE when the commit fails (the engine has failed then:

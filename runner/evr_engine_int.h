@@ -28,7 +28,8 @@
 typedef enum {
     EVR_ENG_STEP_PENDING,       /* waits for its turn (a retry's next attempt too) */
     EVR_ENG_STEP_EARLY_CREATING, /* before its turn: step.starting recorded, create under way */
-    EVR_ENG_STEP_EARLY_CREATED, /* before its turn: its unit exists, the turn is awaited */
+    EVR_ENG_STEP_EARLY_CREATED, /* before its turn: its unit exists (its stream attached
+                                   ahead), the turn is awaited */
     EVR_ENG_STEP_EARLY_FAILED,  /* before its turn: the create failed (reason), said at the turn */
     EVR_ENG_STEP_CREATING,      /* its turn: the create is under way */
     EVR_ENG_STEP_ATTACHING,     /* created: its output stream is being set up */
@@ -89,6 +90,7 @@ typedef struct {
     char *unit;             /* its name: evrun-<job>-<step>-<attempt> */
     char *unit_id;          /* the executor's id of it (create, inspect) */
     void *attach;
+    bool early_head;        /* EARLY_CREATED: its stream, attached ahead, is set up */
     bool attach_done, exit_known, stop_sent, kill_sent, timed_out, cancelled, lost;
     int64_t exit_code;
     uint64_t t_start, t_end;
@@ -161,10 +163,16 @@ struct evr_eng_job {
     uint32_t nimages;
     const char *registry_auth;  /* user:password of spec->registry_auth (in secrets[]) */
     bool swept;             /* leftover units of the job removed */
+    bool doubt;             /* a unit of it may be left that the engine does not know
+                               of (a create or removal failed, recovery, resources'
+                               helper): its cleanup lists its units, else not */
     bool ws_removed;        /* its workspace's removal asked */
     struct evr_cache_job *caches;   /* resolved at preparation (evr_cache.h); NULL: none */
     bool caches_measured;   /* the end's size measure asked */
     uint32_t cache_calls;   /* size measures in flight */
+    bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
+    bool recovered;         /* taken up by recovery (made by an older runner, it may
+                               have a workspace all the same: removed at its end) */
     evr_eng_job_t *next;
 };
 
@@ -263,6 +271,10 @@ bool evr_eng_step_runs(const evr_eng_step_t *st);
 /*  The same, or recorded running and being inspected by recovery: the
     step has started (its pauses count, a cancel marks it). */
 bool evr_eng_step_has_started(const evr_eng_step_t *st);
+/*  Its turn has come (its create asked at least) and it has not ended:
+    CREATING, ATTACHING, STARTING, or it has started.  The step after it
+    in a sequence is then created ahead. */
+bool evr_eng_step_begun(const evr_eng_step_t *st);
 /*  Created (or being created) ahead of its turn: EARLY_*. */
 bool evr_eng_step_early(const evr_eng_step_t *st);
 /*  Whether it waits for its turn (PENDING or EARLY_*), and whether it is
@@ -390,5 +402,8 @@ void evr_eng_source_restore(evr_eng_job_t *job);
 /*  The step's environment additions of the job's sources:
     EVRUN_SOURCE_URL, _REF, _SHA (and EVRUN_CI_SOURCE_*), into env. */
 void evr_eng_source_env(const evr_eng_job_t *job, evr_strmap_t *env);
+/*  A new job's preparation: its workspace made (none for a job with
+    no_ws), then its resources; then it runs. */
+void evr_eng_job_prepare(evr_eng_job_t *job);
 
 #endif

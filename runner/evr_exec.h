@@ -207,6 +207,12 @@ typedef struct {
     void (*dir)(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn,
                 void *arg);
     void (*cache_remove)(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg);
+    /*  Whether a unit created without a job id (spec job_id NULL) runs
+        all the same, in an empty workspace of its own that goes with it
+        (podman: the container's own /workspace, no volume).  The engine
+        then makes no workspace for a job that shares nothing between
+        units: one step, no resources, no retry, no artifacts. */
+    bool own_workspace;
 
     /*  Wording for messages: what a unit is called ("container",
         "process"), what the job's workspace is called ("/workspace", "the

@@ -15,10 +15,13 @@
     its exit code.  So when an attach's output ends, the unit is
     inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it
     still says running); once it shows "exited", the unit's wait is
-    answered with that exit code and OOM flag, and podman's own answer to
-    the wait, which comes later, is consumed without a second callback.
-    Podman's wait stays the fallback: whichever comes first answers.  A
-    wait without an attach (recovery) is podman's wait alone.
+    answered with that exit code and OOM flag.  Podman's wait is the
+    fallback: the wait of an attached unit is sent to podman only when
+    the inspect cannot answer it (the stream broke or was detached, the
+    unit is removed, or inspect showed neither running nor exited, or
+    still running after S_EXIT_TRIES asks), so a step costs podman no
+    polling wait (interval 1 ms) while it runs.  A wait without an attach
+    (recovery) is podman's wait alone.
 */
 #include "evr_exec_podman.h"
 
@@ -79,6 +82,7 @@ struct s_op {
     uint64_t from[2];       /* logs: bytes per stream the caller has */
     uint64_t read[2];       /* logs: bytes per stream this read delivered */
     s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
+    bool sent;              /* S_WAIT: asked of podman (else its unit answers it) */
     char *name;             /* S_WS_*: the volume; S_PUT: the helper container */
     char *tar_file;         /* S_PUT */
     evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone */
@@ -145,16 +149,28 @@ s_unit_new(s_pe_t *pe, const char *name)
     return u;
 }
 
-/*  Frees u; a wait it holds then waits for podman's answer.  An inspect
-    under way is told by its unit pointer going (s_unit_find). */
+static void s_done(const evr_podman_result_t *pr, void *arg);
+
+/*  Frees u; a wait it holds and has not answered is sent to podman now
+    (dropped when the executor goes: pm is gone then), one it answered
+    goes.  An inspect under way is told by its unit pointer going
+    (s_unit_find). */
 static void
 s_unit_free(s_unit_t *u)
 {
     s_pe_t *pe = u->pe;
     if (u->timer)
         evr_loop_timer_cancel(pe->base.loop, u->timer);
-    if (u->wait)
-        u->wait->unit = NULL;
+    s_op_t *w = u->wait;
+    if (w) {
+        w->unit = NULL;
+        if (!w->sent && w->fn && pe->pm) {
+            w->sent = true;
+            evr_podman_wait(pe->pm, u->name, s_done, w);
+        }
+        else if (!w->sent)
+            s_op_free(w);
+    }
     if (u->attach)
         u->attach->unit = NULL;
     if (u->probe)
@@ -368,8 +384,8 @@ s_head(const evr_podman_result_t *pr, void *arg)
 }
 
 /*  The unit's wait answered with the exit inspect read; u goes first (the
-    callback may remove the unit).  Podman's answer to the wait comes
-    later and finds no callback. */
+    callback may remove the unit), and with it the wait's record (podman
+    was never asked). */
 static void
 s_unit_answer(s_unit_t *u)
 {
@@ -443,7 +459,9 @@ s_attach_done(const evr_podman_result_t *pr, void *arg)
     if (u) {
         u->attach = NULL;
         op->unit = NULL;
-        if (pr->rc)
+        /* test hook: EVR_TEST_WAIT_FALLBACK=1 leaves every exit to
+           podman's wait, as when the inspect cannot tell */
+        if (pr->rc || getenv("EVR_TEST_WAIT_FALLBACK"))
             s_unit_free(u);
         else
             s_exit_probe(u);
@@ -516,11 +534,14 @@ s_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
     s_op_t *op = s_op_new(pe, S_WAIT, fn, arg);
     s_unit_t *u = s_unit_find(pe, name);
     if (u && !u->wait) {
+        /* the unit's inspect answers it, or sends it to podman */
         u->wait = op;
         op->unit = u;
         if (u->known)   /* answered from a turn of the loop, not from here */
             u->timer = evr_loop_timer_add(pe->base.loop, 0, s_exit_retry, u);
+        return;
     }
+    op->sent = true;
     evr_podman_wait(pe->pm, name, s_done, op);
 }
 
@@ -733,6 +754,7 @@ static const evr_exec_ops_t s_ops = {
     .pull_cancel = s_pull_cancel,
     .unit_word = "container",
     .workspace_word = "/workspace",
+    .own_workspace = true,
     .remove_hint = s_remove_hint,
     .describe = s_describe,
 };

@@ -315,6 +315,14 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
             st->out[si].line_start = true;
         }
     }
+    /* nothing shared between units, nothing put in or read from the
+       workspace (a source, a cache key's file, artifacts): the one
+       unit's own workspace does */
+    const evr_step_t *one = job->n == 1 ? evr_spec_step(job->spec, 0) : NULL;
+    job->no_ws = ex->ops->own_workspace && one && !spec->resources.n && !one->artifacts.paths.n
+                 && !(one->retry.present && one->retry.max) && !evr_spec_has_source(spec)
+                 && !spec->cache.n && !one->cache.n;
+    job->doubt = spec->resources.n > 0;   /* the put's helper unit carries the job's prefix */
     job->parallel = spec->parallel ? spec->parallel : self->opts.parallel;
     if (!job->dag)
         job->parallel = 1;
@@ -488,6 +496,15 @@ s_res_next(evr_eng_job_t *job)
                            .redirects = job->eng->opts.resource_redirects,
                            .deny_local = job->eng->opts.resource_deny_local };
     job->res_req = evr_fetch_start(job->eng->fetch, &o, s_res_fetched, job);
+}
+
+void
+evr_eng_job_prepare(evr_eng_job_t *job)
+{
+    if (job->no_ws)
+        evr_eng_on_workspace(&(evr_exec_result_t) { .rc = EVR_OK }, job);
+    else
+        job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
 }
 
 void

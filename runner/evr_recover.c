@@ -346,9 +346,11 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     }
     if (!rc && job) {
         job->cancelling = rec.cancel_requested;
+        job->recovered = true;
+        job->doubt = true;   /* what the runner before made is not all known */
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would */
-            job->ex->ops->workspace_create(job->ex, job->id, evr_eng_on_workspace, job);
+            evr_eng_job_prepare(job);
         else {
             evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;

@@ -285,22 +285,34 @@ s_on_started(const evr_exec_result_t *r, void *arg)
     evr_eng_mark_started(st);
 }
 
-void
-evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
+/*  The stream of an ATTACHING step is set up: start it (or hold it while
+    its job is paused). */
+static void
+s_attached(evr_eng_step_t *st)
 {
-    evr_eng_step_t *st = evr_eng_live(arg);
-    if (!st || st->state != EVR_ENG_STEP_ATTACHING)
-        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
-    if (r->rc) {
-        s_step_broken(st, "attach", r);
-        return;
-    }
     if (st->job->paused && !evr_eng_stopping(st->job)) {
         evr_eng_step_to(st, EVR_ENG_STEP_HELD);   /* evr_eng_step_release starts it on resume */
         return;
     }
     evr_eng_step_to(st, EVR_ENG_STEP_STARTING);
     st->job->ex->ops->start(st->job->ex, st->unit, s_on_started, evr_eng_tok(st));
+}
+
+void
+evr_eng_on_attached(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_step_t *st = evr_eng_live(arg);
+    if (st && st->state == EVR_ENG_STEP_EARLY_CREATED) {
+        st->early_head = !r->rc;   /* a failed one ends: attached again at the turn */
+        return;
+    }
+    if (!st || st->state != EVR_ENG_STEP_ATTACHING)
+        return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
+    if (r->rc) {
+        s_step_broken(st, "attach", r);
+        return;
+    }
+    s_attached(st);
 }
 
 void
@@ -312,6 +324,12 @@ evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
     st->attach = NULL;
     if (st->attach_done)
         return;
+    if (st->state == EVR_ENG_STEP_EARLY_CREATED) {
+        /* the stream set up ahead broke before the turn (it never
+           started): attached again at the turn */
+        st->early_head = false;
+        return;
+    }
     if (r->rc && st->state == EVR_ENG_STEP_ATTACHING) {
         /* it failed before it was set up: the unit never started */
         s_step_broken(st, "attach", r);
@@ -359,8 +377,9 @@ evr_eng_live_end(void *tok)
 static void
 s_early_removed(const evr_exec_result_t *r, void *arg)
 {
-    (void) r;
     evr_eng_job_t *job = arg;
+    if (r->rc && !r->not_found)
+        job->doubt = true;   /* its cleanup looks for it again */
     job->calls--;
 }
 
@@ -378,6 +397,8 @@ static void
 s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
 {
     evr_eng_job_t *job = st->job;
+    if (r->rc)
+        job->doubt = true;   /* a failed create may have made something */
     if (st->create_dropped) {
         /* skipped or ended while its create was under way (counted in
            calls by evr_eng_step_skip_early, evr_eng_step_abandon): what
@@ -403,7 +424,9 @@ s_created(evr_eng_step_t *st, const evr_exec_result_t *r)
     st->unit_id = evr_strdup(r->id);
     evr_eng_test_pause("after_create", st);
     if (st->state == EVR_ENG_STEP_EARLY_CREATING) {
+        /* its stream is set up ahead too: its turn costs only the start */
         evr_eng_step_to(st, EVR_ENG_STEP_EARLY_CREATED);
+        evr_eng_attach(st);
         return;
     }
     evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
@@ -482,6 +505,8 @@ s_on_created(const evr_exec_result_t *r, void *arg)
     evr_eng_step_t *st = evr_eng_live_end(arg);
     if (!st)
         return;   /* about an earlier attempt */
+    if (r->rc && r->exists)
+        st->job->doubt = true;   /* another create made it */
     if (r->rc && r->exists && !st->create_dropped) {
         evr_exec_t *ex = st->job->ex;
         evr_eng_step_log(st, "%s %s exists: taking it", ex->ops->unit_word, st->unit);
@@ -590,7 +615,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     st->memory_limit = limits.memory;
     evr_exec_spec_t spec = {
         .name = st->unit,
-        .job_id = job->id,
+        .job_id = job->no_ws ? NULL : job->id,
         .image = st->spec->image ? st->spec->image : job->spec->image,
         .script = st->spec->run,
         .env = &env,
@@ -677,7 +702,12 @@ evr_eng_step_launch(evr_eng_step_t *st)
         return;
     default:
         evr_eng_step_to(st, EVR_ENG_STEP_ATTACHING);
-        evr_eng_attach(st);
+        if (!st->attach)
+            evr_eng_attach(st);   /* none ahead (recovery's, or it broke) */
+        else if (st->early_head)
+            s_attached(st);       /* set up ahead: start it */
+        /* else its head, when it comes, starts it (evr_eng_on_attached) */
+        st->early_head = false;
         return;
     }
 }
@@ -698,6 +728,7 @@ evr_eng_step_skip_early(evr_eng_step_t *st, const char *reason)
     }
     free(st->reason);
     st->reason = NULL;
+    evr_eng_step_drop_stream(st);   /* the one set up ahead */
     evr_eng_step_skip(st, reason);
     if (exists && !job->eng->opts.keep) {
         job->calls++;
@@ -778,9 +809,12 @@ static void
 s_removed(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_job_t *job = arg;
-    if (r->rc && !r->not_found && job->eng->opts.print)
-        printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
-               job->id, r->msg);
+    if (r->rc && !r->not_found) {
+        job->doubt = true;   /* its cleanup looks for it again */
+        if (job->eng->opts.print)
+            printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
+                   job->id, r->msg);
+    }
     job->calls--;
 }
 

@@ -117,6 +117,19 @@ evr_eng_step_has_started(const evr_eng_step_t *st)
 }
 
 bool
+evr_eng_step_begun(const evr_eng_step_t *st)
+{
+    switch (st->state) {
+    case EVR_ENG_STEP_CREATING:
+    case EVR_ENG_STEP_ATTACHING:
+    case EVR_ENG_STEP_STARTING:
+        return true;
+    default:
+        return evr_eng_step_has_started(st);
+    }
+}
+
+bool
 evr_eng_step_early(const evr_eng_step_t *st)
 {
     return st->state == EVR_ENG_STEP_EARLY_CREATING || st->state == EVR_ENG_STEP_EARLY_CREATED

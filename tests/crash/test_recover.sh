@@ -141,10 +141,12 @@ recover() {   # recover STATE: runs --recover to the end; sets $rc
 }
 
 # Kill points: STATE when the runner stops there
-# (output_ended: the output has ended, its exit not read yet)
+# (output_ended: the output has ended, its exit not read yet, the
+# executor's inspect under way; after_create:two: step two's container
+# created and initialized ahead while step one runs, not started)
 for point in before_create:one after_create:one running:one output_ended:one after_exit:one \
-             between_steps:one running:two output_ended:two after_exit:two artifact:two \
-             between_steps:two; do
+             between_steps:one after_create:two running:two output_ended:two after_exit:two \
+             artifact:two between_steps:two; do
   case_start "$point"
   state=$tmp/p-${point/:/-}
   start_runner "$state" EVR_TEST_PAUSE_AT="$point"
@@ -159,6 +161,39 @@ for point in before_create:one after_create:one running:one output_ended:one aft
   [ "$fails" -eq "$case_fails" ] || cat "$state.rec.out" "$state.rec.err" >&2
   case_end
 done
+
+# The exit read by podman's wait, the executor's fallback when its
+# inspect after the output's end cannot tell (the test hook
+# EVR_TEST_WAIT_FALLBACK=1 makes it never ask): a run to the end, a kill
+# where the output has ended, and a step's exit code as the wait says it.
+if [ "$executor" = podman ]; then
+  case_start wait-fallback
+  state=$tmp/wait-fallback
+  start_runner "$state" EVR_TEST_WAIT_FALLBACK=1
+  wait "$pid"; rc=$?; ended "$pid"
+  check "runner exit 0" [ "$rc" -eq 0 ]
+  verify_job "$state" "$(job_of "$state")"
+  state=$tmp/wait-fallback-kill
+  start_runner "$state" EVR_TEST_WAIT_FALLBACK=1 EVR_TEST_PAUSE_AT=output_ended:one
+  for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
+  check "reached the point" grep -q "test pause at" "$state.err"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
+  export EVR_TEST_WAIT_FALLBACK=1
+  recover "$state"
+  unset EVR_TEST_WAIT_FALLBACK
+  check "recovery exit 0" [ "$rc" -eq 0 ]
+  verify_job "$state" "$(job_of "$state")"
+  printf 'pipeline: crash-exit\nimage: localhost/evrun-busybox:latest\nsteps:\n  - { name: x, run: "echo out; exit 3" }\n' \
+    > "$tmp/exit3.yml"
+  state=$tmp/wait-fallback-exit
+  EVR_TEST_WAIT_FALLBACK=1 "${runner[@]}" --exec "$tmp/exit3.yml" --state-dir "$state" > "$state.out" 2>&1
+  check "runner exit 1" [ $? -eq 1 ]
+  job=$(job_of "$state")
+  check "exit code 3 from the wait" grep -q '"exit_code":3' <("$bin/evrun-replay" "$state" --job "$job")
+  check "output whole" [ "$("$bin/evrun-replay" "$state" --output "$job/x")" = out ]
+  check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  case_end
+fi
 
 # pause_and_kill STATE FILE POINT: run FILE until POINT, then SIGKILL
 pause_and_kill() {

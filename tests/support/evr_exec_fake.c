@@ -268,6 +268,12 @@ static void s_destroy(evr_exec_t *ex);
 
 /* ------------------------------------------------------------------- API */
 
+void
+evr_exec_fake_set_own_workspace(evr_exec_fake_t *self, bool own)
+{
+    self->ops.own_workspace = own;
+}
+
 evr_exec_fake_t *
 evr_exec_fake_new(evr_loop_t *loop, const char *name)
 {

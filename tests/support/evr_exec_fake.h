@@ -74,6 +74,11 @@ void evr_exec_fake_set_grace_scale(evr_exec_fake_t *self, uint64_t ms_per_s);
     come first. */
 void evr_exec_fake_set_wait_early(evr_exec_fake_t *self, bool early);
 
+/*  With own, the fake says it runs a unit created without a job id
+    (own_workspace, as podman does); such a unit has no workspace here:
+    a file it writes fails, so give it scripts that write none. */
+void evr_exec_fake_set_own_workspace(evr_exec_fake_t *self, bool own);
+
 /* ------------------------------------------------------------ behaviours */
 
 /*  What a unit whose name matches a pattern does once started, in place

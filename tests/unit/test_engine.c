@@ -422,10 +422,15 @@ test_early_create(void)
                                  "  - name: b\n    run: echo b\n");
     CHECK(evr_etest_run(t, S_MAX_MS));
     char *ev = evr_etest_events_of(t, 16);
-    /* b's intent and unit came while a ran; its start after a ended */
-    CHECK(evr_etest_in_order(ev, "step.started a 1", "step.starting b 1",
+    /* b's intent and unit came as soon as a began (before a's start);
+       its start after a ended */
+    CHECK(evr_etest_in_order(ev, "step.starting a 1", "step.starting b 1",
                              "step.finished a 1 succeeded", "step.started b 1", NULL));
     free(ev);
+    CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_START, 16, "a", 1));
+    /* and its stream set up ahead too, while a runs: once */
+    CHECK(evr_etest_call_at(t, EVR_FAKE_ATTACH, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_WAIT, 16, "a", 1));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_ATTACH, 16, "b", 1) == 1);
     CHECK(evr_etest_call_at(t, EVR_FAKE_CREATE, 16, "b", 1) < evr_etest_call_at(t, EVR_FAKE_REMOVE, 16, "a", 1));
     CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 16, "b", 1) == 1);
     CHECK(evr_etest_output_is(t, 16, "b", 1, "stdout", "b\n"));
@@ -648,6 +653,101 @@ test_retry_with_early_next(void)
     evr_etest_destroy(&t);
 }
 
+/*  Output that has waited its flush delay is stored in the turn that
+    flushes it, not after a further group-commit wait: the one turn that
+    ends at the flush deadline leaves it in the store (issue 13). */
+static void
+test_output_due_stored_at_once(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_engine_destroy(&t->eng);
+    t->opts.flush_ms = 60;   /* past the turns that pass the bytes on, within one turn (100 ms) */
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(28), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
+    char *unit = evr_etest_unit(evr_etest_job(28), "a", 1);
+    for (int i = 0; i < 600 && evr_exec_fake_printed(t->fake, unit, 1) < 2; i++)
+        evr_engine_turn(t->eng, 5);
+    CHECK(evr_exec_fake_printed(t->fake, unit, 1) == 2);
+    evr_etest_turns(t, 20);   /* the bytes reach the engine, which holds them */
+    evr_etest_event_t out = { evr_etest_job(28), "step.output a 1 stdout" };
+    bool early = evr_etest_has_event(t, &out);
+    if (!early) {
+        /* nothing else is due: this turn ends at the flush deadline */
+        evr_engine_turn(t->eng, 2000);
+        CHECK(evr_etest_has_event(t, &out));
+    }
+    evr_engine_cancel_all(t->eng, "test over", true);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_output_is(t, 28, "a", 1, "stdout", "a\n"));
+    free(unit);
+    evr_etest_destroy(&t);
+}
+
+/*  A job whose one unit shares nothing (one step, no resources, retry or
+    artifacts) gets no workspace from an executor whose units have their
+    own, and starts in its submit's commit; two steps, or a retry, still
+    get one (issue 13). */
+static void
+test_one_step_no_workspace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_own_workspace(t->fake, true);
+    CHECK(evr_etest_submit(t, evr_etest_job(29), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    /* nothing to prepare: started by the submit itself, in its commit */
+    char *ev = evr_etest_events_of(t, 29);
+    CHECK(evr_etest_in_order(ev, "job.accepted", "job.started", "step.starting a 1", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 29, "a", 1) == 1);
+    CHECK(evr_etest_submit(t, evr_etest_job(30), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n")
+          == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(31), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    retry: {on: [failed], max: 1}\n    run: echo a\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    for (int n = 29; n <= 31; n++) {
+        CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_SUCCEEDED);
+        CHECK(evr_etest_output_is(t, n, "a", 1, "stdout", "a\n"));
+        size_t want = n == 29 ? 0 : 1;
+        CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_CREATE, evr_etest_job(n)) == want);
+        CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_REMOVE, evr_etest_job(n)) == want);
+        CHECK(evr_etest_clean(t, n));
+    }
+    evr_etest_destroy(&t);
+}
+
+/*  A job whose creates and removals all succeeded leaves nothing behind:
+    its cleanup does not list its units; one whose create failed does
+    (what the create made is found and removed). */
+static void
+test_sweep_only_in_doubt(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, 33, "a", 1, (evr_fake_fault_t) { .op = EVR_FAKE_CREATE,
+                                                        .kind = EVR_FAKE_FAIL });
+    CHECK(evr_etest_submit(t, evr_etest_job(32), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n")
+          == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(33), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(32)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(33)) == EVR_JOB_FAILED);
+    /* the list asks for the units' prefix, evrun-<job>- */
+    char *p32 = evr_etest_unit(evr_etest_job(32), "x", 1);
+    char *p33 = evr_etest_unit(evr_etest_job(33), "x", 1);
+    p32[strlen(p32) - strlen("x-1")] = '\0';
+    p33[strlen(p33) - strlen("x-1")] = '\0';
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_LIST, p32) == 0);
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_LIST, p33) == 1);
+    free(p32);
+    free(p33);
+    CHECK(evr_etest_clean(t, 32) && evr_etest_clean(t, 33));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -676,5 +776,8 @@ main(void)
     EVR_TEST_RUN(test_secret_split);
     EVR_TEST_RUN(test_two_jobs);
     EVR_TEST_RUN(test_retry_with_early_next);
+    EVR_TEST_RUN(test_output_due_stored_at_once);
+    EVR_TEST_RUN(test_one_step_no_workspace);
+    EVR_TEST_RUN(test_sweep_only_in_doubt);
     EVR_TEST_END();
 }

@@ -163,6 +163,39 @@ test_attach_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  The stream of the step after a running one, set up ahead, fails
+    (or its head is slow): at its turn the step attaches again (or its
+    head, once it comes, starts it); it runs once, its output whole. */
+static void
+s_early_attach(int n, evr_fake_kind_t kind)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_fault(t, n, "b", 1, (evr_fake_fault_t) { .op = EVR_FAKE_ATTACH, .kind = kind,
+                                                       .ms = 80, .times = 1 });
+    CHECK(evr_etest_submit(t, evr_etest_job(n), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: sleep 0.03\n"
+                           "  - name: b\n    run: echo b\n") == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, n, "b", 1, "stdout", "b\n"));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_ATTACH, n, "b", 1) == (kind == EVR_FAKE_FAIL ? 2 : 1));
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, n, "b", 1) == 1);
+    CHECK(evr_etest_clean(t, n));
+    evr_etest_destroy(&t);
+}
+
+static void
+test_early_attach_fails(void)
+{
+    s_early_attach(78, EVR_FAKE_FAIL);
+}
+
+static void
+test_early_attach_slow(void)
+{
+    s_early_attach(79, EVR_FAKE_DELAY);
+}
+
 /*  The output stream breaks mid-way: the stored output is a prefix of
     what the unit printed, and either it is all of it, or the step does
     not pass for succeeded and says the stream broke. */
@@ -853,6 +886,29 @@ test_recover_gone(void)
     evr_etest_destroy(&t);
 }
 
+/*  A job without a workspace (its one unit has its own), killed while
+    its step runs: reattached and finished, still without one. */
+static void
+test_recover_no_workspace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_set_own_workspace(t->fake, true);
+    CHECK(evr_etest_submit(t, evr_etest_job(75), EVR_ETEST_HEAD "steps:\n"
+                           "  - name: a\n    run: echo one; sleep 0.05; echo two\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 75, "step.output a 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(75)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 75);
+    CHECK_CONTAINS(ev, "step.recovered a 1 reattached");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 75, "a", 1, "stdout", "one\ntwo\n"));
+    CHECK(evr_exec_fake_count(t->fake, EVR_FAKE_WS_CREATE, evr_etest_job(75)) == 0);
+    CHECK(evr_etest_clean(t, 75));
+    evr_etest_destroy(&t);
+}
+
 /*  Killed while paused: it stays paused (no step starts) until resumed. */
 static void
 test_recover_paused(void)
@@ -1029,6 +1085,8 @@ main(void)
     EVR_TEST_RUN(test_name_taken_invisible);
     EVR_TEST_RUN(test_start_fails);
     EVR_TEST_RUN(test_attach_fails);
+    EVR_TEST_RUN(test_early_attach_fails);
+    EVR_TEST_RUN(test_early_attach_slow);
     EVR_TEST_RUN(test_attach_drops);
     EVR_TEST_RUN(test_exit_unknown);
     EVR_TEST_RUN(test_wait_not_found);
@@ -1062,6 +1120,7 @@ main(void)
     EVR_TEST_RUN(test_recover_create_lost);
     EVR_TEST_RUN(test_recover_create_carried_out);
     EVR_TEST_RUN(test_recover_gone);
+    EVR_TEST_RUN(test_recover_no_workspace);
     EVR_TEST_RUN(test_recover_paused);
     EVR_TEST_RUN(test_recover_cancelled);
     EVR_TEST_RUN(test_recover_twice);
