@@ -358,7 +358,112 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow}
+# examples/real-pipeline.yml as it is, its addresses rewritten: a git
+# repository made here (file URL), the test image pushed to the registry,
+# an HTTP server on 127.0.0.1 for the dependencies; run with --exec twice
+# (the second job restores the cache) and through a broker, whose copy
+# of the failing step's report is fetched and checked against its event.
+case_example() {
+  local ex=$tmp/example hport=$((port + 3)) sha app www img hpid
+  app=$ex/app www=$ex/www img=127.0.0.1:$port/evrun-busybox:latest
+  mkdir -p "$app" "$www"
+  printf 'greeting.txt\nnumbers.txt\n' > "$app/deps.lock"
+  cat > "$app/test.sh" <<'EOF'
+# the project's tests: a report in reports/, exit 1 when one fails
+mkdir -p reports
+{
+  echo 1..2
+  [ "$(cat deps/greeting.txt)" = hello ] && echo "ok 1 - greeting" || echo "not ok 1 - greeting"
+  [ "$(tail -n 1 deps/numbers.txt)" = 42 ] && echo "ok 2 - answer" \
+    || echo "not ok 2 - answer: 42 expected, got $(tail -n 1 deps/numbers.txt)"
+} > reports/tests.tap
+cat reports/tests.tap
+! grep -q '^not ok' reports/tests.tap
+EOF
+  git -C "$app" init -q -b main
+  git -C "$app" add . && git -c user.email=t@example.org -c user.name=t -C "$app" commit -qm app
+  sha=$(git -C "$app" rev-parse HEAD)
+  echo hello > "$www/greeting.txt"
+  seq 1 41 > "$www/numbers.txt"
+  podman push -q --tls-verify=false --creds "$user:$pass" localhost/evrun-busybox:latest \
+    "docker://$img" > "$tmp/push.log" 2>&1 || cat "$tmp/push.log" >&2
+  busybox httpd -f -p "127.0.0.1:$hport" -h "$www" &
+  hpid=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$hport/greeting.txt" && break; sleep 0.1; done
+  sed -e "s|file:///tmp/evrun-demo/app|file://$app|" -e "s|127\.0\.0\.1:5000/|127.0.0.1:$port/|" \
+      -e "s|http://127\.0\.0\.1:8000|http://127.0.0.1:$hport|" "$src/examples/real-pipeline.yml" \
+      > "$tmp/example.yml"
+  check "the three addresses rewritten" \
+    [ "$(grep -v '^ *#' "$tmp/example.yml" | grep -cE "file://$app\"|127.0.0.1:($port|$hport)")" -eq 3 ]
+  check "... none left" sh -c "! grep -v '^ *#' '$tmp/example.yml' | grep -qE 'evrun-demo|:5000|:8000'"
+
+  run example
+  cp "$out" "$tmp/example-1.out"
+  check "--exec: exit 1 (the tests fail)" [ "$rc" -eq 1 ]
+  check "the image pulled from the registry" \
+    grep -Eq "^image $img > pulled \(sha256:[0-9a-f]{64}" "$out"
+  check "the checkout's commit" grep -q "source: file://$app main is commit $sha" "$out"
+  check "predefined variables" grep -qx "info | source file://$app main at $sha" "$out"
+  check "... and the /job layout" grep -Eqx "info \| job $job of real-pipeline, CI=true, in /job/src" "$out"
+  check "host network: the dependencies fetched" \
+    grep -qx "deps | deps: 2 fetched from http://127.0.0.1:$hport" "$out"
+  check "the tests ran on them" grep -qx "test | ok 1 - greeting" "$out"
+  check "the failing test" grep -qx "test | not ok 2 - answer: 42 expected, got 41" "$out"
+  check "the step's reason" grep -q "^test > failed (exit 1" "$out"
+  check "the step after it skipped" grep -q "^package > skipped" "$out"
+  check "the report kept (when: on_failure)" \
+    grep -qx "not ok 2 - answer: 42 expected, got 41" "$state/artifacts/$job/test/src/reports/tests.tap"
+  check "no artifact of the skipped step" [ ! -e "$state/artifacts/$job/package" ]
+  check "credentials nowhere in the store or output" no_secret_anywhere
+
+  run example
+  check "second --exec run: exit 1" [ "$rc" -eq 1 ]
+  check "pull: always pulls again" grep -Eq "^image $img > pulled " "$out"
+  check "the cache restored" grep -qx "deps | deps: 2 restored from the cache" "$out"
+  check "... and the tests ran on it" grep -qx "test | ok 1 - greeting" "$out"
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+
+  local top=$tmp j got ev
+  root=$top/bus-example
+  tmp=$root
+  mkdir -p "$tmp"
+  . "$(dirname "$0")/bus_lib.sh"
+  bus_broker && bus_runner ex-1 "" 1 --secrets-dir "$top/secrets" && bus_wait_runners 1
+  "$bin/evrun-cli" run "$top/example.yml" --follow --events > "$top/example-bus.out" 2>&1
+  rc=$?
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/example-bus.out")
+  for _ in $(seq 300); do
+    "$bin/evrun-cli" artifacts "$j" -o "$top/example-got" > "$top/example-art.out" 2>&1 && break
+    sleep 0.1
+  done
+  ev=$("$bin/evrun-cli" logs "$j" --events --json | grep '"type":"step.artifact"' \
+         | sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p')
+  bus_stop
+  tmp=$top
+  unset EVRUN_STATE_DIR
+  kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  got=$tmp/example-got/test/src/reports/tests.tap
+  check "run --follow: exit 1" [ "$rc" -eq 1 ]
+  check "run --follow: the pull" grep -Eq "^image $img \| pulled \(sha256:" "$tmp/example-bus.out"
+  check "run --follow: the cache (the runner's podman has it)" \
+    grep -qx "deps | deps: 2 restored from the cache" "$tmp/example-bus.out"
+  check "run --follow: the step's end" \
+    grep -q "^test -- step.finished: failed (exit 1, [0-9]* ms)$" "$tmp/example-bus.out"
+  check "run --follow: the next step skipped, saying why" \
+    grep -qx "package -- step.skipped -- an earlier step failed" "$tmp/example-bus.out"
+  check "run --follow: the artifact recorded" \
+    grep -qx "test -- step.artifact src/reports/tests.tap (60 bytes, sha256 $ev)" "$tmp/example-bus.out"
+  check "run --follow: the job failed" grep -qx "job $j failed" "$tmp/example-bus.out"
+  check "artifacts: the report fetched" grep -qx "not ok 2 - answer: 42 expected, got 41" "$got"
+  check "its sha256 is the step.artifact event's" \
+    [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$ev" ]
+  check "artifacts: one line, size and sha256" \
+    grep -qx "$got  $(stat -c %s "$got") bytes  sha256 $ev" "$tmp/example-art.out"
+  check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
+  check "no sanitizer report" sh -c "! grep -qs 'Sanitizer\|runtime error' '$root'/*.log '$tmp'/example*.out"
+}
+
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow example}
 for c in $cases; do
   case_name=$c
   before=$fails
