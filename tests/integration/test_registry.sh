@@ -358,6 +358,43 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
 }
 
+case_first_image() {   # the source goes in through the first step's own image, as it pulls
+  # a local image under pull: never (the pipeline's, pulled only by the second step)
+  printf '%s' "$user:$pass" > "$tmp/secrets/REGISTRY_CREDS"
+  push two 2
+  pipeline local2 "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: $repo:2|" "$tmp/local2.yml"
+  run local2
+  check "a local image made by a first job" grep -qx "show | two" "$out"
+  forget
+  mkdir -p "$tmp/first_image-src" && echo copied > "$tmp/first_image-src/note.txt"
+  cat > "$tmp/first_image.yml" <<EOF
+pipeline: first-image
+image: $repo:1
+registry_auth: REGISTRY_CREDS
+source: {copy: first_image-src}
+steps:
+  - name: local
+    image: $repo:2
+    pull: never
+    run: cat /variant note.txt
+  - name: pulled
+    run: cat /variant note.txt
+EOF
+  run first_image
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the first step in its local image, the source in" grep -qx "local | two" "$out"
+  check "... the source in" grep -qx "local | copied" "$out"
+  check "the second step's image pulled by it" grep -qx "pulled | one" "$out"
+  check "one pull, as the second step's policy says" [ "$(grep -c 'image.pulled' "$tmp/first_image.job")" -eq 1 ]
+  check "... after the first step's start" \
+    awk '/step\.started/ && !s { s = NR } /image\.pulled/ && !p { p = NR }
+         END { exit !(p && s && s < p) }' "$tmp/first_image.job"
+  podman rmi -f "$repo:2" > /dev/null 2>&1
+  curl -s -o /dev/null -X DELETE --unix-socket "$sock" \
+    "http://d/v4.0.0/libpod/images/$(echo "$repo:2" | sed 's|/|%2F|g')?force=true"
+}
+
 # examples/real-pipeline.yml as it is, its addresses rewritten: a git
 # repository made here (file URL), the test image pushed to the registry,
 # an HTTP server on 127.0.0.1 for the dependencies; run with --exec twice
