@@ -441,7 +441,7 @@ EOF
     grep -Eq "^image $img > pulled \(sha256:[0-9a-f]{64}" "$out"
   check "the checkout's commit" grep -q "source: file://$app main is commit $sha" "$out"
   check "predefined variables" grep -qx "info | source file://$app main at $sha" "$out"
-  check "... and the /job layout" grep -Eqx "info \| job $job of real-pipeline, CI=true, in /job/src" "$out"
+  check "... and the /job layout" grep -qx "info | job $job of real-pipeline on exec, CI=true, in /job/src" "$out"
   check "host network: the dependencies fetched" \
     grep -qx "deps | deps: 2 fetched from http://127.0.0.1:$hport" "$out"
   check "the tests ran on them" grep -qx "test | ok 1 - greeting" "$out"
@@ -482,6 +482,9 @@ EOF
   got=$tmp/example-got/test/src/reports/tests.tap
   check "run --follow: exit 1" [ "$rc" -eq 1 ]
   check "run --follow: the pull" grep -Eq "^image $img \| pulled \(sha256:" "$tmp/example-bus.out"
+  check "run --follow: the variables on the runner" \
+    grep -qx "info | job $j of real-pipeline on ex-1, CI=true, in /job/src" "$tmp/example-bus.out"
+  check "run --follow: the checkout" grep -qx "info | source file://$app main at $sha" "$tmp/example-bus.out"
   check "run --follow: the cache (the runner's podman has it)" \
     grep -qx "deps | deps: 2 restored from the cache" "$tmp/example-bus.out"
   check "run --follow: the step's end" \
