@@ -398,8 +398,9 @@ EOF
 # examples/real-pipeline.yml as it is, its addresses rewritten: a git
 # repository made here (file URL), the test image pushed to the registry,
 # an HTTP server on 127.0.0.1 for the dependencies; run with --exec twice
-# (the second job restores the cache) and through a broker, whose copy
-# of the failing step's report is fetched and checked against its event.
+# (the second job restores the cache), once more after a commit changed
+# the lock file (a new cache), and through a broker, whose copy of the
+# failing step's report is fetched and checked against its event.
 case_example() {
   local ex=$tmp/example hport=$((port + 3)) sha app www img hpid
   app=$ex/app www=$ex/www img=127.0.0.1:$port/evrun-busybox:latest
@@ -460,6 +461,16 @@ EOF
   check "... and the tests ran on it" grep -qx "test | ok 1 - greeting" "$out"
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 
+  # a new commit changes deps.lock: a new cache key, fetched afresh
+  echo extra > "$www/extra.txt"
+  echo extra.txt >> "$app/deps.lock"
+  git -c user.email=t@example.org -c user.name=t -C "$app" commit -qam "one more dependency"
+  sha=$(git -C "$app" rev-parse HEAD)
+  run example
+  check "a changed lock file: a new cache" \
+    grep -qx "deps | deps: 3 fetched from http://127.0.0.1:$hport" "$out"
+  check "... of the new commit" grep -qx "info | source file://$app main at $sha" "$out"
+
   local top=$tmp j got ev
   root=$top/bus-example
   tmp=$root
@@ -486,7 +497,7 @@ EOF
     grep -qx "info | job $j of real-pipeline on ex-1, CI=true, in /job/src" "$tmp/example-bus.out"
   check "run --follow: the checkout" grep -qx "info | source file://$app main at $sha" "$tmp/example-bus.out"
   check "run --follow: the cache (the runner's podman has it)" \
-    grep -qx "deps | deps: 2 restored from the cache" "$tmp/example-bus.out"
+    grep -qx "deps | deps: 3 restored from the cache" "$tmp/example-bus.out"
   check "run --follow: the step's end" \
     grep -q "^test -- step.finished: failed (exit 1, [0-9]* ms)$" "$tmp/example-bus.out"
   check "run --follow: the next step skipped, saying why" \
