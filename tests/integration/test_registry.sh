@@ -360,7 +360,6 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
 
 case_first_image() {   # the source goes in through the first step's own image, as it pulls
   # a local image under pull: never (the pipeline's, pulled only by the second step)
-  printf '%s' "$user:$pass" > "$tmp/secrets/REGISTRY_CREDS"
   push two 2
   pipeline local2 "registry_auth: REGISTRY_CREDS"
   sed -i "s|^image: .*|image: $repo:2|" "$tmp/local2.yml"
@@ -390,7 +389,6 @@ EOF
   check "... after the first step's start" \
     awk '/step\.started/ && !s { s = NR } /image\.pulled/ && !p { p = NR }
          END { exit !(p && s && s < p) }' "$tmp/first_image.job"
-  podman rmi -f "$repo:2" > /dev/null 2>&1
   curl -s -o /dev/null -X DELETE --unix-socket "$sock" \
     "http://d/v4.0.0/libpod/images/$(echo "$repo:2" | sed 's|/|%2F|g')?force=true"
 }
@@ -514,7 +512,7 @@ EOF
   check "no sanitizer report" sh -c "! grep -qs 'Sanitizer\|runtime error' '$root'/*.log '$tmp'/example*.out"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow example}
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example}
 for c in $cases; do
   case_name=$c
   before=$fails
