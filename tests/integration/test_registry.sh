@@ -438,6 +438,8 @@ EOF
   check "--exec: exit 1 (the tests fail)" [ "$rc" -eq 1 ]
   check "the image pulled from the registry" \
     grep -Eq "^image $img > pulled \(sha256:[0-9a-f]{64}" "$out"
+  check "... once for the source's way in and all four steps" \
+    [ "$(grep -c "^image $img > pulled" "$out")" -eq 1 ]
   check "the checkout's commit" grep -q "source: file://$app main is commit $sha" "$out"
   check "predefined variables" grep -qx "info | source file://$app main at $sha" "$out"
   check "... and the /job layout" grep -qx "info | job $job of real-pipeline on exec, CI=true, in /job/src" "$out"
