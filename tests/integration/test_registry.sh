@@ -15,10 +15,10 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 . "$(dirname "$0")/../support/check.sh"
 fails=0 passes=0 case_name=
 
-for tool in docker-registry htpasswd podman curl busybox; do
+for tool in docker-registry htpasswd podman curl busybox git; do
   if ! command -v "$tool" > /dev/null; then
     echo "test_registry: $tool missing (apt-get install docker-registry apache2-utils" \
-         "podman curl busybox-static)" >&2
+         "podman curl busybox-static git)" >&2
     exit 1
   fi
 done
