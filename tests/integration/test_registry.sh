@@ -461,13 +461,17 @@ EOF
   check "... and the tests ran on it" grep -qx "test | ok 1 - greeting" "$out"
   check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
 
-  # a new commit changes deps.lock: a new cache key, fetched afresh
-  echo extra > "$www/extra.txt"
+  # a new commit changes deps.lock: a new cache key, fetched afresh (a
+  # first time without the new file on the server: nothing kept)
   echo extra.txt >> "$app/deps.lock"
   git -c user.email=t@example.org -c user.name=t -C "$app" commit -qam "one more dependency"
   sha=$(git -C "$app" rev-parse HEAD)
   run example
-  check "a changed lock file: a new cache" \
+  check "a dependency missing on the server: deps fails" grep -q "^deps > failed (exit 1" "$out"
+  check "... the job too" [ "$rc" -eq 1 ]
+  echo extra > "$www/extra.txt"
+  run example
+  check "a changed lock file: a new cache, nothing restored from the failed job" \
     grep -qx "deps | deps: 3 fetched from http://127.0.0.1:$hport" "$out"
   check "... of the new commit" grep -qx "info | source file://$app main at $sha" "$out"
 
