@@ -515,6 +515,17 @@ EOF
   check "artifacts: one line, size and sha256" \
     grep -qx "$got  $(stat -c %s "$got") bytes  sha256 $ev" "$tmp/example-art.out"
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
+
+  # a commit fixes the test: the build is green, the package kept, no report
+  sed -i 's/= 42 ]/= 41 ]/; s/42 expected/41 expected/' "$app/test.sh"
+  git -c user.email=t@example.org -c user.name=t -C "$app" commit -qam "fix the test"
+  run example
+  check "green: exit 0" [ "$rc" -eq 0 ]
+  check "green: the tests pass" grep -qx "test | ok 2 - answer" "$out"
+  check "green: no report kept (on_failure)" [ ! -e "$state/artifacts/$job/test" ]
+  check "green: the package kept, the project's files without its dependencies" \
+    sh -c "tar -tzf '$state/artifacts/$job/package/src/app.tar.gz' > '$tmp/pkg.list' &&
+           grep -qx test.sh '$tmp/pkg.list' && ! grep -q '^deps/' '$tmp/pkg.list'"
   check "no sanitizer report" sh -c "! grep -qs 'Sanitizer\|runtime error' '$root'/*.log '$tmp'/example*.out"
 }
 
