@@ -396,9 +396,10 @@ EOF
 # examples/real-pipeline.yml as it is, its addresses rewritten: a git
 # repository made here (file URL), the test image pushed to the registry,
 # an HTTP server on 127.0.0.1 for the dependencies; run with --exec twice
-# (the second job restores the cache), once more after a commit changed
-# the lock file (a new cache), and through a broker, whose copy of the
-# failing step's report is fetched and checked against its event.
+# (the second job restores the cache), after a commit changed the lock
+# file (a new cache; a dependency missing on the server first), through a
+# broker, whose copy of the failing step's report is fetched and checked
+# against its event, and green after a commit fixed the test.
 case_example() {
   local ex=$tmp/example hport=$((port + 3)) sha app www img hpid
   app=$ex/app www=$ex/www img=127.0.0.1:$port/evrun-busybox:latest
