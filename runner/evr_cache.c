@@ -60,9 +60,11 @@ evr_cache_reads_files(const evr_spec_t *spec)
     return false;
 }
 
-/*  The sha256 of FILE beneath dir, no link followed (openat2). */
+/*  The sha256 of FILE beneath dir (in its subdirectory src in the /job
+    layout, job_layout), no link followed (openat2). */
 static evr_rc_t
-s_hash_file(const char *dir, const char *file, char hex[EVR_SHA256_HEX], evr_err_t *err)
+s_hash_file(const char *dir, bool job_layout, const char *file, char hex[EVR_SHA256_HEX],
+            evr_err_t *err)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
@@ -70,17 +72,20 @@ s_hash_file(const char *dir, const char *file, char hex[EVR_SHA256_HEX], evr_err
     struct open_how how = { .flags = O_RDONLY | O_CLOEXEC,
                             .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
                                      | RESOLVE_NO_MAGICLINKS };
-    int fd = (int) syscall(SYS_openat2, dfd, file, &how, sizeof how);
+    char *rel = evr_asprintf("%s%s", job_layout ? "src/" : "", file);
+    int fd = (int) syscall(SYS_openat2, dfd, rel, &how, sizeof how);
     int en = errno;
+    free(rel);
     close(dfd);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
             close(fd);
-        return evr_err_set(err, EVR_ERR_CONFIG, "{{ sha256 %s }}: %s in the workspace (read "
-                           "once it is prepared, before the first step; links are not "
-                           "followed)", file, fd < 0 ? (en == ENOENT ? "no such file"
-                           : en == ELOOP ? "a link" : strerror(en)) : "not a regular file");
+        return evr_err_set(err, EVR_ERR_CONFIG, "{{ sha256 %s }}: %s in %s (read once it is "
+                           "prepared, before the first step; links are not followed)", file,
+                           fd < 0 ? (en == ENOENT ? "no such file"
+                           : en == ELOOP ? "a link" : strerror(en)) : "not a regular file",
+                           job_layout ? "/job/src, the source's directory" : "the workspace");
     }
     evr_sha256_t *h = evr_sha256_new();
     char buf[65536];
@@ -99,6 +104,7 @@ s_hash_file(const char *dir, const char *file, char hex[EVR_SHA256_HEX], evr_err
 /*  A key being resolved: the text so far, the first error. */
 typedef struct {
     const char *ws;
+    bool job_layout;
     char *text;
     evr_rc_t rc;
     evr_err_t *err;
@@ -111,7 +117,7 @@ s_piece(bool file, const char *s, size_t n, void *arg)
     char *piece = evr_strndup(s, n);
     char hex[EVR_SHA256_HEX] = "";
     if (file && !k->rc)
-        k->rc = k->ws ? s_hash_file(k->ws, piece, hex, k->err)
+        k->rc = k->ws ? s_hash_file(k->ws, k->job_layout, piece, hex, k->err)
                       : evr_err_set(k->err, EVR_ERR_CONFIG, "no workspace to read %s in", piece);
     char *t = evr_asprintf("%s%s", k->text, file ? hex : piece);
     free(k->text);
@@ -119,11 +125,14 @@ s_piece(bool file, const char *s, size_t n, void *arg)
     free(piece);
 }
 
-/*  The volume of pipeline's cache c into *vol (caller frees). */
+/*  The volume of spec's cache c into *vol (caller frees). */
 static evr_rc_t
-s_volume(const char *pipeline, const evr_cache_t *c, const char *ws, char **vol, evr_err_t *err)
+s_volume(const evr_spec_t *spec, const evr_cache_t *c, const char *ws, char **vol,
+         evr_err_t *err)
 {
-    s_key_t k = { .ws = ws, .text = evr_strdup(""), .err = err };
+    const char *pipeline = spec->pipeline;
+    s_key_t k = { .ws = ws, .job_layout = evr_spec_has_source(spec), .text = evr_strdup(""),
+                  .err = err };
     evr_spec_cache_key_walk(c->key, s_piece, &k);
     if (!k.rc) {
         evr_sha256_t *h = evr_sha256_new();
@@ -185,7 +194,7 @@ s_add_list(evr_cache_job_t *cj, const evr_spec_t *spec, const evr_reclist_t *l, 
         const evr_cache_t *c = evr_spec_cache(l, k);
         char *vol = NULL;
         evr_err_t e2;
-        if (s_volume(spec->pipeline, c, ws, &vol, &e2))
+        if (s_volume(spec, c, ws, &vol, &e2))
             return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, c->key,
                                e2.msg);
         for (uint32_t s = 0; s < cj->nsteps; s++)
@@ -212,16 +221,13 @@ evr_cache_resolve(const evr_spec_t *spec, const char *ws_dir, evr_cache_job_t **
     cj->mounts = evr_calloc(cj->nsteps, sizeof *cj->mounts);
     cj->n = evr_calloc(cj->nsteps, sizeof *cj->n);
     /* a key's files are read where the steps start: the workspace, or
-       the source's directory in the /job layout */
-    char *base = !ws_dir ? NULL
-               : evr_spec_has_source(spec) ? evr_asprintf("%s/src", ws_dir) : evr_strdup(ws_dir);
-    evr_rc_t rc = s_add_list(cj, spec, &spec->cache, UINT32_MAX, base, "cache", err);
+       the source's directory src/ in the /job layout (s_hash_file) */
+    evr_rc_t rc = s_add_list(cj, spec, &spec->cache, UINT32_MAX, ws_dir, "cache", err);
     for (uint32_t i = 0; i < spec->steps.n && !rc; i++) {
         char where[96];
         snprintf(where, sizeof where, "steps[%u].cache", i);
-        rc = s_add_list(cj, spec, &evr_spec_step(spec, i)->cache, i, base, where, err);
+        rc = s_add_list(cj, spec, &evr_spec_step(spec, i)->cache, i, ws_dir, where, err);
     }
-    free(base);
     if (rc)
         evr_cache_job_destroy(&cj);
     *out = cj;

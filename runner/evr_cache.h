@@ -3,11 +3,12 @@
     A `cache: [{key, path}]` entry (of the pipeline, or of a step: a step's
     entry replaces the pipeline's of the same path) names a volume per
     pipeline and key: evrun-cache-<24 hex digits of sha256(pipeline, NUL,
-    resolved key)>, mounted at path (relative paths under /workspace).
-    `{{ sha256 FILE }}` in a key is the sha256 of the file FILE of the
-    job's workspace, read once the workspace is prepared (resources in),
-    before the first step, from the executor's host directory of it,
-    beneath it only (no link followed).
+    resolved key)>, mounted at path (relative paths under /workspace, or
+    /job/src in the /job layout).  `{{ sha256 FILE }}` in a key is the
+    sha256 of the file FILE of the job's workspace (of its src/ in the
+    /job layout), read once the workspace is prepared (resources and
+    sources in), before the first step, from the executor's host
+    directory of it, beneath it only (no link followed).
 
     Least recently used: STATE/caches holds a record per volume, its mtime
     the last use (a job's start and end), its content the size measured

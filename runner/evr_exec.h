@@ -175,7 +175,7 @@ typedef struct {
     /*  Unpacks the tar archive tar_file (which stays until fn is called)
         at the root of the job's workspace, or of its CI area (a backend
         without one answers an error).  image: what a podman backend may
-        use to reach the volume (the job's first image). */
+        use to reach the volume (the first step's image). */
     void (*put)(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *image,
                 const char *tar_file, evr_exec_fn *fn, void *arg);
     /*  Copies path (relative to the workspace root: /workspace, or /job

@@ -1,7 +1,7 @@
 /*  evr_image.c: a job's images, pulled once per image and policy per job.
 
     Before a step's create (and before resources are put into the
-    workspace through a container of the job's first image), the engine
+    workspace through a container of the first step's image), the engine
     asks whether the image is ready (evr_eng_image_need).  The first ask
     starts the executor's pull; later asks for the same image and policy
     wait for it, and once it has ended they all go on, or all fail with

@@ -401,18 +401,28 @@ s_res_setting(const evr_fetch_result_t *r)
 
 static void s_res_put_go(void *arg);
 
+/*  The image a podman executor puts a tar into the workspace through: the
+    first step's (its own, else the pipeline's), pulled as that step's
+    policy says, so that no image is pulled that the step would not. */
+static const char *
+s_first_image(const evr_eng_job_t *job, uint32_t *policy)
+{
+    const evr_step_t *first = evr_spec_step(job->spec, 0);
+    *policy = evr_spec_step_pull(job->spec, first);
+    return first->image ? first->image : job->spec->image;
+}
+
 /*  The tar of the resource is made: into the workspace.  A podman
-    executor reaches it through a container of the job's first image,
+    executor reaches it through a container of the first step's image,
     pulled first as the first step's policy says. */
 static void
 s_res_put_go(void *arg)
 {
     evr_eng_job_t *job = arg;
-    const evr_step_t *first = evr_spec_step(job->spec, 0);
-    const char *image = job->spec->image ? job->spec->image : first->image;
+    uint32_t policy;
+    const char *image = s_first_image(job, &policy);
     const char *why;
-    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, first),
-                                   s_res_put_go, job, &why);
+    int ready = evr_eng_image_need(job, image, policy, s_res_put_go, job, &why);
     if (ready == 0)
         return;
     if (ready < 0 || job->cancelling) {
@@ -605,17 +615,16 @@ s_src_put(const evr_exec_result_t *r, void *arg)
 }
 
 /*  The source's tar is made: into its area.  A podman executor reaches
-    it through a container of the job's first image, pulled first as the
+    it through a container of the first step's image, pulled first as the
     first step's policy says (as a resource's tar). */
 static void
 s_src_put_go(void *arg)
 {
     evr_eng_job_t *job = arg;
-    const evr_step_t *first = evr_spec_step(job->spec, 0);
-    const char *image = job->spec->image ? job->spec->image : first->image;
+    uint32_t policy;
+    const char *image = s_first_image(job, &policy);
     const char *why;
-    int ready = evr_eng_image_need(job, image, evr_spec_step_pull(job->spec, first),
-                                   s_src_put_go, job, &why);
+    int ready = evr_eng_image_need(job, image, policy, s_src_put_go, job, &why);
     if (ready == 0)
         return;
     if (ready < 0 || job->cancelling) {

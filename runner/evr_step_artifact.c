@@ -172,6 +172,16 @@ s_unpack(s_artifact_t *a)
     free(sub);
 }
 
+/*  Whether a path the unit lacks is worth a hint: in the /job layout a
+    path outside src/ and ci/ was likely meant in the source. */
+static bool
+s_hint(const evr_eng_step_t *st, const char *path, const evr_exec_result_t *r)
+{
+    return r->not_found && st->job->spec->source.present && strcmp(path, "src") != 0
+           && strncmp(path, "src/", 4) != 0 && strcmp(path, "ci") != 0
+           && strncmp(path, "ci/", 3) != 0;
+}
+
 static void
 s_done(const evr_exec_result_t *r, void *arg)
 {
@@ -190,6 +200,9 @@ s_done(const evr_exec_result_t *r, void *arg)
         evr_err_write(&err, a->tmpfile, a->werr);
         evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
     }
+    else if (r->rc && s_hint(st, a->path, r))
+        evr_eng_set_reason(st, "artifact %s: %s (artifact paths are relative to /job: "
+                           "src/%s in the source)", a->path, r->msg, a->path);
     else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
     else

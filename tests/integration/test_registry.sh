@@ -15,10 +15,10 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 . "$(dirname "$0")/../support/check.sh"
 fails=0 passes=0 case_name=
 
-for tool in docker-registry htpasswd podman curl busybox; do
+for tool in docker-registry htpasswd podman curl busybox git; do
   if ! command -v "$tool" > /dev/null; then
     echo "test_registry: $tool missing (apt-get install docker-registry apache2-utils" \
-         "podman curl busybox-static)" >&2
+         "podman curl busybox-static git)" >&2
     exit 1
   fi
 done
@@ -358,7 +358,179 @@ case_follow() {   # through a broker: run --follow and evrun-tail show the pull,
   check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image kill_during_pull cancel_pull follow}
+case_first_image() {   # the source goes in through the first step's own image, as it pulls
+  # a local image under pull: never (the pipeline's, pulled only by the second step)
+  push two 2
+  pipeline local2 "registry_auth: REGISTRY_CREDS"
+  sed -i "s|^image: .*|image: $repo:2|" "$tmp/local2.yml"
+  run local2
+  check "a local image made by a first job" grep -qx "show | two" "$out"
+  forget
+  mkdir -p "$tmp/first_image-src" && echo copied > "$tmp/first_image-src/note.txt"
+  cat > "$tmp/first_image.yml" <<EOF
+pipeline: first-image
+image: $repo:1
+registry_auth: REGISTRY_CREDS
+source: {copy: first_image-src}
+steps:
+  - name: local
+    image: $repo:2
+    pull: never
+    run: cat /variant note.txt
+  - name: pulled
+    run: cat /variant note.txt
+EOF
+  run first_image
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the first step in its local image, the source in" grep -qx "local | two" "$out"
+  check "... the source in" grep -qx "local | copied" "$out"
+  check "the second step's image pulled by it" grep -qx "pulled | one" "$out"
+  check "one pull, as the second step's policy says" [ "$(grep -c 'image.pulled' "$tmp/first_image.job")" -eq 1 ]
+  check "... after the first step's start" \
+    awk '/step\.started/ && !s { s = NR } /image\.pulled/ && !p { p = NR }
+         END { exit !(p && s && s < p) }' "$tmp/first_image.job"
+  curl -s -o /dev/null -X DELETE --unix-socket "$sock" \
+    "http://d/v4.0.0/libpod/images/$(echo "$repo:2" | sed 's|/|%2F|g')?force=true"
+}
+
+# examples/real-pipeline.yml as it is, its addresses rewritten: a git
+# repository made here (file URL), the test image pushed to the registry,
+# an HTTP server on 127.0.0.1 for the dependencies; run with --exec twice
+# (the second job restores the cache), after a commit changed the lock
+# file (a new cache; a dependency missing on the server first), through a
+# broker, whose copy of the failing step's report is fetched and checked
+# against its event, and green after a commit fixed the test.
+case_example() {
+  local ex=$tmp/example hport=$((port + 3)) sha app www img hpid
+  app=$ex/app www=$ex/www img=127.0.0.1:$port/evrun-busybox:latest
+  mkdir -p "$app" "$www"
+  printf 'greeting.txt\nnumbers.txt\n' > "$app/deps.lock"
+  cat > "$app/test.sh" <<'EOF'
+# the project's tests: a report in reports/, exit 1 when one fails
+mkdir -p reports
+{
+  echo 1..2
+  [ "$(cat deps/greeting.txt)" = hello ] && echo "ok 1 - greeting" || echo "not ok 1 - greeting"
+  [ "$(tail -n 1 deps/numbers.txt)" = 42 ] && echo "ok 2 - answer" \
+    || echo "not ok 2 - answer: 42 expected, got $(tail -n 1 deps/numbers.txt)"
+} > reports/tests.tap
+cat reports/tests.tap
+! grep -q '^not ok' reports/tests.tap
+EOF
+  git -C "$app" init -q -b main
+  git -C "$app" add . && git -c user.email=t@example.org -c user.name=t -C "$app" commit -qm app
+  sha=$(git -C "$app" rev-parse HEAD)
+  echo hello > "$www/greeting.txt"
+  seq 1 41 > "$www/numbers.txt"
+  podman push -q --tls-verify=false --creds "$user:$pass" localhost/evrun-busybox:latest \
+    "docker://$img" > "$tmp/push.log" 2>&1 || cat "$tmp/push.log" >&2
+  busybox httpd -f -p "127.0.0.1:$hport" -h "$www" &
+  hpid=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$hport/greeting.txt" && break; sleep 0.1; done
+  sed -e "s|file:///tmp/evrun-demo/app|file://$app|" -e "s|127\.0\.0\.1:5000/|127.0.0.1:$port/|" \
+      -e "s|http://127\.0\.0\.1:8000|http://127.0.0.1:$hport|" "$src/examples/real-pipeline.yml" \
+      > "$tmp/example.yml"
+  check "the three addresses rewritten" \
+    [ "$(grep -v '^ *#' "$tmp/example.yml" | grep -cE "file://$app\"|127.0.0.1:($port|$hport)")" -eq 3 ]
+  check "... none left" sh -c "! grep -v '^ *#' '$tmp/example.yml' | grep -qE 'evrun-demo|:5000|:8000'"
+
+  run example
+  cp "$out" "$tmp/example-1.out"
+  check "--exec: exit 1 (the tests fail)" [ "$rc" -eq 1 ]
+  check "the image pulled from the registry" \
+    grep -Eq "^image $img > pulled \(sha256:[0-9a-f]{64}" "$out"
+  check "... once for the source's way in and all four steps" \
+    [ "$(grep -c "^image $img > pulled" "$out")" -eq 1 ]
+  check "the checkout's commit" grep -q "source: file://$app main is commit $sha" "$out"
+  check "predefined variables" grep -qx "info | source file://$app main at $sha" "$out"
+  check "... and the /job layout" grep -qx "info | job $job of real-pipeline on exec, CI=true, in /job/src" "$out"
+  check "host network: the dependencies fetched" \
+    grep -qx "deps | deps: 2 fetched from http://127.0.0.1:$hport" "$out"
+  check "the tests ran on them" grep -qx "test | ok 1 - greeting" "$out"
+  check "the failing test" grep -qx "test | not ok 2 - answer: 42 expected, got 41" "$out"
+  check "the step's reason" grep -q "^test > failed (exit 1" "$out"
+  check "the step after it skipped" grep -q "^package > skipped" "$out"
+  check "the report kept (when: on_failure)" \
+    grep -qx "not ok 2 - answer: 42 expected, got 41" "$state/artifacts/$job/test/src/reports/tests.tap"
+  check "no artifact of the skipped step" [ ! -e "$state/artifacts/$job/package" ]
+  check "credentials nowhere in the store or output" no_secret_anywhere
+
+  run example
+  check "second --exec run: exit 1" [ "$rc" -eq 1 ]
+  check "pull: always pulls again" grep -Eq "^image $img > pulled " "$out"
+  check "the cache restored" grep -qx "deps | deps: 2 restored from the cache" "$out"
+  check "... and the tests ran on it" grep -qx "test | ok 1 - greeting" "$out"
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+
+  # a new commit changes deps.lock: a new cache key, fetched afresh (a
+  # first time without the new file on the server: nothing kept)
+  echo extra.txt >> "$app/deps.lock"
+  git -c user.email=t@example.org -c user.name=t -C "$app" commit -qam "one more dependency"
+  sha=$(git -C "$app" rev-parse HEAD)
+  run example
+  check "a dependency missing on the server: deps fails" grep -q "^deps > failed (exit 1" "$out"
+  check "... the job too" [ "$rc" -eq 1 ]
+  echo extra > "$www/extra.txt"
+  run example
+  check "a changed lock file: a new cache, nothing restored from the failed job" \
+    grep -qx "deps | deps: 3 fetched from http://127.0.0.1:$hport" "$out"
+  check "... of the new commit" grep -qx "info | source file://$app main at $sha" "$out"
+
+  local top=$tmp j got ev
+  root=$top/bus-example
+  tmp=$root
+  mkdir -p "$tmp"
+  . "$(dirname "$0")/bus_lib.sh"
+  bus_broker && bus_runner ex-1 "" 1 --secrets-dir "$top/secrets" && bus_wait_runners 1
+  "$bin/evrun-cli" run "$top/example.yml" --follow --events > "$top/example-bus.out" 2>&1
+  rc=$?
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/example-bus.out")
+  for _ in $(seq 300); do
+    "$bin/evrun-cli" artifacts "$j" -o "$top/example-got" > "$top/example-art.out" 2>&1 && break
+    sleep 0.1
+  done
+  ev=$("$bin/evrun-cli" logs "$j" --events --json | grep '"type":"step.artifact"' \
+         | sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p')
+  bus_stop
+  tmp=$top
+  unset EVRUN_STATE_DIR
+  kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  got=$tmp/example-got/test/src/reports/tests.tap
+  check "run --follow: exit 1" [ "$rc" -eq 1 ]
+  check "run --follow: the pull" grep -Eq "^image $img \| pulled \(sha256:" "$tmp/example-bus.out"
+  check "run --follow: the variables on the runner" \
+    grep -qx "info | job $j of real-pipeline on ex-1, CI=true, in /job/src" "$tmp/example-bus.out"
+  check "run --follow: the checkout" grep -qx "info | source file://$app main at $sha" "$tmp/example-bus.out"
+  check "run --follow: the cache (the runner's podman has it)" \
+    grep -qx "deps | deps: 3 restored from the cache" "$tmp/example-bus.out"
+  check "run --follow: the step's end" \
+    grep -q "^test -- step.finished: failed (exit 1, [0-9]* ms)$" "$tmp/example-bus.out"
+  check "run --follow: the next step skipped, saying why" \
+    grep -qx "package -- step.skipped -- an earlier step failed" "$tmp/example-bus.out"
+  check "run --follow: the artifact recorded" \
+    grep -qx "test -- step.artifact src/reports/tests.tap (60 bytes, sha256 $ev)" "$tmp/example-bus.out"
+  check "run --follow: the job failed" grep -qx "job $j failed" "$tmp/example-bus.out"
+  check "artifacts: the report fetched" grep -qx "not ok 2 - answer: 42 expected, got 41" "$got"
+  check "its sha256 is the step.artifact event's" \
+    [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$ev" ]
+  check "artifacts: one line, size and sha256" \
+    grep -qx "$got  $(stat -c %s "$got") bytes  sha256 $ev" "$tmp/example-art.out"
+  check "credentials nowhere in the broker's store" sh -c "! grep -rqaF '$pass' '$root'"
+
+  # a commit fixes the test: the build is green, the package kept, no report
+  sed -i 's/= 42 ]/= 41 ]/; s/42 expected/41 expected/' "$app/test.sh"
+  git -c user.email=t@example.org -c user.name=t -C "$app" commit -qam "fix the test"
+  run example
+  check "green: exit 0" [ "$rc" -eq 0 ]
+  check "green: the tests pass" grep -qx "test | ok 2 - answer" "$out"
+  check "green: no report kept (on_failure)" [ ! -e "$state/artifacts/$job/test" ]
+  check "green: the package kept, the project's files without its dependencies" \
+    sh -c "tar -tzf '$state/artifacts/$job/package/src/app.tar.gz' > '$tmp/pkg.list' &&
+           grep -qx test.sh '$tmp/pkg.list' && ! grep -q '^deps/' '$tmp/pkg.list'"
+  check "no sanitizer report" sh -c "! grep -qs 'Sanitizer\|runtime error' '$root'/*.log '$tmp'/example*.out"
+}
+
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -215,6 +215,30 @@ YML
   check "the untrusted step has none" grep -q "^tests | untrusted sees nothing$" "$out"
 }
 
+case_artifact_paths() {   # artifact paths are relative to /job: src/... found, a bare one hinted
+  cat > "$tmp/artpaths.yml" <<YML
+pipeline: artpaths
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo", ref: main}}
+steps:
+  - name: kept
+    run: mkdir -p reports && echo red > reports/r.txt && exit 1
+    artifacts: {paths: [src/reports], when: on_failure}
+  - name: bare
+    needs: [kept]
+    run: mkdir -p reports && echo red > reports/r.txt
+    artifacts: [reports]
+YML
+  run artpaths "$tmp/artpaths.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "src/reports kept" [ "$(cat "$state/artifacts/$job/kept/src/reports/r.txt")" = red ]
+  sed -i 's/exit 1$/true/' "$tmp/artpaths.yml"
+  run artpaths "$tmp/artpaths.yml"
+  check "a path not under src/: the step fails" grep -q "^bare > failed (exit 0" "$out"
+  check "... saying paths are relative to /job" \
+    grep -q "^bare > failed (exit 0, .*): artifact reports: .*(artifact paths are relative to /job: src/reports in the source)$" "$out"
+}
+
 make_tree() {   # $tmp/tree: files, an ignored directory and pattern, .git, a link
   rm -rf "$tmp/tree"
   mkdir -p "$tmp/tree/keep" "$tmp/tree/build" "$tmp/tree/.git"
@@ -400,7 +424,7 @@ YML
   kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted copy copy_broker tarball submodules}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -120,6 +120,57 @@ test_resolve(void)
     evr_spec_destroy(&spec);
 }
 
+/*  The /job layout (a source, or only a CI source): a key's file is read
+    in src/, the steps' directory, where the cache's path goes too; a
+    missing src/ or file is named as /job/src. */
+static void
+test_resolve_job_layout(void)
+{
+    char ws[128];
+    snprintf(ws, sizeof ws, "%s/jws", s_dir);
+    mkdir(ws, 0700);
+    s_write("jws/lock.txt", "top\n");
+    evr_spec_t *spec = s_spec(
+        "pipeline: p\nimage: i\nci_source: {copy: ci}\n"
+        "cache: [{key: \"k-{{ sha256 lock.txt }}\", path: deps}]\n"
+        "steps: [{name: a, run: x}]\n");
+    evr_cache_job_t *cj = NULL;
+    evr_err_t err;
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_ERR_CONFIG && !cj);
+    CHECK_CONTAINS(err.msg, "cache[0] (key \"k-{{ sha256 lock.txt }}\"): {{ sha256 lock.txt }}: "
+                   "no such file in /job/src, the source's directory");
+    CHECK(strstr(err.msg, ws) == NULL);   /* no host path */
+    evr_spec_destroy(&spec);
+
+    char src[160];
+    snprintf(src, sizeof src, "%s/src", ws);
+    mkdir(src, 0700);
+    s_write("jws/src/lock.txt", "one\n");
+    spec = s_spec("pipeline: p\nimage: i\nsource: {git: {url: \"file:///r\", ref: main}}\n"
+                  "cache: [{key: \"k-{{ sha256 lock.txt }}\", path: deps}]\n"
+                  "steps: [{name: a, run: x}]\n");
+    CHECK(evr_cache_resolve(spec, ws, &cj, &err) == EVR_OK);
+    uint32_t n = 0;
+    const evr_exec_mount_t *m = evr_cache_mounts(cj, 0, &n);
+    CHECK(n == 1);
+    if (n == 1) {
+        CHECK_STR(m[0].dest, "/job/src/deps");
+        /* the same volume as a workspace whose lock.txt says one */
+        evr_spec_t *flat = s_spec("pipeline: p\nimage: i\n"
+                                  "cache: [{key: \"k-{{ sha256 lock.txt }}\", path: deps}]\n"
+                                  "steps: [{name: a, run: x}]\n");
+        evr_cache_job_t *fj = NULL;
+        CHECK(evr_cache_resolve(flat, src, &fj, &err) == EVR_OK);
+        uint32_t fn = 0;
+        const evr_exec_mount_t *fm = evr_cache_mounts(fj, 0, &fn);
+        CHECK(fn == 1 && !strcmp(fm[0].volume, m[0].volume));
+        evr_cache_job_destroy(&fj);
+        evr_spec_destroy(&flat);
+    }
+    evr_cache_job_destroy(&cj);
+    evr_spec_destroy(&spec);
+}
+
 static bool
 s_busy(const char *volume, void *arg)
 {
@@ -236,6 +287,7 @@ main(void)
     if (!mkdtemp(s_dir))
         return 2;
     EVR_TEST_RUN(test_resolve);
+    EVR_TEST_RUN(test_resolve_job_layout);
     EVR_TEST_RUN(test_evict);
     EVR_TEST_RUN(test_ship);
     char cmd[128];
