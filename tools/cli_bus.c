@@ -63,6 +63,16 @@ evr_cli_connect(evr_cli_t *cli)
     return 0;
 }
 
+char *
+evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optind_)
+{
+    if (optind_ != argc - 1) {
+        fprintf(stderr, "%s: expected one JOB_ID (see --help)\n", cli->prog);
+        return NULL;
+    }
+    return evr_client_job_arg(cli->prog, argv[optind_]);
+}
+
 void
 evr_cli_done(evr_cli_t *cli)
 {

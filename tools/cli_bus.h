@@ -55,6 +55,11 @@ bool evr_cli_common(evr_cli_t *cli, int c, const char *arg);
     failure, else 0. */
 int evr_cli_connect(evr_cli_t *cli);
 
+/*  The one JOB_ID operand left at argv[optind_], checked as a job id
+    (evr_client_job_arg): the caller frees it.  NULL (the reason printed)
+    when there is not exactly one, or it is no job id. */
+char *evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optind_);
+
 /*  Loads the settings only (no connection): 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);
 

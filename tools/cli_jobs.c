@@ -664,11 +664,7 @@ evr_cli_logs(int argc, char **argv)
         default: status = 2; break;
         }
     }
-    if (!status && optind != argc - 1) {
-        fprintf(stderr, "%s: expected one JOB_ID (see --help)\n", cli.prog);
-        status = 2;
-    }
-    char *job = status ? NULL : evr_client_job_arg(cli.prog, argv[optind]);
+    char *job = status ? NULL : evr_cli_job_operand(&cli, argc, argv, optind);
     if (!status && !job)
         status = 2;
     if (!status && !(status = evr_cli_connect(&cli))) {
