@@ -199,8 +199,9 @@ s_image(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     case EVR_EV_IMAGE_PULLING: fprintf(out, "pulling"); break;
     case EVR_EV_IMAGE_PROGRESS: fprintf(out, "%s", d->text ? d->text : ""); break;
     case EVR_EV_IMAGE_PULLED:
-        fprintf(out, "pulled (%s, %llu bytes, %llu ms)", d->digest ? d->digest : "no digest",
-                (unsigned long long) d->size, (unsigned long long) d->duration);
+        fprintf(out, "pulled (%s, %llu bytes, %llu.%03llus)", d->digest ? d->digest : "no digest",
+                (unsigned long long) d->size, (unsigned long long) (d->duration / 1000),
+                (unsigned long long) (d->duration % 1000));
         break;
     default: fprintf(out, "failed: %s", d->reason ? d->reason : "?"); break;
     }
