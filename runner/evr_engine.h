@@ -71,6 +71,7 @@ typedef struct {
     uint64_t cache_max_bytes;
     evr_fetch_redirects_t resource_redirects;  /* default: same origin only */
     bool resource_deny_local;       /* refuse loopback and link-local resource addresses */
+    bool host_network_deny;         /* refuse jobs with a step of network: host */
     /*  Sources: the cache of git repositories (NULL: no git sources);
         whether `copy:` names a directory of this host (--exec only). */
     const char *source_cache_dir;

@@ -253,12 +253,32 @@ s_registry_auth(const evr_engine_t *e, evr_eng_job_t *job, evr_err_t *err)
     return true;
 }
 
+/*  Whether the runner's host_network setting lets spec run: false
+    (EVR_ERR_CONFIG in err, naming the step and what to do) when it denies
+    a step with network: host. */
+static bool
+s_network_allowed(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
+{
+    if (!e->opts.host_network_deny || spec->executor == EVR_EXECUTOR_PROCESS)
+        return true;
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        if (evr_spec_step_network(spec, st) == EVR_NETWORK_HOST) {
+            evr_err_set(err, EVR_ERR_CONFIG, "step %s: network: host is refused by this "
+                        "runner (its host_network setting is deny): use bridge or none, or "
+                        "send the job to a runner started with --host-network allow", st->name);
+            return false;
+        }
+    }
+    return true;
+}
+
 evr_eng_job_t *
 evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                 const evr_strmap_t *args, evr_err_t *err)
 {
     evr_exec_t *ex = s_executor(self, spec, err);
-    if (!ex)
+    if (!ex || !s_network_allowed(self, spec, err))
         return NULL;
     evr_eng_job_t *job = evr_calloc(1, sizeof *job);
     job->eng = self;

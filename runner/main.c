@@ -27,6 +27,9 @@
 #include "evr_shim.h"
 #include "evr_yaml.h"
 
+/*  Long options without a short letter. */
+#define S_OPT_HOST_NETWORK 1000
+
 static volatile sig_atomic_t s_interrupts, s_terms;
 
 static void
@@ -54,6 +57,7 @@ static const evr_config_key_t s_keys[] = {
     { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
+    { "host_network", "allow", "steps with network: host (the host's network namespace, its 127.0.0.1 included): allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
     { "executors", "podman", "what runs steps here, comma-separated: podman, process (host commands, as this runner's user: only when listed)" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
@@ -132,6 +136,8 @@ s_help(FILE *out)
             "                       (default same: only to the URL's scheme, host and port)\n"
             "  --resource-local allow|deny  deny: refuse resource addresses that are loopback,\n"
             "                       link-local or unspecified, on every hop (default allow)\n"
+            "  --host-network allow|deny  deny: refuse jobs with a step of network: host\n"
+            "                       (the host's network, its 127.0.0.1 included; default allow)\n"
             "  --grace SECONDS      SIGTERM-to-SIGKILL grace when stopping a step (default 10)\n"
             "  --executors LIST     what runs steps here, comma-separated (default podman):\n"
             "                       podman (a container each), process (the steps of an\n"
@@ -181,6 +187,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     uint64_t art = 0, res = 0, artjob = 0, cache = 0;
     const char *redir = evr_config_get(cfg, "resource_redirects");
     const char *local = evr_config_get(cfg, "resource_local");
+    const char *hostnet = evr_config_get(cfg, "host_network");
     evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
@@ -194,6 +201,9 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     if (!rc && strcmp(local, "allow") && strcmp(local, "deny"))
         rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_local = \"%s\": expected allow or deny",
                          local);
+    if (!rc && strcmp(hostnet, "allow") && strcmp(hostnet, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "host_network = \"%s\": expected allow or deny",
+                         hostnet);
     if (rc) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
@@ -206,6 +216,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
                            : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
                                                     : EVR_FETCH_REDIRECT_SAME;
     eo->resource_deny_local = !strcmp(local, "deny");
+    eo->host_network_deny = !strcmp(hostnet, "deny");
     eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
     return true;
 }
@@ -493,6 +504,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "resource-max-bytes", required_argument, NULL, 'R' },
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
+        { "host-network", required_argument, NULL, S_OPT_HOST_NETWORK },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
         { "executors", required_argument, NULL, 'X' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
@@ -534,6 +546,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'R': key = "resource_max_bytes"; break;
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
+        case S_OPT_HOST_NETWORK: key = "host_network"; break;
         case 'g': key = "grace"; break;
         case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;

@@ -283,6 +283,17 @@ YML
   check "none: no link but lo" grep -qx "none | 0" "$out"
   check "host: the host's 127.0.0.1 reached" grep -qx "host | served on the host" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a runner whose operator denies the host's network refuses the job before
+  # anything runs, naming the step and the setting
+  run network-deny "$tmp/network.yml" --host-network deny
+  check "host_network deny: exit 2 (the runner cannot run it)" [ "$rc" -eq 2 ]
+  check "host_network deny: the step and the setting named" \
+    grep -q "step host: network: host is refused by this runner (its host_network setting is deny)" \
+    "$out" "$err"
+  check "host_network deny: no step ran" sh -c "! grep -q '^bridge | ' '$out'"
+  run network-bad "$tmp/network.yml" --host-network maybe
+  check "host_network maybe: exit 2, the setting named" \
+    sh -c "[ $rc -eq 2 ] && grep -q 'host_network = \"maybe\": expected allow or deny' '$err'"
 }
 
 case_limits() {   # cpus, memory, pids at pipeline and step level; an OOM kill's reason
