@@ -1002,7 +1002,28 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+# A runner whose operator denies the host's network (--host-network deny)
+# ends a dispatched job with a step of network: host failed, saying which
+# step and which setting, before any step runs.
+case_host_network() {
+  fresh host_network
+  bus_broker && bus_runner hn-deny "" 1 --host-network deny && bus_wait_runners 1
+  pipeline hn <<'YML'
+pipeline: hn
+image: localhost/evrun-busybox:latest
+steps:
+  - {name: first, run: echo ran}
+  - {name: local, network: host, run: echo host}
+YML
+  local j
+  j=$(submit "$tmp/hn.yml")
+  check "the job fails" [ "$(wait_job "$j")" = failed ]
+  check "its reason names the step and the setting" bash -c "'$bin/evrun-cli' status $j | \
+grep -q 'step local: network: host is refused by this runner (its host_network setting is deny)'"
+  check "no step ran" bash -c "! '$bin/evrun-cli' logs $j 2>/dev/null | grep -q ran"
+}
+
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
