@@ -76,6 +76,9 @@ typedef struct {
         whether `copy:` names a directory of this host (--exec only). */
     const char *source_cache_dir;
     bool source_copy_local;
+    /*  The cache of repositories' sizes at most: the least recently used
+        past it are removed after a checkout (0: EVR_CACHE_MAX_DEFAULT). */
+    uint64_t source_cache_max_bytes;
 } evr_engine_opts_t;
 
 /*  The engine uses store, loop and the executors it offers (execs, a

@@ -18,6 +18,7 @@
 #include "evr_artifact.h"
 #include "evr_cache.h"
 #include "evr_codec.h"
+#include "evr_log.h"
 
 /* ------------------------------------------------------------------- jobs */
 
@@ -687,11 +688,35 @@ s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t b
     s_src_put_go(job);
 }
 
+/*  The cache of repositories kept under its cap, once no checkout of
+    this runner runs (evr_source_cache_trim). */
+static void
+s_src_trim(evr_engine_t *e)
+{
+    for (const evr_eng_job_t *j = e->jobs; j; j = j->next)
+        if (j->src_req)
+            return;
+    uint64_t cap = e->opts.source_cache_max_bytes ? e->opts.source_cache_max_bytes
+                                                  : EVR_CACHE_MAX_DEFAULT;
+    uint32_t n = 0;
+    char **gone = evr_source_cache_trim(e->opts.source_cache_dir, cap, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        evr_eng_print(e, "evrun-runner: git cache %s removed (least recently used; the "
+                      "runner's git_cache_max_bytes setting)", gone[i]);
+        if (!e->opts.print)
+            evr_log_info("evrun-runner", "git cache %s removed (least recently used; the "
+                         "runner's git_cache_max_bytes setting)", gone[i]);
+        free(gone[i]);
+    }
+    free(gone);
+}
+
 static void
 s_src_checked_out(const evr_source_result_t *r, void *arg)
 {
     evr_eng_job_t *job = arg;
     job->src_req = NULL;
+    s_src_trim(job->eng);
     if (r->rc) {
         s_src_fail(job, "%s", r->msg);
         return;

@@ -44,6 +44,7 @@ static const char s_script[] =
     "flock 9\n"
     "if [ ! -f \"$EVR_CACHE/HEAD\" ]; then rm -rf \"$EVR_CACHE\"; "
     "git init -q --bare \"$EVR_CACHE\"; fi\n"
+    "touch \"$EVR_CACHE\"\n"   /* its last use (evr_source_cache_trim) */
     "export GIT_DIR=\"$EVR_CACHE\"\n"
     "count() { git count-objects -v | awk '/^count:/{c=$2} /^in-pack:/{p=$2} "
     "END{print c+p}'; }\n"
@@ -94,6 +95,7 @@ static const char s_script[] =
     "  [ -n \"$sha\" ] || continue\n"
     "  sc=\"$EVR_CACHE_DIR/sub-$(printf %s \"$url\" | sha256sum | cut -c1-32).git\"\n"
     "  [ -f \"$sc/HEAD\" ] || git init -q --bare \"$sc\"\n"
+    "  touch \"$sc\"\n"
     "  GIT_DIR=$sc git cat-file -e \"$sha^{commit}\" 2>/dev/null || "
     "GIT_DIR=$sc git fetch -q --no-tags \"$url\" \"$sha\" || "
     "{ echo \"submodule $path: commit $sha not found in $url\" >&2; exit 5; }\n"

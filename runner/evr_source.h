@@ -54,6 +54,14 @@ evr_source_req_t *evr_source_git_start(evr_loop_t *loop, const evr_source_git_op
     reaped); fn is not called.  NULL-safe; sets *req_p = NULL. */
 void evr_source_cancel(evr_source_req_t **req_p);
 
+/*  Keeps the cache of repositories at cache_dir under cap bytes: when
+    its entries' sizes pass it, removes those used longest ago (their
+    directory's mtime, touched at each checkout) whose lock no process
+    holds, until they fit.  Call it when no checkout of this runner runs
+    (a submodule's entry is used under its parent's lock only).  Returns
+    the names removed (*n of them; caller frees each and the array). */
+char **evr_source_cache_trim(const char *cache_dir, uint64_t cap, uint32_t *n);
+
 /*  The cache directory's entry for url: DIR/<sha256 of url>.git.  Caller
     owns the result. */
 char *evr_source_cache_path(const char *cache_dir, const char *url);

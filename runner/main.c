@@ -29,6 +29,7 @@
 
 /*  Long options without a short letter. */
 #define S_OPT_HOST_NETWORK 1000
+#define S_OPT_GIT_CACHE_MAX 1001
 
 static volatile sig_atomic_t s_interrupts, s_terms;
 
@@ -54,6 +55,7 @@ static const evr_config_key_t s_keys[] = {
     { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
     { "artifact_job_max_bytes", EVR_ARTIFACT_JOB_MAX_DEFAULT_STR, "a job's artifact files at most, all its steps" },
     { "cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the caches' sizes at most: the least recently used past it are removed" },
+    { "git_cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the cache of git repositories (STATE/git-cache) at most: the least recently used past it are removed after a checkout" },
     { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
@@ -128,6 +130,9 @@ s_help(FILE *out)
             "  --cache-max-bytes N  the caches' sizes (measured at each job's end) at most:\n"
             "                       the least recently used past it are removed (default\n"
             "                       " EVR_CACHE_MAX_DEFAULT_STR ", 10 GiB); records in STATE/caches\n"
+            "  --git-cache-max-bytes N  the cache of git repositories (STATE/git-cache) at\n"
+            "                       most: the least recently used past it are removed after a\n"
+            "                       checkout (default " EVR_CACHE_MAX_DEFAULT_STR ", 10 GiB)\n"
             "  --artifact-max-bytes N  largest artifact, as the tar stream copied out\n"
             "                       (default " EVR_MAX_BYTES_DEFAULT_STR "); a larger one fails the step\n"
             "  --resource-max-bytes N  largest resource download, and its unpacked contents\n"
@@ -184,7 +189,7 @@ static bool
 s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 {
     evr_err_t err;
-    uint64_t art = 0, res = 0, artjob = 0, cache = 0;
+    uint64_t art = 0, res = 0, artjob = 0, cache = 0, gitcache = 0;
     const char *redir = evr_config_get(cfg, "resource_redirects");
     const char *local = evr_config_get(cfg, "resource_local");
     const char *hostnet = evr_config_get(cfg, "host_network");
@@ -193,6 +198,8 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "git_cache_max_bytes", 1, 1ull << 50, &gitcache, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
     if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
@@ -211,6 +218,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     eo->artifact_max_bytes = art;
     eo->artifact_job_max_bytes = artjob;
     eo->cache_max_bytes = cache;
+    eo->source_cache_max_bytes = gitcache;
     eo->resource_max_bytes = res;
     eo->resource_redirects = !strcmp(redir, "any")    ? EVR_FETCH_REDIRECT_ANY
                            : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
@@ -505,6 +513,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "resource-redirects", required_argument, NULL, 'D' },
         { "resource-local", required_argument, NULL, 'O' },
         { "host-network", required_argument, NULL, S_OPT_HOST_NETWORK },
+        { "git-cache-max-bytes", required_argument, NULL, S_OPT_GIT_CACHE_MAX },
         { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
         { "executors", required_argument, NULL, 'X' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
@@ -547,6 +556,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'D': key = "resource_redirects"; break;
         case 'O': key = "resource_local"; break;
         case S_OPT_HOST_NETWORK: key = "host_network"; break;
+        case S_OPT_GIT_CACHE_MAX: key = "git_cache_max_bytes"; break;
         case 'g': key = "grace"; break;
         case 'X': key = "executors"; break;
         case 'k': o->keep = true; break;

@@ -238,7 +238,7 @@ const char *const evr_config_known[] = {
     "state_dir", "local", "client_endpoint", "runner_endpoint", "events_endpoint",
     "heartbeat_ms", "lease_ms", "queue_limit", "reclaim_ms", "forget_ms", "curve_dir", "runner_cert", "client_cert", "broker_key", "sync", "runner_id", "labels", "capacity",
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
-    "artifact_job_max_bytes", "cache_max_bytes",
+    "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
     "resource_redirects", "resource_local", "host_network", "grace", "executors", "parallel", "timeout_ms",
     "log_level", NULL,
 };

@@ -1,10 +1,14 @@
 /*  test_checkout.c: evr_source: a directory made into a tar (.evrunignore,
-    limits, links), the cache's paths, and a git checkout through the loop
-    against a repository this test makes with the git command. */
+    limits, links), the cache's paths, a git checkout through the loop
+    against a repository this test makes with the git command, and the
+    cache kept under its cap (least recently used first, one in use kept,
+    no link followed). */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -202,6 +206,83 @@ test_git(void)
     evr_loop_destroy(&loop);
 }
 
+/*  An entry of the cache trim test: a directory of `bytes` bytes whose
+    last use is `when` (seconds since the epoch). */
+static void
+s_entry(const char *dir, const char *name, size_t bytes, time_t when)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    CHECK(mkdir(path, 0700) == 0);
+    char file[600];
+    snprintf(file, sizeof file, "%s/pack", path);
+    FILE *fp = fopen(file, "w");
+    CHECK(fp != NULL);
+    for (size_t i = 0; fp && i < bytes; i++)
+        fputc('x', fp);
+    if (fp)
+        fclose(fp);
+    struct timespec ts[2] = { { when, 0 }, { when, 0 } };
+    CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0);
+}
+
+static bool
+s_exists(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+static void
+test_cache_trim(void)
+{
+    char dir[300], outside[300], lock[400];
+    snprintf(dir, sizeof dir, "%s/trim", s_tmp);
+    snprintf(outside, sizeof outside, "%s/outside.git", s_tmp);
+    CHECK(mkdir(dir, 0700) == 0);
+    s_entry(dir, "c.git", 3000, 100);        /* the oldest, but in use */
+    s_entry(dir, "a.git", 3000, 200);
+    s_entry(dir, "sub-x.git", 3000, 300);
+    s_entry(dir, "b.git", 3000, 400);
+    s_entry(s_tmp, "outside.git", 3000, 50); /* reached by a link: not an entry */
+    char link[400];
+    snprintf(link, sizeof link, "%s/link.git", dir);
+    CHECK(symlink(outside, link) == 0);
+    snprintf(lock, sizeof lock, "%s/c.git.lock", dir);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    uint32_t n = 0;
+    /* under the cap: nothing goes */
+    char **gone = evr_source_cache_trim(dir, 12000, &n);
+    CHECK(n == 0 && gone == NULL);
+    /* 12000 bytes over 7000: a (200) and sub-x (300) go; c is in use */
+    gone = evr_source_cache_trim(dir, 7000, &n);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK_STR(gone[0], "a.git");
+        CHECK_STR(gone[1], "sub-x.git");
+    }
+    for (uint32_t i = 0; i < n; i++)
+        free(gone[i]);
+    free(gone);
+    CHECK(!s_exists(dir, "a.git") && !s_exists(dir, "a.git.lock"));
+    CHECK(!s_exists(dir, "sub-x.git"));
+    CHECK(s_exists(dir, "c.git") && s_exists(dir, "b.git") && s_exists(dir, "link.git"));
+    CHECK(s_exists(s_tmp, "outside.git/pack"));
+    /* released, c is the oldest: it goes first */
+    close(fd);
+    gone = evr_source_cache_trim(dir, 3000, &n);
+    CHECK(n == 1 && gone && !strcmp(gone[0], "c.git"));
+    for (uint32_t i = 0; i < n; i++)
+        free(gone[i]);
+    free(gone);
+    CHECK(s_exists(dir, "b.git"));
+    /* a missing directory: nothing, no error */
+    CHECK(evr_source_cache_trim("/nonexistent/evr-trim", 0, &n) == NULL && n == 0);
+}
+
 int
 main(void)
 {
@@ -211,6 +292,7 @@ main(void)
     EVR_TEST_RUN(test_copy_ignore);
     EVR_TEST_RUN(test_cache_path);
     EVR_TEST_RUN(test_git);
+    EVR_TEST_RUN(test_cache_trim);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_tmp);
     if (system(cmd) != 0)
