@@ -1,6 +1,7 @@
 /*  evr_engine_int.h: the engine's private parts.
 
-    Shared by evr_engine.c (events, jobs, control, scheduling, the loop),
+    Shared by evr_engine.c (events, jobs, control, the loop),
+    evr_engine_sched.c (a running job's steps begun or skipped, its end),
     evr_step.c (a step's unit, output, artifacts and result; its states
     in evr_step_state.c, its unit's pause in evr_step_pause.c),
     evr_prepare.c (making a job, its workspace and resources) and
@@ -258,6 +259,22 @@ bool evr_eng_stopping(const evr_eng_job_t *job);
 void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*  Calls fn for each line of names (an executor's list). */
 void evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), void *arg);
+
+/* evr_engine_sched.c */
+/*  Why a job that ends skips (or gives up) a step, into why. */
+void evr_eng_end_reason(const evr_eng_job_t *job, char *why, size_t size);
+/*  Stops what runs (cancelled, or timed out), ends what is starting
+    without waiting for the executor's answers; the scheduler skips what
+    has not begun. */
+void evr_eng_wind_down(evr_eng_job_t *job, bool now);
+/*  One turn of a running job: steps begun, launched, created ahead or
+    skipped; the job wound down when it stops, finished when all its
+    steps are over.  Nothing for a job in another phase. */
+void evr_eng_schedule(evr_eng_job_t *job);
+/*  A finished job, once its events are committed and no call is under
+    way: its leftover units, caches and workspace, one call at a time;
+    then EVR_ENG_JOB_DONE. */
+void evr_eng_cleanup(evr_eng_job_t *job);
 
 /* evr_step_state.c */
 /*  Moves st to state `to`.  A move the table does not allow is a bug:
