@@ -284,6 +284,7 @@ s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
         return;
     if (!job->cancelling) {
         job->cancelling = true;
+        evr_eng_job_ends(job);
         evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_CANCEL_REQUESTED, NULL);
         ev->data.reason = evr_strdup(reason);
         evr_eng_print(job->eng, "evrun-runner: cancelling job %s: %s", job->id, reason);
@@ -451,13 +452,43 @@ void
 evr_eng_fail_all(evr_engine_t *e)
 {
     for (evr_eng_job_t *j = e->jobs; j; j = j->next) {
-        j->cancelling = true;
+        j->cancelling = j->killing = true;
         for (uint32_t i = 0; i < j->n; i++)
             evr_eng_stop_step(&j->steps[i], true);
     }
 }
 
 /* ----------------------------------------------------------------- timers */
+
+/*  A running step's own timeout and, for a step that runs on after its
+    job was cancelled or timed out (`when: always`, on_error), the grace
+    from then (or from its start, when later): the first that falls due
+    stops it, timed out. */
+static void
+s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
+{
+    evr_eng_job_t *job = st->job;
+    uint64_t dl = UINT64_MAX, grace = UINT64_MAX;
+    if (st->spec->timeout)
+        dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
+    if (job->end_at && evr_eng_spared(st)) {
+        uint64_t from = st->t_start > job->end_at ? st->t_start : job->end_at;
+        grace = from + (uint64_t) job->eng->opts.when_grace_ms * 1000000ull;
+    }
+    if (now >= dl || now >= grace) {
+        st->timed_out = true;
+        if (now >= dl)
+            evr_eng_set_reason(st, "timed out after %llu ms",
+                               (unsigned long long) st->spec->timeout);
+        else
+            evr_eng_set_reason(st, "stopped %u ms after the job was %s (the grace of steps "
+                               "that run after it)", job->eng->opts.when_grace_ms,
+                               job->timed_out ? "timed out" : "cancelled");
+        evr_eng_stop_step(st, false);
+    }
+    else if ((dl < grace ? dl : grace) < *next)
+        *next = dl < grace ? dl : grace;
+}
 
 static int
 s_timers(evr_engine_t *e)
@@ -471,6 +502,7 @@ s_timers(evr_engine_t *e)
         if (job->deadline && !job->timed_out && !job->paused) {
             if (now >= job->deadline) {
                 job->timed_out = true;
+                evr_eng_job_ends(job);
                 evr_eng_print(e, "evrun-runner: job %s timed out", job->id);
             }
             else if (job->deadline < next)
@@ -494,17 +526,8 @@ s_timers(evr_engine_t *e)
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
-            if (st->spec->timeout && !st->timed_out && !job->paused) {
-                uint64_t dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
-                if (now >= dl) {
-                    st->timed_out = true;
-                    evr_eng_set_reason(st, "timed out after %llu ms",
-                                 (unsigned long long) st->spec->timeout);
-                    evr_eng_stop_step(st, false);
-                }
-                else if (dl < next)
-                    next = dl;
-            }
+            if (!st->timed_out && !job->paused)
+                s_step_deadline(st, now, &next);
         }
     }
     if (e->npending) {
@@ -528,6 +551,8 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *lo
     e->opts = *opts;
     if (!e->opts.grace_s)
         e->opts.grace_s = 10;
+    if (!e->opts.when_grace_ms)
+        e->opts.when_grace_ms = EVR_WHEN_GRACE_MS;
     if (!e->opts.parallel)
         e->opts.parallel = 4;
     if (!e->opts.flush_ms)
@@ -795,7 +820,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
     const evr_eng_job_t *j = s_find_job(self, job_id);
     if (!j)
         return;
-    fprintf(out, "\n%-24s  %-10s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
+    fprintf(out, "\n%-24s  %-16s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
     for (uint32_t i = 0; i < j->n; i++) {
         const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
@@ -803,8 +828,11 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         char exit[16] = "-";
         if (st->exit_known && st->status != EVR_STEP_SKIPPED)
             snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
-        fprintf(out, "%-24.24s  %-10s  %5s  %6llu.%03llus\n", st->spec->name,
-                evr_step_status_name(st->status), exit, (unsigned long long) (ms / 1000),
+        char status[32];
+        snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
+                 st->allowed ? " (allowed)" : "");
+        fprintf(out, "%-24.24s  %-16s  %5s  %6llu.%03llus\n", st->spec->name, status, exit,
+                (unsigned long long) (ms / 1000),
                 (unsigned long long) (ms % 1000));
     }
     uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;

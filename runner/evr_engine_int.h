@@ -125,6 +125,8 @@ typedef struct {
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
     bool pulling;           /* CREATING: its create waits for its image's pull */
+    bool allowed;           /* it failed with allow_failure: the job does not fail */
+    bool on_error;          /* the pipeline's on_error (the job's last step) */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -142,6 +144,8 @@ struct evr_eng_job {
     evr_eng_jphase_t phase;
     evr_job_status_t final;
     bool failed, cancelling, killing, timed_out;
+    uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
+    evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */
     uint64_t t_start, deadline;
     uint64_t paused_at;     /* mono ns the current pause began */
@@ -267,6 +271,18 @@ void evr_eng_end_reason(const evr_eng_job_t *job, char *why, size_t size);
     without waiting for the executor's answers; the scheduler skips what
     has not begun. */
 void evr_eng_wind_down(evr_eng_job_t *job, bool now);
+/*  Whether a step is spared by the job's end (its stop and its skip):
+    a `when: always` step and on_error, after a failure, a cancel and a
+    timeout; a `when: on_failure` step after a failure.  Not when the job
+    is killed (a cancel `now`). */
+bool evr_eng_spared(const evr_eng_step_t *st);
+/*  The job is cancelled or times out now: end_at set (once). */
+void evr_eng_job_ends(evr_eng_job_t *job);
+/*  For on_error and the `when: on_failure | always` steps: the steps that
+    failed (not allowed) as EVRUN_FAILED_STEPS (comma-separated) and
+    each one's reason as EVRUN_FAILED_REASON_<NAME> (the name upper-cased,
+    other characters than letters and digits as _), into env. */
+void evr_eng_failed_env(const evr_eng_step_t *st, evr_strmap_t *env);
 /*  One turn of a running job: steps begun, launched, created ahead or
     skipped; the job wound down when it stops, finished when all its
     steps are over.  Nothing for a job in another phase. */
