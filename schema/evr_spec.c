@@ -201,7 +201,7 @@ static const evr_field_t s_step_fields[] = {
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
 /* the same keys but the first, name */
-const evr_rectype_t evr_on_error_type = { "on_error", sizeof(evr_step_t), s_step_fields + 1,
+const evr_rectype_t evr_on_error_type = { "step", sizeof(evr_step_t), s_step_fields + 1,
                                           EVR_ARRAY_LEN(s_step_fields) - 1,
                                           offsetof(evr_step_t, present), NULL };
 
@@ -579,7 +579,7 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
         evr_diag_add(diag, "on_error.needs", "on_error runs after every step once the job "
                      "has failed: it takes no needs (remove needs)");
     if (st->when != EVR_WHEN_ON_SUCCESS)
-        evr_diag_add(diag, "on_error.when", "on_error runs only once the job has failed: it "
+        evr_diag_add(diag, "on_error.when", "on_error runs once the job has failed or timed out: it "
                      "takes no when (remove when, or make it a step with when: %s)",
                      evr_when_names[st->when < EVR_WHEN_ALWAYS ? st->when : EVR_WHEN_ALWAYS]);
     if (st->allow_failure)
@@ -626,8 +626,8 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
         if (strcmp(st->name, EVR_ON_ERROR_NAME) == 0 && spec->on_error.present)
-            evr_diag_add(diag, "on_error", "a step is named \"%s\" (steps[%u]) already: "
-                         "on_error takes that name, rename the step", EVR_ON_ERROR_NAME, i);
+            evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step: "
+                         "rename this step", EVR_ON_ERROR_NAME);
         snprintf(p, sizeof p, "steps[%u]", i);
         s_check_step(spec, st, p, diag);
     }
