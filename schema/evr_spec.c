@@ -567,27 +567,6 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     s_check_envmap(&st->env, p, diag);
 }
 
-/*  on_error: a step's checks, and no key that orders it among the steps
-    or changes how its failure counts. */
-static void
-s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
-{
-    const evr_step_t *st = &spec->on_error;
-    if (!st->present)
-        return;
-    if (st->needs.n)
-        evr_diag_add(diag, "on_error.needs", "on_error runs after every step once the job "
-                     "has failed: it takes no needs (remove needs)");
-    if (st->when != EVR_WHEN_ON_SUCCESS)
-        evr_diag_add(diag, "on_error.when", "on_error runs once the job has failed or timed out: it "
-                     "takes no when (remove when, or make it a step with when: %s)",
-                     evr_when_names[st->when < EVR_WHEN_ALWAYS ? st->when : EVR_WHEN_ALWAYS]);
-    if (st->allow_failure)
-        evr_diag_add(diag, "on_error.allow_failure", "the job has failed when on_error runs: "
-                     "its own failure never changes that (remove allow_failure)");
-    s_check_step(spec, st, "on_error", diag);
-}
-
 static void
 s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -625,9 +604,6 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                 if (strcmp(st->needs.v[m], need) == 0)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
-        if (strcmp(st->name, EVR_ON_ERROR_NAME) == 0 && spec->on_error.present)
-            evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step: "
-                         "rename this step", EVR_ON_ERROR_NAME);
         snprintf(p, sizeof p, "steps[%u]", i);
         s_check_step(spec, st, p, diag);
     }
@@ -826,7 +802,9 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     s_check_envmap(&spec->env, "env", diag);
     s_check_cache(spec, &spec->cache, "cache", diag);
     s_check_steps(spec, diag);
-    s_check_on_error(spec, diag);
+    if (spec->on_error.present)
+        s_check_step(spec, &spec->on_error, "on_error", diag);
+    evr_spec_validate_flow(spec, diag);
     s_check_resources(spec, diag);
     s_check_source(spec, &spec->source, "source", diag);
     s_check_source(spec, &spec->ci_source, "ci_source", diag);

@@ -305,6 +305,12 @@ evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
     limits (evr_spec_run.c): which executor takes which key. */
 void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
 
+/*  The part of evr_spec_validate() about control flow (evr_spec_flow.c):
+    on_error's keys and name, and a DAG whose `when: on_failure | always`
+    step without needs (which waits for every step above it) is needed,
+    directly or not, by a step above it. */
+void evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag);
+
 /*  The spec's size as msgpack against EVR_SPEC_MAX_BYTES: EVR_OK, or
     EVR_ERR_LIMIT with a message naming both sizes. */
 evr_rc_t evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err);
