@@ -184,7 +184,7 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
         m->status = evr_strdup(j->state == B_HELD ? "paused" : "queued");
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
-        m->steps_total = j->submit->spec->steps.n;
+        m->steps_total = evr_spec_job_steps(j->submit->spec);
         return true;
     }
     evr_job_t pj = { 0 };
@@ -200,6 +200,8 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
     m->reason = pj.reason ? evr_strdup(pj.reason) : NULL;
     m->steps_total = pj.steps.n;
     m->steps_done = evr_job_steps_done(&pj);
+    for (uint32_t i = 0; i < pj.steps.n; i++)
+        m->allowed_failures += evr_job_step(&pj, i)->allowed;
     m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;

@@ -355,9 +355,10 @@ static uint32_t
 s_retries_allowed(const evr_job_t *pj, const evr_spec_t *spec)
 {
     uint32_t allowed = 0;
-    for (uint32_t i = 0; i < pj->steps.n && i < spec->steps.n; i++) {
+    for (uint32_t i = 0; i < pj->steps.n && i < evr_spec_job_steps(spec); i++) {
         const evr_stepstate_t *st = evr_job_step(pj, i);
-        const evr_retry_t *r = &evr_spec_step(spec, i)->retry;
+        const evr_retry_t *r = i < spec->steps.n ? &evr_spec_step(spec, i)->retry
+                                                 : &spec->on_error.retry;   /* on_error */
         if (st->status != EVR_STEP_QUEUED && st->status != EVR_STEP_STARTING
             && st->status != EVR_STEP_RUNNING)
             continue;

@@ -6,8 +6,9 @@
     job timeouts), schedule steps, then commit the queued events in one
     transaction and run the actions that were waiting for them.  Control
     from outside the loop (cancel, pause, resume of one job) queues its
-    event and its effect as such an action, and commits at once.  A step's
-    own lifecycle is in evr_step.c (its unit's pause in evr_step_pause.c);
+    event and its effect as such an action, and commits at once.  Which
+    step begins or is skipped, and a job's end, are in evr_engine_sched.c;
+    a step's own lifecycle is in evr_step.c (its unit's pause in evr_step_pause.c);
     making a job, its workspace and resources in evr_prepare.c.
 */
 #include <errno.h>
@@ -264,48 +265,13 @@ evr_eng_stop_step(evr_eng_step_t *st, bool now)
     }
 }
 
-/*  Why a job that ends skips (or gives up) a step. */
-static void
-s_end_reason(const evr_eng_job_t *job, char *why, size_t size)
-{
-    snprintf(why, size, "%s", job->timed_out ? "the job timed out"
-                              : job->cancelling ? "the job was cancelled"
-                                                : "an earlier step failed");
-}
-
-/*  Stops what runs (cancelled, or timed out), ends what is starting
-    without waiting for the executor's answers; the scheduler skips what
-    has not begun. */
-static void
-s_wind_down(evr_eng_job_t *job, bool now)
-{
-    if (job->res_req)   /* a resource download: its end ends the job's preparation */
-        evr_fetch_cancel(job->eng->fetch, job->res_req);
-    evr_eng_source_abort(job);   /* a checkout: the same */
-    evr_eng_images_stop(job);   /* a pull would hold the job's end */
-    char why[64];
-    s_end_reason(job, why, sizeof why);
-    for (uint32_t i = 0; i < job->n; i++) {
-        evr_eng_step_t *st = &job->steps[i];
-        if (evr_eng_step_has_started(st)) {
-            if (job->timed_out)
-                st->timed_out = true;
-            else
-                st->cancelled = true;
-            evr_eng_stop_step(st, now);
-        }
-        else
-            evr_eng_step_abandon(st, why);   /* CREATING, ATTACHING, STARTING */
-    }
-}
-
 static void
 s_wind_down_act(void *arg, void *data, size_t len)
 {
     (void) data;
     (void) len;
     evr_eng_job_t *job = arg;
-    s_wind_down(job, job->killing);
+    evr_eng_wind_down(job, job->killing);
 }
 
 /*  Queues job.cancel_requested (once) and, once it is committed, stops
@@ -318,6 +284,7 @@ s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
         return;
     if (!job->cancelling) {
         job->cancelling = true;
+        evr_eng_job_ends(job);
         evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_CANCEL_REQUESTED, NULL);
         ev->data.reason = evr_strdup(reason);
         evr_eng_print(job->eng, "evrun-runner: cancelling job %s: %s", job->id, reason);
@@ -485,190 +452,43 @@ void
 evr_eng_fail_all(evr_engine_t *e)
 {
     for (evr_eng_job_t *j = e->jobs; j; j = j->next) {
-        j->cancelling = true;
+        j->cancelling = j->killing = true;
         for (uint32_t i = 0; i < j->n; i++)
             evr_eng_stop_step(&j->steps[i], true);
     }
 }
 
-static void
-s_cleaned(const evr_exec_result_t *r, void *arg)
-{
-    evr_eng_job_t *job = arg;
-    if (r->rc && !r->not_found && job->eng->opts.print)
-        printf("evrun-runner: cleaning up after job %s: %s\n", job->id, r->msg);
-    job->calls--;
-}
-
-static void
-s_job_finish(evr_eng_job_t *job)
-{
-    evr_job_status_t status = EVR_JOB_SUCCEEDED;
-    if (job->timed_out)
-        status = EVR_JOB_TIMED_OUT;
-    else if (job->cancelling)
-        status = EVR_JOB_CANCELLED;
-    else if (job->failed)
-        status = EVR_JOB_FAILED;
-    job->final = status;
-    job->phase = EVR_ENG_JOB_CLEANUP;
-    evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
-    ev->data.status = evr_strdup(evr_job_status_name(status));
-    evr_eng_print(job->eng, "evrun-runner: job %s %s", job->id, evr_job_status_name(status));
-}
-
-/*  Preparation failed: nothing runs, every step is skipped, the job fails. */
-void
-evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
-{
-    evr_eng_print(job->eng, "evrun-runner: %s", reason);
-    job->failed = true;
-    job->phase = EVR_ENG_JOB_RUNNING;
-    evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
-    for (uint32_t i = 0; i < job->n; i++)
-        evr_eng_step_skip(&job->steps[i], reason);
-}
-
-void
-evr_eng_job_go(evr_eng_job_t *job)
-{
-    job->phase = EVR_ENG_JOB_RUNNING;
-    job->t_start = evr_mono_ns();
-    if (job->spec->timeout)
-        job->deadline = job->t_start + job->spec->timeout * 1000000ull;
-    evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
-}
-
-/*  Whether step i may begin, must be skipped (reason), or waits. */
-static int
-s_ready(const evr_eng_job_t *job, uint32_t i, char *why, size_t size)
-{
-    const evr_eng_step_t *st = &job->steps[i];
-    if (!job->dag) {
-        if (i == 0)
-            return 1;
-        const evr_eng_step_t *prev = &job->steps[i - 1];
-        if (!evr_eng_step_done(prev))
-            return 0;
-        if (prev->status == EVR_STEP_SUCCEEDED)
-            return 1;
-        snprintf(why, size, "step %s before it did not succeed", prev->spec->name);
-        return -1;
-    }
-    for (uint32_t k = 0; k < st->spec->needs.n; k++) {
-        int j = evr_spec_step_index(job->spec, st->spec->needs.v[k]);
-        const evr_eng_step_t *dep = &job->steps[j];
-        if (!evr_eng_step_done(dep))
-            return 0;
-        if (dep->status != EVR_STEP_SUCCEEDED) {
-            snprintf(why, size, "needs %s, which %s", dep->spec->name,
-                     dep->status == EVR_STEP_SKIPPED ? "was skipped" : "did not succeed");
-            return -1;
-        }
-    }
-    return 1;
-}
-
-/*  Step i waits for its turn: begin it, launch it (created early), create
-    it ahead, skip it, or let it wait. */
-static void
-s_schedule_step(evr_eng_job_t *job, uint32_t i)
-{
-    evr_eng_step_t *st = &job->steps[i];
-    char why[256];
-    int r = s_ready(job, i, why, sizeof why);
-    /* a job that ends skips what waits; after a failure, a step of a DAG
-       whose need failed says which */
-    bool own = job->dag && r < 0 && !job->cancelling && !job->timed_out;
-    if (evr_eng_ending(job) && !own) {
-        r = -1;
-        s_end_reason(job, why, sizeof why);
-    }
-    bool early = evr_eng_step_early(st);
-    if (r < 0 && early)
-        evr_eng_step_skip_early(st, why);
-    else if (r < 0)
-        evr_eng_step_skip(st, why);
-    else if (r > 0 && job->running < job->parallel && early)
-        evr_eng_step_launch(st);
-    else if (r > 0 && job->running < job->parallel)
-        evr_eng_step_begin(st);
-    else if (r == 0 && !job->dag && st->state == EVR_ENG_STEP_PENDING && i > 0
-             && evr_eng_step_begun(&job->steps[i - 1]))
-        /* the step before has begun: create this one meanwhile (one
-           unit at most ahead: the steps after it wait for its turn) */
-        evr_eng_step_prepare(st);
-}
-
-static void
-s_schedule(evr_eng_job_t *job)
-{
-    if (job->phase != EVR_ENG_JOB_RUNNING)
-        return;
-    bool stopping = evr_eng_stopping(job);
-    if (stopping)
-        s_wind_down(job, job->killing);
-    /* paused: no step begins (an ending job still skips what waits) */
-    bool hold = job->paused && !evr_eng_ending(job);
-    bool all_done = true;
-    for (uint32_t i = 0; i < job->n; i++) {
-        evr_eng_step_t *st = &job->steps[i];
-        if (st->state == EVR_ENG_STEP_HELD && stopping) {
-            char why[256];
-            s_end_reason(job, why, sizeof why);
-            evr_eng_step_skip_held(st, why);
-        }
-        else if (evr_eng_step_waiting(st) && !hold)
-            s_schedule_step(job, i);
-        if (!evr_eng_step_done(st))
-            all_done = false;
-    }
-    if (all_done)
-        s_job_finish(job);
-}
-
-static void
-s_remove_leftover(const char *name, void *arg)
-{
-    evr_eng_job_t *job = arg;
-    job->calls++;
-    job->ex->ops->remove(job->ex, name, s_cleaned, job);
-}
-
-static void
-s_swept(const evr_exec_result_t *r, void *arg)
-{
-    evr_eng_job_t *job = arg;
-    job->calls--;
-    if (!r->rc)
-        evr_eng_each_name(r->names, s_remove_leftover, job);
-}
-
-static void
-s_cleanup(evr_eng_job_t *job)
-{
-    if (job->phase != EVR_ENG_JOB_CLEANUP || job->calls > 0 || job->eng->npending)
-        return;
-    evr_exec_t *ex = job->ex;
-    if (!job->swept && !job->eng->opts.keep && job->doubt) {
-        /* units of the job a crash or a failed call left behind */
-        job->swept = true;
-        job->calls++;
-        ex->ops->list(ex, job->unit_prefix, s_swept, job);
-        return;
-    }
-    if (evr_eng_cache_measure(job))
-        return;   /* the caches' sizes, once the units are gone */
-    if (!job->ws_removed && !job->eng->opts.keep && (!job->no_ws || job->recovered)) {
-        job->ws_removed = true;
-        job->calls++;
-        ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
-        return;
-    }
-    job->phase = EVR_ENG_JOB_DONE;
-}
-
 /* ----------------------------------------------------------------- timers */
+
+/*  A running step's own timeout and, for a step that runs on after its
+    job was cancelled or timed out (`when: always`, on_error), the grace
+    from then (or from its start, when later): the first that falls due
+    stops it, timed out. */
+static void
+s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
+{
+    evr_eng_job_t *job = st->job;
+    uint64_t dl = UINT64_MAX, grace = UINT64_MAX;
+    if (st->spec->timeout)
+        dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
+    if (job->end_at && evr_eng_spared(st)) {
+        uint64_t from = st->t_start > job->end_at ? st->t_start : job->end_at;
+        grace = from + (uint64_t) job->eng->opts.when_grace_ms * 1000000ull;
+    }
+    if (now >= dl || now >= grace) {
+        st->timed_out = true;
+        if (now >= dl)
+            evr_eng_set_reason(st, "timed out after %llu ms",
+                               (unsigned long long) st->spec->timeout);
+        else
+            evr_eng_set_reason(st, "stopped %u ms after the job was %s (the grace of steps "
+                               "that run after it)", job->eng->opts.when_grace_ms,
+                               job->timed_out ? "timed out" : "cancelled");
+        evr_eng_stop_step(st, false);
+    }
+    else if ((dl < grace ? dl : grace) < *next)
+        *next = dl < grace ? dl : grace;
+}
 
 static int
 s_timers(evr_engine_t *e)
@@ -682,6 +502,7 @@ s_timers(evr_engine_t *e)
         if (job->deadline && !job->timed_out && !job->paused) {
             if (now >= job->deadline) {
                 job->timed_out = true;
+                evr_eng_job_ends(job);
                 evr_eng_print(e, "evrun-runner: job %s timed out", job->id);
             }
             else if (job->deadline < next)
@@ -705,17 +526,8 @@ s_timers(evr_engine_t *e)
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
-            if (st->spec->timeout && !st->timed_out && !job->paused) {
-                uint64_t dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
-                if (now >= dl) {
-                    st->timed_out = true;
-                    evr_eng_set_reason(st, "timed out after %llu ms",
-                                 (unsigned long long) st->spec->timeout);
-                    evr_eng_stop_step(st, false);
-                }
-                else if (dl < next)
-                    next = dl;
-            }
+            if (!st->timed_out && !job->paused)
+                s_step_deadline(st, now, &next);
         }
     }
     if (e->npending) {
@@ -739,6 +551,8 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *lo
     e->opts = *opts;
     if (!e->opts.grace_s)
         e->opts.grace_s = 10;
+    if (!e->opts.when_grace_ms)
+        e->opts.when_grace_ms = EVR_WHEN_GRACE_MS;
     if (!e->opts.parallel)
         e->opts.parallel = 4;
     if (!e->opts.flush_ms)
@@ -838,7 +652,7 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
         /* nothing to make before its steps: it starts in the same commit
            (its first create asked once that is done) */
         evr_eng_job_prepare(job);
-        s_schedule(job);
+        evr_eng_schedule(job);
     }
     rc = s_commit(self, err);
     if (rc)
@@ -928,7 +742,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
     evr_loop_once(self->loop, timeout_ms);
     s_timers(self);
     for (evr_eng_job_t *j = self->jobs; j; j = j->next)
-        s_schedule(j);
+        evr_eng_schedule(j);
     /* Group commit: output alone waits up to S_OUTPUT_COMMIT_MS (or a full
        batch) so a chatty step costs one fsync per interval, not per read;
        every other event is committed in the turn it arose in. */
@@ -940,7 +754,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
         return 0;   /* nothing can be recorded any more: stop (main says why) */
     int open = self->sweeping > 0;
     for (evr_eng_job_t *j = self->jobs; j; j = j->next) {
-        s_cleanup(j);
+        evr_eng_cleanup(j);
         if (j->phase != EVR_ENG_JOB_DONE)
             open++;
     }
@@ -1006,7 +820,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
     const evr_eng_job_t *j = s_find_job(self, job_id);
     if (!j)
         return;
-    fprintf(out, "\n%-24s  %-10s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
+    fprintf(out, "\n%-24s  %-16s  %5s  %10s\n", "STEP", "STATUS", "EXIT", "DURATION");
     for (uint32_t i = 0; i < j->n; i++) {
         const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
@@ -1014,8 +828,11 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         char exit[16] = "-";
         if (st->exit_known && st->status != EVR_STEP_SKIPPED)
             snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
-        fprintf(out, "%-24.24s  %-10s  %5s  %6llu.%03llus\n", st->spec->name,
-                evr_step_status_name(st->status), exit, (unsigned long long) (ms / 1000),
+        char status[32];
+        snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
+                 st->allowed ? " (allowed)" : "");
+        fprintf(out, "%-24.24s  %-16s  %5s  %6llu.%03llus\n", st->spec->name, status, exit,
+                (unsigned long long) (ms / 1000),
                 (unsigned long long) (ms % 1000));
     }
     uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;

@@ -49,6 +49,9 @@ typedef struct {
     bool keep;                  /* keep units and workspaces (debugging) */
     bool print;                 /* print output and progress to stdout */
     int grace_s;                /* SIGTERM -> SIGKILL grace on stop (default 10) */
+    uint32_t when_grace_ms;     /* most a `when: always` step or on_error runs after a
+                                   cancel or timeout of its job (default
+                                   EVR_WHEN_GRACE_MS; tests set less) */
     uint32_t parallel;          /* default steps at once per job (default 4) */
     uint32_t flush_ms;          /* longest wait before stored output (default 50) */
     /*  Names a pipeline may read from the runner's environment as secrets:

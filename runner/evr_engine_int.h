@@ -1,6 +1,7 @@
 /*  evr_engine_int.h: the engine's private parts.
 
-    Shared by evr_engine.c (events, jobs, control, scheduling, the loop),
+    Shared by evr_engine.c (events, jobs, control, the loop),
+    evr_engine_sched.c (a running job's steps begun or skipped, its end),
     evr_step.c (a step's unit, output, artifacts and result; its states
     in evr_step_state.c, its unit's pause in evr_step_pause.c),
     evr_prepare.c (making a job, its workspace and resources) and
@@ -124,6 +125,8 @@ typedef struct {
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
     bool pulling;           /* CREATING: its create waits for its image's pull */
+    bool allowed;           /* it failed with allow_failure: the job does not fail */
+    bool on_error;          /* the pipeline's on_error (the job's last step) */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -141,6 +144,8 @@ struct evr_eng_job {
     evr_eng_jphase_t phase;
     evr_job_status_t final;
     bool failed, cancelling, killing, timed_out;
+    uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
+    evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */
     uint64_t t_start, deadline;
     uint64_t paused_at;     /* mono ns the current pause began */
@@ -258,6 +263,34 @@ bool evr_eng_stopping(const evr_eng_job_t *job);
 void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*  Calls fn for each line of names (an executor's list). */
 void evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), void *arg);
+
+/* evr_engine_sched.c */
+/*  Why a job that ends skips (or gives up) a step, into why. */
+void evr_eng_end_reason(const evr_eng_job_t *job, char *why, size_t size);
+/*  Stops what runs (cancelled, or timed out), ends what is starting
+    without waiting for the executor's answers; the scheduler skips what
+    has not begun. */
+void evr_eng_wind_down(evr_eng_job_t *job, bool now);
+/*  Whether a step is spared by the job's end (its stop and its skip):
+    a `when: always` step and on_error, after a failure, a cancel and a
+    timeout; a `when: on_failure` step after a failure.  Not when the job
+    is killed (a cancel `now`). */
+bool evr_eng_spared(const evr_eng_step_t *st);
+/*  The job is cancelled or times out now: end_at set (once). */
+void evr_eng_job_ends(evr_eng_job_t *job);
+/*  For on_error and the `when: on_failure | always` steps: the steps that
+    failed (not allowed) as EVRUN_FAILED_STEPS (comma-separated) and
+    each one's reason as EVRUN_FAILED_REASON_<NAME> (the name upper-cased,
+    other characters than letters and digits as _), into env. */
+void evr_eng_failed_env(const evr_eng_step_t *st, evr_strmap_t *env);
+/*  One turn of a running job: steps begun, launched, created ahead or
+    skipped; the job wound down when it stops, finished when all its
+    steps are over.  Nothing for a job in another phase. */
+void evr_eng_schedule(evr_eng_job_t *job);
+/*  A finished job, once its events are committed and no call is under
+    way: its leftover units, caches and workspace, one call at a time;
+    then EVR_ENG_JOB_DONE. */
+void evr_eng_cleanup(evr_eng_job_t *job);
 
 /* evr_step_state.c */
 /*  Moves st to state `to`.  A move the table does not allow is a bug:

@@ -57,6 +57,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(job->secrets[i]);
     free(job->secrets);
     free(job->steps);
+    free(job->on_error.name);
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
     free(job->unit_prefix);
@@ -320,13 +321,18 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         evr_eng_job_free(job);
         return NULL;
     }
-    job->n = spec->steps.n;
+    /* on_error, when there is one, is the last step: the same machine,
+       its name its own */
+    job->n = evr_spec_job_steps(job->spec);
+    job->on_error = job->spec->on_error;
+    job->on_error.name = evr_strdup(EVR_ON_ERROR_NAME);
     job->steps = evr_calloc(job->n, sizeof(evr_eng_step_t));
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         st->job = job;
         st->index = i;
-        st->spec = evr_spec_step(job->spec, i);
+        st->on_error = i == job->spec->steps.n;
+        st->spec = st->on_error ? &job->on_error : evr_spec_step(job->spec, i);
         if (st->spec->needs.n)
             job->dag = true;
         for (int si = 0; si < 2; si++) {

@@ -237,8 +237,9 @@ s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
         st->exit_known = true;
         if (rec->reason)
             st->reason = evr_strdup(rec->reason);
+        st->allowed = rec->allowed;
         if (st->status != EVR_STEP_SUCCEEDED && st->status != EVR_STEP_SKIPPED
-            && st->status != EVR_STEP_CANCELLED)
+            && st->status != EVR_STEP_CANCELLED && !st->allowed)
             job->failed = true;
         return;
     }
@@ -326,7 +327,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     evr_rc_t rc = evr_store_get_job(e->store, id, &rec, err);
     if (!rc) {
         rc = evr_store_job_spec(e->store, id, &acc.spec, &acc.args, err);
-        if (rc == EVR_ERR_NOTFOUND || (!rc && acc.spec->steps.n != rec.steps.n))
+        if (rc == EVR_ERR_NOTFOUND || (!rc && evr_spec_job_steps(acc.spec) != rec.steps.n))
             rc = evr_err_set(err, EVR_ERR_STORE, "job %s: its job.accepted event is missing "
                              "or does not match its state", id);
     }
@@ -346,6 +347,8 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     }
     if (!rc && job) {
         job->cancelling = rec.cancel_requested;
+        if (job->cancelling)
+            evr_eng_job_ends(job);   /* `always` steps' grace counts from now */
         job->recovered = true;
         job->doubt = true;   /* what the runner before made is not all known */
         if (rec.status == EVR_JOB_QUEUED)

@@ -263,7 +263,7 @@ evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to)
     /* a cancel that came while starting (with on_failure: finish, another
        step's failure lets it run), or a pause while its start was under way */
     evr_eng_job_t *job = st->job;
-    if (evr_eng_stopping(job)) {
+    if (evr_eng_stopping(job) && !evr_eng_spared(st)) {
         st->cancelled = !job->timed_out;
         st->timed_out = job->timed_out;
         evr_eng_stop_step(st, job->killing);
@@ -598,6 +598,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
     /* sources (issue 14): EVRUN_SOURCE_*; an untrusted step gets no secret */
     evr_eng_source_env(job, &env);
+    evr_eng_failed_env(st, &env);   /* on_error, `when: on_failure | always` */
     if (st->spec->untrusted) {
         evr_strmap_t kept = { 0 };
         for (uint32_t i = 0; i < env.n; i++) {
@@ -920,6 +921,10 @@ evr_eng_step_finish(evr_eng_step_t *st)
         st->status = EVR_STEP_SUCCEEDED;
     else
         st->status = EVR_STEP_FAILED;
+    /* allow_failure: a failure, not a cancel, that does not fail the job
+       (a retry comes first) */
+    st->allowed = st->spec->allow_failure && st->status != EVR_STEP_SUCCEEDED
+               && st->status != EVR_STEP_CANCELLED && !s_retryable(st);
     evr_eng_step_to(st, EVR_ENG_STEP_FINISHED);
     job->running--;
     uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
@@ -929,14 +934,16 @@ evr_eng_step_finish(evr_eng_step_t *st)
     ev->data.status = evr_strdup(evr_step_status_name(st->status));
     if (st->reason)
         ev->data.reason = evr_strdup(st->reason);
-    evr_eng_step_log(st, "%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
+    ev->data.allowed = st->allowed;
+    evr_eng_step_log(st, "%s%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
+               st->allowed ? " (allowed)" : "",
                (long long) st->exit_code, (unsigned long long) (ms / 1000),
                (unsigned long long) (ms % 1000), st->reason ? ": " : "",
                st->reason ? st->reason : "");
     evr_eng_after(job->eng, s_do_remove, st, st->unit, strlen(st->unit) + 1);
     if (st->status != EVR_STEP_SUCCEEDED && s_retryable(st))
         s_retry(st);
-    else if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled)
+    else if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled && !st->allowed)
         job->failed = true;
 }
 

@@ -132,6 +132,8 @@ s_check_apath(const void *v)
 #define RAW(R) D("raw", EVR_FT_U32, 0, raw, NULL, NULL, "raw bytes of the chunk before masking", R)
 #define BYTES(R) D("bytes", EVR_FT_BIN, 2 * EVR_OUTPUT_CHUNK_MAX, bytes, NULL, NULL, "output, secrets masked as ***", R)
 #define EXIT_CODE(R) D("exit_code", EVR_FT_I64, 0, exit_code, NULL, NULL, "exit code of the step's process", R)
+#define ALLOWED(R) D("allowed", EVR_FT_BOOL, 0, allowed, NULL, NULL,                           \
+                     "the step failed with allow_failure: its failure does not fail the job", R)
 #define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)
 #define VERSION(R) D("version", EVR_FT_STR, 64, version, NULL, NULL, "evrun version", R)
 #define HOW(R) D("how", EVR_FT_STR, 16, how, NULL, s_check_how, "reattached, collected, restarted, created or lost", R)
@@ -171,7 +173,7 @@ EVDATA(s_step_started, "step.started", STEP(true), ATTEMPT(true), CONTAINER_ID(t
 EVDATA(s_step_output, "step.output", STEP(true), ATTEMPT(false), STREAM(true), OFFSET(true),
        RAW(true), BYTES(true));
 EVDATA(s_step_finished, "step.finished", STEP(true), ATTEMPT(false), EXIT_CODE(true),
-       DURATION(true), SSTATUS(false), REASON(false));
+       DURATION(true), SSTATUS(false), REASON(false), ALLOWED(false));
 EVDATA(s_step_skipped, "step.skipped", STEP(true), REASON(true));
 EVDATA(s_step_recovered, "step.recovered", STEP(true), ATTEMPT(false), HOW(true));
 EVDATA(s_runner_started, "runner.started", RUNNER(true), VERSION(true));
@@ -193,7 +195,7 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
        TAR_BYTES(false),
        IMAGE(false), DIGEST(false), SIZE(false), TEXT(false),
-       APATH(false), SHA256(false) };
+       APATH(false), SHA256(false), ALLOWED(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 

@@ -53,6 +53,7 @@ typedef struct {
     char *status;       /* job.finished: succeeded failed cancelled timed_out lost;
                            step.finished: succeeded failed cancelled timed_out lost */
     char *reason;
+    bool allowed;       /* step.finished: a failure of a step with allow_failure */
     char *step;
     uint32_t attempt;
     char *container;    /* step.starting: the deterministic container name */

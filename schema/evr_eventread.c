@@ -204,7 +204,8 @@ s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
     return s_required(&evr_step_type, seen);
 }
 
-/*  job.accepted's spec, at level: the step names (what apply reads). */
+/*  job.accepted's spec, at level: the step names and whether it has an
+    on_error (what apply reads). */
 static bool
 s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, unsigned level)
 {
@@ -215,6 +216,7 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
         return false;
     evr_spec_t *spec = &self->spec;
     spec->steps.n = 0;
+    spec->on_error.present = false;
     for (uint32_t i = 0; i < n; i++) {
         size_t idx = hint;
         bool ok;
@@ -229,6 +231,8 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
         if (f != steps_f) {
             if (!s_skip(r, level + 1))
                 return false;
+            if (f && f->off == offsetof(evr_spec_t, on_error))
+                spec->on_error.present = true;   /* a step of the job: named, not read */
             continue;
         }
         uint32_t k;

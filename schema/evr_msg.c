@@ -164,7 +164,8 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     M("created", EVR_FT_U64, false, 0, created, NULL, NULL,
       "ns since the Unix epoch: when the broker took the submit into its queue"),
     TIME("started", started), TIME("finished", finished),
-    REASON(false));
+    REASON(false), U32("allowed_failures", allowed_failures, false,
+                       "steps that failed with allow_failure (the job did not fail for them)"));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),

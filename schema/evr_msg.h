@@ -67,6 +67,7 @@ typedef struct {
     uint32_t limit;
     uint32_t capacity, credit, running;
     uint32_t steps_total, steps_done;
+    uint32_t allowed_failures;  /* job: steps failed with allow_failure */
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */

@@ -19,6 +19,7 @@ s_check_strategy(const void *v)
 }
 
 static const char *const s_on_failure_names[] = { "stop", "finish", NULL };
+const char *const evr_when_names[] = { "on_success", "on_failure", "always", NULL };
 const char *const evr_executor_names[] = { "podman", "process", NULL };
 /* index 0 ("") is "not set": no name to write, never encoded */
 const char *const evr_pull_names[] = { "", "missing", "always", "never", NULL };
@@ -191,9 +192,18 @@ static const evr_field_t s_step_fields[] = {
       "its network: none, bridge or host; default: the pipeline's", evr_network_names, NULL },
     F(evr_step_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,
       NULL, "caches of this step, over the pipeline's (the same path: this step's)"),
+    F(evr_step_t, "allow_failure", EVR_FT_BOOL, false, 0, allow_failure, NULL, NULL,
+      "its failure (failed, timed out) does not fail the job: shown as failed (allowed)"),
+    { "when", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, when), NULL, NULL, NULL,
+      "when it runs: on_success (no step failed; default), on_failure (one failed) or "
+      "always (after a cancel or a timeout too, for 60s at most)", evr_when_names, NULL },
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
+/* the same keys but the first, name */
+const evr_rectype_t evr_on_error_type = { "step", sizeof(evr_step_t), s_step_fields + 1,
+                                          EVR_ARRAY_LEN(s_step_fields) - 1,
+                                          offsetof(evr_step_t, present), NULL };
 
 static const evr_field_t s_spec_fields[] = {
     F(evr_spec_t, "pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, NULL,
@@ -212,6 +222,9 @@ static const evr_field_t s_spec_fields[] = {
     { "on_failure", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, on_failure), NULL, NULL, NULL,
       "when a step fails: stop (the steps still running are stopped) or finish (they "
       "finish); steps not started are skipped either way", s_on_failure_names, NULL },
+    F(evr_spec_t, "on_error", EVR_FT_RECORD, false, 0, on_error, &evr_on_error_type, NULL,
+      "a step (a step's keys but name, needs, when, allow_failure) run once the job has "
+      "failed or timed out, after every step; named on_error"),
     F(evr_spec_t, "queue", EVR_FT_RECORD, false, 0, queue, &evr_queue_type, NULL,
       "queue policy"),
     F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
@@ -327,6 +340,18 @@ evr_spec_step_index(const evr_spec_t *spec, const char *name)
     return -1;
 }
 
+uint32_t
+evr_spec_job_steps(const evr_spec_t *spec)
+{
+    return spec->steps.n + (spec->on_error.present ? 1 : 0);
+}
+
+const char *
+evr_spec_job_step_name(const evr_spec_t *spec, uint32_t i)
+{
+    return i < spec->steps.n ? evr_spec_step(spec, i)->name : EVR_ON_ERROR_NAME;
+}
+
 evr_spec_t *
 evr_spec_new(void)
 {
@@ -408,13 +433,13 @@ s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
 
 /*  Artifact paths of step i: safe, each once. */
 static void
-s_check_artifacts(const evr_artifacts_t *a, uint32_t i, evr_diag_t *diag)
+s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
 {
     char p[128];
     for (uint32_t k = 0; k < a->paths.n; k++) {
         const char *why = evr_spec_path_problem(a->paths.v[k]);
         /* the loader marks a shorthand list's items as paths[k] too */
-        snprintf(p, sizeof p, "steps[%u].artifacts.paths[%u]", i, k);
+        snprintf(p, sizeof p, "%s.artifacts.paths[%u]", at, k);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, a->paths.v[k]);
         for (uint32_t m = 0; m < k && !why; m++)
@@ -519,6 +544,29 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
     return false;
 }
 
+/*  What a step and on_error both check: image, artifacts, cache, env;
+    at is the step's path ("steps[2]", "on_error"). */
+static void
+s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_diag_t *diag)
+{
+    char p[128];
+    if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
+        snprintf(p, sizeof p, "%s.image", at);
+        evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
+    }
+    else if (st->image && !*st->image) {
+        snprintf(p, sizeof p, "%s.image", at);
+        evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
+    }
+    else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
+    s_check_artifacts(&st->artifacts, at, diag);
+    snprintf(p, sizeof p, "%s.cache", at);
+    s_check_cache(spec, &st->cache, p, diag);
+    snprintf(p, sizeof p, "%s.env", at);
+    s_check_envmap(&st->env, p, diag);
+}
+
 static void
 s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -545,18 +593,6 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, j);
                 break;
             }
-        if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
-            snprintf(p, sizeof p, "steps[%u].image", i);
-            evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
-        }
-        else if (st->image && !*st->image) {
-            snprintf(p, sizeof p, "steps[%u].image", i);
-            evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
-        }
-        else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS) {
-            snprintf(p, sizeof p, "steps[%u]", i);
-            evr_diag_add(diag, p, "no image: set image: on the step or at the top of the file");
-        }
         for (uint32_t k = 0; k < st->needs.n; k++) {
             snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
             const char *need = st->needs.v[k];
@@ -568,11 +604,8 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                 if (strcmp(st->needs.v[m], need) == 0)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
-        s_check_artifacts(&st->artifacts, i, diag);
-        snprintf(p, sizeof p, "steps[%u].cache", i);
-        s_check_cache(spec, &st->cache, p, diag);
-        snprintf(p, sizeof p, "steps[%u].env", i);
-        s_check_envmap(&st->env, p, diag);
+        snprintf(p, sizeof p, "steps[%u]", i);
+        s_check_step(spec, st, p, diag);
     }
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
@@ -769,6 +802,9 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     s_check_envmap(&spec->env, "env", diag);
     s_check_cache(spec, &spec->cache, "cache", diag);
     s_check_steps(spec, diag);
+    if (spec->on_error.present)
+        s_check_step(spec, &spec->on_error, "on_error", diag);
+    evr_spec_validate_flow(spec, diag);
     s_check_resources(spec, diag);
     s_check_source(spec, &spec->source, "source", diag);
     s_check_source(spec, &spec->ci_source, "ci_source", diag);

@@ -155,7 +155,28 @@ typedef struct {
     uint32_t pull;      /* EVR_PULL_*; UNSET: the pipeline's */
     uint32_t network;   /* EVR_NETWORK_*; UNSET: the pipeline's */
     evr_reclist_t cache;    /* of evr_cache_t, over the pipeline's (same path: the step's) */
+    bool allow_failure;     /* its failure (failed, timed out, lost) does not fail the job */
+    uint32_t when;          /* EVR_WHEN_*: after what it runs */
+    bool present;           /* the pipeline's on_error only (evr_on_error_type): it is set */
 } evr_step_t;
+
+/*  When a step runs (`when:`), once the steps before it (a sequence), or
+    its needs (a DAG; with no needs, every step before it in the file)
+    are over: when no step has failed (default); only when one has (the
+    job is failing, not cancelled nor timed out); or in every case, after
+    a cancel and a timeout of the job too (within EVR_WHEN_GRACE_MS). */
+enum {
+    EVR_WHEN_ON_SUCCESS = 0,
+    EVR_WHEN_ON_FAILURE = 1,
+    EVR_WHEN_ALWAYS = 2,
+};
+extern const char *const evr_when_names[];
+/*  What a `when: always` step (or on_error) that runs after a cancel or
+    a timeout of its job may take: its own timeout, at most this. */
+#define EVR_WHEN_GRACE_MS 60000u
+/*  The name of the pipeline's on_error step in events and status: no
+    step of the pipeline may take it. */
+#define EVR_ON_ERROR_NAME "on_error"
 
 enum {
     EVR_ON_FAILURE_STOP = 0,    /* stop the steps still running (default) */
@@ -185,6 +206,7 @@ typedef struct {
     uint32_t concurrency;   /* running jobs of this pipeline; 0 = unlimited */
     uint32_t parallel;      /* steps of one job at once; 0 = runner default */
     uint32_t on_failure;    /* EVR_ON_FAILURE_*: what running steps do when one fails */
+    evr_step_t on_error;    /* run once the job has failed (present); name unused */
     evr_queue_t queue;
     uint64_t timeout;       /* ms for the whole job; 0 = none */
     evr_strmap_t env;
@@ -203,6 +225,9 @@ typedef struct {
 
 extern const evr_rectype_t evr_spec_type;
 extern const evr_rectype_t evr_step_type;
+/*  The pipeline's `on_error`: a step's keys but `name` (its name is
+    EVR_ON_ERROR_NAME), with a presence flag. */
+extern const evr_rectype_t evr_on_error_type;
 extern const evr_rectype_t evr_arg_type;
 extern const evr_rectype_t evr_resource_type;
 extern const evr_rectype_t evr_queue_type;
@@ -260,6 +285,11 @@ bool evr_spec_cpus_milli(const char *s, uint32_t *milli);
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
 
+/*  The steps a job of spec has: its steps, then on_error when present
+    (named EVR_ON_ERROR_NAME); and the name of the i-th of them. */
+uint32_t evr_spec_job_steps(const evr_spec_t *spec);
+const char *evr_spec_job_step_name(const evr_spec_t *spec, uint32_t i);
+
 /*  Heap spec: new (zeroed), destroy (frees fields and struct). */
 evr_spec_t *evr_spec_new(void);
 void evr_spec_destroy(evr_spec_t **self_p);
@@ -274,6 +304,12 @@ evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
 /*  The part of evr_spec_validate() about pull, network, registry_auth and
     limits (evr_spec_run.c): which executor takes which key. */
 void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
+
+/*  The part of evr_spec_validate() about control flow (evr_spec_flow.c):
+    on_error's keys and name, and a DAG whose `when: on_failure | always`
+    step without needs (which waits for every step above it) is needed,
+    directly or not, by a step above it. */
+void evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag);
 
 /*  The spec's size as msgpack against EVR_SPEC_MAX_BYTES: EVR_OK, or
     EVR_ERR_LIMIT with a message naming both sizes. */

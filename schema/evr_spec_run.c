@@ -145,4 +145,9 @@ evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag)
         snprintf(p, sizeof p, "steps[%u].limits", i);
         s_check_limits(&st->limits, spec->executor, p, diag);
     }
+    if (spec->on_error.present) {
+        s_check_podman_only(spec->executor, spec->on_error.pull, spec->on_error.network,
+                            "on_error.", diag);
+        s_check_limits(&spec->on_error.limits, spec->executor, "on_error.limits", diag);
+    }
 }

@@ -36,6 +36,7 @@ static const evr_field_t s_step_fields[] = {
     S("chunks", EVR_FT_U32, chunks, "output events"),
     S("recoveries", EVR_FT_U32, recoveries, "step.recovered events"),
     S("reason", EVR_FT_STR, reason, "why it was skipped or failed"),
+    S("allowed", EVR_FT_BOOL, allowed, "it failed with allow_failure: the job does not fail"),
 };
 const evr_rectype_t evr_stepstate_type = { "stepstate", sizeof(evr_stepstate_t), s_step_fields,
                                            EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -259,6 +260,7 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         st->started = st->finished = st->duration = 0;
         s_set(&st->container_id, NULL);
         s_set(&st->reason, NULL);
+        st->allowed = false;
         break;
     case EVR_EV_STEP_STARTING:
         st->status = EVR_STEP_STARTING;
@@ -282,6 +284,7 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         st->duration = d->duration;
         st->finished = ev->time;
         s_set(&st->reason, d->reason);
+        st->allowed = d->allowed;
         break;
     case EVR_EV_STEP_SKIPPED:
         st->status = EVR_STEP_SKIPPED;
@@ -307,10 +310,10 @@ s_accept(evr_job_t *job, const evr_event_t *ev, evr_err_t *err)
     s_set(&job->runner, d->runner);
     job->status = EVR_JOB_QUEUED;
     job->created = ev->time;
-    job->steps.n = d->spec->steps.n;
+    job->steps.n = evr_spec_job_steps(d->spec);   /* its on_error last */
     job->steps.v = evr_calloc(job->steps.n, sizeof(evr_stepstate_t));
     for (uint32_t i = 0; i < job->steps.n; i++)
-        evr_job_step(job, i)->name = evr_strdup(evr_spec_step(d->spec, i)->name);
+        evr_job_step(job, i)->name = evr_strdup(evr_spec_job_step_name(d->spec, i));
     return EVR_OK;
 }
 

@@ -57,6 +57,7 @@ typedef struct {
     uint32_t chunks;        /* step.output events, this attempt */
     uint32_t recoveries;    /* step.recovered events */
     char *reason;
+    bool allowed;       /* failed with allow_failure: the job does not fail */
 } evr_stepstate_t;
 
 typedef struct {

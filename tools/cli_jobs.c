@@ -437,7 +437,11 @@ s_print_job(const evr_msg_t *m)
     evr_time_format(m->created, c, sizeof c);
     evr_time_format(m->started, s, sizeof s);
     evr_time_format(m->finished, f, sizeof f);
-    printf("job       %s\npipeline  %s\nstatus    %s\n", m->job, m->pipeline, m->status);
+    printf("job       %s\npipeline  %s\nstatus    %s", m->job, m->pipeline, m->status);
+    if (m->allowed_failures)
+        printf(" (%u step%s failed (allowed))", m->allowed_failures,
+               m->allowed_failures == 1 ? "" : "s");
+    printf("\n");
     if (m->reason)
         printf("reason    %s\n", m->reason);
     printf("runner    %s\nsteps     %u/%u done\ncreated   %s\nstarted   %s\nfinished  %s\n",
@@ -464,8 +468,11 @@ s_list_job(const evr_msg_t *m, void *arg)
     }
     char c[32];
     evr_time_format(m->created, c, sizeof c);
-    printf("%-26s  %-20s  %-10s  %3u/%-3u  %-20s  %s\n", m->job, m->pipeline, m->status,
+    printf("%-26s  %-20s  %-10s  %3u/%-3u  %-20s  %s", m->job, m->pipeline, m->status,
            m->steps_done, m->steps_total, m->runner ? m->runner : "-", c);
+    if (m->allowed_failures)   /* after the columns: a script's fields stay where they were */
+        printf("  %u failed (allowed)", m->allowed_failures);
+    printf("\n");
     return 0;
 }
 

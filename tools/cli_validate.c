@@ -33,7 +33,8 @@ s_help(FILE *out)
             "exit status: 0 all files valid, 1 some file invalid, 2 usage error\n");
 }
 
-/*  Makes defaults explicit: each step's image, the queue strategy. */
+/*  Makes defaults explicit: each step's image (on_error's too), the queue
+    strategy. */
 static void
 s_normalize(evr_spec_t *spec)
 {
@@ -42,6 +43,8 @@ s_normalize(evr_spec_t *spec)
         if (!st->image && spec->image)
             st->image = evr_strdup(spec->image);
     }
+    if (spec->on_error.present && !spec->on_error.image && spec->image)
+        spec->on_error.image = evr_strdup(spec->image);
     if (spec->queue.present && !spec->queue.strategy)
         spec->queue.strategy = evr_strdup("append");
 }

@@ -164,7 +164,7 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     else
         fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
     if (d->status)
-        fprintf(out, ": %s", d->status);
+        fprintf(out, ": %s%s", d->status, d->allowed ? " (allowed)" : "");
     if (d->source)   /* job.source */
         fprintf(out, ": %s %s %s%s%s", d->source, d->kind ? d->kind : "", d->url ? d->url : "",
                 d->commit ? " at " : "", d->commit ? d->commit : "");

@@ -179,8 +179,10 @@ s_steps_table(const evr_job_t *job)
             snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (st->duration / 1000),
                      (unsigned long long) (st->duration % 1000));
         }
-        printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name,
-               evr_step_status_name(st->status), st->attempt, exit, dur,
+        char status[32];
+        snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
+                 st->allowed ? " (allowed)" : "");
+        printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
                st->container ? st->container : "-");
     }
     printf("\n");

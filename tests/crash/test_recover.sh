@@ -282,6 +282,66 @@ check "step timed out" grep -Eq "^slow +timed_out" <("$bin/evrun-replay" "$state
 check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
+# Killed while on_error runs after a failure, and while a `when: always`
+# step runs after a cancel: taken up again, each finishes (its output
+# whole, once), and the job ends as it would have (failed; cancelled).
+case_start flow
+cat > "$tmp/flow.yml" <<'YML'
+pipeline: crash-flow
+image: localhost/evrun-busybox:latest
+on_error:
+  run: |
+    echo "oe $EVRUN_FAILED_STEPS"
+    for i in $(seq 1 10); do echo "oe line $i"; sleep 0.05; done
+steps:
+  - name: a
+    run: exit 4
+  - name: b
+    run: echo never
+YML
+adapt "$tmp/flow.yml"
+state=$tmp/flow-on-error
+pause_and_kill "$state" "$tmp/flow.yml" running:on_error
+recover "$state"
+check "on_error: exit 1" [ "$rc" -eq 1 ]
+check "on_error: job failed" grep -Eq "^$job +crash-flow +failed" <("$bin/evrun-replay" "$state")
+check "on_error: it succeeded" grep -Eq "^on_error +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+check "on_error: its output whole, once" cmp -s <("$bin/evrun-replay" "$state" --output "$job/on_error") \
+  <(echo "oe a"; seq 1 10 | sed 's/^/oe line /')
+check "on_error: nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
+check "on_error: store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+cat > "$tmp/flow-always.yml" <<'YML'
+pipeline: crash-flow
+image: localhost/evrun-busybox:latest
+steps:
+  - name: long
+    run: for i in $(seq 1 100); do echo "long line $i"; sleep 0.1; done
+  - name: cleanup
+    when: always
+    run: for i in $(seq 1 10); do echo "clean line $i"; sleep 0.05; done
+YML
+adapt "$tmp/flow-always.yml"
+state=$tmp/flow-always
+EVR_TEST_PAUSE_AT=running:cleanup "${runner[@]}" --exec "$tmp/flow-always.yml" --state-dir "$state" \
+  --grace 1 > "$state.out" 2> "$state.err" &
+pid=$!
+bgpids+=("$pid")
+for _ in $(seq 1 300); do grep -q "long line 3" "$state.out" 2>/dev/null && break; sleep 0.05; done
+kill -INT "$pid"
+for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
+check "always: reached its start after the cancel" grep -q "test pause at running of step cleanup" "$state.err"
+kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
+job=$(job_of "$state")
+recover "$state"
+check "always: exit 1" [ "$rc" -eq 1 ]
+check "always: job cancelled" grep -Eq "^$job +crash-flow +cancelled" <("$bin/evrun-replay" "$state")
+check "always: it succeeded" grep -Eq "^cleanup +succeeded +1 " <("$bin/evrun-replay" "$state" --job "$job")
+check "always: its output whole, once" cmp -s <("$bin/evrun-replay" "$state" --output "$job/cleanup") \
+  <(seq 1 10 | sed 's/^/clean line /')
+check "always: nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
+check "always: store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+case_end
+
 # --exec on a directory with unfinished jobs recovers them first.
 case_start exec-recovers
 state=$tmp/exec

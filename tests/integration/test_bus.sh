@@ -1023,7 +1023,89 @@ grep -q 'step local: network: host is refused by this runner (its host_network s
   check "no step ran" bash -c "! '$bin/evrun-cli' logs $j 2>/dev/null | grep -q ran"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+# allow_failure, when and on_error through the broker (README "Control
+# flow"): shown in run --follow --events, status, jobs, logs and evrun-tail
+case_flow() {
+  fresh flow
+  bus_broker && bus_runner fl-1 "" 2 && bus_wait_runners 1
+  pipeline flow <<'YML'
+pipeline: flow
+image: localhost/evrun-busybox:latest
+on_error:
+  run: 'echo "oe $EVRUN_FAILED_STEPS|$EVRUN_FAILED_REASON_BUILD"'
+steps:
+  - name: lint
+    run: exit 2
+    allow_failure: true
+  - name: build
+    run: exit 3
+  - name: test
+    run: echo never
+  - name: report
+    when: on_failure
+    run: 'echo "failed: $EVRUN_FAILED_STEPS"'
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+  cli run "$tmp/flow.yml" --follow --events > "$tmp/flow.out" 2>&1
+  check "failing flow: exit 1" [ $? -eq 1 ]
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/flow.out")
+  check "follow: failed (allowed)" grep -q "^lint -- step.finished: failed (allowed) (exit 2" "$tmp/flow.out"
+  check "follow: on_failure step ran" grep -qx "report | failed: build" "$tmp/flow.out"
+  check "follow: always step ran" grep -qx "cleanup | cleaned" "$tmp/flow.out"
+  check "follow: on_error with the failed steps" grep -qx "on_error | oe build|failed (exit 3)" "$tmp/flow.out"
+  check "status failed" [ "$(field "$j" status)" = failed ]
+  check "status: the allowed failure counted" grep -q "^status    failed (1 step failed (allowed))" <(cli status "$j")
+  check "jobs: the allowed failure counted" grep -q "^$j .*failed .*1 failed (allowed)$" <(cli jobs)
+  check "steps: on_error counted" grep -q "^steps     6/6 done" <(cli status "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" --events > "$tmp/flow.tail" 2>&1
+  check "tail: failed (allowed)" grep -q "^$j/lint -- step.finished: failed (allowed)" "$tmp/flow.tail"
+  # only an allowed failure: the job succeeds, on_error is skipped
+  pipeline flowok <<'YML'
+pipeline: flowok
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: lint
+    run: exit 2
+    allow_failure: true
+  - name: test
+    run: echo tested
+YML
+  cli run "$tmp/flowok.yml" --follow > "$tmp/flowok.out" 2>&1
+  check "allowed only: exit 0" [ $? -eq 0 ]
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/flowok.out")
+  check "allowed only: succeeded, saying so" grep -q "^status    succeeded (1 step failed (allowed))" <(cli status "$j")
+  check "allowed only: on_error never ran" bash -c "! grep -q never '$tmp/flowok.out'"
+  # a cancel: the always step runs, on_error does not
+  pipeline flowcancel <<'YML'
+pipeline: flowcancel
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: long
+    run: echo begun; sleep 60
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+  j=$(submit "$tmp/flowcancel.yml")
+  for _ in $(seq 1 100); do cli logs "$j" | grep -q begun && break; sleep 0.1; done
+  cli cancel "$j" > /dev/null
+  check "cancel: cancelled" [ "$(wait_job "$j" 30)" = cancelled ]
+  check "cancel: the always step ran" grep -qx "cleanup | cleaned" <(cli logs "$j")
+  check "cancel: on_error did not" bash -c "! '$bin/evrun-cli' logs $j | grep -q never"
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-fl-1" --verify
+  sleep 1
+  check "no leftovers" no_leftovers "$j"
+}
+
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow}
 for c in $cases; do
   case_name=$c
   echo "== $c"

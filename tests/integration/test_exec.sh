@@ -732,7 +732,121 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short}
+# flow_pipeline NAME HEAD: allow_failure, when and on_error (README
+# "Control flow"); HEAD is the executor's lines
+flow_pipeline() {
+  pipeline "$1" <<YML
+pipeline: $1
+$2
+on_error:
+  run: 'echo "oe \$EVRUN_FAILED_STEPS|\$EVRUN_FAILED_REASON_BUILD_1"'
+steps:
+  - name: lint
+    run: echo linting; exit 2
+    allow_failure: true
+  - name: build.1
+    run: echo building; exit 3
+  - name: test
+    run: echo never
+  - name: report
+    when: on_failure
+    run: 'echo "failed: \$EVRUN_FAILED_STEPS"'
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+}
+
+# check_flow NAME: what flow_pipeline's job did
+check_flow() {
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "lint failed (allowed), live" grep -q "^lint > failed (allowed) (exit 2" "$out"
+  check "summary: failed (allowed)" grep -Eq "^lint +failed \(allowed\) +2 " "$out"
+  check "summary: build.1 failed" grep -Eq "^build\.1 +failed +3 " "$out"
+  check "test skipped" grep -Eq "^test +skipped" "$out"
+  check "on_failure step ran" grep -q "^report | failed: build.1$" "$out"
+  check "always step ran" grep -q "^cleanup | cleaned$" "$out"
+  check "on_error: failed steps, reason" grep -q "^on_error | oe build.1|failed (exit 3)$" "$out"
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/$1.job"
+  check "job failed" grep -q "status failed" "$tmp/$1.job"
+  check "replay: failed (allowed)" grep -Eq "^lint +failed \(allowed\)" "$tmp/$1.job"
+  check "store verifies" verified
+}
+
+case_flow() {   # allow_failure, when: on_failure | always, on_error
+  flow_pipeline flow "image: localhost/evrun-busybox:latest"
+  run flow "$tmp/flow.yml"
+  check_flow flow
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_flow_process() {   # the same as host processes
+  flow_pipeline flowproc "executor: process"
+  run flowproc "$tmp/flowproc.yml" --executors process
+  check_flow flowproc
+  check "nothing left of the job" [ "$(process_left)" -eq 0 ]
+}
+
+case_flow_allowed() {   # only an allowed failure: the job succeeds, on_error is skipped
+  pipeline flowok <<'YML'
+pipeline: flowok
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: lint
+    run: exit 2
+    allow_failure: true
+  - name: test
+    run: echo tested
+YML
+  run flowok "$tmp/flowok.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "job succeeded, saying so" grep -q "job $job succeeded (1 step failed (allowed))" "$out"
+  check "test ran" grep -q "^test | tested$" "$out"
+  check "on_error skipped" grep -Eq "^on_error +skipped" "$out"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_flow_sigint() {   # a cancel (SIGINT): the always step runs, on_error does not
+  pipeline flowint <<'YML'
+pipeline: flowint
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: long
+    run: echo begun; sleep 60
+  - name: after
+    run: echo never
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+  state=$tmp/flowint
+  "$bin/evrun-runner" --exec "$tmp/flowint.yml" --state-dir "$state" --grace 2 \
+    > "$tmp/flowint.out" 2> "$tmp/flowint.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^long | begun" "$tmp/flowint.out" 2>/dev/null && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"
+  rc=$?
+  out=$tmp/flowint.out
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "always step ran after the cancel" grep -q "^cleanup | cleaned$" "$out"
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/flowint.job"
+  check "job cancelled" grep -q "status cancelled" "$tmp/flowint.job"
+  check "long cancelled" grep -Eq "^long +cancelled" "$tmp/flowint.job"
+  check "after skipped" grep -Eq "^after +skipped" "$tmp/flowint.job"
+  check "cleanup succeeded" grep -Eq "^cleanup +succeeded" "$tmp/flowint.job"
+  check "on_error skipped" grep -Eq "^on_error +skipped" "$tmp/flowint.job"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -262,7 +262,8 @@ s_event_line(const evr_event_t *ev, void *arg)
         s_add(t, " %s @%llu+%u", d->stream, (unsigned long long) d->offset, d->raw);
         break;
     case EVR_EV_STEP_FINISHED:
-        s_add(t, " %s exit=%lld", d->status, (long long) d->exit_code);
+        s_add(t, " %s exit=%lld%s", d->status, (long long) d->exit_code,
+              d->allowed ? " allowed" : "");
         break;
     case EVR_EV_JOB_FINISHED:
         s_add(t, " %s", d->status);

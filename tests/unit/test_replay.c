@@ -94,6 +94,8 @@ s_full_event(evr_evtype_t t)
                 if (k)
                     evr_strlist_push(&st->needs, "step-1");
             }
+            spec->on_error.present = true;   /* a fourth step of the job */
+            spec->on_error.run = evr_strdup("echo $EVRUN_FAILED_STEPS");
             *(evr_spec_t **) p = spec;
             break;
         }
@@ -128,7 +130,8 @@ s_same(const evr_event_t *full, const evr_event_t *fast, bool bytes)
         }
         if (f->type == EVR_FT_RECPTR) {
             const evr_spec_t *x = full->data.spec, *y = fast->data.spec;
-            if (!x != !y || (x && x->steps.n != y->steps.n))
+            if (!x != !y || (x && x->steps.n != y->steps.n)
+                || (x && x->on_error.present != y->on_error.present))
                 return false;
             for (uint32_t k = 0; x && k < x->steps.n; k++)
                 if (strcmp(evr_spec_step(x, k)->name, evr_spec_step(y, k)->name))

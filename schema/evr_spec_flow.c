@@ -1,0 +1,85 @@
+/*  evr_spec_flow.c: the checks of a pipeline's control flow (part of
+    evr_spec_validate): on_error takes no key that orders it among the
+    steps or changes how its failure counts, and its name is its own; a
+    `when: on_failure | always` step of a DAG without needs waits for
+    every step above it in the file, so none of those may need it. */
+#include "evr_spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    const evr_step_t *st = &spec->on_error;
+    if (!st->present)
+        return;
+    if (st->needs.n)
+        evr_diag_add(diag, "on_error.needs", "on_error runs after every step once the job "
+                     "has failed: it takes no needs (remove needs)");
+    if (st->when != EVR_WHEN_ON_SUCCESS)
+        evr_diag_add(diag, "on_error.when", "on_error runs once the job has failed or timed "
+                     "out: it takes no when (remove when, or make it a step with when: %s)",
+                     evr_when_names[st->when < EVR_WHEN_ALWAYS ? st->when : EVR_WHEN_ALWAYS]);
+    if (st->allow_failure)
+        evr_diag_add(diag, "on_error.allow_failure", "the job has failed when on_error runs: "
+                     "its own failure never changes that (remove allow_failure)");
+    char p[64];
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const char *name = evr_spec_step(spec, i)->name;
+        if (!name || strcmp(name, EVR_ON_ERROR_NAME) != 0)
+            continue;
+        snprintf(p, sizeof p, "steps[%u].name", i);
+        evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step: rename this "
+                     "step", EVR_ON_ERROR_NAME);
+    }
+}
+
+/*  Whether step k needs step target, directly or through other steps
+    (seen: the steps walked already). */
+static bool
+s_depends(const evr_spec_t *spec, uint32_t k, uint32_t target, bool *seen)
+{
+    if (seen[k])
+        return false;
+    seen[k] = true;
+    const evr_step_t *st = evr_spec_step(spec, k);
+    for (uint32_t m = 0; m < st->needs.n; m++) {
+        int j = evr_spec_step_index(spec, st->needs.v[m]);
+        if (j >= 0 && ((uint32_t) j == target || s_depends(spec, (uint32_t) j, target, seen)))
+            return true;
+    }
+    return false;
+}
+
+void
+evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    s_check_on_error(spec, diag);
+    uint32_t n = spec->steps.n;
+    bool dag = false;
+    for (uint32_t i = 0; i < n && !dag; i++)
+        dag = evr_spec_step(spec, i)->needs.n > 0;
+    if (!dag)
+        return;   /* steps in order: each waits for the one before it */
+    bool *seen = evr_calloc(n ? n : 1, sizeof(bool));
+    for (uint32_t i = 0; i < n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        if (st->when == EVR_WHEN_ON_SUCCESS || st->needs.n)
+            continue;
+        for (uint32_t k = 0; k < i; k++) {
+            memset(seen, 0, n * sizeof(bool));
+            if (!s_depends(spec, k, i, seen))
+                continue;
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].when", i);
+            evr_diag_add(diag, p, "a when: %s step without needs waits for every step above "
+                         "it, but steps[%u] (%s) needs it: give it needs, or move it above "
+                         "steps[%u]", evr_when_names[st->when], k,
+                         evr_spec_step(spec, k)->name, k);
+            break;
+        }
+    }
+    free(seen);
+}

@@ -1,0 +1,359 @@
+/*  test_engine_flow.c: control flow per step against the fake executor.
+
+    allow_failure (the job does not fail, dependents run, step.finished
+    says allowed), `when: on_success | on_failure | always` (after a
+    failure, a cancel, a job timeout; the grace of an `always` step after
+    a cancel), the pipeline's on_error (runs once the job failed, with
+    EVRUN_FAILED_STEPS and a reason per failed step; not after a success
+    nor a cancel), and a runner killed while an `always` step or on_error
+    runs.  Nothing is timed: the bounds on waits only turn a hang into a
+    failure.
+*/
+#include <stdlib.h>
+
+#include "evr_etest.h"
+#include "evr_test.h"
+
+#define S_MAX_MS 3000
+#define S_HEAD EVR_ETEST_HEAD
+
+/* -------------------------------------------------------- allow_failure */
+
+/*  A failure allowed: the next step runs, the job succeeds, the event and
+    the job's state say allowed. */
+static void
+test_allow_failure_sequence(void)
+{
+    evr_etest_t *t = evr_etest_start(1, "steps:\n"
+                                     "  - name: lint\n    run: echo l; exit 3\n"
+                                     "    allow_failure: true\n"
+                                     "  - name: test\n    run: echo t\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_engine_job_status(t->eng, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 1);
+    CHECK(evr_etest_in_order(ev, "step.finished lint 1 failed exit=3 allowed\n",
+                             "step.finished test 1 succeeded exit=0\n",
+                             "job.finished succeeded\n", NULL));
+    free(ev);
+    evr_stepstate_t st = { 0 };
+    CHECK(evr_etest_step(t, evr_etest_job(1), "lint", &st) == EVR_STEP_FAILED);
+    CHECK(st.allowed);
+    evr_rec_free(&evr_stepstate_type, &st);
+    CHECK(evr_etest_clean(t, 1));
+    evr_etest_destroy(&t);
+}
+
+/*  In a DAG: a step that needs an allowed failure runs; a timeout is
+    allowed too; a failure without allow_failure still fails the job. */
+static void
+test_allow_failure_dag(void)
+{
+    evr_etest_t *t = evr_etest_start(2, "steps:\n"
+                                     "  - name: a\n    run: sleep 5\n    timeout: 30ms\n"
+                                     "    allow_failure: true\n"
+                                     "  - name: b\n    run: echo b\n    needs: [a]\n"
+                                     "  - name: c\n    run: exit 1\n    needs: [b]\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 2);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 timed_out", "allowed",
+                             "step.finished b 1 succeeded exit=0\n",
+                             "step.finished c 1 failed exit=1\n", "job.finished failed\n",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_job_status(t, evr_etest_job(2)) == EVR_JOB_FAILED);
+    CHECK(evr_etest_clean(t, 2));
+    evr_etest_destroy(&t);
+}
+
+/* ----------------------------------------------------------------- when */
+
+/*  After a failure: on_success steps are skipped, on_failure and always
+    steps run (knowing what failed); the job fails. */
+static void
+test_when_after_failure(void)
+{
+    evr_etest_t *t = evr_etest_start(3, "steps:\n"
+                                     "  - name: build\n    run: exit 2\n"
+                                     "  - name: test\n    run: echo never\n"
+                                     "  - name: report\n    when: on_failure\n"
+                                     "    run: echo \"$EVRUN_FAILED_STEPS:$EVRUN_FAILED_REASON_BUILD\"\n"
+                                     "  - name: clean\n    when: always\n    run: echo clean\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(3)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 3);
+    CHECK(evr_etest_in_order(ev, "step.finished build 1 failed exit=2\n",
+                             "step.skipped test 0 reason=step build before it did not succeed\n",
+                             "step.finished report 1 succeeded", "step.finished clean 1 succeeded",
+                             "job.finished failed\n", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 3, "report", 1, "stdout", "build:failed (exit 2)\n"));
+    CHECK(evr_etest_output_is(t, 3, "clean", 1, "stdout", "clean\n"));
+    CHECK(evr_etest_clean(t, 3));
+    evr_etest_destroy(&t);
+}
+
+/*  Nothing failed: an on_failure step is skipped saying why, always and
+    on_success steps after it run. */
+static void
+test_when_after_success(void)
+{
+    evr_etest_t *t = evr_etest_start(4, "steps:\n"
+                                     "  - name: a\n    run: echo a\n"
+                                     "  - name: report\n    when: on_failure\n    run: echo r\n"
+                                     "  - name: b\n    run: echo b\n"
+                                     "  - name: clean\n    when: always\n    run: echo c\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(4)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 4);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 succeeded",
+                             "step.skipped report 0 reason=when: on_failure, and no step failed",
+                             "step.finished b 1 succeeded", "step.finished clean 1 succeeded",
+                             "job.finished succeeded", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 4, "report", 0) == 0);
+    CHECK(evr_etest_clean(t, 4));
+    evr_etest_destroy(&t);
+}
+
+/*  A cancel: the running step stops, the on_success and on_failure
+    steps are skipped, the always step runs; the job is cancelled. */
+static void
+test_when_always_after_cancel(void)
+{
+    evr_etest_t *t = evr_etest_start(5, "steps:\n"
+                                     "  - name: a\n    run: echo a; sleep 10\n"
+                                     "  - name: b\n    run: echo never\n"
+                                     "  - name: report\n    when: on_failure\n    run: echo r\n"
+                                     "  - name: clean\n    when: always\n    run: echo clean\n");
+    CHECK(evr_etest_until_event(t, 5, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(5), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(5)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 5);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested", "step.finished a 1 cancelled",
+                             "step.finished clean 1 succeeded", "job.finished cancelled", NULL));
+    CHECK_CONTAINS(ev, "step.skipped b 0 reason=the job was cancelled");
+    CHECK_CONTAINS(ev, "step.skipped report 0 reason=the job was cancelled");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 5, "clean", 1, "stdout", "clean\n"));
+    CHECK(evr_etest_clean(t, 5));
+    evr_etest_destroy(&t);
+}
+
+/*  An always step that runs on after a cancel is stopped once its grace
+    is over (here 100 ms, in place of 60 s), timed out, saying why. */
+static void
+test_when_always_grace(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_kill(t, false);
+    t->opts.when_grace_ms = 100;
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(6), S_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n"
+                           "  - name: clean\n    when: always\n    run: echo c; sleep 10\n")
+          == EVR_OK);
+    CHECK(evr_etest_until_event(t, 6, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(6), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 6);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 cancelled", "step.started clean 1",
+                             "step.finished clean 1 timed_out",
+                             "reason=stopped 100 ms after the job was cancelled",
+                             "job.finished cancelled", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 6));
+    evr_etest_destroy(&t);
+}
+
+/*  The job times out: always steps run (and on_error: the job's timeout
+    is an error); on_success steps are skipped. */
+static void
+test_when_after_job_timeout(void)
+{
+    evr_etest_t *t = evr_etest_start(7, "timeout: 50ms\n"
+                                     "on_error:\n    run: echo \"oe $EVRUN_FAILED_STEPS\"\n"
+                                     "steps:\n"
+                                     "  - name: a\n    run: sleep 10\n"
+                                     "  - name: b\n    run: echo never\n"
+                                     "  - name: clean\n    when: always\n    run: echo c\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(7)) == EVR_JOB_TIMED_OUT);
+    char *ev = evr_etest_events_of(t, 7);
+    CHECK_CONTAINS(ev, "step.skipped b 0 reason=the job timed out");
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 timed_out", "step.finished clean 1 succeeded",
+                             "step.finished on_error 1 succeeded", "job.finished timed_out",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 7, "on_error", 1, "stdout", "oe a\n"));
+    CHECK(evr_etest_clean(t, 7));
+    evr_etest_destroy(&t);
+}
+
+/*  A DAG: an always step with needs runs after they failed or were
+    skipped; one without needs waits for every step before it. */
+static void
+test_when_always_dag(void)
+{
+    evr_etest_t *t = evr_etest_start(8, "steps:\n"
+                                     "  - name: a\n    run: exit 1\n"
+                                     "  - name: b\n    run: echo never\n    needs: [a]\n"
+                                     "  - name: c\n    run: echo c; sleep 0.05\n"
+                                     "  - name: d\n    when: always\n    needs: [b]\n"
+                                     "    run: echo d\n"
+                                     "  - name: e\n    when: always\n    run: echo e\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(8)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 8);
+    CHECK(evr_etest_in_order(ev, "step.skipped b 0 reason=needs a, which did not succeed",
+                             "step.finished d 1 succeeded", NULL));
+    /* e came after a, b, c, d in the file: it began once they were over */
+    CHECK(evr_etest_in_order(ev, "step.finished c 1", "step.started e 1", NULL));
+    CHECK(evr_etest_in_order(ev, "step.finished d 1", "step.started e 1", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 8));
+    evr_etest_destroy(&t);
+}
+
+/* ------------------------------------------------------------- on_error */
+
+/*  The job failed: on_error runs last with the failed steps and their
+    reasons (not an allowed failure); its own failure keeps the job
+    failed. */
+static void
+test_on_error_runs(void)
+{
+    evr_etest_t *t = evr_etest_start(9, "on_failure: finish\n"
+                                     "on_error:\n"
+                                     "  run: echo \"$EVRUN_STEP $EVRUN_FAILED_STEPS|"
+                                     "$EVRUN_FAILED_REASON_A_B|$EVRUN_FAILED_REASON_C\"; exit 4\n"
+                                     "steps:\n"
+                                     "  - name: a.b\n    run: exit 5\n"
+                                     "  - name: c\n    run: sleep 5\n    timeout: 30ms\n"
+                                     "    needs: []\n"
+                                     "  - name: lint\n    run: exit 1\n    allow_failure: true\n"
+                                     "  - name: d\n    needs: [a.b]\n    run: echo never\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(9)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 9);
+    CHECK(evr_etest_in_order(ev, "step.finished a.b 1 failed exit=5",
+                             "step.started on_error 1", "step.finished on_error 1 failed exit=4",
+                             "job.finished failed", NULL));
+    CHECK(evr_etest_in_order(ev, "step.finished c 1 timed_out", "step.started on_error 1",
+                             NULL));
+    CHECK(evr_etest_in_order(ev, "step.skipped d", "step.started on_error 1", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 9, "on_error", 1, "stdout",
+                              "on_error a.b,c|failed (exit 5)|timed out after 30 ms\n"));
+    evr_stepstate_t st = { 0 };
+    CHECK(evr_etest_step(t, evr_etest_job(9), "on_error", &st) == EVR_STEP_FAILED);
+    CHECK(!st.allowed);
+    evr_rec_free(&evr_stepstate_type, &st);
+    CHECK(evr_etest_clean(t, 9));
+    evr_etest_destroy(&t);
+}
+
+/*  The job succeeded (with an allowed failure), or was cancelled:
+    on_error is skipped, saying why. */
+static void
+test_on_error_skipped(void)
+{
+    evr_etest_t *t = evr_etest_start(10, "on_error:\n  run: echo never\n"
+                                     "steps:\n"
+                                     "  - name: a\n    run: exit 1\n    allow_failure: true\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(10)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 10);
+    CHECK_CONTAINS(ev, "step.skipped on_error 0 reason=on_error runs when the job fails: no "
+                       "step failed");
+    free(ev);
+    CHECK(evr_etest_submit(t, evr_etest_job(11), S_HEAD "on_error:\n  run: echo never\n"
+                           "steps:\n  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 11, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(11)) == EVR_JOB_CANCELLED);
+    ev = evr_etest_events_of(t, 11);
+    CHECK_CONTAINS(ev, "step.skipped on_error 0 reason=on_error runs when the job fails: the "
+                       "job was cancelled");
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_CREATE, 11, "on_error", 0) == 0);
+    evr_etest_destroy(&t);
+}
+
+/* ------------------------------------------------------------- recovery */
+
+static void
+s_recover(evr_etest_t *t, uint32_t want_jobs)
+{
+    evr_etest_engine(t);
+    uint32_t jobs = 0;
+    evr_err_t err;
+    CHECK(evr_engine_recover(t->eng, &jobs, &err) == EVR_OK);
+    CHECK(jobs == want_jobs);
+}
+
+/*  Killed while on_error runs after a failure (and before, while an
+    always step runs after a cancel): taken up again, it finishes, and
+    the job ends as it would have. */
+static void
+test_recover_flow(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    CHECK(evr_etest_submit(t, evr_etest_job(12), S_HEAD "on_error:\n"
+                           "  run: echo \"oe $EVRUN_FAILED_STEPS\"; sleep 0.1; echo done\n"
+                           "steps:\n  - name: a\n    run: exit 1\n"
+                           "  - name: b\n    run: echo never\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 12, "step.output on_error 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(12)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 12);
+    CHECK(evr_etest_in_order(ev, "step.recovered on_error 1 reattached",
+                             "step.finished on_error 1 succeeded", "job.finished failed", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 12, "on_error", 1, "stdout", "oe a\ndone\n"));
+    CHECK(evr_etest_clean(t, 12));
+
+    CHECK(evr_etest_submit(t, evr_etest_job(13), S_HEAD "steps:\n"
+                           "  - name: a\n    run: echo a; sleep 10\n"
+                           "  - name: clean\n    when: always\n"
+                           "    run: echo c1; sleep 0.1; echo c2\n") == EVR_OK);
+    CHECK(evr_etest_until_event(t, 13, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 13, "step.output clean 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(13)) == EVR_JOB_CANCELLED);
+    ev = evr_etest_events_of(t, 13);
+    CHECK(evr_etest_in_order(ev, "step.recovered clean 1 reattached",
+                             "step.finished clean 1 succeeded", "job.finished cancelled", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 13, "clean", 1, "stdout", "c1\nc2\n"));
+    CHECK(evr_etest_clean(t, 13));
+    evr_etest_destroy(&t);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_allow_failure_sequence);
+    EVR_TEST_RUN(test_allow_failure_dag);
+    EVR_TEST_RUN(test_when_after_failure);
+    EVR_TEST_RUN(test_when_after_success);
+    EVR_TEST_RUN(test_when_always_after_cancel);
+    EVR_TEST_RUN(test_when_always_grace);
+    EVR_TEST_RUN(test_when_after_job_timeout);
+    EVR_TEST_RUN(test_when_always_dag);
+    EVR_TEST_RUN(test_on_error_runs);
+    EVR_TEST_RUN(test_on_error_skipped);
+    EVR_TEST_RUN(test_recover_flow);
+    EVR_TEST_END();
+}
