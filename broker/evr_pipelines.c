@@ -221,12 +221,17 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
             error = evr_asprintf("%s: cannot load", path);
         evr_diag_destroy(&diag);
     }
+    if (error && p->spec) {
+        char *more = evr_asprintf("%s\n(the file's last good version, pipeline %s, serves)",
+                                  error, p->spec->pipeline);
+        free(error);
+        error = more;
+    }
     free(p->error);
     p->error = error;
     if (error) {
         evr_spec_destroy(&spec);
-        evr_broker_error(b, "pipeline file %s refused%s:\n%s", p->file,
-                         p->spec ? " (its last good version serves)" : "", error);
+        evr_broker_error(b, "pipeline file %s refused:\n%s", p->file, error);
     }
     else {
         evr_spec_destroy(&p->spec);
@@ -470,7 +475,7 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
         evr_msg_t m = { .type = EVR_MSG_PIPELINE };
         m.pipeline = evr_strdup(p->spec ? p->spec->pipeline : "");
         m.file = evr_strdup(p->file);
-        if (p->spec) {
+        if (p->registered) {
             m.concurrency = p->spec->concurrency;
             s_jobs_of(b, p->spec->pipeline, &m);
         }

@@ -6,6 +6,7 @@
 #define EVR_CLI_BUS_H_INCLUDED
 
 #include <getopt.h>
+#include <signal.h>
 
 #include "evr_client.h"
 
@@ -70,5 +71,10 @@ int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 
 /*  Prints a message as one JSON line. */
 void evr_cli_json(const evr_msg_t *m);
+
+/*  Polls job until it ends, then prints its end: 0 succeeded, 1 it did
+    not (or a refusal, or *stop was set), 2 the broker unreachable
+    (cli_jobs.c). */
+int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
 
 #endif

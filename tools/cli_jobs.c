@@ -128,9 +128,8 @@ s_copies(const char *prog, const char *file, evr_msg_t *req)
             || s_copy_one(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
 }
 
-/*  Polls the job until it ends; its exit status. */
-static int
-s_wait(evr_cli_t *cli, const char *job)
+int
+evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
 {
     for (;;) {
         evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) job }, rep = { 0 };
@@ -150,7 +149,7 @@ s_wait(evr_cli_t *cli, const char *job)
         evr_msg_clear(&rep);
         if (done)
             return done - 1;
-        if (s_stop)
+        if (*stop)
             return 1;
         zclock_sleep(300);
     }
@@ -291,6 +290,9 @@ s_run_common(int argc, char **argv, const char *name)
     if (!s_load(cli.prog, argv[optind], &req.args, req.spec)
         || !s_copies(cli.prog, argv[optind], &req))
         status = 2;
+    else if (req.spec->schedule)
+        fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
+                "broker's pipelines_dir); this job runs once, now\n", cli.prog);
     else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
         s_warn_no_runner(&cli, &req);
     signal(SIGINT, s_on_signal);
@@ -300,7 +302,7 @@ s_run_common(int argc, char **argv, const char *name)
                                  .out = stdout };
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
         if (status != 2 && !cli.json && !s_stop)
-            status = s_wait(&cli, job);
+            status = evr_cli_wait(&cli, job, &s_stop);
         else if (s_stop) {
             fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
                     cli.prog, job, job);
@@ -308,7 +310,7 @@ s_run_common(int argc, char **argv, const char *name)
         }
     }
     else if (!status && wait)
-        status = s_wait(&cli, job);
+        status = evr_cli_wait(&cli, job, &s_stop);
     evr_msg_clear(&req);
     evr_cli_done(&cli);
     return status;
