@@ -39,6 +39,8 @@ s_pipe_free(evr_pipe_t *p)
     free(p->fire_status);
     free(p->sched_expr);
     free(p->sched_tz);
+    free(p->sched_name);
+    free(p->dup);
     free(p);
 }
 
@@ -131,11 +133,11 @@ evr_pipelines_wait_ms(const evr_broker_t *b, long cap)
         long ms = ps->reload_at > now ? (long) ((ps->reload_at - now) / 1000000) + 1 : 0;
         wait = ms < wait ? ms : wait;
     }
-    int64_t now = evr_sched_now(b);
+    int64_t now_ms = (int64_t) (evr_now_ns() / 1000000) + ps->clock_offset * 1000;
     for (const evr_pipe_t *p = ps->list; p; p = p->next)
         if (p->scheduled && p->next_fire) {
-            int64_t s = p->next_fire - now;
-            long ms = s <= 0 ? 0 : s > 86400 ? 86400000 : (long) s * 1000;
+            int64_t d = p->next_fire * 1000 - now_ms;
+            long ms = d <= 0 ? 0 : d > 86400000 ? 86400000 : (long) d + 1;
             wait = ms < wait ? ms : wait;
         }
     return wait;
@@ -190,9 +192,9 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
     char *path = evr_asprintf("%s/%s", b->pipes->dir, p->file);
     struct stat st;
     char *error = NULL;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        error = evr_asprintf("%s: %s", path, errno && !S_ISREG(st.st_mode) ? strerror(errno)
-                                                                          : "not a regular file");
+    int src = stat(path, &st);
+    if (src != 0 || !S_ISREG(st.st_mode)) {
+        error = evr_asprintf("%s: %s", path, src ? strerror(errno) : "not a regular file");
         memset(&p->mtime, 0, sizeof p->mtime);
     }
     else if (st.st_mtim.tv_sec == p->mtime.tv_sec && st.st_mtim.tv_nsec == p->mtime.tv_nsec
@@ -273,34 +275,35 @@ s_list_dir(evr_broker_t *b, size_t *n, size_t *more)
     return names;
 }
 
-/*  Marks which entries register their name: the first file that has it. */
+/*  Marks which entries register their name: the first file that has it;
+    the others get p->dup saying so. */
 static void
 s_register(evr_broker_t *b)
 {
     for (evr_pipe_t *p = b->pipes->list; p; p = p->next) {
-        bool was = p->registered;
         p->registered = false;
-        if (!p->spec)
+        if (!p->spec) {
+            free(p->dup);
+            p->dup = NULL;
             continue;
+        }
         const evr_pipe_t *first = NULL;
         for (const evr_pipe_t *q = b->pipes->list; q != p && !first; q = q->next)
             if (q->registered && !strcmp(q->spec->pipeline, p->spec->pipeline))
                 first = q;
         if (!first) {
             p->registered = true;
+            free(p->dup);
+            p->dup = NULL;
             continue;
         }
         char *why = evr_asprintf("%s: pipeline \"%s\" is registered by %s already: a name is "
                                  "registered once (rename the pipeline in one of the files)",
                                  p->file, p->spec->pipeline, first->file);
-        if (!p->error || strcmp(p->error, why)) {
-            if (was || !p->error)
-                evr_broker_error(b, "%s", why);
-            free(p->error);
-            p->error = why;
-        }
-        else
-            free(why);
+        if (!p->dup || strcmp(p->dup, why))
+            evr_broker_error(b, "%s", why);
+        free(p->dup);
+        p->dup = why;
     }
 }
 
@@ -487,7 +490,9 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
             m.fire_job = p->fire_job[0] ? evr_strdup(p->fire_job) : NULL;
             m.fire_status = p->fire_status ? evr_strdup(p->fire_status) : NULL;
         }
-        m.load_error = p->error ? evr_strdup(p->error) : NULL;
+        if (p->error || p->dup)
+            m.load_error = evr_asprintf("%s%s%s", p->error ? p->error : "",
+                                        p->error && p->dup ? "\n" : "", p->dup ? p->dup : "");
         evr_rc_t rc = evr_bus_send(b->clients, rid, &m, NULL);
         evr_msg_clear(&m);
         if (rc) {

@@ -31,6 +31,7 @@ typedef struct evr_pipe {
     evr_spec_t *spec;       /* the last good version; NULL: none yet */
     bool registered;        /* spec serves under spec->pipeline */
     char *error;            /* why the file's content is not used; NULL: it is */
+    char *dup;              /* its pipeline name is registered by an earlier file */
     bool seen;              /* met by the current scan */
     struct timespec mtime;  /* of the content loaded or refused */
     off_t size;
@@ -38,6 +39,7 @@ typedef struct evr_pipe {
     /* the schedule (evr_sched.c) */
     bool scheduled;         /* registered with a schedule */
     char *sched_expr, *sched_tz;    /* the schedule taken up (copies) */
+    char *sched_name;       /* of the pipeline it was taken up for */
     evr_cron_t cron;
     int64_t last_fire;      /* s: the last fire, or when the schedule was registered */
     int64_t next_fire;      /* s; 0: none */

@@ -135,12 +135,15 @@ evr_sched_update(evr_broker_t *b, evr_pipe_t *p)
 {
     const char *expr = p->registered ? p->spec->schedule : NULL;
     const char *tz = p->registered ? p->spec->tz : NULL;
-    if (s_same(expr, p->sched_expr) && s_same(tz, p->sched_tz))
+    const char *name = expr ? p->spec->pipeline : NULL;
+    if (s_same(expr, p->sched_expr) && s_same(tz, p->sched_tz) && s_same(name, p->sched_name))
         return;
     free(p->sched_expr);
     free(p->sched_tz);
+    free(p->sched_name);
     p->sched_expr = expr ? evr_strdup(expr) : NULL;
     p->sched_tz = tz ? evr_strdup(tz) : NULL;
+    p->sched_name = name ? evr_strdup(name) : NULL;
     p->scheduled = false;
     p->next_fire = 0;
     p->fire_job[0] = '\0';

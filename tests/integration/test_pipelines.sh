@@ -120,6 +120,17 @@ YML
   kill -HUP "$broker_pid"
   check "sighup: the change is read on SIGHUP" until_ok 5 has '"pipeline":"linked2"'
   check "sighup: logged" grep -q "reload asked (SIGHUP)" "$tmp/broker.log"
+
+  # the first file of a name removed: the second one registers it
+  rm "$tmp/pipelines/greet.yml"
+  check "dup: the second file takes the name" until_ok 5 clean_line zdup.yml '"pipeline":"greet"'
+}
+
+# clean_line FILE PATTERN: the file's `pipelines --json` line matches, without a load error
+clean_line() {
+  local l
+  l=$(cli pipelines --json | grep "\"file\":\"$1\"")
+  grep -q -- "$2" <<< "$l" && ! grep -q load_error <<< "$l"
 }
 
 ticker() {   # NAME [KEY: VALUE lines]: an every-minute pipeline in the pipelines directory
