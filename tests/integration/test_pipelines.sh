@@ -210,7 +210,29 @@ case_restart_after_fire() {
   check "after fire: the next fire is the next minute" grep -q '"next_run":[1-9]' <(line once)
 }
 
-cases=${*:-registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire}
+# the broker killed between a fire's record and its job's commit (held
+# by EVR_TEST_SUBMIT_DELAY_MS): the restart queues the recorded job, once
+case_killed_mid_fire() {
+  fresh mid
+  ticker mid
+  local off job
+  off=$(offset_to 57)
+  EVR_TEST_SUBMIT_DELAY_MS=4000 EVRUN_TEST_CLOCK_OFFSET=$off bus_broker || return
+  check "mid fire: the fire is recorded" until_ok 8 grep -q "schedule of mid fires" "$tmp/broker.log"
+  kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  job=$(sed -n 's/.*schedule of mid fires (.*): job \([0-9A-Z]*\).*/\1/p' "$tmp/broker.log")
+  check "mid fire: its job was not committed" bash -c "! grep -q '(mid) queued' '$tmp/broker.log'"
+  EVRUN_TEST_CLOCK_OFFSET=$off bus_broker || return
+  check "mid fire: the restart queues the recorded job" until_ok 5 njobs_is mid 1
+  check "mid fire: ... under its recorded id" grep -q "\"job\":\"$job\"" <(cli jobs --pipeline mid --json)
+  check "mid fire: ... saying so" grep -q "the fire at .* was recorded but its job $job not queued" "$tmp/broker.log"
+  kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  EVRUN_TEST_CLOCK_OFFSET=$off bus_broker || return
+  sleep 1
+  check "mid fire: a second restart adds nothing" [ "$(njobs mid)" -eq 1 ]
+}
+
+cases=${*:-registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire killed_mid_fire}
 for c in $cases; do
   case_name=$c
   echo "== $c"
