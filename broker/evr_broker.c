@@ -130,6 +130,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         evr_flow_attach(b->clients, true, S_CLIENT_BYTES, S_CLIENT_RESERVE);
         evr_flow_attach(b->pub, false, S_PUB_BYTES, 0);
     }
+    if (!rc)
+        rc = evr_pipelines_init(b, err);
     if (!rc && b->zap)
         evr_broker_info(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
                         "admit a runner's or client's key by copying its public certificate "
@@ -140,7 +142,6 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         evr_broker_destroy(&b);
         return rc;
     }
-    evr_pipelines_init(b);
     b->changed = true;
     *out = b;
     return EVR_OK;

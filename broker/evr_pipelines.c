@@ -9,6 +9,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "evr_paths.h"
 #include "evr_pipelines.h"
 #include "evr_yaml.h"
 
@@ -44,8 +46,8 @@ s_pipe_free(evr_pipe_t *p)
     free(p);
 }
 
-void
-evr_pipelines_init(evr_broker_t *b)
+evr_rc_t
+evr_pipelines_init(evr_broker_t *b, evr_err_t *err)
 {
     evr_pipelines_t *ps = evr_calloc(1, sizeof *ps);
     b->pipes = ps;
@@ -69,10 +71,11 @@ evr_pipelines_init(evr_broker_t *b)
     ps->loop_rid = zframe_new(self, sizeof self - 1);
     evr_bus_loopback(b->clients, ps->loop_rid, evr_sched_answer, b);
     if (!b->opts.pipelines_dir)
-        return;
+        return EVR_OK;
+    evr_rc_t rc = evr_paths_dir(b->opts.pipelines_dir, true, err);
+    if (rc)     /* its files start jobs: only its owner may write there */
+        return evr_err_set(err, rc, "pipelines_dir: %s", err->msg);
     ps->dir = evr_strdup(b->opts.pipelines_dir);
-    if (mkdir(ps->dir, 0700) != 0 && errno != EEXIST)
-        evr_broker_warn(b, "pipelines_dir %s: cannot make it: %s", ps->dir, strerror(errno));
     ps->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ps->ifd >= 0 && inotify_add_watch(ps->ifd, ps->dir, IN_CLOSE_WRITE | IN_MOVED_TO
                                           | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB
@@ -85,6 +88,7 @@ evr_pipelines_init(evr_broker_t *b)
     ps->reload_at = evr_mono_ns();
     evr_pipelines_turn(b);
     ps->loaded = true;
+    return EVR_OK;
 }
 
 void
@@ -185,36 +189,64 @@ s_check_registered(const evr_spec_t *spec, evr_diag_t *diag)
         evr_diag_add(diag, "pipeline", "%s", err.msg);
 }
 
+/*  Reads p's file (opened without blocking: a FIFO put there cannot hang
+    the broker) into *buf when it changed since the last look: 1 read, 0
+    unchanged, -1 refused with *error set. */
+static int
+s_read(const char *path, evr_pipe_t *p, char **buf, size_t *len, char **error)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        *error = evr_asprintf("%s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+        memset(&p->mtime, 0, sizeof p->mtime);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (st.st_mtim.tv_sec == p->mtime.tv_sec && st.st_mtim.tv_nsec == p->mtime.tv_nsec
+        && st.st_size == p->size && st.st_ino == p->ino) {
+        close(fd);
+        return 0;
+    }
+    p->mtime = st.st_mtim;
+    p->size = st.st_size;
+    p->ino = st.st_ino;
+    *buf = evr_malloc(EVR_YAML_MAX_BYTES + 2);
+    *len = 0;
+    ssize_t n = 0;
+    while (*len <= EVR_YAML_MAX_BYTES
+           && (n = read(fd, *buf + *len, EVR_YAML_MAX_BYTES + 1 - *len)) > 0)
+        *len += (size_t) n;
+    close(fd);
+    if (n < 0)
+        *error = evr_asprintf("%s: cannot read: %s", path, strerror(errno));
+    else if (*len > EVR_YAML_MAX_BYTES)
+        *error = evr_asprintf("%s: over the limit of %u bytes (1 MiB)", path, EVR_YAML_MAX_BYTES);
+    if (!*error)
+        return 1;
+    free(*buf);
+    *buf = NULL;
+    return -1;
+}
+
 /*  Loads p's file when it changed since the last look. */
 static void
 s_load(evr_broker_t *b, evr_pipe_t *p)
 {
     char *path = evr_asprintf("%s/%s", b->pipes->dir, p->file);
-    struct stat st;
-    char *error = NULL;
-    int src = stat(path, &st);
-    if (src != 0 || !S_ISREG(st.st_mode)) {
-        error = evr_asprintf("%s: %s", path, src ? strerror(errno) : "not a regular file");
-        memset(&p->mtime, 0, sizeof p->mtime);
-    }
-    else if (st.st_mtim.tv_sec == p->mtime.tv_sec && st.st_mtim.tv_nsec == p->mtime.tv_nsec
-             && st.st_size == p->size && st.st_ino == p->ino) {
+    char *error = NULL, *buf = NULL;
+    size_t len = 0;
+    int got = s_read(path, p, &buf, &len, &error);
+    if (got == 0) {
         free(path);
         return;     /* unchanged: the last outcome stands */
     }
-    else {
-        p->mtime = st.st_mtim;
-        p->size = st.st_size;
-        p->ino = st.st_ino;
-        if (st.st_size > (off_t) EVR_YAML_MAX_BYTES)
-            error = evr_asprintf("%s: %lld bytes, over the limit of %u bytes (1 MiB)", path,
-                                 (long long) st.st_size, EVR_YAML_MAX_BYTES);
-    }
     evr_spec_t *spec = NULL;
-    if (!error) {
+    if (got > 0) {
         spec = evr_spec_new();
         evr_diag_t *diag = evr_diag_new(path);
-        evr_rc_t rc = evr_yaml_load_file(spec, diag);
+        evr_rc_t rc = evr_yaml_load(buf, len, spec, diag);
         if (!rc)
             s_check_registered(spec, diag);
         if (evr_diag_count(diag))
@@ -222,6 +254,7 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
         else if (rc)
             error = evr_asprintf("%s: cannot load", path);
         evr_diag_destroy(&diag);
+        free(buf);
     }
     if (error && p->spec) {
         char *more = evr_asprintf("%s\n(the file's last good version, pipeline %s, serves)",

@@ -62,8 +62,9 @@ typedef struct evr_pipelines {
 
 /* evr_pipelines.c */
 /*  Sets up the directory (made 0700 when missing), its inotify watch and
-    the first load; a directory that cannot be read is logged, not fatal. */
-void evr_pipelines_init(evr_broker_t *b);
+    the first load (with the fires due).  EVR_ERR_CONFIG / EVR_ERR_IO when
+    the directory is not private (evr_paths_dir) or cannot be made. */
+evr_rc_t evr_pipelines_init(evr_broker_t *b, evr_err_t *err);
 void evr_pipelines_fini(evr_broker_t *b);
 /*  The inotify fd to poll (-1: none). */
 int evr_pipelines_fd(const evr_broker_t *b);

@@ -210,6 +210,17 @@ case_restart_after_fire() {
   check "after fire: the next fire is the next minute" grep -q '"next_run":[1-9]' <(line once)
 }
 
+case_dir_refused() {
+  fresh dirref
+  mkdir -p "$root/shared-pl" && chmod 0777 "$root/shared-pl"
+  "$bin/evrun-broker" --local --state-dir "$tmp" --pipelines-dir "$root/shared-pl" > "$tmp/out" 2>&1
+  check "dir refused: a pipelines_dir others can write: exit 2" [ $? -eq 2 ]
+  check "dir refused: ... saying why" grep -q "pipelines_dir: .*shared-pl.*writable" "$tmp/out"
+  mkfifo "$tmp/pipelines/fifo.yml" 2>/dev/null || { mkdir -p "$tmp/pipelines"; mkfifo "$tmp/pipelines/fifo.yml"; }
+  bus_broker || return
+  check "dir refused: a FIFO in the directory does not block the broker" until_ok 5 has_text "fifo.yml: not a regular file"
+}
+
 # the broker killed between a fire's record and its job's commit (held
 # by EVR_TEST_SUBMIT_DELAY_MS): the restart queues the recorded job, once
 case_killed_mid_fire() {
@@ -232,7 +243,7 @@ case_killed_mid_fire() {
   check "mid fire: a second restart adds nothing" [ "$(njobs mid)" -eq 1 ]
 }
 
-cases=${*:-registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire killed_mid_fire}
+cases=${*:-registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire killed_mid_fire dir_refused}
 for c in $cases; do
   case_name=$c
   echo "== $c"
