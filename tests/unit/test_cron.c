@@ -143,6 +143,11 @@ test_next_dst(void)
     /* 02:30 happens twice on 31 October: it fires once, at the first (00:30 UTC) */
     CHECK(s_next("30 2 * * *", z, s_utc(2027, 10, 30, 12, 0)) == s_utc(2027, 10, 31, 0, 30));
     CHECK(s_next("30 2 * * *", z, s_utc(2027, 10, 31, 0, 30)) == s_utc(2027, 11, 1, 1, 30));
+    /* every 15 minutes across the repeated hour: 02:45 CEST (00:45 UTC), then
+       03:00 CET (02:00 UTC): the wall-clock times 02:00-02:45 do not fire twice */
+    CHECK(s_next("*/15 * * * *", z, s_utc(2027, 10, 31, 0, 45)) == s_utc(2027, 10, 31, 2, 0));
+    /* started inside the repeated hour (02:10 CET), it goes on from there */
+    CHECK(s_next("*/15 * * * *", z, s_utc(2027, 10, 31, 1, 10)) == s_utc(2027, 10, 31, 1, 15));
     /* the TZ of the process is left as it was */
     CHECK(getenv("TZ") == NULL);
     /* America/New_York, 2027-03-14: 02:00 EST becomes 03:00 EDT (07:00 UTC) */
