@@ -216,6 +216,14 @@ evr_cron_zone_problem(const char *zone)
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return "unknown time zone: no such file under /usr/share/zoneinfo (names as "
                "Area/City, e.g. Europe/Paris, America/New_York, UTC)";
+    char magic[4] = "";
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(magic, 1, sizeof magic, fp) : 0;
+    if (fp)
+        fclose(fp);
+    if (n != sizeof magic || memcmp(magic, "TZif", 4) != 0)
+        return "not a time zone: that file under /usr/share/zoneinfo holds no zone data (names "
+               "as Area/City, e.g. Europe/Paris)";
     return NULL;
 }
 

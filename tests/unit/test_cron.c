@@ -1,6 +1,7 @@
 /*  test_cron: cron expressions of `schedule:` and their fire times, in
     UTC and across summer time changes of a zone. */
 #include <time.h>
+#include <unistd.h>
 
 #include "evr_cron.h"
 #include "evr_test.h"
@@ -95,6 +96,8 @@ test_zone(void)
     CHECK_CONTAINS(evr_cron_zone_problem("Europe"), "unknown time zone");   /* a directory */
     CHECK_CONTAINS(evr_cron_zone_problem("a b"), "letters, digits");
     CHECK(evr_cron_zone_problem("") != NULL);
+    if (access("/usr/share/zoneinfo/leapseconds", R_OK) == 0)   /* a text file there */
+        CHECK_CONTAINS(evr_cron_zone_problem("leapseconds"), "holds no zone data");
 }
 
 static void
