@@ -77,4 +77,10 @@ void evr_cli_json(const evr_msg_t *m);
     (cli_jobs.c). */
 int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
 
+/*  After job was accepted: with follow, prints its output live (events
+    too with events) and waits for its end; with wait, waits; SIGINT and
+    SIGTERM stop following, the job goes on.  Its exit status as `run`'s
+    (cli_jobs.c). */
+int evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events);
+
 #endif

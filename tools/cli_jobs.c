@@ -295,24 +295,33 @@ s_run_common(int argc, char **argv, const char *name)
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
     else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
         s_warn_no_runner(&cli, &req);
+    if (!status)
+        status = evr_cli_after_submit(&cli, job, follow, wait, events);
+    evr_msg_clear(&req);
+    evr_cli_done(&cli);
+    return status;
+}
+
+int
+evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events)
+{
+    int status = 0;
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
-    if (!status && follow) {
-        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli.json, .follow = true,
+    if (follow) {
+        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
-        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
-        if (status != 2 && !cli.json && !s_stop)
-            status = evr_cli_wait(&cli, job, &s_stop);
+        status = evr_follow(cli->prog, cli->cfg, cli->client, &fo, &s_stop);
+        if (status != 2 && !cli->json && !s_stop)
+            status = evr_cli_wait(cli, job, &s_stop);
         else if (s_stop) {
             fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
-                    cli.prog, job, job);
+                    cli->prog, job, job);
             status = 1;
         }
     }
-    else if (!status && wait)
-        status = evr_cli_wait(&cli, job, &s_stop);
-    evr_msg_clear(&req);
-    evr_cli_done(&cli);
+    else if (wait)
+        status = evr_cli_wait(cli, job, &s_stop);
     return status;
 }
 

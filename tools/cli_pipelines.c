@@ -2,23 +2,12 @@
     lists the files of the broker's pipelines directory (their state,
     schedule and load error), `start NAME` starts one by name.  Each sends
     one request; start follows or waits for its job as `run` does. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cli_bus.h"
-#include "evr_follow.h"
-
-static volatile sig_atomic_t s_stop;
-
-static void
-s_on_signal(int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
 
 static int
 s_print_pipeline(const evr_msg_t *m, void *arg)
@@ -208,22 +197,8 @@ evr_cli_start(int argc, char **argv)
     req.pipeline = evr_strdup(argv[optind]);
     if (!(status = evr_cli_connect(&cli)))
         status = s_start(&cli, &req);
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
-    if (!status && follow) {
-        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli.json, .follow = true,
-                                 .out = stdout };
-        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
-        if (status != 2 && !cli.json && !s_stop)
-            status = evr_cli_wait(&cli, job, &s_stop);
-        else if (s_stop) {
-            fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
-                    cli.prog, job, job);
-            status = 1;
-        }
-    }
-    else if (!status && wait)
-        status = evr_cli_wait(&cli, job, &s_stop);
+    if (!status)
+        status = evr_cli_after_submit(&cli, job, follow, wait, events);
     evr_msg_clear(&req);
     evr_cli_done(&cli);
     return status;
