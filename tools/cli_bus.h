@@ -77,6 +77,11 @@ void evr_cli_json(const evr_msg_t *m);
     (cli_jobs.c). */
 int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
 
+/*  Sends req (a `submit`, or a `start`) until answered, the same job id
+    each time (a lost answer is asked again: still one job): 0 accepted
+    (printed), 1 refused (printed), 2 the broker unreachable (cli_jobs.c). */
+int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
+
 /*  After job was accepted: with follow, prints its output live (events
     too with events) and waits for its end; with wait, waits; SIGINT and
     SIGTERM stop following, the job goes on.  Its exit status as `run`'s

@@ -155,9 +155,8 @@ evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
     }
 }
 
-/*  Submits until answered (same id each time); 0, 1 refused, 2 error. */
-static int
-s_submit(evr_cli_t *cli, evr_msg_t *req)
+int
+evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
 {
     evr_err_t err;
     for (int attempt = 1;; attempt++) {
@@ -179,7 +178,8 @@ s_submit(evr_cli_t *cli, evr_msg_t *req)
         else if (cli->json)
             evr_cli_json(&rep);
         else
-            printf("job %s accepted (pipeline %s)%s\n", rep.job, req->spec->pipeline,
+            printf("job %s accepted (pipeline %s)%s\n", rep.job,
+                   req->spec ? req->spec->pipeline : req->pipeline,
                    rep.existing ? ", submitted before" : "");
         fflush(stdout);
         evr_msg_clear(&rep);
@@ -293,7 +293,7 @@ s_run_common(int argc, char **argv, const char *name)
     else if (req.spec->schedule)
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
-    else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
+    else if (!(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req)))
         s_warn_no_runner(&cli, &req);
     if (!status)
         status = evr_cli_after_submit(&cli, job, follow, wait, events);

@@ -112,38 +112,6 @@ s_start_help(FILE *out)
             "2 usage, or the broker unreachable\n");
 }
 
-/*  Sends req until answered (the same job id each time): 0, 1, 2. */
-static int
-s_start(evr_cli_t *cli, evr_msg_t *req)
-{
-    evr_err_t err;
-    for (int attempt = 1;; attempt++) {
-        evr_msg_t rep = { 0 };
-        evr_rc_t rc = evr_client_call(cli->client, req, &rep, &err);
-        if (rc == EVR_ERR_IO && attempt < 3) {
-            fprintf(stderr, "%s: %s; sending job %s again\n", cli->prog, err.msg, req->job);
-            evr_client_destroy(&cli->client);
-            if (evr_client_new(cli->cfg, &cli->client, &err) == EVR_OK)
-                continue;
-        }
-        if (rc) {
-            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
-            return 2;
-        }
-        int status = 0;
-        if (rep.type != EVR_MSG_ACCEPTED)
-            status = evr_cli_refused(cli, &rep);
-        else if (cli->json)
-            evr_cli_json(&rep);
-        else
-            printf("job %s accepted (pipeline %s)%s\n", rep.job, req->pipeline,
-                   rep.existing ? ", submitted before" : "");
-        fflush(stdout);
-        evr_msg_clear(&rep);
-        return status;
-    }
-}
-
 int
 evr_cli_start(int argc, char **argv)
 {
@@ -196,7 +164,7 @@ evr_cli_start(int argc, char **argv)
     req.job = evr_strdup(job);
     req.pipeline = evr_strdup(argv[optind]);
     if (!(status = evr_cli_connect(&cli)))
-        status = s_start(&cli, &req);
+        status = evr_cli_send_job(&cli, &req);
     if (!status)
         status = evr_cli_after_submit(&cli, job, follow, wait, events);
     evr_msg_clear(&req);
