@@ -13,6 +13,7 @@
 #include "evr_flow.h"
 #include "evr_log.h"
 #include "evr_paths.h"
+#include "evr_pipelines.h"
 
 #define S_TURN_MAX 256          /* messages per socket per turn */
 #define S_JOBS_DEFAULT 100
@@ -129,6 +130,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         evr_flow_attach(b->clients, true, S_CLIENT_BYTES, S_CLIENT_RESERVE);
         evr_flow_attach(b->pub, false, S_PUB_BYTES, 0);
     }
+    if (!rc)
+        rc = evr_pipelines_init(b, err);
     if (!rc && b->zap)
         evr_broker_info(b, "CURVE on tcp:// endpoints: the broker's public key %s is in %s%s; "
                         "admit a runner's or client's key by copying its public certificate "
@@ -152,6 +155,7 @@ evr_broker_destroy(evr_broker_t **self_p)
         return;
     if (b->clients && b->store)
         evr_queue_flush(b);     /* the last submits answered */
+    evr_pipelines_fini(b);
     evr_flow_detach(b->clients);
     evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
@@ -507,10 +511,12 @@ static void
 s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
-    if (msg->type != EVR_MSG_SUBMIT)
+    if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
     switch (msg->type) {
     case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
+    case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
+    case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
     case EVR_MSG_RESUME: s_control(b, rid, msg); break;
@@ -585,19 +591,31 @@ s_sweep(evr_broker_t *b)
 }
 
 void
+evr_broker_reload(evr_broker_t *b)
+{
+    evr_broker_info(b, "reload asked (SIGHUP): reading the pipelines directory again");
+    evr_pipelines_reload(b);
+}
+
+void
 evr_broker_turn(evr_broker_t *b, int timeout_ms)
 {
-    zmq_pollitem_t items[4] = {
+    zmq_pollitem_t items[5] = {
         { zsock_resolve(b->runners), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->clients), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->pub), 0, ZMQ_POLLIN, 0 },
-        { b->zap ? zsock_resolve(evr_zap_socket(b->zap)) : NULL, 0, ZMQ_POLLIN, 0 },
     };
+    int n = 3;
+    if (b->zap)
+        items[n++] = (zmq_pollitem_t) { zsock_resolve(evr_zap_socket(b->zap)), 0, ZMQ_POLLIN, 0 };
+    if (evr_pipelines_fd(b) >= 0)   /* the pipelines directory changed */
+        items[n++] = (zmq_pollitem_t) { NULL, evr_pipelines_fd(b), ZMQ_POLLIN, 0 };
     uint64_t now = evr_mono_ns();
     long beat = b->next_beat > now ? (long) ((b->next_beat - now) / 1000000) : 0;
-    zmq_poll(items, b->zap ? 4 : 3, beat < timeout_ms ? beat : timeout_ms);
+    zmq_poll(items, n, evr_pipelines_wait_ms(b, beat < timeout_ms ? beat : timeout_ms));
     if (b->zap)
         evr_zap_handle(b->zap, s_zap_log, b);
+    evr_pipelines_turn(b);      /* before the client requests: a fire is in this turn's commit */
     s_drain_socket(b, b->runners, true);
     s_drain_socket(b, b->clients, false);
     for (int i = 0; i < S_TURN_MAX && evr_bus_readable(b->pub); i++) {

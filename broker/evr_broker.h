@@ -37,6 +37,7 @@ typedef struct {
     bool nosync;                /* no fsync (tests and benchmarks only) */
     const char *artifacts_dir;  /* artifacts received (default STORE_DIR/artifacts) */
     uint64_t artifact_job_max_bytes;   /* a job's artifacts at most (default 4 GiB) */
+    const char *pipelines_dir;  /* registered pipelines (made 0700 when missing); NULL: none */
 } evr_broker_opts_t;
 
 #define EVR_BROKER_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull
@@ -50,6 +51,9 @@ void evr_broker_destroy(evr_broker_t **self_p);
 /*  Waits at most timeout_ms for messages, handles every message waiting,
     dispatches what it can and keeps the heartbeats. */
 void evr_broker_turn(evr_broker_t *self, int timeout_ms);
+
+/*  Reads the pipelines directory again (SIGHUP), in the next turns. */
+void evr_broker_reload(evr_broker_t *self);
 
 /*  A store failure stops the broker: then this returns it. */
 evr_rc_t evr_broker_failure(const evr_broker_t *self, const char **msg);

@@ -95,6 +95,7 @@ struct evr_broker {
     char failmsg[EVR_ERR_MAX];
     char *artifacts_dir;    /* owns opts.artifacts_dir (evr_artstore.c) */
     struct evr_artstore *artstore;
+    struct evr_pipelines *pipes;    /* registered pipelines (evr_pipelines.h) */
 };
 
 /*  The broker's log lines (evr_log.h), by level; formatted only when the

@@ -12,13 +12,15 @@
 #include "evr_log.h"
 #include "evr_paths.h"
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_reload;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static const evr_config_key_t s_keys[] = {
@@ -34,6 +36,7 @@ static const evr_config_key_t s_keys[] = {
     { "forget_ms", "86400000", "a runner lost this long, holding no job, is forgotten (0: never)" },
     { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
     { "artifact_job_max_bytes", "4294967296", "a job's artifacts the broker holds at most (bytes)" },
+    { "pipelines_dir", NULL, "registered pipelines: *.yml files (default STATE_DIR/pipelines)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
     { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
 };
@@ -47,8 +50,9 @@ s_help(FILE *out)
             "The command bus of evrun: accepts jobs from evrun-cli into a durable queue,\n"
             "dispatches them to runners by labels (a runner's executor:NAME labels say\n"
             "which pipelines' executors it offers) and free capacity, stores every runner\n"
-            "event once and publishes it to subscribers (evrun-tail).  Runs until SIGINT\n"
-            "or SIGTERM.\n"
+            "event once and publishes it to subscribers (evrun-tail); starts registered\n"
+            "pipelines by name and by schedule.  Runs until SIGINT or SIGTERM; SIGHUP\n"
+            "reads the pipelines directory again.\n"
             "\n"
             "  --state-dir DIR          state directory (store in DIR/broker); made 0700\n"
             "                           when missing; refused when DIR or DIR/broker (with\n"
@@ -83,6 +87,13 @@ s_help(FILE *out)
             "  --artifact-job-max-bytes N  a job's artifact files the broker takes from its\n"
             "                           runner at most (default 4294967296, 4 GiB); they are\n"
             "                           kept in STATE_DIR/broker/artifacts/JOB\n"
+            "  --pipelines-dir DIR      registered pipelines (default STATE_DIR/pipelines,\n"
+            "                           made 0700 when missing; refused as DIR is): each\n"
+            "                           *.yml / *.yaml file (at most 256, of 1 MiB each)\n"
+            "                           registers its `pipeline` name for `evrun-cli start`\n"
+            "                           and its `schedule`; read again on SIGHUP and when a\n"
+            "                           file changes; a file that fails to load keeps its\n"
+            "                           last good version (evrun-cli pipelines shows why)\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -93,6 +104,7 @@ s_help(FILE *out)
             "  -h, --help               this text\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
+            "EVRUN_TEST_CLOCK_OFFSET=SECONDS (tests only) moves the clock of schedules.\n"
             "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused,\n"
             "or a socket or the store unusable; 3 the store failed while running\n");
 }
@@ -115,6 +127,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "forget-ms", required_argument, NULL, 'F' },
         { "curve-dir", required_argument, NULL, 'K' },
         { "artifact-job-max-bytes", required_argument, NULL, 'A' },
+        { "pipelines-dir", required_argument, NULL, 'D' },
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'V' },
@@ -136,6 +149,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'F': key = "forget_ms"; break;
         case 'K': key = "curve_dir"; break;
         case 'A': key = "artifact_job_max_bytes"; break;
+        case 'D': key = "pipelines_dir"; break;
         case 'n': key = "sync"; val = "false"; break;
         case 'C': *file = optarg; break;
         case 'P': *print = true; break;
@@ -144,7 +158,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && *nf < 15) {
+        if (key && *nf < 16) {
             flags[2 * *nf] = key;
             flags[2 * *nf + 1] = val;
             (*nf)++;
@@ -196,6 +210,9 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
         char *curve_dir = evr_asprintf("%s/curve", state);
         evr_config_default(cfg, "curve_dir", curve_dir);
         free(curve_dir);
+        char *pipelines_dir = evr_asprintf("%s/pipelines", state);
+        evr_config_default(cfg, "pipelines_dir", pipelines_dir);
+        free(pipelines_dir);
     }
     return EVR_OK;
 }
@@ -221,12 +238,18 @@ s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
 {
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
+    signal(SIGHUP, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
     evr_log_info("evrun-broker", "serving clients on %s, runners on %s, events on %s; store %s",
                  bo->client_ep, bo->runner_ep, bo->pub_ep, bo->store_dir);
     const char *msg;
-    while (!s_stop && !evr_broker_failure(b, &msg))
+    while (!s_stop && !evr_broker_failure(b, &msg)) {
+        if (s_reload) {
+            s_reload = 0;
+            evr_broker_reload(b);
+        }
         evr_broker_turn(b, 200);
+    }
     if (evr_broker_failure(b, &msg)) {
         evr_log_error("evrun-broker", "stopping: the store failed: %s", msg);
         return 3;
@@ -268,6 +291,7 @@ main(int argc, char **argv)
     bo.runner_ep = evr_config_get(cfg, "runner_endpoint");
     bo.pub_ep = evr_config_get(cfg, "events_endpoint");
     bo.curve_dir = evr_config_get(cfg, "curve_dir");
+    bo.pipelines_dir = evr_config_get(cfg, "pipelines_dir");
     /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
        back on free: glibc's sliding threshold would keep them in the heap */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);

@@ -33,6 +33,17 @@ evr_rc_t evr_bus_check_endpoint(const char *ep, evr_err_t *err);
     Non-blocking: EVR_ERR_IO when the message cannot be queued now. */
 evr_rc_t evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err);
 
+/*  Loopback: a routing id on a ROUTER socket that names the process
+    itself.  While set, evr_bus_send to rid (its bytes, copied: at most 32)
+    on sock calls fn(arg, msg) instead of sending, so a request the
+    process makes of itself (the broker's schedule fires) goes through the
+    same code as a client's and gets the client's answer.  Make rid
+    unguessable (random bytes): a peer with the same routing id would lose
+    its answers.  At most 4 at once; fn NULL removes the one of sock.
+    Single-threaded use only. */
+typedef void (evr_bus_loopback_fn)(void *arg, const evr_msg_t *msg);
+void evr_bus_loopback(zsock_t *sock, const zframe_t *rid, evr_bus_loopback_fn *fn, void *arg);
+
 /*  Sends an `error` with code and message. */
 evr_rc_t evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

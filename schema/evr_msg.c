@@ -196,6 +196,28 @@ MSG(fetch, JOB(true), STEP(true), APATH(true),
 MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));
 
+#define OPTSTR(key, member, limit, check, doc) M(key, EVR_FT_STR, false, limit, member, NULL, check, doc)
+MSG(start, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
+                        "the registered pipeline's name (evrun-cli pipelines)"),
+    ARGS(false), M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
+                   "labels a runner must have, besides the spec's"));
+MSG(pipeline, PIPELINE(true),
+    OPTSTR("file", file, 255, NULL, "its file in the broker's pipelines directory"),
+    U32("concurrency", concurrency, false, "the spec's concurrency (0: no limit)"),
+    U32("waiting", waiting, false, "its jobs waiting in the queue (queued or paused)"),
+    U32("running", running, false, "its jobs handed to a runner and not finished"),
+    OPTSTR("last_job", last_job, EVR_ULID_LEN, s_check_ulid, "its newest job"),
+    OPTSTR("last_status", last_status, 16, s_check_status, "that job's status"),
+    OPTSTR("schedule", schedule, 256, NULL, "its cron schedule"),
+    OPTSTR("timezone", timezone, 64, NULL, "the schedule's time zone (absent: UTC)"),
+    TIME("next_run", next_run), TIME("last_fire", last_fire),
+    OPTSTR("fire_job", fire_job, EVR_ULID_LEN, s_check_ulid, "the job of the last fire"),
+    OPTSTR("fire_status", fire_status, 1024, NULL,
+           "the last fire: accepted, refused: REASON, skipped (catchup: none) or firing"),
+    OPTSTR("load_error", load_error, 4096, NULL,
+           "the file's last load failed (file:line:column errors): the last good version "
+           "serves, if any"));
+
 static const struct {
     const char *name;
     const evr_rectype_t *fields;
@@ -229,12 +251,15 @@ static const struct {
     [EVR_MSG_ARTIFACT_ACK] = { "artifact_ack", &s_m_artifact_ack, "broker -> runner" },
     [EVR_MSG_FETCH] = { "fetch", &s_m_fetch, "client -> broker" },
     [EVR_MSG_ARTIFACT_DATA] = { "artifact_data", &s_m_artifact_data, "broker -> client" },
+    [EVR_MSG_PIPELINES] = { "pipelines", &s_empty, "client -> broker" },
+    [EVR_MSG_START] = { "start", &s_m_start, "client -> broker" },
+    [EVR_MSG_PIPELINE] = { "pipeline", &s_m_pipeline, "broker -> client" },
 };
 
 const char *const evr_msg_codes[][2] = {
     { EVR_CODE_BAD_REQUEST, "the message is malformed or a field is invalid; message names it" },
     { EVR_CODE_UNKNOWN_TYPE, "the header names no known message type" },
-    { EVR_CODE_NOT_FOUND, "no such job or runner" },
+    { EVR_CODE_NOT_FOUND, "no such job, runner or registered pipeline" },
     { EVR_CODE_QUEUE_FULL, "the pipeline's queue limit is reached (strategy append)" },
     { EVR_CODE_CONFLICT, "the command is not possible in the job's current state" },
     { EVR_CODE_TOO_LARGE, "the message exceeds a size limit" },

@@ -39,6 +39,8 @@ typedef enum {
     EVR_MSG_WELCOME, EVR_MSG_DISPATCH, EVR_MSG_CONTROL, EVR_MSG_ACK,
     /* artifacts: runner -> broker, broker -> runner, client -> broker, broker -> client */
     EVR_MSG_ARTIFACT_CHUNK, EVR_MSG_ARTIFACT_ACK, EVR_MSG_FETCH, EVR_MSG_ARTIFACT_DATA,
+    /* registered pipelines: client -> broker, client -> broker, broker -> client */
+    EVR_MSG_PIPELINES, EVR_MSG_START, EVR_MSG_PIPELINE,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -78,6 +80,14 @@ typedef struct {
     uint64_t size;          /* artifacts: bytes of the whole file */
     evr_bin_t data;         /* artifacts: a piece of the file */
     bool done;              /* `artifact_ack`: the broker holds the whole file */
+    /* `pipeline`: a registered pipeline (its file in the broker's pipelines_dir) */
+    char *file;
+    char *schedule, *timezone;
+    char *last_job, *last_status;   /* its newest job */
+    char *fire_job, *fire_status;   /* its last schedule fire */
+    char *load_error;       /* the file's last load failed: why (the last good version serves) */
+    uint32_t concurrency, waiting;
+    uint64_t next_run, last_fire;   /* ns since the epoch */
 } evr_msg_t;
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and

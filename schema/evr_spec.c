@@ -1,5 +1,6 @@
 /*  evr_spec.c: field tables of the pipeline spec and its semantic checks. */
 #include "evr_spec.h"
+#include "evr_cron.h"
 
 #include "evr_codec.h"
 
@@ -24,6 +25,25 @@ const char *const evr_executor_names[] = { "podman", "process", NULL };
 /* index 0 ("") is "not set": no name to write, never encoded */
 const char *const evr_pull_names[] = { "", "missing", "always", "never", NULL };
 const char *const evr_network_names[] = { "", "none", "bridge", "host", NULL };
+const char *const evr_catchup_names[] = { "one", "none", NULL };
+
+static const char *
+s_check_schedule(const void *v)
+{
+    static __thread char why[EVR_ERR_MAX];
+    evr_cron_t cron;
+    evr_err_t err;
+    if (!evr_cron_parse(*(char *const *) v, &cron, &err))
+        return NULL;
+    snprintf(why, sizeof why, "%s", err.msg);
+    return why;
+}
+
+static const char *
+s_check_zone(const void *v)
+{
+    return evr_cron_zone_problem(*(char *const *) v);
+}
 
 static const char *
 s_check_cpus(const void *v)
@@ -256,6 +276,14 @@ static const evr_field_t s_spec_fields[] = {
       "resource limits of every step (cpus, memory, pids; process: nofile, nproc, cpu)"),
     F(evr_spec_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,
       NULL, "caches of every step: a volume per pipeline and key, kept on the runner"),
+    F(evr_spec_t, "schedule", EVR_FT_STR, false, EVR_CRON_MAX_EXPR, schedule, NULL,
+      s_check_schedule, "cron expression (minute hour day-of-month month day-of-week): the "
+      "broker starts a registered pipeline at those times; ignored in a submitted file"),
+    F(evr_spec_t, "timezone", EVR_FT_STR, false, EVR_CRON_MAX_TZ, tz, NULL, s_check_zone,
+      "IANA time zone of schedule (Area/City, from /usr/share/zoneinfo); default UTC"),
+    { "catchup", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, catchup), NULL, NULL, NULL,
+      "fire times missed while the broker was down: one (one job for them all, default) "
+      "or none (skipped, logged)", evr_catchup_names, NULL },
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };
@@ -809,6 +837,9 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     s_check_source(spec, &spec->source, "source", diag);
     s_check_source(spec, &spec->ci_source, "ci_source", diag);
     evr_spec_validate_run(spec, diag);
+    if (spec->tz && !spec->schedule)
+        evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "
+                     "remove timezone");
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

@@ -221,7 +221,15 @@ typedef struct {
     char *registry_auth;    /* a secret holding user:password for the registries */
     evr_limits_t limits;    /* of every step; a step's own override key by key */
     evr_reclist_t cache;       /* of evr_cache_t: every step's */
+    char *schedule;         /* cron expression (evr_cron.h): a registered pipeline's fires */
+    char *tz;               /* `timezone`: IANA zone of schedule; NULL: UTC */
+    uint32_t catchup;       /* EVR_CATCHUP_*: fires missed while the broker was down */
 } evr_spec_t;
+
+/*  `catchup:` of a scheduled pipeline: after the broker was down over
+    fire times, one job for them all (default), or none. */
+enum { EVR_CATCHUP_ONE = 0, EVR_CATCHUP_NONE = 1 };
+extern const char *const evr_catchup_names[];
 
 extern const evr_rectype_t evr_spec_type;
 extern const evr_rectype_t evr_step_type;

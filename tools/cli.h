@@ -20,6 +20,9 @@ int evr_cli_jobs(int argc, char **argv);
 int evr_cli_logs(int argc, char **argv);
 int evr_cli_runners(int argc, char **argv);
 int evr_cli_drain(int argc, char **argv);
+/* cli_pipelines.c */
+int evr_cli_pipelines(int argc, char **argv);
+int evr_cli_start(int argc, char **argv);
 /* cli_artifacts.c */
 int evr_cli_artifacts(int argc, char **argv);
 /* cli_up.c */

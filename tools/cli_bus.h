@@ -6,6 +6,7 @@
 #define EVR_CLI_BUS_H_INCLUDED
 
 #include <getopt.h>
+#include <signal.h>
 
 #include "evr_client.h"
 
@@ -70,5 +71,21 @@ int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 
 /*  Prints a message as one JSON line. */
 void evr_cli_json(const evr_msg_t *m);
+
+/*  Polls job until it ends, then prints its end: 0 succeeded, 1 it did
+    not (or a refusal, or *stop was set), 2 the broker unreachable
+    (cli_jobs.c). */
+int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
+
+/*  Sends req (a `submit`, or a `start`) until answered, the same job id
+    each time (a lost answer is asked again: still one job): 0 accepted
+    (printed), 1 refused (printed), 2 the broker unreachable (cli_jobs.c). */
+int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
+
+/*  After job was accepted: with follow, prints its output live (events
+    too with events) and waits for its end; with wait, waits; SIGINT and
+    SIGTERM stop following, the job goes on.  Its exit status as `run`'s
+    (cli_jobs.c). */
+int evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events);
 
 #endif

@@ -128,9 +128,8 @@ s_copies(const char *prog, const char *file, evr_msg_t *req)
             || s_copy_one(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
 }
 
-/*  Polls the job until it ends; its exit status. */
-static int
-s_wait(evr_cli_t *cli, const char *job)
+int
+evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
 {
     for (;;) {
         evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) job }, rep = { 0 };
@@ -150,15 +149,14 @@ s_wait(evr_cli_t *cli, const char *job)
         evr_msg_clear(&rep);
         if (done)
             return done - 1;
-        if (s_stop)
+        if (*stop)
             return 1;
         zclock_sleep(300);
     }
 }
 
-/*  Submits until answered (same id each time); 0, 1 refused, 2 error. */
-static int
-s_submit(evr_cli_t *cli, evr_msg_t *req)
+int
+evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
 {
     evr_err_t err;
     for (int attempt = 1;; attempt++) {
@@ -180,7 +178,8 @@ s_submit(evr_cli_t *cli, evr_msg_t *req)
         else if (cli->json)
             evr_cli_json(&rep);
         else
-            printf("job %s accepted (pipeline %s)%s\n", rep.job, req->spec->pipeline,
+            printf("job %s accepted (pipeline %s)%s\n", rep.job,
+                   req->spec ? req->spec->pipeline : req->pipeline,
                    rep.existing ? ", submitted before" : "");
         fflush(stdout);
         evr_msg_clear(&rep);
@@ -291,26 +290,38 @@ s_run_common(int argc, char **argv, const char *name)
     if (!s_load(cli.prog, argv[optind], &req.args, req.spec)
         || !s_copies(cli.prog, argv[optind], &req))
         status = 2;
-    else if (!(status = evr_cli_connect(&cli)) && !(status = s_submit(&cli, &req)))
+    else if (req.spec->schedule)
+        fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
+                "broker's pipelines_dir); this job runs once, now\n", cli.prog);
+    else if (!(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req)))
         s_warn_no_runner(&cli, &req);
+    if (!status)
+        status = evr_cli_after_submit(&cli, job, follow, wait, events);
+    evr_msg_clear(&req);
+    evr_cli_done(&cli);
+    return status;
+}
+
+int
+evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events)
+{
+    int status = 0;
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
-    if (!status && follow) {
-        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli.json, .follow = true,
+    if (follow) {
+        evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
-        status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
-        if (status != 2 && !cli.json && !s_stop)
-            status = s_wait(&cli, job);
+        status = evr_follow(cli->prog, cli->cfg, cli->client, &fo, &s_stop);
+        if (status != 2 && !cli->json && !s_stop)
+            status = evr_cli_wait(cli, job, &s_stop);
         else if (s_stop) {
             fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
-                    cli.prog, job, job);
+                    cli->prog, job, job);
             status = 1;
         }
     }
-    else if (!status && wait)
-        status = s_wait(&cli, job);
-    evr_msg_clear(&req);
-    evr_cli_done(&cli);
+    else if (wait)
+        status = evr_cli_wait(cli, job, &s_stop);
     return status;
 }
 

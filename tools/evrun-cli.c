@@ -12,6 +12,8 @@ static const struct {
 } s_commands[] = {
     { "run", evr_cli_run, "submit a pipeline file; --follow prints its output live" },
     { "submit", evr_cli_submit, "submit a pipeline file and return" },
+    { "start", evr_cli_start, "start a registered pipeline by name (-a, --follow like run)" },
+    { "pipelines", evr_cli_pipelines, "list the registered pipelines, their schedules and load errors" },
     { "status", evr_cli_status, "one job's state" },
     { "jobs", evr_cli_jobs, "list jobs (--pipeline, --status, --limit)" },
     { "logs", evr_cli_logs, "a job's output (--follow, --step)" },

@@ -1,0 +1,173 @@
+/*  cli_pipelines.c: the registered pipelines in evrun-cli: `pipelines`
+    lists the files of the broker's pipelines directory (their state,
+    schedule and load error), `start NAME` starts one by name.  Each sends
+    one request; start follows or waits for its job as `run` does. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_bus.h"
+
+static int
+s_print_pipeline(const evr_msg_t *m, void *arg)
+{
+    const evr_cli_t *cli = arg;
+    if (cli->json) {
+        evr_cli_json(m);
+        return 0;
+    }
+    char next[32] = "-", conc[16] = "-", last[64] = "-";
+    if (m->next_run)
+        evr_time_format(m->next_run, next, sizeof next);
+    if (m->concurrency)
+        snprintf(conc, sizeof conc, "%u", m->concurrency);
+    if (m->last_job)
+        snprintf(last, sizeof last, "%s %s", m->last_job, m->last_status ? m->last_status : "");
+    printf("%-20s  %-24s  %4s  %4u  %4u  %-37s  %s\n", m->pipeline[0] ? m->pipeline : "-",
+           m->file ? m->file : "-", conc, m->waiting, m->running, last, next);
+    if (m->schedule)
+        printf("    schedule \"%s\" %s; last fire: %s%s%s\n", m->schedule,
+               m->timezone ? m->timezone : "UTC", m->fire_status ? m->fire_status : "none yet",
+               m->fire_job ? ", job " : "", m->fire_job ? m->fire_job : "");
+    if (m->load_error) {
+        printf("    load error:\n");
+        for (const char *p = m->load_error; *p;) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int) (nl - p) : (int) strlen(p);
+            printf("      %.*s\n", n, p);
+            p += n + (nl != NULL);
+        }
+    }
+    return 0;
+}
+
+int
+evr_cli_pipelines(int argc, char **argv)
+{
+    static const struct option opts[] = { EVR_CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
+    evr_cli_t cli = { .prog = "evrun-cli pipelines" };
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        if (c == 'h') {
+            printf("usage: evrun-cli pipelines [options]\n\n"
+                   "Lists the registered pipelines: the *.yml / *.yaml files of the broker's\n"
+                   "pipelines_dir, with the pipeline name each registers, its concurrency,\n"
+                   "jobs waiting and running, its newest job and that job's status, and its\n"
+                   "next scheduled run; under it the schedule and its last fire, and the\n"
+                   "file's load error when its content is refused (the last good version\n"
+                   "serves).  Start one with evrun-cli start NAME.\n\n%s\n"
+                   "exit status: 0 ok; 1 refused; 2 usage, or the broker unreachable\n",
+                   EVR_CLI_COMMON_HELP);
+            return 0;
+        }
+        status = 2;
+    }
+    if (!status && optind != argc) {
+        fprintf(stderr, "%s: unexpected arguments (see --help)\n", cli.prog);
+        status = 2;
+    }
+    if (status || (status = evr_cli_connect(&cli))) {
+        evr_cli_done(&cli);
+        return status;
+    }
+    if (!cli.json)
+        printf("%-20s  %-24s  %4s  %4s  %4s  %-37s  %s\n", "PIPELINE", "FILE", "CONC", "WAIT",
+               "RUN", "LAST JOB", "NEXT RUN");
+    evr_msg_t req = { .type = EVR_MSG_PIPELINES };
+    evr_err_t err;
+    evr_rc_t rc = evr_client_stream(cli.client, &req, s_print_pipeline, &cli, &err);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        status = rc == EVR_ERR_STATE ? 1 : 2;
+    }
+    evr_cli_done(&cli);
+    return status;
+}
+
+static void
+s_start_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-cli start NAME [-a NAME=VALUE]... [--label L]... [--follow | --wait]\n"
+            "                       [options]\n"
+            "\n"
+            "Starts the registered pipeline NAME (evrun-cli pipelines lists them): the\n"
+            "broker submits its pipeline file's last good version as a new job, as\n"
+            "`evrun-cli run FILE` would, and this prints the job id once it is queued.\n"
+            "A start that gets no answer is sent again with the same job id.\n"
+            "\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable)\n"
+            "  --label L            a label the runner must have, beyond the pipeline's\n"
+            "  -f, --follow         print the job's output live; exit with its status\n"
+            "  -w, --wait           wait for the job to end; exit with its status\n"
+            "  --events             with --follow: lifecycle events too\n"
+            EVR_CLI_COMMON_HELP
+            "\n"
+            "exit status: 0 accepted (and, with --follow/--wait, the job succeeded);\n"
+            "1 refused by the broker (no such pipeline, queue full, bad args), or the job\n"
+            "failed, was cancelled or timed out, or --follow/--wait was interrupted;\n"
+            "2 usage, or the broker unreachable\n");
+}
+
+int
+evr_cli_start(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "arg", required_argument, NULL, 'a' },
+        { "label", required_argument, NULL, 'l' }, { "follow", no_argument, NULL, 'f' },
+        { "wait", no_argument, NULL, 'w' }, { "events", no_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli start" };
+    evr_msg_t req = { .type = EVR_MSG_START };
+    bool follow = false, wait = false, events = false;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "a:fwh", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'a':
+            if (!evr_spec_parse_arg(optarg, &req.args)) {
+                fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", cli.prog, optarg);
+                status = 2;
+            }
+            break;
+        case 'l': evr_strlist_push(&req.labels, optarg); break;
+        case 'f': follow = true; break;
+        case 'w': wait = true; break;
+        case 'e': events = true; break;
+        case 'h': s_start_help(stdout); evr_msg_clear(&req); return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && optind != argc - 1) {
+        fprintf(stderr, "%s: expected one pipeline NAME (evrun-cli pipelines lists them)\n",
+                cli.prog);
+        status = 2;
+    }
+    else if (!status && !evr_spec_name_ok(argv[optind])) {
+        fprintf(stderr, "%s: \"%s\": a pipeline name is letters, digits, _ . - (at most %d "
+                "bytes); to run a file: evrun-cli run FILE\n", cli.prog, argv[optind],
+                EVR_SPEC_MAX_NAME);
+        status = 2;
+    }
+    if (status) {
+        s_start_help(stderr);
+        evr_msg_clear(&req);
+        return status;
+    }
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    req.job = evr_strdup(job);
+    req.pipeline = evr_strdup(argv[optind]);
+    if (!(status = evr_cli_connect(&cli)))
+        status = evr_cli_send_job(&cli, &req);
+    if (!status)
+        status = evr_cli_after_submit(&cli, job, follow, wait, events);
+    evr_msg_clear(&req);
+    evr_cli_done(&cli);
+    return status;
+}
