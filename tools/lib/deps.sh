@@ -3,7 +3,8 @@
 # otherwise; runs `apt-get update` once before the first install.
 
 EVR_BUILD_PACKAGES="gcc make cmake pkg-config libzmq3-dev libczmq-dev liblmdb-dev lmdb-utils
-  libmsgpack-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libarchive-dev"
+  libmsgpack-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libarchive-dev
+  libmicrohttpd-dev libjwt-dev"
 # What the tests need beyond the build: the independent Python client of
 # tests/interop (Debian's python3 with its zmq and msgpack modules); a
 # local registry with htpasswd auth for the image pulls of
