@@ -13,6 +13,8 @@
 
 #include "evr_log.h"
 
+#define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
+
 const evr_gw_route_t evr_gw_routes[] = {
     { "POST", "/jobs", evr_gw_h_submit, true },
     { "GET", "/jobs", evr_gw_h_jobs, false },
@@ -139,6 +141,7 @@ typedef struct {
     evr_gw_req_t req;
     const evr_gw_route_t *route;
     size_t cap;
+    size_t over;        /* bytes of a body over the limit, read and dropped */
     bool answered;      /* an early answer (401, 413...) is queued */
 } s_conn_t;
 
@@ -220,13 +223,22 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         *upload_size = 0;
         return MHD_YES;
     }
+    if (*upload_size && cc->over) {
+        /* libmicrohttpd answers only once the body is read: the rest is
+           read and dropped, up to a bound past which the connection is
+           closed without an answer */
+        cc->over += *upload_size;
+        *upload_size = 0;
+        return cc->over > S_DROP_MAX ? MHD_NO : MHD_YES;
+    }
     if (*upload_size) {
         if (cc->req.len + *upload_size > gw->body_max) {
+            cc->over = cc->req.len + *upload_size;
             *upload_size = 0;
-            cc->answered = true;
-            evr_gw_error(&cc->req, 413, "too_large", "the body is over the limit of %zu bytes "
-                         "(the bus's message limit)", gw->body_max);
-            return s_queue(&cc->req);
+            free(cc->req.body);
+            cc->req.body = NULL;
+            cc->req.len = cc->cap = 0;
+            return MHD_YES;
         }
         if (cc->req.len + *upload_size + 1 > cc->cap) {
             cc->cap = (cc->req.len + *upload_size + 1) * 2;
@@ -240,6 +252,11 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         return MHD_YES;
     }
     cc->answered = true;
+    if (cc->over) {
+        evr_gw_error(&cc->req, 413, "too_large", "the body is over the limit of %zu bytes "
+                     "(the bus's message limit)", gw->body_max);
+        return s_queue(&cc->req);
+    }
     cc->route->fn(gw, &cc->req);
     if (!cc->req.status && !cc->req.resp)
         evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
