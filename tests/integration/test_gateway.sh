@@ -4,7 +4,8 @@
 # fixture) and a real gateway on a free loopback port, used with curl as
 # a client of the HTTP API would: submit (YAML, JSON, idempotent), list
 # with a cursor, one job, cancel, tokens (401, 403), the log as text and
-# as Server-Sent Events with a Last-Event-ID reconnect, 404, 413, 503.
+# as Server-Sent Events with a Last-Event-ID reconnect, 404, 413, 503,
+# HTTPS, and a client that stops reading.
 set -u
 bin=$1 src=$2
 shift 2
@@ -199,6 +200,20 @@ case_tokens() {
   check "503 within a few seconds" [ $((SECONDS - t0)) -lt 5 ]
 }
 
+# tls_cert and tls_key: HTTPS, and no plain HTTP on that port
+case_tls() {
+  fresh tls
+  bus_broker && bus_runner gw-1 "" 1 && bus_wait_runners 1
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+    -days 1 -subj /CN=127.0.0.1 > /dev/null 2>&1
+  check "a certificate made" [ -s "$tmp/cert.pem" ]
+  gateway --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+  check "https URL" [ "${url%%:*}" = https ]
+  check "over TLS: 200" [ "$(curl -s --cacert "$tmp/cert.pem" -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $R" "$url/runners")" = 200 ]
+  check "plain HTTP: no answer" [ "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http${url#https}/runners")" = 000 ]
+  check "a key without its certificate: refused" bash -c "! '$bin/evrun-gateway' --state-dir '$tmp' --listen 127.0.0.1:0 --tls-key '$tmp/key.pem' 2>/dev/null"
+}
+
 # sse_events FILE: "ID DATA-TYPE" of each whole event of an SSE capture
 # (one cut in the middle is left out, as a browser would)
 sse_events() {
@@ -311,7 +326,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens sse slow_client}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client}
 for c in $cases; do
   case_name=$c
   echo "== $c"
