@@ -29,6 +29,8 @@ typedef struct evr_gw {
     evr_gw_secret_t secret;
     pthread_mutex_t mu;         /* guards client */
     evr_client_t *client;       /* NULL until first used, or after a failure */
+    uint64_t down_until;        /* mono ns: the broker failed just now, 503 at once */
+    char down_msg[EVR_ERR_MAX]; /* why */
     struct MHD_Daemon *daemon;
     volatile int stopping;      /* streams end when set */
     size_t body_max;            /* bytes of a request body */
@@ -89,6 +91,10 @@ const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
 const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
 
 /* ---------------------------------------------------------- evr_gw_broker.c */
+
+/*  The shared client (gw->mu held), connected when missing; NULL with
+    req's 503 set (at once for a second after a failure). */
+evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
 
 /*  One request/answer with the broker (evr_client_call), serialized.  On
     failure req's answer is set (503 unreachable or silent, 413 over the

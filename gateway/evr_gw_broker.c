@@ -3,16 +3,25 @@
 #include "evr_gw.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-/*  The shared client, connected when missing; NULL with the 503 set. */
-static evr_client_t *
-s_client(evr_gw_t *gw, evr_gw_req_t *req)
+#define S_DOWN_NS 1000000000ull  /* after a failure, requests get 503 at once this long */
+
+/*  Requests queue on the mutex: while the broker has just failed, each
+    gets its 503 at once instead of waiting its own timeout in turn. */
+evr_client_t *
+evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_err_t err;
-    if (!gw->client && evr_client_new(gw->cfg, &gw->client, &err))
+    if (!gw->client && evr_mono_ns() < gw->down_until)
+        evr_gw_error(req, 503, "unavailable", "%s", gw->down_msg);
+    else if (!gw->client && evr_client_new(gw->cfg, &gw->client, &err)) {
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
+        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err.msg);
+        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+    }
     return gw->client;
 }
 
@@ -25,8 +34,11 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         evr_gw_error(req, 413, "too_large", "%s", err->msg);
     else if (rc == EVR_ERR_STATE)   /* an `error` answer ending a stream */
         return rc;
-    else
+    else {
         evr_gw_error(req, 503, "unavailable", "%s", err->msg);
+        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
+        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+    }
     evr_client_destroy(&gw->client);
     return rc;
 }
@@ -37,7 +49,7 @@ evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *repl
     evr_err_t err;
     evr_rc_t rc = EVR_ERR_IO;
     pthread_mutex_lock(&gw->mu);
-    evr_client_t *c = s_client(gw, req);
+    evr_client_t *c = evr_gw_client(gw, req);
     if (c && (rc = evr_client_call(c, m, reply, &err)))
         s_failed(gw, req, rc, &err);
     pthread_mutex_unlock(&gw->mu);
@@ -51,7 +63,7 @@ evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_client_it
     evr_err_t err;
     evr_rc_t rc = EVR_ERR_IO;
     pthread_mutex_lock(&gw->mu);
-    evr_client_t *c = s_client(gw, req);
+    evr_client_t *c = evr_gw_client(gw, req);
     if (c && (rc = evr_client_stream_end(c, m, fn, arg, end, &err)))
         s_failed(gw, req, rc, &err);
     pthread_mutex_unlock(&gw->mu);

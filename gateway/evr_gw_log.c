@@ -66,19 +66,18 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     cookie_io_functions_t io = { NULL, s_capped_write, NULL, NULL };
     FILE *out = fopencookie(&c, "w", io);
     evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out };
-    evr_err_t err;
     int status = 2;
     pthread_mutex_lock(&gw->mu);
-    if (gw->client || !evr_client_new(gw->cfg, &gw->client, &err))
-        status = evr_follow("evrun-gateway", gw->cfg, gw->client, &fo, NULL);
-    else
-        snprintf(c.buf, c.cap, "%s", err.msg);
-    if (status == 2)
+    evr_client_t *client = evr_gw_client(gw, req);
+    if (client)
+        status = evr_follow("evrun-gateway", gw->cfg, client, &fo, NULL);
+    if (client && status == 2) {    /* its reason is in the gateway's log */
+        evr_gw_error(req, 503, "unavailable", "the broker did not give the job's history");
         evr_client_destroy(&gw->client);
+    }
     pthread_mutex_unlock(&gw->mu);
     fclose(out);
     if (status == 2) {
-        evr_gw_error(req, 503, "unavailable", "the broker did not give the job's history");
         free(c.buf);
         return;
     }
