@@ -132,31 +132,44 @@ s_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_L
     evr_sha256_t *h = evr_sha256_new();
     evr_sha256_update(h, key, n);
     evr_sha256_finish(&h, hex);
-    evr_err_t err;
+    evr_err_t err = { 0 };
+    const char *why = NULL;
     char *dir = evr_asprintf("%s/gateway/idempotency", evr_config_get(gw->cfg, "state_dir"));
     char *path = evr_asprintf("%s/%s", dir, hex);
     evr_ulid_new(id);
     char *tmp = evr_asprintf("%s.%s", path, id);
-    bool ok = evr_paths_dir(dir, true, &err) == EVR_OK;
-    int fd = ok ? evr_paths_open(tmp, O_WRONLY | O_CREAT | O_EXCL, &err) : -1;
-    ok = fd >= 0 && write(fd, id, EVR_ULID_LEN) == EVR_ULID_LEN;
+    if (evr_paths_dir(dir, true, &err))
+        why = err.msg;
+    else {      /* a new record, written aside then linked: the first one stays */
+        int fd = evr_paths_open(tmp, O_WRONLY | O_CREAT | O_EXCL, &err);
+        bool written = fd >= 0 && write(fd, id, EVR_ULID_LEN) == EVR_ULID_LEN;
+        if (fd < 0)
+            why = err.msg;
+        else if (!written)
+            why = "cannot be written (is the disk full?)";
+        else if (link(tmp, path) && errno != EEXIST)
+            why = strerror(errno);
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    }
+    int fd = why ? -1 : evr_paths_open(path, O_RDONLY, &err);
+    if (!why && fd < 0)
+        why = err.msg;
+    else if (!why && read(fd, job, EVR_ULID_LEN) != EVR_ULID_LEN)
+        why = "truncated";
     if (fd >= 0)
         close(fd);
-    if (ok && link(tmp, path) && errno != EEXIST)
-        ok = !evr_err_write(&err, path, errno);
-    unlink(tmp);
-    fd = ok ? evr_paths_open(path, O_RDONLY, &err) : -1;
-    ok = fd >= 0 && read(fd, job, EVR_ULID_LEN) == EVR_ULID_LEN;
     job[EVR_ULID_LEN] = '\0';
-    if (fd >= 0)
-        close(fd);
-    if (!ok)
-        evr_gw_error(req, 500, "internal", "idempotency record: %s",
-                     fd >= 0 ? "truncated" : err.msg);
+    if (!why && !evr_ulid_valid(job))
+        why = "it holds no job id";
+    if (why)
+        evr_gw_error(req, 500, "internal", "the Idempotency-Key record %s: %s", path, why);
     free(tmp);
     free(path);
     free(dir);
-    return ok && evr_ulid_valid(job);
+    return !why;
 }
 
 /* --------------------------------------------------------------- submit */

@@ -121,6 +121,13 @@ case_idempotency_and_list() {
   api POST /jobs -H 'Idempotency-Key: k-2' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   c=$(jget 'd["id"]')
   check "another key: another job" [ -n "$c" ] && [ "$c" != "$a" ]
+  check "a key of 256 characters: 400" [ "$(api POST /jobs -H "Idempotency-Key: $(printf 'k%.0s' $(seq 1 256))" -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ]
+  # a second gateway on the same state directory knows the key
+  local first_url=$url
+  gateway
+  api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
+  check "same key through another gateway: the same job" [ "$(jget 'd["id"]')" = "$a" ]
+  url=$first_url
   for _ in 1 2 3; do
     api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   done
