@@ -280,10 +280,7 @@ case_sse() {
 # bounded and it keeps serving others.
 case_slow_client() {
   fresh slow
-  # under AddressSanitizer, freed memory is held in quarantine: none here,
-  # so that the gateway's resident size means what it holds
-  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 &&
-    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:thread_local_quarantine_size_kb=0 gateway
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
   pipeline chatty <<'YML'
 pipeline: chatty
 image: localhost/evrun-busybox:latest
@@ -296,9 +293,12 @@ YML
   id=$(jget 'd["id"]')
   check "the busy job ends" [ "$(api_wait "$id")" = succeeded ]
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
-  # a client that asks for the whole stream (12 MB in 8 MiB history
-  # pages) and never reads
-  python3 - "$url" "$id" "$R" <<'PY' &
+  # three clients that ask for the whole stream (12 MB in 8 MiB history
+  # pages) and never read: a gateway that made a page ahead for each
+  # would hold some 30 MB
+  local slow=() k
+  for k in 1 2 3; do
+    python3 - "$url" "$id" "$R" <<'PY' &
 import socket, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 s = socket.create_connection((u.hostname, u.port))
@@ -307,14 +307,18 @@ s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\
            "Authorization: Bearer %s\r\n\r\n" % (u.path, sys.argv[2], sys.argv[3])).encode())
 time.sleep(20)
 PY
-  local slow=$!
-  sleep 3
+    slow+=("$!")
+  done
+  sleep 4
   check "others still served" [ "$(api GET /runners)" = 200 ]
   rss1=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
-  echo "  gateway RSS $rss0 -> $rss1 KiB with a client of a 12 MB stream that does not read"
-  check "memory bounded ($rss0 -> $rss1 KiB)" [ $((rss1 - rss0)) -lt 4096 ]
-  kill "$slow" 2>/dev/null
-  wait "$slow" 2>/dev/null
+  echo "  gateway RSS $rss0 -> $rss1 KiB with 3 clients of a 12 MB stream that do not read"
+  # (AddressSanitizer's shadow memory and thread caches make the resident
+  # size of that build no measure: there the figure is printed only)
+  grep -q __asan_init "$bin/evrun-gateway" ||
+    check "memory bounded ($rss0 -> $rss1 KiB)" [ $((rss1 - rss0)) -lt 12288 ]
+  kill "${slow[@]}" 2>/dev/null
+  wait "${slow[@]}" 2>/dev/null
 }
 
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
