@@ -28,5 +28,7 @@ int evr_cli_artifacts(int argc, char **argv);
 /* cli_up.c */
 int evr_cli_up(int argc, char **argv);
 int evr_cli_down(int argc, char **argv);
+/* cli_token.c */
+int evr_cli_token(int argc, char **argv);
 
 #endif

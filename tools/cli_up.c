@@ -34,7 +34,7 @@
 #include "evr_paths.h"
 
 #define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
-#define S_UP_KIDS 65        /* the broker and up to 64 runners */
+#define S_UP_KIDS 66        /* the broker, up to 64 runners and the gateway */
 #define S_PING_MS 5000      /* how long a podman service has to answer _ping */
 #define S_SUN_PATH_MAX 107  /* bytes of a unix socket path */
 #define S_PODMAN_API "/v4.0.0/libpod"
@@ -311,12 +311,14 @@ s_up_help(FILE *out)
 {
     fprintf(out,
             "usage: evrun-cli up [--runners N] [--capacity N] [--labels a,b]\n"
-            "                    [--executors LIST] [options]\n"
+            "                    [--executors LIST] [--no-gateway] [options]\n"
             "\n"
             "Starts a local evrun in the background: a broker on ipc:// sockets under\n"
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
             "STATE/podman) when none answers at $EVRUN_PODMAN_URL or the default socket\n"
-            "(none is needed when --executors leaves podman out).  Logs go to\n"
+            "(none is needed when --executors leaves podman out), and evrun-gateway, the\n"
+            "HTTP API (its URL is printed; it listens on its http_listen setting, default\n"
+            "127.0.0.1:7780; tokens: evrun-cli token).  Logs go to\n"
             "STATE/logs.  What already runs is kept: up is idempotent.  Stop it all with\n"
             "`evrun-cli down`.  The state directory and its subdirectories are\n"
             "made 0700 when missing (parents too), and refused when one is a link, another\n"
@@ -332,6 +334,7 @@ s_up_help(FILE *out)
             "                       commands, as your user: only when listed), comma-\n"
             "                       separated (default: the runners' setting, podman);\n"
             "                       without podman, up neither needs nor starts podman\n"
+            "  --no-gateway         do not start evrun-gateway\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 up; 2 a state directory refused, or something could not be\n"
@@ -363,6 +366,77 @@ s_start_broker(s_up_t *u, const char *prog)
     free(bin);
     free(log);
     return pid ? 0 : 2;
+}
+
+/*  The URL in the last "evrun-gateway: listening on URL" line of log
+    (its last 64 KiB); NULL when none.  Caller frees. */
+static char *
+s_gateway_url(const char *log)
+{
+    static const char mark[] = "evrun-gateway: listening on ";
+    evr_err_t err;
+    int fd = evr_paths_open(log, O_RDONLY, &err);
+    if (fd < 0)
+        return NULL;
+    char *buf = evr_malloc(64 * 1024 + 1);
+    off_t size = lseek(fd, 0, SEEK_END);
+    ssize_t n = pread(fd, buf, 64 * 1024, size > 64 * 1024 ? size - 64 * 1024 : 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    char *url = NULL;
+    for (char *at = strstr(buf, mark); at; at = strstr(at + 1, mark)) {
+        free(url);
+        url = evr_strndup(at + sizeof mark - 1, strcspn(at + sizeof mark - 1, " \n"));
+    }
+    free(buf);
+    return url;
+}
+
+/*  Starts evrun-gateway (unless it runs) on the local broker and waits
+    up to S_UP_WAIT_S for it to listen; its URL (caller frees), or NULL
+    with the reason printed (the end of its log when it exited, e.g.
+    because its port is taken). */
+static char *
+s_start_gateway(s_up_t *u, const char *prog)
+{
+    evr_err_t err;
+    char *log = evr_asprintf("%s/logs/gateway.log", u->state);
+    pid_t running = s_read_pid(u->state, "gateway", &err);
+    if (running < 0)
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    char *url = running > 0 ? s_gateway_url(log) : NULL;
+    if (running) {
+        free(log);
+        return url;
+    }
+    char *bin = evr_asprintf("%s/evrun-gateway", u->bindir);
+    char *c = evr_asprintf("ipc://%s/bus/clients", u->state);
+    char *e = evr_asprintf("ipc://%s/bus/events", u->state);
+    char *argv[] = { bin, "--state-dir", (char *) u->state, "--broker", c,
+                     "--events-endpoint", e, NULL };
+    int fd = evr_paths_open(log, O_WRONLY | O_CREAT | O_TRUNC, &err);
+    if (fd >= 0)    /* a fresh log: the URL read is this start's */
+        close(fd);
+    pid_t pid = s_spawn(u, "gateway", argv, log);
+    for (int i = 0; pid && i < S_UP_WAIT_S * 10 && !url && !s_kid_exited(u, prog); i++) {
+        usleep(100000);
+        url = s_gateway_url(log);
+    }
+    if (pid && url)
+        printf("gateway started (pid %ld), log %s\n", (long) pid, log);
+    else if (pid && kill(pid, 0) == 0)
+        fprintf(stderr, "%s: the gateway does not say it listens after %d s; see %s\n", prog,
+                S_UP_WAIT_S, log);
+    else if (pid) {     /* it exited (said): no pid file of it left */
+        char *p = evr_asprintf("%s/run/gateway.pid", u->state);
+        unlink(p);
+        free(p);
+    }
+    free(c);
+    free(e);
+    free(bin);
+    free(log);
+    return url;
 }
 
 /*  Whether the runners up starts need podman: unless --executors (list,
@@ -435,9 +509,11 @@ evr_cli_up(int argc, char **argv)
     static const struct option opts[] = {
         EVR_CLI_COMMON_OPTS, { "runners", required_argument, NULL, 'n' },
         { "capacity", required_argument, NULL, 'c' }, { "labels", required_argument, NULL, 'l' },
-        { "executors", required_argument, NULL, 'x' }, { NULL, 0, NULL, 0 },
+        { "executors", required_argument, NULL, 'x' }, { "no-gateway", no_argument, NULL, 'G' },
+        { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli up" };
+    bool gateway = true;
     unsigned long n = 1;
     const char *cap = "2", *labels = "", *executors = NULL;
     int c, status = 0;
@@ -449,6 +525,7 @@ evr_cli_up(int argc, char **argv)
         case 'c': cap = optarg; break;
         case 'l': labels = optarg; break;
         case 'x': executors = optarg; break;
+        case 'G': gateway = false; break;
         case 'h': s_up_help(stdout); return 0;
         default: status = 2; break;
         }
@@ -467,7 +544,7 @@ evr_cli_up(int argc, char **argv)
     char *state = evr_strdup(evr_config_get(cli.cfg, "state_dir"));
     s_up_t u = { .state = state, .bindir = s_bindir() };
     evr_err_t err;
-    char *url = NULL;
+    char *url = NULL, *http = NULL;
     if (evr_paths_state(state, EVR_PATHS_ALL, (uint32_t) n, true, &err)) {
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         status = 2;
@@ -490,14 +567,23 @@ evr_cli_up(int argc, char **argv)
                     cli.prog);
             status = 2;
         }
-        else
+        else {
+            /* evrun runs without its HTTP API (another one may hold the port) */
+            if (gateway && !(http = s_start_gateway(&u, cli.prog)))
+                fprintf(stderr, "%s: evrun runs without the HTTP gateway (see above; "
+                        "--no-gateway skips it)\n", cli.prog);
             printf("evrun is up: broker %s, %lu runner%s, %s%s\n"
                    "try: evrun-cli run examples/%s.yml --follow; stop: evrun-cli down\n",
                    evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s",
                    podman ? "podman " : "executors ", podman ? url : executors,
                    podman ? "hello" : "process");
+            if (http)
+                printf("HTTP API: %s (token: evrun-cli token; try: curl -H \"Authorization: "
+                       "Bearer $(evrun-cli token)\" %s/jobs)\n", http, http);
+        }
     }
 out:
+    free(http);
     free(url);
     free(u.bindir);
     free(state);
@@ -579,7 +665,7 @@ evr_cli_down(int argc, char **argv)
             continue;
         if (c == 'h') {
             printf("usage: evrun-cli down [options]\n\nStops what `evrun-cli up` started: the "
-                   "runners (each finishes its running jobs,\nup to 30 s; jobs still running "
+                   "gateway, the runners (each finishes its\nrunning jobs, up to 30 s; jobs still running "
                    "then are taken up at the next `up`), the\nbroker, and the podman service "
                    "if up started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
                    "directory or pid file\nrefused (a link, another user's, or writable by "
@@ -600,6 +686,9 @@ evr_cli_down(int argc, char **argv)
         return 2;
     }
     int stopped = 0, refused = 0, r;
+    r = s_stop(state, "gateway", 10, false);
+    stopped += r > 0;
+    refused += r < 0;
     for (unsigned i = 1; i <= 64; i++) {   /* every runner stops at once */
         char name[32];
         snprintf(name, sizeof name, "runner-%u", i);

@@ -238,6 +238,12 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
 zsock_t *
 evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err)
 {
+    return evr_client_subscribe_hwm(cfg, prefix, 0, err);
+}
+
+zsock_t *
+evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm, evr_err_t *err)
+{
     const char *ep = evr_config_get(cfg, "events_endpoint");
     if (evr_bus_check_endpoint(ep, err))
         return NULL;
@@ -248,6 +254,8 @@ evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err
         return NULL;
     }
     zsock_set_linger(sub, 0);
+    if (hwm > 0)
+        zsock_set_rcvhwm(sub, hwm);
     zsock_set_subscribe(sub, prefix);
     if (zsock_connect(sub, "%s", ep) < 0) {
         evr_err_set(err, EVR_ERR_IO, "cannot connect to the event stream at %s: %s", ep,

@@ -1,4 +1,5 @@
-/*  evr_client.h: a client of the broker (evrun-cli, evrun-tail).
+/*  evr_client.h: a client of the broker (evrun-cli, evrun-tail,
+    evrun-gateway).
 
     Finds the broker (settings, or the local broker `evrun-cli up` started
     under the state directory), sends one request at a time on a DEALER
@@ -57,6 +58,11 @@ evr_rc_t evr_client_stream_end(evr_client_t *self, const evr_msg_t *req,
 /*  A SUB socket on cfg's events endpoint subscribed to prefix (caller
     destroys). */
 zsock_t *evr_client_subscribe(const evr_config_t *cfg, const char *prefix, evr_err_t *err);
+/*  The same with a receive high-water mark of hwm messages (0: the bus's):
+    a reader that falls behind loses publications past it, and takes them
+    from history (a gap in jseq), so its memory stays bounded. */
+zsock_t *evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm,
+                                  evr_err_t *err);
 
 /*  A job id from the command line: upper-cased and checked; NULL with a
     message printed on stderr when it is not a ULID. */

@@ -26,6 +26,7 @@ static const struct {
     { "validate", evr_cli_validate, "check pipeline files; --print shows the normalized spec" },
     { "up", evr_cli_up, "start a local broker, runners (and podman) in the background" },
     { "down", evr_cli_down, "stop what up started" },
+    { "token", evr_cli_token, "print a bearer token for evrun-gateway's HTTP API" },
 };
 
 static void

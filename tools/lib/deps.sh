@@ -3,13 +3,16 @@
 # otherwise; runs `apt-get update` once before the first install.
 
 EVR_BUILD_PACKAGES="gcc make cmake pkg-config libzmq3-dev libczmq-dev liblmdb-dev lmdb-utils
-  libmsgpack-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libarchive-dev"
+  libmsgpack-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libarchive-dev
+  libmicrohttpd-dev libjwt-dev"
 # What the tests need beyond the build: the independent Python client of
 # tests/interop (Debian's python3 with its zmq and msgpack modules); a
 # local registry with htpasswd auth for the image pulls of
 # tests/integration/test_registry.sh (docker-registry, apache2-utils, curl); git,
-# which a runner runs for `source: {git: ...}` (tests/integration/test_source.sh).
-EVR_TEST_PACKAGES="python3 python3-zmq python3-msgpack docker-registry apache2-utils curl git"
+# which a runner runs for `source: {git: ...}` (tests/integration/test_source.sh);
+# openssl, which makes the certificate of tests/integration/test_gateway.sh's HTTPS case.
+EVR_TEST_PACKAGES="python3 python3-zmq python3-msgpack docker-registry apache2-utils curl git
+  openssl"
 
 # evr_missing_packages PKG...: prints the packages that are not installed.
 evr_missing_packages() {

@@ -1,0 +1,147 @@
+/*  evr_gw.h: evrun-gateway, the HTTP gateway (issue 16): one more client
+    of the broker that serves a JSON API under /api/v1.
+
+    libmicrohttpd runs a thread per connection; each request is routed by
+    the table evr_gw_routes (schema/openapi.yaml describes the same
+    routes: a unit test holds them equal), authenticated (evr_gw_auth.h),
+    its body read up to EVR_MSG_MAX_BYTES (413 past it), then handled.
+    Handlers talk to the broker through one shared client connection
+    (evr_gw_call, serialized by a mutex; a connection that timed out is
+    dropped and made anew, so a late answer is never taken for the next
+    one); a log stream has its own SUB socket on the event stream.
+*/
+#ifndef EVR_GW_H_INCLUDED
+#define EVR_GW_H_INCLUDED
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "evr_client.h"
+#include "evr_gw_auth.h"
+
+#define EVR_GW_PREFIX "/api/v1"
+#define EVR_GW_PARAMS 2         /* {id} and the like in one route */
+#define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
+
+typedef struct evr_gw {
+    evr_config_t *cfg;
+    evr_gw_secret_t secret;
+    pthread_mutex_t mu;         /* guards client */
+    evr_client_t *client;       /* NULL until first used, or after a failure */
+    uint64_t down_until;        /* mono ns: the broker failed just now, 503 at once */
+    char down_msg[EVR_ERR_MAX]; /* why */
+    struct MHD_Daemon *daemon;
+    volatile int stopping;      /* streams end when set */
+    size_t body_max;            /* bytes of a request body */
+    uint16_t port;              /* bound */
+    char *tls_cert, *tls_key;   /* PEM, kept while serving */
+} evr_gw_t;
+
+typedef struct {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    char params[EVR_GW_PARAMS][128];
+    evr_gw_scope_t scope;
+    char *body;
+    size_t len;
+    /* the answer: a JSON body with status, or a ready response */
+    int status;
+    json_t *json;
+    struct MHD_Response *resp;
+} evr_gw_req_t;
+
+typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);
+
+typedef struct {
+    const char *method;
+    const char *path;           /* under EVR_GW_PREFIX; {name} is one segment */
+    evr_gw_handler_fn *fn;
+    bool write;                 /* needs a write-scope token */
+} evr_gw_route_t;
+
+extern const evr_gw_route_t evr_gw_routes[];
+extern const size_t evr_gw_nroutes;
+
+/* ------------------------------------------------------------ evr_gw_http.c */
+
+/*  The route of method and url (path only), its {params} copied into
+    params; NULL when none, *status then 404 (no such path) or 405 (the
+    path, another method). */
+const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
+                                         char params[EVR_GW_PARAMS][128], int *status);
+
+/*  Starts serving on cfg's http_listen (TLS when tls_cert and tls_key
+    are set). */
+evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);
+void evr_gw_stop(evr_gw_t *gw);
+
+/*  Sets req's answer to {"error": {"code", "message"}} with status. */
+void evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*  Sets req's answer to status and js (taken). */
+void evr_gw_json(evr_gw_req_t *req, int status, json_t *js);
+
+/*  A query argument of req, or NULL. */
+const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
+
+/*  A request header of req, or NULL. */
+const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
+
+/* ---------------------------------------------------------- evr_gw_broker.c */
+
+/*  The shared client (gw->mu held), connected when missing; NULL with
+    req's 503 set (at once for a second after a failure). */
+evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  One request/answer with the broker (evr_client_call), serialized.  On
+    failure req's answer is set (503 unreachable or silent, 413 over the
+    message limit) and the rc returned. */
+evr_rc_t evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *reply);
+
+/*  A streamed request (evr_client_stream_end), serialized; the same
+    failures.  An `error` answer sets req's answer by its code. */
+evr_rc_t evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m,
+                       evr_client_item_fn *fn, void *arg, evr_msg_t *end);
+
+/*  Sets req's answer from a broker `error` answer (or an unexpected one):
+    not_found 404, conflict 409, bad_request 400, too_large 413,
+    queue_full 429, unavailable 503, others 502. */
+void evr_gw_refused(evr_gw_req_t *req, const evr_msg_t *reply);
+
+/*  The job id in req->params[0] (upper-cased); false with a 404 set when
+    it is no job id. */
+bool evr_gw_job_param(evr_gw_req_t *req, char id[EVR_ULID_LEN + 1]);
+
+/*  ns since the epoch as "2026-11-30T01:02:03.456Z" into js[key] (left
+    out when 0). */
+void evr_gw_time_set(json_t *js, const char *key, uint64_t ns);
+
+/* ------------------------------------------------------------ evr_gw_api.c */
+
+/*  Reads a submit body (Content-Type ctype) into spec (zeroed): YAML, or
+    JSON with `steps`.  false with status (400, 415, 501) and *error (a
+    JSON error object, caller owns) otherwise. */
+bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
+                         int *status, json_t **error);
+
+void evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_cancel(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_pause(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_resume(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ------------------------------------------------------------ evr_gw_log.c */
+
+/*  GET /jobs/{id}/log: text (as evrun-cli logs prints it), or with
+    Accept: text/event-stream the live Server-Sent Events stream. */
+void evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  The Last-Event-ID header's value as a seq; false when malformed. */
+bool evr_gw_last_event_id(const char *s, uint32_t *seq);
+
+#endif

@@ -1,0 +1,506 @@
+/*  evr_gw_api.c: the job and runner routes of evrun-gateway: submit (with
+    Idempotency-Key), list, one job with its steps, cancel, pause, resume,
+    runners.  Each maps onto one bus message (schema/PROTOCOL.md) or, for
+    a job's steps, onto its history.  See evr_gw.h. */
+#include "evr_gw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "evr_paths.h"
+#include "evr_sha256.h"
+#include "evr_yaml.h"
+
+#define S_LIST_DEFAULT 50
+#define S_LIST_MAX 1000
+#define S_IDEM_KEY_MAX 255
+
+/* -------------------------------------------------------------- parsing */
+
+/*  The media type of a Content-Type value, parameters cut, into buf. */
+static void
+s_media_type(const char *ctype, char *buf, size_t size)
+{
+    size_t n = 0;
+    while (ctype && ctype[n] && ctype[n] != ';' && ctype[n] != ' ' && n + 1 < size) {
+        buf[n] = ctype[n];
+        n++;
+    }
+    buf[n] = '\0';
+}
+
+/*  The 400 of a pipeline that does not load: every diagnostic as
+    "file:line:col: field: message", the first as the message. */
+static json_t *
+s_diag_error(evr_diag_t *diag)
+{
+    json_t *all = json_array();
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++) {
+        json_t *s = json_string(evr_diag_get(diag, i));
+        json_array_append_new(all, s ? s : json_string("(not UTF-8)"));
+    }
+    const char *first = json_string_value(json_array_get(all, 0));
+    return json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "bad_pipeline", "message",
+                     first ? first : "the pipeline cannot be loaded", "details", all);
+}
+
+static json_t *
+s_err(const char *code, const char *msg)
+{
+    json_t *m = json_string(msg);
+    return json_pack("{s:{s:s,s:o}}", "error", "code", code, "message",
+                     m ? m : json_string("(not UTF-8)"));
+}
+
+bool
+evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
+                    int *status, json_t **error)
+{
+    char mt[64], msg[512];
+    s_media_type(ctype, mt, sizeof mt);
+    bool yaml = !strcasecmp(mt, "application/yaml") || !strcasecmp(mt, "application/x-yaml")
+             || !strcasecmp(mt, "text/yaml") || !strcasecmp(mt, "text/x-yaml");
+    *status = 400;
+    if (!yaml && strcasecmp(mt, "application/json")) {
+        *status = 415;
+        *error = s_err("unsupported_media_type", "send the pipeline as Content-Type: "
+                       "application/yaml (the file as it is) or application/json");
+        return false;
+    }
+    if (!len) {
+        *error = s_err("bad_request", "the body is empty: send a pipeline");
+        return false;
+    }
+    if (!yaml) {
+        json_error_t je;
+        json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        bool steps = js && json_object_get(js, "steps");
+        bool named = js && json_is_object(js) && json_object_get(js, "pipeline") && !steps;
+        if (!js)
+            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
+        else if (named)
+            snprintf(msg, sizeof msg, "starting a registered pipeline by name is not served "
+                     "yet: send the pipeline itself (an object with steps)");
+        else if (!steps)
+            snprintf(msg, sizeof msg, "body: expected a pipeline: a JSON object with steps");
+        json_decref(js);
+        if (!steps) {
+            *status = named ? 501 : 400;
+            *error = s_err(named ? "not_implemented" : "bad_request", msg);
+            return false;
+        }
+        /* JSON is YAML's flow style: the loader gives the same
+           line:column diagnostics for it */
+    }
+    evr_diag_t *diag = evr_diag_new("body");
+    bool ok = evr_yaml_load(body, len, spec, diag) == EVR_OK;
+    if (ok && (spec->source.copy || spec->ci_source.copy)) {
+        evr_diag_add(diag, spec->source.copy ? "source.copy" : "ci_source.copy",
+                     "a copy: source sends the submitter's files, which an HTTP submit "
+                     "cannot: use git: or tarball: (or evrun-cli run)");
+        ok = false;
+    }
+    if (!ok)
+        *error = s_diag_error(diag);
+    evr_diag_destroy(&diag);
+    return ok;
+}
+
+/* ---------------------------------------------------------- idempotency */
+
+/*  The job id an Idempotency-Key stands for: STATE/gateway/idempotency/
+    SHA256(key) holds it, made (atomically: written aside, then linked)
+    with a new id the first time.  False with req's answer set. */
+static bool
+s_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char) key[i] < 0x21 || (unsigned char) key[i] > 0x7e)
+            n = 0;
+    if (!n || n > S_IDEM_KEY_MAX) {
+        evr_gw_error(req, 400, "bad_request", "Idempotency-Key: expected 1 to %d printable "
+                     "ASCII characters", S_IDEM_KEY_MAX);
+        return false;
+    }
+    char hex[EVR_SHA256_HEX], id[EVR_ULID_LEN + 1];
+    evr_sha256_t *h = evr_sha256_new();
+    evr_sha256_update(h, key, n);
+    evr_sha256_finish(&h, hex);
+    evr_err_t err = { 0 };
+    const char *why = NULL;
+    char *dir = evr_asprintf("%s/gateway/idempotency", evr_config_get(gw->cfg, "state_dir"));
+    char *path = evr_asprintf("%s/%s", dir, hex);
+    evr_ulid_new(id);
+    char *tmp = evr_asprintf("%s.%s", path, id);
+    if (evr_paths_dir(dir, true, &err))
+        why = err.msg;
+    else {      /* a new record, written aside then linked: the first one stays */
+        int fd = evr_paths_open(tmp, O_WRONLY | O_CREAT | O_EXCL, &err);
+        bool written = fd >= 0 && write(fd, id, EVR_ULID_LEN) == EVR_ULID_LEN;
+        if (fd < 0)
+            why = err.msg;
+        else if (!written)
+            why = "cannot be written (is the disk full?)";
+        else if (link(tmp, path) && errno != EEXIST)
+            why = strerror(errno);
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    }
+    int fd = why ? -1 : evr_paths_open(path, O_RDONLY, &err);
+    if (!why && fd < 0)
+        why = err.msg;
+    else if (!why && read(fd, job, EVR_ULID_LEN) != EVR_ULID_LEN)
+        why = "truncated";
+    if (fd >= 0)
+        close(fd);
+    job[EVR_ULID_LEN] = '\0';
+    if (!why && !evr_ulid_valid(job))
+        why = "it holds no job id";
+    if (why)
+        evr_gw_error(req, 500, "internal", "the Idempotency-Key record %s: %s", path, why);
+    free(tmp);
+    free(path);
+    free(dir);
+    return !why;
+}
+
+/* --------------------------------------------------------------- submit */
+
+typedef struct {
+    evr_msg_t *m;
+    bool bad;
+} s_args_t;
+
+static enum MHD_Result
+s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_args_t *a = cls;
+    (void) kind;
+    if (!strcmp(key, "arg") && (!value || !evr_spec_parse_arg(value, &a->m->args)))
+        a->bad = true;
+    else if (!strcmp(key, "label") && value && a->m->labels.n < 32)
+        evr_strlist_push(&a->m->labels, value);
+    return MHD_YES;
+}
+
+/*  Loads the body and the query's arg=NAME=VALUE and label=L into m;
+    false with req's answer set. */
+static bool
+s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
+{
+    int status;
+    json_t *error = NULL;
+    m->spec = evr_spec_new();
+    if (!evr_gw_parse_submit(evr_gw_header(req, "Content-Type"), req->body, req->len, m->spec,
+                             &status, &error)) {
+        evr_gw_json(req, status, error);
+        return false;
+    }
+    s_args_t a = { m, false };
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
+    if (a.bad) {
+        evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+        return false;
+    }
+    evr_diag_t *diag = evr_diag_new("body");
+    evr_strmap_t bound = { 0 };
+    bool ok = evr_spec_bind_args(m->spec, &m->args, &bound, diag) == EVR_OK;
+    if (!ok)
+        evr_gw_json(req, 400, s_diag_error(diag));
+    evr_strmap_free(&bound);
+    evr_diag_destroy(&diag);
+    return ok;
+}
+
+void
+evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT }, rep = { 0 };
+    char job[EVR_ULID_LEN + 1];
+    const char *key = evr_gw_header(req, "Idempotency-Key");
+    if (!s_submit_msg(req, &m) || (key && !s_idem_job(gw, req, key, job)))
+        goto out;
+    if (!key)
+        evr_ulid_new(job);
+    m.job = evr_strdup(job);
+    if (evr_gw_call(gw, req, &m, &rep))
+        goto out;
+    if (rep.type != EVR_MSG_ACCEPTED)
+        evr_gw_refused(req, &rep);
+    else
+        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline",
+                                        m.spec->pipeline, "status", "queued", "existing",
+                                        rep.existing));
+out:
+    evr_msg_clear(&m);
+    evr_msg_clear(&rep);
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+static json_t *
+s_job_json(const evr_msg_t *m)
+{
+    json_t *js = json_pack("{s:s,s:s,s:s}", "id", m->job, "pipeline", m->pipeline, "status",
+                           m->status);
+    if (m->runner)
+        json_object_set_new(js, "runner", json_string(m->runner));
+    json_object_set_new(js, "steps_total", json_integer(m->steps_total));
+    json_object_set_new(js, "steps_done", json_integer(m->steps_done));
+    evr_gw_time_set(js, "created", m->created);
+    evr_gw_time_set(js, "started", m->started);
+    evr_gw_time_set(js, "finished", m->finished);
+    if (m->reason)
+        json_object_set_new(js, "reason", json_string(m->reason));
+    return js;
+}
+
+typedef struct {
+    json_t *jobs;
+    char last[EVR_ULID_LEN + 1];
+} s_list_t;
+
+static int
+s_list_item(const evr_msg_t *m, void *arg)
+{
+    s_list_t *l = arg;
+    if (m->type == EVR_MSG_JOB && m->job) {
+        json_array_append_new(l->jobs, s_job_json(m));
+        snprintf(l->last, sizeof l->last, "%s", m->job);
+    }
+    return 0;
+}
+
+void
+evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    const char *lim = evr_gw_query(req, "limit"), *cursor = evr_gw_query(req, "cursor");
+    char *end = NULL;
+    unsigned long limit = lim ? strtoul(lim, &end, 10) : S_LIST_DEFAULT;
+    if (lim && (!*lim || *end || !limit || limit > S_LIST_MAX)) {
+        evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
+        return;
+    }
+    if (cursor && !evr_ulid_valid(cursor)) {
+        evr_gw_error(req, 400, "bad_request", "cursor: expected the next_cursor of a page");
+        return;
+    }
+    evr_msg_t m = { .type = EVR_MSG_JOBS, .limit = (uint32_t) limit,
+                    .pipeline = (char *) evr_gw_query(req, "pipeline"),
+                    .status = (char *) evr_gw_query(req, "status"),
+                    .job = (char *) cursor /* `before` */ },
+              endm = { 0 };
+    s_list_t l = { json_array(), "" };
+    if (!evr_gw_stream(gw, req, &m, s_list_item, &l, &endm)) {
+        json_t *js = json_pack("{s:O}", "jobs", l.jobs);
+        if (endm.more && l.last[0])
+            json_object_set_new(js, "next_cursor", json_string(l.last));
+        evr_gw_json(req, 200, js);
+    }
+    json_decref(l.jobs);
+    evr_msg_clear(&endm);
+}
+
+/* ------------------------------------------------------------- one job */
+
+typedef struct {
+    json_t *steps;      /* array, in the pipeline's order */
+    json_t *byname;     /* the same objects by step name */
+    json_t *source, *ci_source;
+    uint32_t last;
+    uint32_t page;
+} s_detail_t;
+
+static json_t *
+s_step(s_detail_t *d, const char *name)
+{
+    json_t *st = json_object_get(d->byname, name);
+    if (!st && json_array_size(d->steps) < 4096) {
+        st = json_pack("{s:s,s:s}", "name", name, "status", "pending");
+        json_array_append_new(d->steps, st);
+        json_object_set(d->byname, name, st);
+    }
+    return st;
+}
+
+static void
+s_detail_event(s_detail_t *d, const evr_event_t *ev)
+{
+    const evr_evdata_t *x = &ev->data;
+    evr_evtype_t t = evr_event_kind(ev);
+    json_t *st = x->step && t != EVR_EV_STEP_OUTPUT ? s_step(d, x->step) : NULL;
+    if (t == EVR_EV_JOB_ACCEPTED && x->spec)
+        for (uint32_t i = 0; i < x->spec->steps.n; i++)
+            s_step(d, evr_spec_step(x->spec, i)->name);
+    else if (t == EVR_EV_JOB_SOURCE) {
+        json_t *src = json_pack("{s:s?,s:s?,s:s?,s:s?}", "kind", x->kind, "url", x->url,
+                                "ref", x->ref, "sha", x->commit);
+        json_t **slot = x->source && !strcmp(x->source, "ci_source") ? &d->ci_source
+                                                                        : &d->source;
+        json_decref(*slot);
+        *slot = src;
+    }
+    if (!st)
+        return;
+    switch (t) {
+    case EVR_EV_STEP_QUEUED: json_object_set_new(st, "status", json_string("queued")); break;
+    case EVR_EV_STEP_STARTING:
+        json_object_set_new(st, "status", json_string("starting"));
+        break;
+    case EVR_EV_STEP_STARTED:
+        json_object_set_new(st, "status", json_string("running"));
+        evr_gw_time_set(st, "started", ev->time);
+        if (x->attempt)
+            json_object_set_new(st, "attempt", json_integer(x->attempt));
+        break;
+    case EVR_EV_STEP_FINISHED:
+        json_object_set_new(st, "status", json_string(x->status ? x->status : "failed"));
+        json_object_set_new(st, "exit_code", json_integer(x->exit_code));
+        json_object_set_new(st, "duration_ms", json_integer((json_int_t) x->duration));
+        evr_gw_time_set(st, "finished", ev->time);
+        break;
+    case EVR_EV_STEP_SKIPPED: json_object_set_new(st, "status", json_string("skipped")); break;
+    default: break;
+    }
+    if (x->reason && (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED))
+        json_object_set_new(st, "reason", json_string(x->reason));
+}
+
+static int
+s_detail_item(const evr_msg_t *m, void *arg)
+{
+    s_detail_t *d = arg;
+    if (m->type == EVR_MSG_EVENT && m->event && m->event->jseq > d->last) {
+        d->last = m->event->jseq;
+        d->page++;
+        s_detail_event(d, m->event);
+    }
+    return 0;
+}
+
+void
+evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    char id[EVR_ULID_LEN + 1];
+    if (!evr_gw_job_param(req, id))
+        return;
+    evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
+    s_detail_t d = { json_array(), json_object(), NULL, NULL, 0, 0 };
+    if (evr_gw_call(gw, req, &m, &rep))
+        goto out;
+    if (rep.type != EVR_MSG_JOB) {
+        evr_gw_refused(req, &rep);
+        goto out;
+    }
+    bool more = true;
+    for (int pages = 0; more && pages < 10000; pages++) {  /* the whole history, by pages */
+        evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = id, .from = d.last + 1 }, end = { 0 };
+        d.page = 0;
+        evr_rc_t rc = evr_gw_stream(gw, req, &h, s_detail_item, &d, &end);
+        more = !rc && end.more && d.page;
+        evr_msg_clear(&end);
+        if (rc)
+            goto out;
+    }
+    json_t *js = s_job_json(&rep);
+    json_object_set(js, "steps", d.steps);
+    if (d.source)
+        json_object_set(js, "source", d.source);
+    if (d.ci_source)
+        json_object_set(js, "ci_source", d.ci_source);
+    json_object_set_new(js, "events", json_integer(d.last));
+    evr_gw_json(req, 200, js);
+out:
+    json_decref(d.steps);
+    json_decref(d.byname);
+    json_decref(d.source);
+    json_decref(d.ci_source);
+    evr_msg_clear(&rep);
+}
+
+/* ------------------------------------------------ cancel, pause, resume */
+
+static void
+s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
+{
+    char id[EVR_ULID_LEN + 1];
+    if (!evr_gw_job_param(req, id))
+        return;
+    json_t *body = req->len ? json_loadb(req->body, req->len, 0, NULL) : NULL;
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    if (req->len && !json_is_object(body))
+        evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
+                     "(e.g. {\"reason\": \"...\"})");
+    else if (reason && strlen(reason) > 1024)
+        evr_gw_error(req, 400, "bad_request", "reason: at most 1024 bytes");
+    else {
+        evr_msg_t m = { .type = type, .job = id,
+                        .reason = type == EVR_MSG_CANCEL ? (char *) reason : NULL },
+                  rep = { 0 };
+        if (!evr_gw_call(gw, req, &m, &rep)) {
+            if (rep.type != EVR_MSG_OK)
+                evr_gw_refused(req, &rep);
+            else
+                evr_gw_json(req, 200, json_pack("{s:s,s:s}", "id", id, "message",
+                                                rep.message ? rep.message : "taken"));
+        }
+        evr_msg_clear(&rep);
+    }
+    json_decref(body);
+}
+
+void
+evr_gw_h_cancel(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    s_command(gw, req, EVR_MSG_CANCEL);
+}
+
+void
+evr_gw_h_pause(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    s_command(gw, req, EVR_MSG_PAUSE);
+}
+
+void
+evr_gw_h_resume(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    s_command(gw, req, EVR_MSG_RESUME);
+}
+
+/* -------------------------------------------------------------- runners */
+
+static int
+s_runner_item(const evr_msg_t *m, void *arg)
+{
+    if (m->type != EVR_MSG_RUNNER || !m->runner)
+        return 0;
+    json_t *js = json_pack("{s:s,s:s,s:i,s:i}", "id", m->runner, "state", m->state,
+                           "capacity", (json_int_t) m->capacity, "running",
+                           (json_int_t) m->running);
+    json_t *labels = json_array();
+    for (uint32_t i = 0; i < m->labels.n; i++)
+        json_array_append_new(labels, json_string(m->labels.v[i]));
+    json_object_set_new(js, "labels", labels);
+    evr_gw_time_set(js, "heartbeat", m->heartbeat);
+    json_array_append_new(arg, js);
+    return 0;
+}
+
+void
+evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    evr_msg_t m = { .type = EVR_MSG_RUNNERS }, end = { 0 };
+    json_t *list = json_array();
+    if (!evr_gw_stream(gw, req, &m, s_runner_item, list, &end))
+        evr_gw_json(req, 200, json_pack("{s:O}", "runners", list));
+    json_decref(list);
+    evr_msg_clear(&end);
+}

@@ -1,0 +1,376 @@
+/*  evr_gw_http.c: the HTTP side of evrun-gateway: the route table,
+    libmicrohttpd's callbacks (routing, authentication, body limits) and
+    the JSON answers.  See evr_gw.h. */
+#include "evr_gw.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "evr_log.h"
+
+#define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
+
+const evr_gw_route_t evr_gw_routes[] = {
+    { "POST", "/jobs", evr_gw_h_submit, true },
+    { "GET", "/jobs", evr_gw_h_jobs, false },
+    { "GET", "/jobs/{id}", evr_gw_h_job, false },
+    { "POST", "/jobs/{id}/cancel", evr_gw_h_cancel, true },
+    { "POST", "/jobs/{id}/pause", evr_gw_h_pause, true },
+    { "POST", "/jobs/{id}/resume", evr_gw_h_resume, true },
+    { "GET", "/jobs/{id}/log", evr_gw_h_log, false },
+    { "GET", "/runners", evr_gw_h_runners, false },
+};
+const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
+
+/* ------------------------------------------------------------- routing */
+
+/*  Whether path matches pattern segment by segment; {x} takes one
+    non-empty segment (at most 127 bytes) into params. */
+static bool
+s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128])
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++, path++;
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t pl = pe ? (size_t) (pe - pattern) : strlen(pattern);
+        size_t sl = se ? (size_t) (se - path) : strlen(path);
+        if (pattern[0] == '{') {
+            if (!sl || sl > 127 || np >= EVR_GW_PARAMS)
+                return false;
+            memcpy(params[np], path, sl);
+            params[np++][sl] = '\0';
+        }
+        else if (pl != sl || memcmp(pattern, path, sl))
+            return false;
+        pattern += pl, path += sl;
+    }
+    return !*pattern && !*path;
+}
+
+const evr_gw_route_t *
+evr_gw_route_match(const char *method, const char *url, char params[EVR_GW_PARAMS][128],
+                   int *status)
+{
+    size_t pl = strlen(EVR_GW_PREFIX);
+    *status = 404;
+    if (strncmp(url, EVR_GW_PREFIX, pl) || url[pl] != '/')
+        return NULL;
+    for (size_t i = 0; i < evr_gw_nroutes; i++) {
+        if (!s_match(evr_gw_routes[i].path, url + pl, params))
+            continue;
+        if (!strcmp(evr_gw_routes[i].method, method))
+            return &evr_gw_routes[i];
+        *status = 405;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- answers */
+
+void
+evr_gw_json(evr_gw_req_t *req, int status, json_t *js)
+{
+    json_decref(req->json);
+    req->status = status;
+    req->json = js;
+}
+
+void
+evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* a message quoting bad input may hold bytes that are no UTF-8 */
+    json_t *m = json_string(msg);
+    if (!m)
+        m = json_string("(the message held bytes that are no UTF-8)");
+    evr_gw_json(req, status, json_pack("{s:{s:s,s:o}}", "error", "code", code, "message", m));
+}
+
+const char *
+evr_gw_query(const evr_gw_req_t *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *
+evr_gw_header(const evr_gw_req_t *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
+}
+
+/*  Queues req's answer on its connection. */
+static enum MHD_Result
+s_queue(evr_gw_req_t *req)
+{
+    struct MHD_Response *resp = req->resp;
+    if (!resp) {
+        char *s = req->json ? json_dumps(req->json, JSON_COMPACT) : NULL;
+        if (!s)
+            s = evr_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"no answer\"}}");
+        size_t n = strlen(s);
+        s = evr_realloc(s, n + 2);
+        s[n++] = '\n';
+        resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+    }
+    if (req->status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"evrun\"");
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned) req->status, resp);
+    MHD_destroy_response(resp);
+    req->resp = NULL;
+    json_decref(req->json);
+    req->json = NULL;
+    return r;
+}
+
+/* ---------------------------------------------------------- connection */
+
+typedef struct {
+    evr_gw_req_t req;
+    const evr_gw_route_t *route;
+    size_t cap;
+    size_t over;        /* bytes of a body over the limit, read and dropped */
+    bool answered;      /* an early answer (401, 413...) is queued */
+} s_conn_t;
+
+/*  Checks the bearer token: false with the 401 or 403 answer set. */
+static bool
+s_auth(evr_gw_t *gw, s_conn_t *cc)
+{
+    const char *h = evr_gw_header(&cc->req, "Authorization");
+    const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
+    evr_err_t err;
+    if (h && !tok) {
+        evr_gw_error(&cc->req, 401, "unauthorized", "the Authorization header must be "
+                     "\"Bearer TOKEN\" (make a token with evrun-cli token)");
+        return false;
+    }
+    while (tok && *tok == ' ')
+        tok++;
+    if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &cc->req.scope,
+                           &err)) {
+        evr_gw_error(&cc->req, 401, "unauthorized", "%s", err.msg);
+        return false;
+    }
+    if (cc->route->write && cc->req.scope != EVR_GW_SCOPE_WRITE) {
+        evr_gw_error(&cc->req, 403, "forbidden", "%s %s%s needs a write token; this one is "
+                     "read-only (make one with evrun-cli token, without --read-only)",
+                     cc->route->method, EVR_GW_PREFIX, cc->route->path);
+        return false;
+    }
+    return true;
+}
+
+/*  The first call for a request: route, authenticate, check the declared
+    length.  False when an early answer is set. */
+static bool
+s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
+{
+    int status;
+    cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
+    if (!cc->route) {
+        if (status == 405)
+            evr_gw_error(&cc->req, 405, "method_not_allowed", "%s is not served on %s (see "
+                         "schema/openapi.yaml)", method, url);
+        else
+            evr_gw_error(&cc->req, 404, "not_found", "no such route: %s (the API is under "
+                         EVR_GW_PREFIX ", see schema/openapi.yaml)", url);
+        return false;
+    }
+    if (!s_auth(gw, cc))
+        return false;
+    const char *cl = evr_gw_header(&cc->req, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > gw->body_max) {
+        evr_gw_error(&cc->req, 413, "too_large", "the body is %s bytes, over the limit of %zu "
+                     "bytes (the bus's message limit)", cl, gw->body_max);
+        return false;
+    }
+    return true;
+}
+
+static enum MHD_Result
+s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+         const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    evr_gw_t *gw = cls;
+    s_conn_t *cc = *con_cls;
+    (void) version;
+    if (!cc) {
+        cc = evr_calloc(1, sizeof *cc);
+        *con_cls = cc;
+        cc->req.conn = conn;
+        cc->req.method = method;
+        cc->req.url = url;
+        if (!s_begin(gw, cc, url, method)) {
+            cc->answered = true;
+            return s_queue(&cc->req);
+        }
+        return MHD_YES;
+    }
+    if (cc->answered) {     /* the body of a refused request: dropped */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size && cc->over) {
+        /* libmicrohttpd answers only once the body is read: the rest is
+           read and dropped, up to a bound past which the connection is
+           closed without an answer */
+        cc->over += *upload_size;
+        *upload_size = 0;
+        return cc->over > S_DROP_MAX ? MHD_NO : MHD_YES;
+    }
+    if (*upload_size) {
+        if (cc->req.len + *upload_size > gw->body_max) {
+            cc->over = cc->req.len + *upload_size;
+            *upload_size = 0;
+            free(cc->req.body);
+            cc->req.body = NULL;
+            cc->req.len = cc->cap = 0;
+            return MHD_YES;
+        }
+        if (cc->req.len + *upload_size + 1 > cc->cap) {
+            cc->cap = (cc->req.len + *upload_size + 1) * 2;
+            cc->cap = cc->cap > gw->body_max + 1 ? gw->body_max + 1 : cc->cap;
+            cc->req.body = evr_realloc(cc->req.body, cc->cap);
+        }
+        memcpy(cc->req.body + cc->req.len, upload, *upload_size);
+        cc->req.len += *upload_size;
+        cc->req.body[cc->req.len] = '\0';
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    cc->answered = true;
+    if (cc->over) {
+        evr_gw_error(&cc->req, 413, "too_large", "the body is over the limit of %zu bytes "
+                     "(the bus's message limit)", gw->body_max);
+        return s_queue(&cc->req);
+    }
+    cc->route->fn(gw, &cc->req);
+    if (!cc->req.status && !cc->req.resp)
+        evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
+    evr_log_info("gateway", "%s %s -> %d", method, url, cc->req.status);
+    return s_queue(&cc->req);
+}
+
+static void
+s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+            enum MHD_RequestTerminationCode toe)
+{
+    (void) cls, (void) conn, (void) toe;
+    s_conn_t *cc = *con_cls;
+    if (!cc)
+        return;
+    json_decref(cc->req.json);
+    if (cc->req.resp)
+        MHD_destroy_response(cc->req.resp);
+    free(cc->req.body);
+    free(cc);
+    *con_cls = NULL;
+}
+
+/* --------------------------------------------------------------- start */
+
+/*  "HOST:PORT" (an IPv4 address, or localhost) into sa. */
+static evr_rc_t
+s_listen_addr(const char *s, struct sockaddr_in *sa, evr_err_t *err)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    char host[64], *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    if (!colon || (size_t) (colon - s) >= sizeof host || port < 0 || port > 65535 || *end
+        || colon[1] == '\0')
+        return evr_err_set(err, EVR_ERR_CONFIG, "http_listen = \"%s\": expected HOST:PORT, "
+                           "e.g. 127.0.0.1:7780", s ? s : "");
+    snprintf(host, sizeof host, "%.*s", (int) (colon - s), s);
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return evr_err_set(err, EVR_ERR_CONFIG, "http_listen = \"%s\": %s is not an IPv4 "
+                           "address", s, host);
+    sa->sin_port = htons((uint16_t) port);
+    return EVR_OK;
+}
+
+/*  The whole of a PEM file (at most 1 MiB); caller frees. */
+static char *
+s_read_pem(const char *key, const char *path, evr_err_t *err)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    if (!fp) {
+        evr_err_set(err, EVR_ERR_CONFIG, "%s = %s: %s", key, path, strerror(errno));
+        return NULL;
+    }
+    buf = evr_malloc(1u << 20);
+    size_t n = fread(buf, 1, (1u << 20) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    if (!n || n == (1u << 20) - 1) {
+        evr_err_set(err, EVR_ERR_CONFIG, "%s = %s: expected a PEM file under 1 MiB", key, path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+evr_rc_t
+evr_gw_start(evr_gw_t *gw, evr_err_t *err)
+{
+    struct sockaddr_in sa;
+    evr_rc_t rc = s_listen_addr(evr_config_get(gw->cfg, "http_listen"), &sa, err);
+    if (rc)
+        return rc;
+    const char *certf = evr_config_get(gw->cfg, "tls_cert");
+    const char *keyf = evr_config_get(gw->cfg, "tls_key");
+    if ((certf != NULL) != (keyf != NULL))
+        return evr_err_set(err, EVR_ERR_CONFIG, "set both tls_cert and tls_key (or neither)");
+    char *cert = certf ? s_read_pem("tls_cert", certf, err) : NULL;
+    char *key = cert ? s_read_pem("tls_key", keyf, err) : NULL;
+    if (certf && !key) {
+        free(cert);
+        return EVR_ERR_CONFIG;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+                   | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0);
+    gw->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw, MHD_OPTION_CONNECTION_LIMIT, 512u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+        MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+    gw->tls_cert = cert;
+    gw->tls_key = key;
+    if (!gw->daemon)
+        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s%s: is the port taken (another "
+                           "evrun-gateway?) or the certificate and key not a pair?",
+                           evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    gw->port = di ? di->port : ntohs(sa.sin_port);
+    return EVR_OK;
+}
+
+void
+evr_gw_stop(evr_gw_t *gw)
+{
+    gw->stopping = 1;
+    if (gw->daemon)
+        MHD_stop_daemon(gw->daemon);
+    gw->daemon = NULL;
+    free(gw->tls_cert);
+    free(gw->tls_key);
+    gw->tls_cert = gw->tls_key = NULL;
+}

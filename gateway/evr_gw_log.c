@@ -1,0 +1,333 @@
+/*  evr_gw_log.c: a job's log over HTTP.
+
+    As text: what `evrun-cli logs` prints ("step | line"), made by
+    evr_follow (tools/evr_follow.c) into a buffer of at most
+    EVR_GW_LOG_MAX bytes.
+
+    Live, as Server-Sent Events: every event of the job in jseq order, one
+    SSE message each ("id: JSEQ", "data: EVENT-AS-JSON"), ending after
+    job.finished.  The Clone pattern of schema/PROTOCOL.md "History": the
+    stream subscribes to the job's events first, then reads its history
+    from the jseq after Last-Event-ID, then takes live events while they
+    follow on (a gap, or a quiet while, asks history again), so a client
+    that reconnects with Last-Event-ID gets every event once.
+
+    Memory stays bounded for a client that stops reading: events are made
+    into text only when libmicrohttpd asks for more (the socket can take
+    it), at most S_BUF_MAX bytes at a time; meanwhile the SUB socket holds
+    at most S_HWM publications and drops the rest, which history gives
+    back once the client reads again.
+*/
+#define _GNU_SOURCE     /* fopencookie */
+#include "evr_gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_bus.h"
+#include "evr_follow.h"
+#include "evr_job.h"
+#include "evr_json.h"
+
+#define S_BUF_MAX (256u * 1024u)     /* text made ahead of the client */
+#define S_HWM 64                     /* publications the SUB socket holds */
+#define S_QUIET_NS 2000000000ull     /* ask history again after this quiet */
+#define S_KEEPALIVE_NS 15000000000ull
+
+/* ----------------------------------------------------------------- text */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool cut;
+} s_capped_t;
+
+static ssize_t
+s_capped_write(void *cookie, const char *data, size_t n)
+{
+    s_capped_t *c = cookie;
+    size_t take = c->len + n > EVR_GW_LOG_MAX ? EVR_GW_LOG_MAX - c->len : n;
+    if (take < n)
+        c->cut = true;
+    if (c->len + take + 1 > c->cap) {
+        c->cap = (c->len + take + 1) * 2;
+        c->buf = evr_realloc(c->buf, c->cap);
+    }
+    memcpy(c->buf + c->len, data, take);
+    c->len += take;
+    return (ssize_t) n;     /* the rest is dropped, not an error */
+}
+
+static void
+s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
+{
+    s_capped_t c = { evr_malloc(4096), 0, 4096, false };
+    cookie_io_functions_t io = { NULL, s_capped_write, NULL, NULL };
+    FILE *out = fopencookie(&c, "w", io);
+    evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out };
+    int status = 2;
+    pthread_mutex_lock(&gw->mu);
+    evr_client_t *client = evr_gw_client(gw, req);
+    if (client)
+        status = evr_follow("evrun-gateway", gw->cfg, client, &fo, NULL);
+    if (client && status == 2) {    /* its reason is in the gateway's log */
+        evr_gw_error(req, 503, "unavailable", "the broker did not give the job's history");
+        evr_client_destroy(&gw->client);
+    }
+    pthread_mutex_unlock(&gw->mu);
+    fclose(out);
+    if (status == 2) {
+        free(c.buf);
+        return;
+    }
+    if (c.cut) {
+        const char *note = "[evrun-gateway: the log is cut here, at 64 MiB: ask with ?step= "
+                           "or follow it live with Accept: text/event-stream]\n";
+        c.buf = evr_realloc(c.buf, c.len + strlen(note) + 1);
+        memcpy(c.buf + c.len, note, strlen(note));
+        c.len += strlen(note);
+    }
+    req->resp = MHD_create_response_from_buffer(c.len, c.buf, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(req->resp, "Content-Type", "text/plain; charset=utf-8");
+    req->status = 200;
+}
+
+/* ------------------------------------------------------------------ SSE */
+
+typedef struct {
+    evr_gw_t *gw;
+    char job[EVR_ULID_LEN + 1];
+    char *step;             /* only this step's events (and job.finished) */
+    uint32_t last;          /* highest jseq taken */
+    zsock_t *sub;
+    char *buf;
+    size_t len, off;
+    bool ended;             /* nothing follows what is in buf */
+    bool need_history;
+    bool final_seen;        /* the job's status was final once */
+    uint64_t quiet_since, keepalive_at;
+    uint32_t page;
+} s_sse_t;
+
+static void
+s_append(s_sse_t *s, const char *text, size_t n)
+{
+    s->buf = evr_realloc(s->buf, s->len + n + 1);
+    memcpy(s->buf + s->len, text, n);
+    s->len += n;
+    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+}
+
+/*  Takes ev when it is the next one: made into one SSE message. */
+static void
+s_take(s_sse_t *s, const evr_event_t *ev)
+{
+    if (ev->jseq != s->last + 1)
+        return;
+    s->last = ev->jseq;
+    evr_evtype_t t = evr_event_kind(ev);
+    if (t == EVR_EV_JOB_FINISHED)
+        s->ended = true;
+    else if (s->step && (!ev->data.step || strcmp(ev->data.step, s->step)))
+        return;
+    json_t *js = evr_json_from_rec(&evr_event_type, ev);
+    char *data = json_dumps(js, JSON_COMPACT);
+    char head[48];
+    int n = snprintf(head, sizeof head, "id: %u\ndata: ", ev->jseq);
+    s_append(s, head, (size_t) n);
+    if (data)
+        s_append(s, data, strlen(data));
+    s_append(s, "\n\n", 2);
+    free(data);
+    json_decref(js);
+}
+
+static int
+s_hist_item(const evr_msg_t *m, void *arg)
+{
+    s_sse_t *s = arg;
+    if (m->type == EVR_MSG_EVENT && m->event && m->event->job) {
+        s->page++;
+        s_take(s, m->event);
+    }
+    return s->len >= S_BUF_MAX || s->ended;     /* enough made: ask on later */
+}
+
+/*  A last message naming why the stream ends early. */
+static void
+s_fail(s_sse_t *s, const evr_gw_req_t *r)
+{
+    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
+    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    char *msg = evr_asprintf("event: error\ndata: %s\n\n",
+                             data ? data : "{\"code\":\"unavailable\",\"message\":\"the broker "
+                                           "does not answer\"}");
+    s_append(s, msg, strlen(msg));
+    free(msg);
+    free(data);
+    s->ended = true;
+}
+
+/*  One page of history from last+1; when it brings nothing and the job
+    has ended (cancelled in the queue: no events at all), the stream
+    ends. */
+static void
+s_history(s_sse_t *s)
+{
+    evr_gw_req_t r = { 0 };
+    evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1 }, end = { 0 };
+    uint32_t before = s->last;
+    s->page = 0;
+    s->need_history = false;
+    if (evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end))
+        s_fail(s, &r);
+    else if (end.more || s->len >= S_BUF_MAX)
+        s->need_history = !s->ended;
+    else if (s->last == before && !s->ended) {
+        if (s->final_seen)
+            s->ended = true;    /* final before this page, which held nothing new */
+        else {
+            evr_msg_t st = { .type = EVR_MSG_STATUS, .job = s->job }, rep = { 0 };
+            evr_job_status_t js = EVR_JOB_NONE;
+            if (!evr_gw_call(s->gw, &r, &st, &rep) && rep.type == EVR_MSG_JOB)
+                evr_job_status_parse(rep.status, &js);
+            s->final_seen = js >= EVR_JOB_SUCCEEDED;
+            s->need_history = s->final_seen;   /* once more: job.finished may be in */
+            evr_msg_clear(&rep);
+        }
+    }
+    evr_msg_clear(&end);
+    json_decref(r.json);
+    s->quiet_since = evr_mono_ns();
+}
+
+/*  Waits up to a second for live events and takes them. */
+static void
+s_live(s_sse_t *s)
+{
+    zmq_pollitem_t it = { zsock_resolve(s->sub), 0, ZMQ_POLLIN, 0 };
+    zmq_poll(&it, 1, 1000);
+    for (int i = 0; i < 256 && s->len < S_BUF_MAX && !s->ended && evr_bus_readable(s->sub);
+         i++) {
+        char *topic = NULL;
+        evr_msg_t m = { 0 };
+        evr_err_t err;
+        if (evr_bus_recv_pub(s->sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job
+            && !strcmp(m.event->job, s->job)) {
+            if (m.event->jseq > s->last + 1)
+                s->need_history = true;     /* a gap: history has what is missing */
+            s_take(s, m.event);
+            s->quiet_since = evr_mono_ns();
+        }
+        evr_msg_clear(&m);
+        free(topic);
+    }
+    uint64_t now = evr_mono_ns();
+    if (now - s->quiet_since > S_QUIET_NS)
+        s->need_history = true;     /* a lost publication, the last one too */
+    if (!s->len && now > s->keepalive_at)
+        s_append(s, ": keepalive\n\n", 13);
+}
+
+static ssize_t
+s_sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    s_sse_t *s = cls;
+    (void) pos;
+    for (;;) {
+        if (s->off < s->len) {
+            size_t n = s->len - s->off < max ? s->len - s->off : max;
+            memcpy(out, s->buf + s->off, n);
+            s->off += n;
+            if (s->off == s->len)
+                s->off = s->len = 0;
+            return (ssize_t) n;
+        }
+        if (s->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (s->gw->stopping)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (s->need_history)
+            s_history(s);
+        else
+            s_live(s);
+    }
+}
+
+static void
+s_sse_free(void *cls)
+{
+    s_sse_t *s = cls;
+    zsock_destroy(&s->sub);
+    free(s->step);
+    free(s->buf);
+    free(s);
+}
+
+bool
+evr_gw_last_event_id(const char *v, uint32_t *seq)
+{
+    char *end;
+    if (!v || *v < '0' || *v > '9')
+        return false;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end || n > UINT32_MAX)
+        return false;
+    *seq = (uint32_t) n;
+    return true;
+}
+
+static void
+s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
+{
+    const char *lei = evr_gw_header(req, "Last-Event-ID");
+    uint32_t last = 0;
+    evr_err_t err;
+    if (lei && !evr_gw_last_event_id(lei, &last)) {
+        evr_gw_error(req, 400, "bad_request", "Last-Event-ID: expected the id of an event "
+                     "received (an integer)");
+        return;
+    }
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "ev.%s.", job);
+    zsock_t *sub = evr_client_subscribe_hwm(gw->cfg, prefix, S_HWM, &err);
+    if (!sub) {
+        evr_gw_error(req, 503, "unavailable", "%s", err.msg);
+        return;
+    }
+    s_sse_t *s = evr_calloc(1, sizeof *s);
+    s->gw = gw;
+    snprintf(s->job, sizeof s->job, "%s", job);
+    const char *step = evr_gw_query(req, "step");
+    s->step = step ? evr_strdup(step) : NULL;
+    s->last = last;
+    s->sub = sub;
+    s->need_history = true;
+    s->quiet_since = evr_mono_ns();
+    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+    req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, s_sse_read, s,
+                                                  s_sse_free);
+    MHD_add_response_header(req->resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(req->resp, "Cache-Control", "no-cache");
+    req->status = 200;
+}
+
+void
+evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    char id[EVR_ULID_LEN + 1];
+    if (!evr_gw_job_param(req, id))
+        return;
+    evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
+    if (!evr_gw_call(gw, req, &m, &rep)) {
+        const char *accept = evr_gw_header(req, "Accept");
+        if (rep.type != EVR_MSG_JOB)
+            evr_gw_refused(req, &rep);
+        else if (accept && strstr(accept, "text/event-stream"))
+            s_log_sse(gw, req, id);
+        else
+            s_log_text(gw, req, id);
+    }
+    evr_msg_clear(&rep);
+}

@@ -1,0 +1,173 @@
+/*  evrun-gateway: the HTTP gateway (issue 16).  main() only reads the
+    settings, loads the token secret, starts serving and waits for
+    SIGINT or SIGTERM; evr_gw_*.c do the work. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_gw.h"
+#include "evr_log.h"
+
+static const evr_config_key_t s_gw_keys[] = {
+    { "http_listen", "127.0.0.1:7780", "the gateway's HTTP address (HOST:PORT; port 0: any)" },
+    { "tls_cert", NULL, "PEM certificate: serve HTTPS (with tls_key)" },
+    { "tls_key", NULL, "PEM private key of tls_cert" },
+    { "log_level", "info", "error, warn, info or debug" },
+};
+
+static void
+s_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-gateway [options]\n"
+            "\n"
+            "Serves evrun's HTTP API (JSON under /api/v1, described in schema/openapi.yaml)\n"
+            "as one more client of the broker.  Every request needs a bearer token made by\n"
+            "`evrun-cli token` (signed with STATE/gateway/jwt.secret, made when missing).\n"
+            "\n"
+            "  --listen HOST:PORT   HTTP address (setting http_listen, default\n"
+            "                       127.0.0.1:7780; port 0 picks a free one)\n"
+            "  --tls-cert FILE      serve HTTPS with this PEM certificate (tls_cert)...\n"
+            "  --tls-key FILE       ...and this PEM key (tls_key)\n"
+            "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
+            "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
+            "  --broker EP          the broker's client endpoint (default: the local broker of\n"
+            "                       `evrun-cli up` when it runs, else tcp://127.0.0.1:7700)\n"
+            "  --events-endpoint EP the broker's event stream (default: beside --broker)\n"
+            "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
+            "                       ~/.config/evrun/evrun.yml when it exists)\n"
+            "  --timeout-ms N       longest wait for the broker's answer (default 10000);\n"
+            "                       past it a request is answered 503\n"
+            "  --curve-cert FILE    CURVE key pair for a tcp:// broker (client_cert)\n"
+            "  --broker-key KEY     the broker's public key (broker_key)\n"
+            "  --print-config       print the effective settings and their sources, exit\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "It prints \"evrun-gateway: listening on URL\" once serving; stops on SIGINT or\n"
+            "SIGTERM.  exit status: 0 stopped by a signal; 2 bad settings, or it cannot\n"
+            "listen or read its secret\n");
+}
+
+/*  The settings table: the client's keys and the gateway's own. */
+static evr_config_key_t *
+s_keys(size_t *n)
+{
+    *n = evr_client_nkeys + EVR_ARRAY_LEN(s_gw_keys);
+    evr_config_key_t *k = evr_calloc(*n, sizeof *k);
+    memcpy(k, evr_client_keys, evr_client_nkeys * sizeof *k);
+    memcpy(k + evr_client_nkeys, s_gw_keys, sizeof s_gw_keys);
+    return k;
+}
+
+static int
+s_settings(int argc, char **argv, evr_config_t *cfg)
+{
+    static const struct option opts[] = {
+        { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 },
+        { "events-endpoint", required_argument, NULL, 1002 },
+        { "config", required_argument, NULL, 1003 }, { "timeout-ms", required_argument, NULL, 1004 },
+        { "curve-cert", required_argument, NULL, 1007 },
+        { "broker-key", required_argument, NULL, 1008 }, { "listen", required_argument, NULL, 1010 },
+        { "tls-cert", required_argument, NULL, 1011 }, { "tls-key", required_argument, NULL, 1012 },
+        { "print-config", no_argument, NULL, 1006 }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+    };
+    static const char *const keys[] = {
+        [0] = "state_dir", [1] = "client_endpoint", [2] = "events_endpoint",
+        [4] = "timeout_ms", [7] = "client_cert", [8] = "broker_key", [10] = "http_listen",
+        [11] = "tls_cert", [12] = "tls_key",
+    };
+    const char *flags[32], *file = NULL;
+    size_t nf = 0;
+    bool print = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            s_help(stdout);
+            exit(0);
+        }
+        if (c == 'V') {
+            printf("evrun-gateway %s\n", EVR_VERSION);
+            exit(0);
+        }
+        if (c == 1003)
+            file = optarg;
+        else if (c == 1006)
+            print = true;
+        else if (c >= 1000 && c <= 1012 && keys[c - 1000] && nf < 16) {
+            flags[2 * nf] = keys[c - 1000];
+            flags[2 * nf + 1] = optarg;
+            nf++;
+        }
+        else {
+            s_help(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "evrun-gateway: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    evr_err_t err;
+    if (evr_config_layer(cfg, file, flags, nf, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        return 2;
+    }
+    evr_client_endpoints(cfg);
+    if (print) {
+        evr_config_print(cfg, stdout);
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t nkeys;
+    evr_config_key_t *keys = s_keys(&nkeys);
+    evr_gw_t gw = { .cfg = evr_config_new(keys, nkeys), .body_max = EVR_MSG_MAX_BYTES };
+    evr_err_t err;
+    int status = s_settings(argc, argv, gw.cfg);
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    size_t level = 2;
+    if (!status && evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    evr_log_set_level((evr_log_level_t) level);
+    if (!status && evr_gw_secret_load(evr_config_get(gw.cfg, "state_dir"), true, &gw.secret,
+                                      &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);     /* threads inherit: one waits for them */
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&gw.mu, NULL);
+    if (!status && evr_gw_start(&gw, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    if (!status) {
+        const char *l = evr_config_get(gw.cfg, "http_listen");
+        fprintf(stderr, "evrun-gateway: listening on %s://%.*s:%u" EVR_GW_PREFIX
+                " (broker %s)\n", gw.tls_cert ? "https" : "http",
+                (int) (strrchr(l, ':') - l), l, gw.port,
+                evr_config_get(gw.cfg, "client_endpoint"));
+        int sig = 0;
+        sigwait(&set, &sig);
+        evr_log_info("gateway", "signal %d: stopping", sig);
+        evr_gw_stop(&gw);
+    }
+    evr_client_destroy(&gw.client);
+    pthread_mutex_destroy(&gw.mu);
+    evr_config_destroy(&gw.cfg);
+    free(keys);
+    return status < 0 ? 0 : status;
+}

@@ -1,0 +1,436 @@
+/*  test_gateway: evrun-gateway without a broker: its tokens (good,
+    expired, wrongly signed, alg none, malformed, read scope), its secret
+    file, its routes against schema/openapi.yaml, the parsing of submit
+    bodies (YAML, JSON, bad JSON, bad UTF-8), and a real server on a
+    loopback port for what it answers before asking the broker (401,
+    403, 404, 405, 413) and when the broker does not answer (503). */
+#define _GNU_SOURCE     /* vasprintf */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "evr_gw.h"
+#include "evr_test.h"
+
+static evr_gw_secret_t s_secret = { "0123456789abcdef0123456789abcdef", 32 };
+static const uint64_t s_now = 1800000000;
+
+/* ---------------------------------------------------------------- tokens */
+
+/*  A token of header and payload (JSON texts) signed with key (NULL: no
+    signature, as alg none has). */
+static char *
+s_forge(const char *header, const char *payload, const char *key)
+{
+    char h[512], p[512], sig[128] = "";
+    sodium_bin2base64(h, sizeof h, (const uint8_t *) header, strlen(header),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(p, sizeof p, (const uint8_t *) payload, strlen(payload),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char *signed_ = evr_asprintf("%s.%s", h, p);
+    if (key) {
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, (const uint8_t *) key, strlen(key));
+        crypto_auth_hmacsha256_update(&st, (const uint8_t *) signed_, strlen(signed_));
+        crypto_auth_hmacsha256_final(&st, mac);
+        sodium_bin2base64(sig, sizeof sig, mac, sizeof mac,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    char *tok = evr_asprintf("%s.%s", signed_, sig);
+    free(signed_);
+    return tok;
+}
+
+static evr_rc_t
+s_check(const char *tok, evr_gw_scope_t *scope, evr_err_t *err)
+{
+    return evr_gw_token_check(&s_secret, tok, s_now, scope, err);
+}
+
+static void
+test_tokens(void)
+{
+    evr_err_t err;
+    evr_gw_scope_t scope;
+    char *w = evr_gw_token_issue(&s_secret, "me", EVR_GW_SCOPE_WRITE, 60, s_now, &err);
+    char *r = evr_gw_token_issue(&s_secret, "me", EVR_GW_SCOPE_READ, 60, s_now, &err);
+    CHECK(w && r);
+    CHECK(s_check(w, &scope, &err) == EVR_OK && scope == EVR_GW_SCOPE_WRITE);
+    CHECK(s_check(r, &scope, &err) == EVR_OK && scope == EVR_GW_SCOPE_READ);
+    /* expired: 60 s later */
+    CHECK(evr_gw_token_check(&s_secret, w, s_now + 60, &scope, &err) == EVR_ERR_STATE);
+    CHECK(strstr(err.msg, "expired") != NULL);
+    CHECK(scope == EVR_GW_SCOPE_NONE);
+    /* another secret */
+    evr_gw_secret_t other = { "another secret", 14 };
+    CHECK(evr_gw_token_check(&other, w, s_now, &scope, &err) == EVR_ERR_STATE);
+    CHECK(strstr(err.msg, "signature") != NULL);
+    /* a payload changed under the same signature */
+    char *dot = strchr(w, '.');
+    char *tampered = evr_strdup(w);
+    tampered[dot - w + 3] = tampered[dot - w + 3] == 'A' ? 'B' : 'A';
+    CHECK(s_check(tampered, &scope, &err) == EVR_ERR_STATE);
+    free(tampered);
+    free(w);
+    free(r);
+    const char *claims = "{\"sub\":\"x\",\"iat\":1800000000,\"exp\":1800000600,\"scope\":\"write\"}";
+    /* alg none, with and without a signature */
+    char *t = s_forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", claims, NULL);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "alg") != NULL);
+    free(t);
+    t = s_forge("{\"alg\":\"none\"}", claims, s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE);
+    free(t);
+    t = s_forge("{\"alg\":\"HS512\"}", claims, s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE);
+    free(t);
+    /* forged right: accepted (the forge is right) */
+    t = s_forge("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims, s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_OK && scope == EVR_GW_SCOPE_WRITE);
+    free(t);
+    /* claims: no exp, no scope, a scope of another kind, iat in the future */
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"scope\":\"write\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "exp") != NULL);
+    free(t);
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1800000600}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "scope") != NULL);
+    free(t);
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1800000600,\"scope\":\"admin\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE);
+    free(t);
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"iat\":1890000000,"
+                "\"scope\":\"read\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
+    free(t);
+    /* malformed */
+    static const char *const bad[] = { "", "abc", "a.b", "a.b.c.d", "..", "!!.??.**",
+                                       "eyJhbGciOiJIUzI1NiJ9..", "e30.e30.e30" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++)
+        CHECK(s_check(bad[i], &scope, &err) == EVR_ERR_STATE);
+    CHECK(s_check(NULL, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "Bearer") != NULL);
+    char *huge = evr_malloc(EVR_GW_TOKEN_MAX + 10);
+    memset(huge, 'a', EVR_GW_TOKEN_MAX + 9);
+    huge[EVR_GW_TOKEN_MAX + 9] = '\0';
+    huge[10] = huge[20] = '.';
+    CHECK(s_check(huge, &scope, &err) == EVR_ERR_STATE);
+    free(huge);
+}
+
+static void
+test_ttl(void)
+{
+    uint64_t s = 0;
+    CHECK(evr_gw_ttl_parse("90s", &s) && s == 90);
+    CHECK(evr_gw_ttl_parse("2m", &s) && s == 120);
+    CHECK(evr_gw_ttl_parse("1h", &s) && s == 3600);
+    CHECK(evr_gw_ttl_parse("7d", &s) && s == 7 * 86400);
+    CHECK(evr_gw_ttl_parse("45", &s) && s == 45);
+    CHECK(!evr_gw_ttl_parse("0s", &s) && !evr_gw_ttl_parse("1w", &s)
+          && !evr_gw_ttl_parse("-1h", &s) && !evr_gw_ttl_parse("h", &s)
+          && !evr_gw_ttl_parse("367d", &s) && !evr_gw_ttl_parse("99999999999999999999", &s));
+}
+
+static void
+test_secret(void)
+{
+    char dir[] = "/tmp/evr-gwt-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    evr_gw_secret_t a, b;
+    evr_err_t err;
+    CHECK(evr_gw_secret_load(dir, false, &a, &err) == EVR_ERR_NOTFOUND);
+    CHECK(evr_gw_secret_load(dir, true, &a, &err) == EVR_OK && a.len == 64);
+    CHECK(evr_gw_secret_load(dir, false, &b, &err) == EVR_OK && !strcmp(a.key, b.key));
+    char *p = evr_asprintf("%s/gateway/jwt.secret", dir);
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+    chmod(p, 0644);
+    CHECK(evr_gw_secret_load(dir, true, &b, &err) == EVR_ERR_CONFIG);
+    CHECK(strstr(err.msg, "chmod 600") != NULL);
+    unlink(p);
+    free(p);
+    p = evr_asprintf("%s/gateway", dir);
+    rmdir(p);
+    free(p);
+    rmdir(dir);
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/*  The (method, path) pairs under `paths:` of schema/openapi.yaml as
+    "METHOD /path" strings into out; their count. */
+static size_t
+s_openapi_routes(char out[][160], size_t max)
+{
+    FILE *fp = fopen(EVR_SOURCE_DIR "/schema/openapi.yaml", "rb");
+    CHECK(fp != NULL);
+    if (!fp)
+        return 0;
+    yaml_parser_t p;
+    yaml_document_t doc;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, fp);
+    size_t n = 0;
+    CHECK(yaml_parser_load(&p, &doc));
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    for (yaml_node_pair_t *pr = root && root->type == YAML_MAPPING_NODE
+                                    ? root->data.mapping.pairs.start : NULL;
+         pr && pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
+        if (strcmp((char *) k->data.scalar.value, "paths") || v->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *pp = v->data.mapping.pairs.start; pp < v->data.mapping.pairs.top;
+             pp++) {
+            yaml_node_t *path = yaml_document_get_node(&doc, pp->key);
+            yaml_node_t *ops = yaml_document_get_node(&doc, pp->value);
+            for (yaml_node_pair_t *op = ops->data.mapping.pairs.start;
+                 op < ops->data.mapping.pairs.top && n < max; op++) {
+                const char *m = (char *) yaml_document_get_node(&doc, op->key)->data.scalar.value;
+                static const char *const methods[] = { "get", "post", "put", "delete", "patch" };
+                for (size_t i = 0; i < EVR_ARRAY_LEN(methods); i++)
+                    if (!strcmp(m, methods[i])) {
+                        snprintf(out[n], 160, "%s %s", m, (char *) path->data.scalar.value);
+                        for (char *c = out[n]; *c != ' '; c++)
+                            *c = (char) (*c - 'a' + 'A');
+                        n++;
+                    }
+            }
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    fclose(fp);
+    return n;
+}
+
+static void
+test_routes_openapi(void)
+{
+    char doc[64][160];
+    size_t n = s_openapi_routes(doc, 64);
+    CHECK(n == evr_gw_nroutes);
+    for (size_t i = 0; i < evr_gw_nroutes; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "%s %s", evr_gw_routes[i].method, evr_gw_routes[i].path);
+        bool found = false;
+        for (size_t j = 0; j < n; j++)
+            found |= !strcmp(doc[j], want);
+        if (!found)
+            fprintf(stderr, "route %s is served but not in schema/openapi.yaml\n", want);
+        CHECK(found);
+    }
+    for (size_t j = 0; j < n; j++) {
+        bool found = false;
+        for (size_t i = 0; i < evr_gw_nroutes; i++) {
+            char have[160];
+            snprintf(have, sizeof have, "%s %s", evr_gw_routes[i].method, evr_gw_routes[i].path);
+            found |= !strcmp(doc[j], have);
+        }
+        if (!found)
+            fprintf(stderr, "%s is in schema/openapi.yaml but not served\n", doc[j]);
+        CHECK(found);
+    }
+}
+
+static void
+test_route_match(void)
+{
+    char params[EVR_GW_PARAMS][128];
+    int st;
+    const evr_gw_route_t *r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/log", params, &st);
+    CHECK(r && r->fn == evr_gw_h_log);
+    CHECK_STR(params[0], "ABC");
+    CHECK(!evr_gw_route_match("DELETE", "/api/v1/jobs/ABC", params, &st) && st == 405);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/nope", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs//log", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("GET", "/api/v2/jobs", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("GET", "/api/v1", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("GET", "/api/v1jobs", params, &st) && st == 404);
+    CHECK(evr_gw_route_match("POST", "/api/v1/jobs", params, &st)->write);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/runners", params, &st)->write);
+    uint32_t seq = 0;
+    CHECK(evr_gw_last_event_id("17", &seq) && seq == 17);
+    CHECK(!evr_gw_last_event_id("", &seq) && !evr_gw_last_event_id("-1", &seq)
+          && !evr_gw_last_event_id("1x", &seq) && !evr_gw_last_event_id("99999999999", &seq));
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+static int
+s_parse(const char *ctype, const char *body, size_t len, char *msg, size_t size)
+{
+    evr_spec_t *spec = evr_spec_new();
+    json_t *e = NULL;
+    int st = 0;
+    if (evr_gw_parse_submit(ctype, body, len, spec, &st, &e))
+        st = 200;
+    snprintf(msg, size, "%s", e ? json_string_value(json_object_get(
+                                      json_object_get(e, "error"), "message")) : "");
+    json_decref(e);
+    evr_spec_destroy(&spec);
+    return st;
+}
+
+static void
+test_parse_submit(void)
+{
+    char m[1024];
+    const char *yml = "pipeline: p\nimage: localhost/x:1\nsteps:\n  - name: a\n    run: echo\n";
+    CHECK(s_parse("application/yaml", yml, strlen(yml), m, sizeof m) == 200);
+    CHECK(s_parse("application/x-yaml; charset=utf-8", yml, strlen(yml), m, sizeof m) == 200);
+    const char *bad = "pipeline: p\nimage: localhost/x:1\nsteps:\n  - name: a\n    runn: echo\n";
+    CHECK(s_parse("application/yaml", bad, strlen(bad), m, sizeof m) == 400);
+    CHECK(strncmp(m, "body:5:", 7) == 0);
+    const char *js = "{\"pipeline\":\"p\",\"image\":\"localhost/x:1\",\"steps\":[{\"name\":\"a\","
+                     "\"run\":\"echo\"}]}";
+    CHECK(s_parse("application/json", js, strlen(js), m, sizeof m) == 200);
+    CHECK(s_parse("application/json", "{\"steps\": [", 11, m, sizeof m) == 400);
+    CHECK(strstr(m, "bad JSON") != NULL && strncmp(m, "body:1:", 7) == 0);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"\xff\"}", 17, m, sizeof m) == 400);
+    CHECK(strstr(m, "bad JSON") != NULL);
+    CHECK(s_parse("application/json", "[1,2]", 5, m, sizeof m) == 400);
+    CHECK(s_parse("application/json", "{\"a\":1,\"a\":2}", 13, m, sizeof m) == 400);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 501);
+    CHECK(s_parse("text/plain", yml, strlen(yml), m, sizeof m) == 415);
+    CHECK(s_parse(NULL, yml, strlen(yml), m, sizeof m) == 415);
+    CHECK(s_parse("application/yaml", "", 0, m, sizeof m) == 400);
+    CHECK(s_parse("application/yaml", "\xff\xfe: [", 5, m, sizeof m) == 400);
+    const char *copy = "pipeline: p\nimage: localhost/x:1\nsource: {copy: .}\nsteps:\n"
+                       "  - name: a\n    run: echo\n";
+    CHECK(s_parse("application/yaml", copy, strlen(copy), m, sizeof m) == 400);
+    CHECK(strstr(m, "copy") != NULL);
+}
+
+/* ------------------------------------------------------- a real server */
+
+/*  Sends req (len bytes) to 127.0.0.1:port; the status of the answer,
+    its text into out. */
+static int
+s_http(uint16_t port, const char *req, size_t len, char *out, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *) &sa, sizeof sa)) {
+        close(fd);
+        return -1;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;      /* the server answered early and closed */
+        off += (size_t) n;
+    }
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = recv(fd, out + got, size - 1 - got, 0)) > 0)
+        got += (size_t) n;
+    out[got] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(out, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+/*  s_http of the request fmt makes. */
+static int
+s_send(uint16_t port, char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    char *req = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&req, fmt, ap);
+    va_end(ap);
+    int st = n < 0 ? -1 : s_http(port, req, (size_t) n, out, size);
+    free(req);
+    return st;
+}
+
+static void
+test_server(void)
+{
+    static const evr_config_key_t keys[] = {
+        { "http_listen", "127.0.0.1:0", "" }, { "tls_cert", NULL, "" }, { "tls_key", NULL, "" },
+        { "state_dir", "/tmp", "" }, { "client_endpoint", "ipc:///tmp/evr-gwt-none/clients", "" },
+        { "events_endpoint", "ipc:///tmp/evr-gwt-none/events", "" },
+        { "timeout_ms", "300", "" }, { "client_cert", NULL, "" }, { "broker_key", NULL, "" },
+    };
+    evr_gw_t gw = { .cfg = evr_config_new(keys, EVR_ARRAY_LEN(keys)), .secret = s_secret,
+                    .body_max = EVR_MSG_MAX_BYTES };
+    evr_err_t err;
+    pthread_mutex_init(&gw.mu, NULL);
+    CHECK(evr_gw_start(&gw, &err) == EVR_OK);
+    CHECK(gw.port != 0);
+    char *w = evr_gw_token_issue(&s_secret, "t", EVR_GW_SCOPE_WRITE, 600,
+                                 evr_now_ns() / 1000000000ull, &err);
+    char *r = evr_gw_token_issue(&s_secret, "t", EVR_GW_SCOPE_READ, 600,
+                                 evr_now_ns() / 1000000000ull, &err);
+    char out[8192];
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 401);
+    CHECK(strstr(out, "\"unauthorized\"") && strstr(out, "WWW-Authenticate"));
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\n\r\n", "x.y.z") == 401);
+    CHECK(s_send(gw.port, out, sizeof out, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\nContent-Length: 0\r\n\r\n", r) == 403);
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\n\r\n", r) == 404);
+    CHECK(s_send(gw.port, out, sizeof out, "DELETE /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\n\r\n", r) == 405);
+    /* over the limit, said up front, then sent in chunks without a length */
+    CHECK(s_send(gw.port, out, sizeof out, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n"
+                              "Content-Length: %u\r\n\r\n", w, EVR_MSG_MAX_BYTES + 1) == 413);
+    CHECK(strstr(out, "\"too_large\"") != NULL);
+    size_t chunk = 64 * 1024, nchunks = EVR_MSG_MAX_BYTES / chunk + 2;
+    char *head = evr_asprintf("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n", w);
+    size_t hl = strlen(head), total = hl + nchunks * (chunk + 16) + 8, at = hl;
+    char *big = evr_malloc(total);
+    memcpy(big, head, hl);
+    for (size_t i = 0; i < nchunks; i++) {
+        at += (size_t) sprintf(big + at, "%zx\r\n", chunk);
+        memset(big + at, '#', chunk);
+        at += chunk;
+        at += (size_t) sprintf(big + at, "\r\n");
+    }
+    at += (size_t) sprintf(big + at, "0\r\n\r\n");
+    CHECK(s_http(gw.port, big, at, out, sizeof out) == 413);
+    free(big);
+    free(head);
+    /* the broker does not answer: 503, bounded by timeout_ms */
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\n\r\n", r) == 503);
+    CHECK(strstr(out, "\"unavailable\"") != NULL);
+    /* a bad job id: 404 before the broker is asked */
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "Authorization: Bearer %s\r\n\r\n", r) == 404);
+    evr_gw_stop(&gw);
+    evr_client_destroy(&gw.client);
+    pthread_mutex_destroy(&gw.mu);
+    evr_config_destroy(&gw.cfg);
+    free(w);
+    free(r);
+}
+
+int
+main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    EVR_TEST_RUN(test_tokens);
+    EVR_TEST_RUN(test_ttl);
+    EVR_TEST_RUN(test_secret);
+    EVR_TEST_RUN(test_routes_openapi);
+    EVR_TEST_RUN(test_route_match);
+    EVR_TEST_RUN(test_parse_submit);
+    EVR_TEST_RUN(test_server);
+    EVR_TEST_END();
+}

@@ -1,0 +1,89 @@
+/*  cli_token.c: evrun-cli token: a bearer token for evrun-gateway's HTTP
+    API, signed with STATE/gateway/jwt.secret (evr_gw_auth.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_bus.h"
+#include "evr_gw_auth.h"
+
+static void
+s_token_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-cli token [--read-only] [--ttl DURATION] [--sub NAME] [options]\n"
+            "\n"
+            "Prints a bearer token for evrun-gateway's HTTP API, alone on stdout:\n"
+            "  curl -H \"Authorization: Bearer $(evrun-cli token)\" http://127.0.0.1:7780/api/v1/jobs\n"
+            "It is a JWT (HS256) signed with STATE/gateway/jwt.secret (made when missing, 0600;\n"
+            "the gateway must use the same state directory), with the claims sub, iat, exp and\n"
+            "scope.  Delete the secret and restart the gateway to revoke every token.\n"
+            "\n"
+            "  --read-only          scope read: GET routes only (else write: also submit,\n"
+            "                       cancel, pause, resume)\n"
+            "  --ttl DURATION       valid for DURATION: 90s, 2m, 1h, 7d (default 1h, at most\n"
+            "                       366d)\n"
+            "  --sub NAME           the sub claim (default $USER, else evrun)\n"
+            EVR_CLI_COMMON_HELP
+            "\n"
+            "exit status: 0 printed; 2 usage, or the secret cannot be read or made\n");
+}
+
+int
+evr_cli_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "read-only", no_argument, NULL, 'r' },
+        { "ttl", required_argument, NULL, 't' }, { "sub", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli token" };
+    bool ro = false;
+    uint64_t ttl = 3600;
+    const char *sub = getenv("USER");
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'r': ro = true; break;
+        case 't':
+            if (!evr_gw_ttl_parse(optarg, &ttl)) {
+                fprintf(stderr, "%s: --ttl %s: expected a duration like 90s, 2m, 1h or 7d "
+                        "(at most 366d)\n", cli.prog, optarg);
+                status = 2;
+            }
+            break;
+        case 's': sub = optarg; break;
+        case 'h': s_token_help(stdout); return 0;
+        default: status = 2; break;
+        }
+    }
+    if (!status && optind != argc) {
+        fprintf(stderr, "%s: unexpected argument \"%s\"\n", cli.prog, argv[optind]);
+        status = 2;
+    }
+    if (status) {
+        s_token_help(stderr);
+        return status;
+    }
+    if ((status = evr_cli_settings(&cli)))
+        return status;
+    evr_gw_secret_t secret;
+    evr_err_t err;
+    char *tok = NULL;
+    if (evr_gw_secret_load(evr_config_get(cli.cfg, "state_dir"), true, &secret, &err)
+        || !(tok = evr_gw_token_issue(&secret, sub && *sub ? sub : "evrun",
+                                      ro ? EVR_GW_SCOPE_READ : EVR_GW_SCOPE_WRITE, ttl,
+                                      evr_now_ns() / 1000000000ull, &err))) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        status = 2;
+    }
+    else
+        printf("%s\n", tok);
+    free(tok);
+    evr_cli_done(&cli);
+    return status;
+}
