@@ -593,7 +593,8 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
     };
     uint64_t now = evr_mono_ns();
     long beat = b->next_beat > now ? (long) ((b->next_beat - now) / 1000000) : 0;
-    zmq_poll(items, b->zap ? 4 : 3, beat < timeout_ms ? beat : timeout_ms);
+    int wait = evr_policy_due(b, beat < timeout_ms ? (int) beat : timeout_ms);
+    zmq_poll(items, b->zap ? 4 : 3, wait);
     if (b->zap)
         evr_zap_handle(b->zap, s_zap_log, b);
     s_drain_socket(b, b->runners, true);
@@ -602,6 +603,7 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
         zframe_t *f = zframe_recv(b->pub);   /* subscriptions: nothing to do */
         zframe_destroy(&f);
     }
+    evr_policy_due(b, 0);       /* a start_delay ended while polling */
     evr_queue_dispatch(b);
     evr_runners_beat(b);
     s_sweep(b);

@@ -1,6 +1,7 @@
 /*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
     (sockets, loop, client requests), evr_queue.c (the durable queue and
-    dispatch: evr_queue_*), evr_runners.c (runner sessions and event
+    dispatch: evr_queue_*), evr_policy.c (a pipeline's queue policy at
+    submit: evr_policy_*), evr_runners.c (runner sessions and event
     ingestion: evr_runners_*) and evr_lease.c (the jobs of runners that do
     not come back: evr_lease_*).
 */
@@ -33,6 +34,9 @@ typedef struct evr_queue_job {
     evr_queue_state_t state;
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
+    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
+    char *partition;        /* partitioned_replace: its partition_by value; else NULL */
+    bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
     bool cancel_pending;    /* cancel asked while dispatched */
@@ -91,6 +95,7 @@ struct evr_broker {
     uint64_t next_beat;     /* mono ns */
     uint64_t next_sweep;    /* mono ns: the next look at the client flows */
     bool changed;           /* try to dispatch */
+    uint64_t next_due;      /* wall ns: the earliest start_delay end of a queued job; 0: none */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
     char *artifacts_dir;    /* owns opts.artifacts_dir (evr_artstore.c) */
@@ -161,6 +166,11 @@ evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char
                                  evr_err_t *err);
 /*  Sends every queued job it can to a runner with credit and labels. */
 void evr_queue_dispatch(evr_broker_t *b);
+/*  Jobs of pipeline p the queue holds (in any state; staged ones not). */
+size_t evr_queue_count(const evr_broker_t *b, const char *p);
+/*  Whether j waits in the queue (queued or held) and is of pipeline p,
+    and of partition part when part is not NULL. */
+bool evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part);
 /*  Jobs assigned to runner r (dispatched or active). */
 uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
 /*  The job has left the queue (its job.accepted is stored). */
@@ -168,6 +178,18 @@ void evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 /*  The runner did not take its dispatched jobs (resync found no
     job.accepted): they wait again. */
 void evr_queue_requeue(evr_broker_t *b, const char *runner);
+
+/* evr_policy.c */
+/*  Applies the queue policy of submit msg (its args bound) before it is
+    staged: replaces waiting jobs and interrupts running ones as its
+    strategy says, or refuses it.  true: it may be queued; false: *code (an
+    EVR_CODE_*) and why say the refusal (nothing was changed then, except
+    that staged submits were committed).  Callers: evr_queue_submit. */
+bool evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char *why,
+                      size_t len);
+/*  The poll timeout (ms, at most max_ms) until the next start_delay ends;
+    marks the queue changed once one has. */
+int evr_policy_due(evr_broker_t *b, int max_ms);
 
 /* evr_runners.c */
 evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);

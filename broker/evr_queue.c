@@ -60,18 +60,24 @@ evr_queue_find(const evr_broker_t *b, const char *id)
     return b->index ? zhashx_lookup(b->index, id) : NULL;
 }
 
-/*  How many jobs of pipeline p the queue holds (any state). */
-static size_t
-s_count(const evr_broker_t *b, const char *p)
+size_t
+evr_queue_count(const evr_broker_t *b, const char *p)
 {
     return (size_t) (uintptr_t) zhashx_lookup(b->counts, p);
+}
+
+bool
+evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part)
+{
+    return (j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0
+        && (!part || (j->partition && strcmp(j->partition, part) == 0));
 }
 
 /*  j enters or leaves the list (delta +1, -1): the indexes follow. */
 static void
 s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
 {
-    size_t n = s_count(b, j->pipeline);
+    size_t n = evr_queue_count(b, j->pipeline);
     n = delta > 0 ? n + 1 : n - 1;
     if (n)
         zhashx_update(b->counts, j->pipeline, (void *) (uintptr_t) n);
@@ -92,6 +98,7 @@ evr_queue_free(evr_queue_job_t *j)
     free(j->pipeline);
     free(j->runner);
     free(j->cancel_reason);
+    free(j->partition);
     evr_msg_destroy(&j->submit);
     evr_strlist_free(&j->labels);
     free(j);
@@ -151,6 +158,12 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
     j->submit = submit;
     j->created = created;
     j->pipeline = evr_strdup(submit->spec->pipeline);
+    /* the end of its start_delay follows from the record's submit time:
+       a restarted broker honours it as it was */
+    if (submit->spec->start_delay)
+        j->not_before = created + submit->spec->start_delay * 1000000ull;
+    const char *part = evr_spec_queue_partition(submit->spec, &submit->args);
+    j->partition = part ? evr_strdup(part) : NULL;
     const evr_strlist_t *ls[2] = { &submit->spec->labels, &submit->labels };
     for (int k = 0; k < 2; k++)
         for (uint32_t i = 0; i < ls[k]->n; i++)
@@ -358,16 +371,6 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
 
 /* ------------------------------------------------------------- submit */
 
-static uint32_t
-s_waiting(const evr_broker_t *b, const char *pipeline)
-{
-    uint32_t n = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, pipeline) == 0)
-            n++;
-    return n;
-}
-
 /*  Binds the submit's args to its spec; false with the reasons in why. */
 static bool
 s_bind(evr_msg_t *msg, char *why, size_t len)
@@ -389,66 +392,6 @@ s_bind(evr_msg_t *msg, char *why, size_t len)
     }
     evr_diag_destroy(&d);
     return ok;
-}
-
-/*  Whether the queue surely has room for one more job of pipeline p: the
-    jobs it holds of p (in any state) and in all, with the staged ones,
-    are bounds of the waiting ones that need no walk of the queue. */
-static bool
-s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
-{
-    size_t mine = s_count(b, p);
-    for (size_t i = 0; i < b->nstaged; i++)
-        mine += strcmp(b->staged[i].job->pipeline, p) == 0;
-    for (size_t i = 0; i < b->nunsynced; i++)
-        mine += strcmp(b->unsynced[i].job->pipeline, p) == 0;
-    return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
-}
-
-/*  Makes room in a full queue: false (and an answer sent) when it cannot. */
-static bool
-s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
-{
-    const evr_queue_t *q = &msg->spec->queue;
-    uint32_t limit = q->limit ? q->limit : b->opts.queue_limit;
-    bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
-    const char *p = msg->spec->pipeline;
-    if (s_room_sure(b, p, limit))
-        return true;
-    evr_queue_flush(b);     /* the exact count (and a replace) needs them in the queue */
-    if (b->failure) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
-                           "%s", b->failmsg);
-        return false;
-    }
-    size_t total = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        total += j->state != B_ACTIVE;
-    if (total >= EVR_BROKER_MAX_QUEUED) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL, "the broker holds %zu jobs "
-                           "not yet running, its limit; try again later", total);
-        return false;
-    }
-    while (s_waiting(b, p) >= limit) {
-        if (!replace) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL,
-                               "pipeline %s has %u jobs waiting, its queue limit; try again "
-                               "later, or set queue: {strategy: replace}", p, limit);
-            return false;
-        }
-        evr_queue_job_t *old = NULL;
-        for (evr_queue_job_t *j = b->jobs; j && !old; j = j->next)
-            if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0)
-                old = j;
-        evr_err_t err;
-        char reason[64];
-        snprintf(reason, sizeof reason, "replaced by %s", msg->job);
-        if (evr_queue_cancel_queued(b, old, reason, &err)) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-            return false;
-        }
-    }
-    return true;
 }
 
 /*  Whether a submit not answered yet came from rid or is of job: a submit
@@ -504,8 +447,11 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
                            "%s", b->failmsg);
         return;
     }
-    if (!s_make_room(b, rid, msg))
+    const char *code;
+    if (!evr_policy_admit(b, msg, &code, why, sizeof why)) {
+        evr_bus_send_error(b->clients, rid, code, "%s", why);
         return;
+    }
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
     *m = *msg;
     memset(msg, 0, sizeof *msg);
@@ -733,9 +679,16 @@ evr_queue_dispatch(evr_broker_t *b)
     size_t ncand = s_candidates(b, &cands);
     evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    for (evr_queue_job_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
+    uint64_t now = evr_now_ns(), due = 0;
+    evr_queue_job_t *at = b->jobs;
+    for (; at && n < S_DISPATCH_BATCH && ncand; at = at->next) {
+        evr_queue_job_t *j = at;
         if (j->state != B_QUEUED)
             continue;
+        if (j->not_before > now) {  /* in its start_delay: the loop's timer wakes it */
+            due = !due || j->not_before < due ? j->not_before : due;
+            continue;
+        }
         s_cand_t *c = s_pick(b, cands, ncand, j);
         if (!c)
             continue;
@@ -750,6 +703,9 @@ evr_queue_dispatch(evr_broker_t *b)
         sent[n++] = j;
     }
     free(cands);
+    /* a pass that stopped early keeps the earlier due time too (at worst
+       a wake-up that finds nothing due) */
+    b->next_due = !at ? due : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
     if (n == S_DISPATCH_BATCH)
         b->changed = true;  /* more next turn */
     if (!n)

@@ -234,7 +234,10 @@ const char *const evr_msg_codes[][2] = {
     { EVR_CODE_BAD_REQUEST, "the message is malformed or a field is invalid; message names it" },
     { EVR_CODE_UNKNOWN_TYPE, "the header names no known message type" },
     { EVR_CODE_NOT_FOUND, "no such job or runner" },
-    { EVR_CODE_QUEUE_FULL, "the pipeline's queue limit is reached (strategy append)" },
+    { EVR_CODE_QUEUE_FULL, "the pipeline's wait list is full (queue.limit; strategy append, or "
+                           "partitioned_replace with other partitions), or the broker's" },
+    { EVR_CODE_BUSY, "the pipeline's concurrency is full and its queue.limit is 0: no wait "
+                     "list" },
     { EVR_CODE_CONFLICT, "the command is not possible in the job's current state" },
     { EVR_CODE_TOO_LARGE, "the message exceeds a size limit" },
     { EVR_CODE_UNAVAILABLE, "the broker cannot serve the request now (store full, draining)" },

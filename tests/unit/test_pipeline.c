@@ -131,7 +131,7 @@ test_full_values(void)
     CHECK(spec.labels.n == 2);
     CHECK(spec.concurrency == 1 && spec.parallel == 2);
     CHECK(spec.on_failure == EVR_ON_FAILURE_FINISH);
-    CHECK(spec.queue.present && spec.queue.limit == 10);
+    CHECK(spec.queue.present && spec.queue.limit.set && spec.queue.limit.v == 10);
     CHECK_STR(spec.queue.strategy, "replace");
     CHECK(spec.timeout == 30 * 60 * 1000);
     CHECK_STR(evr_strmap_get(&spec.env, "COUNT"), "3");
