@@ -303,7 +303,8 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         s_cut(b, rid, "jobs", sent);
         return;
     }
-    evr_msg_t end = { .type = EVR_MSG_END, .count = sent, .more = i < l.n };
+    evr_msg_t end = { .type = EVR_MSG_END, .count = sent, .more = i < l.n,
+                      .queue_limit = b->opts.queue_limit };
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 

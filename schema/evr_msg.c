@@ -172,7 +172,10 @@ MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs i
 MSG(end, U32("count", count, false, "items sent before this end"),
     M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
       "true when the page stopped at its limit with items left: `history` asks again "
-      "from the next jseq, `jobs` with `before` the last job received"));
+      "from the next jseq, `jobs` with `before` the last job received"),
+    M("queue_limit", EVR_FT_U32, false, 0, queue_limit, NULL, NULL,
+      "`jobs`: the broker's --queue-limit, the wait list of a pipeline whose queue sets no "
+      "limit"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     VERSION(true), SEQ(false, "highest seq in the runner's log"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));

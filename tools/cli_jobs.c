@@ -606,6 +606,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                     req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
                     req.status ? req.status : "");
         }
+        if (!rc && end.queue_limit)   /* on stderr: the listing stays the jobs alone */
+            fprintf(stderr, "%s: queue limit %u: the most jobs waiting per pipeline whose "
+                    "queue sets no limit (evrun-broker --queue-limit)\n", prog,
+                    end.queue_limit);
         evr_msg_clear(&end);
     }
     free(req.job);
