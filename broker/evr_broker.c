@@ -185,6 +185,11 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = j->submit->spec->steps.n;
+        if (j->not_before > evr_now_ns()) {
+            char t[32];
+            evr_time_format(j->not_before, t, sizeof t);
+            m->reason = evr_asprintf("start_delay: not dispatched before %s", t);
+        }
         return true;
     }
     evr_job_t pj = { 0 };
