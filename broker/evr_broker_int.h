@@ -36,10 +36,12 @@ typedef struct evr_queue_job {
     uint64_t created;       /* ns since the epoch */
     uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
     char *partition;        /* partitioned_replace: its partition_by value; else NULL */
+    bool partition_read;    /* partition known (from its submit, or its job.accepted) */
     bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
-    bool cancel_pending;    /* cancel asked while dispatched */
+    bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
+                               its runner was away: sent when it is back) */
     char *cancel_reason;
     struct evr_queue_job *next;
 } evr_queue_job_t;
@@ -190,6 +192,9 @@ bool evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, 
 /*  The poll timeout (ms, at most max_ms) until the next start_delay ends;
     marks the queue changed once one has. */
 int evr_policy_due(evr_broker_t *b, int max_ms);
+/*  Runner r is back with its log resent: the cancels of its interrupted
+    jobs that could not reach it go now. */
+void evr_policy_resend(evr_broker_t *b, const char *runner);
 
 /* evr_runners.c */
 evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);

@@ -62,16 +62,39 @@ s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
     return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
 }
 
+/*  The partition of a running job the broker took up from its archive
+    at start (its submit is gone): from its job.accepted, once. */
+static const char *
+s_partition(const evr_broker_t *b, evr_queue_job_t *j)
+{
+    if (j->partition_read)
+        return j->partition;
+    j->partition_read = true;
+    evr_spec_t *spec = NULL;
+    evr_strmap_t args = { 0 };
+    evr_err_t err;
+    if (evr_store_job_spec(b->store, j->id, &spec, &args, &err) == EVR_OK) {
+        const char *part = evr_spec_queue_partition(spec, &args);
+        j->partition = part ? evr_strdup(part) : NULL;
+    }
+    evr_spec_destroy(&spec);
+    evr_strmap_free(&args);
+    return j->partition;
+}
+
 /*  The running side of the plan: with interrupt, the dispatched and
     active jobs of p (of partition part) not interrupted before. */
 static void
 s_plan_interrupts(const evr_broker_t *b, const char *p, const char *part, s_plan_t *plan)
 {
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && !j->interrupted
-            && strcmp(j->pipeline, p) == 0
-            && (!part || (j->partition && strcmp(j->partition, part) == 0)))
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
+        if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || j->interrupted
+            || strcmp(j->pipeline, p) != 0)
+            continue;
+        const char *jp = part ? s_partition(b, j) : NULL;
+        if (!part || (jp && strcmp(jp, part) == 0))
             plan->interrupted[plan->ninterrupted++] = j;
+    }
 }
 
 /*  Jobs of p that hold or will take a concurrency slot after the plan:
@@ -144,18 +167,35 @@ static void
 s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 {
     j->interrupted = true;
-    if (j->state == B_DISPATCHED) {
-        j->cancel_pending = true;
-        free(j->cancel_reason);
-        j->cancel_reason = evr_strdup(reason);
-        evr_broker_info(b, "job %s: %s (when its runner has taken it)", j->id, reason);
+    char why[256];
+    if (j->state == B_ACTIVE
+        && evr_runners_control(b, j->runner, "cancel", j->id, reason, why, sizeof why)) {
+        evr_broker_info(b, "job %s: %s", j->id, reason);
         return;
     }
-    char why[256];
-    if (evr_runners_control(b, j->runner, "cancel", j->id, reason, why, sizeof why))
-        evr_broker_info(b, "job %s: %s", j->id, reason);
+    j->cancel_pending = true;
+    free(j->cancel_reason);
+    j->cancel_reason = evr_strdup(reason);
+    if (j->state == B_DISPATCHED)
+        evr_broker_info(b, "job %s: %s (when its runner has taken it)", j->id, reason);
     else
-        evr_broker_warn(b, "job %s: %s: cancel not sent: %s", j->id, reason, why);
+        evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back",
+                        j->id, reason, why);
+}
+
+void
+evr_policy_resend(evr_broker_t *b, const char *runner)
+{
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
+        if (j->state != B_ACTIVE || !j->cancel_pending || !j->runner
+            || strcmp(j->runner, runner) != 0)
+            continue;
+        char why[256];
+        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+            j->cancel_pending = false;
+        else
+            evr_broker_warn(b, "cancel of %s: %s", j->id, why);
+    }
 }
 
 bool

@@ -164,6 +164,7 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
         j->not_before = created + submit->spec->start_delay * 1000000ull;
     const char *part = evr_spec_queue_partition(submit->spec, &submit->args);
     j->partition = part ? evr_strdup(part) : NULL;
+    j->partition_read = true;
     const evr_strlist_t *ls[2] = { &submit->spec->labels, &submit->labels };
     for (int k = 0; k < 2; k++)
         for (uint32_t i = 0; i < ls[k]->n; i++)

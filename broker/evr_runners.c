@@ -66,6 +66,7 @@ s_resynced(evr_broker_t *b, evr_runners_session_t *r)
     evr_queue_requeue(b, r->id);
     evr_lease_resynced(b, r);
     evr_lease_back(b, r);
+    evr_policy_resend(b, r->id);
     b->changed = true;
 }
 

@@ -165,6 +165,33 @@ case_interrupt() {
   wait_job "$b" > /dev/null; wait_job "$a2" > /dev/null
 }
 
+# interrupt reaches running jobs the broker took up from its archive after
+# a SIGKILL (their partition read from their job.accepted), and a runner
+# away when it is asked (its cancel goes when it is back).
+case_interrupt_away() {
+  fresh interrupt_away
+  bus_broker && runner ia-1 4
+  qpipe qia 0 30 "{ strategy: partitioned_replace, partition_by: KEY, interrupt: true }"
+  local a b a2 b2
+  a=$(submit "$tmp/qia.yml" -a KEY=a); b=$(submit "$tmp/qia.yml" -a KEY=b)
+  check "away: both run" wait_status "$a" running && wait_status "$b" running
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  bus_broker
+  a2=$(submit "$tmp/qia.yml" -a KEY=a)
+  check "after a broker restart: a interrupted" [ "$(wait_job "$a" 20)" = cancelled ]
+  check "after a broker restart: by a2" grep -q "interrupted by $a2" <(cli status "$a")
+  check "after a broker restart: b runs on" [ "$(field "$b" status)" = running ]
+  kill -STOP "$runner_pid_ia_1"
+  for _ in $(seq 1 100); do cli runners | grep -q "^ia-1 .*lost" && break; sleep 0.1; done
+  b2=$(submit "$tmp/qia.yml" -a KEY=b)
+  check "runner away: the cancel waits for it" grep -q "job $b: interrupted by $b2: cancel not sent" "$tmp/broker.log"
+  kill -CONT "$runner_pid_ia_1"
+  check "runner back: b interrupted" [ "$(wait_job "$b" 20)" = cancelled ]
+  check "runner back: by b2" grep -q "interrupted by $b2" <(cli status "$b")
+  for j in "$a2" "$b2"; do cli cancel "$j" > /dev/null 2>&1; wait_job "$j" > /dev/null; done
+}
+
 # start_delay with replace: a burst inside the delay runs only the last,
 # not before its submit time + the delay.
 case_debounce() {
@@ -199,7 +226,7 @@ case_delay_restart() {
   check "delay restart: not started early ($(( (s - c) / 1000000 )) ms)" [ $((s - c)) -ge 4000000000 ]
 }
 
-cases=${*:-append replace partitioned limit0 interrupt debounce delay_restart}
+cases=${*:-append replace partitioned limit0 interrupt interrupt_away debounce delay_restart}
 for c in $cases; do
   case_name=$c
   echo "== $c"
