@@ -136,6 +136,16 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  The submit path itself, for a client (rid) or the broker's own submits
+    (rid NULL: a schedule's): checks msg (a submit; its args bound here),
+    applies the queue policy and stages the job, taking msg's contents.
+    true: accepted — *existing when the job id was known already (nothing
+    staged), else staged: it joins the queue at the turn's commit
+    (evr_queue_flush; rid, if any, is answered then); false: refused,
+    *code (EVR_CODE_*) and why say why (why: at least 1024 bytes for the
+    whole text). */
+bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                     const char **code, char *why, size_t len);
 /*  Commits the staged submits in one transaction and flushes it to disk,
     then answers each: `accepted`, or when the commit failed an `internal`
     error to every one of them (the broker stops serving writes).  Called

@@ -410,60 +410,71 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
     return false;
 }
 
-void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+bool
+evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                const char **code, char *why, size_t len)
 {
+    *existing = false;
     if (s_staged_by(b, rid, msg->job))
         evr_queue_flush(b);
-    evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = msg->job, .existing = true };
     evr_job_t pj = { 0 };
     evr_err_t err;
-    bool known = evr_queue_find(b, msg->job)
-              || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
+    *existing = evr_queue_find(b, msg->job)
+             || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
     evr_rec_free(&evr_job_type, &pj);
-    if (known) {
-        evr_bus_send(b->clients, rid, &ok, NULL);
-        return;
-    }
+    if (*existing)
+        return true;
+    *code = EVR_CODE_BAD_REQUEST;
     if (evr_spec_check_size(msg->spec, &err)) {   /* its job.accepted must fit in `events` */
-        evr_bus_send_error(b->clients, rid, EVR_CODE_TOO_LARGE, "submit.spec: %s", err.msg);
-        return;
+        *code = EVR_CODE_TOO_LARGE;
+        snprintf(why, len, "submit.spec: %s", err.msg);
+        return false;
     }
-    char why[1024];
-    if (!s_bind(msg, why, sizeof why)) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
-        return;
-    }
+    if (!s_bind(msg, why, len))
+        return false;
     /* a copy: source is the submitter's directory: its tar comes along */
     const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
                       : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
     if (lacks) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "submit.%s_tar: the spec's %s "
-                           "is copy: a directory, but the submit carries no tar of it (evrun-cli "
-                           "sends it)", lacks, lacks);
-        return;
+        snprintf(why, len, "submit.%s_tar: the spec's %s is copy: a directory, but the submit "
+                 "carries no tar of it (evrun-cli sends it)", lacks, lacks);
+        return false;
     }
     if (b->failure) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
-                           "%s", b->failmsg);
-        return;
+        *code = EVR_CODE_UNAVAILABLE;
+        snprintf(why, len, "the broker's store failed: %s", b->failmsg);
+        return false;
     }
-    const char *code;
-    if (!evr_policy_admit(b, msg, &code, why, sizeof why)) {
-        evr_bus_send_error(b->clients, rid, code, "%s", why);
-        return;
-    }
+    if (!evr_policy_admit(b, msg, code, why, len))
+        return false;
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
     *m = *msg;
     memset(msg, 0, sizeof *msg);
     msg->type = EVR_MSG_SUBMIT;
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
-    st->rid = zframe_dup(rid);
+    st->rid = rid ? zframe_dup(rid) : NULL;
     s_record(st->job, &st->rec, &st->len);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
+    return true;
+}
+
+void
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    const char *code;
+    char why[1024];
+    bool existing;
+    char job[EVR_ULID_LEN + 1];
+    snprintf(job, sizeof job, "%s", msg->job);  /* msg is taken when staged */
+    if (!evr_queue_offer(b, rid, msg, &existing, &code, why, sizeof why))
+        evr_bus_send_error(b->clients, rid, code, "%s", why);
+    else if (existing) {
+        evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
+        evr_bus_send(b->clients, rid, &ok, NULL);
+    }
 }
 
 /*  Answers the n submits of batch and empties it: `accepted` (each job
@@ -474,14 +485,18 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
 {
     for (size_t i = 0; i < n; i++) {
         evr_queue_staged_t *st = &batch[i];
-        if (rc) {
-            evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+        if (rc) {   /* no rid: a submit of the broker's own, logged */
+            if (st->rid)
+                evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+            else
+                evr_broker_error(b, "job %s not queued: %s", st->job->id, err->msg);
             evr_queue_free(st->job);
         }
         else {
             s_append(b, st->job);
             evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
-            evr_bus_send(b->clients, st->rid, &ok, NULL);
+            if (st->rid)
+                evr_bus_send(b->clients, st->rid, &ok, NULL);
             evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
         }
         zframe_destroy(&st->rid);

@@ -362,6 +362,8 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
         r->lost_at = 0;
         evr_broker_info(b, "runner %s is back", r->id);
         evr_lease_back(b, r);
+        if (r->resynced)
+            evr_policy_resend(b, r->id);
         s_publish(b, r);
         b->changed = true;
     }
