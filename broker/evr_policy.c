@@ -33,7 +33,7 @@
 #include "evr_broker_int.h"
 
 typedef struct {
-    evr_queue_job_t **replaced;    /* waiting jobs the submit replaces */
+    evr_queue_job_t **replaced; /* waiting jobs the submit replaces */
     size_t nreplaced;
     evr_queue_job_t **interrupted; /* running jobs it cancels */
     size_t ninterrupted;
@@ -114,8 +114,8 @@ s_holding(const evr_broker_t *b, const char *p, const s_plan_t *plan)
 /*  Plans what the submit msg does; false with *code and why when it is
     refused. */
 static bool
-s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char **code,
-       char *why, size_t len)
+s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char **code, char *why,
+       size_t len)
 {
     const evr_spec_t *spec = msg->spec;
     const char *p = spec->pipeline;
@@ -143,20 +143,25 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
     if (limit && left >= limit) {
         *code = EVR_CODE_QUEUE_FULL;
         if (st == EVR_QUEUE_PARTITIONED)
-            snprintf(why, len, "pipeline %s has %u jobs waiting of other %s values than "
-                     "\"%s\", its queue limit; try again later", p, limit,
-                     spec->queue.partition_by, part);
+            snprintf(why, len,
+                     "pipeline %s has %u jobs waiting of other %s values than "
+                     "\"%s\", its queue limit; try again later",
+                     p, limit, spec->queue.partition_by, part);
         else
-            snprintf(why, len, "pipeline %s has %u jobs waiting, its queue limit; try again "
-                     "later, or set queue: {strategy: replace}", p, limit);
+            snprintf(why, len,
+                     "pipeline %s has %u jobs waiting, its queue limit; try again "
+                     "later, or set queue: {strategy: replace}",
+                     p, limit);
         return false;
     }
     uint32_t conc = spec->concurrency, held;
     if (!limit && conc && (held = s_holding(b, p, plan)) >= conc) {
         *code = EVR_CODE_BUSY;
-        snprintf(why, len, "pipeline %s has %u of its %u concurrent jobs running or about "
+        snprintf(why, len,
+                 "pipeline %s has %u of its %u concurrent jobs running or about "
                  "to, and queue.limit 0 (no wait list): submit again when one has finished, "
-                 "or give it a wait list (queue: {limit: N})", p, held, conc);
+                 "or give it a wait list (queue: {limit: N})",
+                 p, held, conc);
         return false;
     }
     return true;
@@ -179,8 +184,8 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     if (j->state == B_DISPATCHED)
         evr_broker_info(b, "job %s: %s (when its runner has taken it)", j->id, reason);
     else
-        evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back",
-                        j->id, reason, why);
+        evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back", j->id,
+                        reason, why);
 }
 
 void
@@ -206,7 +211,7 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
     if (evr_spec_queue_strategy(spec) == EVR_QUEUE_APPEND && limit
         && s_room_sure(b, spec->pipeline, limit))
         return true;
-    evr_queue_flush(b);     /* the exact count (and a replace) needs them in the queue */
+    evr_queue_flush(b); /* the exact count (and a replace) needs them in the queue */
     if (b->failure) {
         *code = EVR_CODE_UNAVAILABLE;
         snprintf(why, len, "the broker's store failed: %s", b->failmsg);
@@ -217,13 +222,15 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
         total += j->state != B_ACTIVE;
     if (total >= EVR_BROKER_MAX_QUEUED) {
         *code = EVR_CODE_QUEUE_FULL;
-        snprintf(why, len, "the broker holds %zu jobs not yet running, its limit; try again "
-                 "later", total);
+        snprintf(why, len,
+                 "the broker holds %zu jobs not yet running, its limit; try again "
+                 "later",
+                 total);
         return false;
     }
     size_t mine = evr_queue_count(b, spec->pipeline);
-    s_plan_t plan = { evr_calloc(mine + 1, sizeof(void *)), 0,
-                      evr_calloc(mine + 1, sizeof(void *)), 0 };
+    s_plan_t plan = { evr_calloc(mine + 1, sizeof(void *)), 0, evr_calloc(mine + 1, sizeof(void *)),
+                      0 };
     bool ok = s_plan(b, msg, &plan, code, why, len);
     char reason[64];
     snprintf(reason, sizeof reason, "interrupted by %s", msg->job);
@@ -249,7 +256,7 @@ evr_policy_due(evr_broker_t *b, int max_ms)
         return max_ms;
     uint64_t now = evr_now_ns();
     if (now >= b->next_due) {
-        b->changed = true;  /* the dispatch pass after it finds the next due time */
+        b->changed = true; /* the dispatch pass after it finds the next due time */
         b->next_due = 0;
         return 0;
     }

@@ -16,7 +16,7 @@ evr_spec_queue_strategy(const evr_spec_t *spec)
         return EVR_QUEUE_REPLACE;
     if (s && strcmp(s, "partitioned_replace") == 0)
         return EVR_QUEUE_PARTITIONED;
-    return EVR_QUEUE_APPEND;    /* absent, or refused by the field check */
+    return EVR_QUEUE_APPEND; /* absent, or refused by the field check */
 }
 
 static bool
@@ -36,16 +36,21 @@ evr_spec_validate_queue(const evr_spec_t *spec, evr_diag_t *diag)
     const evr_queue_t *q = &spec->queue;
     evr_queue_strategy_t st = evr_spec_queue_strategy(spec);
     if (st == EVR_QUEUE_PARTITIONED && !q->partition_by)
-        evr_diag_add(diag, "queue.strategy", "partitioned_replace needs queue.partition_by: "
+        evr_diag_add(diag, "queue.strategy",
+                     "partitioned_replace needs queue.partition_by: "
                      "the name of an arg whose value names the partition");
     else if (q->partition_by && st != EVR_QUEUE_PARTITIONED)
-        evr_diag_add(diag, "queue.partition_by", "only with strategy: partitioned_replace; "
+        evr_diag_add(diag, "queue.partition_by",
+                     "only with strategy: partitioned_replace; "
                      "remove it or set that strategy");
     else if (q->partition_by && !s_has_arg(spec, q->partition_by))
-        evr_diag_add(diag, "queue.partition_by", "\"%s\" is not one of the pipeline's args "
-                     "(declare it under args:)", q->partition_by);
+        evr_diag_add(diag, "queue.partition_by",
+                     "\"%s\" is not one of the pipeline's args "
+                     "(declare it under args:)",
+                     q->partition_by);
     if (q->interrupt && st == EVR_QUEUE_APPEND)
-        evr_diag_add(diag, "queue.interrupt", "only with strategy: replace or "
+        evr_diag_add(diag, "queue.interrupt",
+                     "only with strategy: replace or "
                      "partitioned_replace (append never cancels a running job)");
 }
 
