@@ -272,6 +272,16 @@ def test_wire_codes(ep):
                  "on_failure")
     expect_error(ep, "queue.strategy empty", sub_({**spec, "queue": {"strategy": ""}}),
                  "bad_request", "queue.strategy")
+    expect_error(ep, "partitioned_replace without partition_by",
+                 sub_({**spec, "queue": {"strategy": "partitioned_replace"}}), "bad_request",
+                 "needs queue.partition_by")
+    expect_error(ep, "partition_by naming no arg",
+                 sub_({**spec, "queue": {"strategy": "partitioned_replace", "partition_by": "X"}}),
+                 "bad_request", "queue.partition_by")
+    expect_error(ep, "interrupt with append", sub_({**spec, "queue": {"interrupt": True}}),
+                 "bad_request", "queue.interrupt")
+    expect_error(ep, "start_delay a string", sub_({**spec, "start_delay": "10s"}),
+                 "bad_request", "start_delay")
     expect_error(ep, "submit labels [\"\"]",
                  frames_for("submit", {"job": new_ulid(), "spec": spec, "labels": [""]}),
                  "bad_request", "submit.labels")
