@@ -5,13 +5,11 @@
 # `interrupt`, and `start_delay` (a debounce, and across a broker
 # SIGKILL).  Real evrun-broker and evrun-runner processes on ipc://
 # sockets; the steps are host processes (`executor: process`) to keep it
-# short, the policies being the broker's whatever runs the steps.
+# short, the policies being the broker's whatever runs the steps (no
+# podman service needed: the runners offer the process executor only).
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
 root=$(mktemp -d /tmp/evr-queue-XXXXXX)
 tmp=$root
 . "$src/tests/integration/bus_lib.sh"
