@@ -189,6 +189,11 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
+        if (j->not_before > evr_now_ns()) {
+            char t[32];
+            evr_time_format(j->not_before, t, sizeof t);
+            m->reason = evr_asprintf("start_delay: not dispatched before %s", t);
+        }
         return true;
     }
     evr_job_t pj = { 0 };
@@ -309,7 +314,8 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         s_cut(b, rid, "jobs", sent);
         return;
     }
-    evr_msg_t end = { .type = EVR_MSG_END, .count = sent, .more = i < l.n };
+    evr_msg_t end = { .type = EVR_MSG_END, .count = sent, .more = i < l.n,
+                      .queue_limit = b->opts.queue_limit };
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 
@@ -612,7 +618,8 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
         items[n++] = (zmq_pollitem_t) { NULL, evr_pipelines_fd(b), ZMQ_POLLIN, 0 };
     uint64_t now = evr_mono_ns();
     long beat = b->next_beat > now ? (long) ((b->next_beat - now) / 1000000) : 0;
-    zmq_poll(items, n, evr_pipelines_wait_ms(b, beat < timeout_ms ? beat : timeout_ms));
+    int wait = evr_policy_due(b, beat < timeout_ms ? (int) beat : timeout_ms);
+    zmq_poll(items, n, (int) evr_pipelines_wait_ms(b, wait));
     if (b->zap)
         evr_zap_handle(b->zap, s_zap_log, b);
     evr_pipelines_turn(b);      /* before the client requests: a fire is in this turn's commit */
@@ -622,6 +629,7 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
         zframe_t *f = zframe_recv(b->pub);   /* subscriptions: nothing to do */
         zframe_destroy(&f);
     }
+    evr_policy_due(b, 0);       /* a start_delay ended while polling */
     evr_queue_dispatch(b);
     evr_runners_beat(b);
     s_sweep(b);

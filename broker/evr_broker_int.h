@@ -1,6 +1,7 @@
 /*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
     (sockets, loop, client requests), evr_queue.c (the durable queue and
-    dispatch: evr_queue_*), evr_runners.c (runner sessions and event
+    dispatch: evr_queue_*), evr_policy.c (a pipeline's queue policy at
+    submit: evr_policy_*), evr_runners.c (runner sessions and event
     ingestion: evr_runners_*) and evr_lease.c (the jobs of runners that do
     not come back: evr_lease_*).
 */
@@ -33,9 +34,14 @@ typedef struct evr_queue_job {
     evr_queue_state_t state;
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
+    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
+    char *partition;        /* partitioned_replace: its partition_by value; else NULL */
+    bool partition_read;    /* partition known (from its submit, or its job.accepted) */
+    bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
-    bool cancel_pending;    /* cancel asked while dispatched */
+    bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
+                               its runner was away: sent when it is back) */
     char *cancel_reason;
     struct evr_queue_job *next;
 } evr_queue_job_t;
@@ -91,6 +97,7 @@ struct evr_broker {
     uint64_t next_beat;     /* mono ns */
     uint64_t next_sweep;    /* mono ns: the next look at the client flows */
     bool changed;           /* try to dispatch */
+    uint64_t next_due;      /* wall ns: the earliest start_delay end of a queued job; 0: none */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
     char *artifacts_dir;    /* owns opts.artifacts_dir (evr_artstore.c) */
@@ -130,6 +137,16 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  The submit path itself, for a client (rid) or the broker's own submits
+    (rid NULL: a schedule's): checks msg (a submit; its args bound here),
+    applies the queue policy and stages the job, taking msg's contents.
+    true: accepted — *existing when the job id was known already (nothing
+    staged), else staged: it joins the queue at the turn's commit
+    (evr_queue_flush; rid, if any, is answered then); false: refused,
+    *code (EVR_CODE_*) and why say why (why: at least 1024 bytes for the
+    whole text). */
+bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                     const char **code, char *why, size_t len);
 /*  Commits the staged submits in one transaction and flushes it to disk,
     then answers each: `accepted`, or when the commit failed an `internal`
     error to every one of them (the broker stops serving writes).  Called
@@ -162,6 +179,11 @@ evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char
                                  evr_err_t *err);
 /*  Sends every queued job it can to a runner with credit and labels. */
 void evr_queue_dispatch(evr_broker_t *b);
+/*  Jobs of pipeline p the queue holds (in any state; staged ones not). */
+size_t evr_queue_count(const evr_broker_t *b, const char *p);
+/*  Whether j waits in the queue (queued or held) and is of pipeline p,
+    and of partition part when part is not NULL. */
+bool evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part);
 /*  Jobs assigned to runner r (dispatched or active). */
 uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
 /*  The job has left the queue (its job.accepted is stored). */
@@ -169,6 +191,21 @@ void evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 /*  The runner did not take its dispatched jobs (resync found no
     job.accepted): they wait again. */
 void evr_queue_requeue(evr_broker_t *b, const char *runner);
+
+/* evr_policy.c */
+/*  Applies the queue policy of submit msg (its args bound) before it is
+    staged: replaces waiting jobs and interrupts running ones as its
+    strategy says, or refuses it.  true: it may be queued; false: *code (an
+    EVR_CODE_*) and why say the refusal (nothing was changed then, except
+    that staged submits were committed).  Callers: evr_queue_submit. */
+bool evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char *why,
+                      size_t len);
+/*  The poll timeout (ms, at most max_ms) until the next start_delay ends;
+    marks the queue changed once one has. */
+int evr_policy_due(evr_broker_t *b, int max_ms);
+/*  Runner r is back with its log resent: the cancels of its interrupted
+    jobs that could not reach it go now. */
+void evr_policy_resend(evr_broker_t *b, const char *runner);
 
 /* evr_runners.c */
 evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);

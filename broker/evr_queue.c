@@ -60,18 +60,24 @@ evr_queue_find(const evr_broker_t *b, const char *id)
     return b->index ? zhashx_lookup(b->index, id) : NULL;
 }
 
-/*  How many jobs of pipeline p the queue holds (any state). */
-static size_t
-s_count(const evr_broker_t *b, const char *p)
+size_t
+evr_queue_count(const evr_broker_t *b, const char *p)
 {
     return (size_t) (uintptr_t) zhashx_lookup(b->counts, p);
+}
+
+bool
+evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part)
+{
+    return (j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0
+        && (!part || (j->partition && strcmp(j->partition, part) == 0));
 }
 
 /*  j enters or leaves the list (delta +1, -1): the indexes follow. */
 static void
 s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
 {
-    size_t n = s_count(b, j->pipeline);
+    size_t n = evr_queue_count(b, j->pipeline);
     n = delta > 0 ? n + 1 : n - 1;
     if (n)
         zhashx_update(b->counts, j->pipeline, (void *) (uintptr_t) n);
@@ -92,6 +98,7 @@ evr_queue_free(evr_queue_job_t *j)
     free(j->pipeline);
     free(j->runner);
     free(j->cancel_reason);
+    free(j->partition);
     evr_msg_destroy(&j->submit);
     evr_strlist_free(&j->labels);
     free(j);
@@ -151,6 +158,13 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
     j->submit = submit;
     j->created = created;
     j->pipeline = evr_strdup(submit->spec->pipeline);
+    /* the end of its start_delay follows from the record's submit time:
+       a restarted broker honours it as it was */
+    if (submit->spec->start_delay)
+        j->not_before = created + submit->spec->start_delay * 1000000ull;
+    const char *part = evr_spec_queue_partition(submit->spec, &submit->args);
+    j->partition = part ? evr_strdup(part) : NULL;
+    j->partition_read = true;
     const evr_strlist_t *ls[2] = { &submit->spec->labels, &submit->labels };
     for (int k = 0; k < 2; k++)
         for (uint32_t i = 0; i < ls[k]->n; i++)
@@ -358,16 +372,6 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
 
 /* ------------------------------------------------------------- submit */
 
-static uint32_t
-s_waiting(const evr_broker_t *b, const char *pipeline)
-{
-    uint32_t n = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, pipeline) == 0)
-            n++;
-    return n;
-}
-
 /*  Binds the submit's args to its spec; false with the reasons in why. */
 static bool
 s_bind(evr_msg_t *msg, char *why, size_t len)
@@ -391,66 +395,6 @@ s_bind(evr_msg_t *msg, char *why, size_t len)
     return ok;
 }
 
-/*  Whether the queue surely has room for one more job of pipeline p: the
-    jobs it holds of p (in any state) and in all, with the staged ones,
-    are bounds of the waiting ones that need no walk of the queue. */
-static bool
-s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
-{
-    size_t mine = s_count(b, p);
-    for (size_t i = 0; i < b->nstaged; i++)
-        mine += strcmp(b->staged[i].job->pipeline, p) == 0;
-    for (size_t i = 0; i < b->nunsynced; i++)
-        mine += strcmp(b->unsynced[i].job->pipeline, p) == 0;
-    return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
-}
-
-/*  Makes room in a full queue: false (and an answer sent) when it cannot. */
-static bool
-s_make_room(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
-{
-    const evr_queue_t *q = &msg->spec->queue;
-    uint32_t limit = q->limit ? q->limit : b->opts.queue_limit;
-    bool replace = q->strategy && strcmp(q->strategy, "replace") == 0;
-    const char *p = msg->spec->pipeline;
-    if (s_room_sure(b, p, limit))
-        return true;
-    evr_queue_flush(b);     /* the exact count (and a replace) needs them in the queue */
-    if (b->failure) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
-                           "%s", b->failmsg);
-        return false;
-    }
-    size_t total = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        total += j->state != B_ACTIVE;
-    if (total >= EVR_BROKER_MAX_QUEUED) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL, "the broker holds %zu jobs "
-                           "not yet running, its limit; try again later", total);
-        return false;
-    }
-    while (s_waiting(b, p) >= limit) {
-        if (!replace) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_QUEUE_FULL,
-                               "pipeline %s has %u jobs waiting, its queue limit; try again "
-                               "later, or set queue: {strategy: replace}", p, limit);
-            return false;
-        }
-        evr_queue_job_t *old = NULL;
-        for (evr_queue_job_t *j = b->jobs; j && !old; j = j->next)
-            if ((j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0)
-                old = j;
-        evr_err_t err;
-        char reason[64];
-        snprintf(reason, sizeof reason, "replaced by %s", msg->job);
-        if (evr_queue_cancel_queued(b, old, reason, &err)) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-            return false;
-        }
-    }
-    return true;
-}
-
 /*  Whether a submit not answered yet came from rid or is of job: a submit
     after it waits for its commit, so that one connection's answers keep
     their order and a resent submit finds its job. */
@@ -466,57 +410,71 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
     return false;
 }
 
-void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+bool
+evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                const char **code, char *why, size_t len)
 {
+    *existing = false;
     if (s_staged_by(b, rid, msg->job))
         evr_queue_flush(b);
-    evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = msg->job, .existing = true };
     evr_job_t pj = { 0 };
     evr_err_t err;
-    bool known = evr_queue_find(b, msg->job)
-              || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
+    *existing = evr_queue_find(b, msg->job)
+             || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
     evr_rec_free(&evr_job_type, &pj);
-    if (known) {
-        evr_bus_send(b->clients, rid, &ok, NULL);
-        return;
-    }
+    if (*existing)
+        return true;
+    *code = EVR_CODE_BAD_REQUEST;
     if (evr_spec_check_size(msg->spec, &err)) {   /* its job.accepted must fit in `events` */
-        evr_bus_send_error(b->clients, rid, EVR_CODE_TOO_LARGE, "submit.spec: %s", err.msg);
-        return;
+        *code = EVR_CODE_TOO_LARGE;
+        snprintf(why, len, "submit.spec: %s", err.msg);
+        return false;
     }
-    char why[1024];
-    if (!s_bind(msg, why, sizeof why)) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
-        return;
-    }
+    if (!s_bind(msg, why, len))
+        return false;
     /* a copy: source is the submitter's directory: its tar comes along */
     const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
                       : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
     if (lacks) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "submit.%s_tar: the spec's %s "
-                           "is copy: a directory, but the submit carries no tar of it (evrun-cli "
-                           "sends it)", lacks, lacks);
-        return;
+        snprintf(why, len, "submit.%s_tar: the spec's %s is copy: a directory, but the submit "
+                 "carries no tar of it (evrun-cli sends it)", lacks, lacks);
+        return false;
     }
     if (b->failure) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "the broker's store failed: "
-                           "%s", b->failmsg);
-        return;
+        *code = EVR_CODE_UNAVAILABLE;
+        snprintf(why, len, "the broker's store failed: %s", b->failmsg);
+        return false;
     }
-    if (!s_make_room(b, rid, msg))
-        return;
+    if (!evr_policy_admit(b, msg, code, why, len))
+        return false;
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
     *m = *msg;
     memset(msg, 0, sizeof *msg);
     msg->type = EVR_MSG_SUBMIT;
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
-    st->rid = zframe_dup(rid);
+    st->rid = rid ? zframe_dup(rid) : NULL;
     s_record(st->job, &st->rec, &st->len);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
+    return true;
+}
+
+void
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    const char *code;
+    char why[1024];
+    bool existing;
+    char job[EVR_ULID_LEN + 1];
+    snprintf(job, sizeof job, "%s", msg->job);  /* msg is taken when staged */
+    if (!evr_queue_offer(b, rid, msg, &existing, &code, why, sizeof why))
+        evr_bus_send_error(b->clients, rid, code, "%s", why);
+    else if (existing) {
+        evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
+        evr_bus_send(b->clients, rid, &ok, NULL);
+    }
 }
 
 /*  Answers the n submits of batch and empties it: `accepted` (each job
@@ -527,14 +485,18 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
 {
     for (size_t i = 0; i < n; i++) {
         evr_queue_staged_t *st = &batch[i];
-        if (rc) {
-            evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+        if (rc) {   /* no rid: a submit of the broker's own, logged */
+            if (st->rid)
+                evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
+            else
+                evr_broker_error(b, "job %s not queued: %s", st->job->id, err->msg);
             evr_queue_free(st->job);
         }
         else {
             s_append(b, st->job);
             evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
-            evr_bus_send(b->clients, st->rid, &ok, NULL);
+            if (st->rid)
+                evr_bus_send(b->clients, st->rid, &ok, NULL);
             evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
         }
         zframe_destroy(&st->rid);
@@ -733,9 +695,16 @@ evr_queue_dispatch(evr_broker_t *b)
     size_t ncand = s_candidates(b, &cands);
     evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    for (evr_queue_job_t *j = b->jobs; j && n < S_DISPATCH_BATCH && ncand; j = j->next) {
+    uint64_t now = evr_now_ns(), due = 0;
+    evr_queue_job_t *at = b->jobs;
+    for (; at && n < S_DISPATCH_BATCH && ncand; at = at->next) {
+        evr_queue_job_t *j = at;
         if (j->state != B_QUEUED)
             continue;
+        if (j->not_before > now) {  /* in its start_delay: the loop's timer wakes it */
+            due = !due || j->not_before < due ? j->not_before : due;
+            continue;
+        }
         s_cand_t *c = s_pick(b, cands, ncand, j);
         if (!c)
             continue;
@@ -750,6 +719,9 @@ evr_queue_dispatch(evr_broker_t *b)
         sent[n++] = j;
     }
     free(cands);
+    /* a pass that stopped early keeps the earlier due time too (at worst
+       a wake-up that finds nothing due) */
+    b->next_due = !at ? due : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
     if (n == S_DISPATCH_BATCH)
         b->changed = true;  /* more next turn */
     if (!n)

@@ -66,6 +66,7 @@ s_resynced(evr_broker_t *b, evr_runners_session_t *r)
     evr_queue_requeue(b, r->id);
     evr_lease_resynced(b, r);
     evr_lease_back(b, r);
+    evr_policy_resend(b, r->id);
     b->changed = true;
 }
 
@@ -361,6 +362,8 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
         r->lost_at = 0;
         evr_broker_info(b, "runner %s is back", r->id);
         evr_lease_back(b, r);
+        if (r->resynced)
+            evr_policy_resend(b, r->id);
         s_publish(b, r);
         b->changed = true;
     }

@@ -31,7 +31,7 @@ static const evr_config_key_t s_keys[] = {
     { "events_endpoint", NULL, "XPUB for subscribers (evrun-tail)" },
     { "heartbeat_ms", "1000", "heartbeat interval to runners" },
     { "lease_ms", "5000", "a runner silent this long is shown lost" },
-    { "queue_limit", "1000", "waiting jobs per pipeline when the pipeline sets none" },
+    { "queue_limit", "1000", "waiting jobs per pipeline whose queue sets no limit (a cap)" },
     { "reclaim_ms", "600000", "a runner lost this long loses its jobs (0: never)" },
     { "forget_ms", "86400000", "a runner lost this long, holding no job, is forgotten (0: never)" },
     { "curve_dir", NULL, "CURVE keys for tcp:// endpoints (default STATE_DIR/curve)" },
@@ -70,7 +70,8 @@ s_help(FILE *out)
             "                           /tmp itself; the directories above it as for DIR)\n"
             "  --heartbeat-ms N         heartbeat interval (default 1000)\n"
             "  --lease-ms N             a runner silent this long is lost (default 5000)\n"
-            "  --queue-limit N          waiting jobs per pipeline by default (default 1000)\n"
+            "  --queue-limit N          most waiting jobs of a pipeline whose queue sets no\n"
+            "                           limit (default 1000; evrun-cli jobs shows it)\n"
             "  --reclaim-ms N           a runner lost this long loses its jobs: running ones\n"
             "                           end lost, dispatched ones go to another runner\n"
             "                           (default 600000; 0 never)\n"

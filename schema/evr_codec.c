@@ -64,6 +64,7 @@ s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const vo
     case EVR_FT_BYTES:
     case EVR_FT_DURATION: msgpack_pack_uint64(pk, *(const uint64_t *) p); break;
     case EVR_FT_U32: msgpack_pack_uint32(pk, *(const uint32_t *) p); break;
+    case EVR_FT_U32_OPT: msgpack_pack_uint32(pk, ((const evr_u32opt_t *) p)->v); break;
     case EVR_FT_ENUM: s_pack_str(pk, evr_enum_name(f, *(const uint32_t *) p)); break;
     case EVR_FT_I64: msgpack_pack_int64(pk, *(const int64_t *) p); break;
     case EVR_FT_BOOL:
@@ -605,16 +606,20 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     case EVR_FT_BYTES:
     case EVR_FT_DURATION:
     case EVR_FT_U32:
+    case EVR_FT_U32_OPT:
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)   /* a wrong type, not a size */
             return evr_err_set(err, EVR_ERR_PROTO, "%s: expected non-negative int, got %lld",
                                path->buf, (long long) o->via.i64);
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return s_type_err(err, path, "non-negative int", o);
-        if (f->type == EVR_FT_U32) {
+        if (f->type == EVR_FT_U32 || f->type == EVR_FT_U32_OPT) {
             if (o->via.u64 > UINT32_MAX)
                 return evr_err_set(err, EVR_ERR_LIMIT, "%s: %llu exceeds the 32-bit range",
                                    path->buf, (unsigned long long) o->via.u64);
-            *(uint32_t *) p = (uint32_t) o->via.u64;
+            if (f->type == EVR_FT_U32_OPT)
+                *(evr_u32opt_t *) p = (evr_u32opt_t) { true, (uint32_t) o->via.u64 };
+            else
+                *(uint32_t *) p = (uint32_t) o->via.u64;
         }
         else
             *(uint64_t *) p = o->via.u64;

@@ -276,9 +276,13 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
     case EVR_FT_U64:
     case EVR_FT_DURATION:
     case EVR_FT_U32:
-        if (!evr_codec_rd_int(r, &u, &i, &neg) || neg || (f->type == EVR_FT_U32 && u > UINT32_MAX))
+    case EVR_FT_U32_OPT:
+        if (!evr_codec_rd_int(r, &u, &i, &neg) || neg
+            || ((f->type == EVR_FT_U32 || f->type == EVR_FT_U32_OPT) && u > UINT32_MAX))
             return false;
-        if (f->type == EVR_FT_U32)
+        if (f->type == EVR_FT_U32_OPT)
+            *(evr_u32opt_t *) p = (evr_u32opt_t) { true, (uint32_t) u };
+        else if (f->type == EVR_FT_U32)
             *(uint32_t *) p = (uint32_t) u;
         else
             *(uint64_t *) p = u;

@@ -31,7 +31,8 @@ evr_ftype_name(evr_ftype_t t)
     switch (t) {
     case EVR_FT_STR: return "str";
     case EVR_FT_U64: return "uint";
-    case EVR_FT_U32: return "uint32";
+    case EVR_FT_U32:
+    case EVR_FT_U32_OPT: return "uint32";
     case EVR_FT_I64: return "int";
     case EVR_FT_BOOL: return "bool";
     case EVR_FT_BIN: return "bin";
@@ -245,6 +246,10 @@ evr_field_equal(const evr_field_t *f, const void *a, const void *b)
     case EVR_FT_ENUM: return *(const uint32_t *) a == *(const uint32_t *) b;
     case EVR_FT_I64: return *(const int64_t *) a == *(const int64_t *) b;
     case EVR_FT_BOOL: return *(const bool *) a == *(const bool *) b;
+    case EVR_FT_U32_OPT: {
+        const evr_u32opt_t *x = a, *y = b;
+        return x->set == y->set && (!x->set || x->v == y->v);
+    }
     case EVR_FT_BIN: {
         const evr_bin_t *x = a, *y = b;
         return x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
@@ -421,6 +426,7 @@ evr_field_present(const evr_field_t *f, const void *p)
     case EVR_FT_ENUM: return f->required || *(const uint32_t *) p;
     case EVR_FT_I64: return f->required || *(const int64_t *) p;
     case EVR_FT_BOOL: return f->required || *(const bool *) p;
+    case EVR_FT_U32_OPT: return f->required || ((const evr_u32opt_t *) p)->set;
     case EVR_FT_BIN: return f->required || ((const evr_bin_t *) p)->len;
     case EVR_FT_STRLIST: return f->required || ((const evr_strlist_t *) p)->n;
     case EVR_FT_STRMAP: return f->required || ((const evr_strmap_t *) p)->n;

@@ -31,6 +31,7 @@ typedef enum {
     EVR_FT_RECPTR,    /* pointer to one record of type sub, NULL when absent */
     EVR_FT_ENUM,      /* uint32_t index into names; a string on the wire */
     EVR_FT_BYTES,     /* uint64_t bytes; YAML "512M", "2g", "1GiB" or a number */
+    EVR_FT_U32_OPT,   /* evr_u32opt_t: a uint32 whose absence differs from 0 (set) */
     EVR_FT_VARIANT    /* embedded record whose fields depend on the parent:
                          select(parent) gives the table used on the wire,
                          sub is the superset table used to free and copy */
@@ -54,6 +55,13 @@ typedef struct {
     char **v;
     uint32_t n;
 } evr_strmap_t;
+
+/*  An optional uint32 where 0 is a value: `set` says it was given (and
+    makes it encoded, 0 too). */
+typedef struct {
+    bool set;
+    uint32_t v;
+} evr_u32opt_t;
 
 typedef struct {
     void *v;        /* n records, each sub->size bytes */

@@ -47,6 +47,7 @@ s_value(const evr_field_t *f, const void *rec, const void *p)
     case EVR_FT_U64:
     case EVR_FT_BYTES: return json_integer((json_int_t) *(const uint64_t *) p);
     case EVR_FT_U32: return json_integer((json_int_t) *(const uint32_t *) p);
+    case EVR_FT_U32_OPT: return json_integer((json_int_t) ((const evr_u32opt_t *) p)->v);
     case EVR_FT_ENUM: return json_string(evr_enum_name(f, *(const uint32_t *) p));
     case EVR_FT_I64: return json_integer((json_int_t) *(const int64_t *) p);
     case EVR_FT_BOOL: return json_boolean(*(const bool *) p);

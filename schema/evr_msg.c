@@ -173,7 +173,10 @@ MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs i
 MSG(end, U32("count", count, false, "items sent before this end"),
     M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
       "true when the page stopped at its limit with items left: `history` asks again "
-      "from the next jseq, `jobs` with `before` the last job received"));
+      "from the next jseq, `jobs` with `before` the last job received"),
+    M("queue_limit", EVR_FT_U32, false, 0, queue_limit, NULL, NULL,
+      "`jobs`: the broker's --queue-limit, the wait list of a pipeline whose queue sets no "
+      "limit"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     VERSION(true), SEQ(false, "highest seq in the runner's log"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
@@ -260,7 +263,10 @@ const char *const evr_msg_codes[][2] = {
     { EVR_CODE_BAD_REQUEST, "the message is malformed or a field is invalid; message names it" },
     { EVR_CODE_UNKNOWN_TYPE, "the header names no known message type" },
     { EVR_CODE_NOT_FOUND, "no such job, runner or registered pipeline" },
-    { EVR_CODE_QUEUE_FULL, "the pipeline's queue limit is reached (strategy append)" },
+    { EVR_CODE_QUEUE_FULL, "the pipeline's wait list is full (queue.limit; strategy append, or "
+                           "partitioned_replace with other partitions), or the broker's" },
+    { EVR_CODE_BUSY, "the pipeline's concurrency is full and its queue.limit is 0: no wait "
+                     "list" },
     { EVR_CODE_CONFLICT, "the command is not possible in the job's current state" },
     { EVR_CODE_TOO_LARGE, "the message exceeds a size limit" },
     { EVR_CODE_UNAVAILABLE, "the broker cannot serve the request now (store full, draining)" },

@@ -73,6 +73,7 @@ typedef struct {
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */
+    uint32_t queue_limit;   /* `end` of `jobs`: the broker's --queue-limit */
     char *step;             /* artifacts: the step */
     char *path;             /* artifacts: the file, relative to /workspace */
     char *sha256;           /* artifacts: of the whole file */
@@ -102,6 +103,7 @@ typedef struct {
 #define EVR_CODE_UNKNOWN_TYPE "unknown_type" /* header names no message type */
 #define EVR_CODE_NOT_FOUND "not_found"       /* no such job or runner */
 #define EVR_CODE_QUEUE_FULL "queue_full"     /* the pipeline's queue limit is reached */
+#define EVR_CODE_BUSY "busy"                 /* concurrency full and queue.limit 0 */
 #define EVR_CODE_CONFLICT "conflict"         /* not possible in the job's state */
 #define EVR_CODE_TOO_LARGE "too_large"       /* over a size limit */
 #define EVR_CODE_UNAVAILABLE "unavailable"   /* the broker cannot serve now */

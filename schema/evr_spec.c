@@ -14,9 +14,10 @@ static const char *
 s_check_strategy(const void *v)
 {
     const char *s = *(char *const *) v;
-    if (strcmp(s, "append") == 0 || strcmp(s, "replace") == 0)
+    if (strcmp(s, "append") == 0 || strcmp(s, "replace") == 0
+        || strcmp(s, "partitioned_replace") == 0)
         return NULL;
-    return "expected one of append, replace";
+    return "expected one of append, replace, partitioned_replace";
 }
 
 static const char *const s_on_failure_names[] = { "stop", "finish", NULL };
@@ -92,10 +93,18 @@ const evr_rectype_t evr_resource_type = { "resource", sizeof(evr_resource_t),
                                           EVR_NO_PRESENT, NULL };
 
 static const evr_field_t s_queue_fields[] = {
-    F(evr_queue_t, "limit", EVR_FT_U32, false, 0, limit, NULL, NULL,
-      "most jobs of this pipeline waiting in the queue; 0 or absent: the broker's default"),
-    F(evr_queue_t, "strategy", EVR_FT_STR, false, 16, strategy, NULL, s_check_strategy,
-      "append (a full queue refuses) or replace (the newest replaces the waiting job)"),
+    F(evr_queue_t, "limit", EVR_FT_U32_OPT, false, 0, limit, NULL, NULL,
+      "most jobs of this pipeline waiting (accepted, not yet dispatched); 0: no wait list "
+      "(a submit that would wait for concurrency is refused); absent: the broker's "
+      "--queue-limit"),
+    F(evr_queue_t, "strategy", EVR_FT_STR, false, 32, strategy, NULL, s_check_strategy,
+      "append (a full wait list refuses), replace (the newest replaces waiting jobs) or "
+      "partitioned_replace (the same, per value of partition_by)"),
+    F(evr_queue_t, "partition_by", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, partition_by, NULL,
+      NULL, "partitioned_replace: the arg whose value (after defaults) names the partition"),
+    F(evr_queue_t, "interrupt", EVR_FT_BOOL, false, 0, interrupt, NULL, NULL,
+      "replace, partitioned_replace: a submit also cancels the running jobs of the pipeline "
+      "(of its partition)"),
 };
 const evr_rectype_t evr_queue_type = { "queue", sizeof(evr_queue_t), s_queue_fields,
                                        EVR_ARRAY_LEN(s_queue_fields),
@@ -247,6 +256,9 @@ static const evr_field_t s_spec_fields[] = {
       "failed or timed out, after every step; named on_error"),
     F(evr_spec_t, "queue", EVR_FT_RECORD, false, 0, queue, &evr_queue_type, NULL,
       "queue policy"),
+    F(evr_spec_t, "start_delay", EVR_FT_DURATION, false, 0, start_delay, NULL, NULL,
+      "a job waits this long after its submit before it may be dispatched (with replace: a "
+      "debounce)"),
     F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
       "time limit of the whole job"),
     F(evr_spec_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
@@ -840,6 +852,7 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     if (spec->tz && !spec->schedule)
         evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "
                      "remove timezone");
+    evr_spec_validate_queue(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

@@ -42,8 +42,10 @@ typedef struct {
 
 typedef struct {
     bool present;
-    uint32_t limit;     /* waiting jobs of this pipeline; 0 = the broker's default */
-    char *strategy;     /* "append" (default) or "replace" */
+    evr_u32opt_t limit; /* waiting jobs of this pipeline; unset: the broker's limit */
+    char *strategy;     /* "append" (default), "replace" or "partitioned_replace" */
+    char *partition_by; /* partitioned_replace: the name of an arg */
+    bool interrupt;     /* replace*: a submit cancels the running jobs too */
 } evr_queue_t;
 
 typedef struct {
@@ -208,6 +210,7 @@ typedef struct {
     uint32_t on_failure;    /* EVR_ON_FAILURE_*: what running steps do when one fails */
     evr_step_t on_error;    /* run once the job has failed (present); name unused */
     evr_queue_t queue;
+    uint64_t start_delay;   /* ms a job waits after its submit before dispatch; 0 = none */
     uint64_t timeout;       /* ms for the whole job; 0 = none */
     evr_strmap_t env;
     evr_reclist_t args;     /* of evr_arg_t */
@@ -318,6 +321,21 @@ void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
     step without needs (which waits for every step above it) is needed,
     directly or not, by a step above it. */
 void evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag);
+/*  The queue policy of a pipeline (evr_spec_queue.c), as the broker
+    applies it. */
+typedef enum {
+    EVR_QUEUE_APPEND,
+    EVR_QUEUE_REPLACE,
+    EVR_QUEUE_PARTITIONED,  /* partitioned_replace */
+} evr_queue_strategy_t;
+evr_queue_strategy_t evr_spec_queue_strategy(const evr_spec_t *spec);
+/*  The part of evr_spec_validate() about `queue` and `start_delay`:
+    partition_by names one of the spec's args, is given exactly with
+    partitioned_replace; interrupt only with a replace strategy. */
+void evr_spec_validate_queue(const evr_spec_t *spec, evr_diag_t *diag);
+/*  The partition of a job of spec with bound args (its value of
+    partition_by); NULL when the strategy is not partitioned_replace. */
+const char *evr_spec_queue_partition(const evr_spec_t *spec, const evr_strmap_t *args);
 
 /*  The spec's size as msgpack against EVR_SPEC_MAX_BYTES: EVR_OK, or
     EVR_ERR_LIMIT with a message naming both sizes. */

@@ -349,11 +349,14 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         return true;
     }
     case EVR_FT_U32:
+    case EVR_FT_U32_OPT:
     case EVR_FT_U64: {
         uint64_t v;
-        if (!s_uint(ctx, node, f->type == EVR_FT_U32 ? UINT32_MAX : UINT64_MAX, path, &v))
+        if (!s_uint(ctx, node, f->type == EVR_FT_U64 ? UINT64_MAX : UINT32_MAX, path, &v))
             return false;
-        if (f->type == EVR_FT_U32)
+        if (f->type == EVR_FT_U32_OPT)
+            *(evr_u32opt_t *) p = (evr_u32opt_t) { true, (uint32_t) v };
+        else if (f->type == EVR_FT_U32)
             *(uint32_t *) p = (uint32_t) v;
         else
             *(uint64_t *) p = v;

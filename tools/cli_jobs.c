@@ -544,7 +544,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    : type == EVR_MSG_JOBS ? "Lists jobs, newest first: queued, running and "
                                             "finished.  When jobs are\nleft past the "
                                             "limit, says so on stderr with the command for "
-                                            "the next page."
+                                            "the next page;\nwithout --json, stderr also "
+                                            "says the broker's queue limit (a pipeline\n"
+                                            "whose queue sets no limit waits at most that many "
+                                            "jobs)."
                                           : "Lists the runners the broker knows: state (idle, "
                                             "busy, draining, lost),\nrunning/capacity, labels, "
                                             "last heartbeat.",
@@ -624,6 +627,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                     req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
                     req.status ? req.status : "");
         }
+        if (!rc && end.queue_limit && !cli.json)  /* on stderr: the listing stays the jobs alone */
+            fprintf(stderr, "%s: queue limit %u: the most jobs waiting per pipeline whose "
+                    "queue sets no limit (evrun-broker --queue-limit)\n", prog,
+                    end.queue_limit);
         evr_msg_clear(&end);
     }
     free(req.job);

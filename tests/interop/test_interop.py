@@ -272,6 +272,16 @@ def test_wire_codes(ep):
                  "on_failure")
     expect_error(ep, "queue.strategy empty", sub_({**spec, "queue": {"strategy": ""}}),
                  "bad_request", "queue.strategy")
+    expect_error(ep, "partitioned_replace without partition_by",
+                 sub_({**spec, "queue": {"strategy": "partitioned_replace"}}), "bad_request",
+                 "needs queue.partition_by")
+    expect_error(ep, "partition_by naming no arg",
+                 sub_({**spec, "queue": {"strategy": "partitioned_replace", "partition_by": "X"}}),
+                 "bad_request", "queue.partition_by")
+    expect_error(ep, "interrupt with append", sub_({**spec, "queue": {"interrupt": True}}),
+                 "bad_request", "queue.interrupt")
+    expect_error(ep, "start_delay a string", sub_({**spec, "start_delay": "10s"}),
+                 "bad_request", "start_delay")
     expect_error(ep, "submit labels [\"\"]",
                  frames_for("submit", {"job": new_ulid(), "spec": spec, "labels": [""]}),
                  "bad_request", "submit.labels")
@@ -356,14 +366,26 @@ def test_wire_queued(client, sub):
           st.get("status") == "cancelled" and st.get("created") == created
           and st.get("finished", 0) > created, repr(st))
     job2 = new_ulid()
+    # {}: the broker's limit; limit 0 (no wait list) without concurrency:
+    # a job waiting only for a runner is accepted
     for queue in ({}, {"limit": 0}):
         job2 = new_ulid()
         try:
             client.submit(job2, {**spec, "queue": queue})
             client.cancel(job2)
-            check(f"queue {queue!r} accepted: the broker's default limit", True)
+            check(f"queue {queue!r} accepted", True)
         except ErrorAnswer as e:
-            check(f"queue {queue!r} accepted: the broker's default limit", False, str(e))
+            check(f"queue {queue!r} accepted", False, str(e))
+    # limit 0 with its concurrency full: refused, `busy`
+    spec0 = {**spec, "concurrency": 1, "queue": {"limit": 0}}
+    first = new_ulid()
+    client.submit(first, spec0)
+    try:
+        client.submit(new_ulid(), spec0)
+        check("queue limit 0, concurrency 1 full: refused busy", False, "accepted")
+    except ErrorAnswer as e:
+        check("queue limit 0, concurrency 1 full: refused busy", e.code == "busy", str(e))
+    client.cancel(first)
 
 
 def test_wire_pages(client, ep):

@@ -413,7 +413,7 @@ s_big_submit(size_t size)
     sp->labels.v = evr_calloc(1, sizeof(char *));
     sp->labels.v[0] = evr_strdup("nowhere");
     sp->queue.present = true;
-    sp->queue.limit = 2;
+    sp->queue.limit = (evr_u32opt_t) { true, 2 };
     sp->queue.strategy = evr_strdup("replace");
     uint32_t steps = (uint32_t) (size / 60100);
     steps = steps < 1 ? 1 : steps > 256 ? 256 : steps;

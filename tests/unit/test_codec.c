@@ -63,6 +63,7 @@ s_fill(const evr_rectype_t *type, void *rec, int salt)
         case EVR_FT_BYTES:
         case EVR_FT_DURATION: *(uint64_t *) p = 1234567890123ull + (uint64_t) salt; break;
         case EVR_FT_U32: *(uint32_t *) p = 42u + (uint32_t) salt; break;
+        case EVR_FT_U32_OPT: *(evr_u32opt_t *) p = (evr_u32opt_t) { true, (uint32_t) salt }; break;
         case EVR_FT_I64: *(int64_t *) p = -7 - salt; break;
         case EVR_FT_BOOL: *(bool *) p = true; break;
         case EVR_FT_BIN: {

@@ -131,7 +131,7 @@ test_full_values(void)
     CHECK(spec.labels.n == 2);
     CHECK(spec.concurrency == 1 && spec.parallel == 2);
     CHECK(spec.on_failure == EVR_ON_FAILURE_FINISH);
-    CHECK(spec.queue.present && spec.queue.limit == 10);
+    CHECK(spec.queue.present && spec.queue.limit.set && spec.queue.limit.v == 10);
     CHECK_STR(spec.queue.strategy, "replace");
     CHECK(spec.timeout == 30 * 60 * 1000);
     CHECK_STR(evr_strmap_get(&spec.env, "COUNT"), "3");
@@ -171,6 +171,49 @@ test_full_values(void)
     CHECK(json_array_size(json_object_get(j, "steps")) == 2);
     CHECK(json_object_get(j, "secrets") != NULL);
     json_decref(j);
+    evr_rec_free(&evr_spec_type, &back);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
+/*  queue.limit 0 is a value (no wait list), not absence: it survives
+    msgpack and JSON, and a spec without it stays without; the partition
+    of a job is its partition_by arg after defaults. */
+static void
+test_queue_policy(void)
+{
+    evr_spec_t spec = { 0 };
+    evr_rc_t rc;
+    evr_diag_t *diag = s_load(PIPES "/good/queue.yml", NULL, &spec, &rc);
+    CHECK(rc == EVR_OK);
+    CHECK(spec.queue.limit.set && spec.queue.limit.v == 0);
+    CHECK(spec.queue.interrupt && spec.start_delay == 90000);
+    CHECK(evr_spec_queue_strategy(&spec) == EVR_QUEUE_PARTITIONED);
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_spec_type, &spec, &buf, &len);
+    evr_spec_t back = { 0 };
+    evr_err_t err;
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(back.queue.limit.set && back.queue.limit.v == 0);
+    CHECK(evr_rec_equal(&evr_spec_type, &spec, &back));
+    free(buf);
+    json_t *j = evr_json_from_rec(&evr_spec_type, &back);
+    json_t *lim = json_object_get(json_object_get(j, "queue"), "limit");
+    CHECK(json_is_integer(lim) && json_integer_value(lim) == 0);
+    json_decref(j);
+    evr_strmap_t args = { 0 };
+    CHECK_STR(evr_spec_queue_partition(&back, &args), "");
+    evr_strmap_set(&args, "BRANCH", "dev");
+    CHECK_STR(evr_spec_queue_partition(&back, &args), "dev");
+    evr_strmap_free(&args);
+    /* absent: not set, and not encoded */
+    back.queue.limit = (evr_u32opt_t) { 0 };
+    evr_codec_encode(&evr_spec_type, &back, &buf, &len);
+    evr_rec_free(&evr_spec_type, &back);
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(back.queue.present && !back.queue.limit.set);
+    free(buf);
     evr_rec_free(&evr_spec_type, &back);
     evr_rec_free(&evr_spec_type, &spec);
     evr_diag_destroy(&diag);
@@ -495,6 +538,7 @@ main(void)
     EVR_TEST_RUN(test_examples_valid);
     EVR_TEST_RUN(test_bad_files);
     EVR_TEST_RUN(test_full_values);
+    EVR_TEST_RUN(test_queue_policy);
     EVR_TEST_RUN(test_bind_args);
     EVR_TEST_RUN(test_durations);
     EVR_TEST_RUN(test_topo_order);

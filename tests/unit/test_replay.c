@@ -65,6 +65,7 @@ s_full_event(evr_evtype_t t)
         switch (f->type) {
         case EVR_FT_STR: *(char **) p = evr_strdup(s_str_for(f->key)); break;
         case EVR_FT_U32: *(uint32_t *) p = 4000000000u; break;
+        case EVR_FT_U32_OPT: *(evr_u32opt_t *) p = (evr_u32opt_t) { true, 0 }; break;
         case EVR_FT_U64:
         case EVR_FT_DURATION: *(uint64_t *) p = 1ull << 40; break;
         case EVR_FT_I64: *(int64_t *) p = -137; break;

@@ -1,0 +1,265 @@
+/*  evr_policy.c: a pipeline's queue policy, applied by the broker when it
+    takes a submit (schema/PROTOCOL.md, record `queue`).
+
+    The wait list of a pipeline is its jobs accepted but not dispatched
+    yet (queued or paused in the queue).  `limit` bounds it (absent: the
+    broker's --queue-limit); `limit: 0` means no wait list: a submit that
+    would have to wait for the pipeline's `concurrency` is refused with
+    `busy` (one that only waits for a free runner is not).  The strategy
+    says what a submit does to the jobs already there:
+
+      append               a full wait list refuses the submit (queue_full)
+      replace              the oldest waiting jobs are replaced until there
+                           is room, and so is every waiting job still in
+                           its start_delay (a debounce)
+      partitioned_replace  the waiting job(s) with the same value of the
+                           partition_by arg are replaced; a wait list full
+                           of other partitions refuses
+
+    With `interrupt: true` (replace strategies) the running jobs of the
+    pipeline (of the partition) are cancelled too, through the runner as a
+    user's cancel, with the reason "interrupted by JOB"; they no longer
+    count against `concurrency` for a `limit: 0` submit.  A replaced job
+    ends as a user-cancelled queued job does: job.accepted and
+    job.finished{cancelled, "replaced by JOB"} in the log.
+
+    The policy decides first and acts after: a refused submit changes
+    nothing.  `start_delay` is kept by evr_queue.c (a job's not_before);
+    evr_policy_due turns its end into a wake-up of the broker's loop.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_broker_int.h"
+
+typedef struct {
+    evr_queue_job_t **replaced; /* waiting jobs the submit replaces */
+    size_t nreplaced;
+    evr_queue_job_t **interrupted; /* running jobs it cancels */
+    size_t ninterrupted;
+} s_plan_t;
+
+static bool
+s_planned(evr_queue_job_t *const *v, size_t n, const evr_queue_job_t *j)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == j)
+            return true;
+    return false;
+}
+
+/*  Whether the queue surely has room for one more job of pipeline p: the
+    jobs it holds of p (in any state) and in all, with the staged ones,
+    are bounds of the waiting ones that need no walk of the queue. */
+static bool
+s_room_sure(const evr_broker_t *b, const char *p, uint32_t limit)
+{
+    size_t mine = evr_queue_count(b, p);
+    for (size_t i = 0; i < b->nstaged; i++)
+        mine += strcmp(b->staged[i].job->pipeline, p) == 0;
+    for (size_t i = 0; i < b->nunsynced; i++)
+        mine += strcmp(b->unsynced[i].job->pipeline, p) == 0;
+    return b->njobs + b->nstaged + b->nunsynced < EVR_BROKER_MAX_QUEUED && mine < limit;
+}
+
+/*  The partition of a running job the broker took up from its archive
+    at start (its submit is gone): from its job.accepted, once. */
+static const char *
+s_partition(const evr_broker_t *b, evr_queue_job_t *j)
+{
+    if (j->partition_read)
+        return j->partition;
+    j->partition_read = true;
+    evr_spec_t *spec = NULL;
+    evr_strmap_t args = { 0 };
+    evr_err_t err;
+    if (evr_store_job_spec(b->store, j->id, &spec, &args, &err) == EVR_OK) {
+        const char *part = evr_spec_queue_partition(spec, &args);
+        j->partition = part ? evr_strdup(part) : NULL;
+    }
+    evr_spec_destroy(&spec);
+    evr_strmap_free(&args);
+    return j->partition;
+}
+
+/*  The running side of the plan: with interrupt, the dispatched and
+    active jobs of p (of partition part) not interrupted before. */
+static void
+s_plan_interrupts(const evr_broker_t *b, const char *p, const char *part, s_plan_t *plan)
+{
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
+        if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || j->interrupted
+            || strcmp(j->pipeline, p) != 0)
+            continue;
+        const char *jp = part ? s_partition(b, j) : NULL;
+        if (!part || (jp && strcmp(jp, part) == 0))
+            plan->interrupted[plan->ninterrupted++] = j;
+    }
+}
+
+/*  Jobs of p that hold or will take a concurrency slot after the plan:
+    running ones not interrupted, waiting ones not replaced. */
+static uint32_t
+s_holding(const evr_broker_t *b, const char *p, const s_plan_t *plan)
+{
+    uint32_t n = 0;
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
+        if (strcmp(j->pipeline, p) == 0 && !j->interrupted
+            && !s_planned(plan->replaced, plan->nreplaced, j)
+            && !s_planned(plan->interrupted, plan->ninterrupted, j))
+            n++;
+    return n;
+}
+
+/*  Plans what the submit msg does; false with *code and why when it is
+    refused. */
+static bool
+s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char **code, char *why,
+       size_t len)
+{
+    const evr_spec_t *spec = msg->spec;
+    const char *p = spec->pipeline;
+    evr_queue_strategy_t st = evr_spec_queue_strategy(spec);
+    const char *part = evr_spec_queue_partition(spec, &msg->args);
+    uint32_t limit = spec->queue.limit.set ? spec->queue.limit.v : b->opts.queue_limit;
+    uint64_t now = evr_now_ns();
+    size_t waiting = 0;
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
+        if (!evr_queue_waits(j, p, NULL))
+            continue;
+        waiting++;
+        if ((st == EVR_QUEUE_PARTITIONED && evr_queue_waits(j, p, part))
+            || (st == EVR_QUEUE_REPLACE && j->not_before > now))
+            plan->replaced[plan->nreplaced++] = j;
+    }
+    if (spec->queue.interrupt && st != EVR_QUEUE_APPEND)
+        s_plan_interrupts(b, p, part, plan);
+    /* replace: the oldest waiting make room */
+    for (evr_queue_job_t *j = b->jobs; j && st == EVR_QUEUE_REPLACE; j = j->next)
+        if (waiting - plan->nreplaced >= (limit ? limit : 1) && evr_queue_waits(j, p, NULL)
+            && !s_planned(plan->replaced, plan->nreplaced, j))
+            plan->replaced[plan->nreplaced++] = j;
+    size_t left = waiting - plan->nreplaced;
+    if (limit && left >= limit) {
+        *code = EVR_CODE_QUEUE_FULL;
+        if (st == EVR_QUEUE_PARTITIONED)
+            snprintf(why, len,
+                     "pipeline %s has %u jobs waiting of other %s values than "
+                     "\"%s\", its queue limit; try again later",
+                     p, limit, spec->queue.partition_by, part);
+        else
+            snprintf(why, len,
+                     "pipeline %s has %u jobs waiting, its queue limit; try again "
+                     "later, or set queue: {strategy: replace}",
+                     p, limit);
+        return false;
+    }
+    uint32_t conc = spec->concurrency, held;
+    if (!limit && conc && (held = s_holding(b, p, plan)) >= conc) {
+        *code = EVR_CODE_BUSY;
+        snprintf(why, len,
+                 "pipeline %s has %u of its %u concurrent jobs running or about "
+                 "to, and queue.limit 0 (no wait list): submit again when one has finished, "
+                 "or give it a wait list (queue: {limit: N})",
+                 p, held, conc);
+        return false;
+    }
+    return true;
+}
+
+/*  Cancels the running job j (dispatched: once its runner has taken it). */
+static void
+s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
+{
+    j->interrupted = true;
+    char why[256];
+    if (j->state == B_ACTIVE
+        && evr_runners_control(b, j->runner, "cancel", j->id, reason, why, sizeof why)) {
+        evr_broker_info(b, "job %s: %s", j->id, reason);
+        return;
+    }
+    j->cancel_pending = true;
+    free(j->cancel_reason);
+    j->cancel_reason = evr_strdup(reason);
+    if (j->state == B_DISPATCHED)
+        evr_broker_info(b, "job %s: %s (when its runner has taken it)", j->id, reason);
+    else
+        evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back", j->id,
+                        reason, why);
+}
+
+void
+evr_policy_resend(evr_broker_t *b, const char *runner)
+{
+    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
+        if (j->state != B_ACTIVE || !j->cancel_pending || !j->runner
+            || strcmp(j->runner, runner) != 0)
+            continue;
+        char why[256];
+        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+            j->cancel_pending = false;
+        else
+            evr_broker_warn(b, "cancel of %s: %s", j->id, why);
+    }
+}
+
+bool
+evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char *why, size_t len)
+{
+    const evr_spec_t *spec = msg->spec;
+    uint32_t limit = spec->queue.limit.set ? spec->queue.limit.v : b->opts.queue_limit;
+    if (evr_spec_queue_strategy(spec) == EVR_QUEUE_APPEND && limit
+        && s_room_sure(b, spec->pipeline, limit))
+        return true;
+    evr_queue_flush(b); /* the exact count (and a replace) needs them in the queue */
+    if (b->failure) {
+        *code = EVR_CODE_UNAVAILABLE;
+        snprintf(why, len, "the broker's store failed: %s", b->failmsg);
+        return false;
+    }
+    size_t total = 0;
+    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
+        total += j->state != B_ACTIVE;
+    if (total >= EVR_BROKER_MAX_QUEUED) {
+        *code = EVR_CODE_QUEUE_FULL;
+        snprintf(why, len,
+                 "the broker holds %zu jobs not yet running, its limit; try again "
+                 "later",
+                 total);
+        return false;
+    }
+    size_t mine = evr_queue_count(b, spec->pipeline);
+    s_plan_t plan = { evr_calloc(mine + 1, sizeof(void *)), 0, evr_calloc(mine + 1, sizeof(void *)),
+                      0 };
+    bool ok = s_plan(b, msg, &plan, code, why, len);
+    char reason[64];
+    snprintf(reason, sizeof reason, "interrupted by %s", msg->job);
+    for (size_t i = 0; ok && i < plan.ninterrupted; i++)
+        s_interrupt(b, plan.interrupted[i], reason);
+    snprintf(reason, sizeof reason, "replaced by %s", msg->job);
+    evr_err_t err;
+    for (size_t i = 0; ok && i < plan.nreplaced; i++)
+        if (evr_queue_cancel_queued(b, plan.replaced[i], reason, &err)) {
+            *code = EVR_CODE_INTERNAL;
+            snprintf(why, len, "%s", err.msg);
+            ok = false;
+        }
+    free(plan.replaced);
+    free(plan.interrupted);
+    return ok;
+}
+
+int
+evr_policy_due(evr_broker_t *b, int max_ms)
+{
+    if (!b->next_due)
+        return max_ms;
+    uint64_t now = evr_now_ns();
+    if (now >= b->next_due) {
+        b->changed = true; /* the dispatch pass after it finds the next due time */
+        b->next_due = 0;
+        return 0;
+    }
+    uint64_t ms = (b->next_due - now + 999999) / 1000000;
+    return ms < (uint64_t) max_ms ? (int) ms : max_ms;
+}
