@@ -634,11 +634,16 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     the rest).  Podman takes either case; the id is lower case as in
     every name evrun gave (the workspace volume's too, which recovery
     finds by it), and the step name keeps its case: steps "Build" and
-    "build" are two steps, two units. */
+    "build" are two steps, two units.  A matrix step's name takes its
+    container form (evr_spec_step_unit_form; validation keeps it unique). */
 char *
 evr_eng_unit_name(const evr_eng_job_t *job, const evr_eng_step_t *st)
 {
-    return evr_asprintf("%s%s-%u", job->unit_prefix, st->spec->name, st->attempt);
+    /* a matrix step's name in its container form: build[OS=a] -> build.OS-a */
+    char *form = evr_spec_step_unit_form(st->spec->name);
+    char *u = evr_asprintf("%s%s-%u", job->unit_prefix, form, st->attempt);
+    free(form);
+    return u;
 }
 
 void

@@ -161,6 +161,15 @@ static const evr_field_t s_cache_fields[] = {
 const evr_rectype_t evr_cache_type = { "cache", sizeof(evr_cache_t), s_cache_fields,
                                        EVR_ARRAY_LEN(s_cache_fields), EVR_NO_PRESENT, NULL };
 
+static const evr_field_t s_matrix_fields[] = {
+    F(evr_matrix_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "an environment variable name (the map key)"),
+    F(evr_matrix_t, "values", EVR_FT_STRLIST, true, EVR_SPEC_MAX_MATRIX_VALUES, values, NULL,
+      NULL, "its values (letters, digits, _ . -), a step each"),
+};
+const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix_fields,
+                                        EVR_ARRAY_LEN(s_matrix_fields), EVR_NO_PRESENT, NULL };
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
@@ -170,6 +179,10 @@ static const evr_field_t s_step_fields[] = {
       "container image; default: the pipeline's image"),
     F(evr_step_t, "needs", EVR_FT_STRLIST, false, EVR_SPEC_MAX_STEPS, needs, NULL, NULL,
       "steps that must succeed before this one (makes the pipeline a DAG)"),
+    { "matrix", EVR_FT_RECMAP, false, EVR_SPEC_MAX_MATRIX_KEYS, offsetof(evr_step_t, matrix),
+      &evr_matrix_type, NULL, NULL,
+      "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "
+      "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },
     F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
       "step time limit (90s, 5m, 1h30m)"),
     { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),
@@ -519,6 +532,33 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
     return false;
 }
 
+/*  Step i's unit form (evr_spec_step_unit_form) differs from every
+    earlier step's, unless the names are equal (reported as duplicates). */
+static void
+s_check_unit_form(const evr_spec_t *spec, uint32_t i, evr_diag_t *diag)
+{
+    const char *name = evr_spec_step(spec, i)->name;
+    if (!strchr(name, '['))
+        return;   /* a plain name is its own form; the expanded ones check against it */
+    char *form = evr_spec_step_unit_form(name);
+    for (uint32_t j = 0; j < spec->steps.n; j++) {
+        const char *o = evr_spec_step(spec, j)->name;
+        if (j == i || !o || !strcmp(o, name) || (strchr(o, '[') && j > i))
+            continue;
+        char *of = evr_spec_step_unit_form(o);
+        bool same = !strcmp(of, form);
+        free(of);
+        if (same) {
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].name", i);
+            evr_diag_add(diag, p, "step \"%s\" and step \"%s\" would share the container "
+                         "name \"%s\": rename one of them", name, o, form);
+            break;
+        }
+    }
+    free(form);
+}
+
 static void
 s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -528,9 +568,15 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         snprintf(p, sizeof p, "steps[%u].name", i);
         if (!st->name)
             continue;   /* reported by the loader */
-        if (!evr_spec_name_ok(st->name))
+        if (!evr_spec_step_name_ok(st->name))
             evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
                          "at most %d)", st->name, EVR_SPEC_MAX_NAME);
+        s_check_unit_form(spec, i, diag);
+        if (st->matrix.n) {
+            snprintf(p, sizeof p, "steps[%u].matrix", i);
+            evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
+                         "spec on the wire holds one step per combination (evr_spec_expand)");
+        }
         for (uint32_t j = 0; j < i; j++)
             if (evr_spec_step(spec, j)->name
                 && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {

@@ -721,7 +721,41 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short}
+case_matrix() {   # a 2x2 matrix: four steps with their values in env; needs waits for all
+  pipeline matrix <<'YML'
+pipeline: matrix
+image: localhost/evrun-busybox:latest
+steps:
+  - name: build
+    run: echo "built $OS-$V"
+    matrix:
+      OS: [linux, bsd]
+      V: ["1", "2"]
+  - name: join
+    needs: [build]
+    run: echo joined
+YML
+  run matrix "$tmp/matrix.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  local os v
+  for os in linux bsd; do
+    for v in 1 2; do
+      check "build[OS=$os,V=$v] ran with its values" grep -qF "build[OS=$os,V=$v] | built $os-$v" "$out"
+    done
+  done
+  check "four build steps" [ "$(grep -c '^build\[.*| built' "$out")" -eq 4 ]
+  check "join ran last" sh -c "tail -n +\$(grep -n '| built' '$out' | tail -n 1 | cut -d: -f1) '$out' | grep -q '^join | joined$'"
+  check "stored output by the step's name" \
+    [ "$("$bin/evrun-replay" "$state" --output "$job/build[OS=bsd,V=2]")" = "built bsd-2" ]
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  check "container name in its container form" \
+    sh -c "'$bin/evrun-replay' '$state' --job '$job' | grep -q 'evrun-$id-build.OS-linux.V-1-1'"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short matrix}
 for c in $cases; do
   case_name=$c
   before=$fails
