@@ -57,6 +57,7 @@ typedef struct {
     uint32_t chunks;        /* step.output events, this attempt */
     uint32_t recoveries;    /* step.recovered events */
     char *reason;
+    evr_strmap_t outputs;   /* step.outputs of this attempt (masked) */
 } evr_stepstate_t;
 
 typedef struct {
