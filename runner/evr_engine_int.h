@@ -124,6 +124,11 @@ typedef struct {
     uint64_t memory_limit;  /* bytes, of its limits (0: none): an OOM kill's reason */
     bool oom_killed;        /* its exit says the OOM killer ended it */
     bool pulling;           /* CREATING: its create waits for its image's pull */
+    /* outputs (evr_step_outputs.c): of this attempt, masked, as step.outputs
+       recorded them; outputs_read once its file was read (or, after a
+       restart, its step.outputs found in the log) */
+    evr_strmap_t outputs;
+    bool outputs_read;
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -259,6 +264,17 @@ void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*  Calls fn for each line of names (an executor's list). */
 void evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), void *arg);
 
+/* evr_step_outputs.c */
+/*  The file of st's outputs (EVRUN_OUTPUT), relative to the workspace
+    root: .evrun-output-STEP-ATTEMPT, STEP in its container form.  Caller
+    frees. */
+char *evr_eng_output_file(const evr_eng_step_t *st);
+/*  After st's exit: its outputs read and recorded (when another step needs
+    it), then its artifacts copied out (when it wants them), then its end
+    (evr_eng_step_finish). */
+void evr_eng_step_collect(evr_eng_step_t *st);
+/*  EVRUN_OUT_<STEP>_<KEY> of each step st needs, into env. */
+void evr_eng_outputs_env(const evr_eng_step_t *st, evr_strmap_t *env);
 /* evr_step_state.c */
 /*  Moves st to state `to`.  A move the table does not allow is a bug:
     logged as an error (and an assert in debug builds); the step moves

@@ -1,0 +1,216 @@
+/*  evr_step_outputs.c: a step's outputs, after its exit.
+
+    Every step is given EVRUN_OUTPUT, the path of a file in the job's
+    workspace root (.evrun-output-STEP-ATTEMPT, STEP in its container
+    form: /workspace/... for podman, /job/... with a source, the workspace
+    directory for the process executor), where it may write KEY=VALUE
+    lines.  After its exit (succeeded or failed, timed out included; not
+    when it was cancelled or lost) the engine copies that file out through
+    the executor's get, as artifacts are (a tar stream, here held in
+    memory: at most EVR_OUTPUTS_MAX_BYTES of file), parses it
+    (evr_outputs_parse: bad lines become a warning on the step's stderr,
+    never an error of the step), masks the values as output is masked, and
+    records them (step.outputs) before anything uses them.  The steps that
+    `need` it (directly) then get EVRUN_OUT_<STEP>_<KEY>.  Only a step some
+    other step needs has its file read: no other step could use it.  A
+    restarted runner takes the outputs from its log (the job projection)
+    and never reads a file again once step.outputs is recorded.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_artifact.h"
+#include "evr_engine_int.h"
+
+/*  The tar stream of one file: the file, its header and padding. */
+#define S_TAR_MAX (EVR_OUTPUTS_MAX_BYTES + 16u * 1024u)
+
+typedef struct {
+    evr_eng_step_t *st;
+    uint8_t *buf;
+    size_t len;
+    bool over;
+} s_read_t;
+
+char *
+evr_eng_output_file(const evr_eng_step_t *st)
+{
+    char *form = evr_spec_step_unit_form(st->spec->name);
+    char *f = evr_asprintf(".evrun-output-%s-%u", form, st->attempt ? st->attempt : 1);
+    free(form);
+    return f;
+}
+
+/*  Whether another step of the job names st in its needs. */
+static bool
+s_needed(const evr_eng_step_t *st)
+{
+    const evr_eng_job_t *job = st->job;
+    for (uint32_t i = 0; i < job->n; i++) {
+        const evr_strlist_t *needs = &job->steps[i].spec->needs;
+        for (uint32_t k = 0; k < needs->n; k++)
+            if (strcmp(needs->v[k], st->spec->name) == 0)
+                return true;
+    }
+    return false;
+}
+
+static bool
+s_wants(const evr_eng_step_t *st)
+{
+    return !st->outputs_read && st->unit_id && !st->cancelled && !st->lost && s_needed(st);
+}
+
+/*  After the outputs: the artifacts, or the step's end. */
+static void
+s_next(evr_eng_step_t *st)
+{
+    if (evr_eng_step_wants_artifacts(st))
+        evr_eng_step_artifacts(st);
+    else
+        evr_eng_step_finish(st);
+}
+
+/*  text (lines) on the step's stderr, each line as "evrun: $EVRUN_OUTPUT:
+    LINE", stored as its output is (masked). */
+static void
+s_warn(evr_eng_step_t *st, const char *text)
+{
+    evr_eng_stream_t *s = &st->out[1];
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        char *line = evr_asprintf("evrun: $EVRUN_OUTPUT: %.*s\n", (int) n, p);
+        s->raw_in_buf += evr_mask_feed(s->mask, (const uint8_t *) line, strlen(line), true,
+                                       &s->buf, &s->len, &s->cap);
+        free(line);
+        p += n + (p[n] == '\n');
+    }
+    evr_eng_emit_output(st, 1, true);
+}
+
+/*  v masked with the job's secrets; caller frees. */
+static char *
+s_masked(const evr_eng_job_t *job, const char *v)
+{
+    evr_mask_t *m = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
+    uint8_t *out = NULL;
+    size_t len = 0, cap = 0;
+    evr_mask_feed(m, (const uint8_t *) v, strlen(v), true, &out, &len, &cap);
+    evr_mask_destroy(&m);
+    char *s = evr_strndup(out ? (const char *) out : "", len);
+    free(out);
+    return s;
+}
+
+/*  The file's bytes: parsed, masked, recorded. */
+static void
+s_take(evr_eng_step_t *st, const char *text, size_t n)
+{
+    evr_strmap_t raw = { 0 };
+    char *warn = NULL;
+    evr_outputs_parse(text, n, &raw, &warn);
+    if (warn)
+        s_warn(st, warn);
+    free(warn);
+    evr_strmap_free(&st->outputs);
+    for (uint32_t i = 0; i < raw.n; i++) {
+        char *v = s_masked(st->job, raw.v[i]);
+        if (strlen(v) <= EVR_OUTPUTS_MAX_VALUE)
+            evr_strmap_set(&st->outputs, raw.k[i], v);
+        else {
+            char why[128];
+            snprintf(why, sizeof why, "%s: over 4096 bytes once masked: left out", raw.k[i]);
+            s_warn(st, why);
+        }
+        free(v);
+    }
+    evr_strmap_free(&raw);
+    if (!st->outputs.n)
+        return;
+    evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_OUTPUTS, st);
+    for (uint32_t i = 0; i < st->outputs.n; i++)
+        evr_strmap_set(&ev->data.outputs, st->outputs.k[i], st->outputs.v[i]);
+    evr_eng_step_log(st, "outputs: %u key%s", st->outputs.n, st->outputs.n == 1 ? "" : "s");
+}
+
+static bool
+s_data(const uint8_t *p, size_t n, void *arg)
+{
+    s_read_t *rd = arg;
+    if (n > S_TAR_MAX - rd->len) {
+        rd->over = true;
+        return false;
+    }
+    rd->buf = evr_realloc(rd->buf, rd->len + n);
+    memcpy(rd->buf + rd->len, p, n);
+    rd->len += n;
+    return true;
+}
+
+static void
+s_done(const evr_exec_result_t *r, void *arg)
+{
+    s_read_t *rd = arg;
+    evr_eng_step_t *st = rd->st;
+    char why[EVR_ERR_MAX + 64];
+    st->outputs_read = true;
+    if (rd->over || (!r->rc && rd->len > S_TAR_MAX)) {
+        snprintf(why, sizeof why, "larger than %u bytes: not read", EVR_OUTPUTS_MAX_BYTES);
+        s_warn(st, why);
+    }
+    else if (r->rc && !r->not_found) {
+        snprintf(why, sizeof why, "not read: %s", r->msg);
+        s_warn(st, why);
+    }
+    else if (!r->rc) {
+        char *text = NULL;
+        size_t n = 0;
+        evr_err_t err;
+        if (evr_artifact_read_one(rd->buf, rd->len, EVR_OUTPUTS_MAX_BYTES, &text, &n, &err)) {
+            snprintf(why, sizeof why, "not read: %s", err.msg);
+            s_warn(st, why);
+        }
+        else
+            s_take(st, text, n);
+        free(text);
+    }
+    free(rd->buf);
+    free(rd);
+    s_next(st);
+}
+
+void
+evr_eng_step_collect(evr_eng_step_t *st)
+{
+    if (!s_wants(st)) {
+        s_next(st);
+        return;
+    }
+    evr_eng_job_t *job = st->job;
+    s_read_t *rd = evr_calloc(1, sizeof *rd);
+    rd->st = st;
+    char *file = evr_eng_output_file(st);
+    job->ex->ops->get(job->ex, st->unit, job->id,
+                      evr_spec_has_source(job->spec) ? EVR_EXEC_LAYOUT_JOB
+                                                     : EVR_EXEC_LAYOUT_WORKSPACE,
+                      file, s_data, s_done, rd);
+    free(file);
+}
+
+void
+evr_eng_outputs_env(const evr_eng_step_t *st, evr_strmap_t *env)
+{
+    const evr_eng_job_t *job = st->job;
+    for (uint32_t k = 0; k < st->spec->needs.n; k++) {
+        int j = evr_spec_step_index(job->spec, st->spec->needs.v[k]);
+        if (j < 0 || (uint32_t) j >= job->n)
+            continue;
+        const evr_eng_step_t *dep = &job->steps[j];
+        for (uint32_t i = 0; i < dep->outputs.n; i++) {
+            char *name = evr_outputs_env_name(dep->spec->name, dep->outputs.k[i]);
+            evr_strmap_set(env, name, dep->outputs.v[i]);
+            free(name);
+        }
+    }
+}
