@@ -755,7 +755,52 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short matrix}
+case_outputs() {   # KEY=VALUE lines to $EVRUN_OUTPUT: recorded masked, given to the steps that need it
+  local secret=0utput-S3cret-77
+  pipeline outputs <<'YML'
+pipeline: outputs
+image: localhost/evrun-busybox:latest
+secrets: [OUT_TOKEN]
+steps:
+  - name: produce
+    run: |
+      echo "VERSION=1.2.3" >> "$EVRUN_OUTPUT"
+      echo "TOKEN=abc-$OUT_TOKEN-xyz" >> "$EVRUN_OUTPUT"
+      echo "not a pair" >> "$EVRUN_OUTPUT"
+  - name: probe
+    matrix: {OS: [linux]}
+    run: echo "ARCH=$OS-x86" > "$EVRUN_OUTPUT"
+  - name: consume
+    needs: [produce, probe]
+    run: |
+      echo "version $EVRUN_OUT_PRODUCE_VERSION"
+      echo "token $EVRUN_OUT_PRODUCE_TOKEN"
+      echo "arch $EVRUN_OUT_PROBE_OS_LINUX_ARCH"
+      echo "SEEN=yes" > "$EVRUN_OUTPUT"
+YML
+  OUT_TOKEN=$secret run outputs "$tmp/outputs.yml" --secrets-allow OUT_TOKEN
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the dependent got the value" grep -q "^consume | version 1.2.3$" "$out"
+  check "a secret in a value is masked before it is passed on" grep -q "^consume | token abc-\*\*\*-xyz$" "$out"
+  check "a matrix step's outputs, its name sanitized" grep -q "^consume | arch linux-x86$" "$out"
+  check "a bad line is a warning in the step's output" \
+    grep -q '^produce | evrun: \$EVRUN_OUTPUT: line 3: expected KEY=VALUE$' "$out"
+  "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
+  check "recorded masked" grep -q '"type":"step.outputs".*"outputs":{"VERSION":"1.2.3","TOKEN":"abc-\*\*\*-xyz"}' "$tmp/outputs.events"
+  check "a step no step needs: not read" sh -c "! grep -q '\"step\":\"consume\",\"attempt\":1,\"outputs\"' '$tmp/outputs.events'"
+  check "the secret is never stored" sh -c "! grep -rqa '$secret' '$state'"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # host commands: EVRUN_OUTPUT is a file of the workspace directory
+  sed 's|^image: .*|executor: process|' "$tmp/outputs.yml" > "$tmp/outputs-proc.yml"
+  OUT_TOKEN=$secret run outputs-proc "$tmp/outputs-proc.yml" --secrets-allow OUT_TOKEN \
+    --executors process
+  check "process: exit 0" [ "$rc" -eq 0 ]
+  check "process: the dependent got the values" grep -q "^consume | token abc-\*\*\*-xyz$" "$out"
+  check "process: the matrix step's too" grep -q "^consume | arch linux-x86$" "$out"
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short matrix outputs}
 for c in $cases; do
   case_name=$c
   before=$fails
