@@ -103,6 +103,15 @@ s_masked(const evr_eng_job_t *job, const char *v)
     return s;
 }
 
+/*  step.outputs is committed (test hook: a crash test kills here). */
+static void
+s_recorded(void *arg, void *data, size_t len)
+{
+    (void) data;
+    (void) len;
+    evr_eng_test_pause("outputs", arg);
+}
+
 /*  The file's bytes: parsed, masked, recorded. */
 static void
 s_take(evr_eng_step_t *st, const char *text, size_t n)
@@ -132,6 +141,7 @@ s_take(evr_eng_step_t *st, const char *text, size_t n)
     for (uint32_t i = 0; i < st->outputs.n; i++)
         evr_strmap_set(&ev->data.outputs, st->outputs.k[i], st->outputs.v[i]);
     evr_eng_step_log(st, "outputs: %u key%s", st->outputs.n, st->outputs.n == 1 ? "" : "s");
+    evr_eng_after(st->job->eng, s_recorded, st, NULL, 0);
 }
 
 static bool
