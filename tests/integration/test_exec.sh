@@ -787,6 +787,7 @@ YML
     grep -q '^produce | evrun: \$EVRUN_OUTPUT: line 3: expected KEY=VALUE$' "$out"
   "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
   check "recorded masked" grep -q '"type":"step.outputs".*"outputs":{"VERSION":"1.2.3","TOKEN":"abc-\*\*\*-xyz"}' "$tmp/outputs.events"
+  check "evrun-replay --job shows them" grep -qx "  TOKEN=abc-\*\*\*-xyz" <("$bin/evrun-replay" "$state" --job "$job")
   check "a step no step needs: not read" sh -c "! grep -q '\"step\":\"consume\",\"attempt\":1,\"outputs\"' '$tmp/outputs.events'"
   check "the secret is never stored" sh -c "! grep -rqa '$secret' '$state'"
   check "store verifies" verified
