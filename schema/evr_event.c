@@ -137,7 +137,7 @@ s_check_outputs(const void *v)
 #define ATTEMPT(R) D("attempt", EVR_FT_U32, 0, attempt, NULL, NULL, "attempt number, from 1", R)
 #define CONTAINER(R) D("container", EVR_FT_STR, 256, container, NULL, NULL,                    \
                         "container name evrun-<job>-<step>-<attempt> (the job id in lower "   \
-                        "case, the step as written)", R)
+                        "case, the step as written; a matrix step's in its container form)", R)
 #define CONTAINER_ID(R) D("container_id", EVR_FT_STR, 128, container_id, NULL, NULL, "podman container id", R)
 #define STREAM(R) D("stream", EVR_FT_STR, 8, stream, NULL, s_check_stream, "stdout or stderr", R)
 #define OFFSET(R) D("offset", EVR_FT_U64, 0, offset, NULL, NULL, "raw bytes of this stream before the chunk", R)

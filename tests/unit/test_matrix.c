@@ -87,6 +87,34 @@ test_expanded_error_position(void)
     evr_spec_destroy(&spec);
 }
 
+/*  needs may name one combination (quoted: brackets in a flow list). */
+static void
+test_needs_one_combination(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - {name: b, run: \"true\", matrix: {OS: [linux, bsd]}}\n"
+                              "  - {name: t, run: \"true\", needs: [\"b[OS=bsd]\"]}\n"
+                              "  - name: u\n"
+                              "    run: \"true\"\n"
+                              "    needs:\n"
+                              "      - b[OS=linux]\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_OK);
+    if (evr_diag_count(diag))
+        fprintf(stderr, "  %s\n", evr_diag_get(diag, 0));
+    CHECK(spec->steps.n == 4);
+    if (spec->steps.n == 4) {
+        const evr_step_t *t = evr_spec_step(spec, 2), *u = evr_spec_step(spec, 3);
+        CHECK(t->needs.n == 1 && !strcmp(t->needs.v[0], "b[OS=bsd]"));
+        CHECK(u->needs.n == 1 && !strcmp(u->needs.v[0], "b[OS=linux]"));
+    }
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
 static void
 test_names(void)
 {
@@ -146,6 +174,7 @@ main(void)
 {
     EVR_TEST_RUN(test_expand);
     EVR_TEST_RUN(test_expanded_error_position);
+    EVR_TEST_RUN(test_needs_one_combination);
     EVR_TEST_RUN(test_names);
     EVR_TEST_RUN(test_wire_refuses_matrix);
     EVR_TEST_END();
