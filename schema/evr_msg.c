@@ -172,7 +172,10 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     M("created", EVR_FT_U64, false, 0, created, NULL, NULL,
       "ns since the Unix epoch: when the broker took the submit into its queue"),
     TIME("started", started), TIME("finished", finished),
-    REASON(false));
+    REASON(false),
+    M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
+      "answering `status`: the steps' outputs (their step.outputs, masked) as STEP/KEY to "
+      "VALUE, in step order; at most 256, the rest left out"));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),

@@ -77,7 +77,11 @@ typedef struct {
     uint64_t size;          /* artifacts: bytes of the whole file */
     evr_bin_t data;         /* artifacts: a piece of the file */
     bool done;              /* `artifact_ack`: the broker holds the whole file */
+    evr_strmap_t outputs;   /* `job` answering `status`: STEP/KEY -> VALUE (step.outputs) */
 } evr_msg_t;
+
+/*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */
+#define EVR_MSG_MAX_OUTPUTS 256
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and
     its `dispatch`): 1 MiB.  With the spec (1 MiB) and the args, two of

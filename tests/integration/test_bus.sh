@@ -1027,6 +1027,8 @@ YML
   check "logs --step takes a matrix step's name" \
     [ "$(cli logs "$job" --step 'build[OS=linux]')" = "build[OS=linux] | built for linux" ]
   check "the dependent got both outputs" grep -qx "join | got app-linux app-bsd" <(cli logs "$job")
+  check "status shows the outputs" grep -qx "outputs   build\[OS=linux\]/BIN=app-linux" <(cli status "$job")
+  check "status --json too" grep -q '"outputs":{"build\[OS=linux\]/BIN":"app-linux","build\[OS=bsd\]/BIN":"app-bsd"}' <(cli status "$job" --json)
   check "outputs are events in the broker's archive" \
     grep -q '"type":"step.outputs".*"step":"build\[OS=bsd\]".*"outputs":{"BIN":"app-bsd"}' \
     <("$bin/evrun-replay" "$tmp/broker" --events --json)
