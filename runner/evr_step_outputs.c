@@ -23,6 +23,8 @@
 #include "evr_artifact.h"
 #include "evr_engine_int.h"
 
+/*  Most bytes of EVRUN_OUT_* variables one step is given. */
+#define S_ENV_MAX (1024u * 1024u)
 /*  The tar stream of one file: the file, its header and padding. */
 #define S_TAR_MAX (EVR_OUTPUTS_MAX_BYTES + 16u * 1024u)
 
@@ -212,6 +214,7 @@ void
 evr_eng_outputs_env(const evr_eng_step_t *st, evr_strmap_t *env)
 {
     const evr_eng_job_t *job = st->job;
+    size_t total = 0, left_out = 0;
     for (uint32_t k = 0; k < st->spec->needs.n; k++) {
         int j = evr_spec_step_index(job->spec, st->spec->needs.v[k]);
         if (j < 0 || (uint32_t) j >= job->n)
@@ -219,8 +222,17 @@ evr_eng_outputs_env(const evr_eng_step_t *st, evr_strmap_t *env)
         const evr_eng_step_t *dep = &job->steps[j];
         for (uint32_t i = 0; i < dep->outputs.n; i++) {
             char *name = evr_outputs_env_name(dep->spec->name, dep->outputs.k[i]);
-            evr_strmap_set(env, name, dep->outputs.v[i]);
+            size_t n = strlen(name) + strlen(dep->outputs.v[i]) + 2;
+            if (n > S_ENV_MAX - total)
+                left_out++;   /* a process's environment holds a few MiB at most */
+            else {
+                total += n;
+                evr_strmap_set(env, name, dep->outputs.v[i]);
+            }
             free(name);
         }
     }
+    if (left_out)
+        evr_eng_step_log(st, "%zu outputs of the steps it needs left out of its environment "
+                         "(over %u bytes in all)", left_out, S_ENV_MAX);
 }

@@ -532,30 +532,38 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
     return false;
 }
 
-/*  Step i's unit form (evr_spec_step_unit_form) differs from every
-    earlier step's, unless the names are equal (reported as duplicates). */
+/*  No two steps share a unit form (evr_spec_step_unit_form): checked
+    only when a name holds '[' (a plain name is its own form, and plain
+    names are checked as duplicates). */
 static void
-s_check_unit_form(const evr_spec_t *spec, uint32_t i, evr_diag_t *diag)
+s_check_unit_forms(const evr_spec_t *spec, evr_diag_t *diag)
 {
-    const char *name = evr_spec_step(spec, i)->name;
-    if (!strchr(name, '['))
-        return;   /* a plain name is its own form; the expanded ones check against it */
-    char *form = evr_spec_step_unit_form(name);
-    for (uint32_t j = 0; j < spec->steps.n; j++) {
-        const char *o = evr_spec_step(spec, j)->name;
-        if (j == i || !o || !strcmp(o, name) || (strchr(o, '[') && j > i))
-            continue;
-        char *of = evr_spec_step_unit_form(o);
-        bool same = !strcmp(of, form);
-        free(of);
-        if (same) {
+    uint32_t n = spec->steps.n;
+    bool any = false;
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = evr_spec_step(spec, i)->name && strchr(evr_spec_step(spec, i)->name, '[');
+    if (!any)
+        return;
+    char **form = evr_calloc(n, sizeof *form);
+    for (uint32_t i = 0; i < n; i++)
+        if (evr_spec_step(spec, i)->name)
+            form[i] = evr_spec_step_unit_form(evr_spec_step(spec, i)->name);
+    for (uint32_t j = 1; j < n; j++)
+        for (uint32_t i = 0; i < j && form[j]; i++) {
+            const char *a = evr_spec_step(spec, i)->name, *b = evr_spec_step(spec, j)->name;
+            if (!a || (!strchr(a, '[') && !strchr(b, '[')) || !strcmp(a, b)
+                || strcmp(form[i], form[j]))
+                continue;
+            uint32_t at = strchr(b, '[') ? j : i;   /* at the matrix step's name */
             char p[64];
-            snprintf(p, sizeof p, "steps[%u].name", i);
+            snprintf(p, sizeof p, "steps[%u].name", at);
             evr_diag_add(diag, p, "step \"%s\" and step \"%s\" would share the container "
-                         "name \"%s\": rename one of them", name, o, form);
+                         "name \"%s\": rename one of them", at == j ? b : a, at == j ? a : b,
+                         form[j]);
             break;
         }
-    }
+    for (uint32_t i = 0; i < n; i++)
+        free(form[i]);
     free(form);
 }
 
@@ -571,7 +579,6 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         if (!evr_spec_step_name_ok(st->name))
             evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
                          "at most %d)", st->name, EVR_SPEC_MAX_NAME);
-        s_check_unit_form(spec, i, diag);
         if (st->matrix.n) {
             snprintf(p, sizeof p, "steps[%u].matrix", i);
             evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
@@ -620,6 +627,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         snprintf(p, sizeof p, "steps[%u].env", i);
         s_check_envmap(&st->env, p, diag);
     }
+    s_check_unit_forms(spec, diag);
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
     uint8_t *color = evr_calloc(n, 1);
