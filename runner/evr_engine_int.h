@@ -176,6 +176,11 @@ struct evr_eng_job {
     bool caches_measured;   /* the end's size measure asked */
     uint32_t cache_calls;   /* size measures in flight */
     bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
+    /* outputs (evr_step_outputs.c): the host directory of its workspace,
+       where outputs files are read without a copy through the executor
+       (out_dir_state: 0 not asked, 1 asked, 2 out_dir known, 3 none) */
+    char *out_dir;
+    uint8_t out_dir_state;
     bool recovered;         /* taken up by recovery (made by an older runner, it may
                                have a workspace all the same: removed at its end) */
     evr_eng_job_t *next;

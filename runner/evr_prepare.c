@@ -60,6 +60,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
     free(job->unit_prefix);
+    free(job->out_dir);
     if (job->res_file)
         unlink(job->res_file);
     free(job->res_file);

@@ -770,9 +770,16 @@ steps:
   - name: probe
     matrix: {OS: [linux]}
     run: echo "ARCH=$OS-x86" > "$EVRUN_OUTPUT"
+  - name: linky
+    run: ln -s /etc/passwd "$EVRUN_OUTPUT"
+  - name: fifo
+    run: mkfifo "$EVRUN_OUTPUT"
+  - name: big
+    run: head -c 70000 /dev/zero | tr '\0' a > "$EVRUN_OUTPUT"
   - name: consume
-    needs: [produce, probe]
+    needs: [produce, probe, linky, fifo, big]
     run: |
+      echo "others $(env | grep -c '^EVRUN_OUT_[LFB]')"
       echo "version $EVRUN_OUT_PRODUCE_VERSION"
       echo "token $EVRUN_OUT_PRODUCE_TOKEN"
       echo "arch $EVRUN_OUT_PROBE_OS_LINUX_ARCH"
@@ -785,6 +792,11 @@ YML
   check "a matrix step's outputs, its name sanitized" grep -q "^consume | arch linux-x86$" "$out"
   check "a bad line is a warning in the step's output" \
     grep -q '^produce | evrun: \$EVRUN_OUTPUT: line 3: expected KEY=VALUE$' "$out"
+  check "a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: .*not read' "$out"
+  check "a FIFO is not read" grep -q '^fifo | evrun: \$EVRUN_OUTPUT: not read: not a regular file$' "$out"
+  check "a file over 64 KiB is not read" \
+    grep -q '^big | evrun: \$EVRUN_OUTPUT: larger than 65536 bytes: not read$' "$out"
+  check "none of them gives a variable" grep -q "^consume | others 0$" "$out"
   "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
   check "recorded masked" grep -q '"type":"step.outputs".*"outputs":{"VERSION":"1.2.3","TOKEN":"abc-\*\*\*-xyz"}' "$tmp/outputs.events"
   check "evrun-replay --job shows them" grep -qx "  TOKEN=abc-\*\*\*-xyz" <("$bin/evrun-replay" "$state" --job "$job")
@@ -799,6 +811,8 @@ YML
   check "process: exit 0" [ "$rc" -eq 0 ]
   check "process: the dependent got the values" grep -q "^consume | token abc-\*\*\*-xyz$" "$out"
   check "process: the matrix step's too" grep -q "^consume | arch linux-x86$" "$out"
+  check "process: a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: not read' "$out"
+  check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
 cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short matrix outputs}
