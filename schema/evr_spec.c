@@ -759,8 +759,9 @@ evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
     if (n <= EVR_SPEC_MAX_BYTES)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_LIMIT, "the pipeline spec is %zu bytes as msgpack, over "
-                       "the limit of %u bytes (1 MiB; YAML aliases count once per use): make "
-                       "the scripts, env or steps smaller", n, EVR_SPEC_MAX_BYTES);
+                       "the limit of %u bytes (1 MiB; YAML aliases count once per use, a "
+                       "matrix step once per combination): make the scripts, env or steps "
+                       "smaller", n, EVR_SPEC_MAX_BYTES);
 }
 
 evr_spec_t *
