@@ -174,10 +174,26 @@ evr_broker_destroy(evr_broker_t **self_p)
 
 /* --------------------------------------------------------- job views */
 
-/*  Fills m (a `job` message, strings owned: evr_msg_clear) for id; false
-    when the broker knows no such job. */
+/*  The steps' outputs of pj into m (`status`): STEP/KEY, at most
+    EVR_MSG_MAX_OUTPUTS. */
+static void
+s_outputs_view(const evr_job_t *pj, evr_msg_t *m)
+{
+    for (uint32_t i = 0; i < pj->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(pj, i);
+        for (uint32_t k = 0; k < st->outputs.n && m->outputs.n < EVR_MSG_MAX_OUTPUTS; k++) {
+            char *key = evr_asprintf("%s/%s", st->name, st->outputs.k[k]);
+            evr_strmap_set(&m->outputs, key, st->outputs.v[k]);
+            free(key);
+        }
+    }
+}
+
+/*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
+    the steps' outputs when outputs; false when the broker knows no such
+    job. */
 static bool
-s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
+s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
@@ -214,6 +230,8 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
     m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
+    if (outputs)
+        s_outputs_view(&pj, m);
     evr_rec_free(&evr_job_type, &pj);
     return true;
 }
@@ -222,7 +240,7 @@ static void
 s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     evr_msg_t m;
-    if (s_job_view(b, req->job, &m))
+    if (s_job_view(b, req->job, true, &m))
         evr_bus_send(b->clients, rid, &m, NULL);
     else
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
@@ -303,7 +321,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     size_t i = 0;
     for (; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (s_job_view(b, l.ids[i], &m)) {
+        if (s_job_view(b, l.ids[i], false, &m)) {
             cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
             sent += !cut;
         }

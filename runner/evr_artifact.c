@@ -529,3 +529,45 @@ evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes, const c
         unlink(tar_out);
     return rc;
 }
+
+evr_rc_t
+evr_artifact_read_one(const uint8_t *tar, size_t len, size_t max, char **out, size_t *n,
+                      evr_err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    struct archive_entry *e;
+    evr_rc_t rc = EVR_OK;
+    if (archive_read_open_memory(a, tar, len) != ARCHIVE_OK
+        || archive_read_next_header(a, &e) != ARCHIVE_OK) {
+        rc = evr_err_set(err, EVR_ERR_IO, "not a tar stream: %s", archive_error_string(a));
+        goto out;
+    }
+    if (archive_entry_filetype(e) != AE_IFREG) {
+        rc = evr_err_set(err, EVR_ERR_IO, "not a regular file");
+        goto out;
+    }
+    if (archive_entry_size(e) < 0 || (uint64_t) archive_entry_size(e) > max) {
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "%lld bytes, over the limit of %zu",
+                         (long long) archive_entry_size(e), max);
+        goto out;
+    }
+    size_t size = (size_t) archive_entry_size(e);
+    *out = evr_malloc(size + 1);
+    la_ssize_t got = size ? archive_read_data(a, *out, size) : 0;
+    if (got < 0 || (size_t) got != size) {
+        rc = evr_err_set(err, EVR_ERR_IO, "reading the file: %s",
+                         got < 0 ? archive_error_string(a) : "short");
+        free(*out);
+        *out = NULL;
+        goto out;
+    }
+    (*out)[size] = '\0';
+    *n = size;
+out:
+    archive_read_free(a);
+    return rc;
+}

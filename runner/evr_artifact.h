@@ -63,4 +63,12 @@ evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t ma
 evr_rc_t evr_resource_tar(const char *file, const char *dest, uint64_t max_bytes,
                           const char *tar_out, evr_err_t *err);
 
+/*  The one regular file a tar stream in memory holds (tar[0..len), as an
+    executor's get sends a file): its bytes into *out (NUL-terminated,
+    caller frees), *n their count.  EVR_ERR_LIMIT when the file is over
+    max bytes, EVR_ERR_IO when the stream is no tar or its first entry no
+    regular file (each with err saying so). */
+evr_rc_t evr_artifact_read_one(const uint8_t *tar, size_t len, size_t max, char **out,
+                               size_t *n, evr_err_t *err);
+
 #endif

@@ -127,6 +127,11 @@ typedef struct {
     bool pulling;           /* CREATING: its create waits for its image's pull */
     bool allowed;           /* it failed with allow_failure: the job does not fail */
     bool on_error;          /* the pipeline's on_error (the job's last step) */
+    /* outputs (evr_step_outputs.c): of this attempt, masked, as step.outputs
+       recorded them; outputs_read once its file was read (or, after a
+       restart, its step.outputs found in the log) */
+    evr_strmap_t outputs;
+    bool outputs_read;
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -176,6 +181,11 @@ struct evr_eng_job {
     bool caches_measured;   /* the end's size measure asked */
     uint32_t cache_calls;   /* size measures in flight */
     bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
+    /* outputs (evr_step_outputs.c): the host directory of its workspace,
+       where outputs files are read without a copy through the executor
+       (out_dir_state: 0 not asked, 1 asked, 2 out_dir known, 3 none) */
+    char *out_dir;
+    uint8_t out_dir_state;
     bool recovered;         /* taken up by recovery (made by an older runner, it may
                                have a workspace all the same: removed at its end) */
     evr_eng_job_t *next;
@@ -292,6 +302,17 @@ void evr_eng_schedule(evr_eng_job_t *job);
     then EVR_ENG_JOB_DONE. */
 void evr_eng_cleanup(evr_eng_job_t *job);
 
+/* evr_step_outputs.c */
+/*  The file of st's outputs (EVRUN_OUTPUT), relative to the workspace
+    root: .evrun-output-STEP-ATTEMPT, STEP in its container form.  Caller
+    frees. */
+char *evr_eng_output_file(const evr_eng_step_t *st);
+/*  After st's exit: its outputs read and recorded (when another step needs
+    it), then its artifacts copied out (when it wants them), then its end
+    (evr_eng_step_finish). */
+void evr_eng_step_collect(evr_eng_step_t *st);
+/*  EVRUN_OUT_<STEP>_<KEY> of each step st needs, into env. */
+void evr_eng_outputs_env(const evr_eng_step_t *st, evr_strmap_t *env);
 /* evr_step_state.c */
 /*  Moves st to state `to`.  A move the table does not allow is a bug:
     logged as an error (and an assert in debug builds); the step moves

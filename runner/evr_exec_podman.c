@@ -351,8 +351,16 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
     uint32_t cpus = 0;
     if (l && l->cpus && !evr_spec_cpus_milli(l->cpus, &cpus))
         cpus = 0;   /* the spec was validated */
+    evr_strmap_t env = { 0 };   /* with EVRUN_OUTPUT (evr_exec_spec_t.output) */
+    for (uint32_t i = 0; spec->env && i < spec->env->n; i++)
+        evr_strmap_set(&env, spec->env->k[i], spec->env->v[i]);
+    if (spec->output) {
+        char *f = evr_asprintf("%s/%s", job ? "/job" : "/workspace", spec->output);
+        evr_strmap_set(&env, "EVRUN_OUTPUT", f);
+        free(f);
+    }
     evr_podman_spec_t ps = { .name = spec->name, .image = spec->image, .script = spec->script,
-                             .env = spec->env, .volume = volume,
+                             .env = &env, .volume = volume,
                              .ci_volume = ci, .job_layout = job,
                              .netns = spec->network < EVR_ARRAY_LEN(netns) ? netns[spec->network]
                                                                            : NULL,
@@ -362,6 +370,7 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
+    evr_strmap_free(&env);
     free(names);
     free(dests);
     free(volume);

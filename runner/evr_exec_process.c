@@ -324,10 +324,13 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     char *path = evr_asprintf("PATH=%s", EVR_EXEC_PROCESS_PATH);
     char *home = evr_asprintf("HOME=%s", ws);
     uint32_t n = spec->env ? spec->env->n : 0;
-    const char **env = evr_calloc(n + 2, sizeof(char *));
+    const char **env = evr_calloc(n + 3, sizeof(char *));
     char **own = evr_calloc(n + 1, sizeof(char *));
+    char *output = spec->output ? evr_asprintf("EVRUN_OUTPUT=%s/%s", ws, spec->output) : NULL;
     size_t k = 0;
     bool has_path = false, has_home = false;
+    if (output)
+        env[k++] = output;   /* first: it wins over a step's own EVRUN_OUTPUT */
     for (uint32_t i = 0; i < n; i++) {
         has_path |= !strcmp(spec->env->k[i], "PATH");
         has_home |= !strcmp(spec->env->k[i], "HOME");
@@ -364,6 +367,7 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     free(env);
     free(path);
     free(home);
+    free(output);
     free(ws);
 }
 

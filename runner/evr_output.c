@@ -6,6 +6,11 @@
     bytes it holds back, not all of its input. */
 #include "evr_output.h"
 
+#include "evr_codec.h"
+#include "evr_event.h"
+
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,4 +233,78 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
     }
     self->plen = left;
     return consumed;
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static void
+s_warn(char **warn, size_t line, const char *why)
+{
+    char *w = evr_asprintf("%s%sline %zu: %s", *warn ? *warn : "", *warn ? "\n" : "", line, why);
+    free(*warn);
+    *warn = w;
+}
+
+void
+evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
+{
+    *warn = NULL;
+    size_t line = 0, warned = 0;
+    for (size_t at = 0; at < n;) {
+        const char *p = buf + at, *nl = memchr(p, '\n', n - at);
+        size_t len = nl ? (size_t) (nl - p) : n - at;
+        at += len + (nl ? 1 : 0);
+        line++;
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (!len)
+            continue;
+        const char *eq = memchr(p, '=', len);
+        const char *why = NULL;
+        char key[EVR_SPEC_MAX_NAME + 1];
+        size_t klen = eq ? (size_t) (eq - p) : 0;
+        if (!eq)
+            why = "expected KEY=VALUE";
+        else if (klen == 0 || klen > EVR_SPEC_MAX_NAME)
+            why = "KEY is 1-64 bytes";
+        else {
+            memcpy(key, p, klen);
+            key[klen] = '\0';
+            if (!evr_spec_env_name_ok(key))
+                why = "KEY is not an environment variable name (letters, digits, _)";
+            else if (len - klen - 1 > EVR_OUTPUTS_MAX_VALUE)
+                why = "VALUE over 4096 bytes";
+            else if (memchr(eq + 1, '\0', len - klen - 1)
+                     || !evr_utf8_valid(eq + 1, len - klen - 1))
+                why = "VALUE is not UTF-8 text";
+            else if (!evr_strmap_get(out, key) && out->n >= EVR_OUTPUTS_MAX_KEYS)
+                why = "more than 64 keys: the rest are left out";
+        }
+        if (why) {
+            if (warned++ < 8)   /* a few are enough to tell what is wrong */
+                s_warn(warn, line, why);
+            continue;
+        }
+        char *v = evr_strndup(eq + 1, len - klen - 1);
+        evr_strmap_set(out, key, v);
+        free(v);
+    }
+    if (warned > 8) {
+        char *w = evr_asprintf("%s\n%zu more bad lines skipped", *warn, warned - 8);
+        free(*warn);
+        *warn = w;
+    }
+}
+
+char *
+evr_outputs_env_name(const char *step, const char *key)
+{
+    size_t n = strlen(step);
+    if (n && step[n - 1] == ']' && strchr(step, '['))
+        n--;
+    char *s = evr_asprintf("EVRUN_OUT_%.*s_%s", (int) n, step, key);
+    for (char *c = s + 10; c < s + 10 + n; c++)
+        *c = (*c >= 'a' && *c <= 'z') ? (char) (*c - 'a' + 'A')
+           : ((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')) ? *c : '_';
+    return s;
 }

@@ -15,6 +15,7 @@
 #define EVR_OUTPUT_H_INCLUDED
 
 #include "evr_common.h"
+#include "evr_field.h"
 
 /* ------------------------------------------------------------------ demux */
 
@@ -61,5 +62,23 @@ size_t evr_mask_pending(const evr_mask_t *self);
 
 /*  True when there is nothing to mask (feed then copies straight through). */
 bool evr_mask_empty(const evr_mask_t *self);
+
+/* ---------------------------------------------------------------- outputs */
+
+/*  Parses what a step wrote to $EVRUN_OUTPUT (buf[0..n), untrusted):
+    KEY=VALUE lines, KEY an environment variable name of at most 64 bytes,
+    VALUE the rest of the line (a final CR dropped; at most
+    EVR_OUTPUTS_MAX_VALUE bytes); blank lines are skipped, a later KEY
+    replaces an earlier one; at most EVR_OUTPUTS_MAX_KEYS keys.  Each line
+    that is not so is skipped and said in *warn (one line per problem,
+    "line N: why"; NULL when none; caller frees).  Fills out (zeroed by the
+    caller; caller frees). */
+void evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn);
+
+/*  EVRUN_OUT_<STEP>_<KEY>: the variable a later step gets for output key
+    of step: STEP is the step's name upper-cased, each byte other than a
+    letter or digit as '_', a matrix name's final ']' dropped
+    (build[OS=linux] -> BUILD_OS_LINUX).  Caller frees. */
+char *evr_outputs_env_name(const char *step, const char *key);
 
 #endif

@@ -46,6 +46,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(st->unit);
         free(st->unit_id);
         free(st->reason);
+        evr_strmap_free(&st->outputs);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);
             free(st->out[si].text);
@@ -61,6 +62,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
     free(job->unit_prefix);
+    free(job->out_dir);
     if (job->res_file)
         unlink(job->res_file);
     free(job->res_file);

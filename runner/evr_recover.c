@@ -201,6 +201,10 @@ s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
 {
     evr_eng_job_t *job = st->job;
     st->attempt = rec->attempt ? rec->attempt : 1;
+    /* outputs come from the log: a step.outputs recorded is never read again */
+    for (uint32_t i = 0; i < rec->outputs.n; i++)
+        evr_strmap_set(&st->outputs, rec->outputs.k[i], rec->outputs.v[i]);
+    st->outputs_read = rec->outputs.n > 0;
     switch ((evr_step_status_t) rec->status) {
     case EVR_STEP_PENDING: return;
     case EVR_STEP_QUEUED:

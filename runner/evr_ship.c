@@ -207,7 +207,7 @@ s_load(evr_ship_t *self, const char *name)
     buf[n] = '\0';
     char *p = buf, *magic = s_line(&p), *job = s_line(&p), *step = s_line(&p);
     char *apath = s_line(&p), *size = s_line(&p), *sha = s_line(&p), *id = s_line(&p);
-    if (!id || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_name_ok(step)
+    if (!id || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_step_name_ok(step)
         || evr_event_artifact_path_problem(apath) || evr_event_sha256_problem(sha))
         return false;
     char *end;

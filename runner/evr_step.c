@@ -599,6 +599,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     /* sources (issue 14): EVRUN_SOURCE_*; an untrusted step gets no secret */
     evr_eng_source_env(job, &env);
     evr_eng_failed_env(st, &env);   /* on_error, `when: on_failure | always` */
+    evr_eng_outputs_env(st, &env);   /* EVRUN_OUT_<STEP>_<KEY> of the steps it needs */
     if (st->spec->untrusted) {
         evr_strmap_t kept = { 0 };
         for (uint32_t i = 0; i < env.n; i++) {
@@ -626,7 +627,10 @@ evr_eng_do_create(void *arg, void *data, size_t len)
                                                  : EVR_EXEC_LAYOUT_WORKSPACE,
     };
     spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
+    char *output = evr_eng_output_file(st);
+    spec.output = output;
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
+    free(output);
     evr_strmap_free(&env);
     evr_rec_free(&evr_limits_type, &limits);
 }
@@ -635,11 +639,16 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     the rest).  Podman takes either case; the id is lower case as in
     every name evrun gave (the workspace volume's too, which recovery
     finds by it), and the step name keeps its case: steps "Build" and
-    "build" are two steps, two units. */
+    "build" are two steps, two units.  A matrix step's name takes its
+    container form (evr_spec_step_unit_form; validation keeps it unique). */
 char *
 evr_eng_unit_name(const evr_eng_job_t *job, const evr_eng_step_t *st)
 {
-    return evr_asprintf("%s%s-%u", job->unit_prefix, st->spec->name, st->attempt);
+    /* a matrix step's name in its container form: build[OS=a] -> build.OS-a */
+    char *form = evr_spec_step_unit_form(st->spec->name);
+    char *u = evr_asprintf("%s%s-%u", job->unit_prefix, form, st->attempt);
+    free(form);
+    return u;
 }
 
 void
@@ -871,6 +880,8 @@ s_retry(evr_eng_step_t *st)
     st->reason = NULL;
     free(st->unit_id);
     st->unit_id = NULL;
+    evr_strmap_free(&st->outputs);
+    st->outputs_read = false;
     for (int si = 0; si < 2; si++) {
         st->out[si].raw_off = 0;
         st->out[si].len = 0;
@@ -961,8 +972,5 @@ evr_eng_maybe_end(evr_eng_step_t *st)
     evr_eng_step_to(st, EVR_ENG_STEP_ENDING);
     for (int si = 0; si < 2; si++)
         evr_eng_emit_output(st, si, true);
-    if (evr_eng_step_wants_artifacts(st))
-        evr_eng_step_artifacts(st);
-    else
-        evr_eng_step_finish(st);
+    evr_eng_step_collect(st);   /* outputs, artifacts, then the end */
 }

@@ -65,6 +65,46 @@ evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t col)
     self->marks[self->nmarks++] = (s_mark_t) { evr_strdup(path), line, col };
 }
 
+/*  The index i of path "LIST[i]..." (rest at *rest), or -1. */
+static long
+s_item_of(const char *path, const char *list, size_t llen, const char **rest)
+{
+    if (strncmp(path, list, llen) || path[llen] != '[')
+        return -1;
+    char *end;
+    long i = strtol(path + llen + 1, &end, 10);
+    if (end == path + llen + 1 || *end != ']' || i < 0)
+        return -1;
+    *rest = end + 1;
+    return i;
+}
+
+void
+evr_diag_remap_list(evr_diag_t *self, const char *list, const uint32_t *first,
+                    const uint32_t *count, uint32_t n)
+{
+    size_t llen = strlen(list), nold = self->nmarks;
+    s_mark_t *old = self->marks;
+    self->marks = NULL;
+    self->nmarks = self->capmarks = 0;
+    for (size_t m = 0; m < nold; m++) {
+        const char *rest;
+        long i = s_item_of(old[m].path, list, llen, &rest);
+        if (i < 0 || (uint64_t) i >= n) {
+            evr_diag_mark(self, old[m].path, old[m].line, old[m].col);
+            free(old[m].path);
+            continue;
+        }
+        for (uint32_t k = 0; k < count[i]; k++) {
+            char *p = evr_asprintf("%s[%u]%s", list, first[i] + k, rest);
+            evr_diag_mark(self, p, old[m].line, old[m].col);
+            free(p);
+        }
+        free(old[m].path);
+    }
+    free(old);
+}
+
 bool
 evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t *col)
 {

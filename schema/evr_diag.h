@@ -26,6 +26,12 @@ void evr_diag_destroy(evr_diag_t **self_p);
     (lookups happen only when reporting an error). */
 void evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t col);
 
+/*  Moves the marks of a list's items when the list is rewritten: the
+    marks under LIST[i] (i < n; "steps[2]", "steps[2].name") are replaced
+    by the same marks under LIST[first[i]] ... LIST[first[i] + count[i] -
+    1] (count 0: dropped); marks of items i >= n and other paths stay. */
+void evr_diag_remap_list(evr_diag_t *self, const char *list, const uint32_t *first,
+                         const uint32_t *count, uint32_t n);
 /*  Looks up the position of path, falling back to its parents
     ("steps[1].needs[0]" -> "steps[1].needs" -> "steps[1]").  Returns false
     when nothing is known. */

@@ -111,6 +111,18 @@ s_check_apath(const void *v)
     return evr_event_artifact_path_problem(*(char *const *) v);
 }
 
+static const char *
+s_check_outputs(const void *v)
+{
+    const evr_strmap_t *m = v;
+    for (uint32_t i = 0; i < m->n; i++)
+        if (!evr_spec_env_name_ok(m->k[i]) || strlen(m->k[i]) > EVR_SPEC_MAX_NAME)
+            return "expected keys that are environment variable names (at most 64 bytes)";
+        else if (strchr(m->v[i], '\n'))
+            return "expected values of one line";
+    return NULL;
+}
+
 /*  One line per data field; R says whether the type at hand requires it. */
 #define D(key, type, limit, member, sub, check, doc, R)                                          \
     { key, type, R, limit, offsetof(evr_evdata_t, member), sub, check, NULL, doc, NULL, NULL }
@@ -125,7 +137,7 @@ s_check_apath(const void *v)
 #define ATTEMPT(R) D("attempt", EVR_FT_U32, 0, attempt, NULL, NULL, "attempt number, from 1", R)
 #define CONTAINER(R) D("container", EVR_FT_STR, 256, container, NULL, NULL,                    \
                         "container name evrun-<job>-<step>-<attempt> (the job id in lower "   \
-                        "case, the step as written)", R)
+                        "case, the step as written; a matrix step's in its container form)", R)
 #define CONTAINER_ID(R) D("container_id", EVR_FT_STR, 128, container_id, NULL, NULL, "podman container id", R)
 #define STREAM(R) D("stream", EVR_FT_STR, 8, stream, NULL, s_check_stream, "stdout or stderr", R)
 #define OFFSET(R) D("offset", EVR_FT_U64, 0, offset, NULL, NULL, "raw bytes of this stream before the chunk", R)
@@ -154,6 +166,8 @@ s_check_apath(const void *v)
 #define IMAGE(R) D("image", EVR_FT_STR, 512, image, NULL, NULL, "the image, as the pipeline names it", R)
 #define DIGEST(R) D("digest", EVR_FT_STR, 128, digest, NULL, NULL, "the image's manifest digest (sha256:...)", R)
 #define SIZE(R) D("size", EVR_FT_U64, 0, size, NULL, NULL, "bytes of the image", R)
+#define OUTPUTS(R) D("outputs", EVR_FT_STRMAP, EVR_OUTPUTS_MAX_KEYS, outputs, NULL, s_check_outputs, \
+                     "KEY=VALUE lines the step wrote to $EVRUN_OUTPUT, secrets masked as ***", R)
 #define TEXT(R) D("text", EVR_FT_STR, 1024, text, NULL, NULL, "a line of the pull's progress, as podman says it", R)
 
 #define EVDATA(var, name, ...)                                                                   \
@@ -186,6 +200,7 @@ EVDATA(s_image_pulled, "image.pulled", IMAGE(true), DIGEST(false), SIZE(false), 
 EVDATA(s_image_pull_failed, "image.pull_failed", IMAGE(true), REASON(true), DURATION(true));
 EVDATA(s_step_artifact, "step.artifact", STEP(true), ATTEMPT(true), APATH(true), SIZE(true),
        SHA256(true));
+EVDATA(s_step_outputs, "step.outputs", STEP(true), ATTEMPT(true), OUTPUTS(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
@@ -195,7 +210,7 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
        TAR_BYTES(false),
        IMAGE(false), DIGEST(false), SIZE(false), TEXT(false),
-       APATH(false), SHA256(false), ALLOWED(false) };
+       APATH(false), SHA256(false), ALLOWED(false), OUTPUTS(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -221,6 +236,7 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_IMAGE_PULLED] = &s_image_pulled,
     [EVR_EV_IMAGE_PULL_FAILED] = &s_image_pull_failed,
     [EVR_EV_STEP_ARTIFACT] = &s_step_artifact,
+    [EVR_EV_STEP_OUTPUTS] = &s_step_outputs,
 };
 
 const char *
@@ -264,7 +280,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
     "job.source",
     "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
-    "step.artifact", NULL,
+    "step.artifact", "step.outputs", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

@@ -37,6 +37,7 @@ typedef enum {
     EVR_EV_IMAGE_PULLED,
     EVR_EV_IMAGE_PULL_FAILED,
     EVR_EV_STEP_ARTIFACT,
+    EVR_EV_STEP_OUTPUTS,        /* what a step wrote to $EVRUN_OUTPUT, masked */
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -81,7 +82,14 @@ typedef struct {
     char *text;         /* image.progress: a line of the registry's progress */
     char *path;         /* step.artifact: the file, relative to /workspace */
     char *sha256;       /* step.artifact: 64 lower-case hex digits */
+    evr_strmap_t outputs;   /* step.outputs: KEY -> VALUE (secrets masked) */
 } evr_evdata_t;
+
+/*  Bounds of a step's outputs (step.outputs, $EVRUN_OUTPUT): the file's
+    bytes, the keys, a value's bytes (one line). */
+#define EVR_OUTPUTS_MAX_BYTES (64u * 1024u)
+#define EVR_OUTPUTS_MAX_KEYS 64
+#define EVR_OUTPUTS_MAX_VALUE 4096
 
 /*  NULL when s is 64 lower-case hex digits (a sha256), else why. */
 const char *evr_event_sha256_problem(const char *s);

@@ -21,6 +21,8 @@
 /*  The strings of one event: the header's job id, the data's strings (all
     limits together under 2 KiB) and up to EVR_SPEC_MAX_STEPS step names. */
 #define S_ARENA (EVR_SPEC_MAX_STEPS * (EVR_SPEC_MAX_NAME + 1) + 8192)
+/*  ... plus a step.outputs map of the usual size (a larger one falls back). */
+#define S_ARENA_KEPT (EVR_OUTPUTS_MAX_BYTES + EVR_OUTPUTS_MAX_KEYS * 2)
 
 struct evr_eventread {
     unsigned what;
@@ -33,8 +35,9 @@ struct evr_eventread {
     evr_event_t full;       /* a fallback's result, heap-owned */
     evr_spec_t spec;        /* job.accepted: the step names only */
     evr_step_t steps[EVR_SPEC_MAX_STEPS];
+    char *kept_k[EVR_OUTPUTS_MAX_KEYS], *kept_v[EVR_OUTPUTS_MAX_KEYS];   /* step.outputs */
     size_t used;
-    char arena[S_ARENA];
+    char arena[S_ARENA + S_ARENA_KEPT];
 };
 
 evr_eventread_t *
@@ -87,7 +90,8 @@ s_str(evr_eventread_t *self, evr_codec_rd_t *r, uint32_t limit, char **out)
 {
     const uint8_t *s;
     uint32_t n;
-    if (!evr_codec_rd_raw(r, false, &s, &n) || n > limit || n + 1 > S_ARENA - self->used)
+    if (!evr_codec_rd_raw(r, false, &s, &n) || n > limit
+        || n + 1 > sizeof self->arena - self->used)
         return false;
     char *dst = self->arena + self->used;
     uint8_t seen = 0, zero = 0xff;
@@ -161,6 +165,28 @@ s_strmap(evr_codec_rd_t *r, const evr_field_t *f)
         keys[i / 2] = s;
         lens[i / 2] = len;
     }
+    return true;
+}
+
+/*  `outputs` of step.outputs: kept (strings in the arena, the arrays the
+    reader's), checked as the full decoder checks a strmap. */
+static bool
+s_strmap_kept(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, evr_strmap_t *m)
+{
+    uint32_t n;
+    if (!evr_codec_rd_map(r, &n) || n > evr_field_limit(f) || n > EVR_OUTPUTS_MAX_KEYS)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s_str(self, r, EVR_STR_MAX, &self->kept_k[i])
+            || !s_str(self, r, EVR_STR_MAX, &self->kept_v[i]))
+            return false;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(self->kept_k[j], self->kept_k[i]) == 0)
+                return false;   /* a duplicate key */
+    }
+    m->k = self->kept_k;
+    m->v = self->kept_v;
+    m->n = n;
     return true;
 }
 
@@ -321,7 +347,12 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
         }
         break;
     }
-    case EVR_FT_STRMAP: return s_strmap(r, f);
+    case EVR_FT_STRMAP:
+        if (!f->check)
+            return s_strmap(r, f);   /* `args`: left out */
+        if (!s_strmap_kept(self, r, f, p))
+            return false;
+        break;
     case EVR_FT_RECPTR:
         if (f->sub != &evr_spec_type
             || !s_spec(self, r, evr_rec_field(&evr_spec_type, "steps"), level))

@@ -16,7 +16,7 @@
     spec's fields other than the step names and the required keys of the
     spec and its steps are only walked (well-formed msgpack within the
     depth limit), not checked value by value, and `args` is checked but
-    left out.
+    left out (a step.outputs' `outputs` is kept).
 */
 #ifndef EVR_EVENTREAD_H_INCLUDED
 #define EVR_EVENTREAD_H_INCLUDED

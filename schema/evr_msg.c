@@ -21,6 +21,14 @@ s_check_id(const void *v)
 }
 
 static const char *
+s_check_step(const void *v)
+{
+    return evr_spec_step_name_ok(*(char *const *) v)
+               ? NULL
+               : "expected a step name: letters, digits, _ . - (or NAME[K=v,...]; at most 64)";
+}
+
+static const char *
 s_check_status(const void *v)
 {
     const char *s = *(char *const *) v;
@@ -127,7 +135,7 @@ s_check_apath(const void *v)
     return evr_event_artifact_path_problem(*(char *const *) v);
 }
 
-#define STEP(R) M("step", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, step, NULL, s_check_id, "step name")
+#define STEP(R) M("step", EVR_FT_STR, R, EVR_SPEC_MAX_NAME, step, NULL, s_check_step, "step name")
 #define APATH(R) M("path", EVR_FT_STR, R, EVR_SPEC_MAX_PATH, path, NULL, s_check_apath, "the artifact file, relative to /workspace")
 #define SHA256(R) M("sha256", EVR_FT_STR, R, 64, sha256, NULL, s_check_sha256, "sha256 of the whole file (64 lower-case hex digits)")
 #define OFFSET(R, doc) M("offset", EVR_FT_U64, R, 0, offset, NULL, NULL, doc)
@@ -165,7 +173,10 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
       "ns since the Unix epoch: when the broker took the submit into its queue"),
     TIME("started", started), TIME("finished", finished),
     REASON(false), U32("allowed_failures", allowed_failures, false,
-                       "steps that failed with allow_failure (the job did not fail for them)"));
+                       "steps that failed with allow_failure (the job did not fail for them)"),
+    M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
+      "answering `status`: the steps' outputs (their step.outputs, masked) as STEP/KEY to "
+      "VALUE, in step order; at most 256, the rest left out"));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),

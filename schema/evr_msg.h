@@ -89,7 +89,11 @@ typedef struct {
     char *load_error;       /* the file's last load failed: why (the last good version serves) */
     uint32_t concurrency, waiting;
     uint64_t next_run, last_fire;   /* ns since the epoch */
+    evr_strmap_t outputs;   /* `job` answering `status`: STEP/KEY -> VALUE (step.outputs) */
 } evr_msg_t;
+
+/*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */
+#define EVR_MSG_MAX_OUTPUTS 256
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and
     its `dispatch`): 1 MiB.  With the spec (1 MiB) and the args, two of

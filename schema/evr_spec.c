@@ -191,6 +191,15 @@ static const evr_field_t s_cache_fields[] = {
 const evr_rectype_t evr_cache_type = { "cache", sizeof(evr_cache_t), s_cache_fields,
                                        EVR_ARRAY_LEN(s_cache_fields), EVR_NO_PRESENT, NULL };
 
+static const evr_field_t s_matrix_fields[] = {
+    F(evr_matrix_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "an environment variable name (the map key)"),
+    F(evr_matrix_t, "values", EVR_FT_STRLIST, true, EVR_SPEC_MAX_MATRIX_VALUES, values, NULL,
+      NULL, "its values (letters, digits, _ . -), a step each"),
+};
+const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix_fields,
+                                        EVR_ARRAY_LEN(s_matrix_fields), EVR_NO_PRESENT, NULL };
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
@@ -200,6 +209,10 @@ static const evr_field_t s_step_fields[] = {
       "container image; default: the pipeline's image"),
     F(evr_step_t, "needs", EVR_FT_STRLIST, false, EVR_SPEC_MAX_STEPS, needs, NULL, NULL,
       "steps that must succeed before this one (makes the pipeline a DAG)"),
+    { "matrix", EVR_FT_RECMAP, false, EVR_SPEC_MAX_MATRIX_KEYS, offsetof(evr_step_t, matrix),
+      &evr_matrix_type, NULL, NULL,
+      "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "
+      "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },
     F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
       "step time limit (90s, 5m, 1h30m)"),
     { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),
@@ -607,6 +620,41 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     s_check_envmap(&st->env, p, diag);
 }
 
+/*  No two steps share a unit form (evr_spec_step_unit_form): checked
+    only when a name holds '[' (a plain name is its own form, and plain
+    names are checked as duplicates). */
+static void
+s_check_unit_forms(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    uint32_t n = spec->steps.n;
+    bool any = false;
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = evr_spec_step(spec, i)->name && strchr(evr_spec_step(spec, i)->name, '[');
+    if (!any)
+        return;
+    char **form = evr_calloc(n, sizeof *form);
+    for (uint32_t i = 0; i < n; i++)
+        if (evr_spec_step(spec, i)->name)
+            form[i] = evr_spec_step_unit_form(evr_spec_step(spec, i)->name);
+    for (uint32_t j = 1; j < n; j++)
+        for (uint32_t i = 0; i < j && form[j]; i++) {
+            const char *a = evr_spec_step(spec, i)->name, *b = evr_spec_step(spec, j)->name;
+            if (!a || (!strchr(a, '[') && !strchr(b, '[')) || !strcmp(a, b)
+                || strcmp(form[i], form[j]))
+                continue;
+            uint32_t at = strchr(b, '[') ? j : i;   /* at the matrix step's name */
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].name", at);
+            evr_diag_add(diag, p, "step \"%s\" and step \"%s\" would share the container "
+                         "name \"%s\": rename one of them", at == j ? b : a, at == j ? a : b,
+                         form[j]);
+            break;
+        }
+    for (uint32_t i = 0; i < n; i++)
+        free(form[i]);
+    free(form);
+}
+
 static void
 s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -616,9 +664,14 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         snprintf(p, sizeof p, "steps[%u].name", i);
         if (!st->name)
             continue;   /* reported by the loader */
-        if (!evr_spec_name_ok(st->name))
+        if (!evr_spec_step_name_ok(st->name))
             evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
                          "at most %d)", st->name, EVR_SPEC_MAX_NAME);
+        if (st->matrix.n) {
+            snprintf(p, sizeof p, "steps[%u].matrix", i);
+            evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
+                         "spec on the wire holds one step per combination (evr_spec_expand)");
+        }
         for (uint32_t j = 0; j < i; j++)
             if (evr_spec_step(spec, j)->name
                 && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {
@@ -647,6 +700,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         snprintf(p, sizeof p, "steps[%u]", i);
         s_check_step(spec, st, p, diag);
     }
+    s_check_unit_forms(spec, diag);
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
     uint8_t *color = evr_calloc(n, 1);
@@ -778,8 +832,9 @@ evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
     if (n <= EVR_SPEC_MAX_BYTES)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_LIMIT, "the pipeline spec is %zu bytes as msgpack, over "
-                       "the limit of %u bytes (1 MiB; YAML aliases count once per use): make "
-                       "the scripts, env or steps smaller", n, EVR_SPEC_MAX_BYTES);
+                       "the limit of %u bytes (1 MiB; YAML aliases count once per use, a "
+                       "matrix step once per combination): make the scripts, env or steps "
+                       "smaller", n, EVR_SPEC_MAX_BYTES);
 }
 
 evr_spec_t *

@@ -143,11 +143,26 @@ typedef struct {
 #define EVR_SPEC_MAX_CACHES 16
 #define EVR_SPEC_MAX_CACHE_KEY 512
 
+/*  One key of a step's `matrix`: an environment variable name and its
+    values.  The loader (evr_spec_expand) turns a step with a matrix into
+    one step per combination; a spec on the wire never holds one. */
+typedef struct {
+    char *name;             /* the map key: an environment variable name */
+    evr_strlist_t values;   /* each letters, digits, _ . - */
+} evr_matrix_t;
+
+/*  Bounds of a matrix: keys per step, values per key, combinations per
+    step (the pipeline's EVR_SPEC_MAX_STEPS holds after expansion too). */
+#define EVR_SPEC_MAX_MATRIX_KEYS 8
+#define EVR_SPEC_MAX_MATRIX_VALUES 64
+#define EVR_SPEC_MAX_MATRIX_COMBOS 64
+
 typedef struct {
     char *name;
     char *run;          /* shell script, run with /bin/sh -c */
     char *image;        /* defaults to the pipeline's image */
     evr_strlist_t needs;
+    evr_reclist_t matrix;   /* of evr_matrix_t; empty once expanded */
     uint64_t timeout;   /* ms; 0 = none */
     evr_artifacts_t artifacts;
     evr_strmap_t env;
@@ -253,6 +268,7 @@ bool evr_spec_has_source(const evr_spec_t *spec);
 const char *evr_source_kind(const evr_source_t *src);
 extern const evr_rectype_t evr_artifacts_type;
 extern const evr_rectype_t evr_cache_type;
+extern const evr_rectype_t evr_matrix_type;
 
 /*  Accessors for the i-th step, arg and resource. */
 evr_step_t *evr_spec_step(const evr_spec_t *spec, uint32_t i);
@@ -366,6 +382,32 @@ bool evr_spec_parse_arg(const char *kv, evr_strmap_t *map);
     that every step comes after the steps it needs.  Returns false when the
     graph has a cycle or an unknown need (validate reports which). */
 bool evr_spec_topo_order(const evr_spec_t *spec, uint32_t *order);
+
+/*  Expands every step with a `matrix` into one step per combination of
+    its values (evr_spec_matrix.c): the first key varies slowest, keys in
+    the order written; each step is named `NAME[K1=v1,K2=v2]`, has
+    K1=v1... in its env, and takes the place of the written step (in
+    order); a `needs` naming the written step names all of them.  Checks
+    the matrix (keys are environment names not set in the step's env,
+    values non-empty names, at most EVR_SPEC_MAX_MATRIX_* of each) and
+    the pipeline's EVR_SPEC_MAX_STEPS after expansion, and refuses a '['
+    in a written step name.  Moves diag's source map along (an expanded
+    step's fields point at the written step) so that evr_spec_validate()
+    run after it reports at the right lines.  Returns EVR_OK (spec
+    expanded, no step has a matrix) or EVR_ERR_SPEC (spec unchanged,
+    errors in diag). */
+evr_rc_t evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag);
+
+/*  True when s is a step name: a name (evr_spec_name_ok) or an expanded
+    matrix step's, NAME[K=v,...] (K an environment name, v a name), at
+    most EVR_SPEC_MAX_NAME bytes in all. */
+bool evr_spec_step_name_ok(const char *s);
+/*  The form of step name s used in container and process unit names:
+    '[' and ',' become '.', '=' becomes '-', a final ']' is dropped
+    (`build[OS=linux,V=2]` -> `build.OS-linux.V-2`); a plain name is
+    itself.  evr_spec_validate() refuses two steps of one form.  Caller
+    frees. */
+char *evr_spec_step_unit_form(const char *s);
 
 /*  True when s is usable as a name (pipeline, step, resource):
     [A-Za-z0-9][A-Za-z0-9_.-]*, at most EVR_SPEC_MAX_NAME bytes. */

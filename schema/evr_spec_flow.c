@@ -25,6 +25,9 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
     if (st->allow_failure)
         evr_diag_add(diag, "on_error.allow_failure", "the job has failed when on_error runs: "
                      "its own failure never changes that (remove allow_failure)");
+    if (st->matrix.n)
+        evr_diag_add(diag, "on_error.matrix", "on_error runs once, after the job failed: it "
+                     "takes no matrix (remove matrix)");
     char p[64];
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const char *name = evr_spec_step(spec, i)->name;

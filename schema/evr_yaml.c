@@ -231,6 +231,9 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
     return ok;
 }
 
+static bool s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
+                         const char *path, unsigned depth);
+
 /*  A list of records, or (keyed) a mapping of name -> record whose first
     field is the name. */
 static bool
@@ -291,6 +294,21 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
         *(char **) AT(item, &sub->fields[0]) = evr_strdup(k);
         if (s_is_null(vn))
             continue;   /* "NAME:" alone: a record with only its name */
+        if (f->short_key && vn->type != YAML_MAPPING_NODE) {
+            /* `KEY: [a, b]` is `KEY: {values: [a, b]}` (a step's matrix) */
+            const evr_field_t *sf = evr_rec_field(sub, f->short_key);
+            char fpath[600];
+            s_path(fpath, sizeof fpath, "%s.%s", ipath, sf->key);
+            evr_diag_mark(ctx->diag, fpath, (uint32_t) vn->start_mark.line + 1,
+                          (uint32_t) vn->start_mark.column + 1);
+            if (vn->type != YAML_SEQUENCE_NODE) {
+                s_err(ctx, vn, ipath, "expected a list of values, got %s", s_kind(vn));
+                ok = false;
+                continue;
+            }
+            ok = s_load_field(ctx, vn, sf, item, fpath, depth + 1) && ok;
+            continue;
+        }
         evr_rectype_t rest = *sub;
         rest.fields = sub->fields + 1;
         rest.nfields = sub->nfields - 1;
@@ -299,8 +317,6 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
     return ok;
 }
 
-static bool s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
-                         const char *path, unsigned depth);
 
 /*  A record field written in its short form (f->names[0]): the value of
     that one field, at the path it has in the map form. */
@@ -622,7 +638,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     yaml_parser_delete(&parser);
     /* Cross-field checks run even after field errors, so one pass shows
        everything; the diag keeps one error per field. */
-    if (loaded) {
+    if (loaded && evr_spec_expand(spec, diag) == EVR_OK) {
         evr_spec_validate(spec, diag);
         evr_err_t err;
         if (evr_spec_check_size(spec, &err))

@@ -37,6 +37,8 @@ static const evr_field_t s_step_fields[] = {
     S("recoveries", EVR_FT_U32, recoveries, "step.recovered events"),
     S("reason", EVR_FT_STR, reason, "why it was skipped or failed"),
     S("allowed", EVR_FT_BOOL, allowed, "it failed with allow_failure: the job does not fail"),
+    { "outputs", EVR_FT_STRMAP, false, EVR_OUTPUTS_MAX_KEYS, offsetof(evr_stepstate_t, outputs),
+      NULL, NULL, NULL, "step.outputs of this attempt", NULL, NULL },
 };
 const evr_rectype_t evr_stepstate_type = { "stepstate", sizeof(evr_stepstate_t), s_step_fields,
                                            EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
@@ -247,6 +249,14 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         if (attempt != st->attempt)
             return s_step_illegal(err, job, st, ev, "attempt does not match");
         break;
+    case EVR_EV_STEP_OUTPUTS:   /* read after the exit, before step.finished, once */
+        if (st->status != EVR_STEP_RUNNING)
+            return s_step_illegal(err, job, st, ev, "outputs only from a running step");
+        if (attempt != st->attempt)
+            return s_step_illegal(err, job, st, ev, "attempt does not match");
+        if (st->outputs.n)
+            return s_step_illegal(err, job, st, ev, "outputs recorded already");
+        break;
     default: return s_illegal(err, job, ev, "not a step event");
     }
     /* legal: change */
@@ -261,6 +271,7 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         s_set(&st->container_id, NULL);
         s_set(&st->reason, NULL);
         st->allowed = false;
+        evr_strmap_free(&st->outputs);
         break;
     case EVR_EV_STEP_STARTING:
         st->status = EVR_STEP_STARTING;
@@ -292,6 +303,10 @@ s_apply_step(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *e
         s_set(&st->reason, d->reason);
         break;
     case EVR_EV_STEP_RECOVERED: st->recoveries++; break;
+    case EVR_EV_STEP_OUTPUTS:
+        for (uint32_t i = 0; i < d->outputs.n; i++)
+            evr_strmap_set(&st->outputs, d->outputs.k[i], d->outputs.v[i]);
+        break;
     default: break;
     }
     return EVR_OK;

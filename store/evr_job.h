@@ -58,6 +58,7 @@ typedef struct {
     uint32_t recoveries;    /* step.recovered events */
     char *reason;
     bool allowed;       /* failed with allow_failure: the job does not fail */
+    evr_strmap_t outputs;   /* step.outputs of this attempt (masked) */
 } evr_stepstate_t;
 
 typedef struct {

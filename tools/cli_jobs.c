@@ -459,6 +459,8 @@ s_print_job(const evr_msg_t *m)
            m->runner ? m->runner : "-", m->steps_done, m->steps_total, c, s, f);
     if (m->started && m->finished)
         printf("duration  %.3f s\n", (double) (m->finished - m->started) / 1e9);
+    for (uint32_t i = 0; i < m->outputs.n; i++)   /* STEP/KEY: the step's outputs */
+        printf("%-10s%s=%s\n", i ? "" : "outputs", m->outputs.k[i], m->outputs.v[i]);
 }
 
 /*  A `jobs` listing: the last job printed, the cursor of the next page. */
@@ -540,7 +542,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    "(no such job); 2 usage, or the broker unreachable\n", name,
                    type == EVR_MSG_STATUS ? " JOB_ID" : "",
                    type == EVR_MSG_STATUS ? "Prints one job's state: status, runner, steps "
-                                            "done, times, and why it failed."
+                                            "done, times, why it failed, and\nits steps' "
+                                            "outputs (STEP/KEY=VALUE, masked)."
                    : type == EVR_MSG_JOBS ? "Lists jobs, newest first: queued, running and "
                                             "finished.  When jobs are\nleft past the "
                                             "limit, says so on stderr with the command for "

@@ -178,6 +178,8 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     if (d->path && d->sha256)   /* step.artifact */
         fprintf(out, " %s (%llu bytes, sha256 %s)", d->path, (unsigned long long) d->size,
                 d->sha256);
+    for (uint32_t i = 0; i < d->outputs.n; i++)   /* step.outputs (masked) */
+        fprintf(out, " %s=%s", d->outputs.k[i], d->outputs.v[i]);
     if (d->runner)
         fprintf(out, " on %s", d->runner);
     if (d->reason)

@@ -35,8 +35,8 @@ s_help(FILE *out)
             "read-only; safe while its owner is writing.\n"
             "\n"
             "  (no view)         a table of jobs: id, pipeline, status, steps, start, duration\n"
-            "  --job ID          the job's steps (status, exit code, duration, container)\n"
-            "                    and its events in order\n"
+            "  --job ID          the job's steps (status, exit code, duration, container,\n"
+            "                    outputs) and its events in order\n"
             "  --events          the raw events, one per line (--from/--to bound the seq)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
@@ -184,6 +184,13 @@ s_steps_table(const evr_job_t *job)
                  st->allowed ? " (allowed)" : "");
         printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
                st->container ? st->container : "-");
+    }
+    for (uint32_t i = 0; i < job->steps.n; i++) {   /* step.outputs, masked */
+        const evr_stepstate_t *st = evr_job_step(job, i);
+        if (st->outputs.n)
+            printf("\noutputs of %s:\n", st->name);
+        for (uint32_t k = 0; k < st->outputs.n; k++)
+            printf("  %s=%s\n", st->outputs.k[k], st->outputs.v[k]);
     }
     printf("\n");
 }

@@ -230,6 +230,43 @@ check "retry: the rest ran once" [ "$("$bin/evrun-replay" "$state" --output "$jo
 check "retry: nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
 case_end
 
+# Step outputs: killed once produce's step.outputs and its end are
+# committed, before consume starts (outputs:produce, no artifact), and
+# once step.outputs is committed but not the step's end, its artifact
+# being copied (artifact:produce): the recovered runner gives consume the values
+# from its log and never reads the file again (one step.outputs).
+cat > "$tmp/outputs.yml" <<'YML'
+pipeline: crash-outputs
+image: localhost/evrun-busybox:latest
+steps:
+  - name: produce
+    run: echo "V=from-produce" > "$EVRUN_OUTPUT"; echo art > a.txt
+    artifacts: [a.txt]
+  - name: consume
+    needs: [produce]
+    run: echo "got $EVRUN_OUT_PRODUCE_V"
+YML
+adapt "$tmp/outputs.yml"
+grep -v 'artifacts: \[a.txt\]' "$tmp/outputs.yml" > "$tmp/outputs-noart.yml"
+for point in outputs:produce artifact:produce; do
+  case_start "outputs-${point%%:*}"
+  state=$tmp/outputs-${point%%:*}
+  file=$tmp/outputs.yml
+  [ "$point" = outputs:produce ] && file=$tmp/outputs-noart.yml   # its end committed too
+  pause_and_kill "$state" "$file" "$point"
+  check "killed at $point" grep -q "test pause at ${point%%:*} of step produce" "$state.err"
+  check "step.outputs committed before the kill" \
+    [ "$("$bin/evrun-replay" "$state" --events | grep -c ' step.outputs ')" -eq 1 ]
+  recover "$state"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "consume got the value from the log" \
+    [ "$("$bin/evrun-replay" "$state" --output "$job/consume")" = "got from-produce" ]
+  check "one step.outputs" [ "$("$bin/evrun-replay" "$state" --events | grep -c ' step.outputs ')" -eq 1 ]
+  check "nothing left in $executor" [ "$(left_behind "$job")" -eq 0 ]
+  check "store verifies" "$bin/evrun-replay" "$state" --verify > /dev/null
+  case_end
+done
+
 # A cancel requested before the crash is carried out after it.
 case_start cancel
 cat > "$tmp/cancel.yml" <<'YML'

@@ -1105,7 +1105,46 @@ YML
   check "no leftovers" no_leftovers "$j"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow}
+case_matrix_outputs() {   # matrix steps and step outputs through the broker
+  fresh mo
+  bus_broker && bus_runner mo-1 "" 2 && bus_wait_runners 1
+  pipeline mo <<'YML'
+pipeline: matrix-outputs
+image: localhost/evrun-busybox:latest
+steps:
+  - name: build
+    matrix: {OS: [linux, bsd]}
+    run: |
+      echo "built for $OS"
+      mkdir -p out && echo "$OS" > "out/$OS.txt"
+      echo "BIN=app-$OS" >> "$EVRUN_OUTPUT"
+    artifacts: [out]
+  - name: join
+    needs: [build]
+    run: echo "got $EVRUN_OUT_BUILD_OS_LINUX_BIN $EVRUN_OUT_BUILD_OS_BSD_BIN"
+YML
+  local job
+  job=$(submit "$tmp/mo.yml")
+  check "job succeeded" [ "$(wait_job "$job")" = succeeded ]
+  check "each combination ran with its value" grep -qx "build\[OS=bsd\] | built for bsd" <(cli logs "$job")
+  check "logs --step takes a matrix step's name" \
+    [ "$(cli logs "$job" --step 'build[OS=linux]')" = "build[OS=linux] | built for linux" ]
+  check "the dependent got both outputs" grep -qx "join | got app-linux app-bsd" <(cli logs "$job")
+  check "status shows the outputs" grep -qx "outputs   build\[OS=linux\]/BIN=app-linux" <(cli status "$job")
+  check "status --json too" grep -q '"outputs":{"build\[OS=linux\]/BIN":"app-linux","build\[OS=bsd\]/BIN":"app-bsd"}' <(cli status "$job" --json)
+  check "outputs are events in the broker's archive" \
+    grep -q '"type":"step.outputs".*"step":"build\[OS=bsd\]".*"outputs":{"BIN":"app-bsd"}' \
+    <("$bin/evrun-replay" "$tmp/broker" --events --json)
+  for _ in $(seq 1 50); do
+    cli artifacts "$job" --step 'build[OS=bsd]' -o "$tmp/art" > /dev/null 2>&1 && break
+    sleep 0.2
+  done
+  check "a matrix step's artifacts through the broker" [ -f "$tmp/art/build[OS=bsd]/out/bsd.txt" ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "no leftovers" no_leftovers "$job"
+}
+
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs}
 for c in $cases; do
   case_name=$c
   echo "== $c"

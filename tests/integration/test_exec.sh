@@ -809,6 +809,40 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_matrix() {   # a 2x2 matrix: four steps with their values in env; needs waits for all
+  pipeline matrix <<'YML'
+pipeline: matrix
+image: localhost/evrun-busybox:latest
+steps:
+  - name: build
+    run: echo "built $OS-$V"
+    matrix:
+      OS: [linux, bsd]
+      V: ["1", "2"]
+  - name: join
+    needs: [build]
+    run: echo joined
+YML
+  run matrix "$tmp/matrix.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  local os v
+  for os in linux bsd; do
+    for v in 1 2; do
+      check "build[OS=$os,V=$v] ran with its values" grep -qF "build[OS=$os,V=$v] | built $os-$v" "$out"
+    done
+  done
+  check "four build steps" [ "$(grep -c '^build\[.*| built' "$out")" -eq 4 ]
+  check "join ran last" sh -c "tail -n +\$(grep -n '| built' '$out' | tail -n 1 | cut -d: -f1) '$out' | grep -q '^join | joined$'"
+  check "stored output by the step's name" \
+    [ "$("$bin/evrun-replay" "$state" --output "$job/build[OS=bsd,V=2]")" = "built bsd-2" ]
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  check "container name in its container form" \
+    sh -c "'$bin/evrun-replay' '$state' --job '$job' | grep -q 'evrun-$id-build.OS-linux.V-1-1'"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_flow_sigint() {   # a cancel (SIGINT): the always step runs, on_error does not
   pipeline flowint <<'YML'
 pipeline: flowint
@@ -846,7 +880,67 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint}
+case_outputs() {   # KEY=VALUE lines to $EVRUN_OUTPUT: recorded masked, given to the steps that need it
+  local secret=0utput-S3cret-77
+  pipeline outputs <<'YML'
+pipeline: outputs
+image: localhost/evrun-busybox:latest
+secrets: [OUT_TOKEN]
+steps:
+  - name: produce
+    run: |
+      echo "VERSION=1.2.3" >> "$EVRUN_OUTPUT"
+      echo "TOKEN=abc-$OUT_TOKEN-xyz" >> "$EVRUN_OUTPUT"
+      echo "not a pair" >> "$EVRUN_OUTPUT"
+  - name: probe
+    matrix: {OS: [linux]}
+    run: echo "ARCH=$OS-x86" > "$EVRUN_OUTPUT"
+  - name: linky
+    run: ln -s /etc/passwd "$EVRUN_OUTPUT"
+  - name: fifo
+    run: mkfifo "$EVRUN_OUTPUT"
+  - name: big
+    run: head -c 70000 /dev/zero | tr '\0' a > "$EVRUN_OUTPUT"
+  - name: consume
+    needs: [produce, probe, linky, fifo, big]
+    run: |
+      echo "others $(env | grep -c '^EVRUN_OUT_[LFB]')"
+      echo "version $EVRUN_OUT_PRODUCE_VERSION"
+      echo "token $EVRUN_OUT_PRODUCE_TOKEN"
+      echo "arch $EVRUN_OUT_PROBE_OS_LINUX_ARCH"
+      echo "SEEN=yes" > "$EVRUN_OUTPUT"
+YML
+  OUT_TOKEN=$secret run outputs "$tmp/outputs.yml" --secrets-allow OUT_TOKEN
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the dependent got the value" grep -q "^consume | version 1.2.3$" "$out"
+  check "a secret in a value is masked before it is passed on" grep -q "^consume | token abc-\*\*\*-xyz$" "$out"
+  check "a matrix step's outputs, its name sanitized" grep -q "^consume | arch linux-x86$" "$out"
+  check "a bad line is a warning in the step's output" \
+    grep -q '^produce | evrun: \$EVRUN_OUTPUT: line 3: expected KEY=VALUE$' "$out"
+  check "a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: .*not read' "$out"
+  check "a FIFO is not read" grep -q '^fifo | evrun: \$EVRUN_OUTPUT: not read: not a regular file$' "$out"
+  check "a file over 64 KiB is not read" \
+    grep -q '^big | evrun: \$EVRUN_OUTPUT: larger than 65536 bytes: not read$' "$out"
+  check "none of them gives a variable" grep -q "^consume | others 0$" "$out"
+  "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
+  check "recorded masked" grep -q '"type":"step.outputs".*"outputs":{"VERSION":"1.2.3","TOKEN":"abc-\*\*\*-xyz"}' "$tmp/outputs.events"
+  check "evrun-replay --job shows them" grep -qx "  TOKEN=abc-\*\*\*-xyz" <("$bin/evrun-replay" "$state" --job "$job")
+  check "a step no step needs: not read" sh -c "! grep -q '\"step\":\"consume\",\"attempt\":1,\"outputs\"' '$tmp/outputs.events'"
+  check "the secret is never stored" sh -c "! grep -rqa '$secret' '$state'"
+  check "store verifies" verified
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # host commands: EVRUN_OUTPUT is a file of the workspace directory
+  sed 's|^image: .*|executor: process|' "$tmp/outputs.yml" > "$tmp/outputs-proc.yml"
+  OUT_TOKEN=$secret run outputs-proc "$tmp/outputs-proc.yml" --secrets-allow OUT_TOKEN \
+    --executors process
+  check "process: exit 0" [ "$rc" -eq 0 ]
+  check "process: the dependent got the values" grep -q "^consume | token abc-\*\*\*-xyz$" "$out"
+  check "process: the matrix step's too" grep -q "^consume | arch linux-x86$" "$out"
+  check "process: a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: not read' "$out"
+  check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
+}
+
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs}
 for c in $cases; do
   case_name=$c
   before=$fails

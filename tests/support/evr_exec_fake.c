@@ -79,6 +79,8 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
     it->script = spec->script ? evr_strdup(spec->script) : NULL;
     for (uint32_t i = 0; spec->env && i < spec->env->n; i++)
         evr_strmap_set(&it->env, spec->env->k[i], spec->env->v[i]);
+    if (spec->output)   /* the fake's files are named from the workspace root */
+        evr_strmap_set(&it->env, "EVRUN_OUTPUT", spec->output);
     evr_fake_enqueue(f, it);
 }
 

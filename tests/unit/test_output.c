@@ -1,5 +1,6 @@
 /*  test_output: podman frame demultiplexing split at every byte, and
     secret masking across chunk boundaries with exact raw counts. */
+#include "evr_event.h"
 #include "evr_output.h"
 #include "evr_podman.h"
 #include "evr_test.h"
@@ -304,6 +305,94 @@ test_podman_message(void)
     CHECK_STR(buf, "bad ? gate?way");
 }
 
+/*  $EVRUN_OUTPUT: good lines kept, bad ones skipped with a warning each,
+    bounds held; never a crash on any bytes. */
+static void
+test_outputs_parse(void)
+{
+    static const char text[] = "A=1\n"
+                               "\n"
+                               "B_2=two words = and more\r\n"
+                               "no equals sign\n"
+                               "1X=bad key\n"
+                               "=empty key\n"
+                               "A=replaced\n"
+                               "EMPTY=\n"
+                               "LAST=no newline";
+    evr_strmap_t m = { 0 };
+    char *warn = NULL;
+    evr_outputs_parse(text, sizeof text - 1, &m, &warn);
+    CHECK(m.n == 4);
+    CHECK_STR(evr_strmap_get(&m, "A"), "replaced");
+    CHECK_STR(evr_strmap_get(&m, "B_2"), "two words = and more");
+    CHECK_STR(evr_strmap_get(&m, "EMPTY"), "");
+    CHECK_STR(evr_strmap_get(&m, "LAST"), "no newline");
+    CHECK(warn && strstr(warn, "line 4: expected KEY=VALUE"));
+    CHECK(warn && strstr(warn, "line 5: KEY is not an environment variable name"));
+    CHECK(warn && strstr(warn, "line 6: KEY is 1-64 bytes"));
+    free(warn);
+    evr_strmap_free(&m);
+
+    /* 100 keys: 64 kept, the rest said once each (at most 8 lines, then a count) */
+    char *many = evr_calloc(1, 100 * 16);
+    size_t n = 0;
+    for (int i = 0; i < 100; i++)
+        n += (size_t) sprintf(many + n, "K%d=%d\n", i, i);
+    evr_outputs_parse(many, n, &m, &warn);
+    CHECK(m.n == EVR_OUTPUTS_MAX_KEYS);
+    CHECK(warn && strstr(warn, "line 65: more than 64 keys"));
+    CHECK(warn && strstr(warn, "28 more bad lines skipped"));
+    free(warn);
+    evr_strmap_free(&m);
+    free(many);
+
+    /* a value over 4096 bytes, a NUL, invalid UTF-8 */
+    char big[5000 + 8];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "BIG=", 4);
+    big[sizeof big - 1] = '\n';
+    evr_outputs_parse(big, sizeof big, &m, &warn);
+    CHECK(m.n == 0 && warn && strstr(warn, "VALUE over 4096 bytes"));
+    free(warn);
+    static const char bin[] = "N=a\0b\nU=\xff\xfe\nOK=1\n";
+    evr_outputs_parse(bin, sizeof bin - 1, &m, &warn);
+    CHECK(m.n == 1 && !strcmp(m.k[0], "OK"));
+    CHECK(warn && strstr(warn, "line 1: VALUE is not UTF-8 text"));
+    free(warn);
+    evr_strmap_free(&m);
+
+    /* random bytes: no crash, every key kept is a name */
+    uint32_t seed = 42;
+    char rnd[2048];
+    for (int round = 0; round < 200; round++) {
+        for (size_t k = 0; k < sizeof rnd; k++) {
+            seed = seed * 1103515245u + 12345u;
+            rnd[k] = "AB_=\n\r x1\xc3\xa9"[(seed >> 16) % 12];
+        }
+        evr_outputs_parse(rnd, sizeof rnd, &m, &warn);
+        for (uint32_t k = 0; k < m.n; k++)
+            CHECK(evr_spec_env_name_ok(m.k[k]) && !strchr(m.v[k], '\n'));
+        free(warn);
+        evr_strmap_free(&m);
+    }
+    evr_outputs_parse("", 0, &m, &warn);
+    CHECK(m.n == 0 && warn == NULL);
+}
+
+static void
+test_outputs_env_name(void)
+{
+    char *s = evr_outputs_env_name("build", "VERSION");
+    CHECK_STR(s, "EVRUN_OUT_BUILD_VERSION");
+    free(s);
+    s = evr_outputs_env_name("my-step.2", "x");
+    CHECK_STR(s, "EVRUN_OUT_MY_STEP_2_x");
+    free(s);
+    s = evr_outputs_env_name("build[OS=linux,V=1.2]", "K");
+    CHECK_STR(s, "EVRUN_OUT_BUILD_OS_LINUX_V_1_2_K");
+    free(s);
+}
+
 int
 main(void)
 {
@@ -312,5 +401,7 @@ main(void)
     EVR_TEST_RUN(test_mask_agrees_with_reference);
     EVR_TEST_RUN(test_mask_limit);
     EVR_TEST_RUN(test_podman_message);
+    EVR_TEST_RUN(test_outputs_parse);
+    EVR_TEST_RUN(test_outputs_env_name);
     EVR_TEST_END();
 }

@@ -122,7 +122,7 @@ s_same(const evr_event_t *full, const evr_event_t *fast, bool bytes)
     for (size_t i = 0; dt && i < dt->nfields; i++) {
         const evr_field_t *f = &dt->fields[i];
         const char *a = (const char *) &full->data + f->off, *b = (const char *) &fast->data + f->off;
-        if (f->type == EVR_FT_STRMAP)
+        if (f->type == EVR_FT_STRMAP && !f->check)   /* args: left out; outputs: kept */
             continue;
         if (f->type == EVR_FT_BIN && !bytes) {
             if (fast->data.bytes.len || fast->data.bytes.data)

@@ -1,0 +1,274 @@
+/*  evr_spec_matrix.c: a step's `matrix`, expanded where the pipeline file
+    is loaded.
+
+    `matrix: {OS: [linux, bsd], V: ["1", "2"]}` on step `build` stands for
+    four steps, build[OS=linux,V=1], build[OS=linux,V=2], build[OS=bsd,V=1]
+    and build[OS=bsd,V=2] (keys in the order written, the first varying
+    slowest), each with its values in its env.  A `needs: [build]` names
+    all four.  The spec a client submits, the broker's job.accepted and
+    the runner's all hold the expanded steps: the wire never carries a
+    matrix (PROTOCOL.md, Decisions), so no receiver has to expand and all
+    of them see the same step names.  The expanded names hold '[', '=' and
+    ',': evr_spec_step_name_ok() accepts them wherever a step name is
+    checked, and evr_spec_step_unit_form() gives the form podman and the
+    process executor take for a unit name.
+*/
+#include "evr_spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*  A matrix value: 1..EVR_SPEC_MAX_NAME bytes of letters, digits, _ . - */
+static bool
+s_value_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > EVR_SPEC_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool
+evr_spec_step_name_ok(const char *s)
+{
+    const char *open = strchr(s, '[');
+    if (!open)
+        return evr_spec_name_ok(s);
+    size_t n = strlen(s);
+    if (n > EVR_SPEC_MAX_NAME || s[n - 1] != ']' || open == s)
+        return false;
+    char base[EVR_SPEC_MAX_NAME + 1];
+    memcpy(base, s, (size_t) (open - s));
+    base[open - s] = '\0';
+    if (!evr_spec_name_ok(base))
+        return false;
+    /* K=v pairs separated by ',' up to the final ']' */
+    const char *p = open + 1, *end = s + n - 1;
+    while (p < end) {
+        const char *eq = memchr(p, '=', (size_t) (end - p));
+        if (!eq)
+            return false;
+        const char *comma = memchr(eq, ',', (size_t) (end - eq));
+        const char *vend = comma ? comma : end;
+        char key[EVR_SPEC_MAX_NAME + 1];
+        memcpy(key, p, (size_t) (eq - p));
+        key[eq - p] = '\0';
+        if (!evr_spec_env_name_ok(key) || !s_value_ok(eq + 1, (size_t) (vend - eq - 1)))
+            return false;
+        if (comma && comma + 1 == end)
+            return false;   /* "a[K=v,]" */
+        p = comma ? comma + 1 : end;
+    }
+    return p == end && end > open + 1;
+}
+
+char *
+evr_spec_step_unit_form(const char *s)
+{
+    char *u = evr_strdup(s);
+    size_t n = strlen(u);
+    if (!strchr(u, '['))
+        return u;
+    if (n && u[n - 1] == ']')
+        u[--n] = '\0';
+    for (char *c = u; *c; c++)
+        *c = *c == '[' || *c == ',' ? '.' : *c == '=' ? '-' : *c;
+    return u;
+}
+
+/*  Combinations of step st's matrix (1 without one), or 0 when over
+    EVR_SPEC_MAX_MATRIX_COMBOS. */
+static uint32_t
+s_combos(const evr_step_t *st)
+{
+    uint64_t c = 1;
+    for (uint32_t k = 0; k < st->matrix.n; k++) {
+        const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
+        c *= m->values.n;
+        if (c > EVR_SPEC_MAX_MATRIX_COMBOS)
+            return 0;
+    }
+    return (uint32_t) c;
+}
+
+/*  The name of combination c of st (the last key varies fastest), its
+    values put into env when env is not NULL.  Caller frees. */
+static char *
+s_combo_name(const evr_step_t *st, uint32_t c, evr_strmap_t *env)
+{
+    uint32_t idx[EVR_SPEC_MAX_MATRIX_KEYS];
+    for (uint32_t k = st->matrix.n; k-- > 0;) {
+        const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
+        idx[k] = c % m->values.n;
+        c /= m->values.n;
+    }
+    size_t cap = strlen(st->name) + 3;
+    for (uint32_t k = 0; k < st->matrix.n; k++) {
+        const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
+        cap += strlen(m->name) + strlen(m->values.v[idx[k]]) + 2;
+    }
+    char *name = evr_malloc(cap);
+    size_t used = (size_t) snprintf(name, cap, "%s[", st->name);
+    for (uint32_t k = 0; k < st->matrix.n; k++) {
+        const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
+        used += (size_t) snprintf(name + used, cap - used, "%s%s=%s", k ? "," : "", m->name,
+                                  m->values.v[idx[k]]);
+        if (env)
+            evr_strmap_set(env, m->name, m->values.v[idx[k]]);
+    }
+    snprintf(name + used, cap - used, "]");
+    return name;
+}
+
+/*  Checks step i's matrix; returns its combinations (1: none; 0: errors
+    added). */
+static uint32_t
+s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
+{
+    char p[256];
+    size_t before = evr_diag_count(diag);
+    bool empty = false;
+    if (!st->name)
+        return 0;   /* reported by the loader */
+    if (!st->matrix.n) {
+        if (strchr(st->name, '[')) {
+            snprintf(p, sizeof p, "steps[%u].name", i);
+            evr_diag_add(diag, p, "\"%s\": NAME[K=v] is the name of a matrix step; write "
+                         "matrix: {K: [v]} on a step called NAME instead", st->name);
+            return 0;
+        }
+        return 1;
+    }
+    for (uint32_t k = 0; k < st->matrix.n; k++) {
+        const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
+        if (!m->name)
+            continue;
+        snprintf(p, sizeof p, "steps[%u].matrix.%s", i, m->name);
+        if (!evr_spec_env_name_ok(m->name))
+            evr_diag_add(diag, p, "not a valid environment variable name (letters, digits "
+                         "and _, not starting with a digit)");
+        else if (evr_strmap_get(&st->env, m->name))
+            evr_diag_add(diag, p, "%s is also set in the step's env: the matrix sets it, "
+                         "remove it from env", m->name);
+        else if (!m->values.n)
+            evr_diag_add(diag, p, "no value: give a list of at least one value");
+        if (!m->values.n)
+            empty = true;   /* a load error leaves it empty too */
+        for (uint32_t v = 0; v < m->values.n; v++) {
+            const char *val = m->values.v[v];
+            snprintf(p, sizeof p, "steps[%u].matrix.%s.values[%u]", i, m->name, v);
+            if (!s_value_ok(val, strlen(val)))
+                evr_diag_add(diag, p, "\"%s\": a matrix value is 1-%d letters, digits, _ . - "
+                             "(it becomes part of the step's name)", val, EVR_SPEC_MAX_NAME);
+            for (uint32_t w = 0; w < v; w++)
+                if (!strcmp(m->values.v[w], val)) {
+                    evr_diag_add(diag, p, "\"%s\" is listed twice", val);
+                    break;
+                }
+        }
+    }
+    if (evr_diag_count(diag) > before || empty)
+        return 0;
+    uint32_t n = s_combos(st);
+    snprintf(p, sizeof p, "steps[%u].matrix", i);
+    if (!n) {
+        evr_diag_add(diag, p, "more than %d combinations: at most %d steps per matrix (use "
+                     "fewer keys or values)", EVR_SPEC_MAX_MATRIX_COMBOS,
+                     EVR_SPEC_MAX_MATRIX_COMBOS);
+        return 0;
+    }
+    for (uint32_t c = 0; c < n; c++) {
+        char *name = s_combo_name(st, c, NULL);
+        size_t len = strlen(name);
+        if (len > EVR_SPEC_MAX_NAME)
+            evr_diag_add(diag, p, "the step name \"%s\" is %zu bytes, over %d: shorten the "
+                         "step's name, the keys or the values", name, len, EVR_SPEC_MAX_NAME);
+        free(name);
+        if (len > EVR_SPEC_MAX_NAME)
+            return 0;
+    }
+    return n;
+}
+
+/*  Rewrites needs: a name of a matrix step (index in the written spec)
+    stands for all its combinations, the first in its place and the rest
+    appended (so the written needs keep their indexes for diagnostics). */
+static void
+s_expand_needs(const evr_spec_t *spec, const uint32_t *count, evr_strlist_t *needs)
+{
+    evr_strlist_t out = { 0 }, extra = { 0 };
+    for (uint32_t k = 0; k < needs->n; k++) {
+        int j = evr_spec_step_index(spec, needs->v[k]);
+        const evr_step_t *o = j >= 0 ? evr_spec_step(spec, (uint32_t) j) : NULL;
+        if (!o || !o->matrix.n) {
+            evr_strlist_push(&out, needs->v[k]);
+            continue;
+        }
+        for (uint32_t c = 0; c < count[j]; c++) {
+            char *name = s_combo_name(o, c, NULL);
+            evr_strlist_push(c ? &extra : &out, name);
+            free(name);
+        }
+    }
+    for (uint32_t k = 0; k < extra.n; k++)
+        evr_strlist_push(&out, extra.v[k]);
+    evr_strlist_free(&extra);
+    evr_strlist_free(needs);
+    *needs = out;
+}
+
+evr_rc_t
+evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
+{
+    uint32_t n = spec->steps.n, total = 0;
+    bool any = false, bad = false;
+    uint32_t *first = evr_calloc(n ? n : 1, sizeof *first);
+    uint32_t *count = evr_calloc(n ? n : 1, sizeof *count);
+    for (uint32_t i = 0; i < n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        count[i] = s_check_matrix(st, i, diag);
+        bad |= !count[i];
+        any |= st->matrix.n > 0;
+        first[i] = total;
+        total += count[i];
+    }
+    if (!bad && total > EVR_SPEC_MAX_STEPS)
+        evr_diag_add(diag, "steps", "%u steps once the matrices are expanded, over the limit "
+                     "of %d", total, EVR_SPEC_MAX_STEPS);
+    evr_rc_t rc = bad || total > EVR_SPEC_MAX_STEPS ? EVR_ERR_SPEC : EVR_OK;
+    if (rc || !any)
+        goto out;
+    evr_reclist_t steps = { evr_calloc(total, sizeof(evr_step_t)), total };
+    for (uint32_t i = 0; i < n; i++) {
+        evr_step_t *st = evr_spec_step(spec, i);
+        evr_reclist_t matrix = st->matrix;
+        st->matrix = (evr_reclist_t) { 0 };
+        for (uint32_t c = 0; c < count[i]; c++) {
+            evr_step_t *to = evr_reclist_at(&evr_step_type, &steps, first[i] + c);
+            evr_rec_copy(&evr_step_type, to, st);
+            s_expand_needs(spec, count, &to->needs);
+            if (!matrix.n)
+                continue;
+            st->matrix = matrix;
+            free(to->name);
+            to->name = s_combo_name(st, c, &to->env);
+            st->matrix = (evr_reclist_t) { 0 };
+        }
+        st->matrix = matrix;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        evr_rec_free(&evr_step_type, evr_spec_step(spec, i));
+    free(spec->steps.v);
+    spec->steps = steps;
+    evr_diag_remap_list(diag, "steps", first, count, n);
+out:
+    free(first);
+    free(count);
+    return rc;
+}

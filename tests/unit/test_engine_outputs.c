@@ -1,0 +1,75 @@
+/*  test_engine_outputs.c: step outputs through the engine and the fake
+    executor (no podman): a step's KEY=VALUE lines to $EVRUN_OUTPUT are
+    recorded (step.outputs, masked) before the steps that need it start,
+    and given to them as EVRUN_OUT_<STEP>_<KEY>; a step no step needs is
+    not read; bad lines are a warning on stderr; a retry's outputs are its
+    own; a matrix step's name is sanitized.  test_output.c holds the
+    parser's cases, test_exec.sh and test_recover.sh the real executors. */
+#include <stdlib.h>
+
+#include "evr_etest.h"
+#include "evr_test.h"
+
+#define S_MAX_MS 3000
+
+static void
+test_passed_on(void)
+{
+    setenv("EVRUN_SECRET_OUT", "hunter2", 1);
+    evr_etest_t *t = evr_etest_start(1, "secrets: [EVRUN_SECRET_OUT]\nsteps:\n"
+                                "  - name: make-it\n"
+                                "    run: echo V=1.2 >> \"$EVRUN_OUTPUT\"; "
+                                "echo \"T=a-$EVRUN_SECRET_OUT\" >> \"$EVRUN_OUTPUT\"; "
+                                "echo oops >> \"$EVRUN_OUTPUT\"\n"
+                                "  - name: use\n    needs: [make-it]\n"
+                                "    run: echo \"$EVRUN_OUT_MAKE_IT_V $EVRUN_OUT_MAKE_IT_T\"; "
+                                "echo W=2 >> \"$EVRUN_OUTPUT\"\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 1, "use", 1, "stdout", "1.2 a-***\n"));
+    CHECK(evr_etest_output_is(t, 1, "make-it", 1, "stderr",
+                              "evrun: $EVRUN_OUTPUT: line 3: expected KEY=VALUE\n"));
+    char *ev = evr_etest_events_of(t, 1);
+    CHECK(evr_etest_in_order(ev, "step.outputs make-it 1 V=1.2 T=a-***\n",
+                             "step.finished make-it 1 succeeded", "step.started use 1", NULL));
+    CHECK(evr_etest_count(ev, "step.outputs") == 1);   /* use: no step needs it */
+    free(ev);
+    evr_stepstate_t st = { 0 };
+    evr_etest_step(t, evr_etest_job(1), "make-it", &st);
+    CHECK(st.outputs.n == 2 && !strcmp(evr_strmap_get(&st.outputs, "T"), "a-***"));
+    evr_rec_free(&evr_stepstate_type, &st);
+    CHECK(evr_etest_clean(t, 1));
+    evr_etest_destroy(&t);
+    unsetenv("EVRUN_SECRET_OUT");
+}
+
+/*  A failed step's outputs are read too; a retried step's are its last
+    attempt's; a matrix step's variable names are sanitized. */
+static void
+test_retry_and_matrix(void)
+{
+    evr_etest_t *t = evr_etest_start(2, "steps:\n"
+                                "  - name: flaky\n    retry: {on: [failed], max: 1}\n"
+                                "    run: echo \"A=$EVRUN_ATTEMPT\" >> \"$EVRUN_OUTPUT\"; "
+                                "echo x > seen2; cat \"seen$EVRUN_ATTEMPT\"\n"
+                                "  - name: m\n    matrix: {OS: [x]}\n"
+                                "    run: echo B=b >> \"$EVRUN_OUTPUT\"\n"
+                                "  - name: use\n    needs: [flaky, m]\n"
+                                "    run: echo \"$EVRUN_OUT_FLAKY_A $EVRUN_OUT_M_OS_X_B\"\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 2);
+    CHECK(evr_etest_in_order(ev, "step.outputs flaky 1 A=1\n", "step.finished flaky 1 failed",
+                             "step.outputs flaky 2 A=2\n", "step.finished flaky 2 succeeded",
+                             NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 2, "use", 1, "stdout", "2 b\n"));
+    evr_etest_destroy(&t);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_passed_on);
+    EVR_TEST_RUN(test_retry_and_matrix);
+    EVR_TEST_END();
+}

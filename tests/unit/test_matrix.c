@@ -1,0 +1,181 @@
+/*  test_matrix: a step's `matrix` expanded by the loader (evr_spec_expand):
+    names, order, env, needs, the source map of the expanded steps, the
+    names accepted as step names, their container form, and a spec on
+    the wire that still holds a matrix (refused).  The bad inputs are
+    files of tests/data/pipelines/bad/matrix_*.yml (test_pipeline). */
+#include "evr_codec.h"
+#include "evr_msg.h"
+#include "evr_test.h"
+#include "evr_yaml.h"
+
+static const char s_yml[] =
+    "pipeline: m\n"
+    "image: busybox\n"
+    "steps:\n"
+    "  - name: prep\n"
+    "    run: \"true\"\n"
+    "  - name: build\n"
+    "    run: echo $OS $V\n"
+    "    needs: [prep]\n"
+    "    env: {X: \"1\"}\n"
+    "    matrix:\n"
+    "      OS: [linux, bsd]\n"
+    "      V: [\"1\", \"2\"]\n"
+    "  - name: test\n"
+    "    run: \"true\"\n"
+    "    needs: [build, prep]\n";
+
+static void
+test_expand(void)
+{
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(s_yml, sizeof s_yml - 1, spec, diag) == EVR_OK);
+    CHECK(spec->steps.n == 6);
+    static const char *const names[] = { "prep", "build[OS=linux,V=1]", "build[OS=linux,V=2]",
+                                         "build[OS=bsd,V=1]", "build[OS=bsd,V=2]", "test" };
+    for (uint32_t i = 0; i < 6 && i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        CHECK_STR(st->name, names[i]);
+        CHECK(st->matrix.n == 0);
+    }
+    const evr_step_t *b = evr_spec_step(spec, 3);
+    CHECK_STR(evr_strmap_get(&b->env, "OS"), "bsd");
+    CHECK_STR(evr_strmap_get(&b->env, "V"), "1");
+    CHECK_STR(evr_strmap_get(&b->env, "X"), "1");
+    CHECK_STR(b->run, "echo $OS $V");
+    CHECK(b->needs.n == 1 && !strcmp(b->needs.v[0], "prep"));
+    /* needs: [build, prep]: the first combination in build's place, prep
+       kept at its index, the other combinations appended */
+    const evr_step_t *t = evr_spec_step(spec, 5);
+    CHECK(t->needs.n == 5);
+    if (t->needs.n == 5) {
+        CHECK_STR(t->needs.v[0], "build[OS=linux,V=1]");
+        CHECK_STR(t->needs.v[1], "prep");
+        CHECK_STR(t->needs.v[4], "build[OS=bsd,V=2]");
+    }
+    /* the expanded steps point at the written step */
+    uint32_t line = 0, col = 0;
+    CHECK(evr_diag_pos(diag, "steps[4].name", &line, &col) && line == 6);
+    CHECK(evr_diag_pos(diag, "steps[5].needs[1]", &line, &col) && line == 15);
+    /* what the wire carries: the expanded steps, which validate */
+    evr_diag_t *d2 = evr_diag_new("wire");
+    CHECK(evr_spec_validate(spec, d2) == EVR_OK);
+    evr_diag_destroy(&d2);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  An error about an expanded step is reported at the written step. */
+static void
+test_expanded_error_position(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - name: a\n"
+                              "    run: \"true\"\n"
+                              "    matrix: {K: [x, y]}\n"
+                              "    needs: [nope]\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) >= 1);
+    CHECK(strstr(evr_diag_get(diag, 0), "m.yml:7:13: steps[0].needs[0]: unknown step \"nope\"")
+          != NULL);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  needs may name one combination (quoted: brackets in a flow list). */
+static void
+test_needs_one_combination(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - {name: b, run: \"true\", matrix: {OS: [linux, bsd]}}\n"
+                              "  - {name: t, run: \"true\", needs: [\"b[OS=bsd]\"]}\n"
+                              "  - name: u\n"
+                              "    run: \"true\"\n"
+                              "    needs:\n"
+                              "      - b[OS=linux]\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_OK);
+    if (evr_diag_count(diag))
+        fprintf(stderr, "  %s\n", evr_diag_get(diag, 0));
+    CHECK(spec->steps.n == 4);
+    if (spec->steps.n == 4) {
+        const evr_step_t *t = evr_spec_step(spec, 2), *u = evr_spec_step(spec, 3);
+        CHECK(t->needs.n == 1 && !strcmp(t->needs.v[0], "b[OS=bsd]"));
+        CHECK(u->needs.n == 1 && !strcmp(u->needs.v[0], "b[OS=linux]"));
+    }
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+static void
+test_names(void)
+{
+    CHECK(evr_spec_step_name_ok("build"));
+    CHECK(evr_spec_step_name_ok("build[OS=linux]"));
+    CHECK(evr_spec_step_name_ok("b[OS=linux,V=1.2,_X=-a]"));
+    CHECK(!evr_spec_step_name_ok("[OS=linux]"));
+    CHECK(!evr_spec_step_name_ok("b[]"));
+    CHECK(!evr_spec_step_name_ok("b[OS]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a,]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a"));
+    CHECK(!evr_spec_step_name_ok("b[1S=a]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a b]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a]x"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a=b]"));
+    CHECK(!evr_spec_step_name_ok("b[OS=a][V=1]"));
+    char long_name[80];
+    snprintf(long_name, sizeof long_name, "%s[K=v]", "0123456789012345678901234567890123456789"
+                                                     "01234567890123456789");
+    CHECK(strlen(long_name) == 65 && !evr_spec_step_name_ok(long_name));
+    char *u = evr_spec_step_unit_form("build[OS=linux,V=1]");
+    CHECK_STR(u, "build.OS-linux.V-1");
+    free(u);
+    u = evr_spec_step_unit_form("plain-name");
+    CHECK_STR(u, "plain-name");
+    free(u);
+}
+
+/*  A submit whose spec still holds a matrix is refused by the decoder
+    (nobody on the wire expands it). */
+static void
+test_wire_refuses_matrix(void)
+{
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("m");
+    spec->image = evr_strdup("busybox");
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_step_t *st = evr_spec_step(spec, 0);
+    st->name = evr_strdup("a");
+    st->run = evr_strdup("true");
+    st->matrix.v = evr_calloc(1, sizeof(evr_matrix_t));
+    st->matrix.n = 1;
+    evr_matrix_t *m = st->matrix.v;
+    m->name = evr_strdup("K");
+    evr_strlist_push(&m->values, "x");
+    evr_diag_t *diag = evr_diag_new("wire");
+    CHECK(evr_spec_validate(spec, diag) == EVR_ERR_SPEC);
+    CHECK(strstr(evr_diag_get(diag, 0), "steps[0].matrix: a matrix is expanded") != NULL);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_expand);
+    EVR_TEST_RUN(test_expanded_error_position);
+    EVR_TEST_RUN(test_needs_one_combination);
+    EVR_TEST_RUN(test_names);
+    EVR_TEST_RUN(test_wire_refuses_matrix);
+    EVR_TEST_END();
+}
