@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,6 +206,9 @@ static void __attribute__((noreturn))
 s_child(const char *run, int in, int out, int err)
 {
     setpgid(0, 0);
+    /* a runner killed (kill -9) takes its hook with it: a recovered runner
+       runs it again, and the one killed does not go on beside it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
