@@ -643,10 +643,10 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     evr_rc_t rc = s_check_new(self, job_id, err);
     if (rc)
         return rc;
-    /* with PRE_VALIDATION hooks, the runner's checks come after them */
+    /* with hooks, the runner's checks come after PRE_VALIDATION's, and a
+       job they fail goes through the hooks' end (CLEANUP) as any other */
     bool hooks = self->opts.hooks && self->opts.hooks->n;
-    bool defer = hooks && self->opts.hooks->v[0].phase == EVR_HOOK_PRE_VALIDATION;
-    evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, defer, err);
+    evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, hooks, err);
     if (!job)
         return EVR_ERR_CONFIG;
     s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);

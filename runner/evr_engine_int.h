@@ -445,7 +445,7 @@ void evr_eng_hooks_free(evr_eng_job_t *job);
 /* evr_prepare.c */
 /*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err
     naming a secret that is not set, or an executor the runner does not
-    offer).  With defer (PRE_VALIDATION hooks run first), those checks
+    offer).  With defer (the runner has hooks: PRE_VALIDATION's run first), those checks
     wait for evr_eng_job_check: the job is made all the same (unchecked). */
 evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
                          const evr_strmap_t *args, bool defer, evr_err_t *err);

@@ -112,6 +112,19 @@ EOF
   check "the phase's next hook and later PRE phases not run, ON_ERROR and CLEANUP run" \
     [ "$(tr '\n' '|' < "$tmp/refuse.log")" = "oops|clean|" ]
   check "store verifies" verified
+  # the runner's own checks come after PRE_VALIDATION: a missing secret
+  # fails the job the same way, CLEANUP after it
+  cat > "$tmp/check.set" <<EOF
+hooks:
+  - { phase: PRE_VALIDATION, name: prev, run: "echo prev >> $tmp/check.log" }
+  - { phase: POST_VALIDATION, name: postv, run: "echo postv >> $tmp/check.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/check.log" }
+EOF
+  printf 'pipeline: check\nexecutor: process\nsecrets: [EVR_HOOK_NO_SUCH_SECRET]\nsteps:\n  - name: s\n    run: "true"\n' > "$tmp/check.yml"
+  run check "$tmp/check.yml"
+  check "a missing secret: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason names it" grep -q "^reason: .*EVR_HOOK_NO_SUCH_SECRET" <(events)
+  check "... after PRE_VALIDATION, before POST_VALIDATION; CLEANUP" [ "$(tr '\n' '|' < "$tmp/check.log")" = "prev|clean|" ]
 }
 
 case_env_secret() {   # env and a secret a hook adds reach the steps; the secret masked
