@@ -106,21 +106,23 @@ s_kill(evr_hook_run_t *r)
     }
 }
 
+/*  Once the hook has exited: what it left running in its group is killed
+    (while its zombie still holds the group's id), then it is reaped. */
 static void
 s_reap(evr_hook_run_t *r)
 {
     if (r->exited)
         return;
-    pid_t w = waitpid(r->pid, &r->status, WNOHANG);
-    if (w == r->pid || (w < 0 && errno == ECHILD))
-        r->exited = true;
-    if (r->exited) {
-        s_close(r, &r->pidfd);
-        evr_loop_timer_cancel(r->loop, r->poll);
-        r->poll = 0;
-        /* what it left in its group (a background child) goes with it */
-        kill(-r->pid, SIGKILL);
-    }
+    siginfo_t si = { 0 };
+    if (waitid(P_PID, (id_t) r->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0)
+        return;   /* it runs */
+    kill(-r->pid, SIGKILL);
+    while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+        ;
+    r->exited = true;
+    s_close(r, &r->pidfd);
+    evr_loop_timer_cancel(r->loop, r->poll);
+    r->poll = 0;
 }
 
 static void

@@ -167,7 +167,8 @@ test_run(void)
     CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 0);
     /* its timeout kills the group: the background child that holds the
        pipes open too */
-    char pidfile[] = "/tmp/evr-hook-XXXXXX";
+    char pidfile[32];
+    snprintf(pidfile, sizeof pidfile, "/tmp/evr-hook-XXXXXX");
     int fd = mkstemp(pidfile);
     close(fd);
     char cmd[256];
@@ -176,6 +177,22 @@ test_run(void)
     CHECK(r.done && r.end == EVR_HOOK_TIMED_OUT);
     FILE *fp = fopen(pidfile, "r");
     int bg = 0;
+    CHECK(fp && fscanf(fp, "%d", &bg) == 1);
+    if (fp)
+        fclose(fp);
+    unlink(pidfile);
+    usleep(100000);
+    CHECK(bg > 0 && s_gone(bg));
+    /* it exits, leaving a child that holds its stdout: the run ends then
+       (not at its timeout), the child killed */
+    snprintf(pidfile, sizeof pidfile, "/tmp/evr-hook-XXXXXX");
+    fd = mkstemp(pidfile);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "sleep 60 & echo $! > %s; echo '{}'", pidfile);
+    r = s_run(cmd, 30, "");
+    CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 0);
+    fp = fopen(pidfile, "r");
+    bg = 0;
     CHECK(fp && fscanf(fp, "%d", &bg) == 1);
     if (fp)
         fclose(fp);
