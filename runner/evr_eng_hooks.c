@@ -39,6 +39,7 @@ struct evr_eng_hk {
     evr_hook_run_t *run;        /* under way */
     s_cont_fn *cont;            /* what comes after the phase */
     bool busy, phase_failed;
+    bool starting;              /* hook.started queued: the run waits for its commit */
     bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
     char *fail;                 /* the first failing hook's message: the job's reason */
     evr_strmap_t env, secrets;  /* what hooks added (the hooks file) */
@@ -354,8 +355,22 @@ s_ws(const evr_exec_result_t *r, void *arg)
         if (nl)
             *nl = '\0';
     }
-    if (job->hk && job->hk->busy && !job->hk->run)
+    if (job->hk && job->hk->busy && !job->hk->run && !job->hk->starting)
         s_next(job);
+}
+
+/*  hook.started is committed: the hook runs. */
+static void
+s_start_act(void *arg, void *data, size_t len)
+{
+    (void) data, (void) len;
+    evr_eng_job_t *job = arg;
+    struct evr_eng_hk *hk = job->hk;
+    const evr_hook_t *h = &s_hooks(job)->v[hk->next];
+    hk->starting = false;
+    char *ctx = s_context(job, h);
+    hk->run = evr_hook_run(job->eng->loop, h, ctx, strlen(ctx), s_done, job);
+    free(ctx);
 }
 
 static void
@@ -382,9 +397,8 @@ s_next(evr_eng_job_t *job)
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_HOOK_STARTED, NULL);
     ev->data.phase = evr_strdup(evr_hook_phase_name(h->phase));
     ev->data.name = evr_strdup(h->name);
-    char *ctx = s_context(job, h);
-    hk->run = evr_hook_run(job->eng->loop, h, ctx, strlen(ctx), s_done, job);
-    free(ctx);
+    hk->starting = true;
+    evr_eng_after(job->eng, s_start_act, job, NULL, 0);
 }
 
 /*  Runs phase p's hooks not finished yet, then cont. */

@@ -217,6 +217,11 @@ s_child(const char *run, int in, int out, int err)
     signal(SIGPIPE, SIG_DFL);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         _exit(127);
+#ifdef SYS_close_range
+    /* none of the runner's files (its store, its sockets) for the hook,
+       CLOEXEC or not */
+    syscall(SYS_close_range, 3u, ~0u, 0u);
+#endif
     execl("/bin/sh", "sh", "-c", run, (char *) NULL);
     _exit(127);
 }
