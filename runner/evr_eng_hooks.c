@@ -539,6 +539,7 @@ evr_eng_hooks_end(evr_eng_job_t *job)
         return false;
     if (!hk->end_begun) {
         hk->end_begun = true;
+        job->deadline = 0;   /* the job's timeout is its steps': over */
         s_phase(job, EVR_HOOK_POST_EXECUTION, s_after_post_exec);
     }
     return !hk->end_done;
