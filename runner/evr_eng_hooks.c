@@ -319,6 +319,32 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     return status;
 }
 
+/*  The job's secrets (declared, and hooks') in text replaced by ***: a
+    hook's message goes to the log and the job's reason. */
+static void
+s_mask(const evr_eng_job_t *job, char *text, size_t size)
+{
+    char *out = evr_malloc(size);
+    for (size_t i = 0; i < job->nsecrets; i++) {
+        const char *sec = job->secrets[i];
+        size_t n = strlen(sec), o = 0;
+        if (!n)
+            continue;
+        for (const char *p = text; *p && o + 1 < size;) {
+            if (!strncmp(p, sec, n)) {
+                for (int k = 0; k < 3 && o + 1 < size; k++)
+                    out[o++] = '*';
+                p += n;
+            }
+            else
+                out[o++] = *p++;
+        }
+        out[o] = '\0';
+        memcpy(text, out, o + 1);
+    }
+    free(out);
+}
+
 static void
 s_done(const evr_hook_result_t *r, void *arg)
 {
@@ -329,6 +355,7 @@ s_done(const evr_hook_result_t *r, void *arg)
     hk->run = NULL;
     char why[EVR_HOOK_ERR_MAX + 256];
     const char *status = s_judge(job, h, r, why, sizeof why);
+    s_mask(job, why, sizeof why);
     bool ok = !strcmp(status, "succeeded");
     s_finished(job, h, status, ok ? NULL : why, r->duration_ms);
     hk->finished[hk->next++] = true;

@@ -144,6 +144,16 @@ EOF
   check "the secret's value is nowhere in the state" sh -c "! grep -rq 'hunter2-from-vault' '$state'"
   check "the hooks file removed at the job's end" [ -z "$(ls -A "$state/hooks" 2>/dev/null)" ]
   check "store verifies" verified
+  # a hook's message holding a secret: masked in the log and the reason
+  cat > "$tmp/leak.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"PW\": \"leaky-pw-77\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "echo 'login with leaky-pw-77 failed' >&2; exit 1" }
+EOF
+  run leak "$tmp/envsec.yml"
+  check "leak: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
+  check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
 }
 
 case_optional() {   # an optional hook failing does not fail the job; a required one does
