@@ -167,7 +167,7 @@ s_load(evr_eng_job_t *job)
 void
 evr_eng_hooks_done(evr_eng_job_t *job)
 {
-    char *path = job->hk ? s_file(job) : NULL;
+    char *path = s_file(job);
     if (path)
         unlink(path);
     free(path);
@@ -595,6 +595,9 @@ void
 evr_eng_hooks_recover(evr_eng_job_t *job, bool queued)
 {
     if (!s_hooks(job)) {
+        /* hooks gone from the settings: what they added still holds */
+        if (job->eng->opts.hooks_dir)
+            s_load(job);
         if (queued)
             evr_eng_job_prepare(job);
         return;
