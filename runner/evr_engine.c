@@ -643,11 +643,14 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     evr_rc_t rc = s_check_new(self, job_id, err);
     if (rc)
         return rc;
-    evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, err);
+    /* with hooks, the runner's checks come after PRE_VALIDATION's, and a
+       job they fail goes through the hooks' end (CLEANUP) as any other */
+    bool hooks = self->opts.hooks && self->opts.hooks->n;
+    evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, hooks, err);
     if (!job)
         return EVR_ERR_CONFIG;
     s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
-    bool now = job->no_ws;
+    bool now = job->no_ws && !hooks;
     if (now) {
         /* nothing to make before its steps: it starts in the same commit
            (its first create asked once that is done) */
@@ -658,7 +661,7 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     if (rc)
         return rc;
     if (!now)
-        evr_eng_job_prepare(job);
+        evr_eng_hooks_accepted(job);
     return EVR_OK;
 }
 

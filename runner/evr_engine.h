@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "evr_exec.h"
+#include "evr_hooks.h"
 #include "evr_fetch.h"
 #include "evr_store.h"
 
@@ -82,6 +83,10 @@ typedef struct {
     /*  The cache of repositories' sizes at most: the least recently used
         past it are removed after a checkout (0: EVR_CACHE_MAX_DEFAULT). */
     uint64_t source_cache_max_bytes;
+    /*  The runner's lifecycle hooks (NULL: none; evr_hooks.h), and where
+        what they add to a job is kept till its end (NULL: not kept). */
+    const evr_hooks_t *hooks;
+    const char *hooks_dir;
 } evr_engine_opts_t;
 
 /*  The engine uses store, loop and the executors it offers (execs, a

@@ -188,6 +188,8 @@ struct evr_eng_job {
     uint8_t out_dir_state;
     bool recovered;         /* taken up by recovery (made by an older runner, it may
                                have a workspace all the same: removed at its end) */
+    bool unchecked;         /* evr_eng_job_check is still to come (evr_eng_job_new) */
+    struct evr_eng_hk *hk;  /* its lifecycle hooks (evr_eng_hooks.c); NULL: none */
     evr_eng_job_t *next;
 };
 
@@ -436,16 +438,51 @@ void evr_eng_images_free(evr_eng_job_t *job);
     go on, failing or dropped, possibly from inside this call). */
 void evr_eng_images_stop(evr_eng_job_t *job);
 
+/* evr_eng_hooks.c */
+/*  The runner's lifecycle hooks for a job (README "Lifecycle hooks").
+    evr_eng_hooks_accepted: a new job's job.accepted is committed: its
+    PRE_VALIDATION hooks, the deferred checks, POST_VALIDATION,
+    PRE_SOURCE_PREP, then evr_eng_job_prepare (directly when there are no
+    hooks).  evr_eng_hooks_go: preparation is over: POST_SOURCE_PREP,
+    job.started, PRE_EXECUTION; the steps wait (evr_eng_hooks_busy).
+    evr_eng_hooks_end: the steps are over: POST_EXECUTION, ON_ERROR (the
+    job failed), CLEANUP; true while they run (job.finished waits). */
+void evr_eng_hooks_accepted(evr_eng_job_t *job);
+void evr_eng_hooks_go(evr_eng_job_t *job);
+bool evr_eng_hooks_end(evr_eng_job_t *job);
+bool evr_eng_hooks_busy(const evr_eng_job_t *job);
+/*  What a failing hook says for the job's job.finished (NULL: none). */
+const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
+/*  Recovery: the hooks recorded finished (not run again) and what they
+    added (the job's hooks file), taken up; then, for a job recorded
+    queued, evr_eng_hooks_accepted; for one that runs with no step begun,
+    its PRE_EXECUTION hooks not finished yet. */
+void evr_eng_hooks_recover(evr_eng_job_t *job, bool queued);
+/*  The job is done: its hooks file removed.  evr_eng_hooks_free: a run
+    under way killed, all freed (evr_eng_job_free). */
+void evr_eng_hooks_done(evr_eng_job_t *job);
+void evr_eng_hooks_free(evr_eng_job_t *job);
+
 /* evr_prepare.c */
 /*  A new job in e's list (EVR_ENG_JOB_PREPARING), or NULL (EVR_ERR_CONFIG in err
     naming a secret that is not set, or an executor the runner does not
-    offer). */
+    offer).  With defer (the runner has hooks: PRE_VALIDATION's run first), those checks
+    wait for evr_eng_job_check: the job is made all the same (unchecked). */
 evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_spec_t *spec,
-                         const evr_strmap_t *args, evr_err_t *err);
+                         const evr_strmap_t *args, bool defer, evr_err_t *err);
+/*  The checks evr_eng_job_new deferred (executor, network, secrets):
+    false with err saying what is wrong. */
+bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
+/*  The steps' output masks made again from job->secrets (before any
+    output: a hook added secrets). */
+void evr_eng_job_masks(evr_eng_job_t *job);
 /*  Frees a job that is out of e's list. */
 void evr_eng_job_free(evr_eng_job_t *job);
 void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
+/*  Preparation is over: evr_eng_hooks_go, which calls
+    evr_eng_job_started (job.started, the job runs). */
 void evr_eng_job_go(evr_eng_job_t *job);
+void evr_eng_job_started(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
 /*  A job that ends while its source is checked out: the checkout stops
     and preparation fails (reason: the job's end).  Nothing otherwise. */

@@ -139,6 +139,8 @@ s_job_finish(evr_eng_job_t *job)
     job->phase = EVR_ENG_JOB_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
+    if (evr_eng_hooks_reason(job) && status != EVR_JOB_SUCCEEDED)
+        ev->data.reason = evr_asprintf("%.1000s", evr_eng_hooks_reason(job));
     uint32_t allowed = 0;
     for (uint32_t i = 0; i < job->n; i++)
         allowed += job->steps[i].allowed;
@@ -164,6 +166,12 @@ evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
 
 void
 evr_eng_job_go(evr_eng_job_t *job)
+{
+    evr_eng_hooks_go(job);
+}
+
+void
+evr_eng_job_started(evr_eng_job_t *job)
 {
     job->phase = EVR_ENG_JOB_RUNNING;
     job->t_start = evr_mono_ns();
@@ -313,7 +321,7 @@ s_schedule_step(evr_eng_job_t *job, uint32_t i)
 void
 evr_eng_schedule(evr_eng_job_t *job)
 {
-    if (job->phase != EVR_ENG_JOB_RUNNING)
+    if (job->phase != EVR_ENG_JOB_RUNNING || evr_eng_hooks_busy(job))
         return;
     bool stopping = evr_eng_stopping(job);
     if (stopping)
@@ -335,7 +343,7 @@ evr_eng_schedule(evr_eng_job_t *job)
         if (!evr_eng_step_done(st))
             all_done = false;
     }
-    if (all_done)
+    if (all_done && !evr_eng_hooks_end(job))
         s_job_finish(job);
 }
 
@@ -377,5 +385,6 @@ evr_eng_cleanup(evr_eng_job_t *job)
         ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
         return;
     }
+    evr_eng_hooks_done(job);
     job->phase = EVR_ENG_JOB_DONE;
 }

@@ -910,6 +910,19 @@ s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     s_ws_done(op, rc, nf, &err);
 }
 
+/*  The host directory of a job's workspace (a hook's context); no cache
+    volumes here (no cache_remove: a pipeline with caches is refused). */
+static void
+s_dir(evr_exec_t *base, const char *job_id, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    s_ex_t *ex = (s_ex_t *) base;
+    s_op_t *op = s_ws_op(ex, volume ? NULL : job_id, fn, arg);
+    if (op->done)
+        return;
+    op->names = evr_asprintf("%s/%s", ex->work, job_id);
+    s_ok(op);
+}
+
 static void
 s_ws_list(evr_exec_t *base, evr_exec_fn *fn, void *arg)
 {
@@ -1056,6 +1069,7 @@ static const evr_exec_ops_t s_ops = {
     .workspace_create = s_ws_create,
     .workspace_remove = s_ws_remove,
     .workspace_list = s_ws_list,
+    .dir = s_dir,
     .put = s_put,
     .get = s_get,
     .unit_word = "process",

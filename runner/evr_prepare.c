@@ -54,6 +54,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         }
     }
     evr_eng_images_free(job);
+    evr_eng_hooks_free(job);
     for (size_t i = 0; i < job->nsecrets; i++)
         free(job->secrets[i]);
     free(job->secrets);
@@ -277,32 +278,23 @@ s_network_allowed(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
     return true;
 }
 
-evr_eng_job_t *
-evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
-                const evr_strmap_t *args, evr_err_t *err)
+/*  The secrets the job's spec names (its env and job->secrets), its
+    sources' git credentials and its registry_auth, read; false
+    (EVR_ERR_CONFIG in err) when one is not set. */
+static bool
+s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
 {
-    evr_exec_t *ex = s_executor(self, spec, err);
-    if (!ex || !s_network_allowed(self, spec, err))
-        return NULL;
-    evr_eng_job_t *job = evr_calloc(1, sizeof *job);
-    job->eng = self;
-    job->ex = ex;
-    job->id = evr_strdup(job_id);
-    job->spec = evr_spec_new();
-    evr_rec_copy(&evr_spec_type, job->spec, spec);
-    for (uint32_t i = 0; i < spec->env.n; i++)
-        evr_strmap_set(&job->env, spec->env.k[i], spec->env.v[i]);
-    for (uint32_t i = 0; args && i < args->n; i++)
-        evr_strmap_set(&job->env, args->k[i], args->v[i]);
-    job->secrets = evr_calloc(spec->secrets.n + 2, sizeof(char *));
+    evr_engine_t *self = job->eng;
+    const evr_spec_t *spec = job->spec;
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + spec->secrets.n + 2)
+                                                 * sizeof(char *));
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         char *v = NULL;
         evr_rc_t rc = s_secret(self, spec->secrets.v[i], &v, err);
         if (rc || !v) {
             if (!rc)
                 s_secret_missing(self, spec->secrets.v[i], err);
-            evr_eng_job_free(job);
-            return NULL;
+            return false;
         }
         evr_strmap_set(&job->env, spec->secrets.v[i], v);
         job->secrets[job->nsecrets++] = v;
@@ -315,11 +307,57 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         if (rc || (name && !job->src_auth[i])) {
             if (!rc)
                 s_secret_missing(self, name, err);
-            evr_eng_job_free(job);
-            return NULL;
+            return false;
         }
     }
-    if (spec->registry_auth && !s_registry_auth(self, job, err)) {
+    return !spec->registry_auth || s_registry_auth(self, job, err);
+}
+
+void
+evr_eng_job_masks(evr_eng_job_t *job)
+{
+    for (uint32_t i = 0; i < job->n; i++)
+        for (int si = 0; si < 2; si++) {
+            evr_eng_stream_t *s = &job->steps[i].out[si];
+            evr_mask_destroy(&s->mask);
+            s->mask = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
+            /* a chunk's bytes stay within the schema's bound, masks included */
+            evr_mask_limit(s->mask, 2 * EVR_OUTPUT_CHUNK_MAX);
+        }
+}
+
+bool
+evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err)
+{
+    evr_exec_t *ex = s_executor(job->eng, job->spec, err);
+    if (!ex || !s_network_allowed(job->eng, job->spec, err) || !s_job_secrets(job, err))
+        return false;
+    job->unchecked = false;
+    evr_eng_job_masks(job);
+    return true;
+}
+
+evr_eng_job_t *
+evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                const evr_strmap_t *args, bool defer, evr_err_t *err)
+{
+    evr_exec_t *ex = s_executor(self, spec, err);
+    if (!ex && defer)
+        ex = self->execs[0];   /* said by evr_eng_job_check; the job runs nothing */
+    if (!ex || (!defer && !s_network_allowed(self, spec, err)))
+        return NULL;
+    evr_eng_job_t *job = evr_calloc(1, sizeof *job);
+    job->eng = self;
+    job->ex = ex;
+    job->id = evr_strdup(job_id);
+    job->spec = evr_spec_new();
+    evr_rec_copy(&evr_spec_type, job->spec, spec);
+    for (uint32_t i = 0; i < spec->env.n; i++)
+        evr_strmap_set(&job->env, spec->env.k[i], spec->env.v[i]);
+    for (uint32_t i = 0; args && i < args->n; i++)
+        evr_strmap_set(&job->env, args->k[i], args->v[i]);
+    job->unchecked = defer;
+    if (!defer && !s_job_secrets(job, err)) {
         evr_eng_job_free(job);
         return NULL;
     }
@@ -337,13 +375,10 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         st->spec = st->on_error ? &job->on_error : evr_spec_step(job->spec, i);
         if (st->spec->needs.n)
             job->dag = true;
-        for (int si = 0; si < 2; si++) {
-            st->out[si].mask = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
-            /* a chunk's bytes stay within the schema's bound, masks included */
-            evr_mask_limit(st->out[si].mask, 2 * EVR_OUTPUT_CHUNK_MAX);
+        for (int si = 0; si < 2; si++)
             st->out[si].line_start = true;
-        }
     }
+    evr_eng_job_masks(job);
     /* nothing shared between units, nothing put in or read from the
        workspace (a source, a cache key's file, artifacts): the one
        unit's own workspace does */

@@ -336,7 +336,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
                              "or does not match its state", id);
     }
     evr_eng_job_t *job = NULL;
-    if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, err))) {
+    if (!rc && !(job = evr_eng_job_new(e, id, acc.spec, &acc.args, false, err))) {
         /* it cannot run again (a secret is gone): it ends failed, saying
            why, and the other jobs go on */
         evr_event_t *ev = evr_event_new(EVR_EV_JOB_FINISHED);
@@ -356,8 +356,9 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         job->recovered = true;
         job->doubt = true;   /* what the runner before made is not all known */
         if (rec.status == EVR_JOB_QUEUED)
-            /* accepted, never started: prepare as a new job would */
-            evr_eng_job_prepare(job);
+            /* accepted, never started: prepare as a new job would (its
+               hooks not finished first) */
+            evr_eng_hooks_recover(job, true);
         else {
             evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;
@@ -371,6 +372,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             for (uint32_t i = 0; i < job->n; i++)
                 s_adopt_step(&job->steps[i], evr_job_step(&rec, i));
             s_credit_pauses(job, &rec);
+            evr_eng_hooks_recover(job, false);
         }
         if (e->opts.print)
             printf("evrun-runner: recovering job %s (%s, %u/%u steps done)\n", id,

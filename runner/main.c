@@ -156,8 +156,15 @@ s_help(FILE *out)
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
             "                       ~/.config/evrun/evrun.yml when it exists)\n"
-            "  --print-config       print the effective settings and their sources, exit\n"
+            "  --print-config       print the effective settings and their sources (and\n"
+            "                       the hooks, in the order they run), exit\n"
             "  -h, --help           this text\n"
+            "\n"
+            "Lifecycle hooks: the settings file's `hooks:` list of {phase, run, priority,\n"
+            "timeout, optional, name} runs host commands (/bin/sh -c, the job's context\n"
+            "as JSON on stdin) at PRE_VALIDATION, POST_VALIDATION, PRE_SOURCE_PREP,\n"
+            "POST_SOURCE_PREP, PRE_EXECUTION, POST_EXECUTION, ON_ERROR and CLEANUP of\n"
+            "each job; a bad list exits 2 (README \"Lifecycle hooks\").\n"
             "\n"
             "--exec: SIGINT cancels the job gracefully; a second SIGINT kills its steps.\n"
             "--broker: SIGTERM or SIGINT stops taking jobs and waits for the running ones\n"
@@ -597,6 +604,20 @@ s_tune_malloc(void)
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
 }
 
+/*  The lifecycle hooks of the settings file (file, else the default one):
+    false (said on stderr) when its `hooks:` list is wrong. */
+static bool
+s_hooks(const char *file, evr_hooks_t **out)
+{
+    char *path = file ? evr_strdup(file) : evr_config_default_file();
+    evr_err_t err;
+    evr_rc_t rc = path ? evr_hooks_load(path, out, &err) : EVR_OK;
+    if (rc)
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    free(path);
+    return !rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -621,6 +642,8 @@ main(int argc, char **argv)
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *cache = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
     char *url = s_default_podman_url();
+    evr_hooks_t *hooks = NULL;
+    char *hooks_dir = NULL;
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
     evr_err_t err;
@@ -643,8 +666,13 @@ main(int argc, char **argv)
     }
     const char *state_dir = evr_config_get(cfg, "state_dir");
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
+    if (!s_hooks(file, &hooks)) {
+        status = 2;
+        goto out;
+    }
     if (print_config) {
         evr_config_print(cfg, stdout);
+        evr_hooks_print(hooks, stdout);
         goto out;
     }
     if (daemon && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
@@ -682,6 +710,8 @@ main(int argc, char **argv)
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
     eo.source_cache_dir = cache;
     eo.source_copy_local = !daemon;   /* --exec (or its --recover): this host's directories */
+    eo.hooks = hooks;
+    eo.hooks_dir = hooks_dir = evr_asprintf("%s/hooks", state_dir);
     eng = evr_engine_new(&eo, store, loop, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
@@ -706,6 +736,8 @@ out:
     evr_strmap_free(&args);
     evr_strmap_free(&o.given);
     evr_config_destroy(&cfg);
+    evr_hooks_destroy(&hooks);
+    free(hooks_dir);
     free(artifacts);
     free(cache);
     free(ship);

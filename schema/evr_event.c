@@ -54,6 +54,29 @@ s_check_how(const void *v)
 }
 
 static const char *
+s_check_hook_status(const void *v)
+{
+    const char *s = *(char *const *) v;
+    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "refused")
+        || !strcmp(s, "timed_out"))
+        return NULL;
+    return "expected one of succeeded, failed, refused, timed_out";
+}
+
+static const char *
+s_check_phase(const void *v)
+{
+    static const char *const phases[] = { "PRE_VALIDATION", "POST_VALIDATION",
+        "PRE_SOURCE_PREP", "POST_SOURCE_PREP", "PRE_EXECUTION", "POST_EXECUTION", "ON_ERROR",
+        "CLEANUP" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(phases); i++)
+        if (!strcmp(*(char *const *) v, phases[i]))
+            return NULL;
+    return "expected one of PRE_VALIDATION, POST_VALIDATION, PRE_SOURCE_PREP, "
+           "POST_SOURCE_PREP, PRE_EXECUTION, POST_EXECUTION, ON_ERROR, CLEANUP";
+}
+
+static const char *
 s_check_runner(const void *v)
 {
     return evr_spec_name_ok(*(char *const *) v) ? NULL
@@ -168,6 +191,10 @@ s_check_outputs(const void *v)
 #define SIZE(R) D("size", EVR_FT_U64, 0, size, NULL, NULL, "bytes of the image", R)
 #define OUTPUTS(R) D("outputs", EVR_FT_STRMAP, EVR_OUTPUTS_MAX_KEYS, outputs, NULL, s_check_outputs, \
                      "KEY=VALUE lines the step wrote to $EVRUN_OUTPUT, secrets masked as ***", R)
+#define PHASE(R) D("phase", EVR_FT_STR, 16, phase, NULL, s_check_phase, "the hook's phase (PRE_VALIDATION ... CLEANUP)", R)
+#define HNAME(R) D("name", EVR_FT_STR, EVR_SPEC_MAX_NAME, name, NULL, NULL, "the hook's name", R)
+#define HSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_hook_status, "succeeded, failed, refused or timed_out", R)
+#define DURATION_MS(R) D("duration_ms", EVR_FT_DURATION, 0, duration_ms, NULL, NULL, "milliseconds", R)
 #define TEXT(R) D("text", EVR_FT_STR, 1024, text, NULL, NULL, "a line of the pull's progress, as podman says it", R)
 
 #define EVDATA(var, name, ...)                                                                   \
@@ -201,6 +228,9 @@ EVDATA(s_image_pull_failed, "image.pull_failed", IMAGE(true), REASON(true), DURA
 EVDATA(s_step_artifact, "step.artifact", STEP(true), ATTEMPT(true), APATH(true), SIZE(true),
        SHA256(true));
 EVDATA(s_step_outputs, "step.outputs", STEP(true), ATTEMPT(true), OUTPUTS(true));
+EVDATA(s_hook_started, "hook.started", PHASE(true), HNAME(true));
+EVDATA(s_hook_finished, "hook.finished", PHASE(true), HNAME(true), HSTATUS(true),
+       DURATION_MS(true), REASON(false));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
@@ -210,7 +240,8 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        SOURCE(false), KIND(false), URL(false), REF(false), COMMIT(false), OBJECTS(false),
        TAR_BYTES(false),
        IMAGE(false), DIGEST(false), SIZE(false), TEXT(false),
-       APATH(false), SHA256(false), ALLOWED(false), OUTPUTS(false) };
+       APATH(false), SHA256(false), ALLOWED(false), OUTPUTS(false), PHASE(false), HNAME(false),
+       DURATION_MS(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 
@@ -237,6 +268,8 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_IMAGE_PULL_FAILED] = &s_image_pull_failed,
     [EVR_EV_STEP_ARTIFACT] = &s_step_artifact,
     [EVR_EV_STEP_OUTPUTS] = &s_step_outputs,
+    [EVR_EV_HOOK_STARTED] = &s_hook_started,
+    [EVR_EV_HOOK_FINISHED] = &s_hook_finished,
 };
 
 const char *
@@ -280,7 +313,7 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
     "job.source",
     "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
-    "step.artifact", "step.outputs", NULL,
+    "step.artifact", "step.outputs", "hook.started", "hook.finished", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

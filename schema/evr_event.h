@@ -38,6 +38,8 @@ typedef enum {
     EVR_EV_IMAGE_PULL_FAILED,
     EVR_EV_STEP_ARTIFACT,
     EVR_EV_STEP_OUTPUTS,        /* what a step wrote to $EVRUN_OUTPUT, masked */
+    EVR_EV_HOOK_STARTED,        /* a lifecycle hook of the runner's settings runs */
+    EVR_EV_HOOK_FINISHED,       /* ... and has ended (runner/evr_hooks.h) */
     EVR_EV_COUNT_
 } evr_evtype_t;
 
@@ -79,6 +81,10 @@ typedef struct {
     char *image;        /* image.*: the image as the pipeline names it */
     char *digest;       /* image.pulled: its manifest digest */
     uint64_t size;      /* image.pulled: bytes */
+    /* hook.started, hook.finished */
+    char *phase;        /* PRE_VALIDATION ... CLEANUP */
+    char *name;         /* the hook's name (settings) */
+    uint64_t duration_ms;   /* hook.finished */
     char *text;         /* image.progress: a line of the registry's progress */
     char *path;         /* step.artifact: the file, relative to /workspace */
     char *sha256;       /* step.artifact: 64 lower-case hex digits */

@@ -387,6 +387,11 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
         if (!live)   /* queued: resources go in through the job's image, before job.started */
             return s_illegal(err, job, ev, "images are pulled only for a job not ended");
         return EVR_OK;
+    case EVR_EV_HOOK_STARTED:
+    case EVR_EV_HOOK_FINISHED:   /* a lifecycle hook's run; the job's state stays */
+        if (!live)
+            return s_illegal(err, job, ev, "hooks run only for a job not ended");
+        return EVR_OK;
     default: return s_apply_step(job, t, ev, err);
     }
 }

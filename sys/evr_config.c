@@ -189,7 +189,7 @@ s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const cha
         if (i < 0 && !s_listed(also, key))
             return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting", path,
                                k->start_mark.line + 1, k->start_mark.column + 1, key);
-        if (v->type != YAML_SCALAR_NODE)
+        if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key))
             return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
                                path, v->start_mark.line + 1, v->start_mark.column + 1, key);
         if (i >= 0)
@@ -240,8 +240,10 @@ const char *const evr_config_known[] = {
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
     "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
     "resource_redirects", "resource_local", "host_network", "grace", "executors", "parallel", "timeout_ms",
-    "log_level", "http_listen", "tls_cert", "tls_key", NULL,
+    "log_level", "http_listen", "tls_cert", "tls_key", "hooks", NULL,
 };
+
+const char *const evr_config_own[] = { "hooks", NULL };
 
 void
 evr_config_endpoints(evr_config_t *self, bool local)

@@ -74,6 +74,11 @@ evr_rc_t evr_config_layer(evr_config_t *self, const char *file, const char *cons
     evr_config_load_file, so one evrun.yml serves them all. */
 extern const char *const evr_config_known[];
 
+/*  Keys whose value is not a single value, read by their own module from
+    the same file (hooks: runner/evr_hooks.c): let through whatever their
+    value is. */
+extern const char *const evr_config_own[];
+
 /*  Fills the unset endpoint keys present in the table (client_endpoint,
     runner_endpoint, events_endpoint): in local mode ipc:// sockets under
     STATE_DIR/bus, else the loopback TCP ports 7700, 7701, 7702. */

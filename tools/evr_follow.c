@@ -210,6 +210,24 @@ s_image(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     fputc('\n', out);
 }
 
+/*  A lifecycle hook's run, shown as images are: "hook NAME (PHASE) |
+    started", then "| succeeded (12 ms)" or "| refused: why (12 ms)". */
+static void
+s_hook(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    FILE *out = f->o->out;
+    if (f->o->job_prefix)
+        fprintf(out, "%s/", j->id);
+    fprintf(out, "hook %s (%s) | ", d->name ? d->name : "?", d->phase ? d->phase : "?");
+    if (evr_event_kind(ev) == EVR_EV_HOOK_STARTED)
+        fprintf(out, "started");
+    else
+        fprintf(out, "%s%s%s (%llu ms)", d->status ? d->status : "?", d->reason ? ": " : "",
+                d->reason ? d->reason : "", (unsigned long long) d->duration_ms);
+    fputc('\n', out);
+}
+
 static void
 s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
@@ -232,6 +250,8 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         s_output(f, j, ev);
     else if (t >= EVR_EV_IMAGE_PULLING && t <= EVR_EV_IMAGE_PULL_FAILED)
         s_image(f, j, ev);
+    else if (t == EVR_EV_HOOK_STARTED || t == EVR_EV_HOOK_FINISHED)
+        s_hook(f, j, ev);
     else {
         if (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED || t == EVR_EV_JOB_FINISHED)
             s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);

@@ -1144,7 +1144,37 @@ YML
   check "no leftovers" no_leftovers "$job"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs}
+# Lifecycle hooks of a runner's settings through the broker: hook.started /
+# hook.finished stored and shown by evrun-tail, a secret a hook adds masked,
+# a PRE_VALIDATION refusal as the job's reason, CLEANUP after it.
+case_hooks() {
+  fresh hooks
+  cat > "$tmp/hooks.set" <<EOF
+hooks:
+  - { phase: PRE_VALIDATION, name: gate, run: "grep -q '\"pipeline\":\"nope\"' && { echo 'pipeline nope is frozen' >&2; exit 1; }; exit 0" }
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"TOKEN\": \"bus-tok-51x\"}}'" }
+  - { phase: CLEANUP, name: clean, run: "cat > /dev/null; echo clean >> $tmp/clean.log" }
+EOF
+  bus_broker && bus_runner hk-1 "" 2 --executors process --config "$tmp/hooks.set" && bus_wait_runners 1
+  printf 'pipeline: yes\nexecutor: process\nsteps:\n  - name: s\n    run: echo "token=$TOKEN"\n' > "$tmp/yes.yml"
+  sed 's/^pipeline: yes/pipeline: nope/' "$tmp/yes.yml" > "$tmp/nope.yml"
+  local j k
+  j=$(submit "$tmp/yes.yml")
+  check "the job succeeds" [ "$(wait_job "$j")" = succeeded ]
+  check "the hook's secret masked" grep -q "token=\*\*\*$" <(cli logs "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/tail.out" 2>&1
+  check "evrun-tail shows the hooks from the broker" \
+    grep -q "^$j/hook vault (PRE_EXECUTION) | succeeded (" "$tmp/tail.out"
+  k=$(submit "$tmp/nope.yml")
+  check "refused: failed" [ "$(wait_job "$k")" = failed ]
+  check "... the hook's message is the reason" grep -q "pipeline nope is frozen" <(cli status "$k")
+  timeout 20 "$bin/evrun-tail" --job "$k" > "$tmp/tailk.out" 2>&1
+  check "... hook.finished refused at the broker" grep -q "hook gate (PRE_VALIDATION) | refused: pipeline nope is frozen" "$tmp/tailk.out"
+  check "CLEANUP ran for both" [ "$(grep -c clean "$tmp/clean.log")" -eq 2 ]
+  check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
+}
+
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks}
 for c in $cases; do
   case_name=$c
   echo "== $c"

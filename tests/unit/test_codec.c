@@ -21,7 +21,7 @@
     used, so enum-like fields get a valid member. */
 static const char *const s_candidates[] = {
     JOB_ID, "succeeded", "stdout", "cancel", "idle", "reattached", "append",
-    EVR_CODE_NOT_FOUND, "step.output", "runner-1",
+    EVR_CODE_NOT_FOUND, "step.output", "runner-1", "CLEANUP",
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", NULL,
 };
 

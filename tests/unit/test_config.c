@@ -95,6 +95,14 @@ test_bad_files(void)
         unlink(path);
         free(path);
     }
+    /* hooks: a list, read by the runner's own module, let through */
+    char *path = s_file("capacity: 3\nhooks:\n  - { phase: CLEANUP, run: x }\n");
+    evr_config_t *h = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+    evr_err_t herr;
+    CHECK(evr_config_load_file(h, path, evr_config_known, &herr) == EVR_OK);
+    evr_config_destroy(&h);
+    unlink(path);
+    free(path);
     evr_config_t *c = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
     CHECK(evr_config_load_file(c, "/nonexistent/evrun.yml", NULL, &err) == EVR_ERR_CONFIG);

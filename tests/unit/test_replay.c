@@ -38,6 +38,8 @@ s_str_for(const char *key)
         return "build_2";
     if (!strcmp(key, "source"))
         return "ci_source";
+    if (!strcmp(key, "phase"))
+        return "ON_ERROR";
     if (!strcmp(key, "kind"))
         return "tarball";
     if (!strcmp(key, "path"))

@@ -1,0 +1,619 @@
+/*  evr_eng_hooks.c: when the runner's lifecycle hooks fire for a job, and
+    what their results do to it (README "Lifecycle hooks").
+
+    The job's flow with hooks: job.accepted committed; PRE_VALIDATION;
+    the runner's checks (executor, network, secrets: evr_eng_job_check);
+    POST_VALIDATION; PRE_SOURCE_PREP; preparation (workspace, resources,
+    sources, caches); POST_SOURCE_PREP; job.started; PRE_EXECUTION; the
+    steps; POST_EXECUTION; ON_ERROR when the job failed or timed out;
+    CLEANUP; job.finished.  One hook at a time: hook.started is queued,
+    the hook runs (evr_hook_run.c), hook.finished is queued with how it
+    ended.  A hook that fails (not optional) ends its phase (CLEANUP's
+    hooks all run whatever happens) and fails the job: before the steps
+    every step is skipped with its message, after them the job's status
+    becomes failed; its message is the job's reason.
+
+    What hooks add (env, secrets) goes into the job's environment, the
+    secrets into its output masks; it is kept in HOOKS_DIR/JOB.json
+    (0600, never in the log) until the job is done, so a recovered runner
+    gives the steps the same.  Recovery runs again each hook that has no
+    hook.finished in the log, and no other.
+*/
+#include "evr_engine_int.h"
+#include "evr_hooks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef void (s_cont_fn)(evr_eng_job_t *job, bool failed);
+
+struct evr_eng_hk {
+    evr_hook_phase_t phase;     /* the phase running (busy) */
+    size_t next;                /* the hook of it to run next (in opts.hooks->v) */
+    evr_hook_run_t *run;        /* under way */
+    s_cont_fn *cont;            /* what comes after the phase */
+    bool busy, phase_failed;
+    bool starting;              /* hook.started queued: the run waits for its commit */
+    bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
+    char *fail;                 /* the first failing hook's message: the job's reason */
+    evr_strmap_t env, secrets;  /* what hooks added (the hooks file) */
+    bool end_begun, end_done;
+    char *ws;                   /* the workspace's host path, once asked */
+    bool ws_asked;
+};
+
+static const evr_hooks_t *
+s_hooks(const evr_eng_job_t *job)
+{
+    const evr_hooks_t *hs = job->eng->opts.hooks;
+    return hs && hs->n ? hs : NULL;
+}
+
+static struct evr_eng_hk *
+s_hk(evr_eng_job_t *job)
+{
+    if (!job->hk)
+        job->hk = evr_calloc(1, sizeof *job->hk);
+    return job->hk;
+}
+
+bool
+evr_eng_hooks_busy(const evr_eng_job_t *job)
+{
+    return job->hk && job->hk->busy;
+}
+
+const char *
+evr_eng_hooks_reason(const evr_eng_job_t *job)
+{
+    return job->hk ? job->hk->fail : NULL;
+}
+
+/* ------------------------------------------------------- the hooks file */
+
+static char *
+s_file(const evr_eng_job_t *job)
+{
+    const char *dir = job->eng->opts.hooks_dir;
+    return dir ? evr_asprintf("%s/%s.json", dir, job->id) : NULL;
+}
+
+static json_t *
+s_map_json(const evr_strmap_t *m)
+{
+    json_t *o = json_object();
+    for (uint32_t i = 0; i < m->n; i++)
+        json_object_set_new(o, m->k[i], json_string(m->v[i]));
+    return o;
+}
+
+/*  Writes what hooks added so far (owner-only, replaced whole). */
+static void
+s_save(evr_eng_job_t *job)
+{
+    char *path = s_file(job);
+    if (!path)
+        return;
+    char *tmp = evr_asprintf("%s.tmp", path);
+    json_t *js = json_pack("{s:o,s:o}", "env", s_map_json(&job->hk->env), "secrets",
+                           s_map_json(&job->hk->secrets));
+    char *text = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    mkdir(job->eng->opts.hooks_dir, 0700);
+    int fd = text ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    bool ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text)
+              && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        evr_eng_warn("job %s: keeping what its hooks added in %s: %s (a restart runs them "
+                     "again)", job->id, path, strerror(errno));
+        unlink(tmp);
+    }
+    free(text);
+    json_decref(js);
+    free(tmp);
+    free(path);
+}
+
+/*  env and secrets into the job: its steps' environment, the secrets
+    into its masks too. */
+static void
+s_apply(evr_eng_job_t *job, const evr_strmap_t *env, const evr_strmap_t *secrets)
+{
+    struct evr_eng_hk *hk = s_hk(job);
+    for (uint32_t i = 0; i < env->n; i++) {
+        evr_strmap_set(&job->env, env->k[i], env->v[i]);
+        evr_strmap_set(&hk->env, env->k[i], env->v[i]);
+    }
+    if (!secrets->n)
+        return;
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + secrets->n + 2) * sizeof(char *));
+    for (uint32_t i = 0; i < secrets->n; i++) {
+        evr_strmap_set(&job->env, secrets->k[i], secrets->v[i]);
+        evr_strmap_set(&hk->secrets, secrets->k[i], secrets->v[i]);
+        job->secrets[job->nsecrets++] = evr_strdup(secrets->v[i]);
+    }
+    evr_eng_job_masks(job);
+}
+
+static void
+s_load(evr_eng_job_t *job)
+{
+    char *path = s_file(job);
+    json_error_t je;
+    json_t *js = path ? json_load_file(path, 0, &je) : NULL;
+    evr_strmap_t env = { 0 }, secrets = { 0 };
+    evr_err_t err;
+    if (js) {
+        char *text = json_dumps(js, JSON_COMPACT);
+        if (text && evr_hook_answer(text, strlen(text), &env, &secrets, &err))
+            evr_eng_warn("job %s: %s: %s", job->id, path, err.msg);
+        else
+            s_apply(job, &env, &secrets);
+        free(text);
+    }
+    json_decref(js);
+    evr_strmap_free(&env);
+    evr_strmap_free(&secrets);
+    free(path);
+}
+
+void
+evr_eng_hooks_done(evr_eng_job_t *job)
+{
+    char *path = s_file(job);
+    if (path)
+        unlink(path);
+    free(path);
+}
+
+void
+evr_eng_hooks_free(evr_eng_job_t *job)
+{
+    struct evr_eng_hk *hk = job->hk;
+    if (!hk)
+        return;
+    evr_hook_run_abort(hk->run);
+    free(hk->fail);
+    free(hk->ws);
+    evr_strmap_free(&hk->env);
+    evr_strmap_free(&hk->secrets);
+    free(hk);
+    job->hk = NULL;
+}
+
+/* -------------------------------------------------------------- running */
+
+static const char *
+s_status_now(const evr_eng_job_t *job)
+{
+    if (job->timed_out)
+        return "timed_out";
+    if (job->cancelling)
+        return "cancelled";
+    if (job->failed)
+        return "failed";
+    if (job->hk && job->hk->end_begun)
+        return "succeeded";
+    return job->phase == EVR_ENG_JOB_PREPARING ? "queued" : "running";
+}
+
+static json_t *
+s_source(const evr_eng_job_t *job)
+{
+    if (!job->spec->source.present)
+        return json_string("none");
+    const evr_source_t *s = &job->spec->source;
+    const char *url = s->git.present ? s->git.url : s->tarball ? s->tarball : s->copy;
+    json_t *o = json_object();
+    json_object_set_new(o, "url", url ? json_string(url) : json_null());
+    json_object_set_new(o, "ref", s->git.present && s->git.ref ? json_string(s->git.ref)
+                                                                : json_null());
+    json_object_set_new(o, "sha", job->src_commit[1] ? json_string(job->src_commit[1])
+                                                     : json_null());
+    return o;
+}
+
+/*  The job's context on a hook's stdin (README "Lifecycle hooks"). */
+static char *
+s_context(evr_eng_job_t *job, const evr_hook_t *h)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "phase", json_string(evr_hook_phase_name(h->phase)));
+    json_object_set_new(o, "hook", json_string(h->name));
+    json_object_set_new(o, "job", json_string(job->id));
+    json_object_set_new(o, "pipeline", json_string(job->spec->pipeline));
+    json_object_set_new(o, "runner", job->eng->opts.runner_id
+                                         ? json_string(job->eng->opts.runner_id) : json_null());
+    json_object_set_new(o, "executor", json_string(job->ex->ops->name));
+    json_object_set_new(o, "status", json_string(s_status_now(job)));
+    json_object_set_new(o, "reason", job->hk->fail ? json_string(job->hk->fail) : json_null());
+    json_object_set_new(o, "workspace", job->hk->ws ? json_string(job->hk->ws) : json_null());
+    json_object_set_new(o, "source", s_source(job));
+    json_t *steps = json_array();
+    for (uint32_t i = 0; i < job->n && h->phase >= EVR_HOOK_POST_EXECUTION; i++) {
+        const evr_eng_step_t *st = &job->steps[i];
+        json_t *s = json_pack("{s:s,s:s}", "name", st->spec->name, "status",
+                              evr_step_status_name(st->status));
+        if (st->state == EVR_ENG_STEP_FINISHED)
+            json_object_set_new(s, "exit_code", json_integer(st->exit_code));
+        if (st->reason)
+            json_object_set_new(s, "reason", json_string(st->reason));
+        json_array_append_new(steps, s);
+    }
+    json_object_set_new(o, "steps", steps);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static void s_next(evr_eng_job_t *job);
+
+static void
+s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const char *why,
+           uint64_t ms)
+{
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_HOOK_FINISHED, NULL);
+    ev->data.phase = evr_strdup(evr_hook_phase_name(h->phase));
+    ev->data.name = evr_strdup(h->name);
+    ev->data.status = evr_strdup(status);
+    ev->data.duration_ms = ms;
+    if (why)
+        ev->data.reason = evr_asprintf("%.1000s", why);
+    evr_eng_print(job->eng, "evrun-runner: hook %s (%s) %s%s%s (%llu ms)%s", h->name,
+                  evr_hook_phase_name(h->phase), status, why ? ": " : "", why ? why : "",
+                  (unsigned long long) ms, strcmp(status, "succeeded") && h->optional
+                  ? " (optional)" : "");
+}
+
+/*  How the run ended: its status, and why (NULL: it succeeded). */
+static const char *
+s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, char *why,
+        size_t size)
+{
+    why[0] = '\0';
+    if (r->end == EVR_HOOK_NOT_RUN) {
+        snprintf(why, size, "hook %s could not be started: %s", h->name, r->msg);
+        return "failed";
+    }
+    if (r->end == EVR_HOOK_TIMED_OUT) {
+        snprintf(why, size, "hook %s timed out after %u s (its timeout)", h->name, h->timeout);
+        return "timed_out";
+    }
+    if (r->exit_code) {
+        bool pre = evr_hook_phase_pre(h->phase);
+        if (r->err_text[0])
+            snprintf(why, size, "%s", r->err_text);
+        else
+            snprintf(why, size, "hook %s %s (exit %d)", h->name,
+                     pre ? "refused the job" : "failed", r->exit_code);
+        return pre ? "refused" : "failed";
+    }
+    evr_strmap_t env = { 0 }, secrets = { 0 };
+    evr_err_t err;
+    const char *status = "succeeded";
+    if (r->out_cut) {
+        snprintf(why, size, "hook %s: its answer is longer than %u bytes", h->name,
+                 EVR_HOOK_OUT_MAX);
+        status = "failed";
+    }
+    else if (evr_hook_answer(r->out, r->out_len, &env, &secrets, &err)) {
+        snprintf(why, size, "hook %s: %s", h->name, err.msg);
+        status = "failed";
+    }
+    else if ((env.n || secrets.n) && h->phase > EVR_HOOK_PRE_EXECUTION)
+        evr_eng_warn("job %s: hook %s (%s): env and secrets are taken before the steps "
+                     "only: ignored", job->id, h->name, evr_hook_phase_name(h->phase));
+    else if (env.n || secrets.n) {
+        s_apply(job, &env, &secrets);
+        s_save(job);
+    }
+    evr_strmap_free(&env);
+    evr_strmap_free(&secrets);
+    return status;
+}
+
+/*  The job's secrets (declared, and hooks') in text replaced by ***: a
+    hook's message goes to the log and the job's reason. */
+static void
+s_mask(const evr_eng_job_t *job, char *text, size_t size)
+{
+    char *out = evr_malloc(size);
+    for (size_t i = 0; i < job->nsecrets; i++) {
+        const char *sec = job->secrets[i];
+        size_t n = strlen(sec), o = 0;
+        if (!n)
+            continue;
+        for (const char *p = text; *p && o + 1 < size;) {
+            if (!strncmp(p, sec, n)) {
+                for (int k = 0; k < 3 && o + 1 < size; k++)
+                    out[o++] = '*';
+                p += n;
+            }
+            else
+                out[o++] = *p++;
+        }
+        out[o] = '\0';
+        memcpy(text, out, o + 1);
+    }
+    free(out);
+}
+
+static void
+s_done(const evr_hook_result_t *r, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    struct evr_eng_hk *hk = job->hk;
+    const evr_hooks_t *hs = s_hooks(job);
+    const evr_hook_t *h = &hs->v[hk->next];
+    hk->run = NULL;
+    char why[EVR_HOOK_ERR_MAX + 256];
+    const char *status = s_judge(job, h, r, why, sizeof why);
+    s_mask(job, why, sizeof why);
+    bool ok = !strcmp(status, "succeeded");
+    s_finished(job, h, status, ok ? NULL : why, r->duration_ms);
+    hk->finished[hk->next++] = true;
+    if (!ok && !h->optional) {
+        if (!hk->fail)
+            hk->fail = evr_strdup(why);
+        hk->phase_failed = true;
+        if (hk->phase != EVR_HOOK_CLEANUP)   /* the phase's other hooks are not run */
+            while (hk->next < hs->n && hs->v[hk->next].phase == hk->phase)
+                hk->next++;
+    }
+    s_next(job);
+}
+
+static void
+s_ws(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    job->calls--;
+    if (!r->rc && r->names && job->hk) {
+        free(job->hk->ws);
+        job->hk->ws = evr_strdup(r->names);
+        char *nl = strchr(job->hk->ws, '\n');
+        if (nl)
+            *nl = '\0';
+    }
+    if (job->hk && job->hk->busy && !job->hk->run && !job->hk->starting)
+        s_next(job);
+}
+
+/*  hook.started is committed: the hook runs. */
+static void
+s_start_act(void *arg, void *data, size_t len)
+{
+    (void) data, (void) len;
+    evr_eng_job_t *job = arg;
+    struct evr_eng_hk *hk = job->hk;
+    const evr_hook_t *h = &s_hooks(job)->v[hk->next];
+    hk->starting = false;
+    char *ctx = s_context(job, h);
+    hk->run = evr_hook_run(job->eng->loop, h, ctx, strlen(ctx), s_done, job);
+    free(ctx);
+}
+
+static void
+s_next(evr_eng_job_t *job)
+{
+    struct evr_eng_hk *hk = job->hk;
+    const evr_hooks_t *hs = s_hooks(job);
+    while (hk->next < hs->n && hs->v[hk->next].phase == hk->phase && hk->finished[hk->next])
+        hk->next++;
+    if (hk->next >= hs->n || hs->v[hk->next].phase != hk->phase) {
+        hk->busy = false;
+        hk->cont(job, hk->phase_failed || hk->fail);
+        return;
+    }
+    /* the workspace's host path, once it is made (asked once) */
+    if (!hk->ws_asked && hk->phase >= EVR_HOOK_POST_SOURCE_PREP && !job->no_ws && !job->unchecked
+        && job->ex->ops->dir) {
+        hk->ws_asked = true;
+        job->calls++;
+        job->ex->ops->dir(job->ex, job->id, NULL, s_ws, job);
+        return;
+    }
+    const evr_hook_t *h = &hs->v[hk->next];
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_HOOK_STARTED, NULL);
+    ev->data.phase = evr_strdup(evr_hook_phase_name(h->phase));
+    ev->data.name = evr_strdup(h->name);
+    hk->starting = true;
+    evr_eng_after(job->eng, s_start_act, job, NULL, 0);
+}
+
+/*  Runs phase p's hooks not finished yet, then cont. */
+static void
+s_phase(evr_eng_job_t *job, evr_hook_phase_t p, s_cont_fn *cont)
+{
+    struct evr_eng_hk *hk = s_hk(job);
+    const evr_hooks_t *hs = s_hooks(job);
+    hk->phase = p;
+    hk->cont = cont;
+    hk->busy = true;
+    hk->phase_failed = false;
+    hk->next = 0;
+    while (hk->next < hs->n && hs->v[hk->next].phase < p)
+        hk->next++;
+    s_next(job);
+}
+
+/* ------------------------------------------------------------ the flow */
+
+/*  Before the steps: the job fails, every step skipped with the reason. */
+static void
+s_fail_before(evr_eng_job_t *job, const char *reason)
+{
+    if (job->phase == EVR_ENG_JOB_PREPARING) {
+        evr_eng_prep_failed(job, reason);
+        return;
+    }
+    evr_eng_print(job->eng, "evrun-runner: %s", reason);
+    job->failed = true;
+    for (uint32_t i = 0; i < job->n; i++)
+        if (evr_eng_step_waiting(&job->steps[i]))
+            evr_eng_step_skip(&job->steps[i], reason);
+}
+
+static void
+s_after_pre_source(evr_eng_job_t *job, bool failed)
+{
+    if (failed)
+        s_fail_before(job, job->hk->fail);
+    else
+        evr_eng_job_prepare(job);
+}
+
+static void
+s_after_post_validation(evr_eng_job_t *job, bool failed)
+{
+    if (failed)
+        s_fail_before(job, job->hk->fail);
+    else
+        s_phase(job, EVR_HOOK_PRE_SOURCE_PREP, s_after_pre_source);
+}
+
+static void
+s_after_pre_validation(evr_eng_job_t *job, bool failed)
+{
+    evr_err_t err;
+    if (failed)
+        s_fail_before(job, job->hk->fail);
+    else if (job->unchecked && !evr_eng_job_check(job, &err)) {
+        job->hk->fail = evr_strdup(err.msg);
+        s_fail_before(job, err.msg);
+    }
+    else
+        s_phase(job, EVR_HOOK_POST_VALIDATION, s_after_post_validation);
+}
+
+void
+evr_eng_hooks_accepted(evr_eng_job_t *job)
+{
+    if (!s_hooks(job)) {
+        evr_eng_job_prepare(job);
+        return;
+    }
+    s_phase(job, EVR_HOOK_PRE_VALIDATION, s_after_pre_validation);
+}
+
+static void
+s_after_pre_exec(evr_eng_job_t *job, bool failed)
+{
+    if (failed)
+        s_fail_before(job, job->hk->fail);
+}
+
+static void
+s_after_post_source(evr_eng_job_t *job, bool failed)
+{
+    evr_eng_job_started(job);
+    if (failed)
+        s_fail_before(job, job->hk->fail);
+    else
+        s_phase(job, EVR_HOOK_PRE_EXECUTION, s_after_pre_exec);
+}
+
+void
+evr_eng_hooks_go(evr_eng_job_t *job)
+{
+    if (!s_hooks(job)) {
+        evr_eng_job_started(job);
+        return;
+    }
+    s_phase(job, EVR_HOOK_POST_SOURCE_PREP, s_after_post_source);
+}
+
+static void
+s_after_cleanup(evr_eng_job_t *job, bool failed)
+{
+    if (failed && !job->cancelling && !job->timed_out)
+        job->failed = true;
+    job->hk->end_done = true;
+}
+
+static void
+s_after_on_error(evr_eng_job_t *job, bool failed)
+{
+    (void) failed;
+    s_phase(job, EVR_HOOK_CLEANUP, s_after_cleanup);
+}
+
+static void
+s_after_post_exec(evr_eng_job_t *job, bool failed)
+{
+    if (failed && !job->cancelling && !job->timed_out)
+        job->failed = true;
+    if ((job->failed || job->timed_out) && !job->cancelling)
+        s_phase(job, EVR_HOOK_ON_ERROR, s_after_on_error);
+    else
+        s_phase(job, EVR_HOOK_CLEANUP, s_after_cleanup);
+}
+
+bool
+evr_eng_hooks_end(evr_eng_job_t *job)
+{
+    if (!s_hooks(job))
+        return false;
+    struct evr_eng_hk *hk = s_hk(job);
+    if (hk->end_done)
+        return false;
+    if (!hk->end_begun) {
+        hk->end_begun = true;
+        job->deadline = 0;   /* the job's timeout is its steps': over */
+        s_phase(job, EVR_HOOK_POST_EXECUTION, s_after_post_exec);
+    }
+    return !hk->end_done;
+}
+
+/* ------------------------------------------------------------- recovery */
+
+static int
+s_finished_event(const evr_event_t *ev, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    const evr_hooks_t *hs = s_hooks(job);
+    if (evr_event_kind(ev) != EVR_EV_HOOK_FINISHED || !ev->data.phase || !ev->data.name)
+        return 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (!strcmp(evr_hook_phase_name(hs->v[i].phase), ev->data.phase)
+            && !strcmp(hs->v[i].name, ev->data.name)) {
+            job->hk->finished[i] = true;
+            if (strcmp(ev->data.status, "succeeded") && !hs->v[i].optional && !job->hk->fail)
+                job->hk->fail = evr_strdup(ev->data.reason ? ev->data.reason : "a hook failed");
+        }
+    return 0;
+}
+
+void
+evr_eng_hooks_recover(evr_eng_job_t *job, bool queued)
+{
+    if (!s_hooks(job)) {
+        /* hooks gone from the settings: what they added still holds */
+        if (job->eng->opts.hooks_dir)
+            s_load(job);
+        if (queued)
+            evr_eng_job_prepare(job);
+        return;
+    }
+    s_hk(job);
+    evr_err_t err;
+    if (evr_store_job_events(job->eng->store, job->id, 1, s_finished_event, job, &err)
+        == EVR_ERR_STORE)
+        evr_eng_warn("job %s: reading its hook.finished events: %s", job->id, err.msg);
+    s_load(job);
+    if (queued) {
+        evr_eng_hooks_accepted(job);
+        return;
+    }
+    for (uint32_t i = 0; i < job->n; i++)
+        if (job->steps[i].state != EVR_ENG_STEP_PENDING)
+            return;   /* its steps have begun: PRE_EXECUTION was over */
+    s_phase(job, EVR_HOOK_PRE_EXECUTION, s_after_pre_exec);
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# test_hooks.sh BIN_DIR SRC_DIR [CASE...]: the runner's lifecycle hooks
+# (README "Lifecycle hooks") with evrun-runner --exec (test_exec.sh is
+# near its size limit; the broker's case is test_bus.sh's hooks).  Hooks
+# append to files of this host; the pipelines are host processes (the
+# process executor): no podman needed.
+set -u
+bin=$1 src=$2
+shift 2
+tmp=$(mktemp -d /tmp/evr-hk-XXXXXX)
+trap '[ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$tmp"' EXIT
+fails=0 passes=0 case_name=
+
+. "$(dirname "$0")/../support/check.sh"
+
+# run NAME FILE [runner args...]: runs the pipeline with settings $tmp/NAME.set;
+# sets $out $err $rc $job $state
+run() {
+  local name=$1 file=$2; shift 2
+  state=$tmp/$name
+  out=$tmp/$name.out err=$tmp/$name.err
+  "$bin/evrun-runner" --exec "$file" --config "$tmp/$name.set" --state-dir "$state" \
+    --executors process "$@" > "$out" 2> "$err"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+}
+
+verified() { "$bin/evrun-replay" "$state" --verify > /dev/null; }
+events() { "$bin/evrun-replay" "$state" --job "$job"; }
+
+# settings NAME LOG: a hook per phase (two with priorities in PRE_EXECUTION,
+# a tie kept in file order), each appending "PHASE name" to LOG
+settings_all() {
+  local log=$2
+  cat > "$tmp/$1.set" <<EOF
+hooks:
+  - { phase: CLEANUP, name: clean, run: "echo CLEANUP clean >> $log" }
+  - { phase: ON_ERROR, name: oops, run: "echo ON_ERROR oops >> $log" }
+  - { phase: PRE_EXECUTION, name: third, priority: 10, run: "echo PRE_EXECUTION third >> $log" }
+  - { phase: PRE_EXECUTION, name: first, priority: -5, run: "cat > $log.ctx; echo PRE_EXECUTION first >> $log" }
+  - { phase: PRE_EXECUTION, name: second, run: "echo PRE_EXECUTION second >> $log" }
+  - { phase: PRE_EXECUTION, name: second-tie, run: "echo PRE_EXECUTION second-tie >> $log" }
+  - { phase: POST_EXECUTION, name: post, run: "echo POST_EXECUTION post >> $log" }
+  - { phase: PRE_VALIDATION, name: prev, run: "echo PRE_VALIDATION prev >> $log" }
+  - { phase: POST_VALIDATION, name: postv, run: "echo POST_VALIDATION postv >> $log" }
+  - { phase: PRE_SOURCE_PREP, name: pres, run: "echo PRE_SOURCE_PREP pres >> $log" }
+  - { phase: POST_SOURCE_PREP, name: posts, run: "echo POST_SOURCE_PREP posts >> $log" }
+  - { phase: CLEANUP, name: clean-ctx, priority: 1, run: "cat > $log.end" }
+EOF
+}
+
+two_steps() {   # two_steps NAME LAST: a process pipeline whose second step runs LAST
+  cat > "$tmp/$1.yml" <<EOF
+pipeline: $1
+executor: process
+steps:
+  - name: one
+    run: echo one
+  - name: two
+    run: $2
+EOF
+}
+
+case_order() {   # every phase in order, by priority; ON_ERROR only after a failure
+  settings_all order "$tmp/order.log"
+  two_steps order "echo two"
+  run order "$tmp/order.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  printf '%s\n' "PRE_VALIDATION prev" "POST_VALIDATION postv" "PRE_SOURCE_PREP pres" \
+    "POST_SOURCE_PREP posts" "PRE_EXECUTION first" "PRE_EXECUTION second" \
+    "PRE_EXECUTION second-tie" "PRE_EXECUTION third" "POST_EXECUTION post" \
+    "CLEANUP clean" > "$tmp/order.want"
+  check "every phase once, in order, by priority" cmp -s "$tmp/order.want" "$tmp/order.log"
+  check "the context: job, pipeline, phase" grep -q "\"phase\":\"PRE_EXECUTION\",\"hook\":\"first\",\"job\":\"$job\",\"pipeline\":\"order\"" "$tmp/order.log.ctx"
+  check "... the workspace (a host path)" grep -q "\"workspace\":\"$state/work/$job\"" "$tmp/order.log.ctx"
+  check "... source: none" grep -q '"source":"none"' "$tmp/order.log.ctx"
+  check "CLEANUP sees the steps and the status" grep -q '"status":"succeeded".*"steps":\[{"name":"one","status":"succeeded","exit_code":0}' "$tmp/order.log.end"
+  events > "$tmp/order.job"
+  check "a hook.finished per hook, with its duration" [ "$(grep -c 'hook.finished .*"status":"succeeded","duration_ms"' "$tmp/order.job")" -eq 11 ]
+  check "hook.started before each" [ "$(grep -c 'hook.started ' "$tmp/order.job")" -eq 11 ]
+  check "job.started between POST_SOURCE_PREP and PRE_EXECUTION" \
+    grep -A1 '"name":"posts","status"' "$tmp/order.job" | grep -q job.started
+  check "the run shows hook lines" grep -q "^evrun-runner: hook first (PRE_EXECUTION) succeeded (" "$out"
+  check "store verifies" verified
+  # a failure: POST_EXECUTION, ON_ERROR, then CLEANUP
+  settings_all orderfail "$tmp/orderfail.log"
+  two_steps orderfail "exit 4"
+  run orderfail "$tmp/orderfail.yml"
+  check "failing job: exit 1" [ "$rc" -eq 1 ]
+  check "POST_EXECUTION, ON_ERROR, CLEANUP after a failure" \
+    [ "$(tail -n 3 "$tmp/orderfail.log" | tr '\n' '|')" = "POST_EXECUTION post|ON_ERROR oops|CLEANUP clean|" ]
+  check "CLEANUP sees the failure" grep -q '"status":"failed"' "$tmp/orderfail.log.end"
+}
+
+case_refuse() {   # a PRE hook refuses: its message is the job's reason; CLEANUP runs
+  cat > "$tmp/refuse.set" <<EOF
+hooks:
+  - { phase: PRE_SOURCE_PREP, name: friday, run: "echo 'no deploys on friday' >&2; exit 1" }
+  - { phase: PRE_SOURCE_PREP, name: after, priority: 5, run: "echo after >> $tmp/refuse.log" }
+  - { phase: PRE_EXECUTION, name: pre, run: "echo pre >> $tmp/refuse.log" }
+  - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/refuse.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/refuse.log" }
+EOF
+  two_steps refuse "echo should not run"
+  run refuse "$tmp/refuse.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/refuse.job"
+  check "the job's reason is the hook's message" grep -qx "reason: no deploys on friday" "$tmp/refuse.job"
+  check "hook.finished refused" grep -q '"name":"friday","status":"refused".*"reason":"no deploys on friday"' "$tmp/refuse.job"
+  check "steps skipped" grep -Eq "^two +skipped" "$tmp/refuse.job"
+  check "nothing ran" sh -c "! grep -q 'should not run' '$out'"
+  check "the phase's next hook and later PRE phases not run, ON_ERROR and CLEANUP run" \
+    [ "$(tr '\n' '|' < "$tmp/refuse.log")" = "oops|clean|" ]
+  check "store verifies" verified
+  # the runner's own checks come after PRE_VALIDATION: a missing secret
+  # fails the job the same way, CLEANUP after it
+  cat > "$tmp/check.set" <<EOF
+hooks:
+  - { phase: PRE_VALIDATION, name: prev, run: "echo prev >> $tmp/check.log" }
+  - { phase: POST_VALIDATION, name: postv, run: "echo postv >> $tmp/check.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/check.log" }
+EOF
+  printf 'pipeline: check\nexecutor: process\nsecrets: [EVR_HOOK_NO_SUCH_SECRET]\nsteps:\n  - name: s\n    run: "true"\n' > "$tmp/check.yml"
+  run check "$tmp/check.yml"
+  check "a missing secret: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason names it" grep -q "^reason: .*EVR_HOOK_NO_SUCH_SECRET" <(events)
+  check "... after PRE_VALIDATION, before POST_VALIDATION; CLEANUP" [ "$(tr '\n' '|' < "$tmp/check.log")" = "prev|clean|" ]
+}
+
+case_env_secret() {   # env and a secret a hook adds reach the steps; the secret masked
+  cat > "$tmp/envsec.set" <<'EOF'
+hooks:
+  - phase: PRE_EXECUTION
+    name: vault
+    run: |
+      cat > /dev/null
+      echo '{"env": {"DEPLOY_ENV": "staging"}, "secrets": {"DB_PASSWORD": "hunter2-from-vault"}}'
+EOF
+  two_steps envsec 'echo "env=$DEPLOY_ENV pw=$DB_PASSWORD"'
+  run envsec "$tmp/envsec.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "env reaches the step, the secret masked" grep -qx 'two | env=staging pw=\*\*\*' "$out"
+  check "stored masked" [ "$("$bin/evrun-replay" "$state" --output "$job/two")" = "env=staging pw=***" ]
+  check "the secret's value is nowhere in the state" sh -c "! grep -rq 'hunter2-from-vault' '$state'"
+  check "the hooks file removed at the job's end" [ -z "$(ls -A "$state/hooks" 2>/dev/null)" ]
+  check "store verifies" verified
+  # a hook's message holding a secret: masked in the log and the reason
+  cat > "$tmp/leak.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"PW\": \"leaky-pw-77\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "echo 'login with leaky-pw-77 failed' >&2; exit 1" }
+EOF
+  run leak "$tmp/envsec.yml"
+  check "leak: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
+  check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+}
+
+case_optional() {   # an optional hook failing does not fail the job; a required one does
+  cat > "$tmp/optional.set" <<'EOF'
+hooks:
+  - { phase: POST_VALIDATION, name: notify, optional: true, run: "echo 'chat is down' >&2; exit 7" }
+  - { phase: POST_EXECUTION, name: bad-answer, optional: true, run: "echo not-json" }
+EOF
+  two_steps optional "echo two"
+  run optional "$tmp/optional.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  events > "$tmp/optional.job"
+  check "hook.finished failed, with its message" grep -q '"name":"notify","status":"failed".*"reason":"chat is down"' "$tmp/optional.job"
+  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*not JSON' "$tmp/optional.job"
+  check "the job succeeded" grep -q "status succeeded" "$tmp/optional.job"
+  # the same, required, after the steps: the job fails with its message
+  sed 's/optional: true, //' "$tmp/optional.set" | grep -v notify > "$tmp/required.set"
+  run required "$tmp/optional.yml"
+  check "required: exit 1" [ "$rc" -eq 1 ]
+  check "... the job's reason" grep -q "^reason: hook bad-answer: answer: not JSON" <(events)
+  # a timeout
+  cat > "$tmp/slow.set" <<'EOF'
+hooks:
+  - { phase: PRE_VALIDATION, name: slow, timeout: 1, run: "sleep 30" }
+EOF
+  run slow "$tmp/optional.yml"
+  check "timeout: exit 1" [ "$rc" -eq 1 ]
+  check "... timed_out" grep -q '"name":"slow","status":"timed_out"' <(events)
+}
+
+case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
+  printf 'hooks:\n  - { phase: PRE_BUILD, run: x }\n' > "$tmp/bad.set"
+  run bad "$tmp/optional.yml"
+  check "exit 2" [ "$rc" -eq 2 ]
+  check "names the place and the phases" grep -q "^evrun-runner: $tmp/bad.set:2:14: hooks\[0\].phase: unknown phase: expected one of PRE_VALIDATION" "$err"
+  printf 'hooks:\n  - { phase: CLEANUP, run: x, name: a }\n  - { phase: CLEANUP, run: y, name: a }\n' > "$tmp/dup.set"
+  "$bin/evrun-runner" --config "$tmp/dup.set" --print-config > "$tmp/dup.out" 2>&1
+  check "duplicate name: exit 2" [ $? -eq 2 ]
+  check "... said" grep -q "hooks\[1\].name: \"a\" is the name of hooks\[0\] (line 2) too" "$tmp/dup.out"
+  settings_all shown "$tmp/shown.log"
+  "$bin/evrun-runner" --config "$tmp/shown.set" --print-config > "$tmp/shown.out"
+  check "--print-config shows them in their order" grep -q "^  - { phase: PRE_EXECUTION, name: first, priority: -5, timeout: 60, optional: false, run: " "$tmp/shown.out"
+}
+
+case_crash() {   # kill -9 while a hook runs; --recover: finished hooks once, the killed one again
+  cat > "$tmp/crash.set" <<EOF
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "cat >/dev/null; echo vault >> $tmp/crash.log; echo '{\"secrets\": {\"TOKEN\": \"tok-9f8e7d\"}, \"env\": {\"WHERE\": \"here\"}}'" }
+  - { phase: PRE_EXECUTION, name: slow, priority: 1, run: "echo start >> $tmp/crash.log; sleep 2; echo end >> $tmp/crash.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/crash.log" }
+EOF
+  two_steps crash 'echo "token=$TOKEN where=$WHERE"'
+  state=$tmp/crash
+  "$bin/evrun-runner" --exec "$tmp/crash.yml" --config "$tmp/crash.set" --state-dir "$state" \
+    --executors process > "$tmp/crash.out" 2> "$tmp/crash.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "^start" "$tmp/crash.log" 2>/dev/null && break; sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/crash.out" | head -n 1)
+  sleep 2.5   # the killed hook's sleep ends: its shell, killed with the runner, writes nothing
+  check "the hooks file kept, owner-only" [ "$(stat -c %a "$state/hooks/$job.json" 2>/dev/null)" = 600 ]
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/crash.set" --state-dir "$state" \
+    > "$tmp/crash.r" 2>&1
+  check "--recover: exit 0" [ $? -eq 0 ]
+  check "the finished hook ran once, the killed one again, to its end once" \
+    [ "$(tr '\n' '|' < "$tmp/crash.log")" = "vault|start|start|end|clean|" ]
+  events > "$tmp/crash.job"
+  check "one hook.finished per hook" [ "$(grep -c 'hook.finished ' "$tmp/crash.job")" -eq 3 ]
+  check "the recovered step has the hook's env and masks its secret" \
+    [ "$("$bin/evrun-replay" "$state" --output "$job/two")" = "token=*** where=here" ]
+  check "the secret's value is nowhere in the state" sh -c "! grep -rq 'tok-9f8e7d' '$state'"
+  check "store verifies" verified
+}
+
+cases=${*:-order refuse env_secret optional bad_settings crash}
+for c in $cases; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+done
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

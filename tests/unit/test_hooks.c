@@ -1,0 +1,213 @@
+/*  test_hooks.c: the runner's lifecycle hooks (runner/evr_hooks.h): the
+    settings' `hooks:` list read, checked (file:line:col errors) and
+    sorted by phase, priority and file order; answers read; a hook run on
+    the loop (its stdin, stdout, stderr and exit; a timeout that kills its
+    process group). */
+#include <signal.h>
+#include <unistd.h>
+
+#include "evr_hooks.h"
+#include "evr_test.h"
+
+static evr_rc_t
+s_load(const char *text, evr_hooks_t **out, evr_err_t *err)
+{
+    return evr_hooks_load_buf("s.yml", text, strlen(text), out, err);
+}
+
+static void
+test_sorted(void)
+{
+    evr_hooks_t *hs = NULL;
+    evr_err_t err = { 0 };
+    const char *text = "state_dir: /tmp/x\n"
+                       "hooks:\n"
+                       "  - { phase: CLEANUP, run: c }\n"
+                       "  - { phase: PRE_EXECUTION, run: b, priority: 5, name: late }\n"
+                       "  - { phase: PRE_EXECUTION, run: a, priority: -2, timeout: 7 }\n"
+                       "  - { phase: PRE_EXECUTION, run: d, priority: 5, optional: true }\n"
+                       "  - { phase: PRE_VALIDATION, run: e }\n";
+    CHECK(s_load(text, &hs, &err) == EVR_OK);
+    if (!hs)
+        return;
+    CHECK(hs->n == 5);
+    const char *order[] = { "e", "a", "b", "d", "c" };
+    for (size_t i = 0; i < 5 && i < hs->n; i++)
+        CHECK_STR(hs->v[i].run, order[i]);
+    CHECK_STR(hs->v[2].name, "late");
+    CHECK_STR(hs->v[1].name, "PRE_EXECUTION-3");   /* PHASE-N: N its place in the file */
+    CHECK(hs->v[1].timeout == 7);
+    CHECK(hs->v[2].timeout == EVR_HOOK_TIMEOUT_DEFAULT);
+    CHECK(hs->v[3].optional && !hs->v[2].optional);
+    CHECK(hs->v[1].line == 5);
+    evr_hooks_destroy(&hs);
+    /* no hooks key: none */
+    CHECK(s_load("state_dir: /tmp/x\n", &hs, &err) == EVR_OK && hs == NULL);
+}
+
+static void
+s_bad(const char *text, const char *want)
+{
+    evr_hooks_t *hs = NULL;
+    evr_err_t err = { 0 };
+    CHECK(s_load(text, &hs, &err) == EVR_ERR_CONFIG);
+    CHECK(hs == NULL);
+    CHECK_CONTAINS(err.msg, want);
+}
+
+static void
+test_refused(void)
+{
+    s_bad("hooks:\n  - { phase: PRE_BUILD, run: x }\n", "s.yml:2:14: hooks[0].phase: unknown phase");
+    s_bad("hooks:\n  - { phase: pre_execution, run: x }\n", "(upper case)");
+    s_bad("hooks:\n  - { phase: CLEANUP }\n", "s.yml:2:5: hooks[0].run: missing");
+    s_bad("hooks:\n  - { run: x }\n", "hooks[0].phase: missing");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: \"\" }\n", "hooks[0].run: expected a command");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 0 }\n", "hooks[0].timeout: expected");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, timeout: 10s }\n", "hooks[0].timeout: expected");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: high }\n", "hooks[0].priority");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, optional: maybe }\n", "expected true or false");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, when: always }\n", "hooks[0].when: unknown field");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: a }\n  - { phase: ON_ERROR, run: y, name: a }\n",
+          "s.yml:3:5: hooks[1].name: \"a\" is the name of hooks[0] (line 2) too");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: \"a b\" }\n", "hooks[0].name: expected");
+    s_bad("hooks: { phase: CLEANUP }\n", "s.yml:1:8: hooks: expected a list");
+    s_bad("hooks:\n  - x\n", "hooks[0]: expected a mapping");
+    s_bad("hooks:\n  - { phase: [CLEANUP], run: x }\n", "hooks[0].phase: expected a single value");
+    s_bad("hooks: [\n", "s.yml:");
+    char big[EVR_HOOKS_MAX * 40 + 64];
+    size_t n = (size_t) snprintf(big, sizeof big, "hooks:\n");
+    for (int i = 0; i <= EVR_HOOKS_MAX; i++)
+        n += (size_t) snprintf(big + n, sizeof big - n, "  - { phase: CLEANUP, run: x }\n");
+    s_bad(big, "at most 64");
+}
+
+static void
+test_answer(void)
+{
+    evr_strmap_t env = { 0 }, sec = { 0 };
+    evr_err_t err = { 0 };
+    CHECK(evr_hook_answer(" \n", 2, &env, &sec, &err) == EVR_OK && !env.n && !sec.n);
+    const char *a = "{\"env\": {\"A\": \"1\"}, \"secrets\": {\"TOKEN\": \"xyz\"}}";
+    CHECK(evr_hook_answer(a, strlen(a), &env, &sec, &err) == EVR_OK);
+    CHECK_STR(evr_strmap_get(&env, "A"), "1");
+    CHECK_STR(evr_strmap_get(&sec, "TOKEN"), "xyz");
+    const char *bad[] = { "not json", "[1]", "{\"envs\": {}}", "{\"env\": {\"1A\": \"x\"}}",
+                          "{\"env\": {\"A\": 1}}", "{\"secrets\": []}" };
+    const char *why[] = { "not JSON", "expected a JSON object", "unknown key \"envs\"",
+                          "\"1A\": expected an environment variable name", "env.A: expected a string",
+                          "\"secrets\": expected an object" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        CHECK(evr_hook_answer(bad[i], strlen(bad[i]), &env, &sec, &err) == EVR_ERR_PROTO);
+        CHECK_CONTAINS(err.msg, why[i]);
+    }
+    evr_strmap_free(&env);
+    evr_strmap_free(&sec);
+}
+
+typedef struct {
+    bool done;
+    evr_hook_end_t end;
+    int code;
+    char out[256], errt[256];
+    evr_loop_t *loop;
+} s_res_t;
+
+static void
+s_done(const evr_hook_result_t *r, void *arg)
+{
+    s_res_t *res = arg;
+    res->done = true;
+    res->end = r->end;
+    res->code = r->exit_code;
+    snprintf(res->out, sizeof res->out, "%s", r->out);
+    snprintf(res->errt, sizeof res->errt, "%s", r->err_text);
+}
+
+static s_res_t
+s_run(const char *run, uint32_t timeout, const char *input)
+{
+    evr_loop_t *loop = evr_loop_new();
+    evr_hook_t h = { .phase = EVR_HOOK_PRE_EXECUTION, .name = "t", .run = (char *) run,
+                     .timeout = timeout };
+    s_res_t res = { 0 };
+    evr_hook_run(loop, &h, input, strlen(input), s_done, &res);
+    for (int i = 0; i < 2000 && !res.done; i++)
+        evr_loop_once(loop, 100);
+    evr_loop_destroy(&loop);
+    return res;
+}
+
+/*  pid has ended: no such process, or a zombie its new parent has not
+    reaped yet. */
+static bool
+s_gone(int pid)
+{
+    char path[64], st[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return true;
+    size_t n = fread(st, 1, sizeof st - 1, fp);
+    fclose(fp);
+    st[n] = '\0';
+    const char *p = strrchr(st, ')');
+    return p && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static void
+test_run(void)
+{
+    s_res_t r = s_run("read -r x; echo \"got $x\"; echo oops >&2; exit 3", 10, "{\"a\":1}\n");
+    CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 3);
+    CHECK_STR(r.out, "got {\"a\":1}\n");
+    CHECK_STR(r.errt, "oops");
+    /* no reader of its stdin: no SIGPIPE for the runner */
+    r = s_run("exec 0<&-; echo fine", 10, "x");
+    CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 0);
+    /* its timeout kills the group: the background child that holds the
+       pipes open too */
+    char pidfile[32];
+    snprintf(pidfile, sizeof pidfile, "/tmp/evr-hook-XXXXXX");
+    int fd = mkstemp(pidfile);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "sleep 60 & echo $! > %s; wait", pidfile);
+    r = s_run(cmd, 1, "");
+    CHECK(r.done && r.end == EVR_HOOK_TIMED_OUT);
+    FILE *fp = fopen(pidfile, "r");
+    int bg = 0;
+    CHECK(fp && fscanf(fp, "%d", &bg) == 1);
+    if (fp)
+        fclose(fp);
+    unlink(pidfile);
+    usleep(100000);
+    CHECK(bg > 0 && s_gone(bg));
+    /* it exits, leaving a child that holds its stdout: the run ends then
+       (not at its timeout), the child killed */
+    snprintf(pidfile, sizeof pidfile, "/tmp/evr-hook-XXXXXX");
+    fd = mkstemp(pidfile);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "sleep 60 & echo $! > %s; echo '{}'", pidfile);
+    r = s_run(cmd, 30, "");
+    CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 0);
+    fp = fopen(pidfile, "r");
+    bg = 0;
+    CHECK(fp && fscanf(fp, "%d", &bg) == 1);
+    if (fp)
+        fclose(fp);
+    unlink(pidfile);
+    usleep(100000);
+    CHECK(bg > 0 && s_gone(bg));
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    EVR_TEST_RUN(test_sorted);
+    EVR_TEST_RUN(test_refused);
+    EVR_TEST_RUN(test_answer);
+    EVR_TEST_RUN(test_run);
+    EVR_TEST_END();
+}
