@@ -9,6 +9,7 @@
 
 #include "evr_broker.h"
 #include "evr_config.h"
+#include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_paths.h"
 
@@ -215,6 +216,17 @@ s_private_dirs(evr_config_t *cfg, bool local, evr_err_t *err)
     return evr_paths_state(state, subs, 0, true, err);
 }
 
+/*  One broker per state directory: the lock file STATE/broker/evrun.lock,
+    held until the process ends (evr_lock.h). */
+static evr_rc_t
+s_lock(const char *store_dir, evr_lock_t **lock, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/evrun.lock", store_dir);
+    evr_rc_t rc = evr_lock_take(path, "evrun-broker", lock, err);
+    free(path);
+    return rc;
+}
+
 /*  Serves until a signal or a failed store: 0, or 3 when the store failed. */
 static int
 s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
@@ -248,6 +260,7 @@ main(int argc, char **argv)
     evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
     evr_broker_t *b = NULL;
+    evr_lock_t *lock = NULL;
     char *store_dir = NULL;
     size_t level = EVR_LOG_INFO;
     if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)
@@ -271,7 +284,8 @@ main(int argc, char **argv)
     /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
        back on free: glibc's sliding threshold would keep them in the heap */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    if (s_private_dirs(cfg, local, &err) || evr_broker_new(&bo, &b, &err)) {
+    if (s_private_dirs(cfg, local, &err) || s_lock(store_dir, &lock, &err)
+        || evr_broker_new(&bo, &b, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
@@ -279,6 +293,7 @@ main(int argc, char **argv)
     status = s_serve(b, &bo);
 out:
     evr_broker_destroy(&b);
+    evr_lock_destroy(&lock);
     evr_config_destroy(&cfg);
     free(store_dir);
     return status;

@@ -22,6 +22,7 @@
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
+#include "evr_lock.h"
 #include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_shim.h"
@@ -291,7 +292,18 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     return true;
 }
 
-/*  The state directory checked (made 0700 when missing), the store
+/*  One runner (daemon, --exec or --recover) per state directory: the lock
+    file STATE/evrun.lock, held until the process ends (evr_lock.h). */
+static evr_rc_t
+s_lock(const char *state_dir, evr_lock_t **lock, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/evrun.lock", state_dir);
+    evr_rc_t rc = evr_lock_take(path, "evrun-runner", lock, err);
+    free(path);
+    return rc;
+}
+
+/*  The state directory checked (made 0700 when missing), locked, the store
     opened, its unfinished jobs checked against the executors offered
     (evr_offer_check_store: a job left running with an executor not
     offered any more refuses the start), then the executors made; prints
@@ -299,10 +311,11 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     was made). */
 static bool
 s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o,
-       evr_exec_t **execs, evr_store_t **store)
+       evr_exec_t **execs, evr_store_t **store, evr_lock_t **lock)
 {
     evr_err_t err;
     if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)
+        || s_lock(state_dir, lock, &err)
         || evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)
         || evr_offer_check_store(&o->offer, *store, "evrun-runner", stderr, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
@@ -593,6 +606,7 @@ main(int argc, char **argv)
     evr_spec_t spec = { 0 };
     evr_strmap_t args = { 0 };
     evr_store_t *store = NULL;
+    evr_lock_t *lock = NULL;
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
@@ -642,7 +656,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_open(state_dir, cfg, loop, &o, execs, &store)) {
+    if (!s_open(state_dir, cfg, loop, &o, execs, &store, &lock)) {
         status = 2;
         goto out;
     }
@@ -679,6 +693,7 @@ out:
     for (size_t i = 0; execs[i]; i++)
         evr_exec_destroy(&execs[i]);
     evr_loop_destroy(&loop);
+    evr_lock_destroy(&lock);
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);
     evr_strmap_free(&o.given);
