@@ -341,16 +341,18 @@ s_verify(evr_store_t *store, const s_opts_t *o)
     }
     if (o->json)
         printf("{\"events\":%llu,\"jobs\":%llu,\"compacted\":%llu,\"changed\":%llu,"
-               "\"differences\":%llu}\n",
+               "\"differences\":%llu,\"pruned\":%llu}\n",
                (unsigned long long) v.events, (unsigned long long) v.jobs,
                (unsigned long long) v.compacted, (unsigned long long) v.changed,
-               (unsigned long long) v.differences);
+               (unsigned long long) v.differences, (unsigned long long) v.pruned);
     else
         printf("%s: %llu events, %llu jobs verified, %llu compacted, %llu changed while "
                "checking, %llu differences\n",
                v.differences ? "FAILED" : "verified", (unsigned long long) v.events,
                (unsigned long long) v.jobs, (unsigned long long) v.compacted,
                (unsigned long long) v.changed, (unsigned long long) v.differences);
+    if (!o->json && v.pruned)
+        printf("(%llu earlier jobs were removed by retention)\n", (unsigned long long) v.pruned);
     return v.differences ? 1 : 0;
 }
 
