@@ -37,6 +37,10 @@ static const evr_config_key_t s_keys[] = {
     { "artifact_job_max_bytes", "4294967296", "a job's artifacts the broker holds at most (bytes)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
     { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
+    { "retention_max_age", "30d", "finished jobs older than this are removed (0: never)" },
+    { "retention_keep_per_pipeline", "0", "finished jobs kept per pipeline, newest (0: all)" },
+    { "retention_output_max_age", "0", "output of finished jobs older than this is dropped (0: never)" },
+    { "retention_interval", "60s", "how often retention looks for jobs to remove" },
 };
 
 static void
@@ -84,6 +88,18 @@ s_help(FILE *out)
             "  --artifact-job-max-bytes N  a job's artifact files the broker takes from its\n"
             "                           runner at most (default 4294967296, 4 GiB); they are\n"
             "                           kept in STATE_DIR/broker/artifacts/JOB\n"
+            "  --retention-max-age D    finished jobs that ended longer ago than D (30d,\n"
+            "                           12h, 90s) are removed with all their records and\n"
+            "                           artifacts (default 30d; 0 never)\n"
+            "  --retention-keep-per-pipeline N  at most N finished jobs per pipeline are\n"
+            "                           kept, the newest (default 0: no count limit)\n"
+            "  --retention-output-max-age D  the output of finished jobs that ended longer\n"
+            "                           ago than D is dropped, their other events kept\n"
+            "                           (default 0: never)\n"
+            "  --retention-interval D   how often retention runs (default 60s); each pass\n"
+            "                           removes batches of at most 200 jobs between the\n"
+            "                           messages the broker serves.  In evrun.yml:\n"
+            "                           retention: {max_age: 30d, keep_per_pipeline: 100}\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -119,6 +135,10 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'V' },
+        { "retention-max-age", required_argument, NULL, 1001 },
+        { "retention-keep-per-pipeline", required_argument, NULL, 1002 },
+        { "retention-output-max-age", required_argument, NULL, 1003 },
+        { "retention-interval", required_argument, NULL, 1004 },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -142,10 +162,14 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'P': *print = true; break;
         case 'v': key = "log_level"; val = "debug"; break;
         case 'V': key = "log_level"; break;
+        case 1001: key = "retention_max_age"; break;
+        case 1002: key = "retention_keep_per_pipeline"; break;
+        case 1003: key = "retention_output_max_age"; break;
+        case 1004: key = "retention_interval"; break;
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && *nf < 15) {
+        if (key && *nf < 24) {
             flags[2 * *nf] = key;
             flags[2 * *nf + 1] = val;
             (*nf)++;
@@ -157,6 +181,28 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         return 2;
     }
     return 0;
+}
+
+/*  The retention settings into bo. */
+static evr_rc_t
+s_retention(evr_config_t *cfg, evr_broker_opts_t *bo, evr_err_t *err)
+{
+    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
+    evr_prune_policy_t *p = &bo->retention;
+    evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &p->max_age_ms, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_output_max_age", year, &p->output_max_age_ms,
+                                 err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
+    if (!rc && every < 100)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "retention_interval = \"%s\": expected at "
+                         "least 100ms", evr_config_get(cfg, "retention_interval"));
+    p->keep_per_pipeline = (uint32_t) keep;
+    bo->retention_interval_ms = (uint32_t) every;
+    return rc;
 }
 
 /*  The numbers and switches of cfg into bo (endpoints and directories
@@ -182,6 +228,8 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
         rc = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err);
     if (!rc)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err);
+    if (!rc)
+        rc = s_retention(cfg, bo, err);
     if (rc)
         return rc;
     bo->artifact_job_max_bytes = artjob;
@@ -250,7 +298,7 @@ s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
 int
 main(int argc, char **argv)
 {
-    const char *flags[32], *file = NULL;
+    const char *flags[48], *file = NULL;
     size_t nf = 0;
     bool print = false, local = false;
     evr_broker_opts_t bo = { 0 };

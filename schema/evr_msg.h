@@ -39,6 +39,8 @@ typedef enum {
     EVR_MSG_WELCOME, EVR_MSG_DISPATCH, EVR_MSG_CONTROL, EVR_MSG_ACK,
     /* artifacts: runner -> broker, broker -> runner, client -> broker, broker -> client */
     EVR_MSG_ARTIFACT_CHUNK, EVR_MSG_ARTIFACT_ACK, EVR_MSG_FETCH, EVR_MSG_ARTIFACT_DATA,
+    /* retention: client -> broker, broker -> client */
+    EVR_MSG_PRUNE, EVR_MSG_PRUNED,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -77,6 +79,8 @@ typedef struct {
     uint64_t size;          /* artifacts: bytes of the whole file */
     evr_bin_t data;         /* artifacts: a piece of the file */
     bool done;              /* `artifact_ack`: the broker holds the whole file */
+    bool dry_run;           /* `prune`, `pruned`: count only, remove nothing */
+    uint64_t pr_jobs, pr_outputs, pr_events, pr_records, pr_bytes;   /* `pruned` */
 } evr_msg_t;
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and

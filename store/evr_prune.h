@@ -24,6 +24,9 @@ typedef struct {
     uint64_t output_max_age_ms;     /* finished longer ago: output dropped (0: off) */
     uint64_t upto_seq;              /* only jobs whose last event is at or below (0: any) */
     const char *const *kv_prefixes; /* NULL-terminated; kv keys PREFIX JOB and PREFIX JOB/… */
+    bool (*busy)(const char *job, void *arg);   /* NULL, or true: the caller still holds
+                                                   the job (kept, not counted) */
+    void *busy_arg;
 } evr_prune_policy_t;
 
 typedef struct {

@@ -22,6 +22,8 @@ int evr_cli_runners(int argc, char **argv);
 int evr_cli_drain(int argc, char **argv);
 /* cli_artifacts.c */
 int evr_cli_artifacts(int argc, char **argv);
+/* cli_prune.c */
+int evr_cli_prune(int argc, char **argv);
 /* cli_up.c */
 int evr_cli_up(int argc, char **argv);
 int evr_cli_down(int argc, char **argv);
