@@ -107,7 +107,7 @@ s_tick(evr_loop_t *loop, void *arg)
                          (unsigned long long) st.outputs);
         if (more)
             wait = S_AGAIN_MS;
-        else if (st.jobs)
+        else   /* also those left while files waited to ship */
             s_sweep_artifacts(k->store, k->state_dir);
     }
     k->timer = evr_loop_timer_add(k->loop, wait, s_tick, k);
