@@ -11,6 +11,7 @@
 
 #define S_BATCH 200
 #define S_AGAIN_MS 20
+#define S_FIRST_MS 1000     /* the first pass, this long after the start */
 
 struct evr_keep {
     evr_loop_t *loop;
@@ -89,7 +90,9 @@ s_tick(evr_loop_t *loop, void *arg)
     (void) loop;
     k->timer = 0;
     uint64_t acked = k->acked ? k->acked(k->arg) : 0;
-    uint32_t wait = k->interval_ms;
+    /* not welcomed yet: look again soon, as after the start */
+    uint32_t wait = acked ? k->interval_ms : S_FIRST_MS < k->interval_ms ? S_FIRST_MS
+                                                                          : k->interval_ms;
     if (acked) {
         s_note_acked(k, acked);
         evr_prune_policy_t pol = k->pol;
@@ -125,8 +128,17 @@ evr_keep_new(evr_loop_t *loop, evr_store_t *store, const evr_prune_policy_t *pol
     k->state_dir = evr_strdup(state_dir);
     k->acked = acked;
     k->arg = arg;
+    char *v = NULL;
+    evr_err_t err;
+    /* a store that serves a broker says so at once: an offline --prune
+       then never removes what the broker may not hold yet */
+    if (acked && evr_store_meta_get(store, "broker_acked", &v, &err) == EVR_ERR_NOTFOUND)
+        evr_store_meta_set(store, "broker_acked", "0", &err);
+    free(v);
     if (evr_prune_enabled(pol))
-        k->timer = evr_loop_timer_add(loop, k->interval_ms, s_tick, k);
+        k->timer = evr_loop_timer_add(loop, S_FIRST_MS < k->interval_ms ? S_FIRST_MS
+                                                                        : k->interval_ms,
+                                      s_tick, k);
     return k;
 }
 

@@ -1,6 +1,7 @@
 /*  evr_keep.h: retention of a runner's own store (README "Retention").
 
-    A timer on the engine's loop: every interval one batch (at most 200
+    A timer on the engine's loop: a second after the start (once the
+    broker has welcomed the runner), then every interval, one batch (at most 200
     finished jobs, one write transaction) of what the policy lets go, the
     next batch a moment later while jobs are left, so a backlog never
     holds the loop.  Only jobs whose events the broker has acknowledged
