@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evr_codec.h"
+#include "evr_codec_read.h"
 #include "evr_prune.h"
 #include "evr_store_int.h"
 
@@ -53,6 +55,89 @@ s_note(const evr_job_t *job, void *arg)
     x->last_seq = job->last_seq;
     x->output_dropped = job->output_dropped;
     return 0;
+}
+
+/*  The fields s_note reads of a stored projection, straight from its
+    msgpack bytes (no decode of its steps); false when they are not as
+    written (then the full decoder reads it or says what is wrong). */
+static bool
+s_peek(const uint8_t *buf, size_t len, evr_job_t *job)
+{
+    evr_codec_rd_t r = { buf, buf + len };
+    uint32_t n;
+    if (!evr_codec_rd_map(&r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        uint32_t kn, vn;
+        if (!evr_codec_rd_raw(&r, false, &k, &kn))
+            return false;
+        uint64_t u;
+        int64_t si;
+        bool neg;
+#define S_KEY(name) (kn == sizeof(name) - 1 && memcmp(k, name, kn) == 0)
+        if (S_KEY("status") || S_KEY("pipeline")) {
+            if (!evr_codec_rd_raw(&r, false, &v, &vn) || vn > 255 || memchr(v, '\0', vn))
+                return false;
+            char str[256];
+            memcpy(str, v, vn);
+            str[vn] = '\0';
+            evr_job_status_t st;
+            if (S_KEY("pipeline"))
+                job->pipeline = evr_strdup(str);
+            else if (!evr_job_status_parse(str, &st))
+                return false;
+            else
+                job->status = st;
+        }
+        else if (S_KEY("finished") || S_KEY("last_seq")) {
+            if (!evr_codec_rd_int(&r, &u, &si, &neg) || neg)
+                return false;
+            *(S_KEY("finished") ? &job->finished : &job->last_seq) = u;
+        }
+        else if (S_KEY("output_dropped")) {
+            if (r.p >= r.end || (*r.p != 0xc2 && *r.p != 0xc3))
+                return false;
+            job->output_dropped = *r.p++ == 0xc3;
+        }
+        else {
+            size_t skip = evr_codec_skip(r.p, (size_t) (r.end - r.p), EVR_CODEC_MAX_DEPTH - 1);
+            if (!skip)
+                return false;
+            r.p += skip;
+        }
+#undef S_KEY
+    }
+    return true;
+}
+
+/*  One stored projection (an evr_store_walk_fn) into the candidates. */
+static evr_rc_t
+s_note_raw(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+           bool *stop, evr_err_t *err)
+{
+    (void) self;
+    (void) txn;
+    (void) stop;
+    if (k->mv_size != EVR_ULID_LEN)
+        return EVR_OK;
+    evr_job_t job = { 0 };
+    char id[EVR_ULID_LEN + 1];
+    memcpy(id, k->mv_data, EVR_ULID_LEN);
+    id[EVR_ULID_LEN] = '\0';
+    if (!s_peek(v->mv_data, v->mv_size, &job)) {
+        evr_rec_free(&evr_job_type, &job);
+        memset(&job, 0, sizeof job);
+        if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err))
+            return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %s: %s", id,
+                               err ? err->msg : "");
+    }
+    char *own = job.id;
+    job.id = id;
+    s_note(&job, arg);
+    job.id = own;
+    evr_rec_free(&evr_job_type, &job);
+    return EVR_OK;
 }
 
 static void
@@ -350,7 +435,7 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
     if (max_jobs == 0 || max_jobs > S_MAX_BATCH)
         max_jobs = S_MAX_BATCH;
     s_cands_t c = { 0 };
-    evr_rc_t erc = evr_store_jobs(self, EVR_JOB_NONE, s_note, &c, err);
+    evr_rc_t erc = evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_note_raw, &c, err);
     if (!erc)
         s_decide(&c, pol, now_ns);
     s_batch_t b = { .pol = pol, .v = evr_calloc(max_jobs, sizeof(s_cand_t *)) };
