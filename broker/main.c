@@ -110,8 +110,9 @@ s_help(FILE *out)
             "  -h, --help               this text\n"
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
-            "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused,\n"
-            "or a socket or the store unusable; 3 the store failed while running\n");
+            "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused\n"
+            "or in use by another broker (STATE/broker/evrun.lock: the message names its\n"
+            "pid), or a socket or the store unusable; 3 the store failed while running\n");
 }
 
 /*  The command line into flags (key, value pairs for evr_config_layer),

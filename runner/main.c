@@ -174,9 +174,10 @@ s_help(FILE *out)
             "a second signal exits at once.\n"
             "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
             "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
-            "2 bad input, podman or the state directory unusable, the pipeline's executor\n"
-            "or an unfinished job's not offered (--executors), or the broker refused\n"
-            "this runner's id\n");
+            "2 bad input, podman or the state directory unusable or in use by another\n"
+            "evrun-runner (STATE/evrun.lock: the message names its pid), the pipeline's\n"
+            "executor or an unfinished job's not offered (--executors), or the broker\n"
+            "refused this runner's id\n");
 }
 
 static char *
