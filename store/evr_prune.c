@@ -128,9 +128,11 @@ s_note_raw(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, 
     if (!s_peek(v->mv_data, v->mv_size, &job)) {
         evr_rec_free(&evr_job_type, &job);
         memset(&job, 0, sizeof job);
-        if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err))
+        if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err)) {
+            evr_rec_free(&evr_job_type, &job);
             return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %s: %s", id,
                                err ? err->msg : "");
+        }
     }
     char *own = job.id;
     job.id = id;
