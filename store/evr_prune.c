@@ -20,12 +20,14 @@
 #include "evr_store_int.h"
 
 #define S_MAX_BATCH 10000
+#define S_MAX_EVENTS 50000      /* events a batch rewrites at most (past its first job) */
 
 /*  A finished job as the walk noted it. */
 typedef struct {
     char id[EVR_ULID_LEN + 1];
     char *pipeline;
     uint64_t finished, last_seq;
+    uint32_t events;            /* its per-job events (last_jseq) */
     bool output_dropped;
     uint8_t act;                /* S_KEEP, S_REMOVE, S_DROP */
 } s_cand_t;
@@ -53,6 +55,7 @@ s_note(const evr_job_t *job, void *arg)
     x->pipeline = evr_strdup(job->pipeline ? job->pipeline : "");
     x->finished = job->finished;
     x->last_seq = job->last_seq;
+    x->events = job->last_jseq;
     x->output_dropped = job->output_dropped;
     return 0;
 }
@@ -89,6 +92,11 @@ s_peek(const uint8_t *buf, size_t len, evr_job_t *job)
                 return false;
             else
                 job->status = st;
+        }
+        else if (S_KEY("last_jseq")) {
+            if (!evr_codec_rd_int(&r, &u, &si, &neg) || neg || u > UINT32_MAX)
+                return false;
+            job->last_jseq = (uint32_t) u;
         }
         else if (S_KEY("finished") || S_KEY("last_seq")) {
             if (!evr_codec_rd_int(&r, &u, &si, &neg) || neg)
@@ -444,9 +452,12 @@ evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_n
     size_t i = 0;
     while (!erc && i < c.n) {
         b.n = 0;
-        for (; i < c.n && b.n < max_jobs; i++)
-            if (c.v[i].act != S_KEEP)
+        uint64_t events = 0;
+        for (; i < c.n && b.n < max_jobs && (b.n == 0 || events < S_MAX_EVENTS); i++)
+            if (c.v[i].act != S_KEEP) {
                 b.v[b.n++] = &c.v[i];
+                events += c.v[i].events;
+            }
         if (!b.n)
             break;
         erc = dry_run ? s_batch_dry(self, &b, err)

@@ -45,8 +45,9 @@ bool evr_prune_enabled(const evr_prune_policy_t *pol);
 typedef void (evr_prune_removed_fn)(const char *job, void *arg);
 
 /*  One batch: picks the finished jobs the policy removes (oldest first)
-    and those whose output it drops, at most max_jobs of them (1..10000),
-    and removes them in one write transaction.  With dry_run nothing is
+    and those whose output it drops, at most max_jobs of them (1..10000)
+    and, past the first, at most 50,000 of their events, and removes them
+    in one write transaction.  With dry_run nothing is
     written (each batch's transaction is aborted) and every job the policy
     would touch is counted, not only max_jobs.  now_ns is the time the ages
     count from.  Adds to *st; *more says jobs are left for another batch.

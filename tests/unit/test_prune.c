@@ -1,6 +1,6 @@
 /*  test_prune: retention (store/evr_prune.c) on a real LMDB in a
     temporary directory: removal by count per pipeline and by age in
-    bounded batches with the kv records of each job, a dry run that
+    bounded batches (jobs and events) with the kv records of each job, a dry run that
     changes nothing, output dropped with the other events kept, running
     jobs and jobs not yet acknowledged never touched, `evrun-replay
     --verify`'s check clean afterwards, and the used pages of the file
@@ -236,6 +236,40 @@ test_max_age_and_output(void)
     free(dir);
 }
 
+/*  A batch stops past 50,000 events: three jobs of 26,000 events each go
+    in two batches although max_jobs would take them all at once. */
+static void
+test_batch_events(void)
+{
+    char *dir = evr_asprintf("%s/events", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 3; i++) {
+        char *id = s_job_id(i);
+        size_t n;
+        evr_event_t **evs = evr_synth_job(id, 1, 26000, 1, &n);
+        for (size_t k = 0; k < n; k += EVR_STORE_MAX_BATCH)
+            CHECK(evr_store_append(st, evs + k, n - k < EVR_STORE_MAX_BATCH ? n - k
+                                                                          : EVR_STORE_MAX_BATCH,
+                                   &err) == EVR_OK);
+        evr_synth_free(evs, n);
+        free(id);
+    }
+    evr_prune_policy_t pol = { .max_age_ms = 1 };
+    evr_prune_stats_t ps = { 0 };
+    bool more = false;
+    uint64_t later = evr_now_ns() + 1000000000ull;
+    CHECK(evr_store_prune(st, &pol, later, 100, false, NULL, NULL, &ps, &more, &err) == EVR_OK);
+    CHECK(ps.jobs == 2 && more);
+    CHECK(evr_store_prune(st, &pol, later, 100, false, NULL, NULL, &ps, &more, &err) == EVR_OK);
+    CHECK(ps.jobs == 3 && !more && ps.events > 78000);
+    s_verify_clean(st, 3);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
 /*  Rounds of 40 jobs each, pruned to 10 per pipeline after each round:
     the file's used pages stop growing (LMDB reuses the freed pages). */
 static void
@@ -282,6 +316,7 @@ main(void)
     }
     EVR_TEST_RUN(test_keep_per_pipeline);
     EVR_TEST_RUN(test_max_age_and_output);
+    EVR_TEST_RUN(test_batch_events);
     EVR_TEST_RUN(test_pages_bounded);
     s_rm_rf(s_root);
     EVR_TEST_END();
