@@ -47,6 +47,9 @@ run_jobs() {   # NAME N: submits N jobs of NAME, waits for each to succeed
 }
 
 njobs() { cli jobs --json --limit 1000 | grep -c '"job"'; }
+field() {   # field JOB NAME: a field of the job's status
+  cli status "$1" --json | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
 pages() { mdb_stat -e "$1" | sed -n 's/.*Number of pages used: *//p'; }
 
 # keep_per_pipeline 3 over eight rounds of 6 + 2 jobs: the broker and the
@@ -93,6 +96,33 @@ case_keep() {
   "$bin/evrun-replay" "$tmp/r-kr" --verify > "$tmp/v2.out" 2>&1
   check "runner log verifies clean" [ $? -eq 0 ]
   cat "$tmp/v1.out" "$tmp/v2.out" | sed 's/^/  /'
+}
+
+# max_age 1s by the timers: the broker's and the runner's stores empty
+# themselves of finished jobs; a running job stays.
+case_age() {
+  fresh age
+  job quick
+  cat > "$tmp/slow.yml" <<YML
+pipeline: slow
+executor: process
+steps:
+  - name: wait
+    run: sleep 6
+YML
+  local ret=(--retention-max-age 1s --retention-interval 200ms) slow n
+  bus_broker "${ret[@]}" && bus_runner ag "" 2 --executors process "${ret[@]}" \
+    && bus_wait_runners 1
+  slow=$(submit "$tmp/slow.yml")
+  check "jobs run" run_jobs quick 3
+  for _ in $(seq 1 60); do n=$(njobs); [ "$n" -le 1 ] && break; sleep 0.1; done
+  check "the finished jobs go, the running one stays ($n)" [ "$n" -eq 1 ]
+  check "... it is the running one" [ "$(field "$slow" status)" = running ]
+  for _ in $(seq 1 60); do
+    n=$("$bin/evrun-replay" "$tmp/r-ag" --json | grep -c '"id"'); [ "$n" -le 1 ] && break; sleep 0.1
+  done
+  check "the runner's store too ($n)" [ "$n" -eq 1 ]
+  cli cancel "$slow" > /dev/null
 }
 
 # output_max_age and max_age through `evrun-cli prune` (the timer waits an
@@ -167,7 +197,7 @@ case_lock() {
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
 
-cases=${*:-keep prune lock}
+cases=${*:-keep age prune lock}
 for c in $cases; do
   case_name=$c
   echo "== $c"
