@@ -55,7 +55,9 @@ s_removed(const char *job, void *arg)
     free(dir);
 }
 
-/*  One batch; false (logged, or the store failed) on error. */
+/*  One batch; false on error.  A failed write is a store failure (the
+    broker stops serving writes); a dry run wrote nothing, so its failure
+    is only answered. */
 static bool
 s_batch(evr_broker_t *b, bool dry_run, evr_prune_stats_t *st, bool *more, evr_err_t *err)
 {
@@ -65,7 +67,7 @@ s_batch(evr_broker_t *b, bool dry_run, evr_prune_stats_t *st, bool *more, evr_er
     pol.busy_arg = b;
     evr_rc_t rc = evr_store_prune(b->store, &pol, evr_now_ns(), S_BATCH, dry_run, s_removed, b,
                                   st, more, err);
-    if (rc)
+    if (rc && !dry_run)
         evr_broker_fail(b, err);
     return rc == EVR_OK;
 }
