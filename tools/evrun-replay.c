@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "evr_json.h"
+#include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
 
@@ -204,7 +205,14 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         rc = evr_store_get_job(store, id, &job, &err);
     int status = 0;
     if (rc) {
+        evr_prune_meta_t pm;
+        evr_err_t ignored;
         fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        if (rc == EVR_ERR_NOTFOUND && evr_store_pruned(store, &pm, &ignored) == EVR_OK
+            && pm.upto[0] && strcmp(id, pm.upto) <= 0)
+            fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                    "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
+                    pm.upto);
         status = rc == EVR_ERR_NOTFOUND ? 1 : 2;
         goto out;
     }
