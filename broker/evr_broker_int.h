@@ -193,6 +193,9 @@ void evr_lease_free(evr_broker_t *b);
 void evr_lease_check(evr_broker_t *b);
 /*  Whether job was taken from runner. */
 bool evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner);
+/*  Whether job was taken from any runner (its record is kept until that
+    runner's job.finished for it: retention keeps the job as long). */
+bool evr_lease_holds(const evr_broker_t *b, const char *job);
 /*  Runner r is back: it is told to cancel each job taken from it that it
     may hold. */
 void evr_lease_back(evr_broker_t *b, evr_runners_session_t *r);

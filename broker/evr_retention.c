@@ -26,10 +26,13 @@
 /*  The kv records of a job (evr_queue.c, evr_lease.c): PREFIX JOB[/…]. */
 static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", NULL };
 
+/*  Jobs the broker still holds: in its queue (queued, dispatched,
+    running), or taken from a lost runner that may still send events of
+    it (evr_lease.c drops those while the record lasts). */
 static bool
 s_busy(const char *job, void *arg)
 {
-    return evr_queue_find(arg, job) != NULL;
+    return evr_queue_find(arg, job) != NULL || evr_lease_holds(arg, job);
 }
 
 static int

@@ -128,6 +128,36 @@ YML
   cli cancel "$slow" > /dev/null
 }
 
+# A job taken from a lost runner is kept while that runner may still
+# send events of it (its lease record lasts until the runner's copy
+# ends), then goes by max_age like any other.
+case_lost() {
+  fresh lost
+  cat > "$tmp/long.yml" <<YML
+pipeline: long
+executor: process
+steps:
+  - name: wait
+    run: sleep 20
+YML
+  bus_broker --reclaim-ms 500 --retention-max-age 1s --retention-interval 200ms \
+    && bus_runner ls "" 1 --executors process && bus_wait_runners 1
+  local j st
+  j=$(submit "$tmp/long.yml")
+  for _ in $(seq 1 100); do [ "$(field "$j" status)" = running ] && break; sleep 0.1; done
+  kill -STOP "$runner_pid_ls"
+  for _ in $(seq 1 100); do st=$(field "$j" status); [ "$st" = lost ] && break; sleep 0.1; done
+  check "the job ends lost" [ "$st" = lost ]
+  sleep 2
+  check "kept past max_age while its runner may come back" [ "$(field "$j" status)" = lost ]
+  kill -CONT "$runner_pid_ls"
+  for _ in $(seq 1 200); do grep -q "$j: ls finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
+  check "the runner ended its copy" grep -q "$j: ls finished its copy" "$tmp/broker.log"
+  for _ in $(seq 1 50); do [ "$(njobs)" -eq 0 ] && break; sleep 0.1; done
+  check "then it goes" [ "$(njobs)" -eq 0 ]
+  check "no event of ls refused" bash -c "! grep -q 'events of ls refused' '$tmp/broker.log'"
+}
+
 # output_max_age and max_age through `evrun-cli prune` (the timer waits an
 # hour; the client's prune removes at once; a dry run counts only), the
 # output dropped shown by a marker; off: refused; a runner's store offline.
@@ -200,7 +230,7 @@ case_lock() {
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
 
-cases=${*:-keep age prune lock}
+cases=${*:-keep age lost prune lock}
 for c in $cases; do
   case_name=$c
   echo "== $c"
