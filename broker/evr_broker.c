@@ -95,6 +95,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         b->opts.lease_ms = 5000;
     if (!b->opts.queue_limit)
         b->opts.queue_limit = 1000;
+    if (!b->opts.retention_interval_ms)
+        b->opts.retention_interval_ms = 60000;
     if (!b->opts.artifact_job_max_bytes)
         b->opts.artifact_job_max_bytes = EVR_BROKER_ARTIFACT_JOB_MAX_DEFAULT;
     b->artifacts_dir = opts->artifacts_dir ? evr_strdup(opts->artifacts_dir)
@@ -243,7 +245,7 @@ s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     if (s_job_view(b, req->job, true, &m))
         evr_bus_send(b->clients, rid, &m, NULL);
     else
-        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+        evr_retention_no_job(b, rid, req->job);
     evr_msg_clear(&m);
 }
 
@@ -382,7 +384,7 @@ s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_rc_t rc = evr_store_job_events(b->store, req->job, (uint32_t) from, s_hist_one, &h,
                                        &err);
     if (rc == EVR_ERR_NOTFOUND && !evr_queue_find(b, req->job)) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+        evr_retention_no_job(b, rid, req->job);
         return;
     }
     if (rc && rc != EVR_ERR_NOTFOUND) {
@@ -490,7 +492,7 @@ s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_job_t pj = { 0 };
     evr_err_t err;
     if (evr_store_get_job(b->store, req->job, &pj, &err)) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", req->job);
+        evr_retention_no_job(b, rid, req->job);
         evr_rec_free(&evr_job_type, &pj);
         return;
     }
@@ -549,6 +551,7 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     case EVR_MSG_HISTORY: s_history(b, rid, msg); break;
     case EVR_MSG_RUNNERS: s_runners(b, rid); break;
     case EVR_MSG_DRAIN: s_drain(b, rid, msg); break;
+    case EVR_MSG_PRUNE: evr_retention_request(b, rid, msg); break;
     case EVR_MSG_FETCH: evr_artstore_fetch(b, rid, msg); break;
     default:
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s is not a client "
@@ -651,4 +654,5 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
     evr_queue_dispatch(b);
     evr_runners_beat(b);
     s_sweep(b);
+    evr_retention_tick(b);
 }

@@ -16,6 +16,7 @@
 #define EVR_BROKER_H_INCLUDED
 
 #include "evr_common.h"
+#include "evr_prune.h"
 
 typedef struct evr_broker evr_broker_t;
 
@@ -38,6 +39,8 @@ typedef struct {
     const char *artifacts_dir;  /* artifacts received (default STORE_DIR/artifacts) */
     uint64_t artifact_job_max_bytes;   /* a job's artifacts at most (default 4 GiB) */
     const char *pipelines_dir;  /* registered pipelines (made 0700 when missing); NULL: none */
+    evr_prune_policy_t retention;      /* ages and count (kv_prefixes, busy: the broker's) */
+    uint32_t retention_interval_ms;    /* between retention passes (default 60000) */
 } evr_broker_opts_t;
 
 #define EVR_BROKER_ARTIFACT_JOB_MAX_DEFAULT 4294967296ull

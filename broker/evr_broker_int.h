@@ -103,6 +103,7 @@ struct evr_broker {
     char *artifacts_dir;    /* owns opts.artifacts_dir (evr_artstore.c) */
     struct evr_artstore *artstore;
     struct evr_pipelines *pipes;    /* registered pipelines (evr_pipelines.h) */
+    uint64_t next_prune;    /* mono ns: the next retention batch (evr_retention.c) */
 };
 
 /*  The broker's log lines (evr_log.h), by level; formatted only when the
@@ -230,6 +231,9 @@ void evr_lease_free(evr_broker_t *b);
 void evr_lease_check(evr_broker_t *b);
 /*  Whether job was taken from runner. */
 bool evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner);
+/*  Whether job was taken from any runner (its record is kept until that
+    runner's job.finished for it: retention keeps the job as long). */
+bool evr_lease_holds(const evr_broker_t *b, const char *job);
 /*  Runner r is back: it is told to cancel each job taken from it that it
     may hold. */
 void evr_lease_back(evr_broker_t *b, evr_runners_session_t *r);
@@ -250,6 +254,15 @@ evr_rc_t evr_lease_ingest(evr_broker_t *b, evr_runners_session_t *r, evr_event_t
     ends the record. */
 void evr_lease_dropped(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
                        const bool *drop, size_t n);
+
+/* evr_retention.c */
+/*  A batch of retention when it is due (each turn). */
+void evr_retention_tick(evr_broker_t *b);
+/*  A client's `prune`: answered `pruned`, or `error`. */
+void evr_retention_request(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req);
+/*  Answers a request about a job the broker does not know: `not_found`,
+    saying when retention may have removed it. */
+void evr_retention_no_job(evr_broker_t *b, zframe_t *rid, const char *job);
 
 /* evr_artstore.c */
 typedef struct evr_artstore evr_artstore_t;

@@ -112,6 +112,15 @@ evr_lease_taken(const evr_broker_t *b, const char *job, const char *runner)
     return s_find(b, job, runner) != NULL;
 }
 
+bool
+evr_lease_holds(const evr_broker_t *b, const char *job)
+{
+    for (const evr_lease_job_t *t = b->taken; t; t = t->next)
+        if (strcmp(t->job, job) == 0)
+            return true;
+    return false;
+}
+
 /*  Whether any job was taken from runner. */
 static bool
 s_any(const evr_broker_t *b, const char *runner)

@@ -9,6 +9,7 @@
 
 #include "evr_broker.h"
 #include "evr_config.h"
+#include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_paths.h"
 
@@ -39,6 +40,10 @@ static const evr_config_key_t s_keys[] = {
     { "pipelines_dir", NULL, "registered pipelines: *.yml files (default STATE_DIR/pipelines)" },
     { "sync", "true", "fsync every commit (false: tests and benchmarks only)" },
     { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
+    { "retention_max_age", "30d", "finished jobs older than this are removed (0: never)" },
+    { "retention_keep_per_pipeline", "0", "finished jobs kept per pipeline, newest (0: all)" },
+    { "retention_output_max_age", "0", "output of finished jobs older than this is dropped (0: never)" },
+    { "retention_interval", "60s", "how often retention looks for jobs to remove" },
 };
 
 static void
@@ -95,6 +100,18 @@ s_help(FILE *out)
             "                           and its `schedule`; read again on SIGHUP and when a\n"
             "                           file changes; a file that fails to load keeps its\n"
             "                           last good version (evrun-cli pipelines shows why)\n"
+            "  --retention-max-age D    finished jobs that ended longer ago than D (30d,\n"
+            "                           12h, 90s) are removed with all their records and\n"
+            "                           artifacts (default 30d; 0 never)\n"
+            "  --retention-keep-per-pipeline N  at most N finished jobs per pipeline are\n"
+            "                           kept, the newest (default 0: no count limit)\n"
+            "  --retention-output-max-age D  the output of finished jobs that ended longer\n"
+            "                           ago than D is dropped, their other events kept\n"
+            "                           (default 0: never)\n"
+            "  --retention-interval D   how often retention runs (default 60s); each pass\n"
+            "                           removes batches of at most 200 jobs between the\n"
+            "                           messages the broker serves.  In evrun.yml:\n"
+            "                           retention: {max_age: 30d, keep_per_pipeline: 100}\n"
             "  --no-sync                no fsync (tests and benchmarks only)\n"
             "  --config FILE            settings file (default $EVRUN_CONFIG, else\n"
             "                           ~/.config/evrun/evrun.yml when it exists)\n"
@@ -106,8 +123,9 @@ s_help(FILE *out)
             "\n"
             "Settings: defaults < config file < EVRUN_<KEY> environment < flags.\n"
             "EVRUN_TEST_CLOCK_OFFSET=SECONDS (tests only) moves the clock of schedules.\n"
-            "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused,\n"
-            "or a socket or the store unusable; 3 the store failed while running\n");
+            "exit status: 0 stopped by a signal; 2 bad settings, a state directory refused\n"
+            "or in use by another broker (STATE/broker/evrun.lock: the message names its\n"
+            "pid), or a socket or the store unusable; 3 the store failed while running\n");
 }
 
 /*  The command line into flags (key, value pairs for evr_config_layer),
@@ -132,6 +150,10 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "no-sync", no_argument, NULL, 'n' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'V' },
+        { "retention-max-age", required_argument, NULL, 1001 },
+        { "retention-keep-per-pipeline", required_argument, NULL, 1002 },
+        { "retention-output-max-age", required_argument, NULL, 1003 },
+        { "retention-interval", required_argument, NULL, 1004 },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -156,10 +178,14 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'P': *print = true; break;
         case 'v': key = "log_level"; val = "debug"; break;
         case 'V': key = "log_level"; break;
+        case 1001: key = "retention_max_age"; break;
+        case 1002: key = "retention_keep_per_pipeline"; break;
+        case 1003: key = "retention_output_max_age"; break;
+        case 1004: key = "retention_interval"; break;
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && *nf < 16) {
+        if (key && *nf < 24) {
             flags[2 * *nf] = key;
             flags[2 * *nf + 1] = val;
             (*nf)++;
@@ -171,6 +197,28 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         return 2;
     }
     return 0;
+}
+
+/*  The retention settings into bo. */
+static evr_rc_t
+s_retention(evr_config_t *cfg, evr_broker_opts_t *bo, evr_err_t *err)
+{
+    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
+    evr_prune_policy_t *p = &bo->retention;
+    evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &p->max_age_ms, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_output_max_age", year, &p->output_max_age_ms,
+                                 err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
+    if (!rc && every < 100)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "retention_interval = \"%s\": expected at "
+                         "least 100ms", evr_config_get(cfg, "retention_interval"));
+    p->keep_per_pipeline = (uint32_t) keep;
+    bo->retention_interval_ms = (uint32_t) every;
+    return rc;
 }
 
 /*  The numbers and switches of cfg into bo (endpoints and directories
@@ -196,6 +244,8 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
         rc = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err);
     if (!rc)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err);
+    if (!rc)
+        rc = s_retention(cfg, bo, err);
     if (rc)
         return rc;
     bo->artifact_job_max_bytes = artjob;
@@ -233,6 +283,17 @@ s_private_dirs(evr_config_t *cfg, bool local, evr_err_t *err)
     return evr_paths_state(state, subs, 0, true, err);
 }
 
+/*  One broker per state directory: the lock file STATE/broker/evrun.lock,
+    held until the process ends (evr_lock.h). */
+static evr_rc_t
+s_lock(const char *store_dir, evr_lock_t **lock, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/evrun.lock", store_dir);
+    evr_rc_t rc = evr_lock_take(path, "evrun-broker", lock, err);
+    free(path);
+    return rc;
+}
+
 /*  Serves until a signal or a failed store: 0, or 3 when the store failed. */
 static int
 s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
@@ -262,7 +323,7 @@ s_serve(evr_broker_t *b, const evr_broker_opts_t *bo)
 int
 main(int argc, char **argv)
 {
-    const char *flags[32], *file = NULL;
+    const char *flags[48], *file = NULL;
     size_t nf = 0;
     bool print = false, local = false;
     evr_broker_opts_t bo = { 0 };
@@ -272,6 +333,7 @@ main(int argc, char **argv)
     evr_config_t *cfg = evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
     evr_err_t err;
     evr_broker_t *b = NULL;
+    evr_lock_t *lock = NULL;
     char *store_dir = NULL;
     size_t level = EVR_LOG_INFO;
     if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)
@@ -296,7 +358,8 @@ main(int argc, char **argv)
     /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
        back on free: glibc's sliding threshold would keep them in the heap */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    if (s_private_dirs(cfg, local, &err) || evr_broker_new(&bo, &b, &err)) {
+    if (s_private_dirs(cfg, local, &err) || s_lock(store_dir, &lock, &err)
+        || evr_broker_new(&bo, &b, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
@@ -304,6 +367,7 @@ main(int argc, char **argv)
     status = s_serve(b, &bo);
 out:
     evr_broker_destroy(&b);
+    evr_lock_destroy(&lock);
     evr_config_destroy(&cfg);
     free(store_dir);
     return status;

@@ -575,3 +575,9 @@ evr_daemon_turn(evr_daemon_t *self, int timeout_ms)
     s_inbound(self);
     s_outbound(self);
 }
+
+uint64_t
+evr_daemon_acked(const evr_daemon_t *self)
+{
+    return self->acked;
+}

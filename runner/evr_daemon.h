@@ -60,4 +60,8 @@ const char *evr_daemon_fatal(const evr_daemon_t *self);
 /*  True when drained with exit_when_drained and no job is left. */
 bool evr_daemon_drained(const evr_daemon_t *self);
 
+/*  The seq up to which the broker holds this runner's log (0 before the
+    first welcome): retention removes nothing above it (evr_keep.h). */
+uint64_t evr_daemon_acked(const evr_daemon_t *self);
+
 #endif

@@ -22,14 +22,16 @@
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
+#include "evr_keep.h"
+#include "evr_lock.h"
 #include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_shim.h"
 #include "evr_yaml.h"
 
-/*  Long options without a short letter. */
-#define S_OPT_HOST_NETWORK 1000
-#define S_OPT_GIT_CACHE_MAX 1001
+/*  Long options without a short letter (1000-1099: retention and prune). */
+#define S_OPT_HOST_NETWORK 1100
+#define S_OPT_GIT_CACHE_MAX 1101
 
 static volatile sig_atomic_t s_interrupts, s_terms;
 
@@ -67,6 +69,10 @@ static const evr_config_key_t s_keys[] = {
     { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
     { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
     { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
+    { "retention_max_age", "7d", "finished jobs older than this are removed once the broker holds them (0: never)" },
+    { "retention_keep_per_pipeline", "0", "finished jobs kept per pipeline, newest (0: all)" },
+    { "retention_output_max_age", "0", "output of finished jobs older than this is dropped (0: never)" },
+    { "retention_interval", "60s", "how often retention looks for jobs to remove (--broker)" },
 };
 
 static void
@@ -76,6 +82,7 @@ s_help(FILE *out)
             "usage: evrun-runner --exec FILE [-a NAME=VALUE]... [options]\n"
             "       evrun-runner --recover [options]\n"
             "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"
+            "       evrun-runner --prune [--dry-run] [options]\n"
             "\n"
             "Runs pipelines in podman containers, and `executor: process` pipelines as\n"
             "host commands when --executors lists process.  Every event goes to the event\n"
@@ -153,6 +160,19 @@ s_help(FILE *out)
             EVR_EXECUTOR_PROCESS_LABEL "): the broker\n"
             "                       sends it only jobs whose executor it offers\n"
             "  --keep               keep containers and the workspace volume (debugging)\n"
+            "  --prune              apply retention to the state directory's store now and\n"
+            "                       exit (refused while a runner uses the directory); only\n"
+            "                       jobs the broker acknowledged, when this store ever\n"
+            "                       served one\n"
+            "  --dry-run            with --prune: count what would go, remove nothing\n"
+            "  --retention-max-age D  finished jobs that ended longer ago than D (7d, 12h,\n"
+            "                       90s) are removed with their events and artifacts, once\n"
+            "                       the broker holds them (default 7d; 0 never)\n"
+            "  --retention-keep-per-pipeline N  at most N finished jobs per pipeline are\n"
+            "                       kept, the newest (default 0: no count limit)\n"
+            "  --retention-output-max-age D  the output of older finished jobs is dropped,\n"
+            "                       their other events kept (default 0: never)\n"
+            "  --retention-interval D  how often a --broker runner applies it (default 60s)\n"
             "  -q, --quiet          --exec: print only the summary\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
             "                       ~/.config/evrun/evrun.yml when it exists)\n"
@@ -172,9 +192,10 @@ s_help(FILE *out)
             "a second signal exits at once.\n"
             "exit status: 0 the job (and every recovered job) succeeded, or the daemon\n"
             "stopped; 1 a job failed, was cancelled or timed out (--exec, --recover);\n"
-            "2 bad input, podman or the state directory unusable, the pipeline's executor\n"
-            "or an unfinished job's not offered (--executors), or the broker refused\n"
-            "this runner's id\n");
+            "2 bad input, podman or the state directory unusable or in use by another\n"
+            "evrun-runner (STATE/evrun.lock: the message names its pid), the pipeline's\n"
+            "executor or an unfinished job's not offered (--executors), or the broker\n"
+            "refused this runner's id\n");
 }
 
 static char *
@@ -239,6 +260,9 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
 typedef struct {
     const char *file;
     bool recover, keep, print, exit_drained;
+    bool prune, dry_run;    /* --prune [--dry-run] */
+    evr_prune_policy_t retention;
+    uint32_t retention_ms;
     evr_offer_t offer;      /* the executors offered (setting executors) */
     int stop_timeout;
     evr_strmap_t given;
@@ -317,7 +341,49 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     return true;
 }
 
-/*  The state directory checked (made 0700 when missing), the store
+/*  One runner (daemon, --exec or --recover) per state directory: the lock
+    file STATE/evrun.lock, held until the process ends (evr_lock.h). */
+static evr_rc_t
+s_lock(const char *state_dir, evr_lock_t **lock, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/evrun.lock", state_dir);
+    evr_rc_t rc = evr_lock_take(path, "evrun-runner", lock, err);
+    free(path);
+    return rc;
+}
+
+/*  --prune: retention on the state directory's store, offline: refused
+    (exit 2, naming the pid) while a runner holds the directory. */
+static int
+s_prune(const char *state_dir, const s_opts_t *o)
+{
+    evr_err_t err;
+    evr_lock_t *lock = NULL;
+    evr_store_t *store = NULL;
+    evr_prune_stats_t st = { 0 };
+    int status = 0;
+    if (!evr_prune_enabled(&o->retention))
+        fprintf(stderr, "evrun-runner: retention is off (retention_max_age, "
+                "retention_keep_per_pipeline and retention_output_max_age are 0): nothing to "
+                "do\n");
+    else if (evr_paths_dir(state_dir, false, &err) || s_lock(state_dir, &lock, &err)
+             || evr_store_open(state_dir, EVR_STORE_SYNC, &store, &err)
+             || evr_keep_run(store, &o->retention, state_dir, o->dry_run, &st, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
+    }
+    else
+        printf("evrun-runner: %s %llu finished jobs (%llu events, %llu other records) and %s "
+               "the output of %llu: %llu bytes\n", o->dry_run ? "would remove" : "removed",
+               (unsigned long long) st.jobs, (unsigned long long) st.events,
+               (unsigned long long) st.records, o->dry_run ? "drop" : "dropped",
+               (unsigned long long) st.outputs, (unsigned long long) st.bytes);
+    evr_store_destroy(&store);
+    evr_lock_destroy(&lock);
+    return status;
+}
+
+/*  The state directory checked (made 0700 when missing), locked, the store
     opened, its unfinished jobs checked against the executors offered
     (evr_offer_check_store: a job left running with an executor not
     offered any more refuses the start), then the executors made; prints
@@ -325,10 +391,11 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     was made). */
 static bool
 s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o,
-       evr_exec_t **execs, evr_store_t **store)
+       evr_exec_t **execs, evr_store_t **store, evr_lock_t **lock)
 {
     evr_err_t err;
     if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)
+        || s_lock(state_dir, lock, &err)
         || evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)
         || evr_offer_check_store(&o->offer, *store, "evrun-runner", stderr, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
@@ -408,6 +475,12 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
     return evr_engine_all_succeeded(eng) ? 0 : 1;
 }
 
+static uint64_t
+s_acked(void *arg)
+{
+    return evr_daemon_acked(arg);
+}
+
 /*  --broker: serve until drained or stopped. */
 static int
 s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
@@ -440,6 +513,9 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         free(art_dir);
         return 2;
     }
+    evr_keep_t *keep = evr_keep_new(evr_engine_loop(eng), store, &o->retention,
+                                    o->retention_ms, evr_config_get(cfg, "state_dir"),
+                                    s_acked, d);
     uint64_t deadline = 0;
     int status = 0;
     for (;;) {
@@ -484,6 +560,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
                      evr_engine_active(eng));
     else
         evr_log_info(who, "stopped");
+    evr_keep_destroy(&keep);
     evr_daemon_destroy(&d);
     free(ship_dir);
     free(art_dir);
@@ -525,6 +602,11 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "executors", required_argument, NULL, 'X' },
         { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
         { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
+        { "prune", no_argument, NULL, 1000 }, { "dry-run", no_argument, NULL, 1001 },
+        { "retention-max-age", required_argument, NULL, 1002 },
+        { "retention-keep-per-pipeline", required_argument, NULL, 1003 },
+        { "retention-output-max-age", required_argument, NULL, 1004 },
+        { "retention-interval", required_argument, NULL, 1005 },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -570,21 +652,28 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'q': o->print = false; break;
         case 'C': *file = optarg; break;
         case 'P': *print_config = true; break;
+        case 1000: o->prune = true; break;
+        case 1001: o->dry_run = true; break;
+        case 1002: key = "retention_max_age"; break;
+        case 1003: key = "retention_keep_per_pipeline"; break;
+        case 1004: key = "retention_output_max_age"; break;
+        case 1005: key = "retention_interval"; break;
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
-        if (key && *nf < 31) {
+        if (key && *nf < 40) {
             flags[2 * *nf] = key;
             flags[2 * *nf + 1] = optarg;
             (*nf)++;
         }
     }
-    int modes = (o->file != NULL) + o->recover + broker;
-    if (optind != argc || (modes != 1 && !*print_config)) {
+    int modes = (o->file != NULL) + o->recover + broker + o->prune;
+    if (optind != argc || (modes != 1 && !*print_config) || (o->dry_run && !o->prune)) {
         fprintf(stderr, "evrun-runner: %s\n",
                 optind != argc ? "unexpected arguments"
-                : modes ? "--exec, --recover and --broker do not go together"
-                        : "one of --exec FILE, --recover or --broker EP is required");
+                : o->dry_run && !o->prune ? "--dry-run goes with --prune"
+                : modes ? "--exec, --recover, --broker and --prune do not go together"
+                        : "one of --exec FILE, --recover, --broker EP or --prune is required");
         s_help(stderr);
         return 2;
     }
@@ -625,7 +714,7 @@ main(int argc, char **argv)
         return evr_shim_main(argv[2]);
     s_tune_malloc();
     s_opts_t o = { .print = true, .stop_timeout = 30 };
-    const char *flags[64], *file = NULL;
+    const char *flags[80], *file = NULL;
     size_t nf = 0;
     bool print_config = false;
     int status = s_parse(argc, argv, &o, flags, &nf, &file, &print_config);
@@ -637,6 +726,7 @@ main(int argc, char **argv)
     evr_spec_t spec = { 0 };
     evr_strmap_t args = { 0 };
     evr_store_t *store = NULL;
+    evr_lock_t *lock = NULL;
     evr_loop_t *loop = evr_loop_new();
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
@@ -670,9 +760,18 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
     if (print_config) {
         evr_config_print(cfg, stdout);
         evr_hooks_print(hooks, stdout);
+        goto out;
+    }
+    if (o.prune) {
+        status = s_prune(state_dir, &o);
         goto out;
     }
     if (daemon && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
@@ -693,7 +792,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!s_open(state_dir, cfg, loop, &o, execs, &store)) {
+    if (!s_open(state_dir, cfg, loop, &o, execs, &store, &lock)) {
         status = 2;
         goto out;
     }
@@ -732,6 +831,7 @@ out:
     for (size_t i = 0; execs[i]; i++)
         evr_exec_destroy(&execs[i]);
     evr_loop_destroy(&loop);
+    evr_lock_destroy(&lock);
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);
     evr_strmap_free(&o.given);

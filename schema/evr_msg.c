@@ -209,6 +209,17 @@ MSG(fetch, JOB(true), STEP(true), APATH(true),
     OFFSET(false, "bytes of the file to skip (default 0)"));
 MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));
+#define U64(key, member, doc) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, doc)
+MSG(prune, M("dry_run", EVR_FT_BOOL, false, 0, dry_run, NULL, NULL,
+             "true: count what retention would remove, remove nothing"));
+MSG(pruned, U64("jobs", pr_jobs, "finished jobs removed (all their records)"),
+    U64("outputs", pr_outputs, "finished jobs whose output was dropped"),
+    U64("events", pr_events, "events removed"),
+    U64("records", pr_records, "other records removed: projections, index and queue entries"),
+    U64("bytes", pr_bytes, "bytes of stored values removed or emptied"),
+    M("dry_run", EVR_FT_BOOL, false, 0, dry_run, NULL, NULL, "true: nothing was removed"),
+    M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
+      "true: this request stopped at its bound with jobs left: ask again"));
 
 #define OPTSTR(key, member, limit, check, doc) M(key, EVR_FT_STR, false, limit, member, NULL, check, doc)
 MSG(start, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
@@ -268,6 +279,8 @@ static const struct {
     [EVR_MSG_PIPELINES] = { "pipelines", &s_empty, "client -> broker" },
     [EVR_MSG_START] = { "start", &s_m_start, "client -> broker" },
     [EVR_MSG_PIPELINE] = { "pipeline", &s_m_pipeline, "broker -> client" },
+    [EVR_MSG_PRUNE] = { "prune", &s_m_prune, "client -> broker" },
+    [EVR_MSG_PRUNED] = { "pruned", &s_m_pruned, "broker -> client" },
 };
 
 const char *const evr_msg_codes[][2] = {

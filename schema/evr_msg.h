@@ -41,6 +41,8 @@ typedef enum {
     EVR_MSG_ARTIFACT_CHUNK, EVR_MSG_ARTIFACT_ACK, EVR_MSG_FETCH, EVR_MSG_ARTIFACT_DATA,
     /* registered pipelines: client -> broker, client -> broker, broker -> client */
     EVR_MSG_PIPELINES, EVR_MSG_START, EVR_MSG_PIPELINE,
+    /* retention: client -> broker, broker -> client */
+    EVR_MSG_PRUNE, EVR_MSG_PRUNED,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -90,6 +92,8 @@ typedef struct {
     uint32_t concurrency, waiting;
     uint64_t next_run, last_fire;   /* ns since the epoch */
     evr_strmap_t outputs;   /* `job` answering `status`: STEP/KEY -> VALUE (step.outputs) */
+    bool dry_run;           /* `prune`, `pruned`: count only, remove nothing */
+    uint64_t pr_jobs, pr_outputs, pr_events, pr_records, pr_bytes;   /* `pruned` */
 } evr_msg_t;
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */

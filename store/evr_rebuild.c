@@ -10,6 +10,7 @@
 
 #include "evr_codec.h"
 #include "evr_json.h"
+#include "evr_prune.h"
 #include "evr_store_int.h"
 
 struct evr_rebuild {
@@ -291,7 +292,10 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
 {
     memset(out, 0, sizeof *out);
     s_verify_t v = { NULL, 0, out, report, arg, zhashx_new(), zhashx_new(), 0 };
-    evr_rc_t rc = evr_store_last_seq(store, &v.upto, err);
+    evr_prune_meta_t pm, pm2;
+    evr_rc_t rc = evr_store_pruned(store, &pm, err);
+    if (rc == EVR_OK)
+        rc = evr_store_last_seq(store, &v.upto, err);
     if (rc == EVR_OK)
         rc = evr_store_open_jobs(store, s_index_open, v.open, err);
     if (rc == EVR_OK && v.upto)
@@ -309,7 +313,17 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
                 out->differences++;
             }
         }
-        if (out->compacted == 0) {
+        out->pruned = pm.jobs;
+        /* a prune while checking changes the count: then it is not checked */
+        bool counted = evr_store_pruned(store, &pm2, err) == EVR_OK && pm2.events == pm.events;
+        if (out->compacted == 0 && pm.events && counted
+            && v.rb->events + pm.events != v.upto) {
+            s_report(report, arg, "seq: meta says the last seq is %llu; the log holds %llu "
+                     "events and retention removed %llu", (unsigned long long) v.upto,
+                     (unsigned long long) v.rb->events, (unsigned long long) pm.events);
+            out->differences++;
+        }
+        if (out->compacted == 0 && !pm.events) {
             if (v.rb->gaps) {
                 s_report(report, arg, "seq: %llu gaps in the event sequence",
                          (unsigned long long) v.rb->gaps);

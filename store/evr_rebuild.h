@@ -36,13 +36,15 @@ typedef struct {
     uint64_t events;        /* events read */
     uint64_t jobs;          /* projections compared */
     uint64_t compacted;     /* projections kept as summaries (not comparable) */
+    uint64_t pruned;        /* jobs retention removed, all their records (evr_prune.h) */
     uint64_t changed;       /* jobs a live writer advanced during the check: skipped */
     uint64_t differences;   /* problems reported */
 } evr_rebuild_verify_t;
 
 /*  Rebuilds every job from the events up to the last seq at the start and
     compares with the stored projections; also checks that seqs are dense
-    (unless retention compacted jobs).  Reads run in short transactions, so
+    (unless retention compacted jobs), or when retention removed jobs that
+    the events read and the events it removed add up to the last seq.  Reads run in short transactions, so
     a live writer may advance a job meanwhile: such jobs (stored last seq
     beyond the start) are counted as changed, not compared.  Each problem
     is reported; out counts them. */

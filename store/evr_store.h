@@ -186,7 +186,9 @@ evr_rc_t evr_store_output(evr_store_t *self, const char *job, const char *step,
     compact removes their events and index entries and keeps the
     projection, marked compacted; drop_output empties the bytes of their
     step.output events (offsets and counts stay, so a rebuild still
-    matches) and marks the projection.  *njobs counts the jobs changed. */
+    matches) and marks the projection.  *njobs counts the jobs changed.
+    What the binaries run is evr_store_prune (evr_prune.h): jobs removed
+    whole, by age and by count per pipeline, in bounded batches. */
 evr_rc_t evr_store_compact(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err);
 evr_rc_t evr_store_drop_output(evr_store_t *self, uint64_t before, uint32_t *njobs,
                                evr_err_t *err);

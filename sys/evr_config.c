@@ -1,6 +1,8 @@
 /*  evr_config.c: layered configuration; see evr_config.h. */
 #include "evr_config.h"
 
+#include "evr_field.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -113,6 +115,23 @@ evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_
 }
 
 evr_rc_t
+evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, uint64_t *out,
+                    evr_err_t *err)
+{
+    const char *v = evr_config_get(self, key);
+    uint64_t ms;
+    if (!v || !evr_duration_parse(v, &ms) || ms > max_ms) {
+        char max[32];
+        evr_duration_format(max_ms, max, sizeof max);
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration "
+                           "such as 30d, 12h, 90s or 0 (off), at most %s", key, v ? v : "",
+                           s_source(self, key), max);
+    }
+    *out = ms;
+    return EVR_OK;
+}
+
+evr_rc_t
 evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err)
 {
     const char *v = evr_config_get(self, key);
@@ -169,6 +188,53 @@ s_listed(const char *const *also, const char *key)
     return false;
 }
 
+/*  One setting key: value from the file. */
+static evr_rc_t
+s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const char *key,
+           const yaml_node_t *v, const char *const *also, evr_err_t *err)
+{
+    long i = s_index(self, key);
+    if (i < 0 && !s_listed(also, key))
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting", path,
+                           k->start_mark.line + 1, k->start_mark.column + 1, key);
+    if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key))
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
+                           path, v->start_mark.line + 1, v->start_mark.column + 1, key);
+    if (i >= 0 && v->type == YAML_SCALAR_NODE)
+        s_put(self, (size_t) i, (const char *) v->data.scalar.value, "file");
+    return EVR_OK;
+}
+
+/*  Settings that may be written as a mapping: `retention: {max_age: 30d}`
+    is the setting retention_max_age (as EVRUN_RETENTION_MAX_AGE and
+    --retention-max-age). */
+static bool
+s_is_group(const char *key)
+{
+    return strcmp(key, "retention") == 0;
+}
+
+static evr_rc_t
+s_load_group(evr_config_t *self, const char *path, yaml_document_t *doc, const char *group,
+             const yaml_node_t *map, const char *const *also, evr_err_t *err)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        const char *sub = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
+        char key[128];
+        snprintf(key, sizeof key, "%s_%s", group, sub);
+        if (s_index(self, key) < 0 && !s_listed(also, key))
+            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s.%s: unknown setting", path,
+                               k->start_mark.line + 1, k->start_mark.column + 1, group, sub);
+        evr_rc_t rc = s_load_one(self, path, k, key, v, also, err);
+        if (rc)
+            return rc;
+    }
+    return EVR_OK;
+}
+
 static evr_rc_t
 s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const char *const *also,
            evr_err_t *err)
@@ -185,15 +251,11 @@ s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const cha
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         const char *key = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
-        long i = s_index(self, key);
-        if (i < 0 && !s_listed(also, key))
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting", path,
-                               k->start_mark.line + 1, k->start_mark.column + 1, key);
-        if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key))
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
-                               path, v->start_mark.line + 1, v->start_mark.column + 1, key);
-        if (i >= 0)
-            s_put(self, (size_t) i, (const char *) v->data.scalar.value, "file");
+        evr_rc_t rc = v->type == YAML_MAPPING_NODE && s_is_group(key)
+                    ? s_load_group(self, path, doc, key, v, also, err)
+                    : s_load_one(self, path, k, key, v, also, err);
+        if (rc)
+            return rc;
     }
     return EVR_OK;
 }
@@ -240,7 +302,10 @@ const char *const evr_config_known[] = {
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
     "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
     "resource_redirects", "resource_local", "host_network", "grace", "executors", "parallel", "timeout_ms",
-    "log_level", "http_listen", "tls_cert", "tls_key", "hooks", NULL,
+    "log_level", "http_listen", "tls_cert", "tls_key", "hooks",
+    "retention_max_age", "retention_keep_per_pipeline", "retention_output_max_age",
+    "retention_interval",
+    NULL,
 };
 
 const char *const evr_config_own[] = { "hooks", NULL };

@@ -1,6 +1,7 @@
 /*  evr_config.h: the effective configuration of a binary (DESIGN §9).
 
-    Defaults < config file (evrun.yml, a flat YAML mapping) < environment
+    Defaults < config file (evrun.yml, a YAML mapping; `retention:` may be a
+    mapping of its own, its keys read as retention_KEY) < environment
     (EVRUN_<KEY> with the key upper-cased) < command-line flags.  Each
     binary declares its keys in a table; values are strings, checked by
     the binary where it uses them.  Every value remembers where it came
@@ -49,6 +50,12 @@ const char *evr_config_get(const evr_config_t *self, const char *key);
     naming the key and its source otherwise. */
 evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                          uint64_t *out, evr_err_t *err);
+
+/*  Value of key as a duration (evr_duration_parse: "30d", "12h", "90",
+    "0") in ms, at most max_ms; EVR_ERR_CONFIG naming the key, its value
+    and its source otherwise. */
+evr_rc_t evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms,
+                             uint64_t *out, evr_err_t *err);
 
 /*  Value of key as a boolean (true/false/yes/no/1/0); false when unset. */
 evr_rc_t evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err);

@@ -25,6 +25,8 @@ int evr_cli_pipelines(int argc, char **argv);
 int evr_cli_start(int argc, char **argv);
 /* cli_artifacts.c */
 int evr_cli_artifacts(int argc, char **argv);
+/* cli_prune.c */
+int evr_cli_prune(int argc, char **argv);
 /* cli_up.c */
 int evr_cli_up(int argc, char **argv);
 int evr_cli_down(int argc, char **argv);

@@ -135,6 +135,15 @@ static void
 s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
     const evr_evdata_t *d = &ev->data;
+    if (!d->bytes.len && d->raw) {
+        /* retention dropped the bytes (evr_prune.h): said once a stream */
+        if (d->offset == 0) {
+            s_prefix(f, j, d->step);
+            fprintf(f->o->out, "[%s output removed by retention]\n",
+                    d->stream ? d->stream : "");
+        }
+        return;
+    }
     s_line_t *l = s_line(j, d->step, d->stream && !strcmp(d->stream, "stderr"));
     for (size_t i = 0; i < d->bytes.len; i++) {
         uint8_t c = d->bytes.data[i];

@@ -23,6 +23,7 @@ static const struct {
     { "resume", evr_cli_resume, "resume a paused job" },
     { "runners", evr_cli_runners, "list runners" },
     { "drain", evr_cli_drain, "let a runner finish its jobs and take no new ones" },
+    { "prune", evr_cli_prune, "run the broker's retention now (--dry-run counts only)" },
     { "validate", evr_cli_validate, "check pipeline files; --print shows the normalized spec" },
     { "up", evr_cli_up, "start a local broker, runners (and podman) in the background" },
     { "down", evr_cli_down, "stop what up started" },

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "evr_json.h"
+#include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
 
@@ -213,7 +214,14 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         rc = evr_store_get_job(store, id, &job, &err);
     int status = 0;
     if (rc) {
+        evr_prune_meta_t pm;
+        evr_err_t ignored;
         fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        if (rc == EVR_ERR_NOTFOUND && evr_store_pruned(store, &pm, &ignored) == EVR_OK
+            && pm.upto[0] && strcmp(id, pm.upto) <= 0)
+            fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                    "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
+                    pm.upto);
         status = rc == EVR_ERR_NOTFOUND ? 1 : 2;
         goto out;
     }
@@ -350,16 +358,18 @@ s_verify(evr_store_t *store, const s_opts_t *o)
     }
     if (o->json)
         printf("{\"events\":%llu,\"jobs\":%llu,\"compacted\":%llu,\"changed\":%llu,"
-               "\"differences\":%llu}\n",
+               "\"differences\":%llu,\"pruned\":%llu}\n",
                (unsigned long long) v.events, (unsigned long long) v.jobs,
                (unsigned long long) v.compacted, (unsigned long long) v.changed,
-               (unsigned long long) v.differences);
+               (unsigned long long) v.differences, (unsigned long long) v.pruned);
     else
         printf("%s: %llu events, %llu jobs verified, %llu compacted, %llu changed while "
                "checking, %llu differences\n",
                v.differences ? "FAILED" : "verified", (unsigned long long) v.events,
                (unsigned long long) v.jobs, (unsigned long long) v.compacted,
                (unsigned long long) v.changed, (unsigned long long) v.differences);
+    if (!o->json && v.pruned)
+        printf("(%llu earlier jobs were removed by retention)\n", (unsigned long long) v.pruned);
     return v.differences ? 1 : 0;
 }
 

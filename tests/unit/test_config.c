@@ -1,7 +1,7 @@
 /*  test_config: layered settings: defaults < file < environment < flags,
     the source of each value, errors that name file, line, column and key,
-    numbers, booleans and choices checked, endpoints derived for local
-    mode. */
+    numbers, booleans, durations and choices checked, endpoints derived
+    for local mode, the `retention:` mapping. */
 #include <unistd.h>
 
 #include "evr_config.h"
@@ -110,10 +110,52 @@ test_bad_files(void)
     evr_config_destroy(&c);
 }
 
+/*  `retention:` as a mapping: its keys are the settings retention_KEY;
+    durations checked. */
+static void
+test_retention_group(void)
+{
+    static const evr_config_key_t keys[] = {
+        { "retention_max_age", "30d", "age" },
+        { "retention_keep_per_pipeline", "0", "count" },
+    };
+    char *path = s_file("retention:\n  max_age: 12h\n  keep_per_pipeline: 3\n");
+    evr_config_t *c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+    evr_err_t err;
+    CHECK(evr_config_load_file(c, path, evr_config_known, &err) == EVR_OK);
+    CHECK_STR(evr_config_get(c, "retention_keep_per_pipeline"), "3");
+    uint64_t ms = 0;
+    CHECK(evr_config_duration(c, "retention_max_age", 86400000ull * 365, &ms, &err) == EVR_OK
+          && ms == 12ull * 3600000);
+    evr_config_set(c, "retention_max_age", "2 weeks", "flag");
+    CHECK(evr_config_duration(c, "retention_max_age", 86400000ull, &ms, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "retention_max_age = \"2 weeks\" (from flag): expected a duration");
+    evr_config_destroy(&c);
+    unlink(path);
+    free(path);
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        { "retention:\n  max_age: 1d\n  keep: 3\n", ":3:3: retention.keep: unknown setting" },
+        { "retention:\n  max_age: [1d]\n", ":2:12: retention_max_age: expected a single value" },
+        { "labels:\n  a: 1\n", ":2:3: labels: expected a single value" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        path = s_file(bad[i].text);
+        c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+        CHECK(evr_config_load_file(c, path, evr_config_known, &err) == EVR_ERR_CONFIG);
+        CHECK_CONTAINS(err.msg, bad[i].want);
+        evr_config_destroy(&c);
+        unlink(path);
+        free(path);
+    }
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_layers);
     EVR_TEST_RUN(test_bad_files);
+    EVR_TEST_RUN(test_retention_group);
     EVR_TEST_END();
 }

@@ -1,0 +1,202 @@
+/*  evr_keep.c: a runner's retention; see evr_keep.h. */
+#include "evr_keep.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_log.h"
+#include "evr_unit.h"
+
+#define S_BATCH 200
+#define S_AGAIN_MS 20
+#define S_FIRST_MS 1000     /* the first pass, this long after the start */
+
+struct evr_keep {
+    evr_loop_t *loop;
+    evr_store_t *store;
+    evr_prune_policy_t pol;
+    uint32_t interval_ms;
+    char *state_dir;
+    evr_keep_acked_fn *acked;
+    void *arg;
+    uint64_t timer;
+    uint64_t noted;             /* broker_acked last written to meta */
+};
+
+/*  True when the ship queue (STATE/ship) holds no entry. */
+static bool
+s_ship_empty(const char *state_dir)
+{
+    char *dir = evr_asprintf("%s/ship", state_dir);
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d)
+        return true;
+    bool empty = true;
+    for (struct dirent *e; empty && (e = readdir(d));)
+        empty = e->d_name[0] == '.';
+    closedir(d);
+    return empty;
+}
+
+/*  Removes STATE/artifacts/JOB of the jobs retention removed (ids at or
+    below upto the store no longer knows), once nothing waits to ship. */
+static void
+s_sweep_artifacts(evr_store_t *store, const char *state_dir)
+{
+    evr_prune_meta_t pm;
+    evr_err_t err;
+    if (evr_store_pruned(store, &pm, &err) || !pm.upto[0] || !s_ship_empty(state_dir))
+        return;
+    char *dir = evr_asprintf("%s/artifacts", state_dir);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!evr_ulid_valid(e->d_name) || strcmp(e->d_name, pm.upto) > 0)
+            continue;
+        evr_job_t job = { 0 };
+        evr_rc_t rc = evr_store_get_job(store, e->d_name, &job, &err);
+        evr_rec_free(&evr_job_type, &job);
+        if (rc != EVR_ERR_NOTFOUND)
+            continue;
+        char *path = evr_asprintf("%s/%s", dir, e->d_name);
+        if (evr_unit_rmtree(path, &err))
+            evr_log_warn("evrun-runner", "retention: %s", err.msg);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
+/*  The seq the broker acknowledged, kept in meta when it moved on. */
+static void
+s_note_acked(evr_keep_t *k, uint64_t acked)
+{
+    if (acked <= k->noted)
+        return;
+    char num[24];
+    snprintf(num, sizeof num, "%llu", (unsigned long long) acked);
+    evr_err_t err;
+    if (evr_store_meta_set(k->store, "broker_acked", num, &err) == EVR_OK)
+        k->noted = acked;
+}
+
+static void
+s_tick(evr_loop_t *loop, void *arg)
+{
+    evr_keep_t *k = arg;
+    (void) loop;
+    k->timer = 0;
+    uint64_t acked = k->acked ? k->acked(k->arg) : 0;
+    /* not welcomed yet: look again soon, as after the start */
+    uint32_t wait = acked ? k->interval_ms : S_FIRST_MS < k->interval_ms ? S_FIRST_MS
+                                                                          : k->interval_ms;
+    if (acked) {
+        s_note_acked(k, acked);
+        evr_prune_policy_t pol = k->pol;
+        pol.upto_seq = acked;
+        evr_prune_stats_t st = { 0 };
+        bool more = false;
+        evr_err_t err;
+        if (evr_store_prune(k->store, &pol, evr_now_ns(), S_BATCH, false, NULL, NULL, &st,
+                            &more, &err))
+            evr_log_warn("evrun-runner", "retention: %s", err.msg);
+        else if (st.jobs || st.outputs)
+            evr_log_info("evrun-runner", "retention: removed %llu finished jobs (%llu events, "
+                         "%llu bytes), dropped the output of %llu", (unsigned long long) st.jobs,
+                         (unsigned long long) st.events, (unsigned long long) st.bytes,
+                         (unsigned long long) st.outputs);
+        if (more)
+            wait = S_AGAIN_MS;
+        else   /* also those left while files waited to ship */
+            s_sweep_artifacts(k->store, k->state_dir);
+    }
+    k->timer = evr_loop_timer_add(k->loop, wait, s_tick, k);
+}
+
+evr_keep_t *
+evr_keep_new(evr_loop_t *loop, evr_store_t *store, const evr_prune_policy_t *pol,
+             uint32_t interval_ms, const char *state_dir, evr_keep_acked_fn *acked, void *arg)
+{
+    evr_keep_t *k = evr_calloc(1, sizeof *k);
+    k->loop = loop;
+    k->store = store;
+    k->pol = *pol;
+    k->interval_ms = interval_ms ? interval_ms : 60000;
+    k->state_dir = evr_strdup(state_dir);
+    k->acked = acked;
+    k->arg = arg;
+    char *v = NULL;
+    evr_err_t err;
+    /* a store that serves a broker says so at once: an offline --prune
+       then never removes what the broker may not hold yet */
+    if (acked && evr_store_meta_get(store, "broker_acked", &v, &err) == EVR_ERR_NOTFOUND)
+        evr_store_meta_set(store, "broker_acked", "0", &err);
+    free(v);
+    if (evr_prune_enabled(pol))
+        k->timer = evr_loop_timer_add(loop, S_FIRST_MS < k->interval_ms ? S_FIRST_MS
+                                                                        : k->interval_ms,
+                                      s_tick, k);
+    return k;
+}
+
+void
+evr_keep_destroy(evr_keep_t **self_p)
+{
+    evr_keep_t *k = *self_p;
+    if (!k)
+        return;
+    if (k->acked)
+        s_note_acked(k, k->acked(k->arg));
+    evr_loop_timer_cancel(k->loop, k->timer);
+    free(k->state_dir);
+    free(k);
+    *self_p = NULL;
+}
+
+evr_rc_t
+evr_keep_run(evr_store_t *store, const evr_prune_policy_t *pol, const char *state_dir,
+             bool dry_run, evr_prune_stats_t *st, evr_err_t *err)
+{
+    evr_prune_policy_t p = *pol;
+    char *acked = NULL;
+    evr_err_t ignored;
+    if (evr_store_meta_get(store, "broker_acked", &acked, &ignored) == EVR_OK) {
+        p.upto_seq = strtoull(acked, NULL, 10);
+        free(acked);
+        if (!p.upto_seq)
+            return EVR_OK;   /* the broker holds nothing yet: nothing may go */
+    }
+    bool more = true;
+    evr_rc_t rc = EVR_OK;
+    for (int i = 0; more && !rc && i < 100000; i++)
+        rc = evr_store_prune(store, &p, evr_now_ns(), S_BATCH, dry_run, NULL, NULL, st, &more,
+                             err);
+    if (!rc && !dry_run)
+        s_sweep_artifacts(store, state_dir);
+    return rc;
+}
+
+evr_rc_t
+evr_keep_settings(const evr_config_t *cfg, evr_prune_policy_t *pol, uint32_t *interval_ms,
+                  evr_err_t *err)
+{
+    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
+    memset(pol, 0, sizeof *pol);
+    evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &pol->max_age_ms, err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_output_max_age", year,
+                                 &pol->output_max_age_ms, err);
+    if (!rc)
+        rc = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
+    if (!rc && every < 100)
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "retention_interval = \"%s\": expected at "
+                         "least 100ms", evr_config_get(cfg, "retention_interval"));
+    pol->keep_per_pipeline = (uint32_t) keep;
+    *interval_ms = (uint32_t) every;
+    return rc;
+}

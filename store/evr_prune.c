@@ -1,0 +1,513 @@
+/*  evr_prune.c: retention of finished jobs (evr_prune.h).
+
+    A batch first walks the projections (short read transactions, as
+    every reader) and notes of each finished job its id, pipeline, end
+    time and last seq; then picks, oldest first, the jobs past max_age or
+    beyond keep_per_pipeline (counted from the newest finished job of
+    each pipeline) to remove, and the jobs past output_max_age to drop
+    the output of; then rewrites at most max_jobs of them in one write
+    transaction, so a long backlog goes in bounded steps and never holds
+    the writer long.
+*/
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_codec.h"
+#include "evr_codec_read.h"
+#include "evr_prune.h"
+#include "evr_store_int.h"
+
+#define S_MAX_BATCH 10000
+#define S_MAX_EVENTS 50000      /* events a batch rewrites at most (past its first job) */
+
+/*  A finished job as the walk noted it. */
+typedef struct {
+    char id[EVR_ULID_LEN + 1];
+    char *pipeline;
+    uint64_t finished, last_seq;
+    uint32_t events;            /* its per-job events (last_jseq) */
+    bool output_dropped;
+    uint8_t act;                /* S_KEEP, S_REMOVE, S_DROP */
+} s_cand_t;
+
+enum { S_KEEP, S_REMOVE, S_DROP };
+
+typedef struct {
+    s_cand_t *v;
+    size_t n, cap;
+} s_cands_t;
+
+static int
+s_note(const evr_job_t *job, void *arg)
+{
+    s_cands_t *c = arg;
+    if (!evr_job_is_final(job))
+        return 0;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->v = evr_realloc(c->v, c->cap * sizeof *c->v);
+    }
+    s_cand_t *x = &c->v[c->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->id, sizeof x->id, "%s", job->id);
+    x->pipeline = evr_strdup(job->pipeline ? job->pipeline : "");
+    x->finished = job->finished;
+    x->last_seq = job->last_seq;
+    x->events = job->last_jseq;
+    x->output_dropped = job->output_dropped;
+    return 0;
+}
+
+/*  The fields s_note reads of a stored projection, straight from its
+    msgpack bytes (no decode of its steps); false when they are not as
+    written (then the full decoder reads it or says what is wrong). */
+static bool
+s_peek(const uint8_t *buf, size_t len, evr_job_t *job)
+{
+    evr_codec_rd_t r = { buf, buf + len };
+    uint32_t n;
+    if (!evr_codec_rd_map(&r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *k, *v;
+        uint32_t kn, vn;
+        if (!evr_codec_rd_raw(&r, false, &k, &kn))
+            return false;
+        uint64_t u;
+        int64_t si;
+        bool neg;
+#define S_KEY(name) (kn == sizeof(name) - 1 && memcmp(k, name, kn) == 0)
+        if (S_KEY("status") || S_KEY("pipeline")) {
+            if (!evr_codec_rd_raw(&r, false, &v, &vn) || vn > 255 || memchr(v, '\0', vn))
+                return false;
+            char str[256];
+            memcpy(str, v, vn);
+            str[vn] = '\0';
+            evr_job_status_t st;
+            if (S_KEY("pipeline"))
+                job->pipeline = evr_strdup(str);
+            else if (!evr_job_status_parse(str, &st))
+                return false;
+            else
+                job->status = st;
+        }
+        else if (S_KEY("last_jseq")) {
+            if (!evr_codec_rd_int(&r, &u, &si, &neg) || neg || u > UINT32_MAX)
+                return false;
+            job->last_jseq = (uint32_t) u;
+        }
+        else if (S_KEY("finished") || S_KEY("last_seq")) {
+            if (!evr_codec_rd_int(&r, &u, &si, &neg) || neg)
+                return false;
+            *(S_KEY("finished") ? &job->finished : &job->last_seq) = u;
+        }
+        else if (S_KEY("output_dropped")) {
+            if (r.p >= r.end || (*r.p != 0xc2 && *r.p != 0xc3))
+                return false;
+            job->output_dropped = *r.p++ == 0xc3;
+        }
+        else {
+            size_t skip = evr_codec_skip(r.p, (size_t) (r.end - r.p), EVR_CODEC_MAX_DEPTH - 1);
+            if (!skip)
+                return false;
+            r.p += skip;
+        }
+#undef S_KEY
+    }
+    return true;
+}
+
+/*  One stored projection (an evr_store_walk_fn) into the candidates. */
+static evr_rc_t
+s_note_raw(evr_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+           bool *stop, evr_err_t *err)
+{
+    (void) self;
+    (void) txn;
+    (void) stop;
+    if (k->mv_size != EVR_ULID_LEN)
+        return EVR_OK;
+    evr_job_t job = { 0 };
+    char id[EVR_ULID_LEN + 1];
+    memcpy(id, k->mv_data, EVR_ULID_LEN);
+    id[EVR_ULID_LEN] = '\0';
+    if (!s_peek(v->mv_data, v->mv_size, &job)) {
+        evr_rec_free(&evr_job_type, &job);
+        memset(&job, 0, sizeof job);
+        if (evr_codec_decode(v->mv_data, v->mv_size, &evr_job_type, &job, "job", err)) {
+            evr_rec_free(&evr_job_type, &job);
+            return evr_err_set(err, EVR_ERR_STORE, "store: projection of job %s: %s", id,
+                               err ? err->msg : "");
+        }
+    }
+    char *own = job.id;
+    job.id = id;
+    s_note(&job, arg);
+    job.id = own;
+    evr_rec_free(&evr_job_type, &job);
+    return EVR_OK;
+}
+
+static void
+s_cands_free(s_cands_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].pipeline);
+    free(c->v);
+}
+
+bool
+evr_prune_enabled(const evr_prune_policy_t *pol)
+{
+    return pol->max_age_ms || pol->keep_per_pipeline || pol->output_max_age_ms;
+}
+
+/*  Decides what happens to each candidate (ids ascending: oldest first). */
+static void
+s_decide(s_cands_t *c, const evr_prune_policy_t *pol, uint64_t now_ns)
+{
+    uint64_t ms = 1000000;
+    uint64_t age_cut = pol->max_age_ms && now_ns > pol->max_age_ms * ms
+                     ? now_ns - pol->max_age_ms * ms : 0;
+    uint64_t out_cut = pol->output_max_age_ms && now_ns > pol->output_max_age_ms * ms
+                     ? now_ns - pol->output_max_age_ms * ms : 0;
+    zhashx_t *seen = pol->keep_per_pipeline ? zhashx_new() : NULL;
+    for (size_t i = c->n; i-- > 0;) {
+        s_cand_t *x = &c->v[i];
+        x->act = S_KEEP;
+        if (pol->upto_seq && x->last_seq > pol->upto_seq)
+            continue;   /* not yet acknowledged by the broker: keep (and count) */
+        if (pol->busy && pol->busy(x->id, pol->busy_arg))
+            continue;
+        bool remove = pol->max_age_ms && x->finished < age_cut;
+        if (seen) {
+            uintptr_t n = (uintptr_t) zhashx_lookup(seen, x->pipeline) + 1;
+            zhashx_update(seen, x->pipeline, (void *) n);
+            remove = remove || n > pol->keep_per_pipeline;
+        }
+        if (remove)
+            x->act = S_REMOVE;
+        else if (pol->output_max_age_ms && !x->output_dropped && x->finished < out_cut)
+            x->act = S_DROP;
+    }
+    zhashx_destroy(&seen);
+}
+
+/*  The batch to rewrite. */
+typedef struct {
+    const evr_prune_policy_t *pol;
+    s_cand_t **v;
+    size_t n;
+    evr_prune_stats_t st;       /* of this batch (again from zero on a retry) */
+    char upto[EVR_ULID_LEN + 1];
+} s_batch_t;
+
+/*  Deletes the kv keys PREFIX JOB and PREFIX JOB/… */
+static int
+s_del_kv(evr_store_t *self, MDB_txn *txn, const char *prefix, const char *job,
+         evr_prune_stats_t *st)
+{
+    char key[256];
+    int len = snprintf(key, sizeof key, "%s%s", prefix, job);
+    if (len <= 0 || (size_t) len >= sizeof key)
+        return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, self->kv, &cur);
+    if (rc)
+        return rc;
+    MDB_val k = { (size_t) len, key }, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= (size_t) len && memcmp(k.mv_data, key, (size_t) len) == 0
+           && (k.mv_size == (size_t) len || ((const char *) k.mv_data)[len] == '/')) {
+        st->records++;
+        st->bytes += v.mv_size;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL)
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*  Removes one job's events, index entries, projection and kv records. */
+static int
+s_remove_job(evr_store_t *self, MDB_txn *txn, const s_batch_t *b, const char *id,
+             evr_prune_stats_t *st)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, self->by_job, &cur);
+    if (rc)
+        return rc;
+    uint8_t key[EVR_STORE_KEYLEN];
+    evr_store_jobkey(key, id, 0);
+    MDB_val k = { EVR_STORE_KEYLEN, key }, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && memcmp(k.mv_data, id, EVR_ULID_LEN) == 0) {
+        MDB_val ek = { 8, v.mv_data }, ev;
+        if (v.mv_size == 8 && mdb_get(txn, self->events, &ek, &ev) == 0) {
+            st->events++;
+            st->bytes += ev.mv_size;
+            rc = mdb_del(txn, self->events, &ek, NULL);
+        }
+        st->records++;
+        if (rc == 0)
+            rc = mdb_cursor_del(cur, 0);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL)
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    MDB_val jk = { EVR_ULID_LEN, (void *) id }, jv;
+    if ((rc = mdb_get(txn, self->jobs, &jk, &jv)) == 0) {
+        st->records++;
+        st->bytes += jv.mv_size;
+        rc = mdb_del(txn, self->jobs, &jk, NULL);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if ((rc = mdb_del(txn, self->open, &jk, NULL)) && rc != MDB_NOTFOUND)
+        return rc;
+    for (const char *const *p = b->pol->kv_prefixes; !self->no_kv && p && *p; p++)
+        if ((rc = s_del_kv(self, txn, *p, id, st)))
+            return rc;
+    st->jobs++;
+    return 0;
+}
+
+/*  Empties the bytes of one job's step.output events and marks its
+    projection output_dropped. */
+static evr_rc_t
+s_drop_job(evr_store_t *self, MDB_txn *txn, const char *id, evr_prune_stats_t *st,
+           evr_err_t *err, int *mdbrc)
+{
+    MDB_cursor *cur;
+    if ((*mdbrc = mdb_cursor_open(txn, self->by_job, &cur)))
+        return evr_store_mdb_err(err, "mdb_cursor_open", *mdbrc);
+    uint8_t key[EVR_STORE_KEYLEN];
+    evr_store_jobkey(key, id, 0);
+    MDB_val k = { EVR_STORE_KEYLEN, key }, v;
+    evr_rc_t erc = EVR_OK;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && !erc && memcmp(k.mv_data, id, EVR_ULID_LEN) == 0) {
+        uint8_t seqkey[8];
+        memcpy(seqkey, v.mv_data, 8);
+        MDB_val ek = { 8, seqkey }, ev_val;
+        if ((rc = mdb_get(txn, self->events, &ek, &ev_val)) == MDB_NOTFOUND)
+            rc = 0;
+        else if (rc == 0) {
+            evr_event_t ev = { 0 };
+            size_t old = ev_val.mv_size;
+            erc = evr_store_decode_event(&ev_val, evr_store_get64(seqkey), &ev, err);
+            if (!erc && evr_event_kind(&ev) == EVR_EV_STEP_OUTPUT && ev.data.bytes.len) {
+                free(ev.data.bytes.data);
+                ev.data.bytes.data = NULL;
+                ev.data.bytes.len = 0;
+                uint8_t *buf;
+                size_t len;
+                evr_event_encode(&ev, &buf, &len);
+                MDB_val nv = { len, buf };
+                rc = mdb_put(txn, self->events, &ek, &nv, 0);
+                st->bytes += old > len ? old - len : 0;
+                free(buf);
+            }
+            evr_rec_free(&evr_event_type, &ev);
+        }
+        if (rc == 0 && !erc)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!erc && rc && rc != MDB_NOTFOUND) {
+        *mdbrc = rc;
+        return evr_store_mdb_err(err, "drop output", rc);
+    }
+    if (erc)
+        return erc;
+    evr_job_t job = { 0 };
+    erc = evr_store_load_job(self, txn, id, &job, err);
+    if (!erc) {
+        job.output_dropped = true;
+        erc = evr_store_put_job(self, txn, &job, err, mdbrc);
+    }
+    evr_rec_free(&evr_job_type, &job);
+    if (!erc)
+        st->outputs++;
+    return erc;
+}
+
+/*  A decimal counter in `meta`, in txn (0 when missing or not a number). */
+static uint64_t
+s_meta_u64(evr_store_t *self, MDB_txn *txn, const char *key)
+{
+    MDB_val k = { strlen(key), (void *) key }, v;
+    if (mdb_get(txn, self->meta, &k, &v) || v.mv_size == 0 || v.mv_size > 20)
+        return 0;
+    char buf[24];
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = '\0';
+    return strtoull(buf, NULL, 10);
+}
+
+static int
+s_meta_put(evr_store_t *self, MDB_txn *txn, const char *key, const char *val)
+{
+    MDB_val k = { strlen(key), (void *) key }, v = { strlen(val), (void *) val };
+    return mdb_put(txn, self->meta, &k, &v, 0);
+}
+
+/*  What the batch removed, added to the counters in `meta`. */
+static int
+s_count(evr_store_t *self, MDB_txn *txn, const s_batch_t *b)
+{
+    if (!b->st.jobs)
+        return 0;
+    char num[24];
+    snprintf(num, sizeof num, "%llu",
+             (unsigned long long) (s_meta_u64(self, txn, "pruned_jobs") + b->st.jobs));
+    int rc = s_meta_put(self, txn, "pruned_jobs", num);
+    snprintf(num, sizeof num, "%llu",
+             (unsigned long long) (s_meta_u64(self, txn, "pruned_events") + b->st.events));
+    if (!rc)
+        rc = s_meta_put(self, txn, "pruned_events", num);
+    MDB_val k = { 11, "pruned_upto" }, v;
+    bool higher = mdb_get(txn, self->meta, &k, &v) != 0 || v.mv_size != EVR_ULID_LEN
+               || memcmp(b->upto, v.mv_data, EVR_ULID_LEN) > 0;
+    if (!rc && higher)
+        rc = s_meta_put(self, txn, "pruned_upto", b->upto);
+    return rc;
+}
+
+/*  The body of a batch's write transaction (an evr_store_txn_fn). */
+static evr_rc_t
+s_batch_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *mdbrc)
+{
+    s_batch_t *b = arg;
+    memset(&b->st, 0, sizeof b->st);
+    b->upto[0] = '\0';
+    for (size_t i = 0; i < b->n; i++) {
+        const s_cand_t *x = b->v[i];
+        if (x->act == S_DROP) {
+            evr_rc_t erc = s_drop_job(self, txn, x->id, &b->st, err, mdbrc);
+            if (erc)
+                return erc;
+            continue;
+        }
+        if ((*mdbrc = s_remove_job(self, txn, b, x->id, &b->st)))
+            return evr_store_mdb_err(err, "prune", *mdbrc);
+        if (strcmp(x->id, b->upto) > 0)
+            memcpy(b->upto, x->id, sizeof b->upto);
+    }
+    if ((*mdbrc = s_count(self, txn, b)))
+        return evr_store_mdb_err(err, "prune: mdb_put meta", *mdbrc);
+    return EVR_OK;
+}
+
+/*  A dry run of one batch: the same body in a transaction aborted. */
+static evr_rc_t
+s_batch_dry(evr_store_t *self, s_batch_t *b, evr_err_t *err)
+{
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, 0, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    int mdbrc = 0;
+    evr_rc_t erc = s_batch_txn(self, txn, b, err, &mdbrc);
+    mdb_txn_abort(txn);
+    return erc;
+}
+
+static void
+s_add(evr_prune_stats_t *to, const evr_prune_stats_t *from)
+{
+    to->jobs += from->jobs;
+    to->outputs += from->outputs;
+    to->events += from->events;
+    to->records += from->records;
+    to->bytes += from->bytes;
+}
+
+evr_rc_t
+evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns,
+                uint32_t max_jobs, bool dry_run, evr_prune_removed_fn *removed, void *arg,
+                evr_prune_stats_t *st, bool *more, evr_err_t *err)
+{
+    *more = false;
+    if (self->flags & EVR_STORE_RDONLY)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: opened read-only", self->dir);
+    if (!evr_prune_enabled(pol))
+        return EVR_OK;
+    if (max_jobs == 0 || max_jobs > S_MAX_BATCH)
+        max_jobs = S_MAX_BATCH;
+    s_cands_t c = { 0 };
+    evr_rc_t erc = evr_store_walk(self, self->jobs, "jobs", NULL, 0, s_note_raw, &c, err);
+    if (!erc)
+        s_decide(&c, pol, now_ns);
+    s_batch_t b = { .pol = pol, .v = evr_calloc(max_jobs, sizeof(s_cand_t *)) };
+    size_t i = 0;
+    while (!erc && i < c.n) {
+        b.n = 0;
+        uint64_t events = 0;
+        for (; i < c.n && b.n < max_jobs && (b.n == 0 || events < S_MAX_EVENTS); i++)
+            if (c.v[i].act != S_KEEP) {
+                b.v[b.n++] = &c.v[i];
+                events += c.v[i].events;
+            }
+        if (!b.n)
+            break;
+        erc = dry_run ? s_batch_dry(self, &b, err)
+                      : evr_store_write(self, "a batch of pruned jobs", s_batch_txn, &b, err);
+        if (erc)
+            break;
+        s_add(st, &b.st);
+        for (size_t j = 0; j < b.n && !dry_run && removed; j++)
+            if (b.v[j]->act == S_REMOVE)
+                removed(b.v[j]->id, arg);
+        if (!dry_run) {
+            while (i < c.n && c.v[i].act == S_KEEP)
+                i++;
+            *more = i < c.n;
+            break;
+        }
+    }
+    free(b.v);
+    s_cands_free(&c);
+    return erc;
+}
+
+evr_rc_t
+evr_store_pruned(evr_store_t *self, evr_prune_meta_t *out, evr_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    out->jobs = s_meta_u64(self, txn, "pruned_jobs");
+    out->events = s_meta_u64(self, txn, "pruned_events");
+    MDB_val k = { 11, "pruned_upto" }, v;
+    if (mdb_get(txn, self->meta, &k, &v) == 0 && v.mv_size == EVR_ULID_LEN)
+        memcpy(out->upto, v.mv_data, EVR_ULID_LEN);
+    mdb_txn_abort(txn);
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize, evr_err_t *err)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    int rc = mdb_env_info(self->env, &info);
+    if (!rc)
+        rc = mdb_env_stat(self->env, &stat);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_env_info", rc);
+    *last_pgno = info.me_last_pgno;
+    *psize = stat.ms_psize;
+    return EVR_OK;
+}

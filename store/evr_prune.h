@@ -1,0 +1,73 @@
+/*  evr_prune.h: retention of a store: finished jobs removed by age and by
+    count per pipeline, output of older ones dropped (README "Retention").
+
+    A prune removes all of a job's records in one write transaction with
+    the others of its batch: its events, its by_job index, its projection
+    and the key-value records named by the caller's prefixes (the
+    broker's "q/JOB", "lost/JOB/RUNNER"...).  Running, queued and paused
+    jobs are never touched.  What was removed is counted in `meta`
+    (pruned_jobs, pruned_events, pruned_upto: the highest job id removed),
+    so that `evrun-replay --verify` knows the log's gaps are retention's
+    (events + pruned_events = last seq) and a status asked of a removed
+    job can say so.  Dropping output empties the bytes of a job's
+    step.output events (offsets and counts stay, so a rebuild matches) and
+    marks its projection output_dropped.
+*/
+#ifndef EVR_PRUNE_H_INCLUDED
+#define EVR_PRUNE_H_INCLUDED
+
+#include "evr_store.h"
+
+typedef struct {
+    uint64_t max_age_ms;            /* finished longer ago: removed (0: off) */
+    uint32_t keep_per_pipeline;     /* finished jobs kept per pipeline, newest (0: off) */
+    uint64_t output_max_age_ms;     /* finished longer ago: output dropped (0: off) */
+    uint64_t upto_seq;              /* only jobs whose last event is at or below (0: any) */
+    const char *const *kv_prefixes; /* NULL-terminated; kv keys PREFIX JOB and PREFIX JOB/… */
+    bool (*busy)(const char *job, void *arg);   /* NULL, or true: the caller still holds
+                                                   the job (kept, not counted) */
+    void *busy_arg;
+} evr_prune_policy_t;
+
+typedef struct {
+    uint64_t jobs;      /* jobs removed */
+    uint64_t outputs;   /* jobs whose output was dropped */
+    uint64_t events;    /* events removed */
+    uint64_t records;   /* other records removed: projections, index and kv entries */
+    uint64_t bytes;     /* bytes of values removed or emptied */
+} evr_prune_stats_t;
+
+/*  True when the policy removes or drops anything at all. */
+bool evr_prune_enabled(const evr_prune_policy_t *pol);
+
+/*  Called after the commit with the id of each job removed (not for a
+    dry run), so the caller removes its files (artifacts). */
+typedef void (evr_prune_removed_fn)(const char *job, void *arg);
+
+/*  One batch: picks the finished jobs the policy removes (oldest first)
+    and those whose output it drops, at most max_jobs of them (1..10000)
+    and, past the first, at most 50,000 of their events, and removes them
+    in one write transaction.  With dry_run nothing is
+    written (each batch's transaction is aborted) and every job the policy
+    would touch is counted, not only max_jobs.  now_ns is the time the ages
+    count from.  Adds to *st; *more says jobs are left for another batch.
+    Errors: EVR_ERR_STORE (LMDB's, a read-only store, a projection that does
+    not decode), nothing written then. */
+evr_rc_t evr_store_prune(evr_store_t *self, const evr_prune_policy_t *pol, uint64_t now_ns,
+                         uint32_t max_jobs, bool dry_run, evr_prune_removed_fn *removed,
+                         void *arg, evr_prune_stats_t *st, bool *more, evr_err_t *err);
+
+/*  What `meta` says of earlier prunes (zeros when none). */
+typedef struct {
+    uint64_t jobs, events;
+    char upto[EVR_ULID_LEN + 1];    /* highest job id removed; "" when none */
+} evr_prune_meta_t;
+evr_rc_t evr_store_pruned(evr_store_t *self, evr_prune_meta_t *out, evr_err_t *err);
+
+/*  The highest page in use in the store's file (mdb_env_info's
+    me_last_pgno) and the page size: LMDB reuses freed pages, so under a
+    steady load with retention this stays bounded. */
+evr_rc_t evr_store_pages(evr_store_t *self, uint64_t *last_pgno, uint32_t *psize,
+                         evr_err_t *err);
+
+#endif

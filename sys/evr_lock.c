@@ -1,0 +1,77 @@
+/*  evr_lock.c: the state directory's lock file; see evr_lock.h. */
+#include "evr_lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct evr_lock {
+    int fd;
+};
+
+/*  The pid written in the file, as text ("unknown" when none is yet). */
+static void
+s_holder(int fd, char *buf, size_t size)
+{
+    char raw[32];
+    ssize_t n = pread(fd, raw, sizeof raw - 1, 0);
+    long pid = 0;
+    if (n > 0) {
+        raw[n] = '\0';
+        char *end;
+        pid = strtol(raw, &end, 10);
+        if (end == raw || (*end && *end != '\n'))
+            pid = 0;
+    }
+    if (pid > 0)
+        snprintf(buf, size, "%ld", pid);
+    else
+        snprintf(buf, size, "unknown");
+}
+
+evr_rc_t
+evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return evr_err_set(err, EVR_ERR_IO, "%s: cannot open the lock file: %s", path,
+                           strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32];
+        s_holder(fd, pid, sizeof pid);
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return evr_err_set(err, EVR_ERR_STATE, "%s: the state directory is in use by %s "
+                               "pid %s: stop that one first, or give this one another "
+                               "--state-dir", path, who, pid);
+        return evr_err_set(err, EVR_ERR_IO, "%s: flock: %s", path, strerror(e));
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long) getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t) len, 0) != len) {
+        int e = errno;
+        close(fd);
+        return evr_err_set(err, EVR_ERR_IO, "%s: writing the pid: %s", path, strerror(e));
+    }
+    evr_lock_t *self = evr_calloc(1, sizeof *self);
+    self->fd = fd;
+    *out = self;
+    return EVR_OK;
+}
+
+void
+evr_lock_destroy(evr_lock_t **self_p)
+{
+    evr_lock_t *self = *self_p;
+    if (!self)
+        return;
+    close(self->fd);   /* drops the flock */
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,55 @@
+/*  test_lock: the state directory's lock (sys/evr_lock.c): taken once,
+    a second taker (here another open of the file in the same process,
+    as flock locks belong to the open file) refused naming the pid
+    written in the file, free again once released; a child process sees
+    the same; a path that cannot be opened is an I/O error. */
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_lock.h"
+#include "evr_test.h"
+
+static void
+test_lock(void)
+{
+    char dir[] = "/tmp/evr-test-lock-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = evr_asprintf("%s/evrun.lock", dir);
+    evr_lock_t *a = NULL, *b = NULL;
+    evr_err_t err;
+    CHECK(evr_lock_take(path, "evrun-runner", &a, &err) == EVR_OK && a);
+    CHECK(evr_lock_take(path, "evrun-runner", &b, &err) == EVR_ERR_STATE && !b);
+    char want[64];
+    snprintf(want, sizeof want, "in use by evrun-runner pid %ld", (long) getpid());
+    CHECK_CONTAINS(err.msg, want);
+    CHECK_CONTAINS(err.msg, path);
+    pid_t pid = fork();
+    if (pid == 0) {   /* another process: refused too */
+        evr_lock_t *c = NULL;
+        evr_err_t e;
+        _exit(evr_lock_take(path, "evrun-runner", &c, &e) == EVR_ERR_STATE ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    evr_lock_destroy(&a);
+    CHECK(a == NULL);
+    evr_lock_destroy(&a);   /* NULL is fine */
+    CHECK(evr_lock_take(path, "evrun-runner", &b, &err) == EVR_OK && b);
+    evr_lock_destroy(&b);
+    char *bad = evr_asprintf("%s/missing/evrun.lock", dir);
+    CHECK(evr_lock_take(bad, "evrun-broker", &b, &err) == EVR_ERR_IO && !b);
+    CHECK_CONTAINS(err.msg, "cannot open the lock file");
+    unlink(path);
+    rmdir(dir);
+    free(bad);
+    free(path);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_lock);
+    EVR_TEST_END();
+}

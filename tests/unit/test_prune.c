@@ -1,0 +1,323 @@
+/*  test_prune: retention (store/evr_prune.c) on a real LMDB in a
+    temporary directory: removal by count per pipeline and by age in
+    bounded batches (jobs and events) with the kv records of each job, a dry run that
+    changes nothing, output dropped with the other events kept, running
+    jobs and jobs not yet acknowledged never touched, `evrun-replay
+    --verify`'s check clean afterwards, and the used pages of the file
+    bounded over rounds of appends and prunes. */
+#include <unistd.h>
+
+#include "evr_prune.h"
+#include "evr_rebuild.h"
+#include "evr_store.h"
+#include "evr_synth.h"
+#include "evr_test.h"
+
+static char s_root[256];
+
+static void
+s_rm_rf(const char *dir)
+{
+    char *cmd = evr_asprintf("rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed: %s\n", cmd);
+    free(cmd);
+}
+
+static char *
+s_job_id(int i)
+{
+    return evr_asprintf("01JQ7ZK3M8X2V9T4B6N%07d", i);
+}
+
+/*  Appends one synthetic job of pipeline; finished unless running. */
+static void
+s_job(evr_store_t *st, int i, const char *pipeline, bool running)
+{
+    char *id = s_job_id(i);
+    size_t n;
+    evr_event_t **evs = evr_synth_job(id, 2, 2000, 500, &n);
+    free(evs[0]->data.pipeline);
+    evs[0]->data.pipeline = evr_strdup(pipeline);
+    evr_err_t err;
+    evr_rc_t rc = evr_store_append(st, evs, running ? n - 2 : n, &err);
+    if (rc)
+        fprintf(stderr, "  append %s: %s\n", id, err.msg);
+    CHECK(rc == EVR_OK);
+    evr_synth_free(evs, n);
+    free(id);
+}
+
+static bool
+s_known(evr_store_t *st, int i)
+{
+    char *id = s_job_id(i);
+    evr_job_t job = { 0 };
+    evr_err_t err;
+    bool known = evr_store_get_job(st, id, &job, &err) == EVR_OK;
+    evr_rec_free(&evr_job_type, &job);
+    free(id);
+    return known;
+}
+
+static void
+s_print(const char *line, void *arg)
+{
+    (*(int *) arg)++;
+    fprintf(stderr, "  verify: %s\n", line);
+}
+
+static void
+s_verify_clean(evr_store_t *st, uint64_t pruned)
+{
+    evr_rebuild_verify_t v;
+    evr_err_t err;
+    int lines = 0;
+    CHECK(evr_rebuild_verify(st, s_print, &lines, &v, &err) == EVR_OK);
+    CHECK(v.differences == 0 && lines == 0 && v.pruned == pruned);
+}
+
+static void
+s_removed(const char *job, void *arg)
+{
+    (void) job;
+    (*(int *) arg)++;
+}
+
+static const char *const s_prefixes[] = { "q/", "lost/", NULL };
+
+static void
+s_kv(evr_store_t *st, const char *key)
+{
+    evr_store_kv_t op = { key, "x", 1 };
+    evr_err_t err;
+    CHECK(evr_store_kv_write(st, &op, 1, &err) == EVR_OK);
+}
+
+static bool
+s_has_kv(evr_store_t *st, const char *key)
+{
+    char buf[8];
+    evr_err_t err;
+    return evr_store_kv_get(st, key, buf, sizeof buf, &err) == EVR_OK;
+}
+
+static void
+test_keep_per_pipeline(void)
+{
+    char *dir = evr_asprintf("%s/keep", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 8; i++)
+        s_job(st, i, "a", false);
+    s_job(st, 9, "b", false);
+    s_job(st, 10, "b", false);
+    s_job(st, 11, "a", true);            /* running: never pruned, not counted */
+    char *first = s_job_id(1), *kept = s_job_id(8);
+    char *k1 = evr_asprintf("q/%s", first), *k2 = evr_asprintf("lost/%s/r1", first);
+    char *k3 = evr_asprintf("lost/%s/r1", kept), *k4 = evr_asprintf("lost/%sX", first);
+    s_kv(st, k1);
+    s_kv(st, k2);
+    s_kv(st, k3);
+    s_kv(st, k4);
+    evr_prune_policy_t pol = { .keep_per_pipeline = 3, .kv_prefixes = s_prefixes };
+    uint64_t last0 = 0;
+    CHECK(evr_store_last_seq(st, &last0, &err) == EVR_OK);
+
+    /* a dry run counts all five and changes nothing */
+    evr_prune_stats_t dry = { 0 };
+    bool more = true;
+    int removed = 0;
+    CHECK(evr_store_prune(st, &pol, evr_now_ns(), 2, true, s_removed, &removed, &dry, &more,
+                          &err) == EVR_OK);
+    CHECK(dry.jobs == 5 && !more && removed == 0 && dry.events > 0 && dry.bytes > 10000);
+    CHECK(s_known(st, 1) && s_has_kv(st, k1));
+
+    /* batches of two: 2, 2, 1 */
+    evr_prune_stats_t done = { 0 };
+    int rounds = 0;
+    do {
+        CHECK(evr_store_prune(st, &pol, evr_now_ns(), 2, false, s_removed, &removed, &done,
+                              &more, &err) == EVR_OK);
+        rounds++;
+    } while (more && rounds < 10);
+    CHECK(rounds == 3 && removed == 5);
+    CHECK(done.jobs == dry.jobs && done.events == dry.events && done.bytes == dry.bytes
+          && done.records == dry.records);
+    for (int i = 1; i <= 5; i++)
+        CHECK(!s_known(st, i));
+    for (int i = 6; i <= 11; i++)
+        CHECK(s_known(st, i));
+    CHECK(!s_has_kv(st, k1) && !s_has_kv(st, k2));
+    CHECK(s_has_kv(st, k3) && s_has_kv(st, k4));   /* a kept job's; another key */
+    s_verify_clean(st, 5);
+    evr_prune_meta_t pm;
+    CHECK(evr_store_pruned(st, &pm, &err) == EVR_OK);
+    CHECK(pm.jobs == 5 && pm.events == done.events);
+    char *fifth = s_job_id(5);
+    CHECK(strcmp(pm.upto, fifth) == 0);
+    /* nothing more to do; the seq goes on past the removed events */
+    CHECK(evr_store_prune(st, &pol, evr_now_ns(), 2, false, NULL, NULL, &done, &more, &err)
+          == EVR_OK && !more && done.jobs == 5);
+    s_job(st, 12, "b", false);
+    uint64_t last1 = 0;
+    CHECK(evr_store_last_seq(st, &last1, &err) == EVR_OK && last1 > last0);
+    s_verify_clean(st, 5);
+    free(fifth);
+    free(first);
+    free(kept);
+    free(k1);
+    free(k2);
+    free(k3);
+    free(k4);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+static void
+test_max_age_and_output(void)
+{
+    char *dir = evr_asprintf("%s/age", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 4; i++)
+        s_job(st, i, "a", false);
+    s_job(st, 5, "a", true);
+    uint64_t now = evr_now_ns();
+    uint64_t hour = 3600ull * 1000000000ull;
+
+    /* output older than an hour, an hour from now: dropped, events kept */
+    evr_prune_policy_t out = { .output_max_age_ms = 3600000 };
+    evr_prune_stats_t st1 = { 0 };
+    bool more;
+    CHECK(evr_store_prune(st, &out, now + 2 * hour, 100, false, NULL, NULL, &st1, &more, &err)
+          == EVR_OK);
+    CHECK(st1.outputs == 4 && st1.jobs == 0 && st1.bytes >= 4 * 4000);
+    char *id = s_job_id(2);
+    evr_job_t job = { 0 };
+    CHECK(evr_store_get_job(st, id, &job, &err) == EVR_OK && job.output_dropped);
+    evr_rec_free(&evr_job_type, &job);
+    s_verify_clean(st, 0);
+    /* done once: a second pass finds nothing */
+    evr_prune_stats_t st2 = { 0 };
+    CHECK(evr_store_prune(st, &out, now + 2 * hour, 100, false, NULL, NULL, &st2, &more, &err)
+          == EVR_OK && st2.outputs == 0);
+
+    /* max_age: nothing is old yet now; an hour later every finished job goes */
+    evr_prune_policy_t age = { .max_age_ms = 3600000 };
+    evr_prune_stats_t st3 = { 0 };
+    CHECK(evr_store_prune(st, &age, now, 100, false, NULL, NULL, &st3, &more, &err) == EVR_OK
+          && st3.jobs == 0);
+    /* not yet acknowledged past job 2's last event: jobs 3 and 4 stay */
+    CHECK(evr_store_get_job(st, id, &job, &err) == EVR_OK);
+    age.upto_seq = job.last_seq;
+    evr_rec_free(&evr_job_type, &job);
+    CHECK(evr_store_prune(st, &age, now + 2 * hour, 100, false, NULL, NULL, &st3, &more, &err)
+          == EVR_OK && st3.jobs == 2);
+    CHECK(!s_known(st, 1) && !s_known(st, 2) && s_known(st, 3) && s_known(st, 4));
+    age.upto_seq = 0;
+    CHECK(evr_store_prune(st, &age, now + 2 * hour, 100, false, NULL, NULL, &st3, &more, &err)
+          == EVR_OK && st3.jobs == 4);
+    CHECK(s_known(st, 5));   /* running */
+    s_verify_clean(st, 4);
+    /* a read-only store refuses */
+    evr_store_t *ro;
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &ro, &err) == EVR_OK);
+    CHECK(evr_store_prune(ro, &age, now, 100, false, NULL, NULL, &st3, &more, &err)
+          == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "read-only");
+    evr_store_destroy(&ro);
+    free(id);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+/*  A batch stops past 50,000 events: three jobs of 26,000 events each go
+    in two batches although max_jobs would take them all at once. */
+static void
+test_batch_events(void)
+{
+    char *dir = evr_asprintf("%s/events", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    for (int i = 1; i <= 3; i++) {
+        char *id = s_job_id(i);
+        size_t n;
+        evr_event_t **evs = evr_synth_job(id, 1, 26000, 1, &n);
+        for (size_t k = 0; k < n; k += EVR_STORE_MAX_BATCH)
+            CHECK(evr_store_append(st, evs + k, n - k < EVR_STORE_MAX_BATCH ? n - k
+                                                                          : EVR_STORE_MAX_BATCH,
+                                   &err) == EVR_OK);
+        evr_synth_free(evs, n);
+        free(id);
+    }
+    evr_prune_policy_t pol = { .max_age_ms = 1 };
+    evr_prune_stats_t ps = { 0 };
+    bool more = false;
+    uint64_t later = evr_now_ns() + 1000000000ull;
+    CHECK(evr_store_prune(st, &pol, later, 100, false, NULL, NULL, &ps, &more, &err) == EVR_OK);
+    CHECK(ps.jobs == 2 && more);
+    CHECK(evr_store_prune(st, &pol, later, 100, false, NULL, NULL, &ps, &more, &err) == EVR_OK);
+    CHECK(ps.jobs == 3 && !more && ps.events > 78000);
+    s_verify_clean(st, 3);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+/*  Rounds of 40 jobs each, pruned to 10 per pipeline after each round:
+    the file's used pages stop growing (LMDB reuses the freed pages). */
+static void
+test_pages_bounded(void)
+{
+    char *dir = evr_asprintf("%s/pages", s_root);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    evr_prune_policy_t pol = { .keep_per_pipeline = 10, .kv_prefixes = s_prefixes };
+    uint64_t pages[6] = { 0 };
+    uint32_t psize = 0;
+    int next = 1;
+    for (int r = 0; r < 6; r++) {
+        for (int i = 0; i < 40; i++, next++)
+            s_job(st, next, i % 2 ? "a" : "b", false);
+        evr_prune_stats_t ps = { 0 };
+        bool more = true;
+        for (int k = 0; more && k < 100; k++)
+            CHECK(evr_store_prune(st, &pol, evr_now_ns(), 7, false, NULL, NULL, &ps, &more,
+                                  &err) == EVR_OK);
+        CHECK(ps.jobs == (r == 0 ? 20 : 40));
+        CHECK(evr_store_pages(st, &pages[r], &psize, &err) == EVR_OK);
+    }
+    fprintf(stderr, "  used pages after each round: %llu %llu %llu %llu %llu %llu (of %u bytes)\n",
+            (unsigned long long) pages[0], (unsigned long long) pages[1],
+            (unsigned long long) pages[2], (unsigned long long) pages[3],
+            (unsigned long long) pages[4], (unsigned long long) pages[5], psize);
+    /* settled after the first rounds: no growth from round 3 on */
+    CHECK(pages[5] <= pages[2] + pages[2] / 10);
+    s_verify_clean(st, 220);
+    evr_store_destroy(&st);
+    s_rm_rf(dir);
+    free(dir);
+}
+
+int
+main(void)
+{
+    snprintf(s_root, sizeof s_root, "/tmp/evr-test-prune-XXXXXX");
+    if (!mkdtemp(s_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    EVR_TEST_RUN(test_keep_per_pipeline);
+    EVR_TEST_RUN(test_max_age_and_output);
+    EVR_TEST_RUN(test_batch_events);
+    EVR_TEST_RUN(test_pages_bounded);
+    s_rm_rf(s_root);
+    EVR_TEST_END();
+}

@@ -1,0 +1,85 @@
+/*  cli_prune.c: `evrun-cli prune [--dry-run]`: asks the broker to run
+    retention now (a `prune` message, schema/PROTOCOL.md), again while it
+    answers `more`, and prints what was (or would be) removed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_bus.h"
+
+static void
+s_help(void)
+{
+    printf("usage: evrun-cli prune [--dry-run] [options]\n\n"
+           "Runs the broker's retention now, with its settings (retention.max_age,\n"
+           "retention.keep_per_pipeline, retention.output_max_age; see evrun-broker\n"
+           "--help): finished jobs it lets go are removed with all their records and\n"
+           "artifacts, the output of older ones dropped.  Queued and running jobs are\n"
+           "never touched.  The broker also does this by itself, every\n"
+           "retention.interval.  For a runner's own store: evrun-runner --prune.\n\n"
+           "  --dry-run            count what would be removed, remove nothing\n%s\n"
+           "exit status: 0 done; 1 refused (retention is off, or the store failed); 2\n"
+           "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);
+}
+
+int
+evr_cli_prune(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "dry-run", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli prune" };
+    bool dry = false;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        if (c == 'n')
+            dry = true;
+        else if (c == 'h') {
+            s_help();
+            return 0;
+        }
+        else
+            status = 2;
+    }
+    if (!status && optind != argc) {
+        fprintf(stderr, "%s: unexpected argument %s (see --help)\n", cli.prog, argv[optind]);
+        status = 2;
+    }
+    if (status || (status = evr_cli_connect(&cli)))
+        return status;
+    evr_msg_t req = { .type = EVR_MSG_PRUNE, .dry_run = dry }, sum = { .type = EVR_MSG_PRUNED };
+    sum.dry_run = dry;
+    evr_err_t err;
+    bool more = true;
+    /* each request runs bounded batches; a long backlog takes a few */
+    for (int round = 0; more && !status && round < 1000; round++) {
+        evr_msg_t rep = { 0 };
+        if (evr_client_call(cli.client, &req, &rep, &err)) {
+            fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+            status = 2;
+        }
+        else if (rep.type != EVR_MSG_PRUNED)
+            status = evr_cli_refused(&cli, &rep);
+        else {
+            sum.pr_jobs += rep.pr_jobs;
+            sum.pr_outputs += rep.pr_outputs;
+            sum.pr_events += rep.pr_events;
+            sum.pr_records += rep.pr_records;
+            sum.pr_bytes += rep.pr_bytes;
+            more = rep.more && !dry;
+        }
+        evr_msg_clear(&rep);
+    }
+    if (!status && cli.json)
+        evr_cli_json(&sum);
+    else if (!status)
+        printf("%s %llu finished jobs (%llu events, %llu other records) and %s the output "
+               "of %llu: %llu bytes\n", dry ? "would remove" : "removed",
+               (unsigned long long) sum.pr_jobs, (unsigned long long) sum.pr_events,
+               (unsigned long long) sum.pr_records, dry ? "drop" : "dropped",
+               (unsigned long long) sum.pr_outputs, (unsigned long long) sum.pr_bytes);
+    evr_cli_done(&cli);
+    return status;
+}
