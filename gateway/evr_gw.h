@@ -21,7 +21,7 @@
 #include "evr_gw_auth.h"
 
 #define EVR_GW_PREFIX "/api/v1"
-#define EVR_GW_PARAMS 2         /* {id} and the like in one route */
+#define EVR_GW_PARAMS 3         /* {id} and the like in one route */
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
 
 typedef struct evr_gw {
@@ -33,6 +33,7 @@ typedef struct evr_gw {
     char down_msg[EVR_ERR_MAX]; /* why */
     struct MHD_Daemon *daemon;
     volatile int stopping;      /* streams end when set */
+    int downloads;              /* artifact downloads running (atomic) */
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
@@ -59,6 +60,9 @@ typedef struct {
     const char *path;           /* under EVR_GW_PREFIX; {name} is one segment */
     evr_gw_handler_fn *fn;
     bool write;                 /* needs a write-scope token */
+    bool open;                  /* no token checked before the handler: it checks its own */
+    bool root;                  /* path is from /, not under EVR_GW_PREFIX */
+    bool tail;                  /* the last {param} takes the rest of the path */
 } evr_gw_route_t;
 
 extern const evr_gw_route_t evr_gw_routes[];
@@ -122,10 +126,18 @@ void evr_gw_time_set(json_t *js, const char *key, uint64_t ns);
 /* ------------------------------------------------------------ evr_gw_api.c */
 
 /*  Reads a submit body (Content-Type ctype) into spec (zeroed): YAML, or
-    JSON with `steps`.  false with status (400, 415, 501) and *error (a
-    JSON error object, caller owns) otherwise. */
+    JSON with `steps`.  false with status (400, 415) and *error (a JSON
+    error object, caller owns) otherwise. */
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);
+
+/*  Whether a submit body is the start of a registered pipeline: JSON
+    {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
+    1: it is, and m's pipeline, args and labels are set; 0: it is not
+    (a pipeline to run, or no JSON object); -1: it is, but is malformed
+    (*error set: a JSON error object, caller owns). */
+int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
+                       json_t **error);
 
 void evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req);
@@ -134,6 +146,20 @@ void evr_gw_h_cancel(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_pause(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_resume(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ---------------------------------------------------------- evr_gw_pipes.c */
+
+void evr_gw_h_pipelines(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ------------------------------------------------------------ evr_gw_art.c */
+
+/*  Whether p is a path an artifact may have (relative, no empty, . or
+    .. component, no trailing /, no control character, UTF-8, at most
+    1024 bytes); NULL, or what is wrong with it. */
+const char *evr_gw_art_path_problem(const char *p);
+
+void evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* ------------------------------------------------------------ evr_gw_log.c */
 

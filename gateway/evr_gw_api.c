@@ -80,18 +80,14 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_error_t je;
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
-        bool named = js && json_is_object(js) && json_object_get(js, "pipeline") && !steps;
         if (!js)
             snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
-        else if (named)
-            snprintf(msg, sizeof msg, "starting a registered pipeline by name is not served "
-                     "yet: send the pipeline itself (an object with steps)");
         else if (!steps)
-            snprintf(msg, sizeof msg, "body: expected a pipeline: a JSON object with steps");
+            snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
+                     "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");
         json_decref(js);
         if (!steps) {
-            *status = named ? 501 : 400;
-            *error = s_err(named ? "not_implemented" : "bad_request", msg);
+            *error = s_err("bad_request", msg);
             return false;
         }
         /* JSON is YAML's flow style: the loader gives the same
@@ -109,6 +105,61 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         *error = s_diag_error(diag);
     evr_diag_destroy(&diag);
     return ok;
+}
+
+int
+evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
+                   json_t **error)
+{
+    char mt[64], msg[512] = "";
+    s_media_type(ctype, mt, sizeof mt);
+    json_t *js = strcasecmp(mt, "application/json") ? NULL : json_loadb(body, len,
+                                                                         JSON_REJECT_DUPLICATES,
+                                                                         NULL);
+    json_t *name = json_object_get(js, "pipeline"), *args = json_object_get(js, "args");
+    json_t *labels = json_object_get(js, "labels");
+    if (!json_is_object(js) || !name || json_object_get(js, "steps")) {
+        json_decref(js);
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(js, key, v)
+        if (strcmp(key, "pipeline") && strcmp(key, "args") && strcmp(key, "labels") && !msg[0])
+            snprintf(msg, sizeof msg, "body.%.64s: unknown field (a start takes pipeline, args "
+                     "and labels; a pipeline to run takes steps)", key);
+    if (!msg[0] && !evr_spec_name_ok(json_string_value(name)))
+        snprintf(msg, sizeof msg, "body.pipeline: expected the name of a registered pipeline "
+                 "(GET /pipelines lists them): letters, digits, _ . - (at most %d bytes)",
+                 EVR_SPEC_MAX_NAME);
+    if (!msg[0] && args && (!json_is_object(args) || json_object_size(args) > 64))
+        snprintf(msg, sizeof msg, "body.args: expected an object of at most 64 NAME: "
+                 "\"VALUE\" pairs");
+    json_object_foreach(args, key, v)
+        if (!msg[0] && !json_is_string(v))
+            snprintf(msg, sizeof msg, "body.args.%.64s: expected a string value", key);
+        else if (!msg[0] && (!*key || strchr(key, '=')))
+            snprintf(msg, sizeof msg, "body.args: \"%.64s\" is no arg name", key);
+    if (!msg[0] && labels && (!json_is_array(labels) || json_array_size(labels) > 32))
+        snprintf(msg, sizeof msg, "body.labels: expected an array of at most 32 labels");
+    size_t i;
+    json_array_foreach(labels, i, v)
+        if (!msg[0] && !evr_spec_name_ok(json_string_value(v)))
+            snprintf(msg, sizeof msg, "body.labels[%zu]: expected a label: letters, digits, "
+                     "_ . - (at most %d bytes)", i, EVR_SPEC_MAX_NAME);
+    if (msg[0]) {
+        *error = s_err("bad_request", msg);
+        json_decref(js);
+        return -1;
+    }
+    free(m->pipeline);
+    m->pipeline = evr_strdup(json_string_value(name));
+    json_object_foreach(args, key, v)
+        evr_strmap_set(&m->args, key, json_string_value(v));
+    json_array_foreach(labels, i, v)
+        evr_strlist_push(&m->labels, json_string_value(v));
+    json_decref(js);
+    return 1;
 }
 
 /* ---------------------------------------------------------- idempotency */
@@ -220,25 +271,44 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
+/*  The 201 of an accepted submit or start. */
+static void
+s_accepted(evr_gw_req_t *req, const char *job, const char *pipeline, const evr_msg_t *rep)
+{
+    if (rep->type != EVR_MSG_ACCEPTED)
+        evr_gw_refused(req, rep);
+    else
+        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
+                                        "status", "queued", "existing", rep->existing));
+}
+
 void
 evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_msg_t m = { .type = EVR_MSG_SUBMIT }, rep = { 0 };
     char job[EVR_ULID_LEN + 1];
+    json_t *error = NULL;
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    if (!s_submit_msg(req, &m) || (key && !s_idem_job(gw, req, key, job)))
+    int start = evr_gw_parse_start(evr_gw_header(req, "Content-Type"), req->body, req->len, &m,
+                                   &error);
+    if (start < 0)
+        evr_gw_json(req, 400, error);
+    if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !s_idem_job(gw, req, key, job)))
         goto out;
+    if (start) {        /* a registered pipeline by name: the broker's `start` */
+        s_args_t a = { &m, false };
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
+        if (a.bad) {
+            evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+            goto out;
+        }
+        m.type = EVR_MSG_START;
+    }
     if (!key)
         evr_ulid_new(job);
     m.job = evr_strdup(job);
-    if (evr_gw_call(gw, req, &m, &rep))
-        goto out;
-    if (rep.type != EVR_MSG_ACCEPTED)
-        evr_gw_refused(req, &rep);
-    else
-        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline",
-                                        m.spec->pipeline, "status", "queued", "existing",
-                                        rep.existing));
+    if (!evr_gw_call(gw, req, &m, &rep))
+        s_accepted(req, job, start ? m.pipeline : m.spec->pipeline, &rep);
 out:
     evr_msg_clear(&m);
     evr_msg_clear(&rep);

@@ -297,8 +297,11 @@ test_parse_submit(void)
     CHECK(strstr(m, "bad JSON") != NULL);
     CHECK(s_parse("application/json", "[1,2]", 5, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"a\":1,\"a\":2}", 13, m, sizeof m) == 400);
-    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 501);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 400);
+    CHECK(strstr(m, "registered") != NULL);
     CHECK(s_parse("text/plain", yml, strlen(yml), m, sizeof m) == 415);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{\"a\":1}}", 32, m,
+                  sizeof m) == 400);
     CHECK(s_parse(NULL, yml, strlen(yml), m, sizeof m) == 415);
     CHECK(s_parse("application/yaml", "", 0, m, sizeof m) == 400);
     CHECK(s_parse("application/yaml", "\xff\xfe: [", 5, m, sizeof m) == 400);
@@ -306,6 +309,80 @@ test_parse_submit(void)
                        "  - name: a\n    run: echo\n";
     CHECK(s_parse("application/yaml", copy, strlen(copy), m, sizeof m) == 400);
     CHECK(strstr(m, "copy") != NULL);
+}
+
+/*  evr_gw_parse_start's result for a JSON body; the message of an error
+    into msg. */
+static int
+s_start(const char *body, evr_msg_t *m, char *msg, size_t size)
+{
+    json_t *e = NULL;
+    int r = evr_gw_parse_start("application/json", body, strlen(body), m, &e);
+    snprintf(msg, size, "%s", e ? json_string_value(json_object_get(
+                                      json_object_get(e, "error"), "message")) : "");
+    json_decref(e);
+    return r;
+}
+
+static void
+test_parse_start(void)
+{
+    char msg[1024];
+    evr_msg_t m = { 0 };
+    CHECK(s_start("{\"pipeline\":\"nightly\",\"args\":{\"WHO\":\"x\"},\"labels\":[\"gpu\"]}", &m,
+                  msg, sizeof msg) == 1);
+    CHECK_STR(m.pipeline, "nightly");
+    CHECK_STR(evr_strmap_get(&m.args, "WHO"), "x");
+    CHECK(m.labels.n == 1 && !strcmp(m.labels.v[0], "gpu"));
+    evr_msg_clear(&m);
+    memset(&m, 0, sizeof m);
+    CHECK(s_start("{\"pipeline\":\"p\",\"steps\":[]}", &m, msg, sizeof msg) == 0);
+    CHECK(s_start("[1]", &m, msg, sizeof msg) == 0);
+    CHECK(s_start("{\"pipeline\":\"../x\"}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.pipeline") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"args\":{\"A\":1}}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.args.A: expected a string") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"args\":[]}", &m, msg, sizeof msg) == -1);
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[\"a b\"]}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.labels[0]") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"image\":\"x\"}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.image: unknown field") != NULL);
+    CHECK(!m.pipeline && !m.args.n);
+    json_t *e = NULL;
+    CHECK(evr_gw_parse_start("application/yaml", "{\"pipeline\":\"p\"}", 16, &m, &e) == 0);
+    evr_msg_clear(&m);
+}
+
+static void
+test_art_path(void)
+{
+    CHECK(evr_gw_art_path_problem("out/report.txt") == NULL);
+    CHECK(evr_gw_art_path_problem("a.b/..c/d..") == NULL);
+    CHECK(strstr(evr_gw_art_path_problem("../etc/passwd"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("a/../../b"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("a/./b"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("/etc/passwd"), "absolute"));
+    CHECK(strstr(evr_gw_art_path_problem("a//b"), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem("a/"), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem(""), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem("a\x7f"), "control"));
+    CHECK(strstr(evr_gw_art_path_problem("a\nb"), "control"));
+    CHECK(strstr(evr_gw_art_path_problem("\xff\xfe"), "UTF-8"));
+    char big[1100];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK(strstr(evr_gw_art_path_problem(big), "1024"));
+    char params[EVR_GW_PARAMS][128];
+    int st;
+    const evr_gw_route_t *r = evr_gw_route_match(
+        "GET", "/api/v1/jobs/ABC/artifacts/build/out/a/b.txt", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifact);
+    CHECK_STR(params[1], "build");
+    CHECK_STR(params[2], "out/a/b.txt");
+    r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifacts);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build", params, &st));
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build/", params, &st));
 }
 
 /* ------------------------------------------------------- a real server */
@@ -409,6 +486,17 @@ test_server(void)
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 503);
     CHECK(strstr(out, "\"unavailable\"") != NULL);
+    /* path tricks in an artifact url: 400 before the broker is asked */
+    static const char *const tricks[] = {
+        "a/..%2f..%2fetc%2fpasswd", "a/%2e%2e/x", "a/x%00.txt", "a/%2fetc%2fpasswd", "a/b//c",
+        "..%2fx/y",
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(tricks); i++) {
+        CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/"
+                     "artifacts/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\n\r\n", tricks[i], r) == 400);
+        CHECK(strstr(out, "\"bad_request\"") != NULL);
+    }
     /* a bad job id: 404 before the broker is asked */
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
@@ -431,6 +519,8 @@ main(void)
     EVR_TEST_RUN(test_routes_openapi);
     EVR_TEST_RUN(test_route_match);
     EVR_TEST_RUN(test_parse_submit);
+    EVR_TEST_RUN(test_parse_start);
+    EVR_TEST_RUN(test_art_path);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
