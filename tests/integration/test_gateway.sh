@@ -322,6 +322,73 @@ PY
   wait "${slow[@]}" 2>/dev/null
 }
 
+case_pipelines_and_artifacts() {
+  fresh reg
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/art.yml" <<'YML'
+pipeline: art
+image: localhost/evrun-busybox:latest
+args:
+  WHO: {default: world}
+steps:
+  - name: make
+    run: mkdir -p out/sub && echo "hello, $WHO" > out/a.txt && seq 1 300000 > out/sub/big.txt
+    artifacts: [out]
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "pipelines: 200" [ "$(api GET /pipelines)" = 200 ]
+  check "pipelines: name, file, concurrency, waiting, running" \
+    [ "$(jget '"%s %s %s %s %s" % tuple(d["pipelines"][0][k] for k in ("name", "file", "concurrency", "waiting", "running"))')" = "art art.yml 0 0 0" ]
+  check "start by name: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"WHO":"http"}}')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "start by name: the pipeline" [ "$(jget 'd["pipeline"]')" = art ]
+  check "start by name: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "start by name: idempotent" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 201 ]
+  local s1
+  s1=$(jget 'd["id"]')
+  api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}' > /dev/null
+  check "start by name: the same key, the same job" [ "$(jget 'd["id"] + str(d["existing"])')" = "${s1}True" ]
+  check "start an unknown pipeline: 404" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"nope"}')" = 404 ]
+  check "start with an unknown arg: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"NOPE":"1"}}')" = 400 ]
+  check "start with a read token: 403" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" -H 'Content-Type: application/json' -d '{"pipeline":"art"}' "$url/jobs")" = 403 ]
+  api GET /pipelines > /dev/null
+  check "pipelines: the last job" [ "$(jget 'd["pipelines"][0]["last_job"]["id"]')" != "" ]
+  # artifacts
+  local files=0
+  for _ in $(seq 1 100); do
+    api GET "/jobs/$id/artifacts" > /dev/null
+    files=$(jget 'len(d["artifacts"])')
+    [ "$files" = 2 ] && break
+    sleep 0.1
+  done
+  check "artifacts: both files listed" [ "$files" = 2 ]
+  check "artifacts: size and sha256" [ "$(jget '[a for a in d["artifacts"] if a["path"] == "out/a.txt"][0]["size"]')" = 12 ]
+  local sha
+  sha=$(jget '[a for a in d["artifacts"] if a["path"] == "out/sub/big.txt"][0]["sha256"]')
+  local st
+  for _ in $(seq 1 100); do
+    st=$(curl -s -o "$tmp/big.txt" -D "$tmp/headers" -w '%{http_code}' -H "Authorization: Bearer $W" "$url/jobs/$id/artifacts/make/out/sub/big.txt")
+    [ "$st" = 200 ] && break
+    sleep 0.1
+  done
+  check "artifact download: 200" [ "$st" = 200 ]
+  check "artifact download: the bytes" cmp -s "$tmp/big.txt" <(seq 1 300000)
+  check "artifact download: its sha256" [ "$(sha256sum < "$tmp/big.txt" | cut -d' ' -f1)" = "$sha" ]
+  check "artifact download: the sha256 header" grep -qi "^X-Evrun-Sha256: $sha" "$tmp/headers"
+  check "artifact download: the small file" [ "$(api GET "/jobs/$id/artifacts/make/out/a.txt")" = 200 ] && grep -qx "hello, http" "$tmp/body"
+  check "artifact: no such file: 404" [ "$(api GET "/jobs/$id/artifacts/make/out/nope.txt")" = 404 ]
+  check "artifact: 404 says how to list" grep -q "/artifacts lists them" "$tmp/body"
+  local trick
+  for trick in 'make/../../../etc/passwd' 'make/out/%2e%2e/%2e%2e/x' 'make/out%2f..%2f..%2fx' 'make/%2fetc%2fpasswd' 'make/out/a.txt%00.png' '..%2fmake/out/a.txt'; do
+    check "artifact path trick $trick: 400" [ "$(api GET "/jobs/$id/artifacts/$trick" --path-as-is)" = 400 ]
+  done
+  check "a step trick: the step named" grep -q 'step \\"..\\": expected a step name' "$tmp/body"
+  api GET "/jobs/$id/artifacts/make/out/%2e%2e/x" > /dev/null
+  check "a path trick: a clear message" grep -q '"artifact path \\"out/../x\\": it has a . or .. component' "$tmp/body"
+  check "still serving after the tricks" [ "$(api GET /runners)" = 200 ]
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -341,7 +408,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts}
 for c in $cases; do
   case_name=$c
   echo "== $c"
