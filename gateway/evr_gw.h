@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include "evr_client.h"
 #include "evr_gw_auth.h"
@@ -23,6 +24,8 @@
 #define EVR_GW_PREFIX "/api/v1"
 #define EVR_GW_PARAMS 3         /* {id} and the like in one route */
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
+
+typedef struct evr_gw_metrics evr_gw_metrics_t;
 
 typedef struct evr_gw {
     evr_config_t *cfg;
@@ -34,6 +37,8 @@ typedef struct evr_gw {
     struct MHD_Daemon *daemon;
     volatile int stopping;      /* streams end when set */
     int downloads;              /* artifact downloads running (atomic) */
+    evr_gw_metrics_t *metrics;  /* made by evr_gw_start */
+    bool metrics_auth;          /* GET /metrics needs a token (metrics_token: required) */
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
@@ -80,6 +85,10 @@ const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
     are set). */
 evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);
 void evr_gw_stop(evr_gw_t *gw);
+
+/*  Checks req's bearer token (a write-scope one when write): false with
+    the 401 or 403 answer set. */
+bool evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write);
 
 /*  Sets req's answer to {"error": {"code", "message"}} with status. */
 void evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
@@ -160,6 +169,23 @@ const char *evr_gw_art_path_problem(const char *p);
 
 void evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* -------------------------------------------------------- evr_gw_metrics.c */
+
+/*  Starts (evr_gw_start) and stops (evr_gw_stop) the thread that counts
+    the event stream. */
+void evr_gw_metrics_start(evr_gw_t *gw);
+void evr_gw_metrics_stop(evr_gw_t *gw);
+
+/*  Takes one broker round-trip of ns into the histogram. */
+void evr_gw_metrics_rtt(evr_gw_t *gw, uint64_t ns);
+
+/*  Writes v as a label value of the text format (backslash, double
+    quote and newline escaped). */
+void evr_gw_prom_label(FILE *out, const char *v);
+
+/*  GET /metrics. */
+void evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* ------------------------------------------------------------ evr_gw_log.c */
 

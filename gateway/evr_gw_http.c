@@ -28,6 +28,7 @@ const evr_gw_route_t evr_gw_routes[] = {
     { .method = "GET", .path = "/jobs/{id}/artifacts", .fn = evr_gw_h_artifacts },
     { .method = "GET", .path = "/jobs/{id}/artifacts/{step}/{path}", .fn = evr_gw_h_artifact,
       .tail = true },
+    { .method = "GET", .path = "/metrics", .fn = evr_gw_h_metrics, .open = true, .root = true },
 };
 const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 
@@ -156,29 +157,27 @@ typedef struct {
     bool answered;      /* an early answer (401, 413...) is queued */
 } s_conn_t;
 
-/*  Checks the bearer token: false with the 401 or 403 answer set. */
-static bool
-s_auth(evr_gw_t *gw, s_conn_t *cc)
+bool
+evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
 {
-    const char *h = evr_gw_header(&cc->req, "Authorization");
+    const char *h = evr_gw_header(req, "Authorization");
     const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
     evr_err_t err;
     if (h && !tok) {
-        evr_gw_error(&cc->req, 401, "unauthorized", "the Authorization header must be "
+        evr_gw_error(req, 401, "unauthorized", "the Authorization header must be "
                      "\"Bearer TOKEN\" (make a token with evrun-cli token)");
         return false;
     }
     while (tok && *tok == ' ')
         tok++;
-    if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &cc->req.scope,
-                           &err)) {
-        evr_gw_error(&cc->req, 401, "unauthorized", "%s", err.msg);
+    if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &req->scope, &err)) {
+        evr_gw_error(req, 401, "unauthorized", "%s", err.msg);
         return false;
     }
-    if (cc->route->write && cc->req.scope != EVR_GW_SCOPE_WRITE) {
-        evr_gw_error(&cc->req, 403, "forbidden", "%s %s%s needs a write token; this one is "
+    if (write && req->scope != EVR_GW_SCOPE_WRITE) {
+        evr_gw_error(req, 403, "forbidden", "%s %s needs a write token; this one is "
                      "read-only (make one with evrun-cli token, without --read-only)",
-                     cc->route->method, EVR_GW_PREFIX, cc->route->path);
+                     req->method, req->url);
         return false;
     }
     return true;
@@ -200,7 +199,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                          EVR_GW_PREFIX ", see schema/openapi.yaml)", url);
         return false;
     }
-    if (!cc->route->open && !s_auth(gw, cc))
+    if (!cc->route->open && !evr_gw_auth(gw, &cc->req, cc->route->write))
         return false;
     const char *cl = evr_gw_header(&cc->req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > gw->body_max) {
@@ -400,6 +399,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
                            evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
     gw->port = di ? di->port : ntohs(sa.sin_port);
+    evr_gw_metrics_start(gw);
     return EVR_OK;
 }
 
@@ -410,6 +410,7 @@ evr_gw_stop(evr_gw_t *gw)
     if (gw->daemon)
         MHD_stop_daemon(gw->daemon);
     gw->daemon = NULL;
+    evr_gw_metrics_stop(gw);
     free(gw->tls_cert);
     free(gw->tls_key);
     gw->tls_cert = gw->tls_key = NULL;

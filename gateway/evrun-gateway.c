@@ -15,6 +15,7 @@ static const evr_config_key_t s_gw_keys[] = {
     { "tls_cert", NULL, "PEM certificate: serve HTTPS (with tls_key)" },
     { "tls_key", NULL, "PEM private key of tls_cert" },
     { "log_level", "info", "error, warn, info or debug" },
+    { "metrics_token", "none", "none: GET /metrics is open; required: it needs a token too" },
 };
 
 static void
@@ -26,6 +27,8 @@ s_help(FILE *out)
             "Serves evrun's HTTP API (JSON under /api/v1, described in schema/openapi.yaml)\n"
             "as one more client of the broker.  Every request needs a bearer token made by\n"
             "`evrun-cli token` (signed with STATE/gateway/jwt.secret, made when missing).\n"
+            "GET /metrics (Prometheus text) needs none unless the setting metrics_token is\n"
+            "\"required\".\n"
             "\n"
             "  --listen HOST:PORT   HTTP address (setting http_listen, default\n"
             "                       127.0.0.1:7780; port 0 picks a free one)\n"
@@ -137,6 +140,13 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
         status = 2;
     }
+    static const char *const mt[] = { "none", "required" };
+    size_t mtok = 0;
+    if (!status && evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);
     if (!status && evr_gw_secret_load(evr_config_get(gw.cfg, "state_dir"), true, &gw.secret,
                                       &err)) {

@@ -240,7 +240,8 @@ const char *const evr_config_known[] = {
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
     "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
     "resource_redirects", "resource_local", "host_network", "grace", "executors", "parallel", "timeout_ms",
-    "log_level", "http_listen", "tls_cert", "tls_key", NULL,
+    "log_level", "http_listen", "tls_cert", "tls_key", "metrics_token",
+    "webhook_secret_file", NULL,
 };
 
 void

@@ -389,6 +389,69 @@ YML
   check "still serving after the tricks" [ "$(api GET /runners)" = 200 ]
 }
 
+# metrics [CURL-ARGS...]: GET /metrics (no token) into $tmp/metrics; the status
+metrics() { curl -s -o "$tmp/metrics" -w '%{http_code}' "$@" "${url%/api/v1}/metrics"; }
+prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
+
+case_metrics() {
+  fresh met
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/met.yml" <<'YML'
+pipeline: met
+image: localhost/evrun-busybox:latest
+args:
+  CODE: {default: "0"}
+steps:
+  - {name: a, run: 'exit $CODE'}
+  - {name: b, needs: [a], run: 'true'}
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "metrics: 200 without a token" [ "$(metrics)" = 200 ]
+  check "metrics: the text format's rules" prom
+  check "metrics: the broker answers" prom 'evrun_broker_up=1' 'evrun_runners{state="idle"}=1'
+  sleep 0.3   # the gateway's SUB socket joins
+  local a b
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met"}' > /dev/null
+  a=$(jget 'd["id"]')
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met","args":{"CODE":"3"}}' > /dev/null
+  b=$(jget 'd["id"]')
+  check "metrics: job a succeeds" [ "$(api_wait "$a")" = succeeded ]
+  check "metrics: job b fails" [ "$(api_wait "$b")" = failed ]
+  for _ in $(seq 1 50); do
+    metrics > /dev/null
+    prom 'evrun_jobs_finished_total{pipeline="met",status="failed"}=1' 2> /dev/null && break
+    sleep 0.1
+  done
+  check "metrics: the rules, after jobs" prom
+  check "metrics: jobs finished by pipeline and status" prom \
+    'evrun_jobs_finished_total{pipeline="met",status="succeeded"}=1' \
+    'evrun_jobs_finished_total{pipeline="met",status="failed"}=1'
+  check "metrics: step durations (a, b of job a; a of job b)" prom \
+    'evrun_step_duration_seconds_count{pipeline="met"}=3' \
+    'evrun_step_duration_seconds_bucket{pipeline="met",le="+Inf"}=3'
+  check "metrics: job durations" prom 'evrun_job_duration_seconds_count{pipeline="met"}=2'
+  check "metrics: events" prom 'evrun_events_total{type="job.finished"}=2' \
+    'evrun_events_total{type="step.finished"}=3'
+  check "metrics: broker round trips" prom 'evrun_broker_request_duration_seconds_count>=1'
+  check "metrics: a registered pipeline's queue" prom 'evrun_pipeline_waiting{pipeline="met"}=0' \
+    'evrun_pipeline_running{pipeline="met"}=0'
+  # a job waiting: queued with no runner to take it
+  bus_stop
+  bus_broker && gateway
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met"}' > /dev/null
+  sleep 5.1   # past the cache of the broker's state
+  metrics > /dev/null
+  check "metrics: a queued job by pipeline and status" prom 'evrun_jobs{pipeline="met",status="queued"}=1' \
+    'evrun_pipeline_waiting{pipeline="met"}=1' 'evrun_runners{state="idle"}=0'
+  # metrics_token: required
+  printf 'metrics_token: required\n' > "$tmp/gw.yml"
+  gateway --config "$tmp/gw.yml"
+  check "metrics_token required: 401 without one" [ "$(metrics)" = 401 ]
+  check "metrics_token required: 200 with a read token" [ "$(metrics -H "Authorization: Bearer $R")" = 200 ]
+  printf 'metrics_token: sometimes\n' > "$tmp/gw2.yml"
+  check "metrics_token: a bad value is refused (exit 2)" bash -c "'$bin/evrun-gateway' --state-dir '$tmp' --listen 127.0.0.1:0 --config '$tmp/gw2.yml' 2> '$tmp/err'; [ \$? = 2 ] && grep -q metrics_token '$tmp/err'"
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -408,7 +471,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics}
 for c in $cases; do
   case_name=$c
   echo "== $c"

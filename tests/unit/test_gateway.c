@@ -385,6 +385,24 @@ test_art_path(void)
     CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build/", params, &st));
 }
 
+static void
+test_prom_label(void)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *out = open_memstream(&buf, &n);
+    evr_gw_prom_label(out, "a\\b\"c\nd{e}=,");
+    fclose(out);
+    CHECK_STR(buf, "a\\\\b\\\"c\\nd{e}=,");
+    free(buf);
+    char params[EVR_GW_PARAMS][128];
+    int st;
+    const evr_gw_route_t *r = evr_gw_route_match("GET", "/metrics", params, &st);
+    CHECK(r && r->fn == evr_gw_h_metrics && r->open);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/metrics", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("POST", "/metrics", params, &st) && st == 405);
+}
+
 /* ------------------------------------------------------- a real server */
 
 /*  Sends req (len bytes) to 127.0.0.1:port; the status of the answer,
@@ -521,6 +539,7 @@ main(void)
     EVR_TEST_RUN(test_parse_submit);
     EVR_TEST_RUN(test_parse_start);
     EVR_TEST_RUN(test_art_path);
+    EVR_TEST_RUN(test_prom_label);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
