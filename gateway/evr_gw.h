@@ -30,6 +30,7 @@ typedef struct evr_gw_metrics evr_gw_metrics_t;
 typedef struct evr_gw {
     evr_config_t *cfg;
     evr_gw_secret_t secret;
+    evr_gw_secret_t hook_secret;    /* webhook_secret_file's: GitHub's signatures */
     pthread_mutex_t mu;         /* guards client */
     evr_client_t *client;       /* NULL until first used, or after a failure */
     uint64_t down_until;        /* mono ns: the broker failed just now, 503 at once */
@@ -148,6 +149,13 @@ bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_sp
 int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
                        json_t **error);
 
+/*  The job id an Idempotency-Key stands for (a record in
+    STATE/gateway/idempotency, made with a new id the first time); false
+    with req's answer set (400 for a key that is not 1 to 255 printable
+    ASCII characters). */
+bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
+                     char job[EVR_ULID_LEN + 1]);
+
 void evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req);
@@ -169,6 +177,39 @@ const char *evr_gw_art_path_problem(const char *p);
 
 void evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ---------------------------------------------------------- evr_gw_hooks.c */
+
+/*  What a GitHub event asks to run. */
+typedef struct {
+    char event[16];
+    char branch[257];       /* a push's branch, a pull request's base, a job's head branch */
+    char sha[65];           /* the commit to run */
+    char *url;              /* its repository (a fork's for a pull request from one) */
+    char *ci_url, *ci_ref;  /* the repository that sent it, its default branch */
+    bool fork;              /* a pull request from another repository */
+} evr_gw_github_t;
+
+/*  Whether header ("sha256=HEX") is body's HMAC-SHA256 under s
+    (compared in constant time); false when s is empty. */
+bool evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *body,
+                        size_t len);
+
+/*  Reads a GitHub event (push, pull_request or workflow_job) into gh:
+    0 when it asks for a run, 1 when it asks for none (why says so: a
+    closed pull request, a tag push...), -1 when malformed (why says
+    where).  Free gh with evr_gw_github_clear. */
+int evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_github_t *gh,
+                        char *why, size_t size);
+void evr_gw_github_clear(evr_gw_github_t *gh);
+
+/*  Whether a pipeline's on.github (events, branches as listed by the
+    broker) matches gh. */
+bool evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branches,
+                         const evr_gw_github_t *gh);
+
+void evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* -------------------------------------------------------- evr_gw_metrics.c */
 

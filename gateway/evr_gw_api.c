@@ -164,11 +164,11 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
 
 /* ---------------------------------------------------------- idempotency */
 
-/*  The job id an Idempotency-Key stands for: STATE/gateway/idempotency/
-    SHA256(key) holds it, made (atomically: written aside, then linked)
-    with a new id the first time.  False with req's answer set. */
-static bool
-s_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+/*  STATE/gateway/idempotency/SHA256(key) holds the job id, made
+    (atomically: written aside, then linked) with a new id the first
+    time. */
+bool
+evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
 {
     size_t n = strlen(key);
     for (size_t i = 0; i < n; i++)
@@ -293,7 +293,7 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
                                    &error);
     if (start < 0)
         evr_gw_json(req, 400, error);
-    if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !s_idem_job(gw, req, key, job)))
+    if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
         goto out;
     if (start) {        /* a registered pipeline by name: the broker's `start` */
         s_args_t a = { &m, false };

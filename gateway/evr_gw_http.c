@@ -29,6 +29,10 @@ const evr_gw_route_t evr_gw_routes[] = {
     { .method = "GET", .path = "/jobs/{id}/artifacts/{step}/{path}", .fn = evr_gw_h_artifact,
       .tail = true },
     { .method = "GET", .path = "/metrics", .fn = evr_gw_h_metrics, .open = true, .root = true },
+    { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
+      .root = true },
+    { .method = "POST", .path = "/hooks/{pipeline}", .fn = evr_gw_h_hook, .open = true,
+      .root = true },
 };
 const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 

@@ -88,6 +88,10 @@ typedef struct {
     char *load_error;       /* the file's last load failed: why (the last good version serves) */
     uint32_t concurrency, waiting;
     uint64_t next_run, last_fire;   /* ns since the epoch */
+    /* `start`: the url and ref of the spec's git source and ci_source, replaced */
+    char *source_url, *source_ref, *ci_source_url, *ci_source_ref;
+    /* `pipeline`: its `on.github` (events: none when it has none) */
+    evr_strlist_t github_events, github_branches;
 } evr_msg_t;
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "evr_gw.h"
+#include "evr_yaml.h"
 #include "evr_test.h"
 
 static evr_gw_secret_t s_secret = { "0123456789abcdef0123456789abcdef", 32 };
@@ -403,6 +404,85 @@ test_prom_label(void)
     CHECK(!evr_gw_route_match("POST", "/metrics", params, &st) && st == 405);
 }
 
+static void
+test_hooks(void)
+{
+    /* GitHub's own example: secret "It's a Secret to Everybody", body "Hello, World!" */
+    evr_gw_secret_t sec = { .key = "It's a Secret to Everybody", .len = 26 };
+    const char *good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    CHECK(evr_gw_hook_signed(&sec, good, "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, good, "Hello, World?", 13));
+    CHECK(!evr_gw_hook_signed(&sec, good + 7, "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, "sha256=zz", "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, NULL, "Hello, World!", 13));
+    evr_gw_secret_t none = { .len = 0 };
+    CHECK(!evr_gw_hook_signed(&none, good, "Hello, World!", 13));
+    char sha[41], why[512], buf[2048];
+    memset(sha, 'a', 40);
+    sha[40] = '\0';
+    evr_gw_github_t gh;
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/heads/main\",\"after\":\"%s\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\",\"default_branch\":\"main\"}}", sha);
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK_STR(gh.branch, "main");
+    CHECK_STR(gh.sha, sha);
+    CHECK_STR(gh.url, "https://h/r.git");
+    CHECK_STR(gh.ci_ref, "main");
+    evr_strlist_t ev = { 0 }, br = { 0 };
+    evr_strlist_push(&ev, "push");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_strlist_push(&br, "release/*");
+    CHECK(!evr_gw_github_match(&ev, &br, &gh));
+    evr_strlist_push(&br, "ma*");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_gw_github_clear(&gh);
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/tags/v1\",\"after\":\"%s\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\"}}", sha);
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == 1);
+    CHECK(strstr(why, "not a branch") != NULL);
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/heads/x\",\"after\":\"XYZ\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\"}}");
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == -1);
+    CHECK(strstr(why, "after: expected a commit SHA") != NULL);
+    CHECK(evr_gw_github_parse("push", "{", 1, &gh, why, sizeof why) == -1);
+    CHECK(strstr(why, "bad JSON") != NULL);
+    /* a pull request from a fork: the fork's commit, the base's default branch */
+    snprintf(buf, sizeof buf, "{\"action\":\"opened\",\"pull_request\":{\"base\":{\"ref\":"
+             "\"main\"},\"head\":{\"sha\":\"%s\",\"repo\":{\"clone_url\":\"https://h/fork.git\","
+             "\"full_name\":\"x/fork\"}}},\"repository\":{\"clone_url\":\"https://h/r.git\","
+             "\"full_name\":\"o/r\",\"default_branch\":\"trunk\"}}", sha);
+    CHECK(evr_gw_github_parse("pull_request", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK(gh.fork);
+    CHECK_STR(gh.url, "https://h/fork.git");
+    CHECK_STR(gh.ci_url, "https://h/r.git");
+    CHECK_STR(gh.ci_ref, "trunk");
+    CHECK(!evr_gw_github_match(&ev, &br, &gh));    /* events: push only */
+    evr_gw_github_clear(&gh);
+    char *closed = strstr(buf, "opened");
+    memcpy(closed, "closed", 6);
+    CHECK(evr_gw_github_parse("pull_request", buf, strlen(buf), &gh, why, sizeof why) == 1);
+    CHECK(strstr(why, "\"closed\" starts nothing") != NULL);
+    evr_strlist_free(&ev);
+    evr_strlist_free(&br);
+    /* the spec key on.github: checked at file:line:col */
+    const char *yml = "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\non:\n  github:\n"
+                      "    events: [push, fork]\n";
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(yml, strlen(yml), &spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) && strstr(evr_diag_get(diag, 0), "p.yml:6:") == evr_diag_get(diag, 0)
+          && strstr(evr_diag_get(diag, 0), "push, pull_request, workflow_job"));
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    yml = "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\non: {github: {branches: [main]}}\n";
+    diag = evr_diag_new("p.yml");
+    memset(&spec, 0, sizeof spec);
+    CHECK(evr_yaml_load(yml, strlen(yml), &spec, diag) == EVR_OK);
+    CHECK(spec.on.github.present && spec.on.github.branches.n == 1);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
 /* ------------------------------------------------------- a real server */
 
 /*  Sends req (len bytes) to 127.0.0.1:port; the status of the answer,
@@ -540,6 +620,7 @@ main(void)
     EVR_TEST_RUN(test_parse_start);
     EVR_TEST_RUN(test_art_path);
     EVR_TEST_RUN(test_prom_label);
+    EVR_TEST_RUN(test_hooks);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
