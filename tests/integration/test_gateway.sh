@@ -452,6 +452,110 @@ YML
   check "metrics_token: a bad value is refused (exit 2)" bash -c "'$bin/evrun-gateway' --state-dir '$tmp' --listen 127.0.0.1:0 --config '$tmp/gw2.yml' 2> '$tmp/err'; [ \$? = 2 ] && grep -q metrics_token '$tmp/err'"
 }
 
+# hook EVENT DELIVERY BODY-FILE [SECRET-FILE]: POST /hooks/github signed with
+# the secret (default: the gateway's); the status, the answer in $tmp/body
+hook() {
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "${4:-$tmp/gateway/webhook.secret}" "$3")
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $2" \
+    -H "X-Hub-Signature-256: $sig" -H 'Content-Type: application/json' --data-binary @"$3" \
+    "${url%/api/v1}/hooks/github"
+}
+
+case_webhooks() {
+  fresh hooks
+  local g="git -c user.email=t@example.org -c user.name=t" repo=$tmp/repo fork=$tmp/fork
+  mkdir -p "$repo/ci"
+  $g -C "$repo" init -q -b main
+  echo main > "$repo/file.txt"; echo 'echo "ci: trusted"' > "$repo/ci/run.sh"
+  $g -C "$repo" add . && $g -C "$repo" commit -qm main
+  $g -C "$repo" checkout -q -b feature
+  echo feature > "$repo/file.txt"; echo 'echo "ci: changed by feature"' > "$repo/ci/run.sh"
+  $g -C "$repo" commit -qam feature && $g -C "$repo" checkout -q main
+  $g clone -q "$repo" "$fork"
+  echo fork > "$fork/file.txt"; echo 'echo "ci: changed by a fork"' > "$fork/ci/run.sh"
+  $g -C "$fork" commit -qam fork
+  local main_sha feature_sha fork_sha
+  main_sha=$(git -C "$repo" rev-parse main) feature_sha=$(git -C "$repo" rev-parse feature)
+  fork_sha=$(git -C "$fork" rev-parse HEAD)
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/gh.yml" <<YML
+pipeline: gh
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo", ref: main}}
+ci_source: {git: {url: "file://$repo", ref: main}}
+on: {github: {events: [push, pull_request], branches: [main, "release/*"]}}
+steps:
+  - name: look
+    untrusted: true
+    run: echo "src \$(cat file.txt) sha \$EVRUN_SOURCE_SHA"; sh /job/ci/ci/run.sh
+YML
+  cat > "$tmp/pipelines/manual.yml" <<'YML'
+pipeline: manual
+image: localhost/evrun-busybox:latest
+args:
+  WHO: {default: world}
+steps:
+  - {name: hi, run: 'echo "hi $WHO"'}
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "webhook secret made 0600" [ "$(stat -c %a "$tmp/gateway/webhook.secret")" = 600 ]
+  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$main_sha" "$repo" > "$tmp/push.json"
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/wrong.secret"
+  check "push, a wrong signature: 401" [ "$(hook push d-0 "$tmp/push.json" "$tmp/wrong.secret")" = 401 ]
+  check "push, no signature: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github")" = 401 ]
+  check "push to main: 202" [ "$(hook push d-1 "$tmp/push.json")" = 202 ]
+  local id
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "push to main: pipeline gh started" [ "$(jget 'd["jobs"][0]["pipeline"]')" = gh ]
+  check "push to main: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "push to main: the pushed commit" grep -qx "look | src main sha $main_sha" "$tmp/body"
+  api GET "/jobs/$id" > /dev/null
+  check "push to main: the job's source" [ "$(jget 'd["source"]["sha"]')" = "$main_sha" ]
+  check "the same delivery again: 202" [ "$(hook push d-1 "$tmp/push.json")" = 202 ]
+  check "the same delivery again: the same job, existing" [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
+  sed "s/refs\/heads\/main/refs\/heads\/feature/; s/$main_sha/$feature_sha/" "$tmp/push.json" > "$tmp/push2.json"
+  check "push to feature: 200" [ "$(hook push d-2 "$tmp/push2.json")" = 200 ]
+  check "push to feature: no pipeline matched, and why" grep -q 'no pipeline matched: of 2 registered pipelines, 1 have on.github, none with push in events and a branch pattern matching \\"feature\\"' "$tmp/body"
+  sed "s/refs\/heads\/main/refs\/tags\/v1/" "$tmp/push.json" > "$tmp/tag.json"
+  check "a tag push: 200, nothing started" [ "$(hook push d-3 "$tmp/tag.json")" = 200 ] && grep -q 'not a branch' "$tmp/body"
+  sed "s|file://$repo|https://u:pw@127.0.0.1/r.git|" "$tmp/push.json" > "$tmp/cred.json"
+  check "a clone_url with a password: refused by the broker's check (400)" [ "$(hook push d-7 "$tmp/cred.json")" = 400 ]
+  check "... naming the pipeline and the problem" [ "$(jget 'd["refused"][0]["pipeline"] + " " + str("source.git.url: credentials in the URL" in d["refused"][0]["error"]["message"])')" = "gh True" ]
+  printf '{"ref": ' > "$tmp/bad.json"
+  check "bad JSON, signed: 400" [ "$(hook push d-4 "$tmp/bad.json")" = 400 ]
+  check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ] && grep -q 'not handled' "$tmp/body"
+  # a pull request from a fork: the fork's commit, the CI scripts of the base's default branch
+  printf '{"action":"opened","pull_request":{"base":{"ref":"main"},"head":{"sha":"%s","repo":{"clone_url":"file://%s","full_name":"x/fork"}}},"repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$fork_sha" "$fork" "$repo" > "$tmp/pr.json"
+  check "pull request from a fork: 202" [ "$(hook pull_request d-6 "$tmp/pr.json")" = 202 ]
+  check "pull request from a fork: untrusted" [ "$(jget 'd["source"]["untrusted"]')" = True ]
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "pull request: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "pull request: the fork's code" grep -qx "look | src fork sha $fork_sha" "$tmp/body"
+  check "pull request: the base's CI scripts, not the fork's" grep -qx "look | ci: trusted" "$tmp/body"
+  # a pipeline's own hook
+  check "hook without a token file: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  check "hook: says how to make one" grep -q 'evrun-cli hook-token manual' "$tmp/body"
+  local t
+  t=$(cli hook-token manual)
+  check "hook-token: a token file 0600" [ "$(stat -c %a "$tmp/gateway/hooks/manual.token")" = 600 ]
+  check "hook-token: the same token again" [ "$(cli hook-token manual)" = "$t" ]
+  check "hook, a wrong token: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
+  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "hook: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "hook: its args" grep -qx "hi | hi hook" "$tmp/body"
+  cli hook-token ghost > "$tmp/ghost.tok"
+  check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
+  local old=$t
+  t=$(cli hook-token manual --new)
+  check "hook-token --new: the old token is refused" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $old" -X POST "${url%/api/v1}/hooks/manual")" = 401 ] && [ "$t" != "$old" ]
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -471,7 +575,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks}
 for c in $cases; do
   case_name=$c
   echo "== $c"
