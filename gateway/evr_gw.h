@@ -156,6 +156,12 @@ int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_
 bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
                      char job[EVR_ULID_LEN + 1]);
 
+/*  Removes the Idempotency-Key records of state_dir (and records left
+    half-made by a crash) last written over max_age_s seconds before
+    now_s; how many.  The gateway runs it hourly (EVR_GW_IDEM_AGE_S). */
+size_t evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s);
+#define EVR_GW_IDEM_AGE_S (24u * 3600u)
+
 void evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req);

@@ -4,12 +4,14 @@
     a job's steps, onto its history.  See evr_gw.h. */
 #include "evr_gw.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_paths.h"
@@ -221,6 +223,27 @@ evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_U
     free(path);
     free(dir);
     return !why;
+}
+
+size_t
+evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s)
+{
+    char *dir = evr_asprintf("%s/gateway/idempotency", state_dir);
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        struct stat st;
+        if (e->d_name[0] == '.' || strlen(e->d_name) < EVR_SHA256_HEX - 1
+            || strspn(e->d_name, "0123456789abcdef") != EVR_SHA256_HEX - 1
+            || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)
+            || (uint64_t) st.st_mtime + max_age_s > now_s)
+            continue;
+        n += unlinkat(dirfd(d), e->d_name, 0) == 0;
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return n;
 }
 
 /* --------------------------------------------------------------- submit */

@@ -25,6 +25,7 @@
 
 #include "evr_bus.h"
 #include "evr_event.h"
+#include "evr_log.h"
 
 #define S_PIPES_MAX 256
 #define S_JOBS 4096                       /* jobs whose pipeline and start are kept */
@@ -220,13 +221,25 @@ s_event(evr_gw_t *gw, evr_gw_metrics_t *m, const evr_event_t *ev)
     pthread_mutex_unlock(&m->mu);
 }
 
+/*  The gateway's background thread: it counts the event stream and, at
+    start and then hourly, prunes the Idempotency-Key records older than
+    a day (evr_gw_idem_prune). */
 static void *
 s_thread(void *arg)
 {
     evr_gw_t *gw = arg;
     zsock_t *sub = NULL;
+    uint64_t prune_at = 0;
     while (!gw->stopping) {
         evr_err_t err;
+        if (evr_mono_ns() >= prune_at) {
+            size_t n = evr_gw_idem_prune(evr_config_get(gw->cfg, "state_dir"),
+                                         EVR_GW_IDEM_AGE_S, evr_now_ns() / 1000000000ull);
+            if (n)
+                evr_log_info("gateway", "%zu Idempotency-Key records older than a day removed",
+                             n);
+            prune_at = evr_mono_ns() + 3600ull * 1000000000ull;
+        }
         if (!sub && !(sub = evr_client_subscribe_hwm(gw->cfg, "ev.", 10000, &err))) {
             zclock_sleep(1000);
             continue;

@@ -11,6 +11,8 @@
 #include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -483,6 +485,52 @@ test_hooks(void)
     evr_diag_destroy(&diag);
 }
 
+/*  Makes dir/name with mtime at t. */
+static void
+s_touch(const char *dir, const char *name, time_t t)
+{
+    char *p = evr_asprintf("%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+    CHECK(utimensat(AT_FDCWD, p, ts, 0) == 0);
+    free(p);
+}
+
+static void
+test_idem_prune(void)
+{
+    char dir[] = "/tmp/evr-gwi-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *gw = evr_asprintf("%s/gateway", dir), *id = evr_asprintf("%s/idempotency", gw);
+    CHECK(mkdir(gw, 0700) == 0 && mkdir(id, 0700) == 0);
+    time_t now = 2000000000;
+    char old[80], fresh[80], half[120];
+    memset(old, 'a', 64), old[64] = '\0';
+    memset(fresh, 'b', 64), fresh[64] = '\0';
+    snprintf(half, sizeof half, "%s.01ARYZ6S41TSV4RRFFQ69G5FAV", old);
+    s_touch(id, old, now - 90000);
+    s_touch(id, fresh, now - 3600);
+    s_touch(id, half, now - 90000);
+    s_touch(id, "README", now - 90000);
+    CHECK(evr_gw_idem_prune(dir, 86400, (uint64_t) now) == 2);
+    char *p = evr_asprintf("%s/%s", id, fresh);
+    CHECK(access(p, F_OK) == 0);
+    free(p);
+    p = evr_asprintf("%s/%s", id, old);
+    CHECK(access(p, F_OK) != 0);
+    free(p);
+    CHECK(evr_gw_idem_prune(dir, 86400, (uint64_t) now) == 0);
+    CHECK(evr_gw_idem_prune("/nonexistent-evr", 86400, (uint64_t) now) == 0);
+    char *cmd = evr_asprintf("rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    free(id);
+    free(gw);
+}
+
 /* ------------------------------------------------------- a real server */
 
 /*  Sends req (len bytes) to 127.0.0.1:port; the status of the answer,
@@ -621,6 +669,7 @@ main(void)
     EVR_TEST_RUN(test_art_path);
     EVR_TEST_RUN(test_prom_label);
     EVR_TEST_RUN(test_hooks);
+    EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
