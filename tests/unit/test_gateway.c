@@ -464,6 +464,18 @@ test_hooks(void)
     memcpy(closed, "closed", 6);
     CHECK(evr_gw_github_parse("pull_request", buf, strlen(buf), &gh, why, sizeof why) == 1);
     CHECK(strstr(why, "\"closed\" starts nothing") != NULL);
+    /* a workflow job: queued starts, completed does not */
+    snprintf(buf, sizeof buf, "{\"action\":\"queued\",\"workflow_job\":{\"head_branch\":"
+             "\"main\",\"head_sha\":\"%s\"},\"repository\":{\"clone_url\":\"https://h/r.git\"}}",
+             sha);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK_STR(gh.branch, "main");
+    CHECK(!gh.ci_ref);
+    evr_strlist_push(&ev, "workflow_job");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_gw_github_clear(&gh);
+    memcpy(strstr(buf, "queued"), "action", 6);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 1);
     evr_strlist_free(&ev);
     evr_strlist_free(&br);
     /* the spec key on.github: checked at file:line:col */
