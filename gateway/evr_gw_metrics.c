@@ -14,6 +14,8 @@
     The broker's round-trip time is each request/answer call the gateway
     makes (evr_gw_call), as a histogram.
 
+    The SUB socket holds at most S_HWM publications: events published
+    while the thread lags further behind are dropped, not counted.
     Label values are bounded: at most S_PIPES_MAX pipelines (the rest
     count as "_other"), the fixed job statuses, runner states and event
     types.  See evr_gw.h. */
@@ -31,6 +33,7 @@
 #define S_JOBS 4096                       /* jobs whose pipeline and start are kept */
 #define S_CACHE_NS 5000000000ull          /* the broker's state is asked this seldom */
 #define S_NSTATUS 5
+#define S_HWM 1000       /* publications held for the thread (bounded memory) */
 
 static const double s_dur_b[] = { 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600 };
 static const double s_rtt_b[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -240,7 +243,7 @@ s_thread(void *arg)
                              n);
             prune_at = evr_mono_ns() + 3600ull * 1000000000ull;
         }
-        if (!sub && !(sub = evr_client_subscribe_hwm(gw->cfg, "ev.", 10000, &err))) {
+        if (!sub && !(sub = evr_client_subscribe_hwm(gw->cfg, "ev.", S_HWM, &err))) {
             zclock_sleep(1000);
             continue;
         }

@@ -404,6 +404,13 @@ test_prom_label(void)
     CHECK(r && r->fn == evr_gw_h_metrics && r->open);
     CHECK(!evr_gw_route_match("GET", "/api/v1/metrics", params, &st) && st == 404);
     CHECK(!evr_gw_route_match("POST", "/metrics", params, &st) && st == 405);
+    r = evr_gw_route_match("POST", "/hooks/github", params, &st);
+    CHECK(r && r->fn == evr_gw_h_github && r->open);
+    r = evr_gw_route_match("POST", "/hooks/nightly", params, &st);
+    CHECK(r && r->fn == evr_gw_h_hook && r->open && !strcmp(params[0], "nightly"));
+    CHECK(!evr_gw_route_match("GET", "/hooks/github", params, &st) && st == 405);
+    CHECK(!evr_gw_route_match("POST", "/api/v1/hooks/github", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("POST", "/hooks/a/b", params, &st) && st == 404);
 }
 
 static void
