@@ -651,6 +651,18 @@ test_server(void)
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 503);
     CHECK(strstr(out, "\"unavailable\"") != NULL);
+    /* metrics without a token, the broker down: served, evrun_broker_up 0 */
+    CHECK(s_send(gw.port, out, sizeof out, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\n\r\n") == 200);
+    CHECK(strstr(out, "\nevrun_broker_up 0\n") != NULL);
+    CHECK(strstr(out, "# TYPE evrun_step_duration_seconds histogram\n") != NULL);
+    /* a webhook without a signature, or no hook token: 401 */
+    CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nX-GitHub-Event: push\r\nContent-Length: 2\r\n\r\n{}")
+          == 401);
+    CHECK(strstr(out, "X-Hub-Signature-256: missing") != NULL);
+    CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/nightly HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nContent-Length: 0\r\n\r\n") == 401);
     /* path tricks in an artifact url: 400 before the broker is asked */
     static const char *const tricks[] = {
         "a/..%2f..%2fetc%2fpasswd", "a/%2e%2e/x", "a/x%00.txt", "a/%2fetc%2fpasswd", "a/b//c",
