@@ -109,6 +109,13 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
     return ok;
 }
 
+/*  evr_spec_name_ok of a JSON value that may be no string (NULL). */
+static bool
+s_name_ok(const char *s)
+{
+    return s && evr_spec_name_ok(s);
+}
+
 int
 evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
                    json_t **error)
@@ -130,7 +137,7 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
         if (strcmp(key, "pipeline") && strcmp(key, "args") && strcmp(key, "labels") && !msg[0])
             snprintf(msg, sizeof msg, "body.%.64s: unknown field (a start takes pipeline, args "
                      "and labels; a pipeline to run takes steps)", key);
-    if (!msg[0] && !evr_spec_name_ok(json_string_value(name)))
+    if (!msg[0] && !s_name_ok(json_string_value(name)))
         snprintf(msg, sizeof msg, "body.pipeline: expected the name of a registered pipeline "
                  "(GET /pipelines lists them): letters, digits, _ . - (at most %d bytes)",
                  EVR_SPEC_MAX_NAME);
@@ -146,7 +153,7 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
         snprintf(msg, sizeof msg, "body.labels: expected an array of at most 32 labels");
     size_t i;
     json_array_foreach(labels, i, v)
-        if (!msg[0] && !evr_spec_name_ok(json_string_value(v)))
+        if (!msg[0] && !s_name_ok(json_string_value(v)))
             snprintf(msg, sizeof msg, "body.labels[%zu]: expected a label: letters, digits, "
                      "_ . - (at most %d bytes)", i, EVR_SPEC_MAX_NAME);
     if (msg[0]) {

@@ -255,6 +255,15 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
         evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: missing");
         return;
     }
+    size_t dn = delivery ? strlen(delivery) : 0;
+    for (size_t i = 0; i < dn; i++)
+        if ((unsigned char) delivery[i] < 0x21 || (unsigned char) delivery[i] > 0x7e)
+            dn = 0;
+    if (delivery && (!dn || dn > 100)) {
+        evr_gw_error(req, 400, "bad_request", "X-GitHub-Delivery: expected 1 to 100 printable "
+                     "ASCII characters (GitHub sends a UUID)");
+        return;
+    }
     if (!strcmp(event, "ping")) {
         evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", "pong"));
         return;
@@ -289,7 +298,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                         .source_url = evr_strdup(gh.url), .source_ref = evr_strdup(gh.sha),
                         .ci_source_url = evr_strdup(gh.ci_url),
                         .ci_source_ref = gh.ci_ref ? evr_strdup(gh.ci_ref) : NULL };
-        char *key = delivery ? evr_asprintf("github:%.100s:%s", delivery, m.pipeline) : NULL;
+        char *key = delivery ? evr_asprintf("github:%s:%s", delivery, m.pipeline) : NULL;
         bool ok = s_start(gw, req, &m, key, started, refused, &status);
         free(key);
         evr_msg_clear(&m);

@@ -523,6 +523,7 @@ YML
   sed "s|file://$repo|https://u:pw@127.0.0.1/r.git|" "$tmp/push.json" > "$tmp/cred.json"
   check "a clone_url with a password: refused by the broker's check (400)" [ "$(hook push d-7 "$tmp/cred.json")" = 400 ]
   check "... naming the pipeline and the problem" [ "$(jget 'd["refused"][0]["pipeline"] + " " + str("source.git.url: credentials in the URL" in d["refused"][0]["error"]["message"])')" = "gh True" ]
+  check "a delivery id with a space: 400" [ "$(hook push 'd 8' "$tmp/push.json")" = 400 ] && grep -q 'X-GitHub-Delivery' "$tmp/body"
   printf '{"ref": ' > "$tmp/bad.json"
   check "bad JSON, signed: 400" [ "$(hook push d-4 "$tmp/bad.json")" = 400 ]
   check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ] && grep -q 'not handled' "$tmp/body"

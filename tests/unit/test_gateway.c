@@ -348,6 +348,10 @@ test_parse_start(void)
     CHECK(s_start("{\"pipeline\":\"p\",\"args\":[]}", &m, msg, sizeof msg) == -1);
     CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[\"a b\"]}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.labels[0]") != NULL);
+    CHECK(s_start("{\"pipeline\":5}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.pipeline") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[7]}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.labels[0]") != NULL);
     CHECK(s_start("{\"pipeline\":\"p\",\"image\":\"x\"}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.image: unknown field") != NULL);
     CHECK(!m.pipeline && !m.args.n);
