@@ -550,6 +550,8 @@ YML
   check "hook: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
   api GET "/jobs/$id/log" > /dev/null
   check "hook: its args" grep -qx "hi | hi hook" "$tmp/body"
+  cli hook-token ../x > /dev/null 2>&1
+  check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
   cli hook-token ghost > "$tmp/ghost.tok"
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
   local old=$t
