@@ -434,18 +434,59 @@ evr_pipelines_find(const evr_broker_t *b, const char *name)
     return NULL;
 }
 
+/*  The submit of pipeline p as job (its last good spec, args, labels). */
+static void
+s_submit_msg(const evr_pipe_t *p, const char *job, const evr_strmap_t *args,
+             const evr_strlist_t *labels, evr_msg_t *m)
+{
+    *m = (evr_msg_t) { .type = EVR_MSG_SUBMIT, .job = evr_strdup(job), .spec = evr_spec_new() };
+    evr_rec_copy(&evr_spec_type, m->spec, p->spec);
+    for (uint32_t i = 0; args && i < args->n; i++)
+        evr_strmap_set(&m->args, args->k[i], args->v[i]);
+    for (uint32_t i = 0; labels && i < labels->n; i++)
+        evr_strlist_push(&m->labels, labels->v[i]);
+}
+
 void
 evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const char *job,
                      const evr_strmap_t *args, const evr_strlist_t *labels)
 {
-    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = evr_strdup(job), .spec = evr_spec_new() };
-    evr_rec_copy(&evr_spec_type, m.spec, p->spec);
-    for (uint32_t i = 0; args && i < args->n; i++)
-        evr_strmap_set(&m.args, args->k[i], args->v[i]);
-    for (uint32_t i = 0; labels && i < labels->n; i++)
-        evr_strlist_push(&m.labels, labels->v[i]);
+    evr_msg_t m;
+    s_submit_msg(p, job, args, labels, &m);
     evr_queue_submit(b, rid, &m);
     evr_msg_clear(&m);
+}
+
+/*  Replaces *slot with v (when given). */
+static void
+s_set(char **slot, const char *v)
+{
+    if (!v)
+        return;
+    free(*slot);
+    *slot = evr_strdup(v);
+}
+
+/*  A start's source overrides (PROTOCOL.md "Source overrides") onto
+    spec where it takes a git source, checked again: false with why. */
+static bool
+s_override(evr_spec_t *spec, const evr_msg_t *req, char *why, size_t size)
+{
+    if (spec->source.git.present) {
+        s_set(&spec->source.git.url, req->source_url);
+        s_set(&spec->source.git.ref, req->source_ref);
+    }
+    if (spec->ci_source.git.present) {
+        s_set(&spec->ci_source.git.url, req->ci_source_url);
+        s_set(&spec->ci_source.git.ref, req->ci_source_ref);
+    }
+    evr_diag_t *diag = evr_diag_new("start");
+    bool ok = evr_spec_validate(spec, diag) == EVR_OK;
+    if (!ok)
+        snprintf(why, size, "%s", evr_diag_count(diag) ? evr_diag_get(diag, 0)
+                                                       : "the spec is refused");
+    evr_diag_destroy(&diag);
+    return ok;
 }
 
 void
@@ -459,7 +500,16 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
                            b->pipes && b->pipes->dir ? b->pipes->dir : "the pipelines_dir");
         return;
     }
-    evr_pipelines_submit(b, rid, p, req->job, &req->args, &req->labels);
+    evr_msg_t m;
+    char why[1024];
+    s_submit_msg(p, req->job, &req->args, &req->labels, &m);
+    if (!req->source_url && !req->source_ref && !req->ci_source_url && !req->ci_source_ref)
+        evr_queue_submit(b, rid, &m);
+    else if (!s_override(m.spec, req, why, sizeof why))
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
+    else
+        evr_queue_submit(b, rid, &m);
+    evr_msg_clear(&m);
 }
 
 static int
@@ -514,6 +564,13 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
         if (p->registered) {
             m.concurrency = p->spec->concurrency;
             s_jobs_of(b, p->spec->pipeline, &m);
+            const evr_on_github_t *gh = &p->spec->on.github;
+            for (uint32_t i = 0; gh->present && i < gh->events.n; i++)
+                evr_strlist_push(&m.github_events, gh->events.v[i]);
+            if (gh->present && !gh->events.n)
+                evr_strlist_push(&m.github_events, "push");
+            for (uint32_t i = 0; gh->present && i < gh->branches.n; i++)
+                evr_strlist_push(&m.github_branches, gh->branches.v[i]);
         }
         if (p->scheduled) {
             m.schedule = evr_strdup(p->sched_expr);

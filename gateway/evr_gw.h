@@ -16,23 +16,30 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include "evr_client.h"
 #include "evr_gw_auth.h"
 
 #define EVR_GW_PREFIX "/api/v1"
-#define EVR_GW_PARAMS 2         /* {id} and the like in one route */
+#define EVR_GW_PARAMS 3         /* {id} and the like in one route */
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
+
+typedef struct evr_gw_metrics evr_gw_metrics_t;
 
 typedef struct evr_gw {
     evr_config_t *cfg;
     evr_gw_secret_t secret;
+    evr_gw_secret_t hook_secret;    /* webhook_secret_file's: GitHub's signatures */
     pthread_mutex_t mu;         /* guards client */
     evr_client_t *client;       /* NULL until first used, or after a failure */
     uint64_t down_until;        /* mono ns: the broker failed just now, 503 at once */
     char down_msg[EVR_ERR_MAX]; /* why */
     struct MHD_Daemon *daemon;
     volatile int stopping;      /* streams end when set */
+    int downloads;              /* artifact downloads running (atomic) */
+    evr_gw_metrics_t *metrics;  /* made by evr_gw_start */
+    bool metrics_auth;          /* GET /metrics needs a token (metrics_token: required) */
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
@@ -59,6 +66,9 @@ typedef struct {
     const char *path;           /* under EVR_GW_PREFIX; {name} is one segment */
     evr_gw_handler_fn *fn;
     bool write;                 /* needs a write-scope token */
+    bool open;                  /* no token checked before the handler: it checks its own */
+    bool root;                  /* path is from /, not under EVR_GW_PREFIX */
+    bool tail;                  /* the last {param} takes the rest of the path */
 } evr_gw_route_t;
 
 extern const evr_gw_route_t evr_gw_routes[];
@@ -76,6 +86,10 @@ const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
     are set). */
 evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);
 void evr_gw_stop(evr_gw_t *gw);
+
+/*  Checks req's bearer token (a write-scope one when write): false with
+    the 401 or 403 answer set. */
+bool evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write);
 
 /*  Sets req's answer to {"error": {"code", "message"}} with status. */
 void evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
@@ -122,10 +136,31 @@ void evr_gw_time_set(json_t *js, const char *key, uint64_t ns);
 /* ------------------------------------------------------------ evr_gw_api.c */
 
 /*  Reads a submit body (Content-Type ctype) into spec (zeroed): YAML, or
-    JSON with `steps`.  false with status (400, 415, 501) and *error (a
-    JSON error object, caller owns) otherwise. */
+    JSON with `steps`.  false with status (400, 415) and *error (a JSON
+    error object, caller owns) otherwise. */
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);
+
+/*  Whether a submit body is the start of a registered pipeline: JSON
+    {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
+    1: it is, and m's pipeline, args and labels are set; 0: it is not
+    (a pipeline to run, or no JSON object); -1: it is, but is malformed
+    (*error set: a JSON error object, caller owns). */
+int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
+                       json_t **error);
+
+/*  The job id an Idempotency-Key stands for (a record in
+    STATE/gateway/idempotency, made with a new id the first time); false
+    with req's answer set (400 for a key that is not 1 to 255 printable
+    ASCII characters). */
+bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
+                     char job[EVR_ULID_LEN + 1]);
+
+/*  Removes the Idempotency-Key records of state_dir (and records left
+    half-made by a crash) last written over max_age_s seconds before
+    now_s; how many.  The gateway runs it hourly (EVR_GW_IDEM_AGE_S). */
+size_t evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s);
+#define EVR_GW_IDEM_AGE_S (24u * 3600u)
 
 void evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req);
@@ -134,6 +169,70 @@ void evr_gw_h_cancel(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_pause(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_resume(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ---------------------------------------------------------- evr_gw_pipes.c */
+
+void evr_gw_h_pipelines(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ------------------------------------------------------------ evr_gw_art.c */
+
+/*  Whether p is a path an artifact may have (relative, no empty, . or
+    .. component, no trailing /, no control character, UTF-8, at most
+    1024 bytes); NULL, or what is wrong with it. */
+const char *evr_gw_art_path_problem(const char *p);
+
+void evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* ---------------------------------------------------------- evr_gw_hooks.c */
+
+/*  What a GitHub event asks to run. */
+typedef struct {
+    char event[16];
+    char branch[257];       /* a push's branch, a pull request's base, a job's head branch */
+    char sha[65];           /* the commit to run */
+    char *url;              /* its repository (a fork's for a pull request from one) */
+    char *ci_url, *ci_ref;  /* the repository that sent it, its default branch */
+    bool fork;              /* a pull request from another repository */
+} evr_gw_github_t;
+
+/*  Whether header ("sha256=HEX") is body's HMAC-SHA256 under s
+    (compared in constant time); false when s is empty. */
+bool evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *body,
+                        size_t len);
+
+/*  Reads a GitHub event (push, pull_request or workflow_job) into gh:
+    0 when it asks for a run, 1 when it asks for none (why says so: a
+    closed pull request, a tag push...), -1 when malformed (why says
+    where).  Free gh with evr_gw_github_clear. */
+int evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_github_t *gh,
+                        char *why, size_t size);
+void evr_gw_github_clear(evr_gw_github_t *gh);
+
+/*  Whether a pipeline's on.github (events, branches as listed by the
+    broker) matches gh. */
+bool evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branches,
+                         const evr_gw_github_t *gh);
+
+void evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* -------------------------------------------------------- evr_gw_metrics.c */
+
+/*  Starts (evr_gw_start) and stops (evr_gw_stop) the thread that counts
+    the event stream. */
+void evr_gw_metrics_start(evr_gw_t *gw);
+void evr_gw_metrics_stop(evr_gw_t *gw);
+
+/*  Takes one broker round-trip of ns into the histogram. */
+void evr_gw_metrics_rtt(evr_gw_t *gw, uint64_t ns);
+
+/*  Writes v as a label value of the text format (backslash, double
+    quote and newline escaped). */
+void evr_gw_prom_label(FILE *out, const char *v);
+
+/*  GET /metrics. */
+void evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* ------------------------------------------------------------ evr_gw_log.c */
 

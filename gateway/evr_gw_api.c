@@ -4,12 +4,14 @@
     a job's steps, onto its history.  See evr_gw.h. */
 #include "evr_gw.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_paths.h"
@@ -80,18 +82,14 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_error_t je;
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
-        bool named = js && json_is_object(js) && json_object_get(js, "pipeline") && !steps;
         if (!js)
             snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
-        else if (named)
-            snprintf(msg, sizeof msg, "starting a registered pipeline by name is not served "
-                     "yet: send the pipeline itself (an object with steps)");
         else if (!steps)
-            snprintf(msg, sizeof msg, "body: expected a pipeline: a JSON object with steps");
+            snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
+                     "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");
         json_decref(js);
         if (!steps) {
-            *status = named ? 501 : 400;
-            *error = s_err(named ? "not_implemented" : "bad_request", msg);
+            *error = s_err("bad_request", msg);
             return false;
         }
         /* JSON is YAML's flow style: the loader gives the same
@@ -111,13 +109,75 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
     return ok;
 }
 
+/*  evr_spec_name_ok of a JSON value that may be no string (NULL). */
+static bool
+s_name_ok(const char *s)
+{
+    return s && evr_spec_name_ok(s);
+}
+
+int
+evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m,
+                   json_t **error)
+{
+    char mt[64], msg[512] = "";
+    s_media_type(ctype, mt, sizeof mt);
+    json_t *js = strcasecmp(mt, "application/json") ? NULL : json_loadb(body, len,
+                                                                         JSON_REJECT_DUPLICATES,
+                                                                         NULL);
+    json_t *name = json_object_get(js, "pipeline"), *args = json_object_get(js, "args");
+    json_t *labels = json_object_get(js, "labels");
+    if (!json_is_object(js) || !name || json_object_get(js, "steps")) {
+        json_decref(js);
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(js, key, v)
+        if (strcmp(key, "pipeline") && strcmp(key, "args") && strcmp(key, "labels") && !msg[0])
+            snprintf(msg, sizeof msg, "body.%.64s: unknown field (a start takes pipeline, args "
+                     "and labels; a pipeline to run takes steps)", key);
+    if (!msg[0] && !s_name_ok(json_string_value(name)))
+        snprintf(msg, sizeof msg, "body.pipeline: expected the name of a registered pipeline "
+                 "(GET /pipelines lists them): letters, digits, _ . - (at most %d bytes)",
+                 EVR_SPEC_MAX_NAME);
+    if (!msg[0] && args && (!json_is_object(args) || json_object_size(args) > 64))
+        snprintf(msg, sizeof msg, "body.args: expected an object of at most 64 NAME: "
+                 "\"VALUE\" pairs");
+    json_object_foreach(args, key, v)
+        if (!msg[0] && !json_is_string(v))
+            snprintf(msg, sizeof msg, "body.args.%.64s: expected a string value", key);
+        else if (!msg[0] && (!*key || strchr(key, '=')))
+            snprintf(msg, sizeof msg, "body.args: \"%.64s\" is no arg name", key);
+    if (!msg[0] && labels && (!json_is_array(labels) || json_array_size(labels) > 32))
+        snprintf(msg, sizeof msg, "body.labels: expected an array of at most 32 labels");
+    size_t i;
+    json_array_foreach(labels, i, v)
+        if (!msg[0] && !s_name_ok(json_string_value(v)))
+            snprintf(msg, sizeof msg, "body.labels[%zu]: expected a label: letters, digits, "
+                     "_ . - (at most %d bytes)", i, EVR_SPEC_MAX_NAME);
+    if (msg[0]) {
+        *error = s_err("bad_request", msg);
+        json_decref(js);
+        return -1;
+    }
+    free(m->pipeline);
+    m->pipeline = evr_strdup(json_string_value(name));
+    json_object_foreach(args, key, v)
+        evr_strmap_set(&m->args, key, json_string_value(v));
+    json_array_foreach(labels, i, v)
+        evr_strlist_push(&m->labels, json_string_value(v));
+    json_decref(js);
+    return 1;
+}
+
 /* ---------------------------------------------------------- idempotency */
 
-/*  The job id an Idempotency-Key stands for: STATE/gateway/idempotency/
-    SHA256(key) holds it, made (atomically: written aside, then linked)
-    with a new id the first time.  False with req's answer set. */
-static bool
-s_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+/*  STATE/gateway/idempotency/SHA256(key) holds the job id, made
+    (atomically: written aside, then linked) with a new id the first
+    time. */
+bool
+evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
 {
     size_t n = strlen(key);
     for (size_t i = 0; i < n; i++)
@@ -172,6 +232,27 @@ s_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_L
     return !why;
 }
 
+size_t
+evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s)
+{
+    char *dir = evr_asprintf("%s/gateway/idempotency", state_dir);
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        struct stat st;
+        if (e->d_name[0] == '.' || strlen(e->d_name) < EVR_SHA256_HEX - 1
+            || strspn(e->d_name, "0123456789abcdef") != EVR_SHA256_HEX - 1
+            || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)
+            || (uint64_t) st.st_mtime + max_age_s > now_s)
+            continue;
+        n += unlinkat(dirfd(d), e->d_name, 0) == 0;
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return n;
+}
+
 /* --------------------------------------------------------------- submit */
 
 typedef struct {
@@ -220,25 +301,44 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
+/*  The 201 of an accepted submit or start. */
+static void
+s_accepted(evr_gw_req_t *req, const char *job, const char *pipeline, const evr_msg_t *rep)
+{
+    if (rep->type != EVR_MSG_ACCEPTED)
+        evr_gw_refused(req, rep);
+    else
+        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
+                                        "status", "queued", "existing", rep->existing));
+}
+
 void
 evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_msg_t m = { .type = EVR_MSG_SUBMIT }, rep = { 0 };
     char job[EVR_ULID_LEN + 1];
+    json_t *error = NULL;
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    if (!s_submit_msg(req, &m) || (key && !s_idem_job(gw, req, key, job)))
+    int start = evr_gw_parse_start(evr_gw_header(req, "Content-Type"), req->body, req->len, &m,
+                                   &error);
+    if (start < 0)
+        evr_gw_json(req, 400, error);
+    if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
         goto out;
+    if (start) {        /* a registered pipeline by name: the broker's `start` */
+        s_args_t a = { &m, false };
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
+        if (a.bad) {
+            evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+            goto out;
+        }
+        m.type = EVR_MSG_START;
+    }
     if (!key)
         evr_ulid_new(job);
     m.job = evr_strdup(job);
-    if (evr_gw_call(gw, req, &m, &rep))
-        goto out;
-    if (rep.type != EVR_MSG_ACCEPTED)
-        evr_gw_refused(req, &rep);
-    else
-        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline",
-                                        m.spec->pipeline, "status", "queued", "existing",
-                                        rep.existing));
+    if (!evr_gw_call(gw, req, &m, &rep))
+        s_accepted(req, job, start ? m.pipeline : m.spec->pipeline, &rep);
 out:
     evr_msg_clear(&m);
     evr_msg_clear(&rep);

@@ -49,9 +49,18 @@ s_secret_make(const char *path, evr_err_t *err)
 evr_rc_t
 evr_gw_secret_load(const char *state_dir, bool make, evr_gw_secret_t *out, evr_err_t *err)
 {
+    char *path = evr_asprintf("%s/gateway/jwt.secret", state_dir);
+    evr_rc_t rc = evr_gw_secret_file(path, make, out, err);
+    free(path);
+    return rc;
+}
+
+evr_rc_t
+evr_gw_secret_file(const char *path, bool make, evr_gw_secret_t *out, evr_err_t *err)
+{
     memset(out, 0, sizeof *out);
-    char *dir = evr_asprintf("%s/gateway", state_dir);
-    char *path = evr_asprintf("%s/jwt.secret", dir);
+    char *dir = evr_strdup(path);
+    *(strrchr(dir, '/') ? strrchr(dir, '/') : dir) = '\0';
     evr_rc_t rc = evr_paths_dir(dir, make, err);
     if (rc == EVR_ERR_NOTFOUND)
         rc = evr_err_set(err, EVR_ERR_NOTFOUND, "%s does not exist: start evrun-gateway (or "
@@ -82,7 +91,6 @@ evr_gw_secret_load(const char *state_dir, bool make, evr_gw_secret_t *out, evr_e
     }
     if (fd >= 0)
         close(fd);
-    free(path);
     free(dir);
     return rc;
 }

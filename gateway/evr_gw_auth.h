@@ -36,6 +36,10 @@ typedef struct {
 evr_rc_t evr_gw_secret_load(const char *state_dir, bool make, evr_gw_secret_t *out,
                             evr_err_t *err);
 
+/*  The same for the secret file at path: made (its directory too, 0700)
+    when missing and make; its directory must be private (evr_paths_dir). */
+evr_rc_t evr_gw_secret_file(const char *path, bool make, evr_gw_secret_t *out, evr_err_t *err);
+
 /*  A new token for sub with scope, valid ttl_s seconds from now_s (unix
     seconds); caller frees.  NULL with err set when libjwt fails. */
 char *evr_gw_token_issue(const evr_gw_secret_t *s, const char *sub, evr_gw_scope_t scope,

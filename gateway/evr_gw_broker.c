@@ -50,9 +50,12 @@ evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *repl
     evr_rc_t rc = EVR_ERR_IO;
     pthread_mutex_lock(&gw->mu);
     evr_client_t *c = evr_gw_client(gw, req);
+    uint64_t t0 = evr_mono_ns();
     if (c && (rc = evr_client_call(c, m, reply, &err)))
         s_failed(gw, req, rc, &err);
     pthread_mutex_unlock(&gw->mu);
+    if (c && !rc)
+        evr_gw_metrics_rtt(gw, evr_mono_ns() - t0);
     return rc;
 }
 

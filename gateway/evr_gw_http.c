@@ -16,23 +16,34 @@
 #define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
 
 const evr_gw_route_t evr_gw_routes[] = {
-    { "POST", "/jobs", evr_gw_h_submit, true },
-    { "GET", "/jobs", evr_gw_h_jobs, false },
-    { "GET", "/jobs/{id}", evr_gw_h_job, false },
-    { "POST", "/jobs/{id}/cancel", evr_gw_h_cancel, true },
-    { "POST", "/jobs/{id}/pause", evr_gw_h_pause, true },
-    { "POST", "/jobs/{id}/resume", evr_gw_h_resume, true },
-    { "GET", "/jobs/{id}/log", evr_gw_h_log, false },
-    { "GET", "/runners", evr_gw_h_runners, false },
+    { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true },
+    { .method = "GET", .path = "/jobs", .fn = evr_gw_h_jobs },
+    { .method = "GET", .path = "/jobs/{id}", .fn = evr_gw_h_job },
+    { .method = "POST", .path = "/jobs/{id}/cancel", .fn = evr_gw_h_cancel, .write = true },
+    { .method = "POST", .path = "/jobs/{id}/pause", .fn = evr_gw_h_pause, .write = true },
+    { .method = "POST", .path = "/jobs/{id}/resume", .fn = evr_gw_h_resume, .write = true },
+    { .method = "GET", .path = "/jobs/{id}/log", .fn = evr_gw_h_log },
+    { .method = "GET", .path = "/runners", .fn = evr_gw_h_runners },
+    { .method = "GET", .path = "/pipelines", .fn = evr_gw_h_pipelines },
+    { .method = "GET", .path = "/jobs/{id}/artifacts", .fn = evr_gw_h_artifacts },
+    { .method = "GET", .path = "/jobs/{id}/artifacts/{step}/{path}", .fn = evr_gw_h_artifact,
+      .tail = true },
+    { .method = "GET", .path = "/metrics", .fn = evr_gw_h_metrics, .open = true, .root = true },
+    { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
+      .root = true },
+    { .method = "POST", .path = "/hooks/{pipeline}", .fn = evr_gw_h_hook, .open = true,
+      .root = true },
 };
 const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 
 /* ------------------------------------------------------------- routing */
 
 /*  Whether path matches pattern segment by segment; {x} takes one
-    non-empty segment (at most 127 bytes) into params. */
+    non-empty segment (at most 127 bytes) into params; with tail, a {x}
+    that ends pattern takes the rest of path (its first 127 bytes into
+    params: the handler reads the whole from the url). */
 static bool
-s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128])
+s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128], bool tail)
 {
     int np = 0;
     while (*pattern && *path) {
@@ -42,6 +53,11 @@ s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128])
         const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
         size_t pl = pe ? (size_t) (pe - pattern) : strlen(pattern);
         size_t sl = se ? (size_t) (se - path) : strlen(path);
+        if (pattern[0] == '{' && tail && !pe) {
+            sl = strlen(path);
+            snprintf(params[np < EVR_GW_PARAMS ? np : 0], 128, "%s", path);
+            return sl > 0;
+        }
         if (pattern[0] == '{') {
             if (!sl || sl > 127 || np >= EVR_GW_PARAMS)
                 return false;
@@ -60,11 +76,11 @@ evr_gw_route_match(const char *method, const char *url, char params[EVR_GW_PARAM
                    int *status)
 {
     size_t pl = strlen(EVR_GW_PREFIX);
+    bool api = !strncmp(url, EVR_GW_PREFIX, pl) && url[pl] == '/';
     *status = 404;
-    if (strncmp(url, EVR_GW_PREFIX, pl) || url[pl] != '/')
-        return NULL;
     for (size_t i = 0; i < evr_gw_nroutes; i++) {
-        if (!s_match(evr_gw_routes[i].path, url + pl, params))
+        const evr_gw_route_t *r = &evr_gw_routes[i];
+        if ((!r->root && !api) || !s_match(r->path, r->root ? url : url + pl, params, r->tail))
             continue;
         if (!strcmp(evr_gw_routes[i].method, method))
             return &evr_gw_routes[i];
@@ -145,29 +161,27 @@ typedef struct {
     bool answered;      /* an early answer (401, 413...) is queued */
 } s_conn_t;
 
-/*  Checks the bearer token: false with the 401 or 403 answer set. */
-static bool
-s_auth(evr_gw_t *gw, s_conn_t *cc)
+bool
+evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
 {
-    const char *h = evr_gw_header(&cc->req, "Authorization");
+    const char *h = evr_gw_header(req, "Authorization");
     const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
     evr_err_t err;
     if (h && !tok) {
-        evr_gw_error(&cc->req, 401, "unauthorized", "the Authorization header must be "
+        evr_gw_error(req, 401, "unauthorized", "the Authorization header must be "
                      "\"Bearer TOKEN\" (make a token with evrun-cli token)");
         return false;
     }
     while (tok && *tok == ' ')
         tok++;
-    if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &cc->req.scope,
-                           &err)) {
-        evr_gw_error(&cc->req, 401, "unauthorized", "%s", err.msg);
+    if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &req->scope, &err)) {
+        evr_gw_error(req, 401, "unauthorized", "%s", err.msg);
         return false;
     }
-    if (cc->route->write && cc->req.scope != EVR_GW_SCOPE_WRITE) {
-        evr_gw_error(&cc->req, 403, "forbidden", "%s %s%s needs a write token; this one is "
+    if (write && req->scope != EVR_GW_SCOPE_WRITE) {
+        evr_gw_error(req, 403, "forbidden", "%s %s needs a write token; this one is "
                      "read-only (make one with evrun-cli token, without --read-only)",
-                     cc->route->method, EVR_GW_PREFIX, cc->route->path);
+                     req->method, req->url);
         return false;
     }
     return true;
@@ -189,7 +203,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                          EVR_GW_PREFIX ", see schema/openapi.yaml)", url);
         return false;
     }
-    if (!s_auth(gw, cc))
+    if (!cc->route->open && !evr_gw_auth(gw, &cc->req, cc->route->write))
         return false;
     const char *cl = evr_gw_header(&cc->req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > gw->body_max) {
@@ -282,6 +296,34 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* --------------------------------------------------------------- start */
 
+static int
+s_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*  libmicrohttpd's unescaping of the path and query values (%XX), but a
+    %00 becomes 0x7f: a NUL would cut the string short unseen, a control
+    character is refused by every check that reads it. */
+static size_t
+s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void) cls, (void) conn;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = s_hex(r[1])) >= 0 && (lo = s_hex(r[2])) >= 0) {
+            *w++ = (char) (hi * 16 + lo ? hi * 16 + lo : 0x7f);
+            r += 2;
+        }
+        else
+            *w++ = *r;
+    }
+    *w = '\0';
+    return (size_t) (w - s);
+}
+
 /*  "HOST:PORT" (an IPv4 address, or localhost) into sa. */
 static evr_rc_t
 s_listen_addr(const char *s, struct sockaddr_in *sa, evr_err_t *err)
@@ -350,6 +392,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         flags, 0, NULL, NULL, s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw, MHD_OPTION_CONNECTION_LIMIT, 512u,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
     gw->tls_cert = cert;
@@ -360,6 +403,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
                            evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
     gw->port = di ? di->port : ntohs(sa.sin_port);
+    evr_gw_metrics_start(gw);
     return EVR_OK;
 }
 
@@ -370,6 +414,7 @@ evr_gw_stop(evr_gw_t *gw)
     if (gw->daemon)
         MHD_stop_daemon(gw->daemon);
     gw->daemon = NULL;
+    evr_gw_metrics_stop(gw);
     free(gw->tls_cert);
     free(gw->tls_key);
     gw->tls_cert = gw->tls_key = NULL;

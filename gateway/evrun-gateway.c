@@ -15,6 +15,9 @@ static const evr_config_key_t s_gw_keys[] = {
     { "tls_cert", NULL, "PEM certificate: serve HTTPS (with tls_key)" },
     { "tls_key", NULL, "PEM private key of tls_cert" },
     { "log_level", "info", "error, warn, info or debug" },
+    { "metrics_token", "none", "none: GET /metrics is open; required: it needs a token too" },
+    { "webhook_secret_file", NULL, "the secret GitHub signs webhooks with (default "
+      "STATE/gateway/webhook.secret, made 0600 when missing)" },
 };
 
 static void
@@ -26,6 +29,10 @@ s_help(FILE *out)
             "Serves evrun's HTTP API (JSON under /api/v1, described in schema/openapi.yaml)\n"
             "as one more client of the broker.  Every request needs a bearer token made by\n"
             "`evrun-cli token` (signed with STATE/gateway/jwt.secret, made when missing).\n"
+            "GET /metrics (Prometheus text) needs none unless the setting metrics_token is\n"
+            "\"required\".  POST /hooks/github checks GitHub's signature with the secret in\n"
+            "webhook_secret_file (default STATE/gateway/webhook.secret, made when missing);\n"
+            "POST /hooks/NAME the pipeline's own token (evrun-cli hook-token NAME).\n"
             "\n"
             "  --listen HOST:PORT   HTTP address (setting http_listen, default\n"
             "                       127.0.0.1:7780; port 0 picks a free one)\n"
@@ -116,6 +123,9 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
         return 2;
     }
     evr_client_endpoints(cfg);
+    char *hook = evr_asprintf("%s/gateway/webhook.secret", evr_config_get(cfg, "state_dir"));
+    evr_config_default(cfg, "webhook_secret_file", hook);
+    free(hook);
     if (print) {
         evr_config_print(cfg, stdout);
         return -1;
@@ -137,10 +147,22 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
         status = 2;
     }
+    static const char *const mt[] = { "none", "required" };
+    size_t mtok = 0;
+    if (!status && evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);
     if (!status && evr_gw_secret_load(evr_config_get(gw.cfg, "state_dir"), true, &gw.secret,
                                       &err)) {
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    if (!status && evr_gw_secret_file(evr_config_get(gw.cfg, "webhook_secret_file"), true,
+                                      &gw.hook_secret, &err)) {
+        fprintf(stderr, "evrun-gateway: webhook_secret_file: %s\n", err.msg);
         status = 2;
     }
     sigset_t set;

@@ -225,7 +225,15 @@ MSG(pruned, U64("jobs", pr_jobs, "finished jobs removed (all their records)"),
 MSG(start, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
                         "the registered pipeline's name (evrun-cli pipelines)"),
     ARGS(false), M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
-                   "labels a runner must have, besides the spec's"));
+                   "labels a runner must have, besides the spec's"),
+    OPTSTR("source_url", source_url, EVR_SPEC_MAX_URL, NULL,
+           "replaces the url of the pipeline's `source: git` (a webhook's repository)"),
+    OPTSTR("source_ref", source_ref, EVR_SPEC_MAX_REF, NULL,
+           "replaces the ref of the pipeline's `source: git` (a webhook's commit)"),
+    OPTSTR("ci_source_url", ci_source_url, EVR_SPEC_MAX_URL, NULL,
+           "replaces the url of the pipeline's `ci_source: git`"),
+    OPTSTR("ci_source_ref", ci_source_ref, EVR_SPEC_MAX_REF, NULL,
+           "replaces the ref of the pipeline's `ci_source: git`"));
 MSG(pipeline, PIPELINE(true),
     OPTSTR("file", file, 255, NULL, "its file in the broker's pipelines directory"),
     U32("concurrency", concurrency, false, "the spec's concurrency (0: no limit)"),
@@ -241,7 +249,11 @@ MSG(pipeline, PIPELINE(true),
            "the last fire: accepted, refused: REASON, skipped (catchup: none) or firing"),
     OPTSTR("load_error", load_error, 4096, NULL,
            "the file's last load failed (file:line:column errors): the last good version "
-           "serves, if any"));
+           "serves, if any"),
+    M("github_events", EVR_FT_STRLIST, false, 3, github_events, NULL, NULL,
+      "its on.github.events (push when on.github gives none); absent: no on.github"),
+    M("github_branches", EVR_FT_STRLIST, false, 32, github_branches, NULL, NULL,
+      "its on.github.branches (absent: every branch)"));
 
 static const struct {
     const char *name;

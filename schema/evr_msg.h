@@ -94,6 +94,10 @@ typedef struct {
     evr_strmap_t outputs;   /* `job` answering `status`: STEP/KEY -> VALUE (step.outputs) */
     bool dry_run;           /* `prune`, `pruned`: count only, remove nothing */
     uint64_t pr_jobs, pr_outputs, pr_events, pr_records, pr_bytes;   /* `pruned` */
+    /* `start`: the url and ref of the spec's git source and ci_source, replaced */
+    char *source_url, *source_ref, *ci_source_url, *ci_source_ref;
+    /* `pipeline`: its `on.github` (events: none when it has none) */
+    evr_strlist_t github_events, github_branches;
 } evr_msg_t;
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */

@@ -309,6 +309,8 @@ static const evr_field_t s_spec_fields[] = {
     { "catchup", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, catchup), NULL, NULL, NULL,
       "fire times missed while the broker was down: one (one job for them all, default) "
       "or none (skipped, logged)", evr_catchup_names, NULL },
+    F(evr_spec_t, "on", EVR_FT_RECORD, false, 0, on, &evr_on_type, NULL,
+      "outside events that start a registered pipeline (evrun-gateway): github"),
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };

@@ -84,6 +84,22 @@ typedef struct {
     char *secret;       /* a secret holding USER:PASSWORD (or a token) for http(s) */
 } evr_git_t;
 
+/*  `on: {github: {events, branches}}` (evr_spec_on.c): the GitHub webhooks
+    that start a registered pipeline through evrun-gateway. */
+typedef struct {
+    bool present;
+    evr_strlist_t events;       /* push, pull_request, workflow_job; none: push */
+    evr_strlist_t branches;     /* shell patterns; none: every branch */
+} evr_on_github_t;
+
+typedef struct {
+    bool present;
+    evr_on_github_t github;
+} evr_on_t;
+
+/*  The GitHub events `on.github.events` may name, NULL-terminated. */
+extern const char *const evr_github_events[];
+
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
     copy (a directory: the submitter's, sent as a tar, or the runner's with
     --exec) or tarball (an http(s) URL); not present = none. */
@@ -242,6 +258,7 @@ typedef struct {
     char *schedule;         /* cron expression (evr_cron.h): a registered pipeline's fires */
     char *tz;               /* `timezone`: IANA zone of schedule; NULL: UTC */
     uint32_t catchup;       /* EVR_CATCHUP_*: fires missed while the broker was down */
+    evr_on_t on;            /* outside events that start a registered pipeline */
 } evr_spec_t;
 
 /*  `catchup:` of a scheduled pipeline: after the broker was down over
@@ -261,6 +278,8 @@ extern const evr_rectype_t evr_retry_type;
 extern const evr_rectype_t evr_limits_type;
 extern const evr_rectype_t evr_git_type;
 extern const evr_rectype_t evr_source_type;
+extern const evr_rectype_t evr_on_type;
+extern const evr_rectype_t evr_on_github_type;
 
 /*  Whether the job has the /job layout (a source or a CI source). */
 bool evr_spec_has_source(const evr_spec_t *spec);

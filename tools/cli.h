@@ -32,5 +32,6 @@ int evr_cli_up(int argc, char **argv);
 int evr_cli_down(int argc, char **argv);
 /* cli_token.c */
 int evr_cli_token(int argc, char **argv);
+int evr_cli_hook_token(int argc, char **argv);
 
 #endif

@@ -1,5 +1,7 @@
 /*  cli_token.c: evrun-cli token: a bearer token for evrun-gateway's HTTP
-    API, signed with STATE/gateway/jwt.secret (evr_gw_auth.h). */
+    API, signed with STATE/gateway/jwt.secret (evr_gw_auth.h); evrun-cli
+    hook-token NAME: the token of a pipeline's POST /hooks/NAME. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,73 @@ evr_cli_token(int argc, char **argv)
     else
         printf("%s\n", tok);
     free(tok);
+    evr_cli_done(&cli);
+    return status;
+}
+
+static void
+s_hook_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-cli hook-token NAME [--new] [options]\n"
+            "\n"
+            "Prints the hook token of the registered pipeline NAME, alone on stdout: the\n"
+            "token evrun-gateway's POST /hooks/NAME wants (Authorization: Bearer TOKEN, or\n"
+            "X-Evrun-Token: TOKEN), kept in STATE/gateway/hooks/NAME.token (0600; made when\n"
+            "missing).  Delete the file to revoke it; --new makes another in its place.\n"
+            "\n"
+            "  --new                a new token (the old one stops working at once)\n"
+            EVR_CLI_COMMON_HELP
+            "\n"
+            "exit status: 0 printed; 2 usage, or the token cannot be read or made\n");
+}
+
+int
+evr_cli_hook_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        EVR_CLI_COMMON_OPTS, { "new", no_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+    };
+    evr_cli_t cli = { .prog = "evrun-cli hook-token" };
+    bool renew = false;
+    int c, status = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+        if (evr_cli_common(&cli, c, optarg))
+            continue;
+        if (c == 'n')
+            renew = true;
+        else if (c == 'h') {
+            s_hook_help(stdout);
+            return 0;
+        }
+        else
+            status = 2;
+    }
+    if (!status && (optind != argc - 1 || !evr_spec_name_ok(argv[optind]))) {
+        fprintf(stderr, "%s: expected one pipeline NAME (letters, digits, _ . -)\n", cli.prog);
+        status = 2;
+    }
+    if (status) {
+        s_hook_help(stderr);
+        return status;
+    }
+    if ((status = evr_cli_settings(&cli)))
+        return status;
+    char *path = evr_asprintf("%s/gateway/hooks/%s.token", evr_config_get(cli.cfg, "state_dir"),
+                              argv[optind]);
+    evr_gw_secret_t tok;
+    evr_err_t err;
+    if (renew && unlink(path) && errno != ENOENT) {
+        fprintf(stderr, "%s: %s: %s\n", cli.prog, path, strerror(errno));
+        status = 2;
+    }
+    else if (evr_gw_secret_file(path, true, &tok, &err)) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        status = 2;
+    }
+    else
+        printf("%s\n", tok.key);
+    free(path);
     evr_cli_done(&cli);
     return status;
 }

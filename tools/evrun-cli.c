@@ -28,6 +28,7 @@ static const struct {
     { "up", evr_cli_up, "start a local broker, runners (and podman) in the background" },
     { "down", evr_cli_down, "stop what up started" },
     { "token", evr_cli_token, "print a bearer token for evrun-gateway's HTTP API" },
+    { "hook-token", evr_cli_hook_token, "print the token of a pipeline's webhook (POST /hooks/NAME)" },
 };
 
 static void

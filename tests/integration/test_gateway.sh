@@ -322,6 +322,243 @@ PY
   wait "${slow[@]}" 2>/dev/null
 }
 
+case_pipelines_and_artifacts() {
+  fresh reg
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/art.yml" <<'YML'
+pipeline: art
+image: localhost/evrun-busybox:latest
+args:
+  WHO: {default: world}
+steps:
+  - name: make
+    run: mkdir -p out/sub && echo "hello, $WHO" > out/a.txt && seq 1 300000 > out/sub/big.txt
+    artifacts: [out]
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "pipelines: 200" [ "$(api GET /pipelines)" = 200 ]
+  check "pipelines: name, file, concurrency, waiting, running" \
+    [ "$(jget '"%s %s %s %s %s" % tuple(d["pipelines"][0][k] for k in ("name", "file", "concurrency", "waiting", "running"))')" = "art art.yml 0 0 0" ]
+  check "start by name: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"WHO":"http"}}')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "start by name: the pipeline" [ "$(jget 'd["pipeline"]')" = art ]
+  check "start by name: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "start by name: idempotent" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 201 ]
+  local s1
+  s1=$(jget 'd["id"]')
+  api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}' > /dev/null
+  check "start by name: the same key, the same job" [ "$(jget 'd["id"] + str(d["existing"])')" = "${s1}True" ]
+  check "start an unknown pipeline: 404" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"nope"}')" = 404 ]
+  check "start with an unknown arg: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"NOPE":"1"}}')" = 400 ]
+  check "start with a read token: 403" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" -H 'Content-Type: application/json' -d '{"pipeline":"art"}' "$url/jobs")" = 403 ]
+  api GET /pipelines > /dev/null
+  check "pipelines: the last job" [ "$(jget 'd["pipelines"][0]["last_job"]["id"]')" != "" ]
+  # artifacts
+  local files=0
+  for _ in $(seq 1 100); do
+    api GET "/jobs/$id/artifacts" > /dev/null
+    files=$(jget 'len(d["artifacts"])')
+    [ "$files" = 2 ] && break
+    sleep 0.1
+  done
+  check "artifacts: both files listed" [ "$files" = 2 ]
+  check "artifacts: size and sha256" [ "$(jget '[a for a in d["artifacts"] if a["path"] == "out/a.txt"][0]["size"]')" = 12 ]
+  local sha
+  sha=$(jget '[a for a in d["artifacts"] if a["path"] == "out/sub/big.txt"][0]["sha256"]')
+  local st
+  for _ in $(seq 1 100); do
+    st=$(curl -s -o "$tmp/big.txt" -D "$tmp/headers" -w '%{http_code}' -H "Authorization: Bearer $W" "$url/jobs/$id/artifacts/make/out/sub/big.txt")
+    [ "$st" = 200 ] && break
+    sleep 0.1
+  done
+  check "artifact download: 200" [ "$st" = 200 ]
+  check "artifact download: the bytes" cmp -s "$tmp/big.txt" <(seq 1 300000)
+  check "artifact download: its sha256" [ "$(sha256sum < "$tmp/big.txt" | cut -d' ' -f1)" = "$sha" ]
+  check "artifact download: the sha256 header" grep -qi "^X-Evrun-Sha256: $sha" "$tmp/headers"
+  check "artifact download: the small file" [ "$(api GET "/jobs/$id/artifacts/make/out/a.txt")" = 200 ] && grep -qx "hello, http" "$tmp/body"
+  check "artifact: no such file: 404" [ "$(api GET "/jobs/$id/artifacts/make/out/nope.txt")" = 404 ]
+  check "artifact: 404 says how to list" grep -q "/artifacts lists them" "$tmp/body"
+  local trick
+  for trick in 'make/../../../etc/passwd' 'make/out/%2e%2e/%2e%2e/x' 'make/out%2f..%2f..%2fx' 'make/%2fetc%2fpasswd' 'make/out/a.txt%00.png' '..%2fmake/out/a.txt'; do
+    check "artifact path trick $trick: 400" [ "$(api GET "/jobs/$id/artifacts/$trick" --path-as-is)" = 400 ]
+  done
+  check "a step trick: the step named" grep -q 'step \\"..\\": expected a step name' "$tmp/body"
+  api GET "/jobs/$id/artifacts/make/out/%2e%2e/x" > /dev/null
+  check "a path trick: a clear message" grep -q '"artifact path \\"out/../x\\": it has a . or .. component' "$tmp/body"
+  check "still serving after the tricks" [ "$(api GET /runners)" = 200 ]
+}
+
+# metrics [CURL-ARGS...]: GET /metrics (no token) into $tmp/metrics; the status
+metrics() { curl -s -o "$tmp/metrics" -w '%{http_code}' "$@" "${url%/api/v1}/metrics"; }
+prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
+
+case_metrics() {
+  fresh met
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/met.yml" <<'YML'
+pipeline: met
+image: localhost/evrun-busybox:latest
+args:
+  CODE: {default: "0"}
+steps:
+  - {name: a, run: 'exit $CODE'}
+  - {name: b, needs: [a], run: 'true'}
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "metrics: 200 without a token" [ "$(metrics)" = 200 ]
+  check "metrics: the text format's rules" prom
+  check "metrics: the broker answers" prom 'evrun_broker_up=1' 'evrun_runners{state="idle"}=1'
+  sleep 0.3   # the gateway's SUB socket joins
+  local a b
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met"}' > /dev/null
+  a=$(jget 'd["id"]')
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met","args":{"CODE":"3"}}' > /dev/null
+  b=$(jget 'd["id"]')
+  check "metrics: job a succeeds" [ "$(api_wait "$a")" = succeeded ]
+  check "metrics: job b fails" [ "$(api_wait "$b")" = failed ]
+  for _ in $(seq 1 50); do
+    metrics > /dev/null
+    prom 'evrun_jobs_finished_total{pipeline="met",status="failed"}=1' 2> /dev/null && break
+    sleep 0.1
+  done
+  check "metrics: the rules, after jobs" prom
+  check "metrics: jobs finished by pipeline and status" prom \
+    'evrun_jobs_finished_total{pipeline="met",status="succeeded"}=1' \
+    'evrun_jobs_finished_total{pipeline="met",status="failed"}=1'
+  check "metrics: step durations (a, b of job a; a of job b)" prom \
+    'evrun_step_duration_seconds_count{pipeline="met"}=3' \
+    'evrun_step_duration_seconds_bucket{pipeline="met",le="+Inf"}=3'
+  check "metrics: job durations" prom 'evrun_job_duration_seconds_count{pipeline="met"}=2'
+  check "metrics: events" prom 'evrun_events_total{type="job.finished"}=2' \
+    'evrun_events_total{type="step.finished"}=3'
+  check "metrics: broker round trips" prom 'evrun_broker_request_duration_seconds_count>=1'
+  check "metrics: a registered pipeline's queue" prom 'evrun_pipeline_waiting{pipeline="met"}=0' \
+    'evrun_pipeline_running{pipeline="met"}=0'
+  # a job waiting: queued with no runner to take it (a new gateway: its first scrape
+  # asks the broker; later ones within 5 s get the same numbers)
+  bus_stop
+  bus_broker && gateway
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met"}' > /dev/null
+  metrics > /dev/null
+  check "metrics: a queued job by pipeline and status" prom 'evrun_jobs{pipeline="met",status="queued"}=1' \
+    'evrun_pipeline_waiting{pipeline="met"}=1' 'evrun_runners{state="idle"}=0'
+  # metrics_token: required
+  printf 'metrics_token: required\n' > "$tmp/gw.yml"
+  gateway --config "$tmp/gw.yml"
+  check "metrics_token required: 401 without one" [ "$(metrics)" = 401 ]
+  check "metrics_token required: 200 with a read token" [ "$(metrics -H "Authorization: Bearer $R")" = 200 ]
+  printf 'metrics_token: sometimes\n' > "$tmp/gw2.yml"
+  check "metrics_token: a bad value is refused (exit 2)" bash -c "'$bin/evrun-gateway' --state-dir '$tmp' --listen 127.0.0.1:0 --config '$tmp/gw2.yml' 2> '$tmp/err'; [ \$? = 2 ] && grep -q metrics_token '$tmp/err'"
+}
+
+# hook EVENT DELIVERY BODY-FILE [SECRET-FILE]: POST /hooks/github signed with
+# the secret (default: the gateway's); the status, the answer in $tmp/body
+hook() {
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "${4:-$tmp/gateway/webhook.secret}" "$3")
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $2" \
+    -H "X-Hub-Signature-256: $sig" -H 'Content-Type: application/json' --data-binary @"$3" \
+    "${url%/api/v1}/hooks/github"
+}
+
+case_webhooks() {
+  fresh hooks
+  local g="git -c user.email=t@example.org -c user.name=t" repo=$tmp/repo fork=$tmp/fork
+  mkdir -p "$repo/ci"
+  $g -C "$repo" init -q -b main
+  echo main > "$repo/file.txt"; echo 'echo "ci: trusted"' > "$repo/ci/run.sh"
+  $g -C "$repo" add . && $g -C "$repo" commit -qm main
+  $g -C "$repo" checkout -q -b feature
+  echo feature > "$repo/file.txt"; echo 'echo "ci: changed by feature"' > "$repo/ci/run.sh"
+  $g -C "$repo" commit -qam feature && $g -C "$repo" checkout -q main
+  $g clone -q "$repo" "$fork"
+  echo fork > "$fork/file.txt"; echo 'echo "ci: changed by a fork"' > "$fork/ci/run.sh"
+  $g -C "$fork" commit -qam fork
+  local main_sha feature_sha fork_sha
+  main_sha=$(git -C "$repo" rev-parse main) feature_sha=$(git -C "$repo" rev-parse feature)
+  fork_sha=$(git -C "$fork" rev-parse HEAD)
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/gh.yml" <<YML
+pipeline: gh
+image: localhost/evrun-busybox:latest
+source: {git: {url: "file://$repo", ref: main}}
+ci_source: {git: {url: "file://$repo", ref: main}}
+on: {github: {events: [push, pull_request], branches: [main, "release/*"]}}
+steps:
+  - name: look
+    untrusted: true
+    run: echo "src \$(cat file.txt) sha \$EVRUN_SOURCE_SHA"; sh /job/ci/ci/run.sh
+YML
+  cat > "$tmp/pipelines/manual.yml" <<'YML'
+pipeline: manual
+image: localhost/evrun-busybox:latest
+args:
+  WHO: {default: world}
+steps:
+  - {name: hi, run: 'echo "hi $WHO"'}
+YML
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway
+  check "webhook secret made 0600" [ "$(stat -c %a "$tmp/gateway/webhook.secret")" = 600 ]
+  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$main_sha" "$repo" > "$tmp/push.json"
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/wrong.secret"
+  check "push, a wrong signature: 401" [ "$(hook push d-0 "$tmp/push.json" "$tmp/wrong.secret")" = 401 ]
+  check "push, no signature: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github")" = 401 ]
+  check "push to main: 202" [ "$(hook push d-1 "$tmp/push.json")" = 202 ]
+  local id
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "push to main: pipeline gh started" [ "$(jget 'd["jobs"][0]["pipeline"]')" = gh ]
+  check "push to main: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "push to main: the pushed commit" grep -qx "look | src main sha $main_sha" "$tmp/body"
+  api GET "/jobs/$id" > /dev/null
+  check "push to main: the job's source" [ "$(jget 'd["source"]["sha"]')" = "$main_sha" ]
+  check "the same delivery again: 202" [ "$(hook push d-1 "$tmp/push.json")" = 202 ]
+  check "the same delivery again: the same job, existing" [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
+  sed "s/refs\/heads\/main/refs\/heads\/feature/; s/$main_sha/$feature_sha/" "$tmp/push.json" > "$tmp/push2.json"
+  check "push to feature: 200" [ "$(hook push d-2 "$tmp/push2.json")" = 200 ]
+  check "push to feature: no pipeline matched, and why" grep -q 'no pipeline matched: of 2 registered pipelines, 1 have on.github, none with push in events and a branch pattern matching \\"feature\\"' "$tmp/body"
+  sed "s/refs\/heads\/main/refs\/tags\/v1/" "$tmp/push.json" > "$tmp/tag.json"
+  check "a tag push: 200, nothing started" [ "$(hook push d-3 "$tmp/tag.json")" = 200 ] && grep -q 'not a branch' "$tmp/body"
+  sed "s|file://$repo|https://u:pw@127.0.0.1/r.git|" "$tmp/push.json" > "$tmp/cred.json"
+  check "a clone_url with a password: refused by the broker's check (400)" [ "$(hook push d-7 "$tmp/cred.json")" = 400 ]
+  check "... naming the pipeline and the problem" [ "$(jget 'd["refused"][0]["pipeline"] + " " + str("source.git.url: credentials in the URL" in d["refused"][0]["error"]["message"])')" = "gh True" ]
+  check "a delivery id with a space: 400" [ "$(hook push 'd 8' "$tmp/push.json")" = 400 ] && grep -q 'X-GitHub-Delivery' "$tmp/body"
+  printf '{"ref": ' > "$tmp/bad.json"
+  check "bad JSON, signed: 400" [ "$(hook push d-4 "$tmp/bad.json")" = 400 ]
+  check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ] && grep -q 'not handled' "$tmp/body"
+  # a pull request from a fork: the fork's commit, the CI scripts of the base's default branch
+  printf '{"action":"opened","pull_request":{"base":{"ref":"main"},"head":{"sha":"%s","repo":{"clone_url":"file://%s","full_name":"x/fork"}}},"repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$fork_sha" "$fork" "$repo" > "$tmp/pr.json"
+  check "pull request from a fork: 202" [ "$(hook pull_request d-6 "$tmp/pr.json")" = 202 ]
+  check "pull request from a fork: untrusted" [ "$(jget 'd["source"]["untrusted"]')" = True ]
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "pull request: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "pull request: the fork's code" grep -qx "look | src fork sha $fork_sha" "$tmp/body"
+  check "pull request: the base's CI scripts, not the fork's" grep -qx "look | ci: trusted" "$tmp/body"
+  # a pipeline's own hook
+  check "hook without a token file: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  check "hook: says how to make one" grep -q 'evrun-cli hook-token manual' "$tmp/body"
+  local t
+  t=$(cli hook-token manual)
+  check "hook-token: a token file 0600" [ "$(stat -c %a "$tmp/gateway/hooks/manual.token")" = 600 ]
+  check "hook-token: the same token again" [ "$(cli hook-token manual)" = "$t" ]
+  check "hook, a wrong token: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
+  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
+  id=$(jget 'd["jobs"][0]["id"]')
+  check "hook: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/log" > /dev/null
+  check "hook: its args" grep -qx "hi | hi hook" "$tmp/body"
+  cli hook-token ../x > /dev/null 2>&1
+  check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
+  cli hook-token ghost > "$tmp/ghost.tok"
+  check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
+  local old=$t
+  t=$(cli hook-token manual --new)
+  check "hook-token --new: the old token is refused" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $old" -X POST "${url%/api/v1}/hooks/manual")" = 401 ] && [ "$t" != "$old" ]
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -341,7 +578,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -11,10 +11,13 @@
 #include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
 #include "evr_gw.h"
+#include "evr_yaml.h"
 #include "evr_test.h"
 
 static evr_gw_secret_t s_secret = { "0123456789abcdef0123456789abcdef", 32 };
@@ -297,8 +300,11 @@ test_parse_submit(void)
     CHECK(strstr(m, "bad JSON") != NULL);
     CHECK(s_parse("application/json", "[1,2]", 5, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"a\":1,\"a\":2}", 13, m, sizeof m) == 400);
-    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 501);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 400);
+    CHECK(strstr(m, "registered") != NULL);
     CHECK(s_parse("text/plain", yml, strlen(yml), m, sizeof m) == 415);
+    CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{\"a\":1}}", 32, m,
+                  sizeof m) == 400);
     CHECK(s_parse(NULL, yml, strlen(yml), m, sizeof m) == 415);
     CHECK(s_parse("application/yaml", "", 0, m, sizeof m) == 400);
     CHECK(s_parse("application/yaml", "\xff\xfe: [", 5, m, sizeof m) == 400);
@@ -306,6 +312,246 @@ test_parse_submit(void)
                        "  - name: a\n    run: echo\n";
     CHECK(s_parse("application/yaml", copy, strlen(copy), m, sizeof m) == 400);
     CHECK(strstr(m, "copy") != NULL);
+}
+
+/*  evr_gw_parse_start's result for a JSON body; the message of an error
+    into msg. */
+static int
+s_start(const char *body, evr_msg_t *m, char *msg, size_t size)
+{
+    json_t *e = NULL;
+    int r = evr_gw_parse_start("application/json", body, strlen(body), m, &e);
+    snprintf(msg, size, "%s", e ? json_string_value(json_object_get(
+                                      json_object_get(e, "error"), "message")) : "");
+    json_decref(e);
+    return r;
+}
+
+static void
+test_parse_start(void)
+{
+    char msg[1024];
+    evr_msg_t m = { 0 };
+    CHECK(s_start("{\"pipeline\":\"nightly\",\"args\":{\"WHO\":\"x\"},\"labels\":[\"gpu\"]}", &m,
+                  msg, sizeof msg) == 1);
+    CHECK_STR(m.pipeline, "nightly");
+    CHECK_STR(evr_strmap_get(&m.args, "WHO"), "x");
+    CHECK(m.labels.n == 1 && !strcmp(m.labels.v[0], "gpu"));
+    evr_msg_clear(&m);
+    memset(&m, 0, sizeof m);
+    CHECK(s_start("{\"pipeline\":\"p\",\"steps\":[]}", &m, msg, sizeof msg) == 0);
+    CHECK(s_start("[1]", &m, msg, sizeof msg) == 0);
+    CHECK(s_start("{\"pipeline\":\"../x\"}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.pipeline") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"args\":{\"A\":1}}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.args.A: expected a string") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"args\":[]}", &m, msg, sizeof msg) == -1);
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[\"a b\"]}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.labels[0]") != NULL);
+    CHECK(s_start("{\"pipeline\":5}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.pipeline") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[7]}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.labels[0]") != NULL);
+    CHECK(s_start("{\"pipeline\":\"p\",\"image\":\"x\"}", &m, msg, sizeof msg) == -1);
+    CHECK(strstr(msg, "body.image: unknown field") != NULL);
+    CHECK(!m.pipeline && !m.args.n);
+    json_t *e = NULL;
+    CHECK(evr_gw_parse_start("application/yaml", "{\"pipeline\":\"p\"}", 16, &m, &e) == 0);
+    evr_msg_clear(&m);
+}
+
+static void
+test_art_path(void)
+{
+    CHECK(evr_gw_art_path_problem("out/report.txt") == NULL);
+    CHECK(evr_gw_art_path_problem("a.b/..c/d..") == NULL);
+    CHECK(strstr(evr_gw_art_path_problem("../etc/passwd"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("a/../../b"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("a/./b"), ".."));
+    CHECK(strstr(evr_gw_art_path_problem("/etc/passwd"), "absolute"));
+    CHECK(strstr(evr_gw_art_path_problem("a//b"), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem("a/"), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem(""), "empty"));
+    CHECK(strstr(evr_gw_art_path_problem("a\x7f"), "control"));
+    CHECK(strstr(evr_gw_art_path_problem("a\nb"), "control"));
+    CHECK(strstr(evr_gw_art_path_problem("\xff\xfe"), "UTF-8"));
+    char big[1100];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK(strstr(evr_gw_art_path_problem(big), "1024"));
+    char params[EVR_GW_PARAMS][128];
+    int st;
+    const evr_gw_route_t *r = evr_gw_route_match(
+        "GET", "/api/v1/jobs/ABC/artifacts/build/out/a/b.txt", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifact);
+    CHECK_STR(params[1], "build");
+    CHECK_STR(params[2], "out/a/b.txt");
+    r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifacts);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build", params, &st));
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build/", params, &st));
+}
+
+static void
+test_prom_label(void)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *out = open_memstream(&buf, &n);
+    evr_gw_prom_label(out, "a\\b\"c\nd{e}=,");
+    fclose(out);
+    CHECK_STR(buf, "a\\\\b\\\"c\\nd{e}=,");
+    free(buf);
+    char params[EVR_GW_PARAMS][128];
+    int st;
+    const evr_gw_route_t *r = evr_gw_route_match("GET", "/metrics", params, &st);
+    CHECK(r && r->fn == evr_gw_h_metrics && r->open);
+    CHECK(!evr_gw_route_match("GET", "/api/v1/metrics", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("POST", "/metrics", params, &st) && st == 405);
+    r = evr_gw_route_match("POST", "/hooks/github", params, &st);
+    CHECK(r && r->fn == evr_gw_h_github && r->open);
+    r = evr_gw_route_match("POST", "/hooks/nightly", params, &st);
+    CHECK(r && r->fn == evr_gw_h_hook && r->open && !strcmp(params[0], "nightly"));
+    CHECK(!evr_gw_route_match("GET", "/hooks/github", params, &st) && st == 405);
+    CHECK(!evr_gw_route_match("POST", "/api/v1/hooks/github", params, &st) && st == 404);
+    CHECK(!evr_gw_route_match("POST", "/hooks/a/b", params, &st) && st == 404);
+}
+
+static void
+test_hooks(void)
+{
+    /* GitHub's own example: secret "It's a Secret to Everybody", body "Hello, World!" */
+    evr_gw_secret_t sec = { .key = "It's a Secret to Everybody", .len = 26 };
+    const char *good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    CHECK(evr_gw_hook_signed(&sec, good, "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, good, "Hello, World?", 13));
+    CHECK(!evr_gw_hook_signed(&sec, good + 7, "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, "sha256=zz", "Hello, World!", 13));
+    CHECK(!evr_gw_hook_signed(&sec, NULL, "Hello, World!", 13));
+    evr_gw_secret_t none = { .len = 0 };
+    CHECK(!evr_gw_hook_signed(&none, good, "Hello, World!", 13));
+    char sha[41], why[512], buf[2048];
+    memset(sha, 'a', 40);
+    sha[40] = '\0';
+    evr_gw_github_t gh;
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/heads/main\",\"after\":\"%s\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\",\"default_branch\":\"main\"}}", sha);
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK_STR(gh.branch, "main");
+    CHECK_STR(gh.sha, sha);
+    CHECK_STR(gh.url, "https://h/r.git");
+    CHECK_STR(gh.ci_ref, "main");
+    evr_strlist_t ev = { 0 }, br = { 0 };
+    evr_strlist_push(&ev, "push");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_strlist_push(&br, "release/*");
+    CHECK(!evr_gw_github_match(&ev, &br, &gh));
+    evr_strlist_push(&br, "ma*");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_gw_github_clear(&gh);
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/tags/v1\",\"after\":\"%s\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\"}}", sha);
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == 1);
+    CHECK(strstr(why, "not a branch") != NULL);
+    snprintf(buf, sizeof buf, "{\"ref\":\"refs/heads/x\",\"after\":\"XYZ\",\"repository\":"
+             "{\"clone_url\":\"https://h/r.git\"}}");
+    CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == -1);
+    CHECK(strstr(why, "after: expected a commit SHA") != NULL);
+    CHECK(evr_gw_github_parse("push", "{", 1, &gh, why, sizeof why) == -1);
+    CHECK(strstr(why, "bad JSON") != NULL);
+    /* a pull request from a fork: the fork's commit, the base's default branch */
+    snprintf(buf, sizeof buf, "{\"action\":\"opened\",\"pull_request\":{\"base\":{\"ref\":"
+             "\"main\"},\"head\":{\"sha\":\"%s\",\"repo\":{\"clone_url\":\"https://h/fork.git\","
+             "\"full_name\":\"x/fork\"}}},\"repository\":{\"clone_url\":\"https://h/r.git\","
+             "\"full_name\":\"o/r\",\"default_branch\":\"trunk\"}}", sha);
+    CHECK(evr_gw_github_parse("pull_request", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK(gh.fork);
+    CHECK_STR(gh.url, "https://h/fork.git");
+    CHECK_STR(gh.ci_url, "https://h/r.git");
+    CHECK_STR(gh.ci_ref, "trunk");
+    CHECK(!evr_gw_github_match(&ev, &br, &gh));    /* events: push only */
+    evr_gw_github_clear(&gh);
+    char *closed = strstr(buf, "opened");
+    memcpy(closed, "closed", 6);
+    CHECK(evr_gw_github_parse("pull_request", buf, strlen(buf), &gh, why, sizeof why) == 1);
+    CHECK(strstr(why, "\"closed\" starts nothing") != NULL);
+    /* a workflow job: queued starts, completed does not */
+    snprintf(buf, sizeof buf, "{\"action\":\"queued\",\"workflow_job\":{\"head_branch\":"
+             "\"main\",\"head_sha\":\"%s\"},\"repository\":{\"clone_url\":\"https://h/r.git\"}}",
+             sha);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK_STR(gh.branch, "main");
+    CHECK(!gh.ci_ref);
+    evr_strlist_push(&ev, "workflow_job");
+    CHECK(evr_gw_github_match(&ev, &br, &gh));
+    evr_gw_github_clear(&gh);
+    memcpy(strstr(buf, "queued"), "action", 6);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 1);
+    evr_strlist_free(&ev);
+    evr_strlist_free(&br);
+    /* the spec key on.github: checked at file:line:col */
+    const char *yml = "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\non:\n  github:\n"
+                      "    events: [push, fork]\n";
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(yml, strlen(yml), &spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) && strstr(evr_diag_get(diag, 0), "p.yml:6:") == evr_diag_get(diag, 0)
+          && strstr(evr_diag_get(diag, 0), "push, pull_request, workflow_job"));
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    yml = "pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\non: {github: {branches: [main]}}\n";
+    diag = evr_diag_new("p.yml");
+    memset(&spec, 0, sizeof spec);
+    CHECK(evr_yaml_load(yml, strlen(yml), &spec, diag) == EVR_OK);
+    CHECK(spec.on.github.present && spec.on.github.branches.n == 1);
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+}
+
+/*  Makes dir/name with mtime at t. */
+static void
+s_touch(const char *dir, const char *name, time_t t)
+{
+    char *p = evr_asprintf("%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+    CHECK(utimensat(AT_FDCWD, p, ts, 0) == 0);
+    free(p);
+}
+
+static void
+test_idem_prune(void)
+{
+    char dir[] = "/tmp/evr-gwi-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *gw = evr_asprintf("%s/gateway", dir), *id = evr_asprintf("%s/idempotency", gw);
+    CHECK(mkdir(gw, 0700) == 0 && mkdir(id, 0700) == 0);
+    time_t now = 2000000000;
+    char old[80], fresh[80], half[120];
+    memset(old, 'a', 64), old[64] = '\0';
+    memset(fresh, 'b', 64), fresh[64] = '\0';
+    snprintf(half, sizeof half, "%s.01ARYZ6S41TSV4RRFFQ69G5FAV", old);
+    s_touch(id, old, now - 90000);
+    s_touch(id, fresh, now - 3600);
+    s_touch(id, half, now - 90000);
+    s_touch(id, "README", now - 90000);
+    CHECK(evr_gw_idem_prune(dir, 86400, (uint64_t) now) == 2);
+    char *p = evr_asprintf("%s/%s", id, fresh);
+    CHECK(access(p, F_OK) == 0);
+    free(p);
+    p = evr_asprintf("%s/%s", id, old);
+    CHECK(access(p, F_OK) != 0);
+    free(p);
+    CHECK(evr_gw_idem_prune(dir, 86400, (uint64_t) now) == 0);
+    CHECK(evr_gw_idem_prune("/nonexistent-evr", 86400, (uint64_t) now) == 0);
+    char *cmd = evr_asprintf("rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    free(id);
+    free(gw);
 }
 
 /* ------------------------------------------------------- a real server */
@@ -409,6 +655,29 @@ test_server(void)
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 503);
     CHECK(strstr(out, "\"unavailable\"") != NULL);
+    /* metrics without a token, the broker down: served, evrun_broker_up 0 */
+    CHECK(s_send(gw.port, out, sizeof out, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\n\r\n") == 200);
+    CHECK(strstr(out, "\nevrun_broker_up 0\n") != NULL);
+    CHECK(strstr(out, "# TYPE evrun_step_duration_seconds histogram\n") != NULL);
+    /* a webhook without a signature, or no hook token: 401 */
+    CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nX-GitHub-Event: push\r\nContent-Length: 2\r\n\r\n{}")
+          == 401);
+    CHECK(strstr(out, "X-Hub-Signature-256: missing") != NULL);
+    CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/nightly HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nContent-Length: 0\r\n\r\n") == 401);
+    /* path tricks in an artifact url: 400 before the broker is asked */
+    static const char *const tricks[] = {
+        "a/..%2f..%2fetc%2fpasswd", "a/%2e%2e/x", "a/x%00.txt", "a/%2fetc%2fpasswd", "a/b//c",
+        "..%2fx/y",
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(tricks); i++) {
+        CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/"
+                     "artifacts/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\n\r\n", tricks[i], r) == 400);
+        CHECK(strstr(out, "\"bad_request\"") != NULL);
+    }
     /* a bad job id: 404 before the broker is asked */
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
@@ -431,6 +700,11 @@ main(void)
     EVR_TEST_RUN(test_routes_openapi);
     EVR_TEST_RUN(test_route_match);
     EVR_TEST_RUN(test_parse_submit);
+    EVR_TEST_RUN(test_parse_start);
+    EVR_TEST_RUN(test_art_path);
+    EVR_TEST_RUN(test_prom_label);
+    EVR_TEST_RUN(test_hooks);
+    EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }

@@ -27,6 +27,7 @@ s_records(size_t *n)
         &evr_resource_type, &evr_queue_type, &evr_retry_type, &evr_limits_type,
         &evr_source_type, &evr_git_type, &evr_artifacts_type, &evr_cache_type,
         &evr_matrix_type,
+        &evr_on_type, &evr_on_github_type,
     };
     *n = EVR_ARRAY_LEN(records);
     return records;

@@ -1,0 +1,285 @@
+/*  evr_gw_art.c: a job's artifact files over HTTP.
+
+    GET /jobs/{id}/artifacts lists them: the job's history names its
+    files (step.artifact events; the latest of each step and path wins,
+    as in evrun-cli artifacts).  GET /jobs/{id}/artifacts/{step}/{path}
+    sends one, streamed: libmicrohttpd asks for the bytes as the socket
+    takes them, and each piece of at most 1 MiB is fetched from the
+    broker (`fetch`, answered `artifact_data`) only when asked for, so a
+    download holds one piece at most, and at most S_DOWNLOADS_MAX run at
+    once (503 past it).  The path is checked as the broker checks it
+    (relative, no `.` or `..`, no control character: a %00 arrives as
+    one, see s_unescape in evr_gw_http.c) before anything is asked.
+    See evr_gw.h. */
+#include "evr_gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_codec.h"
+#include "evr_event.h"
+
+#define S_DOWNLOADS_MAX 16       /* downloads at once */
+#define S_BLOCK (64u * 1024u)    /* bytes libmicrohttpd asks for at a time */
+#define S_FILES_MAX 100000       /* files of one job listed */
+
+const char *
+evr_gw_art_path_problem(const char *p)
+{
+    size_t n = strlen(p);
+    if (!n)
+        return "it is empty";
+    if (n > 1024)
+        return "it is over 1024 bytes";
+    if (p[0] == '/')
+        return "it is absolute: give it relative to the step's workspace";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f)
+            return "it holds a control character (or an escaped NUL, %00)";
+    if (!evr_utf8_valid(p, n))
+        return "it is not UTF-8";
+    for (const char *c = p; c;) {
+        const char *e = strchr(c, '/');
+        size_t l = e ? (size_t) (e - c) : strlen(c);
+        if (!l)
+            return "it has an empty component (// or a trailing /)";
+        if ((l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+            return "it has a . or .. component";
+        c = e ? e + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* -------------------------------------------------------------- listing */
+
+typedef struct {
+    json_t *files;      /* array of {step, path, size, sha256} */
+    json_t *index;      /* "step/path" -> the same object */
+    uint32_t last, page;
+    bool finished;
+} s_files_t;
+
+static int
+s_file_item(const evr_msg_t *m, void *arg)
+{
+    s_files_t *fs = arg;
+    const evr_event_t *ev = m->event;
+    if (m->type != EVR_MSG_EVENT || !ev || ev->jseq <= fs->last)
+        return 0;
+    fs->last = ev->jseq;
+    fs->page++;
+    if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED)
+        fs->finished = true;
+    if (evr_event_kind(ev) != EVR_EV_STEP_ARTIFACT || !ev->data.step || !ev->data.path
+        || !ev->data.sha256)
+        return 0;
+    char *key = evr_asprintf("%s/%s", ev->data.step, ev->data.path);
+    json_t *f = json_object_get(fs->index, key);
+    if (!f && json_array_size(fs->files) < S_FILES_MAX) {
+        f = json_pack("{s:s,s:s}", "step", ev->data.step, "path", ev->data.path);
+        if (f) {
+            json_array_append_new(fs->files, f);
+            json_object_set(fs->index, key, f);
+        }
+    }
+    if (f) {
+        json_object_set_new(f, "size", json_integer((json_int_t) ev->data.size));
+        json_object_set_new(f, "sha256", json_string(ev->data.sha256));
+    }
+    free(key);
+    return 0;
+}
+
+/*  The job's files from its whole history into fs; false with req's
+    answer set. */
+static bool
+s_files(evr_gw_t *gw, evr_gw_req_t *req, const char *job, s_files_t *fs)
+{
+    bool more = true;
+    for (int pages = 0; more && pages < 10000; pages++) {
+        evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = (char *) job, .from = fs->last + 1 };
+        evr_msg_t end = { 0 };
+        fs->page = 0;
+        evr_rc_t rc = evr_gw_stream(gw, req, &h, s_file_item, fs, &end);
+        more = !rc && end.more && fs->page;
+        evr_msg_clear(&end);
+        if (rc)
+            return false;
+    }
+    return true;
+}
+
+void
+evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    char id[EVR_ULID_LEN + 1];
+    s_files_t fs = { json_array(), json_object(), 0, 0, false };
+    if (evr_gw_job_param(req, id) && s_files(gw, req, id, &fs)) {
+        json_t *js = json_pack("{s:s,s:O,s:b}", "id", id, "artifacts", fs.files, "finished",
+                               fs.finished);
+        evr_gw_json(req, 200, js);
+    }
+    json_decref(fs.files);
+    json_decref(fs.index);
+}
+
+/* ------------------------------------------------------------- download */
+
+typedef struct {
+    evr_gw_t *gw;
+    char job[EVR_ULID_LEN + 1];
+    char *step, *path;
+    uint64_t size;
+    evr_msg_t piece;        /* the last artifact_data: its bytes from piece.offset */
+} s_dl_t;
+
+/*  One `fetch` of dl's file at off into dl->piece; an error answer
+    (status and message) into req when it fails. */
+static bool
+s_fetch(s_dl_t *dl, evr_gw_req_t *req, uint64_t off)
+{
+    evr_msg_t m = { .type = EVR_MSG_FETCH, .job = dl->job, .step = dl->step, .path = dl->path,
+                    .offset = off };
+    evr_msg_clear(&dl->piece);
+    memset(&dl->piece, 0, sizeof dl->piece);
+    if (evr_gw_call(dl->gw, req, &m, &dl->piece))
+        return false;
+    const evr_msg_t *p = &dl->piece;
+    if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND))
+        evr_gw_error(req, 404, "not_found", "%s/%s of job %s is not at the broker yet (its "
+                     "runner ships it after the step: try again)", dl->step, dl->path, dl->job);
+    else if (p->type != EVR_MSG_ARTIFACT_DATA)
+        evr_gw_refused(req, p);
+    else if (p->offset != off || (!p->data.len && off < p->size))
+        evr_gw_error(req, 502, "bad_gateway", "the broker sent no bytes of %s/%s at %llu",
+                     dl->step, dl->path, (unsigned long long) off);
+    else if (p->size != dl->size)
+        evr_gw_error(req, 503, "unavailable", "the broker holds %llu bytes of %s/%s, the step "
+                     "recorded %llu (its runner has not shipped the latest copy yet: try "
+                     "again)", (unsigned long long) p->size, dl->step, dl->path,
+                     (unsigned long long) dl->size);
+    else
+        return true;
+    return false;
+}
+
+static ssize_t
+s_dl_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    s_dl_t *dl = cls;
+    if (pos >= dl->size)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    const evr_msg_t *p = &dl->piece;
+    if (pos < p->offset || pos >= p->offset + p->data.len) {
+        evr_gw_req_t quiet = { 0 };  /* the answer is sent already: errors end it short */
+        bool ok = !dl->gw->stopping && s_fetch(dl, &quiet, pos);
+        json_decref(quiet.json);
+        if (!ok)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t at = (size_t) (pos - p->offset), n = p->data.len - at;
+    n = n < max ? n : max;
+    memcpy(buf, p->data.data + at, n);
+    return (ssize_t) n;
+}
+
+static void
+s_dl_free(void *cls)
+{
+    s_dl_t *dl = cls;
+    __atomic_fetch_sub(&dl->gw->downloads, 1, __ATOMIC_SEQ_CST);
+    evr_msg_clear(&dl->piece);
+    free(dl->step);
+    free(dl->path);
+    free(dl);
+}
+
+/*  The step and path of req's url (…/artifacts/STEP/PATH) into dl;
+    false with a 400 set when either is bad. */
+static bool
+s_dl_names(evr_gw_req_t *req, s_dl_t *dl)
+{
+    const char *a = strstr(req->url + strlen(EVR_GW_PREFIX "/jobs/"), "/artifacts/");
+    const char *s = a ? a + strlen("/artifacts/") : "", *slash = strchr(s, '/');
+    dl->step = slash ? evr_strndup(s, (size_t) (slash - s)) : evr_strdup(s);
+    dl->path = evr_strdup(slash ? slash + 1 : "");
+    const char *why = evr_gw_art_path_problem(dl->path);
+    if (!evr_spec_name_ok(dl->step))
+        evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
+                     "digits, _ . - (at most %d bytes)", dl->step, EVR_SPEC_MAX_NAME);
+    else if (why)
+        evr_gw_error(req, 400, "bad_request", "artifact path \"%.200s\": %s", dl->path, why);
+    return !why && evr_spec_name_ok(dl->step);
+}
+
+/*  The size and sha256 the job's history records for dl's file; false
+    with req's answer set (404 when it records none). */
+static bool
+s_dl_find(evr_gw_t *gw, evr_gw_req_t *req, s_dl_t *dl, char sha[65])
+{
+    s_files_t fs = { json_array(), json_object(), 0, 0, false };
+    bool ok = s_files(gw, req, dl->job, &fs);
+    char *key = evr_asprintf("%s/%s", dl->step, dl->path);
+    json_t *f = json_object_get(fs.index, key);
+    if (ok && !f)
+        evr_gw_error(req, 404, "not_found", "job %s has no artifact file %s%s (GET "
+                     EVR_GW_PREFIX "/jobs/%s/artifacts lists them)", dl->job, key,
+                     fs.finished ? "" : " (yet: it has not finished)", dl->job);
+    if (ok && f) {
+        dl->size = (uint64_t) json_integer_value(json_object_get(f, "size"));
+        snprintf(sha, 65, "%s", json_string_value(json_object_get(f, "sha256")));
+    }
+    free(key);
+    json_decref(fs.files);
+    json_decref(fs.index);
+    return ok && f;
+}
+
+void
+evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    s_dl_t *dl = evr_calloc(1, sizeof *dl);
+    char sha[65], *etag = NULL, *disp = NULL;
+    dl->gw = gw;
+    __atomic_fetch_add(&gw->downloads, 1, __ATOMIC_SEQ_CST);
+    if (!evr_gw_job_param(req, dl->job) || !s_dl_names(req, dl)
+        || !s_dl_find(gw, req, dl, sha))
+        goto fail;
+    if (__atomic_load_n(&gw->downloads, __ATOMIC_SEQ_CST) > S_DOWNLOADS_MAX) {
+        evr_gw_error(req, 503, "unavailable", "%d artifact downloads run already: try again",
+                     S_DOWNLOADS_MAX);
+        goto fail;
+    }
+    if (dl->size && !s_fetch(dl, req, 0))  /* the first piece: a 404 is still JSON */
+        goto fail;
+    req->resp = MHD_create_response_from_callback(dl->size, S_BLOCK, s_dl_read, dl, s_dl_free);
+    if (!req->resp) {
+        evr_gw_error(req, 500, "internal", "cannot make the answer");
+        goto fail;
+    }
+    const char *base = strrchr(dl->path, '/') ? strrchr(dl->path, '/') + 1 : dl->path;
+    char enc[3 * 256 + 1];
+    size_t k = 0;
+    for (const char *c = base; *c && k + 4 < sizeof enc; c++) {   /* RFC 8187 */
+        unsigned char u = (unsigned char) *c;
+        if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9')
+            || strchr("!#$&+-.^_`|~", u))
+            enc[k++] = (char) u;
+        else
+            k += (size_t) snprintf(enc + k, 4, "%%%02X", u);
+    }
+    enc[k] = '\0';
+    etag = evr_asprintf("\"%s\"", sha);
+    disp = evr_asprintf("attachment; filename*=UTF-8''%s", enc);
+    MHD_add_response_header(req->resp, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(req->resp, "Content-Disposition", disp);
+    MHD_add_response_header(req->resp, "ETag", etag);
+    MHD_add_response_header(req->resp, "X-Evrun-Sha256", sha);
+    req->status = 200;
+    free(etag);
+    free(disp);
+    return;
+fail:
+    s_dl_free(dl);
+}

@@ -1,0 +1,406 @@
+/*  evr_gw_hooks.c: webhooks.
+
+    POST /hooks/github: a GitHub delivery, its body signed with the
+    webhook secret (X-Hub-Signature-256: HMAC-SHA256, checked with
+    libsodium and compared in constant time).  push, pull_request
+    (opened, synchronize, reopened) and workflow_job (queued) start each
+    registered pipeline whose on.github (the broker's `pipeline` listing:
+    github_events, github_branches) names the event and a pattern that
+    matches its branch, through the broker's `start` with the source
+    overrides: source_url/source_ref the commit the event names (a fork's
+    for a pull request from one: untrusted code), ci_source_url/
+    ci_source_ref the repository that sent the hook at its default branch
+    (trusted: no pull request changes it).  The job id of a delivery and
+    pipeline is an Idempotency-Key record ("github:DELIVERY:PIPELINE"),
+    so a redelivery starts nothing new, also across gateway restarts.
+
+    POST /hooks/{pipeline}: any other system, with the pipeline's own
+    token (STATE/gateway/hooks/NAME.token, made by evrun-cli hook-token
+    NAME) as a bearer token or in X-Evrun-Token; the body is empty or
+    {"args": {...}, "labels": [...]}.  See evr_gw.h. */
+#include "evr_gw.h"
+
+#include <fnmatch.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ------------------------------------------------------------ signature */
+
+bool
+evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *body, size_t len)
+{
+    unsigned char want[crypto_auth_hmacsha256_BYTES], got[crypto_auth_hmacsha256_BYTES];
+    size_t n = 0;
+    if (!s->len || !header || strncmp(header, "sha256=", 7) || strlen(header + 7) != 64
+        || sodium_hex2bin(got, sizeof got, header + 7, 64, NULL, &n, NULL) || n != sizeof got)
+        return false;
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *) s->key, s->len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *) body, len);
+    crypto_auth_hmacsha256_final(&st, want);
+    return sodium_memcmp(want, got, sizeof want) == 0;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static const char *
+s_str(json_t *js, const char *path)
+{
+    char key[64];
+    for (const char *p = path; js && *p;) {
+        size_t n = strcspn(p, ".");
+        snprintf(key, sizeof key, "%.*s", (int) n, p);
+        js = json_object_get(js, key);
+        p += n + (p[n] == '.');
+    }
+    return json_string_value(js);
+}
+
+static bool
+s_sha_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
+}
+
+int
+evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_github_t *gh,
+                    char *why, size_t size)
+{
+    json_error_t je;
+    memset(gh, 0, sizeof *gh);
+    json_t *js = json_loadb(body, len, 0, &je);
+    int r = 0;
+    if (!json_is_object(js)) {
+        snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column,
+                 js ? "expected an object" : je.text);
+        json_decref(js);
+        return -1;
+    }
+    const char *action = s_str(js, "action"), *ref = NULL, *url = NULL, *sha = NULL;
+    const char *where = "";
+    snprintf(gh->event, sizeof gh->event, "%s", event);
+    if (!strcmp(event, "push")) {
+        ref = s_str(js, "ref");
+        url = s_str(js, "repository.clone_url");
+        sha = s_str(js, "after");
+        where = "after";
+        if (json_is_true(json_object_get(js, "deleted")))
+            r = snprintf(why, size, "a branch deletion starts nothing") > 0;
+        else if (ref && strncmp(ref, "refs/heads/", 11))
+            r = snprintf(why, size, "a push of %.200s (not a branch) starts nothing", ref) > 0;
+        ref = ref && !strncmp(ref, "refs/heads/", 11) ? ref + 11 : ref;
+    }
+    else if (!strcmp(event, "pull_request")) {
+        ref = s_str(js, "pull_request.base.ref");
+        url = s_str(js, "pull_request.head.repo.clone_url");
+        sha = s_str(js, "pull_request.head.sha");
+        where = "pull_request.head.sha";
+        const char *head = s_str(js, "pull_request.head.repo.full_name");
+        const char *base = s_str(js, "repository.full_name");
+        gh->fork = !head || !base || strcmp(head, base);
+        if (!action || (strcmp(action, "opened") && strcmp(action, "synchronize")
+                        && strcmp(action, "reopened")))
+            r = snprintf(why, size, "pull_request action \"%.64s\" starts nothing (opened, "
+                         "synchronize and reopened do)", action ? action : "") > 0;
+    }
+    else {      /* workflow_job */
+        ref = s_str(js, "workflow_job.head_branch");
+        url = s_str(js, "repository.clone_url");
+        sha = s_str(js, "workflow_job.head_sha");
+        where = "workflow_job.head_sha";
+        if (!action || strcmp(action, "queued"))
+            r = snprintf(why, size, "workflow_job action \"%.64s\" starts nothing (queued "
+                         "does)", action ? action : "") > 0;
+    }
+    const char *ci = s_str(js, "repository.clone_url");
+    const char *def = s_str(js, "repository.default_branch");
+    if (!r && (!ref || !*ref || strlen(ref) > 256))
+        r = -(snprintf(why, size, "%s event: no branch in it", event) > 0);
+    else if (!r && (!url || !*url || strlen(url) > 2048 || !ci || strlen(ci) > 2048))
+        r = -(snprintf(why, size, "%s event: no repository clone_url in it", event) > 0);
+    else if (!r && !s_sha_ok(sha))
+        r = -(snprintf(why, size, "%s event: %s: expected a commit SHA (40 or 64 lower-case "
+                       "hex digits)", event, where) > 0);
+    else if (!r && def && strlen(def) > 256)
+        r = -(snprintf(why, size, "%s event: repository.default_branch is too long", event) > 0);
+    if (!r) {
+        snprintf(gh->branch, sizeof gh->branch, "%s", ref);
+        snprintf(gh->sha, sizeof gh->sha, "%s", sha);
+        gh->url = evr_strdup(url);
+        gh->ci_url = evr_strdup(ci);
+        gh->ci_ref = def ? evr_strdup(def) : NULL;
+    }
+    json_decref(js);
+    return r;
+}
+
+void
+evr_gw_github_clear(evr_gw_github_t *gh)
+{
+    free(gh->url);
+    free(gh->ci_url);
+    free(gh->ci_ref);
+    memset(gh, 0, sizeof *gh);
+}
+
+bool
+evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branches,
+                    const evr_gw_github_t *gh)
+{
+    bool ev = false, br = !branches->n;
+    for (uint32_t i = 0; i < events->n; i++)
+        ev |= !strcmp(events->v[i], gh->event);
+    for (uint32_t i = 0; i < branches->n; i++)
+        br |= !fnmatch(branches->v[i], gh->branch, FNM_PATHNAME);
+    return ev && br;
+}
+
+/* ------------------------------------------------------------ starting */
+
+/*  Starts pipeline with the start message m (pipeline, args, labels and
+    overrides set); the job id from the Idempotency-Key record key when
+    given.  Appends {"pipeline", "id", "existing"} to started, or
+    {"pipeline", "error"} to refused (with *status the first refusal's);
+    false when req's answer is set (the broker unreachable). */
+static bool
+s_start(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key, json_t *started,
+        json_t *refused, int *status)
+{
+    char job[EVR_ULID_LEN + 1];
+    evr_msg_t rep = { 0 };
+    if (key && !evr_gw_idem_job(gw, req, key, job))
+        return false;
+    if (!key)
+        evr_ulid_new(job);
+    free(m->job);
+    m->job = evr_strdup(job);
+    m->type = EVR_MSG_START;
+    if (evr_gw_call(gw, req, m, &rep))
+        return false;
+    if (rep.type == EVR_MSG_ACCEPTED)
+        json_array_append_new(started, json_pack("{s:s,s:s,s:b}", "pipeline", m->pipeline, "id",
+                                                 job, "existing", rep.existing));
+    else {
+        evr_gw_req_t r = { 0 };
+        evr_gw_refused(&r, &rep);
+        if (!json_array_size(refused))
+            *status = r.status;
+        json_array_append_new(refused, json_pack("{s:s,s:O}", "pipeline", m->pipeline, "error",
+                                                 json_object_get(r.json, "error")));
+        json_decref(r.json);
+    }
+    evr_msg_clear(&rep);
+    return true;
+}
+
+typedef struct {
+    json_t *names;      /* of the pipelines that match */
+    uint32_t all;       /* registered pipelines */
+    uint32_t hooked;    /* with on.github */
+    const evr_gw_github_t *gh;
+} s_match_t;
+
+static int
+s_match_item(const evr_msg_t *m, void *arg)
+{
+    s_match_t *mt = arg;
+    if (m->type != EVR_MSG_PIPELINE || !m->pipeline || !m->pipeline[0])
+        return 0;
+    mt->all++;
+    mt->hooked += m->github_events.n > 0;
+    if (evr_gw_github_match(&m->github_events, &m->github_branches, mt->gh)
+        && json_array_size(mt->names) < 256)
+        json_array_append_new(mt->names, json_string(m->pipeline));
+    return 0;
+}
+
+/*  The answer of a hook: 202 with the jobs started, else the first
+    refusal's status, else 200 with why nothing matched. */
+static void
+s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const char *none)
+{
+    json_t *js = json_pack("{s:O}", "jobs", started);
+    if (json_array_size(refused))
+        json_object_set(js, "refused", refused);
+    if (json_array_size(started))
+        status = 202;
+    else if (!json_array_size(refused)) {
+        status = 200;
+        json_object_set_new(js, "message", json_string(none));
+    }
+    evr_gw_json(req, status, js);
+}
+
+void
+evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    const char *event = evr_gw_header(req, "X-GitHub-Event");
+    const char *delivery = evr_gw_header(req, "X-GitHub-Delivery");
+    char why[512], none[1024];
+    evr_gw_github_t gh = { 0 };
+    if (!evr_gw_hook_signed(&gw->hook_secret, evr_gw_header(req, "X-Hub-Signature-256"),
+                            req->body ? req->body : "", req->len)) {
+        evr_gw_error(req, 401, "unauthorized", "X-Hub-Signature-256: %s (the body's "
+                     "HMAC-SHA256 with the secret in the gateway's webhook_secret_file, "
+                     "given to GitHub as the webhook's secret)",
+                     evr_gw_header(req, "X-Hub-Signature-256") ? "does not match the body"
+                                                               : "missing");
+        return;
+    }
+    if (!event) {
+        evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: missing");
+        return;
+    }
+    size_t dn = delivery ? strlen(delivery) : 0;
+    for (size_t i = 0; i < dn; i++)
+        if ((unsigned char) delivery[i] < 0x21 || (unsigned char) delivery[i] > 0x7e)
+            dn = 0;
+    if (delivery && (!dn || dn > 100)) {
+        evr_gw_error(req, 400, "bad_request", "X-GitHub-Delivery: expected 1 to 100 printable "
+                     "ASCII characters (GitHub sends a UUID)");
+        return;
+    }
+    if (!strcmp(event, "ping")) {
+        evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", "pong"));
+        return;
+    }
+    if (strcmp(event, "push") && strcmp(event, "pull_request") && strcmp(event, "workflow_job")) {
+        snprintf(none, sizeof none, "no pipeline matched: event \"%.64s\" is not handled (push, "
+                 "pull_request and workflow_job are)", event);
+        evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+        return;
+    }
+    int r = evr_gw_github_parse(event, req->body ? req->body : "", req->len, &gh, why,
+                                sizeof why);
+    if (r) {
+        if (r < 0)
+            evr_gw_error(req, 400, "bad_request", "%s", why);
+        else {
+            snprintf(none, sizeof none, "no pipeline matched: %s", why);
+            evr_gw_json(req, 200, json_pack("{s:[],s:s}", "jobs", "message", none));
+        }
+        return;
+    }
+    s_match_t mt = { json_array(), 0, 0, &gh };
+    evr_msg_t q = { .type = EVR_MSG_PIPELINES }, end = { 0 };
+    json_t *started = json_array(), *refused = json_array();
+    int status = 0;
+    if (evr_gw_stream(gw, req, &q, s_match_item, &mt, &end))
+        goto out;
+    size_t i;
+    json_t *name;
+    json_array_foreach(mt.names, i, name) {
+        evr_msg_t m = { .pipeline = evr_strdup(json_string_value(name)),
+                        .source_url = evr_strdup(gh.url), .source_ref = evr_strdup(gh.sha),
+                        .ci_source_url = evr_strdup(gh.ci_url),
+                        .ci_source_ref = gh.ci_ref ? evr_strdup(gh.ci_ref) : NULL };
+        char *key = delivery ? evr_asprintf("github:%s:%s", delivery, m.pipeline) : NULL;
+        bool ok = s_start(gw, req, &m, key, started, refused, &status);
+        free(key);
+        evr_msg_clear(&m);
+        if (!ok)
+            goto out;
+    }
+    snprintf(none, sizeof none, "no pipeline matched: of %u registered pipelines, %u have "
+             "on.github, none with %s in events and a branch pattern matching \"%.256s\"",
+             mt.all, mt.hooked, gh.event, gh.branch);
+    s_answer(req, started, refused, status, none);
+    json_t *src = json_pack("{s:s,s:s,s:s,s:b}", "url", gh.url, "ref", gh.sha, "branch",
+                            gh.branch, "untrusted", gh.fork);
+    if (req->json && src)
+        json_object_set_new(req->json, "source", src);
+    else
+        json_decref(src);
+out:
+    json_decref(mt.names);
+    json_decref(started);
+    json_decref(refused);
+    evr_msg_clear(&end);
+    evr_gw_github_clear(&gh);
+}
+
+/* ------------------------------------------------------- a pipeline's hook */
+
+/*  Whether req carries pipeline name's hook token; false with 401 set. */
+static bool
+s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
+{
+    char *path = evr_asprintf("%s/gateway/hooks/%s.token", evr_config_get(gw->cfg, "state_dir"),
+                              name);
+    evr_gw_secret_t tok;
+    evr_err_t err;
+    const char *h = evr_gw_header(req, "Authorization");
+    const char *given = h && !strncasecmp(h, "Bearer ", 7) ? h + 7
+                                                           : evr_gw_header(req, "X-Evrun-Token");
+    evr_rc_t rc = evr_gw_secret_file(path, false, &tok, &err);
+    bool ok = !rc && given && strlen(given) == tok.len
+           && sodium_memcmp(given, tok.key, tok.len) == 0;
+    if (rc == EVR_ERR_NOTFOUND)
+        evr_gw_error(req, 401, "unauthorized", "pipeline \"%s\" has no hook token (make one "
+                     "with evrun-cli hook-token %s)", name, name);
+    else if (rc)
+        evr_gw_error(req, 401, "unauthorized", "the hook token of pipeline \"%s\" cannot be "
+                     "read: %s", name, err.msg);
+    else if (!ok)
+        evr_gw_error(req, 401, "unauthorized", "%s: not the hook token of pipeline \"%s\" "
+                     "(Authorization: Bearer TOKEN or X-Evrun-Token: TOKEN, where TOKEN is "
+                     "what evrun-cli hook-token %s prints)", given ? "the token given" :
+                     "no token given", name, name);
+    sodium_memzero(&tok, sizeof tok);
+    free(path);
+    return ok;
+}
+
+void
+evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    const char *name = req->params[0];
+    evr_msg_t m = { 0 };
+    json_t *body = NULL, *error = NULL, *started = json_array(), *refused = json_array();
+    char *text = NULL;
+    json_error_t je;
+    int status = 0;
+    if (!evr_spec_name_ok(name)) {
+        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name is "
+                     "letters, digits, _ . -", name);
+        goto out;
+    }
+    if (!s_hook_token_ok(gw, req, name))
+        goto out;
+    body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
+                    : json_object();
+    if (!json_is_object(body)) {
+        evr_gw_error(req, 400, "bad_request", "body:%d:%d: expected nothing or a JSON object "
+                     "{\"args\": {...}, \"labels\": [...]}%s%s", body ? 1 : je.line,
+                     body ? 1 : je.column, body ? "" : ": ", body ? "" : je.text);
+        goto out;
+    }
+    const char *p = json_string_value(json_object_get(body, "pipeline"));
+    if (json_object_get(body, "pipeline") && (!p || strcmp(p, name))) {
+        evr_gw_error(req, 400, "bad_request", "body.pipeline: this hook starts \"%s\"", name);
+        goto out;
+    }
+    json_object_set_new(body, "pipeline", json_string(name));
+    text = json_dumps(body, JSON_COMPACT);
+    if (evr_gw_parse_start("application/json", text, strlen(text), &m, &error) != 1) {
+        evr_gw_json(req, 400, error ? error : json_pack("{s:{s:s,s:s}}", "error", "code",
+                                                        "bad_request", "message", "bad body"));
+        goto out;
+    }
+    const char *key = evr_gw_header(req, "Idempotency-Key");
+    char *k = key ? evr_asprintf("hook:%s:%.180s", name, key) : NULL;
+    bool ok = s_start(gw, req, &m, k, started, refused, &status);
+    free(k);
+    if (ok)
+        s_answer(req, started, refused, status, "");
+out:
+    evr_msg_clear(&m);
+    json_decref(body);
+    json_decref(started);
+    json_decref(refused);
+    free(text);
+}
