@@ -127,6 +127,8 @@ typedef struct {
     bool pulling;           /* CREATING: its create waits for its image's pull */
     bool allowed;           /* it failed with allow_failure: the job does not fail */
     bool on_error;          /* the pipeline's on_error (the job's last step) */
+    struct evr_chan *chan;  /* its unit's control channel (evr_step_chan.c), or NULL */
+    char *chan_dir;         /* the channel's directory, while open */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -136,8 +138,9 @@ struct evr_eng_job {
     evr_exec_t *ex;         /* what runs its steps (spec->executor) */
     evr_strmap_t env;
     char *unit_prefix;      /* evrun-<job id in lower case>-: its units' names */
-    char **secrets;
+    char **secrets;         /* values masked: declared ones, then registered ones */
     size_t nsecrets;
+    evr_strmap_t dyn_secrets;   /* registered by its steps (evr_step_chan.c): NAME, value */
     evr_eng_step_t *steps;
     uint32_t n;
     bool dag;
@@ -215,6 +218,8 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
+                               1 made, -1 failed (evr_step_chan.c) */
 };
 
 extern const char *const evr_eng_stream_names[2];
@@ -391,6 +396,24 @@ void evr_eng_step_freeze(evr_eng_step_t *st, bool frozen);
 bool evr_eng_step_thaw_first(const evr_eng_step_t *st);
 /*  A new attempt, or the job freed: nothing wanted, nothing under way. */
 void evr_eng_step_freeze_reset(evr_eng_step_t *st);
+
+/* evr_step_chan.c */
+/*  The step's unit's control channel listening (nothing when it is
+    already); returns its directory (for evr_exec_spec_t's control_dir),
+    or NULL without one (no control directory, or it failed: a warning
+    says why, and the step runs without). */
+const char *evr_eng_chan_open(evr_eng_step_t *st);
+/*  Closes the channel and removes its directory (also one a killed
+    runner left for the step's unit). */
+void evr_eng_chan_close(evr_eng_step_t *st);
+/*  A job taken up again: the secrets its steps registered before, read
+    back from its file (masked, and given to later steps). */
+void evr_eng_secrets_load(evr_eng_job_t *job);
+/*  The job is done: its file of registered secrets removed. */
+void evr_eng_secrets_remove(const evr_eng_job_t *job);
+/*  The registered secrets as variables, into env (none for an untrusted
+    step). */
+void evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes

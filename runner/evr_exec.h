@@ -114,6 +114,12 @@ typedef struct {
     const evr_exec_mount_t *mounts;   /* podman: caches; a host backend has none
                                          (the spec refuses caches there) */
     uint32_t nmounts;
+    /*  The step's control channel: a host directory holding control.sock
+        and bin/evrun-job, or NULL.  podman: mounted read-only at
+        /run/evrun, EVRUN_CONTROL=/run/evrun/control.sock, the script run
+        with /run/evrun/bin first in PATH; a host backend:
+        EVRUN_CONTROL=DIR/control.sock, DIR/bin first in PATH. */
+    const char *control_dir;
 } evr_exec_spec_t;
 
 typedef struct {

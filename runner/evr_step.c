@@ -254,6 +254,8 @@ void
 evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to)
 {
     evr_eng_step_to(st, to);
+    if (st->job->recovered)   /* its unit looks for its channel where it was */
+        evr_eng_chan_open(st);
     st->t_start = evr_mono_ns();
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
     ev->data.container_id = evr_strdup(st->unit_id ? st->unit_id : st->unit);
@@ -594,6 +596,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     s_predefined_env(st, &env);
     for (uint32_t i = 0; i < job->env.n; i++)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
+    evr_eng_secrets_env(st, &env);   /* registered by earlier steps (evr_step_chan.c) */
     for (uint32_t i = 0; i < st->spec->env.n; i++)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
     /* sources (issue 14): EVRUN_SOURCE_*; an untrusted step gets no secret */
@@ -626,6 +629,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
                                                  : EVR_EXEC_LAYOUT_WORKSPACE,
     };
     spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
+    spec.control_dir = evr_eng_chan_open(st);
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     evr_strmap_free(&env);
     evr_rec_free(&evr_limits_type, &limits);
@@ -662,6 +666,7 @@ void
 evr_eng_step_skip(evr_eng_step_t *st, const char *reason)
 {
     evr_eng_step_to(st, EVR_ENG_STEP_SKIPPED);
+    evr_eng_chan_close(st);
     st->status = EVR_STEP_SKIPPED;
     st->reason = evr_strdup(reason);
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_SKIPPED, st);
@@ -926,6 +931,7 @@ evr_eng_step_finish(evr_eng_step_t *st)
     st->allowed = st->spec->allow_failure && st->status != EVR_STEP_SUCCEEDED
                && st->status != EVR_STEP_CANCELLED && !s_retryable(st);
     evr_eng_step_to(st, EVR_ENG_STEP_FINISHED);
+    evr_eng_chan_close(st);
     job->running--;
     uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_FINISHED, st);

@@ -24,6 +24,7 @@
 #include "evr_exec_process.h"
 #include "evr_offer.h"
 #include "evr_paths.h"
+#include "evr_sha256.h"
 #include "evr_shim.h"
 #include "evr_yaml.h"
 
@@ -308,6 +309,40 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
     }
     execs[n] = NULL;
     return true;
+}
+
+/*  The steps' control channels (evr_step_chan.c): STATE/ctl, or, when a
+    socket's path there would not fit a socket address (108 bytes),
+    /tmp/evrun-ctl-UID-HASH of the state directory (private, checked
+    when a step makes its directory there); the static evrun-job next to
+    this binary; the registered secrets in STATE/job-secrets. */
+typedef struct {
+    char *dir, *bin, *secrets;
+} s_chan_t;
+
+static void
+s_chan_dirs(const char *state_dir, s_chan_t *c, evr_engine_opts_t *eo)
+{
+    c->dir = evr_asprintf("%s/ctl", state_dir);
+    if (strlen(c->dir) + sizeof "/0123456789abcdef/control.sock" > 108) {
+        char hex[EVR_SHA256_HEX];
+        evr_sha256_t *h = evr_sha256_new();
+        evr_sha256_update(h, state_dir, strlen(state_dir));
+        evr_sha256_finish(&h, hex);
+        free(c->dir);
+        c->dir = evr_asprintf("/tmp/evrun-ctl-%u-%.12s", (unsigned) geteuid(), hex);
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        c->bin = evr_asprintf("%s/evrun-job", exe);
+    }
+    c->secrets = evr_asprintf("%s/job-secrets", state_dir);
+    eo->control_dir = c->dir;
+    eo->job_bin = c->bin;
+    eo->job_secrets_dir = c->secrets;
 }
 
 /*  The state directory checked (made 0700 when missing), the store
@@ -620,6 +655,7 @@ main(int argc, char **argv)
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *cache = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
+    s_chan_t chan = { 0 };
     char *url = s_default_podman_url();
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
@@ -682,6 +718,7 @@ main(int argc, char **argv)
     eo.flush_ms = daemon ? 10 : 0;   /* subscribers see output live: store it within 10 ms */
     eo.source_cache_dir = cache;
     eo.source_copy_local = !daemon;   /* --exec (or its --recover): this host's directories */
+    s_chan_dirs(state_dir, &chan, &eo);
     eng = evr_engine_new(&eo, store, loop, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
@@ -710,6 +747,9 @@ out:
     free(cache);
     free(ship);
     free(caches);
+    free(chan.dir);
+    free(chan.bin);
+    free(chan.secrets);
     free(id);
     free(labels);
     free(url);
