@@ -405,6 +405,59 @@ YML
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
 }
 
+case_job_secret() {   # issue 17: a step registers a secret over its control channel
+  # the value is made inside the step, so that the pipeline's text (in
+  # job.accepted) does not hold it: dyn$(...)Zq is dynehbbZq
+  pipeline job-secret <<'YML'
+pipeline: job-secret
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      evrun-job hello
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s\n' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo "value: $V"
+      printf 'split: %s' "$(echo "$V" | cut -c1-4)"; sleep 0.3; echo "$V" | cut -c5-
+      sleep 0.1; echo "err: $V" >&2; sleep 0.1
+      echo x | evrun-job secret PATH; echo "reserved: $?"
+      echo '{"cmd":"nope"}' | evrun-job secret; echo "usage: $?"
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY (${#DEPLOY_KEY} bytes)"
+YML
+  local sec=dynehbbZq mode
+  check "evrun-job is static" sh -c "file -L '$bin/evrun-job' | grep -q 'statically linked'"
+  for mode in podman process; do
+    if [ "$mode" = podman ]; then
+      run job-secret "$tmp/job-secret.yml"
+    else
+      sed 's|^image: .*|executor: process|' "$tmp/job-secret.yml" > "$tmp/job-secret-proc.yml"
+      run job-secret-proc "$tmp/job-secret-proc.yml" --executors process
+    fi
+    check "$mode: exit 0" [ "$rc" -eq 0 ]
+    check "$mode: the channel knows its job and step" \
+      grep -q "^make | {\"protocol\":1,\"job\":\"$job\",\"pipeline\":\"job-secret\",\"step\":\"make\",\"attempt\":1," "$out"
+    check "$mode: registered" grep -q "^make > secret DEPLOY_KEY registered$" "$out"
+    check "$mode: masked once registered" grep -q "^make | value: \*\*\*$" "$out"
+    check "$mode: masked on stderr" grep -q "^make | err: \*\*\*$" "$out"
+    check "$mode: masked across chunks" grep -q "^make | split: \*\*\*$" "$out"
+    check "$mode: a reserved name refused" grep -q "^make | evrun-job: refused: secret: \"name\": PATH is reserved" "$out"
+    check "$mode: refused: exit 2" grep -q "^make | reserved: 2$" "$out"
+    check "$mode: usage: exit 2" grep -q "^make | usage: 2$" "$out"
+    check "$mode: a later step gets it as a variable" grep -q "^use | later: \*\*\* (9 bytes)$" "$out"
+    check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"
+    check "$mode: never printed" sh -c "! grep -q '$sec' '$out' '$err'"
+    check "$mode: never in the state directory (store, files)" sh -c "! grep -rqa '$sec' '$state'"
+    check "$mode: nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$state'"
+    check "$mode: its file removed at the job's end" [ -z "$(ls -A "$state/job-secrets" 2>/dev/null)" ]
+    check "$mode: the steps' channel directories removed" [ "$(ls "$state/ctl" | grep -vc '^evrun-job$')" -eq 0 ]
+    check "$mode: store verifies" verified
+  done
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_resource() {
   local www=$tmp/www port
   mkdir -p "$www/tree/sub"
@@ -846,7 +899,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint job_secret}
 for c in $cases; do
   case_name=$c
   before=$fails
