@@ -458,6 +458,55 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
+  pipeline job-secret-crash <<'YML'
+pipeline: job-secret-crash
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo registered
+      sleep 3
+      echo "value: $V"
+      echo "err: $V" >&2
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY (${#DEPLOY_KEY} bytes)"
+YML
+  sed 's|^image: .*|executor: process|' "$tmp/job-secret-crash.yml" > "$tmp/job-secret-crash-proc.yml"
+  local sec=dynehbbZq mode name pid i
+  for mode in podman process; do
+    name=job-secret-crash file=$tmp/job-secret-crash.yml
+    [ "$mode" = podman ] || name=job-secret-crash-proc file=$tmp/job-secret-crash-proc.yml
+    state=$tmp/$name out=$tmp/$name.out err=$tmp/$name.err
+    "$bin/evrun-runner" --exec "$file" --state-dir "$state" --executors "$mode" > "$out" 2> "$err" &
+    pid=$!
+    for i in $(seq 1 150); do grep -q "^make | registered$" "$out" && break; sleep 0.1; done
+    kill -9 "$pid"
+    wait "$pid" 2> /dev/null
+    job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+    check "$mode: registered before the kill" grep -q "^make | registered$" "$out"
+    check "$mode: kept outside the log, owner-only" \
+      [ "$(stat -c %a "$state/job-secrets/$job" 2>/dev/null)" = 600 ]
+    check "$mode: not printed before the kill" grep -vq "^make | value" "$out"
+    "$bin/evrun-runner" --recover --state-dir "$state" --executors "$mode" > "$out.rec" 2> "$err.rec"
+    rc=$?
+    check "$mode: recovered: exit 0" [ "$rc" -eq 0 ]
+    check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"
+    check "$mode: stderr stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^err: \*\*\*$'"
+    check "$mode: the next step got it and masks it" \
+      sh -c "'$bin/evrun-replay' '$state' --output '$job/use' | grep -q '^later: \*\*\* (9 bytes)$'"
+    check "$mode: never printed" sh -c "! grep -q '$sec' '$out' '$err' '$out.rec' '$err.rec'"
+    check "$mode: never in the state directory" sh -c "! grep -rqa '$sec' '$state'"
+    check "$mode: its file removed at the job's end" [ ! -e "$state/job-secrets/$job" ]
+    check "$mode: store verifies" verified
+  done
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_resource() {
   local www=$tmp/www port
   mkdir -p "$www/tree/sub"
@@ -899,7 +948,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint job_secret}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint job_secret job_secret_crash}
 for c in $cases; do
   case_name=$c
   before=$fails
