@@ -409,7 +409,7 @@ void evr_eng_chan_close(evr_eng_step_t *st);
 /*  A job taken up again: the secrets its steps registered before, read
     back from its file (masked, and given to later steps). */
 void evr_eng_secrets_load(evr_eng_job_t *job);
-/*  The job is done: its file of registered secrets removed. */
+/*  The job is cleaned up: its file of registered secrets removed. */
 void evr_eng_secrets_remove(const evr_eng_job_t *job);
 /*  The registered secrets as variables, into env (none for an untrusted
     step). */

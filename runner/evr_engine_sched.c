@@ -377,5 +377,6 @@ evr_eng_cleanup(evr_eng_job_t *job)
         ex->ops->workspace_remove(ex, job->id, s_cleaned, job);
         return;
     }
+    evr_eng_secrets_remove(job);   /* what its steps registered: no step runs any more */
     job->phase = EVR_ENG_JOB_DONE;
 }

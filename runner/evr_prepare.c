@@ -64,8 +64,6 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(job->secrets[i]);
     free(job->secrets);
     evr_strmap_free(&job->dyn_secrets);
-    if (job->phase == EVR_ENG_JOB_DONE)
-        evr_eng_secrets_remove(job);
     free(job->steps);
     free(job->on_error.name);
     evr_spec_destroy(&job->spec);
