@@ -141,6 +141,7 @@ struct evr_eng_job {
     char **secrets;         /* values masked: declared ones, then registered ones */
     size_t nsecrets;
     evr_strmap_t dyn_secrets;   /* registered by its steps (evr_step_chan.c): NAME, value */
+    uint32_t dyn_count;     /* registrations so far (each value stays masked) */
     evr_eng_step_t *steps;
     uint32_t n;
     bool dag;

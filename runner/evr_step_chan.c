@@ -32,7 +32,8 @@
 #include "evr_sha256.h"
 
 #define S_NAME_MAX 128
-#define S_SECRETS_MAX 64
+#define S_SECRETS_MAX 64    /* names per job */
+#define S_VALUES_MAX 256    /* registrations per job (each a value masked from then on) */
 
 /*  The unit's directory (caller owns it), or NULL without a control
     directory. */
@@ -152,6 +153,7 @@ s_save(const evr_eng_job_t *job, const char *name, const char *value, evr_err_t 
 static void
 s_add(evr_eng_job_t *job, const char *name, const char *value)
 {
+    job->dyn_count++;
     evr_strmap_set(&job->dyn_secrets, name, value);
     for (size_t i = 0; i < job->nsecrets; i++)
         if (!strcmp(job->secrets[i], value))
@@ -221,6 +223,32 @@ evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env)
 
 /* -------------------------------------------------------------- commands */
 
+/*  hex[0,n) decoded (caller frees), or NULL when it is not hex pairs.
+    A NUL decoded stops the string short: the caller's length check
+    refuses it. */
+static char *
+s_unhex(const char *hex, size_t n)
+{
+    if (n % 2)
+        return NULL;
+    char *v = evr_malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int d[2];
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + (size_t) k];
+            d[k] = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        }
+        if (d[0] < 0 || d[1] < 0) {
+            free(v);
+            return NULL;
+        }
+        v[i] = (char) (d[0] << 4 | d[1]);
+    }
+    v[n / 2] = '\0';
+    return v;
+}
+
 static evr_rc_t
 s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
 {
@@ -228,28 +256,43 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_eng_step_t *st = arg;
     evr_eng_job_t *job = st->job;
     const json_t *jn = json_object_get(req, "name"), *jv = json_object_get(req, "value");
+    const json_t *jh = json_object_get(req, "value_hex");
     if (st->spec->untrusted)
         return evr_err_set(err, EVR_ERR_STATE, "step %s runs untrusted code: it cannot "
                            "register secrets", st->spec->name);
-    if (!json_is_string(jn) || !json_is_string(jv))
+    if (!json_is_string(jn) || !(json_is_string(jv) ^ json_is_string(jh)))
         return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"secret\", \"name\": NAME, "
-                           "\"value\": VALUE} with string NAME and VALUE");
-    const char *name = json_string_value(jn), *value = json_string_value(jv);
-    size_t vl = json_string_length(jv);
+                           "\"value\": VALUE} (or \"value_hex\": HEX instead of \"value\") with "
+                           "strings NAME and VALUE");
+    const char *name = json_string_value(jn);
     if (!s_name_ok(name, err))
         return EVR_ERR_PROTO;
-    if (vl == 0 || vl > EVR_JOB_SECRET_MAX || strlen(value) != vl)
-        return evr_err_set(err, EVR_ERR_PROTO, "\"value\": %zu bytes: expected 1 to %d bytes "
-                           "without NUL", vl, EVR_JOB_SECRET_MAX);
-    if (job->dyn_secrets.n >= S_SECRETS_MAX && !evr_strmap_get(&job->dyn_secrets, name))
-        return evr_err_set(err, EVR_ERR_LIMIT, "job %s has %d secrets registered, the most it "
-                           "may: register again under a name it has", job->id, S_SECRETS_MAX);
-    evr_rc_t rc = s_save(job, name, value, err);
-    if (rc)
-        return evr_err_set(err, rc, "not registered: %s", err->msg);
-    s_add(job, name, value);
-    evr_eng_step_log(st, "secret %s registered", name);
-    return EVR_OK;
+    char *value = jv ? evr_strndup(json_string_value(jv), json_string_length(jv))
+                     : s_unhex(json_string_value(jh), json_string_length(jh));
+    size_t vl = jv ? json_string_length(jv) : json_string_length(jh) / 2;
+    evr_rc_t rc = EVR_OK;
+    if (!value)
+        rc = evr_err_set(err, EVR_ERR_PROTO, "\"value_hex\": expected an even number of hex "
+                         "digits");
+    else if (vl == 0 || vl > EVR_JOB_SECRET_MAX || strlen(value) != vl)
+        rc = evr_err_set(err, EVR_ERR_PROTO, "\"value\": %zu bytes: expected 1 to %d bytes "
+                         "without NUL", vl, EVR_JOB_SECRET_MAX);
+    else if (job->dyn_secrets.n >= S_SECRETS_MAX && !evr_strmap_get(&job->dyn_secrets, name))
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has %d secrets registered, the most it "
+                         "may: register again under a name it has", job->id, S_SECRETS_MAX);
+    else if (job->dyn_count >= S_VALUES_MAX)
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has registered %d values, the most it may",
+                         job->id, S_VALUES_MAX);
+    else if ((rc = s_save(job, name, value, err)))
+        evr_err_set(err, rc, "not registered: %s", err->msg);
+    if (!rc) {
+        s_add(job, name, value);
+        evr_eng_step_log(st, "secret %s registered", name);
+    }
+    if (value)
+        memset(value, 0, vl);
+    free(value);
+    return rc;
 }
 
 static evr_rc_t s_cmd_hello(const json_t *req, json_t *ans, evr_err_t *err, void *arg);

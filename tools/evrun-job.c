@@ -287,14 +287,17 @@ s_secret(const char *name)
                 "without NUL (one trailing newline is dropped)\n", name, S_VALUE_MAX);
         return 2;
     }
+    /* value_hex: any bytes but NUL, whether UTF-8 or not */
     size_t nl = strlen(name);
-    char *req = malloc(6 * (n + nl) + 64);
+    char *req = malloc(6 * nl + 2 * n + 64);
     if (!req)
         return 2;
     size_t o = (size_t) sprintf(req, "{\"cmd\":\"secret\",\"name\":");
     o += s_json_str(req + o, name, nl);
-    o += (size_t) sprintf(req + o, ",\"value\":");
-    o += s_json_str(req + o, value, n);
+    o += (size_t) sprintf(req + o, ",\"value_hex\":\"");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t) sprintf(req + o, "%02x", (unsigned char) value[i]);
+    req[o++] = '"';
     req[o++] = '}';
     req[o++] = '\n';
     static char ans[S_ANSWER_MAX];
