@@ -254,8 +254,6 @@ void
 evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to)
 {
     evr_eng_step_to(st, to);
-    if (st->job->recovered)   /* its unit looks for its channel where it was */
-        evr_eng_chan_open(st);
     st->t_start = evr_mono_ns();
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_STARTED, st);
     ev->data.container_id = evr_strdup(st->unit_id ? st->unit_id : st->unit);

@@ -476,6 +476,10 @@ steps:
       sleep 3
       echo "value: $V"
       echo "err: $V" >&2
+      # after the restart: the recovered runner listens on the channel again
+      L="late$(echo 42 | tr 0-9 a-j)Zq"
+      printf '%s' "$L" | evrun-job secret LATE_KEY || exit 4
+      echo "late: $L"
   - name: use
     needs: [make]
     run: |
@@ -502,6 +506,9 @@ YML
     check "$mode: recovered: exit 0" [ "$rc" -eq 0 ]
     check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"
     check "$mode: stderr stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^err: \*\*\*$'"
+    check "$mode: registered again after the restart" \
+      sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^late: \*\*\*$'"
+    check "$mode: that one never in the state directory" sh -c "! grep -rqa 'lateecZq' '$state'"
     check "$mode: the next step got it and masks it" \
       sh -c "'$bin/evrun-replay' '$state' --output '$job/use' | grep -q '^later: \*\*\* (9 bytes)$'"
     check "$mode: never printed" sh -c "! grep -q '$sec' '$out' '$err' '$out.rec' '$err.rec'"
