@@ -431,7 +431,7 @@ steps:
       echo "later: $DEPLOY_KEY (${#DEPLOY_KEY} bytes)"
 YML
   local sec=dynehbbZq mode
-  check "evrun-job is static" sh -c "file -L '$bin/evrun-job' | grep -q 'statically linked'"
+  check "evrun-job is static (no program interpreter)" sh -c "! readelf -l '$bin/evrun-job' | grep -q INTERP"
   for mode in podman process; do
     if [ "$mode" = podman ]; then
       run job-secret "$tmp/job-secret.yml"
