@@ -38,6 +38,7 @@ struct evr_chan {
     char *path;
     s_conn_t *conns;
     uint32_t nconns;
+    uint64_t backoff;       /* the timer that listens again after accept ran out of fds */
 };
 
 static void s_conn_io(evr_loop_t *loop, int fd, int events, void *arg);
@@ -233,13 +234,28 @@ s_conn_io(evr_loop_t *loop, int fd, int events, void *arg)
         s_flush(c);
 }
 
+static void s_accept(evr_loop_t *loop, int fd, int events, void *arg);
+
+static void
+s_listen_again(evr_loop_t *loop, void *arg)
+{
+    evr_chan_t *chan = arg;
+    chan->backoff = 0;
+    evr_loop_fd_add(loop, chan->fd, EVR_LOOP_READ, s_accept, chan);
+}
+
 static void
 s_accept(evr_loop_t *loop, int fd, int events, void *arg)
 {
-    (void) loop;
     (void) events;
     evr_chan_t *chan = arg;
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+        /* the connection waits in the backlog: polling it now would spin */
+        evr_loop_fd_remove(loop, fd);
+        chan->backoff = evr_loop_timer_add(loop, 1000, s_listen_again, chan);
+        return;
+    }
     if (cfd < 0)
         return;   /* EAGAIN, or the client gave up: nothing to serve */
     s_conn_t *c = evr_calloc(1, sizeof *c);
@@ -307,6 +323,7 @@ evr_chan_destroy(evr_chan_t **self_p)
         return;
     while (self->conns)
         s_conn_free(self->conns);
+    evr_loop_timer_cancel(self->loop, self->backoff);
     evr_loop_fd_remove(self->loop, self->fd);
     close(self->fd);
     unlink(self->path);

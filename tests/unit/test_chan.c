@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -274,6 +275,38 @@ test_socket_connections(void)
     s_fix_free(&f);
 }
 
+/*  Out of fds: the channel stops polling its socket (no turn spins on a
+    connection it cannot accept) and listens again after a second. */
+static void
+test_socket_out_of_fds(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int fd = s_connect(&f);
+    int top = dup(0);   /* the lowest free fd: below the limit set next, no other */
+    close(top);
+    struct rlimit low = { (rlim_t) top, old.rlim_max };
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int ran = 0;
+    for (int i = 0; i < 20; i++)
+        ran += evr_loop_once(f.loop, 0);
+    CHECK(ran == 1);   /* the one accept that failed; then nothing to poll */
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    s_send(fd, "{\"cmd\":\"echo\",\"say\":2}\n", 23);
+    bool closed;
+    char *got = NULL;
+    for (int i = 0; i < 30 && !(got && *got); i++) {   /* the backoff is 1 s */
+        free(got);
+        got = s_read(&f, fd, 1, &closed);
+    }
+    CHECK_STR(got, "{\"said\":2,\"ok\":true}\n");
+    free(got);
+    close(fd);
+    s_fix_free(&f);
+}
+
 static void
 test_socket_path_too_long(void)
 {
@@ -333,6 +366,7 @@ main(void)
     EVR_TEST_RUN(test_socket_lines);
     EVR_TEST_RUN(test_socket_oversized);
     EVR_TEST_RUN(test_socket_connections);
+    EVR_TEST_RUN(test_socket_out_of_fds);
     EVR_TEST_RUN(test_socket_path_too_long);
     EVR_TEST_RUN(test_mask_add);
     EVR_TEST_END();
