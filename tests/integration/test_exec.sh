@@ -463,6 +463,42 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_job_secret_python() {   # a client written from PROTOCOL.md alone, in a host-command step
+  command -v python3 > /dev/null || { echo "  (no python3: skipped)"; return 0; }
+  pipeline job-secret-py <<'YML'
+pipeline: job-secret-py
+executor: process
+steps:
+  - name: py
+    run: |
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      value = "pyS" + str(6 * 7) + "Zq"
+      reqs = [{"cmd": "hello", "id": 1},
+              {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
+              {"cmd": "secret", "name": "HEX_KEY", "value_hex": "hex".encode().hex() + "4b", "id": 3},
+              {"cmd": "trigger", "id": 4}]
+      s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
+      f = s.makefile("rb")
+      for _ in range(len(reqs) + 1):
+          a = json.loads(f.readline())
+          print(a.get("id"), a["ok"], a.get("step", ""), a.get("error", "")[:40])
+      print("value:", value, "hexK")
+      PY
+YML
+  run job-secret-py "$tmp/job-secret-py.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "hello answered, in order" grep -q "^py | 1 True py $" "$out"
+  check "value registered" grep -q "^py | two True  $" "$out"
+  check "value_hex registered" grep -q "^py | 3 True  $" "$out"
+  check "unknown command" grep -q "^py | 4 False  unknown command \"trigger\" (this runner" "$out"
+  check "not JSON" grep -q "^py | None False  request is not JSON" "$out"
+  check "both masked" grep -q "^py | value: \*\*\* \*\*\*$" "$out"
+  check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
+}
+
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
   pipeline job-secret-crash <<'YML'
 pipeline: job-secret-crash
@@ -960,7 +996,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint job_secret job_secret_crash}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint job_secret job_secret_python job_secret_crash}
 for c in $cases; do
   case_name=$c
   before=$fails
