@@ -345,7 +345,7 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
     if (spec->control_dir) {   /* the image's PATH is known inside only */
         json_decref(cmd);
         cmd = json_pack("[s,s,s,s,s]", "/bin/sh", "-c",
-                        "PATH=/run/evrun/bin:$PATH; export PATH; exec /bin/sh -c \"$1\"",
+                        "PATH=/run/evrun/bin${PATH:+:$PATH}; export PATH; exec /bin/sh -c \"$1\"",
                         "/bin/sh", spec->script);
         json_object_set_new(env, "EVRUN_CONTROL", json_string("/run/evrun/control.sock"));
     }
