@@ -324,7 +324,8 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     /* the control channel (evr_exec.h): its socket, its bin first in PATH */
     const char *cd = spec->control_dir;
     const char *given = spec->env ? evr_strmap_get(spec->env, "PATH") : NULL;
-    char *path = evr_asprintf("PATH=%s%s%s", cd ? cd : "", cd ? "/bin:" : "",
+    char *path = given && !*given && cd ? evr_asprintf("PATH=%s/bin", cd)
+               : evr_asprintf("PATH=%s%s%s", cd ? cd : "", cd ? "/bin:" : "",
                               given ? given : EVR_EXEC_PROCESS_PATH);
     char *home = evr_asprintf("HOME=%s", ws);
     char *ctl = cd ? evr_asprintf("EVRUN_CONTROL=%s/control.sock", cd) : NULL;
