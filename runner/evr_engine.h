@@ -87,7 +87,18 @@ typedef struct {
         what they add to a job is kept till its end (NULL: not kept). */
     const evr_hooks_t *hooks;
     const char *hooks_dir;
+    /*  The steps' control channels (evr_step_chan.c): a directory per unit
+        under control_dir (NULL: no channel), holding its socket and a
+        link to the runner's copy of job_bin (the static evrun-job; NULL
+        or missing: none); the values steps register as secrets, a file
+        per job under job_secrets_dir (NULL: registering is refused). */
+    const char *control_dir;
+    const char *job_bin;
+    const char *job_secrets_dir;
 } evr_engine_opts_t;
+
+/*  The longest value a step may register as a secret (bytes). */
+#define EVR_JOB_SECRET_MAX 32768
 
 /*  The engine uses store, loop and the executors it offers (execs, a
     NULL-terminated list, at most EVR_ENGINE_MAX_EXECS: a job runs on the

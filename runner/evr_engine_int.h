@@ -132,6 +132,8 @@ typedef struct {
        restart, its step.outputs found in the log) */
     evr_strmap_t outputs;
     bool outputs_read;
+    struct evr_chan *chan;  /* its unit's control channel (evr_step_chan.c), or NULL */
+    char *chan_dir;         /* the channel's directory, while open */
 } evr_eng_step_t;
 
 struct evr_eng_job {
@@ -141,8 +143,10 @@ struct evr_eng_job {
     evr_exec_t *ex;         /* what runs its steps (spec->executor) */
     evr_strmap_t env;
     char *unit_prefix;      /* evrun-<job id in lower case>-: its units' names */
-    char **secrets;
+    char **secrets;         /* values masked: declared ones, then registered ones */
     size_t nsecrets;
+    evr_strmap_t dyn_secrets;   /* registered by its steps (evr_step_chan.c): NAME, value */
+    uint32_t dyn_count;     /* registrations so far (each value stays masked) */
     evr_eng_step_t *steps;
     uint32_t n;
     bool dag;
@@ -227,6 +231,8 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
+                               1 made, -1 failed (evr_step_chan.c) */
 };
 
 extern const char *const evr_eng_stream_names[2];
@@ -414,6 +420,24 @@ void evr_eng_step_freeze(evr_eng_step_t *st, bool frozen);
 bool evr_eng_step_thaw_first(const evr_eng_step_t *st);
 /*  A new attempt, or the job freed: nothing wanted, nothing under way. */
 void evr_eng_step_freeze_reset(evr_eng_step_t *st);
+
+/* evr_step_chan.c */
+/*  The step's unit's control channel listening (nothing when it is
+    already); returns its directory (for evr_exec_spec_t's control_dir),
+    or NULL without one (no control directory, or it failed: a warning
+    says why, and the step runs without). */
+const char *evr_eng_chan_open(evr_eng_step_t *st);
+/*  Closes the channel and removes its directory (also one a killed
+    runner left for the step's unit). */
+void evr_eng_chan_close(evr_eng_step_t *st);
+/*  A job taken up again: the secrets its steps registered before, read
+    back from its file (masked, and given to later steps). */
+void evr_eng_secrets_load(evr_eng_job_t *job);
+/*  The job is cleaned up: its file of registered secrets removed. */
+void evr_eng_secrets_remove(const evr_eng_job_t *job);
+/*  The registered secrets as variables, into env (none for an untrusted
+    step). */
+void evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes

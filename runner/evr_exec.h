@@ -118,6 +118,12 @@ typedef struct {
                                    (as get takes it): the unit gets EVRUN_OUTPUT, that
                                    file's path as the unit sees it (podman /workspace/F
                                    or /job/F, process WORKSPACE_DIR/F) */
+    /*  The step's control channel: a host directory holding control.sock
+        and bin/evrun-job, or NULL.  podman: mounted read-only at
+        /run/evrun, EVRUN_CONTROL=/run/evrun/control.sock, the script run
+        with /run/evrun/bin first in PATH; a host backend:
+        EVRUN_CONTROL=DIR/control.sock, DIR/bin first in PATH. */
+    const char *control_dir;
 } evr_exec_spec_t;
 
 typedef struct {

@@ -366,7 +366,7 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
                                                                            : NULL,
                              .mount_names = names, .mount_dests = dests,
                              .nmounts = spec->nmounts, .cpus_milli = cpus, .memory = l ? l->memory : 0,
-                             .pids = l ? l->pids : 0 };
+                             .pids = l ? l->pids : 0, .control_dir = spec->control_dir };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);

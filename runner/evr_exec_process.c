@@ -321,26 +321,33 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
         return;
     }
     char *ws = evr_asprintf("%s/%s", ex->work, spec->job_id);
-    char *path = evr_asprintf("PATH=%s", EVR_EXEC_PROCESS_PATH);
+    /* the control channel (evr_exec.h): its socket, its bin first in PATH */
+    const char *cd = spec->control_dir;
+    const char *given = spec->env ? evr_strmap_get(spec->env, "PATH") : NULL;
+    char *path = given && !*given && cd ? evr_asprintf("PATH=%s/bin", cd)
+               : evr_asprintf("PATH=%s%s%s", cd ? cd : "", cd ? "/bin:" : "",
+                              given ? given : EVR_EXEC_PROCESS_PATH);
     char *home = evr_asprintf("HOME=%s", ws);
+    char *ctl = cd ? evr_asprintf("EVRUN_CONTROL=%s/control.sock", cd) : NULL;
     uint32_t n = spec->env ? spec->env->n : 0;
-    const char **env = evr_calloc(n + 3, sizeof(char *));
+    const char **env = evr_calloc(n + 4, sizeof(char *));   /* output, own, PATH, HOME, ctl */
     char **own = evr_calloc(n + 1, sizeof(char *));
     char *output = spec->output ? evr_asprintf("EVRUN_OUTPUT=%s/%s", ws, spec->output) : NULL;
     size_t k = 0;
-    bool has_path = false, has_home = false;
+    bool has_home = false;
     if (output)
         env[k++] = output;   /* first: it wins over a step's own EVRUN_OUTPUT */
     for (uint32_t i = 0; i < n; i++) {
-        has_path |= !strcmp(spec->env->k[i], "PATH");
         has_home |= !strcmp(spec->env->k[i], "HOME");
         own[i] = evr_asprintf("%s=%s", spec->env->k[i], spec->env->v[i]);
-        env[k++] = own[i];
+        if (strcmp(spec->env->k[i], "PATH") && (!ctl || strcmp(spec->env->k[i], "EVRUN_CONTROL")))
+            env[k++] = own[i];
     }
-    if (!has_path)
-        env[k++] = path;
+    env[k++] = path;
     if (!has_home)
         env[k++] = home;
+    if (ctl)
+        env[k++] = ctl;
     bool exists = false;
     evr_err_t err;
     evr_unit_limits_t lim = { 0 };
@@ -366,6 +373,7 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     free(own);
     free(env);
     free(path);
+    free(ctl);
     free(home);
     free(output);
     free(ws);

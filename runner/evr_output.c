@@ -66,16 +66,17 @@ s_longer_first(const void *a, const void *b)
     return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
-evr_mask_t *
-evr_mask_new(const char *const *secrets, size_t n)
+/*  The lengths, the longest and the first bytes, from the secrets
+    (sorted longest first). */
+static void
+s_index(evr_mask_t *self)
 {
-    evr_mask_t *self = evr_calloc(1, sizeof *self);
-    self->secrets = evr_calloc(n ? n : 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        if (secrets[i] && *secrets[i])
-            self->secrets[self->n++] = evr_strdup(secrets[i]);
     qsort(self->secrets, self->n, sizeof(char *), s_longer_first);
+    free(self->lens);
     self->lens = evr_calloc(self->n ? self->n : 1, sizeof(size_t));
+    memset(self->first, 0, sizeof self->first);
+    self->nfirst = 0;
+    self->maxlen = 0;
     for (size_t i = 0; i < self->n; i++) {
         self->lens[i] = strlen(self->secrets[i]);
         if (self->lens[i] > self->maxlen)
@@ -87,7 +88,31 @@ evr_mask_new(const char *const *secrets, size_t n)
             self->only = b;
         }
     }
+}
+
+evr_mask_t *
+evr_mask_new(const char *const *secrets, size_t n)
+{
+    evr_mask_t *self = evr_calloc(1, sizeof *self);
+    self->secrets = evr_calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        if (secrets[i] && *secrets[i])
+            self->secrets[self->n++] = evr_strdup(secrets[i]);
+    s_index(self);
     return self;
+}
+
+void
+evr_mask_add(evr_mask_t *self, const char *secret)
+{
+    if (!secret || !*secret)
+        return;
+    for (size_t i = 0; i < self->n; i++)
+        if (!strcmp(self->secrets[i], secret))
+            return;
+    self->secrets = evr_realloc(self->secrets, (self->n + 1) * sizeof(char *));
+    self->secrets[self->n++] = evr_strdup(secret);
+    s_index(self);
 }
 
 void

@@ -43,6 +43,11 @@ typedef struct evr_mask evr_mask_t;
 evr_mask_t *evr_mask_new(const char *const *secrets, size_t n);
 void evr_mask_destroy(evr_mask_t **self_p);
 
+/*  Adds a secret (copied; nothing for an empty one or one it has) from
+    the next byte fed on; the bytes held back (pending) are scanned for
+    it too, so a value split across the feeds around the call is masked. */
+void evr_mask_add(evr_mask_t *self, const char *secret);
+
 /*  Adds raw bytes.  Appends to out (grown as needed, *out_len updated) the
     masked bytes that are now certain, and returns how many raw bytes they
     stand for.  With final, nothing is held back (but for evr_mask_limit). */

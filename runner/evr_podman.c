@@ -341,10 +341,23 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
     getrlimit(RLIMIT_NPROC, &nproc);
     json_int_t nf = nofile.rlim_max < 1024 ? (json_int_t) nofile.rlim_max : 1024;
     json_int_t np = nproc.rlim_max < 1024 ? (json_int_t) nproc.rlim_max : 1024;
-    json_t *body = json_pack("{s:s, s:s, s:[s,s,s], s:o, s:s, s:b}", "name", spec->name,
-                             "image", spec->image, "command", "/bin/sh", "-c", spec->script,
+    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", spec->script);
+    if (spec->control_dir) {   /* the image's PATH is known inside only */
+        json_decref(cmd);
+        cmd = json_pack("[s,s,s,s,s]", "/bin/sh", "-c",
+                        "PATH=/run/evrun/bin${PATH:+:$PATH}; export PATH; exec /bin/sh -c \"$1\"",
+                        "/bin/sh", spec->script);
+        json_object_set_new(env, "EVRUN_CONTROL", json_string("/run/evrun/control.sock"));
+    }
+    json_t *body = json_pack("{s:s, s:s, s:o, s:o, s:s, s:b}", "name", spec->name,
+                             "image", spec->image, "command", cmd,
                              "env", env, "work_dir",
                              spec->job_layout ? "/job/src" : "/workspace", "init", 1);
+    if (spec->control_dir)
+        json_object_set_new(body, "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:[s,s]}]", "destination", "/run/evrun",
+                                      "type", "bind", "source", spec->control_dir, "options",
+                                      "rbind", "ro"));
     json_object_set_new(body, "r_limits",
                         json_pack("[{s:s, s:I, s:I}, {s:s, s:I, s:I}]", "type", "nofile",
                                   "soft", nf, "hard", nf, "type", "nproc", "soft", np, "hard",

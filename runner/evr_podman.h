@@ -56,6 +56,10 @@ typedef struct {
     const char *const *mount_names;
     const char *const *mount_dests;
     uint32_t nmounts;
+    /*  A host directory bound read-only at /run/evrun (the step's control
+        channel), or NULL; with it, EVRUN_CONTROL names its socket and the
+        script runs with /run/evrun/bin first in the image's PATH. */
+    const char *control_dir;
 } evr_podman_spec_t;
 
 /*  url: "unix:///path/podman.sock"; the calls run on loop, which must

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "evr_engine_int.h"
+#include "evr_chan.h"
 #include "evr_artifact.h"
 #include "evr_cache.h"
 #include "evr_codec.h"
@@ -43,6 +44,12 @@ evr_eng_job_free(evr_eng_job_t *job)
             st->toks = t->next;
             free(t);
         }
+        if (evr_eng_step_done(st) || job->phase == EVR_ENG_JOB_DONE)
+            evr_eng_chan_close(st);
+        else {   /* its unit may still run, for a later runner to serve */
+            evr_chan_destroy(&st->chan);
+            free(st->chan_dir);
+        }
         free(st->unit);
         free(st->unit_id);
         free(st->reason);
@@ -58,6 +65,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     for (size_t i = 0; i < job->nsecrets; i++)
         free(job->secrets[i]);
     free(job->secrets);
+    evr_strmap_free(&job->dyn_secrets);
     free(job->steps);
     free(job->on_error.name);
     evr_spec_destroy(&job->spec);
@@ -379,6 +387,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
             st->out[si].line_start = true;
     }
     evr_eng_job_masks(job);
+    evr_eng_secrets_load(job);   /* a recovered job's, registered before */
     /* nothing shared between units, nothing put in or read from the
        workspace (a source, a cache key's file, artifacts): the one
        unit's own workspace does */

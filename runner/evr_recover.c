@@ -149,6 +149,8 @@ s_inspected(const evr_exec_result_t *r, void *arg)
     }
     if (!st->unit_id && r->id && *r->id)
         st->unit_id = evr_strdup(r->id);
+    if (running || (starting && created))   /* it looks for its channel where it was */
+        evr_eng_chan_open(st);
     if (starting && r->not_found) {
         evr_eng_test_pause("recover_absent", st);
         s_recovered(st, "created");

@@ -594,6 +594,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     s_predefined_env(st, &env);
     for (uint32_t i = 0; i < job->env.n; i++)
         evr_strmap_set(&env, job->env.k[i], job->env.v[i]);
+    evr_eng_secrets_env(st, &env);   /* registered by earlier steps (evr_step_chan.c) */
     for (uint32_t i = 0; i < st->spec->env.n; i++)
         evr_strmap_set(&env, st->spec->env.k[i], st->spec->env.v[i]);
     /* sources (issue 14): EVRUN_SOURCE_*; an untrusted step gets no secret */
@@ -629,6 +630,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
     char *output = evr_eng_output_file(st);
     spec.output = output;
+    spec.control_dir = evr_eng_chan_open(st);
     job->ex->ops->create(job->ex, &spec, s_on_created, evr_eng_tok(st));
     free(output);
     evr_strmap_free(&env);
@@ -671,6 +673,7 @@ void
 evr_eng_step_skip(evr_eng_step_t *st, const char *reason)
 {
     evr_eng_step_to(st, EVR_ENG_STEP_SKIPPED);
+    evr_eng_chan_close(st);
     st->status = EVR_STEP_SKIPPED;
     st->reason = evr_strdup(reason);
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_SKIPPED, st);
@@ -937,6 +940,7 @@ evr_eng_step_finish(evr_eng_step_t *st)
     st->allowed = st->spec->allow_failure && st->status != EVR_STEP_SUCCEEDED
                && st->status != EVR_STEP_CANCELLED && !s_retryable(st);
     evr_eng_step_to(st, EVR_ENG_STEP_FINISHED);
+    evr_eng_chan_close(st);
     job->running--;
     uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_FINISHED, st);

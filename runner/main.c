@@ -26,6 +26,7 @@
 #include "evr_lock.h"
 #include "evr_offer.h"
 #include "evr_paths.h"
+#include "evr_sha256.h"
 #include "evr_shim.h"
 #include "evr_yaml.h"
 
@@ -91,7 +92,10 @@ s_help(FILE *out)
             "unfinished are taken up again (containers re-attached, host steps found\n"
             "again, output continued without loss or repetition) when it starts again,\n"
             "in every mode; it refuses to start (exit 2, naming each) while such a job\n"
-            "needs an executor it does not offer.\n"
+            "needs an executor it does not offer.  Each step gets a control channel\n"
+            "(/run/evrun/control.sock, $EVRUN_CONTROL) and the client evrun-job (found\n"
+            "next to this binary) to register secrets at run time (STATE/ctl,\n"
+            "STATE/job-secrets; see README, \"Inside the job\").\n"
             "\n"
             "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
             "                       live (prefixed with the step name), then a summary\n"
@@ -381,6 +385,41 @@ s_prune(const char *state_dir, const s_opts_t *o)
     evr_store_destroy(&store);
     evr_lock_destroy(&lock);
     return status;
+}
+
+
+/*  The steps' control channels (evr_step_chan.c): STATE/ctl, or, when a
+    socket's path there would not fit a socket address (108 bytes),
+    /tmp/evrun-ctl-UID-HASH of the state directory (private, checked
+    when a step makes its directory there); the static evrun-job next to
+    this binary; the registered secrets in STATE/job-secrets. */
+typedef struct {
+    char *dir, *bin, *secrets;
+} s_chan_t;
+
+static void
+s_chan_dirs(const char *state_dir, s_chan_t *c, evr_engine_opts_t *eo)
+{
+    c->dir = evr_asprintf("%s/ctl", state_dir);
+    if (strlen(c->dir) + sizeof "/0123456789abcdef/control.sock" > 108) {
+        char hex[EVR_SHA256_HEX];
+        evr_sha256_t *h = evr_sha256_new();
+        evr_sha256_update(h, state_dir, strlen(state_dir));
+        evr_sha256_finish(&h, hex);
+        free(c->dir);
+        c->dir = evr_asprintf("/tmp/evrun-ctl-%u-%.12s", (unsigned) geteuid(), hex);
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        c->bin = evr_asprintf("%s/evrun-job", exe);
+    }
+    c->secrets = evr_asprintf("%s/job-secrets", state_dir);
+    eo->control_dir = c->dir;
+    eo->job_bin = c->bin;
+    eo->job_secrets_dir = c->secrets;
 }
 
 /*  The state directory checked (made 0700 when missing), locked, the store
@@ -731,6 +770,7 @@ main(int argc, char **argv)
     evr_exec_t *execs[EVR_ENGINE_MAX_EXECS + 1] = { NULL };
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *cache = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
+    s_chan_t chan = { 0 };
     char *url = s_default_podman_url();
     evr_hooks_t *hooks = NULL;
     char *hooks_dir = NULL;
@@ -811,6 +851,7 @@ main(int argc, char **argv)
     eo.source_copy_local = !daemon;   /* --exec (or its --recover): this host's directories */
     eo.hooks = hooks;
     eo.hooks_dir = hooks_dir = evr_asprintf("%s/hooks", state_dir);
+    s_chan_dirs(state_dir, &chan, &eo);
     eng = evr_engine_new(&eo, store, loop, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
@@ -842,6 +883,9 @@ out:
     free(cache);
     free(ship);
     free(caches);
+    free(chan.dir);
+    free(chan.bin);
+    free(chan.secrets);
     free(id);
     free(labels);
     free(url);

@@ -455,6 +455,51 @@ case_tail() {
   check "tail unknown job: exit 2" [ $? -eq 2 ]
 }
 
+case_job_secret() {   # issue 17: a registered secret masked in the store, `logs` and evrun-tail
+  fresh jobsec
+  bus_broker && bus_runner js-1 "" 2 --executors podman,process && bus_wait_runners 1
+  pipeline jobsec <<'YML'
+pipeline: jobsec
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s\n' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo "value: $V"
+      printf 'split: %s' "$(echo "$V" | cut -c1-4)"; sleep 0.3; echo "$V" | cut -c5-
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY"
+YML
+  sed -e 's|^image: .*|executor: process|' -e 's|^pipeline: jobsec|pipeline: jobsecp|' \
+    "$tmp/jobsec.yml" > "$tmp/jobsecp.yml"
+  "$bin/evrun-tail" --pipeline jobsec > "$tmp/tail.out" 2> "$tmp/tail.err" &
+  local tpid=$! j p sec=dynehbbZq
+  sleep 0.5
+  j=$(submit "$tmp/jobsec.yml")
+  p=$(submit "$tmp/jobsecp.yml")
+  check "podman job succeeded" [ "$(wait_job "$j")" = succeeded ]
+  check "process job succeeded" [ "$(wait_job "$p")" = succeeded ]
+  for _ in $(seq 1 50); do grep -q "later" "$tmp/tail.out" && break; sleep 0.1; done
+  kill "$tpid"; wait "$tpid" 2>/dev/null
+  cli logs "$j" > "$tmp/logs.out" 2>&1
+  cli logs "$p" > "$tmp/logsp.out" 2>&1
+  check "logs: masked" grep -q "value: \*\*\*$" "$tmp/logs.out"
+  check "logs: masked across chunks" grep -q "split: \*\*\*$" "$tmp/logs.out"
+  check "logs: the next step's variable masked" grep -q "later: \*\*\*$" "$tmp/logs.out"
+  check "process: logs masked" grep -q "value: \*\*\*$" "$tmp/logsp.out"
+  check "tail: masked" grep -q "^$j/make | value: \*\*\*$" "$tmp/tail.out"
+  check "tail: masked across chunks" grep -q "^$j/make | split: \*\*\*$" "$tmp/tail.out"
+  check "never shown" sh -c "! grep -q '$sec' '$tmp/tail.out' '$tmp/logs.out' '$tmp/logsp.out'"
+  check "never in the broker's nor the runner's files" sh -c "! grep -rqa '$sec' '$tmp'"
+  check "nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$tmp'"
+  for _ in $(seq 1 50); do [ -z "$(ls -A "$tmp/r-js-1/job-secrets" 2>/dev/null)" ] && break; sleep 0.1; done
+  check "its file removed once the job is cleaned up" [ -z "$(ls -A "$tmp/r-js-1/job-secrets" 2>/dev/null)" ]
+  check "nothing left in podman" no_leftovers "$j"
+}
+
 case_runner_killed() {
   fresh rkill
   bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
@@ -1174,7 +1219,7 @@ EOF
   check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret}
 for c in $cases; do
   case_name=$c
   echo "== $c"

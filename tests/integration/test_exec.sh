@@ -405,6 +405,156 @@ YML
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
 }
 
+case_job_secret() {   # issue 17: a step registers a secret over its control channel
+  # the value is made inside the step, so that the pipeline's text (in
+  # job.accepted) does not hold it: dyn$(...)Zq is dynehbbZq
+  pipeline job-secret <<'YML'
+pipeline: job-secret
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      evrun-job hello
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s\n' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo "value: $V"
+      printf 'split: %s' "$(echo "$V" | cut -c1-4)"; sleep 0.3; echo "$V" | cut -c5-
+      sleep 0.1; echo "err: $V" >&2; sleep 0.1
+      echo x | evrun-job secret PATH; echo "reserved: $?"
+      echo '{"cmd":"nope"}' | evrun-job secret; echo "usage: $?"
+      printf 'bin\377\376x' | evrun-job secret BIN && printf 'see bin\377\376x\n'
+      for i in $(seq 3 64); do echo "v$i" | evrun-job secret "N$i" || exit 4; done
+      echo x | evrun-job secret ONE_TOO_MANY 2>&1 | sed 's/job [0-9A-Z]* has/job J has/'
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY (${#DEPLOY_KEY} bytes)"
+YML
+  local sec=dynehbbZq mode
+  check "evrun-job is static (no program interpreter)" sh -c "! readelf -l '$bin/evrun-job' | grep -q INTERP"
+  for mode in podman process; do
+    if [ "$mode" = podman ]; then
+      run job-secret "$tmp/job-secret.yml"
+    else
+      sed 's|^image: .*|executor: process|' "$tmp/job-secret.yml" > "$tmp/job-secret-proc.yml"
+      run job-secret-proc "$tmp/job-secret-proc.yml" --executors process
+    fi
+    check "$mode: exit 0" [ "$rc" -eq 0 ]
+    check "$mode: the channel knows its job and step" \
+      grep -q "^make | {\"protocol\":1,\"job\":\"$job\",\"pipeline\":\"job-secret\",\"step\":\"make\",\"attempt\":1," "$out"
+    check "$mode: registered" grep -q "^make > secret DEPLOY_KEY registered$" "$out"
+    check "$mode: masked once registered" grep -q "^make | value: \*\*\*$" "$out"
+    check "$mode: masked on stderr" grep -q "^make | err: \*\*\*$" "$out"
+    check "$mode: masked across chunks" grep -q "^make | split: \*\*\*$" "$out"
+    check "$mode: a reserved name refused" grep -q "^make | evrun-job: refused: secret: \"name\": PATH is reserved" "$out"
+    check "$mode: refused: exit 2" grep -q "^make | reserved: 2$" "$out"
+    check "$mode: usage: exit 2" grep -q "^make | usage: 2$" "$out"
+    check "$mode: a value that is not UTF-8" grep -q "^make | see \*\*\*$" "$out"
+    check "$mode: 64 names at most" grep -q "^make | evrun-job: refused: secret: job J has 64 secrets registered" "$out"
+    check "$mode: a later step gets it as a variable" grep -q "^use | later: \*\*\* (9 bytes)$" "$out"
+    check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"
+    check "$mode: never printed" sh -c "! grep -q '$sec' '$out' '$err'"
+    check "$mode: never in the state directory (store, files)" sh -c "! grep -rqa '$sec' '$state'"
+    check "$mode: nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$state'"
+    check "$mode: its file removed at the job's end" [ -z "$(ls -A "$state/job-secrets" 2>/dev/null)" ]
+    check "$mode: the steps' channel directories removed" [ "$(ls "$state/ctl" | grep -vc '^evrun-job$')" -eq 0 ]
+    check "$mode: store verifies" verified
+  done
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_job_secret_python() {   # a client written from PROTOCOL.md alone, in a host-command step
+  command -v python3 > /dev/null || { echo "  (no python3: skipped)"; return 0; }
+  pipeline job-secret-py <<'YML'
+pipeline: job-secret-py
+executor: process
+steps:
+  - name: py
+    run: |
+      python3 - <<'PY'
+      import json, os, socket
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      s.connect(os.environ["EVRUN_CONTROL"])
+      value = "pyS" + str(6 * 7) + "Zq"
+      reqs = [{"cmd": "hello", "id": 1},
+              {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
+              {"cmd": "secret", "name": "HEX_KEY", "value_hex": "hex".encode().hex() + "4b", "id": 3},
+              {"cmd": "trigger", "id": 4}]
+      s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
+      f = s.makefile("rb")
+      for _ in range(len(reqs) + 1):
+          a = json.loads(f.readline())
+          print(a.get("id"), a["ok"], a.get("step", ""), a.get("error", "")[:40])
+      print("value:", value, "hexK")
+      PY
+YML
+  run job-secret-py "$tmp/job-secret-py.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "hello answered, in order" grep -q "^py | 1 True py $" "$out"
+  check "value registered" grep -q "^py | two True  $" "$out"
+  check "value_hex registered" grep -q "^py | 3 True  $" "$out"
+  check "unknown command" grep -q "^py | 4 False  unknown command \"trigger\" (this runner" "$out"
+  check "not JSON" grep -q "^py | None False  request is not JSON" "$out"
+  check "both masked" grep -q "^py | value: \*\*\* \*\*\*$" "$out"
+  check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
+}
+
+case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
+  pipeline job-secret-crash <<'YML'
+pipeline: job-secret-crash
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo registered
+      sleep 3
+      echo "value: $V"
+      echo "err: $V" >&2
+      # after the restart: the recovered runner listens on the channel again
+      L="late$(echo 42 | tr 0-9 a-j)Zq"
+      printf '%s' "$L" | evrun-job secret LATE_KEY || exit 4
+      echo "late: $L"
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY (${#DEPLOY_KEY} bytes)"
+YML
+  sed 's|^image: .*|executor: process|' "$tmp/job-secret-crash.yml" > "$tmp/job-secret-crash-proc.yml"
+  local sec=dynehbbZq mode name pid i
+  for mode in podman process; do
+    name=job-secret-crash file=$tmp/job-secret-crash.yml
+    [ "$mode" = podman ] || name=job-secret-crash-proc file=$tmp/job-secret-crash-proc.yml
+    state=$tmp/$name out=$tmp/$name.out err=$tmp/$name.err
+    "$bin/evrun-runner" --exec "$file" --state-dir "$state" --executors "$mode" > "$out" 2> "$err" &
+    pid=$!
+    for i in $(seq 1 150); do grep -q "^make | registered$" "$out" && break; sleep 0.1; done
+    kill -9 "$pid"
+    wait "$pid" 2> /dev/null
+    job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+    check "$mode: registered before the kill" grep -q "^make | registered$" "$out"
+    check "$mode: kept outside the log, owner-only" \
+      [ "$(stat -c %a "$state/job-secrets/$job" 2>/dev/null)" = 600 ]
+    check "$mode: not printed before the kill" grep -vq "^make | value" "$out"
+    "$bin/evrun-runner" --recover --state-dir "$state" --executors "$mode" > "$out.rec" 2> "$err.rec"
+    rc=$?
+    check "$mode: recovered: exit 0" [ "$rc" -eq 0 ]
+    check "$mode: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^value: \*\*\*$'"
+    check "$mode: stderr stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^err: \*\*\*$'"
+    check "$mode: registered again after the restart" \
+      sh -c "'$bin/evrun-replay' '$state' --output '$job/make' | grep -q '^late: \*\*\*$'"
+    check "$mode: that one never in the state directory" sh -c "! grep -rqa 'lateecZq' '$state'"
+    check "$mode: the next step got it and masks it" \
+      sh -c "'$bin/evrun-replay' '$state' --output '$job/use' | grep -q '^later: \*\*\* (9 bytes)$'"
+    check "$mode: never printed" sh -c "! grep -q '$sec' '$out' '$err' '$out.rec' '$err.rec'"
+    check "$mode: never in the state directory" sh -c "! grep -rqa '$sec' '$state'"
+    check "$mode: its file removed at the job's end" [ ! -e "$state/job-secrets/$job" ]
+    check "$mode: store verifies" verified
+  done
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_resource() {
   local www=$tmp/www port
   mkdir -p "$www/tree/sub"
@@ -940,7 +1090,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -1,0 +1,373 @@
+/*  test_chan.c: the control channel (runner/evr_chan.h): the answers to
+    good and bad request lines, and a real socket on a real loop: lines
+    split across writes, several per write, an oversized line, too many
+    connections, a silent client beside a talking one.  Also evr_mask_add,
+    the masker's half of registered secrets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "evr_chan.h"
+#include "evr_output.h"
+#include "evr_test.h"
+
+static evr_rc_t
+s_echo(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
+{
+    (void) err;
+    (*(int *) arg)++;
+    json_object_set(ans, "said", json_object_get(req, "say"));
+    return EVR_OK;
+}
+
+static evr_rc_t
+s_refuse(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
+{
+    (void) req;
+    (void) ans;
+    (void) arg;
+    return evr_err_set(err, EVR_ERR_PROTO, "not today");
+}
+
+static const evr_chan_cmd_t s_cmds[] = {
+    { "echo", s_echo },
+    { "refuse", s_refuse },
+    { NULL, NULL },
+};
+
+static char *
+s_ans(const char *line)
+{
+    int calls = 0;
+    return evr_chan_answer(s_cmds, &calls, line, strlen(line));
+}
+
+static void
+test_answers(void)
+{
+    char *a = s_ans("{\"cmd\": \"echo\", \"say\": \"hi\", \"id\": 7}");
+    CHECK_CONTAINS(a, "\"ok\":true");
+    CHECK_CONTAINS(a, "\"said\":\"hi\"");
+    CHECK_CONTAINS(a, "\"id\":7");
+    free(a);
+    a = s_ans("{\"cmd\": \"echo\"");
+    CHECK_CONTAINS(a, "\"ok\":false");
+    CHECK_CONTAINS(a, "request is not JSON");
+    free(a);
+    a = s_ans("not json at all");
+    CHECK_CONTAINS(a, "request is not JSON");
+    free(a);
+    a = s_ans("[\"echo\"]");
+    CHECK_CONTAINS(a, "not a JSON object");
+    free(a);
+    a = s_ans("{\"command\": \"echo\", \"id\": \"x1\"}");
+    CHECK_CONTAINS(a, "no string \\\"cmd\\\"");
+    CHECK_CONTAINS(a, "\"id\":\"x1\"");
+    free(a);
+    a = s_ans("{\"cmd\": 3}");
+    CHECK_CONTAINS(a, "no string \\\"cmd\\\"");
+    free(a);
+    a = s_ans("{\"cmd\": \"trigger\"}");
+    CHECK_CONTAINS(a, "\"ok\":false");
+    CHECK_CONTAINS(a, "unknown command \\\"trigger\\\" (this runner knows: echo, refuse)");
+    free(a);
+    a = s_ans("{\"cmd\": \"refuse\", \"id\": 1}");
+    CHECK_CONTAINS(a, "\"error\":\"refuse: not today\"");
+    CHECK_CONTAINS(a, "\"id\":1");
+    free(a);
+    a = s_ans("{\"cmd\": \"echo\", \"cmd\": \"refuse\"}");
+    CHECK_CONTAINS(a, "request is not JSON");   /* a key twice */
+    free(a);
+}
+
+/* ------------------------------------------------------------ live socket */
+
+typedef struct {
+    evr_loop_t *loop;
+    evr_chan_t *chan;
+    char dir[64];
+    int calls;
+} s_fix_t;
+
+static void
+s_fix_new(s_fix_t *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/evr-test-chan-XXXXXX");
+    CHECK(mkdtemp(f->dir) != NULL);
+    f->loop = evr_loop_new();
+    evr_err_t err;
+    f->chan = evr_chan_new(f->loop, f->dir, s_cmds, &f->calls, &err);
+    CHECK(f->chan != NULL);
+}
+
+static void
+s_fix_free(s_fix_t *f)
+{
+    evr_chan_destroy(&f->chan);
+    char sock[128];
+    snprintf(sock, sizeof sock, "%s/%s", f->dir, EVR_CHAN_SOCKET);
+    CHECK(access(sock, F_OK) != 0);   /* removed with the channel */
+    rmdir(f->dir);
+    evr_loop_destroy(&f->loop);
+}
+
+static int
+s_connect(const s_fix_t *f)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", f->dir, EVR_CHAN_SOCKET);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0);
+    return fd;
+}
+
+static void
+s_send(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t) w;
+    }
+}
+
+/*  Turns the loop until fd has n lines to read or is closed (or 400
+    turns); returns what was read (caller frees), *closed when EOF came. */
+static char *
+s_read(s_fix_t *f, int fd, int lines, bool *closed)
+{
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    int got = 0;
+    *closed = false;
+    for (int turn = 0; turn < 400 && got < lines && !*closed; turn++) {
+        evr_loop_once(f->loop, 5);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        while (poll(&p, 1, 0) == 1) {
+            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+            if (r <= 0) {
+                *closed = true;
+                break;
+            }
+            for (ssize_t i = 0; i < r; i++)
+                got += buf[len + (size_t) i] == '\n';
+            len += (size_t) r;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static void
+test_socket_lines(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    char sock[128];
+    snprintf(sock, sizeof sock, "%s/%s", f.dir, EVR_CHAN_SOCKET);
+    struct stat sb;
+    CHECK(stat(sock, &sb) == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0600);
+    int fd = s_connect(&f);
+    /* two requests in one write, a third split across two */
+    const char *two = "{\"cmd\":\"echo\",\"say\":\"a\"}\n{\"cmd\":\"nope\"}\r\n{\"cmd\":\"ec";
+    s_send(fd, two, strlen(two));
+    bool closed;
+    char *got = s_read(&f, fd, 2, &closed);
+    CHECK_CONTAINS(got, "{\"said\":\"a\",\"ok\":true}\n{\"ok\":false");
+    CHECK_CONTAINS(got, "unknown command \\\"nope\\\"");
+    free(got);
+    const char *rest = "ho\",\"say\":\"b\"}\n\n";   /* an empty line is no request */
+    s_send(fd, rest, strlen(rest));
+    got = s_read(&f, fd, 1, &closed);
+    CHECK_STR(got, "{\"said\":\"b\",\"ok\":true}\n");
+    CHECK(!closed);
+    free(got);
+    /* a last line without newline is answered at the client's shutdown */
+    s_send(fd, "{\"cmd\":\"echo\",\"say\":\"c\"}", 24);
+    shutdown(fd, SHUT_WR);
+    got = s_read(&f, fd, 2, &closed);
+    CHECK_STR(got, "{\"said\":\"c\",\"ok\":true}\n");
+    CHECK(closed);
+    free(got);
+    close(fd);
+    CHECK(f.calls == 3);
+    s_fix_free(&f);
+}
+
+static void
+test_socket_oversized(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    int fd = s_connect(&f);
+    int other = s_connect(&f);   /* the channel serves it meanwhile */
+    size_t n = EVR_CHAN_LINE_MAX + 100;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t sent = 0;
+    bool closed = false;
+    char *got = NULL;
+    for (int turn = 0; turn < 2000 && sent < n; turn++) {
+        ssize_t w = send(fd, big + sent, n - sent, MSG_NOSIGNAL);
+        if (w > 0)
+            sent += (size_t) w;
+        evr_loop_once(f.loop, 1);
+    }
+    fcntl(fd, F_SETFL, fl);
+    got = s_read(&f, fd, 1, &closed);
+    CHECK_CONTAINS(got, "\"ok\":false");
+    CHECK_CONTAINS(got, "request line longer than 262144 bytes");
+    free(got);
+    if (!closed) {
+        got = s_read(&f, fd, 1, &closed);
+        free(got);
+    }
+    CHECK(closed);
+    s_send(other, "{\"cmd\":\"echo\",\"say\":1}\n", 23);
+    got = s_read(&f, other, 1, &closed);
+    CHECK_STR(got, "{\"said\":1,\"ok\":true}\n");
+    free(got);
+    free(big);
+    close(fd);
+    close(other);
+    s_fix_free(&f);
+}
+
+static void
+test_socket_connections(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    int fds[EVR_CHAN_MAX_CONNS + 1];
+    for (int i = 0; i < EVR_CHAN_MAX_CONNS; i++) {
+        fds[i] = s_connect(&f);
+        s_send(fds[i], "{\"cmd\":\"e", 10);   /* silent from here on */
+        evr_loop_once(f.loop, 5);
+    }
+    fds[EVR_CHAN_MAX_CONNS] = s_connect(&f);
+    bool closed;
+    char *got = s_read(&f, fds[EVR_CHAN_MAX_CONNS], 1, &closed);
+    CHECK_CONTAINS(got, "too many connections to this step's channel (at most 8 at once)");
+    free(got);
+    close(fds[EVR_CHAN_MAX_CONNS]);
+    /* one silent client gone: a new one is served beside the others */
+    close(fds[0]);
+    for (int i = 0; i < 5; i++)
+        evr_loop_once(f.loop, 5);
+    fds[0] = s_connect(&f);
+    s_send(fds[0], "{\"cmd\":\"echo\",\"say\":true}\n", 26);
+    got = s_read(&f, fds[0], 1, &closed);
+    CHECK_STR(got, "{\"said\":true,\"ok\":true}\n");
+    free(got);
+    for (int i = 0; i < EVR_CHAN_MAX_CONNS; i++)
+        close(fds[i]);
+    s_fix_free(&f);
+}
+
+/*  Out of fds: the channel stops polling its socket (no turn spins on a
+    connection it cannot accept) and listens again after a second. */
+static void
+test_socket_out_of_fds(void)
+{
+    s_fix_t f;
+    s_fix_new(&f);
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int fd = s_connect(&f);
+    int top = dup(0);   /* the lowest free fd: below the limit set next, no other */
+    close(top);
+    struct rlimit low = { (rlim_t) top, old.rlim_max };
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int ran = 0;
+    for (int i = 0; i < 20; i++)
+        ran += evr_loop_once(f.loop, 0);
+    CHECK(ran == 1);   /* the one accept that failed; then nothing to poll */
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    s_send(fd, "{\"cmd\":\"echo\",\"say\":2}\n", 23);
+    bool closed;
+    char *got = NULL;
+    for (int i = 0; i < 30 && !(got && *got); i++) {   /* the backoff is 1 s */
+        free(got);
+        got = s_read(&f, fd, 1, &closed);
+    }
+    CHECK_STR(got, "{\"said\":2,\"ok\":true}\n");
+    free(got);
+    close(fd);
+    s_fix_free(&f);
+}
+
+static void
+test_socket_path_too_long(void)
+{
+    char dir[200];
+    memset(dir, 'd', sizeof dir - 1);
+    dir[0] = '/';
+    dir[sizeof dir - 1] = '\0';
+    evr_loop_t *loop = evr_loop_new();
+    evr_err_t err;
+    evr_chan_t *c = evr_chan_new(loop, dir, s_cmds, NULL, &err);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(err.msg, "longer than a unix socket address holds (107)");
+    evr_loop_destroy(&loop);
+}
+
+/* ------------------------------------------------------------- mask_add */
+
+static char *
+s_feed(evr_mask_t *m, const char *s, bool final)
+{
+    uint8_t *out = NULL;
+    size_t len = 0, cap = 0;
+    evr_mask_feed(m, (const uint8_t *) s, strlen(s), final, &out, &len, &cap);
+    char *r = evr_strndup((const char *) out, len);
+    free(out);
+    return r;
+}
+
+static void
+test_mask_add(void)
+{
+    const char *none[] = { NULL };
+    evr_mask_t *m = evr_mask_new(none, 0);
+    char *a = s_feed(m, "before tok", false);
+    CHECK_STR(a, "before tok");   /* nothing to mask yet: straight through */
+    free(a);
+    evr_mask_add(m, "token-123");
+    evr_mask_add(m, "");   /* ignored */
+    a = s_feed(m, "now token-", false);
+    CHECK_STR(a, "now ");   /* what may begin it is held back */
+    free(a);
+    char *b = s_feed(m, "123 and token-123!", true);
+    CHECK_STR(b, "*** and ***!");
+    free(b);
+    evr_mask_add(m, "abc");
+    evr_mask_add(m, "token-123");   /* twice: once */
+    a = s_feed(m, "abc token-123 ab", true);
+    CHECK_STR(a, "*** *** ab");
+    free(a);
+    evr_mask_destroy(&m);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_answers);
+    EVR_TEST_RUN(test_socket_lines);
+    EVR_TEST_RUN(test_socket_oversized);
+    EVR_TEST_RUN(test_socket_connections);
+    EVR_TEST_RUN(test_socket_out_of_fds);
+    EVR_TEST_RUN(test_socket_path_too_long);
+    EVR_TEST_RUN(test_mask_add);
+    EVR_TEST_END();
+}

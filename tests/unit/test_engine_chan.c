@@ -1,0 +1,196 @@
+/*  test_engine_chan.c: the engine's side of the steps' control channels
+    (runner/evr_step_chan.c), over the fake executor: a secret a step
+    registers is masked in what it prints next and given to the step
+    after it; after a runner killed and recovered it is masked still; its
+    file and the unit's directory go at the end; a bad registration gets a
+    clear answer and changes nothing. */
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "evr_etest.h"
+#include "evr_sha256.h"
+#include "evr_test.h"
+
+#define S_MAX_MS 5000
+
+static char s_ctl[300], s_sec[300];
+
+/*  A world whose engine has control channels and a job secrets directory. */
+static evr_etest_t *
+s_world(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_etest_kill(t, false);
+    snprintf(s_ctl, sizeof s_ctl, "%s/ctl", t->dir);
+    snprintf(s_sec, sizeof s_sec, "%s/job-secrets", t->dir);
+    t->opts.control_dir = s_ctl;
+    t->opts.job_secrets_dir = s_sec;
+    evr_etest_engine(t);
+    return t;
+}
+
+/*  The socket of step's first unit of job n (caller frees). */
+static char *
+s_sock(int n, const char *step)
+{
+    char *unit = evr_etest_unit(evr_etest_job(n), step, 1);
+    char hex[EVR_SHA256_HEX];
+    evr_sha256_t *h = evr_sha256_new();
+    evr_sha256_update(h, unit, strlen(unit));
+    evr_sha256_finish(&h, hex);
+    free(unit);
+    return evr_asprintf("%s/%.16s/control.sock", s_ctl, hex);
+}
+
+/*  Sends line to the step's channel, turns the engine until the answer
+    comes; returns it (caller frees), NULL when none came. */
+static char *
+s_ask(evr_etest_t *t, int n, const char *step, const char *line)
+{
+    char *path = s_sock(n, step);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    free(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, (struct sockaddr *) &sa, sizeof sa)) {
+        close(fd);
+        return NULL;
+    }
+    CHECK(send(fd, line, strlen(line), MSG_NOSIGNAL) == (ssize_t) strlen(line));
+    char buf[4096];
+    size_t len = 0;
+    for (int i = 0; i < 200 && !memchr(buf, '\n', len); i++) {
+        evr_etest_turns(t, 5);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 1) {
+            ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t) r;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    return len ? evr_strdup(buf) : NULL;
+}
+
+#define S_SECRET_LINE "{\"cmd\":\"secret\",\"name\":\"TOKEN\",\"value\":\"tok-9931\"}\n"
+#define S_STEPS EVR_ETEST_HEAD "steps:\n"                                                      \
+    "  - name: a\n    run: echo before; sleep 0.3; echo \"value tok-9931 end\"\n"             \
+    "  - name: b\n    needs: [a]\n    run: echo \"later $TOKEN\"\n"
+
+static bool
+s_file_gone(int n)
+{
+    char *f = evr_asprintf("%s/%s", s_sec, evr_etest_job(n));
+    bool gone = access(f, F_OK) != 0;
+    free(f);
+    return gone;
+}
+
+static void
+test_secret_masked(void)
+{
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(1), S_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 1, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 1, "a", "{\"cmd\":\"hello\",\"id\":\"h\"}\n");
+    CHECK_CONTAINS(ans, "\"step\":\"a\"");
+    CHECK_CONTAINS(ans, evr_etest_job(1));
+    CHECK_CONTAINS(ans, "\"id\":\"h\"");
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"9X\",\"value\":\"v\"}\n");
+    CHECK_CONTAINS(ans, "is not a variable name");
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value_hex\":\"7\"}\n");
+    CHECK_CONTAINS(ans, "even number of hex digits");
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\",\"value_hex\":\"610062\"}\n");
+    CHECK_CONTAINS(ans, "expected 1 to 32768 bytes without NUL");   /* a NUL inside */
+    free(ans);
+    ans = s_ask(t, 1, "a", "{\"cmd\":\"secret\",\"name\":\"X\"}\n");
+    CHECK_CONTAINS(ans, "expected {\\\"cmd\\\": \\\"secret\\\"");
+    free(ans);
+    ans = s_ask(t, 1, "a", S_SECRET_LINE);
+    CHECK_STR(ans, "{\"ok\":true}\n");
+    free(ans);
+    char *f = evr_asprintf("%s/%s", s_sec, evr_etest_job(1));
+    struct stat sb;
+    CHECK(stat(f, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    free(f);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 1, "a", 1, "stdout", "before\nvalue *** end\n"));
+    CHECK(evr_etest_output_is(t, 1, "b", 1, "stdout", "later ***\n"));
+    CHECK(s_file_gone(1));
+    char *sock = s_sock(1, "a");
+    CHECK(access(sock, F_OK) != 0);
+    *strrchr(sock, '/') = '\0';
+    CHECK(access(sock, F_OK) != 0);   /* the unit's directory */
+    free(sock);
+    CHECK(evr_etest_clean(t, 1));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed after the registration, before the print: the recovered
+    engine reads the secret back and masks it. */
+static void
+test_secret_recovered(void)
+{
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(2), S_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 2, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 2, "a", S_SECRET_LINE);
+    CHECK_STR(ans, "{\"ok\":true}\n");
+    free(ans);
+    evr_etest_kill(t, true);
+    evr_etest_engine(t);
+    uint32_t jobs = 0;
+    evr_err_t err;
+    CHECK(evr_engine_recover(t->eng, &jobs, &err) == EVR_OK);
+    CHECK(jobs == 1);
+    CHECK(evr_etest_until_event(t, 2, "step.recovered a 1 reattached"));
+    ans = s_ask(t, 2, "a", "{\"cmd\":\"hello\"}\n");   /* listening again */
+    CHECK_CONTAINS(ans, "\"step\":\"a\"");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(2)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_output_is(t, 2, "a", 1, "stdout", "before\nvalue *** end\n"));
+    CHECK(evr_etest_output_is(t, 2, "b", 1, "stdout", "later ***\n"));
+    CHECK(s_file_gone(2));
+    CHECK(evr_etest_clean(t, 2));
+    evr_etest_destroy(&t);
+}
+
+/*  Without the secrets directory, registering is refused and nothing is
+    masked that was not declared. */
+static void
+test_secret_refused(void)
+{
+    evr_etest_t *t = s_world();
+    evr_etest_kill(t, false);
+    t->opts.job_secrets_dir = NULL;
+    evr_etest_engine(t);
+    CHECK(evr_etest_submit(t, evr_etest_job(3), S_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 3, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 3, "a", S_SECRET_LINE);
+    CHECK_CONTAINS(ans, "not registered: this runner keeps no job secrets");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_output_is(t, 3, "a", 1, "stdout", "before\nvalue tok-9931 end\n"));
+    CHECK(evr_etest_clean(t, 3));
+    evr_etest_destroy(&t);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_secret_masked);
+    EVR_TEST_RUN(test_secret_recovered);
+    EVR_TEST_RUN(test_secret_refused);
+    EVR_TEST_END();
+}

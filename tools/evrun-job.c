@@ -1,0 +1,332 @@
+/*  evrun-job: the client of a step's control channel, run inside a job.
+
+    Linked statically against libc alone, so that it runs in any image
+    (busybox included): the runner shows it to each step at
+    /run/evrun/bin/evrun-job (podman) or DIR/bin/evrun-job (the process
+    executor), first in PATH.  It speaks the channel's protocol
+    (schema/PROTOCOL.md, "Job control channel"): one JSON request line,
+    one JSON answer line, over the Unix socket EVRUN_CONTROL names
+    (default /run/evrun/control.sock).  No JSON library: it writes its
+    one request with escaping and reads the answer's "ok" and "error"
+    with the small scanner below. */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_VALUE_MAX 32768          /* EVR_JOB_SECRET_MAX */
+#define S_ANSWER_MAX 65536
+#define S_CONNECT_WAIT_MS 10000    /* a runner restarting listens again within this */
+#define S_ANSWER_WAIT_MS 60000
+
+static void
+s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: evrun-job COMMAND [ARGS]\n"
+            "Talks to the runner of the step it runs in, over the step's control channel\n"
+            "(the socket $EVRUN_CONTROL, default /run/evrun/control.sock).\n"
+            "\n"
+            "commands:\n"
+            "  secret NAME   register the value read from stdin (at most %d bytes; one\n"
+            "                trailing newline is dropped) as a secret of the job: from now\n"
+            "                on it is masked (***) in every output of the job, and the\n"
+            "                steps created after this one get it as variable NAME\n"
+            "  hello         print what the channel serves (job, pipeline, step, attempt,\n"
+            "                the commands it knows) as one JSON line\n"
+            "\n"
+            "exit status: 0 done; 2 usage, channel or refusal (the runner's message on\n"
+            "stderr).\n",
+            S_VALUE_MAX);
+}
+
+/*  Appends s[0,n) as a JSON string to buf (sized by the caller: 6n+3). */
+static size_t
+s_json_str(char *buf, const char *s, size_t n)
+{
+    size_t o = 0;
+    buf[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char) c;
+        }
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t) sprintf(buf + o, "\\u%04x", c);
+        else
+            buf[o++] = (char) c;
+    }
+    buf[o++] = '"';
+    return o;
+}
+
+static void
+s_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/*  Connected to the channel, or -1 (said on stderr). */
+static int
+s_connect(void)
+{
+    const char *path = getenv("EVRUN_CONTROL");
+    if (!path || !*path)
+        path = "/run/evrun/control.sock";
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "evrun-job: control socket path %s is too long\n", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    for (long waited = 0;; waited += 200) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            fprintf(stderr, "evrun-job: socket: %s\n", strerror(errno));
+            return -1;
+        }
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        if ((e != ECONNREFUSED && e != ENOENT && e != EAGAIN) || waited >= S_CONNECT_WAIT_MS) {
+            fprintf(stderr, "evrun-job: cannot reach the job's control channel at %s: %s (is "
+                    "this a step of an evrun job? EVRUN_CONTROL names the socket)\n", path,
+                    strerror(e));
+            return -1;
+        }
+        s_sleep_ms(200);   /* the runner may be restarting (recovery listens again) */
+    }
+}
+
+/*  Skips one JSON value at *p (no validation beyond what finding its end
+    needs).  False at a malformed end. */
+static bool
+s_skip(const char **p)
+{
+    const char *s = *p;
+    if (*s == '"') {
+        for (s++; *s && *s != '"'; s++)
+            if (*s == '\\' && s[1])
+                s++;
+        if (!*s)
+            return false;
+        *p = s + 1;
+        return true;
+    }
+    if (*s == '{' || *s == '[') {
+        int depth = 0;
+        do {
+            if (*s == '"') {
+                if (!s_skip(&s))
+                    return false;
+                continue;
+            }
+            if (*s == '{' || *s == '[')
+                depth++;
+            else if (*s == '}' || *s == ']')
+                depth--;
+            else if (!*s)
+                return false;
+            s++;
+        } while (depth > 0);
+        *p = s;
+        return true;
+    }
+    while (*s && *s != ',' && *s != '}' && *s != ']')
+        s++;
+    *p = s;
+    return true;
+}
+
+/*  The value of key at the top level of the object text, as its raw text
+    [*v, *v+*n), or false. */
+static bool
+s_member(const char *text, const char *key, const char **v, size_t *n)
+{
+    const char *s = text;
+    while (*s == ' ')
+        s++;
+    if (*s++ != '{')
+        return false;
+    size_t kl = strlen(key);
+    while (*s) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        const char *k = s;
+        if (*s != '"' || !s_skip(&s))
+            return false;
+        size_t klen = (size_t) (s - k);
+        while (*s == ' ' || *s == ':')
+            s++;
+        const char *val = s;
+        if (!s_skip(&s))
+            return false;
+        if (klen == kl + 2 && !strncmp(k + 1, key, kl)) {
+            *v = val;
+            *n = (size_t) (s - val);
+            return true;
+        }
+        while (*s == ' ')
+            s++;
+        if (*s == '}')
+            return false;
+    }
+    return false;
+}
+
+/*  Prints a JSON string's text (escapes undone; \u beyond ASCII as ?). */
+static void
+s_print_str(FILE *f, const char *v, size_t n)
+{
+    for (size_t i = 1; i + 1 < n; i++) {
+        char c = v[i];
+        if (c == '\\' && i + 2 < n) {
+            c = v[++i];
+            if (c == 'n')
+                c = '\n';
+            else if (c == 't')
+                c = '\t';
+            else if (c == 'u' && i + 4 < n) {
+                unsigned u = 0;
+                sscanf(v + i + 1, "%4x", &u);
+                c = u < 0x80 ? (char) u : '?';
+                i += 4;
+            }
+        }
+        fputc(c, f);
+    }
+}
+
+/*  Sends req (one line, newline included), reads the answer line into
+    ans.  Returns 0 when the answer says ok, 2 otherwise (said on stderr). */
+static int
+s_call(const char *req, size_t len, char *ans, size_t cap)
+{
+    int fd = s_connect();
+    if (fd < 0)
+        return 2;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(errno));
+            close(fd);
+            return 2;
+        }
+        off += (size_t) w;
+    }
+    size_t got = 0;
+    char *nl = NULL;
+    while (!nl && got + 1 < cap) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = poll(&p, 1, S_ANSWER_WAIT_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        ssize_t r = pr > 0 ? recv(fd, ans + got, cap - 1 - got, 0) : -1;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            fprintf(stderr, "evrun-job: the runner did not answer%s%s\n", r < 0 ? ": " : "",
+                    r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)");
+            close(fd);
+            return 2;
+        }
+        got += (size_t) r;
+        ans[got] = '\0';
+        nl = strchr(ans, '\n');
+    }
+    close(fd);
+    if (!nl) {
+        fprintf(stderr, "evrun-job: the runner's answer is longer than %zu bytes\n", cap - 1);
+        return 2;
+    }
+    *nl = '\0';
+    const char *v;
+    size_t n;
+    if (s_member(ans, "ok", &v, &n) && n == 4 && !strncmp(v, "true", 4))
+        return 0;
+    fprintf(stderr, "evrun-job: refused: ");
+    if (s_member(ans, "error", &v, &n) && *v == '"')
+        s_print_str(stderr, v, n);
+    else
+        fputs(ans, stderr);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static int
+s_secret(const char *name)
+{
+    static char value[S_VALUE_MAX + 2];
+    size_t n = 0;
+    for (;;) {
+        size_t r = fread(value + n, 1, sizeof value - n, stdin);
+        n += r;
+        if (r == 0 || n == sizeof value)
+            break;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "evrun-job: secret %s: reading stdin: %s\n", name, strerror(errno));
+        return 2;
+    }
+    if (n && value[n - 1] == '\n')
+        n--;
+    if (n > S_VALUE_MAX || n == 0 || memchr(value, '\0', n)) {
+        fprintf(stderr, "evrun-job: secret %s: the value on stdin must be 1 to %d bytes "
+                "without NUL (one trailing newline is dropped)\n", name, S_VALUE_MAX);
+        return 2;
+    }
+    /* value_hex: any bytes but NUL, whether UTF-8 or not */
+    size_t nl = strlen(name);
+    char *req = malloc(6 * nl + 2 * n + 64);
+    if (!req)
+        return 2;
+    size_t o = (size_t) sprintf(req, "{\"cmd\":\"secret\",\"name\":");
+    o += s_json_str(req + o, name, nl);
+    o += (size_t) sprintf(req + o, ",\"value_hex\":\"");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t) sprintf(req + o, "%02x", (unsigned char) value[i]);
+    req[o++] = '"';
+    req[o++] = '}';
+    req[o++] = '\n';
+    static char ans[S_ANSWER_MAX];
+    int rc = s_call(req, o, ans, sizeof ans);
+    memset(req, 0, o);
+    memset(value, 0, sizeof value);
+    free(req);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (argc == 3 && !strcmp(argv[1], "secret"))
+        return s_secret(argv[2]);
+    if (argc == 2 && !strcmp(argv[1], "hello")) {
+        static char ans[S_ANSWER_MAX];
+        static const char req[] = "{\"cmd\":\"hello\"}\n";
+        int rc = s_call(req, sizeof req - 1, ans, sizeof ans);
+        if (!rc)
+            printf("%s\n", ans);
+        return rc;
+    }
+    if (argc >= 2)
+        fprintf(stderr, "evrun-job: unknown command or arguments: %s\n", argv[1]);
+    s_usage(stderr);
+    return 2;
+}
