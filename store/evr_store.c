@@ -8,8 +8,8 @@
     EVR_STORE_CHUNK entries each) so a long scan never pins old pages of a
     live writer (evr_store_walk.c).
 
-    A store that syncs keeps data.mdb S_AHEAD_BYTES past LMDB's last
-    page, zeros written ahead of it (s_ahead): LMDB's new pages then land
+    A store that syncs keeps data.mdb a quarter of its used size (256 KiB
+    to 8 MiB) past LMDB's last page, zeros written ahead of it (s_ahead): LMDB's new pages then land
     inside the file, and a commit's flush (fdatasync) has no file size or
     block allocation to write, only the pages.  On this project's ext4 a
     flush of a few pages takes ~0.16 ms that way against ~0.3 ms at the
@@ -34,7 +34,8 @@
 
 #define S_MAP_INITIAL (64ull << 20)     /* 64 MiB, grows by doubling */
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
-#define S_AHEAD_BYTES (2u << 20)        /* data.mdb's zeros past LMDB's last page (s_ahead) */
+#define S_AHEAD_MIN (256u << 10)        /* data.mdb's zeros past LMDB's last page (s_ahead) */
+#define S_AHEAD_MAX (8u << 20)
 
 
 evr_rc_t
@@ -80,11 +81,13 @@ evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
-/*  Once fewer than S_AHEAD_BYTES / 2 of data.mdb lie past LMDB's last
-    page, writes zeros past its end up to S_AHEAD_BYTES past that page (at
-    most to the map's size and the process's file size limit).  Best
-    effort: a write that fails (a full disk) is left for LMDB's own to
-    report; LMDB reads nothing past its last page. */
+/*  Once less than half of `ahead` (a quarter of the used size, within
+    S_AHEAD_MIN..S_AHEAD_MAX: a new store's first flush stays small) of
+    data.mdb lies past LMDB's last page, writes zeros past its end up to
+    `ahead` past that page (at most to the map's size and the process's
+    file size limit).  The zeros are flushed once, with the next commit.
+    Best effort: a write that fails (a full disk) is left for LMDB's own
+    to report; LMDB reads nothing past its last page. */
 static void
 s_ahead(evr_store_t *self)
 {
@@ -96,9 +99,11 @@ s_ahead(evr_store_t *self)
         || mdb_env_get_fd(self->env, &fd) || fstat(fd, &st))
         return;
     uint64_t used = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
-    if ((uint64_t) st.st_size >= used + S_AHEAD_BYTES / 2)
+    uint64_t ahead = used / 4 < S_AHEAD_MIN ? S_AHEAD_MIN
+                   : used / 4 > S_AHEAD_MAX ? S_AHEAD_MAX : used / 4;
+    if ((uint64_t) st.st_size >= used + ahead / 2)
         return;
-    uint64_t want = used + S_AHEAD_BYTES;
+    uint64_t want = used + ahead;
     struct rlimit fsize;
     if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY
         && want > fsize.rlim_cur)
