@@ -9,9 +9,9 @@
     live writer (evr_store_walk.c).
 
     A store that syncs keeps data.mdb a quarter of its used size (256 KiB
-    to 8 MiB) past LMDB's last page, zeros written ahead of it (s_ahead): LMDB's new pages then land
-    inside the file, and a commit's flush (fdatasync) has no file size or
-    block allocation to write, only the pages.  On this project's ext4 a
+    to 8 MiB) past LMDB's last page, zeros written ahead (s_ahead): LMDB's
+    new pages then land inside the file, and a commit's flush (fdatasync)
+    has no file size or block allocation to write, only the pages.  On this project's ext4 a
     flush of a few pages takes ~0.16 ms that way against ~0.3 ms at the
     end of a growing file; the broker's acknowledged submits wait for
     such flushes.
