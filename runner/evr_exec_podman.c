@@ -22,6 +22,18 @@
     still running after S_EXIT_TRIES asks), so a step costs podman no
     polling wait (interval 1 ms) while it runs.  A wait without an attach
     (recovery) is podman's wait alone.
+
+    Image memo (evr_image_memo.h): a `missing` pull without a pipeline's
+    credentials that found (or fetched) its image is remembered for
+    S_MEMO_MS; the same pull within that time is answered from a turn of
+    the loop, without podman (~3 ms on each job's critical path); each
+    create of the image that succeeds renews it.  The memo never makes a
+    step fail: a create refused with "image not known" for an image it
+    holds (removed meanwhile) drops the image from it, pulls it
+    (`missing`, with the runner's registry_auth file, as the memo's pull
+    was) and sends the same create again; only that second outcome
+    counts.  Such a pull records no image.* event (it goes to a registry
+    only when the image was removed within those seconds).
 */
 #include "evr_exec_podman.h"
 
@@ -30,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evr_image_memo.h"
 #include "evr_podman.h"
 #include "evr_regauth.h"
 
@@ -43,9 +56,13 @@ typedef struct {
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
     char *registry_auth;    /* a containers-auth.json file, or NULL: podman's own */
+    evr_image_memo_t *memo; /* images a `missing` pull found a moment ago */
 } s_pe_t;
 
-typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT, S_PULL_NEVER } s_kind_t;
+#define S_MEMO_MS 2000
+
+typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT, S_PULL_NEVER,
+               S_PULL_MEMO } s_kind_t;
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
@@ -88,6 +105,9 @@ struct s_op {
     evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone */
     char *put_msg;
     char *id;               /* create: the container's id, until the init's answer */
+    char *body;             /* create: its JSON, sent again after a pull */
+    char *image;            /* create: its image */
+    evr_podman_fn *then;    /* create: the handler of its answer */
     s_op_t *prev, *next;
 };
 
@@ -122,6 +142,8 @@ s_op_free(s_op_t *op)
     free(op->tar_file);
     free(op->put_msg);
     free(op->id);
+    free(op->body);
+    free(op->image);
     free(op);
 }
 
@@ -300,6 +322,7 @@ s_destroy(evr_exec_t *ex)
         s_op_free(pe->ops);
     free(pe->describe);
     free(pe->registry_auth);
+    evr_image_memo_destroy(&pe->memo);
     free(pe);
 }
 
@@ -315,6 +338,74 @@ s_inited(const evr_podman_result_t *pr, void *arg)
     if (op->fn)
         op->fn(&r, op->arg);
     s_op_free(op);
+}
+
+static bool s_pull_auth(s_pe_t *pe, const char *auth, char **header, evr_err_t *err);
+static void s_create_answer(const evr_podman_result_t *pr, void *arg);
+
+#define S_PULL_TIMEOUT_MS (30L * 60 * 1000)
+
+/*  The create of op (op->body, op->image) sent; its answer goes to
+    op->then. */
+static void
+s_create_send(s_op_t *op)
+{
+    evr_podman_create_send(op->pe->pm, op->body, s_create_answer, op);
+}
+
+/*  The pull after a create found the memo's image gone: the create again,
+    or the pull's failure as the create's. */
+static void
+s_create_pulled(const evr_podman_pull_result_t *r, void *arg)
+{
+    s_op_t *op = arg;
+    op->call = NULL;
+    if (!r->rc) {
+        s_create_send(op);
+        return;
+    }
+    char msg[EVR_ERR_MAX];
+    snprintf(msg, sizeof msg, "image %s was removed from the runner's storage, and pulling it "
+             "again failed: %s", op->image, r->msg);
+    evr_podman_result_t pr = { .rc = r->rc, .msg = msg, .status = 500 };
+    op->then(&pr, op);
+}
+
+/*  A create's answer: an image the memo held that is gone is pulled, and
+    the create sent again (once: the image has left the memo); a create
+    made renews the image's memo. */
+static void
+s_create_answer(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    s_pe_t *pe = op->pe;
+    if (pr->rc && pr->msg && strstr(pr->msg, "image not known")
+        && evr_image_memo_drop(pe->memo, op->image)) {
+        char *header = NULL;
+        evr_err_t err;
+        if (s_pull_auth(pe, NULL, &header, &err)) {
+            op->call = evr_podman_pull(pe->pm, op->image, "missing", header, S_PULL_TIMEOUT_MS,
+                                       NULL, s_create_pulled, op);
+            if (header) {
+                memset(header, 0, strlen(header));
+                free(header);
+            }
+            return;
+        }
+    }
+    if (!pr->rc)
+        evr_image_memo_renew(pe->memo, op->image, evr_mono_ns());
+    op->then(pr, op);
+}
+
+/*  Creates the container of ps for op, whose answer goes to then. */
+static void
+s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
+{
+    op->body = evr_podman_create_body(ps);
+    op->image = evr_strdup(ps->image ? ps->image : "");
+    op->then = then;
+    s_create_send(op);
 }
 
 /*  A container made is prepared to start at once (init: conmon and the
@@ -369,7 +460,7 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
                              .pids = l ? l->pids : 0, .control_dir = spec->control_dir };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
-    evr_podman_create(s_pe(ex)->pm, &ps, s_created, op);
+    s_create_call(op, &ps, s_created);   /* the body made at once: env may go */
     evr_strmap_free(&env);
     free(names);
     free(dests);
@@ -694,7 +785,7 @@ s_put(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *imag
     op->tar_file = evr_strdup(tar_file);
     evr_podman_spec_t ps = { .name = op->name, .image = image, .script = "true",
                              .volume = volume };
-    evr_podman_create(s_pe(ex)->pm, &ps, s_put_helper, op);
+    s_create_call(op, &ps, s_put_helper);
     free(volume);
 }
 
@@ -770,8 +861,6 @@ static const evr_exec_ops_t s_ops = {
 
 /* ------------------------------------------------------------------ pulls */
 
-#define S_PULL_TIMEOUT_MS (30L * 60 * 1000)
-
 static void
 s_pull_line(const char *text, void *arg)
 {
@@ -793,6 +882,8 @@ s_pull_done(const evr_podman_pull_result_t *pr, void *arg)
                  "(podman: %s)", op->name, pr->msg);
         r.msg = msg;
     }
+    if (!pr->rc && op->kind == S_PULL_MEMO)
+        evr_image_memo_set(op->pe->memo, op->name, evr_mono_ns());
     if (op->fn)
         op->fn(&r, op->arg);
     s_op_free(op);
@@ -805,6 +896,17 @@ s_pull_refused(evr_loop_t *loop, void *arg)
     s_op_t *op = arg;
     op->timer = 0;
     evr_podman_pull_result_t r = { .rc = EVR_ERR_PODMAN, .msg = op->put_msg };
+    s_pull_done(&r, op);
+}
+
+/*  The memo's answer: the image is there (as it was, not pulled). */
+static void
+s_pull_memo(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_op_t *op = arg;
+    op->timer = 0;
+    evr_podman_pull_result_t r = { .rc = EVR_OK, .msg = "" };
     s_pull_done(&r, op);
 }
 
@@ -835,9 +937,16 @@ s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
                                          [EVR_PULL_ALWAYS] = "always",
                                          [EVR_PULL_NEVER] = "never" };
     s_pe_t *pe = s_pe(ex);
-    s_op_t *op = s_op_new(pe, policy == EVR_PULL_NEVER ? S_PULL_NEVER : S_PLAIN, fn, arg);
+    bool memo = policy == EVR_PULL_MISSING && !auth;   /* a pipeline's credentials: not */
+    s_op_t *op = s_op_new(pe, policy == EVR_PULL_NEVER ? S_PULL_NEVER
+                              : memo                 ? S_PULL_MEMO
+                                                     : S_PLAIN, fn, arg);
     op->name = evr_strdup(image);
     op->line = line;
+    if (memo && evr_image_memo_fresh(pe->memo, image, evr_mono_ns())) {
+        op->timer = evr_loop_timer_add(ex->loop, 0, s_pull_memo, op);
+        return op;
+    }
     const char *pname = policy < EVR_ARRAY_LEN(names) && names[policy] ? names[policy]
                                                                         : "missing";
     char *header = NULL;
@@ -891,5 +1000,7 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    const char *t = getenv("EVR_TEST_IMAGE_MEMO_MS");   /* tests: a memo that stays */
+    pe->memo = evr_image_memo_new((t && *t ? strtoull(t, NULL, 10) : S_MEMO_MS) * 1000000ull);
     return &pe->base;
 }

@@ -327,9 +327,8 @@ s_simple(evr_podman_t *self, s_kind_t kind, const char *method, const char *befo
     free(en);
 }
 
-void
-evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
-                  void *arg)
+char *
+evr_podman_create_body(const evr_podman_spec_t *spec)
 {
     json_t *env = json_object();
     for (uint32_t i = 0; spec->env && i < spec->env->n; i++)
@@ -394,7 +393,26 @@ evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_
     if (json_object_size(res))
         json_object_set(body, "resource_limits", res);
     json_decref(res);
-    s_call(self, S_CREATE, "POST", S_API "/containers/create", body, S_TIMEOUT_MS, fn, arg);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
+}
+
+void
+evr_podman_create_send(evr_podman_t *self, const char *body, evr_podman_fn *fn, void *arg)
+{
+    evr_http_opts_t o = { .method = "POST", .path = S_API "/containers/create", .body = body,
+                          .body_len = strlen(body), .timeout_ms = S_TIMEOUT_MS };
+    s_start(s_new_call(self, S_CREATE, fn, arg), &o);
+}
+
+void
+evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
+                  void *arg)
+{
+    char *body = evr_podman_create_body(spec);
+    evr_podman_create_send(self, body, fn, arg);
+    free(body);
 }
 
 void

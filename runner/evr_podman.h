@@ -76,6 +76,11 @@ evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
 
 void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
                        void *arg);
+/*  The same in two parts, so that a create can be sent again as it was:
+    the JSON body of spec's create (caller owns the result), and its
+    POST (body copied). */
+char *evr_podman_create_body(const evr_podman_spec_t *spec);
+void evr_podman_create_send(evr_podman_t *self, const char *body, evr_podman_fn *fn, void *arg);
 /*  Prepares a created container to start (conmon and the runtime's
     create: state "initialized"), so that start is quick. */
 void evr_podman_init(evr_podman_t *self, const char *name, evr_podman_fn *fn, void *arg);
@@ -133,8 +138,9 @@ void evr_podman_image_exists(evr_podman_t *self, const char *image, evr_podman_f
 
 /*  The outcome of a pull (evr_podman_pull.c): rc EVR_OK or EVR_ERR_PODMAN
     (msg: podman's or the registry's words, or the transport's); the
-    image's id, manifest digest and size; pulled: podman went to the
-    registry (a `missing` policy that found the image did not). */
+    image's id, manifest digest and size (digest NULL and size 0 unless
+    pulled); pulled: podman went to the registry (a `missing` policy that
+    found the image did not). */
 typedef struct {
     evr_rc_t rc;
     const char *msg;
@@ -146,7 +152,8 @@ typedef struct {
 typedef void (evr_podman_pull_fn)(const evr_podman_pull_result_t *r, void *arg);
 
 /*  POST /images/pull?reference=image&policy=policy ("missing", "always",
-    "never"), then the image's inspect for its digest and size.  header:
+    "never"), then, when podman went to the registry, the image's inspect
+    for its digest and size.  header:
     one request header with credentials ("X-Registry-Auth: ...") or NULL.
     line (may be NULL) gets each line of podman's progress ("Copying blob
     sha256:..."), fn the outcome once.  timeout_ms bounds the whole pull.

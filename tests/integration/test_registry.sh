@@ -532,7 +532,56 @@ EOF
   check "no sanitizer report" sh -c "! grep -qs 'Sanitizer\|runtime error' '$root'/*.log '$tmp'/example*.out"
 }
 
-cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example}
+case_memo() {   # a warm runner asks podman once a while per image; a removed one comes back
+  forget
+  pipeline memo
+  local top=$tmp ppid calls rc1 rc2 rc3 rc4 pulls2 pulls3 creates3
+  root=$top/bus-memo
+  tmp=$root
+  mkdir -p "$tmp"
+  calls=$tmp/calls.log
+  . "$(dirname "$0")/bus_lib.sh"
+  python3 "$(dirname "$0")/podman_proxy.py" "$tmp/proxy.sock" "$sock" "$calls" &
+  ppid=$!
+  for _ in $(seq 100); do [ -S "$tmp/proxy.sock" ] && break; sleep 0.05; done
+  export EVRUN_PODMAN_URL=unix://$tmp/proxy.sock EVR_TEST_IMAGE_MEMO_MS=600000
+  bus_broker && bus_runner memo-1 "" 1 --registry-auth "$top/auth.json" && bus_wait_runners 1
+  export EVRUN_PODMAN_URL=unix://$sock
+  unset EVR_TEST_IMAGE_MEMO_MS
+  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-1.out" 2>&1; rc1=$?
+  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-2.out" 2>&1; rc2=$?
+  pulls2=$(grep -c "/images/pull" "$calls")
+  for _ in $(seq 50); do   # once the last job's container is gone
+    forget
+    no_image && break
+    sleep 0.1
+  done
+  timeout 60 "$bin/evrun-cli" run "$top/memo.yml" --follow > "$top/memo-3.out" 2>&1; rc3=$?
+  pulls3=$(grep -c "/images/pull" "$calls")
+  creates3=$(grep -c "/containers/create" "$calls")
+  bus_stop
+  cp "$calls" "$tmp/calls-bus.log"
+  : > "$calls"   # --exec, the image there: its pull finds it, no inspect follows
+  EVRUN_PODMAN_URL=unix://$tmp/proxy.sock "$bin/evrun-runner" --exec "$top/memo.yml" \
+    --state-dir "$tmp/exec" --registry-auth "$top/auth.json" > "$top/memo-4.out" 2>&1; rc4=$?
+  kill "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null
+  tmp=$top
+  unset EVRUN_STATE_DIR
+  check "memo: the first job pulls and runs" \
+    sh -c "[ $rc1 -eq 0 ] && grep -qx 'show | one' '$tmp/memo-1.out' && grep -q '^image .* pulled' '$tmp/memo-1.out'"
+  check "memo: the second job runs" sh -c "[ $rc2 -eq 0 ] && grep -qx 'show | one' '$tmp/memo-2.out'"
+  check "memo: ... without asking podman for its image again" [ "$pulls2" -eq 1 ]
+  check "memo: the image removed meanwhile, the third job runs all the same" \
+    sh -c "[ $rc3 -eq 0 ] && grep -qx 'show | one' '$tmp/memo-3.out'"
+  check "memo: ... through a refused create, a pull and the create again" \
+    sh -c "[ $pulls3 -eq 2 ] && [ $creates3 -eq 4 ]"
+  check "memo: the image is back" have_image
+  check "--exec, image there: runs" sh -c "[ $rc4 -eq 0 ] && grep -qx 'show | one' '$tmp/memo-4.out'"
+  check "--exec, image there: one pull call, no image inspect" \
+    sh -c "[ \$(grep -c /images/pull '$root/calls.log') -eq 1 ] && ! grep -q 'GET /v4.0.0/libpod/images/' '$root/calls.log'"
+}
+
+cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example memo}
 for c in $cases; do
   case_name=$c
   before=$fails

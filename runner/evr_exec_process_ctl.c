@@ -1,0 +1,265 @@
+/*  evr_exec_process_ctl.c: the process executor's calls on a unit that
+    is there (see evr_exec_process_int.h): wait, inspect, pause, resume,
+    stop and remove.  Each probes the unit's directory (evr_unit.c);
+    signals go to the unit's process group.  wait, stop and remove watch
+    the unit and take turns (evr_xp_*_turn) until it has ended.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_exec_process_int.h"
+
+/* ------------------------------------------------------------------ wait */
+
+void
+evr_xp_wait_turn(evr_xp_op_t *op)
+{
+    evr_unit_info_t info;
+    if (!evr_xp_probe(op, &info))
+        return;
+    if (info.state == EVR_EXEC_ABSENT)
+        evr_xp_not_found(op);
+    else if (info.lost)
+        evr_xp_lost(op);
+    else if (info.state == EVR_EXEC_EXITED) {
+        op->r.exit_code = info.exit_code;
+        evr_xp_ok(op);
+    }
+    else
+        evr_xp_idle(op);
+}
+
+void
+evr_xp_wait(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_xp_op_t *op = evr_xp_unit_op((evr_xp_t *) base, EVR_XP_WAIT, name, fn, arg);
+    if (op->done)
+        return;
+    evr_xp_watch(op);
+    evr_xp_kick(op, 0);
+}
+
+/* --------------------------------------------------- inspect, pause, resume */
+
+void
+evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_xp_op_t *op = evr_xp_unit_op((evr_xp_t *) base, EVR_XP_CALL, name, fn, arg);
+    evr_unit_info_t info;
+    if (op->done || !evr_xp_probe(op, &info))
+        return;
+    op->r.state = info.state;
+    if (info.state == EVR_EXEC_ABSENT) {
+        evr_xp_not_found(op);
+        return;
+    }
+    op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
+    op->r.exit_code = info.exit_code;
+    op->r.started_at = info.started_at;
+    if (info.lost)
+        op->msg = evr_strdup("its supervisor ended without writing its exit status");
+    evr_xp_ok(op);
+}
+
+/*  Signals a running unit's group; false once the op has failed. */
+static bool
+s_signal(evr_xp_op_t *op, int sig, bool *sent)
+{
+    evr_err_t err;
+    if (evr_unit_signal(op->dir, sig, sent, &err) == EVR_OK)
+        return true;
+    evr_xp_fail(op, EVR_ERR_IO, "%s", err.msg);
+    return false;
+}
+
+static void
+s_not_running(evr_xp_op_t *op, const evr_unit_info_t *info)
+{
+    if (info->state == EVR_EXEC_ABSENT)
+        evr_xp_not_found(op);
+    else
+        evr_xp_fail(op, EVR_ERR_IO, "%s is not running (%s)", op->name,
+               evr_exec_state_name(info->state));
+}
+
+/*  The op of a call on a unit that must run (or be paused); NULL when the
+    call has been answered already (the probe failed, or it does not run). */
+static evr_xp_op_t *
+s_running_op(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg,
+             evr_unit_info_t *info)
+{
+    evr_xp_op_t *op = evr_xp_unit_op((evr_xp_t *) base, EVR_XP_CALL, name, fn, arg);
+    if (op->done || !evr_xp_probe(op, info))
+        return NULL;
+    if (info->state != EVR_EXEC_RUNNING && info->state != EVR_EXEC_PAUSED) {
+        s_not_running(op, info);
+        return NULL;
+    }
+    return op;
+}
+
+/*  The marker first, then SIGSTOP: a runner killed between the two
+    finds it paused and resumes it if the job is not. */
+void
+evr_xp_pause(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_unit_info_t info;
+    evr_xp_op_t *op = s_running_op(base, name, fn, arg, &info);
+    if (!op)
+        return;
+    evr_err_t err;
+    int dfd = open(op->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    evr_rc_t rc = dfd < 0 ? evr_err_set(&err, EVR_ERR_IO, "opening %s: %s", op->dir,
+                                        strerror(errno))
+                          : evr_unit_write(dfd, op->dir, "paused", "", 0, &err);
+    bool sent = false;
+    if (!rc && s_signal(op, SIGSTOP, &sent) && !sent) {
+        unlinkat(dfd, "paused", 0);
+        evr_xp_fail(op, EVR_ERR_IO, "%s is not running (it has exited)", op->name);
+    }
+    if (dfd >= 0)
+        close(dfd);
+    if (rc)
+        evr_xp_fail(op, rc, "%s", err.msg);
+    evr_xp_ok(op);   /* nothing when it failed */
+}
+
+/*  SIGCONT first, then the marker goes: a runner killed between the two
+    finds it paused and resumes it again, which does no harm. */
+void
+evr_xp_resume(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_unit_info_t info;
+    evr_xp_op_t *op = s_running_op(base, name, fn, arg, &info);
+    if (!op)
+        return;
+    bool sent;
+    if (!s_signal(op, SIGCONT, &sent))
+        return;
+    char *p = evr_asprintf("%s/paused", op->dir);
+    if (unlink(p) != 0 && errno != ENOENT)
+        evr_xp_fail(op, EVR_ERR_IO, "removing %s: %s", p, strerror(errno));
+    free(p);
+    evr_xp_ok(op);
+}
+
+/* ------------------------------------------------------------------ stop */
+
+static void
+s_stop_kill(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_xp_op_t *op = arg;
+    op->kill_timer = 0;
+    bool sent;
+    if (s_signal(op, SIGKILL, &sent))
+        evr_xp_kick(op, 0);
+}
+
+void
+evr_xp_stop_turn(evr_xp_op_t *op)
+{
+    evr_unit_info_t info;
+    if (!evr_xp_probe(op, &info))
+        return;
+    if (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED)
+        evr_xp_idle(op);
+    else
+        evr_xp_ok(op);   /* ended (or gone, or never started) */
+}
+
+/*  TERM (or KILL) to the group, CONT so that a paused one gets it; then
+    KILL after the grace, and the outcome once it has ended.  Stays in
+    flight (for its KILL) even when fn is NULL. */
+void
+evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *fn, void *arg)
+{
+    evr_xp_op_t *op = evr_xp_unit_op((evr_xp_t *) base, EVR_XP_STOP, name, fn, arg);
+    evr_unit_info_t info;
+    if (op->done || !evr_xp_probe(op, &info))
+        return;
+    if (info.state == EVR_EXEC_ABSENT) {
+        evr_xp_not_found(op);
+        return;
+    }
+    if (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED) {
+        evr_xp_ok(op);
+        return;
+    }
+    bool sent;
+    if (!s_signal(op, grace_s < 0 ? SIGKILL : SIGTERM, &sent) || !s_signal(op, SIGCONT, &sent))
+        return;
+    char *p = evr_asprintf("%s/paused", op->dir);
+    unlink(p);
+    free(p);
+    if (grace_s >= 0)
+        op->kill_timer = evr_loop_timer_add(op->ex->base.loop, (uint64_t) grace_s * 1000,
+                                            s_stop_kill, op);
+    evr_xp_watch(op);
+    evr_xp_kick(op, 0);
+}
+
+/* ---------------------------------------------------------------- remove */
+
+static bool
+s_starting(const evr_xp_op_t *op)
+{
+    for (const evr_xp_op_t *o = op->ex->ops; o; o = o->next)
+        if (o->kind == EVR_XP_START && !o->done && !strcmp(o->name, op->name))
+            return true;
+    return false;
+}
+
+/*  The unit has been moved aside (its name is free): kill what runs,
+    remove the directory once its supervisor has ended. */
+void
+evr_xp_remove_turn(evr_xp_op_t *op)
+{
+    evr_unit_info_t info;
+    if (!evr_xp_probe(op, &info))
+        return;
+    if (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || s_starting(op)) {
+        bool sent;
+        if (s_signal(op, SIGKILL, &sent) && s_signal(op, SIGCONT, &sent))
+            evr_xp_idle(op);
+        return;
+    }
+    evr_err_t err;
+    if (evr_unit_rmtree(op->dir, &err))
+        evr_xp_fail(op, EVR_ERR_IO, "removing %s: %s", op->name, err.msg);
+    else
+        evr_xp_ok(op);
+}
+
+void
+evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_xp_t *ex = (evr_xp_t *) base;
+    evr_xp_op_t *op = evr_xp_unit_op(ex, EVR_XP_REMOVE, name, fn, arg);
+    evr_unit_info_t info;
+    if (op->done || !evr_xp_probe(op, &info))
+        return;
+    if (info.state == EVR_EXEC_ABSENT) {
+        evr_xp_not_found(op);
+        return;
+    }
+    char *trash = evr_asprintf("%s/.rm-%s-%ld-%" PRIu64, ex->units, name, (long) getpid(),
+                               ++ex->seq);
+    if (rename(op->dir, trash) != 0) {
+        evr_xp_fail(op, EVR_ERR_IO, "removing %s: renaming %s to %s: %s", name, op->dir, trash,
+               strerror(errno));
+        free(trash);
+        return;
+    }
+    free(op->dir);
+    op->dir = trash;
+    evr_xp_watch(op);
+    evr_xp_kick(op, 0);
+}

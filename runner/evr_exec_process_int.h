@@ -1,0 +1,91 @@
+/*  evr_exec_process_int.h: the process executor's parts, shared by its
+    files: evr_exec_process.c (the operations' records, their turns and
+    reports, inotify, create, start, attach, logs, list, workspaces, get)
+    and evr_exec_process_ctl.c (wait, inspect, pause, resume, stop,
+    remove).  Not for other modules: evr_exec_process.h is the interface. */
+#ifndef EVR_EXEC_PROCESS_INT_H_INCLUDED
+#define EVR_EXEC_PROCESS_INT_H_INCLUDED
+
+#include "evr_exec.h"
+#include "evr_tarout.h"
+#include "evr_unit.h"
+
+#define EVR_XP_CHUNK 65536          /* bytes per stream per turn */
+#define EVR_XP_LINE 600             /* the supervisor's report, at most */
+
+typedef enum {
+    EVR_XP_CALL, EVR_XP_START, EVR_XP_ATTACH, EVR_XP_LOGS, EVR_XP_WAIT, EVR_XP_STOP,
+    EVR_XP_REMOVE, EVR_XP_GET
+} evr_xp_kind_t;
+
+typedef struct evr_xp_op evr_xp_op_t;
+
+typedef struct {
+    evr_exec_t base;
+    char *state_dir, *units, *work, *describe;
+    int ino;                    /* inotify fd, -1 without */
+    evr_xp_op_t *ops;           /* in flight */
+    uint64_t seq;               /* names of temporary directories */
+    uint8_t buf[EVR_XP_CHUNK];
+} evr_xp_t;
+
+struct evr_xp_op {
+    evr_xp_op_t *next;
+    evr_xp_t *ex;
+    evr_xp_kind_t kind;
+    char *name;                 /* the unit (or the job) */
+    char *dir;                  /* the unit's directory (remove: where it was moved) */
+    uint64_t timer;             /* the next turn, or the report */
+    uint64_t kill_timer;        /* stop: SIGKILL after the grace */
+    int wd;                     /* inotify watch of dir, -1 */
+    int fd[2];                  /* attach, logs: the output files; start: fd[0] the pipe */
+    uint64_t off[2], end[2];    /* attach, logs: read from, up to */
+    bool headed;                /* attach: head called */
+    bool final;                 /* attach: end[] is the output's final size */
+    bool done;                  /* the outcome is set; s_fire reports it */
+    bool soon;                  /* its next turn is the loop's next one */
+    evr_exec_fn *fn, *head;
+    evr_exec_output_fn *out;
+    evr_exec_data_fn *data;
+    void *arg;
+    evr_exec_result_t r;
+    char *msg, *id, *names;
+    char line[EVR_XP_LINE];     /* start: the supervisor's report */
+    size_t llen;
+    evr_tarout_t *tar;          /* get */
+};
+
+/*  A new op for a unit name, its directory in op->dir; done already
+    (failed) when the name is bad. */
+evr_xp_op_t *evr_xp_unit_op(evr_xp_t *ex, evr_xp_kind_t kind, const char *name,
+                            evr_exec_fn *fn, void *arg);
+/*  Probes op->dir; false once the op has failed (it could not be read). */
+bool evr_xp_probe(evr_xp_op_t *op, evr_unit_info_t *info);
+/*  The outcome set (success, or rc and the message; once): reported from
+    the next turn of the loop. */
+void evr_xp_ok(evr_xp_op_t *op);
+void evr_xp_fail(evr_xp_op_t *op, evr_rc_t rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void evr_xp_not_found(evr_xp_op_t *op);
+/*  The unit's supervisor ended without its exit status. */
+void evr_xp_lost(evr_xp_op_t *op);
+/*  The operation's next turn in ms (replacing one planned). */
+void evr_xp_kick(evr_xp_op_t *op, uint64_t ms);
+/*  Nothing to do until the unit changes: the watch, or the backstop. */
+void evr_xp_idle(evr_xp_op_t *op);
+/*  Watches op->dir (nothing without inotify: the timer polls then). */
+void evr_xp_watch(evr_xp_op_t *op);
+
+/*  evr_exec_process_ctl.c: the operations (evr_exec.h's contracts), and
+    the turns of those that wait on their unit. */
+void evr_xp_wait(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
+void evr_xp_wait_turn(evr_xp_op_t *op);
+void evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
+void evr_xp_pause(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
+void evr_xp_resume(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
+void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *fn, void *arg);
+void evr_xp_stop_turn(evr_xp_op_t *op);
+void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
+void evr_xp_remove_turn(evr_xp_op_t *op);
+
+#endif
