@@ -189,6 +189,8 @@ s_job_view(evr_broker_t *b, const char *id, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
+        for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
+            evr_strlist_push(&m->labels, j->labels.v[i]);
         if (j->not_before > evr_now_ns()) {
             char t[32];
             evr_time_format(j->not_before, t, sizeof t);

@@ -57,6 +57,7 @@ typedef struct evr_runners_session {
     bool resynced;          /* the broker holds its log up to resync_to */
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
+    bool ephemeral;         /* its hello said so (evrun-runner --once) */
     struct evr_runners_session *next;
 } evr_runners_session_t;
 

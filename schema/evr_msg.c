@@ -165,11 +165,18 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
       "ns since the Unix epoch: when the broker took the submit into its queue"),
     TIME("started", started), TIME("finished", finished),
     REASON(false), U32("allowed_failures", allowed_failures, false,
-                       "steps that failed with allow_failure (the job did not fail for them)"));
+                       "steps that failed with allow_failure (the job did not fail for them)"),
+    M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
+      "queued or paused: the labels a runner must have (the spec's, the submit's, "
+      "executor:NAME)"));
 MSG(event, EVENT(true));
+#define EPHEMERAL M("ephemeral", EVR_FT_BOOL, false, 0, ephemeral, NULL, NULL, \
+                    "true: a single-use runner (evrun-runner --once): it takes one job, then exits")
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
-    STATE(true));
+    STATE(true), EPHEMERAL,
+    U32("credit", credit, false, "free slots: the runner's last credit less the jobs "
+        "dispatched to it since"));
 MSG(end, U32("count", count, false, "items sent before this end"),
     M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
       "true when the page stopped at its limit with items left: `history` asks again "
@@ -178,7 +185,7 @@ MSG(end, U32("count", count, false, "items sent before this end"),
       "`jobs`: the broker's --queue-limit, the wait list of a pipeline whose queue sets no "
       "limit"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
-    VERSION(true), SEQ(false, "highest seq in the runner's log"));
+    VERSION(true), SEQ(false, "highest seq in the runner's log"), EPHEMERAL);
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));

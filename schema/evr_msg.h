@@ -73,6 +73,7 @@ typedef struct {
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */
+    bool ephemeral;         /* `hello`, `runner`: a single-use runner (evrun-runner --once) */
     uint32_t queue_limit;   /* `end` of `jobs`: the broker's --queue-limit */
     char *step;             /* artifacts: the step */
     char *path;             /* artifacts: the file, relative to /workspace */

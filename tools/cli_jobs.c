@@ -500,8 +500,9 @@ s_list_runner(const evr_msg_t *m, void *arg)
     for (uint32_t i = 0, at = 0; i < m->labels.n && at < sizeof labels; i++)
         at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
                                   m->labels.v[i]);
-    printf("%-24s  %-8s  %4u/%-4u  %-20s  %s\n", m->runner, m->state, m->running, m->capacity,
-           labels[0] ? labels : "-", hb);
+    printf("%-24s  %-8s  %4u/%-4u  %-20s  %s%s\n", m->runner, m->state, m->running,
+           m->capacity, labels[0] ? labels : "-", hb,
+           m->ephemeral ? "  ephemeral" : "");   /* after the columns: scripts' fields stay */
     return 0;
 }
 
@@ -550,7 +551,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                             "jobs)."
                                           : "Lists the runners the broker knows: state (idle, "
                                             "busy, draining, lost),\nrunning/capacity, labels, "
-                                            "last heartbeat.",
+                                            "last heartbeat; `ephemeral` after it\nfor a "
+                                            "single-use runner (evrun-runner --once).",
                    type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "
