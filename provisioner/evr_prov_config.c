@@ -278,7 +278,7 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
         else if (s && !strcmp(s, "command"))
             p->kind = EVR_PROV_COMMAND;
         else if (s && !strcmp(s, "podman"))
-            s_err(c, v, field, "kind podman: not implemented yet (run the runner in a "
+            s_err(c, v, field, "podman: not implemented yet (run the runner in a "
                   "container with a command provider meanwhile)");
         else if (s)
             s_err(c, v, field, "expected process, podman or command, got \"%s\"", s);

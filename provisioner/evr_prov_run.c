@@ -450,7 +450,7 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
-    if (!in->registered && r && strcmp(r->state, "lost")) {
+    if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
         s_counted(pv, in, true, NULL);

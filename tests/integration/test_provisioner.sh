@@ -70,7 +70,210 @@ case_once() {
   check "once: says so" grep -q "no job came within 1 s" "$tmp/runner-o-4.log"
 }
 
-cases=${*:-once}
+prov() {   # CONFIG [ARGS...]: the provisioner in the background (pid in $prov_pid)
+  local conf=$1; shift
+  "$bin/evrun-provisioner" --config "$conf" --poll-ms 200 --log-level debug "$@" \
+    >> "$tmp/prov.log" 2>&1 &
+  prov_pid=$!
+}
+
+stop_prov() {
+  [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
+  prov_pid=
+}
+
+wait_for() {   # SECS CMD...: until CMD succeeds
+  local secs=$1; shift
+  for _ in $(seq 1 $((secs * 10))); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+status_has() { "$bin/evrun-provisioner" --status | grep -q "$1"; }
+
+st() { cli status "$1" --json | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p'; }
+
+# A job whose labels no runner has: the provisioner starts a process
+# runner for it (single use, cleaned), the job runs; a static runner
+# without the labels is left alone.
+case_process() {
+  fresh process
+  bus_broker && bus_runner static "" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 20s
+providers:
+  - name: big
+    labels: [big]
+    kind: process
+    executors: [process]
+    args: [--heartbeat-ms, "200", --lease-ms, "1500"]
+    max: 2
+YML
+  ppipe pb "echo provisioned" big
+  local j; j=$(submit "$tmp/pb.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "process: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "process: on a provisioned runner" grep -q '"runner":"big-' <(cli status "$j" --json)
+  check "process: its output" grep -q provisioned <(cli logs "$j")
+  check "process: the provisioner said it started one" grep -q "provider big: started runner big-" "$tmp/prov.log"
+  for _ in $(seq 1 50); do [ -z "$(ls "$tmp/provisioner/runners" 2>/dev/null)" ] && break; sleep 0.1; done
+  check "process: the runner's state directory was cleaned" [ -z "$(ls "$tmp/provisioner/runners")" ]
+  check "process: --status lists the provider" wait_for 5 status_has "^big  *active  *0/2  *1  *0"
+
+  stop_prov
+}
+
+# A burst of 6 jobs: at most max per provider and max_runners in all run
+# at a time (sampled from `runners`); every job runs, on a single-use runner.
+case_burst() {
+  fresh burst
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+max_runners: 3
+start_rate: 100/s
+providers:
+  - { name: pa, labels: [burst], kind: process, executors: [process], max: 2,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+  - { name: pb, labels: [burst, other], kind: process, executors: [process], max: 5,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe bu "sleep 1" burst
+  local ids=() i
+  for i in 1 2 3 4 5 6; do ids+=("$(submit "$tmp/bu.yml" 2>/dev/null)"); done
+  prov "$tmp/p.yml"
+  local maxall=0 maxa=0 n a
+  for _ in $(seq 1 150); do
+    cli runners --json > "$tmp/rs" 2>/dev/null
+    n=$(grep '"ephemeral":true' "$tmp/rs" | grep -c '"state":"busy"')
+    a=$(grep '"runner":"pa-' "$tmp/rs" | grep -c '"state":"busy"')
+    [ "$n" -gt "$maxall" ] && maxall=$n
+    [ "$a" -gt "$maxa" ] && maxa=$a
+    [ "$(st "${ids[5]}")" = succeeded ] && [ "$(st "${ids[0]}")" = succeeded ] && break
+    sleep 0.1
+  done
+  for i in "${ids[@]}"; do
+    check "burst: $i ran" [ "$(wait_job "$i" 30)" = succeeded ]
+  done
+  check "burst: max_runners 3 respected (at most $maxall at once)" [ "$maxall" -le 3 ] && [ "$maxall" -ge 2 ]
+  check "burst: pa's max 2 respected (at most $maxa)" [ "$maxa" -le 2 ]
+  check "burst: the second provider took the overflow" grep -q "provider pb: started runner" "$tmp/prov.log"
+  stop_prov
+}
+
+# A command provider (a shell script as the scheduler): its start prints
+# the handle (the runner's pid) and starts evrun-runner --once; the job runs.
+case_command() {
+  fresh command
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: sched
+    labels: [cmd]
+    kind: command
+    executors: [process]
+    start: >-
+      $bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels cmd
+      --executors process --state-dir $tmp/cmd-{runner_id} --heartbeat-ms 200
+      >> $tmp/cmd-runners.log 2>&1 & echo "pid-\$!"; echo job={job} labels={labels} >&2
+    stop: "kill \${0#pid-} 2>/dev/null; echo stopped {handle} >&2"
+    max: 2
+YML
+  ppipe cm "echo by-command; sleep 1" cmd
+  local j; j=$(submit "$tmp/cm.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "command: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "command: on the command's runner" grep -q '"runner":"sched-' <(cli status "$j" --json)
+  check "command: the handle was read" grep -q "provider sched: runner sched-[a-z0-9]*: handle pid-[0-9]" "$tmp/prov.log"
+  check "command: {job} and {labels} filled in" grep -q "job=$j labels=cmd,executor:process" "$tmp"/provisioner/logs/sched-*.log
+  stop_prov
+}
+
+# A provider whose start fails 3 times in a row is paused, with the
+# reason, in the log, --status and --dry-run.
+case_paused() {
+  fresh paused
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: broken, labels: [nowhere], kind: command, executors: [process],
+      start: "echo no scheduler >&2; exit 7" }
+YML
+  ppipe pz "true" nowhere
+  submit "$tmp/pz.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "paused: after 3 failed starts" wait_for 10 grep -q "provider broken paused: 3 failed starts in a row, the last: the start command exited with status 7" "$tmp/prov.log"
+  check "paused: --status lists it" wait_for 5 status_has "^broken  *paused .* 3  *3 "
+  check "paused: --status says why" grep -q "paused: 3 failed starts in a row" <("$bin/evrun-provisioner" --status)
+  sleep 1
+  check "paused: no fourth start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 3 ]
+  stop_prov
+}
+
+# register_timeout: a runner that never says hello (the command starts
+# none) is stopped with the stop template and counted as a failed start.
+case_register_timeout() {
+  fresh regto
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 2s
+providers:
+  - name: silent
+    labels: [quiet]
+    executors: [process]
+    kind: command
+    start: "sleep 600 >/dev/null 2>&1 & echo \$!"
+    stop: "kill {handle}; echo stopped {handle} >&2"
+YML
+  ppipe rq "true" quiet
+  submit "$tmp/rq.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "register_timeout: said" wait_for 10 grep -q "provider silent: runner silent-[a-z0-9]* did not say hello within 2 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "register_timeout: counted as a failed start" grep -q "provider silent: runner silent-[a-z0-9]*: a failed start: runner .* did not say hello" "$tmp/prov.log"
+  check "register_timeout: the stop template ran" wait_for 5 grep -q "^stopped [0-9]" "$tmp"/provisioner/logs/silent-*.log
+  local h; h=$(sed -n 's/^stopped \([0-9]*\)$/\1/p' "$tmp"/provisioner/logs/silent-*.log | head -1)
+  check "register_timeout: the stop ended it" wait_for 5 bash -c "! kill -0 $h 2>/dev/null"
+  stop_prov
+}
+
+# --dry-run: one pass, says who would start what and why the others did
+# not match, starts nothing.
+case_dry_run() {
+  fresh dry
+  bus_broker && bus_runner fixed "fast" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: small, labels: [small], kind: process, executors: [process], max: 1 }
+  - { name: pods, labels: [small, gpu], kind: process, max: 3 }
+  - { name: gpus, labels: [small, gpu], kind: process, executors: [process], max: 3 }
+YML
+  ppipe d1 "true" gpu; ppipe d2 "true" fast; ppipe d3 "true" huge
+  local j1 j2 j3
+  j1=$(submit "$tmp/d1.yml" 2>/dev/null)
+  cli drain fixed > /dev/null
+  j2=$(submit "$tmp/d2.yml" 2>/dev/null); j3=$(submit "$tmp/d3.yml" 2>/dev/null)
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "dry-run: exit 0" [ $? -eq 0 ]
+  check "dry-run: gpu job to gpus" grep -q "^job $j1 (labels gpu,executor:process): provider gpus would start a process runner" "$tmp/dry.out"
+  check "dry-run: small lacks gpu" grep -q "^  not small: labels lack gpu" "$tmp/dry.out"
+  check "dry-run: pods lacks the executor" grep -q "^  not pods: labels lack executor:process" "$tmp/dry.out"
+  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
+  check "dry-run: fast has no provider (the runner drains)" grep -q "^job $j2 .*no provider" "$tmp/dry.out"
+  check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ] && [ "$(st "$j1")" = queued ]
+  cat > "$tmp/bad.yml" <<YML
+max_runners: lots
+providers:
+  - { name: x, kind: podman, labels: [a] }
+  - { name: y, kind: command, labels: [a], colour: red }
+YML
+  "$bin/evrun-provisioner" --config "$tmp/bad.yml" --dry-run > "$tmp/bad.out" 2>&1
+  check "bad config: exit 2" [ $? -eq 2 ]
+  check "bad config: file:line:col of max_runners" grep -q "bad.yml:1:14: max_runners: expected a whole number" "$tmp/bad.out"
+  check "bad config: podman not implemented yet" grep -q "bad.yml:3:.*kind: podman: not implemented yet" "$tmp/bad.out"
+  check "bad config: unknown key" grep -q 'bad.yml:4:.*unknown key "colour"' "$tmp/bad.out"
+  check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
+}
+
+cases=${*:-once process burst command paused register_timeout dry_run}
 for c in $cases; do
   case_name=$c
   echo "== $c"
