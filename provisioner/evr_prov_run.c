@@ -474,6 +474,13 @@ void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
 {
+    for (size_t i = 0; i < self->n; i++) {   /* the list first: a runner gone since said hello */
+        s_inst_t *in = self->inst[i];
+        if (in->out >= 0)
+            s_read_handle(self, in);
+        if (!in->ended)
+            s_check_listed(self, in, runners, nrunners, now);
+    }
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
@@ -483,9 +490,6 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         s_inst_t *in = self->inst[i];
-        if (in->out >= 0)
-            s_read_handle(self, in);
-        s_check_listed(self, in, runners, nrunners, now);
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
             kill(-in->pid, SIGKILL);
             kill(in->pid, SIGKILL);

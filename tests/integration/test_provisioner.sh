@@ -273,7 +273,52 @@ YML
   check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run}
+# A provisioned runner killed mid-job: the broker's lease policy applies
+# as for any runner (the job ends lost, its retry on lost is queued) and
+# the provisioner starts another runner for the retry, which succeeds.
+case_killed() {
+  fresh killed
+  bus_broker --reclaim-ms 1500
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: k, labels: [kill], kind: process, executors: [process], max: 2,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  cat > "$tmp/kj.yml" <<YML
+pipeline: kj
+executor: process
+labels: [kill]
+steps:
+  - name: s
+    run: "if [ -e $tmp/second ]; then echo second; else touch $tmp/second; sleep 60; fi"
+    retry: { on: [lost], max: 1 }
+YML
+  local j pid r2
+  j=$(submit "$tmp/kj.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "killed: the job runs" wait_status "$j" running 20
+  pid=$(sed -n 's/.*provider k: started runner .* (pid \([0-9]*\),.*/\1/p' "$tmp/prov.log" | head -1)
+  check "killed: the runner's pid is known ($pid)" [ -n "$pid" ]
+  kill -9 "$pid"
+  check "killed: the job ends lost" [ "$(wait_job "$j" 30)" = lost ]
+  r2=$(cli status "$j" --json | sed -n 's/.*retried as \([0-9A-Z]*\).*/\1/p')
+  [ -z "$r2" ] && r2=$(cli jobs --json | sed -n 's/.*"job":"\([0-9A-Z]*\)","pipeline":"kj".*/\1/p' | head -1)
+  check "killed: a retry was queued ($r2)" [ -n "$r2" ] && [ "$r2" != "$j" ]
+  check "killed: the retry ran on another provisioned runner" [ "$(wait_job "$r2" 30)" = succeeded ]
+  check "killed: two runners started" [ "$(grep -c "provider k: started runner" "$tmp/prov.log")" -ge 2 ]
+  check "killed: not counted as a failed start (it had said hello)" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
+  stop_prov
+}
+
+wait_status() {   # JOB STATUS [SECS]
+  for _ in $(seq 1 $((${3:-20} * 10))); do
+    [ "$(st "$1")" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+cases=${*:-once process burst command paused register_timeout dry_run killed}
 for c in $cases; do
   case_name=$c
   echo "== $c"
