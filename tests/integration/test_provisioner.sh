@@ -45,12 +45,22 @@ case_once() {
   ppipe ok "echo hello; sleep 1"
   ppipe bad "exit 3"
   local j1 j2
-  j1=$(submit "$tmp/ok.yml")
+  j1=$(submit "$tmp/ok.yml" 2>/dev/null)
   once o-1 --clean &
   local p=$!
   bus_wait_runners 1
   check "runners: the table says ephemeral" grep -q "^o-1 .*ephemeral$" <(cli runners)
   check "runners --json: ephemeral true" grep -q '"runner":"o-1".*"ephemeral":true' <(cli runners --json)
+  "$bin/evrun-gateway" --state-dir "$tmp" --listen 127.0.0.1:0 >> "$tmp/gateway.log" 2>&1 &
+  bus_pids+=("$!")
+  local url=
+  for _ in $(seq 1 100); do
+    url=$(sed -n 's/^evrun-gateway: listening on \([^ ]*\).*/\1/p' "$tmp/gateway.log")
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  curl -s -H "Authorization: Bearer $(cli token --read-only)" "$url/runners" > "$tmp/gw.json"
+  check "gateway /runners: ephemeral true" grep -q '"id": *"o-1"[^}]*"ephemeral": *true' "$tmp/gw.json"
   wait "$p"; once_rc=$?
   check "once: exit 0 for a job that succeeded (got $once_rc)" [ "$once_rc" -eq 0 ]
   check "once: the job succeeded" [ "$(wait_job "$j1" 10)" = succeeded ]
