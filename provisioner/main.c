@@ -358,7 +358,12 @@ main(int argc, char **argv)
     evr_log_info("evrun-provisioner", "watching the broker at %s; runners connect to %s",
                  evr_client_endpoint(cli.client), rep);
     while (!s_stop) {
-        s_round(pv, cli.client, false, status_file);
+        /* a broker that did not answer: a new connection (a late answer
+           on the old one would pass for the next one's) */
+        if (!cli.client && evr_client_new(cli.cfg, &cli.client, &err))
+            evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
+        if (cli.client && !s_round(pv, cli.client, false, status_file))
+            evr_client_destroy(&cli.client);
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
     }

@@ -113,8 +113,9 @@ s_help(FILE *out)
             "  --once-wait SECS     --once: exit 3 when no job came within SECS (default\n"
             "                       600; 0: wait for ever)\n"
             "  --clean              --once: remove the state directory at the exit, only when\n"
-            "                       the broker acknowledged everything (else it is kept, and\n"
-            "                       a runner started on it sends the rest)\n"
+            "                       the broker acknowledged everything or nothing was logged\n"
+            "                       (else it is kept, and a runner started on it sends the\n"
+            "                       rest)\n"
             "  --heartbeat-ms N     heartbeat interval to the broker (default 1000)\n"
             "  --lease-ms N         a broker silent this long is reconnected to (default 5000)\n"
             "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"
@@ -189,7 +190,7 @@ s_help(FILE *out)
             "--once: 0 the job succeeded; 1 it failed, was cancelled, timed out or was\n"
             "refused; 2 the runner could not work (as above, or the broker did not\n"
             "acknowledge the log in time, or stopped by a signal before the job's end);\n"
-            "3 no job came within --once-wait\n");
+            "3 no job came within --once-wait, or a drain came first\n");
 }
 
 static char *
@@ -481,6 +482,10 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
         evr_log_error(who, "the event store failed: %s", msg);
         return 2;
     }
+    if (evr_daemon_drained(d) && o->once && !evr_daemon_once_job(d)) {
+        evr_log_info(who, "--once: drained before a job came; exiting");
+        return 3;
+    }
     if (evr_daemon_drained(d))
         return 0;
     if (evr_daemon_fatal(d)) {
@@ -548,9 +553,12 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     do
         evr_daemon_turn(d, 200);
     while ((status = s_daemon_check(o, d, eng, who, started, &deadline)) < 0);
-    if (status != 2 || o->once)
-        *all = s_daemon_flush(o, d, eng, who);
     const char *job = o->once ? evr_daemon_once_job(d) : NULL;
+    uint64_t last = 1;
+    if (status != 2 || job)
+        *all = s_daemon_flush(o, d, eng, who);
+    else if (o->once)   /* no job taken: nothing to wait for when the log is empty */
+        *all = evr_store_last_seq(store, &last, &err) == EVR_OK && last == 0;
     if (job && status == 0)
         status = s_once_status(store, job, who);
     if (o->once && status < 2 && !*all) {
@@ -826,7 +834,7 @@ out:
     for (size_t i = 0; execs[i]; i++)
         evr_exec_destroy(&execs[i]);
     evr_loop_destroy(&loop);
-    if (o.clean && all && status != 2)
+    if (o.clean && all)   /* everything acked, or nothing logged */
         s_clean(evr_config_get(cfg, "state_dir"));
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);

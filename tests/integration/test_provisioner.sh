@@ -35,6 +35,7 @@ once() {   # ID [ARGS...]: a single-use runner in the foreground; its status in 
     --state-dir "$tmp/r-$id" --heartbeat-ms 200 --lease-ms 1500 --executors process \
     "$@" >> "$tmp/runner-$id.log" 2>&1
   once_rc=$?
+  return $once_rc
 }
 
 # --once: exits with the job's status (0 succeeded, 1 failed); --clean
@@ -75,9 +76,24 @@ case_once() {
   check "once without --clean: the state directory is kept" [ -d "$tmp/r-o-2" ]
   once o-3
   check "once: a second runner takes the next job" [ "$once_rc" -eq 0 ]
-  once o-4 --once-wait 1
+  once o-4 --once-wait 1 --clean
   check "once: exit 3 when no job came within --once-wait (got $once_rc)" [ "$once_rc" -eq 3 ]
   check "once: says so" grep -q "no job came within 1 s" "$tmp/runner-o-4.log"
+  check "once --clean with no job: the state directory is gone" [ ! -e "$tmp/r-o-4" ]
+  once o-5 --once-wait 30 &
+  p=$!
+  check "once: o-5 said hello" wait_for 10 listed o-5
+  cli drain o-5 > /dev/null
+  wait "$p"; once_rc=$?
+  check "once: exit 3 when drained before a job (got $once_rc)" [ "$once_rc" -eq 3 ]
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id o-6 --once --clean \
+    --state-dir "$tmp/r-o-6" --executors process >> "$tmp/runner-o-6.log" 2>&1 &
+  p=$!
+  sleep 1
+  kill "$p"
+  wait "$p"; once_rc=$?
+  check "once: SIGTERM with no broker: exit 2 at once (got $once_rc)" [ "$once_rc" -eq 2 ]
+  check "once --clean: nothing logged, the state directory is gone" [ ! -e "$tmp/r-o-6" ]
 }
 
 prov() {   # CONFIG [ARGS...]: the provisioner in the background (pid in $prov_pid)
@@ -97,6 +113,8 @@ wait_for() {   # SECS CMD...: until CMD succeeds
   for _ in $(seq 1 $((secs * 10))); do "$@" && return 0; sleep 0.1; done
   return 1
 }
+
+listed() { cli runners --json 2>/dev/null | grep -q "\"runner\":\"$1\".*\"state\":\"idle\""; }
 
 status_has() { "$bin/evrun-provisioner" --status | grep -q "$1"; }
 
