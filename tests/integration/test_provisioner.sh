@@ -338,6 +338,29 @@ YML
   stop_prov
 }
 
+# The broker killed and started again: the provisioner connects anew and
+# serves the next job.
+case_broker_restart() {
+  fresh brestart
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: br, labels: [br], kind: process, executors: [process],
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe brj "echo after" br
+  prov "$tmp/p.yml" --timeout-ms 1000
+  sleep 0.5
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  sleep 2
+  bus_broker
+  local j; j=$(submit "$tmp/brj.yml" 2>/dev/null)
+  check "broker restart: the provisioner said it could not ask" grep -q "asking the broker: " "$tmp/prov.log"
+  check "broker restart: the job ran on a provisioned runner" [ "$(wait_job "$j" 30)" = succeeded ]
+  stop_prov
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -346,7 +369,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart}
 for c in $cases; do
   case_name=$c
   echo "== $c"
