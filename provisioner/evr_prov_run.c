@@ -612,3 +612,24 @@ evr_prov_print(const evr_prov_t *self, FILE *out)
         free(labels);
     }
 }
+
+uint32_t
+evr_prov_count(const evr_prov_t *self)
+{
+    return self->cfg.nproviders;
+}
+
+void
+evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
+{
+    const evr_prov_provider_t *p = &self->cfg.providers[i];
+    memset(m, 0, sizeof *m);
+    m->type = EVR_MSG_PROVIDER;
+    m->provider = p->name;
+    m->labels = p->match;
+    m->reason = p->paused;
+    m->running = p->running;
+    m->max = p->max;
+    m->starts = p->started;
+    m->failed_starts = p->failed;
+}

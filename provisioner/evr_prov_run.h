@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 
+#include "evr_msg.h"
 #include "evr_prov.h"
 
 typedef struct evr_prov evr_prov_t;
@@ -57,6 +58,13 @@ void evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nr
 
 /*  The providers' table: NAME STATE RUNNING/MAX STARTED FAILED LABELS. */
 void evr_prov_print(const evr_prov_t *self, FILE *out);
+
+/*  Providers in the config. */
+uint32_t evr_prov_count(const evr_prov_t *self);
+
+/*  Provider i as a `provider` message (its strings borrowed from self:
+    do not clear it). */
+void evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m);
 
 /*  Runners started and not gone, all providers. */
 uint32_t evr_prov_running(const evr_prov_t *self);

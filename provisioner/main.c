@@ -10,6 +10,7 @@
     STATE/provisioner/providers at each pass (--status prints it).
     main() only wires things; signals set a flag.
 */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -49,7 +50,9 @@ s_help(FILE *out)
             "and that has room (max), within max_runners and start_rate.  A runner that\n"
             "does not say hello within register_timeout is stopped and counts as a failed\n"
             "start; 3 failed starts in a row pause a provider until the provisioner\n"
-            "restarts.  See README \"Ephemeral runners and the provisioner\".\n"
+            "restarts.  Its providers (state, running/max, starts, failed starts) are\n"
+            "reported to the broker at each pass: `evrun-cli runners` lists them.\n"
+            "See README \"Ephemeral runners and the provisioner\".\n"
             "\n"
             "  --config FILE        the providers (YAML; see README)\n"
             "  --dry-run            one matching pass: print, for each waiting job, which\n"
@@ -61,6 +64,8 @@ s_help(FILE *out)
             "  --dir DIR            the runners' state directories and logs (default\n"
             "                       STATE/provisioner)\n"
             "  --log-level LEVEL    error, warn, info (default) or debug\n"
+            "  --id ID              this provisioner's name in its reports to the broker\n"
+            "                       (default provisioner; give each provisioner its own)\n"
             "  --settings FILE      evrun settings file (default $EVRUN_CONFIG, else\n"
             "                       ~/.config/evrun/evrun.yml when it exists)\n"
             "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
@@ -80,7 +85,7 @@ s_help(FILE *out)
 }
 
 typedef struct {
-    const char *config, *dir, *level;
+    const char *config, *dir, *level, *id;
     bool dry, status;
     int poll_ms;
 } s_opts_t;
@@ -97,6 +102,7 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         { "config", required_argument, NULL, 'c' }, { "dry-run", no_argument, NULL, 'n' },
         { "status", no_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
         { "dir", required_argument, NULL, 'd' }, { "log-level", required_argument, NULL, 'l' },
+        { "id", required_argument, NULL, 'i' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -109,6 +115,7 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         case 's': o->status = true; break;
         case 'd': o->dir = optarg; break;
         case 'l': o->level = optarg; break;
+        case 'i': o->id = optarg; break;
         case 'p':
             o->poll_ms = atoi(optarg);
             if (o->poll_ms < 50 || o->poll_ms > 600000) {
@@ -120,6 +127,13 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
+    }
+    size_t idlen = strlen(o->id);
+    if (!idlen || idlen > 64 || strspn(o->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_.-") != idlen || !isalnum((unsigned char) o->id[0])) {
+        fprintf(stderr, "evrun-provisioner: --id %s: expected 1-64 bytes of "
+                "[A-Za-z0-9][A-Za-z0-9_.-]*\n", o->id);
+        return 2;
     }
     if (optind != argc || (!o->config && !o->status)) {
         fprintf(stderr, "evrun-provisioner: %s (see --help)\n", optind != argc
@@ -225,10 +239,28 @@ s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners)
     return true;
 }
 
+/*  Each provider to the broker (`provider`), for `evrun-cli runners`. */
+static void
+s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
+{
+    for (uint32_t i = 0; i < evr_prov_count(pv); i++) {
+        evr_msg_t m, rep = { 0 };
+        evr_err_t err;
+        evr_prov_describe(pv, i, &m);
+        m.runner = (char *) id;
+        if (evr_client_call(client, &m, &rep, &err))
+            evr_log_warn("evrun-provisioner", "reporting provider %s: %s", m.provider, err.msg);
+        else if (rep.type == EVR_MSG_ERROR)
+            evr_log_warn("evrun-provisioner", "reporting provider %s: %s: %s", m.provider,
+                         rep.code, rep.message);
+        evr_msg_clear(&rep);
+    }
+}
+
 /*  One round: ask, tend, pass (dry: print only); the providers' table
     written to status (unless dry). */
 static bool
-s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status)
+s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, const char *id)
 {
     s_list_t jl = { 0 }, rl = { 0 };
     bool ok = s_ask(client, &jl, &rl);
@@ -244,6 +276,8 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status)
         evr_prov_tend(pv, ok ? runners : NULL, rl.n, now);
     if (ok)
         evr_prov_pass(pv, jobs, jl.n, runners, rl.n, dry, stdout, now);
+    if (!dry && ok)
+        s_report(pv, client, id);
     if (!dry) {
         char *tmp = evr_asprintf("%s.new", status);
         FILE *f = fopen(tmp, "w");
@@ -297,7 +331,7 @@ s_config(const char *file, evr_prov_config_t *cfg)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = { .poll_ms = 1000, .level = "info" };
+    s_opts_t o = { .poll_ms = 1000, .level = "info", .id = "provisioner" };
     evr_cli_t cli = { .prog = "evrun-provisioner" };
     evr_prov_config_t cfg = { 0 };
     evr_prov_t *pv = NULL;
@@ -349,7 +383,7 @@ main(int argc, char **argv)
     }
     pv = evr_prov_new(&cfg, dir, runner, rep);
     if (o.dry) {
-        status = s_round(pv, cli.client, true, status_file) ? 0 : 2;
+        status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
         goto out;
     }
     signal(SIGINT, s_on_signal);
@@ -362,7 +396,7 @@ main(int argc, char **argv)
            on the old one would pass for the next one's) */
         if (!cli.client && evr_client_new(cli.cfg, &cli.client, &err))
             evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
-        if (cli.client && !s_round(pv, cli.client, false, status_file))
+        if (cli.client && !s_round(pv, cli.client, false, status_file, o.id))
             evr_client_destroy(&cli.client);
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);

@@ -228,6 +228,18 @@ MSG(pipeline, PIPELINE(true),
            "the file's last load failed (file:line:column errors): the last good version "
            "serves, if any"));
 
+MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL, s_check_id,
+                "the provider's name (evrun-provisioner's config)"),
+    OPTSTR("runner", runner, EVR_SPEC_MAX_NAME, s_check_id,
+           "the provisioner that reports it: an id it chose (evrun-provisioner --id)"),
+    LABELS(false),
+    OPTSTR("reason", reason, 1024, NULL, "set: the provider is paused, and why"),
+    U32("running", running, false, "runners it started that are not gone"),
+    U32("max", max, false, "most runners at once"),
+    U32("starts", starts, false, "runners started since the provisioner started"),
+    U32("failed_starts", failed_starts, false, "of them, the starts that failed"),
+    TIME("heartbeat", heartbeat));
+
 static const struct {
     const char *name;
     const evr_rectype_t *fields;
@@ -264,6 +276,8 @@ static const struct {
     [EVR_MSG_PIPELINES] = { "pipelines", &s_empty, "client -> broker" },
     [EVR_MSG_START] = { "start", &s_m_start, "client -> broker" },
     [EVR_MSG_PIPELINE] = { "pipeline", &s_m_pipeline, "broker -> client" },
+    [EVR_MSG_PROVIDER] = { "provider", &s_m_provider, "provisioner -> broker, broker -> client" },
+    [EVR_MSG_PROVIDERS] = { "providers", &s_empty, "client -> broker" },
 };
 
 const char *const evr_msg_codes[][2] = {

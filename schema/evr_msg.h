@@ -41,6 +41,8 @@ typedef enum {
     EVR_MSG_ARTIFACT_CHUNK, EVR_MSG_ARTIFACT_ACK, EVR_MSG_FETCH, EVR_MSG_ARTIFACT_DATA,
     /* registered pipelines: client -> broker, client -> broker, broker -> client */
     EVR_MSG_PIPELINES, EVR_MSG_START, EVR_MSG_PIPELINE,
+    /* provisioners: provisioner -> broker and broker -> client, client -> broker */
+    EVR_MSG_PROVIDER, EVR_MSG_PROVIDERS,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -90,6 +92,9 @@ typedef struct {
     char *load_error;       /* the file's last load failed: why (the last good version serves) */
     uint32_t concurrency, waiting;
     uint64_t next_run, last_fire;   /* ns since the epoch */
+    /* `provider`: an evrun-provisioner's provider */
+    char *provider;
+    uint32_t max, starts, failed_starts;
 } evr_msg_t;
 
 /*  Most bytes of one `copy:` directory's compressed tar in a `submit` (and

@@ -116,6 +116,8 @@ wait_for() {   # SECS CMD...: until CMD succeeds
 
 listed() { cli runners --json 2>/dev/null | grep -q "\"runner\":\"$1\".*\"state\":\"idle\""; }
 
+runners_has() { cli runners 2>/dev/null | grep -q "$1"; }
+
 status_has() { "$bin/evrun-provisioner" --status | grep -q "$1"; }
 
 st() { cli status "$1" --json | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p'; }
@@ -146,6 +148,7 @@ YML
   for _ in $(seq 1 50); do [ -z "$(ls "$tmp/provisioner/runners" 2>/dev/null)" ] && break; sleep 0.1; done
   check "process: the runner's state directory was cleaned" [ -z "$(ls "$tmp/provisioner/runners")" ]
   check "process: --status lists the provider" wait_for 5 status_has "^big  *active  *0/2  *1  *0"
+  check "process: evrun-cli runners lists the provider" wait_for 5 runners_has "^big  *provisioner  *0/2  *1  *0  *active$"
 
   stop_prov
 }
@@ -232,6 +235,8 @@ YML
   check "paused: after 3 failed starts" wait_for 10 grep -q "provider broken paused: 3 failed starts in a row, the last: the start command exited with status 7" "$tmp/prov.log"
   check "paused: --status lists it" wait_for 5 status_has "^broken  *paused .* 3  *3 "
   check "paused: --status says why" grep -q "paused: 3 failed starts in a row" <("$bin/evrun-provisioner" --status)
+  check "paused: evrun-cli runners lists it paused" wait_for 5 runners_has "^broken  *provisioner  *0/4  *3  *3  *paused: 3 failed starts in a row, the last: the start command exited with status 7"
+  check "paused: in --json too" grep -q '"provider":"broken","runner":"provisioner".*"reason":"3 failed starts' <(cli runners --json)
   sleep 1
   check "paused: no fourth start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 3 ]
   stop_prov
