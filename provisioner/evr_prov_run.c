@@ -383,6 +383,7 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
             }
             return;
         }
+        bool had = in->have_handle;
         for (ssize_t i = 0; i < n && !in->have_handle; i++) {
             if (buf[i] == '\n' || buf[i] == '\r') {
                 in->have_handle = in->hlen > 0;
@@ -391,7 +392,7 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
             else if (in->hlen < S_HANDLE_MAX)
                 in->handle[in->hlen++] = buf[i];
         }
-        if (in->have_handle && in->hlen)
+        if (!had && in->have_handle)   /* the rest of the output is read and dropped */
             evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
                          pv->cfg.providers[in->provider].name, in->id, in->handle);
     }

@@ -204,7 +204,8 @@ providers:
     start: >-
       $bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels cmd
       --executors process --state-dir $tmp/cmd-{runner_id} --heartbeat-ms 200
-      >> $tmp/cmd-runners.log 2>&1 & echo "pid-\$!"; echo job={job} labels={labels} >&2
+      >> $tmp/cmd-runners.log 2>&1 & echo "pid-\$!"; echo job={job} labels={labels} >&2;
+      sleep 0.3; echo not-the-handle
     stop: "kill \${0#pid-} 2>/dev/null; echo stopped {handle} >&2"
     max: 2
 YML
@@ -214,6 +215,7 @@ YML
   check "command: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
   check "command: on the command's runner" grep -q '"runner":"sched-' <(cli status "$j" --json)
   check "command: the handle was read" grep -q "provider sched: runner sched-[a-z0-9]*: handle pid-[0-9]" "$tmp/prov.log"
+  check "command: the first line only, said once" [ "$(grep -c ": handle " "$tmp/prov.log")" -eq 1 ]
   check "command: {job} and {labels} filled in" grep -q "job=$j labels=cmd,executor:process" "$tmp"/provisioner/logs/sched-*.log
   stop_prov
 }
