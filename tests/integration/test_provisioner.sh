@@ -153,13 +153,14 @@ YML
   stop_prov
 }
 
-# A burst of 6 jobs: at most max per provider and max_runners in all run
-# at a time (sampled from `runners`); every job runs, on a single-use runner.
+# A burst of 10 jobs with two label sets: at most max per provider and
+# max_runners in all run at a time (sampled from `runners`); every job
+# runs on a single-use runner of a provider with its labels.
 case_burst() {
   fresh burst
   bus_broker
   cat > "$tmp/p.yml" <<YML
-max_runners: 3
+max_runners: 4
 start_rate: 100/s
 providers:
   - { name: pa, labels: [burst], kind: process, executors: [process], max: 2,
@@ -168,8 +169,10 @@ providers:
       args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
 YML
   ppipe bu "sleep 1" burst
-  local ids=() i
+  ppipe bo "sleep 1" other
+  local ids=() oth=() i
   for i in 1 2 3 4 5 6; do ids+=("$(submit "$tmp/bu.yml" 2>/dev/null)"); done
+  for i in 1 2 3 4; do oth+=("$(submit "$tmp/bo.yml" 2>/dev/null)"); done
   prov "$tmp/p.yml"
   local maxall=0 maxa=0 n a
   for _ in $(seq 1 150); do
@@ -178,13 +181,16 @@ YML
     a=$(grep '"runner":"pa-' "$tmp/rs" | grep -c '"state":"busy"')
     [ "$n" -gt "$maxall" ] && maxall=$n
     [ "$a" -gt "$maxa" ] && maxa=$a
-    [ "$(st "${ids[5]}")" = succeeded ] && [ "$(st "${ids[0]}")" = succeeded ] && break
+    [ "$(st "${ids[5]}")" = succeeded ] && [ "$(st "${oth[3]}")" = succeeded ] && break
     sleep 0.1
   done
-  for i in "${ids[@]}"; do
+  for i in "${ids[@]}" "${oth[@]}"; do
     check "burst: $i ran" [ "$(wait_job "$i" 30)" = succeeded ]
   done
-  check "burst: max_runners 3 respected (at most $maxall at once)" [ "$maxall" -le 3 ] && [ "$maxall" -ge 2 ]
+  for i in "${oth[@]}"; do
+    check "burst: $i (labels other) on pb" grep -q '"runner":"pb-' <(cli status "$i" --json)
+  done
+  check "burst: max_runners 4 respected (at most $maxall at once)" [ "$maxall" -le 4 ] && [ "$maxall" -ge 2 ]
   check "burst: pa's max 2 respected (at most $maxa)" [ "$maxa" -le 2 ]
   check "burst: the second provider took the overflow" grep -q "provider pb: started runner" "$tmp/prov.log"
   stop_prov
