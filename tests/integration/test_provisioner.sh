@@ -391,6 +391,6 @@ done
 stop_all
 case_name=sanitizers
 check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+  bash -c "! grep -ls 'Sanitizer\|runtime error' $root/*/*.log $root/*/provisioner/logs/*.log"
 echo "test_provisioner: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
