@@ -35,6 +35,7 @@ typedef struct {
     char handle[S_HANDLE_MAX + 1];
     size_t hlen;
     bool have_handle, registered, ended, stopping;
+    bool took;              /* listed with credit or busy: the broker's list counts it now */
     uint64_t started, kill_at;
 } s_inst_t;
 
@@ -451,6 +452,8 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+    if (r && (r->credit || !strcmp(r->state, "busy")))
+        in->took = true;
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
@@ -513,7 +516,8 @@ typedef struct {
 } s_slot_t;
 
 /*  The free slots: the runners' credit, and one per runner started here
-    that has not said hello yet. */
+    that the broker's list has not shown with credit or busy yet (before
+    its hello, and between its hello and its first credit). */
 static s_slot_t *
 s_slots(const evr_prov_t *pv, const evr_prov_runner_t *runners, size_t nr, size_t *n)
 {
@@ -525,7 +529,7 @@ s_slots(const evr_prov_t *pv, const evr_prov_runner_t *runners, size_t nr, size_
             v[(*n)++] = (s_slot_t) { runners[i].id, runners[i].labels, runners[i].credit };
     for (size_t i = 0; i < pv->n; i++) {
         const s_inst_t *in = pv->inst[i];
-        if (!in->ended && !in->registered)
+        if (!in->ended && !in->took)
             v[(*n)++] = (s_slot_t) { NULL, &pv->cfg.providers[in->provider].match, 1 };
     }
     return v;

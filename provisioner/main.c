@@ -231,8 +231,10 @@ s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners)
     evr_msg_t jreq = { .type = EVR_MSG_JOBS, .status = "queued", .limit = S_MAX_ITEMS };
     evr_msg_t rreq = { .type = EVR_MSG_RUNNERS };
     evr_err_t err;
-    if (evr_client_stream(client, &jreq, s_keep, jobs, &err)
-        || evr_client_stream(client, &rreq, s_keep, runners, &err)) {
+    /* the runners first: a job dispatched in between is no longer waiting
+       (the other way round, it would look waiting, its runner busy) */
+    if (evr_client_stream(client, &rreq, s_keep, runners, &err)
+        || evr_client_stream(client, &jreq, s_keep, jobs, &err)) {
         evr_log_warn("evrun-provisioner", "asking the broker: %s (again in a moment)", err.msg);
         return false;
     }
