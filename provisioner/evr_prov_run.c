@@ -45,6 +45,7 @@ struct evr_prov {
     s_inst_t **inst;
     size_t n, cap;
     evr_prov_bucket_t bucket;
+    uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
 };
 
 evr_prov_t *
@@ -541,7 +542,7 @@ s_print_why(FILE *out, const char *why)
     for (const char *l = why; *l;) {
         const char *nl = strchr(l, '\n');
         size_t len = nl ? (size_t) (nl - l) : strlen(l);
-        fprintf(out, "  not %.*s\n", (int) len, l);
+        fprintf(out, "  %s%.*s\n", strncmp(l, "max_runners ", 12) ? "not " : "", (int) len, l);
         l += len + (nl != NULL);
     }
 }
@@ -563,7 +564,8 @@ s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, 
             return;
         }
     char why[4096];
-    int pi = evr_prov_match(&pv->cfg, j->labels, evr_prov_running(pv), why, sizeof why);
+    int pi = evr_prov_match(&pv->cfg, j->labels, evr_prov_running(pv) + pv->dry_starts, why,
+                            sizeof why);
     if (pi < 0) {
         if (dry) {
             fprintf(out, "job %s (labels %s): no provider can start a runner now\n", j->id,
@@ -580,6 +582,7 @@ s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, 
                 : "command", p->running, p->max);
         s_print_why(out, why);
         p->running++;   /* the next jobs of this pass see it (never used again: dry) */
+        pv->dry_starts++;
     }
     else if (!evr_prov_bucket_take(&pv->bucket, &pv->cfg, now))
         evr_log_debug(S_WHO, "job %s waits: start_rate reached", j->id);

@@ -209,6 +209,48 @@ test_expand(void)
     free(s);
 }
 
+/*  A dry pass: which job gets a free slot, which a provider, which none. */
+static void
+test_pass_dry(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("max_runners: 2\nproviders:\n"
+                      "  - { name: a, labels: [x], executors: [process], max: 1 }\n"
+                      "  - { name: b, labels: [x, y], executors: [process], max: 5 }\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    evr_prov_t *pv = evr_prov_new(&cfg, "/nonexistent", "evrun-runner", "ipc:///x");
+    evr_strlist_t lx = s_list("x", "executor:process", NULL);
+    evr_strlist_t ly = s_list("y", "executor:process", NULL);
+    evr_strlist_t lz = s_list("z", NULL, NULL);
+    evr_strlist_t rl = s_list("x", "executor:process", NULL);
+    evr_prov_runner_t runners[] = {
+        { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
+    };
+    evr_prov_job_t jobs[] = { { "J1", &lx }, { "J2", &lx }, { "J3", &lx }, { "J4", &ly },
+                              { "J5", &lz } };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    evr_prov_pass(pv, jobs, 5, runners, 3, true, f, 1);
+    fclose(f);
+    CHECK_CONTAINS(out, "job J1 (labels x,executor:process): a free slot of runner r1\n");
+    CHECK_CONTAINS(out, "job J2 (labels x,executor:process): provider a would start a process "
+                        "runner (0/1 running)\n");
+    CHECK_CONTAINS(out, "job J3 (labels x,executor:process): provider b would start a process "
+                        "runner (0/5 running)\n  not a: full (max 1)\n");
+    CHECK_CONTAINS(out, "job J4 (labels y,executor:process): no provider can start a runner "
+                        "now\n  not a: labels lack y\n  max_runners 2 reached\n");
+    CHECK_CONTAINS(out, "job J5 (labels z): no provider can start a runner now\n"
+                        "  not a: labels lack z\n  not b: labels lack z\n");
+    free(out);
+    evr_strlist_free(&lx);
+    evr_strlist_free(&ly);
+    evr_strlist_free(&lz);
+    evr_strlist_free(&rl);
+    evr_prov_destroy(&pv);
+}
+
 int
 main(void)
 {
@@ -218,5 +260,6 @@ main(void)
     EVR_TEST_RUN(test_rate);
     EVR_TEST_RUN(test_pause);
     EVR_TEST_RUN(test_expand);
+    EVR_TEST_RUN(test_pass_dry);
     EVR_TEST_END();
 }
