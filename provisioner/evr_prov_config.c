@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "evr_prov.h"
+#include "evr_prov_run.h"
 
 typedef struct {
     yaml_document_t *doc;
@@ -284,9 +285,16 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
             s_err(c, v, field, "expected process, podman or command, got \"%s\"", s);
     }
     else if (!strcmp(key, "start") || !strcmp(key, "stop")) {
-        char **dst = !strcmp(key, "start") ? &p->start : &p->stop;
+        bool stop = !strcmp(key, "stop");
+        char **dst = stop ? &p->stop : &p->start;
         free(*dst);
         *dst = s_template(c, v, field);
+        evr_err_t err;
+        char *try = *dst ? evr_prov_expand(*dst, "J", "L", "R", "B", stop ? "H" : NULL, &err)
+                         : evr_strdup("");
+        if (!try)
+            s_err(c, v, field, "%s", err.msg);
+        free(try);
     }
     else if (!strcmp(key, "max"))
         s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);

@@ -141,9 +141,9 @@ evr_prov_expand(const char *tpl, const char *job, const char *labels, const char
             if (strlen(keys[k]) == klen && !strncmp(open + 1, keys[k], klen))
                 break;
         if (!close || k == EVR_ARRAY_LEN(keys) || !vals[k]) {
-            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id} "
-                        "or {broker}%s", close ? (int) (klen + 2) : 1, open,
-                        handle ? "" : " ({handle} goes in stop only)");
+            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id}"
+                        "%s or {broker}%s", close ? (int) (klen + 2) : 1, open,
+                        handle ? ", {handle}" : "", handle ? "" : " ({handle} goes in stop only)");
             free(buf);
             return NULL;
         }

@@ -79,6 +79,11 @@ test_config_bad(void)
         { "providers: [ { name: a, max: 5000 } ]\n", "from 1 to 1024" },
         { "providers: [ { name: a, max: [1] } ]\n", "expected a single value" },
         { "providers: [ 7 ]\n", "providers[0]: expected a map" },
+        { "providers: [ { name: a, kind: command, start: \"x {jobz}\" } ]\n",
+          "p.yml:1:47: providers[0].start: \"{jobz}\": expected {job}, {labels}, {runner_id} or "
+          "{broker} ({handle} goes in stop only)" },
+        { "providers: [ { name: a, kind: command, start: x, stop: \"y {job\" } ]\n",
+          "providers[0].stop: \"{\": expected {job}, {labels}, {runner_id}, {handle} or {broker}" },
         { "- a\n", "expected a map of settings" },
         { "providers: &a [ *a ]\n", "" },   /* a recursive alias: libyaml's own error, or ours */
     };
