@@ -135,14 +135,20 @@ evr_prov_expand(const char *tpl, const char *job, const char *labels, const char
             break;
         }
         s_append(&buf, &len, tpl, (size_t) (open - tpl));
-        const char *close = strchr(open, '}');
-        size_t k = 0, klen = close ? (size_t) (close - open - 1) : 0;
-        for (; close && k < EVR_ARRAY_LEN(keys); k++)
+        size_t klen = strspn(open + 1, "abcdefghijklmnopqrstuvwxyz_");
+        if ((open > tpl && open[-1] == '$') || !klen || open[1 + klen] != '}') {
+            s_append(&buf, &len, "{", 1);   /* the shell's: ${VAR}, {a,b}, { cmd; } */
+            tpl = open + 1;
+            continue;
+        }
+        const char *close = open + 1 + klen;
+        size_t k = 0;
+        for (; k < EVR_ARRAY_LEN(keys); k++)
             if (strlen(keys[k]) == klen && !strncmp(open + 1, keys[k], klen))
                 break;
-        if (!close || k == EVR_ARRAY_LEN(keys) || !vals[k]) {
+        if (k == EVR_ARRAY_LEN(keys) || !vals[k]) {
             evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id}"
-                        "%s or {broker}%s", close ? (int) (klen + 2) : 1, open,
+                        "%s or {broker}%s", (int) (klen + 2), open,
                         handle ? ", {handle}" : "", handle ? "" : " ({handle} goes in stop only)");
             free(buf);
             return NULL;

@@ -71,7 +71,8 @@ uint32_t evr_prov_running(const evr_prov_t *self);
 
 /*  A template with {job}, {labels}, {runner_id}, {broker}, {handle} put
     in, each value single-quoted for /bin/sh; NULL (why in err) when it
-    names another {KEY} or grows past 16 KiB. */
+    names another {word} of [a-z_] (a typo) or grows past 16 KiB.  Other
+    braces are the shell's and stay: ${VAR}, {a,b}, { cmd; }. */
 char *evr_prov_expand(const char *tpl, const char *job, const char *labels,
                       const char *runner_id, const char *broker, const char *handle,
                       evr_err_t *err);
