@@ -212,7 +212,7 @@ providers:
       --executors process --state-dir $tmp/cmd-{runner_id} --heartbeat-ms 200
       >> $tmp/cmd-runners.log 2>&1 & echo "pid-\$!"; echo job={job} labels={labels} >&2;
       sleep 0.3; echo not-the-handle
-    stop: "kill \${0#pid-} 2>/dev/null; echo stopped {handle} >&2"
+    stop: "h={handle}; kill \"\${h#pid-}\" 2>/dev/null; echo stopped {handle} >&2"
     max: 2
 YML
   ppipe cm "echo by-command; sleep 1" cmd
