@@ -158,6 +158,7 @@ evr_broker_destroy(evr_broker_t **self_p)
     if (b->clients && b->store)
         evr_queue_flush(b);     /* the last submits answered */
     evr_pipelines_fini(b);
+    evr_providers_free(b);
     evr_flow_detach(b->clients);
     evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
@@ -207,6 +208,8 @@ s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
+        for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
+            evr_strlist_push(&m->labels, j->labels.v[i]);
         if (j->not_before > evr_now_ns()) {
             char t[32];
             evr_time_format(j->not_before, t, sizeof t);
@@ -543,6 +546,8 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
     case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
+    case EVR_MSG_PROVIDER: evr_providers_report(b, rid, msg); break;
+    case EVR_MSG_PROVIDERS: evr_providers_list(b, rid); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
     case EVR_MSG_RESUME: s_control(b, rid, msg); break;

@@ -57,6 +57,7 @@ typedef struct evr_runners_session {
     bool resynced;          /* the broker holds its log up to resync_to */
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
+    bool ephemeral;         /* its hello said so (evrun-runner --once) */
     struct evr_runners_session *next;
 } evr_runners_session_t;
 
@@ -104,6 +105,7 @@ struct evr_broker {
     struct evr_artstore *artstore;
     struct evr_pipelines *pipes;    /* registered pipelines (evr_pipelines.h) */
     uint64_t next_prune;    /* mono ns: the next retention batch (evr_retention.c) */
+    struct evr_providers *providers;   /* provisioners' reports (evr_providers.c); NULL: none */
 };
 
 /*  The broker's log lines (evr_log.h), by level; formatted only when the
@@ -119,6 +121,12 @@ struct evr_broker {
     } while (0)
 /*  Records a store failure (the broker stops serving writes). */
 void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
+
+/* evr_providers.c */
+/*  `provider` (msg taken): kept, answered ok; `providers`: the stream. */
+void evr_providers_report(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+void evr_providers_list(evr_broker_t *b, zframe_t *rid);
+void evr_providers_free(evr_broker_t *b);
 
 /* evr_queue.c */
 /*  Sets up the queue's indexes (before evr_queue_load); evr_queue_fini

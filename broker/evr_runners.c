@@ -45,6 +45,8 @@ evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r, evr_
     m->runner = r->id;
     m->labels = r->labels;
     m->capacity = r->capacity;
+    m->ephemeral = r->ephemeral;
+    m->credit = r->credit;
     m->running = evr_queue_assigned(b, r->id);
     m->heartbeat = r->heartbeat;
     m->state = r->lost || !r->rid ? "lost" : r->draining ? "draining"
@@ -255,6 +257,7 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     r->labels = msg->labels;
     memset(&msg->labels, 0, sizeof msg->labels);
     r->capacity = msg->capacity;
+    r->ephemeral = msg->ephemeral;
     r->credit = 0;
     r->lost = r->draining = false;
     r->lost_at = 0;

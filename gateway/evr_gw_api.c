@@ -589,6 +589,8 @@ s_runner_item(const evr_msg_t *m, void *arg)
     for (uint32_t i = 0; i < m->labels.n; i++)
         json_array_append_new(labels, json_string(m->labels.v[i]));
     json_object_set_new(js, "labels", labels);
+    if (m->ephemeral)   /* a single-use runner (evrun-runner --once) */
+        json_object_set_new(js, "ephemeral", json_true());
     evr_gw_time_set(js, "heartbeat", m->heartbeat);
     json_array_append_new(arg, js);
     return 0;

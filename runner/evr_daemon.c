@@ -43,6 +43,7 @@ struct evr_daemon {
     int64_t credit_sent;        /* -1: not yet */
     bool draining, stopping;
     uint32_t ndropped;          /* dispatches ignored before welcome */
+    char once_job[EVR_ULID_LEN + 1];   /* opts.once: the job taken; "": none yet */
     evr_ship_t *ship;           /* artifacts to the broker; NULL: none */
 };
 
@@ -140,7 +141,8 @@ s_try_hello(evr_daemon_t *d)
         return;     /* a wrong seq would make the broker requeue jobs we hold */
     }
     evr_msg_t m = { .type = EVR_MSG_HELLO, .runner = (char *) d->opts.runner_id,
-                    .capacity = d->opts.capacity, .version = EVR_VERSION, .seq = last };
+                    .capacity = d->opts.capacity, .version = EVR_VERSION, .seq = last,
+                    .ephemeral = d->opts.once };
     for (const char *const *l = d->opts.labels; l && *l; l++)
         evr_strlist_push(&m.labels, *l);
     if (evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK) {
@@ -233,6 +235,12 @@ evr_daemon_fatal(const evr_daemon_t *self)
     return self->state == S_FATAL ? self->fatal : NULL;
 }
 
+const char *
+evr_daemon_once_job(const evr_daemon_t *self)
+{
+    return self->once_job[0] ? self->once_job : NULL;
+}
+
 bool
 evr_daemon_drained(const evr_daemon_t *self)
 {
@@ -254,6 +262,15 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
     evr_rec_free(&evr_job_type, &known);
     if (have)
         return;     /* a repeated dispatch: the job is ours already */
+    if (d->opts.once && d->once_job[0]) {
+        /* the broker sent it before it saw credit 0: it comes back to the
+           queue when this runner leaves (lease) */
+        s_warn(d, "job %s not taken: this single-use runner took job %s already", m->job,
+               d->once_job);
+        return;
+    }
+    if (d->opts.once)
+        snprintf(d->once_job, sizeof d->once_job, "%s", m->job);
     if (evr_engine_active(d->eng) >= d->opts.capacity)
         s_warn(d, "job %s arrived with no free slot (capacity %u): taking it anyway", m->job,
                d->opts.capacity);
@@ -524,7 +541,7 @@ s_outbound(evr_daemon_t *d)
         evr_msg_clear(&piece);
     }
     uint32_t active = evr_engine_active(d->eng);
-    int64_t credit = d->draining || d->stopping || active >= d->opts.capacity
+    int64_t credit = d->draining || d->stopping || d->once_job[0] || active >= d->opts.capacity
                          ? 0 : (int64_t) (d->opts.capacity - active);
     if (credit != d->credit_sent) {
         evr_msg_t m = { .type = EVR_MSG_CREDIT, .credit = (uint32_t) credit };

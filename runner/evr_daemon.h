@@ -28,6 +28,8 @@ typedef struct {
     uint32_t heartbeat_ms;      /* default 1000 */
     uint32_t lease_ms;          /* broker silent this long: reconnect (default 5000) */
     bool exit_when_drained;     /* a drain ends the daemon once its jobs are done */
+    bool once;                  /* single use: hello says ephemeral, one job taken, then
+                                   credit 0 for good (evr_daemon_once_job) */
     const char *curve_cert;     /* tcp://: this runner's key pair (made when missing) */
     const char *broker_key;     /* tcp://: the broker's public key (evr_curve.h) */
     const char *ship_dir;       /* artifacts queued for the broker (evr_ship.h); NULL: none */
@@ -56,6 +58,10 @@ uint32_t evr_daemon_shipping(evr_daemon_t *self);
 /*  Why the broker refuses this runner for good (another log under the
     same id), or NULL. */
 const char *evr_daemon_fatal(const evr_daemon_t *self);
+
+/*  opts.once: the job dispatched and taken (its job.accepted committed,
+    or its refusal recorded), or NULL while none was. */
+const char *evr_daemon_once_job(const evr_daemon_t *self);
 
 /*  True when drained with exit_when_drained and no job is left. */
 bool evr_daemon_drained(const evr_daemon_t *self);

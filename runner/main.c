@@ -28,11 +28,19 @@
 #include "evr_paths.h"
 #include "evr_sha256.h"
 #include "evr_shim.h"
+#include "evr_unit.h"
 #include "evr_yaml.h"
 
 /*  Long options without a short letter (1000-1099: retention and prune). */
 #define S_OPT_HOST_NETWORK 1100
 #define S_OPT_GIT_CACHE_MAX 1101
+#define S_OPT_ONCE 1102
+#define S_OPT_CLEAN 1103
+#define S_OPT_ONCE_WAIT 1104
+
+/*  --once: how long the broker has to acknowledge the whole log and the
+    artifacts after the job's end. */
+#define S_ONCE_SYNC_S 60
 
 static volatile sig_atomic_t s_interrupts, s_terms;
 
@@ -84,6 +92,7 @@ s_help(FILE *out)
             "       evrun-runner --recover [options]\n"
             "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"
             "       evrun-runner --prune [--dry-run] [options]\n"
+            "       evrun-runner --broker EP --once [--clean] [--once-wait SECS] [options]\n"
             "\n"
             "Runs pipelines in podman containers, and `executor: process` pipelines as\n"
             "host commands when --executors lists process.  Every event goes to the event\n"
@@ -108,6 +117,16 @@ s_help(FILE *out)
             "  --capacity N         jobs at once (broker mode; default 2)\n"
             "  --id ID              runner id (default: made once, kept in the store)\n"
             "  --exit-when-drained  exit once `evrun-cli drain` has let the jobs finish\n"
+            "  --once               single use (broker mode): say hello as an ephemeral\n"
+            "                       runner of capacity 1, take exactly one job, run it, wait\n"
+            "                       (up to 60 s) for the broker to acknowledge its whole log\n"
+            "                       and artifacts, exit with the job's status (see below)\n"
+            "  --once-wait SECS     --once: exit 3 when no job came within SECS (default\n"
+            "                       600; 0: wait for ever)\n"
+            "  --clean              --once: remove the state directory at the exit, only when\n"
+            "                       the broker acknowledged everything or nothing was logged\n"
+            "                       (else it is kept, and a runner started on it sends the\n"
+            "                       rest)\n"
             "  --heartbeat-ms N     heartbeat interval to the broker (default 1000)\n"
             "  --lease-ms N         a broker silent this long is reconnected to (default 5000)\n"
             "  --curve-cert FILE    CURVE key pair for a tcp:// broker (default\n"
@@ -199,7 +218,11 @@ s_help(FILE *out)
             "2 bad input, podman or the state directory unusable or in use by another\n"
             "evrun-runner (STATE/evrun.lock: the message names its pid), the pipeline's\n"
             "executor or an unfinished job's not offered (--executors), or the broker\n"
-            "refused this runner's id\n");
+            "refused this runner's id\n"
+            "--once: 0 the job succeeded; 1 it failed, was cancelled, timed out or was\n"
+            "refused; 2 the runner could not work (as above, or the broker did not\n"
+            "acknowledge the log in time, or stopped by a signal before the job's end);\n"
+            "3 no job came within --once-wait, or a drain came first\n");
 }
 
 static char *
@@ -267,6 +290,8 @@ typedef struct {
     bool prune, dry_run;    /* --prune [--dry-run] */
     evr_prune_policy_t retention;
     uint32_t retention_ms;
+    bool once, clean;       /* --once, --clean */
+    int once_wait;          /* --once-wait, seconds; 0: for ever */
     evr_offer_t offer;      /* the executors offered (setting executors) */
     int stop_timeout;
     evr_strmap_t given;
@@ -521,12 +546,102 @@ s_acked(void *arg)
 }
 
 /*  --broker: serve until drained or stopped. */
+/*  --once: the exit status of the job taken (0 succeeded, 1 any other
+    end; 2 when it has not ended or the store cannot say). */
+static int
+s_once_status(evr_store_t *store, const char *job, const char *who)
+{
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    int status = 2;
+    if (evr_store_get_job(store, job, &pj, &err))
+        evr_log_error(who, "job %s: reading its end: %s", job, err.msg);
+    else if (pj.status == EVR_JOB_SUCCEEDED)
+        status = 0;
+    else if (pj.status != EVR_JOB_QUEUED && pj.status != EVR_JOB_RUNNING
+             && pj.status != EVR_JOB_PAUSED)
+        status = 1;
+    if (status < 2)
+        evr_log_info(who, "job %s %s", job, evr_job_status_name(pj.status));
+    evr_rec_free(&evr_job_type, &pj);
+    return status;
+}
+
+/*  After the loop: the broker gets the rest of the log and the artifacts
+    queued before the exit (5 s at most; --once: S_ONCE_SYNC_S).  True
+    when it holds everything. */
+static bool
+s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who)
+{
+    uint64_t until = evr_mono_ns() + (o->once ? S_ONCE_SYNC_S : 5) * 1000000000ull;
+    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d)) && evr_mono_ns() < until
+           && s_interrupts + s_terms < 2)
+        evr_daemon_turn(d, 50);
+    bool synced = evr_daemon_synced(d), all = synced && !evr_daemon_shipping(d);
+    if (!synced)
+        evr_log_warn(who, "the broker has not acknowledged the whole log; the rest is sent at "
+                     "the next start");
+    if (evr_daemon_shipping(d))
+        evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
+                     "next start", evr_daemon_shipping(d));
+    if (evr_engine_active(eng))
+        evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
+                     evr_engine_active(eng));
+    else
+        evr_log_info(who, "stopped");
+    return all;
+}
+
+/*  One turn's verdict of the daemon loop: -1 go on, else the exit status. */
+static int
+s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who,
+               uint64_t started, uint64_t *deadline)
+{
+    const char *msg;
+    if (evr_engine_failure(eng, &msg)) {
+        evr_log_error(who, "the event store failed: %s", msg);
+        return 2;
+    }
+    if (evr_daemon_drained(d) && o->once && !evr_daemon_once_job(d)) {
+        evr_log_info(who, "--once: drained before a job came; exiting");
+        return 3;
+    }
+    if (evr_daemon_drained(d))
+        return 0;
+    if (evr_daemon_fatal(d)) {
+        evr_log_error(who, "%s", evr_daemon_fatal(d));
+        return 2;
+    }
+    const char *once = o->once ? evr_daemon_once_job(d) : NULL;
+    if (once && evr_engine_active(eng) == 0)
+        return 0;
+    if (o->once && !once && o->once_wait
+        && evr_mono_ns() - started > (uint64_t) o->once_wait * 1000000000ull) {
+        evr_log_error(who, "--once: no job came within %d s (--once-wait); exiting",
+                      o->once_wait);
+        return 3;
+    }
+    int sig = s_interrupts + s_terms;
+    if (sig && !*deadline) {
+        evr_daemon_stop_taking(d);
+        *deadline = evr_mono_ns() + (uint64_t) o->stop_timeout * 1000000000ull;
+        evr_log_info(who, "stopping: no new jobs; waiting up to %d s for %u running",
+                     o->stop_timeout, evr_engine_active(eng));
+    }
+    if (*deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > *deadline || sig > 1))
+        return o->once ? 2 : 0;
+    return -1;
+}
+
+/*  --broker: serve until drained or stopped (--once: until the job's
+    end).  *all: the broker holds the whole log and every artifact. */
 static int
 s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
-             const char *id, const char *const *lv)
+             const char *id, const char *const *lv, bool *all)
 {
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
+    *all = false;
     if (evr_config_uint(cfg, "capacity", 1, 1024, &cap, &err)
         || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
         || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)) {
@@ -535,8 +650,9 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
-        .capacity = (uint32_t) cap, .heartbeat_ms = (uint32_t) hb, .lease_ms = (uint32_t) lease,
-        .exit_when_drained = o->exit_drained, .curve_cert = evr_config_get(cfg, "runner_cert"),
+        .capacity = o->once ? 1 : (uint32_t) cap, .heartbeat_ms = (uint32_t) hb,
+        .lease_ms = (uint32_t) lease, .exit_when_drained = o->exit_drained || o->once,
+        .once = o->once, .curve_cert = evr_config_get(cfg, "runner_cert"),
         .broker_key = evr_config_get(cfg, "broker_key"),
     };
     char *ship_dir = evr_asprintf("%s/ship", evr_config_get(cfg, "state_dir"));
@@ -555,55 +671,41 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_keep_t *keep = evr_keep_new(evr_engine_loop(eng), store, &o->retention,
                                     o->retention_ms, evr_config_get(cfg, "state_dir"),
                                     s_acked, d);
-    uint64_t deadline = 0;
-    int status = 0;
-    for (;;) {
+    uint64_t deadline = 0, started = evr_mono_ns();
+    int status;
+    do
         evr_daemon_turn(d, 200);
-        const char *msg;
-        if (evr_engine_failure(eng, &msg)) {
-            evr_log_error(who, "the event store failed: %s", msg);
-            status = 2;
-            break;
-        }
-        if (evr_daemon_drained(d))
-            break;
-        if (evr_daemon_fatal(d)) {
-            evr_log_error(who, "%s", evr_daemon_fatal(d));
-            status = 2;
-            break;
-        }
-        int sig = s_interrupts + s_terms;
-        if (sig && !deadline) {
-            evr_daemon_stop_taking(d);
-            deadline = evr_mono_ns() + (uint64_t) o->stop_timeout * 1000000000ull;
-            evr_log_info(who, "stopping: no new jobs; waiting up to %d s for %u running",
-                         o->stop_timeout, evr_engine_active(eng));
-        }
-        if (deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > deadline || sig > 1))
-            break;
+    while ((status = s_daemon_check(o, d, eng, who, started, &deadline)) < 0);
+    const char *job = o->once ? evr_daemon_once_job(d) : NULL;
+    uint64_t last = 1;
+    if (status != 2 || job)
+        *all = s_daemon_flush(o, d, eng, who);
+    else if (o->once)   /* no job taken: nothing to wait for when the log is empty */
+        *all = evr_store_last_seq(store, &last, &err) == EVR_OK && last == 0;
+    if (job && status == 0)
+        status = s_once_status(store, job, who);
+    if (o->once && status < 2 && !*all) {
+        evr_log_error(who, "--once: exit 2: the broker does not hold all of job %s's log "
+                      "and artifacts; the state directory keeps them", job);
+        status = 2;
     }
-    /* the broker gets the rest of the log and the artifacts queued before
-       the exit (5 s at most) */
-    uint64_t until = evr_mono_ns() + 5000000000ull;
-    while (!status && (!evr_daemon_synced(d) || evr_daemon_shipping(d))
-           && evr_mono_ns() < until && s_interrupts + s_terms < 2)
-        evr_daemon_turn(d, 50);
-    if (!status && !evr_daemon_synced(d))
-        evr_log_warn(who, "the broker has not acknowledged the whole log; the rest is sent at "
-                     "the next start");
-    if (!status && evr_daemon_shipping(d))
-        evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
-                     "next start", evr_daemon_shipping(d));
-    if (evr_engine_active(eng))
-        evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
-                     evr_engine_active(eng));
-    else
-        evr_log_info(who, "stopped");
     evr_keep_destroy(&keep);
     evr_daemon_destroy(&d);
     free(ship_dir);
     free(art_dir);
     return status;
+}
+
+/*  A count of seconds 0..86400 into out; false when s is not one. */
+static bool
+s_seconds(const char *s, int *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 86400)
+        return false;
+    *out = (int) v;
+    return true;
 }
 
 /*  Parses the command line into o and the flag settings; 0 to go on, else
@@ -618,6 +720,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "labels", required_argument, NULL, 'l' },
         { "capacity", required_argument, NULL, 'c' }, { "id", required_argument, NULL, 'i' },
         { "exit-when-drained", no_argument, NULL, 'E' },
+        { "once", no_argument, NULL, S_OPT_ONCE }, { "clean", no_argument, NULL, S_OPT_CLEAN },
+        { "once-wait", required_argument, NULL, S_OPT_ONCE_WAIT },
         { "heartbeat-ms", required_argument, NULL, 'H' },
         { "lease-ms", required_argument, NULL, 'L' },
         { "curve-cert", required_argument, NULL, 'K' },
@@ -666,6 +770,15 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'c': key = "capacity"; break;
         case 'i': key = "runner_id"; break;
         case 'E': o->exit_drained = true; break;
+        case S_OPT_ONCE: o->once = true; break;
+        case S_OPT_CLEAN: o->clean = true; break;
+        case S_OPT_ONCE_WAIT:
+            if (!s_seconds(optarg, &o->once_wait)) {
+                fprintf(stderr, "evrun-runner: --once-wait %s: expected seconds, 0 to "
+                        "86400\n", optarg);
+                return 2;
+            }
+            break;
         case 'H': key = "heartbeat_ms"; break;
         case 'L': key = "lease_ms"; break;
         case 'K': key = "runner_cert"; break;
@@ -706,6 +819,15 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
             (*nf)++;
         }
     }
+    if ((o->once || o->clean) && !broker) {
+        fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",
+                o->once ? "--once" : "--clean");
+        return 2;
+    }
+    if (o->clean && !o->once) {
+        fprintf(stderr, "evrun-runner: --clean goes with --once only\n");
+        return 2;
+    }
     int modes = (o->file != NULL) + o->recover + broker + o->prune;
     if (optind != argc || (modes != 1 && !*print_config) || (o->dry_run && !o->prune)) {
         fprintf(stderr, "evrun-runner: %s\n",
@@ -717,6 +839,17 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         return 2;
     }
     return 0;
+}
+
+/*  --once --clean: the state directory goes, everything in it acked. */
+static void
+s_clean(const char *state_dir)
+{
+    evr_err_t err;
+    if (evr_unit_rmtree(state_dir, &err))
+        evr_log_warn("evrun-runner", "--clean: removing %s: %s", state_dir, err.msg);
+    else
+        evr_log_info("evrun-runner", "--clean: removed %s", state_dir);
 }
 
 /*  Output passes through buffers of 64 KiB and more (a chunk, its
@@ -755,7 +888,7 @@ main(int argc, char **argv)
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[80], *file = NULL;
     size_t nf = 0;
-    bool print_config = false;
+    bool print_config = false, all = false;
     int status = s_parse(argc, argv, &o, flags, &nf, &file, &print_config);
     if (status) {
         evr_strmap_free(&o.given);
@@ -864,7 +997,7 @@ main(int argc, char **argv)
     }
     if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
-    status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv)
+    status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv, &all)
                     : s_run_exec(&o, eng, &spec, &args, state_dir, execs);
 out:
     evr_engine_destroy(&eng);
@@ -872,6 +1005,8 @@ out:
     for (size_t i = 0; execs[i]; i++)
         evr_exec_destroy(&execs[i]);
     evr_loop_destroy(&loop);
+    if (o.clean && all)   /* everything acked, or nothing logged */
+        s_clean(evr_config_get(cfg, "state_dir"));
     evr_lock_destroy(&lock);
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&args);

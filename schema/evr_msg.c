@@ -176,11 +176,18 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
                        "steps that failed with allow_failure (the job did not fail for them)"),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
       "answering `status`: the steps' outputs (their step.outputs, masked) as STEP/KEY to "
-      "VALUE, in step order; at most 256, the rest left out"));
+      "VALUE, in step order; at most 256, the rest left out"),
+    M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
+      "queued or paused: the labels a runner must have (the spec's, the submit's, "
+      "executor:NAME)"));
 MSG(event, EVENT(true));
+#define EPHEMERAL M("ephemeral", EVR_FT_BOOL, false, 0, ephemeral, NULL, NULL, \
+                    "true: a single-use runner (evrun-runner --once): it takes one job, then exits")
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
-    STATE(true));
+    STATE(true), EPHEMERAL,
+    U32("credit", credit, false, "free slots: the runner's last credit less the jobs "
+        "dispatched to it since"));
 MSG(end, U32("count", count, false, "items sent before this end"),
     M("more", EVR_FT_BOOL, false, 0, more, NULL, NULL,
       "true when the page stopped at its limit with items left: `history` asks again "
@@ -189,7 +196,7 @@ MSG(end, U32("count", count, false, "items sent before this end"),
       "`jobs`: the broker's --queue-limit, the wait list of a pipeline whose queue sets no "
       "limit"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
-    VERSION(true), SEQ(false, "highest seq in the runner's log"));
+    VERSION(true), SEQ(false, "highest seq in the runner's log"), EPHEMERAL);
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
@@ -255,6 +262,18 @@ MSG(pipeline, PIPELINE(true),
     M("github_branches", EVR_FT_STRLIST, false, 32, github_branches, NULL, NULL,
       "its on.github.branches (absent: every branch)"));
 
+MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL, s_check_id,
+                "the provider's name (evrun-provisioner's config)"),
+    OPTSTR("runner", runner, EVR_SPEC_MAX_NAME, s_check_id,
+           "the provisioner that reports it: an id it chose (evrun-provisioner --id)"),
+    LABELS(false),
+    OPTSTR("reason", reason, 1024, NULL, "set: the provider is paused, and why"),
+    U32("running", running, false, "runners it started that are not gone"),
+    U32("max", max, false, "most runners at once"),
+    U32("starts", starts, false, "runners started since the provisioner started"),
+    U32("failed_starts", failed_starts, false, "of them, the starts that failed"),
+    TIME("heartbeat", heartbeat));
+
 static const struct {
     const char *name;
     const evr_rectype_t *fields;
@@ -293,6 +312,8 @@ static const struct {
     [EVR_MSG_PIPELINE] = { "pipeline", &s_m_pipeline, "broker -> client" },
     [EVR_MSG_PRUNE] = { "prune", &s_m_prune, "client -> broker" },
     [EVR_MSG_PRUNED] = { "pruned", &s_m_pruned, "broker -> client" },
+    [EVR_MSG_PROVIDER] = { "provider", &s_m_provider, "provisioner -> broker, broker -> client" },
+    [EVR_MSG_PROVIDERS] = { "providers", &s_empty, "client -> broker" },
 };
 
 const char *const evr_msg_codes[][2] = {

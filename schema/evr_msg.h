@@ -43,6 +43,8 @@ typedef enum {
     EVR_MSG_PIPELINES, EVR_MSG_START, EVR_MSG_PIPELINE,
     /* retention: client -> broker, broker -> client */
     EVR_MSG_PRUNE, EVR_MSG_PRUNED,
+    /* provisioners: provisioner -> broker and broker -> client, client -> broker */
+    EVR_MSG_PROVIDER, EVR_MSG_PROVIDERS,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -75,6 +77,7 @@ typedef struct {
     uint32_t count;
     bool existing;          /* `accepted`: the job id was already known */
     bool more;              /* `end` of `history`: the page was cut, ask on */
+    bool ephemeral;         /* `hello`, `runner`: a single-use runner (evrun-runner --once) */
     uint32_t queue_limit;   /* `end` of `jobs`: the broker's --queue-limit */
     char *step;             /* artifacts: the step */
     char *path;             /* artifacts: the file, relative to /workspace */
@@ -98,6 +101,9 @@ typedef struct {
     char *source_url, *source_ref, *ci_source_url, *ci_source_ref;
     /* `pipeline`: its `on.github` (events: none when it has none) */
     evr_strlist_t github_events, github_branches;
+    /* `provider`: an evrun-provisioner's provider */
+    char *provider;
+    uint32_t max, starts, failed_starts;
 } evr_msg_t;
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */

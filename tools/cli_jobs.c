@@ -502,9 +502,48 @@ s_list_runner(const evr_msg_t *m, void *arg)
     for (uint32_t i = 0, at = 0; i < m->labels.n && at < sizeof labels; i++)
         at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
                                   m->labels.v[i]);
-    printf("%-24s  %-8s  %4u/%-4u  %-20s  %s\n", m->runner, m->state, m->running, m->capacity,
-           labels[0] ? labels : "-", hb);
+    printf("%-24s  %-8s  %4u/%-4u  %-20s  %s%s\n", m->runner, m->state, m->running,
+           m->capacity, labels[0] ? labels : "-", hb,
+           m->ephemeral ? "  ephemeral" : "");   /* after the columns: scripts' fields stay */
     return 0;
+}
+
+/*  The providers the provisioners report, after the runners: a second
+    table (a header first), or JSON lines. */
+typedef struct {
+    evr_cli_t *cli;
+    uint32_t n;
+} s_providers_t;
+
+static int
+s_list_provider(const evr_msg_t *m, void *arg)
+{
+    s_providers_t *ps = arg;
+    if (ps->cli->json) {
+        evr_cli_json(m);
+        return 0;
+    }
+    if (!ps->n++)
+        printf("\n%-20s  %-16s  %-9s  %6s  %6s  %s\n", "PROVIDER", "PROVISIONER", "RUN/MAX",
+               "STARTS", "FAILED", "STATE");
+    char run[32];
+    snprintf(run, sizeof run, "%u/%u", m->running, m->max);
+    printf("%-20s  %-16s  %-9s  %6u  %6u  %s%s\n", m->provider, m->runner ? m->runner : "-",
+           run, m->starts, m->failed_starts, m->reason ? "paused: " : "active",
+           m->reason ? m->reason : "");
+    return 0;
+}
+
+/*  `providers` after `runners`; a broker that does not know it (or any
+    refusal) lists none. */
+static void
+s_list_providers(evr_cli_t *cli)
+{
+    evr_msg_t req = { .type = EVR_MSG_PROVIDERS };
+    s_providers_t ps = { cli, 0 };
+    evr_err_t err;
+    if (evr_client_stream(cli->client, &req, s_list_provider, &ps, &err) == EVR_ERR_IO)
+        fprintf(stderr, "%s: providers: %s\n", cli->prog, err.msg);
 }
 
 /*  status, jobs and runners: one request, a table or JSON lines. */
@@ -553,7 +592,12 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                             "jobs)."
                                           : "Lists the runners the broker knows: state (idle, "
                                             "busy, draining, lost),\nrunning/capacity, labels, "
-                                            "last heartbeat.",
+                                            "last heartbeat; `ephemeral` after it\nfor a "
+                                            "single-use runner (evrun-runner --once).  Then "
+                                            "the providers\nevrun-provisioners report: "
+                                            "running/max, starts, failed starts, state\n"
+                                            "(active, or paused: why); in --json, objects "
+                                            "with a \"provider\" key.",
                    type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "
@@ -630,6 +674,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                     req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
                     req.status ? req.status : "");
         }
+        if (!rc && type == EVR_MSG_RUNNERS)
+            s_list_providers(&cli);
         if (!rc && end.queue_limit && !cli.json)  /* on stderr: the listing stays the jobs alone */
             fprintf(stderr, "%s: queue limit %u: the most jobs waiting per pipeline whose "
                     "queue sets no limit (evrun-broker --queue-limit)\n", prog,

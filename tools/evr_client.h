@@ -1,5 +1,5 @@
 /*  evr_client.h: a client of the broker (evrun-cli, evrun-tail,
-    evrun-gateway).
+    evrun-gateway, evrun-provisioner).
 
     Finds the broker (settings, or the local broker `evrun-cli up` started
     under the state directory), sends one request at a time on a DEALER

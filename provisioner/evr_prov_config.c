@@ -1,0 +1,454 @@
+/*  evr_prov_config.c: evrun-provisioner's config file (evr_prov.h).
+
+    libyaml loads the file as a document (bounded: size, nodes through
+    aliases, the providers' count); each key is checked against the keys
+    this file knows, each value against its type and range, and every
+    problem is a `FILE:LINE:COL: FIELD: message` line that says what was
+    expected.  A provider gets its match labels here: its labels and
+    executor:NAME for each executor it offers (as evrun-runner adds them).
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "evr_prov.h"
+#include "evr_prov_run.h"
+
+typedef struct {
+    yaml_document_t *doc;
+    evr_diag_t *diag;
+} s_ctx_t;
+
+static void __attribute__((format(printf, 4, 5)))
+s_err(s_ctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    evr_diag_add_at(c->diag, n ? (uint32_t) n->start_mark.line + 1 : 0,
+                    n ? (uint32_t) n->start_mark.column + 1 : 0, field, "%s", msg);
+}
+
+/*  The scalar's text, or NULL (an error said) when n is not a scalar. */
+static const char *
+s_scalar(s_ctx_t *c, const yaml_node_t *n, const char *field)
+{
+    if (n->type != YAML_SCALAR_NODE) {
+        s_err(c, n, field, "expected a single value");
+        return NULL;
+    }
+    return (const char *) n->data.scalar.value;
+}
+
+static bool
+s_uint(s_ctx_t *c, const yaml_node_t *n, const char *field, uint32_t lo, uint32_t hi,
+       uint32_t *out)
+{
+    const char *v = s_scalar(c, n, field);
+    if (!v)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (!*v || *end || errno || *v == '-' || x < lo || x > hi) {
+        s_err(c, n, field, "expected a whole number from %u to %u, got \"%s\"", lo, hi, v);
+        return false;
+    }
+    *out = (uint32_t) x;
+    return true;
+}
+
+/*  "N/s", "N/min", or "N" (per second), N > 0 and at most 1000. */
+static void
+s_rate(s_ctx_t *c, const yaml_node_t *n, evr_prov_config_t *cfg)
+{
+    const char *v = s_scalar(c, n, "start_rate");
+    if (!v)
+        return;
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    double per = 1;
+    if (end && (!strcmp(end, "/min") || !strcmp(end, "/m")))
+        per = 60;
+    else if (end && *end && strcmp(end, "/s"))
+        x = -1;
+    if (end == v || errno || !isfinite(x) || x <= 0 || x > 1000) {
+        s_err(c, n, "start_rate", "expected starts per second or per minute: N/s or N/min "
+              "(N above 0, at most 1000), got \"%s\"", v);
+        return;
+    }
+    cfg->rate = x / per;
+    cfg->burst = x < 1 ? 1 : floor(x);
+}
+
+/*  Seconds: "N", "Ns" or "Nm", 1 to 86400. */
+static void
+s_duration(s_ctx_t *c, const yaml_node_t *n, uint32_t *out)
+{
+    const char *v = s_scalar(c, n, "register_timeout");
+    if (!v)
+        return;
+    char *end = NULL;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    unsigned long mul = !strcmp(end, "m") ? 60 : (!*end || !strcmp(end, "s")) ? 1 : 0;
+    if (end == v || *v == '-' || errno || !mul || x * mul < 1 || x * mul > 86400) {
+        s_err(c, n, "register_timeout", "expected seconds (N, Ns or Nm), from 1 s to 24 h, "
+              "got \"%s\"", v);
+        return;
+    }
+    *out = (uint32_t) (x * mul);
+}
+
+/*  A name as runner ids and labels take: [A-Za-z0-9][A-Za-z0-9_.:-]*, 1-64. */
+static bool
+s_name_ok(const char *s, bool colon)
+{
+    size_t len = strlen(s);
+    if (!len || len > 64 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+                              || (*s >= '0' && *s <= '9')))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+              || *s == '_' || *s == '.' || *s == '-' || (colon && *s == ':')))
+            return false;
+    return true;
+}
+
+/*  A list of names (or one name) into out; at most 32. */
+static void
+s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
+{
+    if (n->type == YAML_SCALAR_NODE) {
+        const char *v = (const char *) n->data.scalar.value;
+        if (!s_name_ok(v, true))
+            s_err(c, n, field, "expected names of [A-Za-z0-9_.:-] (1-64 bytes), got \"%s\"", v);
+        else
+            evr_strlist_push(out, v);
+        return;
+    }
+    if (n->type != YAML_SEQUENCE_NODE) {
+        s_err(c, n, field, "expected a list of names");
+        return;
+    }
+    for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+         i++) {
+        yaml_node_t *e = yaml_document_get_node(c->doc, *i);
+        const char *v = e ? s_scalar(c, e, field) : NULL;
+        if (!v)
+            continue;
+        if (out->n >= 32) {
+            s_err(c, e, field, "at most 32 items");
+            return;
+        }
+        if (!s_name_ok(v, true))
+            s_err(c, e, field, "expected a name of [A-Za-z0-9_.:-] (1-64 bytes), got \"%s\"", v);
+        else
+            evr_strlist_push(out, v);
+    }
+}
+
+/*  A list of strings as they are (process args), at most 64. */
+static void
+s_strings(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
+{
+    if (n->type != YAML_SEQUENCE_NODE) {
+        s_err(c, n, field, "expected a list of strings");
+        return;
+    }
+    for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+         i++) {
+        yaml_node_t *e = yaml_document_get_node(c->doc, *i);
+        const char *v = e ? s_scalar(c, e, field) : NULL;
+        if (v && out->n >= 64) {
+            s_err(c, e, field, "at most 64 items");
+            return;
+        }
+        if (v)
+            evr_strlist_push(out, v);
+    }
+}
+
+static char *
+s_template(s_ctx_t *c, const yaml_node_t *n, const char *field)
+{
+    const char *v = s_scalar(c, n, field);
+    if (!v)
+        return NULL;
+    if (!*v || strlen(v) > EVR_PROV_MAX_TEMPLATE) {
+        s_err(c, n, field, "expected a command of 1 to 4096 bytes");
+        return NULL;
+    }
+    return evr_strdup(v);
+}
+
+static void s_provider(s_ctx_t *c, const yaml_node_t *n, uint32_t idx, evr_prov_config_t *cfg);
+
+static void
+s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
+{
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        s_err(c, root, "", "expected a map of settings (max_runners, start_rate, "
+              "register_timeout, providers)");
+        return;
+    }
+    const yaml_node_t *prov = NULL;
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+         p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        const char *key = k ? s_scalar(c, k, "") : NULL;
+        if (!key || !v)
+            continue;
+        if (!strcmp(key, "max_runners"))
+            s_uint(c, v, key, 1, EVR_PROV_MAX_RUNNERS, &cfg->max_runners);
+        else if (!strcmp(key, "start_rate"))
+            s_rate(c, v, cfg);
+        else if (!strcmp(key, "register_timeout"))
+            s_duration(c, v, &cfg->register_timeout_s);
+        else if (!strcmp(key, "runner") || !strcmp(key, "runner_endpoint")) {
+            char **dst = !strcmp(key, "runner") ? &cfg->runner : &cfg->runner_endpoint;
+            const char *s = s_scalar(c, v, key);
+            if (s && (!*s || strlen(s) > 1024))
+                s_err(c, v, key, "expected 1 to 1024 bytes");
+            else if (s) {
+                free(*dst);
+                *dst = evr_strdup(s);
+            }
+        }
+        else if (!strcmp(key, "providers"))
+            prov = v;
+        else
+            s_err(c, k, key, "unknown setting \"%s\": expected max_runners, start_rate, "
+                  "register_timeout, runner, runner_endpoint or providers", key);
+    }
+    if (!prov) {
+        s_err(c, root, "providers", "missing: the list of providers");
+        return;
+    }
+    if (prov->type != YAML_SEQUENCE_NODE) {
+        s_err(c, prov, "providers", "expected a list of providers (maps)");
+        return;
+    }
+    size_t count = (size_t) (prov->data.sequence.items.top - prov->data.sequence.items.start);
+    if (!count || count > EVR_PROV_MAX_PROVIDERS) {
+        s_err(c, prov, "providers", "expected 1 to 64 providers");
+        return;
+    }
+    cfg->providers = evr_calloc(count, sizeof *cfg->providers);
+    for (uint32_t i = 0; i < count; i++) {
+        yaml_node_t *e = yaml_document_get_node(c->doc, prov->data.sequence.items.start[i]);
+        if (e)
+            s_provider(c, e, i, cfg);
+    }
+}
+
+/*  One key of provider p (field names it: "providers[I].KEY"). */
+static void
+s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
+               const char *field, evr_prov_provider_t *p)
+{
+    if (!strcmp(key, "name")) {
+        const char *s = s_scalar(c, v, field);
+        if (s && !s_name_ok(s, false))
+            s_err(c, v, field, "expected a name of [A-Za-z0-9_.-] (1-40 bytes), got \"%s\"", s);
+        else if (s && strlen(s) > 40)
+            s_err(c, v, field, "at most 40 bytes (runner ids are NAME-SUFFIX), got \"%s\"", s);
+        else if (s) {
+            free(p->name);
+            p->name = evr_strdup(s);
+        }
+    }
+    else if (!strcmp(key, "labels"))
+        s_names(c, v, field, &p->labels);
+    else if (!strcmp(key, "executors"))
+        s_names(c, v, field, &p->executors);
+    else if (!strcmp(key, "args"))
+        s_strings(c, v, field, &p->args);
+    else if (!strcmp(key, "kind")) {
+        const char *s = s_scalar(c, v, field);
+        if (s && !strcmp(s, "process"))
+            p->kind = EVR_PROV_PROCESS;
+        else if (s && !strcmp(s, "command"))
+            p->kind = EVR_PROV_COMMAND;
+        else if (s && !strcmp(s, "podman"))
+            s_err(c, v, field, "podman: not implemented yet (run the runner in a "
+                  "container with a command provider meanwhile)");
+        else if (s)
+            s_err(c, v, field, "expected process, podman or command, got \"%s\"", s);
+    }
+    else if (!strcmp(key, "start") || !strcmp(key, "stop")) {
+        bool stop = !strcmp(key, "stop");
+        char **dst = stop ? &p->stop : &p->start;
+        free(*dst);
+        *dst = s_template(c, v, field);
+        evr_err_t err;
+        char *try = *dst ? evr_prov_expand(*dst, "J", "L", "R", "B", stop ? "H" : NULL, &err)
+                         : evr_strdup("");
+        if (!try)
+            s_err(c, v, field, "%s", err.msg);
+        free(try);
+    }
+    else if (!strcmp(key, "max"))
+        s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);
+    else
+        s_err(c, k, field, "unknown key \"%s\": expected name, labels, kind, executors, args, "
+              "start, stop or max", key);
+}
+
+/*  Whether p is whole, and its match labels. */
+static void
+s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_config_t *cfg,
+                 uint32_t idx)
+{
+    evr_prov_provider_t *p = &cfg->providers[idx];
+    char field[64];
+    snprintf(field, sizeof field, "%s.name", at);
+    if (!p->name)
+        s_err(c, n, field, "missing: each provider has a name");
+    for (uint32_t i = 0; p->name && i < idx; i++)
+        if (cfg->providers[i].name && !strcmp(cfg->providers[i].name, p->name))
+            s_err(c, n, field, "provider \"%s\" named twice", p->name);
+    snprintf(field, sizeof field, "%s.start", at);
+    if (p->kind == EVR_PROV_COMMAND && !p->start)
+        s_err(c, n, field, "missing: a command provider needs a start template (its first "
+              "output line is the handle)");
+    if (p->kind != EVR_PROV_COMMAND && (p->start || p->stop))
+        s_err(c, n, field, "start and stop go with kind: command only");
+    if (p->kind != EVR_PROV_PROCESS && p->args.n) {
+        snprintf(field, sizeof field, "%s.args", at);
+        s_err(c, n, field, "args go with kind: process only");
+    }
+    if (!p->max)
+        p->max = 4;
+    if (!p->executors.n)
+        evr_strlist_push(&p->executors, "podman");
+    for (uint32_t i = 0; i < p->labels.n; i++) {
+        if (!strncmp(p->labels.v[i], "executor:", 9)) {
+            snprintf(field, sizeof field, "%s.labels", at);
+            s_err(c, n, field, "label \"%s\": executor labels come from executors", p->labels.v[i]);
+        }
+        evr_strlist_push(&p->match, p->labels.v[i]);
+    }
+    for (uint32_t i = 0; i < p->executors.n; i++) {
+        const char *e = p->executors.v[i];
+        if (strcmp(e, "podman") && strcmp(e, "process")) {
+            snprintf(field, sizeof field, "%s.executors", at);
+            s_err(c, n, field, "expected podman or process, got \"%s\"", e);
+        }
+        char lab[80];
+        snprintf(lab, sizeof lab, "executor:%s", e);
+        evr_strlist_push(&p->match, lab);
+    }
+}
+
+static void
+s_provider(s_ctx_t *c, const yaml_node_t *n, uint32_t idx, evr_prov_config_t *cfg)
+{
+    char at[32], field[64];
+    snprintf(at, sizeof at, "providers[%u]", idx);
+    cfg->nproviders = idx + 1;
+    evr_prov_provider_t *p = &cfg->providers[idx];
+    if (n->type != YAML_MAPPING_NODE) {
+        s_err(c, n, at, "expected a map (name, labels, kind, max...)");
+        return;
+    }
+    for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top;
+         q++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, q->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, q->value);
+        const char *key = k ? s_scalar(c, k, at) : NULL;
+        if (!key || !v)
+            continue;
+        snprintf(field, sizeof field, "%s.%.24s", at, key);
+        s_provider_key(c, key, k, v, field, p);
+    }
+    s_provider_check(c, n, at, cfg, idx);
+}
+
+evr_rc_t
+evr_prov_config_parse(const char *text, size_t len, const char *file, evr_prov_config_t *cfg,
+                      evr_diag_t *diag)
+{
+    (void) file;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_runners = 10;
+    cfg->rate = cfg->burst = 1;
+    cfg->register_timeout_s = 60;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        evr_diag_add_at(diag, (uint32_t) parser.problem_mark.line + 1,
+                        (uint32_t) parser.problem_mark.column + 1, "", "YAML: %s%s%s",
+                        parser.problem ? parser.problem : "malformed",
+                        parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return EVR_ERR_CONFIG;
+    }
+    s_ctx_t c = { &doc, diag };
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if ((size_t) (doc.nodes.top - doc.nodes.start) > 100000)
+        evr_diag_add_at(diag, 0, 0, "", "too many YAML nodes (at most 100000)");
+    else
+        s_top(&c, root, cfg);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (evr_diag_count(diag)) {
+        evr_prov_config_free(cfg);
+        return EVR_ERR_CONFIG;
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_prov_config_load(const char *file, evr_prov_config_t *cfg, evr_diag_t *diag)
+{
+    memset(cfg, 0, sizeof *cfg);
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        evr_diag_add_at(diag, 0, 0, "", "cannot read: %s", strerror(errno));
+        return EVR_ERR_CONFIG;
+    }
+    char *buf = evr_malloc(EVR_PROV_MAX_CONFIG_BYTES + 1);
+    size_t len = fread(buf, 1, EVR_PROV_MAX_CONFIG_BYTES + 1, f);
+    bool bad = ferror(f);
+    fclose(f);
+    evr_rc_t rc = EVR_ERR_CONFIG;
+    if (bad)
+        evr_diag_add_at(diag, 0, 0, "", "cannot read: %s", strerror(errno));
+    else if (len > EVR_PROV_MAX_CONFIG_BYTES)
+        evr_diag_add_at(diag, 0, 0, "", "larger than %u bytes", EVR_PROV_MAX_CONFIG_BYTES);
+    else
+        rc = evr_prov_config_parse(buf, len, file, cfg, diag);
+    free(buf);
+    return rc;
+}
+
+void
+evr_prov_config_free(evr_prov_config_t *cfg)
+{
+    for (uint32_t i = 0; i < cfg->nproviders; i++) {
+        evr_prov_provider_t *p = &cfg->providers[i];
+        free(p->name);
+        evr_strlist_free(&p->labels);
+        evr_strlist_free(&p->executors);
+        evr_strlist_free(&p->match);
+        evr_strlist_free(&p->args);
+        free(p->start);
+        free(p->stop);
+        free(p->paused);
+    }
+    free(cfg->providers);
+    free(cfg->runner);
+    free(cfg->runner_endpoint);
+    memset(cfg, 0, sizeof *cfg);
+}

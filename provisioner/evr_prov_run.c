@@ -1,0 +1,649 @@
+/*  evr_prov_run.c: starting, watching and stopping the runners of
+    evrun-provisioner, and its matching passes (evr_prov_run.h).
+
+    Each runner started is an instance: its runner id (PROVIDER-SUFFIX),
+    its provider, the child to reap (the process runner, or the command
+    provider's start or stop command) and, for a command provider, the
+    handle its start printed.  An instance counts against its provider's
+    max and max_runners from its start until its runner is gone (process:
+    reaped; command: listed lost or no longer listed after its hello) or
+    its start failed.  Children run in their own session with stdin from
+    /dev/null and output in DIR/logs/ID.log.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_log.h"
+#include "evr_prov_run.h"
+#include "evr_ulid.h"
+
+#define S_WHO "evrun-provisioner"
+#define S_HANDLE_MAX 256
+#define S_KILL_AFTER_NS 5000000000ull
+
+typedef struct {
+    char id[80];
+    uint32_t provider;
+    pid_t pid;              /* the child to reap; 0: none */
+    int out;                /* command: the start command's stdout; -1: none */
+    char handle[S_HANDLE_MAX + 1];
+    size_t hlen;
+    bool have_handle, registered, ended, stopping;
+    bool took;              /* listed with credit or busy: the broker's list counts it now */
+    uint64_t started, kill_at;
+} s_inst_t;
+
+struct evr_prov {
+    evr_prov_config_t cfg;
+    char *dir, *runner, *endpoint;
+    s_inst_t **inst;
+    size_t n, cap;
+    evr_prov_bucket_t bucket;
+    uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
+};
+
+evr_prov_t *
+evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
+             const char *runner_endpoint)
+{
+    evr_prov_t *pv = evr_calloc(1, sizeof *pv);
+    pv->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    pv->dir = evr_strdup(dir);
+    pv->runner = evr_strdup(runner);
+    pv->endpoint = evr_strdup(runner_endpoint);
+    return pv;
+}
+
+static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
+
+void
+evr_prov_destroy(evr_prov_t **self_p)
+{
+    evr_prov_t *pv = *self_p;
+    if (!pv)
+        return;
+    for (size_t i = 0; i < pv->n; i++) {
+        s_inst_t *in = pv->inst[i];
+        if (!in->registered && !in->ended)
+            s_stop(pv, in, evr_mono_ns());
+        if (in->out >= 0)
+            close(in->out);
+        free(in);
+    }
+    free(pv->inst);
+    evr_prov_config_free(&pv->cfg);
+    free(pv->dir);
+    free(pv->runner);
+    free(pv->endpoint);
+    free(pv);
+    *self_p = NULL;
+}
+
+uint32_t
+evr_prov_running(const evr_prov_t *self)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < self->n; i++)
+        n += !self->inst[i]->ended;
+    return n;
+}
+
+/* ------------------------------------------------------------ templates */
+
+static void
+s_append(char **buf, size_t *len, const char *s, size_t n)
+{
+    *buf = evr_realloc(*buf, *len + n + 1);
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+/*  v single-quoted for /bin/sh ('\'' for each quote). */
+static void
+s_quoted(char **buf, size_t *len, const char *v)
+{
+    s_append(buf, len, "'", 1);
+    for (const char *q; (q = strchr(v, '\'')); v = q + 1) {
+        s_append(buf, len, v, (size_t) (q - v));
+        s_append(buf, len, "'\\''", 4);
+    }
+    s_append(buf, len, v, strlen(v));
+    s_append(buf, len, "'", 1);
+}
+
+char *
+evr_prov_expand(const char *tpl, const char *job, const char *labels, const char *runner_id,
+                const char *broker, const char *handle, evr_err_t *err)
+{
+    static const char *const keys[] = { "job", "labels", "runner_id", "broker", "handle" };
+    const char *vals[] = { job, labels, runner_id, broker, handle };
+    char *buf = NULL;
+    size_t len = 0;
+    s_append(&buf, &len, "", 0);
+    while (*tpl) {
+        const char *open = strchr(tpl, '{');
+        if (!open) {
+            s_append(&buf, &len, tpl, strlen(tpl));
+            break;
+        }
+        s_append(&buf, &len, tpl, (size_t) (open - tpl));
+        size_t klen = strspn(open + 1, "abcdefghijklmnopqrstuvwxyz_");
+        if ((open > tpl && open[-1] == '$') || !klen || open[1 + klen] != '}') {
+            s_append(&buf, &len, "{", 1);   /* the shell's: ${VAR}, {a,b}, { cmd; } */
+            tpl = open + 1;
+            continue;
+        }
+        const char *close = open + 1 + klen;
+        size_t k = 0;
+        for (; k < EVR_ARRAY_LEN(keys); k++)
+            if (strlen(keys[k]) == klen && !strncmp(open + 1, keys[k], klen))
+                break;
+        if (k == EVR_ARRAY_LEN(keys) || !vals[k]) {
+            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id}"
+                        "%s or {broker}%s", (int) (klen + 2), open,
+                        handle ? ", {handle}" : "", handle ? "" : " ({handle} goes in stop only)");
+            free(buf);
+            return NULL;
+        }
+        s_quoted(&buf, &len, vals[k]);
+        tpl = close + 1;
+        if (len > 16384) {
+            evr_err_set(err, EVR_ERR_LIMIT, "the command grows past 16 KiB");
+            free(buf);
+            return NULL;
+        }
+    }
+    return buf;
+}
+
+/* -------------------------------------------------------------- children */
+
+/*  Forks a child in its own session: stdin /dev/null, stderr (and stdout
+    unless out_pipe) into log; argv run (execv).  out_pipe: the read end
+    of its stdout (non-blocking).  Returns the pid, or -1 (why in err). */
+static pid_t
+s_spawn(char *const *argv, const char *log, int *out_pipe, evr_err_t *err)
+{
+    int p[2] = { -1, -1 };
+    if (out_pipe && pipe(p)) {
+        evr_err_set(err, EVR_ERR_IO, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (lfd < 0) {
+        evr_err_set(err, EVR_ERR_IO, "%s: %s", log, strerror(errno));
+        if (out_pipe) {
+            close(p[0]);
+            close(p[1]);
+        }
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        dup2(out_pipe ? p[1] : lfd, 1);
+        dup2(lfd, 2);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        execvp(argv[0], argv);
+        dprintf(2, "evrun-provisioner: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int e = errno;
+    close(lfd);
+    if (out_pipe) {
+        close(p[1]);
+        if (pid < 0)
+            close(p[0]);
+        else {
+            fcntl(p[0], F_SETFL, O_NONBLOCK);
+            fcntl(p[0], F_SETFD, FD_CLOEXEC);
+            *out_pipe = p[0];
+        }
+    }
+    if (pid < 0)
+        evr_err_set(err, EVR_ERR_IO, "fork: %s", strerror(e));
+    return pid;
+}
+
+static char *
+s_log_path(const evr_prov_t *pv, const char *id)
+{
+    return evr_asprintf("%s/logs/%s.log", pv->dir, id);
+}
+
+static char *
+s_joined(const evr_strlist_t *l)
+{
+    char *s = evr_strdup("");
+    size_t len = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (i)
+            s_append(&s, &len, ",", 1);
+        s_append(&s, &len, l->v[i], strlen(l->v[i]));
+    }
+    return s;
+}
+
+/*  evrun-runner --once --clean for in (a process provider). */
+static pid_t
+s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
+{
+    char *labels = s_joined(&p->labels), *execs = s_joined(&p->executors);
+    char *state = evr_asprintf("%s/runners/%s", pv->dir, in->id);
+    char *log = s_log_path(pv, in->id);
+    const char *fixed[] = { pv->runner, "--broker", pv->endpoint, "--once", "--clean", "--id",
+                            in->id, "--labels", labels, "--executors", execs, "--state-dir",
+                            state };
+    size_t nf = EVR_ARRAY_LEN(fixed);
+    char **argv = evr_calloc(nf + p->args.n + 1, sizeof *argv);
+    for (size_t i = 0; i < nf; i++)
+        argv[i] = (char *) fixed[i];
+    for (uint32_t i = 0; i < p->args.n; i++)
+        argv[nf + i] = p->args.v[i];
+    pid_t pid = s_spawn(argv, log, NULL, err);
+    free(argv);
+    free(labels);
+    free(execs);
+    free(state);
+    free(log);
+    return pid;
+}
+
+/*  /bin/sh -c CMD, its stdout a pipe when out. */
+static pid_t
+s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, evr_err_t *err)
+{
+    char *log = s_log_path(pv, id);
+    char *argv[] = { "/bin/sh", "-c", (char *) cmd, NULL };
+    pid_t pid = s_spawn(argv, log, out, err);
+    free(log);
+    return pid;
+}
+
+static void
+s_counted(evr_prov_t *pv, s_inst_t *in, bool ok, const char *why)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    if (!ok)
+        evr_log_warn(S_WHO, "provider %s: runner %s: a failed start: %s", p->name, in->id, why);
+    if (evr_prov_start_done(p, ok, why))
+        evr_log_error(S_WHO, "provider %s paused: %s", p->name, p->paused);
+}
+
+/*  in ends: no longer counted (its child may still be reaped). */
+static void
+s_end(evr_prov_t *pv, s_inst_t *in)
+{
+    if (in->ended)
+        return;
+    in->ended = true;
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    if (p->running)
+        p->running--;
+}
+
+/*  Stops a runner that has not said hello: SIGTERM (SIGKILL later) to a
+    process runner, the stop template for a command provider's. */
+static void
+s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    in->stopping = true;
+    if (p->kind == EVR_PROV_PROCESS) {
+        if (in->pid > 0)
+            kill(in->pid, SIGTERM);
+        in->kill_at = now + S_KILL_AFTER_NS;
+        return;
+    }
+    if (in->pid > 0) {   /* the start command still runs */
+        kill(-in->pid, SIGTERM);
+        in->kill_at = now + S_KILL_AFTER_NS;
+    }
+    if (!p->stop || !in->have_handle)
+        return;
+    evr_err_t err;
+    char *cmd = evr_prov_expand(p->stop, "", "", in->id, pv->endpoint, in->handle, &err);
+    pid_t pid = cmd ? s_start_shell(pv, cmd, in->id, NULL, &err) : -1;
+    if (pid < 0)    /* else reaped by evr_prov_tend as any child */
+        evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
+    else
+        evr_log_info(S_WHO, "provider %s: runner %s: stop started (pid %d)", p->name, in->id,
+                     (int) pid);
+    free(cmd);
+}
+
+/*  Starts a runner of provider pi for job (its labels); the instance is
+    counted from now.  false when it could not start (a failed start). */
+static bool
+s_start(evr_prov_t *pv, uint32_t pi, const char *job, const evr_strlist_t *jlabels,
+        uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[pi];
+    s_inst_t *in = evr_calloc(1, sizeof *in);
+    char ulid[EVR_ULID_LEN + 1];
+    evr_ulid_new(ulid);
+    for (char *c = ulid; *c; c++)
+        *c = (char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    snprintf(in->id, sizeof in->id, "%s-%s", p->name, ulid + 16);
+    in->provider = pi;
+    in->out = -1;
+    in->started = now;
+    char *sub[] = { evr_asprintf("%s/logs", pv->dir), evr_asprintf("%s/runners", pv->dir) };
+    for (int i = 0; i < 2; i++) {
+        mkdir(sub[i], 0700);
+        free(sub[i]);
+    }
+    evr_err_t err = { 0 };
+    if (p->kind == EVR_PROV_PROCESS)
+        in->pid = s_start_process(pv, p, in, &err);
+    else {
+        char *labels = s_joined(jlabels);
+        char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
+        in->pid = cmd ? s_start_shell(pv, cmd, in->id, &in->out, &err) : -1;
+        free(cmd);
+        free(labels);
+    }
+    if (pv->n == pv->cap) {
+        pv->cap = pv->cap ? pv->cap * 2 : 16;
+        pv->inst = evr_realloc(pv->inst, pv->cap * sizeof *pv->inst);
+    }
+    pv->inst[pv->n++] = in;
+    p->running++;
+    p->started++;
+    if (in->pid < 0) {
+        in->pid = 0;
+        s_end(pv, in);
+        s_counted(pv, in, false, err.msg);
+        return false;
+    }
+    evr_log_info(S_WHO, "provider %s: started runner %s for job %s (pid %d, log %s/logs/%s.log)",
+                 p->name, in->id, job, (int) in->pid, pv->dir, in->id);
+    return true;
+}
+
+/*  A command provider's start: its first output line is the handle. */
+static void
+s_read_handle(evr_prov_t *pv, s_inst_t *in)
+{
+    char buf[512];
+    for (;;) {
+        ssize_t n = read(in->out, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            close(in->out);
+            in->out = -1;
+            if (!in->have_handle && in->hlen) {   /* a last line with no newline */
+                in->have_handle = true;
+                in->handle[in->hlen] = '\0';
+            }
+            return;
+        }
+        bool had = in->have_handle;
+        for (ssize_t i = 0; i < n && !in->have_handle; i++) {
+            if (buf[i] == '\n' || buf[i] == '\r') {
+                in->have_handle = in->hlen > 0;
+                in->handle[in->hlen] = '\0';
+            }
+            else if (in->hlen < S_HANDLE_MAX)
+                in->handle[in->hlen++] = buf[i];
+        }
+        if (!had && in->have_handle)   /* the rest of the output is read and dropped */
+            evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
+                         pv->cfg.providers[in->provider].name, in->id, in->handle);
+    }
+}
+
+/*  A child of in ended with status st. */
+static void
+s_reaped(evr_prov_t *pv, s_inst_t *in, int st)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    in->pid = 0;
+    if (in->ended)
+        return;
+    char why[256];
+    if (p->kind == EVR_PROV_PROCESS) {
+        /* 0, 1: it ran a job; 3: it waited for one: it said hello */
+        bool ran = code == 0 || code == 1 || code == 3;
+        if (!in->registered && !in->stopping) {
+            snprintf(why, sizeof why, "the runner exited with status %d before saying hello "
+                     "(see %s/logs/%s.log)", code, pv->dir, in->id);
+            s_counted(pv, in, ran, why);
+        }
+        s_end(pv, in);
+        return;
+    }
+    if (in->out >= 0)
+        s_read_handle(pv, in);
+    if (code && !in->registered && !in->stopping) {
+        snprintf(why, sizeof why, "the start command exited with status %d (see %s/logs/%s.log)",
+                 code, pv->dir, in->id);
+        s_counted(pv, in, false, why);
+        s_end(pv, in);
+    }
+    else if (!in->have_handle && !in->registered && !in->stopping) {
+        snprintf(why, sizeof why, "the start command printed no handle (its first output "
+                 "line; see %s/logs/%s.log)", pv->dir, in->id);
+        s_counted(pv, in, false, why);
+        s_end(pv, in);
+    }
+}
+
+static const evr_prov_runner_t *
+s_listed(const evr_prov_runner_t *runners, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(runners[i].id, id))
+            return &runners[i];
+    return NULL;
+}
+
+/*  in against the broker's list (NULL: not asked this time). */
+static void
+s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, size_t n,
+               uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+    if (r && (r->credit || !strcmp(r->state, "busy")))
+        in->took = true;
+    if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
+        in->registered = true;
+        evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
+        s_counted(pv, in, true, NULL);
+    }
+    else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
+             && (!r || !strcmp(r->state, "lost")))
+        s_end(pv, in);    /* its job is done (or it died: the broker's lease policy) */
+    if (!in->registered && !in->stopping
+        && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
+        char why[160];
+        snprintf(why, sizeof why, "runner %s did not say hello within %u s (register_timeout)",
+                 in->id, pv->cfg.register_timeout_s);
+        evr_log_warn(S_WHO, "provider %s: %s: stopping it", p->name, why);
+        s_stop(pv, in, now);
+        s_counted(pv, in, false, why);
+        s_end(pv, in);
+    }
+}
+
+void
+evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
+              uint64_t now)
+{
+    for (size_t i = 0; i < self->n; i++) {   /* the list first: a runner gone since said hello */
+        s_inst_t *in = self->inst[i];
+        if (in->out >= 0)
+            s_read_handle(self, in);
+        if (!in->ended)
+            s_check_listed(self, in, runners, nrunners, now);
+    }
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+        for (size_t i = 0; i < self->n; i++)
+            if (self->inst[i]->pid == pid)
+                s_reaped(self, self->inst[i], st);
+    size_t keep = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
+            kill(-in->pid, SIGKILL);
+            kill(in->pid, SIGKILL);
+            in->kill_at = 0;
+        }
+        if (in->ended && in->pid <= 0 && in->out < 0)
+            free(in);
+        else
+            self->inst[keep++] = in;
+    }
+    self->n = keep;
+}
+
+/* ----------------------------------------------------------------- pass */
+
+typedef struct {
+    const char *runner;         /* NULL: a runner started here, not registered yet */
+    const evr_strlist_t *labels;
+    uint32_t free;
+} s_slot_t;
+
+/*  The free slots: the runners' credit, and one per runner started here
+    that the broker's list has not shown with credit or busy yet (before
+    its hello, and between its hello and its first credit). */
+static s_slot_t *
+s_slots(const evr_prov_t *pv, const evr_prov_runner_t *runners, size_t nr, size_t *n)
+{
+    s_slot_t *v = evr_calloc(nr + pv->n + 1, sizeof *v);
+    *n = 0;
+    for (size_t i = 0; i < nr; i++)
+        if (runners[i].credit && (!strcmp(runners[i].state, "idle")
+                                  || !strcmp(runners[i].state, "busy")))
+            v[(*n)++] = (s_slot_t) { runners[i].id, runners[i].labels, runners[i].credit };
+    for (size_t i = 0; i < pv->n; i++) {
+        const s_inst_t *in = pv->inst[i];
+        if (!in->ended && !in->took)
+            v[(*n)++] = (s_slot_t) { NULL, &pv->cfg.providers[in->provider].match, 1 };
+    }
+    return v;
+}
+
+static void
+s_print_why(FILE *out, const char *why)
+{
+    for (const char *l = why; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t) (nl - l) : strlen(l);
+        fprintf(out, "  %s%.*s\n", strncmp(l, "max_runners ", 12) ? "not " : "", (int) len, l);
+        l += len + (nl != NULL);
+    }
+}
+
+/*  One job of a pass: a free slot, else a start (dry: said). */
+static void
+s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
+           FILE *out, uint64_t now)
+{
+    char *labels = s_joined(j->labels);
+    for (size_t k = 0; k < ns; k++)
+        if (slots[k].free && evr_prov_subset(j->labels, slots[k].labels)) {
+            slots[k].free--;
+            if (dry)
+                fprintf(out, "job %s (labels %s): %s%s\n", j->id, labels,
+                        slots[k].runner ? "a free slot of runner " : "a runner started for "
+                        "demand and not registered yet", slots[k].runner ? slots[k].runner : "");
+            free(labels);
+            return;
+        }
+    char why[4096];
+    int pi = evr_prov_match(&pv->cfg, j->labels, evr_prov_running(pv) + pv->dry_starts, why,
+                            sizeof why);
+    if (pi < 0) {
+        if (dry) {
+            fprintf(out, "job %s (labels %s): no provider can start a runner now\n", j->id,
+                    labels);
+            s_print_why(out, why);
+        }
+        free(labels);
+        return;
+    }
+    evr_prov_provider_t *p = &pv->cfg.providers[pi];
+    if (dry) {
+        fprintf(out, "job %s (labels %s): provider %s would start a %s runner (%u/%u "
+                "running)\n", j->id, labels, p->name, p->kind == EVR_PROV_PROCESS ? "process"
+                : "command", p->running, p->max);
+        s_print_why(out, why);
+        p->running++;   /* the next jobs of this pass see it (never used again: dry) */
+        pv->dry_starts++;
+    }
+    else if (!evr_prov_bucket_take(&pv->bucket, &pv->cfg, now))
+        evr_log_debug(S_WHO, "job %s waits: start_rate reached", j->id);
+    else
+        s_start(pv, (uint32_t) pi, j->id, j->labels, now);
+    free(labels);
+}
+
+void
+evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
+              const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
+              uint64_t now)
+{
+    size_t ns = 0;
+    s_slot_t *slots = s_slots(self, runners, nrunners, &ns);
+    for (size_t i = 0; i < njobs; i++)
+        s_pass_job(self, &jobs[i], slots, ns, dry, out, now);
+    if (dry && !njobs)
+        fprintf(out, "no job waits for a runner\n");
+    free(slots);
+}
+
+void
+evr_prov_print(const evr_prov_t *self, FILE *out)
+{
+    fprintf(out, "%-20s  %-10s  %-9s  %7s  %6s  %s\n", "PROVIDER", "STATE", "RUN/MAX",
+            "STARTED", "FAILED", "LABELS");
+    for (uint32_t i = 0; i < self->cfg.nproviders; i++) {
+        const evr_prov_provider_t *p = &self->cfg.providers[i];
+        char run[32], *labels = s_joined(&p->match);
+        snprintf(run, sizeof run, "%u/%u", p->running, p->max);
+        fprintf(out, "%-20s  %-10s  %-9s  %7u  %6u  %s%s%s\n", p->name,
+                p->paused ? "paused" : "active", run, p->started, p->failed, labels,
+                p->paused ? "\n    paused: " : "", p->paused ? p->paused : "");
+        free(labels);
+    }
+}
+
+uint32_t
+evr_prov_count(const evr_prov_t *self)
+{
+    return self->cfg.nproviders;
+}
+
+void
+evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
+{
+    const evr_prov_provider_t *p = &self->cfg.providers[i];
+    memset(m, 0, sizeof *m);
+    m->type = EVR_MSG_PROVIDER;
+    m->provider = p->name;
+    m->labels = p->match;
+    m->reason = p->paused;
+    m->running = p->running;
+    m->max = p->max;
+    m->starts = p->started;
+    m->failed_starts = p->failed;
+}

@@ -1,0 +1,80 @@
+/*  evr_prov_run.h: the runners evrun-provisioner starts, and its passes.
+
+    A pass takes the broker's waiting jobs and runners (as `jobs` and
+    `runners` list them) and, oldest job first, gives each a free slot of
+    a runner that has the job's labels (a runner's credit, or a runner
+    started for demand that has not said hello yet), else starts a runner
+    at the first provider with the labels and room (evr_prov_match),
+    within max_runners and the start rate.  Kinds: process (evrun-runner
+    --once --clean on this host, a fresh state directory each) and command
+    (the start template run by /bin/sh; its first output line is the
+    handle that {handle} names in the stop template).  A runner that has
+    not said hello within register_timeout is stopped and counted as a
+    failed start; so is a process runner or start command that ends before
+    its runner said hello.
+*/
+#ifndef EVR_PROV_RUN_H_INCLUDED
+#define EVR_PROV_RUN_H_INCLUDED
+
+#include <stdio.h>
+
+#include "evr_msg.h"
+#include "evr_prov.h"
+
+typedef struct evr_prov evr_prov_t;
+
+/*  A waiting job and a runner, as the broker lists them. */
+typedef struct {
+    const char *id;
+    const evr_strlist_t *labels;
+} evr_prov_job_t;
+
+typedef struct {
+    const char *id;
+    const evr_strlist_t *labels;
+    const char *state;          /* idle busy draining lost */
+    uint32_t credit;
+} evr_prov_runner_t;
+
+/*  cfg is taken (freed by destroy); dir holds the process runners' state
+    directories (DIR/runners/ID) and logs (DIR/logs/ID.log);
+    runner_endpoint is the broker's runner endpoint ({broker}). */
+evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
+                         const char *runner_endpoint);
+/*  Stops the runners not registered yet (the others finish their job). */
+void evr_prov_destroy(evr_prov_t **self_p);
+
+/*  One pass at now (mono ns).  dry: nothing is started, each job's
+    verdict is printed on out.  Log lines say what was started, failed,
+    paused. */
+void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
+                   const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
+                   uint64_t now);
+
+/*  Reaps children, reads start commands' handles, stops runners past
+    register_timeout (call often). */
+void evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
+                   uint64_t now);
+
+/*  The providers' table: NAME STATE RUNNING/MAX STARTED FAILED LABELS. */
+void evr_prov_print(const evr_prov_t *self, FILE *out);
+
+/*  Providers in the config. */
+uint32_t evr_prov_count(const evr_prov_t *self);
+
+/*  Provider i as a `provider` message (its strings borrowed from self:
+    do not clear it). */
+void evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m);
+
+/*  Runners started and not gone, all providers. */
+uint32_t evr_prov_running(const evr_prov_t *self);
+
+/*  A template with {job}, {labels}, {runner_id}, {broker}, {handle} put
+    in, each value single-quoted for /bin/sh; NULL (why in err) when it
+    names another {word} of [a-z_] (a typo) or grows past 16 KiB.  Other
+    braces are the shell's and stay: ${VAR}, {a,b}, { cmd; }. */
+char *evr_prov_expand(const char *tpl, const char *job, const char *labels,
+                      const char *runner_id, const char *broker, const char *handle,
+                      evr_err_t *err);
+
+#endif

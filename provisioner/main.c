@@ -1,0 +1,417 @@
+/*  evrun-provisioner: starts single-use runners (evrun-runner --once) for
+    the jobs that wait for a runner no idle one can serve, from the
+    providers of its config file (evr_prov.h, evr_prov_run.h).
+
+    A client of the broker like evrun-cli (the same settings: ipc:// to a
+    local broker, tcp:// with CURVE): every --poll-ms it asks the queued
+    jobs (`jobs --status queued`, each with its labels) and the runners
+    (`runners`, each with its credit), tends its runners and makes a
+    matching pass.  Its providers' table is written to
+    STATE/provisioner/providers at each pass (--status prints it).
+    main() only wires things; signals set a flag.
+*/
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_bus.h"
+#include "evr_log.h"
+#include "evr_prov_run.h"
+
+#define S_MAX_ITEMS 1000     /* jobs asked per pass (the newest queued), runners kept */
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop++;
+}
+
+static void
+s_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evrun-provisioner --config FILE [--dry-run] [options]\n"
+            "       evrun-provisioner --status [options]\n"
+            "\n"
+            "Starts single-use runners (evrun-runner --once) for jobs that wait in the\n"
+            "broker's queue with labels no runner with a free slot has: a job goes to the\n"
+            "first provider of FILE whose labels (and executors) include all of the job's\n"
+            "and that has room (max), within max_runners and start_rate.  A runner that\n"
+            "does not say hello within register_timeout is stopped and counts as a failed\n"
+            "start; 3 failed starts in a row pause a provider until the provisioner\n"
+            "restarts.  Its providers (state, running/max, starts, failed starts) are\n"
+            "reported to the broker at each pass: `evrun-cli runners` lists them.\n"
+            "See README \"Ephemeral runners and the provisioner\".\n"
+            "\n"
+            "  --config FILE        the providers (YAML; see README)\n"
+            "  --dry-run            one matching pass: print, for each waiting job, which\n"
+            "                       provider would start a runner and why the others did\n"
+            "                       not match; start nothing, exit 0\n"
+            "  --status             print the providers' table the running provisioner\n"
+            "                       wrote (STATE/provisioner/providers), exit\n"
+            "  --poll-ms N          how often the broker is asked (default 1000)\n"
+            "  --dir DIR            the runners' state directories and logs (default\n"
+            "                       STATE/provisioner)\n"
+            "  --log-level LEVEL    error, warn, info (default) or debug\n"
+            "  --id ID              this provisioner's name in its reports to the broker\n"
+            "                       (default provisioner; give each provisioner its own)\n"
+            "  --settings FILE      evrun settings file (default $EVRUN_CONFIG, else\n"
+            "                       ~/.config/evrun/evrun.yml when it exists)\n"
+            "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
+            "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
+            "  --broker EP          the broker's client endpoint (default: the local broker\n"
+            "                       of `evrun-cli up` when it runs, else tcp://127.0.0.1:7700);\n"
+            "                       the runners get its runner endpoint (ipc: .../runners,\n"
+            "                       tcp: port+1) unless the config sets runner_endpoint\n"
+            "  --timeout-ms N       longest wait for an answer (default 10000)\n"
+            "  --curve-cert FILE    CURVE key pair for a tcp:// broker (as evrun-cli)\n"
+            "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "SIGTERM or SIGINT: runners not registered yet are stopped; the others finish\n"
+            "their job.  exit status: 0 stopped, or --dry-run/--status done; 2 bad\n"
+            "config or usage, or the broker unreachable (--dry-run)\n");
+}
+
+typedef struct {
+    const char *config, *dir, *level, *id;
+    bool dry, status;
+    int poll_ms;
+} s_opts_t;
+
+static int
+s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
+{
+    static const struct option opts[] = {
+        { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 },
+        { "settings", required_argument, NULL, 1003 },
+        { "timeout-ms", required_argument, NULL, 1004 },
+        { "curve-cert", required_argument, NULL, 1007 },
+        { "broker-key", required_argument, NULL, 1008 },
+        { "config", required_argument, NULL, 'c' }, { "dry-run", no_argument, NULL, 'n' },
+        { "status", no_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
+        { "dir", required_argument, NULL, 'd' }, { "log-level", required_argument, NULL, 'l' },
+        { "id", required_argument, NULL, 'i' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (evr_cli_common(cli, c, optarg))
+            continue;
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 'n': o->dry = true; break;
+        case 's': o->status = true; break;
+        case 'd': o->dir = optarg; break;
+        case 'l': o->level = optarg; break;
+        case 'i': o->id = optarg; break;
+        case 'p':
+            o->poll_ms = atoi(optarg);
+            if (o->poll_ms < 50 || o->poll_ms > 600000) {
+                fprintf(stderr, "evrun-provisioner: --poll-ms %s: expected 50 to 600000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'h': s_help(stdout); return -1;
+        default: s_help(stderr); return 2;
+        }
+    }
+    size_t idlen = strlen(o->id);
+    if (!idlen || idlen > 64 || strspn(o->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_.-") != idlen || !isalnum((unsigned char) o->id[0])) {
+        fprintf(stderr, "evrun-provisioner: --id %s: expected 1-64 bytes of "
+                "[A-Za-z0-9][A-Za-z0-9_.-]*\n", o->id);
+        return 2;
+    }
+    if (optind != argc || (!o->config && !o->status)) {
+        fprintf(stderr, "evrun-provisioner: %s (see --help)\n", optind != argc
+                ? "unexpected arguments" : "--config FILE is required");
+        return 2;
+    }
+    return 0;
+}
+
+/*  The broker's runner endpoint beside its client endpoint; NULL when it
+    cannot be told (runner_endpoint in the config then). */
+static char *
+s_runner_endpoint(const char *client)
+{
+    size_t len = strlen(client);
+    if (!strncmp(client, "ipc://", 6) && len > 8 && !strcmp(client + len - 8, "/clients"))
+        return evr_asprintf("%.*s/runners", (int) (len - 8), client);
+    const char *colon = strrchr(client, ':');
+    if (!strncmp(client, "tcp://", 6) && colon && colon > client + 5) {
+        char *end = NULL;
+        long port = strtol(colon + 1, &end, 10);
+        if (end && !*end && port > 0 && port < 65535)
+            return evr_asprintf("%.*s:%ld", (int) (colon - client), client, port + 1);
+    }
+    return NULL;
+}
+
+/*  evrun-runner beside this executable, else from PATH. */
+static char *
+s_runner_path(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            char *p = evr_asprintf("%.*s/evrun-runner", (int) (slash - self), self);
+            if (access(p, X_OK) == 0)
+                return p;
+            free(p);
+        }
+    }
+    return evr_strdup("evrun-runner");
+}
+
+/*  What one pass asked the broker: the messages kept, and their views. */
+typedef struct {
+    evr_msg_t *msgs;
+    size_t n, cap;
+} s_list_t;
+
+static int
+s_keep(const evr_msg_t *m, void *arg)
+{
+    s_list_t *l = arg;
+    if (l->n >= S_MAX_ITEMS)
+        return 0;
+    /* a job waits for a runner: queued, no runner, no start_delay */
+    if (m->type == EVR_MSG_JOB && (m->runner || m->reason || strcmp(m->status, "queued")))
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 32;
+        l->msgs = evr_realloc(l->msgs, l->cap * sizeof *l->msgs);
+    }
+    evr_msg_t *d = &l->msgs[l->n++];
+    *d = *m;    /* the strings are the stream's: copied below */
+    d->job = m->job ? evr_strdup(m->job) : NULL;
+    d->runner = m->runner ? evr_strdup(m->runner) : NULL;
+    d->state = m->state ? evr_strdup(m->state) : NULL;
+    d->pipeline = d->status = d->reason = NULL;
+    memset(&d->labels, 0, sizeof d->labels);
+    for (uint32_t i = 0; i < m->labels.n; i++)
+        evr_strlist_push(&d->labels, m->labels.v[i]);
+    return 0;
+}
+
+static void
+s_list_free(s_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->msgs[i].job);
+        free(l->msgs[i].runner);
+        free(l->msgs[i].state);
+        evr_strlist_free(&l->msgs[i].labels);
+    }
+    free(l->msgs);
+    memset(l, 0, sizeof *l);
+}
+
+/*  Asks the broker; false (said) when it did not answer. */
+static bool
+s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners)
+{
+    evr_msg_t jreq = { .type = EVR_MSG_JOBS, .status = "queued", .limit = S_MAX_ITEMS };
+    evr_msg_t rreq = { .type = EVR_MSG_RUNNERS };
+    evr_err_t err;
+    /* the runners first: a job dispatched in between is no longer waiting
+       (the other way round, it would look waiting, its runner busy) */
+    if (evr_client_stream(client, &rreq, s_keep, runners, &err)
+        || evr_client_stream(client, &jreq, s_keep, jobs, &err)) {
+        evr_log_warn("evrun-provisioner", "asking the broker: %s (again in a moment)", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/*  Each provider to the broker (`provider`), for `evrun-cli runners`. */
+static void
+s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
+{
+    for (uint32_t i = 0; i < evr_prov_count(pv); i++) {
+        evr_msg_t m, rep = { 0 };
+        evr_err_t err;
+        evr_prov_describe(pv, i, &m);
+        m.runner = (char *) id;
+        if (evr_client_call(client, &m, &rep, &err))
+            evr_log_warn("evrun-provisioner", "reporting provider %s: %s", m.provider, err.msg);
+        else if (rep.type == EVR_MSG_ERROR)
+            evr_log_warn("evrun-provisioner", "reporting provider %s: %s: %s", m.provider,
+                         rep.code, rep.message);
+        evr_msg_clear(&rep);
+    }
+}
+
+/*  One round: ask, tend, pass (dry: print only); the providers' table
+    written to status (unless dry). */
+static bool
+s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, const char *id)
+{
+    s_list_t jl = { 0 }, rl = { 0 };
+    bool ok = s_ask(client, &jl, &rl);
+    evr_prov_job_t *jobs = evr_calloc(jl.n + 1, sizeof *jobs);
+    evr_prov_runner_t *runners = evr_calloc(rl.n + 1, sizeof *runners);
+    for (size_t i = 0; i < jl.n; i++)   /* oldest first: the list is newest first */
+        jobs[i] = (evr_prov_job_t) { jl.msgs[jl.n - 1 - i].job, &jl.msgs[jl.n - 1 - i].labels };
+    for (size_t i = 0; i < rl.n; i++)
+        runners[i] = (evr_prov_runner_t) { rl.msgs[i].runner, &rl.msgs[i].labels,
+                                           rl.msgs[i].state, rl.msgs[i].credit };
+    uint64_t now = evr_mono_ns();
+    if (!dry)
+        evr_prov_tend(pv, ok ? runners : NULL, rl.n, now);
+    if (ok)
+        evr_prov_pass(pv, jobs, jl.n, runners, rl.n, dry, stdout, now);
+    if (!dry && ok)
+        s_report(pv, client, id);
+    if (!dry) {
+        char *tmp = evr_asprintf("%s.new", status);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            evr_prov_print(pv, f);
+            if (fclose(f) == 0)
+                rename(tmp, status);
+        }
+        free(tmp);
+    }
+    free(jobs);
+    free(runners);
+    s_list_free(&jl);
+    s_list_free(&rl);
+    return ok;
+}
+
+static int
+s_status(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "evrun-provisioner: %s: no providers' table (is evrun-provisioner "
+                "running with this state directory?)\n", path);
+        return 2;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0)
+        printf("written %lld s ago by the running provisioner\n",
+               (long long) (time(NULL) - st.st_mtime));
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, stdout);
+    fclose(f);
+    return 0;
+}
+
+/*  Loads the config; 0 or 2 (the errors printed). */
+static int
+s_config(const char *file, evr_prov_config_t *cfg)
+{
+    evr_diag_t *diag = evr_diag_new(file);
+    evr_rc_t rc = evr_prov_config_load(file, cfg, diag);
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+        fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    evr_diag_destroy(&diag);
+    return rc ? 2 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    s_opts_t o = { .poll_ms = 1000, .level = "info", .id = "provisioner" };
+    evr_cli_t cli = { .prog = "evrun-provisioner" };
+    evr_prov_config_t cfg = { 0 };
+    evr_prov_t *pv = NULL;
+    char *dir = NULL, *status_file = NULL, *runner = NULL, *rep = NULL;
+    size_t level;
+    int status = s_parse(argc, argv, &o, &cli);
+    if (status)
+        return status < 0 ? 0 : status;
+    evr_err_t err;
+    if ((status = evr_cli_settings(&cli)))
+        goto out;
+    for (level = 0; level < EVR_LOG_NLEVELS && strcmp(o.level, evr_log_level_names[level]);)
+        level++;
+    if (level == EVR_LOG_NLEVELS) {
+        fprintf(stderr, "evrun-provisioner: --log-level %s: expected error, warn, info or "
+                "debug\n", o.level);
+        status = 2;
+        goto out;
+    }
+    evr_log_set_level((evr_log_level_t) level);
+    const char *state = evr_config_get(cli.cfg, "state_dir");
+    dir = o.dir ? evr_strdup(o.dir) : evr_asprintf("%s/provisioner", state ? state : ".");
+    status_file = evr_asprintf("%s/providers", dir);
+    if (o.status) {
+        status = s_status(status_file);
+        goto out;
+    }
+    if ((status = s_config(o.config, &cfg)))
+        goto out;
+    if (evr_client_new(cli.cfg, &cli.client, &err)) {
+        fprintf(stderr, "evrun-provisioner: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    runner = cfg.runner ? evr_strdup(cfg.runner) : s_runner_path();
+    rep = cfg.runner_endpoint ? evr_strdup(cfg.runner_endpoint)
+                              : s_runner_endpoint(evr_client_endpoint(cli.client));
+    if (!rep) {
+        fprintf(stderr, "evrun-provisioner: %s: cannot tell the broker's runner endpoint from "
+                "%s: set runner_endpoint in the config\n", o.config,
+                evr_client_endpoint(cli.client));
+        status = 2;
+        goto out;
+    }
+    if (!o.dry && mkdir(dir, 0700) && errno != EEXIST) {
+        fprintf(stderr, "evrun-provisioner: %s: %s\n", dir, strerror(errno));
+        status = 2;
+        goto out;
+    }
+    pv = evr_prov_new(&cfg, dir, runner, rep);
+    if (o.dry) {
+        status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
+        goto out;
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    evr_log_info("evrun-provisioner", "watching the broker at %s; runners connect to %s",
+                 evr_client_endpoint(cli.client), rep);
+    while (!s_stop) {
+        /* a broker that did not answer: a new connection (a late answer
+           on the old one would pass for the next one's) */
+        if (!cli.client && evr_client_new(cli.cfg, &cli.client, &err))
+            evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
+        if (cli.client && !s_round(pv, cli.client, false, status_file, o.id))
+            evr_client_destroy(&cli.client);
+        for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
+            usleep(50000);
+    }
+    evr_log_info("evrun-provisioner", "stopping: %u runners still running (they finish their "
+                 "job)", evr_prov_running(pv));
+out:
+    evr_prov_destroy(&pv);
+    evr_prov_config_free(&cfg);
+    evr_cli_done(&cli);
+    free(dir);
+    free(status_file);
+    free(runner);
+    free(rep);
+    return status;
+}

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# test_provisioner.sh BIN_DIR SRC_DIR [CASE...]: single-use runners
+# (evrun-runner --once) and evrun-provisioner (README "Ephemeral runners
+# and the provisioner").  Real evrun-broker, evrun-runner and
+# evrun-provisioner processes on ipc:// sockets; the steps are host
+# processes (`executor: process`), so no podman service is needed.
+set -u
+bin=$1 src=$2
+shift 2
+root=$(mktemp -d /tmp/evr-prov-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+prov_pid=
+stop_all() {
+  [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
+  prov_pid=
+  bus_stop
+}
+trap 'stop_all; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+# A process pipeline NAME whose one step runs CMD; LABELS: its labels.
+ppipe() {   # NAME CMD [LABELS]
+  cat > "$tmp/$1.yml" <<YML
+pipeline: $1
+executor: process
+${3:+labels: [$3]}
+steps: [ { name: s, run: "$2" } ]
+YML
+}
+
+once() {   # ID [ARGS...]: a single-use runner in the foreground; its status in $once_rc
+  local id=$1; shift
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id "$id" --once \
+    --state-dir "$tmp/r-$id" --heartbeat-ms 200 --lease-ms 1500 --executors process \
+    "$@" >> "$tmp/runner-$id.log" 2>&1
+  once_rc=$?
+  return $once_rc
+}
+
+# --once: exits with the job's status (0 succeeded, 1 failed); --clean
+# removes its state directory; `runners` shows it ephemeral meanwhile.
+case_once() {
+  fresh once
+  bus_broker
+  ppipe ok "echo hello; sleep 1"
+  ppipe bad "exit 3"
+  local j1 j2
+  j1=$(submit "$tmp/ok.yml" 2>/dev/null)
+  once o-1 --clean &
+  local p=$!
+  bus_wait_runners 1
+  check "runners: the table says ephemeral" grep -q "^o-1 .*ephemeral$" <(cli runners)
+  check "runners --json: ephemeral true" grep -q '"runner":"o-1".*"ephemeral":true' <(cli runners --json)
+  "$bin/evrun-gateway" --state-dir "$tmp" --listen 127.0.0.1:0 >> "$tmp/gateway.log" 2>&1 &
+  bus_pids+=("$!")
+  local url=
+  for _ in $(seq 1 100); do
+    url=$(sed -n 's/^evrun-gateway: listening on \([^ ]*\).*/\1/p' "$tmp/gateway.log")
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  curl -s -H "Authorization: Bearer $(cli token --read-only)" "$url/runners" > "$tmp/gw.json"
+  check "gateway /runners: ephemeral true" grep -q '"id": *"o-1"[^}]*"ephemeral": *true' "$tmp/gw.json"
+  wait "$p"; once_rc=$?
+  check "once: exit 0 for a job that succeeded (got $once_rc)" [ "$once_rc" -eq 0 ]
+  check "once: the job succeeded" [ "$(wait_job "$j1" 10)" = succeeded ]
+  check "once: its output is at the broker" grep -q "hello" <(cli logs "$j1")
+  check "once --clean: the state directory is gone" [ ! -e "$tmp/r-o-1" ]
+  j2=$(submit "$tmp/bad.yml")
+  local j3; j3=$(submit "$tmp/ok.yml")
+  once o-2
+  check "once: exit 1 for a job that failed (got $once_rc)" [ "$once_rc" -eq 1 ]
+  check "once: the failed job is $j2" [ "$(wait_job "$j2" 10)" = failed ]
+  check "once: took one job only: the second still queued" [ "$(cli status "$j3" --json | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p')" = queued ]
+  check "once without --clean: the state directory is kept" [ -d "$tmp/r-o-2" ]
+  once o-3
+  check "once: a second runner takes the next job" [ "$once_rc" -eq 0 ]
+  once o-4 --once-wait 1 --clean
+  check "once: exit 3 when no job came within --once-wait (got $once_rc)" [ "$once_rc" -eq 3 ]
+  check "once: says so" grep -q "no job came within 1 s" "$tmp/runner-o-4.log"
+  check "once --clean with no job: the state directory is gone" [ ! -e "$tmp/r-o-4" ]
+  once o-5 --once-wait 30 &
+  p=$!
+  check "once: o-5 said hello" wait_for 10 listed o-5
+  cli drain o-5 > /dev/null
+  wait "$p"; once_rc=$?
+  check "once: exit 3 when drained before a job (got $once_rc)" [ "$once_rc" -eq 3 ]
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id o-6 --once --clean \
+    --state-dir "$tmp/r-o-6" --executors process >> "$tmp/runner-o-6.log" 2>&1 &
+  p=$!
+  sleep 1
+  kill "$p"
+  wait "$p"; once_rc=$?
+  check "once: SIGTERM with no broker: exit 2 at once (got $once_rc)" [ "$once_rc" -eq 2 ]
+  check "once --clean: nothing logged, the state directory is gone" [ ! -e "$tmp/r-o-6" ]
+}
+
+prov() {   # CONFIG [ARGS...]: the provisioner in the background (pid in $prov_pid)
+  local conf=$1; shift
+  "$bin/evrun-provisioner" --config "$conf" --poll-ms 200 --log-level debug "$@" \
+    >> "$tmp/prov.log" 2>&1 &
+  prov_pid=$!
+}
+
+stop_prov() {
+  [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
+  prov_pid=
+}
+
+wait_for() {   # SECS CMD...: until CMD succeeds
+  local secs=$1; shift
+  for _ in $(seq 1 $((secs * 10))); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+listed() { cli runners --json 2>/dev/null | grep -q "\"runner\":\"$1\".*\"state\":\"idle\""; }
+
+runners_has() { cli runners 2>/dev/null | grep -q "$1"; }
+
+status_has() { "$bin/evrun-provisioner" --status | grep -q "$1"; }
+
+st() { cli status "$1" --json | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p'; }
+
+# A job whose labels no runner has: the provisioner starts a process
+# runner for it (single use, cleaned), the job runs; a static runner
+# without the labels is left alone.
+case_process() {
+  fresh process
+  bus_broker && bus_runner static "" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 20s
+providers:
+  - name: big
+    labels: [big]
+    kind: process
+    executors: [process]
+    args: [--heartbeat-ms, "200", --lease-ms, "1500"]
+    max: 2
+YML
+  ppipe pb "echo provisioned" big
+  local j; j=$(submit "$tmp/pb.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "process: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "process: on a provisioned runner" grep -q '"runner":"big-' <(cli status "$j" --json)
+  check "process: its output" grep -q provisioned <(cli logs "$j")
+  check "process: the provisioner said it started one" grep -q "provider big: started runner big-" "$tmp/prov.log"
+  for _ in $(seq 1 50); do [ -z "$(ls "$tmp/provisioner/runners" 2>/dev/null)" ] && break; sleep 0.1; done
+  check "process: the runner's state directory was cleaned" [ -z "$(ls "$tmp/provisioner/runners")" ]
+  check "process: --status lists the provider" wait_for 5 status_has "^big  *active  *0/2  *1  *0"
+  check "process: evrun-cli runners lists the provider" wait_for 5 runners_has "^big  *provisioner  *0/2  *1  *0  *active$"
+
+  stop_prov
+}
+
+# A burst of 10 jobs with two label sets: at most max per provider and
+# max_runners in all run at a time (sampled from `runners`); every job
+# runs on a single-use runner of a provider with its labels.
+case_burst() {
+  fresh burst
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+max_runners: 4
+start_rate: 100/s
+providers:
+  - { name: pa, labels: [burst], kind: process, executors: [process], max: 2,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+  - { name: pb, labels: [burst, other], kind: process, executors: [process], max: 5,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe bu "sleep 1" burst
+  ppipe bo "sleep 1" other
+  local ids=() oth=() i
+  for i in 1 2 3 4 5 6; do ids+=("$(submit "$tmp/bu.yml" 2>/dev/null)"); done
+  for i in 1 2 3 4; do oth+=("$(submit "$tmp/bo.yml" 2>/dev/null)"); done
+  prov "$tmp/p.yml"
+  local maxall=0 maxa=0 n a
+  for _ in $(seq 1 150); do
+    cli runners --json > "$tmp/rs" 2>/dev/null
+    n=$(grep '"ephemeral":true' "$tmp/rs" | grep -c '"state":"busy"')
+    a=$(grep '"runner":"pa-' "$tmp/rs" | grep -c '"state":"busy"')
+    [ "$n" -gt "$maxall" ] && maxall=$n
+    [ "$a" -gt "$maxa" ] && maxa=$a
+    [ "$(st "${ids[5]}")" = succeeded ] && [ "$(st "${oth[3]}")" = succeeded ] && break
+    sleep 0.1
+  done
+  for i in "${ids[@]}" "${oth[@]}"; do
+    check "burst: $i ran" [ "$(wait_job "$i" 30)" = succeeded ]
+  done
+  for i in "${oth[@]}"; do
+    check "burst: $i (labels other) on pb" grep -q '"runner":"pb-' <(cli status "$i" --json)
+  done
+  check "burst: max_runners 4 respected (at most $maxall at once)" [ "$maxall" -le 4 ] && [ "$maxall" -ge 2 ]
+  check "burst: pa's max 2 respected (at most $maxa)" [ "$maxa" -le 2 ]
+  check "burst: the second provider took the overflow" grep -q "provider pb: started runner" "$tmp/prov.log"
+  stop_prov
+}
+
+# A command provider (a shell script as the scheduler): its start prints
+# the handle (the runner's pid) and starts evrun-runner --once; the job runs.
+case_command() {
+  fresh command
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - name: sched
+    labels: [cmd]
+    kind: command
+    executors: [process]
+    start: >-
+      $bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels cmd
+      --executors process --state-dir $tmp/cmd-{runner_id} --heartbeat-ms 200
+      >> $tmp/cmd-runners.log 2>&1 & echo "pid-\$!"; echo job={job} labels={labels} >&2;
+      sleep 0.3; echo not-the-handle
+    stop: "h={handle}; kill \"\${h#pid-}\" 2>/dev/null; echo stopped {handle} >&2"
+    max: 2
+YML
+  ppipe cm "echo by-command; sleep 1" cmd
+  local j; j=$(submit "$tmp/cm.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "command: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "command: on the command's runner" grep -q '"runner":"sched-' <(cli status "$j" --json)
+  check "command: the handle was read" grep -q "provider sched: runner sched-[a-z0-9]*: handle pid-[0-9]" "$tmp/prov.log"
+  check "command: the first line only, said once" [ "$(grep -c ": handle " "$tmp/prov.log")" -eq 1 ]
+  check "command: {job} and {labels} filled in" grep -q "job=$j labels=cmd,executor:process" "$tmp"/provisioner/logs/sched-*.log
+  stop_prov
+}
+
+# A provider whose start fails 3 times in a row is paused, with the
+# reason, in the log, --status and --dry-run.
+case_paused() {
+  fresh paused
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: broken, labels: [nowhere], kind: command, executors: [process],
+      start: "echo no scheduler >&2; exit 7" }
+YML
+  ppipe pz "true" nowhere
+  submit "$tmp/pz.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "paused: after 3 failed starts" wait_for 10 grep -q "provider broken paused: 3 failed starts in a row, the last: the start command exited with status 7" "$tmp/prov.log"
+  check "paused: --status lists it" wait_for 5 status_has "^broken  *paused .* 3  *3 "
+  check "paused: --status says why" grep -q "paused: 3 failed starts in a row" <("$bin/evrun-provisioner" --status)
+  check "paused: evrun-cli runners lists it paused" wait_for 5 runners_has "^broken  *provisioner  *0/4  *3  *3  *paused: 3 failed starts in a row, the last: the start command exited with status 7"
+  check "paused: in --json too" grep -q '"provider":"broken","runner":"provisioner".*"reason":"3 failed starts' <(cli runners --json)
+  sleep 1
+  check "paused: no fourth start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 3 ]
+  stop_prov
+}
+
+# register_timeout: a runner that never says hello (the command starts
+# none) is stopped with the stop template and counted as a failed start.
+case_register_timeout() {
+  fresh regto
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 2s
+providers:
+  - name: silent
+    labels: [quiet]
+    executors: [process]
+    kind: command
+    start: "sleep 600 >/dev/null 2>&1 & echo \$!"
+    stop: "kill {handle}; echo stopped {handle} >&2"
+YML
+  ppipe rq "true" quiet
+  submit "$tmp/rq.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "register_timeout: said" wait_for 10 grep -q "provider silent: runner silent-[a-z0-9]* did not say hello within 2 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "register_timeout: counted as a failed start" grep -q "provider silent: runner silent-[a-z0-9]*: a failed start: runner .* did not say hello" "$tmp/prov.log"
+  check "register_timeout: the stop template ran" wait_for 5 grep -q "^stopped [0-9]" "$tmp"/provisioner/logs/silent-*.log
+  local h; h=$(sed -n 's/^stopped \([0-9]*\)$/\1/p' "$tmp"/provisioner/logs/silent-*.log | head -1)
+  check "register_timeout: the stop ended it" wait_for 5 bash -c "! kill -0 $h 2>/dev/null"
+  stop_prov
+}
+
+# --dry-run: one pass, says who would start what and why the others did
+# not match, starts nothing.
+case_dry_run() {
+  fresh dry
+  bus_broker && bus_runner fixed "fast" 1 --executors process && bus_wait_runners 1
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: small, labels: [small], kind: process, executors: [process], max: 1 }
+  - { name: pods, labels: [small, gpu], kind: process, max: 3 }
+  - { name: gpus, labels: [small, gpu], kind: process, executors: [process], max: 3 }
+YML
+  ppipe d1 "true" gpu; ppipe d2 "true" fast; ppipe d3 "true" huge
+  local j1 j2 j3
+  j1=$(submit "$tmp/d1.yml" 2>/dev/null)
+  cli drain fixed > /dev/null
+  j2=$(submit "$tmp/d2.yml" 2>/dev/null); j3=$(submit "$tmp/d3.yml" 2>/dev/null)
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "dry-run: exit 0" [ $? -eq 0 ]
+  check "dry-run: gpu job to gpus" grep -q "^job $j1 (labels gpu,executor:process): provider gpus would start a process runner" "$tmp/dry.out"
+  check "dry-run: small lacks gpu" grep -q "^  not small: labels lack gpu" "$tmp/dry.out"
+  check "dry-run: pods lacks the executor" grep -q "^  not pods: labels lack executor:process" "$tmp/dry.out"
+  check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
+  check "dry-run: fast has no provider (the runner drains)" grep -q "^job $j2 .*no provider" "$tmp/dry.out"
+  check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ] && [ "$(st "$j1")" = queued ]
+  cat > "$tmp/bad.yml" <<YML
+max_runners: lots
+providers:
+  - { name: x, kind: podman, labels: [a] }
+  - { name: y, kind: command, labels: [a], colour: red }
+YML
+  "$bin/evrun-provisioner" --config "$tmp/bad.yml" --dry-run > "$tmp/bad.out" 2>&1
+  check "bad config: exit 2" [ $? -eq 2 ]
+  check "bad config: file:line:col of max_runners" grep -q "bad.yml:1:14: max_runners: expected a whole number" "$tmp/bad.out"
+  check "bad config: podman not implemented yet" grep -q "bad.yml:3:.*kind: podman: not implemented yet" "$tmp/bad.out"
+  check "bad config: unknown key" grep -q 'bad.yml:4:.*unknown key "colour"' "$tmp/bad.out"
+  check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
+}
+
+# A provisioned runner killed mid-job: the broker's lease policy applies
+# as for any runner (the job ends lost, its retry on lost is queued) and
+# the provisioner starts another runner for the retry, which succeeds.
+case_killed() {
+  fresh killed
+  bus_broker --reclaim-ms 1500
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: k, labels: [kill], kind: process, executors: [process], max: 2,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  cat > "$tmp/kj.yml" <<YML
+pipeline: kj
+executor: process
+labels: [kill]
+steps:
+  - name: s
+    run: "if [ -e $tmp/second ]; then echo second; else touch $tmp/second; sleep 60; fi"
+    retry: { on: [lost], max: 1 }
+YML
+  local j pid r2
+  j=$(submit "$tmp/kj.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "killed: the job runs" wait_status "$j" running 20
+  pid=$(sed -n 's/.*provider k: started runner .* (pid \([0-9]*\),.*/\1/p' "$tmp/prov.log" | head -1)
+  check "killed: the runner's pid is known ($pid)" [ -n "$pid" ]
+  kill -9 "$pid"
+  check "killed: the job ends lost" [ "$(wait_job "$j" 30)" = lost ]
+  r2=$(cli status "$j" --json | sed -n 's/.*retried as \([0-9A-Z]*\).*/\1/p')
+  [ -z "$r2" ] && r2=$(cli jobs --json | sed -n 's/.*"job":"\([0-9A-Z]*\)","pipeline":"kj".*/\1/p' | head -1)
+  check "killed: a retry was queued ($r2)" [ -n "$r2" ] && [ "$r2" != "$j" ]
+  check "killed: the retry ran on another provisioned runner" [ "$(wait_job "$r2" 30)" = succeeded ]
+  check "killed: two runners started" [ "$(grep -c "provider k: started runner" "$tmp/prov.log")" -ge 2 ]
+  check "killed: not counted as a failed start (it had said hello)" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
+  stop_prov
+}
+
+# The broker killed and started again: the provisioner connects anew and
+# serves the next job.
+case_broker_restart() {
+  fresh brestart
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: br, labels: [br], kind: process, executors: [process],
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe brj "echo after" br
+  prov "$tmp/p.yml" --timeout-ms 1000
+  sleep 0.5
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  sleep 2
+  bus_broker
+  local j; j=$(submit "$tmp/brj.yml" 2>/dev/null)
+  check "broker restart: the provisioner said it could not ask" grep -q "asking the broker: " "$tmp/prov.log"
+  check "broker restart: the job ran on a provisioned runner" [ "$(wait_job "$j" 30)" = succeeded ]
+  stop_prov
+}
+
+wait_status() {   # JOB STATUS [SECS]
+  for _ in $(seq 1 $((${3:-20} * 10))); do
+    [ "$(st "$1")" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+stop_all
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -ls 'Sanitizer\|runtime error' $root/*/*.log $root/*/provisioner/logs/*.log"
+echo "test_provisioner: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

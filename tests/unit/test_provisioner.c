@@ -1,0 +1,270 @@
+/*  test_provisioner: evrun-provisioner's model (provisioner/evr_prov.h):
+    the config file's errors (file:line:col), label matching and the
+    reasons a provider did not match, the start rate's token bucket, the
+    pause after 3 failed starts, and the command templates. */
+#include "evr_prov.h"
+#include "evr_prov_run.h"
+#include "evr_test.h"
+
+/*  Parses text; returns the errors joined by newlines ("" when none). */
+static char *
+s_parse(const char *text, evr_prov_config_t *cfg)
+{
+    evr_diag_t *diag = evr_diag_new("p.yml");
+    evr_prov_config_parse(text, strlen(text), "p.yml", cfg, diag);
+    char *all = evr_strdup("");
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++) {
+        char *n = evr_asprintf("%s%s\n", all, evr_diag_get(diag, i));
+        free(all);
+        all = n;
+    }
+    evr_diag_destroy(&diag);
+    return all;
+}
+
+static void
+test_config_good(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("max_runners: 5\nstart_rate: 30/min\nregister_timeout: 2m\n"
+                      "providers:\n"
+                      "  - { name: local, labels: [linux, small], kind: process, max: 4,\n"
+                      "      executors: [process] }\n"
+                      "  - name: nomad\n    labels: big\n    kind: command\n"
+                      "    start: nomad job dispatch {job}\n    stop: nomad job stop {handle}\n",
+                      &cfg);
+    CHECK_STR(e, "");
+    CHECK(cfg.max_runners == 5);
+    CHECK(cfg.rate > 0.49 && cfg.rate < 0.51);
+    CHECK(cfg.burst == 30);
+    CHECK(cfg.register_timeout_s == 120);
+    CHECK(cfg.nproviders == 2);
+    CHECK_STR(cfg.providers[0].match.v[2], "executor:process");
+    CHECK(cfg.providers[1].kind == EVR_PROV_COMMAND);
+    CHECK_STR(cfg.providers[1].match.v[1], "executor:podman");   /* the default */
+    CHECK(cfg.providers[1].max == 4);
+    free(e);
+    evr_prov_config_free(&cfg);
+}
+
+static void
+test_config_bad(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "providers: [\n", "p.yml:2:1: YAML: did not find expected node content" },
+        { "max_runners: 0\nproviders: [ { name: a } ]\n",
+          "p.yml:1:14: max_runners: expected a whole number from 1 to 1024, got \"0\"" },
+        { "start_rate: fast\nproviders: [ { name: a } ]\n",
+          "p.yml:1:13: start_rate: expected starts per second or per minute" },
+        { "start_rate: 5/h\nproviders: [ { name: a } ]\n", "start_rate: expected" },
+        { "register_timeout: -1\nproviders: [ { name: a } ]\n",
+          "p.yml:1:19: register_timeout: expected seconds" },
+        { "colour: red\nproviders: [ { name: a } ]\n",
+          "p.yml:1:1: colour: unknown setting \"colour\"" },
+        { "max_runners: 3\n", "p.yml:1:1: providers: missing" },
+        { "providers: {}\n", "providers: expected a list of providers" },
+        { "providers: [ { labels: [a] } ]\n", "providers[0].name: missing" },
+        { "providers: [ { name: a }, { name: a } ]\n", "provider \"a\" named twice" },
+        { "providers: [ { name: a, kind: docker } ]\n",
+          "p.yml:1:31: providers[0].kind: expected process, podman or command, got \"docker\"" },
+        { "providers: [ { name: a, kind: podman } ]\n", "podman: not implemented yet" },
+        { "providers: [ { name: a, kind: command } ]\n", "providers[0].start: missing" },
+        { "providers: [ { name: a, start: x } ]\n", "start and stop go with kind: command only" },
+        { "providers: [ { name: a, labels: [\"a b\"] } ]\n", "expected a name" },
+        { "providers: [ { name: a, labels: [executor:podman] } ]\n",
+          "executor labels come from executors" },
+        { "providers: [ { name: a, executors: [vm] } ]\n", "expected podman or process" },
+        { "providers: [ { name: a, max: 5000 } ]\n", "from 1 to 1024" },
+        { "providers: [ { name: a, max: [1] } ]\n", "expected a single value" },
+        { "providers: [ 7 ]\n", "providers[0]: expected a map" },
+        { "providers: [ { name: a, kind: command, start: \"x {jobz}\" } ]\n",
+          "p.yml:1:47: providers[0].start: \"{jobz}\": expected {job}, {labels}, {runner_id} or "
+          "{broker} ({handle} goes in stop only)" },
+        { "providers: [ { name: a, kind: command, start: x, stop: \"y {hndl}\" } ]\n",
+          "providers[0].stop: \"{hndl}\": expected {job}, {labels}, {runner_id}, {handle} or "
+          "{broker}" },
+        { "- a\n", "expected a map of settings" },
+        { "providers: &a [ *a ]\n", "" },   /* a recursive alias: libyaml's own error, or ours */
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        evr_prov_config_t cfg;
+        char *e = s_parse(cases[i].text, &cfg);
+        CHECK(*e != '\0');
+        CHECK_CONTAINS(e, cases[i].want);
+        CHECK(cfg.providers == NULL);   /* freed on error */
+        free(e);
+    }
+}
+
+static evr_strlist_t
+s_list(const char *a, const char *b, const char *c)
+{
+    evr_strlist_t l = { 0 };
+    const char *v[] = { a, b, c };
+    for (int i = 0; i < 3; i++)
+        if (v[i])
+            evr_strlist_push(&l, v[i]);
+    return l;
+}
+
+static void
+test_match(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("max_runners: 3\nproviders:\n"
+                      "  - { name: small, labels: [linux], executors: [process], max: 1 }\n"
+                      "  - { name: pods, labels: [linux, big] }\n"
+                      "  - { name: big, labels: [linux, big], executors: [process], max: 2 }\n",
+                      &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    char why[1024];
+    evr_strlist_t need = s_list("linux", "executor:process", NULL);
+    CHECK(evr_prov_match(&cfg, &need, 0, why, sizeof why) == 0);
+    CHECK_STR(why, "");
+    cfg.providers[0].running = 1;
+    CHECK(evr_prov_match(&cfg, &need, 1, why, sizeof why) == 2);
+    CHECK_STR(why, "small: full (max 1)\npods: labels lack executor:process");
+    evr_strlist_t big = s_list("big", "executor:process", NULL);
+    CHECK(evr_prov_match(&cfg, &big, 3, why, sizeof why) == -1);
+    CHECK_CONTAINS(why, "max_runners 3 reached");
+    evr_strlist_t none = s_list("gpu", NULL, NULL);
+    CHECK(evr_prov_match(&cfg, &none, 0, why, sizeof why) == -1);
+    CHECK_STR(why, "small: labels lack gpu\npods: labels lack gpu\nbig: labels lack gpu");
+    evr_strlist_t empty = { 0 };
+    CHECK(evr_prov_subset(&empty, &need));
+    CHECK(!evr_prov_subset(&need, &empty));
+    cfg.providers[2].paused = evr_strdup("3 failed starts in a row, the last: x");
+    CHECK(evr_prov_match(&cfg, &big, 0, why, sizeof why) == -1);
+    CHECK_CONTAINS(why, "big: paused: 3 failed starts in a row");
+    char tiny[8];
+    CHECK(evr_prov_match(&cfg, &none, 0, tiny, sizeof tiny) == -1);   /* cut, terminated */
+    CHECK(strlen(tiny) < sizeof tiny);
+    evr_strlist_free(&need);
+    evr_strlist_free(&big);
+    evr_strlist_free(&none);
+    evr_prov_config_free(&cfg);
+}
+
+static void
+test_rate(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("start_rate: 2/s\nproviders: [ { name: a } ]\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    evr_prov_bucket_t b = { 0 };
+    uint64_t t = 1000000000ull;
+    CHECK(evr_prov_bucket_take(&b, &cfg, t));       /* a burst of 2 */
+    CHECK(evr_prov_bucket_take(&b, &cfg, t));
+    CHECK(!evr_prov_bucket_take(&b, &cfg, t));
+    CHECK(!evr_prov_bucket_take(&b, &cfg, t + 400000000ull));   /* 0.8 token */
+    CHECK(evr_prov_bucket_take(&b, &cfg, t + 500000000ull));    /* 1 */
+    CHECK(evr_prov_bucket_take(&b, &cfg, t + 60000000000ull));  /* capped at the burst */
+    CHECK(evr_prov_bucket_take(&b, &cfg, t + 60000000000ull));
+    CHECK(!evr_prov_bucket_take(&b, &cfg, t + 60000000000ull));
+    evr_prov_config_free(&cfg);
+    e = s_parse("start_rate: 1/min\nproviders: [ { name: a } ]\n", &cfg);
+    free(e);
+    evr_prov_bucket_t m = { 0 };
+    CHECK(evr_prov_bucket_take(&m, &cfg, t));
+    CHECK(!evr_prov_bucket_take(&m, &cfg, t + 59000000000ull));
+    CHECK(evr_prov_bucket_take(&m, &cfg, t + 60000000000ull));
+    evr_prov_config_free(&cfg);
+}
+
+static void
+test_pause(void)
+{
+    evr_prov_provider_t p = { .name = "a" };
+    char buf[256];
+    CHECK(!evr_prov_start_done(&p, false, "one"));
+    CHECK(!evr_prov_start_done(&p, false, "two"));
+    CHECK(!evr_prov_start_done(&p, true, NULL));    /* a success resets the count */
+    CHECK(!evr_prov_start_done(&p, false, "one"));
+    CHECK(!evr_prov_start_done(&p, false, "two"));
+    CHECK_STR(evr_prov_state(&p, buf, sizeof buf), "active");
+    CHECK(evr_prov_start_done(&p, false, "exit 7"));
+    CHECK_STR(evr_prov_state(&p, buf, sizeof buf),
+              "paused: 3 failed starts in a row, the last: exit 7");
+    CHECK(!evr_prov_start_done(&p, false, "again"));   /* paused once */
+    CHECK(p.failed == 6);
+    free(p.paused);
+}
+
+static void
+test_expand(void)
+{
+    evr_err_t err;
+    char *s = evr_prov_expand("run {job} --labels {labels} --id {runner_id} {broker}", "J1",
+                              "a,b", "r-1", "ipc:///x y", NULL, &err);
+    CHECK_STR(s, "run 'J1' --labels 'a,b' --id 'r-1' 'ipc:///x y'");
+    free(s);
+    s = evr_prov_expand("stop {handle}", "", "", "r", "b", "it's", &err);
+    CHECK_STR(s, "stop 'it'\\''s'");
+    free(s);
+    CHECK(evr_prov_expand("start {handle}", "J", "", "r", "b", NULL, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "{handle} goes in stop only");
+    CHECK(evr_prov_expand("start {jobs}", "J", "", "r", "b", NULL, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "\"{jobs}\": expected {job}");
+    s = evr_prov_expand("a {job ${HOME} {a,b} { x; } {} ${job}", "J", "", "r", "b", NULL, &err);
+    CHECK_STR(s, "a {job ${HOME} {a,b} { x; } {} ${job}");   /* the shell's braces stay */
+    free(s);
+}
+
+/*  A dry pass: which job gets a free slot, which a provider, which none. */
+static void
+test_pass_dry(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("max_runners: 2\nproviders:\n"
+                      "  - { name: a, labels: [x], executors: [process], max: 1 }\n"
+                      "  - { name: b, labels: [x, y], executors: [process], max: 5 }\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    evr_prov_t *pv = evr_prov_new(&cfg, "/nonexistent", "evrun-runner", "ipc:///x");
+    evr_strlist_t lx = s_list("x", "executor:process", NULL);
+    evr_strlist_t ly = s_list("y", "executor:process", NULL);
+    evr_strlist_t lz = s_list("z", NULL, NULL);
+    evr_strlist_t rl = s_list("x", "executor:process", NULL);
+    evr_prov_runner_t runners[] = {
+        { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
+    };
+    evr_prov_job_t jobs[] = { { "J1", &lx }, { "J2", &lx }, { "J3", &lx }, { "J4", &ly },
+                              { "J5", &lz } };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    evr_prov_pass(pv, jobs, 5, runners, 3, true, f, 1);
+    fclose(f);
+    CHECK_CONTAINS(out, "job J1 (labels x,executor:process): a free slot of runner r1\n");
+    CHECK_CONTAINS(out, "job J2 (labels x,executor:process): provider a would start a process "
+                        "runner (0/1 running)\n");
+    CHECK_CONTAINS(out, "job J3 (labels x,executor:process): provider b would start a process "
+                        "runner (0/5 running)\n  not a: full (max 1)\n");
+    CHECK_CONTAINS(out, "job J4 (labels y,executor:process): no provider can start a runner "
+                        "now\n  not a: labels lack y\n  max_runners 2 reached\n");
+    CHECK_CONTAINS(out, "job J5 (labels z): no provider can start a runner now\n"
+                        "  not a: labels lack z\n  not b: labels lack z\n");
+    free(out);
+    evr_strlist_free(&lx);
+    evr_strlist_free(&ly);
+    evr_strlist_free(&lz);
+    evr_strlist_free(&rl);
+    evr_prov_destroy(&pv);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_config_good);
+    EVR_TEST_RUN(test_config_bad);
+    EVR_TEST_RUN(test_match);
+    EVR_TEST_RUN(test_rate);
+    EVR_TEST_RUN(test_pause);
+    EVR_TEST_RUN(test_expand);
+    EVR_TEST_RUN(test_pass_dry);
+    EVR_TEST_END();
+}
