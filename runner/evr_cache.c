@@ -125,27 +125,22 @@ s_piece(bool file, const char *s, size_t n, void *arg)
     free(piece);
 }
 
-/*  The volumes of spec's cache c into *vol (trusted steps') and *vol_u
-    (untrusted steps': the key's hash also covers "untrusted", so that the
-    source's code never writes a volume a trusted step mounts); caller
-    frees both. */
+/*  The volume of spec's cache c into *vol (caller frees). */
 static evr_rc_t
 s_volume(const evr_spec_t *spec, const evr_cache_t *c, const char *ws, char **vol,
-         char **vol_u, evr_err_t *err)
+         evr_err_t *err)
 {
     const char *pipeline = spec->pipeline;
     s_key_t k = { .ws = ws, .job_layout = evr_spec_has_source(spec), .text = evr_strdup(""),
                   .err = err };
     evr_spec_cache_key_walk(c->key, s_piece, &k);
-    for (int u = 0; u < 2 && !k.rc; u++) {
+    if (!k.rc) {
         evr_sha256_t *h = evr_sha256_new();
         evr_sha256_update(h, pipeline, strlen(pipeline) + 1);
         evr_sha256_update(h, k.text, strlen(k.text));
-        if (u)
-            evr_sha256_update(h, "\0untrusted", 10);
         char hex[EVR_SHA256_HEX];
         evr_sha256_finish(&h, hex);
-        *(u ? vol_u : vol) = evr_asprintf(S_PREFIX "%.24s", hex);
+        *vol = evr_asprintf(S_PREFIX "%.24s", hex);
     }
     free(k.text);
     return k.rc;
@@ -197,17 +192,16 @@ s_add_list(evr_cache_job_t *cj, const evr_spec_t *spec, const evr_reclist_t *l, 
 {
     for (uint32_t k = 0; k < l->n; k++) {
         const evr_cache_t *c = evr_spec_cache(l, k);
-        char *vol = NULL, *vol_u = NULL;
+        char *vol = NULL;
         evr_err_t e2;
-        if (s_volume(spec, c, ws, &vol, &vol_u, &e2))
+        if (s_volume(spec, c, ws, &vol, &e2))
             return evr_err_set(err, EVR_ERR_CONFIG, "%s[%u] (key \"%s\"): %s", where, k, c->key,
                                e2.msg);
         for (uint32_t s = 0; s < cj->nsteps; s++)
             if (i == UINT32_MAX || s == i)
-                s_mount(cj, s, evr_spec_step(spec, s)->untrusted ? vol_u : vol,
-                        evr_spec_has_source(spec) ? "/job/src" : "/workspace", c->path);
+                s_mount(cj, s, vol, evr_spec_has_source(spec) ? "/job/src" : "/workspace",
+                        c->path);
         free(vol);
-        free(vol_u);
     }
     return EVR_OK;
 }

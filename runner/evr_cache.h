@@ -3,9 +3,8 @@
     A `cache: [{key, path}]` entry (of the pipeline, or of a step: a step's
     entry replaces the pipeline's of the same path) names a volume per
     pipeline and key: evrun-cache-<24 hex digits of sha256(pipeline, NUL,
-    resolved key)> (an untrusted step's: sha256(pipeline, NUL, resolved
-    key, NUL, "untrusted"), so that the source's code never writes a
-    volume a trusted step mounts), mounted at path (relative paths under /workspace, or
+    resolved key)>, mounted at path (read-only in an untrusted step, so
+    that the source's code never writes what a trusted step reads) (relative paths under /workspace, or
     /job/src in the /job layout).  `{{ sha256 FILE }}` in a key is the
     sha256 of the file FILE of the job's workspace (of its src/ in the
     /job layout), read once the workspace is prepared (resources and

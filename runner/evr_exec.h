@@ -114,6 +114,7 @@ typedef struct {
     const evr_exec_mount_t *mounts;   /* podman: caches; a host backend has none
                                          (the spec refuses caches there) */
     uint32_t nmounts;
+    bool mounts_readonly;       /* the caches mounted read-only (an untrusted step) */
     const char *output;         /* NULL, or a file name relative to the workspace root
                                    (as get takes it): the unit gets EVRUN_OUTPUT, that
                                    file's path as the unit sees it (podman /workspace/F

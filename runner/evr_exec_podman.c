@@ -456,7 +456,8 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
                              .netns = spec->network < EVR_ARRAY_LEN(netns) ? netns[spec->network]
                                                                            : NULL,
                              .mount_names = names, .mount_dests = dests,
-                             .nmounts = spec->nmounts, .cpus_milli = cpus, .memory = l ? l->memory : 0,
+                             .nmounts = spec->nmounts,
+                             .mounts_readonly = spec->mounts_readonly, .cpus_milli = cpus, .memory = l ? l->memory : 0,
                              .pids = l ? l->pids : 0, .control_dir = spec->control_dir };
     s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);

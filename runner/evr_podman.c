@@ -373,8 +373,12 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
         json_object_set_new(body, "create_working_dir", json_true());
     }
     for (uint32_t i = 0; i < spec->nmounts; i++)
-        json_array_append_new(vols, json_pack("{s:s, s:s}", "Name", spec->mount_names[i],
-                                              "Dest", spec->mount_dests[i]));
+        json_array_append_new(vols, spec->mounts_readonly
+                                        ? json_pack("{s:s, s:s, s:[s]}", "Name",
+                                                    spec->mount_names[i], "Dest",
+                                                    spec->mount_dests[i], "Options", "ro")
+                                        : json_pack("{s:s, s:s}", "Name", spec->mount_names[i],
+                                                    "Dest", spec->mount_dests[i]));
     if (json_array_size(vols))
         json_object_set_new(body, "volumes", vols);
     else

@@ -56,6 +56,7 @@ typedef struct {
     const char *const *mount_names;
     const char *const *mount_dests;
     uint32_t nmounts;
+    bool mounts_readonly;       /* those volumes read-only (option "ro") */
     /*  A host directory bound read-only at /run/evrun (the step's control
         channel), or NULL; with it, EVRUN_CONTROL names its socket and the
         script runs with /run/evrun/bin first in the image's PATH. */

@@ -628,6 +628,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
                                                  : EVR_EXEC_LAYOUT_WORKSPACE,
     };
     spec.mounts = evr_cache_mounts(job->caches, st->index, &spec.nmounts);
+    spec.mounts_readonly = st->spec->untrusted;   /* it reads caches, never fills them */
     char *output = evr_eng_output_file(st);
     spec.output = output;
     spec.control_dir = evr_eng_chan_open(st);

@@ -226,7 +226,7 @@ static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
       "resource limits of this step, over the pipeline's key by key; 0 or absent: none"),
     F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,
-      "the step runs untrusted code (the source's): it is given no secrets and caches of its own"),
+      "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only"),
     { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,
       "when its image is pulled: missing, always or never; default: the pipeline's",
       evr_pull_names, NULL },

@@ -184,9 +184,18 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     evr_rc_t erc = EVR_OK;
     rc = mdb_dbi_open(txn, "meta", create, &self->meta);
     if (rc == MDB_NOTFOUND) {
-        erc = evr_err_set(err, EVR_ERR_STORE,
-                          "store: %s: not an evrun store (an LMDB environment without "
-                          "evrun's meta database)", self->dir);
+        /* read-only: an environment nothing was ever committed to (a
+           process killed before its first commit) is no store yet */
+        MDB_stat stat = { 0 };
+        MDB_dbi main_dbi;
+        if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == MDB_SUCCESS)
+            mdb_stat(txn, main_dbi, &stat);
+        erc = stat.ms_entries == 0
+                  ? evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
+                                "LMDB environment: nothing was ever committed)", self->dir)
+                  : evr_err_set(err, EVR_ERR_STORE,
+                                "store: %s: not an evrun store (an LMDB environment without "
+                                "evrun's meta database)", self->dir);
         goto out;
     }
     if (rc) {

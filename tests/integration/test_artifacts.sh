@@ -195,6 +195,21 @@ YML
   exec_run "$tmp/c-deps-v1.yml"
   check "second job, same pipeline and key: restored" grep -qx "use | HIT from-deps-v1" "$tmp/exec.out"
   check "second job: absolute path restored" grep -qx "abs | ABS-HIT" "$tmp/exec.out"
+  # an untrusted step reads what a trusted step put in the cache, and
+  # cannot change it (read-only)
+  pipeline untrusted <<'YML'
+pipeline: art-cache
+image: localhost/evrun-busybox:latest
+cache:
+  - {key: deps-v1, path: deps}
+steps:
+  - name: reads
+    untrusted: true
+    run: 'cat deps/marker; if touch deps/poison 2>/dev/null; then echo WROTE; else echo READ-ONLY; fi'
+YML
+  exec_run "$tmp/untrusted.yml"
+  check "an untrusted step reads the cache" grep -qx "reads | from-deps-v1" "$tmp/exec.out"
+  check "... and cannot write it" grep -qx "reads | READ-ONLY" "$tmp/exec.out"
   exec_run "$tmp/c-deps-v2.yml"
   check "another key: not restored" grep -qx "use | MISS" "$tmp/exec.out"
   check "the volume named after pipeline and key" podman --url "$EVRUN_PODMAN_URL" volume exists "$(cache_volume art-cache deps-v1)"

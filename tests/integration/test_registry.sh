@@ -508,7 +508,7 @@ EOF
   check "run --follow: the step's end" \
     grep -q "^test -- step.finished: failed (exit 1, [0-9]* ms)$" "$tmp/example-bus.out"
   check "run --follow: the next step skipped, saying why" \
-    grep -qx "package -- step.skipped -- an earlier step failed" "$tmp/example-bus.out"
+    grep -qx "package -- step.skipped -- step test before it did not succeed" "$tmp/example-bus.out"
   check "run --follow: the artifact recorded" \
     grep -qx "test -- step.artifact src/reports/tests.tap (60 bytes, sha256 $ev)" "$tmp/example-bus.out"
   check "run --follow: the job failed" grep -qx "job $j failed" "$tmp/example-bus.out"

@@ -280,39 +280,6 @@ test_ship(void)
     evr_ship_destroy(&sh);
 }
 
-/*  An untrusted step mounts a volume of its own for the same key: the
-    source's code never writes what a trusted step of a later job reads. */
-static void
-test_untrusted(void)
-{
-    evr_spec_t *spec = s_spec(
-        "pipeline: p\nimage: i\n"
-        "cache: [{key: k, path: deps}]\n"
-        "steps:\n"
-        "  - {name: a, run: x, untrusted: true}\n"
-        "  - {name: b, run: x}\n"
-        "  - {name: c, run: x, untrusted: true}\n");
-    evr_cache_job_t *cj = NULL;
-    evr_err_t err;
-    CHECK(evr_cache_resolve(spec, NULL, &cj, &err) == EVR_OK && cj);
-    uint32_t na = 0, nb = 0, nc = 0;
-    const evr_exec_mount_t *ma = evr_cache_mounts(cj, 0, &na);
-    const evr_exec_mount_t *mb = evr_cache_mounts(cj, 1, &nb);
-    const evr_exec_mount_t *mc = evr_cache_mounts(cj, 2, &nc);
-    CHECK(na == 1 && nb == 1 && nc == 1);
-    if (na == 1 && nb == 1 && nc == 1) {
-        /* the trusted step's name is sha256("p\0k"), as before */
-        CHECK_STR(mb[0].volume, "evrun-cache-776e9c643a14b5e91d039a77");
-        CHECK(strcmp(ma[0].volume, mb[0].volume) != 0);
-        CHECK_STR(ma[0].volume, mc[0].volume);
-        CHECK_STR(ma[0].dest, "/workspace/deps");
-    }
-    const char *const *vols;
-    CHECK(evr_cache_volumes(cj, &vols) == 2);
-    evr_cache_job_destroy(&cj);
-    evr_spec_destroy(&spec);
-}
-
 int
 main(void)
 {
@@ -321,7 +288,6 @@ main(void)
         return 2;
     EVR_TEST_RUN(test_resolve);
     EVR_TEST_RUN(test_resolve_job_layout);
-    EVR_TEST_RUN(test_untrusted);
     EVR_TEST_RUN(test_evict);
     EVR_TEST_RUN(test_ship);
     char cmd[128];

@@ -150,6 +150,17 @@ test_open(void)
     CHECK_CONTAINS(err.msg, "not an evrun store");
     CHECK(evr_store_open(foreign, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "not an evrun store");
+    /* an LMDB environment nothing was committed to (a process killed
+       before its first commit): read-only, no store yet, not a foreign one */
+    char *fresh = s_dir("fresh");
+    mkdir(fresh, 0700);
+    MDB_env *env = NULL;
+    CHECK(mdb_env_create(&env) == MDB_SUCCESS);
+    CHECK(mdb_env_open(env, fresh, 0, 0600) == MDB_SUCCESS);
+    mdb_env_close(env);
+    CHECK(evr_store_open(fresh, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "no evrun store here (an empty LMDB environment");
+    free(fresh);
     /* a directory without LMDB files, read-only */
     char *empty = s_dir("empty");
     mkdir(empty, 0700);
