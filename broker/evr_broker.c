@@ -540,7 +540,13 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
     switch (msg->type) {
-    case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
+    case EVR_MSG_SUBMIT:
+        /* a parent is the broker's to record (a runner's trigger), not a client's */
+        free(msg->parent_job);
+        free(msg->parent_step);
+        msg->parent_job = msg->parent_step = NULL;
+        evr_queue_submit(b, rid, msg);
+        break;
     case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
     case EVR_MSG_CANCEL:

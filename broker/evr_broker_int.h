@@ -138,6 +138,10 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  `trigger` from runner (its session at rid): submits the registered
+    pipeline with the parent recorded, commits, answers `triggered`
+    (evr_trigger.c). */
+void evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_msg_t *msg);
 /*  The submit path itself, for a client (rid) or the broker's own submits
     (rid NULL: a schedule's): checks msg (a submit; its args bound here),
     applies the queue policy and stages the job, taking msg's contents.

@@ -149,9 +149,13 @@ s_check_apath(const void *v)
 /* A type with no fields. */
 static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_NO_PRESENT, NULL };
 
+#define PARENT_JOB M("parent_job", EVR_FT_STR, false, EVR_ULID_LEN, parent_job, NULL, s_check_ulid, \
+                     "the job whose step triggered this one (a runner's trigger)")
+#define PARENT_STEP M("parent_step", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, parent_step, NULL, \
+                      s_check_step, "the step of parent_job that triggered it")
 MSG(submit, JOB(true), SPEC(true), ARGS(false),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
-      "labels a runner must have, besides the spec's"), COPIES);
+      "labels a runner must have, besides the spec's"), COPIES, PARENT_JOB, PARENT_STEP);
 MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));
@@ -194,7 +198,7 @@ MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take no
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
-MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES);
+MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES, PARENT_JOB, PARENT_STEP);
 MSG(control, COMMAND(true), JOB(false), REASON(false));
 MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
 MSG(artifact_chunk, JOB(true), STEP(true), APATH(true), SHA256(true), SIZE(true),
@@ -255,6 +259,17 @@ MSG(pipeline, PIPELINE(true),
     M("github_branches", EVR_FT_STRLIST, false, 32, github_branches, NULL, NULL,
       "its on.github.branches (absent: every branch)"));
 
+MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL,
+                          s_check_id, "the registered pipeline to start"),
+    ARGS(false),
+    M("parent_job", EVR_FT_STR, true, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
+      "the job whose step triggers"),
+    M("parent_step", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, parent_step, NULL, s_check_step,
+      "that step"));
+MSG(triggered, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
+                            "true when this job id was submitted before (a trigger sent again)"),
+    CODE(false), MESSAGE(false));
+
 static const struct {
     const char *name;
     const evr_rectype_t *fields;
@@ -293,6 +308,8 @@ static const struct {
     [EVR_MSG_PIPELINE] = { "pipeline", &s_m_pipeline, "broker -> client" },
     [EVR_MSG_PRUNE] = { "prune", &s_m_prune, "client -> broker" },
     [EVR_MSG_PRUNED] = { "pruned", &s_m_pruned, "broker -> client" },
+    [EVR_MSG_TRIGGER] = { "trigger", &s_m_trigger, "runner -> broker" },
+    [EVR_MSG_TRIGGERED] = { "triggered", &s_m_triggered, "broker -> runner" },
 };
 
 const char *const evr_msg_codes[][2] = {

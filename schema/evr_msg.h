@@ -43,6 +43,8 @@ typedef enum {
     EVR_MSG_PIPELINES, EVR_MSG_START, EVR_MSG_PIPELINE,
     /* retention: client -> broker, broker -> client */
     EVR_MSG_PRUNE, EVR_MSG_PRUNED,
+    /* runner -> broker, broker -> runner: a step starts a registered pipeline */
+    EVR_MSG_TRIGGER, EVR_MSG_TRIGGERED,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -98,6 +100,8 @@ typedef struct {
     char *source_url, *source_ref, *ci_source_url, *ci_source_ref;
     /* `pipeline`: its `on.github` (events: none when it has none) */
     evr_strlist_t github_events, github_branches;
+    /* `trigger`, `submit`, `dispatch`: the job and step that started this job */
+    char *parent_job, *parent_step;
 } evr_msg_t;
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */
