@@ -191,6 +191,18 @@ s_outputs_view(const evr_job_t *pj, evr_msg_t *m)
     }
 }
 
+/*  The parent of a job a step triggered, from its job.accepted (jseq 1). */
+static int
+s_parent_of(const evr_event_t *ev, void *arg)
+{
+    evr_msg_t *m = arg;
+    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && ev->data.parent_job && ev->data.parent_step) {
+        m->parent_job = evr_strdup(ev->data.parent_job);
+        m->parent_step = evr_strdup(ev->data.parent_step);
+    }
+    return 1;   /* the first event only */
+}
+
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
     the steps' outputs when outputs; false when the broker knows no such
     job. */
@@ -207,6 +219,8 @@ s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
+        m->parent_job = j->submit->parent_job ? evr_strdup(j->submit->parent_job) : NULL;
+        m->parent_step = j->submit->parent_step ? evr_strdup(j->submit->parent_step) : NULL;
         if (j->not_before > evr_now_ns()) {
             char t[32];
             evr_time_format(j->not_before, t, sizeof t);
@@ -232,8 +246,10 @@ s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
-    if (outputs)
+    if (outputs) {
         s_outputs_view(&pj, m);
+        evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
+    }
     evr_rec_free(&evr_job_type, &pj);
     return true;
 }

@@ -180,7 +180,11 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
                        "steps that failed with allow_failure (the job did not fail for them)"),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
       "answering `status`: the steps' outputs (their step.outputs, masked) as STEP/KEY to "
-      "VALUE, in step order; at most 256, the rest left out"));
+      "VALUE, in step order; at most 256, the rest left out"),
+    M("parent_job", EVR_FT_STR, false, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
+      "answering `status`: the job whose step triggered this one"),
+    M("parent_step", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, parent_step, NULL, s_check_step,
+      "answering `status`: that step"));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),

@@ -455,6 +455,8 @@ s_print_job(const evr_msg_t *m)
     printf("\n");
     if (m->reason)
         printf("reason    %s\n", m->reason);
+    if (m->parent_job)
+        printf("parent    %s (step %s)\n", m->parent_job, m->parent_step ? m->parent_step : "?");
     printf("runner    %s\nsteps     %u/%u done\ncreated   %s\nstarted   %s\nfinished  %s\n",
            m->runner ? m->runner : "-", m->steps_done, m->steps_total, c, s, f);
     if (m->started && m->finished)

@@ -500,6 +500,50 @@ YML
   check "nothing left in podman" no_leftovers "$j"
 }
 
+case_job_trigger() {   # issue 17: a step starts registered pipelines through the broker
+  fresh jobtrig
+  mkdir -p "$tmp/pipelines"
+  for n in deploy notify other; do
+    cat > "$tmp/pipelines/$n.yml" <<YML
+pipeline: $n
+image: localhost/evrun-busybox:latest
+args:
+  ENV: { default: dev }
+steps:
+  - name: go
+    run: echo "$n ENV=\$ENV"
+YML
+  done
+  bus_broker && bus_runner jt-1 "" 3 && bus_wait_runners 1
+  pipeline parent <<'YML'
+pipeline: parent
+image: localhost/evrun-busybox:latest
+triggers: [deploy, notify]
+steps:
+  - name: build
+    run: |
+      ids=$(evrun-job trigger deploy notify -a ENV=prod) || exit 3
+      echo "children: $(echo $ids)"
+      evrun-job trigger other; echo "other: $?"
+YML
+  local j ids c st
+  j=$(submit "$tmp/parent.yml")
+  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/logs.out" 2>&1
+  ids=$(sed -n 's/.*children: \([0-9A-Z ]*\)$/\1/p' "$tmp/logs.out")
+  check "two child ids printed" [ "$(echo $ids | wc -w)" -eq 2 ]
+  check "a pipeline not in triggers: refused, exit 2" grep -q "other: 2" "$tmp/logs.out"
+  check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify)" "$tmp/logs.out"
+  for c in $ids; do
+    st=$(wait_job "$c")
+    check "child $c succeeded" [ "$st" = succeeded ]
+    check "child $c: parent in its status" grep -q "^parent    $j (step build)" <(cli status "$c")
+    check "child $c: its args" grep -q "ENV=prod" <(cli logs "$c")
+  done
+  check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
+  check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
+}
+
 case_runner_killed() {
   fresh rkill
   bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
@@ -1219,7 +1263,7 @@ EOF
   check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret job_trigger}
 for c in $cases; do
   case_name=$c
   echo "== $c"
