@@ -206,8 +206,8 @@ s_parent_of(const evr_event_t *ev, void *arg)
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
     the steps' outputs when outputs; false when the broker knows no such
     job. */
-static bool
-s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
+bool
+evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
@@ -258,7 +258,7 @@ static void
 s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     evr_msg_t m;
-    if (s_job_view(b, req->job, true, &m))
+    if (evr_broker_job_view(b, req->job, true, &m))
         evr_bus_send(b->clients, rid, &m, NULL);
     else
         evr_retention_no_job(b, rid, req->job);
@@ -339,7 +339,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     size_t i = 0;
     for (; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (s_job_view(b, l.ids[i], false, &m)) {
+        if (evr_broker_job_view(b, l.ids[i], false, &m)) {
             cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
             sent += !cut;
         }

@@ -519,9 +519,8 @@ s_first_id(const char *id, evr_job_status_t status, void *arg)
     return 1;
 }
 
-/*  waiting, running and the newest job of pipeline name into m. */
-static void
-s_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m)
+void
+evr_pipelines_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m)
 {
     const evr_queue_job_t *newest = NULL;
     for (const evr_queue_job_t *j = b->jobs; j; j = j->next) {
@@ -562,7 +561,7 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
         m.file = evr_strdup(p->file);
         if (p->registered) {
             m.concurrency = p->spec->concurrency;
-            s_jobs_of(b, p->spec->pipeline, &m);
+            evr_pipelines_jobs_of(b, p->spec->pipeline, &m);
             const evr_on_github_t *gh = &p->spec->on.github;
             for (uint32_t i = 0; gh->present && i < gh->events.n; i++)
                 evr_strlist_push(&m.github_events, gh->events.v[i]);

@@ -62,3 +62,35 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         s_answer(b, rid, job, existing, NULL, NULL);
     evr_msg_clear(&m);
 }
+
+void
+evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
+{
+    evr_queue_flush(b);     /* it sees the submits before it */
+    evr_msg_t pm = { 0 }, m = { 0 };
+    const char *job = msg->job;
+    if (!job && msg->pipeline) {
+        evr_pipelines_jobs_of(b, msg->pipeline, &pm);
+        job = pm.last_job;
+    }
+    bool found = job && evr_broker_job_view(b, job, true, &m);
+    m.type = EVR_MSG_QUERIED;
+    m.seq = msg->seq;
+    m.waiting = pm.waiting;
+    m.running = pm.running;
+    if (!m.pipeline && msg->pipeline)
+        m.pipeline = evr_strdup(msg->pipeline);
+    if (!found && msg->job) {
+        m.code = evr_strdup(EVR_CODE_NOT_FOUND);
+        m.message = evr_asprintf("no job %s (unknown, or removed by retention)", msg->job);
+    }
+    else if (!msg->job && !msg->pipeline) {
+        m.code = evr_strdup(EVR_CODE_BAD_REQUEST);
+        m.message = evr_strdup("query: give job or pipeline");
+    }
+    evr_err_t err;
+    if (evr_bus_send(b->runners, rid, &m, &err))
+        evr_broker_warn(b, "the answer to a runner's query was not sent: %s", err.msg);
+    evr_msg_clear(&m);
+    evr_msg_clear(&pm);
+}

@@ -346,6 +346,7 @@ s_inbound(evr_daemon_t *d)
         case EVR_MSG_TRIGGERED:
             evr_engine_triggered(d->eng, m.job, m.existing, m.code, m.message);
             break;
+        case EVR_MSG_QUERIED: evr_engine_queried(d->eng, &m); break;
         case EVR_MSG_HEARTBEAT: break;
         case EVR_MSG_ARTIFACT_ACK:
             if (d->ship)
@@ -604,8 +605,19 @@ s_send_trigger(void *arg, const char *job, const char *pipeline, const evr_strma
         s_warn(d, "trigger of job %s not sent (%s): sent again later", job, err.msg);
 }
 
+/*  A step's query (evrun-job result, running); lost as a trigger is. */
+static void
+s_send_query(void *arg, uint64_t seq, const char *job, const char *pipeline)
+{
+    evr_daemon_t *d = arg;
+    evr_msg_t m = { .type = EVR_MSG_QUERY, .seq = seq, .job = (char *) job,
+                    .pipeline = (char *) pipeline };
+    if (d->state == S_READY && d->sock)
+        evr_bus_send(d->sock, NULL, &m, NULL);
+}
+
 void
 evr_daemon_take_triggers(evr_daemon_t *self)
 {
-    evr_engine_set_trigger(self->eng, s_send_trigger, self);
+    evr_engine_set_trigger(self->eng, s_send_trigger, s_send_query, self);
 }

@@ -444,6 +444,10 @@ void evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env);
 struct json_t;
 evr_rc_t evr_eng_cmd_trigger(const struct json_t *req, struct json_t *ans, evr_err_t *err,
                              void *arg);
+evr_rc_t evr_eng_cmd_result(const struct json_t *req, struct json_t *ans, evr_err_t *err,
+                            void *arg);
+evr_rc_t evr_eng_cmd_running(const struct json_t *req, struct json_t *ans, evr_err_t *err,
+                             void *arg);
 void evr_eng_trigs_free(evr_engine_t *e);
 
 /* evr_recover.c */

@@ -301,6 +301,8 @@ static const evr_chan_cmd_t s_cmds[] = {
     { "hello", s_cmd_hello },
     { "secret", s_cmd_secret },
     { "trigger", evr_eng_cmd_trigger },
+    { "result", evr_eng_cmd_result },
+    { "running", evr_eng_cmd_running },
     { NULL, NULL },
 };
 

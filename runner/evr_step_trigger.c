@@ -34,10 +34,20 @@ typedef struct {
     uint64_t used;      /* mono ns of the last request about it (eviction) */
 } s_trig_t;
 
+typedef struct {
+    char key[EVR_SPEC_MAX_NAME + 4];   /* "j:JOB" or "p:PIPELINE"; "" free */
+    uint64_t seq;
+    json_t *ans;        /* NULL: pending */
+    uint64_t sent, used;
+} s_query_t;
+
 struct evr_eng_trigs {
     evr_trigger_send_fn *fn;
+    evr_query_send_fn *qfn;
     void *arg;
     s_trig_t t[EVR_TRIGGER_TABLE];
+    s_query_t q[EVR_QUERY_TABLE];
+    uint64_t next_seq;
 };
 
 static struct evr_eng_trigs *
@@ -55,15 +65,19 @@ evr_eng_trigs_free(evr_engine_t *e)
         return;
     for (int i = 0; i < EVR_TRIGGER_TABLE; i++)
         free(e->trigs->t[i].why);
+    for (int i = 0; i < EVR_QUERY_TABLE; i++)
+        json_decref(e->trigs->q[i].ans);
     free(e->trigs);
     e->trigs = NULL;
 }
 
 void
-evr_engine_set_trigger(evr_engine_t *self, evr_trigger_send_fn *fn, void *arg)
+evr_engine_set_trigger(evr_engine_t *self, evr_trigger_send_fn *fn, evr_query_send_fn *qfn,
+                       void *arg)
 {
     struct evr_eng_trigs *ts = s_trigs(self);
     ts->fn = fn;
+    ts->qfn = qfn;
     ts->arg = arg;
 }
 
@@ -259,5 +273,154 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
                                                                         : "accepted"));
     }
     evr_strmap_free(&args);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- queries */
+
+void
+evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
+{
+    s_query_t *q = NULL;
+    for (int i = 0; self->trigs && i < EVR_QUERY_TABLE && !q; i++)
+        if (self->trigs->q[i].key[0] && self->trigs->q[i].seq == m->seq && !self->trigs->q[i].ans)
+            q = &self->trigs->q[i];
+    if (!q)
+        return;     /* an answer to a resend, or after a restart */
+    json_t *a = json_object();
+    if (m->code) {
+        json_object_set_new(a, "code", json_string(m->code));
+        json_object_set_new(a, "message", json_string(m->message ? m->message : ""));
+    }
+    if (m->job) {
+        json_object_set_new(a, "job", json_string(m->job));
+        json_object_set_new(a, "status", json_string(m->status ? m->status : ""));
+        json_object_set_new(a, "steps_total", json_integer(m->steps_total));
+        json_object_set_new(a, "steps_done", json_integer(m->steps_done));
+        json_t *o = json_object();
+        for (uint32_t i = 0; i < m->outputs.n; i++)
+            json_object_set_new(o, m->outputs.k[i], json_string(m->outputs.v[i]));
+        json_object_set_new(a, "outputs", o);
+    }
+    if (m->pipeline)
+        json_object_set_new(a, "pipeline", json_string(m->pipeline));
+    if (q->key[0] == 'p') {
+        json_object_set_new(a, "waiting", json_integer(m->waiting));
+        json_object_set_new(a, "running", json_integer(m->running));
+    }
+    q->ans = a;
+}
+
+/*  True when the job may ask about pipeline: its own, one of its
+    triggers:, or any with triggers_any. */
+static bool
+s_may_see(const evr_eng_step_t *st, const char *pipeline)
+{
+    const evr_spec_t *spec = st->job->spec;
+    if (st->job->eng->opts.triggers_any || (spec->pipeline && !strcmp(spec->pipeline, pipeline)))
+        return true;
+    for (uint32_t i = 0; i < spec->triggers.n; i++)
+        if (!strcmp(spec->triggers.v[i], pipeline))
+            return true;
+    return false;
+}
+
+/*  The query of key (job or pipeline): pending (sent, or sent again
+    after EVR_TRIGGER_RESEND_MS), or its answer, taken (the next request
+    asks anew). */
+static evr_rc_t
+s_query(evr_eng_step_t *st, const char *cmd, const char *job, const char *pipeline, json_t *ans,
+        evr_err_t *err)
+{
+    struct evr_eng_trigs *ts = s_trigs(st->job->eng);
+    if (!ts->qfn)
+        return evr_err_set(err, EVR_ERR_STATE, "no broker here (evrun-runner --exec): no other "
+                           "job to ask about");
+    char key[sizeof ts->q[0].key];
+    snprintf(key, sizeof key, "%c:%s", job ? 'j' : 'p', job ? job : pipeline);
+    s_query_t *q = NULL, *old = NULL;
+    for (int i = 0; i < EVR_QUERY_TABLE && !q; i++) {
+        s_query_t *c = &ts->q[i];
+        if (!strcmp(c->key, key))
+            q = c;
+        else if (!old || !c->key[0] || (old->key[0] && c->used < old->used))
+            old = c;
+    }
+    uint64_t now = evr_mono_ns();
+    if (!q) {
+        q = old;
+        json_decref(q->ans);
+        *q = (s_query_t) { .seq = ++ts->next_seq };
+        snprintf(q->key, sizeof q->key, "%s", key);
+    }
+    q->used = now;
+    if (!q->ans) {
+        if (!q->sent || now - q->sent >= EVR_TRIGGER_RESEND_MS * 1000000ull) {
+            q->sent = now;
+            ts->qfn(ts->arg, q->seq, job, job ? NULL : pipeline);
+        }
+        json_object_set_new(ans, "state", json_string("pending"));
+        return EVR_OK;
+    }
+    json_t *a = q->ans;
+    q->ans = NULL;
+    q->key[0] = '\0';
+    const char *code = json_string_value(json_object_get(a, "code"));
+    const char *pl = json_string_value(json_object_get(a, "pipeline"));
+    evr_rc_t rc = EVR_OK;
+    if (code && !strcmp(code, EVR_CODE_NOT_FOUND))
+        rc = evr_err_set(err, EVR_ERR_NOTFOUND, "%s", json_string_value(json_object_get(a,
+                                                                                    "message")));
+    else if (code)
+        rc = evr_err_set(err, EVR_ERR_STATE, "the broker refused: %s (%s)",
+                         json_string_value(json_object_get(a, "message")), code);
+    else if (job && (!pl || !s_may_see(st, pl)))
+        rc = evr_err_set(err, EVR_ERR_STATE, "job %s is of pipeline %s, which the triggers: of "
+                         "pipeline %s does not name", job, pl ? pl : "?",
+                         st->job->spec->pipeline ? st->job->spec->pipeline : "?");
+    if (!rc) {
+        json_object_update(ans, a);
+        json_object_set_new(ans, "state", json_string("done"));
+    }
+    (void) cmd;
+    json_decref(a);
+    return rc;
+}
+
+evr_rc_t
+evr_eng_cmd_result(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
+{
+    evr_eng_step_t *st = arg;
+    const json_t *jj = json_object_get(req, "job"), *jp = json_object_get(req, "pipeline");
+    if (!(json_is_string(jj) ^ json_is_string(jp)))
+        return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"result\", \"job\": ID} or "
+                           "{\"cmd\": \"result\", \"pipeline\": NAME}");
+    if (jj && !evr_ulid_valid(json_string_value(jj)))
+        return evr_err_set(err, EVR_ERR_PROTO, "\"job\": \"%.32s\" is no job id (a ULID)",
+                           json_string_value(jj));
+    if (jp && !evr_spec_name_ok(json_string_value(jp)))
+        return evr_err_set(err, EVR_ERR_PROTO, "\"pipeline\": \"%.64s\" is no pipeline name",
+                           json_string_value(jp));
+    if (jp && !s_may_see(st, json_string_value(jp)))
+        return evr_err_set(err, EVR_ERR_STATE, "pipeline %s is neither this job's nor in its "
+                           "triggers:", json_string_value(jp));
+    return s_query(st, "result", jj ? json_string_value(jj) : NULL,
+                   jp ? json_string_value(jp) : NULL, ans, err);
+}
+
+evr_rc_t
+evr_eng_cmd_running(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
+{
+    evr_eng_step_t *st = arg;
+    const json_t *jp = json_object_get(req, "pipeline");
+    if (!json_is_string(jp) || !evr_spec_name_ok(json_string_value(jp)))
+        return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"running\", \"pipeline\": "
+                           "NAME} with a pipeline name");
+    if (!s_may_see(st, json_string_value(jp)))
+        return evr_err_set(err, EVR_ERR_STATE, "pipeline %s is neither this job's nor in its "
+                           "triggers:", json_string_value(jp));
+    evr_rc_t rc = s_query(st, "running", NULL, json_string_value(jp), ans, err);
+    if (!rc && json_object_get(ans, "steps_total"))   /* its newest job: not asked for here */
+        json_object_del(ans, "outputs");
     return rc;
 }

@@ -16,6 +16,7 @@
 #define EVR_TRIGGER_H_INCLUDED
 
 #include "evr_engine.h"
+#include "evr_msg.h"
 #include "evr_ulid.h"
 
 /*  Triggers the engine remembers (their state, for evrun-job's polls);
@@ -29,14 +30,23 @@ typedef void (evr_trigger_send_fn)(void *arg, const char *job, const char *pipel
                                    const evr_strmap_t *args, const char *parent_job,
                                    const char *parent_step);
 
+/*  Sends a query (about job, or else pipeline) on the runner session. */
+typedef void (evr_query_send_fn)(void *arg, uint64_t seq, const char *job, const char *pipeline);
+/*  Queries the engine remembers at once (evrun-job result, running). */
+#define EVR_QUERY_TABLE 32
+
 /*  The child's job id of a trigger (see above): the call's time with
     bytes of a hash of the rest.  EVR_ERR_PROTO when call is no ULID. */
 evr_rc_t evr_trigger_child_id(const char *parent_job, const char *step, uint32_t attempt,
                               const char *call, const char *pipeline,
                               char out[EVR_ULID_LEN + 1], evr_err_t *err);
 
-/*  Where the engine's triggers go (NULL: nowhere, the --exec mode). */
-void evr_engine_set_trigger(evr_engine_t *self, evr_trigger_send_fn *fn, void *arg);
+/*  Where the engine's triggers and queries go (NULL: nowhere, the --exec
+    mode). */
+void evr_engine_set_trigger(evr_engine_t *self, evr_trigger_send_fn *fn, evr_query_send_fn *qfn,
+                            void *arg);
+/*  The broker's answer to a query (a `queried` message). */
+void evr_engine_queried(evr_engine_t *self, const evr_msg_t *m);
 /*  The broker's answer about the trigger of job: accepted (existing: it
     knew the job) when code is NULL, else refused with message. */
 void evr_engine_triggered(evr_engine_t *self, const char *job, bool existing, const char *code,

@@ -273,6 +273,20 @@ MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipel
 MSG(triggered, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
                             "true when this job id was submitted before (a trigger sent again)"),
     CODE(false), MESSAGE(false));
+MSG(query, SEQ(true, "the runner's number of this query, echoed in its answer"),
+    M("job", EVR_FT_STR, false, EVR_ULID_LEN, job, NULL, s_check_ulid,
+      "the job asked about (or pipeline)"),
+    M("pipeline", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
+      "the pipeline asked about: its jobs waiting and running, its newest job"));
+MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(false),
+    U32("steps_total", steps_total, false, "steps in the pipeline"),
+    U32("steps_done", steps_done, false, "steps finished or skipped"),
+    M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
+      "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
+    U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
+    U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
+        "finished"),
+    CODE(false), MESSAGE(false));
 
 static const struct {
     const char *name;
@@ -314,6 +328,8 @@ static const struct {
     [EVR_MSG_PRUNED] = { "pruned", &s_m_pruned, "broker -> client" },
     [EVR_MSG_TRIGGER] = { "trigger", &s_m_trigger, "runner -> broker" },
     [EVR_MSG_TRIGGERED] = { "triggered", &s_m_triggered, "broker -> runner" },
+    [EVR_MSG_QUERY] = { "query", &s_m_query, "runner -> broker" },
+    [EVR_MSG_QUERIED] = { "queried", &s_m_queried, "broker -> runner" },
 };
 
 const char *const evr_msg_codes[][2] = {

@@ -45,6 +45,8 @@ typedef enum {
     EVR_MSG_PRUNE, EVR_MSG_PRUNED,
     /* runner -> broker, broker -> runner: a step starts a registered pipeline */
     EVR_MSG_TRIGGER, EVR_MSG_TRIGGERED,
+    /* runner -> broker, broker -> runner: a step asks about a job or a pipeline */
+    EVR_MSG_QUERY, EVR_MSG_QUERIED,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 

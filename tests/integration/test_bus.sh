@@ -503,7 +503,7 @@ YML
 case_job_trigger() {   # issue 17: a step starts registered pipelines through the broker
   fresh jobtrig
   mkdir -p "$tmp/pipelines"
-  for n in deploy notify other; do
+  for n in deploy notify other failing; do
     cat > "$tmp/pipelines/$n.yml" <<YML
 pipeline: $n
 image: localhost/evrun-busybox:latest
@@ -511,20 +511,33 @@ args:
   ENV: { default: dev }
 steps:
   - name: go
-    run: echo "$n ENV=\$ENV"
+    run: |
+      echo "$n ENV=\$ENV"; echo "where=\$ENV" >> "\$EVRUN_OUTPUT"
+      [ $n != deploy ] || sleep 1
+      [ $n != failing ]
+  - name: after
+    needs: [go]
+    run: "true"
 YML
   done
   bus_broker && bus_runner jt-1 "" 3 && bus_wait_runners 1
   pipeline parent <<'YML'
 pipeline: parent
 image: localhost/evrun-busybox:latest
-triggers: [deploy, notify]
+triggers: [deploy, notify, failing]
 steps:
   - name: build
     run: |
-      ids=$(evrun-job trigger deploy notify -a ENV=prod) || exit 3
+      ids=$(evrun-job trigger deploy notify -a ENV=prod --wait); echo "wait: $?"
       echo "children: $(echo $ids)"
       evrun-job trigger other; echo "other: $?"
+      evrun-job result deploy
+      evrun-job result 01ZZZZZZZZZZZZZZZZZZZZZZZZ; echo "unknown: $?"
+      evrun-job running deploy; echo "running after: $?"
+      evrun-job trigger deploy -a ENV=again >/dev/null
+      evrun-job running deploy; echo "running now: $?"
+      evrun-job trigger failing --wait >/dev/null; echo "failing wait: $?"
+      evrun-job result other; echo "not allowed: $?"
 YML
   local j ids c st
   j=$(submit "$tmp/parent.yml")
@@ -533,13 +546,23 @@ YML
   ids=$(sed -n 's/.*children: \([0-9A-Z ]*\)$/\1/p' "$tmp/logs.out")
   check "two child ids printed" [ "$(echo $ids | wc -w)" -eq 2 ]
   check "a pipeline not in triggers: refused, exit 2" grep -q "other: 2" "$tmp/logs.out"
-  check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify)" "$tmp/logs.out"
+  check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify, failing)" "$tmp/logs.out"
+  check "--wait: both succeeded, exit 0" grep -q "wait: 0$" "$tmp/logs.out"
+  check "--wait: a failed child, exit 1" grep -q "failing wait: 1$" "$tmp/logs.out"
+  check "result PIPELINE: its newest job, status and outputs" \
+    grep -q '"status":"succeeded".*"pipeline":"deploy"' "$tmp/logs.out"
+  check "result: outputs" grep -q '"outputs":{"go/where":"prod"}' "$tmp/logs.out"
+  check "result of an unknown job: exit 1" grep -q "unknown: 1$" "$tmp/logs.out"
+  check "running: none, exit 1" grep -q "running after: 1$" "$tmp/logs.out"
+  check "running: one, exit 0" grep -q "running now: 0$" "$tmp/logs.out"
+  check "result of a pipeline not in triggers: refused" grep -q "not allowed: 2$" "$tmp/logs.out"
   for c in $ids; do
     st=$(wait_job "$c")
     check "child $c succeeded" [ "$st" = succeeded ]
     check "child $c: parent in its status" grep -q "^parent    $j (step build)" <(cli status "$c")
     check "child $c: its args" grep -q "ENV=prod" <(cli logs "$c")
   done
+  check "the parent's jobs: 5 (parent, 2 deploy, notify, failing)" [ "$(cli jobs 2>/dev/null | grep -c "^0")" -eq 5 ]
   check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
   check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
 }

@@ -271,7 +271,7 @@ test_trigger_broker(void)
 {
     evr_etest_t *t = s_world();
     s_sent = 0;
-    evr_engine_set_trigger(t->eng, s_record, NULL);
+    evr_engine_set_trigger(t->eng, s_record, NULL, NULL);
     CHECK(evr_etest_submit(t, evr_etest_job(4), S_TRIG_STEPS) == EVR_OK);
     CHECK(evr_etest_until_event(t, 4, "step.output a 1 stdout"));
     char *ans = s_ask(t, 4, "a", S_TRIG_LINE("other"));
