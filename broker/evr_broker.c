@@ -203,6 +203,19 @@ s_parent_of(const evr_event_t *ev, void *arg)
     return 1;   /* the first event only */
 }
 
+/*  A child of the job (kids/PARENT/CHILD) into the `job` message arg. */
+static int
+s_child_of(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) val;
+    (void) len;
+    evr_msg_t *m = arg;
+    const char *child = strrchr(key, '/');
+    if (child && evr_ulid_valid(child + 1))
+        evr_strlist_push(&m->children, child + 1);
+    return m->children.n >= EVR_MSG_MAX_CHILDREN;
+}
+
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
     the steps' outputs when outputs; false when the broker knows no such
     job. */
@@ -249,6 +262,9 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     if (outputs) {
         s_outputs_view(&pj, m);
         evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
+        char prefix[EVR_ULID_LEN + 8];
+        snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
+        evr_store_kv_scan(b->store, prefix, s_child_of, m, &err);
     }
     evr_rec_free(&evr_job_type, &pj);
     return true;

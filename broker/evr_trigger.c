@@ -52,6 +52,15 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         evr_msg_clear(&m);
         return;
     }
+    if (!existing) {   /* the parent's list of children (evrun-cli status) */
+        char key[EVR_ULID_LEN * 2 + 8];
+        snprintf(key, sizeof key, "kids/%s/%s", msg->parent_job, job);
+        evr_store_kv_t op = { key, "", 0 };
+        evr_err_t err;
+        if (evr_store_kv_write_lazy(b->store, &op, 1, &err))
+            evr_broker_warn(b, "job %s: its parent's list of children not written: %s", job,
+                            err.msg);
+    }
     evr_queue_flush(b);     /* committed before the runner hears of it */
     evr_broker_info(b, "job %s of %s triggered by job %s step %s (runner %s)%s", job,
                     p->spec->pipeline, msg->parent_job, msg->parent_step, runner,

@@ -104,7 +104,11 @@ typedef struct {
     evr_strlist_t github_events, github_branches;
     /* `trigger`, `submit`, `dispatch`: the job and step that started this job */
     char *parent_job, *parent_step;
+    evr_strlist_t children;     /* `job` answering `status`: the jobs its steps triggered */
 } evr_msg_t;
+
+/*  Most children a `job` message lists. */
+#define EVR_MSG_MAX_CHILDREN 64
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */
 #define EVR_MSG_MAX_OUTPUTS 256

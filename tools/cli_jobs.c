@@ -461,6 +461,8 @@ s_print_job(const evr_msg_t *m)
            m->runner ? m->runner : "-", m->steps_done, m->steps_total, c, s, f);
     if (m->started && m->finished)
         printf("duration  %.3f s\n", (double) (m->finished - m->started) / 1e9);
+    for (uint32_t i = 0; i < m->children.n; i++)   /* jobs its steps triggered */
+        printf("%-10s%s\n", i ? "" : "children", m->children.v[i]);
     for (uint32_t i = 0; i < m->outputs.n; i++)   /* STEP/KEY: the step's outputs */
         printf("%-10s%s=%s\n", i ? "" : "outputs", m->outputs.k[i], m->outputs.v[i]);
 }

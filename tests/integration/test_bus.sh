@@ -562,6 +562,9 @@ YML
     check "child $c: parent in its status" grep -q "^parent    $j (step build)" <(cli status "$c")
     check "child $c: its args" grep -q "ENV=prod" <(cli logs "$c")
   done
+  cli status "$j" > "$tmp/pstatus.out"
+  check "parent status: its children listed" [ "$(grep -c "^\(children  \|          \)0" "$tmp/pstatus.out")" -eq 4 ]
+  for c in $ids; do check "parent status: child $c" grep -q "$c" "$tmp/pstatus.out"; done
   check "the parent's jobs: 5 (parent, 2 deploy, notify, failing)" [ "$(cli jobs 2>/dev/null | grep -c "^0")" -eq 5 ]
   check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
   check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
