@@ -143,6 +143,7 @@ evr_engine_triggered(evr_engine_t *self, const char *job, bool existing, const c
     s_trig_t *t = self->trigs && job ? s_find(self->trigs, job) : NULL;
     if (!t || t->state != S_PENDING)
         return;     /* an answer to a resend, or after a restart: the first one counted */
+    evr_eng_test_pause("triggered", NULL);  /* crash tests: accepted, the step not told */
     t->state = code ? S_REFUSED : S_ACCEPTED;
     t->existing = existing;
     if (code)

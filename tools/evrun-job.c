@@ -238,7 +238,7 @@ s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry)
 {
     int fd = s_connect();
     if (fd < 0)
-        return 2;
+        return retry ? 3 : 2;
     size_t off = 0;
     while (off < len) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);

@@ -570,6 +570,42 @@ YML
   check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
 }
 
+case_job_trigger_crash() {   # the runner killed (-9) after the broker took a trigger, before the step heard
+  fresh jobtrigc
+  mkdir -p "$tmp/pipelines"
+  cat > "$tmp/pipelines/deploy.yml" <<'YML'
+pipeline: deploy
+image: localhost/evrun-busybox:latest
+steps:
+  - name: go
+    run: echo deployed
+YML
+  bus_broker && EVR_TEST_PAUSE_AT=triggered bus_runner jc-1 "" 2 && bus_wait_runners 1
+  pipeline tparent <<'YML'
+pipeline: tparent
+image: localhost/evrun-busybox:latest
+triggers: [deploy]
+steps:
+  - name: build
+    run: |
+      id=$(evrun-job trigger deploy) || exit 3
+      echo "child: $id"
+YML
+  local j id n
+  j=$(submit "$tmp/tparent.yml")
+  for _ in $(seq 1 200); do grep -q "test pause at triggered" "$tmp/runner-jc-1.log" && break; sleep 0.1; done
+  check "paused once the broker took the trigger" grep -q "test pause at triggered" "$tmp/runner-jc-1.log"
+  kill -9 "$runner_pid_jc_1"
+  bus_runner jc-1 "" 2
+  check "parent succeeded after the restart" [ "$(wait_job "$j" 90)" = succeeded ]
+  id=$(cli logs "$j" 2>/dev/null | sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p')
+  n=$(cli jobs --pipeline deploy 2>/dev/null | grep -c "^0")
+  check "one deploy job, not two" [ "$n" -eq 1 ]
+  check "the step printed that job" grep -q "^$id " <(cli jobs --pipeline deploy 2>/dev/null)
+  check "the broker saw the trigger again: known already" grep -q "job $id of deploy triggered .*: known already" "$tmp/broker.log"
+  check "the child succeeded" [ "$(wait_job "$id")" = succeeded ]
+}
+
 case_runner_killed() {
   fresh rkill
   bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
@@ -1289,7 +1325,7 @@ EOF
   check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret job_trigger}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret job_trigger job_trigger_crash}
 for c in $cases; do
   case_name=$c
   echo "== $c"
