@@ -375,6 +375,8 @@ s_query(evr_eng_step_t *st, const char *cmd, const char *job, const char *pipeli
     else if (code)
         rc = evr_err_set(err, EVR_ERR_STATE, "the broker refused: %s (%s)",
                          json_string_value(json_object_get(a, "message")), code);
+    else if (!job && !strcmp(cmd, "result") && !json_object_get(a, "job"))
+        rc = evr_err_set(err, EVR_ERR_NOTFOUND, "no job of pipeline %s yet", pipeline);
     else if (job && (!pl || !s_may_see(st, pl)))
         rc = evr_err_set(err, EVR_ERR_STATE, "job %s is of pipeline %s, which the triggers: of "
                          "pipeline %s does not name", job, pl ? pl : "?",
@@ -383,7 +385,6 @@ s_query(evr_eng_step_t *st, const char *cmd, const char *job, const char *pipeli
         json_object_update(ans, a);
         json_object_set_new(ans, "state", json_string("done"));
     }
-    (void) cmd;
     json_decref(a);
     return rc;
 }

@@ -538,6 +538,8 @@ steps:
       evrun-job running deploy; echo "running now: $?"
       evrun-job trigger failing --wait >/dev/null; echo "failing wait: $?"
       evrun-job result other; echo "not allowed: $?"
+      evrun-job result notify >/dev/null; echo "notify: $?"
+      evrun-job running failing; echo "failing running: $?"
 YML
   local j ids c st
   j=$(submit "$tmp/parent.yml")
@@ -556,6 +558,8 @@ YML
   check "running: none, exit 1" grep -q "running after: 1$" "$tmp/logs.out"
   check "running: one, exit 0" grep -q "running now: 0$" "$tmp/logs.out"
   check "result of a pipeline not in triggers: refused" grep -q "not allowed: 2$" "$tmp/logs.out"
+  check "result of a pipeline with a job: exit 0" grep -q "notify: 0$" "$tmp/logs.out"
+  check "running: a finished job is none, exit 1" grep -q "failing running: 1$" "$tmp/logs.out"
   for c in $ids; do
     st=$(wait_job "$c")
     check "child $c succeeded" [ "$st" = succeeded ]

@@ -192,7 +192,7 @@ test_secret_refused(void)
 /* ------------------------------------------------------------- triggers */
 
 #define S_TRIG_STEPS EVR_ETEST_HEAD "triggers: [deploy, notify]\nsteps:\n"                    \
-    "  - name: a\n    run: echo up; sleep 0.5; echo done\n"
+    "  - name: a\n    run: echo up; sleep 0.8; echo done\n"
 #define S_CALL "01JDX5QG0000000000000000AB"
 #define S_TRIG_LINE(p) "{\"cmd\":\"trigger\",\"pipeline\":\"" p "\",\"call\":\"" S_CALL       \
     "\",\"args\":{\"ENV\":\"it's\"}}\n"
@@ -325,6 +325,73 @@ test_trigger_local(void)
     evr_etest_destroy(&t);
 }
 
+static uint64_t s_qseq;
+
+static void
+s_query_rec(void *arg, uint64_t seq, const char *job, const char *pipeline)
+{
+    (void) arg;
+    (void) job;
+    (void) pipeline;
+    s_qseq = seq;
+}
+
+/*  result and running: pending until the broker's answer, then it once;
+    a pipeline without a job, a job of a pipeline not allowed, and no
+    broker at all are refused with their reasons. */
+static void
+test_trigger_queries(void)
+{
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(6), S_TRIG_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 6, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "result: no broker here");
+    free(ans);
+    evr_engine_set_trigger(t->eng, s_record, s_query_rec, NULL);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"other\"}\n");
+    CHECK_CONTAINS(ans, "result: pipeline other is neither this job's nor in its triggers:");
+    free(ans);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    free(ans);
+    evr_msg_t m = { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "deploy" };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "result: no job of pipeline deploy yet");
+    free(ans);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"running\",\"pipeline\":\"notify\"}\n");
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    free(ans);
+    m = (evr_msg_t) { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "notify",
+                      .waiting = 1, .running = 2 };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"running\",\"pipeline\":\"notify\"}\n");
+    CHECK_CONTAINS(ans, "\"waiting\":1,\"running\":2,\"state\":\"done\"");
+    free(ans);
+    const char *jq = "{\"cmd\":\"result\",\"job\":\"01JDX5QG00VJA2H610M3R9SMMC\"}\n";
+    ans = s_ask(t, 6, "a", jq);
+    free(ans);
+    m = (evr_msg_t) { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "other",
+                      .job = (char *) "01JDX5QG00VJA2H610M3R9SMMC", .status = (char *) "failed" };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", jq);
+    CHECK_CONTAINS(ans, "result: job 01JDX5QG00VJA2H610M3R9SMMC is of pipeline other, which the "
+                        "triggers: of pipeline t does not name");
+    free(ans);
+    ans = s_ask(t, 6, "a", jq);
+    free(ans);
+    m.pipeline = (char *) "deploy";
+    m.seq = s_qseq;     /* the answer taken, this is a new query */
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", jq);
+    CHECK_CONTAINS(ans, "\"status\":\"failed\"");
+    CHECK_CONTAINS(ans, "\"state\":\"done\"");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -335,5 +402,6 @@ main(void)
     EVR_TEST_RUN(test_trigger_spec_key);
     EVR_TEST_RUN(test_trigger_broker);
     EVR_TEST_RUN(test_trigger_local);
+    EVR_TEST_RUN(test_trigger_queries);
     EVR_TEST_END();
 }
