@@ -302,6 +302,18 @@ evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
         for (uint32_t i = 0; i < m->outputs.n; i++)
             json_object_set_new(o, m->outputs.k[i], json_string(m->outputs.v[i]));
         json_object_set_new(a, "outputs", o);
+        json_t *steps = json_array();
+        for (uint32_t i = 0; i < m->step_states.n; i++) {
+            const char *v = m->step_states.v[i], *sp = strchr(v, ' ');
+            json_t *one = json_object();
+            json_object_set_new(one, "name", json_string(m->step_states.k[i]));
+            json_object_set_new(one, "status", sp ? json_stringn(v, (size_t) (sp - v))
+                                                  : json_string(v));
+            if (sp)
+                json_object_set_new(one, "exit_code", json_integer(strtoll(sp + 1, NULL, 10)));
+            json_array_append_new(steps, one);
+        }
+        json_object_set_new(a, "steps", steps);
     }
     if (m->pipeline)
         json_object_set_new(a, "pipeline", json_string(m->pipeline));
@@ -422,7 +434,9 @@ evr_eng_cmd_running(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         return evr_err_set(err, EVR_ERR_STATE, "pipeline %s is neither this job's nor in its "
                            "triggers:", json_string_value(jp));
     evr_rc_t rc = s_query(st, "running", NULL, json_string_value(jp), ans, err);
-    if (!rc && json_object_get(ans, "steps_total"))   /* its newest job: not asked for here */
+    if (!rc && json_object_get(ans, "steps_total")) {   /* its newest job: not asked for here */
         json_object_del(ans, "outputs");
+        json_object_del(ans, "steps");
+    }
     return rc;
 }

@@ -285,6 +285,9 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
     U32("steps_done", steps_done, false, "steps finished or skipped"),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
       "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
+    M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS, step_states, NULL, NULL,
+      "each step's status, and its exit code once it ended: STEP to \"STATUS\" or \"STATUS "
+      "EXIT_CODE\""),
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
     U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
         "finished"),

@@ -554,6 +554,8 @@ YML
   check "result PIPELINE: its newest job, status and outputs" \
     grep -q '"status":"succeeded".*"pipeline":"deploy"' "$tmp/logs.out"
   check "result: outputs" grep -q '"outputs":{"go/where":"prod"}' "$tmp/logs.out"
+  check "result: the steps' exit codes" \
+    grep -q '"steps":\[{"name":"go","status":"succeeded","exit_code":0},{"name":"after","status":"succeeded","exit_code":0}\]' "$tmp/logs.out"
   check "result of an unknown job: exit 1" grep -q "unknown: 1$" "$tmp/logs.out"
   check "running: none, exit 1" grep -q "running after: 1$" "$tmp/logs.out"
   check "running: one, exit 0" grep -q "running now: 0$" "$tmp/logs.out"
