@@ -262,10 +262,10 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     if (outputs) {
         s_outputs_view(&pj, m);
         evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
-        char prefix[EVR_ULID_LEN + 8];
-        snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
-        evr_store_kv_scan(b->store, prefix, s_child_of, m, &err);
     }
+    char prefix[EVR_ULID_LEN + 8];   /* `status` and `jobs` (evrun-cli jobs --tree) */
+    snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
+    evr_store_kv_scan(b->store, prefix, s_child_of, m, &err);
     evr_rec_free(&evr_job_type, &pj);
     return true;
 }

@@ -186,7 +186,7 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     M("parent_step", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, parent_step, NULL, s_check_step,
       "answering `status`: that step"),
     M("children", EVR_FT_STRLIST, false, EVR_MSG_MAX_CHILDREN, children, NULL, NULL,
-      "answering `status`: the jobs its steps triggered, oldest first; at most 64"));
+      "answering `status` and `jobs`: the jobs its steps triggered, oldest first; at most 64"));
 MSG(event, EVENT(true));
 MSG(runner, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
     U32("running", running, false, "jobs running now"), TIME("heartbeat", heartbeat),
