@@ -192,11 +192,36 @@ s_outputs_view(const evr_job_t *pj, evr_msg_t *m)
     }
 }
 
+/*  The parent of a job a step triggered, from its job.accepted (jseq 1). */
+static int
+s_parent_of(const evr_event_t *ev, void *arg)
+{
+    evr_msg_t *m = arg;
+    if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && ev->data.parent_job && ev->data.parent_step) {
+        m->parent_job = evr_strdup(ev->data.parent_job);
+        m->parent_step = evr_strdup(ev->data.parent_step);
+    }
+    return 1;   /* the first event only */
+}
+
+/*  A child of the job (kids/PARENT/CHILD) into the `job` message arg. */
+static int
+s_child_of(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) val;
+    (void) len;
+    evr_msg_t *m = arg;
+    const char *child = strrchr(key, '/');
+    if (child && evr_ulid_valid(child + 1))
+        evr_strlist_push(&m->children, child + 1);
+    return m->children.n >= EVR_MSG_MAX_CHILDREN;
+}
+
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
     the steps' outputs when outputs; false when the broker knows no such
     job. */
-static bool
-s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
+bool
+evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
@@ -210,6 +235,8 @@ s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
         m->steps_total = evr_spec_job_steps(j->submit->spec);
         for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
             evr_strlist_push(&m->labels, j->labels.v[i]);
+        m->parent_job = j->submit->parent_job ? evr_strdup(j->submit->parent_job) : NULL;
+        m->parent_step = j->submit->parent_step ? evr_strdup(j->submit->parent_step) : NULL;
         if (j->not_before > evr_now_ns()) {
             char t[32];
             evr_time_format(j->not_before, t, sizeof t);
@@ -235,8 +262,13 @@ s_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     m->created = evr_queue_created(b, pj.id, pj.created);   /* the submit time */
     m->started = pj.started;
     m->finished = pj.finished;
-    if (outputs)
+    if (outputs) {
         s_outputs_view(&pj, m);
+        evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
+    }
+    char prefix[EVR_ULID_LEN + 8];   /* `status` and `jobs` (evrun-cli jobs --tree) */
+    snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
+    evr_store_kv_scan(b->store, prefix, s_child_of, m, &err);
     evr_rec_free(&evr_job_type, &pj);
     return true;
 }
@@ -245,7 +277,7 @@ static void
 s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     evr_msg_t m;
-    if (s_job_view(b, req->job, true, &m))
+    if (evr_broker_job_view(b, req->job, true, &m))
         evr_bus_send(b->clients, rid, &m, NULL);
     else
         evr_retention_no_job(b, rid, req->job);
@@ -326,7 +358,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     size_t i = 0;
     for (; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (s_job_view(b, l.ids[i], false, &m)) {
+        if (evr_broker_job_view(b, l.ids[i], false, &m)) {
             cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
             sent += !cut;
         }
@@ -543,7 +575,13 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
     switch (msg->type) {
-    case EVR_MSG_SUBMIT: evr_queue_submit(b, rid, msg); break;
+    case EVR_MSG_SUBMIT:
+        /* a parent is the broker's to record (a runner's trigger), not a client's */
+        free(msg->parent_job);
+        free(msg->parent_step);
+        msg->parent_job = msg->parent_step = NULL;
+        evr_queue_submit(b, rid, msg);
+        break;
     case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
     case EVR_MSG_PROVIDER: evr_providers_report(b, rid, msg); break;

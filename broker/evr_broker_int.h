@@ -146,6 +146,16 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  `trigger` from runner (its session at rid): submits the registered
+    pipeline with the parent recorded, commits, answers `triggered`
+    (evr_trigger.c). */
+void evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_msg_t *msg);
+/*  `query` from a runner: answers `queried` about a job or a pipeline. */
+void evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg);
+/*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
+    the steps' outputs (and the parent) when outputs; false when the
+    broker knows no such job (evr_broker.c). */
+bool evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m);
 /*  The submit path itself, for a client (rid) or the broker's own submits
     (rid NULL: a schedule's): checks msg (a submit; its args bound here),
     applies the queue policy and stages the job, taking msg's contents.

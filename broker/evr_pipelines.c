@@ -434,10 +434,9 @@ evr_pipelines_find(const evr_broker_t *b, const char *name)
     return NULL;
 }
 
-/*  The submit of pipeline p as job (its last good spec, args, labels). */
-static void
-s_submit_msg(const evr_pipe_t *p, const char *job, const evr_strmap_t *args,
-             const evr_strlist_t *labels, evr_msg_t *m)
+void
+evr_pipelines_submit_msg(const evr_pipe_t *p, const char *job, const evr_strmap_t *args,
+                         const evr_strlist_t *labels, evr_msg_t *m)
 {
     *m = (evr_msg_t) { .type = EVR_MSG_SUBMIT, .job = evr_strdup(job), .spec = evr_spec_new() };
     evr_rec_copy(&evr_spec_type, m->spec, p->spec);
@@ -452,7 +451,7 @@ evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const 
                      const evr_strmap_t *args, const evr_strlist_t *labels)
 {
     evr_msg_t m;
-    s_submit_msg(p, job, args, labels, &m);
+    evr_pipelines_submit_msg(p, job, args, labels, &m);
     evr_queue_submit(b, rid, &m);
     evr_msg_clear(&m);
 }
@@ -502,7 +501,7 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     }
     evr_msg_t m;
     char why[1024];
-    s_submit_msg(p, req->job, &req->args, &req->labels, &m);
+    evr_pipelines_submit_msg(p, req->job, &req->args, &req->labels, &m);
     if (!req->source_url && !req->source_ref && !req->ci_source_url && !req->ci_source_ref)
         evr_queue_submit(b, rid, &m);
     else if (!s_override(m.spec, req, why, sizeof why))
@@ -520,9 +519,8 @@ s_first_id(const char *id, evr_job_status_t status, void *arg)
     return 1;
 }
 
-/*  waiting, running and the newest job of pipeline name into m. */
-static void
-s_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m)
+void
+evr_pipelines_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m)
 {
     const evr_queue_job_t *newest = NULL;
     for (const evr_queue_job_t *j = b->jobs; j; j = j->next) {
@@ -563,7 +561,7 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
         m.file = evr_strdup(p->file);
         if (p->registered) {
             m.concurrency = p->spec->concurrency;
-            s_jobs_of(b, p->spec->pipeline, &m);
+            evr_pipelines_jobs_of(b, p->spec->pipeline, &m);
             const evr_on_github_t *gh = &p->spec->on.github;
             for (uint32_t i = 0; gh->present && i < gh->events.n; i++)
                 evr_strlist_push(&m.github_events, gh->events.v[i]);

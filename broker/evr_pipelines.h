@@ -79,6 +79,13 @@ evr_pipe_t *evr_pipelines_find(const evr_broker_t *b, const char *name);
 /*  Client requests `pipelines` and `start`. */
 void evr_pipelines_list(evr_broker_t *b, zframe_t *rid);
 void evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req);
+/*  waiting, running, last_job and last_status of pipeline name into m
+    (strings owned by m). */
+void evr_pipelines_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m);
+/*  m: the submit of pipeline p as job (its last good spec, args and
+    labels copied); the caller clears it. */
+void evr_pipelines_submit_msg(const evr_pipe_t *p, const char *job, const evr_strmap_t *args,
+                              const evr_strlist_t *labels, evr_msg_t *m);
 /*  Submits p's spec as job (args, labels borrowed; NULL: none) through
     evr_queue_submit; rid is answered. */
 void evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const char *job,

@@ -738,7 +738,9 @@ evr_queue_dispatch(evr_broker_t *b)
         evr_runners_session_t *r = evr_runners_find(b, j->runner);
         evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
                         .args = j->submit->args, .source_tar = j->submit->source_tar,
-                        .ci_source_tar = j->submit->ci_source_tar };
+                        .ci_source_tar = j->submit->ci_source_tar,
+                        .parent_job = j->submit->parent_job,
+                        .parent_step = j->submit->parent_step };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
             evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
             continue;

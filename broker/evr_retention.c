@@ -24,7 +24,8 @@
 #define S_AGAIN_MS 20           /* the next batch of a backlog, after a turn */
 
 /*  The kv records of a job (evr_queue.c, evr_lease.c): PREFIX JOB[/…]. */
-static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", NULL };
+static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", "kids/",
+                                             NULL };
 
 /*  Jobs the broker still holds: in its queue (queued, dispatched,
     running), or taken from a lost runner that may still send events of

@@ -381,6 +381,8 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     case EVR_MSG_EVENTS: s_events(b, rid, r, msg); break;
     case EVR_MSG_HEARTBEAT: break;
     case EVR_MSG_ARTIFACT_CHUNK: evr_artstore_chunk(b, rid, r->id, msg); break;
+    case EVR_MSG_TRIGGER: evr_trigger_on_message(b, rid, r->id, msg); break;
+    case EVR_MSG_QUERY: evr_trigger_query(b, rid, msg); break;
     default:
         evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
                            "runner sends", evr_msgtype_name(msg->type));

@@ -9,6 +9,7 @@
 #include "evr_curve.h"
 #include "evr_log.h"
 #include "evr_ship.h"
+#include "evr_trigger.h"
 
 #define S_WINDOW 4096               /* events sent and not acknowledged, at most */
 #define S_BATCH_BYTES (1u << 20)    /* an events message stops growing here */
@@ -291,7 +292,8 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
         if (tars[i]->len && evr_engine_copy_save(d->eng, m->job, i ? "source" : "ci_source",
                                                  tars[i]->data, tars[i]->len, &err))
             s_warn(d, "job %s: %s", m->job, err.msg);
-    if (evr_engine_submit(d->eng, m->job, m->spec, &m->args, &err)) {
+    if (evr_engine_submit_child(d->eng, m->job, m->spec, &m->args, m->parent_job, m->parent_step,
+                                &err)) {
         s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
         evr_err_t e2;
         if (evr_engine_reject(d->eng, m->job, m->spec, &m->args, err.msg, &e2))
@@ -358,6 +360,10 @@ s_inbound(evr_daemon_t *d)
             break;
         case EVR_MSG_DISPATCH: s_dispatch(d, &m); break;
         case EVR_MSG_CONTROL: s_control(d, &m); break;
+        case EVR_MSG_TRIGGERED:
+            evr_engine_triggered(d->eng, m.job, m.existing, m.code, m.message);
+            break;
+        case EVR_MSG_QUERIED: evr_engine_queried(d->eng, &m); break;
         case EVR_MSG_HEARTBEAT: break;
         case EVR_MSG_ARTIFACT_ACK:
             if (d->ship)
@@ -597,4 +603,38 @@ uint64_t
 evr_daemon_acked(const evr_daemon_t *self)
 {
     return self->acked;
+}
+
+/*  A step's trigger (evr_trigger.h) on the runner session; lost when the
+    session is not up: the engine sends it again while it is unanswered. */
+static void
+s_send_trigger(void *arg, const char *job, const char *pipeline, const evr_strmap_t *args,
+               const char *parent_job, const char *parent_step)
+{
+    evr_daemon_t *d = arg;
+    evr_msg_t m = { .type = EVR_MSG_TRIGGER, .job = (char *) job, .pipeline = (char *) pipeline,
+                    .args = *args, .parent_job = (char *) parent_job,
+                    .parent_step = (char *) parent_step };
+    evr_err_t err;
+    if (d->state != S_READY || !d->sock)
+        s_info(d, "trigger of job %s: the broker is not connected: sent again later", job);
+    else if (evr_bus_send(d->sock, NULL, &m, &err))
+        s_warn(d, "trigger of job %s not sent (%s): sent again later", job, err.msg);
+}
+
+/*  A step's query (evrun-job result, running); lost as a trigger is. */
+static void
+s_send_query(void *arg, uint64_t seq, const char *job, const char *pipeline)
+{
+    evr_daemon_t *d = arg;
+    evr_msg_t m = { .type = EVR_MSG_QUERY, .seq = seq, .job = (char *) job,
+                    .pipeline = (char *) pipeline };
+    if (d->state == S_READY && d->sock)
+        evr_bus_send(d->sock, NULL, &m, NULL);
+}
+
+void
+evr_daemon_take_triggers(evr_daemon_t *self)
+{
+    evr_engine_set_trigger(self->eng, s_send_trigger, s_send_query, self);
 }

@@ -70,4 +70,8 @@ bool evr_daemon_drained(const evr_daemon_t *self);
     first welcome): retention removes nothing above it (evr_keep.h). */
 uint64_t evr_daemon_acked(const evr_daemon_t *self);
 
+/*  The engine's triggers (evrun-job trigger) go to the broker on this
+    daemon's session from now on (evr_trigger.h). */
+void evr_daemon_take_triggers(evr_daemon_t *self);
+
 #endif

@@ -602,6 +602,7 @@ evr_engine_destroy(evr_engine_t **self_p)
         e->jobs = j->next;
         evr_eng_job_free(j);
     }
+    evr_eng_trigs_free(e);
     free(e);
     *self_p = NULL;
 }
@@ -640,6 +641,14 @@ evr_rc_t
 evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                   const evr_strmap_t *args, evr_err_t *err)
 {
+    return evr_engine_submit_child(self, job_id, spec, args, NULL, NULL, err);
+}
+
+evr_rc_t
+evr_engine_submit_child(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                        const evr_strmap_t *args, const char *parent_job,
+                        const char *parent_step, evr_err_t *err)
+{
     evr_rc_t rc = s_check_new(self, job_id, err);
     if (rc)
         return rc;
@@ -649,7 +658,12 @@ evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec
     evr_eng_job_t *job = evr_eng_job_new(self, job_id, spec, args, hooks, err);
     if (!job)
         return EVR_ERR_CONFIG;
-    s_fill_accepted(self, evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL), spec, args);
+    evr_event_t *acc = evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL);
+    s_fill_accepted(self, acc, spec, args);
+    if (parent_job && parent_step) {
+        acc->data.parent_job = evr_strdup(parent_job);
+        acc->data.parent_step = evr_strdup(parent_step);
+    }
     bool now = job->no_ws && !hooks;
     if (now) {
         /* nothing to make before its steps: it starts in the same commit

@@ -95,6 +95,9 @@ typedef struct {
     const char *control_dir;
     const char *job_bin;
     const char *job_secrets_dir;
+    /*  A step may trigger any registered pipeline, not only those its
+        spec's `triggers:` names (the runner setting triggers_any). */
+    bool triggers_any;
 } evr_engine_opts_t;
 
 /*  The longest value a step may register as a secret (bytes). */
@@ -134,6 +137,11 @@ evr_rc_t evr_engine_copy_save(evr_engine_t *self, const char *job_id, const char
     evr_engine_failure). */
 evr_rc_t evr_engine_submit(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
                            const evr_strmap_t *args, evr_err_t *err);
+/*  The same for a job a step of parent_job triggered (evrun-job trigger):
+    parent_job and parent_step (NULL: none) go into its job.accepted. */
+evr_rc_t evr_engine_submit_child(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
+                                 const evr_strmap_t *args, const char *parent_job,
+                                 const char *parent_step, evr_err_t *err);
 
 /*  Records a job the runner was given but cannot run (evr_engine_submit
     failed, e.g. a missing secret): job.accepted and job.finished (status

@@ -233,6 +233,7 @@ struct evr_engine {
     char failmsg[EVR_ERR_MAX];
     int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
                                1 made, -1 failed (evr_step_chan.c) */
+    struct evr_eng_trigs *trigs;    /* follow-up jobs (evr_step_trigger.c); NULL: none yet */
 };
 
 extern const char *const evr_eng_stream_names[2];
@@ -438,6 +439,16 @@ void evr_eng_secrets_remove(const evr_eng_job_t *job);
 /*  The registered secrets as variables, into env (none for an untrusted
     step). */
 void evr_eng_secrets_env(const evr_eng_step_t *st, evr_strmap_t *env);
+/*  The control channel's `trigger` command (evr_step_trigger.c; arg: the
+    step), and the engine's trigger table freed. */
+struct json_t;
+evr_rc_t evr_eng_cmd_trigger(const struct json_t *req, struct json_t *ans, evr_err_t *err,
+                             void *arg);
+evr_rc_t evr_eng_cmd_result(const struct json_t *req, struct json_t *ans, evr_err_t *err,
+                            void *arg);
+evr_rc_t evr_eng_cmd_running(const struct json_t *req, struct json_t *ans, evr_err_t *err,
+                             void *arg);
+void evr_eng_trigs_free(evr_engine_t *e);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes

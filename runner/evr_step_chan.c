@@ -300,6 +300,9 @@ static evr_rc_t s_cmd_hello(const json_t *req, json_t *ans, evr_err_t *err, void
 static const evr_chan_cmd_t s_cmds[] = {
     { "hello", s_cmd_hello },
     { "secret", s_cmd_secret },
+    { "trigger", evr_eng_cmd_trigger },
+    { "result", evr_eng_cmd_result },
+    { "running", evr_eng_cmd_running },
     { NULL, NULL },
 };
 

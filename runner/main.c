@@ -71,6 +71,7 @@ static const evr_config_key_t s_keys[] = {
     { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
     { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
     { "host_network", "allow", "steps with network: host (the host's network namespace, its 127.0.0.1 included): allow or deny" },
+    { "triggers_any", "deny", "steps may trigger any registered pipeline (evrun-job trigger), not only those their pipeline's triggers: names: allow or deny" },
     { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
     { "executors", "podman", "what runs steps here, comma-separated: podman, process (host commands, as this runner's user: only when listed)" },
     { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
@@ -248,6 +249,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     const char *redir = evr_config_get(cfg, "resource_redirects");
     const char *local = evr_config_get(cfg, "resource_local");
     const char *hostnet = evr_config_get(cfg, "host_network");
+    const char *tany = evr_config_get(cfg, "triggers_any");
     evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
     if (!rc)
         rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
@@ -266,6 +268,9 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     if (!rc && strcmp(hostnet, "allow") && strcmp(hostnet, "deny"))
         rc = evr_err_set(&err, EVR_ERR_CONFIG, "host_network = \"%s\": expected allow or deny",
                          hostnet);
+    if (!rc && strcmp(tany, "allow") && strcmp(tany, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "triggers_any = \"%s\": expected allow or deny",
+                         tany);
     if (rc) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
@@ -280,6 +285,7 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
                                                     : EVR_FETCH_REDIRECT_SAME;
     eo->resource_deny_local = !strcmp(local, "deny");
     eo->host_network_deny = !strcmp(hostnet, "deny");
+    eo->triggers_any = !strcmp(tany, "allow");
     eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
     return true;
 }
@@ -668,6 +674,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
         free(art_dir);
         return 2;
     }
+    evr_daemon_take_triggers(d);
     evr_keep_t *keep = evr_keep_new(evr_engine_loop(eng), store, &o->retention,
                                     o->retention_ms, evr_config_get(cfg, "state_dir"),
                                     s_acked, d);

@@ -202,7 +202,12 @@ s_check_outputs(const void *v)
     static const evr_rectype_t var = { name, sizeof(evr_evdata_t), var##_fields,                  \
                                        EVR_ARRAY_LEN(var##_fields), EVR_NO_PRESENT, NULL }
 
-EVDATA(s_job_accepted, "job.accepted", PIPELINE(true), SPEC(true), ARGS(false), RUNNER(false));
+#define PARENT_JOB(R) D("parent_job", EVR_FT_STR, EVR_ULID_LEN, parent_job, NULL, s_check_ulid, \
+                        "the job whose step triggered this one (evrun-job trigger)", R)
+#define PARENT_STEP(R) D("parent_step", EVR_FT_STR, EVR_SPEC_MAX_NAME, parent_step, NULL, NULL, \
+                         "the step of parent_job that triggered it", R)
+EVDATA(s_job_accepted, "job.accepted", PIPELINE(true), SPEC(true), ARGS(false), RUNNER(false),
+       PARENT_JOB(false), PARENT_STEP(false));
 EVDATA(s_job_started, "job.started", RUNNER(false));
 EVDATA(s_job_paused, "job.paused", REASON(false));
 EVDATA(s_job_resumed, "job.resumed", REASON(false));
@@ -241,7 +246,7 @@ static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(f
        TAR_BYTES(false),
        IMAGE(false), DIGEST(false), SIZE(false), TEXT(false),
        APATH(false), SHA256(false), ALLOWED(false), OUTPUTS(false), PHASE(false), HNAME(false),
-       DURATION_MS(false) };
+       DURATION_MS(false), PARENT_JOB(false), PARENT_STEP(false) };
 const evr_rectype_t evr_evdata_all = { "data", sizeof(evr_evdata_t), s_all_fields,
                                        EVR_ARRAY_LEN(s_all_fields), EVR_NO_PRESENT, NULL };
 

@@ -89,6 +89,8 @@ typedef struct {
     char *path;         /* step.artifact: the file, relative to /workspace */
     char *sha256;       /* step.artifact: 64 lower-case hex digits */
     evr_strmap_t outputs;   /* step.outputs: KEY -> VALUE (secrets masked) */
+    char *parent_job;   /* job.accepted: the job whose step triggered this one */
+    char *parent_step;  /* job.accepted: that step */
 } evr_evdata_t;
 
 /*  Bounds of a step's outputs (step.outputs, $EVRUN_OUTPUT): the file's

@@ -149,9 +149,13 @@ s_check_apath(const void *v)
 /* A type with no fields. */
 static const evr_rectype_t s_empty = { "empty", sizeof(evr_msg_t), NULL, 0, EVR_NO_PRESENT, NULL };
 
+#define PARENT_JOB M("parent_job", EVR_FT_STR, false, EVR_ULID_LEN, parent_job, NULL, s_check_ulid, \
+                     "the job whose step triggered this one (a runner's trigger)")
+#define PARENT_STEP M("parent_step", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, parent_step, NULL, \
+                      s_check_step, "the step of parent_job that triggered it")
 MSG(submit, JOB(true), SPEC(true), ARGS(false),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_names,
-      "labels a runner must have, besides the spec's"), COPIES);
+      "labels a runner must have, besides the spec's"), COPIES, PARENT_JOB, PARENT_STEP);
 MSG(cancel, JOB(true), REASON(false));
 MSG(pause, JOB(true));
 MSG(resume, JOB(true));
@@ -179,7 +183,13 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
       "VALUE, in step order; at most 256, the rest left out"),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
       "queued or paused: the labels a runner must have (the spec's, the submit's, "
-      "executor:NAME)"));
+      "executor:NAME)"),
+    M("parent_job", EVR_FT_STR, false, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
+      "answering `status`: the job whose step triggered this one"),
+    M("parent_step", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, parent_step, NULL, s_check_step,
+      "answering `status`: that step"),
+    M("children", EVR_FT_STRLIST, false, EVR_MSG_MAX_CHILDREN, children, NULL, NULL,
+      "answering `status` and `jobs`: the jobs its steps triggered, oldest first; at most 64"));
 MSG(event, EVENT(true));
 #define EPHEMERAL M("ephemeral", EVR_FT_BOOL, false, 0, ephemeral, NULL, NULL, \
                     "true: a single-use runner (evrun-runner --once): it takes one job, then exits")
@@ -201,7 +211,7 @@ MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take no
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
-MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES);
+MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES, PARENT_JOB, PARENT_STEP);
 MSG(control, COMMAND(true), JOB(false), REASON(false));
 MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
 MSG(artifact_chunk, JOB(true), STEP(true), APATH(true), SHA256(true), SIZE(true),
@@ -273,6 +283,33 @@ MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL,
     U32("starts", starts, false, "runners started since the provisioner started"),
     U32("failed_starts", failed_starts, false, "of them, the starts that failed"),
     TIME("heartbeat", heartbeat));
+MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL,
+                          s_check_id, "the registered pipeline to start"),
+    ARGS(false),
+    M("parent_job", EVR_FT_STR, true, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
+      "the job whose step triggers"),
+    M("parent_step", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, parent_step, NULL, s_check_step,
+      "that step"));
+MSG(triggered, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
+                            "true when this job id was submitted before (a trigger sent again)"),
+    CODE(false), MESSAGE(false));
+MSG(query, SEQ(true, "the runner's number of this query, echoed in its answer"),
+    M("job", EVR_FT_STR, false, EVR_ULID_LEN, job, NULL, s_check_ulid,
+      "the job asked about (or pipeline)"),
+    M("pipeline", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
+      "the pipeline asked about: its jobs waiting and running, its newest job"));
+MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(false),
+    U32("steps_total", steps_total, false, "steps in the pipeline"),
+    U32("steps_done", steps_done, false, "steps finished or skipped"),
+    M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
+      "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
+    M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS, step_states, NULL, NULL,
+      "each step's status, and its exit code once it ended: STEP to \"STATUS\" or \"STATUS "
+      "EXIT_CODE\""),
+    U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
+    U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
+        "finished"),
+    CODE(false), MESSAGE(false));
 
 static const struct {
     const char *name;
@@ -314,6 +351,10 @@ static const struct {
     [EVR_MSG_PRUNED] = { "pruned", &s_m_pruned, "broker -> client" },
     [EVR_MSG_PROVIDER] = { "provider", &s_m_provider, "provisioner -> broker, broker -> client" },
     [EVR_MSG_PROVIDERS] = { "providers", &s_empty, "client -> broker" },
+    [EVR_MSG_TRIGGER] = { "trigger", &s_m_trigger, "runner -> broker" },
+    [EVR_MSG_TRIGGERED] = { "triggered", &s_m_triggered, "broker -> runner" },
+    [EVR_MSG_QUERY] = { "query", &s_m_query, "runner -> broker" },
+    [EVR_MSG_QUERIED] = { "queried", &s_m_queried, "broker -> runner" },
 };
 
 const char *const evr_msg_codes[][2] = {

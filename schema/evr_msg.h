@@ -45,6 +45,10 @@ typedef enum {
     EVR_MSG_PRUNE, EVR_MSG_PRUNED,
     /* provisioners: provisioner -> broker and broker -> client, client -> broker */
     EVR_MSG_PROVIDER, EVR_MSG_PROVIDERS,
+    /* runner -> broker, broker -> runner: a step starts a registered pipeline */
+    EVR_MSG_TRIGGER, EVR_MSG_TRIGGERED,
+    /* runner -> broker, broker -> runner: a step asks about a job or a pipeline */
+    EVR_MSG_QUERY, EVR_MSG_QUERIED,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -104,7 +108,14 @@ typedef struct {
     /* `provider`: an evrun-provisioner's provider */
     char *provider;
     uint32_t max, starts, failed_starts;
+    /* `trigger`, `submit`, `dispatch`: the job and step that started this job */
+    char *parent_job, *parent_step;
+    evr_strlist_t children;     /* `job` answering `status`: the jobs its steps triggered */
+    evr_strmap_t step_states;   /* `queried`: STEP -> "STATUS" or "STATUS EXIT_CODE" */
 } evr_msg_t;
+
+/*  Most children a `job` message lists. */
+#define EVR_MSG_MAX_CHILDREN 64
 
 /*  Most entries of a `job`'s outputs (each value at most 4096 bytes). */
 #define EVR_MSG_MAX_OUTPUTS 256

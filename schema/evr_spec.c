@@ -47,6 +47,20 @@ s_check_zone(const void *v)
 }
 
 static const char *
+s_check_triggers(const void *v)
+{
+    static __thread char why[EVR_ERR_MAX];
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!evr_spec_name_ok(l->v[i])) {
+            snprintf(why, sizeof why, "item %u: \"%.64s\" is no pipeline name: expected 1-64 "
+                     "bytes of [A-Za-z0-9][A-Za-z0-9_.-]*", i + 1, l->v[i]);
+            return why;
+        }
+    return NULL;
+}
+
+static const char *
 s_check_cpus(const void *v)
 {
     uint32_t milli;
@@ -311,6 +325,9 @@ static const evr_field_t s_spec_fields[] = {
       "or none (skipped, logged)", evr_catchup_names, NULL },
     F(evr_spec_t, "on", EVR_FT_RECORD, false, 0, on, &evr_on_type, NULL,
       "outside events that start a registered pipeline (evrun-gateway): github"),
+    F(evr_spec_t, "triggers", EVR_FT_STRLIST, false, EVR_SPEC_MAX_TRIGGERS, triggers, NULL,
+      s_check_triggers, "registered pipelines a step of the job may start (evrun-job "
+      "trigger), parent job and step recorded in the new job"),
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };

@@ -158,6 +158,8 @@ typedef struct {
 /*  Most `cache` entries of a pipeline or a step; the longest key. */
 #define EVR_SPEC_MAX_CACHES 16
 #define EVR_SPEC_MAX_CACHE_KEY 512
+/*  Pipelines one spec's `triggers:` names at most. */
+#define EVR_SPEC_MAX_TRIGGERS 64
 
 /*  One key of a step's `matrix`: an environment variable name and its
     values.  The loader (evr_spec_expand) turns a step with a matrix into
@@ -259,6 +261,7 @@ typedef struct {
     char *tz;               /* `timezone`: IANA zone of schedule; NULL: UTC */
     uint32_t catchup;       /* EVR_CATCHUP_*: fires missed while the broker was down */
     evr_on_t on;            /* outside events that start a registered pipeline */
+    evr_strlist_t triggers; /* registered pipelines a step may start (evrun-job trigger) */
 } evr_spec_t;
 
 /*  `catchup:` of a scheduled pipeline: after the broker was down over

@@ -301,7 +301,7 @@ const char *const evr_config_known[] = {
     "heartbeat_ms", "lease_ms", "queue_limit", "reclaim_ms", "forget_ms", "curve_dir", "runner_cert", "client_cert", "broker_key", "sync", "runner_id", "labels", "capacity",
     "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
     "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
-    "resource_redirects", "resource_local", "host_network", "grace", "executors", "parallel", "timeout_ms",
+    "resource_redirects", "resource_local", "host_network", "triggers_any", "grace", "executors", "parallel", "timeout_ms",
     "log_level", "http_listen", "tls_cert", "tls_key", "metrics_token",
     "webhook_secret_file", "hooks",
     "retention_max_age", "retention_keep_per_pipeline", "retention_output_max_age",

@@ -455,18 +455,34 @@ s_print_job(const evr_msg_t *m)
     printf("\n");
     if (m->reason)
         printf("reason    %s\n", m->reason);
+    if (m->parent_job)
+        printf("parent    %s (step %s)\n", m->parent_job, m->parent_step ? m->parent_step : "?");
     printf("runner    %s\nsteps     %u/%u done\ncreated   %s\nstarted   %s\nfinished  %s\n",
            m->runner ? m->runner : "-", m->steps_done, m->steps_total, c, s, f);
     if (m->started && m->finished)
         printf("duration  %.3f s\n", (double) (m->finished - m->started) / 1e9);
+    for (uint32_t i = 0; i < m->children.n; i++)   /* jobs its steps triggered */
+        printf("%-10s%s\n", i ? "" : "children", m->children.v[i]);
     for (uint32_t i = 0; i < m->outputs.n; i++)   /* STEP/KEY: the step's outputs */
         printf("%-10s%s=%s\n", i ? "" : "outputs", m->outputs.k[i], m->outputs.v[i]);
 }
 
-/*  A `jobs` listing: the last job printed, the cursor of the next page. */
+/*  A job of a `jobs --tree` listing: its line, its children. */
+typedef struct {
+    char id[EVR_ULID_LEN + 1];
+    char *line;
+    evr_strlist_t children;
+    bool child;     /* a child of a job of the listing: printed under it */
+} s_node_t;
+
+/*  A `jobs` listing: the last job printed, the cursor of the next page;
+    with --tree the jobs held until the end. */
 typedef struct {
     evr_cli_t *cli;
     char last[EVR_ULID_LEN + 1];
+    bool tree;
+    s_node_t *nodes;
+    size_t n;
 } s_listing_t;
 
 static int
@@ -479,14 +495,59 @@ s_list_job(const evr_msg_t *m, void *arg)
         evr_cli_json(m);
         return 0;
     }
-    char c[32];
+    char c[32], fail[48] = "";
     evr_time_format(m->created, c, sizeof c);
-    printf("%-26s  %-20s  %-10s  %3u/%-3u  %-20s  %s", m->job, m->pipeline, m->status,
-           m->steps_done, m->steps_total, m->runner ? m->runner : "-", c);
     if (m->allowed_failures)   /* after the columns: a script's fields stay where they were */
-        printf("  %u failed (allowed)", m->allowed_failures);
-    printf("\n");
+        snprintf(fail, sizeof fail, "  %u failed (allowed)", m->allowed_failures);
+    char *line = evr_asprintf("%-20s  %-10s  %3u/%-3u  %-20s  %s%s", m->pipeline, m->status,
+                              m->steps_done, m->steps_total, m->runner ? m->runner : "-", c,
+                              fail);
+    if (!ls->tree) {
+        printf("%-26s  %s\n", m->job, line);
+        free(line);
+        return 0;
+    }
+    ls->nodes = evr_realloc(ls->nodes, (ls->n + 1) * sizeof *ls->nodes);
+    s_node_t *nd = &ls->nodes[ls->n++];
+    *nd = (s_node_t) { .line = line };
+    snprintf(nd->id, sizeof nd->id, "%s", m->job);
+    for (uint32_t i = 0; i < m->children.n; i++)
+        evr_strlist_push(&nd->children, m->children.v[i]);
     return 0;
+}
+
+/*  Prints node i and, indented under it, its children in the listing. */
+static void
+s_tree_print(s_listing_t *ls, size_t i, int depth)
+{
+    s_node_t *nd = &ls->nodes[i];
+    printf("%*s%-*s  %s\n", 2 * depth, "", 26 - (depth < 13 ? 2 * depth : 0), nd->id, nd->line);
+    for (uint32_t k = 0; k < nd->children.n && depth < 16; k++)
+        for (size_t j = 0; j < ls->n; j++)
+            if (j != i && !strcmp(ls->nodes[j].id, nd->children.v[k]))
+                s_tree_print(ls, j, depth + 1);
+}
+
+/*  --tree: the jobs that are no listed job's child, each with its
+    children under it; frees the nodes. */
+static void
+s_tree_end(s_listing_t *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        for (uint32_t k = 0; k < ls->nodes[i].children.n; k++)
+            for (size_t j = 0; j < ls->n; j++)
+                if (j != i && !strcmp(ls->nodes[j].id, ls->nodes[i].children.v[k]))
+                    ls->nodes[j].child = true;
+    for (size_t i = 0; i < ls->n; i++)
+        if (!ls->nodes[i].child)
+            s_tree_print(ls, i, 0);
+    for (size_t i = 0; i < ls->n; i++) {
+        free(ls->nodes[i].line);
+        evr_strlist_free(&ls->nodes[i].children);
+    }
+    free(ls->nodes);
+    ls->nodes = NULL;
+    ls->n = 0;
 }
 
 static int
@@ -553,8 +614,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     static const struct option opts[] = {
         EVR_CLI_COMMON_OPTS, { "pipeline", required_argument, NULL, 'p' },
         { "status", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'n' },
-        { "before", required_argument, NULL, 'b' }, { NULL, 0, NULL, 0 },
+        { "before", required_argument, NULL, 'b' }, { "tree", no_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
     };
+    bool tree = false;
     const char *name = type == EVR_MSG_STATUS ? "status" : type == EVR_MSG_JOBS ? "jobs"
                                                                                  : "runners";
     char prog[64];
@@ -569,6 +632,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             req.pipeline = optarg;
         else if (type == EVR_MSG_JOBS && c == 's')
             req.status = optarg;
+        else if (type == EVR_MSG_JOBS && c == 't')
+            tree = true;
         else if (type == EVR_MSG_JOBS && c == 'n')
             req.limit = (uint32_t) strtoul(optarg, NULL, 10);
         else if (type == EVR_MSG_JOBS && c == 'b') {
@@ -606,6 +671,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                           "at most 10000)\n"
                                           "  --before JOB_ID      only jobs older than JOB_ID: "
                                           "the next page\n"
+                                          "  --tree               a job a listed job's step "
+                                          "triggered under it, indented\n"
                                         : "", EVR_CLI_COMMON_HELP);
             return 0;
         }
@@ -656,11 +723,13 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                    type == EVR_MSG_JOBS ? "STEPS" : "LABELS",
                    type == EVR_MSG_JOBS ? "RUNNER" : "LAST HEARTBEAT",
                    type == EVR_MSG_JOBS ? "CREATED" : "");
-        s_listing_t ls = { &cli, "" };
+        s_listing_t ls = { &cli, "", tree, NULL, 0 };
         evr_msg_t end = { 0 };
         evr_rc_t rc = type == EVR_MSG_JOBS
                     ? evr_client_stream_end(cli.client, &req, s_list_job, &ls, &end, &err)
                     : evr_client_stream(cli.client, &req, s_list_runner, &cli, &err);
+        if (ls.tree)
+            s_tree_end(&ls);
         if (rc) {
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             status = rc == EVR_ERR_STATE ? 1 : 2;

@@ -38,11 +38,26 @@ s_usage(FILE *f)
             "                trailing newline is dropped) as a secret of the job: from now\n"
             "                on it is masked (***) in every output of the job, and the\n"
             "                steps created after this one get it as variable NAME\n"
+            "  trigger PIPELINE... [-a NAME=VALUE]... [--wait]\n"
+            "                start a job of each registered PIPELINE (given the args),\n"
+            "                with this job and step recorded as its parent; the pipeline\n"
+            "                must be in this job's triggers: (or the runner allow any).\n"
+            "                Prints each new job's id, one a line.  Without a broker\n"
+            "                (evrun-runner --exec) prints the command that runs each.\n"
+            "                --wait: then waits for them to end: exit 0 when all\n"
+            "                succeeded, 1 when one did not\n"
+            "  running PIPELINE\n"
+            "                exit 0 when a job of PIPELINE runs or waits, 1 when none\n"
+            "  result JOB|PIPELINE\n"
+            "                print the job's (or the pipeline's newest job's) status,\n"
+            "                steps (status, exit code) and outputs as one JSON line;\n"
+            "                exit 1 when the broker knows no such job.  A pipeline\n"
+            "                other than this job's own must be in its triggers:\n"
             "  hello         print what the channel serves (job, pipeline, step, attempt,\n"
             "                the commands it knows) as one JSON line\n"
             "\n"
-            "exit status: 0 done; 2 usage, channel or refusal (the runner's message on\n"
-            "stderr).\n",
+            "exit status: 0 done; 1 as said above; 2 usage, channel or refusal (the\n"
+            "runner's message on stderr).\n",
             S_VALUE_MAX);
 }
 
@@ -207,13 +222,23 @@ s_print_str(FILE *f, const char *v, size_t n)
 }
 
 /*  Sends req (one line, newline included), reads the answer line into
-    ans.  Returns 0 when the answer says ok, 2 otherwise (said on stderr). */
+    ans.  Returns 0 when the answer says ok, 2 otherwise (said on stderr);
+    3 (said on stderr too) when the channel failed before an answer, when
+    retry is set. */
+static int s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry);
+
 static int
 s_call(const char *req, size_t len, char *ans, size_t cap)
 {
+    return s_call_ex(req, len, ans, cap, false);
+}
+
+static int
+s_call_ex(const char *req, size_t len, char *ans, size_t cap, bool retry)
+{
     int fd = s_connect();
     if (fd < 0)
-        return 2;
+        return retry ? 3 : 2;
     size_t off = 0;
     while (off < len) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -222,7 +247,7 @@ s_call(const char *req, size_t len, char *ans, size_t cap)
         if (w <= 0) {
             fprintf(stderr, "evrun-job: sending to the control channel: %s\n", strerror(errno));
             close(fd);
-            return 2;
+            return retry ? 3 : 2;
         }
         off += (size_t) w;
     }
@@ -240,7 +265,7 @@ s_call(const char *req, size_t len, char *ans, size_t cap)
             fprintf(stderr, "evrun-job: the runner did not answer%s%s\n", r < 0 ? ": " : "",
                     r < 0 ? (pr == 0 ? "timed out" : strerror(errno)) : " (channel closed)");
             close(fd);
-            return 2;
+            return retry ? 3 : 2;
         }
         got += (size_t) r;
         ans[got] = '\0';
@@ -308,6 +333,241 @@ s_secret(const char *name)
     return rc;
 }
 
+/*  A fresh ULID (time and random bytes): the call id of one trigger,
+    the same in each retry of this invocation. */
+static void
+s_call_id(char out[27])
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long ms = (unsigned long long) ts.tv_sec * 1000ull
+                            + (unsigned long long) ts.tv_nsec / 1000000ull;
+    unsigned char rnd[10] = { 0 };
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(rnd, 1, sizeof rnd, f) != sizeof rnd) {   /* unlikely: time and pid */
+        unsigned long long x = (unsigned long long) ts.tv_nsec ^ ((unsigned long long) getpid() << 32);
+        for (int i = 0; i < 10; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+            rnd[i] = (unsigned char) (x >> 56);
+    }
+    if (f)
+        fclose(f);
+    for (int i = 9; i >= 0; i--, ms >>= 5)
+        out[i] = b32[ms & 31];
+    /* 80 random bits as 16 characters of 5 bits */
+    for (int i = 0; i < 16; i++) {
+        int bit = i * 5, v = 0;
+        for (int k = 0; k < 5; k++, bit++)
+            v = v << 1 | ((rnd[bit / 8] >> (7 - bit % 8)) & 1);
+        out[10 + i] = b32[v];
+    }
+    out[26] = '\0';
+}
+
+#define S_TRIGGER_WAIT_MS 120000    /* the broker's answer, the runner restarting */
+
+/*  One trigger of pipeline with args (argv-style NAME=VALUE): asks until
+    the runner says accepted, refused or local.  0, or 2 (said). */
+static int
+s_trigger_one(const char *pipeline, char *const *args, int nargs, char child[32])
+{
+    char call[27];
+    s_call_id(call);
+    size_t cap = 6 * strlen(pipeline) + 128;
+    for (int i = 0; i < nargs; i++)
+        cap += 6 * strlen(args[i]) + 8;
+    char *req = malloc(cap);
+    if (!req)
+        return 2;
+    size_t o = (size_t) sprintf(req, "{\"cmd\":\"trigger\",\"pipeline\":");
+    o += s_json_str(req + o, pipeline, strlen(pipeline));
+    o += (size_t) sprintf(req + o, ",\"call\":\"%s\",\"args\":{", call);
+    for (int i = 0; i < nargs; i++) {
+        const char *eq = strchr(args[i], '=');
+        o += (size_t) sprintf(req + o, "%s", i ? "," : "");
+        o += s_json_str(req + o, args[i], (size_t) (eq - args[i]));
+        req[o++] = ':';
+        o += s_json_str(req + o, eq + 1, strlen(eq + 1));
+    }
+    o += (size_t) sprintf(req + o, "}}\n");
+    static char ans[S_ANSWER_MAX];
+    int rc = 3;
+    for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {
+        rc = s_call_ex(req, o, ans, sizeof ans, true);
+        const char *v;
+        size_t n;
+        if (rc == 0 && s_member(ans, "local", &v, &n)) {
+            if (s_member(ans, "command", &v, &n) && *v == '"') {
+                printf("next job: %s: ", pipeline);
+                s_print_str(stdout, v, n);
+                putchar('\n');
+            }
+            break;
+        }
+        if (rc == 0 && !(s_member(ans, "state", &v, &n) && !strncmp(v, "\"pending\"", n))) {
+            if (s_member(ans, "job", &v, &n) && *v == '"' && n == 28) {
+                s_print_str(stdout, v, n);
+                putchar('\n');
+                memcpy(child, v + 1, 26);
+                child[26] = '\0';
+            }
+            break;
+        }
+        if (rc == 2)
+            break;
+        pause = pause < 300 ? pause * 2 : 300;
+        s_sleep_ms(pause);  /* pending, or the runner away: ask again, the same call */
+    }
+    free(req);
+    fflush(stdout);
+    if (rc == 0 || rc == 2)
+        return rc;
+    fprintf(stderr, "evrun-job: trigger %s: no answer from the broker within %d s\n", pipeline,
+            S_TRIGGER_WAIT_MS / 1000);
+    return 2;
+}
+
+#define S_FINAL "\"succeeded\"\"failed\"\"cancelled\"\"timed_out\"\"lost\""
+
+/*  Asks req until the runner's answer is not pending (the broker has
+    answered): 0 with the answer in ans, 2 refused (said), 3 the channel
+    failed for S_TRIGGER_WAIT_MS. */
+static int
+s_poll(const char *req, size_t len, char *ans, size_t cap)
+{
+    int rc = 3;
+    for (long waited = 0, pause = 25; waited < S_TRIGGER_WAIT_MS; waited += pause) {
+        rc = s_call_ex(req, len, ans, cap, true);
+        const char *v;
+        size_t n;
+        if (rc == 2 || (rc == 0 && !(s_member(ans, "state", &v, &n)
+                                     && !strncmp(v, "\"pending\"", n))))
+            return rc;
+        pause = pause < 300 ? pause * 2 : 300;
+        s_sleep_ms(pause);
+    }
+    fprintf(stderr, "evrun-job: no answer from the broker within %d s\n",
+            S_TRIGGER_WAIT_MS / 1000);
+    return 3;
+}
+
+/*  Waits for job to end: 0 succeeded, 1 otherwise, 2 when it cannot be
+    followed. */
+static int
+s_wait_job(const char *job)
+{
+    char req[128];
+    int len = snprintf(req, sizeof req, "{\"cmd\":\"result\",\"job\":\"%s\"}\n", job);
+    static char ans[S_ANSWER_MAX];
+    for (;;) {
+        int rc = s_poll(req, (size_t) len, ans, sizeof ans);
+        if (rc)
+            return 2;
+        const char *v;
+        size_t n;
+        if (s_member(ans, "status", &v, &n) && n > 2 && n < 16) {
+            char st[16];
+            memcpy(st, v, n);
+            st[n] = '\0';
+            if (strstr(S_FINAL, st)) {
+                fprintf(stderr, "evrun-job: job %s: %.*s\n", job, (int) n - 2, v + 1);
+                return strcmp(st, "\"succeeded\"") ? 1 : 0;
+            }
+        }
+        s_sleep_ms(500);
+    }
+}
+
+/*  result JOB|PIPELINE: the answer printed; 1 for an unknown job. */
+static int
+s_result(const char *what)
+{
+    bool job = strlen(what) == 26 && strspn(what, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26;
+    size_t wl = strlen(what);
+    char *req = malloc(6 * wl + 64);
+    if (!req)
+        return 2;
+    size_t o = (size_t) sprintf(req, "{\"cmd\":\"result\",\"%s\":", job ? "job" : "pipeline");
+    o += s_json_str(req + o, what, wl);
+    o += (size_t) sprintf(req + o, "}\n");
+    static char ans[S_ANSWER_MAX];
+    int rc = s_poll(req, o, ans, sizeof ans);
+    free(req);
+    if (rc == 0)
+        printf("%s\n", ans);
+    if (rc == 2 && strstr(ans, "\"result: no job "))
+        return 1;   /* unknown (said on stderr) */
+    return rc == 3 ? 2 : rc;
+}
+
+/*  running PIPELINE: 0 when a job of it runs or waits, 1 when none. */
+static int
+s_running(const char *pipeline)
+{
+    size_t pl = strlen(pipeline);
+    char *req = malloc(6 * pl + 64);
+    if (!req)
+        return 2;
+    size_t o = (size_t) sprintf(req, "{\"cmd\":\"running\",\"pipeline\":");
+    o += s_json_str(req + o, pipeline, pl);
+    o += (size_t) sprintf(req + o, "}\n");
+    static char ans[S_ANSWER_MAX];
+    int rc = s_poll(req, o, ans, sizeof ans);
+    free(req);
+    if (rc)
+        return 2;
+    const char *v;
+    size_t n;
+    long run = s_member(ans, "running", &v, &n) ? strtol(v, NULL, 10) : 0;
+    long wait = s_member(ans, "waiting", &v, &n) ? strtol(v, NULL, 10) : 0;
+    return run + wait > 0 ? 0 : 1;
+}
+
+/*  trigger PIPELINE... [-a NAME=VALUE]... [--wait] */
+static int
+s_trigger(int argc, char **argv)
+{
+    char **pipes = calloc((size_t) argc, sizeof *pipes), **args = calloc((size_t) argc, sizeof *args);
+    char (*kids)[32] = calloc((size_t) argc + 1, sizeof *kids);
+    int np = 0, na = 0, rc = 0;
+    bool wait = false;
+    if (!pipes || !args || !kids)
+        rc = 2;
+    for (int i = 0; !rc && i < argc; i++) {
+        if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--arg")) {
+            if (i + 1 >= argc || !strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
+                fprintf(stderr, "evrun-job: trigger: %s expects NAME=VALUE\n", argv[i]);
+                rc = 2;
+            }
+            else
+                args[na++] = argv[++i];
+        }
+        else if (!strcmp(argv[i], "--wait"))
+            wait = true;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "evrun-job: trigger: unknown option %s\n", argv[i]);
+            rc = 2;
+        }
+        else
+            pipes[np++] = argv[i];
+    }
+    if (!rc && !np) {
+        fprintf(stderr, "evrun-job: trigger: name at least one PIPELINE\n");
+        rc = 2;
+    }
+    for (int i = 0; !rc && i < np; i++)
+        rc = s_trigger_one(pipes[i], args, na, kids[i]);
+    /* --wait: 0 when every one succeeded, 1 when one did not, 2 when one
+       cannot be followed; local (--exec): no job to wait for */
+    for (int i = 0, w; rc != 2 && wait && i < np; i++)
+        if (kids[i][0] && (w = s_wait_job(kids[i])) > rc)
+            rc = w;
+    free(pipes);
+    free(args);
+    free(kids);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -317,6 +577,12 @@ main(int argc, char **argv)
     }
     if (argc == 3 && !strcmp(argv[1], "secret"))
         return s_secret(argv[2]);
+    if (argc >= 2 && !strcmp(argv[1], "trigger"))
+        return s_trigger(argc - 2, argv + 2);
+    if (argc == 3 && !strcmp(argv[1], "running"))
+        return s_running(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "result"))
+        return s_result(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "hello")) {
         static char ans[S_ANSWER_MAX];
         static const char req[] = "{\"cmd\":\"hello\"}\n";

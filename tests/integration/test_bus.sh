@@ -500,6 +500,123 @@ YML
   check "nothing left in podman" no_leftovers "$j"
 }
 
+case_job_trigger() {   # issue 17: a step starts registered pipelines through the broker
+  fresh jobtrig
+  mkdir -p "$tmp/pipelines"
+  for n in deploy notify other failing; do
+    cat > "$tmp/pipelines/$n.yml" <<YML
+pipeline: $n
+image: localhost/evrun-busybox:latest
+args:
+  ENV: { default: dev }
+steps:
+  - name: go
+    run: |
+      echo "$n ENV=\$ENV"; echo "where=\$ENV" >> "\$EVRUN_OUTPUT"
+      [ $n != deploy ] || sleep 1
+      [ $n != failing ]
+  - name: after
+    needs: [go]
+    run: "true"
+YML
+  done
+  bus_broker && bus_runner jt-1 "" 3 && bus_wait_runners 1
+  pipeline parent <<'YML'
+pipeline: parent
+image: localhost/evrun-busybox:latest
+triggers: [deploy, notify, failing]
+steps:
+  - name: build
+    run: |
+      ids=$(evrun-job trigger deploy notify -a ENV=prod --wait); echo "wait: $?"
+      echo "children: $(echo $ids)"
+      evrun-job trigger other; echo "other: $?"
+      evrun-job result deploy
+      evrun-job result 01ZZZZZZZZZZZZZZZZZZZZZZZZ; echo "unknown: $?"
+      evrun-job running deploy; echo "running after: $?"
+      evrun-job trigger deploy -a ENV=again >/dev/null
+      evrun-job running deploy; echo "running now: $?"
+      evrun-job trigger failing --wait >/dev/null; echo "failing wait: $?"
+      evrun-job result other; echo "not allowed: $?"
+      evrun-job result notify >/dev/null; echo "notify: $?"
+      evrun-job running failing; echo "failing running: $?"
+YML
+  local j ids c st
+  j=$(submit "$tmp/parent.yml")
+  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/logs.out" 2>&1
+  ids=$(sed -n 's/.*children: \([0-9A-Z ]*\)$/\1/p' "$tmp/logs.out")
+  check "two child ids printed" [ "$(echo $ids | wc -w)" -eq 2 ]
+  check "a pipeline not in triggers: refused, exit 2" grep -q "other: 2" "$tmp/logs.out"
+  check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify, failing)" "$tmp/logs.out"
+  check "--wait: both succeeded, exit 0" grep -q "wait: 0$" "$tmp/logs.out"
+  check "--wait: a failed child, exit 1" grep -q "failing wait: 1$" "$tmp/logs.out"
+  check "result PIPELINE: its newest job, status and outputs" \
+    grep -q '"status":"succeeded".*"pipeline":"deploy"' "$tmp/logs.out"
+  check "result: outputs" grep -q '"outputs":{"go/where":"prod"}' "$tmp/logs.out"
+  check "result: the steps' exit codes" \
+    grep -q '"steps":\[{"name":"go","status":"succeeded","exit_code":0},{"name":"after","status":"succeeded","exit_code":0}\]' "$tmp/logs.out"
+  check "result of an unknown job: exit 1" grep -q "unknown: 1$" "$tmp/logs.out"
+  check "running: none, exit 1" grep -q "running after: 1$" "$tmp/logs.out"
+  check "running: one, exit 0" grep -q "running now: 0$" "$tmp/logs.out"
+  check "result of a pipeline not in triggers: refused" grep -q "not allowed: 2$" "$tmp/logs.out"
+  check "result of a pipeline with a job: exit 0" grep -q "notify: 0$" "$tmp/logs.out"
+  check "running: a finished job is none, exit 1" grep -q "failing running: 1$" "$tmp/logs.out"
+  for c in $ids; do
+    st=$(wait_job "$c")
+    check "child $c succeeded" [ "$st" = succeeded ]
+    check "child $c: parent in its status" grep -q "^parent    $j (step build)" <(cli status "$c")
+    check "child $c: its args" grep -q "ENV=prod" <(cli logs "$c")
+  done
+  cli status "$j" > "$tmp/pstatus.out"
+  check "parent status: its children listed" [ "$(grep -c "^\(children  \|          \)0" "$tmp/pstatus.out")" -eq 4 ]
+  for c in $ids; do check "parent status: child $c" grep -q "$c" "$tmp/pstatus.out"; done
+  cli jobs --tree > "$tmp/tree.out" 2>/dev/null
+  check "jobs --tree: the parent at the left" grep -q "^$j  parent " "$tmp/tree.out"
+  check "jobs --tree: its 4 children under it, indented" [ "$(grep -c "^  0[0-9A-Z]* *  \(deploy\|notify\|failing\) " "$tmp/tree.out")" -eq 4 ]
+  check "jobs --tree: each job once" [ "$(grep -c "^ *0" "$tmp/tree.out")" -eq 5 ]
+  check "jobs --tree: the child right after its parent" grep -A1 "^$j" "$tmp/tree.out" | grep -q "^  0"
+  check "the parent's jobs: 5 (parent, 2 deploy, notify, failing)" [ "$(cli jobs 2>/dev/null | grep -c "^0")" -eq 5 ]
+  check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
+  check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
+}
+
+case_job_trigger_crash() {   # the runner killed (-9) after the broker took a trigger, before the step heard
+  fresh jobtrigc
+  mkdir -p "$tmp/pipelines"
+  cat > "$tmp/pipelines/deploy.yml" <<'YML'
+pipeline: deploy
+image: localhost/evrun-busybox:latest
+steps:
+  - name: go
+    run: echo deployed
+YML
+  bus_broker && EVR_TEST_PAUSE_AT=triggered bus_runner jc-1 "" 2 && bus_wait_runners 1
+  pipeline tparent <<'YML'
+pipeline: tparent
+image: localhost/evrun-busybox:latest
+triggers: [deploy]
+steps:
+  - name: build
+    run: |
+      id=$(evrun-job trigger deploy) || exit 3
+      echo "child: $id"
+YML
+  local j id n
+  j=$(submit "$tmp/tparent.yml")
+  for _ in $(seq 1 200); do grep -q "test pause at triggered" "$tmp/runner-jc-1.log" && break; sleep 0.1; done
+  check "paused once the broker took the trigger" grep -q "test pause at triggered" "$tmp/runner-jc-1.log"
+  kill -9 "$runner_pid_jc_1"
+  bus_runner jc-1 "" 2
+  check "parent succeeded after the restart" [ "$(wait_job "$j" 90)" = succeeded ]
+  id=$(cli logs "$j" 2>/dev/null | sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p')
+  n=$(cli jobs --pipeline deploy 2>/dev/null | grep -c "^0")
+  check "one deploy job, not two" [ "$n" -eq 1 ]
+  check "the step printed that job" grep -q "^$id " <(cli jobs --pipeline deploy 2>/dev/null)
+  check "the broker saw the trigger again: known already" grep -q "job $id of deploy triggered .*: known already" "$tmp/broker.log"
+  check "the child succeeded" [ "$(wait_job "$id")" = succeeded ]
+}
+
 case_runner_killed() {
   fresh rkill
   bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
@@ -1219,7 +1336,7 @@ EOF
   check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels host_network old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event flow matrix_outputs hooks job_secret job_trigger job_trigger_crash}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -499,6 +499,29 @@ YML
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
 }
 
+case_job_trigger_local() {   # issue 17: evrun-job trigger without a broker: the next jobs, not run
+  pipeline job-trig <<'YML'
+pipeline: job-trig
+image: localhost/evrun-busybox:latest
+triggers: [deploy, notify]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger deploy notify -a ENV=prod -a "MSG=it's done" || exit 3
+      evrun-job trigger other; echo "other: $?"
+      evrun-job trigger; echo "usage: $?"
+YML
+  run job-trig "$tmp/job-trig.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the next job and its command" \
+    grep -q "^build | next job: deploy: evrun-cli start deploy -a 'ENV=prod' -a 'MSG=it'\\\\''s done'$" "$out"
+  check "... for each pipeline" grep -q "^build | next job: notify: evrun-cli start notify " "$out"
+  check "... in the step's log" grep -q "^build > next job: deploy (no broker here: run it with: evrun-cli start deploy" "$out"
+  check "not in triggers: refused, exit 2" grep -q "^build | other: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: pipeline other is not in the triggers: of pipeline job-trig (deploy, notify)" "$out"
+  check "no pipeline named: exit 2" grep -q "^build | usage: 2$" "$out"
+}
+
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
   pipeline job-secret-crash <<'YML'
 pipeline: job-secret-crash
@@ -1090,7 +1113,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local}
 for c in $cases; do
   case_name=$c
   before=$fails

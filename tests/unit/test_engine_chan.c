@@ -11,9 +11,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "evr_diag.h"
 #include "evr_etest.h"
 #include "evr_sha256.h"
 #include "evr_test.h"
+#include "evr_trigger.h"
+#include "evr_yaml.h"
 
 #define S_MAX_MS 5000
 
@@ -186,11 +189,219 @@ test_secret_refused(void)
     evr_etest_destroy(&t);
 }
 
+/* ------------------------------------------------------------- triggers */
+
+#define S_TRIG_STEPS EVR_ETEST_HEAD "triggers: [deploy, notify]\nsteps:\n"                    \
+    "  - name: a\n    run: echo up; sleep 0.8; echo done\n"
+#define S_CALL "01JDX5QG0000000000000000AB"
+#define S_TRIG_LINE(p) "{\"cmd\":\"trigger\",\"pipeline\":\"" p "\",\"call\":\"" S_CALL       \
+    "\",\"args\":{\"ENV\":\"it's\"}}\n"
+
+static int s_sent;
+static char s_sent_job[EVR_ULID_LEN + 1], s_sent_parent[EVR_ULID_LEN + 1], s_sent_env[64];
+
+static void
+s_record(void *arg, const char *job, const char *pipeline, const evr_strmap_t *args,
+         const char *parent_job, const char *parent_step)
+{
+    (void) arg;
+    CHECK_STR(pipeline, "deploy");
+    CHECK_STR(parent_step, "a");
+    s_sent++;
+    snprintf(s_sent_job, sizeof s_sent_job, "%s", job);
+    snprintf(s_sent_parent, sizeof s_sent_parent, "%s", parent_job);
+    const char *env = evr_strmap_get(args, "ENV");
+    snprintf(s_sent_env, sizeof s_sent_env, "%s", env ? env : "");
+}
+
+/*  The child's id: the same for the same call, another for another call,
+    pipeline or attempt; a call that is no ULID is refused. */
+static void
+test_trigger_child_id(void)
+{
+    char a[EVR_ULID_LEN + 1], b[EVR_ULID_LEN + 1];
+    evr_err_t err;
+    const char *job = evr_etest_job(1);
+    CHECK(evr_trigger_child_id(job, "a", 1, S_CALL, "deploy", a, &err) == EVR_OK);
+    CHECK(evr_ulid_valid(a));
+    CHECK(strncmp(a, S_CALL, 10) == 0);     /* the call's time */
+    CHECK(evr_trigger_child_id(job, "a", 1, S_CALL, "deploy", b, &err) == EVR_OK);
+    CHECK_STR(a, b);
+    CHECK(evr_trigger_child_id(job, "a", 2, S_CALL, "deploy", b, &err) == EVR_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(evr_trigger_child_id(job, "a", 1, S_CALL, "notify", b, &err) == EVR_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(evr_trigger_child_id(job, "a", 1, "01JDX5QG0000000000000000AC", "deploy", b, &err)
+          == EVR_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(evr_trigger_child_id(job, "a", 1, "nope", "deploy", b, &err) == EVR_ERR_PROTO);
+    CHECK_CONTAINS(err.msg, "\"call\"");
+}
+
+/*  triggers: is checked where it is written: each item a pipeline name. */
+static void
+test_trigger_spec_key(void)
+{
+    const char *bad = "pipeline: t\nimage: img\nsteps:\n  - name: a\n    run: x\n"
+                      "triggers: [deploy, \"no way\"]\n";
+    evr_spec_t spec = { 0 };
+    evr_diag_t *diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(bad, strlen(bad), &spec, diag) != EVR_OK);
+    CHECK(evr_diag_count(diag) >= 1);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "p.yml:6:");
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "item 2: \"no way\" is no pipeline name");
+    evr_diag_destroy(&diag);
+    evr_rec_free(&evr_spec_type, &spec);
+    memset(&spec, 0, sizeof spec);
+    const char *good = "pipeline: t\nimage: img\nsteps:\n  - name: a\n    run: x\n"
+                       "triggers: [deploy, notify.v2]\n";
+    diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(good, strlen(good), &spec, diag) == EVR_OK);
+    CHECK(spec.triggers.n == 2 && !strcmp(spec.triggers.v[1], "notify.v2"));
+    evr_diag_destroy(&diag);
+    evr_rec_free(&evr_spec_type, &spec);
+}
+
+/*  With a broker: a pipeline not in triggers: is refused, naming it; one
+    in it is sent once (polls send nothing new), pending until the
+    broker's answer, then accepted; a refusal is said with the broker's
+    words. */
+static void
+test_trigger_broker(void)
+{
+    evr_etest_t *t = s_world();
+    s_sent = 0;
+    evr_engine_set_trigger(t->eng, s_record, NULL, NULL);
+    CHECK(evr_etest_submit(t, evr_etest_job(4), S_TRIG_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 4, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 4, "a", S_TRIG_LINE("other"));
+    CHECK_CONTAINS(ans, "pipeline other is not in the triggers: of pipeline t (deploy, notify)");
+    CHECK_CONTAINS(ans, "\"ok\":false");
+    free(ans);
+    CHECK(s_sent == 0);
+    ans = s_ask(t, 4, "a", S_TRIG_LINE("deploy"));
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    CHECK(s_sent == 1);
+    CHECK_STR(s_sent_parent, evr_etest_job(4));
+    CHECK_STR(s_sent_env, "it's");
+    CHECK_CONTAINS(ans, s_sent_job);
+    free(ans);
+    ans = s_ask(t, 4, "a", S_TRIG_LINE("deploy"));
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    CHECK(s_sent == 1);
+    free(ans);
+    evr_engine_triggered(t->eng, s_sent_job, false, NULL, NULL);
+    ans = s_ask(t, 4, "a", S_TRIG_LINE("deploy"));
+    CHECK_CONTAINS(ans, "\"state\":\"accepted\"");
+    CHECK_CONTAINS(ans, s_sent_job);
+    free(ans);
+    char other[] = "{\"cmd\":\"trigger\",\"pipeline\":\"deploy\",\"call\":"
+                   "\"01JDX5QG0000000000000000AC\"}\n";
+    ans = s_ask(t, 4, "a", other);
+    CHECK(s_sent == 2);
+    free(ans);
+    evr_engine_triggered(t->eng, s_sent_job, false, "not_found", "no registered pipeline");
+    ans = s_ask(t, 4, "a", other);
+    CHECK_CONTAINS(ans, "the broker refused to start pipeline deploy: no registered pipeline "
+                        "(not_found)");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
+/*  Without a broker (--exec): the next job and the command that runs it,
+    args quoted for a shell. */
+static void
+test_trigger_local(void)
+{
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(5), S_TRIG_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 5, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 5, "a", S_TRIG_LINE("notify"));
+    CHECK_CONTAINS(ans, "\"local\":true");
+    CHECK_CONTAINS(ans, "evrun-cli start notify -a 'ENV=it'\\\\''s'");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
+static uint64_t s_qseq;
+
+static void
+s_query_rec(void *arg, uint64_t seq, const char *job, const char *pipeline)
+{
+    (void) arg;
+    (void) job;
+    (void) pipeline;
+    s_qseq = seq;
+}
+
+/*  result and running: pending until the broker's answer, then it once;
+    a pipeline without a job, a job of a pipeline not allowed, and no
+    broker at all are refused with their reasons. */
+static void
+test_trigger_queries(void)
+{
+    evr_etest_t *t = s_world();
+    CHECK(evr_etest_submit(t, evr_etest_job(6), S_TRIG_STEPS) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 6, "step.output a 1 stdout"));
+    char *ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "result: no broker here");
+    free(ans);
+    evr_engine_set_trigger(t->eng, s_record, s_query_rec, NULL);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"other\"}\n");
+    CHECK_CONTAINS(ans, "result: pipeline other is neither this job's nor in its triggers:");
+    free(ans);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    free(ans);
+    evr_msg_t m = { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "deploy" };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"result\",\"pipeline\":\"deploy\"}\n");
+    CHECK_CONTAINS(ans, "result: no job of pipeline deploy yet");
+    free(ans);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"running\",\"pipeline\":\"notify\"}\n");
+    CHECK_CONTAINS(ans, "\"state\":\"pending\"");
+    free(ans);
+    m = (evr_msg_t) { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "notify",
+                      .waiting = 1, .running = 2 };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", "{\"cmd\":\"running\",\"pipeline\":\"notify\"}\n");
+    CHECK_CONTAINS(ans, "\"waiting\":1,\"running\":2,\"state\":\"done\"");
+    free(ans);
+    const char *jq = "{\"cmd\":\"result\",\"job\":\"01JDX5QG00VJA2H610M3R9SMMC\"}\n";
+    ans = s_ask(t, 6, "a", jq);
+    free(ans);
+    m = (evr_msg_t) { .type = EVR_MSG_QUERIED, .seq = s_qseq, .pipeline = (char *) "other",
+                      .job = (char *) "01JDX5QG00VJA2H610M3R9SMMC", .status = (char *) "failed" };
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", jq);
+    CHECK_CONTAINS(ans, "result: job 01JDX5QG00VJA2H610M3R9SMMC is of pipeline other, which the "
+                        "triggers: of pipeline t does not name");
+    free(ans);
+    ans = s_ask(t, 6, "a", jq);
+    free(ans);
+    m.pipeline = (char *) "deploy";
+    m.seq = s_qseq;     /* the answer taken, this is a new query */
+    evr_engine_queried(t->eng, &m);
+    ans = s_ask(t, 6, "a", jq);
+    CHECK_CONTAINS(ans, "\"status\":\"failed\"");
+    CHECK_CONTAINS(ans, "\"state\":\"done\"");
+    free(ans);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_secret_masked);
     EVR_TEST_RUN(test_secret_recovered);
     EVR_TEST_RUN(test_secret_refused);
+    EVR_TEST_RUN(test_trigger_child_id);
+    EVR_TEST_RUN(test_trigger_spec_key);
+    EVR_TEST_RUN(test_trigger_broker);
+    EVR_TEST_RUN(test_trigger_local);
+    EVR_TEST_RUN(test_trigger_queries);
     EVR_TEST_END();
 }

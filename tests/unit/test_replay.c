@@ -34,8 +34,10 @@ s_str_for(const char *key)
         return "collected";
     if (!strcmp(key, "runner"))
         return "runner-1.a";
-    if (!strcmp(key, "step") || !strcmp(key, "pipeline"))
+    if (!strcmp(key, "step") || !strcmp(key, "pipeline") || !strcmp(key, "parent_step"))
         return "build_2";
+    if (!strcmp(key, "parent_job"))
+        return "01HZ0000000000000000000000";
     if (!strcmp(key, "source"))
         return "ci_source";
     if (!strcmp(key, "phase"))

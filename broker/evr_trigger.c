@@ -1,0 +1,119 @@
+/*  evr_trigger.c: a step starts a registered pipeline (`trigger`, on the
+    runner session).
+
+    `evrun-job trigger PIPELINE` in a step goes to its runner over the
+    job's control channel; the runner checks the job's `triggers:` and
+    sends `trigger` here on its session: the child's job id (derived by
+    the runner from the parent job, step and call, so that a trigger sent
+    again after a crash names the same job), the pipeline, its args and
+    the parent job and step.  The broker submits the pipeline's last good
+    version as a `start` does, with the parent recorded in the submit (and
+    so in the dispatch and the child's job.accepted), commits it before it
+    answers, and answers `triggered` on the session: the job, `existing`
+    when that id was known already, or an error code and message. */
+#include "evr_broker_int.h"
+#include "evr_log.h"
+#include "evr_pipelines.h"
+
+/*  Answers the runner at rid about job. */
+static void
+s_answer(evr_broker_t *b, zframe_t *rid, const char *job, bool existing, const char *code,
+         const char *message)
+{
+    evr_msg_t m = { .type = EVR_MSG_TRIGGERED, .job = (char *) job, .existing = existing,
+                    .code = (char *) code, .message = (char *) message };
+    evr_err_t err;
+    if (evr_bus_send(b->runners, rid, &m, &err))
+        evr_broker_warn(b, "the answer to a trigger of job %s was not sent: %s", job, err.msg);
+}
+
+void
+evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_msg_t *msg)
+{
+    const evr_pipe_t *p = evr_pipelines_find(b, msg->pipeline);
+    char why[1024];
+    if (!p) {
+        snprintf(why, sizeof why, "no registered pipeline \"%s\" (evrun-cli pipelines lists "
+                 "them)", msg->pipeline);
+        s_answer(b, rid, msg->job, false, EVR_CODE_NOT_FOUND, why);
+        return;
+    }
+    evr_msg_t m;
+    evr_pipelines_submit_msg(p, msg->job, &msg->args, NULL, &m);
+    m.parent_job = evr_strdup(msg->parent_job);
+    m.parent_step = evr_strdup(msg->parent_step);
+    bool existing = false;
+    const char *code = NULL;
+    char job[EVR_ULID_LEN + 1];
+    snprintf(job, sizeof job, "%s", msg->job);
+    evr_queue_flush(b);     /* the submits before it are committed and answered first */
+    if (!evr_queue_offer(b, NULL, &m, &existing, &code, why, sizeof why)) {
+        s_answer(b, rid, job, false, code, why);
+        evr_msg_clear(&m);
+        return;
+    }
+    if (!existing) {   /* the parent's list of children (evrun-cli status) */
+        char key[EVR_ULID_LEN * 2 + 8];
+        snprintf(key, sizeof key, "kids/%s/%s", msg->parent_job, job);
+        evr_store_kv_t op = { key, "", 0 };
+        evr_err_t err;
+        if (evr_store_kv_write_lazy(b->store, &op, 1, &err))
+            evr_broker_warn(b, "job %s: its parent's list of children not written: %s", job,
+                            err.msg);
+    }
+    evr_queue_flush(b);     /* committed before the runner hears of it */
+    evr_broker_info(b, "job %s of %s triggered by job %s step %s (runner %s)%s", job,
+                    p->spec->pipeline, msg->parent_job, msg->parent_step, runner,
+                    existing ? ": known already" : "");
+    if (b->failure)
+        s_answer(b, rid, job, false, EVR_CODE_INTERNAL, "the broker cannot write its store");
+    else
+        s_answer(b, rid, job, existing, NULL, NULL);
+    evr_msg_clear(&m);
+}
+
+void
+evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
+{
+    evr_queue_flush(b);     /* it sees the submits before it */
+    evr_msg_t pm = { 0 }, m = { 0 };
+    const char *job = msg->job;
+    if (!job && msg->pipeline) {
+        evr_pipelines_jobs_of(b, msg->pipeline, &pm);
+        job = pm.last_job;
+    }
+    bool found = job && evr_broker_job_view(b, job, true, &m);
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    if (found && evr_store_get_job(b->store, job, &pj, &err) == EVR_OK)
+        for (uint32_t i = 0; i < pj.steps.n; i++) {
+            const evr_stepstate_t *st = evr_job_step(&pj, i);
+            const char *name = evr_step_status_name(st->status);
+            bool ended = st->status == EVR_STEP_SUCCEEDED || st->status == EVR_STEP_FAILED;
+            char v[64];
+            if (ended)
+                snprintf(v, sizeof v, "%s %lld", name, (long long) st->exit_code);
+            else
+                snprintf(v, sizeof v, "%s", name);
+            evr_strmap_set(&m.step_states, st->name, v);
+        }
+    evr_rec_free(&evr_job_type, &pj);
+    m.type = EVR_MSG_QUERIED;
+    m.seq = msg->seq;
+    m.waiting = pm.waiting;
+    m.running = pm.running;
+    if (!m.pipeline && msg->pipeline)
+        m.pipeline = evr_strdup(msg->pipeline);
+    if (!found && msg->job) {
+        m.code = evr_strdup(EVR_CODE_NOT_FOUND);
+        m.message = evr_asprintf("no job %s (unknown, or removed by retention)", msg->job);
+    }
+    else if (!msg->job && !msg->pipeline) {
+        m.code = evr_strdup(EVR_CODE_BAD_REQUEST);
+        m.message = evr_strdup("query: give job or pipeline");
+    }
+    if (evr_bus_send(b->runners, rid, &m, &err))
+        evr_broker_warn(b, "the answer to a runner's query was not sent: %s", err.msg);
+    evr_msg_clear(&m);
+    evr_msg_clear(&pm);
+}
