@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# test_bus_jobs.sh BIN_DIR SRC_DIR [CASE...]: what a job does through the
+# broker, end to end (test_bus.sh has the bus itself): control flow,
+# matrix steps and outputs, lifecycle hooks, the job's control channel
+# (registered secrets, follow-up jobs), a runner refusing network: host.
+# Real evrun-broker and evrun-runner processes on ipc:// sockets in a
+# temporary directory, real podman (the "podman" fixture); each case
+# starts its own broker and runners in a fresh state directory.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+root=$(mktemp -d /tmp/evr-bjb-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+pipeline() { cat > "$tmp/$1.yml"; }
+
+field() {   # field JOB NAME: a field of the job's status
+  cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
+}
+
+no_leftovers() {   # no container or volume of job $1 in podman
+  local id
+  id=$(echo "$1" | tr 'A-Z' 'a-z')
+  [ "$({ podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id")" -eq 0 ]
+}
+
+# A runner whose operator denies the host's network (--host-network deny)
+# ends a dispatched job with a step of network: host failed, saying which
+# step and which setting, before any step runs.
+case_host_network() {
+  fresh host_network
+  bus_broker && bus_runner hn-deny "" 1 --host-network deny && bus_wait_runners 1
+  pipeline hn <<'YML'
+pipeline: hn
+image: localhost/evrun-busybox:latest
+steps:
+  - {name: first, run: echo ran}
+  - {name: local, network: host, run: echo host}
+YML
+  local j
+  j=$(submit "$tmp/hn.yml")
+  check "the job fails" [ "$(wait_job "$j")" = failed ]
+  check "its reason names the step and the setting" bash -c "'$bin/evrun-cli' status $j | \
+grep -q 'step local: network: host is refused by this runner (its host_network setting is deny)'"
+  check "no step ran" bash -c "! '$bin/evrun-cli' logs $j 2>/dev/null | grep -q ran"
+}
+
+# allow_failure, when and on_error through the broker (README "Control
+# flow"): shown in run --follow --events, status, jobs, logs and evrun-tail
+case_flow() {
+  fresh flow
+  bus_broker && bus_runner fl-1 "" 2 && bus_wait_runners 1
+  pipeline flow <<'YML'
+pipeline: flow
+image: localhost/evrun-busybox:latest
+on_error:
+  run: 'echo "oe $EVRUN_FAILED_STEPS|$EVRUN_FAILED_REASON_BUILD"'
+steps:
+  - name: lint
+    run: exit 2
+    allow_failure: true
+  - name: build
+    run: exit 3
+  - name: test
+    run: echo never
+  - name: report
+    when: on_failure
+    run: 'echo "failed: $EVRUN_FAILED_STEPS"'
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+  cli run "$tmp/flow.yml" --follow --events > "$tmp/flow.out" 2>&1
+  check "failing flow: exit 1" [ $? -eq 1 ]
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/flow.out")
+  check "follow: failed (allowed)" grep -q "^lint -- step.finished: failed (allowed) (exit 2" "$tmp/flow.out"
+  check "follow: on_failure step ran" grep -qx "report | failed: build" "$tmp/flow.out"
+  check "follow: always step ran" grep -qx "cleanup | cleaned" "$tmp/flow.out"
+  check "follow: on_error with the failed steps" grep -qx "on_error | oe build|failed (exit 3)" "$tmp/flow.out"
+  check "status failed" [ "$(field "$j" status)" = failed ]
+  check "status: the allowed failure counted" grep -q "^status    failed (1 step failed (allowed))" <(cli status "$j")
+  check "jobs: the allowed failure counted" grep -q "^$j .*failed .*1 failed (allowed)$" <(cli jobs)
+  check "steps: on_error counted" grep -q "^steps     6/6 done" <(cli status "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" --events > "$tmp/flow.tail" 2>&1
+  check "tail: failed (allowed)" grep -q "^$j/lint -- step.finished: failed (allowed)" "$tmp/flow.tail"
+  # only an allowed failure: the job succeeds, on_error is skipped
+  pipeline flowok <<'YML'
+pipeline: flowok
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: lint
+    run: exit 2
+    allow_failure: true
+  - name: test
+    run: echo tested
+YML
+  cli run "$tmp/flowok.yml" --follow > "$tmp/flowok.out" 2>&1
+  check "allowed only: exit 0" [ $? -eq 0 ]
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/flowok.out")
+  check "allowed only: succeeded, saying so" grep -q "^status    succeeded (1 step failed (allowed))" <(cli status "$j")
+  check "allowed only: on_error never ran" bash -c "! grep -q never '$tmp/flowok.out'"
+  # a cancel: the always step runs, on_error does not
+  pipeline flowcancel <<'YML'
+pipeline: flowcancel
+image: localhost/evrun-busybox:latest
+on_error:
+  run: echo never
+steps:
+  - name: long
+    run: echo begun; sleep 60
+  - name: cleanup
+    when: always
+    run: echo cleaned
+YML
+  j=$(submit "$tmp/flowcancel.yml")
+  for _ in $(seq 1 100); do cli logs "$j" | grep -q begun && break; sleep 0.1; done
+  cli cancel "$j" > /dev/null
+  check "cancel: cancelled" [ "$(wait_job "$j" 30)" = cancelled ]
+  check "cancel: the always step ran" grep -qx "cleanup | cleaned" <(cli logs "$j")
+  check "cancel: on_error did not" bash -c "! '$bin/evrun-cli' logs $j | grep -q never"
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-fl-1" --verify
+  sleep 1
+  check "no leftovers" no_leftovers "$j"
+}
+
+case_matrix_outputs() {   # matrix steps and step outputs through the broker
+  fresh mo
+  bus_broker && bus_runner mo-1 "" 2 && bus_wait_runners 1
+  pipeline mo <<'YML'
+pipeline: matrix-outputs
+image: localhost/evrun-busybox:latest
+steps:
+  - name: build
+    matrix: {OS: [linux, bsd]}
+    run: |
+      echo "built for $OS"
+      mkdir -p out && echo "$OS" > "out/$OS.txt"
+      echo "BIN=app-$OS" >> "$EVRUN_OUTPUT"
+    artifacts: [out]
+  - name: join
+    needs: [build]
+    run: echo "got $EVRUN_OUT_BUILD_OS_LINUX_BIN $EVRUN_OUT_BUILD_OS_BSD_BIN"
+YML
+  local job
+  job=$(submit "$tmp/mo.yml")
+  check "job succeeded" [ "$(wait_job "$job")" = succeeded ]
+  check "each combination ran with its value" grep -qx "build\[OS=bsd\] | built for bsd" <(cli logs "$job")
+  check "logs --step takes a matrix step's name" \
+    [ "$(cli logs "$job" --step 'build[OS=linux]')" = "build[OS=linux] | built for linux" ]
+  check "the dependent got both outputs" grep -qx "join | got app-linux app-bsd" <(cli logs "$job")
+  check "status shows the outputs" grep -qx "outputs   build\[OS=linux\]/BIN=app-linux" <(cli status "$job")
+  check "status --json too" grep -q '"outputs":{"build\[OS=linux\]/BIN":"app-linux","build\[OS=bsd\]/BIN":"app-bsd"}' <(cli status "$job" --json)
+  check "outputs are events in the broker's archive" \
+    grep -q '"type":"step.outputs".*"step":"build\[OS=bsd\]".*"outputs":{"BIN":"app-bsd"}' \
+    <("$bin/evrun-replay" "$tmp/broker" --events --json)
+  for _ in $(seq 1 50); do
+    cli artifacts "$job" --step 'build[OS=bsd]' -o "$tmp/art" > /dev/null 2>&1 && break
+    sleep 0.2
+  done
+  check "a matrix step's artifacts through the broker" [ -f "$tmp/art/build[OS=bsd]/out/bsd.txt" ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+  check "no leftovers" no_leftovers "$job"
+}
+
+# Lifecycle hooks of a runner's settings through the broker: hook.started /
+# hook.finished stored and shown by evrun-tail, a secret a hook adds masked,
+# a PRE_VALIDATION refusal as the job's reason, CLEANUP after it.
+case_hooks() {
+  fresh hooks
+  cat > "$tmp/hooks.set" <<EOF
+hooks:
+  - { phase: PRE_VALIDATION, name: gate, run: "grep -q '\"pipeline\":\"nope\"' && { echo 'pipeline nope is frozen' >&2; exit 1; }; exit 0" }
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"TOKEN\": \"bus-tok-51x\"}}'" }
+  - { phase: CLEANUP, name: clean, run: "cat > /dev/null; echo clean >> $tmp/clean.log" }
+EOF
+  bus_broker && bus_runner hk-1 "" 2 --executors process --config "$tmp/hooks.set" && bus_wait_runners 1
+  printf 'pipeline: yes\nexecutor: process\nsteps:\n  - name: s\n    run: echo "token=$TOKEN"\n' > "$tmp/yes.yml"
+  sed 's/^pipeline: yes/pipeline: nope/' "$tmp/yes.yml" > "$tmp/nope.yml"
+  local j k
+  j=$(submit "$tmp/yes.yml")
+  check "the job succeeds" [ "$(wait_job "$j")" = succeeded ]
+  check "the hook's secret masked" grep -q "token=\*\*\*$" <(cli logs "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/tail.out" 2>&1
+  check "evrun-tail shows the hooks from the broker" \
+    grep -q "^$j/hook vault (PRE_EXECUTION) | succeeded (" "$tmp/tail.out"
+  k=$(submit "$tmp/nope.yml")
+  check "refused: failed" [ "$(wait_job "$k")" = failed ]
+  check "... the hook's message is the reason" grep -q "pipeline nope is frozen" <(cli status "$k")
+  timeout 20 "$bin/evrun-tail" --job "$k" > "$tmp/tailk.out" 2>&1
+  check "... hook.finished refused at the broker" grep -q "hook gate (PRE_VALIDATION) | refused: pipeline nope is frozen" "$tmp/tailk.out"
+  check "CLEANUP ran for both" [ "$(grep -c clean "$tmp/clean.log")" -eq 2 ]
+  check "the secret's value is in no state" sh -c "! grep -rq 'bus-tok-51x' '$tmp/broker' '$tmp/r-hk-1'"
+}
+
+case_job_secret() {   # issue 17: a registered secret masked in the store, `logs` and evrun-tail
+  fresh jobsec
+  bus_broker && bus_runner js-1 "" 2 --executors podman,process && bus_wait_runners 1
+  pipeline jobsec <<'YML'
+pipeline: jobsec
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: |
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s\n' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo "value: $V"
+      printf 'split: %s' "$(echo "$V" | cut -c1-4)"; sleep 0.3; echo "$V" | cut -c5-
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: $DEPLOY_KEY"
+YML
+  sed -e 's|^image: .*|executor: process|' -e 's|^pipeline: jobsec|pipeline: jobsecp|' \
+    "$tmp/jobsec.yml" > "$tmp/jobsecp.yml"
+  "$bin/evrun-tail" --pipeline jobsec > "$tmp/tail.out" 2> "$tmp/tail.err" &
+  local tpid=$! j p sec=dynehbbZq
+  sleep 0.5
+  j=$(submit "$tmp/jobsec.yml")
+  p=$(submit "$tmp/jobsecp.yml")
+  check "podman job succeeded" [ "$(wait_job "$j")" = succeeded ]
+  check "process job succeeded" [ "$(wait_job "$p")" = succeeded ]
+  for _ in $(seq 1 50); do grep -q "later" "$tmp/tail.out" && break; sleep 0.1; done
+  kill "$tpid"; wait "$tpid" 2>/dev/null
+  cli logs "$j" > "$tmp/logs.out" 2>&1
+  cli logs "$p" > "$tmp/logsp.out" 2>&1
+  check "logs: masked" grep -q "value: \*\*\*$" "$tmp/logs.out"
+  check "logs: masked across chunks" grep -q "split: \*\*\*$" "$tmp/logs.out"
+  check "logs: the next step's variable masked" grep -q "later: \*\*\*$" "$tmp/logs.out"
+  check "process: logs masked" grep -q "value: \*\*\*$" "$tmp/logsp.out"
+  check "tail: masked" grep -q "^$j/make | value: \*\*\*$" "$tmp/tail.out"
+  check "tail: masked across chunks" grep -q "^$j/make | split: \*\*\*$" "$tmp/tail.out"
+  check "never shown" sh -c "! grep -q '$sec' '$tmp/tail.out' '$tmp/logs.out' '$tmp/logsp.out'"
+  check "never in the broker's nor the runner's files" sh -c "! grep -rqa '$sec' '$tmp'"
+  check "nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$tmp'"
+  for _ in $(seq 1 50); do [ -z "$(ls -A "$tmp/r-js-1/job-secrets" 2>/dev/null)" ] && break; sleep 0.1; done
+  check "its file removed once the job is cleaned up" [ -z "$(ls -A "$tmp/r-js-1/job-secrets" 2>/dev/null)" ]
+  check "nothing left in podman" no_leftovers "$j"
+}
+
+case_job_trigger() {   # issue 17: a step starts registered pipelines through the broker
+  fresh jobtrig
+  mkdir -p "$tmp/pipelines"
+  for n in deploy notify other failing; do
+    cat > "$tmp/pipelines/$n.yml" <<YML
+pipeline: $n
+image: localhost/evrun-busybox:latest
+args:
+  ENV: { default: dev }
+steps:
+  - name: go
+    run: |
+      echo "$n ENV=\$ENV"; echo "where=\$ENV" >> "\$EVRUN_OUTPUT"
+      [ $n != deploy ] || sleep 1
+      [ $n != failing ]
+  - name: after
+    needs: [go]
+    run: "true"
+YML
+  done
+  bus_broker && bus_runner jt-1 "" 3 && bus_wait_runners 1
+  pipeline parent <<'YML'
+pipeline: parent
+image: localhost/evrun-busybox:latest
+triggers: [deploy, notify, failing]
+steps:
+  - name: build
+    run: |
+      ids=$(evrun-job trigger deploy notify -a ENV=prod --wait); echo "wait: $?"
+      echo "children: $(echo $ids)"
+      evrun-job trigger other; echo "other: $?"
+      evrun-job result deploy
+      evrun-job result 01ZZZZZZZZZZZZZZZZZZZZZZZZ; echo "unknown: $?"
+      evrun-job running deploy; echo "running after: $?"
+      evrun-job trigger deploy -a ENV=again >/dev/null
+      evrun-job running deploy; echo "running now: $?"
+      evrun-job trigger failing --wait >/dev/null; echo "failing wait: $?"
+      evrun-job result other; echo "not allowed: $?"
+      evrun-job result notify >/dev/null; echo "notify: $?"
+      evrun-job running failing; echo "failing running: $?"
+YML
+  local j ids c st
+  j=$(submit "$tmp/parent.yml")
+  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/logs.out" 2>&1
+  ids=$(sed -n 's/.*children: \([0-9A-Z ]*\)$/\1/p' "$tmp/logs.out")
+  check "two child ids printed" [ "$(echo $ids | wc -w)" -eq 2 ]
+  check "a pipeline not in triggers: refused, exit 2" grep -q "other: 2" "$tmp/logs.out"
+  check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify, failing)" "$tmp/logs.out"
+  check "--wait: both succeeded, exit 0" grep -q "wait: 0$" "$tmp/logs.out"
+  check "--wait: a failed child, exit 1" grep -q "failing wait: 1$" "$tmp/logs.out"
+  check "result PIPELINE: its newest job, status and outputs" \
+    grep -q '"status":"succeeded".*"pipeline":"deploy"' "$tmp/logs.out"
+  check "result: outputs" grep -q '"outputs":{"go/where":"prod"}' "$tmp/logs.out"
+  check "result: the steps' exit codes" \
+    grep -q '"steps":\[{"name":"go","status":"succeeded","exit_code":0},{"name":"after","status":"succeeded","exit_code":0}\]' "$tmp/logs.out"
+  check "result of an unknown job: exit 1" grep -q "unknown: 1$" "$tmp/logs.out"
+  check "running: none, exit 1" grep -q "running after: 1$" "$tmp/logs.out"
+  check "running: one, exit 0" grep -q "running now: 0$" "$tmp/logs.out"
+  check "result of a pipeline not in triggers: refused" grep -q "not allowed: 2$" "$tmp/logs.out"
+  check "result of a pipeline with a job: exit 0" grep -q "notify: 0$" "$tmp/logs.out"
+  check "running: a finished job is none, exit 1" grep -q "failing running: 1$" "$tmp/logs.out"
+  for c in $ids; do
+    st=$(wait_job "$c")
+    check "child $c succeeded" [ "$st" = succeeded ]
+    check "child $c: parent in its status" grep -q "^parent    $j (step build)" <(cli status "$c")
+    check "child $c: its args" grep -q "ENV=prod" <(cli logs "$c")
+  done
+  cli status "$j" > "$tmp/pstatus.out"
+  check "parent status: its children listed" [ "$(grep -c "^\(children  \|          \)0" "$tmp/pstatus.out")" -eq 4 ]
+  for c in $ids; do check "parent status: child $c" grep -q "$c" "$tmp/pstatus.out"; done
+  cli jobs --tree > "$tmp/tree.out" 2>/dev/null
+  check "jobs --tree: the parent at the left" grep -q "^$j  parent " "$tmp/tree.out"
+  check "jobs --tree: its 4 children under it, indented" [ "$(grep -c "^  0[0-9A-Z]* *  \(deploy\|notify\|failing\) " "$tmp/tree.out")" -eq 4 ]
+  check "jobs --tree: each job once" [ "$(grep -c "^ *0" "$tmp/tree.out")" -eq 5 ]
+  check "jobs --tree: the child right after its parent" grep -A1 "^$j" "$tmp/tree.out" | grep -q "^  0"
+  check "the parent's jobs: 5 (parent, 2 deploy, notify, failing)" [ "$(cli jobs 2>/dev/null | grep -c "^0")" -eq 5 ]
+  check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
+  check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
+}
+
+case_job_trigger_crash() {   # the runner killed (-9) after the broker took a trigger, before the step heard
+  fresh jobtrigc
+  mkdir -p "$tmp/pipelines"
+  cat > "$tmp/pipelines/deploy.yml" <<'YML'
+pipeline: deploy
+image: localhost/evrun-busybox:latest
+steps:
+  - name: go
+    run: echo deployed
+YML
+  bus_broker && EVR_TEST_PAUSE_AT=triggered bus_runner jc-1 "" 2 && bus_wait_runners 1
+  pipeline tparent <<'YML'
+pipeline: tparent
+image: localhost/evrun-busybox:latest
+triggers: [deploy]
+steps:
+  - name: build
+    run: |
+      id=$(evrun-job trigger deploy) || exit 3
+      echo "child: $id"
+YML
+  local j id n
+  j=$(submit "$tmp/tparent.yml")
+  for _ in $(seq 1 200); do grep -q "test pause at triggered" "$tmp/runner-jc-1.log" && break; sleep 0.1; done
+  check "paused once the broker took the trigger" grep -q "test pause at triggered" "$tmp/runner-jc-1.log"
+  kill -9 "$runner_pid_jc_1"
+  bus_runner jc-1 "" 2
+  check "parent succeeded after the restart" [ "$(wait_job "$j" 90)" = succeeded ]
+  id=$(cli logs "$j" 2>/dev/null | sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p')
+  n=$(cli jobs --pipeline deploy 2>/dev/null | grep -c "^0")
+  check "one deploy job, not two" [ "$n" -eq 1 ]
+  check "the step printed that job" grep -q "^$id " <(cli jobs --pipeline deploy 2>/dev/null)
+  check "the broker saw the trigger again: known already" grep -q "job $id of deploy triggered .*: known already" "$tmp/broker.log"
+  check "the child succeeded" [ "$(wait_job "$id")" = succeeded ]
+}
+
+cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+echo "test_bus_jobs: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
