@@ -756,94 +756,6 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
     }
 }
 
-/*  Whether url's authority holds credentials: a password
-    ("scheme://user:pass@host"), or for anything but ssh:// any user part
-    (a token as the user name, "https://TOKEN@host"). */
-static bool
-s_url_has_password(const char *url)
-{
-    const char *a = strstr(url, "://");
-    if (!a)
-        return false;
-    a += 3;
-    size_t n = strcspn(a, "/?#");
-    const char *at = memchr(a, '@', n);
-    return at && (strncmp(url, "ssh://", 6) || memchr(a, ':', (size_t) (at - a)));
-}
-
-/*  NULL when ref is a name git can fetch (a branch, tag or SHA), else why. */
-static const char *
-s_ref_problem(const char *ref)
-{
-    if (!*ref)
-        return "empty ref (leave the key out for the remote's HEAD)";
-    if (*ref == '-')
-        return "a ref cannot start with '-'";
-    if (strstr(ref, "..") || strstr(ref, "@{") || strstr(ref, "//"))
-        return "a ref cannot contain \"..\", \"@{\" or \"//\"";
-    for (const char *c = ref; *c; c++)
-        if ((unsigned char) *c <= ' ' || *c == 0x7f || strchr("~^:?*[\\", *c))
-            return "a ref cannot contain spaces, control characters or any of ~ ^ : ? * [ \\";
-    size_t n = strlen(ref);
-    if (ref[n - 1] == '/' || ref[n - 1] == '.' || *ref == '/')
-        return "a ref cannot start or end with '/' or end with '.'";
-    return NULL;
-}
-
-static void
-s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
-               evr_diag_t *diag)
-{
-    char p[128];
-    if (!src->present)
-        return;
-    int forms = src->git.present + !!src->copy + !!src->tarball;
-    if (forms != 1) {
-        evr_diag_add(diag, key, "%s: expected exactly one of git, copy, tarball (or `%s: none`)",
-                     forms ? "more than one form" : "no form", key);
-        return;
-    }
-    if (spec->executor == EVR_EXECUTOR_PROCESS)
-        evr_diag_add(diag, key, "a process pipeline has no /job layout (its steps run as the "
-                     "runner's user, who could write the read-only CI source): use executor "
-                     "podman, or fetch the code in a step");
-    if (src->git.present) {
-        const evr_git_t *g = &src->git;
-        snprintf(p, sizeof p, "%s.git.url", key);
-        static const char *const schemes[] = { "https://", "http://", "git://", "ssh://",
-                                               "file://" };
-        bool known = false;
-        for (size_t i = 0; g->url && i < EVR_ARRAY_LEN(schemes); i++)
-            known |= !strncmp(g->url, schemes[i], strlen(schemes[i]));
-        if (g->url && !known)
-            evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
-                         "URL, got \"%s\"", g->url);
-        else if (g->url && s_url_has_password(g->url))
-            evr_diag_add(diag, p, "credentials in the URL would be stored with the job: put "
-                         "USER:PASSWORD (or a token) in a secret and name it in %s.git.secret",
-                         key);
-        else if (g->url && (strchr(g->url, ' ') || strchr(g->url, '\n')))
-            evr_diag_add(diag, p, "a URL cannot contain spaces or newlines");
-        const char *why = g->ref ? s_ref_problem(g->ref) : NULL;
-        snprintf(p, sizeof p, "%s.git.ref", key);
-        if (why)
-            evr_diag_add(diag, p, "%s: \"%s\"", why, g->ref);
-        snprintf(p, sizeof p, "%s.git.secret", key);
-        if (g->secret && !evr_spec_env_name_ok(g->secret))
-            evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
-                         g->secret);
-        snprintf(p, sizeof p, "%s.git.depth", key);
-        if (g->depth > 1000000)
-            evr_diag_add(diag, p, "%u: at most 1000000 (0 for the whole history)", g->depth);
-    }
-    snprintf(p, sizeof p, "%s.tarball", key);
-    if (src->tarball && strncmp(src->tarball, "http://", 7) && strncmp(src->tarball, "https://", 8))
-        evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", src->tarball);
-    snprintf(p, sizeof p, "%s.copy", key);
-    if (src->copy && !*src->copy)
-        evr_diag_add(diag, p, "empty path: name a directory");
-}
-
 evr_rc_t
 evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
 {
@@ -920,8 +832,7 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
         s_check_step(spec, &spec->on_error, "on_error", diag);
     evr_spec_validate_flow(spec, diag);
     s_check_resources(spec, diag);
-    s_check_source(spec, &spec->source, "source", diag);
-    s_check_source(spec, &spec->ci_source, "ci_source", diag);
+    evr_spec_validate_source(spec, diag);
     evr_spec_validate_run(spec, diag);
     if (spec->tz && !spec->schedule)
         evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "

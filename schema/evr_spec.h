@@ -359,6 +359,9 @@ void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
     step without needs (which waits for every step above it) is needed,
     directly or not, by a step above it. */
 void evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag);
+/*  The part of evr_spec_validate() about `source` and `ci_source`
+    (evr_spec_source.c). */
+void evr_spec_validate_source(const evr_spec_t *spec, evr_diag_t *diag);
 /*  The queue policy of a pipeline (evr_spec_queue.c), as the broker
     applies it. */
 typedef enum {
