@@ -479,7 +479,7 @@ steps:
       reqs = [{"cmd": "hello", "id": 1},
               {"cmd": "secret", "name": "PY_KEY", "value": value, "id": "two"},
               {"cmd": "secret", "name": "HEX_KEY", "value_hex": "hex".encode().hex() + "4b", "id": 3},
-              {"cmd": "trigger", "id": 4}]
+              {"cmd": "reboot", "id": 4}]
       s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs) + b"not json\n")
       f = s.makefile("rb")
       for _ in range(len(reqs) + 1):
@@ -493,7 +493,7 @@ YML
   check "hello answered, in order" grep -q "^py | 1 True py $" "$out"
   check "value registered" grep -q "^py | two True  $" "$out"
   check "value_hex registered" grep -q "^py | 3 True  $" "$out"
-  check "unknown command" grep -q "^py | 4 False  unknown command \"trigger\" (this runner" "$out"
+  check "unknown command" grep -q "^py | 4 False  unknown command \"reboot\" (this runner" "$out"
   check "not JSON" grep -q "^py | None False  request is not JSON" "$out"
   check "both masked" grep -q "^py | value: \*\*\* \*\*\*$" "$out"
   check "never in the state directory" sh -c "! grep -rqa 'pyS42Zq' '$state'"
