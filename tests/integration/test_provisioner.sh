@@ -11,9 +11,29 @@ root=$(mktemp -d /tmp/evr-prov-XXXXXX)
 tmp=$root
 . "$src/tests/integration/bus_lib.sh"
 prov_pid=
+# The single-use runners the provisioners of this test started that are
+# still there (idle ones wait --once-wait for a job): ended, by the pids
+# their provisioner logged, each checked to be a runner of this test.
+stop_provisioned() {
+  local log pid pids=
+  for log in "$root"/prov.log "$root"/*/prov.log; do
+    [ -f "$log" ] || continue
+    pids="$pids $(sed -n 's/.*: started runner .* (pid \([0-9]*\), .*/\1/p' "$log")"
+  done
+  for pid in $pids; do
+    tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q -- "--once .*$root" \
+      && kill "$pid" 2>/dev/null
+  done
+  for pid in $pids; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q -- "--once .*$root" \
+      && kill -9 "$pid" 2>/dev/null
+  done
+}
 stop_all() {
   [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
   prov_pid=
+  stop_provisioned
   bus_stop
 }
 trap 'stop_all; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
