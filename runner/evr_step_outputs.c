@@ -286,6 +286,7 @@ s_dir_known(const evr_exec_result_t *r, void *arg)
     evr_eng_job_t *job = st->job;
     job->calls--;
     if (!r->rc && r->names && *r->names) {
+        free(job->out_dir);   /* a step that asked while another's answer was pending */
         job->out_dir = evr_strdup(r->names);
         job->out_dir_state = 2;
     }
@@ -308,7 +309,9 @@ evr_eng_step_collect(evr_eng_step_t *st)
     }
     evr_eng_job_t *job = st->job;
     bool dir = job->ex->ops->dir && !job->no_ws;
-    if (dir && job->out_dir_state == 0) {   /* asked once; this step waits for it */
+    /* asked once a job; a step that ends while the answer is pending asks
+       too (it must not take the archive path, which reads a link) */
+    if (dir && job->out_dir_state <= 1) {
         job->out_dir_state = 1;
         job->calls++;
         job->ex->ops->dir(job->ex, job->id, NULL, s_dir_known, st);
