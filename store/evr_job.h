@@ -73,7 +73,9 @@ typedef struct {
     uint32_t last_jseq;     /* per-job seq of the last event applied */
     uint64_t last_seq;      /* runner seq of the last event applied */
     bool cancel_requested;
-    bool compacted;         /* retention removed its events; this is the summary */
+    bool compacted;         /* events removed, projection kept: set only by the
+                               former evr_store_compact, which no binary called;
+                               read so that a log carrying it still verifies */
     bool output_dropped;    /* retention removed its output bytes */
     evr_reclist_t steps;    /* of evr_stepstate_t, in the pipeline's order */
 } evr_job_t;

@@ -1,5 +1,5 @@
 /*  evr_store.c: the LMDB event log: open, append (group commit), readers,
-    meta (retention is in evr_retain.c).
+    meta (retention is in evr_prune.c).
 
     Every LMDB call goes through evr_store_mdb_err(), which keeps LMDB's own text:
     "store: mdb_txn_commit: MDB_MAP_FULL: ...".  Every write runs through

@@ -182,16 +182,9 @@ evr_rc_t evr_store_open_ids(evr_store_t *self, char (**ids)[EVR_ULID_LEN + 1], s
 evr_rc_t evr_store_output(evr_store_t *self, const char *job, const char *step,
                           evr_store_output_fn *fn, void *arg, evr_err_t *err);
 
-/*  Retention.  Jobs that finished before `before` (ns since the epoch):
-    compact removes their events and index entries and keeps the
-    projection, marked compacted; drop_output empties the bytes of their
-    step.output events (offsets and counts stay, so a rebuild still
-    matches) and marks the projection.  *njobs counts the jobs changed.
-    What the binaries run is evr_store_prune (evr_prune.h): jobs removed
-    whole, by age and by count per pipeline, in bounded batches. */
-evr_rc_t evr_store_compact(evr_store_t *self, uint64_t before, uint32_t *njobs, evr_err_t *err);
-evr_rc_t evr_store_drop_output(evr_store_t *self, uint64_t before, uint32_t *njobs,
-                               evr_err_t *err);
+/*  Retention is evr_store_prune (evr_prune.h): jobs removed whole, by
+    age and by count per pipeline, and output bytes dropped, in bounded
+    batches. */
 
 /*  Small named values in `meta` (runner id, acknowledged seq...).  get
     returns EVR_ERR_NOTFOUND when absent; *val is the caller's to free. */

@@ -719,76 +719,6 @@ test_write_failure(void)
 }
 
 static void
-test_retention(void)
-{
-    char *dir = s_dir("retention");
-    evr_store_t *st;
-    evr_err_t err;
-    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
-    char *old = s_job_id(10), *young = s_job_id(11), *open = s_job_id(12);
-    s_append_job(st, old, 2, 500, 100);
-    uint64_t cutoff = evr_now_ns() + 1;
-    /* appended after the cutoff: their finish times are later */
-    while (evr_now_ns() <= cutoff)
-        ;
-    s_append_job(st, young, 2, 500, 100);
-    size_t n;
-    evr_event_t **evs = evr_synth_job(open, 1, 100, 100, &n);
-    CHECK(evr_store_append(st, evs, n - 2, &err) == EVR_OK);   /* still running */
-    evr_synth_free(evs, n);
-
-    /* drop output first: bytes gone, counts kept, verify clean */
-    uint32_t njobs = 99;
-    CHECK(evr_store_drop_output(st, cutoff, &njobs, &err) == EVR_OK && njobs == 1);
-    s_collect_t c = { .len = 0 };
-    CHECK(evr_store_output(st, old, NULL, s_collect, &c, &err) == EVR_OK);
-    CHECK(c.chunks == 10 && c.len == 0);
-    evr_job_t job = { 0 };
-    CHECK(evr_store_get_job(st, old, &job, &err) == EVR_OK);
-    CHECK(job.output_dropped && !job.compacted);
-    CHECK(evr_job_find_step(&job, "step-1")->out_stdout + evr_job_find_step(&job, "step-1")->out_stderr == 500);
-    evr_rec_free(&evr_job_type, &job);
-    c = (s_collect_t) { .len = 0 };
-    CHECK(evr_store_output(st, young, NULL, s_collect, &c, &err) == EVR_OK);
-    CHECK(c.chunks == 10 && c.len == 600);   /* stdout: chunks 0, 2, 4 of each step */
-    s_verify_clean(st);
-
-    /* compact: events gone, projection kept */
-    CHECK(evr_store_compact(st, cutoff, &njobs, &err) == EVR_OK && njobs == 1);
-    CHECK(evr_store_compact(st, cutoff, &njobs, &err) == EVR_OK && njobs == 0);   /* idempotent */
-    CHECK(evr_store_get_job(st, old, &job, &err) == EVR_OK);
-    CHECK(job.compacted && job.status == EVR_JOB_SUCCEEDED && job.steps.n == 2);
-    evr_rec_free(&evr_job_type, &job);
-    s_walk_t w = { 0, 0, 0, true };
-    CHECK(evr_store_job_events(st, old, 1, s_walk, &w, &err) == EVR_OK && w.count == 0);
-    CHECK(evr_store_job_events(st, young, 1, s_walk, &w, &err) == EVR_OK && w.count > 0);
-    int nopen = 0;
-    CHECK(evr_store_open_jobs(st, s_count_job, &nopen, &err) == EVR_OK);
-    CHECK(nopen == 1);   /* only the job still running */
-    evr_rc_t grc = evr_store_get_job(st, open, &job, &err);
-    if (grc)
-        fprintf(stderr, "  %s\n", err.msg);
-    CHECK(grc == EVR_OK && !job.compacted && job.status == EVR_JOB_RUNNING);
-    evr_rec_free(&evr_job_type, &job);
-    evr_rebuild_verify_t v;
-    CHECK(evr_rebuild_verify(st, NULL, NULL, &v, &err) == EVR_OK);
-    CHECK(v.differences == 0 && v.compacted == 1 && v.jobs == 2);
-    /* the next append continues the seq, never reusing a compacted one */
-    uint64_t last;
-    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK);
-    char *next = s_job_id(13);
-    evr_event_t **more = evr_synth_job(next, 1, 0, 1, &n);
-    CHECK(evr_store_append(st, more, n, &err) == EVR_OK && more[0]->seq == last + 1);
-    evr_synth_free(more, n);
-    free(next);
-    free(old);
-    free(young);
-    free(open);
-    evr_store_destroy(&st);
-    free(dir);
-}
-
-static void
 test_verify_detects_tampering(void)
 {
     char *dir = s_dir("tamper");
@@ -880,7 +810,6 @@ main(void)
     EVR_TEST_RUN(test_write_failure);
     EVR_TEST_RUN(test_disk_full);
     EVR_TEST_RUN(test_append_fits_strings);
-    EVR_TEST_RUN(test_retention);
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);
     s_rm_rf(s_root);
