@@ -255,6 +255,15 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
 
 static void s_next(evr_eng_job_t *job);
 
+/*  Whether the job was cancelled or timed out: the hooks of the phases
+    before the steps (PRE_VALIDATION .. PRE_EXECUTION) stop, and the
+    phases after them still run. */
+static bool
+s_halted(const evr_eng_job_t *job)
+{
+    return job->cancelling || job->timed_out;
+}
+
 static void
 s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const char *why,
            uint64_t ms)
@@ -281,6 +290,10 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     if (r->end == EVR_HOOK_NOT_RUN) {
         snprintf(why, size, "hook %s could not be started: %s", h->name, r->msg);
         return "failed";
+    }
+    if (r->end == EVR_HOOK_STOPPED) {
+        snprintf(why, size, "%s", job->timed_out ? "the job timed out" : "the job was cancelled");
+        return "stopped";
     }
     if (r->end == EVR_HOOK_TIMED_OUT) {
         snprintf(why, size, "hook %s timed out after %u s (its timeout)", h->name, h->timeout);
@@ -359,7 +372,9 @@ s_done(const evr_hook_result_t *r, void *arg)
     bool ok = !strcmp(status, "succeeded");
     s_finished(job, h, status, ok ? NULL : why, r->duration_ms);
     hk->finished[hk->next++] = true;
-    if (!ok && !h->optional) {
+    if (r->end == EVR_HOOK_STOPPED)   /* not the hook's failure: the job's reason stays */
+        hk->phase_failed = true;
+    else if (!ok && !h->optional) {
         if (!hk->fail)
             hk->fail = evr_strdup(why);
         hk->phase_failed = true;
@@ -395,6 +410,12 @@ s_start_act(void *arg, void *data, size_t len)
     struct evr_eng_hk *hk = job->hk;
     const evr_hook_t *h = &s_hooks(job)->v[hk->next];
     hk->starting = false;
+    if (s_halted(job) && hk->phase < EVR_HOOK_POST_EXECUTION) {
+        /* cancelled while hook.started was committed: not run */
+        evr_hook_result_t r = { .end = EVR_HOOK_STOPPED, .out = "", .err_text = "", .msg = "" };
+        s_done(&r, job);
+        return;
+    }
     char *ctx = s_context(job, h);
     hk->run = evr_hook_run(job->eng->loop, h, ctx, strlen(ctx), s_done, job);
     free(ctx);
@@ -407,6 +428,11 @@ s_next(evr_eng_job_t *job)
     const evr_hooks_t *hs = s_hooks(job);
     while (hk->next < hs->n && hs->v[hk->next].phase == hk->phase && hk->finished[hk->next])
         hk->next++;
+    if (s_halted(job) && hk->phase < EVR_HOOK_POST_EXECUTION) {
+        hk->phase_failed = true;   /* a cancel: the phase's other hooks are not run */
+        while (hk->next < hs->n && hs->v[hk->next].phase == hk->phase)
+            hk->next++;
+    }
     if (hk->next >= hs->n || hs->v[hk->next].phase != hk->phase) {
         hk->busy = false;
         hk->cont(job, hk->phase_failed || hk->fail);
@@ -444,12 +470,26 @@ s_phase(evr_eng_job_t *job, evr_hook_phase_t p, s_cont_fn *cont)
     s_next(job);
 }
 
+void
+evr_eng_hooks_stop(evr_eng_job_t *job)
+{
+    struct evr_eng_hk *hk = job->hk;
+    if (hk && hk->run && hk->phase < EVR_HOOK_POST_EXECUTION)
+        evr_hook_run_stop(hk->run, job->killing || job->eng->opts.grace_s <= 0
+                                       ? 0 : (uint32_t) job->eng->opts.grace_s * 1000u);
+}
+
 /* ------------------------------------------------------------ the flow */
 
 /*  Before the steps: the job fails, every step skipped with the reason. */
 static void
 s_fail_before(evr_eng_job_t *job, const char *reason)
 {
+    char why[64];
+    if (!reason) {   /* a hook stopped by a cancel */
+        evr_eng_end_reason(job, why, sizeof why);
+        reason = why;
+    }
     if (job->phase == EVR_ENG_JOB_PREPARING) {
         evr_eng_prep_failed(job, reason);
         return;

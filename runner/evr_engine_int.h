@@ -493,6 +493,10 @@ const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
     queued, evr_eng_hooks_accepted; for one that runs with no step begun,
     its PRE_EXECUTION hooks not finished yet. */
 void evr_eng_hooks_recover(evr_eng_job_t *job, bool queued);
+/*  The job is cancelled or timed out: a hook of a phase before the steps
+    that runs is stopped (SIGTERM to its group, SIGKILL after the grace,
+    at once when the job is killed); the phases after the steps run. */
+void evr_eng_hooks_stop(evr_eng_job_t *job);
 /*  The job is done: its hooks file removed.  evr_eng_hooks_free: a run
     under way killed, all freed (evr_eng_job_free). */
 void evr_eng_hooks_done(evr_eng_job_t *job);

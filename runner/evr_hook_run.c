@@ -8,7 +8,9 @@
     through a pidfd (or, where there is none, a 20 ms poll of waitpid).
     The run ends once the child has exited and both pipes have ended, or
     at its timeout: then its whole process group is killed (SIGKILL) and
-    reaped.  The callback always comes from a turn of the loop.
+    reaped.  A stop (a cancelled job) sends SIGTERM to the group and
+    SIGKILL after a grace.  The callback always comes from a turn of the
+    loop.
 */
 #define _GNU_SOURCE
 #include "evr_hooks.h"
@@ -36,7 +38,7 @@ struct evr_hook_run {
     bool ocut;
     char ebuf[EVR_HOOK_ERR_MAX + 1];
     size_t elen;
-    bool exited, timed_out;
+    bool exited, timed_out, stopped;
     int status;
     uint64_t t0, timer, poll;
     char msg[256];
@@ -80,8 +82,8 @@ s_finish(evr_hook_run_t *r)
         if ((unsigned char) r->ebuf[i] < 0x20)
             r->ebuf[i] = ' ';
     evr_hook_result_t res = {
-        .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->timed_out ? EVR_HOOK_TIMED_OUT
-                                                              : EVR_HOOK_EXITED,
+        .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
+               : r->timed_out ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
         .out = r->obuf, .out_len = r->olen, .out_cut = r->ocut, .err_text = r->ebuf,
         .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg,
     };
@@ -139,7 +141,7 @@ s_on_timeout(evr_loop_t *loop, void *arg)
     (void) loop;
     evr_hook_run_t *r = arg;
     r->timer = 0;
-    r->timed_out = !r->exited;
+    r->timed_out = !r->exited && !r->stopped;
     s_kill(r);
     s_finish(r);
 }
@@ -305,4 +307,16 @@ evr_hook_run_abort(evr_hook_run_t *r)
         return;
     s_kill(r);
     s_free(r);
+}
+
+void
+evr_hook_run_stop(evr_hook_run_t *r, uint32_t grace_ms)
+{
+    if (!r || r->pid <= 0 || (r->stopped && grace_ms))
+        return;   /* a second stop only shortens the grace to none */
+    if (!r->stopped && !r->exited)
+        kill(-r->pid, SIGTERM);
+    r->stopped = true;
+    evr_loop_timer_cancel(r->loop, r->timer);
+    r->timer = evr_loop_timer_add(r->loop, grace_ms, s_on_timeout, r);
 }

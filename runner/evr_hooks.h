@@ -82,6 +82,7 @@ typedef enum {
     EVR_HOOK_EXITED,        /* exit_code says how */
     EVR_HOOK_TIMED_OUT,     /* its process group was killed */
     EVR_HOOK_NOT_RUN,       /* it could not be started (msg) */
+    EVR_HOOK_STOPPED,       /* stopped by evr_hook_run_stop (a cancel) */
 } evr_hook_end_t;
 
 typedef struct {
@@ -107,6 +108,10 @@ evr_hook_run_t *evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *
                              size_t len, evr_hook_done_fn *fn, void *arg);
 /*  Kills a run's process group and frees it; fn is not called. */
 void evr_hook_run_abort(evr_hook_run_t *run);
+/*  Stops a run: SIGTERM to its process group, SIGKILL grace_ms later if
+    it has not ended; fn then reports STOPPED (whatever its exit).  A
+    second stop only makes the grace none (grace_ms 0: SIGKILL now). */
+void evr_hook_run_stop(evr_hook_run_t *run, uint32_t grace_ms);
 
 /*  Reads a hook's answer: empty (or only white space), or a JSON object
     with optional "env" and "secrets", each an object of environment

@@ -58,9 +58,9 @@ s_check_hook_status(const void *v)
 {
     const char *s = *(char *const *) v;
     if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "refused")
-        || !strcmp(s, "timed_out"))
+        || !strcmp(s, "timed_out") || !strcmp(s, "stopped"))
         return NULL;
-    return "expected one of succeeded, failed, refused, timed_out";
+    return "expected one of succeeded, failed, refused, timed_out, stopped";
 }
 
 static const char *
@@ -193,7 +193,7 @@ s_check_outputs(const void *v)
                      "KEY=VALUE lines the step wrote to $EVRUN_OUTPUT, secrets masked as ***", R)
 #define PHASE(R) D("phase", EVR_FT_STR, 16, phase, NULL, s_check_phase, "the hook's phase (PRE_VALIDATION ... CLEANUP)", R)
 #define HNAME(R) D("name", EVR_FT_STR, EVR_SPEC_MAX_NAME, name, NULL, NULL, "the hook's name", R)
-#define HSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_hook_status, "succeeded, failed, refused or timed_out", R)
+#define HSTATUS(R) D("status", EVR_FT_STR, 16, status, NULL, s_check_hook_status, "succeeded, failed, refused, timed_out or stopped", R)
 #define DURATION_MS(R) D("duration_ms", EVR_FT_DURATION, 0, duration_ms, NULL, NULL, "milliseconds", R)
 #define TEXT(R) D("text", EVR_FT_STR, 1024, text, NULL, NULL, "a line of the pull's progress, as podman says it", R)
 

@@ -229,7 +229,51 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional bad_settings crash}
+case_cancel() {   # a cancel stops a PRE hook (SIGTERM, then SIGKILL after --grace); CLEANUP runs
+  cat > "$tmp/cancel.set" <<EOF
+hooks:
+  - { phase: PRE_SOURCE_PREP, name: slow, timeout: 300, run: "echo \$\$ > $tmp/cancel.pid; trap '' TERM; sleep 300 & echo \$! > $tmp/cancel.child; wait" }
+  - { phase: PRE_SOURCE_PREP, name: after, priority: 5, run: "echo after >> $tmp/cancel.log" }
+  - { phase: PRE_EXECUTION, name: pre, run: "echo pre >> $tmp/cancel.log" }
+  - { phase: POST_EXECUTION, name: post, run: "echo post >> $tmp/cancel.log" }
+  - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/cancel.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/cancel.log" }
+EOF
+  two_steps cancel "echo should not run"
+  state=$tmp/cancel
+  "$bin/evrun-runner" --exec "$tmp/cancel.yml" --config "$tmp/cancel.set" --state-dir "$state" \
+    --executors process --grace 1 > "$tmp/cancel.out" 2> "$tmp/cancel.err" &
+  local pid=$! ended=no
+  for _ in $(seq 1 100); do [ -s "$tmp/cancel.child" ] && break; sleep 0.1; done
+  kill -INT "$pid"
+  # the hook ignores SIGTERM: only the SIGKILL after the grace (1 s) ends it,
+  # long before its own timeout (300 s)
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || { ended=yes; break; }; sleep 0.1; done
+  check "the runner ends after the cancel (the hook did not hold it)" [ "$ended" = yes ]
+  [ "$ended" = yes ] || kill -9 "$pid"
+  wait "$pid"; rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cancel.out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  local p gone=yes
+  for p in $(cat "$tmp/cancel.pid" "$tmp/cancel.child"); do   # gone, or a zombie not reaped yet
+    for _ in $(seq 1 50); do
+      [ ! -e "/proc/$p" ] || [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] && break
+      sleep 0.1
+    done
+    [ ! -e "/proc/$p" ] || [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] || gone=no
+  done
+  check "the hook's shell and its child are gone" [ "$gone" = yes ]
+  events > "$tmp/cancel.job"
+  check "the job ends cancelled" grep -q "^job $job .* status cancelled" "$tmp/cancel.job"
+  check "hook.finished stopped, with why" grep -q '"name":"slow","status":"stopped".*"reason":"the job was cancelled"' "$tmp/cancel.job"
+  check "steps skipped" grep -Eq "^two +skipped" "$tmp/cancel.job"
+  check "nothing ran" sh -c "! grep -q 'should not run' '$tmp/cancel.out'"
+  check "the phase's next hook and PRE_EXECUTION not run, ON_ERROR not run; POST_EXECUTION and CLEANUP run" \
+    [ "$(tr '\n' '|' < "$tmp/cancel.log" 2>/dev/null)" = "post|clean|" ]
+  check "store verifies" verified
+}
+
+cases=${*:-order refuse env_secret optional bad_settings crash cancel}
 for c in $cases; do
   case_name=$c
   before=$fails
