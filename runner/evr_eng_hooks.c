@@ -625,7 +625,8 @@ s_finished_event(const evr_event_t *ev, void *arg)
         if (!strcmp(evr_hook_phase_name(hs->v[i].phase), ev->data.phase)
             && !strcmp(hs->v[i].name, ev->data.name)) {
             job->hk->finished[i] = true;
-            if (strcmp(ev->data.status, "succeeded") && !hs->v[i].optional && !job->hk->fail)
+            if (strcmp(ev->data.status, "succeeded") && strcmp(ev->data.status, "stopped")
+                && !hs->v[i].optional && !job->hk->fail)   /* stopped: not its failure */
                 job->hk->fail = evr_strdup(ev->data.reason ? ev->data.reason : "a hook failed");
         }
     return 0;
