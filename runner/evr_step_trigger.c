@@ -266,8 +266,9 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         t->used = now;
         json_object_set_new(ans, "job", json_string(child));
         if (t->state == S_REFUSED)
-            rc = evr_err_set(err, EVR_ERR_STATE, "the broker refused to start pipeline %s: %s",
-                             pipeline, t->why);
+            rc = evr_err_set(err, EVR_ERR_STATE, ts->qfn ? "the broker refused to start "
+                             "pipeline %s: %s" : "pipeline %s is not started: %s", pipeline,
+                             t->why);
         else
             json_object_set_new(ans, "state", json_string(t->state == S_PENDING ? "pending"
                                                           : t->existing ? "existing"

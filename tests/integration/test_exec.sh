@@ -522,6 +522,117 @@ YML
   check "no pipeline named: exit 2" grep -q "^build | usage: 2$" "$out"
 }
 
+case_job_trigger_follow() {   # --exec --follow-triggers: the triggered jobs run after the job, in turn
+  local d=$tmp/follow-pipes pid i
+  mkdir -p "$d"
+  cat > "$d/root.yml" <<'YML'
+pipeline: follow-root
+executor: process
+triggers: [follow-a, follow-b, follow-none]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger follow-a -a "MSG=it's a" || exit 3
+      evrun-job trigger follow-b || exit 4
+      evrun-job trigger follow-none; echo "none: $?"
+      evrun-job trigger follow-a; echo "no MSG: $?"
+YML
+  cat > "$d/a.yml" <<'YML'
+pipeline: follow-a
+executor: process
+args:
+  MSG: { description: what a says }
+triggers: [follow-c]
+steps:
+  - name: say
+    run: |
+      echo "a says: $MSG"
+      evrun-job trigger follow-c || exit 5
+YML
+  cat > "$d/b.yml" <<'YML'
+pipeline: follow-b
+executor: process
+steps:
+  - name: fail
+    run: echo "b fails"; exit 7
+YML
+  cat > "$d/c.yml" <<'YML'
+pipeline: follow-c
+executor: process
+steps:
+  - name: last
+    run: echo "c runs"
+YML
+  run follow-root "$d/root.yml" --executors process
+  check "before: the follow-ups are not run" sh -c "! grep -q '^say | a says' '$out'"
+  run follow "$d/root.yml" --executors process --follow-triggers
+  check "exit 1: the worst of all (follow-b failed)" [ "$rc" -eq 1 ]
+  check "the job succeeded" grep -Eq "^build +succeeded +0 " "$out"
+  check "follow-a ran, with its args" grep -q "^say | a says: it's a$" "$out"
+  check "... its header names the parent" \
+    grep -q "^evrun-runner: job [0-9A-Z]*, pipeline follow-a, 1 step, .*, triggered by job $job step build$" "$out"
+  check "follow-b ran and failed" grep -q "^fail | b fails$" "$out"
+  check "follow-c (a follow-up of a follow-up) ran" grep -q "^last | c runs$" "$out"
+  check "in turn: a, b, then c" sh -c "grep '^evrun-runner: job [0-9A-Z]*, pipeline follow-' '$out' | cut -d, -f2 | tr -d '\n' | grep -q '^ pipeline follow-root pipeline follow-a pipeline follow-b pipeline follow-c$'"
+  check "an unknown pipeline refused, exit 2" grep -q "^build | none: 2$" "$out"
+  check "... saying where it looked" grep -q "no pipeline \"follow-none\" in $d" "$out"
+  check "args checked when triggered" grep -q "^build | no MSG: 2$" "$out"
+  check "... naming the file" grep -q "build | evrun-job: refused: .*$d/a.yml.*MSG" "$out"
+  local a
+  a=$("$bin/evrun-replay" "$state" --json | grep '"follow-a"' | sed -n 's/.*"id":"\([0-9A-Z]*\)".*/\1/p')
+  check "one job of follow-a" [ "$(echo "$a" | grep -c .)" -eq 1 ]
+  check "its job.accepted has the parent" \
+    sh -c "'$bin/evrun-replay' '$state' --events --json | grep job.accepted | grep '\"job\":\"$a\"' | grep -q '\"parent_job\":\"$job\",\"parent_step\":\"build\"'"
+  check "four jobs in all" [ "$("$bin/evrun-replay" "$state" --json | grep -c '"pipeline"')" -eq 4 ]
+  check "store verifies" verified
+  # a chain that triggers itself ends at the depth bound
+  cat > "$d/loop.yml" <<'YML'
+pipeline: follow-loop
+executor: process
+triggers: [follow-loop]
+steps:
+  - name: again
+    run: |
+      evrun-job trigger follow-loop; echo "trigger: $?"
+YML
+  run follow-loop "$d/loop.yml" --executors process --follow-triggers --pipelines "$d"
+  check "loop: exit 0" [ "$rc" -eq 0 ]
+  check "loop: 1 + 8 jobs" [ "$(grep -c '^evrun-runner: job .*, pipeline follow-loop' "$out")" -eq 9 ]
+  check "loop: the ninth refused" grep -q "refused: .*follow-up 8 of a chain: at most 8 deep" "$out"
+  # killed after a trigger: a rerun runs the follow-up once
+  cat > "$d/crash.yml" <<'YML'
+pipeline: follow-crash
+executor: process
+triggers: [follow-c]
+steps:
+  - name: t
+    run: |
+      evrun-job trigger follow-c || exit 3
+      echo triggered
+      sleep 2
+YML
+  state=$tmp/follow-crash out=$tmp/follow-crash.out
+  "$bin/evrun-runner" --exec "$d/crash.yml" --state-dir "$state" --executors process \
+    --follow-triggers > "$out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 150); do grep -q "^t | triggered$" "$out" && break; sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2> /dev/null
+  check "crash: triggered before the kill" grep -q "^t | triggered$" "$out"
+  check "crash: the follow-up not run before" sh -c "! grep -q '^last | c runs' '$out'"
+  "$bin/evrun-runner" --recover --state-dir "$state" --executors process --follow-triggers \
+    > "$out.rec" 2>&1
+  rc=$?
+  check "crash: recovered, exit 0" [ "$rc" -eq 0 ]
+  check "crash: the follow-up ran after the recovery" grep -q "^last | c runs$" "$out.rec"
+  "$bin/evrun-runner" --recover --state-dir "$state" --executors process --follow-triggers \
+    > "$out.rec2" 2>&1
+  check "crash: a second rerun runs nothing" sh -c "! grep -q '^last | c runs' '$out.rec2'"
+  check "crash: one job of follow-c" \
+    [ "$("$bin/evrun-replay" "$state" --json | grep -c '"follow-c"')" -eq 1 ]
+  check "crash: store verifies" verified
+}
+
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
   pipeline job-secret-crash <<'YML'
 pipeline: job-secret-crash
@@ -1113,7 +1224,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow}
 for c in $cases; do
   case_name=$c
   before=$fails
