@@ -48,6 +48,7 @@ evr_followup_new(evr_engine_t *eng, evr_store_t *store, const char *dir,
     self->dir = dir ? evr_strdup(dir) : NULL;
     self->execs = execs;
     evr_engine_set_trigger(eng, s_send, NULL, self);
+    evr_engine_set_trigger_who(eng, "this runner (--follow-triggers)");
     return self;
 }
 
@@ -298,8 +299,8 @@ s_drop(evr_followup_t *self, const char *child)
 /*  Records the follow-up, or why not (*code set). */
 static void
 s_trigger(evr_followup_t *self, const char *job, const char *pipeline, const evr_strmap_t *given,
-          const char *parent_job, const char *parent_step, const char **code, char *why,
-          size_t wsize)
+          const char *parent_job, const char *parent_step, const evr_trigger_file_t *file,
+          const char **code, char *why, size_t wsize)
 {
     json_t *prec = s_record(self, parent_job);
     json_int_t depth = 1 + (prec ? json_integer_value(json_object_get(prec, "depth")) : 0);
@@ -319,12 +320,17 @@ s_trigger(evr_followup_t *self, const char *job, const char *pipeline, const evr
         snprintf(why, wsize, "%d follow-ups wait to run already", EVR_FOLLOWUP_MAX);
         goto out;
     }
-    if (!self->dir) {
+    if (file) {   /* a file of the parent's source, loaded and checked */
+        path = evr_strdup(file->path);
+        text = evr_strndup(file->text, file->len);
+        len = file->len;
+    }
+    else if (!self->dir) {
         *code = EVR_CODE_NOT_FOUND;
         snprintf(why, wsize, "no pipelines directory (evrun-runner --pipelines DIR)");
         goto out;
     }
-    if (!(text = s_find(self->dir, pipeline, &path, &len, why, wsize))) {
+    if (!text && !(text = s_find(self->dir, pipeline, &path, &len, why, wsize))) {
         *code = EVR_CODE_NOT_FOUND;
         goto out;
     }
@@ -363,7 +369,7 @@ out:
 /*  The engine's trigger function (evr_trigger_send_fn): answers at once. */
 static void
 s_send(void *arg, const char *job, const char *pipeline, const evr_strmap_t *args,
-       const char *parent_job, const char *parent_step)
+       const char *parent_job, const char *parent_step, const evr_trigger_file_t *file)
 {
     evr_followup_t *self = arg;
     json_t *rec = s_record(self, job);
@@ -372,7 +378,8 @@ s_send(void *arg, const char *job, const char *pipeline, const evr_strmap_t *arg
     const char *code = NULL;
     char *why = evr_calloc(1, S_WHY_MAX);
     if (!existing)
-        s_trigger(self, job, pipeline, args, parent_job, parent_step, &code, why, S_WHY_MAX);
+        s_trigger(self, job, pipeline, args, parent_job, parent_step, file, &code, why,
+                  S_WHY_MAX);
     evr_engine_triggered(self->eng, job, existing, code, why);
     free(why);
 }

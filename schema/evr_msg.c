@@ -284,7 +284,10 @@ MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL,
     U32("failed_starts", failed_starts, false, "of them, the starts that failed"),
     TIME("heartbeat", heartbeat));
 MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL,
-                          s_check_id, "the registered pipeline to start"),
+                          s_check_id, "the registered pipeline to start (with spec: its name)"),
+    M("spec", EVR_FT_RECPTR, false, 0, spec, &evr_spec_type, s_check_spec,
+      "a pipeline file of the job's source (evrun-job trigger --file), read and checked by "
+      "the runner: started instead of a registered pipeline"),
     ARGS(false),
     M("parent_job", EVR_FT_STR, true, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
       "the job whose step triggers"),

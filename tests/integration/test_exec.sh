@@ -633,6 +633,64 @@ YML
   check "crash: store verifies" verified
 }
 
+case_job_trigger_file() {   # evrun-job trigger --file: a pipeline file of the job's ci_source
+  local d=$tmp/trigfile-src
+  mkdir -p "$d/ci/sub" "$d/app"
+  cat > "$d/ci/deploy.yml" <<'YML'
+pipeline: follow-file
+executor: process
+args:
+  WHERE: { description: where to }
+steps:
+  - name: deploy
+    run: echo "deploying to $WHERE"
+YML
+  printf 'pipeline: follow-bad\nexecutor: process\nsteps:\n  - name: x\n    runn: echo\n' > "$d/ci/sub/bad.yml"
+  cp "$d/ci/deploy.yml" "$d/ci/unlisted.yml"
+  ln -s deploy.yml "$d/ci/link.yml"
+  # the tested code's own deploy.yml: never the one triggered
+  sed 's/deploying to/EVIL/' "$d/ci/deploy.yml" > "$d/app/deploy.yml"
+  cat > "$d/root.yml" <<'YML'
+pipeline: file-root
+image: localhost/evrun-busybox:latest
+source: { copy: app }
+ci_source: { copy: ci }
+triggers: ["file:deploy.yml", "file:sub/*.yml", "file:link.yml"]
+steps:
+  - name: go
+    run: |
+      echo "pipeline: follow-file" > deploy.yml   # the workspace's copy changes nothing
+      evrun-job trigger --file deploy.yml -a WHERE=eu || exit 3
+      evrun-job trigger --file unlisted.yml; echo "unlisted: $?"
+      evrun-job trigger --file sub/bad.yml; echo "bad: $?"
+      evrun-job trigger --file ../deploy.yml; echo "dotdot: $?"
+      evrun-job trigger --file link.yml; echo "link: $?"
+      evrun-job trigger --file deploy.yml; echo "no WHERE: $?"
+YML
+  run trigfile-local "$d/root.yml" --executors podman,process
+  check "local: exit 0" [ "$rc" -eq 0 ]
+  check "local: the command that runs it" \
+    grep -q "^go | next job: deploy.yml: evrun-runner --exec deploy.yml -a 'WHERE=eu'$" "$out"
+  run trigfile "$d/root.yml" --executors podman,process --follow-triggers
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the ci_source's file ran, with its args" grep -q "^deploy | deploying to eu$" "$out"
+  check "... not the source's" sh -c "! grep -q EVIL '$out'"
+  check "... its header names the parent" \
+    grep -q "^evrun-runner: job [0-9A-Z]*, pipeline follow-file, .*, triggered by job $job step go$" "$out"
+  check "a file not in triggers: refused" grep -q "^go | unlisted: 2$" "$out"
+  check "... saying what to add" grep -q "file unlisted.yml is not in the triggers: of pipeline file-root: add file:unlisted.yml" "$out"
+  check "a bad file refused" grep -q "^go | bad: 2$" "$out"
+  check "... with its line and column" grep -q "refused: trigger: sub/bad.yml:5:5: .*runn" "$out"
+  check "a path with .. refused" grep -q "^go | dotdot: 2$" "$out"
+  check "... saying why" grep -q 'refused: trigger: "file": "../deploy.yml": an empty, "." or ".." component' "$out"
+  check "a link not followed" grep -q "^go | link: 2$" "$out"
+  check "... not in the ci_source as a file" grep -q "file link.yml: not in the job's ci_source" "$out"
+  check "args checked when triggered" grep -q "^go | no WHERE: 2$" "$out"
+  check "one follow-up" [ "$(grep -c '^evrun-runner: job .*, pipeline follow-file' "$out")" -eq 1 ]
+  check "the kept files removed at the job's end" sh -c "! ls -d '$state'/artifacts/*/.trigger-files 2>/dev/null"
+  check "store verifies" verified
+}
+
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
   pipeline job-secret-crash <<'YML'
 pipeline: job-secret-crash
@@ -1224,7 +1282,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file}
 for c in $cases; do
   case_name=$c
   before=$fails
