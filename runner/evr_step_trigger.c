@@ -359,6 +359,8 @@ evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
     }
     if (m->pipeline)
         json_object_set_new(a, "pipeline", json_string(m->pipeline));
+    if (m->job && m->parent_job)
+        json_object_set_new(a, "parent_job", json_string(m->parent_job));
     if (q->key[0] == 'p') {
         json_object_set_new(a, "waiting", json_integer(m->waiting));
         json_object_set_new(a, "running", json_integer(m->running));
@@ -378,6 +380,12 @@ s_may_see(const evr_eng_step_t *st, const char *pipeline)
         if (!strcmp(spec->triggers.v[i], pipeline))
             return true;
     return false;
+}
+
+static bool
+s_same(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
 }
 
 /*  The query of key (job or pipeline): pending (sent, or sent again
@@ -431,9 +439,11 @@ s_query(evr_eng_step_t *st, const char *cmd, const char *job, const char *pipeli
                          json_string_value(json_object_get(a, "message")), code);
     else if (!job && !strcmp(cmd, "result") && !json_object_get(a, "job"))
         rc = evr_err_set(err, EVR_ERR_NOTFOUND, "no job of pipeline %s yet", pipeline);
-    else if (job && (!pl || !s_may_see(st, pl)))
+    else if (job && (!pl || !s_may_see(st, pl))
+             && !s_same(json_string_value(json_object_get(a, "parent_job")), st->job->id))
         rc = evr_err_set(err, EVR_ERR_STATE, "job %s is of pipeline %s, which the triggers: of "
-                         "pipeline %s does not name", job, pl ? pl : "?",
+                         "pipeline %s does not name (nor did this job trigger it)", job,
+                         pl ? pl : "?",
                          st->job->spec->pipeline ? st->job->spec->pipeline : "?");
     if (!rc) {
         json_object_update(ans, a);

@@ -312,7 +312,7 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
     U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
         "finished"),
-    CODE(false), MESSAGE(false));
+    PARENT_JOB, CODE(false), MESSAGE(false));
 
 static const struct {
     const char *name;

@@ -364,7 +364,51 @@ YML
   check "the child succeeded" [ "$(wait_job "$id")" = succeeded ]
 }
 
-cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash}
+case_job_trigger_file() {   # evrun-job trigger --file: a pipeline file of the job's ci_source, through the broker
+  fresh jobtrigf
+  mkdir -p "$tmp/fci"
+  cat > "$tmp/fci/deploy.yml" <<'YML'
+pipeline: fdeploy
+image: localhost/evrun-busybox:latest
+args:
+  WHERE: { description: where to }
+steps:
+  - name: go
+    run: echo "fdeploy to $WHERE"
+YML
+  printf 'pipeline: fbad\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: x\n    runn: echo\n' > "$tmp/fci/bad.yml"
+  bus_broker && bus_runner jf-1 "" 2 && bus_wait_runners 1
+  pipeline fparent <<'YML'
+pipeline: fparent
+image: localhost/evrun-busybox:latest
+ci_source: { copy: fci }
+triggers: ["file:*.yml"]
+steps:
+  - name: build
+    run: |
+      id=$(evrun-job trigger --file deploy.yml -a WHERE=eu --wait); echo "wait: $?"
+      echo "child: $id"
+      evrun-job trigger --file bad.yml; echo "bad: $?"
+      evrun-job trigger --file missing.yml; echo "missing: $?"
+YML
+  local j id
+  j=$(submit "$tmp/fparent.yml")
+  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/flogs.out" 2>&1
+  id=$(sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p' "$tmp/flogs.out")
+  check "the child's id printed" [ -n "$id" ]
+  check "--wait: the child succeeded, exit 0" grep -q "wait: 0$" "$tmp/flogs.out"
+  check "the child ran the file, with its args" grep -q "fdeploy to eu" <(cli logs "$id")
+  check "the child's parent in its status" grep -q "^parent    $j (step build)" <(cli status "$id")
+  check "the broker took it as a file of the source" grep -q "job $id of fdeploy (a file of its source) triggered by job $j step build" "$tmp/broker.log"
+  check "a bad file refused, exit 2" grep -q "bad: 2$" "$tmp/flogs.out"
+  check "... with its line and column" grep -q "refused: trigger: bad.yml:5:5: .*runn" "$tmp/flogs.out"
+  check "a missing file refused, exit 2" grep -q "missing: 2$" "$tmp/flogs.out"
+  check "... saying where it looked" grep -q "file missing.yml: not in the job's ci_source" "$tmp/flogs.out"
+  check "one job of fdeploy" [ "$(cli jobs --pipeline fdeploy 2>/dev/null | grep -c "^0")" -eq 1 ]
+}
+
+cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"
