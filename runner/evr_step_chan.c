@@ -287,6 +287,7 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         evr_err_set(err, rc, "not registered: %s", err->msg);
     if (!rc) {
         s_add(job, name, value);
+        evr_eng_emit(job, EVR_EV_SECRET_REGISTERED, st)->data.name = evr_strdup(name);
         evr_eng_step_log(st, "secret %s registered", name);
     }
     if (value)

@@ -239,6 +239,10 @@ YML
   check "process: logs masked" grep -q "value: \*\*\*$" "$tmp/logsp.out"
   check "tail: masked" grep -q "^$j/make | value: \*\*\*$" "$tmp/tail.out"
   check "tail: masked across chunks" grep -q "^$j/make | split: \*\*\*$" "$tmp/tail.out"
+  check "tail: when the secret was registered (its name)" \
+    grep -q "^$j/make -- secret.registered: DEPLOY_KEY$" "$tmp/tail.out"
+  check "the broker's store has secret.registered" \
+    sh -c "'$bin/evrun-replay' '$tmp/broker' --job '$j' | grep -q 'secret.registered .*\"name\":\"DEPLOY_KEY\"'"
   check "never shown" sh -c "! grep -q '$sec' '$tmp/tail.out' '$tmp/logs.out' '$tmp/logsp.out'"
   check "never in the broker's nor the runner's files" sh -c "! grep -rqa '$sec' '$tmp'"
   check "nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$tmp'"

@@ -443,6 +443,10 @@ YML
     check "$mode: the channel knows its job and step" \
       grep -q "^make | {\"protocol\":1,\"job\":\"$job\",\"pipeline\":\"job-secret\",\"step\":\"make\",\"attempt\":1," "$out"
     check "$mode: registered" grep -q "^make > secret DEPLOY_KEY registered$" "$out"
+    check "$mode: secret.registered in the log, the name only" \
+      sh -c "'$bin/evrun-replay' '$state' --job '$job' | grep -q 'secret.registered .*\"step\":\"make\",\"attempt\":1,\"name\":\"DEPLOY_KEY\"'"
+    check "$mode: one secret.registered per registration" \
+      [ "$("$bin/evrun-replay" "$state" --job "$job" | grep -c 'secret.registered ')" -eq 64 ]
     check "$mode: masked once registered" grep -q "^make | value: \*\*\*$" "$out"
     check "$mode: masked on stderr" grep -q "^make | err: \*\*\*$" "$out"
     check "$mode: masked across chunks" grep -q "^make | split: \*\*\*$" "$out"
