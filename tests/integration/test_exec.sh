@@ -695,6 +695,30 @@ YML
   check "store verifies" verified
 }
 
+case_job_chan_user() {   # a step's non-root user reaches the control channel
+  pipeline job-chan-user <<'YML'
+pipeline: job-chan-user
+image: localhost/evrun-busybox:latest
+steps:
+  - name: as-user
+    run: |
+      echo 'u:x:1000:1000::/tmp:/bin/sh' >> /etc/passwd
+      su -s /bin/sh u -c '
+        id -u
+        ls /run/evrun > /dev/null 2>&1; echo "list: $?"
+        evrun-job hello | grep -o "\"step\":\"as-user\"" || exit 3
+        printf "u%sZq" "$(echo 4711 | tr 0-9 a-j)" | evrun-job secret USER_KEY || exit 4
+        echo "value: u$(echo 4711 | tr 0-9 a-j)Zq"'
+YML
+  run job-chan-user "$tmp/job-chan-user.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the step ran as uid 1000" grep -q "^as-user | 1000$" "$out"
+  check "uid 1000 reached the channel" grep -q "^as-user | \"step\":\"as-user\"$" "$out"
+  check "... and registered a secret, masked" grep -q "^as-user | value: \*\*\*$" "$out"
+  check "... but cannot list the channel's directory" grep -q "^as-user | list: 1$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
   pipeline job-secret-crash <<'YML'
 pipeline: job-secret-crash
@@ -1286,7 +1310,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
 for c in $cases; do
   case_name=$c
   before=$fails
