@@ -435,6 +435,14 @@ s_start(evr_followup_t *self, const char *job, const json_t *rec, bool print)
     return ok;
 }
 
+void
+evr_followup_ended(evr_followup_t *self, const char *job)
+{
+    bool final;
+    if (s_known(self, job, &final) && final)
+        s_drop(self, job);
+}
+
 int
 evr_followup_start(evr_followup_t *self, char job[EVR_ULID_LEN + 1], bool print, bool *failed)
 {

@@ -51,6 +51,11 @@ void evr_followup_destroy(evr_followup_t **self_p);
 int evr_followup_start(evr_followup_t *self, char job[EVR_ULID_LEN + 1], bool print,
                        bool *failed);
 
+/*  The follow-up job has run: its record goes when the store has it
+    final (so that retention removing the job later cannot make the record
+    look unstarted). */
+void evr_followup_ended(evr_followup_t *self, const char *job);
+
 /*  Recorded follow-ups not started yet. */
 uint32_t evr_followup_pending(evr_followup_t *self);
 

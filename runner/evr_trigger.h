@@ -11,7 +11,11 @@
     so that a trigger sent again (evrun-job retrying after a runner
     crash, the runner resending an unanswered one) names the same job,
     which the broker takes as a duplicate.  Without a broker (--exec), the
-    command says which job runs next and the command that runs it. */
+    command says which job runs next and the command that runs it, or,
+    with --follow-triggers, the trigger function is evr_followup.h's.  A
+    step may also trigger a pipeline file of the job's source (`file`:
+    evr_trigger_file.c); its id is derived with "file:PATH" in place of
+    the pipeline. */
 #ifndef EVR_TRIGGER_H_INCLUDED
 #define EVR_TRIGGER_H_INCLUDED
 

@@ -397,6 +397,7 @@ s_follow(const s_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const char *st
     while (!(s_interrupts + s_terms) && !evr_engine_failure(eng, &msg)
            && evr_followup_start(f, job, o->print, &failed) > 0) {
         s_turns(eng);
+        evr_followup_ended(f, job);
         if (o->print) {
             evr_engine_summary(eng, job, stdout);
             printf("history: evrun-replay %s --job %s\n", state_dir, job);
