@@ -13,9 +13,45 @@
     so in the dispatch and the child's job.accepted), commits it before it
     answers, and answers `triggered` on the session: the job, `existing`
     when that id was known already, or an error code and message. */
+#include <fnmatch.h>
+
 #include "evr_broker_int.h"
 #include "evr_log.h"
 #include "evr_pipelines.h"
+
+/*  A spec is the runner's word: taken only for a parent job that runs on
+    that runner and whose triggers: has a file:GLOB entry matching the
+    file's path (as the runner checked), so a runner can start no more
+    than the pipelines of its own jobs let it.  Else false with why. */
+static bool
+s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, size_t len)
+{
+    const evr_queue_job_t *j = evr_queue_find(b, msg->parent_job);
+    if (!msg->file) {
+        snprintf(why, len, "trigger.file: required with trigger.spec");
+        return false;
+    }
+    if (!j || !j->runner || strcmp(j->runner, runner)) {
+        snprintf(why, len, "job %s does not run on runner %s: it triggers nothing there",
+                 msg->parent_job, runner);
+        return false;
+    }
+    evr_spec_t *ps = NULL;
+    evr_strmap_t pa = { 0 };
+    evr_err_t err;
+    bool ok = false;
+    const size_t pl = sizeof EVR_SPEC_TRIGGER_FILE - 1;
+    if (evr_store_job_spec(b->store, msg->parent_job, &ps, &pa, &err) == EVR_OK)
+        for (uint32_t i = 0; i < ps->triggers.n && !ok; i++)
+            ok = !strncmp(ps->triggers.v[i], EVR_SPEC_TRIGGER_FILE, pl)
+                 && fnmatch(ps->triggers.v[i] + pl, msg->file, FNM_PATHNAME) == 0;
+    if (!ok)
+        snprintf(why, len, "file %s is not in the triggers: of job %s", msg->file,
+                 msg->parent_job);
+    evr_spec_destroy(&ps);
+    evr_strmap_free(&pa);
+    return ok;
+}
 
 /*  Answers the runner at rid about job. */
 static void
@@ -38,6 +74,10 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         snprintf(why, sizeof why, "trigger.pipeline: %s is not the spec's pipeline (%s)",
                  msg->pipeline, msg->spec->pipeline);
         s_answer(b, rid, msg->job, false, EVR_CODE_BAD_REQUEST, why);
+        return;
+    }
+    if (msg->spec && !s_file_allowed(b, runner, msg, why, sizeof why)) {
+        s_answer(b, rid, msg->job, false, EVR_CODE_CONFLICT, why);
         return;
     }
     if (!p && !msg->spec) {

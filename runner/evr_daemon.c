@@ -615,7 +615,8 @@ s_send_trigger(void *arg, const char *job, const char *pipeline, const evr_strma
     evr_msg_t m = { .type = EVR_MSG_TRIGGER, .job = (char *) job, .pipeline = (char *) pipeline,
                     .args = *args, .parent_job = (char *) parent_job,
                     .parent_step = (char *) parent_step,
-                    .spec = file ? (evr_spec_t *) file->spec : NULL };
+                    .spec = file ? (evr_spec_t *) file->spec : NULL,
+                    .file = file ? (char *) file->path : NULL };
     evr_err_t err;
     if (d->state != S_READY || !d->sock)
         s_info(d, "trigger of job %s: the broker is not connected: sent again later", job);

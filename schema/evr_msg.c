@@ -14,6 +14,12 @@ s_check_ulid(const void *v)
 }
 
 static const char *
+s_check_tpath(const void *v)
+{
+    return evr_spec_trigger_path_problem(*(char *const *) v);
+}
+
+static const char *
 s_check_id(const void *v)
 {
     const char *s = *(char *const *) v;
@@ -288,6 +294,8 @@ MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipel
     M("spec", EVR_FT_RECPTR, false, 0, spec, &evr_spec_type, s_check_spec,
       "a pipeline file of the job's source (evrun-job trigger --file), read and checked by "
       "the runner: started instead of a registered pipeline"),
+    M("file", EVR_FT_STR, false, EVR_SPEC_MAX_TRIGGER_PATH, file, NULL, s_check_tpath,
+      "with spec: the file's path in the parent job's source"),
     ARGS(false),
     M("parent_job", EVR_FT_STR, true, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
       "the job whose step triggers"),

@@ -410,6 +410,11 @@ YML
   check "a missing file refused, exit 2" grep -q "missing: 2$" "$tmp/flogs.out"
   check "... saying where it looked" grep -q "file missing.yml: not in the job's ci_source" "$tmp/flogs.out"
   check "one job of fdeploy" [ "$(cli jobs --pipeline fdeploy 2>/dev/null | grep -c "^0")" -eq 1 ]
+  # a spec from a runner the parent does not run on: refused by the broker
+  "$bin/evr-test-bus" rogue-trigger "ipc://$tmp/bus/runners" rogue-1 "$j" > "$tmp/rogue.out" 2>&1
+  check "a rogue runner's file trigger refused" \
+    grep -q "^refused conflict: job $j does not run on runner rogue-1" "$tmp/rogue.out"
+  check "... nothing started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q rogue"
 }
 
 cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
