@@ -398,10 +398,8 @@ s_follow(const s_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const char *st
            && evr_followup_start(f, job, o->print, &failed) > 0) {
         s_turns(eng);
         evr_followup_ended(f, job);
-        if (o->print) {
-            evr_engine_summary(eng, job, stdout);
-            printf("history: evrun-replay %s --job %s\n", state_dir, job);
-        }
+        evr_engine_summary(eng, job, stdout);   /* as the first job's, also with --quiet */
+        printf("history: evrun-replay %s --job %s\n", state_dir, job);
     }
     uint32_t left = evr_followup_pending(f);
     if (left)
