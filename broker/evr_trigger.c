@@ -6,14 +6,52 @@
     sends `trigger` here on its session: the child's job id (derived by
     the runner from the parent job, step and call, so that a trigger sent
     again after a crash names the same job), the pipeline, its args and
-    the parent job and step.  The broker submits the pipeline's last good
-    version as a `start` does, with the parent recorded in the submit (and
+    the parent job and step, or (evrun-job trigger --file) the spec of a
+    pipeline file of the parent's source, read and checked by the runner.
+    The broker submits the pipeline's last good version as a `start` does
+    (or that spec as a client's submit), with the parent recorded in the submit (and
     so in the dispatch and the child's job.accepted), commits it before it
     answers, and answers `triggered` on the session: the job, `existing`
     when that id was known already, or an error code and message. */
+#include <fnmatch.h>
+
 #include "evr_broker_int.h"
 #include "evr_log.h"
 #include "evr_pipelines.h"
+
+/*  A spec is the runner's word: taken only for a parent job that runs on
+    that runner and whose triggers: has a file:GLOB entry matching the
+    file's path (as the runner checked), so a runner can start no more
+    than the pipelines of its own jobs let it.  Else false with why. */
+static bool
+s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, size_t len)
+{
+    const evr_queue_job_t *j = evr_queue_find(b, msg->parent_job);
+    if (!msg->file) {
+        snprintf(why, len, "trigger.file: required with trigger.spec");
+        return false;
+    }
+    if (!j || !j->runner || strcmp(j->runner, runner)) {
+        snprintf(why, len, "job %s does not run on runner %s: it triggers nothing there",
+                 msg->parent_job, runner);
+        return false;
+    }
+    evr_spec_t *ps = NULL;
+    evr_strmap_t pa = { 0 };
+    evr_err_t err;
+    bool ok = false;
+    const size_t pl = sizeof EVR_SPEC_TRIGGER_FILE - 1;
+    if (evr_store_job_spec(b->store, msg->parent_job, &ps, &pa, &err) == EVR_OK)
+        for (uint32_t i = 0; i < ps->triggers.n && !ok; i++)
+            ok = !strncmp(ps->triggers.v[i], EVR_SPEC_TRIGGER_FILE, pl)
+                 && fnmatch(ps->triggers.v[i] + pl, msg->file, FNM_PATHNAME) == 0;
+    if (!ok)
+        snprintf(why, len, "file %s is not in the triggers: of job %s", msg->file,
+                 msg->parent_job);
+    evr_spec_destroy(&ps);
+    evr_strmap_free(&pa);
+    return ok;
+}
 
 /*  Answers the runner at rid about job. */
 static void
@@ -30,16 +68,34 @@ s_answer(evr_broker_t *b, zframe_t *rid, const char *job, bool existing, const c
 void
 evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_msg_t *msg)
 {
-    const evr_pipe_t *p = evr_pipelines_find(b, msg->pipeline);
+    const evr_pipe_t *p = msg->spec ? NULL : evr_pipelines_find(b, msg->pipeline);
     char why[1024];
-    if (!p) {
+    if (msg->spec && strcmp(msg->spec->pipeline, msg->pipeline)) {
+        snprintf(why, sizeof why, "trigger.pipeline: %s is not the spec's pipeline (%s)",
+                 msg->pipeline, msg->spec->pipeline);
+        s_answer(b, rid, msg->job, false, EVR_CODE_BAD_REQUEST, why);
+        return;
+    }
+    if (msg->spec && !s_file_allowed(b, runner, msg, why, sizeof why)) {
+        s_answer(b, rid, msg->job, false, EVR_CODE_CONFLICT, why);
+        return;
+    }
+    if (!p && !msg->spec) {
         snprintf(why, sizeof why, "no registered pipeline \"%s\" (evrun-cli pipelines lists "
                  "them)", msg->pipeline);
         s_answer(b, rid, msg->job, false, EVR_CODE_NOT_FOUND, why);
         return;
     }
     evr_msg_t m;
-    evr_pipelines_submit_msg(p, msg->job, &msg->args, NULL, &m);
+    if (p)
+        evr_pipelines_submit_msg(p, msg->job, &msg->args, NULL, &m);
+    else {   /* a pipeline file of the parent's source: submitted as a client's spec */
+        m = (evr_msg_t) { .type = EVR_MSG_SUBMIT, .job = evr_strdup(msg->job),
+                          .spec = msg->spec };
+        msg->spec = NULL;
+        for (uint32_t i = 0; i < msg->args.n; i++)
+            evr_strmap_set(&m.args, msg->args.k[i], msg->args.v[i]);
+    }
     m.parent_job = evr_strdup(msg->parent_job);
     m.parent_step = evr_strdup(msg->parent_step);
     bool existing = false;
@@ -62,8 +118,8 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
                             err.msg);
     }
     evr_queue_flush(b);     /* committed before the runner hears of it */
-    evr_broker_info(b, "job %s of %s triggered by job %s step %s (runner %s)%s", job,
-                    p->spec->pipeline, msg->parent_job, msg->parent_step, runner,
+    evr_broker_info(b, "job %s of %s%s triggered by job %s step %s (runner %s)%s", job,
+                    msg->pipeline, p ? "" : " (a file of its source)", msg->parent_job, msg->parent_step, runner,
                     existing ? ": known already" : "");
     if (b->failure)
         s_answer(b, rid, job, false, EVR_CODE_INTERNAL, "the broker cannot write its store");

@@ -609,12 +609,14 @@ evr_daemon_acked(const evr_daemon_t *self)
     session is not up: the engine sends it again while it is unanswered. */
 static void
 s_send_trigger(void *arg, const char *job, const char *pipeline, const evr_strmap_t *args,
-               const char *parent_job, const char *parent_step)
+               const char *parent_job, const char *parent_step, const evr_trigger_file_t *file)
 {
     evr_daemon_t *d = arg;
     evr_msg_t m = { .type = EVR_MSG_TRIGGER, .job = (char *) job, .pipeline = (char *) pipeline,
                     .args = *args, .parent_job = (char *) parent_job,
-                    .parent_step = (char *) parent_step };
+                    .parent_step = (char *) parent_step,
+                    .spec = file ? (evr_spec_t *) file->spec : NULL,
+                    .file = file ? (char *) file->path : NULL };
     evr_err_t err;
     if (d->state != S_READY || !d->sock)
         s_info(d, "trigger of job %s: the broker is not connected: sent again later", job);

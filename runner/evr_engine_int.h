@@ -449,6 +449,20 @@ evr_rc_t evr_eng_cmd_result(const struct json_t *req, struct json_t *ans, evr_er
 evr_rc_t evr_eng_cmd_running(const struct json_t *req, struct json_t *ans, evr_err_t *err,
                              void *arg);
 void evr_eng_trigs_free(evr_engine_t *e);
+/*  Pipeline files of the source a step may trigger (evr_trigger_file.c):
+    the matching files of the source tar of src_index (0 ci_source, 1
+    source) kept when it is the trusted one; a kept file loaded for a
+    trigger (*text and *spec the caller's; EVR_ERR_PROTO a bad path,
+    EVR_ERR_STATE not in triggers:, EVR_ERR_NOTFOUND not kept,
+    EVR_ERR_SPEC its errors with line and column, or args that do not
+    bind); which source is trusted ("ci_source" or "source"). */
+void evr_eng_trigger_files_capture(evr_eng_job_t *job, uint32_t src_index, const char *tar);
+evr_rc_t evr_eng_trigger_file_load(const evr_eng_step_t *st, const char *path,
+                                   const evr_strmap_t *given, char **text, size_t *len,
+                                   evr_spec_t **spec, evr_err_t *err);
+const char *evr_eng_trigger_source(const evr_spec_t *spec);
+/*  The kept files go (the job's end: no step triggers any more). */
+void evr_eng_trigger_files_remove(const evr_eng_job_t *job);
 
 /* evr_recover.c */
 /*  Reads the log of the step's unit, which has exited, past the bytes

@@ -388,5 +388,6 @@ evr_eng_cleanup(evr_eng_job_t *job)
     }
     evr_eng_hooks_done(job);
     evr_eng_secrets_remove(job);   /* what its steps registered: no step runs any more */
+    evr_eng_trigger_files_remove(job);
     job->phase = EVR_ENG_JOB_DONE;
 }

@@ -730,6 +730,7 @@ s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t b
     }
     ev->data.tar_bytes = bytes;
     evr_event_fit(ev);
+    evr_eng_trigger_files_capture(job, job->src_index, job->src_tar);
     if (src->git.present)
         evr_eng_print(job->eng, "evrun-runner: %s: %s %s is commit %s (%llu objects fetched)",
                       s_src_key[job->src_index], src->git.url, ev->data.ref, commit,

@@ -287,6 +287,7 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         evr_err_set(err, rc, "not registered: %s", err->msg);
     if (!rc) {
         s_add(job, name, value);
+        evr_eng_emit(job, EVR_EV_SECRET_REGISTERED, st)->data.name = evr_strdup(name);
         evr_eng_step_log(st, "secret %s registered", name);
     }
     if (value)
@@ -327,6 +328,23 @@ s_cmd_hello(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
 
 /* --------------------------------------------------------------- opening */
 
+/*  Any user of the step's unit reaches its channel (a container's USER
+    other than root maps to another uid of the host): the unit's directory
+    and bin/ searchable by all (not listable, not writable), the socket
+    writable by all.  Nobody else reaches them: control_dir above is
+    private (evr_paths_dir) and the unit's directory is mounted into its
+    unit only. */
+static evr_rc_t
+s_open_up(const char *dir, const char *bin, evr_err_t *err)
+{
+    char *sock = evr_asprintf("%s/%s", dir, EVR_CHAN_SOCKET);
+    evr_rc_t rc = EVR_OK;
+    if (chmod(dir, 0711) || chmod(bin, 0711) || chmod(sock, 0666))
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: chmod: %s", dir, strerror(errno));
+    free(sock);
+    return rc;
+}
+
 const char *
 evr_eng_chan_open(evr_eng_step_t *st)
 {
@@ -351,6 +369,10 @@ evr_eng_chan_open(evr_eng_step_t *st)
         evr_eng_warn("%s: %s (the step has no evrun-job)", link_to, strerror(errno));
     if (!rc && !(st->chan = evr_chan_new(e->loop, dir, s_cmds, st, &err)))
         rc = EVR_ERR_IO;
+    if (!rc && s_open_up(dir, bin, &err)) {
+        evr_chan_destroy(&st->chan);
+        rc = EVR_ERR_IO;
+    }
     if (rc) {
         evr_eng_warn("step %s of job %s runs without its control channel: %s", st->spec->name,
                      st->job->id, err.msg);

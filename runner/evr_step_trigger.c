@@ -45,6 +45,7 @@ struct evr_eng_trigs {
     evr_trigger_send_fn *fn;
     evr_query_send_fn *qfn;
     void *arg;
+    const char *who;    /* who refuses a trigger (NULL: the broker) */
     s_trig_t t[EVR_TRIGGER_TABLE];
     s_query_t q[EVR_QUERY_TABLE];
     uint64_t next_seq;
@@ -79,6 +80,12 @@ evr_engine_set_trigger(evr_engine_t *self, evr_trigger_send_fn *fn, evr_query_se
     ts->fn = fn;
     ts->qfn = qfn;
     ts->arg = arg;
+}
+
+void
+evr_engine_set_trigger_who(evr_engine_t *self, const char *who)
+{
+    s_trigs(self)->who = who;
 }
 
 evr_rc_t
@@ -196,24 +203,42 @@ s_args(const json_t *ja, evr_strmap_t *out, evr_err_t *err)
 /*  --exec: the job that would run next and the command that runs it, in
     the step's log and the answer. */
 static evr_rc_t
-s_local(const evr_eng_step_t *st, const char *pipeline, const evr_strmap_t *args, json_t *ans)
+s_local(const evr_eng_step_t *st, const char *pipeline, const char *file,
+        const evr_strmap_t *args, json_t *ans)
 {
-    size_t cap = 64 + strlen(pipeline), o;
+    size_t cap = 64 + strlen(pipeline) + (file ? strlen(file) : 0), o;
     for (uint32_t i = 0; i < args->n; i++)
         cap += strlen(args->k[i]) + 4 * strlen(args->v[i]) + 12;
     char *cmd = evr_malloc(cap);
-    o = (size_t) snprintf(cmd, cap, "evrun-cli start %s", pipeline);
+    o = (size_t) snprintf(cmd, cap, file ? "evrun-runner --exec %s" : "evrun-cli start %s",
+                          file ? file : pipeline);
     for (uint32_t i = 0; i < args->n; i++) {
         o += (size_t) snprintf(cmd + o, cap - o, " -a '%s=", args->k[i]);
         for (const char *c = args->v[i]; *c; c++)   /* shell quoting: ' as '\'' */
             o += (size_t) snprintf(cmd + o, cap - o, *c == '\'' ? "'\\''" : "%c", *c);
         o += (size_t) snprintf(cmd + o, cap - o, "'");
     }
-    evr_eng_step_log(st, "next job: %s (no broker here: run it with: %s)", pipeline, cmd);
+    evr_eng_step_log(st, "next job: %s (no broker here: run it with: %s)", file ? file : pipeline,
+                     cmd);
     json_object_set_new(ans, "local", json_true());
     json_object_set_new(ans, "command", json_string(cmd));
     free(cmd);
     return EVR_OK;
+}
+
+/*  The file of the request (`file` given): loaded into tf, its text and
+    spec the caller's to free. */
+static evr_rc_t
+s_file(const evr_eng_step_t *st, const char *path, const evr_strmap_t *args,
+       evr_trigger_file_t *tf, char **text, evr_spec_t **spec, evr_err_t *err)
+{
+    size_t len = 0;
+    evr_rc_t rc = evr_eng_trigger_file_load(st, path, args, text, &len, spec, err);
+    if (rc == EVR_ERR_NOTFOUND || rc == EVR_ERR_SPEC || rc == EVR_ERR_LIMIT || rc == EVR_ERR_IO)
+        rc = EVR_ERR_STATE;   /* said to the step as a refusal */
+    if (!rc)
+        *tf = (evr_trigger_file_t) { .path = path, .text = *text, .len = len, .spec = *spec };
+    return rc;
 }
 
 evr_rc_t
@@ -222,36 +247,49 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_eng_step_t *st = arg;
     evr_eng_job_t *job = st->job;
     const json_t *jp = json_object_get(req, "pipeline"), *jc = json_object_get(req, "call");
-    if (!json_is_string(jp) || !json_is_string(jc))
+    const json_t *jf = json_object_get(req, "file");
+    if (!(json_is_string(jp) ^ json_is_string(jf)) || !json_is_string(jc))
         return evr_err_set(err, EVR_ERR_PROTO, "expected {\"cmd\": \"trigger\", \"pipeline\": "
-                           "NAME, \"call\": ULID, \"args\": {NAME: VALUE}} (args optional)");
-    const char *pipeline = json_string_value(jp);
-    if (!evr_spec_name_ok(pipeline))
+                           "NAME (or \"file\": PATH), \"call\": ULID, \"args\": {NAME: VALUE}} "
+                           "(args optional)");
+    const char *pipeline = jp ? json_string_value(jp) : NULL;
+    const char *file = jf ? json_string_value(jf) : NULL;
+    if (pipeline && !evr_spec_name_ok(pipeline))
         return evr_err_set(err, EVR_ERR_PROTO, "\"pipeline\": \"%.64s\" is no pipeline name: "
                            "expected 1-64 bytes of [A-Za-z0-9][A-Za-z0-9_.-]*", pipeline);
     if (st->spec->untrusted)
         return evr_err_set(err, EVR_ERR_STATE, "step %s runs untrusted code: it cannot trigger "
-                           "pipeline %s", st->spec->name, pipeline);
-    if (!s_allowed(st, pipeline, err))
+                           "%s %.256s", st->spec->name, file ? "file" : "pipeline",
+                           file ? file : pipeline);
+    if (pipeline && !s_allowed(st, pipeline, err))
         return EVR_ERR_STATE;
     evr_strmap_t args = { 0 };
     char child[EVR_ULID_LEN + 1];
+    char *text = NULL, *idname = NULL;
+    evr_spec_t *fspec = NULL;
+    evr_trigger_file_t tf = { 0 };
     evr_rc_t rc = s_args(json_object_get(req, "args"), &args, err);
-    if (!rc)
+    if (!rc && file && !(rc = s_file(st, file, &args, &tf, &text, &fspec, err)))
+        pipeline = fspec->pipeline;
+    if (!rc) {   /* a file's id differs from its pipeline's */
+        idname = file ? evr_asprintf(EVR_SPEC_TRIGGER_FILE "%s", file) : evr_strdup(pipeline);
         rc = evr_trigger_child_id(job->id, st->spec->name, st->attempt, json_string_value(jc),
-                                  pipeline, child, err);
+                                  idname, child, err);
+    }
     struct evr_eng_trigs *ts = s_trigs(job->eng);
     if (!rc && !ts->fn) {
-        rc = s_local(st, pipeline, &args, ans);
-        evr_strmap_free(&args);
-        return rc;
+        rc = s_local(st, pipeline, file, &args, ans);
+        goto out;
     }
     s_trig_t *t = rc ? NULL : s_find(ts, child);
     bool fresh = !rc && !t;
     if (fresh && (t = s_slot(ts)) != NULL) {
         snprintf(t->job, sizeof t->job, "%s", child);
         t->state = S_PENDING;
-        evr_eng_step_log(st, "trigger %s: job %s", pipeline, child);
+        if (file)
+            evr_eng_step_log(st, "trigger %s (pipeline %s): job %s", file, pipeline, child);
+        else
+            evr_eng_step_log(st, "trigger %s: job %s", pipeline, child);
     }
     if (!rc && !t)
         rc = evr_err_set(err, EVR_ERR_LIMIT, "%d triggers of this runner wait for the broker's "
@@ -260,20 +298,24 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     if (!rc && t->state == S_PENDING
         && (fresh || now - t->sent >= EVR_TRIGGER_RESEND_MS * 1000000ull)) {
         t->sent = now;
-        ts->fn(ts->arg, child, pipeline, &args, job->id, st->spec->name);
+        ts->fn(ts->arg, child, pipeline, &args, job->id, st->spec->name, file ? &tf : NULL);
     }
     if (!rc) {
         t->used = now;
         json_object_set_new(ans, "job", json_string(child));
         if (t->state == S_REFUSED)
-            rc = evr_err_set(err, EVR_ERR_STATE, "the broker refused to start pipeline %s: %s",
-                             pipeline, t->why);
+            rc = evr_err_set(err, EVR_ERR_STATE, "%s refused to start pipeline %s: %s",
+                             ts->who ? ts->who : "the broker", pipeline, t->why);
         else
             json_object_set_new(ans, "state", json_string(t->state == S_PENDING ? "pending"
                                                           : t->existing ? "existing"
                                                                         : "accepted"));
     }
+out:
     evr_strmap_free(&args);
+    evr_spec_destroy(&fspec);
+    free(text);
+    free(idname);
     return rc;
 }
 
@@ -317,6 +359,8 @@ evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
     }
     if (m->pipeline)
         json_object_set_new(a, "pipeline", json_string(m->pipeline));
+    if (m->job && m->parent_job)
+        json_object_set_new(a, "parent_job", json_string(m->parent_job));
     if (q->key[0] == 'p') {
         json_object_set_new(a, "waiting", json_integer(m->waiting));
         json_object_set_new(a, "running", json_integer(m->running));
@@ -336,6 +380,12 @@ s_may_see(const evr_eng_step_t *st, const char *pipeline)
         if (!strcmp(spec->triggers.v[i], pipeline))
             return true;
     return false;
+}
+
+static bool
+s_same(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
 }
 
 /*  The query of key (job or pipeline): pending (sent, or sent again
@@ -389,9 +439,11 @@ s_query(evr_eng_step_t *st, const char *cmd, const char *job, const char *pipeli
                          json_string_value(json_object_get(a, "message")), code);
     else if (!job && !strcmp(cmd, "result") && !json_object_get(a, "job"))
         rc = evr_err_set(err, EVR_ERR_NOTFOUND, "no job of pipeline %s yet", pipeline);
-    else if (job && (!pl || !s_may_see(st, pl)))
+    else if (job && (!pl || !s_may_see(st, pl))
+             && !s_same(json_string_value(json_object_get(a, "parent_job")), st->job->id))
         rc = evr_err_set(err, EVR_ERR_STATE, "job %s is of pipeline %s, which the triggers: of "
-                         "pipeline %s does not name", job, pl ? pl : "?",
+                         "pipeline %s does not name (nor did this job trigger it)", job,
+                         pl ? pl : "?",
                          st->job->spec->pipeline ? st->job->spec->pipeline : "?");
     if (!rc) {
         json_object_update(ans, a);

@@ -22,6 +22,7 @@
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
+#include "evr_followup.h"
 #include "evr_keep.h"
 #include "evr_lock.h"
 #include "evr_offer.h"
@@ -38,6 +39,8 @@
 #define S_OPT_ONCE 1102
 #define S_OPT_CLEAN 1103
 #define S_OPT_ONCE_WAIT 1104
+#define S_OPT_FOLLOW 1200
+#define S_OPT_PIPELINES 1201
 
 /*  --once: how long the broker has to acknowledge the whole log and the
     artifacts after the job's end. */
@@ -157,6 +160,8 @@ typedef struct {
     evr_prune_policy_t retention;
     uint32_t retention_ms;
     bool once, clean;       /* --once, --clean */
+    bool follow;            /* --follow-triggers */
+    const char *pipelines;  /* --pipelines DIR */
     int once_wait;          /* --once-wait, seconds; 0: for ever */
     evr_offer_t offer;      /* the executors offered (setting executors) */
     int stop_timeout;
@@ -365,10 +370,52 @@ s_runner_id(evr_config_t *cfg, evr_store_t *store)
 }
 
 
-/*  --exec and --recover: the engine's loop until every job is done. */
+/*  The engine's loop until every job is done; a signal cancels them all
+    (the first gracefully, a second at once). */
+static void
+s_turns(evr_engine_t *eng)
+{
+    static int seen;
+    while (evr_engine_turn(eng, 100) > 0) {
+        int sig = s_interrupts + s_terms;
+        if (sig != seen) {
+            seen = sig;
+            evr_engine_cancel_all(eng, seen == 1 ? "interrupted (SIGINT)" : "interrupted twice",
+                                  seen > 1);
+        }
+    }
+}
+
+/*  --follow-triggers: the follow-ups recorded, one after the other, each
+    run to its end (evr_followup.h); false when one could not start. */
+static bool
+s_follow(const s_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const char *state_dir)
+{
+    char job[EVR_ULID_LEN + 1];
+    bool failed = false;
+    const char *msg;
+    while (!(s_interrupts + s_terms) && !evr_engine_failure(eng, &msg)
+           && evr_followup_start(f, job, o->print, &failed) > 0) {
+        s_turns(eng);
+        evr_followup_ended(f, job);
+        evr_engine_summary(eng, job, stdout);   /* as the first job's, also with --quiet */
+        printf("history: evrun-replay %s --job %s\n", state_dir, job);
+    }
+    uint32_t left = evr_followup_pending(f);
+    if (left)
+        printf("evrun-runner: %u follow-up job%s not started: evrun-runner --recover "
+               "--follow-triggers --state-dir %s starts %s\n", left, left == 1 ? "" : "s",
+               state_dir, left == 1 ? "it" : "them");
+    return !failed;
+}
+
+/*  --exec and --recover: the engine's loop until every job is done, then
+    with f (--follow-triggers) the follow-ups; the exit status is the
+    worst of all. */
 static int
 s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
-           const evr_strmap_t *args, const char *state_dir, evr_exec_t *const *execs)
+           const evr_strmap_t *args, const char *state_dir, evr_exec_t *const *execs,
+           evr_followup_t *f)
 {
     char job[EVR_ULID_LEN + 1] = "";
     evr_err_t err;
@@ -384,15 +431,7 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
             return 2;
         }
     }
-    int seen = 0;
-    while (evr_engine_turn(eng, 100) > 0) {
-        int sig = s_interrupts + s_terms;
-        if (sig != seen) {
-            seen = sig;
-            evr_engine_cancel_all(eng, seen == 1 ? "interrupted (SIGINT)" : "interrupted twice",
-                                  seen > 1);
-        }
-    }
+    s_turns(eng);
     const char *msg;
     if (evr_engine_failure(eng, &msg)) {
         fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
@@ -402,7 +441,12 @@ s_run_exec(const s_opts_t *o, evr_engine_t *eng, const evr_spec_t *spec,
         evr_engine_summary(eng, job, stdout);
         printf("history: evrun-replay %s --job %s\n", state_dir, job);
     }
-    return evr_engine_all_succeeded(eng) ? 0 : 1;
+    bool ok = !f || s_follow(o, eng, f, state_dir);
+    if (evr_engine_failure(eng, &msg)) {
+        fprintf(stderr, "evrun-runner: the event store failed: %s\n", msg);
+        return 2;
+    }
+    return evr_engine_all_succeeded(eng) && ok ? 0 : 1;
 }
 
 static uint64_t
@@ -589,6 +633,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { "exit-when-drained", no_argument, NULL, 'E' },
         { "once", no_argument, NULL, S_OPT_ONCE }, { "clean", no_argument, NULL, S_OPT_CLEAN },
         { "once-wait", required_argument, NULL, S_OPT_ONCE_WAIT },
+        { "follow-triggers", no_argument, NULL, S_OPT_FOLLOW },
+        { "pipelines", required_argument, NULL, S_OPT_PIPELINES },
         { "heartbeat-ms", required_argument, NULL, 'H' },
         { "lease-ms", required_argument, NULL, 'L' },
         { "curve-cert", required_argument, NULL, 'K' },
@@ -639,6 +685,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'E': o->exit_drained = true; break;
         case S_OPT_ONCE: o->once = true; break;
         case S_OPT_CLEAN: o->clean = true; break;
+        case S_OPT_FOLLOW: o->follow = true; break;
+        case S_OPT_PIPELINES: o->pipelines = optarg; break;
         case S_OPT_ONCE_WAIT:
             if (!s_seconds(optarg, &o->once_wait)) {
                 fprintf(stderr, "evrun-runner: --once-wait %s: expected seconds, 0 to "
@@ -689,6 +737,16 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
     if ((o->once || o->clean) && !broker) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",
                 o->once ? "--once" : "--clean");
+        return 2;
+    }
+    if ((o->follow || o->pipelines) && (broker || o->prune)) {
+        fprintf(stderr, "evrun-runner: %s goes with --exec FILE or --recover only (through a "
+                "broker, the broker starts what a step triggers)\n",
+                o->follow ? "--follow-triggers" : "--pipelines");
+        return 2;
+    }
+    if (o->pipelines && !o->follow) {
+        fprintf(stderr, "evrun-runner: --pipelines goes with --follow-triggers\n");
         return 2;
     }
     if (o->clean && !o->once) {
@@ -774,6 +832,8 @@ main(int argc, char **argv)
     char *url = s_default_podman_url();
     evr_hooks_t *hooks = NULL;
     char *hooks_dir = NULL;
+    evr_followup_t *follow = NULL;
+    char *pdir = NULL;
     const char *lv[EVR_OFFER_LABELS_MAX + 1] = { NULL };
     bool daemon = !o.file && !o.recover;
     evr_err_t err;
@@ -832,6 +892,11 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (o.file && o.follow && !o.pipelines) {
+        const char *slash = strrchr(o.file, '/');
+        pdir = slash ? evr_strndup(o.file, (size_t) (slash - o.file + (slash == o.file)))
+                     : evr_strdup(".");
+    }
     if (!s_open(state_dir, cfg, loop, &o, execs, &store, &lock)) {
         status = 2;
         goto out;
@@ -853,6 +918,8 @@ main(int argc, char **argv)
     eo.hooks_dir = hooks_dir = evr_asprintf("%s/hooks", state_dir);
     s_chan_dirs(state_dir, &chan, &eo);
     eng = evr_engine_new(&eo, store, loop, execs);
+    if (o.follow)   /* the directory of FILE unless --pipelines names one */
+        follow = evr_followup_new(eng, store, o.pipelines ? o.pipelines : pdir, execs);
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -865,8 +932,9 @@ main(int argc, char **argv)
     if (o.recover && !recovered && o.print)
         printf("evrun-runner: no unfinished jobs in %s\n", state_dir);
     status = daemon ? s_run_daemon(&o, cfg, store, eng, id, lv, &all)
-                    : s_run_exec(&o, eng, &spec, &args, state_dir, execs);
+                    : s_run_exec(&o, eng, &spec, &args, state_dir, execs, follow);
 out:
+    evr_followup_destroy(&follow);
     evr_engine_destroy(&eng);
     evr_store_destroy(&store);
     for (size_t i = 0; execs[i]; i++)
@@ -881,6 +949,7 @@ out:
     evr_config_destroy(&cfg);
     evr_hooks_destroy(&hooks);
     free(hooks_dir);
+    free(pdir);
     free(artifacts);
     free(cache);
     free(ship);

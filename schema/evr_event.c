@@ -236,6 +236,9 @@ EVDATA(s_step_outputs, "step.outputs", STEP(true), ATTEMPT(true), OUTPUTS(true))
 EVDATA(s_hook_started, "hook.started", PHASE(true), HNAME(true));
 EVDATA(s_hook_finished, "hook.finished", PHASE(true), HNAME(true), HSTATUS(true),
        DURATION_MS(true), REASON(false));
+#define SNAME(R) D("name", EVR_FT_STR, EVR_SPEC_MAX_NAME, name, NULL, NULL, \
+                   "the secret's name (its value is never in the log)", R)
+EVDATA(s_secret_registered, "secret.registered", STEP(true), ATTEMPT(true), SNAME(true));
 
 /*  The superset, used to free, copy and compare any event's data. */
 static const evr_field_t s_all_fields[] = { PIPELINE(false), SPEC(false), ARGS(false), RUNNER(false),
@@ -275,6 +278,7 @@ static const evr_rectype_t *const s_data[EVR_EV_COUNT_] = {
     [EVR_EV_STEP_OUTPUTS] = &s_step_outputs,
     [EVR_EV_HOOK_STARTED] = &s_hook_started,
     [EVR_EV_HOOK_FINISHED] = &s_hook_finished,
+    [EVR_EV_SECRET_REGISTERED] = &s_secret_registered,
 };
 
 const char *
@@ -318,7 +322,8 @@ static const char *const s_type_names[EVR_EV_COUNT_ + 1] = {
     "step.finished", "step.skipped", "step.recovered", "runner.started", "runner.recovered",
     "job.source",
     "image.pulling", "image.progress", "image.pulled", "image.pull_failed",
-    "step.artifact", "step.outputs", "hook.started", "hook.finished", NULL,
+    "step.artifact", "step.outputs", "hook.started", "hook.finished",
+    "secret.registered", NULL,
 };
 
 /*  Job events carry a job id and a per-job seq; runner events neither. */

@@ -40,6 +40,7 @@ typedef enum {
     EVR_EV_STEP_OUTPUTS,        /* what a step wrote to $EVRUN_OUTPUT, masked */
     EVR_EV_HOOK_STARTED,        /* a lifecycle hook of the runner's settings runs */
     EVR_EV_HOOK_FINISHED,       /* ... and has ended (runner/evr_hooks.h) */
+    EVR_EV_SECRET_REGISTERED,   /* a step registered a secret (its name only) */
     EVR_EV_COUNT_
 } evr_evtype_t;
 

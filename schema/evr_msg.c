@@ -14,6 +14,12 @@ s_check_ulid(const void *v)
 }
 
 static const char *
+s_check_tpath(const void *v)
+{
+    return evr_spec_trigger_path_problem(*(char *const *) v);
+}
+
+static const char *
 s_check_id(const void *v)
 {
     const char *s = *(char *const *) v;
@@ -284,7 +290,12 @@ MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL,
     U32("failed_starts", failed_starts, false, "of them, the starts that failed"),
     TIME("heartbeat", heartbeat));
 MSG(trigger, JOB(true), M("pipeline", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, pipeline, NULL,
-                          s_check_id, "the registered pipeline to start"),
+                          s_check_id, "the registered pipeline to start (with spec: its name)"),
+    M("spec", EVR_FT_RECPTR, false, 0, spec, &evr_spec_type, s_check_spec,
+      "a pipeline file of the job's source (evrun-job trigger --file), read and checked by "
+      "the runner: started instead of a registered pipeline"),
+    M("file", EVR_FT_STR, false, EVR_SPEC_MAX_TRIGGER_PATH, file, NULL, s_check_tpath,
+      "with spec: the file's path in the parent job's source"),
     ARGS(false),
     M("parent_job", EVR_FT_STR, true, EVR_ULID_LEN, parent_job, NULL, s_check_ulid,
       "the job whose step triggers"),
@@ -309,7 +320,7 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
     U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
         "finished"),
-    CODE(false), MESSAGE(false));
+    PARENT_JOB, CODE(false), MESSAGE(false));
 
 static const struct {
     const char *name;

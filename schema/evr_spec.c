@@ -51,12 +51,13 @@ s_check_triggers(const void *v)
 {
     static __thread char why[EVR_ERR_MAX];
     const evr_strlist_t *l = v;
-    for (uint32_t i = 0; i < l->n; i++)
-        if (!evr_spec_name_ok(l->v[i])) {
-            snprintf(why, sizeof why, "item %u: \"%.64s\" is no pipeline name: expected 1-64 "
-                     "bytes of [A-Za-z0-9][A-Za-z0-9_.-]*", i + 1, l->v[i]);
+    for (uint32_t i = 0; i < l->n; i++) {
+        const char *p = evr_spec_trigger_problem(l->v[i]);
+        if (p) {
+            snprintf(why, sizeof why, "item %u: \"%.64s\": %s", i + 1, l->v[i], p);
             return why;
         }
+    }
     return NULL;
 }
 
@@ -327,7 +328,9 @@ static const evr_field_t s_spec_fields[] = {
       "outside events that start a registered pipeline (evrun-gateway): github"),
     F(evr_spec_t, "triggers", EVR_FT_STRLIST, false, EVR_SPEC_MAX_TRIGGERS, triggers, NULL,
       s_check_triggers, "registered pipelines a step of the job may start (evrun-job "
-      "trigger), parent job and step recorded in the new job"),
+      "trigger), parent job and step recorded in the new job; file:PATH: a pipeline file "
+      "of the job's source (its ci_source when it has one), PATH a glob (evrun-job trigger "
+      "--file)"),
 };
 const evr_rectype_t evr_spec_type = { "spec", sizeof(evr_spec_t), s_spec_fields,
                                       EVR_ARRAY_LEN(s_spec_fields), EVR_NO_PRESENT, NULL };

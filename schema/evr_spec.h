@@ -441,6 +441,17 @@ bool evr_spec_name_ok(const char *s);
 bool evr_spec_env_name_ok(const char *s);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
+/*  A `triggers:` item: a pipeline name, or `file:PATH`, PATH a file of
+    the job's source (its ci_source when it has one) or a glob of them
+    (fnmatch with FNM_PATHNAME: * ? [...] within a path component): NULL
+    when item is one, else why (evr_spec_on.c). */
+#define EVR_SPEC_TRIGGER_FILE "file:"
+#define EVR_SPEC_MAX_TRIGGER_PATH 256
+const char *evr_spec_trigger_problem(const char *item);
+/*  NULL when path (given to `evrun-job trigger --file`) is a file a
+    trigger may name: relative, 1-EVR_SPEC_MAX_TRIGGER_PATH bytes, no
+    empty, "." or ".." component, no control or glob character, else why. */
+const char *evr_spec_trigger_path_problem(const char *path);
 /*  A cache key's pieces in order, to fn (may be NULL): literal text
     (file false) or the FILE of a `{{ sha256 FILE }}` (file true), s
     pointing into key, n bytes.  NULL when the key is well formed (at most

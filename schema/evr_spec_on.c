@@ -56,3 +56,49 @@ static const evr_field_t s_on_fields[] = {
 const evr_rectype_t evr_on_type = { "on", sizeof(evr_on_t), s_on_fields,
                                     EVR_ARRAY_LEN(s_on_fields), offsetof(evr_on_t, present),
                                     NULL };
+
+/* ------------------------------------------------------------- triggers */
+
+/*  Why path (a glob when glob) is not a file of the source a trigger may
+    name, or NULL. */
+static const char *
+s_trigger_path(const char *path, bool glob)
+{
+    size_t n = strlen(path);
+    if (n == 0 || n > EVR_SPEC_MAX_TRIGGER_PATH)
+        return "expected a path of 1-256 bytes";
+    if (path[0] == '/')
+        return "an absolute path: expected one relative to the root of the job's source";
+    for (const char *c = path; *c; c++) {
+        if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == '\\')
+            return "a control character or backslash in the path";
+        if (!glob && strchr("*?[", *c))
+            return "a glob character (* ? [) in a file's path";
+    }
+    for (const char *c = path; *c;) {
+        const char *e = strchr(c, '/');
+        size_t k = e ? (size_t) (e - c) : strlen(c);
+        if (k == 0 || (k == 1 && c[0] == '.') || (k == 2 && c[0] == '.' && c[1] == '.'))
+            return "an empty, \".\" or \"..\" component in the path: expected one inside the "
+                   "job's source";
+        c += k;
+        if (*c == '/' && !*++c)
+            return "a path ending in /: expected a file";
+    }
+    return NULL;
+}
+
+const char *
+evr_spec_trigger_path_problem(const char *path)
+{
+    return s_trigger_path(path, false);
+}
+
+const char *
+evr_spec_trigger_problem(const char *item)
+{
+    if (!strncmp(item, EVR_SPEC_TRIGGER_FILE, sizeof EVR_SPEC_TRIGGER_FILE - 1))
+        return s_trigger_path(item + sizeof EVR_SPEC_TRIGGER_FILE - 1, true);
+    return evr_spec_name_ok(item) ? NULL : "no pipeline name (1-64 bytes of "
+                                           "[A-Za-z0-9][A-Za-z0-9_.-]*) nor file:PATH";
+}

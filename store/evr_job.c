@@ -392,6 +392,10 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
         if (!live)
             return s_illegal(err, job, ev, "hooks run only for a job not ended");
         return EVR_OK;
+    case EVR_EV_SECRET_REGISTERED:   /* a record of a registration; the job's state stays */
+        if (!live)
+            return s_illegal(err, job, ev, "secrets are registered only while the job runs");
+        return EVR_OK;
     default: return s_apply_step(job, t, ev, err);
     }
 }

@@ -174,6 +174,8 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
         fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
     if (d->status)
         fprintf(out, ": %s%s", d->status, d->allowed ? " (allowed)" : "");
+    if (evr_event_kind(ev) == EVR_EV_SECRET_REGISTERED)   /* the name only */
+        fprintf(out, ": %s", d->name ? d->name : "?");
     if (d->source)   /* job.source */
         fprintf(out, ": %s %s %s%s%s", d->source, d->kind ? d->kind : "", d->url ? d->url : "",
                 d->commit ? " at " : "", d->commit ? d->commit : "");
@@ -261,6 +263,8 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         s_image(f, j, ev);
     else if (t == EVR_EV_HOOK_STARTED || t == EVR_EV_HOOK_FINISHED)
         s_hook(f, j, ev);
+    else if (t == EVR_EV_SECRET_REGISTERED)   /* shown as hooks are: also without --events */
+        s_lifecycle(f, j, ev);
     else {
         if (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED || t == EVR_EV_JOB_FINISHED)
             s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);

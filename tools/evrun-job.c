@@ -38,12 +38,18 @@ s_usage(FILE *f)
             "                trailing newline is dropped) as a secret of the job: from now\n"
             "                on it is masked (***) in every output of the job, and the\n"
             "                steps created after this one get it as variable NAME\n"
-            "  trigger PIPELINE... [-a NAME=VALUE]... [--wait]\n"
+            "  trigger PIPELINE... [--file PATH]... [-a NAME=VALUE]... [--wait]\n"
             "                start a job of each registered PIPELINE (given the args),\n"
             "                with this job and step recorded as its parent; the pipeline\n"
             "                must be in this job's triggers: (or the runner allow any).\n"
-            "                Prints each new job's id, one a line.  Without a broker\n"
-            "                (evrun-runner --exec) prints the command that runs each.\n"
+            "                --file PATH: a pipeline file of the job's source (its\n"
+            "                ci_source when it has one) as it was before the steps ran,\n"
+            "                PATH relative to its root and listed in triggers: as\n"
+            "                file:PATH (or a glob); its errors come back with line and\n"
+            "                column.  Prints each new job's id, one a line.  Without a\n"
+            "                broker (evrun-runner --exec) prints the command that runs\n"
+            "                each; with --exec --follow-triggers the runner runs them\n"
+            "                after this job.\n"
             "                --wait: then waits for them to end: exit 0 when all\n"
             "                succeeded, 1 when one did not\n"
             "  running PIPELINE\n"
@@ -369,7 +375,7 @@ s_call_id(char out[27])
 /*  One trigger of pipeline with args (argv-style NAME=VALUE): asks until
     the runner says accepted, refused or local.  0, or 2 (said). */
 static int
-s_trigger_one(const char *pipeline, char *const *args, int nargs, char child[32])
+s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, char child[32])
 {
     char call[27];
     s_call_id(call);
@@ -379,7 +385,7 @@ s_trigger_one(const char *pipeline, char *const *args, int nargs, char child[32]
     char *req = malloc(cap);
     if (!req)
         return 2;
-    size_t o = (size_t) sprintf(req, "{\"cmd\":\"trigger\",\"pipeline\":");
+    size_t o = (size_t) sprintf(req, "{\"cmd\":\"trigger\",\"%s\":", file ? "file" : "pipeline");
     o += s_json_str(req + o, pipeline, strlen(pipeline));
     o += (size_t) sprintf(req + o, ",\"call\":\"%s\",\"args\":{", call);
     for (int i = 0; i < nargs; i++) {
@@ -523,15 +529,16 @@ s_running(const char *pipeline)
     return run + wait > 0 ? 0 : 1;
 }
 
-/*  trigger PIPELINE... [-a NAME=VALUE]... [--wait] */
+/*  trigger PIPELINE... [--file PATH]... [-a NAME=VALUE]... [--wait] */
 static int
 s_trigger(int argc, char **argv)
 {
     char **pipes = calloc((size_t) argc, sizeof *pipes), **args = calloc((size_t) argc, sizeof *args);
     char (*kids)[32] = calloc((size_t) argc + 1, sizeof *kids);
+    bool *isfile = calloc((size_t) argc + 1, sizeof *isfile);
     int np = 0, na = 0, rc = 0;
     bool wait = false;
-    if (!pipes || !args || !kids)
+    if (!pipes || !args || !kids || !isfile)
         rc = 2;
     for (int i = 0; !rc && i < argc; i++) {
         if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--arg")) {
@@ -544,6 +551,17 @@ s_trigger(int argc, char **argv)
         }
         else if (!strcmp(argv[i], "--wait"))
             wait = true;
+        else if (!strcmp(argv[i], "--file") || !strcmp(argv[i], "-f")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                fprintf(stderr, "evrun-job: trigger: %s expects a PATH of the job's source\n",
+                        argv[i]);
+                rc = 2;
+            }
+            else {
+                isfile[np] = true;
+                pipes[np++] = argv[++i];
+            }
+        }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "evrun-job: trigger: unknown option %s\n", argv[i]);
             rc = 2;
@@ -552,11 +570,11 @@ s_trigger(int argc, char **argv)
             pipes[np++] = argv[i];
     }
     if (!rc && !np) {
-        fprintf(stderr, "evrun-job: trigger: name at least one PIPELINE\n");
+        fprintf(stderr, "evrun-job: trigger: name at least one PIPELINE (or --file PATH)\n");
         rc = 2;
     }
     for (int i = 0; !rc && i < np; i++)
-        rc = s_trigger_one(pipes[i], args, na, kids[i]);
+        rc = s_trigger_one(pipes[i], isfile[i], args, na, kids[i]);
     /* --wait: 0 when every one succeeded, 1 when one did not, 2 when one
        cannot be followed; local (--exec): no job to wait for */
     for (int i = 0, w; rc != 2 && wait && i < np; i++)
@@ -565,6 +583,7 @@ s_trigger(int argc, char **argv)
     free(pipes);
     free(args);
     free(kids);
+    free(isfile);
     return rc;
 }
 

@@ -39,6 +39,11 @@
         hello with no labels, gives credit 1, prints "dispatch JOB
         PIPELINE EXECUTOR" for the first `dispatch` it gets and exits 0
         (accepting nothing); 1 after 10 s.
+    evr-test-bus rogue-trigger EP ID PARENT
+        a runner that triggers a pipeline file's spec (evrun-job trigger
+        --file) for job PARENT, which it does not run: prints the broker's
+        answer, "triggered JOB" or "refused CODE: MESSAGE", exits 0 when
+        one came; 1 after 10 s.
 */
 #include <czmq.h>
 #include <stdio.h>
@@ -46,6 +51,7 @@
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_diag.h"
 #include "evr_store.h"
 #include "evr_yaml.h"
 
@@ -512,6 +518,57 @@ s_old_runner(const char *ep, const char *id)
 }
 
 static int
+s_rogue_trigger(const char *ep, const char *id, const char *parent)
+{
+    static const char yml[] = "pipeline: rogue\nimage: " S_IMAGE "\nsteps:\n"
+                              "  - name: x\n    run: echo rogue\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("rogue.yml");
+    evr_yaml_load(yml, sizeof yml - 1, spec, diag);
+    evr_diag_destroy(&diag);
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(s);
+    zsock_connect(s, "%s", ep);
+    evr_msg_t hello = { .type = EVR_MSG_HELLO, .runner = (char *) id, .capacity = 1,
+                        .version = EVR_VERSION, .seq = 0 };
+    evr_bus_send(s, NULL, &hello, NULL);
+    uint64_t until = evr_mono_ns() + 10000000000ull;
+    int rc = 1;
+    while (rc && evr_mono_ns() < until) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        evr_msg_t m = { 0 };
+        const char *code;
+        evr_err_t err;
+        if (evr_bus_recv(s, NULL, &m, &code, &err))
+            printf("malformed: %s\n", err.msg);
+        else if (m.type == EVR_MSG_WELCOME) {
+            evr_msg_t t = { .type = EVR_MSG_TRIGGER, .job = job, .pipeline = "rogue",
+                            .spec = spec, .file = "deploy.yml", .parent_job = (char *) parent,
+                            .parent_step = "build" };
+            evr_bus_send(s, NULL, &t, NULL);
+        }
+        else if (m.type == EVR_MSG_TRIGGERED) {
+            if (m.code)
+                printf("refused %s: %s\n", m.code, m.message ? m.message : "");
+            else
+                printf("triggered %s\n", m.job);
+            rc = 0;
+        }
+        evr_msg_clear(&m);
+    }
+    if (rc)
+        printf("timed out: no answer\n");
+    fflush(stdout);
+    zsock_destroy(&s);
+    evr_spec_destroy(&spec);
+    return rc;
+}
+
+static int
 s_old_log(const char *dir, size_t bytes)
 {
     evr_store_t *store;
@@ -562,8 +619,11 @@ main(int argc, char **argv)
                          !strcmp(argv[1], "resubmits"));
     if (argc == 4 && !strcmp(argv[1], "old-runner"))
         return s_old_runner(argv[2], argv[3]);
+    if (argc == 5 && !strcmp(argv[1], "rogue-trigger"))
+        return s_rogue_trigger(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: evr-test-bus submit EP BYTES | broker EP BIG IMAGE | "
-                    "old-log DIR BYTES | runner EP ID | old-runner EP ID | submits|resubmits EP "
+                    "old-log DIR BYTES | runner EP ID | old-runner EP ID | rogue-trigger EP ID "
+                    "PARENT | submits|resubmits EP "
                     "FILE CLIENTS N\n");
     return 2;
 }

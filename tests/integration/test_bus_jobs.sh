@@ -239,6 +239,10 @@ YML
   check "process: logs masked" grep -q "value: \*\*\*$" "$tmp/logsp.out"
   check "tail: masked" grep -q "^$j/make | value: \*\*\*$" "$tmp/tail.out"
   check "tail: masked across chunks" grep -q "^$j/make | split: \*\*\*$" "$tmp/tail.out"
+  check "tail: when the secret was registered (its name)" \
+    grep -q "^$j/make -- secret.registered: DEPLOY_KEY$" "$tmp/tail.out"
+  check "the broker's store has secret.registered" \
+    sh -c "'$bin/evrun-replay' '$tmp/broker' --job '$j' | grep -q 'secret.registered .*\"name\":\"DEPLOY_KEY\"'"
   check "never shown" sh -c "! grep -q '$sec' '$tmp/tail.out' '$tmp/logs.out' '$tmp/logsp.out'"
   check "never in the broker's nor the runner's files" sh -c "! grep -rqa '$sec' '$tmp'"
   check "nor a half of it" sh -c "! grep -rqa 'ehbbZq' '$tmp'"
@@ -364,7 +368,56 @@ YML
   check "the child succeeded" [ "$(wait_job "$id")" = succeeded ]
 }
 
-cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash}
+case_job_trigger_file() {   # evrun-job trigger --file: a pipeline file of the job's ci_source, through the broker
+  fresh jobtrigf
+  mkdir -p "$tmp/fci"
+  cat > "$tmp/fci/deploy.yml" <<'YML'
+pipeline: fdeploy
+image: localhost/evrun-busybox:latest
+args:
+  WHERE: { description: where to }
+steps:
+  - name: go
+    run: echo "fdeploy to $WHERE"
+YML
+  printf 'pipeline: fbad\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: x\n    runn: echo\n' > "$tmp/fci/bad.yml"
+  bus_broker && bus_runner jf-1 "" 2 && bus_wait_runners 1
+  pipeline fparent <<'YML'
+pipeline: fparent
+image: localhost/evrun-busybox:latest
+ci_source: { copy: fci }
+triggers: ["file:*.yml"]
+steps:
+  - name: build
+    run: |
+      id=$(evrun-job trigger --file deploy.yml -a WHERE=eu --wait); echo "wait: $?"
+      echo "child: $id"
+      evrun-job trigger --file bad.yml; echo "bad: $?"
+      evrun-job trigger --file missing.yml; echo "missing: $?"
+YML
+  local j id
+  j=$(submit "$tmp/fparent.yml")
+  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" > "$tmp/flogs.out" 2>&1
+  id=$(sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p' "$tmp/flogs.out")
+  check "the child's id printed" [ -n "$id" ]
+  check "--wait: the child succeeded, exit 0" grep -q "wait: 0$" "$tmp/flogs.out"
+  check "the child ran the file, with its args" grep -q "fdeploy to eu" <(cli logs "$id")
+  check "the child's parent in its status" grep -q "^parent    $j (step build)" <(cli status "$id")
+  check "the broker took it as a file of the source" grep -q "job $id of fdeploy (a file of its source) triggered by job $j step build" "$tmp/broker.log"
+  check "a bad file refused, exit 2" grep -q "bad: 2$" "$tmp/flogs.out"
+  check "... with its line and column" grep -q "refused: trigger: bad.yml:5:5: .*runn" "$tmp/flogs.out"
+  check "a missing file refused, exit 2" grep -q "missing: 2$" "$tmp/flogs.out"
+  check "... saying where it looked" grep -q "file missing.yml: not in the job's ci_source" "$tmp/flogs.out"
+  check "one job of fdeploy" [ "$(cli jobs --pipeline fdeploy 2>/dev/null | grep -c "^0")" -eq 1 ]
+  # a spec from a runner the parent does not run on: refused by the broker
+  "$bin/evr-test-bus" rogue-trigger "ipc://$tmp/bus/runners" rogue-1 "$j" > "$tmp/rogue.out" 2>&1
+  check "a rogue runner's file trigger refused" \
+    grep -q "^refused conflict: job $j does not run on runner rogue-1" "$tmp/rogue.out"
+  check "... nothing started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q rogue"
+}
+
+cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"

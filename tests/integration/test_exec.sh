@@ -443,6 +443,10 @@ YML
     check "$mode: the channel knows its job and step" \
       grep -q "^make | {\"protocol\":1,\"job\":\"$job\",\"pipeline\":\"job-secret\",\"step\":\"make\",\"attempt\":1," "$out"
     check "$mode: registered" grep -q "^make > secret DEPLOY_KEY registered$" "$out"
+    check "$mode: secret.registered in the log, the name only" \
+      sh -c "'$bin/evrun-replay' '$state' --job '$job' | grep -q 'secret.registered .*\"step\":\"make\",\"attempt\":1,\"name\":\"DEPLOY_KEY\"'"
+    check "$mode: one secret.registered per registration" \
+      [ "$("$bin/evrun-replay" "$state" --job "$job" | grep -c 'secret.registered ')" -eq 64 ]
     check "$mode: masked once registered" grep -q "^make | value: \*\*\*$" "$out"
     check "$mode: masked on stderr" grep -q "^make | err: \*\*\*$" "$out"
     check "$mode: masked across chunks" grep -q "^make | split: \*\*\*$" "$out"
@@ -520,6 +524,199 @@ YML
   check "not in triggers: refused, exit 2" grep -q "^build | other: 2$" "$out"
   check "... saying why" grep -q "^build | evrun-job: refused: trigger: pipeline other is not in the triggers: of pipeline job-trig (deploy, notify)" "$out"
   check "no pipeline named: exit 2" grep -q "^build | usage: 2$" "$out"
+}
+
+case_job_trigger_follow() {   # --exec --follow-triggers: the triggered jobs run after the job, in turn
+  local d=$tmp/follow-pipes pid i
+  mkdir -p "$d"
+  cat > "$d/root.yml" <<'YML'
+pipeline: follow-root
+executor: process
+triggers: [follow-a, follow-b, follow-none]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger follow-a -a "MSG=it's a" || exit 3
+      evrun-job trigger follow-b || exit 4
+      evrun-job trigger follow-none; echo "none: $?"
+      evrun-job trigger follow-a; echo "no MSG: $?"
+YML
+  cat > "$d/a.yml" <<'YML'
+pipeline: follow-a
+executor: process
+args:
+  MSG: { description: what a says }
+triggers: [follow-c]
+steps:
+  - name: say
+    run: |
+      echo "a says: $MSG"
+      evrun-job trigger follow-c || exit 5
+YML
+  cat > "$d/b.yml" <<'YML'
+pipeline: follow-b
+executor: process
+steps:
+  - name: fail
+    run: echo "b fails"; exit 7
+YML
+  cat > "$d/c.yml" <<'YML'
+pipeline: follow-c
+executor: process
+steps:
+  - name: last
+    run: echo "c runs"
+YML
+  run follow-root "$d/root.yml" --executors process
+  check "before: the follow-ups are not run" sh -c "! grep -q '^say | a says' '$out'"
+  run follow "$d/root.yml" --executors process --follow-triggers
+  check "exit 1: the worst of all (follow-b failed)" [ "$rc" -eq 1 ]
+  check "the job succeeded" grep -Eq "^build +succeeded +0 " "$out"
+  check "follow-a ran, with its args" grep -q "^say | a says: it's a$" "$out"
+  check "... its header names the parent" \
+    grep -q "^evrun-runner: job [0-9A-Z]*, pipeline follow-a, 1 step, .*, triggered by job $job step build$" "$out"
+  check "follow-b ran and failed" grep -q "^fail | b fails$" "$out"
+  check "follow-c (a follow-up of a follow-up) ran" grep -q "^last | c runs$" "$out"
+  check "in turn: a, b, then c" sh -c "grep '^evrun-runner: job [0-9A-Z]*, pipeline follow-' '$out' | cut -d, -f2 | tr -d '\n' | grep -q '^ pipeline follow-root pipeline follow-a pipeline follow-b pipeline follow-c$'"
+  check "an unknown pipeline refused, exit 2" grep -q "^build | none: 2$" "$out"
+  check "... saying where it looked" grep -q "no pipeline \"follow-none\" in $d" "$out"
+  check "args checked when triggered" grep -q "^build | no MSG: 2$" "$out"
+  check "... naming the file" grep -q "build | evrun-job: refused: .*$d/a.yml.*MSG" "$out"
+  local a
+  a=$("$bin/evrun-replay" "$state" --json | grep '"follow-a"' | sed -n 's/.*"id":"\([0-9A-Z]*\)".*/\1/p')
+  check "one job of follow-a" [ "$(echo "$a" | grep -c .)" -eq 1 ]
+  check "its job.accepted has the parent" \
+    sh -c "'$bin/evrun-replay' '$state' --events --json | grep job.accepted | grep '\"job\":\"$a\"' | grep -q '\"parent_job\":\"$job\",\"parent_step\":\"build\"'"
+  check "four jobs in all" [ "$("$bin/evrun-replay" "$state" --json | grep -c '"pipeline"')" -eq 4 ]
+  check "store verifies" verified
+  # a chain that triggers itself ends at the depth bound
+  cat > "$d/loop.yml" <<'YML'
+pipeline: follow-loop
+executor: process
+triggers: [follow-loop]
+steps:
+  - name: again
+    run: |
+      evrun-job trigger follow-loop; echo "trigger: $?"
+YML
+  run follow-loop "$d/loop.yml" --executors process --follow-triggers --pipelines "$d"
+  check "loop: exit 0" [ "$rc" -eq 0 ]
+  check "loop: 1 + 8 jobs" [ "$(grep -c '^evrun-runner: job .*, pipeline follow-loop' "$out")" -eq 9 ]
+  check "loop: the ninth refused" grep -q "refused: .*follow-up 8 of a chain: at most 8 deep" "$out"
+  # killed after a trigger: a rerun runs the follow-up once
+  cat > "$d/crash.yml" <<'YML'
+pipeline: follow-crash
+executor: process
+triggers: [follow-c]
+steps:
+  - name: t
+    run: |
+      evrun-job trigger follow-c || exit 3
+      echo triggered
+      sleep 2
+YML
+  state=$tmp/follow-crash out=$tmp/follow-crash.out
+  "$bin/evrun-runner" --exec "$d/crash.yml" --state-dir "$state" --executors process \
+    --follow-triggers > "$out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 150); do grep -q "^t | triggered$" "$out" && break; sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2> /dev/null
+  check "crash: triggered before the kill" grep -q "^t | triggered$" "$out"
+  check "crash: the follow-up not run before" sh -c "! grep -q '^last | c runs' '$out'"
+  "$bin/evrun-runner" --recover --state-dir "$state" --executors process --follow-triggers \
+    > "$out.rec" 2>&1
+  rc=$?
+  check "crash: recovered, exit 0" [ "$rc" -eq 0 ]
+  check "crash: the follow-up ran after the recovery" grep -q "^last | c runs$" "$out.rec"
+  "$bin/evrun-runner" --recover --state-dir "$state" --executors process --follow-triggers \
+    > "$out.rec2" 2>&1
+  check "crash: a second rerun runs nothing" sh -c "! grep -q '^last | c runs' '$out.rec2'"
+  check "crash: one job of follow-c" \
+    [ "$("$bin/evrun-replay" "$state" --json | grep -c '"follow-c"')" -eq 1 ]
+  check "crash: store verifies" verified
+}
+
+case_job_trigger_file() {   # evrun-job trigger --file: a pipeline file of the job's ci_source
+  local d=$tmp/trigfile-src
+  mkdir -p "$d/ci/sub" "$d/app"
+  cat > "$d/ci/deploy.yml" <<'YML'
+pipeline: follow-file
+executor: process
+args:
+  WHERE: { description: where to }
+steps:
+  - name: deploy
+    run: echo "deploying to $WHERE"
+YML
+  printf 'pipeline: follow-bad\nexecutor: process\nsteps:\n  - name: x\n    runn: echo\n' > "$d/ci/sub/bad.yml"
+  cp "$d/ci/deploy.yml" "$d/ci/unlisted.yml"
+  ln -s deploy.yml "$d/ci/link.yml"
+  # the tested code's own deploy.yml: never the one triggered
+  sed 's/deploying to/EVIL/' "$d/ci/deploy.yml" > "$d/app/deploy.yml"
+  cat > "$d/root.yml" <<'YML'
+pipeline: file-root
+image: localhost/evrun-busybox:latest
+source: { copy: app }
+ci_source: { copy: ci }
+triggers: ["file:deploy.yml", "file:sub/*.yml", "file:link.yml"]
+steps:
+  - name: go
+    run: |
+      echo "pipeline: follow-file" > deploy.yml   # the workspace's copy changes nothing
+      evrun-job trigger --file deploy.yml -a WHERE=eu || exit 3
+      evrun-job trigger --file unlisted.yml; echo "unlisted: $?"
+      evrun-job trigger --file sub/bad.yml; echo "bad: $?"
+      evrun-job trigger --file ../deploy.yml; echo "dotdot: $?"
+      evrun-job trigger --file link.yml; echo "link: $?"
+      evrun-job trigger --file deploy.yml; echo "no WHERE: $?"
+YML
+  run trigfile-local "$d/root.yml" --executors podman,process
+  check "local: exit 0" [ "$rc" -eq 0 ]
+  check "local: the command that runs it" \
+    grep -q "^go | next job: deploy.yml: evrun-runner --exec deploy.yml -a 'WHERE=eu'$" "$out"
+  run trigfile "$d/root.yml" --executors podman,process --follow-triggers
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the ci_source's file ran, with its args" grep -q "^deploy | deploying to eu$" "$out"
+  check "... not the source's" sh -c "! grep -q EVIL '$out'"
+  check "... its header names the parent" \
+    grep -q "^evrun-runner: job [0-9A-Z]*, pipeline follow-file, .*, triggered by job $job step go$" "$out"
+  check "a file not in triggers: refused" grep -q "^go | unlisted: 2$" "$out"
+  check "... saying what to add" grep -q "file unlisted.yml is not in the triggers: of pipeline file-root: add file:unlisted.yml" "$out"
+  check "a bad file refused" grep -q "^go | bad: 2$" "$out"
+  check "... with its line and column" grep -q "refused: trigger: sub/bad.yml:5:5: .*runn" "$out"
+  check "a path with .. refused" grep -q "^go | dotdot: 2$" "$out"
+  check "... saying why" grep -q 'refused: trigger: "file": "../deploy.yml": an empty, "." or ".." component' "$out"
+  check "a link not followed" grep -q "^go | link: 2$" "$out"
+  check "... not in the ci_source as a file" grep -q "file link.yml: not in the job's ci_source" "$out"
+  check "args checked when triggered" grep -q "^go | no WHERE: 2$" "$out"
+  check "one follow-up" [ "$(grep -c '^evrun-runner: job .*, pipeline follow-file' "$out")" -eq 1 ]
+  check "the kept files removed at the job's end" sh -c "! ls -d '$state'/artifacts/*/.trigger-files 2>/dev/null"
+  check "store verifies" verified
+}
+
+case_job_chan_user() {   # a step's non-root user reaches the control channel
+  pipeline job-chan-user <<'YML'
+pipeline: job-chan-user
+image: localhost/evrun-busybox:latest
+steps:
+  - name: as-user
+    run: |
+      echo 'u:x:1000:1000::/tmp:/bin/sh' >> /etc/passwd
+      su -s /bin/sh u -c '
+        id -u
+        ls /run/evrun > /dev/null 2>&1; echo "list: $?"
+        evrun-job hello | grep -o "\"step\":\"as-user\"" || exit 3
+        printf "u%sZq" "$(echo 4711 | tr 0-9 a-j)" | evrun-job secret USER_KEY || exit 4
+        echo "value: u$(echo 4711 | tr 0-9 a-j)Zq"'
+YML
+  run job-chan-user "$tmp/job-chan-user.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the step ran as uid 1000" grep -q "^as-user | 1000$" "$out"
+  check "uid 1000 reached the channel" grep -q "^as-user | \"step\":\"as-user\"$" "$out"
+  check "... and registered a secret, masked" grep -q "^as-user | value: \*\*\*$" "$out"
+  check "... but cannot list the channel's directory" grep -q "^as-user | list: 1$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
 case_job_secret_crash() {   # the runner killed (-9) between a registration and a print of the value
@@ -1113,7 +1310,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -202,9 +202,10 @@ static char s_sent_job[EVR_ULID_LEN + 1], s_sent_parent[EVR_ULID_LEN + 1], s_sen
 
 static void
 s_record(void *arg, const char *job, const char *pipeline, const evr_strmap_t *args,
-         const char *parent_job, const char *parent_step)
+         const char *parent_job, const char *parent_step, const evr_trigger_file_t *file)
 {
     (void) arg;
+    CHECK(file == NULL);
     CHECK_STR(pipeline, "deploy");
     CHECK_STR(parent_step, "a");
     s_sent++;
@@ -249,7 +250,37 @@ test_trigger_spec_key(void)
     CHECK(evr_yaml_load(bad, strlen(bad), &spec, diag) != EVR_OK);
     CHECK(evr_diag_count(diag) >= 1);
     CHECK_CONTAINS(evr_diag_get(diag, 0), "p.yml:6:");
-    CHECK_CONTAINS(evr_diag_get(diag, 0), "item 2: \"no way\" is no pipeline name");
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "item 2: \"no way\": no pipeline name");
+    evr_diag_destroy(&diag);
+    evr_rec_free(&evr_spec_type, &spec);
+    /* file: entries: relative paths inside the source, globs allowed */
+    static const char *const bad_files[][2] = {
+        { "file:/etc/x.yml", "an absolute path" }, { "file:ci/../x.yml", "\"..\" component" },
+        { "file:", "expected a path of 1-256 bytes" }, { "file:ci//x.yml", "an empty" },
+        { "file:./x.yml", "component" }, { "file:ci/", "ending in /" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad_files); i++) {
+        char *y = evr_asprintf("pipeline: t\nimage: img\nsteps:\n  - name: a\n    run: x\n"
+                               "triggers: [\"%s\"]\n", bad_files[i][0]);
+        memset(&spec, 0, sizeof spec);
+        diag = evr_diag_new("p.yml");
+        CHECK(evr_yaml_load(y, strlen(y), &spec, diag) != EVR_OK);
+        CHECK(evr_diag_count(diag) >= 1);
+        if (evr_diag_count(diag))
+            CHECK_CONTAINS(evr_diag_get(diag, 0), bad_files[i][1]);
+        evr_diag_destroy(&diag);
+        evr_rec_free(&evr_spec_type, &spec);
+        free(y);
+    }
+    const char *files = "pipeline: t\nimage: img\nsteps:\n  - name: a\n    run: x\n"
+                        "triggers: [deploy, file:ci/deploy.yml, \"file:ci/*.yml\"]\n";
+    memset(&spec, 0, sizeof spec);
+    diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(files, strlen(files), &spec, diag) == EVR_OK);
+    CHECK(spec.triggers.n == 3 && !strcmp(spec.triggers.v[2], "file:ci/*.yml"));
+    CHECK(evr_spec_trigger_path_problem("ci/deploy.yml") == NULL);
+    CHECK(evr_spec_trigger_path_problem("ci/*.yml") != NULL);
+    CHECK(evr_spec_trigger_path_problem("../x.yml") != NULL);
     evr_diag_destroy(&diag);
     evr_rec_free(&evr_spec_type, &spec);
     memset(&spec, 0, sizeof spec);
