@@ -394,6 +394,121 @@ YML
   stop_prov
 }
 
+gateway_up() {   # the gateway on a free port: $gw_url (/api/v1), $gw_root (/)
+  "$bin/evrun-gateway" --state-dir "$tmp" --listen 127.0.0.1:0 >> "$tmp/gateway.log" 2>&1 &
+  bus_pids+=("$!")
+  gw_url=
+  for _ in $(seq 1 100); do
+    gw_url=$(sed -n 's/^evrun-gateway: listening on \([^ ]*\).*/\1/p' "$tmp/gateway.log")
+    [ -n "$gw_url" ] && break
+    sleep 0.05
+  done
+  gw_root=${gw_url%/api/v1}
+}
+
+demand() {   # BODY [CURL ARGS...]: POST /api/v1/demand; the status, the answer in $tmp/body
+  local body=$1; shift
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer ${tok:-}" \
+    -H 'Content-Type: application/json' "$@" -d "$body" "$gw_url/demand"
+}
+
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/body" "$1"; }
+
+gh_hook() {   # EVENT DELIVERY BODY-FILE: POST /hooks/github signed; the status
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$3")
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $2" \
+    -H "X-Hub-Signature-256: $sig" -H 'Content-Type: application/json' --data-binary @"$3" \
+    "$gw_root/hooks/github"
+}
+
+started() { grep -c "provider $1: started runner" "$tmp/prov.log"; }
+
+# Demand (PROTOCOL.md "message demand"): POST /api/v1/demand asks for
+# runners with labels; --dry-run shows it; the provisioner starts them,
+# their hellos meet it; a job with those labels then runs on one of them
+# (nothing more started); bad bodies get 400 saying where; the ttl ends
+# an entry nobody meets; a GitHub workflow_job (queued) that starts no
+# pipeline asks for one runner with its labels.
+case_demand() {
+  fresh demand
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/wfp.yml" <<YML
+pipeline: wfp
+executor: process
+labels: [gh]
+on: {github: {events: [workflow_job], branches: [release]}}
+steps: [ { name: s, run: "echo from-a-workflow-job" } ]
+YML
+  bus_broker && gateway_up
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: dm, labels: [gh, linux], kind: process, executors: [process], max: 3,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "60"] }
+  - { name: wf, labels: [wf, linux], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "60"] }
+YML
+  tok=$(cli token)
+  check "demand: 202" [ "$(demand '{"labels":["gh"],"count":2,"ttl":120,"reason":"test burst"}')" = 202 ]
+  local id; id=$(jget 'd["id"]')
+  check "demand: the answer says what is kept" [ "$(jget 'd["count"], d["ttl"], d["labels"]')" = "(2, 120, ['gh'])" ] \
+    && grep -q "kept: 2 runners with labels \[gh\] for 120 s" "$tmp/body"
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "demand: --dry-run shows the entry" grep -q "^demand $id: 2 runners wanted, 1[0-9][0-9] s left: test burst$" "$tmp/dry.out"
+  check "demand: --dry-run, runner 2 of 2 to dm" grep -q "^demand $id runner 2 of 2 (1[0-9]* s left) (labels gh): provider dm would start a process runner (1/3 running)$" "$tmp/dry.out"
+  check "demand: --dry-run started nothing" [ ! -e "$tmp/provisioner/runners" ]
+  check "demand, the same Idempotency-Key twice: one demand" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+    && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runners still wanted): nothing added" "$tmp/body"
+  check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
+  check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
+  check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ] && grep -q 'unknown key \\"runners\\"' "$tmp/body"
+  check "demand, bad JSON: 400 with where" [ "$(demand '{"count":')" = 400 ] && grep -q 'body:1:' "$tmp/body"
+  check "demand, a read token: 403" [ "$(tok=$(cli token --read-only) demand '{}')" = 403 ]
+  check "demand, no token: 401" [ "$(tok=nope demand '{}')" = 401 ]
+  check "demand, a ttl of 1 s nobody meets: kept" [ "$(demand '{"labels":["nowhere"],"ttl":1}')" = 202 ]
+  local short; short=$(jget 'd["id"]')
+  sleep 1.5
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry2.out" 2>&1
+  check "demand: the ttl ended it" bash -c "! grep -q '$short' '$tmp/dry2.out'"
+  prov "$tmp/p.yml"
+  # 2 for the burst, 1 for k1 (labels linux): 3 runners, dm's max
+  check "demand: three runners started for it" wait_for 20 bash -c "[ \$(grep -c 'provider dm: started runner dm-.* for demand' '$tmp/prov.log') -eq 3 ]"
+  check "demand: their hellos met it" wait_for 20 bash -c "[ \$(grep -c 'demand .*: runner dm-.* meets 1' '$tmp/broker.log') -eq 3 ]"
+  check "demand: none left" wait_for 10 bash -c "'$bin/evrun-provisioner' --config '$tmp/p.yml' --dry-run | grep -q '^no job waits for a runner, no demand$'"
+  sleep 1
+  check "demand: no more started once met" [ "$(started dm)" -eq 3 ]
+  ppipe dj "echo on-a-demand-runner" gh
+  local j; j=$(submit "$tmp/dj.yml" 2>/dev/null)
+  check "demand: a job with its labels ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "demand: on a runner started for the demand" grep -q '"runner":"dm-' <(cli status "$j" --json)
+  check "demand: nothing more started for the job" [ "$(started dm)" -eq 3 ]
+  # GitHub: a queued workflow_job that starts no pipeline asks for a runner with its labels
+  printf '{"action":"queued","workflow_job":{"id":77,"labels":["wf","linux"],"head_branch":"main","head_sha":"%s"},"repository":{"clone_url":"https://example.invalid/r.git","full_name":"o/r","default_branch":"main"}}' \
+    "$(printf 'a%.0s' $(seq 1 40))" > "$tmp/wj.json"
+  check "workflow_job queued: 202 with a demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["labels"], d["demand"]["count"]')" = "(['wf', 'linux'], 1)" ]
+  local wid; wid=$(jget 'd["demand"]["id"]')
+  check "workflow_job: the same delivery again: the same demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["id"]')" = "$wid" ]
+  check "workflow_job: the broker says where it came from" grep -q "demand $wid: 1 runner with labels \[wf,linux\] for 300 s: github workflow_job 77 of o/r" "$tmp/broker.log"
+  check "workflow_job: a runner started for it" wait_for 20 bash -c "grep -q 'provider wf: started runner wf-.* for demand $wid runner 1 of 1' '$tmp/prov.log'"
+  check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
+  sed 's/"linux"\]/"li nux"]/' "$tmp/wj.json" > "$tmp/wj2.json"
+  check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ] \
+    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: 1 to 64 of letters, digits, _ . -" ]
+  sed 's/"main"/"release"/' "$tmp/wj.json" > "$tmp/wj4.json"
+  check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ] \
+    && [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]
+  j=$(jget 'd["jobs"][0]["id"]')
+  check "workflow_job: the pipeline's job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  sed 's/"queued"/"completed"/' "$tmp/wj.json" > "$tmp/wj3.json"
+  check "workflow_job completed: 200, no demand" [ "$(gh_hook workflow_job wd-3 "$tmp/wj3.json")" = 200 ] \
+    && bash -c "! grep -q demand '$tmp/body'"
+  stop_prov
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -402,7 +517,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand}
 for c in $cases; do
   case_name=$c
   echo "== $c"
