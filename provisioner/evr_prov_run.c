@@ -36,6 +36,7 @@ typedef struct {
     size_t hlen;
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
+    bool idle;              /* last listed idle: it waits for a job */
     uint64_t started, kill_at;
 } s_inst_t;
 
@@ -73,6 +74,11 @@ evr_prov_destroy(evr_prov_t **self_p)
         s_inst_t *in = pv->inst[i];
         if (!in->registered && !in->ended)
             s_stop(pv, in, evr_mono_ns());
+        else if (in->idle && !in->ended && in->pid > 0
+                 && pv->cfg.providers[in->provider].kind == EVR_PROV_PROCESS) {
+            kill(in->pid, SIGTERM);     /* no job: it would wait --once-wait for one */
+            evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
+        }
         if (in->out >= 0)
             close(in->out);
         free(in);
@@ -462,6 +468,8 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
     if (r && (r->credit || !strcmp(r->state, "busy")))
         in->took = true;
+    if (runners)
+        in->idle = r && !strcmp(r->state, "idle");
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);

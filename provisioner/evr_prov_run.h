@@ -46,7 +46,9 @@ typedef struct {
     runner_endpoint is the broker's runner endpoint ({broker}). */
 evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
                          const char *runner_endpoint);
-/*  Stops the runners not registered yet (the others finish their job). */
+/*  Stops the runners not registered yet, and the process runners the
+    broker last listed idle (waiting for a job); the others finish their
+    job. */
 void evr_prov_destroy(evr_prov_t **self_p);
 
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest

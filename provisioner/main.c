@@ -82,9 +82,10 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
             "\n"
-            "SIGTERM or SIGINT: runners not registered yet are stopped; the others finish\n"
-            "their job.  exit status: 0 stopped, or --dry-run/--status done; 2 bad\n"
-            "config or usage, or the broker unreachable (--dry-run)\n");
+            "SIGTERM or SIGINT: runners not registered yet, and process runners waiting\n"
+            "for a job, are stopped; the others finish their job.  exit status: 0\n"
+            "stopped, or --dry-run/--status done; 2 bad config or usage, or the broker\n"
+            "unreachable (--dry-run)\n");
 }
 
 typedef struct {
@@ -425,8 +426,8 @@ main(int argc, char **argv)
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
     }
-    evr_log_info("evrun-provisioner", "stopping: %u runners still running (they finish their "
-                 "job)", evr_prov_running(pv));
+    evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
+                 "finish it)", evr_prov_running(pv));
 out:
     evr_prov_destroy(&pv);
     evr_prov_config_free(&cfg);

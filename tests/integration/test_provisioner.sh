@@ -506,7 +506,11 @@ YML
   sed 's/"queued"/"completed"/' "$tmp/wj.json" > "$tmp/wj3.json"
   check "workflow_job completed: 200, no demand" [ "$(gh_hook workflow_job wd-3 "$tmp/wj3.json")" = 200 ] \
     && bash -c "! grep -q demand '$tmp/body'"
+  local pids; pids=$(sed -n 's/.*: started runner .* (pid \([0-9]*\), .*/\1/p' "$tmp/prov.log" | tr '\n' ' ')
+  check "demand: runners wait for a job" grep -q '"state":"idle"' <(cli runners --json)
   stop_prov
+  check "demand: the provisioner's stop ended the runners waiting for a job" wait_for 15 bash -c \
+    "for p in $pids; do [ ! -e /proc/\$p ] || grep -q '^State:.*Z' /proc/\$p/status || exit 1; done"
 }
 
 wait_status() {   # JOB STATUS [SECS]
