@@ -32,6 +32,7 @@ stop_provisioned() {
 }
 stop_all() {
   [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
+  [ -d "$root/up/run" ] && EVRUN_STATE_DIR=$root/up "$bin/evrun-cli" down > /dev/null 2>&1
   prov_pid=
   stop_provisioned
   bus_stop
@@ -513,6 +514,33 @@ YML
     "for p in $pids; do [ ! -e /proc/\$p ] || grep -q '^State:.*Z' /proc/\$p/status || exit 1; done"
 }
 
+# evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
+# runs on a single-use runner the provisioner starts (run says so);
+# down stops the provisioner and the broker, nothing is left running.
+case_up() {
+  fresh up
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: local, labels: [], kind: process, executors: [process], max: 2 }
+YML
+  cli up --runners 0 > "$tmp/up0.out" 2>&1
+  check "up --runners 0 without --provisioner: refused" [ $? -eq 2 ] && grep -q -- "--runners: 1 to 64 (0 only with --provisioner" "$tmp/up0.out"
+  printf 'providers: [ { name: x, kind: nope } ]\n' > "$tmp/bad.yml"
+  cli up --runners 0 --provisioner "$tmp/bad.yml" --executors process --no-gateway > "$tmp/upbad.out" 2>&1
+  check "up with a bad provisioner config: exit 2, its error shown" [ $? -eq 2 ] && grep -q "bad.yml:1:.*kind" "$tmp/upbad.out"
+  cli down > /dev/null 2>&1
+  cli up --runners 0 --provisioner "$tmp/p.yml" --executors process --no-gateway > "$tmp/up.out" 2>&1
+  check "up --runners 0 --provisioner: exit 0" [ $? -eq 0 ] && grep -q "0 runners and a provisioner" "$tmp/up.out"
+  ppipe upj "echo from-a-provisioned-runner"
+  cli run "$tmp/upj.yml" --follow > "$tmp/run.out" 2> "$tmp/run.err"
+  check "up: the job ran, its output followed" grep -q "s | from-a-provisioned-runner" "$tmp/run.out" && grep -q "succeeded" "$tmp/run.out"
+  check "up: run says a provider starts a runner" grep -q "no connected runner can take the job yet: provider local (of provisioner) starts one for it" "$tmp/run.err"
+  check "up: the provisioner started one" grep -q "provider local: started runner local-" "$tmp/logs/provisioner.log"
+  local pp; pp=$(cat "$tmp/run/provisioner.pid")
+  cli down > "$tmp/down.out" 2>&1
+  check "down: stops the provisioner" grep -q "^provisioner stopped" "$tmp/down.out" && [ ! -e /proc/"$pp" ]
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -521,7 +549,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up}
 for c in $cases; do
   case_name=$c
   echo "== $c"
