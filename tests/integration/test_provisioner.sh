@@ -541,6 +541,71 @@ YML
   check "down: stops the provisioner" grep -q "^provisioner stopped" "$tmp/down.out" && [ ! -e /proc/"$pp" ]
 }
 
+# README's worked examples of the command kind (the block "command
+# providers: Nomad and Kubernetes"), as they are, against fake `nomad`
+# and `kubectl` commands that start the runner as a local process: the
+# templates expand to commands that work, the handles are read right.
+case_worked_examples() {
+  fresh worked
+  bus_broker
+  awk '/^# command providers: Nomad and Kubernetes start the runner/{f=1} f&&/^```/{exit} f' \
+    "$src/README.md" > "$tmp/p.yml"
+  check "worked examples: the block is in README" grep -q "kubectl create job" "$tmp/p.yml"
+  mkdir -p "$tmp/fake"
+  cat > "$tmp/fake/nomad" <<'SH'
+#!/bin/sh
+# fake nomad: job dispatch [-detach] [-meta K=V]... JOB | job stop [-purge] ID
+[ "$1 $2" = "job stop" ] && { shift 2; [ "$1" = -purge ] && shift; kill "$(cat "$FAKE_DIR/${1##*/}.pid")"; exit; }
+[ "$1 $2" = "job dispatch" ] || { echo "fake nomad: $*: not faked" >&2; exit 1; }
+shift 2
+while [ $# -gt 1 ]; do
+  case $1 in
+    -detach) ;;
+    -meta) shift; case $1 in EVRUN_ID=*) id=${1#*=} ;; EVRUN_BROKER=*) br=${1#*=} ;; esac ;;
+    *) echo "fake nomad: $1: not faked" >&2; exit 1 ;;
+  esac
+  shift
+done
+[ "$1" = evrun-runner ] && [ -n "$id" ] && [ -n "$br" ] || { echo "fake nomad: bad dispatch" >&2; exit 1; }
+# what the parameterized job of README runs
+evrun-runner --once --clean --broker "$br" --id "$id" --labels linux,big --executors process \
+  --state-dir "$FAKE_DIR/nomad-$id" >> "$FAKE_DIR/nomad-runners.log" 2>&1 &
+echo $! > "$FAKE_DIR/dispatch-$id.pid"
+echo "Dispatched Job ID = evrun-runner/dispatch-$id"
+echo "Evaluation ID     = 5a3c1f2e"
+SH
+  cat > "$tmp/fake/kubectl" <<'SH'
+#!/bin/sh
+# fake kubectl: create job NAME --image=IMAGE -- CMD... | delete job NAME [--wait=false]
+case "$1 $2" in
+  "create job")
+    name=$3; shift 3
+    case $1 in --image=?*) shift ;; *) echo "fake kubectl: no --image" >&2; exit 1 ;; esac
+    [ "$1" = -- ] || { echo "fake kubectl: expected --" >&2; exit 1; }
+    shift
+    "$@" >> "$FAKE_DIR/k8s-runners.log" 2>&1 &
+    echo $! > "$FAKE_DIR/$name.pid"
+    echo "job.batch/$name created" ;;
+  "delete job") kill "$(cat "$FAKE_DIR/$3.pid")"; echo "job.batch \"$3\" deleted" ;;
+  *) echo "fake kubectl: $*: not faked" >&2; exit 1 ;;
+esac
+SH
+  chmod +x "$tmp/fake/nomad" "$tmp/fake/kubectl"
+  ppipe wbig "echo on-nomad" big
+  ppipe wpod "echo on-k8s" pods
+  local jb jp
+  jb=$(submit "$tmp/wbig.yml" 2>/dev/null); jp=$(submit "$tmp/wpod.yml" 2>/dev/null)
+  PATH="$tmp/fake:$bin:$PATH" FAKE_DIR=$tmp prov "$tmp/p.yml"
+  check "worked examples: the nomad job ran" [ "$(wait_job "$jb" 30)" = succeeded ]
+  check "worked examples: on a runner nomad started" grep -q '"runner":"nomad-' <(cli status "$jb" --json)
+  check "worked examples: nomad's handle is the dispatched job id" grep -q "provider nomad: runner nomad-[a-z0-9]*: handle evrun-runner/dispatch-nomad-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: the kubernetes job ran" [ "$(wait_job "$jp" 30)" = succeeded ]
+  check "worked examples: on a runner kubectl started" grep -q '"runner":"k8s-' <(cli status "$jp" --json)
+  check "worked examples: kubectl's handle is the job name" grep -q "provider k8s: runner k8s-[a-z0-9]*: handle k8s-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: no failed start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
+  stop_prov
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -549,7 +614,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up worked_examples}
 for c in $cases; do
   case_name=$c
   echo "== $c"
