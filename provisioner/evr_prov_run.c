@@ -611,9 +611,10 @@ static void
 s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
               FILE *out, uint64_t now)
 {
-    if (dry && j->reason)
-        fprintf(out, "demand %s: %u runner%s wanted, %u s left: %s\n", j->id, j->demand,
-                j->demand == 1 ? "" : "s", j->ttl, j->reason);
+    if (dry)
+        fprintf(out, "demand %s: %u runner%s wanted, %u s left%s%s\n", j->id, j->demand,
+                j->demand == 1 ? "" : "s", j->ttl, j->reason ? ": " : "",
+                j->reason ? j->reason : "");
     for (uint32_t k = 0; k < j->demand; k++) {
         char what[160];
         snprintf(what, sizeof what, "demand %s runner %u of %u (%u s left)", j->id, k + 1,

@@ -292,6 +292,7 @@ test_pass_demand(void)
                         "start a process runner (1/2 running)\n"
                         "demand D1 runner 3 of 3 (250 s left) (labels gh): no provider can "
                         "start a runner now\n  not a: full (max 2)\n"
+                        "demand D2: 1 runner wanted, 9 s left\n"
                         "demand D2 runner 1 of 1 (9 s left) (labels other): no provider can "
                         "start a runner now\n  not a: labels lack other\n");
     free(out);
