@@ -512,6 +512,19 @@ YML
   stop_prov
   check "demand: the provisioner's stop ended the runners waiting for a job" wait_for 15 bash -c \
     "for p in $pids; do [ ! -e /proc/\$p ] || grep -q '^State:.*Z' /proc/\$p/status || exit 1; done"
+  # the broker's bounds: 1024 runners wanted, then 256 entries
+  local n=0 code=
+  for _ in $(seq 1 20); do
+    code=$(demand '{"labels":["nowhere"],"count":64,"ttl":2}'); [ "$code" = 202 ] || break; n=$((n + 1))
+  done
+  check "demand: past 1024 runners wanted: 503 ($n of 64 kept)" [ "$code" = 503 ] && [ "$n" -eq 16 ] \
+    && grep -q "the broker keeps 256 demand entries and 1024 runners wanted at most (now 16 entries, 1024 runners)" "$tmp/body"
+  sleep 2.2
+  n=0
+  for _ in $(seq 1 260); do
+    code=$(demand '{"labels":["nowhere"],"ttl":30}'); [ "$code" = 202 ] || break; n=$((n + 1))
+  done
+  check "demand: past 256 entries: 503 ($n kept)" [ "$code" = 503 ] && [ "$n" -eq 256 ] && grep -q "(now 256 entries, 256 runners)" "$tmp/body"
 }
 
 # evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
