@@ -743,9 +743,10 @@ evr_cli_down(int argc, char **argv)
             continue;
         if (c == 'h') {
             printf("usage: evrun-cli down [options]\n\nStops what `evrun-cli up` started: the "
-                   "gateway, the provisioner, the runners (each finishes its\nrunning jobs, up to 30 s; jobs still running "
-                   "then are taken up at the next `up`), the\nbroker, and the podman service "
-                   "if up started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
+                   "gateway, the provisioner (its runners\nwaiting for a job too), the runners "
+                   "(each finishes its running jobs, up to 30 s;\njobs still running then are "
+                   "taken up at the next `up`), the broker, and the podman\nservice if up "
+                   "started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
                    "directory or pid file\nrefused (a link, another user's, or writable by "
                    "group or others)\n", EVR_CLI_COMMON_HELP);
             return 0;
