@@ -248,7 +248,10 @@ s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners, s_list_t *demand)
         return false;
     }
     evr_msg_t dreq = { .type = EVR_MSG_DEMANDS };
-    if (evr_client_stream(client, &dreq, s_keep, demand, &err)) {
+    evr_rc_t rc = evr_client_stream(client, &dreq, s_keep, demand, &err);
+    if (rc == EVR_ERR_STATE)    /* refused (a broker that knows no demand): jobs only */
+        evr_log_debug("evrun-provisioner", "asking the broker for demand: %s", err.msg);
+    else if (rc) {
         evr_log_warn("evrun-provisioner", "asking the broker for demand: %s (again in a "
                      "moment)", err.msg);
         return false;
