@@ -52,9 +52,9 @@ evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *ru
 void evr_prov_destroy(evr_prov_t **self_p);
 
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
-    first, then the demand).  dry: nothing is started, each job's (and
-    each runner wanted's) verdict is printed on out.  Log lines say what was started, failed,
-    paused. */
+    first, then the demand).  dry: nothing is started, the verdict on
+    each job (and each runner a demand wants) is printed on out.  Log
+    lines say what was started, failed, paused. */
 void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
                    uint64_t now);
