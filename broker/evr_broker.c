@@ -159,6 +159,7 @@ evr_broker_destroy(evr_broker_t **self_p)
         evr_queue_flush(b);     /* the last submits answered */
     evr_pipelines_fini(b);
     evr_providers_free(b);
+    evr_demand_free(b);
     evr_flow_detach(b->clients);
     evr_flow_detach(b->pub);
     zsock_destroy(&b->clients);
@@ -586,6 +587,8 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
     case EVR_MSG_PROVIDER: evr_providers_report(b, rid, msg); break;
     case EVR_MSG_PROVIDERS: evr_providers_list(b, rid); break;
+    case EVR_MSG_DEMAND: evr_demand_add(b, rid, msg); break;
+    case EVR_MSG_DEMANDS: evr_demand_list(b, rid); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
     case EVR_MSG_RESUME: s_control(b, rid, msg); break;

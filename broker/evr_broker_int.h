@@ -106,6 +106,7 @@ struct evr_broker {
     struct evr_pipelines *pipes;    /* registered pipelines (evr_pipelines.h) */
     uint64_t next_prune;    /* mono ns: the next retention batch (evr_retention.c) */
     struct evr_providers *providers;   /* provisioners' reports (evr_providers.c); NULL: none */
+    struct evr_demand *demand;  /* demand for runners (evr_demand.c); NULL: none yet */
 };
 
 /*  The broker's log lines (evr_log.h), by level; formatted only when the
@@ -127,6 +128,15 @@ void evr_broker_fail(evr_broker_t *b, const evr_err_t *err);
 void evr_providers_report(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
 void evr_providers_list(evr_broker_t *b, zframe_t *rid);
 void evr_providers_free(evr_broker_t *b);
+
+/* evr_demand.c */
+/*  `demand` (msg taken when kept): answered ok or error; `demands`: the
+    stream; a runner new to the broker said hello: it meets demand. */
+void evr_demand_add(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+void evr_demand_list(evr_broker_t *b, zframe_t *rid);
+void evr_demand_hello(evr_broker_t *b, const char *runner, const evr_strlist_t *labels,
+                      uint32_t capacity);
+void evr_demand_free(evr_broker_t *b);
 
 /* evr_queue.c */
 /*  Sets up the queue's indexes (before evr_queue_load); evr_queue_fini

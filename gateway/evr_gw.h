@@ -194,6 +194,9 @@ typedef struct {
     char *url;              /* its repository (a fork's for a pull request from one) */
     char *ci_url, *ci_ref;  /* the repository that sent it, its default branch */
     bool fork;              /* a pull request from another repository */
+    evr_strlist_t labels;   /* workflow_job: its labels (runs-on), as given */
+    char *demand_why;       /* workflow_job: set when its labels cannot make a demand */
+    char *job_desc;         /* workflow_job: "github workflow_job ID of REPO" */
 } evr_gw_github_t;
 
 /*  Whether header ("sha256=HEX") is body's HMAC-SHA256 under s
@@ -216,6 +219,21 @@ bool evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branc
 
 void evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req);
+
+/* --------------------------------------------------------- evr_gw_demand.c */
+
+/*  Reads a demand body ({"labels", "count", "ttl", "reason"}, all
+    optional) into m (zeroed): 0, or -1 with why (where and what). */
+int evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_t size);
+
+/*  Sends m (labels, count, ttl, reason set) to the broker as a `demand`,
+    its id from the Idempotency-Key record key when given, else new: the
+    answer's JSON {"id", "labels", "count", "ttl", "message"} (caller
+    owns), or NULL with req's answer set (400 bad key, 503 the broker
+    unreachable, the broker's refusal). */
+json_t *evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key);
+
+void evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req);
 
 /* -------------------------------------------------------- evr_gw_metrics.c */
 

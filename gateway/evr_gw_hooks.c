@@ -17,7 +17,14 @@
     POST /hooks/{pipeline}: any other system, with the pipeline's own
     token (STATE/gateway/hooks/NAME.token, made by evrun-cli hook-token
     NAME) as a bearer token or in X-Evrun-Token; the body is empty or
-    {"args": {...}, "labels": [...]}.  See evr_gw.h. */
+    {"args": {...}, "labels": [...]}.
+
+    A workflow_job (queued) that starts no pipeline asks for a runner
+    with the job's labels (workflow_job.labels): a `demand` to the broker
+    (evr_gw_demand.c), which evrun-provisioner counts as a waiting job; its
+    id is the delivery's Idempotency-Key record ("github-demand:DELIVERY").
+    One that starts pipelines asks for none: their jobs wait in the queue
+    with their own labels.  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <fnmatch.h>
@@ -45,6 +52,38 @@ evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *bod
 }
 
 /* ---------------------------------------------------------------- events */
+
+/*  A workflow_job's labels and description, for its demand: labels kept
+    as given (at most 32), or demand_why set. */
+static void
+s_job_labels(json_t *js, evr_gw_github_t *gh)
+{
+    json_t *wj = json_object_get(js, "workflow_job"), *labels = json_object_get(wj, "labels");
+    json_t *id = json_object_get(wj, "id");
+    const char *repo = json_string_value(json_object_get(json_object_get(js, "repository"),
+                                                         "full_name"));
+    gh->job_desc = evr_asprintf("github workflow_job %lld of %.200s",
+                                json_is_integer(id) ? (long long) json_integer_value(id) : 0,
+                                repo ? repo : "?");
+    if (!json_is_array(labels) || json_array_size(labels) > 32) {
+        gh->demand_why = evr_asprintf("workflow_job.labels: expected an array of at most 32 "
+                                      "labels");
+        return;
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(labels, i, l) {
+        const char *v = json_string_value(l);
+        if (!v || (!evr_spec_name_ok(v)
+                   && (strncmp(v, "executor:", 9) || !evr_spec_name_ok(v + 9)))) {
+            gh->demand_why = evr_asprintf("workflow_job.labels[%zu]: expected a label: 1 to "
+                                          "64 of letters, digits, _ . -", i);
+            evr_strlist_free(&gh->labels);
+            return;
+        }
+        evr_strlist_push(&gh->labels, v);
+    }
+}
 
 static const char *
 s_str(json_t *js, const char *path)
@@ -133,6 +172,8 @@ evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_gith
         gh->url = evr_strdup(url);
         gh->ci_url = evr_strdup(ci);
         gh->ci_ref = def ? evr_strdup(def) : NULL;
+        if (!strcmp(event, "workflow_job"))
+            s_job_labels(js, gh);
     }
     json_decref(js);
     return r;
@@ -144,6 +185,9 @@ evr_gw_github_clear(evr_gw_github_t *gh)
     free(gh->url);
     free(gh->ci_url);
     free(gh->ci_ref);
+    evr_strlist_free(&gh->labels);
+    free(gh->demand_why);
+    free(gh->job_desc);
     memset(gh, 0, sizeof *gh);
 }
 
@@ -235,6 +279,29 @@ s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const 
     evr_gw_json(req, status, js);
 }
 
+/*  A workflow_job's demand: one runner with its labels; sets *kept (the
+    broker's answer) or *refused (an error object).  Either caller owns. */
+static void
+s_github_demand(evr_gw_t *gw, evr_gw_req_t *req, const evr_gw_github_t *gh,
+                const char *delivery, json_t **kept, json_t **refused)
+{
+    if (gh->demand_why) {
+        *refused = json_pack("{s:s,s:s}", "code", "bad_request", "message", gh->demand_why);
+        return;
+    }
+    evr_msg_t m = { .count = 1, .reason = evr_strdup(gh->job_desc) };
+    for (uint32_t i = 0; i < gh->labels.n; i++)
+        evr_strlist_push(&m.labels, gh->labels.v[i]);
+    char *key = delivery ? evr_asprintf("github-demand:%s", delivery) : NULL;
+    evr_gw_req_t sub = { .conn = req->conn };    /* its error goes into req's answer */
+    *kept = evr_gw_demand_send(gw, &sub, &m, key);
+    if (!*kept)
+        *refused = json_incref(json_object_get(sub.json, "error"));
+    json_decref(sub.json);
+    free(key);
+    evr_msg_clear(&m);
+}
+
 void
 evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -287,7 +354,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     }
     s_match_t mt = { json_array(), 0, 0, &gh };
     evr_msg_t q = { .type = EVR_MSG_PIPELINES }, end = { 0 };
-    json_t *started = json_array(), *refused = json_array();
+    json_t *started = json_array(), *refused = json_array(), *kept = NULL, *dref = NULL;
     int status = 0;
     if (evr_gw_stream(gw, req, &q, s_match_item, &mt, &end))
         goto out;
@@ -308,7 +375,15 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     snprintf(none, sizeof none, "no pipeline matched: of %u registered pipelines, %u have "
              "on.github, none with %s in events and a branch pattern matching \"%.256s\"",
              mt.all, mt.hooked, gh.event, gh.branch);
+    if (!strcmp(gh.event, "workflow_job") && !json_array_size(started))
+        s_github_demand(gw, req, &gh, delivery, &kept, &dref);
     s_answer(req, started, refused, status, none);
+    if (kept && req->json) {     /* work is coming: accepted */
+        json_object_set(req->json, "demand", kept);
+        req->status = req->status == 200 ? 202 : req->status;
+    }
+    if (dref && req->json)
+        json_object_set(req->json, "demand_refused", dref);
     json_t *src = json_pack("{s:s,s:s,s:s,s:b}", "url", gh.url, "ref", gh.sha, "branch",
                             gh.branch, "untrusted", gh.fork);
     if (req->json && src)
@@ -316,6 +391,8 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     else
         json_decref(src);
 out:
+    json_decref(kept);
+    json_decref(dref);
     json_decref(mt.names);
     json_decref(started);
     json_decref(refused);

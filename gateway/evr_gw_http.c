@@ -28,6 +28,7 @@ const evr_gw_route_t evr_gw_routes[] = {
     { .method = "GET", .path = "/jobs/{id}/artifacts", .fn = evr_gw_h_artifacts },
     { .method = "GET", .path = "/jobs/{id}/artifacts/{step}/{path}", .fn = evr_gw_h_artifact,
       .tail = true },
+    { .method = "POST", .path = "/demand", .fn = evr_gw_h_demand, .write = true },
     { .method = "GET", .path = "/metrics", .fn = evr_gw_h_metrics, .open = true, .root = true },
     { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
       .root = true },

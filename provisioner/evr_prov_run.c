@@ -36,6 +36,7 @@ typedef struct {
     size_t hlen;
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
+    bool idle;              /* last listed idle: it waits for a job */
     uint64_t started, kill_at;
 } s_inst_t;
 
@@ -73,6 +74,11 @@ evr_prov_destroy(evr_prov_t **self_p)
         s_inst_t *in = pv->inst[i];
         if (!in->registered && !in->ended)
             s_stop(pv, in, evr_mono_ns());
+        else if (in->idle && !in->ended && in->pid > 0
+                 && pv->cfg.providers[in->provider].kind == EVR_PROV_PROCESS) {
+            kill(in->pid, SIGTERM);     /* no job: it would wait --once-wait for one */
+            evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
+        }
         if (in->out >= 0)
             close(in->out);
         free(in);
@@ -324,11 +330,12 @@ s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
     free(cmd);
 }
 
-/*  Starts a runner of provider pi for job (its labels); the instance is
-    counted from now.  false when it could not start (a failed start). */
+/*  Starts a runner of provider pi for job (its labels; "" for demand),
+    what for the log; the instance is counted from now.  false when it
+    could not start (a failed start). */
 static bool
-s_start(evr_prov_t *pv, uint32_t pi, const char *job, const evr_strlist_t *jlabels,
-        uint64_t now)
+s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
+        const evr_strlist_t *jlabels, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[pi];
     s_inst_t *in = evr_calloc(1, sizeof *in);
@@ -368,8 +375,8 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const evr_strlist_t *jlabe
         s_counted(pv, in, false, err.msg);
         return false;
     }
-    evr_log_info(S_WHO, "provider %s: started runner %s for job %s (pid %d, log %s/logs/%s.log)",
-                 p->name, in->id, job, (int) in->pid, pv->dir, in->id);
+    evr_log_info(S_WHO, "provider %s: started runner %s for %s (pid %d, log %s/logs/%s.log)",
+                 p->name, in->id, what, (int) in->pid, pv->dir, in->id);
     return true;
 }
 
@@ -461,6 +468,8 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
     if (r && (r->credit || !strcmp(r->state, "busy")))
         in->took = true;
+    if (runners)
+        in->idle = r && !strcmp(r->state, "idle");
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
@@ -553,17 +562,18 @@ s_print_why(FILE *out, const char *why)
     }
 }
 
-/*  One job of a pass: a free slot, else a start (dry: said). */
+/*  One job of a pass (what: "job ID", or a demand's runner): a free
+    slot, else a start (dry: said). */
 static void
-s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
-           FILE *out, uint64_t now)
+s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *slots,
+           size_t ns, bool dry, FILE *out, uint64_t now)
 {
     char *labels = s_joined(j->labels);
     for (size_t k = 0; k < ns; k++)
         if (slots[k].free && evr_prov_subset(j->labels, slots[k].labels)) {
             slots[k].free--;
             if (dry)
-                fprintf(out, "job %s (labels %s): %s%s\n", j->id, labels,
+                fprintf(out, "%s (labels %s): %s%s\n", what, labels,
                         slots[k].runner ? "a free slot of runner " : "a runner started for "
                         "demand and not registered yet", slots[k].runner ? slots[k].runner : "");
             free(labels);
@@ -574,8 +584,7 @@ s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, 
                             sizeof why);
     if (pi < 0) {
         if (dry) {
-            fprintf(out, "job %s (labels %s): no provider can start a runner now\n", j->id,
-                    labels);
+            fprintf(out, "%s (labels %s): no provider can start a runner now\n", what, labels);
             s_print_why(out, why);
         }
         free(labels);
@@ -583,18 +592,35 @@ s_pass_job(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, 
     }
     evr_prov_provider_t *p = &pv->cfg.providers[pi];
     if (dry) {
-        fprintf(out, "job %s (labels %s): provider %s would start a %s runner (%u/%u "
-                "running)\n", j->id, labels, p->name, p->kind == EVR_PROV_PROCESS ? "process"
+        fprintf(out, "%s (labels %s): provider %s would start a %s runner (%u/%u "
+                "running)\n", what, labels, p->name, p->kind == EVR_PROV_PROCESS ? "process"
                 : "command", p->running, p->max);
         s_print_why(out, why);
         p->running++;   /* the next jobs of this pass see it (never used again: dry) */
         pv->dry_starts++;
     }
     else if (!evr_prov_bucket_take(&pv->bucket, &pv->cfg, now))
-        evr_log_debug(S_WHO, "job %s waits: start_rate reached", j->id);
+        evr_log_debug(S_WHO, "%s waits: start_rate reached", what);
     else
-        s_start(pv, (uint32_t) pi, j->id, j->labels, now);
+        s_start(pv, (uint32_t) pi, j->demand ? "" : j->id, what, j->labels, now);
     free(labels);
+}
+
+/*  A demand entry: each runner it wants as one job. */
+static void
+s_pass_demand(evr_prov_t *pv, const evr_prov_job_t *j, s_slot_t *slots, size_t ns, bool dry,
+              FILE *out, uint64_t now)
+{
+    if (dry)
+        fprintf(out, "demand %s: %u runner%s wanted, %u s left%s%s\n", j->id, j->demand,
+                j->demand == 1 ? "" : "s", j->ttl, j->reason ? ": " : "",
+                j->reason ? j->reason : "");
+    for (uint32_t k = 0; k < j->demand; k++) {
+        char what[160];
+        snprintf(what, sizeof what, "demand %s runner %u of %u (%u s left)", j->id, k + 1,
+                 j->demand, j->ttl);
+        s_pass_job(pv, what, j, slots, ns, dry, out, now);
+    }
 }
 
 void
@@ -604,10 +630,16 @@ evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
 {
     size_t ns = 0;
     s_slot_t *slots = s_slots(self, runners, nrunners, &ns);
-    for (size_t i = 0; i < njobs; i++)
-        s_pass_job(self, &jobs[i], slots, ns, dry, out, now);
+    for (size_t i = 0; i < njobs; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "job %s", jobs[i].id);
+        if (jobs[i].demand)
+            s_pass_demand(self, &jobs[i], slots, ns, dry, out, now);
+        else
+            s_pass_job(self, what, &jobs[i], slots, ns, dry, out, now);
+    }
     if (dry && !njobs)
-        fprintf(out, "no job waits for a runner\n");
+        fprintf(out, "no job waits for a runner, no demand\n");
     free(slots);
 }
 

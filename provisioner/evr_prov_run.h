@@ -23,10 +23,15 @@
 
 typedef struct evr_prov evr_prov_t;
 
-/*  A waiting job and a runner, as the broker lists them. */
+/*  A waiting job and a runner, as the broker lists them.  A demand entry
+    (`demands`) is a job with demand set: the runners it still wants,
+    each counted as one waiting job with its labels. */
 typedef struct {
     const char *id;
     const evr_strlist_t *labels;
+    uint32_t demand;            /* 0: a queued job */
+    uint32_t ttl;               /* demand: seconds left */
+    const char *reason;         /* demand: where it came from (NULL: unsaid) */
 } evr_prov_job_t;
 
 typedef struct {
@@ -41,12 +46,15 @@ typedef struct {
     runner_endpoint is the broker's runner endpoint ({broker}). */
 evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
                          const char *runner_endpoint);
-/*  Stops the runners not registered yet (the others finish their job). */
+/*  Stops the runners not registered yet, and the process runners the
+    broker last listed idle (waiting for a job); the others finish their
+    job. */
 void evr_prov_destroy(evr_prov_t **self_p);
 
-/*  One pass at now (mono ns).  dry: nothing is started, each job's
-    verdict is printed on out.  Log lines say what was started, failed,
-    paused. */
+/*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
+    first, then the demand).  dry: nothing is started, the verdict on
+    each job (and each runner a demand wants) is printed on out.  Log
+    lines say what was started, failed, paused. */
 void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    const evr_prov_runner_t *runners, size_t nrunners, bool dry, FILE *out,
                    uint64_t now);

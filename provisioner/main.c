@@ -47,7 +47,9 @@ s_help(FILE *out)
             "Starts single-use runners (evrun-runner --once) for jobs that wait in the\n"
             "broker's queue with labels no runner with a free slot has: a job goes to the\n"
             "first provider of FILE whose labels (and executors) include all of the job's\n"
-            "and that has room (max), within max_runners and start_rate.  A runner that\n"
+            "and that has room (max), within max_runners and start_rate.  Demand the\n"
+            "broker keeps (evrun-gateway's GitHub workflow_job events, POST\n"
+            "/api/v1/demand) counts as that many more waiting jobs.  A runner that\n"
             "does not say hello within register_timeout is stopped and counts as a failed\n"
             "start; 3 failed starts in a row pause a provider until the provisioner\n"
             "restarts.  Its providers (state, running/max, starts, failed starts) are\n"
@@ -55,9 +57,10 @@ s_help(FILE *out)
             "See README \"Ephemeral runners and the provisioner\".\n"
             "\n"
             "  --config FILE        the providers (YAML; see README)\n"
-            "  --dry-run            one matching pass: print, for each waiting job, which\n"
-            "                       provider would start a runner and why the others did\n"
-            "                       not match; start nothing, exit 0\n"
+            "  --dry-run            one matching pass: print, for each waiting job and\n"
+            "                       each runner demand wants, which provider would start\n"
+            "                       a runner and why the others did not match; start\n"
+            "                       nothing, exit 0\n"
             "  --status             print the providers' table the running provisioner\n"
             "                       wrote (STATE/provisioner/providers), exit\n"
             "  --poll-ms N          how often the broker is asked (default 1000)\n"
@@ -79,9 +82,10 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
             "\n"
-            "SIGTERM or SIGINT: runners not registered yet are stopped; the others finish\n"
-            "their job.  exit status: 0 stopped, or --dry-run/--status done; 2 bad\n"
-            "config or usage, or the broker unreachable (--dry-run)\n");
+            "SIGTERM or SIGINT: runners not registered yet, and process runners waiting\n"
+            "for a job, are stopped; the others finish their job.  exit status: 0\n"
+            "stopped, or --dry-run/--status done; 2 bad config or usage, or the broker\n"
+            "unreachable (--dry-run)\n");
 }
 
 typedef struct {
@@ -204,7 +208,8 @@ s_keep(const evr_msg_t *m, void *arg)
     d->job = m->job ? evr_strdup(m->job) : NULL;
     d->runner = m->runner ? evr_strdup(m->runner) : NULL;
     d->state = m->state ? evr_strdup(m->state) : NULL;
-    d->pipeline = d->status = d->reason = NULL;
+    d->pipeline = d->status = NULL;
+    d->reason = m->type == EVR_MSG_DEMAND && m->reason ? evr_strdup(m->reason) : NULL;
     memset(&d->labels, 0, sizeof d->labels);
     for (uint32_t i = 0; i < m->labels.n; i++)
         evr_strlist_push(&d->labels, m->labels.v[i]);
@@ -218,15 +223,19 @@ s_list_free(s_list_t *l)
         free(l->msgs[i].job);
         free(l->msgs[i].runner);
         free(l->msgs[i].state);
+        free(l->msgs[i].reason);
         evr_strlist_free(&l->msgs[i].labels);
     }
     free(l->msgs);
     memset(l, 0, sizeof *l);
 }
 
-/*  Asks the broker; false (said) when it did not answer. */
+/*  Asks the broker; false (said) when it did not answer.  The demand is
+    asked last: a runner that met some since the runners were asked is
+    one of this provisioner's, counted as a slot not registered yet, or
+    one it does not know (then nothing is started for that demand). */
 static bool
-s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners)
+s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners, s_list_t *demand)
 {
     evr_msg_t jreq = { .type = EVR_MSG_JOBS, .status = "queued", .limit = S_MAX_ITEMS };
     evr_msg_t rreq = { .type = EVR_MSG_RUNNERS };
@@ -236,6 +245,15 @@ s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners)
     if (evr_client_stream(client, &rreq, s_keep, runners, &err)
         || evr_client_stream(client, &jreq, s_keep, jobs, &err)) {
         evr_log_warn("evrun-provisioner", "asking the broker: %s (again in a moment)", err.msg);
+        return false;
+    }
+    evr_msg_t dreq = { .type = EVR_MSG_DEMANDS };
+    evr_rc_t rc = evr_client_stream(client, &dreq, s_keep, demand, &err);
+    if (rc == EVR_ERR_STATE)    /* refused (a broker that knows no demand): jobs only */
+        evr_log_debug("evrun-provisioner", "asking the broker for demand: %s", err.msg);
+    else if (rc) {
+        evr_log_warn("evrun-provisioner", "asking the broker for demand: %s (again in a "
+                     "moment)", err.msg);
         return false;
     }
     return true;
@@ -264,12 +282,19 @@ s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
 static bool
 s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, const char *id)
 {
-    s_list_t jl = { 0 }, rl = { 0 };
-    bool ok = s_ask(client, &jl, &rl);
-    evr_prov_job_t *jobs = evr_calloc(jl.n + 1, sizeof *jobs);
+    s_list_t jl = { 0 }, rl = { 0 }, dl = { 0 };
+    bool ok = s_ask(client, &jl, &rl, &dl);
+    evr_prov_job_t *jobs = evr_calloc(jl.n + dl.n + 1, sizeof *jobs);
     evr_prov_runner_t *runners = evr_calloc(rl.n + 1, sizeof *runners);
     for (size_t i = 0; i < jl.n; i++)   /* oldest first: the list is newest first */
-        jobs[i] = (evr_prov_job_t) { jl.msgs[jl.n - 1 - i].job, &jl.msgs[jl.n - 1 - i].labels };
+        jobs[i] = (evr_prov_job_t) { .id = jl.msgs[jl.n - 1 - i].job,
+                                     .labels = &jl.msgs[jl.n - 1 - i].labels };
+    for (size_t i = 0; i < dl.n; i++)   /* then the demand, oldest first as listed */
+        jobs[jl.n + i] = (evr_prov_job_t) {
+            .id = dl.msgs[i].job, .labels = &dl.msgs[i].labels, .ttl = dl.msgs[i].ttl,
+            .reason = dl.msgs[i].reason,
+            .demand = dl.msgs[i].count > EVR_MSG_DEMAND_MAX_COUNT ? EVR_MSG_DEMAND_MAX_COUNT
+                    : dl.msgs[i].count ? dl.msgs[i].count : 1 };
     for (size_t i = 0; i < rl.n; i++)
         runners[i] = (evr_prov_runner_t) { rl.msgs[i].runner, &rl.msgs[i].labels,
                                            rl.msgs[i].state, rl.msgs[i].credit };
@@ -277,7 +302,7 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
     if (!dry)
         evr_prov_tend(pv, ok ? runners : NULL, rl.n, now);
     if (ok)
-        evr_prov_pass(pv, jobs, jl.n, runners, rl.n, dry, stdout, now);
+        evr_prov_pass(pv, jobs, jl.n + dl.n, runners, rl.n, dry, stdout, now);
     if (!dry && ok)
         s_report(pv, client, id);
     if (!dry) {
@@ -294,6 +319,7 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
     free(runners);
     s_list_free(&jl);
     s_list_free(&rl);
+    s_list_free(&dl);
     return ok;
 }
 
@@ -403,8 +429,8 @@ main(int argc, char **argv)
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
     }
-    evr_log_info("evrun-provisioner", "stopping: %u runners still running (they finish their "
-                 "job)", evr_prov_running(pv));
+    evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
+                 "finish it)", evr_prov_running(pv));
 out:
     evr_prov_destroy(&pv);
     evr_prov_config_free(&cfg);

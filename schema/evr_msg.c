@@ -322,6 +322,30 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
         "finished"),
     PARENT_JOB, CODE(false), MESSAGE(false));
 
+static const char *
+s_check_labels(const void *v)
+{
+    const evr_strlist_t *l = v;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!evr_spec_name_ok(l->v[i])
+            && (strncmp(l->v[i], "executor:", 9) || !evr_spec_name_ok(l->v[i] + 9)))
+            return "expected labels: letters, digits, _ . - (at most 64 bytes each), or "
+                   "executor:NAME";
+    return NULL;
+}
+
+MSG(demand, M("job", EVR_FT_STR, true, EVR_ULID_LEN, job, NULL, s_check_ulid,
+              "the demand's id (a ULID its sender makes): a demand sent again with the id "
+              "of one the broker keeps adds nothing"),
+    M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_labels,
+      "the labels a runner must have (as a job's)"),
+    U32("count", count, false, "runners wanted, 1 to 64 (default 1); listed: still wanted"),
+    U32("ttl", ttl, false, "seconds the broker keeps it, 1 to 3600 (default 300); listed: "
+        "seconds left"),
+    OPTSTR("reason", reason, 1024, NULL, "where it comes from, for people"),
+    M("created", EVR_FT_U64, false, 0, created, NULL, NULL,
+      "listed: ns since the Unix epoch when the broker took it"));
+
 static const struct {
     const char *name;
     const evr_rectype_t *fields;
@@ -366,6 +390,8 @@ static const struct {
     [EVR_MSG_TRIGGERED] = { "triggered", &s_m_triggered, "broker -> runner" },
     [EVR_MSG_QUERY] = { "query", &s_m_query, "runner -> broker" },
     [EVR_MSG_QUERIED] = { "queried", &s_m_queried, "broker -> runner" },
+    [EVR_MSG_DEMAND] = { "demand", &s_m_demand, "client -> broker, broker -> client" },
+    [EVR_MSG_DEMANDS] = { "demands", &s_empty, "client -> broker" },
 };
 
 const char *const evr_msg_codes[][2] = {

@@ -49,6 +49,8 @@ typedef enum {
     EVR_MSG_TRIGGER, EVR_MSG_TRIGGERED,
     /* runner -> broker, broker -> runner: a step asks about a job or a pipeline */
     EVR_MSG_QUERY, EVR_MSG_QUERIED,
+    /* demand for runners (a webhook's): client -> broker, both ways */
+    EVR_MSG_DEMAND, EVR_MSG_DEMANDS,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -112,7 +114,16 @@ typedef struct {
     char *parent_job, *parent_step;
     evr_strlist_t children;     /* `job` answering `status`: the jobs its steps triggered */
     evr_strmap_t step_states;   /* `queried`: STEP -> "STATUS" or "STATUS EXIT_CODE" */
+    uint32_t ttl;               /* `demand`: seconds the broker keeps it (listed: left) */
 } evr_msg_t;
+
+/*  `demand`: most runners one asks for, its longest and default ttl (s),
+    the entries the broker keeps and their runners in all. */
+#define EVR_MSG_DEMAND_MAX_COUNT 64
+#define EVR_MSG_DEMAND_MAX_TTL 3600
+#define EVR_MSG_DEMAND_TTL 300
+#define EVR_MSG_DEMAND_MAX_ENTRIES 256
+#define EVR_MSG_DEMAND_MAX_RUNNERS 1024
 
 /*  Most children a `job` message lists. */
 #define EVR_MSG_MAX_CHILDREN 64

@@ -191,7 +191,28 @@ typedef struct {
     const evr_msg_t *req;
     bool match;         /* a live runner has every label the job needs */
     bool unoffered;     /* a live runner does not offer the job's executor */
+    char provider[160]; /* an active provider with the labels: "NAME (of PROVISIONER)" */
 } s_labels_t;
+
+/*  An active provider a provisioner reported, with every label the job
+    needs: it starts a runner for the job. */
+static int
+s_provider_fits(const evr_msg_t *m, void *arg)
+{
+    s_labels_t *t = arg;
+    if (m->type != EVR_MSG_PROVIDER || m->reason || t->provider[0] || !m->provider)
+        return 0;
+    bool fits = true;
+    const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
+    for (int k = 0; k < 2 && fits; k++)
+        for (uint32_t i = 0; i < need[k]->n && fits; i++)
+            fits = evr_spec_runner_has_label(&m->labels, need[k]->v[i]);
+    const char *implied = evr_spec_executor_label(t->req->spec);
+    if (fits && (!implied || evr_spec_runner_has_label(&m->labels, implied)))
+        snprintf(t->provider, sizeof t->provider, "%s (of %s)", m->provider,
+                 m->runner ? m->runner : "a provisioner");
+    return 0;
+}
 
 static int
 s_runner_fits(const evr_msg_t *m, void *arg)
@@ -219,11 +240,17 @@ s_runner_fits(const evr_msg_t *m, void *arg)
 static void
 s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
 {
-    s_labels_t t = { req, false, false };
-    evr_msg_t q = { .type = EVR_MSG_RUNNERS };
+    s_labels_t t = { req, false, false, "" };
+    evr_msg_t q = { .type = EVR_MSG_RUNNERS }, pq = { .type = EVR_MSG_PROVIDERS };
     evr_err_t err;
     if (evr_client_stream(cli->client, &q, s_runner_fits, &t, &err) || t.match)
         return;
+    if (evr_client_stream(cli->client, &pq, s_provider_fits, &t, &err) == EVR_OK
+        && t.provider[0]) {
+        fprintf(stderr, "%s: no connected runner can take the job yet: provider %s starts "
+                "one for it\n", cli->prog, t.provider);
+        return;
+    }
     char labels[512] = "";
     const evr_strlist_t *need[2] = { &req->spec->labels, &req->labels };
     int at = 0;

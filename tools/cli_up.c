@@ -2,11 +2,13 @@
 
     up starts, in the background and detached from the terminal, a broker
     in local mode (ipc:// sockets under STATE/bus) and N runners
-    (STATE/runners/I), with their logs under STATE/logs and their pids
-    under STATE/run, plus a podman service (tools/podman-service) when none
+    (STATE/runners/I), or with --provisioner an evrun-provisioner that
+    starts single-use runners per job (N may be 0 then), with their logs
+    under STATE/logs and their pids under STATE/run, plus a podman service (tools/podman-service) when none
     answers at the configured URL and the runners need podman (--executors
     does not leave it out).  What already runs is left as it is, so
-    up is idempotent.  down stops what up started: the runners first
+    up is idempotent.  down stops what up started: the gateway and the
+    provisioner first, then the runners
     (SIGTERM: they finish their running jobs, up to their stop timeout),
     then the broker, then the podman service if up started it.
 
@@ -34,7 +36,7 @@
 #include "evr_paths.h"
 
 #define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
-#define S_UP_KIDS 66        /* the broker, up to 64 runners and the gateway */
+#define S_UP_KIDS 67        /* the broker, up to 64 runners, the gateway, the provisioner */
 #define S_PING_MS 5000      /* how long a podman service has to answer _ping */
 #define S_SUN_PATH_MAX 107  /* bytes of a unix socket path */
 #define S_PODMAN_API "/v4.0.0/libpod"
@@ -311,7 +313,8 @@ s_up_help(FILE *out)
 {
     fprintf(out,
             "usage: evrun-cli up [--runners N] [--capacity N] [--labels a,b]\n"
-            "                    [--executors LIST] [--no-gateway] [options]\n"
+            "                    [--executors LIST] [--provisioner FILE] [--no-gateway]\n"
+            "                    [options]\n"
             "\n"
             "Starts a local evrun in the background: a broker on ipc:// sockets under\n"
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
@@ -327,13 +330,17 @@ s_up_help(FILE *out)
             "sticky.  up waits up to 10 s for the broker to list the runners, and stops at\n"
             "once, showing the end of its log, when a process it started exits.\n"
             "\n"
-            "  --runners N          runners to start (default 1)\n"
+            "  --runners N          runners to start (default 1; 0 with --provisioner)\n"
             "  --capacity N         jobs at once per runner (default 2)\n"
             "  --labels a,b         the runners' labels\n"
             "  --executors LIST     what runs steps in the runners: podman, process (host\n"
             "                       commands, as your user: only when listed), comma-\n"
             "                       separated (default: the runners' setting, podman);\n"
             "                       without podman, up neither needs nor starts podman\n"
+            "  --provisioner FILE   also start evrun-provisioner --config FILE: single-use\n"
+            "                       runners per waiting job (README \"Ephemeral runners\n"
+            "                       and the provisioner\"); they get the podman URL up\n"
+            "                       found; log STATE/logs/provisioner.log\n"
             "  --no-gateway         do not start evrun-gateway\n"
             EVR_CLI_COMMON_HELP
             "\n"
@@ -503,6 +510,74 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
     return status;
 }
 
+/*  Whether the last 64 KiB of log hold mark. */
+static bool
+s_log_has(const char *log, const char *mark)
+{
+    evr_err_t err;
+    int fd = evr_paths_open(log, O_RDONLY, &err);
+    if (fd < 0)
+        return false;
+    char *buf = evr_malloc(64 * 1024 + 1);
+    off_t size = lseek(fd, 0, SEEK_END);
+    ssize_t n = pread(fd, buf, 64 * 1024, size > 64 * 1024 ? size - 64 * 1024 : 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    bool has = strstr(buf, mark) != NULL;
+    free(buf);
+    return has;
+}
+
+/*  Starts evrun-provisioner --config file (unless it runs) on the local
+    broker, the podman URL url (NULL: none) in its runners' environment,
+    and waits up to S_UP_WAIT_S for it to watch the broker; 0, or 2 with
+    the reason printed (the end of its log when it exited: a bad config). */
+static int
+s_start_provisioner(s_up_t *u, const char *prog, const char *file, const char *url)
+{
+    evr_err_t err;
+    pid_t running = s_read_pid(u->state, "provisioner", &err);
+    if (running < 0)
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    if (running)
+        return running < 0 ? 2 : 0;
+    char *abs = realpath(file, NULL);
+    if (!abs) {
+        fprintf(stderr, "%s: --provisioner %s: %s\n", prog, file, strerror(errno));
+        return 2;
+    }
+    if (url)
+        setenv("EVRUN_PODMAN_URL", url, 1);     /* its process runners' */
+    char *bin = evr_asprintf("%s/evrun-provisioner", u->bindir);
+    char *log = evr_asprintf("%s/logs/provisioner.log", u->state);
+    char *c = evr_asprintf("ipc://%s/bus/clients", u->state);
+    char *argv[] = { bin, "--config", abs, "--state-dir", (char *) u->state, "--broker", c, NULL };
+    int fd = evr_paths_open(log, O_WRONLY | O_CREAT | O_TRUNC, &err);
+    if (fd >= 0)    /* a fresh log: the line waited for is this start's */
+        close(fd);
+    pid_t pid = s_spawn(u, "provisioner", argv, log);
+    bool watching = false;
+    for (int i = 0; pid && i < S_UP_WAIT_S * 10 && !watching && !s_kid_exited(u, prog); i++) {
+        usleep(100000);
+        watching = s_log_has(log, "evrun-provisioner: watching the broker");
+    }
+    if (watching)
+        printf("provisioner started (pid %ld, config %s), log %s\n", (long) pid, abs, log);
+    else if (pid && kill(pid, 0) == 0)
+        fprintf(stderr, "%s: the provisioner does not say it watches the broker after %d s; "
+                "see %s\n", prog, S_UP_WAIT_S, log);
+    else if (pid) {     /* it exited (said): no pid file of it left */
+        char *p = evr_asprintf("%s/run/provisioner.pid", u->state);
+        unlink(p);
+        free(p);
+    }
+    free(c);
+    free(bin);
+    free(log);
+    free(abs);
+    return watching ? 0 : 2;
+}
+
 int
 evr_cli_up(int argc, char **argv)
 {
@@ -510,12 +585,12 @@ evr_cli_up(int argc, char **argv)
         EVR_CLI_COMMON_OPTS, { "runners", required_argument, NULL, 'n' },
         { "capacity", required_argument, NULL, 'c' }, { "labels", required_argument, NULL, 'l' },
         { "executors", required_argument, NULL, 'x' }, { "no-gateway", no_argument, NULL, 'G' },
-        { NULL, 0, NULL, 0 },
+        { "provisioner", required_argument, NULL, 'P' }, { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli up" };
     bool gateway = true;
     unsigned long n = 1;
-    const char *cap = "2", *labels = "", *executors = NULL;
+    const char *cap = "2", *labels = "", *executors = NULL, *prov = NULL;
     int c, status = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -526,13 +601,14 @@ evr_cli_up(int argc, char **argv)
         case 'l': labels = optarg; break;
         case 'x': executors = optarg; break;
         case 'G': gateway = false; break;
+        case 'P': prov = optarg; break;
         case 'h': s_up_help(stdout); return 0;
         default: status = 2; break;
         }
     }
-    if (!status && (optind != argc || n < 1 || n > 64)) {
+    if (!status && (optind != argc || n < (prov ? 0 : 1) || n > 64)) {
         fprintf(stderr, "%s: %s\n", cli.prog, optind != argc ? "unexpected arguments"
-                                                             : "--runners: 1 to 64");
+                : "--runners: 1 to 64 (0 only with --provisioner: else nothing runs jobs)");
         status = 2;
     }
     if (status) {
@@ -559,7 +635,8 @@ evr_cli_up(int argc, char **argv)
     evr_config_set(cli.cfg, "state_dir", u.state, "flag");
     evr_config_endpoints(cli.cfg, true);
     if ((podman && !url) || (status = s_start_broker(&u, cli.prog))
-        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url, executors)))
+        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url, executors))
+        || (prov && (status = s_start_provisioner(&u, cli.prog, prov, url))))
         status = 2;
     else {
         if (!s_wait_runners(&cli, &u, (uint32_t) n)) {
@@ -572,9 +649,10 @@ evr_cli_up(int argc, char **argv)
             if (gateway && !(http = s_start_gateway(&u, cli.prog)))
                 fprintf(stderr, "%s: evrun runs without the HTTP gateway (see above; "
                         "--no-gateway skips it)\n", cli.prog);
-            printf("evrun is up: broker %s, %lu runner%s, %s%s\n"
+            printf("evrun is up: broker %s, %lu runner%s%s, %s%s\n"
                    "try: evrun-cli run examples/%s.yml --follow; stop: evrun-cli down\n",
                    evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s",
+                   prov ? " and a provisioner (single-use runners per job)" : "",
                    podman ? "podman " : "executors ", podman ? url : executors,
                    podman ? "hello" : "process");
             if (http)
@@ -665,9 +743,10 @@ evr_cli_down(int argc, char **argv)
             continue;
         if (c == 'h') {
             printf("usage: evrun-cli down [options]\n\nStops what `evrun-cli up` started: the "
-                   "gateway, the runners (each finishes its\nrunning jobs, up to 30 s; jobs still running "
-                   "then are taken up at the next `up`), the\nbroker, and the podman service "
-                   "if up started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
+                   "gateway, the provisioner (its runners\nwaiting for a job too), the runners "
+                   "(each finishes its running jobs, up to 30 s;\njobs still running then are "
+                   "taken up at the next `up`), the broker, and the podman\nservice if up "
+                   "started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
                    "directory or pid file\nrefused (a link, another user's, or writable by "
                    "group or others)\n", EVR_CLI_COMMON_HELP);
             return 0;
@@ -687,6 +766,9 @@ evr_cli_down(int argc, char **argv)
     }
     int stopped = 0, refused = 0, r;
     r = s_stop(state, "gateway", 10, false);
+    stopped += r > 0;
+    refused += r < 0;
+    r = s_stop(state, "provisioner", 10, false);   /* it stops its runners waiting for a job */
     stopped += r > 0;
     refused += r < 0;
     for (unsigned i = 1; i <= 64; i++) {   /* every runner stops at once */

@@ -32,6 +32,7 @@ stop_provisioned() {
 }
 stop_all() {
   [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
+  [ -d "$root/up/run" ] && EVRUN_STATE_DIR=$root/up "$bin/evrun-cli" down > /dev/null 2>&1
   prov_pid=
   stop_provisioned
   bus_stop
@@ -394,6 +395,230 @@ YML
   stop_prov
 }
 
+gateway_up() {   # the gateway on a free port: $gw_url (/api/v1), $gw_root (/)
+  "$bin/evrun-gateway" --state-dir "$tmp" --listen 127.0.0.1:0 >> "$tmp/gateway.log" 2>&1 &
+  bus_pids+=("$!")
+  gw_url=
+  for _ in $(seq 1 100); do
+    gw_url=$(sed -n 's/^evrun-gateway: listening on \([^ ]*\).*/\1/p' "$tmp/gateway.log")
+    [ -n "$gw_url" ] && break
+    sleep 0.05
+  done
+  gw_root=${gw_url%/api/v1}
+}
+
+demand() {   # BODY [CURL ARGS...]: POST /api/v1/demand; the status, the answer in $tmp/body
+  local body=$1; shift
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer ${tok:-}" \
+    -H 'Content-Type: application/json' "$@" -d "$body" "$gw_url/demand"
+}
+
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/body" "$1"; }
+
+gh_hook() {   # EVENT DELIVERY BODY-FILE: POST /hooks/github signed; the status
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$3")
+  curl -s -o "$tmp/body" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $2" \
+    -H "X-Hub-Signature-256: $sig" -H 'Content-Type: application/json' --data-binary @"$3" \
+    "$gw_root/hooks/github"
+}
+
+started() { grep -c "provider $1: started runner" "$tmp/prov.log"; }
+
+# Demand (PROTOCOL.md "message demand"): POST /api/v1/demand asks for
+# runners with labels; --dry-run shows it; the provisioner starts them,
+# their hellos meet it; a job with those labels then runs on one of them
+# (nothing more started); bad bodies get 400 saying where; the ttl ends
+# an entry nobody meets; a GitHub workflow_job (queued) that starts no
+# pipeline asks for one runner with its labels.
+case_demand() {
+  fresh demand
+  mkdir -m 0700 "$tmp/pipelines"
+  cat > "$tmp/pipelines/wfp.yml" <<YML
+pipeline: wfp
+executor: process
+labels: [gh]
+on: {github: {events: [workflow_job], branches: [release]}}
+steps: [ { name: s, run: "echo from-a-workflow-job" } ]
+YML
+  bus_broker && gateway_up
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: dm, labels: [gh, linux], kind: process, executors: [process], max: 3,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "60"] }
+  - { name: wf, labels: [wf, linux], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "60"] }
+YML
+  tok=$(cli token)
+  check "demand: 202" [ "$(demand '{"labels":["gh"],"count":2,"ttl":120,"reason":"test burst"}')" = 202 ]
+  local id; id=$(jget 'd["id"]')
+  check "demand: the answer says what is kept" [ "$(jget 'd["count"], d["ttl"], d["labels"]')" = "(2, 120, ['gh'])" ] \
+    && grep -q "kept: 2 runners with labels \[gh\] for 120 s" "$tmp/body"
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "demand: --dry-run shows the entry" grep -q "^demand $id: 2 runners wanted, 1[0-9][0-9] s left: test burst$" "$tmp/dry.out"
+  check "demand: --dry-run, runner 2 of 2 to dm" grep -q "^demand $id runner 2 of 2 (1[0-9]* s left) (labels gh): provider dm would start a process runner (1/3 running)$" "$tmp/dry.out"
+  check "demand: --dry-run started nothing" [ ! -e "$tmp/provisioner/runners" ]
+  check "demand, the same Idempotency-Key twice: one demand" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+    && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runners still wanted): nothing added" "$tmp/body"
+  check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
+  check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
+  check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ] && grep -q 'unknown key \\"runners\\"' "$tmp/body"
+  check "demand, bad JSON: 400 with where" [ "$(demand '{"count":')" = 400 ] && grep -q 'body:1:' "$tmp/body"
+  check "demand, a read token: 403" [ "$(tok=$(cli token --read-only) demand '{}')" = 403 ]
+  check "demand, no token: 401" [ "$(tok=nope demand '{}')" = 401 ]
+  check "demand, a ttl of 1 s nobody meets: kept" [ "$(demand '{"labels":["nowhere"],"ttl":1}')" = 202 ]
+  local short; short=$(jget 'd["id"]')
+  sleep 1.5
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry2.out" 2>&1
+  check "demand: the ttl ended it" bash -c "! grep -q '$short' '$tmp/dry2.out'"
+  prov "$tmp/p.yml"
+  # 2 for the burst, 1 for k1 (labels linux): 3 runners, dm's max
+  check "demand: three runners started for it" wait_for 20 bash -c "[ \$(grep -c 'provider dm: started runner dm-.* for demand' '$tmp/prov.log') -eq 3 ]"
+  check "demand: their hellos met it" wait_for 20 bash -c "[ \$(grep -c 'demand .*: runner dm-.* meets 1' '$tmp/broker.log') -eq 3 ]"
+  check "demand: none left" wait_for 10 bash -c "'$bin/evrun-provisioner' --config '$tmp/p.yml' --dry-run | grep -q '^no job waits for a runner, no demand$'"
+  sleep 1
+  check "demand: no more started once met" [ "$(started dm)" -eq 3 ]
+  ppipe dj "echo on-a-demand-runner" gh
+  local j; j=$(submit "$tmp/dj.yml" 2>/dev/null)
+  check "demand: a job with its labels ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "demand: on a runner started for the demand" grep -q '"runner":"dm-' <(cli status "$j" --json)
+  check "demand: nothing more started for the job" [ "$(started dm)" -eq 3 ]
+  # GitHub: a queued workflow_job that starts no pipeline asks for a runner with its labels
+  printf '{"action":"queued","workflow_job":{"id":77,"labels":["wf","linux"],"head_branch":"main","head_sha":"%s"},"repository":{"clone_url":"https://example.invalid/r.git","full_name":"o/r","default_branch":"main"}}' \
+    "$(printf 'a%.0s' $(seq 1 40))" > "$tmp/wj.json"
+  check "workflow_job queued: 202 with a demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["labels"], d["demand"]["count"]')" = "(['wf', 'linux'], 1)" ]
+  local wid; wid=$(jget 'd["demand"]["id"]')
+  check "workflow_job: the same delivery again: the same demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["id"]')" = "$wid" ]
+  check "workflow_job: the broker says where it came from" grep -q "demand $wid: 1 runner with labels \[wf,linux\] for 300 s: github workflow_job 77 of o/r" "$tmp/broker.log"
+  check "workflow_job: a runner started for it" wait_for 20 bash -c "grep -q 'provider wf: started runner wf-.* for demand $wid runner 1 of 1' '$tmp/prov.log'"
+  check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
+  sed 's/"linux"\]/"li nux"]/' "$tmp/wj.json" > "$tmp/wj2.json"
+  check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ] \
+    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: 1 to 64 of letters, digits, _ . -" ]
+  sed 's/"main"/"release"/' "$tmp/wj.json" > "$tmp/wj4.json"
+  check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ] \
+    && [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]
+  j=$(jget 'd["jobs"][0]["id"]')
+  check "workflow_job: the pipeline's job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  sed 's/"queued"/"completed"/' "$tmp/wj.json" > "$tmp/wj3.json"
+  check "workflow_job completed: 200, no demand" [ "$(gh_hook workflow_job wd-3 "$tmp/wj3.json")" = 200 ] \
+    && bash -c "! grep -q demand '$tmp/body'"
+  local pids; pids=$(sed -n 's/.*: started runner .* (pid \([0-9]*\), .*/\1/p' "$tmp/prov.log" | tr '\n' ' ')
+  check "demand: runners wait for a job" grep -q '"state":"idle"' <(cli runners --json)
+  stop_prov
+  check "demand: the provisioner's stop ended the runners waiting for a job" wait_for 15 bash -c \
+    "for p in $pids; do [ ! -e /proc/\$p ] || grep -q '^State:.*Z' /proc/\$p/status || exit 1; done"
+  # the broker's bounds: 1024 runners wanted, then 256 entries
+  local n=0 code=
+  for _ in $(seq 1 20); do
+    code=$(demand '{"labels":["nowhere"],"count":64,"ttl":2}'); [ "$code" = 202 ] || break; n=$((n + 1))
+  done
+  check "demand: past 1024 runners wanted: 503 ($n of 64 kept)" [ "$code" = 503 ] && [ "$n" -eq 16 ] \
+    && grep -q "the broker keeps 256 demand entries and 1024 runners wanted at most (now 16 entries, 1024 runners)" "$tmp/body"
+  sleep 2.2
+  n=0
+  for _ in $(seq 1 260); do
+    code=$(demand '{"labels":["nowhere"],"ttl":30}'); [ "$code" = 202 ] || break; n=$((n + 1))
+  done
+  check "demand: past 256 entries: 503 ($n kept)" [ "$code" = 503 ] && [ "$n" -eq 256 ] && grep -q "(now 256 entries, 256 runners)" "$tmp/body"
+}
+
+# evrun-cli up --runners 0 --provisioner FILE: no static runner; a job
+# runs on a single-use runner the provisioner starts (run says so);
+# down stops the provisioner and the broker, nothing is left running.
+case_up() {
+  fresh up
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: local, labels: [], kind: process, executors: [process], max: 2 }
+YML
+  cli up --runners 0 > "$tmp/up0.out" 2>&1
+  check "up --runners 0 without --provisioner: refused" [ $? -eq 2 ] && grep -q -- "--runners: 1 to 64 (0 only with --provisioner" "$tmp/up0.out"
+  printf 'providers: [ { name: x, kind: nope } ]\n' > "$tmp/bad.yml"
+  cli up --runners 0 --provisioner "$tmp/bad.yml" --executors process --no-gateway > "$tmp/upbad.out" 2>&1
+  check "up with a bad provisioner config: exit 2, its error shown" [ $? -eq 2 ] && grep -q "bad.yml:1:.*kind" "$tmp/upbad.out"
+  cli down > /dev/null 2>&1
+  cli up --runners 0 --provisioner "$tmp/p.yml" --executors process --no-gateway > "$tmp/up.out" 2>&1
+  check "up --runners 0 --provisioner: exit 0" [ $? -eq 0 ] && grep -q "0 runners and a provisioner" "$tmp/up.out"
+  ppipe upj "echo from-a-provisioned-runner"
+  cli run "$tmp/upj.yml" --follow > "$tmp/run.out" 2> "$tmp/run.err"
+  check "up: the job ran, its output followed" grep -q "s | from-a-provisioned-runner" "$tmp/run.out" && grep -q "succeeded" "$tmp/run.out"
+  check "up: run says a provider starts a runner" grep -q "no connected runner can take the job yet: provider local (of provisioner) starts one for it" "$tmp/run.err"
+  check "up: the provisioner started one" grep -q "provider local: started runner local-" "$tmp/logs/provisioner.log"
+  local pp; pp=$(cat "$tmp/run/provisioner.pid")
+  cli down > "$tmp/down.out" 2>&1
+  check "down: stops the provisioner" grep -q "^provisioner stopped" "$tmp/down.out" && [ ! -e /proc/"$pp" ]
+}
+
+# README's worked examples of the command kind (the block "command
+# providers: Nomad and Kubernetes"), as they are, against fake `nomad`
+# and `kubectl` commands that start the runner as a local process: the
+# templates expand to commands that work, the handles are read right.
+case_worked_examples() {
+  fresh worked
+  bus_broker
+  awk '/^# command providers: Nomad and Kubernetes start the runner/{f=1} f&&/^```/{exit} f' \
+    "$src/README.md" > "$tmp/p.yml"
+  check "worked examples: the block is in README" grep -q "kubectl create job" "$tmp/p.yml"
+  mkdir -p "$tmp/fake"
+  cat > "$tmp/fake/nomad" <<'SH'
+#!/bin/sh
+# fake nomad: job dispatch [-detach] [-meta K=V]... JOB | job stop [-purge] ID
+[ "$1 $2" = "job stop" ] && { shift 2; [ "$1" = -purge ] && shift; kill "$(cat "$FAKE_DIR/${1##*/}.pid")"; exit; }
+[ "$1 $2" = "job dispatch" ] || { echo "fake nomad: $*: not faked" >&2; exit 1; }
+shift 2
+while [ $# -gt 1 ]; do
+  case $1 in
+    -detach) ;;
+    -meta) shift; case $1 in EVRUN_ID=*) id=${1#*=} ;; EVRUN_BROKER=*) br=${1#*=} ;; esac ;;
+    *) echo "fake nomad: $1: not faked" >&2; exit 1 ;;
+  esac
+  shift
+done
+[ "$1" = evrun-runner ] && [ -n "$id" ] && [ -n "$br" ] || { echo "fake nomad: bad dispatch" >&2; exit 1; }
+# what the parameterized job of README runs
+evrun-runner --once --clean --broker "$br" --id "$id" --labels linux,big --executors process \
+  --state-dir "$FAKE_DIR/nomad-$id" >> "$FAKE_DIR/nomad-runners.log" 2>&1 &
+echo $! > "$FAKE_DIR/dispatch-$id.pid"
+echo "Dispatched Job ID = evrun-runner/dispatch-$id"
+echo "Evaluation ID     = 5a3c1f2e"
+SH
+  cat > "$tmp/fake/kubectl" <<'SH'
+#!/bin/sh
+# fake kubectl: create job NAME --image=IMAGE -- CMD... | delete job NAME [--wait=false]
+case "$1 $2" in
+  "create job")
+    name=$3; shift 3
+    case $1 in --image=?*) shift ;; *) echo "fake kubectl: no --image" >&2; exit 1 ;; esac
+    [ "$1" = -- ] || { echo "fake kubectl: expected --" >&2; exit 1; }
+    shift
+    "$@" >> "$FAKE_DIR/k8s-runners.log" 2>&1 &
+    echo $! > "$FAKE_DIR/$name.pid"
+    echo "job.batch/$name created" ;;
+  "delete job") kill "$(cat "$FAKE_DIR/$3.pid")"; echo "job.batch \"$3\" deleted" ;;
+  *) echo "fake kubectl: $*: not faked" >&2; exit 1 ;;
+esac
+SH
+  chmod +x "$tmp/fake/nomad" "$tmp/fake/kubectl"
+  ppipe wbig "echo on-nomad" big
+  ppipe wpod "echo on-k8s" pods
+  local jb jp
+  jb=$(submit "$tmp/wbig.yml" 2>/dev/null); jp=$(submit "$tmp/wpod.yml" 2>/dev/null)
+  PATH="$tmp/fake:$bin:$PATH" FAKE_DIR=$tmp prov "$tmp/p.yml"
+  check "worked examples: the nomad job ran" [ "$(wait_job "$jb" 30)" = succeeded ]
+  check "worked examples: on a runner nomad started" grep -q '"runner":"nomad-' <(cli status "$jb" --json)
+  check "worked examples: nomad's handle is the dispatched job id" grep -q "provider nomad: runner nomad-[a-z0-9]*: handle evrun-runner/dispatch-nomad-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: the kubernetes job ran" [ "$(wait_job "$jp" 30)" = succeeded ]
+  check "worked examples: on a runner kubectl started" grep -q '"runner":"k8s-' <(cli status "$jp" --json)
+  check "worked examples: kubectl's handle is the job name" grep -q "provider k8s: runner k8s-[a-z0-9]*: handle k8s-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: no failed start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
+  stop_prov
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -402,7 +627,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up worked_examples}
 for c in $cases; do
   case_name=$c
   echo "== $c"

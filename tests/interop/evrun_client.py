@@ -17,7 +17,7 @@ import zmq
 PROTOCOL = "evrun1"
 HEADER_MAX = 64                 # EVR_MSG_HEADER_MAX: a header is shorter than this
 MAX_BYTES = 4 * 1024 * 1024     # EVR_MSG_MAX_BYTES
-STREAM_ITEMS = {"jobs": "job", "runners": "runner", "history": "event"}
+STREAM_ITEMS = {"jobs": "job", "runners": "runner", "history": "event", "demands": "demand"}
 ERROR_CODES = ("bad_request", "unknown_type", "not_found", "queue_full", "busy",
                "conflict", "too_large", "unavailable", "internal")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled", "timed_out", "lost")

@@ -417,6 +417,34 @@ def test_wire_pages(client, ep):
           f"{len(got)} events")
 
 
+def test_demand(client):
+    """demand and demands (PROTOCOL.md): kept once per id, listed with what
+    is left, count and ttl bounded."""
+    d, labels = new_ulid(), ["io-no-such-label"]
+    ok = client.request("demand", {"job": d, "labels": labels, "count": 2, "ttl": 30,
+                                   "reason": "interop"}, expect=("ok",))[1]
+    check("demand: answered ok with its id", ok.get("job") == d, repr(ok))
+    again = client.request("demand", {"job": d, "labels": labels, "count": 5},
+                           expect=("ok",))[1]
+    check("demand: the same id again adds nothing", "nothing added" in again.get("message", ""),
+          repr(again))
+    items, end = client.stream("demands")
+    mine = [i for i in items if i.get("job") == d]
+    check("demands: lists it once, with count, ttl left, reason, created",
+          len(mine) == 1 and mine[0].get("count") == 2 and 0 < mine[0].get("ttl", 0) <= 30
+          and mine[0].get("labels") == labels and mine[0].get("reason") == "interop"
+          and mine[0].get("created", 0) > 0 and end.get("count") == len(items),
+          repr(mine)[:300])
+    for fields, what in (({"count": 65}, "count 65"), ({"ttl": 3601}, "ttl 3601"),
+                         ({"labels": ["a b"]}, "a bad label")):
+        try:
+            client.request("demand", {"job": new_ulid(), **fields})
+            got = None
+        except ErrorAnswer as e:
+            got = e.code
+        check(f"demand: {what} is bad_request", got == "bad_request", repr(got))
+
+
 def main():
     if len(sys.argv) > 2:
         sys.exit("usage: test_interop.py [BIN_DIR]  (BIN_DIR unused: processes come from test_interop.sh)")
@@ -437,6 +465,7 @@ def main():
     stage(test_wire_unknown, client)
     stage(test_wire_queued, client, sub)
     stage(test_wire_pages, client, eep)
+    stage(test_demand, client)
     check("answers are two frames (header, body)", client.frame_counts <= {2},
           f"frame counts seen: {sorted(client.frame_counts)}")
     client.close()

@@ -484,6 +484,21 @@ test_hooks(void)
     CHECK(!gh.ci_ref);
     evr_strlist_push(&ev, "workflow_job");
     CHECK(evr_gw_github_match(&ev, &br, &gh));
+    CHECK(gh.demand_why != NULL && strstr(gh.demand_why, "workflow_job.labels"));
+    evr_gw_github_clear(&gh);
+    /* its labels, for its demand: as given, or why not */
+    snprintf(buf, sizeof buf, "{\"action\":\"queued\",\"workflow_job\":{\"id\":42,"
+             "\"labels\":[\"self-hosted\",\"linux\"],\"head_branch\":\"main\",\"head_sha\":"
+             "\"%s\"},\"repository\":{\"clone_url\":\"https://h/r.git\",\"full_name\":\"o/r\"}}",
+             sha);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK(gh.labels.n == 2 && !strcmp(gh.labels.v[0], "self-hosted")
+          && !strcmp(gh.labels.v[1], "linux") && !gh.demand_why);
+    CHECK_STR(gh.job_desc, "github workflow_job 42 of o/r");
+    evr_gw_github_clear(&gh);
+    memcpy(strstr(buf, "\"linux\""), "\"li ux\"", 7);
+    CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
+    CHECK(gh.labels.n == 0 && gh.demand_why && strstr(gh.demand_why, "workflow_job.labels[1]"));
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "queued"), "action", 6);
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 1);
@@ -689,6 +704,49 @@ test_server(void)
     free(r);
 }
 
+/*  POST /demand bodies: each key checked, where and what said. */
+static void
+test_demand_parse(void)
+{
+    static const struct {
+        const char *body, *why;     /* why: NULL when good */
+    } cases[] = {
+        { "", NULL },
+        { "{\"labels\":[\"linux\",\"executor:process\"],\"count\":3,\"ttl\":60,"
+          "\"reason\":\"ci\"}", NULL },
+        { "[1]", "body:1:1: expected a JSON object" },
+        { "{\"labels\":", "body:1:10: expected a JSON object" },
+        { "{\"labels\":\"linux\"}", "body.labels: expected an array" },
+        { "{\"labels\":[\"a b\"]}", "body.labels[0]: expected a label" },
+        { "{\"labels\":[\"executor:\"]}", "body.labels[0]: expected a label" },
+        { "{\"count\":0}", "body.count: expected a whole number from 1 to 64" },
+        { "{\"count\":65}", "body.count: expected a whole number from 1 to 64" },
+        { "{\"count\":\"2\"}", "body.count: expected a whole number" },
+        { "{\"ttl\":3601}", "body.ttl: expected a whole number from 1 to 3600 (seconds)" },
+        { "{\"colour\":1}", "body: unknown key \"colour\"" },
+        { "{\"count\":1,\"count\":2}", "body:1:" },
+        { "{\"reason\":7}", "body.reason: expected a string" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        evr_msg_t m = { 0 };
+        char why[512] = "";
+        int r = evr_gw_parse_demand(cases[i].body, strlen(cases[i].body), &m, why, sizeof why);
+        if (!cases[i].why)
+            CHECK(r == 0);
+        else {
+            CHECK(r == -1);
+            CHECK_CONTAINS(why, cases[i].why);
+        }
+        evr_msg_clear(&m);
+    }
+    evr_msg_t m = { 0 };
+    char why[512];
+    const char *b = "{\"labels\":[\"x\"],\"count\":3,\"ttl\":60,\"reason\":\"ci\"}";
+    CHECK(evr_gw_parse_demand(b, strlen(b), &m, why, sizeof why) == 0);
+    CHECK(m.labels.n == 1 && m.count == 3 && m.ttl == 60 && m.reason && !strcmp(m.reason, "ci"));
+    evr_msg_clear(&m);
+}
+
 int
 main(void)
 {
@@ -704,6 +762,7 @@ main(void)
     EVR_TEST_RUN(test_art_path);
     EVR_TEST_RUN(test_prom_label);
     EVR_TEST_RUN(test_hooks);
+    EVR_TEST_RUN(test_demand_parse);
     EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();

@@ -232,8 +232,9 @@ test_pass_dry(void)
     evr_prov_runner_t runners[] = {
         { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
     };
-    evr_prov_job_t jobs[] = { { "J1", &lx }, { "J2", &lx }, { "J3", &lx }, { "J4", &ly },
-                              { "J5", &lz } };
+    evr_prov_job_t jobs[] = { { .id = "J1", .labels = &lx }, { .id = "J2", .labels = &lx },
+                              { .id = "J3", .labels = &lx }, { .id = "J4", .labels = &ly },
+                              { .id = "J5", .labels = &lz } };
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -256,6 +257,52 @@ test_pass_dry(void)
     evr_prov_destroy(&pv);
 }
 
+/*  Demand entries count as waiting jobs, after the queued ones: each
+    runner wanted gets a free slot or a provider; a job takes a slot
+    first. */
+static void
+test_pass_demand(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("max_runners: 3\nproviders:\n"
+                      "  - { name: a, labels: [x, gh], executors: [process], max: 2 }\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    evr_prov_t *pv = evr_prov_new(&cfg, "/nonexistent", "evrun-runner", "ipc:///x");
+    evr_strlist_t lx = s_list("x", "executor:process", NULL);
+    evr_strlist_t lg = s_list("gh", NULL, NULL);
+    evr_strlist_t lq = s_list("other", NULL, NULL);
+    evr_strlist_t rl = s_list("x", "gh", "executor:process");
+    evr_prov_runner_t runners[] = { { "r1", &rl, "idle", 1 } };
+    evr_prov_job_t jobs[] = {
+        { .id = "J1", .labels = &lx },
+        { .id = "D1", .labels = &lg, .demand = 3, .ttl = 250, .reason = "github workflow_job 7" },
+        { .id = "D2", .labels = &lq, .demand = 1, .ttl = 9 },
+    };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    evr_prov_pass(pv, jobs, 3, runners, 1, true, f, 1);
+    fclose(f);
+    CHECK_CONTAINS(out, "job J1 (labels x,executor:process): a free slot of runner r1\n"
+                        "demand D1: 3 runners wanted, 250 s left: github workflow_job 7\n"
+                        "demand D1 runner 1 of 3 (250 s left) (labels gh): provider a would "
+                        "start a process runner (0/2 running)\n"
+                        "demand D1 runner 2 of 3 (250 s left) (labels gh): provider a would "
+                        "start a process runner (1/2 running)\n"
+                        "demand D1 runner 3 of 3 (250 s left) (labels gh): no provider can "
+                        "start a runner now\n  not a: full (max 2)\n"
+                        "demand D2: 1 runner wanted, 9 s left\n"
+                        "demand D2 runner 1 of 1 (9 s left) (labels other): no provider can "
+                        "start a runner now\n  not a: labels lack other\n");
+    free(out);
+    evr_strlist_free(&lx);
+    evr_strlist_free(&lg);
+    evr_strlist_free(&lq);
+    evr_strlist_free(&rl);
+    evr_prov_destroy(&pv);
+}
+
 int
 main(void)
 {
@@ -266,5 +313,6 @@ main(void)
     EVR_TEST_RUN(test_pause);
     EVR_TEST_RUN(test_expand);
     EVR_TEST_RUN(test_pass_dry);
+    EVR_TEST_RUN(test_pass_demand);
     EVR_TEST_END();
 }

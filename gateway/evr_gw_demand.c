@@ -1,0 +1,134 @@
+/*  evr_gw_demand.c: demand for runners through the gateway (README
+    "Ephemeral runners and the provisioner", PROTOCOL.md "message
+    demand").
+
+    POST /api/v1/demand (a write token) with {"labels": [...], "count": N,
+    "ttl": S, "reason": "..."} sends the broker a `demand`; an
+    Idempotency-Key header names the same demand however often it is
+    sent (while the broker keeps it).  A GitHub `workflow_job` `queued`
+    event that starts no pipeline sends one too (evr_gw_hooks.c): one
+    runner with the job's labels (workflow_job.labels), its id from the
+    delivery.  evrun-provisioner counts what the broker keeps as waiting
+    jobs.  See evr_gw.h. */
+#include "evr_gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*  Whether s is a label a demand may name: a name, or executor:NAME. */
+static bool
+s_label_ok(const char *s)
+{
+    return evr_spec_name_ok(s) || (!strncmp(s, "executor:", 9) && evr_spec_name_ok(s + 9));
+}
+
+int
+evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_t size)
+{
+    json_error_t je;
+    json_t *js = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : json_object();
+    int r = -1;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(js)) {
+        snprintf(why, size, "body:%d:%d: expected a JSON object {\"labels\": [...], \"count\": "
+                 "N, \"ttl\": SECONDS, \"reason\": \"...\"}%s%s", js ? 1 : je.line,
+                 js ? 1 : je.column, js ? "" : ": ", js ? "" : je.text);
+        goto out;
+    }
+    json_object_foreach(js, key, v) {
+        if (!strcmp(key, "labels")) {
+            size_t i;
+            json_t *l;
+            if (!json_is_array(v) || json_array_size(v) > 32) {
+                snprintf(why, size, "body.labels: expected an array of at most 32 labels");
+                goto out;
+            }
+            json_array_foreach(v, i, l) {
+                if (!json_is_string(l) || !s_label_ok(json_string_value(l))) {
+                    snprintf(why, size, "body.labels[%zu]: expected a label: 1 to 64 of "
+                             "letters, digits, _ . - (or executor:NAME)", i);
+                    goto out;
+                }
+                evr_strlist_push(&m->labels, json_string_value(l));
+            }
+        }
+        else if (!strcmp(key, "count") || !strcmp(key, "ttl")) {
+            bool count = key[0] == 'c';
+            json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+            json_int_t max = count ? EVR_MSG_DEMAND_MAX_COUNT : EVR_MSG_DEMAND_MAX_TTL;
+            if (n < 1 || n > max) {
+                snprintf(why, size, "body.%s: expected a whole number from 1 to %lld%s", key,
+                         (long long) max, count ? " (runners wanted)" : " (seconds)");
+                goto out;
+            }
+            *(count ? &m->count : &m->ttl) = (uint32_t) n;
+        }
+        else if (!strcmp(key, "reason")) {
+            if (!json_is_string(v) || json_string_length(v) > 1024) {
+                snprintf(why, size, "body.reason: expected a string of at most 1024 bytes");
+                goto out;
+            }
+            m->reason = evr_strdup(json_string_value(v));
+        }
+        else {
+            snprintf(why, size, "body: unknown key \"%.64s\" (expected labels, count, ttl, "
+                     "reason)", key);
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    json_decref(js);
+    return r;
+}
+
+json_t *
+evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key)
+{
+    char id[EVR_ULID_LEN + 1];
+    if (key && !evr_gw_idem_job(gw, req, key, id))
+        return NULL;
+    if (!key)
+        evr_ulid_new(id);
+    free(m->job);
+    m->job = evr_strdup(id);
+    m->type = EVR_MSG_DEMAND;
+    evr_msg_t rep = { 0 };
+    json_t *js = NULL;
+    if (evr_gw_call(gw, req, m, &rep))
+        return NULL;
+    if (rep.type != EVR_MSG_OK)
+        evr_gw_refused(req, &rep);
+    else {
+        json_t *labels = json_array();
+        for (uint32_t i = 0; i < m->labels.n; i++)
+            json_array_append_new(labels, json_string(m->labels.v[i]));
+        js = json_pack("{s:s,s:o,s:i,s:i,s:s}", "id", id, "labels", labels, "count",
+                       (int) (m->count ? m->count : 1), "ttl",
+                       (int) (m->ttl ? m->ttl : EVR_MSG_DEMAND_TTL), "message",
+                       rep.message ? rep.message : "");
+    }
+    evr_msg_clear(&rep);
+    return js;
+}
+
+void
+evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    evr_msg_t m = { 0 };
+    char why[512];
+    if (evr_gw_parse_demand(req->body ? req->body : "", req->len, &m, why, sizeof why)) {
+        evr_gw_error(req, 400, "bad_request", "%s", why);
+        goto out;
+    }
+    const char *key = evr_gw_header(req, "Idempotency-Key");
+    char *k = key ? evr_asprintf("demand:%.200s", key) : NULL;
+    json_t *js = evr_gw_demand_send(gw, req, &m, k);
+    free(k);
+    if (js)
+        evr_gw_json(req, 202, js);
+out:
+    evr_msg_clear(&m);
+}
