@@ -1,0 +1,938 @@
+/* evrun's web UI: every page, drawn from the gateway's JSON API
+   (/api/v1, schema/openapi.yaml).
+
+   - The token (`evrun-cli token`) is asked once and kept in the
+     browser's sessionStorage (gone when the tab closes); every API call
+     sends it as `Authorization: Bearer`.  It is never put in a URL.
+   - Pages: #/jobs (polled every 2 s), #/job/ID (its steps as a graph of
+     their needs, refreshed as its events arrive, and its live log),
+     #/runners, #/pipelines (a start form per pipeline).
+   - The live log is the Server-Sent Events stream of GET /jobs/ID/log,
+     read with fetch() (EventSource cannot send a header): each event's
+     id is remembered and sent back as Last-Event-ID when the stream is
+     cut, so no line is lost or shown twice.
+   - Nothing from the API is ever parsed as markup: every text goes in
+     with textContent / text nodes (no innerHTML anywhere), and the page's
+     Content-Security-Policy allows no inline script on top of that. */
+'use strict';
+
+const API = '/api/v1';
+const TOKEN_KEY = 'evrun.token';
+const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost']);
+const STATUSES = new Set(['pending', 'queued', 'starting', 'running', 'paused', 'succeeded',
+  'failed', 'cancelled', 'timed_out', 'lost', 'skipped']);
+const LOG_LINES_MAX = 10000;      /* lines of one step kept on the page */
+const PARTIAL_MAX = 65536;        /* characters of a line without its newline yet */
+
+/* ------------------------------------------------------------------ DOM */
+
+/* An element: props are attributes (class, data-*, href...) or on*
+   listeners; children are nodes or strings (as text, never markup). */
+function h(tag, props, ...kids) {
+  const el = document.createElement(tag);
+  setProps(el, props);
+  for (const k of kids.flat(Infinity))
+    if (k !== null && k !== undefined && k !== false) el.append(k instanceof Node ? k : String(k));
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, props, ...kids) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setProps(el, props);
+  for (const k of kids.flat(Infinity))
+    if (k !== null && k !== undefined && k !== false) el.append(k instanceof Node ? k : String(k));
+  return el;
+}
+
+function setProps(el, props) {
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+/* The CSS class of a status from the API (an unknown one gets none). */
+function stClass(status) {
+  return STATUSES.has(status) ? 'st-' + status : 'st-unknown';
+}
+
+function badge(status) {
+  return h('span', { class: 'badge ' + stClass(status), 'data-status': status },
+    String(status || '?').replace('_', ' '));
+}
+
+/* -------------------------------------------------------------- formats */
+
+function fmtDuration(ms) {
+  if (typeof ms === 'string') return ms;    /* as the event's JSON says it: "1.2s" */
+  if (ms === null || ms === undefined || isNaN(ms) || ms < 0) return '';
+  if (ms < 1000) return Math.round(ms) + ' ms';
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return (ms / 1000).toFixed(s < 10 ? 1 : 0) + ' s';
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + ' m ' + String(s % 60).padStart(2, '0') + ' s';
+  return Math.floor(m / 60) + ' h ' + String(m % 60).padStart(2, '0') + ' m';
+}
+
+function fmtAgo(iso) {
+  const t = Date.parse(iso);
+  if (!iso || isNaN(t)) return '';
+  const s = Math.round((Date.now() - t) / 1000);
+  if (s < 0) return 'in ' + fmtDuration(-s * 1000);
+  if (s < 60) return s + ' s ago';
+  if (s < 3600) return Math.floor(s / 60) + ' min ago';
+  if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+  return new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+function timeEl(iso) {
+  return iso ? h('span', { title: iso }, fmtAgo(iso)) : '';
+}
+
+/* ms between two ISO times (the second absent: now). */
+function spanMs(from, to) {
+  const a = Date.parse(from);
+  if (!from || isNaN(a)) return null;
+  const b = to ? Date.parse(to) : Date.now();
+  return isNaN(b) ? null : b - a;
+}
+
+/* ----------------------------------------------------------- the token */
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+class AuthError extends Error {}
+
+/* Calls the API: the answer's JSON; throws Error with the API's message
+   (AuthError on 401, after which the token is asked again). */
+async function api(method, path, body, headers) {
+  const h2 = Object.assign({ Authorization: 'Bearer ' + token() }, headers || {});
+  const init = { method, headers: h2, cache: 'no-store' };
+  if (body !== undefined) {
+    h2['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(API + path, init);
+  const text = await resp.text();
+  let js = null;
+  try { js = text ? JSON.parse(text) : null; } catch (e) { js = null; }
+  if (resp.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    askToken((js && js.error && js.error.message) || 'the token was refused');
+    throw new AuthError('unauthorized');
+  }
+  if (!resp.ok)
+    throw new Error((js && js.error && js.error.message) || ('HTTP ' + resp.status));
+  return js;
+}
+
+let tokenMessage = '';
+function askToken(msg) {
+  tokenMessage = msg || '';
+  route();
+}
+
+function viewToken(main) {
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off',
+    spellcheck: 'false', placeholder: 'eyJhbGciOiJIUzI1NiIs...' });
+  const err = h('div', { class: 'error', hidden: !tokenMessage }, tokenMessage);
+  const save = async (ev) => {
+    ev.preventDefault();
+    const t = input.value.trim();
+    if (!t) return;
+    sessionStorage.setItem(TOKEN_KEY, t);
+    try {
+      await api('GET', '/runners');    /* a first call says whether it is good */
+    } catch (e) {
+      if (!(e instanceof AuthError)) { err.hidden = false; err.textContent = e.message; }
+      return;
+    }
+    tokenMessage = '';
+    route();
+  };
+  main.append(h('form', { class: 'token-box', onsubmit: save },
+    h('h1', null, 'Sign in with a token'),
+    h('p', null, 'Make one on the machine that runs evrun: ',
+      h('code', null, 'evrun-cli token'), ' (or ', h('code', null, 'evrun-cli token --read-only'),
+      ' to only look). It stays in this tab until it closes.'),
+    err, input,
+    h('button', { id: 'token-save', class: 'primary', type: 'submit' }, 'Use this token')));
+  input.focus();
+}
+
+/* --------------------------------------------------------------- router */
+
+let cleanup = null;     /* stops what the current page runs */
+
+function setLive(text) {
+  document.getElementById('live').textContent = text || '';
+}
+
+function route() {
+  if (cleanup) cleanup();
+  cleanup = null;
+  setLive('');
+  const main = document.getElementById('main');
+  main.replaceChildren();
+  const hash = location.hash || '#/jobs';
+  const page = hash.split('/')[1] || 'jobs';
+  for (const a of document.querySelectorAll('[data-nav]'))
+    a.classList.toggle('active', a.dataset.nav === page || (page === 'job' && a.dataset.nav === 'jobs'));
+  const forget = document.getElementById('forget');
+  forget.hidden = !token();
+  if (!token()) return viewToken(main);
+  const m = /^#\/job\/([0-9A-Za-z]{26})$/.exec(hash);
+  if (m) cleanup = viewJob(main, m[1].toUpperCase());
+  else if (page === 'runners') cleanup = viewRunners(main);
+  else if (page === 'pipelines') cleanup = viewPipelines(main);
+  else cleanup = viewJobs(main);
+}
+
+/* Runs fn now and every ms while the page shows (paused while the tab is
+   hidden); returns the stop function. */
+function poll(fn, ms) {
+  let timer = null, stopped = false;
+  const tick = async () => {
+    timer = null;
+    if (stopped) return;
+    if (!document.hidden) {
+      try { await fn(); } catch (e) { if (e instanceof AuthError) return; }
+    }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  return () => { stopped = true; if (timer) clearTimeout(timer); };
+}
+
+function showError(box, e) {
+  if (e instanceof AuthError) return;
+  box.hidden = false;
+  box.textContent = e.message;
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+function viewJobs(main) {
+  let limit = 50;
+  const pipeline = h('input', { id: 'filter-pipeline', placeholder: 'pipeline', size: 16 });
+  const status = h('select', { id: 'filter-status' }, h('option', { value: '' }, 'any status'),
+    [...FINAL, 'queued', 'running', 'paused'].sort().map((s) => h('option', { value: s }, s)));
+  const err = h('div', { class: 'error', hidden: true });
+  const tbody = h('tbody');
+  const more = h('button', { type: 'button', hidden: true }, 'Show more');
+  main.append(h('h1', null, 'Jobs'),
+    h('div', { class: 'toolbar' }, pipeline, status), err,
+    h('table', { class: 'list', id: 'jobs' },
+      h('thead', null, h('tr', null, ['Status', 'Pipeline', 'Job', 'Steps', 'Runner', 'Created',
+        'Duration'].map((t) => h('th', null, t)))), tbody),
+    h('p', null, more));
+  const load = async () => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (pipeline.value.trim()) q.set('pipeline', pipeline.value.trim());
+    if (status.value) q.set('status', status.value);
+    let js;
+    try {
+      js = await api('GET', '/jobs?' + q);
+    } catch (e) {
+      showError(err, e);
+      throw e;
+    }
+    err.hidden = true;
+    tbody.replaceChildren(...js.jobs.map(jobRow));
+    if (!js.jobs.length)
+      tbody.append(h('tr', null, h('td', { colspan: 7, class: 'muted' },
+        'No jobs yet: start one on the Pipelines page, or with evrun-cli run.')));
+    more.hidden = !js.next_cursor || limit >= 1000;
+    setLive('updated ' + new Date().toLocaleTimeString());
+  };
+  const stop = poll(load, 2000);
+  const reload = () => load().catch(() => {});
+  pipeline.addEventListener('change', reload);
+  status.addEventListener('change', reload);
+  more.addEventListener('click', () => { limit = Math.min(limit + 50, 1000); reload(); });
+  return stop;
+}
+
+function jobRow(j) {
+  const href = '#/job/' + encodeURIComponent(j.id);
+  const total = j.steps_total || 0, done = j.steps_done || 0;
+  const bar = h('span');
+  bar.style.width = (total ? Math.round(100 * done / total) : 0) + '%';   /* CSSOM, no markup */
+  return h('tr', { 'data-job': j.id },
+    h('td', null, badge(j.status)),
+    h('td', null, h('a', { href }, j.pipeline)),
+    h('td', null, h('a', { href, class: 'mono' }, j.id)),
+    h('td', null, h('span', { class: 'progress ' + stClass(j.status) }, bar), done + ' / ' + total),
+    h('td', { class: 'mono' }, j.runner || ''),
+    h('td', null, timeEl(j.created)),
+    h('td', null, fmtDuration(spanMs(j.started, j.finished))));
+}
+
+/* -------------------------------------------------------------- runners */
+
+function viewRunners(main) {
+  const err = h('div', { class: 'error', hidden: true });
+  const tbody = h('tbody');
+  main.append(h('h1', null, 'Runners'), err,
+    h('table', { class: 'list', id: 'runners' },
+      h('thead', null, h('tr', null, ['Runner', 'State', 'Running', 'Labels', 'Heartbeat']
+        .map((t) => h('th', null, t)))), tbody));
+  return poll(async () => {
+    let js;
+    try { js = await api('GET', '/runners'); } catch (e) { showError(err, e); throw e; }
+    err.hidden = true;
+    tbody.replaceChildren(...js.runners.map((r) => h('tr', { 'data-runner': r.id },
+      h('td', { class: 'mono' }, r.id, r.ephemeral ? h('span', { class: 'chip' }, 'ephemeral') : ''),
+      h('td', null, h('span', { class: 'badge ' + runnerClass(r.state) }, r.state)),
+      h('td', null, r.running + ' / ' + r.capacity),
+      h('td', null, (r.labels || []).map((l) => h('span', { class: 'chip' }, l))),
+      h('td', null, timeEl(r.heartbeat)))));
+    if (!js.runners.length)
+      tbody.append(h('tr', null, h('td', { colspan: 5, class: 'muted' },
+        'No runner has registered (evrun-cli up starts one).')));
+    setLive('updated ' + new Date().toLocaleTimeString());
+  }, 3000);
+}
+
+function runnerClass(state) {
+  return { idle: 'st-succeeded', busy: 'st-running', draining: 'st-paused', lost: 'st-failed' }[state]
+    || 'st-unknown';
+}
+
+/* ------------------------------------------------------------ pipelines */
+
+function viewPipelines(main) {
+  const err = h('div', { class: 'error', hidden: true });
+  const tbody = h('tbody');
+  let open = null;       /* the pipeline whose start form shows */
+  main.append(h('h1', null, 'Pipelines'),
+    h('p', { class: 'muted' }, 'The pipelines registered in the broker\'s pipelines_dir.'), err,
+    h('table', { class: 'list', id: 'pipelines' },
+      h('thead', null, h('tr', null, ['Pipeline', 'File', 'Waiting', 'Running', 'Last job',
+        'Schedule', ''].map((t) => h('th', null, t)))), tbody));
+  const rows = new Map();
+  const load = async () => {
+    let js;
+    try { js = await api('GET', '/pipelines'); } catch (e) { showError(err, e); throw e; }
+    err.hidden = true;
+    for (const p of js.pipelines) {
+      const key = p.file || p.name;
+      const row = pipelineRow(p, () => {
+        open = open === key ? null : key;
+        for (const [k, r] of rows) r.form.hidden = k !== open;
+        const f = rows.get(key);
+        if (f && !f.form.hidden) f.form.querySelector('input').focus();
+      });
+      const old = rows.get(key);
+      if (old) {
+        old.tr.replaceWith(row);
+        old.tr = row;
+      } else {
+        const form = startForm(p);
+        form.hidden = open !== key;
+        rows.set(key, { tr: row, form });
+        tbody.append(row, form);
+      }
+    }
+    const seen = new Set(js.pipelines.map((p) => p.file || p.name));
+    for (const [k, r] of rows)
+      if (!seen.has(k)) { r.tr.remove(); r.form.remove(); rows.delete(k); }
+    if (!js.pipelines.length && !tbody.querySelector('.none'))
+      tbody.append(h('tr', { class: 'none' }, h('td', { colspan: 7, class: 'muted' },
+        'No registered pipeline: put pipeline files in the broker\'s pipelines_dir.')));
+    setLive('updated ' + new Date().toLocaleTimeString());
+  };
+  return poll(load, 5000);
+}
+
+function pipelineRow(p, toggle) {
+  const sc = p.schedule;
+  return h('tr', { 'data-pipeline': p.name },
+    h('td', null, h('strong', null, p.name || '(not loaded)'),
+      p.concurrency ? h('div', { class: 'note' }, 'concurrency ' + p.concurrency) : '',
+      p.load_error ? h('pre', { class: 'load-error' }, p.load_error) : ''),
+    h('td', { class: 'mono' }, p.file || ''),
+    h('td', null, String(p.waiting)),
+    h('td', null, String(p.running)),
+    h('td', null, p.last_job ? [badge(p.last_job.status), ' ',
+      h('a', { href: '#/job/' + encodeURIComponent(p.last_job.id), class: 'mono' },
+        p.last_job.id.slice(0, 10) + '\u2026')] : ''),
+    h('td', null, sc ? [h('code', null, sc.cron), ' ', sc.timezone || '',
+      sc.next_run ? h('div', { class: 'note' }, 'next ', timeEl(sc.next_run)) : ''] : ''),
+    h('td', null, p.name ? h('button', { type: 'button', class: 'start primary', onclick: toggle },
+      'Start\u2026') : ''));
+}
+
+function randomKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return 'ui-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/* The form under a pipeline's row: args as NAME = VALUE rows, labels. */
+function startForm(p) {
+  const args = h('div', { class: 'args' });
+  const addArg = (name, value) => {
+    const row = h('div', { class: 'arg' },
+      h('input', { class: 'arg-name', placeholder: 'NAME', value: name || '', spellcheck: 'false' }),
+      h('input', { class: 'arg-value', placeholder: 'value', value: value || '', spellcheck: 'false' }),
+      h('button', { type: 'button', title: 'remove', onclick: () => row.remove() }, '\u00d7'));
+    args.append(row);
+  };
+  addArg();
+  const labels = h('input', { class: 'labels', placeholder: 'label, label (optional)' });
+  const err = h('div', { class: 'error', hidden: true });
+  let key = randomKey();    /* one job however often the button is pressed */
+  const submit = h('button', { type: 'submit', class: 'primary start-submit' }, 'Start ' + p.name);
+  const onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = { pipeline: p.name, args: {} };
+    for (const row of args.querySelectorAll('.arg')) {
+      const n = row.querySelector('.arg-name').value.trim();
+      if (n) body.args[n] = row.querySelector('.arg-value').value;
+    }
+    const ls = labels.value.split(',').map((s) => s.trim()).filter(Boolean);
+    if (ls.length) body.labels = ls;
+    submit.disabled = true;
+    try {
+      const js = await api('POST', '/jobs', body, { 'Idempotency-Key': key });
+      key = randomKey();
+      location.hash = '#/job/' + encodeURIComponent(js.id);
+    } catch (e) {
+      showError(err, e);
+      key = randomKey();
+    } finally {
+      submit.disabled = false;
+    }
+  };
+  return h('tr', { class: 'form', 'data-form': p.name },
+    h('td', { colspan: 7 }, h('form', { class: 'start-form', onsubmit },
+      h('label', null, 'Args (the pipeline\'s args: unset ones take their default)'), args,
+      h('div', null, h('button', { type: 'button', onclick: () => addArg() }, '+ arg')),
+      h('label', null, 'Runner labels'), labels, err, h('div', null, submit))));
+}
+
+/* ------------------------------------------------------------------ job */
+
+function viewJob(main, id) {
+  const ctl = new AbortController();
+  const state = { id, job: null, ended: false, timer: null, refreshing: false, again: false };
+  const err = h('div', { class: 'error', hidden: true });
+  const head = h('div');
+  const dag = h('div', { class: 'dag-wrap', id: 'dag' });
+  const log = new JobLog(id);
+  const stream = h('span', { class: 'note', id: 'stream' });
+  main.append(head, err, h('h2', null, 'Steps'), dag,
+    h('h2', null, 'Log ', stream, ' ',
+      h('button', { type: 'button', onclick: () => log.foldAll(true) }, 'Fold all'), ' ',
+      h('button', { type: 'button', onclick: () => log.foldAll(false) }, 'Unfold all')),
+    log.el);
+
+  const refresh = async () => {
+    if (state.refreshing) { state.again = true; return; }
+    state.refreshing = true;
+    try {
+      const job = await api('GET', '/jobs/' + id);
+      state.job = job;
+      err.hidden = true;
+      drawHead(head, job, refresh, err);
+      drawDag(dag, job, (name) => log.reveal(name));
+      log.steps(job.steps);
+    } catch (e) {
+      showError(err, e);
+    } finally {
+      state.refreshing = false;
+      if (state.again) { state.again = false; refresh(); }
+    }
+  };
+  const soon = () => {
+    if (!state.timer) state.timer = setTimeout(() => { state.timer = null; refresh(); }, 250);
+  };
+  refresh();
+  /* running steps' durations move on: redrawn each second from the last detail */
+  const tick = setInterval(() => {
+    if (state.job && !FINAL.has(state.job.status)) {
+      drawDag(dag, state.job, (name) => log.reveal(name));
+      log.steps(state.job.steps);
+    }
+  }, 1000);
+  follow(id, ctl.signal, (ev) => {
+    log.event(ev);
+    if (ev.type !== 'step.output') soon();
+  }, (s) => {
+    stream.textContent = s;
+    stream.dataset.state = s.split(' ')[0];
+    setLive('log: ' + s);
+    if (s === 'ended') { log.end(); soon(); }
+  });
+  return () => {
+    ctl.abort();
+    clearInterval(tick);
+    if (state.timer) clearTimeout(state.timer);
+  };
+}
+
+function drawHead(head, job, refresh, err) {
+  const act = (what) => async () => {
+    try { await api('POST', '/jobs/' + job.id + '/' + what); refresh(); } catch (e) { showError(err, e); }
+  };
+  const live = !FINAL.has(job.status);
+  const src = job.source;
+  head.replaceChildren(
+    h('h1', null, h('span', null, job.pipeline), h('span', { id: 'job-status', 'data-status': job.status },
+      badge(job.status)),
+    live ? h('span', null,
+      job.status === 'paused' ? h('button', { type: 'button', onclick: act('resume') }, 'Resume')
+        : h('button', { type: 'button', onclick: act('pause') }, 'Pause'), ' ',
+      h('button', { type: 'button', class: 'danger', onclick: act('cancel') }, 'Cancel')) : ''),
+    h('dl', { class: 'facts' },
+      h('dt', null, 'Job'), h('dd', { class: 'mono' }, job.id),
+      job.runner ? [h('dt', null, 'Runner'), h('dd', { class: 'mono' }, job.runner)] : '',
+      h('dt', null, 'Created'), h('dd', null, timeEl(job.created)),
+      job.started ? [h('dt', null, 'Duration'), h('dd', null, fmtDuration(spanMs(job.started, job.finished)))] : '',
+      src ? [h('dt', null, 'Source'), h('dd', { class: 'mono' }, [src.kind, src.url, src.ref,
+        src.sha ? src.sha.slice(0, 12) : ''].filter(Boolean).join(' '))] : '',
+      job.reason ? [h('dt', null, 'Reason'), h('dd', null, job.reason)] : ''));
+}
+
+/* ------------------------------------------------------------------ DAG */
+
+/* Each step's predecessors, as the engine orders them: in a pipeline
+   where no step has needs, the step before; else its needs, and for a
+   step with `when` and no needs every step above it. */
+function stepEdges(steps) {
+  const index = new Map(steps.map((s, i) => [s.name, i]));
+  const dag = steps.some((s) => s.needs && s.needs.length);
+  return steps.map((s, i) => {
+    if (s.name === 'on_error') return [];     /* drawn last: it runs once the job failed */
+    if (!dag) return i ? [i - 1] : [];
+    if (s.needs && s.needs.length) return s.needs.map((n) => index.get(n)).filter((k) => k !== undefined);
+    if (s.when) return [...Array(i).keys()];
+    return [];
+  });
+}
+
+const NODE_W = 190, NODE_H = 50, GAP_X = 56, GAP_Y = 14, PAD = 10;
+
+function drawDag(box, job, onclick) {
+  const steps = job.steps || [];
+  if (!steps.length) {
+    box.replaceChildren(h('div', { class: 'muted' },
+      FINAL.has(job.status) ? 'The job ran no step.' : 'Waiting for a runner to take the job\u2026'));
+    return;
+  }
+  const preds = stepEdges(steps);
+  const depth = new Array(steps.length).fill(-1);
+  const depthOf = (i, seen) => {
+    if (depth[i] >= 0) return depth[i];
+    if (seen.has(i)) return 0;
+    seen.add(i);
+    let d = 0;
+    for (const p of preds[i]) d = Math.max(d, depthOf(p, seen) + 1);
+    depth[i] = d;
+    return d;
+  };
+  steps.forEach((s, i) => depthOf(i, new Set()));
+  /* on_error (it runs once the job failed) goes after everything */
+  const maxd = Math.max(...depth);
+  steps.forEach((s, i) => { if (s.name === 'on_error') depth[i] = maxd + 1; });
+  const cols = [];
+  steps.forEach((s, i) => { (cols[depth[i]] = cols[depth[i]] || []).push(i); });
+  const pos = [];
+  const rows = Math.max(...cols.map((c) => (c ? c.length : 0)));
+  cols.forEach((c, d) => (c || []).forEach((i, r) => {
+    const off = (rows - c.length) * (NODE_H + GAP_Y) / 2;
+    pos[i] = { x: PAD + d * (NODE_W + GAP_X), y: PAD + off + r * (NODE_H + GAP_Y) };
+  }));
+  const width = PAD * 2 + cols.length * NODE_W + (cols.length - 1) * GAP_X;
+  const height = PAD * 2 + rows * NODE_H + (rows - 1) * GAP_Y;
+  const root = svg('svg', { class: 'dag', width, height, viewBox: `0 0 ${width} ${height}`,
+    role: 'img', 'aria-label': 'the steps of the job and what each needs' },
+  svg('defs', null, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, svg('path', { d: 'M0 0 10 5 0 10z' }))));
+  steps.forEach((s, i) => preds[i].forEach((p) => {
+    const a = pos[p], b = pos[i];
+    const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x - 2, y2 = b.y + NODE_H / 2;
+    const mx = (x1 + x2) / 2;
+    root.append(svg('path', { class: 'edge', d: `M${x1} ${y1} C${mx} ${y1} ${mx} ${y2} ${x2} ${y2}`,
+      'marker-end': 'url(#arrow)', 'data-from': steps[p].name, 'data-to': s.name }));
+  }));
+  steps.forEach((s, i) => {
+    const ms = s.duration_ms !== undefined ? s.duration_ms
+      : (s.status === 'running' ? spanMs(s.started) : null);
+    const name = s.name.length > 24 ? s.name.slice(0, 23) + '\u2026' : s.name;
+    const sub = String(s.status).replace('_', ' ')
+      + (s.exit_code ? ' (exit ' + s.exit_code + ')' : '')
+      + (ms !== null && ms !== undefined ? ' \u00b7 ' + fmtDuration(ms) : '');
+    const tip = s.name + ': ' + s.status + (s.reason ? ' \u2014 ' + s.reason : '')
+      + (s.needs ? '\nneeds: ' + s.needs.join(', ') : '') + (s.when ? '\nwhen: ' + s.when : '');
+    const g = svg('g', { class: 'node ' + stClass(s.status), 'data-step': s.name,
+      'data-status': s.status, transform: `translate(${pos[i].x} ${pos[i].y})`, tabindex: 0 },
+    svg('title', null, tip),
+    svg('rect', { width: NODE_W, height: NODE_H, rx: 7 }),
+    svg('text', { x: 12, y: 20 }, name),
+    svg('text', { x: 12, y: 38, class: 'sub' }, sub));
+    g.addEventListener('click', () => onclick(s.name));
+    g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') onclick(s.name); });
+    root.append(g);
+  });
+  box.replaceChildren(root);
+}
+
+/* ----------------------------------------------------------------- ANSI */
+
+/* The SGR state of a stream: colours (0-15 a class, 16-255 or [r, g, b]
+   a colour) and attributes. */
+function sgrNew() {
+  return { fg: null, bg: null, b: false, dim: false, i: false, u: false, inv: false };
+}
+
+function sgrApply(st, params) {
+  const p = params.split(/[;:]/).map((x) => (x === '' ? 0 : parseInt(x, 10)));
+  for (let k = 0; k < p.length; k++) {
+    const n = p[k];
+    if (n === 0) Object.assign(st, sgrNew());
+    else if (n === 1) st.b = true;
+    else if (n === 2) st.dim = true;
+    else if (n === 3) st.i = true;
+    else if (n === 4) st.u = true;
+    else if (n === 7) st.inv = true;
+    else if (n === 22) st.b = st.dim = false;
+    else if (n === 23) st.i = false;
+    else if (n === 24) st.u = false;
+    else if (n === 27) st.inv = false;
+    else if (n >= 30 && n <= 37) st.fg = n - 30;
+    else if (n >= 90 && n <= 97) st.fg = n - 90 + 8;
+    else if (n >= 40 && n <= 47) st.bg = n - 40;
+    else if (n >= 100 && n <= 107) st.bg = n - 100 + 8;
+    else if (n === 39) st.fg = null;
+    else if (n === 49) st.bg = null;
+    else if (n === 38 || n === 48) {
+      let c = null;
+      if (p[k + 1] === 5 && k + 2 < p.length) { c = p[k + 2] & 255; k += 2; }
+      else if (p[k + 1] === 2 && k + 4 < p.length) {
+        c = [p[k + 2] & 255, p[k + 3] & 255, p[k + 4] & 255];
+        k += 4;
+      } else break;
+      if (n === 38) st.fg = c; else st.bg = c;
+    }
+  }
+}
+
+/* xterm's 256 colours past the 16: a 6x6x6 cube, then 24 greys. */
+function rgb256(n) {
+  if (Array.isArray(n)) return `rgb(${n[0]}, ${n[1]}, ${n[2]})`;
+  if (n >= 232) { const v = 8 + (n - 232) * 10; return `rgb(${v}, ${v}, ${v})`; }
+  const c = n - 16, v = (x) => (x ? 55 + x * 40 : 0);
+  return `rgb(${v(Math.floor(c / 36))}, ${v(Math.floor(c / 6) % 6)}, ${v(c % 6)})`;
+}
+
+function sgrSpan(text, st) {
+  let fg = st.fg, bg = st.bg;
+  if (st.inv) { fg = st.bg === null ? 0 : st.bg; bg = st.fg === null ? 15 : st.fg; }
+  if (fg === null && bg === null && !st.b && !st.dim && !st.i && !st.u)
+    return document.createTextNode(text);
+  const span = document.createElement('span');
+  const cls = [];
+  if (typeof fg === 'number' && fg < 16) cls.push('fg' + fg);
+  if (typeof bg === 'number' && bg < 16) cls.push('bg' + bg);
+  if (st.b) cls.push('b');
+  if (st.dim) cls.push('dim');
+  if (st.i) cls.push('i');
+  if (st.u) cls.push('u');
+  span.className = cls.join(' ');
+  if (fg !== null && !(typeof fg === 'number' && fg < 16)) span.style.color = rgb256(fg);
+  if (bg !== null && !(typeof bg === 'number' && bg < 16)) span.style.backgroundColor = rgb256(bg);
+  span.textContent = text;
+  return span;
+}
+
+/* Appends text (one line, no newline) to parent as text and styled
+   spans; escape sequences other than SGR and control characters other
+   than tab are dropped.  st is the stream's SGR state, carried on. */
+function ansiLine(text, st, parent) {
+  let run = '';
+  const flush = () => { if (run) { parent.append(sgrSpan(run, st)); run = ''; } };
+  for (let i = 0; i < text.length;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x1b) {
+      const n = text[i + 1];
+      if (n === '[') {                        /* CSI: parameters, intermediates, final */
+        let j = i + 2;
+        while (j < text.length && text.charCodeAt(j) >= 0x30 && text.charCodeAt(j) <= 0x3f) j++;
+        const params = text.slice(i + 2, j);
+        while (j < text.length && text.charCodeAt(j) >= 0x20 && text.charCodeAt(j) <= 0x2f) j++;
+        if (j < text.length && text[j] === 'm') { flush(); sgrApply(st, params); }
+        i = j + 1;
+      } else if (n === ']') {                 /* OSC: up to BEL or ESC \ */
+        let j = i + 2;
+        while (j < text.length && text.charCodeAt(j) !== 7 && text.charCodeAt(j) !== 0x1b) j++;
+        i = j < text.length && text.charCodeAt(j) === 0x1b ? j + 2 : j + 1;
+      } else i += 2;
+      continue;
+    }
+    if ((c < 0x20 && c !== 9) || c === 0x7f) { i++; continue; }
+    run += text[i++];
+  }
+  flush();
+}
+
+/* ------------------------------------------------------------------ log */
+
+function b64bytes(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const encoder = new TextEncoder();
+
+/* A job's log: one fold (<details>) per step, its lines below. */
+class JobLog {
+  constructor(id) {
+    this.id = id;
+    this.el = h('div', { class: 'log', id: 'log' });
+    this.empty = h('div', { class: 'empty' }, 'No output yet.');
+    this.el.append(this.empty);
+    this.sections = new Map();
+  }
+
+  section(name) {
+    let s = this.sections.get(name);
+    if (s) return s;
+    const dot = h('span', { class: 'dot' });
+    const info = h('span', { class: 'info' });
+    const body = h('div', { class: 'body' });
+    const el = h('details', { class: 'step-log', 'data-step': name, open: true },
+      h('summary', null, dot, h('span', { class: 'name' }, name), info), body);
+    s = { name, el, dot, info, body, lines: 0, dropped: 0, droppedEl: null, streams: {} };
+    this.sections.set(name, s);
+    this.empty.remove();
+    this.el.append(el);
+    return s;
+  }
+
+  /* The steps of the job's detail: a fold for each, in order, with its
+     state. */
+  steps(steps) {
+    for (const st of steps || []) {
+      const s = this.section(st.name);
+      s.dot.className = 'dot ' + stClass(st.status);
+      const ms = st.duration_ms !== undefined ? st.duration_ms
+        : (st.status === 'running' ? spanMs(st.started) : null);
+      s.info.textContent = String(st.status).replace('_', ' ')
+        + (ms !== null && ms !== undefined ? ' \u00b7 ' + fmtDuration(ms) : '')
+        + ' \u00b7 ' + s.lines + (s.lines === 1 ? ' line' : ' lines');
+      s.el.dataset.status = st.status;
+    }
+    for (const st of steps || []) this.el.append(this.sections.get(st.name).el);
+  }
+
+  reveal(name) {
+    const s = this.sections.get(name);
+    if (!s) return;
+    s.el.open = true;
+    s.el.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }
+
+  foldAll(fold) {
+    for (const s of this.sections.values()) s.el.open = !fold;
+  }
+
+  /* A line element into s (tail: the partial line at the end). */
+  line(s, text, sgr, cls) {
+    const tx = h('span', { class: 'tx' });
+    ansiLine(text, sgr, tx);
+    return h('div', { class: 'line' + (cls ? ' ' + cls : '') }, h('span', { class: 'ln' }), tx);
+  }
+
+  add(s, el) {
+    s.lines++;
+    el.firstChild.textContent = String(s.lines);
+    s.body.append(el);
+    if (s.body.childElementCount - (s.droppedEl ? 1 : 0) > LOG_LINES_MAX) {
+      const first = s.droppedEl ? s.droppedEl.nextElementSibling : s.body.firstElementChild;
+      first.remove();
+      s.dropped++;
+      if (!s.droppedEl) {
+        s.droppedEl = h('div', { class: 'dropped' });
+        s.body.prepend(s.droppedEl);
+      }
+      s.droppedEl.textContent = s.dropped + ' earlier lines are not shown (evrun-cli logs '
+        + this.id + ' --step ' + s.name + ' has them all)';
+    }
+  }
+
+  meta(name, text) {
+    const s = this.section(name);
+    const el = h('div', { class: 'line meta' }, h('span', { class: 'ln' }), h('span', { class: 'tx' }, text));
+    this.moveTails(s, () => s.body.append(el));
+  }
+
+  /* Runs fn with the partial lines of s taken out, then puts them back
+     at the end. */
+  moveTails(s, fn) {
+    const tails = Object.values(s.streams).map((o) => o.tail).filter(Boolean);
+    tails.forEach((t) => t.remove());
+    fn();
+    tails.forEach((t) => s.body.append(t));
+  }
+
+  output(d) {
+    const s = this.section(d.step);
+    const key = d.stream === 'stderr' ? 'stderr' : 'stdout';
+    const o = s.streams[key] || (s.streams[key] = { dec: new TextDecoder('utf-8'), partial: '',
+      sgr: sgrNew(), tail: null });
+    const bytes = typeof d.bytes === 'string' ? encoder.encode(d.bytes)
+      : (d.bytes && typeof d.bytes.base64 === 'string' ? b64bytes(d.bytes.base64) : new Uint8Array());
+    this.take(s, o, key, o.partial + o.dec.decode(bytes, { stream: true }));
+  }
+
+  take(s, o, key, text) {
+    const parts = text.split('\n');
+    o.partial = parts.pop();
+    if (o.partial.length > PARTIAL_MAX) { parts.push(o.partial); o.partial = ''; }
+    const cls = key === 'stderr' ? 'err' : '';
+    if (o.tail) { o.tail.remove(); o.tail = null; }
+    this.moveTails(s, () => {
+      for (let p of parts) {
+        if (p.endsWith('\r')) p = p.slice(0, -1);
+        const cr = p.lastIndexOf('\r');     /* a progress line drawn over: its last state */
+        this.add(s, this.line(s, cr >= 0 ? p.slice(cr + 1) : p, o.sgr, cls));
+      }
+    });
+    if (o.partial) {
+      const cr = o.partial.lastIndexOf('\r');
+      o.tail = this.line(s, cr >= 0 ? o.partial.slice(cr + 1) : o.partial,
+        Object.assign({}, o.sgr), cls + ' partial');
+      o.tail.firstChild.textContent = String(s.lines + 1);
+      s.body.append(o.tail);
+    }
+  }
+
+  /* The job ended: what is left of every stream becomes a line. */
+  end() {
+    for (const s of this.sections.values())
+      for (const [key, o] of Object.entries(s.streams)) {
+        const rest = o.partial + o.dec.decode();
+        o.partial = '';
+        if (rest) this.take(s, o, key, rest + '\n');
+      }
+  }
+
+  event(ev) {
+    const d = ev.data || {};
+    switch (ev.type) {
+    case 'step.output': this.output(d); break;
+    case 'step.finished':
+      this.meta(d.step, (d.status || 'finished') + (d.exit_code ? ' with exit code ' + d.exit_code : '')
+        + ' after ' + fmtDuration(d.duration) + (d.reason ? ': ' + d.reason : '')
+        + (d.allowed ? ' (failure allowed)' : ''));
+      break;
+    case 'step.skipped': this.meta(d.step, 'skipped' + (d.reason ? ': ' + d.reason : '')); break;
+    default: break;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ SSE */
+
+/* Parses one Server-Sent Events message (its lines). */
+function sseMessage(block) {
+  const m = { event: 'message', data: null, id: null };
+  for (const line of block.split('\n')) {
+    if (!line || line[0] === ':') continue;
+    const c = line.indexOf(':');
+    const field = c < 0 ? line : line.slice(0, c);
+    let value = c < 0 ? '' : line.slice(c + 1);
+    if (value[0] === ' ') value = value.slice(1);
+    if (field === 'data') m.data = m.data === null ? value : m.data + '\n' + value;
+    else if (field === 'event') m.event = value;
+    else if (field === 'id') m.id = value;
+  }
+  return m;
+}
+
+const sleep = (ms, signal) => new Promise((res) => {
+  const t = setTimeout(res, ms);
+  if (signal) signal.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true });
+});
+
+/* Follows job id's events until job.finished: onEvent(event) for each,
+   once; onState('live' | 'reconnecting ...' | 'ended' | ...).  A stream
+   that is cut (the gateway restarted, the network went away) is asked
+   again with Last-Event-ID: the last id taken. */
+async function follow(id, signal, onEvent, onState) {
+  let last = 0, delay = 500;
+  while (!signal.aborted) {
+    let ended = false;
+    try {
+      const headers = { Authorization: 'Bearer ' + token(), Accept: 'text/event-stream' };
+      if (last) headers['Last-Event-ID'] = String(last);
+      const resp = await fetch(API + '/jobs/' + id + '/log', { headers, signal, cache: 'no-store' });
+      if (resp.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        askToken('the token was refused: make another with evrun-cli token');
+        return;
+      }
+      if (resp.status === 404) { onState('no such job'); return; }
+      if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
+      onState('live');
+      delay = 500;
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder('utf-8');
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const m = sseMessage(buf.slice(0, cut));
+          buf = buf.slice(cut + 2);
+          if (m.event === 'error') {
+            let msg = 'the gateway ended the stream';
+            try { msg = JSON.parse(m.data).message || msg; } catch (e) { /* as it is */ }
+            throw new Error(msg);
+          }
+          if (m.data === null) continue;
+          const n = m.id !== null ? parseInt(m.id, 10) : NaN;
+          if (!isNaN(n) && n <= last) continue;     /* taken already */
+          if (!isNaN(n)) last = n;
+          let ev;
+          try { ev = JSON.parse(m.data); } catch (e) { continue; }
+          onEvent(ev);
+          if (ev.type === 'job.finished') ended = true;
+        }
+      }
+      if (!ended) {
+        /* a stream that ends without job.finished: a job cancelled while
+           queued has no events at all; any other is asked again */
+        const job = await api('GET', '/jobs/' + id);
+        if (FINAL.has(job.status) && !job.events) ended = true;
+      }
+    } catch (e) {
+      if (signal.aborted || e instanceof AuthError) return;
+      onState('reconnecting (' + e.message + ')');
+    }
+    if (ended) { onState('ended'); return; }
+    await sleep(delay, signal);
+    delay = Math.min(delay * 2, 8000);
+  }
+}
+
+/* ---------------------------------------------------------------- start */
+
+window.addEventListener('hashchange', route);
+window.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('forget').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    askToken('');
+  });
+  route();
+});
