@@ -66,7 +66,13 @@ function badge(status) {
 /* -------------------------------------------------------------- formats */
 
 function fmtDuration(ms) {
-  if (typeof ms === 'string') return ms;    /* as the event's JSON says it: "1.2s" */
+  if (typeof ms === 'string') {     /* as an event's JSON has it: "8s45ms", "2m3s" */
+    const units = { d: 86400000, h: 3600000, m: 60000, s: 1000, ms: 1 };
+    let sum = 0;
+    for (const [, n, u] of ms.matchAll(/(\d+)(ms|d|h|m|s)/g)) sum += n * units[u];
+    if (!ms || ms.replace(/(\d+)(ms|d|h|m|s)/g, '')) return ms;
+    ms = sum;
+  }
   if (ms === null || ms === undefined || isNaN(ms) || ms < 0) return '';
   if (ms < 1000) return Math.round(ms) + ' ms';
   const s = Math.floor(ms / 1000);
@@ -427,7 +433,7 @@ function viewJob(main, id) {
   const log = new JobLog(id);
   const stream = h('span', { class: 'note', id: 'stream' });
   main.append(head, err, h('h2', null, 'Steps'), dag,
-    h('h2', null, 'Log ', stream, ' ',
+    h('h2', { class: 'log-head' }, 'Log ', stream, ' ',
       h('button', { type: 'button', onclick: () => log.foldAll(true) }, 'Fold all'), ' ',
       h('button', { type: 'button', onclick: () => log.foldAll(false) }, 'Unfold all')),
     log.el);

@@ -365,6 +365,11 @@ def run(gw, br):
     check("a second click unfolds it", br.eval("document.querySelector('%s').open" % sel))
     br.eval("window.scrollTo(0, 0)")
     br.shot("job")
+    if os.environ.get("EVR_UI_DOC_SHOT"):   # README's picture: EVR_UI_DOC_SHOT=docs/ui-job.png
+        r = br.send("Page.captureScreenshot", {"format": "png", "clip": {
+            "x": 0, "y": 0, "width": 1280, "height": 760, "scale": 0.75}})
+        with open(os.environ["EVR_UI_DOC_SHOT"], "wb") as f:
+            f.write(base64.b64decode(r["data"]))
 
     br.go(gw.url + "/#/runners")
     check("the runners page lists the runner",
