@@ -736,7 +736,11 @@ class JobLog {
         + ' \u00b7 ' + s.lines + (s.lines === 1 ? ' line' : ' lines');
       s.el.dataset.status = st.status;
     }
-    for (const st of steps || []) this.el.append(this.sections.get(st.name).el);
+    /* in the steps' order (a step's output may come before the detail
+       names it); moved only when out of order, not to disturb a reader */
+    const want = (steps || []).map((st) => this.sections.get(st.name).el);
+    if (want.some((el, i) => this.el.children[i] !== el))
+      for (const el of want) this.el.append(el);
   }
 
   reveal(name) {
@@ -832,6 +836,13 @@ class JobLog {
   }
 
   event(ev) {
+    /* a reader at the bottom of the page stays there as lines come */
+    const atEnd = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+    this.record(ev);
+    if (atEnd && window.scrollY > 0) window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  record(ev) {
     const d = ev.data || {};
     switch (ev.type) {
     case 'step.output': this.output(d); break;
