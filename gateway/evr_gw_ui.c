@@ -17,7 +17,8 @@
     and modification time) and `Cache-Control: no-cache`, so a browser
     asks again each time and gets 304 until the file changes (a new
     version is seen at once), and headers that keep the page from being
-    framed, sniffed or from running scripts of anywhere else.
+    framed, sniffed or from running scripts of anywhere else.  A file is
+    sent from its descriptor, never held in memory whole.
     See evr_gw.h. */
 #include "evr_gw.h"
 
@@ -105,17 +106,15 @@ evr_gw_ui_default_dir(void)
     return dir;
 }
 
-/*  The whole of dir/path, a regular file of at most S_FILE_MAX bytes,
-    into *data (caller frees) with its stat; false with req's answer set
-    (404, or 500 when it cannot be read). */
-static bool
-s_read(evr_gw_req_t *req, const char *dir, const char *path, char **data, struct stat *st)
+/*  dir/path opened: a regular file (not a link) of at most S_FILE_MAX
+    bytes, its stat in st; -1 with req's answer set (404, or 500 when it
+    cannot be opened or is too large). */
+static int
+s_open(evr_gw_req_t *req, const char *dir, const char *path, struct stat *st)
 {
     char *full = evr_asprintf("%s/%s", dir, path);
     int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     int e = errno;
-    bool ok = false;
-    *data = NULL;
     if (fd < 0 && (e == ENOENT || e == ENOTDIR || e == ELOOP))
         evr_gw_error(req, 404, "not_found", "no such file of the web UI: %s%s", path,
                      e == ELOOP ? " (a link: not served)" : "");
@@ -128,25 +127,13 @@ s_read(evr_gw_req_t *req, const char *dir, const char *path, char **data, struct
         evr_gw_error(req, 500, "internal", "ui_dir: %s is over %u bytes: not served", full,
                      S_FILE_MAX);
     else {
-        size_t size = (size_t) st->st_size, got = 0;
-        *data = evr_malloc(size + 1);
-        while (got < size) {
-            ssize_t r = read(fd, *data + got, size - got);
-            if (r <= 0 && !(r < 0 && errno == EINTR))
-                break;
-            got += r > 0 ? (size_t) r : 0;
-        }
-        ok = got == size;
-        if (!ok) {
-            evr_gw_error(req, 500, "internal", "ui_dir: %s: cannot read it whole", full);
-            free(*data);
-            *data = NULL;
-        }
+        free(full);
+        return fd;
     }
     if (fd >= 0)
         close(fd);
     free(full);
-    return ok;
+    return -1;
 }
 
 /*  Answers req with the file path of the UI directory. */
@@ -166,9 +153,9 @@ s_serve(evr_gw_t *gw, evr_gw_req_t *req, const char *path)
                      "share/evrun/ui where evrun is installed)", dir ? dir : "(unset)");
         return;
     }
-    char *data;
     struct stat st;
-    if (!s_read(req, dir, path, &data, &st))
+    int fd = s_open(req, dir, path, &st);
+    if (fd < 0)
         return;
     char etag[96];
     snprintf(etag, sizeof etag, "\"%llx-%llx-%llx\"", (unsigned long long) st.st_ino,
@@ -177,11 +164,16 @@ s_serve(evr_gw_t *gw, evr_gw_req_t *req, const char *path)
                  + (unsigned long long) st.st_mtim.tv_nsec);
     const char *inm = evr_gw_header(req, "If-None-Match");
     bool same = inm && strstr(inm, etag);
+    /* the file is sent from its descriptor as the socket takes it (the
+       response owns it): nothing of it is held in memory */
     req->resp = same ? MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT)
-                     : MHD_create_response_from_buffer((size_t) st.st_size, data,
-                                                       MHD_RESPMEM_MUST_FREE);
-    if (same)
-        free(data);
+                     : MHD_create_response_from_fd((uint64_t) st.st_size, fd);
+    if (same || !req->resp)
+        close(fd);
+    if (!req->resp) {
+        evr_gw_error(req, 500, "internal", "cannot answer with %s", path);
+        return;
+    }
     req->status = same ? 304 : 200;
     MHD_add_response_header(req->resp, "Content-Type", evr_gw_ui_type(path));
     MHD_add_response_header(req->resp, "ETag", etag);

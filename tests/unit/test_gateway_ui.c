@@ -122,6 +122,7 @@ test_server(void)
     char *big = evr_malloc((4u << 20) + 1);
     memset(big, 'x', (4u << 20) + 1);
     s_write(ui, "big.js", big, (4u << 20) + 1);
+    s_write(ui, "max.js", big, 4u << 20);
     free(big);
     char *link = evr_asprintf("%s/link.js", ui), *target = evr_asprintf("%s/secret.js", root);
     CHECK(symlink(target, link) == 0);
@@ -175,6 +176,8 @@ test_server(void)
         if (got != 404 && got != 400)
             fprintf(stderr, "  %s: %d\n", tricks[i], got);
     }
+    CHECK(s_get(gw.port, out, sizeof out, GET("/ui/max.js") "\r\n") == 200);
+    CHECK(strstr(out, "Content-Length: 4194304\r\n") != NULL);
     CHECK(s_get(gw.port, out, sizeof out, GET("/ui/big.js") "\r\n") == 500);
     CHECK(strstr(out, "over 4194304 bytes") != NULL);
     /* the API still needs its token */
