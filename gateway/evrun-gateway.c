@@ -58,9 +58,10 @@ s_help(FILE *out)
             "  --print-config       print the effective settings and their sources, exit\n"
             "  -h, --help           this text\n"
             "\n"
-            "It prints \"evrun-gateway: listening on URL\" once serving; stops on SIGINT or\n"
-            "SIGTERM.  exit status: 0 stopped by a signal; 2 bad settings, or it cannot\n"
-            "listen or read its secret\n");
+            "It prints \"evrun-gateway: listening on URL\" once serving, then \"web UI at\n"
+            "URL\" (or a warning when ui_dir is no directory); stops on SIGINT or SIGTERM.\n"
+            "exit status: 0 stopped by a signal; 2 bad settings, or it cannot listen or\n"
+            "read its secret\n");
 }
 
 /*  The settings table: the client's keys and the gateway's own. */
