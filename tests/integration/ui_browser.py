@@ -380,6 +380,20 @@ def run(gw, br):
         "(document.querySelector('#jobs tr[data-job=\"%s\"] .badge') || {}).textContent "
         "=== 'failed'" % job, 10))
     br.shot("jobs")
+
+    # Cancel on a job's page
+    st, _, b = http(gw.url + "/api/v1/jobs", TOKEN, json.dumps(
+        {"pipeline": "ui", "args": {"TICKS": "60"}}).encode())
+    long = json.loads(b).get("id", "")
+    br.go(gw.url + "/#/job/" + long)
+    br.wait("%s.includes('tick 1')" % lines, 30)
+    br.eval("document.querySelector('h1 button.danger').click()")
+    check("Cancel cancels the job", br.wait(
+        "(document.querySelector('#job-status') || {dataset: {}}).dataset.status === "
+        "'cancelled'", 30))
+    check("... and its running step shows cancelled", br.wait(
+        "document.querySelector('#dag .node[data-step=\"build\"]').dataset.status === "
+        "'cancelled'", 10))
     for p in ("jobs", "job", "runners", "pipelines"):
         path = os.path.join(OUT, p + ".png")
         check("screenshot %s.png" % p, os.path.exists(path) and os.path.getsize(path) > 5000 and
