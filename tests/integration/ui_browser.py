@@ -114,6 +114,7 @@ class Browser:
         args = [exe, "--headless", "--user-data-dir=" + self.dir,
                 "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
                 "--no-first-run", "--no-default-browser-check", "--disable-gpu",
+                "--disable-dev-shm-usage",     # a container's /dev/shm is small
                 "--disable-extensions", "--disable-background-networking", "--disable-sync",
                 "--disable-component-update", "--disable-default-apps", "--no-pings",
                 "--disable-domain-reliability", "--disable-client-side-phishing-detection",
@@ -125,7 +126,7 @@ class Browser:
         self.log = open(os.path.join(OUT, "chromium.log"), "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         port_file = os.path.join(self.dir, "DevToolsActivePort")
-        for _ in range(300):
+        for _ in range(600):     # 30 s: a loaded CI machine starts it slowly
             if os.path.exists(port_file) and open(port_file).read().count("\n") >= 1:
                 break
             if self.proc.poll() is not None:
