@@ -148,7 +148,12 @@ function viewToken(main) {
   const save = async (ev) => {
     ev.preventDefault();
     const t = input.value.trim();
-    if (!t) return;
+    if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(t)) {
+      err.hidden = false;
+      err.textContent = 'That is no token: a token is three parts of letters, digits, - and _ '
+        + 'joined by dots, as evrun-cli token prints it.';
+      return;
+    }
     sessionStorage.setItem(TOKEN_KEY, t);
     try {
       await api('GET', '/runners');    /* a first call says whether it is good */

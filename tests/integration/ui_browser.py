@@ -241,10 +241,16 @@ def run(gw, br):
     # token entry, once
     br.go(gw.url + "/")
     check("the page asks for a token", br.wait("!!document.querySelector('#token')"))
-    br.eval("document.querySelector('#token').value = %s" % js("not-a-token"))
+    br.eval("document.querySelector('#token').value = %s" % js("not a token \u00e9"))
     br.eval("document.querySelector('#token-save').click()")
-    check("a bad token is refused, with the gateway's reason",
-          br.wait("(document.querySelector('.token-box .error:not([hidden])') || {}).textContent"))
+    check("no token at all is refused at once", br.wait(
+        "/no token/.test((document.querySelector('.token-box .error:not([hidden])') || {})"
+        ".textContent)") and not br.eval("sessionStorage.getItem('evrun.token')"))
+    br.eval("document.querySelector('#token').value = %s" % js("eyJ.eyJ.sig"))
+    br.eval("document.querySelector('#token-save').click()")
+    check("a bad token is refused, with the gateway's reason", br.wait(
+        "/malformed|signature|token/.test((document.querySelector('.token-box .error:not([hidden])')"
+        " || {}).textContent) && !sessionStorage.getItem('evrun.token')"))
     br.eval("document.querySelector('#token').value = %s" % js(TOKEN))
     br.eval("document.querySelector('#token-save').click()")
     check("with the token: the jobs page", br.wait("!!document.querySelector('#jobs')"))
