@@ -130,8 +130,11 @@ async function api(method, path, body, headers) {
     askToken((js && js.error && js.error.message) || 'the token was refused');
     throw new AuthError('unauthorized');
   }
-  if (!resp.ok)
-    throw new Error((js && js.error && js.error.message) || ('HTTP ' + resp.status));
+  if (!resp.ok) {
+    const e = new Error((js && js.error && js.error.message) || ('HTTP ' + resp.status));
+    e.status = resp.status;
+    throw e;
+  }
   return js;
 }
 
@@ -308,9 +311,10 @@ function viewRunners(main) {
   }, 3000);
 }
 
+const RUNNER_CLASS = new Map([['idle', 'st-succeeded'], ['busy', 'st-running'],
+  ['draining', 'st-paused'], ['lost', 'st-failed']]);
 function runnerClass(state) {
-  return { idle: 'st-succeeded', busy: 'st-running', draining: 'st-paused', lost: 'st-failed' }[state]
-    || 'st-unknown';
+  return RUNNER_CLASS.get(state) || 'st-unknown';
 }
 
 /* ------------------------------------------------------------ pipelines */
@@ -396,7 +400,7 @@ function startForm(p) {
   addArg();
   const labels = h('input', { class: 'labels', placeholder: 'label, label (optional)' });
   const err = h('div', { class: 'error', hidden: true });
-  let key = randomKey();    /* one job however often the button is pressed */
+  let key = randomKey();    /* one job however often it is sent (Idempotency-Key) */
   const submit = h('button', { type: 'submit', class: 'primary start-submit' }, 'Start ' + p.name);
   const onsubmit = async (ev) => {
     ev.preventDefault();
@@ -414,7 +418,9 @@ function startForm(p) {
       location.hash = '#/job/' + encodeURIComponent(js.id);
     } catch (e) {
       showError(err, e);
-      key = randomKey();
+      /* a refusal (4xx) is final: the next try is a new start; after no
+         answer or a 5xx the job may exist, so the same key asks again */
+      if (e.status >= 400 && e.status < 500) key = randomKey();
     } finally {
       submit.disabled = false;
     }
@@ -466,7 +472,7 @@ function viewJob(main, id) {
   /* running steps' durations move on: redrawn each second from the last detail */
   const tick = setInterval(() => {
     if (state.job && !FINAL.has(state.job.status)) {
-      drawDag(dag, state.job, (name) => log.reveal(name));
+      tickDag(dag, state.job);
       log.steps(state.job.steps);
     }
   }, 1000);
@@ -526,6 +532,25 @@ function stepEdges(steps) {
   });
 }
 
+/* A node's second line: status, exit code, duration (a running step's so
+   far). */
+function stepSub(s) {
+  const ms = s.duration_ms !== undefined ? s.duration_ms
+    : (s.status === 'running' ? spanMs(s.started) : null);
+  return String(s.status).replace('_', ' ') + (s.exit_code ? ' (exit ' + s.exit_code + ')' : '')
+    + (ms !== null && ms !== undefined ? ' \u00b7 ' + fmtDuration(ms) : '');
+}
+
+/* The running steps' durations moved on, in place (the graph is not
+   drawn again: a pointer on it keeps its tooltip). */
+function tickDag(box, job) {
+  const byName = new Map((job.steps || []).map((s) => [s.name, s]));
+  for (const g of box.querySelectorAll('.node')) {
+    const s = byName.get(g.dataset.step);
+    if (s && s.status === 'running') g.querySelector('text.sub').textContent = stepSub(s);
+  }
+}
+
 const NODE_W = 190, NODE_H = 50, GAP_X = 56, GAP_Y = 14, PAD = 10;
 
 function drawDag(box, job, onclick) {
@@ -572,12 +597,7 @@ function drawDag(box, job, onclick) {
       'marker-end': 'url(#arrow)', 'data-from': steps[p].name, 'data-to': s.name }));
   }));
   steps.forEach((s, i) => {
-    const ms = s.duration_ms !== undefined ? s.duration_ms
-      : (s.status === 'running' ? spanMs(s.started) : null);
     const name = s.name.length > 24 ? s.name.slice(0, 23) + '\u2026' : s.name;
-    const sub = String(s.status).replace('_', ' ')
-      + (s.exit_code ? ' (exit ' + s.exit_code + ')' : '')
-      + (ms !== null && ms !== undefined ? ' \u00b7 ' + fmtDuration(ms) : '');
     const tip = s.name + ': ' + s.status + (s.reason ? ' \u2014 ' + s.reason : '')
       + (s.needs ? '\nneeds: ' + s.needs.join(', ') : '') + (s.when ? '\nwhen: ' + s.when : '');
     const g = svg('g', { class: 'node ' + stClass(s.status), 'data-step': s.name,
@@ -585,7 +605,7 @@ function drawDag(box, job, onclick) {
     svg('title', null, tip),
     svg('rect', { width: NODE_W, height: NODE_H, rx: 7 }),
     svg('text', { x: 12, y: 20 }, name),
-    svg('text', { x: 12, y: 38, class: 'sub' }, sub));
+    svg('text', { x: 12, y: 38, class: 'sub' }, stepSub(s)));
     g.addEventListener('click', () => onclick(s.name));
     g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') onclick(s.name); });
     root.append(g);

@@ -39,7 +39,7 @@ def check(what, cond, why=""):
         print("ok - %s" % what, flush=True)
     else:
         failed += 1
-        print("not ok - %s%s" % (what, " (%s)" % why if why else ""), flush=True)
+        print("not ok - %s%s" % (what, " (%s)" % (why,) if why else ""), flush=True)
     return cond
 
 
@@ -297,8 +297,13 @@ def run(gw, br):
     check("... while the job still runs", json.loads(b).get("status") == "running",
           json.loads(b).get("status"))
 
+    sub = "document.querySelector('#dag .node[data-step=\"build\"] text.sub').textContent"
+    first = br.wait("%s.startsWith('running') && %s" % (sub, sub), 5) or ""
     # the gateway restarts: the page follows on with Last-Event-ID
     br.wait("%s.includes('tick 2')" % lines, 10)
+    time.sleep(1.1)
+    check("a running step's node counts its time", first.startswith("running")
+          and br.eval(sub).startswith("running") and br.eval(sub) != first, (first, br.eval(sub)))
     gw.stop()
     check("the page sees the stream cut",
           br.wait("(document.querySelector('#stream') || {}).dataset.state === 'reconnecting'", 10))
