@@ -334,7 +334,11 @@ async function follow(id, signal, onEvent, onState) {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+        /* lines end with \n, \r\n or \r: all made \n (a \r at the end
+           waits, the \n of its \r\n may come next) */
+        buf += dec.decode(value, { stream: true });
+        const hold = buf.endsWith('\r') ? '\r' : '';
+        buf = (hold ? buf.slice(0, -1) : buf).replace(/\r\n?/g, '\n') + hold;
         let cut;
         while ((cut = buf.indexOf('\n\n')) >= 0) {
           const m = sseMessage(buf.slice(0, cut));
