@@ -42,6 +42,11 @@ check "build tree: ui_dir is BUILD/share/evrun/ui, gateway/ui of the source" \
   [ "$(cd "$("$bin/evrun-gateway" --state-dir "$tmp/inst" --print-config |
           sed -n 's/^ui_dir: \([^ ]*\).*/\1/p')" && pwd -P)" = "$(cd "$src/gateway/ui" && pwd -P)" ]
 
+# a settings file shared by every binary may hold the gateway's ui_dir
+printf 'ui_dir: %s\n' "$tmp/inst/share/evrun/ui" > "$tmp/inst/evrun.yml"
+check "ui_dir in a shared settings file: the broker takes the file" \
+  "$bin/evrun-broker" --config "$tmp/inst/evrun.yml" --state-dir "$tmp/inst" --print-config
+
 case_name=browser
 fresh browser
 mkdir -m 0700 "$tmp/pipelines"
