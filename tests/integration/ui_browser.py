@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """ui_browser.py: drives evrun's web UI in a real headless Chromium
 through the DevTools protocol (python3-websocket), for
-test_gateway_ui.sh.
+test_gateway_browser.sh.
 
     ui_browser.py BIN STATE_DIR TOKEN OUT_DIR
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_gateway_ui.sh BIN_DIR SRC_DIR: evrun's web UI in a real browser.
+# test_gateway_browser.sh BIN_DIR SRC_DIR: evrun's web UI in a real browser.
 # A real broker and runner (bus_lib.sh, real podman from the "podman"
 # fixture) with a registered pipeline "ui"; ui_browser.py starts the
 # gateway and a headless Chromium and drives the pages over the DevTools
@@ -17,7 +17,7 @@ export CONTAINERS_CONF=$src/tools/podman/containers.conf
 : "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
 export EVRUN_PODMAN_URL
 if ! command -v chromium > /dev/null || ! /usr/bin/python3 -c 'import websocket' 2> /dev/null; then
-  echo "test_gateway_ui: skipped: needs chromium and python3-websocket" \
+  echo "test_gateway_browser: skipped: needs chromium and python3-websocket" \
        "(apt-get install chromium python3-websocket; tools/test installs them)"
   exit 77
 fi
@@ -87,5 +87,5 @@ bus_stop
 case_name=sanitizers
 check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
 echo "screenshots: $out"
-echo "test_gateway_ui: $passes passed, $fails failed"
+echo "test_gateway_browser: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
