@@ -117,7 +117,8 @@ function ansiLine(text, st, parent) {
 /* ------------------------------------------------------------------ log */
 
 function b64bytes(s) {
-  const bin = atob(s);
+  let bin = '';
+  try { bin = atob(s); } catch (e) { bin = ''; }     /* not base64: nothing */
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
@@ -206,6 +207,7 @@ class JobLog {
   }
 
   meta(name, text) {
+    if (typeof name !== 'string') return;
     const s = this.section(name);
     const el = h('div', { class: 'line meta' }, h('span', { class: 'ln' }), h('span', { class: 'tx' }, text));
     this.moveTails(s, () => s.body.append(el));
@@ -221,6 +223,7 @@ class JobLog {
   }
 
   output(d) {
+    if (typeof d.step !== 'string') return;
     const s = this.section(d.step);
     const key = d.stream === 'stderr' ? 'stderr' : 'stdout';
     const o = s.streams[key] || (s.streams[key] = { dec: new TextDecoder('utf-8'), partial: '',
@@ -279,6 +282,9 @@ class JobLog {
         + (d.allowed ? ' (failure allowed)' : ''));
       break;
     case 'step.skipped': this.meta(d.step, 'skipped' + (d.reason ? ': ' + d.reason : '')); break;
+    case 'step.started':
+      if (d.attempt > 1) this.meta(d.step, 'attempt ' + d.attempt);
+      break;
     default: break;
     }
   }
