@@ -184,6 +184,25 @@ const char *evr_gw_art_path_problem(const char *p);
 void evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req);
 void evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req);
 
+/* -------------------------------------------------------------- evr_gw_ui.c */
+
+/*  The Content-Type of a UI file by its extension; NULL for a type not
+    served. */
+const char *evr_gw_ui_type(const char *path);
+
+/*  Whether p may name a file of the UI directory (components of letters,
+    digits, _ - . not starting with a dot, a served type, at most 255
+    bytes); NULL, or what is wrong with it. */
+const char *evr_gw_ui_path_problem(const char *p);
+
+/*  ui_dir's default: share/evrun/ui beside the directory of the running
+    binary (BIN/../share/evrun/ui).  Caller frees. */
+char *evr_gw_ui_default_dir(void);
+
+/*  GET / (index.html) and GET /ui/{path}: the web UI's files, no token. */
+void evr_gw_h_ui_index(evr_gw_t *gw, evr_gw_req_t *req);
+void evr_gw_h_ui_file(evr_gw_t *gw, evr_gw_req_t *req);
+
 /* ---------------------------------------------------------- evr_gw_hooks.c */
 
 /*  What a GitHub event asks to run. */

@@ -431,6 +431,23 @@ s_step(s_detail_t *d, const char *name)
     return st;
 }
 
+/*  A step's place in the graph, for drawing it (the web UI): its needs
+    and a `when` other than on_success. */
+static void
+s_step_shape(json_t *st, const evr_step_t *sp)
+{
+    if (!st)
+        return;
+    if (sp->needs.n) {
+        json_t *needs = json_array();
+        for (uint32_t k = 0; k < sp->needs.n; k++)
+            json_array_append_new(needs, json_string(sp->needs.v[k]));
+        json_object_set_new(st, "needs", needs);
+    }
+    if (sp->when == EVR_WHEN_ON_FAILURE || sp->when == EVR_WHEN_ALWAYS)
+        json_object_set_new(st, "when", json_string(evr_when_names[sp->when]));
+}
+
 static void
 s_detail_event(s_detail_t *d, const evr_event_t *ev)
 {
@@ -439,7 +456,7 @@ s_detail_event(s_detail_t *d, const evr_event_t *ev)
     json_t *st = x->step && t != EVR_EV_STEP_OUTPUT ? s_step(d, x->step) : NULL;
     if (t == EVR_EV_JOB_ACCEPTED && x->spec)
         for (uint32_t i = 0; i < x->spec->steps.n; i++)
-            s_step(d, evr_spec_step(x->spec, i)->name);
+            s_step_shape(s_step(d, evr_spec_step(x->spec, i)->name), evr_spec_step(x->spec, i));
     else if (t == EVR_EV_JOB_SOURCE) {
         json_t *src = json_pack("{s:s?,s:s?,s:s?,s:s?}", "kind", x->kind, "url", x->url,
                                 "ref", x->ref, "sha", x->commit);

@@ -34,6 +34,9 @@ const evr_gw_route_t evr_gw_routes[] = {
       .root = true },
     { .method = "POST", .path = "/hooks/{pipeline}", .fn = evr_gw_h_hook, .open = true,
       .root = true },
+    { .method = "GET", .path = "/", .fn = evr_gw_h_ui_index, .open = true, .root = true },
+    { .method = "GET", .path = "/ui/{path}", .fn = evr_gw_h_ui_file, .open = true, .root = true,
+      .tail = true },
 };
 const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "evr_gw.h"
 #include "evr_log.h"
@@ -18,6 +19,8 @@ static const evr_config_key_t s_gw_keys[] = {
     { "metrics_token", "none", "none: GET /metrics is open; required: it needs a token too" },
     { "webhook_secret_file", NULL, "the secret GitHub signs webhooks with (default "
       "STATE/gateway/webhook.secret, made 0600 when missing)" },
+    { "ui_dir", NULL, "the web UI's files (default BIN/../share/evrun/ui: where they are "
+      "installed; in a build tree a link to gateway/ui)" },
 };
 
 static void
@@ -33,11 +36,14 @@ s_help(FILE *out)
             "\"required\".  POST /hooks/github checks GitHub's signature with the secret in\n"
             "webhook_secret_file (default STATE/gateway/webhook.secret, made when missing);\n"
             "POST /hooks/NAME the pipeline's own token (evrun-cli hook-token NAME).\n"
+            "The web UI is at / (its files, from ui_dir, need no token; it asks for one).\n"
             "\n"
             "  --listen HOST:PORT   HTTP address (setting http_listen, default\n"
             "                       127.0.0.1:7780; port 0 picks a free one)\n"
             "  --tls-cert FILE      serve HTTPS with this PEM certificate (tls_cert)...\n"
             "  --tls-key FILE       ...and this PEM key (tls_key)\n"
+            "  --ui-dir DIR         the web UI's files (ui_dir, default: share/evrun/ui\n"
+            "                       beside the binary's directory)\n"
             "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
             "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --broker EP          the broker's client endpoint (default: the local broker of\n"
@@ -52,9 +58,10 @@ s_help(FILE *out)
             "  --print-config       print the effective settings and their sources, exit\n"
             "  -h, --help           this text\n"
             "\n"
-            "It prints \"evrun-gateway: listening on URL\" once serving; stops on SIGINT or\n"
-            "SIGTERM.  exit status: 0 stopped by a signal; 2 bad settings, or it cannot\n"
-            "listen or read its secret\n");
+            "It prints \"evrun-gateway: listening on URL\" once serving, then \"web UI at\n"
+            "URL\" (or a warning when ui_dir is no directory); stops on SIGINT or SIGTERM.\n"
+            "exit status: 0 stopped by a signal; 2 bad settings, or it cannot listen or\n"
+            "read its secret\n");
 }
 
 /*  The settings table: the client's keys and the gateway's own. */
@@ -78,13 +85,14 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
         { "curve-cert", required_argument, NULL, 1007 },
         { "broker-key", required_argument, NULL, 1008 }, { "listen", required_argument, NULL, 1010 },
         { "tls-cert", required_argument, NULL, 1011 }, { "tls-key", required_argument, NULL, 1012 },
+        { "ui-dir", required_argument, NULL, 1013 },
         { "print-config", no_argument, NULL, 1006 }, { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
     };
     static const char *const keys[] = {
         [0] = "state_dir", [1] = "client_endpoint", [2] = "events_endpoint",
         [4] = "timeout_ms", [7] = "client_cert", [8] = "broker_key", [10] = "http_listen",
-        [11] = "tls_cert", [12] = "tls_key",
+        [11] = "tls_cert", [12] = "tls_key", [13] = "ui_dir",
     };
     const char *flags[32], *file = NULL;
     size_t nf = 0;
@@ -103,7 +111,7 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
             file = optarg;
         else if (c == 1006)
             print = true;
-        else if (c >= 1000 && c <= 1012 && keys[c - 1000] && nf < 16) {
+        else if (c >= 1000 && c <= 1013 && keys[c - 1000] && nf < 16) {
             flags[2 * nf] = keys[c - 1000];
             flags[2 * nf + 1] = optarg;
             nf++;
@@ -126,6 +134,9 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
     char *hook = evr_asprintf("%s/gateway/webhook.secret", evr_config_get(cfg, "state_dir"));
     evr_config_default(cfg, "webhook_secret_file", hook);
     free(hook);
+    char *ui = evr_gw_ui_default_dir();
+    evr_config_default(cfg, "ui_dir", ui);
+    free(ui);
     if (print) {
         evr_config_print(cfg, stdout);
         return -1;
@@ -182,6 +193,14 @@ main(int argc, char **argv)
                 " (broker %s)\n", gw.tls_cert ? "https" : "http",
                 (int) (strrchr(l, ':') - l), l, gw.port,
                 evr_config_get(gw.cfg, "client_endpoint"));
+        const char *ui = evr_config_get(gw.cfg, "ui_dir");
+        struct stat st;
+        if (!stat(ui, &st) && S_ISDIR(st.st_mode))
+            fprintf(stderr, "evrun-gateway: web UI at %s://%.*s:%u/ (files from %s)\n",
+                    gw.tls_cert ? "https" : "http", (int) (strrchr(l, ':') - l), l, gw.port, ui);
+        else
+            fprintf(stderr, "evrun-gateway: warning: no web UI: ui_dir = %s is no directory "
+                    "(set ui_dir or --ui-dir to gateway/ui of the source tree)\n", ui);
         int sig = 0;
         sigwait(&set, &sig);
         evr_log_info("gateway", "signal %d: stopping", sig);

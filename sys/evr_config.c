@@ -303,7 +303,7 @@ const char *const evr_config_known[] = {
     "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
     "resource_redirects", "resource_local", "host_network", "triggers_any", "grace", "executors", "parallel", "timeout_ms",
     "log_level", "http_listen", "tls_cert", "tls_key", "metrics_token",
-    "webhook_secret_file", "hooks",
+    "webhook_secret_file", "hooks", "ui_dir",
     "retention_max_age", "retention_keep_per_pipeline", "retention_output_max_age",
     "retention_interval",
     NULL,

@@ -40,6 +40,7 @@
 #define S_PING_MS 5000      /* how long a podman service has to answer _ping */
 #define S_SUN_PATH_MAX 107  /* bytes of a unix socket path */
 #define S_PODMAN_API "/v4.0.0/libpod"
+#define S_GW_API "/api/v1"   /* the gateway's API under its URL; the web UI is at / */
 
 typedef struct {
     const char *state;
@@ -320,8 +321,8 @@ s_up_help(FILE *out)
             "STATE/bus, N runners (STATE/runners/1..N), and a podman service (under\n"
             "STATE/podman) when none answers at $EVRUN_PODMAN_URL or the default socket\n"
             "(none is needed when --executors leaves podman out), and evrun-gateway, the\n"
-            "HTTP API (its URL is printed; it listens on its http_listen setting, default\n"
-            "127.0.0.1:7780; tokens: evrun-cli token).  Logs go to\n"
+            "HTTP API and web UI (their URLs are printed; it listens on its http_listen\n"
+            "setting, default 127.0.0.1:7780; tokens: evrun-cli token).  Logs go to\n"
             "STATE/logs.  What already runs is kept: up is idempotent.  Stop it all with\n"
             "`evrun-cli down`.  The state directory and its subdirectories are\n"
             "made 0700 when missing (parents too), and refused when one is a link, another\n"
@@ -655,9 +656,13 @@ evr_cli_up(int argc, char **argv)
                    prov ? " and a provisioner (single-use runners per job)" : "",
                    podman ? "podman " : "executors ", podman ? url : executors,
                    podman ? "hello" : "process");
-            if (http)
+            if (http) {
                 printf("HTTP API: %s (token: evrun-cli token; try: curl -H \"Authorization: "
                        "Bearer $(evrun-cli token)\" %s/jobs)\n", http, http);
+                char *api = strstr(http, S_GW_API);
+                printf("web UI: %.*s/ (paste a token from evrun-cli token)\n",
+                       (int) (api ? (size_t) (api - http) : strlen(http)), http);
+            }
         }
     }
 out:

@@ -763,6 +763,12 @@ case_up_down() {
   local st=$tmp/s
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
+  if grep -q '^HTTP API: ' "$tmp/up1"; then   # (not when another gateway holds its port)
+    local ui
+    ui=$(sed -n 's/^web UI: \([^ ]*\).*/\1/p' "$tmp/up1")
+    check "up: prints the web UI's URL" [ -n "$ui" ]
+    check "up: the web UI's page is there" bash -c "curl -sf '$ui' | grep -q '<title>evrun</title>'"
+  fi
   local pids1 pids2
   pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1

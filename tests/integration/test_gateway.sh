@@ -86,6 +86,11 @@ case_submit_and_read() {
   check "JSON job succeeds" [ "$(api_wait "$jid")" = succeeded ]
   api GET "/jobs/$jid/log" > /dev/null
   check "JSON job's output" grep -qx "a | from json" "$tmp/body"
+  # a job's steps say what they need (the web UI draws the graph from it)
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"dg","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"true"},{"name":"b","needs":["a"],"run":"true"},{"name":"c","when":"always","run":"true"}]}' > /dev/null
+  jid=$(jget 'd["id"]')
+  api_wait "$jid" > /dev/null
+  check "GET job: needs and when of each step" [ "$(jget '[(s["name"], s.get("needs"), s.get("when")) for s in d["steps"]]')" = "[('a', None, None), ('b', ['a'], None), ('c', None, 'always')]" ]
   # bad pipelines: 400 with body:line:col
   check "bad YAML: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' \
     --data-binary $'pipeline: bad\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: a\n    rn: x\n')" = 400 ]
