@@ -24,6 +24,7 @@
 #include "evr_prov_podman.h"
 #include "evr_prov_run.h"
 #include "evr_ulid.h"
+#include "evr_unit.h"
 
 #define S_WHO "evrun-provisioner"
 #define S_HANDLE_MAX 256
@@ -67,6 +68,7 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 }
 
 static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
+static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
 
 /*  A podman runner's container (static). */
 static const char *
@@ -91,6 +93,8 @@ evr_prov_destroy(evr_prov_t **self_p)
         if (in->ctr && !in->registered && pv->podman
             && evr_prov_podman_remove(pv->podman, s_ctr_name(in), 2, &err))
             evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        else if (in->ctr && !in->registered && pv->podman)
+            s_ctr_gone(pv, in);
         if (in->out >= 0)
             close(in->out);
         free(in);
@@ -546,7 +550,13 @@ s_ctr_gone(evr_prov_t *pv, s_inst_t *in)
     in->ctr = false;
     s_end(pv, in);
     char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
-    rmdir(top);   /* empty unless the runner kept its state (not all acknowledged) */
+    evr_err_t err;
+    /* a runner that said hello kept its state when not all was
+       acknowledged (then top stays); one that never did holds nothing */
+    if (in->registered)
+        rmdir(top);
+    else if (evr_unit_rmtree(top, &err))
+        evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
     free(top);
 }
 

@@ -519,6 +519,38 @@ YML
   stop_prov
 }
 
+# Podman runners that never say hello: one waits on a broker that is not
+# there (stopped at register_timeout: its container goes), one exits at
+# once (a bad option: a failed start once the broker's list shows no
+# hello; paused after 3, the log named).
+case_podman_silent() {
+  fresh podsil
+  check "podman silent: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 3s
+providers:
+  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1,
+      args: [--broker, "ipc://$tmp/nobroker"] }
+  - { name: bad, labels: [bad], kind: podman, image: $runner_image, max: 1,
+      args: [--no-such-option] }
+YML
+  printf 'pipeline: m\nimage: localhost/evrun-busybox:latest\nlabels: [mute]\nsteps: [ { name: s, run: "true" } ]\n' > "$tmp/m.yml"
+  printf 'pipeline: b\nimage: localhost/evrun-busybox:latest\nlabels: [bad]\nsteps: [ { name: s, run: "true" } ]\n' > "$tmp/b.yml"
+  submit "$tmp/m.yml" > /dev/null 2>&1
+  submit "$tmp/b.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "podman silent: register_timeout said" wait_for 20 grep -q "provider mute: runner mute-[a-z0-9]* did not say hello within 3 s (register_timeout): stopping it" "$tmp/prov.log"
+  local first; first=$(sed -n 's/.*provider mute: started runner \(mute-[a-z0-9]*\) .*/\1/p' "$tmp/prov.log" | head -1)
+  check "podman silent: its container went" wait_for 15 bash -c "! podman --remote --url $EVRUN_PODMAN_URL container exists evrun-runner-$first"
+  check "podman silent: a bad runner: paused" wait_for 30 grep -q "provider bad paused: 3 failed starts in a row, the last: the runner's container evrun-runner-bad-[a-z0-9]* ended before its runner said hello (see $tmp/provisioner/logs/bad-[a-z0-9]*.log)" "$tmp/prov.log"
+  check "podman silent: the log says why" grep -q "unrecognized option '--no-such-option'" "$tmp"/provisioner/logs/bad-*.log
+  stop_prov
+  check "podman silent: no container left" [ -z "$(pod ps -a -q --filter label=evrun.provisioner="$tmp/provisioner")" ]
+  check "podman silent: their state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -527,7 +559,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart podman podman_missing}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart podman podman_missing podman_silent}
 for c in $cases; do
   case_name=$c
   echo "== $c"
