@@ -162,7 +162,7 @@ evr_prov_podman_body(const evr_prov_podman_spec_t *spec)
                              "log_configuration", "driver", "k8s-file", "path", spec->log,
                              "labels", "evrun.provisioner", spec->provisioner, "evrun.runner",
                              spec->runner);
-    char *body = json_dumps(root, JSON_COMPACT);
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;   /* NULL: a string not UTF-8 */
     json_decref(root);
     return body;
 }
@@ -173,6 +173,9 @@ evr_prov_podman_run(evr_prov_podman_t *self, const evr_prov_podman_spec_t *spec,
 {
     evr_podman_reply_t r;
     char *body = evr_prov_podman_body(spec);
+    if (!body)
+        return evr_err_set(err, EVR_ERR_CONFIG, "container %s: its settings (image, args, env, "
+                           "volumes, paths) must be UTF-8", spec->name);
     evr_rc_t rc = s_call(self, "POST", S_API "/containers/create", body,
                          evr_podman_reply_create, &r, err);
     free(body);

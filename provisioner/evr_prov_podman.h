@@ -46,7 +46,8 @@ const char *evr_prov_podman_socket(const evr_prov_podman_t *self);
     (caller frees). */
 char *evr_prov_podman_default_url(void);
 
-/*  The JSON body of spec's create (caller frees). */
+/*  The JSON body of spec's create (caller frees); NULL when a string of
+    spec is not UTF-8 (JSON cannot carry it). */
 char *evr_prov_podman_body(const evr_prov_podman_spec_t *spec);
 
 /*  Creates and starts spec's container.  EVR_ERR_PODMAN with podman's
