@@ -88,7 +88,7 @@ evr_prov_podman_socket(const evr_prov_podman_t *self)
 static evr_rc_t
 s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *body,
        evr_rc_t (*parse)(long, const char *, size_t, evr_podman_reply_t *),
-       evr_podman_reply_t *r, evr_err_t *err)
+       evr_podman_reply_t *r, long *statusp, evr_err_t *err)
 {
     evr_http_opts_t o = { .method = method, .path = path, .body = body,
                           .body_len = body ? strlen(body) : 0, .timeout_ms = S_TIMEOUT_MS };
@@ -101,6 +101,8 @@ s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *
         free(resp);
         return rc;
     }
+    if (statusp)
+        *statusp = status;
     rc = (parse ? parse : evr_podman_reply_plain)(status, resp, len, r);
     free(resp);
     if (rc)
@@ -177,7 +179,7 @@ evr_prov_podman_run(evr_prov_podman_t *self, const evr_prov_podman_spec_t *spec,
         return evr_err_set(err, EVR_ERR_CONFIG, "container %s: its settings (image, args, env, "
                            "volumes, paths) must be UTF-8", spec->name);
     evr_rc_t rc = s_call(self, "POST", S_API "/containers/create", body,
-                         evr_podman_reply_create, &r, err);
+                         evr_podman_reply_create, &r, NULL, err);
     free(body);
     if (rc) {
         evr_err_t e2 = *err;
@@ -185,7 +187,7 @@ evr_prov_podman_run(evr_prov_podman_t *self, const evr_prov_podman_spec_t *spec,
                            spec->image, e2.msg);
     }
     char *path = evr_asprintf(S_API "/containers/%s/start", spec->name);
-    rc = s_call(self, "POST", path, NULL, NULL, &r, err);
+    rc = s_call(self, "POST", path, NULL, NULL, &r, NULL, err);
     free(path);
     if (rc) {
         evr_err_t e2 = *err, e3;
@@ -201,7 +203,7 @@ evr_prov_podman_state(evr_prov_podman_t *self, const char *name, bool *there, bo
 {
     evr_podman_reply_t r;
     char *path = evr_asprintf(S_API "/containers/%s/json", name);
-    evr_rc_t rc = s_call(self, "GET", path, NULL, evr_podman_reply_inspect, &r, err);
+    evr_rc_t rc = s_call(self, "GET", path, NULL, evr_podman_reply_inspect, &r, NULL, err);
     free(path);
     *there = !r.not_found;
     *exited = false;
@@ -219,9 +221,10 @@ evr_prov_podman_term(evr_prov_podman_t *self, const char *name, evr_err_t *err)
 {
     evr_podman_reply_t r;
     char *path = evr_asprintf(S_API "/containers/%s/kill?signal=TERM", name);
-    evr_rc_t rc = s_call(self, "POST", path, NULL, NULL, &r, err);
+    long status = 0;
+    evr_rc_t rc = s_call(self, "POST", path, NULL, NULL, &r, &status, err);
     free(path);
-    return rc && r.not_found ? EVR_OK : rc;
+    return rc && (r.not_found || status == 409) ? EVR_OK : rc;   /* 409: it is not running */
 }
 
 evr_rc_t
@@ -229,7 +232,7 @@ evr_prov_podman_remove(evr_prov_podman_t *self, const char *name, int grace_s, e
 {
     evr_podman_reply_t r;
     char *path = evr_asprintf(S_API "/containers/%s?force=true&timeout=%d", name, grace_s);
-    evr_rc_t rc = s_call(self, "DELETE", path, NULL, NULL, &r, err);
+    evr_rc_t rc = s_call(self, "DELETE", path, NULL, NULL, &r, NULL, err);
     free(path);
     return rc && r.not_found ? EVR_OK : rc;
 }
@@ -239,7 +242,7 @@ evr_prov_podman_image(evr_prov_podman_t *self, const char *image, bool *there, e
 {
     evr_podman_reply_t r;
     char *path = evr_asprintf(S_API "/images/%s/exists", image);
-    evr_rc_t rc = s_call(self, "GET", path, NULL, NULL, &r, err);
+    evr_rc_t rc = s_call(self, "GET", path, NULL, NULL, &r, NULL, err);
     free(path);
     *there = !rc;
     return rc && r.not_found ? EVR_OK : rc;

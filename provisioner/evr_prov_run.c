@@ -403,8 +403,10 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const evr_strlist_t *jlabe
     evr_err_t err = { 0 };
     if (p->kind == EVR_PROV_PROCESS)
         in->pid = s_start_process(pv, p, in, &err);
-    else if (p->kind == EVR_PROV_PODMAN)
+    else if (p->kind == EVR_PROV_PODMAN) {
         in->pid = s_start_podman(pv, p, in, &err) ? -1 : 0;
+        in->started = evr_mono_ns();   /* register_timeout from now: the calls took time */
+    }
     else {
         char *labels = s_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
