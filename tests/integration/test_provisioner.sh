@@ -427,8 +427,9 @@ pod_image() {
 # kind: podman: jobs with the label pod drain through single-use runners
 # in containers (max 2 at a time), their podman steps run as sibling
 # containers (the busybox image's /etc/evrun-image, not the runner's),
-# their process steps inside the runner's container; the containers and
-# state directories go once the runners are done.
+# their process steps inside the runner's container, a git source
+# (a repository bound in by volumes) checked out by the runner's git;
+# the containers and state directories go once the runners are done.
 case_podman() {
   fresh podman
   check "podman: the runner image builds" pod_image || return
@@ -443,7 +444,18 @@ providers:
     executors: [podman, process]
     args: [--heartbeat-ms, "200", --lease-ms, "1500", --grace, "2"]
     env: { EVRUN_SECRET_PROV: "set-by-env" }
+    volumes: ["$tmp/repo:$tmp/repo:ro"]
     max: 2
+YML
+  mkdir -p "$tmp/repo"
+  git -C "$tmp/repo" init -q -b main && echo "from-git" > "$tmp/repo/file.txt"
+  git -C "$tmp/repo" add . && git -C "$tmp/repo" -c user.email=t@example.org -c user.name=t commit -qm one
+  cat > "$tmp/pg.yml" <<YML
+pipeline: pg
+image: localhost/evrun-busybox:latest
+labels: [pod]
+source: { git: { url: "file://$tmp/repo" } }
+steps: [ { name: s, run: "cat file.txt" } ]
 YML
   cat > "$tmp/pp.yml" <<YML
 pipeline: pp
@@ -461,11 +473,13 @@ YML
   local ids=() i n maxb=0
   for i in 1 2 3 4; do ids+=("$(submit "$tmp/pp.yml" 2>/dev/null)"); done
   ids+=("$(submit "$tmp/pq.yml" 2>/dev/null)")
+  ids+=("$(submit "$tmp/pg.yml" 2>/dev/null)")
   prov "$tmp/p.yml"
   for _ in $(seq 1 600); do
     n=$(cli runners --json 2>/dev/null | grep '"runner":"pods-' | grep -c '"state":"busy"')
     [ "$n" -gt "$maxb" ] && maxb=$n
-    [ "$(st "${ids[3]}")" = succeeded ] && [ "$(st "${ids[4]}")" = succeeded ] && break
+    [ "$(st "${ids[3]}")" = succeeded ] && [ "$(st "${ids[4]}")" = succeeded ] \
+      && [ "$(st "${ids[5]}")" = succeeded ] && break
     sleep 0.1
   done
   for i in "${ids[@]}"; do
@@ -476,8 +490,9 @@ YML
   check "podman: the steps ran as sibling containers" grep -q "^s | localhost/evrun-busybox:latest$" <(cli logs "${ids[0]}")
   check "podman: a process step ran inside the runner's container" grep -q "^s | $runner_image " <(cli logs "${ids[4]}")
   check "podman: env reached the runner (a secret of its environment)" grep -q "^s | env-ok$" <(cli logs "${ids[4]}")
+  check "podman: the git source, through volumes" grep -q "^s | from-git$" <(cli logs "${ids[5]}")
   check "podman: the provisioner said what it started" grep -q "provider pods: started runner pods-[a-z0-9]* for job .* (container evrun-runner-pods-[a-z0-9]* of $runner_image" "$tmp/prov.log"
-  check "podman: five runners started" [ "$(grep -c "provider pods: started runner" "$tmp/prov.log")" -eq 5 ]
+  check "podman: six runners started" [ "$(grep -c "provider pods: started runner" "$tmp/prov.log")" -eq 6 ]
   check "podman: the runner's log is kept" grep -q "said hello\|--clean: removed" "$tmp"/provisioner/logs/pods-*.log
   local name gone=1
   for _ in $(seq 1 100); do
@@ -491,7 +506,7 @@ YML
   check "podman: the containers are gone" [ "$gone" = 1 ]
   check "podman: the state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
   check "podman: no failed start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
-  check "podman: --status" wait_for 5 status_has "^pods  *active  *0/2  *5  *0"
+  check "podman: --status" wait_for 5 status_has "^pods  *active  *0/2  *6  *0"
   stop_prov
 }
 
