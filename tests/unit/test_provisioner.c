@@ -163,6 +163,37 @@ test_config_podman(void)
     evr_prov_config_free(&cfg);
 }
 
+/*  A podman start refused before podman is asked: a state directory too
+    long for the control sockets, a relative ipc:// endpoint; a URL that
+    is not a unix socket. */
+static void
+test_podman_refused(void)
+{
+    evr_err_t err;
+    CHECK(evr_prov_podman_new("tcp://127.0.0.1:1", &err) == NULL);
+    CHECK_CONTAINS(err.msg, "expected unix:///PATH");
+    evr_prov_podman_t *pm = evr_prov_podman_new("unix:///nonexistent/podman.sock", &err);
+    CHECK(pm != NULL);
+    CHECK_STR(evr_prov_podman_socket(pm), "/nonexistent/podman.sock");
+    evr_prov_config_t cfg;
+    char *e = s_parse("providers: [ { name: pods, kind: podman } ]\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    char dir[80];
+    memset(dir, 'd', sizeof dir - 1);
+    dir[0] = '/';
+    dir[sizeof dir - 1] = '\0';
+    CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", dir, "ipc:///b/runners", "",
+                                "podman", &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "too long for the runner's control sockets under it (at most 73)");
+    CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", "/d", "ipc://b/runners", "",
+                                "podman", &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "needs an absolute ipc:// path");
+    evr_prov_config_free(&cfg);
+    evr_prov_podman_destroy(&pm);
+    CHECK(pm == NULL);
+}
+
 static evr_strlist_t
 s_list(const char *a, const char *b, const char *c)
 {
@@ -327,6 +358,7 @@ main(void)
     EVR_TEST_RUN(test_config_good);
     EVR_TEST_RUN(test_config_bad);
     EVR_TEST_RUN(test_config_podman);
+    EVR_TEST_RUN(test_podman_refused);
     EVR_TEST_RUN(test_match);
     EVR_TEST_RUN(test_rate);
     EVR_TEST_RUN(test_pause);
