@@ -18,6 +18,7 @@
 #define EVR_PROV_MAX_CONFIG_BYTES (256u << 10)
 #define EVR_PROV_FAILS_TO_PAUSE 3       /* failed starts in a row that pause a provider */
 #define EVR_PROV_MAX_TEMPLATE 4096
+#define EVR_PROV_PODMAN_IMAGE "localhost/evrun-runner:latest"   /* kind podman's default image */
 
 typedef enum { EVR_PROV_PROCESS, EVR_PROV_PODMAN, EVR_PROV_COMMAND } evr_prov_kind_t;
 
@@ -29,6 +30,9 @@ typedef struct {
     evr_strlist_t match;        /* labels + executor:NAME for each executor: what jobs need */
     evr_strlist_t args;         /* process: more evrun-runner arguments */
     char *start, *stop;         /* command: templates */
+    char *image, *network;      /* podman: the runner's image; host, bridge or none */
+    evr_strlist_t volumes;      /* podman: SRC:DEST[:ro] more mounts */
+    evr_strlist_t env;          /* podman: NAME=value for the runner */
     uint32_t max;
     /* state */
     uint32_t running;           /* instances started and not gone */
@@ -44,14 +48,16 @@ typedef struct {
     uint32_t register_timeout_s;   /* default 60 */
     char *runner;               /* the evrun-runner executable (NULL: beside this one) */
     char *runner_endpoint;      /* {broker}, and the process runners' --broker (NULL: default) */
+    char *podman_url;           /* podman providers' service (NULL: evr_prov_podman_default_url) */
     evr_prov_provider_t *providers;
     uint32_t nproviders;
 } evr_prov_config_t;
 
 /*  Loads FILE: YAML with top-level max_runners, start_rate ("N/s", "N/min",
     or a number: per second), register_timeout (seconds, or "Ns", "Nm"),
-    runner, runner_endpoint and providers (a list of maps: name, labels,
-    kind process|podman|command, executors, args, start, stop, max).  Each
+    runner, runner_endpoint, podman_url and providers (a list of maps: name,
+    labels, kind process|podman|command, executors, args, start, stop, max;
+    podman: image, network, volumes, env).  Each
     problem is one `FILE:LINE:COL: FIELD: message` line in diag.  EVR_OK,
     or EVR_ERR_CONFIG (diag holds the errors; cfg is freed). */
 evr_rc_t evr_prov_config_load(const char *file, evr_prov_config_t *cfg, evr_diag_t *diag);

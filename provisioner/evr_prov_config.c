@@ -213,11 +213,16 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
             s_rate(c, v, cfg);
         else if (!strcmp(key, "register_timeout"))
             s_duration(c, v, &cfg->register_timeout_s);
-        else if (!strcmp(key, "runner") || !strcmp(key, "runner_endpoint")) {
-            char **dst = !strcmp(key, "runner") ? &cfg->runner : &cfg->runner_endpoint;
+        else if (!strcmp(key, "runner") || !strcmp(key, "runner_endpoint")
+                 || !strcmp(key, "podman_url")) {
+            char **dst = !strcmp(key, "runner") ? &cfg->runner : !strcmp(key, "podman_url")
+                         ? &cfg->podman_url : &cfg->runner_endpoint;
             const char *s = s_scalar(c, v, key);
             if (s && (!*s || strlen(s) > 1024))
                 s_err(c, v, key, "expected 1 to 1024 bytes");
+            else if (s && dst == &cfg->podman_url && strncmp(s, "unix:///", 8))
+                s_err(c, v, key, "expected unix:///PATH, the podman service's socket on this "
+                      "host (the runners' containers get it bound), got \"%s\"", s);
             else if (s) {
                 free(*dst);
                 *dst = evr_strdup(s);
@@ -227,7 +232,7 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
             prov = v;
         else
             s_err(c, k, key, "unknown setting \"%s\": expected max_runners, start_rate, "
-                  "register_timeout, runner, runner_endpoint or providers", key);
+                  "register_timeout, runner, runner_endpoint, podman_url or providers", key);
     }
     if (!prov) {
         s_err(c, root, "providers", "missing: the list of providers");
@@ -248,6 +253,81 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
         if (e)
             s_provider(c, e, i, cfg);
     }
+}
+
+/*  A podman provider's key (image, network, volumes, env); false for
+    another key. */
+static bool
+s_podman_key(s_ctx_t *c, const char *key, const yaml_node_t *v, const char *field,
+             evr_prov_provider_t *p)
+{
+    const char *s;
+    if (!strcmp(key, "image")) {
+        if (!(s = s_scalar(c, v, field)))
+            return true;
+        size_t len = strlen(s);
+        if (!len || len > 255 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789._-/:@") != len || s[0] == '/')
+            s_err(c, v, field, "expected an image name (1-255 bytes of [A-Za-z0-9._/:@-], "
+                  "e.g. localhost/evrun-runner:latest), got \"%s\"", s);
+        else {
+            free(p->image);
+            p->image = evr_strdup(s);
+        }
+    }
+    else if (!strcmp(key, "network")) {
+        if (!(s = s_scalar(c, v, field)))
+            return true;
+        if (strcmp(s, "host") && strcmp(s, "bridge") && strcmp(s, "none"))
+            s_err(c, v, field, "expected host (the default), bridge or none, got \"%s\"", s);
+        else {
+            free(p->network);
+            p->network = evr_strdup(s);
+        }
+    }
+    else if (!strcmp(key, "volumes")) {
+        evr_strlist_t l = { 0 };
+        s_strings(c, v, field, &l);
+        for (uint32_t i = 0; i < l.n; i++) {
+            const char *e = l.v[i], *d = strchr(e, ':'), *o = d ? strchr(d + 1, ':') : NULL;
+            if (!d || d == e || d[1] != '/' || (o && strcmp(o, ":ro") && strcmp(o, ":rw"))
+                || strlen(e) > 4096)
+                s_err(c, v, field, "\"%s\": expected SOURCE:DEST[:ro] (SOURCE a host path "
+                      "or a podman volume's name, DEST an absolute path in the container)", e);
+            else
+                evr_strlist_push(&p->volumes, e);
+        }
+        evr_strlist_free(&l);
+    }
+    else if (!strcmp(key, "env")) {
+        if (v->type != YAML_MAPPING_NODE) {
+            s_err(c, v, field, "expected a map of NAME: value");
+            return true;
+        }
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+             q++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, q->key);
+            yaml_node_t *x = yaml_document_get_node(c->doc, q->value);
+            const char *name = k ? s_scalar(c, k, field) : NULL, *val = x ? s_scalar(c, x, field)
+                                                                      : NULL;
+            if (!name || !val)
+                continue;
+            size_t nl = strlen(name);
+            if (!nl || nl > 128 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+                                                "UVWXYZ0123456789_") != nl
+                || (name[0] >= '0' && name[0] <= '9') || strlen(val) > 4096 || p->env.n >= 64)
+                s_err(c, k, field, "\"%s\": expected at most 64 NAME: value ([A-Za-z_]"
+                      "[A-Za-z0-9_]*, a value of at most 4096 bytes)", name);
+            else {
+                char *kv = evr_asprintf("%s=%s", name, val);
+                evr_strlist_push(&p->env, kv);
+                free(kv);
+            }
+        }
+    }
+    else
+        return false;
+    return true;
 }
 
 /*  One key of provider p (field names it: "providers[I].KEY"). */
@@ -279,8 +359,7 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
         else if (s && !strcmp(s, "command"))
             p->kind = EVR_PROV_COMMAND;
         else if (s && !strcmp(s, "podman"))
-            s_err(c, v, field, "podman: not implemented yet (run the runner in a "
-                  "container with a command provider meanwhile)");
+            p->kind = EVR_PROV_PODMAN;
         else if (s)
             s_err(c, v, field, "expected process, podman or command, got \"%s\"", s);
     }
@@ -298,9 +377,9 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     }
     else if (!strcmp(key, "max"))
         s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);
-    else
+    else if (!s_podman_key(c, key, v, field, p))
         s_err(c, k, field, "unknown key \"%s\": expected name, labels, kind, executors, args, "
-              "start, stop or max", key);
+              "start, stop, max, or for kind podman image, network, volumes, env", key);
 }
 
 /*  Whether p is whole, and its match labels. */
@@ -322,10 +401,17 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
               "output line is the handle)");
     if (p->kind != EVR_PROV_COMMAND && (p->start || p->stop))
         s_err(c, n, field, "start and stop go with kind: command only");
-    if (p->kind != EVR_PROV_PROCESS && p->args.n) {
+    if (p->kind == EVR_PROV_COMMAND && p->args.n) {
         snprintf(field, sizeof field, "%s.args", at);
-        s_err(c, n, field, "args go with kind: process only");
+        s_err(c, n, field, "args go with kind: process or podman only");
     }
+    snprintf(field, sizeof field, "%s.image", at);
+    if (p->kind != EVR_PROV_PODMAN && (p->image || p->network || p->volumes.n || p->env.n))
+        s_err(c, n, field, "image, network, volumes and env go with kind: podman only");
+    if (p->kind == EVR_PROV_PODMAN && !p->image)
+        p->image = evr_strdup(EVR_PROV_PODMAN_IMAGE);
+    if (p->kind == EVR_PROV_PODMAN && !p->network)
+        p->network = evr_strdup("host");
     if (!p->max)
         p->max = 4;
     if (!p->executors.n)
@@ -445,10 +531,15 @@ evr_prov_config_free(evr_prov_config_t *cfg)
         evr_strlist_free(&p->args);
         free(p->start);
         free(p->stop);
+        free(p->image);
+        free(p->network);
+        evr_strlist_free(&p->volumes);
+        evr_strlist_free(&p->env);
         free(p->paused);
     }
     free(cfg->providers);
     free(cfg->runner);
     free(cfg->runner_endpoint);
+    free(cfg->podman_url);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -11,6 +11,7 @@
     /dev/null and output in DIR/logs/ID.log.
 */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,8 +21,10 @@
 #include <unistd.h>
 
 #include "evr_log.h"
+#include "evr_prov_podman.h"
 #include "evr_prov_run.h"
 #include "evr_ulid.h"
+#include "evr_unit.h"
 
 #define S_WHO "evrun-provisioner"
 #define S_HANDLE_MAX 256
@@ -37,6 +40,8 @@ typedef struct {
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
     bool idle;              /* last listed idle: it waits for a job */
+    bool ctr;               /* podman: its container may still be there */
+    uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
     uint64_t started, kill_at;
 } s_inst_t;
 
@@ -47,6 +52,7 @@ struct evr_prov {
     size_t n, cap;
     evr_prov_bucket_t bucket;
     uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
+    evr_prov_podman_t *podman;  /* the podman providers' service, made at their first start */
 };
 
 evr_prov_t *
@@ -63,6 +69,16 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 }
 
 static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
+static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
+
+/*  A podman runner's container (static). */
+static const char *
+s_ctr_name(const s_inst_t *in)
+{
+    static char name[sizeof "evrun-runner-" + sizeof in->id];
+    snprintf(name, sizeof name, "evrun-runner-%s", in->id);
+    return name;
+}
 
 void
 evr_prov_destroy(evr_prov_t **self_p)
@@ -79,11 +95,25 @@ evr_prov_destroy(evr_prov_t **self_p)
             kill(in->pid, SIGTERM);     /* no job: it would wait --once-wait for one */
             evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
         }
+        evr_err_t err;
+        if (in->idle && !in->ended && in->ctr && pv->podman
+            && pv->cfg.providers[in->provider].kind == EVR_PROV_PODMAN) {
+            if (evr_prov_podman_term(pv->podman, s_ctr_name(in), &err))   /* the same */
+                evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+            else
+                evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
+        }
+        if (in->ctr && !in->registered && pv->podman
+            && evr_prov_podman_remove(pv->podman, s_ctr_name(in), 2, &err))
+            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        else if (in->ctr && !in->registered && pv->podman)
+            s_ctr_gone(pv, in);
         if (in->out >= 0)
             close(in->out);
         free(in);
     }
     free(pv->inst);
+    evr_prov_podman_destroy(&pv->podman);
     evr_prov_config_free(&pv->cfg);
     free(pv->dir);
     free(pv->runner);
@@ -267,6 +297,31 @@ s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_
     return pid;
 }
 
+/*  A runner in a container (a podman provider); the service's client is
+    made at the first start.  EVR_OK, or why in err. */
+static evr_rc_t
+s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
+{
+    if (!pv->podman) {
+        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
+                                       : evr_prov_podman_default_url();
+        pv->podman = evr_prov_podman_new(url, err);
+        free(url);
+        if (!pv->podman)
+            return EVR_ERR_CONFIG;
+    }
+    char abs[PATH_MAX];
+    if (!realpath(pv->dir, abs))
+        return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
+    char *labels = s_joined(&p->labels), *execs = s_joined(&p->executors);
+    evr_rc_t rc = evr_prov_podman_start(pv->podman, p, in->id, abs, pv->endpoint, labels,
+                                        execs, err);
+    in->ctr = !rc;
+    free(labels);
+    free(execs);
+    return rc;
+}
+
 /*  /bin/sh -c CMD, its stdout a pipe when out. */
 static pid_t
 s_start_shell(evr_prov_t *pv, const char *cmd, const char *id, int *out, evr_err_t *err)
@@ -307,6 +362,13 @@ s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     in->stopping = true;
+    if (p->kind == EVR_PROV_PODMAN) {
+        evr_err_t err;
+        if (in->ctr && pv->podman && evr_prov_podman_term(pv->podman, s_ctr_name(in), &err))
+            evr_log_warn(S_WHO, "provider %s: runner %s: stop: %s", p->name, in->id, err.msg);
+        in->kill_at = now + S_KILL_AFTER_NS;
+        return;
+    }
     if (p->kind == EVR_PROV_PROCESS) {
         if (in->pid > 0)
             kill(in->pid, SIGTERM);
@@ -355,6 +417,10 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
     evr_err_t err = { 0 };
     if (p->kind == EVR_PROV_PROCESS)
         in->pid = s_start_process(pv, p, in, &err);
+    else if (p->kind == EVR_PROV_PODMAN) {
+        in->pid = s_start_podman(pv, p, in, &err) ? -1 : 0;
+        in->started = evr_mono_ns();   /* register_timeout from now: the calls took time */
+    }
     else {
         char *labels = s_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
@@ -375,8 +441,13 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
         s_counted(pv, in, false, err.msg);
         return false;
     }
-    evr_log_info(S_WHO, "provider %s: started runner %s for %s (pid %d, log %s/logs/%s.log)",
-                 p->name, in->id, what, (int) in->pid, pv->dir, in->id);
+    if (p->kind == EVR_PROV_PODMAN)
+        evr_log_info(S_WHO, "provider %s: started runner %s for %s (container %s of %s, "
+                     "log %s/logs/%s.log)", p->name, in->id, what, s_ctr_name(in), p->image,
+                     pv->dir, in->id);
+    else
+        evr_log_info(S_WHO, "provider %s: started runner %s for %s (pid %d, log "
+                     "%s/logs/%s.log)", p->name, in->id, what, (int) in->pid, pv->dir, in->id);
     return true;
 }
 
@@ -490,6 +561,62 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     }
 }
 
+/*  A podman runner's container is gone: the runner too. */
+static void
+s_ctr_gone(evr_prov_t *pv, s_inst_t *in)
+{
+    in->ctr = false;
+    s_end(pv, in);
+    char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
+    evr_err_t err;
+    /* a runner that said hello kept its state when not all was
+       acknowledged (then top stays); one that never did holds nothing */
+    if (in->registered)
+        rmdir(top);
+    else if (evr_unit_rmtree(top, &err))
+        evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+    free(top);
+}
+
+/*  A podman runner's container, asked after the broker's list (listed:
+    it was asked this time).  A container gone before its runner was
+    listed is a failed start only at the next list (the runner may have
+    said hello and left between the list and this question). */
+static void
+s_tend_ctr(evr_prov_t *pv, s_inst_t *in, bool listed, uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    bool there, exited;
+    evr_err_t err;
+    if (evr_prov_podman_state(pv->podman, s_ctr_name(in), &there, &exited, &err)) {
+        evr_log_warn(S_WHO, "provider %s: runner %s: %s (asked again in a moment)", p->name,
+                     in->id, err.msg);
+        return;
+    }
+    if (there && (exited || (in->stopping && in->kill_at && now > in->kill_at))) {
+        in->kill_at = 0;   /* podman removes an exited one itself: this makes sure */
+        if (evr_prov_podman_remove(pv->podman, s_ctr_name(in), 0, &err))
+            evr_log_warn(S_WHO, "provider %s: runner %s: %s", p->name, in->id, err.msg);
+        return;
+    }
+    if (there)
+        return;
+    if (in->registered || in->stopping || in->ended) {
+        s_ctr_gone(pv, in);
+        return;
+    }
+    if (!in->gone_at || !listed) {
+        if (!in->gone_at)
+            in->gone_at = now;
+        return;
+    }
+    char why[512];
+    snprintf(why, sizeof why, "the runner's container %s ended before its runner said hello "
+             "(see %s/logs/%s.log)", s_ctr_name(in), pv->dir, in->id);
+    s_counted(pv, in, false, why);
+    s_ctr_gone(pv, in);
+}
+
 void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
@@ -500,6 +627,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             s_read_handle(self, in);
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
+        if (in->ctr && self->podman)
+            s_tend_ctr(self, in, runners != NULL, now);
     }
     int st;
     pid_t pid;
@@ -515,7 +644,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             kill(in->pid, SIGKILL);
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0)
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr)
             free(in);
         else
             self->inst[keep++] = in;
@@ -562,6 +691,26 @@ s_print_why(FILE *out, const char *why)
     }
 }
 
+/*  --dry-run: whether a podman provider's image is there, said when not. */
+static void
+s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
+{
+    evr_err_t err;
+    bool there = false;
+    if (!pv->podman) {
+        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
+                                       : evr_prov_podman_default_url();
+        pv->podman = evr_prov_podman_new(url, &err);
+        free(url);
+    }
+    if (!pv->podman || evr_prov_podman_image(pv->podman, p->image, &there, &err))
+        fprintf(out, "  but podman cannot be asked: %s\n", err.msg);
+    else if (!there)
+        fprintf(out, "  but image %s is not in the store of podman at %s: build it with "
+                "tools/build-runner-image (or podman pull or load it)\n", p->image,
+                evr_prov_podman_url(pv->podman));
+}
+
 /*  One job of a pass (what: "job ID", or a demand's runner): a free
     slot, else a start (dry: said). */
 static void
@@ -592,10 +741,14 @@ s_pass_job(evr_prov_t *pv, const char *what, const evr_prov_job_t *j, s_slot_t *
     }
     evr_prov_provider_t *p = &pv->cfg.providers[pi];
     if (dry) {
-        fprintf(out, "%s (labels %s): provider %s would start a %s runner (%u/%u "
+        bool pod = p->kind == EVR_PROV_PODMAN;
+        fprintf(out, "%s (labels %s): provider %s would start a %s runner%s%s (%u/%u "
                 "running)\n", what, labels, p->name, p->kind == EVR_PROV_PROCESS ? "process"
-                : "command", p->running, p->max);
+                : pod ? "podman" : "command", pod ? " of image " : "", pod ? p->image : "",
+                p->running, p->max);
         s_print_why(out, why);
+        if (pod)
+            s_dry_image(pv, p, out);
         p->running++;   /* the next jobs of this pass see it (never used again: dry) */
         pv->dry_starts++;
     }

@@ -30,11 +30,25 @@ stop_provisioned() {
       && kill -9 "$pid" 2>/dev/null
   done
 }
+# The containers of the podman providers of this test that are still
+# there: removed, by the names their provisioner logged.
+stop_containers() {
+  local log name
+  for log in "$root"/prov.log "$root"/*/prov.log; do
+    [ -f "$log" ] || continue
+    for name in $(sed -n 's/.*: started runner .* (container \(evrun-runner-[a-z0-9-]*\) of .*/\1/p' "$log"); do
+      pod container exists "$name" 2>/dev/null && pod rm -f -t 0 "$name" > /dev/null 2>&1
+    done
+  done
+  return 0
+}
+pod() { podman --remote --url "$EVRUN_PODMAN_URL" "$@"; }
 stop_all() {
   [ -n "$prov_pid" ] && kill "$prov_pid" 2>/dev/null && wait "$prov_pid" 2>/dev/null
   [ -d "$root/up/run" ] && EVRUN_STATE_DIR=$root/up "$bin/evrun-cli" down > /dev/null 2>&1
   prov_pid=
   stop_provisioned
+  [ -n "${EVRUN_PODMAN_URL:-}" ] && stop_containers
   bus_stop
 }
 trap 'stop_all; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
@@ -324,13 +338,14 @@ YML
   cat > "$tmp/bad.yml" <<YML
 max_runners: lots
 providers:
-  - { name: x, kind: podman, labels: [a] }
-  - { name: y, kind: command, labels: [a], colour: red }
+  - { name: x, kind: podman, labels: [a], network: wifi }
+  - { name: y, kind: command, labels: [a], colour: red, image: i }
 YML
   "$bin/evrun-provisioner" --config "$tmp/bad.yml" --dry-run > "$tmp/bad.out" 2>&1
   check "bad config: exit 2" [ $? -eq 2 ]
   check "bad config: file:line:col of max_runners" grep -q "bad.yml:1:14: max_runners: expected a whole number" "$tmp/bad.out"
-  check "bad config: podman not implemented yet" grep -q "bad.yml:3:.*kind: podman: not implemented yet" "$tmp/bad.out"
+  check "bad config: podman's keys on another kind" grep -q "bad.yml:4:.*providers\[1\].image: image, network, volumes and env go with kind: podman only" "$tmp/bad.out"
+  check "bad config: a bad network" grep -q "bad.yml:3:.*providers\[0\].network: expected host (the default), bridge or none, got \"wifi\"" "$tmp/bad.out"
   check "bad config: unknown key" grep -q 'bad.yml:4:.*unknown key "colour"' "$tmp/bad.out"
   check "bad config: command needs start" grep -q "bad.yml:4:.*providers\[1\].start: missing" "$tmp/bad.out"
 }
@@ -619,6 +634,163 @@ SH
   stop_prov
 }
 
+# The podman kind's image, built from this build's binaries (quick when
+# it is up to date); the podman cases need the service of the "podman"
+# fixture (EVRUN_PODMAN_URL) and its image localhost/evrun-busybox.
+runner_image=${EVRUN_RUNNER_IMAGE:-localhost/evrun-runner:latest}
+pod_image() {
+  [ -n "${pod_image_built:-}" ] && return 0
+  if [ -z "${EVRUN_PODMAN_URL:-}" ]; then
+    echo "the podman cases need EVRUN_PODMAN_URL (the service of the podman fixture)" >&2
+    return 1
+  fi
+  EVRUN_RUNNER_IMAGE=$runner_image "$src/tools/build-runner-image" "$bin" > "$root/image.log" 2>&1 \
+    || { cat "$root/image.log" >&2; return 1; }
+  pod_image_built=1
+}
+
+# kind: podman: jobs with the label pod drain through single-use runners
+# in containers (max 2 at a time), their podman steps run as sibling
+# containers (the busybox image's /etc/evrun-image, not the runner's),
+# their process steps inside the runner's container, a git source
+# (a repository bound in by volumes) checked out by the runner's git;
+# the containers and state directories go once the runners are done.
+case_podman() {
+  fresh podman
+  check "podman: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - name: pods
+    labels: [pod]
+    kind: podman
+    image: $runner_image
+    executors: [podman, process]
+    args: [--heartbeat-ms, "200", --lease-ms, "1500", --grace, "2"]
+    env: { EVRUN_SECRET_PROV: "set-by-env" }
+    volumes: ["$tmp/repo:$tmp/repo:ro"]
+    max: 2
+YML
+  mkdir -p "$tmp/repo"
+  git -C "$tmp/repo" init -q -b main && echo "from-git" > "$tmp/repo/file.txt"
+  git -C "$tmp/repo" add . && git -C "$tmp/repo" -c user.email=t@example.org -c user.name=t commit -qm one
+  cat > "$tmp/pg.yml" <<YML
+pipeline: pg
+image: localhost/evrun-busybox:latest
+labels: [pod]
+source: { git: { url: "file://$tmp/repo" } }
+steps: [ { name: s, run: "cat file.txt" } ]
+YML
+  cat > "$tmp/pp.yml" <<YML
+pipeline: pp
+image: localhost/evrun-busybox:latest
+labels: [pod]
+steps: [ { name: s, run: "echo sibling; cat /etc/evrun-image; sleep 1" } ]
+YML
+  cat > "$tmp/pq.yml" <<YML
+pipeline: pq
+executor: process
+labels: [pod]
+secrets: [EVRUN_SECRET_PROV]
+steps: [ { name: s, run: "echo inside; cat /etc/evrun-image; [ \"\$EVRUN_SECRET_PROV\" = set-by-env ] && echo env-ok" } ]
+YML
+  local ids=() i n maxb=0
+  for i in 1 2 3 4; do ids+=("$(submit "$tmp/pp.yml" 2>/dev/null)"); done
+  ids+=("$(submit "$tmp/pq.yml" 2>/dev/null)")
+  ids+=("$(submit "$tmp/pg.yml" 2>/dev/null)")
+  prov "$tmp/p.yml"
+  for _ in $(seq 1 600); do
+    n=$(cli runners --json 2>/dev/null | grep '"runner":"pods-' | grep -c '"state":"busy"')
+    [ "$n" -gt "$maxb" ] && maxb=$n
+    [ "$(st "${ids[3]}")" = succeeded ] && [ "$(st "${ids[4]}")" = succeeded ] \
+      && [ "$(st "${ids[5]}")" = succeeded ] && break
+    sleep 0.1
+  done
+  for i in "${ids[@]}"; do
+    check "podman: $i ran" [ "$(wait_job "$i" 60)" = succeeded ]
+    check "podman: $i on a pods runner" grep -q '"runner":"pods-' <(cli status "$i" --json)
+  done
+  check "podman: max 2 respected (at most $maxb busy at once)" [ "$maxb" -le 2 ] && [ "$maxb" -ge 1 ]
+  check "podman: the steps ran as sibling containers" grep -q "^s | localhost/evrun-busybox:latest$" <(cli logs "${ids[0]}")
+  check "podman: a process step ran inside the runner's container" grep -q "^s | $runner_image " <(cli logs "${ids[4]}")
+  check "podman: env reached the runner (a secret of its environment)" grep -q "^s | env-ok$" <(cli logs "${ids[4]}")
+  check "podman: the git source, through volumes" grep -q "^s | from-git$" <(cli logs "${ids[5]}")
+  check "podman: the provisioner said what it started" grep -q "provider pods: started runner pods-[a-z0-9]* for job .* (container evrun-runner-pods-[a-z0-9]* of $runner_image" "$tmp/prov.log"
+  check "podman: six runners started" [ "$(grep -c "provider pods: started runner" "$tmp/prov.log")" -eq 6 ]
+  check "podman: the runner's log is kept" grep -q "said hello\|--clean: removed" "$tmp"/provisioner/logs/pods-*.log
+  local name gone=1
+  for _ in $(seq 1 100); do
+    gone=1
+    for name in $(sed -n 's/.*(container \(evrun-runner-[a-z0-9-]*\) of .*/\1/p' "$tmp/prov.log"); do
+      pod container exists "$name" && gone=0
+    done
+    [ "$gone" = 1 ] && [ -z "$(ls "$tmp/provisioner/runners")" ] && break
+    sleep 0.2
+  done
+  check "podman: the containers are gone" [ "$gone" = 1 ]
+  check "podman: the state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
+  check "podman: no failed start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
+  check "podman: --status" wait_for 5 status_has "^pods  *active  *0/2  *6  *0"
+  stop_prov
+}
+
+# A podman provider whose image is not there: --dry-run says so; its
+# starts fail with podman's message and it is paused after 3.
+case_podman_missing() {
+  fresh podmiss
+  check "podman missing: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: nopod, labels: [nopod], kind: podman, image: localhost/evrun-no-such-image:latest }
+YML
+  printf 'pipeline: nm\nimage: localhost/evrun-busybox:latest\nlabels: [nopod]\nsteps: [ { name: s, run: "true" } ]\n' > "$tmp/nm.yml"
+  submit "$tmp/nm.yml" > /dev/null 2>&1
+  "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
+  check "podman missing: dry-run: exit 0" [ $? -eq 0 ]
+  check "podman missing: dry-run: the podman provider" grep -q "^job .* (labels nopod,executor:podman): provider nopod would start a podman runner of image localhost/evrun-no-such-image:latest (0/4 running)" "$tmp/dry.out"
+  check "podman missing: dry-run: the image is missing" grep -q "^  but image localhost/evrun-no-such-image:latest is not in the store of podman at $EVRUN_PODMAN_URL: build it with tools/build-runner-image" "$tmp/dry.out"
+  prov "$tmp/p.yml"
+  check "podman missing: paused after 3 failed starts" wait_for 20 grep -q "provider nopod paused: 3 failed starts in a row, the last: creating container evrun-runner-nopod-[a-z0-9]* of image localhost/evrun-no-such-image:latest: podman at $EVRUN_PODMAN_URL: .*image not known" "$tmp/prov.log"
+  check "podman missing: evrun-cli runners says why" wait_for 5 runners_has "^nopod  *provisioner  *0/4  *3  *3  *paused: 3 failed starts in a row, the last: creating container"
+  check "podman missing: no container left" [ -z "$(pod ps -a -q --filter label=evrun.provisioner="$tmp/provisioner")" ]
+  stop_prov
+}
+
+# Podman runners that never say hello: one waits on a broker that is not
+# there (stopped at register_timeout: its container goes), one exits at
+# once (a bad option: a failed start once the broker's list shows no
+# hello; paused after 3, the log named).
+case_podman_silent() {
+  fresh podsil
+  check "podman silent: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 3s
+providers:
+  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1,
+      args: [--broker, "ipc://$tmp/nobroker"] }
+  - { name: bad, labels: [bad], kind: podman, image: $runner_image, max: 1,
+      args: [--no-such-option] }
+YML
+  printf 'pipeline: m\nimage: localhost/evrun-busybox:latest\nlabels: [mute]\nsteps: [ { name: s, run: "true" } ]\n' > "$tmp/m.yml"
+  printf 'pipeline: b\nimage: localhost/evrun-busybox:latest\nlabels: [bad]\nsteps: [ { name: s, run: "true" } ]\n' > "$tmp/b.yml"
+  submit "$tmp/m.yml" > /dev/null 2>&1
+  submit "$tmp/b.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "podman silent: register_timeout said" wait_for 20 grep -q "provider mute: runner mute-[a-z0-9]* did not say hello within 3 s (register_timeout): stopping it" "$tmp/prov.log"
+  local first; first=$(sed -n 's/.*provider mute: started runner \(mute-[a-z0-9]*\) .*/\1/p' "$tmp/prov.log" | head -1)
+  check "podman silent: its container went" wait_for 15 bash -c "! podman --remote --url $EVRUN_PODMAN_URL container exists evrun-runner-$first"
+  check "podman silent: a bad runner: paused" wait_for 30 grep -q "provider bad paused: 3 failed starts in a row, the last: the runner's container evrun-runner-bad-[a-z0-9]* ended before its runner said hello (see $tmp/provisioner/logs/bad-[a-z0-9]*.log)" "$tmp/prov.log"
+  check "podman silent: the log says why" grep -q "unrecognized option '--no-such-option'" "$tmp"/provisioner/logs/bad-*.log
+  stop_prov
+  check "podman silent: no container left" [ -z "$(pod ps -a -q --filter label=evrun.provisioner="$tmp/provisioner")" ]
+  check "podman silent: their state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
+}
+
 wait_status() {   # JOB STATUS [SECS]
   for _ in $(seq 1 $((${3:-20} * 10))); do
     [ "$(st "$1")" = "$2" ] && return 0
@@ -627,7 +799,7 @@ wait_status() {   # JOB STATUS [SECS]
   return 1
 }
 
-cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up worked_examples}
+cases=${*:-once process burst command paused register_timeout dry_run killed broker_restart demand up worked_examples podman podman_missing podman_silent}
 for c in $cases; do
   case_name=$c
   echo "== $c"

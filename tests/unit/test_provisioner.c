@@ -3,6 +3,7 @@
     reasons a provider did not match, the start rate's token bucket, the
     pause after 3 failed starts, and the command templates. */
 #include "evr_prov.h"
+#include "evr_prov_podman.h"
 #include "evr_prov_run.h"
 #include "evr_test.h"
 
@@ -69,7 +70,25 @@ test_config_bad(void)
         { "providers: [ { name: a }, { name: a } ]\n", "provider \"a\" named twice" },
         { "providers: [ { name: a, kind: docker } ]\n",
           "p.yml:1:31: providers[0].kind: expected process, podman or command, got \"docker\"" },
-        { "providers: [ { name: a, kind: podman } ]\n", "podman: not implemented yet" },
+        { "providers: [ { name: a, kind: podman, network: wifi } ]\n",
+          "p.yml:1:48: providers[0].network: expected host (the default), bridge or none" },
+        { "providers: [ { name: a, kind: podman, image: \"a b\" } ]\n",
+          "providers[0].image: expected an image name" },
+        { "providers: [ { name: a, kind: podman, volumes: [/x] } ]\n",
+          "providers[0].volumes: \"/x\": expected SOURCE:DEST[:ro]" },
+        { "providers: [ { name: a, kind: podman, volumes: [\"v:/d:rx\"] } ]\n",
+          "expected SOURCE:DEST[:ro]" },
+        { "providers: [ { name: a, kind: podman, env: [A] } ]\n",
+          "providers[0].env: expected a map of NAME: value" },
+        { "providers: [ { name: a, kind: podman, env: { 1A: x } } ]\n",
+          "providers[0].env: \"1A\": expected at most 64 NAME: value" },
+        { "providers: [ { name: a, kind: process, image: x } ]\n",
+          "image, network, volumes and env go with kind: podman only" },
+        { "providers: [ { name: a, kind: command, start: x, args: [y] } ]\n",
+          "args go with kind: process or podman only" },
+        { "podman_url: \"\"\nproviders: [ { name: a } ]\n", "podman_url: expected 1 to 1024 bytes" },
+        { "podman_url: tcp://h:1\nproviders: [ { name: a } ]\n",
+          "p.yml:1:13: podman_url: expected unix:///PATH" },
         { "providers: [ { name: a, kind: command } ]\n", "providers[0].start: missing" },
         { "providers: [ { name: a, start: x } ]\n", "start and stop go with kind: command only" },
         { "providers: [ { name: a, labels: [\"a b\"] } ]\n", "expected a name" },
@@ -96,6 +115,83 @@ test_config_bad(void)
         CHECK(cfg.providers == NULL);   /* freed on error */
         free(e);
     }
+}
+
+/*  kind: podman: its defaults, and the create body of its container. */
+static void
+test_config_podman(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("podman_url: unix:///run/p.sock\nproviders:\n"
+                      "  - { name: pods, kind: podman, labels: [pod] }\n"
+                      "  - name: own\n    kind: podman\n    image: example.org/r:1\n"
+                      "    network: none\n    volumes: [\"/srv/x:/x:ro\", \"cache:/c\"]\n"
+                      "    env: { A: \"1\", B_2: two }\n    args: [--grace, \"2\"]\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    CHECK_STR(cfg.podman_url, "unix:///run/p.sock");
+    CHECK(cfg.providers[0].kind == EVR_PROV_PODMAN);
+    CHECK_STR(cfg.providers[0].image, "localhost/evrun-runner:latest");
+    CHECK_STR(cfg.providers[0].network, "host");
+    CHECK_STR(cfg.providers[1].image, "example.org/r:1");
+    CHECK(cfg.providers[1].env.n == 2);
+    CHECK_STR(cfg.providers[1].env.v[1], "B_2=two");
+    evr_strlist_t args = { 0 }, binds = { 0 };
+    evr_strlist_push(&args, "--once");
+    evr_strlist_push(&binds, "/run/p.sock");
+    evr_prov_podman_spec_t spec = { .name = "evrun-runner-own-1", .image = "example.org/r:1",
+                                    .args = &args, .env = &cfg.providers[1].env,
+                                    .binds = &binds, .volumes = &cfg.providers[1].volumes,
+                                    .network = "none", .log = "/d/logs/own-1.log",
+                                    .provisioner = "/d", .runner = "own-1" };
+    char *body = evr_prov_podman_body(&spec);
+    CHECK_CONTAINS(body, "\"command\":[\"--once\"]");
+    CHECK_CONTAINS(body, "\"env\":{\"A\":\"1\",\"B_2\":\"two\"}");
+    CHECK_CONTAINS(body, "{\"type\":\"bind\",\"source\":\"/run/p.sock\",\"destination\":"
+                   "\"/run/p.sock\",\"options\":[\"rbind\"]}");
+    CHECK_CONTAINS(body, "{\"type\":\"bind\",\"source\":\"/srv/x\",\"destination\":\"/x\","
+                   "\"options\":[\"ro\",\"rbind\"]}");
+    CHECK_CONTAINS(body, "\"volumes\":[{\"Name\":\"cache\",\"Dest\":\"/c\",\"Options\":[]}]");
+    CHECK_CONTAINS(body, "\"remove\":true");
+    CHECK_CONTAINS(body, "\"netns\":{\"nsmode\":\"none\"}");
+    CHECK_CONTAINS(body, "\"log_configuration\":{\"driver\":\"k8s-file\",\"path\":"
+                   "\"/d/logs/own-1.log\"}");
+    CHECK_CONTAINS(body, "\"evrun.runner\":\"own-1\"");
+    free(body);
+    evr_strlist_free(&args);
+    evr_strlist_free(&binds);
+    evr_prov_config_free(&cfg);
+}
+
+/*  A podman start refused before podman is asked: a state directory too
+    long for the control sockets, a relative ipc:// endpoint; a URL that
+    is not a unix socket. */
+static void
+test_podman_refused(void)
+{
+    evr_err_t err;
+    CHECK(evr_prov_podman_new("tcp://127.0.0.1:1", &err) == NULL);
+    CHECK_CONTAINS(err.msg, "expected unix:///PATH");
+    evr_prov_podman_t *pm = evr_prov_podman_new("unix:///nonexistent/podman.sock", &err);
+    CHECK(pm != NULL);
+    CHECK_STR(evr_prov_podman_socket(pm), "/nonexistent/podman.sock");
+    evr_prov_config_t cfg;
+    char *e = s_parse("providers: [ { name: pods, kind: podman } ]\n", &cfg);
+    CHECK_STR(e, "");
+    free(e);
+    char dir[80];
+    memset(dir, 'd', sizeof dir - 1);
+    dir[0] = '/';
+    dir[sizeof dir - 1] = '\0';
+    CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", dir, "ipc:///b/runners", "",
+                                "podman", &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "too long for the runner's control sockets under it (at most 73)");
+    CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", "/d", "ipc://b/runners", "",
+                                "podman", &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "needs an absolute ipc:// path");
+    evr_prov_config_free(&cfg);
+    evr_prov_podman_destroy(&pm);
+    CHECK(pm == NULL);
 }
 
 static evr_strlist_t
@@ -308,6 +404,8 @@ main(void)
 {
     EVR_TEST_RUN(test_config_good);
     EVR_TEST_RUN(test_config_bad);
+    EVR_TEST_RUN(test_config_podman);
+    EVR_TEST_RUN(test_podman_refused);
     EVR_TEST_RUN(test_match);
     EVR_TEST_RUN(test_rate);
     EVR_TEST_RUN(test_pause);
