@@ -626,10 +626,12 @@ SH
   PATH="$tmp/fake:$bin:$PATH" FAKE_DIR=$tmp prov "$tmp/p.yml"
   check "worked examples: the nomad job ran" [ "$(wait_job "$jb" 30)" = succeeded ]
   check "worked examples: on a runner nomad started" grep -q '"runner":"nomad-' <(cli status "$jb" --json)
-  check "worked examples: nomad's handle is the dispatched job id" grep -q "provider nomad: runner nomad-[a-z0-9]*: handle evrun-runner/dispatch-nomad-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: nomad's handle is the dispatched job id" wait_for 20 grep -q "provider nomad: runner nomad-[a-z0-9]*: handle evrun-runner/dispatch-nomad-[a-z0-9]*$" "$tmp/prov.log"
+  # (the handle is logged once the start command's output is read: the job
+  # may be over before that)
   check "worked examples: the kubernetes job ran" [ "$(wait_job "$jp" 30)" = succeeded ]
   check "worked examples: on a runner kubectl started" grep -q '"runner":"k8s-' <(cli status "$jp" --json)
-  check "worked examples: kubectl's handle is the job name" grep -q "provider k8s: runner k8s-[a-z0-9]*: handle k8s-[a-z0-9]*$" "$tmp/prov.log"
+  check "worked examples: kubectl's handle is the job name" wait_for 20 grep -q "provider k8s: runner k8s-[a-z0-9]*: handle k8s-[a-z0-9]*$" "$tmp/prov.log"
   check "worked examples: no failed start" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
   stop_prov
 }
