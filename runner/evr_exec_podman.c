@@ -42,11 +42,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evr_conmon.h"
 #include "evr_podman.h"
 #include "evr_pulls.h"
 
 typedef struct s_op s_op_t;
 typedef struct s_unit s_unit_t;
+
+/*  A container this process made: its bundle directory (inspect's
+    StaticDir), until its attach or removal; at most S_BUNDLES. */
+typedef struct s_bundle {
+    char *name, *dir;
+    struct s_bundle *next;
+} s_bundle_t;
+
+#define S_BUNDLES 64
 
 typedef struct {
     evr_exec_t base;    /* first: the evr_exec_t the engine holds */
@@ -55,6 +65,9 @@ typedef struct {
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
+    s_bundle_t *bundles;    /* containers made, not attached yet: where conmon listens */
+    unsigned nbundles;
+    bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
 } s_pe_t;
 
 #define S_MEMO_MS 2000
@@ -91,6 +104,10 @@ struct s_op {
     evr_exec_data_fn *data;
     void *arg;
     void *call;             /* podman's handle of a stream (attach, logs) */
+    evr_conmon_t *conmon;   /* attach: conmon's socket, read directly (else call) */
+    uint64_t timer;         /* attach: the turn of the head of conmon's socket, or 0 */
+    int pending;            /* create: its init and inspect not answered yet */
+    char *dir;              /* create: the container's bundle directory, or NULL */
     uint64_t from[2];       /* logs: bytes per stream the caller has */
     uint64_t read[2];       /* logs: bytes per stream this read delivered */
     s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
@@ -131,6 +148,10 @@ s_op_free(s_op_t *op)
         pe->ops = op->next;
     if (op->next)
         op->next->prev = op->prev;
+    if (op->timer)
+        evr_loop_timer_cancel(pe->base.loop, op->timer);
+    evr_conmon_destroy(&op->conmon);
+    free(op->dir);
     free(op->name);
     free(op->tar_file);
     free(op->put_msg);
@@ -302,6 +323,45 @@ s_pe(evr_exec_t *ex)
     return (s_pe_t *) ex;
 }
 
+/*  The bundle directory of name, out of the list (caller owns it), or
+    NULL. */
+static char *
+s_bundle_take(s_pe_t *pe, const char *name)
+{
+    for (s_bundle_t **pp = &pe->bundles; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->name, name)) {
+            s_bundle_t *b = *pp;
+            char *dir = b->dir;
+            *pp = b->next;
+            pe->nbundles--;
+            free(b->name);
+            free(b);
+            return dir;
+        }
+    return NULL;
+}
+
+/*  name's bundle directory dir (taken), in place of one it had; a full
+    list gives up its oldest entry (that attach goes through podman). */
+static void
+s_bundle_put(s_pe_t *pe, const char *name, char **dir)
+{
+    free(s_bundle_take(pe, name));
+    if (pe->nbundles >= S_BUNDLES) {
+        s_bundle_t **pp = &pe->bundles;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        free(s_bundle_take(pe, (*pp)->name));
+    }
+    s_bundle_t *b = evr_calloc(1, sizeof *b);
+    b->name = evr_strdup(name);
+    b->dir = *dir;
+    *dir = NULL;
+    b->next = pe->bundles;
+    pe->bundles = b;
+    pe->nbundles++;
+}
+
 /* ------------------------------------------------------------- operations */
 
 static void
@@ -313,23 +373,45 @@ s_destroy(evr_exec_t *ex)
         s_unit_free(pe->units);
     while (pe->ops)
         s_op_free(pe->ops);
+    while (pe->bundles)
+        free(s_bundle_take(pe, pe->bundles->name));
     free(pe->describe);
     evr_pulls_destroy(&pe->pulls);
     free(pe);
 }
 
-/*  create, last: the init's outcome does not matter (a container it
-    could not prepare is prepared again by start, which then says why);
-    the create's result goes out. */
+/*  create, last, once its init and its inspect have answered: neither
+    outcome matters (a container init could not prepare is prepared again
+    by start, which then says why; one without a bundle directory is
+    attached through podman); the create's result goes out. */
 static void
-s_inited(const evr_podman_result_t *pr, void *arg)
+s_create_end(s_op_t *op)
 {
-    (void) pr;
-    s_op_t *op = arg;
+    if (--op->pending > 0)
+        return;
+    if (op->dir)
+        s_bundle_put(op->pe, op->name, &op->dir);
     evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .id = op->id };
     if (op->fn)
         op->fn(&r, op->arg);
     s_op_free(op);
+}
+
+static void
+s_inited(const evr_podman_result_t *pr, void *arg)
+{
+    (void) pr;
+    s_create_end(arg);
+}
+
+/*  The bundle directory of the container made, for its attach. */
+static void
+s_create_inspected(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    if (!pr->rc && pr->dir)
+        op->dir = evr_strdup(pr->dir);
+    s_create_end(op);
 }
 
 static void s_create_answer(const evr_podman_result_t *pr, void *arg);
@@ -399,7 +481,9 @@ s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
 
 /*  A container made is prepared to start at once (init: conmon and the
     runtime's create, ~55 ms), so that its start, on the step's critical
-    path, is quick (~9 ms); it is "initialized", CREATED to recovery. */
+    path, is quick (~9 ms); it is "initialized", CREATED to recovery.
+    Meanwhile an inspect reads its bundle directory, where conmon's attach
+    socket will be. */
 static void
 s_created(const evr_podman_result_t *pr, void *arg)
 {
@@ -409,7 +493,10 @@ s_created(const evr_podman_result_t *pr, void *arg)
         return;
     }
     op->id = pr->id ? evr_strdup(pr->id) : NULL;
+    op->pending = op->pe->rest_attach ? 1 : 2;
     evr_podman_init(op->pe->pm, op->name, s_inited, op);
+    if (!op->pe->rest_attach)
+        evr_podman_inspect(op->pe->pm, op->name, s_create_inspected, op);
 }
 
 static void
@@ -566,6 +653,36 @@ s_out(int stream, const uint8_t *data, size_t len, void *arg)
     op->out(stream, data, len, op->arg);
 }
 
+/*  conmon's socket is connected: the stream is set up. */
+static void
+s_conmon_head(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_op_t *op = arg;
+    op->timer = 0;
+    evr_podman_result_t pr = { .rc = EVR_OK, .msg = "", .status = 200 };
+    s_head(&pr, op);
+}
+
+/*  The end of conmon's socket, as the end of podman's attach. */
+static void
+s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
+{
+    s_op_t *op = arg;
+    evr_conmon_destroy(&op->conmon);
+    if (op->timer) {   /* ended before its head's turn: never set up */
+        evr_loop_timer_cancel(op->pe->base.loop, op->timer);
+        op->timer = 0;
+    }
+    evr_podman_result_t pr = { .rc = rc, .msg = msg, .status = rc ? 0 : 200 };
+    s_attach_done(&pr, op);
+}
+
+/*  The output of a container this process made is read from conmon's
+    socket in its bundle directory (evr_conmon.h): no copy through the
+    podman service.  Any other (recovery's, or a socket this process
+    cannot reach: a podman of another user or host) through podman's
+    attach. */
 static void *
 s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
          evr_exec_fn *done, void *arg)
@@ -579,7 +696,15 @@ s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn 
         s_unit_free(old);
     op->unit = s_unit_new(pe, name);
     op->unit->attach = op;
-    op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
+    char *dir = s_bundle_take(pe, name);
+    evr_err_t err;
+    if (dir)
+        op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
+    free(dir);
+    if (op->conmon)   /* its head from a turn of the loop, as podman's */
+        op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);
+    else
+        op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
     return op;
 }
 
@@ -587,7 +712,10 @@ static void
 s_detach(evr_exec_t *ex, void *handle)
 {
     s_op_t *op = handle;
-    evr_podman_detach(s_pe(ex)->pm, op->call);
+    if (op->conmon)
+        s_conmon_end(EVR_ERR_PODMAN, "the output stream was detached", op);
+    else
+        evr_podman_detach(s_pe(ex)->pm, op->call);
 }
 
 /*  A log read from the start: per stream, the bytes before from[] are
@@ -669,6 +797,7 @@ s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
     s_unit_t *u = s_unit_find(s_pe(ex), name);
     if (u)
         s_unit_free(u);     /* a wait it holds is podman's again */
+    free(s_bundle_take(s_pe(ex), name));
     s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
     evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
 }
@@ -889,6 +1018,8 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
+    pe->rest_attach = ra && !strcmp(ra, "1");
     const char *t = getenv("EVR_TEST_IMAGE_MEMO_MS");   /* tests: a memo that stays */
     pe->pulls = evr_pulls_new(pm, loop, t && *t ? strtoull(t, NULL, 10) : S_MEMO_MS);
     return &pe->base;
