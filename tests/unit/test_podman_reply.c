@@ -179,6 +179,7 @@ test_inspect_real(void)
     s_seed("inspect-running", &body, &len);
     CHECK(evr_podman_reply_inspect(200, body, len, &r) == EVR_OK);
     CHECK_STR(r.id, S_ID_A);
+    evr_podman_reply_clear(&r);
     free(body);
 
     /* the same answer with OOMKilled true */
@@ -189,6 +190,7 @@ test_inspect_real(void)
         memcpy(p, "\"OOMKilled\":true ", 17);
         CHECK(evr_podman_reply_inspect(200, body, len, &r) == EVR_OK);
         CHECK(r.oom_killed && r.exit_code == 137);
+        evr_podman_reply_clear(&r);
     }
     /* truncated anywhere: never accepted, always said */
     bool all = true;
