@@ -290,6 +290,7 @@ s_on_started(const evr_exec_result_t *r, void *arg)
 static void
 s_attached(evr_eng_step_t *st)
 {
+    evr_eng_test_pause("attached", st);   /* a crash test kills the runner here */
     if (st->job->paused && !evr_eng_stopping(st->job)) {
         evr_eng_step_to(st, EVR_ENG_STEP_HELD);   /* evr_eng_step_release starts it on resume */
         return;
