@@ -42,21 +42,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evr_bundles.h"
 #include "evr_conmon.h"
 #include "evr_podman.h"
 #include "evr_pulls.h"
 
 typedef struct s_op s_op_t;
 typedef struct s_unit s_unit_t;
-
-/*  A container this process made: its bundle directory (inspect's
-    StaticDir), until its attach or removal; at most S_BUNDLES. */
-typedef struct s_bundle {
-    char *name, *dir;
-    struct s_bundle *next;
-} s_bundle_t;
-
-#define S_BUNDLES 64
 
 typedef struct {
     evr_exec_t base;    /* first: the evr_exec_t the engine holds */
@@ -65,8 +57,7 @@ typedef struct {
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
-    s_bundle_t *bundles;    /* containers made, not attached yet: where conmon listens */
-    unsigned nbundles;
+    evr_bundles_t *bundles; /* containers made, not attached yet: where conmon listens */
     bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
 } s_pe_t;
 
@@ -323,45 +314,6 @@ s_pe(evr_exec_t *ex)
     return (s_pe_t *) ex;
 }
 
-/*  The bundle directory of name, out of the list (caller owns it), or
-    NULL. */
-static char *
-s_bundle_take(s_pe_t *pe, const char *name)
-{
-    for (s_bundle_t **pp = &pe->bundles; *pp; pp = &(*pp)->next)
-        if (!strcmp((*pp)->name, name)) {
-            s_bundle_t *b = *pp;
-            char *dir = b->dir;
-            *pp = b->next;
-            pe->nbundles--;
-            free(b->name);
-            free(b);
-            return dir;
-        }
-    return NULL;
-}
-
-/*  name's bundle directory dir (taken), in place of one it had; a full
-    list gives up its oldest entry (that attach goes through podman). */
-static void
-s_bundle_put(s_pe_t *pe, const char *name, char **dir)
-{
-    free(s_bundle_take(pe, name));
-    if (pe->nbundles >= S_BUNDLES) {
-        s_bundle_t **pp = &pe->bundles;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        free(s_bundle_take(pe, (*pp)->name));
-    }
-    s_bundle_t *b = evr_calloc(1, sizeof *b);
-    b->name = evr_strdup(name);
-    b->dir = *dir;
-    *dir = NULL;
-    b->next = pe->bundles;
-    pe->bundles = b;
-    pe->nbundles++;
-}
-
 /* ------------------------------------------------------------- operations */
 
 static void
@@ -373,8 +325,7 @@ s_destroy(evr_exec_t *ex)
         s_unit_free(pe->units);
     while (pe->ops)
         s_op_free(pe->ops);
-    while (pe->bundles)
-        free(s_bundle_take(pe, pe->bundles->name));
+    evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
     evr_pulls_destroy(&pe->pulls);
     free(pe);
@@ -390,7 +341,7 @@ s_create_end(s_op_t *op)
     if (--op->pending > 0)
         return;
     if (op->dir)
-        s_bundle_put(op->pe, op->name, &op->dir);
+        evr_bundles_put(op->pe->bundles, op->name, &op->dir);
     evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .id = op->id };
     if (op->fn)
         op->fn(&r, op->arg);
@@ -404,13 +355,18 @@ s_inited(const evr_podman_result_t *pr, void *arg)
     s_create_end(arg);
 }
 
-/*  The bundle directory of the container made, for its attach. */
+/*  The bundle directory of the container made, for its attach; the
+    first one that holds its id as a directory's name teaches the layout
+    (podman's: STORAGE/overlay-containers/ID/userdata), so that the next
+    creates need no inspect. */
 static void
 s_create_inspected(const evr_podman_result_t *pr, void *arg)
 {
     s_op_t *op = arg;
-    if (!pr->rc && pr->dir)
+    if (!pr->rc && pr->dir) {
         op->dir = evr_strdup(pr->dir);
+        evr_bundles_learn(op->pe->bundles, op->id, pr->dir);
+    }
     s_create_end(op);
 }
 
@@ -481,9 +437,9 @@ s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
 
 /*  A container made is prepared to start at once (init: conmon and the
     runtime's create, ~55 ms), so that its start, on the step's critical
-    path, is quick (~9 ms); it is "initialized", CREATED to recovery.
-    Meanwhile an inspect reads its bundle directory, where conmon's attach
-    socket will be. */
+    path, is quick (~9 ms); it is "initialized", CREATED to recovery.  Its
+    bundle directory, where conmon's attach socket will be, comes from the
+    layout an earlier inspect showed, else from an inspect sent meanwhile. */
 static void
 s_created(const evr_podman_result_t *pr, void *arg)
 {
@@ -493,9 +449,11 @@ s_created(const evr_podman_result_t *pr, void *arg)
         return;
     }
     op->id = pr->id ? evr_strdup(pr->id) : NULL;
-    op->pending = op->pe->rest_attach ? 1 : 2;
+    op->dir = op->pe->rest_attach ? NULL : evr_bundles_guess(op->pe->bundles, op->id);
+    bool inspect = !op->pe->rest_attach && !op->dir;
+    op->pending = inspect ? 2 : 1;
     evr_podman_init(op->pe->pm, op->name, s_inited, op);
-    if (!op->pe->rest_attach)
+    if (inspect)
         evr_podman_inspect(op->pe->pm, op->name, s_create_inspected, op);
 }
 
@@ -673,6 +631,10 @@ s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
     if (op->timer) {   /* ended before its head's turn: never set up */
         evr_loop_timer_cancel(op->pe->base.loop, op->timer);
         op->timer = 0;
+        if (!rc) {
+            rc = EVR_ERR_PODMAN;
+            msg = "conmon closed its attach socket before the stream was set up";
+        }
     }
     evr_podman_result_t pr = { .rc = rc, .msg = msg, .status = rc ? 0 : 200 };
     s_attach_done(&pr, op);
@@ -696,10 +658,12 @@ s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn 
         s_unit_free(old);
     op->unit = s_unit_new(pe, name);
     op->unit->attach = op;
-    char *dir = s_bundle_take(pe, name);
+    char *dir = evr_bundles_take(pe->bundles, name);
     evr_err_t err;
     if (dir)
         op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
+    if (dir && !op->conmon)
+        evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
     free(dir);
     if (op->conmon)   /* its head from a turn of the loop, as podman's */
         op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);
@@ -797,7 +761,7 @@ s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
     s_unit_t *u = s_unit_find(s_pe(ex), name);
     if (u)
         s_unit_free(u);     /* a wait it holds is podman's again */
-    free(s_bundle_take(s_pe(ex), name));
+    free(evr_bundles_take(s_pe(ex)->bundles, name));
     s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
     evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
 }
@@ -1018,6 +982,7 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    pe->bundles = evr_bundles_new();
     const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
     pe->rest_attach = ra && !strcmp(ra, "1");
     const char *t = getenv("EVR_TEST_IMAGE_MEMO_MS");   /* tests: a memo that stays */
