@@ -1,31 +1,44 @@
-/*  evr_conmon.c: conmon's attach socket, read on the event loop.
+/*  evr_conmon.c: conmon's attach socket, read by a thread of its own and
+    handed to the event loop through a pipe.
 
     The socket's path (the bundle directory, ~125 bytes under podman's
     default storage) is longer than a unix socket address holds (107):
     the directory is opened and the socket reached through
     /proc/self/fd/N/attach, as conmon binds it and podman connects.
 
-    Each readable turn takes up to S_SLOTS packets per recvmmsg(2) call,
-    and calls it again while packets keep coming, up to S_CALLS calls; the
-    loop gets its turn back between batches.  A packet is at most 8 KiB +
-    1 from conmon 2.x; a slot holds S_SLOT bytes, and a packet longer than
-    that (cut by the kernel: bytes lost) ends the read with an error
-    rather than passing on a hole.
+    Why a thread: conmon blocks on a reader that does not take its
+    packets, and its socket holds only ~200 KiB (~3 ms of its fastest
+    output here).  The runner's loop stops for each commit of the store
+    (fdatasync: 3 ms typically, up to ~100 ms on a busy disk), so a
+    socket read only from the loop stalled conmon, and with it the step,
+    at every commit: under load the output came slower than through
+    podman's attach (whose service buffers another socketful).  The
+    thread only moves bytes: it takes conmon's packets as they come
+    (recvmmsg, blocking) and writes them, framed, into a pipe of up to
+    1 MiB that the loop reads; it shares no memory with the loop and
+    stops when either end closes (the style of the project's actors: a
+    pipe, state of its own).  The bound stays: a full pipe blocks the
+    thread, which blocks conmon.
 
-    Output that comes in bulk is read in batches: a turn that took
-    S_REST_MIN bytes or more lets the socket rest S_REST_MS before it is
-    watched again, so that the next turn takes what conmon sent meanwhile
-    (conmon blocks only once ~200 KiB wait on the socket, ~3 ms of its
-    fastest output here), not one packet per turn (12,000 turns, each a
-    poll, for 100 MB).  A turn that took less (a line now and then) or
-    filled every slot of every call (a sender faster than rests let
-    through) watches the socket again at once.
+    Frames in the pipe: a 4-byte length (host order) and that many bytes
+    of one packet (its stream byte first, then the data); a length of
+    S_END ends the stream (conmon closed the socket), S_TRUNC says a
+    packet was longer than a slot (bytes lost), S_ERROR is followed by an
+    errno (4 bytes).
+
+    The loop reads the pipe in large pieces: a turn that took S_REST_MIN
+    bytes or more lets the pipe rest S_REST_MS before it is watched
+    again, so that a bulk stream is read in batches, not one packet per
+    turn (12,000 turns, each a poll, for 100 MB); a trickle (a line now
+    and then) is read the moment it comes.
 */
-#define _GNU_SOURCE   /* recvmmsg, O_PATH */
+#define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2 */
 #include "evr_conmon.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +48,102 @@
 
 #define S_SLOT (32u * 1024)     /* conmon 2.1 sends at most 8 KiB + 1 */
 #define S_SLOTS 16
-#define S_CALLS 8
+#define S_PIPE (1u << 20)       /* the pipe's size asked for (Linux's limit for all users) */
+#define S_READ (256u * 1024)    /* the loop's read of the pipe */
 #define S_REST_MIN (8u * 1024)
 #define S_REST_MS 1
+#define S_END 0xffffffffu
+#define S_TRUNC 0xfffffffeu
+#define S_ERROR 0xfffffffdu
 
 struct evr_conmon {
     evr_loop_t *loop;
-    int fd;
+    int sock;           /* conmon's socket, read by the thread */
+    int pr, pw;         /* the pipe: the loop reads pr, the thread writes pw */
+    pthread_t thread;
+    bool started;       /* the thread runs (to be joined) */
     evr_conmon_output_fn *out;
     evr_conmon_end_fn *end;
     void *arg;
     bool ended;         /* end called: reads no more */
     bool reading;       /* inside s_on_fd: destroy only marks it */
     bool dead;          /* destroyed while reading: s_on_fd frees it */
-    uint64_t rest;      /* the timer ending a rest (the socket not watched), or 0 */
-    size_t taken;       /* bytes the turn under way passed on */
-    uint8_t head[S_SLOTS];
-    uint8_t *slots;     /* S_SLOTS * S_SLOT */
+    uint64_t rest;      /* the timer ending a rest (the pipe not watched), or 0 */
+    uint8_t *buf;       /* S_READ + S_SLOT + 8: frames read, the last maybe partial */
+    size_t len;
 };
+
+/* ----------------------------------------------------------- the thread */
+
+/*  Writes all of p to fd; false once the loop's end is closed. */
+static bool
+s_write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t) w;
+    }
+    return true;
+}
+
+/*  The thread: conmon's packets into the pipe, framed, until the socket
+    ends (or fails) or the pipe's reader is gone. */
+static void *
+s_thread(void *arg)
+{
+    evr_conmon_t *self = arg;
+    int sock = self->sock, pw = self->pw;
+    uint8_t *slots = evr_malloc((size_t) S_SLOTS * S_SLOT);
+    uint8_t *frames = evr_malloc((size_t) S_SLOTS * (S_SLOT + 8));
+    struct iovec iov[S_SLOTS];
+    struct mmsghdr m[S_SLOTS];
+    bool on = true;
+    while (on) {
+        memset(m, 0, sizeof m);
+        for (unsigned i = 0; i < S_SLOTS; i++) {
+            iov[i] = (struct iovec) { .iov_base = slots + (size_t) i * S_SLOT, .iov_len = S_SLOT };
+            m[i].msg_hdr.msg_iov = &iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(sock, m, S_SLOTS, MSG_WAITFORONE, NULL);
+        size_t at = 0;
+        uint32_t word[2];
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            word[0] = S_ERROR;
+            word[1] = (uint32_t) errno;
+            memcpy(frames, word, 8);
+            at = 8;
+            on = false;
+        }
+        for (int i = 0; i < n && on; i++) {
+            uint32_t len = m[i].msg_len;
+            if (len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                word[0] = len == 0 ? S_END : S_TRUNC;
+                memcpy(frames + at, word, 4);
+                at += 4;
+                on = false;
+                break;
+            }
+            memcpy(frames + at, &len, 4);
+            memcpy(frames + at + 4, slots + (size_t) i * S_SLOT, len);
+            at += 4 + len;
+        }
+        if (!s_write_all(pw, frames, at))
+            break;
+    }
+    free(slots);
+    free(frames);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- the loop */
 
 /*  Connects fd to dir's "attach" socket; -1 with errno when it cannot. */
 static int
@@ -73,75 +164,100 @@ s_connect(int fd, const char *dir)
     return rc;
 }
 
+/*  Stops the thread (its pipe's reader closed: a write fails; its socket
+    shut down: a read ends) and frees everything. */
 static void
 s_free(evr_conmon_t *self)
 {
     evr_loop_timer_cancel(self->loop, self->rest);
-    if (self->fd >= 0) {
-        evr_loop_fd_remove(self->loop, self->fd);
-        close(self->fd);
+    if (self->pr >= 0) {
+        evr_loop_fd_remove(self->loop, self->pr);
+        close(self->pr);
     }
-    free(self->slots);
+    if (self->started) {
+        shutdown(self->sock, SHUT_RDWR);
+        pthread_join(self->thread, NULL);
+    }
+    if (self->sock >= 0)
+        close(self->sock);
+    if (self->pw >= 0)
+        close(self->pw);
+    free(self->buf);
     free(self);
 }
 
-/*  The end, once: the socket is no longer watched. */
+/*  The end, once: the pipe is no longer watched. */
 static void
 s_end(evr_conmon_t *self, evr_rc_t rc, const char *msg)
 {
     self->ended = true;
-    evr_loop_fd_remove(self->loop, self->fd);
+    evr_loop_fd_remove(self->loop, self->pr);
     self->end(rc, msg, self->arg);
 }
 
-/*  Passes on the n packets received; false once the read ended (EOF, a
-    packet not of conmon's form) or the reader was destroyed. */
+/*  Passes on the whole frames in buf, keeps a partial one; false once the
+    read ended or the reader was destroyed. */
 static bool
-s_pass(evr_conmon_t *self, const struct mmsghdr *m, unsigned n)
+s_frames(evr_conmon_t *self)
 {
     char msg[160];
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = m[i].msg_len;
-        if (len == 0) {   /* conmon closed the socket: the output has ended */
+    size_t at = 0;
+    bool on = true;
+    while (on && self->len - at >= 4) {
+        uint32_t len;
+        memcpy(&len, self->buf + at, 4);
+        if (len == S_END) {   /* conmon closed the socket: the output has ended */
             s_end(self, EVR_OK, "");
             return false;
         }
-        if (m[i].msg_hdr.msg_flags & MSG_TRUNC) {
-            snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of more than %u "
-                     "bytes (this runner reads at most that)", S_SLOT + 1);
+        if (len == S_TRUNC || len == S_ERROR) {
+            uint32_t e = 0;
+            if (len == S_ERROR && self->len - at < 8)
+                break;
+            if (len == S_ERROR)
+                memcpy(&e, self->buf + at + 4, 4);
+            if (len == S_TRUNC)
+                snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of more than "
+                         "%u bytes (this runner reads at most that)", S_SLOT);
+            else
+                snprintf(msg, sizeof msg, "reading conmon's attach socket: %s",
+                         strerror((int) e));
             s_end(self, EVR_ERR_PODMAN, msg);
             return false;
         }
-        uint8_t id = self->head[i];
+        if (self->len - at - 4 < len)
+            break;   /* the rest of it comes with the next read */
+        uint8_t id = self->buf[at + 4];
         if (id != 2 && id != 3) {
             snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of stream %u "
                      "(expected 2, stdout, or 3, stderr)", id);
             s_end(self, EVR_ERR_PODMAN, msg);
             return false;
         }
-        self->taken += len - 1;
         if (len > 1)
-            self->out(id - 1, self->slots + (size_t) i * S_SLOT, len - 1, self->arg);
-        if (self->dead)
-            return false;
+            self->out(id - 1, self->buf + at + 5, len - 1, self->arg);
+        at += 4 + len;
+        on = !self->dead;
     }
-    return true;
+    memmove(self->buf, self->buf + at, self->len - at);
+    self->len -= at;
+    return on;
 }
 
 static void s_on_fd(evr_loop_t *loop, int fd, int events, void *arg);
 
-/*  The end of a rest: the socket is watched again, and read at once. */
+/*  The end of a rest: the pipe is watched again, and read at once. */
 static void
 s_rested(evr_loop_t *loop, void *arg)
 {
     evr_conmon_t *self = arg;
     self->rest = 0;
-    if (evr_loop_fd_add(loop, self->fd, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
         s_end(self, EVR_ERR_PODMAN, "conmon's attach socket: the event loop watches too many "
                                     "fds");
         return;
     }
-    s_on_fd(loop, self->fd, EVR_LOOP_READ, self);
+    s_on_fd(loop, self->pr, EVR_LOOP_READ, self);
 }
 
 static void
@@ -149,41 +265,24 @@ s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
 {
     (void) events;
     evr_conmon_t *self = arg;
-    struct iovec iov[S_SLOTS][2];
-    struct mmsghdr m[S_SLOTS];
-    bool full = true;   /* every slot of every call filled */
-    self->reading = true;
-    self->taken = 0;
-    for (int call = 0; call < S_CALLS && !self->ended && !self->dead; call++) {
-        memset(m, 0, sizeof m);
-        for (unsigned i = 0; i < S_SLOTS; i++) {
-            iov[i][0] = (struct iovec) { .iov_base = &self->head[i], .iov_len = 1 };
-            iov[i][1] = (struct iovec) { .iov_base = self->slots + (size_t) i * S_SLOT,
-                                         .iov_len = S_SLOT };
-            m[i].msg_hdr.msg_iov = iov[i];
-            m[i].msg_hdr.msg_iovlen = 2;
-        }
-        int n = recvmmsg(fd, m, S_SLOTS, MSG_DONTWAIT, NULL);
-        full = n == S_SLOTS;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "reading conmon's attach socket: %s", strerror(errno));
-                s_end(self, EVR_ERR_PODMAN, msg);
-            }
-            break;
-        }
-        if (!s_pass(self, m, (unsigned) n) || n < S_SLOTS)
-            break;   /* ended, or what was queued is taken: the loop's turn */
+    size_t room = S_READ + S_SLOT + 8 - self->len;
+    ssize_t n = read(fd, self->buf + self->len, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {   /* the thread is gone without its end: cannot be, but said */
+        s_end(self, EVR_ERR_PODMAN, n == 0 ? "conmon's attach socket: its reader ended"
+                                           : "conmon's attach socket: reading its pipe failed");
+        return;
     }
+    self->len += (size_t) n;
+    self->reading = true;
+    bool on = s_frames(self);
     self->reading = false;
     if (self->dead) {
         s_free(self);
         return;
     }
-    if (!self->ended && !full && self->taken >= S_REST_MIN) {
+    if (on && (size_t) n >= S_REST_MIN && (size_t) n < room) {
         evr_loop_fd_remove(loop, fd);
         self->rest = evr_loop_timer_add(loop, S_REST_MS, s_rested, self);
     }
@@ -203,15 +302,50 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     }
     evr_conmon_t *self = evr_calloc(1, sizeof *self);
     self->loop = loop;
-    self->fd = fd;
+    self->sock = fd;
+    self->pr = self->pw = -1;
     self->out = out;
     self->end = end;
     self->arg = arg;
-    self->slots = evr_malloc((size_t) S_SLOTS * S_SLOT);
-    evr_rc_t rc = evr_loop_fd_add(loop, fd, EVR_LOOP_READ, s_on_fd, self);
+    self->buf = evr_malloc(S_READ + S_SLOT + 8);
+    int p[2];
+    evr_rc_t rc = EVR_OK;
+    const char *what = "";
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || pipe2(p, O_CLOEXEC) < 0) {
+        rc = EVR_ERR_IO;
+        what = strerror(errno);
+        goto out;
+    }
+    self->pr = p[0];
+    self->pw = p[1];
+    fcntl(self->pr, F_SETPIPE_SZ, (int) S_PIPE);   /* less is fine: the default is 64 KiB */
+    if (fcntl(self->pr, F_SETFL, O_NONBLOCK) < 0) {
+        rc = EVR_ERR_IO;
+        what = strerror(errno);
+        goto out;
+    }
+    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+        rc = EVR_ERR_IO;
+        what = "the event loop watches too many fds";
+        goto out;
+    }
+    /* the thread takes no signal (SIGPIPE, the loop's): all stay with
+       the threads that had them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&self->thread, NULL, s_thread, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        rc = EVR_ERR_IO;
+        what = strerror(e);
+        goto out;
+    }
+    self->started = true;
+out:
     if (rc) {
-        evr_err_set(err, rc, "conmon's attach socket %s/attach: the event loop watches too "
-                    "many fds", dir);
+        evr_err_set(err, rc, "conmon's attach socket %s/attach: %s", dir, what);
         s_free(self);
         return NULL;
     }

@@ -452,9 +452,9 @@ s_created(const evr_podman_result_t *pr, void *arg)
     op->dir = op->pe->rest_attach ? NULL : evr_bundles_guess(op->pe->bundles, op->id);
     bool inspect = !op->pe->rest_attach && !op->dir;
     op->pending = inspect ? 2 : 1;
-    evr_podman_init(op->pe->pm, op->name, s_inited, op);
-    if (inspect)
+    if (inspect)   /* first: it takes the container's lock before the init holds it */
         evr_podman_inspect(op->pe->pm, op->name, s_create_inspected, op);
+    evr_podman_init(op->pe->pm, op->name, s_inited, op);
 }
 
 static void

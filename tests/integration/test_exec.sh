@@ -880,7 +880,8 @@ steps:
     run: seq 1 600000
 YML
   # stopped once the step is finished (all its output printed), the
-  # runner's count of write calls is read
+  # count of write calls of the runner's main thread is read (the thread
+  # that read conmon's socket wrote its pipe)
   state=$tmp/big_output out=$tmp/big_output.out
   EVR_TEST_PAUSE_AT=between_steps:big "$bin/evrun-runner" --exec "$tmp/big_output.yml" \
     --state-dir "$state" > "$out" 2> "$tmp/big_output.err" &
@@ -889,7 +890,7 @@ YML
     [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null)" = T ] && break
     sleep 0.1
   done
-  writes=$(sed -n 's/^syscw: //p' "/proc/$pid/io" 2>/dev/null)
+  writes=$(sed -n 's/^syscw: //p' "/proc/$pid/task/$pid/io" 2>/dev/null)
   kill -CONT "$pid" 2>/dev/null
   wait "$pid"
   rc=$?

@@ -4,12 +4,15 @@
     streams come whole and in order, and the end once the socket closes;
     a directory whose path is too long for a socket address is reached
     all the same; bulk output is read in batches (the socket rests after
-    a bulk read); a packet of an unknown stream, or one longer than the
+    a bulk read); conmon is not held up while the loop is busy (the
+    reader's thread takes its packets); a packet of an unknown stream, or
+    one longer than the
     reader takes, ends the read with an error and nothing after it is
     passed on; no socket is an error at once; destroying the reader from
     its output callback stops it there. */
 #define _GNU_SOURCE   /* O_PATH */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -23,10 +26,13 @@
 #include "evr_loop.h"
 #include "evr_test.h"
 
-typedef enum { S_MIXED, S_BULK, S_BAD_STREAM, S_TOO_LONG } s_mode_t;
+typedef enum { S_MIXED, S_BULK, S_BAD_STREAM, S_TOO_LONG, S_BURST } s_mode_t;
 
 #define S_PACKETS 3000
 #define S_BULK_PACKETS 256          /* 8 KiB each, one every 200 us, as conmon's come */
+#define S_BURST_PACKETS 96          /* 768 KiB at once: more than conmon's socket holds */
+
+static int s_sent = -1;             /* S_BURST: the child writes a byte here once all is sent */
 
 static char s_dir[64];
 static char s_long[400];            /* a bundle directory deeper than 107 bytes */
@@ -63,10 +69,11 @@ s_serve(int lfd, s_mode_t mode)
         _exit(2);
     static uint8_t data[64 * 1024];
     size_t at[2] = { 0, 0 };
-    size_t n = mode == S_MIXED ? S_PACKETS : mode == S_BULK ? S_BULK_PACKETS : 3;
+    size_t n = mode == S_MIXED ? S_PACKETS : mode == S_BULK ? S_BULK_PACKETS
+             : mode == S_BURST ? S_BURST_PACKETS : 3;
     for (size_t k = 0; k < n; k++) {
         int stream = mode == S_MIXED && k % 3 == 2 ? 2 : 1;
-        size_t len = mode == S_MIXED ? s_len(k) : mode == S_BULK ? 8192 : 100;
+        size_t len = mode == S_MIXED ? s_len(k) : mode == S_BULK || mode == S_BURST ? 8192 : 100;
         if (mode == S_TOO_LONG && k == 1)
             len = sizeof data;
         for (size_t i = 0; i < len; i++)
@@ -76,6 +83,8 @@ s_serve(int lfd, s_mode_t mode)
         if (mode == S_BULK)
             usleep(200);
     }
+    if (mode == S_BURST && write(s_sent, "s", 1) != 1)
+        _exit(5);
     close(c);
     _exit(0);
 }
@@ -214,7 +223,7 @@ test_bad_packets(void)
     CHECK(g.got[0] == 100 && g.got[1] == 0);   /* the first only */
     s_read(s_dir, S_TOO_LONG, &g, false);
     CHECK(g.ended && g.rc == EVR_ERR_PODMAN);
-    CHECK_CONTAINS(g.msg, "a packet of more than 32769 bytes");
+    CHECK_CONTAINS(g.msg, "a packet of more than 32768 bytes");
     CHECK(g.got[0] == 100);
 }
 
@@ -224,6 +233,34 @@ test_destroy_in_output(void)
     s_got_t g;
     s_read(s_dir, S_MIXED, &g, true);
     CHECK(!g.ended && g.pieces == 1 && !g.cm);
+}
+
+/*  The loop busy (a commit's fdatasync can take ~100 ms on a busy disk)
+    while conmon sends more than its socket holds: conmon is not held up,
+    the reader's thread takes it into its pipe; all of it comes after. */
+static void
+test_busy_loop_does_not_block_conmon(void)
+{
+    int sent[2];
+    CHECK(pipe(sent) == 0);
+    s_sent = sent[1];
+    pid_t pid = s_conmon(s_dir, S_BURST);
+    close(sent[1]);
+    s_got_t g = { .in_order = true };
+    evr_loop_t *loop = evr_loop_new();
+    evr_err_t err;
+    g.cm = evr_conmon_attach(loop, s_dir, s_out, s_end, &g, &err);
+    CHECK(g.cm != NULL);
+    struct pollfd p = { .fd = sent[0], .events = POLLIN };
+    CHECK(poll(&p, 1, 20000) == 1);   /* all sent, the loop not run once */
+    for (int i = 0; i < 1000 && g.cm; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.ended && g.rc == EVR_OK);
+    CHECK(g.got[0] == (size_t) S_BURST_PACKETS * 8192 && g.in_order);
+    evr_loop_destroy(&loop);
+    close(sent[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 static void
@@ -273,6 +310,7 @@ main(void)
     EVR_TEST_RUN(test_bulk_in_batches);
     EVR_TEST_RUN(test_bad_packets);
     EVR_TEST_RUN(test_destroy_in_output);
+    EVR_TEST_RUN(test_busy_loop_does_not_block_conmon);
     EVR_TEST_RUN(test_no_socket);
     char path[512];
     snprintf(path, sizeof path, "%s/attach", s_long);
