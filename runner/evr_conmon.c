@@ -26,11 +26,11 @@
     packet was longer than a slot (bytes lost), S_ERROR is followed by an
     errno (4 bytes).
 
-    The loop reads the pipe in large pieces: a turn that took S_REST_MIN
-    bytes or more lets the pipe rest S_REST_MS before it is watched
-    again, so that a bulk stream is read in batches, not one packet per
-    turn (12,000 turns, each a poll, for 100 MB); a trickle (a line now
-    and then) is read the moment it comes.
+    Bulk output is moved in batches, not one packet at a time (12,000
+    wakeups of each side for 100 MB): the thread rests S_REST_MS after a
+    call that took S_REST_MIN bytes or more but did not fill its slots,
+    and the loop lets the pipe rest as long after such a read; a trickle
+    (a line now and then) is passed on the moment it comes.
 */
 #define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2 */
 #include "evr_conmon.h"
@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_SLOT (32u * 1024)     /* conmon 2.1 sends at most 8 KiB + 1 */
@@ -137,6 +138,10 @@ s_thread(void *arg)
         }
         if (!s_write_all(pw, frames, at))
             break;
+        /* bulk: a rest, so that the next call takes what conmon sent
+           meanwhile (its socket holds ~3 ms of its fastest output) */
+        if (on && n < S_SLOTS && at >= S_REST_MIN)
+            nanosleep(&(struct timespec) { .tv_nsec = S_REST_MS * 1000000L }, NULL);
     }
     free(slots);
     free(frames);
