@@ -111,7 +111,9 @@ evr_eng_print(evr_engine_t *e, const char *fmt, ...)
 }
 
 /*  Commits the queued events (in batches), then runs the waiting actions;
-    actions may queue more, so until both are empty. */
+    actions may queue more, so until both are empty.  What the actions
+    printed goes out at the end, in one write when it fits stdout's
+    buffer. */
 void
 evr_eng_flush(evr_engine_t *e)
 {
@@ -155,6 +157,8 @@ evr_eng_flush(evr_engine_t *e)
         e->in_flush = nested;
         free(run);
     }
+    if (e->opts.print)
+        fflush(stdout);
 }
 
 void

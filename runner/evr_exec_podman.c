@@ -23,7 +23,7 @@
     polling wait (interval 1 ms) while it runs.  A wait without an attach
     (recovery) is podman's wait alone.
 
-    Image memo (evr_image_memo.h): a `missing` pull without a pipeline's
+    Image memo (evr_pulls.h): a `missing` pull without a pipeline's
     credentials that found (or fetched) its image is remembered for
     S_MEMO_MS; the same pull within that time is answered from a turn of
     the loop, without podman (~3 ms on each job's critical path); each
@@ -42,9 +42,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "evr_image_memo.h"
+#include "evr_bundles.h"
+#include "evr_conmon.h"
 #include "evr_podman.h"
-#include "evr_regauth.h"
+#include "evr_pulls.h"
 
 typedef struct s_op s_op_t;
 typedef struct s_unit s_unit_t;
@@ -55,14 +56,14 @@ typedef struct {
     char *describe;
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
-    char *registry_auth;    /* a containers-auth.json file, or NULL: podman's own */
-    evr_image_memo_t *memo; /* images a `missing` pull found a moment ago */
+    evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
+    evr_bundles_t *bundles; /* containers made, not attached yet: where conmon listens */
+    bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
 } s_pe_t;
 
 #define S_MEMO_MS 2000
 
-typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT, S_PULL_NEVER,
-               S_PULL_MEMO } s_kind_t;
+typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT } s_kind_t;
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
@@ -94,8 +95,10 @@ struct s_op {
     evr_exec_data_fn *data;
     void *arg;
     void *call;             /* podman's handle of a stream (attach, logs) */
-    evr_exec_line_fn *line; /* pull: its progress */
-    uint64_t timer;         /* pull: the loop timer of a refusal's report, or 0 */
+    evr_conmon_t *conmon;   /* attach: conmon's socket, read directly (else call) */
+    uint64_t timer;         /* attach: the turn of the head of conmon's socket, or 0 */
+    int pending;            /* create: its init and inspect not answered yet */
+    char *dir;              /* create: the container's bundle directory, or NULL */
     uint64_t from[2];       /* logs: bytes per stream the caller has */
     uint64_t read[2];       /* logs: bytes per stream this read delivered */
     s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
@@ -138,6 +141,8 @@ s_op_free(s_op_t *op)
         op->next->prev = op->prev;
     if (op->timer)
         evr_loop_timer_cancel(pe->base.loop, op->timer);
+    evr_conmon_destroy(&op->conmon);
+    free(op->dir);
     free(op->name);
     free(op->tar_file);
     free(op->put_msg);
@@ -320,30 +325,52 @@ s_destroy(evr_exec_t *ex)
         s_unit_free(pe->units);
     while (pe->ops)
         s_op_free(pe->ops);
+    evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
-    free(pe->registry_auth);
-    evr_image_memo_destroy(&pe->memo);
+    evr_pulls_destroy(&pe->pulls);
     free(pe);
 }
 
-/*  create, last: the init's outcome does not matter (a container it
-    could not prepare is prepared again by start, which then says why);
-    the create's result goes out. */
+/*  create, last, once its init and its inspect have answered: neither
+    outcome matters (a container init could not prepare is prepared again
+    by start, which then says why; one without a bundle directory is
+    attached through podman); the create's result goes out. */
 static void
-s_inited(const evr_podman_result_t *pr, void *arg)
+s_create_end(s_op_t *op)
 {
-    (void) pr;
-    s_op_t *op = arg;
+    if (--op->pending > 0)
+        return;
+    if (op->dir)
+        evr_bundles_put(op->pe->bundles, op->name, &op->dir);
     evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .id = op->id };
     if (op->fn)
         op->fn(&r, op->arg);
     s_op_free(op);
 }
 
-static bool s_pull_auth(s_pe_t *pe, const char *auth, char **header, evr_err_t *err);
-static void s_create_answer(const evr_podman_result_t *pr, void *arg);
+static void
+s_inited(const evr_podman_result_t *pr, void *arg)
+{
+    (void) pr;
+    s_create_end(arg);
+}
 
-#define S_PULL_TIMEOUT_MS (30L * 60 * 1000)
+/*  The bundle directory of the container made, for its attach; the
+    first one that holds its id as a directory's name teaches the layout
+    (podman's: STORAGE/overlay-containers/ID/userdata), so that the next
+    creates need no inspect. */
+static void
+s_create_inspected(const evr_podman_result_t *pr, void *arg)
+{
+    s_op_t *op = arg;
+    if (!pr->rc && pr->dir) {
+        op->dir = evr_strdup(pr->dir);
+        evr_bundles_learn(op->pe->bundles, op->id, pr->dir);
+    }
+    s_create_end(op);
+}
+
+static void s_create_answer(const evr_podman_result_t *pr, void *arg);
 
 /*  The create of op (op->body, op->image) sent; its answer goes to
     op->then. */
@@ -380,12 +407,12 @@ s_create_answer(const evr_podman_result_t *pr, void *arg)
     s_op_t *op = arg;
     s_pe_t *pe = op->pe;
     if (pr->rc && pr->msg && strstr(pr->msg, "image not known")
-        && evr_image_memo_drop(pe->memo, op->image)) {
+        && evr_pulls_memo_drop(pe->pulls, op->image)) {
         char *header = NULL;
         evr_err_t err;
-        if (s_pull_auth(pe, NULL, &header, &err)) {
-            op->call = evr_podman_pull(pe->pm, op->image, "missing", header, S_PULL_TIMEOUT_MS,
-                                       NULL, s_create_pulled, op);
+        if (evr_pulls_auth(pe->pulls, NULL, &header, &err)) {
+            op->call = evr_podman_pull(pe->pm, op->image, "missing", header,
+                                       EVR_PULLS_TIMEOUT_MS, NULL, s_create_pulled, op);
             if (header) {
                 memset(header, 0, strlen(header));
                 free(header);
@@ -394,7 +421,7 @@ s_create_answer(const evr_podman_result_t *pr, void *arg)
         }
     }
     if (!pr->rc)
-        evr_image_memo_renew(pe->memo, op->image, evr_mono_ns());
+        evr_pulls_memo_renew(pe->pulls, op->image);
     op->then(pr, op);
 }
 
@@ -410,7 +437,9 @@ s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
 
 /*  A container made is prepared to start at once (init: conmon and the
     runtime's create, ~55 ms), so that its start, on the step's critical
-    path, is quick (~9 ms); it is "initialized", CREATED to recovery. */
+    path, is quick (~9 ms); it is "initialized", CREATED to recovery.  Its
+    bundle directory, where conmon's attach socket will be, comes from the
+    layout an earlier inspect showed, else from an inspect sent meanwhile. */
 static void
 s_created(const evr_podman_result_t *pr, void *arg)
 {
@@ -420,6 +449,11 @@ s_created(const evr_podman_result_t *pr, void *arg)
         return;
     }
     op->id = pr->id ? evr_strdup(pr->id) : NULL;
+    op->dir = op->pe->rest_attach ? NULL : evr_bundles_guess(op->pe->bundles, op->id);
+    bool inspect = !op->pe->rest_attach && !op->dir;
+    op->pending = inspect ? 2 : 1;
+    if (inspect)   /* first: it takes the container's lock before the init holds it */
+        evr_podman_inspect(op->pe->pm, op->name, s_create_inspected, op);
     evr_podman_init(op->pe->pm, op->name, s_inited, op);
 }
 
@@ -577,6 +611,40 @@ s_out(int stream, const uint8_t *data, size_t len, void *arg)
     op->out(stream, data, len, op->arg);
 }
 
+/*  conmon's socket is connected: the stream is set up. */
+static void
+s_conmon_head(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_op_t *op = arg;
+    op->timer = 0;
+    evr_podman_result_t pr = { .rc = EVR_OK, .msg = "", .status = 200 };
+    s_head(&pr, op);
+}
+
+/*  The end of conmon's socket, as the end of podman's attach. */
+static void
+s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
+{
+    s_op_t *op = arg;
+    evr_conmon_destroy(&op->conmon);
+    if (op->timer) {   /* ended before its head's turn: never set up */
+        evr_loop_timer_cancel(op->pe->base.loop, op->timer);
+        op->timer = 0;
+        if (!rc) {
+            rc = EVR_ERR_PODMAN;
+            msg = "conmon closed its attach socket before the stream was set up";
+        }
+    }
+    evr_podman_result_t pr = { .rc = rc, .msg = msg, .status = rc ? 0 : 200 };
+    s_attach_done(&pr, op);
+}
+
+/*  The output of a container this process made is read from conmon's
+    socket in its bundle directory (evr_conmon.h): no copy through the
+    podman service.  Any other (recovery's, or a socket this process
+    cannot reach: a podman of another user or host) through podman's
+    attach. */
 static void *
 s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
          evr_exec_fn *done, void *arg)
@@ -590,7 +658,17 @@ s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn 
         s_unit_free(old);
     op->unit = s_unit_new(pe, name);
     op->unit->attach = op;
-    op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
+    char *dir = evr_bundles_take(pe->bundles, name);
+    evr_err_t err;
+    if (dir)
+        op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
+    if (dir && !op->conmon)
+        evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
+    free(dir);
+    if (op->conmon)   /* its head from a turn of the loop, as podman's */
+        op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);
+    else
+        op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
     return op;
 }
 
@@ -598,7 +676,10 @@ static void
 s_detach(evr_exec_t *ex, void *handle)
 {
     s_op_t *op = handle;
-    evr_podman_detach(s_pe(ex)->pm, op->call);
+    if (op->conmon)
+        s_conmon_end(EVR_ERR_PODMAN, "the output stream was detached", op);
+    else
+        evr_podman_detach(s_pe(ex)->pm, op->call);
 }
 
 /*  A log read from the start: per stream, the bytes before from[] are
@@ -680,6 +761,7 @@ s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
     s_unit_t *u = s_unit_find(s_pe(ex), name);
     if (u)
         s_unit_free(u);     /* a wait it holds is podman's again */
+    free(evr_bundles_take(s_pe(ex)->bundles, name));
     s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
     evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
 }
@@ -862,124 +944,23 @@ static const evr_exec_ops_t s_ops = {
 
 /* ------------------------------------------------------------------ pulls */
 
-static void
-s_pull_line(const char *text, void *arg)
-{
-    s_op_t *op = arg;
-    if (op->line)
-        op->line(text, op->arg);
-}
-
-static void
-s_pull_done(const evr_podman_pull_result_t *pr, void *arg)
-{
-    s_op_t *op = arg;
-    char msg[EVR_ERR_MAX];
-    evr_exec_result_t r = { .rc = pr->rc, .msg = pr->msg ? pr->msg : "", .id = pr->id,
-                            .digest = pr->digest, .size = pr->size, .pulled = pr->pulled };
-    /* podman's words for a `never` policy are "IMAGE: image not known" */
-    if (pr->rc && op->kind == S_PULL_NEVER) {
-        snprintf(msg, sizeof msg, "image %s is not in the runner's storage, and pull is never "
-                 "(podman: %s)", op->name, pr->msg);
-        r.msg = msg;
-    }
-    if (!pr->rc && op->kind == S_PULL_MEMO)
-        evr_image_memo_set(op->pe->memo, op->name, evr_mono_ns());
-    if (op->fn)
-        op->fn(&r, op->arg);
-    s_op_free(op);
-}
-
-static void
-s_pull_refused(evr_loop_t *loop, void *arg)
-{
-    (void) loop;
-    s_op_t *op = arg;
-    op->timer = 0;
-    evr_podman_pull_result_t r = { .rc = EVR_ERR_PODMAN, .msg = op->put_msg };
-    s_pull_done(&r, op);
-}
-
-/*  The memo's answer: the image is there (as it was, not pulled). */
-static void
-s_pull_memo(evr_loop_t *loop, void *arg)
-{
-    (void) loop;
-    s_op_t *op = arg;
-    op->timer = 0;
-    evr_podman_pull_result_t r = { .rc = EVR_OK, .msg = "" };
-    s_pull_done(&r, op);
-}
-
-/*  The header of the credentials: the pipeline's, else the runner's file,
-    else none (podman's own auth file).  False (r set) when the file is
-    unusable. */
-static bool
-s_pull_auth(s_pe_t *pe, const char *auth, char **header, evr_err_t *err)
-{
-    *header = NULL;
-    if (auth) {
-        *header = evr_regauth_header_user(auth);
-        if (!*header) {
-            evr_err_set(err, EVR_ERR_CONFIG, "the pipeline's registry_auth secret does not "
-                        "hold user:password");
-            return false;
-        }
-        return true;
-    }
-    return !pe->registry_auth || !evr_regauth_header_file(pe->registry_auth, header, err);
-}
-
 static void *
 s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
        evr_exec_line_fn *line, evr_exec_fn *fn, void *arg)
 {
-    static const char *const names[] = { [EVR_PULL_MISSING] = "missing",
-                                         [EVR_PULL_ALWAYS] = "always",
-                                         [EVR_PULL_NEVER] = "never" };
-    s_pe_t *pe = s_pe(ex);
-    bool memo = policy == EVR_PULL_MISSING && !auth;   /* a pipeline's credentials: not */
-    s_op_t *op = s_op_new(pe, policy == EVR_PULL_NEVER ? S_PULL_NEVER
-                              : memo                 ? S_PULL_MEMO
-                                                     : S_PLAIN, fn, arg);
-    op->name = evr_strdup(image);
-    op->line = line;
-    if (memo && evr_image_memo_fresh(pe->memo, image, evr_mono_ns())) {
-        op->timer = evr_loop_timer_add(ex->loop, 0, s_pull_memo, op);
-        return op;
-    }
-    const char *pname = policy < EVR_ARRAY_LEN(names) && names[policy] ? names[policy]
-                                                                        : "missing";
-    char *header = NULL;
-    evr_err_t err;
-    if (!s_pull_auth(pe, auth, &header, &err)) {
-        op->put_msg = evr_strdup(err.msg);   /* reported from a turn of the loop */
-        op->timer = evr_loop_timer_add(ex->loop, 0, s_pull_refused, op);
-        return op;
-    }
-    op->call = evr_podman_pull(pe->pm, image, pname, header, S_PULL_TIMEOUT_MS, s_pull_line,
-                               s_pull_done, op);
-    if (header) {
-        memset(header, 0, strlen(header));
-        free(header);
-    }
-    return op;
+    return evr_pulls_start(s_pe(ex)->pulls, image, policy, auth, line, fn, arg);
 }
 
 static void
 s_pull_cancel(evr_exec_t *ex, void *handle)
 {
-    s_op_t *op = handle;
-    if (!op->timer)   /* a refusal is reported soon anyway */
-        evr_podman_pull_cancel(s_pe(ex)->pm, op->call);
+    evr_pulls_cancel(s_pe(ex)->pulls, handle);
 }
 
 void
 evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path)
 {
-    s_pe_t *pe = s_pe(ex);
-    free(pe->registry_auth);
-    pe->registry_auth = path && *path ? evr_strdup(path) : NULL;
+    evr_pulls_set_registry_auth(s_pe(ex)->pulls, path);
 }
 
 #define S_HINT "(start a service with `tools/podman-service start DIR` and set " \
@@ -1001,7 +982,10 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    pe->bundles = evr_bundles_new();
+    const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
+    pe->rest_attach = ra && !strcmp(ra, "1");
     const char *t = getenv("EVR_TEST_IMAGE_MEMO_MS");   /* tests: a memo that stays */
-    pe->memo = evr_image_memo_new((t && *t ? strtoull(t, NULL, 10) : S_MEMO_MS) * 1000000ull);
+    pe->pulls = evr_pulls_new(pm, loop, t && *t ? strtoull(t, NULL, 10) : S_MEMO_MS);
     return &pe->base;
 }

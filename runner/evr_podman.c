@@ -175,7 +175,7 @@ s_done(evr_http_req_t *req, void *arg)
                               .id = rep.names ? rep.names : rep.id, .exit_code = rep.exit_code,
                               .state = rep.state, .not_found = rep.not_found,
                               .exists = rep.exists, .oom_killed = rep.oom_killed,
-                              .started_at = rep.started_at };
+                              .started_at = rep.started_at, .dir = rep.dir };
     if (c->fn)
         c->fn(&r, c->arg);
     evr_podman_reply_clear(&rep);

@@ -32,6 +32,8 @@ typedef struct {
     bool exists;        /* create: the name is taken already */
     bool oom_killed;    /* inspect: State.OOMKilled */
     uint64_t started_at;    /* inspect: State.StartedAt, wall ns (0: never started) */
+    const char *dir;        /* inspect: StaticDir, the bundle directory holding conmon's
+                               attach socket, or NULL */
 } evr_podman_result_t;
 
 typedef void (evr_podman_fn)(const evr_podman_result_t *r, void *arg);

@@ -284,6 +284,17 @@ s_state(const json_t *st, evr_podman_reply_t *r)
     return EVR_OK;
 }
 
+/*  v[0, n) an absolute path of printable characters (no NUL), of at most
+    4096 bytes, and more than "/". */
+static bool
+s_abs_path(const char *v, size_t n)
+{
+    bool ok = v && n > 1 && n <= 4096 && v[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char) v[i] >= 0x20 && v[i] != 0x7f;
+    return ok;
+}
+
 evr_rc_t
 evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_reply_t *r)
 {
@@ -298,6 +309,9 @@ evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_r
     json_t *mem = json_object_get(json_object_get(j, "HostConfig"), "Memory");
     if (!r->rc && r->exit_code == 137 && json_is_integer(mem) && json_integer_value(mem) > 0)
         r->oom_killed = true;
+    const char *dir = json_string_value(json_object_get(j, "StaticDir"));
+    if (!r->rc && s_abs_path(dir, json_string_length(json_object_get(j, "StaticDir"))))
+        r->dir = evr_strdup(dir);
     json_decref(j);
     if (r->rc) {   /* nothing half-read stays */
         r->id[0] = r->state[0] = '\0';
@@ -318,10 +332,7 @@ evr_podman_reply_volume(long status, const char *body, size_t len, evr_podman_re
     json_t *mp = j ? json_object_get(j, "Mountpoint") : NULL;
     const char *v = json_string_value(mp);
     size_t n = json_string_length(mp);
-    bool ok = v && n > 1 && n <= 4096 && v[0] == '/';
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char) v[i] >= 0x20 && v[i] != 0x7f;
-    if (j && ok)
+    if (j && s_abs_path(v, n))
         r->names = evr_strndup(v, n);
     else if (j)
         s_fail(r, "podman's answer to volume inspect: Mountpoint: expected an absolute path, "
@@ -419,6 +430,8 @@ evr_podman_reply_clear(evr_podman_reply_t *r)
 {
     free(r->names);
     r->names = NULL;
+    free(r->dir);
+    r->dir = NULL;
 }
 
 /* ------------------------------------------------------------------ time */

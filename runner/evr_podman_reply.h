@@ -51,6 +51,10 @@ typedef struct {
     char *names;                    /* list: the names, each followed by '\n'
                                        ("" for none); freed by
                                        evr_podman_reply_clear */
+    char *dir;                      /* inspect: StaticDir, the container's bundle
+                                       directory (conmon's attach socket is in
+                                       it), or NULL; freed by
+                                       evr_podman_reply_clear */
 } evr_podman_reply_t;
 
 /*  Each parser zeroes *r first and returns r->rc.  status is the HTTP
@@ -76,7 +80,9 @@ evr_rc_t evr_podman_reply_wait(long status, const char *body, size_t len,
 /*  GET /containers/{name}/json: Id, State.Status (one lowercase word),
     State.ExitCode (an int32), State.OOMKilled (a boolean; false when
     absent), State.StartedAt (RFC 3339; absent or before 1970, as podman's
-    "0001-01-01T00:00:00Z" for a container never started: 0). */
+    "0001-01-01T00:00:00Z" for a container never started: 0); StaticDir
+    in r->dir when it is an absolute path of printable characters of at
+    most 4096 bytes (absent, or any other: NULL, not an error). */
 evr_rc_t evr_podman_reply_inspect(long status, const char *body, size_t len,
                                   evr_podman_reply_t *r);
 /*  A volume's inspect: its Mountpoint (an absolute path of at most 4096

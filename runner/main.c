@@ -790,6 +790,19 @@ s_tune_malloc(void)
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
 }
 
+/*  Printed output goes out once per commit (the engine flushes stdout
+    after the actions of a commit), not per chunk: stdout to a file or a
+    pipe gets a buffer that holds a commit's worth of chunks (100 MB of
+    output were ~4,600 writes, ~3 per chunk, with stdio's 4 KiB).  A
+    terminal keeps its line buffer. */
+static void
+s_tune_stdout(void)
+{
+    static char buf[1u << 20];   /* glibc ignores a size given without a buffer */
+    if (!isatty(STDOUT_FILENO))
+        setvbuf(stdout, buf, _IOFBF, sizeof buf);
+}
+
 /*  The lifecycle hooks of the settings file (file, else the default one):
     false (said on stderr) when its `hooks:` list is wrong. */
 static bool
@@ -810,6 +823,7 @@ main(int argc, char **argv)
     if (evr_shim_wanted(argc, argv))   /* a process step's supervisor (evr_shim.h) */
         return evr_shim_main(argv[2]);
     s_tune_malloc();
+    s_tune_stdout();
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[80], *file = NULL;
     size_t nf = 0;

@@ -143,8 +143,10 @@ recover() {   # recover STATE: runs --recover to the end; sets $rc
 # Kill points: STATE when the runner stops there
 # (output_ended: the output has ended, its exit not read yet, the
 # executor's inspect under way; after_create:two: step two's container
-# created and initialized ahead while step one runs, not started)
-for point in before_create:one after_create:one running:one output_ended:one after_exit:one \
+# created and initialized ahead while step one runs, not started;
+# attached:one: step one's output stream set up (podman: conmon's attach
+# socket connected), its container not started)
+for point in before_create:one after_create:one attached:one running:one output_ended:one after_exit:one \
              between_steps:one after_create:two running:two output_ended:two after_exit:two \
              artifact:two between_steps:two; do
   case_start "$point"
@@ -192,6 +194,30 @@ if [ "$executor" = podman ]; then
   check "exit code 3 from the wait" grep -q '"exit_code":3' <("$bin/evrun-replay" "$state" --job "$job")
   check "output whole" [ "$("$bin/evrun-replay" "$state" --output "$job/x")" = out ]
   check "nothing left in podman" [ "$(left_behind "$job")" -eq 0 ]
+  case_end
+fi
+
+# The output through podman's attach, the executor's fallback when
+# conmon's attach socket cannot be reached (the test hook
+# EVR_TEST_REST_ATTACH=1 makes it never try): a run to the end, and
+# kills while a step runs and once its output has ended.
+if [ "$executor" = podman ]; then
+  case_start rest-attach
+  state=$tmp/rest-attach
+  start_runner "$state" EVR_TEST_REST_ATTACH=1
+  wait "$pid"; rc=$?; ended "$pid"
+  check "runner exit 0" [ "$rc" -eq 0 ]
+  verify_job "$state" "$(job_of "$state")"
+  for point in running:one output_ended:two; do
+    state=$tmp/rest-attach-${point/:/-}
+    start_runner "$state" EVR_TEST_REST_ATTACH=1 EVR_TEST_PAUSE_AT=$point
+    for _ in $(seq 1 300); do grep -q "test pause at" "$state.err" 2>/dev/null && break; sleep 0.05; done
+    check "$point: reached the point" grep -q "test pause at" "$state.err"
+    kill -9 "$pid"; wait "$pid" 2>/dev/null; ended "$pid"
+    EVR_TEST_REST_ATTACH=1 recover "$state"
+    check "$point: recovery exit 0" [ "$rc" -eq 0 ]
+    verify_job "$state" "$(job_of "$state")"
+  done
   case_end
 fi
 

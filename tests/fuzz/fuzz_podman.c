@@ -122,6 +122,10 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
                 r.id);
         S_CHECK((kind == S_INSPECT) == (r.state[0] != '\0'), "%s: state %s", k, r.state);
         S_CHECK((kind == S_LIST || kind == S_VOLUME) == (r.names != NULL), "%s: names", k);
+        if (r.dir)   /* inspect: an absolute path, no control character */
+            for (const char *c = r.dir; *c; c++)
+                S_CHECK(r.dir[0] == '/' && (unsigned char) *c >= 0x20 && *c != 0x7f,
+                        "inspect: StaticDir byte %02x", *c);
         if (r.names && kind == S_LIST)
             s_check_names(r.names);
         if (r.names && kind == S_VOLUME) {   /* an absolute path, no control character */
@@ -134,11 +138,12 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
     S_CHECK(again.rc == r.rc && !strcmp(again.msg, r.msg) && !strcmp(again.id, r.id)
             && !strcmp(again.state, r.state) && again.exit_code == r.exit_code
             && again.oom_killed == r.oom_killed && again.started_at == r.started_at
-            && !again.names == !r.names && (!r.names || !strcmp(again.names, r.names)),
+            && !again.names == !r.names && (!r.names || !strcmp(again.names, r.names))
+            && !again.dir == !r.dir && (!r.dir || !strcmp(again.dir, r.dir)),
             "%s: read twice, two replies", k);
     evr_podman_reply_clear(&again);
     evr_podman_reply_clear(&r);
-    S_CHECK(!r.names, "clear left names");
+    S_CHECK(!r.names && !r.dir, "clear left names");
 }
 
 static void

@@ -169,11 +169,17 @@ test_inspect_real(void)
            after a real OOM kill (PODMAN.md): exit 137 under a memory
            limit (HostConfig.Memory) counts as one */
         CHECK(r.oom_killed == (cases[i].code == 137));
+        /* StaticDir: the bundle directory, where conmon's attach socket is */
+        CHECK(r.dir && !strncmp(r.dir, "/var/lib/containers/storage/overlay-containers/", 47)
+              && strstr(r.dir, "/userdata"));
+        evr_podman_reply_clear(&r);
+        CHECK(!r.dir);
         free(body);
     }
     s_seed("inspect-running", &body, &len);
     CHECK(evr_podman_reply_inspect(200, body, len, &r) == EVR_OK);
     CHECK_STR(r.id, S_ID_A);
+    evr_podman_reply_clear(&r);
     free(body);
 
     /* the same answer with OOMKilled true */
@@ -184,6 +190,7 @@ test_inspect_real(void)
         memcpy(p, "\"OOMKilled\":true ", 17);
         CHECK(evr_podman_reply_inspect(200, body, len, &r) == EVR_OK);
         CHECK(r.oom_killed && r.exit_code == 137);
+        evr_podman_reply_clear(&r);
     }
     /* truncated anywhere: never accepted, always said */
     bool all = true;
@@ -249,6 +256,25 @@ test_inspect_bad(void)
     CHECK(evr_podman_reply_inspect(200, least, strlen(least), &r) == EVR_OK);
     CHECK_STR(r.state, "stopping");
     CHECK(r.exit_code == -1 && !r.oom_killed && r.started_at == 0);
+    CHECK(!r.dir);
+    /* a StaticDir that is no absolute path: none, and no error */
+    const char *dirs[][2] = {
+        { ",\"StaticDir\":\"/run/x/userdata\"", "/run/x/userdata" },
+        { ",\"StaticDir\":\"run/x\"", NULL },
+        { ",\"StaticDir\":\"/\"", NULL },
+        { ",\"StaticDir\":\"/a\\u007fb\"", NULL },
+        { ",\"StaticDir\":\"/a\\nb\"", NULL },
+        { ",\"StaticDir\":7", NULL },
+        { ",\"StaticDir\":null", NULL },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(dirs); i++) {
+        char *body = evr_asprintf("{\"Id\":\"abc123\"%s,\"State\":{\"Status\":\"running\","
+                                  "\"ExitCode\":0}}", dirs[i][0]);
+        CHECK(evr_podman_reply_inspect(200, body, strlen(body), &r) == EVR_OK);
+        CHECK(dirs[i][1] ? r.dir && !strcmp(r.dir, dirs[i][1]) : !r.dir);
+        evr_podman_reply_clear(&r);
+        free(body);
+    }
 #undef S_ST
     /* nested past jansson's depth: refused, no stack overflow */
     size_t n = 200000;

@@ -1,0 +1,372 @@
+/*  evr_conmon.c: conmon's attach socket, read by a thread of its own and
+    handed to the event loop through a pipe.
+
+    The socket's path (the bundle directory, ~125 bytes under podman's
+    default storage) is longer than a unix socket address holds (107):
+    the directory is opened and the socket reached through
+    /proc/self/fd/N/attach, as conmon binds it and podman connects.
+
+    Why a thread: conmon blocks on a reader that does not take its
+    packets, and its socket holds only ~200 KiB (~3 ms of its fastest
+    output here).  The runner's loop stops for each commit of the store
+    (fdatasync: 3 ms typically, up to ~100 ms on a busy disk), so a
+    socket read only from the loop stalled conmon, and with it the step,
+    at every commit: under load the output came slower than through
+    podman's attach (whose service buffers another socketful).  The
+    thread only moves bytes: it takes conmon's packets as they come
+    (recvmmsg, blocking) and writes them, framed, into a pipe of up to
+    1 MiB that the loop reads; it shares no memory with the loop and
+    stops when either end closes (the style of the project's actors: a
+    pipe, state of its own).  The bound stays: a full pipe blocks the
+    thread, which blocks conmon.
+
+    Frames in the pipe: a 4-byte length (host order) and that many bytes
+    of one packet (its stream byte first, then the data); a length of
+    S_END ends the stream (conmon closed the socket), S_TRUNC says a
+    packet was longer than a slot (bytes lost), S_ERROR is followed by an
+    errno (4 bytes).
+
+    Bulk output is moved in batches, not one packet at a time (12,000
+    wakeups of each side for 100 MB): the thread rests S_REST_MS after a
+    call that took S_REST_MIN bytes or more but did not fill its slots,
+    and the loop lets the pipe rest as long after such a read; a trickle
+    (a line now and then) is passed on the moment it comes.
+*/
+#define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2 */
+#include "evr_conmon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_SLOT (32u * 1024)     /* conmon 2.1 sends at most 8 KiB + 1 */
+#define S_SLOTS 16
+#define S_PIPE (1u << 20)       /* the pipe's size asked for (Linux's limit for all users) */
+#define S_READ (256u * 1024)    /* the loop's read of the pipe */
+#define S_REST_MIN (8u * 1024)
+#define S_REST_MS 1
+#define S_END 0xffffffffu
+#define S_TRUNC 0xfffffffeu
+#define S_ERROR 0xfffffffdu
+
+struct evr_conmon {
+    evr_loop_t *loop;
+    int sock;           /* conmon's socket, read by the thread */
+    int pr, pw;         /* the pipe: the loop reads pr, the thread writes pw */
+    pthread_t thread;
+    bool started;       /* the thread runs (to be joined) */
+    evr_conmon_output_fn *out;
+    evr_conmon_end_fn *end;
+    void *arg;
+    bool ended;         /* end called: reads no more */
+    bool reading;       /* inside s_on_fd: destroy only marks it */
+    bool dead;          /* destroyed while reading: s_on_fd frees it */
+    uint64_t rest;      /* the timer ending a rest (the pipe not watched), or 0 */
+    uint8_t *buf;       /* S_READ + S_SLOT + 8: frames read, the last maybe partial */
+    size_t len;
+};
+
+/* ----------------------------------------------------------- the thread */
+
+/*  Writes all of p to fd; false once the loop's end is closed. */
+static bool
+s_write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t) w;
+    }
+    return true;
+}
+
+/*  The thread: conmon's packets into the pipe, framed, until the socket
+    ends (or fails) or the pipe's reader is gone. */
+static void *
+s_thread(void *arg)
+{
+    evr_conmon_t *self = arg;
+    int sock = self->sock, pw = self->pw;
+    uint8_t *slots = evr_malloc((size_t) S_SLOTS * S_SLOT);
+    uint8_t *frames = evr_malloc((size_t) S_SLOTS * (S_SLOT + 8));
+    struct iovec iov[S_SLOTS];
+    struct mmsghdr m[S_SLOTS];
+    bool on = true;
+    while (on) {
+        memset(m, 0, sizeof m);
+        for (unsigned i = 0; i < S_SLOTS; i++) {
+            iov[i] = (struct iovec) { .iov_base = slots + (size_t) i * S_SLOT, .iov_len = S_SLOT };
+            m[i].msg_hdr.msg_iov = &iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(sock, m, S_SLOTS, MSG_WAITFORONE, NULL);
+        size_t at = 0;
+        uint32_t word[2];
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            word[0] = S_ERROR;
+            word[1] = (uint32_t) errno;
+            memcpy(frames, word, 8);
+            at = 8;
+            on = false;
+        }
+        for (int i = 0; i < n && on; i++) {
+            uint32_t len = m[i].msg_len;
+            if (len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                word[0] = len == 0 ? S_END : S_TRUNC;
+                memcpy(frames + at, word, 4);
+                at += 4;
+                on = false;
+                break;
+            }
+            memcpy(frames + at, &len, 4);
+            memcpy(frames + at + 4, slots + (size_t) i * S_SLOT, len);
+            at += 4 + len;
+        }
+        if (!s_write_all(pw, frames, at))
+            break;
+        /* bulk: a rest, so that the next call takes what conmon sent
+           meanwhile (its socket holds ~3 ms of its fastest output) */
+        if (on && n < S_SLOTS && at >= S_REST_MIN)
+            nanosleep(&(struct timespec) { .tv_nsec = S_REST_MS * 1000000L }, NULL);
+    }
+    free(slots);
+    free(frames);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- the loop */
+
+/*  Connects fd to dir's "attach" socket; -1 with errno when it cannot. */
+static int
+s_connect(int fd, const char *dir)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/attach", dir);
+    if (n > 0 && (size_t) n < sizeof a.sun_path)
+        return connect(fd, (struct sockaddr *) &a, sizeof a);
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/attach", dfd);
+    int rc = connect(fd, (struct sockaddr *) &a, sizeof a);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
+/*  Stops the thread (its pipe's reader closed: a write fails; its socket
+    shut down: a read ends) and frees everything. */
+static void
+s_free(evr_conmon_t *self)
+{
+    evr_loop_timer_cancel(self->loop, self->rest);
+    if (self->pr >= 0) {
+        evr_loop_fd_remove(self->loop, self->pr);
+        close(self->pr);
+    }
+    if (self->started) {
+        shutdown(self->sock, SHUT_RDWR);
+        pthread_join(self->thread, NULL);
+    }
+    if (self->sock >= 0)
+        close(self->sock);
+    if (self->pw >= 0)
+        close(self->pw);
+    free(self->buf);
+    free(self);
+}
+
+/*  The end, once: the pipe is no longer watched. */
+static void
+s_end(evr_conmon_t *self, evr_rc_t rc, const char *msg)
+{
+    self->ended = true;
+    evr_loop_fd_remove(self->loop, self->pr);
+    self->end(rc, msg, self->arg);
+}
+
+/*  Passes on the whole frames in buf, keeps a partial one; false once the
+    read ended or the reader was destroyed. */
+static bool
+s_frames(evr_conmon_t *self)
+{
+    char msg[160];
+    size_t at = 0;
+    bool on = true;
+    while (on && self->len - at >= 4) {
+        uint32_t len;
+        memcpy(&len, self->buf + at, 4);
+        if (len == S_END) {   /* conmon closed the socket: the output has ended */
+            s_end(self, EVR_OK, "");
+            return false;
+        }
+        if (len == S_TRUNC || len == S_ERROR) {
+            uint32_t e = 0;
+            if (len == S_ERROR && self->len - at < 8)
+                break;
+            if (len == S_ERROR)
+                memcpy(&e, self->buf + at + 4, 4);
+            if (len == S_TRUNC)
+                snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of more than "
+                         "%u bytes (this runner reads at most that)", S_SLOT);
+            else
+                snprintf(msg, sizeof msg, "reading conmon's attach socket: %s",
+                         strerror((int) e));
+            s_end(self, EVR_ERR_PODMAN, msg);
+            return false;
+        }
+        if (self->len - at - 4 < len)
+            break;   /* the rest of it comes with the next read */
+        uint8_t id = self->buf[at + 4];
+        if (id != 2 && id != 3) {
+            snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of stream %u "
+                     "(expected 2, stdout, or 3, stderr)", id);
+            s_end(self, EVR_ERR_PODMAN, msg);
+            return false;
+        }
+        if (len > 1)
+            self->out(id - 1, self->buf + at + 5, len - 1, self->arg);
+        at += 4 + len;
+        on = !self->dead;
+    }
+    memmove(self->buf, self->buf + at, self->len - at);
+    self->len -= at;
+    return on;
+}
+
+static void s_on_fd(evr_loop_t *loop, int fd, int events, void *arg);
+
+/*  The end of a rest: the pipe is watched again, and read at once. */
+static void
+s_rested(evr_loop_t *loop, void *arg)
+{
+    evr_conmon_t *self = arg;
+    self->rest = 0;
+    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+        s_end(self, EVR_ERR_PODMAN, "conmon's attach socket: the event loop watches too many "
+                                    "fds");
+        return;
+    }
+    s_on_fd(loop, self->pr, EVR_LOOP_READ, self);
+}
+
+static void
+s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) events;
+    evr_conmon_t *self = arg;
+    size_t room = S_READ + S_SLOT + 8 - self->len;
+    ssize_t n = read(fd, self->buf + self->len, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {   /* the thread is gone without its end: cannot be, but said */
+        s_end(self, EVR_ERR_PODMAN, n == 0 ? "conmon's attach socket: its reader ended"
+                                           : "conmon's attach socket: reading its pipe failed");
+        return;
+    }
+    self->len += (size_t) n;
+    self->reading = true;
+    bool on = s_frames(self);
+    self->reading = false;
+    if (self->dead) {
+        s_free(self);
+        return;
+    }
+    if (on && (size_t) n >= S_REST_MIN && (size_t) n < room) {
+        evr_loop_fd_remove(loop, fd);
+        self->rest = evr_loop_timer_add(loop, S_REST_MS, s_rested, self);
+    }
+}
+
+evr_conmon_t *
+evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
+                  evr_conmon_end_fn *end, void *arg, evr_err_t *err)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || s_connect(fd, dir) != 0) {
+        evr_err_set(err, EVR_ERR_IO, "conmon's attach socket %s/attach: %s", dir,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    evr_conmon_t *self = evr_calloc(1, sizeof *self);
+    self->loop = loop;
+    self->sock = fd;
+    self->pr = self->pw = -1;
+    self->out = out;
+    self->end = end;
+    self->arg = arg;
+    self->buf = evr_malloc(S_READ + S_SLOT + 8);
+    int p[2];
+    evr_rc_t rc = EVR_OK;
+    const char *what = "";
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || pipe2(p, O_CLOEXEC) < 0) {
+        rc = EVR_ERR_IO;
+        what = strerror(errno);
+        goto out;
+    }
+    self->pr = p[0];
+    self->pw = p[1];
+    fcntl(self->pr, F_SETPIPE_SZ, (int) S_PIPE);   /* less is fine: the default is 64 KiB */
+    if (fcntl(self->pr, F_SETFL, O_NONBLOCK) < 0) {
+        rc = EVR_ERR_IO;
+        what = strerror(errno);
+        goto out;
+    }
+    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+        rc = EVR_ERR_IO;
+        what = "the event loop watches too many fds";
+        goto out;
+    }
+    /* the thread takes no signal (SIGPIPE, the loop's): all stay with
+       the threads that had them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&self->thread, NULL, s_thread, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        rc = EVR_ERR_IO;
+        what = strerror(e);
+        goto out;
+    }
+    self->started = true;
+out:
+    if (rc) {
+        evr_err_set(err, rc, "conmon's attach socket %s/attach: %s", dir, what);
+        s_free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+evr_conmon_destroy(evr_conmon_t **self_p)
+{
+    evr_conmon_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    if (self->reading) {
+        self->dead = true;   /* s_on_fd frees it once its callback returns */
+        return;
+    }
+    s_free(self);
+}
