@@ -374,7 +374,9 @@ test_pause_fails_always(void)
     evr_etest_destroy(&t);
 }
 
-/*  A resume that fails once: the job must not stay frozen for ever. */
+/*  A resume that fails once: the job must not stay frozen for ever.
+    (The step sleeps 0.5 s: with 30 ms it had ended before the pause
+    reached it under ASan on a loaded machine.) */
 static void
 test_resume_fails_once(void)
 {
@@ -383,7 +385,7 @@ test_resume_fails_once(void)
                                                         .kind = EVR_FAKE_FAIL, .times = 1,
                                                         .msg = "thaw failed" });
     CHECK(evr_etest_submit(t, evr_etest_job(53), EVR_ETEST_HEAD "steps:\n"
-                           "  - name: a\n    run: echo a; sleep 0.03; echo done\n") == EVR_OK);
+                           "  - name: a\n    run: echo a; sleep 0.5; echo done\n") == EVR_OK);
     CHECK(evr_etest_until_event(t, 53, "step.output a 1 stdout"));
     evr_err_t err;
     CHECK(evr_engine_pause(t->eng, evr_etest_job(53), &err) == EVR_OK);
@@ -409,7 +411,7 @@ test_resume_fails(void)
                                                         .kind = EVR_FAKE_FAIL,
                                                         .msg = "thaw failed" });
     CHECK(evr_etest_submit(t, evr_etest_job(73), EVR_ETEST_HEAD "steps:\n"
-                           "  - name: a\n    run: echo a; sleep 0.03; echo done\n"
+                           "  - name: a\n    run: echo a; sleep 0.5; echo done\n"
                            "  - name: b\n    run: echo b\n") == EVR_OK);
     CHECK(evr_etest_until_event(t, 73, "step.output a 1 stdout"));
     evr_err_t err;
