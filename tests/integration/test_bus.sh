@@ -763,6 +763,10 @@ case_up_down() {
   local st=$tmp/s
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
+  check "up: the service at EVRUN_PODMAN_URL answered its ping (none started)" \
+    bash -c "! grep -q 'starting a podman service' '$tmp/up1'"
+  check "evrun-cli loads no libcurl (its ping is a plain socket's)" \
+    bash -c "! ldd '$bin/evrun-cli' | grep -q libcurl"
   local pids1 pids2
   pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1
