@@ -269,6 +269,39 @@ case_capacity() {
   check "jobs did not overlap" $ok
 }
 
+# submit --count N: N jobs of one file over one connection, each its own id
+# and queued; the count bounded; run refuses it; a refusal stops the rest.
+case_submit_count() {
+  fresh subcount
+  bus_broker && bus_wait_runners 0
+  pipeline cnt <<'YML'
+pipeline: cnt
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 4 }
+steps: [ { name: s, run: "true" } ]
+YML
+  cli submit --count 3 "$tmp/cnt.yml" > "$tmp/three" 2>&1
+  check "--count 3: exit 0" [ $? -eq 0 ]
+  check "--count 3: three distinct jobs accepted" \
+    [ "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/three" | sort -u | wc -l)" -eq 3 ]
+  check "--count 3: all three queued" \
+    [ "$(cli jobs --pipeline cnt --status queued --json | wc -l)" -eq 3 ]
+  cli submit --count 2 "$tmp/cnt.yml" > "$tmp/over" 2>&1
+  check "--count 2 over a queue of 4: exit 1 (refused)" [ $? -eq 1 ]
+  check "--count 2 over a queue of 4: one accepted, then queue_full" \
+    bash -c "[ \$(grep -c accepted '$tmp/over') -eq 1 ] && grep -q queue_full '$tmp/over'"
+  local bad
+  for bad in 0 -1 100001 2x ""; do
+    cli submit --count "$bad" "$tmp/cnt.yml" > "$tmp/bad" 2>&1
+    check "--count '$bad': exit 2, says the bounds" \
+      bash -c "[ $? -eq 2 ] && grep -q 'expected a number of jobs, 1..100000' '$tmp/bad'"
+  done
+  cli run --count 2 "$tmp/cnt.yml" > "$tmp/run" 2>&1
+  check "run --count: exit 2, submit only" bash -c "[ $? -eq 2 ] && grep -q 'submit only' '$tmp/run'"
+  check "nothing more queued" [ "$(cli jobs --pipeline cnt --json | wc -l)" -eq 4 ]
+}
+
 case_queue() {
   fresh queue
   bus_broker && bus_wait_runners 0
@@ -1006,7 +1039,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
