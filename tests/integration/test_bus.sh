@@ -817,6 +817,31 @@ case_up_down() {
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
 }
 
+# up's ping of podman: an answer other than a 200 status line (a 500, bytes
+# that are not HTTP) is no service, so up goes on to start its own (here a
+# helper that fails: up says so and exits 2).
+case_up_ping() {
+  fresh upping
+  local a sp
+  for a in 'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n' 'SSH-2.0-x\r\n'; do
+    rm -f "$tmp/p.sock"
+    /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.recv(4096); c.sendall(sys.argv[2].encode()); c.close()
+' "$tmp/p.sock" "$(printf "$a")" &
+    sp=$!
+    for _ in $(seq 1 50); do [ -S "$tmp/p.sock" ] && break; sleep 0.05; done
+    EVRUN_STATE_DIR=$tmp/s EVRUN_PODMAN_URL=unix://$tmp/p.sock EVRUN_PODMAN_SERVICE=/bin/false \
+      cli up --runners 1 > "$tmp/up" 2>&1
+    check "up, podman answering '${a%%\\r*}': exit 2" [ $? -eq 2 ]
+    check "up, podman answering '${a%%\\r*}': not a service, starts one" \
+      grep -q "no podman service answers" "$tmp/up"
+    kill "$sp"; wait "$sp" 2>/dev/null
+  done
+}
+
 # A state tree another user could change is refused, naming the path and
 # the fix, and nothing is written through a link planted in it.  "Another
 # user" is uid 65534 (chown works as root only; the rest runs as anyone).
@@ -1039,7 +1064,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
