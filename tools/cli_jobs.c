@@ -27,6 +27,9 @@ s_on_signal(int sig)
 
 /* ----------------------------------------------------------- run, submit */
 
+#define S_COUNT_MAX 100000   /* submit --count's bound */
+#define S_COUNT_MAX_S "100000"
+
 static void
 s_run_help(FILE *out, const char *name)
 {
@@ -48,7 +51,9 @@ s_run_help(FILE *out, const char *name)
             "exit status: 0 accepted%s;\n1 refused by the broker%s;\n2 bad file or usage, "
             "or the broker unreachable\n",
             name, strcmp(name, "run") ? "" : "[--follow | --wait] ",
-            strcmp(name, "run") ? ""
+            strcmp(name, "run")
+                ? "  --count N            submit N jobs of FILE (1.." S_COUNT_MAX_S "), each with its\n"
+                  "                       own id, over one connection; stops at the first refusal\n"
                 : "  -f, --follow         print the job's output live; exit with its status\n"
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
@@ -276,12 +281,14 @@ s_run_common(int argc, char **argv, const char *name)
         EVR_CLI_COMMON_OPTS, { "arg", required_argument, NULL, 'a' },
         { "label", required_argument, NULL, 'l' }, { "follow", no_argument, NULL, 'f' },
         { "wait", no_argument, NULL, 'w' }, { "events", no_argument, NULL, 'e' },
-        { NULL, 0, NULL, 0 },
+        { "count", required_argument, NULL, 'N' }, { NULL, 0, NULL, 0 },
     };
     bool run = !strcmp(name, "run");
     evr_cli_t cli = { .prog = run ? "evrun-cli run" : "evrun-cli submit" };
     evr_msg_t req = { .type = EVR_MSG_SUBMIT };
     bool follow = false, wait = false, events = false;
+    long count = 1;
+    char *end;
     int c, status = 0;
     while ((c = getopt_long(argc, argv, run ? "a:fwh" : "a:h", opts, NULL)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -297,6 +304,16 @@ s_run_common(int argc, char **argv, const char *name)
         case 'f': follow = run; break;
         case 'w': wait = run; break;
         case 'e': events = true; break;
+        case 'N':
+            errno = 0;
+            count = strtol(optarg, &end, 10);
+            if (run || errno || end == optarg || *end || count < 1 || count > S_COUNT_MAX) {
+                fprintf(stderr, "%s: --count %s: %s\n", cli.prog, optarg,
+                        run ? "submit only (run follows one job)"
+                            : "expected a number of jobs, 1.." S_COUNT_MAX_S);
+                status = 2;
+            }
+            break;
         case 'h': s_run_help(stdout, name); evr_msg_clear(&req); return 0;
         default: status = 2; break;
         }
@@ -320,8 +337,15 @@ s_run_common(int argc, char **argv, const char *name)
     else if (req.spec->schedule)
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
-    else if (!(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req)))
+    else if (!(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
         s_warn_no_runner(&cli, &req);
+        for (long i = 1; i < count && !status; i++) {   /* --count: the same, new ids */
+            evr_ulid_new(job);
+            free(req.job);
+            req.job = evr_strdup(job);
+            status = evr_cli_send_job(&cli, &req);
+        }
+    }
     if (!status)
         status = evr_cli_after_submit(&cli, job, follow, wait, events);
     evr_msg_clear(&req);

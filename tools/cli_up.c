@@ -19,15 +19,18 @@
     list the runners, and stops waiting as soon as a process it started
     exits, showing the end of its log.
 */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,7 +41,6 @@
 #define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
 #define S_UP_KIDS 67        /* the broker, up to 64 runners, the gateway, the provisioner */
 #define S_PING_MS 5000      /* how long a podman service has to answer _ping */
-#define S_SUN_PATH_MAX 107  /* bytes of a unix socket path */
 #define S_PODMAN_API "/v4.0.0/libpod"
 #define S_GW_API "/api/v1"   /* the gateway's API under its URL; the web UI is at / */
 
@@ -139,38 +141,59 @@ s_spawn(s_up_t *u, const char *name, char *const argv[], const char *log)
     return pid;
 }
 
-static size_t
-s_discard(char *data, size_t size, size_t n, void *arg)
+/*  Milliseconds left until deadline (CLOCK_MONOTONIC, ms), at least 0. */
+static int
+s_left_ms(int64_t deadline)
 {
-    (void) data;
-    (void) arg;
-    return size * n;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return now >= deadline ? 0 : (int) (deadline - now);
 }
 
 /*  Whether a podman service answers at url ("unix:///path/podman.sock"):
-    GET /_ping gets 200 within S_PING_MS.  The runner's evr_podman_ping asks
-    the same; this is the CLI's own call, so evrun-cli needs libcurl and not
-    the runner library. */
+    GET /_ping gets a 200 status line within S_PING_MS.  The runner's
+    evr_podman_ping asks the same; this is the CLI's own call, over a plain
+    socket: linking libcurl (and its TLS, LDAP and Kerberos libraries) cost
+    every evrun-cli command ~4 ms of loading for this one question. */
 static bool
 s_podman_answers(const char *url)
 {
-    if (strncmp(url, "unix://", 7) != 0 || strlen(url + 7) > S_SUN_PATH_MAX)
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strncmp(url, "unix://", 7) != 0 || strlen(url + 7) >= sizeof sa.sun_path)
         return false;
-    CURL *e = curl_easy_init();
-    if (!e)
+    memcpy(sa.sun_path, url + 7, strlen(url + 7) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
         return false;
-    curl_easy_setopt(e, CURLOPT_URL, "http://d" S_PODMAN_API "/_ping");
-    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, url + 7);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) S_PING_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) S_PING_MS);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_discard);
-    long status = 0;
-    bool ok = curl_easy_perform(e) == CURLE_OK
-              && curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK
-              && status == 200;
-    curl_easy_cleanup(e);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t deadline = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + S_PING_MS;
+    bool ok = false;
+    char buf[64];
+    size_t got = 0;
+    if (connect(fd, (struct sockaddr *) &sa, sizeof sa) != 0 && errno != EINPROGRESS
+        && errno != EAGAIN)
+        goto out;
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    if (poll(&p, 1, s_left_ms(deadline)) != 1 || (p.revents & (POLLERR | POLLHUP)))
+        goto out;
+    static const char req[] = "GET " S_PODMAN_API "/_ping HTTP/1.0\r\nHost: d\r\n\r\n";
+    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t) sizeof req - 1)
+        goto out;
+    while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {   /* the status line */
+        p.events = POLLIN;
+        if (poll(&p, 1, s_left_ms(deadline)) != 1)
+            goto out;
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t) n;
+    }
+    buf[got] = '\0';
+    ok = (strncmp(buf, "HTTP/1.0 200 ", 13) == 0 || strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+out:
+    close(fd);
     return ok;
 }
 

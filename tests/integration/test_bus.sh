@@ -269,6 +269,39 @@ case_capacity() {
   check "jobs did not overlap" $ok
 }
 
+# submit --count N: N jobs of one file over one connection, each its own id
+# and queued; the count bounded; run refuses it; a refusal stops the rest.
+case_submit_count() {
+  fresh subcount
+  bus_broker && bus_wait_runners 0
+  pipeline cnt <<'YML'
+pipeline: cnt
+image: localhost/evrun-busybox:latest
+labels: [nobody]
+queue: { limit: 4 }
+steps: [ { name: s, run: "true" } ]
+YML
+  cli submit --count 3 "$tmp/cnt.yml" > "$tmp/three" 2>&1
+  check "--count 3: exit 0" [ $? -eq 0 ]
+  check "--count 3: three distinct jobs accepted" \
+    [ "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/three" | sort -u | wc -l)" -eq 3 ]
+  check "--count 3: all three queued" \
+    [ "$(cli jobs --pipeline cnt --status queued --json | wc -l)" -eq 3 ]
+  cli submit --count 2 "$tmp/cnt.yml" > "$tmp/over" 2>&1
+  check "--count 2 over a queue of 4: exit 1 (refused)" [ $? -eq 1 ]
+  check "--count 2 over a queue of 4: one accepted, then queue_full" \
+    bash -c "[ \$(grep -c accepted '$tmp/over') -eq 1 ] && grep -q queue_full '$tmp/over'"
+  local bad
+  for bad in 0 -1 100001 2x ""; do
+    cli submit --count "$bad" "$tmp/cnt.yml" > "$tmp/bad" 2>&1
+    check "--count '$bad': exit 2, says the bounds" \
+      bash -c "[ $? -eq 2 ] && grep -q 'expected a number of jobs, 1..100000' '$tmp/bad'"
+  done
+  cli run --count 2 "$tmp/cnt.yml" > "$tmp/run" 2>&1
+  check "run --count: exit 2, submit only" bash -c "[ $? -eq 2 ] && grep -q 'submit only' '$tmp/run'"
+  check "nothing more queued" [ "$(cli jobs --pipeline cnt --json | wc -l)" -eq 4 ]
+}
+
 case_queue() {
   fresh queue
   bus_broker && bus_wait_runners 0
@@ -769,6 +802,10 @@ case_up_down() {
     check "up: prints the web UI's URL" [ -n "$ui" ]
     check "up: the web UI's page is there" bash -c "curl -sf '$ui' | grep -q '<title>evrun</title>'"
   fi
+  check "up: the service at EVRUN_PODMAN_URL answered its ping (none started)" \
+    bash -c "! grep -q 'starting a podman service' '$tmp/up1'"
+  check "evrun-cli loads no libcurl (its ping is a plain socket's)" \
+    bash -c "! ldd '$bin/evrun-cli' | grep -q libcurl"
   local pids1 pids2
   pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1
@@ -784,6 +821,31 @@ case_up_down() {
   check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
   EVRUN_STATE_DIR=$st cli jobs > /dev/null 2>&1
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
+}
+
+# up's ping of podman: an answer other than a 200 status line (a 500, bytes
+# that are not HTTP) is no service, so up goes on to start its own (here a
+# helper that fails: up says so and exits 2).
+case_up_ping() {
+  fresh upping
+  local a sp
+  for a in 'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n' 'SSH-2.0-x\r\n'; do
+    rm -f "$tmp/p.sock"
+    /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.recv(4096); c.sendall(sys.argv[2].encode()); c.close()
+' "$tmp/p.sock" "$(printf "$a")" &
+    sp=$!
+    for _ in $(seq 1 50); do [ -S "$tmp/p.sock" ] && break; sleep 0.05; done
+    EVRUN_STATE_DIR=$tmp/s EVRUN_PODMAN_URL=unix://$tmp/p.sock EVRUN_PODMAN_SERVICE=/bin/false \
+      cli up --runners 1 > "$tmp/up" 2>&1
+    check "up, podman answering '${a%%\\r*}': exit 2" [ $? -eq 2 ]
+    check "up, podman answering '${a%%\\r*}': not a service, starts one" \
+      grep -q "no podman service answers" "$tmp/up"
+    kill "$sp"; wait "$sp" 2>/dev/null
+  done
 }
 
 # A state tree another user could change is refused, naming the path and
@@ -1008,7 +1070,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
