@@ -1,6 +1,7 @@
 /*  evr_msg.c: message field tables, header frames and the message codec. */
 #include "evr_msg.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,11 +408,50 @@ evr_msg_new(evr_msgtype_t type)
     return msg;
 }
 
+/*  The fields of every message type that own memory, each (offset, type,
+    sub-record) once: what evr_msg_clear frees, in one pass instead of one
+    per type (most fields are shared by several types). */
+#define S_CLEAR_MAX 512
+static evr_field_t s_clear_fields[S_CLEAR_MAX];
+static evr_rectype_t s_clear_type = { "message", sizeof(evr_msg_t), s_clear_fields, 0,
+                                      EVR_NO_PRESENT, NULL };
+static pthread_once_t s_clear_once = PTHREAD_ONCE_INIT;
+
+static void
+s_clear_init(void)
+{
+    size_t n = 0;
+    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
+        for (size_t i = 0; i < s_types[t].fields->nfields; i++) {
+            const evr_field_t *f = &s_types[t].fields->fields[i];
+            bool owns = f->type == EVR_FT_STR || f->type == EVR_FT_BIN
+                     || f->type == EVR_FT_STRLIST || f->type == EVR_FT_STRMAP
+                     || f->type == EVR_FT_RECORD || f->type == EVR_FT_VARIANT
+                     || f->type == EVR_FT_RECLIST || f->type == EVR_FT_RECMAP
+                     || f->type == EVR_FT_RECPTR;
+            size_t k = 0;
+            while (owns && k < n && !(s_clear_fields[k].off == f->off
+                                      && s_clear_fields[k].type == f->type
+                                      && s_clear_fields[k].sub == f->sub
+                                      && s_clear_fields[k].select == f->select))
+                k++;
+            if (!owns || k < n)
+                continue;
+            if (n == S_CLEAR_MAX) {   /* a programmer's error: raise S_CLEAR_MAX */
+                fprintf(stderr, "evr_msg: more than %d message fields own memory\n",
+                        S_CLEAR_MAX);
+                abort();
+            }
+            s_clear_fields[n++] = *f;
+        }
+    s_clear_type.nfields = n;
+}
+
 void
 evr_msg_clear(evr_msg_t *msg)
 {
-    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
-        evr_rec_free(s_types[t].fields, msg);   /* each frees what it knows; freed fields are NULL */
+    pthread_once(&s_clear_once, s_clear_init);
+    evr_rec_free(&s_clear_type, msg);
     memset(msg, 0, sizeof *msg);
 }
 
