@@ -200,12 +200,10 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /* ------------------------------------------------------------ records */
 
+/*  j's record around body (blen bytes: its submit message encoded; taken). */
 static void
-s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
+s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out, size_t *len)
 {
-    uint8_t *body;
-    size_t blen;
-    evr_msg_encode(j->submit, &body, &blen);
     size_t rl = j->runner ? strlen(j->runner) : 0;
     *len = 11 + rl + blen;
     uint8_t *p = *out = evr_malloc(*len);
@@ -219,6 +217,15 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
         memcpy(p + 11, j->runner, rl);
     memcpy(p + 11 + rl, body, blen);
     free(body);
+}
+
+static void
+s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
+{
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(j->submit, &body, &blen);
+    s_record_of(j, body, blen, out, len);
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
@@ -554,28 +561,38 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     if (*existing)
         return true;
     *code = EVR_CODE_BAD_REQUEST;
-    if (evr_spec_check_size(msg->spec, &err)) {   /* its job.accepted must fit in `events` */
-        *code = EVR_CODE_TOO_LARGE;
-        snprintf(why, len, "submit.spec: %s", err.msg);
-        return false;
-    }
     if (!s_bind(msg, why, len))
         return false;
+    /* its record's body; the spec is part of it, so a body within the
+       spec's limit needs no look at the spec's own size */
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(msg, &body, &blen);
+    if (blen > EVR_SPEC_MAX_BYTES && evr_spec_check_size(msg->spec, &err)) {
+        *code = EVR_CODE_TOO_LARGE;     /* its job.accepted must fit in `events` */
+        snprintf(why, len, "submit.spec: %s", err.msg);
+        free(body);
+        return false;
+    }
     /* a copy: source is the submitter's directory: its tar comes along */
     const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
                       : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
     if (lacks) {
         snprintf(why, len, "submit.%s_tar: the spec's %s is copy: a directory, but the submit "
                  "carries no tar of it (evrun-cli sends it)", lacks, lacks);
+        free(body);
         return false;
     }
     if (b->failure) {
         *code = EVR_CODE_UNAVAILABLE;
         snprintf(why, len, "the broker's store failed: %s", b->failmsg);
+        free(body);
         return false;
     }
-    if (!evr_policy_admit(b, msg, code, why, len))
+    if (!evr_policy_admit(b, msg, code, why, len)) {
+        free(body);
         return false;
+    }
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
     *m = *msg;
     memset(msg, 0, sizeof *msg);
@@ -583,7 +600,7 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
-    s_record(st->job, &st->rec, &st->len);
+    s_record_of(st->job, body, blen, &st->rec, &st->len);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
