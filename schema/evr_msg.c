@@ -469,7 +469,15 @@ void
 evr_msg_header(evr_msgtype_t type, char buf[EVR_MSG_HEADER_MAX])
 {
     const char *name = evr_msgtype_name(type);
-    snprintf(buf, EVR_MSG_HEADER_MAX, "%s %s", EVR_MSG_PROTO, name ? name : "?");
+    if (!name)
+        name = "?";
+    size_t pl = sizeof EVR_MSG_PROTO - 1, nl = strlen(name);   /* no snprintf: every message */
+    if (pl + 1 + nl >= EVR_MSG_HEADER_MAX)
+        nl = EVR_MSG_HEADER_MAX - pl - 2;
+    memcpy(buf, EVR_MSG_PROTO, pl);
+    buf[pl] = ' ';
+    memcpy(buf + pl + 1, name, nl);
+    buf[pl + 1 + nl] = '\0';
 }
 
 void
