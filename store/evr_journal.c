@@ -46,9 +46,31 @@ s_crc_init(void)
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/*  The same with SSE 4.2's crc32 instruction (CRC-32C), 8 bytes a step. */
+__attribute__((target("sse4.2"))) static uint32_t
+s_crc_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint64_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    uint32_t c32 = (uint32_t) c;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#endif
+
 static uint32_t
 s_crc(uint32_t crc, const uint8_t *p, size_t n)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return s_crc_hw(crc, p, n);
+#endif
     crc = ~crc;
     while (n--)
         crc = s_crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
