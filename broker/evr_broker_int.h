@@ -189,9 +189,8 @@ bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *exist
 void evr_queue_flush(evr_broker_t *b);
 /*  The same at the end of a turn's client requests; also writes the
     journaled records into the store (a checkpoint: one synced commit,
-    then the journal starts over) once the journal holds 3/4 of
-    EVR_JOURNAL_AHEAD, or when a turn without submits comes 100 ms after
-    the last. */
+    then the journal starts over) once the journal holds 1 MiB, or when a
+    turn without submits comes 100 ms after the last. */
 void evr_queue_turn_end(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:

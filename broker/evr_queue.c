@@ -19,7 +19,7 @@
     one fdatasync, and answered then.  Their records reach the store's
     table later, without a flush of their own: in the synced commit of
     the next write of the queue table (a dispatch, a pause, a job leaving
-    the queue), or of a checkpoint once the journal is 3/4 full or the
+    the queue), or of a checkpoint once the journal holds 1 MiB or the
     submits pause.  That commit also sets "journal/submits" to the
     journal's last seq, after which the journal is written from its start
     again.  At start, the journal's records newer than that seq are
@@ -38,6 +38,8 @@
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
 #define S_IDLE_CKPT_NS 100000000ull     /* submits paused this long: a checkpoint */
+#define S_CKPT_BYTES (1u << 20)         /* a journal this full: a checkpoint (one commit of
+                                           ~4000 small records: a few ms) */
 
 void
 evr_queue_init(evr_broker_t *b)
@@ -706,7 +708,7 @@ evr_queue_turn_end(evr_broker_t *b)
 {
     bool committing = b->nstaged > 0;
     evr_queue_flush(b);
-    if (b->npending && (evr_journal_used(b->journal) >= EVR_JOURNAL_AHEAD / 4 * 3
+    if (b->npending && (evr_journal_used(b->journal) >= S_CKPT_BYTES
                         || (!committing && evr_mono_ns() - b->last_commit >= S_IDLE_CKPT_NS)))
         s_checkpoint(b);
 }
