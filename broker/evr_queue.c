@@ -315,6 +315,9 @@ s_pending_done(evr_broker_t *b)
 {
     if (!b->npending)
         return;
+    evr_broker_debug(b, "submit journal: %zu record%s written into the store (up to record "
+                     "%llu); the journal starts over", b->npending, b->npending == 1 ? "" : "s",
+                     (unsigned long long) evr_journal_seq(b->journal));
     for (size_t i = 0; i < b->npending; i++)
         free(b->pending[i].rec);
     b->npending = 0;
