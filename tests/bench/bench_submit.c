@@ -124,16 +124,27 @@ s_evrun_send(zsock_t *sock, s_wire_t *w)
     return EVR_OK;
 }
 
-/*  Reads one answer on sock: 0 for an `accepted` of a new job, else 1
-    (said on stderr). */
+/*  Reads one answer on sock (its two frames with libzmq's own calls, no
+    czmq message): 0 for an `accepted` of a new job, else 1 (said on
+    stderr). */
 static int
 s_evrun_answer(zsock_t *sock)
 {
+    void *h = zsock_resolve(sock);
+    zmq_msg_t hdr, body;
+    zmq_msg_init(&hdr);
+    zmq_msg_init(&body);
     evr_msg_t m = { 0 };
     const char *code;
     evr_err_t err;
     int bad = 0;
-    if (evr_bus_recv(sock, NULL, &m, &code, &err)) {
+    if (zmq_msg_recv(&hdr, h, 0) < 0 || !zmq_msg_more(&hdr) || zmq_msg_recv(&body, h, 0) < 0
+        || zmq_msg_more(&body)) {
+        fprintf(stderr, "evrun-bench-submit: bad answer: not a header and a body frame\n");
+        bad = 1;
+    }
+    else if (evr_msg_decode(zmq_msg_data(&hdr), zmq_msg_size(&hdr), zmq_msg_data(&body),
+                            zmq_msg_size(&body), &m, &code, &err)) {
         fprintf(stderr, "evrun-bench-submit: bad answer: %s\n", err.msg);
         bad = 1;
     }
@@ -144,6 +155,8 @@ s_evrun_answer(zsock_t *sock)
         bad = 1;
     }
     evr_msg_clear(&m);
+    zmq_msg_close(&hdr);
+    zmq_msg_close(&body);
     return bad;
 }
 
@@ -183,13 +196,14 @@ s_evrun(const char *ep, int n, double seconds)
     while (!status && evr_mono_ns() < c.end) {
         if (zmq_poll(items, n, 1000) < 0)
             break;
-        for (int i = 0; i < n && !status; i++)
-            while (!status && evr_bus_readable(socks[i])) {
-                status = s_evrun_answer(socks[i]);
-                s_clock_ack(&c);
-                if (!status)
-                    status = s_evrun_send(socks[i], &w) != EVR_OK;
-            }
+        for (int i = 0; i < n && !status; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;   /* one request outstanding: one answer at most */
+            status = s_evrun_answer(socks[i]);
+            s_clock_ack(&c);
+            if (!status)
+                status = s_evrun_send(socks[i], &w) != EVR_OK;
+        }
     }
     if (!status)
         s_clock_print(&c, seconds);
