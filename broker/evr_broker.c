@@ -69,6 +69,7 @@ s_bind(evr_broker_t *b, zsock_t **sock, int type, const char *ep, const char *wh
     evr_bus_setup(*sock);
     if (strcmp(what, "client") == 0) {
         zsock_set_rcvhwm(*sock, S_CLIENT_RCVHWM);   /* requests waiting per connection */
+        zsock_set_rcvtimeo(*sock, 0);   /* s_drain_socket: a receive says when none is left */
         zsock_set_sndhwm(*sock, S_CLIENT_SNDHWM);   /* a whole stream; bytes bound it */
     }
     if (type == ZMQ_XPUB)   /* publications waiting per subscriber: past it, dropped */
@@ -606,17 +607,25 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     }
 }
 
-/*  Handles up to S_TURN_MAX messages waiting on sock. */
+/*  Handles up to S_TURN_MAX messages waiting on sock.  The client socket
+    is read until its receive finds none (it has a receive timeout of 0),
+    without a readable check a message: each costs libzmq a poll(2) and a
+    getpid(2). */
 static void
 s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
 {
-    for (int i = 0; i < S_TURN_MAX && evr_bus_readable(sock); i++) {
+    for (int i = 0; i < S_TURN_MAX && (!runners || evr_bus_readable(sock)); i++) {
         zframe_t *rid = NULL;
         evr_msg_t msg = { 0 };
         const char *code;
         evr_err_t err;
         char user[41];
-        if (evr_bus_recv_from(sock, &rid, user, &msg, &code, &err)) {
+        evr_rc_t rc = evr_bus_recv_from(sock, &rid, user, &msg, &code, &err);
+        if (rc == EVR_ERR_NOTFOUND && !rid) {
+            evr_msg_clear(&msg);
+            break;
+        }
+        if (rc) {
             if (!runners)
                 evr_queue_flush(b);     /* answers in the order asked */
             if (rid)

@@ -10,6 +10,7 @@
 
 #include "evr_broker.h"
 #include "evr_bus.h"
+#include "evr_journal.h"
 #include "evr_log.h"
 #include "evr_store.h"
 #include "evr_zap.h"
@@ -74,6 +75,14 @@ typedef struct {
     size_t len;
 } evr_queue_staged_t;
 
+/*  A submit in the journal whose record the store does not hold yet
+    (evr_queue.c: written with the next write of the queue table). */
+typedef struct {
+    char id[EVR_ULID_LEN + 1];
+    uint8_t *rec;           /* its record "q/<job>" */
+    size_t len;
+} evr_queue_pending_t;
+
 /*  A job taken from a lost runner (evr_lease.c). */
 typedef struct evr_lease_job evr_lease_job_t;
 
@@ -89,9 +98,12 @@ struct evr_broker {
     zhashx_t *counts;       /* pipeline -> how many of jobs are of it */
     evr_queue_staged_t staged[EVR_QUEUE_BATCH];   /* submits awaiting their commit */
     size_t nstaged, staged_bytes;
-    evr_queue_staged_t unsynced[EVR_QUEUE_BATCH]; /* committed, awaiting the flush */
-    size_t nunsynced;
-    uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait before each commit */
+    evr_journal_t *journal; /* the submits acknowledged (evr_queue.c) */
+    evr_queue_pending_t *pending;   /* journaled, not in the store yet */
+    size_t npending, pending_cap;
+    uint64_t last_commit;   /* mono ns of the last journal commit */
+    uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait between the journal's write
+                               and its flush */
     evr_runners_session_t *rlist;
     evr_lease_job_t *taken; /* (job, runner) pairs taken from lost runners */
     uint64_t started;       /* mono ns */
@@ -149,7 +161,9 @@ void evr_queue_free(evr_queue_job_t *j);
 void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);
 /*  Unlinks and frees j. */
 void evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j);
-/*  Takes up the queue and the running jobs from the store at start. */
+/*  Takes up the queue and the running jobs from the store at start,
+    after the submit journal's records newer than the store's checkpoint
+    (written into the store first, synced, and the journal started over). */
 evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
 /*  submit: answers the client itself, a refusal at once, an accepted
     submit once it is committed: it is staged (rid copied, msg taken) and
@@ -176,17 +190,17 @@ bool evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_
     whole text). */
 bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
                      const char **code, char *why, size_t len);
-/*  Commits the staged submits in one transaction and flushes it to disk,
-    then answers each: `accepted`, or when the commit failed an `internal`
-    error to every one of them (the broker stops serving writes).  Called
-    before any other request, so that every answer sees the submits before
-    it. */
+/*  Commits the staged submits: their records appended to the submit
+    journal in one write and flushed (one fdatasync), then answers each:
+    `accepted`, or when the write or flush failed an `internal` error to
+    every one of them (the broker stops serving writes).  A lazy commit of
+    the store (evr_store_kv_write_lazy) is flushed too.  Called before any
+    other request, so that every answer sees the submits before it. */
 void evr_queue_flush(evr_broker_t *b);
-/*  The same at the end of a turn's client requests, except that when this
-    turn committed and more requests wait already, the batch's flush is
-    left to the next commit (whose own flush takes it along,
-    evr_store_kv_write_lazy): its answers go out then, at the latest at the
-    end of the next turn.  A stream of submits costs one flush a batch. */
+/*  The same at the end of a turn's client requests; also writes the
+    journaled records into the store (a checkpoint: one synced commit,
+    then the journal starts over) once the journal holds 1 MiB, or when a
+    turn without submits comes 100 ms after the last. */
 void evr_queue_turn_end(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
@@ -195,7 +209,8 @@ evr_queue_job_t *evr_queue_new(evr_msg_t *submit, uint64_t created);
 void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
 void evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val,
                       size_t *len);
-/*  Persists j (state, runner) in the queue table; a job in state
+/*  Persists j (state, runner) in the queue table, in one synced commit
+    with the journaled records not in the store yet (a checkpoint); a job in state
     B_ACTIVE has left the queue: its record is deleted and its submit time
     kept (evr_queue_created). */
 evr_rc_t evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_err_t *err);

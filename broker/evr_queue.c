@@ -13,12 +13,20 @@
     "c/<job>" (decimal ns) in the same transaction, so a job's `created`
     is its submit time for good (evr_queue_created).
 
-    Submits are group-committed: those of one turn are staged (checked,
-    their records made), written in one transaction, and answered once it
-    is on disk.  The transaction leaves its meta page unflushed
-    (evr_store_kv_write_lazy); when more requests wait already, the next
-    batch's commit flushes it along with its own data and the batch is
-    answered then, otherwise evr_store_sync flushes it at once.
+    Submits are group-committed through a journal: those of one turn are
+    staged (checked, their records made), appended to the submit journal
+    (store/evr_journal.h, STORE/submits.journal) in one write, flushed with
+    one fdatasync, and answered then.  Their records reach the store's
+    table later, without a flush of their own: in the synced commit of
+    the next write of the queue table (a dispatch, a pause, a job leaving
+    the queue), or of a checkpoint once the journal holds 1 MiB or the
+    submits pause.  That commit also sets "journal/submits" to the
+    journal's last seq, after which the journal is written from its start
+    again.  At start, the journal's records newer than that seq are
+    written into the table first (evr_queue_load).  So an acknowledged
+    submit is on disk in the journal or in the store, and one flush
+    answers a whole turn of submits (LMDB needs two: its pages, then its
+    meta page).
 */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -28,6 +36,10 @@
 
 #define S_REC_VERSION 1
 #define S_DISPATCH_BATCH 64
+#define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
+#define S_IDLE_CKPT_NS 100000000ull     /* submits paused this long: a checkpoint */
+#define S_CKPT_BYTES (1u << 20)         /* a journal this full: a checkpoint (one commit of
+                                           ~4000 small records: a few ms) */
 
 void
 evr_queue_init(evr_broker_t *b)
@@ -38,16 +50,25 @@ evr_queue_init(evr_broker_t *b)
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
 
+static void s_checkpoint(evr_broker_t *b);
+
 void
 evr_queue_fini(evr_broker_t *b)
 {
-    for (size_t i = 0; i < b->nstaged + b->nunsynced; i++) {
-        evr_queue_staged_t *st = i < b->nstaged ? &b->staged[i] : &b->unsynced[i - b->nstaged];
-        evr_queue_free(st->job);
-        zframe_destroy(&st->rid);
-        free(st->rec);
+    if (b->store && !b->failure)
+        s_checkpoint(b);        /* a clean stop leaves the journal taken up */
+    for (size_t i = 0; i < b->nstaged; i++) {
+        evr_queue_free(b->staged[i].job);
+        zframe_destroy(&b->staged[i].rid);
+        free(b->staged[i].rec);
     }
-    b->nstaged = b->nunsynced = 0;
+    b->nstaged = 0;
+    for (size_t i = 0; i < b->npending; i++)
+        free(b->pending[i].rec);
+    free(b->pending);
+    b->pending = NULL;
+    b->npending = 0;
+    evr_journal_destroy(&b->journal);
     while (b->jobs)
         evr_queue_remove(b, b->jobs);
     zhashx_destroy(&b->index);
@@ -181,12 +202,10 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /* ------------------------------------------------------------ records */
 
+/*  j's record around body (blen bytes: its submit message encoded; taken). */
 static void
-s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
+s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out, size_t *len)
 {
-    uint8_t *body;
-    size_t blen;
-    evr_msg_encode(j->submit, &body, &blen);
     size_t rl = j->runner ? strlen(j->runner) : 0;
     *len = 11 + rl + blen;
     uint8_t *p = *out = evr_malloc(*len);
@@ -200,6 +219,15 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
         memcpy(p + 11, j->runner, rl);
     memcpy(p + 11 + rl, body, blen);
     free(body);
+}
+
+static void
+s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
+{
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(j->submit, &body, &blen);
+    s_record_of(j, body, blen, out, len);
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
@@ -262,15 +290,67 @@ s_created_op(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], char val[24],
     *op = (evr_store_kv_t) { key, val, strlen(val) };
 }
 
+/*  The journaled records the table lacks, then the checkpoint, as
+    operations into ops and keys (room for npending + 1); their count. */
+static size_t
+s_pending_ops(const evr_broker_t *b, evr_store_kv_t *ops, char (*keys)[EVR_ULID_LEN + 3],
+              char seq[24])
+{
+    if (!b->npending)
+        return 0;
+    size_t k = 0;
+    for (; k < b->npending; k++) {
+        snprintf(keys[k], sizeof keys[k], "q/%s", b->pending[k].id);
+        ops[k] = (evr_store_kv_t) { keys[k], b->pending[k].rec, b->pending[k].len };
+    }
+    snprintf(seq, 24, "%llu", (unsigned long long) evr_journal_seq(b->journal));
+    ops[k++] = (evr_store_kv_t) { S_CKPT_KEY, seq, strlen(seq) };
+    return k;
+}
+
+/*  After a synced commit of s_pending_ops: the table holds every
+    journaled record, the journal starts over. */
+static void
+s_pending_done(evr_broker_t *b)
+{
+    if (!b->npending)
+        return;
+    evr_broker_debug(b, "submit journal: %zu record%s written into the store (up to record "
+                     "%llu); the journal starts over", b->npending, b->npending == 1 ? "" : "s",
+                     (unsigned long long) evr_journal_seq(b->journal));
+    for (size_t i = 0; i < b->npending; i++)
+        free(b->pending[i].rec);
+    b->npending = 0;
+    evr_journal_rewind(b->journal);
+}
+
+/*  Takes rec (len bytes, owned now) of job id as journaled. */
+static void
+s_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len)
+{
+    if (b->npending == b->pending_cap) {
+        b->pending_cap = b->pending_cap ? b->pending_cap * 2 : 256;
+        b->pending = evr_realloc(b->pending, b->pending_cap * sizeof *b->pending);
+    }
+    evr_queue_pending_t *p = &b->pending[b->npending++];
+    snprintf(p->id, sizeof p->id, "%s", id);
+    p->rec = rec;
+    p->len = len;
+}
+
 evr_rc_t
 evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_err_t *err)
 {
-    /* per job: its record (or its deletion), and "c/<job>" when it leaves */
-    evr_store_kv_t *ops = evr_calloc(2 * n + 1, sizeof *ops);
-    char (*keys)[EVR_ULID_LEN + 3] = evr_calloc(2 * n + 1, sizeof *keys);
+    /* the journaled records first (a later op of the same job overrides
+       its); per job: its record (or its deletion), and "c/<job>" when it
+       leaves */
+    size_t max = b->npending + 1 + 2 * n + 1;
+    evr_store_kv_t *ops = evr_calloc(max, sizeof *ops);
+    char (*keys)[EVR_ULID_LEN + 3] = evr_calloc(max, sizeof *keys);
     char (*times)[24] = evr_calloc(n + 1, sizeof *times);
     uint8_t **bufs = evr_calloc(n + 1, sizeof *bufs);
-    size_t k = 0;
+    char seq[24];
+    size_t k = s_pending_ops(b, ops, keys, seq);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[k], sizeof keys[k], "q/%s", jobs[i]->id);
         ops[k].key = keys[k];
@@ -285,6 +365,8 @@ evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_e
         k++;
     }
     evr_rc_t rc = evr_store_kv_write(b->store, ops, k, err);
+    if (rc == EVR_OK)
+        s_pending_done(b);
     for (size_t i = 0; i < n; i++)
         free(bufs[i]);
     free(bufs);
@@ -292,6 +374,18 @@ evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_e
     free(keys);
     free(ops);
     return rc;
+}
+
+/*  Writes the journaled records into the table (one synced commit), the
+    journal starts over; a failure stops the broker. */
+static void
+s_checkpoint(evr_broker_t *b)
+{
+    if (!b->npending || b->failure)
+        return;
+    evr_err_t err;
+    if (evr_queue_persist(b, NULL, 0, &err))
+        evr_broker_fail(b, &err);
 }
 
 uint64_t
@@ -344,11 +438,56 @@ s_load_open(const evr_job_t *job, void *arg)
     return 0;
 }
 
+/*  A journal record: the job's id, then its record "q/<job>". */
+static int
+s_replay_one(uint64_t seq, const uint8_t *data, size_t len, void *arg)
+{
+    evr_broker_t *b = arg;
+    char id[EVR_ULID_LEN + 1] = "";
+    if (len > EVR_ULID_LEN)
+        memcpy(id, data, EVR_ULID_LEN);
+    if (!evr_ulid_valid(id)) {  /* whole (its CRC matched), so written by a broker */
+        evr_broker_warn(b, "submit journal: record %llu holds no job: skipped",
+                        (unsigned long long) seq);
+        return 0;
+    }
+    uint8_t *rec = evr_malloc(len - EVR_ULID_LEN);
+    memcpy(rec, data + EVR_ULID_LEN, len - EVR_ULID_LEN);
+    s_pending_add(b, id, rec, len - EVR_ULID_LEN);
+    return 0;
+}
+
+/*  Opens the submit journal and writes its records newer than the
+    table's checkpoint into the table (synced); the journal starts over. */
+static evr_rc_t
+s_journal_load(evr_broker_t *b, evr_err_t *err)
+{
+    char *path = evr_asprintf("%s/submits.journal", b->opts.store_dir);
+    evr_rc_t rc = evr_journal_open(path, b->opts.nosync, &b->journal, err);
+    free(path);
+    if (rc)
+        return rc;
+    char val[24];
+    evr_err_t e2;
+    uint64_t after = 0, last;
+    if (evr_store_kv_get(b->store, S_CKPT_KEY, val, sizeof val, &e2) == EVR_OK)
+        after = strtoull(val, NULL, 10);
+    if ((rc = evr_journal_replay(b->journal, after, s_replay_one, b, &last, err)))
+        return rc;
+    if (!b->npending)
+        return EVR_OK;
+    evr_broker_info(b, "submit journal: %zu acknowledged submit%s taken up (up to record %llu)",
+                    b->npending, b->npending == 1 ? "" : "s", (unsigned long long) last);
+    return evr_queue_persist(b, NULL, 0, err);
+}
+
 evr_rc_t
 evr_queue_load(evr_broker_t *b, evr_err_t *err)
 {
     s_load_t ld = { b, EVR_OK, err };
-    evr_rc_t rc = evr_store_kv_scan(b->store, "q/", s_load_one, &ld, err);
+    evr_rc_t rc = s_journal_load(b, err);
+    if (!rc)
+        rc = evr_store_kv_scan(b->store, "q/", s_load_one, &ld, err);
     if (rc)
         return rc;
     /* Records of jobs the archive holds are leftovers of a crash between
@@ -401,12 +540,14 @@ s_bind(evr_msg_t *msg, char *why, size_t len)
 static bool
 s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
 {
-    for (size_t i = 0; i < b->nstaged; i++)
-        if (zframe_eq(b->staged[i].rid, rid) || strcmp(b->staged[i].job->id, job) == 0)
+    size_t rl = rid ? zframe_size(rid) : 0;
+    const void *rd = rid ? zframe_data(rid) : NULL;
+    for (size_t i = 0; i < b->nstaged; i++) {
+        zframe_t *r = b->staged[i].rid;
+        if ((r && rid && zframe_size(r) == rl && memcmp(zframe_data(r), rd, rl) == 0)
+            || strcmp(b->staged[i].job->id, job) == 0)
             return true;
-    for (size_t i = 0; i < b->nunsynced; i++)
-        if (zframe_eq(b->unsynced[i].rid, rid) || strcmp(b->unsynced[i].job->id, job) == 0)
-            return true;
+    }
     return false;
 }
 
@@ -425,28 +566,38 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     if (*existing)
         return true;
     *code = EVR_CODE_BAD_REQUEST;
-    if (evr_spec_check_size(msg->spec, &err)) {   /* its job.accepted must fit in `events` */
-        *code = EVR_CODE_TOO_LARGE;
-        snprintf(why, len, "submit.spec: %s", err.msg);
-        return false;
-    }
     if (!s_bind(msg, why, len))
         return false;
+    /* its record's body; the spec is part of it, so a body within the
+       spec's limit needs no look at the spec's own size */
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(msg, &body, &blen);
+    if (blen > EVR_SPEC_MAX_BYTES && evr_spec_check_size(msg->spec, &err)) {
+        *code = EVR_CODE_TOO_LARGE;     /* its job.accepted must fit in `events` */
+        snprintf(why, len, "submit.spec: %s", err.msg);
+        free(body);
+        return false;
+    }
     /* a copy: source is the submitter's directory: its tar comes along */
     const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
                       : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
     if (lacks) {
         snprintf(why, len, "submit.%s_tar: the spec's %s is copy: a directory, but the submit "
                  "carries no tar of it (evrun-cli sends it)", lacks, lacks);
+        free(body);
         return false;
     }
     if (b->failure) {
         *code = EVR_CODE_UNAVAILABLE;
         snprintf(why, len, "the broker's store failed: %s", b->failmsg);
+        free(body);
         return false;
     }
-    if (!evr_policy_admit(b, msg, code, why, len))
+    if (!evr_policy_admit(b, msg, code, why, len)) {
+        free(body);
         return false;
+    }
     evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
     *m = *msg;
     memset(msg, 0, sizeof *msg);
@@ -454,7 +605,7 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
-    s_record(st->job, &st->rec, &st->len);
+    s_record_of(st->job, body, blen, &st->rec, &st->len);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
@@ -478,7 +629,8 @@ evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 }
 
 /*  Answers the n submits of batch and empties it: `accepted` (each job
-    joins the queue), or when rc an error with code and err's message. */
+    joins the queue, its record now journaled), or when rc an error with
+    code and err's message. */
 static void
 s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, const char *code,
          const evr_err_t *err)
@@ -491,53 +643,30 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
             else
                 evr_broker_error(b, "job %s not queued: %s", st->job->id, err->msg);
             evr_queue_free(st->job);
+            free(st->rec);
         }
         else {
             s_append(b, st->job);
+            s_pending_add(b, st->job->id, st->rec, st->len);
             evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
             if (st->rid)
                 evr_bus_send(b->clients, st->rid, &ok, NULL);
             evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
         }
         zframe_destroy(&st->rid);
-        free(st->rec);
         *st = (evr_queue_staged_t) { 0 };
     }
     b->changed = true;
 }
 
-/*  Flushes the committed batch to disk and answers it. */
-static void
-s_sync(evr_broker_t *b)
-{
-    if (!b->nunsynced)
-        return;
-    evr_err_t err;
-    evr_rc_t rc = evr_store_sync(b->store, &err);
-    if (rc)
-        evr_broker_fail(b, &err);
-    s_answer(b, b->unsynced, b->nunsynced, rc, EVR_CODE_INTERNAL, &err);
-    b->nunsynced = 0;
-}
-
-/*  Commits the staged submits in one transaction whose meta page is not
-    flushed yet (evr_store_kv_write_lazy); its data flush takes the batch
-    committed before along, which is answered then.  The staged batch
-    becomes the unsynced one. */
+/*  Appends the staged submits to the journal (one write), flushes it (one
+    fdatasync) and answers them. */
 static void
 s_commit(evr_broker_t *b)
 {
     size_t n = b->nstaged;
     if (!n)
         return;
-    evr_store_kv_t ops[EVR_QUEUE_BATCH];
-    char keys[EVR_QUEUE_BATCH][EVR_ULID_LEN + 3];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(keys[i], sizeof keys[i], "q/%s", b->staged[i].job->id);
-        ops[i] = (evr_store_kv_t) { keys[i], b->staged[i].rec, b->staged[i].len };
-    }
-    if (b->test_delay_ms)
-        zclock_sleep((int) b->test_delay_ms);
     evr_err_t err;
     evr_rc_t rc = EVR_OK;
     const char *code = EVR_CODE_INTERNAL;
@@ -545,38 +674,46 @@ s_commit(evr_broker_t *b)
         code = EVR_CODE_UNAVAILABLE;
         rc = evr_err_set(&err, EVR_ERR_STORE, "the broker's store failed: %s", b->failmsg);
     }
-    else if ((rc = evr_store_kv_write_lazy(b->store, ops, n, &err)))
-        evr_broker_fail(b, &err);
+    else {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t seq;
+            uint8_t *p = evr_journal_add(b->journal, EVR_ULID_LEN + b->staged[i].len, &seq);
+            memcpy(p, b->staged[i].job->id, EVR_ULID_LEN);
+            memcpy(p + EVR_ULID_LEN, b->staged[i].rec, b->staged[i].len);
+        }
+        rc = evr_journal_write(b->journal, &err);
+        if (!rc && b->test_delay_ms)   /* written, not flushed: the tests' kill lands here */
+            zclock_sleep((int) b->test_delay_ms);
+        if (!rc)
+            rc = evr_journal_sync(b->journal, &err);
+        if (rc)
+            evr_broker_fail(b, &err);
+    }
     evr_broker_debug(b, "%zu submit%s in one commit%s", n, n == 1 ? "" : "s",
                      rc ? ": failed" : "");
-    if (rc) {
-        s_sync(b);      /* the batch before is committed: it needs its own flush */
-        s_answer(b, b->staged, n, rc, code, &err);
-    }
-    else {
-        s_answer(b, b->unsynced, b->nunsynced, EVR_OK, NULL, NULL);
-        memcpy(b->unsynced, b->staged, n * sizeof *b->staged);
-        b->nunsynced = n;
-        memset(b->staged, 0, n * sizeof *b->staged);
-    }
+    s_answer(b, b->staged, n, rc, code, &err);
     b->nstaged = 0;
     b->staged_bytes = 0;
+    b->last_commit = evr_mono_ns();
 }
 
 void
 evr_queue_flush(evr_broker_t *b)
 {
     s_commit(b);
-    s_sync(b);
+    evr_err_t err;      /* a lazy commit of the store's (a schedule's record, a trigger's) */
+    if (evr_store_sync(b->store, &err))
+        evr_broker_fail(b, &err);
 }
 
 void
 evr_queue_turn_end(evr_broker_t *b)
 {
-    bool committing = b->nstaged > 0;   /* else a batch left unflushed would wait on */
-    s_commit(b);
-    if (!committing || !evr_bus_readable(b->clients))
-        s_sync(b);
+    bool committing = b->nstaged > 0;
+    evr_queue_flush(b);
+    if (b->npending && (evr_journal_used(b->journal) >= S_CKPT_BYTES
+                        || (!committing && evr_mono_ns() - b->last_commit >= S_IDLE_CKPT_NS)))
+        s_checkpoint(b);
 }
 
 evr_rc_t

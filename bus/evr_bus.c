@@ -1,6 +1,8 @@
 /*  evr_bus.c: frames in, frames out; see evr_bus.h. */
 #include "evr_bus.h"
 
+#include <errno.h>
+
 #include "evr_flow.h"
 
 #include <assert.h>
@@ -158,6 +160,8 @@ evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
     if (rid)
         *rid = NULL;
     zmsg_t *zm = zmsg_recv(sock);
+    if (!zm && zmq_errno() == EAGAIN)   /* a socket with a receive timeout: none waits */
+        return evr_err_set(err, EVR_ERR_NOTFOUND, "receive: no message waits");
     if (!zm)
         return evr_err_set(err, EVR_ERR_IO, "receive: %s", zmq_strerror(zmq_errno()));
     if (rid)

@@ -56,7 +56,10 @@ bool evr_bus_readable(zsock_t *sock);
     msg (zeroed by the caller).  On a ROUTER *rid receives the sender's id
     (caller destroys it; set also when decoding fails, so the sender can
     be answered).  A malformed message returns EVR_ERR_PROTO (or
-    EVR_ERR_LIMIT) with *code the EVR_CODE_* to answer with. */
+    EVR_ERR_LIMIT) with *code the EVR_CODE_* to answer with.  On a socket
+    with a receive timeout (ZMQ_RCVTIMEO 0: call it without asking
+    evr_bus_readable, which costs libzmq two system calls), EVR_ERR_NOTFOUND
+    when no message came. */
 evr_rc_t evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char **code,
                       evr_err_t *err);
 /*  The same, with the sender's CURVE public key (Z85; "" when the

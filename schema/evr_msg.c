@@ -1,6 +1,7 @@
 /*  evr_msg.c: message field tables, header frames and the message codec. */
 #include "evr_msg.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,11 +445,50 @@ evr_msg_new(evr_msgtype_t type)
     return msg;
 }
 
+/*  The fields of every message type that own memory, each (offset, type,
+    sub-record) once: what evr_msg_clear frees, in one pass instead of one
+    per type (most fields are shared by several types). */
+#define S_CLEAR_MAX 512
+static evr_field_t s_clear_fields[S_CLEAR_MAX];
+static evr_rectype_t s_clear_type = { "message", sizeof(evr_msg_t), s_clear_fields, 0,
+                                      EVR_NO_PRESENT, NULL };
+static pthread_once_t s_clear_once = PTHREAD_ONCE_INIT;
+
+static void
+s_clear_init(void)
+{
+    size_t n = 0;
+    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
+        for (size_t i = 0; i < s_types[t].fields->nfields; i++) {
+            const evr_field_t *f = &s_types[t].fields->fields[i];
+            bool owns = f->type == EVR_FT_STR || f->type == EVR_FT_BIN
+                     || f->type == EVR_FT_STRLIST || f->type == EVR_FT_STRMAP
+                     || f->type == EVR_FT_RECORD || f->type == EVR_FT_VARIANT
+                     || f->type == EVR_FT_RECLIST || f->type == EVR_FT_RECMAP
+                     || f->type == EVR_FT_RECPTR;
+            size_t k = 0;
+            while (owns && k < n && !(s_clear_fields[k].off == f->off
+                                      && s_clear_fields[k].type == f->type
+                                      && s_clear_fields[k].sub == f->sub
+                                      && s_clear_fields[k].select == f->select))
+                k++;
+            if (!owns || k < n)
+                continue;
+            if (n == S_CLEAR_MAX) {   /* a programmer's error: raise S_CLEAR_MAX */
+                fprintf(stderr, "evr_msg: more than %d message fields own memory\n",
+                        S_CLEAR_MAX);
+                abort();
+            }
+            s_clear_fields[n++] = *f;
+        }
+    s_clear_type.nfields = n;
+}
+
 void
 evr_msg_clear(evr_msg_t *msg)
 {
-    for (int t = EVR_MSG_NONE + 1; t < EVR_MSG_COUNT_; t++)
-        evr_rec_free(s_types[t].fields, msg);   /* each frees what it knows; freed fields are NULL */
+    pthread_once(&s_clear_once, s_clear_init);
+    evr_rec_free(&s_clear_type, msg);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -466,7 +506,15 @@ void
 evr_msg_header(evr_msgtype_t type, char buf[EVR_MSG_HEADER_MAX])
 {
     const char *name = evr_msgtype_name(type);
-    snprintf(buf, EVR_MSG_HEADER_MAX, "%s %s", EVR_MSG_PROTO, name ? name : "?");
+    if (!name)
+        name = "?";
+    size_t pl = sizeof EVR_MSG_PROTO - 1, nl = strlen(name);   /* no snprintf: every message */
+    if (pl + 1 + nl >= EVR_MSG_HEADER_MAX)
+        nl = EVR_MSG_HEADER_MAX - pl - 2;
+    memcpy(buf, EVR_MSG_PROTO, pl);
+    buf[pl] = ' ';
+    memcpy(buf + pl + 1, name, nl);
+    buf[pl + 1 + nl] = '\0';
 }
 
 void

@@ -636,10 +636,14 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
         evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
     s_check_artifacts(&st->artifacts, at, diag);
-    snprintf(p, sizeof p, "%s.cache", at);
-    s_check_cache(spec, &st->cache, p, diag);
-    snprintf(p, sizeof p, "%s.env", at);
-    s_check_envmap(&st->env, p, diag);
+    if (st->cache.n) {     /* the paths only when there is something to check */
+        snprintf(p, sizeof p, "%s.cache", at);
+        s_check_cache(spec, &st->cache, p, diag);
+    }
+    if (st->env.n) {
+        snprintf(p, sizeof p, "%s.env", at);
+        s_check_envmap(&st->env, p, diag);
+    }
 }
 
 /*  No two steps share a unit form (evr_spec_step_unit_form): checked

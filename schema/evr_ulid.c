@@ -30,22 +30,30 @@ s_value(char c)
 void
 evr_ulid_make(uint64_t ms, const uint8_t rnd[10], char out[EVR_ULID_LEN + 1])
 {
+    /* 128 bits (48 of time, 80 random) in 26 groups of 5 from the low
+       end, the first group holding the top 3 bits */
+#ifdef __SIZEOF_INT128__
+    unsigned __int128 v = ms & 0xffffffffffffull;
+    for (int i = 0; i < 10; i++)
+        v = (v << 8) | rnd[i];
+    for (int i = EVR_ULID_LEN - 1; i >= 0; i--, v >>= 5)
+        out[i] = s_alphabet[(unsigned) (v & 31)];
+#else
     uint8_t b[16];
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t) (ms >> (8 * (5 - i)));
     memcpy(b + 6, rnd, 10);
-    /* 128 bits in 26 groups of 5, the first group holding the top 3 bits. */
     for (int i = 0; i < EVR_ULID_LEN; i++) {
         int bit = 128 - 5 * (EVR_ULID_LEN - i);   /* may be negative for i=0 */
-        unsigned v = 0;
+        unsigned g = 0;
         for (int k = 0; k < 5; k++) {
             int pos = bit + k;
-            if (pos < 0)
-                continue;
-            v |= (unsigned) ((b[pos / 8] >> (7 - pos % 8)) & 1) << (4 - k);
+            if (pos >= 0)
+                g |= (unsigned) ((b[pos / 8] >> (7 - pos % 8)) & 1) << (4 - k);
         }
-        out[i] = s_alphabet[v];
+        out[i] = s_alphabet[g];
     }
+#endif
     out[EVR_ULID_LEN] = '\0';
 }
 

@@ -115,18 +115,21 @@ evr_store_kv_write_lazy(evr_store_t *self, const evr_store_kv_t *ops, size_t n, 
         return evr_store_mdb_err(err, "mdb_env_set_flags", rc);
     evr_rc_t erc = evr_store_kv_write(self, ops, n, err);
     mdb_env_set_flags(self->env, MDB_NOMETASYNC, 0);
+    if (erc == EVR_OK)
+        self->unsynced = true;
     return erc;
 }
 
 evr_rc_t
 evr_store_sync(evr_store_t *self, evr_err_t *err)
 {
-    if (self->flags & (EVR_STORE_RDONLY | EVR_STORE_NOSYNC))
+    if (self->flags & (EVR_STORE_RDONLY | EVR_STORE_NOSYNC) || !self->unsynced)
         return EVR_OK;
     int rc = mdb_env_sync(self->env, 1);
     if (rc)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_sync: %s", self->dir,
                            mdb_strerror(rc));
+    self->unsynced = false;
     return EVR_OK;
 }
 

@@ -134,8 +134,10 @@ evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body, voi
             mdb_txn_abort(txn);
         else if ((mdbrc = mdb_txn_commit(txn)))
             erc = evr_store_commit_err(self, err, mdbrc);
-        if (erc == EVR_OK && !(self->flags & EVR_STORE_NOSYNC))
+        if (erc == EVR_OK && !(self->flags & EVR_STORE_NOSYNC)) {
+            self->unsynced = false;     /* its flush took a lazy commit's meta along */
             s_ahead(self);
+        }
         if (erc == EVR_OK || mdbrc != MDB_MAP_FULL)
             return erc;
         /* Nothing was written and no transaction is open: grow, run again. */

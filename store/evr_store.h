@@ -98,8 +98,9 @@ evr_rc_t evr_store_kv_write(evr_store_t *self, const evr_store_kv_t *ops, size_t
     commit takes one flush a batch instead of two. */
 evr_rc_t evr_store_kv_write_lazy(evr_store_t *self, const evr_store_kv_t *ops, size_t n,
                                  evr_err_t *err);
-/*  Flushes every commit to disk (fdatasync); nothing to do on a store
-    opened with EVR_STORE_NOSYNC. */
+/*  Flushes every commit to disk (fdatasync); nothing to do when no lazy
+    commit waits for its flush, or on a store opened with
+    EVR_STORE_NOSYNC. */
 evr_rc_t evr_store_sync(evr_store_t *self, evr_err_t *err);
 /*  The value under exactly key into buf (at most size - 1 bytes, then a
     NUL): EVR_OK, or EVR_ERR_NOTFOUND when there is none. */

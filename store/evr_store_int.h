@@ -19,6 +19,7 @@ struct evr_store {
     MDB_dbi events, by_job, jobs, meta, open, kv;
     bool no_kv;             /* read-only on a store older than `kv` */
     size_t mapsize;
+    bool unsynced;          /* a lazy commit's meta page is not flushed yet */
 };
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */

@@ -8,8 +8,10 @@
     Each client has one request outstanding: it sends the next as soon as
     the answer to the last has come (a closed loop, like redis-benchmark
     without -P).  evrun: a `submit` of a one-step trivial job on a DEALER
-    socket (bus/evr_bus.h), counted when `accepted` comes (the broker
-    answers only after its commit); redis: `LPUSH` of a small value (its
+    socket (bus/evr_bus.h), encoded once and sent with a fresh job id
+    written into its bytes each time (the other two send a prepared
+    text too), counted when `accepted` comes (the broker answers only
+    after its journal's flush); redis: `LPUSH` of a small value (its
     reply comes after the AOF is written, and with appendfsync always
     after its fsync); beanstalkd: `put` of the same value (INSERTED comes
     after its binlog write, fsynced with -f0).  One thread polls every
@@ -20,6 +22,7 @@
     counted over SECONDS.  Any refused request (error, queue full) ends
     the run with status 1 and the answer on stderr.
 */
+#define _GNU_SOURCE     /* memmem */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -78,30 +81,74 @@ s_clock_print(const s_clock_t *c, double seconds)
 
 /* -------------------------------------------------------------- evrun */
 
-static evr_rc_t
-s_evrun_send(zsock_t *sock, evr_msg_t *req)
+/*  The submit, encoded once (as the Redis and beanstalkd sides send one
+    prepared text): its header frame and its body, in which each send
+    writes a fresh job id over the first one's (a ULID string of fixed
+    length, at id_at). */
+typedef struct {
+    char hdr[EVR_MSG_HEADER_MAX];
+    uint8_t *body;
+    size_t len, id_at;
+} s_wire_t;
+
+static int
+s_wire_make(evr_msg_t *req, s_wire_t *w)
 {
     char id[EVR_ULID_LEN + 1];
     evr_ulid_new(id);
     free(req->job);
     req->job = evr_strdup(id);
-    evr_err_t err;
-    evr_rc_t rc = evr_bus_send(sock, NULL, req, &err);
-    if (rc)
-        fprintf(stderr, "evrun-bench-submit: send: %s\n", err.msg);
-    return rc;
+    evr_msg_header(req->type, w->hdr);
+    evr_msg_encode(req, &w->body, &w->len);
+    const uint8_t *at = memmem(w->body, w->len, id, EVR_ULID_LEN);
+    if (!at) {
+        fprintf(stderr, "evrun-bench-submit: the job id is not in the encoded submit\n");
+        return 1;
+    }
+    w->id_at = (size_t) (at - w->body);
+    return 0;
 }
 
-/*  Reads one answer on sock: 0 for an `accepted` of a new job, else 1
-    (said on stderr). */
+static evr_rc_t
+s_evrun_send(zsock_t *sock, s_wire_t *w)
+{
+    char id[EVR_ULID_LEN + 1];
+    evr_ulid_new(id);
+    memcpy(w->body + w->id_at, id, EVR_ULID_LEN);
+    void *h = zsock_resolve(sock);
+    if (zmq_send(h, w->hdr, strlen(w->hdr), ZMQ_SNDMORE) < 0
+        || zmq_send(h, w->body, w->len, 0) < 0) {
+        fprintf(stderr, "evrun-bench-submit: send: %s\n", zmq_strerror(zmq_errno()));
+        return EVR_ERR_IO;
+    }
+    return EVR_OK;
+}
+
+/*  Reads one answer on sock if one waits (its two frames with libzmq's
+    own calls, no czmq message): 0 for an `accepted` of a new job, -1
+    when none waits, else 1 (said on stderr). */
 static int
 s_evrun_answer(zsock_t *sock)
 {
+    void *h = zsock_resolve(sock);
+    zmq_msg_t hdr, body;
+    zmq_msg_init(&hdr);
+    if (zmq_msg_recv(&hdr, h, ZMQ_DONTWAIT) < 0 && zmq_errno() == EAGAIN) {
+        zmq_msg_close(&hdr);
+        return -1;
+    }
+    zmq_msg_init(&body);
     evr_msg_t m = { 0 };
     const char *code;
     evr_err_t err;
     int bad = 0;
-    if (evr_bus_recv(sock, NULL, &m, &code, &err)) {
+    if (!zmq_msg_size(&hdr) || !zmq_msg_more(&hdr) || zmq_msg_recv(&body, h, 0) < 0
+        || zmq_msg_more(&body)) {
+        fprintf(stderr, "evrun-bench-submit: bad answer: not a header and a body frame\n");
+        bad = 1;
+    }
+    else if (evr_msg_decode(zmq_msg_data(&hdr), zmq_msg_size(&hdr), zmq_msg_data(&body),
+                            zmq_msg_size(&body), &m, &code, &err)) {
         fprintf(stderr, "evrun-bench-submit: bad answer: %s\n", err.msg);
         bad = 1;
     }
@@ -112,6 +159,8 @@ s_evrun_answer(zsock_t *sock)
         bad = 1;
     }
     evr_msg_clear(&m);
+    zmq_msg_close(&hdr);
+    zmq_msg_close(&body);
     return bad;
 }
 
@@ -126,8 +175,13 @@ s_evrun(const char *ep, int n, double seconds)
         return 1;
     }
     evr_diag_destroy(&d);
+    s_wire_t w = { .body = NULL };
+    if (s_wire_make(&req, &w)) {
+        evr_msg_clear(&req);
+        return 1;
+    }
     zsock_t **socks = evr_calloc((size_t) n, sizeof *socks);
-    zmq_pollitem_t *items = evr_calloc((size_t) n, sizeof *items);
+    struct pollfd *pfd = evr_calloc((size_t) n, sizeof *pfd);
     int status = 0;
     for (int i = 0; i < n && !status; i++) {
         socks[i] = zsock_new(ZMQ_DEALER);
@@ -137,29 +191,40 @@ s_evrun(const char *ep, int n, double seconds)
             fprintf(stderr, "evrun-bench-submit: cannot connect to %s\n", ep);
             status = 1;
         }
-        items[i] = (zmq_pollitem_t) { zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0 };
+        pfd[i] = (struct pollfd) { zsock_fd(socks[i]), POLLIN, 0 };
     }
     s_clock_t c;
     s_clock_start(&c, seconds);
     for (int i = 0; i < n && !status; i++)
-        status = s_evrun_send(socks[i], &req) != EVR_OK;
+        status = s_evrun_send(socks[i], &w) != EVR_OK;
+    /* poll(2) on the sockets' ZMQ_FDs (zmq_poll asks each of the n sockets
+       for its events, two system calls each, every time): a socket whose
+       fd fired is read without waiting until a receive finds nothing (only
+       then does libzmq signal its fd again).  Every 100 ms without any,
+       all are tried (a lost signal would only slow the run). */
     while (!status && evr_mono_ns() < c.end) {
-        if (zmq_poll(items, n, 1000) < 0)
+        int ready = poll(pfd, (nfds_t) n, 100);
+        if (ready < 0 && errno != EINTR)
             break;
-        for (int i = 0; i < n && !status; i++)
-            while (!status && evr_bus_readable(socks[i])) {
-                status = s_evrun_answer(socks[i]);
+        for (int i = 0; i < n && !status; i++) {
+            if (ready > 0 && !pfd[i].revents)
+                continue;
+            int a;
+            while (!status && (a = s_evrun_answer(socks[i])) >= 0) {
+                status = a;
                 s_clock_ack(&c);
                 if (!status)
-                    status = s_evrun_send(socks[i], &req) != EVR_OK;
+                    status = s_evrun_send(socks[i], &w) != EVR_OK;
             }
+        }
     }
     if (!status)
         s_clock_print(&c, seconds);
     for (int i = 0; i < n; i++)
         zsock_destroy(&socks[i]);
     free(socks);
-    free(items);
+    free(pfd);
+    free(w.body);
     evr_msg_clear(&req);
     return status;
 }

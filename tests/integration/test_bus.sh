@@ -342,99 +342,6 @@ YML
   check "cancel a finished job: says conflict" grep -q conflict "$tmp/again"
 }
 
-# Submits from several clients at once share commits, and each is answered
-# only after its commit: every acknowledged job survives a SIGKILL of the
-# broker right after the last answer, once.  EVR_TEST_SUBMIT_DELAY_MS makes
-# each commit of submits wait first, so requests pile up into batches, and
-# a broker that answered before its commit would be killed inside that
-# wait.  evr-test-bus: raw clients that exit at their last answer (the
-# second run, without resends, ends with the answers of a batch).
-case_submit_batch() {
-  fresh sbatch
-  EVR_TEST_SUBMIT_DELAY_MS=300 bus_broker --log-level debug
-  pipeline many <<'YML'
-pipeline: many
-image: localhost/evrun-busybox:latest
-labels: [nobody]
-queue: { limit: 1000 }
-steps: [ { name: s, run: "true" } ]
-YML
-  pipeline single <<'YML'
-pipeline: single
-image: localhost/evrun-busybox:latest
-labels: [nobody]
-queue: { limit: 1 }
-steps: [ { name: s, run: "true" } ]
-YML
-  local ep=ipc://$tmp/bus/clients c pids=()
-  "$bin/evr-test-bus" resubmits "$ep" "$tmp/many.yml" 6 4 > "$tmp/answers.1" &
-  pids+=($!)
-  for c in 1 2; do   # one of these is refused (queue full) amid the others' batches
-    "$bin/evr-test-bus" resubmits "$ep" "$tmp/single.yml" 1 1 > "$tmp/one.$c" &
-    pids+=($!)
-  done
-  wait "${pids[@]}"
-  "$bin/evr-test-bus" submits "$ep" "$tmp/many.yml" 6 2 > "$tmp/answers.2"
-  kill -9 "$broker_pid"   # right after the last answer
-  wait "$broker_pid" 2>/dev/null
-  cat "$tmp"/answers.* | sed -n 's/^accepted //p' > "$tmp/acked"
-  check "every submit acknowledged ($(wc -l < "$tmp/acked") of 36)" [ "$(wc -l < "$tmp/acked")" -eq 36 ]
-  check "no id acknowledged twice" [ "$(sort -u "$tmp/acked" | wc -l)" -eq 36 ]
-  check "each resend answered existing (4)" [ "$(cat "$tmp"/answers.* | grep -c '^existing ')" -eq 4 ]
-  check "no error" [ "$(cat "$tmp"/answers.* | grep -vc '^accepted \|^existing ')" -eq 0 ]
-  check "submits shared a commit" grep -Eq "([2-9]|[1-9][0-9]+) submits in one commit" "$tmp/broker.log"
-  check "queue limit 1: one of two accepted" [ "$(cat "$tmp"/one.* | grep -c '^accepted ')" -eq 1 ]
-  check "queue limit 1: the other refused (and its resend), queue_full" \
-    [ "$(cat "$tmp"/one.* | grep -c '^error queue_full')" -eq 2 ]
-  sed -n 's/^accepted //p' "$tmp"/one.* >> "$tmp/acked"
-  bus_broker
-  cli jobs --status queued --limit 1000 --json > "$tmp/queued"
-  local j missing=0 twice=0 n
-  for j in $(cat "$tmp/acked"); do
-    n=$(grep -c "\"job\":\"$j\"" "$tmp/queued")
-    [ "$n" -eq 1 ] || { [ "$n" -eq 0 ] && missing=$((missing + 1)) || twice=$((twice + 1)); }
-  done
-  check "every acknowledged job queued after the kill ($missing missing)" [ "$missing" -eq 0 ]
-  check "none queued twice ($twice)" [ "$twice" -eq 0 ]
-  check "the queue holds only them (37)" [ "$(grep -c '"job"' "$tmp/queued")" -eq 37 ]
-}
-
-# A commit of submits that fails (a write past the file size limit fails
-# with EFBIG, as on a full disk) answers each submit of its batch with an
-# error, and the broker stops (status 3); what it acknowledged before is
-# queued after a restart, what it refused is not.
-case_submit_commit_failed() {
-  fresh sfail
-  local big i
-  big=$(head -c 60000 /dev/zero | tr '\0' x)
-  { echo "pipeline: big"; echo "image: localhost/evrun-busybox:latest"; echo "labels: [nobody]"
-    echo "steps:"; for i in 1 2 3; do echo "  - { name: s$i, run: \"echo $big\" }"; done
-  } > "$tmp/big.yml"   # a record of about 180 KB
-  ( trap '' XFSZ; ulimit -f 640
-    EVR_TEST_SUBMIT_DELAY_MS=300 exec "$bin/evrun-broker" --local --state-dir "$tmp" \
-      --log-level debug ) >> "$tmp/broker.log" 2>&1 &
-  broker_pid=$!
-  bus_pids+=("$broker_pid")
-  for _ in $(seq 1 100); do [ -S "$tmp/bus/clients" ] && break; sleep 0.05; done
-  "$bin/evr-test-bus" submits "ipc://$tmp/bus/clients" "$tmp/big.yml" 6 1 > "$tmp/answers" &
-  local cpid=$! st
-  wait "$broker_pid"; st=$?
-  sleep 1; kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
-  local failed errs
-  failed=$(sed -n 's/.* \([0-9]*\) submits\{0,1\} in one commit: failed.*/\1/p' "$tmp/broker.log")
-  errs=$(grep -c '^error internal: store: ' "$tmp/answers")
-  check "the broker stopped on the store failure (status $st)" [ "$st" -eq 3 ]
-  check "a commit failed" [ -n "$failed" ]
-  check "each submit of the failed commit got an error ($errs of ${failed:-?})" [ "$errs" -eq "${failed:-0}" ]
-  check "no other answer" [ "$(grep -vc '^accepted \|^error internal: ' "$tmp/answers")" -eq 0 ]
-  bus_broker
-  cli jobs --status queued --limit 100 --json > "$tmp/queued"
-  local want got
-  want=$(sed -n 's/^accepted //p' "$tmp/answers" | sort | tr '\n' ' ')
-  got=$(sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p' "$tmp/queued" | sort | tr '\n' ' ')
-  check "queued after a restart: what was acknowledged, only ($want)" [ "$got" = "$want" ]
-}
-
 case_cancel_pause_running() {
   fresh control
   bus_broker && bus_runner ctl-1 "" 2 && bus_wait_runners 1
@@ -1070,7 +977,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count submit_batch submit_commit_failed cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

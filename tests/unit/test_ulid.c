@@ -18,6 +18,10 @@ test_known_value(void)
     uint64_t ms = 0;
     CHECK(evr_ulid_parse(id, &ms, NULL) == EVR_OK);
     CHECK(ms == 0xffffffffffffull);
+    /* mixed bits in every group (Crockford base32 of ms << 80 | rnd) */
+    const uint8_t mixed[10] = { 0x9c, 0x01, 0xff, 0x42, 0x80, 0x7e, 0x33, 0xa5, 0x10, 0xc9 };
+    evr_ulid_make(1469918176385ull, mixed, id);
+    CHECK_STR(id, "01ARYZ6S41KG0ZYGM0FRSTA469");
 }
 
 static void
