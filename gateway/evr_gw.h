@@ -26,6 +26,7 @@
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
 
 typedef struct evr_gw_metrics evr_gw_metrics_t;
+typedef struct evr_gw_conn evr_gw_conn_t;
 
 typedef struct evr_gw {
     evr_config_t *cfg;
@@ -43,6 +44,16 @@ typedef struct evr_gw {
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
+    /* connection limits (evr_gw_limits.c) */
+    unsigned max_conns, max_per_ip, idle_s;
+    uint64_t request_ns;        /* a request's headers and body come within this */
+    uint64_t keepalive_ns;      /* a quiet live log sends a comment this often */
+    pthread_mutex_t conns_mu;   /* guards conns, nconns (made by evr_gw_start) */
+    evr_gw_conn_t *conns;       /* every open connection */
+    int nconns;
+    uint64_t requests_cut;      /* past http_request_timeout (atomic) */
+    pthread_t watchdog;
+    bool watchdog_on;
 } evr_gw_t;
 
 typedef struct {
@@ -103,6 +114,31 @@ const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
 
 /*  A request header of req, or NULL. */
 const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
+
+/* --------------------------------------------------------- evr_gw_limits.c */
+
+/*  Reads the settings http_max_connections, http_max_per_ip,
+    http_idle_timeout and http_request_timeout into gw (and raises the
+    open-file limit; lowers max_conns to what it holds).  EVR_ERR_CONFIG
+    naming the setting when one is malformed or out of range. */
+evr_rc_t evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err);
+
+/*  The settings' defaults into gw (evr_gw_start applies them when
+    evr_gw_limits_load was not called). */
+void evr_gw_limits_default(evr_gw_t *gw);
+
+/*  MHD_OPTION_NOTIFY_CONNECTION's callback (cls: gw): lists and unlists
+    connections. */
+void evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code);
+
+/*  Marks conn's request as all in (busy: no deadline) or answered (not
+    busy: the next request's deadline counts from now). */
+void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
+
+/*  Starts and stops the thread that cuts requests past http_request_timeout. */
+void evr_gw_watchdog_start(evr_gw_t *gw);
+void evr_gw_watchdog_stop(evr_gw_t *gw);
 
 /* ---------------------------------------------------------- evr_gw_broker.c */
 

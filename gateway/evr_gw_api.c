@@ -83,7 +83,8 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
         if (!js)
-            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
+            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s%s", je.line, je.column, je.text,
+                     strstr(je.text, "decode byte") ? " (JSON must be UTF-8)" : "");
         else if (!steps)
             snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
                      "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");

@@ -33,7 +33,7 @@
 #define S_BUF_MAX (256u * 1024u)     /* text made ahead of the client */
 #define S_HWM 64                     /* publications the SUB socket holds */
 #define S_QUIET_NS 2000000000ull     /* ask history again after this quiet */
-#define S_KEEPALIVE_NS 15000000000ull
+#define S_KEEPALIVE_NS 15000000000ull  /* unless http_idle_timeout asks for less */
 
 /* ----------------------------------------------------------------- text */
 
@@ -110,13 +110,21 @@ typedef struct {
     uint32_t page;
 } s_sse_t;
 
+/*  How often a quiet stream sends a comment: within the idle timeout. */
+static uint64_t
+s_keepalive(const evr_gw_t *gw)
+{
+    return gw->keepalive_ns && gw->keepalive_ns < S_KEEPALIVE_NS ? gw->keepalive_ns
+                                                                  : S_KEEPALIVE_NS;
+}
+
 static void
 s_append(s_sse_t *s, const char *text, size_t n)
 {
     s->buf = evr_realloc(s->buf, s->len + n + 1);
     memcpy(s->buf + s->len, text, n);
     s->len += n;
-    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+    s->keepalive_at = evr_mono_ns() + s_keepalive(s->gw);
 }
 
 /*  Takes ev when it is the next one: made into one SSE message. */
@@ -305,7 +313,7 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     s->sub = sub;
     s->need_history = true;
     s->quiet_since = evr_mono_ns();
-    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+    s->keepalive_at = evr_mono_ns() + s_keepalive(gw);
     req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, s_sse_read, s,
                                                   s_sse_free);
     MHD_add_response_header(req->resp, "Content-Type", "text/event-stream");
@@ -317,8 +325,14 @@ void
 evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
 {
     char id[EVR_ULID_LEN + 1];
+    const char *step = evr_gw_query(req, "step");
     if (!evr_gw_job_param(req, id))
         return;
+    if (step && !evr_spec_name_ok(step)) {
+        evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
+                     "digits, _ . - (at most %d bytes)", step, EVR_SPEC_MAX_NAME);
+        return;
+    }
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
     if (!evr_gw_call(gw, req, &m, &rep)) {
         const char *accept = evr_gw_header(req, "Accept");

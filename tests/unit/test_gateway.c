@@ -629,6 +629,21 @@ test_server(void)
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
     CHECK(s_send(gw.port, out, sizeof out, "DELETE /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 405);
+    CHECK(strstr(out, "\r\nAllow: POST, GET\r\n") != NULL);
+    /* too many header fields: 431 as JSON; a message with bytes that are no UTF-8 stays JSON */
+    char *many = evr_strdup("");
+    for (int i = 0; i < 101; i++) {
+        char *m2 = evr_asprintf("%sX-Pad-%d: v\r\n", many, i);
+        free(many);
+        many = m2;
+    }
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\n%s\r\n", many) == 431);
+    CHECK(strstr(out, "\"too_many_headers\"") != NULL);
+    free(many);
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/nope%%FF HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nAuthorization: Bearer %s\r\n\r\n", r) == 404);
+    CHECK(strstr(out, "/api/v1/nope\\\\xFF (the API") != NULL);
     /* over the limit, said up front, then sent in chunks without a length */
     CHECK(s_send(gw.port, out, sizeof out, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n"
