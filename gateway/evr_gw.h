@@ -27,6 +27,7 @@
 
 typedef struct evr_gw_metrics evr_gw_metrics_t;
 typedef struct evr_gw_conn evr_gw_conn_t;
+struct evr_gw_views;
 
 typedef struct evr_gw {
     evr_config_t *cfg;
@@ -52,8 +53,10 @@ typedef struct evr_gw {
     evr_gw_conn_t *conns;       /* every open connection */
     int nconns;
     uint64_t requests_cut;      /* past http_request_timeout (atomic) */
+    uint64_t history_events;    /* events read from `history` pages (atomic) */
     pthread_t watchdog;
     bool watchdog_on;
+    struct evr_gw_views *views; /* jobs' folded histories (evr_gw_view.c) */
 } evr_gw_t;
 
 typedef struct {
@@ -168,6 +171,28 @@ bool evr_gw_job_param(evr_gw_req_t *req, char id[EVR_ULID_LEN + 1]);
 /*  ns since the epoch as "2026-11-30T01:02:03.456Z" into js[key] (left
     out when 0). */
 void evr_gw_time_set(json_t *js, const char *key, uint64_t ns);
+
+/* ----------------------------------------------------------- evr_gw_view.c */
+
+/*  What a job's history says about it: copies, the caller clears them
+    with evr_gw_view_clear. */
+typedef struct {
+    json_t *steps;          /* [{name, status, started, finished, exit_code, ...}] */
+    json_t *source, *ci_source;     /* {kind, url, ref, sha} or NULL */
+    json_t *files;          /* [{step, path, size, sha256}] */
+    uint32_t events;        /* the last jseq */
+    bool finished;          /* job.finished is among them */
+} evr_gw_view_t;
+
+/*  Made by evr_gw_start, destroyed by evr_gw_stop. */
+void evr_gw_views_new(evr_gw_t *gw);
+void evr_gw_views_destroy(evr_gw_t *gw);
+
+/*  The view of job, folded from its history (the events after those
+    folded before, for one of the last jobs asked); false with req's
+    answer set (404 for a job the broker does not know, 503). */
+bool evr_gw_view_get(evr_gw_t *gw, evr_gw_req_t *req, const char *job, evr_gw_view_t *out);
+void evr_gw_view_clear(evr_gw_view_t *v);
 
 /* ------------------------------------------------------------ evr_gw_api.c */
 

@@ -457,6 +457,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
     if (!gw->max_conns)
         evr_gw_limits_default(gw);
     pthread_mutex_init(&gw->conns_mu, NULL);
+    evr_gw_views_new(gw);
     /* a thread per connection, each polling its socket with poll(2): no
        FD_SETSIZE bound on descriptor numbers (a live log takes several) */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
@@ -473,8 +474,10 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
     gw->tls_cert = cert;
     gw->tls_key = key;
-    if (!gw->daemon)
+    if (!gw->daemon) {
         pthread_mutex_destroy(&gw->conns_mu);
+        evr_gw_views_destroy(gw);
+    }
     if (!gw->daemon)
         return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s%s: is the port taken (another "
                            "evrun-gateway?) or the certificate and key not a pair?",
@@ -495,6 +498,7 @@ evr_gw_stop(evr_gw_t *gw)
         MHD_stop_daemon(gw->daemon);
         pthread_mutex_destroy(&gw->conns_mu);
     }
+    evr_gw_views_destroy(gw);
     gw->daemon = NULL;
     evr_gw_metrics_stop(gw);
     free(gw->tls_cert);

@@ -156,6 +156,7 @@ s_hist_item(const evr_msg_t *m, void *arg)
 {
     s_sse_t *s = arg;
     if (m->type == EVR_MSG_EVENT && m->event && m->event->job) {
+        __atomic_fetch_add(&s->gw->history_events, 1, __ATOMIC_RELAXED);
         s->page++;
         s_take(s, m->event);
     }

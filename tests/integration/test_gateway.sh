@@ -697,6 +697,13 @@ YML
   local id last n st
   id=$(jget 'd["id"]')
   check "the 12 MB job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  # its page read again (as a browser polls it): no history read again
+  local h0 h1
+  h0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  check "GET the ended job again: 200" [ "$(api GET "/jobs/$id")" = 200 ] && [ "$(jget 'd["steps"][0]["status"]')" = succeeded ]
+  check "GET its artifacts again: 200" [ "$(api GET "/jobs/$id/artifacts")" = 200 ]
+  h1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  check "... reading none of its 3000 events again ($h0 -> $h1)" [ -n "$h0" ] && [ "$h0" = "$h1" ]
   # asks for the whole log and reads nothing for 8 s (a 4 KiB receive buffer)
   st=$(printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" | raw --rcvbuf 4096 --pause 8 --wait 5)
   check "a client that stops reading: 200, then dropped ($st)" [ "${st%% *} ${st##* }" = "200 closed" ]
