@@ -16,7 +16,10 @@
     into text only when libmicrohttpd asks for more (the socket can take
     it), at most S_BUF_MAX bytes at a time; meanwhile the SUB socket holds
     at most S_HWM publications and drops the rest, which history gives
-    back once the client reads again.
+    back once the client reads again.  A history page is asked with a
+    `limit` of events sized to what fitted in S_BUF_MAX last time: the
+    events of a page past it are dropped and asked again, and a page of
+    1000 large output events would be some 8 MiB read to keep 256 KiB.
 */
 #define _GNU_SOURCE     /* fopencookie */
 #include "evr_gw.h"
@@ -32,6 +35,7 @@
 
 #define S_BUF_MAX (256u * 1024u)     /* text made ahead of the client */
 #define S_HWM 64                     /* publications the SUB socket holds */
+#define S_PAGE_MAX 1000              /* events of a history page (the broker's most) */
 #define S_QUIET_NS 2000000000ull     /* ask history again after this quiet */
 #define S_KEEPALIVE_NS 15000000000ull  /* unless http_idle_timeout asks for less */
 
@@ -107,7 +111,8 @@ typedef struct {
     bool need_history;
     bool final_seen;        /* the job's status was final once */
     uint64_t quiet_since, keepalive_at;
-    uint32_t page;
+    uint32_t page;          /* events of the history page taken */
+    uint32_t limit;         /* events asked per history page */
 } s_sse_t;
 
 /*  How often a quiet stream sends a comment: within the idle timeout. */
@@ -156,7 +161,6 @@ s_hist_item(const evr_msg_t *m, void *arg)
 {
     s_sse_t *s = arg;
     if (m->type == EVR_MSG_EVENT && m->event && m->event->job) {
-        __atomic_fetch_add(&s->gw->history_events, 1, __ATOMIC_RELAXED);
         s->page++;
         s_take(s, m->event);
     }
@@ -185,11 +189,22 @@ static void
 s_history(s_sse_t *s)
 {
     evr_gw_req_t r = { 0 };
-    evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1 }, end = { 0 };
+    evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1,
+                    .limit = s->limit },
+              end = { 0 };
     uint32_t before = s->last;
     s->page = 0;
     s->need_history = false;
-    if (evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end))
+    bool failed = evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end) != EVR_OK;
+    __atomic_fetch_add(&s->gw->history_events, end.count, __ATOMIC_RELAXED);
+    /* the events of a page past S_BUF_MAX are dropped and asked again:
+       ask for as many as fitted next time, for twice as many after a
+       page that fitted whole (0: the broker's most, S_PAGE_MAX) */
+    if (!failed && end.count > s->page)
+        s->limit = s->page ? s->page : 1;
+    else if (!failed && end.more && s->limit)
+        s->limit = s->limit < S_PAGE_MAX / 2 ? s->limit * 2 : 0;
+    if (failed)
         s_fail(s, &r);
     else if (end.more || s->len >= S_BUF_MAX)
         s->need_history = !s->ended;

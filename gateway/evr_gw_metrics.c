@@ -471,8 +471,8 @@ s_gateway(evr_gw_t *gw, FILE *out)
            "a request's headers and body did not all come within http_request_timeout");
     fprintf(out, "evrun_gateway_requests_cut_total %llu\n",
             (unsigned long long) __atomic_load_n(&gw->requests_cut, __ATOMIC_RELAXED));
-    s_head(out, "evrun_gateway_history_events_total", "counter", "Events the gateway read "
-           "from jobs' histories (job views, live logs, text logs aside)");
+    s_head(out, "evrun_gateway_history_events_total", "counter", "Events the broker sent the "
+           "gateway from jobs' histories (job views, live logs; text logs aside)");
     fprintf(out, "evrun_gateway_history_events_total %llu\n",
             (unsigned long long) __atomic_load_n(&gw->history_events, __ATOMIC_RELAXED));
 }

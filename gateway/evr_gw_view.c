@@ -38,7 +38,6 @@ typedef struct {
     uint32_t page;                  /* events in the page being read */
     bool finished;
     uint64_t used;                  /* when last asked (mono ns) */
-    evr_gw_t *gw;                   /* while folding */
 } s_view_t;
 
 struct evr_gw_views {
@@ -181,7 +180,6 @@ s_item(const evr_msg_t *m, void *arg)
 {
     s_view_t *v = arg;
     if (m->type == EVR_MSG_EVENT && m->event && m->event->jseq > v->last) {
-        __atomic_fetch_add(&v->gw->history_events, 1, __ATOMIC_RELAXED);
         v->last = m->event->jseq;
         v->page++;
         s_fold(v, m->event);
@@ -200,6 +198,7 @@ s_catch_up(evr_gw_t *gw, evr_gw_req_t *req, s_view_t *v)
         evr_msg_t end = { 0 };
         v->page = 0;
         evr_rc_t rc = evr_gw_stream(gw, req, &h, s_item, v, &end);
+        __atomic_fetch_add(&gw->history_events, end.count, __ATOMIC_RELAXED);
         more = !rc && end.more && v->page;
         evr_msg_clear(&end);
         if (rc)
@@ -234,7 +233,6 @@ evr_gw_view_get(evr_gw_t *gw, evr_gw_req_t *req, const char *job, evr_gw_view_t 
     pthread_mutex_lock(&gw->views->mu);
     s_view_t *v = s_slot(gw->views, job);
     v->used = evr_mono_ns();
-    v->gw = gw;
     bool ok = s_catch_up(gw, req, v);
     if (ok) {
         out->steps = json_deep_copy(v->steps);

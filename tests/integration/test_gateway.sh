@@ -704,6 +704,8 @@ YML
   check "GET its artifacts again: 200" [ "$(api GET "/jobs/$id/artifacts")" = 200 ]
   h1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
   check "... reading none of its 3000 events again ($h0 -> $h1)" [ -n "$h0" ] && [ "$h0" = "$h1" ]
+  local ev0 ev1
+  ev0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
   # asks for the whole log and reads nothing for 8 s (a 4 KiB receive buffer)
   st=$(printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" | raw --rcvbuf 4096 --pause 8 --wait 5)
   check "a client that stops reading: 200, then dropped ($st)" [ "${st%% *} ${st##* }" = "200 closed" ]
@@ -716,6 +718,13 @@ YML
     -H "Last-Event-ID: $last" "$url/jobs/$id/log" > "$tmp/sse2"
   sse_events "$tmp/sse2" > "$tmp/ev2"
   check "resumed with Last-Event-ID: to job.finished" [ "$(tail -1 "$tmp/ev2" | cut -d' ' -f2)" = job.finished ]
+  # history pages sized to what the stream takes: the events read from the
+  # broker are not many times those sent (a page cut at the stream's buffer
+  # is asked again from there)
+  ev1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  n=$(tail -1 "$tmp/ev2" | cut -d' ' -f1)
+  echo "  history events read for the two streams of $n events: $((ev1 - ev0))"
+  check "history events read: at most 3 x $n + 1000 ($((ev1 - ev0)))" [ $((ev1 - ev0)) -le $((3 * n + 1000)) ]
   cat "$tmp/ev1" "$tmp/ev2" > "$tmp/ev"
   n=$(tail -1 "$tmp/ev" | cut -d' ' -f1)
   check "ids 1..$n, each once, in order" [ "$(cut -d' ' -f1 "$tmp/ev" | tr '\n' ' ')" = "$(seq 1 "$n" | tr '\n' ' ')" ]
