@@ -34,7 +34,9 @@
 #include "evr_json.h"
 
 #define S_BUF_MAX (256u * 1024u)     /* text made ahead of the client */
-#define S_HWM 64                     /* publications the SUB socket holds */
+#define S_HWM 16                     /* publications the SUB socket holds (a client that
+                                        stops reading a job printing 64 KiB events costs
+                                        some 2 MiB; 64 held cost 4) */
 #define S_PAGE_MAX 1000              /* events of a history page (the broker's most) */
 #define S_QUIET_NS 2000000000ull     /* ask history again after this quiet */
 #define S_KEEPALIVE_NS 15000000000ull  /* unless http_idle_timeout asks for less */

@@ -732,6 +732,41 @@ YML
   check "every line once, in order" exactly_once "$tmp/out" 3000 ""
 }
 
+# Clients that stop reading the live log of a job printing 64 KiB events:
+# each holds at most its stream's buffer and a few publications in the
+# gateway (16, some 1 MiB; 64 held were 4 MiB each).
+case_stalled_live() {
+  fresh stlive
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway && gw_port
+  pipeline live <<'YML'
+pipeline: live
+image: localhost/evrun-busybox:latest
+steps:
+  - name: talk
+    run: sleep 2; for k in $(seq 1 16); do head -c 1000000 /dev/zero | tr '\0' x | fold -w 1000; sleep 0.5; done
+YML
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/live.yml" > /dev/null
+  local id gw_pid=${bus_pids[-1]} rss0 rss1 k max=0 slow=()
+  id=$(jget 'd["id"]')
+  rss0=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+  for k in 1 2 3 4 5 6 7 8 9 10; do
+    printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" \
+      | raw --rcvbuf 4096 --pause 25 --wait 1 > /dev/null &
+    slow+=("$!")
+  done
+  for k in $(seq 1 40); do
+    rss1=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+    [ "$rss1" -gt "$max" ] && max=$rss1
+    sleep 0.5
+  done
+  echo "  gateway RSS $rss0 -> at most $max KiB with 10 clients of a live 16 MB stream that do not read"
+  check "others still served" serving
+  grep -q __asan_init "$bin/evrun-gateway" ||
+    check "memory bounded: under 3 MiB a client ($rss0 -> $max KiB)" [ $((max - rss0)) -lt 30720 ]
+  wait "${slow[@]}" 2>/dev/null
+  check "the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -751,7 +786,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks bad_input stalled_resume}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks bad_input stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"
