@@ -599,6 +599,41 @@ s_send(uint16_t port, char *out, size_t size, const char *fmt, ...)
     return st;
 }
 
+/*  The limit settings: defaults, values, and what is refused (naming the key). */
+static void
+test_limits(void)
+{
+    static const evr_config_key_t keys[] = {
+        { "http_max_connections", "512", "" }, { "http_max_per_ip", "256", "" },
+        { "http_idle_timeout", "30s", "" }, { "http_request_timeout", "30s", "" },
+    };
+    evr_gw_t gw = { .cfg = evr_config_new(keys, EVR_ARRAY_LEN(keys)) };
+    evr_err_t err;
+    CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
+    CHECK(gw.max_conns >= 1 && gw.max_conns <= 512 && gw.max_per_ip <= gw.max_conns);
+    CHECK(gw.idle_s == 30 && gw.request_ns == 30000000000ull);
+    CHECK(gw.keepalive_ns == 15000000000ull);   /* at most 15 s */
+    evr_config_set(gw.cfg, "http_idle_timeout", "4", "test");
+    evr_config_set(gw.cfg, "http_max_per_ip", "1000", "test");
+    CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
+    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 2000000000ull);  /* half the idle timeout */
+    CHECK(gw.max_per_ip == gw.max_conns);                        /* never above the total */
+    static const char *const bad[][2] = {
+        { "http_idle_timeout", "soon" }, { "http_idle_timeout", "500ms" },
+        { "http_request_timeout", "0" }, { "http_max_connections", "0" },
+        { "http_max_connections", "100000" }, { "http_max_per_ip", "-1" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        evr_config_t *c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+        evr_gw_t g = { .cfg = c };
+        evr_config_set(c, bad[i][0], bad[i][1], "test");
+        CHECK(evr_gw_limits_load(&g, &err) == EVR_ERR_CONFIG);
+        CHECK(strstr(err.msg, bad[i][0]) != NULL);
+        evr_config_destroy(&c);
+    }
+    evr_config_destroy(&gw.cfg);
+}
+
 static void
 test_server(void)
 {
@@ -720,6 +755,7 @@ main(void)
     EVR_TEST_RUN(test_prom_label);
     EVR_TEST_RUN(test_hooks);
     EVR_TEST_RUN(test_idem_prune);
+    EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
