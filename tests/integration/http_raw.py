@@ -6,7 +6,7 @@ HTTP exchange with 127.0.0.1:PORT, for requests curl will not make
 Sends stdin's bytes as they are (with --delay, one byte at a time that
 many seconds apart, stopping when the server closes), then reads the
 answer until the server closes the connection or nothing comes for
---wait seconds (default 10).  With --pause, reads nothing for that many
+--wait seconds (default 10; 0: reads nothing, closes).  With --pause, reads nothing for that many
 seconds first (a client that stops reading; --rcvbuf shrinks its socket
 buffer).  Writes the answer's head to OUTDIR/headers and its body
 (de-chunked) to OUTDIR/body; prints "STATUS SECONDS CLOSED": the status
@@ -58,7 +58,7 @@ def main():
     data = b""
     s.settimeout(wait)
     try:
-        while True:
+        while wait > 0:
             b = s.recv(65536)
             if not b:
                 closed = True

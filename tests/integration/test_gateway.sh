@@ -751,10 +751,10 @@ YML
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
   for k in 1 2 3 4 5 6 7 8 9 10; do
     printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" \
-      | raw --rcvbuf 4096 --pause 25 --wait 1 > /dev/null &
+      | raw --rcvbuf 4096 --pause 14 --wait 0 > /dev/null &
     slow+=("$!")
   done
-  for k in $(seq 1 40); do
+  for k in $(seq 1 28); do
     rss1=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
     [ "$rss1" -gt "$max" ] && max=$rss1
     sleep 0.5
