@@ -5,7 +5,10 @@
 # a client of the HTTP API would: submit (YAML, JSON, idempotent), list
 # with a cursor, one job, cancel, tokens (401, 403), the log as text and
 # as Server-Sent Events with a Last-Event-ID reconnect, 404, 413, 503,
-# HTTPS, and a client that stops reading.
+# HTTPS, and a client that stops reading; bad input (bodies over the limit
+# or lying about their length, slowloris, bad JSON, YAML and UTF-8, path
+# tricks, unknown methods, many headers, bad tokens: http_raw.py sends
+# what curl will not), a stalled live log dropped and resumed.
 set -u
 bin=$1 src=$2
 shift 2
