@@ -386,7 +386,7 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 typedef struct {
     evr_broker_t *b;
     zframe_t *rid;
-    uint32_t count;
+    uint32_t count, page;   /* events sent, most in the page */
     size_t bytes;
     bool failed;
     bool more;      /* the page is full and the store holds a next event */
@@ -396,7 +396,7 @@ static int
 s_hist_one(const evr_event_t *ev, void *arg)
 {
     s_hist_t *h = arg;
-    if (h->count >= S_HISTORY_PAGE || h->bytes >= S_HISTORY_BYTES) {
+    if (h->count >= h->page || h->bytes >= S_HISTORY_BYTES) {
         h->more = true;     /* called for the event after a full page: it exists */
         return 1;
     }
@@ -413,7 +413,9 @@ s_hist_one(const evr_event_t *ev, void *arg)
 static void
 s_history(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
-    s_hist_t h = { .b = b, .rid = rid };
+    s_hist_t h = { .b = b, .rid = rid, .page = S_HISTORY_PAGE };
+    if (req->limit && req->limit < S_HISTORY_PAGE)
+        h.page = req->limit;    /* a client that wants smaller pages (evrun-gateway's live logs) */
     evr_err_t err;
     uint64_t from = req->from ? req->from : 1;
     if (from > UINT32_MAX)

@@ -26,6 +26,8 @@
 #define EVR_GW_LOG_MAX (64u << 20)      /* bytes of one plain-text log answer */
 
 typedef struct evr_gw_metrics evr_gw_metrics_t;
+typedef struct evr_gw_conn evr_gw_conn_t;
+struct evr_gw_views;
 
 typedef struct evr_gw {
     evr_config_t *cfg;
@@ -43,6 +45,18 @@ typedef struct evr_gw {
     size_t body_max;            /* bytes of a request body */
     uint16_t port;              /* bound */
     char *tls_cert, *tls_key;   /* PEM, kept while serving */
+    /* connection limits (evr_gw_limits.c) */
+    unsigned max_conns, max_per_ip, idle_s;
+    uint64_t request_ns;        /* a request's headers and body come within this */
+    uint64_t keepalive_ns;      /* a quiet live log sends a comment this often */
+    pthread_mutex_t conns_mu;   /* guards conns, nconns (made by evr_gw_start) */
+    evr_gw_conn_t *conns;       /* every open connection */
+    int nconns;
+    uint64_t requests_cut;      /* past http_request_timeout (atomic) */
+    uint64_t history_events;    /* events read from `history` pages (atomic) */
+    pthread_t watchdog;
+    bool watchdog_on;
+    struct evr_gw_views *views; /* jobs' folded histories (evr_gw_view.c) */
 } evr_gw_t;
 
 typedef struct {
@@ -104,6 +118,31 @@ const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
 /*  A request header of req, or NULL. */
 const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
 
+/* --------------------------------------------------------- evr_gw_limits.c */
+
+/*  Reads the settings http_max_connections, http_max_per_ip,
+    http_idle_timeout and http_request_timeout into gw (and raises the
+    open-file limit; lowers max_conns to what it holds).  EVR_ERR_CONFIG
+    naming the setting when one is malformed or out of range. */
+evr_rc_t evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err);
+
+/*  The settings' defaults into gw (evr_gw_start applies them when
+    evr_gw_limits_load was not called). */
+void evr_gw_limits_default(evr_gw_t *gw);
+
+/*  MHD_OPTION_NOTIFY_CONNECTION's callback (cls: gw): lists and unlists
+    connections. */
+void evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code);
+
+/*  Marks conn's request as all in (busy: no deadline) or answered (not
+    busy: the next request's deadline counts from now). */
+void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
+
+/*  Starts and stops the thread that cuts requests past http_request_timeout. */
+void evr_gw_watchdog_start(evr_gw_t *gw);
+void evr_gw_watchdog_stop(evr_gw_t *gw);
+
 /* ---------------------------------------------------------- evr_gw_broker.c */
 
 /*  The shared client (gw->mu held), connected when missing; NULL with
@@ -132,6 +171,28 @@ bool evr_gw_job_param(evr_gw_req_t *req, char id[EVR_ULID_LEN + 1]);
 /*  ns since the epoch as "2026-11-30T01:02:03.456Z" into js[key] (left
     out when 0). */
 void evr_gw_time_set(json_t *js, const char *key, uint64_t ns);
+
+/* ----------------------------------------------------------- evr_gw_view.c */
+
+/*  What a job's history says about it: copies, the caller clears them
+    with evr_gw_view_clear. */
+typedef struct {
+    json_t *steps;          /* [{name, status, started, finished, exit_code, ...}] */
+    json_t *source, *ci_source;     /* {kind, url, ref, sha} or NULL */
+    json_t *files;          /* [{step, path, size, sha256}] */
+    uint32_t events;        /* the last jseq */
+    bool finished;          /* job.finished is among them */
+} evr_gw_view_t;
+
+/*  Made by evr_gw_start, destroyed by evr_gw_stop. */
+void evr_gw_views_new(evr_gw_t *gw);
+void evr_gw_views_destroy(evr_gw_t *gw);
+
+/*  The view of job, folded from its history (the events after those
+    folded before, for one of the last jobs asked); false with req's
+    answer set (404 for a job the broker does not know, 503). */
+bool evr_gw_view_get(evr_gw_t *gw, evr_gw_req_t *req, const char *job, evr_gw_view_t *out);
+void evr_gw_view_clear(evr_gw_view_t *v);
 
 /* ------------------------------------------------------------ evr_gw_api.c */
 

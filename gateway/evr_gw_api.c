@@ -1,7 +1,7 @@
 /*  evr_gw_api.c: the job and runner routes of evrun-gateway: submit (with
     Idempotency-Key), list, one job with its steps, cancel, pause, resume,
     runners.  Each maps onto one bus message (schema/PROTOCOL.md) or, for
-    a job's steps, onto its history.  See evr_gw.h. */
+    a job's steps, onto its history (evr_gw_view.c).  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <dirent.h>
@@ -83,7 +83,8 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
         if (!js)
-            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
+            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s%s", je.line, je.column, je.text,
+                     strstr(je.text, "decode byte") ? " (JSON must be UTF-8)" : "");
         else if (!steps)
             snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
                      "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");
@@ -411,98 +412,6 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
 
 /* ------------------------------------------------------------- one job */
 
-typedef struct {
-    json_t *steps;      /* array, in the pipeline's order */
-    json_t *byname;     /* the same objects by step name */
-    json_t *source, *ci_source;
-    uint32_t last;
-    uint32_t page;
-} s_detail_t;
-
-static json_t *
-s_step(s_detail_t *d, const char *name)
-{
-    json_t *st = json_object_get(d->byname, name);
-    if (!st && json_array_size(d->steps) < 4096) {
-        st = json_pack("{s:s,s:s}", "name", name, "status", "pending");
-        json_array_append_new(d->steps, st);
-        json_object_set(d->byname, name, st);
-    }
-    return st;
-}
-
-/*  A step's place in the graph, for drawing it (the web UI): its needs
-    and a `when` other than on_success. */
-static void
-s_step_shape(json_t *st, const evr_step_t *sp)
-{
-    if (!st)
-        return;
-    if (sp->needs.n) {
-        json_t *needs = json_array();
-        for (uint32_t k = 0; k < sp->needs.n; k++)
-            json_array_append_new(needs, json_string(sp->needs.v[k]));
-        json_object_set_new(st, "needs", needs);
-    }
-    if (sp->when == EVR_WHEN_ON_FAILURE || sp->when == EVR_WHEN_ALWAYS)
-        json_object_set_new(st, "when", json_string(evr_when_names[sp->when]));
-}
-
-static void
-s_detail_event(s_detail_t *d, const evr_event_t *ev)
-{
-    const evr_evdata_t *x = &ev->data;
-    evr_evtype_t t = evr_event_kind(ev);
-    json_t *st = x->step && t != EVR_EV_STEP_OUTPUT ? s_step(d, x->step) : NULL;
-    if (t == EVR_EV_JOB_ACCEPTED && x->spec)
-        for (uint32_t i = 0; i < x->spec->steps.n; i++)
-            s_step_shape(s_step(d, evr_spec_step(x->spec, i)->name), evr_spec_step(x->spec, i));
-    else if (t == EVR_EV_JOB_SOURCE) {
-        json_t *src = json_pack("{s:s?,s:s?,s:s?,s:s?}", "kind", x->kind, "url", x->url,
-                                "ref", x->ref, "sha", x->commit);
-        json_t **slot = x->source && !strcmp(x->source, "ci_source") ? &d->ci_source
-                                                                        : &d->source;
-        json_decref(*slot);
-        *slot = src;
-    }
-    if (!st)
-        return;
-    switch (t) {
-    case EVR_EV_STEP_QUEUED: json_object_set_new(st, "status", json_string("queued")); break;
-    case EVR_EV_STEP_STARTING:
-        json_object_set_new(st, "status", json_string("starting"));
-        break;
-    case EVR_EV_STEP_STARTED:
-        json_object_set_new(st, "status", json_string("running"));
-        evr_gw_time_set(st, "started", ev->time);
-        if (x->attempt)
-            json_object_set_new(st, "attempt", json_integer(x->attempt));
-        break;
-    case EVR_EV_STEP_FINISHED:
-        json_object_set_new(st, "status", json_string(x->status ? x->status : "failed"));
-        json_object_set_new(st, "exit_code", json_integer(x->exit_code));
-        json_object_set_new(st, "duration_ms", json_integer((json_int_t) x->duration));
-        evr_gw_time_set(st, "finished", ev->time);
-        break;
-    case EVR_EV_STEP_SKIPPED: json_object_set_new(st, "status", json_string("skipped")); break;
-    default: break;
-    }
-    if (x->reason && (t == EVR_EV_STEP_FINISHED || t == EVR_EV_STEP_SKIPPED))
-        json_object_set_new(st, "reason", json_string(x->reason));
-}
-
-static int
-s_detail_item(const evr_msg_t *m, void *arg)
-{
-    s_detail_t *d = arg;
-    if (m->type == EVR_MSG_EVENT && m->event && m->event->jseq > d->last) {
-        d->last = m->event->jseq;
-        d->page++;
-        s_detail_event(d, m->event);
-    }
-    return 0;
-}
-
 void
 evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -510,36 +419,25 @@ evr_gw_h_job(evr_gw_t *gw, evr_gw_req_t *req)
     if (!evr_gw_job_param(req, id))
         return;
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
-    s_detail_t d = { json_array(), json_object(), NULL, NULL, 0, 0 };
+    evr_gw_view_t v = { 0 };
     if (evr_gw_call(gw, req, &m, &rep))
         goto out;
     if (rep.type != EVR_MSG_JOB) {
         evr_gw_refused(req, &rep);
         goto out;
     }
-    bool more = true;
-    for (int pages = 0; more && pages < 10000; pages++) {  /* the whole history, by pages */
-        evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = id, .from = d.last + 1 }, end = { 0 };
-        d.page = 0;
-        evr_rc_t rc = evr_gw_stream(gw, req, &h, s_detail_item, &d, &end);
-        more = !rc && end.more && d.page;
-        evr_msg_clear(&end);
-        if (rc)
-            goto out;
-    }
+    if (!evr_gw_view_get(gw, req, id, &v))  /* steps from the history (evr_gw_view.c) */
+        goto out;
     json_t *js = s_job_json(&rep);
-    json_object_set(js, "steps", d.steps);
-    if (d.source)
-        json_object_set(js, "source", d.source);
-    if (d.ci_source)
-        json_object_set(js, "ci_source", d.ci_source);
-    json_object_set_new(js, "events", json_integer(d.last));
+    json_object_set(js, "steps", v.steps);
+    if (v.source)
+        json_object_set(js, "source", v.source);
+    if (v.ci_source)
+        json_object_set(js, "ci_source", v.ci_source);
+    json_object_set_new(js, "events", json_integer(v.events));
     evr_gw_json(req, 200, js);
 out:
-    json_decref(d.steps);
-    json_decref(d.byname);
-    json_decref(d.source);
-    json_decref(d.ci_source);
+    evr_gw_view_clear(&v);
     evr_msg_clear(&rep);
 }
 

@@ -2,7 +2,7 @@
 
     GET /jobs/{id}/artifacts lists them: the job's history names its
     files (step.artifact events; the latest of each step and path wins,
-    as in evrun-cli artifacts).  GET /jobs/{id}/artifacts/{step}/{path}
+    as in evrun-cli artifacts), folded by evr_gw_view.c.  GET /jobs/{id}/artifacts/{step}/{path}
     sends one, streamed: libmicrohttpd asks for the bytes as the socket
     takes them, and each piece of at most 1 MiB is fetched from the
     broker (`fetch`, answered `artifact_data`) only when asked for, so a
@@ -22,7 +22,6 @@
 
 #define S_DOWNLOADS_MAX 16       /* downloads at once */
 #define S_BLOCK (64u * 1024u)    /* bytes libmicrohttpd asks for at a time */
-#define S_FILES_MAX 100000       /* files of one job listed */
 
 const char *
 evr_gw_art_path_problem(const char *p)
@@ -53,75 +52,17 @@ evr_gw_art_path_problem(const char *p)
 
 /* -------------------------------------------------------------- listing */
 
-typedef struct {
-    json_t *files;      /* array of {step, path, size, sha256} */
-    json_t *index;      /* "step/path" -> the same object */
-    uint32_t last, page;
-    bool finished;
-} s_files_t;
-
-static int
-s_file_item(const evr_msg_t *m, void *arg)
-{
-    s_files_t *fs = arg;
-    const evr_event_t *ev = m->event;
-    if (m->type != EVR_MSG_EVENT || !ev || ev->jseq <= fs->last)
-        return 0;
-    fs->last = ev->jseq;
-    fs->page++;
-    if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED)
-        fs->finished = true;
-    if (evr_event_kind(ev) != EVR_EV_STEP_ARTIFACT || !ev->data.step || !ev->data.path
-        || !ev->data.sha256)
-        return 0;
-    char *key = evr_asprintf("%s/%s", ev->data.step, ev->data.path);
-    json_t *f = json_object_get(fs->index, key);
-    if (!f && json_array_size(fs->files) < S_FILES_MAX) {
-        f = json_pack("{s:s,s:s}", "step", ev->data.step, "path", ev->data.path);
-        if (f) {
-            json_array_append_new(fs->files, f);
-            json_object_set(fs->index, key, f);
-        }
-    }
-    if (f) {
-        json_object_set_new(f, "size", json_integer((json_int_t) ev->data.size));
-        json_object_set_new(f, "sha256", json_string(ev->data.sha256));
-    }
-    free(key);
-    return 0;
-}
-
-/*  The job's files from its whole history into fs; false with req's
-    answer set. */
-static bool
-s_files(evr_gw_t *gw, evr_gw_req_t *req, const char *job, s_files_t *fs)
-{
-    bool more = true;
-    for (int pages = 0; more && pages < 10000; pages++) {
-        evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = (char *) job, .from = fs->last + 1 };
-        evr_msg_t end = { 0 };
-        fs->page = 0;
-        evr_rc_t rc = evr_gw_stream(gw, req, &h, s_file_item, fs, &end);
-        more = !rc && end.more && fs->page;
-        evr_msg_clear(&end);
-        if (rc)
-            return false;
-    }
-    return true;
-}
-
 void
 evr_gw_h_artifacts(evr_gw_t *gw, evr_gw_req_t *req)
 {
     char id[EVR_ULID_LEN + 1];
-    s_files_t fs = { json_array(), json_object(), 0, 0, false };
-    if (evr_gw_job_param(req, id) && s_files(gw, req, id, &fs)) {
-        json_t *js = json_pack("{s:s,s:O,s:b}", "id", id, "artifacts", fs.files, "finished",
-                               fs.finished);
+    evr_gw_view_t v = { 0 };
+    if (evr_gw_job_param(req, id) && evr_gw_view_get(gw, req, id, &v)) {
+        json_t *js = json_pack("{s:s,s:O,s:b}", "id", id, "artifacts", v.files, "finished",
+                               v.finished);
         evr_gw_json(req, 200, js);
     }
-    json_decref(fs.files);
-    json_decref(fs.index);
+    evr_gw_view_clear(&v);
 }
 
 /* ------------------------------------------------------------- download */
@@ -218,21 +159,23 @@ s_dl_names(evr_gw_req_t *req, s_dl_t *dl)
 static bool
 s_dl_find(evr_gw_t *gw, evr_gw_req_t *req, s_dl_t *dl, char sha[65])
 {
-    s_files_t fs = { json_array(), json_object(), 0, 0, false };
-    bool ok = s_files(gw, req, dl->job, &fs);
-    char *key = evr_asprintf("%s/%s", dl->step, dl->path);
-    json_t *f = json_object_get(fs.index, key);
+    evr_gw_view_t v = { 0 };
+    bool ok = evr_gw_view_get(gw, req, dl->job, &v);
+    json_t *f = NULL, *x;
+    size_t i;
+    json_array_foreach(v.files, i, x)
+        if (!strcmp(json_string_value(json_object_get(x, "step")), dl->step)
+            && !strcmp(json_string_value(json_object_get(x, "path")), dl->path))
+            f = x;
     if (ok && !f)
-        evr_gw_error(req, 404, "not_found", "job %s has no artifact file %s%s (GET "
-                     EVR_GW_PREFIX "/jobs/%s/artifacts lists them)", dl->job, key,
-                     fs.finished ? "" : " (yet: it has not finished)", dl->job);
+        evr_gw_error(req, 404, "not_found", "job %s has no artifact file %s/%s%s (GET "
+                     EVR_GW_PREFIX "/jobs/%s/artifacts lists them)", dl->job, dl->step,
+                     dl->path, v.finished ? "" : " (yet: it has not finished)", dl->job);
     if (ok && f) {
         dl->size = (uint64_t) json_integer_value(json_object_get(f, "size"));
         snprintf(sha, 65, "%s", json_string_value(json_object_get(f, "sha256")));
     }
-    free(key);
-    json_decref(fs.files);
-    json_decref(fs.index);
+    evr_gw_view_clear(&v);
     return ok && f;
 }
 

@@ -14,6 +14,7 @@
 #include "evr_log.h"
 
 #define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
+#define S_HEADERS_MAX 100          /* header fields of one request (431 past it) */
 
 const evr_gw_route_t evr_gw_routes[] = {
     { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true },
@@ -93,6 +94,25 @@ evr_gw_route_match(const char *method, const char *url, char params[EVR_GW_PARAM
     return NULL;
 }
 
+/*  The methods served on url's path, as an Allow header's value ("GET,
+    POST"), into buf; empty when none. */
+static void
+s_allow(const char *url, char *buf, size_t size)
+{
+    size_t pl = strlen(EVR_GW_PREFIX), n = 0;
+    bool api = !strncmp(url, EVR_GW_PREFIX, pl) && url[pl] == '/';
+    char params[EVR_GW_PARAMS][128];
+    buf[0] = '\0';
+    for (size_t i = 0; i < evr_gw_nroutes; i++) {
+        const evr_gw_route_t *r = &evr_gw_routes[i];
+        if ((!r->root && !api) || !s_match(r->path, r->root ? url : url + pl, params, r->tail)
+            || strstr(buf, r->method))
+            continue;
+        n += (size_t) snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
+                               r->method);
+    }
+}
+
 /* ------------------------------------------------------------- answers */
 
 void
@@ -103,18 +123,52 @@ evr_gw_json(evr_gw_req_t *req, int status, json_t *js)
     req->json = js;
 }
 
+/*  The length of the UTF-8 sequence at p (NUL-terminated), 0 when it is
+    none (a stray or overlong byte, a surrogate, past U+10FFFF). */
+static size_t
+s_utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[0] == 0xe0 && p[1] < 0xa0)
+            || (p[0] == 0xed && p[1] >= 0xa0))
+            return 0;
+        return 3;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80
+            || (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
 void
 evr_gw_error(evr_gw_req_t *req, int status, const char *code, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], safe[4 * sizeof msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* a message quoting bad input may hold bytes that are no UTF-8 */
-    json_t *m = json_string(msg);
+    /* a message quoting bad input may hold bytes that are no UTF-8: each
+       is written \xHH, so the message stays JSON and still says what came */
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *) msg; *p && n + 5 < sizeof safe;) {
+        size_t l = s_utf8_len(p);
+        if (l)
+            memcpy(safe + n, p, l), n += l, p += l;
+        else
+            n += (size_t) snprintf(safe + n, sizeof safe - n, "\\x%02X", *p++);
+    }
+    safe[n] = '\0';
+    json_t *m = json_string(safe);
     if (!m)
-        m = json_string("(the message held bytes that are no UTF-8)");
+        m = json_string("(the message could not be made UTF-8)");
     evr_gw_json(req, status, json_pack("{s:{s:s,s:o}}", "error", "code", code, "message", m));
 }
 
@@ -132,7 +186,7 @@ evr_gw_header(const evr_gw_req_t *req, const char *key)
 
 /*  Queues req's answer on its connection. */
 static enum MHD_Result
-s_queue(evr_gw_req_t *req)
+s_queue(evr_gw_req_t *req, const char *allow)
 {
     struct MHD_Response *resp = req->resp;
     if (!resp) {
@@ -147,6 +201,8 @@ s_queue(evr_gw_req_t *req)
     }
     if (req->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"evrun\"");
+    if (req->status == 405 && allow && *allow)
+        MHD_add_response_header(resp, "Allow", allow);
     enum MHD_Result r = MHD_queue_response(req->conn, (unsigned) req->status, resp);
     MHD_destroy_response(resp);
     req->resp = NULL;
@@ -163,6 +219,7 @@ typedef struct {
     size_t cap;
     size_t over;        /* bytes of a body over the limit, read and dropped */
     bool answered;      /* an early answer (401, 413...) is queued */
+    char allow[48];     /* a 405's Allow */
 } s_conn_t;
 
 bool
@@ -197,11 +254,18 @@ static bool
 s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
 {
     int status;
+    int nh = MHD_get_connection_values(cc->req.conn, MHD_HEADER_KIND, NULL, NULL);
+    if (nh > S_HEADERS_MAX) {
+        evr_gw_error(&cc->req, 431, "too_many_headers", "the request has %d header fields, "
+                     "over the limit of %d", nh, S_HEADERS_MAX);
+        return false;
+    }
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
+        s_allow(url, cc->allow, sizeof cc->allow);
         if (status == 405)
-            evr_gw_error(&cc->req, 405, "method_not_allowed", "%s is not served on %s (see "
-                         "schema/openapi.yaml)", method, url);
+            evr_gw_error(&cc->req, 405, "method_not_allowed", "%.64s is not served on %s: "
+                         "it takes %s (see schema/openapi.yaml)", method, url, cc->allow);
         else
             evr_gw_error(&cc->req, 404, "not_found", "no such route: %s (the API is under "
                          EVR_GW_PREFIX ", see schema/openapi.yaml)", url);
@@ -233,7 +297,8 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         cc->req.url = url;
         if (!s_begin(gw, cc, url, method)) {
             cc->answered = true;
-            return s_queue(&cc->req);
+            evr_gw_conn_busy(gw, conn, true);
+            return s_queue(&cc->req, cc->allow);
         }
         return MHD_YES;
     }
@@ -270,23 +335,26 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         return MHD_YES;
     }
     cc->answered = true;
+    evr_gw_conn_busy(gw, conn, true);   /* all in: no deadline while answering */
     if (cc->over) {
         evr_gw_error(&cc->req, 413, "too_large", "the body is over the limit of %zu bytes "
                      "(the bus's message limit)", gw->body_max);
-        return s_queue(&cc->req);
+        return s_queue(&cc->req, NULL);
     }
     cc->route->fn(gw, &cc->req);
     if (!cc->req.status && !cc->req.resp)
         evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
     evr_log_info("gateway", "%s %s -> %d", method, url, cc->req.status);
-    return s_queue(&cc->req);
+    return s_queue(&cc->req, NULL);
 }
 
 static void
 s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             enum MHD_RequestTerminationCode toe)
 {
-    (void) cls, (void) conn, (void) toe;
+    (void) toe;
+    /* the next request on this connection has its own deadline */
+    evr_gw_conn_busy(cls, conn, false);
     s_conn_t *cc = *con_cls;
     if (!cc)
         return;
@@ -390,23 +458,37 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         free(cert);
         return EVR_ERR_CONFIG;
     }
+    if (!gw->max_conns)
+        evr_gw_limits_default(gw);
+    pthread_mutex_init(&gw->conns_mu, NULL);
+    evr_gw_views_new(gw);
+    /* a thread per connection, each polling its socket with poll(2): no
+       FD_SETSIZE bound on descriptor numbers (a live log takes several) */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
-                   | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0);
+                   | MHD_USE_POLL | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0);
     gw->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw, MHD_OPTION_CONNECTION_LIMIT, 512u,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
+        MHD_OPTION_NOTIFY_CONNECTION, evr_gw_conn_notify, gw,
+        MHD_OPTION_CONNECTION_LIMIT, gw->max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, gw->max_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, gw->idle_s,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
     gw->tls_cert = cert;
     gw->tls_key = key;
+    if (!gw->daemon) {
+        pthread_mutex_destroy(&gw->conns_mu);
+        evr_gw_views_destroy(gw);
+    }
     if (!gw->daemon)
         return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s%s: is the port taken (another "
                            "evrun-gateway?) or the certificate and key not a pair?",
                            evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
     gw->port = di ? di->port : ntohs(sa.sin_port);
+    evr_gw_watchdog_start(gw);
     evr_gw_metrics_start(gw);
     return EVR_OK;
 }
@@ -415,8 +497,12 @@ void
 evr_gw_stop(evr_gw_t *gw)
 {
     gw->stopping = 1;
-    if (gw->daemon)
+    evr_gw_watchdog_stop(gw);
+    if (gw->daemon) {
         MHD_stop_daemon(gw->daemon);
+        pthread_mutex_destroy(&gw->conns_mu);
+    }
+    evr_gw_views_destroy(gw);
     gw->daemon = NULL;
     evr_gw_metrics_stop(gw);
     free(gw->tls_cert);

@@ -16,7 +16,10 @@
     into text only when libmicrohttpd asks for more (the socket can take
     it), at most S_BUF_MAX bytes at a time; meanwhile the SUB socket holds
     at most S_HWM publications and drops the rest, which history gives
-    back once the client reads again.
+    back once the client reads again.  A history page is asked with a
+    `limit` of events sized to what fitted in S_BUF_MAX last time: the
+    events of a page past it are dropped and asked again, and a page of
+    1000 large output events would be some 8 MiB read to keep 256 KiB.
 */
 #define _GNU_SOURCE     /* fopencookie */
 #include "evr_gw.h"
@@ -31,9 +34,12 @@
 #include "evr_json.h"
 
 #define S_BUF_MAX (256u * 1024u)     /* text made ahead of the client */
-#define S_HWM 64                     /* publications the SUB socket holds */
+#define S_HWM 16                     /* publications the SUB socket holds (a client that
+                                        stops reading a job printing 64 KiB events costs
+                                        some 2 MiB; 64 held cost 4) */
+#define S_PAGE_MAX 1000              /* events of a history page (the broker's most) */
 #define S_QUIET_NS 2000000000ull     /* ask history again after this quiet */
-#define S_KEEPALIVE_NS 15000000000ull
+#define S_KEEPALIVE_NS 15000000000ull  /* unless http_idle_timeout asks for less */
 
 /* ----------------------------------------------------------------- text */
 
@@ -107,8 +113,17 @@ typedef struct {
     bool need_history;
     bool final_seen;        /* the job's status was final once */
     uint64_t quiet_since, keepalive_at;
-    uint32_t page;
+    uint32_t page;          /* events of the history page taken */
+    uint32_t limit;         /* events asked per history page */
 } s_sse_t;
+
+/*  How often a quiet stream sends a comment: within the idle timeout. */
+static uint64_t
+s_keepalive(const evr_gw_t *gw)
+{
+    return gw->keepalive_ns && gw->keepalive_ns < S_KEEPALIVE_NS ? gw->keepalive_ns
+                                                                  : S_KEEPALIVE_NS;
+}
 
 static void
 s_append(s_sse_t *s, const char *text, size_t n)
@@ -116,7 +131,7 @@ s_append(s_sse_t *s, const char *text, size_t n)
     s->buf = evr_realloc(s->buf, s->len + n + 1);
     memcpy(s->buf + s->len, text, n);
     s->len += n;
-    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+    s->keepalive_at = evr_mono_ns() + s_keepalive(s->gw);
 }
 
 /*  Takes ev when it is the next one: made into one SSE message. */
@@ -176,11 +191,22 @@ static void
 s_history(s_sse_t *s)
 {
     evr_gw_req_t r = { 0 };
-    evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1 }, end = { 0 };
+    evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1,
+                    .limit = s->limit },
+              end = { 0 };
     uint32_t before = s->last;
     s->page = 0;
     s->need_history = false;
-    if (evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end))
+    bool failed = evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end) != EVR_OK;
+    __atomic_fetch_add(&s->gw->history_events, end.count, __ATOMIC_RELAXED);
+    /* the events of a page past S_BUF_MAX are dropped and asked again:
+       ask for as many as fitted next time, for twice as many after a
+       page that fitted whole (0: the broker's most, S_PAGE_MAX) */
+    if (!failed && end.count > s->page)
+        s->limit = s->page ? s->page : 1;
+    else if (!failed && end.more && s->limit)
+        s->limit = s->limit < S_PAGE_MAX / 2 ? s->limit * 2 : 0;
+    if (failed)
         s_fail(s, &r);
     else if (end.more || s->len >= S_BUF_MAX)
         s->need_history = !s->ended;
@@ -305,7 +331,7 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     s->sub = sub;
     s->need_history = true;
     s->quiet_since = evr_mono_ns();
-    s->keepalive_at = evr_mono_ns() + S_KEEPALIVE_NS;
+    s->keepalive_at = evr_mono_ns() + s_keepalive(gw);
     req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, s_sse_read, s,
                                                   s_sse_free);
     MHD_add_response_header(req->resp, "Content-Type", "text/event-stream");
@@ -317,8 +343,14 @@ void
 evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
 {
     char id[EVR_ULID_LEN + 1];
+    const char *step = evr_gw_query(req, "step");
     if (!evr_gw_job_param(req, id))
         return;
+    if (step && !evr_spec_name_ok(step)) {
+        evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
+                     "digits, _ . - (at most %d bytes)", step, EVR_SPEC_MAX_NAME);
+        return;
+    }
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
     if (!evr_gw_call(gw, req, &m, &rep)) {
         const char *accept = evr_gw_header(req, "Accept");

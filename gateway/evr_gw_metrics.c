@@ -457,6 +457,26 @@ s_counters(evr_gw_metrics_t *m, FILE *out)
     pthread_mutex_unlock(&m->mu);
 }
 
+/*  The gateway's own: its connections (evr_gw_limits.c) and what it read
+    of jobs' histories. */
+static void
+s_gateway(evr_gw_t *gw, FILE *out)
+{
+    pthread_mutex_lock(&gw->conns_mu);
+    int conns = gw->nconns;
+    pthread_mutex_unlock(&gw->conns_mu);
+    s_head(out, "evrun_gateway_connections", "gauge", "HTTP connections open now");
+    fprintf(out, "evrun_gateway_connections %d\n", conns);
+    s_head(out, "evrun_gateway_requests_cut_total", "counter", "Connections closed because "
+           "a request's headers and body did not all come within http_request_timeout");
+    fprintf(out, "evrun_gateway_requests_cut_total %llu\n",
+            (unsigned long long) __atomic_load_n(&gw->requests_cut, __ATOMIC_RELAXED));
+    s_head(out, "evrun_gateway_history_events_total", "counter", "Events the broker sent the "
+           "gateway from jobs' histories (job views, live logs; text logs aside)");
+    fprintf(out, "evrun_gateway_history_events_total %llu\n",
+            (unsigned long long) __atomic_load_n(&gw->history_events, __ATOMIC_RELAXED));
+}
+
 void
 evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -480,6 +500,7 @@ evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req)
     fputs(m->cache, out);
     pthread_mutex_unlock(&m->cache_mu);
     s_counters(m, out);
+    s_gateway(gw, out);
     fclose(out);
     req->resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(req->resp, "Content-Type", "text/plain; version=0.0.4; "

@@ -21,6 +21,12 @@ static const evr_config_key_t s_gw_keys[] = {
       "STATE/gateway/webhook.secret, made 0600 when missing)" },
     { "ui_dir", NULL, "the web UI's files (default BIN/../share/evrun/ui: where they are "
       "installed; in a build tree a link to gateway/ui)" },
+    { "http_max_connections", "512", "HTTP connections at once (a thread each)" },
+    { "http_max_per_ip", "256", "HTTP connections at once from one address" },
+    { "http_idle_timeout", "30s", "close a connection with nothing sent or received this "
+      "long (a client that stops reading a live log)" },
+    { "http_request_timeout", "30s", "a request's headers and body must all come within "
+      "this (slowloris)" },
 };
 
 static void
@@ -37,6 +43,15 @@ s_help(FILE *out)
             "webhook_secret_file (default STATE/gateway/webhook.secret, made when missing);\n"
             "POST /hooks/NAME the pipeline's own token (evrun-cli hook-token NAME).\n"
             "The web UI is at / (its files, from ui_dir, need no token; it asks for one).\n"
+            "\n"
+            "Limits (settings, in evrun.yml or EVRUN_<KEY>; --print-config shows them):\n"
+            "  http_max_connections (512) connections at once, a thread each;\n"
+            "  http_max_per_ip (256) of them from one address; http_idle_timeout (30s):\n"
+            "  a connection with nothing sent or received this long is closed (a client\n"
+            "  that stops reading a live log; it resumes with Last-Event-ID);\n"
+            "  http_request_timeout (30s): a request's headers and body must all come\n"
+            "  within this.  A body is at most 4 MiB (413 past it), a request at most\n"
+            "  100 header fields (431) and about 32 KiB of request line and headers.\n"
             "\n"
             "  --listen HOST:PORT   HTTP address (setting http_listen, default\n"
             "                       127.0.0.1:7780; port 0 picks a free one)\n"
@@ -166,6 +181,10 @@ main(int argc, char **argv)
     }
     gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);
+    if (!status && evr_gw_limits_load(&gw, &err)) {
+        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+        status = 2;
+    }
     if (!status && evr_gw_secret_load(evr_config_get(gw.cfg, "state_dir"), true, &gw.secret,
                                       &err)) {
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);

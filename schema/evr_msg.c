@@ -171,7 +171,8 @@ MSG(status, JOB(true));
 MSG(jobs, PIPELINE(false), STATUS(false), U32("limit", limit, false, "most jobs to list (default 100)"),
     M("before", EVR_FT_STR, false, EVR_ULID_LEN, job, NULL, s_check_ulid,
       "only jobs older than this one (the last job of the page before): the next page"));
-MSG(history, JOB(true), FROM(false));
+MSG(history, JOB(true), FROM(false),
+    U32("limit", limit, false, "most events in the page (default and at most 1000)"));
 MSG(drain, RUNNER(true));
 MSG(accepted, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
                            "true when this job id was submitted before (idempotent submit)"));

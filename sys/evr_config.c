@@ -306,6 +306,7 @@ const char *const evr_config_known[] = {
     "webhook_secret_file", "hooks", "ui_dir",
     "retention_max_age", "retention_keep_per_pipeline", "retention_output_max_age",
     "retention_interval",
+    "http_max_connections", "http_max_per_ip", "http_idle_timeout", "http_request_timeout",
     NULL,
 };
 

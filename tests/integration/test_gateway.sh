@@ -5,7 +5,10 @@
 # a client of the HTTP API would: submit (YAML, JSON, idempotent), list
 # with a cursor, one job, cancel, tokens (401, 403), the log as text and
 # as Server-Sent Events with a Last-Event-ID reconnect, 404, 413, 503,
-# HTTPS, and a client that stops reading.
+# HTTPS, and a client that stops reading; bad input (bodies over the limit
+# or lying about their length, slowloris, bad JSON, YAML and UTF-8, path
+# tricks, unknown methods, many headers, bad tokens: http_raw.py sends
+# what curl will not), a stalled live log dropped and resumed.
 set -u
 bin=$1 src=$2
 shift 2
@@ -564,6 +567,214 @@ YML
   check "hook-token --new: the old token is refused" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $old" -X POST "${url%/api/v1}/hooks/manual")" = 401 ] && [ "$t" != "$old" ]
 }
 
+# raw [ARGS...] < REQUEST: one raw HTTP exchange with the gateway (http_raw.py):
+# prints "STATUS SECONDS closed|open"; the answer's body in $tmp/body, head in $tmp/headers
+raw() { python3 "$src/tests/integration/http_raw.py" "${url_port:?}" "$tmp" "$@"; }
+gw_port() { url_port=${url#http://127.0.0.1:}; url_port=${url_port%%/*}; }
+secs_below() { awk -v s="$(echo "$1" | cut -d' ' -f2)" -v m="$2" 'BEGIN {exit !(s + 0 < m)}'; }
+serving() { [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" "$url/runners")" = 200 ]; }
+jerr() { [ "$(jget 'd["error"]["code"]' 2>/dev/null)" = "$1" ]; }   # the JSON error's code
+# rq METHOD PATH [HEADER-LINES]: a request's head for raw, with the write token
+rq() { printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s\r\n' "$1" "$2" "$W" "${3:-}"; }
+# jwt HEADER-JSON PAYLOAD-JSON ALG: a token signed with the gateway's secret (ALG sha256, sha512)
+jwt() {
+  python3 - "$1" "$2" "$3" "$tmp/gateway/jwt.secret" <<'PY'
+import base64, hashlib, hmac, sys
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=")
+msg = b(sys.argv[1].encode()) + b"." + b(sys.argv[2].encode())
+key = open(sys.argv[4], "rb").read().strip()
+print((msg + b"." + b(hmac.new(key, msg, getattr(hashlib, sys.argv[3])).digest())).decode())
+PY
+}
+
+# Requests a client should not send: each gets a JSON error with its
+# status (or, past what libmicrohttpd holds, its own 414/431, or a closed
+# connection), and the gateway serves the next one.
+case_bad_input() {
+  fresh bad
+  printf 'http_request_timeout: 3\nhttp_idle_timeout: 4\n' > "$tmp/gw.yml"
+  bus_broker && gateway --config "$tmp/gw.yml" && gw_port
+  local id=01ARYZ6S41TSV4RRFFQ69G5FAV st q job
+  # oversized bodies: a Content-Length over the limit is answered before any body is read
+  st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 100000000000\r\n'; printf 'steps: []\n'; } | raw --wait 5)
+  check "Content-Length of 100 GB: 413 at once" [ "${st%% *}" = 413 ] && jerr too_large
+  check "... and the connection closed" [ "${st##* }" = closed ]
+  check "still serving after a huge Content-Length" serving
+  head -c 4194305 /dev/zero | tr '\0' '#' > "$tmp/big"
+  check "a chunked body over the limit: 413" [ "$(api POST /jobs -H 'Content-Type: application/yaml' -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big")" = 413 ] && jerr too_large
+  check "still serving after a chunked 413" serving
+  # a Content-Length shorter than the body: the body is its first bytes, the rest a next request
+  st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 5\r\n'; printf 'steps: [{name: a, run: x}]\n'; } | raw --wait 5)
+  check "a short Content-Length: 400 for the body it declares" [ "${st%% *}" = 400 ] && jerr bad_pipeline
+  check "still serving after a short Content-Length" serving
+  # longer than the body: the request never ends; cut at http_request_timeout
+  st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 1000\r\n'; printf 'steps: []\n'; } | raw --wait 15)
+  check "a long Content-Length: no answer, closed ($st)" [ "${st%% *} ${st##* }" = "000 closed" ]
+  check "... within the request timeout ($st)" secs_below "$st" 9
+  check "still serving after a long Content-Length" serving
+  # slowloris: the head one byte every 0.3 s; cut after http_request_timeout (3 s)
+  rq GET /api/v1/runners > "$tmp/slow.req"
+  raw --delay 0.3 --wait 15 < "$tmp/slow.req" > "$tmp/slow.out" &
+  local slow=$!
+  sleep 1.5
+  check "others served while a slow head trickles in" serving
+  wait "$slow"
+  st=$(cat "$tmp/slow.out")
+  check "slowloris: closed without an answer ($st)" [ "${st%% *} ${st##* }" = "000 closed" ]
+  check "slowloris: within a few seconds ($st)" secs_below "$st" 9
+  check "still serving after slowloris" serving
+  # bad JSON and YAML
+  python3 -c "print('[' * 100000)" > "$tmp/deep.json"
+  check "JSON nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/deep.json")" = 400 ] && jerr bad_request
+  check "... says where" grep -q '"message":"body:1:[0-9]*: bad JSON' "$tmp/body"
+  python3 -c "print('a: ' + '[' * 100000)" > "$tmp/deep.yml"
+  check "YAML nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/deep.yml")" = 400 ] && jerr bad_pipeline
+  check "JSON with an escaped NUL: 400" [ "$(printf '{"pipeline":"a\\u0000b","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ] && jerr bad_request
+  check "JSON that is no UTF-8: 400" [ "$(printf '{"pipeline":"\xc0\xae","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ] && jerr bad_request
+  check "... says so" grep -q 'UTF-8' "$tmp/body"
+  check "YAML that is no UTF-8: 400 with where" [ "$(printf 'pipeline: ok\nsteps:\n  - {name: a, run: "\xff"}\n' | api POST /jobs -H 'Content-Type: application/yaml' --data-binary @-)" = 400 ] && grep -q '"message":"body:3:' "$tmp/body"
+  check "a cancel body that is no JSON: 400" [ "$(api POST "/jobs/$id/cancel" -H 'Content-Type: application/json' -d '{"reason":')" = 400 ] && jerr bad_request
+  check "still serving after bad JSON and YAML" serving
+  # bad UTF-8 in header values and query values
+  check "Idempotency-Key not UTF-8: 400" [ "$(api POST /jobs -H $'Idempotency-Key: \xff\xfe' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ] && jerr bad_request
+  check "Authorization not UTF-8: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H $'Authorization: Bearer \xff\xfe.\xff.\xff' "$url/runners")" = 401 ] && jerr unauthorized
+  check "Content-Type not UTF-8: 415" [ "$(api POST /jobs -H $'Content-Type: application/\xff' --data-binary @"$src/examples/hello.yml")" = 415 ]
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
+  job=$(jget 'd["id"]')     # queued: no runner
+  check "Last-Event-ID not UTF-8: 400" [ "$(api GET "/jobs/$job/log" -H 'Accept: text/event-stream' -H $'Last-Event-ID: \xff')" = 400 ] && jerr bad_request
+  check "?step= not UTF-8: 400" [ "$(api GET "/jobs/$job/log?step=%ff%fe")" = 400 ] && jerr bad_request
+  check "?pipeline= not UTF-8: 400" [ "$(api GET '/jobs?pipeline=%ff%fe')" = 400 ] && jerr bad_request
+  check "a path not UTF-8: 404, the bytes named" [ "$(api GET '/nope/%ff')" = 404 ] && grep -q 'nope/\\\\xFF' "$tmp/body"
+  check "still serving after bad UTF-8" serving
+  # path tricks in artifact URLs (checked before the broker is asked)
+  local t
+  for t in 'make//etc/passwd' 'make/out//a.txt' 'make/out/%2e%2e/%2e%2e/x' 'make/%2e%2e%2f%2e%2e%2fx' \
+           'make/out/a%00b' 'make/%c0%ae%c0%ae/x' 'make/out/..' "make/$(printf 'd%.0s' $(seq 1 1100))"; do
+    check "artifact path ${t:0:40}: 400" [ "$(api GET "/jobs/$id/artifacts/$t" --path-as-is)" = 400 ] && jerr bad_request
+  done
+  check "an artifact path of 40000 bytes: 414 (libmicrohttpd)" [ "$(api GET "/jobs/$id/artifacts/make/$(head -c 40000 /dev/zero | tr '\0' d)")" = 414 ]
+  check "a double slash in the route: 404" [ "$(api GET '//runners' --path-as-is)" = 404 ] && jerr not_found
+  check "still serving after path tricks" serving
+  # methods
+  st=$(rq BREW /api/v1/jobs | raw)
+  check "an unknown method: 405" [ "${st%% *}" = 405 ] && jerr method_not_allowed
+  check "... with Allow" grep -qi '^Allow: POST, GET' "$tmp/headers"
+  st=$(rq DELETE /api/v1/runners | raw)
+  check "DELETE /runners: 405 with Allow: GET" [ "${st%% *}" = 405 ] && grep -qi '^Allow: GET' "$tmp/headers"
+  check "PUT /metrics: 405 with Allow: GET" [ "$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X PUT "${url%/api/v1}/metrics")" = 405 ] && grep -qi '^Allow: GET' "$tmp/headers"
+  check "still serving after unknown methods" serving
+  # header counts
+  q=$(for i in $(seq 1 150); do printf 'X-Pad-%d: v\r\n' "$i"; done)$'\n'   # ($(...) cut the last \n)
+  st=$(rq GET /api/v1/runners "$q" | raw)
+  check "150 header fields: 431" [ "${st%% *}" = 431 ] && jerr too_many_headers
+  q=$(for i in $(seq 1 5000); do printf 'X-Pad-%d: v\r\n' "$i"; done)$'\n'
+  st=$(rq GET /api/v1/runners "$q" | raw)
+  check "5000 header fields: 431 (libmicrohttpd)" [ "${st%% *}" = 431 ]
+  check "still serving after many headers" serving
+  # tokens
+  local claims tok
+  claims=$(printf '{"sub":"t","iat":%d,"exp":%d,"scope":"write"}' "$(date +%s)" $(( $(date +%s) + 600 )))
+  tok=$(jwt '{"alg":"HS256","typ":"JWT"}' "$claims" sha256)
+  check "a token made here with HS256: 200 (the helper signs right)" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 200 ]
+  tok=$(jwt '{"alg":"HS512","typ":"JWT"}' "$claims" sha512)
+  check "alg HS512, signed with the secret: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ] && grep -q HS256 "$tmp/body"
+  tok=$(jwt '{"alg":"RS256","typ":"JWT"}' "$claims" sha256)
+  check "alg RS256: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ] && jerr unauthorized
+  check "a token that is no base64: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Bearer @@@.$$$.!!!' "$url/runners")" = 401 ] && jerr unauthorized
+  tok=$(head -c 5000 /dev/zero | tr '\0' a)
+  check "a token of 5000 bytes: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok.a.a" "$url/runners")" = 401 ] && grep -q 'over 4096 bytes' "$tmp/body"
+  tok=$(head -c 40000 /dev/zero | tr '\0' a)
+  check "a token of 40000 bytes: 431 (libmicrohttpd)" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok.a.a" "$url/runners")" = 431 ]
+  check "still serving after bad tokens" serving
+}
+
+# A client that stops reading a live log is dropped after http_idle_timeout;
+# it resumes with Last-Event-ID and gets the rest, each event once.
+case_stalled_resume() {
+  fresh stall
+  printf 'http_idle_timeout: 3\n' > "$tmp/gw.yml"
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway --config "$tmp/gw.yml" && gw_port
+  pipeline big <<'YML'
+pipeline: big
+image: localhost/evrun-busybox:latest
+steps:
+  - name: talk
+    run: pad=$(head -c 4000 /dev/zero | tr '\0' x); i=1; while [ $i -le 3000 ]; do echo "$pad tick $i"; i=$((i+1)); done
+YML
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/big.yml" > /dev/null
+  local id last n st
+  id=$(jget 'd["id"]')
+  check "the 12 MB job succeeds" [ "$(api_wait "$id")" = succeeded ]
+  # its page read again (as a browser polls it): no history read again
+  local h0 h1
+  h0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  check "GET the ended job again: 200" [ "$(api GET "/jobs/$id")" = 200 ] && [ "$(jget 'd["steps"][0]["status"]')" = succeeded ]
+  check "GET its artifacts again: 200" [ "$(api GET "/jobs/$id/artifacts")" = 200 ]
+  h1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  check "... reading none of its 3000 events again ($h0 -> $h1)" [ -n "$h0" ] && [ "$h0" = "$h1" ]
+  local ev0 ev1
+  ev0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  # asks for the whole log and reads nothing for 8 s (a 4 KiB receive buffer)
+  st=$(printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" | raw --rcvbuf 4096 --pause 8 --wait 5)
+  check "a client that stops reading: 200, then dropped ($st)" [ "${st%% *} ${st##* }" = "200 closed" ]
+  sse_events "$tmp/body" > "$tmp/ev1"
+  last=$(tail -1 "$tmp/ev1" | cut -d' ' -f1)
+  check "... after some events" [ -n "$last" ]
+  check "... before the end" bash -c "! grep -q job.finished '$tmp/ev1'"
+  check "others still served" serving
+  curl -s -N --max-time 60 -H "Authorization: Bearer $R" -H 'Accept: text/event-stream' \
+    -H "Last-Event-ID: $last" "$url/jobs/$id/log" > "$tmp/sse2"
+  sse_events "$tmp/sse2" > "$tmp/ev2"
+  check "resumed with Last-Event-ID: to job.finished" [ "$(tail -1 "$tmp/ev2" | cut -d' ' -f2)" = job.finished ]
+  # history pages sized to what the stream takes: the events read from the
+  # broker are not many times those sent (a page cut at the stream's buffer
+  # is asked again from there)
+  ev1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
+  n=$(tail -1 "$tmp/ev2" | cut -d' ' -f1)
+  echo "  history events read for the two streams of $n events: $((ev1 - ev0))"
+  check "history events read: at most 3 x $n + 1000 ($((ev1 - ev0)))" [ $((ev1 - ev0)) -le $((3 * n + 1000)) ]
+  cat "$tmp/ev1" "$tmp/ev2" > "$tmp/ev"
+  n=$(tail -1 "$tmp/ev" | cut -d' ' -f1)
+  check "ids 1..$n, each once, in order" [ "$(cut -d' ' -f1 "$tmp/ev" | tr '\n' ' ')" = "$(seq 1 "$n" | tr '\n' ' ')" ]
+  python3 -c 'import json,sys; print("".join(json.loads(l.split(" ",2)[2]) for l in open(sys.argv[1])), end="")' "$tmp/ev" > "$tmp/out"
+  check "every line once, in order" exactly_once "$tmp/out" 3000 ""
+}
+
+# Clients that stop reading the live log of a job printing 64 KiB events:
+# each holds at most its stream's buffer and a few publications in the
+# gateway (16, some 1 MiB; 64 held were 4 MiB each).
+case_stalled_live() {
+  fresh stlive
+  bus_broker && bus_runner gw-1 "" 2 && bus_wait_runners 1 && gateway && gw_port
+  pipeline live <<'YML'
+pipeline: live
+image: localhost/evrun-busybox:latest
+steps:
+  - name: talk
+    run: sleep 2; for k in $(seq 1 16); do head -c 1000000 /dev/zero | tr '\0' x | fold -w 1000; sleep 0.5; done
+YML
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/live.yml" > /dev/null
+  local id gw_pid=${bus_pids[-1]} rss0 rss1 k max=0 slow=()
+  id=$(jget 'd["id"]')
+  rss0=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+  for k in 1 2 3 4 5 6 7 8 9 10; do
+    printf 'GET /api/v1/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n' "$id" "$R" \
+      | raw --rcvbuf 4096 --pause 14 --wait 0 > /dev/null &
+    slow+=("$!")
+  done
+  for k in $(seq 1 28); do
+    rss1=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+    [ "$rss1" -gt "$max" ] && max=$rss1
+    sleep 0.5
+  done
+  echo "  gateway RSS $rss0 -> at most $max KiB with 10 clients of a live 16 MB stream that do not read"
+  check "others still served" serving
+  grep -q __asan_init "$bin/evrun-gateway" ||
+    check "memory bounded: under 3 MiB a client ($rss0 -> $max KiB)" [ $((max - rss0)) -lt 30720 ]
+  wait "${slow[@]}" 2>/dev/null
+  check "the job succeeds" [ "$(api_wait "$id")" = succeeded ]
+}
+
 exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -583,7 +794,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks bad_input stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -405,6 +405,10 @@ def test_wire_pages(client, ep):
     check("history: a page cut by its byte limit says more: true",
           end.get("more") is True and 0 < len(first) < 1000 and end.get("count") == len(first),
           f"{len(first)} events, end {end!r}")
+    items, lend = client.stream("history", {"job": job, "from": 2, "limit": 3})
+    check("history with limit 3: events 2, 3, 4, and more: true",
+          [it.get("event", {}).get("jseq") for it in items] == [2, 3, 4]
+          and lend.get("more") is True and lend.get("count") == 3, f"end {lend!r}")
     everything = client.history_all(job, 1)
     last_end = client.history(job, everything[-1]["jseq"])[1] if everything else {}
     check("history: pages asked while more bring 1..N, the last says no more",

@@ -614,6 +614,41 @@ s_send(uint16_t port, char *out, size_t size, const char *fmt, ...)
     return st;
 }
 
+/*  The limit settings: defaults, values, and what is refused (naming the key). */
+static void
+test_limits(void)
+{
+    static const evr_config_key_t keys[] = {
+        { "http_max_connections", "512", "" }, { "http_max_per_ip", "256", "" },
+        { "http_idle_timeout", "30s", "" }, { "http_request_timeout", "30s", "" },
+    };
+    evr_gw_t gw = { .cfg = evr_config_new(keys, EVR_ARRAY_LEN(keys)) };
+    evr_err_t err;
+    CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
+    CHECK(gw.max_conns >= 1 && gw.max_conns <= 512 && gw.max_per_ip <= gw.max_conns);
+    CHECK(gw.idle_s == 30 && gw.request_ns == 30000000000ull);
+    CHECK(gw.keepalive_ns == 15000000000ull);   /* at most 15 s */
+    evr_config_set(gw.cfg, "http_idle_timeout", "4", "test");
+    evr_config_set(gw.cfg, "http_max_per_ip", "1000", "test");
+    CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
+    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 2000000000ull);  /* half the idle timeout */
+    CHECK(gw.max_per_ip == gw.max_conns);                        /* never above the total */
+    static const char *const bad[][2] = {
+        { "http_idle_timeout", "soon" }, { "http_idle_timeout", "500ms" },
+        { "http_request_timeout", "0" }, { "http_max_connections", "0" },
+        { "http_max_connections", "100000" }, { "http_max_per_ip", "-1" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        evr_config_t *c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+        evr_gw_t g = { .cfg = c };
+        evr_config_set(c, bad[i][0], bad[i][1], "test");
+        CHECK(evr_gw_limits_load(&g, &err) == EVR_ERR_CONFIG);
+        CHECK(strstr(err.msg, bad[i][0]) != NULL);
+        evr_config_destroy(&c);
+    }
+    evr_config_destroy(&gw.cfg);
+}
+
 static void
 test_server(void)
 {
@@ -644,6 +679,21 @@ test_server(void)
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
     CHECK(s_send(gw.port, out, sizeof out, "DELETE /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 405);
+    CHECK(strstr(out, "\r\nAllow: POST, GET\r\n") != NULL);
+    /* too many header fields: 431 as JSON; a message with bytes that are no UTF-8 stays JSON */
+    char *many = evr_strdup("");
+    for (int i = 0; i < 101; i++) {
+        char *m2 = evr_asprintf("%sX-Pad-%d: v\r\n", many, i);
+        free(many);
+        many = m2;
+    }
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\n%s\r\n", many) == 431);
+    CHECK(strstr(out, "\"too_many_headers\"") != NULL);
+    free(many);
+    CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/nope%%FF HTTP/1.1\r\nHost: x\r\n"
+                 "Connection: close\r\nAuthorization: Bearer %s\r\n\r\n", r) == 404);
+    CHECK(strstr(out, "/api/v1/nope\\\\xFF (the API") != NULL);
     /* over the limit, said up front, then sent in chunks without a length */
     CHECK(s_send(gw.port, out, sizeof out, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n"
@@ -764,6 +814,7 @@ main(void)
     EVR_TEST_RUN(test_hooks);
     EVR_TEST_RUN(test_demand_parse);
     EVR_TEST_RUN(test_idem_prune);
+    EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }

@@ -1,0 +1,205 @@
+/*  evr_gw_limits.c: what bounds evrun-gateway's connections.
+
+    The settings (read once, by evr_gw_limits_load):
+      http_max_connections  connections at once (libmicrohttpd's
+                            MHD_OPTION_CONNECTION_LIMIT; one thread each)
+      http_max_per_ip       of them from one address (MHD_OPTION_PER_IP_...)
+      http_idle_timeout     a connection with nothing sent or received this
+                            long is closed (MHD_OPTION_CONNECTION_TIMEOUT):
+                            a client that stops reading a live log is
+                            dropped after it, and resumes with Last-Event-ID
+      http_request_timeout  a request's headers and body must all have come
+                            this long after the connection opened (or after
+                            the answer to its previous request): libmicro-
+                            httpd's idle timeout restarts at every byte, so
+                            a client sending a header byte every few seconds
+                            (slowloris) would hold a connection for ever
+    The request deadline is this file's own: every connection is listed
+    (MHD_OPTION_NOTIFY_CONNECTION) with when its current request began; a
+    watchdog thread looks at the list every S_TICK_NS and shuts down the
+    socket of a request past its deadline (libmicrohttpd then sees the
+    connection end and closes it in its own thread).  The list is guarded
+    by a mutex that the close notification takes too, so the watchdog never
+    touches a socket libmicrohttpd has closed.
+
+    The process's open-file limit is raised to its hard limit; when even
+    that cannot hold S_FDS_PER_CONN descriptors per connection (the socket,
+    a live log's SUB socket and its pipes), http_max_connections is lowered
+    to fit, with a warning.  See evr_gw.h.
+*/
+#include "evr_gw.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "evr_log.h"
+
+#define S_TICK_NS 250000000ull /* the watchdog looks this often */
+#define S_FDS_PER_CONN 4
+#define S_FDS_SPARE 128 /* the broker connections, files, logs */
+#define S_CONNS_MAX 4096
+
+struct evr_gw_conn {
+    struct evr_gw_conn *prev, *next;
+    int fd;
+    uint64_t began; /* mono ns: the current request's deadline counts from here */
+    bool busy;      /* the request is all in: answered (or being answered) */
+    bool cut;       /* shut down by the watchdog */
+};
+
+void
+evr_gw_limits_default(evr_gw_t *gw)
+{
+    gw->max_conns = 512;
+    gw->max_per_ip = 256;
+    gw->idle_s = 30;
+    gw->request_ns = 30000000000ull;
+    gw->keepalive_ns = 15000000000ull;
+}
+
+evr_rc_t
+evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err)
+{
+    uint64_t conns, per_ip, idle_ms, req_ms;
+    evr_rc_t rc;
+    if ((rc = evr_config_uint(gw->cfg, "http_max_connections", 1, S_CONNS_MAX, &conns, err))
+        || (rc = evr_config_uint(gw->cfg, "http_max_per_ip", 1, S_CONNS_MAX, &per_ip, err))
+        || (rc = evr_config_duration(gw->cfg, "http_idle_timeout", 86400000, &idle_ms, err))
+        || (rc = evr_config_duration(gw->cfg, "http_request_timeout", 86400000, &req_ms, err)))
+        return rc;
+    if (idle_ms < 1000 || req_ms < 1000)
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s: at least 1s",
+                           idle_ms < 1000 ? "http_idle_timeout" : "http_request_timeout");
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY
+        && conns * S_FDS_PER_CONN + S_FDS_SPARE > (uint64_t) rl.rlim_cur) {
+        uint64_t fit = rl.rlim_cur > S_FDS_SPARE + S_FDS_PER_CONN
+                         ? (rl.rlim_cur - S_FDS_SPARE) / S_FDS_PER_CONN
+                         : 1;
+        evr_log_warn("gateway",
+                     "http_max_connections %llu lowered to %llu: the process may "
+                     "open %llu files (ulimit -n) and a connection takes up to %d",
+                     (unsigned long long) conns, (unsigned long long) fit,
+                     (unsigned long long) rl.rlim_cur, S_FDS_PER_CONN);
+        conns = fit;
+    }
+    gw->max_conns = (unsigned) conns;
+    gw->max_per_ip = (unsigned) (per_ip < conns ? per_ip : conns);
+    gw->idle_s = (unsigned) ((idle_ms + 999) / 1000);
+    gw->request_ns = req_ms * 1000000ull;
+    /* a live log that is quiet sends a comment well within the idle timeout */
+    gw->keepalive_ns =
+        idle_ms * 1000000ull / 2 < 15000000000ull ? idle_ms * 1000000ull / 2 : 15000000000ull;
+    return EVR_OK;
+}
+
+/* ------------------------------------------------------------ registry */
+
+void
+evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                   enum MHD_ConnectionNotificationCode code)
+{
+    evr_gw_t *gw = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        evr_gw_conn_t *c = evr_calloc(1, sizeof *c);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->began = evr_mono_ns();
+        pthread_mutex_lock(&gw->conns_mu);
+        c->next = gw->conns;
+        if (gw->conns)
+            gw->conns->prev = c;
+        gw->conns = c;
+        gw->nconns++;
+        pthread_mutex_unlock(&gw->conns_mu);
+        *socket_context = c;
+        return;
+    }
+    evr_gw_conn_t *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&gw->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    gw->nconns--;
+    pthread_mutex_unlock(&gw->conns_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/*  The registry entry of conn, or NULL. */
+static evr_gw_conn_t *
+s_entry(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void
+evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy)
+{
+    evr_gw_conn_t *c = s_entry(conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&gw->conns_mu);
+    c->busy = busy;
+    c->began = evr_mono_ns();
+    pthread_mutex_unlock(&gw->conns_mu);
+}
+
+/* ------------------------------------------------------------ watchdog */
+
+static void *
+s_watchdog(void *arg)
+{
+    evr_gw_t *gw = arg;
+    while (!gw->stopping) {
+        struct timespec ts = { 0, (long) S_TICK_NS };
+        nanosleep(&ts, NULL);
+        uint64_t now = evr_mono_ns();
+        pthread_mutex_lock(&gw->conns_mu);
+        for (evr_gw_conn_t *c = gw->conns; c; c = c->next)
+            if (!c->busy && !c->cut && c->fd >= 0 && now - c->began > gw->request_ns) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->cut = true;
+                __atomic_fetch_add(&gw->requests_cut, 1, __ATOMIC_RELAXED);
+            }
+        pthread_mutex_unlock(&gw->conns_mu);
+    }
+    return NULL;
+}
+
+void
+evr_gw_watchdog_start(evr_gw_t *gw)
+{
+    gw->watchdog_on = !pthread_create(&gw->watchdog, NULL, s_watchdog, gw);
+    if (!gw->watchdog_on)
+        evr_log_warn("gateway", "cannot start the request watchdog: http_request_timeout "
+                                "is not enforced");
+}
+
+void
+evr_gw_watchdog_stop(evr_gw_t *gw)
+{
+    gw->stopping = 1;
+    if (gw->watchdog_on)
+        pthread_join(gw->watchdog, NULL);
+    gw->watchdog_on = false;
+}
