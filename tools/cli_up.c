@@ -399,12 +399,11 @@ s_start_broker(s_up_t *u, const char *prog)
     return pid ? 0 : 2;
 }
 
-/*  The URL in the last "evrun-gateway: listening on URL" line of log
-    (its last 64 KiB); NULL when none.  Caller frees. */
+/*  The last 64 KiB of log, NUL-terminated; NULL when it cannot be
+    opened.  Caller frees. */
 static char *
-s_gateway_url(const char *log)
+s_log_last(const char *log)
 {
-    static const char mark[] = "evrun-gateway: listening on ";
     evr_err_t err;
     int fd = evr_paths_open(log, O_RDONLY, &err);
     if (fd < 0)
@@ -414,6 +413,18 @@ s_gateway_url(const char *log)
     ssize_t n = pread(fd, buf, 64 * 1024, size > 64 * 1024 ? size - 64 * 1024 : 0);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/*  The URL in the last "evrun-gateway: listening on URL" line of log
+    (its last 64 KiB); NULL when none.  Caller frees. */
+static char *
+s_gateway_url(const char *log)
+{
+    static const char mark[] = "evrun-gateway: listening on ";
+    char *buf = s_log_last(log);
+    if (!buf)
+        return NULL;
     char *url = NULL;
     for (char *at = strstr(buf, mark); at; at = strstr(at + 1, mark)) {
         free(url);
@@ -538,15 +549,9 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
 static bool
 s_log_has(const char *log, const char *mark)
 {
-    evr_err_t err;
-    int fd = evr_paths_open(log, O_RDONLY, &err);
-    if (fd < 0)
+    char *buf = s_log_last(log);
+    if (!buf)
         return false;
-    char *buf = evr_malloc(64 * 1024 + 1);
-    off_t size = lseek(fd, 0, SEEK_END);
-    ssize_t n = pread(fd, buf, 64 * 1024, size > 64 * 1024 ? size - 64 * 1024 : 0);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
     bool has = strstr(buf, mark) != NULL;
     free(buf);
     return has;
