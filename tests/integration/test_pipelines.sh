@@ -228,7 +228,12 @@ case_killed_mid_fire() {
   ticker mid
   local off job
   off=$(offset_to 57)
-  EVR_TEST_SUBMIT_DELAY_MS=4000 EVRUN_TEST_CLOCK_OFFSET=$off bus_broker || return
+  # killed between the submit journal's write and its flush, the write lost
+  # as a power loss would lose it (libevr_unflushed.so holds the journal's
+  # writes until its fdatasync): the fire is recorded, its job is not
+  EVR_TEST_SUBMIT_DELAY_MS=4000 EVRUN_TEST_CLOCK_OFFSET=$off \
+    LD_PRELOAD="$bin/libevr_unflushed.so" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+    bus_broker || return
   check "mid fire: the fire is recorded" until_ok 8 grep -q "schedule of mid fires" "$tmp/broker.log"
   kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
   job=$(sed -n 's/.*schedule of mid fires (.*): job \([0-9A-Z]*\).*/\1/p' "$tmp/broker.log")
