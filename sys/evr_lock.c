@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,9 @@ struct evr_lock {
     int fd;
 };
 
-/*  The pid written in the file, as text ("unknown" when none is yet). */
-static void
-s_holder(int fd, char *buf, size_t size)
+/*  The pid written in the file (0 when none is yet). */
+static long
+s_pid(int fd)
 {
     char raw[32];
     ssize_t n = pread(fd, raw, sizeof raw - 1, 0);
@@ -27,6 +29,14 @@ s_holder(int fd, char *buf, size_t size)
         if (end == raw || (*end && *end != '\n'))
             pid = 0;
     }
+    return pid;
+}
+
+/*  The pid written in the file, as text ("unknown" when none is yet). */
+static void
+s_holder(int fd, char *buf, size_t size)
+{
+    long pid = s_pid(fd);
     if (pid > 0)
         snprintf(buf, size, "%ld", pid);
     else
@@ -41,8 +51,17 @@ evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *er
     if (fd < 0)
         return evr_err_set(err, EVR_ERR_IO, "%s: cannot open the lock file: %s", path,
                            strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
+    int e = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    /* its holder is gone (killed): what holds it is a child it forked that
+       has not exec'd yet (the lock's fd is close-on-exec), for a moment */
+    for (int i = 0; i < 200 && e == EWOULDBLOCK; i++) {
+        long pid = s_pid(fd);
+        if (pid <= 0 || pid > INT32_MAX || kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+            break;
+        usleep(10000);
+        e = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    }
+    if (e) {
         char pid[32];
         s_holder(fd, pid, sizeof pid);
         close(fd);
@@ -55,7 +74,7 @@ evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *er
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%ld\n", (long) getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t) len, 0) != len) {
-        int e = errno;
+        e = errno;
         close(fd);
         return evr_err_set(err, EVR_ERR_IO, "%s: writing the pid: %s", path, strerror(e));
     }

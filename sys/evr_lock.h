@@ -19,6 +19,8 @@ typedef struct evr_lock evr_lock_t;
     refusal ("evrun-runner").  Errors: EVR_ERR_STATE when another process
     holds it ("PATH: the state directory is in use by WHO pid N"; N read
     from the file, "unknown" while the holder has not written it yet);
+    when the pid written is no process any more, it waits up to 2 s first:
+    a killed holder's forked child keeps the lock until it execs;
     EVR_ERR_IO when the file cannot be opened, locked or written.  Caller
     owns the result. */
 evr_rc_t evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *err);

@@ -2,7 +2,8 @@
     a second taker (here another open of the file in the same process,
     as flock locks belong to the open file) refused naming the pid
     written in the file, free again once released; a child process sees
-    the same; a path that cannot be opened is an I/O error. */
+    the same; a path that cannot be opened is an I/O error; a dead
+    holder's child that still holds it is waited for. */
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,9 +48,46 @@ test_lock(void)
     free(path);
 }
 
+/*  A holder killed while a child it forked (before that child's exec)
+    still holds the file: the next taker waits for the child, not refused
+    (test_recover's random kill once landed between a fork and an exec). */
+static void
+test_dead_holder(void)
+{
+    char dir[] = "/tmp/evr-test-lock-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = evr_asprintf("%s/evrun.lock", dir);
+    pid_t a = fork();
+    if (a == 0) {
+        evr_lock_t *l = NULL;
+        evr_err_t e;
+        if (evr_lock_take(path, "evrun-runner", &l, &e) != EVR_OK)
+            _exit(1);
+        if (fork() == 0) {   /* the child: holds the open file a while */
+            usleep(300000);
+            _exit(0);
+        }
+        _exit(0);   /* the holder dies, its pid in the file */
+    }
+    int status = -1;
+    waitpid(a, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    evr_lock_t *b = NULL;
+    evr_err_t err;
+    evr_rc_t rc = evr_lock_take(path, "evrun-runner", &b, &err);
+    if (rc)
+        fprintf(stderr, "  %s\n", err.msg);
+    CHECK(rc == EVR_OK && b);
+    evr_lock_destroy(&b);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_lock);
+    EVR_TEST_RUN(test_dead_holder);
     EVR_TEST_END();
 }
