@@ -83,8 +83,10 @@ evr_prov_podman_socket(const evr_prov_podman_t *self)
     return self->url + 7;
 }
 
-/*  One call: its reply parsed by parse (NULL: plain).  The message names
-    what was asked. */
+/*  One call: its reply parsed by parse (NULL: plain) into *r, which the
+    caller zeroed before its first call (what an earlier reply held is
+    freed here; an inspect's is the caller's to clear).  The message
+    names what was asked. */
 static evr_rc_t
 s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *body,
        evr_rc_t (*parse)(long, const char *, size_t, evr_podman_reply_t *),
@@ -95,6 +97,7 @@ s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *
     long status = 0;
     char *resp = NULL;
     size_t len = 0;
+    evr_podman_reply_clear(r);   /* what an earlier call's reply held */
     memset(r, 0, sizeof *r);
     evr_rc_t rc = evr_http_call(pm->http, &o, &status, &resp, &len, err);
     if (rc) {
@@ -173,7 +176,7 @@ evr_rc_t
 evr_prov_podman_run(evr_prov_podman_t *self, const evr_prov_podman_spec_t *spec,
                     evr_err_t *err)
 {
-    evr_podman_reply_t r;
+    evr_podman_reply_t r = { 0 };
     char *body = evr_prov_podman_body(spec);
     if (!body)
         return evr_err_set(err, EVR_ERR_CONFIG, "container %s: its settings (image, args, env, "
@@ -201,10 +204,11 @@ evr_rc_t
 evr_prov_podman_state(evr_prov_podman_t *self, const char *name, bool *there, bool *exited,
                       evr_err_t *err)
 {
-    evr_podman_reply_t r;
+    evr_podman_reply_t r = { 0 };
     char *path = evr_asprintf(S_API "/containers/%s/json", name);
     evr_rc_t rc = s_call(self, "GET", path, NULL, evr_podman_reply_inspect, &r, NULL, err);
     free(path);
+    evr_podman_reply_clear(&r);   /* its StaticDir: not wanted here */
     *there = !r.not_found;
     *exited = false;
     if (rc && r.not_found)
@@ -219,7 +223,7 @@ evr_prov_podman_state(evr_prov_podman_t *self, const char *name, bool *there, bo
 evr_rc_t
 evr_prov_podman_term(evr_prov_podman_t *self, const char *name, evr_err_t *err)
 {
-    evr_podman_reply_t r;
+    evr_podman_reply_t r = { 0 };
     char *path = evr_asprintf(S_API "/containers/%s/kill?signal=TERM", name);
     long status = 0;
     evr_rc_t rc = s_call(self, "POST", path, NULL, NULL, &r, &status, err);
@@ -230,7 +234,7 @@ evr_prov_podman_term(evr_prov_podman_t *self, const char *name, evr_err_t *err)
 evr_rc_t
 evr_prov_podman_remove(evr_prov_podman_t *self, const char *name, int grace_s, evr_err_t *err)
 {
-    evr_podman_reply_t r;
+    evr_podman_reply_t r = { 0 };
     char *path = evr_asprintf(S_API "/containers/%s?force=true&timeout=%d", name, grace_s);
     evr_rc_t rc = s_call(self, "DELETE", path, NULL, NULL, &r, NULL, err);
     free(path);
@@ -240,7 +244,7 @@ evr_prov_podman_remove(evr_prov_podman_t *self, const char *name, int grace_s, e
 evr_rc_t
 evr_prov_podman_image(evr_prov_podman_t *self, const char *image, bool *there, evr_err_t *err)
 {
-    evr_podman_reply_t r;
+    evr_podman_reply_t r = { 0 };
     char *path = evr_asprintf(S_API "/images/%s/exists", image);
     evr_rc_t rc = s_call(self, "GET", path, NULL, NULL, &r, NULL, err);
     free(path);
