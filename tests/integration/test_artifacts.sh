@@ -168,12 +168,12 @@ case_cache() {
   forget_caches art-cache deps-v1 deps-v2
   forget_caches art-cache abs-deps-v1 abs-deps-v2
   forget_caches art-lock "lock-$(echo one | sha256sum | cut -d' ' -f1)" "lock-$(echo two | sha256sum | cut -d' ' -f1)"
-  local port=$((20000 + RANDOM % 20000))
+  local port serve_port serve_pid
   mkdir -p "$tmp/www" && echo one > "$tmp/www/lock.txt"
-  (cd "$tmp/www" && exec python3 -m http.server "$port" --bind 127.0.0.1) > /dev/null 2>&1 &
-  local http=$!
-  bus_pids+=("$http")
-  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/lock.txt" > /dev/null && break; sleep 0.1; done
+  serve_dir "$tmp/www"
+  check "the test's HTTP server answers" [ -n "$serve_pid" ]
+  bus_pids+=("$serve_pid")
+  port=$serve_port
   local key
   for key in deps-v1 deps-v2; do
     pipeline "c-$key" <<YML

@@ -637,10 +637,10 @@ YML
 # curve/runners/ and curve/clients/, each in its own role.
 case_curve() {
   fresh curve
-  local p=$((30000 + RANDOM % 30000)) ep cep other=$tmp/other
-  ep=tcp://127.0.0.1:$((p + 1)) cep=tcp://127.0.0.1:$p
+  local ep cep other=$tmp/other
+  ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port)
   "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
-    --runner-endpoint "$ep" --events-endpoint "tcp://127.0.0.1:$((p + 2))" >> "$tmp/broker.log" 2>&1 &
+    --runner-endpoint "$ep" --events-endpoint "tcp://127.0.0.1:$(free_port)" >> "$tmp/broker.log" 2>&1 &
   bus_pids+=("$!")
   for _ in $(seq 1 100); do grep -q "serving clients" "$tmp/broker.log" && break; sleep 0.05; done
   check "broker key made" [ -s "$tmp/curve/broker.cert" ]

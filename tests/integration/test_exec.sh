@@ -224,10 +224,8 @@ case_network() {   # bridge (default): an interface and a default route; none: l
   local www=$tmp/netwww port
   mkdir -p "$www"
   echo "served on the host" > "$www/hello.txt"
-  port=$((20000 + RANDOM % 20000))
-  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
-  httpd_pid=$!
-  sleep 0.3
+  serve_dir "$www" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
   pipeline network <<YML
 pipeline: network
 image: localhost/evrun-busybox:latest
@@ -379,10 +377,8 @@ case_resource() {
   echo "plain resource" > "$www/notes.txt"
   echo "from the archive" > "$www/tree/sub/inside.txt"
   tar -C "$www/tree" -czf "$www/src.tar.gz" .
-  port=$((20000 + RANDOM % 20000))
-  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
-  httpd_pid=$!
-  sleep 0.3
+  serve_dir "$www" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
   pipeline resource <<YML
 pipeline: resource
 image: localhost/evrun-busybox:latest

@@ -55,7 +55,7 @@ serve() {
   for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done   # the last case's
   pids=
   mkdir -p "$tmp/www"
-  port=$((20000 + RANDOM % 20000)) port2=$((port + 1))
+  port=$(free_port) port2=$(free_port)
   /usr/bin/python3 "$helper" serve "$port" "$tmp/www" "$port2" & pids="$pids $!"
   /usr/bin/python3 "$helper" serve "$port2" "$tmp/www" "$port" & pids="$pids $!"
   for p in "$port" "$port2"; do

@@ -25,8 +25,8 @@ done
 
 tmp=$(mktemp -d /tmp/evr-reg-XXXXXX)
 reg_pid= svc_pid= runner_pid= stall_pid=
-port=$((20000 + RANDOM % 20000))
-stall_port=$((port + 1))   # a "registry" that accepts and never answers
+port=$(free_port)
+stall_port=$(free_port)   # a "registry" that accepts and never answers
 repo=127.0.0.1:$port/evrun/tool
 user=ci-bot pass='s3cret-Pa55:with-colon'
 sock=$tmp/p.sock
@@ -266,13 +266,12 @@ case_kill_during_pull() {   # a runner killed during a pull: the job recovers
 
 case_resource_image() {   # resources go in through the job's image: pulled first
   forget
-  local www=$tmp/www hport
+  local www=$tmp/www hport serve_port serve_pid
   mkdir -p "$www"
   echo "fetched" > "$www/note.txt"
-  hport=$((stall_port + 1))
-  busybox httpd -f -p "127.0.0.1:$hport" -h "$www" &
-  local hpid=$!
-  sleep 0.3
+  serve_dir "$www" || fails=$((fails + 1))
+  hport=$serve_port
+  local hpid=$serve_pid
   cat > "$tmp/resource_image.yml" <<EOF
 pipeline: resource-image
 image: $repo:1

@@ -163,7 +163,8 @@ case_git_shallow() {
 }
 
 case_git_daemon() {   # git:// from a git daemon on 127.0.0.1
-  local port=$((20000 + RANDOM % 20000))
+  local port
+  port=$(free_port)
   git daemon --listen=127.0.0.1 --port="$port" --base-path="$tmp" --export-all \
     --reuseaddr "$tmp" > "$tmp/daemon.log" 2>&1 &
   daemon_pid=$!
@@ -275,10 +276,8 @@ case_tarball() {
   mkdir -p "$www/t/sub"
   echo "from the tarball" > "$www/t/sub/x.txt"
   tar -C "$www/t" -czf "$www/src.tar.gz" .
-  port=$((20000 + RANDOM % 20000))
-  busybox httpd -f -p "127.0.0.1:$port" -h "$www" &
-  httpd_pid=$!
-  sleep 0.3
+  serve_dir "$www" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
   cat > "$tmp/tarball.yml" <<YML
 pipeline: tarball
 image: localhost/evrun-busybox:latest
@@ -326,10 +325,8 @@ exec /usr/lib/git-core/git-http-backend
 SH
   chmod +x "$www/cgi-bin/git"
   printf '/cgi-bin:alice:Pw-4711-secret\n' > "$tmp/httpd.conf"
-  port=$((20000 + RANDOM % 20000))
-  busybox httpd -f -p "127.0.0.1:$port" -h "$www" -c "$tmp/httpd.conf" &
-  httpd_pid=$!
-  sleep 0.3
+  serve_dir "$www" -c "$tmp/httpd.conf" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
   cat > "$tmp/auth.yml" <<YML
 pipeline: auth
 image: localhost/evrun-busybox:latest
@@ -354,7 +351,8 @@ YML
 # a cancel (SIGINT to --exec) while git waits on a server that never
 # answers: the checkout's processes end, the job is cancelled
 case_git_cancel() {
-  local port=$((20000 + RANDOM % 20000)) srv r
+  local port srv r
+  port=$(free_port)
   python3 -c "
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
