@@ -569,6 +569,7 @@ evr_pipelines_list(evr_broker_t *b, zframe_t *rid)
                 evr_strlist_push(&m.github_events, "push");
             for (uint32_t i = 0; gh->present && i < gh->branches.n; i++)
                 evr_strlist_push(&m.github_branches, gh->branches.v[i]);
+            evr_reclist_copy(&evr_arg_type, &m.arg_specs, &p->spec->args);
         }
         if (p->scheduled) {
             m.schedule = evr_strdup(p->sched_expr);

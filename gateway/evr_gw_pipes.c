@@ -29,6 +29,17 @@ s_pipeline_item(const evr_msg_t *m, void *arg)
             json_object_set_new(sc, "fire_status", json_string(m->fire_status));
         json_object_set_new(js, "schedule", sc);
     }
+    if (m->arg_specs.n) {
+        json_t *args = json_array();
+        for (uint32_t i = 0; i < m->arg_specs.n; i++) {
+            const evr_arg_t *a = evr_reclist_at(&evr_arg_type, &m->arg_specs, i);
+            json_t *o = json_pack("{s:s,s:b,s:s*,s:s*}", "name", a->name, "required", !a->def,
+                                  "default", a->def, "description", a->description);
+            if (o)      /* NULL: not UTF-8, which the broker's spec check refuses */
+                json_array_append_new(args, o);
+        }
+        json_object_set_new(js, "args", args);
+    }
     if (m->load_error) {
         json_t *e = json_string(m->load_error);
         json_object_set_new(js, "load_error", e ? e : json_string("(not UTF-8)"));

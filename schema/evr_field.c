@@ -160,8 +160,8 @@ evr_strmap_get(const evr_strmap_t *m, const char *k)
     return NULL;
 }
 
-static void
-s_reclist_copy(const evr_rectype_t *sub, evr_reclist_t *d, const evr_reclist_t *s)
+void
+evr_reclist_copy(const evr_rectype_t *sub, evr_reclist_t *d, const evr_reclist_t *s)
 {
     d->n = s->n;
     d->v = s->n ? evr_calloc(s->n, sub->size) : NULL;
@@ -210,7 +210,7 @@ evr_rec_copy(const evr_rectype_t *type, void *dst, const void *src)
         case EVR_FT_RECORD:
         case EVR_FT_VARIANT: evr_rec_copy(f->sub, d, s); break;
         case EVR_FT_RECLIST:
-        case EVR_FT_RECMAP: s_reclist_copy(f->sub, d, s); break;
+        case EVR_FT_RECMAP: evr_reclist_copy(f->sub, d, s); break;
         case EVR_FT_RECPTR: {
             const void *sp = *(void *const *) s;
             void *dp = NULL;

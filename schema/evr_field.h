@@ -127,6 +127,9 @@ bool evr_rec_equal(const evr_rectype_t *type, const void *a, const void *b);
     booleans, records not present) are left out of msgpack and JSON. */
 bool evr_field_present(const evr_field_t *f, const void *p);
 
+/*  Deep-copies the list s of records of type sub into d (empty). */
+void evr_reclist_copy(const evr_rectype_t *sub, evr_reclist_t *d, const evr_reclist_t *s);
+
 /*  The i-th record of a list. */
 void *evr_reclist_at(const evr_rectype_t *sub, const evr_reclist_t *l, uint32_t i);
 

@@ -278,7 +278,9 @@ MSG(pipeline, PIPELINE(true),
     M("github_events", EVR_FT_STRLIST, false, 3, github_events, NULL, NULL,
       "its on.github.events (push when on.github gives none); absent: no on.github"),
     M("github_branches", EVR_FT_STRLIST, false, 32, github_branches, NULL, NULL,
-      "its on.github.branches (absent: every branch)"));
+      "its on.github.branches (absent: every branch)"),
+    M("args", EVR_FT_RECMAP, false, 64, arg_specs, &evr_arg_type, NULL,
+      "its spec's args, as the spec's `args` map (record `arg`): a start fills them"));
 
 MSG(provider, M("provider", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, provider, NULL, s_check_id,
                 "the provider's name (evrun-provisioner's config)"),

@@ -107,6 +107,7 @@ typedef struct {
     char *source_url, *source_ref, *ci_source_url, *ci_source_ref;
     /* `pipeline`: its `on.github` (events: none when it has none) */
     evr_strlist_t github_events, github_branches;
+    evr_reclist_t arg_specs;    /* `pipeline`: its spec's args (of evr_arg_t) */
     /* `provider`: an evrun-provisioner's provider */
     char *provider;
     uint32_t max, starts, failed_starts;

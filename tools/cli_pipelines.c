@@ -26,6 +26,16 @@ s_print_pipeline(const evr_msg_t *m, void *arg)
         snprintf(last, sizeof last, "%s %s", m->last_job, m->last_status ? m->last_status : "");
     printf("%-20s  %-24s  %4s  %4u  %4u  %-37s  %s\n", m->pipeline[0] ? m->pipeline : "-",
            m->file ? m->file : "-", conc, m->waiting, m->running, last, next);
+    for (uint32_t i = 0; i < m->arg_specs.n; i++) {
+        const evr_arg_t *a = evr_reclist_at(&evr_arg_type, &m->arg_specs, i);
+        printf("%s%s", i ? ", " : "    args: ", a->name);
+        if (a->def)
+            printf("=\"%s\"", a->def);
+        else
+            printf(" (required)");
+    }
+    if (m->arg_specs.n)
+        printf("\n");
     if (m->schedule)
         printf("    schedule \"%s\" %s; last fire: %s%s%s\n", m->schedule,
                m->timezone ? m->timezone : "UTC", m->fire_status ? m->fire_status : "none yet",
@@ -56,7 +66,8 @@ evr_cli_pipelines(int argc, char **argv)
                    "Lists the registered pipelines: the *.yml / *.yaml files of the broker's\n"
                    "pipelines_dir, with the pipeline name each registers, its concurrency,\n"
                    "jobs waiting and running, its newest job and that job's status, and its\n"
-                   "next scheduled run; under it the schedule and its last fire, and the\n"
+                   "next scheduled run; under it its args (NAME=\"DEFAULT\", or NAME (required)),\n"
+                   "the schedule and its last fire, and the\n"
                    "file's load error when its content is refused (the last good version\n"
                    "serves).  Start one with evrun-cli start NAME.\n\n%s\n"
                    "exit status: 0 ok; 1 refused; 2 usage, or the broker unreachable\n",

@@ -387,17 +387,25 @@ function randomKey() {
   return 'ui-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-/* The form under a pipeline's row: args as NAME = VALUE rows, labels. */
+/* The form under a pipeline's row: args as NAME = VALUE rows (one per
+   arg of the pipeline, its default as the placeholder; a required one
+   marked), labels. */
 function startForm(p) {
   const args = h('div', { class: 'args' });
-  const addArg = (name, value) => {
+  const addArg = (name, value, spec) => {
+    const hint = !spec ? 'value' : spec.required ? 'required' : 'default: ' + spec.default;
+    const attrs = { class: 'arg-value', placeholder: hint, value: value || '', spellcheck: 'false' };
+    if (spec && spec.required) attrs.required = true;
+    if (spec && !spec.required) attrs['data-default'] = spec.default;
+    if (spec && spec.description) attrs.title = spec.description;
     const row = h('div', { class: 'arg' },
       h('input', { class: 'arg-name', placeholder: 'NAME', value: name || '', spellcheck: 'false' }),
-      h('input', { class: 'arg-value', placeholder: 'value', value: value || '', spellcheck: 'false' }),
+      h('input', attrs),
       h('button', { type: 'button', title: 'remove', onclick: () => row.remove() }, '\u00d7'));
     args.append(row);
   };
-  addArg();
+  for (const a of p.args || []) addArg(a.name, '', a);
+  if (!(p.args || []).length) addArg();
   const labels = h('input', { class: 'labels', placeholder: 'label, label (optional)' });
   const err = h('div', { class: 'error', hidden: true });
   let key = randomKey();    /* one job however often it is sent (Idempotency-Key) */
@@ -407,7 +415,9 @@ function startForm(p) {
     const body = { pipeline: p.name, args: {} };
     for (const row of args.querySelectorAll('.arg')) {
       const n = row.querySelector('.arg-name').value.trim();
-      if (n) body.args[n] = row.querySelector('.arg-value').value;
+      const val = row.querySelector('.arg-value');
+      /* a pipeline's arg left empty takes its default: not sent */
+      if (n && (val.value !== '' || !val.hasAttribute('data-default'))) body.args[n] = val.value;
     }
     const ls = labels.value.split(',').map((s) => s.trim()).filter(Boolean);
     if (ls.length) body.labels = ls;

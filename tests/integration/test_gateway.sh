@@ -337,7 +337,8 @@ case_pipelines_and_artifacts() {
 pipeline: art
 image: localhost/evrun-busybox:latest
 args:
-  WHO: {default: world}
+  WHO: {default: world, description: who to greet}
+  MODE: {}
 steps:
   - name: make
     run: mkdir -p out/sub && echo "hello, $WHO" > out/a.txt && seq 1 300000 > out/sub/big.txt
@@ -347,17 +348,21 @@ YML
   check "pipelines: 200" [ "$(api GET /pipelines)" = 200 ]
   check "pipelines: name, file, concurrency, waiting, running" \
     [ "$(jget '"%s %s %s %s %s" % tuple(d["pipelines"][0][k] for k in ("name", "file", "concurrency", "waiting", "running"))')" = "art art.yml 0 0 0" ]
-  check "start by name: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"WHO":"http"}}')" = 201 ]
+  check "pipelines: its args in order, required or with the default" \
+    [ "$(jget 'json.dumps(d["pipelines"][0]["args"], sort_keys=True)')" = '[{"default": "world", "description": "who to greet", "name": "WHO", "required": false}, {"name": "MODE", "required": true}]' ]
+  check "start by name: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"WHO":"http","MODE":"m"}}')" = 201 ]
   local id
   id=$(jget 'd["id"]')
   check "start by name: the pipeline" [ "$(jget 'd["pipeline"]')" = art ]
   check "start by name: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
-  check "start by name: idempotent" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 201 ]
+  check "start by name: idempotent" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}')" = 201 ]
   local s1
   s1=$(jget 'd["id"]')
-  api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}' > /dev/null
+  api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}' > /dev/null
   check "start by name: the same key, the same job" [ "$(jget 'd["id"] + str(d["existing"])')" = "${s1}True" ]
   check "start an unknown pipeline: 404" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"nope"}')" = 404 ]
+  check "start without a required arg: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 400 ]
+  check "... naming it" grep -q MODE "$tmp/body"
   check "start with an unknown arg: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"NOPE":"1"}}')" = 400 ]
   check "start with a read token: 403" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" -H 'Content-Type: application/json' -d '{"pipeline":"art"}' "$url/jobs")" = 403 ]
   api GET /pipelines > /dev/null

@@ -56,6 +56,15 @@ YML
 pipeline: broken
 steps: 3
 YML
+  reg deploy <<'YML'
+pipeline: deploy
+image: localhost/evrun-busybox:latest
+args:
+  WHO: {default: world}
+  TARGET: {description: where to}
+steps:
+  - {name: go, run: 'echo "$WHO to $TARGET"'}
+YML
   reg zdup <<'YML'
 pipeline: greet
 image: x
@@ -66,6 +75,8 @@ YML
   check "registered: listed with its file and concurrency" grep -q "^greet  *greet.yml  *2  *0  *0" "$tmp/list"
   check "registered: a bad file's error at file:line:col" grep -q "broken.yml:2:8: steps: expected a list" "$tmp/list"
   check "registered: a second file with the name is refused" grep -q "zdup.yml: pipeline \"greet\" is registered by greet.yml already" "$tmp/list"
+  check "registered: its args, a default and a required one" grep -qx '    args: WHO="world", TARGET (required)' "$tmp/list"
+  check "registered: ... in --json as the spec's args map" has '"args":{"WHO":{"default":"world"},"TARGET":{"description":"where to"}}' deploy
   cli start greet -a WHO=reg --follow > "$tmp/out" 2> "$tmp/err"
   check "registered: start --follow exits 0" [ $? -eq 0 ]
   check "registered: started by name with -a" grep -qx "hi | v1 hello, reg" "$tmp/out"

@@ -277,6 +277,10 @@ def run(gw, br):
           br.wait("!!document.querySelector('#pipelines tr[data-pipeline=\"ui\"] button.start')"))
     br.eval("document.querySelector('tr[data-pipeline=\"ui\"] button.start').click()")
     br.wait("!document.querySelector('tr[data-form=\"ui\"]').hidden")
+    rows = br.eval("""Array.from(document.querySelectorAll('tr[data-form="ui"] .arg')).map(r =>
+        r.querySelector('.arg-name').value + '=' + r.querySelector('.arg-value').placeholder)""")
+    check("the start form lists the pipeline's args, defaults as hints",
+          rows == ["WHO=default: world", "TICKS=default: 8"], rows)
     br.eval("""(() => { const f = document.querySelector('tr[data-form="ui"]');
         f.querySelector('.arg-name').value = 'WHO';
         f.querySelector('.arg-value').value = 'browser'; })()""")

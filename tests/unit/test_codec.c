@@ -90,6 +90,19 @@ s_fill(const evr_rectype_t *type, void *rec, int salt)
                 *(evr_event_t **) p = ev;
             }
             break;
+        case EVR_FT_RECMAP: {
+            /* `pipeline`'s args: two records, keyed by their first field */
+            evr_reclist_t *l = p;
+            l->n = 2;
+            l->v = evr_calloc(l->n, f->sub->size);
+            for (uint32_t k = 0; k < l->n; k++) {
+                void *r = evr_reclist_at(f->sub, l, k);
+                s_fill(f->sub, r, salt);
+                free(*(char **) r);
+                *(char **) r = evr_strdup(k ? "MODE" : "TARGET");
+            }
+            break;
+        }
         case EVR_FT_RECLIST: {
             /* only `events` has a list of records in messages */
             evr_reclist_t *l = p;
