@@ -46,8 +46,9 @@ YML
   check "demand: --dry-run shows the entry" grep -q "^demand $id: 2 runners wanted, 1[0-9][0-9] s left: test burst$" "$tmp/dry.out"
   check "demand: --dry-run, runner 2 of 2 to dm" grep -q "^demand $id runner 2 of 2 (1[0-9]* s left) (labels gh): provider dm would start a process runner (1/3 running)$" "$tmp/dry.out"
   check "demand: --dry-run started nothing" [ ! -e "$tmp/provisioner/runners" ]
-  check "demand, the same Idempotency-Key twice: one demand" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
-    && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+  check "demand, the same Idempotency-Key twice: one demand, 200 the second time" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
+    && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 200 ] \
+    && [ "$(jget 'd["duplicate"]')" = True ] \
     && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runners still wanted): nothing added" "$tmp/body"
   check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
   check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
@@ -78,8 +79,8 @@ YML
   check "workflow_job queued: 202 with a demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
     && [ "$(jget 'd["demand"]["labels"], d["demand"]["count"]')" = "(['wf', 'linux'], 1)" ]
   local wid; wid=$(jget 'd["demand"]["id"]')
-  check "workflow_job: the same delivery again: the same demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
-    && [ "$(jget 'd["demand"]["id"]')" = "$wid" ]
+  check "workflow_job: the same delivery again: the same demand, a duplicate" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 200 ] \
+    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$wid', True)" ]
   check "workflow_job: the broker says where it came from" grep -q "demand $wid: 1 runner with labels \[wf,linux\] for 300 s: github workflow_job 77 of o/r" "$tmp/broker.log"
   check "workflow_job: a runner started for it" wait_for 20 bash -c "grep -q 'provider wf: started runner wf-.* for demand $wid runner 1 of 1' '$tmp/prov.log'"
   check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
@@ -114,4 +115,148 @@ YML
   check "demand: past 256 entries: 503 ($n kept)" [ "$code" = 503 ] && [ "$n" -eq 256 ] && grep -q "(now 256 entries, 256 runners)" "$tmp/body"
 }
 
-prov_run test_demand ${*:-demand}
+# A GitHub workflow_job event (queued) for job ID with LABELS (JSON
+# strings), of repository o/r, into FILE.
+wj_body() {   # FILE ID LABELS
+  printf '{"action":"queued","workflow_job":{"id":%s,"labels":[%s],"head_branch":"main","head_sha":"%s"},"repository":{"clone_url":"https://example.invalid/r.git","full_name":"o/r","default_branch":"main"}}' \
+    "$2" "$3" "$(printf 'a%.0s' $(seq 1 40))" > "$1"
+}
+
+# `evrun-cli runners` lists the demand the broker keeps after the runners
+# and providers (wanted, labels, age, seconds left, source), --json as
+# objects with a "demand" key; GET /api/v1/runners under "demand".
+case_listed() {
+  fresh listed
+  bus_broker && gateway_up && bus_runner w "" 1 --executors process && bus_wait_runners 1
+  tok=$(cli token)
+  check "listed: a demand kept" [ "$(demand '{"labels":["lg","linux"],"count":2,"ttl":120,"reason":"a burst"}')" = 202 ]
+  local id; id=$(jget 'd["id"]')
+  check "listed: one without a reason kept" [ "$(demand '{"labels":["lz"]}')" = 202 ]
+  local id2; id2=$(jget 'd["id"]')
+  wj_body "$tmp/wj.json" 4242 '"lw"'
+  check "listed: a workflow_job's demand kept" [ "$(gh_hook workflow_job ld-1 "$tmp/wj.json")" = 202 ]
+  local wid; wid=$(jget 'd["demand"]["id"]')
+  cli runners > "$tmp/runners.out" 2>&1
+  check "listed: the runner first" grep -q "^w  *idle " "$tmp/runners.out"
+  check "listed: a DEMAND table" grep -q "^DEMAND  *WANTED  *LABELS  *AGE  *LEFT  *SOURCE$" "$tmp/runners.out"
+  check "listed: wanted, labels, age, seconds left, reason" grep -Eq "^$id  +2  lg,linux  +[0-9]+s  +(120|1[01][0-9])s  a burst$" "$tmp/runners.out"
+  check "listed: POST /api/v1/demand as the source when no reason" grep -Eq "^$id2  +1  lz  +[0-9]+s  +(300|29[0-9])s  POST /api/v1/demand$" "$tmp/runners.out"
+  check "listed: the workflow job and delivery as the source" grep -Eq "^$wid  +1  lw  .*  github workflow_job 4242 of o/r, delivery ld-1$" "$tmp/runners.out"
+  cli runners --json > "$tmp/runners.json" 2>&1
+  check "listed --json: an object with a demand key" python3 - "$tmp/runners.json" "$id" <<'PY'
+import json, sys, time
+rows = [json.loads(l) for l in open(sys.argv[1])]
+d = [r for r in rows if r.get("demand") == sys.argv[2]]
+assert len(d) == 1 and "job" not in d[0], rows
+d = d[0]
+assert d["count"] == 2 and d["labels"] == ["lg", "linux"] and 100 < d["ttl"] <= 120, d
+assert d["reason"] == "a burst" and abs(d["created"] / 1e9 - time.time()) < 60, d
+assert any(r.get("runner") == "w" and r.get("state") == "idle" for r in rows), rows
+PY
+  curl -s -H "Authorization: Bearer $(cli token --read-only)" "$gw_url/runners" > "$tmp/body"
+  check "listed: GET /runners lists the demand too" [ "$(jget '[(x["id"], x["count"], x["labels"], x.get("reason"), "created" in x, 0 < x["ttl"] <= 300) for x in d["demand"]]')" \
+    = "[('$id', 2, ['lg', 'linux'], 'a burst', True, True), ('$id2', 1, ['lz'], 'POST /api/v1/demand', True, True), ('$wid', 1, ['lw'], 'github workflow_job 4242 of o/r, delivery ld-1', True, True)]" ]
+  check "listed: GET /runners still lists the runner" [ "$(jget '[x["id"] for x in d["runners"]]')" = "['w']" ]
+}
+
+# A job dispatched to a runner meets the oldest demand taken no later
+# than the job was queued whose labels are all the job's (PROTOCOL.md
+# "message demand"): a warm runner's free slot serves the demand, the job
+# for it runs there, the demand goes, and the provisioner starts nothing
+# for it.  A job queued before the demand, or without its labels, meets
+# none; a job on a runner whose hello met demand uses that slot up.
+case_dispatch() {
+  fresh dispatch
+  bus_broker && gateway_up && bus_runner w gd 1 --executors process && bus_wait_runners 1
+  tok=$(cli token)
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - { name: dd, labels: [gd], kind: process, executors: [process], max: 2,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "30"] }
+  - { name: dp, labels: [gp], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "30"] }
+YML
+  ppipe busy "sleep 2"
+  ppipe old "echo old" gd
+  ppipe nolabel "echo nolabel"
+  ppipe fit "sleep 3" gd
+  ppipe gp "sleep 2" gp
+  local jb j0 jn jg jp
+  jb=$(submit "$tmp/busy.yml" 2>/dev/null)
+  wait_status "$jb" running 10
+  j0=$(submit "$tmp/old.yml" 2>/dev/null)
+  check "dispatch: a job demand [gd] kept while the runner is busy" [ "$(demand '{"labels":["gd"],"ttl":120}')" = 202 ]
+  local id; id=$(jget 'd["id"]')
+  wanted() { cli runners --json | python3 -c 'import json,sys; print(sum(r["count"] for l in sys.stdin for r in [json.loads(l)] if r.get("demand") == sys.argv[1]))' "$1"; }
+  check "dispatch: the job queued before it ran" [ "$(wait_job "$j0" 20)" = succeeded ]
+  check "dispatch: it met no demand (queued before it)" [ "$(wanted "$id")" = 1 ] && ! grep -q "job $j0 dispatched to w meets" "$tmp/broker.log"
+  jn=$(submit "$tmp/nolabel.yml" 2>/dev/null)
+  check "dispatch: a job without gd ran on w" [ "$(wait_job "$jn" 20)" = succeeded ]
+  check "dispatch: it met no demand (no label gd)" [ "$(wanted "$id")" = 1 ]
+  prov "$tmp/p.yml"
+  sleep 1
+  check "dispatch: w's free slot serves the demand: nothing started" [ "$(started dd)" -eq 0 ]
+  jg=$(submit "$tmp/fit.yml" 2>/dev/null)
+  check "dispatch: the job with gd runs on w" wait_status "$jg" running 10 && grep -q '"runner":"w"' <(cli status "$jg" --json)
+  check "dispatch: its dispatch met the demand" grep -q "demand $id: job $jg dispatched to w meets 1 (0 still wanted)" "$tmp/broker.log"
+  check "dispatch: the demand is gone" [ "$(wanted "$id")" = 0 ]
+  sleep 1.5
+  check "dispatch: no runner started while w is busy with it" [ "$(started dd)" -eq 0 ]
+  check "dispatch: the job succeeded" [ "$(wait_job "$jg" 20)" = succeeded ]
+  # a runner whose hello met a demand: the job it takes uses that slot up
+  check "dispatch: a demand [gp]" [ "$(demand '{"labels":["gp"],"ttl":120}')" = 202 ]
+  local g1; g1=$(jget 'd["id"]')
+  check "dispatch: a runner started for it, its hello met it" wait_for 20 grep -q "demand $g1: runner dp-[a-z0-9]* meets 1 (0 still wanted)" "$tmp/broker.log"
+  check "dispatch: a second demand [gp]" [ "$(demand '{"labels":["gp"],"ttl":120}')" = 202 ]
+  local g2; g2=$(jget 'd["id"]')
+  jp=$(submit "$tmp/gp.yml" 2>/dev/null)
+  check "dispatch: the gp job runs on the runner started for the first" wait_status "$jp" running 10 \
+    && grep -q '"runner":"dp-' <(cli status "$jp" --json)
+  # (once it ends, its runner exits and dp, max 1, may start one for the second)
+  check "dispatch: it used the slot the hello met: the second demand is still wanted" [ "$(wanted "$g2")" = 1 ] \
+    && ! grep -q "demand $g2: job" "$tmp/broker.log"
+  check "dispatch: the gp job succeeded" [ "$(wait_job "$jp" 20)" = succeeded ]
+  stop_prov
+}
+
+# The same demand sent again adds nothing while the broker keeps it or
+# for 24 hours after it was met or its ttl ended: a GitHub redelivery
+# (the same X-GitHub-Delivery) or another delivery of the same
+# workflow_job id is answered 200 with "duplicate": true, as is POST
+# /api/v1/demand with the same Idempotency-Key.
+case_dedupe() {
+  fresh dedupe
+  bus_broker && gateway_up
+  tok=$(cli token)
+  wj_body "$tmp/wj.json" 91 '"dd"'
+  check "dedupe: a workflow_job: 202, a demand" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["duplicate"], "duplicate" in d')" = "(False, False)" ]
+  local x; x=$(jget 'd["demand"]["id"]')
+  check "dedupe: the same delivery while kept: 200, a duplicate" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ] \
+    && [ "$(jget 'd["demand"]["id"], d["duplicate"], d["demand"]["duplicate"]')" = "('$x', True, True)" ] \
+    && grep -q "a duplicate: workflow_job 91 (delivery dd-1) asked for a runner before: demand $x is kept already" "$tmp/body"
+  bus_runner rd dd 1 --executors process
+  check "dedupe: a new runner's hello met it" wait_for 10 grep -q "demand $x: runner rd meets 1 (0 still wanted)" "$tmp/broker.log"
+  check "dedupe: redelivered after it was met: 200, a duplicate, nothing added" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ] \
+    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ] \
+    && grep -Eq "demand $x was met [0-9]+ s ago: nothing added \(a duplicate\)" "$tmp/body"
+  check "dedupe: another delivery of the same workflow job: 200, a duplicate" [ "$(gh_hook workflow_job dd-2 "$tmp/wj.json")" = 200 ] \
+    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ]
+  check "dedupe: no demand listed" bash -c "! '$bin/evrun-cli' runners | grep -q '^DEMAND'"
+  wj_body "$tmp/wj2.json" 92 '"dd"'
+  check "dedupe: another workflow job: 202, a new demand" [ "$(gh_hook workflow_job dd-3 "$tmp/wj2.json")" = 202 ] \
+    && [ "$(jget 'd["demand"]["id"] != "'"$x"'"')" = True ]
+  check "dedupe: POST /api/v1/demand with a key: 202" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 202 ]
+  local k; k=$(jget 'd["id"]')
+  bus_runner rk kd 1 --executors process
+  check "dedupe: met by a new runner" wait_for 10 grep -q "demand $k: runner rk meets 1" "$tmp/broker.log"
+  check "dedupe: the same key after it was met: 200, a duplicate" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 200 ] \
+    && [ "$(jget 'd["id"], d["duplicate"]')" = "('$k', True)" ]
+  check "dedupe: a ttl of 1 s: 202" [ "$(demand '{"labels":["nowhere"],"ttl":1}' -H 'Idempotency-Key: kd-2')" = 202 ]
+  sleep 1.3
+  check "dedupe: the same key after its ttl: 200, a duplicate saying so" [ "$(demand '{"labels":["nowhere"],"ttl":1}' -H 'Idempotency-Key: kd-2')" = 200 ] \
+    && grep -Eq "was retired at its ttl [0-9]+ s ago: nothing added" "$tmp/body"
+}
+
+prov_run test_demand ${*:-demand listed dispatch dedupe}
