@@ -172,8 +172,8 @@ evr_demand_add(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     evr_broker_info(b, "demand %s: %u runner%s with labels [%s] for %u s%s%s", d->job, count,
                     count == 1 ? "" : "s", labels, ttl, d->reason ? ": " : "",
                     d->reason ? d->reason : "");
-    s_ok(b, rid, d->job, false, "demand %s kept: %u runner%s with labels [%s] for %u s", d->job, count,
-         count == 1 ? "" : "s", labels, ttl);
+    s_ok(b, rid, d->job, false, "demand %s kept: %u runner%s with labels [%s] for %u s",
+         d->job, count, count == 1 ? "" : "s", labels, ttl);
     free(labels);
 }
 

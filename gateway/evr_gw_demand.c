@@ -9,8 +9,8 @@
     ended: answered 200 with "duplicate": true).  A GitHub `workflow_job`
     `queued` event that starts no pipeline sends one too (evr_gw_hooks.c):
     one runner with the job's labels (workflow_job.labels), its id from
-    the workflow job's id (else the delivery's).  evrun-provisioner counts what the broker keeps as waiting
-    jobs.  See evr_gw.h. */
+    the workflow job's id (else the delivery's).  evrun-provisioner
+    counts what the broker keeps as waiting jobs.  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <stdio.h>

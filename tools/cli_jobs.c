@@ -683,10 +683,9 @@ s_list_demand(const evr_msg_t *m, void *arg)
         at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
                                   m->labels.v[i]);
     uint64_t now = evr_now_ns();
-    if (m->created)
-        snprintf(age, sizeof age, "%llus", (unsigned long long) (now > m->created
-                                                                 ? (now - m->created) / 1000000000ull
-                                                                 : 0));
+    if (m->created)     /* the broker's clock and ours: never below 0 */
+        snprintf(age, sizeof age, "%llus",
+                 (unsigned long long) (now > m->created ? (now - m->created) / 1000000000ull : 0));
     snprintf(left, sizeof left, "%us", m->ttl);
     printf("%-26s  %6u  %-20s  %7s  %7s  %s\n", m->job, m->count, labels[0] ? labels : "-",
            age, left, m->reason ? m->reason : "-");
