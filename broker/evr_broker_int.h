@@ -39,6 +39,8 @@ typedef struct evr_queue_job {
     char *partition;        /* partitioned_replace: its partition_by value; else NULL */
     bool partition_read;    /* partition known (from its submit, or its job.accepted) */
     bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
+    bool demand_done;       /* dispatched once already: it met demand then, or none
+                               (evr_demand.c); a retry meets none */
     evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
@@ -59,6 +61,8 @@ typedef struct evr_runners_session {
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
     bool ephemeral;         /* its hello said so (evrun-runner --once) */
+    uint32_t demand_met;    /* slots whose demand its first hello met, not used by a
+                               dispatch yet (evr_demand.c) */
     struct evr_runners_session *next;
 } evr_runners_session_t;
 
@@ -143,11 +147,17 @@ void evr_providers_free(evr_broker_t *b);
 
 /* evr_demand.c */
 /*  `demand` (msg taken when kept): answered ok or error; `demands`: the
-    stream; a runner new to the broker said hello: it meets demand. */
+    stream; a runner new to the broker said hello: it meets demand, one
+    runner wanted per slot of capacity, and says how many it met (its
+    promised slots); job j was dispatched to runner r (its first dispatch:
+    a retry after a lost runner counts no more): it uses one of r's
+    promised slots, or else meets one runner wanted of the oldest entry
+    taken no later than j was queued whose labels are all j's. */
 void evr_demand_add(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
 void evr_demand_list(evr_broker_t *b, zframe_t *rid);
-void evr_demand_hello(evr_broker_t *b, const char *runner, const evr_strlist_t *labels,
-                      uint32_t capacity);
+uint32_t evr_demand_hello(evr_broker_t *b, const char *runner, const evr_strlist_t *labels,
+                          uint32_t capacity);
+void evr_demand_dispatched(evr_broker_t *b, evr_runners_session_t *r, evr_queue_job_t *j);
 void evr_demand_free(evr_broker_t *b);
 
 /* evr_queue.c */

@@ -880,6 +880,7 @@ evr_queue_dispatch(evr_broker_t *b)
                         .parent_step = j->submit->parent_step };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
             evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
+            evr_demand_dispatched(b, r, j);
             continue;
         }
         /* Not sent (the runner is gone): the job waits again; the runner, if

@@ -250,7 +250,7 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
         r->id = evr_strdup(msg->runner);
         r->next = b->rlist;
         b->rlist = r;
-        evr_demand_hello(b, r->id, &msg->labels, msg->capacity);   /* new capacity */
+        r->demand_met = evr_demand_hello(b, r->id, &msg->labels, msg->capacity);
     }
     zframe_destroy(&r->rid);
     r->rid = zframe_dup(rid);

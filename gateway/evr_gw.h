@@ -277,6 +277,7 @@ typedef struct {
     evr_strlist_t labels;   /* workflow_job: its labels (runs-on), as given */
     char *demand_why;       /* workflow_job: set when its labels cannot make a demand */
     char *job_desc;         /* workflow_job: "github workflow_job ID of REPO" */
+    long long job_id;       /* workflow_job: its id (workflow_job.id); 0: none given */
 } evr_gw_github_t;
 
 /*  Whether header ("sha256=HEX") is body's HMAC-SHA256 under s
@@ -308,9 +309,10 @@ int evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, s
 
 /*  Sends m (labels, count, ttl, reason set) to the broker as a `demand`,
     its id from the Idempotency-Key record key when given, else new: the
-    answer's JSON {"id", "labels", "count", "ttl", "message"} (caller
-    owns), or NULL with req's answer set (400 bad key, 503 the broker
-    unreachable, the broker's refusal). */
+    answer's JSON {"id", "labels", "count", "ttl", "message", "duplicate"}
+    (caller owns; duplicate true when the broker kept or retired a demand
+    of that id already, and added nothing), or NULL with req's answer set
+    (400 bad key, 503 the broker unreachable, the broker's refusal). */
 json_t *evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key);
 
 void evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req);

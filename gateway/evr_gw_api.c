@@ -511,13 +511,43 @@ s_runner_item(const evr_msg_t *m, void *arg)
     return 0;
 }
 
+/*  One entry of the broker's demand (`demands`), as the runners answer
+    lists it under "demand". */
+static int
+s_demand_item(const evr_msg_t *m, void *arg)
+{
+    if (m->type != EVR_MSG_DEMAND || !m->job)
+        return 0;
+    json_t *labels = json_array();
+    for (uint32_t i = 0; i < m->labels.n; i++)
+        json_array_append_new(labels, json_string(m->labels.v[i]));
+    json_t *js = json_pack("{s:s,s:o,s:I,s:I}", "id", m->job, "labels", labels, "count",
+                           (json_int_t) m->count, "ttl", (json_int_t) m->ttl);
+    if (m->reason)
+        json_object_set_new(js, "reason", json_string(m->reason));
+    evr_gw_time_set(js, "created", m->created);
+    json_array_append_new(arg, js);
+    return 0;
+}
+
 void
 evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_msg_t m = { .type = EVR_MSG_RUNNERS }, end = { 0 };
-    json_t *list = json_array();
-    if (!evr_gw_stream(gw, req, &m, s_runner_item, list, &end))
-        evr_gw_json(req, 200, json_pack("{s:O}", "runners", list));
+    json_t *list = json_array(), *demand = json_array();
+    if (!evr_gw_stream(gw, req, &m, s_runner_item, list, &end)) {
+        /* the demand after the runners; a broker that cannot say leaves it out */
+        evr_gw_req_t sub = { .conn = req->conn };
+        evr_msg_t dq = { .type = EVR_MSG_DEMANDS }, dend = { 0 };
+        bool listed = !evr_gw_stream(gw, &sub, &dq, s_demand_item, demand, &dend);
+        json_decref(sub.json);
+        evr_msg_clear(&dend);
+        json_t *js = json_pack("{s:O}", "runners", list);
+        if (listed)
+            json_object_set(js, "demand", demand);
+        evr_gw_json(req, 200, js);
+    }
+    json_decref(demand);
     json_decref(list);
     evr_msg_clear(&end);
 }

@@ -5,11 +5,12 @@
     POST /api/v1/demand (a write token) with {"labels": [...], "count": N,
     "ttl": S, "reason": "..."} sends the broker a `demand`; an
     Idempotency-Key header names the same demand however often it is
-    sent (while the broker keeps it).  A GitHub `workflow_job` `queued`
-    event that starts no pipeline sends one too (evr_gw_hooks.c): one
-    runner with the job's labels (workflow_job.labels), its id from the
-    delivery.  evrun-provisioner counts what the broker keeps as waiting
-    jobs.  See evr_gw.h. */
+    sent (while the broker keeps it, or for 24 hours after it was met or
+    ended: answered 200 with "duplicate": true).  A GitHub `workflow_job`
+    `queued` event that starts no pipeline sends one too (evr_gw_hooks.c):
+    one runner with the job's labels (workflow_job.labels), its id from
+    the workflow job's id (else the delivery's).  evrun-provisioner
+    counts what the broker keeps as waiting jobs.  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <stdio.h>
@@ -105,10 +106,10 @@ evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *ke
         json_t *labels = json_array();
         for (uint32_t i = 0; i < m->labels.n; i++)
             json_array_append_new(labels, json_string(m->labels.v[i]));
-        js = json_pack("{s:s,s:o,s:i,s:i,s:s}", "id", id, "labels", labels, "count",
+        js = json_pack("{s:s,s:o,s:i,s:i,s:s,s:b}", "id", id, "labels", labels, "count",
                        (int) (m->count ? m->count : 1), "ttl",
                        (int) (m->ttl ? m->ttl : EVR_MSG_DEMAND_TTL), "message",
-                       rep.message ? rep.message : "");
+                       rep.message ? rep.message : "", "duplicate", rep.existing);
     }
     evr_msg_clear(&rep);
     return js;
@@ -125,10 +126,12 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");
     char *k = key ? evr_asprintf("demand:%.200s", key) : NULL;
+    if (!m.reason)      /* where it comes from, for `evrun-cli runners` */
+        m.reason = evr_strdup("POST /api/v1/demand");
     json_t *js = evr_gw_demand_send(gw, req, &m, k);
     free(k);
-    if (js)
-        evr_gw_json(req, 202, js);
+    if (js)     /* a duplicate: nothing added, 200 */
+        evr_gw_json(req, json_is_true(json_object_get(js, "duplicate")) ? 200 : 202, js);
 out:
     evr_msg_clear(&m);
 }

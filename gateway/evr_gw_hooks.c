@@ -22,9 +22,14 @@
     A workflow_job (queued) that starts no pipeline asks for a runner
     with the job's labels (workflow_job.labels): a `demand` to the broker
     (evr_gw_demand.c), which evrun-provisioner counts as a waiting job; its
-    id is the delivery's Idempotency-Key record ("github-demand:DELIVERY").
-    One that starts pipelines asks for none: their jobs wait in the queue
-    with their own labels.  See evr_gw.h. */
+    id is the Idempotency-Key record of the workflow job's id
+    ("github-demand:job:ID"; of the delivery, "github-demand:DELIVERY",
+    when the event has no id), so a redelivery, or another delivery of
+    the same workflow job, is a duplicate the broker adds nothing for
+    while it keeps that demand or remembers it met or ended (24 hours):
+    answered 200 with "duplicate": true.  One that starts pipelines asks
+    for none: their jobs wait in the queue with their own labels.  See
+    evr_gw.h. */
 #include "evr_gw.h"
 
 #include <fnmatch.h>
@@ -62,8 +67,9 @@ s_job_labels(json_t *js, evr_gw_github_t *gh)
     json_t *id = json_object_get(wj, "id");
     const char *repo = json_string_value(json_object_get(json_object_get(js, "repository"),
                                                          "full_name"));
-    gh->job_desc = evr_asprintf("github workflow_job %lld of %.200s",
-                                json_is_integer(id) ? (long long) json_integer_value(id) : 0,
+    gh->job_id = json_is_integer(id) && json_integer_value(id) > 0
+               ? (long long) json_integer_value(id) : 0;
+    gh->job_desc = evr_asprintf("github workflow_job %lld of %.200s", gh->job_id,
                                 repo ? repo : "?");
     if (!json_is_array(labels) || json_array_size(labels) > 32) {
         gh->demand_why = evr_asprintf("workflow_job.labels: expected an array of at most 32 "
@@ -289,10 +295,14 @@ s_github_demand(evr_gw_t *gw, evr_gw_req_t *req, const evr_gw_github_t *gh,
         *refused = json_pack("{s:s,s:s}", "code", "bad_request", "message", gh->demand_why);
         return;
     }
-    evr_msg_t m = { .count = 1, .reason = evr_strdup(gh->job_desc) };
+    evr_msg_t m = { .count = 1 };
+    m.reason = evr_asprintf("%s, delivery %s", gh->job_desc, delivery ? delivery : "-");
     for (uint32_t i = 0; i < gh->labels.n; i++)
         evr_strlist_push(&m.labels, gh->labels.v[i]);
-    char *key = delivery ? evr_asprintf("github-demand:%s", delivery) : NULL;
+    /* one demand per workflow job, however often and under whatever
+       delivery it comes */
+    char *key = gh->job_id ? evr_asprintf("github-demand:job:%lld", gh->job_id)
+              : delivery ? evr_asprintf("github-demand:%s", delivery) : NULL;
     evr_gw_req_t sub = { .conn = req->conn };    /* its error goes into req's answer */
     *kept = evr_gw_demand_send(gw, &sub, &m, key);
     if (!*kept)
@@ -378,9 +388,17 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     if (!strcmp(gh.event, "workflow_job") && !json_array_size(started))
         s_github_demand(gw, req, &gh, delivery, &kept, &dref);
     s_answer(req, started, refused, status, none);
-    if (kept && req->json) {     /* work is coming: accepted */
+    bool dup = json_is_true(json_object_get(kept, "duplicate"));
+    if (kept && req->json) {     /* work is coming: accepted; a duplicate: 200 */
         json_object_set(req->json, "demand", kept);
-        req->status = req->status == 200 ? 202 : req->status;
+        req->status = req->status == 200 && !dup ? 202 : req->status;
+    }
+    if (dup && req->json) {
+        json_object_set_new(req->json, "duplicate", json_true());
+        json_object_set_new(req->json, "message", json_sprintf(
+            "a duplicate: workflow_job %lld (delivery %s) asked for a runner before: %s",
+            gh.job_id, delivery ? delivery : "-",
+            json_string_value(json_object_get(kept, "message"))));
     }
     if (dref && req->json)
         json_object_set(req->json, "demand_refused", dref);

@@ -176,7 +176,10 @@ MSG(history, JOB(true), FROM(false),
 MSG(drain, RUNNER(true));
 MSG(accepted, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
                            "true when this job id was submitted before (idempotent submit)"));
-MSG(ok, JOB(false), MESSAGE(false));
+MSG(ok, JOB(false), MESSAGE(false),
+    M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
+      "answering `demand`: true when nothing was added, the broker keeping or having "
+      "retired a demand with this id (a duplicate)"));
 MSG(error, CODE(true), MESSAGE(true));
 MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     U32("steps_total", steps_total, false, "steps in the pipeline"),
@@ -340,7 +343,7 @@ s_check_labels(const void *v)
 
 MSG(demand, M("job", EVR_FT_STR, true, EVR_ULID_LEN, job, NULL, s_check_ulid,
               "the demand's id (a ULID its sender makes): a demand sent again with the id "
-              "of one the broker keeps adds nothing"),
+              "of one the broker keeps, or retired in the last 24 hours, adds nothing"),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, s_check_labels,
       "the labels a runner must have (as a job's)"),
     U32("count", count, false, "runners wanted, 1 to 64 (default 1); listed: still wanted"),

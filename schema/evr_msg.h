@@ -81,7 +81,8 @@ typedef struct {
     uint32_t steps_total, steps_done;
     uint32_t allowed_failures;  /* job: steps failed with allow_failure */
     uint32_t count;
-    bool existing;          /* `accepted`: the job id was already known */
+    bool existing;          /* `accepted`: the job id was already known; `ok` answering
+                               `demand`: a duplicate, nothing added */
     bool more;              /* `end` of `history`: the page was cut, ask on */
     bool ephemeral;         /* `hello`, `runner`: a single-use runner (evrun-runner --once) */
     uint32_t queue_limit;   /* `end` of `jobs`: the broker's --queue-limit */
@@ -125,6 +126,11 @@ typedef struct {
 #define EVR_MSG_DEMAND_TTL 300
 #define EVR_MSG_DEMAND_MAX_ENTRIES 256
 #define EVR_MSG_DEMAND_MAX_RUNNERS 1024
+/*  `demand`: the ids of retired entries (met, or past their ttl) the
+    broker remembers, so one sent again adds nothing: at most this many,
+    each for this long (s) after it was retired. */
+#define EVR_MSG_DEMAND_SEEN_MAX 4096
+#define EVR_MSG_DEMAND_SEEN_S (24u * 3600u)
 
 /*  Most children a `job` message lists. */
 #define EVR_MSG_MAX_CHILDREN 64

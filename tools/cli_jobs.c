@@ -13,6 +13,7 @@
 #include "cli_bus.h"
 #include "evr_follow.h"
 #include "evr_job.h"
+#include "evr_json.h"
 #include "evr_source.h"
 #include "evr_yaml.h"
 
@@ -658,6 +659,51 @@ s_list_providers(evr_cli_t *cli)
         fprintf(stderr, "%s: providers: %s\n", cli->prog, err.msg);
 }
 
+/*  The demand the broker keeps, after the providers: a third table (a
+    header first), or JSON lines with a "demand" key (its id). */
+static int
+s_list_demand(const evr_msg_t *m, void *arg)
+{
+    s_providers_t *ds = arg;
+    if (ds->cli->json) {
+        json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
+        json_object_set_new(js, "demand", json_string(m->job));
+        json_object_del(js, "job");
+        char *s = json_dumps(js, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(js);
+        return 0;
+    }
+    if (!ds->n++)
+        printf("\n%-26s  %6s  %-20s  %7s  %7s  %s\n", "DEMAND", "WANTED", "LABELS", "AGE",
+               "LEFT", "SOURCE");
+    char labels[256] = "", age[32] = "-", left[32];
+    for (uint32_t i = 0, at = 0; i < m->labels.n && at < sizeof labels; i++)
+        at += (uint32_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
+                                  m->labels.v[i]);
+    uint64_t now = evr_now_ns();
+    if (m->created)     /* the broker's clock and ours: never below 0 */
+        snprintf(age, sizeof age, "%llus",
+                 (unsigned long long) (now > m->created ? (now - m->created) / 1000000000ull : 0));
+    snprintf(left, sizeof left, "%us", m->ttl);
+    printf("%-26s  %6u  %-20s  %7s  %7s  %s\n", m->job, m->count, labels[0] ? labels : "-",
+           age, left, m->reason ? m->reason : "-");
+    return 0;
+}
+
+/*  `demands` after `providers`; a broker that does not know it (or any
+    refusal) lists none. */
+static void
+s_list_demands(evr_cli_t *cli)
+{
+    evr_msg_t req = { .type = EVR_MSG_DEMANDS };
+    s_providers_t ds = { cli, 0 };
+    evr_err_t err;
+    if (evr_client_stream(cli->client, &req, s_list_demand, &ds, &err) == EVR_ERR_IO)
+        fprintf(stderr, "%s: demands: %s\n", cli->prog, err.msg);
+}
+
 /*  status, jobs and runners: one request, a table or JSON lines. */
 static int
 s_query(int argc, char **argv, evr_msgtype_t type)
@@ -713,7 +759,11 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                             "the providers\nevrun-provisioners report: "
                                             "running/max, starts, failed starts, state\n"
                                             "(active, or paused: why); in --json, objects "
-                                            "with a \"provider\" key.",
+                                            "with a \"provider\" key.\nThen the demand "
+                                            "the broker keeps (POST /api/v1/demand, GitHub\n"
+                                            "workflow_job events): runners still wanted, "
+                                            "labels, age, seconds left,\nsource; in --json, "
+                                            "objects with a \"demand\" key (its id).",
                    type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "
@@ -794,8 +844,10 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                     req.pipeline ? req.pipeline : "", req.status ? " --status " : "",
                     req.status ? req.status : "");
         }
-        if (!rc && type == EVR_MSG_RUNNERS)
+        if (!rc && type == EVR_MSG_RUNNERS) {
             s_list_providers(&cli);
+            s_list_demands(&cli);
+        }
         if (!rc && end.queue_limit && !cli.json)  /* on stderr: the listing stays the jobs alone */
             fprintf(stderr, "%s: queue limit %u: the most jobs waiting per pipeline whose "
                     "queue sets no limit (evrun-broker --queue-limit)\n", prog,

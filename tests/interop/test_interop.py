@@ -432,6 +432,8 @@ def test_demand(client):
                            expect=("ok",))[1]
     check("demand: the same id again adds nothing", "nothing added" in again.get("message", ""),
           repr(again))
+    check("demand: ok says existing (a duplicate) the second time only",
+          again.get("existing") is True and not ok.get("existing"), repr((ok, again)))
     items, end = client.stream("demands")
     mine = [i for i in items if i.get("job") == d]
     check("demands: lists it once, with count, ttl left, reason, created",
