@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test_wire_audit.sh BIN_DIR SRC_DIR: a real evrun-broker on ipc:// sockets
+# (no runner process, no podman), driven by evr-wire-audit, a peer written
+# in C from schema/PROTOCOL.md alone: valid and malformed messages of every
+# type.  The broker must answer each as the document says, never crash,
+# and stop cleanly at the end (under sanitizers: no report, no leak).
+set -u
+if [ $# -ne 2 ]; then echo "usage: $0 BIN_DIR SRC_DIR" >&2; exit 2; fi
+bin=$1
+tmp=$(mktemp -d /tmp/evr-wa-XXXXXX)
+broker_pid=
+trap '[ -n "$broker_pid" ] && kill -9 "$broker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+mkdir -p "$tmp/pipelines"
+cat > "$tmp/pipelines/audit-reg.yml" <<'YML'
+pipeline: audit-reg
+image: localhost/evrun-busybox:latest
+labels: [audit-none]
+steps: [ { name: s, run: "true" } ]
+YML
+"$bin/evrun-broker" --local --state-dir "$tmp" --pipelines-dir "$tmp/pipelines" \
+  --no-sync > "$tmp/broker.log" 2>&1 &
+broker_pid=$!
+for _ in $(seq 1 200); do [ -S "$tmp/bus/runners" ] && break; sleep 0.05; done
+
+"$bin/evr-wire-audit" "ipc://$tmp/bus/clients" "ipc://$tmp/bus/runners"
+rc=$?
+if ! kill -0 "$broker_pid" 2>/dev/null; then
+  echo "FAIL - the broker died during the audit" >&2
+  rc=1
+else
+  kill -TERM "$broker_pid"
+  wait "$broker_pid"
+  st=$?
+  broker_pid=
+  if [ "$st" -ne 0 ]; then echo "FAIL - the broker stopped with status $st" >&2; rc=1; fi
+fi
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; then
+  echo "FAIL - sanitizer report in the broker's log" >&2
+  rc=1
+fi
+if [ "$rc" -ne 0 ]; then echo "--- broker.log (tail)" >&2; tail -n 40 "$tmp/broker.log" >&2; fi
+exit "$rc"
