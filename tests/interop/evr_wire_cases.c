@@ -467,6 +467,27 @@ evr_wa_rogue_runner(const char *good_job)
     s_ok(r, "events", &a, "{events:[{seq:5,job:\"%%s\",jseq:1,type:\"job.started\",time:1,"
                           "data:{}}]}");
     s_answer_is(&a, "events with a gap in seq", "error", NULL);
+    /* another runner's job: refused, acked, and the job is not touched */
+    s_ok(r, "events", &a, "{events:[{seq:1,job:\"%s\",jseq:2,type:\"job.finished\",time:1,"
+                          "data:{status:\"succeeded\"}},"
+                          "{seq:2,job:\"%s\",jseq:1,type:\"job.accepted\",time:1,"
+                          "data:{pipeline:\"audit\",spec:" W_SPEC "}}]}", good_job, good_job);
+    evr_wa_check(S_IS(&a, "ack") && evr_wa_uint(&a, "seq") == 2,
+                 "rogue events of another runner's job: acked (refused), got %s %s", a.type,
+                 evr_wa_str(&a, "message"));
+    evr_wa_check(strstr(evr_wa_control, "cancel") && strstr(evr_wa_control, "runs on runner "
+                                                                             "audit-good-1"),
+                 "the rogue is told to cancel it, saying whose it is (got control %s)",
+                 evr_wa_control);
+    evr_wa_answer_clear(&a);
+    /* a job.accepted naming another runner than the one that sends it */
+    s_ok(r, "events", &a, "{events:[{seq:3,job:\"%%s\",jseq:1,type:\"job.accepted\",time:1,"
+                          "data:{pipeline:\"audit\",runner:\"audit-good-1\",spec:" W_SPEC "}}]}");
+    evr_wa_check(S_IS(&a, "ack") && evr_wa_uint(&a, "seq") == 3
+                 && strstr(evr_wa_control, "names runner audit-good-1, but comes from runner "
+                                           "audit-rogue"),
+                 "rogue job.accepted naming another runner: refused (control %s)", evr_wa_control);
+    evr_wa_answer_clear(&a);
     s_ok(r, "trigger", &a, "{job:\"%%s\",pipeline:\"audit\",spec:" W_SPEC ",file:\"a.yml\","
                            "parent_job:\"%s\",parent_step:\"s\"}", good_job);
     evr_wa_check(S_IS(&a, "triggered") && !strcmp(evr_wa_str(&a, "code"), "conflict"),
