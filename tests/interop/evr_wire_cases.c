@@ -446,6 +446,10 @@ evr_wa_bad_envelopes(void)
           "{seq:1}");
     s_bad(evr_wa_client, "on the client socket", "error", "bad_request", "not a client request",
           "{code:\"internal\",message:\"m\"}");
+    s_bad(evr_wa_rogue, "on the runner socket", "runners", "bad_request",
+          "not a message a runner sends", "{}");
+    s_bad(evr_wa_rogue, "on the runner socket", "welcome", "bad_request",
+          "not a message a runner sends", "{runner:\"x\",seq:1}");
 }
 
 void
