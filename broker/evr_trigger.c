@@ -133,6 +133,13 @@ evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
 {
     evr_queue_flush(b);     /* it sees the submits before it */
     evr_msg_t pm = { 0 }, m = { 0 };
+    if (msg->job && msg->pipeline) {   /* exactly one of the two */
+        evr_msg_t no = { .type = EVR_MSG_QUERIED, .seq = msg->seq,
+                         .code = (char *) EVR_CODE_BAD_REQUEST,
+                         .message = (char *) "query: give job or pipeline, not both" };
+        evr_bus_send(b->runners, rid, &no, NULL);
+        return;
+    }
     const char *job = msg->job;
     if (!job && msg->pipeline) {
         evr_pipelines_jobs_of(b, msg->pipeline, &pm);

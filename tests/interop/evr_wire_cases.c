@@ -503,6 +503,12 @@ evr_wa_rogue_runner(const char *good_job)
                  && !strcmp(evr_wa_str(&a, "code"), "not_found"),
                  "query of an unknown job: queried{seq, code not_found}");
     evr_wa_answer_clear(&a);
+    s_ok(r, "query", &a, "{seq:8,job:\"%s\",pipeline:\"audit\"}", good_job);
+    evr_wa_check((S_IS(&a, "queried") && !strcmp(evr_wa_str(&a, "code"), "bad_request"))
+                 || (S_IS(&a, "error") && !strcmp(evr_wa_str(&a, "code"), "bad_request")),
+                 "query with both job and pipeline: refused bad_request (got %s %s %s)", a.type,
+                 evr_wa_str(&a, "code"), evr_wa_str(&a, "message"));
+    evr_wa_answer_clear(&a);
     s_ok(r, "query", &a, "{seq:9}");
     evr_wa_check((S_IS(&a, "queried") && !strcmp(evr_wa_str(&a, "code"), "bad_request"))
                  || (S_IS(&a, "error") && !strcmp(evr_wa_str(&a, "code"), "bad_request")),
