@@ -2,7 +2,7 @@
     schema/PROTOCOL.md alone (libzmq and msgpack-c; none of evrun's code),
     that checks what a real evrun-broker answers to valid and bad messages.
 
-        evr-wire-audit CLIENT_EP RUNNER_EP
+        evr-wire-audit CLIENT_EP RUNNER_EP [EVENTS_EP]
 
     A "good" runner (its own DEALER) says hello, takes a job and keeps its
     heartbeats going throughout.  For every client request of the spec the
@@ -16,7 +16,11 @@
     Each must get the documented `error`, with the documented code and a
     message naming the field.  A rogue runner then sends bad runner
     messages; at the end the good runner's job must still end as it says
-    and the broker must still answer.  Prints "FAIL - ..." per failed check
+    and the broker must still answer.  With EVENTS_EP it subscribes to
+    everything and checks each publication: two frames, the topic
+    `ev.<job>.<type>` or `rn.<runner>` matching the body, the body an
+    `event` or `runner` message (a job.accepted's spec cut to the stub,
+    without args).  Prints "FAIL - ..." per failed check
     and a summary; exits 0 when all passed, 1 otherwise. */
 #define _GNU_SOURCE
 #include <msgpack.h>
@@ -35,7 +39,8 @@
 int evr_wa_fails, evr_wa_passes;
 void *evr_wa_client, *evr_wa_rogue;
 char evr_wa_control[2048];
-static void *s_ctx, *s_good;
+static void *s_ctx, *s_good, *s_sub;
+static int s_pubs;
 static const char *s_client_ep, *s_runner_ep;
 static long long s_last_beat;
 
@@ -181,6 +186,67 @@ s_read(void *s, evr_wa_answer_t *a)
 
 static void s_good_handle(evr_wa_answer_t *a);
 
+/*  NULL when the data of a published job.accepted has no args and its
+    spec is the stub: pipeline, executor, image, labels, each step's name
+    and image, every run "". */
+static const char *
+s_stub_check(const msgpack_object *d)
+{
+    static const evr_wfield_t spec[] = {
+        { "pipeline", WT_STR, 1, 64 }, { "executor", WT_STR, 0, 0 }, { "image", WT_STR, 0, 512 },
+        { "labels", WT_ASTR, 0, 32 }, { "steps", WT_AMAP, 1, 256 }, { 0 },
+    };
+    static const evr_wfield_t step[] = {
+        { "name", WT_STR, 1, 64 }, { "image", WT_STR, 0, 512 }, { "run", WT_STR, 1, 0 }, { 0 },
+    };
+    msgpack_object *sp = evr_wmp_get(d, "spec");
+    if (evr_wmp_get(d, "args") || !sp)
+        return "job.accepted published with args, or without its spec";
+    if (evr_wmp_conform(sp, spec))
+        return "job.accepted published with more than the spec's stub";
+    msgpack_object *st = evr_wmp_get(sp, "steps");
+    for (uint32_t i = 0; i < st->via.array.size; i++) {
+        msgpack_object *run = evr_wmp_get(&st->via.array.ptr[i], "run");
+        if (evr_wmp_conform(&st->via.array.ptr[i], step) || run->via.str.size)
+            return "job.accepted published with a step beyond the stub (or a run)";
+    }
+    return NULL;
+}
+
+/*  Checks one publication (PROTOCOL.md, "Topics on the XPUB socket"). */
+static void
+s_pub_check(evr_wa_answer_t *a)
+{
+    const char *bad = NULL;
+    char want[200] = "";
+    s_pubs++;
+    if (a->frames != 2)
+        bad = "not two frames";
+    else if (!a->obj)
+        bad = "body not one msgpack object";
+    else if (!strncmp(a->header, "rn.", 3)) {
+        bad = evr_wmp_conform(a->obj, evr_w_answers[5].f);   /* runner */
+        snprintf(want, sizeof want, "rn.%s", evr_wa_str(a, "runner"));
+    } else if (!strncmp(a->header, "ev.", 3)) {
+        msgpack_object *ev = evr_wmp_get(a->obj, "event");
+        bad = evr_wmp_conform(a->obj, evr_w_answers[4].f);   /* event */
+        if (!bad)
+            bad = evr_wmp_conform(ev, evr_w_event);
+        if (!bad) {
+            msgpack_object *j = evr_wmp_get(ev, "job"), *t = evr_wmp_get(ev, "type");
+            snprintf(want, sizeof want, "ev.%.*s.%.*s", j ? (int) j->via.str.size : 0,
+                     j ? j->via.str.ptr : "", (int) t->via.str.size, t->via.str.ptr);
+            msgpack_object *d = evr_wmp_get(ev, "data");
+            if (!strcmp(a->header + strlen(a->header) - 13, ".job.accepted"))
+                bad = s_stub_check(d);
+        }
+    } else
+        bad = "topic neither ev. nor rn.";
+    if (!bad && strcmp(want, a->header))
+        bad = "topic does not match the body";
+    evr_wa_check(!bad, "publication %s: %s (want topic %s)", a->header, bad ? bad : "", want);
+}
+
 /*  The good runner: heartbeats every 300 ms, and whatever came. */
 void
 evr_wa_pump(void)
@@ -193,6 +259,14 @@ evr_wa_pump(void)
         evr_wa_send(s_good, "heartbeat", b, l);
         free(b);
         s_last_beat = s_now_ms();
+    }
+    zmq_pollitem_t ps = { s_sub, 0, ZMQ_POLLIN, 0 };
+    while (s_sub && zmq_poll(&ps, 1, 0) > 0) {
+        evr_wa_answer_t a;
+        if (s_read(s_sub, &a))
+            break;
+        s_pub_check(&a);
+        evr_wa_answer_clear(&a);
     }
     zmq_pollitem_t it = { s_good, 0, ZMQ_POLLIN, 0 };
     while (zmq_poll(&it, 1, 0) > 0) {
@@ -515,14 +589,23 @@ s_good_finish(const char *job)
 int
 main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: evr-wire-audit CLIENT_EP RUNNER_EP\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: evr-wire-audit CLIENT_EP RUNNER_EP [EVENTS_EP]\n");
         return 2;
     }
     srand((unsigned) time(NULL) ^ (unsigned) getpid());
     s_client_ep = argv[1];
     s_runner_ep = argv[2];
     s_ctx = zmq_ctx_new();
+    if (argc == 4) {
+        s_sub = zmq_socket(s_ctx, ZMQ_SUB);
+        int zero = 0;
+        zmq_setsockopt(s_sub, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(s_sub, ZMQ_SUBSCRIBE, "", 0);
+        if (zmq_connect(s_sub, argv[3]))
+            abort();
+        usleep(200000);   /* the subscription reaches the broker */
+    }
     evr_wa_client = evr_wa_dealer(0);
     evr_wa_rogue = evr_wa_dealer(1);
     char job[27];
@@ -540,6 +623,15 @@ main(int argc, char **argv)
     printf("rogue runner: %d checks, %d failed\n", evr_wa_passes + evr_wa_fails, evr_wa_fails);
     s_good_finish(job);
     evr_wa_still_serving();
+    for (int i = 0; i < 10; i++) {   /* the last publications */
+        evr_wa_pump();
+        usleep(50000);
+    }
+    if (s_sub) {
+        evr_wa_check(s_pubs >= 5, "publications seen: %d", s_pubs);
+        printf("publications: %d\n", s_pubs);
+        zmq_close(s_sub);
+    }
     zmq_close(s_good);
     zmq_close(evr_wa_client);
     zmq_close(evr_wa_rogue);

@@ -94,6 +94,51 @@ s_answer_is(evr_wa_answer_t *a, const char *what, const char *type, const char *
     evr_wa_answer_clear(a);
 }
 
+/*  The bounds PROTOCOL.md gives the broker's tables and pages, with one
+    demand of count 1 and one provider kept already. */
+static void
+s_bounds(void *c)
+{
+    evr_wa_answer_t a;
+    int n, ok = 0;
+    for (int i = 0; i < 16; i++) {
+        s_ok(c, "demand", &a, "{job:\"%%s\",labels:[\"audit-none\"],count:64}");
+        if (S_IS(&a, "ok"))
+            ok++;
+        else
+            evr_wa_check(i == 15 && !strcmp(evr_wa_str(&a, "code"), "unavailable")
+                         && strstr(evr_wa_str(&a, "message"), "1024"),
+                         "demand past 1024 runners wanted: unavailable (%d kept; got %s %s)", ok,
+                         evr_wa_str(&a, "code"), evr_wa_str(&a, "message"));
+        evr_wa_answer_clear(&a);
+    }
+    evr_wa_check(ok == 15, "demands of 64 runners: 15 kept with the 1 wanted already (%d)", ok);
+    s_ok(c, "demand", &a, "{job:\"%%s\",labels:[\"audit-none\"],count:63}");
+    s_answer_is(&a, "demand up to 1024 runners wanted", "ok", NULL);
+    s_ok(c, "demand", &a, "{job:\"%%s\",count:0,ttl:0}");
+    s_answer_is(&a, "demand (count 0 = 1) past 1024 runners wanted", "error", "unavailable");
+    for (ok = 0, n = 0; n < 256; n++) {
+        s_ok(c, "provider", &a, "{provider:\"p%d\",runner:\"audit-prov\"}", n);
+        if (S_IS(&a, "ok"))
+            ok++;
+        else
+            evr_wa_check(n == 255 && !strcmp(evr_wa_str(&a, "code"), "unavailable"),
+                         "provider past 256 kept: unavailable (%d kept; got %s %s)", ok,
+                         evr_wa_str(&a, "code"), evr_wa_str(&a, "message"));
+        evr_wa_answer_clear(&a);
+    }
+    evr_wa_check(ok == 255, "providers: 255 more kept with the one kept already (%d)", ok);
+    s_ok(c, "provider", &a, "{provider:\"p3\",runner:\"audit-prov\",max:1}");
+    s_answer_is(&a, "a provider kept reported again", "ok", NULL);
+    n = s_ok(c, "providers", &a, "{}");
+    evr_wa_check(n == 256 && S_IS(&a, "end"), "providers: 256 listed (%d)", n);
+    evr_wa_answer_clear(&a);
+    n = s_ok(c, "jobs", &a, "{limit:4294967295}");
+    evr_wa_check(S_IS(&a, "end") && n >= 3 && !evr_wmp_get(a.obj, "more"),
+                 "jobs{limit: 2^32-1}: every job, as with the largest limit (%d)", n);
+    evr_wa_answer_clear(&a);
+}
+
 void
 evr_wa_valid_requests(const char *good_job)
 {
@@ -132,6 +177,10 @@ evr_wa_valid_requests(const char *good_job)
 
     n = s_ok(c, "history", &a, "{job:\"%s\"}", good_job);
     evr_wa_check(n >= 1 && S_IS(&a, "end"), "history of the good runner's job: its events");
+    evr_wa_answer_clear(&a);
+    n = s_ok(c, "history", &a, "{job:\"%s\",limit:4294967295}", good_job);
+    evr_wa_check(n >= 1 && S_IS(&a, "end") && !evr_wmp_get(a.obj, "more"),
+                 "history{limit: 2^32-1}: a page, as with the largest limit");
     evr_wa_answer_clear(&a);
     n = s_ok(c, "history", &a, "{job:\"%s\",from:1,limit:5}", q);
     evr_wa_check(n == 0 && S_IS(&a, "end"), "history of a queued job: an empty page");
@@ -190,8 +239,10 @@ evr_wa_valid_requests(const char *good_job)
     n = s_ok(c, "demands", &a, "{}");
     evr_wa_check(n == 1 && S_IS(&a, "end"), "demands: the one kept (%d)", n);
     evr_wa_answer_clear(&a);
+    s_bounds(c);
     n = s_ok(c, "demands", &a, "{x:S(70000),y:A(300),z:B(5000),w:nil,v:1.5,7:\"int key\"}");
-    evr_wa_check(n == 1 && S_IS(&a, "end"), "demands with unknown keys of any value: answered");
+    evr_wa_check(n == 17 && S_IS(&a, "end"),
+                 "demands with unknown keys of any value: answered, 17 kept (%d)", n);
     evr_wa_answer_clear(&a);
 }
 

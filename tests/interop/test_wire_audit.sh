@@ -23,7 +23,7 @@ YML
 broker_pid=$!
 for _ in $(seq 1 200); do [ -S "$tmp/bus/runners" ] && break; sleep 0.05; done
 
-"$bin/evr-wire-audit" "ipc://$tmp/bus/clients" "ipc://$tmp/bus/runners"
+"$bin/evr-wire-audit" "ipc://$tmp/bus/clients" "ipc://$tmp/bus/runners" "ipc://$tmp/bus/events"
 rc=$?
 if ! kill -0 "$broker_pid" 2>/dev/null; then
   echo "FAIL - the broker died during the audit" >&2
