@@ -549,6 +549,18 @@ evr_wa_rogue_runner(const char *good_job)
                  "rogue trigger --file for another runner's job: triggered{code conflict} "
                  "(got %s %s: %s)", a.type, evr_wa_str(&a, "code"), evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
+    s_ok(r, "trigger", &a, "{job:\"%%s\",pipeline:\"audit-reg\",parent_job:\"%s\","
+                           "parent_step:\"s\"}", good_job);
+    evr_wa_check(S_IS(&a, "triggered") && !strcmp(evr_wa_str(&a, "code"), "conflict")
+                 && strstr(evr_wa_str(&a, "message"), "audit-rogue"),
+                 "rogue trigger of a registered pipeline for another runner's job: "
+                 "triggered{code conflict} (got %s %s: %s)", a.type, evr_wa_str(&a, "code"),
+                 evr_wa_str(&a, "message"));
+    evr_wa_answer_clear(&a);
+    s_ok(evr_wa_client, "status", &a, "{job:\"%s\"}", good_job);
+    evr_wa_check(S_IS(&a, "job") && !evr_wmp_get(a.obj, "children"),
+                 "the good runner's job has no child the rogue made");
+    evr_wa_answer_clear(&a);
     s_ok(r, "query", &a, "{seq:7,job:\"%s\"}", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
     evr_wa_check(S_IS(&a, "queried") && evr_wa_uint(&a, "seq") == 7
                  && !strcmp(evr_wa_str(&a, "code"), "not_found"),
