@@ -498,6 +498,24 @@ s_good_artifact(const char *job)
     evr_wa_check(s_wait(s_art_1, 8000) && s_art_offset == 0 && !s_art_done && !s_art_reason[0],
                  "artifact_chunk without data: artifact_ack{offset 0} (reason \"%s\")",
                  s_art_reason);
+    /* data past size: PROTOCOL.md says offset + len(data) <= size */
+    b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"" S_HELLO_SHA
+                         "\",size:6,offset:0,data:R(c40768656c6c6f0a0a)}", job);
+    s_art_acks = 0;
+    evr_wa_send(s_good, "artifact_chunk", b, l);
+    free(b);
+    evr_wa_check(s_wait(s_art_1, 8000) && s_art_offset == 0 && !s_art_done
+                 && strstr(s_art_reason, "passes the size 6"),
+                 "artifact_chunk past its size: artifact_ack with a reason (got \"%s\")",
+                 s_art_reason);
+    s_art_acks = 0;
+    s_art_reason[0] = '\0';
+    b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"" S_HELLO_SHA
+                         "\",size:6,offset:0}", job);
+    evr_wa_send(s_good, "artifact_chunk", b, l);
+    free(b);
+    s_wait(s_art_1, 3000);
+    s_art_acks = 1;
     b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"" S_HELLO_SHA
                          "\",size:6,offset:0,data:R(c40668656c6c6f0a)}", job);   /* bin 8 of 6 bytes */
     evr_wa_send(s_good, "artifact_chunk", b, l);

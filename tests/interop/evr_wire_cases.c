@@ -209,7 +209,7 @@ evr_wa_valid_requests(const char *good_job)
     s_answer_is(&a, "fetch of a file never shipped", "error", "not_found");
 
     n = s_ok(c, "pipelines", &a, "{}");
-    evr_wa_check(n == 1 && S_IS(&a, "end"), "pipelines: the registered one (%d)", n);
+    evr_wa_check(n == 2 && S_IS(&a, "end"), "pipelines: the registered two (%d)", n);
     evr_wa_answer_clear(&a);
     char st[27];
     evr_wa_ulid(st);
@@ -218,6 +218,16 @@ evr_wa_valid_requests(const char *good_job)
                  "start of a registered pipeline: accepted{job} (got %s %s)", a.type,
                  evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
+    s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-git\",source_url:"
+                         "\"https://u:secret@example.invalid/r.git\"}");
+    s_answer_is(&a, "start with a source_url holding a password", "error", "bad_request");
+    s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-git\",source_url:\"ftp://h/r\"}");
+    s_answer_is(&a, "start with a source_url of scheme ftp", "error", "bad_request");
+    s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-reg\",source_url:\"ftp://h/r\"}");
+    s_answer_is(&a, "start with a source_url for a pipeline without git source (ignored)",
+                "accepted", NULL);
+    s_ok(c, "submit", &a, "{job:\"%%s\",spec:" W_SPEC ",labels:[\"executor:process\"]}");
+    s_answer_is(&a, "submit with a label executor:process", "error", "bad_request");
     s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"not-registered\"}");
     s_answer_is(&a, "start of a pipeline not registered", "error", "not_found");
     s_ok(c, "prune", &a, "{dry_run:true}");   /* retention.max_age is on by default */
@@ -232,9 +242,11 @@ evr_wa_valid_requests(const char *good_job)
     evr_wa_answer_clear(&a);
     char d[27];
     evr_wa_ulid(d);
-    s_ok(c, "demand", &a, "{job:\"%s\",labels:[\"audit-none\"],count:1,ttl:60}", d);
+    s_ok(c, "demand", &a, "{job:\"%s\",labels:[\"audit-none\",\"executor:process\"],count:1,"
+                          "ttl:60}", d);
     evr_wa_check(S_IS(&a, "ok") && !strcmp(evr_wa_str(&a, "job"), d)
-                 && evr_wa_str(&a, "message")[0], "demand: ok{job, message}");
+                 && evr_wa_str(&a, "message")[0],
+                 "demand (a label executor:process among them): ok{job, message}");
     evr_wa_answer_clear(&a);
     n = s_ok(c, "demands", &a, "{}");
     evr_wa_check(n == 1 && S_IS(&a, "end"), "demands: the one kept (%d)", n);

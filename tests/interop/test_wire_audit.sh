@@ -18,6 +18,13 @@ image: localhost/evrun-busybox:latest
 labels: [audit-none]
 steps: [ { name: s, run: "true" } ]
 YML
+cat > "$tmp/pipelines/audit-git.yml" <<'YML'
+pipeline: audit-git
+image: localhost/evrun-busybox:latest
+labels: [audit-none]
+source: { git: { url: "https://example.invalid/r.git", ref: main } }
+steps: [ { name: s, run: "true" } ]
+YML
 "$bin/evrun-broker" --local --state-dir "$tmp" --pipelines-dir "$tmp/pipelines" \
   --no-sync > "$tmp/broker.log" 2>&1 &
 broker_pid=$!
