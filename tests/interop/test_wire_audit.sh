@@ -47,4 +47,33 @@ if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; t
   rc=1
 fi
 if [ "$rc" -ne 0 ]; then echo "--- broker.log (tail)" >&2; tail -n 40 "$tmp/broker.log" >&2; fi
+
+# The job control channel, from a client written from PROTOCOL.md alone
+# (tests/interop/chan_audit.py) in a host-command step: evrun-runner
+# --exec, no broker, no podman.
+if command -v python3 > /dev/null; then
+  cat > "$tmp/chan.yml" <<YML
+pipeline: chan-audit
+executor: process
+triggers: [deploy]
+steps:
+  - name: probe
+    run: python3 '$2/tests/interop/chan_audit.py'
+YML
+  "$bin/evrun-runner" --exec "$tmp/chan.yml" --state-dir "$tmp/chan" --executors process \
+    > "$tmp/chan.out" 2>&1
+  crc=$?
+  grep -a 'FAIL\|chan:' "$tmp/chan.out"
+  if [ "$crc" -ne 0 ] || ! grep -q 'chan: [0-9]* checks, 0 failed' "$tmp/chan.out"; then
+    echo "FAIL - the job control channel audit (runner exit $crc)" >&2
+    tail -n 30 "$tmp/chan.out" >&2
+    rc=1
+  fi
+  if ! grep -q 'probe | value: \*\*\*$' "$tmp/chan.out"; then
+    echo "FAIL - the secret the probe registered is not masked in its output" >&2
+    rc=1
+  fi
+else
+  echo "(no python3: the job control channel audit skipped)"
+fi
 exit "$rc"
