@@ -86,6 +86,8 @@ def main():
     ask(b'{"cmd":"hello","cmd":"hello"}\n', "request is not JSON", what="a key twice")
     ask(b'{"cmd":"hel\x00lo"}\n', "request is not JSON", what="a NUL byte")
     ask(b"[1,2]\n", "request is not a JSON object")
+    ask(b'"cmd"\n', "request is not a JSON object")
+    ask(b'5\n', "request is not a JSON object")
     ask(b"\xff\xfe\n", "request is not JSON", what="bytes that are not UTF-8")
     ask(b'{"cmd":"hello"}\xff\n', "request is not JSON", what="not UTF-8 after an object")
     ask(b'{"cmd":"\xc0\xafx"}\n', "request is not JSON", what="an overlong UTF-8 form")
