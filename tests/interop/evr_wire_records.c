@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #include "evr_wire_audit.h"
 #include "evr_wire_msgpack.h"
@@ -211,4 +212,29 @@ evr_wa_bad_events(void)
     for (int i = 1; i < 1025; i++)
         strcat(many, ",{}");
     s_events("1025 events", "too_large", "events", "%s", many);
+    /* 1100 runner ids said on one connection: each hello takes the
+       connection from the one before, so the broker's 1024 ids make room
+       (the longest silent, not connected, forgotten) and a new runner is
+       still welcome */
+    evr_wa_answer_t a;
+    int welcomed = 0;
+    for (int i = 0; i < 1100; i++) {
+        size_t l;
+        uint8_t *b = evr_wmp_body(&l, "{runner:\"audit-many-%d\",capacity:1,version:\"v\"}", i);
+        evr_wa_request(evr_wa_rogue, "hello", "hello", b, l, &a);
+        free(b);
+        welcomed += !strcmp(a.type, "welcome");
+        evr_wa_answer_clear(&a);
+    }
+    evr_wa_check(welcomed == 1100, "1100 runner ids said on one connection: each welcomed (%d)",
+                 welcomed);
+    void *fresh = evr_wa_dealer(1);
+    size_t l;
+    uint8_t *b = evr_wmp_body(&l, "{runner:\"audit-late\",capacity:1,version:\"v\"}");
+    evr_wa_request(fresh, "hello", "hello", b, l, &a);
+    free(b);
+    evr_wa_check(!strcmp(a.type, "welcome"), "a new runner after them: welcome (got %s %s)",
+                 a.type, evr_wa_str(&a, "message"));
+    evr_wa_answer_clear(&a);
+    zmq_close(fresh);
 }
