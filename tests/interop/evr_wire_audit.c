@@ -285,8 +285,22 @@ evr_wa_recv(void *s, evr_wa_answer_t *a, int timeout_ms)
     zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
     while (s_now_ms() < end) {
         evr_wa_pump();
-        if (zmq_poll(&it, 1, 50) > 0)
-            return s_read(s, a);
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        if (s_read(s, a))
+            return -1;
+        /* a runner's socket also gets the broker's heartbeats and
+           controls: not answers (a control is kept for the checks) */
+        if (!strcmp(a->type, "heartbeat") || !strcmp(a->type, "control")) {
+            const char *bad = evr_wa_conform(a);
+            evr_wa_check(!bad, "%s to a runner: %s", a->type, bad);
+            if (!strcmp(a->type, "control"))
+                snprintf(evr_wa_control, sizeof evr_wa_control, "%s %s: %s",
+                         evr_wa_str(a, "command"), evr_wa_str(a, "job"), evr_wa_str(a, "reason"));
+            evr_wa_answer_clear(a);
+            continue;
+        }
+        return 0;
     }
     memset(a, 0, sizeof *a);
     return -1;
@@ -390,13 +404,7 @@ evr_wa_request(void *s, const char *what, const char *type, const uint8_t *body,
         }
         const char *bad = evr_wa_conform(last);
         evr_wa_check(!bad, "%s: answer does not match PROTOCOL.md: %s", what, bad);
-        if (!strcmp(last->type, "control")) {   /* to a runner, not an answer */
-            snprintf(evr_wa_control, sizeof evr_wa_control, "%s %s: %s",
-                     evr_wa_str(last, "command"), evr_wa_str(last, "job"),
-                     evr_wa_str(last, "reason"));
-            evr_wa_answer_clear(last);
-            continue;
-        }
+
         if (!evr_wa_stream_item(last->type))
             break;
         /* stream items of the types that have a message of their own */
