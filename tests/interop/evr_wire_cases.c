@@ -602,6 +602,19 @@ evr_wa_rogue_runner(const char *good_job)
 void
 evr_wa_still_serving(void)
 {
+    /* clients gone before their answers: 50 connections that ask for a
+       stream, a submit or a history and close at once */
+    for (int i = 0; i < 50; i++) {
+        void *g = evr_wa_dealer(i % 2);
+        size_t l;
+        uint8_t *b = evr_wmp_body(&l, "{limit:10000}");
+        evr_wa_send(g, i % 2 ? "credit" : "jobs", b, l);
+        free(b);
+        b = evr_wmp_body(&l, "{job:\"7ZZZZZZZZZZZZZZZZZZZZZZZZZ\",spec:" W_SPEC "}");
+        evr_wa_send(g, "submit", b, l);
+        free(b);
+        zmq_close(g);
+    }
     void *c = evr_wa_dealer(0);
     evr_wa_answer_t a;
     int n = s_ok(c, "runners", &a, "{}");
