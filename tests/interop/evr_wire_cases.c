@@ -139,6 +139,11 @@ s_bounds(void *c)
     evr_wa_answer_clear(&a);
 }
 
+static void s_valid_others(void *c, const char *good_job);
+
+/*  One valid request of each client type, and its answer as the
+    document says; submit, status, jobs, history, runners, pause, resume,
+    cancel, drain here. */
 void
 evr_wa_valid_requests(const char *good_job)
 {
@@ -205,6 +210,15 @@ evr_wa_valid_requests(const char *good_job)
     s_answer_is(&a, "pause of an unknown job", "error", "not_found");
     s_ok(c, "drain", &a, "{runner:\"nobody-here\"}");
     s_answer_is(&a, "drain of an unknown runner", "error", "not_found");
+    s_valid_others(c, good_job);
+}
+
+/*  fetch, pipelines, start, prune, provider(s), demand(s). */
+static void
+s_valid_others(void *c, const char *good_job)
+{
+    evr_wa_answer_t a;
+    int n;
     s_ok(c, "fetch", &a, "{job:\"%s\",step:\"s\",path:\"a/b\"}", good_job);
     s_answer_is(&a, "fetch of a file never shipped", "error", "not_found");
 
@@ -515,6 +529,8 @@ evr_wa_bad_envelopes(void)
           "not a message a runner sends", "{runner:\"x\",seq:1}");
 }
 
+static void s_rogue_asks(void *r, const char *good_job);
+
 void
 evr_wa_rogue_runner(const char *good_job)
 {
@@ -555,6 +571,15 @@ evr_wa_rogue_runner(const char *good_job)
                                            "audit-rogue"),
                  "rogue job.accepted naming another runner: refused (control %s)", evr_wa_control);
     evr_wa_answer_clear(&a);
+    s_rogue_asks(r, good_job);
+}
+
+/*  The rogue's trigger, query and artifact_chunk about another runner's
+    job. */
+static void
+s_rogue_asks(void *r, const char *good_job)
+{
+    evr_wa_answer_t a;
     s_ok(r, "trigger", &a, "{job:\"%%s\",pipeline:\"audit\",spec:" W_SPEC ",file:\"a.yml\","
                            "parent_job:\"%s\",parent_step:\"s\"}", good_job);
     evr_wa_check(S_IS(&a, "triggered") && !strcmp(evr_wa_str(&a, "code"), "conflict"),

@@ -47,6 +47,9 @@ s_e_acute(int n)
     return t;
 }
 
+static void s_spec_checks(const char *img);
+
+/*  Submits whose spec breaks its tables. */
 void
 evr_wa_submit_specs(void)
 {
@@ -95,6 +98,14 @@ evr_wa_submit_specs(void)
            "{pipeline:\"p\",%s,concurrency:4294967296,steps:[" S_STEP "]}", img);
     s_spec("a nil", "bad_request", "submit.spec.image",
            "{pipeline:\"p\",image:nil,steps:[" S_STEP "]}");
+    s_spec_checks(img);
+}
+
+/*  The whole-spec checks of PROTOCOL.md's "Pipeline spec", its size, and
+    submit's parent fields. */
+static void
+s_spec_checks(const char *img)
+{
     s_spec("a key twice", "bad_request", "pipeline",
            "{pipeline:\"p\",pipeline:\"q\",%s,steps:[" S_STEP "]}", img);
     s_spec("an artifact path with ..", "bad_request", "artifacts",
