@@ -507,6 +507,25 @@ evr_wa_bad_envelopes(void)
     s_frames(evr_wa_client, "20000 frames, a bad body", many, fm, lm, "bad_request", NULL);
     free(fm);
     free(lm);
+    /* which failure names the code (PROTOCOL.md, "Error codes"): the
+       bytes' pre-check first, then the fields in the order they come,
+       then the required fields missing */
+    s_bad(evr_wa_client, "a wrong type, then a string past its limit", "cancel", "bad_request",
+          "cancel.job", "{job:7,reason:S(1025)}");
+    s_bad(evr_wa_client, "a string past its limit, then a wrong type", "cancel", "too_large",
+          "cancel.reason", "{reason:S(1025),job:7}");
+    s_bad(evr_wa_client, "a bad ULID, then a string past its limit", "cancel", "bad_request",
+          "cancel.job", "{job:\"x\",reason:S(1025)}");
+    s_bad(evr_wa_client, "a string past its limit, no job", "cancel", "too_large",
+          "cancel.reason", "{reason:S(1025)}");
+    s_bad(evr_wa_client, "a wrong type, then nesting 17", "cancel", "too_large", NULL,
+          "{job:7,x:[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}");
+    s_bad(evr_wa_client, "a spec with a cycle, no job", "submit", "bad_request",
+          "submit.spec: invalid pipeline: steps[1].needs: dependency cycle",
+          "{spec:{pipeline:\"p\",image:\"i\",steps:[{name:\"a\",run:\"x\",needs:[\"b\"]},"
+          "{name:\"b\",run:\"x\",needs:[\"a\"]}]}}");
+    s_bad(evr_wa_client, "a string past its limit, then a trailing byte", "cancel",
+          "bad_request", "trailing", "{reason:S(1025)} R(c0)");
     /* a body just past 4 MiB: too_large, and the connection stays */
     s_bad(evr_wa_client, "body of 4 MiB + 1", "runners", "too_large", NULL, "{x:B(4194297)}");
     s_bad(evr_wa_rogue, "body of 4 MiB + 1", "heartbeat", "too_large", NULL, "{x:B(4194297)}");
