@@ -529,6 +529,19 @@ evr_wa_bad_envelopes(void)
     /* a body just past 4 MiB: too_large, and the connection stays */
     s_bad(evr_wa_client, "body of 4 MiB + 1", "runners", "too_large", NULL, "{x:B(4194297)}");
     s_bad(evr_wa_rogue, "body of 4 MiB + 1", "heartbeat", "too_large", NULL, "{x:B(4194297)}");
+    /* any msgpack integer encoding of a value in range */
+    static const char *const ints[] = { "d005", "d10005", "d200000005", "d30000000000000005",
+                                        "cc05", "cd0005", "ce00000005", "cf0000000000000005" };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        char text[80];
+        evr_wa_answer_t e;
+        snprintf(text, sizeof text, "R(81a56c696d6974%s)", ints[i]);   /* {limit: 5} */
+        int n = s_ok(evr_wa_client, "jobs", &e, "%s", text);
+        evr_wa_check(S_IS(&e, "end") && n == 5, "jobs{limit: 5 as %s}: five jobs (%d)", ints[i], n);
+        evr_wa_answer_clear(&e);
+    }
+    s_bad(evr_wa_client, "limit -1 as int64", "jobs", "bad_request", "jobs.limit",
+          "R(81a56c696d6974d3ffffffffffffffff)");
     /* 16 deep is allowed; only non-empty containers count */
     evr_wa_answer_t a;
     s_ok(evr_wa_client, "runners", &a, "{x:" "[[[[[[[[[[[[[[[" "1" "]]]]]]]]]]]]]]]" "}");
