@@ -570,6 +570,10 @@ s_good_start(char *job)
     evr_wa_send(s_good, "hello", b, l);
     free(b);
     evr_wa_check(s_wait(s_is_welcomed, 8000), "good runner: hello answered welcome");
+    if (!s_welcomed) {
+        printf("FAILED: no broker answers on %s\n", s_runner_ep);
+        exit(1);
+    }
     b = evr_wmp_body(&l, "{credit:1}");
     evr_wa_send(s_good, "credit", b, l);
     free(b);
