@@ -531,7 +531,8 @@ s_good_artifact(const char *job)
     s_wait(s_art_1, 3000);
     s_art_acks = 1;
     b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"" S_HELLO_SHA
-                         "\",size:6,offset:0,data:R(c40668656c6c6f0a)}", job);   /* bin 8 of 6 bytes */
+                         "\",size:6,offset:0,data:R(c40668656c6c6f0a)}",   /* bin 8 of 6 */
+                     job);
     evr_wa_send(s_good, "artifact_chunk", b, l);
     free(b);
     evr_wa_check(s_wait(s_art_2, 8000) && s_art_offset == 6 && s_art_done,

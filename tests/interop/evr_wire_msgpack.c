@@ -300,9 +300,10 @@ s_utf8(const unsigned char *p, size_t n)
         for (size_t j = 1; j < k; j++)
             if ((p[i + j] & 0xc0) != 0x80)
                 return 0;
-        if ((k == 3 && c == 0xe0 && p[i + 1] < 0xa0) || (k == 3 && c == 0xed && p[i + 1] >= 0xa0)
-            || (k == 4 && c == 0xf0 && p[i + 1] < 0x90) || (k == 4 && (c > 0xf4
-                                                                     || (c == 0xf4 && p[i + 1] >= 0x90))))
+        unsigned d = k > 1 ? p[i + 1] : 0;
+        if ((k == 3 && c == 0xe0 && d < 0xa0) || (k == 3 && c == 0xed && d >= 0xa0)
+            || (k == 4 && c == 0xf0 && d < 0x90)
+            || (k == 4 && (c > 0xf4 || (c == 0xf4 && d >= 0x90))))
             return 0;
         i += k;
     }
@@ -334,7 +335,8 @@ s_typed(const msgpack_object *v, int t, size_t limit)
             return "above uint32";
         return NULL;
     case WT_INT:
-        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
             return "not an int";
         return NULL;
     case WT_BOOL:
@@ -360,7 +362,8 @@ s_typed(const msgpack_object *v, int t, size_t limit)
         if (v->via.map.size > (lim ? lim : 256))
             return "map over its limit";
         for (uint32_t i = 0; i < v->via.map.size; i++)
-            if (s_typed(&v->via.map.ptr[i].key, WT_STR, 0) || s_typed(&v->via.map.ptr[i].val, WT_STR, 0))
+            if (s_typed(&v->via.map.ptr[i].key, WT_STR, 0)
+                || s_typed(&v->via.map.ptr[i].val, WT_STR, 0))
                 return "map entry not str to str";
         return NULL;
     }
@@ -394,6 +397,13 @@ evr_wmp_conform(const msgpack_object *map, const evr_wfield_t *table)
                 return why;
             }
         const char *bad = s_typed(v, f->type, f->limit);
+        if (!bad && f->values) {   /* a str, by s_typed */
+            char word[80];
+            int n = v->via.str.size < 70 ? (int) v->via.str.size : 70;
+            snprintf(word, sizeof word, " %.*s ", n, v->via.str.ptr);
+            if (!strstr(f->values, word))
+                bad = "not one of its values";
+        }
         if (!bad && !f->required && s_zero(v))
             bad = "optional field sent with its zero value (should be omitted)";
         if (bad) {

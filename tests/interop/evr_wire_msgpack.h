@@ -30,7 +30,8 @@ typedef struct {
     const char *name;
     int type;
     int required;
-    size_t limit;   /* bytes, items or entries; 0: the default */
+    size_t limit;         /* bytes, items or entries; 0: the default */
+    const char *values;   /* WT_ENUM: " a b c " (NULL: any) */
 } evr_wfield_t;
 
 /*  The entry of map named key, or NULL. */

@@ -57,7 +57,8 @@ evr_wa_submit_specs(void)
     s_spec("without pipeline", "bad_request", "pipeline", "{%s,steps:[" S_STEP "]}", img);
     s_spec("without steps", "bad_request", "steps", "{pipeline:\"p\",%s}", img);
     s_spec("with no step", "bad_request", "step", "{pipeline:\"p\",%s,steps:[]}", img);
-    s_spec("step without run", "bad_request", "submit.spec.steps[0]: missing required field \"run\"",
+    s_spec("step without run", "bad_request",
+           "submit.spec.steps[0]: missing required field \"run\"",
            "{pipeline:\"p\",%s,steps:[{name:\"s\"}]}", img);
     s_spec("steps[1].run an int", "bad_request", "submit.spec.steps[1].run",
            "{pipeline:\"p\",%s,steps:[" S_STEP ",{name:\"t\",run:7}]}", img);
@@ -206,7 +207,8 @@ evr_wa_bad_events(void)
     s_events("a job event with jseq 0", "bad_request", "jseq",
              "{seq:1,job:\"JOB\",type:\"job.started\",time:1,data:{}}");
     s_events("a runner event with a job", "bad_request", "job",
-             "{seq:1,job:\"JOB\",type:\"runner.started\",time:1,data:{runner:\"x\",version:\"v\"}}");
+             "{seq:1,job:\"JOB\",type:\"runner.started\",time:1,"
+             "data:{runner:\"x\",version:\"v\"}}");
     s_events("job.finished without status", "bad_request", "status",
              "{seq:1,job:\"JOB\",jseq:1,type:\"job.finished\",time:1,data:{}}");
     s_events("job.finished with status running", "bad_request", "status",

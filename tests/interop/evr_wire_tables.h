@@ -7,7 +7,15 @@
 
 #include "evr_wire_msgpack.h"
 
-/*  Broker -> client or runner messages: what an answer may hold. */
+/*  The values of the fields "checked: one of" (PROTOCOL.md). */
+#define W_CODES " bad_request unknown_type not_found queue_full busy conflict too_large " \
+                "unavailable internal "
+#define W_STATUS " queued running paused succeeded failed cancelled timed_out lost "
+#define W_STATES " idle busy draining lost "
+#define W_COMMANDS " cancel pause resume drain "
+
+/*  Broker -> client or runner messages: what an answer may hold (a
+    field's values, when the table gives them, last). */
 typedef struct {
     const char *type;
     evr_wfield_t f[20];
@@ -16,9 +24,9 @@ typedef struct {
 static const evr_wanswer_t evr_w_answers[] = {
     { "accepted", { { "job", WT_ULID, 1, 26 }, { "existing", WT_BOOL, 0, 0 }, { 0 } } },
     { "ok", { { "job", WT_ULID, 0, 26 }, { "message", WT_STR, 0, 4096 }, { 0 } } },
-    { "error", { { "code", WT_ENUM, 1, 32 }, { "message", WT_STR, 1, 4096 }, { 0 } } },
+    { "error", { { "code", WT_ENUM, 1, 32, W_CODES }, { "message", WT_STR, 1, 4096 }, { 0 } } },
     { "job", { { "job", WT_ULID, 1, 26 }, { "pipeline", WT_STR, 1, 64 },
-               { "status", WT_ENUM, 1, 16 }, { "runner", WT_NAME, 0, 64 },
+               { "status", WT_ENUM, 1, 16, W_STATUS }, { "runner", WT_NAME, 0, 64 },
                { "steps_total", WT_U32, 0, 0 }, { "steps_done", WT_U32, 0, 0 },
                { "created", WT_UINT, 0, 0 }, { "started", WT_UINT, 0, 0 },
                { "finished", WT_UINT, 0, 0 }, { "reason", WT_STR, 0, 1024 },
@@ -28,7 +36,7 @@ static const evr_wanswer_t evr_w_answers[] = {
     { "event", { { "event", WT_MAP, 1, 0 }, { 0 } } },
     { "runner", { { "runner", WT_NAME, 1, 64 }, { "labels", WT_ASTR, 0, 32 },
                   { "capacity", WT_U32, 1, 0 }, { "running", WT_U32, 0, 0 },
-                  { "heartbeat", WT_UINT, 0, 0 }, { "state", WT_ENUM, 1, 16 },
+                  { "heartbeat", WT_UINT, 0, 0 }, { "state", WT_ENUM, 1, 16, W_STATES },
                   { "ephemeral", WT_BOOL, 0, 0 }, { "credit", WT_U32, 0, 0 }, { 0 } } },
     { "end", { { "count", WT_U32, 0, 0 }, { "more", WT_BOOL, 0, 0 },
                { "queue_limit", WT_U32, 0, 0 }, { 0 } } },
@@ -37,18 +45,18 @@ static const evr_wanswer_t evr_w_answers[] = {
                     { "args", WT_MSS, 0, 64 }, { "source_tar", WT_BIN, 0, 1048576 },
                     { "ci_source_tar", WT_BIN, 0, 1048576 }, { "parent_job", WT_ULID, 0, 26 },
                     { "parent_step", WT_STR, 0, 64 }, { 0 } } },
-    { "control", { { "command", WT_ENUM, 1, 16 }, { "job", WT_ULID, 0, 26 },
+    { "control", { { "command", WT_ENUM, 1, 16, W_COMMANDS }, { "job", WT_ULID, 0, 26 },
                    { "reason", WT_STR, 0, 1024 }, { 0 } } },
     { "ack", { { "seq", WT_UINT, 1, 0 }, { 0 } } },
     { "heartbeat", { { "running", WT_U32, 0, 0 }, { 0 } } },
     { "triggered", { { "job", WT_ULID, 1, 26 }, { "existing", WT_BOOL, 0, 0 },
-                     { "code", WT_ENUM, 0, 32 }, { "message", WT_STR, 0, 4096 }, { 0 } } },
+                     { "code", WT_ENUM, 0, 32, W_CODES }, { "message", WT_STR, 0, 4096 }, { 0 } } },
     { "queried", { { "seq", WT_UINT, 1, 0 }, { "job", WT_ULID, 0, 26 },
-                   { "pipeline", WT_STR, 0, 64 }, { "status", WT_ENUM, 0, 16 },
+                   { "pipeline", WT_STR, 0, 64 }, { "status", WT_ENUM, 0, 16, W_STATUS },
                    { "steps_total", WT_U32, 0, 0 }, { "steps_done", WT_U32, 0, 0 },
                    { "outputs", WT_MSS, 0, 256 }, { "steps", WT_MSS, 0, 256 },
                    { "waiting", WT_U32, 0, 0 }, { "running", WT_U32, 0, 0 },
-                   { "parent_job", WT_ULID, 0, 26 }, { "code", WT_ENUM, 0, 32 },
+                   { "parent_job", WT_ULID, 0, 26 }, { "code", WT_ENUM, 0, 32, W_CODES },
                    { "message", WT_STR, 0, 4096 }, { 0 } } },
     { "artifact_ack", { { "job", WT_ULID, 1, 26 }, { "step", WT_STR, 1, 64 },
                         { "path", WT_STR, 1, 1024 }, { "sha256", WT_STR, 1, 64 },
@@ -60,7 +68,7 @@ static const evr_wanswer_t evr_w_answers[] = {
     { "pipeline", { { "pipeline", WT_STR, 1, 64 }, { "file", WT_STR, 0, 255 },
                     { "concurrency", WT_U32, 0, 0 }, { "waiting", WT_U32, 0, 0 },
                     { "running", WT_U32, 0, 0 }, { "last_job", WT_ULID, 0, 26 },
-                    { "last_status", WT_ENUM, 0, 16 }, { "schedule", WT_STR, 0, 256 },
+                    { "last_status", WT_ENUM, 0, 16, W_STATUS }, { "schedule", WT_STR, 0, 256 },
                     { "timezone", WT_STR, 0, 64 }, { "next_run", WT_UINT, 0, 0 },
                     { "last_fire", WT_UINT, 0, 0 }, { "fire_job", WT_ULID, 0, 26 },
                     { "fire_status", WT_STR, 0, 1024 }, { "load_error", WT_STR, 0, 4096 },
@@ -104,12 +112,14 @@ typedef struct {
     evr_wreq_field_t f[12];
 } evr_wrequest_t;
 
-#define W_SPEC "{pipeline:\"audit\",image:\"img:1\",labels:[\"audit-none\"],steps:[{name:\"s\",run:\"true\"}]}"
+#define W_SPEC "{pipeline:\"audit\",image:\"img:1\",labels:[\"audit-none\"]," \
+               "steps:[{name:\"s\",run:\"true\"}]}"
 #define W_ULID "\"%s\""
 
 static const evr_wrequest_t evr_w_requests[] = {
     { "submit", 0, { { "job", WT_ULID, 1, 26, W_ULID }, { "spec", WT_MAP, 1, 0, W_SPEC },
-                     { "args", WT_MSS, 0, 64, "{A:\"1\"}" }, { "labels", WT_ASTR, 0, 32, "[\"x\"]" },
+                     { "args", WT_MSS, 0, 64, "{A:\"1\"}" },
+                     { "labels", WT_ASTR, 0, 32, "[\"x\"]" },
                      { "source_tar", WT_BIN, 0, 1048576, "B(1)" },
                      { "ci_source_tar", WT_BIN, 0, 1048576, "B(1)" },
                      { "parent_job", WT_ULID, 0, 26, W_ULID },
@@ -119,7 +129,8 @@ static const evr_wrequest_t evr_w_requests[] = {
     { "pause", 0, { { "job", WT_ULID, 1, 26, W_ULID }, { 0 } } },
     { "resume", 0, { { "job", WT_ULID, 1, 26, W_ULID }, { 0 } } },
     { "status", 0, { { "job", WT_ULID, 1, 26, W_ULID }, { 0 } } },
-    { "jobs", 0, { { "pipeline", WT_STR, 0, 64, "\"p\"" }, { "status", WT_ENUM, 0, 16, "\"queued\"" },
+    { "jobs", 0, { { "pipeline", WT_STR, 0, 64, "\"p\"" },
+                   { "status", WT_ENUM, 0, 16, "\"queued\"" },
                    { "limit", WT_U32, 0, 0, "5" }, { "before", WT_ULID, 0, 26, W_ULID }, { 0 } } },
     { "history", 0, { { "job", WT_ULID, 1, 26, W_ULID }, { "from", WT_UINT, 0, 0, "1" },
                       { "limit", WT_U32, 0, 0, "5" }, { 0 } } },
@@ -138,7 +149,8 @@ static const evr_wrequest_t evr_w_requests[] = {
     { "prune", 0, { { "dry_run", WT_BOOL, 0, 0, "true" }, { 0 } } },
     { "provider", 0, { { "provider", WT_NAME, 1, 64, "\"audit-p\"" },
                        { "runner", WT_NAME, 0, 64, "\"audit-prov\"" },
-                       { "labels", WT_ASTR, 0, 32, "[\"x\"]" }, { "reason", WT_STR, 0, 1024, "\"r\"" },
+                       { "labels", WT_ASTR, 0, 32, "[\"x\"]" },
+                       { "reason", WT_STR, 0, 1024, "\"r\"" },
                        { "running", WT_U32, 0, 0, "1" }, { "max", WT_U32, 0, 0, "2" },
                        { "starts", WT_U32, 0, 0, "1" }, { "failed_starts", WT_U32, 0, 0, "1" },
                        { "heartbeat", WT_UINT, 0, 0, "1" }, { 0 } } },
@@ -148,12 +160,15 @@ static const evr_wrequest_t evr_w_requests[] = {
                      { "reason", WT_STR, 0, 1024, "\"r\"" }, { "created", WT_UINT, 0, 0, "1" },
                      { 0 } } },
     { "demands", 0, { { 0 } } },
-    { "hello", 1, { { "runner", WT_NAME, 1, 64, "\"audit-rogue\"" }, { "labels", WT_ASTR, 0, 32, "[\"x\"]" },
+    { "hello", 1, { { "runner", WT_NAME, 1, 64, "\"audit-rogue\"" },
+                    { "labels", WT_ASTR, 0, 32, "[\"x\"]" },
                     { "capacity", WT_U32, 1, 0, "1" }, { "version", WT_STR, 1, 64, "\"v\"" },
-                    { "seq", WT_UINT, 0, 0, "0" }, { "ephemeral", WT_BOOL, 0, 0, "true" }, { 0 } } },
+                    { "seq", WT_UINT, 0, 0, "0" }, { "ephemeral", WT_BOOL, 0, 0, "true" },
+                    { 0 } } },
     { "credit", 1, { { "credit", WT_U32, 1, 0, "0" }, { 0 } } },
     { "events", 1, { { "events", WT_AMAP, 1, 1024,
-                       "[{seq:1,job:\"%s\",jseq:1,type:\"job.started\",time:1,data:{}}]" }, { 0 } } },
+                       "[{seq:1,job:\"%s\",jseq:1,type:\"job.started\",time:1,data:{}}]" },
+                     { 0 } } },
     { "heartbeat", 1, { { "running", WT_U32, 0, 0, "1" }, { 0 } } },
     { "trigger", 1, { { "job", WT_ULID, 1, 26, W_ULID }, { "pipeline", WT_NAME, 1, 64, "\"nope\"" },
                       { "spec", WT_MAP, 0, 0, W_SPEC }, { "file", WT_PATH, 0, 256, "\"a.yml\"" },
