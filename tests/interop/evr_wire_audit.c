@@ -659,6 +659,7 @@ main(int argc, char **argv)
     evr_wa_bad_events();
     printf("rogue runner: %d checks, %d failed\n", evr_wa_passes + evr_wa_fails, evr_wa_fails);
     s_good_finish(job);
+    evr_wa_paging(job);
     evr_wa_still_serving();
     for (int i = 0; i < 10; i++) {   /* the last publications */
         evr_wa_pump();

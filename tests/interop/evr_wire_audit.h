@@ -44,6 +44,7 @@ void evr_wa_bad_fields(void);
 void evr_wa_bad_envelopes(void);
 void evr_wa_rogue_runner(const char *good_job);
 void evr_wa_still_serving(void);
+void evr_wa_paging(const char *good_job);
 void evr_wa_submit_specs(void);
 void evr_wa_bad_events(void);
 

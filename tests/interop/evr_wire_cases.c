@@ -141,6 +141,61 @@ s_bounds(void *c)
 
 static void s_valid_others(void *c, const char *good_job);
 
+/*  The first answer item of a request whose stream has limit 1: its body's
+    field key, in out. */
+static void
+s_first(void *c, const char *type, const char *body, const char *key, char *out, size_t len,
+        const char **more)
+{
+    size_t l;
+    uint8_t *b = evr_wmp_body(&l, "%s", body);
+    evr_wa_answer_t a;
+    evr_wa_send(c, type, b, l);
+    free(b);
+    out[0] = '\0';
+    *more = "";
+    while (!evr_wa_recv(c, &a, 8000)) {
+        const char *bad = evr_wa_conform(&a);
+        evr_wa_check(!bad, "%s page: %s", type, bad);
+        int end = !evr_wa_stream_item(a.type);
+        if (!end && !out[0]) {
+            msgpack_object *v = evr_wmp_get(a.obj, key);
+            if (v && v->type == MSGPACK_OBJECT_MAP)   /* an event: its jseq */
+                v = evr_wmp_get(v, "jseq");
+            if (v && v->type == MSGPACK_OBJECT_STR)
+                snprintf(out, len, "%.*s", (int) v->via.str.size, v->via.str.ptr);
+            else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                snprintf(out, len, "%llu", (unsigned long long) v->via.u64);
+        }
+        if (end)
+            *more = evr_wmp_get(a.obj, "more") ? "more" : "";
+        evr_wa_answer_clear(&a);
+        if (end)
+            break;
+    }
+}
+
+/*  jobs' before and history's from: the next pages (the good runner's
+    job has ended: two events). */
+void
+evr_wa_paging(const char *good_job)
+{
+    void *c = evr_wa_client;
+    char j1[64], j2[64], body[200], e1[32], e2[32];
+    const char *more;
+    s_first(c, "jobs", "{limit:1}", "job", j1, sizeof j1, &more);
+    snprintf(body, sizeof body, "{limit:1,before:\"%s\"}", j1);
+    s_first(c, "jobs", body, "job", j2, sizeof j2, &more);
+    evr_wa_check(j1[0] && j2[0] && strcmp(j2, j1) < 0 && *more,
+                 "jobs{before: the newest}: the next older job (%s after %s), more", j2, j1);
+    snprintf(body, sizeof body, "{job:\"%s\",limit:1}", good_job);
+    s_first(c, "history", body, "event", e1, sizeof e1, &more);
+    evr_wa_check(!strcmp(e1, "1") && *more, "history{limit: 1}: jseq 1, end{more} (%s)", e1);
+    snprintf(body, sizeof body, "{job:\"%s\",from:2,limit:1}", good_job);
+    s_first(c, "history", body, "event", e2, sizeof e2, &more);
+    evr_wa_check(!strcmp(e2, "2"), "history{from: 2}: jseq 2 first (%s)", e2);
+}
+
 /*  One valid request of each client type, and its answer as the
     document says; submit, status, jobs, history, runners, pause, resume,
     cancel, drain here. */
