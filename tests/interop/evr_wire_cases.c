@@ -255,8 +255,16 @@ evr_wa_valid_requests(const char *good_job)
     s_ok(c, "status", &a, "{job:\"%s\"}", q);
     evr_wa_check(!strcmp(evr_wa_str(&a, "status"), "paused"), "paused job: status paused");
     evr_wa_answer_clear(&a);
+    s_ok(c, "pause", &a, "{job:\"%s\"}", q);
+    s_answer_is(&a, "pause of a paused job", "error", "conflict");
     s_ok(c, "resume", &a, "{job:\"%s\"}", q);
     s_answer_is(&a, "resume of a paused job", "ok", NULL);
+    s_ok(c, "resume", &a, "{job:\"%s\"}", q);
+    s_answer_is(&a, "resume of a queued job", "error", "conflict");
+    s_ok(c, "history", &a, "{job:\"%s\"}", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    s_answer_is(&a, "history of an unknown job", "error", "not_found");
+    s_ok(c, "cancel", &a, "{job:\"%s\"}", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    s_answer_is(&a, "cancel of an unknown job", "error", "not_found");
     s_ok(c, "cancel", &a, "{job:\"%s\",reason:\"audit\"}", q2);
     s_answer_is(&a, "cancel of a queued job", "ok", NULL);
     s_ok(c, "cancel", &a, "{job:\"%s\"}", q2);
