@@ -353,6 +353,13 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
         s_hello(b, rid, key, msg);
         return;
     }
+    if (msg->type != EVR_MSG_CREDIT && msg->type != EVR_MSG_EVENTS
+        && msg->type != EVR_MSG_HEARTBEAT && msg->type != EVR_MSG_ARTIFACT_CHUNK
+        && msg->type != EVR_MSG_TRIGGER && msg->type != EVR_MSG_QUERY) {
+        evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
+                           "runner sends", evr_msgtype_name(msg->type));
+        return;
+    }
     evr_runners_session_t *r = s_by_rid(b, rid);
     if (!r) {
         evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "this connection has not "
@@ -384,10 +391,7 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     case EVR_MSG_ARTIFACT_CHUNK: evr_artstore_chunk(b, rid, r->id, msg); break;
     case EVR_MSG_TRIGGER: evr_trigger_on_message(b, rid, r->id, msg); break;
     case EVR_MSG_QUERY: evr_trigger_query(b, rid, msg); break;
-    default:
-        evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
-                           "runner sends", evr_msgtype_name(msg->type));
-        break;
+    default: break;   /* refused above */
     }
 }
 

@@ -53,6 +53,24 @@ s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *
     return ok;
 }
 
+/*  Whether runner may name job as a trigger's parent: not when the
+    archive holds the job from another runner (a runner triggers for its
+    own jobs only; a parent the archive does not hold yet, its
+    job.accepted still on its way, is taken).  Else false with why. */
+static bool
+s_parent_ours(evr_broker_t *b, const char *runner, const char *job, char *why, size_t len)
+{
+    evr_job_t pj = { 0 };
+    evr_err_t err;
+    bool ours = evr_store_get_job(b->store, job, &pj, &err) != EVR_OK || !pj.runner
+                || strcmp(pj.runner, runner) == 0;
+    if (!ours)
+        snprintf(why, len, "job %s does not run on runner %s: it triggers nothing there (it "
+                 "runs on %s)", job, runner, pj.runner);
+    evr_rec_free(&evr_job_type, &pj);
+    return ours;
+}
+
 /*  Answers the runner at rid about job. */
 static void
 s_answer(evr_broker_t *b, zframe_t *rid, const char *job, bool existing, const char *code,
@@ -76,7 +94,8 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         s_answer(b, rid, msg->job, false, EVR_CODE_BAD_REQUEST, why);
         return;
     }
-    if (msg->spec && !s_file_allowed(b, runner, msg, why, sizeof why)) {
+    if (!s_parent_ours(b, runner, msg->parent_job, why, sizeof why)
+        || (msg->spec && !s_file_allowed(b, runner, msg, why, sizeof why))) {
         s_answer(b, rid, msg->job, false, EVR_CODE_CONFLICT, why);
         return;
     }
@@ -133,6 +152,13 @@ evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
 {
     evr_queue_flush(b);     /* it sees the submits before it */
     evr_msg_t pm = { 0 }, m = { 0 };
+    if (msg->job && msg->pipeline) {   /* exactly one of the two */
+        evr_msg_t no = { .type = EVR_MSG_QUERIED, .seq = msg->seq,
+                         .code = (char *) EVR_CODE_BAD_REQUEST,
+                         .message = (char *) "query: give job or pipeline, not both" };
+        evr_bus_send(b->runners, rid, &no, NULL);
+        return;
+    }
     const char *job = msg->job;
     if (!job && msg->pipeline) {
         evr_pipelines_jobs_of(b, msg->pipeline, &pm);

@@ -67,7 +67,7 @@ char *
 evr_chan_answer(const evr_chan_cmd_t *cmds, void *arg, const char *line, size_t len)
 {
     json_error_t jerr;
-    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!req)
         return s_error(NULL, "request is not JSON (column %d: %s): send one JSON object per "
                        "line, e.g. {\"cmd\": \"hello\"}", jerr.column, jerr.text);

@@ -420,6 +420,28 @@ s_source_step(evr_event_t *ev, const char *source, uint64_t *high, evr_err_t *er
     return EVR_OK;
 }
 
+/*  Ingest: a runner sends events of its own jobs only.  An event of a
+    job the archive holds from another runner (the runner its job.accepted
+    or job.started named), or one naming another runner than the source,
+    is refused for what it says (EVR_ERR_STATE), so that a runner cannot
+    start, end or change another runner's job. */
+static evr_rc_t
+s_owner_check(const evr_job_t *job, const evr_event_t *ev, const char *source, evr_err_t *err)
+{
+    const char *type = evr_evtype_name(evr_event_kind(ev)) ? evr_evtype_name(evr_event_kind(ev))
+                                                           : "?";
+    if (job->runner && strcmp(job->runner, source) != 0)
+        return evr_err_set(err, EVR_ERR_STATE, "job %s: %s (jseq %u, seq %llu) comes from "
+                           "runner %s, but the job runs on runner %s: a runner sends events of "
+                           "its own jobs only", ev->job, type, ev->jseq,
+                           (unsigned long long) ev->seq, source, job->runner);
+    if (ev->data.runner && strcmp(ev->data.runner, source) != 0)
+        return evr_err_set(err, EVR_ERR_STATE, "job %s: %s (jseq %u, seq %llu) names runner "
+                           "%s, but comes from runner %s", ev->job, type, ev->jseq,
+                           (unsigned long long) ev->seq, ev->data.runner, source);
+    return EVR_OK;
+}
+
 /*  A batch to append or ingest (source != NULL).  *refused: the index of
     the event refused for what it says (n: none). */
 typedef struct {
@@ -487,7 +509,8 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             }
             if (!source)
                 ev->jseq = job->last_jseq + 1;
-            if ((erc = evr_job_apply(job, ev, err))) {
+            if ((source && (erc = s_owner_check(job, ev, source, err)))
+                || (erc = evr_job_apply(job, ev, err))) {
                 *refused = i;
                 break;
             }

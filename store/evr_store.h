@@ -70,8 +70,9 @@ evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t 
     took from a lost runner); they too come back with seq 0.  Nothing is
     written on error.  refused (NULL: not wanted) is set to the index of
     the event refused for what it says, with EVR_ERR_STATE: evr_job_apply
-    refuses it, or a runner event (no job) is not runner.* or carries a
-    per-job seq; else (a gap, a store failure, the batch limit, success)
+    refuses it, its job runs on another runner than source (the runner its
+    job.accepted or job.started named) or it names another runner, or a
+    runner event (no job) is not runner.* or carries a per-job seq; else (a gap, a store failure, the batch limit, success)
     to n.  A dropped event is never refused (only a gap is checked). */
 evr_rc_t evr_store_ingest(evr_store_t *self, const char *source, evr_event_t *const *events,
                           const bool *drop, size_t n, size_t *refused, evr_err_t *err);

@@ -186,6 +186,41 @@ test_ingest_gap(void)
     free(bdir);
 }
 
+/*  A runner sends events of its own jobs only: an event of a job the
+    archive holds from another runner, or naming another runner, is
+    refused for what it says (evr-wire-audit's rogue runner). */
+static void
+test_ingest_owner(void)
+{
+    char *rdir = evr_asprintf("%s/runner-owner", s_root);
+    char *bdir = evr_asprintf("%s/broker-owner", s_root);
+    s_events_t log = { 0 };
+    s_runner_log(rdir, &log);   /* two jobs; their job.accepted name no runner */
+    evr_store_t *b;
+    evr_err_t err;
+    size_t stored, refused = 9;
+    CHECK(evr_store_open(bdir, EVR_STORE_NOSYNC, &b, &err) == EVR_OK);
+    evr_event_t ev = { 0 }, *p = &ev;
+    evr_rec_copy(&evr_event_type, &ev, &log.v[0]);   /* job.accepted, seq 1 */
+    ev.data.runner = evr_strdup("r1");
+    CHECK(evr_store_ingest(b, "r2", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
+    CHECK(refused == 0);
+    CHECK_CONTAINS(err.msg, "names runner r1, but comes from runner r2");
+    CHECK(evr_store_ingest(b, "r1", &p, NULL, 1, &refused, &err) == EVR_OK);
+    evr_rec_free(&evr_event_type, &ev);
+    evr_rec_copy(&evr_event_type, &ev, &log.v[1]);   /* job.started of that job, from r2 */
+    ev.seq = 1;
+    CHECK(evr_store_ingest(b, "r2", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
+    CHECK(refused == 0);
+    CHECK_CONTAINS(err.msg, "comes from runner r2, but the job runs on runner r1");
+    evr_rec_free(&evr_event_type, &ev);
+    CHECK(s_ingest(b, "r1", &log, 1, 2, &stored, &err) == EVR_OK && stored == 1);
+    evr_store_destroy(&b);
+    s_free(&log);
+    free(rdir);
+    free(bdir);
+}
+
 /*  Events marked to drop count in the source's seq but are not stored:
     the broker's way with events of a job it took from a lost runner. */
 static void
@@ -379,6 +414,7 @@ main(void)
     EVR_TEST_RUN(test_ingest);
     EVR_TEST_RUN(test_ingest_gap);
     EVR_TEST_RUN(test_ingest_drop);
+    EVR_TEST_RUN(test_ingest_owner);
     EVR_TEST_RUN(test_kv);
     EVR_TEST_RUN(test_kv_lazy);
     EVR_TEST_RUN(test_kv_growth);

@@ -66,6 +66,12 @@ test_answers(void)
     a = s_ans("[\"echo\"]");
     CHECK_CONTAINS(a, "not a JSON object");
     free(a);
+    a = s_ans("\"echo\"");   /* JSON, not an object */
+    CHECK_CONTAINS(a, "request is not a JSON object");
+    free(a);
+    a = s_ans("null");
+    CHECK_CONTAINS(a, "request is not a JSON object");
+    free(a);
     a = s_ans("{\"command\": \"echo\", \"id\": \"x1\"}");
     CHECK_CONTAINS(a, "no string \\\"cmd\\\"");
     CHECK_CONTAINS(a, "\"id\":\"x1\"");
