@@ -73,7 +73,7 @@ static const evr_wanswer_t evr_w_answers[] = {
                     { "last_fire", WT_UINT, 0, 0 }, { "fire_job", WT_ULID, 0, 26 },
                     { "fire_status", WT_STR, 0, 1024 }, { "load_error", WT_STR, 0, 4096 },
                     { "github_events", WT_ASTR, 0, 3 }, { "github_branches", WT_ASTR, 0, 32 },
-                    { 0 } } },
+                    { "args", WT_MAP, 0, 64 }, { 0 } } },
     { "pruned", { { "jobs", WT_UINT, 0, 0 }, { "outputs", WT_UINT, 0, 0 },
                   { "events", WT_UINT, 0, 0 }, { "records", WT_UINT, 0, 0 },
                   { "bytes", WT_UINT, 0, 0 }, { "dry_run", WT_BOOL, 0, 0 },

@@ -16,6 +16,7 @@ cat > "$tmp/pipelines/audit-reg.yml" <<'YML'
 pipeline: audit-reg
 image: localhost/evrun-busybox:latest
 labels: [audit-none]
+args: { WHO: { default: world } }
 steps: [ { name: s, run: "true" } ]
 YML
 cat > "$tmp/pipelines/audit-git.yml" <<'YML'
