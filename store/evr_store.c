@@ -757,6 +757,25 @@ evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t 
     return erc;
 }
 
+evr_rc_t
+evr_store_has_job(evr_store_t *self, const char *job, bool *has, evr_err_t *err)
+{
+    *has = false;
+    if (strnlen(job, EVR_ULID_LEN + 1) != EVR_ULID_LEN)
+        return EVR_OK;  /* no key of the table has another length */
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { EVR_ULID_LEN, (void *) job }, v;
+    rc = mdb_get(txn, self->jobs, &k, &v);
+    mdb_txn_abort(txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return evr_store_mdb_err(err, "mdb_get jobs", rc);
+    *has = rc == 0;
+    return EVR_OK;
+}
+
 typedef struct {
     evr_job_status_t status;
     evr_store_job_fn *fn;
