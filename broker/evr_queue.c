@@ -202,9 +202,10 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /* ------------------------------------------------------------ records */
 
-/*  j's record around body (blen bytes: its submit message encoded; taken). */
+/*  j's record around body (blen bytes: its submit message encoded; borrowed). */
 static void
-s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out, size_t *len)
+s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t **out,
+            size_t *len)
 {
     size_t rl = j->runner ? strlen(j->runner) : 0;
     *len = 11 + rl + blen;
@@ -218,7 +219,6 @@ s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out,
     if (rl)
         memcpy(p + 11, j->runner, rl);
     memcpy(p + 11 + rl, body, blen);
-    free(body);
 }
 
 static void
@@ -228,6 +228,7 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
     size_t blen;
     evr_msg_encode(j->submit, &body, &blen);
     s_record_of(j, body, blen, out, len);
+    free(body);
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
@@ -511,13 +512,27 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
 
 /* ------------------------------------------------------------- submit */
 
-/*  Binds the submit's args to its spec; false with the reasons in why. */
+/*  Whether two maps hold the same pairs in the same order. */
 static bool
-s_bind(evr_msg_t *msg, char *why, size_t len)
+s_same_map(const evr_strmap_t *a, const evr_strmap_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (strcmp(a->k[i], b->k[i]) != 0 || strcmp(a->v[i], b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/*  Binds the submit's args to its spec (*same: they were already as
+    bound); false with the reasons in why. */
+static bool
+s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
 {
     evr_diag_t *d = evr_diag_new("submit");
     evr_strmap_t bound = { 0 };
     bool ok = evr_spec_bind_args(msg->spec, &msg->args, &bound, d) == EVR_OK;
+    *same = ok && s_same_map(&msg->args, &bound);
     if (ok) {
         evr_strmap_free(&msg->args);
         msg->args = bound;
@@ -551,29 +566,40 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
     return false;
 }
 
-bool
-evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
-                const char **code, char *why, size_t len)
+/*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
+    NULL. */
+static bool
+s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, size_t wlen,
+        bool *existing, const char **code, char *why, size_t len)
 {
     *existing = false;
     if (s_staged_by(b, rid, msg->job))
         evr_queue_flush(b);
-    evr_job_t pj = { 0 };
     evr_err_t err;
+    bool stored = false;    /* a store that fails to answer: as before, not known */
     *existing = evr_queue_find(b, msg->job)
-             || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
-    evr_rec_free(&evr_job_type, &pj);
+             || (evr_store_has_job(b->store, msg->job, &stored, &err) == EVR_OK && stored);
     if (*existing)
         return true;
     *code = EVR_CODE_BAD_REQUEST;
-    if (!s_bind(msg, why, len))
+    bool same;
+    if (!s_bind(msg, &same, why, len))
         return false;
-    /* its record's body; the spec is part of it, so a body within the
-       spec's limit needs no look at the spec's own size */
-    uint8_t *body;
-    size_t blen;
-    evr_msg_encode(msg, &body, &blen);
-    if (blen > EVR_SPEC_MAX_BYTES && evr_spec_check_size(msg->spec, &err)) {
+    /* its record's body: the body as received when binding its args
+       changed nothing (it decodes to msg; keys this version does not know
+       ride along), else msg encoded.  The spec is part of it, so a body
+       within the spec's limit needs no look at the spec's own size; a
+       received one within a quarter of it (an encoding of its own might
+       be larger: a short form written out) neither. */
+    uint8_t *body = NULL;
+    const uint8_t *rec = wire;
+    size_t blen = wlen, fits = EVR_SPEC_MAX_BYTES / 4;
+    if (!wire || !same) {
+        evr_msg_encode(msg, &body, &blen);
+        rec = body;
+        fits = EVR_SPEC_MAX_BYTES;
+    }
+    if (blen > fits && evr_spec_check_size(msg->spec, &err)) {
         *code = EVR_CODE_TOO_LARGE;     /* its job.accepted must fit in `events` */
         snprintf(why, len, "submit.spec: %s", err.msg);
         free(body);
@@ -605,22 +631,37 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
-    s_record_of(st->job, body, blen, &st->rec, &st->len);
+    s_record_of(st->job, rec, blen, &st->rec, &st->len);
+    free(body);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
     return true;
 }
 
+bool
+evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                const char **code, char *why, size_t len)
+{
+    return s_offer(b, rid, msg, NULL, 0, existing, code, why, len);
+}
+
 void
 evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    evr_queue_submit_wire(b, rid, msg, NULL, 0);
+}
+
+void
+evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
+                      size_t wlen)
 {
     const char *code;
     char why[1024];
     bool existing;
     char job[EVR_ULID_LEN + 1];
-    snprintf(job, sizeof job, "%s", msg->job);  /* msg is taken when staged */
-    if (!evr_queue_offer(b, rid, msg, &existing, &code, why, sizeof why))
+    memcpy(job, msg->job, sizeof job);  /* msg is taken when staged; a ULID (checked) */
+    if (!s_offer(b, rid, msg, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
