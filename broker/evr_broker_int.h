@@ -73,6 +73,7 @@ typedef struct {
     zframe_t *rid;          /* who asked */
     uint8_t *rec;           /* its record "q/<job>" */
     size_t len;
+    uint64_t rid_hash, job_hash;    /* of rid's bytes and the job id (s_staged_by) */
 } evr_queue_staged_t;
 
 /*  A submit in the journal whose record the store does not hold yet

@@ -563,15 +563,33 @@ s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
 /*  Whether a submit not answered yet came from rid or is of job: a submit
     after it waits for its commit, so that one connection's answers keep
     their order and a resent submit finds its job. */
+static uint64_t
+s_hash(const void *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
+    return h;
+}
+
+/*  The hashes of rid (0 when none) and job, compared first: a turn's
+    staged submits are each asked about every one before them. */
+static void
+s_staged_hashes(zframe_t *rid, const char *job, uint64_t *rh, uint64_t *jh)
+{
+    *rh = rid ? s_hash(zframe_data(rid), zframe_size(rid)) | 1 : 0;
+    *jh = s_hash(job, strlen(job));
+}
+
 static bool
 s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
 {
-    size_t rl = rid ? zframe_size(rid) : 0;
-    const void *rd = rid ? zframe_data(rid) : NULL;
+    uint64_t rh, jh;
+    s_staged_hashes(rid, job, &rh, &jh);
     for (size_t i = 0; i < b->nstaged; i++) {
-        zframe_t *r = b->staged[i].rid;
-        if ((r && rid && zframe_size(r) == rl && memcmp(zframe_data(r), rd, rl) == 0)
-            || strcmp(b->staged[i].job->id, job) == 0)
+        const evr_queue_staged_t *st = &b->staged[i];
+        if ((rh && st->rid_hash == rh && zframe_eq(st->rid, rid))
+            || (st->job_hash == jh && strcmp(st->job->id, job) == 0))
             return true;
     }
     return false;
@@ -642,6 +660,7 @@ s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, siz
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
+    s_staged_hashes(rid, st->job->id, &st->rid_hash, &st->job_hash);
     s_record_of(st->job, rec, blen, &st->rec, &st->len);
     free(body);
     b->staged_bytes += st->len;
