@@ -262,6 +262,10 @@ test_append_and_read(void)
     CHECK(job.status == EVR_JOB_SUCCEEDED && job.steps.n == 3 && job.last_jseq == na);
     CHECK_STR(job.pipeline, "synthetic");
     evr_rec_free(&evr_job_type, &job);
+    bool has = false;   /* the broker's check of a submit's job id */
+    CHECK(evr_store_has_job(st, a, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, "01ARZ3NDEKTSV4RRFFQ69G5FAV", &has, &err) == EVR_OK && !has);
+    CHECK(evr_store_has_job(st, "short", &has, &err) == EVR_OK && !has);
 
     s_walk_t w = { 0, 0, 0, true };
     CHECK(evr_store_job_events(st, b, 1, s_walk, &w, &err) == EVR_OK);
