@@ -208,6 +208,13 @@ void evr_queue_flush(evr_broker_t *b);
     then the journal starts over) once the journal holds 1 MiB, or when a
     turn without submits comes 100 ms after the last. */
 void evr_queue_turn_end(evr_broker_t *b);
+/*  For evr_qcommit.c (evr_queue.c): puts a job at the end of the queue;
+    notes a journaled record the store does not hold yet (rec taken); the
+    checkpoint: those records written into the store (one synced commit),
+    the journal starts over. */
+void evr_queue_append(evr_broker_t *b, evr_queue_job_t *j);
+void evr_queue_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len);
+void evr_queue_checkpoint(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
     evr_queue_record gives key and value, caller frees the value). */

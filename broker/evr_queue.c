@@ -37,9 +37,6 @@
 #define S_REC_VERSION 1
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
-#define S_IDLE_CKPT_NS 100000000ull     /* submits paused this long: a checkpoint */
-#define S_CKPT_BYTES (1u << 20)         /* a journal this full: a checkpoint (one commit of
-                                           ~4000 small records: a few ms) */
 
 void
 evr_queue_init(evr_broker_t *b)
@@ -50,13 +47,11 @@ evr_queue_init(evr_broker_t *b)
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
 
-static void s_checkpoint(evr_broker_t *b);
-
 void
 evr_queue_fini(evr_broker_t *b)
 {
     if (b->store && !b->failure)
-        s_checkpoint(b);        /* a clean stop leaves the journal taken up */
+        evr_queue_checkpoint(b);        /* a clean stop leaves the journal taken up */
     for (size_t i = 0; i < b->nstaged; i++) {
         evr_queue_free(b->staged[i].job);
         zframe_destroy(&b->staged[i].rid);
@@ -140,8 +135,8 @@ evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
     evr_queue_free(j);
 }
 
-static void
-s_append(evr_broker_t *b, evr_queue_job_t *j)
+void
+evr_queue_append(evr_broker_t *b, evr_queue_job_t *j)
 {
     j->next = NULL;
     if (b->last)
@@ -280,7 +275,7 @@ evr_queue_new(evr_msg_t *submit, uint64_t created)
 void
 evr_queue_add(evr_broker_t *b, evr_queue_job_t *j)
 {
-    s_append(b, j);
+    evr_queue_append(b, j);
     b->changed = true;
 }
 
@@ -337,8 +332,8 @@ s_pending_done(evr_broker_t *b)
 }
 
 /*  Takes rec (len bytes, owned now) of job id as journaled. */
-static void
-s_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len)
+void
+evr_queue_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len)
 {
     if (b->npending == b->pending_cap) {
         b->pending_cap = b->pending_cap ? b->pending_cap * 2 : 256;
@@ -390,8 +385,8 @@ evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_e
 
 /*  Writes the journaled records into the table (one synced commit), the
     journal starts over; a failure stops the broker. */
-static void
-s_checkpoint(evr_broker_t *b)
+void
+evr_queue_checkpoint(evr_broker_t *b)
 {
     if (!b->npending || b->failure)
         return;
@@ -430,7 +425,7 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
         return 0;
     evr_queue_job_t *j = s_unrecord(ld->b, id, val, len);
     if (j)
-        s_append(ld->b, j);
+        evr_queue_append(ld->b, j);
     return 0;
 }
 
@@ -446,7 +441,7 @@ s_load_open(const evr_job_t *job, void *arg)
     j->runner = job->runner ? evr_strdup(job->runner) : NULL;
     j->state = B_ACTIVE;
     j->created = job->created;
-    s_append(ld->b, j);
+    evr_queue_append(ld->b, j);
     return 0;
 }
 
@@ -465,7 +460,7 @@ s_replay_one(uint64_t seq, const uint8_t *data, size_t len, void *arg)
     }
     uint8_t *rec = evr_malloc(len - EVR_ULID_LEN);
     memcpy(rec, data + EVR_ULID_LEN, len - EVR_ULID_LEN);
-    s_pending_add(b, id, rec, len - EVR_ULID_LEN);
+    evr_queue_pending_add(b, id, rec, len - EVR_ULID_LEN);
     return 0;
 }
 
@@ -697,94 +692,6 @@ evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
         evr_bus_send(b->clients, rid, &ok, NULL);
     }
-}
-
-/*  Answers the n submits of batch and empties it: `accepted` (each job
-    joins the queue, its record now journaled), or when rc an error with
-    code and err's message. */
-static void
-s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, const char *code,
-         const evr_err_t *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        evr_queue_staged_t *st = &batch[i];
-        if (rc) {   /* no rid: a submit of the broker's own, logged */
-            if (st->rid)
-                evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
-            else
-                evr_broker_error(b, "job %s not queued: %s", st->job->id, err->msg);
-            evr_queue_free(st->job);
-            free(st->rec);
-        }
-        else {
-            s_append(b, st->job);
-            s_pending_add(b, st->job->id, st->rec, st->len);
-            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
-            if (st->rid)
-                evr_bus_send(b->clients, st->rid, &ok, NULL);
-            evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
-        }
-        zframe_destroy(&st->rid);
-        *st = (evr_queue_staged_t) { 0 };
-    }
-    b->changed = true;
-}
-
-/*  Appends the staged submits to the journal (one write), flushes it (one
-    fdatasync) and answers them. */
-static void
-s_commit(evr_broker_t *b)
-{
-    size_t n = b->nstaged;
-    if (!n)
-        return;
-    evr_err_t err;
-    evr_rc_t rc = EVR_OK;
-    const char *code = EVR_CODE_INTERNAL;
-    if (b->failure) {   /* failed since they were staged: they are not written */
-        code = EVR_CODE_UNAVAILABLE;
-        rc = evr_err_set(&err, EVR_ERR_STORE, "the broker's store failed: %s", b->failmsg);
-    }
-    else {
-        for (size_t i = 0; i < n; i++) {
-            uint64_t seq;
-            uint8_t *p = evr_journal_add(b->journal, EVR_ULID_LEN + b->staged[i].len, &seq);
-            memcpy(p, b->staged[i].job->id, EVR_ULID_LEN);
-            memcpy(p + EVR_ULID_LEN, b->staged[i].rec, b->staged[i].len);
-        }
-        rc = evr_journal_write(b->journal, &err);
-        if (!rc && b->test_delay_ms)   /* written, not flushed: the tests' kill lands here */
-            zclock_sleep((int) b->test_delay_ms);
-        if (!rc)
-            rc = evr_journal_sync(b->journal, &err);
-        if (rc)
-            evr_broker_fail(b, &err);
-    }
-    evr_broker_debug(b, "%zu submit%s in one commit%s", n, n == 1 ? "" : "s",
-                     rc ? ": failed" : "");
-    s_answer(b, b->staged, n, rc, code, &err);
-    b->nstaged = 0;
-    b->staged_bytes = 0;
-    b->last_commit = evr_mono_ns();
-}
-
-void
-evr_queue_flush(evr_broker_t *b)
-{
-    s_commit(b);
-    evr_err_t err;      /* a lazy commit of the store's (a schedule's record, a trigger's) */
-    if (evr_store_sync(b->store, &err))
-        evr_broker_fail(b, &err);
-}
-
-void
-evr_queue_turn_end(evr_broker_t *b)
-{
-    bool committing = b->nstaged > 0;
-    evr_queue_flush(b);
-    if (b->npending && (evr_journal_used(b->journal) >= S_CKPT_BYTES
-                        || (!committing && evr_mono_ns() - b->last_commit >= S_IDLE_CKPT_NS)))
-        s_checkpoint(b);
 }
 
 evr_rc_t
