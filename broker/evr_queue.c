@@ -685,7 +685,7 @@ evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint
     char why[1024];
     bool existing;
     char job[EVR_ULID_LEN + 1];
-    memcpy(job, msg->job, sizeof job);  /* msg is taken when staged; a ULID (checked) */
+    s_id_copy(job, msg->job);   /* msg is taken when staged */
     if (!s_offer(b, rid, msg, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
