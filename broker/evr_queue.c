@@ -610,8 +610,8 @@ s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, siz
     if (!s_bind(msg, &same, why, len))
         return false;
     /* its record's body: the body as received when binding its args
-       changed nothing (it decodes to msg; keys this version does not know
-       ride along), else msg encoded.  The spec is part of it, so a body
+       changed nothing (it decodes to msg, every key of it: see
+       evr_bus_recv_wire), else msg encoded.  The spec is part of it, so a body
        within the spec's limit needs no look at the spec's own size; a
        received one within a quarter of it (an encoding of its own might
        be larger: a short form written out) neither. */

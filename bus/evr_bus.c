@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include "evr_codec.h"
 #include "evr_flow.h"
 
 #include <assert.h>
@@ -222,7 +223,7 @@ evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
             snprintf(user, 41, "%s", u);
         rc = evr_msg_decode((const char *) zmq_msg_data(hdr), zmq_msg_size(hdr),
                             zmq_msg_data(body), zmq_msg_size(body), msg, code, err);
-        if (!rc && wire) {
+        if (!rc && wire && !evr_codec_skipped()) {   /* it decodes to msg, all of it */
             zmq_msg_init(&wire->frame);
             zmq_msg_move(&wire->frame, body);
             wire->open = true;

@@ -76,7 +76,8 @@ typedef struct {
     bool open;
 } evr_bus_wire_t;
 /*  evr_bus_recv_from that also hands the body frame over in *wire (when
-    the message decoded; wire closed by the caller). */
+    the message decoded with no key skipped, so that the body decodes to
+    msg; wire closed by the caller). */
 evr_rc_t evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
                            evr_bus_wire_t *wire, const char **code, evr_err_t *err);
 void evr_bus_wire_close(evr_bus_wire_t *wire);
