@@ -573,18 +573,25 @@ s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 /* --------------------------------------------------------------- loop */
 
 static void
-s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
 {
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
     switch (msg->type) {
     case EVR_MSG_SUBMIT:
-        /* a parent is the broker's to record (a runner's trigger), not a client's */
+        /* a parent is the broker's to record (a runner's trigger), not a
+           client's: a body that names one is not the record */
+        if (msg->parent_job || msg->parent_step)
+            evr_bus_wire_close(wire);
         free(msg->parent_job);
         free(msg->parent_step);
         msg->parent_job = msg->parent_step = NULL;
-        evr_queue_submit(b, rid, msg);
+        if (wire->open)
+            evr_queue_submit_wire(b, rid, msg, zmq_msg_data(&wire->frame),
+                                  zmq_msg_size(&wire->frame));
+        else
+            evr_queue_submit(b, rid, msg);
         break;
     case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;
@@ -622,7 +629,9 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         const char *code;
         evr_err_t err;
         char user[41];
-        evr_rc_t rc = evr_bus_recv_from(sock, &rid, user, &msg, &code, &err);
+        evr_bus_wire_t wire = { .open = false };
+        evr_rc_t rc = evr_bus_recv_wire(sock, &rid, user, &msg, runners ? NULL : &wire, &code,
+                                        &err);
         if (rc == EVR_ERR_NOTFOUND && !rid) {
             evr_msg_clear(&msg);
             break;
@@ -636,7 +645,8 @@ s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
         else if (runners)
             evr_runners_on_message(b, rid, user, &msg);
         else
-            s_client(b, rid, &msg);
+            s_client(b, rid, &msg, &wire);
+        evr_bus_wire_close(&wire);
         evr_msg_clear(&msg);
         zframe_destroy(&rid);
     }

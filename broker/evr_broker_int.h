@@ -77,6 +77,7 @@ typedef struct {
     zframe_t *rid;          /* who asked */
     uint8_t *rec;           /* its record "q/<job>" */
     size_t len;
+    uint64_t rid_hash, job_hash;    /* of rid's bytes and the job id (s_staged_by) */
 } evr_queue_staged_t;
 
 /*  A submit in the journal whose record the store does not hold yet
@@ -180,6 +181,11 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full. */
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+/*  The same for a client's submit whose body frame came as wire (wlen
+    bytes, borrowed): its record is those bytes when binding its args
+    changes nothing, instead of msg encoded again. */
+void evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
+                           size_t wlen);
 /*  `trigger` from runner (its session at rid): submits the registered
     pipeline with the parent recorded, commits, answers `triggered`
     (evr_trigger.c). */
@@ -212,6 +218,13 @@ void evr_queue_flush(evr_broker_t *b);
     then the journal starts over) once the journal holds 1 MiB, or when a
     turn without submits comes 100 ms after the last. */
 void evr_queue_turn_end(evr_broker_t *b);
+/*  For evr_qcommit.c (evr_queue.c): puts a job at the end of the queue;
+    notes a journaled record the store does not hold yet (rec taken); the
+    checkpoint: those records written into the store (one synced commit),
+    the journal starts over. */
+void evr_queue_append(evr_broker_t *b, evr_queue_job_t *j);
+void evr_queue_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len);
+void evr_queue_checkpoint(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
     puts it at the end of the queue (its record written by the caller:
     evr_queue_record gives key and value, caller frees the value). */

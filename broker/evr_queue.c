@@ -37,9 +37,6 @@
 #define S_REC_VERSION 1
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
-#define S_IDLE_CKPT_NS 100000000ull     /* submits paused this long: a checkpoint */
-#define S_CKPT_BYTES (1u << 20)         /* a journal this full: a checkpoint (one commit of
-                                           ~4000 small records: a few ms) */
 
 void
 evr_queue_init(evr_broker_t *b)
@@ -50,13 +47,11 @@ evr_queue_init(evr_broker_t *b)
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
 
-static void s_checkpoint(evr_broker_t *b);
-
 void
 evr_queue_fini(evr_broker_t *b)
 {
     if (b->store && !b->failure)
-        s_checkpoint(b);        /* a clean stop leaves the journal taken up */
+        evr_queue_checkpoint(b);        /* a clean stop leaves the journal taken up */
     for (size_t i = 0; i < b->nstaged; i++) {
         evr_queue_free(b->staged[i].job);
         zframe_destroy(&b->staged[i].rid);
@@ -140,8 +135,8 @@ evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
     evr_queue_free(j);
 }
 
-static void
-s_append(evr_broker_t *b, evr_queue_job_t *j)
+void
+evr_queue_append(evr_broker_t *b, evr_queue_job_t *j)
 {
     j->next = NULL;
     if (b->last)
@@ -171,11 +166,21 @@ s_has_label(const evr_strlist_t *l, const char *s)
     return false;
 }
 
+/*  Copies the job id id (cut to a ULID's length) into to (snprintf's
+    parsing of "%s" costs more than the rest of a submit's bookkeeping). */
+static void
+s_id_copy(char to[EVR_ULID_LEN + 1], const char *id)
+{
+    size_t n = strnlen(id, EVR_ULID_LEN);
+    memcpy(to, id, n);
+    to[n] = '\0';
+}
+
 static evr_queue_job_t *
 s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 {
     evr_queue_job_t *j = evr_calloc(1, sizeof *j);
-    snprintf(j->id, sizeof j->id, "%s", id);
+    s_id_copy(j->id, id);
     j->submit = submit;
     j->created = created;
     j->pipeline = evr_strdup(submit->spec->pipeline);
@@ -202,9 +207,10 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /* ------------------------------------------------------------ records */
 
-/*  j's record around body (blen bytes: its submit message encoded; taken). */
+/*  j's record around body (blen bytes: its submit message encoded; borrowed). */
 static void
-s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out, size_t *len)
+s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t **out,
+            size_t *len)
 {
     size_t rl = j->runner ? strlen(j->runner) : 0;
     *len = 11 + rl + blen;
@@ -218,7 +224,6 @@ s_record_of(const evr_queue_job_t *j, uint8_t *body, size_t blen, uint8_t **out,
     if (rl)
         memcpy(p + 11, j->runner, rl);
     memcpy(p + 11 + rl, body, blen);
-    free(body);
 }
 
 static void
@@ -228,6 +233,7 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
     size_t blen;
     evr_msg_encode(j->submit, &body, &blen);
     s_record_of(j, body, blen, out, len);
+    free(body);
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
@@ -269,7 +275,7 @@ evr_queue_new(evr_msg_t *submit, uint64_t created)
 void
 evr_queue_add(evr_broker_t *b, evr_queue_job_t *j)
 {
-    s_append(b, j);
+    evr_queue_append(b, j);
     b->changed = true;
 }
 
@@ -300,7 +306,8 @@ s_pending_ops(const evr_broker_t *b, evr_store_kv_t *ops, char (*keys)[EVR_ULID_
         return 0;
     size_t k = 0;
     for (; k < b->npending; k++) {
-        snprintf(keys[k], sizeof keys[k], "q/%s", b->pending[k].id);
+        memcpy(keys[k], "q/", 2);
+        s_id_copy(keys[k] + 2, b->pending[k].id);
         ops[k] = (evr_store_kv_t) { keys[k], b->pending[k].rec, b->pending[k].len };
     }
     snprintf(seq, 24, "%llu", (unsigned long long) evr_journal_seq(b->journal));
@@ -325,15 +332,15 @@ s_pending_done(evr_broker_t *b)
 }
 
 /*  Takes rec (len bytes, owned now) of job id as journaled. */
-static void
-s_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len)
+void
+evr_queue_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len)
 {
     if (b->npending == b->pending_cap) {
         b->pending_cap = b->pending_cap ? b->pending_cap * 2 : 256;
         b->pending = evr_realloc(b->pending, b->pending_cap * sizeof *b->pending);
     }
     evr_queue_pending_t *p = &b->pending[b->npending++];
-    snprintf(p->id, sizeof p->id, "%s", id);
+    s_id_copy(p->id, id);
     p->rec = rec;
     p->len = len;
 }
@@ -378,8 +385,8 @@ evr_queue_persist(evr_broker_t *b, evr_queue_job_t *const *jobs, size_t n, evr_e
 
 /*  Writes the journaled records into the table (one synced commit), the
     journal starts over; a failure stops the broker. */
-static void
-s_checkpoint(evr_broker_t *b)
+void
+evr_queue_checkpoint(evr_broker_t *b)
 {
     if (!b->npending || b->failure)
         return;
@@ -418,7 +425,7 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
         return 0;
     evr_queue_job_t *j = s_unrecord(ld->b, id, val, len);
     if (j)
-        s_append(ld->b, j);
+        evr_queue_append(ld->b, j);
     return 0;
 }
 
@@ -434,7 +441,7 @@ s_load_open(const evr_job_t *job, void *arg)
     j->runner = job->runner ? evr_strdup(job->runner) : NULL;
     j->state = B_ACTIVE;
     j->created = job->created;
-    s_append(ld->b, j);
+    evr_queue_append(ld->b, j);
     return 0;
 }
 
@@ -453,7 +460,7 @@ s_replay_one(uint64_t seq, const uint8_t *data, size_t len, void *arg)
     }
     uint8_t *rec = evr_malloc(len - EVR_ULID_LEN);
     memcpy(rec, data + EVR_ULID_LEN, len - EVR_ULID_LEN);
-    s_pending_add(b, id, rec, len - EVR_ULID_LEN);
+    evr_queue_pending_add(b, id, rec, len - EVR_ULID_LEN);
     return 0;
 }
 
@@ -511,13 +518,27 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
 
 /* ------------------------------------------------------------- submit */
 
-/*  Binds the submit's args to its spec; false with the reasons in why. */
+/*  Whether two maps hold the same pairs in the same order. */
 static bool
-s_bind(evr_msg_t *msg, char *why, size_t len)
+s_same_map(const evr_strmap_t *a, const evr_strmap_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (strcmp(a->k[i], b->k[i]) != 0 || strcmp(a->v[i], b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/*  Binds the submit's args to its spec (*same: they were already as
+    bound); false with the reasons in why. */
+static bool
+s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
 {
     evr_diag_t *d = evr_diag_new("submit");
     evr_strmap_t bound = { 0 };
     bool ok = evr_spec_bind_args(msg->spec, &msg->args, &bound, d) == EVR_OK;
+    *same = ok && s_same_map(&msg->args, &bound);
     if (ok) {
         evr_strmap_free(&msg->args);
         msg->args = bound;
@@ -537,43 +558,72 @@ s_bind(evr_msg_t *msg, char *why, size_t len)
 /*  Whether a submit not answered yet came from rid or is of job: a submit
     after it waits for its commit, so that one connection's answers keep
     their order and a resent submit finds its job. */
+static uint64_t
+s_hash(const void *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
+    return h;
+}
+
+/*  The hashes of rid (0 when none) and job, compared first: a turn's
+    staged submits are each asked about every one before them. */
+static void
+s_staged_hashes(zframe_t *rid, const char *job, uint64_t *rh, uint64_t *jh)
+{
+    *rh = rid ? s_hash(zframe_data(rid), zframe_size(rid)) | 1 : 0;
+    *jh = s_hash(job, strlen(job));
+}
+
 static bool
 s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
 {
-    size_t rl = rid ? zframe_size(rid) : 0;
-    const void *rd = rid ? zframe_data(rid) : NULL;
+    uint64_t rh, jh;
+    s_staged_hashes(rid, job, &rh, &jh);
     for (size_t i = 0; i < b->nstaged; i++) {
-        zframe_t *r = b->staged[i].rid;
-        if ((r && rid && zframe_size(r) == rl && memcmp(zframe_data(r), rd, rl) == 0)
-            || strcmp(b->staged[i].job->id, job) == 0)
+        const evr_queue_staged_t *st = &b->staged[i];
+        if ((rh && st->rid_hash == rh && zframe_eq(st->rid, rid))
+            || (st->job_hash == jh && strcmp(st->job->id, job) == 0))
             return true;
     }
     return false;
 }
 
-bool
-evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
-                const char **code, char *why, size_t len)
+/*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
+    NULL. */
+static bool
+s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, size_t wlen,
+        bool *existing, const char **code, char *why, size_t len)
 {
     *existing = false;
     if (s_staged_by(b, rid, msg->job))
         evr_queue_flush(b);
-    evr_job_t pj = { 0 };
     evr_err_t err;
+    bool stored = false;    /* a store that fails to answer: as before, not known */
     *existing = evr_queue_find(b, msg->job)
-             || evr_store_get_job(b->store, msg->job, &pj, &err) == EVR_OK;
-    evr_rec_free(&evr_job_type, &pj);
+             || (evr_store_has_job(b->store, msg->job, &stored, &err) == EVR_OK && stored);
     if (*existing)
         return true;
     *code = EVR_CODE_BAD_REQUEST;
-    if (!s_bind(msg, why, len))
+    bool same;
+    if (!s_bind(msg, &same, why, len))
         return false;
-    /* its record's body; the spec is part of it, so a body within the
-       spec's limit needs no look at the spec's own size */
-    uint8_t *body;
-    size_t blen;
-    evr_msg_encode(msg, &body, &blen);
-    if (blen > EVR_SPEC_MAX_BYTES && evr_spec_check_size(msg->spec, &err)) {
+    /* its record's body: the body as received when binding its args
+       changed nothing (it decodes to msg, every key of it: see
+       evr_bus_recv_wire), else msg encoded.  The spec is part of it, so a body
+       within the spec's limit needs no look at the spec's own size; a
+       received one within a quarter of it (an encoding of its own might
+       be larger: a short form written out) neither. */
+    uint8_t *body = NULL;
+    const uint8_t *rec = wire;
+    size_t blen = wlen, fits = EVR_SPEC_MAX_BYTES / 4;
+    if (!wire || !same) {
+        evr_msg_encode(msg, &body, &blen);
+        rec = body;
+        fits = EVR_SPEC_MAX_BYTES;
+    }
+    if (blen > fits && evr_spec_check_size(msg->spec, &err)) {
         *code = EVR_CODE_TOO_LARGE;     /* its job.accepted must fit in `events` */
         snprintf(why, len, "submit.spec: %s", err.msg);
         free(body);
@@ -605,115 +655,43 @@ evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
-    s_record_of(st->job, body, blen, &st->rec, &st->len);
+    s_staged_hashes(rid, st->job->id, &st->rid_hash, &st->job_hash);
+    s_record_of(st->job, rec, blen, &st->rec, &st->len);
+    free(body);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
     return true;
 }
 
+bool
+evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
+                const char **code, char *why, size_t len)
+{
+    return s_offer(b, rid, msg, NULL, 0, existing, code, why, len);
+}
+
 void
 evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    evr_queue_submit_wire(b, rid, msg, NULL, 0);
+}
+
+void
+evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
+                      size_t wlen)
 {
     const char *code;
     char why[1024];
     bool existing;
     char job[EVR_ULID_LEN + 1];
-    snprintf(job, sizeof job, "%s", msg->job);  /* msg is taken when staged */
-    if (!evr_queue_offer(b, rid, msg, &existing, &code, why, sizeof why))
+    s_id_copy(job, msg->job);   /* msg is taken when staged */
+    if (!s_offer(b, rid, msg, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
         evr_bus_send(b->clients, rid, &ok, NULL);
     }
-}
-
-/*  Answers the n submits of batch and empties it: `accepted` (each job
-    joins the queue, its record now journaled), or when rc an error with
-    code and err's message. */
-static void
-s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, const char *code,
-         const evr_err_t *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        evr_queue_staged_t *st = &batch[i];
-        if (rc) {   /* no rid: a submit of the broker's own, logged */
-            if (st->rid)
-                evr_bus_send_error(b->clients, st->rid, code, "%s", err->msg);
-            else
-                evr_broker_error(b, "job %s not queued: %s", st->job->id, err->msg);
-            evr_queue_free(st->job);
-            free(st->rec);
-        }
-        else {
-            s_append(b, st->job);
-            s_pending_add(b, st->job->id, st->rec, st->len);
-            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
-            if (st->rid)
-                evr_bus_send(b->clients, st->rid, &ok, NULL);
-            evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
-        }
-        zframe_destroy(&st->rid);
-        *st = (evr_queue_staged_t) { 0 };
-    }
-    b->changed = true;
-}
-
-/*  Appends the staged submits to the journal (one write), flushes it (one
-    fdatasync) and answers them. */
-static void
-s_commit(evr_broker_t *b)
-{
-    size_t n = b->nstaged;
-    if (!n)
-        return;
-    evr_err_t err;
-    evr_rc_t rc = EVR_OK;
-    const char *code = EVR_CODE_INTERNAL;
-    if (b->failure) {   /* failed since they were staged: they are not written */
-        code = EVR_CODE_UNAVAILABLE;
-        rc = evr_err_set(&err, EVR_ERR_STORE, "the broker's store failed: %s", b->failmsg);
-    }
-    else {
-        for (size_t i = 0; i < n; i++) {
-            uint64_t seq;
-            uint8_t *p = evr_journal_add(b->journal, EVR_ULID_LEN + b->staged[i].len, &seq);
-            memcpy(p, b->staged[i].job->id, EVR_ULID_LEN);
-            memcpy(p + EVR_ULID_LEN, b->staged[i].rec, b->staged[i].len);
-        }
-        rc = evr_journal_write(b->journal, &err);
-        if (!rc && b->test_delay_ms)   /* written, not flushed: the tests' kill lands here */
-            zclock_sleep((int) b->test_delay_ms);
-        if (!rc)
-            rc = evr_journal_sync(b->journal, &err);
-        if (rc)
-            evr_broker_fail(b, &err);
-    }
-    evr_broker_debug(b, "%zu submit%s in one commit%s", n, n == 1 ? "" : "s",
-                     rc ? ": failed" : "");
-    s_answer(b, b->staged, n, rc, code, &err);
-    b->nstaged = 0;
-    b->staged_bytes = 0;
-    b->last_commit = evr_mono_ns();
-}
-
-void
-evr_queue_flush(evr_broker_t *b)
-{
-    s_commit(b);
-    evr_err_t err;      /* a lazy commit of the store's (a schedule's record, a trigger's) */
-    if (evr_store_sync(b->store, &err))
-        evr_broker_fail(b, &err);
-}
-
-void
-evr_queue_turn_end(evr_broker_t *b)
-{
-    bool committing = b->nstaged > 0;
-    evr_queue_flush(b);
-    if (b->npending && (evr_journal_used(b->journal) >= S_CKPT_BYTES
-                        || (!committing && evr_mono_ns() - b->last_commit >= S_IDLE_CKPT_NS)))
-        s_checkpoint(b);
 }
 
 evr_rc_t

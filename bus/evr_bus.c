@@ -3,6 +3,7 @@
 
 #include <errno.h>
 
+#include "evr_codec.h"
 #include "evr_flow.h"
 
 #include <assert.h>
@@ -154,32 +155,87 @@ evr_rc_t
 evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
                   const char **code, evr_err_t *err)
 {
+    return evr_bus_recv_wire(sock, rid, user, msg, NULL, code, err);
+}
+
+void
+evr_bus_wire_close(evr_bus_wire_t *wire)
+{
+    if (wire->open)
+        zmq_msg_close(&wire->frame);
+    wire->open = false;
+}
+
+/*  Receives one message's frames with libzmq's own calls (no czmq message:
+    its frames are each a malloc and a ZMQ_RCVMORE option read): part[0]
+    the routing id when routed, part[1] the next frame (the header),
+    part[2] the last one after it (the body); *got counts the frames
+    received (each kept in part is open).  EVR_ERR_NOTFOUND when none
+    waits. */
+static evr_rc_t
+s_recv_parts(void *h, bool routed, zmq_msg_t part[3], size_t *got, evr_err_t *err)
+{
+    size_t r = routed ? 1 : 0;
+    bool more = true;
+    for (*got = 0; more; (*got)++) {
+        size_t at = routed && *got == 0 ? 0 : *got == r ? 1 : 2;
+        if (*got > r + 1)
+            zmq_msg_close(&part[2]);    /* a middle frame: only the last is the body */
+        zmq_msg_init(&part[at]);
+        if (zmq_msg_recv(&part[at], h, 0) < 0) {
+            int e = zmq_errno();
+            zmq_msg_close(&part[at]);
+            if (*got > r + 1)   /* closed above: not counted as kept */
+                (*got)--;
+            if (*got == 0 && e == EAGAIN)   /* a socket with a receive timeout: none waits */
+                return evr_err_set(err, EVR_ERR_NOTFOUND, "receive: no message waits");
+            return evr_err_set(err, EVR_ERR_IO, "receive: %s", zmq_strerror(e));
+        }
+        more = zmq_msg_more(&part[at]);
+    }
+    return EVR_OK;
+}
+
+evr_rc_t
+evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
+                  evr_bus_wire_t *wire, const char **code, evr_err_t *err)
+{
     *code = EVR_CODE_BAD_REQUEST;
     if (user)
         user[0] = '\0';
     if (rid)
         *rid = NULL;
-    zmsg_t *zm = zmsg_recv(sock);
-    if (!zm && zmq_errno() == EAGAIN)   /* a socket with a receive timeout: none waits */
-        return evr_err_set(err, EVR_ERR_NOTFOUND, "receive: no message waits");
-    if (!zm)
-        return evr_err_set(err, EVR_ERR_IO, "receive: %s", zmq_strerror(zmq_errno()));
-    if (rid)
-        *rid = zmsg_pop(zm);
-    evr_rc_t rc;
-    size_t n = zmsg_size(zm);
-    if (n < 2)
+    zmq_msg_t part[3];
+    size_t got;
+    bool routed = rid != NULL;
+    evr_rc_t rc = s_recv_parts(zsock_resolve(sock), routed, part, &got, err);
+    size_t r = routed ? 1 : 0;      /* frames before the header */
+    if (routed && got >= 1)
+        *rid = zframe_new(zmq_msg_data(&part[0]), zmq_msg_size(&part[0]));
+    size_t n = got >= r ? got - r : 0;
+    if (!rc && n < 2)
         rc = evr_err_set(err, EVR_ERR_PROTO, "a message needs a header frame and a body frame, "
                          "got %zu frame%s", n, n == 1 ? "" : "s");
-    else {
-        zframe_t *hdr = zmsg_first(zm), *body = zmsg_last(zm);
-        const char *u = user ? zframe_meta(hdr, "User-Id") : NULL;
+    else if (!rc) {
+        zmq_msg_t *hdr = &part[1], *body = &part[2];
+        const char *u = user ? zmq_msg_gets(hdr, "User-Id") : NULL;
         if (u)
             snprintf(user, 41, "%s", u);
-        rc = evr_msg_decode((const char *) zframe_data(hdr), zframe_size(hdr),
-                            zframe_data(body), zframe_size(body), msg, code, err);
+        rc = evr_msg_decode((const char *) zmq_msg_data(hdr), zmq_msg_size(hdr),
+                            zmq_msg_data(body), zmq_msg_size(body), msg, code, err);
+        if (!rc && wire && !evr_codec_skipped()) {   /* it decodes to msg, all of it */
+            zmq_msg_init(&wire->frame);
+            zmq_msg_move(&wire->frame, body);
+            wire->open = true;
+        }
     }
-    zmsg_destroy(&zm);
+    /* part[0] holds a frame when routed and one came; [1] after r + 1 frames; [2] after r + 2 */
+    if (routed && got >= 1)
+        zmq_msg_close(&part[0]);
+    if (got >= r + 1)
+        zmq_msg_close(&part[1]);
+    if (got >= r + 2)
+        zmq_msg_close(&part[2]);
     return rc;
 }
 

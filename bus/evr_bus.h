@@ -67,6 +67,21 @@ evr_rc_t evr_bus_recv(zsock_t *sock, zframe_t **rid, evr_msg_t *msg, const char 
 evr_rc_t evr_bus_recv_from(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
                            const char **code, evr_err_t *err);
 
+/*  A received body frame, kept for its bytes: the broker journals a
+    submit as it came instead of encoding it again.  Zero it before use;
+    evr_bus_wire_close releases it (and may be called on one never
+    filled). */
+typedef struct {
+    zmq_msg_t frame;
+    bool open;
+} evr_bus_wire_t;
+/*  evr_bus_recv_from that also hands the body frame over in *wire (when
+    the message decoded with no key skipped, so that the body decodes to
+    msg; wire closed by the caller). */
+evr_rc_t evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
+                           evr_bus_wire_t *wire, const char **code, evr_err_t *err);
+void evr_bus_wire_close(evr_bus_wire_t *wire);
+
 /*  Largest body published on the XPUB socket.  A `job.accepted` is
     published with its spec cut to evr_spec_stub and without args (the
     whole event stays in the store, for `history`), so the largest

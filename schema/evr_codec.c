@@ -694,6 +694,14 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
     return evr_err_set(err, EVR_ERR_PROTO, "%s: unsupported field type", path->buf);
 }
 
+static __thread unsigned s_skipped;     /* evr_codec_skipped */
+
+unsigned
+evr_codec_skipped(void)
+{
+    return s_skipped;
+}
+
 /*  Finds the table entry for a msgpack key; unknown keys give NULL. */
 static const evr_field_t *
 s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
@@ -730,8 +738,10 @@ s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_
             const msgpack_object_kv *kv = &obj->via.map.ptr[i];
             size_t idx = 0;
             const evr_field_t *f = s_lookup(type, &kv->key, &idx);
-            if (!f)
-                continue;   /* unknown keys: forward compatible */
+            if (!f) {
+                s_skipped += pass == 0;     /* unknown keys: forward compatible */
+                continue;
+            }
             if ((f->type == EVR_FT_VARIANT) != (pass == 1))
                 continue;
             size_t old = s_path_key(path, f->key, strlen(f->key));
@@ -778,6 +788,7 @@ evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void
                  const char *path, evr_err_t *err)
 {
     memset(rec, 0, type->size);   /* a reused record must not keep old scalars */
+    s_skipped = 0;
     evr_rc_t rc = evr_codec_check(buf, len, EVR_CODEC_MAX_DEPTH, err);
     if (rc)
         return rc;

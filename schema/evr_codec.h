@@ -57,6 +57,11 @@ evr_rc_t evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type,
 evr_rc_t evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type,
                           void *rec, const char *path, evr_err_t *err);
 
+/*  How many map keys the last evr_codec_decode on this thread skipped
+    (keys no table knows: taken as a newer version's, forward compatible).
+    The broker journals a submit's body as it came only when none was. */
+unsigned evr_codec_skipped(void);
+
 /*  True when s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
 bool evr_utf8_valid(const char *s, size_t n);
 

@@ -687,7 +687,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
     char p[128];
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
-        snprintf(p, sizeof p, "steps[%u].name", i);
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "].name");
         if (!st->name)
             continue;   /* reported by the loader */
         if (!evr_spec_step_name_ok(st->name))
@@ -723,7 +723,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                 if (strcmp(st->needs.v[m], need) == 0)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
-        snprintf(p, sizeof p, "steps[%u]", i);
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "]");
         s_check_step(spec, st, p, diag);
     }
     s_check_unit_forms(spec, diag);
@@ -794,6 +794,26 @@ evr_spec_stub(const evr_spec_t *spec)
         to->image = from->image ? evr_strdup(from->image) : NULL;
     }
     return s;
+}
+
+void
+evr_spec_path_idx(char *buf, size_t len, const char *pre, uint32_t i, const char *post)
+{
+    char num[11];
+    size_t d = sizeof num;
+    do
+        num[--d] = (char) ('0' + i % 10);
+    while ((i /= 10) && d);
+    size_t at = 0;
+    const char *parts[3] = { pre, num + d, post };
+    size_t lens[3] = { strlen(pre), sizeof num - d, strlen(post) };
+    for (int k = 0; k < 3 && len; k++) {
+        size_t n = lens[k] < len - 1 - at ? lens[k] : len - 1 - at;
+        memcpy(buf + at, parts[k], n);
+        at += n;
+    }
+    if (len)
+        buf[at] = '\0';
 }
 
 evr_rc_t

@@ -350,6 +350,12 @@ void evr_spec_destroy(evr_spec_t **self_p);
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
 
+/*  Writes the path pre + i in decimal + post into buf (len bytes; cut as
+    snprintf cuts), e.g. "steps[" 2 "].limits": the checks above name a
+    step's path for each step, and snprintf's format parsing cost more
+    than the rest of a submit's check of a small spec. */
+void evr_spec_path_idx(char *buf, size_t len, const char *pre, uint32_t i, const char *post);
+
 /*  The part of evr_spec_validate() about pull, network, registry_auth and
     limits (evr_spec_run.c): which executor takes which key. */
 void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);

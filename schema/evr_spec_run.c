@@ -140,9 +140,9 @@ evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag)
                      "variable name, as under secrets)", spec->registry_auth);
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
-        snprintf(p, sizeof p, "steps[%u].", i);
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "].");
         s_check_podman_only(spec->executor, st->pull, st->network, p, diag);
-        snprintf(p, sizeof p, "steps[%u].limits", i);
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "].limits");
         s_check_limits(&st->limits, spec->executor, p, diag);
     }
     if (spec->on_error.present) {

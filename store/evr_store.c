@@ -174,6 +174,26 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
 }
 
 /*  Opens the six databases and checks (or writes) the format. */
+/*  The largest key of `jobs` (unknown when it is not a job id or cannot
+    be read: evr_store_has_job then always looks). */
+static void
+s_job_max_load(evr_store_t *self, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    self->job_max_known = false;
+    if (mdb_cursor_open(txn, self->jobs, &cur))
+        return;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND)
+        self->job_max_known = true;     /* none: job_max "" is below every id */
+    else if (!rc && k.mv_size == EVR_ULID_LEN) {
+        memcpy(self->job_max, k.mv_data, EVR_ULID_LEN);
+        self->job_max_known = true;
+    }
+    mdb_cursor_close(cur);
+}
+
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
@@ -256,6 +276,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             goto out;
         }
     }
+    s_job_max_load(self, txn);
 out:
     /* Committing (also a read-only transaction) keeps the handles open. */
     if (erc)
@@ -370,6 +391,8 @@ evr_store_put_job(evr_store_t *self, MDB_txn *txn, const evr_job_t *job, evr_err
     size_t len;
     evr_codec_encode(&evr_job_type, job, &buf, &len);
     MDB_val k = { EVR_ULID_LEN, job->id }, v = { len, buf };
+    if (memcmp(job->id, self->job_max, EVR_ULID_LEN) > 0)   /* kept even if txn aborts */
+        memcpy(self->job_max, job->id, EVR_ULID_LEN);
     *mdbrc = mdb_put(txn, self->jobs, &k, &v, 0);
     free(buf);
     if (*mdbrc)
@@ -778,6 +801,30 @@ evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t 
     if (erc == EVR_ERR_NOTFOUND)
         evr_err_set(err, EVR_ERR_NOTFOUND, "store: no job %s", job);
     return erc;
+}
+
+evr_rc_t
+evr_store_has_job(evr_store_t *self, const char *job, bool *has, evr_err_t *err)
+{
+    *has = false;
+    if (strnlen(job, EVR_ULID_LEN + 1) != EVR_ULID_LEN)
+        return EVR_OK;  /* no key of the table has another length */
+    /* above every key the writer has put (a new job's id, most often: job
+       ids begin with their time): no need to look */
+    if (self->job_max_known && !(self->flags & EVR_STORE_RDONLY)
+        && memcmp(job, self->job_max, EVR_ULID_LEN) > 0)
+        return EVR_OK;
+    MDB_txn *txn;
+    int rc = evr_store_txn_begin(self, MDB_RDONLY, &txn);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_txn_begin", rc);
+    MDB_val k = { EVR_ULID_LEN, (void *) job }, v;
+    rc = mdb_get(txn, self->jobs, &k, &v);
+    mdb_txn_abort(txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return evr_store_mdb_err(err, "mdb_get jobs", rc);
+    *has = rc == 0;
+    return EVR_OK;
 }
 
 typedef struct {

@@ -151,6 +151,11 @@ evr_rc_t evr_store_job_spec(evr_store_t *self, const char *job, evr_spec_t **spe
     with evr_rec_free(&evr_job_type, out)).  EVR_ERR_NOTFOUND if unknown. */
 evr_rc_t evr_store_get_job(evr_store_t *self, const char *job, evr_job_t *out, evr_err_t *err);
 
+/*  Whether the store has a projection of job (a key lookup, nothing
+    decoded: the broker's check of a submit's job id).  EVR_OK with *has,
+    or the LMDB error. */
+evr_rc_t evr_store_has_job(evr_store_t *self, const char *job, bool *has, evr_err_t *err);
+
 /*  All projected jobs in id order (which is creation order), optionally
     only those with the given status (EVR_JOB_NONE: all). */
 evr_rc_t evr_store_jobs(evr_store_t *self, evr_job_status_t status, evr_store_job_fn *fn,

@@ -20,6 +20,10 @@ struct evr_store {
     bool no_kv;             /* read-only on a store older than `kv` */
     size_t mapsize;
     bool unsynced;          /* a lazy commit's meta page is not flushed yet */
+    /* the largest key of `jobs` this process knows of, at least as large as
+       any the table holds (the writer's; evr_store_has_job) */
+    char job_max[EVR_ULID_LEN + 1];
+    bool job_max_known;
 };
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */

@@ -7,8 +7,9 @@
 
     Each client has one request outstanding: it sends the next as soon as
     the answer to the last has come (a closed loop, like redis-benchmark
-    without -P).  evrun: a `submit` of a one-step trivial job on a DEALER
-    socket (bus/evr_bus.h), encoded once and sent with a fresh job id
+    without -P).  evrun: a `submit` of a one-step trivial job to the
+    broker's ipc:// client endpoint, ZMTP spoken here as a DEALER would
+    (see s_zmtp_connect), encoded once and sent with a fresh job id
     written into its bytes each time (the other two send a prepared
     text too), counted when `accepted` comes (the broker answers only
     after its journal's flush); redis: `LPUSH` of a small value (its
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -81,74 +83,192 @@ s_clock_print(const s_clock_t *c, double seconds)
 
 /* -------------------------------------------------------------- evrun */
 
+/*  The broker's client socket is a ZeroMQ ROUTER: each client here speaks
+    ZMTP 3.0 (rfc.zeromq.org 23) to it itself, as a DEALER with the NULL
+    mechanism on the --local ipc:// socket, as the Redis and beanstalkd
+    sides speak RESP and beanstalkd's protocol over a plain socket: one
+    write(2) a request, one read(2) for what has come.  A libzmq socket
+    costs each side its I/O thread's wake-ups, several system calls a
+    message, which are the client library's, not the broker's. */
+
+#define S_ZMTP_GREETING 64
+#define S_ZMTP_MORE 0x01
+#define S_ZMTP_LONG 0x02
+#define S_ZMTP_COMMAND 0x04
+
 /*  The submit, encoded once (as the Redis and beanstalkd sides send one
-    prepared text): its header frame and its body, in which each send
-    writes a fresh job id over the first one's (a ULID string of fixed
-    length, at id_at). */
+    prepared text) as its two ZMTP frames, header and body, in which each
+    send writes a fresh job id over the first one's (a ULID string of
+    fixed length, at id_at). */
 typedef struct {
-    char hdr[EVR_MSG_HEADER_MAX];
-    uint8_t *body;
+    uint8_t *bytes;
     size_t len, id_at;
 } s_wire_t;
+
+static size_t
+s_frame_head(uint8_t *p, uint8_t flags, size_t len)
+{
+    if (len < 256) {
+        p[0] = flags;
+        p[1] = (uint8_t) len;
+        return 2;
+    }
+    p[0] = flags | S_ZMTP_LONG;
+    for (int i = 8; i >= 1; i--, len >>= 8)
+        p[i] = (uint8_t) len;
+    return 9;
+}
 
 static int
 s_wire_make(evr_msg_t *req, s_wire_t *w)
 {
-    char id[EVR_ULID_LEN + 1];
+    char id[EVR_ULID_LEN + 1], hdr[EVR_MSG_HEADER_MAX];
     evr_ulid_new(id);
     free(req->job);
     req->job = evr_strdup(id);
-    evr_msg_header(req->type, w->hdr);
-    evr_msg_encode(req, &w->body, &w->len);
-    const uint8_t *at = memmem(w->body, w->len, id, EVR_ULID_LEN);
+    evr_msg_header(req->type, hdr);
+    uint8_t *body;
+    size_t blen, hl = strlen(hdr);
+    evr_msg_encode(req, &body, &blen);
+    const uint8_t *at = memmem(body, blen, id, EVR_ULID_LEN);
     if (!at) {
         fprintf(stderr, "evrun-bench-submit: the job id is not in the encoded submit\n");
+        free(body);
         return 1;
     }
-    w->id_at = (size_t) (at - w->body);
+    w->bytes = evr_malloc(18 + hl + blen);
+    size_t n = s_frame_head(w->bytes, S_ZMTP_MORE, hl);
+    memcpy(w->bytes + n, hdr, hl);
+    n += hl;
+    n += s_frame_head(w->bytes + n, 0, blen);
+    w->id_at = n + (size_t) (at - body);
+    memcpy(w->bytes + n, body, blen);
+    w->len = n + blen;
+    free(body);
     return 0;
 }
 
-static evr_rc_t
-s_evrun_send(zsock_t *sock, s_wire_t *w)
+/*  One client's connection: what it has read and not yet taken. */
+typedef struct {
+    int fd;
+    uint8_t buf[4096];
+    size_t len;
+} s_zconn_t;
+
+static int
+s_write_all(int fd, const void *buf, size_t n);
+
+static int
+s_read_some(s_zconn_t *c)
+{
+    if (c->len == sizeof c->buf) {
+        fprintf(stderr, "evrun-bench-submit: an answer over %zu bytes\n", sizeof c->buf);
+        return -1;
+    }
+    ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+    if (r < 0 && errno == EINTR)
+        return 0;
+    if (r <= 0) {
+        fprintf(stderr, "evrun-bench-submit: the broker closed a connection%s%s\n",
+                r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+        return -1;
+    }
+    c->len += (size_t) r;
+    return 0;
+}
+
+/*  The frame at c->buf + *at, if whole: its flags, data and size; *at
+    moves past it.  0 when it is whole, 1 when more must be read. */
+static int
+s_frame_next(const s_zconn_t *c, size_t *at, uint8_t *flags, const uint8_t **data, size_t *len)
+{
+    const uint8_t *p = c->buf + *at;
+    size_t have = c->len - *at, hl = 2, n;
+    if (have < 2 || ((p[0] & S_ZMTP_LONG) && have < 9))
+        return 1;
+    if (p[0] & S_ZMTP_LONG) {
+        hl = 9;
+        n = 0;
+        for (int i = 1; i <= 8; i++)
+            n = n << 8 | p[i];
+    }
+    else
+        n = p[1];
+    if (n > have - hl)
+        return 1;
+    *flags = p[0];
+    *data = p + hl;
+    *len = n;
+    *at += hl + n;
+    return 0;
+}
+
+/*  Connects to the broker's ipc:// client endpoint and does the ZMTP
+    handshake (greeting, READY); the socket, or -1 (said on stderr). */
+static int
+s_zmtp_connect(const char *ep, s_zconn_t *c)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strncmp(ep, "ipc://", 6) != 0 || strlen(ep + 6) >= sizeof sa.sun_path) {
+        fprintf(stderr, "evrun-bench-submit: %s: expected the broker's ipc:// client "
+                "endpoint (--local)\n", ep);
+        return -1;
+    }
+    memcpy(sa.sun_path, ep + 6, strlen(ep + 6));
+    c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+        fprintf(stderr, "evrun-bench-submit: cannot connect to %s: %s\n", ep, strerror(errno));
+        return -1;
+    }
+    static const uint8_t ready[] = "\x04\x1c\x05READY\x0bSocket-Type\0\0\0\x06" "DEALER";
+    uint8_t hello[S_ZMTP_GREETING + sizeof ready - 1] = { 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F,
+                                                          3, 0, 'N', 'U', 'L', 'L' };
+    memcpy(hello + S_ZMTP_GREETING, ready, sizeof ready - 1);
+    if (s_write_all(c->fd, hello, sizeof hello))
+        return -1;
+    while (c->len < S_ZMTP_GREETING)
+        if (s_read_some(c))
+            return -1;
+    if (c->buf[0] != 0xFF || c->buf[9] != 0x7F || c->buf[10] < 3) {
+        fprintf(stderr, "evrun-bench-submit: %s does not greet as ZMTP 3\n", ep);
+        return -1;
+    }
+    size_t at = S_ZMTP_GREETING;
+    uint8_t flags;
+    const uint8_t *d;
+    size_t n;
+    while (s_frame_next(c, &at, &flags, &d, &n))
+        if (s_read_some(c))
+            return -1;
+    if (!(flags & S_ZMTP_COMMAND) || n < 6 || memcmp(d, "\x05READY", 6) != 0) {
+        fprintf(stderr, "evrun-bench-submit: the broker refused the handshake: %.*s\n",
+                (int) n, (const char *) d);
+        return -1;
+    }
+    memmove(c->buf, c->buf + at, c->len - at);
+    c->len -= at;
+    return c->fd;
+}
+
+static int
+s_evrun_send(s_zconn_t *c, s_wire_t *w)
 {
     char id[EVR_ULID_LEN + 1];
     evr_ulid_new(id);
-    memcpy(w->body + w->id_at, id, EVR_ULID_LEN);
-    void *h = zsock_resolve(sock);
-    if (zmq_send(h, w->hdr, strlen(w->hdr), ZMQ_SNDMORE) < 0
-        || zmq_send(h, w->body, w->len, 0) < 0) {
-        fprintf(stderr, "evrun-bench-submit: send: %s\n", zmq_strerror(zmq_errno()));
-        return EVR_ERR_IO;
-    }
-    return EVR_OK;
+    memcpy(w->bytes + w->id_at, id, EVR_ULID_LEN);
+    return s_write_all(c->fd, w->bytes, w->len);
 }
 
-/*  Reads one answer on sock if one waits (its two frames with libzmq's
-    own calls, no czmq message): 0 for an `accepted` of a new job, -1
-    when none waits, else 1 (said on stderr). */
+/*  Checks one answer (its header and body frame): 0 for an `accepted` of
+    a new job, else 1 (said on stderr). */
 static int
-s_evrun_answer(zsock_t *sock)
+s_evrun_check(const uint8_t *hdr, size_t hl, const uint8_t *body, size_t bl)
 {
-    void *h = zsock_resolve(sock);
-    zmq_msg_t hdr, body;
-    zmq_msg_init(&hdr);
-    if (zmq_msg_recv(&hdr, h, ZMQ_DONTWAIT) < 0 && zmq_errno() == EAGAIN) {
-        zmq_msg_close(&hdr);
-        return -1;
-    }
-    zmq_msg_init(&body);
     evr_msg_t m = { 0 };
     const char *code;
     evr_err_t err;
     int bad = 0;
-    if (!zmq_msg_size(&hdr) || !zmq_msg_more(&hdr) || zmq_msg_recv(&body, h, 0) < 0
-        || zmq_msg_more(&body)) {
-        fprintf(stderr, "evrun-bench-submit: bad answer: not a header and a body frame\n");
-        bad = 1;
-    }
-    else if (evr_msg_decode(zmq_msg_data(&hdr), zmq_msg_size(&hdr), zmq_msg_data(&body),
-                            zmq_msg_size(&body), &m, &code, &err)) {
+    if (evr_msg_decode((const char *) hdr, hl, body, bl, &m, &code, &err)) {
         fprintf(stderr, "evrun-bench-submit: bad answer: %s\n", err.msg);
         bad = 1;
     }
@@ -159,9 +279,42 @@ s_evrun_answer(zsock_t *sock)
         bad = 1;
     }
     evr_msg_clear(&m);
-    zmq_msg_close(&hdr);
-    zmq_msg_close(&body);
     return bad;
+}
+
+/*  Takes the whole answers c has read: how many (each `accepted`), -1
+    when one is not (said on stderr). */
+static int
+s_evrun_answers(s_zconn_t *c)
+{
+    size_t at = 0, next = 0;
+    int answers = 0;
+    uint8_t f1, f2;
+    const uint8_t *hdr, *body;
+    size_t hl, bl;
+    while (!s_frame_next(c, &next, &f1, &hdr, &hl)) {
+        if (f1 & S_ZMTP_COMMAND) {  /* e.g. a PING: nothing to answer here */
+            at = next;
+            continue;
+        }
+        if (!(f1 & S_ZMTP_MORE)) {
+            fprintf(stderr, "evrun-bench-submit: bad answer: not a header and a body frame\n");
+            return -1;
+        }
+        if (s_frame_next(c, &next, &f2, &body, &bl))
+            break;
+        if ((f2 & (S_ZMTP_MORE | S_ZMTP_COMMAND)) || s_evrun_check(hdr, hl, body, bl)) {
+            if (f2 & (S_ZMTP_MORE | S_ZMTP_COMMAND))
+                fprintf(stderr, "evrun-bench-submit: bad answer: not a header and a body "
+                        "frame\n");
+            return -1;
+        }
+        answers++;
+        at = next;
+    }
+    memmove(c->buf, c->buf + at, c->len - at);
+    c->len -= at;
+    return answers;
 }
 
 static int
@@ -175,56 +328,46 @@ s_evrun(const char *ep, int n, double seconds)
         return 1;
     }
     evr_diag_destroy(&d);
-    s_wire_t w = { .body = NULL };
+    s_wire_t w = { .bytes = NULL };
     if (s_wire_make(&req, &w)) {
         evr_msg_clear(&req);
         return 1;
     }
-    zsock_t **socks = evr_calloc((size_t) n, sizeof *socks);
+    s_zconn_t *conns = evr_calloc((size_t) n, sizeof *conns);
     struct pollfd *pfd = evr_calloc((size_t) n, sizeof *pfd);
     int status = 0;
+    for (int i = 0; i < n; i++)
+        conns[i].fd = -1;
     for (int i = 0; i < n && !status; i++) {
-        socks[i] = zsock_new(ZMQ_DEALER);
-        evr_bus_setup(socks[i]);
-        zsock_set_linger(socks[i], 0);
-        if (zsock_connect(socks[i], "%s", ep) < 0) {
-            fprintf(stderr, "evrun-bench-submit: cannot connect to %s\n", ep);
-            status = 1;
-        }
-        pfd[i] = (struct pollfd) { zsock_fd(socks[i]), POLLIN, 0 };
+        status = s_zmtp_connect(ep, &conns[i]) < 0;
+        pfd[i] = (struct pollfd) { conns[i].fd, POLLIN, 0 };
     }
     s_clock_t c;
     s_clock_start(&c, seconds);
     for (int i = 0; i < n && !status; i++)
-        status = s_evrun_send(socks[i], &w) != EVR_OK;
-    /* poll(2) on the sockets' ZMQ_FDs (zmq_poll asks each of the n sockets
-       for its events, two system calls each, every time): a socket whose
-       fd fired is read without waiting until a receive finds nothing (only
-       then does libzmq signal its fd again).  Every 100 ms without any,
-       all are tried (a lost signal would only slow the run). */
+        status = s_evrun_send(&conns[i], &w) != 0;
     while (!status && evr_mono_ns() < c.end) {
-        int ready = poll(pfd, (nfds_t) n, 100);
-        if (ready < 0 && errno != EINTR)
+        if (poll(pfd, (nfds_t) n, 1000) < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n && !status; i++) {
-            if (ready > 0 && !pfd[i].revents)
+            if (!pfd[i].revents)
                 continue;
-            int a;
-            while (!status && (a = s_evrun_answer(socks[i])) >= 0) {
-                status = a;
+            int got = s_read_some(&conns[i]) ? -1 : s_evrun_answers(&conns[i]);
+            status = got < 0;
+            for (int k = 0; k < got && !status; k++) {
                 s_clock_ack(&c);
-                if (!status)
-                    status = s_evrun_send(socks[i], &w) != EVR_OK;
+                status = s_evrun_send(&conns[i], &w) != 0;
             }
         }
     }
     if (!status)
         s_clock_print(&c, seconds);
     for (int i = 0; i < n; i++)
-        zsock_destroy(&socks[i]);
-    free(socks);
+        if (conns[i].fd >= 0)
+            close(conns[i].fd);
+    free(conns);
     free(pfd);
-    free(w.body);
+    free(w.bytes);
     evr_msg_clear(&req);
     return status;
 }
@@ -261,8 +404,9 @@ s_connect(const char *hostport)
 }
 
 static int
-s_write_all(int fd, const char *p, size_t n)
+s_write_all(int fd, const void *buf, size_t n)
 {
+    const char *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -370,11 +514,8 @@ main(int argc, char **argv)
                 "127.0.0.1:PORT)\n", S_MAX_CLIENTS);
         return 2;
     }
-    if (strcmp(argv[1], "evrun") == 0) {
-        zsys_init();
-        zsys_handler_set(NULL);
+    if (strcmp(argv[1], "evrun") == 0)
         return s_evrun(argv[2], n, seconds);
-    }
     if (strcmp(argv[1], "redis") == 0 || strcmp(argv[1], "beanstalkd") == 0)
         return s_text(argv[1], argv[2], n, seconds);
     fprintf(stderr, "evrun-bench-submit: unknown target %s (evrun, redis or beanstalkd)\n",

@@ -154,7 +154,39 @@ case_submit_commit_failed() {
   check "queued after a restart: what was acknowledged, only ($want)" [ "$got" = "$want" ]
 }
 
-cases=${*:-submit_batch submit_journal_kill submit_commit_failed}
+# The broker journals a client's submit as its body came when binding its
+# args changes nothing, else encoded again as bound (a default added, the
+# pipeline's order): after a SIGKILL (the records read back from the
+# journal) and a restart, each job runs with its args as bound.  A runner
+# of the process executor (no podman).
+case_submit_record_args() {
+  fresh sargs
+  pipeline pargs <<'YML'
+pipeline: pargs
+executor: process
+args:
+  A: { default: a0 }
+  B: { default: b0 }
+steps: [ { name: s, run: 'echo "args A=$A B=$B"' } ]
+YML
+  bus_broker
+  local j1 j2 j3 j
+  j1=$(submit "$tmp/pargs.yml" -a A=a1 -a B=b1 2>/dev/null)   # as bound: as it came
+  j2=$(submit "$tmp/pargs.yml" -a B=b2 2>/dev/null)           # A's default added
+  j3=$(submit "$tmp/pargs.yml" -a B=b3 -a A=a3 2>/dev/null)   # the pipeline's order
+  check "three submits accepted" [ -n "$j1" ] && [ -n "$j2" ] && [ -n "$j3" ]
+  kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  bus_broker
+  bus_runner ra-1 "" 2 --executors process && bus_wait_runners 1
+  for j in "$j1" "$j2" "$j3"; do
+    check "job $j succeeded after the restart" [ "$(wait_job "$j" 30)" = succeeded ]
+  done
+  check "as it came: A=a1 B=b1" grep -q "args A=a1 B=b1" <(cli logs "$j1")
+  check "a default added: A=a0 B=b2" grep -q "args A=a0 B=b2" <(cli logs "$j2")
+  check "another order: A=a3 B=b3" grep -q "args A=a3 B=b3" <(cli logs "$j3")
+}
+
+cases=${*:-submit_batch submit_journal_kill submit_commit_failed submit_record_args}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -510,6 +510,40 @@ test_unknown_keys_ignored(void)
     CHECK(evr_msg_decode("evrun1 ack", 10, raw, n, &msg, NULL, &err) == EVR_OK);
     CHECK(msg.seq == 5);
     CHECK(msg.type == EVR_MSG_ACK);
+    CHECK(evr_codec_skipped() == 1);    /* counted once, whatever the passes */
+    n = s_unhex("81a3736571" "05", raw);     /* {"seq": 5}: none skipped */
+    CHECK(evr_msg_decode("evrun1 ack", 10, raw, n, &msg, NULL, &err) == EVR_OK);
+    CHECK(evr_codec_skipped() == 0);
+    /* one inside a record inside a record: a submit whose step has "zz" */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    const char *kv[][2] = { { "pipeline", "p" }, { "image", "i" } };
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "job", 3);
+    msgpack_pack_str_with_body(&pk, "01ARZ3NDEKTSV4RRFFQ69G5FAV", 26);
+    msgpack_pack_str_with_body(&pk, "spec", 4);
+    msgpack_pack_map(&pk, 3);
+    for (int i = 0; i < 2; i++) {
+        msgpack_pack_str_with_body(&pk, kv[i][0], strlen(kv[i][0]));
+        msgpack_pack_str_with_body(&pk, kv[i][1], strlen(kv[i][1]));
+    }
+    msgpack_pack_str_with_body(&pk, "steps", 5);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, "s", 1);
+    msgpack_pack_str_with_body(&pk, "run", 3);
+    msgpack_pack_str_with_body(&pk, ":", 1);
+    msgpack_pack_str_with_body(&pk, "zz", 2);
+    msgpack_pack_int(&pk, 1);
+    evr_msg_t sub = { 0 };
+    CHECK(evr_msg_decode("evrun1 submit", 13, (const uint8_t *) sb.data, sb.size, &sub, NULL,
+                         &err) == EVR_OK);
+    CHECK(evr_codec_skipped() == 1);
+    evr_msg_clear(&sub);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 static void

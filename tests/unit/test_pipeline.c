@@ -532,6 +532,24 @@ test_run_options(void)
     CHECK(!evr_spec_cpus_milli("99999999999999999999", &m));
 }
 
+/*  evr_spec_path_idx writes what snprintf("%s%u%s") would, cut alike. */
+static void
+test_path_idx(void)
+{
+    char p[32], q[32];
+    const uint32_t idx[] = { 0, 7, 10, 255, 4294967295u };
+    for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+        evr_spec_path_idx(p, sizeof p, "steps[", idx[i], "].limits");
+        snprintf(q, sizeof q, "steps[%u].limits", idx[i]);
+        CHECK(strcmp(p, q) == 0);
+    }
+    static const char whole[] = "steps[123].x";
+    for (size_t len = 1; len <= sizeof whole; len++) {   /* cut in each part */
+        evr_spec_path_idx(p, len, "steps[", 123, "].x");
+        CHECK(strlen(p) == len - 1 && strncmp(p, whole, len - 1) == 0);
+    }
+}
+
 int
 main(void)
 {
@@ -547,5 +565,6 @@ main(void)
     EVR_TEST_RUN(test_process_stub);
     EVR_TEST_RUN(test_executor_labels);
     EVR_TEST_RUN(test_run_options);
+    EVR_TEST_RUN(test_path_idx);
     EVR_TEST_END();
 }

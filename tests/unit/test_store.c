@@ -262,6 +262,10 @@ test_append_and_read(void)
     CHECK(job.status == EVR_JOB_SUCCEEDED && job.steps.n == 3 && job.last_jseq == na);
     CHECK_STR(job.pipeline, "synthetic");
     evr_rec_free(&evr_job_type, &job);
+    bool has = false;   /* the broker's check of a submit's job id */
+    CHECK(evr_store_has_job(st, a, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, "01ARZ3NDEKTSV4RRFFQ69G5FAV", &has, &err) == EVR_OK && !has);
+    CHECK(evr_store_has_job(st, "short", &has, &err) == EVR_OK && !has);
 
     s_walk_t w = { 0, 0, 0, true };
     CHECK(evr_store_job_events(st, b, 1, s_walk, &w, &err) == EVR_OK);
@@ -793,6 +797,40 @@ test_reader_beside_writer(void)
     free(dir);
 }
 
+/*  evr_store_has_job: a stored job is found whether its id is the
+    largest (no look past the largest key) or not, before and after a
+    reopen (the largest key read at open); ids above every key are not. */
+static void
+test_has_job(void)
+{
+    char *dir = s_dir("hasjob");
+    evr_store_t *st;
+    evr_err_t err;
+    bool has = true;
+    char *a = s_job_id(20), *b = s_job_id(21), *c = s_job_id(22), *d = s_job_id(23);
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    CHECK(evr_store_has_job(st, a, &has, &err) == EVR_OK && !has);     /* empty */
+    s_append_job(st, b, 1, 10, 10);
+    CHECK(evr_store_has_job(st, b, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, a, &has, &err) == EVR_OK && !has);
+    CHECK(evr_store_has_job(st, c, &has, &err) == EVR_OK && !has);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    CHECK(evr_store_has_job(st, b, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, c, &has, &err) == EVR_OK && !has);
+    s_append_job(st, d, 1, 10, 10);
+    s_append_job(st, a, 1, 10, 10);   /* below the largest */
+    CHECK(evr_store_has_job(st, a, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, d, &has, &err) == EVR_OK && has);
+    CHECK(evr_store_has_job(st, c, &has, &err) == EVR_OK && !has);
+    evr_store_destroy(&st);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -812,6 +850,7 @@ main(void)
     EVR_TEST_RUN(test_append_fits_strings);
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);
+    EVR_TEST_RUN(test_has_job);
     s_rm_rf(s_root);
     EVR_TEST_END();
 }
