@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""gw_spec.py BASE STATE_DIR PIPELINE HOOK_TOKEN: an independent client of
+evrun-gateway, written from schema/openapi.yaml and README "HTTP gateway"
+alone (test_gateway_spec.sh starts a broker, a process runner and the
+gateway; BASE is http://127.0.0.1:PORT).  It makes its own tokens from
+STATE_DIR/gateway/jwt.secret (a JWT HS256 with sub, iat, exp, scope) and
+signs GitHub deliveries with STATE_DIR/gateway/webhook.secret.  PIPELINE is
+a registered pipeline (executor: process) whose step `make` writes the
+artifact out/a.txt ("hello, WHO") and prints "hello, WHO"; HOOK_TOKEN is
+its hook token.
+
+For every route: the valid request answers what the spec says (status,
+Content-Type, the JSON fields and their types), and bad requests get the
+documented status with a JSON error {"error": {"code", "message"}}.
+Prints one line per check; exits 1 when any failed.
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import re
+import socket
+import sys
+import time
+import urllib.parse
+
+BASE, STATE, PIPE, HOOK_TOKEN = sys.argv[1:5]
+U = urllib.parse.urlparse(BASE)
+HOST, PORT = U.hostname, U.port
+API = "/api/v1"
+fails = 0
+passes = 0
+
+
+def check(name, ok, detail=""):
+    global fails, passes
+    if ok:
+        passes += 1
+        print("  ok   %s" % name)
+    else:
+        fails += 1
+        print("  FAIL %s %s" % (name, detail))
+    return ok
+
+
+# ------------------------------------------------------------- tokens
+
+def b64(x):
+    return base64.urlsafe_b64encode(x).rstrip(b"=")
+
+
+SECRET = open(STATE + "/gateway/jwt.secret", "rb").read().strip()
+HOOK_SECRET = open(STATE + "/gateway/webhook.secret", "rb").read().strip()
+
+
+def jwt(claims=None, header=None, key=SECRET, alg=hashlib.sha256, **over):
+    now = int(time.time())
+    c = {"sub": "spec", "iat": now, "exp": now + 600, "scope": "write"}
+    c.update(claims or {})
+    for k, v in over.items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    h = header or {"alg": "HS256", "typ": "JWT"}
+    msg = b64(json.dumps(h).encode()) + b"." + b64(json.dumps(c).encode())
+    return (msg + b"." + b64(hmac.new(key, msg, alg).digest())).decode()
+
+
+W = jwt()
+R = jwt(scope="read")
+
+
+# -------------------------------------------------------------- client
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+        self._js = None
+
+    def h(self, k):
+        return self.headers.get(k.lower())
+
+    def json(self):
+        if self._js is None:
+            try:
+                self._js = json.loads(self.body.decode("utf-8"))
+            except ValueError:
+                self._js = False
+        return self._js
+
+    def __repr__(self):
+        return "%d %s" % (self.status, self.body[:300])
+
+
+def req(method, path, body=None, headers=None, token=W, ctype=None, timeout=20):
+    hd = {}
+    if token:
+        hd["Authorization"] = "Bearer " + token
+    if ctype:
+        hd["Content-Type"] = ctype
+    hd.update(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hd.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    c = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
+    c.request(method, path, body=body, headers=hd)
+    r = c.getresponse()
+    data = r.read() if method != "HEAD" else b""
+    out = Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    c.close()
+    return out
+
+
+def api(method, path, body=None, **kw):
+    return req(method, API + path, body, **kw)
+
+
+def raw(data, wait=5.0):
+    """Sends bytes as they are (a server that answers early and closes may
+    cut the sending short); the answer's (status, head, body) (status 0:
+    none)."""
+    s = socket.create_connection((HOST, PORT), timeout=wait)
+    out = b""
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length: *(\d+)", head)
+            if sep and m and len(rest) >= int(m.group(1)):
+                break
+    except socket.timeout:
+        pass
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    st = int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0
+    return st, head.decode("latin-1"), body
+
+
+# ------------------------------------------------------- schema checks
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+JOB_STATUS = {"queued", "running", "paused", "succeeded", "failed", "cancelled", "timed_out",
+              "lost"}
+STEP_STATUS = {"pending", "queued", "starting", "running", "succeeded", "failed", "cancelled",
+               "timed_out", "lost", "skipped"}
+
+
+def types_ok(obj, required, optional, where):
+    """Each field of required present with its type, optional ones typed;
+    a list of problems."""
+    bad = []
+    if not isinstance(obj, dict):
+        return ["%s: not an object" % where]
+    for k, t in required.items():
+        if k not in obj:
+            bad.append("%s.%s missing" % (where, k))
+    for k, t in list(required.items()) + list(optional.items()):
+        if k not in obj:
+            continue
+        v = obj[k]
+        if t == "time":
+            ok = isinstance(v, str) and TIME.match(v)
+        elif t == "int":
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif t == "strs":
+            ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+        elif isinstance(t, set):
+            ok = v in t
+        else:
+            ok = isinstance(v, t)
+        if not ok:
+            bad.append("%s.%s = %r: wrong type" % (where, k, v))
+    return bad
+
+
+JOB_REQ = {"id": str, "pipeline": str, "status": JOB_STATUS, "steps_total": "int",
+           "steps_done": "int"}
+JOB_OPT = {"runner": str, "created": "time", "started": "time", "finished": "time",
+           "reason": str}
+
+
+def job_problems(j, where="job"):
+    bad = types_ok(j, JOB_REQ, JOB_OPT, where)
+    if isinstance(j, dict) and isinstance(j.get("id"), str) and not ULID.match(j["id"]):
+        bad.append("%s.id %r is no ULID" % (where, j["id"]))
+    return bad
+
+
+def is_json(r):
+    return (r.h("content-type") or "").split(";")[0].strip() == "application/json" \
+        and r.json() is not False
+
+
+def err_ok(name, r, status, code=None, says=None):
+    """r is status with a JSON error body naming the problem."""
+    e = r.json().get("error") if is_json(r) and isinstance(r.json(), dict) else None
+    ok = r.status == status and isinstance(e, dict) and isinstance(e.get("code"), str) \
+        and isinstance(e.get("message"), str) and len(e["message"]) > 5 \
+        and (code is None or e["code"] == code) \
+        and (says is None or re.search(says, e["message"]) is not None)
+    return check("%s: %d%s" % (name, status, " " + code if code else ""), ok, repr(r))
+
+
+def schema_ok(name, r, status, problems_fn):
+    ok = r.status == status and is_json(r)
+    bad = problems_fn(r.json()) if ok else ["%r" % r]
+    return check(name, ok and not bad, "; ".join(bad[:5]))
+
+
+def wait_status(job, want, secs=30):
+    st = None
+    for _ in range(int(secs * 10)):
+        r = api("GET", "/jobs/" + job, token=R)
+        st = r.json().get("status") if r.status == 200 else None
+        if st in want:
+            return st
+        time.sleep(0.1)
+    return st
+
+
+# --------------------------------------------------------------- cases
+
+def case_auth():
+    print("== auth")
+    routes = [("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/jobs/%s" % ZID),
+              ("POST", "/jobs/%s/cancel" % ZID), ("POST", "/jobs/%s/pause" % ZID),
+              ("POST", "/jobs/%s/resume" % ZID), ("GET", "/jobs/%s/log" % ZID),
+              ("GET", "/runners"), ("GET", "/pipelines"), ("GET", "/jobs/%s/artifacts" % ZID),
+              ("GET", "/jobs/%s/artifacts/make/a.txt" % ZID), ("POST", "/demand")]
+    for m, p in routes:
+        r = api(m, p, token=None)
+        err_ok("%s %s without a token" % (m, p), r, 401, "unauthorized")
+        check("... with WWW-Authenticate: Bearer", (r.h("www-authenticate") or "")
+              .startswith("Bearer"), repr(r.headers))
+    bad = {
+        "expired": jwt(exp=int(time.time()) - 10),
+        "no exp": jwt(exp=None),
+        "exp a string": jwt(exp="never"),
+        "wrong signature": jwt(key=b"another secret"),
+        "signature cut": W[:-4],
+        "alg none": jwt(header={"alg": "none"}).rsplit(".", 1)[0] + ".",
+        "alg HS512": jwt(header={"alg": "HS512", "typ": "JWT"}, alg=hashlib.sha512),
+        "scope admin": jwt(scope="admin"),
+        "no scope": jwt(scope=None),
+        "issued in an hour": jwt(iat=int(time.time()) + 3600),
+        "two parts": ".".join(W.split(".")[:2]),
+        "four parts": W + ".x",
+        "empty": "",
+    }
+    for what, tok in bad.items():
+        r = api("GET", "/runners", headers={"Authorization": "Bearer " + tok}, token=None)
+        err_ok("token %s" % what, r, 401, "unauthorized")
+    r = api("GET", "/runners", headers={"Authorization": "Basic dTpw"}, token=None)
+    err_ok("Basic credentials", r, 401, "unauthorized", "Bearer")
+    r = api("GET", "/runners", headers={"Authorization": "bearer " + R}, token=None)
+    check("the scheme in lower case (RFC 9110: case-insensitive): 200", r.status == 200, repr(r))
+    r = api("GET", "/runners", token=jwt(aud=None, nbf=int(time.time()) - 5))
+    check("nbf in the past: 200", r.status == 200, repr(r))
+    for m, p in routes:
+        if m == "POST":
+            r = api(m, p, token=R, body={})
+            err_ok("%s %s with a read token" % (m, p), r, 403, "forbidden")
+
+
+def case_methods():
+    print("== methods, paths")
+    spec = {  # path -> methods, as openapi.yaml lists them
+        API + "/jobs": {"GET", "POST"}, API + "/jobs/" + ZID: {"GET"},
+        API + "/jobs/%s/cancel" % ZID: {"POST"}, API + "/jobs/%s/pause" % ZID: {"POST"},
+        API + "/jobs/%s/resume" % ZID: {"POST"}, API + "/jobs/%s/log" % ZID: {"GET"},
+        API + "/runners": {"GET"}, API + "/pipelines": {"GET"},
+        API + "/jobs/%s/artifacts" % ZID: {"GET"},
+        API + "/jobs/%s/artifacts/make/out/a.txt" % ZID: {"GET"}, API + "/demand": {"POST"},
+        "/metrics": {"GET"}, "/hooks/github": {"POST"}, "/hooks/" + PIPE: {"POST"},
+        "/": {"GET"}, "/ui/app.js": {"GET"},
+    }
+    for path, methods in spec.items():
+        for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            if m in methods:
+                continue
+            r = req(m, path)
+            allow = {x.strip() for x in (r.h("allow") or "").split(",") if x.strip()}
+            ok = err_ok("%s %s" % (m, path), r, 405, "method_not_allowed")
+            if ok:
+                check("... Allow lists %s" % sorted(methods), methods <= allow
+                      and allow <= methods | {"HEAD"}, repr(r.headers))
+    for path in ("/api/v1", "/api/v1/", "/api/v2/jobs", "/nope", "/api/v1/jobs/", "/jobs",
+                 "/api/v1/jobs/%s/nope" % ZID, "/api/v1/runners/x", "/hooks", "/hooks/",
+                 "/ui/", "/metrics/x"):
+        err_ok("GET %s" % path, req("GET", path), 404, "not_found")
+    st, head, body = raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check("OPTIONS *: an answer (no crash)", st >= 400, "%d" % st)
+    st, head, body = raw(b"GET /api/v1/runners HTTP/1.0\r\nAuthorization: Bearer "
+                         + W.encode() + b"\r\n\r\n")
+    check("HTTP/1.0 without Host: 200", st == 200, head[:200])
+
+
+def case_submit():
+    print("== POST /jobs")
+    y = "pipeline: spec-yaml\nexecutor: process\nsteps:\n  - {name: a, run: 'echo yaml'}\n"
+    r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml")
+
+    def submitted(js):
+        return types_ok(js, {"id": str, "pipeline": str, "status": {"queued"},
+                             "existing": bool}, {}, "body") \
+            + ([] if ULID.match(js.get("id", "")) else ["id is no ULID"])
+    schema_ok("YAML: 201 Submitted", r, 201, submitted)
+    check("YAML: pipeline and existing", r.json().get("pipeline") == "spec-yaml"
+          and r.json().get("existing") is False, repr(r))
+    global QUEUED
+    QUEUED = r.json().get("id")
+    j = {"pipeline": "spec-json", "executor": "process", "steps": [{"name": "a", "run": "true"}]}
+    r = api("POST", "/jobs?label=nobody", j)
+    schema_ok("JSON pipeline: 201 Submitted", r, 201, submitted)
+    r = api("POST", "/jobs?label=nobody", {"pipeline": PIPE, "args": {"WHO": "x"},
+                                           "labels": ["nobody"]})
+    schema_ok("JSON start: 201 Submitted", r, 201, submitted)
+    check("JSON start: the pipeline's name", r.json().get("pipeline") == PIPE, repr(r))
+    key = "spec-key-" + str(time.time())
+    a = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+            headers={"Idempotency-Key": key})
+    b = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+            headers={"Idempotency-Key": key})
+    check("Idempotency-Key: 201 twice, the same id, existing the 2nd time",
+          a.status == b.status == 201 and a.json()["id"] == b.json()["id"]
+          and a.json()["existing"] is False and b.json()["existing"] is True, "%r %r" % (a, b))
+    r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+            headers={"Idempotency-Key": "k" * 255})
+    check("Idempotency-Key of 255: 201", r.status == 201, repr(r))
+    for what, k in (("256 characters", "k" * 256), ("a space", "a b"), ("a tab", "a\tb")):
+        r = api("POST", "/jobs", y, ctype="application/yaml", headers={"Idempotency-Key": k})
+        err_ok("Idempotency-Key with %s" % what, r, 400, "bad_request", "Idempotency-Key")
+    # media types
+    err_ok("no Content-Type", api("POST", "/jobs", y), 415)
+    err_ok("Content-Type text/plain", api("POST", "/jobs", y, ctype="text/plain"), 415)
+    # bodies that are not pipelines
+    for what, body, ct in (
+            ("an empty body", "", "application/yaml"),
+            ("an empty JSON body", "", "application/json"),
+            ("bad JSON", '{"steps": [', "application/json"),
+            ("a JSON array", "[1, 2]", "application/json"),
+            ("a JSON string", '"steps"', "application/json"),
+            ("JSON without steps or pipeline", '{"image": "x"}', "application/json"),
+            ("JSON steps of the wrong type", '{"pipeline": "t", "steps": 5}',
+             "application/json"),
+            ("JSON step without run", '{"pipeline": "t", "steps": [{"name": "a"}]}',
+             "application/json"),
+            ("JSON with a duplicate key", '{"pipeline": "t", "pipeline": "u", "steps": []}',
+             "application/json"),
+            ("YAML that is a list", "- a\n- b\n", "application/yaml"),
+            ("YAML with a tab", "pipeline: t\n\tsteps: []\n", "application/yaml"),
+            ("a copy: source", '{"pipeline": "t", "source": {"copy": "."}, "steps": '
+             '[{"name": "a", "run": "true"}]}', "application/json")):
+        err_ok("submit %s" % what, api("POST", "/jobs", body, ctype=ct), 400)
+    r = api("POST", "/jobs", '{"pipeline": "t", "steps": 5}', ctype="application/json")
+    d = (r.json() or {}).get("error", {}).get("details")
+    check("... a bad pipeline's details: strings body:LINE:COL", isinstance(d, list) and d
+          and all(isinstance(x, str) and re.match(r"body:\d+:\d+: ", x) for x in d), repr(r))
+    # a start (Start schema: additionalProperties false, maxLength, maxItems)
+    for what, body in (("pipeline a number", {"pipeline": 5}),
+                       ("pipeline null", {"pipeline": None}),
+                       ("pipeline with a slash", {"pipeline": "../x"}),
+                       ("pipeline of 65 bytes", {"pipeline": "p" * 65}),
+                       ("args a list", {"pipeline": PIPE, "args": ["WHO=x"]}),
+                       ("an arg a number", {"pipeline": PIPE, "args": {"WHO": 5}}),
+                       ("65 args", {"pipeline": PIPE, "args": {"A%d" % i: "x"
+                                                              for i in range(65)}}),
+                       ("labels a string", {"pipeline": PIPE, "labels": "linux"}),
+                       ("a label a number", {"pipeline": PIPE, "labels": [5]}),
+                       ("33 labels", {"pipeline": PIPE, "labels": ["l%d" % i
+                                                                  for i in range(33)]}),
+                       ("an unknown field", {"pipeline": PIPE, "wat": 1}),
+                       ("an unknown arg", {"pipeline": PIPE, "args": {"NOPE": "1"}})):
+        err_ok("start with %s" % what, api("POST", "/jobs", body), 400)
+    err_ok("start an unknown pipeline", api("POST", "/jobs", {"pipeline": "no-such-pipe"}),
+           404, "not_found")
+    # query arguments
+    for q in ("arg=NOVALUE", "arg==x", "arg=NOPE=1", "label=a/b", "label=", "label=" + "l" * 65):
+        err_ok("submit ?%s" % q, api("POST", "/jobs?" + q, y, ctype="application/yaml"), 400,
+               "bad_request" if q.startswith("label") else None)
+    # sizes
+    st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Type: application/yaml\r\nContent-Length: %d\r\n\r\n"
+                          % (API, W, 4 * 1024 * 1024 + 1)).encode() + b"#" * (4 << 20) + b"#")
+    check("a body over 4 MiB: 413 JSON", st == 413 and b"too_large" in body, head[:100])
+    st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Type: application/yaml\r\nContent-Length: 99999999999\r\n"
+                          "\r\n" % (API, W)).encode())
+    check("Content-Length of 100 GB: 413 JSON", st == 413 and b"too_large" in body, head[:100])
+    for cl in ("-1", "abc", "1e3", "18446744073709551616"):
+        st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                              "Content-Type: application/yaml\r\nContent-Length: %s\r\n"
+                              "Connection: close\r\n\r\nsteps: []\n" % (API, W, cl)).encode())
+        check("Content-Length %s: 400 or 413, no crash" % cl, st in (400, 413), head[:100])
+
+
+def case_list():
+    print("== GET /jobs")
+    r = api("GET", "/jobs", token=R)
+
+    def page(js):
+        bad = types_ok(js, {"jobs": list}, {"next_cursor": str}, "body")
+        for i, j in enumerate(js.get("jobs", [])):
+            bad += job_problems(j, "jobs[%d]" % i)
+        return bad
+    schema_ok("200, every Job typed", r, 200, page)
+    check("default limit 50: at most 50", len(r.json().get("jobs", [])) <= 50)
+    n = len(r.json()["jobs"])
+    r = api("GET", "/jobs?limit=1", token=R)
+    schema_ok("limit=1: 200", r, 200, page)
+    check("limit=1: one job and a next_cursor", len(r.json()["jobs"]) == 1 and (n < 2 or
+          isinstance(r.json().get("next_cursor"), str)), repr(r))
+    c = r.json().get("next_cursor")
+    if c:
+        r2 = api("GET", "/jobs?limit=1&cursor=" + c, token=R)
+        check("the next page: another job", r2.status == 200 and r2.json()["jobs"]
+              and r2.json()["jobs"][0]["id"] != r.json()["jobs"][0]["id"], repr(r2))
+    r = api("GET", "/jobs?limit=1000", token=R)
+    check("limit=1000: 200", r.status == 200, repr(r))
+    for q in ("limit=-1", "limit=abc", "limit=0", "limit=1001", "limit=99999999999999999999999",
+              "limit=", "limit=1.5", "limit=5x", "cursor=zz",
+              "cursor=" + "Z" * 26, "status=dancing", "status=", "pipeline=a%ffb"):
+        err_ok("?%s" % q, api("GET", "/jobs?" + q, token=R), 400, "bad_request")
+    for s in sorted(JOB_STATUS):
+        r = api("GET", "/jobs?status=" + s, token=R)
+        check("?status=%s: 200, only such jobs" % s, r.status == 200 and all(
+            j["status"] == s for j in r.json()["jobs"]), repr(r))
+    r = api("GET", "/jobs?pipeline=spec-yaml", token=R)
+    check("?pipeline=: only its jobs", r.status == 200 and r.json()["jobs"] and all(
+        j["pipeline"] == "spec-yaml" for j in r.json()["jobs"]), repr(r))
+
+
+def detail_problems(js):
+    bad = job_problems(js)
+    bad += types_ok(js, {"steps": list, "events": "int"}, {"source": dict, "ci_source": dict},
+                    "job")
+    for i, s in enumerate(js.get("steps") or []):
+        bad += types_ok(s, {"name": str, "status": STEP_STATUS},
+                        {"attempt": "int", "needs": "strs", "when": {"on_failure", "always"},
+                         "started": "time", "finished": "time", "exit_code": "int",
+                         "duration_ms": "int", "reason": str}, "steps[%d]" % i)
+    for k in ("source", "ci_source"):
+        if k in js:
+            bad += types_ok(js[k], {}, {"kind": {"git", "copy", "tarball"}, "url": str,
+                                        "ref": str, "sha": str}, k)
+    return bad
+
+
+def case_job():
+    print("== GET /jobs/{id}, cancel, pause, resume")
+    r = api("GET", "/jobs/" + QUEUED, token=R)
+    schema_ok("a queued job: 200 JobDetail", r, 200, detail_problems)
+    check("... queued, its steps empty", r.json().get("status") == "queued", repr(r))
+    r = api("GET", "/jobs/" + QUEUED.lower(), token=R)
+    check("the id in lower case: 200", r.status == 200, repr(r))
+    for bad in (ZID, "x", "0" * 25, "0" * 27, "I" * 26, "8" + "0" * 25, "%00" * 26,
+                "a" * 127, "a" * 300):
+        err_ok("GET /jobs/%s" % bad[:30], api("GET", "/jobs/" + bad, token=R), 404, "not_found")
+    for cmd in ("cancel", "pause", "resume", "log", "artifacts"):
+        m = "GET" if cmd in ("log", "artifacts") else "POST"
+        err_ok("%s %s of an unknown job" % (m, cmd), api(m, "/jobs/%s/%s" % (ZID, cmd)), 404,
+               "not_found")
+        err_ok("%s %s of a bad id" % (m, cmd), api(m, "/jobs/nope/%s" % cmd), 404, "not_found")
+
+    def taken(js):
+        return types_ok(js, {"id": str, "message": str}, {}, "body")
+    schema_ok("pause a queued job: 200 {id, message}", api("POST", "/jobs/%s/pause" % QUEUED),
+              200, taken)
+    check("... now paused", wait_status(QUEUED, {"paused"}, 10) == "paused")
+    schema_ok("resume it: 200", api("POST", "/jobs/%s/resume" % QUEUED), 200, taken)
+    check("... queued again", wait_status(QUEUED, {"queued"}, 10) == "queued")
+    for what, body, ct in (("not JSON", "{", "application/json"),
+                           ("a JSON array", "[]", "application/json"),
+                           ("a reason of 1025 bytes", json.dumps({"reason": "r" * 1025}),
+                            "application/json")):
+        err_ok("cancel with %s" % what, api("POST", "/jobs/%s/cancel" % QUEUED, body, ctype=ct),
+               400, "bad_request")
+    check("... the job still queued", wait_status(QUEUED, {"queued"}, 1) == "queued")
+    r = api("POST", "/jobs/%s/cancel" % QUEUED, {"reason": "r" * 1024})
+    schema_ok("cancel with a reason of 1024 bytes: 200", r, 200, taken)
+    check("... cancelled", wait_status(QUEUED, {"cancelled"}, 10) == "cancelled")
+    for cmd in ("cancel", "pause", "resume"):
+        err_ok("%s an ended job" % cmd, api("POST", "/jobs/%s/%s" % (QUEUED, cmd)), 409,
+               "conflict")
+
+
+def sse(job, last=None, step=None, timeout=30):
+    hd = {"Accept": "text/event-stream"}
+    if last is not None:
+        hd["Last-Event-ID"] = str(last)
+    r = api("GET", "/jobs/%s/log%s" % (job, "?step=" + step if step else ""), headers=hd,
+            token=R, timeout=timeout)
+    evs = []
+    for block in r.body.decode("utf-8", "replace").split("\n\n"):
+        eid = data = None
+        for line in block.split("\n"):
+            if line.startswith("id: "):
+                eid = int(line[4:])
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        if eid is not None:
+            evs.append((eid, data))
+    return r, evs
+
+
+def case_run():
+    print("== a job run: log, SSE, artifacts")
+    r = api("POST", "/jobs", {"pipeline": PIPE, "args": {"WHO": "spec"}})
+    job = r.json().get("id")
+    check("start the process pipeline: 201", r.status == 201, repr(r))
+    check("it succeeds", wait_status(job, {"succeeded", "failed", "cancelled"}) == "succeeded")
+    r = api("GET", "/jobs/" + job, token=R)
+    schema_ok("the ended job: 200 JobDetail", r, 200, detail_problems)
+    js = r.json()
+    check("... its step make succeeded with exit_code 0, times", js.get("steps") and
+          js["steps"][0]["name"] == "make" and js["steps"][0]["status"] == "succeeded"
+          and js["steps"][0].get("exit_code") == 0 and "finished" in js and "started" in js
+          and js.get("runner"), repr(r))
+    r = api("GET", "/jobs/%s/log" % job, token=R)
+    check("log as text: 200 text/plain", r.status == 200 and (r.h("content-type") or "")
+          .startswith("text/plain"), repr(r))
+    check("log as text: \"step | line\"", "make | hello, spec" in r.body.decode(), repr(r))
+    r = api("GET", "/jobs/%s/log?step=nope" % job, token=R)
+    check("log ?step= of no such step: 200, empty", r.status == 200 and r.body == b"", repr(r))
+    for q in ("step=a/b", "step=", "step=%00", "step=" + "s" * 65):
+        err_ok("log ?%s" % q, api("GET", "/jobs/%s/log?%s" % (job, q), token=R), 400,
+               "bad_request")
+    r, evs = sse(job)
+    check("SSE: 200 text/event-stream", r.status == 200 and (r.h("content-type") or "")
+          .startswith("text/event-stream"), repr(r))
+    ids = [e[0] for e in evs]
+    check("SSE: ids 1..N in order", ids == list(range(1, len(ids) + 1)) and ids, str(ids))
+    check("SSE: data is the event as JSON, ending with job.finished",
+          all(isinstance(d, dict) and isinstance(d.get("type"), str) for _, d in evs)
+          and evs[-1][1]["type"] == "job.finished", str(evs[-1:]))
+    n = len(evs)
+    _, evs2 = sse(job, last=2)
+    check("Last-Event-ID 2: the events after it", [e[0] for e in evs2] == list(range(3, n + 1)),
+          str([e[0] for e in evs2]))
+    _, evs3 = sse(job, last=n)
+    check("Last-Event-ID N: nothing, the stream ends", evs3 == [], str(evs3))
+    _, evs4 = sse(job, step="make")
+    check("SSE ?step=make: its events and job.finished", evs4 and all(
+        d.get("data", {}).get("step") == "make" or d["type"] == "job.finished"
+        for _, d in evs4), str([d["type"] for _, d in evs4]))
+    for v in ("-1", "x", "4294967296", "1.5", " ", "99999999999999999999"):
+        r = api("GET", "/jobs/%s/log" % job, headers={"Accept": "text/event-stream",
+                                                      "Last-Event-ID": v}, token=R)
+        err_ok("Last-Event-ID %r" % v, r, 400, "bad_request")
+    # artifacts
+    r = None
+    for _ in range(100):
+        r = api("GET", "/jobs/%s/artifacts" % job, token=R)
+        if r.status == 200 and r.json().get("artifacts"):
+            break
+        time.sleep(0.1)
+
+    def arts(js):
+        bad = types_ok(js, {"id": str, "artifacts": list, "finished": bool}, {}, "body")
+        for i, a in enumerate(js.get("artifacts", [])):
+            bad += types_ok(a, {"step": str, "path": str, "size": "int", "sha256": str}, {},
+                            "artifacts[%d]" % i)
+        return bad
+    schema_ok("artifacts: 200, typed", r, 200, arts)
+    a = [x for x in r.json().get("artifacts", []) if x["path"] == "out/a.txt"]
+    check("artifacts: out/a.txt of step make, finished", a and a[0]["step"] == "make"
+          and r.json()["finished"] is True, repr(r))
+    d = None
+    for _ in range(100):
+        d = api("GET", "/jobs/%s/artifacts/make/out/a.txt" % job, token=R)
+        if d.status == 200:
+            break
+        time.sleep(0.1)
+    want = b"hello, spec\n"
+    check("download: 200 application/octet-stream, the bytes", d.status == 200
+          and d.h("content-type") == "application/octet-stream" and d.body == want, repr(d))
+    sha = hashlib.sha256(want).hexdigest()
+    check("download: Content-Length, ETag, X-Evrun-Sha256", d.h("content-length") == str(
+        len(want)) and d.h("x-evrun-sha256") == sha and (d.h("etag") or "").strip('"') == sha
+        and a and a[0]["sha256"] == sha and a[0]["size"] == len(want), repr(d.headers))
+    err_ok("download of no such file", api("GET", "/jobs/%s/artifacts/make/out/b.txt" % job,
+                                           token=R), 404, "not_found")
+    err_ok("a step with an escaped / (%2F is a separator)",
+           api("GET", "/jobs/%s/artifacts/ma%%2Fke/out/a.txt" % job, token=R), 404, "not_found")
+    err_ok("download of no such step", api("GET", "/jobs/%s/artifacts/nope/out/a.txt" % job,
+                                           token=R), 404, "not_found")
+    for p in ("make/../x", "make/out/../a.txt", "make/out//a.txt", "make/%2Fetc/passwd",
+              "make/out/a.txt%00", "make/out/%0a", "make/./out/a.txt", "make/out/",
+              "../make/out/a.txt", "make/" + "d" * 1100):
+        c = http.client.HTTPConnection(HOST, PORT, timeout=10)
+        c.putrequest("GET", "%s/jobs/%s/artifacts/%s" % (API, job, p), skip_accept_encoding=True)
+        c.putheader("Authorization", "Bearer " + R)
+        c.endheaders()
+        x = c.getresponse()
+        rr = Resp(x.status, {k.lower(): v for k, v in x.getheaders()}, x.read())
+        c.close()
+        err_ok("artifact path %s" % p[:40], rr, 400, "bad_request")
+    return job
+
+
+def case_runners_pipelines():
+    print("== GET /runners, /pipelines")
+
+    def runners(js):
+        bad = types_ok(js, {"runners": list}, {}, "body")
+        for i, x in enumerate(js.get("runners", [])):
+            bad += types_ok(x, {"id": str, "state": {"idle", "busy", "draining", "lost"},
+                                "capacity": "int", "running": "int", "labels": "strs"},
+                            {"ephemeral": bool, "heartbeat": "time"}, "runners[%d]" % i)
+        return bad
+    r = api("GET", "/runners", token=R)
+    schema_ok("runners: 200, typed", r, 200, runners)
+    check("runners: the process runner", any(x.get("id") == "spec-1" for x in r.json().get(
+        "runners", [])), repr(r))
+
+    def pipes(js):
+        bad = types_ok(js, {"pipelines": list}, {}, "body")
+        for i, p in enumerate(js.get("pipelines", [])):
+            bad += types_ok(p, {"name": str, "concurrency": "int", "waiting": "int",
+                                "running": "int"}, {"file": str, "last_job": dict,
+                                                    "schedule": dict, "load_error": str},
+                            "pipelines[%d]" % i)
+            if "last_job" in p:
+                bad += types_ok(p["last_job"], {}, {"id": str, "status": JOB_STATUS},
+                                "last_job")
+        return bad
+    r = api("GET", "/pipelines", token=R)
+    schema_ok("pipelines: 200, typed", r, 200, pipes)
+    check("pipelines: the registered one", any(p.get("name") == PIPE for p in r.json().get(
+        "pipelines", [])), repr(r))
+
+
+def case_demand():
+    print("== POST /demand")
+
+    def demand(js):
+        return types_ok(js, {"id": str, "labels": "strs", "count": "int", "ttl": "int",
+                             "message": str}, {}, "body")
+    r = api("POST", "/demand", {"labels": ["spec"], "count": 2, "ttl": 60, "reason": "test"})
+    schema_ok("a demand: 202 Demand", r, 202, demand)
+    check("... as asked", r.json().get("count") == 2 and r.json().get("ttl") == 60
+          and r.json().get("labels") == ["spec"], repr(r))
+    r = api("POST", "/demand")
+    schema_ok("no body: 202, the defaults (count 1, ttl 300)", r, 202, demand)
+    check("... count 1, ttl 300", r.json().get("count") == 1 and r.json().get("ttl") == 300,
+          repr(r))
+    k = "dk-" + str(time.time())
+    a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": k})
+    b = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": k})
+    check("Idempotency-Key: one demand", a.status == b.status == 202
+          and a.json()["id"] == b.json()["id"], "%r %r" % (a, b))
+    a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "d" * 200})
+    check("Idempotency-Key of 200: 202", a.status == 202, repr(a))
+    a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "a b"})
+    err_ok("Idempotency-Key with a space", a, 400, "bad_request", "Idempotency-Key")
+    for what, body in (("count 0", {"count": 0}), ("count 65", {"count": 65}),
+                       ("count a string", {"count": "2"}), ("count 1.5", {"count": 1.5}),
+                       ("count true", {"count": True}), ("ttl 0", {"ttl": 0}),
+                       ("ttl 3601", {"ttl": 3601}), ("labels a string", {"labels": "x"}),
+                       ("a bad label", {"labels": ["a b"]}),
+                       ("33 labels", {"labels": ["l%d" % i for i in range(33)]}),
+                       ("a reason of 1025 bytes", {"reason": "r" * 1025}),
+                       ("a reason a number", {"reason": 5}), ("an unknown key", {"n": 1}),
+                       ("a JSON array", [1]), ("bad JSON", "{"), ("null", "null")):
+        err_ok("demand with %s" % what, api("POST", "/demand", body,
+                                            ctype="application/json"), 400, "bad_request")
+
+
+def sign(body, key=HOOK_SECRET):
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def gh(event, body, sig=None, delivery=None, extra=None):
+    b = body if isinstance(body, bytes) else json.dumps(body).encode()
+    hd = {"Content-Type": "application/json"}
+    if event is not None:
+        hd["X-GitHub-Event"] = event
+    if sig is not False:
+        hd["X-Hub-Signature-256"] = sign(b) if sig is None else sig
+    if delivery:
+        hd["X-GitHub-Delivery"] = delivery
+    hd.update(extra or {})
+    return req("POST", "/hooks/github", b, headers=hd, token=None)
+
+
+def hook_started(js):
+    bad = types_ok(js, {"jobs": list}, {"refused": list, "message": str, "demand": dict,
+                                        "demand_refused": dict, "source": dict}, "body")
+    for i, j in enumerate(js.get("jobs", [])):
+        bad += types_ok(j, {"pipeline": str, "id": str, "existing": bool}, {}, "jobs[%d]" % i)
+    return bad
+
+
+def case_hooks():
+    print("== webhooks")
+    ping = {"zen": "hi", "hook_id": 1}
+    r = gh("ping", ping)
+    schema_ok("ping: 200 HookStarted", r, 200, hook_started)
+    check("... pong", r.json().get("message") == "pong", repr(r))
+    b = json.dumps(ping).encode()
+    for what, sig in (("none", False), ("of another secret", sign(b, b"other")),
+                      ("sha1=", "sha1=" + hmac.new(HOOK_SECRET, b, hashlib.sha1).hexdigest()),
+                      ("upper-case hex", sign(b).upper().replace("SHA256=", "sha256=")),
+                      ("cut", sign(b)[:-2]), ("of another body", sign(b + b" ")),
+                      ("empty", "")):
+        if what == "upper-case hex":
+            continue   # hex digits either case: RFC 4648 hex is case-insensitive
+        err_ok("a signature %s" % what, gh("ping", ping, sig=sig), 401, "unauthorized",
+               "X-Hub-Signature-256")
+    err_ok("no X-GitHub-Event", gh(None, ping), 400, "bad_request", "X-GitHub-Event")
+    err_ok("bad JSON, signed", gh("push", b"{", delivery="sd-1"), 400, "bad_request")
+    err_ok("a JSON array, signed", gh("push", b"[]", delivery="sd-2"), 400, "bad_request")
+    err_ok("a push without its fields", gh("push", {"ref": "refs/heads/main"},
+                                           delivery="sd-3"), 400, "bad_request")
+    err_ok("a delivery id of 101", gh("ping", ping, delivery="d" * 101), 400, "bad_request",
+           "X-GitHub-Delivery")
+    r = gh("issues", {"action": "opened"}, delivery="sd-4")
+    schema_ok("an event not handled: 200 HookStarted with a message", r, 200,
+              lambda js: hook_started(js) + ([] if js.get("message") else ["no message"]))
+    st, head, body = raw(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
+                         b"Content-Length: 4194305\r\n\r\n" + b" " * 4194305)
+    check("a delivery over 4 MiB: 413 JSON", st == 413 and b"too_large" in body, head[:100])
+    # POST /hooks/{pipeline}
+    url = "/hooks/" + PIPE
+    r = req("POST", url, token=None)
+    err_ok("a pipeline's hook without a token", r, 401, "unauthorized")
+    err_ok("... a wrong one", req("POST", url, token="x" * 64), 401, "unauthorized")
+    err_ok("... an API token", req("POST", url, token=W), 401, "unauthorized")
+    r = req("POST", url, {"args": {"WHO": "hook"}, "labels": ["nobody"]}, token=HOOK_TOKEN)
+    schema_ok("with its token: 202 HookStarted", r, 202, hook_started)
+    r = req("POST", url, headers={"X-Evrun-Token": HOOK_TOKEN, "Idempotency-Key": "h-1"},
+            token=None, body={"labels": ["nobody"]})
+    r2 = req("POST", url, headers={"X-Evrun-Token": HOOK_TOKEN, "Idempotency-Key": "h-1"},
+             token=None, body={"labels": ["nobody"]})
+    check("X-Evrun-Token and an Idempotency-Key: the same job", r.status == r2.status == 202
+          and r.json()["jobs"][0]["id"] == r2.json()["jobs"][0]["id"]
+          and r2.json()["jobs"][0]["existing"] is True, "%r %r" % (r, r2))
+    for what, body in (("bad JSON", "{"), ("a JSON array", "[]"),
+                       ("args a list", {"args": []}), ("an arg a number", {"args": {"WHO": 1}}),
+                       ("labels a string", {"labels": "x"}),
+                       ("another pipeline", {"pipeline": "other"})):
+        err_ok("a hook with %s" % what, req("POST", url, body, token=HOOK_TOKEN,
+                                            ctype="application/json"), 400, "bad_request")
+    err_ok("a hook of a bad name", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN), 404,
+           "not_found")
+
+
+def case_metrics_ui():
+    print("== /metrics, the UI")
+    r = req("GET", "/metrics", token=None)
+    check("metrics: 200 text/plain (format 0.0.4)", r.status == 200 and (r.h("content-type")
+          or "").startswith("text/plain"), repr(r))
+    check("metrics: evrun_broker_up 1", re.search(rb"^evrun_broker_up 1$", r.body, re.M),
+          r.body[:200])
+    r = req("GET", "/", token=None)
+    check("GET /: 200 text/html", r.status == 200 and (r.h("content-type") or "")
+          .startswith("text/html") and b"<" in r.body, repr(r))
+    check("... ETag, Cache-Control: no-cache, a CSP", r.h("etag") and "no-cache" in (
+        r.h("cache-control") or "") and "default-src 'self'" in (r.h(
+            "content-security-policy") or ""), repr(r.headers))
+    r2 = req("GET", "/", headers={"If-None-Match": r.h("etag") or "x"}, token=None)
+    check("If-None-Match: 304, no body", r2.status == 304 and r2.body == b"", repr(r2))
+    for f, t in (("app.js", "text/javascript"), ("style.css", "text/css"),
+                 ("favicon.svg", "image/svg+xml"), ("index.html", "text/html")):
+        r = req("GET", "/ui/" + f, token=None)
+        check("GET /ui/%s: 200 %s" % (f, t), r.status == 200 and (r.h("content-type") or "")
+              .startswith(t) and r.h("etag"), repr(r))
+    for p in ("nope.js", "../README.md", "%2e%2e/README.md", ".hidden.js", "app.js/",
+              "a//app.js", "app.exe", "app", "app.js%00.png", "~root.js", "x" * 300 + ".js"):
+        err_ok("GET /ui/%s" % p[:40], req("GET", "/ui/" + p, token=None), 404, "not_found")
+
+
+def case_wire():
+    print("== the wire: bad requests, slow clients")
+    st, head, body = raw(b"GET / FOO\r\n\r\n")
+    check("a request line with no HTTP version: 400 (libmicrohttpd's)", st == 400, head[:100])
+    st, head, body = raw(b"GARBAGE\r\n\r\n")
+    check("a request line of one word: closed, no answer (libmicrohttpd)", st == 0, head[:100])
+    st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         + b"a" * 5000 + b".b.c\r\nConnection: close\r\n\r\n")
+    check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
+    # a client that opens and sends half a request: others are served meanwhile
+    s = socket.create_connection((HOST, PORT))
+    s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")
+    r = api("GET", "/runners", token=R)
+    check("a half-sent request does not hold up others", r.status == 200, repr(r))
+    s.settimeout(15)
+    t0 = time.monotonic()
+    try:
+        got = s.recv(100)
+    except socket.timeout:
+        got = b"(timeout)"
+    s.close()
+    check("... it is closed within http_request_timeout (%.1f s)" % (time.monotonic() - t0),
+          got == b"" or got.startswith(b"HTTP/"), repr(got))
+    # pipelined requests on one connection
+    one = "GET %s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % (API, R)
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    s.sendall((one * 3).encode())
+    data = b""
+    try:
+        while data.count(b"HTTP/1.1 200") < 3:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except socket.timeout:
+        pass
+    s.close()
+    check("three pipelined requests: three 200s", data.count(b"HTTP/1.1 200") == 3,
+          data[:200])
+    r = api("GET", "/runners", token=R)
+    check("still serving at the end", r.status == 200, repr(r))
+
+
+ZID = "01ARYZ6S41TSV4RRFFQ69G5FAV"
+QUEUED = None
+
+
+def main():
+    cases = sys.argv[5:] or ["auth", "methods", "submit", "list", "job", "run",
+                             "runners_pipelines", "demand", "hooks", "metrics_ui", "wire"]
+    for c in cases:
+        if c in ("job",) and QUEUED is None:
+            case_submit()
+        globals()["case_" + c]()
+    print("gw_spec: %d passed, %d failed" % (passes, fails))
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
