@@ -299,6 +299,20 @@ def case_methods():
             if ok:
                 check("... Allow lists %s" % sorted(methods), methods <= allow
                       and allow <= methods | {"HEAD"}, repr(r.headers))
+    # HEAD: the GET's status and headers, no body (RFC 9110 9.3.2)
+    for path in (API + "/runners", API + "/jobs", API + "/jobs/" + ZID, "/metrics", "/",
+                 "/ui/app.js", "/ui/nope.js", API + "/demand"):
+        g, h = req("GET", path), req("HEAD", path)
+        check("HEAD %s: as GET (%d), no body" % (path, g.status),
+              h.status == g.status and h.h("content-type") == g.h("content-type")
+              and h.h("allow") == g.h("allow"), "HEAD %r GET %r" % (h, g))
+    r = req("PUT", API + "/runners")
+    check("Allow of a GET route names HEAD", "HEAD" in (r.h("allow") or ""), repr(r.headers))
+    st, head, body = raw(("HEAD %s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Connection: close\r\n\r\n" % (API, W)).encode())
+    check("HEAD: no body on the wire", st == 200 and body == b"", "%d %r" % (st, body[:100]))
+    check("HEAD with a read token: as GET (404)", req("HEAD", API + "/jobs/" + ZID,
+                                                     token=R).status == 404)
     for path in ("/api/v1", "/api/v1/", "/api/v2/jobs", "/nope", "/api/v1/jobs/", "/jobs",
                  "/api/v1/jobs/%s/nope" % ZID, "/api/v1/runners/x", "/hooks", "/hooks/",
                  "/ui/", "/metrics/x"):
@@ -593,6 +607,13 @@ def case_run():
     check("download: Content-Length, ETag, X-Evrun-Sha256", d.h("content-length") == str(
         len(want)) and d.h("x-evrun-sha256") == sha and (d.h("etag") or "").strip('"') == sha
         and a and a[0]["sha256"] == sha and a[0]["size"] == len(want), repr(d.headers))
+    h = api("HEAD", "/jobs/%s/artifacts/make/out/a.txt" % job, token=R, timeout=10)
+    check("HEAD of a download: 200, its headers", h.status == 200 and h.h("content-length")
+          == str(len(want)) and h.h("x-evrun-sha256") == sha, repr(h))
+    h = api("HEAD", "/jobs/%s/log" % job, headers={"Accept": "text/event-stream"}, token=R,
+            timeout=10)
+    check("HEAD of the live log: 200 text/event-stream, at once", h.status == 200
+          and (h.h("content-type") or "").startswith("text/event-stream"), repr(h))
     err_ok("download of no such file", api("GET", "/jobs/%s/artifacts/make/out/b.txt" % job,
                                            token=R), 404, "not_found")
     err_ok("a step with an escaped / (%2F is a separator)",
