@@ -256,9 +256,11 @@ evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s)
 
 /* --------------------------------------------------------------- submit */
 
+#define S_LABELS_MAX 32     /* runner labels of a submit or start, body and query */
+
 typedef struct {
     evr_msg_t *m;
-    bool bad;
+    const char *bad;    /* what is wrong with the query */
 } s_args_t;
 
 static enum MHD_Result
@@ -266,10 +268,14 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 {
     s_args_t *a = cls;
     (void) kind;
+    if (a->bad)
+        return MHD_YES;
     if (!strcmp(key, "arg") && (!value || !evr_spec_parse_arg(value, &a->m->args)))
-        a->bad = true;
-    else if (!strcmp(key, "label") && value && a->m->labels.n < 32)
-        evr_strlist_push(&a->m->labels, value);
+        a->bad = "arg: expected arg=NAME=VALUE";
+    else if (!strcmp(key, "label") && a->m->labels.n >= S_LABELS_MAX)
+        a->bad = "label: at most 32 runner labels (the body's and the query's together)";
+    else if (!strcmp(key, "label"))
+        evr_strlist_push(&a->m->labels, value ? value : "");
     return MHD_YES;
 }
 
@@ -286,10 +292,10 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
         evr_gw_json(req, status, error);
         return false;
     }
-    s_args_t a = { m, false };
+    s_args_t a = { m, NULL };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
     if (a.bad) {
-        evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+        evr_gw_error(req, 400, "bad_request", "%s", a.bad);
         return false;
     }
     evr_diag_t *diag = evr_diag_new("body");
@@ -327,10 +333,10 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
         goto out;
     if (start) {        /* a registered pipeline by name: the broker's `start` */
-        s_args_t a = { &m, false };
+        s_args_t a = { &m, NULL };
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
         if (a.bad) {
-            evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+            evr_gw_error(req, 400, "bad_request", "%s", a.bad);
             goto out;
         }
         m.type = EVR_MSG_START;

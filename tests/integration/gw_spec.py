@@ -407,6 +407,15 @@ def case_submit():
     for q in ("arg=NOVALUE", "arg==x", "arg=NOPE=1", "label=a/b", "label=", "label=" + "l" * 65):
         err_ok("submit ?%s" % q, api("POST", "/jobs?" + q, y, ctype="application/yaml"), 400,
                "bad_request" if q.startswith("label") else None)
+    r = api("POST", "/jobs?" + "&".join("label=l%d" % i for i in range(33)), y,
+            ctype="application/yaml")
+    err_ok("submit with 33 ?label=", r, 400, "bad_request", "label")
+    r = api("POST", "/jobs?" + "&".join("label=q%d" % i for i in range(20)),
+            {"pipeline": PIPE, "labels": ["b%d" % i for i in range(20)]})
+    err_ok("start with 20 labels and 20 ?label=", r, 400, "bad_request", "label")
+    r = api("POST", "/jobs?" + "&".join("label=l%d" % i for i in range(32)), y,
+            ctype="application/yaml")
+    check("submit with 32 ?label=: 201", r.status == 201, repr(r))
     # sizes
     st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                           "Content-Type: application/yaml\r\nContent-Length: %d\r\n\r\n"
