@@ -392,7 +392,8 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
     const char *lim = evr_gw_query(req, "limit"), *cursor = evr_gw_query(req, "cursor");
     char *end = NULL;
     unsigned long limit = lim ? strtoul(lim, &end, 10) : S_LIST_DEFAULT;
-    if (lim && (!*lim || *end || !limit || limit > S_LIST_MAX)) {
+    if (lim && (strspn(lim, "0123456789") != strlen(lim) || !*lim || *end || !limit
+                || limit > S_LIST_MAX)) {
         evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
         return;
     }
