@@ -461,6 +461,9 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
                      "(e.g. {\"reason\": \"...\"})");
+    else if (json_object_get(body, "reason") && !reason)
+        evr_gw_error(req, 400, "bad_request", "body.reason: expected a string (why, for "
+                     "people: {\"reason\": \"...\"})");
     else if (reason && strlen(reason) > 1024)
         evr_gw_error(req, 400, "bad_request", "reason: at most 1024 bytes");
     else {

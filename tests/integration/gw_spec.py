@@ -509,6 +509,8 @@ def case_job():
     check("... queued again", wait_status(QUEUED, {"queued"}, 10) == "queued")
     for what, body, ct in (("not JSON", "{", "application/json"),
                            ("a JSON array", "[]", "application/json"),
+                           ("a reason that is a number", '{"reason": 5}', "application/json"),
+                           ("a reason null", '{"reason": null}', "application/json"),
                            ("a reason of 1025 bytes", json.dumps({"reason": "r" * 1025}),
                             "application/json")):
         err_ok("cancel with %s" % what, api("POST", "/jobs/%s/cancel" % QUEUED, body, ctype=ct),
