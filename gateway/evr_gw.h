@@ -217,6 +217,10 @@ int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_
 bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
                      char job[EVR_ULID_LEN + 1]);
 
+/*  Whether key (an Idempotency-Key header's value) is 1 to max printable
+    ASCII characters; false with req's 400 set, naming max. */
+bool evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max);
+
 /*  Removes the Idempotency-Key records of state_dir (and records left
     half-made by a crash) last written over max_age_s seconds before
     now_s; how many.  The gateway runs it hourly (EVR_GW_IDEM_AGE_S). */

@@ -178,17 +178,26 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
     (atomically: written aside, then linked) with a new id the first
     time. */
 bool
-evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max)
 {
     size_t n = strlen(key);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char) key[i] < 0x21 || (unsigned char) key[i] > 0x7e)
             n = 0;
-    if (!n || n > S_IDEM_KEY_MAX) {
-        evr_gw_error(req, 400, "bad_request", "Idempotency-Key: expected 1 to %d printable "
-                     "ASCII characters", S_IDEM_KEY_MAX);
+    if (!n || n > max) {
+        evr_gw_error(req, 400, "bad_request", "Idempotency-Key: expected 1 to %zu printable "
+                     "ASCII characters (no space)", max);
         return false;
     }
+    return true;
+}
+
+bool
+evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+{
+    if (!evr_gw_idem_key_ok(req, key, S_IDEM_KEY_MAX))
+        return false;
+    size_t n = strlen(key);
     char hex[EVR_SHA256_HEX], id[EVR_ULID_LEN + 1];
     evr_sha256_t *h = evr_sha256_new();
     evr_sha256_update(h, key, n);

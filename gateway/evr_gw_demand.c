@@ -124,7 +124,9 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
         goto out;
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    char *k = key ? evr_asprintf("demand:%.200s", key) : NULL;
+    if (key && !evr_gw_idem_key_ok(req, key, 200))     /* openapi: maxLength 200 */
+        goto out;
+    char *k = key ? evr_asprintf("demand:%s", key) : NULL;
     json_t *js = evr_gw_demand_send(gw, req, &m, k);
     free(k);
     if (js)

@@ -469,7 +469,9 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
         goto out;
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    char *k = key ? evr_asprintf("hook:%s:%.180s", name, key) : NULL;
+    if (key && !evr_gw_idem_key_ok(req, key, 180))     /* openapi: maxLength 180 */
+        goto out;
+    char *k = key ? evr_asprintf("hook:%s:%s", name, key) : NULL;
     bool ok = s_start(gw, req, &m, k, started, refused, &status);
     free(k);
     if (ok)

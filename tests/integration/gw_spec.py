@@ -698,8 +698,12 @@ def case_demand():
           and a.json()["id"] == b.json()["id"], "%r %r" % (a, b))
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "d" * 200})
     check("Idempotency-Key of 200: 202", a.status == 202, repr(a))
+    a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "d" * 200 + "x"})
+    err_ok("Idempotency-Key of 201 (maxLength 200)", a, 400, "bad_request",
+           "Idempotency-Key: expected 1 to 200 ")
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "a b"})
-    err_ok("Idempotency-Key with a space", a, 400, "bad_request", "Idempotency-Key")
+    err_ok("Idempotency-Key with a space", a, 400, "bad_request",
+           "Idempotency-Key: expected 1 to 200 ")
     for what, body in (("count 0", {"count": 0}), ("count 65", {"count": 65}),
                        ("count a string", {"count": "2"}), ("count 1.5", {"count": 1.5}),
                        ("count true", {"count": True}), ("ttl 0", {"ttl": 0}),
@@ -782,6 +786,13 @@ def case_hooks():
     check("X-Evrun-Token and an Idempotency-Key: the same job", r.status == r2.status == 202
           and r.json()["jobs"][0]["id"] == r2.json()["jobs"][0]["id"]
           and r2.json()["jobs"][0]["existing"] is True, "%r %r" % (r, r2))
+    r = req("POST", url, headers={"Idempotency-Key": "h" * 180}, token=HOOK_TOKEN,
+            body={"labels": ["nobody"]})
+    check("an Idempotency-Key of 180: 202", r.status == 202, repr(r))
+    r = req("POST", url, headers={"Idempotency-Key": "h" * 181}, token=HOOK_TOKEN,
+            body={"labels": ["nobody"]})
+    err_ok("an Idempotency-Key of 181 (maxLength 180)", r, 400, "bad_request",
+           "Idempotency-Key: expected 1 to 180 ")
     for what, body in (("bad JSON", "{"), ("a JSON array", "[]"),
                        ("args a list", {"args": []}), ("an arg a number", {"args": {"WHO": 1}}),
                        ("labels a string", {"labels": "x"}),
