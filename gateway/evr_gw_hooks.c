@@ -263,13 +263,16 @@ s_match_item(const evr_msg_t *m, void *arg)
 }
 
 /*  The answer of a hook: 202 with the jobs started, else the first
-    refusal's status, else 200 with why nothing matched. */
+    refusal's status with its error (an Error body, openapi), else 200
+    with why nothing matched. */
 static void
 s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const char *none)
 {
     json_t *js = json_pack("{s:O}", "jobs", started);
     if (json_array_size(refused))
         json_object_set(js, "refused", refused);
+    if (!json_array_size(started) && json_array_size(refused))
+        json_object_set(js, "error", json_object_get(json_array_get(refused, 0), "error"));
     if (json_array_size(started))
         status = 202;
     else if (!json_array_size(refused)) {

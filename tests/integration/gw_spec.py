@@ -799,6 +799,10 @@ def case_hooks():
                        ("another pipeline", {"pipeline": "other"})):
         err_ok("a hook with %s" % what, req("POST", url, body, token=HOOK_TOKEN,
                                             ctype="application/json"), 400, "bad_request")
+    r = req("POST", url, {"args": {"NOPE": "1"}}, token=HOOK_TOKEN)
+    err_ok("a hook with an unknown arg (the broker refuses)", r, 400, "bad_request", "NOPE")
+    check("... HookStarted too: no jobs, the refusal under refused", not hook_started(r.json())
+          and r.json()["jobs"] == [] and r.json()["refused"][0]["pipeline"] == PIPE, repr(r))
     err_ok("a hook of a bad name", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN), 404,
            "not_found")
 
