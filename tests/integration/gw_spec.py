@@ -836,6 +836,8 @@ def case_wire():
     print("== the wire: bad requests, slow clients")
     st, head, body = raw(b"GET / FOO\r\n\r\n")
     check("a request line with no HTTP version: 400 (libmicrohttpd's)", st == 400, head[:100])
+    st, head, body = raw(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+    check("HTTP/9.9: 505 (libmicrohttpd's)", st == 505, head[:100])
     st, head, body = raw(b"GARBAGE\r\n\r\n")
     check("a request line of one word: closed, no answer (libmicrohttpd)", st == 0, head[:100])
     st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
