@@ -625,6 +625,37 @@ def case_run():
             timeout=10)
     check("HEAD of the live log: 200 text/event-stream, at once", h.status == 200
           and (h.h("content-type") or "").startswith("text/event-stream"), repr(h))
+    # 16 downloads at once (clients that do not read a 8 MB file): the 17th is 503
+    big = "/jobs/%s/artifacts/make/out/big.bin" % job
+    r = None
+    for _ in range(100):
+        r = api("GET", big, token=R)
+        if r.status == 200:
+            break
+        time.sleep(0.1)
+    check("download of 8 MB: 200, the bytes", r.status == 200 and r.body == bytes(8000000)
+          and r.h("x-evrun-sha256") == hashlib.sha256(r.body).hexdigest(), repr(r)[:100])
+    held = []
+    for _ in range(16):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((HOST, PORT))
+        s.sendall(("GET %s%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % (API, big, R)).encode())
+        held.append(s)
+        if not s.recv(12).startswith(b"HTTP/1.1 200"):  # its answer has begun: it holds a slot
+            break
+    err_ok("a 17th download at once", api("GET", big, token=R), 503, "unavailable", "16")
+    for s in held:
+        s.close()
+    r = None
+    for _ in range(50):
+        r = api("GET", big, token=R)
+        if r.status == 200:
+            break
+        time.sleep(0.1)
+    check("once they are gone: 200 again", r.status == 200 and len(r.body) == 8000000,
+          repr(r)[:100])
     err_ok("download of no such file", api("GET", "/jobs/%s/artifacts/make/out/b.txt" % job,
                                            token=R), 404, "not_found")
     err_ok("a step with an escaped / (%2F is a separator)",
@@ -704,6 +735,15 @@ def case_demand():
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "a b"})
     err_ok("Idempotency-Key with a space", a, 400, "bad_request",
            "Idempotency-Key: expected 1 to 200 ")
+    # the broker keeps 1024 runners wanted at most: 503 past it
+    st = []
+    for i in range(20):
+        r = api("POST", "/demand", {"count": 64, "ttl": 30}, headers={"Idempotency-Key":
+                                                                      "full-%d" % i})
+        st.append(r.status)
+        if r.status != 202:
+            break
+    err_ok("demand past 1024 runners wanted", r, 503, "unavailable", "1024")
     for what, body in (("count 0", {"count": 0}), ("count 65", {"count": 65}),
                        ("count a string", {"count": "2"}), ("count 1.5", {"count": 1.5}),
                        ("count true", {"count": True}), ("ttl 0", {"ttl": 0}),
@@ -771,6 +811,43 @@ def case_hooks():
     st, head, body = raw(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
                          b"Content-Length: 4194305\r\n\r\n" + b" " * 4194305)
     check("a delivery over 4 MiB: 413 JSON", st == 413 and b"too_large" in body, head[:100])
+    repo = {"clone_url": "https://example.org/o/r.git", "full_name": "o/r",
+            "default_branch": "main"}
+    push = {"ref": "refs/heads/main", "after": "a" * 40, "repository": repo}
+    r = gh("push", push, delivery="spec-push-1")
+    schema_ok("a push to main: 202 HookStarted", r, 202, hook_started)
+    js = r.json() or {}
+    check("... spec-gh started, the source named", [j["pipeline"] for j in js.get("jobs", [])]
+          == ["spec-gh"] and js.get("source") == {"url": repo["clone_url"], "ref": "a" * 40,
+                                                  "branch": "main", "untrusted": False}, repr(r))
+    r2 = gh("push", push, delivery="spec-push-1")
+    check("the same delivery again: the same job, existing", r2.status == 202 and js.get("jobs")
+          and r2.json()["jobs"][0]["id"] == js["jobs"][0]["id"]
+          and r2.json()["jobs"][0]["existing"] is True, repr(r2))
+    for what, ev, body in (
+            ("a push to another branch", "push", dict(push, ref="refs/heads/dev")),
+            ("a tag push", "push", dict(push, ref="refs/tags/v1")),
+            ("a branch deletion", "push", dict(push, deleted=True)),
+            ("a closed pull request", "pull_request", {"action": "closed"})):
+        r = gh(ev, body, delivery="spec-" + what.replace(" ", "-"))
+        schema_ok("%s: 200 HookStarted, a message" % what, r, 200,
+                  lambda js: hook_started(js) + ([] if js.get("message") else ["no message"]))
+    err_ok("a push with a bad SHA", gh("push", dict(push, after="xyz"), delivery="spec-sha"),
+           400, "bad_request", "after")
+    wj = {"action": "queued", "workflow_job": {"id": 7, "head_branch": "dev", "head_sha": "b" * 40,
+                                               "labels": ["linux"]}, "repository": repo}
+    r = gh("workflow_job", wj, delivery="spec-wj-1")
+
+    def with_demand(js):
+        return hook_started(js) + types_ok(js.get("demand"), {
+            "id": str, "labels": "strs", "count": "int", "ttl": "int", "message": str}, {},
+            "demand")
+    schema_ok("a workflow_job no pipeline takes: 202 with a Demand", r, 202, with_demand)
+    r = gh("workflow_job", dict(wj, workflow_job=dict(wj["workflow_job"], labels=["a b"])),
+           delivery="spec-wj-2")
+    check("... with a bad label: demand_refused, an error object", isinstance(
+        (r.json() or {}).get("demand_refused"), dict) and isinstance(
+        r.json()["demand_refused"].get("message"), str), repr(r))
     # POST /hooks/{pipeline}
     url = "/hooks/" + PIPE
     r = req("POST", url, token=None)
@@ -877,13 +954,54 @@ def case_wire():
     check("still serving at the end", r.status == 200, repr(r))
 
 
+def case_broker_gone():
+    """The broker stops (EVR_BROKER_PID, started by test_gateway_spec.sh):
+    a live log ends with `event: error`, the API answers 503 JSON."""
+    import os
+    import signal
+    print("== the broker gone")
+    r = api("POST", "/jobs?label=nobody", {"pipeline": PIPE})
+    job = r.json().get("id")
+    s = socket.create_connection((HOST, PORT), timeout=60)
+    s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % (API, job, R)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:     # the answer's head: the stream is on (a queued
+                                        # job may have no event yet)
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    os.kill(int(os.environ["EVR_BROKER_PID"]), signal.SIGTERM)
+    t0 = time.monotonic()
+    try:
+        while b"event: error" not in data:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except socket.timeout:
+        pass
+    s.close()
+    m = re.search(rb"event: error\r?\ndata: ([^\r\n]*)", data.replace(b"\r\n", b"\n"))
+    err = json.loads(m.group(1)) if m else None
+    check("a live log: a last event: error with code and message (%.1f s)"
+          % (time.monotonic() - t0), isinstance(err, dict) and isinstance(err.get("code"), str)
+          and isinstance(err.get("message"), str), data[-300:])
+    err_ok("GET /runners", api("GET", "/runners", token=R), 503, "unavailable")
+    err_ok("POST /jobs", api("POST", "/jobs", {"pipeline": PIPE}), 503, "unavailable")
+    r = req("GET", "/metrics", token=None)
+    check("metrics: still 200", r.status == 200, repr(r))
+    check("the UI: still 200", req("GET", "/", token=None).status == 200)
+
+
 ZID = "01ARYZ6S41TSV4RRFFQ69G5FAV"
 QUEUED = None
 
 
 def main():
     cases = sys.argv[5:] or ["auth", "methods", "submit", "list", "job", "run",
-                             "runners_pipelines", "demand", "hooks", "metrics_ui", "wire"]
+                             "runners_pipelines", "demand", "hooks", "metrics_ui", "wire", "broker_gone"]
     for c in cases:
         if c in ("job", "list") and QUEUED is None and "submit" not in cases:
             case_submit()
