@@ -118,6 +118,11 @@ const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
 /*  A request header of req, or NULL. */
 const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
 
+/*  A token header's value v without the spaces and tabs around it (not
+    part of a field value, RFC 9110 5.5), copied into buf when it had
+    some after it and fits; v itself otherwise (NULL stays NULL). */
+const char *evr_gw_token_trim(const char *v, char *buf, size_t size);
+
 /* --------------------------------------------------------- evr_gw_limits.c */
 
 /*  Reads the settings http_max_connections, http_max_per_ip,

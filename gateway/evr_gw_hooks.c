@@ -414,8 +414,10 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     evr_gw_secret_t tok;
     evr_err_t err;
     const char *h = evr_gw_header(req, "Authorization");
+    char buf[EVR_GW_SECRET_MAX + 1];
     const char *given = h && !strncasecmp(h, "Bearer ", 7) ? h + 7
                                                            : evr_gw_header(req, "X-Evrun-Token");
+    given = evr_gw_token_trim(given, buf, sizeof buf);
     evr_rc_t rc = evr_gw_secret_file(path, false, &tok, &err);
     bool ok = !rc && given && strlen(given) == tok.len
            && sodium_memcmp(given, tok.key, tok.len) == 0;

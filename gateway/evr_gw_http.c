@@ -186,6 +186,22 @@ evr_gw_header(const evr_gw_req_t *req, const char *key)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
 }
 
+const char *
+evr_gw_token_trim(const char *v, char *buf, size_t size)
+{
+    size_t n = v ? strlen(v) : 0;
+    while (v && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    size_t k = n;
+    while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+        k--;
+    if (!v || k == n || k >= size)
+        return v;
+    memcpy(buf, v, k);
+    buf[k] = '\0';
+    return buf;
+}
+
 /*  Queues req's answer on its connection. */
 static enum MHD_Result
 s_queue(evr_gw_req_t *req, const char *allow)
@@ -228,6 +244,7 @@ bool
 evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
 {
     const char *h = evr_gw_header(req, "Authorization");
+    char buf[EVR_GW_TOKEN_MAX + 1];
     const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
     evr_err_t err;
     if (h && !tok) {
@@ -235,8 +252,7 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
                      "\"Bearer TOKEN\" (make a token with evrun-cli token)");
         return false;
     }
-    while (tok && *tok == ' ')
-        tok++;
+    tok = evr_gw_token_trim(tok, buf, sizeof buf);
     if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &req->scope, &err)) {
         evr_gw_error(req, 401, "unauthorized", "%s", err.msg);
         return false;

@@ -269,6 +269,9 @@ def case_auth():
     err_ok("Basic credentials", r, 401, "unauthorized", "Bearer")
     r = api("GET", "/runners", headers={"Authorization": "bearer " + R}, token=None)
     check("the scheme in lower case (RFC 9110: case-insensitive): 200", r.status == 200, repr(r))
+    r = api("GET", "/runners", headers={"Authorization": "Bearer " + R + " \t"}, token=None)
+    check("whitespace after the token (not part of a field value, RFC 9110 5.5): 200",
+          r.status == 200, repr(r))
     r = api("GET", "/runners", token=jwt(aud=None, nbf=int(time.time()) - 5))
     check("nbf in the past: 200", r.status == 200, repr(r))
     for m, p in routes:
@@ -853,6 +856,9 @@ def case_hooks():
     r = req("POST", url, token=None)
     err_ok("a pipeline's hook without a token", r, 401, "unauthorized")
     err_ok("... a wrong one", req("POST", url, token="x" * 64), 401, "unauthorized")
+    r = req("POST", url, {"labels": ["nobody"]}, headers={"X-Evrun-Token": HOOK_TOKEN + " "},
+            token=None)
+    check("... its token with a space after it: 202", r.status == 202, repr(r))
     err_ok("... an API token", req("POST", url, token=W), 401, "unauthorized")
     r = req("POST", url, {"args": {"WHO": "hook"}, "labels": ["nobody"]}, token=HOOK_TOKEN)
     schema_ok("with its token: 202 HookStarted", r, 202, hook_started)
