@@ -317,15 +317,29 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
-/*  The 201 of an accepted submit or start. */
+/*  The 201 of an accepted submit or start: a job submitted before
+    (existing, by its Idempotency-Key) with its own pipeline and status,
+    asked of the broker (this request's, queued, if it does not say). */
 static void
-s_accepted(evr_gw_req_t *req, const char *job, const char *pipeline, const evr_msg_t *rep)
+s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipeline,
+           const evr_msg_t *rep)
 {
-    if (rep->type != EVR_MSG_ACCEPTED)
+    evr_msg_t q = { .type = EVR_MSG_STATUS, .job = (char *) job }, was = { 0 };
+    evr_gw_req_t quiet = { 0 };
+    const char *status = "queued";
+    if (rep->type != EVR_MSG_ACCEPTED) {
         evr_gw_refused(req, rep);
-    else
-        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
-                                        "status", "queued", "existing", rep->existing));
+        return;
+    }
+    if (rep->existing && !evr_gw_call(gw, &quiet, &q, &was) && was.type == EVR_MSG_JOB
+        && was.pipeline && was.status) {
+        pipeline = was.pipeline;
+        status = was.status;
+    }
+    evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
+                                    "status", status, "existing", rep->existing));
+    json_decref(quiet.json);
+    evr_msg_clear(&was);
 }
 
 void
@@ -354,7 +368,7 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
         evr_ulid_new(job);
     m.job = evr_strdup(job);
     if (!evr_gw_call(gw, req, &m, &rep))
-        s_accepted(req, job, start ? m.pipeline : m.spec->pipeline, &rep);
+        s_accepted(gw, req, job, start ? m.pipeline : m.spec->pipeline, &rep);
 out:
     evr_msg_clear(&m);
     evr_msg_clear(&rep);

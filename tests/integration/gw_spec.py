@@ -333,12 +333,13 @@ def case_submit():
     r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml")
 
     def submitted(js):
-        return types_ok(js, {"id": str, "pipeline": str, "status": {"queued"},
+        return types_ok(js, {"id": str, "pipeline": str, "status": JOB_STATUS,
                              "existing": bool}, {}, "body") \
             + ([] if ULID.match(js.get("id", "")) else ["id is no ULID"])
     schema_ok("YAML: 201 Submitted", r, 201, submitted)
-    check("YAML: pipeline and existing", r.json().get("pipeline") == "spec-yaml"
-          and r.json().get("existing") is False, repr(r))
+    check("YAML: pipeline, status queued, existing false", r.json().get("pipeline") ==
+          "spec-yaml" and r.json().get("status") == "queued" and r.json().get("existing") is False,
+          repr(r))
     global QUEUED
     QUEUED = r.json().get("id")
     j = {"pipeline": "spec-json", "executor": "process", "steps": [{"name": "a", "run": "true"}]}
@@ -356,6 +357,16 @@ def case_submit():
     check("Idempotency-Key: 201 twice, the same id, existing the 2nd time",
           a.status == b.status == 201 and a.json()["id"] == b.json()["id"]
           and a.json()["existing"] is False and b.json()["existing"] is True, "%r %r" % (a, b))
+    c = api("POST", "/jobs?label=nobody", {"pipeline": PIPE}, headers={"Idempotency-Key": key})
+    check("the same key, another pipeline: that job, named as it is (spec-yaml)",
+          c.status == 201 and c.json()["id"] == a.json()["id"] and c.json()["existing"] is True
+          and c.json()["pipeline"] == "spec-yaml", repr(c))
+    api("POST", "/jobs/%s/cancel" % a.json()["id"])
+    wait_status(a.json()["id"], {"cancelled"}, 10)
+    c = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+            headers={"Idempotency-Key": key})
+    check("the same key once the job ended: its status now (cancelled)", c.status == 201
+          and c.json()["status"] == "cancelled" and c.json()["existing"] is True, repr(c))
     r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
             headers={"Idempotency-Key": "k" * 255})
     check("Idempotency-Key of 255: 201", r.status == 201, repr(r))
