@@ -266,6 +266,43 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
     return true;
 }
 
+typedef struct {
+    const char *first;      /* the first Content-Length's value */
+    bool differ;            /* another one says otherwise */
+} s_lengths_t;
+
+static enum MHD_Result
+s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_lengths_t *l = cls;
+    (void) kind;
+    if (strcasecmp(key, "Content-Length"))
+        return MHD_YES;
+    if (!l->first)
+        l->first = value ? value : "";
+    else if (strcmp(l->first, value ? value : ""))
+        l->differ = true;
+    return MHD_YES;
+}
+
+/*  Whether req's body is framed one way only: a proxy in front that read
+    another Content-Length, or Content-Length where we read
+    Transfer-Encoding, would take the body's end elsewhere (request
+    smuggling, RFC 9112 6.1 and 6.3).  False with a 400 set. */
+static bool
+s_framing_ok(evr_gw_req_t *req)
+{
+    s_lengths_t l = { NULL, false };
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
+    if (l.differ)
+        evr_gw_error(req, 400, "bad_request", "two Content-Length headers that differ: send "
+                     "one");
+    else if (l.first && evr_gw_header(req, "Transfer-Encoding"))
+        evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
+                     "send one");
+    return !l.differ && !(l.first && evr_gw_header(req, "Transfer-Encoding"));
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
@@ -278,6 +315,8 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
+    if (!s_framing_ok(&cc->req))
+        return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
         s_allow(url, cc->allow, sizeof cc->allow);

@@ -119,10 +119,11 @@ def api(method, path, body=None, **kw):
     return req(method, API + path, body, **kw)
 
 
-def raw(data, wait=5.0):
+def raw(data, wait=5.0, whole=False):
     """Sends bytes as they are (a server that answers early and closes may
     cut the sending short); the answer's (status, head, body) (status 0:
-    none)."""
+    none); with whole, all that comes until the server closes or nothing
+    comes for wait seconds."""
     s = socket.create_connection((HOST, PORT), timeout=wait)
     out = b""
     try:
@@ -137,7 +138,7 @@ def raw(data, wait=5.0):
             out += b
             head, sep, rest = out.partition(b"\r\n\r\n")
             m = re.search(rb"(?i)content-length: *(\d+)", head)
-            if sep and m and len(rest) >= int(m.group(1)):
+            if sep and m and len(rest) >= int(m.group(1)) and not whole:
                 break
     except socket.timeout:
         pass
@@ -937,6 +938,21 @@ def case_wire():
     st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                          + b"a" * 5000 + b".b.c\r\nConnection: close\r\n\r\n")
     check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
+    # framing a proxy in front may read otherwise (request smuggling, RFC 9112 6.1, 6.3):
+    # refused, and the body never read as a next request
+    y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
+    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/yaml\r\n" % (API, W)).encode()
+    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n\r\n"
+    for what, data in (
+            ("two Content-Length that differ",
+             h + b"Content-Length: %d\r\nContent-Length: 3\r\n\r\n" % len(y) + y + smuggled),
+            ("Content-Length and Transfer-Encoding", h + b"Content-Length: 4\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(y) + y + b"\r\n0\r\n\r\n"
+             + smuggled)):
+        st, head, body = raw(data, wait=3, whole=True)
+        ok = st == 400 and b"bad_request" in body and b"HTTP/1.1" not in body
+        check("%s: 400 JSON, nothing more on that connection" % what, ok, head[:60] + repr(body))
     # a client that opens and sends half a request: others are served meanwhile
     s = socket.create_connection((HOST, PORT))
     s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")
