@@ -269,6 +269,7 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
 typedef struct {
     const char *first;      /* the first Content-Length's value */
     bool differ;            /* another one says otherwise */
+    const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
 } s_lengths_t;
 
 static enum MHD_Result
@@ -276,6 +277,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
 {
     s_lengths_t *l = cls;
     (void) kind;
+    if (!l->spaced && strpbrk(key, " \t"))
+        l->spaced = key;
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
     if (!l->first)
@@ -287,20 +290,26 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
 
 /*  Whether req's body is framed one way only: a proxy in front that read
     another Content-Length, or Content-Length where we read
-    Transfer-Encoding, would take the body's end elsewhere (request
-    smuggling, RFC 9112 6.1 and 6.3).  False with a 400 set. */
+    Transfer-Encoding, or a header field libmicrohttpd takes under
+    another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
+    would take the body's end elsewhere (request smuggling, RFC 9112 6.1
+    and 6.3).  False with a 400 set. */
 static bool
 s_framing_ok(evr_gw_req_t *req)
 {
-    s_lengths_t l = { NULL, false };
+    s_lengths_t l = { NULL, false, NULL };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
-    if (l.differ)
+    bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
+    if (l.spaced)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
+                     "come in a field name or before its colon", l.spaced);
+    else if (l.differ)
         evr_gw_error(req, 400, "bad_request", "two Content-Length headers that differ: send "
                      "one");
-    else if (l.first && evr_gw_header(req, "Transfer-Encoding"))
+    else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    return !l.differ && !(l.first && evr_gw_header(req, "Transfer-Encoding"));
+    return !l.spaced && !l.differ && !both;
 }
 
 /*  The first call for a request: route, authenticate, check the declared

@@ -949,7 +949,13 @@ def case_wire():
              h + b"Content-Length: %d\r\nContent-Length: 3\r\n\r\n" % len(y) + y + smuggled),
             ("Content-Length and Transfer-Encoding", h + b"Content-Length: 4\r\n"
              b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(y) + y + b"\r\n0\r\n\r\n"
-             + smuggled)):
+             + smuggled),
+            ("\"Transfer-Encoding :\" (a space before the colon, RFC 9112 5.1)",
+             h + b"Content-Length: %d\r\nTransfer-Encoding : chunked\r\n\r\n" % len(y) + y
+             + smuggled),
+            ("a Transfer-Encoding folded into the line above (obs-fold)",
+             h + b"Content-Length: %d\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n" % len(y)
+             + y + smuggled)):
         st, head, body = raw(data, wait=3, whole=True)
         ok = st == 400 and b"bad_request" in body and b"HTTP/1.1" not in body
         check("%s: 400 JSON, nothing more on that connection" % what, ok, head[:60] + repr(body))
