@@ -348,6 +348,24 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
     return true;
 }
 
+/*  s (a request's method or URL, as the client sent it) for one line of
+    the log, into buf: a control character as \xHH (a %0A in a URL would
+    start a line of its own: a forged entry), cut with "..." past size. */
+static const char *
+s_log_safe(const char *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (; *s && n + 8 < size; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (c < 0x20 || c == 0x7f)
+            n += (size_t) snprintf(buf + n, size - n, "\\x%02X", c);
+        else
+            buf[n++] = (char) c;
+    }
+    snprintf(buf + n, size - n, "%s", *s ? "..." : "");
+    return buf;
+}
+
 static enum MHD_Result
 s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
          const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -410,7 +428,9 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     cc->route->fn(gw, &cc->req);
     if (!cc->req.status && !cc->req.resp)
         evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
-    evr_log_info("gateway", "%s %s -> %d", method, url, cc->req.status);
+    char lm[64], lu[1024];
+    evr_log_info("gateway", "%s %s -> %d", s_log_safe(method, lm, sizeof lm),
+                 s_log_safe(url, lu, sizeof lu), cc->req.status);
     return s_queue(&cc->req, NULL);
 }
 

@@ -26,6 +26,7 @@ import re
 import socket
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gw_spec_lib as lib                   # noqa: E402
@@ -713,6 +714,19 @@ def case_wire():
         st, head, body = raw(data, wait=3, whole=True)
         ok = st == 400 and b"bad_request" in body and b"HTTP/1.1" not in body
         check("%s: 400 JSON, nothing more on that connection" % what, ok, head[:60] + repr(body))
+    # a URL's escaped line breaks do not make lines of the gateway's log (test_gateway_spec.sh
+    # writes it to STATE_DIR/gateway.log): no forged entry from a client without a token
+    forged = "2026-01-01T00:00:00.000Z gateway: POST /api/v1/jobs -> 201 FORGED"
+    r = req("GET", "/ui/x%0A" + urllib.parse.quote(forged) + "%0D%0A.js", token=None)
+    check("a URL with %0A: 404", r.status == 404, repr(r))
+    time.sleep(0.2)
+    with open(STATE + "/gateway.log", "rb") as f:
+        log = f.read()
+    check("... no line of the log begins with what followed it",
+          not any(line.startswith(forged.encode()) for line in log.split(b"\n")),
+          repr([x for x in log.split(b"\n") if b"FORGED" in x][:2]))
+    check("... the entry says where the line break was (\\x0A)", b"x\\x0A2026" in log,
+          repr([x for x in log.split(b"\n") if b"FORGED" in x][:2]))
     # a client that opens and sends half a request: others are served meanwhile
     s = socket.create_connection((HOST, PORT))
     s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")
