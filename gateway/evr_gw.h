@@ -118,6 +118,11 @@ const char *evr_gw_query(const evr_gw_req_t *req, const char *key);
 /*  A request header of req, or NULL. */
 const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
 
+/*  A token header's value v without the spaces and tabs around it (not
+    part of a field value, RFC 9110 5.5), copied into buf when it had
+    some after it and fits; v itself otherwise (NULL stays NULL). */
+const char *evr_gw_token_trim(const char *v, char *buf, size_t size);
+
 /* --------------------------------------------------------- evr_gw_limits.c */
 
 /*  Reads the settings http_max_connections, http_max_per_ip,
@@ -216,6 +221,10 @@ int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_
     ASCII characters). */
 bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
                      char job[EVR_ULID_LEN + 1]);
+
+/*  Whether key (an Idempotency-Key header's value) is 1 to max printable
+    ASCII characters; false with req's 400 set, naming max. */
+bool evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max);
 
 /*  Removes the Idempotency-Key records of state_dir (and records left
     half-made by a crash) last written over max_age_s seconds before

@@ -178,17 +178,26 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
     (atomically: written aside, then linked) with a new id the first
     time. */
 bool
-evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max)
 {
     size_t n = strlen(key);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char) key[i] < 0x21 || (unsigned char) key[i] > 0x7e)
             n = 0;
-    if (!n || n > S_IDEM_KEY_MAX) {
-        evr_gw_error(req, 400, "bad_request", "Idempotency-Key: expected 1 to %d printable "
-                     "ASCII characters", S_IDEM_KEY_MAX);
+    if (!n || n > max) {
+        evr_gw_error(req, 400, "bad_request", "Idempotency-Key: expected 1 to %zu printable "
+                     "ASCII characters (no space)", max);
         return false;
     }
+    return true;
+}
+
+bool
+evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key, char job[EVR_ULID_LEN + 1])
+{
+    if (!evr_gw_idem_key_ok(req, key, S_IDEM_KEY_MAX))
+        return false;
+    size_t n = strlen(key);
     char hex[EVR_SHA256_HEX], id[EVR_ULID_LEN + 1];
     evr_sha256_t *h = evr_sha256_new();
     evr_sha256_update(h, key, n);
@@ -256,9 +265,11 @@ evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s)
 
 /* --------------------------------------------------------------- submit */
 
+#define S_LABELS_MAX 32     /* runner labels of a submit or start, body and query */
+
 typedef struct {
     evr_msg_t *m;
-    bool bad;
+    const char *bad;    /* what is wrong with the query */
 } s_args_t;
 
 static enum MHD_Result
@@ -266,10 +277,14 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
 {
     s_args_t *a = cls;
     (void) kind;
+    if (a->bad)
+        return MHD_YES;
     if (!strcmp(key, "arg") && (!value || !evr_spec_parse_arg(value, &a->m->args)))
-        a->bad = true;
-    else if (!strcmp(key, "label") && value && a->m->labels.n < 32)
-        evr_strlist_push(&a->m->labels, value);
+        a->bad = "arg: expected arg=NAME=VALUE";
+    else if (!strcmp(key, "label") && a->m->labels.n >= S_LABELS_MAX)
+        a->bad = "label: at most 32 runner labels (the body's and the query's together)";
+    else if (!strcmp(key, "label"))
+        evr_strlist_push(&a->m->labels, value ? value : "");
     return MHD_YES;
 }
 
@@ -286,10 +301,10 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
         evr_gw_json(req, status, error);
         return false;
     }
-    s_args_t a = { m, false };
+    s_args_t a = { m, NULL };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
     if (a.bad) {
-        evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+        evr_gw_error(req, 400, "bad_request", "%s", a.bad);
         return false;
     }
     evr_diag_t *diag = evr_diag_new("body");
@@ -302,15 +317,29 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
-/*  The 201 of an accepted submit or start. */
+/*  The 201 of an accepted submit or start: a job submitted before
+    (existing, by its Idempotency-Key) with its own pipeline and status,
+    asked of the broker (this request's, queued, if it does not say). */
 static void
-s_accepted(evr_gw_req_t *req, const char *job, const char *pipeline, const evr_msg_t *rep)
+s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipeline,
+           const evr_msg_t *rep)
 {
-    if (rep->type != EVR_MSG_ACCEPTED)
+    evr_msg_t q = { .type = EVR_MSG_STATUS, .job = (char *) job }, was = { 0 };
+    evr_gw_req_t quiet = { 0 };
+    const char *status = "queued";
+    if (rep->type != EVR_MSG_ACCEPTED) {
         evr_gw_refused(req, rep);
-    else
-        evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
-                                        "status", "queued", "existing", rep->existing));
+        return;
+    }
+    if (rep->existing && !evr_gw_call(gw, &quiet, &q, &was) && was.type == EVR_MSG_JOB
+        && was.pipeline && was.status) {
+        pipeline = was.pipeline;
+        status = was.status;
+    }
+    evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
+                                    "status", status, "existing", rep->existing));
+    json_decref(quiet.json);
+    evr_msg_clear(&was);
 }
 
 void
@@ -327,10 +356,10 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
         goto out;
     if (start) {        /* a registered pipeline by name: the broker's `start` */
-        s_args_t a = { &m, false };
+        s_args_t a = { &m, NULL };
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
         if (a.bad) {
-            evr_gw_error(req, 400, "bad_request", "arg: expected arg=NAME=VALUE");
+            evr_gw_error(req, 400, "bad_request", "%s", a.bad);
             goto out;
         }
         m.type = EVR_MSG_START;
@@ -339,7 +368,7 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
         evr_ulid_new(job);
     m.job = evr_strdup(job);
     if (!evr_gw_call(gw, req, &m, &rep))
-        s_accepted(req, job, start ? m.pipeline : m.spec->pipeline, &rep);
+        s_accepted(gw, req, job, start ? m.pipeline : m.spec->pipeline, &rep);
 out:
     evr_msg_clear(&m);
     evr_msg_clear(&rep);
@@ -386,7 +415,8 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
     const char *lim = evr_gw_query(req, "limit"), *cursor = evr_gw_query(req, "cursor");
     char *end = NULL;
     unsigned long limit = lim ? strtoul(lim, &end, 10) : S_LIST_DEFAULT;
-    if (lim && (!*lim || *end || !limit || limit > S_LIST_MAX)) {
+    if (lim && (strspn(lim, "0123456789") != strlen(lim) || !*lim || *end || !limit
+                || limit > S_LIST_MAX)) {
         evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
         return;
     }
@@ -454,6 +484,9 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
                      "(e.g. {\"reason\": \"...\"})");
+    else if (json_object_get(body, "reason") && !reason)
+        evr_gw_error(req, 400, "bad_request", "body.reason: expected a string (why, for "
+                     "people: {\"reason\": \"...\"})");
     else if (reason && strlen(reason) > 1024)
         evr_gw_error(req, 400, "bad_request", "reason: at most 1024 bytes");
     else {

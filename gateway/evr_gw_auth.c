@@ -149,7 +149,8 @@ s_sig_ok(const evr_gw_secret_t *s, const char *signed_, size_t slen, const char 
     return sodium_memcmp(mac, got, sizeof mac) == 0;
 }
 
-/*  The claims of a verified token: exp, iat, scope. */
+/*  The claims of a verified token: exp, iat, nbf, scope; one with an
+    aud claim is refused (RFC 7519: the gateway names no audience). */
 static evr_rc_t
 s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_scope_t *scope,
          evr_err_t *err)
@@ -167,8 +168,16 @@ s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_sco
     errno = 0;
     long iat = jwt_get_grant_int(jwt, "iat");
     bool has_iat = errno == 0;
+    errno = 0;
+    long nbf = jwt_get_grant_int(jwt, "nbf");
+    bool has_nbf = errno == 0;
+    char *aud = jwt_get_grants_json(jwt, "aud");
     const char *sc = jwt_get_grant(jwt, "scope");
-    if (!has_exp || exp <= 0)
+    if (aud)    /* RFC 7519 4.1.3: the gateway is no audience a token can name */
+        rc = evr_err_set(err, EVR_ERR_STATE, "the token names an audience (aud %.64s): it was "
+                         "made for another service (make one for evrun with evrun-cli token)",
+                         aud);
+    else if (!has_exp || exp <= 0)
         rc = evr_err_set(err, EVR_ERR_STATE, "the token has no exp claim (make one with "
                          "evrun-cli token)");
     else if ((uint64_t) exp <= now_s)
@@ -176,11 +185,15 @@ s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_sco
                          "with evrun-cli token)", (unsigned long long) (now_s - (uint64_t) exp));
     else if (has_iat && iat > 0 && (uint64_t) iat > now_s + S_SKEW_S)
         rc = evr_err_set(err, EVR_ERR_STATE, "the token is issued in the future (iat)");
+    else if (has_nbf && nbf > 0 && (uint64_t) nbf > now_s + S_SKEW_S)
+        rc = evr_err_set(err, EVR_ERR_STATE, "the token is not valid before %ld (nbf), %llu s "
+                         "from now", nbf, (unsigned long long) ((uint64_t) nbf - now_s));
     else if (!sc || (strcmp(sc, "read") && strcmp(sc, "write")))
         rc = evr_err_set(err, EVR_ERR_STATE, "the token's scope claim must be \"read\" or "
                          "\"write\"");
     else
         *scope = strcmp(sc, "write") ? EVR_GW_SCOPE_READ : EVR_GW_SCOPE_WRITE;
+    free(aud);
     jwt_free(jwt);
     return rc;
 }

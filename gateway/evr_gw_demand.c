@@ -125,7 +125,9 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
         goto out;
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    char *k = key ? evr_asprintf("demand:%.200s", key) : NULL;
+    if (key && !evr_gw_idem_key_ok(req, key, 200))     /* openapi: maxLength 200 */
+        goto out;
+    char *k = key ? evr_asprintf("demand:%s", key) : NULL;
     if (!m.reason)      /* where it comes from, for `evrun-cli runners` */
         m.reason = evr_strdup("POST /api/v1/demand");
     json_t *js = evr_gw_demand_send(gw, req, &m, k);

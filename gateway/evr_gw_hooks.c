@@ -269,13 +269,16 @@ s_match_item(const evr_msg_t *m, void *arg)
 }
 
 /*  The answer of a hook: 202 with the jobs started, else the first
-    refusal's status, else 200 with why nothing matched. */
+    refusal's status with its error (an Error body, openapi), else 200
+    with why nothing matched. */
 static void
 s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const char *none)
 {
     json_t *js = json_pack("{s:O}", "jobs", started);
     if (json_array_size(refused))
         json_object_set(js, "refused", refused);
+    if (!json_array_size(started) && json_array_size(refused))
+        json_object_set(js, "error", json_object_get(json_array_get(refused, 0), "error"));
     if (json_array_size(started))
         status = 202;
     else if (!json_array_size(refused)) {
@@ -429,8 +432,10 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     evr_gw_secret_t tok;
     evr_err_t err;
     const char *h = evr_gw_header(req, "Authorization");
+    char buf[EVR_GW_SECRET_MAX + 1];
     const char *given = h && !strncasecmp(h, "Bearer ", 7) ? h + 7
                                                            : evr_gw_header(req, "X-Evrun-Token");
+    given = evr_gw_token_trim(given, buf, sizeof buf);
     evr_rc_t rc = evr_gw_secret_file(path, false, &tok, &err);
     bool ok = !rc && given && strlen(given) == tok.len
            && sodium_memcmp(given, tok.key, tok.len) == 0;
@@ -487,7 +492,9 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
         goto out;
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");
-    char *k = key ? evr_asprintf("hook:%s:%.180s", name, key) : NULL;
+    if (key && !evr_gw_idem_key_ok(req, key, 180))     /* openapi: maxLength 180 */
+        goto out;
+    char *k = key ? evr_asprintf("hook:%s:%s", name, key) : NULL;
     bool ok = s_start(gw, req, &m, k, started, refused, &status);
     free(k);
     if (ok)

@@ -82,6 +82,8 @@ evr_gw_route_match(const char *method, const char *url, char params[EVR_GW_PARAM
 {
     size_t pl = strlen(EVR_GW_PREFIX);
     bool api = !strncmp(url, EVR_GW_PREFIX, pl) && url[pl] == '/';
+    if (!strcmp(method, "HEAD"))    /* a GET whose body libmicrohttpd leaves out */
+        method = "GET";
     *status = 404;
     for (size_t i = 0; i < evr_gw_nroutes; i++) {
         const evr_gw_route_t *r = &evr_gw_routes[i];
@@ -94,8 +96,8 @@ evr_gw_route_match(const char *method, const char *url, char params[EVR_GW_PARAM
     return NULL;
 }
 
-/*  The methods served on url's path, as an Allow header's value ("GET,
-    POST"), into buf; empty when none. */
+/*  The methods served on url's path, as an Allow header's value ("POST,
+    GET, HEAD": HEAD wherever GET), into buf; empty when none. */
 static void
 s_allow(const char *url, char *buf, size_t size)
 {
@@ -108,8 +110,8 @@ s_allow(const char *url, char *buf, size_t size)
         if ((!r->root && !api) || !s_match(r->path, r->root ? url : url + pl, params, r->tail)
             || strstr(buf, r->method))
             continue;
-        n += (size_t) snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
-                               r->method);
+        n += (size_t) snprintf(buf + n, n < size ? size - n : 0, "%s%s%s", n ? ", " : "",
+                               r->method, strcmp(r->method, "GET") ? "" : ", HEAD");
     }
 }
 
@@ -184,6 +186,22 @@ evr_gw_header(const evr_gw_req_t *req, const char *key)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
 }
 
+const char *
+evr_gw_token_trim(const char *v, char *buf, size_t size)
+{
+    size_t n = v ? strlen(v) : 0;
+    while (v && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    size_t k = n;
+    while (k && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+        k--;
+    if (!v || k == n || k >= size)
+        return v;
+    memcpy(buf, v, k);
+    buf[k] = '\0';
+    return buf;
+}
+
 /*  Queues req's answer on its connection. */
 static enum MHD_Result
 s_queue(evr_gw_req_t *req, const char *allow)
@@ -226,6 +244,7 @@ bool
 evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
 {
     const char *h = evr_gw_header(req, "Authorization");
+    char buf[EVR_GW_TOKEN_MAX + 1];
     const char *tok = h && !strncasecmp(h, "Bearer ", 7) ? h + 7 : NULL;
     evr_err_t err;
     if (h && !tok) {
@@ -233,8 +252,7 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
                      "\"Bearer TOKEN\" (make a token with evrun-cli token)");
         return false;
     }
-    while (tok && *tok == ' ')
-        tok++;
+    tok = evr_gw_token_trim(tok, buf, sizeof buf);
     if (evr_gw_token_check(&gw->secret, tok, evr_now_ns() / 1000000000ull, &req->scope, &err)) {
         evr_gw_error(req, 401, "unauthorized", "%s", err.msg);
         return false;
@@ -246,6 +264,52 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
         return false;
     }
     return true;
+}
+
+typedef struct {
+    const char *first;      /* the first Content-Length's value */
+    bool differ;            /* another one says otherwise */
+    const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
+} s_lengths_t;
+
+static enum MHD_Result
+s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_lengths_t *l = cls;
+    (void) kind;
+    if (!l->spaced && strpbrk(key, " \t"))
+        l->spaced = key;
+    if (strcasecmp(key, "Content-Length"))
+        return MHD_YES;
+    if (!l->first)
+        l->first = value ? value : "";
+    else if (strcmp(l->first, value ? value : ""))
+        l->differ = true;
+    return MHD_YES;
+}
+
+/*  Whether req's body is framed one way only: a proxy in front that read
+    another Content-Length, or Content-Length where we read
+    Transfer-Encoding, or a header field libmicrohttpd takes under
+    another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
+    would take the body's end elsewhere (request smuggling, RFC 9112 6.1
+    and 6.3).  False with a 400 set. */
+static bool
+s_framing_ok(evr_gw_req_t *req)
+{
+    s_lengths_t l = { NULL, false, NULL };
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
+    bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
+    if (l.spaced)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
+                     "come in a field name or before its colon", l.spaced);
+    else if (l.differ)
+        evr_gw_error(req, 400, "bad_request", "two Content-Length headers that differ: send "
+                     "one");
+    else if (both)
+        evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
+                     "send one");
+    return !l.spaced && !l.differ && !both;
 }
 
 /*  The first call for a request: route, authenticate, check the declared
@@ -260,6 +324,8 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
+    if (!s_framing_ok(&cc->req))
+        return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
         s_allow(url, cc->allow, sizeof cc->allow);
@@ -280,6 +346,24 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
         return false;
     }
     return true;
+}
+
+/*  s (a request's method or URL, as the client sent it) for one line of
+    the log, into buf: a control character as \xHH (a %0A in a URL would
+    start a line of its own: a forged entry), cut with "..." past size. */
+static const char *
+s_log_safe(const char *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (; *s && n + 8 < size; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (c < 0x20 || c == 0x7f)
+            n += (size_t) snprintf(buf + n, size - n, "\\x%02X", c);
+        else
+            buf[n++] = (char) c;
+    }
+    snprintf(buf + n, size - n, "%s", *s ? "..." : "");
+    return buf;
 }
 
 static enum MHD_Result
@@ -344,7 +428,9 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     cc->route->fn(gw, &cc->req);
     if (!cc->req.status && !cc->req.resp)
         evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
-    evr_log_info("gateway", "%s %s -> %d", method, url, cc->req.status);
+    char lm[64], lu[1024];
+    evr_log_info("gateway", "%s %s -> %d", s_log_safe(method, lm, sizeof lm),
+                 s_log_safe(url, lu, sizeof lu), cc->req.status);
     return s_queue(&cc->req, NULL);
 }
 

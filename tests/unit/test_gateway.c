@@ -250,6 +250,8 @@ test_route_match(void)
     CHECK(r && r->fn == evr_gw_h_log);
     CHECK_STR(params[0], "ABC");
     CHECK(!evr_gw_route_match("DELETE", "/api/v1/jobs/ABC", params, &st) && st == 405);
+    CHECK(evr_gw_route_match("HEAD", "/api/v1/jobs/ABC", params, &st) != NULL);
+    CHECK(!evr_gw_route_match("HEAD", "/api/v1/demand", params, &st) && st == 405);
     CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/nope", params, &st) && st == 404);
     CHECK(!evr_gw_route_match("GET", "/api/v1/jobs//log", params, &st) && st == 404);
     CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/", params, &st) && st == 404);
@@ -686,7 +688,7 @@ test_server(void)
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
     CHECK(s_send(gw.port, out, sizeof out, "DELETE /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 405);
-    CHECK(strstr(out, "\r\nAllow: POST, GET\r\n") != NULL);
+    CHECK(strstr(out, "\r\nAllow: POST, GET, HEAD\r\n") != NULL);
     /* too many header fields: 431 as JSON; a message with bytes that are no UTF-8 stays JSON */
     char *many = evr_strdup("");
     for (int i = 0; i < 101; i++) {

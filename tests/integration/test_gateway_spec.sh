@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_gateway_spec.sh BIN_DIR SRC_DIR [CASE...]: evrun-gateway against its
+# spec (schema/openapi.yaml, README "HTTP gateway"), checked by gw_spec.py,
+# a client written from the spec alone: every route's answer (status,
+# Content-Type, JSON fields and types) and the documented error of bad
+# requests (tokens, methods, HEAD, paths, bodies, types, sizes, query
+# arguments, ids, path tricks, slow clients).  A real broker, a runner
+# with the process executor (no podman) and a gateway on loopback.
+# CASE: gw_spec.py's cases (auth methods submit list job run
+# runners_pipelines demand hooks metrics_ui wire broker_gone: the last, it
+# stops the broker); default all.
+set -u
+bin=$1 src=$2
+shift 2
+root=$(mktemp -d /tmp/evr-gws-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=spec
+
+fresh spec
+mkdir -m 0700 "$tmp/pipelines"
+cat > "$tmp/pipelines/spec-art.yml" <<'YML'
+pipeline: spec-art
+executor: process
+args:
+  WHO: {default: world}
+steps:
+  - name: make
+    run: mkdir -p out && echo "hello, $WHO" > out/a.txt && cat out/a.txt && head -c 8000000 /dev/zero > out/big.bin
+    artifacts: [out]
+YML
+cat > "$tmp/pipelines/spec-gh.yml" <<'YML'
+pipeline: spec-gh
+executor: process
+on: {github: {events: [push], branches: [main]}}
+steps:
+  - {name: a, run: 'true'}
+YML
+printf 'http_request_timeout: 4\nhttp_idle_timeout: 12\ntimeout_ms: 3000\n' > "$tmp/gw.yml"
+port=$(free_port)
+bus_broker && bus_runner spec-1 "" 2 --executors process && bus_wait_runners 1
+"$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$port" --config "$tmp/gw.yml" \
+  >> "$tmp/gateway.log" 2>&1 &
+bus_pids+=("$!")
+check "the gateway listens" wait_port "$port" "$!"
+hook=$(cli hook-token spec-art)
+check "the spec client's checks" env EVR_BROKER_PID="$broker_pid" python3 "$src/tests/integration/gw_spec.py" \
+  "http://127.0.0.1:$port" "$tmp" spec-art "$hook" "$@"
+check "the gateway still runs" kill -0 "${bus_pids[-1]}"
+bus_stop
+check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $tmp/*.log"
+echo "test_gateway_spec: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
