@@ -514,8 +514,10 @@ def case_demand():
     k = "dk-" + str(time.time())
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": k})
     b = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": k})
-    check("Idempotency-Key: one demand", a.status == b.status == 202
-          and a.json()["id"] == b.json()["id"], "%r %r" % (a, b))
+    check("Idempotency-Key: one demand (202, then 200 with duplicate: true)",
+          a.status == 202 and b.status == 200 and a.json()["id"] == b.json()["id"]
+          and a.json().get("duplicate") is False and b.json().get("duplicate") is True,
+          "%r %r" % (a, b))
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "d" * 200})
     check("Idempotency-Key of 200: 202", a.status == 202, repr(a))
     a = api("POST", "/demand", {"count": 1}, headers={"Idempotency-Key": "d" * 200 + "x"})
