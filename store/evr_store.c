@@ -499,17 +499,18 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             *refused = i;
             break;
         }
-        uint8_t *buf, key[8];
-        size_t len;
-        evr_event_encode(ev, &buf, &len);
+        /* encoded in place: a step.output's 64 KiB go from the event
+           straight into LMDB's page, not through a buffer of their own */
+        uint8_t key[8];
+        size_t len = evr_codec_size(&evr_event_type, ev);
         evr_store_be64(key, ev->seq);
-        MDB_val k = { 8, key }, v = { len, buf };
-        *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND);
-        free(buf);
+        MDB_val k = { 8, key }, v = { len, NULL };
+        *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
         if (*mdbrc) {
             erc = evr_store_mdb_err(err, "mdb_put events", *mdbrc);
             break;
         }
+        evr_codec_encode_to(&evr_event_type, ev, v.mv_data, len);
         if (ev->job) {
             uint8_t jk[EVR_STORE_KEYLEN];
             evr_store_jobkey(jk, ev->job, ev->jseq);
