@@ -20,6 +20,7 @@ struct evr_store {
     bool no_kv;             /* read-only on a store older than `kv` */
     size_t mapsize;
     bool unsynced;          /* a lazy commit's meta page is not flushed yet */
+    uint64_t ahead_used;    /* LMDB's used bytes at the last s_ahead (evr_store.c) */
 };
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */
