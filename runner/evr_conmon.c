@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,38 +112,64 @@ s_hold_room(s_hold_t *h, size_t need)
     return true;
 }
 
-/*  Appends to h the frames of the n packets conmon sent (or the end, or
-    the error of a failed call, errno e); false once the stream is over. */
+/*  Passes on the frames of the n packets conmon sent (or the end, or the
+    error of a failed call, errno e): straight from the slots into the
+    pipe (writev) when nothing is held before them, and what the pipe
+    does not take into h (which has room for S_FRAMES).  *bytes: the
+    frames' size; *gone: the pipe's reader is.  False once the stream
+    is over. */
 static bool
-s_hold_frames(s_hold_t *h, const struct mmsghdr *m, int n, int e, const uint8_t *slots)
+s_pass_frames(s_hold_t *h, int pw, const struct mmsghdr *m, int n, int e, const uint8_t *slots,
+              size_t *bytes, bool *gone)
 {
-    uint32_t word[2];
+    uint32_t words[S_SLOTS + 2];
+    struct iovec v[2 * S_SLOTS + 1];
+    int nv = 0;
+    bool on = n >= 0;
     if (n < 0) {
-        word[0] = S_ERROR;
-        word[1] = (uint32_t) e;
-        memcpy(h->buf + h->len, word, 8);
-        h->len += 8;
-        return false;
+        words[0] = S_ERROR;
+        words[1] = (uint32_t) e;
+        v[nv++] = (struct iovec) { .iov_base = words, .iov_len = 8 };
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && on; i++) {
         uint32_t len = m[i].msg_len;
-        if (len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-            word[0] = len == 0 ? S_END : S_TRUNC;
-            memcpy(h->buf + h->len, word, 4);
-            h->len += 4;
-            return false;
-        }
-        memcpy(h->buf + h->len, &len, 4);
-        memcpy(h->buf + h->len + 4, slots + (size_t) i * S_SLOT, len);
-        h->len += 4 + len;
+        bool last = len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC);
+        words[i] = len == 0 ? S_END : last ? S_TRUNC : len;
+        v[nv++] = (struct iovec) { .iov_base = &words[i], .iov_len = 4 };
+        if (last)
+            on = false;
+        else
+            v[nv++] = (struct iovec) { .iov_base = (void *) (slots + (size_t) i * S_SLOT),
+                                       .iov_len = len };
     }
-    return true;
+    *bytes = 0;
+    for (int k = 0; k < nv; k++)
+        *bytes += v[k].iov_len;
+    size_t skip = 0;
+    if (h->off == h->len && nv) {
+        ssize_t w = writev(pw, v, nv);
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            *gone = true;
+        else if (w > 0)
+            skip = (size_t) w;
+    }
+    for (int k = 0; k < nv; k++) {
+        if (skip >= v[k].iov_len) {
+            skip -= v[k].iov_len;
+            continue;
+        }
+        memcpy(h->buf + h->len, (const uint8_t *) v[k].iov_base + skip, v[k].iov_len - skip);
+        h->len += v[k].iov_len - skip;
+        skip = 0;
+    }
+    return on;
 }
 
 /*  Receives what conmon has sent (up to S_SLOTS packets, without waiting)
-    into h; false once the stream is over.  *bulk: a batch worth a rest. */
+    and passes it on (s_pass_frames); false once the stream is over.
+    *bulk: a batch worth a rest. */
 static bool
-s_receive(int sock, s_hold_t *h, uint8_t *slots, bool *bulk)
+s_receive(int sock, s_hold_t *h, int pw, uint8_t *slots, bool *bulk, bool *gone)
 {
     struct iovec iov[S_SLOTS];
     struct mmsghdr m[S_SLOTS];
@@ -155,11 +182,11 @@ s_receive(int sock, s_hold_t *h, uint8_t *slots, bool *bulk)
     int n = recvmmsg(sock, m, S_SLOTS, MSG_DONTWAIT, NULL);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return true;
-    size_t before = h->len;
-    bool on = s_hold_frames(h, m, n, errno, slots);
+    size_t bytes;
+    bool on = s_pass_frames(h, pw, m, n, errno, slots, &bytes, gone);
     /* bulk: a rest, so that the next call takes what conmon sent
        meanwhile (its socket holds ~3 ms of its fastest output) */
-    *bulk = on && n < (int) S_SLOTS && h->len - before >= S_REST_MIN;
+    *bulk = on && n < (int) S_SLOTS && bytes >= S_REST_MIN;
     return on;
 }
 
@@ -209,9 +236,11 @@ s_thread(void *arg)
             break;
         if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
             break;   /* the loop's end is closed */
-        bool bulk = false;
+        bool bulk = false, gone = false;
         if (p[0].revents)
-            on = s_receive(sock, &h, slots, &bulk);
+            on = s_receive(sock, &h, pw, slots, &bulk, &gone);
+        if (gone)
+            break;   /* the loop's end is closed */
         if (bulk)
             rest_end = s_ns_now() + S_REST_MS * 1000000ull;
     }
