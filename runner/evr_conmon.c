@@ -14,11 +14,15 @@
     at every commit: under load the output came slower than through
     podman's attach (whose service buffers another socketful).  The
     thread only moves bytes: it takes conmon's packets as they come
-    (recvmmsg, blocking) and writes them, framed, into a pipe of up to
-    1 MiB that the loop reads; it shares no memory with the loop and
-    stops when either end closes (the style of the project's actors: a
-    pipe, state of its own).  The bound stays: a full pipe blocks the
-    thread, which blocks conmon.
+    (recvmmsg) and writes them, framed, into a pipe of up to 1 MiB that
+    the loop reads; it shares no memory with the loop and stops when
+    either end closes (the style of the project's actors: a pipe, state
+    of its own).  The pipe alone was not enough: a commit of ~2 MB of
+    output takes 10-40 ms on this project's machine, more than the pipe
+    holds of conmon's fastest output (~12 ms), so the thread keeps what
+    the pipe cannot take, up to S_HOLD bytes (waiting in poll(2) for
+    either end), and only a full hold stops it reading: that bound
+    stays, as conmon then waits.
 
     Frames in the pipe: a 4-byte length (host order) and that many bytes
     of one packet (its stream byte first, then the data); a length of
@@ -37,12 +41,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +56,8 @@
 #define S_SLOT (32u * 1024)     /* conmon 2.1 sends at most 8 KiB + 1 */
 #define S_SLOTS 16
 #define S_PIPE (1u << 20)       /* the pipe's size asked for (Linux's limit for all users) */
+#define S_FRAMES (S_SLOTS * (S_SLOT + 4) + 8)   /* the most one receive adds */
+#define S_HOLD (16u << 20)      /* the thread's bytes past the pipe, at most */
 #define S_READ (256u * 1024)    /* the loop's read of the pipe */
 #define S_REST_MIN (8u * 1024)
 #define S_REST_MS 1
@@ -76,75 +84,168 @@ struct evr_conmon {
 
 /* ----------------------------------------------------------- the thread */
 
-/*  Writes all of p to fd; false once the loop's end is closed. */
+/*  What the thread holds for the pipe: frames [off, len) of buf. */
+typedef struct {
+    uint8_t *buf;
+    size_t off, len, cap;
+} s_hold_t;
+
+/*  Makes room for `need` more bytes at the end of h (the written part
+    dropped first, then grown up to S_HOLD); false when it would pass that. */
 static bool
-s_write_all(int fd, const uint8_t *p, size_t n)
+s_hold_room(s_hold_t *h, size_t need)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t) w;
+    if (h->len - h->off + need > S_HOLD)
+        return false;
+    if (h->off && h->len + need > h->cap) {
+        memmove(h->buf, h->buf + h->off, h->len - h->off);
+        h->len -= h->off;
+        h->off = 0;
+    }
+    if (h->len + need > h->cap) {
+        size_t cap = h->cap;
+        while (cap < h->len + need)
+            cap *= 2;
+        h->buf = evr_realloc(h->buf, cap < S_HOLD ? cap : S_HOLD);
+        h->cap = cap < S_HOLD ? cap : S_HOLD;
     }
     return true;
 }
 
+/*  Passes on the frames of the n packets conmon sent (or the end, or the
+    error of a failed call, errno e): straight from the slots into the
+    pipe (writev) when nothing is held before them, and what the pipe
+    does not take into h (which has room for S_FRAMES).  *bytes: the
+    frames' size; *gone: the pipe's reader is.  False once the stream
+    is over. */
+static bool
+s_pass_frames(s_hold_t *h, int pw, const struct mmsghdr *m, int n, int e, const uint8_t *slots,
+              size_t *bytes, bool *gone)
+{
+    uint32_t words[S_SLOTS + 2];
+    struct iovec v[2 * S_SLOTS + 1];
+    int nv = 0;
+    bool on = n >= 0;
+    if (n < 0) {
+        words[0] = S_ERROR;
+        words[1] = (uint32_t) e;
+        v[nv++] = (struct iovec) { .iov_base = words, .iov_len = 8 };
+    }
+    for (int i = 0; i < n && on; i++) {
+        uint32_t len = m[i].msg_len;
+        bool last = len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC);
+        words[i] = len == 0 ? S_END : last ? S_TRUNC : len;
+        v[nv++] = (struct iovec) { .iov_base = &words[i], .iov_len = 4 };
+        if (last)
+            on = false;
+        else
+            v[nv++] = (struct iovec) { .iov_base = (void *) (slots + (size_t) i * S_SLOT),
+                                       .iov_len = len };
+    }
+    *bytes = 0;
+    for (int k = 0; k < nv; k++)
+        *bytes += v[k].iov_len;
+    size_t skip = 0;
+    if (h->off == h->len && nv) {
+        ssize_t w = writev(pw, v, nv);
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            *gone = true;
+        else if (w > 0)
+            skip = (size_t) w;
+    }
+    for (int k = 0; k < nv; k++) {
+        if (skip >= v[k].iov_len) {
+            skip -= v[k].iov_len;
+            continue;
+        }
+        memcpy(h->buf + h->len, (const uint8_t *) v[k].iov_base + skip, v[k].iov_len - skip);
+        h->len += v[k].iov_len - skip;
+        skip = 0;
+    }
+    return on;
+}
+
+/*  Receives what conmon has sent (up to S_SLOTS packets, without waiting)
+    and passes it on (s_pass_frames); false once the stream is over.
+    *bulk: a batch worth a rest. */
+static bool
+s_receive(int sock, s_hold_t *h, int pw, uint8_t *slots, bool *bulk, bool *gone)
+{
+    struct iovec iov[S_SLOTS];
+    struct mmsghdr m[S_SLOTS];
+    memset(m, 0, sizeof m);
+    for (unsigned i = 0; i < S_SLOTS; i++) {
+        iov[i] = (struct iovec) { .iov_base = slots + (size_t) i * S_SLOT, .iov_len = S_SLOT };
+        m[i].msg_hdr.msg_iov = &iov[i];
+        m[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(sock, m, S_SLOTS, MSG_DONTWAIT, NULL);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    size_t bytes;
+    bool on = s_pass_frames(h, pw, m, n, errno, slots, &bytes, gone);
+    /* bulk: a rest, so that the next call takes what conmon sent
+       meanwhile (its socket holds ~3 ms of its fastest output) */
+    *bulk = on && n < (int) S_SLOTS && bytes >= S_REST_MIN;
+    return on;
+}
+
+static uint64_t
+s_ns_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t) t.tv_sec * 1000000000u + (uint64_t) t.tv_nsec;
+}
+
 /*  The thread: conmon's packets into the pipe, framed, until the socket
-    ends (or fails) or the pipe's reader is gone. */
+    ends (or fails) and all of it is in the pipe, or the pipe's reader is
+    gone.  A full pipe (the loop in a long commit) does not hold conmon
+    up: the thread keeps taking its packets, up to S_HOLD bytes of its
+    own past the pipe's 1 MiB, and only then stops reading the socket. */
 static void *
 s_thread(void *arg)
 {
     evr_conmon_t *self = arg;
     int sock = self->sock, pw = self->pw;
     uint8_t *slots = evr_malloc((size_t) S_SLOTS * S_SLOT);
-    uint8_t *frames = evr_malloc((size_t) S_SLOTS * (S_SLOT + 8));
-    struct iovec iov[S_SLOTS];
-    struct mmsghdr m[S_SLOTS];
+    s_hold_t h = { .cap = S_FRAMES };
+    h.buf = evr_malloc(h.cap);
     bool on = true;
-    while (on) {
-        memset(m, 0, sizeof m);
-        for (unsigned i = 0; i < S_SLOTS; i++) {
-            iov[i] = (struct iovec) { .iov_base = slots + (size_t) i * S_SLOT, .iov_len = S_SLOT };
-            m[i].msg_hdr.msg_iov = &iov[i];
-            m[i].msg_hdr.msg_iovlen = 1;
+    uint64_t rest_end = 0;   /* ns: the socket rests until then */
+    for (;;) {
+        if (h.off < h.len) {
+            ssize_t w = write(pw, h.buf + h.off, h.len - h.off);
+            if (w < 0 && errno != EAGAIN && errno != EINTR)
+                break;   /* the loop's end is closed */
+            if (w > 0 && (h.off += (size_t) w) == h.len)
+                h.off = h.len = 0;
         }
-        int n = recvmmsg(sock, m, S_SLOTS, MSG_WAITFORONE, NULL);
-        size_t at = 0;
-        uint32_t word[2];
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            word[0] = S_ERROR;
-            word[1] = (uint32_t) errno;
-            memcpy(frames, word, 8);
-            at = 8;
-            on = false;
-        }
-        for (int i = 0; i < n && on; i++) {
-            uint32_t len = m[i].msg_len;
-            if (len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-                word[0] = len == 0 ? S_END : S_TRUNC;
-                memcpy(frames + at, word, 4);
-                at += 4;
-                on = false;
-                break;
-            }
-            memcpy(frames + at, &len, 4);
-            memcpy(frames + at + 4, slots + (size_t) i * S_SLOT, len);
-            at += 4 + len;
-        }
-        if (!s_write_all(pw, frames, at))
+        if (!on && h.off == h.len)
+            break;   /* all passed on */
+        uint64_t now = rest_end ? s_ns_now() : 0;
+        if (now >= rest_end)
+            rest_end = 0;
+        bool room = on && !rest_end && s_hold_room(&h, S_FRAMES);
+        struct pollfd p[2] = {
+            { .fd = room ? sock : -1, .events = POLLIN },
+            { .fd = h.off < h.len ? pw : -1, .events = POLLOUT },
+        };
+        int timeout = rest_end ? (int) ((rest_end - now + 999999u) / 1000000u) : -1;
+        if (poll(p, 2, timeout) < 0 && errno != EINTR)
             break;
-        /* bulk: a rest, so that the next call takes what conmon sent
-           meanwhile (its socket holds ~3 ms of its fastest output) */
-        if (on && n < S_SLOTS && at >= S_REST_MIN)
-            nanosleep(&(struct timespec) { .tv_nsec = S_REST_MS * 1000000L }, NULL);
+        if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+            break;   /* the loop's end is closed */
+        bool bulk = false, gone = false;
+        if (p[0].revents)
+            on = s_receive(sock, &h, pw, slots, &bulk, &gone);
+        if (gone)
+            break;   /* the loop's end is closed */
+        if (bulk)
+            rest_end = s_ns_now() + S_REST_MS * 1000000ull;
     }
     free(slots);
-    free(frames);
+    free(h.buf);
     return NULL;
 }
 
@@ -316,8 +417,7 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     int p[2];
     evr_rc_t rc = EVR_OK;
     const char *what = "";
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || pipe2(p, O_CLOEXEC) < 0) {
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         rc = EVR_ERR_IO;
         what = strerror(errno);
         goto out;
@@ -325,11 +425,6 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     self->pr = p[0];
     self->pw = p[1];
     fcntl(self->pr, F_SETPIPE_SZ, (int) S_PIPE);   /* less is fine: the default is 64 KiB */
-    if (fcntl(self->pr, F_SETFL, O_NONBLOCK) < 0) {
-        rc = EVR_ERR_IO;
-        what = strerror(errno);
-        goto out;
-    }
     if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
         rc = EVR_ERR_IO;
         what = "the event loop watches too many fds";

@@ -18,6 +18,8 @@
 
 /* ---------------------------------------------------------------- output */
 
+#define S_GIVE_MIN (16u * 1024)   /* a chunk this large moves to its event, not copied */
+
 /*  After an output chunk is stored: print the first len bytes of the
     stream's laid out text, in one stdio call (not one per line: 100 MB
     of short lines were 27,000 writes); the engine flushes stdout once the
@@ -95,12 +97,20 @@ s_emit_chunk(evr_eng_step_t *st, int si)
     ev->data.stream = evr_strdup(evr_eng_stream_names[si]);
     ev->data.offset = s->raw_off;
     ev->data.raw = (uint32_t) s->raw_in_buf;
-    ev->data.bytes.data = evr_malloc(s->len ? s->len : 1);
-    memcpy(ev->data.bytes.data, s->buf, s->len);
     ev->data.bytes.len = (uint32_t) s->len;
     if (st->job->eng->opts.print && s->len)   /* the text stays with the stream: no copy */
         evr_eng_after_soon(st->job->eng, si ? s_print_stderr : s_print_stdout, st, NULL,
                            s_layout(st, s, s->buf, s->len));
+    if (s->len >= S_GIVE_MIN) {
+        /* bulk: the event takes the buffer itself (shrunk in place), the
+           stream a new one as large, not a copy of 64 KiB per chunk */
+        ev->data.bytes.data = evr_realloc(s->buf, s->len);
+        s->buf = evr_malloc(s->cap);
+    }
+    else {
+        ev->data.bytes.data = evr_malloc(s->len ? s->len : 1);
+        memcpy(ev->data.bytes.data, s->buf, s->len);
+    }
     s->raw_off += s->raw_in_buf;
     s->raw_in_buf = 0;
     s->len = 0;

@@ -169,6 +169,41 @@ evr_codec_size(const evr_rectype_t *type, const void *rec)
     return n;
 }
 
+/*  Where evr_codec_encode_to writes: the next byte and the room left. */
+typedef struct {
+    uint8_t *at;
+    size_t left;
+    bool over;      /* a write did not fit */
+} s_fixed_t;
+
+static int
+s_fixed_write(void *data, const char *buf, size_t len)
+{
+    s_fixed_t *f = data;
+    if (len > f->left) {
+        f->over = true;
+        return -1;
+    }
+    memcpy(f->at, buf, len);
+    f->at += len;
+    f->left -= len;
+    return 0;
+}
+
+void
+evr_codec_encode_to(const evr_rectype_t *type, const void *rec, uint8_t *dst, size_t size)
+{
+    s_fixed_t f = { dst, size, false };
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &f, s_fixed_write);
+    evr_codec_pack(&pk, type, rec);
+    if (f.left || f.over) {   /* the size was not evr_codec_size's: a bug, never data */
+        fprintf(stderr, "evrun: msgpack encode_to: %zu of %zu bytes written\n", size - f.left,
+                size);
+        abort();
+    }
+}
+
 /* ------------------------------------------------------------ pre-check */
 
 static uint64_t

@@ -35,6 +35,10 @@ void evr_codec_encode(const evr_rectype_t *type, const void *rec, uint8_t **buf,
 /*  Bytes evr_codec_encode would write for rec, counted without a buffer. */
 size_t evr_codec_size(const evr_rectype_t *type, const void *rec);
 
+/*  Encodes rec into dst, which has exactly evr_codec_size(type, rec)
+    bytes (an LMDB value reserved for it: no buffer, no copy). */
+void evr_codec_encode_to(const evr_rectype_t *type, const void *rec, uint8_t *dst, size_t size);
+
 /*  Checks that buf[0..len) holds exactly one well-formed msgpack object
     nested at most max_depth deep, every length within the input.
     Returns EVR_OK, or EVR_ERR_PROTO/EVR_ERR_LIMIT with the reason. */

@@ -16,9 +16,11 @@
     end of a growing file; the broker's acknowledged submits wait for
     such flushes.
 */
+#define _GNU_SOURCE   /* fallocate */
 #include "evr_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@
 #define S_FULL_BYTES (1u << 20)         /* less free space than this: the disk is full */
 #define S_AHEAD_MIN (256u << 10)        /* data.mdb's zeros past LMDB's last page (s_ahead) */
 #define S_AHEAD_MAX (8u << 20)
+#define S_AHEAD_BULK (1u << 20)         /* a commit this large: s_ahead allocates, writes nothing */
 
 
 evr_rc_t
@@ -86,6 +89,13 @@ evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
     data.mdb lies past LMDB's last page, writes zeros past its end up to
     `ahead` past that page (at most to the map's size and the process's
     file size limit).  The zeros are flushed once, with the next commit.
+    After a commit of S_AHEAD_BULK or more (a step's bulk output) the
+    space is allocated instead (fallocate), when the file system can:
+    zeros would write every page of such commits twice, and the next
+    commits are large anyway, so a flush's extent conversion weighs
+    little (100 MB in 64 KiB events, 32 a commit: the store's CPU time
+    0.157 -> 0.108 s, medians of 7 alternating runs at load 8-9; its
+    wall time moved within the noise).
     Best effort: a write that fails (a full disk) is left for LMDB's own
     to report; LMDB reads nothing past its last page. */
 static void
@@ -99,6 +109,8 @@ s_ahead(evr_store_t *self)
         || mdb_env_get_fd(self->env, &fd) || fstat(fd, &st))
         return;
     uint64_t used = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+    bool bulk = self->ahead_used && used >= self->ahead_used + S_AHEAD_BULK;
+    self->ahead_used = used;
     uint64_t ahead = used / 4 < S_AHEAD_MIN ? S_AHEAD_MIN
                    : used / 4 > S_AHEAD_MAX ? S_AHEAD_MAX : used / 4;
     if ((uint64_t) st.st_size >= used + ahead / 2)
@@ -110,6 +122,10 @@ s_ahead(evr_store_t *self)
         want = fsize.rlim_cur;
     if (want > self->mapsize)
         want = self->mapsize;
+    /* bulk: allocated, not written (unwritten extents, that a flush
+       converts as it writes the pages) */
+    if (bulk && fallocate(fd, 0, st.st_size, (off_t) (want - (uint64_t) st.st_size)) == 0)
+        return;
     static const char zeros[65536];
     for (uint64_t off = (uint64_t) st.st_size; off < want;) {
         size_t n = want - off < sizeof zeros ? (size_t) (want - off) : sizeof zeros;
@@ -545,17 +561,18 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             *refused = i;
             break;
         }
-        uint8_t *buf, key[8];
-        size_t len;
-        evr_event_encode(ev, &buf, &len);
+        /* encoded in place: a step.output's 64 KiB go from the event
+           straight into LMDB's page, not through a buffer of their own */
+        uint8_t key[8];
+        size_t len = evr_codec_size(&evr_event_type, ev);
         evr_store_be64(key, ev->seq);
-        MDB_val k = { 8, key }, v = { len, buf };
-        *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND);
-        free(buf);
+        MDB_val k = { 8, key }, v = { len, NULL };
+        *mdbrc = mdb_put(txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
         if (*mdbrc) {
             erc = evr_store_mdb_err(err, "mdb_put events", *mdbrc);
             break;
         }
+        evr_codec_encode_to(&evr_event_type, ev, v.mv_data, len);
         if (ev->job) {
             uint8_t jk[EVR_STORE_KEYLEN];
             evr_store_jobkey(jk, ev->job, ev->jseq);

@@ -24,6 +24,7 @@ struct evr_store {
        any the table holds (the writer's; evr_store_has_job) */
     char job_max[EVR_ULID_LEN + 1];
     bool job_max_known;
+    uint64_t ahead_used;    /* LMDB's used bytes at the last s_ahead (evr_store.c) */
 };
 
 /*  An LMDB failure as EVR_ERR_STORE, keeping LMDB's text. */

@@ -205,6 +205,12 @@ test_roundtrip_events(void)
         CHECK(rc == EVR_OK);
         CHECK(evr_event_kind(&back) == (evr_evtype_t) t);
         CHECK(evr_rec_equal(&evr_event_type, &ev, &back));
+        /* encoded in place (the store's LMDB value): the same bytes */
+        CHECK(evr_codec_size(&evr_event_type, &ev) == len);
+        uint8_t *to = malloc(len);
+        evr_codec_encode_to(&evr_event_type, &ev, to, len);
+        CHECK(memcmp(to, buf, len) == 0);
+        free(to);
         evr_rec_free(&evr_event_type, &back);
         evr_rec_free(&evr_event_type, &ev);
         free(buf);
