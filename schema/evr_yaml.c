@@ -776,7 +776,9 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
             if (r2)
                 evr_diag_add_at(diag, (uint32_t) r2->start_mark.line + 1,
                                 (uint32_t) r2->start_mark.column + 1, "",
-                                "a second YAML document: a pipeline file holds exactly one");
+                                "a second YAML document: a pipeline file holds exactly one "
+                                "pipeline; put each in a file of its own (registered "
+                                "pipelines: one file each in the broker's pipelines_dir)");
             yaml_document_delete(&next);
         }
     }
