@@ -417,7 +417,38 @@ YML
   check "... nothing started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q rogue"
 }
 
-cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
+# run --follow, logs and evrun-tail say which step failed and why without
+# --events (a newcomer's first failing job): a retried step's attempts, a
+# timed-out step's reason (host commands: no podman needed)
+case_failure_lines() {
+  fresh fail_lines
+  bus_broker && bus_runner fln-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline fln <<'YML'
+pipeline: fln
+executor: process
+steps:
+  - name: flaky
+    retry: {on: [failed], max: 1}
+    run: echo "try $EVRUN_ATTEMPT"; [ "$EVRUN_ATTEMPT" = 2 ]
+  - name: slow
+    timeout: 1s
+    run: sleep 30
+YML
+  cli run "$tmp/fln.yml" --follow > "$tmp/fln.out" 2>&1
+  check "failing job: exit 1" [ $? -eq 1 ]
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/fln.out")
+  check "follow: the failed attempt" grep -qx "flaky > failed (exit 1)" "$tmp/fln.out"
+  check "follow: its retry" grep -qx "flaky > retrying (attempt 2)" "$tmp/fln.out"
+  check "follow: the timeout and its reason" \
+    grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
+  check "follow: no line for a success" bash -c "! grep -q 'flaky > succeeded' '$tmp/fln.out'"
+  check "logs: the same line" grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" <(cli logs "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/fln.tail" 2>&1
+  check "tail: the same, prefixed" grep -qx "$j/slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.tail"
+}
+
+cases=${*:-failure_lines host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"
