@@ -446,6 +446,10 @@ YML
   check "logs: the same line" grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" <(cli logs "$j")
   timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/fln.tail" 2>&1
   check "tail: the same, prefixed" grep -qx "$j/slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.tail"
+  check "follow: the job's end names the failed step" \
+    grep -qx "job $j failed: step slow timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
+  check "status: the same reason" \
+    grep -qx "reason    step slow timed_out (exit 143): timed out after 1000 ms" <(cli status "$j")
 }
 
 cases=${*:-failure_lines host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
