@@ -657,6 +657,15 @@ static const struct {
       "closed" },
 };
 
+const char *
+evr_yaml_hint(const char *problem)
+{
+    for (size_t i = 0; problem && i < sizeof s_hints / sizeof s_hints[0]; i++)
+        if (strstr(problem, s_hints[i].problem))
+            return s_hints[i].hint;
+    return NULL;
+}
+
 /*  Reports libyaml's syntax error, with a hint where its words do not
     say what to do.  Errors of libyaml's reader (bytes that are not UTF-8
     text) carry a byte offset instead of a mark. */
@@ -680,12 +689,7 @@ s_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len, evr_dia
         if (parser->problem_value >= 0 && parser->problem_value < 0x100)
             snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned) parser->problem_value);
     }
-    const char *hint = NULL;
-    if (s_tab_at(buf, len, line, col))
-        hint = s_hints[0].hint;
-    for (size_t i = 0; !hint && i < sizeof s_hints / sizeof s_hints[0]; i++)
-        if (strstr(problem, s_hints[i].problem))
-            hint = s_hints[i].hint;
+    const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint : evr_yaml_hint(problem);
     evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
                     "YAML syntax error: %s%s%s%s", problem, ctx, hint ? ": " : "",
                     hint ? hint : "");

@@ -3,6 +3,7 @@
 
 #include "evr_diag.h"
 #include "evr_field.h"
+#include "evr_yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -293,10 +294,13 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     evr_rc_t rc = EVR_OK;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc))
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s", path,
+    if (!yaml_parser_load(&parser, &doc)) {
+        const char *hint = evr_yaml_hint(parser.problem);
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "malformed YAML");
+                         parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
+                         hint ? hint : "");
+    }
     else {
         rc = s_load_doc(self, path, &doc, also, err);
         yaml_document_delete(&doc);
