@@ -85,6 +85,25 @@ test_failed_reason(void)
     evr_etest_destroy(&t);
 }
 
+/*  A command the image lacks (the shell's 127) fails its step with a
+    reason that says where to look; the job's reason carries it. */
+static void
+test_command_not_found(void)
+{
+    evr_etest_t *t = evr_etest_start(5, "steps:\n  - name: a\n    run: make all\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 5);
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=127 reason=a command was not found: is "
+                       "it installed in the image ");
+    CHECK_CONTAINS(ev, "? (the step's output names it)\n");
+    CHECK_CONTAINS(ev, "job.finished failed reason=step a failed (exit 127): a command was "
+                       "not found");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 5, "a", 1, "stderr", "sh: make: not found\n"));
+    CHECK(evr_etest_clean(t, 5));
+    evr_etest_destroy(&t);
+}
+
 /* ----------------------------------------------------------------- when */
 
 /*  After a failure: on_success steps are skipped, on_failure and always
@@ -366,6 +385,7 @@ main(void)
     EVR_TEST_RUN(test_allow_failure_sequence);
     EVR_TEST_RUN(test_allow_failure_dag);
     EVR_TEST_RUN(test_failed_reason);
+    EVR_TEST_RUN(test_command_not_found);
     EVR_TEST_RUN(test_when_after_failure);
     EVR_TEST_RUN(test_when_after_success);
     EVR_TEST_RUN(test_when_always_after_cancel);
