@@ -39,6 +39,11 @@ check "no file: exit 2" [ $? -eq 2 ]
 check "bad -a: exit 2" [ $? -eq 2 ]
 "$cli" frobnicate > /dev/null 2>&1
 check "unknown command: exit 2" [ $? -eq 2 ]
+"$cli" valdate "$src/examples/hello.yml" 2> "$tmp/err"
+check "a near-miss command: exit 2" [ $? -eq 2 ]
+check "... did you mean" grep -q 'unknown command "valdate"; did you mean validate?' "$tmp/err"
+"$cli" ps 2> "$tmp/err"
+check "another tool's word: did you mean" grep -q 'unknown command "ps"; did you mean jobs?' "$tmp/err"
 "$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
 check "missing file: exit 1" [ $? -eq 1 ]
 check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
