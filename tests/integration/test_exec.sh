@@ -194,6 +194,8 @@ YML
   run noimage "$tmp/noimage.yml"
   check "exit 1" [ "$rc" -eq 1 ]
   check "podman's message reaches the user" grep -qi "image" "$out"
+  check "a localhost/ image: where it comes from" \
+    grep -q "nothing > failed (exit -1, .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
