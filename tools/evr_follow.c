@@ -276,7 +276,7 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
     const char *step = ev->data.step;
-    if (f->o->step && step && strcmp(step, f->o->step))
+    if (f->o->step && step && !evr_spec_step_matches(f->o->step, step))
         return;
     if (f->o->step && !step && t != EVR_EV_JOB_FINISHED)
         return;

@@ -157,6 +157,8 @@ YML
   check "each combination ran with its value" grep -qx "build\[OS=bsd\] | built for bsd" <(cli logs "$job")
   check "logs --step takes a matrix step's name" \
     [ "$(cli logs "$job" --step 'build[OS=linux]')" = "build[OS=linux] | built for linux" ]
+  check "logs --step: the written name, all its combinations" \
+    [ "$(cli logs "$job" --step build | sort | tr '\n' ' ')" = "build[OS=bsd] | built for bsd build[OS=linux] | built for linux " ]
   check "the dependent got both outputs" grep -qx "join | got app-linux app-bsd" <(cli logs "$job")
   check "status shows the outputs" grep -qx "outputs   build\[OS=linux\]/BIN=app-linux" <(cli status "$job")
   check "status --json too" grep -q '"outputs":{"build\[OS=linux\]/BIN":"app-linux","build\[OS=bsd\]/BIN":"app-bsd"}' <(cli status "$job" --json)
@@ -168,6 +170,9 @@ YML
     sleep 0.2
   done
   check "a matrix step's artifacts through the broker" [ -f "$tmp/art/build[OS=bsd]/out/bsd.txt" ]
+  cli artifacts "$job" --step build -o "$tmp/art-all" > /dev/null 2>&1
+  check "artifacts --step: the written name, all its combinations" \
+    test -f "$tmp/art-all/build[OS=bsd]/out/bsd.txt" -a -f "$tmp/art-all/build[OS=linux]/out/linux.txt"
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
   check "no leftovers" no_leftovers "$job"
 }
