@@ -222,9 +222,7 @@ const char *
 evr_diag_near(const char *word, const char *const *candidates, size_t n)
 {
     size_t len = strlen(word);
-    unsigned limit = len <= 4 ? 1 : 2;
-    if (limit > len / 2 + (len % 2))
-        limit = (unsigned) (len / 2 + (len % 2));
+    unsigned limit = len < 3 ? 0 : len <= 4 ? 1 : 2;   /* "b" is no near-miss of "a" */
     const char *best = NULL;
     unsigned best_d = limit + 1;
     for (size_t i = 0; i < n; i++) {

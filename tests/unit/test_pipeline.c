@@ -631,6 +631,8 @@ test_newcomer_errors(void)
     CHECK(evr_diag_near("nede", keys, 5) == NULL);     /* two edits: too far for 4 letters */
     CHECK(evr_diag_near("colour", keys, 5) == NULL);
     CHECK(evr_diag_near("x", keys, 5) == NULL);
+    CHECK(evr_diag_near("o", keys, 5) == NULL);      /* one letter: no guess */
+    CHECK_STR(evr_diag_near("ON", keys, 5), "on");
     CHECK(evr_diag_near("", keys, 5) == NULL);
 }
 
