@@ -391,7 +391,13 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         if (!evr_enum_parse(f, v, strlen(v), (uint32_t *) p)) {
             char names[256];
             evr_enum_expected(f, names, sizeof names);
-            s_err(ctx, node, path, "expected one of %s, got \"%s\"", names, v);
+            size_t n = 0;
+            while (f->names[n])
+                n++;
+            const char *near = evr_diag_near(v, f->names, n);
+            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s", names, v,
+                  near && *near ? "; did you mean " : "", near && *near ? near : "",
+                  near && *near ? "?" : "");
             return false;
         }
         return true;

@@ -617,6 +617,12 @@ test_newcomer_errors(void)
     e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, when: allways}\nexecutor: proces\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:29: steps[0].when: expected one of on_success, on_failure, "
+                      "always, got \"allways\"; did you mean always?");
+    CHECK_CONTAINS(e, "executor: expected one of podman, process, got \"proces\"; did you "
+                      "mean process?");
+    free(e);
     e = s_errors_of("---\n", &n);
     CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");
     free(e);
