@@ -126,6 +126,31 @@ s_cleaned(const evr_exec_result_t *r, void *arg)
     job->calls--;
 }
 
+/*  A failed job's reason when no hook gave one: its first failed step
+    (in file order) and how, so `status`, `jobs` and the end of `run
+    --follow` say which step to look at; NULL when no step failed. */
+static char *
+s_failed_steps_reason(const evr_eng_job_t *job)
+{
+    const evr_eng_step_t *first = NULL;
+    uint32_t more = 0;
+    for (uint32_t i = 0; i < job->n; i++)
+        if (s_failed(&job->steps[i])) {
+            if (first)
+                more++;
+            else
+                first = &job->steps[i];
+        }
+    if (!first)
+        return NULL;
+    char others[48] = "";
+    if (more)
+        snprintf(others, sizeof others, " (and %u more step%s)", more, more == 1 ? "" : "s");
+    return evr_asprintf("step %.64s %s (exit %lld)%s%s%.800s", first->spec->name,
+                        evr_step_status_name(first->status), (long long) first->exit_code,
+                        others, first->reason ? ": " : "", first->reason ? first->reason : "");
+}
+
 static void
 s_job_finish(evr_eng_job_t *job)
 {
@@ -142,6 +167,8 @@ s_job_finish(evr_eng_job_t *job)
     ev->data.status = evr_strdup(evr_job_status_name(status));
     if (evr_eng_hooks_reason(job) && status != EVR_JOB_SUCCEEDED)
         ev->data.reason = evr_asprintf("%.1000s", evr_eng_hooks_reason(job));
+    else if (status == EVR_JOB_FAILED)
+        ev->data.reason = s_failed_steps_reason(job);
     uint32_t allowed = 0;
     for (uint32_t i = 0; i < job->n; i++)
         allowed += job->steps[i].allowed;

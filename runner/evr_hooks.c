@@ -8,6 +8,7 @@
 */
 #include "evr_hooks.h"
 
+#include "evr_diag.h"
 #include "evr_spec.h"
 
 #include <errno.h>
@@ -154,9 +155,22 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
         else
             return s_bad(rd, v, i, key, "expected true or false");
     }
-    else
-        return s_bad(rd, k, i, key, "unknown field: expected phase, run, name, priority, "
+    else {
+        /* the fields, then other systems' words for run */
+        static const char *const fields[] = { "phase", "run", "name", "priority", "timeout",
+                                              "optional", "command", "script" };
+        const char *near = evr_diag_near(key, fields, EVR_ARRAY_LEN(fields));
+        if (near && (near == fields[6] || near == fields[7]))
+            near = "run";
+        char what[160];
+        if (near)
+            snprintf(what, sizeof what, "unknown field; did you mean %s? (expected phase, run, "
+                     "name, priority, timeout or optional)", near);
+        else
+            snprintf(what, sizeof what, "unknown field: expected phase, run, name, priority, "
                      "timeout or optional");
+        return s_bad(rd, k, i, key, what);
+    }
     return EVR_OK;
 }
 

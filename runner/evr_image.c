@@ -78,6 +78,18 @@ s_line(const char *text, void *arg)
     evr_eng_print(im->job->eng, "image %s | %s", im->image, text);
 }
 
+/*  A localhost/ image comes from no registry: one built on the runner's
+    host.  Its failed pull says so, not only podman's "connection
+    refused" of a registry at localhost:443. */
+static const char *
+s_pull_hint(const char *image)
+{
+    return strncmp(image, "localhost/", 10) == 0
+               ? " (a localhost/ image is built on the runner's host, with podman build or "
+                 "tools/build-test-image; this runner's podman does not have it)"
+               : "";
+}
+
 static void
 s_pulled(const evr_exec_result_t *r, void *arg)
 {
@@ -90,7 +102,8 @@ s_pulled(const evr_exec_result_t *r, void *arg)
         im->state = S_FAILED;
         im->why = im->policy == EVR_PULL_NEVER && !r->pulled
                       ? evr_strdup(r->msg)
-                      : evr_asprintf("pulling image %s: %s", im->image, r->msg);
+                      : evr_asprintf("pulling image %s: %s%s", im->image, r->msg,
+                                     s_pull_hint(im->image));
         if (r->pulled || im->announced) {
             s_announce(im);
             evr_event_t *ev = evr_eng_emit(job, EVR_EV_IMAGE_PULL_FAILED, NULL);

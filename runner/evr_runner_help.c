@@ -6,15 +6,24 @@
 #include "evr_engine.h"
 #include "evr_spec.h"
 
+#define S_USAGE                                                                                  \
+    "usage: evrun-runner --exec FILE [-a NAME=VALUE]... [options]\n"                              \
+    "       evrun-runner --recover [options]\n"                                                   \
+    "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"                   \
+    "       evrun-runner --prune [--dry-run] [options]\n"                                         \
+    "       evrun-runner --broker EP --once [--clean] [--once-wait SECS] [options]\n"
+
+void
+evr_runner_usage(FILE *out)
+{
+    fprintf(out, S_USAGE "every option: evrun-runner --help\n");
+}
+
 void
 evr_runner_help(FILE *out)
 {
     fprintf(out,
-            "usage: evrun-runner --exec FILE [-a NAME=VALUE]... [options]\n"
-            "       evrun-runner --recover [options]\n"
-            "       evrun-runner --broker EP [--labels a,b] [--capacity N] [options]\n"
-            "       evrun-runner --prune [--dry-run] [options]\n"
-            "       evrun-runner --broker EP --once [--clean] [--once-wait SECS] [options]\n"
+            S_USAGE
             "\n"
             "Runs pipelines in podman containers, and `executor: process` pipelines as\n"
             "host commands when --executors lists process.  Every event goes to the event\n"

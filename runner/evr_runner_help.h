@@ -7,4 +7,8 @@
 /*  Prints the usage, options, modes and exit statuses to out. */
 void evr_runner_help(FILE *out);
 
+/*  After a usage error: the usage lines alone and where the rest is, so
+    the error stays on the screen. */
+void evr_runner_usage(FILE *out);
+
 #endif

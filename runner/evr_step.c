@@ -925,10 +925,35 @@ s_size_text(uint64_t bytes, char *buf, size_t size)
         snprintf(buf, size, "%llu %s", (unsigned long long) bytes, units[u]);
 }
 
+/*  The shell's codes for a command it could not run (126, 127) get a
+    reason that says where to look, unless the engine stopped the step. */
+static void
+s_shell_reason(evr_eng_step_t *st)
+{
+    if ((st->exit_code != 127 && st->exit_code != 126) || st->reason || st->stop_sent
+        || st->kill_sent || st->timed_out || st->cancelled || st->lost)
+        return;
+    const evr_spec_t *spec = st->job->spec;
+    const char *where = "is it on the runner host's PATH?";
+    char in_image[600];
+    if (spec->executor != EVR_EXECUTOR_PROCESS) {
+        snprintf(in_image, sizeof in_image, "is it installed in the image %.512s?",
+                 st->spec->image ? st->spec->image : spec->image ? spec->image : "?");
+        where = in_image;
+    }
+    if (st->exit_code == 127)
+        evr_eng_set_reason(st, "a command was not found: %s (the step's output names it)",
+                           where);
+    else
+        evr_eng_set_reason(st, "a command could not be run: not executable, or not a program "
+                           "(the step's output names it)");
+}
+
 void
 evr_eng_step_finish(evr_eng_step_t *st)
 {
     evr_eng_job_t *job = st->job;
+    s_shell_reason(st);
     /* killed by the OOM killer, not by a stop of the engine's */
     if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
         && !st->cancelled) {

@@ -726,7 +726,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 1004: key = "retention_output_max_age"; break;
         case 1005: key = "retention_interval"; break;
         case 'h': evr_runner_help(stdout); return -1;
-        default: evr_runner_help(stderr); return 2;
+        default: evr_runner_usage(stderr); return 2;
         }
         if (key && *nf < 40) {
             flags[2 * *nf] = key;
@@ -755,12 +755,16 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
     }
     int modes = (o->file != NULL) + o->recover + broker + o->prune;
     if (optind != argc || (modes != 1 && !*print_config) || (o->dry_run && !o->prune)) {
-        fprintf(stderr, "evrun-runner: %s\n",
-                optind != argc ? "unexpected arguments"
-                : o->dry_run && !o->prune ? "--dry-run goes with --prune"
-                : modes ? "--exec, --recover, --broker and --prune do not go together"
-                        : "one of --exec FILE, --recover, --broker EP or --prune is required");
-        evr_runner_help(stderr);
+        if (optind != argc)
+            fprintf(stderr, "evrun-runner: unexpected argument \"%s\" (%s)\n", argv[optind],
+                    o->file ? "--exec takes one FILE; args go as -a NAME=VALUE"
+                            : "a pipeline file goes after --exec: evrun-runner --exec FILE");
+        else
+            fprintf(stderr, "evrun-runner: %s\n",
+                    o->dry_run && !o->prune ? "--dry-run goes with --prune"
+                    : modes ? "--exec, --recover, --broker and --prune do not go together"
+                            : "one of --exec FILE, --recover, --broker EP or --prune is required");
+        evr_runner_usage(stderr);
         return 2;
     }
     return 0;

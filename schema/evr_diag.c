@@ -1,6 +1,7 @@
 /*  evr_diag.c: error list and source map of one pipeline file. */
 #include "evr_diag.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,55 @@ const char *
 evr_diag_get(const evr_diag_t *self, size_t i)
 {
     return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i] : NULL;
+}
+
+/*  Optimal string alignment distance of a and b (case ignored), or
+    EVR_NEAR_FAR when either is longer than EVR_NEAR_LEN. */
+#define EVR_NEAR_LEN 64
+#define EVR_NEAR_FAR 1000u
+
+static unsigned
+s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > EVR_NEAR_LEN || lb > EVR_NEAR_LEN)
+        return EVR_NEAR_FAR;
+    unsigned d[EVR_NEAR_LEN + 1][EVR_NEAR_LEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned) i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (unsigned) j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char) a[i - 1]), cb = tolower((unsigned char) b[j - 1]);
+            unsigned best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char) b[j - 2])
+                && tolower((unsigned char) a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+const char *
+evr_diag_near(const char *word, const char *const *candidates, size_t n)
+{
+    size_t len = strlen(word);
+    unsigned limit = len < 3 ? 0 : len <= 4 ? 1 : 2;   /* "b" is no near-miss of "a" */
+    const char *best = NULL;
+    unsigned best_d = limit + 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned dist = s_distance(word, candidates[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = candidates[i];
+        }
+    }
+    return best;
 }
 
 const char *

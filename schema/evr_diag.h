@@ -52,6 +52,13 @@ size_t evr_diag_count(const evr_diag_t *self);
 /*  The i-th kept error as a full line (no newline), i < EVR_DIAG_MAX. */
 const char *evr_diag_get(const evr_diag_t *self, size_t i);
 
+/*  The candidate closest to word, for a "did you mean ...?": the first of
+    the nearest within an edit distance (letters inserted, deleted,
+    replaced or two swapped; case ignored) of 0 for words of 1 or 2
+    characters, 1 for 3 or 4, else 2; NULL when none is that close.
+    candidates holds n strings. */
+const char *evr_diag_near(const char *word, const char *const *candidates, size_t n);
+
 /*  The file name given to evr_diag_new. */
 const char *evr_diag_file(const evr_diag_t *self);
 

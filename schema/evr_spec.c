@@ -681,6 +681,20 @@ s_check_unit_forms(const evr_spec_t *spec, evr_diag_t *diag)
     free(form);
 }
 
+/*  "unknown step", with the step name it is a near-miss of. */
+static void
+s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag_t *diag)
+{
+    const char *names[EVR_SPEC_MAX_STEPS];
+    size_t n = 0;
+    for (uint32_t i = 0; i < spec->steps.n && n < EVR_SPEC_MAX_STEPS; i++)
+        if (evr_spec_step(spec, i)->name)
+            names[n++] = evr_spec_step(spec, i)->name;
+    const char *near = evr_diag_near(need, names, n);
+    evr_diag_add(diag, p, "unknown step \"%s\"%s%s%s", need, near ? "; did you mean " : "",
+                 near ? near : "", near ? "?" : "");
+}
+
 static void
 s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -718,7 +732,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
             if (strcmp(need, st->name) == 0)
                 evr_diag_add(diag, p, "step \"%s\" needs itself", need);
             else if (evr_spec_step_index(spec, need) < 0)
-                evr_diag_add(diag, p, "unknown step \"%s\"", need);
+                s_unknown_need(spec, p, need, diag);
             for (uint32_t m = 0; m < k; m++)
                 if (strcmp(st->needs.v[m], need) == 0)
                     evr_diag_add(diag, p, "\"%s\" is listed twice", need);

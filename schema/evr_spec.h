@@ -429,6 +429,11 @@ bool evr_spec_topo_order(const evr_spec_t *spec, uint32_t *order);
     errors in diag). */
 evr_rc_t evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag);
 
+/*  Whether the step named step is the one a user named want (`--step`):
+    the same name, or want is a written matrix step's name (no '[') and
+    step one of its combinations ("build" matches "build[OS=linux]"). */
+bool evr_spec_step_matches(const char *want, const char *step);
+
 /*  True when s is a step name: a name (evr_spec_name_ok) or an expanded
     matrix step's, NAME[K=v,...] (K an environment name, v a name), at
     most EVR_SPEC_MAX_NAME bytes in all. */

@@ -272,3 +272,14 @@ out:
     free(count);
     return rc;
 }
+
+bool
+evr_spec_step_matches(const char *want, const char *step)
+{
+    if (!want || !step)
+        return false;
+    if (strcmp(want, step) == 0)
+        return true;
+    size_t n = strlen(want);
+    return n && !strchr(want, '[') && strncmp(step, want, n) == 0 && step[n] == '[';
+}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define AT(rec, f) ((char *) (rec) + (f)->off)
@@ -160,6 +161,11 @@ static bool
 s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlist_t *l,
                const char *path)
 {
+    if (node->type == YAML_SCALAR_NODE && node->data.scalar.length <= 64) {
+        s_err(ctx, node, path, "expected a list, got a scalar: write [%s]",
+              (const char *) node->data.scalar.value);
+        return false;
+    }
     if (node->type != YAML_SEQUENCE_NODE) {
         s_err(ctx, node, path, "expected a list, got %s", s_kind(node));
         return false;
@@ -385,7 +391,13 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         if (!evr_enum_parse(f, v, strlen(v), (uint32_t *) p)) {
             char names[256];
             evr_enum_expected(f, names, sizeof names);
-            s_err(ctx, node, path, "expected one of %s, got \"%s\"", names, v);
+            size_t n = 0;
+            while (f->names[n])
+                n++;
+            const char *near = evr_diag_near(v, f->names, n);
+            s_err(ctx, node, path, "expected one of %s, got \"%s\"%s%s%s", names, v,
+                  near && *near ? "; did you mean " : "", near && *near ? near : "",
+                  near && *near ? "?" : "");
             return false;
         }
         return true;
@@ -460,6 +472,76 @@ s_expected_keys(const evr_rectype_t *type, char *buf, size_t size)
     }
 }
 
+/*  What other CI systems call some of evrun's keys: a newcomer's first
+    guess, answered with evrun's word. */
+static const struct {
+    const char *alias, *key;
+} s_synonyms[] = {
+    { "script", "run" },           { "command", "run" },       { "commands", "run" },
+    { "cmd", "run" },              { "depends_on", "needs" },  { "dependencies", "needs" },
+    { "depends", "needs" },        { "variables", "env" },     { "environment", "env" },
+    { "vars", "env" },             { "jobs", "steps" },        { "tasks", "steps" },
+    { "name", "pipeline" },        { "tags", "labels" },       { "agents", "labels" },
+    { "timeout_in_minutes", "timeout" }, { "artifact_paths", "artifacts" },
+    { "retries", "retry" },        { "if", "when" },           { "parallelism", "parallel" },
+    { "container", "image" },
+};
+
+#define S_NSYN (sizeof s_synonyms / sizeof s_synonyms[0])
+
+/*  The key of type that the unknown key k probably means (a near-miss
+    spelling of a key or of a synonym, whose target type has), or NULL. */
+static const char *
+s_suggest(const evr_rectype_t *type, const char *k)
+{
+    const char *cands[64 + S_NSYN];
+    const char *target[64 + S_NSYN];
+    size_t n = 0;
+    for (size_t i = 0; i < type->nfields && i < 64; i++) {
+        cands[n] = type->fields[i].key;
+        target[n++] = type->fields[i].key;
+    }
+    for (size_t i = 0; i < S_NSYN; i++)
+        if (evr_rec_field(type, s_synonyms[i].key)) {
+            cands[n] = s_synonyms[i].alias;
+            target[n++] = s_synonyms[i].key;
+        }
+    const char *near = evr_diag_near(k, cands, n);
+    for (size_t i = 0; near && i < n; i++)
+        if (cands[i] == near)
+            return target[i];
+    return NULL;
+}
+
+/*  Reports the unknown key k of type at kn; returns the index of the
+    field suggested instead (its "missing" error is then left out), or -1. */
+static int
+s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const char *k,
+              const char *fpath)
+{
+    char keys[512];
+    s_expected_keys(type, keys, sizeof keys);
+    const char *near = s_suggest(type, k);
+    if (near) {
+        s_err(ctx, kn, fpath, "unknown key; did you mean %s? (expected one of: %s)", near, keys);
+        return (int) (evr_rec_field(type, near) - type->fields);
+    }
+    if (type == &evr_spec_type && evr_rec_field(&evr_step_type, k))
+        s_err(ctx, kn, fpath, "unknown key at the top of the file: %s is a key of a step; "
+              "indent it under its step (steps: - name: N, then %s: at the column of name:)",
+              k, k);
+    else
+        s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
+    return -1;
+}
+
+/*  The word for a record in messages: the root is "the pipeline". */
+static const char *
+s_type_name(const evr_rectype_t *type)
+{
+    return type == &evr_spec_type ? "pipeline" : type->name;
+}
+
 static bool
 s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec,
            const char *path, unsigned depth)
@@ -467,12 +549,16 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     if (!s_depth(ctx, node, path, depth))
         return false;
     if (node->type != YAML_MAPPING_NODE) {
-        s_err(ctx, node, *path ? path : type->name, "expected a mapping, got %s", s_kind(node));
+        if (!*path)
+            s_err(ctx, node, "", "expected a mapping of the pipeline's keys (pipeline: NAME, "
+                  "image: IMAGE, steps: [...]), got %s", s_kind(node));
+        else
+            s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
         return false;
     }
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
                   (uint32_t) node->start_mark.column + 1);
-    uint64_t seen = 0;
+    uint64_t seen = 0, suggested = 0;
     bool ok = true;
     for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
          pr < node->data.mapping.pairs.top; pr++) {
@@ -480,7 +566,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
             return false;
-        const char *k = s_scalar(ctx, kn, 64, *path ? path : type->name);
+        const char *k = s_scalar(ctx, kn, 64, *path ? path : s_type_name(type));
         if (!k) {
             ok = false;
             continue;
@@ -489,9 +575,9 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
         const evr_field_t *f = evr_rec_field(type, k);
         if (!f) {
-            char keys[512];
-            s_expected_keys(type, keys, sizeof keys);
-            s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
+            int near = s_unknown_key(ctx, kn, type, k, fpath);
+            if (near >= 0)
+                suggested |= 1ull << near;
             ok = false;
             continue;
         }
@@ -512,10 +598,13 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
             return false;
     }
     for (size_t i = 0; i < type->nfields; i++)
-        if (type->fields[i].required && !(seen & (1ull << i))) {
+        if (type->fields[i].required && !((seen | suggested) & (1ull << i))) {
             char fpath[512];
             s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", type->fields[i].key);
-            s_err(ctx, node, fpath, "missing (a %s needs %s:)", type->name, type->fields[i].key);
+            const char *tn = s_type_name(type);
+            bool plural = tn[strlen(tn) - 1] == 's';   /* artifacts, limits */
+            s_err(ctx, node, fpath, "missing (%s%s need%s %s:)", plural ? "" : "a ", tn,
+                  plural ? "" : "s", type->fields[i].key);
             ok = false;
         }
     for (size_t i = 0; i < type->nfields && ok; i++) {
@@ -533,16 +622,83 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     return ok;
 }
 
+/*  Whether line (0-based) of buf has a tab in its indentation or at
+    column col (0-based, in characters). */
+static bool
+s_tab_at(const char *buf, size_t len, size_t line, size_t col)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && i < len; i++)
+        if (buf[i] == '\n')
+            l++;
+    bool indent = true;
+    for (size_t c = 0; i < len && buf[i] != '\n'; i++) {
+        if ((buf[i] & 0xC0) == 0x80)
+            continue;   /* a UTF-8 continuation byte: the same character */
+        if (buf[i] == '\t' && (indent || c == col))
+            return true;
+        indent = indent && buf[i] == ' ';
+        if (c++ > col && !indent)
+            break;
+    }
+    return false;
+}
+
+/*  libyaml's words for the usual slips, and what to do about them. */
+static const struct {
+    const char *problem, *hint;
+} s_hints[] = {
+    { "tab character", "a tab; YAML indents with spaces only" },
+    { "UTF-8", "a pipeline file is UTF-8 text (is this a binary file?)" },
+    { "control characters", "a pipeline file is text without control characters (is this a "
+      "binary file?)" },
+    { "did not find expected '-' indicator", "check the indentation: the items of a list "
+      "start with - at one column, the keys of a mapping at one column" },
+    { "did not find expected key", "check the indentation: the keys of a mapping start at one "
+      "column" },
+    { "mapping values are not allowed", "a key indented deeper than the one above it, or "
+      "\": \" inside a value: check the indentation, or quote the value ('...')" },
+    { "found unexpected end of stream", "a quote or bracket opened and never closed" },
+    { "could not find expected ':'", "a key without its \":\", or a quote opened and never "
+      "closed" },
+};
+
+const char *
+evr_yaml_hint(const char *problem)
+{
+    for (size_t i = 0; problem && i < sizeof s_hints / sizeof s_hints[0]; i++)
+        if (strstr(problem, s_hints[i].problem))
+            return s_hints[i].hint;
+    return NULL;
+}
+
+/*  Reports libyaml's syntax error, with a hint where its words do not
+    say what to do.  Errors of libyaml's reader (bytes that are not UTF-8
+    text) carry a byte offset instead of a mark. */
 static void
-s_syntax_error(const yaml_parser_t *parser, evr_diag_t *diag)
+s_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len, evr_diag_t *diag)
 {
     char ctx[256] = "";
     if (parser->context)
         snprintf(ctx, sizeof ctx, " (%s at line %zu)", parser->context,
                  parser->context_mark.line + 1);
-    evr_diag_add_at(diag, (uint32_t) parser->problem_mark.line + 1,
-                    (uint32_t) parser->problem_mark.column + 1, "",
-                    "YAML syntax error: %s%s", parser->problem ? parser->problem : "unknown", ctx);
+    const char *problem = parser->problem ? parser->problem : "unknown";
+    size_t line = parser->problem_mark.line, col = parser->problem_mark.column;
+    if (parser->error == YAML_READER_ERROR) {
+        line = col = 0;
+        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+            if (buf[i] == '\n')
+                line++, col = 0;
+            else if ((buf[i] & 0xC0) != 0x80)
+                col++;
+        }
+        if (parser->problem_value >= 0 && parser->problem_value < 0x100)
+            snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned) parser->problem_value);
+    }
+    const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint : evr_yaml_hint(problem);
+    evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
+                    "YAML syntax error: %s%s%s%s", problem, ctx, hint ? ": " : "",
+                    hint ? hint : "");
 }
 
 /*  A first pass over the event stream: syntax errors, nesting depth and
@@ -562,7 +718,7 @@ s_precheck(const char *buf, size_t len, evr_diag_t *diag)
     while (ok && !done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            s_syntax_error(&parser, diag);
+            s_syntax_error(&parser, buf, len, diag);
             ok = false;
             break;
         }
@@ -609,13 +765,13 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        s_syntax_error(&parser, diag);
+        s_syntax_error(&parser, buf, len, diag);
         yaml_parser_delete(&parser);
         return EVR_ERR_SPEC;
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     bool loaded = root && root->type == YAML_MAPPING_NODE;
-    if (!root)
+    if (!root || s_is_null(root))   /* nothing, comments, or a lone "---" */
         evr_diag_add_at(diag, 1, 1, "", "empty file: expected a pipeline (pipeline:, steps:)");
     else {
         s_ctx_t ctx = { &doc, diag, EVR_YAML_MAX_NODES, 0 };
@@ -624,13 +780,15 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
         /* Only one document per file. */
         yaml_document_t next;
         if (!yaml_parser_load(&parser, &next))
-            s_syntax_error(&parser, diag);
+            s_syntax_error(&parser, buf, len, diag);
         else {
             yaml_node_t *r2 = yaml_document_get_root_node(&next);
             if (r2)
                 evr_diag_add_at(diag, (uint32_t) r2->start_mark.line + 1,
                                 (uint32_t) r2->start_mark.column + 1, "",
-                                "a second YAML document: a pipeline file holds exactly one");
+                                "a second YAML document: a pipeline file holds exactly one "
+                                "pipeline; put each in a file of its own (registered "
+                                "pipelines: one file each in the broker's pipelines_dir)");
             yaml_document_delete(&next);
         }
     }
@@ -656,6 +814,21 @@ evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
         evr_diag_add_at(diag, 0, 0, "", "cannot open: %s", strerror(errno));
         return EVR_ERR_SPEC;
     }
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        evr_diag_add_at(diag, 0, 0, "", "is a directory, not a pipeline file: give the "
+                        "path of a .yml file");
+        fclose(fp);
+        return EVR_ERR_SPEC;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)
+        && (uint64_t) st.st_size > EVR_YAML_MAX_BYTES) {
+        evr_diag_add_at(diag, 0, 0, "", "file of %llu bytes exceeds the limit of %u bytes "
+                        "(1 MiB) for a pipeline file", (unsigned long long) st.st_size,
+                        EVR_YAML_MAX_BYTES);
+        fclose(fp);
+        return EVR_ERR_SPEC;
+    }
     char *buf = evr_malloc(EVR_YAML_MAX_BYTES + 1);
     size_t len = fread(buf, 1, EVR_YAML_MAX_BYTES + 1, fp);
     bool failed = ferror(fp);
@@ -663,6 +836,11 @@ evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
     evr_rc_t rc;
     if (failed) {
         evr_diag_add_at(diag, 0, 0, "", "cannot read: %s", strerror(errno));
+        rc = EVR_ERR_SPEC;
+    }
+    else if (len > EVR_YAML_MAX_BYTES) {   /* not a regular file: no size known */
+        evr_diag_add_at(diag, 0, 0, "", "more than %u bytes (1 MiB), the limit for a pipeline "
+                        "file", EVR_YAML_MAX_BYTES);
         rc = EVR_ERR_SPEC;
     }
     else

@@ -22,6 +22,11 @@
     release it with evr_rec_free(&evr_spec_type, spec)). */
 evr_rc_t evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag);
 
+/*  What to do about a libyaml syntax error whose problem text is problem
+    ("a tab; YAML indents with spaces only"), or NULL when there is no
+    hint for it.  For every YAML file evrun reads. */
+const char *evr_yaml_hint(const char *problem);
+
 /*  Reads the file named by evr_diag_file(diag) and loads it as above.
     A missing or unreadable file is one error in diag. */
 evr_rc_t evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag);

@@ -1,7 +1,9 @@
 /*  evr_config.c: layered configuration; see evr_config.h. */
 #include "evr_config.h"
 
+#include "evr_diag.h"
 #include "evr_field.h"
+#include "evr_yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -188,15 +190,35 @@ s_listed(const char *const *also, const char *key)
     return false;
 }
 
+/*  ": did you mean KEY?" for a near-miss of a setting (into buf), or "". */
+static const char *
+s_near(const evr_config_t *self, const char *key, const char *const *also, char *buf,
+       size_t size)
+{
+    const char *cands[256];
+    size_t n = 0;
+    for (size_t i = 0; i < self->n && n < 256; i++)
+        cands[n++] = self->keys[i].key;
+    for (; also && *also && n < 256; also++)
+        cands[n++] = *also;
+    const char *near = evr_diag_near(key, cands, n);
+    if (!near)
+        return "";
+    snprintf(buf, size, "; did you mean %s?", near);
+    return buf;
+}
+
 /*  One setting key: value from the file. */
 static evr_rc_t
 s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const char *key,
            const yaml_node_t *v, const char *const *also, evr_err_t *err)
 {
     long i = s_index(self, key);
+    char near[128];
     if (i < 0 && !s_listed(also, key))
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting", path,
-                           k->start_mark.line + 1, k->start_mark.column + 1, key);
+        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting%s", path,
+                           k->start_mark.line + 1, k->start_mark.column + 1, key,
+                           s_near(self, key, also, near, sizeof near));
     if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key))
         return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
                            path, v->start_mark.line + 1, v->start_mark.column + 1, key);
@@ -272,10 +294,13 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     evr_rc_t rc = EVR_OK;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc))
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s", path,
+    if (!yaml_parser_load(&parser, &doc)) {
+        const char *hint = evr_yaml_hint(parser.problem);
+        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "malformed YAML");
+                         parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
+                         hint ? hint : "");
+    }
     else {
         rc = s_load_doc(self, path, &doc, also, err);
         yaml_document_delete(&doc);

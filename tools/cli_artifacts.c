@@ -43,7 +43,7 @@ s_collect(const evr_msg_t *m, void *arg)
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED)
         fs->finished = true;
     if (evr_event_kind(ev) != EVR_EV_STEP_ARTIFACT
-        || (fs->step && strcmp(fs->step, ev->data.step) != 0))
+        || (fs->step && !evr_spec_step_matches(fs->step, ev->data.step)))
         return 0;
     s_file_t *f = NULL;
     for (size_t i = 0; i < fs->n && !f; i++)
@@ -204,7 +204,8 @@ evr_cli_artifacts(int argc, char **argv)
                    "there\nafter each step) into DIR/STEP/PATH, each checked against the "
                    "size and sha256\nits step.artifact event recorded; prints one line per "
                    "file.\n\n"
-                   "  --step S             only step S's files\n"
+                   "  --step S             only step S's files (a matrix step's name: "
+                   "all its\n                       combinations)\n"
                    "  -o, --output DIR     where to put them (default .)\n%s\n"
                    "exit status: 0 every file fetched; 1 none to fetch, or a file not (yet) at "
                    "the\nbroker or not matching; 2 no such job, usage, or the broker "

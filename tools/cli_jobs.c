@@ -902,7 +902,8 @@ evr_cli_logs(int argc, char **argv)
                    "Prints a job's output as `step | line`, from its first line.\n\n"
                    "  -f, --follow         go on printing live until the job ends; exit with "
                    "its status\n"
-                   "  --step S             only step S\n"
+                   "  --step S             only step S (a matrix step's name: all its\n"
+                   "                       combinations)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
                    "--follow: the job succeeded); 1 the job failed\n(--follow), or --follow was interrupted; 2 no such job, "
                    "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);

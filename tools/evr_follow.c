@@ -239,12 +239,44 @@ s_hook(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     fputc('\n', out);
 }
 
+/*  Without --events, a step that ended other than succeeded still gets
+    one line, so the output alone says which step failed and why, as
+    `evrun-runner --exec` does: "STEP > timed_out (exit 143): timed out
+    after 2000 ms", "STEP > failed (exit 1, attempt 2)" for a retry. */
+static void
+s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    if (!d->status || !strcmp(d->status, "succeeded"))
+        return;
+    FILE *out = f->o->out;
+    if (f->o->job_prefix)
+        fprintf(out, "%s/", j->id);
+    fprintf(out, "%s > %s%s (exit %lld", d->step ? d->step : "?", d->status,
+            d->allowed ? " (allowed)" : "", (long long) d->exit_code);
+    if (d->attempt > 1)
+        fprintf(out, ", attempt %u", d->attempt);
+    fprintf(out, ")%s%s\n", d->reason ? ": " : "", d->reason ? d->reason : "");
+}
+
+/*  ... and a retry's start says so: "STEP > retrying (attempt 2)". */
+static void
+s_step_retry(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    if (d->attempt < 2)
+        return;
+    if (f->o->job_prefix)
+        fprintf(f->o->out, "%s/", j->id);
+    fprintf(f->o->out, "%s > retrying (attempt %u)\n", d->step ? d->step : "?", d->attempt);
+}
+
 static void
 s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
     const char *step = ev->data.step;
-    if (f->o->step && step && strcmp(step, f->o->step))
+    if (f->o->step && step && !evr_spec_step_matches(f->o->step, step))
         return;
     if (f->o->step && !step && t != EVR_EV_JOB_FINISHED)
         return;
@@ -270,6 +302,10 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
             s_flush_step(f, j, t == EVR_EV_JOB_FINISHED ? NULL : step);
         if (f->o->events)
             s_lifecycle(f, j, ev);
+        else if (t == EVR_EV_STEP_FINISHED)
+            s_step_end(f, j, ev);
+        else if (t == EVR_EV_STEP_STARTED)
+            s_step_retry(f, j, ev);
     }
     fflush(f->o->out);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "evr_diag.h"
 
 static const struct {
     const char *name;
@@ -60,7 +61,19 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         if (!strcmp(argv[1], s_commands[i].name))
             return s_commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "evrun-cli: unknown command \"%s\"\n\n", argv[1]);
+    /* a near-miss of a command, or another tool's word for one */
+    static const char *const other[][2] = { { "ls", "jobs" },       { "ps", "jobs" },
+                                            { "list", "jobs" },     { "check", "validate" },
+                                            { "lint", "validate" }, { "tail", "logs" } };
+    const char *names[sizeof s_commands / sizeof s_commands[0]];
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        names[i] = s_commands[i].name;
+    const char *near = evr_diag_near(argv[1], names, sizeof names / sizeof names[0]);
+    for (size_t i = 0; !near && i < sizeof other / sizeof other[0]; i++)
+        if (!strcmp(argv[1], other[i][0]))
+            near = other[i][1];
+    fprintf(stderr, "evrun-cli: unknown command \"%s\"%s%s%s\n\n", argv[1],
+            near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
     s_usage(stderr);
     return 2;
 }

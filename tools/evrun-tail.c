@@ -37,7 +37,8 @@ s_help(FILE *out)
             "  --from-start         --pipeline/--all: also the last 100 jobs that finished\n"
             "                       before (else only the ones running now are backfilled)\n"
             "  --events             lifecycle events too (step started, finished...)\n"
-            "  --step S             only step S\n"
+            "  --step S             only step S (a matrix step's name: all its\n"
+            "                       combinations)\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"

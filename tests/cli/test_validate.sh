@@ -39,9 +39,24 @@ check "no file: exit 2" [ $? -eq 2 ]
 check "bad -a: exit 2" [ $? -eq 2 ]
 "$cli" frobnicate > /dev/null 2>&1
 check "unknown command: exit 2" [ $? -eq 2 ]
+"$cli" valdate "$src/examples/hello.yml" 2> "$tmp/err"
+check "a near-miss command: exit 2" [ $? -eq 2 ]
+check "... did you mean" grep -q 'unknown command "valdate"; did you mean validate?' "$tmp/err"
+"$cli" ps 2> "$tmp/err"
+check "another tool's word: did you mean" grep -q 'unknown command "ps"; did you mean jobs?' "$tmp/err"
 "$cli" validate "$tmp/missing.yml" 2> "$tmp/err"
 check "missing file: exit 1" [ $? -eq 1 ]
 check "missing file: says so" grep -q "missing.yml: cannot open: No such file or directory" "$tmp/err"
+mkdir "$tmp/dir.yml"
+"$cli" validate "$tmp/dir.yml" 2> "$tmp/err"
+check "a directory: exit 1" [ $? -eq 1 ]
+check "a directory: says so" grep -q "dir.yml: is a directory, not a pipeline file" "$tmp/err"
+{ printf 'pipeline: p\nimage: i\nsteps:\n'
+  for i in $(seq 1 40000); do echo "  - {name: s$i, run: x}"; done; } > "$tmp/huge.yml"
+"$cli" validate "$tmp/huge.yml" 2> "$tmp/err"
+check "a huge file: exit 1" [ $? -eq 1 ]
+check "a huge file: its size and the limit" \
+  grep -q "huge.yml: file of $(stat -c %s "$tmp/huge.yml") bytes exceeds the limit of 1048576 bytes" "$tmp/err"
 # one 60000-byte script aliased into 20 steps: small file, 1.2 MB as sent
 { printf 'pipeline: p\nimage: i\nsteps:\n  - name: s0\n    run: &r '
   head -c 60000 /dev/zero | tr '\0' x; echo

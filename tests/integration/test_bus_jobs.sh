@@ -157,6 +157,8 @@ YML
   check "each combination ran with its value" grep -qx "build\[OS=bsd\] | built for bsd" <(cli logs "$job")
   check "logs --step takes a matrix step's name" \
     [ "$(cli logs "$job" --step 'build[OS=linux]')" = "build[OS=linux] | built for linux" ]
+  check "logs --step: the written name, all its combinations" \
+    [ "$(cli logs "$job" --step build | sort | tr '\n' ' ')" = "build[OS=bsd] | built for bsd build[OS=linux] | built for linux " ]
   check "the dependent got both outputs" grep -qx "join | got app-linux app-bsd" <(cli logs "$job")
   check "status shows the outputs" grep -qx "outputs   build\[OS=linux\]/BIN=app-linux" <(cli status "$job")
   check "status --json too" grep -q '"outputs":{"build\[OS=linux\]/BIN":"app-linux","build\[OS=bsd\]/BIN":"app-bsd"}' <(cli status "$job" --json)
@@ -168,6 +170,9 @@ YML
     sleep 0.2
   done
   check "a matrix step's artifacts through the broker" [ -f "$tmp/art/build[OS=bsd]/out/bsd.txt" ]
+  cli artifacts "$job" --step build -o "$tmp/art-all" > /dev/null 2>&1
+  check "artifacts --step: the written name, all its combinations" \
+    test -f "$tmp/art-all/build[OS=bsd]/out/bsd.txt" -a -f "$tmp/art-all/build[OS=linux]/out/linux.txt"
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
   check "no leftovers" no_leftovers "$job"
 }
@@ -417,7 +422,42 @@ YML
   check "... nothing started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q rogue"
 }
 
-cases=${*:-host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
+# run --follow, logs and evrun-tail say which step failed and why without
+# --events (a newcomer's first failing job): a retried step's attempts, a
+# timed-out step's reason (host commands: no podman needed)
+case_failure_lines() {
+  fresh fail_lines
+  bus_broker && bus_runner fln-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline fln <<'YML'
+pipeline: fln
+executor: process
+steps:
+  - name: flaky
+    retry: {on: [failed], max: 1}
+    run: echo "try $EVRUN_ATTEMPT"; [ "$EVRUN_ATTEMPT" = 2 ]
+  - name: slow
+    timeout: 1s
+    run: sleep 30
+YML
+  cli run "$tmp/fln.yml" --follow > "$tmp/fln.out" 2>&1
+  check "failing job: exit 1" [ $? -eq 1 ]
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/fln.out")
+  check "follow: the failed attempt" grep -qx "flaky > failed (exit 1)" "$tmp/fln.out"
+  check "follow: its retry" grep -qx "flaky > retrying (attempt 2)" "$tmp/fln.out"
+  check "follow: the timeout and its reason" \
+    grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
+  check "follow: no line for a success" bash -c "! grep -q 'flaky > succeeded' '$tmp/fln.out'"
+  check "logs: the same line" grep -qx "slow > timed_out (exit 143): timed out after 1000 ms" <(cli logs "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/fln.tail" 2>&1
+  check "tail: the same, prefixed" grep -qx "$j/slow > timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.tail"
+  check "follow: the job's end names the failed step" \
+    grep -qx "job $j failed: step slow timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
+  check "status: the same reason" \
+    grep -qx "reason    step slow timed_out (exit 143): timed out after 1000 ms" <(cli status "$j")
+}
+
+cases=${*:-failure_lines host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -194,6 +194,8 @@ YML
   run noimage "$tmp/noimage.yml"
   check "exit 1" [ "$rc" -eq 1 ]
   check "podman's message reaches the user" grep -qi "image" "$out"
+  check "a localhost/ image: where it comes from" \
+    grep -q "nothing > failed (exit -1, .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
@@ -469,6 +471,24 @@ case_bad_file() {
   run bad "$src/tests/data/pipelines/bad/cycle.yml"
   check "exit 2" [ "$rc" -eq 2 ]
   check "the loader's message" grep -q "dependency cycle" "$err"
+}
+
+# usage errors: the message and the usage lines, not every option (the
+# error would scroll away), exit 2; a file given without --exec says so
+case_usage() {
+  "$bin/evrun-runner" "$src/examples/hello.yml" > "$tmp/usage.out" 2> "$tmp/usage.err"
+  check "a file without --exec: exit 2" [ $? -eq 2 ]
+  check "... names it and says where it goes" \
+    grep -q 'unexpected argument ".*hello.yml" (a pipeline file goes after --exec: evrun-runner --exec FILE)' "$tmp/usage.err"
+  check "... the usage, not the options" [ "$(wc -l < "$tmp/usage.err")" -le 8 ]
+  check "... points at --help" grep -q "every option: evrun-runner --help" "$tmp/usage.err"
+  "$bin/evrun-runner" --exec a.yml b.yml 2> "$tmp/usage.err"
+  check "two files: exit 2, naming the second" grep -q 'unexpected argument "b.yml" (--exec takes one FILE' "$tmp/usage.err"
+  "$bin/evrun-runner" --exce a.yml 2> "$tmp/usage.err"
+  check "an unknown option: exit 2" [ $? -eq 2 ]
+  check "... the usage, not the options" [ "$(wc -l < "$tmp/usage.err")" -le 8 ]
+  "$bin/evrun-runner" --help > "$tmp/usage.out"
+  check "--help: every option on stdout" grep -q -- "--resource-redirects" "$tmp/usage.out"
 }
 
 case_sigint() {
@@ -955,7 +975,7 @@ YML
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file usage sigint process process_relative_state process_refused process_image process_sigint process_unfinished big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach}
 for c in $cases; do
   case_name=$c
   before=$fails

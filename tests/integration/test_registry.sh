@@ -510,7 +510,7 @@ EOF
     grep -qx "package -- step.skipped -- step test before it did not succeed" "$tmp/example-bus.out"
   check "run --follow: the artifact recorded" \
     grep -qx "test -- step.artifact src/reports/tests.tap (60 bytes, sha256 $ev)" "$tmp/example-bus.out"
-  check "run --follow: the job failed" grep -qx "job $j failed" "$tmp/example-bus.out"
+  check "run --follow: the job failed" grep -qx "job $j failed: step test failed (exit 1)" "$tmp/example-bus.out"
   check "artifacts: the report fetched" grep -qx "not ok 2 - answer: 42 expected, got 41" "$got"
   check "its sha256 is the step.artifact event's" \
     [ "$(sha256sum < "$got" | cut -d' ' -f1)" = "$ev" ]

@@ -84,6 +84,12 @@ test_bad_files(void)
         { "labels: [a, b]\n", ":1:9: labels: expected a single value" },
         { "- a\n- b\n", ":1:1: expected a mapping" },
         { "capacity: [\n", ":2:1:" },
+        { "capacty: 2\n", ":1:1: capacty: unknown setting; did you mean capacity?" },
+        { "hooks:\n  - {phase: CLEANUP, run: echo '{\"a\": 1}'}\n",
+          ":3:1: YAML syntax error: found unexpected end of stream: a quote or bracket opened" },
+        { "labels: a\ncapacity: 1: 2\n", ":2:12: YAML syntax error: mapping values are not allowed "
+          "in this context: a key indented deeper than the one above it, or \": \" inside a value" },
+        { "hook:\n  - {phase: CLEANUP, run: x}\n", ":1:1: hook: unknown setting; did you mean hooks?" },
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
         char *path = s_file(cases[i].text);

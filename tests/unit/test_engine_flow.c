@@ -58,11 +58,49 @@ test_allow_failure_dag(void)
     char *ev = evr_etest_events_of(t, 2);
     CHECK(evr_etest_in_order(ev, "step.finished a 1 timed_out", "allowed",
                              "step.finished b 1 succeeded exit=0\n",
-                             "step.finished c 1 failed exit=1\n", "job.finished failed\n",
-                             NULL));
+                             "step.finished c 1 failed exit=1\n",
+                             "job.finished failed reason=step c failed (exit 1)\n", NULL));
     free(ev);
     CHECK(evr_etest_job_status(t, evr_etest_job(2)) == EVR_JOB_FAILED);
     CHECK(evr_etest_clean(t, 2));
+    evr_etest_destroy(&t);
+}
+
+/*  A failed job's reason names its first failed step (file order), how
+    it ended and why, and how many more failed: what `status` shows. */
+static void
+test_failed_reason(void)
+{
+    evr_etest_t *t = evr_etest_start(4, "on_failure: finish\nsteps:\n"
+                                     "  - name: a\n    run: sleep 5\n    timeout: 30ms\n"
+                                     "  - name: b\n    run: exit 4\n    needs: []\n"
+                                     "  - name: c\n    run: exit 5\n    needs: [b]\n"
+                                     "    allow_failure: true\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 4);
+    CHECK_CONTAINS(ev, "job.finished failed reason=step a timed_out (exit ");
+    CHECK_CONTAINS(ev, ") (and 1 more step): timed out after 30 ms\n");
+    free(ev);
+    CHECK(evr_etest_clean(t, 4));
+    evr_etest_destroy(&t);
+}
+
+/*  A command the image lacks (the shell's 127) fails its step with a
+    reason that says where to look; the job's reason carries it. */
+static void
+test_command_not_found(void)
+{
+    evr_etest_t *t = evr_etest_start(5, "steps:\n  - name: a\n    run: make all\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 5);
+    CHECK_CONTAINS(ev, "step.finished a 1 failed exit=127 reason=a command was not found: is "
+                       "it installed in the image ");
+    CHECK_CONTAINS(ev, "? (the step's output names it)\n");
+    CHECK_CONTAINS(ev, "job.finished failed reason=step a failed (exit 127): a command was "
+                       "not found");
+    free(ev);
+    CHECK(evr_etest_output_is(t, 5, "a", 1, "stderr", "sh: make: not found\n"));
+    CHECK(evr_etest_clean(t, 5));
     evr_etest_destroy(&t);
 }
 
@@ -85,7 +123,7 @@ test_when_after_failure(void)
     CHECK(evr_etest_in_order(ev, "step.finished build 1 failed exit=2\n",
                              "step.skipped test 0 reason=step build before it did not succeed\n",
                              "step.finished report 1 succeeded", "step.finished clean 1 succeeded",
-                             "job.finished failed\n", NULL));
+                             "job.finished failed reason=step build failed (exit 2)\n", NULL));
     free(ev);
     CHECK(evr_etest_output_is(t, 3, "report", 1, "stdout", "build:failed (exit 2)\n"));
     CHECK(evr_etest_output_is(t, 3, "clean", 1, "stdout", "clean\n"));
@@ -346,6 +384,8 @@ main(void)
 {
     EVR_TEST_RUN(test_allow_failure_sequence);
     EVR_TEST_RUN(test_allow_failure_dag);
+    EVR_TEST_RUN(test_failed_reason);
+    EVR_TEST_RUN(test_command_not_found);
     EVR_TEST_RUN(test_when_after_failure);
     EVR_TEST_RUN(test_when_after_success);
     EVR_TEST_RUN(test_when_always_after_cancel);

@@ -68,6 +68,10 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, priority: high }\n", "hooks[0].priority");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, optional: maybe }\n", "expected true or false");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, when: always }\n", "hooks[0].when: unknown field");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, timout: 5 }\n",
+          "s.yml:2:31: hooks[0].timout: unknown field; did you mean timeout?");
+    s_bad("hooks:\n  - { phase: CLEANUP, command: x }\n",
+          "hooks[0].command: unknown field; did you mean run?");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: a }\n  - { phase: ON_ERROR, run: y, name: a }\n",
           "s.yml:3:5: hooks[1].name: \"a\" is the name of hooks[0] (line 2) too");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: \"a b\" }\n", "hooks[0].name: expected");

@@ -169,6 +169,21 @@ test_wire_refuses_matrix(void)
     evr_spec_destroy(&spec);
 }
 
+/*  --step NAME of logs, artifacts and evrun-tail: a written matrix
+    step's name stands for all its combinations. */
+static void
+test_step_matches(void)
+{
+    CHECK(evr_spec_step_matches("build", "build"));
+    CHECK(evr_spec_step_matches("build", "build[OS=linux]"));
+    CHECK(evr_spec_step_matches("build[OS=linux]", "build[OS=linux]"));
+    CHECK(!evr_spec_step_matches("build[OS=linux]", "build[OS=bsd]"));
+    CHECK(!evr_spec_step_matches("build", "builder"));
+    CHECK(!evr_spec_step_matches("build", "build2[OS=linux]"));
+    CHECK(!evr_spec_step_matches("", "[x]"));
+    CHECK(!evr_spec_step_matches(NULL, "build"));
+}
+
 int
 main(void)
 {
@@ -177,5 +192,6 @@ main(void)
     EVR_TEST_RUN(test_needs_one_combination);
     EVR_TEST_RUN(test_names);
     EVR_TEST_RUN(test_wire_refuses_matrix);
+    EVR_TEST_RUN(test_step_matches);
     EVR_TEST_END();
 }

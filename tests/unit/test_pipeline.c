@@ -550,6 +550,116 @@ test_path_idx(void)
     }
 }
 
+/*  Loads text as file "f.yml"; returns its errors joined by newlines
+    (caller frees) and their count in *n. */
+static char *
+s_errors_of(const char *text, size_t *n)
+{
+    evr_diag_t *diag = evr_diag_new("f.yml");
+    evr_spec_t spec = { 0 };
+    (void) evr_yaml_load(text, strlen(text), &spec, diag);
+    *n = evr_diag_count(diag);
+    char *all = evr_strdup("");
+    for (size_t i = 0; i < *n && i < EVR_DIAG_MAX; i++) {
+        char *more = evr_asprintf("%s%s\n", all, evr_diag_get(diag, i));
+        free(all);
+        all = more;
+    }
+    evr_rec_free(&evr_spec_type, &spec);
+    evr_diag_destroy(&diag);
+    return all;
+}
+
+#define S_HEAD "pipeline: p\nimage: i\nsteps:\n"
+
+/*  What a newcomer's first mistakes get: a near-miss or another CI
+    system's word for a key is answered with evrun's ("did you mean
+    needs?"), and the key it stands for is not reported missing too; a
+    step key at the top level says to indent it; libyaml's words get what
+    to do (a tab, a key indented too deep, bytes that are not text, at
+    their line and column); a scalar where a list goes shows the list. */
+static void
+test_newcomer_errors(void)
+{
+    size_t n;
+    char *e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - name: b\n    need: [a]\n"
+                          "    run: y\n", &n);
+    CHECK_CONTAINS(e, "f.yml:6:5: steps[1].need: unknown key; did you mean needs? (expected "
+                      "one of: name, run,");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n    script: make\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:5: steps[0].script: unknown key; did you mean run?");
+    CHECK(n == 1);   /* not also "steps[0].run: missing" */
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n    comand: make\n", &n);
+    CHECK_CONTAINS(e, "steps[0].comand: unknown key; did you mean run?");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, depends_on: [a]}\n",
+                    &n);
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[1].depends_on: unknown key; did you mean needs?");
+    free(e);
+    e = s_errors_of("pipline: p\nimgae: i\nsteps:\n  - {name: a, run: x}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:1:1: pipline: unknown key; did you mean pipeline?");
+    CHECK_CONTAINS(e, "f.yml:2:1: imgae: unknown key; did you mean image?");
+    CHECK(strstr(e, "missing") == NULL);
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\ncolour: blue\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:1: colour: unknown key (expected one of: pipeline,");
+    CHECK(strstr(e, "did you mean") == NULL);
+    free(e);
+    e = s_errors_of(S_HEAD "- name: a\nrun: x\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:1: run: unknown key at the top of the file: run is a key of a "
+                      "step; indent it under its step");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n\trun: x\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:1: YAML syntax error: found a tab character");
+    CHECK_CONTAINS(e, ": a tab; YAML indents with spaces only");
+    free(e);
+    e = s_errors_of(S_HEAD "\t- name: a\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:1: YAML syntax error: found character that cannot start any "
+                      "token (while scanning for the next token at line 4): a tab; YAML "
+                      "indents with spaces only");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n      run: x\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:10: YAML syntax error: mapping values are not allowed in this "
+                      "context: a key indented deeper than the one above it");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n    run: \"\x01\"\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: control characters are not allowed "
+                      "(byte 0x01): a pipeline file is text");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n    run: \"\xff\"\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid leading UTF-8 octet (byte 0xff): "
+                      "a pipeline file is UTF-8 text");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, when: allways}\nexecutor: proces\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:29: steps[0].when: expected one of on_success, on_failure, "
+                      "always, got \"allways\"; did you mean always?");
+    CHECK_CONTAINS(e, "executor: expected one of podman, process, got \"proces\"; did you "
+                      "mean process?");
+    free(e);
+    e = s_errors_of("---\n", &n);
+    CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");
+    free(e);
+    e = s_errors_of("- pipeline: p\n", &n);
+    CHECK_CONTAINS(e, "f.yml:1:1: expected a mapping of the pipeline's keys");
+    CHECK(strstr(e, "spec") == NULL);
+    free(e);
+    const char *keys[] = { "needs", "run", "name", "on", "env" };
+    CHECK_STR(evr_diag_near("need", keys, 5), "needs");
+    CHECK_STR(evr_diag_near("NEEDS", keys, 5), "needs");
+    CHECK_STR(evr_diag_near("nedes", keys, 5), "needs");   /* two letters swapped */
+    CHECK(evr_diag_near("nede", keys, 5) == NULL);     /* two edits: too far for 4 letters */
+    CHECK(evr_diag_near("colour", keys, 5) == NULL);
+    CHECK(evr_diag_near("x", keys, 5) == NULL);
+    CHECK(evr_diag_near("o", keys, 5) == NULL);      /* one letter: no guess */
+    CHECK_STR(evr_diag_near("ON", keys, 5), "on");
+    CHECK(evr_diag_near("", keys, 5) == NULL);
+}
+
 int
 main(void)
 {
@@ -566,5 +676,6 @@ main(void)
     EVR_TEST_RUN(test_executor_labels);
     EVR_TEST_RUN(test_run_options);
     EVR_TEST_RUN(test_path_idx);
+    EVR_TEST_RUN(test_newcomer_errors);
     EVR_TEST_END();
 }
