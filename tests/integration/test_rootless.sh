@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# test_rootless.sh BIN_DIR SRC_DIR [CASE...]: evrun-runner as an
+# unprivileged user against that user's rootless podman (rootless_lib.sh
+# makes the user, its subuid range and its podman service; no root
+# podman is used).  Needs root to set that up: skipped (77) otherwise,
+# saying so.  Each case runs the runner as the user, with
+# EVRUN_PODMAN_URL or (hello, recover) without it, through the default
+# $XDG_RUNTIME_DIR/podman/podman.sock.
+set -u
+bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
+shift 2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test_rootless: skipped: needs root to make the user evrun-rootless, its /etc/subuid" \
+       "range and its rootless podman service (CI runs as root)"
+  exit 77
+fi
+fails=0 passes=0 case_name=
+. "$(dirname "$0")/../support/check.sh"
+. "$(dirname "$0")/rootless_lib.sh"
+runpid=
+trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; rl_teardown' EXIT
+rl_setup || { echo "test_rootless: FAILED: the rootless podman service could not be set up" >&2; exit 1; }
+tmp=$rl_dir/t
+as_user mkdir "$tmp"
+
+# pipeline NAME: stdin into $tmp/NAME.yml, the user's
+pipeline() { as_user tee "$tmp/$1.yml" > /dev/null; }
+
+# run NAME FILE [VAR=VALUE...] [-- runner args...]: the runner as the user
+# (VAR=VALUE: its environment; EVRUN_PODMAN_URL=$rl_url unless one says
+# default=1: none, the runner's default); sets $out $err $rc $job $state
+run() {
+  local name=$1 file=$2 vars=(EVRUN_PODMAN_URL="$rl_url")
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    if [ "$1" = default=1 ]; then vars=("${vars[@]:1}"); else vars+=("$1"); fi
+    shift
+  done
+  [ $# -gt 0 ] && shift
+  state=$tmp/$name out=$tmp/$name.out err=$tmp/$name.err
+  as_user "${vars[@]}" "$bin/evrun-runner" --exec "$file" --state-dir "$state" "$@" \
+    > "$out" 2> "$err"
+  rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$out" | head -n 1)
+}
+
+replay() { as_user "$bin/evrun-replay" "$state" "$@"; }
+
+# left_behind: containers and volumes of $job in the user's podman
+left_behind() {
+  local id
+  id=$(echo "$job" | tr 'A-Z' 'a-z')
+  { as_user podman ps -a --format '{{.Names}}'; as_user podman volume ls --format '{{.Name}}'; } |
+    grep -c "evrun-$id" || true
+}
+
+case_hello() {   # the default socket: $XDG_RUNTIME_DIR/podman/podman.sock
+  pipeline hello <<'YML'
+pipeline: rl-hello
+image: localhost/evrun-busybox:latest
+network: none
+args:
+  WHO: { default: world }
+steps:
+  - name: greet
+    run: echo "hello, $WHO"
+YML
+  run hello "$tmp/hello.yml" default=1 -- -a WHO=rootless
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the banner names the user's socket" grep -q "podman unix://$rl_dir/run/podman/podman.sock" "$out"
+  check "live output" grep -q "^greet | hello, rootless$" "$out"
+  check "stored output" [ "$(replay --output "$job/greet")" = "hello, rootless" ]
+  check "store verifies" replay --verify > /dev/null
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_bridge() {   # the default network: where the host lets rootless podman make it
+  # (slirp4netns needs /dev/net/tun, the rootless netns its mounts), it
+  # works; elsewhere the step fails with podman's reason and what to do
+  printf 'pipeline: rl-bridge\nimage: localhost/evrun-busybox:latest\nsteps:\n  - { name: x, run: "/bin/busybox ip -o -4 addr | grep -vc \\" lo \\"" }\n' |
+    pipeline bridge
+  run bridge "$tmp/bridge.yml"
+  if [ "$rc" -eq 0 ]; then
+    check "an interface besides lo" grep -qx "x | 1" "$out"
+  else
+    check "exit 1" [ "$rc" -eq 1 ]
+    check "podman's reason, and what to do" grep -q "x > failed .*: create: preparing the container (podman's init): .*give the step network: none or host" "$out"
+    check "not podman's attach refusal" sh -c "! grep -q 'attach refused' '$out'"
+  fi
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_dag() {   # a DAG sharing the workspace; env, args, network none, an artifact
+  pipeline dag <<'YML'
+pipeline: rl-dag
+image: localhost/evrun-busybox:latest
+network: host
+args:
+  WHO: { default: world }
+env:
+  GREETING: hello
+steps:
+  - name: a
+    run: echo "$GREETING, $WHO" > /workspace/a.txt; echo "uid $(id -u)"
+  - name: b
+    needs: [a]
+    run: cat /workspace/a.txt; echo b >> /workspace/b.txt
+  - name: c
+    needs: [a]
+    network: none
+    run: /bin/busybox ip -o link | grep -v ' lo:' | grep -c . || true
+  - name: d
+    needs: [b, c]
+    run: mkdir -p out; cat a.txt b.txt > out/ab.txt; cat out/ab.txt
+    artifacts: [out/ab.txt]
+YML
+  run dag "$tmp/dag.yml" -- -a WHO=dag
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "root in the container (the user outside)" grep -qx "a | uid 0" "$out"
+  check "env and args" grep -qx "b | hello, dag" "$out"
+  check "network none: no link but lo" grep -qx "c | 0" "$out"
+  check "the workspace shared" grep -qx "d | b" "$out"
+  check "the artifact" [ "$(as_user cat "$state/artifacts/$job/d/out/ab.txt" | tr '\n' ' ')" = "hello, dag b " ]
+  check "store verifies" replay --verify > /dev/null
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_fail() {   # a step's non-zero exit
+  printf 'pipeline: rl-fail\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - { name: x, run: "echo before; exit 3" }\n  - { name: y, run: "echo never" }\n' |
+    pipeline fail
+  run fail "$tmp/fail.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  replay --job "$job" > "$tmp/fail.job"
+  check "exit code 3 recorded" grep -Eq "^x +failed +1 +3 " "$tmp/fail.job"
+  check "later step skipped" grep -Eq "^y +skipped" "$tmp/fail.job"
+  check "output before the exit" [ "$(replay --output "$job/x")" = before ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_big() {   # 10 MB of output, byte-exact, live and stored
+  printf 'pipeline: rl-big\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - { name: big, run: "seq 1 1400000" }\n' |
+    pipeline big
+  run big "$tmp/big.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "stored byte-exact ($(seq 1 1400000 | wc -c) bytes)" \
+    cmp -s <(seq 1 1400000) <(replay --output "$job/big")
+  check "printed live, whole" [ "$(grep -c "^big | " "$out")" -eq 1400000 ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_recover() {   # SIGKILL mid-step, then --recover: no output lost or doubled
+  # (the test hook EVR_TEST_PAUSE_AT stops the runner at a named point,
+  # as tests/crash/test_recover.sh does); the default socket again
+  pipeline crash <<'YML'
+pipeline: rl-crash
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: one
+    run: |
+      echo one >> /workspace/runs
+      for i in $(seq 1 20); do echo "one line $i"; sleep 0.03; done
+  - name: two
+    run: |
+      echo two >> /workspace/runs
+      for i in $(seq 1 20); do echo "two line $i"; echo "two err $i" >&2; sleep 0.03; done
+      mkdir -p out
+      seq 1 50000 > out/data.txt
+    artifacts: [out/data.txt]
+  - name: check
+    run: cat /workspace/runs
+YML
+  local point s
+  for point in attached:one running:one output_ended:two; do
+    s=$tmp/recover-${point/:/-}
+    "${rl_as[@]}" EVR_TEST_PAUSE_AT="$point" "$bin/evrun-runner" --exec "$tmp/crash.yml" \
+      --state-dir "$s" --grace 1 > "$s.out" 2> "$s.err" &
+    runpid=$!
+    for _ in $(seq 1 300); do grep -q "test pause at" "$s.err" 2>/dev/null && break; sleep 0.05; done
+    check "$point: reached" grep -q "test pause at" "$s.err"
+    kill -9 "$runpid"; wait "$runpid" 2>/dev/null; runpid=
+    job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$s.out" | head -n 1)
+    state=$s
+    timeout 120 "${rl_as[@]}" "$bin/evrun-runner" --recover --state-dir "$s" --grace 1 \
+      > "$s.rec.out" 2> "$s.rec.err"
+    check "$point: recovery exit 0" [ $? -eq 0 ]
+    check "$point: job succeeded" grep -Eq "^$job +rl-crash +succeeded +3/3 " <(replay)
+    check "$point: step one: every line once, in order" \
+      cmp -s <(seq 1 20 | sed 's/^/one line /') <(replay --output "$job/one")
+    check "$point: step two: every line once" cmp -s \
+      <(for i in $(seq 1 20); do echo "two line $i"; echo "two err $i"; done | sort) \
+      <(replay --output "$job/two" | sort)
+    check "$point: each step ran once" [ "$(replay --output "$job/check" | tr '\n' ' ')" = "one two " ]
+    check "$point: artifact whole" \
+      [ "$(as_user cat "$s/artifacts/$job/two/out/data.txt" | wc -l)" = 50000 ]
+    check "$point: nothing left in podman" [ "$(left_behind)" -eq 0 ]
+    check "$point: store verifies" replay --verify > /dev/null
+  done
+}
+
+for c in ${@:-hello bridge dag fail big recover}; do
+  case_name=$c
+  before=$fails
+  "case_$c"
+  if [ "$fails" -eq "$before" ]; then echo "ok: $c"; else
+    echo "FAILED: $c"; tail -n 15 "$tmp/$c.out" "$tmp/$c.err" 2>/dev/null; fi
+done
+echo "test_rootless: $passes checks passed, $fails failed"
+[ "$fails" -eq 0 ]
