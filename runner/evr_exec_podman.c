@@ -44,6 +44,7 @@
 
 #include "evr_bundles.h"
 #include "evr_conmon.h"
+#include "evr_podman_host.h"
 #include "evr_podman.h"
 #include "evr_pulls.h"
 
@@ -54,6 +55,7 @@ typedef struct {
     evr_exec_t base;    /* first: the evr_exec_t the engine holds */
     evr_podman_t *pm;
     char *describe;
+    char *no_limits;        /* base.no_cgroup_limits (evr_podman_host.h) */
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
@@ -327,6 +329,7 @@ s_destroy(evr_exec_t *ex)
         s_op_free(pe->ops);
     evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
+    free(pe->no_limits);
     evr_pulls_destroy(&pe->pulls);
     free(pe);
 }
@@ -995,6 +998,8 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    pe->no_limits = evr_podman_host_no_limits(url);
+    pe->base.no_cgroup_limits = pe->no_limits;
     pe->bundles = evr_bundles_new();
     const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
     pe->rest_attach = ra && !strcmp(ra, "1");

@@ -148,6 +148,24 @@ case_big() {   # 10 MB of output, byte-exact, live and stored
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_limits() {   # cgroups v1: a rootless container gets no limits; said before it runs
+  pipeline lim <<'YML'
+pipeline: rl-lim
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: x
+    limits: {memory: 64M}
+    run: echo ran
+YML
+  run lim "$tmp/lim.yml"
+  check "exit 2 (the runner cannot run it)" [ "$rc" -eq 2 ]
+  check "the step and the limit named, and why" \
+    grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless .* on cgroups v1" "$out" "$err"
+  check "no podman error dumped" sh -c "! grep -qi 'internal server error\|\"cause\"' '$out' '$err'"
+  check "nothing ran" sh -c "! grep -q '^x | ran' '$out'"
+}
+
 case_recover() {   # SIGKILL mid-step, then --recover: no output lost or doubled
   # (the test hook EVR_TEST_PAUSE_AT stops the runner at a named point,
   # as tests/crash/test_recover.sh does); the default socket again
@@ -198,7 +216,7 @@ YML
   done
 }
 
-for c in ${@:-hello bridge dag fail big recover}; do
+for c in ${@:-hello bridge dag fail big limits recover}; do
   case_name=$c
   before=$fails
   "case_$c"
