@@ -125,6 +125,33 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_channel() {   # the step's control channel: evrun-job (copied in) on its socket
+  pipeline channel <<'YML'
+pipeline: rl-channel
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: make
+    run: |
+      evrun-job hello
+      V="dyn$(echo 4711 | tr 0-9 a-j)Zq"
+      printf '%s\n' "$V" | evrun-job secret DEPLOY_KEY || exit 3
+      echo "value: $V"
+  - name: use
+    needs: [make]
+    run: |
+      echo "later: ${#DEPLOY_KEY} bytes"
+YML
+  run channel "$tmp/channel.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the channel knows its job and step" \
+    grep -q "^make | {\"protocol\":1,\"job\":\"$job\",\"pipeline\":\"rl-channel\",\"step\":\"make\"" "$out"
+  check "a secret registered" grep -q "^make > secret DEPLOY_KEY registered$" "$out"
+  check "masked" grep -q "^make | value: \*\*\*$" "$out"
+  check "given to the next step" grep -q "^use | later: 9 bytes$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_fail() {   # a step's non-zero exit
   printf 'pipeline: rl-fail\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - { name: x, run: "echo before; exit 3" }\n  - { name: y, run: "echo never" }\n' |
     pipeline fail
@@ -216,7 +243,7 @@ YML
   done
 }
 
-for c in ${@:-hello bridge dag fail big limits recover}; do
+for c in ${@:-hello bridge dag channel fail big limits recover}; do
   case_name=$c
   before=$fails
   "case_$c"
