@@ -10,7 +10,9 @@
 #                 user's storage (tools/build-test-image as the user), and
 #                 `podman system service` as the user on
 #                 $rl_dir/run/podman/podman.sock, the socket the runner
-#                 finds by default through XDG_RUNTIME_DIR ($rl_url)
+#                 finds by default through XDG_RUNTIME_DIR ($rl_url);
+#                 copies of evrun-runner, evrun-replay and evrun-job of
+#                 $bin in $rl_bin
 #   as_user CMD   runs CMD as the user, with only the environment the
 #                 user's podman needs (plus the VAR=VALUE words given
 #                 before CMD)
@@ -27,13 +29,13 @@
 # directory is read or written.
 
 rl_user=${EVR_ROOTLESS_USER:-evrun-rootless}
-rl_dir= rl_pid= rl_url=
+rl_dir= rl_pid= rl_url= rl_bin=
 
 # rl_range: the first id of a free 65536-id range in /etc/subuid and
 # /etc/subgid (after the highest range there, at least 100000)
 rl_range() {
-  awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print m }' \
-    /etc/subuid /etc/subgid 2>/dev/null
+  cat /etc/subuid /etc/subgid 2>/dev/null |
+    awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print m }'
 }
 
 rl_user_setup() {
@@ -77,6 +79,13 @@ EOF
 driver = "vfs"
 rootless_storage_path = "$rl_dir/storage"
 EOF
+  # copies of what the user runs: a clone under a directory closed to
+  # others (root's home) would keep the user out of the originals
+  mkdir -p "$rl_dir/bin" "$rl_dir/tools/lib"
+  cp "$bin/evrun-runner" "$bin/evrun-replay" "$bin/evrun-job" "$rl_dir/bin/" || return 1
+  cp "$src/tools/build-test-image" "$rl_dir/tools/" && cp "$src/tools/lib/deps.sh" "$rl_dir/tools/lib/" ||
+    return 1
+  rl_bin=$rl_dir/bin
   chown -R "$rl_user:" "$rl_dir"
   rl_as=(setpriv --reuid="$rl_user" --regid="$rl_user" --init-groups --reset-env --
          env -C "$rl_dir" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$rl_dir/home"
@@ -85,12 +94,7 @@ EOF
          CONTAINERS_CONF="$rl_dir/containers.conf" CONTAINERS_STORAGE_CONF="$rl_dir/storage.conf"
          ${ASAN_OPTIONS+ASAN_OPTIONS="$ASAN_OPTIONS"} ${UBSAN_OPTIONS+UBSAN_OPTIONS="$UBSAN_OPTIONS"})
   chmod 700 "$rl_dir" "$rl_dir/run"
-  if ! as_user test -x "$bin/evrun-runner"; then
-    echo "rootless: $rl_user cannot run $bin/evrun-runner (a directory above it is closed" \
-         "to others): build in a directory others may enter" >&2
-    return 1
-  fi
-  as_user "$src/tools/build-test-image" 2> "$rl_dir/image.log" ||
+  as_user "$rl_dir/tools/build-test-image" 2> "$rl_dir/image.log" ||
     { cat "$rl_dir/image.log" >&2; return 1; }
   rl_url=unix://$rl_dir/run/podman/podman.sock
   "${rl_as[@]}" podman system service --time=0 "$rl_url" > "$rl_dir/podman.log" 2>&1 < /dev/null &

@@ -20,6 +20,7 @@ fails=0 passes=0 case_name=
 runpid=
 trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; rl_teardown' EXIT
 rl_setup || { echo "test_rootless: FAILED: the rootless podman service could not be set up" >&2; exit 1; }
+bin=$rl_bin
 tmp=$rl_dir/t
 as_user mkdir "$tmp"
 
