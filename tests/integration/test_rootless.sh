@@ -17,8 +17,8 @@ fi
 fails=0 passes=0 case_name=
 . "$(dirname "$0")/../support/check.sh"
 . "$(dirname "$0")/rootless_lib.sh"
-runpid=
-trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; rl_teardown' EXIT
+runpid= httpd_pid=
+trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; [ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; rl_teardown' EXIT
 rl_setup || { echo "test_rootless: FAILED: the rootless podman service could not be set up" >&2; exit 1; }
 bin=$rl_bin
 tmp=$rl_dir/t
@@ -153,6 +153,37 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_resource() {   # resources fetched by the runner (the user) into the workspace
+  local www=$rl_dir/www
+  mkdir -p "$www/tree/sub"
+  echo "plain resource" > "$www/notes.txt"
+  echo "from the archive" > "$www/tree/sub/inside.txt"
+  tar -C "$www/tree" -czf "$www/src.tar.gz" .
+  serve_dir "$www" || fails=$((fails + 1))
+  httpd_pid=$serve_pid
+  pipeline resource <<YML
+pipeline: rl-resource
+image: localhost/evrun-busybox:latest
+network: none
+resources:
+  - { name: notes, url: "http://127.0.0.1:$serve_port/notes.txt", path: docs/notes.txt }
+  - { name: src, url: "http://127.0.0.1:$serve_port/src.tar.gz", path: src }
+steps:
+  - name: use
+    run: |
+      cat docs/notes.txt
+      cat src/sub/inside.txt
+      echo more > src/sub/written.txt && echo writable
+YML
+  run resource "$tmp/resource.yml"
+  kill "$httpd_pid" 2>/dev/null; wait "$httpd_pid" 2>/dev/null; httpd_pid=
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "a plain file in /workspace" grep -q "^use | plain resource$" "$out"
+  check "an archive unpacked" grep -q "^use | from the archive$" "$out"
+  check "what it unpacked is the step's to write" grep -q "^use | writable$" "$out"
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
 case_fail() {   # a step's non-zero exit
   printf 'pipeline: rl-fail\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - { name: x, run: "echo before; exit 3" }\n  - { name: y, run: "echo never" }\n' |
     pipeline fail
@@ -162,6 +193,35 @@ case_fail() {   # a step's non-zero exit
   check "exit code 3 recorded" grep -Eq "^x +failed +1 +3 " "$tmp/fail.job"
   check "later step skipped" grep -Eq "^y +skipped" "$tmp/fail.job"
   check "output before the exit" [ "$(replay --output "$job/x")" = before ]
+  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+}
+
+case_cancel() {   # SIGINT: the step sees SIGTERM (its trap runs), the rest is skipped
+  pipeline cancel <<'YML'
+pipeline: rl-cancel
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: x
+    run: |
+      trap 'echo got TERM; exit 5' TERM
+      echo started
+      sleep 30 & wait
+  - name: y
+    run: echo never
+YML
+  state=$tmp/cancel
+  "${rl_as[@]}" "$bin/evrun-runner" --exec "$tmp/cancel.yml" --state-dir "$state" --grace 5 \
+    > "$state.out" 2> "$state.err" &
+  runpid=$!
+  for _ in $(seq 1 200); do grep -q "^x | started" "$state.out" 2>/dev/null && break; sleep 0.05; done
+  kill -INT "$runpid"
+  wait "$runpid"; rc=$?; runpid=
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$state.out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the step's trap ran" grep -q "^x | got TERM$" "$state.out"
+  check "cancelled" grep -q "status cancelled" <(replay --job "$job")
+  check "the next step skipped" sh -c "! grep -q '^y | never' '$state.out'"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
@@ -244,7 +304,7 @@ YML
   done
 }
 
-for c in ${@:-hello bridge dag channel fail big limits recover}; do
+for c in ${@:-hello bridge dag channel resource fail cancel big limits recover}; do
   case_name=$c
   before=$fails
   "case_$c"
