@@ -4,7 +4,7 @@
 # makes the user, its subuid range and its podman service; no root
 # podman is used).  Needs root to set that up: skipped (77) otherwise,
 # saying so.  Each case runs the runner as the user, with
-# EVRUN_PODMAN_URL or (hello, recover) without it, through the default
+# EVRUN_PODMAN_URL or (hello, channel, cancel, recover) without it, through the default
 # $XDG_RUNTIME_DIR/podman/podman.sock.
 set -u
 bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
@@ -184,6 +184,41 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_cache() {   # a cache volume kept across two jobs, its key from a file's sha256 in
+  # the workspace, files of another container user (a subordinate id outside) in it
+  mkdir -p "$rl_dir/www2" && echo "lock 1" > "$rl_dir/www2/lock.txt"
+  serve_dir "$rl_dir/www2" || fails=$((fails + 1))
+  httpd_pid=$serve_pid
+  pipeline cache <<YML
+pipeline: rl-cache
+image: localhost/evrun-busybox:latest
+network: none
+resources:
+  - { name: lock, url: "http://127.0.0.1:$serve_port/lock.txt", path: lock.txt }
+cache:
+  - { key: "k-{{ sha256 lock.txt }}", path: /cache }
+steps:
+  - name: use
+    run: |
+      cat /cache/seen 2>/dev/null || echo "first"
+      echo "seen before" > /cache/seen
+      mkdir -p /cache/priv && echo x > /cache/priv/f && chown -R 1000:1000 /cache/priv && chmod 700 /cache/priv
+YML
+  run cache "$tmp/cache.yml"
+  check "first job: exit 0" [ "$rc" -eq 0 ]
+  check "first job: an empty cache" grep -q "^use | first$" "$out"
+  as_user mv "$state" "$tmp/cache-state"
+  as_user "$bin/evrun-runner" --exec "$tmp/cache.yml" --state-dir "$tmp/cache-state" \
+    > "$tmp/cache.out" 2> "$tmp/cache.err"
+  rc=$?
+  kill "$httpd_pid" 2>/dev/null; wait "$httpd_pid" 2>/dev/null; httpd_pid=
+  check "second job: exit 0" [ "$rc" -eq 0 ]
+  check "second job: what the first left" grep -q "^use | seen before$" "$tmp/cache.out"
+  check "no warning" sh -c "! grep -qi 'warn\|permission denied' '$tmp/cache.out' '$tmp/cache.err'"
+  as_user podman volume ls --format '{{.Name}}' | grep '^evrun-cache-' |
+    while read -r v; do as_user podman volume rm "$v" > /dev/null; done
+}
+
 case_fail() {   # a step's non-zero exit
   printf 'pipeline: rl-fail\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - { name: x, run: "echo before; exit 3" }\n  - { name: y, run: "echo never" }\n' |
     pipeline fail
@@ -304,7 +339,7 @@ YML
   done
 }
 
-for c in ${@:-hello bridge dag channel resource fail cancel big limits recover}; do
+for c in ${@:-hello bridge dag channel resource cache fail cancel big limits recover}; do
   case_name=$c
   before=$fails
   "case_$c"
