@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "evr_exec.h"
+#include "evr_spec.h"
 
 const char *
 evr_exec_state_name(evr_exec_state_t s)
@@ -33,4 +34,24 @@ evr_exec_find(evr_exec_t *const *list, const char *name)
         if (strcmp(list[i]->ops->name, name) == 0)
             return list[i];
     return NULL;
+}
+
+bool
+evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
+{
+    for (uint32_t i = 0; ex && ex->no_cgroup_limits && i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        evr_limits_t l = { 0 };
+        evr_spec_limits_merge(spec, st, &l);
+        const char *key = l.memory ? "memory" : l.cpus ? "cpus" : l.pids ? "pids" : NULL;
+        evr_rec_free(&evr_limits_type, &l);
+        if (key) {
+            evr_err_set(err, EVR_ERR_CONFIG, "step %s: limits: %s: this runner cannot apply "
+                        "it: %s; remove the step's (or the pipeline's) cpus, memory and pids "
+                        "limits, or send the job to a runner with root podman or cgroups v2",
+                        st->name, key, ex->no_cgroup_limits);
+            return false;
+        }
+    }
+    return true;
 }

@@ -241,7 +241,16 @@ typedef struct {
 struct evr_exec {
     const evr_exec_ops_t *ops;
     evr_loop_t *loop;
+    /*  Why this backend cannot apply the cgroup limits (cpus, memory,
+        pids) of a step, or NULL when it can (podman: rootless on cgroups
+        v1, where podman ignores them with a warning). */
+    const char *no_cgroup_limits;
 };
+
+/*  Whether every step of spec can have its limits on ex: false
+    (EVR_ERR_CONFIG in err, naming the step, the key and why) when a step
+    asks ex->no_cgroup_limits keeps it from; true for a NULL ex. */
+bool evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err);
 
 /*  Frees ex through its backend; NULL-safe, sets *ex_p = NULL. */
 void evr_exec_destroy(evr_exec_t **ex_p);

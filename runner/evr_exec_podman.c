@@ -44,6 +44,7 @@
 
 #include "evr_bundles.h"
 #include "evr_conmon.h"
+#include "evr_podman_host.h"
 #include "evr_podman.h"
 #include "evr_pulls.h"
 
@@ -54,6 +55,7 @@ typedef struct {
     evr_exec_t base;    /* first: the evr_exec_t the engine holds */
     evr_podman_t *pm;
     char *describe;
+    char *no_limits;        /* base.no_cgroup_limits (evr_podman_host.h) */
     s_op_t *ops;        /* records in flight */
     s_unit_t *units;    /* attached units whose exit is read by inspect */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
@@ -105,8 +107,8 @@ struct s_op {
     bool sent;              /* S_WAIT: asked of podman (else its unit answers it) */
     char *name;             /* S_WS_*: the volume; S_PUT: the helper container */
     char *tar_file;         /* S_PUT */
-    evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone */
-    char *put_msg;
+    evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone; */
+    char *put_msg;          /* create: its init's failure */
     char *id;               /* create: the container's id, until the init's answer */
     char *body;             /* create: its JSON, sent again after a pull */
     char *image;            /* create: its image */
@@ -327,14 +329,16 @@ s_destroy(evr_exec_t *ex)
         s_op_free(pe->ops);
     evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
+    free(pe->no_limits);
     evr_pulls_destroy(&pe->pulls);
     free(pe);
 }
 
-/*  create, last, once its init and its inspect have answered: neither
-    outcome matters (a container init could not prepare is prepared again
-    by start, which then says why; one without a bundle directory is
-    attached through podman); the create's result goes out. */
+/*  create, last, once its init and its inspect have answered: the
+    inspect's outcome does not matter (a container without a bundle
+    directory is attached through podman); an init's failure is the
+    create's (podman's attach would only refuse the container with a 409
+    that hides why: rootless networking that cannot be set up, say). */
 static void
 s_create_end(s_op_t *op)
 {
@@ -342,7 +346,15 @@ s_create_end(s_op_t *op)
         return;
     if (op->dir)
         evr_bundles_put(op->pe->bundles, op->name, &op->dir);
-    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .id = op->id };
+    char msg[EVR_ERR_MAX];
+    evr_exec_result_t r = { .rc = op->put_rc, .msg = "", .id = op->id };
+    if (op->put_rc) {
+        bool net = strstr(op->put_msg, "rootless netns") || strstr(op->put_msg, "slirp4netns");
+        snprintf(msg, sizeof msg, "preparing the container (podman's init): %s%s", op->put_msg,
+                 net ? " (a rootless podman could not set up the step's bridge network on this "
+                       "host: give the step network: none or host)" : "");
+        r.msg = msg;
+    }
     if (op->fn)
         op->fn(&r, op->arg);
     s_op_free(op);
@@ -351,8 +363,12 @@ s_create_end(s_op_t *op)
 static void
 s_inited(const evr_podman_result_t *pr, void *arg)
 {
-    (void) pr;
-    s_create_end(arg);
+    s_op_t *op = arg;
+    if (pr->rc && pr->status != 304) {
+        op->put_rc = pr->rc;
+        op->put_msg = evr_strdup(pr->msg ? pr->msg : "");
+    }
+    s_create_end(op);
 }
 
 /*  The bundle directory of the container made, for its attach; the
@@ -982,6 +998,8 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
+    pe->no_limits = evr_podman_host_no_limits(url);
+    pe->base.no_cgroup_limits = pe->no_limits;
     pe->bundles = evr_bundles_new();
     const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
     pe->rest_attach = ra && !strcmp(ra, "1");

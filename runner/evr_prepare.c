@@ -268,10 +268,14 @@ s_registry_auth(const evr_engine_t *e, evr_eng_job_t *job, evr_err_t *err)
 
 /*  Whether the runner's host_network setting lets spec run: false
     (EVR_ERR_CONFIG in err, naming the step and what to do) when it denies
-    a step with network: host. */
+    a step with network: host; and whether its podman can apply the
+    steps' limits (evr_exec_limits_ok). */
 static bool
 s_network_allowed(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
 {
+    if (spec->executor != EVR_EXECUTOR_PROCESS
+        && !evr_exec_limits_ok(evr_exec_find(e->execs, "podman"), spec, err))
+        return false;
     if (!e->opts.host_network_deny || spec->executor == EVR_EXECUTOR_PROCESS)
         return true;
     for (uint32_t i = 0; i < spec->steps.n; i++) {

@@ -12,9 +12,11 @@ EVR_BUILD_PACKAGES="gcc make cmake pkg-config libzmq3-dev libczmq-dev liblmdb-de
 # which a runner runs for `source: {git: ...}` (tests/integration/test_source.sh);
 # openssl, which makes the certificate of tests/integration/test_gateway.sh's HTTPS case;
 # chromium (headless, with a font) and python3-websocket, which drive the web UI in
-# tests/integration/test_gateway_ui.sh.
+# tests/integration/test_gateway_ui.sh; uidmap (newuidmap for a rootless podman's user
+# namespace) and slirp4netns (a rootless podman's bridge network) for
+# tests/integration/test_rootless.sh.
 EVR_TEST_PACKAGES="python3 python3-zmq python3-msgpack docker-registry apache2-utils curl git
-  openssl chromium python3-websocket fonts-dejavu-core"
+  openssl chromium python3-websocket fonts-dejavu-core uidmap slirp4netns"
 
 # evr_missing_packages PKG...: prints the packages that are not installed.
 evr_missing_packages() {
