@@ -71,6 +71,10 @@ typedef struct {
     int status;
     json_t *json;
     struct MHD_Response *resp;
+    /* mono ns: its broker calls give up by then, the wait for the shared
+       connection too (0: timeout_ms each); no_turn when that wait did */
+    uint64_t until_ns;
+    bool no_turn;
 } evr_gw_req_t;
 
 typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);
@@ -156,7 +160,8 @@ evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
 
 /*  One request/answer with the broker (evr_client_call), serialized.  On
     failure req's answer is set (503 unreachable or silent, 413 over the
-    message limit) and the rc returned. */
+    message limit) and the rc returned.  With req->until_ns, it gives up
+    by then (503; req->no_turn when the connection stayed busy). */
 evr_rc_t evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *reply);
 
 /*  A streamed request (evr_client_stream_end), serialized; the same

@@ -768,43 +768,56 @@ def case_wire():
 
 
 def case_broker_gone():
-    """The broker stops (EVR_BROKER_PID, started by test_gateway_spec.sh):
-    a live log ends with `event: error`, the API answers 503 JSON."""
+    """The broker stops answering (EVR_BROKER_PID, started by
+    test_gateway_spec.sh, is stopped, then ended):
+    a live log ends with `event: error`, the API answers 503 JSON; so does
+    one from the gateway at EVR_GW2_PORT, whose http_idle_timeout (2 s) is
+    below timeout_ms (3 s)."""
     import signal
     print("== the broker gone")
     r = api("POST", "/jobs?label=nobody", {"pipeline": PIPE})
     job = r.json().get("id")
-    s = socket.create_connection((HOST, PORT), timeout=60)
-    s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
-               "Authorization: Bearer %s\r\n\r\n" % (API, job, R)).encode())
-    data = b""
-    while b"\r\n\r\n" not in data:     # the answer's head: the stream is on (a queued
-                                        # job may have no event yet)
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    os.kill(int(os.environ["EVR_BROKER_PID"]), signal.SIGTERM)
-    t0 = time.monotonic()
-    try:
-        while b"event: error" not in data:
+    ports = [PORT] + ([int(os.environ["EVR_GW2_PORT"])] if os.environ.get("EVR_GW2_PORT") else [])
+    socks = []
+    for port in ports:
+        s = socket.create_connection((HOST, port), timeout=60)
+        s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % (API, job, R)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:     # the answer's head: the stream is on (a queued
+                                            # job may have no event yet)
             b = s.recv(65536)
             if not b:
                 break
             data += b
-    except socket.timeout:
-        pass
-    s.close()
-    m = re.search(rb"event: error\r?\ndata: ([^\r\n]*)", data.replace(b"\r\n", b"\n"))
-    err = json.loads(m.group(1)) if m else None
-    check("a live log: a last event: error with code and message (%.1f s)"
-          % (time.monotonic() - t0), isinstance(err, dict) and isinstance(err.get("code"), str)
-          and isinstance(err.get("message"), str), data[-300:])
+        socks.append((port, s, data))
+    time.sleep(3)   # the second gateway's streams outlive its idle timeout while quiet
+    broker = int(os.environ["EVR_BROKER_PID"])
+    os.kill(broker, signal.SIGSTOP)     # it stops answering (its sockets stay open)
+    t0 = time.monotonic()
+    for port, s, data in socks:
+        try:
+            while b"event: error" not in data:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        except socket.timeout:
+            pass
+        s.close()
+        m = re.search(rb"event: error\r?\ndata: ([^\r\n]*)", data.replace(b"\r\n", b"\n"))
+        err = json.loads(m.group(1)) if m else None
+        check("a live log (port %d): a last event: error with code and message (%.1f s)"
+              % (port, time.monotonic() - t0), isinstance(err, dict)
+              and isinstance(err.get("code"), str) and isinstance(err.get("message"), str),
+              data[-300:])
     err_ok("GET /runners", api("GET", "/runners", token=R), 503, "unavailable")
     err_ok("POST /jobs", api("POST", "/jobs", {"pipeline": PIPE}), 503, "unavailable")
     r = req("GET", "/metrics", token=None)
     check("metrics: still 200", r.status == 200, repr(r))
     check("the UI: still 200", req("GET", "/", token=None).status == 200)
+    os.kill(broker, signal.SIGTERM)
+    os.kill(broker, signal.SIGCONT)
 
 
 QUEUED = None
