@@ -111,6 +111,18 @@ test_tokens(void)
                 "\"scope\":\"read\"}", s_secret.key);
     CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
     free(t);
+    /* a time claim of another type: named, not "no exp" */
+    static const char *const typed[][2] = {
+        { "{\"exp\":\"1900000000\",\"scope\":\"read\"}", "exp: expected an integer" },
+        { "{\"exp\":1900000000.5,\"scope\":\"read\"}", "exp: expected an integer" },
+        { "{\"exp\":1900000000,\"iat\":true,\"scope\":\"read\"}", "iat: expected an integer" },
+        { "{\"exp\":1900000000,\"nbf\":[1],\"scope\":\"read\"}", "nbf: expected an integer" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(typed); i++) {
+        t = s_forge("{\"alg\":\"HS256\"}", typed[i][0], s_secret.key);
+        CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, typed[i][1]));
+        free(t);
+    }
     /* malformed */
     static const char *const bad[] = { "", "abc", "a.b", "a.b.c.d", "..", "!!.??.**",
                                        "eyJhbGciOiJIUzI1NiJ9..", "e30.e30.e30" };
@@ -636,11 +648,11 @@ test_limits(void)
     CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
     CHECK(gw.max_conns >= 1 && gw.max_conns <= 512 && gw.max_per_ip <= gw.max_conns);
     CHECK(gw.idle_s == 30 && gw.request_ns == 30000000000ull);
-    CHECK(gw.keepalive_ns == 15000000000ull);   /* at most 15 s */
+    CHECK(gw.keepalive_ns == 7500000000ull);    /* a quarter of it, at most 15 s */
     evr_config_set(gw.cfg, "http_idle_timeout", "4", "test");
     evr_config_set(gw.cfg, "http_max_per_ip", "1000", "test");
     CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
-    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 2000000000ull);  /* half the idle timeout */
+    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 1000000000ull);  /* a quarter of it */
     CHECK(gw.max_per_ip == gw.max_conns);                        /* never above the total */
     static const char *const bad[][2] = {
         { "http_idle_timeout", "soon" }, { "http_idle_timeout", "500ms" },
