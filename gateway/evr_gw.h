@@ -212,6 +212,12 @@ void evr_gw_view_clear(evr_gw_view_t *v);
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);
 
+/*  req's error (message and details) with an unknown arg refused by
+    evr_spec_bind_args (the broker's "[WHERE: ]args.NAME: the pipeline
+    declares no arg ...") named as the request gave it: "?arg=NAME" when
+    query (may be NULL) has NAME, else "body.args.NAME". */
+void evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query);
+
 /*  Whether a submit body is the start of a registered pipeline: JSON
     {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
     1: it is, and m's pipeline, args and labels are set; 0: it is not

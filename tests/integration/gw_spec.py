@@ -220,6 +220,16 @@ def case_submit():
         err_ok("start with %s" % what, api("POST", "/jobs", body), 400)
     err_ok("start an unknown pipeline", api("POST", "/jobs", {"pipeline": "no-such-pipe"}),
            404, "not_found")
+    # the broker's refusal of an unknown arg names it as this request gave it
+    err_ok("start with an unknown arg: named body.args.NOPE",
+           api("POST", "/jobs", {"pipeline": PIPE, "args": {"NOPE": "1"}}), 400, None,
+           r'^body\.args\.NOPE: the pipeline declares no arg "NOPE"')
+    err_ok("start with an unknown ?arg=: named ?arg=NOPE",
+           api("POST", "/jobs?arg=NOPE=1", {"pipeline": PIPE}), 400, None,
+           r'^\?arg=NOPE: the pipeline declares no arg "NOPE"')
+    err_ok("submit with an unknown ?arg=: named ?arg=NOPE",
+           api("POST", "/jobs?arg=NOPE=1", y, ctype="application/yaml"), 400, None,
+           r'^\?arg=NOPE: the pipeline declares no arg "NOPE"')
     # query arguments
     for q in ("arg=NOVALUE", "arg==x", "arg=NOPE=1", "label=a/b", "label=", "label=" + "l" * 65):
         err_ok("submit ?%s" % q, api("POST", "/jobs?" + q, y, ctype="application/yaml"), 400,
@@ -652,7 +662,8 @@ def case_hooks():
         err_ok("a hook with %s" % what, req("POST", url, body, token=HOOK_TOKEN,
                                             ctype="application/json"), 400, "bad_request")
     r = req("POST", url, {"args": {"NOPE": "1"}}, token=HOOK_TOKEN)
-    err_ok("a hook with an unknown arg (the broker refuses)", r, 400, "bad_request", "NOPE")
+    err_ok("a hook with an unknown arg (the broker refuses)", r, 400, "bad_request",
+           r'^body\.args\.NOPE: the pipeline declares no arg "NOPE"')
     check("... HookStarted too: no jobs, the refusal under refused", not hook_started(r.json())
           and r.json()["jobs"] == [] and r.json()["refused"][0]["pipeline"] == PIPE, repr(r))
     err_ok("a hook of a bad name", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN), 404,
