@@ -100,6 +100,12 @@ extern const size_t evr_gw_nroutes;
 const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
                                          char params[EVR_GW_PARAMS][128], int *status);
 
+/*  A request target's path: url itself in origin form (/api/v1/...); the
+    path of an absolute-form one (http://HOST[:PORT]/PATH, RFC 9112 3.2.2:
+    a server must take it; any host, as the Host header), "/" when it has
+    none; NULL when it has no host or has a fragment. */
+const char *evr_gw_origin_form(const char *url);
+
 /*  Starts serving on cfg's http_listen (TLS when tls_cert and tls_key
     are set). */
 evr_rc_t evr_gw_start(evr_gw_t *gw, evr_err_t *err);

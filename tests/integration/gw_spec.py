@@ -706,6 +706,19 @@ def case_wire():
     st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                          + b"a" * 5000 + b".b.c\r\nConnection: close\r\n\r\n")
     check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
+    # absolute-form request targets (RFC 9112 3.2.2: a server must take them): the path of
+    # any host; none with no host
+    for target in ("http://127.0.0.1:%d%s/runners" % (PORT, API), "HTTP://other.example%s/runners"
+                   % API, "https://h%s/runners?x=1" % API):
+        st, head, body = raw(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                              "Connection: close\r\n\r\n" % (target, R)).encode())
+        check("absolute-form GET %s: 200 with the runners" % target,
+              st == 200 and b'"runners"' in body, repr(head[:100]) + repr(body[:100]))
+    st, head, body = raw(("GET http://%s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                          "%s\r\nConnection: close\r\n\r\n" % (API, R)).encode())
+    check("absolute-form with no host: 400 JSON naming the target", st == 400
+          and b"bad_request" in body and b"needs a host" in body,
+          repr(head[:100]) + repr(body[:200]))
     # framing a proxy in front may read otherwise (request smuggling, RFC 9112 6.1, 6.3):
     # refused, and the body never read as a next request
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"

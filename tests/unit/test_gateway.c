@@ -138,6 +138,20 @@ test_tokens(void)
 }
 
 static void
+test_origin_form(void)
+{
+    CHECK(!strcmp(evr_gw_origin_form("/api/v1/jobs"), "/api/v1/jobs"));
+    CHECK(!strcmp(evr_gw_origin_form("http://127.0.0.1:7780/api/v1/jobs"), "/api/v1/jobs"));
+    CHECK(!strcmp(evr_gw_origin_form("HTTPS://h.example/ui/"), "/ui/"));
+    CHECK(!strcmp(evr_gw_origin_form("http://h"), "/"));
+    CHECK(!strcmp(evr_gw_origin_form("http://h?x"), "/"));
+    CHECK(evr_gw_origin_form("http:///api/v1/jobs") == NULL);  /* no host */
+    CHECK(evr_gw_origin_form("http://h#f") == NULL);
+    CHECK(!strcmp(evr_gw_origin_form("ftp://h/x"), "ftp://h/x"));     /* 404 as before */
+    CHECK(!strcmp(evr_gw_origin_form("*"), "*"));
+}
+
+static void
 test_ttl(void)
 {
     uint64_t s = 0;
@@ -825,6 +839,7 @@ main(void)
         return 1;
     EVR_TEST_RUN(test_tokens);
     EVR_TEST_RUN(test_ttl);
+    EVR_TEST_RUN(test_origin_form);
     EVR_TEST_RUN(test_secret);
     EVR_TEST_RUN(test_routes_openapi);
     EVR_TEST_RUN(test_route_match);
