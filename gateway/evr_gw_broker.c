@@ -10,6 +10,18 @@
 
 #define S_DOWN_NS 1000000000ull  /* after a failure, requests get 503 at once this long */
 
+/*  The broker failed req: the next requests get 503 at once for a while;
+    not after a wait cut short by req->until_ns (a slow broker is no
+    stopped one). */
+static void
+s_down(evr_gw_t *gw, const evr_gw_req_t *req, const evr_err_t *err)
+{
+    if (req->until_ns)
+        return;
+    snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
+    gw->down_until = evr_mono_ns() + S_DOWN_NS;
+}
+
 /*  Requests queue on the mutex: while the broker has just failed, each
     gets its 503 at once instead of waiting its own timeout in turn. */
 evr_client_t *
@@ -24,8 +36,7 @@ evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
         evr_gw_error(req, 503, "unavailable", "%s", gw->down_msg);
     else if (!gw->client && evr_client_new_within(gw->cfg, wait, &gw->client, &err)) {
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
-        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err.msg);
-        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+        s_down(gw, req, &err);
     }
     return gw->client;
 }
@@ -41,8 +52,7 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         return rc;
     else {
         evr_gw_error(req, 503, "unavailable", "%s", err->msg);
-        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
-        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+        s_down(gw, req, err);
     }
     evr_client_destroy(&gw->client);
     return rc;
