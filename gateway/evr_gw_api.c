@@ -292,12 +292,14 @@ s_arg_named(const char *text, const evr_strmap_t *query)
         while (end && (isalnum((unsigned char) *end) || *end == '_'))
             end++;
         const char *colon = a ? strchr(one, ':') : NULL;
+        bool lead = a == one    /* args.NAME first, or after one word and ": " */
+                 || (colon && colon + 2 == a && !memchr(one, ' ', (size_t) (colon - one)));
         char *was = out;
-        if (a && end > a + 5 && !strncmp(end, what, strlen(what))
-            && (a == one || (colon && colon + 2 == a && !memchr(one, ' ', (size_t) (colon - one))))) {
+        if (a && end > a + 5 && !strncmp(end, what, strlen(what)) && lead) {
             char *name = evr_strndup(a + 5, (size_t) (end - a - 5));
-            out = evr_asprintf("%s%s%s%s%s", was, *was ? "; " : "",
-                               query && evr_strmap_get(query, name) ? "?arg=" : "body.args.", name, end);
+            bool q = query && evr_strmap_get(query, name);
+            out = evr_asprintf("%s%s%s%s%s", was, *was ? "; " : "", q ? "?arg=" : "body.args.",
+                               name, end);
             free(name);
         }
         else

@@ -53,7 +53,8 @@ port2=$(free_port)
 bus_pids+=("$!")
 check "the second gateway listens" wait_port "$port2" "$!"
 hook=$(cli hook-token spec-art)
-check "the spec client's checks" env EVR_BROKER_PID="$broker_pid" EVR_GW2_PORT="$port2" python3 "$src/tests/integration/gw_spec.py" \
+check "the spec client's checks" env EVR_BROKER_PID="$broker_pid" EVR_GW2_PORT="$port2" \
+  python3 "$src/tests/integration/gw_spec.py" \
   "http://127.0.0.1:$port" "$tmp" spec-art "$hook" "$@"
 check "the gateways still run" kill -0 "${bus_pids[-1]}" "${bus_pids[-2]}"
 bus_stop
