@@ -71,6 +71,10 @@ typedef struct {
     int status;
     json_t *json;
     struct MHD_Response *resp;
+    /* mono ns: its broker calls give up by then, the wait for the shared
+       connection too (0: timeout_ms each); no_turn when that wait did */
+    uint64_t until_ns;
+    bool no_turn;
 } evr_gw_req_t;
 
 typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);
@@ -95,6 +99,12 @@ extern const size_t evr_gw_nroutes;
     path, another method). */
 const evr_gw_route_t *evr_gw_route_match(const char *method, const char *url,
                                          char params[EVR_GW_PARAMS][128], int *status);
+
+/*  A request target's path: url itself in origin form (/api/v1/...); the
+    path of an absolute-form one (http://HOST[:PORT]/PATH, RFC 9112 3.2.2:
+    a server must take it; any host, as the Host header), "/" when it has
+    none; NULL when it has no host or has a fragment. */
+const char *evr_gw_origin_form(const char *url);
 
 /*  Starts serving on cfg's http_listen (TLS when tls_cert and tls_key
     are set). */
@@ -156,7 +166,8 @@ evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
 
 /*  One request/answer with the broker (evr_client_call), serialized.  On
     failure req's answer is set (503 unreachable or silent, 413 over the
-    message limit) and the rc returned. */
+    message limit) and the rc returned.  With req->until_ns, it gives up
+    by then (503; req->no_turn when the connection stayed busy). */
 evr_rc_t evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *reply);
 
 /*  A streamed request (evr_client_stream_end), serialized; the same
@@ -206,6 +217,12 @@ void evr_gw_view_clear(evr_gw_view_t *v);
     error object, caller owns) otherwise. */
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);
+
+/*  req's error (message and details) with an unknown arg refused by
+    evr_spec_bind_args (the broker's "[WHERE: ]args.NAME: the pipeline
+    declares no arg ...") named as the request gave it: "?arg=NAME" when
+    query (may be NULL) has NAME, else "body.args.NAME". */
+void evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query);
 
 /*  Whether a submit body is the start of a registered pipeline: JSON
     {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).

@@ -4,6 +4,7 @@
     a job's steps, onto its history (evr_gw_view.c).  See evr_gw.h. */
 #include "evr_gw.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -270,7 +271,60 @@ evr_gw_idem_prune(const char *state_dir, uint64_t max_age_s, uint64_t now_s)
 typedef struct {
     evr_msg_t *m;
     const char *bad;    /* what is wrong with the query */
+    evr_strmap_t query; /* the names of the query's args */
 } s_args_t;
+
+/*  One refusal text: an unknown arg's "[WHERE: ]args.NAME: the pipeline
+    declares no arg" (evr_spec_bind_args) named as this request gave it,
+    "?arg=NAME" or "body.args.NAME"; each "; "-joined part (the broker's
+    way) on its own.  Other texts stay as they are. */
+static json_t *
+s_arg_named(const char *text, const evr_strmap_t *query)
+{
+    static const char *const what = ": the pipeline declares no arg \"";
+    if (!text || !strstr(text, what))
+        return NULL;
+    char *out = evr_strdup("");
+    for (const char *part = text; part;) {
+        const char *next = strstr(part, "; ");
+        size_t n = next ? (size_t) (next - part) : strlen(part);
+        char *one = evr_strndup(part, n), *a = strstr(one, "args."), *end = a ? a + 5 : NULL;
+        while (end && (isalnum((unsigned char) *end) || *end == '_'))
+            end++;
+        const char *colon = a ? strchr(one, ':') : NULL;
+        bool lead = a == one    /* args.NAME first, or after one word and ": " */
+                 || (colon && colon + 2 == a && !memchr(one, ' ', (size_t) (colon - one)));
+        char *was = out;
+        if (a && end > a + 5 && !strncmp(end, what, strlen(what)) && lead) {
+            char *name = evr_strndup(a + 5, (size_t) (end - a - 5));
+            bool q = query && evr_strmap_get(query, name);
+            out = evr_asprintf("%s%s%s%s%s", was, *was ? "; " : "", q ? "?arg=" : "body.args.",
+                               name, end);
+            free(name);
+        }
+        else
+            out = evr_asprintf("%s%s%s", was, *was ? "; " : "", one);
+        free(was);
+        free(one);
+        part = next ? next + 2 : NULL;
+    }
+    json_t *js = json_string(out);
+    free(out);
+    return js;
+}
+
+void
+evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query)
+{
+    json_t *e = json_object_get(req->json, "error"), *d = json_object_get(e, "details"), *v;
+    json_t *m = s_arg_named(json_string_value(json_object_get(e, "message")), query);
+    if (m)
+        json_object_set_new(e, "message", m);
+    size_t i;
+    json_array_foreach(d, i, v)
+        if ((m = s_arg_named(json_string_value(v), query)))
+            json_array_set_new(d, i, m);
+}
 
 static enum MHD_Result
 s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -281,6 +335,8 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
         return MHD_YES;
     if (!strcmp(key, "arg") && (!value || !evr_spec_parse_arg(value, &a->m->args)))
         a->bad = "arg: expected arg=NAME=VALUE";
+    else if (!strcmp(key, "arg"))
+        evr_spec_parse_arg(value, &a->query);
     else if (!strcmp(key, "label") && a->m->labels.n >= S_LABELS_MAX)
         a->bad = "label: at most 32 runner labels (the body's and the query's together)";
     else if (!strcmp(key, "label"))
@@ -301,17 +357,21 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
         evr_gw_json(req, status, error);
         return false;
     }
-    s_args_t a = { m, NULL };
+    s_args_t a = { m, NULL, { 0 } };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
     if (a.bad) {
         evr_gw_error(req, 400, "bad_request", "%s", a.bad);
+        evr_strmap_free(&a.query);
         return false;
     }
     evr_diag_t *diag = evr_diag_new("body");
     evr_strmap_t bound = { 0 };
     bool ok = evr_spec_bind_args(m->spec, &m->args, &bound, diag) == EVR_OK;
-    if (!ok)
+    if (!ok) {
         evr_gw_json(req, 400, s_diag_error(diag));
+        evr_gw_args_named(req, &a.query);
+    }
+    evr_strmap_free(&a.query);
     evr_strmap_free(&bound);
     evr_diag_destroy(&diag);
     return ok;
@@ -348,6 +408,7 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     evr_msg_t m = { .type = EVR_MSG_SUBMIT }, rep = { 0 };
     char job[EVR_ULID_LEN + 1];
     json_t *error = NULL;
+    s_args_t a = { &m, NULL, { 0 } };
     const char *key = evr_gw_header(req, "Idempotency-Key");
     int start = evr_gw_parse_start(evr_gw_header(req, "Content-Type"), req->body, req->len, &m,
                                    &error);
@@ -356,7 +417,6 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     if (start < 0 || (!start && !s_submit_msg(req, &m)) || (key && !evr_gw_idem_job(gw, req, key, job)))
         goto out;
     if (start) {        /* a registered pipeline by name: the broker's `start` */
-        s_args_t a = { &m, NULL };
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
         if (a.bad) {
             evr_gw_error(req, 400, "bad_request", "%s", a.bad);
@@ -369,7 +429,10 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     m.job = evr_strdup(job);
     if (!evr_gw_call(gw, req, &m, &rep))
         s_accepted(gw, req, job, start ? m.pipeline : m.spec->pipeline, &rep);
+    if (req->status == 400)     /* the broker's refusal of an arg: as given here */
+        evr_gw_args_named(req, &a.query);
 out:
+    evr_strmap_free(&a.query);
     evr_msg_clear(&m);
     evr_msg_clear(&rep);
 }

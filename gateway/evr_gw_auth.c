@@ -149,6 +149,21 @@ s_sig_ok(const evr_gw_secret_t *s, const char *signed_, size_t slen, const char 
     return sodium_memcmp(mac, got, sizeof mac) == 0;
 }
 
+/*  The NumericDate claim name of claims into *v (*has: it is there);
+    EVR_ERR_STATE when it is there but no integer (RFC 7519 2: seconds
+    since the epoch; a fraction is refused too). */
+static evr_rc_t
+s_time_claim(const json_t *claims, const char *name, long *v, bool *has, evr_err_t *err)
+{
+    json_t *c = json_object_get(claims, name);
+    *has = c != NULL;
+    if (c && !json_is_integer(c))
+        return evr_err_set(err, EVR_ERR_STATE, "the token's %s: expected an integer (seconds "
+                           "since the epoch; make one with evrun-cli token)", name);
+    *v = c ? (long) json_integer_value(c) : 0;
+    return EVR_OK;
+}
+
 /*  The claims of a verified token: exp, iat, nbf, scope; one with an
     aud claim is refused (RFC 7519: the gateway names no audience). */
 static evr_rc_t
@@ -162,21 +177,21 @@ s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_sco
         jwt_free(jwt);
         return evr_err_set(err, EVR_ERR_STATE, "the token cannot be decoded");
     }
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt, "exp");
-    bool has_exp = errno == 0;
-    errno = 0;
-    long iat = jwt_get_grant_int(jwt, "iat");
-    bool has_iat = errno == 0;
-    errno = 0;
-    long nbf = jwt_get_grant_int(jwt, "nbf");
-    bool has_nbf = errno == 0;
+    long exp = 0, iat = 0, nbf = 0;
+    bool has_exp, has_iat, has_nbf;
+    char *all = jwt_get_grants_json(jwt, NULL);
+    json_t *claims = all ? json_loads(all, 0, NULL) : NULL;
+    free(all);
     char *aud = jwt_get_grants_json(jwt, "aud");
     const char *sc = jwt_get_grant(jwt, "scope");
     if (aud)    /* RFC 7519 4.1.3: the gateway is no audience a token can name */
         rc = evr_err_set(err, EVR_ERR_STATE, "the token names an audience (aud %.64s): it was "
                          "made for another service (make one for evrun with evrun-cli token)",
                          aud);
+    else if ((rc = s_time_claim(claims, "exp", &exp, &has_exp, err))
+             || (rc = s_time_claim(claims, "iat", &iat, &has_iat, err))
+             || (rc = s_time_claim(claims, "nbf", &nbf, &has_nbf, err)))
+        ;
     else if (!has_exp || exp <= 0)
         rc = evr_err_set(err, EVR_ERR_STATE, "the token has no exp claim (make one with "
                          "evrun-cli token)");
@@ -194,6 +209,7 @@ s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_sco
     else
         *scope = strcmp(sc, "write") ? EVR_GW_SCOPE_READ : EVR_GW_SCOPE_WRITE;
     free(aud);
+    json_decref(claims);
     jwt_free(jwt);
     return rc;
 }

@@ -3,11 +3,24 @@
 #include "evr_gw.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #define S_DOWN_NS 1000000000ull  /* after a failure, requests get 503 at once this long */
+
+/*  The broker failed req: the next requests get 503 at once for a while;
+    not after a wait cut short by req->until_ns (a slow broker is no
+    stopped one). */
+static void
+s_down(evr_gw_t *gw, const evr_gw_req_t *req, const evr_err_t *err)
+{
+    if (req->until_ns)
+        return;
+    snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
+    gw->down_until = evr_mono_ns() + S_DOWN_NS;
+}
 
 /*  Requests queue on the mutex: while the broker has just failed, each
     gets its 503 at once instead of waiting its own timeout in turn. */
@@ -15,12 +28,15 @@ evr_client_t *
 evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_err_t err;
-    if (!gw->client && evr_mono_ns() < gw->down_until)
+    uint64_t now = evr_mono_ns();
+    int wait = 3000;
+    if (req->until_ns)
+        wait = req->until_ns > now ? (int) ((req->until_ns - now) / 1000000u) : 0;
+    if (!gw->client && now < gw->down_until)
         evr_gw_error(req, 503, "unavailable", "%s", gw->down_msg);
-    else if (!gw->client && evr_client_new(gw->cfg, &gw->client, &err)) {
+    else if (!gw->client && evr_client_new_within(gw->cfg, wait, &gw->client, &err)) {
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
-        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err.msg);
-        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+        s_down(gw, req, &err);
     }
     return gw->client;
 }
@@ -36,11 +52,60 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         return rc;
     else {
         evr_gw_error(req, 503, "unavailable", "%s", err->msg);
-        snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
-        gw->down_until = evr_mono_ns() + S_DOWN_NS;
+        s_down(gw, req, err);
     }
     evr_client_destroy(&gw->client);
     return rc;
+}
+
+/*  Takes gw->mu, by req->until_ns when set: false (req->no_turn, a 503
+    set) when the turn did not come by then. */
+static bool
+s_lock(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    if (!req->until_ns) {
+        pthread_mutex_lock(&gw->mu);
+        return true;
+    }
+    uint64_t now = evr_mono_ns(), left = req->until_ns > now ? req->until_ns - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t) ts.tv_nsec + left;
+    ts.tv_sec += (time_t) (ns / 1000000000u);
+    ts.tv_nsec = (long) (ns % 1000000000u);
+    if (pthread_mutex_timedlock(&gw->mu, &ts) == 0)
+        return true;
+    req->no_turn = true;
+    evr_gw_error(req, 503, "unavailable", "the broker's connection stayed busy with other "
+                 "requests for %llu ms: try again", (unsigned long long) (left / 1000000u));
+    return false;
+}
+
+/*  The shared client for one call by req->until_ns: its answer wait cut
+    to what is left (*was: the one to put back), NULL as evr_gw_client. */
+static evr_client_t *
+s_client_within(evr_gw_t *gw, evr_gw_req_t *req, int *was)
+{
+    evr_client_t *c = evr_gw_client(gw, req);
+    *was = 0;
+    if (c && req->until_ns) {
+        uint64_t now = evr_mono_ns();
+        int left = req->until_ns > now ? (int) ((req->until_ns - now) / 1000000u) : 1;
+        *was = evr_client_set_timeout(c, left);
+        if (left >= *was) {     /* timeout_ms comes first */
+            evr_client_set_timeout(c, *was);
+            *was = 0;
+        }
+    }
+    return c;
+}
+
+static void
+s_unlock(evr_gw_t *gw, int was)
+{
+    if (gw->client && was)
+        evr_client_set_timeout(gw->client, was);
+    pthread_mutex_unlock(&gw->mu);
 }
 
 evr_rc_t
@@ -48,12 +113,14 @@ evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *repl
 {
     evr_err_t err;
     evr_rc_t rc = EVR_ERR_IO;
-    pthread_mutex_lock(&gw->mu);
-    evr_client_t *c = evr_gw_client(gw, req);
+    int was;
+    if (!s_lock(gw, req))
+        return rc;
+    evr_client_t *c = s_client_within(gw, req, &was);
     uint64_t t0 = evr_mono_ns();
     if (c && (rc = evr_client_call(c, m, reply, &err)))
         s_failed(gw, req, rc, &err);
-    pthread_mutex_unlock(&gw->mu);
+    s_unlock(gw, was);
     if (c && !rc)
         evr_gw_metrics_rtt(gw, evr_mono_ns() - t0);
     return rc;
@@ -65,11 +132,13 @@ evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_client_it
 {
     evr_err_t err;
     evr_rc_t rc = EVR_ERR_IO;
-    pthread_mutex_lock(&gw->mu);
-    evr_client_t *c = evr_gw_client(gw, req);
+    int was;
+    if (!s_lock(gw, req))
+        return rc;
+    evr_client_t *c = s_client_within(gw, req, &was);
     if (c && (rc = evr_client_stream_end(c, m, fn, arg, end, &err)))
         s_failed(gw, req, rc, &err);
-    pthread_mutex_unlock(&gw->mu);
+    s_unlock(gw, was);
     if (rc == EVR_ERR_STATE) {     /* "code: message" of the broker's error */
         evr_msg_t e = { .type = EVR_MSG_ERROR, .code = err.msg, .message = "" };
         char *colon = strstr(err.msg, ": ");

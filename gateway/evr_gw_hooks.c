@@ -237,6 +237,7 @@ s_start(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key, json_t *
     else {
         evr_gw_req_t r = { 0 };
         evr_gw_refused(&r, &rep);
+        evr_gw_args_named(&r, NULL);    /* a hook's args are its body's */
         if (!json_array_size(refused))
             *status = r.status;
         json_array_append_new(refused, json_pack("{s:s,s:O}", "pipeline", m->pipeline, "error",

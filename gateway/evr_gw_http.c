@@ -312,12 +312,31 @@ s_framing_ok(evr_gw_req_t *req)
     return !l.spaced && !l.differ && !both;
 }
 
+const char *
+evr_gw_origin_form(const char *url)
+{
+    size_t skip = !strncasecmp(url, "http://", 7) ? 7 : !strncasecmp(url, "https://", 8) ? 8 : 0;
+    if (!skip)
+        return url;
+    const char *path = url + skip + strcspn(url + skip, "/?#");
+    if (path == url + skip || *path == '#')
+        return NULL;    /* no host (RFC 3986 3.2.2: reject), or a fragment */
+    return *path == '/' ? path : "/";
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
 s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
 {
     int status;
+    const char *path = evr_gw_origin_form(url);
+    if (!path) {
+        evr_gw_error(&cc->req, 400, "bad_request", "request target \"%.64s\": an absolute URL "
+                     "needs a host and no fragment (or send the path alone: /api/v1/...)", url);
+        return false;
+    }
+    url = cc->req.url = path;
     int nh = MHD_get_connection_values(cc->req.conn, MHD_HEADER_KIND, NULL, NULL);
     if (nh > S_HEADERS_MAX) {
         evr_gw_error(&cc->req, 431, "too_many_headers", "the request has %d header fields, "

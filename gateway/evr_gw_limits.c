@@ -98,9 +98,10 @@ evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err)
     gw->max_per_ip = (unsigned) (per_ip < conns ? per_ip : conns);
     gw->idle_s = (unsigned) ((idle_ms + 999) / 1000);
     gw->request_ns = req_ms * 1000000ull;
-    /* a live log that is quiet sends a comment well within the idle timeout */
+    /* a live log that is quiet sends a comment well within the idle timeout
+       (its broker calls may then wait up to 3/4 of it: evr_gw_log.c) */
     gw->keepalive_ns =
-        idle_ms * 1000000ull / 2 < 15000000000ull ? idle_ms * 1000000ull / 2 : 15000000000ull;
+        idle_ms * 1000000ull / 4 < 15000000000ull ? idle_ms * 1000000ull / 4 : 15000000000ull;
     return EVR_OK;
 }
 

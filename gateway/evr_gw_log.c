@@ -20,6 +20,12 @@
     `limit` of events sized to what fitted in S_BUF_MAX last time: the
     events of a page past it are dropped and asked again, and a page of
     1000 large output events would be some 8 MiB read to keep 256 KiB.
+
+    Never idle past http_idle_timeout (libmicrohttpd would close the
+    connection without the last `event: error`): a quiet stream sends a
+    comment every min(15 s, idle/4); a broker call goes out at most idle/4
+    after the last text (a comment first otherwise) and gives up 3/4 of
+    the idle timeout after it (evr_gw_req_t's until_ns).
 */
 #define _GNU_SOURCE     /* fopencookie */
 #include "evr_gw.h"
@@ -113,6 +119,7 @@ typedef struct {
     bool need_history;
     bool final_seen;        /* the job's status was final once */
     uint64_t quiet_since, keepalive_at;
+    uint64_t sent_at;       /* mono ns: text last given to libmicrohttpd */
     uint32_t page;          /* events of the history page taken */
     uint32_t limit;         /* events asked per history page */
 } s_sse_t;
@@ -191,6 +198,9 @@ static void
 s_history(s_sse_t *s)
 {
     evr_gw_req_t r = { 0 };
+    uint64_t idle = (uint64_t) s->gw->idle_s * 1000000000u;
+    if (idle)   /* its calls end before the idle timeout (a comment went just before) */
+        r.until_ns = s->sent_at + idle / 4 * 3;
     evr_msg_t h = { .type = EVR_MSG_HISTORY, .job = s->job, .from = s->last + 1,
                     .limit = s->limit },
               end = { 0 };
@@ -198,6 +208,11 @@ s_history(s_sse_t *s)
     s->page = 0;
     s->need_history = false;
     bool failed = evr_gw_stream(s->gw, &r, &h, s_hist_item, s, &end) != EVR_OK;
+    if (r.no_turn) {    /* the connection was busy: a comment, then again */
+        s->need_history = true;
+        json_decref(r.json);
+        return;
+    }
     __atomic_fetch_add(&s->gw->history_events, end.count, __ATOMIC_RELAXED);
     /* the events of a page past S_BUF_MAX are dropped and asked again:
        ask for as many as fitted next time, for twice as many after a
@@ -233,7 +248,8 @@ static void
 s_live(s_sse_t *s)
 {
     zmq_pollitem_t it = { zsock_resolve(s->sub), 0, ZMQ_POLLIN, 0 };
-    zmq_poll(&it, 1, 1000);
+    uint64_t wait_ms = s_keepalive(s->gw) / 2000000u;
+    zmq_poll(&it, 1, wait_ms && wait_ms < 1000 ? (long) wait_ms : 1000);
     for (int i = 0; i < 256 && s->len < S_BUF_MAX && !s->ended && evr_bus_readable(s->sub);
          i++) {
         char *topic = NULL;
@@ -268,13 +284,19 @@ s_sse_read(void *cls, uint64_t pos, char *out, size_t max)
             s->off += n;
             if (s->off == s->len)
                 s->off = s->len = 0;
+            s->sent_at = evr_mono_ns();
             return (ssize_t) n;
         }
         if (s->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (s->gw->stopping)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (s->need_history)
+        /* a broker call may wait up to 3/4 of the idle timeout after the
+           last text: a comment first when that is over a quarter ago */
+        if (s->need_history && s->gw->idle_s
+            && evr_mono_ns() - s->sent_at > (uint64_t) s->gw->idle_s * 250000000u)
+            s_append(s, ": keepalive\n\n", 13);
+        else if (s->need_history)
             s_history(s);
         else
             s_live(s);
@@ -332,6 +354,7 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     s->need_history = true;
     s->quiet_since = evr_mono_ns();
     s->keepalive_at = evr_mono_ns() + s_keepalive(gw);
+    s->sent_at = evr_mono_ns();
     req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, s_sse_read, s,
                                                   s_sse_free);
     MHD_add_response_header(req->resp, "Content-Type", "text/event-stream");

@@ -958,10 +958,13 @@ evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap
         for (uint32_t j = 0; j < spec->args.n && !known; j++)
             known = evr_spec_arg(spec, j)->name
                  && strcmp(evr_spec_arg(spec, j)->name, given->k[i]) == 0;
-        if (!known)
-            evr_diag_add_at(diag, 0, 0, "args",
-                            "-a %s: the pipeline declares no arg \"%s\" (add it under args:)",
-                            given->k[i], given->k[i]);
+        if (!known) {   /* args.NAME, however the client gave it (evrun-cli -a, the
+                           gateway's body.args or ?arg=) */
+            char p[128];
+            snprintf(p, sizeof p, "args.%.64s", given->k[i]);
+            evr_diag_add_at(diag, 0, 0, p, "the pipeline declares no arg \"%s\" (declare it "
+                            "under args:, or leave it out)", given->k[i]);
+        }
     }
     for (uint32_t j = 0; j < spec->args.n; j++) {
         const evr_arg_t *a = evr_spec_arg(spec, j);

@@ -96,6 +96,12 @@ s_hint(const char *ep)
 evr_rc_t
 evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
 {
+    return evr_client_new_within(cfg, 3000, out, err);
+}
+
+evr_rc_t
+evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, evr_err_t *err)
+{
     *out = NULL;
     const char *ep = evr_config_get(cfg, "client_endpoint");
     evr_rc_t rc = evr_bus_check_endpoint(ep, err);
@@ -122,6 +128,8 @@ evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
                              { watch ? zsock_resolve(evr_curve_watch_socket(watch)) : NULL, 0,
                                ZMQ_POLLIN, 0 } };
     int wait = c->timeout_ms < 3000 ? c->timeout_ms : 3000;
+    if (wait > wait_ms)
+        wait = wait_ms > 0 ? wait_ms : 1;
     evr_curve_seen_t seen = EVR_CURVE_OK;
     uint64_t until = evr_mono_ns() + (uint64_t) wait * 1000000ull;
     bool up = false;
@@ -162,6 +170,14 @@ evr_client_destroy(evr_client_t **self_p)
     free(c->ep);
     free(c);
     *self_p = NULL;
+}
+
+int
+evr_client_set_timeout(evr_client_t *self, int ms)
+{
+    int was = self->timeout_ms;
+    self->timeout_ms = ms > 0 ? ms : 1;
+    return was;
 }
 
 const char *

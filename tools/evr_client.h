@@ -30,7 +30,15 @@ void evr_client_endpoints(evr_config_t *cfg);
     connect time for the connection.  EVR_ERR_IO: "cannot reach the broker
     at EP: ...". */
 evr_rc_t evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err);
+/*  The same, waiting at most wait_ms for the connection (at most
+    min(timeout_ms, 3 s) either way). */
+evr_rc_t evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out,
+                               evr_err_t *err);
 void evr_client_destroy(evr_client_t **self_p);
+
+/*  Sets the longest wait for each answer (timeout_ms at first) to ms (at
+    least 1); returns the one it replaces. */
+int evr_client_set_timeout(evr_client_t *self, int ms);
 
 const char *evr_client_endpoint(const evr_client_t *self);
 

@@ -6,7 +6,8 @@
      sends it as `Authorization: Bearer`.  It is never put in a URL.
    - Pages: #/jobs (polled every 2 s), #/job/ID (its steps as a graph of
      their needs, refreshed as its events arrive, and its live log),
-     #/runners, #/pipelines (a start form per pipeline).
+     #/runners (and the broker's demand), #/pipelines (a start form per
+     pipeline).
    - The live log is the Server-Sent Events stream of GET /jobs/ID/log,
      read with fetch() (EventSource cannot send a header): each event's
      id is remembered and sent back as Last-Event-ID when the stream is
@@ -290,10 +291,18 @@ function jobRow(j) {
 function viewRunners(main) {
   const err = h('div', { class: 'error', hidden: true });
   const tbody = h('tbody');
+  const dbody = h('tbody');
+  const dnote = h('p', { class: 'muted', hidden: true }, 'The broker did not list its demand.');
   main.append(h('h1', null, 'Runners'), err,
     h('table', { class: 'list', id: 'runners' },
       h('thead', null, h('tr', null, ['Runner', 'State', 'Running', 'Labels', 'Heartbeat']
-        .map((t) => h('th', null, t)))), tbody));
+        .map((t) => h('th', null, t)))), tbody),
+    h('h2', null, 'Demand'),
+    h('p', { class: 'muted' }, 'Runners wanted for jobs that are coming (POST /api/v1/demand, ' +
+      'GitHub workflow_job), kept by the broker until met or expired.'), dnote,
+    h('table', { class: 'list', id: 'demand' },
+      h('thead', null, h('tr', null, ['Demand', 'Wanted', 'Labels', 'Age', 'Seconds left',
+        'Source'].map((t) => h('th', null, t)))), dbody));
   return poll(async () => {
     let js;
     try { js = await api('GET', '/runners'); } catch (e) { showError(err, e); throw e; }
@@ -307,6 +316,18 @@ function viewRunners(main) {
     if (!js.runners.length)
       tbody.append(h('tr', null, h('td', { colspan: 5, class: 'muted' },
         'No runner has registered (evrun-cli up starts one).')));
+    /* the demand: absent when the broker cannot say */
+    dnote.hidden = Array.isArray(js.demand);
+    dbody.replaceChildren(...(js.demand || []).map((d) => h('tr', { 'data-demand': d.id },
+      h('td', { class: 'mono' }, d.id),
+      h('td', null, d.count),
+      h('td', null, (d.labels || []).map((l) => h('span', { class: 'chip' }, l))),
+      h('td', null, timeEl(d.created)),
+      h('td', null, d.ttl),
+      h('td', null, d.reason || ''))));
+    if (Array.isArray(js.demand) && !js.demand.length)
+      dbody.append(h('tr', null, h('td', { colspan: 6, class: 'muted' },
+        'No demand: no runner is wanted ahead of a job.')));
     setLive('updated ' + new Date().toLocaleTimeString());
   }, 3000);
 }

@@ -220,6 +220,16 @@ def case_submit():
         err_ok("start with %s" % what, api("POST", "/jobs", body), 400)
     err_ok("start an unknown pipeline", api("POST", "/jobs", {"pipeline": "no-such-pipe"}),
            404, "not_found")
+    # the broker's refusal of an unknown arg names it as this request gave it
+    err_ok("start with an unknown arg: named body.args.NOPE",
+           api("POST", "/jobs", {"pipeline": PIPE, "args": {"NOPE": "1"}}), 400, None,
+           r'^body\.args\.NOPE: the pipeline declares no arg "NOPE"')
+    err_ok("start with an unknown ?arg=: named ?arg=NOPE",
+           api("POST", "/jobs?arg=NOPE=1", {"pipeline": PIPE}), 400, None,
+           r'^\?arg=NOPE: the pipeline declares no arg "NOPE"')
+    err_ok("submit with an unknown ?arg=: named ?arg=NOPE",
+           api("POST", "/jobs?arg=NOPE=1", y, ctype="application/yaml"), 400, None,
+           r'^\?arg=NOPE: the pipeline declares no arg "NOPE"')
     # query arguments
     for q in ("arg=NOVALUE", "arg==x", "arg=NOPE=1", "label=a/b", "label=", "label=" + "l" * 65):
         err_ok("submit ?%s" % q, api("POST", "/jobs?" + q, y, ctype="application/yaml"), 400,
@@ -652,7 +662,8 @@ def case_hooks():
         err_ok("a hook with %s" % what, req("POST", url, body, token=HOOK_TOKEN,
                                             ctype="application/json"), 400, "bad_request")
     r = req("POST", url, {"args": {"NOPE": "1"}}, token=HOOK_TOKEN)
-    err_ok("a hook with an unknown arg (the broker refuses)", r, 400, "bad_request", "NOPE")
+    err_ok("a hook with an unknown arg (the broker refuses)", r, 400, "bad_request",
+           r'^body\.args\.NOPE: the pipeline declares no arg "NOPE"')
     check("... HookStarted too: no jobs, the refusal under refused", not hook_started(r.json())
           and r.json()["jobs"] == [] and r.json()["refused"][0]["pipeline"] == PIPE, repr(r))
     err_ok("a hook of a bad name", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN), 404,
@@ -695,6 +706,19 @@ def case_wire():
     st, head, body = raw(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                          + b"a" * 5000 + b".b.c\r\nConnection: close\r\n\r\n")
     check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
+    # absolute-form request targets (RFC 9112 3.2.2: a server must take them): the path of
+    # any host; none with no host
+    for target in ("http://127.0.0.1:%d%s/runners" % (PORT, API), "HTTP://other.example%s/runners"
+                   % API, "https://h%s/runners?x=1" % API):
+        st, head, body = raw(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                              "Connection: close\r\n\r\n" % (target, R)).encode())
+        check("absolute-form GET %s: 200 with the runners" % target,
+              st == 200 and b'"runners"' in body, repr(head[:100]) + repr(body[:100]))
+    st, head, body = raw(("GET http://%s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                          "%s\r\nConnection: close\r\n\r\n" % (API, R)).encode())
+    check("absolute-form with no host: 400 JSON naming the target", st == 400
+          and b"bad_request" in body and b"needs a host" in body,
+          repr(head[:100]) + repr(body[:200]))
     # framing a proxy in front may read otherwise (request smuggling, RFC 9112 6.1, 6.3):
     # refused, and the body never read as a next request
     y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
@@ -768,43 +792,56 @@ def case_wire():
 
 
 def case_broker_gone():
-    """The broker stops (EVR_BROKER_PID, started by test_gateway_spec.sh):
-    a live log ends with `event: error`, the API answers 503 JSON."""
+    """The broker stops answering (EVR_BROKER_PID, started by
+    test_gateway_spec.sh, is stopped, then ended):
+    a live log ends with `event: error`, the API answers 503 JSON; so does
+    one from the gateway at EVR_GW2_PORT, whose http_idle_timeout (2 s) is
+    below timeout_ms (3 s)."""
     import signal
     print("== the broker gone")
     r = api("POST", "/jobs?label=nobody", {"pipeline": PIPE})
     job = r.json().get("id")
-    s = socket.create_connection((HOST, PORT), timeout=60)
-    s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
-               "Authorization: Bearer %s\r\n\r\n" % (API, job, R)).encode())
-    data = b""
-    while b"\r\n\r\n" not in data:     # the answer's head: the stream is on (a queued
-                                        # job may have no event yet)
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    os.kill(int(os.environ["EVR_BROKER_PID"]), signal.SIGTERM)
-    t0 = time.monotonic()
-    try:
-        while b"event: error" not in data:
+    ports = [PORT] + ([int(os.environ["EVR_GW2_PORT"])] if os.environ.get("EVR_GW2_PORT") else [])
+    socks = []
+    for port in ports:
+        s = socket.create_connection((HOST, port), timeout=60)
+        s.sendall(("GET %s/jobs/%s/log HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % (API, job, R)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:     # the answer's head: the stream is on (a queued
+                                            # job may have no event yet)
             b = s.recv(65536)
             if not b:
                 break
             data += b
-    except socket.timeout:
-        pass
-    s.close()
-    m = re.search(rb"event: error\r?\ndata: ([^\r\n]*)", data.replace(b"\r\n", b"\n"))
-    err = json.loads(m.group(1)) if m else None
-    check("a live log: a last event: error with code and message (%.1f s)"
-          % (time.monotonic() - t0), isinstance(err, dict) and isinstance(err.get("code"), str)
-          and isinstance(err.get("message"), str), data[-300:])
+        socks.append((port, s, data))
+    time.sleep(3)   # the second gateway's streams outlive its idle timeout while quiet
+    broker = int(os.environ["EVR_BROKER_PID"])
+    os.kill(broker, signal.SIGSTOP)     # it stops answering (its sockets stay open)
+    t0 = time.monotonic()
+    for port, s, data in socks:
+        try:
+            while b"event: error" not in data:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        except socket.timeout:
+            pass
+        s.close()
+        m = re.search(rb"event: error\r?\ndata: ([^\r\n]*)", data.replace(b"\r\n", b"\n"))
+        err = json.loads(m.group(1)) if m else None
+        check("a live log (port %d): a last event: error with code and message (%.1f s)"
+              % (port, time.monotonic() - t0), isinstance(err, dict)
+              and isinstance(err.get("code"), str) and isinstance(err.get("message"), str),
+              data[-300:])
     err_ok("GET /runners", api("GET", "/runners", token=R), 503, "unavailable")
     err_ok("POST /jobs", api("POST", "/jobs", {"pipeline": PIPE}), 503, "unavailable")
     r = req("GET", "/metrics", token=None)
     check("metrics: still 200", r.status == 200, repr(r))
     check("the UI: still 200", req("GET", "/", token=None).status == 200)
+    os.kill(broker, signal.SIGTERM)
+    os.kill(broker, signal.SIGCONT)
 
 
 QUEUED = None

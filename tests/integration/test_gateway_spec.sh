@@ -44,10 +44,19 @@ bus_broker && bus_runner spec-1 "" 2 --executors process && bus_wait_runners 1
   >> "$tmp/gateway.log" 2>&1 &
 bus_pids+=("$!")
 check "the gateway listens" wait_port "$port" "$!"
+# a second one whose idle timeout is below timeout_ms: its live logs still
+# end with event: error when the broker stops (case broker_gone)
+printf 'http_idle_timeout: 2\ntimeout_ms: 3000\n' > "$tmp/gw2.yml"
+port2=$(free_port)
+"$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$port2" --config "$tmp/gw2.yml" \
+  >> "$tmp/gateway2.log" 2>&1 &
+bus_pids+=("$!")
+check "the second gateway listens" wait_port "$port2" "$!"
 hook=$(cli hook-token spec-art)
-check "the spec client's checks" env EVR_BROKER_PID="$broker_pid" python3 "$src/tests/integration/gw_spec.py" \
+check "the spec client's checks" env EVR_BROKER_PID="$broker_pid" EVR_GW2_PORT="$port2" \
+  python3 "$src/tests/integration/gw_spec.py" \
   "http://127.0.0.1:$port" "$tmp" spec-art "$hook" "$@"
-check "the gateway still runs" kill -0 "${bus_pids[-1]}"
+check "the gateways still run" kill -0 "${bus_pids[-1]}" "${bus_pids[-2]}"
 bus_stop
 check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $tmp/*.log"
 echo "test_gateway_spec: $passes passed, $fails failed"

@@ -387,9 +387,27 @@ def run(gw, br):
         with open(os.environ["EVR_UI_DOC_SHOT"], "wb") as f:
             f.write(base64.b64decode(r["data"]))
 
+    # the demand the broker keeps, under the runners: as text (a reason holding markup)
+    why = "<img src=x onerror=\"window.pwned=1\"> ui test"
+    st, _, b = http(gw.url + "/api/v1/demand", TOKEN, json.dumps(
+        {"labels": ["gpu-ui", "executor:podman"], "count": 2, "ttl": 600, "reason": why}).encode())
+    dem = json.loads(b).get("id", "") if st == 202 else ""
+    check("a demand posted: 202", st == 202, st)
     br.go(gw.url + "/#/runners")
     check("the runners page lists the runner",
           br.wait("!!document.querySelector('#runners tr[data-runner=\"ui-1\"]')"))
+    row = "document.querySelector('#demand tr[data-demand=\"%s\"]')" % dem
+    check("the runners page lists the demand", br.wait("!!" + row))
+    cells = br.eval("((r) => r ? Array.from(r.cells).map((c) => c.textContent) : [])(%s)"
+                    % row) or []
+    check("... id, wanted, labels, age, seconds left, source", len(cells) == 6
+          and cells[0] == dem and cells[1] == "2" and cells[2] == "gpu-uiexecutor:podman"
+          and cells[3] != "" and cells[4].isdigit() and 0 < int(cells[4]) <= 600
+          and cells[5] == why, cells)
+    check("... its labels as chips", br.eval(
+        "((r) => r ? r.cells[2].querySelectorAll('.chip').length : 0)(%s)" % row) == 2)
+    check("... its source as text, no markup made", br.eval(
+        "!document.querySelector('#demand img') && !window.pwned"))
     br.shot("runners")
     br.go(gw.url + "/#/jobs")
     check("the jobs page lists the job as failed", br.wait(

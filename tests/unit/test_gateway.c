@@ -111,6 +111,18 @@ test_tokens(void)
                 "\"scope\":\"read\"}", s_secret.key);
     CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
     free(t);
+    /* a time claim of another type: named, not "no exp" */
+    static const char *const typed[][2] = {
+        { "{\"exp\":\"1900000000\",\"scope\":\"read\"}", "exp: expected an integer" },
+        { "{\"exp\":1900000000.5,\"scope\":\"read\"}", "exp: expected an integer" },
+        { "{\"exp\":1900000000,\"iat\":true,\"scope\":\"read\"}", "iat: expected an integer" },
+        { "{\"exp\":1900000000,\"nbf\":[1],\"scope\":\"read\"}", "nbf: expected an integer" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(typed); i++) {
+        t = s_forge("{\"alg\":\"HS256\"}", typed[i][0], s_secret.key);
+        CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, typed[i][1]));
+        free(t);
+    }
     /* malformed */
     static const char *const bad[] = { "", "abc", "a.b", "a.b.c.d", "..", "!!.??.**",
                                        "eyJhbGciOiJIUzI1NiJ9..", "e30.e30.e30" };
@@ -123,6 +135,20 @@ test_tokens(void)
     huge[10] = huge[20] = '.';
     CHECK(s_check(huge, &scope, &err) == EVR_ERR_STATE);
     free(huge);
+}
+
+static void
+test_origin_form(void)
+{
+    CHECK(!strcmp(evr_gw_origin_form("/api/v1/jobs"), "/api/v1/jobs"));
+    CHECK(!strcmp(evr_gw_origin_form("http://127.0.0.1:7780/api/v1/jobs"), "/api/v1/jobs"));
+    CHECK(!strcmp(evr_gw_origin_form("HTTPS://h.example/ui/"), "/ui/"));
+    CHECK(!strcmp(evr_gw_origin_form("http://h"), "/"));
+    CHECK(!strcmp(evr_gw_origin_form("http://h?x"), "/"));
+    CHECK(evr_gw_origin_form("http:///api/v1/jobs") == NULL);  /* no host */
+    CHECK(evr_gw_origin_form("http://h#f") == NULL);
+    CHECK(!strcmp(evr_gw_origin_form("ftp://h/x"), "ftp://h/x"));     /* 404 as before */
+    CHECK(!strcmp(evr_gw_origin_form("*"), "*"));
 }
 
 static void
@@ -636,11 +662,11 @@ test_limits(void)
     CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
     CHECK(gw.max_conns >= 1 && gw.max_conns <= 512 && gw.max_per_ip <= gw.max_conns);
     CHECK(gw.idle_s == 30 && gw.request_ns == 30000000000ull);
-    CHECK(gw.keepalive_ns == 15000000000ull);   /* at most 15 s */
+    CHECK(gw.keepalive_ns == 7500000000ull);    /* a quarter of it, at most 15 s */
     evr_config_set(gw.cfg, "http_idle_timeout", "4", "test");
     evr_config_set(gw.cfg, "http_max_per_ip", "1000", "test");
     CHECK(evr_gw_limits_load(&gw, &err) == EVR_OK);
-    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 2000000000ull);  /* half the idle timeout */
+    CHECK(gw.idle_s == 4 && gw.keepalive_ns == 1000000000ull);  /* a quarter of it */
     CHECK(gw.max_per_ip == gw.max_conns);                        /* never above the total */
     static const char *const bad[][2] = {
         { "http_idle_timeout", "soon" }, { "http_idle_timeout", "500ms" },
@@ -813,6 +839,7 @@ main(void)
         return 1;
     EVR_TEST_RUN(test_tokens);
     EVR_TEST_RUN(test_ttl);
+    EVR_TEST_RUN(test_origin_form);
     EVR_TEST_RUN(test_secret);
     EVR_TEST_RUN(test_routes_openapi);
     EVR_TEST_RUN(test_route_match);

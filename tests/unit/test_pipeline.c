@@ -238,7 +238,7 @@ test_bind_args(void)
     CHECK(evr_spec_parse_arg("MODE=slow", &given));
     CHECK(evr_spec_parse_arg("EXTRA=1", &given));
     CHECK(evr_spec_bind_args(&spec, &given, &resolved, diag) == EVR_ERR_SPEC);
-    CHECK_CONTAINS(evr_diag_get(diag, 0), "args: -a EXTRA: the pipeline declares no arg \"EXTRA\"");
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "args.EXTRA: the pipeline declares no arg \"EXTRA\"");
     CHECK_STR(evr_strmap_get(&resolved, "MODE"), "slow");
     evr_strmap_free(&resolved);
     evr_strmap_free(&given);
