@@ -537,6 +537,15 @@ void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
 void evr_eng_job_go(evr_eng_job_t *job);
 void evr_eng_job_started(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
+/*  Shared by evr_prepare.c and evr_prepare_source.c: where a job's sent
+    copy: source i (0 ci_source, 1 source) is kept (caller frees); the
+    image a tar is put into the workspace through (the first step's, and
+    its pull policy); the runner setting behind a failed download (for a
+    reason's end, "" when none); the sources' phase, after the resources. */
+char *evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i);
+const char *evr_eng_first_image(const evr_eng_job_t *job, uint32_t *policy);
+const char *evr_eng_fetch_setting(const evr_fetch_result_t *r);
+void evr_eng_source_next(evr_eng_job_t *job);
 /*  A job that ends while its source is checked out: the checkout stops
     and preparation fails (reason: the job's end).  Nothing otherwise. */
 void evr_eng_source_abort(evr_eng_job_t *job);
