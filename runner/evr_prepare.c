@@ -75,6 +75,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         unlink(job->res_tar);
     free(job->res_tar);
     evr_source_cancel(&job->src_req);
+    evr_offload_cancel(&job->src_work);
     if (job->src_tar)
         unlink(job->src_tar);
     free(job->src_tar);

@@ -2,7 +2,9 @@
     evr_prepare.c): ci_source into the CI area, source under src/
     (evr_source makes the tar: a git checkout, a directory's copy; a
     tarball is downloaded), each recorded as job.source before it is put
-    in. */
+    in.  A tar made from a download or a copy, and a tar read for the
+    pipeline files a step may trigger, are made and read in a child
+    process (evr_offload.h), never on the runner's loop. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include "evr_log.h"
 
 static void s_src_sweep(evr_eng_job_t *job);
+static void s_src_make(evr_eng_job_t *job);
 
 /* --------------------------------------------------------------- sources */
 
@@ -49,6 +52,7 @@ s_src_end(evr_eng_job_t *job, const char *reason)
         free(copy);
     }
     evr_source_cancel(&job->src_req);
+    evr_offload_cancel(&job->src_work);
     if (job->src_tar) {
         unlink(job->src_tar);
         free(job->src_tar);
@@ -121,10 +125,12 @@ s_src_put_go(void *arg)
                       image, job->src_tar, s_src_put, job);
 }
 
-/*  The tar is made: recorded as job.source, then put in. */
+/*  The tar is made (and read): recorded as job.source, then put in. */
 static void
-s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t bytes)
+s_src_ready(evr_eng_job_t *job, uint64_t bytes)
 {
+    const char *commit = job->src_commit[job->src_index];
+    uint64_t objects = job->src_objects;
     const evr_source_t *src = s_src(job, job->src_index);
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_SOURCE, NULL);
     ev->data.source = evr_strdup(s_src_key[job->src_index]);
@@ -135,12 +141,9 @@ s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t b
         ev->data.ref = evr_strdup(src->git.ref ? src->git.ref : "HEAD");
         ev->data.commit = evr_strdup(commit);
         ev->data.objects = objects;
-        free(job->src_commit[job->src_index]);
-        job->src_commit[job->src_index] = evr_strdup(commit);
     }
     ev->data.tar_bytes = bytes;
     evr_event_fit(ev);
-    evr_eng_trigger_files_capture(job, job->src_index, job->src_tar);
     if (src->git.present)
         evr_eng_print(job->eng, "evrun-runner: %s: %s %s is commit %s (%llu objects fetched)",
                       s_src_key[job->src_index], src->git.url, ev->data.ref, commit,
@@ -149,6 +152,83 @@ s_src_ready(evr_eng_job_t *job, const char *commit, uint64_t objects, uint64_t b
         evr_eng_print(job->eng, "evrun-runner: %s: %s (%llu bytes)", s_src_key[job->src_index],
                       ev->data.url, (unsigned long long) bytes);
     s_src_put_go(job);
+}
+
+/*  What the child making a source's tar reports (evr_offload.h). */
+typedef struct {
+    int32_t rc;                 /* of making the tar */
+    uint64_t bytes;             /* the tar's */
+    char msg[EVR_ERR_MAX];
+    evr_eng_trigger_capture_t cap;
+} s_made_t;
+
+/*  In the child: the source's tar made from what came (a tarball's
+    download or a sent copy: unpacked with a resource's checks, no links,
+    no "..", resource_max_bytes; a runner's directory with --exec), and
+    its pipeline files kept (evr_trigger_file.c).  job is the child's
+    snapshot: read, never changed. */
+static void
+s_make_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_eng_job_t *job = arg;
+    s_made_t *m = out;
+    const evr_source_t *src = s_src(job, job->src_index);
+    uint64_t max = job->eng->opts.resource_max_bytes;
+    evr_err_t err = { 0 };
+    char *sent = src->copy && !job->eng->opts.source_copy_local
+                 ? evr_eng_copy_file(job->eng, job->id, (int) job->src_index) : NULL;
+    if (src->copy && !sent)
+        m->rc = evr_source_copy_tar(src->copy, job->src_index ? "src/" : "", max, 0,
+                                    job->src_tar, &m->bytes, &err);
+    else if (src->copy || src->tarball)
+        m->rc = evr_resource_tar(sent ? sent : job->src_file, job->src_index ? "src" : ".", max,
+                                 job->src_tar, &err);
+    free(sent);
+    struct stat sb;
+    if (!m->rc && !m->bytes && stat(job->src_tar, &sb) == 0)
+        m->bytes = (uint64_t) sb.st_size;
+    if (m->rc)
+        snprintf(m->msg, sizeof m->msg, "%s", err.msg);
+    else
+        evr_eng_trigger_files_capture(job, job->src_index, job->src_tar, &m->cap);
+}
+
+/*  Back on the loop: the tar is made (or not: why). */
+static void
+s_src_made(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    const s_made_t *m = out;
+    const evr_source_t *src = s_src(job, job->src_index);
+    job->src_work = NULL;
+    if (job->src_file)
+        unlink(job->src_file);   /* the download, unpacked */
+    if (rc || m->rc) {
+        const char *why = rc ? msg : m->msg;
+        const char *hint = strstr(why, "over the limit")
+                           ? " (the runner's resource_max_bytes setting)" : "";
+        if (rc)
+            s_src_fail(job, "making its tar: %s", why);
+        else if (src->copy && !job->eng->opts.source_copy_local)
+            s_src_fail(job, "copy %s: %s%s", src->copy, why, hint);
+        else
+            s_src_fail(job, "%s%s", why, src->copy ? hint : "");
+        return;
+    }
+    evr_eng_trigger_files_said(job, &m->cap);
+    s_src_ready(job, m->bytes);
+}
+
+/*  Makes the source's tar (and reads its pipeline files) in a child:
+    a large tar stalls no other job's output, heartbeat or request.  A
+    runner killed meanwhile prepares the job again (it has no job.source
+    yet); the child dies with it. */
+static void
+s_src_make(evr_eng_job_t *job)
+{
+    job->src_work = evr_offload_start(job->eng->loop, s_make_work, sizeof(s_made_t), s_src_made,
+                                      job);
 }
 
 /*  The cache of repositories kept under its cap, once no checkout of
@@ -184,7 +264,13 @@ s_src_checked_out(const evr_source_result_t *r, void *arg)
         s_src_fail(job, "%s", r->msg);
         return;
     }
-    s_src_ready(job, r->commit, r->objects, r->tar_bytes);
+    free(job->src_commit[job->src_index]);
+    job->src_commit[job->src_index] = evr_strdup(r->commit);
+    job->src_objects = r->objects;
+    if (evr_eng_trigger_files_wanted(job, job->src_index))
+        s_src_make(job);   /* its pipeline files are read from the tar */
+    else
+        s_src_ready(job, r->tar_bytes);
 }
 
 static void
@@ -200,16 +286,7 @@ s_src_fetched(const evr_fetch_result_t *r, void *arg)
         s_src_fail(job, "%s%s", r->msg, evr_eng_fetch_setting(r));
         return;
     }
-    evr_err_t err;
-    evr_rc_t rc = evr_resource_tar(job->src_file, job->src_index ? "src" : ".",
-                                   job->eng->opts.resource_max_bytes, job->src_tar, &err);
-    unlink(job->src_file);
-    if (rc) {
-        s_src_fail(job, "%s", err.msg);
-        return;
-    }
-    struct stat sb;
-    s_src_ready(job, NULL, 0, stat(job->src_tar, &sb) == 0 ? (uint64_t) sb.st_size : 0);
+    s_src_make(job);
 }
 
 /*  A temporary file in the job's artifacts directory; NULL (the phase
@@ -261,18 +338,13 @@ static void
 s_src_sent(evr_eng_job_t *job, const evr_source_t *src)
 {
     char *file = evr_eng_copy_file(job->eng, job->id, (int) job->src_index);
-    evr_err_t err;
     struct stat sb;
     if (stat(file, &sb) != 0)
         s_src_fail(job, "copy %s: the job came without the directory's tar (a runner reads "
                    "its own directories only with --exec; through a broker, evrun-cli submit "
                    "or run sends it)", src->copy);
-    else if (evr_resource_tar(file, job->src_index ? "src" : ".",
-                              job->eng->opts.resource_max_bytes, job->src_tar, &err))
-        s_src_fail(job, "copy %s: %s%s", src->copy, err.msg, strstr(err.msg, "over the limit")
-                   ? " (the runner's resource_max_bytes setting)" : "");
     else
-        s_src_ready(job, NULL, 0, stat(job->src_tar, &sb) == 0 ? (uint64_t) sb.st_size : 0);
+        s_src_make(job);
     free(file);
 }
 
@@ -322,16 +394,7 @@ evr_eng_source_next(evr_eng_job_t *job)
         return;
     }
     if (src->copy) {
-        evr_err_t err;
-        uint64_t bytes = 0;
-        uint64_t max = job->eng->opts.resource_max_bytes;
-        if (evr_source_copy_tar(src->copy, job->src_index ? "src/" : "", max, 0, job->src_tar,
-                                &bytes, &err)) {
-            s_src_fail(job, "%s%s", err.msg, strstr(err.msg, "over the limit")
-                       ? " (the runner's resource_max_bytes setting)" : "");
-            return;
-        }
-        s_src_ready(job, NULL, 0, bytes);
+        s_src_make(job);
         return;
     }
     if (!(job->src_file = s_src_tmp(job, "tarball")))
@@ -346,6 +409,12 @@ evr_eng_source_next(evr_eng_job_t *job)
 void
 evr_eng_source_abort(evr_eng_job_t *job)
 {
+    if (job->src_work) {
+        evr_offload_cancel(&job->src_work);   /* its child killed and reaped */
+        s_src_fail(job, "the job was %s while its tar was made",
+                   job->timed_out ? "timed out" : "cancelled");
+        return;
+    }
     if (!job->src_req)
         return;
     evr_source_cancel(&job->src_req);
