@@ -166,6 +166,7 @@ struct evr_eng_job {
     char *res_file;         /* the download */
     char *res_tar;          /* the tar made of it, put into the workspace from this file */
     evr_fetch_req_t *res_req;   /* the download in flight; a cancel aborts it */
+    evr_offload_t *res_work;    /* its tar made, in a child (evr_offload.h) */
     uint64_t res_bytes;
     /* sources (evr_prepare.c): ci_source (0), then source (1) */
     uint32_t src_index;
@@ -562,6 +563,8 @@ void evr_eng_source_next(evr_eng_job_t *job);
     checkout (or the child making it) stops and preparation fails
     (reason: the job's end).  Nothing otherwise. */
 void evr_eng_source_abort(evr_eng_job_t *job);
+/*  The same for a resource's tar being made from its download. */
+void evr_eng_resource_abort(evr_eng_job_t *job);
 /*  Recovery of a job that has started: the commits of its sources, from
     its job.source events (for EVRUN_SOURCE_SHA). */
 void evr_eng_source_restore(evr_eng_job_t *job);

@@ -68,6 +68,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_strmap_free(&job->env);
     free(job->unit_prefix);
     free(job->out_dir);
+    evr_offload_cancel(&job->res_work);
     if (job->res_file)
         unlink(job->res_file);
     free(job->res_file);
@@ -507,6 +508,50 @@ s_res_put_go(void *arg)
                       job);
 }
 
+/*  What the child making a resource's tar reports (evr_offload.h). */
+typedef struct {
+    int32_t rc;
+    char msg[EVR_ERR_MAX];
+} s_res_made_t;
+
+/*  In the child: the tar put into the workspace, made from the download
+    (evr_resource_tar: unpacked under the resource's path, or the one
+    file), off the runner's loop.  job is the child's snapshot. */
+static void
+s_res_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_eng_job_t *job = arg;
+    s_res_made_t *m = out;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    evr_err_t err = { 0 };
+    m->rc = evr_resource_tar(job->res_file, res->path, job->eng->opts.resource_max_bytes,
+                             job->res_tar, &err);
+    if (m->rc)
+        snprintf(m->msg, sizeof m->msg, "%s", err.msg);
+}
+
+/*  Back on the loop: the resource's tar is made (or not: why). */
+static void
+s_res_made(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    const s_res_made_t *m = out;
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    job->res_work = NULL;
+    unlink(job->res_file);
+    if (rc || m->rc) {
+        char reason[2 * EVR_ERR_MAX];
+        bool bytes = m->rc == EVR_ERR_LIMIT && strstr(m->msg, "over the limit of");
+        snprintf(reason, sizeof reason, "resource %s: %s%s%s", res->name, rc ? "making its tar: "
+                 : "", rc ? msg : m->msg, bytes ? " (the runner's resource_max_bytes setting)"
+                 : "");
+        s_res_end(job, reason);
+        return;
+    }
+    s_res_put_go(job);
+}
+
 static void
 s_res_fetched(const evr_fetch_result_t *r, void *arg)
 {
@@ -525,19 +570,22 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
         s_res_end(job, reason);
         return;
     }
-    evr_err_t err;
     job->res_tar = evr_asprintf("%s.tar", job->res_file);
-    evr_rc_t rc = evr_resource_tar(job->res_file, res->path, job->eng->opts.resource_max_bytes,
-                                   job->res_tar, &err);
-    unlink(job->res_file);
-    if (rc) {
-        bool bytes = rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of");
-        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, err.msg,
-                 bytes ? " (the runner's resource_max_bytes setting)" : "");
-        s_res_end(job, reason);
+    job->res_work = evr_offload_start(job->eng->loop, s_res_work, sizeof(s_res_made_t),
+                                      s_res_made, job);
+}
+
+void
+evr_eng_resource_abort(evr_eng_job_t *job)
+{
+    if (!job->res_work)
         return;
-    }
-    s_res_put_go(job);
+    evr_offload_cancel(&job->res_work);   /* its child killed and reaped */
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    char reason[2 * EVR_ERR_MAX];
+    snprintf(reason, sizeof reason, "the job was %s while resource %s was unpacked",
+             job->timed_out ? "timed out" : "cancelled", res->name);
+    s_res_end(job, reason);
 }
 
 static void
