@@ -47,6 +47,8 @@ typedef struct evr_queue_job {
                                its runner was away: sent when it is back) */
     char *cancel_reason;
     struct evr_queue_job *next;
+    struct evr_queue_job *rnext, *rprev;   /* its runner's jobs (evr_queue_of_runner) */
+    bool rlinked;           /* in that list: in jobs, runner set */
 } evr_queue_job_t;
 
 typedef struct evr_runners_session {
@@ -101,6 +103,7 @@ struct evr_broker {
     size_t njobs;           /* in jobs */
     zhashx_t *index;        /* job id -> its entry in jobs */
     zhashx_t *counts;       /* pipeline -> how many of jobs are of it */
+    zhashx_t *by_runner;    /* runner id -> the first of jobs with that runner (rnext) */
     evr_queue_staged_t staged[EVR_QUEUE_BATCH];   /* submits awaiting their commit */
     size_t nstaged, staged_bytes;
     evr_journal_t *journal; /* the submits acknowledged (evr_queue.c) */
@@ -167,6 +170,11 @@ void evr_demand_free(evr_broker_t *b);
 void evr_queue_init(evr_broker_t *b);
 void evr_queue_fini(evr_broker_t *b);
 evr_queue_job_t *evr_queue_find(const evr_broker_t *b, const char *id);
+/*  The jobs whose runner is runner: the first, then each one's rnext
+    (NULL: none).  A job's runner is changed with evr_queue_set_runner
+    only (runner NULL: none), so that this index follows. */
+evr_queue_job_t *evr_queue_of_runner(const evr_broker_t *b, const char *runner);
+void evr_queue_set_runner(evr_broker_t *b, evr_queue_job_t *j, const char *runner);
 void evr_queue_free(evr_queue_job_t *j);
 /*  Puts j at the head of the queue (a job met first in a runner's log). */
 void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);

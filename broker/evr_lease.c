@@ -513,8 +513,7 @@ s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
     /* dispatched, never known accepted: it waits again (a cancel asked
        meanwhile is carried out now) */
     evr_broker_info(b, "job %s: %s; queued again", j->id, reason);
-    free(j->runner);
-    j->runner = NULL;
+    evr_queue_set_runner(b, j, NULL);
     if (j->cancel_pending) {
         evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
         return;
@@ -524,6 +523,26 @@ s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
         evr_broker_fail(b, &err);
 }
 
+static bool
+s_held(const evr_queue_job_t *j)
+{
+    return (j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner;
+}
+
+/*  Adds j to v (n of them) unless it is there; the new n. */
+static size_t
+s_add(evr_queue_job_t **v, size_t n, evr_queue_job_t *j)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == j)
+            return n;
+    v[n] = j;
+    return n + 1;
+}
+
+/*  The work is proportional to the records and to the jobs of runners
+    away, not to the queue: each runner's jobs are found through the
+    queue's index by runner (evr_queue_of_runner). */
 void
 evr_lease_check(evr_broker_t *b)
 {
@@ -533,20 +552,29 @@ evr_lease_check(evr_broker_t *b)
     if (!b->opts.reclaim_ms || b->failure)
         return;
     uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.reclaim_ms * 1000000ull;
-    int taken = 0;
-    for (evr_queue_job_t *j = b->jobs, *next; j && taken < S_PER_BEAT && !b->failure; j = next) {
-        next = j->next;
-        if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || !j->runner)
-            continue;
-        const evr_runners_session_t *r = evr_runners_find(b, j->runner);
+    evr_queue_job_t *v[S_PER_BEAT];
+    size_t n = 0;
+    /* a record for a job and its own runner: a take the broker was killed
+       in the middle of; it is finished now */
+    for (evr_lease_job_t *t = b->taken; t && n < S_PER_BEAT; t = t->next) {
+        evr_queue_job_t *j = evr_queue_find(b, t->job);
+        if (j && s_held(j) && strcmp(j->runner, t->runner) == 0)
+            n = s_add(v, n, j);
+    }
+    /* the jobs of a runner away for reclaim_ms */
+    for (evr_queue_job_t *first = zhashx_first(b->by_runner); first && n < S_PER_BEAT;
+         first = zhashx_next(b->by_runner)) {
+        const evr_runners_session_t *r = evr_runners_find(b, zhashx_cursor(b->by_runner));
         uint64_t since = r && r->lost_at ? r->lost_at : b->started;
-        /* a record for the job and its own runner: a take the broker was
-           killed in the middle of; it is finished now */
-        bool under_way = s_find(b, j->id, j->runner) != NULL;
-        if (!under_way && ((r && r->rid && !r->lost) || now - since < limit))
+        if ((r && r->rid && !r->lost) || now - since < limit)
             continue;
-        s_take(b, j, since, now);
-        taken++;
+        for (evr_queue_job_t *j = first; j && n < S_PER_BEAT; j = j->rnext)
+            if (s_held(j))
+                n = s_add(v, n, j);
+    }
+    for (size_t i = 0; i < n && !b->failure; i++) {
+        const evr_runners_session_t *r = evr_runners_find(b, v[i]->runner);
+        s_take(b, v[i], r && r->lost_at ? r->lost_at : b->started, now);
     }
 }
 

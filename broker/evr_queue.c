@@ -43,6 +43,7 @@ evr_queue_init(evr_broker_t *b)
 {
     b->index = zhashx_new();
     b->counts = zhashx_new();
+    b->by_runner = zhashx_new();
     const char *delay = getenv("EVR_TEST_SUBMIT_DELAY_MS");
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
@@ -68,6 +69,7 @@ evr_queue_fini(evr_broker_t *b)
         evr_queue_remove(b, b->jobs);
     zhashx_destroy(&b->index);
     zhashx_destroy(&b->counts);
+    zhashx_destroy(&b->by_runner);
 }
 
 evr_queue_job_t *
@@ -89,10 +91,54 @@ evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part)
         && (!part || (j->partition && strcmp(j->partition, part) == 0));
 }
 
+evr_queue_job_t *
+evr_queue_of_runner(const evr_broker_t *b, const char *runner)
+{
+    return b->by_runner && runner ? zhashx_lookup(b->by_runner, runner) : NULL;
+}
+
+/*  j joins (on, a job of the list with a runner) or leaves its runner's
+    jobs. */
+static void
+s_runner_link(evr_broker_t *b, evr_queue_job_t *j, bool on)
+{
+    if (on && !j->rlinked && j->runner) {
+        j->rprev = NULL;
+        j->rnext = zhashx_lookup(b->by_runner, j->runner);
+        if (j->rnext)
+            j->rnext->rprev = j;
+        zhashx_update(b->by_runner, j->runner, j);
+        j->rlinked = true;
+    }
+    else if (!on && j->rlinked) {
+        if (j->rnext)
+            j->rnext->rprev = j->rprev;
+        if (j->rprev)
+            j->rprev->rnext = j->rnext;
+        else if (j->rnext)
+            zhashx_update(b->by_runner, j->runner, j->rnext);
+        else
+            zhashx_delete(b->by_runner, j->runner);
+        j->rnext = j->rprev = NULL;
+        j->rlinked = false;
+    }
+}
+
+void
+evr_queue_set_runner(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
+{
+    bool listed = zhashx_lookup(b->index, j->id) == j;
+    s_runner_link(b, j, false);
+    free(j->runner);
+    j->runner = runner ? evr_strdup(runner) : NULL;
+    s_runner_link(b, j, listed);
+}
+
 /*  j enters or leaves the list (delta +1, -1): the indexes follow. */
 static void
 s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
 {
+    s_runner_link(b, j, delta > 0);
     size_t n = evr_queue_count(b, j->pipeline);
     n = delta > 0 ? n + 1 : n - 1;
     if (n)
@@ -827,8 +873,7 @@ evr_queue_dispatch(evr_broker_t *b)
         if (conc && s_pipeline_busy(b, j->pipeline) >= conc)
             continue;
         j->state = B_DISPATCHED;
-        free(j->runner);
-        j->runner = evr_strdup(c->r->id);
+        evr_queue_set_runner(b, j, c->r->id);
         c->free--;
         c->r->credit--;
         sent[n++] = j;
@@ -867,8 +912,7 @@ evr_queue_dispatch(evr_broker_t *b)
                         r->rid ? err.msg : "not connected");
         zframe_destroy(&r->rid);
         j->state = B_QUEUED;
-        free(j->runner);
-        j->runner = NULL;
+        evr_queue_set_runner(b, j, NULL);
         if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_fail(b, &err);
         b->changed = true;
@@ -880,10 +924,8 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 {
     bool was_queued = j->state != B_ACTIVE;
     j->state = B_ACTIVE;
-    if (runner && (!j->runner || strcmp(j->runner, runner) != 0)) {
-        free(j->runner);
-        j->runner = evr_strdup(runner);
-    }
+    if (runner && (!j->runner || strcmp(j->runner, runner) != 0))
+        evr_queue_set_runner(b, j, runner);
     if (was_queued) {
         evr_err_t err;
         if (evr_queue_persist(b, &j, 1, &err))
@@ -908,8 +950,7 @@ evr_queue_requeue(evr_broker_t *b, const char *runner)
             continue;
         evr_err_t err;
         j->state = B_QUEUED;
-        free(j->runner);
-        j->runner = NULL;
+        evr_queue_set_runner(b, j, NULL);
         evr_broker_info(b, "job %s: %s did not take it; queued again", j->id, runner);
         if (j->cancel_pending)
             evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);

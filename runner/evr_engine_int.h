@@ -16,6 +16,7 @@
 #include "evr_engine.h"
 #include "evr_exec.h"
 #include "evr_fetch.h"
+#include "evr_offload.h"
 #include "evr_output.h"
 #include "evr_source.h"
 
@@ -165,12 +166,15 @@ struct evr_eng_job {
     char *res_file;         /* the download */
     char *res_tar;          /* the tar made of it, put into the workspace from this file */
     evr_fetch_req_t *res_req;   /* the download in flight; a cancel aborts it */
+    evr_offload_t *res_work;    /* its tar made, in a child (evr_offload.h) */
     uint64_t res_bytes;
     /* sources (evr_prepare.c): ci_source (0), then source (1) */
     uint32_t src_index;
     char *src_tar;              /* the tar put into the workspace from this file */
     char *src_file;             /* a tarball's download */
     evr_source_req_t *src_req;  /* a git checkout under way */
+    evr_offload_t *src_work;    /* its tar made and read, in a child (evr_offload.h) */
+    uint64_t src_objects;       /* the checkout's, until the job.source event */
     char *src_auth[2];          /* git.secret's value, per source */
     char *src_commit[2];        /* the commit checked out (git), per source */
     evr_eng_image_t **images;   /* pulls asked (evr_image.c) */
@@ -456,7 +460,16 @@ void evr_eng_trigs_free(evr_engine_t *e);
     EVR_ERR_STATE not in triggers:, EVR_ERR_NOTFOUND not kept,
     EVR_ERR_SPEC its errors with line and column, or args that do not
     bind); which source is trusted ("ci_source" or "source"). */
-void evr_eng_trigger_files_capture(evr_eng_job_t *job, uint32_t src_index, const char *tar);
+typedef struct {
+    uint32_t kept, over;        /* files kept; files left out (too large, too many) */
+    char problem[EVR_ERR_MAX];  /* set: none could be kept, why */
+} evr_eng_trigger_capture_t;
+bool evr_eng_trigger_files_wanted(const evr_eng_job_t *job, uint32_t src_index);
+/*  Runs in a child process (no printing, no loop): what it did into *out,
+    which evr_eng_trigger_files_said prints from the loop. */
+void evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, const char *tar,
+                                   evr_eng_trigger_capture_t *out);
+void evr_eng_trigger_files_said(evr_eng_job_t *job, const evr_eng_trigger_capture_t *c);
 evr_rc_t evr_eng_trigger_file_load(const evr_eng_step_t *st, const char *path,
                                    const evr_strmap_t *given, char **text, size_t *len,
                                    evr_spec_t **spec, evr_err_t *err);
@@ -537,9 +550,21 @@ void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
 void evr_eng_job_go(evr_eng_job_t *job);
 void evr_eng_job_started(evr_eng_job_t *job);
 void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
-/*  A job that ends while its source is checked out: the checkout stops
-    and preparation fails (reason: the job's end).  Nothing otherwise. */
+/*  Shared by evr_prepare.c and evr_prepare_source.c: where a job's sent
+    copy: source i (0 ci_source, 1 source) is kept (caller frees); the
+    image a tar is put into the workspace through (the first step's, and
+    its pull policy); the runner setting behind a failed download (for a
+    reason's end, "" when none); the sources' phase, after the resources. */
+char *evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i);
+const char *evr_eng_first_image(const evr_eng_job_t *job, uint32_t *policy);
+const char *evr_eng_fetch_setting(const evr_fetch_result_t *r);
+void evr_eng_source_next(evr_eng_job_t *job);
+/*  A job that ends while its source is checked out, or its tar made: the
+    checkout (or the child making it) stops and preparation fails
+    (reason: the job's end).  Nothing otherwise. */
 void evr_eng_source_abort(evr_eng_job_t *job);
+/*  The same for a resource's tar being made from its download. */
+void evr_eng_resource_abort(evr_eng_job_t *job);
 /*  Recovery of a job that has started: the commits of its sources, from
     its job.source events (for EVRUN_SOURCE_SHA). */
 void evr_eng_source_restore(evr_eng_job_t *job);

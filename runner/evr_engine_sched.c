@@ -56,6 +56,7 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
 {
     if (job->res_req)   /* a resource download: its end ends the job's preparation */
         evr_fetch_cancel(job->eng->fetch, job->res_req);
+    evr_eng_resource_abort(job);   /* a resource's tar being made: the same */
     evr_eng_source_abort(job);   /* a checkout: the same */
     evr_eng_hooks_stop(job);     /* a hook before the steps: the same */
     if (!s_spared_left(job))

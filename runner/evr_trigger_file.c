@@ -11,7 +11,10 @@
     workspace, triggers what the source held: a trigger reads the kept
     copy.  Paths are matched as the tar names them, under the source's
     root ("./" and the workspace's "src/" taken off); a path with an
-    empty, "." or ".." component never matches. */
+    empty, "." or ".." component never matches.  The tar is read in the
+    child process that makes it, off the runner's loop
+    (evr_prepare_source.c, evr_offload.h): nothing prints there;
+    evr_eng_trigger_files_said does, back on the loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -100,21 +103,27 @@ s_keep(const evr_eng_job_t *job, struct archive *a, const char *path, size_t len
     return ok;
 }
 
+bool
+evr_eng_trigger_files_wanted(const evr_eng_job_t *job, uint32_t src_index)
+{
+    return src_index == s_trusted(job->spec) && s_has_files(job->spec);
+}
+
 void
-evr_eng_trigger_files_capture(evr_eng_job_t *job, uint32_t src_index, const char *tar)
+evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, const char *tar,
+                              evr_eng_trigger_capture_t *out)
 {
     const evr_spec_t *spec = job->spec;
-    if (src_index != s_trusted(spec) || !s_has_files(spec))
+    memset(out, 0, sizeof *out);
+    if (!evr_eng_trigger_files_wanted(job, src_index))
         return;
     char *dir = evr_asprintf("%s/%s/" S_DIR, job->eng->opts.artifacts_dir, job->id);
     evr_err_t err = { 0 };
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
-    uint32_t kept = 0, over = 0;
     if (evr_mkdirs(dir, &err) || archive_read_open_filename(a, tar, 65536) != ARCHIVE_OK) {
-        evr_eng_print(job->eng, "evrun-runner: the pipeline files of %s are not kept: %s",
-                      evr_eng_trigger_source(spec), err.msg[0] ? err.msg : "the tar");
+        snprintf(out->problem, sizeof out->problem, "%s", err.msg[0] ? err.msg : "the tar");
         goto out;
     }
     struct archive_entry *e;
@@ -130,21 +139,29 @@ evr_eng_trigger_files_capture(evr_eng_job_t *job, uint32_t src_index, const char
             || !s_listed(spec, p))
             continue;
         la_int64_t size = archive_entry_size(e);
-        if (size < 0 || size > EVR_YAML_MAX_BYTES || kept >= EVR_TRIGGER_FILES_MAX) {
-            over++;
+        if (size < 0 || size > EVR_YAML_MAX_BYTES || out->kept >= EVR_TRIGGER_FILES_MAX) {
+            out->over++;
             continue;
         }
-        kept += s_keep(job, a, p, (size_t) size);
+        out->kept += s_keep(job, a, p, (size_t) size);
     }
-    if (over)
-        evr_eng_print(job->eng, "evrun-runner: %u pipeline file%s of %s not kept (over %u "
-                      "bytes, or over %d files)", over, over == 1 ? "" : "s",
-                      evr_eng_trigger_source(spec), EVR_YAML_MAX_BYTES, EVR_TRIGGER_FILES_MAX);
 out:
     archive_read_free(a);
     free(dir);
 }
 
+void
+evr_eng_trigger_files_said(evr_eng_job_t *job, const evr_eng_trigger_capture_t *c)
+{
+    if (c->problem[0])
+        evr_eng_print(job->eng, "evrun-runner: the pipeline files of %s are not kept: %s",
+                      evr_eng_trigger_source(job->spec), c->problem);
+    if (c->over)
+        evr_eng_print(job->eng, "evrun-runner: %u pipeline file%s of %s not kept (over %u "
+                      "bytes, or over %d files)", c->over, c->over == 1 ? "" : "s",
+                      evr_eng_trigger_source(job->spec), EVR_YAML_MAX_BYTES,
+                      EVR_TRIGGER_FILES_MAX);
+}
 
 evr_rc_t
 evr_eng_trigger_file_load(const evr_eng_step_t *st, const char *path, const evr_strmap_t *given,

@@ -422,7 +422,121 @@ YML
   kill "$rp" "$bp"; wait "$rp" "$bp" 2>/dev/null
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules}
+case_large_off_loop() {   # a large tarball (a source with file: triggers, a resource) is unpacked off the runner's loop
+  local b=$tmp/lb www=$tmp/lwww bp rp port a c c2 kid
+  mkdir -p "$b" "$www/t/sub"
+  # bzip2: slow to unpack (about 25 MB/s here), so the old code held
+  # the loop for seconds
+  head -c 60000000 /dev/urandom | base64 -w 100 > "$www/t/sub/big.txt"
+  printf 'pipeline: next\nimage: localhost/evrun-busybox:latest\nsteps: [{name: s, run: "true"}]\n' \
+    > "$www/t/next.yml"
+  tar -C "$www/t" -cf - . | bzip2 -1 > "$www/src.tar.bz2" && rm -rf "$www/t"
+  serve_dir "$www" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
+  "$bin/evrun-broker" --local --state-dir "$b" > "$b/broker.log" 2>&1 &
+  bp=$!
+  for _ in $(seq 1 100); do [ -S "$b/bus/clients" ] && break; sleep 0.05; done
+  "$bin/evrun-runner" --broker "ipc://$b/bus/runners" --id loop-1 --capacity 3 \
+    --state-dir "$b/r" > "$b/runner.log" 2>&1 &
+  rp=$!
+  for _ in $(seq 1 100); do
+    EVRUN_STATE_DIR=$b "$bin/evrun-cli" runners 2>/dev/null | grep -q "^loop-1 " && break
+    sleep 0.1
+  done
+  cat > "$tmp/ticks.yml" <<'YML'
+pipeline: ticks
+image: localhost/evrun-busybox:latest
+steps:
+  - {name: tick, run: "i=0; while [ $i -lt 150 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done"}
+YML
+  cat > "$tmp/big.yml" <<YML
+pipeline: big
+image: localhost/evrun-busybox:latest
+triggers: ["file:*.yml"]
+source: {tarball: "http://127.0.0.1:$port/src.tar.bz2"}
+steps:
+  - {name: show, run: "ls -l sub; evrun-job trigger --file next.yml"}
+YML
+  cat > "$tmp/bigres.yml" <<YML
+pipeline: bigres
+image: localhost/evrun-busybox:latest
+resources: [{name: big, url: "http://127.0.0.1:$port/src.tar.bz2", path: big}]
+steps:
+  - {name: show, run: "ls big/sub"}
+YML
+  a=$(EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/ticks.yml" --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  for _ in $(seq 1 200); do
+    EVRUN_STATE_DIR=$b "$bin/evrun-cli" logs "$a" 2>/dev/null | grep -q "tick 5" && break
+    sleep 0.1
+  done
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/bigres.yml" --follow > "$tmp/bigres.out" 2>&1 &
+  c2=$!
+  EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/big.yml" --follow > "$tmp/big.out" 2>&1
+  c=$?
+  wait "$c2"
+  c2=$?
+  EVRUN_STATE_DIR=$b timeout 60 "$bin/evrun-cli" logs "$a" --follow > "$tmp/ticks.out" 2>&1
+  check "the large job: exit 0" [ "$c" -eq 0 ]
+  check "... its pipeline file kept and triggered" grep -q "^show | [0-9A-Z]\{26\}$" "$tmp/big.out"
+  check "the large resource's job: exit 0" [ "$c2" -eq 0 ]
+  check "... unpacked" grep -q "^show | big.txt$" "$tmp/bigres.out"
+  check "the other job printed every line" grep -q "tick 149" "$tmp/ticks.out"
+  # the other job's output events: never 2 s apart (the tarball's
+  # unpacking and reading took 3-4 s on the loop before, each)
+  "$bin/evrun-replay" "$b/r" --events --json | grep "\"job\":\"$a\"" \
+    | grep '"type":"step.output"' | sed -n 's/.*"time":\([0-9]*\).*/\1/p' > "$tmp/ticks.times"
+  check "... output events recorded" [ "$(wc -l < "$tmp/ticks.times")" -ge 10 ]
+  check "... never 2 s apart while the large tars were unpacked" awk 'NR > 1 && $1 - p > 2000000000 { print "gap", ($1 - p) / 1e9; bad = 1 } { p = $1 } END { exit bad }' "$tmp/ticks.times"
+  # cancelled while its tar is made: the child killed, the job ends
+  # cancelled, nothing of its source left
+  c=$(EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/big.yml" --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  kid=$(off_loop_child "$rp")
+  check "cancel: the tar is made by a child" [ -n "$kid" ]
+  EVRUN_STATE_DIR=$b "$bin/evrun-cli" cancel "$c" > /dev/null 2>&1
+  check "... the job ends cancelled" [ "$(off_loop_status "$b" "$c")" = cancelled ]
+  check "... saying so" sh -c "'$bin/evrun-replay' '$b/r' --job '$c' | grep -q 'source: the job was cancelled while its tar was made'"
+  check "... its child reaped" [ ! -d "/proc/$kid" ]
+  check "... nothing of its source left" [ -z "$(find "$b/r" -name '.source-*' -o -name '.tarball-*' -o -name '.trigger-files')" ]
+  # the runner killed while its tar is made: the child dies with it; the
+  # runner started again prepares the job again
+  c=$(EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/big.yml" --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  kid=$(off_loop_child "$rp")
+  kill -9 "$rp"; wait "$rp" 2>/dev/null
+  for _ in $(seq 1 50); do [ -d "/proc/$kid" ] && ! grep -q '^State:.*Z' "/proc/$kid/status" 2>/dev/null || break; sleep 0.1; done
+  check "killed: the child died with the runner" sh -c "[ -n '$kid' ] && { [ ! -d /proc/$kid ] || grep -q '^State:.*Z' /proc/$kid/status; }"
+  "$bin/evrun-runner" --broker "ipc://$b/bus/runners" --id loop-1 --capacity 2 \
+    --state-dir "$b/r" >> "$b/runner.log" 2>&1 &
+  rp=$!
+  check "... the job prepared again and run" [ "$(off_loop_status "$b" "$c")" = succeeded ]
+  check "... the runner's log verifies" "$bin/evrun-replay" "$b/r" --verify
+  kill "$rp" "$bp" "$httpd_pid"; wait "$rp" "$bp" "$httpd_pid" 2>/dev/null
+  httpd_pid=
+  rm -rf "$www"
+}
+
+# off_loop_child PID: the pid of PID's child (the one making a tar), once
+# there is one (10 s)
+off_loop_child() {
+  local k
+  for _ in $(seq 1 100); do
+    k=$(pgrep -P "$1" | head -n 1)
+    [ -n "$k" ] && { echo "$k"; return; }
+    sleep 0.1
+  done
+}
+
+# off_loop_status BROKER_DIR JOB: its final status (60 s)
+off_loop_status() {
+  local st
+  for _ in $(seq 1 600); do
+    st=$(EVRUN_STATE_DIR=$1 "$bin/evrun-cli" status "$2" --json 2>/dev/null | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p')
+    case $st in succeeded|failed|cancelled|timed_out|lost) echo "$st"; return ;; esac
+    sleep 0.1
+  done
+  echo timeout
+}
+
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules large_off_loop}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -1,0 +1,189 @@
+/*  evr_offload.c: work in a forked child, its fixed-size result read back
+    through a pipe the loop watches (see evr_offload.h).  The same shape
+    as a git checkout's child (evr_source.c): the pipe's end says the
+    child is done, a short timer reaps it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_offload.h"
+
+#define S_REAP_MS 2
+
+struct evr_offload {
+    evr_loop_t *loop;
+    evr_offload_done_fn *done;
+    void *arg;
+    pid_t pid;
+    int fd;                 /* the child's end of the pipe; -1 once it ended */
+    uint64_t timer;
+    size_t size, got;
+    unsigned char out[EVR_OFFLOAD_MAX];
+    char why[256];          /* set: the work failed to run */
+};
+
+static void s_report(evr_offload_t *self);
+
+static void
+s_reap(evr_loop_t *loop, void *arg)
+{
+    evr_offload_t *self = arg;
+    self->timer = 0;
+    int status = 0;
+    pid_t r = self->pid > 0 ? waitpid(self->pid, &status, WNOHANG) : -1;
+    if (r == 0) {   /* its pipe closed a moment before it exits */
+        self->timer = evr_loop_timer_add(loop, S_REAP_MS, s_reap, self);
+        return;
+    }
+    if (r > 0 && !self->why[0] && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        snprintf(self->why, sizeof self->why, "the child process %s %d", WIFSIGNALED(status)
+                 ? "was killed by signal" : "exited with", WIFSIGNALED(status)
+                 ? WTERMSIG(status) : WEXITSTATUS(status));
+    self->pid = 0;
+    s_report(self);
+}
+
+static void
+s_readable(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) events;
+    evr_offload_t *self = arg;
+    unsigned char scrap[64];
+    unsigned char *to = self->got < self->size ? self->out + self->got : scrap;
+    size_t room = self->got < self->size ? self->size - self->got : sizeof scrap;
+    ssize_t n = read(fd, to, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        if (to != scrap)
+            self->got += (size_t) n;
+        return;
+    }
+    evr_loop_fd_remove(loop, fd);
+    close(fd);
+    self->fd = -1;
+    if (self->got < self->size && !self->why[0])
+        snprintf(self->why, sizeof self->why, "the child process ended without its result");
+    s_reap(loop, self);
+}
+
+static void
+s_report(evr_offload_t *self)
+{
+    evr_offload_done_fn *done = self->done;
+    void *arg = self->arg;
+    unsigned char out[EVR_OFFLOAD_MAX];
+    char why[sizeof self->why];
+    bool ok = !self->why[0];
+    memcpy(out, self->out, self->size);
+    if (!ok)
+        memset(out, 0, self->size);
+    memcpy(why, self->why, sizeof why);
+    evr_offload_cancel(&self);
+    done(ok ? EVR_OK : EVR_ERR_IO, ok ? "" : why, out, arg);
+}
+
+static void
+s_start_failed(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_offload_t *self = arg;
+    self->timer = 0;
+    s_report(self);
+}
+
+/*  The child: closes what it inherited but its end of the pipe, works,
+    writes the result, exits (no atexit handler of the parent's runs). */
+static void __attribute__((noreturn))
+s_child(pid_t parent, int wfd, evr_offload_work_fn *work, void *arg, size_t size)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    if (wfd > 3)
+        close_range(3, (unsigned) wfd - 1, 0);
+    close_range((unsigned) wfd + 1, ~0u, 0);
+    unsigned char out[EVR_OFFLOAD_MAX];
+    memset(out, 0, size);
+    work(arg, out, size);
+    size_t at = 0;
+    while (at < size) {
+        ssize_t n = write(wfd, out + at, size - at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(2);
+        at += (size_t) n;
+    }
+    _exit(0);
+}
+
+evr_offload_t *
+evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
+                  evr_offload_done_fn *done, void *arg)
+{
+    evr_offload_t *self = evr_calloc(1, sizeof *self);
+    self->loop = loop;
+    self->done = done;
+    self->arg = arg;
+    self->fd = -1;
+    self->size = size < EVR_OFFLOAD_MAX ? size : EVR_OFFLOAD_MAX;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        snprintf(self->why, sizeof self->why, "pipe: %s", strerror(errno));
+        self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
+        return self;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        s_child(parent, p[1], work, arg, self->size);
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        snprintf(self->why, sizeof self->why, "fork: %s", strerror(errno));
+        self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
+        return self;
+    }
+    self->pid = pid;
+    self->fd = p[0];
+    fcntl(self->fd, F_SETFL, fcntl(self->fd, F_GETFL) | O_NONBLOCK);
+    if (evr_loop_fd_add(loop, self->fd, EVR_LOOP_READ, s_readable, self) != EVR_OK) {
+        snprintf(self->why, sizeof self->why, "the loop watches too many files");
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        self->pid = 0;
+        close(self->fd);
+        self->fd = -1;
+        self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
+    }
+    return self;
+}
+
+void
+evr_offload_cancel(evr_offload_t **self_p)
+{
+    evr_offload_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    evr_loop_timer_cancel(self->loop, self->timer);
+    if (self->fd >= 0) {
+        evr_loop_fd_remove(self->loop, self->fd);
+        close(self->fd);
+    }
+    if (self->pid > 0) {
+        kill(self->pid, SIGKILL);
+        while (waitpid(self->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    free(self);
+}

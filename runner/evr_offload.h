@@ -1,0 +1,43 @@
+/*  evr_offload.h: heavy work (a large tar read or written) kept off the
+    event loop, in a child process.
+
+    The child is forked from the loop's thread: it sees a snapshot of the
+    parent's memory (what work reads needs no copy), runs work, writes
+    the fixed-size result it filled through a pipe and exits.  The loop
+    watches the pipe; once it ends, the child is reaped and done is
+    called from that turn.  Whatever files work writes are the child's
+    until then: the caller touches them again only from done (or after a
+    cancel, which kills and reaps the child first).  The child dies with
+    the runner (PR_SET_PDEATHSIG): a runner killed during the work leaves
+    no writer behind for the runner that recovers.
+
+    In the child, work must not touch the loop, sockets or locks of other
+    threads (stdio included): plain files, libarchive and malloc only.
+*/
+#ifndef EVR_OFFLOAD_H_INCLUDED
+#define EVR_OFFLOAD_H_INCLUDED
+
+#include "evr_loop.h"
+
+typedef struct evr_offload evr_offload_t;
+
+/*  Runs in the child: fills out (size bytes, zeroed before). */
+typedef void (evr_offload_work_fn)(void *arg, void *out, size_t size);
+/*  Runs in the parent, from a turn: rc EVR_OK and out the child's result,
+    or EVR_ERR_IO (msg says why: the child could not start or died) and
+    out zeroed.  Pointers valid during the call only. */
+typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out, void *arg);
+
+/*  The most bytes of a result (one pipe write, atomic). */
+#define EVR_OFFLOAD_MAX 4096
+
+/*  Starts work(arg) in a child; done(…, arg) is called once, from a later
+    turn of loop.  size at most EVR_OFFLOAD_MAX.  Never NULL. */
+evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
+                                 evr_offload_done_fn *done, void *arg);
+
+/*  Stops work under way: the child is killed and reaped; done is not
+    called.  NULL-safe; sets *self_p = NULL. */
+void evr_offload_cancel(evr_offload_t **self_p);
+
+#endif

@@ -1,0 +1,132 @@
+/*  test_offload.c: work in a forked child, reported through the loop
+    (runner/evr_offload.h): the result comes back whole while the loop
+    goes on turning; a child that dies reports EVR_ERR_IO; a cancel kills
+    and reaps the child at once, and done is not called. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_offload.h"
+#include "evr_test.h"
+
+typedef struct {
+    char text[3000];
+    pid_t pid;
+} s_out_t;
+
+typedef struct {
+    int calls;
+    evr_rc_t rc;
+    char msg[256];
+    s_out_t out;
+} s_seen_t;
+
+static void
+s_work(void *arg, void *out, size_t size)
+{
+    (void) arg;
+    s_out_t *o = out;
+    if (size != sizeof *o)
+        _exit(9);
+    usleep(200000);   /* a slow job: the loop turns meanwhile */
+    memset(o->text, 'x', sizeof o->text - 1);
+    memcpy(o->text, "hello", 5);
+    o->pid = getpid();
+}
+
+static void
+s_dies(void *arg, void *out, size_t size)
+{
+    (void) arg;
+    (void) out;
+    (void) size;
+    _exit(7);
+}
+
+static void
+s_sleeps(void *arg, void *out, size_t size)
+{
+    (void) arg;
+    (void) out;
+    (void) size;
+    sleep(60);
+}
+
+static void
+s_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    s_seen_t *s = arg;
+    s->calls++;
+    s->rc = rc;
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    memcpy(&s->out, out, sizeof s->out);
+}
+
+static void
+s_tick(evr_loop_t *loop, void *arg)
+{
+    int *ticks = arg;
+    (*ticks)++;
+    evr_loop_timer_add(loop, 10, s_tick, ticks);
+}
+
+static void
+test_result(void)
+{
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    int ticks = 0;
+    evr_loop_timer_add(loop, 10, s_tick, &ticks);
+    CHECK(evr_offload_start(loop, s_work, sizeof(s_out_t), s_done, &seen) != NULL);
+    for (int i = 0; i < 1000 && !seen.calls; i++)
+        evr_loop_once(loop, 100);
+    CHECK(seen.calls == 1 && seen.rc == EVR_OK && seen.msg[0] == '\0');
+    CHECK(!strncmp(seen.out.text, "hello", 5) && strlen(seen.out.text) == sizeof seen.out.text - 1);
+    CHECK(seen.out.pid != getpid() && seen.out.pid > 0);
+    CHECK(ticks >= 5);   /* the loop turned while the child worked */
+    CHECK(waitpid(seen.out.pid, NULL, WNOHANG) < 0);   /* reaped */
+    evr_loop_destroy(&loop);
+}
+
+static void
+test_dies(void)
+{
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    evr_offload_start(loop, s_dies, sizeof(s_out_t), s_done, &seen);
+    for (int i = 0; i < 1000 && !seen.calls; i++)
+        evr_loop_once(loop, 100);
+    CHECK(seen.calls == 1 && seen.rc == EVR_ERR_IO);
+    CHECK(strstr(seen.msg, "without its result") != NULL);
+    CHECK(seen.out.text[0] == '\0');
+    evr_loop_destroy(&loop);
+}
+
+static void
+test_cancel(void)
+{
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    evr_offload_t *w = evr_offload_start(loop, s_sleeps, sizeof(s_out_t), s_done, &seen);
+    evr_loop_once(loop, 50);
+    evr_offload_cancel(&w);
+    CHECK(w == NULL);
+    evr_offload_cancel(&w);   /* NULL-safe */
+    for (int i = 0; i < 5; i++)
+        evr_loop_once(loop, 10);
+    CHECK(seen.calls == 0);                  /* done is not called */
+    CHECK(waitpid(-1, NULL, WNOHANG) < 0);   /* no child left, none to reap */
+    evr_loop_destroy(&loop);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    EVR_TEST_RUN(test_result);
+    EVR_TEST_RUN(test_dies);
+    EVR_TEST_RUN(test_cancel);
+    EVR_TEST_END();
+}
