@@ -3,7 +3,8 @@
     Shared by evr_engine.c (events, jobs, control, the loop),
     evr_engine_sched.c (a running job's steps begun or skipped, its end),
     evr_step.c (a step's unit, output, artifacts and result; its states
-    in evr_step_state.c, its unit's pause in evr_step_pause.c),
+    in evr_step_state.c, its unit's pause in evr_step_pause.c, its end in
+    evr_step_end.c),
     evr_prepare.c (making a job, its workspace and resources) and
     evr_recover.c (taking jobs up again after a restart).  They reach
     what runs steps only through evr_exec.h (the job's executor, job->ex)
@@ -373,6 +374,7 @@ void evr_eng_record_start(evr_eng_step_t *st, evr_eng_state_t to);
 void evr_eng_on_exit(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attached(const evr_exec_result_t *r, void *arg);
 void evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg);
+/* evr_step_end.c */
 void evr_eng_maybe_end(evr_eng_step_t *st);
 void evr_eng_step_finish(evr_eng_step_t *st);
 /*  evr_step_artifact.c: whether the step's artifacts are copied out (its

@@ -1,27 +1,16 @@
 /*  evr_exec_podman.c: the podman executor, evr_exec.h's operations as
     libpod calls (evr_podman.c).
 
-    Each operation is one call record (s_op_t) that turns podman's answer
+    Each operation is one call record (evr_pe_op_t) that turns podman's answer
     into an evr_exec_result_t: podman's state strings into the neutral
     enum, "no HTTP answer at all" into r->transport.  A log read skips the
     bytes per stream the engine already has (from[]), so the engine sees
     only what is new.  Records in flight are listed, so that destroying
     the executor (which drops podman's calls unanswered) frees them.
 
-    The exit of an attached unit is read by inspect, not by podman's
-    wait: podman 4.3 answers a wait only once conmon's cleanup process
-    has finished, ~90 ms after the output ended, while an inspect right
-    after the attach stream ended already shows the container exited with
-    its exit code.  So when an attach's output ends, the unit is
-    inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it
-    still says running); once it shows "exited", the unit's wait is
-    answered with that exit code and OOM flag.  Podman's wait is the
-    fallback: the wait of an attached unit is sent to podman only when
-    the inspect cannot answer it (the stream broke or was detached, the
-    unit is removed, or inspect showed neither running nor exited, or
-    still running after S_EXIT_TRIES asks), so a step costs podman no
-    polling wait (interval 1 ms) while it runs.  A wait without an attach
-    (recovery) is podman's wait alone.
+    Attach, and the exit of an attached unit read by inspect before
+    podman's wait answers, are in evr_exec_podman_attach.c; the parts both
+    files share in evr_exec_podman_int.h.
 
     Image memo (evr_pulls.h): a `missing` pull without a pipeline's
     credentials that found (or fetched) its image is remembered for
@@ -42,84 +31,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "evr_bundles.h"
-#include "evr_conmon.h"
+#include "evr_exec_podman_int.h"
 #include "evr_podman_host.h"
-#include "evr_podman.h"
-#include "evr_pulls.h"
-
-typedef struct s_op s_op_t;
-typedef struct s_unit s_unit_t;
-
-typedef struct {
-    evr_exec_t base;    /* first: the evr_exec_t the engine holds */
-    evr_podman_t *pm;
-    char *describe;
-    char *no_limits;        /* base.no_cgroup_limits (evr_podman_host.h) */
-    s_op_t *ops;        /* records in flight */
-    s_unit_t *units;    /* attached units whose exit is read by inspect */
-    evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
-    evr_bundles_t *bundles; /* containers made, not attached yet: where conmon listens */
-    bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
-} s_pe_t;
 
 #define S_MEMO_MS 2000
 
-typedef enum { S_PLAIN, S_INSPECT, S_WS_CREATE, S_WS_LIST, S_PUT, S_WAIT } s_kind_t;
-
-#define S_EXIT_RETRY_MS 5
-#define S_EXIT_TRIES 8
-
-/*  An attached unit: its exit, read by inspect once its output ended,
-    answers its wait before podman does.  Goes once it has answered the
-    wait, once it gave up (podman's wait answers then), or when the unit
-    is removed. */
-struct s_unit {
-    s_pe_t *pe;
-    char *name;
-    s_op_t *wait;           /* the wait not answered yet, or NULL */
-    s_op_t *attach;         /* the attach until its done, or NULL */
-    s_op_t *probe;          /* the inspect under way, or NULL */
-    bool known;             /* inspect showed it exited: exit_code, oom */
-    int tries;
-    int64_t exit_code;
-    bool oom_killed;
-    uint64_t timer;         /* the retry's or the early answer's, or 0 */
-    s_unit_t *prev, *next;
-};
-
-struct s_op {
-    s_pe_t *pe;
-    s_kind_t kind;
-    evr_exec_fn *fn;
-    evr_exec_fn *head;
-    evr_exec_output_fn *out;
-    evr_exec_data_fn *data;
-    void *arg;
-    void *call;             /* podman's handle of a stream (attach, logs) */
-    evr_conmon_t *conmon;   /* attach: conmon's socket, read directly (else call) */
-    uint64_t timer;         /* attach: the turn of the head of conmon's socket, or 0 */
-    int pending;            /* create: its init and inspect not answered yet */
-    char *dir;              /* create: the container's bundle directory, or NULL */
-    uint64_t from[2];       /* logs: bytes per stream the caller has */
-    uint64_t read[2];       /* logs: bytes per stream this read delivered */
-    s_unit_t *unit;         /* attach, S_WAIT: the unit whose exit it reads */
-    bool sent;              /* S_WAIT: asked of podman (else its unit answers it) */
-    char *name;             /* S_WS_*: the volume; S_PUT: the helper container */
-    char *tar_file;         /* S_PUT */
-    evr_rc_t put_rc;        /* S_PUT: the outcome, reported once the helper is gone; */
-    char *put_msg;          /* create: its init's failure */
-    char *id;               /* create: the container's id, until the init's answer */
-    char *body;             /* create: its JSON, sent again after a pull */
-    char *image;            /* create: its image */
-    evr_podman_fn *then;    /* create: the handler of its answer */
-    s_op_t *prev, *next;
-};
-
-static s_op_t *
-s_op_new(s_pe_t *pe, s_kind_t kind, evr_exec_fn *fn, void *arg)
+evr_pe_op_t *
+evr_pe_op_new(evr_pe_t *pe, evr_pe_kind_t kind, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = evr_calloc(1, sizeof *op);
+    evr_pe_op_t *op = evr_calloc(1, sizeof *op);
     op->pe = pe;
     op->kind = kind;
     op->fn = fn;
@@ -131,10 +51,10 @@ s_op_new(s_pe_t *pe, s_kind_t kind, evr_exec_fn *fn, void *arg)
     return op;
 }
 
-static void
-s_op_free(s_op_t *op)
+void
+evr_pe_op_free(evr_pe_op_t *op)
 {
-    s_pe_t *pe = op->pe;
+    evr_pe_t *pe = op->pe;
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -152,66 +72,6 @@ s_op_free(s_op_t *op)
     free(op->body);
     free(op->image);
     free(op);
-}
-
-static s_unit_t *
-s_unit_find(s_pe_t *pe, const char *name)
-{
-    for (s_unit_t *u = pe->units; u; u = u->next)
-        if (!strcmp(u->name, name))
-            return u;
-    return NULL;
-}
-
-/*  A unit record for name, a fresh one (an old one of the same name, a
-    second attach, is dropped: its wait falls back on podman's). */
-static s_unit_t *
-s_unit_new(s_pe_t *pe, const char *name)
-{
-    s_unit_t *u = evr_calloc(1, sizeof *u);
-    u->pe = pe;
-    u->name = evr_strdup(name);
-    u->next = pe->units;
-    if (pe->units)
-        pe->units->prev = u;
-    pe->units = u;
-    return u;
-}
-
-static void s_done(const evr_podman_result_t *pr, void *arg);
-
-/*  Frees u; a wait it holds and has not answered is sent to podman now
-    (dropped when the executor goes: pm is gone then), one it answered
-    goes.  An inspect under way is told by its unit pointer going
-    (s_unit_find). */
-static void
-s_unit_free(s_unit_t *u)
-{
-    s_pe_t *pe = u->pe;
-    if (u->timer)
-        evr_loop_timer_cancel(pe->base.loop, u->timer);
-    s_op_t *w = u->wait;
-    if (w) {
-        w->unit = NULL;
-        if (!w->sent && w->fn && pe->pm) {
-            w->sent = true;
-            evr_podman_wait(pe->pm, u->name, s_done, w);
-        }
-        else if (!w->sent)
-            s_op_free(w);
-    }
-    if (u->attach)
-        u->attach->unit = NULL;
-    if (u->probe)
-        u->probe->unit = NULL;
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        pe->units = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    free(u->name);
-    free(u);
 }
 
 /*  evrun-<job id in lower case>: the job's volume, and the start of the
@@ -242,8 +102,8 @@ s_ci_volume(const char *job_id)
     never started); "running", "stopping"; "paused"; "exited", "stopped".
     Any other ("removing", "unknown") is not a state evrun leaves a
     container in: ABSENT. */
-static evr_exec_state_t
-s_state(const char *s)
+evr_exec_state_t
+evr_pe_state(const char *s)
 {
     if (!s)
         return EVR_EXEC_ABSENT;
@@ -259,8 +119,8 @@ s_state(const char *s)
 }
 
 /*  podman's answer in neutral words. */
-static evr_exec_result_t
-s_result(const evr_podman_result_t *pr)
+evr_exec_result_t
+evr_pe_result(const evr_podman_result_t *pr)
 {
     evr_exec_result_t r = {
         .rc = pr->rc, .msg = pr->msg ? pr->msg : "", .not_found = pr->not_found,
@@ -272,20 +132,20 @@ s_result(const evr_podman_result_t *pr)
 }
 
 /*  The one callback of a call: its outcome, then the record goes. */
-static void
-s_done(const evr_podman_result_t *pr, void *arg)
+void
+evr_pe_done(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
-    evr_exec_result_t r = s_result(pr);
+    evr_pe_op_t *op = arg;
+    evr_exec_result_t r = evr_pe_result(pr);
     char msg[EVR_ERR_MAX];
     char *names = NULL;
-    if (op->kind == S_INSPECT)
-        r.state = pr->rc ? EVR_EXEC_ABSENT : s_state(pr->state);
-    else if (op->kind == S_WS_CREATE && pr->rc) {
+    if (op->kind == EVR_PE_INSPECT)
+        r.state = pr->rc ? EVR_EXEC_ABSENT : evr_pe_state(pr->state);
+    else if (op->kind == EVR_PE_WS_CREATE && pr->rc) {
         snprintf(msg, sizeof msg, "volume %s: %s", op->name, pr->msg);
         r.msg = msg;
     }
-    else if (op->kind == S_WS_LIST && !pr->rc) {
+    else if (op->kind == EVR_PE_WS_LIST && !pr->rc) {
         /* evrun-<job>, one per line -> <job>, one per line */
         names = evr_strdup(pr->id ? pr->id : "");
         char *w = names;
@@ -302,18 +162,12 @@ s_done(const evr_podman_result_t *pr, void *arg)
         *w = '\0';
         r.names = names;
     }
-    else if (op->kind == S_WAIT && op->unit)
-        s_unit_free(op->unit);      /* podman answered first */
+    else if (op->kind == EVR_PE_WAIT && op->unit)
+        evr_pe_unit_free(op->unit);      /* podman answered first */
     if (op->fn)
         op->fn(&r, op->arg);
     free(names);
-    s_op_free(op);
-}
-
-static s_pe_t *
-s_pe(evr_exec_t *ex)
-{
-    return (s_pe_t *) ex;
+    evr_pe_op_free(op);
 }
 
 /* ------------------------------------------------------------- operations */
@@ -321,12 +175,12 @@ s_pe(evr_exec_t *ex)
 static void
 s_destroy(evr_exec_t *ex)
 {
-    s_pe_t *pe = s_pe(ex);
+    evr_pe_t *pe = evr_pe(ex);
     evr_podman_destroy(&pe->pm);   /* drops the calls: no callback runs */
     while (pe->units)
-        s_unit_free(pe->units);
+        evr_pe_unit_free(pe->units);
     while (pe->ops)
-        s_op_free(pe->ops);
+        evr_pe_op_free(pe->ops);
     evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
     free(pe->no_limits);
@@ -340,7 +194,7 @@ s_destroy(evr_exec_t *ex)
     create's (podman's attach would only refuse the container with a 409
     that hides why: rootless networking that cannot be set up, say). */
 static void
-s_create_end(s_op_t *op)
+s_create_end(evr_pe_op_t *op)
 {
     if (--op->pending > 0)
         return;
@@ -357,13 +211,13 @@ s_create_end(s_op_t *op)
     }
     if (op->fn)
         op->fn(&r, op->arg);
-    s_op_free(op);
+    evr_pe_op_free(op);
 }
 
 static void
 s_inited(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     if (pr->rc && pr->status != 304) {
         op->put_rc = pr->rc;
         op->put_msg = evr_strdup(pr->msg ? pr->msg : "");
@@ -378,7 +232,7 @@ s_inited(const evr_podman_result_t *pr, void *arg)
 static void
 s_create_inspected(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     if (!pr->rc && pr->dir) {
         op->dir = evr_strdup(pr->dir);
         evr_bundles_learn(op->pe->bundles, op->id, pr->dir);
@@ -391,7 +245,7 @@ static void s_create_answer(const evr_podman_result_t *pr, void *arg);
 /*  The create of op (op->body, op->image) sent; its answer goes to
     op->then. */
 static void
-s_create_send(s_op_t *op)
+s_create_send(evr_pe_op_t *op)
 {
     evr_podman_create_send(op->pe->pm, op->body, s_create_answer, op);
 }
@@ -401,7 +255,7 @@ s_create_send(s_op_t *op)
 static void
 s_create_pulled(const evr_podman_pull_result_t *r, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     op->call = NULL;
     if (!r->rc) {
         s_create_send(op);
@@ -420,8 +274,8 @@ s_create_pulled(const evr_podman_pull_result_t *r, void *arg)
 static void
 s_create_answer(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
-    s_pe_t *pe = op->pe;
+    evr_pe_op_t *op = arg;
+    evr_pe_t *pe = op->pe;
     if (pr->rc && pr->msg && strstr(pr->msg, "image not known")
         && evr_pulls_memo_drop(pe->pulls, op->image)) {
         char *header = NULL;
@@ -443,7 +297,7 @@ s_create_answer(const evr_podman_result_t *pr, void *arg)
 
 /*  Creates the container of ps for op, whose answer goes to then. */
 static void
-s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
+s_create_call(evr_pe_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
 {
     op->body = evr_podman_create_body(ps);
     op->image = evr_strdup(ps->image ? ps->image : "");
@@ -459,9 +313,9 @@ s_create_call(s_op_t *op, const evr_podman_spec_t *ps, evr_podman_fn *then)
 static void
 s_created(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     if (pr->rc) {
-        s_done(pr, op);
+        evr_pe_done(pr, op);
         return;
     }
     op->id = pr->id ? evr_strdup(pr->id) : NULL;
@@ -509,7 +363,7 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
                              .nmounts = spec->nmounts,
                              .mounts_readonly = spec->mounts_readonly, .cpus_milli = cpus, .memory = l ? l->memory : 0,
                              .pids = l ? l->pids : 0, .control_dir = spec->control_dir };
-    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
+    evr_pe_op_t *op = evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg);
     op->name = evr_strdup(spec->name);
     s_create_call(op, &ps, s_created);   /* the body made at once: env may go */
     evr_strmap_free(&env);
@@ -522,180 +376,8 @@ s_create(evr_exec_t *ex, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *arg
 static void
 s_start(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_start(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
-}
-
-static void
-s_head(const evr_podman_result_t *pr, void *arg)
-{
-    s_op_t *op = arg;
-    evr_exec_result_t r = s_result(pr);
-    if (op->head)
-        op->head(&r, op->arg);
-}
-
-/*  The unit's wait answered with the exit inspect read; u goes first (the
-    callback may remove the unit), and with it the wait's record (podman
-    was never asked). */
-static void
-s_unit_answer(s_unit_t *u)
-{
-    s_op_t *w = u->wait;
-    evr_exec_fn *fn = w->fn;
-    void *arg = w->arg;
-    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .exit_code = u->exit_code,
-                            .oom_killed = u->oom_killed };
-    w->fn = NULL;
-    s_unit_free(u);
-    if (fn)
-        fn(&r, arg);
-}
-
-static void s_exit_probe(s_unit_t *u);
-
-static void
-s_exit_retry(evr_loop_t *loop, void *arg)
-{
-    (void) loop;
-    s_unit_t *u = arg;
-    u->timer = 0;
-    if (u->known)
-        s_unit_answer(u);       /* the wait came after the inspect */
-    else
-        s_exit_probe(u);
-}
-
-/*  The inspect after the output ended: exited answers the wait (or keeps
-    the exit for a wait yet to come); running asks again shortly; anything
-    else leaves the wait to podman. */
-static void
-s_exit_inspected(const evr_podman_result_t *pr, void *arg)
-{
-    s_op_t *op = arg;
-    s_unit_t *u = op->unit;
-    s_op_free(op);
-    if (!u)
-        return;                 /* removed, or podman's wait answered */
-    u->probe = NULL;
-    evr_exec_state_t st = pr->rc ? EVR_EXEC_ABSENT : s_state(pr->state);
-    if (st == EVR_EXEC_EXITED) {
-        u->known = true;
-        u->exit_code = pr->exit_code;
-        u->oom_killed = pr->oom_killed;
-        if (u->wait)
-            s_unit_answer(u);
-    }
-    else if (st == EVR_EXEC_RUNNING && ++u->tries < S_EXIT_TRIES)
-        u->timer = evr_loop_timer_add(u->pe->base.loop, S_EXIT_RETRY_MS, s_exit_retry, u);
-    else
-        s_unit_free(u);
-}
-
-static void
-s_exit_probe(s_unit_t *u)
-{
-    u->probe = s_op_new(u->pe, S_PLAIN, NULL, NULL);
-    u->probe->unit = u;
-    evr_podman_inspect(u->pe->pm, u->name, s_exit_inspected, u->probe);
-}
-
-/*  The attach's end: once the output ended, the exit is read by inspect
-    (started before the caller hears of the end, which may remove the
-    unit); a broken or detached stream leaves the wait to podman. */
-static void
-s_attach_done(const evr_podman_result_t *pr, void *arg)
-{
-    s_op_t *op = arg;
-    s_unit_t *u = op->unit;
-    if (u) {
-        u->attach = NULL;
-        op->unit = NULL;
-        /* test hook: EVR_TEST_WAIT_FALLBACK=1 leaves every exit to
-           podman's wait, as when the inspect cannot tell */
-        if (pr->rc || getenv("EVR_TEST_WAIT_FALLBACK"))
-            s_unit_free(u);
-        else
-            s_exit_probe(u);
-    }
-    s_done(pr, op);
-}
-
-static void
-s_out(int stream, const uint8_t *data, size_t len, void *arg)
-{
-    s_op_t *op = arg;
-    op->out(stream, data, len, op->arg);
-}
-
-/*  conmon's socket is connected: the stream is set up. */
-static void
-s_conmon_head(evr_loop_t *loop, void *arg)
-{
-    (void) loop;
-    s_op_t *op = arg;
-    op->timer = 0;
-    evr_podman_result_t pr = { .rc = EVR_OK, .msg = "", .status = 200 };
-    s_head(&pr, op);
-}
-
-/*  The end of conmon's socket, as the end of podman's attach. */
-static void
-s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
-{
-    s_op_t *op = arg;
-    evr_conmon_destroy(&op->conmon);
-    if (op->timer) {   /* ended before its head's turn: never set up */
-        evr_loop_timer_cancel(op->pe->base.loop, op->timer);
-        op->timer = 0;
-        if (!rc) {
-            rc = EVR_ERR_PODMAN;
-            msg = "conmon closed its attach socket before the stream was set up";
-        }
-    }
-    evr_podman_result_t pr = { .rc = rc, .msg = msg, .status = rc ? 0 : 200 };
-    s_attach_done(&pr, op);
-}
-
-/*  The output of a container this process made is read from conmon's
-    socket in its bundle directory (evr_conmon.h): no copy through the
-    podman service.  Any other (recovery's, or a socket this process
-    cannot reach: a podman of another user or host) through podman's
-    attach. */
-static void *
-s_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
-         evr_exec_fn *done, void *arg)
-{
-    s_pe_t *pe = s_pe(ex);
-    s_op_t *op = s_op_new(pe, S_PLAIN, done, arg);
-    op->out = out;
-    op->head = head;
-    s_unit_t *old = s_unit_find(pe, name);
-    if (old)
-        s_unit_free(old);
-    op->unit = s_unit_new(pe, name);
-    op->unit->attach = op;
-    char *dir = evr_bundles_take(pe->bundles, name);
-    evr_err_t err;
-    if (dir)
-        op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
-    if (dir && !op->conmon)
-        evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
-    free(dir);
-    if (op->conmon)   /* its head from a turn of the loop, as podman's */
-        op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);
-    else
-        op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
-    return op;
-}
-
-static void
-s_detach(evr_exec_t *ex, void *handle)
-{
-    s_op_t *op = handle;
-    if (op->conmon)
-        s_conmon_end(EVR_ERR_PODMAN, "the output stream was detached", op);
-    else
-        evr_podman_detach(s_pe(ex)->pm, op->call);
+    evr_podman_start(evr_pe(ex)->pm, name, evr_pe_done,
+                     evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
 }
 
 /*  A log read from the start: per stream, the bytes before from[] are
@@ -703,7 +385,7 @@ s_detach(evr_exec_t *ex, void *handle)
 static void
 s_log_out(int stream, const uint8_t *data, size_t len, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     int si = stream == 1 ? 0 : 1;
     uint64_t at = op->read[si];
     op->read[si] += len;
@@ -717,75 +399,61 @@ static void *
 s_logs(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
        evr_exec_output_fn *out, evr_exec_fn *done, void *arg)
 {
-    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, done, arg);
+    evr_pe_op_t *op = evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, done, arg);
     op->out = out;
     op->from[0] = from[0];
     op->from[1] = from[1];
-    op->call = evr_podman_logs(s_pe(ex)->pm, name, so_far, s_log_out, s_done, op);
+    op->call = evr_podman_logs(evr_pe(ex)->pm, name, so_far, s_log_out, evr_pe_done, op);
     return op;
-}
-
-static void
-s_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
-{
-    s_pe_t *pe = s_pe(ex);
-    s_op_t *op = s_op_new(pe, S_WAIT, fn, arg);
-    s_unit_t *u = s_unit_find(pe, name);
-    if (u && !u->wait) {
-        /* the unit's inspect answers it, or sends it to podman */
-        u->wait = op;
-        op->unit = u;
-        if (u->known)   /* answered from a turn of the loop, not from here */
-            u->timer = evr_loop_timer_add(pe->base.loop, 0, s_exit_retry, u);
-        return;
-    }
-    op->sent = true;
-    evr_podman_wait(pe->pm, name, s_done, op);
 }
 
 static void
 s_inspect(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_inspect(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_INSPECT, fn, arg));
+    evr_podman_inspect(evr_pe(ex)->pm, name, evr_pe_done,
+                       evr_pe_op_new(evr_pe(ex), EVR_PE_INSPECT, fn, arg));
 }
 
 static void
 s_pause(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_pause(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    evr_podman_pause(evr_pe(ex)->pm, name, evr_pe_done,
+                     evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
 }
 
 static void
 s_resume(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_unpause(s_pe(ex)->pm, name, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    evr_podman_unpause(evr_pe(ex)->pm, name, evr_pe_done,
+                       evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
 }
 
 static void
 s_stop(evr_exec_t *ex, const char *name, int grace_s, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
+    evr_pe_op_t *op = fn ? evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg) : NULL;
     if (grace_s < 0)
-        evr_podman_kill(s_pe(ex)->pm, name, "SIGKILL", op ? s_done : NULL, op);
+        evr_podman_kill(evr_pe(ex)->pm, name, "SIGKILL", op ? evr_pe_done : NULL, op);
     else
-        evr_podman_stop(s_pe(ex)->pm, name, grace_s, op ? s_done : NULL, op);
+        evr_podman_stop(evr_pe(ex)->pm, name, grace_s, op ? evr_pe_done : NULL, op);
 }
 
 static void
 s_remove(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
 {
-    s_unit_t *u = s_unit_find(s_pe(ex), name);
+    evr_pe_unit_t *u = evr_pe_unit_find(evr_pe(ex), name);
     if (u)
-        s_unit_free(u);     /* a wait it holds is podman's again */
-    free(evr_bundles_take(s_pe(ex)->bundles, name));
-    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
-    evr_podman_remove(s_pe(ex)->pm, name, op ? s_done : NULL, op);
+        evr_pe_unit_free(u);     /* a wait it holds is podman's again */
+    free(evr_bundles_take(evr_pe(ex)->bundles, name));
+    evr_pe_op_t *op = fn ? evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg) : NULL;
+    evr_podman_remove(evr_pe(ex)->pm, name, op ? evr_pe_done : NULL, op);
 }
 
 static void
 s_list(evr_exec_t *ex, const char *prefix, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_list(s_pe(ex)->pm, prefix, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    evr_podman_list(evr_pe(ex)->pm, prefix, evr_pe_done,
+                    evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
 }
 
 /* -------------------------------------------------------------- workspace */
@@ -793,9 +461,9 @@ s_list(evr_exec_t *ex, const char *prefix, evr_exec_fn *fn, void *arg)
 static void
 s_ws_create(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = s_op_new(s_pe(ex), S_WS_CREATE, fn, arg);
+    evr_pe_op_t *op = evr_pe_op_new(evr_pe(ex), EVR_PE_WS_CREATE, fn, arg);
     op->name = s_volume(job_id);
-    evr_podman_volume_create(s_pe(ex)->pm, op->name, s_done, op);
+    evr_podman_volume_create(evr_pe(ex)->pm, op->name, evr_pe_done, op);
 }
 
 static void
@@ -803,9 +471,9 @@ s_ws_remove(evr_exec_t *ex, const char *job_id, evr_exec_fn *fn, void *arg)
 {
     char *v = s_volume(job_id);
     char *ci = s_ci_volume(job_id);
-    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
-    evr_podman_volume_remove(s_pe(ex)->pm, ci, NULL, NULL);   /* most jobs have none */
-    evr_podman_volume_remove(s_pe(ex)->pm, v, op ? s_done : NULL, op);
+    evr_pe_op_t *op = fn ? evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(evr_pe(ex)->pm, ci, NULL, NULL);   /* most jobs have none */
+    evr_podman_volume_remove(evr_pe(ex)->pm, v, op ? evr_pe_done : NULL, op);
     free(v);
     free(ci);
 }
@@ -815,22 +483,23 @@ static void
 s_dir(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn, void *arg)
 {
     char *v = job_id ? s_volume(job_id) : evr_strdup(volume);
-    evr_podman_volume_path(s_pe(ex)->pm, v, s_done, s_op_new(s_pe(ex), S_PLAIN, fn, arg));
+    evr_podman_volume_path(evr_pe(ex)->pm, v, evr_pe_done,
+                           evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
     free(v);
 }
 
 static void
 s_cache_remove(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = fn ? s_op_new(s_pe(ex), S_PLAIN, fn, arg) : NULL;
-    evr_podman_volume_remove(s_pe(ex)->pm, volume, op ? s_done : NULL, op);
+    evr_pe_op_t *op = fn ? evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg) : NULL;
+    evr_podman_volume_remove(evr_pe(ex)->pm, volume, op ? evr_pe_done : NULL, op);
 }
 
 static void
 s_ws_list(evr_exec_t *ex, evr_exec_fn *fn, void *arg)
 {
-    evr_podman_list_volumes(s_pe(ex)->pm, "evrun-", s_done,
-                            s_op_new(s_pe(ex), S_WS_LIST, fn, arg));
+    evr_podman_list_volumes(evr_pe(ex)->pm, "evrun-", evr_pe_done,
+                            evr_pe_op_new(evr_pe(ex), EVR_PE_WS_LIST, fn, arg));
 }
 
 /*  put, last: the helper is gone (or its removal failed: the job's
@@ -839,16 +508,16 @@ static void
 s_put_end(const evr_podman_result_t *pr, void *arg)
 {
     (void) pr;
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     evr_exec_result_t r = { .rc = op->put_rc, .msg = op->put_msg ? op->put_msg : "" };
     op->fn(&r, op->arg);
-    s_op_free(op);
+    evr_pe_op_free(op);
 }
 
 static void
 s_put_done(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     op->put_rc = pr->rc;
     op->put_msg = evr_strdup(pr->msg ? pr->msg : "");
     evr_podman_remove(op->pe->pm, op->name, s_put_end, op);
@@ -857,14 +526,14 @@ s_put_done(const evr_podman_result_t *pr, void *arg)
 static void
 s_put_helper(const evr_podman_result_t *pr, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     if (pr->rc && !pr->exists) {   /* one this process left mounts the same volume */
-        evr_exec_result_t r = s_result(pr);
+        evr_exec_result_t r = evr_pe_result(pr);
         char msg[EVR_ERR_MAX];
         snprintf(msg, sizeof msg, "a container to copy it in (%s): %s", op->name, pr->msg);
         r.msg = msg;
         op->fn(&r, op->arg);
-        s_op_free(op);
+        evr_pe_op_free(op);
         return;
     }
     evr_podman_archive_put(op->pe->pm, op->name, "/workspace", op->tar_file, s_put_done, op);
@@ -877,7 +546,7 @@ static void
 s_put(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *image,
       const char *tar_file, evr_exec_fn *fn, void *arg)
 {
-    s_op_t *op = s_op_new(s_pe(ex), S_PUT, fn, arg);
+    evr_pe_op_t *op = evr_pe_op_new(evr_pe(ex), EVR_PE_PUT, fn, arg);
     bool ci = area == EVR_EXEC_AREA_CI;
     char *volume = ci ? s_ci_volume(job_id) : s_volume(job_id);
     op->name = evr_asprintf("%s-resources-%ld", volume, (long) getpid());
@@ -891,7 +560,7 @@ s_put(evr_exec_t *ex, const char *job_id, evr_exec_area_t area, const char *imag
 static bool
 s_get_data(const uint8_t *p, size_t n, void *arg)
 {
-    s_op_t *op = arg;
+    evr_pe_op_t *op = arg;
     return op->data(p, n, op->arg);
 }
 
@@ -900,11 +569,11 @@ s_get(evr_exec_t *ex, const char *name, const char *job_id, evr_exec_layout_t la
       const char *path, evr_exec_data_fn *data, evr_exec_fn *fn, void *arg)
 {
     (void) job_id;   /* the step's container mounts the workspace */
-    s_op_t *op = s_op_new(s_pe(ex), S_PLAIN, fn, arg);
+    evr_pe_op_t *op = evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg);
     op->data = data;
     char *full = evr_asprintf("%s/%s", layout == EVR_EXEC_LAYOUT_JOB ? "/job" : "/workspace",
                               path);
-    evr_podman_archive_get(s_pe(ex)->pm, name, full, s_get_data, s_done, op);
+    evr_podman_archive_get(evr_pe(ex)->pm, name, full, s_get_data, evr_pe_done, op);
     free(full);
 }
 
@@ -920,7 +589,7 @@ s_remove_hint(const evr_exec_t *ex, const char *name, char *buf, size_t size)
 static const char *
 s_describe(const evr_exec_t *ex)
 {
-    return ((const s_pe_t *) ex)->describe;
+    return ((const evr_pe_t *) ex)->describe;
 }
 
 static void *s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
@@ -932,10 +601,10 @@ static const evr_exec_ops_t s_ops = {
     .destroy = s_destroy,
     .create = s_create,
     .start = s_start,
-    .attach = s_attach,
-    .detach = s_detach,
+    .attach = evr_pe_attach,
+    .detach = evr_pe_detach,
     .logs = s_logs,
-    .wait = s_wait,
+    .wait = evr_pe_wait,
     .inspect = s_inspect,
     .pause = s_pause,
     .resume = s_resume,
@@ -964,19 +633,19 @@ static void *
 s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
        evr_exec_line_fn *line, evr_exec_fn *fn, void *arg)
 {
-    return evr_pulls_start(s_pe(ex)->pulls, image, policy, auth, line, fn, arg);
+    return evr_pulls_start(evr_pe(ex)->pulls, image, policy, auth, line, fn, arg);
 }
 
 static void
 s_pull_cancel(evr_exec_t *ex, void *handle)
 {
-    evr_pulls_cancel(s_pe(ex)->pulls, handle);
+    evr_pulls_cancel(evr_pe(ex)->pulls, handle);
 }
 
 void
 evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path)
 {
-    evr_pulls_set_registry_auth(s_pe(ex)->pulls, path);
+    evr_pulls_set_registry_auth(evr_pe(ex)->pulls, path);
 }
 
 #define S_HINT "(start a service with `tools/podman-service start DIR` and set " \
@@ -993,7 +662,7 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
         evr_err_set(err, rc, "%.*s\n" S_HINT, (int) (EVR_ERR_MAX - sizeof S_HINT - 2), e.msg);
         return NULL;
     }
-    s_pe_t *pe = evr_calloc(1, sizeof *pe);
+    evr_pe_t *pe = evr_calloc(1, sizeof *pe);
     pe->base.ops = &s_ops;
     pe->base.loop = loop;
     pe->pm = pm;

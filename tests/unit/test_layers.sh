@@ -10,7 +10,7 @@
 set -euo pipefail
 src=${1:?usage: test_layers.sh SRC}
 cd "$src"
-files="runner/evr_engine.c runner/evr_engine_sched.c runner/evr_engine.h runner/evr_engine_int.h runner/evr_step.c runner/evr_step_state.c runner/evr_step_pause.c
+files="runner/evr_engine.c runner/evr_engine_sched.c runner/evr_engine.h runner/evr_engine_int.h runner/evr_step.c runner/evr_step_end.c runner/evr_step_state.c runner/evr_step_pause.c
        runner/evr_recover.c runner/evr_prepare.c runner/evr_prepare_source.c"
 dirs="runner schema store sys"
 backends='evr_podman|evr_http|evr_exec_podman|evr_exec_process|evr_exec_process_ws|evr_unit|evr_shim|evr_tarout'

@@ -1,0 +1,278 @@
+/*  evr_exec_podman_attach.c: the podman executor's attach (evr_exec.h's
+    attach, detach and wait), and the exit of an attached unit.
+
+    The output of a container this process made is read from conmon's
+    socket in its bundle directory (evr_conmon.h); any other through
+    podman's attach.
+
+    The exit of an attached unit is read by inspect, not by podman's
+    wait: podman 4.3 answers a wait only once conmon's cleanup process
+    has finished, ~90 ms after the output ended, while an inspect right
+    after the attach stream ended already shows the container exited with
+    its exit code.  So when an attach's output ends, the unit is
+    inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it
+    still says running); once it shows "exited", the unit's wait is
+    answered with that exit code and OOM flag.  Podman's wait is the
+    fallback: the wait of an attached unit is sent to podman only when
+    the inspect cannot answer it (the stream broke or was detached, the
+    unit is removed, or inspect showed neither running nor exited, or
+    still running after S_EXIT_TRIES asks), so a step costs podman no
+    polling wait (interval 1 ms) while it runs.  A wait without an attach
+    (recovery) is podman's wait alone.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_exec_podman_int.h"
+
+#define S_EXIT_RETRY_MS 5
+#define S_EXIT_TRIES 8
+
+evr_pe_unit_t *
+evr_pe_unit_find(evr_pe_t *pe, const char *name)
+{
+    for (evr_pe_unit_t *u = pe->units; u; u = u->next)
+        if (!strcmp(u->name, name))
+            return u;
+    return NULL;
+}
+
+/*  A unit record for name, a fresh one (an old one of the same name, a
+    second attach, is dropped: its wait falls back on podman's). */
+static evr_pe_unit_t *
+s_unit_new(evr_pe_t *pe, const char *name)
+{
+    evr_pe_unit_t *u = evr_calloc(1, sizeof *u);
+    u->pe = pe;
+    u->name = evr_strdup(name);
+    u->next = pe->units;
+    if (pe->units)
+        pe->units->prev = u;
+    pe->units = u;
+    return u;
+}
+
+/*  Frees u; a wait it holds and has not answered is sent to podman now
+    (dropped when the executor goes: pm is gone then), one it answered
+    goes.  An inspect under way is told by its unit pointer going
+    (evr_pe_unit_find). */
+void
+evr_pe_unit_free(evr_pe_unit_t *u)
+{
+    evr_pe_t *pe = u->pe;
+    if (u->timer)
+        evr_loop_timer_cancel(pe->base.loop, u->timer);
+    evr_pe_op_t *w = u->wait;
+    if (w) {
+        w->unit = NULL;
+        if (!w->sent && w->fn && pe->pm) {
+            w->sent = true;
+            evr_podman_wait(pe->pm, u->name, evr_pe_done, w);
+        }
+        else if (!w->sent)
+            evr_pe_op_free(w);
+    }
+    if (u->attach)
+        u->attach->unit = NULL;
+    if (u->probe)
+        u->probe->unit = NULL;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        pe->units = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    free(u->name);
+    free(u);
+}
+
+static void
+s_head(const evr_podman_result_t *pr, void *arg)
+{
+    evr_pe_op_t *op = arg;
+    evr_exec_result_t r = evr_pe_result(pr);
+    if (op->head)
+        op->head(&r, op->arg);
+}
+
+/*  The unit's wait answered with the exit inspect read; u goes first (the
+    callback may remove the unit), and with it the wait's record (podman
+    was never asked). */
+static void
+s_unit_answer(evr_pe_unit_t *u)
+{
+    evr_pe_op_t *w = u->wait;
+    evr_exec_fn *fn = w->fn;
+    void *arg = w->arg;
+    evr_exec_result_t r = { .rc = EVR_OK, .msg = "", .exit_code = u->exit_code,
+                            .oom_killed = u->oom_killed };
+    w->fn = NULL;
+    evr_pe_unit_free(u);
+    if (fn)
+        fn(&r, arg);
+}
+
+static void s_exit_probe(evr_pe_unit_t *u);
+
+static void
+s_exit_retry(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_pe_unit_t *u = arg;
+    u->timer = 0;
+    if (u->known)
+        s_unit_answer(u);       /* the wait came after the inspect */
+    else
+        s_exit_probe(u);
+}
+
+/*  The inspect after the output ended: exited answers the wait (or keeps
+    the exit for a wait yet to come); running asks again shortly; anything
+    else leaves the wait to podman. */
+static void
+s_exit_inspected(const evr_podman_result_t *pr, void *arg)
+{
+    evr_pe_op_t *op = arg;
+    evr_pe_unit_t *u = op->unit;
+    evr_pe_op_free(op);
+    if (!u)
+        return;                 /* removed, or podman's wait answered */
+    u->probe = NULL;
+    evr_exec_state_t st = pr->rc ? EVR_EXEC_ABSENT : evr_pe_state(pr->state);
+    if (st == EVR_EXEC_EXITED) {
+        u->known = true;
+        u->exit_code = pr->exit_code;
+        u->oom_killed = pr->oom_killed;
+        if (u->wait)
+            s_unit_answer(u);
+    }
+    else if (st == EVR_EXEC_RUNNING && ++u->tries < S_EXIT_TRIES)
+        u->timer = evr_loop_timer_add(u->pe->base.loop, S_EXIT_RETRY_MS, s_exit_retry, u);
+    else
+        evr_pe_unit_free(u);
+}
+
+static void
+s_exit_probe(evr_pe_unit_t *u)
+{
+    u->probe = evr_pe_op_new(u->pe, EVR_PE_PLAIN, NULL, NULL);
+    u->probe->unit = u;
+    evr_podman_inspect(u->pe->pm, u->name, s_exit_inspected, u->probe);
+}
+
+/*  The attach's end: once the output ended, the exit is read by inspect
+    (started before the caller hears of the end, which may remove the
+    unit); a broken or detached stream leaves the wait to podman. */
+static void
+s_attach_done(const evr_podman_result_t *pr, void *arg)
+{
+    evr_pe_op_t *op = arg;
+    evr_pe_unit_t *u = op->unit;
+    if (u) {
+        u->attach = NULL;
+        op->unit = NULL;
+        /* test hook: EVR_TEST_WAIT_FALLBACK=1 leaves every exit to
+           podman's wait, as when the inspect cannot tell */
+        if (pr->rc || getenv("EVR_TEST_WAIT_FALLBACK"))
+            evr_pe_unit_free(u);
+        else
+            s_exit_probe(u);
+    }
+    evr_pe_done(pr, op);
+}
+
+static void
+s_out(int stream, const uint8_t *data, size_t len, void *arg)
+{
+    evr_pe_op_t *op = arg;
+    op->out(stream, data, len, op->arg);
+}
+
+/*  conmon's socket is connected: the stream is set up. */
+static void
+s_conmon_head(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_pe_op_t *op = arg;
+    op->timer = 0;
+    evr_podman_result_t pr = { .rc = EVR_OK, .msg = "", .status = 200 };
+    s_head(&pr, op);
+}
+
+/*  The end of conmon's socket, as the end of podman's attach. */
+static void
+s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
+{
+    evr_pe_op_t *op = arg;
+    evr_conmon_destroy(&op->conmon);
+    if (op->timer) {   /* ended before its head's turn: never set up */
+        evr_loop_timer_cancel(op->pe->base.loop, op->timer);
+        op->timer = 0;
+        if (!rc) {
+            rc = EVR_ERR_PODMAN;
+            msg = "conmon closed its attach socket before the stream was set up";
+        }
+    }
+    evr_podman_result_t pr = { .rc = rc, .msg = msg, .status = rc ? 0 : 200 };
+    s_attach_done(&pr, op);
+}
+
+/*  The output of a container this process made is read from conmon's
+    socket in its bundle directory (evr_conmon.h): no copy through the
+    podman service.  Any other (recovery's, or a socket this process
+    cannot reach: a podman of another user or host) through podman's
+    attach. */
+void *
+evr_pe_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exec_fn *head,
+         evr_exec_fn *done, void *arg)
+{
+    evr_pe_t *pe = evr_pe(ex);
+    evr_pe_op_t *op = evr_pe_op_new(pe, EVR_PE_PLAIN, done, arg);
+    op->out = out;
+    op->head = head;
+    evr_pe_unit_t *old = evr_pe_unit_find(pe, name);
+    if (old)
+        evr_pe_unit_free(old);
+    op->unit = s_unit_new(pe, name);
+    op->unit->attach = op;
+    char *dir = evr_bundles_take(pe->bundles, name);
+    evr_err_t err;
+    if (dir)
+        op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
+    if (dir && !op->conmon)
+        evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
+    free(dir);
+    if (op->conmon)   /* its head from a turn of the loop, as podman's */
+        op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);
+    else
+        op->call = evr_podman_attach(pe->pm, name, s_out, s_head, s_attach_done, op);
+    return op;
+}
+
+void
+evr_pe_detach(evr_exec_t *ex, void *handle)
+{
+    evr_pe_op_t *op = handle;
+    if (op->conmon)
+        s_conmon_end(EVR_ERR_PODMAN, "the output stream was detached", op);
+    else
+        evr_podman_detach(evr_pe(ex)->pm, op->call);
+}
+
+void
+evr_pe_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
+{
+    evr_pe_t *pe = evr_pe(ex);
+    evr_pe_op_t *op = evr_pe_op_new(pe, EVR_PE_WAIT, fn, arg);
+    evr_pe_unit_t *u = evr_pe_unit_find(pe, name);
+    if (u && !u->wait) {
+        /* the unit's inspect answers it, or sends it to podman */
+        u->wait = op;
+        op->unit = u;
+        if (u->known)   /* answered from a turn of the loop, not from here */
+            u->timer = evr_loop_timer_add(pe->base.loop, 0, s_exit_retry, u);
+        return;
+    }
+    op->sent = true;
+    evr_podman_wait(pe->pm, name, evr_pe_done, op);
+}

@@ -1,0 +1,197 @@
+/*  evr_step_end.c: a step's end (part of evr_step.c's story): once its
+    output has ended and its exit code is known (evr_eng_maybe_end), the
+    rest of the output is stored and artifacts copied out; then its status
+    and reason (a command the shell could not run, the OOM killer),
+    step.finished, a retry when its policy covers how it ended, and the
+    unit's removal after the event is committed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_engine_int.h"
+
+static void
+s_removed(const evr_exec_result_t *r, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    if (r->rc && !r->not_found) {
+        job->doubt = true;   /* its cleanup looks for it again */
+        if (job->eng->opts.print)
+            printf("evrun-runner: removing a %s of job %s: %s\n", job->ex->ops->unit_word,
+                   job->id, r->msg);
+    }
+    job->calls--;
+}
+
+/*  After step.finished is committed: remove the unit (data: its name,
+    which a retry has already replaced in the step). */
+static void
+s_do_remove(void *arg, void *data, size_t len)
+{
+    (void) len;
+    evr_eng_step_t *st = arg;
+    evr_eng_test_pause("between_steps", st);
+    if (st->job->eng->opts.keep)
+        return;
+    st->job->calls++;
+    st->job->ex->ops->remove(st->job->ex, data, s_removed, st->job);
+}
+
+/*  Whether the step's retry policy covers how it ended, with attempts left. */
+static bool
+s_retryable(const evr_eng_step_t *st)
+{
+    const evr_retry_t *r = &st->spec->retry;
+    const evr_eng_job_t *job = st->job;
+    if (!r->present || st->attempt > r->max || job->cancelling || job->timed_out
+        || job->eng->failure
+        || (job->failed && job->spec->on_failure == EVR_ON_FAILURE_STOP))
+        return false;
+    const char *how = evr_step_status_name(st->status);
+    for (uint32_t i = 0; i < r->on.n; i++)
+        if (strcmp(r->on.v[i], how) == 0)
+            return true;
+    return false;
+}
+
+/*  The next attempt: a fresh unit, output counted from zero. */
+static void
+s_retry(evr_eng_step_t *st)
+{
+    evr_eng_step_log(st, "retrying (attempt %u of %u)", st->attempt + 1,
+                     st->spec->retry.max + 1);
+    st->attempt++;
+    st->status = EVR_STEP_PENDING;
+    st->attach_done = st->exit_known = st->stop_sent = st->kill_sent = false;
+    st->timed_out = st->cancelled = st->lost = false;
+    evr_eng_step_freeze_reset(st);
+    st->paused_ns = 0;
+    st->peek_at = 0;
+    st->retakes = 0;
+    st->exit_code = 0;
+    st->oom_killed = false;
+    st->t_start = st->t_end = 0;
+    free(st->reason);
+    st->reason = NULL;
+    free(st->unit_id);
+    st->unit_id = NULL;
+    evr_strmap_free(&st->outputs);
+    st->outputs_read = false;
+    for (int si = 0; si < 2; si++) {
+        st->out[si].raw_off = 0;
+        st->out[si].len = 0;
+        st->out[si].raw_in_buf = 0;
+        st->skip[si] = 0;
+    }
+    free(st->unit);
+    evr_eng_step_to(st, EVR_ENG_STEP_PENDING);
+    evr_eng_step_begin(st);
+}
+
+/*  bytes for people: "512 MiB" when a whole number of KiB, MiB, GiB, TiB,
+    else "N bytes". */
+static void
+s_size_text(uint64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    int u = -1;
+    while (u < 3 && bytes && bytes % 1024 == 0) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, size, "%llu bytes", (unsigned long long) bytes);
+    else
+        snprintf(buf, size, "%llu %s", (unsigned long long) bytes, units[u]);
+}
+
+/*  The shell's codes for a command it could not run (126, 127) get a
+    reason that says where to look, unless the engine stopped the step. */
+static void
+s_shell_reason(evr_eng_step_t *st)
+{
+    if ((st->exit_code != 127 && st->exit_code != 126) || st->reason || st->stop_sent
+        || st->kill_sent || st->timed_out || st->cancelled || st->lost)
+        return;
+    const evr_spec_t *spec = st->job->spec;
+    const char *where = "is it on the runner host's PATH?";
+    char in_image[600];
+    if (spec->executor != EVR_EXECUTOR_PROCESS) {
+        snprintf(in_image, sizeof in_image, "is it installed in the image %.512s?",
+                 st->spec->image ? st->spec->image : spec->image ? spec->image : "?");
+        where = in_image;
+    }
+    if (st->exit_code == 127)
+        evr_eng_set_reason(st, "a command was not found: %s (the step's output names it)",
+                           where);
+    else
+        evr_eng_set_reason(st, "a command could not be run: not executable, or not a program "
+                           "(the step's output names it)");
+}
+
+void
+evr_eng_step_finish(evr_eng_step_t *st)
+{
+    evr_eng_job_t *job = st->job;
+    s_shell_reason(st);
+    /* killed by the OOM killer, not by a stop of the engine's */
+    if (st->oom_killed && st->exit_code && !st->stop_sent && !st->kill_sent && !st->timed_out
+        && !st->cancelled) {
+        char lim[32] = "none";
+        if (st->memory_limit)
+            s_size_text(st->memory_limit, lim, sizeof lim);
+        evr_eng_set_reason(st, "out of memory (limit %s)", lim);
+    }
+    if (st->timed_out)
+        st->status = EVR_STEP_TIMED_OUT;
+    else if (st->cancelled)
+        st->status = EVR_STEP_CANCELLED;
+    else if (st->lost)
+        st->status = EVR_STEP_LOST;
+    else if (st->exit_code == 0 && !st->reason)
+        st->status = EVR_STEP_SUCCEEDED;
+    else
+        st->status = EVR_STEP_FAILED;
+    /* allow_failure: a failure, not a cancel, that does not fail the job
+       (a retry comes first) */
+    st->allowed = st->spec->allow_failure && st->status != EVR_STEP_SUCCEEDED
+               && st->status != EVR_STEP_CANCELLED && !s_retryable(st);
+    evr_eng_step_to(st, EVR_ENG_STEP_FINISHED);
+    evr_eng_chan_close(st);
+    job->running--;
+    uint64_t ms = st->t_start && st->t_end > st->t_start ? (st->t_end - st->t_start) / 1000000u : 0;
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_STEP_FINISHED, st);
+    ev->data.exit_code = st->exit_code;
+    ev->data.duration = ms;
+    ev->data.status = evr_strdup(evr_step_status_name(st->status));
+    if (st->reason)
+        ev->data.reason = evr_strdup(st->reason);
+    ev->data.allowed = st->allowed;
+    evr_eng_step_log(st, "%s%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
+               st->allowed ? " (allowed)" : "",
+               (long long) st->exit_code, (unsigned long long) (ms / 1000),
+               (unsigned long long) (ms % 1000), st->reason ? ": " : "",
+               st->reason ? st->reason : "");
+    evr_eng_after(job->eng, s_do_remove, st, st->unit, strlen(st->unit) + 1);
+    if (st->status != EVR_STEP_SUCCEEDED && s_retryable(st))
+        s_retry(st);
+    else if (st->status != EVR_STEP_SUCCEEDED && !st->cancelled && !st->allowed)
+        job->failed = true;
+}
+
+/*  Output ended and the exit code is known: store the rest of the output,
+    copy artifacts out, record the result. */
+void
+evr_eng_maybe_end(evr_eng_step_t *st)
+{
+    if (!st->attach_done || !st->exit_known || st->state == EVR_ENG_STEP_ENDING
+        || evr_eng_step_done(st))
+        return;
+    evr_eng_test_pause("after_exit", st);
+    if (!st->t_end)
+        st->t_end = evr_mono_ns();
+    evr_eng_step_to(st, EVR_ENG_STEP_ENDING);
+    for (int si = 0; si < 2; si++)
+        evr_eng_emit_output(st, si, true);
+    evr_eng_step_collect(st);   /* outputs, artifacts, then the end */
+}

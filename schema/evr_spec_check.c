@@ -1,0 +1,429 @@
+/*  evr_spec_check.c: the semantic checks of a pipeline spec
+    (evr_spec_validate): names, paths, env maps, artifacts, caches, the
+    steps and their needs (no cycle), resources and the spec's encoded
+    size.  The checks of control flow, sources, where steps run and the
+    queue are in evr_spec_flow.c, evr_spec_source.c, evr_spec_run.c and
+    evr_spec_queue.c; the field tables are in evr_spec.c. */
+#include "evr_spec.h"
+
+#include "evr_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool
+evr_spec_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > EVR_SPEC_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+bool
+evr_spec_env_name_ok(const char *s)
+{
+    if (!*s || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+const char *
+evr_spec_path_problem(const char *p)
+{
+    if (!*p)
+        return "empty path";
+    if (*p == '/')
+        return "absolute path (paths are relative to /workspace)";
+    const char *c = p;
+    while (*c) {
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t) (e - c) : strlen(c);
+        if (n == 2 && c[0] == '.' && c[1] == '.')
+            return "path contains \"..\" (paths must stay inside /workspace)";
+        c += n;
+        if (*c == '/')
+            c++;
+    }
+    return NULL;
+}
+
+static void
+s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
+{
+    for (uint32_t i = 0; i < env->n; i++)
+        if (!evr_spec_env_name_ok(env->k[i])) {
+            char p[256];
+            snprintf(p, sizeof p, "%s.%s", path, env->k[i]);
+            evr_diag_add(diag, p, "not a valid environment variable name "
+                                  "(letters, digits and _, not starting with a digit)");
+        }
+}
+
+/*  Artifact paths of step i: safe, each once. */
+static void
+s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t k = 0; k < a->paths.n; k++) {
+        const char *why = evr_spec_path_problem(a->paths.v[k]);
+        /* the loader marks a shorthand list's items as paths[k] too */
+        snprintf(p, sizeof p, "%s.artifacts.paths[%u]", at, k);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, a->paths.v[k]);
+        for (uint32_t m = 0; m < k && !why; m++)
+            if (strcmp(a->paths.v[m], a->paths.v[k]) == 0) {
+                evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
+                break;
+            }
+    }
+}
+
+/*  NULL when a cache path is usable: absolute (not / nor /workspace
+    itself), or a safe relative path (not "."); else why. */
+static const char *
+s_cache_path_problem(const char *path)
+{
+    const char *rel = path;
+    if (*path == '/') {
+        rel = path + 1;
+        if (!*rel)
+            return "the root cannot be a cache";
+        if (strcmp(path, "/workspace") == 0 || strcmp(path, "/workspace/") == 0)
+            return "/workspace itself cannot be a cache (name a directory inside it)";
+    }
+    if (strcmp(rel, ".") == 0 || strcmp(rel, "./") == 0)
+        return "the workspace itself cannot be a cache (name a directory inside it)";
+    const char *why = evr_spec_path_problem(rel);
+    if (why && *path == '/')
+        return "path contains \"..\"";
+    return why;
+}
+
+/*  A `cache` list at path ("cache", "steps[2].cache"): keys, paths, each
+    path once; none in a process pipeline. */
+static void
+s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *path,
+              evr_diag_t *diag)
+{
+    char p[160];
+    if (cache->n && spec->executor == EVR_EXECUTOR_PROCESS) {
+        evr_diag_add(diag, path, "caches are podman volumes: a process pipeline has none; "
+                                 "remove cache (or keep the files in a directory of the host)");
+        return;
+    }
+    for (uint32_t k = 0; k < cache->n; k++) {
+        const evr_cache_t *c = evr_spec_cache(cache, k);
+        if (!c->key || !c->path)
+            continue;   /* reported by the loader */
+        snprintf(p, sizeof p, "%s[%u].key", path, k);
+        const char *why = *c->key ? evr_spec_cache_key_walk(c->key, NULL, NULL) : "empty key";
+        if (why)
+            evr_diag_add(diag, p, "%s", why);
+        snprintf(p, sizeof p, "%s[%u].path", path, k);
+        why = s_cache_path_problem(c->path);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
+        for (uint32_t m = 0; m < k && !why; m++)
+            if (evr_spec_cache(cache, m)->path
+                && strcmp(evr_spec_cache(cache, m)->path, c->path) == 0) {
+                evr_diag_add(diag, p, "\"%s\" is the path of %s[%u] already", c->path, path, m);
+                break;
+            }
+    }
+}
+
+/*  Depth-first search for a cycle through step i.  color: 0 white,
+    1 on the stack, 2 done.  stack holds the current path. */
+static bool
+s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack,
+             uint32_t depth, evr_diag_t *diag)
+{
+    color[i] = 1;
+    stack[depth] = i;
+    const evr_step_t *st = evr_spec_step(spec, i);
+    for (uint32_t k = 0; k < st->needs.n; k++) {
+        int j = evr_spec_step_index(spec, st->needs.v[k]);
+        if (j < 0)
+            continue;
+        if (color[j] == 1) {
+            /* the cycle is stack[pos..depth] followed by j again */
+            uint32_t pos = 0;
+            while (stack[pos] != (uint32_t) j)
+                pos++;
+            char buf[2048] = "";
+            size_t used = 0;
+            for (uint32_t d = pos; d <= depth + 1; d++) {
+                uint32_t s = d <= depth ? stack[d] : (uint32_t) j;
+                int w = snprintf(buf + used, sizeof buf - used, "%s%s", d > pos ? " -> " : "",
+                                 evr_spec_step(spec, s)->name);
+                if (w < 0 || (size_t) w >= sizeof buf - used)
+                    break;
+                used += (size_t) w;
+            }
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].needs", i);
+            evr_diag_add(diag, p, "dependency cycle: %s", buf);
+            return true;
+        }
+        if (color[j] == 0 && s_find_cycle(spec, (uint32_t) j, color, stack, depth + 1, diag))
+            return true;
+    }
+    color[i] = 2;
+    return false;
+}
+
+/*  What a step and on_error both check: image, artifacts, cache, env;
+    at is the step's path ("steps[2]", "on_error"). */
+static void
+s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_diag_t *diag)
+{
+    char p[128];
+    if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
+        snprintf(p, sizeof p, "%s.image", at);
+        evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
+    }
+    else if (st->image && !*st->image) {
+        snprintf(p, sizeof p, "%s.image", at);
+        evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
+    }
+    else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
+    s_check_artifacts(&st->artifacts, at, diag);
+    if (st->cache.n) {     /* the paths only when there is something to check */
+        snprintf(p, sizeof p, "%s.cache", at);
+        s_check_cache(spec, &st->cache, p, diag);
+    }
+    if (st->env.n) {
+        snprintf(p, sizeof p, "%s.env", at);
+        s_check_envmap(&st->env, p, diag);
+    }
+}
+
+/*  No two steps share a unit form (evr_spec_step_unit_form): checked
+    only when a name holds '[' (a plain name is its own form, and plain
+    names are checked as duplicates). */
+static void
+s_check_unit_forms(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    uint32_t n = spec->steps.n;
+    bool any = false;
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = evr_spec_step(spec, i)->name && strchr(evr_spec_step(spec, i)->name, '[');
+    if (!any)
+        return;
+    char **form = evr_calloc(n, sizeof *form);
+    for (uint32_t i = 0; i < n; i++)
+        if (evr_spec_step(spec, i)->name)
+            form[i] = evr_spec_step_unit_form(evr_spec_step(spec, i)->name);
+    for (uint32_t j = 1; j < n; j++)
+        for (uint32_t i = 0; i < j && form[j]; i++) {
+            const char *a = evr_spec_step(spec, i)->name, *b = evr_spec_step(spec, j)->name;
+            if (!a || (!strchr(a, '[') && !strchr(b, '[')) || !strcmp(a, b)
+                || strcmp(form[i], form[j]))
+                continue;
+            uint32_t at = strchr(b, '[') ? j : i;   /* at the matrix step's name */
+            char p[64];
+            snprintf(p, sizeof p, "steps[%u].name", at);
+            evr_diag_add(diag, p, "step \"%s\" and step \"%s\" would share the container "
+                         "name \"%s\": rename one of them", at == j ? b : a, at == j ? a : b,
+                         form[j]);
+            break;
+        }
+    for (uint32_t i = 0; i < n; i++)
+        free(form[i]);
+    free(form);
+}
+
+/*  "unknown step", with the step name it is a near-miss of. */
+static void
+s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag_t *diag)
+{
+    const char *names[EVR_SPEC_MAX_STEPS];
+    size_t n = 0;
+    for (uint32_t i = 0; i < spec->steps.n && n < EVR_SPEC_MAX_STEPS; i++)
+        if (evr_spec_step(spec, i)->name)
+            names[n++] = evr_spec_step(spec, i)->name;
+    const char *near = evr_diag_near(need, names, n);
+    evr_diag_add(diag, p, "unknown step \"%s\"%s%s%s", need, near ? "; did you mean " : "",
+                 near ? near : "", near ? "?" : "");
+}
+
+static void
+s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "].name");
+        if (!st->name)
+            continue;   /* reported by the loader */
+        if (!evr_spec_step_name_ok(st->name))
+            evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
+                         "at most %d)", st->name, EVR_SPEC_MAX_NAME);
+        if (st->matrix.n) {
+            snprintf(p, sizeof p, "steps[%u].matrix", i);
+            evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
+                         "spec on the wire holds one step per combination (evr_spec_expand)");
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (evr_spec_step(spec, j)->name
+                && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {
+                char q[64];
+                uint32_t line = 0, col = 0;
+                snprintf(q, sizeof q, "steps[%u].name", j);
+                if (evr_diag_pos(diag, q, &line, &col))
+                    evr_diag_add(diag, p, "duplicate step name \"%s\" (first at line %u)",
+                                 st->name, line);
+                else
+                    evr_diag_add(diag, p, "duplicate step name \"%s\" (same as steps[%u])",
+                                 st->name, j);
+                break;
+            }
+        for (uint32_t k = 0; k < st->needs.n; k++) {
+            snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
+            const char *need = st->needs.v[k];
+            if (strcmp(need, st->name) == 0)
+                evr_diag_add(diag, p, "step \"%s\" needs itself", need);
+            else if (evr_spec_step_index(spec, need) < 0)
+                s_unknown_need(spec, p, need, diag);
+            for (uint32_t m = 0; m < k; m++)
+                if (strcmp(st->needs.v[m], need) == 0)
+                    evr_diag_add(diag, p, "\"%s\" is listed twice", need);
+        }
+        evr_spec_path_idx(p, sizeof p, "steps[", i, "]");
+        s_check_step(spec, st, p, diag);
+    }
+    s_check_unit_forms(spec, diag);
+    /* Cycles: only meaningful once names are unique. */
+    uint32_t n = spec->steps.n;
+    uint8_t *color = evr_calloc(n, 1);
+    uint32_t *stack = evr_calloc(n + 1, sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++)
+        if (color[i] == 0 && s_find_cycle(spec, i, color, stack, 0, diag))
+            break;   /* one cycle is enough to report */
+    free(color);
+    free(stack);
+}
+
+static void
+s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t i = 0; i < spec->resources.n; i++) {
+        const evr_resource_t *r = evr_spec_resource(spec, i);
+        if (!r->name || !r->url || !r->path)
+            continue;   /* reported by the loader */
+        snprintf(p, sizeof p, "resources[%u].name", i);
+        if (!evr_spec_name_ok(r->name))
+            evr_diag_add(diag, p, "invalid resource name \"%s\"", r->name);
+        for (uint32_t j = 0; j < i; j++)
+            if (evr_spec_resource(spec, j)->name
+                && strcmp(evr_spec_resource(spec, j)->name, r->name) == 0)
+                evr_diag_add(diag, p, "duplicate resource name \"%s\"", r->name);
+        snprintf(p, sizeof p, "resources[%u].url", i);
+        if (strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0)
+            evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", r->url);
+        snprintf(p, sizeof p, "resources[%u].path", i);
+        const char *why = evr_spec_path_problem(r->path);
+        if (why)
+            evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
+    }
+}
+
+evr_rc_t
+evr_spec_check_size(const evr_spec_t *spec, evr_err_t *err)
+{
+    size_t n = evr_codec_size(&evr_spec_type, spec);
+    if (n <= EVR_SPEC_MAX_BYTES)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_LIMIT, "the pipeline spec is %zu bytes as msgpack, over "
+                       "the limit of %u bytes (1 MiB; YAML aliases count once per use, a "
+                       "matrix step once per combination): make the scripts, env or steps "
+                       "smaller", n, EVR_SPEC_MAX_BYTES);
+}
+
+void
+evr_spec_path_idx(char *buf, size_t len, const char *pre, uint32_t i, const char *post)
+{
+    char num[11];
+    size_t d = sizeof num;
+    do
+        num[--d] = (char) ('0' + i % 10);
+    while ((i /= 10) && d);
+    size_t at = 0;
+    const char *parts[3] = { pre, num + d, post };
+    size_t lens[3] = { strlen(pre), sizeof num - d, strlen(post) };
+    for (int k = 0; k < 3 && len; k++) {
+        size_t n = lens[k] < len - 1 - at ? lens[k] : len - 1 - at;
+        memcpy(buf + at, parts[k], n);
+        at += n;
+    }
+    if (len)
+        buf[at] = '\0';
+}
+
+evr_rc_t
+evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    size_t before = evr_diag_count(diag);
+    char p[128];
+    if (spec->pipeline && !evr_spec_name_ok(spec->pipeline))
+        evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -; "
+                     "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
+    if (spec->steps.n == 0)
+        evr_diag_add(diag, "steps", "a pipeline needs at least one step");
+    if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");
+    else if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
+        evr_diag_add(diag, "image", "empty image: name an image, or leave the key out");
+    for (uint32_t i = 0; i < spec->labels.n; i++)
+        if (!evr_spec_name_ok(spec->labels.v[i])) {
+            snprintf(p, sizeof p, "labels[%u]", i);
+            evr_diag_add(diag, p, "invalid label \"%s\"", spec->labels.v[i]);
+        }
+    for (uint32_t i = 0; i < spec->secrets.n; i++) {
+        snprintf(p, sizeof p, "secrets[%u]", i);
+        if (!evr_spec_env_name_ok(spec->secrets.v[i]))
+            evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
+                         spec->secrets.v[i]);
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(spec->secrets.v[j], spec->secrets.v[i]) == 0)
+                evr_diag_add(diag, p, "\"%s\" is listed twice", spec->secrets.v[i]);
+    }
+    for (uint32_t i = 0; i < spec->args.n; i++) {
+        const evr_arg_t *a = evr_spec_arg(spec, i);
+        if (!a->name)
+            continue;   /* reported by the loader */
+        snprintf(p, sizeof p, "args.%s", a->name);
+        if (!evr_spec_env_name_ok(a->name))
+            evr_diag_add(diag, p, "invalid arg name (an environment variable name)");
+    }
+    s_check_envmap(&spec->env, "env", diag);
+    s_check_cache(spec, &spec->cache, "cache", diag);
+    s_check_steps(spec, diag);
+    if (spec->on_error.present)
+        s_check_step(spec, &spec->on_error, "on_error", diag);
+    evr_spec_validate_flow(spec, diag);
+    s_check_resources(spec, diag);
+    evr_spec_validate_source(spec, diag);
+    evr_spec_validate_run(spec, diag);
+    if (spec->tz && !spec->schedule)
+        evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "
+                     "remove timezone");
+    evr_spec_validate_queue(spec, diag);
+    return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
