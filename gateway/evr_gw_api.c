@@ -385,7 +385,8 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
            const evr_msg_t *rep)
 {
     evr_msg_t q = { .type = EVR_MSG_STATUS, .job = (char *) job }, was = { 0 };
-    evr_gw_req_t quiet = { 0 };
+    /* a lookup only: it waits 1 s at most and, failing, marks no broker down */
+    evr_gw_req_t quiet = { .until_ns = evr_mono_ns() + 1000000000ull };
     const char *status = "queued";
     if (rep->type != EVR_MSG_ACCEPTED) {
         evr_gw_refused(req, rep);

@@ -368,15 +368,18 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
 }
 
 /*  s (a request's method or URL, as the client sent it) for one line of
-    the log, into buf: a control character as \xHH (a %0A in a URL would
-    start a line of its own: a forged entry), cut with "..." past size. */
+    the log, into buf: a control character, a byte past ASCII (C1 controls
+    such as NEL, bytes that are no UTF-8) and the backslash itself as
+    \xHH (a %0A in a URL would start a line of its own: a forged entry;
+    a literal "\x0A" must not read as an escaped one), cut with "..."
+    past size. */
 static const char *
 s_log_safe(const char *s, char *buf, size_t size)
 {
     size_t n = 0;
     for (; *s && n + 8 < size; s++) {
         unsigned char c = (unsigned char) *s;
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c >= 0x7f || c == '\\')
             n += (size_t) snprintf(buf + n, size - n, "\\x%02X", c);
         else
             buf[n++] = (char) c;

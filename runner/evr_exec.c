@@ -39,8 +39,11 @@ evr_exec_find(evr_exec_t *const *list, const char *name)
 bool
 evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
 {
-    for (uint32_t i = 0; ex && ex->no_cgroup_limits && i < spec->steps.n; i++) {
-        const evr_step_t *st = evr_spec_step(spec, i);
+    /* every step, then the on_error step (which has limits of its own) */
+    for (uint32_t i = 0; ex && ex->no_cgroup_limits && i <= spec->steps.n; i++) {
+        const evr_step_t *st = i < spec->steps.n ? evr_spec_step(spec, i) : &spec->on_error;
+        if (i == spec->steps.n && !spec->on_error.present)
+            break;
         evr_limits_t l = { 0 };
         evr_spec_limits_merge(spec, st, &l);
         const char *key = l.memory ? "memory" : l.cpus ? "cpus" : l.pids ? "pids" : NULL;
@@ -49,7 +52,7 @@ evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
             evr_err_set(err, EVR_ERR_CONFIG, "step %s: limits: %s: this runner cannot apply "
                         "it: %s; remove the step's (or the pipeline's) cpus, memory and pids "
                         "limits, or send the job to a runner with root podman or cgroups v2",
-                        st->name, key, ex->no_cgroup_limits);
+                        st->name ? st->name : EVR_ON_ERROR_NAME, key, ex->no_cgroup_limits);
             return false;
         }
     }

@@ -3,6 +3,7 @@
     as a git checkout's child (evr_source.c): the pipe's end says the
     child is done, a short timer reaps it. */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_offload.h"
 
 #define S_REAP_MS 2
+#define S_CLOSE_MAX 65536   /* fds the child closes one by one at most */
 
 struct evr_offload {
     evr_loop_t *loop;
@@ -42,7 +45,8 @@ s_reap(evr_loop_t *loop, void *arg)
         self->timer = evr_loop_timer_add(loop, S_REAP_MS, s_reap, self);
         return;
     }
-    if (r > 0 && !self->why[0] && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    /* how it ended says more than "ended without its result" */
+    if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         snprintf(self->why, sizeof self->why, "the child process %s %d", WIFSIGNALED(status)
                  ? "was killed by signal" : "exited with", WIFSIGNALED(status)
                  ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -102,14 +106,20 @@ s_start_failed(evr_loop_t *loop, void *arg)
 /*  The child: closes what it inherited but its end of the pipe, works,
     writes the result, exits (no atexit handler of the parent's runs). */
 static void __attribute__((noreturn))
-s_child(pid_t parent, int wfd, evr_offload_work_fn *work, void *arg, size_t size)
+s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, size_t size)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(3);
-    if (wfd > 3)
-        close_range(3, (unsigned) wfd - 1, 0);
-    close_range((unsigned) wfd + 1, ~0u, 0);
+    /* where close_range fails (a kernel before 5.9, a seccomp filter), a
+       loop up to the soft limit: no lock, pipe or socket of the runner's
+       may stay open in the child (a conmon reader waits for its pipe's
+       reader to close) */
+    if ((wfd > 3 && close_range(3, (unsigned) wfd - 1, 0) != 0)
+        || close_range((unsigned) wfd + 1, ~0u, 0) != 0)
+        for (int fd = 3; fd < maxfd; fd++)
+            if (fd != wfd)
+                close(fd);
     unsigned char out[EVR_OFFLOAD_MAX];
     memset(out, 0, size);
     work(arg, out, size);
@@ -134,6 +144,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     self->done = done;
     self->arg = arg;
     self->fd = -1;
+    assert(size <= EVR_OFFLOAD_MAX);   /* a programmer's error: raise EVR_OFFLOAD_MAX */
     self->size = size < EVR_OFFLOAD_MAX ? size : EVR_OFFLOAD_MAX;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -141,10 +152,14 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;
     }
+    struct rlimit rl;
+    int maxfd = S_CLOSE_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
+        maxfd = (int) rl.rlim_cur;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        s_child(parent, p[1], work, arg, self->size);
+        s_child(parent, p[1], maxfd, work, arg, self->size);
     close(p[1]);
     if (pid < 0) {
         close(p[0]);

@@ -757,6 +757,18 @@ def case_wire():
           repr([x for x in log.split(b"\n") if b"FORGED" in x][:2]))
     check("... the entry says where the line break was (\\x0A)", b"x\\x0A2026" in log,
           repr([x for x in log.split(b"\n") if b"FORGED" in x][:2]))
+    # a literal "\x0A" in a URL and a C1 control (NEL, 0x85) are escaped too
+    r = req("GET", "/ui/lit%5Cx0Aend%C2%85nel.js", token=None)
+    check("a URL with a backslash and a NEL: 404", r.status == 404, repr(r))
+    for _ in range(50):
+        with open(STATE + "/gateway.log", "rb") as f:
+            log = f.read()
+        if b"nel.js" in log:
+            break
+        time.sleep(0.1)
+    check("... the backslash and the bytes past ASCII logged as \\xHH",
+          b"/ui/lit\\x5Cx0Aend\\xC2\\x85nel.js" in log,
+          repr([x for x in log.split(b"\n") if b"nel.js" in x][:2]))
     # a client that opens and sends half a request: others are served meanwhile
     s = socket.create_connection((HOST, PORT))
     s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")

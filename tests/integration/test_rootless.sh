@@ -287,6 +287,19 @@ YML
     grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless .* on cgroups v1" "$out" "$err"
   check "no podman error dumped" sh -c "! grep -qi 'internal server error\|\"cause\"' '$out' '$err'"
   check "nothing ran" sh -c "! grep -q '^x | ran' '$out'"
+  pipeline limerr <<'YML'
+pipeline: rl-lim-onerr
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - {name: x, run: echo ran}
+on_error:
+  limits: {pids: 50}
+  run: echo cleanup
+YML
+  run limerr "$tmp/limerr.yml"
+  check "on_error's own limits: refused too (exit 2)" [ "$rc" -eq 2 ]
+  check "... naming on_error" grep -q "step on_error: limits: pids: this runner cannot apply it" "$out" "$err"
 }
 
 case_recover() {   # SIGKILL mid-step, then --recover: no output lost or doubled

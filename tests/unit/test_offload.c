@@ -99,8 +99,30 @@ test_dies(void)
     for (int i = 0; i < 1000 && !seen.calls; i++)
         evr_loop_once(loop, 100);
     CHECK(seen.calls == 1 && seen.rc == EVR_ERR_IO);
-    CHECK(strstr(seen.msg, "without its result") != NULL);
+    CHECK(strstr(seen.msg, "the child process exited with 7") != NULL);   /* how, not only that */
     CHECK(seen.out.text[0] == '\0');
+    evr_loop_destroy(&loop);
+}
+
+static void
+s_killed(void *arg, void *out, size_t size)
+{
+    (void) arg;
+    (void) out;
+    (void) size;
+    raise(SIGKILL);     /* as the OOM killer would */
+}
+
+static void
+test_killed(void)
+{
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    evr_offload_start(loop, s_killed, sizeof(s_out_t), s_done, &seen);
+    for (int i = 0; i < 1000 && !seen.calls; i++)
+        evr_loop_once(loop, 100);
+    CHECK(seen.calls == 1 && seen.rc == EVR_ERR_IO);
+    CHECK(strstr(seen.msg, "was killed by signal 9") != NULL);
     evr_loop_destroy(&loop);
 }
 
@@ -127,6 +149,7 @@ main(void)
     signal(SIGPIPE, SIG_IGN);
     EVR_TEST_RUN(test_result);
     EVR_TEST_RUN(test_dies);
+    EVR_TEST_RUN(test_killed);
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_END();
 }
