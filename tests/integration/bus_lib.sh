@@ -61,6 +61,9 @@ bus_stop() {
     kill -9 "$p" 2>/dev/null
   done
   bus_pids=()
+  # a broker killed with -9 leaves its ipc socket files: the next
+  # bus_broker must not take them for its own
+  rm -f "$tmp/bus/clients" "$tmp/bus/runners" "$tmp/bus/events"
 }
 
 cli() { "$bin/evrun-cli" "$@"; }
