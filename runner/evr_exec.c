@@ -37,10 +37,10 @@ evr_exec_find(evr_exec_t *const *list, const char *name)
 }
 
 bool
-evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
+evr_exec_limits_ok(evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
 {
     /* every step, then the on_error step (which has limits of its own) */
-    for (uint32_t i = 0; ex && ex->no_cgroup_limits && i <= spec->steps.n; i++) {
+    for (uint32_t i = 0; ex && ex->ops->no_cgroup_limits && i <= spec->steps.n; i++) {
         const evr_step_t *st = i < spec->steps.n ? evr_spec_step(spec, i) : &spec->on_error;
         if (i == spec->steps.n && !spec->on_error.present)
             break;
@@ -48,13 +48,16 @@ evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err)
         evr_spec_limits_merge(spec, st, &l);
         const char *key = l.memory ? "memory" : l.cpus ? "cpus" : l.pids ? "pids" : NULL;
         evr_rec_free(&evr_limits_type, &l);
-        if (key) {
+        const char *why = key ? ex->ops->no_cgroup_limits(ex) : NULL;
+        if (why) {
             evr_err_set(err, EVR_ERR_CONFIG, "step %s: limits: %s: this runner cannot apply "
                         "it: %s; remove the step's (or the pipeline's) cpus, memory and pids "
                         "limits, or send the job to a runner with root podman or cgroups v2",
-                        st->name ? st->name : EVR_ON_ERROR_NAME, key, ex->no_cgroup_limits);
+                        st->name ? st->name : EVR_ON_ERROR_NAME, key, why);
             return false;
         }
+        if (key)
+            break;   /* the backend can: no step is refused */
     }
     return true;
 }

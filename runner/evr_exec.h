@@ -235,22 +235,24 @@ typedef struct {
     void (*remove_hint)(const evr_exec_t *ex, const char *name, char *buf, size_t size);
     /*  One line for the start banner ("podman unix:///run/podman.sock"). */
     const char *(*describe)(const evr_exec_t *ex);
+    /*  Why this backend cannot apply the cgroup limits (cpus, memory,
+        pids) of a step, or NULL when it can (podman: rootless on cgroups
+        v1, where podman ignores them with a warning; evr_podman_host.h:
+        may wait for the service's answer, once).  NULL: it can. */
+    const char *(*no_cgroup_limits)(evr_exec_t *ex);
 } evr_exec_ops_t;
 
 /*  Every backend's object starts with this. */
 struct evr_exec {
     const evr_exec_ops_t *ops;
     evr_loop_t *loop;
-    /*  Why this backend cannot apply the cgroup limits (cpus, memory,
-        pids) of a step, or NULL when it can (podman: rootless on cgroups
-        v1, where podman ignores them with a warning). */
-    const char *no_cgroup_limits;
 };
 
 /*  Whether every step of spec can have its limits on ex: false
     (EVR_ERR_CONFIG in err, naming the step, the key and why) when a step
-    asks ex->no_cgroup_limits keeps it from; true for a NULL ex. */
-bool evr_exec_limits_ok(const evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err);
+    asks for one that ex->ops->no_cgroup_limits keeps it from; true for a
+    NULL ex.  Asks the backend only for a spec with limits. */
+bool evr_exec_limits_ok(evr_exec_t *ex, const evr_spec_t *spec, evr_err_t *err);
 
 /*  Frees ex through its backend; NULL-safe, sets *ex_p = NULL. */
 void evr_exec_destroy(evr_exec_t **ex_p);

@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "evr_exec_podman_int.h"
-#include "evr_podman_host.h"
 
 #define S_MEMO_MS 2000
 
@@ -183,7 +182,7 @@ s_destroy(evr_exec_t *ex)
         evr_pe_op_free(pe->ops);
     evr_bundles_destroy(&pe->bundles);
     free(pe->describe);
-    free(pe->no_limits);
+    evr_podman_host_destroy(&pe->host);   /* after pm: its call is dropped */
     evr_pulls_destroy(&pe->pulls);
     free(pe);
 }
@@ -592,6 +591,12 @@ s_describe(const evr_exec_t *ex)
     return ((const evr_pe_t *) ex)->describe;
 }
 
+static const char *
+s_no_cgroup_limits(evr_exec_t *ex)
+{
+    return evr_podman_host_no_limits(evr_pe(ex)->host);
+}
+
 static void *s_pull(evr_exec_t *ex, const char *image, uint32_t policy, const char *auth,
                     evr_exec_line_fn *line, evr_exec_fn *fn, void *arg);
 static void s_pull_cancel(evr_exec_t *ex, void *handle);
@@ -625,6 +630,7 @@ static const evr_exec_ops_t s_ops = {
     .own_workspace = true,
     .remove_hint = s_remove_hint,
     .describe = s_describe,
+    .no_cgroup_limits = s_no_cgroup_limits,
 };
 
 /* ------------------------------------------------------------------ pulls */
@@ -667,8 +673,7 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
-    pe->no_limits = evr_podman_host_no_limits(url);
-    pe->base.no_cgroup_limits = pe->no_limits;
+    pe->host = evr_podman_host_new(pm, url);   /* answers while the runner starts */
     pe->bundles = evr_bundles_new();
     const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
     pe->rest_attach = ra && !strcmp(ra, "1");

@@ -11,6 +11,7 @@
 #include "evr_conmon.h"
 #include "evr_exec.h"
 #include "evr_podman.h"
+#include "evr_podman_host.h"
 #include "evr_pulls.h"
 
 typedef struct evr_pe_op evr_pe_op_t;
@@ -20,7 +21,7 @@ typedef struct {
     evr_exec_t base; /* first: the evr_exec_t the engine holds */
     evr_podman_t *pm;
     char *describe;
-    char *no_limits;        /* base.no_cgroup_limits (evr_podman_host.h) */
+    evr_podman_host_t *host; /* rootless? (ops.no_cgroup_limits) */
     evr_pe_op_t *ops;       /* records in flight */
     evr_pe_unit_t *units;   /* attached units whose exit is read by inspect */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */

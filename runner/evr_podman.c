@@ -21,7 +21,7 @@ struct evr_podman {
     evr_http_t *http;
 };
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME } s_kind_t;
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO } s_kind_t;
 
 /*  One call in flight. */
 typedef struct {
@@ -138,6 +138,9 @@ s_parse(const s_call_t *c, long status, const char *body, size_t len, evr_podman
     case S_VOLUME:
         evr_podman_reply_volume(status, body, len, rep);
         break;
+    case S_INFO:
+        evr_podman_reply_info(status, body, len, rep);
+        break;
     default:
         evr_podman_reply_plain(status, body, len, rep);
         break;
@@ -175,7 +178,9 @@ s_done(evr_http_req_t *req, void *arg)
                               .id = rep.names ? rep.names : rep.id, .exit_code = rep.exit_code,
                               .state = rep.state, .not_found = rep.not_found,
                               .exists = rep.exists, .oom_killed = rep.oom_killed,
-                              .started_at = rep.started_at, .dir = rep.dir };
+                              .started_at = rep.started_at, .dir = rep.dir,
+                              .rootless = rep.rootless, .cgroup_version = rep.cgroup_version,
+                              .cgroup_manager = rep.cgroup_manager };
     if (c->fn)
         c->fn(&r, c->arg);
     evr_podman_reply_clear(&rep);
@@ -534,6 +539,12 @@ evr_podman_volume_create(evr_podman_t *self, const char *name, evr_podman_fn *fn
 {
     s_call(self, S_PLAIN, "POST", S_API "/volumes/create", json_pack("{s:s}", "Name", name),
            S_TIMEOUT_MS, fn, arg);
+}
+
+void *
+evr_podman_info(evr_podman_t *self, evr_podman_fn *fn, void *arg)
+{
+    return s_call(self, S_INFO, "GET", S_API "/info", NULL, 10000, fn, arg);
 }
 
 void

@@ -34,6 +34,9 @@ typedef struct {
     uint64_t started_at;    /* inspect: State.StartedAt, wall ns (0: never started) */
     const char *dir;        /* inspect: StaticDir, the bundle directory holding conmon's
                                attach socket, or NULL */
+    bool rootless;              /* info: host.security.rootless */
+    const char *cgroup_version; /* info: host.cgroupVersion ("v1", "v2") */
+    const char *cgroup_manager; /* info: host.cgroupManager ("" when absent) */
 } evr_podman_result_t;
 
 typedef void (evr_podman_fn)(const evr_podman_result_t *r, void *arg);
@@ -76,6 +79,11 @@ const char *evr_podman_url(const evr_podman_t *self);
 /*  Synchronous check that the service answers (GET /_ping, 5 s): turns
     the loop until the answer (not from inside a callback of the loop). */
 evr_rc_t evr_podman_ping(evr_podman_t *self, evr_err_t *err);
+
+/*  GET /info (10 s): whether the service is rootless, and its cgroups
+    (rootless, cgroup_version, cgroup_manager).  Returns a handle that
+    evr_podman_detach cancels (fn hears "cancelled"), valid until fn. */
+void *evr_podman_info(evr_podman_t *self, evr_podman_fn *fn, void *arg);
 
 void evr_podman_create(evr_podman_t *self, const evr_podman_spec_t *spec, evr_podman_fn *fn,
                        void *arg);

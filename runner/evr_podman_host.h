@@ -1,15 +1,36 @@
 /*  evr_podman_host.h: what the podman executor learns of its service's
-    host without asking the service (the service is on this host: its
-    socket is a unix socket here). */
+    host: whether a container of it can have cgroup limits (cpus, memory,
+    pids).
+
+    Rootless podman on cgroups v1 ignores them, only warning on its
+    command line (the REST create succeeds and the container runs
+    unlimited), so the runner refuses such a job before it runs.  The
+    service says what it is: GET /libpod/info (host.security.rootless,
+    host.cgroupVersion), asked once, when the executor is made, without
+    waiting for the answer.  Only when that call fails is the old guess
+    made, and logged as one: a socket owned by another user than root is
+    a rootless podman's, and /sys/fs/cgroup not a cgroup2 file system is
+    cgroups v1 (a guess that errs both ways: a root service's socket
+    chowned to a user, a rootless service's socket chowned to root). */
 #ifndef EVR_PODMAN_HOST_H
 #define EVR_PODMAN_HOST_H
 
-/*  Why a container of the service at url ("unix:///path/podman.sock")
-    cannot have cgroup limits (cpus, memory, pids), or NULL when it can
-    (caller frees): a service whose socket is owned by another user than
-    root is a rootless podman, and rootless podman on cgroups v1 (or
-    "hybrid": /sys/fs/cgroup is not a cgroup2 file system) ignores
-    limits, only warning on its command line. */
-char *evr_podman_host_no_limits(const char *url);
+#include "evr_podman.h"
+
+typedef struct evr_podman_host evr_podman_host_t;
+
+/*  Starts asking pm's service (at url, "unix:///path/podman.sock") GET
+    /libpod/info on pm's loop.  Caller owns the result; destroy it after
+    pm (destroying pm drops the call unanswered). */
+evr_podman_host_t *evr_podman_host_new(evr_podman_t *pm, const char *url);
+void evr_podman_host_destroy(evr_podman_host_t **self_p);
+
+/*  Why a container of the service cannot have cgroup limits, or NULL
+    when it can (valid until destroy).  When the service has not answered
+    yet, the call under way is cancelled and the question asked again on
+    a loop of its own, waiting for the answer (at most 10 s: the caller's
+    loop does not turn meanwhile), so that a job with limits that comes
+    right after the start is judged like any other. */
+const char *evr_podman_host_no_limits(evr_podman_host_t *self);
 
 #endif

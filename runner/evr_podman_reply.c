@@ -199,7 +199,8 @@ s_get_word(const char *what, const json_t *obj, const char *field, const char *k
         return s_fail(r, "podman's answer to %s: %s: %s is not %s", what, field,
                       s_quote(json_string_value(j), json_string_length(j), q, sizeof q),
                       lower_only ? "a state (one lowercase word)"
-                                 : "an id (letters and digits)");
+                      : strcmp(what, "info") ? "an id (letters and digits)"
+                                             : "a word of letters and digits");
     }
     return EVR_OK;
 }
@@ -338,6 +339,32 @@ evr_podman_reply_volume(long status, const char *body, size_t len, evr_podman_re
         s_fail(r, "podman's answer to volume inspect: Mountpoint: expected an absolute path, "
                   "got %s", s_what(mp));
     json_decref(j);
+    return r->rc;
+}
+
+evr_rc_t
+evr_podman_reply_info(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    s_reset(r);
+    if (status >= 400)
+        return s_error(status, body, len, r);
+    json_t *j = s_load("info", body, len, JSON_OBJECT, r);
+    json_t *host = json_object_get(j, "host");
+    json_t *rl = json_object_get(json_object_get(host, "security"), "rootless");
+    if (j && !json_is_object(host))
+        s_fail(r, "podman's answer to info: host: expected an object, got %s", s_what(host));
+    else if (j && !json_is_boolean(rl))
+        s_fail(r, "podman's answer to info: host.security.rootless: expected true or false, "
+                  "got %s", s_what(rl));
+    else if (j && !s_get_word("info", host, "host.cgroupVersion", "cgroupVersion", false,
+                              r->cgroup_version, sizeof r->cgroup_version, r)
+             && json_object_get(host, "cgroupManager"))
+        s_get_word("info", host, "host.cgroupManager", "cgroupManager", false,
+                   r->cgroup_manager, sizeof r->cgroup_manager, r);
+    r->rootless = !r->rc && json_is_true(rl);
+    json_decref(j);
+    if (r->rc)
+        r->cgroup_version[0] = r->cgroup_manager[0] = '\0';
     return r->rc;
 }
 

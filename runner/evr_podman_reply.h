@@ -55,6 +55,10 @@ typedef struct {
                                        directory (conmon's attach socket is in
                                        it), or NULL; freed by
                                        evr_podman_reply_clear */
+    bool rootless;                  /* info: host.security.rootless */
+    char cgroup_version[EVR_PODMAN_STATE_MAX];  /* info: host.cgroupVersion ("v1", "v2") */
+    char cgroup_manager[EVR_PODMAN_STATE_MAX];  /* info: host.cgroupManager ("systemd",
+                                                   "cgroupfs"), "" when absent */
 } evr_podman_reply_t;
 
 /*  Each parser zeroes *r first and returns r->rc.  status is the HTTP
@@ -96,6 +100,12 @@ evr_rc_t evr_podman_reply_volume(long status, const char *body, size_t len,
     ([A-Za-z0-9][A-Za-z0-9_.-]*, at most EVR_PODMAN_NAME_MAX) fails the
     whole answer: names go back into requests and are split at '\n'. */
 evr_rc_t evr_podman_reply_list(long status, const char *body, size_t len, const char *prefix,
+                               evr_podman_reply_t *r);
+
+/*  GET /libpod/info: host.security.rootless (true or false),
+    host.cgroupVersion (a word of letters and digits: "v1", "v2") and
+    host.cgroupManager (such a word when present; absent: ""). */
+evr_rc_t evr_podman_reply_info(long status, const char *body, size_t len,
                                evr_podman_reply_t *r);
 
 /*  Frees what a reply holds (names); r stays usable. */

@@ -7,7 +7,7 @@
     digits and a space or newline is a body answered with 200.  Every
     reader runs on the body, whatever the words say, each time on an
     exact-size copy so an over-read is caught: plain, create, wait,
-    inspect, list (prefix "evrun-"), the error text, and the RFC 3339 time
+    inspect, list (prefix "evrun-"), volume, info, the error text, and the RFC 3339 time
     reader.
 
     Checked beyond "no crash, no leak":
@@ -41,8 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define S_PREFIX "evrun-"
 
-typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_KINDS } s_kind_t;
-static const char *const s_names[] = { "plain", "create", "wait", "inspect", "list", "volume" };
+typedef enum { S_PLAIN, S_CREATE, S_WAIT, S_INSPECT, S_LIST, S_VOLUME, S_INFO, S_KINDS } s_kind_t;
+static const char *const s_names[] = { "plain", "create", "wait", "inspect", "list", "volume",
+                                       "info" };
 
 /*  s is NUL-terminated within size and valid UTF-8. */
 static void
@@ -88,6 +89,7 @@ s_read(s_kind_t kind, long status, const char *body, size_t len, evr_podman_repl
     case S_INSPECT: return evr_podman_reply_inspect(status, body, len, r);
     case S_LIST: return evr_podman_reply_list(status, body, len, S_PREFIX, r);
     case S_VOLUME: return evr_podman_reply_volume(status, body, len, r);
+    case S_INFO: return evr_podman_reply_info(status, body, len, r);
     default: return evr_podman_reply_plain(status, body, len, r);
     }
 }
@@ -103,13 +105,16 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
     s_check_text("msg", r.msg, sizeof r.msg);
     s_check_text("id", r.id, sizeof r.id);
     s_check_text("state", r.state, sizeof r.state);
+    s_check_text("cgroup_version", r.cgroup_version, sizeof r.cgroup_version);
+    s_check_text("cgroup_manager", r.cgroup_manager, sizeof r.cgroup_manager);
     if (status >= 400)
         S_CHECK(rc, "%s: status %ld accepted", k, status);
     S_CHECK(r.not_found == (rc && status == 404), "%s: not_found %d for %ld", k, r.not_found,
             status);
     if (rc) {
         S_CHECK(r.msg[0], "%s: failed without a message", k);
-        S_CHECK(!r.id[0] && !r.state[0] && !r.names && !r.oom_killed && !r.started_at,
+        S_CHECK(!r.id[0] && !r.state[0] && !r.names && !r.oom_killed && !r.started_at
+                    && !r.rootless && !r.cgroup_version[0] && !r.cgroup_manager[0],
                 "%s: failed and kept a field: %s", k, r.msg);
     }
     else {
@@ -121,6 +126,11 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
         S_CHECK((kind == S_CREATE || kind == S_INSPECT) == (r.id[0] != '\0'), "%s: id %s", k,
                 r.id);
         S_CHECK((kind == S_INSPECT) == (r.state[0] != '\0'), "%s: state %s", k, r.state);
+        S_CHECK((kind == S_INFO) == (r.cgroup_version[0] != '\0'), "%s: cgroup version %s", k,
+                r.cgroup_version);
+        S_CHECK(s_all(r.cgroup_version, S_ALNUM) && s_all(r.cgroup_manager, S_ALNUM),
+                "%s: cgroup words %s %s", k, r.cgroup_version, r.cgroup_manager);
+        S_CHECK(kind == S_INFO || !r.rootless, "%s: rootless", k);
         S_CHECK((kind == S_LIST || kind == S_VOLUME) == (r.names != NULL), "%s: names", k);
         if (r.dir)   /* inspect: an absolute path, no control character */
             for (const char *c = r.dir; *c; c++)
@@ -139,7 +149,9 @@ s_check_reply(s_kind_t kind, long status, const char *body, size_t len)
             && !strcmp(again.state, r.state) && again.exit_code == r.exit_code
             && again.oom_killed == r.oom_killed && again.started_at == r.started_at
             && !again.names == !r.names && (!r.names || !strcmp(again.names, r.names))
-            && !again.dir == !r.dir && (!r.dir || !strcmp(again.dir, r.dir)),
+            && !again.dir == !r.dir && (!r.dir || !strcmp(again.dir, r.dir))
+            && again.rootless == r.rootless && !strcmp(again.cgroup_version, r.cgroup_version)
+            && !strcmp(again.cgroup_manager, r.cgroup_manager),
             "%s: read twice, two replies", k);
     evr_podman_reply_clear(&again);
     evr_podman_reply_clear(&r);

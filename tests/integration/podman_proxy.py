@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""podman_proxy.py LISTEN TARGET LOG: a unix-socket proxy in front of a
-podman service that appends each HTTP request line it passes ("POST
+"""podman_proxy.py LISTEN TARGET LOG [REFUSE]: a unix-socket proxy in front
+of a podman service that appends each HTTP request line it passes ("POST
 /v4.0.0/libpod/images/pull?..."), one a line, to LOG, so that a test can
-count the calls a runner made.  Runs until killed."""
+count the calls a runner made.  With REFUSE, a request whose line holds
+that text is not passed on: the proxy answers it with podman's 500 error
+("refused by podman_proxy.py") and closes the connection.  Runs until
+killed."""
 import os
 import re
 import socket
@@ -10,6 +13,8 @@ import sys
 import threading
 
 listen, target, log = sys.argv[1:4]
+refuse = sys.argv[4].encode() if len(sys.argv) > 4 else None
+REFUSAL = (b'{"cause":"refused","message":"refused by podman_proxy.py","response":500}')
 REQ = re.compile(rb"(?:^|\r\n)((?:GET|POST|PUT|DELETE|HEAD) [^ \r\n]+) HTTP/1\.[01]\r\n")
 lock = threading.Lock()
 
@@ -21,9 +26,15 @@ def pump(src, dst, logged):
             if not data:
                 break
             if logged:
+                lines = [m.group(1) for m in REQ.finditer(data)]
                 with lock, open(log, "ab") as f:
-                    for m in REQ.finditer(data):
-                        f.write(m.group(1) + b"\n")
+                    for line in lines:
+                        f.write(line + b"\n")
+                if refuse and any(refuse in line for line in lines):
+                    src.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: "
+                                b"application/json\r\nConnection: close\r\nContent-Length: "
+                                + str(len(REFUSAL)).encode() + b"\r\n\r\n" + REFUSAL)
+                    break
             dst.sendall(data)
     except OSError:
         pass

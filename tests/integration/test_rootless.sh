@@ -5,8 +5,12 @@
 # podman is used).  Needs root to set that up: skipped (77) otherwise,
 # saying so.  Each case runs the runner as the user, with
 # EVRUN_PODMAN_URL or (hello, channel, cancel, recover) without it, through the default
-# $XDG_RUNTIME_DIR/podman/podman.sock.
+# $XDG_RUNTIME_DIR/podman/podman.sock.  The case host also runs the
+# runner as root, against that service and against the root podman
+# service of EVRUN_PODMAN_URL (that part is skipped, saying so, without
+# one).
 set -u
+root_url=${EVRUN_PODMAN_URL:-}
 bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
 shift 2
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,8 +21,8 @@ fi
 fails=0 passes=0 case_name=
 . "$(dirname "$0")/../support/check.sh"
 . "$(dirname "$0")/rootless_lib.sh"
-runpid= httpd_pid=
-trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; [ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; rl_teardown' EXIT
+runpid= httpd_pid= proxy_pid= root_dir=
+trap '[ -n "$runpid" ] && kill -9 "$runpid" 2>/dev/null; [ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null; [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null; [ -n "$root_dir" ] && rm -rf "$root_dir"; rl_teardown' EXIT
 rl_setup || { echo "test_rootless: FAILED: the rootless podman service could not be set up" >&2; exit 1; }
 bin=$rl_bin
 tmp=$rl_dir/t
@@ -283,8 +287,8 @@ steps:
 YML
   run lim "$tmp/lim.yml"
   check "exit 2 (the runner cannot run it)" [ "$rc" -eq 2 ]
-  check "the step and the limit named, and why" \
-    grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless .* on cgroups v1" "$out" "$err"
+  check "the step and the limit named, and why (the service said it)" \
+    grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless (the service says so: .*) on cgroups v1" "$out" "$err"
   check "no podman error dumped" sh -c "! grep -qi 'internal server error\|\"cause\"' '$out' '$err'"
   check "nothing ran" sh -c "! grep -q '^x | ran' '$out'"
   pipeline limerr <<'YML'
@@ -300,6 +304,69 @@ YML
   run limerr "$tmp/limerr.yml"
   check "on_error's own limits: refused too (exit 2)" [ "$rc" -eq 2 ]
   check "... naming on_error" grep -q "step on_error: limits: pids: this runner cannot apply it" "$out" "$err"
+}
+
+# proxy LISTEN TARGET [REFUSE]: podman_proxy.py (as root) on LISTEN, its
+# calls in $proxy_calls; sets $proxy_pid
+proxy() {
+  proxy_calls=$1.calls
+  : > "$proxy_calls"
+  python3 "$src/tests/integration/podman_proxy.py" "$1" "$2" "$proxy_calls" ${3+"$3"} &
+  proxy_pid=$!
+  for _ in $(seq 100); do [ -S "$1" ] && break; sleep 0.05; done
+}
+unproxy() { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; proxy_pid=; }
+
+# root_run NAME URL: the runner as root on $tmp/host.yml, its state in
+# $root_dir (root's: the runner keeps its state only under its user's or
+# root's directories); sets $out $err $rc
+root_run() {
+  out=$root_dir/$1.out err=$root_dir/$1.err
+  EVRUN_PODMAN_URL=$2 "$bin/evrun-runner" --exec "$tmp/host.yml" --state-dir "$root_dir/$1" \
+    > "$out" 2> "$err"
+  rc=$?
+}
+
+case_host() {   # rootless or not: asked of the service (GET /libpod/info, once),
+  # whoever owns its socket; the socket's owner is a guess only when that call fails
+  pipeline host <<'YML'
+pipeline: rl-host
+image: localhost/evrun-busybox:latest
+network: none
+steps:
+  - name: x
+    limits: {memory: 64M}
+    run: echo ran
+YML
+  root_dir=$(mktemp -d /tmp/evr-rlhost-XXXXXX) || return
+  proxy "$root_dir/rl-proxy.sock" "$rl_dir/run/podman/podman.sock"
+  chown root: "$root_dir/rl-proxy.sock"
+  root_run host-rl "unix://$root_dir/rl-proxy.sock"
+  check "rootless service, socket owned by root: refused (exit 2)" [ "$rc" -eq 2 ]
+  check "... the service said it is rootless" grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless (the service says so: host.security.rootless, host.cgroupVersion v1) on cgroups v1" "$out" "$err"
+  check "... nothing ran" sh -c "! grep -q '^x | ran' '$out'"
+  check "... GET /libpod/info asked once" [ "$(grep -c '^GET [^ ]*/libpod/info$' "$proxy_calls")" -eq 1 ]
+  unproxy
+  if [ -z "$root_url" ]; then
+    echo "host: the root podman part skipped: no EVRUN_PODMAN_URL (a root podman service)"
+    rm -rf "$root_dir"; root_dir=
+    return
+  fi
+  proxy "$root_dir/root-proxy.sock" "${root_url#unix://}"
+  chown "$rl_user:" "$root_dir/root-proxy.sock"
+  root_run host-root "unix://$root_dir/root-proxy.sock"
+  check "root service, socket owned by $rl_user: runs with its limit (exit 0)" [ "$rc" -eq 0 ]
+  check "... it ran" grep -qx "x | ran" "$out"
+  check "... GET /libpod/info asked once" [ "$(grep -c '^GET [^ ]*/libpod/info$' "$proxy_calls")" -eq 1 ]
+  unproxy
+  proxy "$root_dir/guess-proxy.sock" "${root_url#unix://}" /libpod/info
+  chown "$rl_user:" "$root_dir/guess-proxy.sock"
+  root_run host-guess "unix://$root_dir/guess-proxy.sock"
+  unproxy
+  check "GET /libpod/info refused: the socket's owner guessed from (exit 2)" [ "$rc" -eq 2 ]
+  check "... said in the log" grep -q "warn: podman at unix://$root_dir/guess-proxy.sock: GET /libpod/info failed (refused by podman_proxy.py): whether it is rootless is guessed from its socket's owner instead" "$err"
+  check "... and in the refusal" grep -q "step x: limits: memory: this runner cannot apply it: its podman is rootless (the socket $root_dir/guess-proxy.sock is owned by uid $(id -u "$rl_user")) on cgroups v1" "$out" "$err"
+  rm -rf "$root_dir"; root_dir=
 }
 
 case_recover() {   # SIGKILL mid-step, then --recover: no output lost or doubled
@@ -352,7 +419,7 @@ YML
   done
 }
 
-for c in ${@:-hello bridge dag channel resource cache fail cancel big limits recover}; do
+for c in ${@:-hello bridge dag channel resource cache fail cancel big limits host recover}; do
   case_name=$c
   before=$fails
   "case_$c"

@@ -475,6 +475,50 @@ test_volume(void)
     evr_podman_reply_clear(&r);
 }
 
+/*  GET /libpod/info: rootless, cgroupVersion, cgroupManager; a body of
+    another shape fails naming the field, and keeps nothing. */
+static void
+test_info(void)
+{
+    static const char root[] = "{\"host\":{\"cgroupManager\":\"cgroupfs\",\"cgroupVersion\":"
+                               "\"v1\",\"security\":{\"rootless\":false}},\"store\":{}}";
+    static const char rl[] = "{\"host\":{\"cgroupVersion\":\"v2\",\"cgroupManager\":\"systemd\","
+                             "\"security\":{\"rootless\":true}}}";
+    static const char old[] = "{\"host\":{\"cgroupVersion\":\"v1\",\"security\":"
+                              "{\"rootless\":true}}}";
+    evr_podman_reply_t r;
+    CHECK(evr_podman_reply_info(200, root, strlen(root), &r) == EVR_OK);
+    CHECK(!r.rootless && !strcmp(r.cgroup_version, "v1") && !strcmp(r.cgroup_manager, "cgroupfs"));
+    CHECK(evr_podman_reply_info(200, rl, strlen(rl), &r) == EVR_OK);
+    CHECK(r.rootless && !strcmp(r.cgroup_version, "v2") && !strcmp(r.cgroup_manager, "systemd"));
+    CHECK(evr_podman_reply_info(200, old, strlen(old), &r) == EVR_OK);
+    CHECK(r.rootless && !strcmp(r.cgroup_version, "v1") && !r.cgroup_manager[0]);
+    static const struct { const char *body, *says; } bad[] = {
+        { "{}", "host: expected an object, got nothing" },
+        { "{\"host\":[]}", "host: expected an object, got an array" },
+        { "{\"host\":{\"cgroupVersion\":\"v1\"}}",
+          "host.security.rootless: expected true or false, got nothing" },
+        { "{\"host\":{\"cgroupVersion\":\"v1\",\"security\":{\"rootless\":\"yes\"}}}",
+          "host.security.rootless: expected true or false, got a string" },
+        { "{\"host\":{\"security\":{\"rootless\":true}}}",
+          "host.cgroupVersion: expected a string, got nothing" },
+        { "{\"host\":{\"cgroupVersion\":\"v 1\",\"security\":{\"rootless\":true}}}",
+          "host.cgroupVersion: \"v 1\" is not a word of letters and digits" },
+        { "{\"host\":{\"cgroupVersion\":\"v1\",\"cgroupManager\":7,\"security\":"
+          "{\"rootless\":true}}}", "host.cgroupManager: expected a string, got an integer" },
+        { "[]", "expected an object, got an array" },
+        { "nope", "not JSON" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        CHECK(evr_podman_reply_info(200, bad[i].body, strlen(bad[i].body), &r) == EVR_ERR_PODMAN);
+        CHECK(strstr(r.msg, bad[i].says) != NULL);
+        CHECK(!r.rootless && !r.cgroup_version[0] && !r.cgroup_manager[0]);
+    }
+    static const char err[] = "{\"cause\":\"x\",\"message\":\"info failed\",\"response\":500}";
+    CHECK(evr_podman_reply_info(500, err, strlen(err), &r) == EVR_ERR_PODMAN);
+    CHECK(!strcmp(r.msg, "info failed"));
+}
+
 int
 main(void)
 {
@@ -486,5 +530,6 @@ main(void)
     EVR_TEST_RUN(test_errors);
     EVR_TEST_RUN(test_time);
     EVR_TEST_RUN(test_volume);
+    EVR_TEST_RUN(test_info);
     EVR_TEST_END();
 }
