@@ -18,12 +18,20 @@
     the time the job was paused (from its job.paused and job.resumed); a
     cancel requested before the crash is carried out; a paused job stays
     paused, its steps not started, until evr_engine_resume.
+
+    Before a job is taken up, the temporary files the killed runner left
+    in its artifacts directory are removed (s_tmp_sweep).
 */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "evr_engine_int.h"
+#include "evr_log.h"
 
 /*  A wall-clock time of the log as a point on the monotonic clock. */
 static uint64_t
@@ -520,6 +528,61 @@ s_sweep(evr_engine_t *e)
     }
 }
 
+/*  Whether name is one of the temporary files of a job's preparation or
+    steps, made by mkstemp (six letters or digits for XXXXXX) in
+    ARTIFACTS/JOB: .resource-XXXXXX and .resource-XXXXXX.tar (a
+    resource's download and its tar, evr_prepare.c), .tarball-XXXXXX (a
+    source tarball's download, evr_prepare_source.c), .download-XXXXXX
+    (an artifact's, evr_step_artifact.c). */
+static bool
+s_tmp_name(const char *name)
+{
+    static const char *const prefixes[] = { ".resource-", ".tarball-", ".download-" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(prefixes); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) != 0)
+            continue;
+        const char *x = name + n;
+        for (int k = 0; k < 6; k++, x++)
+            if (!((*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9')))
+                return false;
+        return !*x || (i == 0 && !strcmp(x, ".tar"));
+    }
+    return false;
+}
+
+/*  The temporary files of the unfinished job id that the killed runner
+    left (s_tmp_name), removed: regular files only, in ARTIFACTS/JOB only.
+    None is in use: the runner and its offload children (which die with
+    it, PR_SET_PDEATHSIG) write them, and this runner holds the state
+    directory's lock, so no other runner does (the artifacts directory is
+    the state directory's; a job of another store, were it shared, is
+    never looked at).  A checkout's .source-XXXXXX is not one of them: the
+    killed runner's git may still write it; its job's source phase
+    removes it (evr_prepare_source.c). */
+static void
+s_tmp_sweep(evr_engine_t *e, const char *id)
+{
+    if (!e->opts.artifacts_dir)
+        return;
+    char *path = evr_asprintf("%s/%s", e->opts.artifacts_dir, id);
+    DIR *d = opendir(path);
+    struct dirent *ent;
+    unsigned removed = 0;
+    struct stat st;
+    while (d && (ent = readdir(d)))
+        if (s_tmp_name(ent->d_name)
+            && fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+            && S_ISREG(st.st_mode) && unlinkat(dirfd(d), ent->d_name, 0) == 0)
+            removed++;
+    if (d)
+        closedir(d);
+    if (removed)
+        evr_log_info("evrun-runner", "job %s: removed %u temporary files a killed runner "
+                     "left in %s", id, removed, path);
+    free(path);
+}
+
 evr_rc_t
 evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
 {
@@ -529,6 +592,7 @@ evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
     *jobs = 0;
     evr_rc_t rc = evr_store_open_ids(self->store, &ids, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
+        s_tmp_sweep(self, ids[i]);
         rc = s_adopt(self, ids[i], err);
         if (!rc)
             (*jobs)++;

@@ -509,6 +509,22 @@ YML
   rp=$!
   check "... the job prepared again and run" [ "$(off_loop_status "$b" "$c")" = succeeded ]
   check "... the runner's log verifies" "$bin/evrun-replay" "$b/r" --verify
+  # the runner killed while a resource's tar is made: its temporary files
+  # (the download, the tar under way) are removed when it starts again
+  c=$(EVRUN_STATE_DIR=$b "$bin/evrun-cli" submit "$tmp/bigres.yml" --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  kid=$(off_loop_child "$rp")
+  kill -9 "$rp"; wait "$rp" 2>/dev/null
+  check "resource killed: its tar was under way" [ -n "$kid" ]
+  check "... leaving temporary files" [ -n "$(find "$b/r/artifacts/$c" -name '.resource-*')" ]
+  find "$b/r/artifacts/$c" -name '.resource-*' > "$tmp/res-left"
+  "$bin/evrun-runner" --broker "ipc://$b/bus/runners" --id loop-1 --capacity 2 \
+    --state-dir "$b/r" >> "$b/runner.log" 2>&1 &
+  rp=$!
+  check "... the job prepared again and run" [ "$(off_loop_status "$b" "$c")" = succeeded ]
+  check "... what the killed runner left is gone" \
+    sh -c "while read -r f; do [ ! -e \"\$f\" ] || exit 1; done < '$tmp/res-left'"
+  check "... and nothing of the second try" [ -z "$(find "$b/r/artifacts/$c" -name '.resource-*')" ]
+  check "... said in the log" grep -q "job $c: removed $(wc -l < "$tmp/res-left") temporary files a killed runner left" "$b/runner.log"
   kill "$rp" "$bp" "$httpd_pid"; wait "$rp" "$bp" "$httpd_pid" 2>/dev/null
   httpd_pid=
   rm -rf "$www"
