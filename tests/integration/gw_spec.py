@@ -695,6 +695,19 @@ def case_metrics_ui():
         err_ok("GET /ui/%s" % p[:40], req("GET", "/ui/" + p, token=None), 404, "not_found")
 
 
+def log_with(marker, name="gateway.log", secs=5):
+    """The gateway's log (test_gateway_spec.sh writes it to STATE_DIR/NAME)
+    once it holds marker (bytes), or as it is after secs."""
+    log = b""
+    for _ in range(int(secs * 10)):
+        with open(os.path.join(STATE, name), "rb") as f:
+            log = f.read()
+        if marker in log:
+            break
+        time.sleep(0.1)
+    return log
+
+
 def case_wire():
     print("== the wire: bad requests, slow clients")
     st, head, body = raw(b"GET / FOO\r\n\r\n")
@@ -745,13 +758,7 @@ def case_wire():
     forged = "2026-01-01T00:00:00.000Z gateway: POST /api/v1/jobs -> 201 FORGED"
     r = req("GET", "/ui/x%0A" + urllib.parse.quote(forged) + "%0D%0A.js", token=None)
     check("a URL with %0A: 404", r.status == 404, repr(r))
-    log = b""
-    for _ in range(50):
-        with open(STATE + "/gateway.log", "rb") as f:
-            log = f.read()
-        if b"FORGED" in log:
-            break
-        time.sleep(0.1)
+    log = log_with(b"FORGED")
     check("... no line of the log begins with what followed it",
           not any(line.startswith(forged.encode()) for line in log.split(b"\n")),
           repr([x for x in log.split(b"\n") if b"FORGED" in x][:2]))
@@ -760,12 +767,7 @@ def case_wire():
     # a literal "\x0A" in a URL and a C1 control (NEL, 0x85) are escaped too
     r = req("GET", "/ui/lit%5Cx0Aend%C2%85nel.js", token=None)
     check("a URL with a backslash and a NEL: 404", r.status == 404, repr(r))
-    for _ in range(50):
-        with open(STATE + "/gateway.log", "rb") as f:
-            log = f.read()
-        if b"nel.js" in log:
-            break
-        time.sleep(0.1)
+    log = log_with(b"nel.js")
     check("... the backslash and the bytes past ASCII logged as \\xHH",
           b"/ui/lit\\x5Cx0Aend\\xC2\\x85nel.js" in log,
           repr([x for x in log.split(b"\n") if b"nel.js" in x][:2]))
