@@ -133,6 +133,12 @@ const char *evr_gw_header(const evr_gw_req_t *req, const char *key);
     some after it and fits; v itself otherwise (NULL stays NULL). */
 const char *evr_gw_token_trim(const char *v, char *buf, size_t size);
 
+/*  One line of the access log: "METHOD URL -> STATUS", each escaped (a
+    control character, a byte past ASCII and the backslash as \xHH), and
+    " (REASON)" when reason is not NULL; "-" for a method or URL not known
+    (a connection refused or cut before its request's head was in). */
+void evr_gw_log_answer(const char *method, const char *url, int status, const char *reason);
+
 /* --------------------------------------------------------- evr_gw_limits.c */
 
 /*  Reads the settings http_max_connections, http_max_per_ip,
@@ -151,8 +157,20 @@ void evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
                         enum MHD_ConnectionNotificationCode code);
 
 /*  Marks conn's request as all in (busy: no deadline) or answered (not
-    busy: the next request's deadline counts from now). */
+    busy: the next request's deadline counts from now, and the request's
+    method and URL are forgotten). */
 void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
+
+/*  The method and URL of conn's request, once its head is in (copied):
+    what the watchdog logs when it cuts the request's body short. */
+void evr_gw_conn_request(evr_gw_t *gw, struct MHD_Connection *conn, const char *method,
+                         const char *url);
+
+/*  libmicrohttpd's accept policy callback (cls: gw): a new connection from
+    an address that has http_max_per_ip open already is refused (closed
+    at once, no answer), with a line in the log; libmicrohttpd's own
+    per-address limit would refuse it unlogged. */
+enum MHD_Result evr_gw_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
 
 /*  Starts and stops the thread that cuts requests past http_request_timeout. */
 void evr_gw_watchdog_start(evr_gw_t *gw);

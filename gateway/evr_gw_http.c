@@ -388,6 +388,31 @@ s_log_safe(const char *s, char *buf, size_t size)
     return buf;
 }
 
+void
+evr_gw_log_answer(const char *method, const char *url, int status, const char *reason)
+{
+    char lm[64], lu[1024], lr[1024];
+    evr_log_info("gateway", "%s %s -> %d%s%s%s", method ? s_log_safe(method, lm, sizeof lm) : "-",
+                 url ? s_log_safe(url, lu, sizeof lu) : "-", status, reason ? " (" : "",
+                 reason ? s_log_safe(reason, lr, sizeof lr) : "", reason ? ")" : "");
+}
+
+/*  A request refused before it reached its route (req's error answer is
+    set): logged as a routed one is, with the error's code and message. */
+static void
+s_log_refused(const evr_gw_req_t *req, const char *method, const char *url)
+{
+    if (!evr_log_enabled(EVR_LOG_INFO))
+        return;
+    json_t *e = json_object_get(req->json, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    char *reason = evr_asprintf("refused before routing: %s: %s", code ? code : "?",
+                                msg ? msg : "");
+    evr_gw_log_answer(method, url, req->status, reason);
+    free(reason);
+}
+
 static enum MHD_Result
 s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
          const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -404,8 +429,10 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
         if (!s_begin(gw, cc, url, method)) {
             cc->answered = true;
             evr_gw_conn_busy(gw, conn, true);
+            s_log_refused(&cc->req, method, url);
             return s_queue(&cc->req, cc->allow);
         }
+        evr_gw_conn_request(gw, conn, method, url);   /* for the watchdog's log */
         return MHD_YES;
     }
     if (cc->answered) {     /* the body of a refused request: dropped */
@@ -445,14 +472,13 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
     if (cc->over) {
         evr_gw_error(&cc->req, 413, "too_large", "the body is over the limit of %zu bytes "
                      "(the bus's message limit)", gw->body_max);
+        s_log_refused(&cc->req, method, url);
         return s_queue(&cc->req, NULL);
     }
     cc->route->fn(gw, &cc->req);
     if (!cc->req.status && !cc->req.resp)
         evr_gw_error(&cc->req, 500, "internal", "the handler set no answer");
-    char lm[64], lu[1024];
-    evr_log_info("gateway", "%s %s -> %d", s_log_safe(method, lm, sizeof lm),
-                 s_log_safe(url, lu, sizeof lu), cc->req.status);
+    evr_gw_log_answer(method, url, cc->req.status, NULL);
     return s_queue(&cc->req, NULL);
 }
 
@@ -575,11 +601,11 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
                    | MHD_USE_POLL | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0);
     gw->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+        flags, 0, evr_gw_conn_accept, gw,   /* http_max_per_ip, logged */
+        s_access, gw, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
         MHD_OPTION_NOTIFY_CONNECTION, evr_gw_conn_notify, gw,
         MHD_OPTION_CONNECTION_LIMIT, gw->max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, gw->max_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, gw->idle_s,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,

@@ -20,7 +20,13 @@
     socket of a request past its deadline (libmicrohttpd then sees the
     connection end and closes it in its own thread).  The list is guarded
     by a mutex that the close notification takes too, so the watchdog never
-    touches a socket libmicrohttpd has closed.
+    touches a socket libmicrohttpd has closed.  So is the per-address
+    limit: the list holds each connection's address, and the accept
+    policy callback counts them (libmicrohttpd's own limit would refuse
+    with no word to the log).  Both refusals are access-log lines, as a
+    request's answer is (evr_gw_log_answer): "- - -> 503 (...)" for a
+    connection refused, "METHOD URL -> 408 (...)" for a request cut (its
+    method and URL when its head had come, "-" otherwise).
 
     The process's open-file limit is raised to its hard limit; when even
     that cannot hold S_FDS_PER_CONN descriptors per connection (the socket,
@@ -29,6 +35,7 @@
 */
 #include "evr_gw.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -48,6 +55,8 @@ struct evr_gw_conn {
     uint64_t began; /* mono ns: the current request's deadline counts from here */
     bool busy;      /* the request is all in: answered (or being answered) */
     bool cut;       /* shut down by the watchdog */
+    struct in_addr addr;  /* the client's (IPv4: the gateway listens on IPv4 only) */
+    char *method, *url;   /* the current request's, once its head is in, or NULL */
 };
 
 void
@@ -115,9 +124,13 @@ evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         evr_gw_conn_t *c = evr_calloc(1, sizeof *c);
         c->fd = ci ? ci->connect_fd : -1;
         c->began = evr_mono_ns();
+        if (ai && ai->client_addr && ai->client_addr->sa_family == AF_INET)
+            c->addr = ((const struct sockaddr_in *) ai->client_addr)->sin_addr;
         pthread_mutex_lock(&gw->conns_mu);
         c->next = gw->conns;
         if (gw->conns)
@@ -140,8 +153,32 @@ evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context
         c->next->prev = c->prev;
     gw->nconns--;
     pthread_mutex_unlock(&gw->conns_mu);
+    free(c->method);
+    free(c->url);
     free(c);
     *socket_context = NULL;
+}
+
+enum MHD_Result
+evr_gw_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    evr_gw_t *gw = cls;
+    if (addr->sa_family != AF_INET || addrlen < sizeof(struct sockaddr_in))
+        return MHD_YES;
+    struct in_addr a = ((const struct sockaddr_in *) addr)->sin_addr;
+    unsigned n = 0;
+    pthread_mutex_lock(&gw->conns_mu);
+    for (evr_gw_conn_t *c = gw->conns; c; c = c->next)
+        n += c->addr.s_addr == a.s_addr;
+    pthread_mutex_unlock(&gw->conns_mu);
+    if (n < gw->max_per_ip)
+        return MHD_YES;
+    char ip[INET_ADDRSTRLEN] = "?", reason[160];
+    inet_ntop(AF_INET, &a, ip, sizeof ip);
+    snprintf(reason, sizeof reason, "connection refused: %s has %u open, the limit of "
+             "http_max_per_ip; closed without an answer", ip, n);
+    evr_gw_log_answer(NULL, NULL, 503, reason);
+    return MHD_NO;
 }
 
 /*  The registry entry of conn, or NULL. */
@@ -162,6 +199,27 @@ evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy)
     pthread_mutex_lock(&gw->conns_mu);
     c->busy = busy;
     c->began = evr_mono_ns();
+    if (!busy) {
+        free(c->method);
+        free(c->url);
+        c->method = c->url = NULL;
+    }
+    pthread_mutex_unlock(&gw->conns_mu);
+}
+
+void
+evr_gw_conn_request(evr_gw_t *gw, struct MHD_Connection *conn, const char *method,
+                    const char *url)
+{
+    evr_gw_conn_t *c = s_entry(conn);
+    if (!c)
+        return;
+    char *m = evr_strdup(method), *u = evr_strdup(url);
+    pthread_mutex_lock(&gw->conns_mu);
+    free(c->method);
+    free(c->url);
+    c->method = m;
+    c->url = u;
     pthread_mutex_unlock(&gw->conns_mu);
 }
 
@@ -181,6 +239,12 @@ s_watchdog(void *arg)
                 shutdown(c->fd, SHUT_RDWR);
                 c->cut = true;
                 __atomic_fetch_add(&gw->requests_cut, 1, __ATOMIC_RELAXED);
+                char reason[160];
+                snprintf(reason, sizeof reason, "request timeout: %s within "
+                         "http_request_timeout (%llu ms); closed without an answer",
+                         c->method ? "its body was not all in" : "no whole request head came",
+                         (unsigned long long) (gw->request_ns / 1000000u));
+                evr_gw_log_answer(c->method, c->url, 408, reason);
             }
         pthread_mutex_unlock(&gw->conns_mu);
     }

@@ -708,6 +708,11 @@ def log_with(marker, name="gateway.log", secs=5):
     return log
 
 
+def log_line(log, marker):
+    """The first line of log holding marker, or None."""
+    return next((x for x in log.split(b"\n") if marker in x), None)
+
+
 def case_wire():
     print("== the wire: bad requests, slow clients")
     st, head, body = raw(b"GET / FOO\r\n\r\n")
@@ -753,6 +758,38 @@ def case_wire():
         st, head, body = raw(data, wait=3, whole=True)
         ok = st == 400 and b"bad_request" in body and b"HTTP/1.1" not in body
         check("%s: 400 JSON, nothing more on that connection" % what, ok, head[:60] + repr(body))
+    # requests refused before routing are in the access log as routed ones are, with why
+    for what, says in (("two Content-Length", b"two Content-Length headers that differ"),
+                       ("Content-Length and Transfer-Encoding",
+                        b"both Content-Length and Transfer-Encoding"),
+                       ("a space before the colon", b"header field \"Transfer-Encoding \"")):
+        line = log_line(log_with(says), says)
+        check("... %s: logged: POST /api/v1/jobs -> 400 (refused before routing: ...)" % what,
+              line is not None and b" gateway: POST /api/v1/jobs -> 400 (refused before "
+              b"routing: bad_request: " in line, repr(line))
+    st, head, body = raw(("GET %s/m431 HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n"
+                          % (API, "".join("X-H%d: v\r\n" % i for i in range(101)))).encode())
+    check("101 header fields: 431 JSON", st == 431 and b"too_many_headers" in body, head[:100])
+    line = log_line(log_with(b"/m431 -> "), b"/m431 -> ")
+    check("... logged: GET /api/v1/m431 -> 431 (refused before routing: too_many_headers: ...)",
+          line is not None and b"GET /api/v1/m431 -> 431 (refused before routing: "
+          b"too_many_headers: the request has 10" in line, repr(line))
+    st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Type: application/yaml\r\nContent-Length: 77777777777\r\n"
+                          "\r\n" % (API, W)).encode())
+    line = log_line(log_with(b"77777777777"), b"77777777777")
+    check("a Content-Length over the limit: 413, logged (refused before routing: too_large)",
+          st == 413 and line is not None and b"POST /api/v1/jobs -> 413 (refused before "
+          b"routing: too_large: the body is 77777777777 bytes" in line, repr(line))
+    chunk = b"#" * ((4 << 20) + 1)
+    st, head, body = raw(("POST %s/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Type: application/yaml\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\n" % (API, W)).encode() + b"%x\r\n" % len(chunk) + chunk
+                         + b"\r\n0\r\n\r\n")
+    says = b"413 (refused before routing: too_large: the body is over the limit"
+    line = log_line(log_with(says), says)
+    check("a chunked body over the limit: 413, logged", st == 413 and line is not None
+          and b"POST /api/v1/jobs -> " + says in line, repr(line))
     # a URL's escaped line breaks do not make lines of the gateway's log (test_gateway_spec.sh
     # writes it to STATE_DIR/gateway.log): no forged entry from a client without a token
     forged = "2026-01-01T00:00:00.000Z gateway: POST /api/v1/jobs -> 201 FORGED"
@@ -771,20 +808,56 @@ def case_wire():
     check("... the backslash and the bytes past ASCII logged as \\xHH",
           b"/ui/lit\\x5Cx0Aend\\xC2\\x85nel.js" in log,
           repr([x for x in log.split(b"\n") if b"nel.js" in x][:2]))
-    # a client that opens and sends half a request: others are served meanwhile
+    # a client that opens and sends half a request: others are served meanwhile; and one
+    # that sends a whole head and part of its body
     s = socket.create_connection((HOST, PORT))
     s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")
+    s2 = socket.create_connection((HOST, PORT))
+    s2.sendall(("POST %s/jobs?slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/yaml\r\nContent-Length: 100\r\n\r\nsteps"
+                % (API, W)).encode())
     r = api("GET", "/runners", token=R)
     check("a half-sent request does not hold up others", r.status == 200, repr(r))
-    s.settimeout(15)
     t0 = time.monotonic()
-    try:
-        got = s.recv(100)
-    except socket.timeout:
-        got = b"(timeout)"
-    s.close()
-    check("... it is closed within http_request_timeout (%.1f s)" % (time.monotonic() - t0),
-          got == b"" or got.startswith(b"HTTP/"), repr(got))
+    for what, sock in (("head", s), ("body", s2)):
+        sock.settimeout(15)
+        try:
+            got = sock.recv(100)
+        except socket.timeout:
+            got = b"(timeout)"
+        sock.close()
+        check("... a half-sent %s is closed within http_request_timeout (%.1f s)"
+              % (what, time.monotonic() - t0), got == b"" or got.startswith(b"HTTP/"), repr(got))
+    says = b"- - -> 408 (request timeout: no whole request head came within http_request_timeout"
+    check("... logged: - - -> 408 (request timeout: ...)", log_line(log_with(says), says))
+    says = b"POST /api/v1/jobs -> 408 (request timeout: its body was not all in"
+    check("... logged: POST /api/v1/jobs -> 408 (request timeout: ...)",
+          log_line(log_with(says), says))
+    # a fourth connection from one address where http_max_per_ip is 3 (the second
+    # gateway's): closed at once, logged
+    if os.environ.get("EVR_GW2_PORT"):
+        port2 = int(os.environ["EVR_GW2_PORT"])
+        held = [socket.create_connection((HOST, port2), timeout=5) for _ in range(3)]
+        time.sleep(0.3)
+        extra = socket.create_connection((HOST, port2), timeout=5)
+        try:
+            got = extra.recv(100)
+        except OSError as e:
+            got = repr(e).encode()
+        says = b"- - -> 503 (connection refused: 127.0.0.1 has 3 open, the limit of " \
+               b"http_max_per_ip; closed without an answer)"
+        check("a 4th connection from one address (http_max_per_ip 3): closed, no answer",
+              got == b"" or b"reset" in got.lower(), repr(got))
+        check("... logged: - - -> 503 (connection refused: ...)",
+              log_line(log_with(says, "gateway2.log"), says))
+        for x in held + [extra]:
+            x.close()
+        time.sleep(0.3)
+        c = http.client.HTTPConnection(HOST, port2, timeout=10)
+        c.request("GET", "/metrics")
+        st = c.getresponse().status
+        c.close()
+        check("... once they are closed, a new one is served", st == 200, st)
     # pipelined requests on one connection
     one = "GET %s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % (API, R)
     s = socket.create_connection((HOST, PORT), timeout=10)

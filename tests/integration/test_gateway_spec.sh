@@ -45,8 +45,9 @@ bus_broker && bus_runner spec-1 "" 2 --executors process && bus_wait_runners 1
 bus_pids+=("$!")
 check "the gateway listens" wait_port "$port" "$!"
 # a second one whose idle timeout is below timeout_ms: its live logs still
-# end with event: error when the broker stops (case broker_gone)
-printf 'http_idle_timeout: 2\ntimeout_ms: 3000\n' > "$tmp/gw2.yml"
+# end with event: error when the broker stops (case broker_gone); 3
+# connections per address (case wire)
+printf 'http_idle_timeout: 2\ntimeout_ms: 3000\nhttp_max_per_ip: 3\n' > "$tmp/gw2.yml"
 port2=$(free_port)
 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$port2" --config "$tmp/gw2.yml" \
   >> "$tmp/gateway2.log" 2>&1 &
