@@ -165,6 +165,21 @@ s_load(const char *what, const char *body, size_t len, json_type want, evr_podma
     return j;
 }
 
+/*  The start of reading a JSON answer: r reset, then podman's error for a
+    status of 400 or more, else the body as JSON of the type want
+    (s_load).  NULL when r failed. */
+static json_t *
+s_json_answer(const char *what, long status, const char *body, size_t len, json_type want,
+              evr_podman_reply_t *r)
+{
+    s_reset(r);
+    if (status >= 400) {
+        s_error(status, body, len, r);
+        return NULL;
+    }
+    return s_load(what, body, len, want, r);
+}
+
 /*  A string of 1 to size-1 bytes, each one of the class (alnum: letters
     and digits; lower: lowercase letters), into buf. */
 static bool
@@ -210,10 +225,7 @@ s_get_word(const char *what, const json_t *obj, const char *field, const char *k
 evr_rc_t
 evr_podman_reply_create(long status, const char *body, size_t len, evr_podman_reply_t *r)
 {
-    s_reset(r);
-    if (status >= 400)
-        return s_error(status, body, len, r);
-    json_t *j = s_load("create", body, len, JSON_OBJECT, r);
+    json_t *j = s_json_answer("create", status, body, len, JSON_OBJECT, r);
     if (j)
         s_get_word("create", j, "Id", "Id", false, r->id, sizeof r->id, r);
     json_decref(j);
@@ -299,10 +311,7 @@ s_abs_path(const char *v, size_t n)
 evr_rc_t
 evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_reply_t *r)
 {
-    s_reset(r);
-    if (status >= 400)
-        return s_error(status, body, len, r);
-    json_t *j = s_load("inspect", body, len, JSON_OBJECT, r);
+    json_t *j = s_json_answer("inspect", status, body, len, JSON_OBJECT, r);
     if (j && !s_get_word("inspect", j, "Id", "Id", false, r->id, sizeof r->id, r))
         s_state(json_object_get(j, "State"), r);
     /* podman 4.3 with runc on cgroup v1 shows OOMKilled false after an OOM
@@ -326,10 +335,7 @@ evr_podman_reply_inspect(long status, const char *body, size_t len, evr_podman_r
 evr_rc_t
 evr_podman_reply_volume(long status, const char *body, size_t len, evr_podman_reply_t *r)
 {
-    s_reset(r);
-    if (status >= 400)
-        return s_error(status, body, len, r);
-    json_t *j = s_load("volume inspect", body, len, JSON_OBJECT, r);
+    json_t *j = s_json_answer("volume inspect", status, body, len, JSON_OBJECT, r);
     json_t *mp = j ? json_object_get(j, "Mountpoint") : NULL;
     const char *v = json_string_value(mp);
     size_t n = json_string_length(mp);
@@ -345,10 +351,7 @@ evr_podman_reply_volume(long status, const char *body, size_t len, evr_podman_re
 evr_rc_t
 evr_podman_reply_info(long status, const char *body, size_t len, evr_podman_reply_t *r)
 {
-    s_reset(r);
-    if (status >= 400)
-        return s_error(status, body, len, r);
-    json_t *j = s_load("info", body, len, JSON_OBJECT, r);
+    json_t *j = s_json_answer("info", status, body, len, JSON_OBJECT, r);
     json_t *host = json_object_get(j, "host");
     json_t *rl = json_object_get(json_object_get(host, "security"), "rootless");
     if (j && !json_is_object(host))
@@ -412,10 +415,7 @@ evr_rc_t
 evr_podman_reply_list(long status, const char *body, size_t len, const char *prefix,
                       evr_podman_reply_t *r)
 {
-    s_reset(r);
-    if (status >= 400)
-        return s_error(status, body, len, r);
-    json_t *j = s_load("list", body, len, JSON_ARRAY, r);
+    json_t *j = s_json_answer("list", status, body, len, JSON_ARRAY, r);
     if (!j)
         return r->rc;
     size_t plen = strlen(prefix), n = 0, cap = 64, i;

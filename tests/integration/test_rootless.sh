@@ -275,16 +275,15 @@ case_big() {   # 10 MB of output, byte-exact, live and stored
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+# limits_pipeline NAME: $tmp/NAME.yml, rl-NAME: one step x that asks for
+# 64M of memory and prints "ran"
+limits_pipeline() {
+  printf 'pipeline: rl-%s\nimage: localhost/evrun-busybox:latest\nnetwork: none\nsteps:\n  - {name: x, limits: {memory: 64M}, run: echo ran}\n' "$1" |
+    pipeline "$1"
+}
+
 case_limits() {   # cgroups v1: a rootless container gets no limits; said before it runs
-  pipeline lim <<'YML'
-pipeline: rl-lim
-image: localhost/evrun-busybox:latest
-network: none
-steps:
-  - name: x
-    limits: {memory: 64M}
-    run: echo ran
-YML
+  limits_pipeline lim
   run lim "$tmp/lim.yml"
   check "exit 2 (the runner cannot run it)" [ "$rc" -eq 2 ]
   check "the step and the limit named, and why (the service said it)" \
@@ -329,15 +328,7 @@ root_run() {
 
 case_host() {   # rootless or not: asked of the service (GET /libpod/info, once),
   # whoever owns its socket; the socket's owner is a guess only when that call fails
-  pipeline host <<'YML'
-pipeline: rl-host
-image: localhost/evrun-busybox:latest
-network: none
-steps:
-  - name: x
-    limits: {memory: 64M}
-    run: echo ran
-YML
+  limits_pipeline host
   root_dir=$(mktemp -d /tmp/evr-rlhost-XXXXXX) || return
   proxy "$root_dir/rl-proxy.sock" "$rl_dir/run/podman/podman.sock"
   chown root: "$root_dir/rl-proxy.sock"
