@@ -673,11 +673,17 @@ evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
     pe->base.loop = loop;
     pe->pm = pm;
     pe->describe = evr_asprintf("podman %s", url);
-    pe->host = evr_podman_host_new(pm, url);   /* answers while the runner starts */
+    pe->host = evr_podman_host_new(pm, url);
     pe->bundles = evr_bundles_new();
     const char *ra = getenv("EVR_TEST_REST_ATTACH");   /* tests: podman's attach only */
     pe->rest_attach = ra && !strcmp(ra, "1");
     const char *t = getenv("EVR_TEST_IMAGE_MEMO_MS");   /* tests: a memo that stays */
     pe->pulls = evr_pulls_new(pm, loop, t && *t ? strtoull(t, NULL, 10) : S_MEMO_MS);
     return &pe->base;
+}
+
+void
+evr_exec_podman_ask_host(evr_exec_t *ex)
+{
+    evr_podman_host_ask(evr_pe(ex)->host);
 }

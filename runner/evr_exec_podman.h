@@ -31,4 +31,9 @@ evr_exec_t *evr_exec_podman_new(const char *url, evr_loop_t *loop, evr_err_t *er
     own auth file. */
 void evr_exec_podman_set_registry_auth(evr_exec_t *ex, const char *path);
 
+/*  A long-running runner: asks the service what it is (rootless,
+    cgroups version: evr_podman_host.h) now, without waiting, so that the
+    first job with limits finds the answer in. */
+void evr_exec_podman_ask_host(evr_exec_t *ex);
+
 #endif

@@ -72,8 +72,14 @@ evr_podman_host_new(evr_podman_t *pm, const char *url)
     evr_podman_host_t *self = evr_calloc(1, sizeof *self);
     self->pm = pm;
     self->url = evr_strdup(url);
-    self->call = evr_podman_info(pm, s_answer, self);
     return self;
+}
+
+void
+evr_podman_host_ask(evr_podman_host_t *self)
+{
+    if (!self->known && !self->call)
+        self->call = evr_podman_info(self->pm, s_answer, self);
 }
 
 void
@@ -93,7 +99,7 @@ evr_podman_host_no_limits(evr_podman_host_t *self)
 {
     if (self->known)
         return self->no_limits;
-    if (self->call) {   /* not sent yet, as a rule: the caller's loop has hardly turned */
+    if (self->call) {   /* asked at the start: the caller's loop has hardly turned since */
         self->dropping = true;
         evr_podman_detach(self->pm, self->call);
         self->dropping = false;

@@ -6,8 +6,11 @@
     command line (the REST create succeeds and the container runs
     unlimited), so the runner refuses such a job before it runs.  The
     service says what it is: GET /libpod/info (host.security.rootless,
-    host.cgroupVersion), asked once, when the executor is made, without
-    waiting for the answer.  Only when that call fails is the old guess
+    host.cgroupVersion), asked once: a long-running runner asks as it
+    starts, without waiting for the answer (evr_podman_host_ask); a
+    one-shot one (--exec, --once, --recover) only when a job with limits
+    comes, since the call costs the service ~55 ms of CPU that a job
+    without limits should not pay.  Only when that call fails is the old guess
     made, and logged as one: a socket owned by another user than root is
     a rootless podman's, and /sys/fs/cgroup not a cgroup2 file system is
     cgroups v1 (a guess that errs both ways: a root service's socket
@@ -19,10 +22,14 @@
 
 typedef struct evr_podman_host evr_podman_host_t;
 
-/*  Starts asking pm's service (at url, "unix:///path/podman.sock") GET
-    /libpod/info on pm's loop.  Caller owns the result; destroy it after
-    pm (destroying pm drops the call unanswered). */
+/*  What pm's service (at url, "unix:///path/podman.sock") is, not asked
+    yet.  Caller owns the result; destroy it after pm (destroying pm drops
+    a call under way unanswered). */
 evr_podman_host_t *evr_podman_host_new(evr_podman_t *pm, const char *url);
+
+/*  Starts asking the service GET /libpod/info on pm's loop, unless asked
+    or known already. */
+void evr_podman_host_ask(evr_podman_host_t *self);
 void evr_podman_host_destroy(evr_podman_host_t **self_p);
 
 /*  Why a container of the service cannot have cgroup limits, or NULL

@@ -229,8 +229,11 @@ s_executors(evr_config_t *cfg, evr_loop_t *loop, const s_opts_t *o, evr_exec_t *
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
     }
-    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN))
+    if (evr_offer_has(&o->offer, EVR_EXECUTOR_PODMAN)) {
         evr_exec_podman_set_registry_auth(execs[n - 1], evr_config_get(cfg, "registry_auth"));
+        if (!o->file && !o->recover && !o->once)   /* long-running: ask now, not at a job */
+            evr_exec_podman_ask_host(execs[n - 1]);
+    }
     const char *state = evr_config_get(cfg, "state_dir");
     if (evr_offer_has(&o->offer, EVR_EXECUTOR_PROCESS)
         && !(execs[n++] = evr_exec_process_new(state, loop, &err))) {
