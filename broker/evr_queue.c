@@ -705,6 +705,11 @@ s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, siz
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
     st->rid = rid ? zframe_dup(rid) : NULL;
+    for (size_t i = 0; rh && i < b->nawaited; i++)
+        if (b->awaited[i] == rh) {
+            b->awaited[i] = b->awaited[--b->nawaited];
+            break;
+        }
     st->rid_hash = rh;
     st->job_hash = jh;      /* msg->job is a ULID (s_check_ulid): the job's id, uncut */
     s_record_of(st->job, rec, blen, &st->rec, &st->len);
