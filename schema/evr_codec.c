@@ -153,6 +153,8 @@ static int
 s_grow_write(void *data, const char *buf, size_t len)
 {
     s_grow_t *g = data;
+    if (!len)
+        return 0;   /* an empty string's body: buf may be NULL */
     if (len > g->cap - g->len) {
         size_t cap = g->cap < S_GROW_HEAP ? S_GROW_HEAP : g->cap * 2;
         while (cap - g->len < len)
