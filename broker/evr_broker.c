@@ -574,9 +574,11 @@ s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 
 /* --------------------------------------------------------------- loop */
 
+/*  A client's request from *rid (taken, set NULL, by a staged submit). */
 static void
-s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
+s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire)
 {
+    zframe_t *rid = *rid_p;
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
@@ -590,7 +592,7 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
         free(msg->parent_step);
         msg->parent_job = msg->parent_step = NULL;
         if (wire->open)
-            evr_queue_submit_wire(b, rid, msg, zmq_msg_data(&wire->frame),
+            evr_queue_submit_wire(b, rid_p, msg, zmq_msg_data(&wire->frame),
                                   zmq_msg_size(&wire->frame));
         else
             evr_queue_submit(b, rid, msg);
@@ -643,7 +645,7 @@ s_take(evr_broker_t *b, zsock_t *sock, bool runners)
     else if (runners)
         evr_runners_on_message(b, rid, user, &msg);
     else
-        s_client(b, rid, &msg, &wire);
+        s_client(b, &rid, &msg, &wire);
     evr_bus_wire_close(&wire);
     evr_msg_clear(&msg);
     zframe_destroy(&rid);

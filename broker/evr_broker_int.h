@@ -199,8 +199,9 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
 /*  The same for a client's submit whose body frame came as wire (wlen
     bytes, borrowed): its record is those bytes when binding its args
-    changes nothing, instead of msg encoded again. */
-void evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
+    changes nothing, instead of msg encoded again; *rid is taken (set
+    NULL) when the submit is staged, not copied. */
+void evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
                            size_t wlen);
 /*  `trigger` from runner (its session at rid): submits the registered
     pipeline with the parent recorded, commits, answers `triggered`

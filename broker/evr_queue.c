@@ -639,10 +639,11 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, 
 }
 
 /*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
-    NULL. */
+    NULL; own, when not NULL, holds rid, taken (set NULL) when the submit
+    is staged instead of copied. */
 static bool
-s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, size_t wlen,
-        bool *existing, const char **code, char *why, size_t len)
+s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
+        size_t wlen, bool *existing, const char **code, char *why, size_t len)
 {
     *existing = false;
     uint64_t rh, jh;
@@ -704,7 +705,9 @@ s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, siz
     msg->type = EVR_MSG_SUBMIT;
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
-    st->rid = rid ? zframe_dup(rid) : NULL;
+    st->rid = own && *own ? *own : rid ? zframe_dup(rid) : NULL;
+    if (own)
+        *own = NULL;
     for (size_t i = 0; rh && i < b->nawaited; i++)
         if (b->awaited[i] == rh) {
             b->awaited[i] = b->awaited[--b->nawaited];
@@ -724,30 +727,38 @@ bool
 evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
                 const char **code, char *why, size_t len)
 {
-    return s_offer(b, rid, msg, NULL, 0, existing, code, why, len);
+    return s_offer(b, rid, NULL, msg, NULL, 0, existing, code, why, len);
 }
 
-void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
-{
-    evr_queue_submit_wire(b, rid, msg, NULL, 0);
-}
-
-void
-evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
-                      size_t wlen)
+/*  evr_queue_submit_wire; own as s_offer's. */
+static void
+s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
+         size_t wlen)
 {
     const char *code;
     char why[1024];
     bool existing;
     char job[EVR_ULID_LEN + 1];
     s_id_copy(job, msg->job);   /* msg is taken when staged */
-    if (!s_offer(b, rid, msg, wire, wlen, &existing, &code, why, sizeof why))
+    if (!s_offer(b, rid, own, msg, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
         evr_bus_send(b->clients, rid, &ok, NULL);
     }
+}
+
+void
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    s_submit(b, rid, NULL, msg, NULL, 0);
+}
+
+void
+evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
+                      size_t wlen)
+{
+    s_submit(b, *rid, rid, msg, wire, wlen);
 }
 
 evr_rc_t
