@@ -653,12 +653,12 @@ s_take(evr_broker_t *b, zsock_t *sock, bool runners)
 }
 
 /*  Waits until sock may hold a message or the mono ns until: false at
-    until. */
+    until.  Called after a receive found none (libzmq took the commands
+    waiting then, so its ZMQ_FD signals the next: no ZMQ_EVENTS look, a
+    poll(2) and a getpid(2) less a wait). */
 static bool
 s_wait(zsock_t *sock, uint64_t until)
 {
-    if (evr_bus_readable(sock))
-        return true;
     uint64_t now = evr_mono_ns();
     if (now >= until)
         return false;
