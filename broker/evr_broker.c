@@ -5,6 +5,8 @@
     evr_queue.c, runner sessions and event ingestion in evr_runners.c, the
     jobs of lost runners in evr_lease.c.
 */
+#define _GNU_SOURCE
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -572,9 +574,11 @@ s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 
 /* --------------------------------------------------------------- loop */
 
+/*  A client's request from *rid (taken, set NULL, by a staged submit). */
 static void
-s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
+s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire)
 {
+    zframe_t *rid = *rid_p;
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
@@ -588,7 +592,7 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
         free(msg->parent_step);
         msg->parent_job = msg->parent_step = NULL;
         if (wire->open)
-            evr_queue_submit_wire(b, rid, msg, zmq_msg_data(&wire->frame),
+            evr_queue_submit_wire(b, rid_p, msg, zmq_msg_data(&wire->frame),
                                   zmq_msg_size(&wire->frame));
         else
             evr_queue_submit(b, rid, msg);
@@ -616,42 +620,72 @@ s_client(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, evr_bus_wire_t *wire)
     }
 }
 
+/*  Handles one message waiting on sock: false when none waits. */
+static bool
+s_take(evr_broker_t *b, zsock_t *sock, bool runners)
+{
+    zframe_t *rid = NULL;
+    evr_msg_t msg = { 0 };
+    const char *code;
+    evr_err_t err;
+    char user[41];
+    evr_bus_wire_t wire = { .open = false };
+    evr_rc_t rc = evr_bus_recv_wire(sock, &rid, user, &msg, runners ? NULL : &wire, &code,
+                                    &err);
+    if (rc == EVR_ERR_NOTFOUND && !rid) {
+        evr_msg_clear(&msg);
+        return false;
+    }
+    if (rc) {
+        if (!runners)
+            evr_queue_flush(b);     /* answers in the order asked */
+        if (rid)
+            evr_bus_send_error(sock, rid, code, "%s", err.msg);
+    }
+    else if (runners)
+        evr_runners_on_message(b, rid, user, &msg);
+    else
+        s_client(b, &rid, &msg, &wire);
+    evr_bus_wire_close(&wire);
+    evr_msg_clear(&msg);
+    zframe_destroy(&rid);
+    return true;
+}
+
+/*  Waits until sock may hold a message or the mono ns until: false at
+    until.  Called after a receive found none (libzmq took the commands
+    waiting then, so its ZMQ_FD signals the next: no ZMQ_EVENTS look, a
+    poll(2) and a getpid(2) less a wait). */
+static bool
+s_wait(zsock_t *sock, uint64_t until)
+{
+    uint64_t now = evr_mono_ns();
+    if (now >= until)
+        return false;
+    struct pollfd p = { .fd = zsock_fd(sock), .events = POLLIN };
+    struct timespec ts = { 0, (long) (until - now) };
+    ppoll(&p, 1, &ts, NULL);
+    return true;    /* a signal of the socket's, or the time: the next receive says */
+}
+
 /*  Handles up to S_TURN_MAX messages waiting on sock.  The client socket
     is read until its receive finds none (it has a receive timeout of 0),
     without a readable check a message: each costs libzmq a poll(2) and a
-    getpid(2). */
+    getpid(2); then, while evr_queue_linger says so, waited on for the
+    submits still to come. */
 static void
 s_drain_socket(evr_broker_t *b, zsock_t *sock, bool runners)
 {
-    for (int i = 0; i < S_TURN_MAX && (!runners || evr_bus_readable(sock)); i++) {
-        zframe_t *rid = NULL;
-        evr_msg_t msg = { 0 };
-        const char *code;
-        evr_err_t err;
-        char user[41];
-        evr_bus_wire_t wire = { .open = false };
-        evr_rc_t rc = evr_bus_recv_wire(sock, &rid, user, &msg, runners ? NULL : &wire, &code,
-                                        &err);
-        if (rc == EVR_ERR_NOTFOUND && !rid) {
-            evr_msg_clear(&msg);
-            break;
-        }
-        if (rc) {
-            if (!runners)
-                evr_queue_flush(b);     /* answers in the order asked */
-            if (rid)
-                evr_bus_send_error(sock, rid, code, "%s", err.msg);
-        }
-        else if (runners)
-            evr_runners_on_message(b, rid, user, &msg);
-        else
-            s_client(b, rid, &msg, &wire);
-        evr_bus_wire_close(&wire);
-        evr_msg_clear(&msg);
-        zframe_destroy(&rid);
-    }
-    if (!runners)
-        evr_queue_turn_end(b);  /* one commit for the turn's submits, then their answers */
+    int i = 0;
+    while (i < S_TURN_MAX && (!runners || evr_bus_readable(sock)) && s_take(b, sock, runners))
+        i++;
+    if (runners)
+        return;
+    uint64_t until;
+    while (i < S_TURN_MAX && (until = evr_queue_linger(b)) && s_wait(sock, until))
+        while (i < S_TURN_MAX && s_take(b, sock, false))
+            i++;
+    evr_queue_turn_end(b);  /* one commit for the turn's submits, then their answers */
 }
 
 static void

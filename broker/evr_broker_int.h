@@ -110,6 +110,9 @@ struct evr_broker {
     evr_queue_pending_t *pending;   /* journaled, not in the store yet */
     size_t npending, pending_cap;
     uint64_t last_commit;   /* mono ns of the last journal commit */
+    uint64_t awaited[EVR_QUEUE_BATCH];  /* rid hashes the last commit answered that have
+                                           not submitted again since (evr_queue_linger) */
+    size_t nawaited;
     uint32_t test_delay_ms; /* EVR_TEST_SUBMIT_DELAY_MS: a wait between the journal's write
                                and its flush */
     evr_runners_session_t *rlist;
@@ -176,6 +179,11 @@ evr_queue_job_t *evr_queue_find(const evr_broker_t *b, const char *id);
 evr_queue_job_t *evr_queue_of_runner(const evr_broker_t *b, const char *runner);
 void evr_queue_set_runner(evr_broker_t *b, evr_queue_job_t *j, const char *runner);
 void evr_queue_free(evr_queue_job_t *j);
+/*  Until when (mono ns) the turn waits for more submits before its
+    commit: while clients the last commit answered have not submitted
+    again, 0.3 ms after that commit at most; 0: no wait (no submit staged,
+    or every answered client back). */
+uint64_t evr_queue_linger(const evr_broker_t *b);
 /*  Puts j at the head of the queue (a job met first in a runner's log). */
 void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);
 /*  Unlinks and frees j. */
@@ -191,8 +199,9 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
 void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
 /*  The same for a client's submit whose body frame came as wire (wlen
     bytes, borrowed): its record is those bytes when binding its args
-    changes nothing, instead of msg encoded again. */
-void evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
+    changes nothing, instead of msg encoded again; *rid is taken (set
+    NULL) when the submit is staged, not copied. */
+void evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
                            size_t wlen);
 /*  `trigger` from runner (its session at rid): submits the registered
     pipeline with the parent recorded, commits, answers `triggered`

@@ -41,7 +41,9 @@
 void
 evr_queue_init(evr_broker_t *b)
 {
-    b->index = zhashx_new();
+    b->index = zhashx_new();   /* keyed by the job's own id: no copy of it */
+    zhashx_set_key_duplicator(b->index, NULL);
+    zhashx_set_key_destructor(b->index, NULL);
     b->counts = zhashx_new();
     b->by_runner = zhashx_new();
     const char *delay = getenv("EVR_TEST_SUBMIT_DELAY_MS");
@@ -145,9 +147,11 @@ s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
         zhashx_update(b->counts, j->pipeline, (void *) (uintptr_t) n);
     else
         zhashx_delete(b->counts, j->pipeline);
-    if (delta > 0)
-        zhashx_update(b->index, j->id, j);
-    else
+    if (delta > 0 && zhashx_insert(b->index, j->id, j) != 0) {
+        zhashx_delete(b->index, j->id);     /* the key is the listed job's id: j's now */
+        zhashx_insert(b->index, j->id, j);
+    }
+    else if (delta < 0)
         zhashx_delete(b->index, j->id);
     b->njobs = delta > 0 ? b->njobs + 1 : b->njobs - 1;
 }
@@ -623,10 +627,8 @@ s_staged_hashes(zframe_t *rid, const char *job, uint64_t *rh, uint64_t *jh)
 }
 
 static bool
-s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
+s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, uint64_t jh)
 {
-    uint64_t rh, jh;
-    s_staged_hashes(rid, job, &rh, &jh);
     for (size_t i = 0; i < b->nstaged; i++) {
         const evr_queue_staged_t *st = &b->staged[i];
         if ((rh && st->rid_hash == rh && zframe_eq(st->rid, rid))
@@ -637,13 +639,16 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job)
 }
 
 /*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
-    NULL. */
+    NULL; own, when not NULL, holds rid, taken (set NULL) when the submit
+    is staged instead of copied. */
 static bool
-s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, size_t wlen,
-        bool *existing, const char **code, char *why, size_t len)
+s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
+        size_t wlen, bool *existing, const char **code, char *why, size_t len)
 {
     *existing = false;
-    if (s_staged_by(b, rid, msg->job))
+    uint64_t rh, jh;
+    s_staged_hashes(rid, msg->job, &rh, &jh);
+    if (s_staged_by(b, rid, msg->job, rh, jh))
         evr_queue_flush(b);
     evr_err_t err;
     bool stored = false;    /* a store that fails to answer: as before, not known */
@@ -700,8 +705,16 @@ s_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire, siz
     msg->type = EVR_MSG_SUBMIT;
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
     st->job = s_job_new(m->job, m, evr_now_ns());
-    st->rid = rid ? zframe_dup(rid) : NULL;
-    s_staged_hashes(rid, st->job->id, &st->rid_hash, &st->job_hash);
+    st->rid = own && *own ? *own : rid ? zframe_dup(rid) : NULL;
+    if (own)
+        *own = NULL;
+    for (size_t i = 0; rh && i < b->nawaited; i++)
+        if (b->awaited[i] == rh) {
+            b->awaited[i] = b->awaited[--b->nawaited];
+            break;
+        }
+    st->rid_hash = rh;
+    st->job_hash = jh;      /* msg->job is a ULID (s_check_ulid): the job's id, uncut */
     s_record_of(st->job, rec, blen, &st->rec, &st->len);
     free(body);
     b->staged_bytes += st->len;
@@ -714,30 +727,38 @@ bool
 evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
                 const char **code, char *why, size_t len)
 {
-    return s_offer(b, rid, msg, NULL, 0, existing, code, why, len);
+    return s_offer(b, rid, NULL, msg, NULL, 0, existing, code, why, len);
 }
 
-void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
-{
-    evr_queue_submit_wire(b, rid, msg, NULL, 0);
-}
-
-void
-evr_queue_submit_wire(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const uint8_t *wire,
-                      size_t wlen)
+/*  evr_queue_submit_wire; own as s_offer's. */
+static void
+s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
+         size_t wlen)
 {
     const char *code;
     char why[1024];
     bool existing;
     char job[EVR_ULID_LEN + 1];
     s_id_copy(job, msg->job);   /* msg is taken when staged */
-    if (!s_offer(b, rid, msg, wire, wlen, &existing, &code, why, sizeof why))
+    if (!s_offer(b, rid, own, msg, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
         evr_bus_send(b->clients, rid, &ok, NULL);
     }
+}
+
+void
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+{
+    s_submit(b, rid, NULL, msg, NULL, 0);
+}
+
+void
+evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
+                      size_t wlen)
+{
+    s_submit(b, *rid, rid, msg, wire, wlen);
 }
 
 evr_rc_t

@@ -358,6 +358,10 @@ main(int argc, char **argv)
     /* buffers of 256 KiB and more (messages up to 4 MiB) come from mmap and go
        back on free: glibc's sliding threshold would keep them in the heap */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* and the heap's free top is kept up to 8 MiB (the fixed threshold above
+       leaves glibc's trim at 128 KiB): a turn's submits otherwise grew the
+       heap and gave it back every turn, a page fault for each page again */
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
     if (s_private_dirs(cfg, local, &err) || s_lock(store_dir, &lock, &err)
         || evr_broker_new(&bo, &b, &err)) {
         fprintf(stderr, "evrun-broker: %s\n", err.msg);

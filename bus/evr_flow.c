@@ -18,6 +18,7 @@ typedef struct s_account {
     atomic_size_t bytes;            /* queued now */
     atomic_int refs;                /* messages in flight, +1 while listed */
     size_t peak;                    /* most bytes seen queued (loop thread) */
+    uint64_t hash;                  /* of id: compared first */
     size_t idlen;
     uint8_t id[S_ID_MAX];
     struct s_account *next;
@@ -103,18 +104,29 @@ evr_flow_of(void *h)
     return NULL;
 }
 
+static uint64_t
+s_hash(const void *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
+    return h;
+}
+
 static s_account_t *
 s_account(evr_flow_t *f, const void *id, size_t idlen)
 {
     if (!f->per_peer || idlen > S_ID_MAX)
         idlen = 0;
+    uint64_t h = s_hash(id, idlen);
     for (s_account_t *a = f->accounts; a; a = a->next)
-        if (a->idlen == idlen && (!idlen || memcmp(a->id, id, idlen) == 0))
+        if (a->hash == h && a->idlen == idlen && (!idlen || memcmp(a->id, id, idlen) == 0))
             return a;
     s_account_t *a = evr_calloc(1, sizeof *a);
     atomic_init(&a->bytes, 0);
     atomic_init(&a->refs, 1);
     a->idlen = idlen;
+    a->hash = h;
     if (idlen)
         memcpy(a->id, id, idlen);
     a->next = f->accounts;

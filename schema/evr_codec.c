@@ -6,6 +6,7 @@
 */
 #include "evr_codec.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +136,59 @@ s_pack_field(msgpack_packer *pk, const evr_field_t *f, const void *rec, const vo
     }
 }
 
+/*  Where evr_codec_encode writes: a buffer on the stack first, the heap
+    once that is full (msgpack-c's sbuffer takes 8 KiB at the first byte: a
+    malloc of a size that sends glibc through its slow path, for answers
+    of a few dozen bytes). */
+#define S_GROW_STACK 512
+#define S_GROW_HEAP 8192
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    uint8_t stack[S_GROW_STACK];
+} s_grow_t;
+
+static int
+s_grow_write(void *data, const char *buf, size_t len)
+{
+    s_grow_t *g = data;
+    if (!len)
+        return 0;   /* an empty string's body: buf may be NULL */
+    if (len > g->cap - g->len) {
+        size_t cap = g->cap < S_GROW_HEAP ? S_GROW_HEAP : g->cap * 2;
+        while (cap - g->len < len)
+            cap *= 2;
+        if (g->buf == g->stack) {
+            g->buf = evr_malloc(cap);
+            memcpy(g->buf, g->stack, g->len);
+        }
+        else
+            g->buf = evr_realloc(g->buf, cap);
+        g->cap = cap;
+    }
+    memcpy(g->buf + g->len, buf, len);
+    g->len += len;
+    return 0;
+}
+
 void
 evr_codec_encode(const evr_rectype_t *type, const void *rec, uint8_t **buf, size_t *len)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    s_grow_t g;
+    g.buf = g.stack;
+    g.len = 0;
+    g.cap = sizeof g.stack;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &g, s_grow_write);
     evr_codec_pack(&pk, type, rec);
-    if (!sb.data) {   /* sbuffer allocates lazily; an empty map still writes */
-        fprintf(stderr, "evrun: msgpack encode failed\n");
-        abort();
+    *len = g.len;
+    if (g.buf == g.stack) {
+        *buf = evr_malloc(g.len ? g.len : 1);
+        memcpy(*buf, g.stack, g.len);
     }
-    *len = sb.size;
-    *buf = (uint8_t *) msgpack_sbuffer_release(&sb);
+    else
+        *buf = g.buf;
 }
 
 static int
@@ -767,8 +807,10 @@ s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_
     uint64_t seen = 0;   /* tables have at most 64 fields */
     evr_rc_t rc = EVR_OK;
     /* Two passes: variant fields depend on the others (an event's data on
-       its type), wherever they stand in the map. */
-    for (int pass = 0; pass < 2 && !rc; pass++) {
+       its type), wherever they stand in the map; the second only when the
+       first met one. */
+    bool variants = false;
+    for (int pass = 0; pass < 1 + variants && !rc; pass++) {
         for (uint32_t i = 0; i < obj->via.map.size && !rc; i++) {
             const msgpack_object_kv *kv = &obj->via.map.ptr[i];
             size_t idx = 0;
@@ -777,6 +819,7 @@ s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_
                 s_skipped += pass == 0;     /* unknown keys: forward compatible */
                 continue;
             }
+            variants |= f->type == EVR_FT_VARIANT;
             if ((f->type == EVR_FT_VARIANT) != (pass == 1))
                 continue;
             size_t old = s_path_key(path, f->key, strlen(f->key));
@@ -818,6 +861,68 @@ evr_codec_unpack(const msgpack_object *obj, const evr_rectype_t *type, void *rec
     return s_unpack_rec(obj, type, rec, &p, err);
 }
 
+/*  The zone a decode's objects live in: one per thread, kept (its first
+    chunk) from one decode to the next, so that a message of a few KiB
+    costs no malloc for its objects (msgpack_unpack_next makes a zone of 8
+    KiB each time); a decode within a decode takes a zone of its own.  A
+    thread's zone is freed when the thread ends. */
+static pthread_key_t s_zone_key;
+static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
+static __thread msgpack_zone *s_zone;
+static __thread bool s_zone_busy;
+
+static void
+s_zone_free(void *zone)
+{
+    msgpack_zone_free(zone);
+}
+
+static void
+s_zone_key_make(void)
+{
+    if (pthread_key_create(&s_zone_key, s_zone_free) != 0) {
+        fprintf(stderr, "evrun: pthread_key_create failed\n");
+        abort();
+    }
+}
+
+static msgpack_zone *
+s_zone_new(void)
+{
+    msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (!z) {
+        fprintf(stderr, "evrun: out of memory (msgpack_zone_new)\n");
+        abort();
+    }
+    return z;
+}
+
+static msgpack_zone *
+s_zone_take(bool *own)
+{
+    *own = s_zone_busy;
+    if (*own)
+        return s_zone_new();
+    if (!s_zone) {
+        pthread_once(&s_zone_once, s_zone_key_make);
+        s_zone = s_zone_new();
+        pthread_setspecific(s_zone_key, s_zone);
+    }
+    s_zone_busy = true;
+    return s_zone;
+}
+
+static void
+s_zone_give(msgpack_zone *zone, bool own)
+{
+    if (own)
+        msgpack_zone_free(zone);
+    else {
+        msgpack_zone_clear(zone);   /* frees the chunks but the first */
+        s_zone_busy = false;
+    }
+}
+
 evr_rc_t
 evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void *rec,
                  const char *path, evr_err_t *err)
@@ -827,15 +932,16 @@ evr_codec_decode(const uint8_t *buf, size_t len, const evr_rectype_t *type, void
     evr_rc_t rc = evr_codec_check(buf, len, EVR_CODEC_MAX_DEPTH, err);
     if (rc)
         return rc;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
+    bool own;
+    msgpack_zone *zone = s_zone_take(&own);
+    msgpack_object obj;
     size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, (const char *) buf, len, &off);
+    msgpack_unpack_return ur = msgpack_unpack((const char *) buf, len, &off, zone, &obj);
     if (ur != MSGPACK_UNPACK_SUCCESS)
-        rc = evr_err_set(err, EVR_ERR_PROTO, "msgpack_unpack_next: error %d", (int) ur);
+        rc = evr_err_set(err, EVR_ERR_PROTO, "msgpack_unpack: error %d", (int) ur);
     else
-        rc = evr_codec_unpack(&up.data, type, rec, path, err);
-    msgpack_unpacked_destroy(&up);
+        rc = evr_codec_unpack(&obj, type, rec, path, err);
+    s_zone_give(zone, own);
     if (rc) {
         evr_rec_free(type, rec);
         memset(rec, 0, type->size);   /* scalars too: the record is left as it came */

@@ -16,8 +16,11 @@ struct evr_diag {
     char *file;
     s_mark_t *marks;
     size_t nmarks, capmarks;
-    char *errors[EVR_DIAG_MAX];
-    char *paths[EVR_DIAG_MAX];   /* field of each error: one error per field */
+    /* each error and its field (one error per field), EVR_DIAG_MAX at
+       most: made at the first error, so that a diag that finds none (a
+       message's checks, most of the time) is one small allocation */
+    char **errors;
+    char **paths;
     size_t nerrors;
 };
 
@@ -42,6 +45,8 @@ evr_diag_destroy(evr_diag_t **self_p)
         free(self->errors[i]);
         free(self->paths[i]);
     }
+    free(self->errors);
+    free(self->paths);
     free(self->file);
     free(self);
     *self_p = NULL;
@@ -140,6 +145,10 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
         if (strcmp(self->paths[i], path) == 0)
             return;
     if (self->nerrors < EVR_DIAG_MAX) {
+        if (!self->errors) {
+            self->errors = evr_calloc(EVR_DIAG_MAX, sizeof *self->errors);
+            self->paths = evr_calloc(EVR_DIAG_MAX, sizeof *self->paths);
+        }
         self->paths[self->nerrors] = evr_strdup(path);
         char msg[1024];
         vsnprintf(msg, sizeof msg, fmt, ap);

@@ -7,6 +7,7 @@
 */
 #include <jansson.h>
 #include <msgpack.h>
+#include <pthread.h>
 
 #include "evr_codec.h"
 #include "evr_msg.h"
@@ -656,6 +657,89 @@ test_artifacts_forms(void)
     }
 }
 
+/*  Encode and decode across the sizes where their buffers change: the
+    encoder's stack buffer (512 bytes) and its heap growth past 8 KiB, the
+    decoder's kept zone (8 KiB) grown by a large message and used again
+    by small ones; a decode on a thread of its own (its zone is freed with
+    the thread: the sanitizer build would report a leak). */
+static void
+s_roundtrip_sizes(void)
+{
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = (char *) EVR_CODE_NOT_FOUND };
+    char *text = evr_malloc(EVR_STR_MAX + 1);
+    for (size_t n = 0; n <= 4096; n += n < 600 ? 1 : 97) {
+        memset(text, 'a' + (int) (n % 26), n);
+        text[n] = '\0';
+        m.message = text;
+        uint8_t *buf;
+        size_t len;
+        evr_msg_encode(&m, &buf, &len);
+        char hdr[EVR_MSG_HEADER_MAX];
+        evr_msg_header(m.type, hdr);
+        evr_msg_t back = { 0 };
+        const char *code;
+        evr_err_t err;
+        CHECK(evr_msg_decode(hdr, strlen(hdr), buf, len, &back, &code, &err) == EVR_OK);
+        CHECK(back.message && strlen(back.message) == n && strcmp(back.message, text) == 0);
+        evr_msg_clear(&back);
+        free(buf);
+    }
+    free(text);
+    /* a submit of 64 args of 4000 bytes each: ~256 KiB encoded */
+    evr_msg_t big = { .type = EVR_MSG_SUBMIT, .job = (char *) JOB_ID, .spec = s_example_spec() };
+    char val[4001];
+    memset(val, 'v', 4000);
+    val[4000] = '\0';
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "K%02d", i);
+        evr_strmap_set(&big.args, key, val);
+    }
+    for (int k = 0; k < 3; k++) {   /* large, then small messages, then large again */
+        uint8_t *buf;
+        size_t len;
+        evr_msg_encode(&big, &buf, &len);
+        CHECK(len > 64 * 4000);
+        char hdr[EVR_MSG_HEADER_MAX];
+        evr_msg_header(big.type, hdr);
+        evr_msg_t back = { 0 };
+        const char *code;
+        evr_err_t err;
+        CHECK(evr_msg_decode(hdr, strlen(hdr), buf, len, &back, &code, &err) == EVR_OK);
+        CHECK(evr_rec_equal(evr_msgtype_fields(EVR_MSG_SUBMIT), &big, &back));
+        evr_msg_clear(&back);
+        free(buf);
+        if (k == 1)
+            continue;
+        evr_msg_t small = { .type = EVR_MSG_STATUS, .job = (char *) JOB_ID }, sback = { 0 };
+        evr_msg_encode(&small, &buf, &len);
+        evr_msg_header(small.type, hdr);
+        CHECK(evr_msg_decode(hdr, strlen(hdr), buf, len, &sback, &code, &err) == EVR_OK);
+        CHECK_STR(sback.job, JOB_ID);
+        evr_msg_clear(&sback);
+        free(buf);
+    }
+    evr_strmap_free(&big.args);
+    evr_spec_destroy(&big.spec);
+}
+
+static void *
+s_roundtrip_thread(void *arg)
+{
+    (void) arg;
+    s_roundtrip_sizes();
+    return NULL;
+}
+
+static void
+test_roundtrip_sizes(void)
+{
+    s_roundtrip_sizes();
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, s_roundtrip_thread, NULL) == 0);
+    pthread_join(t, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -671,5 +755,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
     EVR_TEST_RUN(test_artifacts_forms);
+    EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_END();
 }

@@ -5,7 +5,8 @@
     jobs are taken as before the index (a lost or unknown runner's, past
     reclaim_ms; a lost runner's within it, a live runner's and the
     queued ones untouched), at most 64 a heartbeat; the index follows
-    dispatch, acceptance, requeue and removal.
+    dispatch, acceptance, requeue and removal.  And the submit linger's
+    bookkeeping (evr_queue_linger) over real commits of that broker.
 
     test_lease --bench N: N queued jobs and 8 live runners of 4 jobs
     each, 100 heartbeats' lease checks, for callgrind:
@@ -18,6 +19,7 @@
 
 #include "evr_broker_int.h"
 #include "evr_diag.h"
+#include "evr_log.h"
 #include "evr_test.h"
 #include "evr_yaml.h"
 
@@ -204,6 +206,52 @@ s_bench(int n)
     return 0;
 }
 
+/*  A client's submit of a new job, from a connection named client. */
+static void
+s_submit(evr_broker_t *b, const char *client)
+{
+    static const char y[] = "pipeline: t\nimage: img\nsteps: [{name: s, run: \"true\"}]\n";
+    char id[EVR_ULID_LEN + 1];
+    snprintf(id, sizeof id, "01J1000000000000000%07u", ++s_seq % 10000000u);
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = evr_strdup(id), .spec = evr_spec_new() };
+    evr_diag_t *diag = evr_diag_new("t.yml");
+    CHECK(evr_yaml_load(y, sizeof y - 1, m.spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    zframe_t *rid = zframe_new(client, strlen(client));
+    size_t staged = b->nstaged;
+    evr_queue_submit(b, rid, &m);
+    CHECK(b->nstaged == staged + 1);
+    evr_msg_clear(&m);
+    zframe_destroy(&rid);
+}
+
+/*  A turn's submits wait for the clients the last commit answered, until
+    0.3 ms after it, while one has not submitted again: not before a
+    first commit, not once every one is back, not with nothing staged. */
+static void
+test_linger(void)
+{
+    evr_log_set_level(EVR_LOG_WARN);    /* not a line a job */
+    evr_broker_t *b = s_broker("linger");
+    s_submit(b, "A");
+    s_submit(b, "B");
+    CHECK(evr_queue_linger(b) == 0);    /* no commit has answered anyone */
+    evr_queue_flush(b);
+    CHECK(b->nstaged == 0 && b->njobs == 2);
+    CHECK(evr_queue_linger(b) == 0);    /* nothing staged */
+    s_submit(b, "A");
+    CHECK(evr_queue_linger(b) == b->last_commit + 300000);   /* B not back yet */
+    s_submit(b, "B");
+    CHECK(evr_queue_linger(b) == 0);    /* both back */
+    evr_queue_flush(b);
+    s_submit(b, "C");                   /* one the last commit did not answer */
+    CHECK(evr_queue_linger(b) == b->last_commit + 300000);
+    evr_queue_flush(b);                 /* answered C alone */
+    s_submit(b, "C");
+    CHECK(evr_queue_linger(b) == 0);
+    evr_broker_destroy(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -219,6 +267,7 @@ main(int argc, char **argv)
         EVR_TEST_RUN(test_lost_taken);
         EVR_TEST_RUN(test_per_beat);
         EVR_TEST_RUN(test_index);
+        EVR_TEST_RUN(test_linger);
     }
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
