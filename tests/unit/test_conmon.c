@@ -224,7 +224,7 @@ test_bad_packets(void)
     CHECK(g.got[0] == 100 && g.got[1] == 0);   /* the first only */
     s_read(s_dir, S_TOO_LONG, &g, false);
     CHECK(g.ended && g.rc == EVR_ERR_PODMAN);
-    CHECK_CONTAINS(g.msg, "a packet of more than 32768 bytes");
+    CHECK_CONTAINS(g.msg, "a packet of more than 8256 bytes (conmon sends at most 8193");
     CHECK(g.got[0] == 100);
 }
 
