@@ -13,9 +13,8 @@
     every segment).
 
     Wake-ups: `wake` says the loop's eventfd was written and not read
-    yet, so a put writes it once however many puts come before the loop
-    looks; the loop reads the eventfd before it looks (peek), so a put
-    after the look writes it again.  `want_room` says the producer was
+    yet (both under the lock), so a put writes it once however many puts
+    come before the loop looks, and a look (peek) reads it only then.  `want_room` says the producer was
     refused room: the take that gives room back writes its eventfd. */
 #define _GNU_SOURCE
 #include "evr_spool.h"
@@ -155,12 +154,11 @@ evr_spool_put(evr_spool_t *self, size_t n)
 {
     pthread_mutex_lock(&self->mu);
     self->tail->len += n;
-    bool signal = !self->wake && n;
-    if (signal)
+    if (!self->wake && n) {
         self->wake = true;
-    pthread_mutex_unlock(&self->mu);
-    if (signal)   /* outside the lock: at worst a wake-up that finds nothing */
         s_signal(self->fd);
+    }
+    pthread_mutex_unlock(&self->mu);
 }
 
 int
@@ -206,8 +204,9 @@ s_drop_taken(evr_spool_t *self)
 const uint8_t *
 evr_spool_peek(evr_spool_t *self, size_t *len)
 {
-    s_drain(self->fd);   /* before the look: a put after it signals again */
     pthread_mutex_lock(&self->mu);
+    if (self->wake)   /* read only when written: a put after the look signals again */
+        s_drain(self->fd);
     self->wake = false;
     bool gone = s_drop_taken(self);
     bool signal = gone && self->want_room;
@@ -240,12 +239,11 @@ evr_spool_take(evr_spool_t *self, size_t n)
     bool left = false;
     for (s = self->head; s && !left; s = s->next)
         left = s->len > s->done;
-    bool signal = left && !self->wake;
-    if (signal)
+    if (left && !self->wake) {
         self->wake = true;
-    pthread_mutex_unlock(&self->mu);
-    if (signal)
         s_signal(self->fd);
+    }
+    pthread_mutex_unlock(&self->mu);
     if (signal_room)
         s_signal(self->room_fd);
 }

@@ -692,7 +692,7 @@ steps:
 YML
   # stopped once the step is finished (all its output printed), the
   # count of write calls of the runner's main thread is read (the thread
-  # that read conmon's socket wrote its pipe)
+  # that reads conmon's socket has its own)
   state=$tmp/big_output out=$tmp/big_output.out
   EVR_TEST_PAUSE_AT=between_steps:big "$bin/evrun-runner" --exec "$tmp/big_output.yml" \
     --state-dir "$state" > "$out" 2> "$tmp/big_output.err" &
@@ -712,7 +712,9 @@ YML
   check "stored whole" cmp -s <("$bin/evrun-replay" "$state" --output "$job/big") <(seq 1 600000)
   # 4 MB printed: one write per 4 KiB was 1,000 writes; three per 64 KiB
   # chunk, with the store's, some 340; stdout flushed once per commit
-  # (its buffer 1 MiB), some 160 with the store's
+  # (its buffer 1 MiB), some 160 with the store's; now each chunk's text
+  # written as it lies, not copied into stdout's buffer: one write a
+  # chunk (~60)
   check "printed in few writes (${writes:-?})" [ "${writes:-1000000}" -lt 300 ]
   check "store verifies" verified
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
