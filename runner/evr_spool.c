@@ -8,9 +8,10 @@
     the loop has taken all of the tail, the producer starts it over from
     its start (the loop keeps up: one segment, warm in the cache); a full
     tail gets a new segment after it, and a segment the loop has taken
-    whole and that is no longer the tail goes (the last one freed is kept
-    for the next, so bulk output does not map and fault in fresh memory
-    every segment).
+    whole and that is no longer the tail goes to a list of spares, which
+    new segments come from first (kept till the spool goes, as the pipe's
+    hold was: a bulk burst that outruns a commit of the loop's does not
+    fault in fresh memory each time; at most `max` bytes in all).
 
     Wake-ups: `wake` says the loop's eventfd was written and not read
     yet (both under the lock), so a put writes it once however many puts
@@ -37,7 +38,7 @@ typedef struct s_seg {
 struct evr_spool {
     pthread_mutex_t mu;
     s_seg_t *head, *tail;
-    s_seg_t *spare;         /* one freed segment, kept for the next */
+    s_seg_t *spare;         /* segments taken whole, for new ones */
     size_t seg, max;
     size_t held;            /* bytes of the segments in the list */
     int fd;                 /* the loop's eventfd */
@@ -100,7 +101,10 @@ evr_spool_destroy(evr_spool_t **self_p)
         next = s->next;
         free(s);
     }
-    free(self->spare);
+    for (s_seg_t *s = self->spare, *next; s; s = next) {
+        next = s->next;
+        free(s);
+    }
     close(self->fd);
     close(self->room_fd);
     pthread_mutex_destroy(&self->mu);
@@ -128,8 +132,9 @@ evr_spool_room(evr_spool_t *self, size_t need, size_t *room)
         goto out;
     }
     s_seg_t *s = self->spare;
-    self->spare = NULL;
-    if (!s) {   /* allocated outside the lock: the loop may want it meanwhile */
+    if (s)
+        self->spare = s->next;
+    else {   /* allocated outside the lock: the loop may want it meanwhile */
         pthread_mutex_unlock(&self->mu);
         s = evr_malloc(sizeof *s + self->seg);
         pthread_mutex_lock(&self->mu);
@@ -192,10 +197,8 @@ s_drop_taken(evr_spool_t *self)
     while ((s = self->head) && s != self->tail && s->done == s->len) {
         self->head = s->next;
         self->held -= self->seg;
-        if (self->spare)
-            free(s);
-        else
-            self->spare = s;
+        s->next = self->spare;
+        self->spare = s;
         gone = true;
     }
     return gone;

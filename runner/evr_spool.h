@@ -5,9 +5,9 @@
     lie, and takes them once done.  Nothing is copied on the way (a pipe
     between them cost a copy into the kernel and one out of it, and the
     system calls, for every byte).  The bytes live in segments of a fixed
-    size; a segment the loop has taken whole goes (one is kept for the
-    next), and while the loop keeps up the producer writes the same
-    segment from its start again.  What the spool holds is bounded: at
+    size; a segment the loop has taken whole is kept for the next (till
+    the spool goes), and while the loop keeps up the producer writes the
+    same segment from its start again.  What the spool holds is bounded: at
     most `max` bytes of segments, then the producer is refused room until
     the loop takes some.  Each side waits in poll(2) on an eventfd of its
     own: the loop's is readable while bytes put are not taken, the

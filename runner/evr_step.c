@@ -44,9 +44,12 @@ s_print_text(evr_eng_stream_t *s, size_t len)
     s->tdone += len;
     if (s->tdone < s->tlen)
         return;
-    bool idle = s->tcap > 256 * 1024 && s->tlen < s->tcap / 8;
+    /* a commit of less than a chunk's text: the burst is over, what it
+       took goes back (not after any smaller commit: growing the text
+       again, copied and faulted in, was ~4% of the runner's CPU) */
+    bool idle = s->tcap > 256 * 1024 && s->tlen < EVR_OUTPUT_CHUNK_MAX;
     s->tdone = s->tlen = 0;   /* all printed (after each commit, as a rule) */
-    if (idle) {   /* a burst is over: what it took goes back */
+    if (idle) {
         free(s->text);
         s->text = NULL;
         s->tcap = 0;
@@ -124,8 +127,12 @@ s_emit_chunk(evr_eng_step_t *st, int si)
                            s_layout(st, s, s->buf, s->len));
     if (s->len >= S_GIVE_MIN) {
         /* bulk: the event takes the buffer itself (shrunk in place), the
-           stream a new one as large, not a copy of 64 KiB per chunk */
+           stream a new one, not a copy of 64 KiB per chunk.  The new one
+           holds a chunk as it comes without masks: the size of the
+           buffers the committed events free, so malloc hands those back
+           (a larger one grew the heap and faulted in fresh pages) */
         ev->data.bytes.data = evr_realloc(s->buf, s->len);
+        s->cap = EVR_OUTPUT_CHUNK_MAX;
         s->buf = evr_malloc(s->cap);
     }
     else {

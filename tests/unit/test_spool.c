@@ -2,7 +2,8 @@
     loop in place.  One thread: what is put is peeked as it lies, whole
     and in order, across segments; the loop's fd is readable exactly while
     bytes are left; a segment taken whole is written again from its start
-    (no new memory while the loop keeps up); the bound refuses room until
+    (no new memory while the loop keeps up), and segments taken whole are
+    used again; the bound refuses room until
     a take gives some back, and says so on the producer's fd; a close
     refuses room and wakes the producer.  Two threads: a producer writing
     numbered records of every size through a small spool while the loop
@@ -91,6 +92,36 @@ test_segments(void)
     /* the first went (kept as the spare), the second is all taken and
        is written again from its start */
     CHECK(evr_spool_room(sp, 64, &room) == b);
+    evr_spool_destroy(&sp);
+}
+
+/*  Segments taken whole are kept: a later burst writes into them again,
+    not into fresh memory, up to the bound in all. */
+static void
+test_spares(void)
+{
+    evr_spool_t *sp = evr_spool_new(64, 256);
+    size_t len, room;
+    uint8_t *seg[4];
+    for (int i = 0; i < 4; i++) {
+        seg[i] = evr_spool_room(sp, 64, &room);
+        CHECK(seg[i] != NULL && room == 64);
+        evr_spool_put(sp, 64);
+    }
+    CHECK(evr_spool_room(sp, 1, &room) == NULL);   /* 256 bytes held */
+    while (evr_spool_peek(sp, &len))
+        evr_spool_take(sp, len);
+    /* three went to the spares; the tail, all taken, is written again */
+    CHECK(evr_spool_room(sp, 64, &room) == seg[3]);
+    evr_spool_put(sp, 64);
+    bool reused = true;
+    for (int i = 0; i < 3; i++) {
+        uint8_t *w = evr_spool_room(sp, 64, &room);
+        reused = reused && (w == seg[0] || w == seg[1] || w == seg[2]);
+        evr_spool_put(sp, 64);
+    }
+    CHECK(reused);
+    CHECK(evr_spool_room(sp, 1, &room) == NULL);   /* still the bound */
     evr_spool_destroy(&sp);
 }
 
@@ -270,6 +301,7 @@ main(void)
 {
     EVR_TEST_RUN(test_put_peek_take);
     EVR_TEST_RUN(test_segments);
+    EVR_TEST_RUN(test_spares);
     EVR_TEST_RUN(test_bound);
     EVR_TEST_RUN(test_close);
     EVR_TEST_RUN(test_threads_in_order);
