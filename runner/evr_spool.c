@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "evr_spool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -114,6 +115,7 @@ evr_spool_destroy(evr_spool_t **self_p)
 uint8_t *
 evr_spool_room(evr_spool_t *self, size_t need, size_t *room)
 {
+    assert(need <= self->seg);
     *room = 0;
     pthread_mutex_lock(&self->mu);
     s_seg_t *t = self->tail;
