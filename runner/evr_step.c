@@ -72,7 +72,9 @@ s_print_stderr(void *arg, void *data, size_t len)
 
 /*  Appends stream s's masked bytes b[0,n) to its text as they are
     printed: the step name before each line.  Returns the bytes added.
-    A line costs a memchr and two copies (the prefix made once). */
+    A line costs a memchr and two copies (the prefix made once; one of 16
+    bytes, a single store, when it is that short: the text keeps 16 bytes
+    to spare). */
 static size_t
 s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t n)
 {
@@ -81,23 +83,27 @@ s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t
         s->tlen -= s->tdone;
         s->tdone = 0;
     }
-    char pre[160];
+    char pre[160] = { 0 };
     const char *name = st->spec->name;
     size_t nlen = strlen(name), plen = nlen + 3;
     char *prefix = plen <= sizeof pre ? pre : evr_malloc(plen);
     memcpy(prefix, name, nlen);
     memcpy(prefix + nlen, " | ", 3);
+    bool short_prefix = plen <= 16;
     size_t start = s->tlen;
     for (size_t i = 0; i < n;) {
         const uint8_t *nl = memchr(b + i, '\n', n - i);
         size_t end = nl ? (size_t) (nl - b) + 1 : n;
-        if (s->tlen + plen + (end - i) > s->tcap) {
-            s->tcap = 2 * s->tcap + plen + (end - i) + n / 16;
+        if (s->tlen + plen + (end - i) + 16 > s->tcap) {
+            s->tcap = 2 * s->tcap + plen + (end - i) + 16 + n / 16;
             s->text = evr_realloc(s->text, s->tcap);
         }
         uint8_t *d = s->text + s->tlen;
         if (s->line_start) {
-            memcpy(d, prefix, plen);
+            if (short_prefix)
+                memcpy(d, prefix, 16);   /* past plen: overwritten by the line, or spare */
+            else
+                memcpy(d, prefix, plen);
             d += plen;
         }
         memcpy(d, b + i, end - i);
