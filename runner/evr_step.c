@@ -7,6 +7,7 @@
     evr_recover.c, pausing the unit in evr_step_pause.c, the step's end
     (result, retry, removal) in evr_step_end.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,11 @@ s_print_text(evr_eng_stream_t *s, size_t len)
         ssize_t w = write(STDOUT_FILENO, p, left);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EAGAIN) {   /* a stdout left non-blocking: wait, as a blocking one */
+            struct pollfd pf = { .fd = STDOUT_FILENO, .events = POLLOUT };
+            if (poll(&pf, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
         if (w <= 0)
             break;
         p += w;
