@@ -1,5 +1,5 @@
 /*  evr_conmon.c: conmon's attach socket, read by a thread of its own and
-    handed to the event loop through a pipe.
+    handed to the event loop in place (evr_spool.h).
 
     The socket's path (the bundle directory, ~125 bytes under podman's
     default storage) is longer than a unix socket address holds (107):
@@ -14,29 +14,33 @@
     at every commit: under load the output came slower than through
     podman's attach (whose service buffers another socketful).  The
     thread only moves bytes: it takes conmon's packets as they come
-    (recvmmsg) and writes them, framed, into a pipe of up to 1 MiB that
-    the loop reads; it shares no memory with the loop and stops when
-    either end closes (the style of the project's actors: a pipe, state
-    of its own).  The pipe alone was not enough: a commit of ~2 MB of
-    output takes 10-40 ms on this project's machine, more than the pipe
-    holds of conmon's fastest output (~12 ms), so the thread keeps what
-    the pipe cannot take, up to S_HOLD bytes (waiting in poll(2) for
-    either end), and only a full hold stops it reading: that bound
-    stays, as conmon then waits.
+    (recvmmsg) straight into a spool the loop reads where they lie, up to
+    S_HOLD bytes (a commit of ~2 MB of output takes 10-40 ms on this
+    project's machine), and only a full spool stops it reading: that
+    bound stays, as conmon then waits.  The spool replaced a pipe of 1
+    MiB between them (written, and read into a buffer of the loop's: two
+    copies through the kernel and four system calls a batch, ~15% of the
+    runner's CPU on bulk output).
 
-    Frames in the pipe: a 4-byte length (host order) and that many bytes
-    of one packet (its stream byte first, then the data); a length of
-    S_END ends the stream (conmon closed the socket), S_TRUNC says a
-    packet was longer than a slot (bytes lost), S_ERROR is followed by an
-    errno (4 bytes).
+    Records in the spool: an 8-byte header (the length, then the distance
+    to the next record, host order) and that many bytes of one packet
+    (its stream byte first, then the data).  A receive lays its packets
+    out at a fixed stride (S_STRIDE: each slot takes the longest packet),
+    so a short packet leaves a gap the distance skips, and the next
+    receive begins right after its last packet.  A length of S_END ends
+    the stream (conmon closed the socket), S_TRUNC says a packet was
+    longer than a slot (bytes lost), S_ERROR is followed by an errno (4
+    bytes).
 
     Bulk output is moved in batches, not one packet at a time (12,000
     wakeups of each side for 100 MB): the thread rests S_REST_MS after a
-    call that took S_REST_MIN bytes or more but did not fill its slots,
-    and the loop lets the pipe rest as long after such a read; a trickle
-    (a line now and then) is passed on the moment it comes.
+    call that took S_REST_MIN bytes or more but did not fill its slots
+    (conmon's socket holds ~3 ms of its output), and the loop lets the
+    spool rest S_LOOP_REST_MS after such a read (the spool holds ~0.2 s:
+    4 ms rather than 1 took ~10% off the runner's CPU on bulk output); a
+    trickle (a line now and then) is passed on the moment it comes.
 */
-#define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2 */
+#define _GNU_SOURCE   /* recvmmsg, O_PATH */
 #include "evr_conmon.h"
 
 #include <errno.h>
@@ -53,14 +57,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_SLOT (32u * 1024)     /* conmon 2.1 sends at most 8 KiB + 1 */
+#include "evr_spool.h"
+
+/* conmon 2.1 sends at most 8 KiB + 1 (its STDIO_BUF_SIZE and the stream
+   byte); podman's own attach reads with a buffer of exactly that */
+#define S_SLOT (8u * 1024 + 64)
+#define S_HDR 8u
+#define S_STRIDE (S_HDR + S_SLOT)
 #define S_SLOTS 16
-#define S_PIPE (1u << 20)       /* the pipe's size asked for (Linux's limit for all users) */
-#define S_FRAMES (S_SLOTS * (S_SLOT + 4) + 8)   /* the most one receive adds */
-#define S_HOLD (16u << 20)      /* the thread's bytes past the pipe, at most */
-#define S_READ (256u * 1024)    /* the loop's read of the pipe */
+#define S_SEG (512u * 1024)     /* a segment of the spool: ~63 packets */
+#define S_HOLD (16u << 20)      /* the thread's bytes not taken by the loop, at most */
+#define S_READ (1024u * 1024)   /* the loop's bytes per turn, at most */
 #define S_REST_MIN (8u * 1024)
 #define S_REST_MS 1
+#define S_LOOP_REST_MS 4        /* the loop's rest after a bulk read */
 #define S_END 0xffffffffu
 #define S_TRUNC 0xfffffffeu
 #define S_ERROR 0xfffffffdu
@@ -68,125 +78,74 @@
 struct evr_conmon {
     evr_loop_t *loop;
     int sock;           /* conmon's socket, read by the thread */
-    int pr, pw;         /* the pipe: the loop reads pr, the thread writes pw */
+    evr_spool_t *spool; /* the thread's packets, read by the loop */
     pthread_t thread;
     bool started;       /* the thread runs (to be joined) */
+    bool watched;       /* the spool's fd is watched by the loop */
     evr_conmon_output_fn *out;
     evr_conmon_end_fn *end;
     void *arg;
     bool ended;         /* end called: reads no more */
     bool reading;       /* inside s_on_fd: destroy only marks it */
     bool dead;          /* destroyed while reading: s_on_fd frees it */
-    uint64_t rest;      /* the timer ending a rest (the pipe not watched), or 0 */
-    uint8_t *buf;       /* S_READ + S_SLOT + 8: frames read, the last maybe partial */
-    size_t len;
+    uint64_t rest;      /* the timer ending a rest (the spool not watched), or 0 */
 };
 
 /* ----------------------------------------------------------- the thread */
 
-/*  What the thread holds for the pipe: frames [off, len) of buf. */
-typedef struct {
-    uint8_t *buf;
-    size_t off, len, cap;
-} s_hold_t;
-
-/*  Makes room for `need` more bytes at the end of h (the written part
-    dropped first, then grown up to S_HOLD); false when it would pass that. */
-static bool
-s_hold_room(s_hold_t *h, size_t need)
+static void
+s_header(uint8_t *at, uint32_t len, uint32_t next)
 {
-    if (h->len - h->off + need > S_HOLD)
-        return false;
-    if (h->off && h->len + need > h->cap) {
-        memmove(h->buf, h->buf + h->off, h->len - h->off);
-        h->len -= h->off;
-        h->off = 0;
-    }
-    if (h->len + need > h->cap) {
-        size_t cap = h->cap;
-        while (cap < h->len + need)
-            cap *= 2;
-        h->buf = evr_realloc(h->buf, cap < S_HOLD ? cap : S_HOLD);
-        h->cap = cap < S_HOLD ? cap : S_HOLD;
-    }
-    return true;
+    memcpy(at, &len, 4);
+    memcpy(at + 4, &next, 4);
 }
 
-/*  Passes on the frames of the n packets conmon sent (or the end, or the
-    error of a failed call, errno e): straight from the slots into the
-    pipe (writev) when nothing is held before them, and what the pipe
-    does not take into h (which has room for S_FRAMES).  *bytes: the
-    frames' size; *gone: the pipe's reader is.  False once the stream
-    is over. */
+/*  Receives what conmon has sent (up to S_SLOTS packets, as many as room
+    bytes at `at` hold, without waiting) into records there and puts them
+    in the spool (or the end, or the error of a failed call).  False once
+    the stream is over; *bulk: a batch worth a rest. */
 static bool
-s_pass_frames(s_hold_t *h, int pw, const struct mmsghdr *m, int n, int e, const uint8_t *slots,
-              size_t *bytes, bool *gone)
-{
-    uint32_t words[S_SLOTS + 2];
-    struct iovec v[2 * S_SLOTS + 1];
-    int nv = 0;
-    bool on = n >= 0;
-    if (n < 0) {
-        words[0] = S_ERROR;
-        words[1] = (uint32_t) e;
-        v[nv++] = (struct iovec) { .iov_base = words, .iov_len = 8 };
-    }
-    for (int i = 0; i < n && on; i++) {
-        uint32_t len = m[i].msg_len;
-        bool last = len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC);
-        words[i] = len == 0 ? S_END : last ? S_TRUNC : len;
-        v[nv++] = (struct iovec) { .iov_base = &words[i], .iov_len = 4 };
-        if (last)
-            on = false;
-        else
-            v[nv++] = (struct iovec) { .iov_base = (void *) (slots + (size_t) i * S_SLOT),
-                                       .iov_len = len };
-    }
-    *bytes = 0;
-    for (int k = 0; k < nv; k++)
-        *bytes += v[k].iov_len;
-    size_t skip = 0;
-    if (h->off == h->len && nv) {
-        ssize_t w = writev(pw, v, nv);
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            *gone = true;
-        else if (w > 0)
-            skip = (size_t) w;
-    }
-    for (int k = 0; k < nv; k++) {
-        if (skip >= v[k].iov_len) {
-            skip -= v[k].iov_len;
-            continue;
-        }
-        memcpy(h->buf + h->len, (const uint8_t *) v[k].iov_base + skip, v[k].iov_len - skip);
-        h->len += v[k].iov_len - skip;
-        skip = 0;
-    }
-    return on;
-}
-
-/*  Receives what conmon has sent (up to S_SLOTS packets, without waiting)
-    and passes it on (s_pass_frames); false once the stream is over.
-    *bulk: a batch worth a rest. */
-static bool
-s_receive(int sock, s_hold_t *h, int pw, uint8_t *slots, bool *bulk, bool *gone)
+s_receive(int sock, evr_spool_t *sp, uint8_t *at, size_t room, bool *bulk)
 {
     struct iovec iov[S_SLOTS];
     struct mmsghdr m[S_SLOTS];
+    size_t slots = room / S_STRIDE < S_SLOTS ? room / S_STRIDE : S_SLOTS;
     memset(m, 0, sizeof m);
-    for (unsigned i = 0; i < S_SLOTS; i++) {
-        iov[i] = (struct iovec) { .iov_base = slots + (size_t) i * S_SLOT, .iov_len = S_SLOT };
+    for (size_t i = 0; i < slots; i++) {
+        iov[i] = (struct iovec) { .iov_base = at + i * S_STRIDE + S_HDR, .iov_len = S_SLOT };
         m[i].msg_hdr.msg_iov = &iov[i];
         m[i].msg_hdr.msg_iovlen = 1;
     }
-    int n = recvmmsg(sock, m, S_SLOTS, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(sock, m, (unsigned) slots, MSG_DONTWAIT, NULL);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return true;
-    size_t bytes;
-    bool on = s_pass_frames(h, pw, m, n, errno, slots, &bytes, gone);
+    bool on = true;
+    size_t used = 0, bytes = 0;
+    if (n < 0) {
+        uint32_t e = (uint32_t) errno;
+        s_header(at, S_ERROR, S_HDR + 4);
+        memcpy(at + S_HDR, &e, 4);
+        used = S_HDR + 4;
+        on = false;
+    }
+    for (int i = 0; i < n && on; i++) {
+        uint32_t len = m[i].msg_len;
+        uint8_t *rec = at + (size_t) i * S_STRIDE;
+        if (len == 0 || (m[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+            s_header(rec, len == 0 ? S_END : S_TRUNC, S_HDR);
+            used = (size_t) (rec - at) + S_HDR;
+            on = false;
+            break;
+        }
+        bool last = i + 1 == n;
+        s_header(rec, len, last ? S_HDR + len : S_STRIDE);
+        used = (size_t) (rec - at) + S_HDR + len;
+        bytes += len;
+    }
+    evr_spool_put(sp, used);
     /* bulk: a rest, so that the next call takes what conmon sent
        meanwhile (its socket holds ~3 ms of its fastest output) */
-    *bulk = on && n < (int) S_SLOTS && bytes >= S_REST_MIN;
+    *bulk = on && n < (int) slots && bytes >= S_REST_MIN;
     return on;
 }
 
@@ -198,54 +157,45 @@ s_ns_now(void)
     return (uint64_t) t.tv_sec * 1000000000u + (uint64_t) t.tv_nsec;
 }
 
-/*  The thread: conmon's packets into the pipe, framed, until the socket
-    ends (or fails) and all of it is in the pipe, or the pipe's reader is
-    gone.  A full pipe (the loop in a long commit) does not hold conmon
-    up: the thread keeps taking its packets, up to S_HOLD bytes of its
-    own past the pipe's 1 MiB, and only then stops reading the socket. */
+/*  The thread: conmon's packets into the spool until the socket ends (or
+    fails), or the loop closes the spool.  A loop busy in a long commit
+    does not hold conmon up: the thread keeps taking its packets, up to
+    S_HOLD bytes not taken, and only then stops reading the socket (until
+    the loop takes some). */
 static void *
 s_thread(void *arg)
 {
     evr_conmon_t *self = arg;
-    int sock = self->sock, pw = self->pw;
-    uint8_t *slots = evr_malloc((size_t) S_SLOTS * S_SLOT);
-    s_hold_t h = { .cap = S_FRAMES };
-    h.buf = evr_malloc(h.cap);
+    int sock = self->sock;
+    evr_spool_t *sp = self->spool;
     bool on = true;
     uint64_t rest_end = 0;   /* ns: the socket rests until then */
-    for (;;) {
-        if (h.off < h.len) {
-            ssize_t w = write(pw, h.buf + h.off, h.len - h.off);
-            if (w < 0 && errno != EAGAIN && errno != EINTR)
-                break;   /* the loop's end is closed */
-            if (w > 0 && (h.off += (size_t) w) == h.len)
-                h.off = h.len = 0;
-        }
-        if (!on && h.off == h.len)
-            break;   /* all passed on */
+    while (on) {
         uint64_t now = rest_end ? s_ns_now() : 0;
         if (now >= rest_end)
             rest_end = 0;
-        bool room = on && !rest_end && s_hold_room(&h, S_FRAMES);
+        size_t room = 0;
+        uint8_t *at = rest_end ? NULL : evr_spool_room(sp, S_STRIDE, &room);
+        if (!at && evr_spool_closed(sp))
+            break;   /* the loop is gone */
         struct pollfd p[2] = {
-            { .fd = room ? sock : -1, .events = POLLIN },
-            { .fd = h.off < h.len ? pw : -1, .events = POLLOUT },
+            { .fd = at ? sock : -1, .events = POLLIN },
+            { .fd = evr_spool_room_fd(sp), .events = POLLIN },
         };
         int timeout = rest_end ? (int) ((rest_end - now + 999999u) / 1000000u) : -1;
         if (poll(p, 2, timeout) < 0 && errno != EINTR)
             break;
-        if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
-            break;   /* the loop's end is closed */
-        bool bulk = false, gone = false;
-        if (p[0].revents)
-            on = s_receive(sock, &h, pw, slots, &bulk, &gone);
-        if (gone)
-            break;   /* the loop's end is closed */
+        if (p[1].revents) {   /* room came back, or the loop is gone */
+            uint64_t v;
+            if (read(p[1].fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
+                break;
+        }
+        bool bulk = false;
+        if (at && p[0].revents)
+            on = s_receive(sock, sp, at, room, &bulk);
         if (bulk)
             rest_end = s_ns_now() + S_REST_MS * 1000000ull;
     }
-    free(slots);
-    free(h.buf);
     return NULL;
 }
 
@@ -270,127 +220,126 @@ s_connect(int fd, const char *dir)
     return rc;
 }
 
-/*  Stops the thread (its pipe's reader closed: a write fails; its socket
-    shut down: a read ends) and frees everything. */
+/*  Stops the thread (the spool closed: it is refused room and woken; its
+    socket shut down: a read ends) and frees everything. */
 static void
 s_free(evr_conmon_t *self)
 {
     evr_loop_timer_cancel(self->loop, self->rest);
-    if (self->pr >= 0) {
-        evr_loop_fd_remove(self->loop, self->pr);
-        close(self->pr);
-    }
+    if (self->watched)
+        evr_loop_fd_remove(self->loop, evr_spool_fd(self->spool));
     if (self->started) {
+        evr_spool_close(self->spool);
         shutdown(self->sock, SHUT_RDWR);
         pthread_join(self->thread, NULL);
     }
     if (self->sock >= 0)
         close(self->sock);
-    if (self->pw >= 0)
-        close(self->pw);
-    free(self->buf);
+    evr_spool_destroy(&self->spool);
     free(self);
 }
 
-/*  The end, once: the pipe is no longer watched. */
+/*  The end, once: the spool is no longer watched. */
 static void
 s_end(evr_conmon_t *self, evr_rc_t rc, const char *msg)
 {
     self->ended = true;
-    evr_loop_fd_remove(self->loop, self->pr);
+    if (self->watched)
+        evr_loop_fd_remove(self->loop, evr_spool_fd(self->spool));
+    self->watched = false;
     self->end(rc, msg, self->arg);
 }
 
-/*  Passes on the whole frames in buf, keeps a partial one; false once the
-    read ended or the reader was destroyed. */
+/*  Passes on the records in p[0, len) (all whole) until *took bytes pass
+    max; false once the read ended or the reader was destroyed. */
 static bool
-s_frames(evr_conmon_t *self)
+s_records(evr_conmon_t *self, const uint8_t *p, size_t len, size_t max, size_t *took)
 {
     char msg[160];
     size_t at = 0;
     bool on = true;
-    while (on && self->len - at >= 4) {
-        uint32_t len;
-        memcpy(&len, self->buf + at, 4);
-        if (len == S_END) {   /* conmon closed the socket: the output has ended */
+    while (on && at < len && at < max) {
+        uint32_t n, next;
+        memcpy(&n, p + at, 4);
+        memcpy(&next, p + at + 4, 4);
+        if (n == S_END) {   /* conmon closed the socket: the output has ended */
             s_end(self, EVR_OK, "");
             return false;
         }
-        if (len == S_TRUNC || len == S_ERROR) {
+        if (n == S_TRUNC || n == S_ERROR) {
             uint32_t e = 0;
-            if (len == S_ERROR && self->len - at < 8)
-                break;
-            if (len == S_ERROR)
-                memcpy(&e, self->buf + at + 4, 4);
-            if (len == S_TRUNC)
+            if (n == S_ERROR)
+                memcpy(&e, p + at + S_HDR, 4);
+            if (n == S_TRUNC)
                 snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of more than "
-                         "%u bytes (this runner reads at most that)", S_SLOT);
+                         "%u bytes (conmon sends at most 8193: its 8 KiB and the stream byte)", S_SLOT);
             else
                 snprintf(msg, sizeof msg, "reading conmon's attach socket: %s",
                          strerror((int) e));
             s_end(self, EVR_ERR_PODMAN, msg);
             return false;
         }
-        if (self->len - at - 4 < len)
-            break;   /* the rest of it comes with the next read */
-        uint8_t id = self->buf[at + 4];
+        uint8_t id = p[at + S_HDR];
         if (id != 2 && id != 3) {
             snprintf(msg, sizeof msg, "conmon's attach socket sent a packet of stream %u "
                      "(expected 2, stdout, or 3, stderr)", id);
             s_end(self, EVR_ERR_PODMAN, msg);
             return false;
         }
-        if (len > 1)
-            self->out(id - 1, self->buf + at + 5, len - 1, self->arg);
-        at += 4 + len;
+        if (n > 1)
+            self->out(id - 1, p + at + S_HDR + 1, n - 1, self->arg);
+        at += next;
         on = !self->dead;
     }
-    memmove(self->buf, self->buf + at, self->len - at);
-    self->len -= at;
+    *took = at;
     return on;
 }
 
 static void s_on_fd(evr_loop_t *loop, int fd, int events, void *arg);
 
-/*  The end of a rest: the pipe is watched again, and read at once. */
+/*  The end of a rest: the spool is watched again, and read at once. */
 static void
 s_rested(evr_loop_t *loop, void *arg)
 {
     evr_conmon_t *self = arg;
     self->rest = 0;
-    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+    int fd = evr_spool_fd(self->spool);
+    if (evr_loop_fd_add(loop, fd, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
         s_end(self, EVR_ERR_PODMAN, "conmon's attach socket: the event loop watches too many "
                                     "fds");
         return;
     }
-    s_on_fd(loop, self->pr, EVR_LOOP_READ, self);
+    self->watched = true;
+    s_on_fd(loop, fd, EVR_LOOP_READ, self);
 }
 
+/*  The spool has records: up to S_READ bytes of them are passed on (the
+    rest wait for the next turn, the spool's fd staying readable). */
 static void
 s_on_fd(evr_loop_t *loop, int fd, int events, void *arg)
 {
     (void) events;
     evr_conmon_t *self = arg;
-    size_t room = S_READ + S_SLOT + 8 - self->len;
-    ssize_t n = read(fd, self->buf + self->len, room);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {   /* the thread is gone without its end: cannot be, but said */
-        s_end(self, EVR_ERR_PODMAN, n == 0 ? "conmon's attach socket: its reader ended"
-                                           : "conmon's attach socket: reading its pipe failed");
-        return;
-    }
-    self->len += (size_t) n;
+    size_t done = 0, len;
+    bool on = true;
+    const uint8_t *p;
     self->reading = true;
-    bool on = s_frames(self);
+    while (on && done < S_READ && (p = evr_spool_peek(self->spool, &len))) {
+        size_t took = 0;
+        on = s_records(self, p, len, S_READ - done, &took);
+        if (!self->dead)
+            evr_spool_take(self->spool, took);
+        done += took;
+    }
     self->reading = false;
     if (self->dead) {
         s_free(self);
         return;
     }
-    if (on && (size_t) n >= S_REST_MIN && (size_t) n < room) {
+    if (on && !self->ended && done >= S_REST_MIN && done < S_READ) {
         evr_loop_fd_remove(loop, fd);
-        self->rest = evr_loop_timer_add(loop, S_REST_MS, s_rested, self);
+        self->watched = false;
+        self->rest = evr_loop_timer_add(loop, S_LOOP_REST_MS, s_rested, self);
     }
 }
 
@@ -409,27 +358,24 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     evr_conmon_t *self = evr_calloc(1, sizeof *self);
     self->loop = loop;
     self->sock = fd;
-    self->pr = self->pw = -1;
     self->out = out;
     self->end = end;
     self->arg = arg;
-    self->buf = evr_malloc(S_READ + S_SLOT + 8);
-    int p[2];
     evr_rc_t rc = EVR_OK;
     const char *what = "";
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+    self->spool = evr_spool_new(S_SEG, S_HOLD);
+    if (!self->spool) {
         rc = EVR_ERR_IO;
         what = strerror(errno);
         goto out;
     }
-    self->pr = p[0];
-    self->pw = p[1];
-    fcntl(self->pr, F_SETPIPE_SZ, (int) S_PIPE);   /* less is fine: the default is 64 KiB */
-    if (evr_loop_fd_add(loop, self->pr, EVR_LOOP_READ, s_on_fd, self) != EVR_OK) {
+    if (evr_loop_fd_add(loop, evr_spool_fd(self->spool), EVR_LOOP_READ, s_on_fd, self)
+        != EVR_OK) {
         rc = EVR_ERR_IO;
         what = "the event loop watches too many fds";
         goto out;
     }
+    self->watched = true;
     /* the thread takes no signal (SIGPIPE, the loop's): all stay with
        the threads that had them */
     sigset_t all, old;

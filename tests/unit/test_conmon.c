@@ -5,7 +5,8 @@
     a directory whose path is too long for a socket address is reached
     all the same; bulk output is read in batches (the socket rests after
     a bulk read); conmon is not held up while the loop is busy (the
-    reader's thread takes its packets); a packet of an unknown stream, or
+    reader's thread takes its packets), up to the reader's bound (then
+    conmon waits); a packet of an unknown stream, or
     one longer than the
     reader takes, ends the read with an error and nothing after it is
     passed on; no socket is an error at once; destroying the reader from
@@ -26,12 +27,12 @@
 #include "evr_loop.h"
 #include "evr_test.h"
 
-typedef enum { S_MIXED, S_BULK, S_BAD_STREAM, S_TOO_LONG, S_BURST } s_mode_t;
+typedef enum { S_MIXED, S_BULK, S_BAD_STREAM, S_TOO_LONG, S_BURST, S_FLOOD } s_mode_t;
 
 #define S_PACKETS 3000
 #define S_BULK_PACKETS 256          /* 8 KiB each, one every 200 us, as conmon's come */
-#define S_BURST_PACKETS 512         /* 4 MiB at once: more than conmon's socket and the
-                                       reader's pipe (1 MiB) hold together */
+#define S_BURST_PACKETS 512         /* 4 MiB at once: more than conmon's socket holds */
+#define S_FLOOD_PACKETS 3000        /* ~24 MiB at once: more than the reader holds (16 MiB) */
 
 static int s_sent = -1;             /* S_BURST: the child writes a byte here once all is sent */
 
@@ -71,10 +72,11 @@ s_serve(int lfd, s_mode_t mode)
     static uint8_t data[64 * 1024];
     size_t at[2] = { 0, 0 };
     size_t n = mode == S_MIXED ? S_PACKETS : mode == S_BULK ? S_BULK_PACKETS
-             : mode == S_BURST ? S_BURST_PACKETS : 3;
+             : mode == S_BURST ? S_BURST_PACKETS : mode == S_FLOOD ? S_FLOOD_PACKETS : 3;
     for (size_t k = 0; k < n; k++) {
         int stream = mode == S_MIXED && k % 3 == 2 ? 2 : 1;
-        size_t len = mode == S_MIXED ? s_len(k) : mode == S_BULK || mode == S_BURST ? 8192 : 100;
+        size_t len = mode == S_MIXED ? s_len(k)
+                   : mode == S_BULK || mode == S_BURST || mode == S_FLOOD ? 8192 : 100;
         if (mode == S_TOO_LONG && k == 1)
             len = sizeof data;
         for (size_t i = 0; i < len; i++)
@@ -84,7 +86,7 @@ s_serve(int lfd, s_mode_t mode)
         if (mode == S_BULK)
             usleep(200);
     }
-    if (mode == S_BURST && write(s_sent, "s", 1) != 1)
+    if ((mode == S_BURST || mode == S_FLOOD) && write(s_sent, "s", 1) != 1)
         _exit(5);
     close(c);
     _exit(0);
@@ -224,7 +226,7 @@ test_bad_packets(void)
     CHECK(g.got[0] == 100 && g.got[1] == 0);   /* the first only */
     s_read(s_dir, S_TOO_LONG, &g, false);
     CHECK(g.ended && g.rc == EVR_ERR_PODMAN);
-    CHECK_CONTAINS(g.msg, "a packet of more than 32768 bytes");
+    CHECK_CONTAINS(g.msg, "a packet of more than 8256 bytes (conmon sends at most 8193");
     CHECK(g.got[0] == 100);
 }
 
@@ -238,9 +240,9 @@ test_destroy_in_output(void)
 
 /*  The loop busy (a commit's fdatasync can take ~100 ms on a busy disk)
     while conmon sends more than its socket and the reader's pipe hold:
-    conmon is not held up, the reader's thread takes it into its pipe
-    and holds the rest; all of it comes after.  With destroy, the reader
-    is destroyed while its thread holds what the pipe could not take. */
+    conmon is not held up, the reader's thread takes it and holds it;
+    all of it comes after.  With destroy, the reader is destroyed while
+    its thread holds what the loop has not taken. */
 static void
 s_busy_loop(bool destroy)
 {
@@ -276,6 +278,36 @@ test_busy_loop_does_not_block_conmon(void)
 {
     s_busy_loop(false);
     s_busy_loop(true);
+}
+
+/*  The loop stopped while conmon sends more than the reader holds: the
+    reader's thread stops taking packets at its bound (16 MiB), so conmon
+    waits (it has not sent all after a second); once the loop runs, all
+    of it comes, whole and in order. */
+static void
+test_bound_holds_conmon(void)
+{
+    int sent[2];
+    CHECK(pipe(sent) == 0);
+    s_sent = sent[1];
+    pid_t pid = s_conmon(s_dir, S_FLOOD);
+    close(sent[1]);
+    s_got_t g = { .in_order = true };
+    evr_loop_t *loop = evr_loop_new();
+    evr_err_t err;
+    g.cm = evr_conmon_attach(loop, s_dir, s_out, s_end, &g, &err);
+    CHECK(g.cm != NULL);
+    struct pollfd p = { .fd = sent[0], .events = POLLIN };
+    CHECK(poll(&p, 1, 1000) == 0);   /* conmon is held up */
+    for (int i = 0; i < 3000 && g.cm; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.ended && g.rc == EVR_OK);
+    CHECK(g.got[0] == (size_t) S_FLOOD_PACKETS * 8192 && g.in_order);
+    CHECK(poll(&p, 1, 5000) == 1);   /* and it sent all */
+    evr_loop_destroy(&loop);
+    close(sent[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 static void
@@ -326,6 +358,7 @@ main(void)
     EVR_TEST_RUN(test_bad_packets);
     EVR_TEST_RUN(test_destroy_in_output);
     EVR_TEST_RUN(test_busy_loop_does_not_block_conmon);
+    EVR_TEST_RUN(test_bound_holds_conmon);
     EVR_TEST_RUN(test_no_socket);
     char path[512];
     snprintf(path, sizeof path, "%s/attach", s_long);
