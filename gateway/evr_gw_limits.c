@@ -3,7 +3,8 @@
     The settings (read once, by evr_gw_limits_load):
       http_max_connections  connections at once (libmicrohttpd's
                             MHD_OPTION_CONNECTION_LIMIT; one thread each)
-      http_max_per_ip       of them from one address (MHD_OPTION_PER_IP_...)
+      http_max_per_ip       of them from one address (counted by this file's
+                            accept policy, evr_gw_conn_accept)
       http_idle_timeout     a connection with nothing sent or received this
                             long is closed (MHD_OPTION_CONNECTION_TIMEOUT):
                             a client that stops reading a live log is
@@ -55,6 +56,7 @@ struct evr_gw_conn {
     uint64_t began; /* mono ns: the current request's deadline counts from here */
     bool busy;      /* the request is all in: answered (or being answered) */
     bool cut;       /* shut down by the watchdog */
+    bool served;    /* has answered a request: idle now is keep-alive */
     struct in_addr addr;  /* the client's (IPv4: the gateway listens on IPv4 only) */
     char *method, *url;   /* the current request's, once its head is in, or NULL */
 };
@@ -173,11 +175,24 @@ evr_gw_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
     pthread_mutex_unlock(&gw->conns_mu);
     if (n < gw->max_per_ip)
         return MHD_YES;
-    char ip[INET_ADDRSTRLEN] = "?", reason[160];
+    /* one line a second at most (this runs on the listening thread only):
+       a client hammering connections must not flood the log */
+    static uint64_t s_logged_ns;
+    static unsigned s_quiet;
+    uint64_t now = evr_mono_ns();
+    if (s_logged_ns && now - s_logged_ns < 1000000000ull) {
+        s_quiet++;
+        return MHD_NO;
+    }
+    char ip[INET_ADDRSTRLEN] = "?", reason[200], more[64] = "";
     inet_ntop(AF_INET, &a, ip, sizeof ip);
+    if (s_quiet)
+        snprintf(more, sizeof more, "; %u more refused since the last such line", s_quiet);
     snprintf(reason, sizeof reason, "connection refused: %s has %u open, the limit of "
-             "http_max_per_ip; closed without an answer", ip, n);
+             "http_max_per_ip; closed without an answer%s", ip, n, more);
     evr_gw_log_answer(NULL, NULL, 503, reason);
+    s_logged_ns = now;
+    s_quiet = 0;
     return MHD_NO;
 }
 
@@ -200,6 +215,7 @@ evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy)
     c->busy = busy;
     c->began = evr_mono_ns();
     if (!busy) {
+        c->served = true;
         free(c->method);
         free(c->url);
         c->method = c->url = NULL;
@@ -239,6 +255,11 @@ s_watchdog(void *arg)
                 shutdown(c->fd, SHUT_RDWR);
                 c->cut = true;
                 __atomic_fetch_add(&gw->requests_cut, 1, __ATOMIC_RELAXED);
+                if (!c->method && c->served) {   /* kept alive, no new request: no 408 */
+                    evr_log_debug("gateway", "a kept-alive connection idle past "
+                                  "http_request_timeout closed");
+                    continue;
+                }
                 char reason[160];
                 snprintf(reason, sizeof reason, "request timeout: %s within "
                          "http_request_timeout (%llu ms); closed without an answer",

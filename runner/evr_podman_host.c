@@ -13,6 +13,7 @@
 
 #define S_CGROUP2_MAGIC 0x63677270
 #define S_WHO "evrun-runner"
+#define S_REASK_NS 60000000000ull   /* a failed call's guess asked again after */
 
 struct evr_podman_host {
     evr_podman_t *pm;
@@ -21,6 +22,7 @@ struct evr_podman_host {
     bool dropping;   /* that call being cancelled: its answer is no verdict */
     bool known;      /* the verdict is in no_limits */
     char *no_limits; /* why no limits, or NULL */
+    uint64_t guessed_ns; /* mono ns the call failed (the verdict a guess), or 0 */
 };
 
 /*  The guess of a service that did not say (evr_podman_host.h). */
@@ -44,11 +46,15 @@ s_answer(const evr_podman_result_t *r, void *arg)
 {
     evr_podman_host_t *self = arg;
     self->call = NULL;
-    if (self->known || self->dropping)
+    if (self->dropping || (self->known && !self->guessed_ns))
         return;
     self->known = true;
+    free(self->no_limits);   /* a guess asked again */
+    self->no_limits = NULL;
+    self->guessed_ns = 0;
     if (r->rc) {
         self->no_limits = s_guess(self->url);
+        self->guessed_ns = evr_mono_ns();
         evr_log_warn(S_WHO, "podman at %s: GET /libpod/info failed (%s): whether it is "
                      "rootless is guessed from its socket's owner instead: %s", self->url, r->msg,
                      self->no_limits ? self->no_limits : "cgroup limits can be set");
@@ -97,8 +103,12 @@ evr_podman_host_destroy(evr_podman_host_t **self_p)
 const char *
 evr_podman_host_no_limits(evr_podman_host_t *self)
 {
-    if (self->known)
+    if (self->known) {   /* a guess is asked again, in the background, a minute on */
+        if (self->guessed_ns && !self->call
+            && evr_mono_ns() - self->guessed_ns > S_REASK_NS)
+            self->call = evr_podman_info(self->pm, s_answer, self);
         return self->no_limits;
+    }
     if (self->call) {   /* asked at the start: the caller's loop has hardly turned since */
         self->dropping = true;
         evr_podman_detach(self->pm, self->call);

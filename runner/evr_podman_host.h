@@ -33,7 +33,9 @@ void evr_podman_host_ask(evr_podman_host_t *self);
 void evr_podman_host_destroy(evr_podman_host_t **self_p);
 
 /*  Why a container of the service cannot have cgroup limits, or NULL
-    when it can (valid until destroy).  When the service has not answered
+    when it can (valid until pm's loop turns: a later answer replaces it).
+    A verdict guessed because the call failed is asked again, in the
+    background, when wanted a minute or more later.  When the service has not answered
     yet, the call under way is cancelled and the question asked again on
     a loop of its own, waiting for the answer (at most 10 s: the caller's
     loop does not turn meanwhile), so that a job with limits that comes
