@@ -36,7 +36,7 @@
     and the loop lets the pipe rest as long after such a read; a trickle
     (a line now and then) is passed on the moment it comes.
 */
-#define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2 */
+#define _GNU_SOURCE   /* recvmmsg, O_PATH, F_SETPIPE_SZ, pipe2, struct ucred */
 #include "evr_conmon.h"
 
 #include <errno.h>
@@ -68,6 +68,7 @@
 struct evr_conmon {
     evr_loop_t *loop;
     int sock;           /* conmon's socket, read by the thread */
+    pid_t peer;         /* the process listening there (SO_PEERCRED), or 0 */
     int pr, pw;         /* the pipe: the loop reads pr, the thread writes pw */
     pthread_t thread;
     bool started;       /* the thread runs (to be joined) */
@@ -409,6 +410,10 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     evr_conmon_t *self = evr_calloc(1, sizeof *self);
     self->loop = loop;
     self->sock = fd;
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && clen == sizeof cred)
+        self->peer = cred.pid;
     self->pr = self->pw = -1;
     self->out = out;
     self->end = end;
@@ -450,6 +455,12 @@ out:
         return NULL;
     }
     return self;
+}
+
+pid_t
+evr_conmon_pid(const evr_conmon_t *self)
+{
+    return self->peer;
 }
 
 void
