@@ -7,26 +7,29 @@
 
     The exit of an attached unit is read before podman's wait answers:
     podman 4.3 answers a wait only once conmon's cleanup process has
-    finished, ~90 ms after the output ended.  conmon, once the container's
-    output has ended, closes its attach sockets and then writes the exit
-    code to its exit file (evr_conmon_exit.h), which is what podman's
-    inspect reads too; so when the output from conmon's socket ends, the
-    file is read (again after 1, 2, 4 ... ms, S_FILE_TRIES times, while
-    it is not there yet), and the unit's wait is answered with its exit
-    code and OOM mark, without a call to the podman service.  Where the
-    file is not known (the output came through podman's attach, conmon's
-    command line did not tell), not there in time or not of conmon's
-    form, and for an exit of 137 (a SIGKILL: podman 4.3 on cgroup v1 does
-    not mark the OOM killer's, and the executor's inspect counts one
-    under a memory limit as such), the unit is inspected (again every
-    S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it still says running),
-    and "exited" answers the wait.  Podman's wait is the last resort:
-    the wait of an attached unit is sent to podman only when neither can
-    answer it (the stream broke or was detached, the unit is removed, or
-    inspect showed neither running nor exited, or still running after
-    S_EXIT_TRIES asks), so a step costs podman no polling wait (interval
-    1 ms) while it runs.  A wait without an attach (recovery) is
-    podman's wait alone.
+    finished, ~90 ms after the output ended.  conmon, once the
+    container's output has ended, closes its attach sockets and then
+    writes the exit code to its exit file (evr_conmon_exit.h), the file
+    podman's inspect reads too; so when the output from conmon's socket
+    ends, that file is read in the loop's next turn (and while it is not
+    there yet, again 1, 2, 4 ... 128 ms later, S_FILE_TRIES times: it is
+    there at once but for a few ms now and then under load), and the
+    unit's wait is answered with its exit code and OOM mark, without a
+    call to the podman service.  Where the file is not known (the output
+    came through podman's attach, or conmon's command line did not
+    tell), not there in time or not of conmon's form, and for an exit of
+    137 without the OOM mark (a SIGKILL: conmon 2.1 writes its mark into
+    its working directory, which podman 4.3 leaves the service's, not
+    the bundle where it looks, so the OOM killer's goes unmarked; the
+    executor's inspect counts one under a memory limit as such), the
+    unit is inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times,
+    while it still says running), and "exited" answers the wait.
+    Podman's wait is the last resort: the wait of an attached unit is
+    sent to podman only when neither can answer it (the stream broke or
+    was detached, the unit is removed, or inspect showed neither running
+    nor exited, or still running after S_EXIT_TRIES asks), so a step
+    costs podman no polling wait (interval 1 ms) while it runs.  A wait
+    without an attach (recovery) is podman's wait alone.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,7 @@
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
-#define S_FILE_TRIES 9          /* reads of the exit file: 0, 1, 2, 4 ... 128 ms apart */
+#define S_FILE_TRIES 8          /* reads again of the exit file, 1, 2, 4 ... 128 ms apart */
 #define S_FILE_SIGKILL 137      /* an exit inspect tells apart (the OOM killer's or not) */
 
 evr_pe_unit_t *
