@@ -12,7 +12,7 @@
     writes the exit code to its exit file (evr_conmon_exit.h), the file
     podman's inspect reads too; so when the output from conmon's socket
     ends, that file is read in the loop's next turn (and while it is not
-    there yet, again 1, 2, 4 ... 128 ms later, S_FILE_TRIES times: it is
+    there yet, again 1, 2, 4 ... 512 ms later, S_FILE_TRIES times: it is
     there at once but for a few ms now and then under load), and the
     unit's wait is answered with its exit code and OOM mark, without a
     call to the podman service.  Where the file is not known (the output
@@ -38,7 +38,7 @@
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
-#define S_FILE_TRIES 8          /* reads again of the exit file, 1, 2, 4 ... 128 ms apart */
+#define S_FILE_TRIES 10         /* reads again of the exit file, 1, 2, 4 ... 512 ms apart */
 #define S_FILE_SIGKILL 137      /* an exit inspect tells apart (the OOM killer's or not) */
 
 evr_pe_unit_t *

@@ -767,7 +767,8 @@ YML
                  END { print n + 0 }' "$calls")
     if [ $mode = rest ]; then
       check "rest: podman's attach, once a step" [ "$(grep -c '/attach?' "$calls")" -eq 2 ]
-      check "rest: each exit read by inspect ($exits)" [ "$exits" -eq 2 ]
+      # (asked again while it still says running)
+      check "rest: each exit read by inspect ($exits)" [ "$exits" -ge 2 ]
     else
       check "conmon: no attach asked of podman" [ "$(grep -c '/attach?' "$calls")" -eq 0 ]
       check "conmon: the calls went through the proxy" grep -q '/containers/create' "$calls"
