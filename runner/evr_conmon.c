@@ -40,7 +40,7 @@
     4 ms rather than 1 took ~10% off the runner's CPU on bulk output); a
     trickle (a line now and then) is passed on the moment it comes.
 */
-#define _GNU_SOURCE   /* recvmmsg, O_PATH */
+#define _GNU_SOURCE   /* recvmmsg, O_PATH, struct ucred */
 #include "evr_conmon.h"
 
 #include <errno.h>
@@ -79,6 +79,7 @@ struct evr_conmon {
     evr_loop_t *loop;
     int sock;           /* conmon's socket, read by the thread */
     evr_spool_t *spool; /* the thread's packets, read by the loop */
+    pid_t peer;         /* the process listening there (SO_PEERCRED), or 0 */
     pthread_t thread;
     bool started;       /* the thread runs (to be joined) */
     bool watched;       /* the spool's fd is watched by the loop */
@@ -358,6 +359,10 @@ evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
     evr_conmon_t *self = evr_calloc(1, sizeof *self);
     self->loop = loop;
     self->sock = fd;
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && clen == sizeof cred)
+        self->peer = cred.pid;
     self->out = out;
     self->end = end;
     self->arg = arg;
@@ -396,6 +401,12 @@ out:
         return NULL;
     }
     return self;
+}
+
+pid_t
+evr_conmon_pid(const evr_conmon_t *self)
+{
+    return self->peer;
 }
 
 void

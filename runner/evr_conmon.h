@@ -17,6 +17,8 @@
 #ifndef EVR_CONMON_H_INCLUDED
 #define EVR_CONMON_H_INCLUDED
 
+#include <sys/types.h>
+
 #include "evr_loop.h"
 
 typedef struct evr_conmon evr_conmon_t;
@@ -37,6 +39,11 @@ typedef void (evr_conmon_end_fn)(evr_rc_t rc, const char *msg, void *arg);
     connections full.  Caller owns the result. */
 evr_conmon_t *evr_conmon_attach(evr_loop_t *loop, const char *dir, evr_conmon_output_fn *out,
                                 evr_conmon_end_fn *end, void *arg, evr_err_t *err);
+/*  The process at the socket's other end, which listens on it: conmon
+    (its credentials when the connection was made, SO_PEERCRED); 0 when
+    not known (a process of another pid namespace).  evr_conmon_exit.h
+    reads its command line. */
+pid_t evr_conmon_pid(const evr_conmon_t *self);
 /*  Closes the connection; neither callback is called after it.  May be
     called from either callback. */
 void evr_conmon_destroy(evr_conmon_t **self_p);

@@ -5,20 +5,31 @@
     socket in its bundle directory (evr_conmon.h); any other through
     podman's attach.
 
-    The exit of an attached unit is read by inspect, not by podman's
-    wait: podman 4.3 answers a wait only once conmon's cleanup process
-    has finished, ~90 ms after the output ended, while an inspect right
-    after the attach stream ended already shows the container exited with
-    its exit code.  So when an attach's output ends, the unit is
-    inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times, while it
-    still says running); once it shows "exited", the unit's wait is
-    answered with that exit code and OOM flag.  Podman's wait is the
-    fallback: the wait of an attached unit is sent to podman only when
-    the inspect cannot answer it (the stream broke or was detached, the
-    unit is removed, or inspect showed neither running nor exited, or
-    still running after S_EXIT_TRIES asks), so a step costs podman no
-    polling wait (interval 1 ms) while it runs.  A wait without an attach
-    (recovery) is podman's wait alone.
+    The exit of an attached unit is read before podman's wait answers:
+    podman 4.3 answers a wait only once conmon's cleanup process has
+    finished, ~90 ms after the output ended.  conmon, once the
+    container's output has ended, closes its attach sockets and then
+    writes the exit code to its exit file (evr_conmon_exit.h), the file
+    podman's inspect reads too; so when the output from conmon's socket
+    ends, that file is read in the loop's next turn (and while it is not
+    there yet, again 1, 2, 4 ... 512 ms later, S_FILE_TRIES times: it is
+    there at once but for a few ms now and then under load), and the
+    unit's wait is answered with its exit code and OOM mark, without a
+    call to the podman service.  Where the file is not known (the output
+    came through podman's attach, or conmon's command line did not
+    tell), not there in time or not of conmon's form, and for an exit of
+    137 without the OOM mark (a SIGKILL: conmon 2.1 writes its mark into
+    its working directory, which podman 4.3 leaves the service's, not
+    the bundle where it looks, so the OOM killer's goes unmarked; the
+    executor's inspect counts one under a memory limit as such), the
+    unit is inspected (again every S_EXIT_RETRY_MS, S_EXIT_TRIES times,
+    while it still says running), and "exited" answers the wait.
+    Podman's wait is the last resort: the wait of an attached unit is
+    sent to podman only when neither can answer it (the stream broke or
+    was detached, the unit is removed, or inspect showed neither running
+    nor exited, or still running after S_EXIT_TRIES asks), so a step
+    costs podman no polling wait (interval 1 ms) while it runs.  A wait
+    without an attach (recovery) is podman's wait alone.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +38,8 @@
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
+#define S_FILE_TRIES 10         /* reads again of the exit file, 1, 2, 4 ... 512 ms apart */
+#define S_FILE_SIGKILL 137      /* an exit inspect tells apart (the OOM killer's or not) */
 
 evr_pe_unit_t *
 evr_pe_unit_find(evr_pe_t *pe, const char *name)
@@ -76,6 +89,7 @@ evr_pe_unit_free(evr_pe_unit_t *u)
         u->attach->unit = NULL;
     if (u->probe)
         u->probe->unit = NULL;
+    evr_conmon_exit_destroy(&u->exit);
     if (u->prev)
         u->prev->next = u->next;
     else
@@ -113,6 +127,7 @@ s_unit_answer(evr_pe_unit_t *u)
 }
 
 static void s_exit_probe(evr_pe_unit_t *u);
+static void s_exit_file(evr_pe_unit_t *u);
 
 static void
 s_exit_retry(evr_loop_t *loop, void *arg)
@@ -121,9 +136,38 @@ s_exit_retry(evr_loop_t *loop, void *arg)
     evr_pe_unit_t *u = arg;
     u->timer = 0;
     if (u->known)
-        s_unit_answer(u);       /* the wait came after the inspect */
+        s_unit_answer(u);       /* the wait came after the exit was read */
+    else if (u->exit)
+        s_exit_file(u);
     else
         s_exit_probe(u);
+}
+
+/*  The exit file after the output ended: read, it answers the wait (or
+    keeps the exit for a wait yet to come); not there yet, it is read
+    again shortly; else (not there in time, not of conmon's form, or
+    137) inspect tells. */
+static void
+s_exit_file(evr_pe_unit_t *u)
+{
+    int64_t code = 0;
+    bool oom = false;
+    int r = evr_conmon_exit_read(u->exit, &code, &oom);
+    if (r > 0 && (code != S_FILE_SIGKILL || oom)) {
+        evr_conmon_exit_destroy(&u->exit);
+        u->known = true;
+        u->exit_code = code;
+        u->oom_killed = oom;
+        if (u->wait)
+            s_unit_answer(u);
+        return;
+    }
+    if (r == 0 && u->file_tries < S_FILE_TRIES) {
+        u->timer = evr_loop_timer_add(u->pe->base.loop, 1u << u->file_tries++, s_exit_retry, u);
+        return;
+    }
+    evr_conmon_exit_destroy(&u->exit);
+    s_exit_probe(u);
 }
 
 /*  The inspect after the output ended: exited answers the wait (or keeps
@@ -160,7 +204,8 @@ s_exit_probe(evr_pe_unit_t *u)
     evr_podman_inspect(u->pe->pm, u->name, s_exit_inspected, u->probe);
 }
 
-/*  The attach's end: once the output ended, the exit is read by inspect
+/*  The attach's end: once the output ended, the exit is read, from
+    conmon's exit file in a turn of the loop to come, or by inspect
     (started before the caller hears of the end, which may remove the
     unit); a broken or detached stream leaves the wait to podman. */
 static void
@@ -175,6 +220,8 @@ s_attach_done(const evr_podman_result_t *pr, void *arg)
            podman's wait, as when the inspect cannot tell */
         if (pr->rc || getenv("EVR_TEST_WAIT_FALLBACK"))
             evr_pe_unit_free(u);
+        else if (u->exit)
+            u->timer = evr_loop_timer_add(u->pe->base.loop, 0, s_exit_retry, u);
         else
             s_exit_probe(u);
     }
@@ -241,6 +288,8 @@ evr_pe_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exe
         op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
     if (dir && !op->conmon)
         evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
+    if (op->conmon)   /* where its exit will be written */
+        op->unit->exit = evr_conmon_exit_new(evr_conmon_pid(op->conmon), dir);
     free(dir);
     if (op->conmon)   /* its head from a turn of the loop, as podman's */
         op->timer = evr_loop_timer_add(ex->loop, 0, s_conmon_head, op);

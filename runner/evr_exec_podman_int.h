@@ -2,13 +2,15 @@
     files: evr_exec_podman.c (the call records and their answers, create,
     start, logs, inspect, pause, resume, stop, remove, list, workspaces,
     put, get, pulls) and evr_exec_podman_attach.c (attach, detach, and the
-    exit of an attached unit read by inspect, which answers its wait).
+    exit of an attached unit read from conmon's exit file or by inspect,
+    which answers its wait).
     Not for other modules: evr_exec_podman.h is the interface. */
 #ifndef EVR_EXEC_PODMAN_INT_H_INCLUDED
 #define EVR_EXEC_PODMAN_INT_H_INCLUDED
 
 #include "evr_bundles.h"
 #include "evr_conmon.h"
+#include "evr_conmon_exit.h"
 #include "evr_exec.h"
 #include "evr_podman.h"
 #include "evr_podman_host.h"
@@ -23,7 +25,7 @@ typedef struct {
     char *describe;
     evr_podman_host_t *host; /* rootless? (ops.no_cgroup_limits) */
     evr_pe_op_t *ops;       /* records in flight */
-    evr_pe_unit_t *units;   /* attached units whose exit is read by inspect */
+    evr_pe_unit_t *units;   /* attached units whose exit is read before podman's wait */
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
     evr_bundles_t *bundles; /* containers made, not attached yet: where conmon listens */
     bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
@@ -38,18 +40,20 @@ typedef enum {
     EVR_PE_WAIT
 } evr_pe_kind_t;
 
-/*  An attached unit: its exit, read by inspect once its output ended,
-    answers its wait before podman does.  Goes once it has answered the
-    wait, once it gave up (podman's wait answers then), or when the unit
-    is removed. */
+/*  An attached unit: its exit, read from conmon's exit file (else by
+    inspect) once its output ended, answers its wait before podman does.
+    Goes once it has answered the wait, once it gave up (podman's wait
+    answers then), or when the unit is removed. */
 struct evr_pe_unit {
     evr_pe_t *pe;
     char *name;
     evr_pe_op_t *wait;   /* the wait not answered yet, or NULL */
     evr_pe_op_t *attach; /* the attach until its done, or NULL */
     evr_pe_op_t *probe;  /* the inspect under way, or NULL */
-    bool known;          /* inspect showed it exited: exit_code, oom */
-    int tries;
+    evr_conmon_exit_t *exit; /* conmon's exit file, while it is read, or NULL */
+    bool known;          /* its exit is known: exit_code, oom */
+    int file_tries;      /* reads of the exit file that found none */
+    int tries;           /* inspects that showed it running */
     int64_t exit_code;
     bool oom_killed;
     uint64_t timer; /* the retry's or the early answer's, or 0 */

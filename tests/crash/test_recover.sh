@@ -142,7 +142,8 @@ recover() {   # recover STATE: runs --recover to the end; sets $rc
 
 # Kill points: STATE when the runner stops there
 # (output_ended: the output has ended, its exit not read yet, the
-# executor's inspect under way; after_create:two: step two's container
+# executor's read of it (conmon's exit file, or podman's inspect) under
+# way; after_create:two: step two's container
 # created and initialized ahead while step one runs, not started;
 # attached:one: step one's output stream set up (podman: conmon's attach
 # socket connected), its container not started)

@@ -761,8 +761,10 @@ PY
 # The output read straight from conmon's attach socket: the runner asks
 # podman for no attach (a proxy in front of the service logs its calls),
 # and the output is whole and in order on both streams, printed and
-# stored; the same through podman's attach (the fallback, forced by the
-# test hook EVR_TEST_REST_ATTACH=1): one attach per step.
+# stored; each exit code (0, 3) is read from conmon's exit file, with no
+# inspect of a started container; the same through podman's attach (the
+# fallback, forced by the test hook EVR_TEST_REST_ATTACH=1): one attach
+# per step, each exit read by inspect.
 case_conmon_attach() {
   pipeline conmon_attach <<'YML'
 pipeline: conmon_attach
@@ -797,11 +799,20 @@ YML
       cmp -s <("$bin/evrun-replay" "$state" --output "$job/bulk") <(seq 1 200000)
     check "$mode: store verifies" verified
     check "$mode: nothing left in podman" [ "$(left_behind)" -eq 0 ]
+    # inspects of a container after its start (of its exit): a create's
+    # (where conmon listens) comes before
+    local exits
+    exits=$(awk '/\/start$/ { sub(/\/start$/, "", $2); on[$2] = 1 }
+                 $1 == "GET" && /\/json$/ { c = $2; sub(/\/json$/, "", c); n += (c in on) }
+                 END { print n + 0 }' "$calls")
     if [ $mode = rest ]; then
       check "rest: podman's attach, once a step" [ "$(grep -c '/attach?' "$calls")" -eq 2 ]
+      # (asked again while it still says running)
+      check "rest: each exit read by inspect ($exits)" [ "$exits" -ge 2 ]
     else
       check "conmon: no attach asked of podman" [ "$(grep -c '/attach?' "$calls")" -eq 0 ]
       check "conmon: the calls went through the proxy" grep -q '/containers/create' "$calls"
+      check "conmon: exits from conmon's files, no inspect ($exits)" [ "$exits" -eq 0 ]
     fi
   done
   kill "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null

@@ -10,7 +10,8 @@
     one longer than the
     reader takes, ends the read with an error and nothing after it is
     passed on; no socket is an error at once; destroying the reader from
-    its output callback stops it there. */
+    its output callback stops it there; the reader knows the process
+    that listens (conmon, whose command line says where its exit goes). */
 #define _GNU_SOURCE   /* O_PATH */
 #include <fcntl.h>
 #include <poll.h>
@@ -164,6 +165,8 @@ s_read(const char *dir, s_mode_t mode, s_got_t *g, bool destroy_in_out)
     evr_err_t err;
     g->cm = evr_conmon_attach(loop, dir, s_out, s_end, g, &err);
     CHECK(g->cm != NULL);
+    /* the process that listens (it made the socket, then forked) */
+    CHECK(g->cm && evr_conmon_pid(g->cm) == getpid());
     for (int i = 0; i < 1000 && g->cm; i++) {
         g->turn_pieces = 0;
         evr_loop_once(loop, 10);
