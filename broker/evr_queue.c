@@ -605,27 +605,18 @@ s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
     return ok;
 }
 
-/*  Whether a submit not answered yet came from rid or is of job: a submit
-    after it waits for its commit, so that one connection's answers keep
-    their order and a resent submit finds its job. */
-static uint64_t
-s_hash(const void *data, size_t len)
-{
-    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
-    return h;
-}
-
 /*  The hashes of rid (0 when none) and job, compared first: a turn's
     staged submits are each asked about every one before them. */
 static void
 s_staged_hashes(zframe_t *rid, const char *job, uint64_t *rh, uint64_t *jh)
 {
-    *rh = rid ? s_hash(zframe_data(rid), zframe_size(rid)) | 1 : 0;
-    *jh = s_hash(job, strlen(job));
+    *rh = rid ? evr_fnv1a(zframe_data(rid), zframe_size(rid)) | 1 : 0;
+    *jh = evr_fnv1a(job, strlen(job));
 }
 
+/*  Whether a submit not answered yet came from rid or is of job: a submit
+    after it waits for its commit, so that one connection's answers keep
+    their order and a resent submit finds its job. */
 static bool
 s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, uint64_t jh)
 {

@@ -104,21 +104,13 @@ evr_flow_of(void *h)
     return NULL;
 }
 
-static uint64_t
-s_hash(const void *data, size_t len)
-{
-    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
-    return h;
-}
 
 static s_account_t *
 s_account(evr_flow_t *f, const void *id, size_t idlen)
 {
     if (!f->per_peer || idlen > S_ID_MAX)
         idlen = 0;
-    uint64_t h = s_hash(id, idlen);
+    uint64_t h = evr_fnv1a(id, idlen);
     for (s_account_t *a = f->accounts; a; a = a->next)
         if (a->hash == h && a->idlen == idlen && (!idlen || memcmp(a->id, id, idlen) == 0))
             return a;

@@ -68,6 +68,17 @@ void evr_time_format(uint64_t ns, char *buf, size_t size);
 
 #define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/*  The 64-bit FNV-1a hash of len bytes at data (inline: the broker hashes
+    every submit's routing id and job id). */
+static inline uint64_t
+evr_fnv1a(const void *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ull;
+    return h;
+}
+
 /*  mkdir -p (0755 for new directories). */
 evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);
 
