@@ -104,7 +104,6 @@ evr_flow_of(void *h)
     return NULL;
 }
 
-
 static s_account_t *
 s_account(evr_flow_t *f, const void *id, size_t idlen)
 {

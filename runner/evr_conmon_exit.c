@@ -32,6 +32,7 @@
 struct evr_conmon_exit {
     char *exit_file;    /* EXIT_DIR/ID */
     char *oom_file;     /* BUNDLE/oom */
+    char *oom_persist;  /* PERSIST_DIR/oom (podman after 4.3 looks there), or NULL */
 };
 
 /*  id as a file name: 1-S_ID_MAX letters, digits, '_', '-', '.', and not
@@ -96,7 +97,7 @@ evr_conmon_exit_parse(const char *args, size_t len, const char *bundle)
     }
     static const char *const skip[] = { "--exit-command-arg", "--exit-command", "--runtime-arg",
                                         "--runtime-opt" };
-    const char *id = NULL, *b = NULL, *dir = NULL, *val;
+    const char *id = NULL, *b = NULL, *dir = NULL, *persist = NULL, *val;
     bool ok = true;
     for (size_t i = 1; ok && i < argc; i++) {
         bool skipped = false;
@@ -110,14 +111,19 @@ evr_conmon_exit_parse(const char *args, size_t len, const char *bundle)
             ok = s_once(&b, val);
         else if (s_option(argv, argc, &i, NULL, "--exit-dir", &val))
             ok = s_once(&dir, val);
+        else if (s_option(argv, argc, &i, NULL, "--persist-dir", &val))
+            ok = s_once(&persist, val);
     }
     ok = ok && id && b && dir && s_id_ok(id) && !strcmp(b, bundle) && dir[0] == '/'
-         && strlen(dir) < S_PATH_MAX && strlen(b) < S_PATH_MAX;
+         && strlen(dir) < S_PATH_MAX && strlen(b) < S_PATH_MAX
+         && (!persist || (persist[0] == '/' && strlen(persist) < S_PATH_MAX));
     evr_conmon_exit_t *self = NULL;
     if (ok) {
         self = evr_calloc(1, sizeof *self);
         self->exit_file = evr_asprintf("%s/%s", dir, id);
         self->oom_file = evr_asprintf("%s/oom", b);
+        if (persist && strcmp(persist, b))
+            self->oom_persist = evr_asprintf("%s/oom", persist);
     }
     free(argv);
     return self;
@@ -150,6 +156,19 @@ evr_conmon_exit_new(pid_t pid, const char *bundle)
     evr_conmon_exit_t *self = len <= EVR_CONMON_EXIT_ARGS_MAX
                                   ? evr_conmon_exit_parse(buf, len, bundle) : NULL;
     free(buf);
+    /* the exit dir must be there to be read (a runner in a container may
+       see conmon's process and bundle but not podman's run dir): else the
+       step would wait out the retries before asking podman */
+    if (self) {
+        char *slash = strrchr(self->exit_file, '/');
+        struct stat sb;
+        *slash = '\0';
+        bool there = stat(self->exit_file[0] ? self->exit_file : "/", &sb) == 0
+                     && S_ISDIR(sb.st_mode);
+        *slash = '/';
+        if (!there)
+            evr_conmon_exit_destroy(&self);
+    }
     return self;
 }
 
@@ -182,7 +201,8 @@ evr_conmon_exit_read(const evr_conmon_exit_t *self, int64_t *code, bool *oom)
     if (v < INT32_MIN || v > INT32_MAX)
         return -1;
     *code = v;
-    *oom = stat(self->oom_file, &sb) == 0;
+    *oom = stat(self->oom_file, &sb) == 0
+           || (self->oom_persist && stat(self->oom_persist, &sb) == 0);
     return 1;
 }
 
@@ -200,6 +220,7 @@ evr_conmon_exit_destroy(evr_conmon_exit_t **self_p)
         return;
     free(self->exit_file);
     free(self->oom_file);
+    free(self->oom_persist);
     free(self);
     *self_p = NULL;
 }

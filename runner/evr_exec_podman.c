@@ -8,8 +8,9 @@
     only what is new.  Records in flight are listed, so that destroying
     the executor (which drops podman's calls unanswered) frees them.
 
-    Attach, and the exit of an attached unit read by inspect before
-    podman's wait answers, are in evr_exec_podman_attach.c; the parts both
+    Attach, and the exit of an attached unit read from conmon's exit file
+    (else by inspect) before podman's wait answers, are in
+    evr_exec_podman_attach.c; the parts both
     files share in evr_exec_podman_int.h.
 
     Image memo (evr_pulls.h): a `missing` pull without a pipeline's

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "evr_exec_podman_int.h"
+#include "evr_log.h"
 
 #define S_EXIT_RETRY_MS 5
 #define S_EXIT_TRIES 8
@@ -166,6 +167,12 @@ s_exit_file(evr_pe_unit_t *u)
         u->timer = evr_loop_timer_add(u->pe->base.loop, 1u << u->file_tries++, s_exit_retry, u);
         return;
     }
+    if (r == 0 && !u->pe->no_exit_files) {   /* not the exit dir conmon writes (a mount) */
+        u->pe->no_exit_files = true;
+        evr_log_warn("evrun-runner", "conmon's exit file %s did not come within ~1 s: exits "
+                     "are asked of podman (inspect) from now on",
+                     evr_conmon_exit_file(u->exit));
+    }
     evr_conmon_exit_destroy(&u->exit);
     s_exit_probe(u);
 }
@@ -288,7 +295,7 @@ evr_pe_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, evr_exe
         op->conmon = evr_conmon_attach(ex->loop, dir, s_out, s_conmon_end, op, &err);
     if (dir && !op->conmon)
         evr_bundles_forget(pe->bundles);   /* the next create learns it anew */
-    if (op->conmon)   /* where its exit will be written */
+    if (op->conmon && !pe->no_exit_files)   /* where its exit will be written */
         op->unit->exit = evr_conmon_exit_new(evr_conmon_pid(op->conmon), dir);
     free(dir);
     if (op->conmon)   /* its head from a turn of the loop, as podman's */

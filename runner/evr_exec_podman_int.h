@@ -29,6 +29,7 @@ typedef struct {
     evr_pulls_t *pulls;     /* pulls, and the images they found a moment ago */
     evr_bundles_t *bundles; /* containers made, not attached yet: where conmon listens */
     bool rest_attach;       /* test hook EVR_TEST_REST_ATTACH=1: never conmon's socket */
+    bool no_exit_files;     /* an exit file never came: exits by inspect from then on */
 } evr_pe_t;
 
 typedef enum {

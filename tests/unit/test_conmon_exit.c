@@ -143,6 +143,25 @@ test_read(void)
     s_write("b/oom", "", 0);
     s_write("exits/c", "137", 3);
     CHECK(s_read(&code, &oom) == 1 && code == 137 && oom);
+    snprintf(path, sizeof path, "%s/b/oom", s_dir);
+    unlink(path);
+    CHECK(s_read(&code, &oom) == 1 && code == 137 && !oom);
+    /* podman after 4.3 has conmon write the mark in its --persist-dir */
+    snprintf(path, sizeof path, "%s/p", s_dir);
+    CHECK(mkdir(path, 0700) == 0);
+    s_write("p/oom", "", 0);
+    char b[128], line[512];
+    snprintf(b, sizeof b, "%s/b", s_dir);
+    int n = snprintf(line, sizeof line, "conmon%c-c%cc%c-b%c%s%c--exit-dir%c%s/exits%c"
+                     "--persist-dir%c%s/p", 0, 0, 0, 0, b, 0, 0, s_dir, 0, 0, s_dir);
+    evr_conmon_exit_t *e = evr_conmon_exit_parse(line, (size_t) n + 1, b);
+    CHECK(e != NULL && evr_conmon_exit_read(e, &code, &oom) == 1 && code == 137 && oom);
+    evr_conmon_exit_destroy(&e);
+    snprintf(path, sizeof path, "%s/p/oom", s_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/p", s_dir);
+    rmdir(path);
+    s_write("b/oom", "", 0);
     s_write("exits/c", "-1", 2);
     CHECK(s_read(&code, &oom) == 1 && code == -1);
     s_write("exits/c", "2147483647", 10);
@@ -196,20 +215,35 @@ test_from_proc(void)
     self[n] = '\0';
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
+    char exits[128], none[128], want[256];
+    snprintf(exits, sizeof exits, "%s/exits", s_dir);
+    snprintf(none, sizeof none, "%s/none", s_dir);
+    snprintf(want, sizeof want, "%s/%s", exits, S_ID);
+    CHECK(mkdir(exits, 0700) == 0);
     pid_t pid = fork();
     if (pid == 0) {
-        execl(self, self, "--fake-conmon", "-c", S_ID, "-b", S_BUNDLE, "--exit-dir",
-              "/run/libpod/exits", (char *) NULL);
+        execl(self, self, "--fake-conmon", "-c", S_ID, "-b", S_BUNDLE, "--exit-dir", exits,
+              (char *) NULL);
+        _exit(127);
+    }
+    pid_t pid2 = fork();   /* its exit dir not there (not mounted where the runner is) */
+    if (pid2 == 0) {
+        execl(self, self, "--fake-conmon", "-c", S_ID, "-b", S_BUNDLE, "--exit-dir", none,
+              (char *) NULL);
         _exit(127);
     }
     close(p[1]);
     char c;
-    CHECK(read(p[0], &c, 1) == 0);   /* the pipe closed at the exec */
+    CHECK(read(p[0], &c, 1) == 0);   /* the pipe closed at both execs */
     close(p[0]);
     evr_conmon_exit_t *e = evr_conmon_exit_new(pid, S_BUNDLE);
     CHECK(e != NULL);
-    CHECK_STR(e ? evr_conmon_exit_file(e) : NULL, "/run/libpod/exits/" S_ID);
+    CHECK_STR(e ? evr_conmon_exit_file(e) : NULL, want);
     evr_conmon_exit_destroy(&e);
+    CHECK(evr_conmon_exit_new(pid2, S_BUNDLE) == NULL);
+    kill(pid2, SIGKILL);
+    waitpid(pid2, NULL, 0);
+    rmdir(exits);
     CHECK(evr_conmon_exit_new(pid, "/elsewhere") == NULL);
     CHECK(evr_conmon_exit_new(getpid(), S_BUNDLE) == NULL);   /* not a conmon */
     CHECK(evr_conmon_exit_new(0, S_BUNDLE) == NULL);
