@@ -81,3 +81,17 @@ wait_job() {   # ID [SECS]: prints the final status ("timeout" when none)
   done
   echo timeout
 }
+
+# no_leftovers JOB: no container or volume of the job is left in podman.
+# The runner removes them after the job's end reached the broker (the
+# removal never holds the end up), so they are given 10 s to go.
+no_leftovers() {
+  local id
+  id=$(echo "$1" | tr 'A-Z' 'a-z')
+  for _ in $(seq 1 50); do
+    [ "$({ podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } \
+         | grep -c "evrun-$id")" -eq 0 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}

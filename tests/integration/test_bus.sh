@@ -58,12 +58,6 @@ three_jobs_max() {
   for j in "${ids[@]}"; do check "job $j succeeded" [ "$(wait_job "$j")" = succeeded ]; done
 }
 
-no_leftovers() {   # no container or volume of job $1 in podman
-  local id
-  id=$(echo "$1" | tr 'A-Z' 'a-z')
-  [ "$({ podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id")" -eq 0 ]
-}
-
 case_end_to_end() {
   fresh e2e
   bus_broker && bus_runner e2e-1 "" 2 && bus_wait_runners 1

@@ -24,12 +24,6 @@ field() {   # field JOB NAME: a field of the job's status
   cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
 }
 
-no_leftovers() {   # no container or volume of job $1 in podman
-  local id
-  id=$(echo "$1" | tr 'A-Z' 'a-z')
-  [ "$({ podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id")" -eq 0 ]
-}
-
 # A runner whose operator denies the host's network (--host-network deny)
 # ends a dispatched job with a step of network: host failed, saying which
 # step and which setting, before any step runs.
