@@ -164,7 +164,10 @@ YML
     sleep 0.2
   done
   check "a matrix step's artifacts through the broker" [ -f "$tmp/art/build[OS=bsd]/out/bsd.txt" ]
-  cli artifacts "$job" --step build -o "$tmp/art-all" > /dev/null 2>&1
+  for _ in $(seq 1 50); do   # exit 1 while a file is not at the broker yet (README)
+    cli artifacts "$job" --step build -o "$tmp/art-all" > /dev/null 2>&1 && break
+    sleep 0.2
+  done
   check "artifacts --step: the written name, all its combinations" \
     test -f "$tmp/art-all/build[OS=bsd]/out/bsd.txt" -a -f "$tmp/art-all/build[OS=linux]/out/linux.txt"
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
