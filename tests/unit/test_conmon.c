@@ -241,6 +241,26 @@ test_destroy_in_output(void)
     CHECK(!g.ended && g.pieces == 1 && !g.cm);
 }
 
+/*  A fake conmon in mode (s_conmon) and a reader of it
+    attached on a new *loop into g; returns the fake's pid, and in *sent
+    the fd that turns readable (closed) once it has sent all. */
+static pid_t
+s_sender(s_mode_t mode, int *sent, s_got_t *g, evr_loop_t **loop)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    s_sent = fds[1];
+    pid_t pid = s_conmon(s_dir, mode);
+    close(fds[1]);
+    *sent = fds[0];
+    *g = (s_got_t) { .in_order = true };
+    *loop = evr_loop_new();
+    evr_err_t err;
+    g->cm = evr_conmon_attach(*loop, s_dir, s_out, s_end, g, &err);
+    CHECK(g->cm != NULL);
+    return pid;
+}
+
 /*  The loop busy (a commit's fdatasync can take ~100 ms on a busy disk)
     while conmon sends more than its socket and the reader's pipe hold:
     conmon is not held up, the reader's thread takes it and holds it;
@@ -249,17 +269,11 @@ test_destroy_in_output(void)
 static void
 s_busy_loop(bool destroy)
 {
-    int sent[2];
-    CHECK(pipe(sent) == 0);
-    s_sent = sent[1];
-    pid_t pid = s_conmon(s_dir, S_BURST);
-    close(sent[1]);
-    s_got_t g = { .in_order = true };
-    evr_loop_t *loop = evr_loop_new();
-    evr_err_t err;
-    g.cm = evr_conmon_attach(loop, s_dir, s_out, s_end, &g, &err);
-    CHECK(g.cm != NULL);
-    struct pollfd p = { .fd = sent[0], .events = POLLIN };
+    int sent;
+    s_got_t g;
+    evr_loop_t *loop;
+    pid_t pid = s_sender(S_BURST, &sent, &g, &loop);
+    struct pollfd p = { .fd = sent, .events = POLLIN };
     CHECK(poll(&p, 1, 20000) == 1);   /* all sent, the loop not run once */
     if (destroy) {
         evr_conmon_destroy(&g.cm);    /* the thread ends (joined), nothing more comes */
@@ -271,7 +285,7 @@ s_busy_loop(bool destroy)
     CHECK(destroy || (g.ended && g.rc == EVR_OK));
     CHECK(destroy || (g.got[0] == (size_t) S_BURST_PACKETS * 8192 && g.in_order));
     evr_loop_destroy(&loop);
-    close(sent[0]);
+    close(sent);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
@@ -290,17 +304,11 @@ test_busy_loop_does_not_block_conmon(void)
 static void
 test_bound_holds_conmon(void)
 {
-    int sent[2];
-    CHECK(pipe(sent) == 0);
-    s_sent = sent[1];
-    pid_t pid = s_conmon(s_dir, S_FLOOD);
-    close(sent[1]);
-    s_got_t g = { .in_order = true };
-    evr_loop_t *loop = evr_loop_new();
-    evr_err_t err;
-    g.cm = evr_conmon_attach(loop, s_dir, s_out, s_end, &g, &err);
-    CHECK(g.cm != NULL);
-    struct pollfd p = { .fd = sent[0], .events = POLLIN };
+    int sent;
+    s_got_t g;
+    evr_loop_t *loop;
+    pid_t pid = s_sender(S_FLOOD, &sent, &g, &loop);
+    struct pollfd p = { .fd = sent, .events = POLLIN };
     CHECK(poll(&p, 1, 1000) == 0);   /* conmon is held up */
     for (int i = 0; i < 3000 && g.cm; i++)
         evr_loop_once(loop, 10);
@@ -308,7 +316,7 @@ test_bound_holds_conmon(void)
     CHECK(g.got[0] == (size_t) S_FLOOD_PACKETS * 8192 && g.in_order);
     CHECK(poll(&p, 1, 5000) == 1);   /* and it sent all */
     evr_loop_destroy(&loop);
-    close(sent[0]);
+    close(sent);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
