@@ -26,6 +26,18 @@ s_pair_ok(zcert_t *cert)
            && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
 }
 
+/*  Waits up to 2 s while path (a pair's public file) does not exist: a
+    process making the pair links its secret into place before it renames
+    the public file there, so one that finds the secret a moment before
+    would read no public file. */
+static void
+s_wait_public(const char *path)
+{
+    struct stat sb;
+    for (int i = 0; i < 200 && stat(path, &sb) != 0 && errno == ENOENT; i++)
+        usleep(10000);
+}
+
 /*  0 when path opens for reading, else the errno; a text for it in why. */
 static int
 s_unreadable(const char *path, char *why, size_t size)
@@ -52,6 +64,7 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     *made = false;
     char why[EVR_ERR_MAX / 2];
     if (stat(secret, &sb) == 0 || errno != ENOENT) {
+        s_wait_public(path);
         if (s_unreadable(secret, why, sizeof why) || s_unreadable(path, why, sizeof why)) {
             evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: %s", path, why);
             free(secret);
@@ -109,6 +122,7 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     }
     else if (errno == EEXIST) {   /* another process was first */
         zcert_destroy(&cert);
+        s_wait_public(path);
         cert = zcert_load(path);
         if (!cert || !s_pair_ok(cert)) {
             evr_err_set(err, EVR_ERR_CONFIG, "key pair %s: made by another process meanwhile, "
