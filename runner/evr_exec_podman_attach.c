@@ -15,9 +15,14 @@
     there yet, again 1, 2, 4 ... 512 ms later, S_FILE_TRIES times: it is
     there at once but for a few ms now and then under load), and the
     unit's wait is answered with its exit code and OOM mark, without a
-    call to the podman service.  Where the file is not known (the output
-    came through podman's attach, or conmon's command line did not
-    tell), not there in time or not of conmon's form, and for an exit of
+    call to the podman service.  No file is looked for when conmon's
+    --exit-dir is not a directory this process sees (a runner in a
+    container that sees conmon but not podman's run directory), nor,
+    once one file never came, for any later unit (pe->no_exit_files, a
+    warning said so): no step waits out the retries twice.  Where the
+    file is not known (the output came through podman's attach, or
+    conmon's command line did not tell), not looked for, not there in
+    time or not of conmon's form, and for an exit of
     137 without the OOM mark (a SIGKILL: conmon 2.1 writes its mark into
     its working directory, which podman 4.3 leaves the service's, not
     the bundle where it looks, so the OOM killer's goes unmarked; the
