@@ -6,7 +6,13 @@
     earlier attempt's); each is fetched in pieces of at most 1 MiB
     (`fetch`, answered `artifact_data`) into DIR/STEP/PATH.evrun-partial,
     its size and sha256 checked against the event, then renamed to
-    DIR/STEP/PATH: a file there is always whole. */
+    DIR/STEP/PATH: a file there is always whole.
+
+    A file the events name but the broker does not hold yet (`not_found`:
+    its runner ships it after the step, or at its next start when it is
+    down) is asked for again, backing off from 50 to 500 ms, until --wait
+    seconds have passed; a file that does not match its event is an error
+    at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -19,9 +25,22 @@
 #include "cli_bus.h"
 #include "evr_sha256.h"
 
+#define S_WAIT_DEFAULT 30      /* s: --wait */
+#define S_WAIT_DEFAULT_S "30"
+#define S_WAIT_MAX 3600
+#define S_WAIT_MAX_S "3600"
+#define S_SAY_AFTER_MS 1500     /* a wait this long is said on stderr */
+#define S_POLL_MIN_MS 50        /* the first pause before asking again */
+#define S_POLL_MAX_MS 500
+#define S_SAY_FILES 3           /* files named in the line saying the wait */
+
+/*  What fetching one file came to. */
+typedef enum { S_GOT, S_FAILED, S_ABSENT } s_got_t;
+
 typedef struct {
     char *step, *path, *sha256;
     uint64_t size;
+    bool absent;            /* not at the broker when last asked */
 } s_file_t;
 
 typedef struct {
@@ -85,15 +104,17 @@ s_history(evr_cli_t *cli, const char *job, s_files_t *fs)
     }
 }
 
-/*  Fetches f into out (through out.evrun-partial); 0 or 1 (said). */
-static int
+/*  Fetches f into out (through out.evrun-partial): S_GOT; S_ABSENT when the
+    broker does not hold it (`not_found` for its first piece: nothing
+    said, nothing left); S_FAILED (said). */
+static s_got_t
 s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", out);
     char *dir = evr_strdup(out);
     *strrchr(dir, '/') = '\0';
     evr_err_t err;
-    int status = 0, fd = -1;
+    int status = 0, fd = -1;   /* 1 failed, 2 absent */
     evr_sha256_t *h = evr_sha256_new();
     if (evr_mkdirs(dir, &err)) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
@@ -113,6 +134,11 @@ s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
         evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
         if (rc)
             fprintf(stderr, "%s: %s/%s: %s\n", cli->prog, f->step, f->path, err.msg);
+        else if (rep.type == EVR_MSG_ERROR && !off && !strcmp(rep.code, EVR_CODE_NOT_FOUND)) {
+            evr_msg_clear(&rep);
+            status = 2;
+            break;
+        }
         else if (rep.type == EVR_MSG_ERROR)
             fprintf(stderr, "%s: %s/%s: %s: %s\n", cli->prog, f->step, f->path, rep.code,
                     rep.message);
@@ -162,7 +188,7 @@ out:
     evr_sha256_destroy(&h);
     free(dir);
     free(tmp);
-    return status;
+    return status == 2 ? S_ABSENT : status ? S_FAILED : S_GOT;
 }
 
 static void
@@ -181,16 +207,109 @@ s_print(const evr_cli_t *cli, const s_file_t *f, const char *out)
         printf("%s  %llu bytes  sha256 %s\n", out, (unsigned long long) f->size, f->sha256);
 }
 
+/*  Says once on stderr what the fetch waits for: the files not at the
+    broker yet (the first S_SAY_FILES named) and why they may come. */
+static void
+s_say_wait(const evr_cli_t *cli, const s_files_t *fs, size_t absent, unsigned wait_s)
+{
+    fprintf(stderr, "%s: waiting up to %u s (--wait) for %zu file%s not at the broker yet:",
+            cli->prog, wait_s, absent, absent == 1 ? "" : "s");
+    size_t named = 0;
+    for (size_t i = 0; i < fs->n && named < S_SAY_FILES; i++)
+        if (fs->v[i].absent)
+            fprintf(stderr, "%s %s of step %s", named++ ? "," : "", fs->v[i].path,
+                    fs->v[i].step);
+    if (absent > named)
+        fprintf(stderr, " and %zu more", absent - named);
+    fprintf(stderr, " (the runner that ran a step ships its files after the step)\n");
+}
+
+/*  Fetches each file of fs into DIR/STEP/PATH, printing a line for each;
+    the files not at the broker yet are asked for again, backing off from
+    S_POLL_MIN_MS to S_POLL_MAX_MS, until wait_s seconds have passed (said
+    once the wait passes S_SAY_AFTER_MS), then each is named with what to
+    do.  0 every file fetched; 1 one failed or is still not at the broker. */
+static int
+s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, unsigned wait_s)
+{
+    bool failed = false, said = false;
+    size_t absent = 0;
+    int64_t start = zclock_mono(), pause = S_POLL_MIN_MS;
+    for (size_t i = 0; i < fs->n; i++)
+        fs->v[i].absent = true;
+    for (;;) {
+        absent = 0;
+        for (size_t i = 0; i < fs->n; i++) {
+            s_file_t *f = &fs->v[i];
+            if (!f->absent)
+                continue;
+            char *out = evr_asprintf("%s/%s/%s", dir, f->step, f->path);
+            s_got_t got = s_fetch(cli, job, f, out);
+            if (got == S_GOT)
+                s_print(cli, f, out);
+            free(out);
+            fflush(stdout);
+            f->absent = got == S_ABSENT;
+            failed |= got == S_FAILED;
+            absent += f->absent;
+        }
+        int64_t waited = zclock_mono() - start, left = (int64_t) wait_s * 1000 - waited;
+        if (!absent || left <= 0)
+            break;
+        if (!said && waited + pause >= S_SAY_AFTER_MS) {
+            s_say_wait(cli, fs, absent, wait_s);
+            said = true;
+        }
+        zclock_sleep((int) (pause < left ? pause : left));
+        pause = pause * 2 < S_POLL_MAX_MS ? pause * 2 : S_POLL_MAX_MS;
+    }
+    for (size_t i = 0; i < fs->n; i++) {
+        const s_file_t *f = &fs->v[i];
+        if (!f->absent)
+            continue;
+        if (wait_s)
+            fprintf(stderr, "%s: %s/%s: not at the broker after %u s (--wait)", cli->prog,
+                    f->step, f->path, wait_s);
+        else
+            fprintf(stderr, "%s: %s/%s: not at the broker yet (--wait 0)", cli->prog, f->step,
+                    f->path);
+        fprintf(stderr, ": the runner that ran step %s ships it after the step, or at its "
+                "next start when it is down (a file the broker refused never comes: that "
+                "runner's log says why); try again later, or raise --wait\n", f->step);
+    }
+    return failed || absent ? 1 : 0;
+}
+
+/*  --wait's value: whole seconds 0..S_WAIT_MAX into *wait_s; false (said)
+    when it is not one. */
+static bool
+s_wait_arg(const evr_cli_t *cli, const char *arg, unsigned *wait_s)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] < '0' || arg[0] > '9' || v > S_WAIT_MAX) {
+        fprintf(stderr, "%s: --wait %s: expected whole seconds, 0.." S_WAIT_MAX_S " (how long "
+                "to wait for files not at the broker yet; 0: not at all; see --help)\n",
+                cli->prog, arg[0] ? arg : "\"\"");
+        return false;
+    }
+    *wait_s = (unsigned) v;
+    return true;
+}
+
 int
 evr_cli_artifacts(int argc, char **argv)
 {
     static const struct option opts[] = {
         EVR_CLI_COMMON_OPTS, { "step", required_argument, NULL, 's' },
-        { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
+        { "output", required_argument, NULL, 'o' }, { "wait", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli artifacts" };
     s_files_t fs = { 0 };
     const char *dir = ".";
+    unsigned wait_s = S_WAIT_DEFAULT;
     int c, status = 0;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -198,18 +317,25 @@ evr_cli_artifacts(int argc, char **argv)
         switch (c) {
         case 's': fs.step = optarg; break;
         case 'o': dir = optarg; break;
+        case 'w': status = s_wait_arg(&cli, optarg, &wait_s) ? 0 : 2; break;
         case 'h':
-            printf("usage: evrun-cli artifacts JOB_ID [--step S] [-o DIR] [options]\n\n"
+            printf("usage: evrun-cli artifacts JOB_ID [--step S] [-o DIR] [--wait SECONDS] "
+                   "[options]\n\n"
                    "Fetches a job's artifact files from the broker (their runner ships them "
                    "there\nafter each step) into DIR/STEP/PATH, each checked against the "
                    "size and sha256\nits step.artifact event recorded; prints one line per "
-                   "file.\n\n"
+                   "file. A job still running:\nthe files its events name so far (of the "
+                   "steps that ended).\n\n"
                    "  --step S             only step S's files (a matrix step's name: "
                    "all its\n                       combinations)\n"
-                   "  -o, --output DIR     where to put them (default .)\n%s\n"
-                   "exit status: 0 every file fetched; 1 none to fetch, or a file not (yet) at "
-                   "the\nbroker or not matching; 2 no such job, usage, or the broker "
-                   "unreachable\n", EVR_CLI_COMMON_HELP);
+                   "  -o, --output DIR     where to put them (default .)\n"
+                   "  --wait SECONDS       wait up to SECONDS for files not at the broker "
+                   "yet (their\n                       runner ships them after the step); "
+                   "0: not at all (default\n                       " S_WAIT_DEFAULT_S
+                   ", at most " S_WAIT_MAX_S ")\n%s\n"
+                   "exit status: 0 every file fetched; 1 none to fetch, or a file still not "
+                   "at the\nbroker after --wait, or not matching its event; 2 no such job, "
+                   "usage, or the\nbroker unreachable\n", EVR_CLI_COMMON_HELP);
             return 0;
         default: status = 2; break;
         }
@@ -227,17 +353,8 @@ evr_cli_artifacts(int argc, char **argv)
                 fs.finished ? "" : " (yet: it has not finished)");
         status = 1;
     }
-    bool failed = false;   /* one file failed: the others are fetched still */
-    for (size_t i = 0; !status && i < fs.n; i++) {
-        char *out = evr_asprintf("%s/%s/%s", dir, fs.v[i].step, fs.v[i].path);
-        if (s_fetch(&cli, job, &fs.v[i], out) == 0)
-            s_print(&cli, &fs.v[i], out);
-        else
-            failed = true;
-        free(out);
-    }
-    if (!status && failed)
-        status = 1;
+    if (!status)
+        status = s_fetch_all(&cli, job, &fs, dir, wait_s);
     for (size_t i = 0; i < fs.n; i++) {
         free(fs.v[i].step);
         free(fs.v[i].path);

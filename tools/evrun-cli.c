@@ -18,7 +18,7 @@ static const struct {
     { "status", evr_cli_status, "one job's state" },
     { "jobs", evr_cli_jobs, "list jobs (--pipeline, --status, --limit)" },
     { "logs", evr_cli_logs, "a job's output (--follow, --step)" },
-    { "artifacts", evr_cli_artifacts, "fetch a job's artifact files from the broker (--step, -o)" },
+    { "artifacts", evr_cli_artifacts, "fetch a job's artifact files from the broker (--step, -o, --wait)" },
     { "cancel", evr_cli_cancel, "cancel a queued or running job" },
     { "pause", evr_cli_pause, "pause a queued or running job" },
     { "resume", evr_cli_resume, "resume a paused job" },

@@ -6,8 +6,9 @@
 # `evrun-cli artifacts` (content and the step.artifact sha256 compared);
 # the per-job caps of the runner and the broker; a runner killed while
 # it ships, shipping on after its restart with no duplicate or partial
-# file; caches restored for the same pipeline and key and not for another
-# key, evicted least recently used under a tiny cap.
+# file; `artifacts` waiting for a file not at the broker yet (--wait);
+# caches restored for the same pipeline and key and not for another key,
+# evicted least recently used under a tiny cap.
 set -u
 bin=$1 src=$2
 shift 2
@@ -53,10 +54,8 @@ YML
   local j
   j=$(submit "$tmp/failing.yml")
   check "the job failed" [ "$(wait_job "$j")" = failed ]
-  for _ in $(seq 1 100); do
-    cli artifacts "$j" -o "$tmp/got" > "$tmp/art.out" 2> "$tmp/art.err" && break
-    sleep 0.1
-  done
+  # right after the job's end: the files not at the broker yet waited for
+  cli artifacts "$j" -o "$tmp/got" > "$tmp/art.out" 2> "$tmp/art.err"
   check "artifacts: exit 0" [ $? -eq 0 ]
   check "the failing step's file fetched whole" cmp -s <(seq 1 400000) "$tmp/got/report/out/sub/numbers.txt"
   check "its sha256 is the event's" [ "$(sha256sum < "$tmp/got/report/out/sub/numbers.txt" | cut -d' ' -f1)" = "$(event_sha "$j" report out/sub/numbers.txt)" ]
@@ -68,6 +67,8 @@ YML
   check "the runner keeps its copy" cmp -s <(seq 1 400000) "$tmp/r-af-1/artifacts/$j/report/out/sub/numbers.txt"
   check "the broker holds it, nothing partial" [ -z "$(find "$tmp/broker/artifacts/$j/.partial" -type f)" ]
   check "the broker's copy is owner-only" [ "$(stat -c %a "$tmp/broker/artifacts")" = 700 ]
+  # the runner removes an entry once the broker said done: soon after
+  for _ in $(seq 1 50); do [ -z "$(ls "$tmp/r-af-1/ship")" ] && break; sleep 0.1; done
   check "the ship queue is empty" [ -z "$(ls "$tmp/r-af-1/ship")" ]
   cli artifacts "$j" --step always -o "$tmp/one" --json > "$tmp/one.out"
   check "--step: only that step's" [ "$(ls "$tmp/one")" = always ]
@@ -99,11 +100,13 @@ YML
   check "two files recorded" [ "$(grep -c "step.artifact [abc].bin (1000 bytes, sha256 [0-9a-f]\{64\})" "$tmp/cap.st")" -eq 2 ]
   for _ in $(seq 1 50); do grep -q "refuses it" "$tmp/runner-cap-1.log" && break; sleep 0.1; done
   check "over the broker's cap: the runner says the broker refuses it" grep -q "artifact one/[abc].bin of job $j: the broker refuses it: 1000 bytes, with the 1000 bytes the job holds, over the broker's limit of 1500 bytes a job (its artifact_job_max_bytes setting)" "$tmp/runner-cap-1.log"
-  cli artifacts "$j" -o "$tmp/got" > "$tmp/cap.out" 2> "$tmp/cap.err"
+  # the queue empty: each file is at the broker or refused for good
+  for _ in $(seq 1 50); do [ -z "$(ls "$tmp/r-cap-1/ship")" ] && break; sleep 0.1; done
+  check "the ship queue is empty" [ -z "$(ls "$tmp/r-cap-1/ship")" ]
+  cli artifacts "$j" -o "$tmp/got" --wait 0 > "$tmp/cap.out" 2> "$tmp/cap.err"
   check "fetching: exit 1" [ $? -eq 1 ]
   check "the file the broker took fetched" [ "$(find "$tmp/got/one" -type f -size 1000c | wc -l)" -eq 1 ]
-  check "the refused one: not_found, saying why" grep -q "one/[abc].bin: not_found: the broker holds no artifact [abc].bin of step one of job $j (not shipped by its runner yet, or never)" "$tmp/cap.err"
-  check "the ship queue is empty" [ -z "$(ls "$tmp/r-cap-1/ship")" ]
+  check "the refused one: not at the broker, what to do" grep -q "one/[abc].bin: not at the broker yet (--wait 0): the runner that ran step one ships it after the step, or at its next start when it is down (a file the broker refused never comes: that runner's log says why); try again later, or raise --wait" "$tmp/cap.err"
 }
 
 case_ship_killed() {
@@ -131,13 +134,68 @@ YML
   wait "$runner_pid_sk_1" 2>/dev/null
   bus_runner sk-1 "" 1
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
-  for _ in $(seq 1 100); do cli artifacts "$j" -o "$tmp/got" > /dev/null 2>&1 && break; sleep 0.2; done
+  check "artifacts: exit 0" cli artifacts "$j" -o "$tmp/got" > /dev/null
   check "shipped after the restart, whole" cmp -s <(seq 1 1200000) "$tmp/got/big/big.txt"
   check "the broker's copy matches the event" [ "$(sha256sum < "$tmp/broker/artifacts/$j/big/big.txt" | cut -d' ' -f1)" = "$(event_sha "$j" big big.txt)" ]
   check "the broker carried on (no restart from zero)" bash -c "! grep -q 'do not match its sha256' '$tmp/broker.log'"
   check "received once" [ "$(grep -c "artifact big/big.txt of job $j received" "$tmp/broker.log")" -eq 1 ]
   check "no partial left" [ -z "$(find "$tmp/broker/artifacts/$j/.partial" -type f)" ]
+  for _ in $(seq 1 50); do [ -z "$(ls "$tmp/r-sk-1/ship")" ] && break; sleep 0.1; done
   check "the queue is empty" [ -z "$(ls "$tmp/r-sk-1/ship")" ]
+}
+
+# `artifacts` and a file the events name that the broker does not hold
+# yet: its runner stopped (SIGSTOP at the test pause "ship", the broker
+# holding part of it).  --wait 0 says so at once; --wait N waits N s, says
+# what it waits for and then what to do; the default wait takes the file
+# once the runner, killed and started again, ships it.  A bad --wait is a
+# usage error.
+case_fetch_wait() {
+  fresh fwait
+  local v
+  for v in -1 abc 1.5 3601 99999999999999999999 ""; do
+    cli artifacts 01ARZ3NDEKTSV4RRFFQ69G5FAV --wait "$v" > /dev/null 2> "$tmp/bad.err"
+    check "--wait '$v': a usage error" [ $? -eq 2 ]
+    check "--wait '$v': says what it expects" grep -q "^evrun-cli artifacts: --wait .*: expected whole seconds, 0\.\.3600 (how long to wait for files not at the broker yet; 0: not at all; see --help)$" "$tmp/bad.err"
+  done
+  bus_broker && EVR_TEST_PAUSE_AT=ship bus_runner fw-1 "" 1 && bus_wait_runners 1
+  pipeline fwait <<'YML'
+pipeline: art-fwait
+image: localhost/evrun-busybox:latest
+steps:
+  - name: big
+    run: seq 1 400000 > big.txt
+    artifacts: [big.txt]
+YML
+  local j pid
+  j=$(submit "$tmp/fwait.yml")
+  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-fw-1.log" && break; sleep 0.1; done
+  check "the runner stopped while shipping" grep -q "test pause at ship" "$tmp/runner-fw-1.log"
+  for _ in $(seq 1 100); do cli logs "$j" --events | grep -q "step.artifact big.txt" && break; sleep 0.1; done
+  check "the broker has the event naming the file" grep -q "step.artifact big.txt" <(cli logs "$j" --events)
+  check "... and not the file" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
+  cli artifacts "$j" -o "$tmp/w0" --wait 0 > "$tmp/w0.out" 2> "$tmp/w0.err"
+  check "--wait 0: exit 1" [ $? -eq 1 ]
+  check "--wait 0: names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker yet (--wait 0): the runner that ran step big ships it after the step, or at its next start when it is down .*; try again later, or raise --wait$" "$tmp/w0.err"
+  check "--wait 0: said no wait" bash -c "! grep -q 'waiting up to' '$tmp/w0.err'"
+  check "--wait 0: nothing written" [ -z "$(find "$tmp/w0" -type f 2>/dev/null)" ]
+  cli artifacts "$j" -o "$tmp/w2" --wait 2 > /dev/null 2> "$tmp/w2.err"
+  check "--wait 2: exit 1" [ $? -eq 1 ]
+  check "--wait 2: says once what it waits for" [ "$(grep -c "^evrun-cli artifacts: waiting up to 2 s (--wait) for 1 file not at the broker yet: big.txt of step big (the runner that ran a step ships its files after the step)$" "$tmp/w2.err")" -eq 1 ]
+  check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down .*; try again later, or raise --wait$" "$tmp/w2.err"
+  # the default wait; once the fetch says it waits, the runner is killed
+  # and started again (without the pause): it ships the file at its start
+  cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
+  check "the default wait: says it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"
+  kill -9 "$runner_pid_fw_1"; wait "$runner_pid_fw_1" 2>/dev/null
+  bus_runner fw-1 "" 1
+  wait "$pid"
+  check "the default wait: exit 0 once the runner shipped the file" [ $? -eq 0 ]
+  check "... the file whole" cmp -s <(seq 1 400000) "$tmp/got/big/big.txt"
+  check "... one line for it" grep -q "got/big/big.txt  2688895 bytes  sha256 $(event_sha "$j" big big.txt)$" "$tmp/got.out"
+  check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
 }
 
 # runs FILE with --exec in the state directory $tmp/exec (more runner
@@ -304,7 +362,7 @@ YML
   remove_caches
 }
 
-cases=${*:-failing_step job_cap ship_killed cache cache_lru cache_recover}
+cases=${*:-failing_step job_cap ship_killed fetch_wait cache cache_lru cache_recover}
 for c in $cases; do
   case_name=$c
   echo "== $c"
