@@ -11,8 +11,10 @@
     A file the events name but the broker does not hold yet (`not_found`:
     its runner ships it after the step, or at its next start when it is
     down) is asked for again, backing off from 50 to 500 ms, until --wait
-    seconds have passed; a file that does not match its event is an error
-    at once. */
+    seconds have passed; so is one whose copy at the broker does not match
+    its event (its size or sha256: an earlier attempt's copy, which the
+    latest replaces once shipped).  Any other failure is an error at
+    once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -35,12 +37,14 @@
 #define S_SAY_FILES 3           /* files named in the line saying the wait */
 
 /*  What fetching one file came to. */
-typedef enum { S_GOT, S_FAILED, S_ABSENT } s_got_t;
+typedef enum { S_GOT, S_FAILED, S_ABSENT, S_STALE } s_got_t;
 
 typedef struct {
     char *step, *path, *sha256;
     uint64_t size;
-    bool absent;            /* not at the broker when last asked */
+    bool absent;            /* not at the broker, or not this copy, when last asked */
+    bool stale;             /* the broker held another copy when last asked */
+    uint64_t held;          /* its size */
 } s_file_t;
 
 typedef struct {
@@ -105,16 +109,18 @@ s_history(evr_cli_t *cli, const char *job, s_files_t *fs)
 }
 
 /*  Fetches f into out (through out.evrun-partial): S_GOT; S_ABSENT when the
-    broker does not hold it (`not_found` for its first piece: nothing
-    said, nothing left); S_FAILED (said). */
+    broker does not hold it (`not_found` for its first piece); S_STALE
+    when it holds another copy (its size or sha256 not the event's; the
+    size in f->held); nothing said, nothing left for either; S_FAILED
+    (said). */
 static s_got_t
-s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
+s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", out);
     char *dir = evr_strdup(out);
     *strrchr(dir, '/') = '\0';
     evr_err_t err;
-    int status = 0, fd = -1;   /* 1 failed, 2 absent */
+    int status = 0, fd = -1;   /* 1 failed, 2 absent, 3 stale */
     evr_sha256_t *h = evr_sha256_new();
     if (evr_mkdirs(dir, &err)) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
@@ -145,11 +151,12 @@ s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
         else if (rep.type != EVR_MSG_ARTIFACT_DATA || rep.offset != off)
             fprintf(stderr, "%s: %s/%s: an unexpected answer from the broker\n", cli->prog,
                     f->step, f->path);
-        else if (rep.size != f->size)
-            fprintf(stderr, "%s: %s/%s: the broker holds %llu bytes, the step recorded %llu "
-                    "(its runner has not shipped the latest copy yet: try again)\n", cli->prog,
-                    f->step, f->path, (unsigned long long) rep.size,
-                    (unsigned long long) f->size);
+        else if (rep.size != f->size) {
+            f->held = rep.size;
+            evr_msg_clear(&rep);
+            status = 3;
+            break;
+        }
         else if (!rep.data.len && off < f->size)
             fprintf(stderr, "%s: %s/%s: the broker sent no bytes at %llu\n", cli->prog,
                     f->step, f->path, (unsigned long long) off);
@@ -170,10 +177,8 @@ s_fetch(evr_cli_t *cli, const char *job, const s_file_t *f, const char *out)
     if (!status) {
         evr_sha256_finish(&h, hex);
         if (strcmp(hex, f->sha256) != 0) {
-            fprintf(stderr, "%s: %s/%s: its sha256 is %s, the step recorded %s (the broker "
-                    "holds another copy: try again once the runner has shipped the latest)\n",
-                    cli->prog, f->step, f->path, hex, f->sha256);
-            status = 1;
+            f->held = f->size;
+            status = 3;
         }
     }
     if (!status && (fsync(fd) != 0 || rename(tmp, out) != 0)) {
@@ -188,7 +193,7 @@ out:
     evr_sha256_destroy(&h);
     free(dir);
     free(tmp);
-    return status == 2 ? S_ABSENT : status ? S_FAILED : S_GOT;
+    return status == 3 ? S_STALE : status == 2 ? S_ABSENT : status ? S_FAILED : S_GOT;
 }
 
 static void
@@ -217,8 +222,8 @@ s_say_wait(const evr_cli_t *cli, const s_files_t *fs, size_t absent, unsigned wa
     size_t named = 0;
     for (size_t i = 0; i < fs->n && named < S_SAY_FILES; i++)
         if (fs->v[i].absent)
-            fprintf(stderr, "%s %s of step %s", named++ ? "," : "", fs->v[i].path,
-                    fs->v[i].step);
+            fprintf(stderr, "%s %s of step %s%s", named++ ? "," : "", fs->v[i].path,
+                    fs->v[i].step, fs->v[i].stale ? " (an earlier attempt's copy there)" : "");
     if (absent > named)
         fprintf(stderr, " and %zu more", absent - named);
     fprintf(stderr, " (the runner that ran a step ships its files after the step)\n");
@@ -249,7 +254,8 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
                 s_print(cli, f, out);
             free(out);
             fflush(stdout);
-            f->absent = got == S_ABSENT;
+            f->absent = got == S_ABSENT || got == S_STALE;
+            f->stale = got == S_STALE;
             failed |= got == S_FAILED;
             absent += f->absent;
         }
@@ -267,6 +273,19 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
         const s_file_t *f = &fs->v[i];
         if (!f->absent)
             continue;
+        if (f->stale) {
+            fprintf(stderr, "%s: %s/%s: the broker holds another copy (%llu bytes; the step "
+                    "recorded %llu bytes, sha256 %s)", cli->prog, f->step, f->path,
+                    (unsigned long long) f->held, (unsigned long long) f->size, f->sha256);
+            if (wait_s)
+                fprintf(stderr, " after %u s (--wait)", wait_s);
+            else
+                fprintf(stderr, " (--wait 0)");
+            fprintf(stderr, ": an earlier attempt's, until the runner that ran step %s ships "
+                    "the latest after the step, or at its next start when it is down; try "
+                    "again later, or raise --wait\n", f->step);
+            continue;
+        }
         if (wait_s)
             fprintf(stderr, "%s: %s/%s: not at the broker after %u s (--wait)", cli->prog,
                     f->step, f->path, wait_s);
@@ -330,11 +349,13 @@ evr_cli_artifacts(int argc, char **argv)
                    "all its\n                       combinations)\n"
                    "  -o, --output DIR     where to put them (default .)\n"
                    "  --wait SECONDS       wait up to SECONDS for files not at the broker "
-                   "yet (their\n                       runner ships them after the step); "
-                   "0: not at all (default\n                       " S_WAIT_DEFAULT_S
-                   ", at most " S_WAIT_MAX_S ")\n%s\n"
+                   "yet, or there\n                       as an earlier attempt's copy "
+                   "(their runner ships them\n                       after the step); "
+                   "0: not at all (default " S_WAIT_DEFAULT_S ", at most\n"
+                   "                       " S_WAIT_MAX_S ")\n%s\n"
                    "exit status: 0 every file fetched; 1 none to fetch, or a file still not "
-                   "at the\nbroker after --wait, or not matching its event; 2 no such job, "
+                   "at the\nbroker (or not matching its event) after --wait, or failed; "
+                   "2 no such job, "
                    "usage, or the\nbroker unreachable\n", EVR_CLI_COMMON_HELP);
             return 0;
         default: status = 2; break;

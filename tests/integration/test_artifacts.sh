@@ -187,7 +187,7 @@ YML
   # and started again (without the pause): it ships the file at its start
   cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
   pid=$!
-  for _ in $(seq 1 100); do grep -q "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do grep -qs "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
   check "the default wait: says it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"
   kill -9 "$runner_pid_fw_1"; wait "$runner_pid_fw_1" 2>/dev/null
   bus_runner fw-1 "" 1
@@ -195,6 +195,45 @@ YML
   check "the default wait: exit 0 once the runner shipped the file" [ $? -eq 0 ]
   check "... the file whole" cmp -s <(seq 1 400000) "$tmp/got/big/big.txt"
   check "... one line for it" grep -q "got/big/big.txt  2688895 bytes  sha256 $(event_sha "$j" big big.txt)$" "$tmp/got.out"
+  check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+}
+
+# a retried step: the broker holds the first attempt's copy while the
+# second's is on its way (its runner stopped at the test pause "ship",
+# the broker holding part of it): the fetch waits for the latest copy, and
+# names both sizes when its wait is over
+case_retried_copy() {
+  fresh rcopy
+  bus_broker && EVR_TEST_PAUSE_AT=ship bus_runner rc-1 "" 1 && bus_wait_runners 1
+  pipeline rcopy <<'YML'
+pipeline: art-rcopy
+image: localhost/evrun-busybox:latest
+steps:
+  - name: flaky
+    retry: {on: [failed], max: 1}
+    run: |
+      if [ "$EVRUN_ATTEMPT" = 1 ]; then echo first > out.txt; exit 1; fi
+      seq 1 400000 > out.txt
+    artifacts: {paths: [out.txt], when: always}
+YML
+  local j pid
+  j=$(submit "$tmp/rcopy.yml")
+  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-rc-1.log" && break; sleep 0.1; done
+  check "the runner stopped while shipping the second copy" grep -q "test pause at ship" "$tmp/runner-rc-1.log"
+  check "the broker holds the first attempt's copy" cmp -s <(echo first) "$tmp/broker/artifacts/$j/flaky/out.txt"
+  cli artifacts "$j" -o "$tmp/r0" --wait 0 > /dev/null 2> "$tmp/r0.err"
+  check "--wait 0: exit 1" [ $? -eq 1 ]
+  check "--wait 0: names both copies and what to do" grep -q "^evrun-cli artifacts: flaky/out.txt: the broker holds another copy (6 bytes; the step recorded 2688895 bytes, sha256 $(event_sha "$j" flaky out.txt | tail -n 1)) (--wait 0): an earlier attempt's, until the runner that ran step flaky ships the latest after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/r0.err"
+  check "--wait 0: nothing written" [ -z "$(find "$tmp/r0" -type f 2>/dev/null)" ]
+  cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
+  pid=$!
+  for _ in $(seq 1 100); do grep -qs "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
+  check "the default wait: says it waits for the latest copy" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: out.txt of step flaky (an earlier attempt's copy there)" "$tmp/got.err"
+  kill -9 "$runner_pid_rc_1"; wait "$runner_pid_rc_1" 2>/dev/null
+  bus_runner rc-1 "" 1
+  wait "$pid"
+  check "the default wait: exit 0 once the latest copy is shipped" [ $? -eq 0 ]
+  check "... the second attempt's file, whole" cmp -s <(seq 1 400000) "$tmp/got/flaky/out.txt"
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
 }
 
@@ -362,7 +401,7 @@ YML
   remove_caches
 }
 
-cases=${*:-failing_step job_cap ship_killed fetch_wait cache cache_lru cache_recover}
+cases=${*:-failing_step job_cap ship_killed fetch_wait retried_copy cache cache_lru cache_recover}
 for c in $cases; do
   case_name=$c
   echo "== $c"
