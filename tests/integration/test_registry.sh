@@ -486,10 +486,7 @@ EOF
   "$bin/evrun-cli" run "$top/example.yml" --follow --events > "$top/example-bus.out" 2>&1
   rc=$?
   j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$top/example-bus.out")
-  for _ in $(seq 300); do
-    "$bin/evrun-cli" artifacts "$j" -o "$top/example-got" > "$top/example-art.out" 2>&1 && break
-    sleep 0.1
-  done
+  "$bin/evrun-cli" artifacts "$j" -o "$top/example-got" > "$top/example-art.out" 2>&1   # waits for the file
   ev=$("$bin/evrun-cli" logs "$j" --events --json | grep '"type":"step.artifact"' \
          | sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p')
   bus_stop
