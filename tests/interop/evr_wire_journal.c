@@ -254,6 +254,49 @@ evr_wa_odd_submit(const char *file)
     return evr_wa_fails ? 1 : 0;
 }
 
+/*  The object the hex text holds, unpacked into *up; *buf holds its
+    bytes (the objects point into them: free both after). */
+static const msgpack_object *
+s_unhex(const char *hex, uint8_t **buf, msgpack_unpacked *up)
+{
+    size_t n = strlen(hex) / 2, off = 0;
+    *buf = malloc(n + 1);
+    for (size_t k = 0; k < n; k++)
+        sscanf(hex + 2 * k, "%2hhx", &(*buf)[k]);
+    msgpack_unpacked_init(up);
+    if (msgpack_unpack_next(up, (const char *) *buf, n, &off) != MSGPACK_UNPACK_SUCCESS)
+        up->data.type = MSGPACK_OBJECT_NIL;
+    return &up->data;
+}
+
+/*  The first event of a history page, ev: the job.accepted of o, with
+    the spec sent, the args resolved and no parent. */
+static void
+s_accepted_check(const s_odd_t *o, const msgpack_object *ev, const msgpack_object *spec)
+{
+    static const msgpack_object none = { .type = MSGPACK_OBJECT_NIL };
+    msgpack_object *type = evr_wmp_get(ev, "type"), *data = evr_wmp_get(ev, "data");
+    int acc = type && type->type == MSGPACK_OBJECT_STR && type->via.str.size == 12
+              && !memcmp(type->via.str.ptr, "job.accepted", 12) && data;
+    evr_wa_check(acc, "%s: the first event of its history is job.accepted", o->what);
+    if (!acc)
+        return;
+    msgpack_object *got = evr_wmp_get(data, "spec"), *args = evr_wmp_get(data, "args");
+    const char *d = got ? s_differs(spec, got, "spec") : "no spec";
+    evr_wa_check(!d, "%s: job.accepted holds the spec sent (%s)", o->what, d ? d : "");
+    size_t al, off = 0;
+    uint8_t *ab = evr_wmp_body(&al, "%s", o->args);
+    msgpack_unpacked aup;
+    msgpack_unpacked_init(&aup);
+    msgpack_unpack_next(&aup, (const char *) ab, al, &off);
+    d = s_differs(&aup.data, args ? args : &none, "args");
+    evr_wa_check(!d, "%s: job.accepted holds the args resolved (%s)", o->what, d ? d : "");
+    evr_wa_check(!evr_wmp_get(data, "parent_job") && !evr_wmp_get(data, "parent_step"),
+                 "%s: job.accepted names no parent", o->what);
+    msgpack_unpacked_destroy(&aup);
+    free(ab);
+}
+
 /*  The checks of one odd job after the restart; status, the hex of its
     status body before. */
 static void
@@ -261,33 +304,28 @@ s_odd_check(const s_odd_t *o, const char *job, const char *status)
 {
     void *c = evr_wa_client;
     evr_wa_answer_t a;
-    size_t l, slen = strlen(status) / 2;
-    uint8_t *before = malloc(slen + 1);
-    for (size_t k = 0; k < slen; k++)
-        sscanf(status + 2 * k, "%2hhx", &before[k]);
+    size_t l;
+    uint8_t *before;
     msgpack_unpacked bup;
-    msgpack_unpacked_init(&bup);
-    size_t off = 0;
-    msgpack_unpack_next(&bup, (const char *) before, slen, &off);
+    const msgpack_object *was = s_unhex(status, &before, &bup);
     uint8_t *b = evr_wmp_body(&l, "{job:\"%s\"}", job);
     evr_wa_request(c, "status", "status", b, l, &a);
     free(b);
-    const char *d = a.obj ? s_differs(&bup.data, a.obj, "status") : "no status";
+    const char *d = a.obj ? s_differs(was, a.obj, "status") : "no status";
     evr_wa_check(!strcmp(a.type, "job") && !d, "%s: after a restart, status as before (%s)",
                  o->what, d ? d : "");
     evr_wa_answer_clear(&a);
     msgpack_unpacked_destroy(&bup);
     free(before);
 
-    b = s_body(o, job, &l);
-    evr_wa_request(c, "submit again", "submit", b, l, &a);
+    uint8_t *sent = s_body(o, job, &l);
+    evr_wa_request(c, "submit again", "submit", sent, l, &a);
     evr_wa_check(!strcmp(a.type, "accepted") && evr_wmp_get(a.obj, "existing"),
                  "%s: after a restart, a submit again is accepted{existing} (got %s %s)",
                  o->what, a.type, evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
     msgpack_unpacked sup;
-    uint8_t *sent = b;  /* the objects of sup point into it */
-    const msgpack_object *spec = s_sent_spec(sent, l, &sup);
+    const msgpack_object *spec = s_sent_spec(sent, l, &sup);   /* pointing into sent */
 
     b = evr_wmp_body(&l, "{job:\"%s\",reason:\"audit\"}", job);
     evr_wa_request(c, "cancel", "cancel", b, l, &a);
@@ -296,44 +334,20 @@ s_odd_check(const s_odd_t *o, const char *job, const char *status)
                  a.type, evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
 
-    /* the job.accepted: jseq 1, the first event */
-    b = evr_wmp_body(&l, "{job:\"%s\",limit:1}", job);
+    b = evr_wmp_body(&l, "{job:\"%s\",limit:1}", job);     /* jseq 1, the job.accepted */
     evr_wa_send(c, "history", b, l);
     free(b);
     int seen = 0;
     while (!evr_wa_recv(c, &a, 8000)) {
         int end = !evr_wa_stream_item(a.type);
         msgpack_object *ev = end ? NULL : evr_wmp_get(a.obj, "event");
-        msgpack_object *data = ev ? evr_wmp_get(ev, "data") : NULL;
-        if (data && !seen++) {
-            msgpack_object *got = evr_wmp_get(data, "spec");
-            msgpack_object *args = evr_wmp_get(data, "args");
-            msgpack_object none = { .type = MSGPACK_OBJECT_NIL };
-            const char *ds = got ? s_differs(spec, got, "spec") : "no spec";
-            size_t al;
-            uint8_t *ab = evr_wmp_body(&al, "%s", o->args);
-            msgpack_unpacked aup;
-            msgpack_unpacked_init(&aup);
-            off = 0;
-            msgpack_unpack_next(&aup, (const char *) ab, al, &off);
-            const char *da = s_differs(&aup.data, args ? args : &none, "args");
-            msgpack_object *type = evr_wmp_get(ev, "type");
-            int acc = type && type->type == MSGPACK_OBJECT_STR && type->via.str.size == 12
-                      && !memcmp(type->via.str.ptr, "job.accepted", 12);
-            evr_wa_check(acc && !ds, "%s: its first event, job.accepted, holds the spec sent "
-                         "(%s)", o->what, ds ? ds : "");
-            evr_wa_check(!da, "%s: job.accepted holds the args resolved (%s)", o->what,
-                         da ? da : "");
-            evr_wa_check(!evr_wmp_get(data, "parent_job") && !evr_wmp_get(data, "parent_step"),
-                         "%s: job.accepted names no parent", o->what);
-            msgpack_unpacked_destroy(&aup);
-            free(ab);
-        }
+        if (ev && !seen++)
+            s_accepted_check(o, ev, spec);
         evr_wa_answer_clear(&a);
         if (end)
             break;
     }
-    evr_wa_check(seen == 1, "%s: history: its job.accepted (%d events)", o->what, seen);
+    evr_wa_check(seen == 1, "%s: history{limit: 1}: one event (%d)", o->what, seen);
     msgpack_unpacked_destroy(&sup);
     free(sent);
 }
@@ -358,8 +372,8 @@ evr_wa_odd_check(const char *file)
     return evr_wa_fails ? 1 : 0;
 }
 
-/*  Two requests sent at once on s; their answers in a and b (a stream's
-    items skipped). */
+/*  Two requests sent at once, the first on s1, the second on s2 (the
+    same socket or not); their answers in a and b. */
 static void
 s_two(void *s1, void *s2, const char *t1, const char *b1, const char *t2, const char *b2,
       evr_wa_answer_t *a, evr_wa_answer_t *b)
@@ -424,16 +438,12 @@ evr_wa_one_turn(void)
     evr_wa_answer_clear(&a);
     evr_wa_answer_clear(&b);
 
-    evr_wa_ulid(j);
-    snprintf(body, sizeof body, "{job:\"%s\",spec:%s}", j, spec);
     for (int same = 1; same >= 0; same--) {
-        if (!same) {
-            evr_wa_ulid(j);
-            snprintf(body, sizeof body, "{job:\"%s\",spec:%s}", j, spec);
-        }
+        evr_wa_ulid(j);
+        snprintf(body, sizeof body, "{job:\"%s\",spec:%s}", j, spec);
         s_two(c, same ? c : d, "submit", body, "submit", body, &a, &b);
-        int ea = evr_wmp_get(a.obj ? a.obj : &(msgpack_object) { 0 }, "existing") != NULL;
-        int eb = evr_wmp_get(b.obj ? b.obj : &(msgpack_object) { 0 }, "existing") != NULL;
+        int ea = a.obj && evr_wmp_get(a.obj, "existing");
+        int eb = b.obj && evr_wmp_get(b.obj, "existing");
         evr_wa_check(!strcmp(a.type, "accepted") && !strcmp(b.type, "accepted") && ea + eb == 1
                      && (!same || eb),
                      "one job id submitted twice at once on %s: accepted, and once "
