@@ -59,9 +59,17 @@ s_broker() {   # the Nth start: waits for its Nth "serving" line (a killed one l
 if [ -z "$broker_pid" ]; then
   s_broker 2
   "$bin/evr-wire-audit" --odd-submit "ipc://$tmp/bus/clients" "$tmp/odd.txt" || rc=1
-  kill -9 "$broker_pid"
+  kill -9 "$broker_pid"   # at once: the jobs are in the journal only, most often
   wait "$broker_pid" 2>/dev/null
   s_broker 3
+  for f in $(cut -d' ' -f2 "$tmp/odd.txt"); do
+    "$bin/evrun-cli" status --broker "ipc://$tmp/bus/clients" --json "$f"
+  done > "$tmp/odd-status" 2>&1
+  if [ "$(grep -c '"status":"queued"' "$tmp/odd-status")" -ne "$(wc -l < "$tmp/odd.txt")" ]; then
+    echo "FAIL - evrun-cli status after the restart: not every odd job queued" >&2
+    cat "$tmp/odd-status" >&2
+    rc=1
+  fi
   "$bin/evr-wire-audit" --odd-check "ipc://$tmp/bus/clients" "$tmp/odd.txt" || rc=1
   grep -o 'submit journal: [0-9]* acknowledged submits* taken up' "$tmp/broker.log"
   kill -TERM "$broker_pid"
