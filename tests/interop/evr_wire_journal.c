@@ -68,9 +68,11 @@ static const s_odd_t s_odd[] = {
       "{job:\"JOB\",args:{B:\"2\",A:\"1\"},spec:{pipeline:\"odd-args\","
       "image:\"img:1\"," S_LABELS "," S_ARGS ",steps:[" S_STEP "]}}",
       "{A:\"1\",B:\"2\",C:\"\"}" },
-    { "an unknown key deep in the spec",
+    /* body, spec, steps, a step, x_future and 11 arrays: 16 deep, the most */
+    { "an unknown key deep in the spec, nested 16 deep",
       "{job:\"JOB\",spec:{pipeline:\"odd-unknown\",image:\"img:1\"," S_LABELS ","
-      "steps:[{name:\"s\",run:\"true\",x_future:{a:[[[[[[1,nil,1.5]]]]]]}}]}}", "{}" },
+      "steps:[{name:\"s\",run:\"true\",x_future:{a:[[[[[[[[[[[1,nil,1.5]]]]]]]]]]]}}]}}",
+      "{}" },
     { "an unknown key of another type than str",
       "{job:\"JOB\",7:\"seven\",spec:{pipeline:\"odd-intkey\",image:\"img:1\"," S_LABELS ","
       "steps:[" S_STEP "]}}", "{}" },
