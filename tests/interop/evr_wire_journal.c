@@ -207,6 +207,8 @@ s_sent_spec(const uint8_t *body, size_t len, msgpack_unpacked *up)
     return evr_wmp_get(&up->data, "spec");
 }
 
+/*  The bytes of o's body for job (a fresh parent id), their length in
+    *len; caller frees. */
 static uint8_t *
 s_body(const s_odd_t *o, const char *job, size_t *len)
 {
@@ -218,6 +220,7 @@ s_body(const s_odd_t *o, const char *job, size_t *len)
     return b;
 }
 
+/*  --odd-submit: see the top of this file; 0 when every check passed. */
 int
 evr_wa_odd_submit(const char *file)
 {
@@ -236,7 +239,7 @@ evr_wa_odd_submit(const char *file)
         snprintf(label, sizeof label, "submit with %s", s_odd[i].what);
         evr_wa_request(c, label, "submit", b, l, &a);
         free(b);
-        evr_wa_check(!strcmp(a.type, "accepted") && !evr_wmp_get(a.obj, "existing")
+        evr_wa_check(!strcmp(a.type, "accepted") && a.obj && !evr_wmp_get(a.obj, "existing")
                      && !strcmp(evr_wa_str(&a, "job"), job),
                      "%s: accepted{job} (got %s %s: %s)", label, a.type,
                      evr_wa_str(&a, "code"), evr_wa_str(&a, "message"));
@@ -322,7 +325,7 @@ s_odd_check(const s_odd_t *o, const char *job, const char *status)
 
     uint8_t *sent = s_body(o, job, &l);
     evr_wa_request(c, "submit again", "submit", sent, l, &a);
-    evr_wa_check(!strcmp(a.type, "accepted") && evr_wmp_get(a.obj, "existing"),
+    evr_wa_check(!strcmp(a.type, "accepted") && a.obj && evr_wmp_get(a.obj, "existing"),
                  "%s: after a restart, a submit again is accepted{existing} (got %s %s)",
                  o->what, a.type, evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
@@ -354,6 +357,7 @@ s_odd_check(const s_odd_t *o, const char *job, const char *status)
     free(sent);
 }
 
+/*  --odd-check: see the top of this file; 0 when every check passed. */
 int
 evr_wa_odd_check(const char *file)
 {
