@@ -345,7 +345,7 @@ s_odd_check(const s_odd_t *o, const char *job, const char *status)
     int seen = 0;
     while (!evr_wa_recv(c, &a, 8000)) {
         int end = !evr_wa_stream_item(a.type);
-        msgpack_object *ev = end ? NULL : evr_wmp_get(a.obj, "event");
+        msgpack_object *ev = end || !a.obj ? NULL : evr_wmp_get(a.obj, "event");
         if (ev && !seen++)
             s_accepted_check(o, ev, spec);
         evr_wa_answer_clear(&a);
