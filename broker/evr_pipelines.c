@@ -493,6 +493,7 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     const evr_pipe_t *p = evr_pipelines_find(b, req->pipeline);
     if (!p) {
+        evr_queue_flush(b);     /* after the answers of the submits read before it */
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no registered pipeline \"%s\" "
                            "(evrun-cli pipelines lists them; a pipeline file in %s registers "
                            "its pipeline name)", req->pipeline,
@@ -504,8 +505,10 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_pipelines_submit_msg(p, req->job, &req->args, &req->labels, &m);
     if (!req->source_url && !req->source_ref && !req->ci_source_url && !req->ci_source_ref)
         evr_queue_submit(b, rid, &m);
-    else if (!s_override(m.spec, req, why, sizeof why))
+    else if (!s_override(m.spec, req, why, sizeof why)) {
+        evr_queue_flush(b);
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
+    }
     else
         evr_queue_submit(b, rid, &m);
     evr_msg_clear(&m);

@@ -76,7 +76,8 @@ void evr_pipelines_turn(evr_broker_t *b);
 void evr_pipelines_reload(evr_broker_t *b);
 /*  The registered pipeline of name, or NULL. */
 evr_pipe_t *evr_pipelines_find(const evr_broker_t *b, const char *name);
-/*  Client requests `pipelines` and `start`. */
+/*  Client requests `pipelines` and `start` (a start refused at once
+    commits the staged submits first: their answers come before its). */
 void evr_pipelines_list(evr_broker_t *b, zframe_t *rid);
 void evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req);
 /*  waiting, running, last_job and last_status of pipeline name into m

@@ -21,7 +21,12 @@
     `ev.<job>.<type>` or `rn.<runner>` matching the body, the body an
     `event` or `runner` message (a job.accepted's spec cut to the stub,
     without args).  Prints "FAIL - ..." per failed check
-    and a summary; exits 0 when all passed, 1 otherwise. */
+    and a summary; exits 0 when all passed, 1 otherwise.
+
+        evr-wire-audit --odd-submit|--odd-check CLIENT_EP FILE
+
+    submit odd but valid bodies, and check them after the broker was
+    killed and started again (evr_wire_journal.c). */
 #define _GNU_SOURCE
 #include <msgpack.h>
 #include <stdarg.h>
@@ -627,10 +632,22 @@ int
 main(int argc, char **argv)
 {
     if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: evr-wire-audit CLIENT_EP RUNNER_EP [EVENTS_EP]\n");
+        fprintf(stderr, "usage: evr-wire-audit CLIENT_EP RUNNER_EP [EVENTS_EP]\n"
+                        "       evr-wire-audit --odd-submit|--odd-check CLIENT_EP FILE\n");
         return 2;
     }
     srand((unsigned) time(NULL) ^ (unsigned) getpid());
+    if (argc == 4 && (!strcmp(argv[1], "--odd-submit") || !strcmp(argv[1], "--odd-check"))) {
+        s_client_ep = argv[2];
+        s_ctx = zmq_ctx_new();
+        evr_wa_client = evr_wa_dealer(0);
+        int rc = argv[1][6] == 's' ? evr_wa_odd_submit(argv[3]) : evr_wa_odd_check(argv[3]);
+        zmq_close(evr_wa_client);
+        zmq_ctx_term(s_ctx);
+        printf("%s: %d checks, %d failed\n", rc ? "FAILED" : "OK", evr_wa_passes + evr_wa_fails,
+               evr_wa_fails);
+        return rc;
+    }
     s_client_ep = argv[1];
     s_runner_ep = argv[2];
     s_ctx = zmq_ctx_new();
@@ -648,6 +665,7 @@ main(int argc, char **argv)
     char job[27];
     s_good_start(job);
     evr_wa_valid_requests(job);
+    evr_wa_one_turn();
     printf("valid requests: %d checks, %d failed\n", evr_wa_passes + evr_wa_fails, evr_wa_fails);
     evr_wa_bad_fields();
     printf("bad fields: %d checks, %d failed\n", evr_wa_passes + evr_wa_fails, evr_wa_fails);

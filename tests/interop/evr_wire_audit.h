@@ -47,5 +47,8 @@ void evr_wa_still_serving(void);
 void evr_wa_paging(const char *good_job);
 void evr_wa_submit_specs(void);
 void evr_wa_bad_events(void);
+void evr_wa_one_turn(void);
+int evr_wa_odd_submit(const char *file);
+int evr_wa_odd_check(const char *file);
 
 #endif

@@ -43,6 +43,41 @@ else
   broker_pid=
   if [ "$st" -ne 0 ]; then echo "FAIL - the broker stopped with status $st" >&2; rc=1; fi
 fi
+
+# Odd but valid submit bodies (PROTOCOL.md "Encoding"), accepted, then the
+# broker killed (SIGKILL: no checkpoint of its submit journal) and started
+# again: each job is as it was accepted.
+s_broker() {   # the Nth start: waits for its Nth "serving" line (a killed one leaves its sockets)
+  "$bin/evrun-broker" --local --state-dir "$tmp" --pipelines-dir "$tmp/pipelines" \
+    --no-sync >> "$tmp/broker.log" 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 1 200); do
+    [ "$(grep -c 'serving clients' "$tmp/broker.log")" -ge "$1" ] && break
+    sleep 0.05
+  done
+}
+if [ -z "$broker_pid" ]; then
+  s_broker 2
+  "$bin/evr-wire-audit" --odd-submit "ipc://$tmp/bus/clients" "$tmp/odd.txt" || rc=1
+  kill -9 "$broker_pid"   # at once: the jobs are in the journal only, most often
+  wait "$broker_pid" 2>/dev/null
+  s_broker 3
+  for f in $(cut -d' ' -f2 "$tmp/odd.txt"); do
+    "$bin/evrun-cli" status --broker "ipc://$tmp/bus/clients" --json "$f"
+  done > "$tmp/odd-status" 2>&1
+  if [ "$(grep -c '"status":"queued"' "$tmp/odd-status")" -ne "$(wc -l < "$tmp/odd.txt")" ]; then
+    echo "FAIL - evrun-cli status after the restart: not every odd job queued" >&2
+    cat "$tmp/odd-status" >&2
+    rc=1
+  fi
+  "$bin/evr-wire-audit" --odd-check "ipc://$tmp/bus/clients" "$tmp/odd.txt" || rc=1
+  grep -o 'submit journal: [0-9]* acknowledged submits* taken up' "$tmp/broker.log"
+  kill -TERM "$broker_pid"
+  wait "$broker_pid"
+  st=$?
+  broker_pid=
+  if [ "$st" -ne 0 ]; then echo "FAIL - the broker stopped with status $st" >&2; rc=1; fi
+fi
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/broker.log"; then
   echo "FAIL - sanitizer report in the broker's log" >&2
   rc=1
