@@ -577,6 +577,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
     job->res_tar = evr_asprintf("%s.tar", job->res_file);
     job->res_work = evr_offload_start(job->eng->loop, s_res_work, sizeof(s_res_made_t),
                                       s_res_made, job);
+    evr_offload_temp(job->res_work, job->res_tar);   /* gone with a cancel */
 }
 
 void
@@ -584,7 +585,7 @@ evr_eng_resource_abort(evr_eng_job_t *job)
 {
     if (!job->res_work)
         return;
-    evr_offload_cancel(&job->res_work);   /* its child killed and reaped */
+    evr_offload_cancel(&job->res_work);   /* its child killed, its tar removed */
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX];
     snprintf(reason, sizeof reason, "the job was %s while resource %s was unpacked",
