@@ -31,6 +31,7 @@ evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i)
 void
 evr_eng_job_free(evr_eng_job_t *job)
 {
+    evr_eng_artifacts_drop(job);
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
