@@ -266,6 +266,14 @@ s_drain_start(evr_loop_t *loop, const char *tar, s_drain_t *d)
     CHECK(evr_loop_fd_add(loop, d->fd, EVR_LOOP_READ, s_drain, d) == EVR_OK);
 }
 
+/*  Whether this process has no child, reaped or not (it reaps none). */
+static bool
+s_no_child(void)
+{
+    siginfo_t si;
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
 /*  Whether any file named TAR.* is left. */
 static bool
 s_leftovers(const char *tar)
@@ -334,10 +342,9 @@ test_git_submodules(void)
     evr_source_cancel(&req);
     CHECK(req == NULL);
     unlink(tar);   /* as its caller does */
-    for (int i = 0; i < 500 && !(errno = 0, waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-         i++)
+    for (int i = 0; i < 500 && !s_no_child(); i++)
         evr_loop_once(loop, 10);
-    CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);   /* reaped, from the loop */
+    CHECK(s_no_child());   /* reaped, from the loop */
     for (int i = 0; i < 5; i++)
         evr_loop_once(loop, 10);
     CHECK(!g.done);
@@ -355,9 +362,9 @@ test_git_submodules(void)
         evr_loop_once(loop, 10);
     CHECK(g.done && g.rc == EVR_ERR_IO);
     CHECK_CONTAINS(g.msg, "took longer than its time limit (3 s)");
-    for (int i = 0; i < 500 && !(errno = 0, waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-         i++)
+    for (int i = 0; i < 500 && !s_no_child(); i++)
         evr_loop_once(loop, 10);
+    CHECK(s_no_child());
     CHECK(!s_leftovers(tar) && access(tar, F_OK) != 0);
     alarm(0);
     evr_loop_destroy(&loop);
