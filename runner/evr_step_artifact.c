@@ -239,9 +239,9 @@ s_list_read(const char *file, uint32_t n, evr_artifact_list_t *list)
 static void s_unpack_next(evr_engine_t *e);
 
 /*  a is done with: its files removed, off the engine's unpacks (the
-    next one started), the step finished after its last path. */
+    next one started when kick and a was under way). */
 static void
-s_artifact_end(s_artifact_t *a)
+s_artifact_end(s_artifact_t *a, bool kick)
 {
     evr_eng_step_t *st = a->st;
     evr_engine_t *e = st->job->eng;
@@ -261,7 +261,7 @@ s_artifact_end(s_artifact_t *a)
     free(a->sub);
     free(a->dest);
     free(a);
-    if (first)
+    if (first && kick)
         s_unpack_next(e);
 }
 
@@ -297,7 +297,7 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
         s_record(st, a->sub, &list);
     }
     evr_artifact_list_free(&list);
-    s_artifact_end(a);
+    s_artifact_end(a, true);
     if (--st->artifacts_left == 0)
         evr_eng_step_finish(st);
 }
@@ -356,8 +356,9 @@ evr_eng_artifacts_drop(evr_eng_job_t *job)
     for (s_artifact_t *a = e->unpacks, *next; a; a = next) {
         next = a->next;
         if (a->st->job == job)
-            s_artifact_end(a);   /* the next one (of another job) then starts */
+            s_artifact_end(a, false);
     }
+    s_unpack_next(e);   /* another job's, if one waits */
 }
 
 /*  Whether a path the unit lacks is worth a hint: in the /job layout a
