@@ -239,6 +239,8 @@ struct evr_engine {
     int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
                                1 made, -1 failed (evr_step_chan.c) */
     struct evr_eng_trigs *trigs;    /* follow-up jobs (evr_step_trigger.c); NULL: none yet */
+    struct evr_eng_artifact *unpacks;   /* artifact tars to unpack, the first under way
+                                           (evr_step_artifact.c) */
 };
 
 extern const char *const evr_eng_stream_names[2];
@@ -382,6 +384,9 @@ void evr_eng_step_finish(evr_eng_step_t *st);
     step.artifact per file (queued for the broker first, when the engine
     ships), then evr_eng_step_finish. */
 bool evr_eng_step_wants_artifacts(const evr_eng_step_t *st);
+/*  The job's artifact tars waiting to be unpacked dropped, the unpack
+    under way killed (its job is freed). */
+void evr_eng_artifacts_drop(evr_eng_job_t *job);
 /*  evr_prepare_cache.c: the job's caches resolved, marked used and the
     least recently used past the cap removed, then evr_eng_job_go (or
     evr_eng_prep_failed); at the end, their sizes measured (true while

@@ -87,6 +87,7 @@ s_op_release(evr_xp_op_t *op)
             op->fd[i] = -1;
         }
     evr_tarout_destroy(&op->tar);
+    evr_offload_cancel(&op->work);
 }
 
 static void
@@ -97,6 +98,7 @@ s_op_free(evr_xp_op_t *op)
     free(op->msg);
     free(op->id);
     free(op->names);
+    free(op->file);
     free(op);
 }
 
@@ -647,6 +649,45 @@ s_ws_list(evr_exec_t *base, evr_exec_fn *fn, void *arg)
     s_names(s_op_new(ex, EVR_XP_CALL, NULL, fn, arg), ex->work, NULL);
 }
 
+/*  What a put's child reports. */
+typedef struct {
+    int32_t rc;
+    bool not_found;
+    char msg[EVR_ERR_MAX];
+} s_put_t;
+
+/*  In the child: the tar unpacked into the workspace (op is its
+    snapshot, read only). */
+static void
+s_put_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_xp_op_t *op = arg;
+    s_put_t *p = out;
+    evr_err_t err = { 0 };
+    p->rc = (int32_t) evr_exec_process_ws_put(op->ex->work, op->name, op->file, &p->not_found,
+                                              &err);
+    if (p->rc)
+        snprintf(p->msg, sizeof p->msg, "%s", err.msg);
+}
+
+static void
+s_put_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_xp_op_t *op = arg;
+    const s_put_t *p = out;
+    op->work = NULL;
+    evr_err_t err;
+    if (rc)
+        evr_xp_fail(op, EVR_ERR_IO, "unpacking %s: %s", op->file, msg);
+    else {
+        snprintf(err.msg, sizeof err.msg, "%s", p->msg);
+        s_ws_done(op, (evr_rc_t) p->rc, p->not_found, &err);
+    }
+}
+
+/*  The tar unpacked into the job's workspace in a child process
+    (evr_offload.h): a large source holds no other job's turn. */
 static void
 s_put(evr_exec_t *base, const char *job_id, evr_exec_area_t area, const char *image,
       const char *tar_file, evr_exec_fn *fn, void *arg)
@@ -654,16 +695,14 @@ s_put(evr_exec_t *base, const char *job_id, evr_exec_area_t area, const char *im
     (void) image;
     evr_xp_t *ex = (evr_xp_t *) base;
     evr_xp_op_t *op = s_ws_op(ex, job_id, fn, arg);
-    evr_err_t err;
-    bool nf = false;
     if (op->done)
         return;
     if (area != EVR_EXEC_AREA_WORKSPACE) {   /* the spec refuses a source here */
         evr_xp_fail(op, EVR_ERR_IO, "the process executor has no CI area (no /job layout)");
         return;
     }
-    evr_rc_t rc = evr_exec_process_ws_put(ex->work, job_id, tar_file, &nf, &err);
-    s_ws_done(op, rc, nf, &err);
+    op->file = evr_strdup(tar_file);
+    op->work = evr_offload_start(ex->base.loop, s_put_work, sizeof(s_put_t), s_put_done, op);
 }
 
 static bool

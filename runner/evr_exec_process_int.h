@@ -7,6 +7,7 @@
 #define EVR_EXEC_PROCESS_INT_H_INCLUDED
 
 #include "evr_exec.h"
+#include "evr_offload.h"
 #include "evr_tarout.h"
 #include "evr_unit.h"
 
@@ -53,6 +54,8 @@ struct evr_xp_op {
     char line[EVR_XP_LINE];     /* start: the supervisor's report */
     size_t llen;
     evr_tarout_t *tar;          /* get */
+    char *file;                 /* put: the tar */
+    evr_offload_t *work;        /* put: the unpack, in a child */
 };
 
 /*  A new op for a unit name, its directory in op->dir; done already

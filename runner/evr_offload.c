@@ -1,7 +1,10 @@
 /*  evr_offload.c: work in a forked child, its fixed-size result read back
     through a pipe the loop watches (see evr_offload.h).  The same shape
     as a git checkout's child (evr_source.c): the pipe's end says the
-    child is done, a short timer reaps it. */
+    child is done, a short timer reaps it.  A cancelled work's child is
+    killed and reaped the same way, by a timer (1 ms, then doubling up to
+    S_REAP_MAX_MS): the loop never waits in waitpid for a child that may
+    take its time to die (a write to a slow disk finishing first). */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include "evr_offload.h"
 
 #define S_REAP_MS 2
+#define S_REAP_MAX_MS 64
 #define S_CLOSE_MAX 65536   /* fds the child closes one by one at most */
 
 struct evr_offload {
@@ -30,7 +34,16 @@ struct evr_offload {
     size_t size, got;
     unsigned char out[EVR_OFFLOAD_MAX];
     char why[256];          /* set: the work failed to run */
+    char *temps[EVR_OFFLOAD_TEMPS];
+    size_t ntemps;
+    uint64_t reap_ms;       /* cancelled: the next look for its exit */
+    evr_offload_t *next;    /* on s_killed */
 };
+
+/*  The cancelled works whose killed child is not reaped yet.  Kept on a
+    list so that a loop destroyed first (the runner shutting down; the
+    child then dies with it) leaves them reachable, not lost. */
+static evr_offload_t *s_killed;
 
 static void s_report(evr_offload_t *self);
 
@@ -90,7 +103,10 @@ s_report(evr_offload_t *self)
     if (!ok)
         memset(out, 0, self->size);
     memcpy(why, self->why, sizeof why);
-    evr_offload_cancel(&self);
+    for (size_t i = 0; i < self->ntemps; i++)   /* done's caller's now */
+        free(self->temps[i]);
+    self->ntemps = 0;
+    evr_offload_cancel(&self);   /* a child still there (not watched) killed */
     done(ok ? EVR_OK : EVR_ERR_IO, ok ? "" : why, out, arg);
 }
 
@@ -171,16 +187,59 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     self->fd = p[0];
     fcntl(self->fd, F_SETFL, fcntl(self->fd, F_GETFL) | O_NONBLOCK);
     if (evr_loop_fd_add(loop, self->fd, EVR_LOOP_READ, s_readable, self) != EVR_OK) {
+        /* the child is killed and reaped as a cancelled work's is */
         snprintf(self->why, sizeof self->why, "the loop watches too many files");
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        self->pid = 0;
         close(self->fd);
         self->fd = -1;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
     }
     return self;
+}
+
+void
+evr_offload_temp(evr_offload_t *self, const char *path)
+{
+    assert(self->ntemps < EVR_OFFLOAD_TEMPS);   /* a programmer's error: raise the limit */
+    if (self->ntemps < EVR_OFFLOAD_TEMPS)
+        self->temps[self->ntemps++] = evr_strdup(path);
+}
+
+static void
+s_free(evr_offload_t *self)
+{
+    for (size_t i = 0; i < self->ntemps; i++)
+        free(self->temps[i]);
+    free(self);
+}
+
+static void
+s_unlink_temps(const evr_offload_t *self)
+{
+    for (size_t i = 0; i < self->ntemps; i++)
+        unlink(self->temps[i]);
+}
+
+/*  A cancelled work's killed child: reaped once it has exited (then its
+    temporary files removed again: one it was creating as the signal came
+    may have appeared since), looked for again later while it has not. */
+static void
+s_reap_killed(evr_loop_t *loop, void *arg)
+{
+    evr_offload_t *self = arg;
+    self->timer = 0;
+    pid_t r = waitpid(self->pid, NULL, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR)) {
+        self->reap_ms = self->reap_ms * 2 < S_REAP_MAX_MS ? self->reap_ms * 2 : S_REAP_MAX_MS;
+        self->timer = evr_loop_timer_add(loop, self->reap_ms, s_reap_killed, self);
+        return;
+    }
+    s_unlink_temps(self);
+    for (evr_offload_t **p = &s_killed; *p; p = &(*p)->next)
+        if (*p == self) {
+            *p = self->next;
+            break;
+        }
+    s_free(self);
 }
 
 void
@@ -191,14 +250,20 @@ evr_offload_cancel(evr_offload_t **self_p)
         return;
     *self_p = NULL;
     evr_loop_timer_cancel(self->loop, self->timer);
+    self->timer = 0;
     if (self->fd >= 0) {
         evr_loop_fd_remove(self->loop, self->fd);
         close(self->fd);
+        self->fd = -1;
     }
-    if (self->pid > 0) {
-        kill(self->pid, SIGKILL);
-        while (waitpid(self->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    if (self->pid <= 0) {   /* reported, or never started */
+        s_free(self);
+        return;
     }
-    free(self);
+    kill(self->pid, SIGKILL);
+    s_unlink_temps(self);
+    self->next = s_killed;
+    s_killed = self;
+    self->reap_ms = 1;
+    self->timer = evr_loop_timer_add(self->loop, self->reap_ms, s_reap_killed, self);
 }

@@ -6,13 +6,17 @@
     the fixed-size result it filled through a pipe and exits.  The loop
     watches the pipe; once it ends, the child is reaped and done is
     called from that turn.  Whatever files work writes are the child's
-    until then: the caller touches them again only from done (or after a
-    cancel, which kills and reaps the child first).  The child dies with
-    the runner (PR_SET_PDEATHSIG): a runner killed during the work leaves
-    no writer behind for the runner that recovers.
+    until then: the caller touches them again only from done.  A cancel
+    kills the child and returns at once, without waiting for it: the
+    child is reaped later, from the loop, and the files named with
+    evr_offload_temp are removed then too (a file the child was making
+    as it was killed is not left behind).  The child dies with the runner
+    (PR_SET_PDEATHSIG): a runner killed during the work leaves no writer
+    behind for the runner that recovers.
 
     In the child, work must not touch the loop, sockets or locks of other
     threads (stdio included): plain files, libarchive and malloc only.
+    Called from the loop's thread only.
 */
 #ifndef EVR_OFFLOAD_H_INCLUDED
 #define EVR_OFFLOAD_H_INCLUDED
@@ -36,8 +40,19 @@ typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out
 evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
                                  evr_offload_done_fn *done, void *arg);
 
-/*  Stops work under way: the child is killed and reaped; done is not
-    called.  NULL-safe; sets *self_p = NULL. */
+/*  The most files named with evr_offload_temp. */
+#define EVR_OFFLOAD_TEMPS 4
+
+/*  Names a file work writes (path copied): should the work be cancelled,
+    the file is removed at once and again once the killed child is gone.
+    A finished work's files are left to done's caller.  At most
+    EVR_OFFLOAD_TEMPS per work. */
+void evr_offload_temp(evr_offload_t *self, const char *path);
+
+/*  Stops work under way: the child is killed (SIGKILL) and its temporary
+    files (evr_offload_temp) removed; it is reaped from later turns of
+    the loop, which this call does not wait for.  done is not called.
+    NULL-safe; sets *self_p = NULL. */
 void evr_offload_cancel(evr_offload_t **self_p);
 
 #endif

@@ -31,6 +31,7 @@ evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i)
 void
 evr_eng_job_free(evr_eng_job_t *job)
 {
+    evr_eng_artifacts_drop(job);
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         evr_loop_timer_cancel(job->eng->loop, st->retake_timer);
@@ -577,6 +578,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
     job->res_tar = evr_asprintf("%s.tar", job->res_file);
     job->res_work = evr_offload_start(job->eng->loop, s_res_work, sizeof(s_res_made_t),
                                       s_res_made, job);
+    evr_offload_temp(job->res_work, job->res_tar);   /* gone with a cancel */
 }
 
 void
@@ -584,7 +586,7 @@ evr_eng_resource_abort(evr_eng_job_t *job)
 {
     if (!job->res_work)
         return;
-    evr_offload_cancel(&job->res_work);   /* its child killed and reaped */
+    evr_offload_cancel(&job->res_work);   /* its child killed, its tar removed */
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX];
     snprintf(reason, sizeof reason, "the job was %s while resource %s was unpacked",

@@ -229,6 +229,7 @@ s_src_make(evr_eng_job_t *job)
 {
     job->src_work = evr_offload_start(job->eng->loop, s_make_work, sizeof(s_made_t), s_src_made,
                                       job);
+    evr_offload_temp(job->src_work, job->src_tar);   /* gone with a cancel */
 }
 
 /*  The cache of repositories kept under its cap, once no checkout of
@@ -410,7 +411,7 @@ void
 evr_eng_source_abort(evr_eng_job_t *job)
 {
     if (job->src_work) {
-        evr_offload_cancel(&job->src_work);   /* its child killed and reaped */
+        evr_offload_cancel(&job->src_work);   /* its child killed, its tar removed */
         s_src_fail(job, "the job was %s while its tar was made",
                    job->timed_out ? "timed out" : "cancelled");
         return;

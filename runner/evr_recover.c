@@ -533,7 +533,8 @@ s_sweep(evr_engine_t *e)
     ARTIFACTS/JOB: .resource-XXXXXX and .resource-XXXXXX.tar (a
     resource's download and its tar, evr_prepare.c), .tarball-XXXXXX (a
     source tarball's download, evr_prepare_source.c), .download-XXXXXX
-    (an artifact's, evr_step_artifact.c). */
+    (an artifact's, and the list of files its unpack wrote,
+    evr_step_artifact.c). */
 static bool
 s_tmp_name(const char *name)
 {

@@ -9,12 +9,17 @@
     killed mid-checkout leaves a child that finishes (or dies) on its own:
     the next checkout waits for the lock, and git's own atomic updates
     keep the cache whole.  Credentials go to git through the environment
-    (GIT_CONFIG_*: an http.extraHeader), never on a command line.
+    (GIT_CONFIG_*: an http.extraHeader), never on a command line.  The
+    submodules' tars the script leaves are merged into the commit's with
+    libarchive in a child process too (evr_offload.h): a large tree takes
+    seconds, which the loop (other jobs' output, the heartbeat) must not
+    wait for.
 */
 #define _GNU_SOURCE
 #include "evr_source.h"
 
 #include "evr_codec.h"
+#include "evr_offload.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -122,6 +127,11 @@ struct evr_source_req {
     char *url, *ref;        /* for messages */
     uint64_t max_bytes, timeout_ms;
     char *start_err;        /* fork failed: said from a turn */
+    uint64_t t0;            /* the start (evr_mono_ns), for the deadline */
+    evr_offload_t *merge;   /* the submodules' tars merged, in a child */
+    unsigned subs;          /* how many the script left: tar_out.subN */
+    char commit[72];
+    unsigned long long objects;
 };
 
 char *
@@ -242,12 +252,30 @@ s_reap(evr_loop_t *loop, void *arg)
 }
 
 static void
+s_timeout_msg(const evr_source_req_t *req, char *msg, size_t size)
+{
+    snprintf(msg, size, "git: the checkout of %.200s took longer than its time limit (%llu s)",
+             req->url, (unsigned long long) (req->timeout_ms / 1000));
+}
+
+static void s_unlink_subs(const evr_source_req_t *req);
+static void s_finish(evr_source_req_t *req, evr_rc_t rc, const char *msg);
+
+static void
 s_deadline(evr_loop_t *loop, void *arg)
 {
     (void) loop;
     evr_source_req_t *req = arg;
     req->timer = 0;
     req->timed_out = true;
+    if (req->merge) {   /* the merge's child killed, its files removed */
+        evr_offload_cancel(&req->merge);
+        s_unlink_subs(req);
+        char msg[EVR_ERR_MAX];
+        s_timeout_msg(req, msg, sizeof msg);
+        s_finish(req, EVR_ERR_IO, msg);
+        return;
+    }
     kill(-req->pid, SIGKILL);   /* its output then ends */
 }
 
@@ -326,7 +354,8 @@ s_copy_entries(const char *from, struct archive *out, evr_err_t *err)
     return ok;
 }
 
-/*  The commit's tar and its n submodules' tars (tar.subI) made one. */
+/*  The commit's tar and its n submodules' tars (tar.subI) made one
+    (through tar.merged).  Runs in the merge's child (evr_offload.h). */
 static evr_rc_t
 s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
 {
@@ -357,18 +386,102 @@ s_merge_subs(const char *tar, unsigned n, evr_err_t *err)
     return ok ? EVR_OK : EVR_ERR_IO;
 }
 
+/*  The submodules' tars and the merge's temporary file, whatever a merge
+    (done, failed or killed) left of them. */
+static void
+s_unlink_subs(const evr_source_req_t *req)
+{
+    for (unsigned i = 1; i <= req->subs; i++) {
+        char *sub = evr_asprintf("%s.sub%u", req->tar_out, i);
+        unlink(sub);
+        free(sub);
+    }
+    char *tmp = evr_asprintf("%s.merged", req->tar_out);
+    unlink(tmp);
+    free(tmp);
+}
+
+/*  The end: fn called with rc (msg saying why), the request freed. */
+static void
+s_finish(evr_source_req_t *req, evr_rc_t rc, const char *msg)
+{
+    char commit[sizeof req->commit];   /* req is freed before fn */
+    memcpy(commit, req->commit, sizeof commit);
+    evr_source_result_t r = { .rc = rc, .msg = rc ? msg : "", .commit = commit,
+                              .objects = req->objects };
+    struct stat sb;
+    if (!rc && stat(req->tar_out, &sb) == 0)
+        r.tar_bytes = (uint64_t) sb.st_size;
+    if (rc)
+        unlink(req->tar_out);
+    evr_source_fn *fn = req->fn;
+    void *arg = req->arg;
+    evr_source_cancel(&req);
+    fn(&r, arg);
+}
+
+/*  What the merge's child reports. */
+typedef struct {
+    int32_t rc;
+    char msg[EVR_ERR_MAX];
+} s_merged_t;
+
+/*  In the merge's child: req is its snapshot, read only. */
+static void
+s_merge_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_source_req_t *req = arg;
+    s_merged_t *m = out;
+    evr_err_t err = { 0 };
+    m->rc = (int32_t) s_merge_subs(req->tar_out, req->subs, &err);
+    if (m->rc)
+        snprintf(m->msg, sizeof m->msg, "%s", err.msg);
+}
+
+/*  Back on the loop: the merged tar is the checkout's (or not: why). */
+static void
+s_merged(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_source_req_t *req = arg;
+    const s_merged_t *m = out;
+    req->merge = NULL;
+    s_unlink_subs(req);
+    char why[2 * EVR_ERR_MAX];
+    if (rc)
+        snprintf(why, sizeof why, "git: merging the submodules' trees: %s", msg);
+    else
+        snprintf(why, sizeof why, "%s", m->msg);
+    s_finish(req, rc ? EVR_ERR_IO : (evr_rc_t) m->rc, why);
+}
+
+/*  The script is done, with subs submodules' tars: they are merged in a
+    child, under what is left of the checkout's time limit. */
+static void
+s_merge_start(evr_source_req_t *req, unsigned subs)
+{
+    req->subs = subs;
+    req->merge = evr_offload_start(req->loop, s_merge_work, sizeof(s_merged_t), s_merged, req);
+    char *tmp = evr_asprintf("%s.merged", req->tar_out);
+    evr_offload_temp(req->merge, tmp);
+    evr_offload_temp(req->merge, req->tar_out);   /* rename()d onto as it ends */
+    free(tmp);
+    uint64_t spent = (evr_mono_ns() - req->t0) / 1000000u;
+    req->timer = evr_loop_timer_add(req->loop, spent < req->timeout_ms
+                                    ? req->timeout_ms - spent : 0, s_deadline, req);
+}
+
 static void
 s_report(evr_source_req_t *req)
 {
-    evr_source_result_t r = { .rc = EVR_OK, .msg = "" };
-    char msg[2 * EVR_ERR_MAX], commit[72] = "";
+    char msg[2 * EVR_ERR_MAX] = "";
+    evr_rc_t rc = EVR_OK;
     int code = WIFEXITED(req->status) ? WEXITSTATUS(req->status) : -1;
     const char *words = s_last_words(req);
     if (req->start_err)
         snprintf(msg, sizeof msg, "%s", req->start_err);
     else if (req->timed_out)
-        snprintf(msg, sizeof msg, "git: the checkout of %.200s took longer than its time limit "
-                 "(%llu s)", req->url, (unsigned long long) (req->timeout_ms / 1000));
+        s_timeout_msg(req, msg, sizeof msg);
     else if (code == 3)
         snprintf(msg, sizeof msg, "git: ref \"%.256s\" is not in %.200s (a branch, tag or full "
                  "commit SHA)%s%.200s", req->ref, req->url, *words ? ": " : "", words);
@@ -386,38 +499,24 @@ s_report(evr_source_req_t *req)
     else if (code != 0)
         snprintf(msg, sizeof msg, "git: %.400s", *words ? words : "the checkout failed");
     if (req->start_err || req->timed_out || code != 0)
-        r.rc = code == 4 ? EVR_ERR_LIMIT : EVR_ERR_IO;
-    FILE *fp = r.rc ? NULL : fopen(req->info, "re");
-    unsigned long long objects = 0;
+        rc = code == 4 ? EVR_ERR_LIMIT : EVR_ERR_IO;
+    FILE *fp = rc ? NULL : fopen(req->info, "re");
     unsigned subs = 0;
     if (fp) {
-        if (fscanf(fp, "commit %64s objects %llu", commit, &objects) != 2)
-            commit[0] = '\0';
+        if (fscanf(fp, "commit %64s objects %llu", req->commit, &req->objects) != 2)
+            req->commit[0] = '\0';
         while (fscanf(fp, " subs %u", &subs) == 1)
             ;
         fclose(fp);
     }
-    if (!r.rc && !commit[0]) {
+    if (!rc && !req->commit[0]) {
         snprintf(msg, sizeof msg, "git: the checkout said no commit");
-        r.rc = EVR_ERR_IO;
+        rc = EVR_ERR_IO;
     }
-    evr_err_t err;
-    if (!r.rc && subs && s_merge_subs(req->tar_out, subs, &err)) {
-        snprintf(msg, sizeof msg, "%s", err.msg);
-        r.rc = EVR_ERR_IO;
-    }
-    struct stat sb;
-    if (!r.rc && stat(req->tar_out, &sb) == 0)
-        r.tar_bytes = (uint64_t) sb.st_size;
-    if (r.rc)
-        unlink(req->tar_out);
-    r.msg = r.rc ? msg : "";
-    r.commit = commit;
-    r.objects = objects;
-    evr_source_fn *fn = req->fn;
-    void *arg = req->arg;
-    evr_source_cancel(&req);
-    fn(&r, arg);
+    if (!rc && subs)
+        s_merge_start(req, subs);
+    else
+        s_finish(req, rc, msg);
 }
 
 static void
@@ -444,6 +543,7 @@ evr_source_git_start(evr_loop_t *loop, const evr_source_git_opts_t *o, evr_sourc
     req->timeout_ms = o->timeout_ms ? o->timeout_ms : S_TIMEOUT_MS;
     req->url = evr_strdup(o->git->url);
     req->ref = evr_strdup(o->git->ref ? o->git->ref : "HEAD");
+    req->t0 = evr_mono_ns();
     char *cache = evr_source_cache_path(o->cache_dir, o->git->url);
     char **env = s_env(o, cache, req->info);
     free(cache);
@@ -511,6 +611,10 @@ evr_source_cancel(evr_source_req_t **req_p)
         kill(-req->pid, SIGKILL);
         while (waitpid(req->pid, NULL, 0) < 0 && errno == EINTR)
             ;
+    }
+    if (req->merge) {   /* its child killed, the merged tar and tar_out removed */
+        evr_offload_cancel(&req->merge);
+        s_unlink_subs(req);
     }
     unlink(req->info);
     char *err_file = evr_asprintf("%s.err", req->info);

@@ -6,7 +6,9 @@
     locked with flock(1) while in use), fetches the ref (only what the
     cache lacks), resolves it to a commit and writes the commit's tree as
     a tar (`git archive`).  The child is watched on the loop through its
-    output pipe; nothing waits for it.  copy: a directory of the runner
+    output pipe; nothing waits for it.  Submodules' trees come as tars of
+    their own, merged into the commit's in a child process
+    (evr_offload.h), never on the loop.  copy: a directory of the runner
     written into a tar with libarchive, its .evrunignore honoured.
 
     The tar's entries start with a prefix ("src/" for the workspace's
@@ -51,7 +53,9 @@ evr_source_req_t *evr_source_git_start(evr_loop_t *loop, const evr_source_git_op
                                        evr_source_fn *fn, void *arg);
 
 /*  Stops a checkout under way (its child process group is killed and
-    reaped); fn is not called.  NULL-safe; sets *req_p = NULL. */
+    reaped; a merge of submodules' tars under way is killed, the tars and
+    tar_out removed, its child reaped from later turns of the loop); fn
+    is not called.  NULL-safe; sets *req_p = NULL. */
 void evr_source_cancel(evr_source_req_t **req_p);
 
 /*  Keeps the cache of repositories at cache_dir under cap bytes: when

@@ -5,15 +5,20 @@
     artifact_max_bytes as it streams, then unpacked into
     STATE/artifacts/JOB/STEP/ (evr_artifact.c: checked whole first,
     nothing partial left), its files counted against the room the job has
-    left of artifact_job_max_bytes.  Each file written becomes a
-    step.artifact event (path, size, sha256), queued for the broker first
-    when the engine ships (evr_ship.h: a queue entry is durable before the
-    event that names the file).  When every path is done, the step
-    finishes (evr_eng_step_finish).  `when` decides after which outcome
-    this happens; a cancelled or lost step keeps none.
+    left of artifact_job_max_bytes.  The unpack (libarchive, a sha256 and
+    an fsync per file) runs in a child process (evr_offload.h), one at a
+    time for the engine (the room a job has left is measured by the
+    unpack that uses it), the files it wrote listed in a file of its own
+    (a .download-XXXXXX too) that the loop reads back.  Each file written
+    becomes a step.artifact event (path, size, sha256), queued for the
+    broker first when the engine ships (evr_ship.h: a queue entry is
+    durable before the event that names the file).  When every path is
+    done, the step finishes (evr_eng_step_finish).  `when` decides after
+    which outcome this happens; a cancelled or lost step keeps none.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +29,9 @@
 #include "evr_engine_int.h"
 #include "evr_ship.h"
 
-typedef struct {
+typedef struct evr_eng_artifact s_artifact_t;
+
+struct evr_eng_artifact {
     evr_eng_step_t *st;
     char *path;         /* inside /workspace */
     char *tmpfile;
@@ -32,7 +39,11 @@ typedef struct {
     uint64_t bytes;     /* of the tar stream so far */
     bool over;          /* the stream passed artifact_max_bytes: aborted */
     int werr;           /* errno of a failed write: the download was aborted for it */
-} s_artifact_t;
+    char *sub, *dest;   /* the path's directory in /workspace; where it is unpacked */
+    char *list_file;    /* what the unpack wrote, listed by its child */
+    evr_offload_t *work;    /* the unpack under way */
+    s_artifact_t *next;     /* in the engine's unpacks */
+};
 
 bool
 evr_eng_step_wants_artifacts(const evr_eng_step_t *st)
@@ -131,45 +142,223 @@ s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list)
     }
 }
 
+/*  What the unpack's child reports; the files' list is in a->list_file,
+    one "SIZE SHA256 PATH" each, NUL-ended. */
+typedef struct {
+    int32_t rc;
+    uint64_t held;      /* bytes the job's artifacts held before */
+    uint32_t n;         /* files written */
+    char msg[EVR_ERR_MAX];
+} s_unpacked_t;
+
+/*  The list written in one go, with write(2) (no stdio in the child). */
+static bool
+s_list_write(const char *file, const evr_artifact_list_t *list)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = evr_malloc(cap);
+    for (uint32_t i = 0; i < list->n; i++) {
+        const evr_artifact_file_t *f = &list->v[i];
+        size_t need = strlen(f->path) + 100;
+        while (len + need > cap)
+            buf = evr_realloc(buf, cap *= 2);
+        len += (size_t) snprintf(buf + len, cap - len, "%llu %s %s", (unsigned long long) f->size,
+                                 f->sha256, f->path) + 1;
+    }
+    int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);   /* made by the parent */
+    size_t at = 0;
+    while (fd >= 0 && at < len) {
+        ssize_t n = write(fd, buf + at, len - at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        at += (size_t) n;
+    }
+    bool ok = fd >= 0 && at == len;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    free(buf);
+    return ok;
+}
+
+/*  In the child: the tar of a unpacked (a is its snapshot, read only). */
+static void
+s_unpack_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const s_artifact_t *a = arg;
+    s_unpacked_t *u = out;
+    const evr_engine_t *e = a->st->job->eng;
+    uint64_t room = s_job_room(a->st, &u->held);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err = { 0 };
+    u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
+                                               room, &list, &err);
+    if (!u->rc && !s_list_write(a->list_file, &list))
+        u->rc = (int32_t) evr_err_set(&err, EVR_ERR_IO, "listing its files in %s: %s",
+                                      a->list_file, strerror(errno ? errno : EIO));
+    if (u->rc)
+        snprintf(u->msg, sizeof u->msg, "%s", err.msg);
+    u->n = list.n;
+    evr_artifact_list_free(&list);
+}
+
+/*  The child's list read back (n files); false when it is not whole. */
+static bool
+s_list_read(const char *file, uint32_t n, evr_artifact_list_t *list)
+{
+    FILE *fp = fopen(file, "rbe");
+    bool ok = fp != NULL;
+    list->v = evr_calloc(n ? n : 1, sizeof *list->v);
+    list->cap = n;
+    char rec[8192];
+    while (ok && list->n < n) {
+        size_t k = 0;
+        int c;
+        while ((c = getc(fp)) != EOF && c != '\0' && k < sizeof rec - 1)
+            rec[k++] = (char) c;
+        rec[k] = '\0';
+        evr_artifact_file_t *f = &list->v[list->n];
+        char *end;
+        unsigned long long size = strtoull(rec, &end, 10);
+        ok = c == '\0' && *end == ' ' && strlen(end + 1) > 65 && end[65] == ' ';
+        if (ok) {   /* SIZE, a space, 64 hex digits, a space, the path */
+            f->size = size;
+            memcpy(f->sha256, end + 1, 64);
+            f->sha256[64] = '\0';
+            f->path = evr_strdup(end + 66);
+            list->n++;
+        }
+    }
+    if (fp)
+        fclose(fp);
+    return ok;
+}
+
+static void s_unpack_next(evr_engine_t *e);
+
+/*  a is done with: its files removed, off the engine's unpacks (the
+    next one started when kick and a was under way). */
+static void
+s_artifact_end(s_artifact_t *a, bool kick)
+{
+    evr_eng_step_t *st = a->st;
+    evr_engine_t *e = st->job->eng;
+    bool first = e->unpacks == a;
+    for (s_artifact_t **p = &e->unpacks; *p; p = &(*p)->next)
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    evr_offload_cancel(&a->work);
+    unlink(a->tmpfile);
+    if (a->list_file)
+        unlink(a->list_file);
+    free(a->list_file);
+    free(a->tmpfile);
+    free(a->path);
+    free(a->sub);
+    free(a->dest);
+    free(a);
+    if (first && kick)
+        s_unpack_next(e);
+}
+
+/*  Back on the loop: the files the unpack wrote recorded (or why not). */
+static void
+s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    s_artifact_t *a = arg;
+    const s_unpacked_t *u = out;
+    evr_eng_step_t *st = a->st;
+    const evr_engine_t *e = st->job->eng;
+    a->work = NULL;
+    evr_artifact_list_t list = { 0 };
+    if (rc)
+        evr_eng_set_reason(st, "artifact %s: unpacking it: %s", a->path, msg);
+    else if (u->rc == EVR_ERR_LIMIT && strstr(u->msg, "over the room of"))
+        evr_eng_set_reason(st, "artifact %s: %s left of the job's limit of %llu bytes (its "
+                           "artifacts hold %llu bytes already; the runner's "
+                           "artifact_job_max_bytes setting)", a->path, u->msg,
+                           (unsigned long long) e->opts.artifact_job_max_bytes,
+                           (unsigned long long) u->held);
+    else if (u->rc == EVR_ERR_LIMIT && strstr(u->msg, "over the limit of"))
+        evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
+                           a->path, u->msg);
+    else if (u->rc)
+        evr_eng_set_reason(st, "artifact %s: %s", a->path, u->msg);
+    else if (!s_list_read(a->list_file, u->n, &list))
+        evr_eng_set_reason(st, "artifact %s: the list of its %u files in %s is not whole",
+                           a->path, u->n, a->list_file);
+    else {
+        evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
+                         list.n == 1 ? "" : "s", a->dest);
+        s_record(st, a->sub, &list);
+    }
+    evr_artifact_list_free(&list);
+    s_artifact_end(a, true);
+    if (--st->artifacts_left == 0)
+        evr_eng_step_finish(st);
+}
+
+/*  Starts the unpack of the engine's first waiting tar, if any. */
+static void
+s_unpack_next(evr_engine_t *e)
+{
+    s_artifact_t *a = e->unpacks;
+    if (!a || a->work)
+        return;
+    char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, a->st->job->id);
+    a->list_file = evr_asprintf("%s/.download-XXXXXX", dir);
+    free(dir);
+    int fd = mkstemp(a->list_file);
+    if (fd < 0) {
+        s_unpacked_t u = { .rc = EVR_ERR_IO };
+        snprintf(u.msg, sizeof u.msg, "%s: %s", a->list_file, strerror(errno));
+        free(a->list_file);
+        a->list_file = NULL;
+        s_unpacked(EVR_OK, "", &u, a);
+        return;
+    }
+    close(fd);
+    a->work = evr_offload_start(e->loop, s_unpack_work, sizeof(s_unpacked_t), s_unpacked, a);
+    evr_offload_temp(a->work, a->list_file);
+}
+
 /*  The downloaded tar of a: unpacked below the step's directory where the
-    path says (the archive holds the path's last component), recorded. */
+    path says (the archive holds the path's last component), recorded,
+    once the unpacks before it are done. */
 static void
 s_unpack(s_artifact_t *a)
 {
     evr_eng_step_t *st = a->st;
-    const evr_engine_t *e = st->job->eng;
-    char *sub = evr_strdup(a->path);
-    char *slash = strrchr(sub, '/');
+    evr_engine_t *e = st->job->eng;
+    a->sub = evr_strdup(a->path);
+    char *slash = strrchr(a->sub, '/');
     if (slash)
         *slash = '\0';
     else
-        *sub = '\0';
-    char *dest = evr_asprintf("%s/%s/%s%s%s", e->opts.artifacts_dir, st->job->id,
-                              st->spec->name, *sub ? "/" : "", sub);
-    uint64_t held = 0, room = s_job_room(st, &held);
-    evr_artifact_list_t list = { 0 };
-    evr_err_t err;
-    evr_rc_t rc = evr_artifact_unpack_list(a->tmpfile, dest, e->opts.artifact_max_bytes, room,
-                                           &list, &err);
-    if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the room of"))
-        evr_eng_set_reason(st, "artifact %s: %s left of the job's limit of %llu bytes (its "
-                           "artifacts hold %llu bytes already; the runner's "
-                           "artifact_job_max_bytes setting)", a->path, err.msg,
-                           (unsigned long long) e->opts.artifact_job_max_bytes,
-                           (unsigned long long) held);
-    else if (rc == EVR_ERR_LIMIT && strstr(err.msg, "over the limit of"))
-        evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
-                           a->path, err.msg);
-    else if (rc)
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
-    else {
-        evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
-                         list.n == 1 ? "" : "s", dest);
-        s_record(st, sub, &list);
+        *a->sub = '\0';
+    a->dest = evr_asprintf("%s/%s/%s%s%s", e->opts.artifacts_dir, st->job->id, st->spec->name,
+                           *a->sub ? "/" : "", a->sub);
+    s_artifact_t **p = &e->unpacks;
+    while (*p)
+        p = &(*p)->next;
+    *p = a;
+    s_unpack_next(e);
+}
+
+void
+evr_eng_artifacts_drop(evr_eng_job_t *job)
+{
+    evr_engine_t *e = job->eng;
+    for (s_artifact_t *a = e->unpacks, *next; a; a = next) {
+        next = a->next;
+        if (a->st->job == job)
+            s_artifact_end(a, false);
     }
-    evr_artifact_list_free(&list);
-    free(dest);
-    free(sub);
+    s_unpack_next(e);   /* another job's, if one waits */
 }
 
 /*  Whether a path the unit lacks is worth a hint: in the /job layout a
@@ -205,8 +394,10 @@ s_done(const evr_exec_result_t *r, void *arg)
                            "src/%s in the source)", a->path, r->msg, a->path);
     else if (r->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
-    else
-        s_unpack(a);
+    else {
+        s_unpack(a);   /* ends in s_unpacked */
+        return;
+    }
     unlink(a->tmpfile);
     free(a->tmpfile);
     free(a->path);

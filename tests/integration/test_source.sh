@@ -495,6 +495,9 @@ YML
   EVRUN_STATE_DIR=$b "$bin/evrun-cli" cancel "$c" > /dev/null 2>&1
   check "... the job ends cancelled" [ "$(off_loop_status "$b" "$c")" = cancelled ]
   check "... saying so" sh -c "'$bin/evrun-replay' '$b/r' --job '$c' | grep -q 'source: the job was cancelled while its tar was made'"
+  # the child is killed and reaped from the loop's next turns, not waited
+  # for by the cancel (evr_offload.h)
+  for _ in $(seq 1 50); do [ -d "/proc/$kid" ] || break; sleep 0.1; done
   check "... its child reaped" [ ! -d "/proc/$kid" ]
   check "... nothing of its source left" [ -z "$(find "$b/r" -name '.source-*' -o -name '.tarball-*' -o -name '.trigger-files')" ]
   # the runner killed while its tar is made: the child dies with it; the

@@ -1,11 +1,13 @@
 /*  test_checkout.c: evr_source: a directory made into a tar (.evrunignore,
     limits, links), the cache's paths, a git checkout through the loop
-    against a repository this test makes with the git command, and the
+    against a repository this test makes with the git command (and one
+    with a submodule, its tars merged off the loop), and the
     cache kept under its cap (least recently used first, one in use kept,
     no link followed). */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/file.h>
@@ -206,6 +208,168 @@ test_git(void)
     evr_loop_destroy(&loop);
 }
 
+/* ------------------------------------------- submodules merged off the loop */
+
+static void
+s_alarm(int sig)
+{
+    (void) sig;
+    static const char m[] = "test_checkout: the loop stopped turning while the submodules' "
+                            "tars were merged (the merge ran on the loop)\n";
+    if (write(2, m, sizeof m - 1) < 0)
+        _exit(3);
+    _exit(3);
+}
+
+/*  What the merge wrote into the FIFO a test put at TAR.merged, drained
+    from the loop into a file; eof once the writer closed it. */
+typedef struct {
+    int fd;
+    FILE *to;
+    uint64_t bytes;
+    bool eof, once;     /* once: stop watching after the first bytes */
+} s_drain_t;
+
+static void
+s_drain(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) events;
+    s_drain_t *d = arg;
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0)
+        return;
+    if (n > 0) {
+        d->bytes += (uint64_t) n;
+        if (d->to)
+            fwrite(buf, 1, (size_t) n, d->to);
+        if (d->once)
+            evr_loop_fd_remove(loop, fd);
+        return;
+    }
+    d->eof = true;
+    evr_loop_fd_remove(loop, fd);
+}
+
+/*  A FIFO at TAR.merged (the merge's temporary file), its reading end
+    opened and watched on the loop: the merge's writes then go through a
+    pipe that only the loop empties.  A merge on the loop itself would
+    fill it and wait for the loop forever. */
+static void
+s_drain_start(evr_loop_t *loop, const char *tar, s_drain_t *d)
+{
+    char fifo[400];
+    snprintf(fifo, sizeof fifo, "%s.merged", tar);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    d->fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    CHECK(d->fd >= 0);
+    CHECK(evr_loop_fd_add(loop, d->fd, EVR_LOOP_READ, s_drain, d) == EVR_OK);
+}
+
+/*  Whether this process has no child, reaped or not (it reaps none). */
+static bool
+s_no_child(void)
+{
+    siginfo_t si;
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+/*  Whether any file named TAR.* is left. */
+static bool
+s_leftovers(const char *tar)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -d %s.* > /dev/null 2>&1", tar);
+    return system(cmd) == 0;
+}
+
+/*  A commit with a submodule holding 1 MB: the commit's tar and the
+    submodule's are merged in a child process (evr_offload.h), never on
+    the loop: the loop drains the merge's output while it runs; a cancel
+    during the merge, or the checkout's time limit, stops it and leaves
+    no temporary file. */
+static void
+test_git_submodules(void)
+{
+    char cmd[2048], url[300], tar[300], out[300];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd %s; g='git -c user.email=t@t -c user.name=t'; "
+             "git init -q -b main sub; cd sub; head -c 1048576 /dev/zero > big; "
+             "$g add big; $g commit -qm s; cd ..; git init -q -b main sup; cd sup; "
+             "echo top > top.txt; $g -c protocol.file.allow=always submodule -q add "
+             "file://%s/sub lib/sub; $g add .; $g commit -qm sup", s_tmp, s_tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(url, sizeof url, "file://%s/sup", s_tmp);
+    snprintf(tar, sizeof tar, "%s/sm.tar", s_tmp);
+    snprintf(out, sizeof out, "%s/drained.tar", s_tmp);
+    char cache[300];
+    snprintf(cache, sizeof cache, "%s/cache", s_tmp);
+    evr_git_t git = { .present = true, .url = url, .ref = "main", .submodules = true };
+    evr_source_git_opts_t o = { .cache_dir = cache, .git = &git, .prefix = "src/",
+                                .tar_out = tar, .max_bytes = 16 << 20 };
+    evr_loop_t *loop = evr_loop_new();
+    signal(SIGALRM, s_alarm);
+    alarm(60);
+    s_drain_t d = { .fd = -1, .to = fopen(out, "w") };
+    s_drain_start(loop, tar, &d);
+    s_got_t g = { 0 };
+    evr_source_req_t *req = evr_source_git_start(loop, &o, s_on_checkout, &g);
+    for (int i = 0; i < 3000 && !g.done; i++)
+        evr_loop_once(loop, 10);
+    for (int i = 0; i < 100 && !d.eof; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.done && g.rc == EVR_OK);
+    if (g.rc)
+        fprintf(stderr, "  %s\n", g.msg);
+    CHECK(d.eof && d.bytes > 1048576);
+    fclose(d.to);
+    close(d.fd);
+    char *names = s_names(out);
+    CHECK(strstr(names, "src/top.txt\n") != NULL);
+    CHECK(strstr(names, "src/lib/sub/big\n") != NULL);
+    free(names);
+    unlink(tar);
+    CHECK(!s_leftovers(tar));
+    /* cancelled while the merge runs (it has written, and waits for the
+       pipe to be emptied): no callback, no child left, no file */
+    d = (s_drain_t) { .fd = -1, .once = true };
+    s_drain_start(loop, tar, &d);
+    g = (s_got_t) { 0 };
+    req = evr_source_git_start(loop, &o, s_on_checkout, &g);
+    for (int i = 0; i < 3000 && !d.bytes; i++)
+        evr_loop_once(loop, 10);
+    CHECK(d.bytes > 0 && !g.done);
+    evr_source_cancel(&req);
+    CHECK(req == NULL);
+    unlink(tar);   /* as its caller does */
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_no_child());   /* reaped, from the loop */
+    for (int i = 0; i < 5; i++)
+        evr_loop_once(loop, 10);
+    CHECK(!g.done);
+    CHECK(!s_leftovers(tar));
+    close(d.fd);
+    /* a merge that outlasts the checkout's time limit (nothing reads
+       what it writes): ended as a checkout that took too long is */
+    char fifo[400];
+    snprintf(fifo, sizeof fifo, "%s.merged", tar);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    o.timeout_ms = 3000;
+    g = (s_got_t) { 0 };
+    req = evr_source_git_start(loop, &o, s_on_checkout, &g);
+    for (int i = 0; i < 1000 && !g.done; i++)
+        evr_loop_once(loop, 10);
+    CHECK(g.done && g.rc == EVR_ERR_IO);
+    CHECK_CONTAINS(g.msg, "took longer than its time limit (3 s)");
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_no_child());
+    CHECK(!s_leftovers(tar) && access(tar, F_OK) != 0);
+    alarm(0);
+    evr_loop_destroy(&loop);
+}
+
 /*  An entry of the cache trim test: a directory of `bytes` bytes whose
     last use is `when` (seconds since the epoch). */
 static void
@@ -292,6 +456,7 @@ main(void)
     EVR_TEST_RUN(test_copy_ignore);
     EVR_TEST_RUN(test_cache_path);
     EVR_TEST_RUN(test_git);
+    EVR_TEST_RUN(test_git_submodules);
     EVR_TEST_RUN(test_cache_trim);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_tmp);

@@ -10,7 +10,12 @@
     leave no unit behind.  Recovery, when the runner dies, is in
     test_engine_recover.c.
 */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_etest.h"
@@ -734,6 +739,98 @@ test_artifacts(void)
     evr_etest_destroy(&t);
 }
 
+/*  test_artifacts_off_loop's FIFO: where the unpack writes r.txt first. */
+typedef struct {
+    char dir[512];      /* ARTIFACTS/JOB */
+    char fifo[700];
+    int fd;
+    char got[16];
+    size_t n;
+    bool eof;
+} s_fifo_t;
+
+static void
+s_fifo_alarm(int sig)
+{
+    (void) sig;
+    static const char m[] = "test_engine_faults: the loop stopped turning while an artifact's "
+                            "tar was unpacked (the unpack ran on the loop)\n";
+    if (write(2, m, sizeof m - 1) < 0)
+        _exit(3);
+    _exit(3);
+}
+
+static void
+s_fifo_read(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) events;
+    s_fifo_t *f = arg;
+    ssize_t n = read(fd, f->got + f->n, sizeof f->got - 1 - f->n);
+    if (n > 0)
+        f->n += (size_t) n;
+    else if (n == 0 || errno != EAGAIN) {
+        f->eof = true;
+        evr_loop_fd_remove(loop, fd);
+    }
+}
+
+/*  From the loop: once the unpack is under way (its child's list file, a
+    second .download-, is there), the FIFO opened for reading. */
+static void
+s_fifo_poll(evr_loop_t *loop, void *arg)
+{
+    s_fifo_t *f = arg;
+    DIR *d = opendir(f->dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strncmp(e->d_name, ".download-", 10) == 0;
+    if (d)
+        closedir(d);
+    if (n < 2) {
+        evr_loop_timer_add(loop, 2, s_fifo_poll, f);
+        return;
+    }
+    f->fd = open(f->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (f->fd >= 0)
+        evr_loop_fd_add(loop, f->fd, EVR_LOOP_READ, s_fifo_read, f);
+}
+
+/*  An artifact's tar is unpacked in a child process, never on the loop:
+    the temporary name its file is written under is a FIFO that only the
+    loop opens for reading, once the unpack is under way.  Unpacked on
+    the loop, the unpack's open would wait for the loop for ever (the
+    alarm then fails the test).  What goes through a FIFO cannot be
+    fsync'ed: the step then fails, saying so. */
+static void
+test_artifacts_off_loop(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    s_fifo_t f = { .fd = -1 };
+    snprintf(f.dir, sizeof f.dir, "%s/%s", t->opts.artifacts_dir, evr_etest_job(53));
+    snprintf(f.fifo, sizeof f.fifo, "%s/a/out/r.txt.evrun-partial", f.dir);
+    char *cmd = evr_asprintf("mkdir -p %s/a/out", f.dir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    CHECK(mkfifo(f.fifo, 0600) == 0);
+    signal(SIGALRM, s_fifo_alarm);
+    alarm(60);
+    evr_loop_timer_add(t->loop, 2, s_fifo_poll, &f);
+    CHECK(evr_etest_submit(t, evr_etest_job(53), EVR_ETEST_HEAD "steps:\n  - name: a\n"
+                           "    run: echo r > out/r.txt\n    artifacts: [out/r.txt]\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    alarm(0);
+    CHECK(f.fd >= 0 && strcmp(f.got, "r\n") == 0);   /* written by the unpack's child */
+    char *ev = evr_etest_events_of(t, 53);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed", "artifact out/r.txt",
+                             "r.txt.evrun-partial", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 53));
+    if (f.fd >= 0)
+        close(f.fd);
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -773,5 +870,6 @@ main(void)
     EVR_TEST_RUN(test_workspace_fails);
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
+    EVR_TEST_RUN(test_artifacts_off_loop);
     EVR_TEST_END();
 }

@@ -1,9 +1,13 @@
 /*  test_offload.c: work in a forked child, reported through the loop
     (runner/evr_offload.h): the result comes back whole while the loop
     goes on turning; a child that dies reports EVR_ERR_IO; a cancel kills
-    and reaps the child at once, and done is not called. */
+    the child and returns without waiting for it (it is reaped from later
+    turns, its temporary files removed), and done is not called. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +56,14 @@ s_sleeps(void *arg, void *out, size_t size)
     (void) out;
     (void) size;
     sleep(60);
+}
+
+/*  Whether this process has no child, reaped or not (it reaps none). */
+static bool
+s_no_child(void)
+{
+    siginfo_t si;
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
 }
 
 static void
@@ -136,11 +148,71 @@ test_cancel(void)
     evr_offload_cancel(&w);
     CHECK(w == NULL);
     evr_offload_cancel(&w);   /* NULL-safe */
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 200 && !s_no_child(); i++)
         evr_loop_once(loop, 10);
-    CHECK(seen.calls == 0);                  /* done is not called */
-    CHECK(waitpid(-1, NULL, WNOHANG) < 0);   /* no child left, none to reap */
+    CHECK(seen.calls == 0);   /* done is not called */
+    CHECK(s_no_child());      /* reaped by the loop, none left */
     evr_loop_destroy(&loop);
+}
+
+typedef struct {
+    s_seen_t seen;      /* first: s_done's */
+    char path[300];
+} s_file_t;
+
+/*  Makes the file path (its pid in it), then takes its time. */
+static void
+s_writes(void *arg, void *out, size_t size)
+{
+    (void) out;
+    (void) size;
+    const char *path = ((s_file_t *) arg)->path;
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        _exit(4);
+    fprintf(fp, "%d\n", (int) getpid());
+    fclose(fp);
+    rename(tmp, path);
+    sleep(60);
+}
+
+/*  A cancel does not wait for the killed child: it returns with the
+    child not reaped yet (the loop reaps it later) and its temporary file
+    removed. */
+static void
+test_cancel_no_wait(void)
+{
+    char dir[] = "/tmp/evr-test-offload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    s_file_t f = { 0 };
+    const char *path = f.path;
+    snprintf(f.path, sizeof f.path, "%s/out", dir);
+    evr_loop_t *loop = evr_loop_new();
+    evr_offload_t *w = evr_offload_start(loop, s_writes, sizeof(s_out_t), s_done, &f);
+    evr_offload_temp(w, path);
+    int pid = 0;
+    for (int i = 0; i < 500 && !pid; i++) {
+        evr_loop_once(loop, 10);
+        FILE *fp = fopen(path, "r");
+        if (fp && fscanf(fp, "%d", &pid) != 1)
+            pid = 0;
+        if (fp)
+            fclose(fp);
+    }
+    CHECK(pid > 0);
+    evr_offload_cancel(&w);
+    siginfo_t si = { 0 };
+    CHECK(waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0);   /* not reaped */
+    CHECK(access(path, F_OK) != 0);   /* its temporary file removed at once */
+    for (int i = 0; i < 200 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_no_child());   /* reaped by the loop */
+    CHECK(f.seen.calls == 0);
+    CHECK(access(path, F_OK) != 0);
+    evr_loop_destroy(&loop);
+    rmdir(dir);
 }
 
 int
@@ -151,5 +223,6 @@ main(void)
     EVR_TEST_RUN(test_dies);
     EVR_TEST_RUN(test_killed);
     EVR_TEST_RUN(test_cancel);
+    EVR_TEST_RUN(test_cancel_no_wait);
     EVR_TEST_END();
 }
