@@ -150,6 +150,22 @@ YML
 # what it waits for and then what to do; the default wait takes the file
 # once the runner, killed and started again, ships it.  A bad --wait is a
 # usage error.
+# fetch_after_restart JOB ID: `artifacts JOB -o $tmp/got` with the default
+# wait, in the background (its output in $tmp/got.out and got.err); once it
+# says it waits, the runner ID (stopped at a test pause) is killed and
+# started again without the pause, and ships at its start; the fetch's
+# exit status
+fetch_after_restart() {
+  local j=$1 id=$2 pid var
+  cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
+  pid=$!
+  for _ in $(seq 1 100); do grep -qs "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
+  var=runner_pid_${id//-/_}
+  kill -9 "${!var}"; wait "${!var}" 2>/dev/null
+  bus_runner "$id" "" 1
+  wait "$pid"
+}
+
 case_fetch_wait() {
   fresh fwait
   local v
@@ -167,7 +183,7 @@ steps:
     run: seq 1 400000 > big.txt
     artifacts: [big.txt]
 YML
-  local j pid
+  local j
   j=$(submit "$tmp/fwait.yml")
   for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-fw-1.log" && break; sleep 0.1; done
   check "the runner stopped while shipping" grep -q "test pause at ship" "$tmp/runner-fw-1.log"
@@ -183,16 +199,9 @@ YML
   check "--wait 2: exit 1" [ $? -eq 1 ]
   check "--wait 2: says once what it waits for" [ "$(grep -c "^evrun-cli artifacts: waiting up to 2 s (--wait) for 1 file not at the broker yet: big.txt of step big (the runner that ran a step ships its files after the step)$" "$tmp/w2.err")" -eq 1 ]
   check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down .*; try again later, or raise --wait$" "$tmp/w2.err"
-  # the default wait; once the fetch says it waits, the runner is killed
-  # and started again (without the pause): it ships the file at its start
-  cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
-  pid=$!
-  for _ in $(seq 1 100); do grep -qs "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
-  check "the default wait: says it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"
-  kill -9 "$runner_pid_fw_1"; wait "$runner_pid_fw_1" 2>/dev/null
-  bus_runner fw-1 "" 1
-  wait "$pid"
+  fetch_after_restart "$j" fw-1
   check "the default wait: exit 0 once the runner shipped the file" [ $? -eq 0 ]
+  check "the default wait: said it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"
   check "... the file whole" cmp -s <(seq 1 400000) "$tmp/got/big/big.txt"
   check "... one line for it" grep -q "got/big/big.txt  2688895 bytes  sha256 $(event_sha "$j" big big.txt)$" "$tmp/got.out"
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
@@ -216,7 +225,7 @@ steps:
       seq 1 400000 > out.txt
     artifacts: {paths: [out.txt], when: always}
 YML
-  local j pid
+  local j
   j=$(submit "$tmp/rcopy.yml")
   for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-rc-1.log" && break; sleep 0.1; done
   check "the runner stopped while shipping the second copy" grep -q "test pause at ship" "$tmp/runner-rc-1.log"
@@ -225,14 +234,9 @@ YML
   check "--wait 0: exit 1" [ $? -eq 1 ]
   check "--wait 0: names both copies and what to do" grep -q "^evrun-cli artifacts: flaky/out.txt: the broker holds another copy (6 bytes; the step recorded 2688895 bytes, sha256 $(event_sha "$j" flaky out.txt | tail -n 1)) (--wait 0): an earlier attempt's, until the runner that ran step flaky ships the latest after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/r0.err"
   check "--wait 0: nothing written" [ -z "$(find "$tmp/r0" -type f 2>/dev/null)" ]
-  cli artifacts "$j" -o "$tmp/got" > "$tmp/got.out" 2> "$tmp/got.err" &
-  pid=$!
-  for _ in $(seq 1 100); do grep -qs "waiting up to" "$tmp/got.err" && break; sleep 0.1; done
-  check "the default wait: says it waits for the latest copy" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: out.txt of step flaky (an earlier attempt's copy there)" "$tmp/got.err"
-  kill -9 "$runner_pid_rc_1"; wait "$runner_pid_rc_1" 2>/dev/null
-  bus_runner rc-1 "" 1
-  wait "$pid"
+  fetch_after_restart "$j" rc-1
   check "the default wait: exit 0 once the latest copy is shipped" [ $? -eq 0 ]
+  check "the default wait: said it waits for the latest copy" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: out.txt of step flaky (an earlier attempt's copy there)" "$tmp/got.err"
   check "... the second attempt's file, whole" cmp -s <(seq 1 400000) "$tmp/got/flaky/out.txt"
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
 }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_loopfifo.h"
 #include "evr_source.h"
 #include "evr_test.h"
 
@@ -210,17 +211,6 @@ test_git(void)
 
 /* ------------------------------------------- submodules merged off the loop */
 
-static void
-s_alarm(int sig)
-{
-    (void) sig;
-    static const char m[] = "test_checkout: the loop stopped turning while the submodules' "
-                            "tars were merged (the merge ran on the loop)\n";
-    if (write(2, m, sizeof m - 1) < 0)
-        _exit(3);
-    _exit(3);
-}
-
 /*  What the merge wrote into the FIFO a test put at TAR.merged, drained
     from the loop into a file; eof once the writer closed it. */
 typedef struct {
@@ -308,8 +298,8 @@ test_git_submodules(void)
     evr_source_git_opts_t o = { .cache_dir = cache, .git = &git, .prefix = "src/",
                                 .tar_out = tar, .max_bytes = 16 << 20 };
     evr_loop_t *loop = evr_loop_new();
-    signal(SIGALRM, s_alarm);
-    alarm(60);
+    evr_loopfifo_guard("test_checkout: the loop stopped turning while the submodules' tars "
+                       "were merged (the merge ran on the loop)");
     s_drain_t d = { .fd = -1, .to = fopen(out, "w") };
     s_drain_start(loop, tar, &d);
     s_got_t g = { 0 };
@@ -366,7 +356,7 @@ test_git_submodules(void)
         evr_loop_once(loop, 10);
     CHECK(s_no_child());
     CHECK(!s_leftovers(tar) && access(tar, F_OK) != 0);
-    alarm(0);
+    evr_loopfifo_guard(NULL);
     evr_loop_destroy(&loop);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "evr_etest.h"
+#include "evr_loopfifo.h"
 #include "evr_test.h"
 
 #define S_MAX_MS 30000   /* a bound for a failing test only: ASan on a loaded machine is slow */
@@ -743,36 +744,8 @@ test_artifacts(void)
 typedef struct {
     char dir[512];      /* ARTIFACTS/JOB */
     char fifo[700];
-    int fd;
-    char got[16];
-    size_t n;
-    bool eof;
+    evr_loopfifo_t r;
 } s_fifo_t;
-
-static void
-s_fifo_alarm(int sig)
-{
-    (void) sig;
-    static const char m[] = "test_engine_faults: the loop stopped turning while an artifact's "
-                            "tar was unpacked (the unpack ran on the loop)\n";
-    if (write(2, m, sizeof m - 1) < 0)
-        _exit(3);
-    _exit(3);
-}
-
-static void
-s_fifo_read(evr_loop_t *loop, int fd, int events, void *arg)
-{
-    (void) events;
-    s_fifo_t *f = arg;
-    ssize_t n = read(fd, f->got + f->n, sizeof f->got - 1 - f->n);
-    if (n > 0)
-        f->n += (size_t) n;
-    else if (n == 0 || errno != EAGAIN) {
-        f->eof = true;
-        evr_loop_fd_remove(loop, fd);
-    }
-}
 
 /*  From the loop: once the unpack is under way (its child's list file, a
     second .download-, is there), the FIFO opened for reading. */
@@ -790,9 +763,7 @@ s_fifo_poll(evr_loop_t *loop, void *arg)
         evr_loop_timer_add(loop, 2, s_fifo_poll, f);
         return;
     }
-    f->fd = open(f->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (f->fd >= 0)
-        evr_loop_fd_add(loop, f->fd, EVR_LOOP_READ, s_fifo_read, f);
+    evr_loopfifo_open(loop, f->fifo, &f->r);
 }
 
 /*  An artifact's tar is unpacked in a child process, never on the loop:
@@ -805,29 +776,29 @@ static void
 test_artifacts_off_loop(void)
 {
     evr_etest_t *t = evr_etest_new();
-    s_fifo_t f = { .fd = -1 };
+    s_fifo_t f = { .r.fd = -1 };
     snprintf(f.dir, sizeof f.dir, "%s/%s", t->opts.artifacts_dir, evr_etest_job(53));
     snprintf(f.fifo, sizeof f.fifo, "%s/a/out/r.txt.evrun-partial", f.dir);
     char *cmd = evr_asprintf("mkdir -p %s/a/out", f.dir);
     CHECK(system(cmd) == 0);
     free(cmd);
     CHECK(mkfifo(f.fifo, 0600) == 0);
-    signal(SIGALRM, s_fifo_alarm);
-    alarm(60);
+    evr_loopfifo_guard("test_engine_faults: the loop stopped turning while an artifact's tar "
+                       "was unpacked (the unpack ran on the loop)");
     evr_loop_timer_add(t->loop, 2, s_fifo_poll, &f);
     CHECK(evr_etest_submit(t, evr_etest_job(53), EVR_ETEST_HEAD "steps:\n  - name: a\n"
                            "    run: echo r > out/r.txt\n    artifacts: [out/r.txt]\n")
           == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
-    alarm(0);
-    CHECK(f.fd >= 0 && strcmp(f.got, "r\n") == 0);   /* written by the unpack's child */
+    evr_loopfifo_guard(NULL);
+    CHECK(f.r.fd >= 0 && strcmp(f.r.got, "r\n") == 0);   /* written by the unpack's child */
     char *ev = evr_etest_events_of(t, 53);
     CHECK(evr_etest_in_order(ev, "step.finished a 1 failed", "artifact out/r.txt",
                              "r.txt.evrun-partial", NULL));
     free(ev);
     CHECK(evr_etest_clean(t, 53));
-    if (f.fd >= 0)
-        close(f.fd);
+    if (f.r.fd >= 0)
+        close(f.r.fd);
     evr_etest_destroy(&t);
 }
 

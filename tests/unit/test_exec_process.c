@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_loopfifo.h"
 #include "evr_ptest.h"
 #include "evr_shim.h"
 
@@ -272,6 +273,17 @@ s_tar_add(struct archive *a, const char *name, const char *data, bool dir)
     archive_entry_free(en);
 }
 
+/*  A tar at DIR/in.tar (its path into tarp) made for writing, in pax. */
+static struct archive *
+s_tar_new(const s_env_t *e, char tarp[128])
+{
+    snprintf(tarp, 128, "%s/in.tar", e->dir);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    CHECK(archive_write_open_filename(a, tarp) == ARCHIVE_OK);
+    return a;
+}
+
 /*  A get: its stream and its outcome (one arg for both callbacks). */
 typedef struct {
     s_buf_t buf;
@@ -312,10 +324,7 @@ test_put_get(void)
     s_env_t e;
     s_setup(&e);
     char tarp[128];
-    snprintf(tarp, sizeof tarp, "%s/in.tar", e.dir);
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    CHECK(archive_write_open_filename(a, tarp) == ARCHIVE_OK);
+    struct archive *a = s_tar_new(&e, tarp);
     s_tar_add(a, "src", NULL, true);
     s_tar_add(a, "src/a.txt", "alpha\n", false);
     archive_write_free(a);
@@ -391,41 +400,14 @@ test_put_get(void)
 /*  test_put_off_loop's FIFO, read from the loop. */
 typedef struct {
     char path[128];
-    int fd;
-    char got[16];
-    size_t n;
+    evr_loopfifo_t r;
 } s_fifo_t;
-
-static void
-s_fifo_alarm(int sig)
-{
-    (void) sig;
-    static const char m[] = "test_exec_process: the loop stopped turning while a put unpacked "
-                            "its tar (the unpack ran on the loop)\n";
-    if (write(2, m, sizeof m - 1) < 0)
-        _exit(3);
-    _exit(3);
-}
-
-static void
-s_fifo_read(evr_loop_t *loop, int fd, int events, void *arg)
-{
-    (void) events;
-    s_fifo_t *f = arg;
-    ssize_t n = read(fd, f->got + f->n, sizeof f->got - 1 - f->n);
-    if (n > 0)
-        f->n += (size_t) n;
-    else if (n == 0 || errno != EAGAIN)
-        evr_loop_fd_remove(loop, fd);
-}
 
 static void
 s_fifo_open(evr_loop_t *loop, void *arg)
 {
     s_fifo_t *f = arg;
-    f->fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (f->fd >= 0)
-        evr_loop_fd_add(loop, f->fd, EVR_LOOP_READ, s_fifo_read, f);
+    evr_loopfifo_open(loop, f->path, &f->r);
 }
 
 /*  A put unpacks its tar in a child process, never on the loop: the
@@ -440,31 +422,29 @@ test_put_off_loop(void)
     s_env_t e;
     s_setup(&e);
     char tarp[128];
-    snprintf(tarp, sizeof tarp, "%s/in.tar", e.dir);
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    CHECK(archive_write_open_filename(a, tarp) == ARCHIVE_OK);
+    struct archive *a = s_tar_new(&e, tarp);
     s_tar_add(a, "a.txt", "alpha\n", false);
     archive_write_free(a);
-    s_fifo_t f = { .fd = -1 };
+    s_fifo_t f = { .r.fd = -1 };
     snprintf(f.path, sizeof f.path, "%s/work/JOB1/a.txt.evrun-partial", e.dir);
     CHECK(mkfifo(f.path, 0600) == 0);
-    signal(SIGALRM, s_fifo_alarm);
-    alarm(60);
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while a put unpacked its "
+                       "tar (the unpack ran on the loop)");
     s_res_t r = { 0 };
     e.ex->ops->put(e.ex, "JOB1", EVR_EXEC_AREA_WORKSPACE, NULL, tarp, s_on, &r);
     evr_loop_timer_add(e.loop, 0, s_fifo_open, &f);
     s_until(e.loop, &r.called);
-    alarm(0);
-    CHECK(f.fd >= 0);
-    for (int i = 0; i < 100 && f.n < 6; i++)
+    evr_loopfifo_guard(NULL);
+    CHECK(f.r.fd >= 0);
+    for (int i = 0; i < 100 && f.r.n < 6; i++)
         evr_loop_once(e.loop, 10);
-    CHECK(strcmp(f.got, "alpha\n") == 0);   /* written by the put's child */
+    CHECK(strcmp(f.r.got, "alpha\n") == 0);   /* written by the put's child */
     CHECK(r.called && r.r.rc == EVR_ERR_IO);
     CHECK_CONTAINS(r.msg, "a.txt.evrun-partial");
-    if (f.fd >= 0) {
-        evr_loop_fd_remove(e.loop, f.fd);
-        close(f.fd);
+    if (f.r.fd >= 0) {
+        if (!f.r.eof)
+            evr_loop_fd_remove(e.loop, f.r.fd);
+        close(f.r.fd);
     }
     s_teardown(&e);
 }
