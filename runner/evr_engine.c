@@ -593,12 +593,17 @@ evr_engine_destroy(evr_engine_t **self_p)
     evr_engine_t *e = *self_p;
     if (!e)
         return;
+    e->closing = true;      /* a job freed below starts no other's artifact unpack */
     for (size_t i = 0; i < e->npending; i++)
         evr_event_destroy(&e->pending[i]);
     free(e->pending);
+    e->pending = NULL;
+    e->npending = 0;
     for (size_t i = 0; i < e->nactions; i++)
         free(e->actions[i].data);
     free(e->actions);
+    e->actions = NULL;
+    e->nactions = 0;
     evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
     evr_loop_timer_cancel(e->loop, e->tick);
     while (e->jobs) {

@@ -239,8 +239,9 @@ struct evr_engine {
     int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
                                1 made, -1 failed (evr_step_chan.c) */
     struct evr_eng_trigs *trigs;    /* follow-up jobs (evr_step_trigger.c); NULL: none yet */
-    struct evr_eng_artifact *unpacks;   /* artifact tars to unpack, the first under way
-                                           (evr_step_artifact.c) */
+    struct evr_eng_artifact *unpacks;   /* artifact tars to unpack, in order; the first of
+                                           each job's under way (evr_step_artifact.c) */
+    bool closing;           /* in evr_engine_destroy: no unpack starts */
 };
 
 extern const char *const evr_eng_stream_names[2];

@@ -103,10 +103,13 @@ s_report(evr_offload_t *self)
     if (!ok)
         memset(out, 0, self->size);
     memcpy(why, self->why, sizeof why);
-    for (size_t i = 0; i < self->ntemps; i++)   /* done's caller's now */
-        free(self->temps[i]);
-    self->ntemps = 0;
-    evr_offload_cancel(&self);   /* a child still there (not watched) killed */
+    if (self->pid <= 0) {   /* ended: its files are done's caller's now */
+        for (size_t i = 0; i < self->ntemps; i++)
+            free(self->temps[i]);
+        self->ntemps = 0;
+    }
+    evr_offload_cancel(&self);   /* a child still there (not watched): its files removed, now
+                                    and once it is reaped */
     done(ok ? EVR_OK : EVR_ERR_IO, ok ? "" : why, out, arg);
 }
 
@@ -187,7 +190,9 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     self->fd = p[0];
     fcntl(self->fd, F_SETFL, fcntl(self->fd, F_GETFL) | O_NONBLOCK);
     if (evr_loop_fd_add(loop, self->fd, EVR_LOOP_READ, s_readable, self) != EVR_OK) {
-        /* the child is killed and reaped as a cancelled work's is */
+        /* the child is killed at once (it does no work the caller will call
+           failed) and reaped as a cancelled work's is */
+        kill(pid, SIGKILL);
         snprintf(self->why, sizeof self->why, "the loop watches too many files");
         close(self->fd);
         self->fd = -1;

@@ -45,7 +45,9 @@ evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, si
 
 /*  Names a file work writes (path copied): should the work be cancelled,
     the file is removed at once and again once the killed child is gone.
-    A finished work's files are left to done's caller.  At most
+    A finished work's files are left to done's caller; those of a work
+    whose child could not be watched (done says so, and the child is
+    killed) are removed as a cancelled work's are.  At most
     EVR_OFFLOAD_TEMPS per work. */
 void evr_offload_temp(evr_offload_t *self, const char *path);
 

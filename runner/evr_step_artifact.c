@@ -42,6 +42,9 @@ struct evr_eng_artifact {
     char *sub, *dest;   /* the path's directory in /workspace; where it is unpacked */
     char *list_file;    /* what the unpack wrote, listed by its child */
     evr_offload_t *work;    /* the unpack under way */
+    bool started;       /* its unpack under way (or its failure to start on its way) */
+    uint64_t timer;     /* the failure to start, reported from the loop */
+    struct s_unpacked *refused;     /* ... and what it was */
     s_artifact_t *next;     /* in the engine's unpacks */
 };
 
@@ -144,7 +147,7 @@ s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list)
 
 /*  What the unpack's child reports; the files' list is in a->list_file,
     one "SIZE SHA256 PATH" each, NUL-ended. */
-typedef struct {
+typedef struct s_unpacked {
     int32_t rc;
     uint64_t held;      /* bytes the job's artifacts held before */
     uint32_t n;         /* files written */
@@ -245,13 +248,14 @@ s_artifact_end(s_artifact_t *a, bool kick)
 {
     evr_eng_step_t *st = a->st;
     evr_engine_t *e = st->job->eng;
-    bool first = e->unpacks == a;
     for (s_artifact_t **p = &e->unpacks; *p; p = &(*p)->next)
         if (*p == a) {
             *p = a->next;
             break;
         }
     evr_offload_cancel(&a->work);
+    evr_loop_timer_cancel(e->loop, a->timer);
+    free(a->refused);
     unlink(a->tmpfile);
     if (a->list_file)
         unlink(a->list_file);
@@ -261,7 +265,7 @@ s_artifact_end(s_artifact_t *a, bool kick)
     free(a->sub);
     free(a->dest);
     free(a);
-    if (first && kick)
+    if (kick)
         s_unpack_next(e);
 }
 
@@ -302,28 +306,61 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
         evr_eng_step_finish(st);
 }
 
-/*  Starts the unpack of the engine's first waiting tar, if any. */
+/*  From the loop: a's unpack that could not start, reported as its
+    failure (never from inside an engine call: the engine is not entered
+    again). */
 static void
-s_unpack_next(evr_engine_t *e)
+s_unpack_refused(evr_loop_t *loop, void *arg)
 {
-    s_artifact_t *a = e->unpacks;
-    if (!a || a->work)
-        return;
+    (void) loop;
+    s_artifact_t *a = arg;
+    a->timer = 0;
+    s_unpacked_t u = *a->refused;
+    free(a->refused);
+    a->refused = NULL;
+    s_unpacked(EVR_OK, "", &u, a);
+}
+
+/*  Starts the unpack of a (its list file made first). */
+static void
+s_unpack_start(evr_engine_t *e, s_artifact_t *a)
+{
+    a->started = true;
     char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, a->st->job->id);
     a->list_file = evr_asprintf("%s/.download-XXXXXX", dir);
     free(dir);
     int fd = mkstemp(a->list_file);
     if (fd < 0) {
-        s_unpacked_t u = { .rc = EVR_ERR_IO };
-        snprintf(u.msg, sizeof u.msg, "%s: %s", a->list_file, strerror(errno));
+        a->refused = evr_calloc(1, sizeof *a->refused);
+        a->refused->rc = EVR_ERR_IO;
+        snprintf(a->refused->msg, sizeof a->refused->msg, "%s: %s", a->list_file,
+                 strerror(errno));
         free(a->list_file);
         a->list_file = NULL;
-        s_unpacked(EVR_OK, "", &u, a);
+        a->timer = evr_loop_timer_add(e->loop, 0, s_unpack_refused, a);
         return;
     }
     close(fd);
     a->work = evr_offload_start(e->loop, s_unpack_work, sizeof(s_unpacked_t), s_unpacked, a);
     evr_offload_temp(a->work, a->list_file);
+}
+
+/*  Starts each job's first waiting unpack, where none of that job's is
+    under way: one at a time for a job (the room left of its
+    artifact_job_max_bytes is what its unpacks before left), side by side
+    for different jobs. */
+static void
+s_unpack_next(evr_engine_t *e)
+{
+    if (e->closing)
+        return;
+    for (s_artifact_t *a = e->unpacks; a; a = a->next) {
+        bool first = true;   /* of its job's in the list */
+        for (const s_artifact_t *b = e->unpacks; b != a && first; b = b->next)
+            first = b->st->job != a->st->job;
+        if (first && !a->started)
+            s_unpack_start(e, a);
+    }
 }
 
 /*  The downloaded tar of a: unpacked below the step's directory where the

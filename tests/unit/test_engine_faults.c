@@ -747,19 +747,29 @@ typedef struct {
     evr_loopfifo_t r;
 } s_fifo_t;
 
+/*  Whether an unpack of the job whose artifacts directory is arg is under
+    way: its downloaded tar and its child's list file (two .download-)
+    are there. */
+static bool
+s_unpacking(evr_etest_t *t, const void *arg)
+{
+    (void) t;
+    DIR *d = opendir(arg);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strncmp(e->d_name, ".download-", 10) == 0;
+    if (d)
+        closedir(d);
+    return n >= 2;
+}
+
 /*  From the loop: once the unpack is under way (its child's list file, a
     second .download-, is there), the FIFO opened for reading. */
 static void
 s_fifo_poll(evr_loop_t *loop, void *arg)
 {
     s_fifo_t *f = arg;
-    DIR *d = opendir(f->dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += strncmp(e->d_name, ".download-", 10) == 0;
-    if (d)
-        closedir(d);
-    if (n < 2) {
+    if (!s_unpacking(NULL, f->dir)) {
         evr_loop_timer_add(loop, 2, s_fifo_poll, f);
         return;
     }
@@ -799,6 +809,51 @@ test_artifacts_off_loop(void)
     CHECK(evr_etest_clean(t, 53));
     if (f.r.fd >= 0)
         close(f.r.fd);
+    evr_etest_destroy(&t);
+}
+
+/*  Two jobs' artifacts are unpacked side by side: job 55's unpack waits
+    (its file is a FIFO no one reads yet) while job 56's is unpacked and
+    its step ends; one job's unpacks go one at a time (the room left of
+    its limit is what those before left).  Then 55's is let through (its
+    FIFO read from the loop) and fails, as what goes through a FIFO
+    cannot be fsync'ed. */
+static void
+test_artifacts_side_by_side(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    char *dir = evr_asprintf("%s/%s/a/out", t->opts.artifacts_dir, evr_etest_job(55));
+    char *fifo = evr_asprintf("%s/r.txt.evrun-partial", dir);
+    char *cmd = evr_asprintf("mkdir -p %s", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    const char *yaml = EVR_ETEST_HEAD "steps:\n  - name: a\n    run: echo r > out/r.txt\n"
+                       "    artifacts: [out/r.txt]\n";
+    CHECK(evr_etest_submit(t, evr_etest_job(55), yaml) == EVR_OK);
+    char *jobdir = evr_asprintf("%s/%s", t->opts.artifacts_dir, evr_etest_job(55));
+    CHECK(evr_etest_until(t, s_unpacking, jobdir, S_MAX_MS));   /* 55's unpack waits */
+    free(jobdir);
+    CHECK(evr_etest_submit(t, evr_etest_job(56), yaml) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 56, "step.finished a 1 succeeded"));
+    char *ev = evr_etest_events_of(t, 55);
+    CHECK(strstr(ev, "step.finished") == NULL);
+    free(ev);
+    evr_loopfifo_t r = { .fd = -1 };
+    CHECK(evr_loopfifo_open(t->loop, fifo, &r));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    ev = evr_etest_events_of(t, 55);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 failed", "r.txt.evrun-partial", NULL));
+    free(ev);
+    CHECK(strcmp(r.got, "r\n") == 0);
+    CHECK(evr_etest_clean(t, 55) && evr_etest_clean(t, 56));
+    if (r.fd >= 0) {
+        if (!r.eof)
+            evr_loop_fd_remove(t->loop, r.fd);
+        close(r.fd);
+    }
+    free(cmd);
+    free(fifo);
+    free(dir);
     evr_etest_destroy(&t);
 }
 
@@ -842,5 +897,6 @@ main(void)
     EVR_TEST_RUN(test_cleanup_fails);
     EVR_TEST_RUN(test_artifacts);
     EVR_TEST_RUN(test_artifacts_off_loop);
+    EVR_TEST_RUN(test_artifacts_side_by_side);
     EVR_TEST_END();
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,6 +162,15 @@ typedef struct {
     char path[300];
 } s_file_t;
 
+static void
+s_never(evr_loop_t *loop, int fd, int events, void *arg)
+{
+    (void) loop;
+    (void) fd;
+    (void) events;
+    (void) arg;
+}
+
 /*  Makes the file path (its pid in it), then takes its time. */
 static void
 s_writes(void *arg, void *out, size_t size)
@@ -215,6 +226,56 @@ test_cancel_no_wait(void)
     rmdir(dir);
 }
 
+/*  A work whose pipe the loop cannot watch (it watches EVR_LOOP_MAX_FDS
+    files already) fails, saying why, and its child is killed at once:
+    the file it makes is removed (at once and once it is reaped), none
+    is left to the caller of a failed work. */
+static void
+test_unwatched(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < EVR_LOOP_MAX_FDS + 64) {
+        printf("  (skipped: the hard limit of open files, %llu, is below %d)\n",
+               (unsigned long long) rl.rlim_max, EVR_LOOP_MAX_FDS + 64);
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = EVR_LOOP_MAX_FDS + 64;
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    char dir[] = "/tmp/evr-test-offload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    s_file_t f = { 0 };
+    snprintf(f.path, sizeof f.path, "%s/out", dir);
+    evr_loop_t *loop = evr_loop_new();
+    static int fds[EVR_LOOP_MAX_FDS];
+    for (int i = 0; i < EVR_LOOP_MAX_FDS; i++) {   /* never readable */
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        CHECK(fds[i] >= 0 && evr_loop_fd_add(loop, fds[i], EVR_LOOP_READ, s_never, NULL) == EVR_OK);
+    }
+    evr_offload_t *w = evr_offload_start(loop, s_writes, sizeof(s_out_t), s_done, &f);
+    evr_offload_temp(w, f.path);
+    for (int i = 0; i < 200 && access(f.path, F_OK) != 0; i++)   /* a child let work makes it */
+        usleep(10000);
+    for (int i = 0; i < 500 && (!f.seen.calls || !s_no_child()); i++)
+        evr_loop_once(loop, 10);
+    CHECK(f.seen.calls == 1 && f.seen.rc == EVR_ERR_IO);
+    CHECK(strstr(f.seen.msg, "the loop watches too many files") != NULL);
+    CHECK(s_no_child());
+    CHECK(access(f.path, F_OK) != 0);   /* the failed work's file removed */
+    for (int i = 0; i < EVR_LOOP_MAX_FDS; i++) {
+        evr_loop_fd_remove(loop, fds[i]);
+        close(fds[i]);
+    }
+    evr_loop_destroy(&loop);
+    char tmp[330];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f.path);
+    unlink(tmp);
+    rmdir(dir);
+    rl.rlim_cur = was;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int
 main(void)
 {
@@ -224,5 +285,6 @@ main(void)
     EVR_TEST_RUN(test_killed);
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_RUN(test_cancel_no_wait);
+    EVR_TEST_RUN(test_unwatched);
     EVR_TEST_END();
 }
