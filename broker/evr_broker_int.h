@@ -31,12 +31,16 @@ typedef enum {
 } evr_queue_state_t;
 
 typedef struct evr_queue_job {
+    /* first, together: what a dispatch pass reads of each job it passes over */
+    struct evr_queue_job *next, *prev;     /* the queue (b->jobs), in order (evr_qindex.c) */
+    struct evr_queue_pipe *pipe;    /* its pipeline's jobs; NULL: not in the queue */
+    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
+    evr_queue_state_t state;
+    bool common;            /* its labels are its pipeline's common ones (pipe->labels) */
     char id[EVR_ULID_LEN + 1];
     char *pipeline;
-    evr_queue_state_t state;
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
-    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
     char *partition;        /* partitioned_replace: its partition_by value; else NULL */
     bool partition_read;    /* partition known (from its submit, or its job.accepted) */
     bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
@@ -47,12 +51,10 @@ typedef struct evr_queue_job {
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
                                its runner was away: sent when it is back) */
     char *cancel_reason;
-    /* its places in the queue's lists (evr_qindex.c), while it is in the queue */
-    struct evr_queue_job *next, *prev;     /* the queue (b->jobs), in order */
+    /* its other places in the queue's lists (evr_qindex.c), while it is in the queue */
     struct evr_queue_job *pnext, *pprev;   /* its pipeline's jobs (pipe) */
     struct evr_queue_job *tnext, *tprev;   /* its partition's jobs (part) */
     struct evr_queue_job *rnext, *rprev;   /* its runner's jobs (evr_queue_of_runner) */
-    struct evr_queue_pipe *pipe;    /* its pipeline's jobs; NULL: not in the queue */
     struct evr_queue_part *part;    /* its partition's, when it came with one; else NULL */
     uint64_t order;         /* its place in the queue: smaller is nearer the head */
     bool rlinked;           /* in its runner's list: in jobs, runner set */
@@ -78,6 +80,11 @@ typedef struct evr_queue_pipe {
     size_t ndelayed;        /* waiting ones with a start_delay (not_before set) */
     size_t ninterrupted;    /* interrupted ones */
     zhashx_t *parts;        /* partition -> evr_queue_part_t; NULL: none yet */
+    evr_strlist_t labels;   /* those of the first job with a submit that joined: most
+                               of its jobs have them (their `common`) */
+    bool labelled;          /* labels set */
+    uint64_t dead;          /* the dispatch pass in which a job with those labels found
+                               no runner with a free slot and them all (evr_queue.c) */
 } evr_queue_pipe_t;
 
 typedef struct evr_runners_session {
@@ -132,6 +139,7 @@ struct evr_broker {
     size_t njobs;           /* in jobs */
     size_t nunstarted;      /* of them not running yet: queued, held or dispatched */
     uint64_t order_front, order_back;   /* the orders of jobs pushed at the front, at the back */
+    uint64_t passes;        /* dispatch passes made */
     zhashx_t *index;        /* job id -> its entry in jobs */
     zhashx_t *qpipes;       /* pipeline -> its jobs (evr_queue_pipe_t) while it has any */
     zhashx_t *by_runner;    /* runner id -> the first of jobs with that runner (rnext) */

@@ -206,6 +206,32 @@ evr_queue_set_interrupted(evr_broker_t *b, evr_queue_job_t *j)
         (j)->nx = (j)->pv = NULL;                                                                \
     } while (0)
 
+static bool
+s_same_labels(const evr_strlist_t *a, const evr_strlist_t *c)
+{
+    if (a->n != c->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], c->v[i]) != 0)
+            return false;
+    return true;
+}
+
+/*  Whether j's labels are pl's common ones: the first job with a submit
+    to join pl gives them. */
+static bool
+s_common(evr_queue_pipe_t *pl, const evr_queue_job_t *j)
+{
+    if (!j->submit)
+        return false;   /* running, taken up from the archive: no labels kept */
+    if (!pl->labelled) {
+        for (uint32_t i = 0; i < j->labels.n; i++)
+            evr_strlist_push(&pl->labels, j->labels.v[i]);
+        pl->labelled = true;
+    }
+    return s_same_labels(&pl->labels, &j->labels);
+}
+
 /*  j (not in the queue) joins it: at the front or at the end of each of
     its lists, and the indexes and counts follow. */
 static void
@@ -219,6 +245,7 @@ s_join(evr_broker_t *b, evr_queue_job_t *j, bool front)
         zhashx_insert(b->qpipes, j->pipeline, pl);
     }
     j->pipe = pl;
+    j->common = s_common(pl, j);
     S_LINK(pl->head, pl->tail, j, pnext, pprev, front);
     pl->njobs++;
     s_tally(b, j, +1);
@@ -264,6 +291,7 @@ s_leave(evr_broker_t *b, evr_queue_job_t *j)
     j->pipe = NULL;
     if (!pl->njobs) {
         zhashx_destroy(&pl->parts);
+        evr_strlist_free(&pl->labels);
         zhashx_delete(b->qpipes, j->pipeline);
         free(pl);
     }

@@ -693,17 +693,20 @@ s_candidates(const evr_broker_t *b, s_cand_t **out, uint32_t *nfree)
 }
 
 /*  The candidate with the most free slots and every label of j, that j was
-    not taken from. */
+    not taken from; *taken: one with a free slot was passed over for that. */
 static s_cand_t *
-s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *j)
+s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *j, bool *taken)
 {
     s_cand_t *best = NULL;
+    *taken = false;
     for (size_t k = 0; k < n; k++) {
         s_cand_t *c = &cands[k];
         if (!c->free || (best && c->free <= best->free))
             continue;
-        if (b->taken && evr_lease_taken(b, j->id, c->r->id))
+        if (b->taken && evr_lease_taken(b, j->id, c->r->id)) {
+            *taken = true;
             continue;   /* taken from it while it was lost: it may hold a copy */
+        }
         bool match = true;
         for (uint32_t i = 0; i < j->labels.n && match; i++)
             match = evr_spec_runner_has_label(&c->r->labels, j->labels.v[i]);
@@ -729,7 +732,7 @@ evr_queue_dispatch(evr_broker_t *b)
     size_t ncand = s_candidates(b, &cands, &nfree);
     evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    uint64_t now = evr_now_ns(), due = 0;
+    uint64_t now = evr_now_ns(), due = 0, pass = ++b->passes;
     /* until no runner has a free slot: the rest waits for one (a credit,
        a job's end: a change) */
     for (; at && n < S_DISPATCH_BATCH && nfree; at = at->next) {
@@ -740,7 +743,14 @@ evr_queue_dispatch(evr_broker_t *b)
             due = !due || j->not_before < due ? j->not_before : due;
             continue;
         }
-        s_cand_t *c = s_pick(b, cands, ncand, j);
+        /* free slots only go down during a pass: labels that found no
+           runner with a free slot find none later in it either */
+        if (j->common && j->pipe->dead == pass)
+            continue;
+        bool taken;
+        s_cand_t *c = s_pick(b, cands, ncand, j, &taken);
+        if (!c && j->common && !taken)
+            j->pipe->dead = pass;
         if (!c)
             continue;
         uint32_t conc = j->submit->spec->concurrency;

@@ -34,6 +34,11 @@
       conc_dispatch 200 jobs of pipeline qc (concurrency 1) at the end,
                     one running: submits to qa then (each a dispatch pass
                     that asks qc's running count for each qc job)
+      whole_pass    a second runner, whose labels no job has, changes its
+                    credit (a change: a dispatch pass over the whole
+                    queue, the first runner idle with credit), each change
+                    followed by a `runners` request (counted in)
+      runners       that `runners` request alone
 
     Prints `name_us: X` (broker CPU per operation, microseconds) lines,
     figures only.  Exit status 1 when the broker answers otherwise than
@@ -236,6 +241,45 @@ s_dispatches(zsock_t *s, uint32_t cap, size_t want)
     return got == want;
 }
 
+/*  Waits for the runner's welcome (10 s at most). */
+static void
+s_welcome(zsock_t *s)
+{
+    uint64_t until = evr_mono_ns() + 10000000000ull;
+    for (bool done = false; !done && evr_mono_ns() < until;) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        evr_msg_t m = { 0 };
+        const char *code;
+        evr_err_t err;
+        done = evr_bus_recv(s, NULL, &m, &code, &err) == EVR_OK && m.type == EVR_MSG_WELCOME;
+        evr_msg_clear(&m);
+    }
+}
+
+/*  n times: runner r's credit changed (1, 0, 1...), then a `runners`
+    request answered: broker us for each. */
+static double
+s_passes(zsock_t *r, size_t n)
+{
+    uint64_t c0 = s_cpu();
+    for (size_t i = 0; i < n; i++) {
+        if (r) {
+            evr_msg_t c = { .type = EVR_MSG_CREDIT, .credit = (uint32_t) ((i + 1) % 2) };
+            evr_bus_send(r, NULL, &c, NULL);
+        }
+        evr_msg_t m = { .type = EVR_MSG_RUNNERS };
+        size_t got = 0;
+        evr_err_t err;
+        if (evr_client_stream(s_cli, &m, s_count, &got, &err)) {
+            fprintf(stderr, "evrun-bench-queue: runners failed\n");
+            s_status = 1;
+        }
+    }
+    return (double) (s_cpu() - c0) / 1e3 / (double) n;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -308,6 +352,11 @@ main(int argc, char **argv)
     s_submits(qc, 200, EVR_MSG_ACCEPTED, NULL, false, NULL);
     s_dispatches(r, 1000, 1);
     s_fig("conc_dispatch", s_submits(fill, 50, EVR_MSG_ACCEPTED, NULL, false, NULL));
+    zsock_t *r2 = s_runner(argv[1], "bench-none", "none", NULL, 1);
+    s_welcome(r2);
+    s_fig("runners", s_passes(NULL, 100));
+    s_fig("whole_pass", s_passes(r2, 100));
+    zsock_destroy(&r2);
     zsock_destroy(&r);
     evr_spec_destroy(&fill);
     evr_spec_destroy(&full);

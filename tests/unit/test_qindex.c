@@ -37,7 +37,7 @@ s_broker(const char *name)
     CHECK(evr_mkdirs(dir, &err) == EVR_OK);
     snprintf(s_runner_ep, sizeof s_runner_ep, "%s", rep);
     evr_broker_opts_t o = { .store_dir = store, .client_ep = cep, .runner_ep = rep,
-                            .pub_ep = pep, .nosync = true };
+                            .pub_ep = pep, .reclaim_ms = 1000, .nosync = true };
     evr_broker_t *b = NULL;
     CHECK(evr_broker_new(&o, &b, &err) == EVR_OK);
     free(cep);
@@ -412,6 +412,46 @@ test_dispatch(void)
     zsock_destroy(&rc);
 }
 
+/*  A pass skips the jobs whose pipeline's common labels found no runner
+    earlier in it, but not a job of other labels, nor after a job that
+    found none only because it was taken from the runner that fits. */
+static void
+test_dead_labels(void)
+{
+    evr_broker_t *b = s_broker("dead");
+    char ids[6][EVR_ULID_LEN + 1];
+    const char *code;
+    static const char dx[] = "pipeline: d\nlabels: [x]\n" S_STEPS;
+    static const char db[] = "pipeline: d\nlabels: [b]\n" S_STEPS;
+    static const char eb[] = "pipeline: e\nlabels: [b]\n" S_STEPS;
+    CHECK(s_offer(b, dx, NULL, ids[0], &code));
+    CHECK(s_offer(b, dx, NULL, ids[1], &code));
+    CHECK(s_offer(b, db, NULL, ids[2], &code));     /* of d, not its common labels */
+    CHECK(evr_queue_find(b, ids[0])->common && !evr_queue_find(b, ids[2])->common);
+    CHECK(s_offer(b, eb, NULL, ids[3], &code));
+    /* e's first job was dispatched to rl, which was then lost past reclaim_ms */
+    zsock_t *rs = s_runner(b, "rl", "b", 2);
+    evr_runners_session_t *r = evr_runners_find(b, "rl");
+    evr_queue_job_t *e0 = evr_queue_find(b, ids[3]);
+    evr_queue_set_state(b, e0, B_DISPATCHED);
+    evr_queue_set_runner(b, e0, "rl");
+    r->lost = true;
+    r->lost_at = evr_mono_ns() - 2000000000ull;
+    evr_lease_check(b);
+    CHECK(s_on(b, ids[3], B_QUEUED, NULL) && evr_lease_taken(b, ids[3], "rl"));
+    CHECK(s_offer(b, eb, NULL, ids[4], &code));
+    r->lost = false;    /* back */
+    r->lost_at = 0;
+    b->changed = true;
+    evr_queue_dispatch(b);
+    CHECK(s_on(b, ids[0], B_QUEUED, NULL) && s_on(b, ids[1], B_QUEUED, NULL));
+    CHECK(s_on(b, ids[2], B_DISPATCHED, "rl"));
+    CHECK(s_on(b, ids[3], B_QUEUED, NULL) && s_on(b, ids[4], B_DISPATCHED, "rl"));
+    s_check(b);
+    evr_broker_destroy(&b);
+    zsock_destroy(&rs);
+}
+
 int
 main(void)
 {
@@ -425,6 +465,7 @@ main(void)
     EVR_TEST_RUN(test_counts);
     EVR_TEST_RUN(test_policy);
     EVR_TEST_RUN(test_dispatch);
+    EVR_TEST_RUN(test_dead_labels);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
