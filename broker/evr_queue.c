@@ -716,6 +716,44 @@ s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *
     return best;
 }
 
+/*  Persists the n jobs a pass assigned, then sends each its dispatch; one
+    not sent waits again. */
+static void
+s_send(evr_broker_t *b, evr_queue_job_t **sent, size_t n)
+{
+    evr_err_t err;
+    if (evr_queue_persist(b, sent, n, &err)) {
+        evr_broker_fail(b, &err);
+        for (size_t i = 0; i < n; i++)
+            evr_queue_set_state(b, sent[i], B_QUEUED);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        evr_queue_job_t *j = sent[i];
+        evr_runners_session_t *r = evr_runners_find(b, j->runner);
+        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
+                        .args = j->submit->args, .source_tar = j->submit->source_tar,
+                        .ci_source_tar = j->submit->ci_source_tar,
+                        .parent_job = j->submit->parent_job,
+                        .parent_step = j->submit->parent_step };
+        if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
+            evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
+            evr_demand_dispatched(b, r, j);
+            continue;
+        }
+        /* Not sent (the runner is gone): the job waits again; the runner, if
+           alive, is asked to say hello again by its next message. */
+        evr_broker_warn(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
+                        r->rid ? err.msg : "not connected");
+        zframe_destroy(&r->rid);
+        evr_queue_set_state(b, j, B_QUEUED);
+        evr_queue_set_runner(b, j, NULL);
+        if (evr_queue_persist(b, &j, 1, &err))
+            evr_broker_fail(b, &err);
+        b->changed = true;
+    }
+}
+
 void
 evr_queue_dispatch(evr_broker_t *b)
 {
@@ -770,39 +808,8 @@ evr_queue_dispatch(evr_broker_t *b)
                 : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
     if (n == S_DISPATCH_BATCH)
         b->changed = true;  /* more next turn */
-    if (!n)
-        return;
-    evr_err_t err;
-    if (evr_queue_persist(b, sent, n, &err)) {
-        evr_broker_fail(b, &err);
-        for (size_t i = 0; i < n; i++)
-            evr_queue_set_state(b, sent[i], B_QUEUED);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        evr_queue_job_t *j = sent[i];
-        evr_runners_session_t *r = evr_runners_find(b, j->runner);
-        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
-                        .args = j->submit->args, .source_tar = j->submit->source_tar,
-                        .ci_source_tar = j->submit->ci_source_tar,
-                        .parent_job = j->submit->parent_job,
-                        .parent_step = j->submit->parent_step };
-        if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
-            evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
-            evr_demand_dispatched(b, r, j);
-            continue;
-        }
-        /* Not sent (the runner is gone): the job waits again; the runner, if
-           alive, is asked to say hello again by its next message. */
-        evr_broker_warn(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
-                        r->rid ? err.msg : "not connected");
-        zframe_destroy(&r->rid);
-        evr_queue_set_state(b, j, B_QUEUED);
-        evr_queue_set_runner(b, j, NULL);
-        if (evr_queue_persist(b, &j, 1, &err))
-            evr_broker_fail(b, &err);
-        b->changed = true;
-    }
+    if (n)
+        s_send(b, sent, n);
 }
 
 void
