@@ -318,6 +318,32 @@ s_cmp_desc(const void *a, const void *b)
     return -strcmp(a, b);
 }
 
+/*  Offers id to the newest k ids (a min-heap of l's ids, at most k). */
+static void
+s_list_top(s_list_t *l, size_t k, const char *id)
+{
+    size_t i;
+    if (l->n < k) {
+        s_list_add(l, id);
+        for (i = l->n - 1; i && strcmp(l->ids[(i - 1) / 2], id) > 0; i = (i - 1) / 2)
+            memcpy(l->ids[i], l->ids[(i - 1) / 2], sizeof l->ids[i]);
+    }
+    else if (k && strcmp(id, l->ids[0]) > 0) {
+        for (i = 0;;) {
+            size_t c = 2 * i + 1;
+            if (c + 1 < l->n && strcmp(l->ids[c + 1], l->ids[c]) < 0)
+                c++;
+            if (c >= l->n || strcmp(l->ids[c], id) >= 0)
+                break;
+            memcpy(l->ids[i], l->ids[c], sizeof l->ids[i]);
+            i = c;
+        }
+    }
+    else
+        return;
+    snprintf(l->ids[i], sizeof l->ids[i], "%s", id);
+}
+
 /*  A stream that could not be queued whole (the client does not read, or
     its connection is gone): it ends with an error instead of `end`. */
 static void
@@ -347,14 +373,23 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         free(l.ids);
         return;
     }
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if (j->state == B_ACTIVE || (req->pipeline && strcmp(j->pipeline, req->pipeline))
-            || (req->job && strcmp(j->id, req->job) >= 0))
+    /* the newest limit + 1 of the queue below the cursor, too: at most
+       `limit` of them are sent, each with a view (the store's may have
+       none), and one more says `more`; walked from the newest, that most
+       ids come in the order of time, so that most are older than these */
+    s_list_t q = { .req = req };
+    const evr_queue_pipe_t *pl = req->pipeline ? evr_queue_pipe(b, req->pipeline) : NULL;
+    evr_queue_job_t *j = req->pipeline ? (pl ? pl->tail : NULL) : b->last;
+    for (; j; j = req->pipeline ? j->pprev : j->prev) {
+        if (j->state == B_ACTIVE || (req->job && strcmp(j->id, req->job) >= 0))
             continue;
         const char *s = j->state == B_HELD ? "paused" : "queued";
         if (!req->status || !strcmp(req->status, s))
-            s_list_add(&l, j->id);
+            s_list_top(&q, (size_t) limit + 1, j->id);
     }
+    for (size_t k = 0; k < q.n; k++)
+        s_list_add(&l, q.ids[k]);
+    free(q.ids);
     if (l.n)
         qsort(l.ids, l.n, sizeof *l.ids, s_cmp_desc);   /* newest first */
     uint32_t sent = 0;
@@ -509,7 +544,7 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue
                                pause ? "already paused (in the queue)" : "not paused (queued)");
             return true;
         }
-        j->state = pause ? B_HELD : B_QUEUED;
+        evr_queue_set_state(b, j, pause ? B_HELD : B_QUEUED);
         if (evr_queue_persist(b, &j, 1, &err)) {
             evr_broker_fail(b, &err);
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);

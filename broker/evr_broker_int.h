@@ -1,6 +1,7 @@
 /*  evr_broker_int.h: the broker's private parts, shared by evr_broker.c
     (sockets, loop, client requests), evr_queue.c (the durable queue and
-    dispatch: evr_queue_*), evr_policy.c (a pipeline's queue policy at
+    dispatch: evr_queue_*), evr_qindex.c (the queue's lists and counts in
+    memory), evr_policy.c (a pipeline's queue policy at
     submit: evr_policy_*), evr_runners.c (runner sessions and event
     ingestion: evr_runners_*) and evr_lease.c (the jobs of runners that do
     not come back: evr_lease_*).
@@ -30,12 +31,16 @@ typedef enum {
 } evr_queue_state_t;
 
 typedef struct evr_queue_job {
+    /* first, together: what a dispatch pass reads of each job it passes over */
+    struct evr_queue_job *next, *prev;     /* the queue (b->jobs), in order (evr_qindex.c) */
+    struct evr_queue_pipe *pipe;    /* its pipeline's jobs; NULL: not in the queue */
+    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
+    evr_queue_state_t state;
+    bool common;            /* its labels are its pipeline's common ones (pipe->labels) */
     char id[EVR_ULID_LEN + 1];
     char *pipeline;
-    evr_queue_state_t state;
     char *runner;           /* dispatched to / running on */
     uint64_t created;       /* ns since the epoch */
-    uint64_t not_before;    /* ns since the epoch: created + start_delay; 0: none */
     char *partition;        /* partitioned_replace: its partition_by value; else NULL */
     bool partition_read;    /* partition known (from its submit, or its job.accepted) */
     bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
@@ -46,10 +51,41 @@ typedef struct evr_queue_job {
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
                                its runner was away: sent when it is back) */
     char *cancel_reason;
-    struct evr_queue_job *next;
+    /* its other places in the queue's lists (evr_qindex.c), while it is in the queue */
+    struct evr_queue_job *pnext, *pprev;   /* its pipeline's jobs (pipe) */
+    struct evr_queue_job *tnext, *tprev;   /* its partition's jobs (part) */
     struct evr_queue_job *rnext, *rprev;   /* its runner's jobs (evr_queue_of_runner) */
-    bool rlinked;           /* in that list: in jobs, runner set */
+    struct evr_queue_part *part;    /* its partition's, when it came with one; else NULL */
+    uint64_t order;         /* its place in the queue: smaller is nearer the head */
+    bool rlinked;           /* in its runner's list: in jobs, runner set */
+    bool planned;           /* in the plan evr_policy_admit is making */
 } evr_queue_job_t;
+
+/*  The jobs of one partition (partition_by value) of a pipeline that came
+    with it (their submit said it), in queue order. */
+typedef struct evr_queue_part {
+    evr_queue_job_t *head, *tail;   /* tnext */
+} evr_queue_part_t;
+
+/*  A pipeline's jobs in the queue, in queue order, and their counts by
+    state: kept by evr_qindex.c as jobs join and leave the queue and change
+    state (evr_queue_set_state) or are interrupted (evr_queue_set_interrupted),
+    so that a submit, a cancel or a dispatch pass need not walk the whole
+    queue. */
+typedef struct evr_queue_pipe {
+    evr_queue_job_t *head, *tail;   /* pnext */
+    size_t njobs;           /* in any state */
+    size_t nwaiting;        /* queued or held */
+    size_t nbusy;           /* dispatched or active */
+    size_t ndelayed;        /* waiting ones with a start_delay (not_before set) */
+    size_t ninterrupted;    /* interrupted ones */
+    zhashx_t *parts;        /* partition -> evr_queue_part_t; NULL: none yet */
+    evr_strlist_t labels;   /* those of the first job with a submit that joined: most
+                               of its jobs have them (their `common`) */
+    bool labelled;          /* labels set */
+    uint64_t dead;          /* the dispatch pass in which a job with those labels found
+                               no runner with a free slot and them all (evr_queue.c) */
+} evr_queue_pipe_t;
 
 typedef struct evr_runners_session {
     char *id;
@@ -98,12 +134,18 @@ struct evr_broker {
     evr_store_t *store;
     zsock_t *clients, *runners, *pub;
     evr_zap_t *zap;         /* CURVE on tcp:// endpoints; NULL: none */
-    evr_queue_job_t *jobs;  /* not finished, in submission order */
+    evr_queue_job_t *jobs;  /* not finished, in submission order (next, prev) */
     evr_queue_job_t *last;  /* of jobs */
     size_t njobs;           /* in jobs */
+    size_t nunstarted;      /* of them not running yet: queued, held or dispatched */
+    uint64_t order_front, order_back;   /* the orders of jobs pushed at the front, at the back */
+    uint64_t passes;        /* dispatch passes made */
     zhashx_t *index;        /* job id -> its entry in jobs */
-    zhashx_t *counts;       /* pipeline -> how many of jobs are of it */
+    zhashx_t *qpipes;       /* pipeline -> its jobs (evr_queue_pipe_t) while it has any */
     zhashx_t *by_runner;    /* runner id -> the first of jobs with that runner (rnext) */
+    evr_queue_job_t *fresh; /* the first of jobs added at the end since the last dispatch
+                               pass: the next looks at it and those after only, unless
+                               changed; NULL: none */
     evr_queue_staged_t staged[EVR_QUEUE_BATCH];   /* submits awaiting their commit */
     size_t nstaged, staged_bytes;
     evr_journal_t *journal; /* the submits acknowledged (evr_queue.c) */
@@ -120,7 +162,7 @@ struct evr_broker {
     uint64_t started;       /* mono ns */
     uint64_t next_beat;     /* mono ns */
     uint64_t next_sweep;    /* mono ns: the next look at the client flows */
-    bool changed;           /* try to dispatch */
+    bool changed;           /* try to dispatch: a pass over the whole queue */
     uint64_t next_due;      /* wall ns: the earliest start_delay end of a queued job; 0: none */
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
@@ -167,27 +209,56 @@ uint32_t evr_demand_hello(evr_broker_t *b, const char *runner, const evr_strlist
 void evr_demand_dispatched(evr_broker_t *b, evr_runners_session_t *r, evr_queue_job_t *j);
 void evr_demand_free(evr_broker_t *b);
 
-/* evr_queue.c */
-/*  Sets up the queue's indexes (before evr_queue_load); evr_queue_fini
-    frees every job, staged ones too (unanswered), and the indexes. */
-void evr_queue_init(evr_broker_t *b);
-void evr_queue_fini(evr_broker_t *b);
+/* evr_qindex.c: the queue's lists and counts */
+/*  Sets up the queue's indexes (evr_queue_init); frees every job in the
+    queue and the indexes (evr_queue_fini). */
+void evr_queue_index_init(evr_broker_t *b);
+void evr_queue_index_fini(evr_broker_t *b);
 evr_queue_job_t *evr_queue_find(const evr_broker_t *b, const char *id);
 /*  The jobs whose runner is runner: the first, then each one's rnext
     (NULL: none).  A job's runner is changed with evr_queue_set_runner
     only (runner NULL: none), so that this index follows. */
 evr_queue_job_t *evr_queue_of_runner(const evr_broker_t *b, const char *runner);
 void evr_queue_set_runner(evr_broker_t *b, evr_queue_job_t *j, const char *runner);
+/*  A job's state, once it is in the queue, is changed with this only, and
+    its interrupted flag set with evr_queue_set_interrupted, so that the
+    counts (evr_queue_pipe_t, b->nunstarted) follow. */
+void evr_queue_set_state(evr_broker_t *b, evr_queue_job_t *j, evr_queue_state_t state);
+void evr_queue_set_interrupted(evr_broker_t *b, evr_queue_job_t *j);
+/*  The jobs of pipeline p in the queue; NULL when it has none. */
+evr_queue_pipe_t *evr_queue_pipe(const evr_broker_t *b, const char *p);
+/*  The jobs of pipeline p that came with partition part; NULL: none. */
+evr_queue_part_t *evr_queue_part(const evr_broker_t *b, const char *p, const char *part);
+/*  Puts j at the head of the queue (a job met first in a runner's log). */
+void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);
+/*  Puts j at the end of the queue (evr_queue_add: and the next dispatch
+    pass looks at it). */
+void evr_queue_append(evr_broker_t *b, evr_queue_job_t *j);
+/*  Unlinks (when in the queue) and frees j. */
+void evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j);
+/*  Jobs of pipeline p the queue holds (in any state; staged ones not). */
+size_t evr_queue_count(const evr_broker_t *b, const char *p);
+/*  Whether j waits in the queue (queued or held) and is of pipeline p,
+    and of partition part when part is not NULL. */
+bool evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part);
+/*  Jobs assigned to runner r (dispatched or active). */
+uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
+/*  The jobs of runner whose state is state, in queue order: *out (caller
+    frees), their count. */
+size_t evr_queue_runner_jobs(const evr_broker_t *b, const char *runner, evr_queue_state_t state,
+                             evr_queue_job_t ***out);
+
+/* evr_queue.c */
+/*  Sets up the queue's indexes (before evr_queue_load); evr_queue_fini
+    frees every job, staged ones too (unanswered), and the indexes. */
+void evr_queue_init(evr_broker_t *b);
+void evr_queue_fini(evr_broker_t *b);
 void evr_queue_free(evr_queue_job_t *j);
 /*  Until when (mono ns) the turn waits for more submits before its
     commit: while clients the last commit answered have not submitted
     again, 0.3 ms after that commit at most; 0: no wait (no submit staged,
     or every answered client back). */
 uint64_t evr_queue_linger(const evr_broker_t *b);
-/*  Puts j at the head of the queue (a job met first in a runner's log). */
-void evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j);
-/*  Unlinks and frees j. */
-void evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j);
 /*  Takes up the queue and the running jobs from the store at start,
     after the submit journal's records newer than the store's checkpoint
     (written into the store first, synced, and the journal started over). */
@@ -235,11 +306,9 @@ void evr_queue_flush(evr_broker_t *b);
     then the journal starts over) once the journal holds 1 MiB, or when a
     turn without submits comes 100 ms after the last. */
 void evr_queue_turn_end(evr_broker_t *b);
-/*  For evr_qcommit.c (evr_queue.c): puts a job at the end of the queue;
-    notes a journaled record the store does not hold yet (rec taken); the
-    checkpoint: those records written into the store (one synced commit),
-    the journal starts over. */
-void evr_queue_append(evr_broker_t *b, evr_queue_job_t *j);
+/*  For evr_qcommit.c (evr_queue.c): notes a journaled record the store
+    does not hold yet (rec taken); the checkpoint: those records written
+    into the store (one synced commit), the journal starts over. */
 void evr_queue_pending_add(evr_broker_t *b, const char *id, uint8_t *rec, size_t len);
 void evr_queue_checkpoint(evr_broker_t *b);
 /*  A queued job of a submit message (taken, its args bound); evr_queue_add
@@ -261,15 +330,12 @@ uint64_t evr_queue_created(evr_broker_t *b, const char *id, uint64_t fallback);
     job.finished{cancelled, reason}, publishes them, drops it. */
 evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
                                  evr_err_t *err);
-/*  Sends every queued job it can to a runner with credit and labels. */
+/*  Sends every queued job it can to a runner with credit and labels:
+    when b->changed, looking at the whole queue; else at the jobs added
+    since the last pass (b->fresh) only, the others having found no runner
+    then, and nothing having changed for them since (every change that
+    could give one a runner sets b->changed). */
 void evr_queue_dispatch(evr_broker_t *b);
-/*  Jobs of pipeline p the queue holds (in any state; staged ones not). */
-size_t evr_queue_count(const evr_broker_t *b, const char *p);
-/*  Whether j waits in the queue (queued or held) and is of pipeline p,
-    and of partition part when part is not NULL. */
-bool evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part);
-/*  Jobs assigned to runner r (dispatched or active). */
-uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
 /*  The job has left the queue (its job.accepted is stored). */
 void evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner);
 /*  The runner did not take its dispatched jobs (resync found no

@@ -193,6 +193,7 @@ s_forget(evr_broker_t *b, const char *job, const char *runner)
         free(t->runner);
         free(t->reason);
         free(t);
+        b->changed = true;  /* the job may go to that runner now */
         return;
     }
 }
@@ -518,7 +519,7 @@ s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
         evr_queue_cancel_queued(b, j, j->cancel_reason ? j->cancel_reason : "cancelled", &err);
         return;
     }
-    j->state = B_QUEUED;
+    evr_queue_set_state(b, j, B_QUEUED);
     if (evr_queue_persist(b, &j, 1, &err))
         evr_broker_fail(b, &err);
 }

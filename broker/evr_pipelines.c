@@ -526,9 +526,8 @@ void
 evr_pipelines_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m)
 {
     const evr_queue_job_t *newest = NULL;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if (strcmp(j->pipeline, name))
-            continue;
+    const evr_queue_pipe_t *pl = evr_queue_pipe(b, name);
+    for (const evr_queue_job_t *j = pl ? pl->head : NULL; j; j = j->pnext) {
         if (j->state == B_QUEUED || j->state == B_HELD)
             m->waiting++;
         else

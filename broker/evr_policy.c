@@ -39,13 +39,12 @@ typedef struct {
     size_t ninterrupted;
 } s_plan_t;
 
-static bool
-s_planned(evr_queue_job_t *const *v, size_t n, const evr_queue_job_t *j)
+/*  Adds waiting job j to the jobs the plan replaces (marked planned). */
+static void
+s_replace(s_plan_t *plan, evr_queue_job_t *j)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == j)
-            return true;
-    return false;
+    j->planned = true;
+    plan->replaced[plan->nreplaced++] = j;
 }
 
 /*  Whether the queue surely has room for one more job of pipeline p: the
@@ -81,13 +80,18 @@ s_partition(const evr_broker_t *b, evr_queue_job_t *j)
 }
 
 /*  The running side of the plan: with interrupt, the dispatched and
-    active jobs of p (of partition part) not interrupted before. */
+    active jobs of pipeline pl (of partition part) not interrupted before,
+    in queue order (the walk ends at the last of them). */
 static void
-s_plan_interrupts(const evr_broker_t *b, const char *p, const char *part, s_plan_t *plan)
+s_plan_interrupts(const evr_broker_t *b, const evr_queue_pipe_t *pl, const char *part,
+                  s_plan_t *plan)
 {
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if ((j->state != B_DISPATCHED && j->state != B_ACTIVE) || j->interrupted
-            || strcmp(j->pipeline, p) != 0)
+    size_t seen = 0;
+    for (evr_queue_job_t *j = pl->head; j && seen < pl->nbusy; j = j->pnext) {
+        if (j->state != B_DISPATCHED && j->state != B_ACTIVE)
+            continue;
+        seen++;
+        if (j->interrupted)
             continue;
         const char *jp = part ? s_partition(b, j) : NULL;
         if (!part || (jp && strcmp(jp, part) == 0))
@@ -95,18 +99,42 @@ s_plan_interrupts(const evr_broker_t *b, const char *p, const char *part, s_plan
     }
 }
 
-/*  Jobs of p that hold or will take a concurrency slot after the plan:
-    running ones not interrupted, waiting ones not replaced. */
+/*  Jobs of pipeline pl that hold or will take a concurrency slot after
+    the plan: running ones not interrupted, waiting ones not replaced (the
+    jobs of the plan are distinct jobs of pl). */
 static uint32_t
-s_holding(const evr_broker_t *b, const char *p, const s_plan_t *plan)
+s_holding(const evr_queue_pipe_t *pl, const s_plan_t *plan)
 {
-    uint32_t n = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if (strcmp(j->pipeline, p) == 0 && !j->interrupted
-            && !s_planned(plan->replaced, plan->nreplaced, j)
-            && !s_planned(plan->interrupted, plan->ninterrupted, j))
-            n++;
-    return n;
+    if (!pl)
+        return 0;
+    size_t n = pl->njobs - pl->ninterrupted;
+    for (size_t i = 0; i < plan->nreplaced; i++)
+        n -= !plan->replaced[i]->interrupted;
+    for (size_t i = 0; i < plan->ninterrupted; i++)
+        n -= !plan->interrupted[i]->interrupted;
+    return (uint32_t) n;
+}
+
+/*  The waiting side of the plan, before the oldest make room: the waiting
+    jobs of pipeline pl in partition part (partitioned_replace; all of
+    them when part is NULL), or in their start_delay (replace), in queue
+    order. */
+static void
+s_plan_waiting(const evr_broker_t *b, evr_queue_pipe_t *pl, evr_queue_strategy_t st,
+               const char *p, const char *part, s_plan_t *plan)
+{
+    uint64_t now = evr_now_ns();
+    if (st == EVR_QUEUE_PARTITIONED && part) {
+        const evr_queue_part_t *pt = evr_queue_part(b, p, part);
+        for (evr_queue_job_t *j = pt ? pt->head : NULL; j; j = j->tnext)
+            if (evr_queue_waits(j, p, part))
+                s_replace(plan, j);
+    }
+    else if (st == EVR_QUEUE_PARTITIONED || (st == EVR_QUEUE_REPLACE && pl->ndelayed))
+        for (evr_queue_job_t *j = pl->head; j; j = j->pnext)
+            if (evr_queue_waits(j, p, NULL)
+                && (st == EVR_QUEUE_PARTITIONED || j->not_before > now))
+                s_replace(plan, j);
 }
 
 /*  Plans what the submit msg does; false with *code and why when it is
@@ -120,23 +148,18 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
     evr_queue_strategy_t st = evr_spec_queue_strategy(spec);
     const char *part = evr_spec_queue_partition(spec, &msg->args);
     uint32_t limit = spec->queue.limit.set ? spec->queue.limit.v : b->opts.queue_limit;
-    uint64_t now = evr_now_ns();
-    size_t waiting = 0;
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if (!evr_queue_waits(j, p, NULL))
-            continue;
-        waiting++;
-        if ((st == EVR_QUEUE_PARTITIONED && evr_queue_waits(j, p, part))
-            || (st == EVR_QUEUE_REPLACE && j->not_before > now))
-            plan->replaced[plan->nreplaced++] = j;
-    }
-    if (spec->queue.interrupt && st != EVR_QUEUE_APPEND)
-        s_plan_interrupts(b, p, part, plan);
+    evr_queue_pipe_t *pl = evr_queue_pipe(b, p);
+    size_t waiting = pl ? pl->nwaiting : 0;
+    if (pl)
+        s_plan_waiting(b, pl, st, p, part, plan);
+    if (pl && spec->queue.interrupt && st != EVR_QUEUE_APPEND)
+        s_plan_interrupts(b, pl, part, plan);
     /* replace: the oldest waiting make room */
-    for (evr_queue_job_t *j = b->jobs; j && st == EVR_QUEUE_REPLACE; j = j->next)
-        if (waiting - plan->nreplaced >= (limit ? limit : 1) && evr_queue_waits(j, p, NULL)
-            && !s_planned(plan->replaced, plan->nreplaced, j))
-            plan->replaced[plan->nreplaced++] = j;
+    size_t keep = limit ? limit : 1;
+    for (evr_queue_job_t *j = pl ? pl->head : NULL;
+         j && st == EVR_QUEUE_REPLACE && waiting - plan->nreplaced >= keep; j = j->pnext)
+        if (evr_queue_waits(j, p, NULL) && !j->planned)
+            s_replace(plan, j);
     size_t left = waiting - plan->nreplaced;
     if (limit && left >= limit) {
         *code = EVR_CODE_QUEUE_FULL;
@@ -153,7 +176,7 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
         return false;
     }
     uint32_t conc = spec->concurrency, held;
-    if (!limit && conc && (held = s_holding(b, p, plan)) >= conc) {
+    if (!limit && conc && (held = s_holding(pl, plan)) >= conc) {
         *code = EVR_CODE_BUSY;
         snprintf(why, len,
                  "pipeline %s has %u of its %u concurrent jobs running or about "
@@ -169,7 +192,7 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
 static void
 s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 {
-    j->interrupted = true;
+    evr_queue_set_interrupted(b, j);
     char why[256];
     if (j->state == B_ACTIVE
         && evr_runners_control(b, j->runner, "cancel", j->id, reason, why, sizeof why)) {
@@ -189,9 +212,11 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 void
 evr_policy_resend(evr_broker_t *b, const char *runner)
 {
-    for (evr_queue_job_t *j = b->jobs; j; j = j->next) {
-        if (j->state != B_ACTIVE || !j->cancel_pending || !j->runner
-            || strcmp(j->runner, runner) != 0)
+    evr_queue_job_t **v;
+    size_t n = evr_queue_runner_jobs(b, runner, B_ACTIVE, &v);
+    for (size_t i = 0; i < n; i++) {
+        evr_queue_job_t *j = v[i];
+        if (!j->cancel_pending)
             continue;
         char why[256];
         if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
@@ -199,6 +224,7 @@ evr_policy_resend(evr_broker_t *b, const char *runner)
         else
             evr_broker_warn(b, "cancel of %s: %s", j->id, why);
     }
+    free(v);
 }
 
 bool
@@ -215,9 +241,7 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
         snprintf(why, len, "the broker's store failed: %s", b->failmsg);
         return false;
     }
-    size_t total = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        total += j->state != B_ACTIVE;
+    size_t total = b->nunstarted;
     if (total >= EVR_BROKER_MAX_QUEUED) {
         *code = EVR_CODE_QUEUE_FULL;
         snprintf(why, len,
@@ -230,6 +254,8 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
     s_plan_t plan = { evr_calloc(mine + 1, sizeof(void *)), 0, evr_calloc(mine + 1, sizeof(void *)),
                       0 };
     bool ok = s_plan(b, msg, &plan, code, why, len);
+    for (size_t i = 0; i < plan.nreplaced; i++)
+        plan.replaced[i]->planned = false;
     char reason[64];
     snprintf(reason, sizeof reason, "interrupted by %s", msg->job);
     for (size_t i = 0; ok && i < plan.ninterrupted; i++)

@@ -30,7 +30,7 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
             free(st->rec);
         }
         else {
-            evr_queue_append(b, st->job);
+            evr_queue_add(b, st->job);
             evr_queue_pending_add(b, st->job->id, st->rec, st->len);
             evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
             if (st->rid)
@@ -40,7 +40,6 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
         zframe_destroy(&st->rid);
         *st = (evr_queue_staged_t) { 0 };
     }
-    b->changed = true;
 }
 
 /*  Appends the staged submits to the journal (one write), flushes it (one

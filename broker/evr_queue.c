@@ -41,11 +41,7 @@
 void
 evr_queue_init(evr_broker_t *b)
 {
-    b->index = zhashx_new();   /* keyed by the job's own id: no copy of it */
-    zhashx_set_key_duplicator(b->index, NULL);
-    zhashx_set_key_destructor(b->index, NULL);
-    b->counts = zhashx_new();
-    b->by_runner = zhashx_new();
+    evr_queue_index_init(b);
     const char *delay = getenv("EVR_TEST_SUBMIT_DELAY_MS");
     b->test_delay_ms = delay ? (uint32_t) strtoul(delay, NULL, 10) % 60000 : 0;
 }
@@ -67,93 +63,7 @@ evr_queue_fini(evr_broker_t *b)
     b->pending = NULL;
     b->npending = 0;
     evr_journal_destroy(&b->journal);
-    while (b->jobs)
-        evr_queue_remove(b, b->jobs);
-    zhashx_destroy(&b->index);
-    zhashx_destroy(&b->counts);
-    zhashx_destroy(&b->by_runner);
-}
-
-evr_queue_job_t *
-evr_queue_find(const evr_broker_t *b, const char *id)
-{
-    return b->index ? zhashx_lookup(b->index, id) : NULL;
-}
-
-size_t
-evr_queue_count(const evr_broker_t *b, const char *p)
-{
-    return (size_t) (uintptr_t) zhashx_lookup(b->counts, p);
-}
-
-bool
-evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part)
-{
-    return (j->state == B_QUEUED || j->state == B_HELD) && strcmp(j->pipeline, p) == 0
-        && (!part || (j->partition && strcmp(j->partition, part) == 0));
-}
-
-evr_queue_job_t *
-evr_queue_of_runner(const evr_broker_t *b, const char *runner)
-{
-    return b->by_runner && runner ? zhashx_lookup(b->by_runner, runner) : NULL;
-}
-
-/*  j joins (on, a job of the list with a runner) or leaves its runner's
-    jobs. */
-static void
-s_runner_link(evr_broker_t *b, evr_queue_job_t *j, bool on)
-{
-    if (on && !j->rlinked && j->runner) {
-        j->rprev = NULL;
-        j->rnext = zhashx_lookup(b->by_runner, j->runner);
-        if (j->rnext)
-            j->rnext->rprev = j;
-        zhashx_update(b->by_runner, j->runner, j);
-        j->rlinked = true;
-    }
-    else if (!on && j->rlinked) {
-        if (j->rnext)
-            j->rnext->rprev = j->rprev;
-        if (j->rprev)
-            j->rprev->rnext = j->rnext;
-        else if (j->rnext)
-            zhashx_update(b->by_runner, j->runner, j->rnext);
-        else
-            zhashx_delete(b->by_runner, j->runner);
-        j->rnext = j->rprev = NULL;
-        j->rlinked = false;
-    }
-}
-
-void
-evr_queue_set_runner(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
-{
-    bool listed = zhashx_lookup(b->index, j->id) == j;
-    s_runner_link(b, j, false);
-    free(j->runner);
-    j->runner = runner ? evr_strdup(runner) : NULL;
-    s_runner_link(b, j, listed);
-}
-
-/*  j enters or leaves the list (delta +1, -1): the indexes follow. */
-static void
-s_indexed(evr_broker_t *b, evr_queue_job_t *j, int delta)
-{
-    s_runner_link(b, j, delta > 0);
-    size_t n = evr_queue_count(b, j->pipeline);
-    n = delta > 0 ? n + 1 : n - 1;
-    if (n)
-        zhashx_update(b->counts, j->pipeline, (void *) (uintptr_t) n);
-    else
-        zhashx_delete(b->counts, j->pipeline);
-    if (delta > 0 && zhashx_insert(b->index, j->id, j) != 0) {
-        zhashx_delete(b->index, j->id);     /* the key is the listed job's id: j's now */
-        zhashx_insert(b->index, j->id, j);
-    }
-    else if (delta < 0)
-        zhashx_delete(b->index, j->id);
-    b->njobs = delta > 0 ? b->njobs + 1 : b->njobs - 1;
+    evr_queue_index_fini(b);
 }
 
 void
@@ -168,43 +78,6 @@ evr_queue_free(evr_queue_job_t *j)
     evr_msg_destroy(&j->submit);
     evr_strlist_free(&j->labels);
     free(j);
-}
-
-void
-evr_queue_remove(evr_broker_t *b, evr_queue_job_t *j)
-{
-    evr_queue_job_t *prev = NULL;
-    for (evr_queue_job_t **pp = &b->jobs; *pp; prev = *pp, pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            if (b->last == j)
-                b->last = prev;
-            s_indexed(b, j, -1);
-            break;
-        }
-    evr_queue_free(j);
-}
-
-void
-evr_queue_append(evr_broker_t *b, evr_queue_job_t *j)
-{
-    j->next = NULL;
-    if (b->last)
-        b->last->next = j;
-    else
-        b->jobs = j;
-    b->last = j;
-    s_indexed(b, j, +1);
-}
-
-void
-evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j)
-{
-    j->next = b->jobs;
-    b->jobs = j;
-    if (!b->last)
-        b->last = j;
-    s_indexed(b, j, +1);
 }
 
 static bool
@@ -326,7 +199,8 @@ void
 evr_queue_add(evr_broker_t *b, evr_queue_job_t *j)
 {
     evr_queue_append(b, j);
-    b->changed = true;
+    if (!b->fresh)
+        b->fresh = j;
 }
 
 void
@@ -558,7 +432,8 @@ evr_queue_load(evr_broker_t *b, evr_err_t *err)
         evr_rec_free(&evr_job_type, &pj);
         if (!known)
             continue;
-        j->state = B_ACTIVE;    /* persisted as a deletion, keeping its submit time */
+        evr_queue_set_state(b, j, B_ACTIVE);    /* persisted as a deletion, keeping its
+                                                   submit time */
         if ((rc = evr_queue_persist(b, &j, 1, err)))
             return rc;
         evr_queue_remove(b, j);
@@ -770,7 +645,7 @@ evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
     if (rc == EVR_OK) {
         for (int i = 0; i < 2; i++)
             evr_bus_publish_event(b->pub, ev[i], NULL);
-        j->state = B_ACTIVE;    /* persisted as a deletion */
+        evr_queue_set_state(b, j, B_ACTIVE);    /* persisted as a deletion */
         evr_err_t e2;
         /* when this fails, the next start deletes it (the archive knows the job) */
         if (evr_queue_persist(b, &j, 1, &e2))
@@ -787,28 +662,6 @@ evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
 
 /* ----------------------------------------------------------- dispatch */
 
-uint32_t
-evr_queue_assigned(const evr_broker_t *b, const char *runner)
-{
-    uint32_t n = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner
-            && strcmp(j->runner, runner) == 0)
-            n++;
-    return n;
-}
-
-static uint32_t
-s_pipeline_busy(const evr_broker_t *b, const char *pipeline)
-{
-    uint32_t n = 0;
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE)
-            && strcmp(j->pipeline, pipeline) == 0)
-            n++;
-    return n;
-}
-
 /*  A runner that may take work this pass, and its free slots. */
 typedef struct {
     evr_runners_session_t *r;
@@ -816,13 +669,14 @@ typedef struct {
 } s_cand_t;
 
 /*  The runners that may take work, with their free slots: min(credit,
-    capacity - jobs assigned), counted once per pass (not per queued job).
-    Caller frees *out. */
+    capacity - jobs assigned), counted once per pass (not per queued job),
+    and their sum (*nfree).  Caller frees *out. */
 static size_t
-s_candidates(const evr_broker_t *b, s_cand_t **out)
+s_candidates(const evr_broker_t *b, s_cand_t **out, uint32_t *nfree)
 {
     size_t n = 0, cap = 0;
     *out = NULL;
+    *nfree = 0;
     for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
         if (!r->rid || !r->resynced || r->draining || r->lost || !r->credit)
             continue;
@@ -833,22 +687,26 @@ s_candidates(const evr_broker_t *b, s_cand_t **out)
         uint32_t used = evr_queue_assigned(b, r->id);
         uint32_t room = r->capacity > used ? r->capacity - used : 0;
         (*out)[n++] = (s_cand_t) { r, r->credit < room ? r->credit : room };
+        *nfree += (*out)[n - 1].free;
     }
     return n;
 }
 
 /*  The candidate with the most free slots and every label of j, that j was
-    not taken from. */
+    not taken from; *taken: one with a free slot was passed over for that. */
 static s_cand_t *
-s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *j)
+s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *j, bool *taken)
 {
     s_cand_t *best = NULL;
+    *taken = false;
     for (size_t k = 0; k < n; k++) {
         s_cand_t *c = &cands[k];
         if (!c->free || (best && c->free <= best->free))
             continue;
-        if (b->taken && evr_lease_taken(b, j->id, c->r->id))
+        if (b->taken && evr_lease_taken(b, j->id, c->r->id)) {
+            *taken = true;
             continue;   /* taken from it while it was lost: it may hold a copy */
+        }
         bool match = true;
         for (uint32_t i = 0; i < j->labels.n && match; i++)
             match = evr_spec_runner_has_label(&c->r->labels, j->labels.v[i]);
@@ -858,51 +716,16 @@ s_pick(const evr_broker_t *b, s_cand_t *cands, size_t n, const evr_queue_job_t *
     return best;
 }
 
-void
-evr_queue_dispatch(evr_broker_t *b)
+/*  Persists the n jobs a pass assigned, then sends each its dispatch; one
+    not sent waits again. */
+static void
+s_send(evr_broker_t *b, evr_queue_job_t **sent, size_t n)
 {
-    if (!b->changed || b->failure)
-        return;
-    b->changed = false;
-    s_cand_t *cands;
-    size_t ncand = s_candidates(b, &cands);
-    evr_queue_job_t *sent[S_DISPATCH_BATCH];
-    size_t n = 0;
-    uint64_t now = evr_now_ns(), due = 0;
-    evr_queue_job_t *at = b->jobs;
-    for (; at && n < S_DISPATCH_BATCH && ncand; at = at->next) {
-        evr_queue_job_t *j = at;
-        if (j->state != B_QUEUED)
-            continue;
-        if (j->not_before > now) {  /* in its start_delay: the loop's timer wakes it */
-            due = !due || j->not_before < due ? j->not_before : due;
-            continue;
-        }
-        s_cand_t *c = s_pick(b, cands, ncand, j);
-        if (!c)
-            continue;
-        uint32_t conc = j->submit->spec->concurrency;
-        if (conc && s_pipeline_busy(b, j->pipeline) >= conc)
-            continue;
-        j->state = B_DISPATCHED;
-        evr_queue_set_runner(b, j, c->r->id);
-        c->free--;
-        c->r->credit--;
-        sent[n++] = j;
-    }
-    free(cands);
-    /* a pass that stopped early keeps the earlier due time too (at worst
-       a wake-up that finds nothing due) */
-    b->next_due = !at ? due : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
-    if (n == S_DISPATCH_BATCH)
-        b->changed = true;  /* more next turn */
-    if (!n)
-        return;
     evr_err_t err;
     if (evr_queue_persist(b, sent, n, &err)) {
         evr_broker_fail(b, &err);
         for (size_t i = 0; i < n; i++)
-            sent[i]->state = B_QUEUED;
+            evr_queue_set_state(b, sent[i], B_QUEUED);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -923,7 +746,7 @@ evr_queue_dispatch(evr_broker_t *b)
         evr_broker_warn(b, "dispatch of %s to %s failed (%s): queued again", j->id, r->id,
                         r->rid ? err.msg : "not connected");
         zframe_destroy(&r->rid);
-        j->state = B_QUEUED;
+        evr_queue_set_state(b, j, B_QUEUED);
         evr_queue_set_runner(b, j, NULL);
         if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_fail(b, &err);
@@ -932,10 +755,68 @@ evr_queue_dispatch(evr_broker_t *b)
 }
 
 void
+evr_queue_dispatch(evr_broker_t *b)
+{
+    if ((!b->changed && !b->fresh) || b->failure)
+        return;
+    /* a pass over the fresh jobs only: the others found no runner in the
+       last pass, and nothing that could give them one came since */
+    bool whole = b->changed;
+    evr_queue_job_t *at = whole ? b->jobs : b->fresh;
+    b->changed = false;
+    b->fresh = NULL;
+    s_cand_t *cands;
+    uint32_t nfree;
+    size_t ncand = s_candidates(b, &cands, &nfree);
+    evr_queue_job_t *sent[S_DISPATCH_BATCH];
+    size_t n = 0;
+    uint64_t now = evr_now_ns(), due = 0, pass = ++b->passes;
+    /* until no runner has a free slot: the rest waits for one (a credit,
+       a job's end: a change) */
+    for (; at && n < S_DISPATCH_BATCH && nfree; at = at->next) {
+        evr_queue_job_t *j = at;
+        if (j->state != B_QUEUED)
+            continue;
+        if (j->not_before > now) {  /* in its start_delay: the loop's timer wakes it */
+            due = !due || j->not_before < due ? j->not_before : due;
+            continue;
+        }
+        /* free slots only go down during a pass: labels that found no
+           runner with a free slot find none later in it either */
+        if (j->common && j->pipe->dead == pass)
+            continue;
+        bool taken;
+        s_cand_t *c = s_pick(b, cands, ncand, j, &taken);
+        if (!c && j->common && !taken)
+            j->pipe->dead = pass;
+        if (!c)
+            continue;
+        uint32_t conc = j->submit->spec->concurrency;
+        if (conc && j->pipe->nbusy >= conc)
+            continue;
+        evr_queue_set_state(b, j, B_DISPATCHED);
+        evr_queue_set_runner(b, j, c->r->id);
+        nfree--;
+        c->free--;
+        c->r->credit--;
+        sent[n++] = j;
+    }
+    free(cands);
+    /* a pass that stopped early, or saw the fresh jobs only, keeps the
+       earlier due time too (at worst a wake-up that finds nothing due) */
+    b->next_due = !at && whole ? due
+                : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
+    if (n == S_DISPATCH_BATCH)
+        b->changed = true;  /* more next turn */
+    if (n)
+        s_send(b, sent, n);
+}
+
+void
 evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 {
     bool was_queued = j->state != B_ACTIVE;
-    j->state = B_ACTIVE;
+    evr_queue_set_state(b, j, B_ACTIVE);
     if (runner && (!j->runner || strcmp(j->runner, runner) != 0))
         evr_queue_set_runner(b, j, runner);
     if (was_queued) {
@@ -956,12 +837,12 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 void
 evr_queue_requeue(evr_broker_t *b, const char *runner)
 {
-    for (evr_queue_job_t *j = b->jobs, *next; j; j = next) {
-        next = j->next;
-        if (j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, runner) != 0)
-            continue;
+    evr_queue_job_t **v;
+    size_t n = evr_queue_runner_jobs(b, runner, B_DISPATCHED, &v);
+    for (size_t i = 0; i < n; i++) {
+        evr_queue_job_t *j = v[i];
         evr_err_t err;
-        j->state = B_QUEUED;
+        evr_queue_set_state(b, j, B_QUEUED);
         evr_queue_set_runner(b, j, NULL);
         evr_broker_info(b, "job %s: %s did not take it; queued again", j->id, runner);
         if (j->cancel_pending)
@@ -970,4 +851,5 @@ evr_queue_requeue(evr_broker_t *b, const char *runner)
             evr_broker_fail(b, &err);
         b->changed = true;
     }
+    free(v);
 }

@@ -135,17 +135,6 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
     return ok;
 }
 
-/*  Runner ids with a job dispatched to them or running there. */
-static zhashx_t *
-s_holders(const evr_broker_t *b)
-{
-    zhashx_t *h = zhashx_new();
-    for (const evr_queue_job_t *j = b->jobs; j; j = j->next)
-        if ((j->state == B_DISPATCHED || j->state == B_ACTIVE) && j->runner)
-            zhashx_insert(h, j->runner, (void *) 1);
-    return h;
-}
-
 static bool
 s_connected(const evr_runners_session_t *r)
 {
@@ -189,18 +178,16 @@ s_forget(evr_broker_t *b, evr_runners_session_t *r, bool timed)
 static bool
 s_room(evr_broker_t *b, size_t *matter)
 {
-    zhashx_t *holders = s_holders(b);
     size_t n = 0;
     evr_runners_session_t *idle = NULL;
     *matter = 0;
     for (evr_runners_session_t *x = b->rlist; x; x = x->next) {
         n++;
-        if (s_connected(x) || zhashx_lookup(holders, x->id))
+        if (s_connected(x) || evr_queue_assigned(b, x->id))    /* it holds a job */
             (*matter)++;
         else if (!idle || x->seen < idle->seen)
             idle = x;
     }
-    zhashx_destroy(&holders);
     if (n < EVR_BROKER_MAX_RUNNERS)
         return true;
     if (!idle)
@@ -215,17 +202,11 @@ evr_runners_forget(evr_broker_t *b)
     if (!b->opts.forget_ms)
         return;
     uint64_t now = evr_mono_ns(), limit = (uint64_t) b->opts.forget_ms * 1000000ull;
-    zhashx_t *holders = NULL;
     for (evr_runners_session_t *r = b->rlist, *next; r && !b->failure; r = next) {
         next = r->next;
-        if (!r->lost || !r->lost_at || now - r->lost_at < limit)
-            continue;
-        if (!holders)
-            holders = s_holders(b);
-        if (!zhashx_lookup(holders, r->id))
+        if (r->lost && r->lost_at && now - r->lost_at >= limit && !evr_queue_assigned(b, r->id))
             s_forget(b, r, true);
     }
-    zhashx_destroy(&holders);
 }
 
 static void
