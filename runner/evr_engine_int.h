@@ -189,6 +189,7 @@ struct evr_eng_job {
     struct evr_cache_job *caches;   /* resolved at preparation (evr_cache.h); NULL: none */
     bool caches_measured;   /* the end's size measure asked */
     uint32_t cache_calls;   /* size measures in flight */
+    struct evr_eng_measure *measures;   /* those walking their volume, in a child */
     bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
     /* outputs (evr_step_outputs.c): the host directory of its workspace,
        where outputs files are read without a copy through the executor
@@ -393,6 +394,8 @@ void evr_eng_artifacts_drop(evr_eng_job_t *job);
     that is under way: cleanup waits, counted in job->calls). */
 void evr_eng_cache_prepare(evr_eng_job_t *job);
 bool evr_eng_cache_measure(evr_eng_job_t *job);
+/*  The size measures under way killed (its job is freed). */
+void evr_eng_cache_drop(evr_eng_job_t *job);
 /*  A job taken up after a restart: the caches resolved at its start. */
 void evr_eng_cache_recover(evr_eng_job_t *job);
 void evr_eng_step_artifacts(evr_eng_step_t *st);
