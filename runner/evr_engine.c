@@ -600,6 +600,7 @@ evr_engine_destroy(evr_engine_t **self_p)
         free(e->actions[i].data);
     free(e->actions);
     evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
+    evr_eng_source_trim_stop(e);
     evr_loop_timer_cancel(e->loop, e->tick);
     while (e->jobs) {
         evr_eng_job_t *j = e->jobs;

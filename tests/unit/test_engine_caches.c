@@ -1,4 +1,5 @@
-/*  test_engine_caches.c: a job's caches measured off the loop.
+/*  test_engine_caches.c: a job's caches measured, and the git cache
+    trimmed, off the loop.
 
     The fake executor gets the two operations caches need (dir, a
     volume's host directory here: one directory of the test's for every
@@ -8,7 +9,11 @@
     binary's nftw proves it: for the gated directory it first opens a
     FIFO for writing, which waits for a reader, and the loop opens the
     reading end only once the engine's dir callback has returned.  A walk
-    on the loop would wait for ever (the alarm then fails the test).
+    on the loop would wait for ever (the alarm then fails the test).  The
+    git cache's trim after a checkout walks each entry the same way: the
+    loop opens the FIFO once the job has gone on (its job.source stored),
+    and a second job's checkout waits for the trim's end (a third,
+    cancelled as it waits, ends cancelled).
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -32,17 +37,18 @@
 
 typedef int (s_nftw_fn)(const char *, __nftw_func_t, int, int);
 
-/*  The walk's gate: nftw of the directory path first writes "du\n" into
-    the FIFO fifo (an open that waits for its reader). */
+/*  The walk's gate: nftw of a directory whose path starts with path
+    first writes "du\n" into the FIFO fifo (an open that waits for its
+    reader). */
 static struct {
-    char path[300], fifo[300];
+    char path[320], fifo[300];
     bool on;
 } s_gate;
 
 int
 nftw(const char *dir, __nftw_func_t fn, int fdlimit, int flags)
 {
-    if (s_gate.on && !strcmp(dir, s_gate.path)) {
+    if (s_gate.on && !strncmp(dir, s_gate.path, strlen(s_gate.path))) {
         int fd = open(s_gate.fifo, O_WRONLY | O_CLOEXEC);
         if (fd >= 0) {
             ssize_t n = write(fd, "du\n", 3);   /* short: the test sees no "du" */
@@ -183,6 +189,15 @@ test_measure_off_loop(void)
     evr_etest_destroy(&t);
 }
 
+/*  Whether this process has no child (none reaped here: WNOWAIT). */
+static bool
+s_no_child(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
+}
+
 static bool
 s_dir_answered(evr_etest_t *t, const void *arg)
 {
@@ -206,17 +221,88 @@ test_measure_dropped(void)
     evr_loopfifo_guard(NULL);
     evr_engine_destroy(&t->eng);
     s_gate.on = false;
-    siginfo_t si;
-    int r = 0;
-    for (int i = 0; i < 500; i++) {   /* reaped from the loop's turns */
-        memset(&si, 0, sizeof si);
-        r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
-        if (r != 0 && errno == ECHILD)
-            break;
+    for (int i = 0; i < 500 && !s_no_child(); i++)   /* reaped from the loop's turns */
         evr_loop_once(t->loop, 10);
-    }
-    CHECK(r != 0 && errno == ECHILD);
+    CHECK(s_no_child());
     CHECK(s_recorded(t) == 0);   /* marked used at the start, never measured */
+    evr_etest_destroy(&t);
+}
+
+/*  The names in dir starting with '.rm-' or ending with ".git". */
+static int
+s_git_entries(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -c -e '^\\.rm-' -e '\\.git$'", dir);
+    FILE *p = popen(cmd, "r");
+    int v = -1;
+    if (p) {
+        if (fscanf(p, "%d", &v) != 1)
+            v = -1;
+        pclose(p);
+    }
+    return v;
+}
+
+/*  A checkout's trim of the git cache runs in a child (its walk waits
+    at the FIFO until the loop, turning on, opens it); a second job's
+    checkout waits for the trim's end.  The cap of 1 byte removes every
+    entry not in use: renamed aside, then removed, nothing left. */
+static void
+test_trim_off_loop(void)
+{
+    evr_etest_t *t = s_world();
+    static char git[300];
+    snprintf(git, sizeof git, "%s/git", t->dir);
+    t->opts.source_cache_dir = git;
+    t->opts.source_cache_max_bytes = 1;
+    evr_etest_engine(t);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "set -e; cd %s; git init -q -b main r; cd r; echo one > f; "
+             "git add f; git -c user.email=t@t -c user.name=t commit -qm one", t->dir);
+    CHECK(system(cmd) == 0);
+    char yaml[600];
+    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
+             "\nsteps:\n  - name: a\n    run: echo hi\n", t->dir);
+    snprintf(s_gate.path, sizeof s_gate.path, "%s/", git);
+    s_gate.on = true;
+    s_open_fifo = false;
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while the git cache was "
+                       "trimmed (the trim ran on the loop)");
+    CHECK(evr_etest_submit(t, evr_etest_job(73), yaml) == EVR_OK);
+    evr_etest_event_t ev1 = { evr_etest_job(73), "job.source" };
+    CHECK(evr_etest_until(t, evr_etest_has_event, &ev1, S_MAX_MS));
+    CHECK(evr_etest_submit(t, evr_etest_job(74), yaml) == EVR_OK);
+    evr_etest_turns(t, 300);
+    evr_etest_event_t ev2 = { evr_etest_job(74), "job.source" };
+    CHECK(!evr_etest_has_event(t, &ev2));   /* held while the trim waits */
+    CHECK(evr_etest_submit(t, evr_etest_job(75), yaml) == EVR_OK);   /* held, then cancelled */
+    evr_etest_turns(t, 50);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(75), "not now", &err) == EVR_OK);
+    evr_etest_event_t ev3 = { evr_etest_job(75), "job.finished" };
+    CHECK(evr_etest_until(t, evr_etest_has_event, &ev3, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(75)) == EVR_JOB_CANCELLED);
+    char *evs = evr_etest_events(t, evr_etest_job(75));
+    CHECK(evs && strstr(evs, "source: the job was cancelled while it was checked out"));
+    if (evs && !strstr(evs, "while it was checked out"))
+        fprintf(stderr, "  job 75's events:\n%s", evs);
+    free(evs);
+    CHECK(s_fifo.fd < 0);
+    CHECK(evr_loopfifo_open(t->loop, s_gate.fifo, &s_fifo));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    CHECK(evr_etest_job_status(t, evr_etest_job(73)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(74)) == EVR_JOB_SUCCEEDED);
+    for (int i = 0; i < 100 && s_fifo.n < 3 && !s_fifo.eof; i++)
+        evr_loop_once(t->loop, 10);
+    CHECK(strncmp(s_fifo.got, "du\n", 3) == 0);   /* written by the trim's child */
+    for (int i = 0; i < 500 && !s_no_child(); i++)   /* the last trim's child reaped */
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    CHECK(s_git_entries(git) == 0);
+    s_fifo_close(t);
     evr_etest_destroy(&t);
 }
 
@@ -225,5 +311,6 @@ main(void)
 {
     EVR_TEST_RUN(test_measure_off_loop);
     EVR_TEST_RUN(test_measure_dropped);
+    EVR_TEST_RUN(test_trim_off_loop);
     EVR_TEST_END();
 }
