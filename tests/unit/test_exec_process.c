@@ -3,8 +3,10 @@
     exact output on both streams (2 MB of each compared byte for byte),
     exit codes, stop of a whole process group (TERM, then KILL for a step
     that ignores TERM), pause and resume, put and get, list, workspaces
-    (a removal that follows no link and goes deeper than PATH_MAX), and
-    what missing artifact paths are called.  The environment, limits,
+    (a removal that follows no link and goes deeper than PATH_MAX), the
+    put's unpack and the removals of workspaces and units off the loop
+    (a FIFO only the loop reads), and what missing artifact paths are
+    called.  The environment, limits,
     damaged unit files and recovery are in test_exec_process_units.c.
 
     The supervisor of each step is this binary itself (--shim), as it is
