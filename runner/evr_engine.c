@@ -605,6 +605,7 @@ evr_engine_destroy(evr_engine_t **self_p)
     e->actions = NULL;
     e->nactions = 0;
     evr_fetch_destroy(&e->fetch);   /* downloads under way are dropped */
+    evr_eng_source_trim_stop(e);
     evr_loop_timer_cancel(e->loop, e->tick);
     while (e->jobs) {
         evr_eng_job_t *j = e->jobs;

@@ -174,6 +174,7 @@ struct evr_eng_job {
     char *src_tar;              /* the tar put into the workspace from this file */
     char *src_file;             /* a tarball's download */
     evr_source_req_t *src_req;  /* a git checkout under way */
+    bool src_held;              /* its checkout waits for the git cache's trim */
     evr_offload_t *src_work;    /* its tar made and read, in a child (evr_offload.h) */
     uint64_t src_objects;       /* the checkout's, until the job.source event */
     char *src_auth[2];          /* git.secret's value, per source */
@@ -189,6 +190,7 @@ struct evr_eng_job {
     struct evr_cache_job *caches;   /* resolved at preparation (evr_cache.h); NULL: none */
     bool caches_measured;   /* the end's size measure asked */
     uint32_t cache_calls;   /* size measures in flight */
+    struct evr_eng_measure *measures;   /* those walking their volume, in a child */
     bool no_ws;             /* it has none: its one unit has its own (evr_eng_job_new) */
     /* outputs (evr_step_outputs.c): the host directory of its workspace,
        where outputs files are read without a copy through the executor
@@ -242,6 +244,8 @@ struct evr_engine {
     struct evr_eng_artifact *unpacks;   /* artifact tars to unpack, in order; the first of
                                            each job's under way (evr_step_artifact.c) */
     bool closing;           /* in evr_engine_destroy: no unpack starts */
+    evr_offload_t *src_trim;    /* the git cache's trim, in a child: checkouts wait
+                                   (evr_prepare_source.c) */
 };
 
 extern const char *const evr_eng_stream_names[2];
@@ -394,6 +398,8 @@ void evr_eng_artifacts_drop(evr_eng_job_t *job);
     that is under way: cleanup waits, counted in job->calls). */
 void evr_eng_cache_prepare(evr_eng_job_t *job);
 bool evr_eng_cache_measure(evr_eng_job_t *job);
+/*  The size measures under way killed (its job is freed). */
+void evr_eng_cache_drop(evr_eng_job_t *job);
 /*  A job taken up after a restart: the caches resolved at its start. */
 void evr_eng_cache_recover(evr_eng_job_t *job);
 void evr_eng_step_artifacts(evr_eng_step_t *st);
@@ -567,10 +573,13 @@ char *evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i);
 const char *evr_eng_first_image(const evr_eng_job_t *job, uint32_t *policy);
 const char *evr_eng_fetch_setting(const evr_fetch_result_t *r);
 void evr_eng_source_next(evr_eng_job_t *job);
-/*  A job that ends while its source is checked out, or its tar made: the
+/*  A job that ends while its source is checked out (or waits to be,
+    while the git cache is trimmed), or its tar made: the
     checkout (or the child making it) stops and preparation fails
     (reason: the job's end).  Nothing otherwise. */
 void evr_eng_source_abort(evr_eng_job_t *job);
+/*  The git cache's trim under way killed (the engine is destroyed). */
+void evr_eng_source_trim_stop(evr_engine_t *e);
 /*  The same for a resource's tar being made from its download. */
 void evr_eng_resource_abort(evr_eng_job_t *job);
 /*  Recovery of a job that has started: the commits of its sources, from

@@ -616,6 +616,39 @@ s_ws_create(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     s_ws_done(op, rc, false, &err);
 }
 
+/*  In the child: the workspace's tree, renamed aside to op->file,
+    removed (op is its snapshot, read only). */
+static void
+s_ws_purge_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_xp_op_t *op = arg;
+    evr_xp_rm_t *p = out;
+    evr_err_t err = { 0 };
+    p->rc = (int32_t) evr_exec_process_ws_purge(op->ex->work, op->name, op->file, &err);
+    if (p->rc)
+        snprintf(p->msg, sizeof p->msg, "%s", err.msg);
+}
+
+static void
+s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_xp_op_t *op = arg;
+    const evr_xp_rm_t *p = out;
+    op->work = NULL;
+    if (rc)
+        evr_xp_fail(op, EVR_ERR_IO, "removing the workspace %s/%s: %s", op->ex->work, op->name,
+                    msg);
+    else if (p->rc)
+        evr_xp_fail(op, (evr_rc_t) p->rc, "%s", p->msg);
+    else
+        evr_xp_ok(op);
+}
+
+/*  The workspace renamed aside at once (its id free), then its tree
+    removed in a child process (evr_offload.h): a large workspace holds
+    no other job's turn.  A removal cut short (the executor destroyed, the
+    runner killed) leaves the .rm- directory its next start sweeps. */
 static void
 s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
@@ -625,8 +658,12 @@ s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     bool nf = false;
     if (op->done)
         return;
-    evr_rc_t rc = evr_exec_process_ws_remove(ex->work, job_id, &ex->seq, &nf, &err);
-    s_ws_done(op, rc, nf, &err);
+    evr_rc_t rc = evr_exec_process_ws_aside(ex->work, job_id, &ex->seq, &op->file, &nf, &err);
+    if (rc)
+        s_ws_done(op, rc, nf, &err);
+    else
+        op->work = evr_offload_start(ex->base.loop, s_ws_purge_work, sizeof(evr_xp_rm_t),
+                                     s_ws_purged, op);
 }
 
 /*  The host directory of a job's workspace (a hook's context); no cache

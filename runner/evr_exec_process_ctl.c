@@ -217,12 +217,42 @@ s_starting(const evr_xp_op_t *op)
     return false;
 }
 
+/*  In the child: the unit's directory, moved aside to op->dir, removed
+    (op is its snapshot, read only). */
+static void
+s_rm_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_xp_op_t *op = arg;
+    evr_xp_rm_t *p = out;
+    evr_err_t err = { 0 };
+    p->rc = (int32_t) evr_unit_rmtree(op->dir, &err);
+    if (p->rc)
+        snprintf(p->msg, sizeof p->msg, "%s", err.msg);
+}
+
+static void
+s_removed(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_xp_op_t *op = arg;
+    const evr_xp_rm_t *p = out;
+    op->work = NULL;
+    if (rc || p->rc)
+        evr_xp_fail(op, EVR_ERR_IO, "removing %s: %s", op->name, rc ? msg : p->msg);
+    else
+        evr_xp_ok(op);
+}
+
 /*  The unit has been moved aside (its name is free): kill what runs,
-    remove the directory once its supervisor has ended. */
+    remove the directory once its supervisor has ended, in a child
+    process (evr_offload.h; a removal cut short leaves the .rm- directory
+    the executor's next start sweeps). */
 void
 evr_xp_remove_turn(evr_xp_op_t *op)
 {
     evr_unit_info_t info;
+    if (op->work)
+        return;   /* the tree being removed: its end reports */
     if (!evr_xp_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || s_starting(op)) {
@@ -231,11 +261,7 @@ evr_xp_remove_turn(evr_xp_op_t *op)
             evr_xp_idle(op);
         return;
     }
-    evr_err_t err;
-    if (evr_unit_rmtree(op->dir, &err))
-        evr_xp_fail(op, EVR_ERR_IO, "removing %s: %s", op->name, err.msg);
-    else
-        evr_xp_ok(op);
+    op->work = evr_offload_start(op->ex->base.loop, s_rm_work, sizeof(evr_xp_rm_t), s_removed, op);
 }
 
 void

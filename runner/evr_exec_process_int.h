@@ -55,8 +55,15 @@ struct evr_xp_op {
     size_t llen;
     evr_tarout_t *tar;          /* get */
     char *file;                 /* put: the tar */
-    evr_offload_t *work;        /* put: the unpack, in a child */
+    evr_offload_t *work;        /* put: the unpack; remove, workspace_remove: the
+                                   tree's removal; in a child */
 };
+
+/*  What a child removing a tree (a unit's, a workspace's) reports. */
+typedef struct {
+    int32_t rc;
+    char msg[EVR_ERR_MAX];
+} evr_xp_rm_t;
 
 /*  A new op for a unit name, its directory in op->dir; done already
     (failed) when the name is bad. */

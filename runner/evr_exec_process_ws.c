@@ -47,21 +47,36 @@ evr_exec_process_ws_create(const char *work, const char *job_id, bool *exists, e
 }
 
 evr_rc_t
-evr_exec_process_ws_remove(const char *work, const char *job_id, uint64_t *seq, bool *not_found,
-                           evr_err_t *err)
+evr_exec_process_ws_aside(const char *work, const char *job_id, uint64_t *seq, char **trash,
+                          bool *not_found, evr_err_t *err)
 {
     *not_found = false;
+    *trash = NULL;
     char *dir = evr_asprintf("%s/%s", work, job_id);
-    char *trash = evr_asprintf("%s/.rm-%s-%ld-%" PRIu64, work, job_id, (long) getpid(), ++*seq);
+    char *t = evr_asprintf("%s/.rm-%s-%ld-%" PRIu64, work, job_id, (long) getpid(), ++*seq);
     evr_rc_t rc = EVR_OK;
-    evr_err_t e2;
-    if (rename(dir, trash) != 0)
+    if (rename(dir, t) != 0)
         rc = errno == ENOENT ? s_no_workspace(dir, not_found, err)
                              : evr_err_set(err, EVR_ERR_IO, "removing the workspace %s: %s", dir,
                                            strerror(errno));
-    else if (evr_unit_rmtree(trash, &e2))
-        rc = evr_err_set(err, EVR_ERR_IO, "removing the workspace %s: %s", dir, e2.msg);
-    free(trash);
+    else {
+        *trash = t;
+        t = NULL;
+    }
+    free(t);
+    free(dir);
+    return rc;
+}
+
+evr_rc_t
+evr_exec_process_ws_purge(const char *work, const char *job_id, const char *trash,
+                          evr_err_t *err)
+{
+    evr_err_t e2;
+    if (!evr_unit_rmtree(trash, &e2))
+        return EVR_OK;
+    char *dir = evr_asprintf("%s/%s", work, job_id);
+    evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "removing the workspace %s: %s", dir, e2.msg);
     free(dir);
     return rc;
 }

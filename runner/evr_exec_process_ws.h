@@ -3,7 +3,7 @@
 
     A job's workspace is the directory WORK/JOB (0700), WORK the
     executor's STATE/work.  These calls do the work on disk, at once:
-    make one, remove one, list a directory's names, unpack a tar into a
+    make one, remove one (in two parts), list a directory's names, unpack a tar into a
     workspace (put), and open a path of it as a tar stream (get).  The
     executor makes each an operation whose outcome it reports from a turn
     of the loop.  Each returns EVR_ERR_IO with err saying what failed,
@@ -21,11 +21,15 @@
 evr_rc_t evr_exec_process_ws_create(const char *work, const char *job_id, bool *exists,
                                     evr_err_t *err);
 
-/*  Removes WORK/JOB with what is in it: renamed to WORK/.rm-JOB-PID-N
-    first (N from ++*seq), so the id is free at once and a runner killed
-    meanwhile leaves a leftover its next start sweeps. */
-evr_rc_t evr_exec_process_ws_remove(const char *work, const char *job_id, uint64_t *seq,
-                                    bool *not_found, evr_err_t *err);
+/*  Removing WORK/JOB with what is in it, in two parts: aside renames it
+    to WORK/.rm-JOB-PID-N (N from ++*seq; *trash, caller frees), at once,
+    so the id is free and a runner killed meanwhile leaves a leftover its
+    next start sweeps; purge removes that tree (the long part: the
+    executor runs it in a child, evr_offload.h), errors naming WORK/JOB. */
+evr_rc_t evr_exec_process_ws_aside(const char *work, const char *job_id, uint64_t *seq,
+                                   char **trash, bool *not_found, evr_err_t *err);
+evr_rc_t evr_exec_process_ws_purge(const char *work, const char *job_id, const char *trash,
+                                   evr_err_t *err);
 
 /*  The names in dir not starting with '.', starting with prefix (NULL:
     any), one a line: a new string, caller frees.  NULL with err when dir

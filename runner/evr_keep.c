@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "evr_log.h"
+#include "evr_offload.h"
 #include "evr_unit.h"
 
 #define S_BATCH 200
@@ -23,6 +24,9 @@ struct evr_keep {
     void *arg;
     uint64_t timer;
     uint64_t noted;             /* broker_acked last written to meta */
+    evr_offload_t *work;        /* the artifact directories' removal, in a child */
+    char **doomed;              /* those it removes */
+    size_t ndoomed;
 };
 
 /*  True when the ship queue (STATE/ship) holds no entry. */
@@ -41,17 +45,21 @@ s_ship_empty(const char *state_dir)
     return empty;
 }
 
-/*  Removes STATE/artifacts/JOB of the jobs retention removed (ids at or
-    below upto the store no longer knows), once nothing waits to ship. */
-static void
-s_sweep_artifacts(evr_store_t *store, const char *state_dir)
+/*  The directories STATE/artifacts/JOB of the jobs retention removed
+    (ids at or below upto the store no longer knows), once nothing waits
+    to ship: *n paths (caller frees each and the array; NULL: none). */
+static char **
+s_doomed(evr_store_t *store, const char *state_dir, size_t *n)
 {
+    *n = 0;
     evr_prune_meta_t pm;
     evr_err_t err;
     if (evr_store_pruned(store, &pm, &err) || !pm.upto[0] || !s_ship_empty(state_dir))
-        return;
+        return NULL;
     char *dir = evr_asprintf("%s/artifacts", state_dir);
     DIR *d = opendir(dir);
+    char **paths = NULL;
+    size_t cap = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
         if (!evr_ulid_valid(e->d_name) || strcmp(e->d_name, pm.upto) > 0)
             continue;
@@ -60,14 +68,104 @@ s_sweep_artifacts(evr_store_t *store, const char *state_dir)
         evr_rec_free(&evr_job_type, &job);
         if (rc != EVR_ERR_NOTFOUND)
             continue;
-        char *path = evr_asprintf("%s/%s", dir, e->d_name);
-        if (evr_unit_rmtree(path, &err))
-            evr_log_warn("evrun-runner", "retention: %s", err.msg);
-        free(path);
+        if (*n == cap)
+            paths = evr_realloc(paths, (cap = cap ? 2 * cap : 16) * sizeof *paths);
+        paths[(*n)++] = evr_asprintf("%s/%s", dir, e->d_name);
     }
     if (d)
         closedir(d);
     free(dir);
+    return paths;
+}
+
+static void
+s_free_paths(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+/*  Removes the artifact directories of the jobs retention removed, at
+    once (the offline pass). */
+static void
+s_sweep_artifacts(evr_store_t *store, const char *state_dir)
+{
+    size_t n;
+    char **paths = s_doomed(store, state_dir, &n);
+    for (size_t i = 0; i < n; i++) {
+        evr_err_t err;
+        if (evr_unit_rmtree(paths[i], &err))
+            evr_log_warn("evrun-runner", "retention: %s", err.msg);
+    }
+    s_free_paths(paths, n);
+}
+
+/*  What the sweep's child reports: how many directories it could not
+    remove, and the first reasons (each NUL-terminated, as many as fit). */
+typedef struct {
+    uint32_t nfail, shown;
+    char msgs[EVR_OFFLOAD_MAX - 8];
+} s_swept_t;
+
+/*  In the child: k->doomed removed (k is its snapshot, read only). */
+static void
+s_sweep_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_keep_t *k = arg;
+    s_swept_t *sw = out;
+    size_t at = 0;
+    for (size_t i = 0; i < k->ndoomed; i++) {
+        evr_err_t err;
+        if (!evr_unit_rmtree(k->doomed[i], &err))
+            continue;
+        size_t len = strlen(err.msg) + 1;
+        if (sw->shown == sw->nfail && at + len <= sizeof sw->msgs) {
+            memcpy(sw->msgs + at, err.msg, len);
+            at += len;
+            sw->shown++;
+        }
+        sw->nfail++;
+    }
+}
+
+static void
+s_swept(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_keep_t *k = arg;
+    const s_swept_t *sw = out;
+    k->work = NULL;
+    if (rc)
+        evr_log_warn("evrun-runner", "retention: removing the artifact directories of %zu "
+                     "removed jobs (%s, ...): %s", k->ndoomed, k->doomed[0], msg);
+    size_t at = 0;
+    for (uint32_t i = 0; !rc && i < sw->shown && at < sizeof sw->msgs; i++) {
+        evr_log_warn("evrun-runner", "retention: %s", sw->msgs + at);
+        at += strnlen(sw->msgs + at, sizeof sw->msgs - at) + 1;
+    }
+    if (!rc && sw->nfail > sw->shown)
+        evr_log_warn("evrun-runner", "retention: %u more artifact directories could not be "
+                     "removed", sw->nfail - sw->shown);
+    s_free_paths(k->doomed, k->ndoomed);
+    k->doomed = NULL;
+    k->ndoomed = 0;
+}
+
+/*  The artifact directories of the jobs retention removed, removed in a
+    child process (evr_offload.h): a large tree takes seconds, and every
+    job's output and the heartbeat wait for the loop.  Which ones is
+    decided here (the store is read by this process only); one sweep at a
+    time.  A sweep cut short (the runner stopped or killed) leaves what
+    it had not removed to the next, as the store no longer knows them. */
+static void
+s_sweep_start(evr_keep_t *k)
+{
+    if (k->work)
+        return;
+    k->doomed = s_doomed(k->store, k->state_dir, &k->ndoomed);
+    if (k->ndoomed)
+        k->work = evr_offload_start(k->loop, s_sweep_work, sizeof(s_swept_t), s_swept, k);
 }
 
 /*  The seq the broker acknowledged, kept in meta when it moved on. */
@@ -111,7 +209,7 @@ s_tick(evr_loop_t *loop, void *arg)
         if (more)
             wait = S_AGAIN_MS;
         else   /* also those left while files waited to ship */
-            s_sweep_artifacts(k->store, k->state_dir);
+            s_sweep_start(k);
     }
     k->timer = evr_loop_timer_add(k->loop, wait, s_tick, k);
 }
@@ -151,6 +249,8 @@ evr_keep_destroy(evr_keep_t **self_p)
     if (k->acked)
         s_note_acked(k, k->acked(k->arg));
     evr_loop_timer_cancel(k->loop, k->timer);
+    evr_offload_cancel(&k->work);   /* its child killed: the next start's sweep goes on */
+    s_free_paths(k->doomed, k->ndoomed);
     free(k->state_dir);
     free(k);
     *self_p = NULL;

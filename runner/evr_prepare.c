@@ -93,6 +93,7 @@ evr_eng_job_free(evr_eng_job_t *job)
             unlink(copy);
         free(copy);
     }
+    evr_eng_cache_drop(job);
     evr_cache_job_destroy(&job->caches);
     free(job->id);
     free(job);

@@ -6,10 +6,12 @@
     least recently used ones past cache_max_bytes removed; then the steps
     run, each created with its caches mounted.  When the job ends (its
     units gone), the size of each of its caches is measured into its
-    record and the LRU pass runs again.
+    record, its host directory walked in a child process (evr_offload.h),
+    and the LRU pass runs again.
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "evr_cache.h"
@@ -127,23 +129,95 @@ evr_eng_cache_prepare(evr_eng_job_t *job)
         s_resolve(job, NULL);
 }
 
-typedef struct {
+/*  One volume's size measure: its host directory asked of the executor,
+    then walked in a child (on the job's measures list meanwhile). */
+typedef struct evr_eng_measure {
+    struct evr_eng_measure *next;
     evr_eng_job_t *job;
     char *volume;
+    char *path;             /* the host directory */
+    evr_offload_t *work;
 } s_measure_t;
 
+static void
+s_measure_free(s_measure_t *m)
+{
+    evr_offload_cancel(&m->work);
+    free(m->volume);
+    free(m->path);
+    free(m);
+}
+
+/*  One measure over: its record's size set (unless it failed), then,
+    the last of the job's, the LRU pass. */
+static void
+s_measure_end(s_measure_t *m, bool ok, uint64_t size)
+{
+    evr_eng_job_t *job = m->job;
+    if (ok)
+        evr_cache_set_size(job->eng->opts.caches_dir, m->volume, size);
+    for (s_measure_t **p = &job->measures; *p; p = &(*p)->next)
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    s_measure_free(m);
+    job->calls--;
+    if (--job->cache_calls == 0)
+        s_evict(job, job);
+}
+
+/*  In the child: the bytes of the regular files under the host
+    directory (m is its snapshot, read only). */
+static void
+s_du_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const s_measure_t *m = arg;
+    uint64_t n = evr_cache_du(m->path);
+    memcpy(out, &n, sizeof n);
+}
+
+static void
+s_du_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    s_measure_t *m = arg;
+    m->work = NULL;
+    uint64_t n;
+    memcpy(&n, out, sizeof n);
+    if (rc)
+        evr_eng_print(m->job->eng, "evrun-runner: cache %s: measuring its size in %s: %s (its "
+                      "recorded size kept)", m->volume, m->path, msg);
+    s_measure_end(m, !rc, n);
+}
+
+/*  The volume's host directory known: walked in a child process, not on
+    the loop (a cache of many files takes seconds to walk, and every job's
+    output and the heartbeat wait for the loop).  The volume is not
+    removed meanwhile: the job, not done, still uses it (s_in_use). */
 static void
 s_measured(const evr_exec_result_t *r, void *arg)
 {
     s_measure_t *m = arg;
     evr_eng_job_t *job = m->job;
-    if (!r->rc)
-        evr_cache_set_size(job->eng->opts.caches_dir, m->volume, evr_cache_du(r->names));
-    free(m->volume);
-    free(m);
-    job->calls--;
-    if (--job->cache_calls == 0)
-        s_evict(job, job);
+    if (r->rc) {
+        s_measure_end(m, false, 0);
+        return;
+    }
+    m->path = evr_strdup(r->names);
+    m->next = job->measures;
+    job->measures = m;
+    m->work = evr_offload_start(job->eng->loop, s_du_work, sizeof(uint64_t), s_du_done, m);
+}
+
+void
+evr_eng_cache_drop(evr_eng_job_t *job)
+{
+    while (job->measures) {
+        s_measure_t *m = job->measures;
+        job->measures = m->next;
+        s_measure_free(m);   /* its child killed */
+    }
 }
 
 bool

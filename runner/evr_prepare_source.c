@@ -20,6 +20,7 @@
 
 static void s_src_sweep(evr_eng_job_t *job);
 static void s_src_make(evr_eng_job_t *job);
+static void s_src_git(evr_eng_job_t *job, const evr_source_t *src);
 
 /* --------------------------------------------------------------- sources */
 
@@ -232,27 +233,98 @@ s_src_make(evr_eng_job_t *job)
     evr_offload_temp(job->src_work, job->src_tar);   /* gone with a cancel */
 }
 
-/*  The cache of repositories kept under its cap, once no checkout of
-    this runner runs (evr_source_cache_trim). */
+/*  What the trim's child reports: how many entries it removed, and the
+    names of the first (each NUL-terminated, as many as fit). */
+typedef struct {
+    uint32_t n, shown;
+    char names[EVR_OFFLOAD_MAX - 8];
+} s_trimmed_t;
+
+/*  In the child: the cache trimmed (e is its snapshot, read only). */
 static void
-s_src_trim(evr_engine_t *e)
+s_trim_work(void *arg, void *out, size_t size)
 {
-    for (const evr_eng_job_t *j = e->jobs; j; j = j->next)
-        if (j->src_req)
-            return;
+    (void) size;
+    const evr_engine_t *e = arg;
+    s_trimmed_t *t = out;
     uint64_t cap = e->opts.source_cache_max_bytes ? e->opts.source_cache_max_bytes
                                                   : EVR_CACHE_MAX_DEFAULT;
-    uint32_t n = 0;
-    char **gone = evr_source_cache_trim(e->opts.source_cache_dir, cap, &n);
-    for (uint32_t i = 0; i < n; i++) {
-        evr_eng_print(e, "evrun-runner: git cache %s removed (least recently used; the "
-                      "runner's git_cache_max_bytes setting)", gone[i]);
-        if (!e->opts.print)
-            evr_log_info("evrun-runner", "git cache %s removed (least recently used; the "
-                         "runner's git_cache_max_bytes setting)", gone[i]);
+    char **gone = evr_source_cache_trim(e->opts.source_cache_dir, cap, &t->n);
+    size_t at = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        size_t len = strlen(gone[i]) + 1;
+        if (t->shown == i && at + len <= sizeof t->names) {
+            memcpy(t->names + at, gone[i], len);
+            at += len;
+            t->shown++;
+        }
         free(gone[i]);
     }
     free(gone);
+}
+
+static void
+s_trim_said(evr_engine_t *e, const char *what)
+{
+    evr_eng_print(e, "evrun-runner: git cache %s removed (least recently used; the runner's "
+                  "git_cache_max_bytes setting)", what);
+    if (!e->opts.print)
+        evr_log_info("evrun-runner", "git cache %s removed (least recently used; the "
+                     "runner's git_cache_max_bytes setting)", what);
+}
+
+/*  The trim over: what it removed said, the checkouts held meanwhile
+    started. */
+static void
+s_trimmed(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_engine_t *e = arg;
+    const s_trimmed_t *t = out;
+    e->src_trim = NULL;
+    if (rc) {
+        evr_eng_print(e, "evrun-runner: git cache %s: trimming it: %s", e->opts.source_cache_dir,
+                      msg);
+        if (!e->opts.print)
+            evr_log_info("evrun-runner", "git cache %s: trimming it: %s",
+                         e->opts.source_cache_dir, msg);
+    }
+    size_t at = 0;
+    for (uint32_t i = 0; !rc && i < t->shown && at < sizeof t->names; i++) {
+        s_trim_said(e, t->names + at);
+        at += strnlen(t->names + at, sizeof t->names - at) + 1;
+    }
+    if (!rc && t->n > t->shown) {
+        char more[64];
+        snprintf(more, sizeof more, "entries: %u more", t->n - t->shown);
+        s_trim_said(e, more);
+    }
+    for (evr_eng_job_t *j = e->jobs; j; j = j->next)
+        if (j->src_held) {
+            j->src_held = false;
+            s_src_git(j, s_src(j, j->src_index));
+        }
+}
+
+/*  The cache of repositories kept under its cap, once no checkout of
+    this runner runs (evr_source_cache_trim), in a child process: the
+    sizes of every entry and the removal of the oldest take seconds on a
+    large cache.  Checkouts wait meanwhile (s_src_git): none reads an
+    entry being removed. */
+static void
+s_src_trim(evr_engine_t *e)
+{
+    if (e->src_trim)
+        return;
+    for (const evr_eng_job_t *j = e->jobs; j; j = j->next)
+        if (j->src_req)
+            return;
+    e->src_trim = evr_offload_start(e->loop, s_trim_work, sizeof(s_trimmed_t), s_trimmed, e);
+}
+
+void
+evr_eng_source_trim_stop(evr_engine_t *e)
+{
+    evr_offload_cancel(&e->src_trim);
 }
 
 static void
@@ -314,6 +386,10 @@ static void
 s_src_git(evr_eng_job_t *job, const evr_source_t *src)
 {
     const evr_engine_opts_t *o = &job->eng->opts;
+    if (job->eng->src_trim) {
+        job->src_held = true;   /* started once the trim is over (s_trimmed) */
+        return;
+    }
     if (!o->source_cache_dir) {
         s_src_fail(job, "this runner has no cache of repositories (no state directory)");
         return;
@@ -410,6 +486,12 @@ evr_eng_source_next(evr_eng_job_t *job)
 void
 evr_eng_source_abort(evr_eng_job_t *job)
 {
+    if (job->src_held) {
+        job->src_held = false;
+        s_src_fail(job, "the job was %s while it was checked out",
+                   job->timed_out ? "timed out" : "cancelled");
+        return;
+    }
     if (job->src_work) {
         evr_offload_cancel(&job->src_work);   /* its child killed, its tar removed */
         s_src_fail(job, "the job was %s while its tar was made",

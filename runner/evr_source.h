@@ -62,8 +62,12 @@ void evr_source_cancel(evr_source_req_t **req_p);
     its entries' sizes pass it, removes those used longest ago (their
     directory's mtime, touched at each checkout) whose lock no process
     holds, until they fit.  Call it when no checkout of this runner runs
-    (a submodule's entry is used under its parent's lock only).  Returns
-    the names removed (*n of them; caller frees each and the array). */
+    (a submodule's entry is used under its parent's lock only).  An entry
+    is renamed aside (.rm-NAME-PID) under its lock, then removed: one
+    whose removal was cut short (a killed process) is never used again,
+    and the next trim removes it.  Slow on a large cache: the engine runs
+    it in a child (evr_offload.h).  Returns the names removed (*n of
+    them; caller frees each and the array). */
 char **evr_source_cache_trim(const char *cache_dir, uint64_t cap, uint32_t *n);
 
 /*  The cache directory's entry for url: DIR/<sha256 of url>.git.  Caller

@@ -6,9 +6,13 @@
     uses it, so its directory's mtime is its last use.  When the entries'
     sizes pass the cap, the ones used longest ago go first, as many as it
     takes.  An entry whose lock (NAME.git.lock) another process holds is
-    in use and kept.  The engine trims only when no checkout of its own
-    runs, so a submodule's entry (used under its parent's lock) is never
-    removed under a checkout.
+    in use and kept; one removed is renamed aside (.rm-NAME-PID) under
+    its lock first, so a removal cut short leaves no damaged entry, and
+    the next trim removes what it left.  The engine trims only when no
+    checkout of its own runs, in a child process (evr_offload.h), and
+    holds new checkouts off until the trim is over, so a submodule's
+    entry (used under its parent's lock) is never removed under a
+    checkout.
 */
 #define _GNU_SOURCE
 #include "evr_source.h"
@@ -16,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -58,29 +63,52 @@ s_is_entry(const char *dir, const struct dirent *de, struct stat *sb)
     return ok;
 }
 
-/*  Removes the entry at path unless its lock is held; true when gone. */
+/*  Removes the entry name of cache_dir unless its lock is held; true
+    when gone.  It is renamed aside under the lock first: a removal cut
+    short leaves no entry half there for a checkout to use. */
 static bool
-s_remove(const char *path)
+s_remove(const char *cache_dir, const char *name)
 {
+    char *path = evr_asprintf("%s/%s", cache_dir, name);
     char *lock = evr_asprintf("%s.lock", path);
+    char *aside = evr_asprintf("%s/.rm-%s-%ld", cache_dir, name, (long) getpid());
     int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     bool gone = false;
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && rename(path, aside) == 0) {
+        unlink(lock);
         evr_err_t err;
-        gone = evr_unit_rmtree(path, &err) == EVR_OK;
-        if (gone)
-            unlink(lock);
+        gone = evr_unit_rmtree(aside, &err) == EVR_OK;
     }
     if (fd >= 0)
         close(fd);
+    free(aside);
     free(lock);
+    free(path);
     return gone;
+}
+
+/*  What removals cut short left (.rm-*): removed. */
+static void
+s_sweep(const char *cache_dir)
+{
+    DIR *d = opendir(cache_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (!strncmp(de->d_name, ".rm-", 4)) {
+            char *path = evr_asprintf("%s/%s", cache_dir, de->d_name);
+            evr_err_t err;
+            evr_unit_rmtree(path, &err);
+            free(path);
+        }
+    if (d)
+        closedir(d);
 }
 
 char **
 evr_source_cache_trim(const char *cache_dir, uint64_t cap, uint32_t *n)
 {
     *n = 0;
+    s_sweep(cache_dir);
     DIR *d = opendir(cache_dir);
     if (!d)
         return NULL;
@@ -103,15 +131,12 @@ evr_source_cache_trim(const char *cache_dir, uint64_t cap, uint32_t *n)
     char **gone = NULL;
     if (total > cap) {
         qsort(es, ne, sizeof *es, s_older);
-        for (size_t i = 0; i < ne && total > cap; i++) {
-            char *path = evr_asprintf("%s/%s", cache_dir, es[i].name);
-            if (s_remove(path)) {
+        for (size_t i = 0; i < ne && total > cap; i++)
+            if (s_remove(cache_dir, es[i].name)) {
                 total -= es[i].size;
                 gone = evr_realloc(gone, (*n + 1) * sizeof *gone);
                 gone[(*n)++] = evr_strdup(es[i].name);
             }
-            free(path);
-        }
     }
     for (size_t i = 0; i < ne; i++)
         free(es[i].name);

@@ -425,9 +425,12 @@ test_cache_trim(void)
     CHECK(!s_exists(dir, "sub-x.git"));
     CHECK(s_exists(dir, "c.git") && s_exists(dir, "b.git") && s_exists(dir, "link.git"));
     CHECK(s_exists(s_tmp, "outside.git/pack"));
-    /* released, c is the oldest: it goes first */
+    /* released, c is the oldest: it goes first; what a removal cut short
+       left (renamed aside) goes too, not counted */
     close(fd);
+    s_entry(dir, ".rm-d.git-1", 3000, 10);
     gone = evr_source_cache_trim(dir, 3000, &n);
+    CHECK(!s_exists(dir, ".rm-d.git-1"));
     CHECK(n == 1 && gone && !strcmp(gone[0], "c.git"));
     for (uint32_t i = 0; i < n; i++)
         free(gone[i]);

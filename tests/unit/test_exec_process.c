@@ -3,8 +3,10 @@
     exact output on both streams (2 MB of each compared byte for byte),
     exit codes, stop of a whole process group (TERM, then KILL for a step
     that ignores TERM), pause and resume, put and get, list, workspaces
-    (a removal that follows no link and goes deeper than PATH_MAX), and
-    what missing artifact paths are called.  The environment, limits,
+    (a removal that follows no link and goes deeper than PATH_MAX), the
+    put's unpack and the removals of workspaces and units off the loop
+    (a FIFO only the loop reads), and what missing artifact paths are
+    called.  The environment, limits,
     damaged unit files and recovery are in test_exec_process_units.c.
 
     The supervisor of each step is this binary itself (--shim), as it is
@@ -449,6 +451,121 @@ test_put_off_loop(void)
     s_teardown(&e);
 }
 
+/*  unlinkat, as libc's but for the name s_gate.name: first that opens the
+    FIFO s_gate.fifo for writing (waiting for a reader) and writes
+    "gone\n" into it.  evr_unit_rmtree's unlinkat comes here (this binary
+    defines the symbol); the child of an offload inherits s_gate. */
+static struct {
+    const char *name, *fifo;
+} s_gate;
+
+int
+unlinkat(int dirfd, const char *path, int flags)
+{
+    if (s_gate.name && !strcmp(path, s_gate.name)) {
+        int fd = open(s_gate.fifo, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = write(fd, "gone\n", 5);   /* short: the test sees no "gone" */
+            (void) n;
+            close(fd);
+        }
+    }
+    return (int) syscall(SYS_unlinkat, dirfd, path, flags);
+}
+
+/*  Removes name (a workspace: job, or a unit) whose tree holds the file
+    evr-gate, whose unlinkat waits for the FIFO's reader: a timer of the
+    loop opens it only once the call has returned.  True when the call
+    reported success and the FIFO got "gone". */
+static bool
+s_remove_gated(s_env_t *e, const char *job, const char *unit)
+{
+    s_fifo_t f = { .r.fd = -1 };
+    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e->dir);
+    unlink(f.path);
+    CHECK(mkfifo(f.path, 0600) == 0);
+    s_gate.fifo = f.path;
+    s_gate.name = "evr-gate";
+    s_res_t r = { 0 };
+    if (job)
+        e->ex->ops->workspace_remove(e->ex, job, s_on, &r);
+    else
+        e->ex->ops->remove(e->ex, unit, s_on, &r);
+    evr_loop_timer_add(e->loop, 0, s_fifo_open, &f);
+    s_until(e->loop, &r.called);
+    for (int i = 0; i < 100 && f.r.n < 5 && !f.r.eof; i++)
+        evr_loop_once(e->loop, 10);
+    s_gate.name = NULL;
+    if (r.r.rc)
+        fprintf(stderr, "  remove: %s\n", r.msg);
+    if (f.r.fd >= 0) {
+        if (!f.r.eof)
+            evr_loop_fd_remove(e->loop, f.r.fd);
+        close(f.r.fd);
+    }
+    return r.called && r.r.rc == EVR_OK && !strcmp(f.r.got, "gone\n");
+}
+
+/*  A workspace's tree, and a unit's directory, are removed in a child
+    process, never on the loop: a file in them is unlinked only once the
+    loop has opened a FIFO, from a timer of the loop (see s_gate).  Done
+    inside the call, the removal would wait for that timer for ever (the
+    alarm then fails the test).  An executor destroyed while a removal
+    runs leaves its .rm- directory, which the next start sweeps. */
+static void
+test_removals_off_loop(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    char p[160];
+    snprintf(p, sizeof p, "%s/work/JOB1/sub", e.dir);
+    CHECK(mkdir(p, 0700) == 0);
+    snprintf(p, sizeof p, "%s/work/JOB1/sub/evr-gate", e.dir);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while a workspace was "
+                       "removed (the removal ran on the loop)");
+    CHECK(s_remove_gated(&e, "JOB1", NULL));
+    snprintf(p, sizeof p, "%s/work/JOB1", e.dir);
+    CHECK(access(p, F_OK) != 0 && errno == ENOENT);
+    s_create(&e, "evrun-JOB1-g-1", "true", NULL);
+    snprintf(p, sizeof p, "%s/units/evrun-JOB1-g-1/evr-gate", e.dir);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while a unit was removed "
+                       "(the removal ran on the loop)");
+    CHECK(s_remove_gated(&e, NULL, "evrun-JOB1-g-1"));
+    evr_loopfifo_guard(NULL);
+    s_res_t r;
+    CALL(&e, r, inspect, "evrun-JOB1-g-1");
+    CHECK(r.r.not_found);
+    /* destroyed during a removal (its child waiting for the FIFO): the
+       child is killed, the .rm- directory left to the next start */
+    CALL(&e, r, workspace_create, "JOB2");
+    snprintf(p, sizeof p, "%s/work/JOB2/evr-gate", e.dir);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    snprintf(p, sizeof p, "%s/gate.fifo", e.dir);
+    s_gate.fifo = p;
+    s_gate.name = "evr-gate";
+    memset(&r, 0, sizeof r);
+    e.ex->ops->workspace_remove(e.ex, "JOB2", s_on, &r);
+    evr_loop_once(e.loop, 10);
+    evr_exec_destroy(&e.ex);
+    s_gate.name = NULL;
+    CHECK(!r.called);
+    snprintf(p, sizeof p, "%s/work", e.dir);
+    evr_err_t err;
+    e.ex = evr_exec_process_new(e.dir, e.loop, &err);
+    CHECK(e.ex != NULL);
+    DIR *d = opendir(p);
+    struct dirent *de;
+    int left = 0;
+    while (d && (de = readdir(d)))
+        left += !strncmp(de->d_name, ".rm-", 4) || !strcmp(de->d_name, "JOB2");
+    if (d)
+        closedir(d);
+    CHECK(left == 0);
+    s_teardown(&e);
+}
+
 static void
 test_list_and_workspaces(void)
 {
@@ -607,6 +724,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_put_get);
     EVR_TEST_RUN(test_put_off_loop);
+    EVR_TEST_RUN(test_removals_off_loop);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);

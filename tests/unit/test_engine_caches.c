@@ -1,0 +1,316 @@
+/*  test_engine_caches.c: a job's caches measured, and the git cache
+    trimmed, off the loop.
+
+    The fake executor gets the two operations caches need (dir, a
+    volume's host directory here: one directory of the test's for every
+    volume; cache_remove), answered from a later turn.  When a job ends,
+    the engine measures each cache's size by walking that directory:
+    the walk (nftw) runs in a child process, never on the loop.  This
+    binary's nftw proves it: for the gated directory it first opens a
+    FIFO for writing, which waits for a reader, and the loop opens the
+    reading end only once the engine's dir callback has returned.  A walk
+    on the loop would wait for ever (the alarm then fails the test).  The
+    git cache's trim after a checkout walks each entry the same way: the
+    loop opens the FIFO once the job has gone on (its job.source stored),
+    and a second job's checkout waits for the trim's end (a third,
+    cancelled as it waits, ends cancelled).
+*/
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evr_etest.h"
+#include "evr_loopfifo.h"
+#include "evr_test.h"
+
+#define S_MAX_MS 30000   /* a bound for a failing test only */
+#define S_YAML EVR_ETEST_HEAD "cache:\n  - {key: k1, path: deps}\nsteps:\n" \
+               "  - name: a\n    run: echo hi\n"
+
+typedef int (s_nftw_fn)(const char *, __nftw_func_t, int, int);
+
+/*  The walk's gate: nftw of a directory whose path starts with path
+    first writes "du\n" into the FIFO fifo (an open that waits for its
+    reader). */
+static struct {
+    char path[320], fifo[300];
+    bool on;
+} s_gate;
+
+int
+nftw(const char *dir, __nftw_func_t fn, int fdlimit, int flags)
+{
+    if (s_gate.on && !strncmp(dir, s_gate.path, strlen(s_gate.path))) {
+        int fd = open(s_gate.fifo, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = write(fd, "du\n", 3);   /* short: the test sees no "du" */
+            (void) n;
+            close(fd);
+        }
+    }
+    s_nftw_fn *real = (s_nftw_fn *) dlsym(RTLD_NEXT, "nftw");
+    return real ? real(dir, fn, fdlimit, flags) : -1;
+}
+
+/*  The test's dir and cache_remove, over the fake's other operations. */
+static evr_exec_ops_t s_ops;
+static evr_loop_t *s_loop;
+static evr_loopfifo_t s_fifo = { .fd = -1 };
+static bool s_open_fifo;    /* the FIFO opened once the engine's callback returned */
+static int s_dirs;          /* dir calls answered */
+
+typedef struct {
+    evr_exec_fn *fn;
+    void *arg;
+} s_call_t;
+
+static void
+s_dir_answer(evr_loop_t *loop, void *arg)
+{
+    s_call_t *c = arg;
+    evr_exec_result_t r = { .rc = EVR_OK, .names = s_gate.path };
+    s_dirs++;
+    c->fn(&r, c->arg);
+    free(c);
+    if (s_open_fifo && s_fifo.fd < 0)
+        CHECK(evr_loopfifo_open(loop, s_gate.fifo, &s_fifo));
+}
+
+static void
+s_dir(evr_exec_t *ex, const char *job_id, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    (void) ex, (void) job_id, (void) volume;
+    s_call_t *c = evr_calloc(1, sizeof *c);
+    *c = (s_call_t) { fn, arg };
+    evr_loop_timer_add(s_loop, 0, s_dir_answer, c);
+}
+
+static void
+s_cache_remove(evr_exec_t *ex, const char *volume, evr_exec_fn *fn, void *arg)
+{
+    (void) ex, (void) volume;
+    CHECK(fn == NULL);   /* the engine asks for no answer */
+    (void) arg;
+}
+
+/*  A world whose executor keeps caches in DIR/vol (a 1234-byte file),
+    their records in DIR/caches; the FIFO at DIR/gate.fifo. */
+static evr_etest_t *
+s_world(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    if (!t)
+        abort();
+    static char caches[300];
+    snprintf(caches, sizeof caches, "%s/caches", t->dir);
+    t->opts.caches_dir = caches;
+    t->opts.cache_max_bytes = 1u << 30;
+    evr_etest_engine(t);
+    s_ops = *t->execs[0]->ops;
+    s_ops.dir = s_dir;
+    s_ops.cache_remove = s_cache_remove;
+    t->execs[0]->ops = &s_ops;
+    s_loop = t->loop;
+    snprintf(s_gate.path, sizeof s_gate.path, "%s/vol", t->dir);
+    snprintf(s_gate.fifo, sizeof s_gate.fifo, "%s/gate.fifo", t->dir);
+    CHECK(mkdir(s_gate.path, 0700) == 0);
+    CHECK(mkfifo(s_gate.fifo, 0600) == 0);
+    char file[320];
+    snprintf(file, sizeof file, "%s/vol/data", t->dir);
+    FILE *fp = fopen(file, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        for (int i = 0; i < 1234; i++)
+            fputc('x', fp);
+        fclose(fp);
+    }
+    s_fifo = (evr_loopfifo_t) { .fd = -1 };
+    s_dirs = 0;
+    return t;
+}
+
+/*  The size recorded for the job's one cache (the record's first line),
+    -1 without a record. */
+static long
+s_recorded(const evr_etest_t *t)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "cat %s/caches/evrun-cache-* 2>/dev/null", t->dir);
+    FILE *p = popen(cmd, "r");
+    long v = -1;
+    if (p) {
+        if (fscanf(p, "%ld", &v) != 1)
+            v = -1;
+        pclose(p);
+    }
+    return v;
+}
+
+static void
+s_fifo_close(evr_etest_t *t)
+{
+    if (s_fifo.fd >= 0) {
+        if (!s_fifo.eof)
+            evr_loop_fd_remove(t->loop, s_fifo.fd);
+        close(s_fifo.fd);
+    }
+    s_fifo.fd = -1;
+}
+
+/*  The job's end measures its cache in a child: the size recorded is the
+    directory's, and the walk wrote "du" to the FIFO the loop opened. */
+static void
+test_measure_off_loop(void)
+{
+    evr_etest_t *t = s_world();
+    s_gate.on = true;
+    s_open_fifo = true;
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while a cache's size was "
+                       "measured (the walk ran on the loop)");
+    CHECK(evr_etest_submit(t, evr_etest_job(71), S_YAML) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    CHECK(evr_etest_job_status(t, evr_etest_job(71)) == EVR_JOB_SUCCEEDED);
+    CHECK(s_dirs == 1);
+    CHECK(s_recorded(t) == 1234);
+    for (int i = 0; i < 100 && s_fifo.n < 3 && !s_fifo.eof; i++)
+        evr_loop_once(t->loop, 10);
+    CHECK(strcmp(s_fifo.got, "du\n") == 0);   /* written by the walk's child */
+    s_fifo_close(t);
+    evr_etest_destroy(&t);
+}
+
+/*  Whether this process has no child (none reaped here: WNOWAIT). */
+static bool
+s_no_child(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
+}
+
+static bool
+s_dir_answered(evr_etest_t *t, const void *arg)
+{
+    (void) t, (void) arg;
+    return s_dirs > 0;
+}
+
+/*  The engine destroyed (the runner shutting down) while a walk waits:
+    its child is killed and reaped, no size recorded. */
+static void
+test_measure_dropped(void)
+{
+    evr_etest_t *t = s_world();
+    s_gate.on = true;
+    s_open_fifo = false;   /* the walk waits for ever */
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while a cache's size was "
+                       "measured (the walk ran on the loop)");
+    CHECK(evr_etest_submit(t, evr_etest_job(72), S_YAML) == EVR_OK);
+    CHECK(evr_etest_until(t, s_dir_answered, NULL, S_MAX_MS));
+    evr_etest_turns(t, 20);
+    evr_loopfifo_guard(NULL);
+    evr_engine_destroy(&t->eng);
+    s_gate.on = false;
+    for (int i = 0; i < 500 && !s_no_child(); i++)   /* reaped from the loop's turns */
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    CHECK(s_recorded(t) == 0);   /* marked used at the start, never measured */
+    evr_etest_destroy(&t);
+}
+
+/*  The names in dir starting with '.rm-' or ending with ".git". */
+static int
+s_git_entries(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -c -e '^\\.rm-' -e '\\.git$'", dir);
+    FILE *p = popen(cmd, "r");
+    int v = -1;
+    if (p) {
+        if (fscanf(p, "%d", &v) != 1)
+            v = -1;
+        pclose(p);
+    }
+    return v;
+}
+
+/*  A checkout's trim of the git cache runs in a child (its walk waits
+    at the FIFO until the loop, turning on, opens it); a second job's
+    checkout waits for the trim's end.  The cap of 1 byte removes every
+    entry not in use: renamed aside, then removed, nothing left. */
+static void
+test_trim_off_loop(void)
+{
+    evr_etest_t *t = s_world();
+    static char git[300];
+    snprintf(git, sizeof git, "%s/git", t->dir);
+    t->opts.source_cache_dir = git;
+    t->opts.source_cache_max_bytes = 1;
+    evr_etest_engine(t);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "set -e; cd %s; git init -q -b main r; cd r; echo one > f; "
+             "git add f; git -c user.email=t@t -c user.name=t commit -qm one", t->dir);
+    CHECK(system(cmd) == 0);
+    char yaml[600];
+    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
+             "\nsteps:\n  - name: a\n    run: echo hi\n", t->dir);
+    snprintf(s_gate.path, sizeof s_gate.path, "%s/", git);
+    s_gate.on = true;
+    s_open_fifo = false;
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while the git cache was "
+                       "trimmed (the trim ran on the loop)");
+    CHECK(evr_etest_submit(t, evr_etest_job(73), yaml) == EVR_OK);
+    evr_etest_event_t ev1 = { evr_etest_job(73), "job.source" };
+    CHECK(evr_etest_until(t, evr_etest_has_event, &ev1, S_MAX_MS));
+    CHECK(evr_etest_submit(t, evr_etest_job(74), yaml) == EVR_OK);
+    evr_etest_turns(t, 300);
+    evr_etest_event_t ev2 = { evr_etest_job(74), "job.source" };
+    CHECK(!evr_etest_has_event(t, &ev2));   /* held while the trim waits */
+    CHECK(evr_etest_submit(t, evr_etest_job(75), yaml) == EVR_OK);   /* held, then cancelled */
+    evr_etest_turns(t, 50);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(75), "not now", &err) == EVR_OK);
+    evr_etest_event_t ev3 = { evr_etest_job(75), "job.finished" };
+    CHECK(evr_etest_until(t, evr_etest_has_event, &ev3, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(75)) == EVR_JOB_CANCELLED);
+    char *evs = evr_etest_events(t, evr_etest_job(75));
+    CHECK(evs && strstr(evs, "source: the job was cancelled while it was checked out"));
+    if (evs && !strstr(evs, "while it was checked out"))
+        fprintf(stderr, "  job 75's events:\n%s", evs);
+    free(evs);
+    CHECK(s_fifo.fd < 0);
+    CHECK(evr_loopfifo_open(t->loop, s_gate.fifo, &s_fifo));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    CHECK(evr_etest_job_status(t, evr_etest_job(73)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(74)) == EVR_JOB_SUCCEEDED);
+    for (int i = 0; i < 100 && s_fifo.n < 3 && !s_fifo.eof; i++)
+        evr_loop_once(t->loop, 10);
+    CHECK(strncmp(s_fifo.got, "du\n", 3) == 0);   /* written by the trim's child */
+    for (int i = 0; i < 500 && !s_no_child(); i++)   /* the last trim's child reaped */
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    CHECK(s_git_entries(git) == 0);
+    s_fifo_close(t);
+    evr_etest_destroy(&t);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_measure_off_loop);
+    EVR_TEST_RUN(test_measure_dropped);
+    EVR_TEST_RUN(test_trim_off_loop);
+    EVR_TEST_END();
+}
