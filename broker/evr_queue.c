@@ -672,7 +672,7 @@ typedef struct {
     capacity - jobs assigned), counted once per pass (not per queued job),
     and their sum (*nfree).  Caller frees *out. */
 static size_t
-s_candidates(const evr_broker_t *b, s_cand_t **out, uint32_t *nfree)
+s_candidates(const evr_broker_t *b, s_cand_t **out, uint64_t *nfree)
 {
     size_t n = 0, cap = 0;
     *out = NULL;
@@ -766,7 +766,7 @@ evr_queue_dispatch(evr_broker_t *b)
     b->changed = false;
     b->fresh = NULL;
     s_cand_t *cands;
-    uint32_t nfree;
+    uint64_t nfree;     /* a sum of what runners say: wide enough for any */
     size_t ncand = s_candidates(b, &cands, &nfree);
     evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
@@ -817,8 +817,10 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 {
     bool was_queued = j->state != B_ACTIVE;
     evr_queue_set_state(b, j, B_ACTIVE);
-    if (runner && (!j->runner || strcmp(j->runner, runner) != 0))
+    if (runner && (!j->runner || strcmp(j->runner, runner) != 0)) {
         evr_queue_set_runner(b, j, runner);
+        b->changed = true;  /* a slot of the runner it was sent to is free */
+    }
     if (was_queued) {
         evr_err_t err;
         if (evr_queue_persist(b, &j, 1, &err))

@@ -244,6 +244,36 @@ test_counts(void)
     evr_broker_destroy(&b);
 }
 
+/*  A broker started again over the same store rebuilds the lists and
+    counts from what it reloads: the same jobs, in the same order. */
+static void
+test_reload(void)
+{
+    evr_broker_t *b = s_broker("reload");
+    char ids[5][EVR_ULID_LEN + 1], before[64], after[64];
+    const char *code;
+    CHECK(s_offer(b, "pipeline: r\n" S_STEPS, NULL, ids[0], &code));
+    CHECK(s_offer(b, "pipeline: q\nstart_delay: 60s\n" S_STEPS, NULL, ids[1], &code));
+    CHECK(s_offer(b, "pipeline: r\n" S_STEPS, NULL, ids[2], &code));
+    CHECK(s_offer(b, "pipeline: q\n" S_STEPS, NULL, ids[3], &code));
+    CHECK(s_offer(b, "pipeline: r\n" S_STEPS, NULL, ids[4], &code));
+    evr_err_t err;
+    CHECK(evr_queue_cancel_queued(b, evr_queue_find(b, ids[2]), "test", &err) == EVR_OK);
+    s_check(b);
+    s_order(b, ids, 5, before, sizeof before);
+    CHECK_STR(before, "0 1 3 4");
+    evr_broker_destroy(&b);
+    b = s_broker("reload");
+    s_check(b);
+    s_order(b, ids, 5, after, sizeof after);
+    CHECK_STR(after, before);
+    const evr_queue_pipe_t *r = evr_queue_pipe(b, "r"), *q = evr_queue_pipe(b, "q");
+    CHECK(r && r->njobs == 2 && r->nwaiting == 2 && r->nbusy == 0);
+    CHECK(q && q->njobs == 2 && q->nwaiting == 2 && q->ndelayed == 1);
+    CHECK(b->njobs == 4 && b->nunstarted == 4);
+    evr_broker_destroy(&b);
+}
+
 /*  The queue policies' outcomes over the per-pipeline lists: the jobs a
     submit replaces, in order; a full wait list; limit 0 with concurrency,
     where an interrupted job no longer holds its slot. */
@@ -463,6 +493,7 @@ main(void)
     evr_log_set_level(EVR_LOG_ERROR);
     EVR_TEST_RUN(test_unlink);
     EVR_TEST_RUN(test_counts);
+    EVR_TEST_RUN(test_reload);
     EVR_TEST_RUN(test_policy);
     EVR_TEST_RUN(test_dispatch);
     EVR_TEST_RUN(test_dead_labels);
