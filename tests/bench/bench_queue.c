@@ -215,6 +215,24 @@ s_runner(const char *dir, const char *id, const char *l1, const char *l2, uint32
     return s;
 }
 
+/*  The next message the runner socket s reads into *m (cleared by the
+    caller), before the mono ns until: false past it. */
+static bool
+s_next(zsock_t *s, uint64_t until, evr_msg_t *m)
+{
+    while (evr_mono_ns() < until) {
+        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0)
+            continue;
+        const char *code;
+        evr_err_t err;
+        if (evr_bus_recv(s, NULL, m, &code, &err) == EVR_OK)
+            return true;
+        evr_msg_clear(m);
+    }
+    return false;
+}
+
 /*  Reads the runner's messages until want dispatches came (credit cap
     after welcome); false after 60 s. */
 static bool
@@ -222,21 +240,12 @@ s_dispatches(zsock_t *s, uint32_t cap, size_t want)
 {
     size_t got = 0;
     uint64_t until = evr_mono_ns() + 60000000000ull;
-    while (got < want && evr_mono_ns() < until) {
-        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 200) <= 0)
-            continue;
-        evr_msg_t m = { 0 };
-        const char *code;
-        evr_err_t err;
-        if (evr_bus_recv(s, NULL, &m, &code, &err) == EVR_OK) {
-            if (m.type == EVR_MSG_WELCOME) {
-                evr_msg_t c = { .type = EVR_MSG_CREDIT, .credit = cap };
-                evr_bus_send(s, NULL, &c, NULL);
-            }
-            got += m.type == EVR_MSG_DISPATCH;
+    for (evr_msg_t m = { 0 }; got < want && s_next(s, until, &m); evr_msg_clear(&m)) {
+        if (m.type == EVR_MSG_WELCOME) {
+            evr_msg_t c = { .type = EVR_MSG_CREDIT, .credit = cap };
+            evr_bus_send(s, NULL, &c, NULL);
         }
-        evr_msg_clear(&m);
+        got += m.type == EVR_MSG_DISPATCH;
     }
     return got == want;
 }
@@ -246,16 +255,9 @@ static void
 s_welcome(zsock_t *s)
 {
     uint64_t until = evr_mono_ns() + 10000000000ull;
-    for (bool done = false; !done && evr_mono_ns() < until;) {
-        zmq_pollitem_t it = { zsock_resolve(s), 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 200) <= 0)
-            continue;
-        evr_msg_t m = { 0 };
-        const char *code;
-        evr_err_t err;
-        done = evr_bus_recv(s, NULL, &m, &code, &err) == EVR_OK && m.type == EVR_MSG_WELCOME;
-        evr_msg_clear(&m);
-    }
+    bool done = false;
+    for (evr_msg_t m = { 0 }; !done && s_next(s, until, &m); evr_msg_clear(&m))
+        done = m.type == EVR_MSG_WELCOME;
 }
 
 /*  n times: runner r's credit changed (1, 0, 1...), then a `runners`

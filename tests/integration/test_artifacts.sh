@@ -109,6 +109,13 @@ YML
   check "the refused one: not at the broker, what to do" grep -q "one/[abc].bin: not at the broker yet (--wait 0): the runner that ran step one ships it after the step, or at its next start when it is down (a file the broker refused never comes: that runner's log says why); try again later, or raise --wait" "$tmp/cap.err"
 }
 
+# ship_paused ID: runner ID stopped at the test pause "ship" (the broker
+# holding part of a file), waited for 30 s at most
+ship_paused() {
+  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-$1.log" && return 0; sleep 0.1; done
+  return 1
+}
+
 case_ship_killed() {
   fresh shipkill
   bus_broker && bus_runner sk-1 "" 1 && bus_wait_runners 1
@@ -124,8 +131,7 @@ steps:
 YML
   local j
   j=$(submit "$tmp/ship.yml")
-  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-sk-1.log" && break; sleep 0.1; done
-  check "paused while shipping" grep -q "test pause at ship" "$tmp/runner-sk-1.log"
+  check "paused while shipping" ship_paused sk-1
   local part
   part=$(find "$tmp/broker/artifacts/$j/.partial" -type f 2>/dev/null)
   check "the broker holds part of the file" [ -n "$part" ] && [ "$(stat -c %s "$part")" -gt 0 ]
@@ -185,8 +191,7 @@ steps:
 YML
   local j
   j=$(submit "$tmp/fwait.yml")
-  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-fw-1.log" && break; sleep 0.1; done
-  check "the runner stopped while shipping" grep -q "test pause at ship" "$tmp/runner-fw-1.log"
+  check "the runner stopped while shipping" ship_paused fw-1
   for _ in $(seq 1 100); do cli logs "$j" --events | grep -q "step.artifact big.txt" && break; sleep 0.1; done
   check "the broker has the event naming the file" grep -q "step.artifact big.txt" <(cli logs "$j" --events)
   check "... and not the file" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
@@ -227,8 +232,7 @@ steps:
 YML
   local j
   j=$(submit "$tmp/rcopy.yml")
-  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-rc-1.log" && break; sleep 0.1; done
-  check "the runner stopped while shipping the second copy" grep -q "test pause at ship" "$tmp/runner-rc-1.log"
+  check "the runner stopped while shipping the second copy" ship_paused rc-1
   check "the broker holds the first attempt's copy" cmp -s <(echo first) "$tmp/broker/artifacts/$j/flaky/out.txt"
   cli artifacts "$j" -o "$tmp/r0" --wait 0 > /dev/null 2> "$tmp/r0.err"
   check "--wait 0: exit 1" [ $? -eq 1 ]

@@ -5,7 +5,8 @@
     wait for the loop for ever.  evr_loopfifo_guard arms an alarm that
     ends the process (exit 3, saying why) after 60 s, so that a hang
     fails the test; evr_loopfifo_open opens a FIFO's reading end and
-    watches it on the loop, keeping the first bytes written.
+    watches it on the loop, keeping the first bytes written;
+    evr_loopfifo_say writes into one from the work's side.
 */
 #ifndef EVR_LOOPFIFO_H_INCLUDED
 #define EVR_LOOPFIFO_H_INCLUDED
@@ -69,6 +70,20 @@ evr_loopfifo_open(evr_loop_t *loop, const char *path, evr_loopfifo_t *f)
 {
     f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     return f->fd >= 0 && evr_loop_fd_add(loop, f->fd, EVR_LOOP_READ, evr_loopfifo_read, f) == EVR_OK;
+}
+
+/*  Writes text into the FIFO at path: for a stand-in of a libc call that
+    the work makes, whose open waits for the loop to open the reading end
+    (a short write, when the reader is gone, is not retried). */
+static inline void
+evr_loopfifo_say(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = write(fd, text, strlen(text));
+        (void) n;
+        close(fd);
+    }
 }
 
 #endif

@@ -49,12 +49,7 @@ int
 nftw(const char *dir, __nftw_func_t fn, int fdlimit, int flags)
 {
     if (s_gate.on && !strncmp(dir, s_gate.path, strlen(s_gate.path))) {
-        int fd = open(s_gate.fifo, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t n = write(fd, "du\n", 3);   /* short: the test sees no "du" */
-            (void) n;
-            close(fd);
-        }
+        evr_loopfifo_say(s_gate.fifo, "du\n");   /* short: the test sees no "du" */
     }
     s_nftw_fn *real = (s_nftw_fn *) dlsym(RTLD_NEXT, "nftw");
     return real ? real(dir, fn, fdlimit, flags) : -1;

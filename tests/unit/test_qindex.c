@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evr_broker_int.h"
+#include "evr_btest.h"
 #include "evr_diag.h"
 #include "evr_log.h"
 #include "evr_test.h"
@@ -30,22 +30,7 @@ static char s_runner_ep[128];  /* of the last broker made */
 static evr_broker_t *
 s_broker(const char *name)
 {
-    char *dir = evr_asprintf("%s/%s", s_root, name);
-    char *cep = evr_asprintf("ipc://%s/c", dir), *rep = evr_asprintf("ipc://%s/r", dir);
-    char *pep = evr_asprintf("ipc://%s/p", dir), *store = evr_asprintf("%s/store", dir);
-    evr_err_t err;
-    CHECK(evr_mkdirs(dir, &err) == EVR_OK);
-    snprintf(s_runner_ep, sizeof s_runner_ep, "%s", rep);
-    evr_broker_opts_t o = { .store_dir = store, .client_ep = cep, .runner_ep = rep,
-                            .pub_ep = pep, .reclaim_ms = 1000, .nosync = true };
-    evr_broker_t *b = NULL;
-    CHECK(evr_broker_new(&o, &b, &err) == EVR_OK);
-    free(cep);
-    free(rep);
-    free(pep);
-    free(store);
-    free(dir);
-    return b;
+    return evr_btest_broker(s_root, name, s_runner_ep, sizeof s_runner_ep);
 }
 
 /*  Checks j's list (next/prev through the offsets) holds exactly the
