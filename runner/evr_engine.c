@@ -343,6 +343,8 @@ evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now)
 {
     for (evr_eng_job_t *j = self->jobs; j; j = j->next)
         s_job_cancel(j, reason, now);
+    if (now)    /* the git cache's trim too: nothing waits for it any more */
+        evr_eng_source_trim_stop(self);
     evr_eng_flush(self);
 }
 
@@ -779,7 +781,7 @@ evr_engine_turn(evr_engine_t *self, int timeout_ms)
         evr_eng_flush(self);
     if (self->failure)
         return 0;   /* nothing can be recorded any more: stop (main says why) */
-    int open = self->sweeping > 0;
+    int open = self->sweeping > 0 || self->src_trim;   /* (a trim ends before --exec does) */
     for (evr_eng_job_t *j = self->jobs; j; j = j->next) {
         evr_eng_cleanup(j);
         if (j->phase != EVR_ENG_JOB_DONE)

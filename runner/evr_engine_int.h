@@ -246,6 +246,7 @@ struct evr_engine {
     bool closing;           /* in evr_engine_destroy: no unpack starts */
     evr_offload_t *src_trim;    /* the git cache's trim, in a child: checkouts wait
                                    (evr_prepare_source.c) */
+    uint64_t src_trim_timer;    /* ... its time limit */
 };
 
 extern const char *const evr_eng_stream_names[2];

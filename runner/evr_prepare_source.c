@@ -18,6 +18,8 @@
 #include "evr_artifact.h"
 #include "evr_log.h"
 
+#define S_TRIM_MAX_MS 600000    /* a trim of the git cache at most (as a checkout, evr_source.c) */
+
 static void s_src_sweep(evr_eng_job_t *job);
 static void s_src_make(evr_eng_job_t *job);
 static void s_src_git(evr_eng_job_t *job, const evr_source_t *src);
@@ -273,6 +275,23 @@ s_trim_said(evr_engine_t *e, const char *what)
                      "runner's git_cache_max_bytes setting)", what);
 }
 
+/*  The checkouts held while the trim ran started (or failed, those of a
+    job cancelled meanwhile). */
+static void
+s_release_held(evr_engine_t *e)
+{
+    for (evr_eng_job_t *j = e->jobs; j; j = j->next) {
+        if (!j->src_held)
+            continue;
+        if (j->cancelling) {
+            evr_eng_source_abort(j);
+            continue;
+        }
+        j->src_held = false;
+        s_src_git(j, s_src(j, j->src_index));
+    }
+}
+
 /*  The trim over: what it removed said, the checkouts held meanwhile
     started. */
 static void
@@ -281,6 +300,8 @@ s_trimmed(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_engine_t *e = arg;
     const s_trimmed_t *t = out;
     e->src_trim = NULL;
+    evr_loop_timer_cancel(e->loop, e->src_trim_timer);
+    e->src_trim_timer = 0;
     if (rc) {
         evr_eng_print(e, "evrun-runner: git cache %s: trimming it: %s", e->opts.source_cache_dir,
                       msg);
@@ -298,11 +319,26 @@ s_trimmed(evr_rc_t rc, const char *msg, const void *out, void *arg)
         snprintf(more, sizeof more, "entries: %u more", t->n - t->shown);
         s_trim_said(e, more);
     }
-    for (evr_eng_job_t *j = e->jobs; j; j = j->next)
-        if (j->src_held) {
-            j->src_held = false;
-            s_src_git(j, s_src(j, j->src_index));
-        }
+    s_release_held(e);
+}
+
+/*  A trim past S_TRIM_MAX_MS (a cache on a mount that hangs): stopped,
+    said, and the checkouts held meanwhile started. */
+static void
+s_trim_late(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_engine_t *e = arg;
+    e->src_trim_timer = 0;
+    evr_offload_cancel(&e->src_trim);
+    evr_eng_print(e, "evrun-runner: git cache %s: its trim took longer than %d s: stopped "
+                  "(the checkouts it held go on)", e->opts.source_cache_dir,
+                  S_TRIM_MAX_MS / 1000);
+    if (!e->opts.print)
+        evr_log_warn("evrun-runner", "git cache %s: its trim took longer than %d s: stopped "
+                     "(the checkouts it held go on)", e->opts.source_cache_dir,
+                     S_TRIM_MAX_MS / 1000);
+    s_release_held(e);
 }
 
 /*  The cache of repositories kept under its cap, once no checkout of
@@ -319,12 +355,15 @@ s_src_trim(evr_engine_t *e)
         if (j->src_req)
             return;
     e->src_trim = evr_offload_start(e->loop, s_trim_work, sizeof(s_trimmed_t), s_trimmed, e);
+    e->src_trim_timer = evr_loop_timer_add(e->loop, S_TRIM_MAX_MS, s_trim_late, e);
 }
 
 void
 evr_eng_source_trim_stop(evr_engine_t *e)
 {
     evr_offload_cancel(&e->src_trim);
+    evr_loop_timer_cancel(e->loop, e->src_trim_timer);
+    e->src_trim_timer = 0;
 }
 
 static void

@@ -77,7 +77,8 @@ s_remove(const char *cache_dir, const char *name)
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && rename(path, aside) == 0) {
         unlink(lock);
         evr_err_t err;
-        gone = evr_unit_rmtree(aside, &err) == EVR_OK;
+        evr_unit_rmtree(aside, &err);   /* what is left of it, the next trim's sweep */
+        gone = true;    /* no checkout finds it any more: its room counts as freed */
     }
     if (fd >= 0)
         close(fd);

@@ -301,11 +301,54 @@ test_trim_off_loop(void)
     evr_etest_destroy(&t);
 }
 
+/*  A trim still running once every job is done keeps the engine's work
+    open (evr_engine_turn above 0): an --exec run waits for it instead of
+    killing it as it ends. */
+static void
+test_trim_holds_exit(void)
+{
+    evr_etest_t *t = s_world();
+    static char git[300];
+    snprintf(git, sizeof git, "%s/git", t->dir);
+    t->opts.source_cache_dir = git;
+    t->opts.source_cache_max_bytes = 1;
+    evr_etest_engine(t);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "set -e; cd %s; git init -q -b main r; cd r; echo one > f; "
+             "git add f; git -c user.email=t@t -c user.name=t commit -qm one", t->dir);
+    CHECK(system(cmd) == 0);
+    char yaml[600];
+    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
+             "\nsteps:\n  - name: a\n    run: echo hi\n", t->dir);
+    snprintf(s_gate.path, sizeof s_gate.path, "%s/", git);
+    s_gate.on = true;
+    s_open_fifo = false;
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while the git cache was "
+                       "trimmed (the trim ran on the loop)");
+    CHECK(evr_etest_submit(t, evr_etest_job(76), yaml) == EVR_OK);
+    evr_etest_event_t ev = { evr_etest_job(76), "job.finished" };
+    CHECK(evr_etest_until(t, evr_etest_has_event, &ev, S_MAX_MS));
+    evr_etest_turns(t, 100);   /* its cleanup done */
+    CHECK(evr_engine_turn(t->eng, 5) > 0);   /* the trim waits for its gate */
+    CHECK(evr_loopfifo_open(t->loop, s_gate.fifo, &s_fifo));
+    CHECK(evr_etest_run(t, S_MAX_MS));   /* until the trim is over */
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    CHECK(evr_engine_turn(t->eng, 5) == 0);
+    CHECK(evr_etest_job_status(t, evr_etest_job(76)) == EVR_JOB_SUCCEEDED);
+    CHECK(s_git_entries(git) == 0);   /* trimmed, not killed */
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(t->loop, 10);
+    s_fifo_close(t);
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_measure_off_loop);
     EVR_TEST_RUN(test_measure_dropped);
     EVR_TEST_RUN(test_trim_off_loop);
+    EVR_TEST_RUN(test_trim_holds_exit);
     EVR_TEST_END();
 }
