@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -381,11 +382,42 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     return EVR_OK;
 }
 
+/*  Whether the pid in the broker's lock file of state_dir is a live
+    evrun-broker (read only: the lock itself is never touched here). */
+static bool
+s_broker_alive(const char *state_dir)
+{
+    char *p = evr_asprintf("%s/broker/evrun.lock", state_dir);
+    FILE *f = fopen(p, "re");
+    free(p);
+    long pid = 0;
+    if (!f)
+        return false;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    if (pid <= 0)
+        return false;
+    char comm[64] = "", path[64];
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    if (!fgets(comm, sizeof comm, f))
+        comm[0] = '\0';
+    fclose(f);
+    return strcmp(comm, "evrun-broker\n") == 0;
+}
+
 bool
 evr_config_local_up(const char *state_dir)
 {
     char *p = evr_asprintf("%s/bus/clients", state_dir);
-    bool up = access(p, F_OK) == 0;
+    char *bus = evr_asprintf("%s/bus", state_dir);
+    /* its socket, or a local broker that runs and has not bound it yet (a
+       restart: the socket a killed one left is replaced) */
+    bool up = access(p, F_OK) == 0 || (access(bus, F_OK) == 0 && s_broker_alive(state_dir));
+    free(bus);
     free(p);
     return up;
 }

@@ -92,7 +92,9 @@ extern const char *const evr_config_own[];
 void evr_config_endpoints(evr_config_t *self, bool local);
 
 /*  True when a local broker's client socket exists under state_dir/bus
-    (started by `evrun-cli up` or `evrun-broker --local`). */
+    (started by `evrun-cli up` or `evrun-broker --local`), or while a
+    broker that has made state_dir/bus runs (the pid in its lock file,
+    STATE/broker/evrun.lock) and has not bound it yet. */
 bool evr_config_local_up(const char *state_dir);
 
 /*  The config file to read: $EVRUN_CONFIG, else $XDG_CONFIG_HOME/evrun/

@@ -2,6 +2,8 @@
     the source of each value, errors that name file, line, column and key,
     numbers, booleans, durations and choices checked, endpoints derived
     for local mode, the `retention:` mapping. */
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_config.h"
@@ -157,11 +159,61 @@ test_retention_group(void)
     }
 }
 
+/*  A local broker is up when its client socket is there, or while a
+    live evrun-broker (the pid in STATE/broker/evrun.lock) has made
+    STATE/bus and not bound the socket yet (a restart after a kill, the
+    killed one's socket replaced): not for a pid of another program. */
+static void
+test_local_up(void)
+{
+    char dir[] = "/tmp/evr-test-config-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char cmd[200];
+    CHECK(!evr_config_local_up(dir));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bus %s/broker", dir, dir);
+    CHECK(system(cmd) == 0);
+    char lock[100];
+    snprintf(lock, sizeof lock, "%s/broker/evrun.lock", dir);
+    FILE *f = fopen(lock, "w");
+    fprintf(f, "%ld\n", (long) getpid());   /* alive, but not a broker */
+    fclose(f);
+    CHECK(!evr_config_local_up(dir));
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_NAME, "evrun-broker");
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(go[0]);
+    f = fopen(lock, "w");
+    fprintf(f, "%ld\n", (long) pid);
+    fclose(f);
+    for (int i = 0; i < 200 && !evr_config_local_up(dir); i++)   /* its name set */
+        usleep(5000);
+    CHECK(evr_config_local_up(dir));
+    snprintf(cmd, sizeof cmd, "rmdir %s/bus", dir);
+    CHECK(system(cmd) == 0);
+    CHECK(!evr_config_local_up(dir));   /* no bus: not a local broker */
+    close(go[1]);
+    waitpid(pid, NULL, 0);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bus && touch %s/bus/clients", dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK(evr_config_local_up(dir));   /* the socket alone */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_layers);
     EVR_TEST_RUN(test_bad_files);
     EVR_TEST_RUN(test_retention_group);
+    EVR_TEST_RUN(test_local_up);
     EVR_TEST_END();
 }
