@@ -239,16 +239,14 @@ s_git_entries(const char *dir)
     return v;
 }
 
-/*  A checkout's trim of the git cache runs in a child (its walk waits
-    at the FIFO until the loop, turning on, opens it); a second job's
-    checkout waits for the trim's end.  The cap of 1 byte removes every
-    entry not in use: renamed aside, then removed, nothing left. */
-static void
-test_trim_off_loop(void)
+/*  A world whose git cache (into git, 300 bytes) is capped at 1 byte,
+    its trims' walks gated (the FIFO not opened by the loop), a
+    repository r of one commit, and in yaml a job checking it out. */
+static evr_etest_t *
+s_trim_world(char *git, char *yaml, size_t len)
 {
     evr_etest_t *t = s_world();
-    static char git[300];
-    snprintf(git, sizeof git, "%s/git", t->dir);
+    snprintf(git, 300, "%s/git", t->dir);
     t->opts.source_cache_dir = git;
     t->opts.source_cache_max_bytes = 1;
     evr_etest_engine(t);
@@ -256,14 +254,26 @@ test_trim_off_loop(void)
     snprintf(cmd, sizeof cmd, "set -e; cd %s; git init -q -b main r; cd r; echo one > f; "
              "git add f; git -c user.email=t@t -c user.name=t commit -qm one", t->dir);
     CHECK(system(cmd) == 0);
-    char yaml[600];
-    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
+    snprintf(yaml, len, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
              "\nsteps:\n  - name: a\n    run: echo hi\n", t->dir);
     snprintf(s_gate.path, sizeof s_gate.path, "%s/", git);
     s_gate.on = true;
     s_open_fifo = false;
     evr_loopfifo_guard("test_engine_caches: the loop stopped turning while the git cache was "
                        "trimmed (the trim ran on the loop)");
+    return t;
+}
+
+/*  A checkout's trim of the git cache runs in a child (its walk waits
+    at the FIFO until the loop, turning on, opens it); a second job's
+    checkout waits for the trim's end.  The cap of 1 byte removes every
+    entry not in use: renamed aside, then removed, nothing left. */
+static void
+test_trim_off_loop(void)
+{
+    static char git[300];
+    char yaml[600];
+    evr_etest_t *t = s_trim_world(git, yaml, sizeof yaml);
     CHECK(evr_etest_submit(t, evr_etest_job(73), yaml) == EVR_OK);
     evr_etest_event_t ev1 = { evr_etest_job(73), "job.source" };
     CHECK(evr_etest_until(t, evr_etest_has_event, &ev1, S_MAX_MS));
@@ -307,24 +317,9 @@ test_trim_off_loop(void)
 static void
 test_trim_holds_exit(void)
 {
-    evr_etest_t *t = s_world();
     static char git[300];
-    snprintf(git, sizeof git, "%s/git", t->dir);
-    t->opts.source_cache_dir = git;
-    t->opts.source_cache_max_bytes = 1;
-    evr_etest_engine(t);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "set -e; cd %s; git init -q -b main r; cd r; echo one > f; "
-             "git add f; git -c user.email=t@t -c user.name=t commit -qm one", t->dir);
-    CHECK(system(cmd) == 0);
     char yaml[600];
-    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source:\n  git: {url: \"file://%s/r\", ref: main}"
-             "\nsteps:\n  - name: a\n    run: echo hi\n", t->dir);
-    snprintf(s_gate.path, sizeof s_gate.path, "%s/", git);
-    s_gate.on = true;
-    s_open_fifo = false;
-    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while the git cache was "
-                       "trimmed (the trim ran on the loop)");
+    evr_etest_t *t = s_trim_world(git, yaml, sizeof yaml);
     CHECK(evr_etest_submit(t, evr_etest_job(76), yaml) == EVR_OK);
     evr_etest_event_t ev = { evr_etest_job(76), "job.finished" };
     CHECK(evr_etest_until(t, evr_etest_has_event, &ev, S_MAX_MS));
