@@ -35,6 +35,7 @@
 #define S_POLL_MIN_MS 50        /* the first pause before asking again */
 #define S_POLL_MAX_MS 500
 #define S_SAY_FILES 3           /* files named in the line saying the wait */
+#define S_REFETCH_MS 5000       /* a whole copy of another sha256: fetched again at most so often */
 
 /*  What fetching one file came to. */
 typedef enum { S_GOT, S_FAILED, S_ABSENT, S_STALE } s_got_t;
@@ -45,6 +46,7 @@ typedef struct {
     bool absent;            /* not at the broker, or not this copy, when last asked */
     bool stale;             /* the broker held another copy when last asked */
     uint64_t held;          /* its size */
+    int64_t not_before;     /* mono ms: a whole other copy was read; not asked again before */
 } s_file_t;
 
 typedef struct {
@@ -78,9 +80,7 @@ s_collect(const evr_msg_t *m, void *arg)
             fs->v = evr_realloc(fs->v, fs->cap * sizeof *fs->v);
         }
         f = &fs->v[fs->n++];
-        f->step = evr_strdup(ev->data.step);
-        f->path = evr_strdup(ev->data.path);
-        f->sha256 = NULL;
+        *f = (s_file_t) { .step = evr_strdup(ev->data.step), .path = evr_strdup(ev->data.path) };
     }
     free(f->sha256);
     f->sha256 = evr_strdup(ev->data.sha256);
@@ -176,8 +176,9 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
     char hex[EVR_SHA256_HEX];
     if (!status) {
         evr_sha256_finish(&h, hex);
-        if (strcmp(hex, f->sha256) != 0) {
+        if (strcmp(hex, f->sha256) != 0) {   /* read whole: not again at every poll */
             f->held = f->size;
+            f->not_before = zclock_mono() + S_REFETCH_MS;
             status = 3;
         }
     }
@@ -248,6 +249,10 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
             s_file_t *f = &fs->v[i];
             if (!f->absent)
                 continue;
+            if (zclock_mono() < f->not_before) {    /* a whole copy read in vain lately */
+                absent++;
+                continue;
+            }
             char *out = evr_asprintf("%s/%s/%s", dir, f->step, f->path);
             s_got_t got = s_fetch(cli, job, f, out);
             if (got == S_GOT)
