@@ -12,6 +12,12 @@
     the broker's (0700); a job's files, whole and partial, are at most
     artifact_job_max_bytes (checked as each file starts).
     Clients read files with `fetch`, one bounded piece per request.
+    A file refused for good (over the job's limit, or a write that failed)
+    is noted in DIR/JOB/.refused, a line each ("CODE\tSHA256\tSTEP\tPATH\t
+    REASON", at most S_REFUSED_MAX bytes in all; a file received after a
+    note, "received" as its CODE): a fetch of a file the broker does not
+    hold, or of the very copy refused, is answered with the refusal, so a
+    client stops waiting for a file that never comes.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
@@ -33,6 +39,8 @@
     A partial file with none (the broker restarted meanwhile) is read
     again when it is whole. */
 #define S_HASHES 16
+#define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
+#define S_RECEIVED "received"   /* a note's code: a copy of the file was received after all */
 
 typedef struct {
     char job[EVR_ULID_LEN + 1];
@@ -104,13 +112,47 @@ s_ack(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, uint64_t held, bool do
     evr_bus_send(b->runners, rid, &a, NULL);
 }
 
-/*  Refuses the file for good, said in the broker's log and to the runner. */
+/*  Notes the refusal of m's file (code, why) in DIR/JOB/.refused; best
+    effort: a note that cannot be written leaves a client waiting, as
+    before, and the broker's log says why. */
 static void
-s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+s_note_refusal(evr_broker_t *b, const evr_msg_t *m, const char *code, const char *why)
+{
+    char *jobdir = evr_asprintf("%s/%s", b->opts.artifacts_dir, m->job);
+    char *path = evr_asprintf("%s/.refused", jobdir);
+    evr_err_t err;
+    struct stat sb;
+    if (evr_mkdirs(jobdir, &err) == EVR_OK
+        && (lstat(path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size < S_REFUSED_MAX))) {
+        char one[1024];     /* why on one line: no tab or newline (step and path have none) */
+        snprintf(one, sizeof one, "%s", why);
+        for (char *c = one; *c; c++)
+            if ((unsigned char) *c < 0x20)
+                *c = ' ';
+        char *line = evr_asprintf("%s\t%s\t%s\t%s\t%s\n", code, m->sha256, m->step, m->path,
+                                  one);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t) strlen(line))
+            evr_broker_warn(b, "artifact %s/%s of job %s: cannot note its refusal in %s: %s",
+                            m->step, m->path, m->job, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(line);
+    }
+    free(path);
+    free(jobdir);
+}
+
+/*  Refuses the file for good, said in the broker's log and to the runner;
+    code: noted for fetch (s_note_refusal) with that error code, NULL: not
+    (a job the runner may not ship for, a piece out of bounds). */
+static void
+s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *code,
+         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ...)
+s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *code,
+         const char *fmt, ...)
 {
     char why[1024];
     va_list ap;
@@ -118,7 +160,51 @@ s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *fmt, ..
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     evr_broker_warn(b, "artifact %s/%s of job %s refused: %s", m->step, m->path, m->job, why);
+    if (code)
+        s_note_refusal(b, m, code, why);
     s_ack(b, rid, m, 0, false, why);
+}
+
+/*  The refusal DIR/JOB/.refused notes of step's path (of the file
+    sha256, when not NULL), unless a note after it says that a copy was
+    received after all: its code and reason into code and why; false:
+    none. */
+static bool
+s_refusal(const char *jobdir, const char *step, const char *path, const char *sha256,
+          char code[33], char *why, size_t len)
+{
+    char *file = evr_asprintf("%s/.refused", jobdir);
+    int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    free(file);
+    if (fd < 0)
+        return false;
+    char *buf = evr_malloc(S_REFUSED_MAX + 4096);
+    ssize_t n = read(fd, buf, S_REFUSED_MAX + 4095);
+    close(fd);
+    bool found = false;
+    buf[n > 0 ? n : 0] = '\0';
+    for (char *line = buf, *next; n > 0 && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;      /* a torn last line */
+        *nl = '\0';
+        next = nl + 1;
+        char *f[5] = { line };
+        int k = 1;
+        for (char *c = line; *c && k < 5; c++)
+            if (*c == '\t') {
+                *c = '\0';
+                f[k++] = c + 1;
+            }
+        if (k == 5 && !strcmp(f[2], step) && !strcmp(f[3], path)
+            && (!sha256 || !strcmp(f[1], sha256))) {
+            found = strcmp(f[0], S_RECEIVED) != 0;  /* the last of them counts */
+            snprintf(code, 33, "%s", f[0]);
+            snprintf(why, len, "%s", f[4]);
+        }
+    }
+    free(buf);
+    return found;
 }
 
 /*  Bytes a job's files take, whole or partial, besides the file at skip
@@ -130,9 +216,9 @@ static const char *s_walk_skip, *s_walk_skip_partial;
 static int
 s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
-    (void) ftw;
     if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
-        && strcmp(path, s_walk_skip_partial) != 0)
+        && strcmp(path, s_walk_skip_partial) != 0
+        && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused")))  /* notes, bounded */
         s_walk_total += (uint64_t) sb->st_size;
     return 0;
 }
@@ -225,10 +311,16 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         }
         evr_broker_info(b, "artifact %s/%s of job %s received (%llu bytes)", m->step, m->path,
                         m->job, (unsigned long long) m->size);
+        char *notes = evr_asprintf("%s/%s/.refused", b->opts.artifacts_dir, m->job);
+        struct stat sb;
+        if (lstat(notes, &sb) == 0)     /* a refusal noted before: this copy came after all */
+            s_note_refusal(b, m, S_RECEIVED, "");
+        free(notes);
         s_ack(b, rid, m, m->size, true, NULL);
     }
     else
-        s_refuse(b, rid, m, "%s (another artifact of the step in the way?)", err.msg);
+        s_refuse(b, rid, m, EVR_CODE_INTERNAL, "%s (another artifact of the step in the way?)",
+                 err.msg);
     free(dir);
 }
 
@@ -242,11 +334,11 @@ s_job_ok(evr_broker_t *b, zframe_t *rid, const char *runner, const evr_msg_t *m)
     evr_rc_t rc = evr_store_get_job(b->store, m->job, &job, &err);
     bool ok = false;
     if (rc == EVR_ERR_NOTFOUND)
-        s_refuse(b, rid, m, "the broker knows no job %s", m->job);
+        s_refuse(b, rid, m, NULL, "the broker knows no job %s", m->job);
     else if (rc)
         evr_broker_error(b, "artifact of job %s: %s (not answered)", m->job, err.msg);
     else if (!job.runner || strcmp(job.runner, runner) != 0)
-        s_refuse(b, rid, m, "job %s is not runner %s's (it is %s's)", m->job, runner,
+        s_refuse(b, rid, m, NULL, "job %s is not runner %s's (it is %s's)", m->job, runner,
                  job.runner ? job.runner : "no runner");
     else
         ok = true;
@@ -259,7 +351,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
 {
     uint64_t cap = b->opts.artifact_job_max_bytes;
     if (m->offset > m->size || m->data.len > m->size - m->offset) {
-        s_refuse(b, rid, m, "a piece at %llu of %u bytes passes the size %llu",
+        s_refuse(b, rid, m, NULL, "a piece at %llu of %u bytes passes the size %llu",
                  (unsigned long long) m->offset, m->data.len, (unsigned long long) m->size);
         return;
     }
@@ -279,7 +371,8 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         /* partial files count too: a runner cannot pile them up */
         uint64_t used = s_job_bytes(jobdir, final, partial);
         if (m->size > cap || used > cap - m->size) {
-            s_refuse(b, rid, m, "%llu bytes, with the %llu bytes the job holds, over the "
+            s_refuse(b, rid, m, EVR_CODE_TOO_LARGE, "%llu bytes, with the %llu bytes the job "
+                     "holds, over the "
                      "broker's limit of %llu bytes a job (its artifact_job_max_bytes setting)",
                      (unsigned long long) m->size, (unsigned long long) used,
                      (unsigned long long) cap);
@@ -293,7 +386,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         evr_rc_t rc = evr_mkdirs(pdir, &err);
         free(pdir);
         if (rc) {
-            s_refuse(b, rid, m, "%s", err.msg);
+            s_refuse(b, rid, m, EVR_CODE_INTERNAL, "%s", err.msg);
             goto out;
         }
     }
@@ -301,7 +394,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         int64_t now = s_append(partial, m, held);
         if (now < 0) {
             evr_err_write(&err, partial, errno);
-            s_refuse(b, rid, m, "%s", err.msg);
+            s_refuse(b, rid, m, EVR_CODE_INTERNAL, "%s", err.msg);
             goto out;
         }
         s_hash_t *x = s_hash(b->artstore, m, held, held == 0);
@@ -336,7 +429,21 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
     char *final = evr_asprintf("%s/%s/%s/%s", b->opts.artifacts_dir, m->job, m->step, m->path);
     int fd = open(final, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    bool held = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    char code[33], why[1024];
+    char *jobdir = evr_asprintf("%s/%s", b->opts.artifacts_dir, m->job);
+    /* the copy asked for (by its sha256) refused, or none held and the
+       path's last copy refused */
+    bool refused = (m->sha256 || !held)
+                && s_refusal(jobdir, m->step, m->path, m->sha256, code, why, sizeof why);
+    free(jobdir);
+    if (refused) {
+        evr_bus_send_error(b->clients, rid, code, "the broker refused artifact %s of step %s of "
+                           "job %s for good (it never comes): %s", m->path, m->step, m->job,
+                           why);
+        goto out;
+    }
+    if (!held) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
                            "the broker holds no artifact %s of step %s of job %s (not shipped "
                            "by its runner yet, or never)", m->path, m->step, m->job);

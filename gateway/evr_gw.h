@@ -71,6 +71,7 @@ typedef struct {
     int status;
     json_t *json;
     struct MHD_Response *resp;
+    unsigned retry_after;   /* > 0: a Retry-After header of these seconds */
     /* mono ns: its broker calls give up by then, the wait for the shared
        connection too (0: timeout_ms each); no_turn when that wait did */
     uint64_t until_ns;

@@ -71,6 +71,7 @@ typedef struct {
     evr_gw_t *gw;
     char job[EVR_ULID_LEN + 1];
     char *step, *path;
+    char sha[65];           /* the file's, from the job's history */
     uint64_t size;
     evr_msg_t piece;        /* the last artifact_data: its bytes from piece.offset */
 } s_dl_t;
@@ -81,25 +82,32 @@ static bool
 s_fetch(s_dl_t *dl, evr_gw_req_t *req, uint64_t off)
 {
     evr_msg_t m = { .type = EVR_MSG_FETCH, .job = dl->job, .step = dl->step, .path = dl->path,
-                    .offset = off };
+                    .offset = off, .sha256 = dl->sha };
     evr_msg_clear(&dl->piece);
     memset(&dl->piece, 0, sizeof dl->piece);
     if (evr_gw_call(dl->gw, req, &m, &dl->piece))
         return false;
     const evr_msg_t *p = &dl->piece;
-    if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND))
-        evr_gw_error(req, 404, "not_found", "%s/%s of job %s is not at the broker yet (its "
-                     "runner ships it after the step: try again)", dl->step, dl->path, dl->job);
+    if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND)) {
+        evr_gw_error(req, 503, "unavailable", "%s/%s of job %s is not at the broker yet (its "
+                     "runner ships it after the step, or at its next start when it is down: "
+                     "try again)", dl->step, dl->path, dl->job);
+        req->retry_after = 1;
+    }
+    else if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_TOO_LARGE))
+        evr_gw_error(req, 410, EVR_CODE_TOO_LARGE, "%s", p->message ? p->message : "");
     else if (p->type != EVR_MSG_ARTIFACT_DATA)
         evr_gw_refused(req, p);
     else if (p->offset != off || (!p->data.len && off < p->size))
         evr_gw_error(req, 502, "bad_gateway", "the broker sent no bytes of %s/%s at %llu",
                      dl->step, dl->path, (unsigned long long) off);
-    else if (p->size != dl->size)
+    else if (p->size != dl->size) {
         evr_gw_error(req, 503, "unavailable", "the broker holds %llu bytes of %s/%s, the step "
                      "recorded %llu (its runner has not shipped the latest copy yet: try "
                      "again)", (unsigned long long) p->size, dl->step, dl->path,
                      (unsigned long long) dl->size);
+        req->retry_after = 1;
+    }
     else
         return true;
     return false;
@@ -189,6 +197,7 @@ evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req)
     if (!evr_gw_job_param(req, dl->job) || !s_dl_names(req, dl)
         || !s_dl_find(gw, req, dl, sha))
         goto fail;
+    snprintf(dl->sha, sizeof dl->sha, "%s", sha);
     if (__atomic_load_n(&gw->downloads, __ATOMIC_SEQ_CST) > S_DOWNLOADS_MAX) {
         evr_gw_error(req, 503, "unavailable", "%d artifact downloads run already: try again",
                      S_DOWNLOADS_MAX);

@@ -221,6 +221,11 @@ s_queue(evr_gw_req_t *req, const char *allow)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"evrun\"");
     if (req->status == 405 && allow && *allow)
         MHD_add_response_header(resp, "Allow", allow);
+    if (req->retry_after) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%u", req->retry_after);
+        MHD_add_response_header(resp, "Retry-After", secs);
+    }
     enum MHD_Result r = MHD_queue_response(req->conn, (unsigned) req->status, resp);
     MHD_destroy_response(resp);
     req->resp = NULL;

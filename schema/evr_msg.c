@@ -234,7 +234,10 @@ MSG(artifact_ack, JOB(true), STEP(true), APATH(true), SHA256(true),
     M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL,
       "set: the broker refuses the file for good (the runner drops it)"));
 MSG(fetch, JOB(true), STEP(true), APATH(true),
-    OFFSET(false, "bytes of the file to skip (default 0)"));
+    OFFSET(false, "bytes of the file to skip (default 0)"),
+    M("sha256", EVR_FT_STR, false, 64, sha256, NULL, s_check_sha256,
+      "the file's sha256 (its step.artifact event's): a refusal the broker noted of "
+      "another copy of the path is not its answer"));
 MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));
 #define U64(key, member, doc) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, doc)

@@ -14,7 +14,9 @@
     seconds have passed; so is one whose copy at the broker does not match
     its event (its size or sha256: an earlier attempt's copy, which the
     latest replaces once shipped).  Any other failure is an error at
-    once. */
+    once: a file the broker refused for good among them (each fetch names
+    the sha256 the event records, and the broker answers the refusal it
+    noted of that copy: too_large, with its reason). */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -135,7 +137,7 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
     uint64_t off = 0;
     do {
         evr_msg_t req = { .type = EVR_MSG_FETCH, .job = (char *) job, .step = f->step,
-                          .path = f->path, .offset = off };
+                          .path = f->path, .offset = off, .sha256 = f->sha256 };
         evr_msg_t rep = { 0 };
         evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
         if (rc)
@@ -298,8 +300,7 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
             fprintf(stderr, "%s: %s/%s: not at the broker yet (--wait 0)", cli->prog, f->step,
                     f->path);
         fprintf(stderr, ": the runner that ran step %s ships it after the step, or at its "
-                "next start when it is down (a file the broker refused never comes: that "
-                "runner's log says why); try again later, or raise --wait\n", f->step);
+                "next start when it is down; try again later, or raise --wait\n", f->step);
     }
     return failed || absent ? 1 : 0;
 }

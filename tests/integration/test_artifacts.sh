@@ -103,10 +103,24 @@ YML
   # the queue empty: each file is at the broker or refused for good
   for _ in $(seq 1 50); do [ -z "$(ls "$tmp/r-cap-1/ship")" ] && break; sleep 0.1; done
   check "the ship queue is empty" [ -z "$(ls "$tmp/r-cap-1/ship")" ]
-  cli artifacts "$j" -o "$tmp/got" --wait 0 > "$tmp/cap.out" 2> "$tmp/cap.err"
-  check "fetching: exit 1" [ $? -eq 1 ]
+  check "the broker noted the refusal" grep -q "^too_large	[0-9a-f]\{64\}	one	[abc].bin	1000 bytes, with the 1000 bytes" "$tmp/broker/artifacts/$j/.refused"
+  # a file refused for good is not waited for: the longest --wait, and
+  # timeout(1) to end a fetch that would wait for it anyway (124)
+  timeout 120 "$bin/evrun-cli" artifacts "$j" -o "$tmp/got" --wait 3600 > "$tmp/cap.out" 2> "$tmp/cap.err"
+  check "fetching: exit 1, no wait for the refused file" [ $? -eq 1 ]
   check "the file the broker took fetched" [ "$(find "$tmp/got/one" -type f -size 1000c | wc -l)" -eq 1 ]
-  check "the refused one: not at the broker, what to do" grep -q "one/[abc].bin: not at the broker yet (--wait 0): the runner that ran step one ships it after the step, or at its next start when it is down (a file the broker refused never comes: that runner's log says why); try again later, or raise --wait" "$tmp/cap.err"
+  check "the refused one: named with the broker's reason" grep -q "^evrun-cli artifacts: one/[abc].bin: too_large: the broker refused artifact [abc].bin of step one of job $j for good (it never comes): 1000 bytes, with the 1000 bytes the job holds, over the broker's limit of 1500 bytes a job (its artifact_job_max_bytes setting)$" "$tmp/cap.err"
+  check "... and not waited for" bash -c "! grep -q 'waiting up to' '$tmp/cap.err'"
+  check "... nothing of it written" [ "$(find "$tmp/got/one" -type f | wc -l)" -eq 1 ]
+  # the broker's answer to a fetch of it (the independent client's view):
+  # with the event's sha256 the refusal; with another sha256 not
+  local f sha
+  f=$(sed -n 's/^too_large	[0-9a-f]*	one	\([abc].bin\)	.*/\1/p' "$tmp/broker/artifacts/$j/.refused")
+  sha=$(event_sha "$j" one "$f")
+  check "fetch with the refused copy's sha256: too_large" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "$sha" too_large
+  check "fetch of another copy's sha256: not_found" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "$(printf '%064d' 0)" not_found
+  check "fetch without sha256: too_large (no copy held)" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "" too_large
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
 # ship_paused ID: runner ID stopped at the test pause "ship" (the broker
@@ -197,13 +211,13 @@ YML
   check "... and not the file" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
   cli artifacts "$j" -o "$tmp/w0" --wait 0 > "$tmp/w0.out" 2> "$tmp/w0.err"
   check "--wait 0: exit 1" [ $? -eq 1 ]
-  check "--wait 0: names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker yet (--wait 0): the runner that ran step big ships it after the step, or at its next start when it is down .*; try again later, or raise --wait$" "$tmp/w0.err"
+  check "--wait 0: names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker yet (--wait 0): the runner that ran step big ships it after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/w0.err"
   check "--wait 0: said no wait" bash -c "! grep -q 'waiting up to' '$tmp/w0.err'"
   check "--wait 0: nothing written" [ -z "$(find "$tmp/w0" -type f 2>/dev/null)" ]
   cli artifacts "$j" -o "$tmp/w2" --wait 2 > /dev/null 2> "$tmp/w2.err"
   check "--wait 2: exit 1" [ $? -eq 1 ]
   check "--wait 2: says once what it waits for" [ "$(grep -c "^evrun-cli artifacts: waiting up to 2 s (--wait) for 1 file not at the broker yet: big.txt of step big (the runner that ran a step ships its files after the step)$" "$tmp/w2.err")" -eq 1 ]
-  check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down .*; try again later, or raise --wait$" "$tmp/w2.err"
+  check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/w2.err"
   fetch_after_restart "$j" fw-1
   check "the default wait: exit 0 once the runner shipped the file" [ $? -eq 0 ]
   check "the default wait: said it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"

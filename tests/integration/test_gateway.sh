@@ -402,6 +402,62 @@ YML
   check "still serving after the tricks" [ "$(api GET /runners)" = 200 ]
 }
 
+# An artifact the broker does not hold yet (its runner stopped at the test
+# pause "ship"): 503 with Retry-After, then 200 once the runner, started
+# again, has shipped it; one the broker refused for good (over its
+# --artifact-job-max-bytes): 410 too_large with the broker's reason.
+case_artifact_states() {
+  fresh artst
+  bus_broker --artifact-job-max-bytes 3000000 && EVR_TEST_PAUSE_AT=ship bus_runner gw-1 "" 1 \
+    && bus_wait_runners 1 && gateway
+  pipeline big <<'YML'
+pipeline: gw-big
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: seq 1 400000 > big.txt
+    artifacts: [big.txt]
+YML
+  local j files=0 st
+  j=$(submit "$tmp/big.yml")
+  for _ in $(seq 1 300); do grep -q "test pause at ship" "$tmp/runner-gw-1.log" && break; sleep 0.1; done
+  check "the runner stopped while shipping" grep -q "test pause at ship" "$tmp/runner-gw-1.log"
+  for _ in $(seq 1 100); do
+    api GET "/jobs/$j/artifacts" > /dev/null
+    files=$(jget 'len(d["artifacts"])')
+    [ "$files" = 1 ] && break
+    sleep 0.1
+  done
+  check "the history names the file" [ "$files" = 1 ]
+  check "not at the broker yet: 503" [ "$(api GET "/jobs/$j/artifacts/make/big.txt" -D "$tmp/h")" = 503 ] && jerr unavailable
+  check "... Retry-After: 1" grep -qi "^Retry-After: 1" "$tmp/h"
+  check "... saying why" grep -q "make/big.txt of job $j is not at the broker yet (its runner ships it after the step" "$tmp/body"
+  kill -9 "$runner_pid_gw_1"; wait "$runner_pid_gw_1" 2>/dev/null
+  bus_runner gw-1 "" 1     # no pause: it ships at its start
+  for _ in $(seq 1 300); do
+    st=$(api GET "/jobs/$j/artifacts/make/big.txt")
+    [ "$st" = 200 ] && break
+    sleep 0.1
+  done
+  check "shipped: 200" [ "$st" = 200 ]
+  check "... the bytes" cmp -s "$tmp/body" <(seq 1 400000)
+  pipeline huge <<'YML'
+pipeline: gw-huge
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: head -c 4000000 /dev/zero > huge.bin
+    artifacts: [huge.bin]
+YML
+  local j2
+  j2=$(submit "$tmp/huge.yml")
+  check "the job succeeds (the broker's refusal fails no step)" [ "$(api_wait "$j2")" = succeeded ]
+  for _ in $(seq 1 100); do grep -q "artifact make/huge.bin of job $j2: the broker refuses it" "$tmp/runner-gw-1.log" && break; sleep 0.1; done
+  check "refused for good: 410" [ "$(api GET "/jobs/$j2/artifacts/make/huge.bin" -D "$tmp/h")" = 410 ] && jerr too_large
+  check "... with the broker's reason" grep -q "the broker refused artifact huge.bin of step make of job $j2 for good (it never comes): 4000000 bytes, with the 0 bytes the job holds, over the broker's limit of 3000000 bytes a job" "$tmp/body"
+  check "... no Retry-After" bash -c "! grep -qi '^Retry-After' '$tmp/h'"
+}
+
 # metrics [CURL-ARGS...]: GET /metrics (no token) into $tmp/metrics; the status
 metrics() { curl -s -o "$tmp/metrics" -w '%{http_code}' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -799,7 +855,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts metrics webhooks bad_input stalled_resume stalled_live}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"
