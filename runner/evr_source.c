@@ -137,7 +137,10 @@ struct evr_source_req {
 char *
 evr_source_cache_path(const char *cache_dir, const char *url)
 {
-    /* readable, and unique by a 64-bit FNV-1a of the whole URL */
+    /* readable, and unique by a 64-bit FNV-1a of the whole URL, with an
+       offset basis of its own (FNV's standard one has a digit more: this
+       one was written short once and is kept, since it names the caches
+       runners hold already; any odd basis hashes as well) */
     uint64_t h = 1469598103934665603ull;
     for (const char *c = url; *c; c++)
         h = (h ^ (unsigned char) *c) * 1099511628211ull;
