@@ -247,7 +247,14 @@ struct evr_engine {
     evr_offload_t *src_trim;    /* the git cache's trim, in a child: checkouts wait
                                    (evr_prepare_source.c) */
     uint64_t src_trim_timer;    /* ... its time limit */
+    struct evr_eng_measure *walks;  /* caches' size walks waiting for their turn, in the
+                                       order asked (evr_prepare_cache.c) */
+    uint32_t walking;           /* ... and those under way, at most EVR_ENG_WALKS_MAX */
 };
+
+/*  The most cache size walks (each a child process) under way at once for
+    an engine, whatever its jobs and their caches: more wait their turn. */
+#define EVR_ENG_WALKS_MAX 2
 
 extern const char *const evr_eng_stream_names[2];
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "evr_offload.h"
+#include "evr_unit.h"
 
 #define S_REAP_MS 2
 #define S_REAP_MAX_MS 64
@@ -35,6 +36,7 @@ struct evr_offload {
     unsigned char out[EVR_OFFLOAD_MAX];
     char why[256];          /* set: the work failed to run */
     char *temps[EVR_OFFLOAD_TEMPS];
+    bool tree[EVR_OFFLOAD_TEMPS];   /* the temp is a directory, removed whole */
     size_t ntemps;
     uint64_t reap_ms;       /* cancelled: the next look for its exit */
     evr_offload_t *next;    /* on s_killed */
@@ -154,6 +156,20 @@ s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, 
     _exit(0);
 }
 
+/*  Test hook (tests only): with EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
+    environment, a work started while FILE exists fails as a fork that
+    failed with EAGAIN (a runner past RLIMIT_NPROC) would: no child. */
+static pid_t
+s_fork(void)
+{
+    const char *f = getenv("EVR_TEST_OFFLOAD_FORK_FAIL");
+    if (f && *f && access(f, F_OK) == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return fork();
+}
+
 evr_offload_t *
 evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
                   evr_offload_done_fn *done, void *arg)
@@ -176,7 +192,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
         maxfd = (int) rl.rlim_cur;
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = s_fork();
     if (pid == 0)
         s_child(parent, p[1], maxfd, work, arg, self->size);
     close(p[1]);
@@ -201,12 +217,26 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     return self;
 }
 
+static void
+s_temp(evr_offload_t *self, const char *path, bool tree)
+{
+    assert(self->ntemps < EVR_OFFLOAD_TEMPS);   /* a programmer's error: raise the limit */
+    if (self->ntemps < EVR_OFFLOAD_TEMPS) {
+        self->tree[self->ntemps] = tree;
+        self->temps[self->ntemps++] = evr_strdup(path);
+    }
+}
+
 void
 evr_offload_temp(evr_offload_t *self, const char *path)
 {
-    assert(self->ntemps < EVR_OFFLOAD_TEMPS);   /* a programmer's error: raise the limit */
-    if (self->ntemps < EVR_OFFLOAD_TEMPS)
-        self->temps[self->ntemps++] = evr_strdup(path);
+    s_temp(self, path, false);
+}
+
+void
+evr_offload_temp_dir(evr_offload_t *self, const char *path)
+{
+    s_temp(self, path, true);
 }
 
 static void
@@ -220,8 +250,12 @@ s_free(evr_offload_t *self)
 static void
 s_unlink_temps(const evr_offload_t *self)
 {
+    evr_err_t err;
     for (size_t i = 0; i < self->ntemps; i++)
-        unlink(self->temps[i]);
+        if (!self->tree[i])
+            unlink(self->temps[i]);
+        else
+            evr_unit_rmtree(self->temps[i], &err);   /* none there: no error */
 }
 
 /*  A cancelled work's killed child: reaped once it has exited (then its

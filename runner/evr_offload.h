@@ -17,6 +17,11 @@
     In the child, work must not touch the loop, sockets or locks of other
     threads (stdio included): plain files, libarchive and malloc only.
     Called from the loop's thread only.
+
+    Test hook (tests only): EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
+    environment makes every work started while FILE exists fail as a
+    fork that failed with EAGAIN would (done gets EVR_ERR_IO, "fork:
+    ..."), as a runner past its process limit sees.
 */
 #ifndef EVR_OFFLOAD_H_INCLUDED
 #define EVR_OFFLOAD_H_INCLUDED
@@ -50,6 +55,12 @@ evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, si
     killed) are removed as a cancelled work's are.  At most
     EVR_OFFLOAD_TEMPS per work. */
 void evr_offload_temp(evr_offload_t *self, const char *path);
+
+/*  The same for a directory work makes (path copied): removed whole,
+    with what is in it, at once and again once the killed child is gone.
+    It is removed on the loop: for a directory of a few small files only
+    (the trigger files a source's tar holds). */
+void evr_offload_temp_dir(evr_offload_t *self, const char *path);
 
 /*  Stops work under way: the child is killed (SIGKILL) and its temporary
     files (evr_offload_temp) removed; it is reaped from later turns of
