@@ -636,7 +636,13 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_op_t *op = arg;
     const evr_xp_rm_t *p = out;
     op->work = NULL;
-    if (rc)
+    if (rc == EVR_ERR_LIMIT) {   /* no child: the id is free all the same */
+        char *what = evr_asprintf("the workspace %s/%s", op->ex->work, op->name);
+        evr_xp_put_off(op->ex, what, op->file, msg);
+        free(what);
+        evr_xp_ok(op);
+    }
+    else if (rc)
         evr_xp_fail(op, EVR_ERR_IO, "removing the workspace %s/%s: %s", op->ex->work, op->name,
                     msg);
     else if (p->rc)
@@ -648,7 +654,8 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
 /*  The workspace renamed aside at once (its id free), then its tree
     removed in a child process (evr_offload.h): a large workspace holds
     no other job's turn.  A removal cut short (the executor destroyed, the
-    runner killed) leaves the .rm- directory its next start sweeps. */
+    runner killed) leaves the .rm- directory its next start sweeps; one
+    whose child could not start is put off (evr_xp_put_off). */
 static void
 s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
@@ -664,6 +671,7 @@ s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     else
         op->work = evr_offload_start(ex->base.loop, s_ws_purge_work, sizeof(evr_xp_rm_t),
                                      s_ws_purged, op);
+    evr_xp_trash_kick(ex);
 }
 
 /*  The host directory of a job's workspace (a hook's context); no cache
@@ -833,6 +841,7 @@ s_destroy(evr_exec_t *base)
         ex->ops = op->next;
         s_op_free(op);
     }
+    evr_xp_trash_free(ex);
     if (ex->ino >= 0) {
         evr_loop_fd_remove(ex->base.loop, ex->ino);
         close(ex->ino);

@@ -27,6 +27,12 @@ typedef struct {
     int ino;                    /* inotify fd, -1 without */
     evr_xp_op_t *ops;           /* in flight */
     uint64_t seq;               /* names of temporary directories */
+    /* trees renamed aside whose removal's child could not start (fork
+       failed): removed later, by a child of their own (evr_xp_put_off) */
+    char **trash;
+    uint32_t ntrash, trash_taken;   /* ... the first trash_taken by trash_work */
+    evr_offload_t *trash_work;
+    uint64_t trash_timer, trash_ms; /* the next try, and its wait */
     uint8_t buf[EVR_XP_CHUNK];
 } evr_xp_t;
 
@@ -97,5 +103,19 @@ void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *f
 void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
+
+/*  The most trees put off at once (more are left to the next start's
+    sweep, evr_unit_sweep, and said so). */
+#define EVR_XP_TRASH_MAX 256
+/*  The tree path (what: the unit or workspace it was, renamed aside)
+    whose removal's child could not start (why): said in the log, and
+    removed later in a child, tried again after 1 s, then after twice as
+    long each time up to a minute, and at once with the next removal. */
+void evr_xp_put_off(evr_xp_t *ex, const char *what, const char *path, const char *why);
+/*  A removal comes: the trees put off, if any, tried now. */
+void evr_xp_trash_kick(evr_xp_t *ex);
+/*  The executor destroyed: a removal of them under way killed, the rest
+    left to the next start's sweep. */
+void evr_xp_trash_free(evr_xp_t *ex);
 
 #endif

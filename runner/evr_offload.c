@@ -35,6 +35,7 @@ struct evr_offload {
     size_t size, got;
     unsigned char out[EVR_OFFLOAD_MAX];
     char why[256];          /* set: the work failed to run */
+    bool unstarted;         /* ... its child could not start or be watched */
     char *temps[EVR_OFFLOAD_TEMPS];
     bool tree[EVR_OFFLOAD_TEMPS];   /* the temp is a directory, removed whole */
     size_t ntemps;
@@ -110,9 +111,10 @@ s_report(evr_offload_t *self)
             free(self->temps[i]);
         self->ntemps = 0;
     }
+    evr_rc_t rc = ok ? EVR_OK : self->unstarted ? EVR_ERR_LIMIT : EVR_ERR_IO;
     evr_offload_cancel(&self);   /* a child still there (not watched): its files removed, now
                                     and once it is reaped */
-    done(ok ? EVR_OK : EVR_ERR_IO, ok ? "" : why, out, arg);
+    done(rc, ok ? "" : why, out, arg);
 }
 
 static void
@@ -184,6 +186,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
         snprintf(self->why, sizeof self->why, "pipe: %s", strerror(errno));
+        self->unstarted = true;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;
     }
@@ -199,6 +202,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     if (pid < 0) {
         close(p[0]);
         snprintf(self->why, sizeof self->why, "fork: %s", strerror(errno));
+        self->unstarted = true;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;
     }
@@ -210,6 +214,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
            failed) and reaped as a cancelled work's is */
         kill(pid, SIGKILL);
         snprintf(self->why, sizeof self->why, "the loop watches too many files");
+        self->unstarted = true;
         close(self->fd);
         self->fd = -1;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);

@@ -20,7 +20,7 @@
 
     Test hook (tests only): EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
     environment makes every work started while FILE exists fail as a
-    fork that failed with EAGAIN would (done gets EVR_ERR_IO, "fork:
+    fork that failed with EAGAIN would (done gets EVR_ERR_LIMIT, "fork:
     ..."), as a runner past its process limit sees.
 */
 #ifndef EVR_OFFLOAD_H_INCLUDED
@@ -33,8 +33,12 @@ typedef struct evr_offload evr_offload_t;
 /*  Runs in the child: fills out (size bytes, zeroed before). */
 typedef void (evr_offload_work_fn)(void *arg, void *out, size_t size);
 /*  Runs in the parent, from a turn: rc EVR_OK and out the child's result,
-    or EVR_ERR_IO (msg says why: the child could not start or died) and
-    out zeroed.  Pointers valid during the call only. */
+    or out zeroed and msg saying why: EVR_ERR_LIMIT when the child could
+    not start or be watched (pipe, fork: a process, memory or file
+    limit; the loop watching too many files): the work did not run, or
+    was killed at once, and starting it again later may succeed;
+    EVR_ERR_IO when the child died or ended without its result.
+    Pointers valid during the call only. */
 typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out, void *arg);
 
 /*  The most bytes of a result (one pipe write, atomic). */
