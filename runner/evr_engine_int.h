@@ -492,6 +492,8 @@ bool evr_eng_trigger_files_wanted(const evr_eng_job_t *job, uint32_t src_index);
 void evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, const char *tar,
                                    evr_eng_trigger_capture_t *out);
 void evr_eng_trigger_files_said(evr_eng_job_t *job, const evr_eng_trigger_capture_t *c);
+/*  ARTIFACTS/JOB/.trigger-files, where they are kept (caller frees). */
+char *evr_eng_trigger_files_dir(const evr_eng_job_t *job);
 evr_rc_t evr_eng_trigger_file_load(const evr_eng_step_t *st, const char *path,
                                    const evr_strmap_t *given, char **text, size_t *len,
                                    evr_spec_t **spec, evr_err_t *err);
