@@ -88,6 +88,7 @@ s_op_release(evr_xp_op_t *op)
         }
     evr_tarout_destroy(&op->tar);
     evr_offload_cancel(&op->work);
+    evr_xp_rm_end(op);   /* a removal under way: the next one's turn */
 }
 
 static void
@@ -636,6 +637,7 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_op_t *op = arg;
     const evr_xp_rm_t *p = out;
     op->work = NULL;
+    evr_xp_rm_end(op);
     if (rc == EVR_ERR_LIMIT) {   /* no child: the id is free all the same */
         char *what = evr_asprintf("the workspace %s/%s", op->ex->work, op->name);
         evr_xp_put_off(op->ex, what, op->file, msg);
@@ -669,8 +671,7 @@ s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     if (rc)
         s_ws_done(op, rc, nf, &err);
     else
-        op->work = evr_offload_start(ex->base.loop, s_ws_purge_work, sizeof(evr_xp_rm_t),
-                                     s_ws_purged, op);
+        evr_xp_rm_start(op, s_ws_purge_work, s_ws_purged);
     evr_xp_trash_kick(ex);
 }
 
@@ -835,6 +836,7 @@ static void
 s_destroy(evr_exec_t *base)
 {
     evr_xp_t *ex = (evr_xp_t *) base;
+    ex->closing = true;   /* a removal killed below starts no waiting one */
     while (ex->ops) {
         evr_xp_op_t *op = ex->ops;
         s_op_release(op);

@@ -238,6 +238,7 @@ s_removed(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_op_t *op = arg;
     const evr_xp_rm_t *p = out;
     op->work = NULL;
+    evr_xp_rm_end(op);
     if (rc == EVR_ERR_LIMIT) {   /* no child: the name is free all the same */
         evr_xp_put_off(op->ex, op->name, op->dir, msg);
         evr_xp_ok(op);
@@ -257,8 +258,8 @@ void
 evr_xp_remove_turn(evr_xp_op_t *op)
 {
     evr_unit_info_t info;
-    if (op->work)
-        return;   /* the tree being removed: its end reports */
+    if (op->work || op->rm_turn)
+        return;   /* the tree being removed (its end reports), or waiting for its turn */
     if (!evr_xp_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || s_starting(op)) {
@@ -267,7 +268,56 @@ evr_xp_remove_turn(evr_xp_op_t *op)
             evr_xp_idle(op);
         return;
     }
-    op->work = evr_offload_start(op->ex->base.loop, s_rm_work, sizeof(evr_xp_rm_t), s_removed, op);
+    evr_xp_rm_start(op, s_rm_work, s_removed);
+}
+
+/*  Whether op is the oldest removal waiting for its turn. */
+static bool
+s_rm_first(const evr_xp_op_t *op)
+{
+    for (const evr_xp_op_t *o = op->ex->ops; o; o = o->next)
+        if (o->rm_turn && o->rm_turn < op->rm_turn)
+            return false;
+    return true;
+}
+
+static void
+s_rm_go(evr_xp_op_t *op)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_turn = 0;
+    op->rm_counted = true;
+    ex->removing++;
+    op->work = evr_offload_start(ex->base.loop, op->rm_work, sizeof(evr_xp_rm_t), op->rm_done,
+                                 op);
+}
+
+void
+evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn *done)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_work = work;
+    op->rm_done = done;
+    op->rm_turn = ++ex->rm_seq;
+    if (ex->removing < EVR_XP_RM_MAX && s_rm_first(op))
+        s_rm_go(op);
+}
+
+void
+evr_xp_rm_end(evr_xp_op_t *op)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_turn = 0;
+    if (!op->rm_counted)
+        return;
+    op->rm_counted = false;
+    ex->removing--;
+    evr_xp_op_t *first = NULL;
+    for (evr_xp_op_t *o = ex->ops; o && !ex->closing; o = o->next)
+        if (o->rm_turn && (!first || o->rm_turn < first->rm_turn))
+            first = o;
+    if (first)
+        s_rm_go(first);
 }
 
 void

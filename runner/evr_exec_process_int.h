@@ -33,6 +33,9 @@ typedef struct {
     uint32_t ntrash, trash_taken;   /* ... the first trash_taken by trash_work */
     evr_offload_t *trash_work;
     uint64_t trash_timer, trash_ms; /* the next try, and its wait */
+    uint32_t removing;          /* removals' children under way (EVR_XP_RM_MAX) */
+    uint64_t rm_seq;            /* the order of the removals waiting for their turn */
+    bool closing;               /* destroyed: no waiting removal starts */
     uint8_t buf[EVR_XP_CHUNK];
 } evr_xp_t;
 
@@ -63,6 +66,10 @@ struct evr_xp_op {
     char *file;                 /* put: the tar */
     evr_offload_t *work;        /* put: the unpack; remove, workspace_remove: the
                                    tree's removal; in a child */
+    evr_offload_work_fn *rm_work;   /* remove, workspace_remove: the child's work */
+    evr_offload_done_fn *rm_done;   /* ... and its end */
+    uint64_t rm_turn;           /* non-zero: waits for a removal's turn (in this order) */
+    bool rm_counted;            /* its removal counts in ex->removing */
 };
 
 /*  What a child removing a tree (a unit's, a workspace's) reports. */
@@ -103,6 +110,16 @@ void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *f
 void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
+
+/*  The most removals' children (units' and workspaces' trees) under way
+    at once for an executor: more wait their turn, in the order asked. */
+#define EVR_XP_RM_MAX 4
+/*  Starts op's tree removal in a child (work, then done from the loop;
+    done calls evr_xp_rm_end first), or queues it until a removal ends. */
+void evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn *done);
+/*  op's removal is over (its child reaped or killed): the oldest waiting
+    starts (none once the executor is closing). */
+void evr_xp_rm_end(evr_xp_op_t *op);
 
 /*  The most trees put off at once (more are left to the next start's
     sweep, evr_unit_sweep, and said so). */

@@ -16,7 +16,6 @@
     cancelled as it waits, ends cancelled).
 */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -225,31 +224,6 @@ test_measure_dropped(void)
     evr_etest_destroy(&t);
 }
 
-/*  How many children this process has (alive or not reaped yet). */
-static int
-s_children(void)
-{
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char path[300], line[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        FILE *fp = de->d_name[0] >= '1' && de->d_name[0] <= '9' ? fopen(path, "r") : NULL;
-        if (!fp)
-            continue;
-        const char *rp = fgets(line, sizeof line, fp) ? strrchr(line, ')') : NULL;
-        int ppid = 0;
-        char st;
-        if (rp && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == (int) getpid())
-            n++;
-        fclose(fp);
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /*  The cache records whose size (first line) is size. */
 static int
 s_recorded_as(const evr_etest_t *t, long size)
@@ -299,7 +273,7 @@ test_walks_bounded(void)
     int all = 7;
     CHECK(evr_etest_until(t, s_dirs_at, &all, S_MAX_MS));
     evr_etest_turns(t, 300);
-    int kids = s_children();
+    int kids = evr_loopfifo_children();
     CHECK(kids >= 1 && kids <= EVR_ENG_WALKS_MAX);
     if (kids > EVR_ENG_WALKS_MAX)
         fprintf(stderr, "  %d walks under way at once\n", kids);

@@ -5,8 +5,9 @@
     that ignores TERM), pause and resume, put and get, list, workspaces
     (a removal that follows no link and goes deeper than PATH_MAX), the
     put's unpack and the removals of workspaces and units off the loop
-    (a FIFO only the loop reads), a removal whose child cannot be forked
-    (put off, removed later), and what missing artifact paths are
+    (a FIFO only the loop reads; at most EVR_XP_RM_MAX at once), a
+    removal whose child cannot be forked (put off, removed later), and
+    what missing artifact paths are
     called.  The environment, limits,
     damaged unit files and recovery are in test_exec_process_units.c.
 
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_exec_process_int.h"   /* EVR_XP_RM_MAX */
 #include "evr_loopfifo.h"
 #include "evr_ptest.h"
 #include "evr_shim.h"
@@ -576,6 +578,59 @@ s_aside(const char *dir)
     return n;
 }
 
+/*  Six workspaces removed at once: at most EVR_XP_RM_MAX children under
+    way (each waits at the gate), the others waiting their turn; all
+    removed in the end. */
+static void
+test_removals_bounded(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_fifo_t f = { .r.fd = -1 };
+    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e.dir);
+    CHECK(mkfifo(f.path, 0600) == 0);
+    s_gate.fifo = f.path;
+    s_gate.name = "evr-gate";
+    s_res_t r[6];
+    char p[160];
+    for (int i = 0; i < 6; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "JOBR%d", i);
+        CALL(&e, r[i], workspace_create, job);
+        snprintf(p, sizeof p, "%s/work/%s/evr-gate", e.dir, job);
+        close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    }
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
+                       "removed");
+    for (int i = 0; i < 6; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "JOBR%d", i);
+        memset(&r[i], 0, sizeof r[i]);
+        e.ex->ops->workspace_remove(e.ex, job, s_on, &r[i]);
+    }
+    for (int i = 0; i < 20; i++)
+        evr_loop_once(e.loop, 10);
+    int kids = evr_loopfifo_children();
+    CHECK(kids >= 1 && kids <= EVR_XP_RM_MAX);
+    if (kids > EVR_XP_RM_MAX)
+        fprintf(stderr, "  %d removals under way at once\n", kids);
+    s_gate.name = NULL;   /* those to come pass */
+    CHECK(evr_loopfifo_open(e.loop, f.path, &f.r));
+    for (int i = 0; i < 6; i++) {
+        s_until(e.loop, &r[i].called);
+        CHECK(r[i].called && r[i].r.rc == EVR_OK);
+    }
+    evr_loopfifo_guard(NULL);
+    snprintf(p, sizeof p, "%s/work", e.dir);
+    CHECK(s_aside(p) == 0);
+    if (f.r.fd >= 0) {
+        if (!f.r.eof)
+            evr_loop_fd_remove(e.loop, f.r.fd);
+        close(f.r.fd);
+    }
+    s_teardown(&e);
+}
+
 /*  Removals whose child cannot be forked (the test hook
     EVR_TEST_OFFLOAD_FORK_FAIL, as past RLIMIT_NPROC): each reports
     success (its name free), its tree is put off, said in the log, and
@@ -806,6 +861,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_put_off_loop);
     EVR_TEST_RUN(test_removals_off_loop);
     EVR_TEST_RUN(test_removal_fork_fails);
+    EVR_TEST_RUN(test_removals_bounded);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);
