@@ -9,8 +9,9 @@
     until then: the caller touches them again only from done.  A cancel
     kills the child and returns at once, without waiting for it: the
     child is reaped later, from the loop, and the files named with
-    evr_offload_temp are removed then too (a file the child was making
-    as it was killed is not left behind).  The child dies with the runner
+    evr_offload_temp (the directories with evr_offload_temp_dir) are
+    removed then too (a file the child was making as it was killed is
+    not left behind).  The child dies with the runner
     (PR_SET_PDEATHSIG): a runner killed during the work leaves no writer
     behind for the runner that recovers.
 
