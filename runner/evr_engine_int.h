@@ -247,7 +247,14 @@ struct evr_engine {
     evr_offload_t *src_trim;    /* the git cache's trim, in a child: checkouts wait
                                    (evr_prepare_source.c) */
     uint64_t src_trim_timer;    /* ... its time limit */
+    struct evr_eng_measure *walks;  /* caches' size walks waiting for their turn, in the
+                                       order asked (evr_prepare_cache.c) */
+    uint32_t walking;           /* ... and those under way, at most EVR_ENG_WALKS_MAX */
 };
+
+/*  The most cache size walks (each a child process) under way at once for
+    an engine, whatever its jobs and their caches: more wait their turn. */
+#define EVR_ENG_WALKS_MAX 2
 
 extern const char *const evr_eng_stream_names[2];
 
@@ -485,6 +492,8 @@ bool evr_eng_trigger_files_wanted(const evr_eng_job_t *job, uint32_t src_index);
 void evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, const char *tar,
                                    evr_eng_trigger_capture_t *out);
 void evr_eng_trigger_files_said(evr_eng_job_t *job, const evr_eng_trigger_capture_t *c);
+/*  ARTIFACTS/JOB/.trigger-files, where they are kept (caller frees). */
+char *evr_eng_trigger_files_dir(const evr_eng_job_t *job);
 evr_rc_t evr_eng_trigger_file_load(const evr_eng_step_t *st, const char *path,
                                    const evr_strmap_t *given, char **text, size_t *len,
                                    evr_spec_t **spec, evr_err_t *err);

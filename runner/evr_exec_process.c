@@ -88,6 +88,7 @@ s_op_release(evr_xp_op_t *op)
         }
     evr_tarout_destroy(&op->tar);
     evr_offload_cancel(&op->work);
+    evr_xp_rm_end(op);   /* a removal under way: the next one's turn */
 }
 
 static void
@@ -636,7 +637,14 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_op_t *op = arg;
     const evr_xp_rm_t *p = out;
     op->work = NULL;
-    if (rc)
+    evr_xp_rm_end(op);
+    if (rc == EVR_ERR_LIMIT) {   /* no child: the id is free all the same */
+        char *what = evr_asprintf("the workspace %s/%s", op->ex->work, op->name);
+        evr_xp_put_off(op->ex, what, op->file, msg);
+        free(what);
+        evr_xp_ok(op);
+    }
+    else if (rc)
         evr_xp_fail(op, EVR_ERR_IO, "removing the workspace %s/%s: %s", op->ex->work, op->name,
                     msg);
     else if (p->rc)
@@ -648,7 +656,8 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
 /*  The workspace renamed aside at once (its id free), then its tree
     removed in a child process (evr_offload.h): a large workspace holds
     no other job's turn.  A removal cut short (the executor destroyed, the
-    runner killed) leaves the .rm- directory its next start sweeps. */
+    runner killed) leaves the .rm- directory its next start sweeps; one
+    whose child could not start is put off (evr_xp_put_off). */
 static void
 s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
@@ -662,8 +671,8 @@ s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
     if (rc)
         s_ws_done(op, rc, nf, &err);
     else
-        op->work = evr_offload_start(ex->base.loop, s_ws_purge_work, sizeof(evr_xp_rm_t),
-                                     s_ws_purged, op);
+        evr_xp_rm_start(op, s_ws_purge_work, s_ws_purged);
+    evr_xp_trash_kick(ex);
 }
 
 /*  The host directory of a job's workspace (a hook's context); no cache
@@ -827,12 +836,14 @@ static void
 s_destroy(evr_exec_t *base)
 {
     evr_xp_t *ex = (evr_xp_t *) base;
+    ex->closing = true;   /* a removal killed below starts no waiting one */
     while (ex->ops) {
         evr_xp_op_t *op = ex->ops;
         s_op_release(op);
         ex->ops = op->next;
         s_op_free(op);
     }
+    evr_xp_trash_free(ex);
     if (ex->ino >= 0) {
         evr_loop_fd_remove(ex->base.loop, ex->ino);
         close(ex->ino);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "evr_exec_process_int.h"
+#include "evr_log.h"
 
 /* ------------------------------------------------------------------ wait */
 
@@ -237,7 +238,12 @@ s_removed(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_op_t *op = arg;
     const evr_xp_rm_t *p = out;
     op->work = NULL;
-    if (rc || p->rc)
+    evr_xp_rm_end(op);
+    if (rc == EVR_ERR_LIMIT) {   /* no child: the name is free all the same */
+        evr_xp_put_off(op->ex, op->name, op->dir, msg);
+        evr_xp_ok(op);
+    }
+    else if (rc || p->rc)
         evr_xp_fail(op, EVR_ERR_IO, "removing %s: %s", op->name, rc ? msg : p->msg);
     else
         evr_xp_ok(op);
@@ -246,13 +252,14 @@ s_removed(evr_rc_t rc, const char *msg, const void *out, void *arg)
 /*  The unit has been moved aside (its name is free): kill what runs,
     remove the directory once its supervisor has ended, in a child
     process (evr_offload.h; a removal cut short leaves the .rm- directory
-    the executor's next start sweeps). */
+    the executor's next start sweeps; one whose child could not start is
+    put off, evr_xp_put_off). */
 void
 evr_xp_remove_turn(evr_xp_op_t *op)
 {
     evr_unit_info_t info;
-    if (op->work)
-        return;   /* the tree being removed: its end reports */
+    if (op->work || op->rm_turn)
+        return;   /* the tree being removed (its end reports), or waiting for its turn */
     if (!evr_xp_probe(op, &info))
         return;
     if (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED || s_starting(op)) {
@@ -261,7 +268,56 @@ evr_xp_remove_turn(evr_xp_op_t *op)
             evr_xp_idle(op);
         return;
     }
-    op->work = evr_offload_start(op->ex->base.loop, s_rm_work, sizeof(evr_xp_rm_t), s_removed, op);
+    evr_xp_rm_start(op, s_rm_work, s_removed);
+}
+
+/*  Whether op is the oldest removal waiting for its turn. */
+static bool
+s_rm_first(const evr_xp_op_t *op)
+{
+    for (const evr_xp_op_t *o = op->ex->ops; o; o = o->next)
+        if (o->rm_turn && o->rm_turn < op->rm_turn)
+            return false;
+    return true;
+}
+
+static void
+s_rm_go(evr_xp_op_t *op)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_turn = 0;
+    op->rm_counted = true;
+    ex->removing++;
+    op->work = evr_offload_start(ex->base.loop, op->rm_work, sizeof(evr_xp_rm_t), op->rm_done,
+                                 op);
+}
+
+void
+evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn *done)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_work = work;
+    op->rm_done = done;
+    op->rm_turn = ++ex->rm_seq;
+    if (ex->removing < EVR_XP_RM_MAX && s_rm_first(op))
+        s_rm_go(op);
+}
+
+void
+evr_xp_rm_end(evr_xp_op_t *op)
+{
+    evr_xp_t *ex = op->ex;
+    op->rm_turn = 0;
+    if (!op->rm_counted)
+        return;
+    op->rm_counted = false;
+    ex->removing--;
+    evr_xp_op_t *first = NULL;
+    for (evr_xp_op_t *o = ex->ops; o && !ex->closing; o = o->next)
+        if (o->rm_turn && (!first || o->rm_turn < first->rm_turn))
+            first = o;
+    if (first)
+        s_rm_go(first);
 }
 
 void
@@ -288,4 +344,129 @@ evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->dir = trash;
     evr_xp_watch(op);
     evr_xp_kick(op, 0);
+    evr_xp_trash_kick(ex);
+}
+
+/* ------------------------------------------------------ removals put off */
+
+#define S_TRASH_FIRST_MS 1000
+#define S_TRASH_MAX_MS 60000
+
+/*  What the child removing the trees put off reports: how many it could
+    not remove, the first's error. */
+typedef struct {
+    uint32_t failed;
+    char msg[EVR_ERR_MAX];
+} s_trashed_t;
+
+static void s_trash_go(evr_loop_t *loop, void *arg);
+
+/*  In the child: the first ex->trash_taken trees removed (ex is its
+    snapshot, read only). */
+static void
+s_trash_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_xp_t *ex = arg;
+    s_trashed_t *t = out;
+    for (uint32_t i = 0; i < ex->trash_taken; i++) {
+        evr_err_t err = { 0 };
+        if (evr_unit_rmtree(ex->trash[i], &err) && t->failed++ == 0)
+            snprintf(t->msg, sizeof t->msg, "%s", err.msg);
+    }
+}
+
+/*  The next try in ex->trash_ms (then twice as long, up to a minute). */
+static void
+s_trash_later(evr_xp_t *ex)
+{
+    if (ex->trash_timer || ex->trash_work || !ex->ntrash)
+        return;
+    ex->trash_timer = evr_loop_timer_add(ex->base.loop, ex->trash_ms, s_trash_go, ex);
+    ex->trash_ms = ex->trash_ms * 2 < S_TRASH_MAX_MS ? ex->trash_ms * 2 : S_TRASH_MAX_MS;
+}
+
+static void
+s_trashed(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_xp_t *ex = arg;
+    const s_trashed_t *t = out;
+    uint32_t taken = ex->trash_taken;
+    ex->trash_work = NULL;
+    ex->trash_taken = 0;
+    if (rc) {   /* no child again, or it died: all tried again later */
+        evr_log_warn("evrun-runner", "process executor: removing %u tree%s put off (%s, ...): "
+                     "%s: tried again in %llu s", taken, taken == 1 ? "" : "s", ex->trash[0],
+                     msg, (unsigned long long) (ex->trash_ms + 999) / 1000);
+        s_trash_later(ex);
+        return;
+    }
+    if (t->failed)
+        evr_log_warn("evrun-runner", "process executor: %u of %u tree%s put off not removed "
+                     "(%s): left to the executor's next start", t->failed, taken,
+                     taken == 1 ? "" : "s", t->msg);
+    else
+        evr_log_info("evrun-runner", "process executor: %u tree%s put off removed (%s%s)",
+                     taken, taken == 1 ? "" : "s", ex->trash[0], taken > 1 ? ", ..." : "");
+    for (uint32_t i = 0; i < taken; i++)
+        free(ex->trash[i]);
+    ex->ntrash -= taken;
+    memmove(ex->trash, ex->trash + taken, ex->ntrash * sizeof *ex->trash);
+    ex->trash_ms = S_TRASH_FIRST_MS;
+    if (ex->ntrash)   /* put off while the child ran */
+        evr_xp_trash_kick(ex);
+}
+
+static void
+s_trash_go(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_xp_t *ex = arg;
+    ex->trash_timer = 0;
+    evr_xp_trash_kick(ex);
+}
+
+void
+evr_xp_trash_kick(evr_xp_t *ex)
+{
+    if (ex->trash_work || !ex->ntrash)
+        return;
+    evr_loop_timer_cancel(ex->base.loop, ex->trash_timer);
+    ex->trash_timer = 0;
+    ex->trash_taken = ex->ntrash;
+    ex->trash_work = evr_offload_start(ex->base.loop, s_trash_work, sizeof(s_trashed_t),
+                                       s_trashed, ex);
+}
+
+void
+evr_xp_put_off(evr_xp_t *ex, const char *what, const char *path, const char *why)
+{
+    if (ex->ntrash >= EVR_XP_TRASH_MAX) {
+        evr_log_warn("evrun-runner", "process executor: removing %s: %s: its tree %s is left "
+                     "to the executor's next start (%d put off already)", what, why, path,
+                     EVR_XP_TRASH_MAX);
+        return;
+    }
+    if (!ex->trash)
+        ex->trash = evr_calloc(EVR_XP_TRASH_MAX, sizeof *ex->trash);
+    ex->trash[ex->ntrash++] = evr_strdup(path);
+    if (!ex->trash_ms)
+        ex->trash_ms = S_TRASH_FIRST_MS;
+    evr_log_warn("evrun-runner", "process executor: removing %s: %s: its tree %s is removed "
+                 "later (tried again in %llu s, and with the next removal)", what, why, path,
+                 (unsigned long long) (ex->trash_ms + 999) / 1000);
+    s_trash_later(ex);
+}
+
+void
+evr_xp_trash_free(evr_xp_t *ex)
+{
+    evr_offload_cancel(&ex->trash_work);   /* its child killed: the next start sweeps */
+    evr_loop_timer_cancel(ex->base.loop, ex->trash_timer);
+    ex->trash_timer = 0;
+    for (uint32_t i = 0; i < ex->ntrash; i++)
+        free(ex->trash[i]);
+    free(ex->trash);
+    ex->trash = NULL;
+    ex->ntrash = ex->trash_taken = 0;
 }

@@ -27,6 +27,15 @@ typedef struct {
     int ino;                    /* inotify fd, -1 without */
     evr_xp_op_t *ops;           /* in flight */
     uint64_t seq;               /* names of temporary directories */
+    /* trees renamed aside whose removal's child could not start (fork
+       failed): removed later, by a child of their own (evr_xp_put_off) */
+    char **trash;
+    uint32_t ntrash, trash_taken;   /* ... the first trash_taken by trash_work */
+    evr_offload_t *trash_work;
+    uint64_t trash_timer, trash_ms; /* the next try, and its wait */
+    uint32_t removing;          /* removals' children under way (EVR_XP_RM_MAX) */
+    uint64_t rm_seq;            /* the order of the removals waiting for their turn */
+    bool closing;               /* destroyed: no waiting removal starts */
     uint8_t buf[EVR_XP_CHUNK];
 } evr_xp_t;
 
@@ -57,6 +66,10 @@ struct evr_xp_op {
     char *file;                 /* put: the tar */
     evr_offload_t *work;        /* put: the unpack; remove, workspace_remove: the
                                    tree's removal; in a child */
+    evr_offload_work_fn *rm_work;   /* remove, workspace_remove: the child's work */
+    evr_offload_done_fn *rm_done;   /* ... and its end */
+    uint64_t rm_turn;           /* non-zero: waits for a removal's turn (in this order) */
+    bool rm_counted;            /* its removal counts in ex->removing */
 };
 
 /*  What a child removing a tree (a unit's, a workspace's) reports. */
@@ -97,5 +110,29 @@ void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *f
 void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
+
+/*  The most removals' children (units' and workspaces' trees) under way
+    at once for an executor: more wait their turn, in the order asked. */
+#define EVR_XP_RM_MAX 4
+/*  Starts op's tree removal in a child (work, then done from the loop;
+    done calls evr_xp_rm_end first), or queues it until a removal ends. */
+void evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn *done);
+/*  op's removal is over (its child reaped or killed): the oldest waiting
+    starts (none once the executor is closing). */
+void evr_xp_rm_end(evr_xp_op_t *op);
+
+/*  The most trees put off at once (more are left to the next start's
+    sweep, evr_unit_sweep, and said so). */
+#define EVR_XP_TRASH_MAX 256
+/*  The tree path (what: the unit or workspace it was, renamed aside)
+    whose removal's child could not start (why): said in the log, and
+    removed later in a child, tried again after 1 s, then after twice as
+    long each time up to a minute, and at once with the next removal. */
+void evr_xp_put_off(evr_xp_t *ex, const char *what, const char *path, const char *why);
+/*  A removal comes: the trees put off, if any, tried now. */
+void evr_xp_trash_kick(evr_xp_t *ex);
+/*  The executor destroyed: a removal of them under way killed, the rest
+    left to the next start's sweep. */
+void evr_xp_trash_free(evr_xp_t *ex);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "evr_offload.h"
+#include "evr_unit.h"
 
 #define S_REAP_MS 2
 #define S_REAP_MAX_MS 64
@@ -34,7 +35,9 @@ struct evr_offload {
     size_t size, got;
     unsigned char out[EVR_OFFLOAD_MAX];
     char why[256];          /* set: the work failed to run */
+    bool unstarted;         /* ... its child could not start or be watched */
     char *temps[EVR_OFFLOAD_TEMPS];
+    bool tree[EVR_OFFLOAD_TEMPS];   /* the temp is a directory, removed whole */
     size_t ntemps;
     uint64_t reap_ms;       /* cancelled: the next look for its exit */
     evr_offload_t *next;    /* on s_killed */
@@ -108,9 +111,10 @@ s_report(evr_offload_t *self)
             free(self->temps[i]);
         self->ntemps = 0;
     }
+    evr_rc_t rc = ok ? EVR_OK : self->unstarted ? EVR_ERR_LIMIT : EVR_ERR_IO;
     evr_offload_cancel(&self);   /* a child still there (not watched): its files removed, now
                                     and once it is reaped */
-    done(ok ? EVR_OK : EVR_ERR_IO, ok ? "" : why, out, arg);
+    done(rc, ok ? "" : why, out, arg);
 }
 
 static void
@@ -154,6 +158,20 @@ s_child(pid_t parent, int wfd, int maxfd, evr_offload_work_fn *work, void *arg, 
     _exit(0);
 }
 
+/*  Test hook (tests only): with EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
+    environment, a work started while FILE exists fails as a fork that
+    failed with EAGAIN (a runner past RLIMIT_NPROC) would: no child. */
+static pid_t
+s_fork(void)
+{
+    const char *f = getenv("EVR_TEST_OFFLOAD_FORK_FAIL");
+    if (f && *f && access(f, F_OK) == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return fork();
+}
+
 evr_offload_t *
 evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
                   evr_offload_done_fn *done, void *arg)
@@ -168,6 +186,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
         snprintf(self->why, sizeof self->why, "pipe: %s", strerror(errno));
+        self->unstarted = true;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;
     }
@@ -176,13 +195,14 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) S_CLOSE_MAX)
         maxfd = (int) rl.rlim_cur;
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = s_fork();
     if (pid == 0)
         s_child(parent, p[1], maxfd, work, arg, self->size);
     close(p[1]);
     if (pid < 0) {
         close(p[0]);
         snprintf(self->why, sizeof self->why, "fork: %s", strerror(errno));
+        self->unstarted = true;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;
     }
@@ -194,6 +214,7 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
            failed) and reaped as a cancelled work's is */
         kill(pid, SIGKILL);
         snprintf(self->why, sizeof self->why, "the loop watches too many files");
+        self->unstarted = true;
         close(self->fd);
         self->fd = -1;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
@@ -201,12 +222,26 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
     return self;
 }
 
+static void
+s_temp(evr_offload_t *self, const char *path, bool tree)
+{
+    assert(self->ntemps < EVR_OFFLOAD_TEMPS);   /* a programmer's error: raise the limit */
+    if (self->ntemps < EVR_OFFLOAD_TEMPS) {
+        self->tree[self->ntemps] = tree;
+        self->temps[self->ntemps++] = evr_strdup(path);
+    }
+}
+
 void
 evr_offload_temp(evr_offload_t *self, const char *path)
 {
-    assert(self->ntemps < EVR_OFFLOAD_TEMPS);   /* a programmer's error: raise the limit */
-    if (self->ntemps < EVR_OFFLOAD_TEMPS)
-        self->temps[self->ntemps++] = evr_strdup(path);
+    s_temp(self, path, false);
+}
+
+void
+evr_offload_temp_dir(evr_offload_t *self, const char *path)
+{
+    s_temp(self, path, true);
 }
 
 static void
@@ -220,8 +255,12 @@ s_free(evr_offload_t *self)
 static void
 s_unlink_temps(const evr_offload_t *self)
 {
+    evr_err_t err;
     for (size_t i = 0; i < self->ntemps; i++)
-        unlink(self->temps[i]);
+        if (!self->tree[i])
+            unlink(self->temps[i]);
+        else
+            evr_unit_rmtree(self->temps[i], &err);   /* none there: no error */
 }
 
 /*  A cancelled work's killed child: reaped once it has exited (then its

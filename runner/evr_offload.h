@@ -9,14 +9,20 @@
     until then: the caller touches them again only from done.  A cancel
     kills the child and returns at once, without waiting for it: the
     child is reaped later, from the loop, and the files named with
-    evr_offload_temp are removed then too (a file the child was making
-    as it was killed is not left behind).  The child dies with the runner
+    evr_offload_temp (the directories with evr_offload_temp_dir) are
+    removed then too (a file the child was making as it was killed is
+    not left behind).  The child dies with the runner
     (PR_SET_PDEATHSIG): a runner killed during the work leaves no writer
     behind for the runner that recovers.
 
     In the child, work must not touch the loop, sockets or locks of other
     threads (stdio included): plain files, libarchive and malloc only.
     Called from the loop's thread only.
+
+    Test hook (tests only): EVR_TEST_OFFLOAD_FORK_FAIL=FILE in the
+    environment makes every work started while FILE exists fail as a
+    fork that failed with EAGAIN would (done gets EVR_ERR_LIMIT, "fork:
+    ..."), as a runner past its process limit sees.
 */
 #ifndef EVR_OFFLOAD_H_INCLUDED
 #define EVR_OFFLOAD_H_INCLUDED
@@ -28,8 +34,12 @@ typedef struct evr_offload evr_offload_t;
 /*  Runs in the child: fills out (size bytes, zeroed before). */
 typedef void (evr_offload_work_fn)(void *arg, void *out, size_t size);
 /*  Runs in the parent, from a turn: rc EVR_OK and out the child's result,
-    or EVR_ERR_IO (msg says why: the child could not start or died) and
-    out zeroed.  Pointers valid during the call only. */
+    or out zeroed and msg saying why: EVR_ERR_LIMIT when the child could
+    not start or be watched (pipe, fork: a process, memory or file
+    limit; the loop watching too many files): the work did not run, or
+    was killed at once, and starting it again later may succeed;
+    EVR_ERR_IO when the child died or ended without its result.
+    Pointers valid during the call only. */
 typedef void (evr_offload_done_fn)(evr_rc_t rc, const char *msg, const void *out, void *arg);
 
 /*  The most bytes of a result (one pipe write, atomic). */
@@ -50,6 +60,12 @@ evr_offload_t *evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, si
     killed) are removed as a cancelled work's are.  At most
     EVR_OFFLOAD_TEMPS per work. */
 void evr_offload_temp(evr_offload_t *self, const char *path);
+
+/*  The same for a directory work makes (path copied): removed whole,
+    with what is in it, at once and again once the killed child is gone.
+    It is removed on the loop: for a directory of a few small files only
+    (the trigger files a source's tar holds). */
+void evr_offload_temp_dir(evr_offload_t *self, const char *path);
 
 /*  Stops work under way: the child is killed (SIGKILL) and its temporary
     files (evr_offload_temp) removed; it is reaped from later turns of

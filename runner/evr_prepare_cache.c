@@ -6,8 +6,9 @@
     least recently used ones past cache_max_bytes removed; then the steps
     run, each created with its caches mounted.  When the job ends (its
     units gone), the size of each of its caches is measured into its
-    record, its host directory walked in a child process (evr_offload.h),
-    and the LRU pass runs again.
+    record, its host directory walked in a child process (evr_offload.h;
+    at most EVR_ENG_WALKS_MAX walks under way for the engine, the others
+    queued in the order asked), and the LRU pass runs again.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,19 +131,36 @@ evr_eng_cache_prepare(evr_eng_job_t *job)
 }
 
 /*  One volume's size measure: its host directory asked of the executor,
-    then walked in a child (on the job's measures list meanwhile). */
+    then walked in a child (on the job's measures list meanwhile; on the
+    engine's walks queue until its turn). */
 typedef struct evr_eng_measure {
     struct evr_eng_measure *next;
+    struct evr_eng_measure *qnext;  /* on the engine's walks queue */
     evr_eng_job_t *job;
     char *volume;
     char *path;             /* the host directory */
+    bool queued;            /* waits for its turn (EVR_ENG_WALKS_MAX) */
     evr_offload_t *work;
 } s_measure_t;
 
+static void s_walks_next(evr_engine_t *e);
+
+/*  m leaves the engine's queue, or its walk ends (its child killed
+    when under way): one more may start. */
 static void
 s_measure_free(s_measure_t *m)
 {
-    evr_offload_cancel(&m->work);
+    evr_engine_t *e = m->job->eng;
+    if (m->queued)
+        for (s_measure_t **p = &e->walks; *p; p = &(*p)->qnext)
+            if (*p == m) {
+                *p = m->qnext;
+                break;
+            }
+    if (m->work) {
+        evr_offload_cancel(&m->work);
+        e->walking--;
+    }
     free(m->volume);
     free(m->path);
     free(m);
@@ -182,24 +200,45 @@ static void
 s_du_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
 {
     s_measure_t *m = arg;
+    evr_engine_t *e = m->job->eng;
     m->work = NULL;
+    e->walking--;
     uint64_t n;
     memcpy(&n, out, sizeof n);
     if (rc)
-        evr_eng_print(m->job->eng, "evrun-runner: cache %s: measuring its size in %s: %s (its "
+        evr_eng_print(e, "evrun-runner: cache %s: measuring its size in %s: %s (its "
                       "recorded size kept)", m->volume, m->path, msg);
     s_measure_end(m, !rc, n);
+    s_walks_next(e);
+}
+
+/*  The walks waiting started, oldest first, while fewer than
+    EVR_ENG_WALKS_MAX are under way: jobs times caches never make as
+    many children at once, and a job's walks wait for those asked before
+    them only. */
+static void
+s_walks_next(evr_engine_t *e)
+{
+    while (!e->closing && e->walks && e->walking < EVR_ENG_WALKS_MAX) {
+        s_measure_t *m = e->walks;
+        e->walks = m->qnext;
+        m->queued = false;
+        e->walking++;
+        m->work = evr_offload_start(e->loop, s_du_work, sizeof(uint64_t), s_du_done, m);
+    }
 }
 
 /*  The volume's host directory known: walked in a child process, not on
     the loop (a cache of many files takes seconds to walk, and every job's
-    output and the heartbeat wait for the loop).  The volume is not
-    removed meanwhile: the job, not done, still uses it (s_in_use). */
+    output and the heartbeat wait for the loop), once its turn comes.  The
+    volume is not removed meanwhile: the job, not done, still uses it
+    (s_in_use). */
 static void
 s_measured(const evr_exec_result_t *r, void *arg)
 {
     s_measure_t *m = arg;
     evr_eng_job_t *job = m->job;
+    evr_engine_t *e = job->eng;
     if (r->rc) {
         s_measure_end(m, false, 0);
         return;
@@ -207,7 +246,12 @@ s_measured(const evr_exec_result_t *r, void *arg)
     m->path = evr_strdup(r->names);
     m->next = job->measures;
     job->measures = m;
-    m->work = evr_offload_start(job->eng->loop, s_du_work, sizeof(uint64_t), s_du_done, m);
+    m->queued = true;
+    s_measure_t **p = &e->walks;
+    while (*p)
+        p = &(*p)->qnext;
+    *p = m;
+    s_walks_next(e);
 }
 
 void
@@ -216,8 +260,9 @@ evr_eng_cache_drop(evr_eng_job_t *job)
     while (job->measures) {
         s_measure_t *m = job->measures;
         job->measures = m->next;
-        s_measure_free(m);   /* its child killed */
+        s_measure_free(m);   /* its child killed, or off the queue */
     }
+    s_walks_next(job->eng);   /* another job's, if one waits */
 }
 
 bool

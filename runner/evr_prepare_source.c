@@ -233,6 +233,11 @@ s_src_make(evr_eng_job_t *job)
     job->src_work = evr_offload_start(job->eng->loop, s_make_work, sizeof(s_made_t), s_src_made,
                                       job);
     evr_offload_temp(job->src_work, job->src_tar);   /* gone with a cancel */
+    if (evr_eng_trigger_files_wanted(job, job->src_index)) {   /* the same */
+        char *dir = evr_eng_trigger_files_dir(job);
+        evr_offload_temp_dir(job->src_work, dir);
+        free(dir);
+    }
 }
 
 /*  What the trim's child reports: how many entries it removed, and the

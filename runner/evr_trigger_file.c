@@ -14,7 +14,11 @@
     empty, "." or ".." component never matches.  The tar is read in the
     child process that makes it, off the runner's loop
     (evr_prepare_source.c, evr_offload.h): nothing prints there;
-    evr_eng_trigger_files_said does, back on the loop. */
+    evr_eng_trigger_files_said does, back on the loop.  The directory
+    is that child's temporary one (evr_offload_temp_dir) until it is
+    reaped: a cancel removes it at once and again then, and the child
+    makes only it, never the job's directory, so a child killed late
+    writes nothing into a job whose end has removed its directory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -109,6 +113,12 @@ evr_eng_trigger_files_wanted(const evr_eng_job_t *job, uint32_t src_index)
     return src_index == s_trusted(job->spec) && s_has_files(job->spec);
 }
 
+char *
+evr_eng_trigger_files_dir(const evr_eng_job_t *job)
+{
+    return evr_asprintf("%s/%s/" S_DIR, job->eng->opts.artifacts_dir, job->id);
+}
+
 void
 evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, const char *tar,
                               evr_eng_trigger_capture_t *out)
@@ -117,13 +127,18 @@ evr_eng_trigger_files_capture(const evr_eng_job_t *job, uint32_t src_index, cons
     memset(out, 0, sizeof *out);
     if (!evr_eng_trigger_files_wanted(job, src_index))
         return;
-    char *dir = evr_asprintf("%s/%s/" S_DIR, job->eng->opts.artifacts_dir, job->id);
-    evr_err_t err = { 0 };
+    char *dir = evr_eng_trigger_files_dir(job);
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
-    if (evr_mkdirs(dir, &err) || archive_read_open_filename(a, tar, 65536) != ARCHIVE_OK) {
-        snprintf(out->problem, sizeof out->problem, "%s", err.msg[0] ? err.msg : "the tar");
+    /* only the last component: the job's directory (which holds the tar)
+       is never made again, once its end has removed it */
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {   /* as evr_mkdirs made it */
+        snprintf(out->problem, sizeof out->problem, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (archive_read_open_filename(a, tar, 65536) != ARCHIVE_OK) {
+        snprintf(out->problem, sizeof out->problem, "the tar");
         goto out;
     }
     struct archive_entry *e;
@@ -227,7 +242,7 @@ evr_eng_trigger_files_remove(const evr_eng_job_t *job)
 {
     if (!s_has_files(job->spec))
         return;
-    char *dir = evr_asprintf("%s/%s/" S_DIR, job->eng->opts.artifacts_dir, job->id);
+    char *dir = evr_eng_trigger_files_dir(job);
     evr_err_t err;
     struct stat sb;
     if (lstat(dir, &sb) == 0 && evr_unit_rmtree(dir, &err))

@@ -6,14 +6,17 @@
     ends the process (exit 3, saying why) after 60 s, so that a hang
     fails the test; evr_loopfifo_open opens a FIFO's reading end and
     watches it on the loop, keeping the first bytes written;
-    evr_loopfifo_say writes into one from the work's side.
+    evr_loopfifo_say writes into one from the work's side;
+    evr_loopfifo_children counts the process's children.
 */
 #ifndef EVR_LOOPFIFO_H_INCLUDED
 #define EVR_LOOPFIFO_H_INCLUDED
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,6 +87,33 @@ evr_loopfifo_say(const char *path, const char *text)
         (void) n;
         close(fd);
     }
+}
+
+/*  How many children this process has alive (zombies, which earlier
+    tests may leave unreaped, not counted): for the tests that bound how
+    many works run at once. */
+static inline int
+evr_loopfifo_children(void)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char path[300], line[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *fp = de->d_name[0] >= '1' && de->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!fp)
+            continue;
+        const char *rp = fgets(line, sizeof line, fp) ? strrchr(line, ')') : NULL;
+        int ppid = 0;
+        char st;
+        if (rp && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == (int) getpid() && st != 'Z')
+            n++;
+        fclose(fp);
+    }
+    if (d)
+        closedir(d);
+    return n;
 }
 
 #endif

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_engine_int.h"   /* EVR_ENG_WALKS_MAX */
 #include "evr_etest.h"
 #include "evr_loopfifo.h"
 #include "evr_test.h"
@@ -223,6 +224,73 @@ test_measure_dropped(void)
     evr_etest_destroy(&t);
 }
 
+/*  The cache records whose size (first line) is size. */
+static int
+s_recorded_as(const evr_etest_t *t, long size)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "head -qn1 %s/caches/evrun-cache-* 2>/dev/null | grep -cx %ld",
+             t->dir, size);
+    FILE *p = popen(cmd, "r");
+    int v = -1;
+    if (p) {
+        if (fscanf(p, "%d", &v) != 1)
+            v = -1;
+        pclose(p);
+    }
+    return v;
+}
+
+static bool
+s_dirs_at(evr_etest_t *t, const void *arg)
+{
+    (void) t;
+    return s_dirs >= *(const int *) arg;
+}
+
+/*  Two jobs' seven caches measured: at most EVR_ENG_WALKS_MAX walks (each
+    a child) under way at once, the others queued; every one measured in
+    the end, both jobs' (none starved). */
+static void
+test_walks_bounded(void)
+{
+    evr_etest_t *t = s_world();
+    s_gate.on = true;
+    s_open_fifo = false;   /* the walks under way wait at the gate */
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while caches' sizes were "
+                       "measured");
+    char yaml[2][600];
+    for (int j = 0; j < 2; j++) {
+        int at = snprintf(yaml[j], sizeof yaml[j], EVR_ETEST_HEAD "cache:\n");
+        for (int i = 0; i < (j ? 2 : 5); i++)
+            at += snprintf(yaml[j] + at, sizeof yaml[j] - (size_t) at,
+                           "  - {key: j%dk%d, path: d%d}\n", j, i, i);
+        snprintf(yaml[j] + at, sizeof yaml[j] - (size_t) at, "steps:\n  - name: a\n"
+                 "    run: echo hi\n");
+    }
+    CHECK(evr_etest_submit(t, evr_etest_job(77), yaml[0]) == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(78), yaml[1]) == EVR_OK);
+    int all = 7;
+    CHECK(evr_etest_until(t, s_dirs_at, &all, S_MAX_MS));
+    evr_etest_turns(t, 300);
+    int kids = evr_loopfifo_children();
+    CHECK(kids >= 1 && kids <= EVR_ENG_WALKS_MAX);
+    if (kids > EVR_ENG_WALKS_MAX)
+        fprintf(stderr, "  %d walks under way at once\n", kids);
+    s_gate.on = false;   /* the walks to come pass */
+    CHECK(evr_loopfifo_open(t->loop, s_gate.fifo, &s_fifo));
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    evr_loopfifo_guard(NULL);
+    CHECK(evr_etest_job_status(t, evr_etest_job(77)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_job_status(t, evr_etest_job(78)) == EVR_JOB_SUCCEEDED);
+    CHECK(s_recorded_as(t, 1234) == 7);
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    s_fifo_close(t);
+    evr_etest_destroy(&t);
+}
+
 /*  The names in dir starting with '.rm-' or ending with ".git". */
 static int
 s_git_entries(const char *dir)
@@ -343,6 +411,7 @@ main(void)
 {
     EVR_TEST_RUN(test_measure_off_loop);
     EVR_TEST_RUN(test_measure_dropped);
+    EVR_TEST_RUN(test_walks_bounded);
     EVR_TEST_RUN(test_trim_off_loop);
     EVR_TEST_RUN(test_trim_holds_exit);
     EVR_TEST_END();

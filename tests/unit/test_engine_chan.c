@@ -3,15 +3,25 @@
     registers is masked in what it prints next and given to the step
     after it; after a runner killed and recovered it is masked still; its
     file and the unit's directory go at the end; a bad registration gets a
-    clear answer and changes nothing. */
+    clear answer and changes nothing.  Triggers: the spec's checks, the
+    follow-up's id and its sending; the pipeline files kept (their
+    capture, in a child, cancelled: its directory goes at once, and the
+    child never makes a removed job's directory again). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "evr_diag.h"
+#include "evr_engine_int.h"   /* evr_eng_trigger_files_capture */
 #include "evr_etest.h"
 #include "evr_sha256.h"
 #include "evr_test.h"
@@ -423,6 +433,133 @@ test_trigger_queries(void)
     evr_etest_destroy(&t);
 }
 
+/*  fnmatch, as libc's, but in a child process (a source's capture of
+    its trigger files; the test's own calls pass) while s_tf.on: its
+    second match of a path under ci/ marks s_tf.mark (one file was kept
+    before it) and waits there until killed. */
+static struct {
+    bool on;
+    pid_t main;
+    int calls;
+    char mark[320];
+} s_tf;
+
+typedef int (s_fnmatch_fn)(const char *, const char *, int);
+
+int
+fnmatch(const char *pattern, const char *string, int flags)
+{
+    if (s_tf.on && getpid() != s_tf.main && !strncmp(string, "ci/", 3) && ++s_tf.calls == 2) {
+        close(open(s_tf.mark, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+        for (;;)
+            pause();
+    }
+    s_fnmatch_fn *real = (s_fnmatch_fn *) dlsym(RTLD_NEXT, "fnmatch");
+    return real ? real(pattern, string, flags) : FNM_NOMATCH;
+}
+
+static bool
+s_exists(evr_etest_t *t, const void *path)
+{
+    (void) t;
+    return access(path, F_OK) == 0;
+}
+
+static void
+s_write(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs(text, fp);
+        fclose(fp);
+    }
+}
+
+/*  A job cancelled while its source's tar is read for its trigger files
+    (the child waits in its second file, the first kept): the directory
+    of the kept files goes with the cancel, at once, as the tar does;
+    in the end nothing of the job is left under ARTIFACTS. */
+static void
+test_trigger_files_cancelled(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    t->opts.source_copy_local = true;   /* --exec: the runner's own directory */
+    evr_etest_engine(t);
+    char src[320], p[400], yaml[800];
+    snprintf(src, sizeof src, "%s/src", t->dir);
+    snprintf(p, sizeof p, "%s/ci", src);
+    CHECK(mkdir(src, 0700) == 0 && mkdir(p, 0700) == 0);
+    snprintf(p, sizeof p, "%s/ci/a.yml", src);
+    s_write(p, "pipeline: a\nimage: img\nsteps:\n  - name: a\n    run: x\n");
+    snprintf(p, sizeof p, "%s/ci/b.yml", src);
+    s_write(p, "pipeline: b\nimage: img\nsteps:\n  - name: a\n    run: x\n");
+    snprintf(yaml, sizeof yaml, EVR_ETEST_HEAD "source: {copy: \"%s\"}\ntriggers: "
+             "[\"file:ci/*.yml\"]\nsteps:\n  - name: a\n    run: echo hi\n", src);
+    s_tf = (typeof(s_tf)) { .on = true, .main = getpid() };
+    snprintf(s_tf.mark, sizeof s_tf.mark, "%s/gated", t->dir);
+    CHECK(evr_etest_submit(t, evr_etest_job(11), yaml) == EVR_OK);
+    CHECK(evr_etest_until(t, s_exists, s_tf.mark, S_MAX_MS));
+    char kept[480], jobdir[400];
+    snprintf(jobdir, sizeof jobdir, "%s/%s", t->opts.artifacts_dir, evr_etest_job(11));
+    snprintf(kept, sizeof kept, "%s/.trigger-files", jobdir);
+    CHECK(access(kept, F_OK) == 0);   /* the child's, as it waits */
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "not now", &err) == EVR_OK);
+    CHECK(access(kept, F_OK) != 0 && errno == ENOENT);   /* at once */
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    s_tf.on = false;
+    CHECK(evr_etest_job_status(t, evr_etest_job(11)) == EVR_JOB_CANCELLED);
+    char *evs = evr_etest_events(t, evr_etest_job(11));
+    CHECK(evs && strstr(evs, "the job was cancelled while its tar was made"));
+    free(evs);
+    siginfo_t si;
+    for (int i = 0; i < 500; i++) {   /* the killed child reaped */
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
+            break;
+        evr_loop_once(t->loop, 10);
+    }
+    CHECK(access(jobdir, F_OK) != 0 && errno == ENOENT);   /* nothing left of the job */
+    evr_etest_destroy(&t);
+}
+
+/*  The capture (in its child) makes the directory of the kept files
+    only, never the job's: once the job's end has removed that, a child
+    that comes late writes nothing there, it says why it kept none. */
+static void
+test_trigger_files_no_job_dir(void)
+{
+    char dir[] = "/tmp/evr-test-tf-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char arts[300], jobdir[400];
+    snprintf(arts, sizeof arts, "%s/artifacts", dir);
+    snprintf(jobdir, sizeof jobdir, "%s/J1", arts);
+    evr_engine_t *e = evr_calloc(1, sizeof *e);
+    e->opts.artifacts_dir = arts;
+    evr_eng_job_t *job = evr_calloc(1, sizeof *job);
+    job->eng = e;
+    job->id = "J1";
+    job->spec = evr_spec_new();
+    const char *y = EVR_ETEST_HEAD "triggers: [\"file:ci/*.yml\"]\nsteps:\n  - name: a\n"
+                    "    run: x\n";
+    evr_diag_t *diag = evr_diag_new("p.yml");
+    CHECK(evr_yaml_load(y, strlen(y), job->spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    CHECK(evr_eng_trigger_files_wanted(job, 1));
+    evr_eng_trigger_capture_t cap;
+    char tar[480];
+    snprintf(tar, sizeof tar, "%s/.source-x", jobdir);
+    evr_eng_trigger_files_capture(job, 1, tar, &cap);
+    CHECK(cap.kept == 0 && cap.problem[0]);
+    CHECK_CONTAINS(cap.problem, ".trigger-files: No such file or directory");
+    CHECK(access(arts, F_OK) != 0 && errno == ENOENT);   /* nothing made */
+    evr_spec_destroy(&job->spec);
+    free(job);
+    free(e);
+    CHECK(rmdir(dir) == 0);
+}
+
 int
 main(void)
 {
@@ -434,5 +571,7 @@ main(void)
     EVR_TEST_RUN(test_trigger_broker);
     EVR_TEST_RUN(test_trigger_local);
     EVR_TEST_RUN(test_trigger_queries);
+    EVR_TEST_RUN(test_trigger_files_cancelled);
+    EVR_TEST_RUN(test_trigger_files_no_job_dir);
     EVR_TEST_END();
 }

@@ -5,7 +5,9 @@
     that ignores TERM), pause and resume, put and get, list, workspaces
     (a removal that follows no link and goes deeper than PATH_MAX), the
     put's unpack and the removals of workspaces and units off the loop
-    (a FIFO only the loop reads), and what missing artifact paths are
+    (a FIFO only the loop reads; at most EVR_XP_RM_MAX at once), a
+    removal whose child cannot be forked (put off, removed later), and
+    what missing artifact paths are
     called.  The environment, limits,
     damaged unit files and recovery are in test_exec_process_units.c.
 
@@ -31,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_exec_process_int.h"   /* EVR_XP_RM_MAX */
 #include "evr_loopfifo.h"
 #include "evr_ptest.h"
 #include "evr_shim.h"
@@ -561,6 +564,143 @@ test_removals_off_loop(void)
     s_teardown(&e);
 }
 
+/*  The .rm- directories in dir. */
+static int
+s_aside(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)))
+        n += !strncmp(de->d_name, ".rm-", 4);
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/*  Six workspaces removed at once: at most EVR_XP_RM_MAX children under
+    way (each waits at the gate), the others waiting their turn; all
+    removed in the end. */
+static void
+test_removals_bounded(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    s_fifo_t f = { .r.fd = -1 };
+    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e.dir);
+    CHECK(mkfifo(f.path, 0600) == 0);
+    s_gate.fifo = f.path;
+    s_gate.name = "evr-gate";
+    s_res_t r[6];
+    char p[160];
+    for (int i = 0; i < 6; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "JOBR%d", i);
+        CALL(&e, r[i], workspace_create, job);
+        snprintf(p, sizeof p, "%s/work/%s/evr-gate", e.dir, job);
+        close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    }
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
+                       "removed");
+    for (int i = 0; i < 6; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "JOBR%d", i);
+        memset(&r[i], 0, sizeof r[i]);
+        e.ex->ops->workspace_remove(e.ex, job, s_on, &r[i]);
+    }
+    for (int i = 0; i < 20; i++)
+        evr_loop_once(e.loop, 10);
+    int kids = evr_loopfifo_children();
+    CHECK(kids >= 1 && kids <= EVR_XP_RM_MAX);
+    if (kids > EVR_XP_RM_MAX)
+        fprintf(stderr, "  %d removals under way at once\n", kids);
+    s_gate.name = NULL;   /* those to come pass */
+    CHECK(evr_loopfifo_open(e.loop, f.path, &f.r));
+    for (int i = 0; i < 6; i++) {
+        s_until(e.loop, &r[i].called);
+        CHECK(r[i].called && r[i].r.rc == EVR_OK);
+    }
+    evr_loopfifo_guard(NULL);
+    snprintf(p, sizeof p, "%s/work", e.dir);
+    CHECK(s_aside(p) == 0);
+    if (f.r.fd >= 0) {
+        if (!f.r.eof)
+            evr_loop_fd_remove(e.loop, f.r.fd);
+        close(f.r.fd);
+    }
+    s_teardown(&e);
+}
+
+/*  Removals whose child cannot be forked (the test hook
+    EVR_TEST_OFFLOAD_FORK_FAIL, as past RLIMIT_NPROC): each reports
+    success (its name free), its tree is put off, said in the log, and
+    removed later, from a timer once forks work again; a removal asked
+    meanwhile tries the trees put off at once. */
+static void
+test_removal_fork_fails(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    char flag[128], log[128], units[128], work[128], p[160];
+    snprintf(flag, sizeof flag, "%s/nofork", e.dir);
+    snprintf(log, sizeof log, "%s/log", e.dir);
+    snprintf(units, sizeof units, "%s/units", e.dir);
+    snprintf(work, sizeof work, "%s/work", e.dir);
+    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    setenv("EVR_TEST_OFFLOAD_FORK_FAIL", flag, 1);
+    int saved = dup(2), lfd = open(log, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+    CHECK(saved >= 0 && lfd >= 0 && dup2(lfd, 2) == 2);   /* the log, read below */
+    snprintf(p, sizeof p, "%s/JOB1/f", work);
+    close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    s_res_t r;
+    CALL(&e, r, workspace_remove, "JOB1");
+    CHECK(r.r.rc == EVR_OK);
+    if (r.r.rc)
+        fprintf(stderr, "  workspace_remove: %s\n", r.msg);
+    s_create(&e, "evrun-JOB1-f-1", "true", NULL);
+    CALL(&e, r, remove, "evrun-JOB1-f-1");
+    CHECK(r.r.rc == EVR_OK);
+    CALL(&e, r, inspect, "evrun-JOB1-f-1");
+    CHECK(r.r.not_found);
+    snprintf(p, sizeof p, "%s/JOB1", work);
+    CHECK(access(p, F_OK) != 0);   /* its name free */
+    CHECK(s_aside(work) == 1 && s_aside(units) == 1);   /* put off */
+    evr_loop_once(e.loop, 10);
+    /* forks work again: the next try (a timer) removes both */
+    unlink(flag);
+    for (int i = 0; i < 500 && s_aside(work) + s_aside(units) > 0; i++)
+        evr_loop_once(e.loop, 10);
+    CHECK(s_aside(work) == 0 && s_aside(units) == 0);
+    /* put off again, then another removal: tried at once with it */
+    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    CALL(&e, r, workspace_create, "JOB2");
+    CALL(&e, r, workspace_remove, "JOB2");
+    CHECK(r.r.rc == EVR_OK && s_aside(work) == 1);
+    unlink(flag);
+    CALL(&e, r, workspace_create, "JOB3");
+    CALL(&e, r, workspace_remove, "JOB3");
+    for (int i = 0; i < 50 && s_aside(work) > 0; i++)   /* well before the timer's 1 s */
+        evr_loop_once(e.loop, 10);
+    CHECK(s_aside(work) == 0);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(lfd);
+    unsetenv("EVR_TEST_OFFLOAD_FORK_FAIL");
+    FILE *fp = fopen(log, "r");
+    char text[4096] = "";
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    text[n] = '\0';
+    if (fp)
+        fclose(fp);
+    CHECK_CONTAINS(text, "process executor: removing the workspace");
+    CHECK_CONTAINS(text, "process executor: removing evrun-JOB1-f-1: fork: Resource "
+                         "temporarily unavailable: its tree");
+    CHECK_CONTAINS(text, "is removed later");
+    CHECK_CONTAINS(text, "put off removed");
+    s_teardown(&e);
+}
+
 static void
 test_list_and_workspaces(void)
 {
@@ -720,6 +860,8 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_put_get);
     EVR_TEST_RUN(test_put_off_loop);
     EVR_TEST_RUN(test_removals_off_loop);
+    EVR_TEST_RUN(test_removal_fork_fails);
+    EVR_TEST_RUN(test_removals_bounded);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);

@@ -2,7 +2,9 @@
     (runner/evr_offload.h): the result comes back whole while the loop
     goes on turning; a child that dies reports EVR_ERR_IO; a cancel kills
     the child and returns without waiting for it (it is reaped from later
-    turns, its temporary files removed), and done is not called. */
+    turns, its temporary files removed), and done is not called; a fork
+    that fails is reported as such (EVR_ERR_LIMIT); a temporary directory
+    goes whole. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,7 +262,7 @@ test_unwatched(void)
         usleep(10000);
     for (int i = 0; i < 500 && (!f.seen.calls || !s_no_child()); i++)
         evr_loop_once(loop, 10);
-    CHECK(f.seen.calls == 1 && f.seen.rc == EVR_ERR_IO);
+    CHECK(f.seen.calls == 1 && f.seen.rc == EVR_ERR_LIMIT);   /* not started: try again later */
     CHECK(strstr(f.seen.msg, "the loop watches too many files") != NULL);
     CHECK(s_no_child());
     CHECK(access(f.path, F_OK) != 0);   /* the failed work's file removed */
@@ -276,6 +279,89 @@ test_unwatched(void)
     setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/*  A fork that fails (the test hook EVR_TEST_OFFLOAD_FORK_FAIL: as past
+    RLIMIT_NPROC, which root does not meet) is reported from a later turn
+    as EVR_ERR_LIMIT, "fork: ...", no child made; once the hook's file is
+    gone, works start again. */
+static void
+test_fork_fails(void)
+{
+    char dir[] = "/tmp/evr-test-offload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char flag[300];
+    snprintf(flag, sizeof flag, "%s/nofork", dir);
+    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    setenv("EVR_TEST_OFFLOAD_FORK_FAIL", flag, 1);
+    evr_loop_t *loop = evr_loop_new();
+    s_seen_t seen = { 0 };
+    evr_offload_start(loop, s_work, sizeof(s_out_t), s_done, &seen);
+    CHECK(seen.calls == 0);   /* never from inside the call */
+    for (int i = 0; i < 100 && !seen.calls; i++)
+        evr_loop_once(loop, 10);
+    CHECK(seen.calls == 1 && seen.rc == EVR_ERR_LIMIT);
+    CHECK(strstr(seen.msg, "fork: Resource temporarily unavailable") != NULL);
+    CHECK(s_no_child());
+    unlink(flag);
+    memset(&seen, 0, sizeof seen);
+    evr_offload_start(loop, s_work, sizeof(s_out_t), s_done, &seen);
+    for (int i = 0; i < 1000 && !seen.calls; i++)
+        evr_loop_once(loop, 100);
+    CHECK(seen.calls == 1 && seen.rc == EVR_OK);
+    unsetenv("EVR_TEST_OFFLOAD_FORK_FAIL");
+    evr_loop_destroy(&loop);
+    rmdir(dir);
+}
+
+/*  Makes the directory path with a file in it, then takes its time. */
+static void
+s_makes_dir(void *arg, void *out, size_t size)
+{
+    (void) out;
+    (void) size;
+    const char *path = ((s_file_t *) arg)->path;
+    char file[320];
+    snprintf(file, sizeof file, "%s/kept.yml", path);
+    if (mkdir(path, 0700) != 0)
+        _exit(4);
+    FILE *fp = fopen(file, "w");
+    if (!fp)
+        _exit(4);
+    fprintf(fp, "%d\n", (int) getpid());
+    fclose(fp);
+    sleep(60);
+}
+
+/*  A directory named with evr_offload_temp_dir goes whole with a cancel,
+    at once; one the killed child makes again before it is reaped (as a
+    write under way when the signal came would) goes once it is reaped. */
+static void
+test_cancel_dir(void)
+{
+    char dir[] = "/tmp/evr-test-offload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    s_file_t f = { 0 };
+    snprintf(f.path, sizeof f.path, "%s/files", dir);
+    char file[320];
+    snprintf(file, sizeof file, "%s/kept.yml", f.path);
+    evr_loop_t *loop = evr_loop_new();
+    evr_offload_t *w = evr_offload_start(loop, s_makes_dir, sizeof(s_out_t), s_done, &f);
+    evr_offload_temp_dir(w, f.path);
+    for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
+        evr_loop_once(loop, 10);
+    CHECK(access(file, F_OK) == 0);
+    evr_offload_cancel(&w);
+    CHECK(access(f.path, F_OK) != 0 && errno == ENOENT);   /* at once */
+    CHECK(mkdir(f.path, 0700) == 0);   /* the late write of a dying child */
+    close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    for (int i = 0; i < 200 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    CHECK(s_no_child());
+    CHECK(access(f.path, F_OK) != 0 && errno == ENOENT);   /* again once it is reaped */
+    CHECK(f.seen.calls == 0);
+    evr_loop_destroy(&loop);
+    CHECK(rmdir(dir) == 0);
+}
+
 int
 main(void)
 {
@@ -286,5 +372,7 @@ main(void)
     EVR_TEST_RUN(test_cancel);
     EVR_TEST_RUN(test_cancel_no_wait);
     EVR_TEST_RUN(test_unwatched);
+    EVR_TEST_RUN(test_fork_fails);
+    EVR_TEST_RUN(test_cancel_dir);
     EVR_TEST_END();
 }
