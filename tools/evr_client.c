@@ -199,9 +199,11 @@ evr_client_reconnect(evr_client_t *self, evr_err_t *err)
     self->sock = s_dealer();
     if (self->curve)
         evr_curve_apply(&self->keys, self->sock);
-    if (zsock_connect(self->sock, "%s", self->ep) < 0)
+    if (zsock_connect(self->sock, "%s", self->ep) < 0) {
+        self->owed = true;  /* the next reconnect tries again */
         return evr_err_set(err, EVR_ERR_IO, "cannot connect to the broker at %s: %s", self->ep,
                            zmq_strerror(zmq_errno()));
+    }
     return EVR_OK;
 }
 

@@ -46,7 +46,8 @@ void evr_client_destroy(evr_client_t **self_p);
     no-op.  Answers carry no request id, so a client that goes on asking
     after an EVR_ERR_IO calls this first, lest a late answer be read as the
     next request's.  EVR_ERR_IO when the endpoint cannot be connected to
-    (every call then fails until a later reconnect succeeds). */
+    (every call then fails until a later reconnect, which tries again,
+    succeeds). */
 evr_rc_t evr_client_reconnect(evr_client_t *self, evr_err_t *err);
 
 /*  Sets the longest wait for each answer (timeout_ms at first) to ms (at

@@ -40,10 +40,10 @@ typedef struct {
     bool in_history;        /* a history stream is being read */
     uint32_t page;          /* events in the history page being read */
     bool outage;            /* the broker's last answer did not come */
-    uint64_t asked_ns;      /* when the last history request ended */
+    uint64_t asked_ns;      /* when the last request ended */
 } s_follow_t;
 
-#define S_RETRY_NS 1000000000ull    /* in an outage, history at most once a second */
+#define S_RETRY_NS 1000000000ull    /* in an outage, a request at most once a second */
 
 static s_fjob_t *
 s_job(s_follow_t *f, const char *id)
@@ -422,9 +422,14 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         return j->match = true;
     if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED)
         return j->match = ev->data.pipeline && !strcmp(ev->data.pipeline, f->o->pipeline);
+    if (f->outage && evr_mono_ns() - f->asked_ns < S_RETRY_NS) {
+        j->known = false;   /* asked at its next event */
+        return false;
+    }
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
     evr_err_t err;
     evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
+    f->asked_ns = evr_mono_ns();
     if (rc == EVR_OK && rep.type == EVR_MSG_JOB)
         j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
     evr_msg_clear(&rep);

@@ -398,7 +398,10 @@ case_follow_outage() {
   fresh fout
   bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
   ticks fout 40 0.25
-  local j fpid tpid
+  local j fpid tpid ppid
+  timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
+  ppid=$!
+  sleep 0.5
   j=$(submit "$tmp/fout.yml")
   timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 500 > "$tmp/fo.out" 2> "$tmp/fo.err" &
   fpid=$!
@@ -427,9 +430,13 @@ case_follow_outage() {
   check "job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]
   check "logs --follow: every line once, in order" exactly_once "$tmp/fo.out" 40
   check "evrun-tail: every line once, in order" exactly_once "$tmp/ft.out" 40
+  sleep 0.5
+  check "evrun-tail --pipeline: still runs" kill -0 "$ppid"
+  kill "$ppid"
+  wait "$ppid"
+  check "evrun-tail --pipeline: every line once, in order" exactly_once "$tmp/fp.out" 40
   check "each outage said once, each end too" \
     [ "$(grep -c "; following on, asking again" "$tmp/fo.err")" -eq "$(grep -c "answers again" "$tmp/fo.err")" ]
-  cat "$tmp/fo.err" >&2
   # a definite answer still ends a follow: no such job, exit 2
   "$bin/evrun-cli" logs 01ARYZ6S41TSV4RRFFQ69G5FAV --follow --timeout-ms 500 > "$tmp/nf" 2>&1
   check "unknown job: exit 2" [ $? -eq 2 ]
