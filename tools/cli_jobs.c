@@ -56,6 +56,8 @@ s_run_help(FILE *out, const char *name)
                 ? "  --count N            submit N jobs of FILE (1.." S_COUNT_MAX_S "), each with its\n"
                   "                       own id, over one connection; stops at the first refusal\n"
                 : "  -f, --follow         print the job's output live; exit with its status\n"
+                  "                       (a broker that does not answer within --timeout-ms\n"
+                  "                       is said once on stderr and asked again each second)\n"
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
             strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
@@ -902,6 +904,8 @@ evr_cli_logs(int argc, char **argv)
                    "Prints a job's output as `step | line`, from its first line.\n\n"
                    "  -f, --follow         go on printing live until the job ends; exit with "
                    "its status\n"
+                   "                       (a broker that does not answer within --timeout-ms\n"
+                   "                       is said once on stderr and asked again each second)\n"
                    "  --step S             only step S (a matrix step's name: all its\n"
                    "                       combinations)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "

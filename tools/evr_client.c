@@ -21,6 +21,9 @@ struct evr_client {
     zsock_t *sock;
     char *ep;
     int timeout_ms;
+    bool owed;              /* a request sent is not answered in full yet */
+    bool curve;             /* keys apply (a tcp:// endpoint) */
+    evr_curve_keys_t keys;  /* kept for evr_client_reconnect */
 };
 
 /*  The event stream next to a given client endpoint: ipc://D/clients ->
@@ -54,9 +57,10 @@ evr_client_endpoints(evr_config_t *cfg)
 }
 
 /*  CURVE on a tcp:// endpoint: this client's pair (made when missing,
-    saying so) and the broker's key on sock. */
+    saying so) and the broker's key on sock; into *kept too when given. */
 static evr_rc_t
-s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_err_t *err)
+s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t *kept,
+        evr_err_t *err)
 {
     if (!evr_curve_needed(ep))
         return EVR_OK;
@@ -64,8 +68,11 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_err_t *err)
     const char *cert = evr_config_get(cfg, "client_cert");
     evr_curve_keys_t keys;
     evr_rc_t rc = evr_curve_load(cert, evr_config_get(cfg, "broker_key"), &keys, &made, err);
-    if (!rc)
+    if (!rc) {
         evr_curve_apply(&keys, sock);
+        if (kept)
+            *kept = keys;
+    }
     if (made)
         fprintf(stderr, "made the key pair %s: a broker with another state directory admits "
                 "this client once %s is copied into its curve/clients/\n", cert, cert);
@@ -93,6 +100,18 @@ s_hint(const char *ep)
                                            "curve/broker.cert? For a local broker: evrun-cli up";
 }
 
+/*  A DEALER as the client's: writable only once connected, dropping
+    what it holds when closed. */
+static zsock_t *
+s_dealer(void)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    evr_bus_setup(sock);
+    zsock_set_immediate(sock, 1);
+    zsock_set_linger(sock, 0);
+    return sock;
+}
+
 evr_rc_t
 evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err)
 {
@@ -112,14 +131,12 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
     evr_client_t *c = evr_calloc(1, sizeof *c);
     c->ep = evr_strdup(ep);
     c->timeout_ms = s_timeout(cfg);
-    c->sock = zsock_new(ZMQ_DEALER);
-    evr_bus_setup(c->sock);
-    if ((rc = s_curve(cfg, c->sock, ep, err))) {
+    c->sock = s_dealer();
+    if ((rc = s_curve(cfg, c->sock, ep, &c->keys, err))) {
         evr_client_destroy(&c);
         return rc;
     }
-    zsock_set_immediate(c->sock, 1);
-    zsock_set_linger(c->sock, 0);
+    c->curve = evr_curve_needed(ep);
     /* over CURVE, a watch tells a refused key from a wrong broker key */
     evr_curve_watch_t *watch = evr_curve_needed(ep) ? evr_curve_watch_new(c->sock) : NULL;
     zsock_connect(c->sock, "%s", ep);
@@ -172,6 +189,24 @@ evr_client_destroy(evr_client_t **self_p)
     *self_p = NULL;
 }
 
+evr_rc_t
+evr_client_reconnect(evr_client_t *self, evr_err_t *err)
+{
+    if (!self->owed)
+        return EVR_OK;      /* nothing on its way: the connection is kept */
+    self->owed = false;
+    zsock_destroy(&self->sock);
+    self->sock = s_dealer();
+    if (self->curve)
+        evr_curve_apply(&self->keys, self->sock);
+    if (zsock_connect(self->sock, "%s", self->ep) < 0) {
+        self->owed = true;  /* the next reconnect tries again */
+        return evr_err_set(err, EVR_ERR_IO, "cannot connect to the broker at %s: %s", self->ep,
+                           zmq_strerror(zmq_errno()));
+    }
+    return EVR_OK;
+}
+
 int
 evr_client_set_timeout(evr_client_t *self, int ms)
 {
@@ -210,7 +245,10 @@ evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_
     if (rc)
         return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)",
                            self->ep, err->msg, s_hint(self->ep));
-    return s_recv(self, reply, err);
+    self->owed = true;
+    if ((rc = s_recv(self, reply, err)) != EVR_ERR_IO)
+        self->owed = false;     /* answered, if malformed */
+    return rc;
 }
 
 evr_rc_t
@@ -231,6 +269,7 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
     if (rc)
         return evr_err_set(err, rc == EVR_ERR_LIMIT ? rc : EVR_ERR_IO,
                            "cannot send to the broker at %s: %s", self->ep, err->msg);
+    self->owed = true;      /* until its `end` or `error` */
     bool stopped = false;
     for (;;) {
         evr_msg_t m = { 0 };
@@ -238,9 +277,11 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
             return rc;
         if (m.type == EVR_MSG_END) {
             *end = m;   /* its strings, if any, are the caller's now */
+            self->owed = false;
             return EVR_OK;
         }
         if (m.type == EVR_MSG_ERROR) {
+            self->owed = false;
             rc = evr_err_set(err, EVR_ERR_STATE, "%s: %s", m.code, m.message);
             evr_msg_clear(&m);
             return rc;
@@ -265,7 +306,7 @@ evr_client_subscribe_hwm(const evr_config_t *cfg, const char *prefix, int hwm, e
         return NULL;
     zsock_t *sub = zsock_new(ZMQ_SUB);
     evr_bus_setup(sub);
-    if (s_curve(cfg, sub, ep, err)) {
+    if (s_curve(cfg, sub, ep, NULL, err)) {
         zsock_destroy(&sub);
         return NULL;
     }

@@ -36,6 +36,20 @@ evr_rc_t evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_
                                evr_err_t *err);
 void evr_client_destroy(evr_client_t **self_p);
 
+/*  When an answer is still owed (a request sent and not answered in
+    full: a call or stream with no answer in time, a stream cut short by
+    a malformed item), drops the connection with whatever
+    is still on its way to it and connects a fresh one to the same
+    endpoint with the same keys, without waiting for it: until it is made,
+    a call fails at once with EVR_ERR_IO ("cannot send").  Else (the last
+    request answered in full, or never sent) keeps the connection: a
+    no-op.  Answers carry no request id, so a client that goes on asking
+    after an EVR_ERR_IO calls this first, lest a late answer be read as the
+    next request's.  EVR_ERR_IO when the endpoint cannot be connected to
+    (every call then fails until a later reconnect, which tries again,
+    succeeds). */
+evr_rc_t evr_client_reconnect(evr_client_t *self, evr_err_t *err);
+
 /*  Sets the longest wait for each answer (timeout_ms at first) to ms (at
     least 1); returns the one it replaces. */
 int evr_client_set_timeout(evr_client_t *self, int ms);

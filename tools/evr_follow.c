@@ -24,6 +24,7 @@ typedef struct s_fjob {
     bool known;             /* pipeline checked */
     bool match;             /* printed at all */
     bool done;
+    bool retry;             /* its history is owed (the broker did not answer) */
     char *status;           /* of job.finished */
     s_line_t *lines;
     struct s_fjob *next;
@@ -38,7 +39,11 @@ typedef struct {
     bool failed;            /* the broker failed us: exit 2 */
     bool in_history;        /* a history stream is being read */
     uint32_t page;          /* events in the history page being read */
+    bool outage;            /* the broker's last answer did not come */
+    uint64_t asked_ns;      /* when the last request ended */
 } s_follow_t;
+
+#define S_RETRY_NS 1000000000ull    /* in an outage, a request at most once a second */
 
 static s_fjob_t *
 s_job(s_follow_t *f, const char *id)
@@ -325,7 +330,42 @@ s_hist_item(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  Asks the broker for job's events from jseq `from` on and takes them. */
+/*  A request that got no answer or could not be sent (EVR_ERR_IO) while
+    following: the broker is busy, stopped for a while or restarting, and
+    the job goes on.  Said once an outage; the connection is made afresh,
+    so its late answer is never read as the next request's; history is
+    asked again later.  Without --follow there is no later: exit 2. */
+static void
+s_lost(s_follow_t *f, const char *what, const evr_err_t *err)
+{
+    evr_err_t e2;
+    if (!f->o->follow) {
+        fprintf(stderr, "%s: %s: %s\n", f->prog, what, err->msg);
+        f->failed = true;
+        return;
+    }
+    if (!f->outage)
+        fprintf(stderr, "%s: %s: %s; following on, asking again each second\n", f->prog, what,
+                err->msg);
+    f->outage = true;
+    if (evr_client_reconnect(f->client, &e2))
+        fprintf(stderr, "%s: %s\n", f->prog, e2.msg);
+}
+
+/*  A request answered after an outage: said once. */
+static void
+s_back(s_follow_t *f)
+{
+    if (!f->outage)
+        return;
+    f->outage = false;
+    fprintf(stderr, "%s: the broker at %s answers again; following on\n", f->prog,
+            evr_client_endpoint(f->client));
+}
+
+/*  Asks the broker for job's events from jseq `from` on and takes them.
+    An `error` answer (no such job) ends the follow; no answer does not
+    (s_lost): the job is marked to be asked again. */
 static void
 s_history(s_follow_t *f, const char *job, uint32_t from)
 {
@@ -333,6 +373,10 @@ s_history(s_follow_t *f, const char *job, uint32_t from)
     evr_err_t err;
     if (f->in_history)
         return;     /* one request at a time: the next quiet second asks again */
+    if (f->outage && evr_mono_ns() - f->asked_ns < S_RETRY_NS) {
+        s_job(f, job)->retry = true;
+        return;
+    }
     f->in_history = true;
     evr_rc_t rc;
     uint32_t before;
@@ -350,10 +394,19 @@ s_history(s_follow_t *f, const char *job, uint32_t from)
     } while (rc == EVR_OK && more && f->page > 0 && s_job(f, job)->last > before
              && !s_job(f, job)->done);
     f->in_history = false;
-    if (rc) {
+    f->asked_ns = evr_mono_ns();    /* a wait of timeout_ms counts from its end */
+    s_job(f, job)->retry = rc == EVR_ERR_IO;
+    if (rc == EVR_ERR_IO) {
+        char what[128];
+        snprintf(what, sizeof what, "history of %s", job);
+        s_lost(f, what, &err);
+    }
+    else if (rc) {
         fprintf(stderr, "%s: history of %s: %s\n", f->prog, job, err.msg);
         f->failed = true;
     }
+    else
+        s_back(f);
 }
 
 /*  Whether a job is followed at all: its pipeline, asked once. */
@@ -369,11 +422,23 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         return j->match = true;
     if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED)
         return j->match = ev->data.pipeline && !strcmp(ev->data.pipeline, f->o->pipeline);
+    if (f->outage && evr_mono_ns() - f->asked_ns < S_RETRY_NS) {
+        j->known = false;   /* asked at its next event */
+        return false;
+    }
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
     evr_err_t err;
-    if (evr_client_call(f->client, &req, &rep, &err) == EVR_OK && rep.type == EVR_MSG_JOB)
+    evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
+    f->asked_ns = evr_mono_ns();
+    if (rc == EVR_OK && rep.type == EVR_MSG_JOB)
         j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
     evr_msg_clear(&rep);
+    if (rc == EVR_ERR_IO) {     /* not known yet: its next event asks again */
+        j->known = false;
+        s_lost(f, "status", &err);
+    }
+    else if (rc == EVR_OK)
+        s_back(f);
     return j->match;
 }
 
@@ -382,7 +447,7 @@ s_take(s_follow_t *f, const evr_event_t *ev)
 {
     s_fjob_t *j = s_job(f, ev->job);
     if (!s_matches(f, j, ev)) {
-        j->done = true;     /* not followed: s_trim may forget it */
+        j->done = j->known;     /* not followed: s_trim may forget it */
         return;
     }
     if (ev->jseq <= j->last)
@@ -485,12 +550,15 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             free(topic);
             quiet_since = evr_mono_ns();
         }
-        if (evr_mono_ns() - quiet_since > 1000000000ull) {
+        uint64_t now = evr_mono_ns();
+        if (now - quiet_since > 1000000000ull
+            || (f->outage && now - f->asked_ns >= S_RETRY_NS)) {
             /* a publication may be lost, the last one of a job too: ask the
-               history of the jobs followed and not finished (a few) */
+               history of the jobs followed and not finished (a few); in an
+               outage, each second however busy the stream, until answered */
             int asked = 0;
             for (s_fjob_t *j = f->jobs; j && asked < 16 && !f->failed; j = j->next)
-                if (j->match && !j->done && (j == mine || j->last)) {
+                if (j->match && !j->done && (j == mine || j->last || j->retry)) {
                     s_history(f, j->id, j->last + 1);
                     asked++;
                 }

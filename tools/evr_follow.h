@@ -8,6 +8,14 @@
     job's history is asked again each second, so a lost last publication
     (job.finished) cannot leave a follower waiting forever.
 
+    A request the broker does not answer in time, or that cannot be sent
+    (EVR_ERR_IO: busy, stopped a while, restarting), does not end a
+    follow: it is said once an outage on stderr, the client's connection
+    is made afresh (evr_client_reconnect: a late answer is never taken for
+    another request's), history is asked again at most once a second, and
+    the broker's first answer after it is said too.  An `error` answer
+    (no such job) ends it, as does any failure without `follow`.
+
     Output lines are printed whole, as "job/step | line" (or "step | line"
     when following one job from evrun-cli), assembled across chunks.
 */
@@ -35,7 +43,8 @@ typedef struct {
     (follow false) or *stop is set.  Returns the exit status: 0 the job
     succeeded (or no job mode), 1 it failed, was cancelled or timed out,
     2 the broker was unreachable or knows no such job (message on stderr,
-    prefixed with prog). */
+    prefixed with prog); not for a broker that stops answering while
+    following (see above). */
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
 

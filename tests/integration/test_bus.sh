@@ -389,6 +389,60 @@ case_tail() {
   check "tail unknown job: exit 2" [ $? -eq 2 ]
 }
 
+# A follower outlives a broker that does not answer for longer than its
+# --timeout-ms (SIGSTOP, then SIGCONT) and one killed and restarted on the
+# same state directory: it says so once an outage, asks again, says when
+# the broker is back, prints every line once and in order, and exits 0
+# with the job.  Before, the first unanswered history request ended it (2).
+case_follow_outage() {
+  fresh fout
+  bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
+  ticks fout 40 0.25
+  local j fpid tpid ppid
+  timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
+  ppid=$!
+  sleep 0.5
+  j=$(submit "$tmp/fout.yml")
+  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 500 > "$tmp/fo.out" 2> "$tmp/fo.err" &
+  fpid=$!
+  timeout 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
+  tpid=$!
+  for _ in $(seq 1 200); do [ "$(grep -c tick "$tmp/fo.out")" -ge 3 ] && break; sleep 0.1; done
+  kill -STOP "$broker_pid"
+  sleep 3     # six timeouts of the followers
+  check "broker stopped: logs --follow still runs" kill -0 "$fpid"
+  check "broker stopped: evrun-tail still runs" kill -0 "$tpid"
+  kill -CONT "$broker_pid"
+  for _ in $(seq 1 200); do grep -q "answers again" "$tmp/fo.err" && break; sleep 0.1; done
+  check "stopped broker: said once (logs)" [ "$(grep -c "no answer from the broker.*; following on" "$tmp/fo.err")" -eq 1 ]
+  check "stopped broker: said once (tail)" [ "$(grep -c "no answer from the broker.*; following on" "$tmp/ft.err")" -eq 1 ]
+  check "stopped broker: said it is back" grep -q "answers again; following on" "$tmp/fo.err"
+  check "stopped broker: the job still runs" [ "$(field "$j" status)" = running ]
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  rm -f "$tmp/bus/clients" "$tmp/bus/runners" "$tmp/bus/events"
+  sleep 2
+  bus_broker
+  wait "$fpid"
+  check "logs --follow: exit 0 across the outages" [ $? -eq 0 ]
+  wait "$tpid"
+  check "evrun-tail: exit 0 across the outages" [ $? -eq 0 ]
+  check "job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]
+  check "logs --follow: every line once, in order" exactly_once "$tmp/fo.out" 40
+  check "evrun-tail: every line once, in order" exactly_once "$tmp/ft.out" 40
+  sleep 0.5
+  check "evrun-tail --pipeline: still runs" kill -0 "$ppid"
+  kill "$ppid"
+  wait "$ppid"
+  check "evrun-tail --pipeline: every line once, in order" exactly_once "$tmp/fp.out" 40
+  check "each outage said once, each end too" \
+    [ "$(grep -c "; following on, asking again" "$tmp/fo.err")" -eq "$(grep -c "answers again" "$tmp/fo.err")" ]
+  # a definite answer still ends a follow: no such job, exit 2
+  "$bin/evrun-cli" logs 01ARYZ6S41TSV4RRFFQ69G5FAV --follow --timeout-ms 500 > "$tmp/nf" 2>&1
+  check "unknown job: exit 2" [ $? -eq 2 ]
+  check "unknown job: says so" grep -q "not_found" "$tmp/nf"
+}
+
 case_runner_killed() {
   fresh rkill
   bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
