@@ -27,6 +27,9 @@ typedef struct {
     int ino;                    /* inotify fd, -1 without */
     evr_xp_op_t *ops;           /* in flight */
     uint64_t seq;               /* names of temporary directories */
+    evr_offload_t *sweep;       /* the removal of an earlier run's leftovers, in a child */
+    char **swept;               /* those it removes (renamed aside) */
+    size_t nswept;
     uint8_t buf[EVR_XP_CHUNK];
 } evr_xp_t;
 
@@ -97,5 +100,14 @@ void evr_xp_stop(evr_exec_t *base, const char *name, int grace_s, evr_exec_fn *f
 void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
+
+/*  The leftovers of an earlier run in units/ and work/ (a runner killed
+    while it made or removed one): renamed aside now (evr_unit_sweep_aside:
+    their names free at once), removed in a child process, the executor
+    serving meanwhile; a failure is logged as a warning.  sweep_stop (at
+    destroy) kills the child: what it had not removed is swept by the
+    next start. */
+void evr_xp_sweep_start(evr_xp_t *ex);
+void evr_xp_sweep_stop(evr_xp_t *ex);
 
 #endif
