@@ -197,13 +197,15 @@ s_list_write(const char *file, const evr_artifact_list_t *list, const char *q)
     unsynced, then all synced at once (evr_ship_sync), before the loop
     appends an event.  q[i] (list->n of them): '!' for a file left
     unqueued (the sync failed: none is; the entries written are removed),
-    its reason in msg (cap bytes) when it is the first; '+' else. */
+    its reason in msg (cap bytes) when it is the first; '+' else.
+    entries[i]: the entry of file i (NULL: none), for the caller to free
+    (and to remove, should the list not be written). */
 static void
-s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *msg, size_t cap)
+s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *msg, size_t cap,
+        char **entries)
 {
     const evr_eng_step_t *st = a->st;
     const char *ship = st->job->eng->opts.ship_dir, *art = st->job->eng->opts.artifacts_dir;
-    char **entries = evr_calloc(list->n ? list->n : 1, sizeof *entries);
     uint32_t queued = 0, first = list->n;   /* the first file left unqueued */
     evr_err_t err;
     for (uint32_t i = 0; i < list->n; i++) {
@@ -230,14 +232,13 @@ s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *m
             if (!entries[i])
                 continue;
             unlink(entries[i]);
+            free(entries[i]);
+            entries[i] = NULL;
             q[i] = '!';
             if (i < first)
                 snprintf(msg, cap, "%s", err.msg);
             first = i < first ? i : first;
         }
-    for (uint32_t i = 0; i < list->n; i++)
-        free(entries[i]);
-    free(entries);
 }
 
 /*  In the child: the tar of a unpacked (a is its snapshot, read only),
@@ -255,14 +256,22 @@ s_unpack_work(void *arg, void *out, size_t size)
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
                                                room, &list, &err);
     char *q = evr_calloc(list.n ? list.n : 1, 1);
+    char **entries = evr_calloc(list.n ? list.n : 1, sizeof *entries);
     if (!u->rc)
-        s_queue(a, &list, q, u->qmsg, sizeof u->qmsg);
-    if (!u->rc && !s_list_write(a->list_file, &list, q))
+        s_queue(a, &list, q, u->qmsg, sizeof u->qmsg, entries);
+    if (!u->rc && !s_list_write(a->list_file, &list, q)) {
         u->rc = (int32_t) evr_err_set(&err, EVR_ERR_IO, "listing its files in %s: %s",
                                       a->list_file, strerror(errno ? errno : EIO));
+        for (uint32_t i = 0; i < list.n; i++)   /* no event will name them */
+            if (entries[i])
+                unlink(entries[i]);
+    }
     if (u->rc)
         snprintf(u->msg, sizeof u->msg, "%s", err.msg);
     u->n = list.n;
+    for (uint32_t i = 0; i < list.n; i++)
+        free(entries[i]);
+    free(entries);
     free(q);
     evr_artifact_list_free(&list);
 }
