@@ -615,12 +615,14 @@ evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n)
            an empty directory made for it, then replaced by it */
         if (strncmp(e->d_name, ".rm-sweep-", 10) != 0) {
             char *aside = evr_asprintf("%s/.rm-sweep-XXXXXX", dir);
-            if (mkdtemp(aside) && rename(p, aside) == 0) {
+            bool made = mkdtemp(aside) != NULL;
+            if (made && rename(p, aside) == 0) {
                 free(p);
                 p = aside;
             }
             else {   /* removed under its name (not a directory, or no room) */
-                rmdir(aside);
+                if (made)
+                    rmdir(aside);
                 free(aside);
             }
         }
