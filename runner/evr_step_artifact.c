@@ -242,7 +242,8 @@ s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *m
 }
 
 /*  In the child: the tar of a unpacked (a is its snapshot, read only),
-    its files queued for the broker (s_queue) and listed. */
+    its files queued for the broker (s_queue) and listed, the tar
+    removed. */
 static void
 s_unpack_work(void *arg, void *out, size_t size)
 {
@@ -274,6 +275,7 @@ s_unpack_work(void *arg, void *out, size_t size)
     free(entries);
     free(q);
     evr_artifact_list_free(&list);
+    unlink(a->tmpfile);   /* here too: freeing a large file's blocks takes its time */
 }
 
 /*  The child's list read back (n files; *q their queueing, n chars,
