@@ -848,6 +848,7 @@ s_destroy(evr_exec_t *base)
         evr_loop_fd_remove(ex->base.loop, ex->ino);
         close(ex->ino);
     }
+    evr_xp_sweep_stop(ex);
     free(ex->state_dir);
     free(ex->units);
     free(ex->work);
@@ -908,8 +909,7 @@ evr_exec_process_new(const char *state_dir, evr_loop_t *loop, evr_err_t *err)
         s_destroy(&ex->base);
         return NULL;
     }
-    evr_unit_sweep(ex->units);
-    evr_unit_sweep(ex->work);
+    evr_xp_sweep_start(ex);
     ex->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ex->ino >= 0 && evr_loop_fd_add(loop, ex->ino, EVR_LOOP_READ, s_on_inotify, ex)) {
         close(ex->ino);

@@ -33,7 +33,9 @@
     supervisor is this process's own binary (/proc/self/exe) run as
     `BINARY --shim DIR`: the binary's main() must start with
     evr_shim_wanted / evr_shim_main (evr_shim.h).  Leftovers of a runner
-    killed while it made or removed a unit are swept here.  loop must
+    killed while it made or removed a unit are renamed aside here and
+    removed in a child process, off the loop (the executor serves
+    meanwhile; destroyed first, it leaves them to the next).  loop must
     outlive the executor.  NULL with err (EVR_ERR_IO naming the path) when
     a directory cannot be made.  Caller owns the result
     (evr_exec_destroy); destroying it leaves the steps running. */

@@ -2,7 +2,8 @@
     is there (see evr_exec_process_int.h): wait, inspect, pause, resume,
     stop and remove.  Each probes the unit's directory (evr_unit.c);
     signals go to the unit's process group.  wait, stop and remove watch
-    the unit and take turns (evr_xp_*_turn) until it has ended.
+    the unit and take turns (evr_xp_*_turn) until it has ended.  Also the
+    sweep, at the start, of what an earlier run left (evr_xp_sweep_start).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -469,4 +470,68 @@ evr_xp_trash_free(evr_xp_t *ex)
     free(ex->trash);
     ex->trash = NULL;
     ex->ntrash = ex->trash_taken = 0;
+}
+
+/* ----------------------------------------------------------------- sweep */
+
+/*  What the sweep's child reports: how many leftovers it could not
+    remove, and why the first. */
+typedef struct {
+    uint32_t nfail;
+    char msg[EVR_ERR_MAX];
+} s_swept_t;
+
+/*  In the child: ex->swept removed (ex is its snapshot, read only). */
+static void
+s_sweep_work(void *arg, void *out, size_t size)
+{
+    (void) size;
+    const evr_xp_t *ex = arg;
+    s_swept_t *sw = out;
+    for (size_t i = 0; i < ex->nswept; i++) {
+        evr_err_t err;
+        if (evr_unit_rmtree(ex->swept[i], &err) && !sw->nfail++)
+            snprintf(sw->msg, sizeof sw->msg, "%s", err.msg);
+    }
+}
+
+static void
+s_sweep_free(evr_xp_t *ex)
+{
+    for (size_t i = 0; i < ex->nswept; i++)
+        free(ex->swept[i]);
+    free(ex->swept);
+    ex->swept = NULL;
+    ex->nswept = 0;
+}
+
+static void
+s_swept(evr_rc_t rc, const char *msg, const void *out, void *arg)
+{
+    evr_xp_t *ex = arg;
+    const s_swept_t *sw = out;
+    ex->sweep = NULL;
+    if (rc || sw->nfail)
+        evr_log_warn("evrun-runner", "process executor: removing what an earlier run left in "
+                     "%s (%zu directories, %s first): %s%s; the next start tries again",
+                     ex->state_dir, ex->nswept, ex->swept[0], rc ? msg : sw->msg,
+                     !rc && sw->nfail > 1 ? " (and more)" : "");
+    s_sweep_free(ex);
+}
+
+void
+evr_xp_sweep_start(evr_xp_t *ex)
+{
+    evr_unit_sweep_aside(ex->units, &ex->swept, &ex->nswept);
+    evr_unit_sweep_aside(ex->work, &ex->swept, &ex->nswept);
+    if (ex->nswept)
+        ex->sweep = evr_offload_start(ex->base.loop, s_sweep_work, sizeof(s_swept_t), s_swept,
+                                      ex);
+}
+
+void
+evr_xp_sweep_stop(evr_xp_t *ex)
+{
+    evr_offload_cancel(&ex->sweep);
+    s_sweep_free(ex);
 }

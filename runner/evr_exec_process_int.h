@@ -36,6 +36,9 @@ typedef struct {
     uint32_t removing;          /* removals' children under way (EVR_XP_RM_MAX) */
     uint64_t rm_seq;            /* the order of the removals waiting for their turn */
     bool closing;               /* destroyed: no waiting removal starts */
+    evr_offload_t *sweep;       /* the removal of an earlier run's leftovers, in a child */
+    char **swept;               /* those it removes (renamed aside) */
+    size_t nswept;
     uint8_t buf[EVR_XP_CHUNK];
 } evr_xp_t;
 
@@ -134,5 +137,13 @@ void evr_xp_trash_kick(evr_xp_t *ex);
 /*  The executor destroyed: a removal of them under way killed, the rest
     left to the next start's sweep. */
 void evr_xp_trash_free(evr_xp_t *ex);
+/*  The leftovers of an earlier run in units/ and work/ (a runner killed
+    while it made or removed one): renamed aside now (evr_unit_sweep_aside:
+    their names free at once), removed in a child process, the executor
+    serving meanwhile; a failure is logged as a warning.  sweep_stop (at
+    destroy) kills the child: what it had not removed is swept by the
+    next start. */
+void evr_xp_sweep_start(evr_xp_t *ex);
+void evr_xp_sweep_stop(evr_xp_t *ex);
 
 #endif

@@ -2,6 +2,7 @@
 #include "evr_keep.h"
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "evr_unit.h"
 
 #define S_BATCH 200
+#define S_SCAN_BATCH 200    /* artifact directories looked at per turn */
 #define S_AGAIN_MS 20
 #define S_FIRST_MS 1000     /* the first pass, this long after the start */
 
@@ -25,8 +27,10 @@ struct evr_keep {
     uint64_t timer;
     uint64_t noted;             /* broker_acked last written to meta */
     evr_offload_t *work;        /* the artifact directories' removal, in a child */
-    char **doomed;              /* those it removes */
-    size_t ndoomed;
+    char **doomed;              /* those it removes (or will: the scan under way) */
+    size_t ndoomed, cap;
+    DIR *scan;                  /* STATE/artifacts, looked at S_SCAN_BATCH entries a turn */
+    char upto[EVR_ULID_LEN + 1];    /* the store's removed jobs: ids up to this */
 };
 
 /*  True when the ship queue (STATE/ship) holds no entry. */
@@ -45,33 +49,62 @@ s_ship_empty(const char *state_dir)
     return empty;
 }
 
-/*  The directories STATE/artifacts/JOB of the jobs retention removed
-    (ids at or below upto the store no longer knows), once nothing waits
-    to ship: *n paths (caller frees each and the array; NULL: none). */
+/*  Whether a sweep may start, and from where: the store removed jobs up
+    to *upto (filled) and nothing waits to ship. */
+static bool
+s_sweep_due(evr_store_t *store, const char *state_dir, char upto[EVR_ULID_LEN + 1])
+{
+    evr_prune_meta_t pm;
+    evr_err_t err;
+    if (evr_store_pruned(store, &pm, &err) || !pm.upto[0] || !s_ship_empty(state_dir))
+        return false;
+    snprintf(upto, EVR_ULID_LEN + 1, "%s", pm.upto);
+    return true;
+}
+
+/*  Up to max entries more of the directory d (STATE/artifacts, named dir):
+    those of the jobs retention removed (ids at or below upto the store no
+    longer knows) appended to *paths (*n of them, room for *cap).  False
+    once d has no more. */
+static bool
+s_doomed_more(evr_store_t *store, DIR *d, const char *dir, const char *upto, size_t max,
+              char ***paths, size_t *n, size_t *cap)
+{
+    for (size_t i = 0; i < max; i++) {
+        struct dirent *e = readdir(d);
+        if (!e)
+            return false;
+        if (!evr_ulid_valid(e->d_name) || strcmp(e->d_name, upto) > 0)
+            continue;
+        evr_job_t job = { 0 };
+        evr_err_t err;
+        evr_rc_t rc = evr_store_get_job(store, e->d_name, &job, &err);
+        evr_rec_free(&evr_job_type, &job);
+        if (rc != EVR_ERR_NOTFOUND)
+            continue;
+        if (*n == *cap)
+            *paths = evr_realloc(*paths, (*cap = *cap ? 2 * *cap : 16) * sizeof **paths);
+        (*paths)[(*n)++] = evr_asprintf("%s/%s", dir, e->d_name);
+    }
+    return true;
+}
+
+/*  The directories STATE/artifacts/JOB of the jobs retention removed, once
+    nothing waits to ship, all at once (the offline pass): *n paths
+    (caller frees each and the array; NULL: none). */
 static char **
 s_doomed(evr_store_t *store, const char *state_dir, size_t *n)
 {
     *n = 0;
-    evr_prune_meta_t pm;
-    evr_err_t err;
-    if (evr_store_pruned(store, &pm, &err) || !pm.upto[0] || !s_ship_empty(state_dir))
+    char upto[EVR_ULID_LEN + 1];
+    if (!s_sweep_due(store, state_dir, upto))
         return NULL;
     char *dir = evr_asprintf("%s/artifacts", state_dir);
     DIR *d = opendir(dir);
     char **paths = NULL;
     size_t cap = 0;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (!evr_ulid_valid(e->d_name) || strcmp(e->d_name, pm.upto) > 0)
-            continue;
-        evr_job_t job = { 0 };
-        evr_rc_t rc = evr_store_get_job(store, e->d_name, &job, &err);
-        evr_rec_free(&evr_job_type, &job);
-        if (rc != EVR_ERR_NOTFOUND)
-            continue;
-        if (*n == cap)
-            paths = evr_realloc(paths, (cap = cap ? 2 * cap : 16) * sizeof *paths);
-        paths[(*n)++] = evr_asprintf("%s/%s", dir, e->d_name);
-    }
+    while (d && s_doomed_more(store, d, dir, upto, SIZE_MAX, &paths, n, &cap))
+        ;
     if (d)
         closedir(d);
     free(dir);
@@ -149,21 +182,41 @@ s_swept(evr_rc_t rc, const char *msg, const void *out, void *arg)
                      "removed", sw->nfail - sw->shown);
     s_free_paths(k->doomed, k->ndoomed);
     k->doomed = NULL;
-    k->ndoomed = 0;
+    k->ndoomed = k->cap = 0;
 }
 
 /*  The artifact directories of the jobs retention removed, removed in a
     child process (evr_offload.h): a large tree takes seconds, and every
     job's output and the heartbeat wait for the loop.  Which ones is
-    decided here (the store is read by this process only); one sweep at a
-    time.  A sweep cut short (the runner stopped or killed) leaves what
-    it had not removed to the next, as the store no longer knows them. */
-static void
+    decided on the loop (the store is read by this process only), by a
+    scan of STATE/artifacts that looks at S_SCAN_BATCH entries a turn (a
+    store lookup each: a runner keeps any number of jobs), then the
+    removal starts; one sweep at a time.  A sweep cut short (the runner
+    stopped or killed) leaves what it had not removed to the next, as the
+    store no longer knows them.  s_sweep_start begins a scan (false:
+    none is due); s_sweep_scan takes its next turn's share. */
+static bool
 s_sweep_start(evr_keep_t *k)
 {
-    if (k->work)
+    if (k->work || k->scan || !s_sweep_due(k->store, k->state_dir, k->upto))
+        return false;
+    char *dir = evr_asprintf("%s/artifacts", k->state_dir);
+    k->scan = opendir(dir);
+    free(dir);
+    return k->scan != NULL;
+}
+
+static void
+s_sweep_scan(evr_keep_t *k)
+{
+    char *dir = evr_asprintf("%s/artifacts", k->state_dir);
+    bool more = s_doomed_more(k->store, k->scan, dir, k->upto, S_SCAN_BATCH, &k->doomed,
+                              &k->ndoomed, &k->cap);
+    free(dir);
+    if (more)
         return;
-    k->doomed = s_doomed(k->store, k->state_dir, &k->ndoomed);
+    closedir(k->scan);
+    k->scan = NULL;
     if (k->ndoomed)
         k->work = evr_offload_start(k->loop, s_sweep_work, sizeof(s_swept_t), s_swept, k);
 }
@@ -187,6 +240,11 @@ s_tick(evr_loop_t *loop, void *arg)
     evr_keep_t *k = arg;
     (void) loop;
     k->timer = 0;
+    if (k->scan) {   /* a sweep's scan: its next share, then the next turn's */
+        s_sweep_scan(k);
+        k->timer = evr_loop_timer_add(k->loop, k->scan ? S_AGAIN_MS : k->interval_ms, s_tick, k);
+        return;
+    }
     uint64_t acked = k->acked ? k->acked(k->arg) : 0;
     /* not welcomed yet: look again soon, as after the start */
     uint32_t wait = acked ? k->interval_ms : S_FIRST_MS < k->interval_ms ? S_FIRST_MS
@@ -208,8 +266,8 @@ s_tick(evr_loop_t *loop, void *arg)
                          (unsigned long long) st.outputs);
         if (more)
             wait = S_AGAIN_MS;
-        else   /* also those left while files waited to ship */
-            s_sweep_start(k);
+        else if (s_sweep_start(k))   /* also those left while files waited to ship */
+            wait = 0;   /* its scan, from the next turn */
     }
     k->timer = evr_loop_timer_add(k->loop, wait, s_tick, k);
 }
@@ -250,6 +308,8 @@ evr_keep_destroy(evr_keep_t **self_p)
         s_note_acked(k, k->acked(k->arg));
     evr_loop_timer_cancel(k->loop, k->timer);
     evr_offload_cancel(&k->work);   /* its child killed: the next start's sweep goes on */
+    if (k->scan)
+        closedir(k->scan);
     s_free_paths(k->doomed, k->ndoomed);
     free(k->state_dir);
     free(k);

@@ -9,8 +9,9 @@
     store's meta as broker_acked for `evrun-runner --prune`), so the log
     the runner still has to send never has a hole.  Artifact directories
     (STATE/artifacts/JOB) of removed jobs go once nothing waits in the
-    ship queue, removed in a child process (evr_offload.h), not on the
-    loop.
+    ship queue: which ones is decided on the loop, by a scan that looks
+    at 200 directories a turn (a store lookup each), then they are
+    removed in a child process (evr_offload.h), not on the loop.
 */
 #ifndef EVR_KEEP_H_INCLUDED
 #define EVR_KEEP_H_INCLUDED

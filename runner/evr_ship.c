@@ -37,26 +37,27 @@ struct evr_ship {
 #define s_warn(...) evr_log_at(EVR_LOG_WARN, "evrun-runner", __VA_ARGS__)
 #define s_info(...) evr_log_at(EVR_LOG_INFO, "evrun-runner", __VA_ARGS__)
 
-/*  Writes path whole and durably (a temporary name, synced, renamed, the
-    directory synced). */
+/*  Writes path whole (a temporary name, renamed) and, with sync,
+    durably (the file synced before the rename, the directory after). */
 static evr_rc_t
-s_write_durably(const char *dir, const char *path, const char *text, evr_err_t *err)
+s_write_entry(const char *dir, const char *path, const char *text, bool sync, evr_err_t *err)
 {
     char *tmp = evr_asprintf("%s.tmp", path);
     evr_rc_t rc = EVR_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     size_t n = strlen(text);
+    errno = 0;
     if (fd < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-    else if (write(fd, text, n) != (ssize_t) n || fsync(fd) != 0)
+    else if (write(fd, text, n) != (ssize_t) n || (sync && fsync(fd) != 0))
         rc = evr_err_write(err, tmp, errno ? errno : ENOSPC);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = evr_err_write(err, tmp, errno);
     if (!rc && rename(tmp, path) != 0)
         rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
     if (rc)
         unlink(tmp);
-    else {
+    else if (sync) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             fsync(dfd);
@@ -76,34 +77,102 @@ s_identity(const struct stat *sb)
                         sb->st_mtim.tv_nsec, (long long) sb->st_size);
 }
 
-evr_rc_t
-evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
-                 const char *path, uint64_t size, const char *sha256, evr_err_t *err)
+/*  The entry of a file (see evr_ship_enqueue), written unsynced or not;
+    *entry (when not NULL) its path, for the caller to free. */
+static evr_rc_t
+s_enqueue(const char *dir, const char *file, const char *job, const char *step,
+          const char *path, uint64_t size, const char *sha256, bool sync, char **entry,
+          evr_err_t *err)
 {
     static uint32_t seq;
     struct stat sb;
+    if (entry)
+        *entry = NULL;
     if (lstat(file, &sb) != 0)
         return evr_err_set(err, EVR_ERR_IO, "%s: %s", file, strerror(errno));
     evr_rc_t rc = evr_mkdirs(dir, err);
     if (rc)
         return rc;
     /* wall ns, then a counter: names sort in the order of queueing, also
-       across restarts */
-    char *name = evr_asprintf("%s/%020llu-%06u.ship", dir, (unsigned long long) evr_now_ns(),
-                              seq++ % 1000000u);
+       across restarts; then the pid, as queueing runs in children forked
+       from the loop with the same counter (evr_step_artifact.c), two of
+       them side by side never make the same name */
+    char *name = evr_asprintf("%s/%020llu-%06u-%ld.ship", dir, (unsigned long long) evr_now_ns(),
+                              seq++ % 1000000u, (long) getpid());
     char *id = s_identity(&sb);
     char *text = evr_asprintf("%s\n%s\n%s\n%s\n%llu\n%s\n%s\n", S_MAGIC, job, step, path,
                               (unsigned long long) size, sha256, id);
-    rc = s_write_durably(dir, name, text, err);
+    rc = s_write_entry(dir, name, text, sync, err);
     free(id);
     free(text);
-    free(name);
+    if (!rc && entry)
+        *entry = name;
+    else
+        free(name);
     return rc;
+}
+
+evr_rc_t
+evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
+                 const char *path, uint64_t size, const char *sha256, evr_err_t *err)
+{
+    return s_enqueue(dir, file, job, step, path, size, sha256, true, NULL, err);
+}
+
+evr_rc_t
+evr_ship_enqueue_unsynced(const char *dir, const char *file, const char *job, const char *step,
+                          const char *path, uint64_t size, const char *sha256, char **entry,
+                          evr_err_t *err)
+{
+    return s_enqueue(dir, file, job, step, path, size, sha256, false, entry, err);
+}
+
+evr_rc_t
+evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!entries[i])
+            continue;
+        int fd = open(entries[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fdatasync(fd) != 0) {
+            evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue entry %s: %s",
+                                      entries[i], strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return rc;
+        }
+        close(fd);
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    evr_rc_t rc = EVR_OK;
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue %s: %s", dir,
+                         strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+/*  Removes the entries' temporary files (NAME.ship.tmp) a runner killed
+    while it queued left in dir: never taken up, they would keep the
+    queue from ever looking empty (retention waits for that). */
+static void
+s_sweep_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 9 && !strcmp(e->d_name + n - 9, ".ship.tmp"))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
 }
 
 evr_ship_t *
 evr_ship_new(const char *dir, const char *artifacts_dir)
 {
+    s_sweep_tmp(dir);
     evr_ship_t *self = evr_calloc(1, sizeof *self);
     self->dir = evr_strdup(dir);
     self->artifacts_dir = evr_strdup(artifacts_dir);

@@ -2,8 +2,9 @@
 
     The queue is a directory (STATE/ship) of small files, one per artifact
     file to ship, named so that they sort in the order they were queued.
-    The engine queues a file (evr_ship_enqueue, synced, renamed into
-    place) before it records its step.artifact event; the daemon ships the
+    The engine queues a step's files (evr_ship_enqueue_unsynced each,
+    then one evr_ship_sync, in the child that unpacked them) before it
+    records their step.artifact events; the daemon ships the
     queue, oldest first, one file and one piece at a time over its broker
     connection (schema/PROTOCOL.md "Artifacts"): a piece goes out only
     when the last one is acknowledged, each acknowledgement says how many
@@ -26,9 +27,29 @@
 evr_rc_t evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
                           const char *path, uint64_t size, const char *sha256, evr_err_t *err);
 
+/*  As evr_ship_enqueue, but the entry is only written and renamed into
+    place, not synced: evr_ship_sync then makes a batch of them durable
+    at once.  Until then a crash of the machine may leave such an entry
+    missing, or empty or cut short (the shipper drops one that does not
+    read whole, with a warning); a killed runner leaves it whole.
+    *entry: its path (caller frees; NULL on error). */
+evr_rc_t evr_ship_enqueue_unsynced(const char *dir, const char *file, const char *job,
+                                   const char *step, const char *path, uint64_t size,
+                                   const char *sha256, char **entry, evr_err_t *err);
+
+/*  Makes the n entries (paths; NULL ones skipped) written into dir
+    durable: each one's data synced (fdatasync), then dir (their names).
+    Not syncfs(2): that would wait for everything dirty on the
+    filesystem (the artifact files just unpacked, others' writes), and
+    only the entries need to be on disk.  EVR_ERR_IO naming the entry or
+    dir. */
+evr_rc_t evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err);
+
 typedef struct evr_ship evr_ship_t;
 
-/*  A shipper of the queue in dir, the files under artifacts_dir. */
+/*  A shipper of the queue in dir, the files under artifacts_dir; made
+    before anything is queued (the temporary files of entries a killed
+    runner was writing are removed). */
 evr_ship_t *evr_ship_new(const char *dir, const char *artifacts_dir);
 void evr_ship_destroy(evr_ship_t **self_p);
 

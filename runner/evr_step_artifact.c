@@ -11,10 +11,14 @@
     unpack that uses it), the files it wrote listed in a file of its own
     (a .download-XXXXXX too) that the loop reads back.  Each file written
     becomes a step.artifact event (path, size, sha256), queued for the
-    broker first when the engine ships (evr_ship.h: a queue entry is
-    durable before the event that names the file).  When every path is
-    done, the step finishes (evr_eng_step_finish).  `when` decides after
-    which outcome this happens; a cancelled or lost step keeps none.
+    broker first when the engine ships (evr_ship.h): the same child
+    writes the files' queue entries once the unpack is whole, then syncs
+    them (each one's data, then the queue directory once), so that every
+    entry is durable before the loop, reading the list, appends the first
+    event that names one; the loop then appends the events in the list's
+    order.  When every path is done, the step finishes
+    (evr_eng_step_finish).  `when` decides after which outcome this
+    happens; a cancelled or lost step keeps none.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
@@ -110,31 +114,32 @@ s_job_room(const evr_eng_step_t *st, uint64_t *held)
     return s_walk_total < cap ? cap - s_walk_total : 0;
 }
 
-/*  The files of one unpacked path: queued for the broker (when shipping),
-    then a step.artifact each.  sub: the path's directory in /workspace
-    ("" for a top-level path). */
-static void
-s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list)
+/*  A file's path in /workspace: sub ("" for a top-level path), then its
+    path below it.  Caller frees. */
+static char *
+s_path(const char *sub, const char *path)
 {
-    const evr_engine_t *e = st->job->eng;
+    return evr_asprintf("%s%s%s", sub, *sub ? "/" : "", path);
+}
+
+/*  The files of one unpacked path, queued for the broker already (when
+    shipping: the unpack's child did, see s_queue): a step.artifact each,
+    in the list's order.  q[i] '!': file i could not be queued (qmsg: why,
+    of the first such file; the step fails with it).  sub: the path's
+    directory in /workspace ("" for a top-level path). */
+static void
+s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list, const char *q,
+         const char *qmsg)
+{
     for (uint32_t i = 0; i < list->n; i++) {
         const evr_artifact_file_t *f = &list->v[i];
-        char *path = evr_asprintf("%s%s%s", sub, *sub ? "/" : "", f->path);
+        char *path = s_path(sub, f->path);
         const char *bad = evr_event_artifact_path_problem(path);
-        evr_err_t err;
-        evr_rc_t rc = EVR_OK;
-        if (!bad && e->opts.ship_dir) {
-            char *file = evr_asprintf("%s/%s/%s/%s", e->opts.artifacts_dir, st->job->id,
-                                      st->spec->name, path);
-            rc = evr_ship_enqueue(e->opts.ship_dir, file, st->job->id, st->spec->name, path,
-                                  f->size, f->sha256, &err);
-            free(file);
-        }
         if (bad)   /* a name the wire would refuse: the file stays on the runner */
             evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
-        else if (rc)
+        else if (q[i] == '!')
             evr_eng_set_reason(st, "artifact file %s: queueing it for the broker: %s", path,
-                               err.msg);
+                               qmsg);
         else {
             evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_ARTIFACT, st);
             ev->data.path = evr_strdup(path);
@@ -152,11 +157,13 @@ typedef struct s_unpacked {
     uint64_t held;      /* bytes the job's artifacts held before */
     uint32_t n;         /* files written */
     char msg[EVR_ERR_MAX];
+    char qmsg[EVR_ERR_MAX];     /* why the first file not queued was not */
 } s_unpacked_t;
 
-/*  The list written in one go, with write(2) (no stdio in the child). */
+/*  The list written in one go, with write(2) (no stdio in the child):
+    "SIZE SHA256 Q PATH" per file, Q its q[i]. */
 static bool
-s_list_write(const char *file, const evr_artifact_list_t *list)
+s_list_write(const char *file, const evr_artifact_list_t *list, const char *q)
 {
     size_t cap = 4096, len = 0;
     char *buf = evr_malloc(cap);
@@ -165,8 +172,8 @@ s_list_write(const char *file, const evr_artifact_list_t *list)
         size_t need = strlen(f->path) + 100;
         while (len + need > cap)
             buf = evr_realloc(buf, cap *= 2);
-        len += (size_t) snprintf(buf + len, cap - len, "%llu %s %s", (unsigned long long) f->size,
-                                 f->sha256, f->path) + 1;
+        len += (size_t) snprintf(buf + len, cap - len, "%llu %s %c %s",
+                                 (unsigned long long) f->size, f->sha256, q[i], f->path) + 1;
     }
     int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);   /* made by the parent */
     size_t at = 0;
@@ -185,7 +192,58 @@ s_list_write(const char *file, const evr_artifact_list_t *list)
     return ok;
 }
 
-/*  In the child: the tar of a unpacked (a is its snapshot, read only). */
+/*  In the child, once the unpack is whole: its files queued for the
+    broker (those whose name the wire takes), each entry written
+    unsynced, then all synced at once (evr_ship_sync), before the loop
+    appends an event.  q[i] (list->n of them): '!' for a file left
+    unqueued (the sync failed: none is; the entries written are removed),
+    its reason in msg (cap bytes) when it is the first; '+' else.
+    entries[i]: the entry of file i (NULL: none), for the caller to free
+    (and to remove, should the list not be written). */
+static void
+s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *msg, size_t cap,
+        char **entries)
+{
+    const evr_eng_step_t *st = a->st;
+    const char *ship = st->job->eng->opts.ship_dir, *art = st->job->eng->opts.artifacts_dir;
+    uint32_t queued = 0, first = list->n;   /* the first file left unqueued */
+    evr_err_t err;
+    for (uint32_t i = 0; i < list->n; i++) {
+        const evr_artifact_file_t *f = &list->v[i];
+        char *path = s_path(a->sub, f->path);
+        q[i] = '+';
+        if (ship && !evr_event_artifact_path_problem(path)) {
+            char *file = evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name, path);
+            if (evr_ship_enqueue_unsynced(ship, file, st->job->id, st->spec->name, path, f->size,
+                                          f->sha256, &entries[i], &err) == EVR_OK)
+                queued++;
+            else {
+                q[i] = '!';
+                if (i < first)
+                    snprintf(msg, cap, "%s", err.msg);
+                first = i < first ? i : first;
+            }
+            free(file);
+        }
+        free(path);
+    }
+    if (queued && evr_ship_sync(ship, entries, list->n, &err) != EVR_OK)
+        for (uint32_t i = 0; i < list->n; i++) {
+            if (!entries[i])
+                continue;
+            unlink(entries[i]);
+            free(entries[i]);
+            entries[i] = NULL;
+            q[i] = '!';
+            if (i < first)
+                snprintf(msg, cap, "%s", err.msg);
+            first = i < first ? i : first;
+        }
+}
+
+/*  In the child: the tar of a unpacked (a is its snapshot, read only),
+    its files queued for the broker (s_queue) and listed, the tar
+    removed. */
 static void
 s_unpack_work(void *arg, void *out, size_t size)
 {
@@ -198,22 +256,37 @@ s_unpack_work(void *arg, void *out, size_t size)
     evr_err_t err = { 0 };
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
                                                room, &list, &err);
-    if (!u->rc && !s_list_write(a->list_file, &list))
+    char *q = evr_calloc(list.n ? list.n : 1, 1);
+    char **entries = evr_calloc(list.n ? list.n : 1, sizeof *entries);
+    if (!u->rc)
+        s_queue(a, &list, q, u->qmsg, sizeof u->qmsg, entries);
+    if (!u->rc && !s_list_write(a->list_file, &list, q)) {
         u->rc = (int32_t) evr_err_set(&err, EVR_ERR_IO, "listing its files in %s: %s",
                                       a->list_file, strerror(errno ? errno : EIO));
+        for (uint32_t i = 0; i < list.n; i++)   /* no event will name them */
+            if (entries[i])
+                unlink(entries[i]);
+    }
     if (u->rc)
         snprintf(u->msg, sizeof u->msg, "%s", err.msg);
     u->n = list.n;
+    for (uint32_t i = 0; i < list.n; i++)
+        free(entries[i]);
+    free(entries);
+    free(q);
     evr_artifact_list_free(&list);
+    unlink(a->tmpfile);   /* here too: freeing a large file's blocks takes its time */
 }
 
-/*  The child's list read back (n files); false when it is not whole. */
+/*  The child's list read back (n files; *q their queueing, n chars,
+    caller frees); false when it is not whole. */
 static bool
-s_list_read(const char *file, uint32_t n, evr_artifact_list_t *list)
+s_list_read(const char *file, uint32_t n, evr_artifact_list_t *list, char **q)
 {
     FILE *fp = fopen(file, "rbe");
     bool ok = fp != NULL;
     list->v = evr_calloc(n ? n : 1, sizeof *list->v);
+    *q = evr_calloc(n ? n : 1, 1);
     list->cap = n;
     char rec[8192];
     while (ok && list->n < n) {
@@ -225,12 +298,14 @@ s_list_read(const char *file, uint32_t n, evr_artifact_list_t *list)
         evr_artifact_file_t *f = &list->v[list->n];
         char *end;
         unsigned long long size = strtoull(rec, &end, 10);
-        ok = c == '\0' && *end == ' ' && strlen(end + 1) > 65 && end[65] == ' ';
-        if (ok) {   /* SIZE, a space, 64 hex digits, a space, the path */
+        ok = c == '\0' && *end == ' ' && strlen(end + 1) > 67 && end[65] == ' '
+             && (end[66] == '+' || end[66] == '!') && end[67] == ' ';
+        if (ok) {   /* SIZE, a space, 64 hex digits, a space, Q, a space, the path */
             f->size = size;
             memcpy(f->sha256, end + 1, 64);
             f->sha256[64] = '\0';
-            f->path = evr_strdup(end + 66);
+            (*q)[list->n] = end[66];
+            f->path = evr_strdup(end + 68);
             list->n++;
         }
     }
@@ -279,6 +354,7 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
     const evr_engine_t *e = st->job->eng;
     a->work = NULL;
     evr_artifact_list_t list = { 0 };
+    char *q = NULL;
     if (rc)
         evr_eng_set_reason(st, "artifact %s: unpacking it: %s", a->path, msg);
     else if (u->rc == EVR_ERR_LIMIT && strstr(u->msg, "over the room of"))
@@ -292,14 +368,15 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
                            a->path, u->msg);
     else if (u->rc)
         evr_eng_set_reason(st, "artifact %s: %s", a->path, u->msg);
-    else if (!s_list_read(a->list_file, u->n, &list))
+    else if (!s_list_read(a->list_file, u->n, &list, &q))
         evr_eng_set_reason(st, "artifact %s: the list of its %u files in %s is not whole",
                            a->path, u->n, a->list_file);
     else {
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
-        s_record(st, a->sub, &list);
+        s_record(st, a->sub, &list, q, u->qmsg);
     }
+    free(q);
     evr_artifact_list_free(&list);
     s_artifact_end(a, true);
     if (--st->artifacts_left == 0)

@@ -592,26 +592,44 @@ evr_unit_rmtree(const char *path, evr_err_t *err)
 }
 
 /*  Leftovers of a runner killed while it made or removed a unit or a
-    workspace (.new-*, .rm-*): removed unless a supervisor still runs in
-    one (a removal under way: the next start sweeps it). */
+    workspace (.new-*, .rm-*): moved aside unless a supervisor still runs
+    in one (a removal under way: the next start sweeps it). */
 void
-evr_unit_sweep(const char *dir)
+evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+    size_t cap = *n;
+    for (struct dirent *e; d && (e = readdir(d));) {
         if (strncmp(e->d_name, ".new-", 5) && strncmp(e->d_name, ".rm-", 4))
             continue;
         char *p = evr_asprintf("%s/%s", dir, e->d_name);
         evr_unit_info_t info;
         evr_err_t err;
         /* a workspace has no lock: it probes as absent or damaged, never running */
-        if (evr_unit_probe(p, &info, &err) != EVR_OK
-            || (info.state != EVR_EXEC_RUNNING && info.state != EVR_EXEC_PAUSED))
-            evr_unit_rmtree(p, &err);
-        free(p);
+        if (evr_unit_probe(p, &info, &err) == EVR_OK
+            && (info.state == EVR_EXEC_RUNNING || info.state == EVR_EXEC_PAUSED)) {
+            free(p);
+            continue;
+        }
+        /* a name of its own, which no name this runner makes can take:
+           an empty directory made for it, then replaced by it */
+        if (strncmp(e->d_name, ".rm-sweep-", 10) != 0) {
+            char *aside = evr_asprintf("%s/.rm-sweep-XXXXXX", dir);
+            bool made = mkdtemp(aside) != NULL;
+            if (made && rename(p, aside) == 0) {
+                free(p);
+                p = aside;
+            }
+            else {   /* removed under its name (not a directory, or no room) */
+                if (made)
+                    rmdir(aside);
+                free(aside);
+            }
+        }
+        if (*n == cap)
+            *paths = evr_realloc(*paths, (cap = cap ? 2 * cap : 8) * sizeof **paths);
+        (*paths)[(*n)++] = p;
     }
-    closedir(d);
+    if (d)
+        closedir(d);
 }

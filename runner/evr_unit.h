@@ -116,9 +116,14 @@ bool evr_unit_limits_parse(const char *text, evr_unit_limits_t *l);
     no error; EVR_ERR_IO naming the entry that could not be removed. */
 evr_rc_t evr_unit_rmtree(const char *path, evr_err_t *err);
 
-/*  Removes the leftovers in dir (units or workspaces) of a runner killed
-    while it made or removed one: .new-* and .rm-* entries, unless a
-    supervisor still runs in one (its removal is under way). */
-void evr_unit_sweep(const char *dir);
+/*  The leftovers in dir (units or workspaces) of a runner killed while
+    it made or removed one: .new-* and .rm-* entries, unless a supervisor
+    still runs in one (its removal is under way).  Each is renamed aside
+    first, to a name made for it (.rm-sweep-XXXXXX, mkdtemp), so that the
+    name it had is free at once and none this runner makes meanwhile is
+    the one being removed (its name kept where it is not a directory);
+    the paths to remove (with evr_unit_rmtree) appended to *paths, *n of
+    them (*paths grown with realloc; caller frees each and it). */
+void evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n);
 
 #endif

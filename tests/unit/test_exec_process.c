@@ -504,6 +504,24 @@ s_remove_gated(s_env_t *e, const char *job, const char *unit)
     return r.called && r.r.rc == EVR_OK && !strcmp(f.r.got, "gone\n");
 }
 
+/*  What an earlier run left in the executor's directory sub (work,
+    units): .rm- and .new- entries (JOB2 too, in work). */
+static int
+s_leftovers(s_env_t *e, const char *sub)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s", e->dir, sub);
+    DIR *d = opendir(p);
+    struct dirent *de;
+    int left = 0;
+    while (d && (de = readdir(d)))
+        left += !strncmp(de->d_name, ".rm-", 4) || !strncmp(de->d_name, ".new-", 5)
+                || !strcmp(de->d_name, "JOB2");
+    if (d)
+        closedir(d);
+    return left;
+}
+
 /*  A workspace's tree, and a unit's directory, are removed in a child
     process, never on the loop: a file in them is unlinked only once the
     loop has opened a FIFO, from a timer of the loop (see s_gate).  Done
@@ -549,18 +567,62 @@ test_removals_off_loop(void)
     evr_exec_destroy(&e.ex);
     s_gate.name = NULL;
     CHECK(!r.called);
-    snprintf(p, sizeof p, "%s/work", e.dir);
     evr_err_t err;
     e.ex = evr_exec_process_new(e.dir, e.loop, &err);
     CHECK(e.ex != NULL);
-    DIR *d = opendir(p);
-    struct dirent *de;
-    int left = 0;
-    while (d && (de = readdir(d)))
-        left += !strncmp(de->d_name, ".rm-", 4) || !strcmp(de->d_name, "JOB2");
-    if (d)
-        closedir(d);
-    CHECK(left == 0);
+    for (int i = 0; i < 500 && s_leftovers(&e, "work"); i++)   /* swept in a child */
+        evr_loop_once(e.loop, 10);
+    CHECK(s_leftovers(&e, "work") == 0);
+    s_teardown(&e);
+}
+
+/*  What an earlier run left (a workspace's tree, a unit's) is removed in
+    a child process, never on the loop: the executor starts serving at
+    once.  A file in the tree is unlinked only once the loop has opened a
+    FIFO, from a timer added once the executor is made (see s_gate):
+    swept inside evr_exec_process_new, the removal would wait for that
+    timer for ever (the alarm then fails the test).  The leftovers'
+    names are free at once (renamed aside). */
+static void
+test_sweep_off_loop(void)
+{
+    s_env_t e;
+    s_setup(&e);
+    evr_exec_destroy(&e.ex);
+    char p[200], q[200];
+    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1/sub", e.dir);
+    evr_err_t err;
+    CHECK(evr_mkdirs(p, &err) == EVR_OK);
+    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1/sub/evr-gate", e.dir);
+    close(open(p, O_CREAT | O_WRONLY, 0600));
+    snprintf(q, sizeof q, "%s/units/.new-evrun-JOB7-a-1-1-1", e.dir);
+    CHECK(mkdir(q, 0700) == 0);
+    s_fifo_t f = { .r.fd = -1 };
+    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e.dir);
+    CHECK(mkfifo(f.path, 0600) == 0);
+    s_gate.fifo = f.path;
+    s_gate.name = "evr-gate";
+    evr_loopfifo_guard("test_exec_process: the loop stopped turning while an earlier run's "
+                       "leftovers were removed (the sweep ran on the loop)");
+    e.ex = evr_exec_process_new(e.dir, e.loop, &err);
+    CHECK(e.ex != NULL);
+    evr_loop_timer_add(e.loop, 0, s_fifo_open, &f);
+    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1", e.dir);
+    CHECK(access(p, F_OK) != 0 && access(q, F_OK) != 0);   /* their names free at once */
+    s_res_t r;
+    CALL(&e, r, workspace_create, "JOB8");   /* served meanwhile */
+    CHECK(r.r.rc == EVR_OK);
+    for (int i = 0; i < 500 && s_leftovers(&e, "work") + s_leftovers(&e, "units"); i++)
+        evr_loop_once(e.loop, 10);
+    evr_loopfifo_guard(NULL);
+    s_gate.name = NULL;
+    CHECK(s_leftovers(&e, "work") == 0 && s_leftovers(&e, "units") == 0);
+    CHECK(strcmp(f.r.got, "gone\n") == 0);   /* said by the sweep's child */
+    if (f.r.fd >= 0) {
+        if (!f.r.eof)
+            evr_loop_fd_remove(e.loop, f.r.fd);
+        close(f.r.fd);
+    }
     s_teardown(&e);
 }
 
@@ -862,6 +924,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_removals_off_loop);
     EVR_TEST_RUN(test_removal_fork_fails);
     EVR_TEST_RUN(test_removals_bounded);
+    EVR_TEST_RUN(test_sweep_off_loop);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);

@@ -9,8 +9,15 @@
     then fails the test).  That retention destroyed, its child is killed
     and reaped; a new one, the FIFO read from its loop, removes the rest
     (the store no longer knows the jobs).
+
+    Which directories go is decided on the loop, a store lookup each: the
+    scan looks at a bounded share of STATE/artifacts a turn.  This
+    binary's readdir notes the turn each directory of a removed job is
+    read at.
 */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +50,36 @@ unlinkat(int dirfd, const char *path, int flags)
 }
 
 static char s_root[64];
+
+/*  The names of test_sweep_bounded's directories of removed jobs: ULIDs
+    below those of s_job_id. */
+#define S_GONE "01JQ7ZK3M8X2V9T4B6M"
+
+/*  The turns of the loop the tests take (set by them), and the most
+    S_GONE entries readdir returned in one. */
+static struct {
+    int turn, at, in_turn, most;
+    bool off;       /* the test's own reading: not counted */
+} s_reads;
+
+/*  readdir, as libc's, counting the S_GONE entries per turn. */
+struct dirent *
+readdir(DIR *d)
+{
+    static struct dirent *(*real)(DIR *);
+    if (!real)
+        real = (struct dirent * (*)(DIR *)) dlsym(RTLD_NEXT, "readdir");
+    struct dirent *e = real(d);
+    if (e && !s_reads.off && !strncmp(e->d_name, S_GONE, strlen(S_GONE))) {
+        if (s_reads.at != s_reads.turn) {
+            s_reads.at = s_reads.turn;
+            s_reads.in_turn = 0;
+        }
+        if (++s_reads.in_turn > s_reads.most)
+            s_reads.most = s_reads.in_turn;
+    }
+    return e;
+}
 
 static char *
 s_job_id(int i)
@@ -174,16 +211,88 @@ test_sweep_off_loop(void)
     evr_store_destroy(&st);
 }
 
-int
-main(void)
+/*  S_GONE directories left in STATE/artifacts. */
+static int
+s_gone_left(void)
+{
+    char *dir = evr_asprintf("%s/artifacts", s_root);
+    s_reads.off = true;
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += !strncmp(e->d_name, S_GONE, strlen(S_GONE));
+    if (d)
+        closedir(d);
+    s_reads.off = false;
+    free(dir);
+    return n;
+}
+
+/*  A runner keeps any number of jobs' artifact directories: retention's
+    scan of them (a store lookup each) looks at a bounded share a turn,
+    never all at once, and then removes those of the jobs the store no
+    longer knows (1,000 of them here, and jobs 1 and 2 it removed). */
+static void
+test_sweep_bounded(void)
+{
+    char *dir = evr_asprintf("%s/store", s_root);
+    evr_store_t *st = NULL;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    free(dir);
+    for (int i = 1; i <= 3; i++)
+        s_job(st, i);
+    for (int i = 0; i < 1000; i++) {
+        dir = evr_asprintf("%s/artifacts/%s%07d", s_root, S_GONE, i);
+        CHECK(mkdir(dir, 0700) == 0);
+        free(dir);
+    }
+    evr_loop_t *loop = evr_loop_new();
+    evr_prune_policy_t pol = { .keep_per_pipeline = 1 };   /* jobs 1 and 2 go */
+    evr_keep_t *k = evr_keep_new(loop, st, &pol, 100, s_root, s_acked, NULL);
+    s_reads = (typeof(s_reads)) { 0 };
+    for (int i = 0; i < 3000 && (s_gone_left() || s_exists(1) || s_exists(2)); i++) {
+        s_reads.turn++;
+        evr_loop_once(loop, 10);
+    }
+    CHECK(s_gone_left() == 0 && !s_exists(1) && !s_exists(2) && s_exists(3));
+    if (s_reads.most > 200)
+        fprintf(stderr, "  %d directories looked at in one turn\n", s_reads.most);
+    CHECK(s_reads.most > 0 && s_reads.most <= 200);
+    evr_keep_destroy(&k);
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(loop, 10);
+    evr_loop_destroy(&loop);
+    evr_store_destroy(&st);
+}
+
+/*  A fresh STATE for each test, removed after it. */
+static bool
+s_root_new(void)
 {
     snprintf(s_root, sizeof s_root, "/tmp/evr-test-keep-XXXXXX");
-    if (!mkdtemp(s_root))
-        return 2;
-    EVR_TEST_RUN(test_sweep_off_loop);
+    return mkdtemp(s_root) != NULL;
+}
+
+static void
+s_root_rm(void)
+{
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed: %s\n", cmd);
     free(cmd);
+}
+
+int
+main(void)
+{
+    if (!s_root_new())
+        return 2;
+    EVR_TEST_RUN(test_sweep_off_loop);
+    s_root_rm();
+    if (!s_root_new())
+        return 2;
+    EVR_TEST_RUN(test_sweep_bounded);
+    s_root_rm();
     EVR_TEST_END();
 }
