@@ -42,9 +42,12 @@ s_ship_empty(const char *state_dir)
     free(dir);
     if (!d)
         return true;
-    bool empty = true;
-    for (struct dirent *e; empty && (e = readdir(d));)
-        empty = e->d_name[0] == '.';
+    bool empty = true;  /* an entry is NAME.ship (as the shipper's); NAME.ship.tmp is one
+                           never finished, which the shipper's start removes */
+    for (struct dirent *e; empty && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        empty = e->d_name[0] == '.' || n < 5 || strcmp(e->d_name + n - 5, ".ship") != 0;
+    }
     closedir(d);
     return empty;
 }

@@ -38,7 +38,10 @@ struct evr_ship {
 #define s_info(...) evr_log_at(EVR_LOG_INFO, "evrun-runner", __VA_ARGS__)
 
 /*  Writes path whole (a temporary name, renamed) and, with sync,
-    durably (the file synced before the rename, the directory after). */
+    durably (the file synced before the rename, the directory after);
+    without sync, only the temporary name PATH.tmp is written: the
+    shipper never takes it (evr_ship_sync renames it into place once
+    synced). */
 static evr_rc_t
 s_write_entry(const char *dir, const char *path, const char *text, bool sync, evr_err_t *err)
 {
@@ -46,14 +49,16 @@ s_write_entry(const char *dir, const char *path, const char *text, bool sync, ev
     evr_rc_t rc = EVR_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     size_t n = strlen(text);
-    errno = 0;
     if (fd < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-    else if (write(fd, text, n) != (ssize_t) n || (sync && fsync(fd) != 0))
-        rc = evr_err_write(err, tmp, errno ? errno : ENOSPC);
+    else {
+        errno = 0;      /* a short write sets none */
+        if (write(fd, text, n) != (ssize_t) n || (sync && fsync(fd) != 0))
+            rc = evr_err_write(err, tmp, errno ? errno : ENOSPC);
+    }
     if (fd >= 0 && close(fd) != 0 && !rc)
         rc = evr_err_write(err, tmp, errno);
-    if (!rc && rename(tmp, path) != 0)
+    if (!rc && sync && rename(tmp, path) != 0)
         rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
     if (rc)
         unlink(tmp);
@@ -133,15 +138,19 @@ evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err)
     for (size_t i = 0; i < n; i++) {
         if (!entries[i])
             continue;
-        int fd = open(entries[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fdatasync(fd) != 0) {
-            evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue entry %s: %s",
-                                      entries[i], strerror(errno));
-            if (fd >= 0)
-                close(fd);
+        char *tmp = evr_asprintf("%s.tmp", entries[i]);
+        int fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        evr_rc_t rc = EVR_OK;
+        if (fd < 0 || fdatasync(fd) != 0)
+            rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue entry %s: %s", tmp,
+                             strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        if (!rc && rename(tmp, entries[i]) != 0)
+            rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+        free(tmp);
+        if (rc)
             return rc;
-        }
-        close(fd);
     }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     evr_rc_t rc = EVR_OK;
@@ -151,6 +160,15 @@ evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err)
     if (dfd >= 0)
         close(dfd);
     return rc;
+}
+
+void
+evr_ship_unqueue(const char *entry)
+{
+    char *tmp = evr_asprintf("%s.tmp", entry);
+    unlink(tmp);
+    unlink(entry);
+    free(tmp);
 }
 
 /*  Removes the entries' temporary files (NAME.ship.tmp) a runner killed

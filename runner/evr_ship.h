@@ -27,23 +27,30 @@
 evr_rc_t evr_ship_enqueue(const char *dir, const char *file, const char *job, const char *step,
                           const char *path, uint64_t size, const char *sha256, evr_err_t *err);
 
-/*  As evr_ship_enqueue, but the entry is only written and renamed into
-    place, not synced: evr_ship_sync then makes a batch of them durable
-    at once.  Until then a crash of the machine may leave such an entry
-    missing, or empty or cut short (the shipper drops one that does not
-    read whole, with a warning); a killed runner leaves it whole.
-    *entry: its path (caller frees; NULL on error). */
+/*  As evr_ship_enqueue, but the entry is only written, under its
+    temporary name (*entry ".tmp"), which the shipper never takes:
+    evr_ship_sync then syncs a batch of them and renames each into place.
+    Until then a killed runner or a crash of the machine leaves at most
+    temporary files, removed at the shipper's next start.  *entry: the
+    entry's final path (caller frees; NULL on error). */
 evr_rc_t evr_ship_enqueue_unsynced(const char *dir, const char *file, const char *job,
                                    const char *step, const char *path, uint64_t size,
                                    const char *sha256, char **entry, evr_err_t *err);
 
-/*  Makes the n entries (paths; NULL ones skipped) written into dir
-    durable: each one's data synced (fdatasync), then dir (their names).
-    Not syncfs(2): that would wait for everything dirty on the
+/*  Makes the n entries (final paths from evr_ship_enqueue_unsynced; NULL
+    ones skipped) durable and visible to the shipper: each one's data
+    synced (fdatasync) and renamed into place, then dir synced (their
+    names).  Not syncfs(2): that would wait for everything dirty on the
     filesystem (the artifact files just unpacked, others' writes), and
-    only the entries need to be on disk.  EVR_ERR_IO naming the entry or
-    dir. */
+    only the entries need to be on disk.  Nothing is shipped before its
+    entry is renamed, so a shipper taking entries meanwhile cannot race
+    the sync.  EVR_ERR_IO naming the entry or dir; entries renamed before
+    the failure stay (the caller removes them: evr_ship_unqueue). */
 evr_rc_t evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err);
+
+/*  Removes an entry written by evr_ship_enqueue_unsynced, renamed into
+    place or not. */
+void evr_ship_unqueue(const char *entry);
 
 typedef struct evr_ship evr_ship_t;
 

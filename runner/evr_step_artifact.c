@@ -231,7 +231,7 @@ s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *m
         for (uint32_t i = 0; i < list->n; i++) {
             if (!entries[i])
                 continue;
-            unlink(entries[i]);
+            evr_ship_unqueue(entries[i]);
             free(entries[i]);
             entries[i] = NULL;
             q[i] = '!';
@@ -265,7 +265,7 @@ s_unpack_work(void *arg, void *out, size_t size)
                                       a->list_file, strerror(errno ? errno : EIO));
         for (uint32_t i = 0; i < list.n; i++)   /* no event will name them */
             if (entries[i])
-                unlink(entries[i]);
+                evr_ship_unqueue(entries[i]);
     }
     if (u->rc)
         snprintf(u->msg, sizeof u->msg, "%s", err.msg);

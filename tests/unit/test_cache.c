@@ -280,6 +280,59 @@ test_ship(void)
     evr_ship_destroy(&sh);
 }
 
+/*  Entries queued unsynced (evr_ship_enqueue_unsynced, as the artifact
+    unpack's child does) are not the shipper's until evr_ship_sync has
+    renamed them into place: a shipper taking and finishing one meanwhile
+    would leave the sync nothing to sync (it failed the step). */
+static void
+test_ship_unsynced(void)
+{
+    char q[128], art[128];
+    snprintf(q, sizeof q, "%s/ship2", s_dir);
+    snprintf(art, sizeof art, "%s/art", s_dir);
+    const char *job = "01ARZ3NDEKTSV4RRFFQ69G5FAW";
+    char dir[256], file[320];
+    snprintf(dir, sizeof dir, "%s/%s/s1", art, job);
+    evr_err_t err;
+    CHECK(evr_mkdirs(dir, &err) == EVR_OK);
+    char rel[300];
+    snprintf(rel, sizeof rel, "art/%s/s1/g.txt", job);
+    s_write(rel, "abc");
+    snprintf(file, sizeof file, "%s/g.txt", dir);
+    const char *sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    evr_ship_t *sh = evr_ship_new(q, art);   /* the runner's shipper, made at its start */
+    char *entries[2] = { NULL, NULL };
+    for (int i = 0; i < 2; i++)
+        CHECK(evr_ship_enqueue_unsynced(q, file, job, "s1", "g.txt", 3, sha, &entries[i],
+                                        &err) == EVR_OK && entries[i]);
+    evr_msg_t m = { 0 };
+    CHECK(evr_ship_pending(sh) == 0);
+    CHECK(!evr_ship_next(sh, 1, &m));        /* nothing of them taken before the sync */
+    CHECK(evr_ship_sync(q, entries, 2, &err) == EVR_OK);
+    CHECK(access(entries[0], F_OK) == 0 && access(entries[1], F_OK) == 0);
+    CHECK(evr_ship_pending(sh) == 2);
+    CHECK(evr_ship_next(sh, 1000000000ull, &m));   /* past its next look at the queue */
+    CHECK(m.type == EVR_MSG_ARTIFACT_CHUNK && m.size == 3);
+    evr_msg_clear(&m);
+    /* a batch whose sync fails (an entry's temporary file gone): an error
+       naming it, and evr_ship_unqueue removes what is left of each */
+    char *more[2] = { NULL, NULL };
+    for (int i = 0; i < 2; i++)
+        CHECK(evr_ship_enqueue_unsynced(q, file, job, "s1", "g.txt", 3, sha, &more[i],
+                                        &err) == EVR_OK);
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", more[1]);
+    CHECK(unlink(tmp) == 0);
+    CHECK(evr_ship_sync(q, more, 2, &err) == EVR_ERR_IO && strstr(err.msg, tmp));
+    for (int i = 0; i < 2; i++) {
+        evr_ship_unqueue(more[i]);
+        CHECK(access(more[i], F_OK) != 0);
+        free(more[i]);
+        free(entries[i]);
+    }
+    evr_ship_destroy(&sh);
+}
+
 int
 main(void)
 {
@@ -290,6 +343,7 @@ main(void)
     EVR_TEST_RUN(test_resolve_job_layout);
     EVR_TEST_RUN(test_evict);
     EVR_TEST_RUN(test_ship);
+    EVR_TEST_RUN(test_ship_unsynced);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system(cmd) != 0)
