@@ -597,12 +597,24 @@ evr_unit_rmtree(const char *path, evr_err_t *err)
 void
 evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n)
 {
+    /* the names first, then the renames: a name renamed into dir while
+       readdir walks it may be listed again */
     DIR *d = opendir(dir);
-    size_t cap = *n;
+    char **names = NULL;
+    size_t nnames = 0, ncap = 0;
     for (struct dirent *e; d && (e = readdir(d));) {
         if (strncmp(e->d_name, ".new-", 5) && strncmp(e->d_name, ".rm-", 4))
             continue;
-        char *p = evr_asprintf("%s/%s", dir, e->d_name);
+        if (nnames == ncap)
+            names = evr_realloc(names, (ncap = ncap ? 2 * ncap : 8) * sizeof *names);
+        names[nnames++] = evr_strdup(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    size_t cap = *n;
+    for (size_t k = 0; k < nnames; k++) {
+        const char *name = names[k];
+        char *p = evr_asprintf("%s/%s", dir, name);
         evr_unit_info_t info;
         evr_err_t err;
         /* a workspace has no lock: it probes as absent or damaged, never running */
@@ -613,7 +625,7 @@ evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n)
         }
         /* a name of its own, which no name this runner makes can take:
            an empty directory made for it, then replaced by it */
-        if (strncmp(e->d_name, ".rm-sweep-", 10) != 0) {
+        if (strncmp(name, ".rm-sweep-", 10) != 0) {
             char *aside = evr_asprintf("%s/.rm-sweep-XXXXXX", dir);
             bool made = mkdtemp(aside) != NULL;
             if (made && rename(p, aside) == 0) {
@@ -630,6 +642,7 @@ evr_unit_sweep_aside(const char *dir, char ***paths, size_t *n)
             *paths = evr_realloc(*paths, (cap = cap ? 2 * cap : 8) * sizeof **paths);
         (*paths)[(*n)++] = p;
     }
-    if (d)
-        closedir(d);
+    for (size_t k = 0; k < nnames; k++)
+        free(names[k]);
+    free(names);
 }
