@@ -509,7 +509,13 @@ s_timers(evr_engine_t *e)
             if (now >= job->deadline) {
                 job->timed_out = true;
                 evr_eng_job_ends(job);
-                evr_eng_print(e, "evrun-runner: job %s timed out", job->id);
+                uint64_t ms = job->spec->timeout;
+                free(job->reason);
+                job->reason = ms % 1000 ? evr_asprintf("the pipeline's timeout (%llu ms) passed",
+                                                       (unsigned long long) ms)
+                                        : evr_asprintf("the pipeline's timeout (%llu s) passed",
+                                                       (unsigned long long) (ms / 1000));
+                evr_eng_print(e, "evrun-runner: job %s timed out: %s", job->id, job->reason);
             }
             else if (job->deadline < next)
                 next = job->deadline;
