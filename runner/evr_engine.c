@@ -871,6 +871,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
                 (unsigned long long) (ms % 1000));
     }
     uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;
-    fprintf(out, "job %s %s in %llu.%03llus\n", j->id, evr_job_status_name(j->final),
-            (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000));
+    fprintf(out, "job %s %s in %llu.%03llus%s%s\n", j->id, evr_job_status_name(j->final),
+            (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000),
+            j->reason ? ": " : "", j->reason ? j->reason : "");
 }

@@ -181,6 +181,8 @@ s_job_finish(evr_eng_job_t *job)
         ev->data.reason = s_failed_steps_reason(job);
     else if (status == EVR_JOB_TIMED_OUT && job->reason)
         ev->data.reason = evr_asprintf("%.1000s", job->reason);
+    free(job->reason);   /* from now on, job.finished's (the summary of --exec says it) */
+    job->reason = ev->data.reason ? evr_strdup(ev->data.reason) : NULL;
     uint32_t allowed = 0;
     for (uint32_t i = 0; i < job->n; i++)
         allowed += job->steps[i].allowed;
