@@ -817,6 +817,16 @@ evr_engine_active(const evr_engine_t *self)
     return n;
 }
 
+uint32_t
+evr_engine_ending(const evr_engine_t *self)
+{
+    uint32_t n = 0;
+    for (const evr_eng_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase == EVR_ENG_JOB_CLEANUP)
+            n++;
+    return n;
+}
+
 void
 evr_engine_forget_finished(evr_engine_t *self)
 {
