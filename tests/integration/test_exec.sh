@@ -544,22 +544,6 @@ case_process() {   # examples/process.yml as host commands
   check "summary" grep -Eq "^test +succeeded +0 " "$out"
   check "store verifies" verified
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
-  # a setup that fails: the skipped step and the summary's last line say why
-  pipeline setup_fails <<'YML'
-pipeline: setup_fails
-executor: process
-resources: [{ name: src, url: "http://127.0.0.1:1/src.tar.gz", path: src }]
-steps:
-  - name: a
-    run: echo never
-YML
-  run setup_fails "$tmp/setup_fails.yml" --executors process
-  check "setup failure: exit 1" [ "$rc" -eq 1 ]
-  check "the step skipped, saying why" grep -q "^a > skipped: resource src: GET http://127.0.0.1:1/" "$out"
-  check "the summary's last line says why" \
-    grep -q "^job $job failed in [0-9.]*s: resource src: GET http://127.0.0.1:1/" "$out"
-  check "evrun-replay --job says why" \
-    grep -q "^reason: resource src: GET http://127.0.0.1:1/" <("$bin/evrun-replay" "$state" --job "$job")
 }
 
 case_process_relative_state() {   # --state-dir relative to where the runner starts
