@@ -509,7 +509,13 @@ s_timers(evr_engine_t *e)
             if (now >= job->deadline) {
                 job->timed_out = true;
                 evr_eng_job_ends(job);
-                evr_eng_print(e, "evrun-runner: job %s timed out", job->id);
+                uint64_t ms = job->spec->timeout;
+                free(job->reason);
+                job->reason = ms % 1000 ? evr_asprintf("the pipeline's timeout (%llu ms) passed",
+                                                       (unsigned long long) ms)
+                                        : evr_asprintf("the pipeline's timeout (%llu s) passed",
+                                                       (unsigned long long) (ms / 1000));
+                evr_eng_print(e, "evrun-runner: job %s timed out: %s", job->id, job->reason);
             }
             else if (job->deadline < next)
                 next = job->deadline;
@@ -811,6 +817,16 @@ evr_engine_active(const evr_engine_t *self)
     return n;
 }
 
+uint32_t
+evr_engine_ending(const evr_engine_t *self)
+{
+    uint32_t n = 0;
+    for (const evr_eng_job_t *j = self->jobs; j; j = j->next)
+        if (j->phase == EVR_ENG_JOB_CLEANUP)
+            n++;
+    return n;
+}
+
 void
 evr_engine_forget_finished(evr_engine_t *self)
 {
@@ -865,6 +881,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
                 (unsigned long long) (ms % 1000));
     }
     uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;
-    fprintf(out, "job %s %s in %llu.%03llus\n", j->id, evr_job_status_name(j->final),
-            (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000));
+    fprintf(out, "job %s %s in %llu.%03llus%s%s\n", j->id, evr_job_status_name(j->final),
+            (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000),
+            j->reason ? ": " : "", j->reason ? j->reason : "");
 }

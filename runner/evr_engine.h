@@ -218,6 +218,11 @@ evr_rc_t evr_engine_resume(evr_engine_t *self, const char *job_id, evr_err_t *er
 /*  Jobs held and not finished yet (preparing, running or paused): those
     that occupy a slot of the runner's capacity. */
 uint32_t evr_engine_active(const evr_engine_t *self);
+/*  Jobs that finished (job.finished) whose cleanup is not over yet: their
+    units and workspace being removed.  A runner that stops waits for
+    them too (within its stop timeout); its next start sweeps what is
+    left. */
+uint32_t evr_engine_ending(const evr_engine_t *self);
 
 /*  Frees the jobs that are done: finished, cleaned up, and with no
     executor operation in flight.  Afterwards they are unknown to the engine

@@ -155,6 +155,9 @@ struct evr_eng_job {
     evr_eng_jphase_t phase;
     evr_job_status_t final;
     bool failed, cancelling, killing, timed_out;
+    char *reason;           /* why it failed or timed out when no step says it (its
+                               preparation failed, the pipeline's timeout passed);
+                               once it finished, job.finished's reason */
     uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
     evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */

@@ -68,8 +68,10 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
         if (evr_eng_spared(st))
             continue;   /* `when: always`, on_error: bounded by their grace */
         if (evr_eng_step_has_started(st)) {
-            if (job->timed_out)
+            if (job->timed_out) {
                 st->timed_out = true;
+                evr_eng_set_reason(st, "%s", job->reason ? job->reason : "the job timed out");
+            }
             else
                 st->cancelled = true;
             evr_eng_stop_step(st, now);
@@ -129,11 +131,14 @@ s_cleaned(const evr_exec_result_t *r, void *arg)
 
 /*  A failed job's reason when no hook gave one: its first failed step
     (in file order) and how, so `status`, `jobs` and the end of `run
-    --follow` say which step to look at; NULL when no step failed. */
+    --follow` say which step to look at; when no step failed, what the
+    engine said of the job (its preparation's failure), else the first
+    skipped step's reason (a job recovered after its preparation failed);
+    NULL when none says anything. */
 static char *
 s_failed_steps_reason(const evr_eng_job_t *job)
 {
-    const evr_eng_step_t *first = NULL;
+    const evr_eng_step_t *first = NULL, *skipped = NULL;
     uint32_t more = 0;
     for (uint32_t i = 0; i < job->n; i++)
         if (s_failed(&job->steps[i])) {
@@ -142,8 +147,12 @@ s_failed_steps_reason(const evr_eng_job_t *job)
             else
                 first = &job->steps[i];
         }
+        else if (!skipped && job->steps[i].status == EVR_STEP_SKIPPED && job->steps[i].reason)
+            skipped = &job->steps[i];
+    if (!first && job->reason)
+        return evr_asprintf("%.1000s", job->reason);
     if (!first)
-        return NULL;
+        return skipped ? evr_asprintf("%.1000s", skipped->reason) : NULL;
     char others[48] = "";
     if (more)
         snprintf(others, sizeof others, " (and %u more step%s)", more, more == 1 ? "" : "s");
@@ -170,6 +179,10 @@ s_job_finish(evr_eng_job_t *job)
         ev->data.reason = evr_asprintf("%.1000s", evr_eng_hooks_reason(job));
     else if (status == EVR_JOB_FAILED)
         ev->data.reason = s_failed_steps_reason(job);
+    else if (status == EVR_JOB_TIMED_OUT && job->reason)
+        ev->data.reason = evr_asprintf("%.1000s", job->reason);
+    free(job->reason);   /* from now on, job.finished's (the summary of --exec says it) */
+    job->reason = ev->data.reason ? evr_strdup(ev->data.reason) : NULL;
     uint32_t allowed = 0;
     for (uint32_t i = 0; i < job->n; i++)
         allowed += job->steps[i].allowed;
@@ -187,6 +200,8 @@ evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
 {
     evr_eng_print(job->eng, "evrun-runner: %s", reason);
     job->failed = true;
+    if (!job->reason)
+        job->reason = evr_strdup(reason);
     job->phase = EVR_ENG_JOB_RUNNING;
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
     for (uint32_t i = 0; i < job->n; i++)

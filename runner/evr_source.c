@@ -38,6 +38,7 @@
 extern char **environ;
 
 #define S_TAIL 2048             /* the child's last words kept for a message */
+#define S_WORDS 400             /* of them, what a message quotes */
 #define S_TIMEOUT_MS (10u * 60u * 1000u)
 
 /*  $EVR_* in, "commit SHA" and "objects N" lines out in $EVR_INFO.  Exit
@@ -316,17 +317,34 @@ s_readable(evr_loop_t *loop, int fd, int events, void *arg)
     s_reap(loop, req);
 }
 
-/*  The last line of the child's output, for a message. */
+/*  What the child said went wrong, for a message, into out (size bytes):
+    git's `fatal:` and `error:` lines joined with "; " (its advice after
+    them, "Please make sure you have the correct access rights...", left
+    out), else the last line of its output.  Returns out. */
 static const char *
-s_last_words(evr_source_req_t *req)
+s_last_words(evr_source_req_t *req, char *out, size_t size)
 {
     req->tail[req->tlen] = '\0';
     while (req->tlen && (req->tail[req->tlen - 1] == '\n' || req->tail[req->tlen - 1] == ' '))
         req->tail[--req->tlen] = '\0';
-    char *nl = strrchr(req->tail, '\n');
-    const char *w = nl ? nl + 1 : req->tail;
-    evr_utf8_clean((char *) w);
-    return w;
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *l = req->tail; *l && len + 1 < size;) {
+        size_t n = strcspn(l, "\n");
+        if (!strncmp(l, "fatal:", 6) || !strncmp(l, "error:", 6)) {
+            int k = snprintf(out + len, size - len, "%s%.*s", len ? "; " : "", (int) n, l);
+            len = k > 0 && (size_t) k < size - len ? len + (size_t) k : size - 1;
+        }
+        l += n + (l[n] == '\n');
+    }
+    if (!len) {
+        const char *nl = strrchr(req->tail, '\n'), *w = nl ? nl + 1 : req->tail;
+        size_t n = strlen(w) < size ? strlen(w) : size - 1;
+        memcpy(out, w, n);
+        out[n] = '\0';
+    }
+    evr_utf8_clean(out);
+    return out;
 }
 
 /*  Copies every entry of the tar from into out; false with err set. */
@@ -480,7 +498,8 @@ s_report(evr_source_req_t *req)
     char msg[2 * EVR_ERR_MAX] = "";
     evr_rc_t rc = EVR_OK;
     int code = WIFEXITED(req->status) ? WEXITSTATUS(req->status) : -1;
-    const char *words = s_last_words(req);
+    char buf[S_WORDS];
+    const char *words = s_last_words(req, buf, sizeof buf);
     if (req->start_err)
         snprintf(msg, sizeof msg, "%s", req->start_err);
     else if (req->timed_out)

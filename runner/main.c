@@ -500,6 +500,10 @@ s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
     if (evr_engine_active(eng))
         evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
                      evr_engine_active(eng));
+    else if (evr_engine_ending(eng))
+        evr_log_warn(who, "exiting before the cleanup of %u ended jobs was over (their "
+                     "containers, workspace volume); it is done at the next start",
+                     evr_engine_ending(eng));
     else
         evr_log_info(who, "stopped");
     return all;
@@ -526,7 +530,7 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
         return 2;
     }
     const char *once = o->once ? evr_daemon_once_job(d) : NULL;
-    if (once && evr_engine_active(eng) == 0)
+    if (once && evr_engine_active(eng) == 0 && evr_engine_ending(eng) == 0)
         return 0;
     if (o->once && !once && o->once_wait
         && evr_mono_ns() - started > (uint64_t) o->once_wait * 1000000000ull) {
@@ -538,10 +542,12 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
     if (sig && !*deadline) {
         evr_daemon_stop_taking(d);
         *deadline = evr_mono_ns() + (uint64_t) o->stop_timeout * 1000000000ull;
-        evr_log_info(who, "stopping: no new jobs; waiting up to %d s for %u running",
-                     o->stop_timeout, evr_engine_active(eng));
+        evr_log_info(who, "stopping: no new jobs; waiting up to %d s for %u running and %u "
+                     "ending (their cleanup)", o->stop_timeout, evr_engine_active(eng),
+                     evr_engine_ending(eng));
     }
-    if (*deadline && (evr_engine_active(eng) == 0 || evr_mono_ns() > *deadline || sig > 1))
+    if (*deadline && ((evr_engine_active(eng) == 0 && evr_engine_ending(eng) == 0)
+                      || evr_mono_ns() > *deadline || sig > 1))
         return o->once ? 2 : 0;
     return -1;
 }

@@ -890,7 +890,7 @@ evr_cli_logs(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-cli logs" };
-    evr_follow_opts_t fo = { .out = stdout };
+    evr_follow_opts_t fo = { .job_end = true, .out = stdout };
     int c, status = 0;
     while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -901,7 +901,9 @@ evr_cli_logs(int argc, char **argv)
         case 'e': fo.events = true; break;
         case 'h':
             printf("usage: evrun-cli logs JOB_ID [--follow] [--step S] [--events] [options]\n\n"
-                   "Prints a job's output as `step | line`, from its first line.\n\n"
+                   "Prints a job's output as `step | line`, from its first line; a step that\n"
+                   "did not succeed gets a line (`step > failed (exit 1)`, `step > skipped: why`),\n"
+                   "and so does the job's end when it did not (`job ID failed: why`).\n\n"
                    "  -f, --follow         go on printing live until the job ends; exit with "
                    "its status\n"
                    "                       (a broker that does not answer within --timeout-ms\n"

@@ -264,6 +264,30 @@ s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     fprintf(out, ")%s%s\n", d->reason ? ": " : "", d->reason ? d->reason : "");
 }
 
+/*  ... a skipped step too, as `evrun-runner --exec` says it: "STEP >
+    skipped: step a before it did not succeed". */
+static void
+s_step_skip(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    if (f->o->job_prefix)
+        fprintf(f->o->out, "%s/", j->id);
+    fprintf(f->o->out, "%s > skipped%s%s\n", d->step ? d->step : "?", d->reason ? ": " : "",
+            d->reason ? d->reason : "");
+}
+
+/*  ... and (job_end) a job that ended other than succeeded, as the last
+    line of `run --follow` says it: "job ID failed: REASON". */
+static void
+s_job_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
+{
+    const evr_evdata_t *d = &ev->data;
+    if (!f->o->job_end || !d->status || !strcmp(d->status, "succeeded"))
+        return;
+    fprintf(f->o->out, "job %s %s%s%s\n", j->id, d->status, d->reason ? ": " : "",
+            d->reason ? d->reason : "");
+}
+
 /*  ... and a retry's start says so: "STEP > retrying (attempt 2)". */
 static void
 s_step_retry(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
@@ -309,6 +333,10 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
             s_lifecycle(f, j, ev);
         else if (t == EVR_EV_STEP_FINISHED)
             s_step_end(f, j, ev);
+        else if (t == EVR_EV_STEP_SKIPPED)
+            s_step_skip(f, j, ev);
+        else if (t == EVR_EV_JOB_FINISHED)
+            s_job_end(f, j, ev);
         else if (t == EVR_EV_STEP_STARTED)
             s_step_retry(f, j, ev);
     }

@@ -36,6 +36,8 @@ typedef struct {
     bool job_prefix;        /* "job/step | line" (else "step | line") */
     bool follow;            /* false: what is stored now, then return */
     bool from_start;        /* --pipeline/--all: jobs finished before too */
+    bool job_end;           /* without events: a line for a job that ended other
+                               than succeeded ("job ID failed: REASON") */
     FILE *out;
 } evr_follow_opts_t;
 

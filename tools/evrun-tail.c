@@ -30,6 +30,9 @@ s_help(FILE *out)
             "line is printed exactly once, in order, however late it starts.  A broker\n"
             "that does not answer within --timeout-ms (busy, stopped, restarting) is said\n"
             "once on stderr and asked again each second; the lines come when it answers.\n"
+            "A step that did not succeed gets a line (`job/step > failed (exit 1)`,\n"
+            "`job/step > skipped: why`), and so does a job that did not (`job ID failed:\n"
+            "why`).\n"
             "\n"
             "  --job ID             one job, from its first line; exits when the job ends,\n"
             "                       with its status (started after the end: prints the\n"
@@ -58,7 +61,8 @@ main(int argc, char **argv)
         { "step", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
     };
     evr_cli_t cli = { .prog = "evrun-tail" };
-    evr_follow_opts_t fo = { .follow = true, .job_prefix = true, .out = stdout };
+    evr_follow_opts_t fo = { .follow = true, .job_prefix = true, .job_end = true,
+                             .out = stdout };
     char *job = NULL;
     bool all = false;
     int c, status = 0;

@@ -553,6 +553,37 @@ case_drain_and_stop() {
   check "SIGTERM: every line once" exactly_once <(cli logs "$k") 10
 }
 
+# A runner stopped (SIGTERM, as `down` does) right as a job ends waits for
+# the job's cleanup before it exits: once it has, no container or
+# workspace volume of the job is left in podman (README: everything is
+# removed when the job ends).
+case_stop_at_end() {
+  fresh stop_end
+  bus_broker && bus_runner se-1 "" 1 && bus_wait_runners 1
+  pipeline send <<'YML'
+pipeline: send
+image: localhost/evrun-busybox:latest
+steps:
+  - { name: a, run: "mkdir m && cd m && seq 1 20000 | xargs touch" }
+  - { name: b, run: "ls m | wc -l" }
+YML
+  local j id p
+  j=$(submit "$tmp/send.yml")
+  # evrun-tail --job exits as job.finished comes: the workspace (20,000
+  # files) is still being removed then
+  timeout 120 "$bin/evrun-tail" --job "$j" > "$tmp/send.tail" 2>&1
+  kill -TERM "$runner_pid_se_1"
+  for _ in $(seq 1 400); do kill -0 "$runner_pid_se_1" 2>/dev/null || break; sleep 0.1; done
+  check "the job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]
+  check "the runner exited" bash -c "! kill -0 $runner_pid_se_1 2>/dev/null"
+  id=$(echo "$j" | tr 'A-Z' 'a-z')
+  p=(podman --url "$EVRUN_PODMAN_URL")
+  check "no workspace volume left once it exited" bash -c "! ${p[*]} volume exists evrun-$id"
+  check "no container left" [ "$("${p[@]}" ps -a --format '{{.Names}}' | grep -c "^evrun-$id-")" -eq 0 ]
+  check "it said it stopped" grep -q "stopped$" "$tmp/runner-se-1.log"
+  "${p[@]}" volume rm -f "evrun-$id" > /dev/null 2>&1   # the old way's leftover, if any
+}
+
 case_long_history() {
   # more events than one history answer holds (1000): followers page through
   fresh longh
@@ -1025,7 +1056,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -432,6 +432,8 @@ steps:
   - name: slow
     timeout: 1s
     run: sleep 30
+  - name: after
+    run: echo never
 YML
   cli run "$tmp/fln.yml" --follow > "$tmp/fln.out" 2>&1
   check "failing job: exit 1" [ $? -eq 1 ]
@@ -449,9 +451,58 @@ YML
     grep -qx "job $j failed: step slow timed_out (exit 143): timed out after 1000 ms" "$tmp/fln.out"
   check "status: the same reason" \
     grep -qx "reason    step slow timed_out (exit 143): timed out after 1000 ms" <(cli status "$j")
+  check "follow: the skipped step, as --exec says it" \
+    grep -qx "after > skipped: step slow before it did not succeed" "$tmp/fln.out"
+  check "logs: the same skipped line" \
+    grep -qx "after > skipped: step slow before it did not succeed" <(cli logs "$j")
+  check "tail: the same skipped line, prefixed" \
+    grep -qx "$j/after > skipped: step slow before it did not succeed" "$tmp/fln.tail"
 }
 
-cases=${*:-failure_lines host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
+# A job that fails before any step runs (its setup: a resource that cannot
+# be fetched) and one whose pipeline timeout passes say why everywhere a
+# user looks: run --follow, status (and its JSON), logs, evrun-tail.
+case_setup_failure_reason() {
+  fresh setup_reason
+  bus_broker && bus_runner sfr-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline sfr <<'YML'
+pipeline: sfr
+executor: process
+resources: [{ name: src, url: "http://127.0.0.1:1/src.tar.gz", path: src }]
+steps:
+  - name: a
+    run: echo never
+YML
+  cli run "$tmp/sfr.yml" --follow > "$tmp/sfr.out" 2>&1
+  check "setup failure: exit 1" [ $? -eq 1 ]
+  local j why='resource src: GET http://127.0.0.1:1/src.tar.gz'
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/sfr.out")
+  check "follow: the skipped step says why" grep -q "^a > skipped: $why" "$tmp/sfr.out"
+  check "follow: the job's end says why" grep -q "^job $j failed: $why" "$tmp/sfr.out"
+  check "status: the reason" grep -q "^reason    $why" <(cli status "$j")
+  check "status --json: the reason" grep -q "\"reason\":\"$why" <(cli status "$j" --json)
+  check "logs: the job's end" grep -q "^job $j failed: $why" <(cli logs "$j")
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/sfr.tail" 2>&1
+  check "tail: the job's end" grep -q "^job $j failed: $why" "$tmp/sfr.tail"
+  check "tail: the skipped step" grep -q "^$j/a > skipped: $why" "$tmp/sfr.tail"
+  pipeline sft <<'YML'
+pipeline: sft
+executor: process
+timeout: 1s
+steps:
+  - name: a
+    run: sleep 20
+YML
+  cli run "$tmp/sft.yml" --follow > "$tmp/sft.out" 2>&1
+  check "pipeline timeout: exit 1" [ $? -eq 1 ]
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/sft.out")
+  why="the pipeline's timeout (1 s) passed"
+  check "follow: the step says which timeout" grep -qx "a > timed_out (exit 143): $why" "$tmp/sft.out"
+  check "follow: the job says which timeout" grep -qx "job $j timed_out: $why" "$tmp/sft.out"
+  check "status: the same" grep -qx "reason    $why" <(cli status "$j")
+}
+
+cases=${*:-failure_lines setup_failure_reason host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"

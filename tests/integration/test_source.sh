@@ -130,6 +130,20 @@ case_git_missing_ref() {
 
 # a second checkout of the same repository fetches only what is new: the
 # objects count of job.source (absent: 0)
+# a repository that is not there: git's fatal line is the reason (not the
+# advice after it), said by the skipped step, the summary's last line and
+# evrun-replay (the job's reason)
+case_git_missing_repo() {
+  git_pipeline norepo "file:///nonexistent/evr-repo.git" main
+  run norepo "$tmp/norepo.yml"
+  local why="source: git: fetching file:///nonexistent/evr-repo.git failed: fatal: '/nonexistent/evr-repo.git' does not appear to be a git repository"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the step skipped with git's fatal line" grep -qF "look > skipped: $why" "$out"
+  check "the summary's last line says why" grep -q "^job $job failed in [0-9.]*s: source: git: fetching" "$out"
+  check "... the same reason" grep -qF "s: $why" "$out"
+  check "evrun-replay --job: the reason" grep -qF "reason: $why" <("$bin/evrun-replay" "$state" --job "$job")
+}
+
 case_git_cache() {
   local cold=$tmp/cold
   git_pipeline cache "file://$repo" main
@@ -555,7 +569,7 @@ off_loop_status() {
   echo timeout
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules large_off_loop}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules large_off_loop}
 for c in $cases; do
   case_name=$c
   before=$fails

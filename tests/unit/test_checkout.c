@@ -192,6 +192,14 @@ test_git(void)
     CHECK(strstr(g.msg, "ref \"nope\" is not in file://") != NULL);
     CHECK(strstr(g.msg, "couldn't find remote ref nope") != NULL);
     CHECK(access(tar, F_OK) != 0);
+    /* no such repository: git's fatal line says so, not the advice after it */
+    g = s_checkout(loop, "file:///nonexistent/evr-repo.git", "main", tar);
+    CHECK(g.rc == EVR_ERR_IO);
+    CHECK(strstr(g.msg, "fetching file:///nonexistent/evr-repo.git failed: fatal: ") != NULL);
+    CHECK(strstr(g.msg, "'/nonexistent/evr-repo.git' does not appear to be a git repository")
+          != NULL);
+    if (evr_test_failed)
+        fprintf(stderr, "  message: %s\n", g.msg);
     /* a cancel kills and reaps the child: no callback, no child left */
     char cache[300];
     snprintf(cache, sizeof cache, "%s/cache", s_tmp);

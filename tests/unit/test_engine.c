@@ -240,12 +240,48 @@ test_job_timeout(void)
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(9)) == EVR_JOB_TIMED_OUT);
     char *ev = evr_etest_events_of(t, 9);
-    CHECK(evr_etest_in_order(ev, "step.finished a 1 timed_out exit=143",
-                             "job.finished timed_out", NULL));
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 timed_out exit=143 "
+                             "reason=the pipeline's timeout (40 ms) passed",
+                             "job.finished timed_out reason=the pipeline's timeout (40 ms) passed",
+                             NULL));
     CHECK_CONTAINS(ev, "step.skipped b");
     CHECK_CONTAINS(ev, "reason=the job timed out");
     free(ev);
     CHECK(evr_etest_clean(t, 9));
+    evr_etest_destroy(&t);
+}
+
+/*  A job whose preparation fails (a resource that cannot be fetched; a
+    cache its executor cannot keep): every step is skipped, and
+    job.finished's reason is the preparation's error, not nothing. */
+static void
+test_prep_failed_reason(void)
+{
+    evr_etest_t *t = evr_etest_start(34, "resources:\n"
+                                     "  - {name: src, url: \"http://127.0.0.1:1/src.tar.gz\", "
+                                     "path: src}\n"
+                                     "steps:\n  - name: a\n    run: echo never\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(34)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 34);
+    CHECK(evr_etest_in_order(ev, "step.skipped a 0 reason=resource src: ",
+                             "job.finished failed reason=resource src: ", NULL));
+    CHECK_CONTAINS(ev, "127.0.0.1:1");
+    free(ev);
+    CHECK(evr_etest_clean(t, 34));
+    evr_etest_destroy(&t);
+
+    t = evr_etest_start(35, "cache:\n  - {key: \"deps-{{ sha256 lock.txt }}\", path: deps}\n"
+                            "steps:\n  - name: a\n    run: echo never\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(35)) == EVR_JOB_FAILED);
+    ev = evr_etest_events_of(t, 35);
+    CHECK(evr_etest_in_order(ev, "step.skipped a 0 reason=cache: ",
+                             "job.finished failed reason=cache: ", NULL));
+    if (ev && !strstr(ev, "job.finished failed reason="))
+        fprintf(stderr, "  job 35's events:\n%s", ev);
+    free(ev);
+    CHECK(evr_etest_clean(t, 35));
     evr_etest_destroy(&t);
 }
 
@@ -760,6 +796,7 @@ main(void)
     EVR_TEST_RUN(test_step_timeout);
     EVR_TEST_RUN(test_step_timeout_kill);
     EVR_TEST_RUN(test_job_timeout);
+    EVR_TEST_RUN(test_prep_failed_reason);
     EVR_TEST_RUN(test_retry);
     EVR_TEST_RUN(test_retry_exhausted);
     EVR_TEST_RUN(test_retry_lost);
