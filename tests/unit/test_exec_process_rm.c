@@ -596,16 +596,25 @@ test_removal_limit(void)
     s_teardown(&e);
 }
 
+/*  Turns the loop for ms (timers due meanwhile fire). */
+static void
+s_turn_for(s_env_t *e, uint64_t ms)
+{
+    uint64_t end = evr_mono_ns() + ms * 1000000;
+    while (evr_mono_ns() < end)
+        evr_loop_once(e->loop, 10);
+}
+
 /*  The executor destroyed with six removals asked (gated: four under way,
     two waiting), then with the child of the trees put off under way
     (gated; a tree put off meanwhile is said to go once it ends): no
     child left, no call answered, nothing fired once it is gone (not the
-    removals' time limit, 1.5 s here), and the next start sweeps what
+    removals' time limit, 1 s here), and the next start sweeps what
     they left. */
 static void
 test_removals_destroyed(void)
 {
-    setenv("EVR_TEST_RM_LIMIT_MS", "1500", 1);
+    setenv("EVR_TEST_RM_LIMIT_MS", "1000", 1);
     s_env_t e;
     s_setup(&e);
     char flag[128], work[128];
@@ -632,8 +641,7 @@ test_removals_destroyed(void)
         evr_loop_once(e.loop, 10);
     CHECK(evr_loopfifo_children() == EVR_XP_RM_MAX);
     evr_exec_destroy(&e.ex);
-    for (int i = 0; i < 200; i++)   /* past the time limit */
-        evr_loop_once(e.loop, 10);
+    s_turn_for(&e, 1200);   /* past the time limit */
     CHECK(s_no_children(&e));
     for (int i = 0; i < 6; i++)
         CHECK(!r[i].called);
@@ -667,8 +675,7 @@ test_removals_destroyed(void)
     unlink(flag);
     unsetenv("EVR_TEST_OFFLOAD_FORK_FAIL");
     evr_exec_destroy(&e.ex);
-    for (int i = 0; i < 200; i++)
-        evr_loop_once(e.loop, 10);
+    s_turn_for(&e, 1200);
     unsetenv("EVR_TEST_RM_LIMIT_MS");
     evr_loopfifo_guard(NULL);
     CHECK(s_no_children(&e));
