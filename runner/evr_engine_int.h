@@ -258,6 +258,15 @@ struct evr_engine {
 /*  The most cache size walks (each a child process) under way at once for
     an engine, whatever its jobs and their caches: more wait their turn. */
 #define EVR_ENG_WALKS_MAX 2
+/*  A walk under way longer (a cache on a mount that hangs, or too large
+    to measure) is stopped, its recorded size kept: its job's cleanup, and
+    those of the jobs whose walks wait their turn, go on.  A healthy
+    cache is walked in seconds (a million files: about a minute); 5
+    minutes, half a git cache trim's limit, bounds how long two stalled
+    walks hold every other job's cleanup (its workspace kept, its caches
+    in use).  Test hook (tests only): EVR_TEST_WALK_LIMIT_MS=N in the
+    environment makes it N ms. */
+#define EVR_ENG_WALK_LIMIT_MS 300000
 
 extern const char *const evr_eng_stream_names[2];
 

@@ -657,7 +657,8 @@ s_ws_purged(evr_rc_t rc, const char *msg, const void *out, void *arg)
     removed in a child process (evr_offload.h): a large workspace holds
     no other job's turn.  A removal cut short (the executor destroyed, the
     runner killed) leaves the .rm- directory its next start sweeps; one
-    whose child could not start is put off (evr_xp_put_off). */
+    whose child could not start, or was stopped at its time limit, is put
+    off (evr_xp_put_off). */
 static void
 s_ws_remove(evr_exec_t *base, const char *job_id, evr_exec_fn *fn, void *arg)
 {
@@ -905,6 +906,8 @@ evr_exec_process_new(const char *state_dir, evr_loop_t *loop, evr_err_t *err)
     ex->units = evr_asprintf("%s/units", state_dir);
     ex->work = evr_asprintf("%s/work", state_dir);
     ex->describe = evr_asprintf("process (host commands in %s)", ex->work);
+    const char *lim = getenv("EVR_TEST_RM_LIMIT_MS");   /* tests: a short limit */
+    ex->rm_limit_ms = lim && atoll(lim) > 0 ? (uint64_t) atoll(lim) : EVR_XP_RM_LIMIT_MS;
     if (!s_mkdir(ex->units, err) || !s_mkdir(ex->work, err)) {
         s_destroy(&ex->base);
         return NULL;

@@ -253,8 +253,8 @@ s_removed(evr_rc_t rc, const char *msg, const void *out, void *arg)
 /*  The unit has been moved aside (its name is free): kill what runs,
     remove the directory once its supervisor has ended, in a child
     process (evr_offload.h; a removal cut short leaves the .rm- directory
-    the executor's next start sweeps; one whose child could not start is
-    put off, evr_xp_put_off). */
+    the executor's next start sweeps; one whose child could not start,
+    or was stopped at its time limit, is put off, evr_xp_put_off). */
 void
 evr_xp_remove_turn(evr_xp_op_t *op)
 {
@@ -272,14 +272,32 @@ evr_xp_remove_turn(evr_xp_op_t *op)
     evr_xp_rm_start(op, s_rm_work, s_removed);
 }
 
-/*  Whether op is the oldest removal waiting for its turn. */
-static bool
-s_rm_first(const evr_xp_op_t *op)
+static void s_trash_start(evr_xp_t *ex);
+
+/*  A limit in words: "300 s", or "250 ms" (a test's). */
+static void
+s_limit_words(uint64_t ms, char *buf, size_t size)
 {
-    for (const evr_xp_op_t *o = op->ex->ops; o; o = o->next)
-        if (o->rm_turn && o->rm_turn < op->rm_turn)
-            return false;
-    return true;
+    snprintf(buf, size, "%llu %s", (unsigned long long) (ms % 1000 ? ms : ms / 1000),
+             ms % 1000 ? "ms" : "s");
+}
+
+/*  A removal past its time limit: its child killed (what it removed
+    stays removed), reported as one whose child could not start (done
+    calls evr_xp_rm_end: its slot to the next; the tree put off). */
+static void
+s_rm_late(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_xp_op_t *op = arg;
+    op->rm_timer = 0;
+    evr_offload_cancel(&op->work);
+    char limit[32], msg[128];
+    s_limit_words(op->ex->rm_limit_ms, limit, sizeof limit);
+    snprintf(msg, sizeof msg, "its removal stopped after %s (the time limit of a removal)",
+             limit);
+    evr_xp_rm_t out = { 0 };
+    op->rm_done(EVR_ERR_LIMIT, msg, &out, op);
 }
 
 static void
@@ -291,6 +309,26 @@ s_rm_go(evr_xp_op_t *op)
     ex->removing++;
     op->work = evr_offload_start(ex->base.loop, op->rm_work, sizeof(evr_xp_rm_t), op->rm_done,
                                  op);
+    op->rm_timer = evr_loop_timer_add(ex->base.loop, ex->rm_limit_ms, s_rm_late, op);
+}
+
+/*  The removals waiting started, oldest first (that of the trees put
+    off among them), while fewer than EVR_XP_RM_MAX are under way. */
+static void
+s_rm_next(evr_xp_t *ex)
+{
+    while (!ex->closing && ex->removing < EVR_XP_RM_MAX) {
+        evr_xp_op_t *first = NULL;
+        for (evr_xp_op_t *o = ex->ops; o; o = o->next)
+            if (o->rm_turn && (!first || o->rm_turn < first->rm_turn))
+                first = o;
+        if (ex->trash_turn && (!first || ex->trash_turn < first->rm_turn))
+            s_trash_start(ex);
+        else if (first)
+            s_rm_go(first);
+        else
+            return;
+    }
 }
 
 void
@@ -300,8 +338,7 @@ evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn 
     op->rm_work = work;
     op->rm_done = done;
     op->rm_turn = ++ex->rm_seq;
-    if (ex->removing < EVR_XP_RM_MAX && s_rm_first(op))
-        s_rm_go(op);
+    s_rm_next(ex);
 }
 
 void
@@ -309,16 +346,13 @@ evr_xp_rm_end(evr_xp_op_t *op)
 {
     evr_xp_t *ex = op->ex;
     op->rm_turn = 0;
+    evr_loop_timer_cancel(ex->base.loop, op->rm_timer);
+    op->rm_timer = 0;
     if (!op->rm_counted)
         return;
     op->rm_counted = false;
     ex->removing--;
-    evr_xp_op_t *first = NULL;
-    for (evr_xp_op_t *o = ex->ops; o && !ex->closing; o = o->next)
-        if (o->rm_turn && (!first || o->rm_turn < first->rm_turn))
-            first = o;
-    if (first)
-        s_rm_go(first);
+    s_rm_next(ex);
 }
 
 void
@@ -377,14 +411,44 @@ s_trash_work(void *arg, void *out, size_t size)
     }
 }
 
-/*  The next try in ex->trash_ms (then twice as long, up to a minute). */
+/*  The next try in ex->trash_ms (then twice as long, up to a minute),
+    unless one is planned or under way already. */
 static void
 s_trash_later(evr_xp_t *ex)
 {
     if (ex->trash_timer || ex->trash_work || !ex->ntrash)
         return;
     ex->trash_timer = evr_loop_timer_add(ex->base.loop, ex->trash_ms, s_trash_go, ex);
+    ex->trash_at = evr_mono_ns() + ex->trash_ms * 1000000;
     ex->trash_ms = ex->trash_ms * 2 < S_TRASH_MAX_MS ? ex->trash_ms * 2 : S_TRASH_MAX_MS;
+}
+
+/*  When the trees put off are tried again, in words: the planned try's
+    delay (its timer's, whatever ex->trash_ms has become since), or after
+    the removal of those put off under way. */
+static void
+s_trash_when(const evr_xp_t *ex, char *buf, size_t size)
+{
+    if (ex->trash_work) {
+        snprintf(buf, size, "once the removal under way of those put off before ends");
+        return;
+    }
+    uint64_t now = evr_mono_ns();
+    uint64_t s = ex->trash_at > now ? (ex->trash_at - now + 999999999) / 1000000000 : 0;
+    snprintf(buf, size, "tried again in %llu s, and with the next removal",
+             (unsigned long long) (s ? s : 1));
+}
+
+/*  The child of the trees put off is over (reaped, or killed at its time
+    limit): its slot to the next removal. */
+static void
+s_trash_over(evr_xp_t *ex)
+{
+    ex->trash_work = NULL;
+    ex->trash_taken = 0;
+    evr_loop_timer_cancel(ex->base.loop, ex->trash_late);
+    ex->trash_late = 0;
+    ex->removing--;
 }
 
 static void
@@ -393,13 +457,15 @@ s_trashed(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_xp_t *ex = arg;
     const s_trashed_t *t = out;
     uint32_t taken = ex->trash_taken;
-    ex->trash_work = NULL;
-    ex->trash_taken = 0;
-    if (rc) {   /* no child again, or it died: all tried again later */
-        evr_log_warn("evrun-runner", "process executor: removing %u tree%s put off (%s, ...): "
-                     "%s: tried again in %llu s", taken, taken == 1 ? "" : "s", ex->trash[0],
-                     msg, (unsigned long long) (ex->trash_ms + 999) / 1000);
+    s_trash_over(ex);
+    if (rc) {   /* no child again, it died or took too long: all tried again later */
         s_trash_later(ex);
+        char when[96];
+        s_trash_when(ex, when, sizeof when);
+        evr_log_warn("evrun-runner", "process executor: removing %u tree%s put off (%s%s): "
+                     "%s: %s", taken, taken == 1 ? "" : "s", ex->trash[0],
+                     taken > 1 ? ", ..." : "", msg, when);
+        s_rm_next(ex);
         return;
     }
     if (t->failed)
@@ -416,6 +482,23 @@ s_trashed(evr_rc_t rc, const char *msg, const void *out, void *arg)
     ex->trash_ms = S_TRASH_FIRST_MS;
     if (ex->ntrash)   /* put off while the child ran */
         evr_xp_trash_kick(ex);
+    s_rm_next(ex);
+}
+
+/*  The child of the trees put off past its time limit: killed (what it
+    removed stays removed), all tried again later. */
+static void
+s_trash_late(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    evr_xp_t *ex = arg;
+    ex->trash_late = 0;
+    evr_offload_cancel(&ex->trash_work);
+    char limit[32], msg[128];
+    s_limit_words(ex->rm_limit_ms, limit, sizeof limit);
+    snprintf(msg, sizeof msg, "stopped after %s (the time limit of a removal)", limit);
+    s_trashed_t out = { 0 };
+    s_trashed(EVR_ERR_LIMIT, msg, &out, ex);
 }
 
 static void
@@ -427,16 +510,28 @@ s_trash_go(evr_loop_t *loop, void *arg)
     evr_xp_trash_kick(ex);
 }
 
-void
-evr_xp_trash_kick(evr_xp_t *ex)
+/*  Its turn come: the trees put off so far removed by one child, which
+    counts in EVR_XP_RM_MAX and has a removal's time limit. */
+static void
+s_trash_start(evr_xp_t *ex)
 {
-    if (ex->trash_work || !ex->ntrash)
-        return;
+    ex->trash_turn = 0;
     evr_loop_timer_cancel(ex->base.loop, ex->trash_timer);
     ex->trash_timer = 0;
     ex->trash_taken = ex->ntrash;
+    ex->removing++;
     ex->trash_work = evr_offload_start(ex->base.loop, s_trash_work, sizeof(s_trashed_t),
                                        s_trashed, ex);
+    ex->trash_late = evr_loop_timer_add(ex->base.loop, ex->rm_limit_ms, s_trash_late, ex);
+}
+
+void
+evr_xp_trash_kick(evr_xp_t *ex)
+{
+    if (ex->trash_work || ex->trash_turn || !ex->ntrash || ex->closing)
+        return;   /* under way, waiting for its turn already, or nothing to do */
+    ex->trash_turn = ++ex->rm_seq;
+    s_rm_next(ex);
 }
 
 void
@@ -453,10 +548,11 @@ evr_xp_put_off(evr_xp_t *ex, const char *what, const char *path, const char *why
     ex->trash[ex->ntrash++] = evr_strdup(path);
     if (!ex->trash_ms)
         ex->trash_ms = S_TRASH_FIRST_MS;
-    evr_log_warn("evrun-runner", "process executor: removing %s: %s: its tree %s is removed "
-                 "later (tried again in %llu s, and with the next removal)", what, why, path,
-                 (unsigned long long) (ex->trash_ms + 999) / 1000);
     s_trash_later(ex);
+    char when[96];
+    s_trash_when(ex, when, sizeof when);
+    evr_log_warn("evrun-runner", "process executor: removing %s: %s: its tree %s is removed "
+                 "later (%s)", what, why, path, when);
 }
 
 void
@@ -464,7 +560,8 @@ evr_xp_trash_free(evr_xp_t *ex)
 {
     evr_offload_cancel(&ex->trash_work);   /* its child killed: the next start sweeps */
     evr_loop_timer_cancel(ex->base.loop, ex->trash_timer);
-    ex->trash_timer = 0;
+    evr_loop_timer_cancel(ex->base.loop, ex->trash_late);
+    ex->trash_timer = ex->trash_late = ex->trash_turn = 0;
     for (uint32_t i = 0; i < ex->ntrash; i++)
         free(ex->trash[i]);
     free(ex->trash);

@@ -33,8 +33,13 @@ typedef struct {
     uint32_t ntrash, trash_taken;   /* ... the first trash_taken by trash_work */
     evr_offload_t *trash_work;
     uint64_t trash_timer, trash_ms; /* the next try, and its wait */
-    uint32_t removing;          /* removals' children under way (EVR_XP_RM_MAX) */
+    uint64_t trash_at;          /* ... that timer's deadline (evr_mono_ns) */
+    uint64_t trash_turn;        /* non-zero: trash_work waits for a removal's turn */
+    uint64_t trash_late;        /* trash_work's time limit */
+    uint32_t removing;          /* removals' children under way, trash_work's
+                                   included (EVR_XP_RM_MAX) */
     uint64_t rm_seq;            /* the order of the removals waiting for their turn */
+    uint64_t rm_limit_ms;       /* a removal's time limit (EVR_XP_RM_LIMIT_MS) */
     bool closing;               /* destroyed: no waiting removal starts */
     evr_offload_t *sweep;       /* the removal of an earlier run's leftovers, in a child */
     char **swept;               /* those it removes (renamed aside) */
@@ -73,6 +78,7 @@ struct evr_xp_op {
     evr_offload_done_fn *rm_done;   /* ... and its end */
     uint64_t rm_turn;           /* non-zero: waits for a removal's turn (in this order) */
     bool rm_counted;            /* its removal counts in ex->removing */
+    uint64_t rm_timer;          /* its removal's time limit */
 };
 
 /*  What a child removing a tree (a unit's, a workspace's) reports. */
@@ -114,11 +120,24 @@ void evr_xp_stop_turn(evr_xp_op_t *op);
 void evr_xp_remove(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg);
 void evr_xp_remove_turn(evr_xp_op_t *op);
 
-/*  The most removals' children (units' and workspaces' trees) under way
-    at once for an executor: more wait their turn, in the order asked. */
+/*  The most removals' children (units' and workspaces' trees, and that
+    of the trees put off) under way at once for an executor: more wait
+    their turn, in the order asked. */
 #define EVR_XP_RM_MAX 4
+/*  A removal's child under way longer (a tree on a mount that hangs, or
+    huge) is killed, its slot given to the next: the tree is put off
+    (evr_xp_put_off; what the child removed stays removed, the next try
+    goes on from there) and the call reports success, its name free; the
+    child of the trees put off is killed too and tried again later.  A
+    large workspace is removed in well under a minute; 5 minutes bounds
+    how long four stalled removals hold every other one.  Test hook
+    (tests only): EVR_TEST_RM_LIMIT_MS=N in the environment when the
+    executor is made makes it N ms. */
+#define EVR_XP_RM_LIMIT_MS 300000
 /*  Starts op's tree removal in a child (work, then done from the loop;
-    done calls evr_xp_rm_end first), or queues it until a removal ends. */
+    done calls evr_xp_rm_end first), or queues it until a removal ends.
+    Past the time limit, done gets EVR_ERR_LIMIT (as for a child that
+    could not start) and a message saying so. */
 void evr_xp_rm_start(evr_xp_op_t *op, evr_offload_work_fn *work, evr_offload_done_fn *done);
 /*  op's removal is over (its child reaped or killed): the oldest waiting
     starts (none once the executor is closing). */
@@ -128,11 +147,13 @@ void evr_xp_rm_end(evr_xp_op_t *op);
     sweep, evr_unit_sweep, and said so). */
 #define EVR_XP_TRASH_MAX 256
 /*  The tree path (what: the unit or workspace it was, renamed aside)
-    whose removal's child could not start (why): said in the log, and
-    removed later in a child, tried again after 1 s, then after twice as
-    long each time up to a minute, and at once with the next removal. */
+    whose removal's child could not start, or was stopped at its time
+    limit (why): said in the log, and removed later in a child, tried
+    again after 1 s, then after twice as long each time up to a minute,
+    and with the next removal (in its turn, as one: EVR_XP_RM_MAX). */
 void evr_xp_put_off(evr_xp_t *ex, const char *what, const char *path, const char *why);
-/*  A removal comes: the trees put off, if any, tried now. */
+/*  A removal comes: the trees put off, if any, tried now, or once a
+    removal under way ends when EVR_XP_RM_MAX are. */
 void evr_xp_trash_kick(evr_xp_t *ex);
 /*  The executor destroyed: a removal of them under way killed, the rest
     left to the next start's sweep. */

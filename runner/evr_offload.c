@@ -196,12 +196,13 @@ evr_offload_start(evr_loop_t *loop, evr_offload_work_fn *work, size_t size,
         maxfd = (int) rl.rlim_cur;
     pid_t parent = getpid();
     pid_t pid = s_fork();
+    int fork_errno = errno;   /* the closes below may change it */
     if (pid == 0)
         s_child(parent, p[1], maxfd, work, arg, self->size);
     close(p[1]);
     if (pid < 0) {
         close(p[0]);
-        snprintf(self->why, sizeof self->why, "fork: %s", strerror(errno));
+        snprintf(self->why, sizeof self->why, "fork: %s", strerror(fork_errno));
         self->unstarted = true;
         self->timer = evr_loop_timer_add(loop, 0, s_start_failed, self);
         return self;

@@ -8,7 +8,8 @@
     units gone), the size of each of its caches is measured into its
     record, its host directory walked in a child process (evr_offload.h;
     at most EVR_ENG_WALKS_MAX walks under way for the engine, the others
-    queued in the order asked), and the LRU pass runs again.
+    queued in the order asked; one past EVR_ENG_WALK_LIMIT_MS stopped,
+    its recorded size kept), and the LRU pass runs again.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "evr_cache.h"
 #include "evr_engine_int.h"
+#include "evr_log.h"
 
 typedef struct {
     evr_engine_t *e;
@@ -141,6 +143,7 @@ typedef struct evr_eng_measure {
     char *path;             /* the host directory */
     bool queued;            /* waits for its turn (EVR_ENG_WALKS_MAX) */
     evr_offload_t *work;
+    uint64_t timer;         /* the walk's time limit (EVR_ENG_WALK_LIMIT_MS) */
 } s_measure_t;
 
 static void s_walks_next(evr_engine_t *e);
@@ -161,6 +164,7 @@ s_measure_free(s_measure_t *m)
         evr_offload_cancel(&m->work);
         e->walking--;
     }
+    evr_loop_timer_cancel(e->loop, m->timer);
     free(m->volume);
     free(m->path);
     free(m);
@@ -203,6 +207,8 @@ s_du_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_engine_t *e = m->job->eng;
     m->work = NULL;
     e->walking--;
+    evr_loop_timer_cancel(e->loop, m->timer);
+    m->timer = 0;
     uint64_t n;
     memcpy(&n, out, sizeof n);
     if (rc)
@@ -212,10 +218,46 @@ s_du_done(evr_rc_t rc, const char *msg, const void *out, void *arg)
     s_walks_next(e);
 }
 
+/*  A walk's time limit: EVR_ENG_WALK_LIMIT_MS, or the test hook's
+    EVR_TEST_WALK_LIMIT_MS. */
+static uint64_t
+s_walk_limit_ms(void)
+{
+    const char *t = getenv("EVR_TEST_WALK_LIMIT_MS");
+    long long ms = t ? atoll(t) : 0;
+    return ms > 0 ? (uint64_t) ms : EVR_ENG_WALK_LIMIT_MS;
+}
+
+/*  A walk past its time limit (a cache on a mount that hangs, or too
+    large to measure): its child killed, nothing recorded (the size
+    recorded before is kept), said; its slot goes to the next. */
+static void
+s_walk_late(evr_loop_t *loop, void *arg)
+{
+    (void) loop;
+    s_measure_t *m = arg;
+    evr_engine_t *e = m->job->eng;
+    m->timer = 0;
+    evr_offload_cancel(&m->work);
+    e->walking--;
+    uint64_t ms = s_walk_limit_ms();
+    char took[64];
+    snprintf(took, sizeof took, "%llu %s", (unsigned long long) (ms % 1000 ? ms : ms / 1000),
+             ms % 1000 ? "ms" : "s");
+    evr_eng_print(e, "evrun-runner: cache %s: measuring its size in %s took longer than %s: "
+                  "stopped (its recorded size kept)", m->volume, m->path, took);
+    if (!e->opts.print)
+        evr_log_warn("evrun-runner", "cache %s: measuring its size in %s took longer than %s: "
+                     "stopped (its recorded size kept)", m->volume, m->path, took);
+    s_measure_end(m, false, 0);
+    s_walks_next(e);
+}
+
 /*  The walks waiting started, oldest first, while fewer than
     EVR_ENG_WALKS_MAX are under way: jobs times caches never make as
     many children at once, and a job's walks wait for those asked before
-    them only. */
+    them only.  Each has EVR_ENG_WALK_LIMIT_MS: a stalled one does not
+    hold its slot for ever. */
 static void
 s_walks_next(evr_engine_t *e)
 {
@@ -225,6 +267,7 @@ s_walks_next(evr_engine_t *e)
         m->queued = false;
         e->walking++;
         m->work = evr_offload_start(e->loop, s_du_work, sizeof(uint64_t), s_du_done, m);
+        m->timer = evr_loop_timer_add(e->loop, s_walk_limit_ms(), s_walk_late, m);
     }
 }
 

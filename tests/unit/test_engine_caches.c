@@ -9,8 +9,10 @@
     binary's nftw proves it: for the gated directory it first opens a
     FIFO for writing, which waits for a reader, and the loop opens the
     reading end only once the engine's dir callback has returned.  A walk
-    on the loop would wait for ever (the alarm then fails the test).  The
-    git cache's trim after a checkout walks each entry the same way: the
+    on the loop would wait for ever (the alarm then fails the test).
+    Walks are bounded: at most EVR_ENG_WALKS_MAX at once, each stopped
+    at its time limit (a test hook makes it short), all killed with the
+    engine.  The git cache's trim after a checkout walks each entry the same way: the
     loop opens the FIFO once the job has gone on (its job.source stored),
     and a second job's checkout waits for the trim's end (a third,
     cancelled as it waits, ends cancelled).
@@ -291,6 +293,144 @@ test_walks_bounded(void)
     evr_etest_destroy(&t);
 }
 
+/*  stderr into DIR/log while a test reads what the engine logged
+    (s_log_to); s_log_back gives it back and returns the log's text
+    (static), copied to stderr too when a check failed meanwhile (its
+    message went into the log). */
+static int s_saved_err = -1, s_failed_before;
+static char s_log_text[16384];
+
+static void
+s_log_to(const evr_etest_t *t)
+{
+    char log[300];
+    snprintf(log, sizeof log, "%s/log", t->dir);
+    fflush(stderr);
+    s_saved_err = dup(2);
+    int fd = open(log, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(s_saved_err >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    if (fd >= 0)
+        close(fd);
+    s_failed_before = evr_test_failed;
+}
+
+static const char *
+s_log_back(const evr_etest_t *t)
+{
+    fflush(stderr);
+    if (s_saved_err >= 0) {
+        dup2(s_saved_err, 2);
+        close(s_saved_err);
+        s_saved_err = -1;
+    }
+    char log[300];
+    snprintf(log, sizeof log, "%s/log", t->dir);
+    FILE *fp = fopen(log, "r");
+    size_t n = fp ? fread(s_log_text, 1, sizeof s_log_text - 1, fp) : 0;
+    s_log_text[n] = '\0';
+    if (fp)
+        fclose(fp);
+    if (evr_test_failed != s_failed_before)
+        fprintf(stderr, "  (the log meanwhile:)\n%s", s_log_text);
+    return s_log_text;
+}
+
+/*  A job with the cache k1, then n-1 more (k2...), into yaml. */
+static void
+s_caches_yaml(char *yaml, size_t len, int n)
+{
+    int at = snprintf(yaml, len, EVR_ETEST_HEAD "cache:\n");
+    for (int i = 1; i <= n; i++)
+        at += snprintf(yaml + at, len - (size_t) at, "  - {key: k%d, path: d%d}\n", i, i);
+    snprintf(yaml + at, len - (size_t) at, "steps:\n  - name: a\n    run: echo hi\n");
+}
+
+/*  Walks that never end (gated, the FIFO never opened) are stopped at
+    their time limit (the test hook EVR_TEST_WALK_LIMIT_MS: 300 ms): each
+    said in the log, nothing recorded (k1's size measured by the job
+    before, 1234, is kept though its directory has grown), the waiting
+    walk gets a slot, and the job's cleanup goes on (its workspace
+    removed, the job done). */
+static void
+test_walk_limit(void)
+{
+    evr_etest_t *t = s_world();
+    s_gate.on = false;
+    CHECK(evr_etest_submit(t, evr_etest_job(79), S_YAML) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(s_recorded_as(t, 1234) == 1);
+    char more[400];
+    snprintf(more, sizeof more, "%s/more", s_gate.path);
+    FILE *fp = fopen(more, "w");
+    CHECK(fp && fputs("0123456789", fp) >= 0);
+    if (fp)
+        fclose(fp);
+    setenv("EVR_TEST_WALK_LIMIT_MS", "300", 1);
+    s_log_to(t);
+    s_gate.on = true;
+    s_open_fifo = false;   /* the walks wait at the gate for ever */
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while caches' sizes were "
+                       "measured");
+    char yaml[600];
+    s_caches_yaml(yaml, sizeof yaml, 3);
+    CHECK(evr_etest_submit(t, evr_etest_job(80), yaml) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));   /* the cleanup went on */
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    unsetenv("EVR_TEST_WALK_LIMIT_MS");
+    CHECK(evr_etest_job_status(t, evr_etest_job(80)) == EVR_JOB_SUCCEEDED);
+    CHECK(evr_etest_clean(t, 80));   /* its workspace removed */
+    CHECK(s_recorded_as(t, 1234) == 1 && s_recorded_as(t, 1244) == 0);   /* kept */
+    for (int i = 0; i < 500 && !s_no_child(); i++)   /* the killed walks reaped */
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    const char *log = s_log_back(t);
+    CHECK(evr_etest_count(log, "took longer than 300 ms: stopped (its recorded size kept)")
+          == 3);
+    evr_etest_destroy(&t);
+}
+
+/*  The engine destroyed (the runner shutting down) with two walks under
+    way (gated) and five waiting: the two children killed and reaped,
+    none of the five started, no size recorded, and nothing called back
+    once the engine is gone (not the walks' time limit, 1 s here:
+    nothing said once it has passed). */
+static void
+test_walks_destroyed(void)
+{
+    evr_etest_t *t = s_world();
+    setenv("EVR_TEST_WALK_LIMIT_MS", "1000", 1);
+    s_log_to(t);
+    s_gate.on = true;
+    s_open_fifo = false;
+    evr_loopfifo_guard("test_engine_caches: the loop stopped turning while caches' sizes were "
+                       "measured");
+    char yaml[2][600];
+    s_caches_yaml(yaml[0], sizeof yaml[0], 5);
+    s_caches_yaml(yaml[1], sizeof yaml[1], 2);
+    CHECK(evr_etest_submit(t, evr_etest_job(81), yaml[0]) == EVR_OK);
+    CHECK(evr_etest_submit(t, evr_etest_job(82), yaml[1]) == EVR_OK);
+    int all = 7;
+    CHECK(evr_etest_until(t, s_dirs_at, &all, S_MAX_MS));
+    for (int i = 0; i < 100 && evr_loopfifo_children() < EVR_ENG_WALKS_MAX; i++)
+        evr_etest_turns(t, 10);
+    CHECK(evr_loopfifo_children() == EVR_ENG_WALKS_MAX);   /* under way, the rest waiting */
+    evr_engine_destroy(&t->eng);
+    uint64_t end = evr_mono_ns() + 1200000000ull;   /* past the walks' time limit */
+    while (evr_mono_ns() < end)
+        evr_loop_once(t->loop, 10);
+    evr_loopfifo_guard(NULL);
+    s_gate.on = false;
+    unsetenv("EVR_TEST_WALK_LIMIT_MS");
+    for (int i = 0; i < 500 && !s_no_child(); i++)
+        evr_loop_once(t->loop, 10);
+    CHECK(s_no_child());
+    CHECK(s_recorded_as(t, 1234) == 0);
+    const char *log = s_log_back(t);
+    CHECK(!strstr(log, "took longer than"));
+    evr_etest_destroy(&t);
+}
+
 /*  The names in dir starting with '.rm-' or ending with ".git". */
 static int
 s_git_entries(const char *dir)
@@ -412,6 +552,8 @@ main(void)
     EVR_TEST_RUN(test_measure_off_loop);
     EVR_TEST_RUN(test_measure_dropped);
     EVR_TEST_RUN(test_walks_bounded);
+    EVR_TEST_RUN(test_walk_limit);
+    EVR_TEST_RUN(test_walks_destroyed);
     EVR_TEST_RUN(test_trim_off_loop);
     EVR_TEST_RUN(test_trim_holds_exit);
     EVR_TEST_END();

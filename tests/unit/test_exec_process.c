@@ -4,19 +4,16 @@
     exit codes, stop of a whole process group (TERM, then KILL for a step
     that ignores TERM), pause and resume, put and get, list, workspaces
     (a removal that follows no link and goes deeper than PATH_MAX), the
-    put's unpack and the removals of workspaces and units off the loop
-    (a FIFO only the loop reads; at most EVR_XP_RM_MAX at once), a
-    removal whose child cannot be forked (put off, removed later), and
-    what missing artifact paths are
-    called.  The environment, limits,
-    damaged unit files and recovery are in test_exec_process_units.c.
+    put's unpack off the loop (a FIFO only the loop reads), and what
+    missing artifact paths are called.  The removals' children are in
+    test_exec_process_rm.c; the environment, limits, damaged unit files
+    and recovery in test_exec_process_units.c.
 
     The supervisor of each step is this binary itself (--shim), as it is
     evrun-runner in production: main() hands over to evr_shim_main.
 */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -29,11 +26,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "evr_exec_process_int.h"   /* EVR_XP_RM_MAX */
 #include "evr_loopfifo.h"
 #include "evr_ptest.h"
 #include "evr_shim.h"
@@ -454,315 +449,6 @@ test_put_off_loop(void)
     s_teardown(&e);
 }
 
-/*  unlinkat, as libc's but for the name s_gate.name: first that opens the
-    FIFO s_gate.fifo for writing (waiting for a reader) and writes
-    "gone\n" into it.  evr_unit_rmtree's unlinkat comes here (this binary
-    defines the symbol); the child of an offload inherits s_gate. */
-static struct {
-    const char *name, *fifo;
-} s_gate;
-
-int
-unlinkat(int dirfd, const char *path, int flags)
-{
-    if (s_gate.name && !strcmp(path, s_gate.name)) {
-        evr_loopfifo_say(s_gate.fifo, "gone\n");   /* short: the test sees no "gone" */
-    }
-    return (int) syscall(SYS_unlinkat, dirfd, path, flags);
-}
-
-/*  Removes name (a workspace: job, or a unit) whose tree holds the file
-    evr-gate, whose unlinkat waits for the FIFO's reader: a timer of the
-    loop opens it only once the call has returned.  True when the call
-    reported success and the FIFO got "gone". */
-static bool
-s_remove_gated(s_env_t *e, const char *job, const char *unit)
-{
-    s_fifo_t f = { .r.fd = -1 };
-    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e->dir);
-    unlink(f.path);
-    CHECK(mkfifo(f.path, 0600) == 0);
-    s_gate.fifo = f.path;
-    s_gate.name = "evr-gate";
-    s_res_t r = { 0 };
-    if (job)
-        e->ex->ops->workspace_remove(e->ex, job, s_on, &r);
-    else
-        e->ex->ops->remove(e->ex, unit, s_on, &r);
-    evr_loop_timer_add(e->loop, 0, s_fifo_open, &f);
-    s_until(e->loop, &r.called);
-    for (int i = 0; i < 100 && f.r.n < 5 && !f.r.eof; i++)
-        evr_loop_once(e->loop, 10);
-    s_gate.name = NULL;
-    if (r.r.rc)
-        fprintf(stderr, "  remove: %s\n", r.msg);
-    if (f.r.fd >= 0) {
-        if (!f.r.eof)
-            evr_loop_fd_remove(e->loop, f.r.fd);
-        close(f.r.fd);
-    }
-    return r.called && r.r.rc == EVR_OK && !strcmp(f.r.got, "gone\n");
-}
-
-/*  What an earlier run left in the executor's directory sub (work,
-    units): .rm- and .new- entries (JOB2 too, in work). */
-static int
-s_leftovers(s_env_t *e, const char *sub)
-{
-    char p[160];
-    snprintf(p, sizeof p, "%s/%s", e->dir, sub);
-    DIR *d = opendir(p);
-    struct dirent *de;
-    int left = 0;
-    while (d && (de = readdir(d)))
-        left += !strncmp(de->d_name, ".rm-", 4) || !strncmp(de->d_name, ".new-", 5)
-                || !strcmp(de->d_name, "JOB2");
-    if (d)
-        closedir(d);
-    return left;
-}
-
-/*  A workspace's tree, and a unit's directory, are removed in a child
-    process, never on the loop: a file in them is unlinked only once the
-    loop has opened a FIFO, from a timer of the loop (see s_gate).  Done
-    inside the call, the removal would wait for that timer for ever (the
-    alarm then fails the test).  An executor destroyed while a removal
-    runs leaves its .rm- directory, which the next start sweeps. */
-static void
-test_removals_off_loop(void)
-{
-    s_env_t e;
-    s_setup(&e);
-    char p[160];
-    snprintf(p, sizeof p, "%s/work/JOB1/sub", e.dir);
-    CHECK(mkdir(p, 0700) == 0);
-    snprintf(p, sizeof p, "%s/work/JOB1/sub/evr-gate", e.dir);
-    close(open(p, O_CREAT | O_WRONLY, 0600));
-    evr_loopfifo_guard("test_exec_process: the loop stopped turning while a workspace was "
-                       "removed (the removal ran on the loop)");
-    CHECK(s_remove_gated(&e, "JOB1", NULL));
-    snprintf(p, sizeof p, "%s/work/JOB1", e.dir);
-    CHECK(access(p, F_OK) != 0 && errno == ENOENT);
-    s_create(&e, "evrun-JOB1-g-1", "true", NULL);
-    snprintf(p, sizeof p, "%s/units/evrun-JOB1-g-1/evr-gate", e.dir);
-    close(open(p, O_CREAT | O_WRONLY, 0600));
-    evr_loopfifo_guard("test_exec_process: the loop stopped turning while a unit was removed "
-                       "(the removal ran on the loop)");
-    CHECK(s_remove_gated(&e, NULL, "evrun-JOB1-g-1"));
-    evr_loopfifo_guard(NULL);
-    s_res_t r;
-    CALL(&e, r, inspect, "evrun-JOB1-g-1");
-    CHECK(r.r.not_found);
-    /* destroyed during a removal (its child waiting for the FIFO): the
-       child is killed, the .rm- directory left to the next start */
-    CALL(&e, r, workspace_create, "JOB2");
-    snprintf(p, sizeof p, "%s/work/JOB2/evr-gate", e.dir);
-    close(open(p, O_CREAT | O_WRONLY, 0600));
-    snprintf(p, sizeof p, "%s/gate.fifo", e.dir);
-    s_gate.fifo = p;
-    s_gate.name = "evr-gate";
-    memset(&r, 0, sizeof r);
-    e.ex->ops->workspace_remove(e.ex, "JOB2", s_on, &r);
-    evr_loop_once(e.loop, 10);
-    evr_exec_destroy(&e.ex);
-    s_gate.name = NULL;
-    CHECK(!r.called);
-    evr_err_t err;
-    e.ex = evr_exec_process_new(e.dir, e.loop, &err);
-    CHECK(e.ex != NULL);
-    for (int i = 0; i < 500 && s_leftovers(&e, "work"); i++)   /* swept in a child */
-        evr_loop_once(e.loop, 10);
-    CHECK(s_leftovers(&e, "work") == 0);
-    s_teardown(&e);
-}
-
-/*  What an earlier run left (a workspace's tree, a unit's) is removed in
-    a child process, never on the loop: the executor starts serving at
-    once.  A file in the tree is unlinked only once the loop has opened a
-    FIFO, from a timer added once the executor is made (see s_gate):
-    swept inside evr_exec_process_new, the removal would wait for that
-    timer for ever (the alarm then fails the test).  The leftovers'
-    names are free at once (renamed aside). */
-static void
-test_sweep_off_loop(void)
-{
-    s_env_t e;
-    s_setup(&e);
-    evr_exec_destroy(&e.ex);
-    char p[200], q[200];
-    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1/sub", e.dir);
-    evr_err_t err;
-    CHECK(evr_mkdirs(p, &err) == EVR_OK);
-    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1/sub/evr-gate", e.dir);
-    close(open(p, O_CREAT | O_WRONLY, 0600));
-    snprintf(q, sizeof q, "%s/units/.new-evrun-JOB7-a-1-1-1", e.dir);
-    CHECK(mkdir(q, 0700) == 0);
-    s_fifo_t f = { .r.fd = -1 };
-    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e.dir);
-    CHECK(mkfifo(f.path, 0600) == 0);
-    s_gate.fifo = f.path;
-    s_gate.name = "evr-gate";
-    evr_loopfifo_guard("test_exec_process: the loop stopped turning while an earlier run's "
-                       "leftovers were removed (the sweep ran on the loop)");
-    e.ex = evr_exec_process_new(e.dir, e.loop, &err);
-    CHECK(e.ex != NULL);
-    evr_loop_timer_add(e.loop, 0, s_fifo_open, &f);
-    snprintf(p, sizeof p, "%s/work/.rm-JOB7-1-1", e.dir);
-    CHECK(access(p, F_OK) != 0 && access(q, F_OK) != 0);   /* their names free at once */
-    s_res_t r;
-    CALL(&e, r, workspace_create, "JOB8");   /* served meanwhile */
-    CHECK(r.r.rc == EVR_OK);
-    for (int i = 0; i < 500 && s_leftovers(&e, "work") + s_leftovers(&e, "units"); i++)
-        evr_loop_once(e.loop, 10);
-    evr_loopfifo_guard(NULL);
-    s_gate.name = NULL;
-    CHECK(s_leftovers(&e, "work") == 0 && s_leftovers(&e, "units") == 0);
-    CHECK(strcmp(f.r.got, "gone\n") == 0);   /* said by the sweep's child */
-    if (f.r.fd >= 0) {
-        if (!f.r.eof)
-            evr_loop_fd_remove(e.loop, f.r.fd);
-        close(f.r.fd);
-    }
-    s_teardown(&e);
-}
-
-/*  The .rm- directories in dir. */
-static int
-s_aside(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-    while (d && (de = readdir(d)))
-        n += !strncmp(de->d_name, ".rm-", 4);
-    if (d)
-        closedir(d);
-    return n;
-}
-
-/*  Six workspaces removed at once: at most EVR_XP_RM_MAX children under
-    way (each waits at the gate), the others waiting their turn; all
-    removed in the end. */
-static void
-test_removals_bounded(void)
-{
-    s_env_t e;
-    s_setup(&e);
-    s_fifo_t f = { .r.fd = -1 };
-    snprintf(f.path, sizeof f.path, "%s/gate.fifo", e.dir);
-    CHECK(mkfifo(f.path, 0600) == 0);
-    s_gate.fifo = f.path;
-    s_gate.name = "evr-gate";
-    s_res_t r[6];
-    char p[160];
-    for (int i = 0; i < 6; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBR%d", i);
-        CALL(&e, r[i], workspace_create, job);
-        snprintf(p, sizeof p, "%s/work/%s/evr-gate", e.dir, job);
-        close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    }
-    evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
-                       "removed");
-    for (int i = 0; i < 6; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBR%d", i);
-        memset(&r[i], 0, sizeof r[i]);
-        e.ex->ops->workspace_remove(e.ex, job, s_on, &r[i]);
-    }
-    for (int i = 0; i < 20; i++)
-        evr_loop_once(e.loop, 10);
-    int kids = evr_loopfifo_children();
-    CHECK(kids >= 1 && kids <= EVR_XP_RM_MAX);
-    if (kids > EVR_XP_RM_MAX)
-        fprintf(stderr, "  %d removals under way at once\n", kids);
-    s_gate.name = NULL;   /* those to come pass */
-    CHECK(evr_loopfifo_open(e.loop, f.path, &f.r));
-    for (int i = 0; i < 6; i++) {
-        s_until(e.loop, &r[i].called);
-        CHECK(r[i].called && r[i].r.rc == EVR_OK);
-    }
-    evr_loopfifo_guard(NULL);
-    snprintf(p, sizeof p, "%s/work", e.dir);
-    CHECK(s_aside(p) == 0);
-    if (f.r.fd >= 0) {
-        if (!f.r.eof)
-            evr_loop_fd_remove(e.loop, f.r.fd);
-        close(f.r.fd);
-    }
-    s_teardown(&e);
-}
-
-/*  Removals whose child cannot be forked (the test hook
-    EVR_TEST_OFFLOAD_FORK_FAIL, as past RLIMIT_NPROC): each reports
-    success (its name free), its tree is put off, said in the log, and
-    removed later, from a timer once forks work again; a removal asked
-    meanwhile tries the trees put off at once. */
-static void
-test_removal_fork_fails(void)
-{
-    s_env_t e;
-    s_setup(&e);
-    char flag[128], log[128], units[128], work[128], p[160];
-    snprintf(flag, sizeof flag, "%s/nofork", e.dir);
-    snprintf(log, sizeof log, "%s/log", e.dir);
-    snprintf(units, sizeof units, "%s/units", e.dir);
-    snprintf(work, sizeof work, "%s/work", e.dir);
-    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    setenv("EVR_TEST_OFFLOAD_FORK_FAIL", flag, 1);
-    int saved = dup(2), lfd = open(log, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
-    CHECK(saved >= 0 && lfd >= 0 && dup2(lfd, 2) == 2);   /* the log, read below */
-    snprintf(p, sizeof p, "%s/JOB1/f", work);
-    close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    s_res_t r;
-    CALL(&e, r, workspace_remove, "JOB1");
-    CHECK(r.r.rc == EVR_OK);
-    if (r.r.rc)
-        fprintf(stderr, "  workspace_remove: %s\n", r.msg);
-    s_create(&e, "evrun-JOB1-f-1", "true", NULL);
-    CALL(&e, r, remove, "evrun-JOB1-f-1");
-    CHECK(r.r.rc == EVR_OK);
-    CALL(&e, r, inspect, "evrun-JOB1-f-1");
-    CHECK(r.r.not_found);
-    snprintf(p, sizeof p, "%s/JOB1", work);
-    CHECK(access(p, F_OK) != 0);   /* its name free */
-    CHECK(s_aside(work) == 1 && s_aside(units) == 1);   /* put off */
-    evr_loop_once(e.loop, 10);
-    /* forks work again: the next try (a timer) removes both */
-    unlink(flag);
-    for (int i = 0; i < 500 && s_aside(work) + s_aside(units) > 0; i++)
-        evr_loop_once(e.loop, 10);
-    CHECK(s_aside(work) == 0 && s_aside(units) == 0);
-    /* put off again, then another removal: tried at once with it */
-    close(open(flag, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    CALL(&e, r, workspace_create, "JOB2");
-    CALL(&e, r, workspace_remove, "JOB2");
-    CHECK(r.r.rc == EVR_OK && s_aside(work) == 1);
-    unlink(flag);
-    CALL(&e, r, workspace_create, "JOB3");
-    CALL(&e, r, workspace_remove, "JOB3");
-    for (int i = 0; i < 50 && s_aside(work) > 0; i++)   /* well before the timer's 1 s */
-        evr_loop_once(e.loop, 10);
-    CHECK(s_aside(work) == 0);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    close(lfd);
-    unsetenv("EVR_TEST_OFFLOAD_FORK_FAIL");
-    FILE *fp = fopen(log, "r");
-    char text[4096] = "";
-    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
-    text[n] = '\0';
-    if (fp)
-        fclose(fp);
-    CHECK_CONTAINS(text, "process executor: removing the workspace");
-    CHECK_CONTAINS(text, "process executor: removing evrun-JOB1-f-1: fork: Resource "
-                         "temporarily unavailable: its tree");
-    CHECK_CONTAINS(text, "is removed later");
-    CHECK_CONTAINS(text, "put off removed");
-    s_teardown(&e);
-}
-
 static void
 test_list_and_workspaces(void)
 {
@@ -921,10 +607,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_pause_resume);
     EVR_TEST_RUN(test_put_get);
     EVR_TEST_RUN(test_put_off_loop);
-    EVR_TEST_RUN(test_removals_off_loop);
-    EVR_TEST_RUN(test_removal_fork_fails);
-    EVR_TEST_RUN(test_removals_bounded);
-    EVR_TEST_RUN(test_sweep_off_loop);
     EVR_TEST_RUN(test_list_and_workspaces);
     EVR_TEST_RUN(test_workspace_remove_links_and_depth);
     EVR_TEST_RUN(test_remove_running);
