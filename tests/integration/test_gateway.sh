@@ -751,6 +751,24 @@ case_bad_input() {
 
 # A client that stops reading a live log is dropped after http_idle_timeout;
 # it resumes with Last-Event-ID and gets the rest, each event once.
+# query parameters: a route refuses one it does not take, naming it and the known ones; a
+# missing arg's hint is the HTTP form (?arg=NAME=VALUE), not the command line's -a
+case_query_params() {
+  fresh query
+  bus_broker && gateway && gw_port
+  printf 'pipeline: who\nexecutor: process\nargs: {WHO: {}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/who.yml"
+  local yml=(-H 'Content-Type: application/yaml' --data-binary @"$tmp/who.yml")
+  check "a missing arg: 400" [ "$(api POST /jobs "${yml[@]}")" = 400 ]
+  check "... its hint is ?arg=WHO=VALUE" grep -q 'args.WHO: no default and not given (add ?arg=WHO=VALUE to the URL)' "$tmp/body"
+  check "... not -a" bash -c "! grep -q 'use -a' $tmp/body"
+  check "?WHO=x: 400" [ "$(api POST '/jobs?WHO=x&bogus=1' "${yml[@]}")" = 400 ] && jerr bad_request
+  check "... names them and the known ones" grep -q 'unknown query parameter WHO, bogus: this route takes arg, label (an arg is ?arg=NAME=VALUE)' "$tmp/body"
+  check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
+  check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ] && grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
+  check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]
+  check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ] && grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
+}
+
 case_stalled_resume() {
   fresh stall
   printf 'http_idle_timeout: 3\n' > "$tmp/gw.yml"
@@ -855,7 +873,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input stalled_resume stalled_live}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"
