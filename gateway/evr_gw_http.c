@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "evr_log.h"
 
@@ -635,12 +637,37 @@ s_read_pem(const char *key, const char *path, evr_err_t *err)
     return buf;
 }
 
+/*  Whether sa can be bound (as libmicrohttpd binds it: SO_REUSEADDR);
+    else err names the address, port and errno's words.  libmicrohttpd's
+    own message would say "port 0" and hide the address. */
+static evr_rc_t
+s_bind_probe(const struct sockaddr_in *sa, evr_err_t *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0)
+        return evr_err_set(err, EVR_ERR_IO, "socket: %s", strerror(errno));
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    evr_rc_t rc = EVR_OK;
+    if (bind(fd, (const struct sockaddr *) sa, sizeof *sa) != 0) {
+        char ip[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof ip);
+        rc = evr_err_set(err, EVR_ERR_IO, "cannot listen on %s:%u: %s%s", ip,
+                         ntohs(sa->sin_port), strerror(errno),
+                         errno == EADDRINUSE ? " (another evrun-gateway, or another server, "
+                                               "has it: stop it, or set another --listen)" : "");
+    }
+    close(fd);
+    return rc;
+}
+
 evr_rc_t
 evr_gw_start(evr_gw_t *gw, evr_err_t *err)
 {
     struct sockaddr_in sa;
     evr_rc_t rc = s_listen_addr(evr_config_get(gw->cfg, "http_listen"), &sa, err);
     if (rc)
+        return rc;
+    if ((rc = s_bind_probe(&sa, err)))
         return rc;
     const char *certf = evr_config_get(gw->cfg, "tls_cert");
     const char *keyf = evr_config_get(gw->cfg, "tls_key");
@@ -676,10 +703,14 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         pthread_mutex_destroy(&gw->conns_mu);
         evr_gw_views_destroy(gw);
     }
+    if (!gw->daemon && certf)
+        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s with TLS: are tls_cert and "
+                           "tls_key a certificate and its key (libmicrohttpd's message above)?",
+                           evr_config_get(gw->cfg, "http_listen"));
     if (!gw->daemon)
-        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s%s: is the port taken (another "
-                           "evrun-gateway?) or the certificate and key not a pair?",
-                           evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
+        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s: libmicrohttpd could not start "
+                           "(its message above; the port may have been taken meanwhile)",
+                           evr_config_get(gw->cfg, "http_listen"));
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
     gw->port = di ? di->port : ntohs(sa.sin_port);
     evr_gw_watchdog_start(gw);

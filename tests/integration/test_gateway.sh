@@ -769,6 +769,21 @@ case_query_params() {
   check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ] && grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
 }
 
+# a port taken: the address and port named with the system's words, no certificate when
+# TLS is off
+case_taken_port() {
+  fresh taken
+  bus_broker && gateway && gw_port
+  local rc
+  timeout 20 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$url_port" > "$tmp/taken.out" 2>&1
+  rc=$?
+  check "a taken port: exits at once, non-zero ($rc)" [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  check "... names the address and port" grep -q "cannot listen on 127.0.0.1:$url_port: Address already in use" "$tmp/taken.out"
+  check "... not port 0" bash -c "! grep -q 'port 0' $tmp/taken.out"
+  check "... no certificate without TLS" bash -c "! grep -qi 'certificate' $tmp/taken.out"
+  check "the first still serving" serving
+}
+
 case_stalled_resume() {
   fresh stall
   printf 'http_idle_timeout: 3\n' > "$tmp/gw.yml"
@@ -873,7 +888,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params stalled_resume stalled_live}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params taken_port stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"
