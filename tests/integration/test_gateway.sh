@@ -622,6 +622,7 @@ YML
   cli hook-token ../x > /dev/null 2>&1
   check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
   cli hook-token ghost > "$tmp/ghost.tok"
+  check "hook-token --help: NAME need not be registered yet" bash -c "'$bin/evrun-cli' hook-token --help | grep -q 'NAME need not be registered yet'"
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
   local old=$t
   t=$(cli hook-token manual --new)
