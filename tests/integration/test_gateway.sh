@@ -756,7 +756,15 @@ case_bad_input() {
 # missing arg's hint is the HTTP form (?arg=NAME=VALUE), not the command line's -a
 case_query_params() {
   fresh query
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: reg\nexecutor: process\nargs: {WHO: {}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/pipelines/reg.yml"
   bus_broker && gateway && gw_port
+  check "start by name, an arg missing: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"reg"}')" = 400 ]
+  check "... the broker's hint in the HTTP form" grep -q 'args.WHO: no default and not given (add ?arg=WHO=VALUE to the URL)' "$tmp/body"
+  local hk
+  hk=$(cli hook-token reg)
+  check "a hook, an arg missing: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $hk" -X POST "${url%/api/v1}/hooks/reg")" = 400 ]
+  check "... the hint names the body's args" grep -q 'args.WHO: no default and not given (give it in the body: {\\"args\\": {\\"WHO\\": VALUE}})' "$tmp/body"
   printf 'pipeline: who\nexecutor: process\nargs: {WHO: {}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/who.yml"
   local yml=(-H 'Content-Type: application/yaml' --data-binary @"$tmp/who.yml")
   check "a missing arg: 400" [ "$(api POST /jobs "${yml[@]}")" = 400 ]
