@@ -358,7 +358,8 @@ s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
     (void) kind, (void) value;
     size_t at = strlen(q->unknown);
     if (!s_query_has(q->known, key) && at + 8 < sizeof q->unknown)
-        snprintf(q->unknown + at, sizeof q->unknown - at, "%s%.64s", at ? ", " : "", key);
+        snprintf(q->unknown + at, sizeof q->unknown - at, "%s%.64s", at ? ", " : "",
+                 *key ? key : "(an empty name)");
     return MHD_YES;
 }
 
@@ -376,8 +377,12 @@ s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
         return true;
     char known[128];
     size_t n = 0;
-    for (const char *c = route->query; *c && n + 3 < sizeof known; c++)
-        n += (size_t) snprintf(known + n, sizeof known - n, "%s", *c == ' ' ? ", " : (char[2]) { *c, 0 });
+    for (const char *c = route->query; *c && n + 3 < sizeof known; c++) {
+        if (*c == ' ')
+            known[n++] = ',';
+        known[n++] = *c;
+    }
+    known[n] = '\0';
     evr_gw_error(req, 400, "bad_request", "unknown query parameter %s: this route takes %s%s%s "
                  "(see schema/openapi.yaml)", q.unknown, *known ? "" : "none", known,
                  strcmp(route->query, "arg label") ? "" : " (an arg is ?arg=NAME=VALUE)");
@@ -649,11 +654,12 @@ s_bind_probe(const struct sockaddr_in *sa, evr_err_t *err)
     (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     evr_rc_t rc = EVR_OK;
     if (bind(fd, (const struct sockaddr *) sa, sizeof *sa) != 0) {
+        int e = errno;
         char ip[INET_ADDRSTRLEN] = "?";
         inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof ip);
         rc = evr_err_set(err, EVR_ERR_IO, "cannot listen on %s:%u: %s%s", ip,
-                         ntohs(sa->sin_port), strerror(errno),
-                         errno == EADDRINUSE ? " (another evrun-gateway, or another server, "
+                         ntohs(sa->sin_port), strerror(e),
+                         e == EADDRINUSE ? " (another evrun-gateway, or another server, "
                                                "has it: stop it, or set another --listen)" : "");
     }
     close(fd);
