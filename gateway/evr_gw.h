@@ -88,6 +88,9 @@ typedef struct {
     bool open;                  /* no token checked before the handler: it checks its own */
     bool root;                  /* path is from /, not under EVR_GW_PREFIX */
     bool tail;                  /* the last {param} takes the rest of the path */
+    const char *query;          /* its query parameters, space-separated ("" none): any
+                                   other is refused (400); NULL: not checked (hooks, UI,
+                                   metrics: callers we do not write) */
 } evr_gw_route_t;
 
 extern const evr_gw_route_t evr_gw_routes[];

@@ -276,13 +276,16 @@ typedef struct {
 
 /*  One refusal text: an unknown arg's "[WHERE: ]args.NAME: the pipeline
     declares no arg" (evr_spec_bind_args) named as this request gave it,
-    "?arg=NAME" or "body.args.NAME"; each "; "-joined part (the broker's
-    way) on its own.  Other texts stay as they are. */
+    "?arg=NAME" or "body.args.NAME", and a missing arg's "(use -a
+    NAME=VALUE)" given in the HTTP form (query NULL: a hook's, whose
+    args are its body's); each "; "-joined part (the
+    broker's way) on its own.  Other texts stay as they are. */
 static json_t *
 s_arg_named(const char *text, const evr_strmap_t *query)
 {
     static const char *const what = ": the pipeline declares no arg \"";
-    if (!text || !strstr(text, what))
+    static const char *const use = "(use -a ";   /* a missing arg: the CLI's hint */
+    if (!text || (!strstr(text, what) && !strstr(text, use)))
         return NULL;
     char *out = evr_strdup("");
     for (const char *part = text; part;) {
@@ -301,6 +304,15 @@ s_arg_named(const char *text, const evr_strmap_t *query)
             out = evr_asprintf("%s%s%s%s%s", was, *was ? "; " : "", q ? "?arg=" : "body.args.",
                                name, end);
             free(name);
+        }
+        else if ((a = strstr(one, use)) && (end = strstr(a, "=VALUE)"))) {
+            int n0 = (int) (a - one), nn = (int) (end - a - strlen(use));
+            const char *nm = a + strlen(use);
+            out = query ? evr_asprintf("%s%s%.*s(add ?arg=%.*s=VALUE to the URL)%s", was,
+                                       *was ? "; " : "", n0, one, nn, nm, end + 7)
+                        : evr_asprintf("%s%s%.*s(give it in the body: {\"args\": {\"%.*s\": "
+                                       "VALUE}})%s", was, *was ? "; " : "", n0, one, nn, nm,
+                                       end + 7);
         }
         else
             out = evr_asprintf("%s%s%s", was, *was ? "; " : "", one);

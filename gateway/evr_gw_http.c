@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "evr_log.h"
 
@@ -17,19 +19,24 @@
 #define S_HEADERS_MAX 100          /* header fields of one request (431 past it) */
 
 const evr_gw_route_t evr_gw_routes[] = {
-    { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true },
-    { .method = "GET", .path = "/jobs", .fn = evr_gw_h_jobs },
-    { .method = "GET", .path = "/jobs/{id}", .fn = evr_gw_h_job },
-    { .method = "POST", .path = "/jobs/{id}/cancel", .fn = evr_gw_h_cancel, .write = true },
-    { .method = "POST", .path = "/jobs/{id}/pause", .fn = evr_gw_h_pause, .write = true },
-    { .method = "POST", .path = "/jobs/{id}/resume", .fn = evr_gw_h_resume, .write = true },
-    { .method = "GET", .path = "/jobs/{id}/log", .fn = evr_gw_h_log },
-    { .method = "GET", .path = "/runners", .fn = evr_gw_h_runners },
-    { .method = "GET", .path = "/pipelines", .fn = evr_gw_h_pipelines },
-    { .method = "GET", .path = "/jobs/{id}/artifacts", .fn = evr_gw_h_artifacts },
+    { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true,
+      .query = "arg label" },
+    { .method = "GET", .path = "/jobs", .fn = evr_gw_h_jobs,
+      .query = "pipeline status limit cursor" },
+    { .method = "GET", .path = "/jobs/{id}", .fn = evr_gw_h_job, .query = "" },
+    { .method = "POST", .path = "/jobs/{id}/cancel", .fn = evr_gw_h_cancel, .write = true,
+      .query = "" },
+    { .method = "POST", .path = "/jobs/{id}/pause", .fn = evr_gw_h_pause, .write = true,
+      .query = "" },
+    { .method = "POST", .path = "/jobs/{id}/resume", .fn = evr_gw_h_resume, .write = true,
+      .query = "" },
+    { .method = "GET", .path = "/jobs/{id}/log", .fn = evr_gw_h_log, .query = "step" },
+    { .method = "GET", .path = "/runners", .fn = evr_gw_h_runners, .query = "" },
+    { .method = "GET", .path = "/pipelines", .fn = evr_gw_h_pipelines, .query = "" },
+    { .method = "GET", .path = "/jobs/{id}/artifacts", .fn = evr_gw_h_artifacts, .query = "" },
     { .method = "GET", .path = "/jobs/{id}/artifacts/{step}/{path}", .fn = evr_gw_h_artifact,
-      .tail = true },
-    { .method = "POST", .path = "/demand", .fn = evr_gw_h_demand, .write = true },
+      .tail = true, .query = "" },
+    { .method = "POST", .path = "/demand", .fn = evr_gw_h_demand, .write = true, .query = "" },
     { .method = "GET", .path = "/metrics", .fn = evr_gw_h_metrics, .open = true, .root = true },
     { .method = "POST", .path = "/hooks/github", .fn = evr_gw_h_github, .open = true,
       .root = true },
@@ -329,6 +336,59 @@ evr_gw_origin_form(const char *url)
     return *path == '/' ? path : "/";
 }
 
+typedef struct {
+    const char *known;      /* the route's query parameters, space-separated */
+    char unknown[256];      /* the others, ", "-joined */
+} s_query_t;
+
+static bool
+s_query_has(const char *known, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *k = known; n && (k = strstr(k, key)); k += n)
+        if ((k == known || k[-1] == ' ') && (k[n] == ' ' || !k[n]))
+            return true;
+    return false;
+}
+
+static enum MHD_Result
+s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_query_t *q = cls;
+    (void) kind, (void) value;
+    size_t at = strlen(q->unknown);
+    if (!s_query_has(q->known, key) && at + 8 < sizeof q->unknown)
+        snprintf(q->unknown + at, sizeof q->unknown - at, "%s%.64s", at ? ", " : "",
+                 *key ? key : "(an empty name)");
+    return MHD_YES;
+}
+
+/*  Whether every query parameter of req is one its route takes; else
+    req's answer is a 400 naming them and the known ones.  A misspelt
+    or guessed parameter (?WHO=x for ?arg=WHO=x) is not dropped quietly. */
+static bool
+s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
+{
+    if (!route->query)
+        return true;
+    s_query_t q = { .known = route->query };
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_query_item, &q);
+    if (!q.unknown[0])
+        return true;
+    char known[128];
+    size_t n = 0;
+    for (const char *c = route->query; *c && n + 3 < sizeof known; c++) {
+        if (*c == ' ')
+            known[n++] = ',';
+        known[n++] = *c;
+    }
+    known[n] = '\0';
+    evr_gw_error(req, 400, "bad_request", "unknown query parameter %s: this route takes %s%s%s "
+                 "(see schema/openapi.yaml)", q.unknown, *known ? "" : "none", known,
+                 strcmp(route->query, "arg label") ? "" : " (an arg is ?arg=NAME=VALUE)");
+    return false;
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
@@ -362,6 +422,8 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
         return false;
     }
     if (!cc->route->open && !evr_gw_auth(gw, &cc->req, cc->route->write))
+        return false;
+    if (!s_query_ok(&cc->req, cc->route))
         return false;
     const char *cl = evr_gw_header(&cc->req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > gw->body_max) {
@@ -580,12 +642,38 @@ s_read_pem(const char *key, const char *path, evr_err_t *err)
     return buf;
 }
 
+/*  Whether sa can be bound (as libmicrohttpd binds it: SO_REUSEADDR);
+    else err names the address, port and errno's words.  libmicrohttpd's
+    own message would say "port 0" and hide the address. */
+static evr_rc_t
+s_bind_probe(const struct sockaddr_in *sa, evr_err_t *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0)
+        return evr_err_set(err, EVR_ERR_IO, "socket: %s", strerror(errno));
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    evr_rc_t rc = EVR_OK;
+    if (bind(fd, (const struct sockaddr *) sa, sizeof *sa) != 0) {
+        int e = errno;
+        char ip[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof ip);
+        rc = evr_err_set(err, EVR_ERR_IO, "cannot listen on %s:%u: %s%s", ip,
+                         ntohs(sa->sin_port), strerror(e),
+                         e == EADDRINUSE ? " (another evrun-gateway, or another server, "
+                                               "has it: stop it, or set another --listen)" : "");
+    }
+    close(fd);
+    return rc;
+}
+
 evr_rc_t
 evr_gw_start(evr_gw_t *gw, evr_err_t *err)
 {
     struct sockaddr_in sa;
     evr_rc_t rc = s_listen_addr(evr_config_get(gw->cfg, "http_listen"), &sa, err);
     if (rc)
+        return rc;
+    if ((rc = s_bind_probe(&sa, err)))
         return rc;
     const char *certf = evr_config_get(gw->cfg, "tls_cert");
     const char *keyf = evr_config_get(gw->cfg, "tls_key");
@@ -621,10 +709,14 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         pthread_mutex_destroy(&gw->conns_mu);
         evr_gw_views_destroy(gw);
     }
+    if (!gw->daemon && certf)
+        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s with TLS: are tls_cert and "
+                           "tls_key a certificate and its key (libmicrohttpd's message above)?",
+                           evr_config_get(gw->cfg, "http_listen"));
     if (!gw->daemon)
-        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s%s: is the port taken (another "
-                           "evrun-gateway?) or the certificate and key not a pair?",
-                           evr_config_get(gw->cfg, "http_listen"), certf ? " with TLS" : "");
+        return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s: libmicrohttpd could not start "
+                           "(its message above; the port may have been taken meanwhile)",
+                           evr_config_get(gw->cfg, "http_listen"));
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
     gw->port = di ? di->port : ntohs(sa.sin_port);
     evr_gw_watchdog_start(gw);

@@ -131,6 +131,24 @@ evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t 
     }
 }
 
+bool
+evr_diag_marked(const evr_diag_t *self, const char *path)
+{
+    return s_find(self, path, strlen(path)) != NULL;
+}
+
+bool
+evr_diag_reported(const evr_diag_t *self, const char *path)
+{
+    size_t len = strlen(path);
+    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++) {
+        const char *p = self->paths[i];
+        if (strncmp(p, path, len) == 0 && (!p[len] || p[len] == '.' || p[len] == '['))
+            return true;
+    }
+    return false;
+}
+
 static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap) __attribute__((format(printf, 5, 0)));

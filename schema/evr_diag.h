@@ -37,6 +37,15 @@ void evr_diag_remap_list(evr_diag_t *self, const char *list, const uint32_t *fir
     when nothing is known. */
 bool evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t *col);
 
+/*  Whether the loader recorded path itself (no fallback to its parents):
+    the key was written, whatever its value. */
+bool evr_diag_marked(const evr_diag_t *self, const char *path);
+
+/*  Whether an error about path, or a field under it ("source.git" for
+    "source"), was added: a check of the whole field that would only
+    repeat it in other words stays silent. */
+bool evr_diag_reported(const evr_diag_t *self, const char *path);
+
 /*  Adds an error about path at the position the source map knows.  Only
     the first error about a given (non-empty) path is kept. */
 void evr_diag_add(evr_diag_t *self, const char *path, const char *fmt, ...)

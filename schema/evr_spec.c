@@ -130,7 +130,7 @@ const evr_rectype_t evr_queue_type = { "queue", sizeof(evr_queue_t), s_queue_fie
 static const evr_field_t s_retry_fields[] = {
     F(evr_retry_t, "on", EVR_FT_STRLIST, true, 3, on, NULL, s_check_retry_on,
       "outcomes that retry the step: lost, failed, timed_out"),
-    F(evr_retry_t, "max", EVR_FT_U32, true, 0, max, NULL, NULL, "further attempts at most"),
+    F(evr_retry_t, "max", EVR_FT_U32, true, 0, max, NULL, NULL, "further attempts at most, 0 to 100"),
 };
 const evr_rectype_t evr_retry_type = { "retry", sizeof(evr_retry_t), s_retry_fields,
                                        EVR_ARRAY_LEN(s_retry_fields),
@@ -190,7 +190,8 @@ static const char *const s_artifacts_when_names[] = { "on_success", "on_failure"
 
 static const evr_field_t s_artifacts_fields[] = {
     F(evr_artifacts_t, "paths", EVR_FT_STRLIST, true, 64, paths, NULL, NULL,
-      "paths relative to /workspace copied out after the step"),
+      "paths relative to /workspace copied out after the step, each as named (a file, or a "
+      "directory whole): no glob character (* ? [)"),
     { "when", EVR_FT_ENUM, false, 0, offsetof(evr_artifacts_t, when), NULL, NULL, NULL,
       "after which outcome: on_success, on_failure (timed out included) or always; a "
       "cancelled step keeps none", s_artifacts_when_names, NULL },
@@ -203,7 +204,8 @@ static const evr_field_t s_cache_fields[] = {
     F(evr_cache_t, "key", EVR_FT_STR, true, EVR_SPEC_MAX_CACHE_KEY, key, NULL, NULL,
       "names the cache with the pipeline; may hold {{ sha256 FILE }} of a workspace file"),
     F(evr_cache_t, "path", EVR_FT_STR, true, EVR_SPEC_MAX_PATH, path, NULL, NULL,
-      "where it is mounted: absolute, or relative to /workspace"),
+      "where it is mounted: absolute, or relative to /workspace; one directory, no glob "
+      "character (* ? [)"),
 };
 const evr_rectype_t evr_cache_type = { "cache", sizeof(evr_cache_t), s_cache_fields,
                                        EVR_ARRAY_LEN(s_cache_fields), EVR_NO_PRESENT, NULL };
@@ -231,7 +233,7 @@ static const evr_field_t s_step_fields[] = {
       "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "
       "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },
     F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
-      "step time limit (90s, 5m, 1h30m)"),
+      "step time limit (90s, 5m, 1h30m); 0 or absent: none"),
     { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),
       &evr_artifacts_type, NULL, NULL,
       "files copied out after the step: {paths, when}, or a list of paths (when on_success)",
@@ -290,7 +292,7 @@ static const evr_field_t s_spec_fields[] = {
       "a job waits this long after its submit before it may be dispatched (with replace: a "
       "debounce)"),
     F(evr_spec_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
-      "time limit of the whole job"),
+      "time limit of the whole job; 0 or absent: none"),
     F(evr_spec_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
       "environment of every step"),
     F(evr_spec_t, "args", EVR_FT_RECMAP, false, 64, args, &evr_arg_type, NULL,

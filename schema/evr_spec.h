@@ -174,6 +174,8 @@ typedef struct {
 #define EVR_SPEC_MAX_MATRIX_KEYS 8
 #define EVR_SPEC_MAX_MATRIX_VALUES 64
 #define EVR_SPEC_MAX_MATRIX_COMBOS 64
+/*  Most further attempts of a step (retry.max): each is a container. */
+#define EVR_SPEC_MAX_RETRY 100
 
 typedef struct {
     char *name;

@@ -73,17 +73,46 @@ s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
         }
 }
 
-/*  Artifact paths of step i: safe, each once. */
+/*  Length of the directory before path's first glob character (* ? [):
+    3 for "out/a*.xml"; 0 when the glob is in the first component; -1
+    when path holds none.  The runner copies a path (artifacts) or mounts
+    it (caches) as named: a pattern would name nothing. */
+static int
+s_glob_dir(const char *path)
+{
+    const char *g = strpbrk(path, "*?[");
+    if (!g)
+        return -1;
+    size_t n = (size_t) (g - path);
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    while (n > 0 && path[n - 1] == '/')
+        n--;
+    return n > 0 ? (int) n : (path[0] == '/' ? 1 : 0);
+}
+
+/*  Artifact paths of step i: safe, no glob, each once. */
 static void
 s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
 {
     char p[128];
     for (uint32_t k = 0; k < a->paths.n; k++) {
-        const char *why = evr_spec_path_problem(a->paths.v[k]);
+        const char *path = a->paths.v[k];
+        const char *why = evr_spec_path_problem(path);
+        int dir = why ? -1 : s_glob_dir(path);
         /* the loader marks a shorthand list's items as paths[k] too */
         snprintf(p, sizeof p, "%s.artifacts.paths[%u]", at, k);
         if (why)
-            evr_diag_add(diag, p, "%s: \"%s\"", why, a->paths.v[k]);
+            evr_diag_add(diag, p, "%s: \"%s\"", why, path);
+        else if (dir > 0)
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): artifact paths are "
+                         "copied as named, not matched; name the directory (\"%.*s\", copied "
+                         "whole) or each file", path, dir, path);
+        else if (dir == 0)
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): artifact paths are "
+                         "copied as named, not matched; name each file (or their directory, "
+                         "copied whole)", path);
+        why = why ? why : dir >= 0 ? "glob" : NULL;
         for (uint32_t m = 0; m < k && !why; m++)
             if (strcmp(a->paths.v[m], a->paths.v[k]) == 0) {
                 evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
@@ -135,8 +164,17 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
             evr_diag_add(diag, p, "%s", why);
         snprintf(p, sizeof p, "%s[%u].path", path, k);
         why = s_cache_path_problem(c->path);
+        int dir = why ? -1 : s_glob_dir(c->path);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
+        else if (dir > 0)
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): a cache is one "
+                         "directory, mounted as named; name the directory (\"%.*s\")", c->path,
+                         dir, c->path);
+        else if (dir == 0)
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): a cache is one "
+                         "directory, mounted as named; name the directory", c->path);
+        why = why ? why : dir >= 0 ? "glob" : NULL;
         for (uint32_t m = 0; m < k && !why; m++)
             if (evr_spec_cache(cache, m)->path
                 && strcmp(evr_spec_cache(cache, m)->path, c->path) == 0) {
@@ -203,6 +241,11 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
         evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
     s_check_artifacts(&st->artifacts, at, diag);
+    if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
+        snprintf(p, sizeof p, "%s.retry.max", at);
+        evr_diag_add(diag, p, "%u: at most %d (further attempts, each a container of its own)",
+                     st->retry.max, EVR_SPEC_MAX_RETRY);
+    }
     if (st->cache.n) {     /* the paths only when there is something to check */
         snprintf(p, sizeof p, "%s.cache", at);
         s_check_cache(spec, &st->cache, p, diag);

@@ -143,6 +143,11 @@ s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
                          "matrix: {K: [v]} on a step called NAME instead", st->name);
             return 0;
         }
+        snprintf(p, sizeof p, "steps[%u].matrix", i);
+        if (evr_diag_marked(diag, p) && !evr_diag_reported(diag, p)) {
+            evr_diag_add(diag, p, "empty matrix: give KEY: [values], or remove matrix");
+            return 0;
+        }
         return 1;
     }
     for (uint32_t k = 0; k < st->matrix.n; k++) {

@@ -53,6 +53,8 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
         return;
     int forms = src->git.present + !!src->copy + !!src->tarball;
     if (forms != 1) {
+        if (!forms && evr_diag_reported(diag, key))
+            return;   /* its one form did not load: said already */
         evr_diag_add(diag, key, "%s: expected exactly one of git, copy, tarball (or `%s: none`)",
                      forms ? "more than one form" : "no form", key);
         return;

@@ -8,6 +8,8 @@
 #ifndef EVR_CLI_H_INCLUDED
 #define EVR_CLI_H_INCLUDED
 
+#include "evr_field.h"
+
 int evr_cli_validate(int argc, char **argv);
 /* cli_jobs.c */
 int evr_cli_run(int argc, char **argv);
@@ -20,6 +22,12 @@ int evr_cli_jobs(int argc, char **argv);
 int evr_cli_logs(int argc, char **argv);
 int evr_cli_runners(int argc, char **argv);
 int evr_cli_drain(int argc, char **argv);
+/*  The tar a submit carries of a `copy:` source: directory copy (relative
+    to the pipeline file's directory), gzip-compressed, at most
+    EVR_MSG_MAX_COPY_BYTES, into *tar (NULL: checked only, as validate
+    does); false with the error printed as "PROG: KEY: ...". */
+bool evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char *copy,
+                      evr_bin_t *tar);
 /* cli_pipelines.c */
 int evr_cli_pipelines(int argc, char **argv);
 int evr_cli_start(int argc, char **argv);

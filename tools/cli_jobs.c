@@ -82,10 +82,9 @@ s_load(const char *prog, const char *file, const evr_strmap_t *given, evr_spec_t
     return rc == EVR_OK;
 }
 
-/*  The tar of one copy: directory (relative to the pipeline file's),
-    gzip-compressed, into *tar; false with the error printed. */
-static bool
-s_copy_one(const char *prog, const char *file, const char *key, const char *copy, evr_bin_t *tar)
+bool
+evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char *copy,
+                 evr_bin_t *tar)
 {
     const char *slash = strrchr(file, '/');
     char *dir = copy[0] == '/' || !slash ? evr_strdup(copy)
@@ -112,7 +111,7 @@ s_copy_one(const char *prog, const char *file, const char *key, const char *copy
                 EVR_MSG_MAX_COPY_BYTES);
         ok = false;
     }
-    FILE *fp = ok ? fopen(tmp, "rb") : NULL;
+    FILE *fp = ok && tar ? fopen(tmp, "rb") : NULL;
     if (fp) {
         tar->data = evr_malloc(bytes ? bytes : 1);
         tar->len = (uint32_t) fread(tar->data, 1, bytes, fp);
@@ -131,9 +130,10 @@ static bool
 s_copies(const char *prog, const char *file, evr_msg_t *req)
 {
     const evr_spec_t *s = req->spec;
-    return (!s->source.copy || s_copy_one(prog, file, "source", s->source.copy, &req->source_tar))
+    return (!s->source.copy
+            || evr_cli_copy_tar(prog, file, "source", s->source.copy, &req->source_tar))
         && (!s->ci_source.copy
-            || s_copy_one(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
+            || evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
 }
 
 int

@@ -96,10 +96,13 @@ s_hook_help(FILE *out)
     fprintf(out,
             "usage: evrun-cli hook-token NAME [--new] [options]\n"
             "\n"
-            "Prints the hook token of the registered pipeline NAME, alone on stdout: the\n"
-            "token evrun-gateway's POST /hooks/NAME wants (Authorization: Bearer TOKEN, or\n"
+            "Prints the hook token of pipeline NAME, alone on stdout: the token\n"
+            "evrun-gateway's POST /hooks/NAME wants (Authorization: Bearer TOKEN, or\n"
             "X-Evrun-Token: TOKEN), kept in STATE/gateway/hooks/NAME.token (0600; made when\n"
             "missing).  Delete the file to revoke it; --new makes another in its place.\n"
+            "The broker is not asked: NAME need not be registered yet (a hook set up\n"
+            "first), and POST /hooks/NAME answers 404 until a pipeline NAME is registered;\n"
+            "check the name against evrun-cli pipelines.\n"
             "\n"
             "  --new                a new token (the old one stops working at once)\n"
             EVR_CLI_COMMON_HELP

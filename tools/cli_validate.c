@@ -1,7 +1,8 @@
 /*  cli_validate.c: `evrun-cli validate [--print] [-a K=V]... FILE...`.
 
     Loads each pipeline file with the same loader the runner uses, binds
-    the args given with -a, and prints `FILE: ok` or every error as
+    the args given with -a, builds the tar of a copy: source as run's
+    submit does (evr_cli_copy_tar), and prints `FILE: ok` or every error as
     `file:line:column: field: message`.  With --print, the normalized spec
     of each valid file goes to stdout as JSON instead.
 */
@@ -24,7 +25,9 @@ s_help(FILE *out)
             "system's word such as script:, gets \"did you mean run?\"), value types,\n"
             "step names, needs and cycles, matrices, durations, paths, the size as\n"
             "sent (at most 1 MiB, YAML aliases counted once per use, matrices\n"
-            "expanded), and that every arg without a default is given with -a.\n"
+            "expanded), that every arg without a default is given with -a, and that\n"
+            "a copy: source (or ci_source) is a directory whose compressed tar fits\n"
+            "a submit (1 MiB), as evrun-cli run builds it.\n"
             "--print shows a matrix step's combinations as the steps they become.\n"
             "Prints FILE: ok for each valid file; errors go to stderr as\n"
             "file:line:column: field: message.\n"
@@ -62,6 +65,13 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
     evr_rc_t rc = evr_yaml_load_file(&spec, diag);
     if (rc == EVR_OK)
         rc = evr_spec_bind_args(&spec, given, &resolved, diag);
+    /* run's submit path: a copy: source names a directory whose tar fits */
+    if (rc == EVR_OK && spec.source.copy
+        && !evr_cli_copy_tar("evrun-cli validate", file, "source", spec.source.copy, NULL))
+        rc = EVR_ERR_SPEC;
+    if (rc == EVR_OK && spec.ci_source.copy
+        && !evr_cli_copy_tar("evrun-cli validate", file, "ci_source", spec.ci_source.copy, NULL))
+        rc = EVR_ERR_SPEC;
     if (rc == EVR_OK) {
         if (print) {
             s_normalize(&spec);

@@ -66,6 +66,23 @@ check "aliases past the spec limit: exit 1" [ $? -eq 1 ]
 check "aliases past the spec limit: the limit named" \
   grep -q "alias.yml:.*more than 1048576 bytes, the limit of a pipeline spec" "$tmp/err"
 
+# copy: sources are checked as run's submit builds them
+mkdir -p "$tmp/cp/src"
+printf 'pipeline: p\nimage: i\nsource: {copy: ./nonexistent-dir}\nsteps:\n  - {name: a, run: x}\n' > "$tmp/cp/missing.yml"
+"$cli" validate "$tmp/cp/missing.yml" > "$tmp/out" 2> "$tmp/err"
+check "copy: a missing directory: exit 1" [ $? -eq 1 ]
+check "copy: a missing directory: run's message" \
+  grep -q "evrun-cli validate: source: copy .*nonexistent-dir: No such file or directory" "$tmp/err"
+head -c 1500000 /dev/urandom > "$tmp/cp/src/noise"
+printf 'pipeline: p\nimage: i\nci_source: {copy: src}\nsteps:\n  - {name: a, run: x}\n' > "$tmp/cp/big.yml"
+"$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
+check "copy: over 1 MiB compressed: exit 1" [ $? -eq 1 ]
+check "copy: over 1 MiB compressed: run's message" \
+  grep -q "evrun-cli validate: ci_source: copy .*src: the compressed tar is [0-9]* bytes, over the limit of 1048576 bytes" "$tmp/err"
+rm "$tmp/cp/src/noise"; echo hi > "$tmp/cp/src/small"
+"$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
+check "copy: a small directory: ok" grep -q "big.yml: ok" "$tmp/out"
+
 "$cli" validate --help > "$tmp/out"
 check "--help: exit 0 and usage" grep -q "usage: evrun-cli validate" "$tmp/out"
 

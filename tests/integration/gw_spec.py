@@ -726,12 +726,13 @@ def case_wire():
     check("a token of 5000 bytes: 401 JSON", st == 401 and b"unauthorized" in body, head[:100])
     # absolute-form request targets (RFC 9112 3.2.2: a server must take them): the path of
     # any host; none with no host
-    for target in ("http://127.0.0.1:%d%s/runners" % (PORT, API), "HTTP://other.example%s/runners"
-                   % API, "https://h%s/runners?x=1" % API):
+    for target, want in (("http://127.0.0.1:%d%s/runners" % (PORT, API), b'"runners"'),
+                         ("HTTP://other.example%s/runners" % API, b'"runners"'),
+                         ("https://h%s/jobs?limit=1" % API, b'"jobs"')):
         st, head, body = raw(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                               "Connection: close\r\n\r\n" % (target, R)).encode())
-        check("absolute-form GET %s: 200 with the runners" % target,
-              st == 200 and b'"runners"' in body, repr(head[:100]) + repr(body[:100]))
+        check("absolute-form GET %s: 200 with %s" % (target, want.decode()),
+              st == 200 and want in body, repr(head[:100]) + repr(body[:100]))
     st, head, body = raw(("GET http://%s/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                           "%s\r\nConnection: close\r\n\r\n" % (API, R)).encode())
     check("absolute-form with no host: 400 JSON naming the target", st == 400
@@ -813,7 +814,7 @@ def case_wire():
     s = socket.create_connection((HOST, PORT))
     s.sendall(b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n")
     s2 = socket.create_connection((HOST, PORT))
-    s2.sendall(("POST %s/jobs?slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+    s2.sendall(("POST %s/jobs?label=slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                 "Content-Type: application/yaml\r\nContent-Length: 100\r\n\r\nsteps"
                 % (API, W)).encode())
     r = api("GET", "/runners", token=R)

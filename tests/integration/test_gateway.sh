@@ -622,6 +622,7 @@ YML
   cli hook-token ../x > /dev/null 2>&1
   check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
   cli hook-token ghost > "$tmp/ghost.tok"
+  check "hook-token --help: NAME need not be registered yet" bash -c "'$bin/evrun-cli' hook-token --help | grep -q 'NAME need not be registered yet'"
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
   local old=$t
   t=$(cli hook-token manual --new)
@@ -751,6 +752,47 @@ case_bad_input() {
 
 # A client that stops reading a live log is dropped after http_idle_timeout;
 # it resumes with Last-Event-ID and gets the rest, each event once.
+# query parameters: a route refuses one it does not take, naming it and the known ones; a
+# missing arg's hint is the HTTP form (?arg=NAME=VALUE), not the command line's -a
+case_query_params() {
+  fresh query
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: reg\nexecutor: process\nargs: {WHO: {}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/pipelines/reg.yml"
+  bus_broker && gateway && gw_port
+  check "start by name, an arg missing: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"reg"}')" = 400 ]
+  check "... the broker's hint in the HTTP form" grep -q 'args.WHO: no default and not given (add ?arg=WHO=VALUE to the URL)' "$tmp/body"
+  local hk
+  hk=$(cli hook-token reg)
+  check "a hook, an arg missing: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $hk" -X POST "${url%/api/v1}/hooks/reg")" = 400 ]
+  check "... the hint names the body's args" grep -q 'args.WHO: no default and not given (give it in the body: {\\"args\\": {\\"WHO\\": VALUE}})' "$tmp/body"
+  printf 'pipeline: who\nexecutor: process\nargs: {WHO: {}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/who.yml"
+  local yml=(-H 'Content-Type: application/yaml' --data-binary @"$tmp/who.yml")
+  check "a missing arg: 400" [ "$(api POST /jobs "${yml[@]}")" = 400 ]
+  check "... its hint is ?arg=WHO=VALUE" grep -q 'args.WHO: no default and not given (add ?arg=WHO=VALUE to the URL)' "$tmp/body"
+  check "... not -a" bash -c "! grep -q 'use -a' $tmp/body"
+  check "?WHO=x: 400" [ "$(api POST '/jobs?WHO=x&bogus=1' "${yml[@]}")" = 400 ] && jerr bad_request
+  check "... names them and the known ones" grep -q 'unknown query parameter WHO, bogus: this route takes arg, label (an arg is ?arg=NAME=VALUE)' "$tmp/body"
+  check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
+  check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ] && grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
+  check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]
+  check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ] && grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
+}
+
+# a port taken: the address and port named with the system's words, no certificate when
+# TLS is off
+case_taken_port() {
+  fresh taken
+  bus_broker && gateway && gw_port
+  local rc
+  timeout 20 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$url_port" > "$tmp/taken.out" 2>&1
+  rc=$?
+  check "a taken port: exits at once, non-zero ($rc)" [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  check "... names the address and port" grep -q "cannot listen on 127.0.0.1:$url_port: Address already in use" "$tmp/taken.out"
+  check "... not port 0" bash -c "! grep -q 'port 0' $tmp/taken.out"
+  check "... no certificate without TLS" bash -c "! grep -qi 'certificate' $tmp/taken.out"
+  check "the first still serving" serving
+}
+
 case_stalled_resume() {
   fresh stall
   printf 'http_idle_timeout: 3\n' > "$tmp/gw.yml"
@@ -855,7 +897,7 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input stalled_resume stalled_live}
+cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params taken_port stalled_resume stalled_live}
 for c in $cases; do
   case_name=$c
   echo "== $c"

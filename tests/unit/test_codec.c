@@ -740,6 +740,38 @@ test_roundtrip_sizes(void)
     pthread_join(t, NULL);
 }
 
+/*  A spec's checks run where a message is decoded (the broker's submit,
+    the runner's dispatch), not only in the loader: a submit whose step
+    names an artifact glob (a client that does not load YAML) is refused
+    with the field and what to do. */
+static void
+test_submit_refuses_globs(void)
+{
+    static const char yml[] = "pipeline: g\nimage: i\nsteps:\n"
+                              "  - {name: a, run: x, artifacts: [out/a.xml]}\n";
+    evr_diag_t *diag = evr_diag_new("g.yml");
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .job = (char *) JOB_ID, .spec = evr_spec_new() };
+    CHECK(evr_yaml_load(yml, strlen(yml), m.spec, diag) == EVR_OK);
+    evr_step_t *st = evr_spec_step(m.spec, 0);
+    free(st->artifacts.paths.v[0]);
+    st->artifacts.paths.v[0] = evr_strdup("out/*.xml");
+    uint8_t *buf;
+    size_t len;
+    evr_msg_encode(&m, &buf, &len);
+    char hdr[EVR_MSG_HEADER_MAX];
+    evr_msg_header(m.type, hdr);
+    evr_msg_t back = { 0 };
+    const char *code = NULL;
+    evr_err_t err;
+    CHECK(evr_msg_decode(hdr, strlen(hdr), buf, len, &back, &code, &err) != EVR_OK);
+    CHECK_CONTAINS(err.msg, "steps[0].artifacts.paths[0]: \"out/*.xml\" holds a glob character");
+    CHECK_CONTAINS(err.msg, "name the directory (\"out\", copied whole) or each file");
+    evr_msg_clear(&back);
+    free(buf);
+    evr_spec_destroy(&m.spec);
+    evr_diag_destroy(&diag);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -756,5 +788,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_utf8_cut);
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
+    EVR_TEST_RUN(test_submit_refuses_globs);
     EVR_TEST_END();
 }

@@ -660,6 +660,52 @@ test_newcomer_errors(void)
     CHECK(evr_diag_near("", keys, 5) == NULL);
 }
 
+/*  What a first run met: a glob in an artifact or cache path (the runner
+    copies each path as it is named) is refused, naming the directory to
+    give instead; retry.max is bounded; an empty matrix is refused; a
+    source whose form had a load error gets no "no form" besides. */
+static void
+test_first_run_errors(void)
+{
+    size_t n;
+    char *e = s_errors_of(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"out/*.xml\"]\n",
+                          &n);
+    CHECK_CONTAINS(e, "f.yml:6:17: steps[0].artifacts.paths[0]: \"out/*.xml\" holds a glob "
+                      "character (* ? [): artifact paths are copied as named, not matched; "
+                      "name the directory (\"out\", copied whole) or each file");
+    free(e);
+    e = s_errors_of(S_HEAD "  - name: a\n    run: x\n    artifacts: {paths: [a.txt, \"r?.log\"]}\n",
+                    &n);
+    CHECK_CONTAINS(e, "steps[0].artifacts.paths[1]: \"r?.log\" holds a glob character (* ? [): "
+                      "artifact paths are copied as named, not matched; name each file (or "
+                      "their directory, copied whole)");
+    CHECK(n == 1);
+    free(e);
+    e = s_errors_of("pipeline: p\nimage: i\ncache: [{key: k, path: \"vendor/[ab]\"}]\nsteps:\n"
+                    "  - {name: a, run: x}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: \"vendor/[ab]\" holds a glob character "
+                      "(* ? [): a cache is one directory, mounted as named; name the directory "
+                      "(\"vendor\")");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 4294967295}}\n", &n);
+    CHECK_CONTAINS(e, "steps[0].retry.max: 4294967295: at most 100 (further attempts, each a "
+                      "container of its own)");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 100}}\n", &n);
+    CHECK(n == 0);
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - name: b\n    run: y\n    matrix: {}\n",
+                    &n);
+    CHECK_CONTAINS(e, "f.yml:7:5: steps[1].matrix: empty matrix: give KEY: [values], or remove "
+                      "matrix");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\nsource: {git: \"https://h/r\"}\n", &n);
+    CHECK_CONTAINS(e, "source.git: expected a mapping, got a scalar");
+    CHECK(strstr(e, "no form") == NULL);
+    CHECK(n == 1);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -677,5 +723,6 @@ main(void)
     EVR_TEST_RUN(test_run_options);
     EVR_TEST_RUN(test_path_idx);
     EVR_TEST_RUN(test_newcomer_errors);
+    EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_END();
 }
