@@ -1025,7 +1025,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history follow_outage runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
