@@ -208,6 +208,12 @@ evr_client_reconnect(evr_client_t *self, evr_err_t *err)
 }
 
 int
+evr_client_timeout(const evr_client_t *self)
+{
+    return self->timeout_ms;
+}
+
+int
 evr_client_set_timeout(evr_client_t *self, int ms)
 {
     int was = self->timeout_ms;
@@ -236,6 +242,15 @@ s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  A request that could not be sent (no connection: the broker is not
+    running, or restarting, or a fresh connection is not made yet). */
+static evr_rc_t
+s_unsent(evr_client_t *c, evr_err_t *err)
+{
+    return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s: no connection to it, "
+                       "cannot send (%s): %s", c->ep, err->msg, s_hint(c->ep));
+}
+
 evr_rc_t
 evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_err_t *err)
 {
@@ -243,8 +258,7 @@ evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_
     if (rc == EVR_ERR_LIMIT)    /* no broker would take it: nothing to hint at */
         return evr_err_set(err, rc, "cannot send to the broker at %s: %s", self->ep, err->msg);
     if (rc)
-        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)",
-                           self->ep, err->msg, s_hint(self->ep));
+        return s_unsent(self, err);
     self->owed = true;
     if ((rc = s_recv(self, reply, err)) != EVR_ERR_IO)
         self->owed = false;     /* answered, if malformed */
@@ -266,9 +280,10 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
                       void *arg, evr_msg_t *end, evr_err_t *err)
 {
     evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
+    if (rc == EVR_ERR_LIMIT)
+        return evr_err_set(err, rc, "cannot send to the broker at %s: %s", self->ep, err->msg);
     if (rc)
-        return evr_err_set(err, rc == EVR_ERR_LIMIT ? rc : EVR_ERR_IO,
-                           "cannot send to the broker at %s: %s", self->ep, err->msg);
+        return s_unsent(self, err);
     self->owed = true;      /* until its `end` or `error` */
     bool stopped = false;
     for (;;) {

@@ -53,6 +53,8 @@ evr_rc_t evr_client_reconnect(evr_client_t *self, evr_err_t *err);
 /*  Sets the longest wait for each answer (timeout_ms at first) to ms (at
     least 1); returns the one it replaces. */
 int evr_client_set_timeout(evr_client_t *self, int ms);
+/*  The longest wait for each answer now. */
+int evr_client_timeout(const evr_client_t *self);
 
 const char *evr_client_endpoint(const evr_client_t *self);
 
