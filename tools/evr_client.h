@@ -40,8 +40,9 @@ void evr_client_destroy(evr_client_t **self_p);
     full: a call or stream with no answer in time, a stream cut short by
     a malformed item), drops the connection with whatever
     is still on its way to it and connects a fresh one to the same
-    endpoint with the same keys, without waiting for it: until it is made,
-    a call fails at once with EVR_ERR_IO ("cannot send").  Else (the last
+    endpoint with the same keys, without waiting for it: the next call
+    waits for it up to timeout_ms, then fails with EVR_ERR_IO ("no
+    connection to it").  Else (the last
     request answered in full, or never sent) keeps the connection: a
     no-op.  Answers carry no request id, so a client that goes on asking
     after an EVR_ERR_IO calls this first, lest a late answer be read as the

@@ -42,6 +42,8 @@ typedef struct {
     uint32_t page;          /* events in the history page being read */
     bool outage;            /* the broker's last answer did not come */
     bool said_conn;         /* a failed reconnect said in this outage */
+    uint64_t asked_time;    /* wall clock when the last request was sent */
+    uint64_t lost_time;     /* ... the first failed one of this outage */
     uint64_t retry_ns;      /* no request before (a second after one that failed) */
     int base_ms;            /* the client's timeout_ms; doubled in an outage up to cap_ms */
     int cap_ms;
@@ -357,14 +359,15 @@ s_lost(s_follow_t *f, const char *what, const evr_err_t *err)
     f->retry_ns = evr_mono_ns() + S_RETRY_NS;
     if (f->stop && *f->stop)
         return;     /* interrupted (SIGINT): the caller says it stopped */
-    if (!f->outage)
+    if (!f->outage) {
+        f->lost_time = f->asked_time;
         fprintf(stderr, "%s: %s: %s; following on, asking again a second after each wait "
                 "(each wait twice the last, up to %d ms) until it answers\n", f->prog, what,
                 err->msg, f->cap_ms);
-    else {  /* a slow broker is asked less and less often (its answers were still made) */
-        int ms = evr_client_timeout(f->client);
-        evr_client_set_timeout(f->client, ms > f->cap_ms / 2 ? f->cap_ms : ms * 2);
     }
+    /* a slow broker is asked less and less often (its answers were still made) */
+    int ms = evr_client_timeout(f->client);
+    evr_client_set_timeout(f->client, ms > f->cap_ms / 2 ? f->cap_ms : ms * 2);
     f->outage = true;
     if (evr_client_reconnect(f->client, &e2) && !f->said_conn) {
         fprintf(stderr, "%s: %s\n", f->prog, e2.msg);
@@ -430,6 +433,7 @@ s_history(s_follow_t *f, const char *job, uint32_t from, bool reask)
         before = j->last;
         req.from = j->last + 1 > from ? j->last + 1 : from;
         f->page = 0;
+        f->asked_time = evr_now_ns();
         rc = evr_client_stream_end(f->client, &req, s_hist_item, f, &end, &err);
         more = end.more;
         evr_msg_clear(&end);
@@ -458,6 +462,7 @@ s_pipeline(s_follow_t *f, s_fjob_t *j)
 {
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
     evr_err_t err;
+    f->asked_time = evr_now_ns();
     evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
     if (rc == EVR_OK && rep.type == EVR_MSG_JOB)
         j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
@@ -559,6 +564,7 @@ s_backfill(s_follow_t *f)
     evr_err_t err;
     for (;;) {
         o.n = 0;
+        f->asked_time = evr_now_ns();
         evr_rc_t rc = evr_client_stream(f->client, &req, s_open_item, &o, &err);
         if (rc == EVR_ERR_IO)
             s_lost(f, "jobs", &err);
@@ -663,7 +669,8 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             evr_msg_t m = { 0 };
             evr_err_t err;
             if (evr_bus_recv_pub(sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job) {
-                s_back(f);      /* it publishes: it is back (said, if it was away) */
+                if (m.event->time >= f->lost_time)
+                    s_back(f);  /* it publishes (not only what was on its way): back */
                 s_take(f, m.event);
             }
             evr_msg_clear(&m);

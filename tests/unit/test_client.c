@@ -50,8 +50,8 @@ s_broker(zsock_t *pipe, void *arg)
 }
 
 /*  One status call for job; its answer's message ("" for a failure),
-    rc in *rc.  While a fresh connection is not made yet it fails at once
-    ("cannot send"): asked again for up to 2 s. */
+    rc in *rc.  A fresh connection not made in time fails ("cannot
+    send"): asked again for up to 2 s. */
 static char *
 s_ask(evr_client_t *c, const char *job, evr_rc_t *rc)
 {
