@@ -138,8 +138,8 @@ s_copies(const char *prog, const char *file, evr_msg_t *req)
 }
 
 /*  evr_cli_wait; `patient` (after a follow, which outlives a broker that
-    does not answer): no answer is said once, and asked again each second
-    on a fresh connection until it comes or *stop. */
+    does not answer): no answer is said once, and asked again a second
+    after each wait, on a fresh connection, until it comes or *stop. */
 static int
 s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patient)
 {
@@ -150,14 +150,16 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
         evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
         if (rc == EVR_ERR_IO && patient && !*stop) {
             if (!said)
-                fprintf(stderr, "%s: status of %s: %s; asking again each second\n", cli->prog,
-                        job, err.msg);
+                fprintf(stderr, "%s: status of %s: %s; asking again a second after each wait\n",
+                        cli->prog, job, err.msg);
             said = true;
             evr_client_reconnect(cli->client, &e2);
             for (int i = 0; i < 20 && !*stop; i++)
                 zclock_sleep(50);
             continue;
         }
+        if (rc && patient && *stop)
+            return 1;   /* interrupted: the caller says it stopped */
         if (rc) {
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
             return 2;
