@@ -261,6 +261,55 @@ test_owed_pipeline(void)
     free(errs);
 }
 
+/*  --all with 20 jobs running and caught up (one line each) and one owed
+    (its first history got no answer; the oldest, last in the follower's
+    list): the owed one is asked first.  Before, each pass asked the first
+    16 followed, caught-up ones included: never the owed one. */
+static const char s_b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+static bool
+s_many_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    evr_err_t err;
+    char id[32];
+    if (req->type == EVR_MSG_JOBS) {
+        for (int i = 0; i < 20; i++) {  /* newest first, A the oldest */
+            snprintf(id, sizeof id, "01ARYZ6S41TSV4RRFFQ69G5FB%c", s_b32[19 - i]);
+            evr_msg_t j = { .type = EVR_MSG_JOB, .job = id, .status = "running",
+                            .pipeline = "p" };
+            evr_bus_send(fk->router, rid, &j, &err);
+        }
+        evr_msg_t j = { .type = EVR_MSG_JOB, .job = JOBA, .status = "running", .pipeline = "p" };
+        evr_bus_send(fk->router, rid, &j, &err);
+        s_end(fk, rid);
+    }
+    else if (req->type == EVR_MSG_HISTORY && !strcmp(req->job, JOBA)) {
+        if (fk->nhist == 0)
+            return false;   /* its first: no answer */
+        s_history_a(fk, rid, req->from);
+        return true;
+    }
+    else if (req->type == EVR_MSG_HISTORY) {
+        if (req->from <= 1)
+            s_send_event(fk, rid, req->job, 1, false);
+        s_end(fk, rid);
+    }
+    return false;
+}
+
+static void
+test_owed_first(void)
+{
+    s_fake_t fk = { .handle = s_many_handle };
+    evr_follow_opts_t o = { .follow = true, .job_prefix = true };
+    char *out = NULL, *errs = NULL;
+    s_follow(&fk, &o, 300, &out, &errs);
+    CHECK_CONTAINS(out, JOBA "/count | line a1\n" JOBA "/count | line a2\n");
+    CHECK_CONTAINS(out, "01ARYZ6S41TSV4RRFFQ69G5FB0/count | line c1\n");
+    free(out);
+    free(errs);
+}
+
 /*  One job: its first history is cut short (event 1, then
     error{unavailable}); asked again from 2, the follow ends with the
     job.  Before, the `error` ended the follow: exit 2. */
@@ -393,6 +442,7 @@ main(void)
     EVR_TEST_RUN(test_back_on_publication);
     EVR_TEST_RUN(test_busy_bus_owed_history);
     EVR_TEST_RUN(test_owed_pipeline);
+    EVR_TEST_RUN(test_owed_first);
     EVR_TEST_RUN(test_backoff);
     char sock[64];
     snprintf(sock, sizeof sock, "%s/clients", s_dir);
