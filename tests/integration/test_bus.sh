@@ -398,7 +398,7 @@ case_follow_outage() {
   fresh fout
   bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
   ticks fout 40 0.25
-  local j fpid tpid ppid
+  local j fpid tpid ppid ipid
   timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
   ppid=$!
   sleep 0.5
@@ -407,6 +407,9 @@ case_follow_outage() {
   fpid=$!
   timeout 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
   tpid=$!
+  # one that waits 20 s for an answer: interrupted in that wait (SIGINT)
+  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 20000 > "$tmp/fi.out" 2> "$tmp/fi.err" &
+  ipid=$!
   for _ in $(seq 1 200); do [ "$(grep -c tick "$tmp/fo.out")" -ge 3 ] && break; sleep 0.1; done
   local eo et
   eo=$(wc -l < "$tmp/fo.err"); et=$(wc -l < "$tmp/ft.err")
@@ -417,6 +420,10 @@ case_follow_outage() {
     sleep 0.1
   done
   sleep 2
+  kill -INT "$ipid"
+  wait "$ipid"
+  check "interrupted in a wait: exit 1" [ $? -eq 1 ]
+  check "interrupted in a wait: no outage said" bash -c "! grep -q 'following on' '$tmp/fi.err'"
   check "broker stopped: logs --follow still runs" kill -0 "$fpid"
   check "broker stopped: evrun-tail still runs" kill -0 "$tpid"
   # it waits for lines: the job's last (before job.finished) not taken yet
