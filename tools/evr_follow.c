@@ -375,16 +375,18 @@ s_lost(s_follow_t *f, const char *what, const evr_err_t *err)
     }
 }
 
-/*  The broker answered, or published an event: after an outage, said
-    once; the wait is timeout_ms again and what is owed is asked now. */
+/*  The broker answered (the wait is timeout_ms again), or published an
+    event and nothing is owed: after an outage, said once; what is owed is
+    asked now. */
 static void
-s_back(s_follow_t *f)
+s_back(s_follow_t *f, bool answered)
 {
+    if (answered)
+        evr_client_set_timeout(f->client, f->base_ms);
     if (!f->outage)
         return;
     f->outage = f->said_conn = false;
     f->retry_ns = 0;
-    evr_client_set_timeout(f->client, f->base_ms);
     fprintf(stderr, "%s: the broker at %s answers again; following on\n", f->prog,
             evr_client_endpoint(f->client));
 }
@@ -447,7 +449,7 @@ s_history(s_follow_t *f, const char *job, uint32_t from, bool reask)
         s_lost(f, what, &err);
         return S_LOST;
     }
-    s_back(f);
+    s_back(f, true);
     if (rc && !s_job(f, job)->retry) {
         fprintf(stderr, "%s: history of %s: %s\n", f->prog, job, err.msg);
         f->failed = true;
@@ -476,7 +478,7 @@ s_pipeline(s_follow_t *f, s_fjob_t *j)
         return S_LOST;
     }
     if (rc == EVR_OK)
-        s_back(f);
+        s_back(f, true);
     return S_ANSWERED;
 }
 
@@ -569,13 +571,13 @@ s_backfill(s_follow_t *f)
         if (rc == EVR_ERR_IO)
             s_lost(f, "jobs", &err);
         else if (rc == EVR_ERR_STATE && s_cut(f, &err))
-            s_back(f);
+            s_back(f, true);
         else if (rc) {
             fprintf(stderr, "%s: %s\n", f->prog, err.msg);
             f->failed = true;
         }
         else {
-            s_back(f);
+            s_back(f, true);
             break;
         }
         while (!f->failed && !(f->stop && *f->stop) && evr_mono_ns() < f->retry_ns)
@@ -669,9 +671,11 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             evr_msg_t m = { 0 };
             evr_err_t err;
             if (evr_bus_recv_pub(sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job) {
-                if (m.event->time >= f->lost_time)
-                    s_back(f);  /* it publishes (not only what was on its way): back */
                 s_take(f, m.event);
+                /* it publishes (not only what was on its way) and nothing is
+                   owed (a busy broker too slow to answer keeps its longer wait) */
+                if (f->outage && m.event->time >= f->lost_time && !s_owed(f))
+                    s_back(f, false);
             }
             evr_msg_clear(&m);
             free(topic);

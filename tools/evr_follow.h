@@ -15,8 +15,8 @@
     a late answer is never taken for another request's), what is owed is
     asked again a second after each failure (those jobs first), each wait
     twice the last up to a cap (a slow broker gets no more work), and the
-    broker's first answer or publication after it is said too (the wait
-    is timeout_ms again).  A history cut short (error{unavailable}) is
+    broker's first answer (the wait is timeout_ms again), or publication
+    while nothing is owed, after it is said too.  A history cut short (error{unavailable}) is
     asked again from there.  Another `error` answer (no such job) ends
     it, as does any failure without `follow`.
 
