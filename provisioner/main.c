@@ -194,13 +194,16 @@ s_runner_path(void)
 typedef struct {
     evr_msg_t *msgs;
     size_t n, cap;
+    evr_msgtype_t type;     /* the items kept: job, runner or demand */
 } s_list_t;
 
 static int
 s_keep(const evr_msg_t *m, void *arg)
 {
     s_list_t *l = arg;
-    if (l->n >= S_MAX_ITEMS)
+    if (l->n >= S_MAX_ITEMS || m->type != l->type)
+        return 0;   /* not an item of this stream (nor a late answer to another request) */
+    if (!(m->type == EVR_MSG_RUNNER ? m->runner : m->job))
         return 0;
     /* a job waits for a runner: queued, no runner, no start_delay */
     if (m->type == EVR_MSG_JOB && (m->runner || m->reason || strcmp(m->status, "queued")))
@@ -265,7 +268,9 @@ s_ask(evr_client_t *client, s_list_t *jobs, s_list_t *runners, s_list_t *demand)
     return true;
 }
 
-/*  Each provider to the broker (`provider`), for `evrun-cli runners`. */
+/*  Each provider to the broker (`provider`), for `evrun-cli runners`.  No
+    answer: the rest wait for the next round, the connection is made
+    afresh (its late `ok` would pass for the next request's answer). */
 static void
 s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
 {
@@ -274,12 +279,18 @@ s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
         evr_err_t err;
         evr_prov_describe(pv, i, &m);
         m.runner = (char *) id;
-        if (evr_client_call(client, &m, &rep, &err))
+        evr_rc_t rc = evr_client_call(client, &m, &rep, &err);
+        if (rc)
             evr_log_warn("evrun-provisioner", "reporting provider %s: %s", m.provider, err.msg);
         else if (rep.type == EVR_MSG_ERROR)
             evr_log_warn("evrun-provisioner", "reporting provider %s: %s: %s", m.provider,
                          rep.code, rep.message);
         evr_msg_clear(&rep);
+        if (rc == EVR_ERR_IO) {
+            if (evr_client_reconnect(client, &err))
+                evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
+            break;
+        }
     }
 }
 
@@ -288,7 +299,8 @@ s_report(evr_prov_t *pv, evr_client_t *client, const char *id)
 static bool
 s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, const char *id)
 {
-    s_list_t jl = { 0 }, rl = { 0 }, dl = { 0 };
+    s_list_t jl = { .type = EVR_MSG_JOB }, rl = { .type = EVR_MSG_RUNNER },
+             dl = { .type = EVR_MSG_DEMAND };
     bool ok = s_ask(client, &jl, &rl, &dl);
     evr_prov_job_t *jobs = evr_calloc(jl.n + dl.n + 1, sizeof *jobs);
     evr_prov_runner_t *runners = evr_calloc(rl.n + 1, sizeof *runners);

@@ -57,7 +57,8 @@ s_run_help(FILE *out, const char *name)
                   "                       own id, over one connection; stops at the first refusal\n"
                 : "  -f, --follow         print the job's output live; exit with its status\n"
                   "                       (a broker that does not answer within --timeout-ms\n"
-                  "                       is said once on stderr and asked again each second)\n"
+                  "                       is said once on stderr and asked again a second\n"
+                  "                       after each wait, each wait doubled up to 8x)\n"
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
             strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
@@ -136,13 +137,30 @@ s_copies(const char *prog, const char *file, evr_msg_t *req)
             || evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
 }
 
-int
-evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
+/*  evr_cli_wait; `patient` (after a follow, which outlives a broker that
+    does not answer): no answer is said once, and asked again a second
+    after each wait, on a fresh connection, until it comes or *stop. */
+static int
+s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patient)
 {
+    bool said = false;
     for (;;) {
         evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) job }, rep = { 0 };
-        evr_err_t err;
-        if (evr_client_call(cli->client, &req, &rep, &err)) {
+        evr_err_t err, e2;
+        evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
+        if (rc == EVR_ERR_IO && patient && !*stop) {
+            if (!said)
+                fprintf(stderr, "%s: status of %s: %s; asking again a second after each wait\n",
+                        cli->prog, job, err.msg);
+            said = true;
+            evr_client_reconnect(cli->client, &e2);
+            for (int i = 0; i < 20 && !*stop; i++)
+                zclock_sleep(50);
+            continue;
+        }
+        if (rc && patient && *stop)
+            return 1;   /* interrupted: the caller says it stopped */
+        if (rc) {
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
             return 2;
         }
@@ -161,6 +179,12 @@ evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
             return 1;
         zclock_sleep(300);
     }
+}
+
+int
+evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop)
+{
+    return s_wait(cli, job, stop, false);
 }
 
 int
@@ -367,8 +391,8 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
                                  .out = stdout };
         status = evr_follow(cli->prog, cli->cfg, cli->client, &fo, &s_stop);
         if (status != 2 && !cli->json && !s_stop)
-            status = evr_cli_wait(cli, job, &s_stop);
-        else if (s_stop) {
+            status = s_wait(cli, job, &s_stop, true);
+        if (s_stop) {
             fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
                     cli->prog, job, job);
             status = 1;
@@ -907,7 +931,8 @@ evr_cli_logs(int argc, char **argv)
                    "  -f, --follow         go on printing live until the job ends; exit with "
                    "its status\n"
                    "                       (a broker that does not answer within --timeout-ms\n"
-                   "                       is said once on stderr and asked again each second)\n"
+                   "                       is said once on stderr and asked again a second\n"
+                   "                       after each wait, each wait doubled up to 8x)\n"
                    "  --step S             only step S (a matrix step's name: all its\n"
                    "                       combinations)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "

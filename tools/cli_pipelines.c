@@ -114,7 +114,8 @@ s_start_help(FILE *out)
             "  --label L            a label the runner must have, beyond the pipeline's\n"
             "  -f, --follow         print the job's output live; exit with its status\n"
             "                       (a broker that does not answer within --timeout-ms\n"
-            "                       is said once on stderr and asked again each second)\n"
+            "                       is said once on stderr and asked again a second\n"
+            "                       after each wait, each wait doubled up to 8x)\n"
             "  -w, --wait           wait for the job to end; exit with its status\n"
             "  --events             with --follow: lifecycle events too\n"
             EVR_CLI_COMMON_HELP

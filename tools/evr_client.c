@@ -208,6 +208,12 @@ evr_client_reconnect(evr_client_t *self, evr_err_t *err)
 }
 
 int
+evr_client_timeout(const evr_client_t *self)
+{
+    return self->timeout_ms;
+}
+
+int
 evr_client_set_timeout(evr_client_t *self, int ms)
 {
     int was = self->timeout_ms;
@@ -236,15 +242,32 @@ s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  Sends req once connected: a fresh connection (evr_client_reconnect) is
+    waited for, up to timeout_ms; none by then (the broker is not running,
+    or restarting): EVR_ERR_IO, said as no answer. */
+static evr_rc_t
+s_send(evr_client_t *c, const evr_msg_t *req, evr_err_t *err)
+{
+    zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLOUT, 0 };
+    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
+        return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s within %d ms: no "
+                           "connection to it, cannot send: %s", c->ep, c->timeout_ms,
+                           s_hint(c->ep));
+    evr_rc_t rc = evr_bus_send(c->sock, NULL, req, err);
+    if (rc == EVR_ERR_LIMIT)    /* no broker would take it: nothing to hint at */
+        return evr_err_set(err, rc, "cannot send to the broker at %s: %s", c->ep, err->msg);
+    if (rc)
+        return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s: cannot send (%s): "
+                           "%s", c->ep, err->msg, s_hint(c->ep));
+    return EVR_OK;
+}
+
 evr_rc_t
 evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_err_t *err)
 {
-    evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
-    if (rc == EVR_ERR_LIMIT)    /* no broker would take it: nothing to hint at */
-        return evr_err_set(err, rc, "cannot send to the broker at %s: %s", self->ep, err->msg);
+    evr_rc_t rc = s_send(self, req, err);
     if (rc)
-        return evr_err_set(err, EVR_ERR_IO, "cannot send to the broker at %s: %s (%s)",
-                           self->ep, err->msg, s_hint(self->ep));
+        return rc;
     self->owed = true;
     if ((rc = s_recv(self, reply, err)) != EVR_ERR_IO)
         self->owed = false;     /* answered, if malformed */
@@ -265,10 +288,9 @@ evr_rc_t
 evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_fn *fn,
                       void *arg, evr_msg_t *end, evr_err_t *err)
 {
-    evr_rc_t rc = evr_bus_send(self->sock, NULL, req, err);
+    evr_rc_t rc = s_send(self, req, err);
     if (rc)
-        return evr_err_set(err, rc == EVR_ERR_LIMIT ? rc : EVR_ERR_IO,
-                           "cannot send to the broker at %s: %s", self->ep, err->msg);
+        return rc;
     self->owed = true;      /* until its `end` or `error` */
     bool stopped = false;
     for (;;) {

@@ -40,8 +40,9 @@ void evr_client_destroy(evr_client_t **self_p);
     full: a call or stream with no answer in time, a stream cut short by
     a malformed item), drops the connection with whatever
     is still on its way to it and connects a fresh one to the same
-    endpoint with the same keys, without waiting for it: until it is made,
-    a call fails at once with EVR_ERR_IO ("cannot send").  Else (the last
+    endpoint with the same keys, without waiting for it: the next call
+    waits for it up to timeout_ms, then fails with EVR_ERR_IO ("no
+    connection to it").  Else (the last
     request answered in full, or never sent) keeps the connection: a
     no-op.  Answers carry no request id, so a client that goes on asking
     after an EVR_ERR_IO calls this first, lest a late answer be read as the
@@ -53,13 +54,15 @@ evr_rc_t evr_client_reconnect(evr_client_t *self, evr_err_t *err);
 /*  Sets the longest wait for each answer (timeout_ms at first) to ms (at
     least 1); returns the one it replaces. */
 int evr_client_set_timeout(evr_client_t *self, int ms);
+/*  The longest wait for each answer now. */
+int evr_client_timeout(const evr_client_t *self);
 
 const char *evr_client_endpoint(const evr_client_t *self);
 
 /*  Sends req and receives one answer into reply (zeroed by the caller; an
     `error` answer is returned as a message, not as a failure).  EVR_ERR_IO
-    when it cannot be sent or the broker does not answer in time (worth
-    retrying); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
+    when it cannot be sent (no connection within timeout_ms) or the broker
+    does not answer in time (worth retrying); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
     use retrying); EVR_ERR_PROTO for a malformed answer. */
 evr_rc_t evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply,
                          evr_err_t *err);

@@ -24,7 +24,8 @@ typedef struct s_fjob {
     bool known;             /* pipeline checked */
     bool match;             /* printed at all */
     bool done;
-    bool retry;             /* its history is owed (the broker did not answer) */
+    bool retry;             /* owed: its history, or its pipeline when !known (the
+                               broker did not answer, or cut a history short) */
     char *status;           /* of job.finished */
     s_line_t *lines;
     struct s_fjob *next;
@@ -40,10 +41,21 @@ typedef struct {
     bool in_history;        /* a history stream is being read */
     uint32_t page;          /* events in the history page being read */
     bool outage;            /* the broker's last answer did not come */
-    uint64_t asked_ns;      /* when the last request ended */
+    bool said_conn;         /* a failed reconnect said in this outage */
+    uint64_t asked_time;    /* wall clock when the last request was sent */
+    uint64_t lost_time;     /* ... the first failed one of this outage */
+    uint64_t retry_ns;      /* no request before (a second after one that failed) */
+    int base_ms;            /* the client's timeout_ms; doubled in an outage up to cap_ms */
+    int cap_ms;
+    volatile sig_atomic_t *stop;
 } s_follow_t;
 
-#define S_RETRY_NS 1000000000ull    /* in an outage, a request at most once a second */
+#define S_RETRY_NS 1000000000ull    /* a second between a failed request and the next */
+#define S_WAIT_CAP_MS 60000         /* the longest wait an outage doubles timeout_ms to */
+#define S_ASK_MAX 16                /* requests one pass of s_reask sends at most */
+
+/* what s_history and s_pipeline did */
+typedef enum { S_SKIPPED, S_ANSWERED, S_LOST } s_asked_t;
 
 static s_fjob_t *
 s_job(s_follow_t *f, const char *id)
@@ -372,38 +384,73 @@ s_lost(s_follow_t *f, const char *what, const evr_err_t *err)
         f->failed = true;
         return;
     }
-    if (!f->outage)
-        fprintf(stderr, "%s: %s: %s; following on, asking again each second\n", f->prog, what,
-                err->msg);
+    f->retry_ns = evr_mono_ns() + S_RETRY_NS;
+    if (f->stop && *f->stop)
+        return;     /* interrupted (SIGINT): the caller says it stopped */
+    if (!f->outage) {
+        f->lost_time = f->asked_time;
+        fprintf(stderr, "%s: %s: %s; following on, asking again a second after each wait "
+                "(each wait twice the last, up to %d ms) until it answers\n", f->prog, what,
+                err->msg, f->cap_ms);
+    }
+    /* a slow broker is asked less and less often (its answers were still made) */
+    int ms = evr_client_timeout(f->client);
+    evr_client_set_timeout(f->client, ms > f->cap_ms / 2 ? f->cap_ms : ms * 2);
     f->outage = true;
-    if (evr_client_reconnect(f->client, &e2))
+    if (evr_client_reconnect(f->client, &e2) && !f->said_conn) {
         fprintf(stderr, "%s: %s\n", f->prog, e2.msg);
+        f->said_conn = true;
+    }
 }
 
-/*  A request answered after an outage: said once. */
+/*  The broker answered (the wait is timeout_ms again), or published an
+    event and nothing is owed: after an outage, said once; what is owed is
+    asked now. */
 static void
-s_back(s_follow_t *f)
+s_back(s_follow_t *f, bool answered)
 {
+    if (answered)
+        evr_client_set_timeout(f->client, f->base_ms);
     if (!f->outage)
         return;
-    f->outage = false;
+    f->outage = f->said_conn = false;
+    f->retry_ns = 0;
     fprintf(stderr, "%s: the broker at %s answers again; following on\n", f->prog,
             evr_client_endpoint(f->client));
 }
 
+/*  Whether a request may go now: not in an outage before a second passed. */
+static bool
+s_may_ask(const s_follow_t *f)
+{
+    return !f->outage || evr_mono_ns() >= f->retry_ns;
+}
+
+/*  An `error{unavailable}` answer: the broker cut a stream short (its
+    queue for this client full); asked again from there a second later. */
+static bool
+s_cut(s_follow_t *f, const evr_err_t *err)
+{
+    if (strncmp(err->msg, "unavailable:", 12) || !f->o->follow)
+        return false;
+    f->retry_ns = evr_mono_ns() + S_RETRY_NS;
+    return true;
+}
+
 /*  Asks the broker for job's events from jseq `from` on and takes them.
     An `error` answer (no such job) ends the follow; no answer does not
-    (s_lost): the job is marked to be asked again. */
-static void
-s_history(s_follow_t *f, const char *job, uint32_t from)
+    (s_lost), nor a cut one (s_cut): the job is marked to be asked again.
+    In an outage only s_reask asks, once a second (the job is marked). */
+static s_asked_t
+s_history(s_follow_t *f, const char *job, uint32_t from, bool reask)
 {
     evr_msg_t req = { .type = EVR_MSG_HISTORY, .job = (char *) job, .from = from };
     evr_err_t err;
     if (f->in_history)
-        return;     /* one request at a time: the next quiet second asks again */
-    if (f->outage && evr_mono_ns() - f->asked_ns < S_RETRY_NS) {
+        return S_SKIPPED;   /* one request at a time: the next quiet second asks again */
+    if (f->outage && (!reask || !s_may_ask(f))) {
         s_job(f, job)->retry = true;
-        return;
+        return S_SKIPPED;
     }
     f->in_history = true;
     evr_rc_t rc;
@@ -416,25 +463,51 @@ s_history(s_follow_t *f, const char *job, uint32_t from)
         before = j->last;
         req.from = j->last + 1 > from ? j->last + 1 : from;
         f->page = 0;
+        f->asked_time = evr_now_ns();
         rc = evr_client_stream_end(f->client, &req, s_hist_item, f, &end, &err);
         more = end.more;
         evr_msg_clear(&end);
     } while (rc == EVR_OK && more && f->page > 0 && s_job(f, job)->last > before
              && !s_job(f, job)->done);
     f->in_history = false;
-    f->asked_ns = evr_mono_ns();    /* a wait of timeout_ms counts from its end */
-    s_job(f, job)->retry = rc == EVR_ERR_IO;
+    s_job(f, job)->retry = rc == EVR_ERR_IO || (rc == EVR_ERR_STATE && s_cut(f, &err));
     if (rc == EVR_ERR_IO) {
         char what[128];
         snprintf(what, sizeof what, "history of %s", job);
         s_lost(f, what, &err);
+        return S_LOST;
     }
-    else if (rc) {
+    s_back(f, true);
+    if (rc && !s_job(f, job)->retry) {
         fprintf(stderr, "%s: history of %s: %s\n", f->prog, job, err.msg);
         f->failed = true;
     }
-    else
-        s_back(f);
+    return S_ANSWERED;
+}
+
+/*  Asks the broker for j's pipeline (status) and whether it is followed;
+    no answer leaves it unknown and owed (s_reask asks again). */
+static s_asked_t
+s_pipeline(s_follow_t *f, s_fjob_t *j)
+{
+    evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
+    evr_err_t err;
+    f->asked_time = evr_now_ns();
+    evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
+    if (rc == EVR_OK && rep.type == EVR_MSG_JOB)
+        j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
+    evr_msg_clear(&rep);
+    j->known = rc != EVR_ERR_IO;
+    j->retry = !j->known;
+    if (rc == EVR_ERR_IO) {
+        char what[128];
+        snprintf(what, sizeof what, "status of %s", j->id);
+        s_lost(f, what, &err);
+        return S_LOST;
+    }
+    if (rc == EVR_OK)
+        s_back(f, true);
+    return S_ANSWERED;
 }
 
 /*  Whether a job is followed at all: its pipeline, asked once. */
@@ -450,23 +523,12 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
         return j->match = true;
     if (evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED)
         return j->match = ev->data.pipeline && !strcmp(ev->data.pipeline, f->o->pipeline);
-    if (f->outage && evr_mono_ns() - f->asked_ns < S_RETRY_NS) {
-        j->known = false;   /* asked at its next event */
+    if (f->outage) {    /* owed: s_reask asks, in turn */
+        j->known = false;
+        j->retry = true;
         return false;
     }
-    evr_msg_t req = { .type = EVR_MSG_STATUS, .job = j->id }, rep = { 0 };
-    evr_err_t err;
-    evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
-    f->asked_ns = evr_mono_ns();
-    if (rc == EVR_OK && rep.type == EVR_MSG_JOB)
-        j->match = rep.pipeline && !strcmp(rep.pipeline, f->o->pipeline);
-    evr_msg_clear(&rep);
-    if (rc == EVR_ERR_IO) {     /* not known yet: its next event asks again */
-        j->known = false;
-        s_lost(f, "status", &err);
-    }
-    else if (rc == EVR_OK)
-        s_back(f);
+    s_pipeline(f, j);
     return j->match;
 }
 
@@ -482,10 +544,12 @@ s_take(s_follow_t *f, const evr_event_t *ev)
         return;
     if (ev->jseq > j->last + 1) {
         /* a gap: what is missing comes from history (this event with it) */
-        s_history(f, j->id, j->last + 1);
+        s_history(f, j->id, j->last + 1, false);
         return;
     }
     j->last = ev->jseq;
+    if (!f->in_history)
+        j->retry = false;   /* live and next in order: nothing of it is missing */
     s_print(f, j, ev);
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
         s_free_lines(j);    /* flushed by s_print; a long tail keeps no buffers */
@@ -518,7 +582,9 @@ s_open_item(const evr_msg_t *m, void *arg)
 }
 
 /*  --pipeline / --all: the jobs running now (and, from_start, the ones
-    finished before), oldest first, printed from their first event. */
+    finished before), oldest first, printed from their first event.  While
+    following, a `jobs` request with no answer (or a cut one) is asked
+    again as history is (s_lost, s_cut), until *stop. */
 static void
 s_backfill(s_follow_t *f)
 {
@@ -526,14 +592,31 @@ s_backfill(s_follow_t *f)
     evr_msg_t req = { .type = EVR_MSG_JOBS, .pipeline = (char *) f->o->pipeline,
                       .limit = f->o->from_start ? 100 : 1000 };
     evr_err_t err;
-    if (evr_client_stream(f->client, &req, s_open_item, &o, &err)) {
-        fprintf(stderr, "%s: %s\n", f->prog, err.msg);
-        f->failed = true;
+    for (;;) {
+        o.n = 0;
+        f->asked_time = evr_now_ns();
+        evr_rc_t rc = evr_client_stream(f->client, &req, s_open_item, &o, &err);
+        if (rc == EVR_ERR_IO)
+            s_lost(f, "jobs", &err);
+        else if (rc == EVR_ERR_STATE && s_cut(f, &err))
+            s_back(f, true);
+        else if (rc) {
+            fprintf(stderr, "%s: %s\n", f->prog, err.msg);
+            f->failed = true;
+        }
+        else {
+            s_back(f, true);
+            break;
+        }
+        while (!f->failed && !(f->stop && *f->stop) && evr_mono_ns() < f->retry_ns)
+            zclock_sleep(50);
+        if (f->failed || (f->stop && *f->stop))
+            break;
     }
     for (size_t i = o.n; i-- > 0 && !f->failed;) {   /* the list is newest first */
         s_fjob_t *j = s_job(f, o.ids[i]);
         j->known = j->match = true;
-        s_history(f, j->id, j->last + 1);
+        s_history(f, j->id, j->last + 1, false);
     }
     free(o.ids);
 }
@@ -560,6 +643,49 @@ s_free(s_follow_t *f)
     }
 }
 
+/*  Asks again what is owed (jobs marked retry: their history, or their
+    pipeline), those first, then, when `quiet`, the history of the jobs
+    followed and not finished (a publication may be lost, the last one of
+    a job too); at most S_ASK_MAX requests sent, none after one with no
+    answer (the next pass, a second later, goes on). */
+static void
+s_reask(s_follow_t *f, const s_fjob_t *mine, bool quiet)
+{
+    int sent = 0;
+    if (!s_may_ask(f))
+        return;     /* in an outage, a second after the last failure */
+    for (int owed = 1; owed >= 0; owed--) {
+        for (s_fjob_t *j = f->jobs; j && sent < S_ASK_MAX && !f->failed; j = j->next) {
+            if (j->done || (bool) owed != j->retry)
+                continue;
+            if (!owed && !(quiet && j->match && (j == mine || j->last)))
+                continue;
+            if (f->stop && *f->stop)
+                return;
+            s_asked_t a = S_SKIPPED;
+            if (!j->known)
+                a = s_pipeline(f, j);
+            if (j->known && j->match && a != S_LOST)
+                a = s_history(f, j->id, j->last + 1, true);
+            else if (j->known && !j->match)
+                j->retry = false;   /* not followed after all */
+            if (a == S_LOST)
+                return;
+            sent += a != S_SKIPPED;
+        }
+    }
+}
+
+/*  Jobs whose history or pipeline is owed. */
+static size_t
+s_owed(const s_follow_t *f)
+{
+    size_t n = 0;
+    for (const s_fjob_t *j = f->jobs; j; j = j->next)
+        n += j->retry && !j->done;
+    return n;
+}
+
 static void
 s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
 {
@@ -572,24 +698,23 @@ s_live(s_follow_t *f, zsock_t *sub, volatile sig_atomic_t *stop)
             char *topic = NULL;
             evr_msg_t m = { 0 };
             evr_err_t err;
-            if (evr_bus_recv_pub(sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job)
+            if (evr_bus_recv_pub(sub, &topic, &m, &err) == EVR_OK && m.event && m.event->job) {
                 s_take(f, m.event);
+                /* it publishes (not only what was on its way) and nothing is
+                   owed (a busy broker too slow to answer keeps its longer wait) */
+                if (f->outage && m.event->time >= f->lost_time && !s_owed(f))
+                    s_back(f, false);
+            }
             evr_msg_clear(&m);
             free(topic);
             quiet_since = evr_mono_ns();
         }
         uint64_t now = evr_mono_ns();
-        if (now - quiet_since > 1000000000ull
-            || (f->outage && now - f->asked_ns >= S_RETRY_NS)) {
-            /* a publication may be lost, the last one of a job too: ask the
-               history of the jobs followed and not finished (a few); in an
-               outage, each second however busy the stream, until answered */
-            int asked = 0;
-            for (s_fjob_t *j = f->jobs; j && asked < 16 && !f->failed; j = j->next)
-                if (j->match && !j->done && (j == mine || j->last || j->retry)) {
-                    s_history(f, j->id, j->last + 1);
-                    asked++;
-                }
+        bool quiet = now - quiet_since > 1000000000ull;
+        if (quiet || (now >= f->retry_ns && s_owed(f) > 0)) {
+            /* what is owed, however busy the stream (at most once a second
+               after a failure); and quiet, what a lost publication hides */
+            s_reask(f, mine, quiet);
             quiet_since = evr_mono_ns();
         }
         s_trim(f);
@@ -600,7 +725,10 @@ int
 evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
            const evr_follow_opts_t *o, volatile sig_atomic_t *stop)
 {
-    s_follow_t f = { .prog = prog, .o = o, .client = client };
+    s_follow_t f = { .prog = prog, .o = o, .client = client, .stop = stop,
+                     .base_ms = evr_client_timeout(client) };
+    f.cap_ms = f.base_ms > S_WAIT_CAP_MS ? f.base_ms
+             : f.base_ms * 8 < S_WAIT_CAP_MS ? f.base_ms * 8 : S_WAIT_CAP_MS;
     zsock_t *sub = NULL;
     evr_err_t err;
     if (o->follow) {
@@ -615,7 +743,7 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
     if (o->job) {
         s_fjob_t *j = s_job(&f, o->job);
         j->known = j->match = true;
-        s_history(&f, o->job, 1);
+        s_history(&f, o->job, 1, false);
     }
     else
         s_backfill(&f);
@@ -626,6 +754,7 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
             s_flush_step(&f, j, NULL);
     fflush(o->out);
     int status = s_status_code(&f, o->job ? s_job(&f, o->job) : NULL);
+    evr_client_set_timeout(client, f.base_ms);
     zsock_destroy(&sub);
     s_free(&f);
     return status;

@@ -8,13 +8,17 @@
     job's history is asked again each second, so a lost last publication
     (job.finished) cannot leave a follower waiting forever.
 
-    A request the broker does not answer in time, or that cannot be sent
-    (EVR_ERR_IO: busy, stopped a while, restarting), does not end a
-    follow: it is said once an outage on stderr, the client's connection
-    is made afresh (evr_client_reconnect: a late answer is never taken for
-    another request's), history is asked again at most once a second, and
-    the broker's first answer after it is said too.  An `error` answer
-    (no such job) ends it, as does any failure without `follow`.
+    A request (history, status, jobs) the broker does not answer in time,
+    or that cannot be sent (EVR_ERR_IO: busy, stopped a while,
+    restarting), does not end a follow: it is said once an outage on
+    stderr, the client's connection is made afresh (evr_client_reconnect:
+    a late answer is never taken for another request's), what is owed is
+    asked again a second after each failure (those jobs first), each wait
+    twice the last up to a cap (a slow broker gets no more work), and the
+    broker's first answer (the wait is timeout_ms again), or publication
+    while nothing is owed, after it is said too.  A history cut short (error{unavailable}) is
+    asked again from there.  Another `error` answer (no such job) ends
+    it, as does any failure without `follow`.
 
     Output lines are printed whole, as "job/step | line" (or "step | line"
     when following one job from evrun-cli), assembled across chunks.

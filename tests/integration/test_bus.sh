@@ -398,7 +398,7 @@ case_follow_outage() {
   fresh fout
   bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
   ticks fout 40 0.25
-  local j fpid tpid ppid
+  local j fpid tpid ppid ipid
   timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
   ppid=$!
   sleep 0.5
@@ -407,17 +407,32 @@ case_follow_outage() {
   fpid=$!
   timeout 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
   tpid=$!
+  # one that waits 20 s for an answer: interrupted in that wait (SIGINT)
+  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 20000 > "$tmp/fi.out" 2> "$tmp/fi.err" &
+  ipid=$!
   for _ in $(seq 1 200); do [ "$(grep -c tick "$tmp/fo.out")" -ge 3 ] && break; sleep 0.1; done
+  local eo et
+  eo=$(wc -l < "$tmp/fo.err"); et=$(wc -l < "$tmp/ft.err")
   kill -STOP "$broker_pid"
-  sleep 3     # six timeouts of the followers
+  # until each follower said the outage (its wait of 500 ms passed), and 2 s more
+  for _ in $(seq 1 300); do
+    grep -q "no answer from the broker" "$tmp/fo.err" && grep -q "no answer from the broker" "$tmp/ft.err" && break
+    sleep 0.1
+  done
+  sleep 2
+  kill -INT "$ipid"
+  wait "$ipid"
+  check "interrupted in a wait: exit 1" [ $? -eq 1 ]
+  check "interrupted in a wait: no outage said" bash -c "! grep -q 'following on' '$tmp/fi.err'"
   check "broker stopped: logs --follow still runs" kill -0 "$fpid"
   check "broker stopped: evrun-tail still runs" kill -0 "$tpid"
+  # it waits for lines: the job's last (before job.finished) not taken yet
+  check "broker stopped: the job's end not taken yet" bash -c "! grep -q 'tick 40\$' '$tmp/fo.out'"
   kill -CONT "$broker_pid"
-  for _ in $(seq 1 200); do grep -q "answers again" "$tmp/fo.err" && break; sleep 0.1; done
-  check "stopped broker: said once (logs)" [ "$(grep -c "no answer from the broker.*; following on" "$tmp/fo.err")" -eq 1 ]
-  check "stopped broker: said once (tail)" [ "$(grep -c "no answer from the broker.*; following on" "$tmp/ft.err")" -eq 1 ]
+  for _ in $(seq 1 200); do grep -q "answers again" "$tmp/fo.err" && grep -q "answers again" "$tmp/ft.err" && break; sleep 0.1; done
+  check "stopped broker: said once (logs)" [ "$(tail -n +$((eo + 1)) "$tmp/fo.err" | grep -c "no answer from the broker.*; following on")" -eq 1 ]
+  check "stopped broker: said once (tail)" [ "$(tail -n +$((et + 1)) "$tmp/ft.err" | grep -c "no answer from the broker.*; following on")" -eq 1 ]
   check "stopped broker: said it is back" grep -q "answers again; following on" "$tmp/fo.err"
-  check "stopped broker: the job still runs" [ "$(field "$j" status)" = running ]
   kill -9 "$broker_pid"
   wait "$broker_pid" 2>/dev/null
   rm -f "$tmp/bus/clients" "$tmp/bus/runners" "$tmp/bus/events"
@@ -430,7 +445,7 @@ case_follow_outage() {
   check "job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]
   check "logs --follow: every line once, in order" exactly_once "$tmp/fo.out" 40
   check "evrun-tail: every line once, in order" exactly_once "$tmp/ft.out" 40
-  sleep 0.5
+  for _ in $(seq 1 300); do grep -q "tick 40$" "$tmp/fp.out" && break; sleep 0.1; done
   check "evrun-tail --pipeline: still runs" kill -0 "$ppid"
   kill "$ppid"
   wait "$ppid"
@@ -1056,7 +1071,7 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history follow_outage runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
