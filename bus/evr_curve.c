@@ -26,15 +26,16 @@ s_pair_ok(zcert_t *cert)
            && zmq_curve_public(derived, sec) == 0 && strcmp(derived, zcert_public_txt(cert)) == 0;
 }
 
-/*  Waits up to 2 s while path (a pair's public file) does not exist: a
+/*  Waits up to 10 s while path (a pair's public file) does not exist: a
     process making the pair links its secret into place before it renames
     the public file there, so one that finds the secret a moment before
-    would read no public file. */
+    would read no public file (2 s was once too short: six first starts
+    at once on a loaded 2-core machine, test_curve test_pair_race). */
 static void
 s_wait_public(const char *path)
 {
     struct stat sb;
-    for (int i = 0; i < 200 && stat(path, &sb) != 0 && errno == ENOENT; i++)
+    for (int i = 0; i < 1000 && stat(path, &sb) != 0 && errno == ENOENT; i++)
         usleep(10000);
 }
 

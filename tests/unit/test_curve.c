@@ -194,8 +194,10 @@ test_pair_race(void)
             evr_curve_keys_t k;
             bool made;
             evr_err_t err;
-            if (evr_curve_load(path, bkey, &k, &made, &err) != EVR_OK)
+            if (evr_curve_load(path, bkey, &k, &made, &err) != EVR_OK) {
                 snprintf(k.pub, sizeof k.pub, "error");
+                fprintf(stderr, "test_pair_race: %s\n", err.msg);   /* why, when it fails */
+            }
             ssize_t w = write(fds[i][1], k.pub, 40);
             _exit(w == 40 ? 0 : 1);
         }
