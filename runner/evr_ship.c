@@ -135,23 +135,29 @@ evr_ship_enqueue_unsynced(const char *dir, const char *file, const char *job, co
 evr_rc_t
 evr_ship_sync(const char *dir, char *const *entries, size_t n, evr_err_t *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!entries[i])
-            continue;
-        char *tmp = evr_asprintf("%s.tmp", entries[i]);
-        int fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        evr_rc_t rc = EVR_OK;
-        if (fd < 0 || fdatasync(fd) != 0)
-            rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue entry %s: %s", tmp,
-                             strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        if (!rc && rename(tmp, entries[i]) != 0)
-            rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
-        free(tmp);
-        if (rc)
-            return rc;
-    }
+    /* every entry's data first, then the renames one after another: a
+       child killed meanwhile (a cancel) most likely leaves temporary
+       files only, which no event names and the shipper never takes */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n; i++) {
+            if (!entries[i])
+                continue;
+            char *tmp = evr_asprintf("%s.tmp", entries[i]);
+            evr_rc_t rc = EVR_OK;
+            if (pass == 0) {
+                int fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || fdatasync(fd) != 0)
+                    rc = evr_err_set(err, EVR_ERR_IO, "syncing the artifact queue entry %s: %s",
+                                     tmp, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+            }
+            else if (rename(tmp, entries[i]) != 0)
+                rc = evr_err_set(err, EVR_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+            free(tmp);
+            if (rc)
+                return rc;
+        }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     evr_rc_t rc = EVR_OK;
     if (dfd < 0 || fsync(dfd) != 0)

@@ -39,8 +39,8 @@ evr_rc_t evr_ship_enqueue_unsynced(const char *dir, const char *file, const char
 
 /*  Makes the n entries (final paths from evr_ship_enqueue_unsynced; NULL
     ones skipped) durable and visible to the shipper: each one's data
-    synced (fdatasync) and renamed into place, then dir synced (their
-    names).  Not syncfs(2): that would wait for everything dirty on the
+    synced (fdatasync), then each renamed into place, then dir synced
+    (their names).  Not syncfs(2): that would wait for everything dirty on the
     filesystem (the artifact files just unpacked, others' writes), and
     only the entries need to be on disk.  Nothing is shipped before its
     entry is renamed, so a shipper taking entries meanwhile cannot race
