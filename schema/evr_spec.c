@@ -191,7 +191,7 @@ static const char *const s_artifacts_when_names[] = { "on_success", "on_failure"
 static const evr_field_t s_artifacts_fields[] = {
     F(evr_artifacts_t, "paths", EVR_FT_STRLIST, true, 64, paths, NULL, NULL,
       "paths relative to /workspace copied out after the step, each as named (a file, or a "
-      "directory whole): no glob character (* ? [)"),
+      "directory whole): no glob character (* ?; a [ is taken as named)"),
     { "when", EVR_FT_ENUM, false, 0, offsetof(evr_artifacts_t, when), NULL, NULL, NULL,
       "after which outcome: on_success, on_failure (timed out included) or always; a "
       "cancelled step keeps none", s_artifacts_when_names, NULL },
@@ -205,7 +205,7 @@ static const evr_field_t s_cache_fields[] = {
       "names the cache with the pipeline; may hold {{ sha256 FILE }} of a workspace file"),
     F(evr_cache_t, "path", EVR_FT_STR, true, EVR_SPEC_MAX_PATH, path, NULL, NULL,
       "where it is mounted: absolute, or relative to /workspace; one directory, no glob "
-      "character (* ? [)"),
+      "character (* ?; a [ is taken as named)"),
 };
 const evr_rectype_t evr_cache_type = { "cache", sizeof(evr_cache_t), s_cache_fields,
                                        EVR_ARRAY_LEN(s_cache_fields), EVR_NO_PRESENT, NULL };

@@ -73,14 +73,14 @@ s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
         }
 }
 
-/*  Length of the directory before path's first glob character (* ? [):
+/*  Length of the directory before path's first glob character (* ?):
     3 for "out/a*.xml"; 0 when the glob is in the first component; -1
     when path holds none.  The runner copies a path (artifacts) or mounts
     it (caches) as named: a pattern would name nothing. */
 static int
 s_glob_dir(const char *path)
 {
-    const char *g = strpbrk(path, "*?[");
+    const char *g = strpbrk(path, "*?");
     if (!g)
         return -1;
     size_t n = (size_t) (g - path);
@@ -105,11 +105,11 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, path);
         else if (dir > 0)
-            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): artifact paths are "
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name the directory (\"%.*s\", copied "
                          "whole) or each file", path, dir, path);
         else if (dir == 0)
-            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): artifact paths are "
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name each file (or their directory, "
                          "copied whole)", path);
         why = why ? why : dir >= 0 ? "glob" : NULL;
@@ -168,11 +168,11 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
         else if (dir > 0)
-            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): a cache is one "
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): a cache is one "
                          "directory, mounted as named; name the directory (\"%.*s\")", c->path,
                          dir, c->path);
         else if (dir == 0)
-            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ? [): a cache is one "
+            evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): a cache is one "
                          "directory, mounted as named; name the directory", c->path);
         why = why ? why : dir >= 0 ? "glob" : NULL;
         for (uint32_t m = 0; m < k && !why; m++)
