@@ -345,6 +345,8 @@ static bool
 s_query_has(const char *known, const char *key)
 {
     size_t n = strlen(key);
+    if (strchr(key, ' '))   /* "arg label" (?arg+label=) is no name of the list */
+        return false;
     for (const char *k = known; n && (k = strstr(k, key)); k += n)
         if ((k == known || k[-1] == ' ') && (k[n] == ' ' || !k[n]))
             return true;

@@ -77,7 +77,8 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     s_capped_t c = { evr_malloc(4096), 0, 4096, false };
     cookie_io_functions_t io = { NULL, s_capped_write, NULL, NULL };
     FILE *out = fopencookie(&c, "w", io);
-    evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out };
+    evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out,
+                             .job_end = true };     /* as evrun-cli logs prints it */
     int status = 2;
     pthread_mutex_lock(&gw->mu);
     evr_client_t *client = evr_gw_client(gw, req);

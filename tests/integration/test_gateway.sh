@@ -89,6 +89,13 @@ case_submit_and_read() {
   check "JSON job succeeds" [ "$(api_wait "$jid")" = succeeded ]
   api GET "/jobs/$jid/log" > /dev/null
   check "JSON job's output" grep -qx "a | from json" "$tmp/body"
+  # the text log as evrun-cli logs prints it: a job that failed ends with why
+  api POST /jobs -H 'Content-Type: application/json' \
+    -d '{"pipeline":"jf","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"exit 3"}]}' > /dev/null
+  jid=$(jget 'd["id"]')
+  check "a failing job fails" [ "$(api_wait "$jid")" = failed ]
+  api GET "/jobs/$jid/log" > /dev/null
+  check "its text log ends as evrun-cli logs does" [ "$(tail -n 1 "$tmp/body")" = "$(cli logs "$jid" | tail -n 1)" ] && grep -q "^job $jid failed" "$tmp/body"
   # a job's steps say what they need (the web UI draws the graph from it)
   api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"dg","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"true"},{"name":"b","needs":["a"],"run":"true"},{"name":"c","when":"always","run":"true"}]}' > /dev/null
   jid=$(jget 'd["id"]')
@@ -776,6 +783,7 @@ case_query_params() {
   check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ] && grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
   check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]
   check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ] && grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
+  check "?arg+label=x (two known names joined by a space): 400" [ "$(api POST '/jobs?arg+label=x' "${yml[@]}")" = 400 ] && grep -q 'unknown query parameter arg label' "$tmp/body"
 }
 
 # a port taken: the address and port named with the system's words, no certificate when

@@ -128,8 +128,6 @@ case_git_missing_ref() {
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-# a second checkout of the same repository fetches only what is new: the
-# objects count of job.source (absent: 0)
 # a repository that is not there: git's fatal line is the reason (not the
 # advice after it), said by the skipped step, the summary's last line and
 # evrun-replay (the job's reason)
@@ -144,6 +142,8 @@ case_git_missing_repo() {
   check "evrun-replay --job: the reason" grep -qF "reason: $why" <("$bin/evrun-replay" "$state" --job "$job")
 }
 
+# a second checkout of the same repository fetches only what is new: the
+# objects count of job.source (absent: 0)
 case_git_cache() {
   local cold=$tmp/cold
   git_pipeline cache "file://$repo" main
