@@ -27,7 +27,9 @@ s_help(FILE *out)
             "sent (at most 1 MiB, YAML aliases counted once per use, matrices\n"
             "expanded), that every arg without a default is given with -a, and that\n"
             "a copy: source (or ci_source) is a directory whose compressed tar fits\n"
-            "a submit (1 MiB), as evrun-cli run builds it.\n"
+            "a submit (1 MiB), as evrun-cli run builds it (with no symbolic link);\n"
+            "evrun-runner --exec reads that directory itself, within its own\n"
+            "resource_max_bytes, so a file for --exec only may fail this check.\n"
             "--print shows a matrix step's combinations as the steps they become.\n"
             "Prints FILE: ok for each valid file; errors go to stderr as\n"
             "file:line:column: field: message.\n"
@@ -66,12 +68,19 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
     if (rc == EVR_OK)
         rc = evr_spec_bind_args(&spec, given, &resolved, diag);
     /* run's submit path: a copy: source names a directory whose tar fits */
+    bool copy_ok = true;
     if (rc == EVR_OK && spec.source.copy
         && !evr_cli_copy_tar("evrun-cli validate", file, "source", spec.source.copy, NULL))
-        rc = EVR_ERR_SPEC;
-    if (rc == EVR_OK && spec.ci_source.copy
+        copy_ok = false;
+    if (rc == EVR_OK && copy_ok && spec.ci_source.copy
         && !evr_cli_copy_tar("evrun-cli validate", file, "ci_source", spec.ci_source.copy, NULL))
+        copy_ok = false;
+    if (!copy_ok) {
+        fprintf(stderr, "evrun-cli validate: %s: the copy: check is evrun-cli run's and "
+                "submit's (evrun-runner --exec reads the directory itself, within its "
+                "resource_max_bytes)\n", file);
         rc = EVR_ERR_SPEC;
+    }
     if (rc == EVR_OK) {
         if (print) {
             s_normalize(&spec);

@@ -73,6 +73,8 @@ printf 'pipeline: p\nimage: i\nsource: {copy: ./nonexistent-dir}\nsteps:\n  - {n
 check "copy: a missing directory: exit 1" [ $? -eq 1 ]
 check "copy: a missing directory: run's message" \
   grep -q "evrun-cli validate: source: copy .*nonexistent-dir: No such file or directory" "$tmp/err"
+check "copy: says the check is run's and submit's, not --exec's" \
+  grep -q "the copy: check is evrun-cli run's and submit's (evrun-runner --exec reads the directory itself" "$tmp/err"
 head -c 1500000 /dev/urandom > "$tmp/cp/src/noise"
 printf 'pipeline: p\nimage: i\nci_source: {copy: src}\nsteps:\n  - {name: a, run: x}\n' > "$tmp/cp/big.yml"
 "$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
