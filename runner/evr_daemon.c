@@ -245,8 +245,7 @@ evr_daemon_once_job(const evr_daemon_t *self)
 bool
 evr_daemon_drained(const evr_daemon_t *self)
 {
-    return self->draining && self->opts.exit_when_drained && evr_engine_active(self->eng) == 0
-        && evr_engine_ending(self->eng) == 0;
+    return self->draining && self->opts.exit_when_drained && evr_engine_active(self->eng) == 0;
 }
 
 /* ------------------------------------------------------------- inbound */

@@ -63,8 +63,9 @@ const char *evr_daemon_fatal(const evr_daemon_t *self);
     or its refusal recorded), or NULL while none was. */
 const char *evr_daemon_once_job(const evr_daemon_t *self);
 
-/*  True when drained with exit_when_drained and no job is left (the
-    cleanup of ended ones over too). */
+/*  True when drained with exit_when_drained and no job runs (ended ones
+    may still be cleaning up: evr_engine_ending; the caller waits for
+    them, bounded). */
 bool evr_daemon_drained(const evr_daemon_t *self);
 
 /*  The seq up to which the broker holds this runner's log (0 before the
