@@ -1025,7 +1025,38 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+# What a user gets wrong on the command line, answered before (or
+# without) a job: no podman needed, a broker alone.
+case_cli_errors() {
+  fresh clierr
+  local none=$root/clierr-none/s c
+  # no broker ever ran here and none was asked for: says so, suggests up
+  for c in jobs "run $src/examples/hello.yml" "logs 01ARYZ6S41TSV4RRFFQ69G5FAV" \
+           "cancel 01ARYZ6S41TSV4RRFFQ69G5FAV" runners; do
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$none cli $c > "$tmp/nb" 2>&1
+    check "no broker, $c: exit 2" [ $? -eq 2 ]
+    check "no broker, $c: names the state dir and suggests up" \
+      grep -q "no broker runs at the state directory $none (no ipc://$none/bus/clients): start one with \`evrun-cli up\`, or reach a remote one with --broker tcp://HOST:PORT" "$tmp/nb"
+  done
+  EVRUN_STATE_DIR=$none "$bin/evrun-tail" --all > "$tmp/nb" 2>&1
+  check "no broker, evrun-tail: suggests up" grep -q "no broker runs at the state directory $none" "$tmp/nb"
+  local port gw tok
+  port=$(free_port)
+  tok=$(EVRUN_STATE_DIR=$none cli token)
+  EVRUN_STATE_DIR=$none "$bin/evrun-gateway" --listen "127.0.0.1:$port" > "$tmp/gw.log" 2>&1 &
+  gw=$!
+  wait_port "$port"
+  curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/api/v1/jobs" > "$tmp/gw.out"
+  kill "$gw"; wait "$gw" 2>/dev/null
+  check "no broker, gateway: 503" grep -q "^ 503$" "$tmp/gw.out"
+  check "no broker, gateway: suggests up" grep -q "no broker runs at the state directory $none .*evrun-cli up" "$tmp/gw.out"
+  # asked for tcp:// (or given a key): the key is what is missing
+  EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
+  check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+}
+
+cases=${*:-cli_errors end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
 for c in $cases; do
   case_name=$c
   echo "== $c"
