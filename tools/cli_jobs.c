@@ -907,7 +907,8 @@ evr_cli_logs(int argc, char **argv)
                    "                       (a broker that does not answer within --timeout-ms\n"
                    "                       is said once on stderr and asked again each second)\n"
                    "  --step S             only step S (a matrix step's name: all its\n"
-                   "                       combinations)\n"
+                   "                       combinations; a name the job has no step for:\n"
+                   "                       exit 2, naming its steps)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
                    "--follow: the job succeeded); 1 the job failed\n(--follow), or --follow was interrupted; 2 no such job, "
                    "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);

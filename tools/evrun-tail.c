@@ -40,7 +40,8 @@ s_help(FILE *out)
             "                       before (else only the ones running now are backfilled)\n"
             "  --events             lifecycle events too (step started, finished...)\n"
             "  --step S             only step S (a matrix step's name: all its\n"
-            "                       combinations)\n"
+            "                       combinations; a name the job has no step for:\n"
+            "                       exit 2, naming its steps)\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"

@@ -1054,6 +1054,30 @@ case_cli_errors() {
   # asked for tcp:// (or given a key): the key is what is missing
   EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
   check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # a broker and a process runner: no podman
+  bus_broker && bus_runner ce-proc "" 1 --executors process && bus_wait_runners 1
+  pipeline ce <<'YML'
+pipeline: ce
+executor: process
+steps:
+  - { name: a, run: echo in-a }
+  - { name: b, needs: [a], run: echo in-b }
+YML
+  local j
+  j=$(submit "$tmp/ce.yml")
+  check "ce succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" --step a > "$tmp/ls" 2>&1
+  check "logs --step a: its output only" [ "$(cat "$tmp/ls")" = "a | in-a" ]
+  for c in nosuch A; do
+    cli logs "$j" --step "$c" > "$tmp/ls" 2>&1
+    check "logs --step $c: exit 2" [ $? -eq 2 ]
+    check "logs --step $c: names the job's steps" grep -q "job $j has no step \"$c\" .*its steps: a, b$" "$tmp/ls"
+  done
+  cli logs "$j" --step nosuch --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step nosuch: exit 2, saying so" [ $? -eq 2 ] && check "... naming the steps" grep -q "its steps: a, b$" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/ls" 2>&1
+  check "evrun-tail --step nosuch: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --step nosuch: names the steps" grep -q "^evrun-tail: job $j has no step \"nosuch\" .*its steps: a, b$" "$tmp/ls"
 }
 
 cases=${*:-cli_errors end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop tail long_history runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
