@@ -733,8 +733,13 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             req.status = optarg;
         else if (type == EVR_MSG_JOBS && c == 't')
             tree = true;
-        else if (type == EVR_MSG_JOBS && c == 'n')
-            req.limit = (uint32_t) strtoul(optarg, NULL, 10);
+        else if (type == EVR_MSG_JOBS && c == 'n') {
+            unsigned long n;
+            if (evr_cli_uint_arg(prog, "--limit", optarg, 1, 10000, &n))
+                req.limit = (uint32_t) n;
+            else
+                status = 2;
+        }
         else if (type == EVR_MSG_JOBS && c == 'b') {
             free(req.job);
             if (!(req.job = evr_client_job_arg(prog, optarg)))

@@ -101,14 +101,13 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t
     return rc;
 }
 
-static int
-s_timeout(const evr_config_t *cfg)
+evr_rc_t
+evr_client_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err)
 {
-    uint64_t t = 10000;
-    evr_err_t err;
-    if (evr_config_uint(cfg, "timeout_ms", 1, 3600000, &t, &err))
-        t = 10000;
-    return (int) t;
+    evr_rc_t rc = evr_config_uint(cfg, "timeout_ms", 1, 3600000, ms, err);
+    if (rc)
+        return evr_err_set(err, rc, "%s (--timeout-ms, EVRUN_TIMEOUT_MS)", err->msg);
+    return EVR_OK;
 }
 
 static const char *
@@ -150,9 +149,12 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
         return rc;
     zsys_init();
     zsys_handler_set(NULL);
+    uint64_t t;
+    if ((rc = evr_client_timeout(cfg, &t, err)))
+        return rc;
     evr_client_t *c = evr_calloc(1, sizeof *c);
     c->ep = evr_strdup(ep);
-    c->timeout_ms = s_timeout(cfg);
+    c->timeout_ms = (int) t;
     c->sock = s_dealer();
     if ((rc = s_curve(cfg, c->sock, ep, &c->keys, err))) {
         evr_client_destroy(&c);

@@ -1,5 +1,6 @@
 /*  evrun-tail: follows the event stream live, with late-join backfill
     (evr_follow).  main() only parses options and wires things. */
+#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,7 +82,17 @@ main(int argc, char **argv)
         default: status = 2; break;
         }
     }
-    if (!status && ((job != NULL) + (fo.pipeline != NULL) + all != 1 || optind != argc)) {
+    if (!status && optind != argc) {
+        const char *a = argv[optind];
+        char up[EVR_ULID_LEN + 1] = "";
+        for (size_t i = 0; a[i] && i < EVR_ULID_LEN; i++)   /* a job id, any case? */
+            up[i] = (char) toupper((unsigned char) a[i]);
+        bool id = strlen(a) == EVR_ULID_LEN && !evr_ulid_problem(up);
+        fprintf(stderr, "evrun-tail: unexpected argument \"%s\"%s%s%s\n", a,
+                id ? " (a job: evrun-tail --job " : "", id ? a : "", id ? ")" : "");
+        status = 2;
+    }
+    if (!status && (job != NULL) + (fo.pipeline != NULL) + all != 1) {
         fprintf(stderr, "evrun-tail: give exactly one of --job ID, --pipeline NAME, --all\n");
         status = 2;
     }

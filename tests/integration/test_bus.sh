@@ -1054,6 +1054,26 @@ case_cli_errors() {
   # asked for tcp:// (or given a key): the key is what is missing
   EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
   check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # bad numbers: usage errors naming the option, the value and the range
+  : > "$tmp/ce.yml"
+  local a
+  for a in "jobs --limit abc" "jobs --limit 0" "jobs --limit 20000" "up --runners 2x" \
+           "jobs --timeout-ms abc" "jobs --timeout-ms 0" "jobs --timeout-ms 5 --print-config --timeout-ms x"; do
+    # (a state dir under a file: an `up` that took the number starts nothing)
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$tmp/ce.yml/s cli $a > "$tmp/bad" 2>&1
+    check "$a: exit 2" [ $? -eq 2 ]
+    check "$a: names the option and range" grep -Eq -- '(--limit "[0-9a-z]*": expected a whole number from 1 to 10000|--runners "2x": expected a whole number from 0 to 64|timeout_ms = "[0-9a-z]*" \(from flag\): expected a whole number from 1 to 3600000)' "$tmp/bad"
+  done
+  EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
+  check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
+  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  # evrun-tail: a stray argument named (a job id: --job suggested)
+  "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV extra > "$tmp/bad" 2>&1
+  check "evrun-tail --job ID extra: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --job ID extra: names it" grep -q '^evrun-tail: unexpected argument "extra"$' "$tmp/bad"
+  "$bin/evrun-tail" 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/bad" 2>&1
+  check "evrun-tail ID: suggests --job" grep -q '^evrun-tail: unexpected argument "01ARYZ6S41TSV4RRFFQ69G5FAV" (a job: evrun-tail --job 01ARYZ6S41TSV4RRFFQ69G5FAV)$' "$tmp/bad"
   # a broker and a process runner: no podman
   bus_broker && bus_runner ce-proc "" 1 --executors process && bus_wait_runners 1
   pipeline ce <<'YML'
