@@ -1054,6 +1054,11 @@ case_cli_errors() {
   # asked for tcp:// (or given a key): the key is what is missing
   EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
   check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # a state dir a client command makes (its key pair): 0700 with its parents
+  EVRUN_STATE_DIR=$tmp/mk/a/b cli jobs --broker-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' \
+    --timeout-ms 300 > /dev/null 2>&1
+  check "client-made state dir and parents 0700" \
+    [ "$(stat -c %a "$tmp/mk" "$tmp/mk/a" "$tmp/mk/a/b" "$tmp/mk/a/b/curve" | tr '\n' ' ')" = "700 700 700 700 " ]
   # bad numbers: usage errors naming the option, the value and the range
   : > "$tmp/ce.yml"
   local a
