@@ -321,7 +321,12 @@ s_run_common(int argc, char **argv, const char *name)
         default: status = 2; break;
         }
     }
-    if (!status && optind != argc - 1) {
+    if (!status && follow && wait) {
+        fprintf(stderr, "%s: --follow or --wait, not both (--follow waits too, printing the "
+                "output)\n", cli.prog);
+        status = 2;
+    }
+    else if (!status && optind != argc - 1) {
         fprintf(stderr, "%s: expected one pipeline FILE\n", cli.prog);
         status = 2;
     }

@@ -1054,6 +1054,15 @@ case_cli_errors() {
   # asked for tcp:// (or given a key): the key is what is missing
   EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
   check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # help COMMAND is the command's help; run --follow --wait refused
+  check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  cli help nosuch > "$tmp/bad" 2>&1
+  check "help nosuch: exit 2" [ $? -eq 2 ]
+  check "help nosuch: says so" grep -q '^evrun-cli help: unknown command "nosuch"' "$tmp/bad"
+  cli run "$src/examples/hello.yml" --follow --wait > "$tmp/bad" 2>&1
+  check "run --follow --wait: exit 2" [ $? -eq 2 ]
+  check "run --follow --wait: refused, saying why" grep -q -- "--follow or --wait, not both" "$tmp/bad"
   # a state dir a client command makes (its key pair): 0700 with its parents
   EVRUN_STATE_DIR=$tmp/mk/a/b cli jobs --broker-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' \
     --timeout-ms 300 > /dev/null 2>&1
