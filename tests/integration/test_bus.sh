@@ -1090,6 +1090,15 @@ case_cli_errors() {
   check "evrun-tail ID: suggests --job" grep -q '^evrun-tail: unexpected argument "01ARYZ6S41TSV4RRFFQ69G5FAV" (a job: evrun-tail --job 01ARYZ6S41TSV4RRFFQ69G5FAV)$' "$tmp/bad"
   # a broker and a process runner: no podman
   bus_broker && bus_runner ce-proc "" 1 --executors process && bus_wait_runners 1
+  # the wrong socket: each side told which one to use
+  cli jobs --broker "ipc://$tmp/bus/runners" > "$tmp/ws" 2> "$tmp/ws.err"
+  check "jobs on the runner socket: exit 1" [ $? -eq 1 ]
+  check "... names the client socket" grep -q "this is the broker's runner socket; a client (evrun-cli) connects to its client socket, ipc://$tmp/bus/clients" "$tmp/ws.err"
+  check "... no table header" [ ! -s "$tmp/ws" ]
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
+    --executors process > "$tmp/ws.err" 2>&1
+  check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
+  check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
   pipeline ce <<'YML'
 pipeline: ce
 executor: process
