@@ -41,7 +41,7 @@ s_usage(FILE *out)
     fprintf(out, "\n'evrun-cli COMMAND --help' (or 'evrun-cli help COMMAND') describes a "
                  "command.\n"
                  "exit status: 0 ok; 1 the job failed or the command was refused; 2 usage\n"
-                 "or connection errors\n");
+                 "or connection errors (and, for logs and artifacts, no such job)\n");
 }
 
 int

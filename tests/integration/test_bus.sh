@@ -1099,6 +1099,20 @@ case_cli_errors() {
     --executors process > "$tmp/ws.err" 2>&1
   check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
   check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
+  # no such job: exit 1 from the commands the broker refuses, 2 from those
+  # reading its history (README's exit status rule)
+  local nj=01ARYZ6S41TSV4RRFFQ69G5FAV
+  for c in status cancel pause resume; do
+    cli $c $nj > /dev/null 2>&1
+    check "$c of no such job: exit 1" [ $? -eq 1 ]
+  done
+  for c in "logs $nj" "logs $nj --follow" "artifacts $nj -o $tmp/nja"; do
+    # shellcheck disable=SC2086
+    cli $c > /dev/null 2>&1
+    check "$c of no such job: exit 2" [ $? -eq 2 ]
+  done
+  "$bin/evrun-tail" --job $nj > /dev/null 2>&1
+  check "evrun-tail --job of no such job: exit 2" [ $? -eq 2 ]
   pipeline ce <<'YML'
 pipeline: ce
 executor: process
