@@ -1082,6 +1082,9 @@ case_cli_errors() {
   EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
   check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
   check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
+  check "evrun-gateway --timeout-ms abc: exit 2, named" \
+    bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
   # evrun-tail: a stray argument named (a job id: --job suggested)
   "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV extra > "$tmp/bad" 2>&1
   check "evrun-tail --job ID extra: exit 2" [ $? -eq 2 ]
