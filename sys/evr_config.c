@@ -94,11 +94,17 @@ evr_config_get(const evr_config_t *self, const char *key)
     return i >= 0 ? self->vals[i].value : NULL;
 }
 
-const char *
-evr_config_source(const evr_config_t *self, const char *key)
+static const char *
+s_source(const evr_config_t *self, const char *key)
 {
     long i = s_index(self, key);
     return i >= 0 && self->vals[i].source ? self->vals[i].source : "unset";
+}
+
+const char *
+evr_config_source(const evr_config_t *self, const char *key)
+{
+    return s_source(self, key);
 }
 
 evr_rc_t
@@ -111,8 +117,8 @@ evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_
     unsigned long long x = v ? strtoull(v, &end, 10) : 0;
     if (!v || !*v || *end || errno || x < min || x > max || !isdigit((unsigned char) *v))
         return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a whole number "
-                           "from %llu to %llu", key, v ? v : "",
-                           evr_config_source(self, key), (unsigned long long) min, (unsigned long long) max);
+                           "from %llu to %llu", key, v ? v : "", s_source(self, key),
+                           (unsigned long long) min, (unsigned long long) max);
     *out = x;
     return EVR_OK;
 }
@@ -128,7 +134,7 @@ evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, 
         evr_duration_format(max_ms, max, sizeof max);
         return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration "
                            "such as 30d, 12h, 90s or 0 (off), at most %s", key, v ? v : "",
-                           evr_config_source(self, key), max);
+                           s_source(self, key), max);
     }
     *out = ms;
     return EVR_OK;
@@ -146,7 +152,7 @@ evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t 
         return EVR_OK;
     }
     return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected true or false", key,
-                       v, evr_config_source(self, key));
+                       v, s_source(self, key));
 }
 
 evr_rc_t
@@ -164,7 +170,7 @@ evr_config_choice(const evr_config_t *self, const char *key, const char *const *
         len += (size_t) snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
                                  choices[i]);
     return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected one of %s", key,
-                       v ? v : "", evr_config_source(self, key), list);
+                       v ? v : "", s_source(self, key), list);
 }
 
 void
