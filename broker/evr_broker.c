@@ -650,7 +650,10 @@ s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire
     case EVR_MSG_FETCH: evr_artstore_fetch(b, rid, msg); break;
     default:
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s is not a client "
-                           "request", evr_msgtype_name(msg->type));
+                           "request: this is the broker's client socket; a runner "
+                           "(evrun-runner --broker) connects to its runner socket, %s",
+                           evr_msgtype_name(msg->type),
+                           b->opts.runner_ep ? b->opts.runner_ep : "runner_endpoint");
         break;
     }
 }

@@ -338,7 +338,10 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
         && msg->type != EVR_MSG_HEARTBEAT && msg->type != EVR_MSG_ARTIFACT_CHUNK
         && msg->type != EVR_MSG_TRIGGER && msg->type != EVR_MSG_QUERY) {
         evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
-                           "runner sends", evr_msgtype_name(msg->type));
+                           "runner sends: this is the broker's runner socket; a client "
+                           "(evrun-cli) connects to its client socket, %s",
+                           evr_msgtype_name(msg->type),
+                           b->opts.client_ep ? b->opts.client_ep : "client_endpoint");
         return;
     }
     evr_runners_session_t *r = s_by_rid(b, rid);

@@ -144,7 +144,8 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
         return 2;
     }
     evr_err_t err;
-    if (evr_config_layer(cfg, file, flags, nf, &err)) {
+    uint64_t t;
+    if (evr_config_layer(cfg, file, flags, nf, &err) || evr_client_timeout(cfg, &t, &err)) {
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
         return 2;
     }

@@ -372,6 +372,14 @@ s_inbound(evr_daemon_t *d)
                 evr_engine_test_pause("ship");
             break;
         case EVR_MSG_ERROR:
+            if (d->state == S_HELLO_SENT && !strcmp(m.code, EVR_CODE_BAD_REQUEST)
+                && m.message && strstr(m.message, "is not a client request")) {
+                /* the broker's client socket: hello again would be refused again */
+                snprintf(d->fatal, sizeof d->fatal, "--broker is the broker's client socket, "
+                         "not its runner socket: %s", m.message);
+                d->state = S_FATAL;
+                break;
+            }
             if (d->state == S_HELLO_SENT && !strcmp(m.code, EVR_CODE_CONFLICT)) {
                 snprintf(d->fatal, sizeof d->fatal, "the broker refuses this runner: %s",
                          m.message);

@@ -101,6 +101,12 @@ s_source(const evr_config_t *self, const char *key)
     return i >= 0 && self->vals[i].source ? self->vals[i].source : "unset";
 }
 
+const char *
+evr_config_source(const evr_config_t *self, const char *key)
+{
+    return s_source(self, key);
+}
+
 evr_rc_t
 evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                 uint64_t *out, evr_err_t *err)

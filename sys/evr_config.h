@@ -46,6 +46,10 @@ void evr_config_default(evr_config_t *self, const char *key, const char *value);
 /*  Value of key, or NULL when unset. */
 const char *evr_config_get(const evr_config_t *self, const char *key);
 
+/*  Where key's value came from: "default", "file", "env", "flag",
+    "derived" (filled in by the program), or "unset". */
+const char *evr_config_source(const evr_config_t *self, const char *key);
+
 /*  Value of key as an unsigned number in [min, max]; EVR_ERR_CONFIG
     naming the key and its source otherwise. */
 evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,

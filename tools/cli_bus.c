@@ -1,6 +1,7 @@
 /*  cli_bus.c: the common part of the bus commands; see cli_bus.h. */
 #include "cli_bus.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,30 @@ evr_cli_common(evr_cli_t *cli, int c, const char *arg)
     return true;
 }
 
+bool
+evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned long min,
+                 unsigned long max, unsigned long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] < '0' || arg[0] > '9' || v < min || v > max) {
+        fprintf(stderr, "%s: %s \"%s\": expected a whole number from %lu to %lu\n", prog, opt,
+                arg, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 int
 evr_cli_settings(evr_cli_t *cli)
 {
     evr_err_t err;
+    uint64_t t;
     cli->cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
-    if (evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err)) {
+    if (evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err)
+        || evr_client_timeout(cli->cfg, &t, &err)) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
         return 2;
     }

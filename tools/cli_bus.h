@@ -61,7 +61,12 @@ int evr_cli_connect(evr_cli_t *cli);
     when there is not exactly one, or it is no job id. */
 char *evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optind_);
 
-/*  Loads the settings only (no connection): 0 or 2. */
+/*  An option's whole number from min to max into *out: false (said,
+    naming the option, the value and the range) when it is not one. */
+bool evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned long min,
+                      unsigned long max, unsigned long *out);
+
+/*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);
 
 void evr_cli_done(evr_cli_t *cli);

@@ -345,7 +345,12 @@ s_run_common(int argc, char **argv, const char *name)
         default: status = 2; break;
         }
     }
-    if (!status && optind != argc - 1) {
+    if (!status && follow && wait) {
+        fprintf(stderr, "%s: --follow or --wait, not both (--follow waits too, printing the "
+                "output)\n", cli.prog);
+        status = 2;
+    }
+    else if (!status && optind != argc - 1) {
         fprintf(stderr, "%s: expected one pipeline FILE\n", cli.prog);
         status = 2;
     }
@@ -561,7 +566,23 @@ typedef struct {
     bool tree;
     s_node_t *nodes;
     size_t n;
+    evr_msgtype_t type;     /* EVR_MSG_JOBS or EVR_MSG_RUNNERS */
+    bool headed;            /* the table's header printed */
 } s_listing_t;
+
+/*  The table's header, once, before its first row (or at the end of an
+    empty listing): never before an error. */
+static void
+s_header(s_listing_t *ls)
+{
+    bool jobs = ls->type == EVR_MSG_JOBS;
+    if (ls->headed || ls->cli->json)
+        return;
+    ls->headed = true;
+    printf(jobs ? "%-26s  %-20s  %-10s  %-7s  %-20s  %s\n" : "%-24s  %-8s  %-9s  %-20s  %s\n",
+           jobs ? "JOB" : "RUNNER", jobs ? "PIPELINE" : "STATE", jobs ? "STATUS" : "RUN/CAP",
+           jobs ? "STEPS" : "LABELS", jobs ? "RUNNER" : "LAST HEARTBEAT", jobs ? "CREATED" : "");
+}
 
 static int
 s_list_job(const evr_msg_t *m, void *arg)
@@ -569,6 +590,7 @@ s_list_job(const evr_msg_t *m, void *arg)
     s_listing_t *ls = arg;
     evr_cli_t *cli = ls->cli;
     snprintf(ls->last, sizeof ls->last, "%s", m->job);
+    s_header(ls);
     if (cli->json) {
         evr_cli_json(m);
         return 0;
@@ -631,7 +653,9 @@ s_tree_end(s_listing_t *ls)
 static int
 s_list_runner(const evr_msg_t *m, void *arg)
 {
-    evr_cli_t *cli = arg;
+    s_listing_t *ls = arg;
+    evr_cli_t *cli = ls->cli;
+    s_header(ls);
     if (cli->json) {
         evr_cli_json(m);
         return 0;
@@ -757,8 +781,13 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             req.status = optarg;
         else if (type == EVR_MSG_JOBS && c == 't')
             tree = true;
-        else if (type == EVR_MSG_JOBS && c == 'n')
-            req.limit = (uint32_t) strtoul(optarg, NULL, 10);
+        else if (type == EVR_MSG_JOBS && c == 'n') {
+            unsigned long n;
+            if (evr_cli_uint_arg(prog, "--limit", optarg, 1, 10000, &n))
+                req.limit = (uint32_t) n;
+            else
+                status = 2;
+        }
         else if (type == EVR_MSG_JOBS && c == 'b') {
             free(req.job);
             if (!(req.job = evr_client_job_arg(prog, optarg)))
@@ -841,20 +870,13 @@ s_query(int argc, char **argv, evr_msgtype_t type)
         evr_msg_clear(&rep);
     }
     else {
-        if (!cli.json)
-            printf(type == EVR_MSG_JOBS ? "%-26s  %-20s  %-10s  %-7s  %-20s  %s\n"
-                                        : "%-24s  %-8s  %-9s  %-20s  %s\n",
-                   type == EVR_MSG_JOBS ? "JOB" : "RUNNER", type == EVR_MSG_JOBS ? "PIPELINE"
-                                                                              : "STATE",
-                   type == EVR_MSG_JOBS ? "STATUS" : "RUN/CAP",
-                   type == EVR_MSG_JOBS ? "STEPS" : "LABELS",
-                   type == EVR_MSG_JOBS ? "RUNNER" : "LAST HEARTBEAT",
-                   type == EVR_MSG_JOBS ? "CREATED" : "");
-        s_listing_t ls = { &cli, "", tree, NULL, 0 };
+        s_listing_t ls = { &cli, "", tree, NULL, 0, type, false };
         evr_msg_t end = { 0 };
         evr_rc_t rc = type == EVR_MSG_JOBS
                     ? evr_client_stream_end(cli.client, &req, s_list_job, &ls, &end, &err)
-                    : evr_client_stream(cli.client, &req, s_list_runner, &cli, &err);
+                    : evr_client_stream(cli.client, &req, s_list_runner, &ls, &err);
+        if (!rc)
+            s_header(&ls);      /* an empty listing: the header alone */
         if (ls.tree)
             s_tree_end(&ls);
         if (rc) {
@@ -934,7 +956,8 @@ evr_cli_logs(int argc, char **argv)
                    "                       is said once on stderr and asked again a second\n"
                    "                       after each wait, each wait doubled up to 8x)\n"
                    "  --step S             only step S (a matrix step's name: all its\n"
-                   "                       combinations)\n"
+                   "                       combinations; a name the job has no step for:\n"
+                   "                       exit 2, naming its steps)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
                    "--follow: the job succeeded); 1 the job failed\n(--follow), or --follow was interrupted; 2 no such job, "
                    "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);

@@ -157,7 +157,12 @@ evr_cli_start(int argc, char **argv)
         default: status = 2; break;
         }
     }
-    if (!status && optind != argc - 1) {
+    if (!status && follow && wait) {
+        fprintf(stderr, "%s: --follow or --wait, not both (--follow waits too, printing the "
+                "output)\n", cli.prog);
+        status = 2;
+    }
+    else if (!status && optind != argc - 1) {
         fprintf(stderr, "%s: expected one pipeline NAME (evrun-cli pipelines lists them)\n",
                 cli.prog);
         status = 2;

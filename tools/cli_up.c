@@ -625,7 +625,10 @@ evr_cli_up(int argc, char **argv)
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
-        case 'n': n = strtoul(optarg, NULL, 10); break;
+        case 'n':
+            if (!evr_cli_uint_arg(cli.prog, "--runners", optarg, 0, 64, &n))
+                status = 2;
+            break;
         case 'c': cap = optarg; break;
         case 'l': labels = optarg; break;
         case 'x': executors = optarg; break;

@@ -2,6 +2,8 @@
 #include "evr_client.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "evr_bus.h"
@@ -56,6 +58,19 @@ evr_client_endpoints(evr_config_t *cfg)
     evr_curve_defaults(cfg, "client_cert", "client.cert");
 }
 
+/*  Whether no endpoint was chosen (none given, no local broker found: the
+    default tcp:// one) and no broker key either, the default one missing:
+    then no broker runs here and none elsewhere was asked for. */
+static bool
+s_nothing_chosen(const evr_config_t *cfg)
+{
+    const char *key = evr_config_get(cfg, "broker_key");
+    struct stat sb;
+    return !strcmp(evr_config_source(cfg, "client_endpoint"), "derived") &&
+           !strcmp(evr_config_source(cfg, "broker_key"), "derived") && key &&
+           stat(key, &sb) != 0 && errno == ENOENT;
+}
+
 /*  CURVE on a tcp:// endpoint: this client's pair (made when missing,
     saying so) and the broker's key on sock; into *kept too when given. */
 static evr_rc_t
@@ -64,6 +79,13 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t
 {
     if (!evr_curve_needed(ep))
         return EVR_OK;
+    if (s_nothing_chosen(cfg)) {
+        const char *state = evr_config_get(cfg, "state_dir");
+        return evr_err_set(err, EVR_ERR_IO, "no broker runs at the state directory %s (no "
+                           "ipc://%s/bus/clients): start one with `evrun-cli up`, or reach a "
+                           "remote one with --broker tcp://HOST:PORT and --broker-key its "
+                           "curve/broker.cert", state, state);
+    }
     bool made = false;
     const char *cert = evr_config_get(cfg, "client_cert");
     evr_curve_keys_t keys;
@@ -79,14 +101,13 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t
     return rc;
 }
 
-static int
-s_timeout(const evr_config_t *cfg)
+evr_rc_t
+evr_client_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err)
 {
-    uint64_t t = 10000;
-    evr_err_t err;
-    if (evr_config_uint(cfg, "timeout_ms", 1, 3600000, &t, &err))
-        t = 10000;
-    return (int) t;
+    evr_rc_t rc = evr_config_uint(cfg, "timeout_ms", 1, 3600000, ms, err);
+    if (rc)
+        return evr_err_set(err, rc, "%s (--timeout-ms, EVRUN_TIMEOUT_MS)", err->msg);
+    return EVR_OK;
 }
 
 static const char *
@@ -128,9 +149,12 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
         return rc;
     zsys_init();
     zsys_handler_set(NULL);
+    uint64_t t;
+    if ((rc = evr_client_timeout(cfg, &t, err)))
+        return rc;
     evr_client_t *c = evr_calloc(1, sizeof *c);
     c->ep = evr_strdup(ep);
-    c->timeout_ms = s_timeout(cfg);
+    c->timeout_ms = (int) t;
     c->sock = s_dealer();
     if ((rc = s_curve(cfg, c->sock, ep, &c->keys, err))) {
         evr_client_destroy(&c);

@@ -532,9 +532,41 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
     return j->match;
 }
 
+/*  --step S of one job, once its job.accepted gives the steps: a name no
+    step has ends the follow (exit 2, as for no such job), naming them. */
+static void
+s_check_step(s_follow_t *f, const evr_event_t *ev)
+{
+    const evr_spec_t *spec = ev->data.spec;
+    if (!f->o->step || !f->o->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED || !spec)
+        return;
+    size_t n = strlen(f->o->step);
+    char names[512] = "";
+    size_t len = 0;
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const char *name = evr_spec_step(spec, i)->name;
+        size_t k = name ? strlen(name) : 0;
+        if (!name)
+            continue;
+        if (evr_spec_step_matches(f->o->step, name)   /* NAME[K=v] of an unexpanded matrix */
+            || (n > k && !strncmp(f->o->step, name, k) && f->o->step[k] == '['))
+            return;
+        if (len < sizeof names - 1)
+            len += (size_t) snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
+                                     name);
+        if (len >= sizeof names)
+            len = sizeof names - 1;
+    }
+    fprintf(stderr, "%s: job %s has no step \"%s\" (names are case-sensitive); its steps: "
+            "%s\n", f->prog, f->o->job, f->o->step, names);
+    f->failed = true;
+}
+
 static void
 s_take(s_follow_t *f, const evr_event_t *ev)
 {
+    if (f->failed)
+        return;     /* ended (--step names no step): nothing more printed */
     s_fjob_t *j = s_job(f, ev->job);
     if (!s_matches(f, j, ev)) {
         j->done = j->known;     /* not followed: s_trim may forget it */
@@ -550,6 +582,9 @@ s_take(s_follow_t *f, const evr_event_t *ev)
     j->last = ev->jseq;
     if (!f->in_history)
         j->retry = false;   /* live and next in order: nothing of it is missing */
+    s_check_step(f, ev);
+    if (f->failed)
+        return;
     s_print(f, j, ev);
     if (evr_event_kind(ev) == EVR_EV_JOB_FINISHED) {
         s_free_lines(j);    /* flushed by s_print; a long tail keeps no buffers */

@@ -38,9 +38,10 @@ s_usage(FILE *out)
     fprintf(out, "usage: evrun-cli COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(out, "\n'evrun-cli COMMAND --help' describes a command.\n"
+    fprintf(out, "\n'evrun-cli COMMAND --help' (or 'evrun-cli help COMMAND') describes a "
+                 "command.\n"
                  "exit status: 0 ok; 1 the job failed or the command was refused; 2 usage\n"
-                 "or connection errors\n");
+                 "or connection errors (and, for logs and artifacts, no such job)\n");
 }
 
 int
@@ -51,8 +52,20 @@ main(int argc, char **argv)
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        s_usage(stdout);
-        return 0;
+        if (argc == 2) {
+            s_usage(stdout);
+            return 0;
+        }
+        /* help COMMAND: that command's --help */
+        for (size_t i = 0; argc == 3 && i < sizeof s_commands / sizeof s_commands[0]; i++)
+            if (!strcmp(argv[2], s_commands[i].name)) {
+                char *args[] = { argv[2], (char *) "--help", NULL };
+                return s_commands[i].fn(2, args);
+            }
+        fprintf(stderr, "evrun-cli %s: %s \"%s\": expected one command\n\n", argv[1],
+                argc == 3 ? "unknown command" : "unexpected arguments after", argv[2]);
+        s_usage(stderr);
+        return 2;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("evrun-cli %s\n", EVR_VERSION);

@@ -1,5 +1,6 @@
 /*  evrun-tail: follows the event stream live, with late-join backfill
     (evr_follow).  main() only parses options and wires things. */
+#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,7 +45,8 @@ s_help(FILE *out)
             "                       before (else only the ones running now are backfilled)\n"
             "  --events             lifecycle events too (step started, finished...)\n"
             "  --step S             only step S (a matrix step's name: all its\n"
-            "                       combinations)\n"
+            "                       combinations; a name the job has no step for:\n"
+            "                       exit 2, naming its steps)\n"
             EVR_CLI_COMMON_HELP
             "\n"
             "exit status: 0 the job succeeded (without --job: stopped by SIGINT or SIGTERM);\n"
@@ -85,7 +87,17 @@ main(int argc, char **argv)
         default: status = 2; break;
         }
     }
-    if (!status && ((job != NULL) + (fo.pipeline != NULL) + all != 1 || optind != argc)) {
+    if (!status && optind != argc) {
+        const char *a = argv[optind];
+        char up[EVR_ULID_LEN + 1] = "";
+        for (size_t i = 0; a[i] && i < EVR_ULID_LEN; i++)   /* a job id, any case? */
+            up[i] = (char) toupper((unsigned char) a[i]);
+        bool id = strlen(a) == EVR_ULID_LEN && !evr_ulid_problem(up);
+        fprintf(stderr, "evrun-tail: unexpected argument \"%s\"%s%s%s\n", a,
+                id ? " (a job: evrun-tail --job " : "", id ? a : "", id ? ")" : "");
+        status = 2;
+    }
+    if (!status && (job != NULL) + (fo.pipeline != NULL) + all != 1) {
         fprintf(stderr, "evrun-tail: give exactly one of --job ID, --pipeline NAME, --all\n");
         status = 2;
     }

@@ -1071,7 +1071,122 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history follow_outage runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event}
+# What a user gets wrong on the command line, answered before (or
+# without) a job: no podman needed, a broker alone.
+case_cli_errors() {
+  fresh clierr
+  local none=$root/clierr-none/s c
+  # no broker ever ran here and none was asked for: says so, suggests up
+  for c in jobs "run $src/examples/hello.yml" "logs 01ARYZ6S41TSV4RRFFQ69G5FAV" \
+           "cancel 01ARYZ6S41TSV4RRFFQ69G5FAV" runners; do
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$none cli $c > "$tmp/nb" 2>&1
+    check "no broker, $c: exit 2" [ $? -eq 2 ]
+    check "no broker, $c: names the state dir and suggests up" \
+      grep -q "no broker runs at the state directory $none (no ipc://$none/bus/clients): start one with \`evrun-cli up\`, or reach a remote one with --broker tcp://HOST:PORT" "$tmp/nb"
+  done
+  EVRUN_STATE_DIR=$none "$bin/evrun-tail" --all > "$tmp/nb" 2>&1
+  check "no broker, evrun-tail: suggests up" grep -q "no broker runs at the state directory $none" "$tmp/nb"
+  local port gw tok
+  port=$(free_port)
+  tok=$(EVRUN_STATE_DIR=$none cli token)
+  EVRUN_STATE_DIR=$none "$bin/evrun-gateway" --listen "127.0.0.1:$port" > "$tmp/gw.log" 2>&1 &
+  gw=$!
+  wait_port "$port"
+  curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/api/v1/jobs" > "$tmp/gw.out"
+  kill "$gw"; wait "$gw" 2>/dev/null
+  check "no broker, gateway: 503" grep -q "^ 503$" "$tmp/gw.out"
+  check "no broker, gateway: suggests up" grep -q "no broker runs at the state directory $none .*evrun-cli up" "$tmp/gw.out"
+  # asked for tcp:// (or given a key): the key is what is missing
+  EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
+  check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # help COMMAND is the command's help; run --follow --wait refused
+  check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  cli help nosuch > "$tmp/bad" 2>&1
+  check "help nosuch: exit 2" [ $? -eq 2 ]
+  check "help nosuch: says so" grep -q '^evrun-cli help: unknown command "nosuch"' "$tmp/bad"
+  cli run "$src/examples/hello.yml" --follow --wait > "$tmp/bad" 2>&1
+  check "run --follow --wait: exit 2" [ $? -eq 2 ]
+  check "run --follow --wait: refused, saying why" grep -q -- "--follow or --wait, not both" "$tmp/bad"
+  # a state dir a client command makes (its key pair): 0700 with its parents
+  EVRUN_STATE_DIR=$tmp/mk/a/b cli jobs --broker-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' \
+    --timeout-ms 300 > /dev/null 2>&1
+  check "client-made state dir and parents 0700" \
+    [ "$(stat -c %a "$tmp/mk" "$tmp/mk/a" "$tmp/mk/a/b" "$tmp/mk/a/b/curve" | tr '\n' ' ')" = "700 700 700 700 " ]
+  # bad numbers: usage errors naming the option, the value and the range
+  : > "$tmp/ce.yml"
+  local a
+  for a in "jobs --limit abc" "jobs --limit 0" "jobs --limit 20000" "up --runners 2x" \
+           "jobs --timeout-ms abc" "jobs --timeout-ms 0" "jobs --timeout-ms 5 --print-config --timeout-ms x"; do
+    # (a state dir under a file: an `up` that took the number starts nothing)
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$tmp/ce.yml/s cli $a > "$tmp/bad" 2>&1
+    check "$a: exit 2" [ $? -eq 2 ]
+    check "$a: names the option and range" grep -Eq -- '(--limit "[0-9a-z]*": expected a whole number from 1 to 10000|--runners "2x": expected a whole number from 0 to 64|timeout_ms = "[0-9a-z]*" \(from flag\): expected a whole number from 1 to 3600000)' "$tmp/bad"
+  done
+  EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
+  check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
+  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
+  check "evrun-gateway --timeout-ms abc: exit 2, named" \
+    bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
+  # evrun-tail: a stray argument named (a job id: --job suggested)
+  "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV extra > "$tmp/bad" 2>&1
+  check "evrun-tail --job ID extra: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --job ID extra: names it" grep -q '^evrun-tail: unexpected argument "extra"$' "$tmp/bad"
+  "$bin/evrun-tail" 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/bad" 2>&1
+  check "evrun-tail ID: suggests --job" grep -q '^evrun-tail: unexpected argument "01ARYZ6S41TSV4RRFFQ69G5FAV" (a job: evrun-tail --job 01ARYZ6S41TSV4RRFFQ69G5FAV)$' "$tmp/bad"
+  # a broker and a process runner: no podman
+  bus_broker && bus_runner ce-proc "" 1 --executors process && bus_wait_runners 1
+  # the wrong socket: each side told which one to use
+  cli jobs --broker "ipc://$tmp/bus/runners" > "$tmp/ws" 2> "$tmp/ws.err"
+  check "jobs on the runner socket: exit 1" [ $? -eq 1 ]
+  check "... names the client socket" grep -q "this is the broker's runner socket; a client (evrun-cli) connects to its client socket, ipc://$tmp/bus/clients" "$tmp/ws.err"
+  check "... no table header" [ ! -s "$tmp/ws" ]
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
+    --executors process > "$tmp/ws.err" 2>&1
+  check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
+  check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
+  # no such job: exit 1 from the commands the broker refuses, 2 from those
+  # reading its history (README's exit status rule)
+  local nj=01ARYZ6S41TSV4RRFFQ69G5FAV
+  for c in status cancel pause resume; do
+    cli $c $nj > /dev/null 2>&1
+    check "$c of no such job: exit 1" [ $? -eq 1 ]
+  done
+  for c in "logs $nj" "logs $nj --follow" "artifacts $nj -o $tmp/nja"; do
+    # shellcheck disable=SC2086
+    cli $c > /dev/null 2>&1
+    check "$c of no such job: exit 2" [ $? -eq 2 ]
+  done
+  "$bin/evrun-tail" --job $nj > /dev/null 2>&1
+  check "evrun-tail --job of no such job: exit 2" [ $? -eq 2 ]
+  pipeline ce <<'YML'
+pipeline: ce
+executor: process
+steps:
+  - { name: a, run: echo in-a }
+  - { name: b, needs: [a], run: echo in-b }
+YML
+  local j
+  j=$(submit "$tmp/ce.yml")
+  check "ce succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" --step a > "$tmp/ls" 2>&1
+  check "logs --step a: its output only" [ "$(cat "$tmp/ls")" = "a | in-a" ]
+  for c in nosuch A; do
+    cli logs "$j" --step "$c" > "$tmp/ls" 2>&1
+    check "logs --step $c: exit 2" [ $? -eq 2 ]
+    check "logs --step $c: names the job's steps" grep -q "job $j has no step \"$c\" .*its steps: a, b$" "$tmp/ls"
+  done
+  cli logs "$j" --step nosuch --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step nosuch: exit 2, saying so" [ $? -eq 2 ] && check "... naming the steps" grep -q "its steps: a, b$" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/ls" 2>&1
+  check "evrun-tail --step nosuch: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --step nosuch: names the steps" grep -q "^evrun-tail: job $j has no step \"nosuch\" .*its steps: a, b$" "$tmp/ls"
+}
+
+cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history follow_outage runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event cli_errors}
 for c in $cases; do
   case_name=$c
   echo "== $c"
