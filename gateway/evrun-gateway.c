@@ -145,7 +145,8 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
     }
     evr_err_t err;
     uint64_t t;
-    if (evr_config_layer(cfg, file, flags, nf, &err) || evr_client_timeout(cfg, &t, &err)) {
+    if (evr_config_layer(cfg, file, flags, nf, &err)
+        || evr_client_config_timeout(cfg, &t, &err)) {
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
         return 2;
     }

@@ -55,7 +55,7 @@ evr_cli_settings(evr_cli_t *cli)
     uint64_t t;
     cli->cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
     if (evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err)
-        || evr_client_timeout(cli->cfg, &t, &err)) {
+        || evr_client_config_timeout(cli->cfg, &t, &err)) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
         return 2;
     }

@@ -102,7 +102,7 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t
 }
 
 evr_rc_t
-evr_client_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err)
+evr_client_config_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err)
 {
     evr_rc_t rc = evr_config_uint(cfg, "timeout_ms", 1, 3600000, ms, err);
     if (rc)
@@ -150,7 +150,7 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
     zsys_init();
     zsys_handler_set(NULL);
     uint64_t t;
-    if ((rc = evr_client_timeout(cfg, &t, err)))
+    if ((rc = evr_client_config_timeout(cfg, &t, err)))
         return rc;
     evr_client_t *c = evr_calloc(1, sizeof *c);
     c->ep = evr_strdup(ep);

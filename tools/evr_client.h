@@ -29,7 +29,7 @@ void evr_client_endpoints(evr_config_t *cfg);
 /*  timeout_ms of cfg (1..3600000) into *ms; EVR_ERR_CONFIG naming the key,
     the value, where it came from (flag --timeout-ms, env EVRUN_TIMEOUT_MS,
     file) and the range when it is not one. */
-evr_rc_t evr_client_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err);
+evr_rc_t evr_client_config_timeout(const evr_config_t *cfg, uint64_t *ms, evr_err_t *err);
 
 /*  Connects to cfg's client endpoint, waiting at most the configured
     connect time for the connection.  EVR_ERR_IO: "cannot reach the broker
