@@ -15,9 +15,9 @@
     A file refused for good (over the job's limit, or a write that failed)
     is noted in DIR/JOB/.refused, a line each ("CODE\tSHA256\tSTEP\tPATH\t
     REASON", at most S_REFUSED_MAX bytes in all; a file received after a
-    note, "received" as its CODE): a fetch of a file the broker does not
-    hold, or of the very copy refused, is answered with the refusal, so a
-    client stops waiting for a file that never comes.
+    note, "received" as its CODE): a fetch naming the sha256 of a copy
+    refused is answered with the refusal, so a client stops waiting for a
+    file that never comes.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "evr_broker_int.h"
+#include "evr_codec.h"
 #include "evr_sha256.h"
 
 /*  The sha256 of partial files, taken as their pieces arrive, so that a
@@ -114,31 +115,46 @@ s_ack(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, uint64_t held, bool do
 
 /*  Notes the refusal of m's file (code, why) in DIR/JOB/.refused; best
     effort: a note that cannot be written leaves a client waiting, as
-    before, and the broker's log says why. */
+    before, and the broker's log says why.  Refusals are noted while the
+    file is under S_REFUSED_MAX, S_RECEIVED notes (code) under twice that
+    (so that one can always clear a refusal noted before).  A line starts
+    on a line of its own (after a torn one), and a short write is cut
+    back off. */
 static void
 s_note_refusal(evr_broker_t *b, const evr_msg_t *m, const char *code, const char *why)
 {
     char *jobdir = evr_asprintf("%s/%s", b->opts.artifacts_dir, m->job);
     char *path = evr_asprintf("%s/.refused", jobdir);
     evr_err_t err;
+    off_t cap = strcmp(code, S_RECEIVED) ? S_REFUSED_MAX : 2 * S_REFUSED_MAX;
+    int fd = -1;
     struct stat sb;
-    if (evr_mkdirs(jobdir, &err) == EVR_OK
-        && (lstat(path, &sb) != 0 || (S_ISREG(sb.st_mode) && sb.st_size < S_REFUSED_MAX))) {
+    if (evr_mkdirs(jobdir, &err) == EVR_OK)
+        fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size < cap) {
         char one[1024];     /* why on one line: no tab or newline (step and path have none) */
         snprintf(one, sizeof one, "%s", why);
         for (char *c = one; *c; c++)
             if ((unsigned char) *c < 0x20)
                 *c = ' ';
-        char *line = evr_asprintf("%s\t%s\t%s\t%s\t%s\n", code, m->sha256, m->step, m->path,
-                                  one);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t) strlen(line))
+        char last = '\n';
+        if (sb.st_size > 0 && pread(fd, &last, 1, sb.st_size - 1) != 1)
+            last = '\n';
+        char *line = evr_asprintf("%s%s\t%s\t%s\t%s\t%s\n", last == '\n' ? "" : "\n", code,
+                                  m->sha256, m->step, m->path, one);
+        if (write(fd, line, strlen(line)) != (ssize_t) strlen(line)) {
             evr_broker_warn(b, "artifact %s/%s of job %s: cannot note its refusal in %s: %s",
-                            m->step, m->path, m->job, path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+                            m->step, m->path, m->job, path, strerror(errno ? errno : ENOSPC));
+            if (ftruncate(fd, sb.st_size) != 0)
+                evr_broker_warn(b, "%s: a torn note left (%s)", path, strerror(errno));
+        }
         free(line);
     }
+    else if (fd < 0)
+        evr_broker_warn(b, "artifact %s/%s of job %s: cannot note its refusal in %s: %s",
+                        m->step, m->path, m->job, path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
     free(path);
     free(jobdir);
 }
@@ -165,10 +181,10 @@ s_refuse(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *code,
     s_ack(b, rid, m, 0, false, why);
 }
 
-/*  The refusal DIR/JOB/.refused notes of step's path (of the file
-    sha256, when not NULL), unless a note after it says that a copy was
-    received after all: its code and reason into code and why; false:
-    none. */
+/*  The refusal DIR/JOB/.refused notes of step's path of the file
+    sha256, unless a note after it says that copy was received after all:
+    its code and reason into code and why; false: none.  Lines holding a
+    NUL or not ended (torn) are skipped. */
 static bool
 s_refusal(const char *jobdir, const char *step, const char *path, const char *sha256,
           char code[33], char *why, size_t len)
@@ -178,17 +194,17 @@ s_refusal(const char *jobdir, const char *step, const char *path, const char *sh
     free(file);
     if (fd < 0)
         return false;
-    char *buf = evr_malloc(S_REFUSED_MAX + 4096);
-    ssize_t n = read(fd, buf, S_REFUSED_MAX + 4095);
+    size_t max = 2 * S_REFUSED_MAX + 4096;    /* the notes' bound, and a line past it */
+    char *buf = evr_malloc(max + 1);
+    ssize_t n = read(fd, buf, max);
     close(fd);
     bool found = false;
-    buf[n > 0 ? n : 0] = '\0';
-    for (char *line = buf, *next; n > 0 && *line; line = next) {
-        char *nl = strchr(line, '\n');
-        if (!nl)
+    for (char *line = buf, *end = buf + (n > 0 ? n : 0), *nl; line < end; line = nl + 1) {
+        if (!(nl = memchr(line, '\n', (size_t) (end - line))))
             break;      /* a torn last line */
         *nl = '\0';
-        next = nl + 1;
+        if (memchr(line, '\0', (size_t) (nl - line)))
+            continue;   /* zeros of a crash */
         char *f[5] = { line };
         int k = 1;
         for (char *c = line; *c && k < 5; c++)
@@ -196,8 +212,7 @@ s_refusal(const char *jobdir, const char *step, const char *path, const char *sh
                 *c = '\0';
                 f[k++] = c + 1;
             }
-        if (k == 5 && !strcmp(f[2], step) && !strcmp(f[3], path)
-            && (!sha256 || !strcmp(f[1], sha256))) {
+        if (k == 5 && !strcmp(f[1], sha256) && !strcmp(f[2], step) && !strcmp(f[3], path)) {
             found = strcmp(f[0], S_RECEIVED) != 0;  /* the last of them counts */
             snprintf(code, 33, "%s", f[0]);
             snprintf(why, len, "%s", f[4]);
@@ -205,6 +220,18 @@ s_refusal(const char *jobdir, const char *step, const char *path, const char *sh
     }
     free(buf);
     return found;
+}
+
+/*  A S_RECEIVED note of m's file when refusals were noted for the job:
+    a copy refused before may have come after all. */
+static void
+s_note_received(evr_broker_t *b, const evr_msg_t *m)
+{
+    char *notes = evr_asprintf("%s/%s/.refused", b->opts.artifacts_dir, m->job);
+    struct stat sb;
+    if (lstat(notes, &sb) == 0)
+        s_note_refusal(b, m, S_RECEIVED, "");
+    free(notes);
 }
 
 /*  Bytes a job's files take, whole or partial, besides the file at skip
@@ -311,11 +338,7 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         }
         evr_broker_info(b, "artifact %s/%s of job %s received (%llu bytes)", m->step, m->path,
                         m->job, (unsigned long long) m->size);
-        char *notes = evr_asprintf("%s/%s/.refused", b->opts.artifacts_dir, m->job);
-        struct stat sb;
-        if (lstat(notes, &sb) == 0)     /* a refusal noted before: this copy came after all */
-            s_note_refusal(b, m, S_RECEIVED, "");
-        free(notes);
+        s_note_received(b, m);
         s_ack(b, rid, m, m->size, true, NULL);
     }
     else
@@ -368,6 +391,13 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
     }
     evr_err_t err;
     if (held == 0 && m->offset == 0) {   /* the file's start: a probe, or its first piece */
+        /* a copy held already needs no room (a probe of it after a
+           restart, or a retried step's identical file) */
+        if (!m->data.len && s_holds(final, m)) {
+            s_note_received(b, m);
+            s_ack(b, rid, m, m->size, true, NULL);
+            goto out;
+        }
         /* partial files count too: a runner cannot pile them up */
         uint64_t used = s_job_bytes(jobdir, final, partial);
         if (m->size > cap || used > cap - m->size) {
@@ -376,10 +406,6 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
                      "broker's limit of %llu bytes a job (its artifact_job_max_bytes setting)",
                      (unsigned long long) m->size, (unsigned long long) used,
                      (unsigned long long) cap);
-            goto out;
-        }
-        if (!m->data.len && s_holds(final, m)) {
-            s_ack(b, rid, m, m->size, true, NULL);
             goto out;
         }
         char *pdir = evr_asprintf("%s/.partial", jobdir);
@@ -432,15 +458,17 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
     bool held = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     char code[33], why[1024];
     char *jobdir = evr_asprintf("%s/%s", b->opts.artifacts_dir, m->job);
-    /* the copy asked for (by its sha256) refused, or none held and the
-       path's last copy refused */
-    bool refused = (m->sha256 || !held)
+    /* the copy asked for (by its sha256) refused: looked at with the
+       first piece (the later ones follow a first that was not refused) */
+    bool refused = m->sha256 && (!held || !m->offset)
                 && s_refusal(jobdir, m->step, m->path, m->sha256, code, why, sizeof why);
     free(jobdir);
-    if (refused) {
-        evr_bus_send_error(b->clients, rid, code, "the broker refused artifact %s of step %s of "
-                           "job %s for good (it never comes): %s", m->path, m->step, m->job,
-                           why);
+    if (refused) {   /* the reason whole: a long path cut (on a UTF-8 boundary) */
+        size_t plen = strlen(m->path), cut = plen > 200 ? evr_utf8_cut(m->path, plen, 200, false)
+                                                        : plen;
+        evr_bus_send_error(b->clients, rid, code, "the broker refused artifact %.*s%s of step "
+                           "%s of job %s for good (it never comes): %s", (int) cut, m->path,
+                           cut < plen ? "..." : "", m->step, m->job, why);
         goto out;
     }
     if (!held) {

@@ -133,8 +133,11 @@ evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *f
     char text[EVR_ERR_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    size_t len = strlen(text);
+    if (n >= (int) sizeof text && len && !evr_utf8_valid(text, len))
+        text[evr_utf8_cut(text, len, len - 1, false)] = '\0';  /* cut: no half a character */
     m.message = text;
     return evr_bus_send(sock, rid, &m, NULL);
 }

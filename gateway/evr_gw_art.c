@@ -76,6 +76,10 @@ typedef struct {
     evr_msg_t piece;        /* the last artifact_data: its bytes from piece.offset */
 } s_dl_t;
 
+/*  How the broker's answer to a fetch of a copy it refused for good
+    begins (schema/PROTOCOL.md, `fetch`): it never comes. */
+#define S_REFUSED "the broker refused artifact "
+
 /*  One `fetch` of dl's file at off into dl->piece; an error answer
     (status and message) into req when it fails. */
 static bool
@@ -94,8 +98,9 @@ s_fetch(s_dl_t *dl, evr_gw_req_t *req, uint64_t off)
                      "try again)", dl->step, dl->path, dl->job);
         req->retry_after = 1;
     }
-    else if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_TOO_LARGE))
-        evr_gw_error(req, 410, EVR_CODE_TOO_LARGE, "%s", p->message ? p->message : "");
+    else if (p->type == EVR_MSG_ERROR && p->code && p->message
+             && !strncmp(p->message, S_REFUSED, strlen(S_REFUSED)))
+        evr_gw_error(req, 410, p->code, "%s", p->message);  /* too_large, or internal */
     else if (p->type != EVR_MSG_ARTIFACT_DATA)
         evr_gw_refused(req, p);
     else if (p->offset != off || (!p->data.len && off < p->size))

@@ -256,6 +256,10 @@ s_unpack_work(void *arg, void *out, size_t size)
     evr_err_t err = { 0 };
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
                                                room, &list, &err);
+    /* the tar removed first (freeing a large file's blocks takes its
+       time): between the entries' renames and the list read back, as
+       little as can be, lest a kill leave entries no event names */
+    unlink(a->tmpfile);
     char *q = evr_calloc(list.n ? list.n : 1, 1);
     char **entries = evr_calloc(list.n ? list.n : 1, sizeof *entries);
     if (!u->rc)
@@ -275,7 +279,6 @@ s_unpack_work(void *arg, void *out, size_t size)
     free(entries);
     free(q);
     evr_artifact_list_free(&list);
-    unlink(a->tmpfile);   /* here too: freeing a large file's blocks takes its time */
 }
 
 /*  The child's list read back (n files; *q their queueing, n chars,

@@ -300,7 +300,9 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
             fprintf(stderr, "%s: %s/%s: not at the broker yet (--wait 0)", cli->prog, f->step,
                     f->path);
         fprintf(stderr, ": the runner that ran step %s ships it after the step, or at its "
-                "next start when it is down; try again later, or raise --wait\n", f->step);
+                "next start when it is down (a file the broker refused without noting it "
+                "never comes: that runner's log says why); try again later, or raise "
+                "--wait\n", f->step);
     }
     return failed || absent ? 1 : 0;
 }

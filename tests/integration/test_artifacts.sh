@@ -119,7 +119,7 @@ YML
   sha=$(event_sha "$j" one "$f")
   check "fetch with the refused copy's sha256: too_large" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "$sha" too_large
   check "fetch of another copy's sha256: not_found" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "$(printf '%064d' 0)" not_found
-  check "fetch without sha256: too_large (no copy held)" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "" too_large
+  check "fetch without sha256: not_found (no refusal answered)" /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" one "$f" "" not_found
   check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
@@ -211,13 +211,13 @@ YML
   check "... and not the file" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
   cli artifacts "$j" -o "$tmp/w0" --wait 0 > "$tmp/w0.out" 2> "$tmp/w0.err"
   check "--wait 0: exit 1" [ $? -eq 1 ]
-  check "--wait 0: names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker yet (--wait 0): the runner that ran step big ships it after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/w0.err"
+  check "--wait 0: names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker yet (--wait 0): the runner that ran step big ships it after the step, or at its next start when it is down (a file the broker refused without noting it never comes: that runner's log says why); try again later, or raise --wait$" "$tmp/w0.err"
   check "--wait 0: said no wait" bash -c "! grep -q 'waiting up to' '$tmp/w0.err'"
   check "--wait 0: nothing written" [ -z "$(find "$tmp/w0" -type f 2>/dev/null)" ]
   cli artifacts "$j" -o "$tmp/w2" --wait 2 > /dev/null 2> "$tmp/w2.err"
   check "--wait 2: exit 1" [ $? -eq 1 ]
   check "--wait 2: says once what it waits for" [ "$(grep -c "^evrun-cli artifacts: waiting up to 2 s (--wait) for 1 file not at the broker yet: big.txt of step big (the runner that ran a step ships its files after the step)$" "$tmp/w2.err")" -eq 1 ]
-  check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/w2.err"
+  check "--wait 2: then names the file and what to do" grep -q "^evrun-cli artifacts: big/big.txt: not at the broker after 2 s (--wait): the runner that ran step big ships it after the step, or at its next start when it is down (a file the broker refused without noting it never comes: that runner's log says why); try again later, or raise --wait$" "$tmp/w2.err"
   fetch_after_restart "$j" fw-1
   check "the default wait: exit 0 once the runner shipped the file" [ $? -eq 0 ]
   check "the default wait: said it waits, up to 30 s" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: big.txt of step big" "$tmp/got.err"

@@ -326,7 +326,26 @@ test_ship_unsynced(void)
     CHECK(evr_ship_sync(q, more, 2, &err) == EVR_ERR_IO && strstr(err.msg, tmp));
     for (int i = 0; i < 2; i++) {
         evr_ship_unqueue(more[i]);
-        CHECK(access(more[i], F_OK) != 0);
+        snprintf(tmp, sizeof tmp, "%s.tmp", more[i]);
+        CHECK(access(more[i], F_OK) != 0 && access(tmp, F_OK) != 0);
+        free(more[i]);
+    }
+    /* ... one whose rename fails (a directory in the way of the second):
+       the first renamed already, removed by evr_ship_unqueue */
+    for (int i = 0; i < 2; i++)
+        CHECK(evr_ship_enqueue_unsynced(q, file, job, "s1", "g.txt", 3, sha, &more[i],
+                                        &err) == EVR_OK);
+    CHECK(mkdir(more[1], 0700) == 0);
+    CHECK(evr_ship_sync(q, more, 2, &err) == EVR_ERR_IO && strstr(err.msg, "rename"));
+    CHECK(access(more[0], F_OK) == 0);
+    evr_ship_unqueue(more[0]);
+    evr_ship_unqueue(more[1]);
+    snprintf(tmp, sizeof tmp, "%s.tmp", more[0]);
+    CHECK(access(more[0], F_OK) != 0 && access(tmp, F_OK) != 0);
+    snprintf(tmp, sizeof tmp, "%s.tmp", more[1]);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK(rmdir(more[1]) == 0);
+    for (int i = 0; i < 2; i++) {
         free(more[i]);
         free(entries[i]);
     }
