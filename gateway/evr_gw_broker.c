@@ -35,6 +35,9 @@ evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
     if (!gw->client && now < gw->down_until)
         evr_gw_error(req, 503, "unavailable", "%s", gw->down_msg);
     else if (!gw->client && evr_client_new_within(gw->cfg, wait, &gw->client, &err)) {
+        if (!strncmp(err.msg, "no broker runs", 14))    /* its endpoints: chosen at start */
+            evr_err_set(&err, EVR_ERR_IO, "%s (the gateway chose its broker's endpoint when "
+                        "it started: start it again once a broker runs)", err.msg);
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
         s_down(gw, req, &err);
     }

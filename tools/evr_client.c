@@ -3,8 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "evr_bus.h"
 #include "evr_curve.h"
@@ -58,9 +63,30 @@ evr_client_endpoints(evr_config_t *cfg)
     evr_curve_defaults(cfg, "client_cert", "client.cert");
 }
 
+/*  Whether tcp://HOST:PORT (a numeric IPv4 host, as the default
+    127.0.0.1) takes a plain TCP connection now: a broker listens there. */
+static bool
+s_listens(const char *ep)
+{
+    unsigned a, b, c, d, port;
+    char tail;
+    if (sscanf(ep, "tcp://%u.%u.%u.%u:%u%c", &a, &b, &c, &d, &port, &tail) != 5 || a > 255
+        || b > 255 || c > 255 || d > 255 || !port || port > 65535)
+        return false;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                              .sin_addr.s_addr = htonl(a << 24 | b << 16 | c << 8 | d) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool up = fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return up;
+}
+
 /*  Whether no endpoint was chosen (none given, no local broker found: the
-    default tcp:// one) and no broker key either, the default one missing:
-    then no broker runs here and none elsewhere was asked for. */
+    default tcp:// one) and no broker key either, the default one missing,
+    and nothing listens at that default endpoint: then no broker runs here
+    and none elsewhere was asked for (one that listens there, another
+    user's or a service's, needs its key: the key's message says so). */
 static bool
 s_nothing_chosen(const evr_config_t *cfg)
 {
@@ -68,7 +94,8 @@ s_nothing_chosen(const evr_config_t *cfg)
     struct stat sb;
     return !strcmp(evr_config_source(cfg, "client_endpoint"), "derived") &&
            !strcmp(evr_config_source(cfg, "broker_key"), "derived") && key &&
-           stat(key, &sb) != 0 && errno == ENOENT;
+           stat(key, &sb) != 0 && errno == ENOENT &&
+           !s_listens(evr_config_get(cfg, "client_endpoint"));
 }
 
 /*  CURVE on a tcp:// endpoint: this client's pair (made when missing,

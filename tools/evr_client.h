@@ -33,7 +33,11 @@ evr_rc_t evr_client_config_timeout(const evr_config_t *cfg, uint64_t *ms, evr_er
 
 /*  Connects to cfg's client endpoint, waiting at most the configured
     connect time for the connection.  EVR_ERR_IO: "cannot reach the broker
-    at EP: ...". */
+    at EP: ...", or "no broker runs at the state directory S ..." (nothing
+    chosen by the user, nothing listening at the default: s_nothing_chosen
+    in evr_client.c), or a CURVE key that cannot be loaded;
+    EVR_ERR_CONFIG: timeout_ms is no number in its range, or the
+    endpoint is bad. */
 evr_rc_t evr_client_new(const evr_config_t *cfg, evr_client_t **out, evr_err_t *err);
 /*  The same, waiting at most wait_ms for the connection (at most
     min(timeout_ms, 3 s) either way). */

@@ -541,10 +541,14 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
     if (!f->o->step || !f->o->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED || !spec)
         return;
     size_t n = strlen(f->o->step);
+    /* on_error, the pipeline's, is a step of the output (README): a
+       stub spec (the live job.accepted of a large one) may not carry it */
+    if (!strcmp(f->o->step, EVR_ON_ERROR_NAME))
+        return;
     char names[512] = "";
     size_t len = 0;
-    for (uint32_t i = 0; i < spec->steps.n; i++) {
-        const char *name = evr_spec_step(spec, i)->name;
+    for (uint32_t i = 0; i < evr_spec_job_steps(spec); i++) {
+        const char *name = evr_spec_job_step_name(spec, i);
         size_t k = name ? strlen(name) : 0;
         if (!name)
             continue;

@@ -1184,6 +1184,27 @@ YML
   "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/ls" 2>&1
   check "evrun-tail --step nosuch: exit 2" [ $? -eq 2 ]
   check "evrun-tail --step nosuch: names the steps" grep -q "^evrun-tail: job $j has no step \"nosuch\" .*its steps: a, b$" "$tmp/ls"
+  # a step that is there: followed as before (exit 0); on_error, the
+  # pipeline's, is one (README), also in the live stub of a job
+  cli logs "$j" --step b --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step b: exit 0, its output" [ $? -eq 0 ] && check "... b's line" grep -qx "b | in-b" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step a > "$tmp/ls" 2>&1
+  check "evrun-tail --step a: exit 0" [ $? -eq 0 ] && check "... a's line" grep -q "a | in-a" "$tmp/ls"
+  pipeline oe <<'YML'
+pipeline: oe
+executor: process
+on_error: { run: echo in-on-error }
+steps:
+  - { name: a, run: exit 3 }
+YML
+  j=$(submit "$tmp/oe.yml")
+  check "oe failed" [ "$(wait_job "$j")" = failed ]
+  cli logs "$j" --step on_error > "$tmp/ls" 2>&1
+  check "logs --step on_error: exit 0" [ $? -eq 0 ] && check "... its output" grep -qx "on_error | in-on-error" "$tmp/ls"
+  cli logs "$j" --step on_error --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step on_error: its output" grep -qx "on_error | in-on-error" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step on_error > "$tmp/ls" 2>&1
+  check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
 cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end tail long_history follow_outage runner_killed runner_lost runner_lost_queued curve broker_killed up_down up_ping up_process up_process_only state_refused up_fresh_home too_large refused_event cli_errors}
