@@ -56,27 +56,6 @@ s_unreadable(const char *path, char *why, size_t size)
     return e;
 }
 
-/*  mkdir -p making each missing directory 0700 (a state directory and
-    its missing parents, as README says): what exists is left as it is. */
-static evr_rc_t
-s_mkdirs_private(const char *path, evr_err_t *err)
-{
-    char *p = evr_strdup(path);
-    evr_rc_t rc = EVR_OK;
-    size_t n = strlen(p);
-    for (size_t i = 1; i <= n && !rc; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
-        p[i] = c;
-    }
-    free(p);
-    return rc;
-}
-
 zcert_t *
 evr_curve_pair(const char *path, bool *made, evr_err_t *err)
 {
@@ -112,7 +91,7 @@ evr_curve_pair(const char *path, bool *made, evr_err_t *err)
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        if (s_mkdirs_private(dir, err)) {
+        if (evr_mkdirs_mode(dir, 0700, err)) {
             free(dir);
             free(secret);
             return NULL;

@@ -156,21 +156,24 @@ evr_time_format(uint64_t ns, char *buf, size_t size)
 evr_rc_t
 evr_mkdirs(const char *path, evr_err_t *err)
 {
+    return evr_mkdirs_mode(path, 0755, err);
+}
+
+evr_rc_t
+evr_mkdirs_mode(const char *path, mode_t mode, evr_err_t *err)
+{
     char *p = evr_strdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            evr_rc_t rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
-            free(p);
-            return rc;
-        }
-        *s = '/';
-    }
     evr_rc_t rc = EVR_OK;
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n && !rc; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST)
+            rc = evr_err_set(err, EVR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+        p[i] = c;
+    }
     free(p);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef enum {
     EVR_OK = 0,
@@ -81,5 +82,8 @@ evr_fnv1a(const void *data, size_t len)
 
 /*  mkdir -p (0755 for new directories). */
 evr_rc_t evr_mkdirs(const char *path, evr_err_t *err);
+/*  The same with mode for each directory it makes (what exists is left
+    as it is): 0700 for a private tree and its missing parents. */
+evr_rc_t evr_mkdirs_mode(const char *path, mode_t mode, evr_err_t *err);
 
 #endif

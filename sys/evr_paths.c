@@ -204,20 +204,9 @@ s_walk(const char *path, bool judge_last, char **last, evr_err_t *err)
 static evr_rc_t
 s_make(const char *path, evr_err_t *err)
 {
-    char *p = evr_strdup(path);
-    evr_rc_t rc = EVR_OK;
-    size_t n = strlen(p);
-    for (size_t i = 1; i <= n && !rc; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            rc = evr_err_set(err, EVR_ERR_IO, "cannot make the state directory %s: mkdir %s: "
-                             "%s", path, p, strerror(errno));
-        p[i] = c;
-    }
-    free(p);
+    evr_rc_t rc = evr_mkdirs_mode(path, 0700, err);
+    if (rc)
+        evr_err_set(err, rc, "cannot make the state directory %s: %s", path, err->msg);
     return rc;
 }
 
