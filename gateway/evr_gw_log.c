@@ -78,7 +78,8 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     cookie_io_functions_t io = { NULL, s_capped_write, NULL, NULL };
     FILE *out = fopencookie(&c, "w", io);
     evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out,
-                             .job_end = true };     /* as evrun-cli logs prints it */
+                             .job_end = true,       /* as evrun-cli logs prints it */
+                             .any_step = true };    /* ?step= of none: 200, empty (openapi) */
     int status = 2;
     pthread_mutex_lock(&gw->mu);
     evr_client_t *client = evr_gw_client(gw, req);

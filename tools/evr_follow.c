@@ -538,7 +538,8 @@ static void
 s_check_step(s_follow_t *f, const evr_event_t *ev)
 {
     const evr_spec_t *spec = ev->data.spec;
-    if (!f->o->step || !f->o->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED || !spec)
+    if (!f->o->step || !f->o->job || f->o->any_step || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED
+        || !spec)
         return;
     size_t n = strlen(f->o->step);
     /* on_error, the pipeline's, is a step of the output (README): a

@@ -42,6 +42,8 @@ typedef struct {
     bool from_start;        /* --pipeline/--all: jobs finished before too */
     bool job_end;           /* without events: a line for a job that ended other
                                than succeeded ("job ID failed: REASON") */
+    bool any_step;          /* a step naming none of the job's prints nothing, no
+                               error (the gateway's log: 200, empty) */
     FILE *out;
 } evr_follow_opts_t;
 
