@@ -361,6 +361,23 @@ s_gated_ws(s_env_t *e, const char *job)
     close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
 }
 
+/*  Makes n gated workspaces PREFIX0..PREFIX(n-1) (s_gated_ws), then asks
+    each one's removal, its answer into r[i]. */
+static void
+s_remove_gated_n(s_env_t *e, const char *prefix, int n, s_res_t *r)
+{
+    char job[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(job, sizeof job, "%s%d", prefix, i);
+        s_gated_ws(e, job);
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(job, sizeof job, "%s%d", prefix, i);
+        memset(&r[i], 0, sizeof r[i]);
+        e->ex->ops->workspace_remove(e->ex, job, s_on, &r[i]);
+    }
+}
+
 /*  Removals whose child cannot be forked (the test hook
     EVR_TEST_OFFLOAD_FORK_FAIL, as past RLIMIT_NPROC): each reports
     success (its name free), its tree is put off, said in the log, and
@@ -501,17 +518,7 @@ test_trash_counted(void)
     evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
                        "removed");
     s_res_t q[4];
-    for (int i = 0; i < 4; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBQ%d", i);
-        s_gated_ws(&e, job);
-    }
-    for (int i = 0; i < 4; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBQ%d", i);
-        memset(&q[i], 0, sizeof q[i]);
-        e.ex->ops->workspace_remove(e.ex, job, s_on, &q[i]);
-    }
+    s_remove_gated_n(&e, "JOBQ", 4, q);
     for (int i = 0; i < 20; i++)
         evr_loop_once(e.loop, 10);
     int kids = evr_loopfifo_children();
@@ -557,17 +564,7 @@ test_removal_limit(void)
     evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
                        "removed");
     s_res_t r[5];
-    for (int i = 0; i < 5; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBL%d", i);
-        s_gated_ws(&e, job);
-    }
-    for (int i = 0; i < 5; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBL%d", i);
-        memset(&r[i], 0, sizeof r[i]);
-        e.ex->ops->workspace_remove(e.ex, job, s_on, &r[i]);
-    }
+    s_remove_gated_n(&e, "JOBL", 5, r);
     for (int i = 0; i < 5; i++) {
         s_until(e.loop, &r[i].called);
         CHECK(r[i].called && r[i].r.rc == EVR_OK);
@@ -626,17 +623,7 @@ test_removals_destroyed(void)
     evr_loopfifo_guard("test_exec_process: the loop stopped turning while workspaces were "
                        "removed");
     s_res_t r[6];
-    for (int i = 0; i < 6; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBD%d", i);
-        s_gated_ws(&e, job);
-    }
-    for (int i = 0; i < 6; i++) {
-        char job[16];
-        snprintf(job, sizeof job, "JOBD%d", i);
-        memset(&r[i], 0, sizeof r[i]);
-        e.ex->ops->workspace_remove(e.ex, job, s_on, &r[i]);
-    }
+    s_remove_gated_n(&e, "JOBD", 6, r);
     for (int i = 0; i < 100 && evr_loopfifo_children() < EVR_XP_RM_MAX; i++)
         evr_loop_once(e.loop, 10);
     CHECK(evr_loopfifo_children() == EVR_XP_RM_MAX);
