@@ -29,6 +29,7 @@ struct evr_daemon {
     evr_daemon_opts_t opts;
     evr_store_t *store;
     evr_engine_t *eng;
+    uint64_t cleanup_until; /* evr_daemon_cleanup_waited's deadline (mono ns; 0: none) */
     zsock_t *sock;
     s_state_t state;
     uint64_t sent, acked;       /* runner seqs */
@@ -246,6 +247,26 @@ bool
 evr_daemon_drained(const evr_daemon_t *self)
 {
     return self->draining && self->opts.exit_when_drained && evr_engine_active(self->eng) == 0;
+}
+
+bool
+evr_daemon_cleanup_waited(evr_daemon_t *self, int stop_timeout)
+{
+    uint32_t n = evr_engine_ending(self->eng);
+    if (n == 0)
+        return true;
+    uint64_t now = evr_mono_ns();
+    if (!self->cleanup_until) {
+        self->cleanup_until = now + (uint64_t) stop_timeout * 1000000000ull;
+        s_info(self, "waiting up to %d s (--stop-timeout) for the cleanup of %u ended job%s",
+               stop_timeout, n, n == 1 ? "" : "s");
+    }
+    if (now <= self->cleanup_until)
+        return false;
+    s_warn(self, "the cleanup of %u ended job%s is not over after %d s (--stop-timeout): "
+           "exiting; the runner's next start removes what is left", n, n == 1 ? "" : "s",
+           stop_timeout);
+    return true;
 }
 
 /* ------------------------------------------------------------- inbound */

@@ -68,6 +68,12 @@ const char *evr_daemon_once_job(const evr_daemon_t *self);
     them, bounded). */
 bool evr_daemon_drained(const evr_daemon_t *self);
 
+/*  No job left to run (--once's ended, or drained with
+    exit_when_drained): true once the ended jobs' cleanup is over, or
+    stop_timeout seconds after it was all that was left (said: the next
+    start's sweep takes what is left). */
+bool evr_daemon_cleanup_waited(evr_daemon_t *self, int stop_timeout);
+
 /*  The seq up to which the broker holds this runner's log (0 before the
     first welcome): retention removes nothing above it (evr_keep.h). */
 uint64_t evr_daemon_acked(const evr_daemon_t *self);

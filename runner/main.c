@@ -412,31 +412,6 @@ s_follow(const s_opts_t *o, evr_engine_t *eng, evr_followup_t *f, const char *st
     return !failed;
 }
 
-/*  No job left to run (--once's ended, or drained with
-    --exit-when-drained): true once the ended jobs' cleanup is over, or
-    --stop-timeout after it was all that was left (said: the next
-    start's sweep takes what is left). */
-static bool
-s_cleanup_waited(const s_opts_t *o, evr_engine_t *eng, const char *who)
-{
-    static uint64_t until;
-    uint32_t n = evr_engine_ending(eng);
-    if (n == 0)
-        return true;
-    uint64_t now = evr_mono_ns();
-    if (!until) {
-        until = now + (uint64_t) o->stop_timeout * 1000000000ull;
-        evr_log_info(who, "waiting up to %d s (--stop-timeout) for the cleanup of %u ended "
-                     "job%s", o->stop_timeout, n, n == 1 ? "" : "s");
-    }
-    if (now <= until)
-        return false;
-    evr_log_warn(who, "the cleanup of %u ended job%s is not over after %d s (--stop-timeout): "
-                 "exiting; the runner's next start removes what is left", n, n == 1 ? "" : "s",
-                 o->stop_timeout);
-    return true;
-}
-
 /*  --exec and --recover: the engine's loop until every job is done, then
     with f (--follow-triggers) the follow-ups; the exit status is the
     worst of all. */
@@ -548,14 +523,14 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
         evr_log_info(who, "--once: drained before a job came; exiting");
         return 3;
     }
-    if (evr_daemon_drained(d) && s_cleanup_waited(o, eng, who))
+    if (evr_daemon_drained(d) && evr_daemon_cleanup_waited(d, o->stop_timeout))
         return 0;
     if (evr_daemon_fatal(d)) {
         evr_log_error(who, "%s", evr_daemon_fatal(d));
         return 2;
     }
     const char *once = o->once ? evr_daemon_once_job(d) : NULL;
-    if (once && evr_engine_active(eng) == 0 && s_cleanup_waited(o, eng, who))
+    if (once && evr_engine_active(eng) == 0 && evr_daemon_cleanup_waited(d, o->stop_timeout))
         return 0;
     if (o->once && !once && o->once_wait
         && evr_mono_ns() - started > (uint64_t) o->once_wait * 1000000000ull) {
