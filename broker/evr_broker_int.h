@@ -85,7 +85,22 @@ typedef struct evr_queue_pipe {
     bool labelled;          /* labels set */
     uint64_t dead;          /* the dispatch pass in which a job with those labels found
                                no runner with a free slot and them all (evr_queue.c) */
+    size_t nuncommon;       /* waiting ones whose labels are not those (not `common`) */
 } evr_queue_pipe_t;
+
+/*  A dispatch pass's walk over the waiting jobs in queue order
+    (evr_qindex.c): the pipelines' lists merged by order, so that a
+    pipeline whose jobs can find no runner this pass is left out as a
+    whole instead of each of its jobs passed over; or the queue's own
+    list from one job on. */
+typedef struct {
+    evr_queue_job_t **heap;     /* the next job of each pipeline still walked, by order */
+    size_t n;
+    evr_queue_job_t *last;      /* returned last (merged): its pipeline's next is due */
+    evr_queue_job_t *at;        /* not merged: the next in the queue's list */
+    bool merged;
+    uint64_t pass;              /* a pipeline with dead == pass is left out (merged) */
+} evr_queue_walk_t;
 
 typedef struct evr_runners_session {
     char *id;
@@ -241,6 +256,20 @@ size_t evr_queue_count(const evr_broker_t *b, const char *p);
 /*  Whether j waits in the queue (queued or held) and is of pipeline p,
     and of partition part when part is not NULL. */
 bool evr_queue_waits(const evr_queue_job_t *j, const char *p, const char *part);
+/*  A walk over every pipeline that has waiting jobs, in queue order
+    (evr_queue_walk_next), for dispatch pass pass: once a pipeline's dead
+    is pass, its jobs that follow are not returned when none of its
+    waiting jobs is delayed or has labels other than its common ones
+    (those could still find a runner, or give the pass a due time).
+    evr_queue_walk_from walks the queue's list from at instead, every job.
+    Nothing may join or leave the queue during a walk; evr_queue_walk_fini
+    frees it. */
+void evr_queue_walk_pipes(evr_broker_t *b, evr_queue_walk_t *w, uint64_t pass);
+void evr_queue_walk_from(evr_queue_walk_t *w, evr_queue_job_t *at);
+evr_queue_job_t *evr_queue_walk_next(evr_queue_walk_t *w);
+/*  Whether the walk returned every job it would (none is left). */
+bool evr_queue_walk_done(evr_queue_walk_t *w);
+void evr_queue_walk_fini(evr_queue_walk_t *w);
 /*  Jobs assigned to runner r (dispatched or active). */
 uint32_t evr_queue_assigned(const evr_broker_t *b, const char *runner);
 /*  The jobs of runner whose state is state, in queue order: *out (caller

@@ -140,6 +140,8 @@ s_tally(evr_broker_t *b, const evr_queue_job_t *j, int delta)
         s_step(&pl->nwaiting, delta);
         if (j->not_before)
             s_step(&pl->ndelayed, delta);
+        if (!j->common)
+            s_step(&pl->nuncommon, delta);
     }
     else
         s_step(&pl->nbusy, delta);
@@ -318,6 +320,117 @@ void
 evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j)
 {
     s_join(b, j, true);
+}
+
+/* ---------------------------------------------------------------- walk */
+
+/*  The heap's order: the smaller order first. */
+static void
+s_heap_up(evr_queue_job_t **h, size_t i)
+{
+    while (i) {
+        size_t up = (i - 1) / 2;
+        if (h[up]->order <= h[i]->order)
+            break;
+        evr_queue_job_t *t = h[up];
+        h[up] = h[i];
+        h[i] = t;
+        i = up;
+    }
+}
+
+static void
+s_heap_down(evr_queue_job_t **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l]->order < h[m]->order)
+            m = l;
+        if (r < n && h[r]->order < h[m]->order)
+            m = r;
+        if (m == i)
+            return;
+        evr_queue_job_t *t = h[m];
+        h[m] = h[i];
+        h[i] = t;
+        i = m;
+    }
+}
+
+void
+evr_queue_walk_pipes(evr_broker_t *b, evr_queue_walk_t *w, uint64_t pass)
+{
+    *w = (evr_queue_walk_t) { .merged = true, .pass = pass };
+    size_t np = zhashx_size(b->qpipes);
+    w->heap = np ? evr_malloc(np * sizeof *w->heap) : NULL;
+    for (evr_queue_pipe_t *pl = zhashx_first(b->qpipes); pl; pl = zhashx_next(b->qpipes))
+        if (pl->nwaiting && pl->head) {   /* one with busy jobs only has nothing to give */
+            w->heap[w->n] = pl->head;
+            s_heap_up(w->heap, w->n++);
+        }
+}
+
+void
+evr_queue_walk_from(evr_queue_walk_t *w, evr_queue_job_t *at)
+{
+    *w = (evr_queue_walk_t) { .at = at };
+}
+
+/*  Whether the rest of pl's jobs may be left out of the walk. */
+static bool
+s_pipe_done(const evr_queue_walk_t *w, const evr_queue_pipe_t *pl)
+{
+    return pl->dead == w->pass && !pl->nuncommon && !pl->ndelayed;
+}
+
+/*  The pipeline of the job returned last gets its next job into the heap
+    now: the caller has looked at that job (and may have found the
+    pipeline dead). */
+static void
+s_walk_settle(evr_queue_walk_t *w)
+{
+    evr_queue_job_t *j = w->last;
+    w->last = NULL;
+    if (j && j->pnext && !s_pipe_done(w, j->pipe)) {
+        w->heap[w->n] = j->pnext;
+        s_heap_up(w->heap, w->n++);
+    }
+}
+
+evr_queue_job_t *
+evr_queue_walk_next(evr_queue_walk_t *w)
+{
+    if (!w->merged) {
+        evr_queue_job_t *j = w->at;
+        if (j)
+            w->at = j->next;
+        return j;
+    }
+    s_walk_settle(w);
+    if (!w->n)
+        return NULL;
+    evr_queue_job_t *j = w->heap[0];
+    w->heap[0] = w->heap[--w->n];
+    s_heap_down(w->heap, w->n, 0);
+    w->last = j;
+    return j;
+}
+
+bool
+evr_queue_walk_done(evr_queue_walk_t *w)
+{
+    if (!w->merged)
+        return !w->at;
+    s_walk_settle(w);
+    return !w->n;
+}
+
+void
+evr_queue_walk_fini(evr_queue_walk_t *w)
+{
+    free(w->heap);
+    w->heap = NULL;
+    w->n = 0;
 }
 
 uint32_t

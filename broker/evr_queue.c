@@ -762,7 +762,14 @@ evr_queue_dispatch(evr_broker_t *b)
     /* a pass over the fresh jobs only: the others found no runner in the
        last pass, and nothing that could give them one came since */
     bool whole = b->changed;
-    evr_queue_job_t *at = whole ? b->jobs : b->fresh;
+    uint64_t pass = ++b->passes;
+    /* a whole pass walks the pipelines' lists merged in queue order,
+       leaving out a pipeline once its jobs found no runner */
+    evr_queue_walk_t walk;
+    if (whole)
+        evr_queue_walk_pipes(b, &walk, pass);
+    else
+        evr_queue_walk_from(&walk, b->fresh);
     b->changed = false;
     b->fresh = NULL;
     s_cand_t *cands;
@@ -770,11 +777,10 @@ evr_queue_dispatch(evr_broker_t *b)
     size_t ncand = s_candidates(b, &cands, &nfree);
     evr_queue_job_t *sent[S_DISPATCH_BATCH];
     size_t n = 0;
-    uint64_t now = evr_now_ns(), due = 0, pass = ++b->passes;
+    uint64_t now = evr_now_ns(), due = 0;
     /* until no runner has a free slot: the rest waits for one (a credit,
        a job's end: a change) */
-    for (; at && n < S_DISPATCH_BATCH && nfree; at = at->next) {
-        evr_queue_job_t *j = at;
+    for (evr_queue_job_t *j; n < S_DISPATCH_BATCH && nfree && (j = evr_queue_walk_next(&walk));) {
         if (j->state != B_QUEUED)
             continue;
         if (j->not_before > now) {  /* in its start_delay: the loop's timer wakes it */
@@ -802,9 +808,11 @@ evr_queue_dispatch(evr_broker_t *b)
         sent[n++] = j;
     }
     free(cands);
+    bool all = evr_queue_walk_done(&walk);
+    evr_queue_walk_fini(&walk);
     /* a pass that stopped early, or saw the fresh jobs only, keeps the
        earlier due time too (at worst a wake-up that finds nothing due) */
-    b->next_due = !at && whole ? due
+    b->next_due = all && whole ? due
                 : !due || (b->next_due && b->next_due < due) ? b->next_due : due;
     if (n == S_DISPATCH_BATCH)
         b->changed = true;  /* more next turn */

@@ -39,7 +39,7 @@ static void
 s_check_pipe(const evr_broker_t *b, const char *p, const evr_queue_pipe_t *pl)
 {
     const evr_queue_job_t *x = pl->head, *last = NULL;
-    size_t n = 0, waiting = 0, busy = 0, delayed = 0, intr = 0;
+    size_t n = 0, waiting = 0, busy = 0, delayed = 0, intr = 0, uncommon = 0;
     for (const evr_queue_job_t *j = b->jobs; j; j = j->next) {
         if (strcmp(j->pipeline, p) != 0)
             continue;
@@ -51,13 +51,14 @@ s_check_pipe(const evr_broker_t *b, const char *p, const evr_queue_pipe_t *pl)
         waiting += waits;
         busy += !waits;
         delayed += waits && j->not_before;
+        uncommon += waits && !j->common;
         intr += j->interrupted;
         last = x;
         x = x->pnext;
     }
     CHECK(!x && pl->tail == last);
     CHECK(pl->njobs == n && pl->nwaiting == waiting && pl->nbusy == busy);
-    CHECK(pl->ndelayed == delayed && pl->ninterrupted == intr);
+    CHECK(pl->ndelayed == delayed && pl->ninterrupted == intr && pl->nuncommon == uncommon);
     CHECK(evr_queue_count(b, p) == n);
 }
 
@@ -467,6 +468,85 @@ test_dead_labels(void)
     zsock_destroy(&rs);
 }
 
+/*  The walk over the pipelines' lists merged (a whole dispatch pass):
+    every job of a pipeline with waiting jobs, in the queue's order, also
+    one put at the head; a pipeline whose dead is the pass is left out
+    after the job that found it so, unless one of its waiting jobs has
+    other labels or a start_delay; one with busy jobs only is not walked. */
+static void
+s_walk(evr_broker_t *b, uint64_t pass, const char *dead, char (*ids)[EVR_ULID_LEN + 1],
+       size_t nids, char *out, size_t len)
+{
+    evr_queue_walk_t w;
+    evr_queue_walk_pipes(b, &w, pass);
+    size_t at = 0;
+    out[0] = '\0';
+    for (evr_queue_job_t *j; (j = evr_queue_walk_next(&w)) && at < len;) {
+        for (size_t i = 0; i < nids; i++)
+            if (!strcmp(j->id, ids[i]))
+                at += (size_t) snprintf(out + at, len - at, "%s%zu", at ? " " : "", i);
+        if (dead && !strcmp(j->pipeline, dead))
+            j->pipe->dead = pass;   /* as a pass marks it when its labels find no runner */
+    }
+    CHECK(evr_queue_walk_done(&w));
+    evr_queue_walk_fini(&w);
+}
+
+static void
+test_walk(void)
+{
+    evr_broker_t *b = s_broker("walk");
+    char ids[9][EVR_ULID_LEN + 1] = { { 0 } };
+    char got[128];
+    const char *code;
+    static const char *y[] = { "pipeline: p\nlabels: [x]\n" S_STEPS,
+                               "pipeline: q\nlabels: [x]\n" S_STEPS,
+                               "pipeline: r\nlabels: [x]\n" S_STEPS };
+    int of[] = { 0, 1, 0, 2, 1, 0, 0, 2 };  /* p q p r q p p r */
+    for (int i = 0; i < 8; i++)
+        CHECK(s_offer(b, y[of[i]], NULL, ids[i], &code));
+    s_walk(b, 1, NULL, ids, 9, got, sizeof got);
+    CHECK(!strcmp(got, "0 1 2 3 4 5 6 7"));
+    /* p found no runner at its first job: the rest of p is left out */
+    s_walk(b, 2, "p", ids, 9, got, sizeof got);
+    CHECK_STR(got, "0 1 3 4 7");
+    /* a job put at the head comes first, as in the queue */
+    evr_queue_job_t *h = evr_calloc(1, sizeof *h);
+    snprintf(h->id, sizeof h->id, "%s", "01HEADHEADHEADHEADHEADHEAD");
+    snprintf(ids[8], sizeof ids[8], "%s", h->id);
+    h->pipeline = evr_strdup("q");
+    h->state = B_QUEUED;
+    evr_queue_push_front(b, h);
+    s_check(b);
+    s_walk(b, 3, NULL, ids, 9, got, sizeof got);
+    CHECK_STR(got, "8 0 1 2 3 4 5 6 7");
+    /* busy jobs are walked (passed over by the pass), a pipeline with
+       busy jobs only is not */
+    evr_queue_job_t *r3 = evr_queue_find(b, ids[3]), *r7 = evr_queue_find(b, ids[7]);
+    evr_queue_set_state(b, r3, B_DISPATCHED);
+    s_walk(b, 4, NULL, ids, 9, got, sizeof got);
+    CHECK_STR(got, "8 0 1 2 3 4 5 6 7");
+    evr_queue_set_state(b, r7, B_DISPATCHED);
+    s_walk(b, 5, NULL, ids, 9, got, sizeof got);
+    CHECK_STR(got, "8 0 1 2 4 5 6");
+    evr_queue_set_state(b, r3, B_QUEUED);
+    evr_queue_set_state(b, r7, B_QUEUED);
+    /* p with a job of other labels, or a delayed one, is walked to its end */
+    CHECK(s_offer(b, "pipeline: p\nlabels: [z]\n" S_STEPS, NULL, ids[7], &code));
+    CHECK(!evr_queue_find(b, ids[7])->common && evr_queue_pipe(b, "p")->nuncommon == 1);
+    s_walk(b, 6, "p", ids, 9, got, sizeof got);
+    CHECK_STR(got, "8 0 1 2 3 4 5 6 7");   /* 7 is p's new job now (r's old one unnamed) */
+    s_check(b);
+    evr_queue_remove(b, evr_queue_find(b, ids[7]));
+    CHECK(s_offer(b, "pipeline: p\nlabels: [x]\nstart_delay: 60s\n" S_STEPS, NULL, ids[7],
+                  &code));
+    CHECK(evr_queue_find(b, ids[7])->common && evr_queue_pipe(b, "p")->ndelayed == 1);
+    s_walk(b, 7, "p", ids, 9, got, sizeof got);
+    CHECK_STR(got, "8 0 1 2 3 4 5 6 7");
+    s_check(b);
+    evr_broker_destroy(&b);
+}
+
 int
 main(void)
 {
@@ -482,6 +562,7 @@ main(void)
     EVR_TEST_RUN(test_policy);
     EVR_TEST_RUN(test_dispatch);
     EVR_TEST_RUN(test_dead_labels);
+    EVR_TEST_RUN(test_walk);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
