@@ -233,8 +233,8 @@ s_recv(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg, evr_bus_wir
             wire->open = true;
         }
         if (rc && peek)
-            evr_msg_peek((const char *) zmq_msg_data(hdr), zmq_msg_size(hdr),
-                         zmq_msg_data(body), zmq_msg_size(body), peek);
+            evr_msg_peek((const char *) zmq_msg_data(hdr), zmq_msg_size(hdr), zmq_msg_data(body),
+                         zmq_msg_size(body), peek);
     }
     /* part[0] holds a frame when routed and one came; [1] after r + 1 frames; [2] after r + 2 */
     if (routed && got >= 1)
