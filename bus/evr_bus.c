@@ -199,9 +199,10 @@ s_recv_parts(void *h, bool routed, zmq_msg_t part[3], size_t *got, evr_err_t *er
     return EVR_OK;
 }
 
-evr_rc_t
-evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
-                  evr_bus_wire_t *wire, const char **code, evr_err_t *err)
+/*  evr_bus_recv_wire, and with peek (not NULL) evr_bus_recv_peek. */
+static evr_rc_t
+s_recv(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg, evr_bus_wire_t *wire,
+       evr_msg_peek_t *peek, const char **code, evr_err_t *err)
 {
     *code = EVR_CODE_BAD_REQUEST;
     if (user)
@@ -231,6 +232,9 @@ evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
             zmq_msg_move(&wire->frame, body);
             wire->open = true;
         }
+        if (rc && peek)
+            evr_msg_peek((const char *) zmq_msg_data(hdr), zmq_msg_size(hdr), zmq_msg_data(body),
+                         zmq_msg_size(body), peek);
     }
     /* part[0] holds a frame when routed and one came; [1] after r + 1 frames; [2] after r + 2 */
     if (routed && got >= 1)
@@ -240,6 +244,20 @@ evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
     if (got >= r + 2)
         zmq_msg_close(&part[2]);
     return rc;
+}
+
+evr_rc_t
+evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg_t *msg,
+                  evr_bus_wire_t *wire, const char **code, evr_err_t *err)
+{
+    return s_recv(sock, rid, user, msg, wire, NULL, code, err);
+}
+
+evr_rc_t
+evr_bus_recv_peek(zsock_t *sock, evr_msg_t *msg, evr_msg_peek_t *peek, const char **code,
+                  evr_err_t *err)
+{
+    return s_recv(sock, NULL, NULL, msg, NULL, peek, code, err);
 }
 
 static evr_rc_t

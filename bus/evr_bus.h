@@ -82,6 +82,14 @@ evr_rc_t evr_bus_recv_wire(zsock_t *sock, zframe_t **rid, char user[41], evr_msg
                            evr_bus_wire_t *wire, const char **code, evr_err_t *err);
 void evr_bus_wire_close(evr_bus_wire_t *wire);
 
+/*  evr_bus_recv on a socket without routing ids (a runner's to the
+    broker) that, when the message's frames came but it fails to decode,
+    also fills *peek (zeroed by the caller) with what can still be read of
+    it (evr_msg_peek: its type, its job, a dispatch's spec); the caller
+    releases it with evr_msg_peek_clear.  Untouched otherwise. */
+evr_rc_t evr_bus_recv_peek(zsock_t *sock, evr_msg_t *msg, evr_msg_peek_t *peek, const char **code,
+                           evr_err_t *err);
+
 /*  Largest body published on the XPUB socket.  A `job.accepted` is
     published with its spec cut to evr_spec_stub and without args (the
     whole event stays in the store, for `history`), so the largest

@@ -17,6 +17,10 @@
     and the array header take 13 bytes of EVR_MSG_MAX_BYTES (64 with room
     to spare). */
 #define S_EVENT_MAX (EVR_MSG_MAX_BYTES - 64)
+/*  The pipeline and step name of a refused job.accepted whose dispatch
+    did not say one this runner could read (schema/PROTOCOL.md,
+    job.accepted). */
+#define S_UNREAD "unreadable"
 
 /*  CONNECTING: a fresh socket, hello not sent yet (with ZMQ_IMMEDIATE a
     send fails until the connection is up: it is tried every turn);
@@ -271,39 +275,61 @@ evr_daemon_cleanup_waited(evr_daemon_t *self, int stop_timeout)
 
 /* ------------------------------------------------------------- inbound */
 
-static void
-s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
+/*  Whether a dispatch of job is one to take: the broker welcomed this
+    runner, the job is not held already (a repeated dispatch), a --once
+    runner has taken none yet (then this is its one). */
+static bool
+s_take(evr_daemon_t *d, const char *job)
 {
     if (d->state != S_READY) {
         d->ndropped++;  /* sent before the broker saw our hello: it queues it again */
-        return;
+        return false;
     }
     evr_job_t known = { 0 };
     evr_err_t err;
-    bool have = evr_store_get_job(d->store, m->job, &known, &err) == EVR_OK;
+    bool have = evr_store_get_job(d->store, job, &known, &err) == EVR_OK;
     evr_rec_free(&evr_job_type, &known);
     if (have)
-        return;     /* a repeated dispatch: the job is ours already */
+        return false;   /* a repeated dispatch: the job is ours already */
     if (d->opts.once && d->once_job[0]) {
         /* the broker sent it before it saw credit 0: it comes back to the
            queue when this runner leaves (lease) */
-        s_warn(d, "job %s not taken: this single-use runner took job %s already", m->job,
+        s_warn(d, "job %s not taken: this single-use runner took job %s already", job,
                d->once_job);
-        return;
+        return false;
     }
     if (d->opts.once)
-        snprintf(d->once_job, sizeof d->once_job, "%s", m->job);
+        snprintf(d->once_job, sizeof d->once_job, "%s", job);
+    return true;
+}
+
+/*  Records the job as refused here: job.accepted with spec (a stub, or
+    the spec itself) and job.finished failed with why.  The broker takes
+    the job off its queue when it stores the job.accepted. */
+static void
+s_refuse(evr_daemon_t *d, const char *job, const evr_spec_t *spec, const evr_strmap_t *args,
+         const char *why)
+{
+    s_warn(d, "job %s cannot run here: %s", job, why);
+    evr_err_t err;
+    if (evr_engine_reject(d->eng, job, spec, args, why, &err))
+        s_error(d, "job %s: recording the refusal failed: %s", job, err.msg);
+}
+
+static void
+s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
+{
+    if (!s_take(d, m->job))
+        return;
+    evr_err_t err;
     if (evr_engine_active(d->eng) >= d->opts.capacity)
         s_warn(d, "job %s arrived with no free slot (capacity %u): taking it anyway", m->job,
                d->opts.capacity);
     if (evr_spec_check_size(m->spec, &err)) {
         /* Its job.accepted might not fit in an `events` message: the job
            fails here, recorded with the spec cut to a stub that does. */
-        s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
         evr_spec_t *stub = evr_spec_stub(m->spec);
-        evr_err_t e2;
-        if (evr_engine_reject(d->eng, m->job, stub, &m->args, err.msg, &e2))
-            s_error(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
+        s_refuse(d, m->job, stub, &m->args, err.msg);
         evr_spec_destroy(&stub);
         return;
     }
@@ -314,12 +340,44 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
                                                  tars[i]->data, tars[i]->len, &err))
             s_warn(d, "job %s: %s", m->job, err.msg);
     if (evr_engine_submit_child(d->eng, m->job, m->spec, &m->args, m->parent_job, m->parent_step,
-                                &err)) {
-        s_warn(d, "job %s cannot run here: %s", m->job, err.msg);
-        evr_err_t e2;
-        if (evr_engine_reject(d->eng, m->job, m->spec, &m->args, err.msg, &e2))
-            s_error(d, "job %s: recording the refusal failed: %s", m->job, e2.msg);
+                                &err))
+        s_refuse(d, m->job, m->spec, &m->args, err.msg);
+}
+
+/*  A dispatch this runner cannot decode (why: the decoder's error), such
+    as a spec an older broker queued that this version's checks refuse:
+    without an answer the job would stay dispatched until this runner
+    leaves.  When its job id reads, it is refused as an oversized spec is,
+    job.accepted holding the spec's stub (evr_spec_stub) when the spec
+    alone decodes, else a stub of its pipeline name (S_UNREAD when
+    unreadable); one step S_UNREAD, run "", when it names none; no args. */
+static void
+s_dispatch_unread(evr_daemon_t *d, const evr_msg_peek_t *pk, const char *why)
+{
+    if (!pk->job[0]) {
+        s_warn(d, "a dispatch from the broker this runner cannot read, its job unknown: ignored: "
+               "%s", why);
+        return;
     }
+    if (!s_take(d, pk->job))
+        return;
+    char reason[EVR_ERR_MAX + 128];     /* room for all of why */
+    snprintf(reason, sizeof reason, "this runner (evrun %s) cannot read the job's dispatch: %s",
+             EVR_VERSION, why);
+    evr_utf8_clean(reason);     /* why may quote the broker's bytes, cut anywhere */
+    evr_spec_t *stub = pk->spec ? evr_spec_stub(pk->spec) : evr_spec_new();
+    if (!stub->pipeline)
+        stub->pipeline = evr_strdup(pk->pipeline[0] ? pk->pipeline : S_UNREAD);
+    if (!stub->steps.n) {   /* a job holds one step at least (store/evr_job.c) */
+        free(stub->steps.v);
+        stub->steps.v = evr_calloc(1, sizeof(evr_step_t));
+        stub->steps.n = 1;
+        evr_spec_step(stub, 0)->name = evr_strdup(S_UNREAD);
+        evr_spec_step(stub, 0)->run = evr_strdup("");
+    }
+    evr_strmap_t none = { 0 };
+    s_refuse(d, pk->job, stub, &none, reason);
+    evr_spec_destroy(&stub);
 }
 
 static void
@@ -355,10 +413,15 @@ s_inbound(evr_daemon_t *d)
 {
     for (int i = 0; i < 256 && d->sock && evr_bus_readable(d->sock); i++) {
         evr_msg_t m = { 0 };
+        evr_msg_peek_t pk = { 0 };
         const char *code;
         evr_err_t err;
-        if (evr_bus_recv(d->sock, NULL, &m, &code, &err)) {
-            s_warn(d, "a malformed message from the broker: %s", err.msg);
+        if (evr_bus_recv_peek(d->sock, &m, &pk, &code, &err)) {
+            if (pk.type == EVR_MSG_DISPATCH)
+                s_dispatch_unread(d, &pk, err.msg);
+            else
+                s_warn(d, "a malformed message from the broker: %s", err.msg);
+            evr_msg_peek_clear(&pk);
             continue;
         }
         d->last_rx = evr_mono_ns();

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "evr_codec.h"
+#include "evr_codec_read.h"
 
 static const char *
 s_check_ulid(const void *v)
@@ -545,20 +546,21 @@ evr_msg_encode(const evr_msg_t *msg, uint8_t **buf, size_t *len)
     evr_codec_encode(fields ? fields : &s_empty, msg, buf, len);
 }
 
-evr_rc_t
-evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, evr_msg_t *msg,
-               const char **code, evr_err_t *err)
+/*  The type the header frame names: EVR_MSG_NONE with err and *code set
+    when it names none. */
+static evr_msgtype_t
+s_header_type(const char *hdr, size_t hlen, const char **code, evr_err_t *err)
 {
-    const char *dummy;
-    if (!code)
-        code = &dummy;
-    *code = EVR_CODE_BAD_REQUEST;
     size_t plen = strlen(EVR_MSG_PROTO);
-    if (hlen >= EVR_MSG_HEADER_MAX)   /* bad_request whatever it says (PROTOCOL.md) */
-        return evr_err_set(err, EVR_ERR_PROTO, "header: %zu bytes, at most %d", hlen,
-                           EVR_MSG_HEADER_MAX - 1);
-    if (hlen < plen + 2 || memcmp(hdr, EVR_MSG_PROTO, plen) != 0 || hdr[plen] != ' ')
-        return evr_err_set(err, EVR_ERR_PROTO, "header: expected \"%s <type>\"", EVR_MSG_PROTO);
+    if (hlen >= EVR_MSG_HEADER_MAX) {   /* bad_request whatever it says (PROTOCOL.md) */
+        evr_err_set(err, EVR_ERR_PROTO, "header: %zu bytes, at most %d", hlen,
+                    EVR_MSG_HEADER_MAX - 1);
+        return EVR_MSG_NONE;
+    }
+    if (hlen < plen + 2 || memcmp(hdr, EVR_MSG_PROTO, plen) != 0 || hdr[plen] != ' ') {
+        evr_err_set(err, EVR_ERR_PROTO, "header: expected \"%s <type>\"", EVR_MSG_PROTO);
+        return EVR_MSG_NONE;
+    }
     size_t nlen = hlen - plen - 1;
     char name[EVR_MSG_HEADER_MAX];
     memcpy(name, hdr + plen + 1, nlen);
@@ -570,8 +572,23 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
         for (size_t i = 0; i < nlen; i++)   /* the whole echo printable, NULs too */
             if (name[i] < 0x20 || name[i] > 0x7e)
                 name[i] = '?';
-        return evr_err_set(err, EVR_ERR_PROTO, "header: unknown message type \"%s\"", name);
+        evr_err_set(err, EVR_ERR_PROTO, "header: unknown message type \"%s\"", name);
     }
+    return type;
+}
+
+evr_rc_t
+evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, evr_msg_t *msg,
+               const char **code, evr_err_t *err)
+{
+    const char *dummy;
+    if (!code)
+        code = &dummy;
+    *code = EVR_CODE_BAD_REQUEST;
+    evr_msgtype_t type = s_header_type(hdr, hlen, code, err);
+    if (type == EVR_MSG_NONE)
+        return EVR_ERR_PROTO;
+    const char *name = s_types[type].name;
     if (blen > EVR_MSG_MAX_BYTES) {
         *code = EVR_CODE_TOO_LARGE;
         return evr_err_set(err, EVR_ERR_LIMIT, "%s: body of %zu bytes exceeds the limit of %u",
@@ -586,4 +603,85 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
     }
     msg->type = type;
     return EVR_OK;
+}
+
+/*  A str of at most max bytes at r into buf (max + 1 bytes); false, r
+    past the object, when it is anything else. */
+static bool
+s_peek_str(evr_codec_rd_t *r, char *buf, size_t max)
+{
+    const uint8_t *s;
+    uint32_t n;
+    if (!evr_codec_rd_raw(r, false, &s, &n)) {
+        r->p += evr_codec_skip(r->p, (size_t) (r->end - r->p), EVR_CODEC_MAX_DEPTH);
+        return false;
+    }
+    if (n > max || memchr(s, '\0', n))
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return true;
+}
+
+/*  The spec map at r (skipped past): decoded alone into peek->spec when
+    its own table takes it, and its `pipeline` when that is a name. */
+static void
+s_peek_spec(evr_codec_rd_t *r, evr_msg_peek_t *peek)
+{
+    size_t len = evr_codec_skip(r->p, (size_t) (r->end - r->p), EVR_CODEC_MAX_DEPTH - 1);
+    evr_codec_rd_t in = { r->p, r->p + len };
+    r->p += len;
+    evr_spec_t *spec = evr_spec_new();
+    evr_err_t err;
+    if (len && evr_codec_decode(in.p, len, &evr_spec_type, spec, "spec", &err) == EVR_OK)
+        peek->spec = spec;
+    else
+        evr_spec_destroy(&spec);
+    uint32_t n;
+    if (!evr_codec_rd_map(&in, &n))
+        return;
+    for (uint32_t i = 0; i < n && in.p < in.end; i++) {
+        char key[16];
+        bool named = s_peek_str(&in, key, sizeof key - 1) && !strcmp(key, "pipeline");
+        char name[EVR_SPEC_MAX_NAME + 1];
+        if (!named)
+            in.p += evr_codec_skip(in.p, (size_t) (in.end - in.p), EVR_CODEC_MAX_DEPTH - 2);
+        else if (s_peek_str(&in, name, EVR_SPEC_MAX_NAME) && evr_spec_name_ok(name))
+            snprintf(peek->pipeline, sizeof peek->pipeline, "%s", name);
+    }
+}
+
+void
+evr_msg_peek(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, evr_msg_peek_t *peek)
+{
+    const char *code;
+    evr_err_t err;
+    memset(peek, 0, sizeof *peek);
+    peek->type = s_header_type(hdr, hlen, &code, &err);
+    if (peek->type == EVR_MSG_NONE)
+        return;
+    evr_codec_rd_t r = { body, body + blen };
+    uint32_t n;
+    if (!evr_codec_rd_map(&r, &n))
+        return;
+    for (uint32_t i = 0; i < n && r.p < r.end; i++) {
+        char key[16], job[EVR_ULID_LEN + 1];
+        bool got = s_peek_str(&r, key, sizeof key - 1);
+        if (got && !strcmp(key, "job")) {
+            if (s_peek_str(&r, job, EVR_ULID_LEN) && !evr_ulid_problem(job))
+                memcpy(peek->job, job, sizeof job);
+        }
+        else if (got && !strcmp(key, "spec") && peek->type == EVR_MSG_DISPATCH && !peek->spec
+                 && !peek->pipeline[0])
+            s_peek_spec(&r, peek);
+        else
+            r.p += evr_codec_skip(r.p, (size_t) (r.end - r.p), EVR_CODEC_MAX_DEPTH - 1);
+    }
+}
+
+void
+evr_msg_peek_clear(evr_msg_peek_t *peek)
+{
+    evr_spec_destroy(&peek->spec);
+    memset(peek, 0, sizeof *peek);
 }

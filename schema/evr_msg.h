@@ -190,4 +190,28 @@ void evr_msg_encode(const evr_msg_t *msg, uint8_t **buf, size_t *len);
 evr_rc_t evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen,
                         evr_msg_t *msg, const char **code, evr_err_t *err);
 
+/*  What can still be read of a message evr_msg_decode refused, so that
+    its receiver can answer for the job it concerns: a runner records a
+    `dispatch` it cannot read (a spec queued by a broker of another
+    version) as refused (runner/evr_daemon.c). */
+typedef struct {
+    evr_msgtype_t type;         /* the header's; EVR_MSG_NONE: it names no type */
+    char job[EVR_ULID_LEN + 1]; /* the body's `job`; "": none, or not a valid ULID */
+    /* a dispatch's `spec` decoded alone, by the spec's own field table but
+       not the whole-spec validation; NULL when even that refuses it */
+    evr_spec_t *spec;
+    /* its `pipeline` when that is a name ([A-Za-z0-9][A-Za-z0-9_.-]*,
+       at most 64 bytes), read even when spec is NULL; "": none */
+    char pipeline[EVR_SPEC_MAX_NAME + 1];
+} evr_msg_peek_t;
+
+/*  Reads hdr and body as evr_msg_decode would, leniently: the header's
+    type, then of the body's top-level map only `job` and (of a dispatch)
+    `spec`, every other key skipped whatever it holds.  Never fails: what
+    cannot be read stays empty.  Release with evr_msg_peek_clear. */
+void evr_msg_peek(const char *hdr, size_t hlen, const uint8_t *body, size_t blen,
+                  evr_msg_peek_t *peek);
+/*  Frees peek->spec and zeroes peek (one never filled too, if zeroed). */
+void evr_msg_peek_clear(evr_msg_peek_t *peek);
+
 #endif

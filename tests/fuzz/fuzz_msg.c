@@ -8,6 +8,8 @@
 
     Checked beyond "no crash, no leak":
     - a failed decode leaves the message zeroed, says why and gives a code;
+      evr_msg_peek then reads of it only a valid job id, a name as pipeline,
+      a dispatch's spec whose stub is small;
     - an accepted header is exactly "evrun1 <type>" (PROTOCOL.md);
     - an accepted message re-encodes to bytes that decode again to an equal
       message, whose encoding is the same bytes (the encoding is canonical);
@@ -48,6 +50,28 @@ s_all_zero(const void *p, size_t n)
     return true;
 }
 
+/*  What a refused message still says (evr_msg_peek, what a runner reads
+    of a dispatch it cannot decode): a job only when it is a ULID as the
+    wire wants it, a pipeline only when it is a name, a spec only of a
+    dispatch, and its stub (what the runner records) small. */
+static void
+s_check_peek(const char *hdr, size_t hlen, const uint8_t *body, size_t blen)
+{
+    evr_msg_peek_t pk;
+    evr_msg_peek(hdr, hlen, body, blen, &pk);
+    S_CHECK(!pk.job[0] || !evr_ulid_problem(pk.job), "peek: job \"%s\"", pk.job);
+    S_CHECK(!pk.pipeline[0] || evr_spec_name_ok(pk.pipeline), "peek: pipeline \"%s\"",
+            pk.pipeline);
+    S_CHECK(!pk.spec || pk.type == EVR_MSG_DISPATCH, "peek: a spec of type %d", (int) pk.type);
+    if (pk.spec) {
+        evr_spec_t *stub = evr_spec_stub(pk.spec);
+        S_CHECK(evr_codec_size(&evr_spec_type, stub) <= EVR_SPEC_MAX_BYTES,
+                "peek: a stub of %zu bytes", evr_codec_size(&evr_spec_type, stub));
+        evr_spec_destroy(&stub);
+    }
+    evr_msg_peek_clear(&pk);
+}
+
 static void
 s_check_msg(const char *hdr, size_t hlen, const uint8_t *body, size_t blen)
 {
@@ -59,6 +83,7 @@ s_check_msg(const char *hdr, size_t hlen, const uint8_t *body, size_t blen)
         S_CHECK(err.msg[0] != '\0', "decode failed (%s) without a message", evr_strerror(rc));
         S_CHECK(code != NULL, "decode failed without a code: %s", err.msg);
         S_CHECK(s_all_zero(&msg, sizeof msg), "msg not left zeroed after: %s", err.msg);
+        s_check_peek(hdr, hlen, body, blen);
         return;
     }
     const evr_rectype_t *fields = evr_msgtype_fields(msg.type);

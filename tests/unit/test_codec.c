@@ -772,6 +772,85 @@ test_submit_refuses_globs(void)
     evr_diag_destroy(&diag);
 }
 
+/*  Peeks hdr and the body json packs to (hex when json is NULL). */
+static void
+s_peek(const char *hdr, const char *json, const char *hex, evr_msg_peek_t *pk)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    uint8_t raw[256];
+    const uint8_t *body = raw;
+    size_t len;
+    if (json) {
+        json_t *j = json_loads(json, 0, NULL);
+        CHECK(j != NULL);
+        msgpack_packer p;
+        msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+        s_pack_json(&p, j);
+        json_decref(j);
+        body = (const uint8_t *) sb.data;
+        len = sb.size;
+    }
+    else
+        len = s_unhex(hex, raw);
+    evr_msg_t m = { 0 };
+    evr_err_t err;
+    CHECK(evr_msg_decode(hdr, strlen(hdr), body, len, &m, NULL, &err) != EVR_OK);
+    evr_msg_peek(hdr, strlen(hdr), body, len, pk);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*  What a runner reads of a dispatch it cannot decode (version skew):
+    the type, the job when a ULID, the spec when its own table takes it
+    (only the whole-spec check refused it), else its pipeline name. */
+static void
+test_peek_refused(void)
+{
+    evr_msg_peek_t pk;
+    /* a glob an older broker took: the spec decodes alone, its stub follows */
+    s_peek("evrun1 dispatch", "{\"x\": [[[{\"job\": 1}]]], \"job\": \"" JOB_ID "\", \"spec\": "
+           "{\"pipeline\": \"g\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", "
+           "\"artifacts\": [\"out/*.xml\"]}]}}", NULL, &pk);
+    CHECK(pk.type == EVR_MSG_DISPATCH);
+    CHECK_STR(pk.job, JOB_ID);
+    CHECK(pk.spec && pk.spec->steps.n == 1);
+    CHECK_STR(pk.spec->pipeline, "g");
+    CHECK_STR(pk.pipeline, "g");
+    evr_msg_peek_clear(&pk);
+    CHECK(pk.spec == NULL && pk.job[0] == '\0');
+    /* a step the table refuses (run not a string): the name only */
+    s_peek("evrun1 dispatch", "{\"spec\": {\"steps\": [{\"name\": \"a\", \"run\": 5}], "
+           "\"pipeline\": \"g-2.x\"}, \"job\": \"" JOB_ID "\"}", NULL, &pk);
+    CHECK_STR(pk.job, JOB_ID);
+    CHECK(pk.spec == NULL);
+    CHECK_STR(pk.pipeline, "g-2.x");
+    evr_msg_peek_clear(&pk);
+    /* no name that is a name; a job that is no ULID */
+    const char *nameless[] = { "{\"pipeline\": 7, \"steps\": []}", "{\"pipeline\": \"a b\"}",
+                               "{\"pipeline\": \"" JOB_ID JOB_ID JOB_ID "\"}", "[]", "3" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(nameless); i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"job\": \"%s\", \"spec\": %s}",
+                 i ? JOB_ID : "01jq7zk3m8x2v9t4b6n0c5d7ef", nameless[i]);
+        s_peek("evrun1 dispatch", json, NULL, &pk);
+        CHECK_STR(pk.job, i ? JOB_ID : "");
+        CHECK(pk.spec == NULL && pk.pipeline[0] == '\0');
+        evr_msg_peek_clear(&pk);
+    }
+    /* not a map, a map cut short, a header naming no type */
+    s_peek("evrun1 dispatch", NULL, "c3", &pk);
+    CHECK(pk.type == EVR_MSG_DISPATCH && !pk.job[0] && !pk.spec);
+    s_peek("evrun1 dispatch", NULL, "82a36a6f62a3" "303132", &pk);
+    CHECK(pk.type == EVR_MSG_DISPATCH && !pk.job[0] && !pk.spec);
+    s_peek("evrun1 dispatchx", "{\"job\": \"" JOB_ID "\"}", NULL, &pk);
+    CHECK(pk.type == EVR_MSG_NONE && !pk.job[0]);
+    /* another type: its job, never a spec */
+    s_peek("evrun1 control", "{\"command\": \"halt\", \"job\": \"" JOB_ID "\", \"spec\": {}}", NULL,
+           &pk);
+    CHECK(pk.type == EVR_MSG_CONTROL && !strcmp(pk.job, JOB_ID) && !pk.spec);
+    evr_msg_peek_clear(&pk);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -789,5 +868,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
+    EVR_TEST_RUN(test_peek_refused);
     EVR_TEST_END();
 }
