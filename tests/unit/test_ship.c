@@ -136,14 +136,14 @@ test_long_queue(void)
     evr_ship_destroy(&sh);
 }
 
-/*  A queue of more than twice the names the shipper holds from one read
-    of it (4096): it reads the queue again each time it has taken them
-    all, the files still in order; evr_ship_pending without look counts
+/*  A queue of more than the names the shipper holds from one read of it
+    (4096): it reads the queue again once it has taken them all, the
+    files still in order; evr_ship_pending without look counts
     as of the last read, with look reads it again. */
 static void
 test_over_the_hold(void)
 {
-    enum { N = 9000, FROM = 20000 };
+    enum { N = 5000, FROM = 20000 };
     s_queue_files(FROM, N, NULL);
     s_opens = 0;
     evr_ship_t *sh = evr_ship_new(s_queue, s_art);
