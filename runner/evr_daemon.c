@@ -230,9 +230,9 @@ evr_daemon_synced(evr_daemon_t *self)
 }
 
 uint32_t
-evr_daemon_shipping(evr_daemon_t *self)
+evr_daemon_shipping(evr_daemon_t *self, bool look)
 {
-    return self->ship ? evr_ship_pending(self->ship) : 0;
+    return self->ship ? evr_ship_pending(self->ship, look) : 0;
 }
 
 const char *

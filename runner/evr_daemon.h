@@ -52,8 +52,11 @@ void evr_daemon_stop_taking(evr_daemon_t *self);
 /*  True when the broker has acknowledged the whole log. */
 bool evr_daemon_synced(evr_daemon_t *self);
 
-/*  Artifact files queued and not yet held by the broker (0: none). */
-uint32_t evr_daemon_shipping(evr_daemon_t *self);
+/*  Artifact files queued and not yet held by the broker (0: none), as
+    evr_ship_pending: with look, the queue is read again and the count
+    exact; without, one queued since the shipper's last read is not
+    counted (the count is 0 only when there is none). */
+uint32_t evr_daemon_shipping(evr_daemon_t *self, bool look);
 
 /*  Why the broker refuses this runner for good (another log under the
     same id), or NULL. */

@@ -17,10 +17,16 @@
 #define S_SCAN_NS 200000000ull      /* the queue looked at when idle */
 #define S_ACK_NS 10000000000ull     /* a piece unacknowledged this long: asked again */
 #define S_ENTRY_MAX 4096            /* bytes of one entry */
+#define S_HOLD_MAX 4096             /* names of entries held from one look at the queue */
 
 struct evr_ship {
     char *dir, *artifacts_dir;
     uint64_t next_scan;     /* mono ns */
+    /* the oldest entries at the last look at dir (s_look), sorted: those
+       from next on are still to take; count: the entries dir held then,
+       less those taken and gone since */
+    char **names;
+    uint32_t held, next, count;
     /* the file under way: its entry (a name in dir), what it names */
     char *entry;
     char *job, *step, *path;
@@ -212,6 +218,8 @@ s_end(evr_ship_t *self, bool drop)
         char *p = evr_asprintf("%s/%s", self->dir, self->entry);
         unlink(p);
         free(p);
+        if (self->count)
+            self->count--;
     }
     if (self->fd >= 0)
         close(self->fd);
@@ -232,42 +240,98 @@ evr_ship_destroy(evr_ship_t **self_p)
     if (!self)
         return;
     s_end(self, false);
+    while (self->next < self->held)
+        free(self->names[self->next++]);
+    free(self->names);
     free(self->dir);
     free(self->artifacts_dir);
     free(self);
     *self_p = NULL;
 }
 
-/*  The oldest entry's name (caller frees), or NULL; *count the entries. */
-static char *
-s_oldest(const evr_ship_t *self, uint32_t *count)
+/*  Sifts the name at i of the max-heap h (by strcmp: its root the
+    newest name) up to its place. */
+static void
+s_heap_up(char **h, uint32_t i)
 {
+    while (i && strcmp(h[(i - 1) / 2], h[i]) < 0) {
+        char *t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/*  Sifts the name at i of the max-heap h (n names) down to its place. */
+static void
+s_heap_down(char **h, uint32_t n, uint32_t i)
+{
+    for (;;) {
+        uint32_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && strcmp(h[l], h[big]) > 0)
+            big = l;
+        if (r < n && strcmp(h[r], h[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        char *t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+static int
+s_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*  Looks at dir again: the names held (those not taken yet dropped) are
+    the S_HOLD_MAX oldest entries now there, sorted, the one under way
+    left out; count all of them.  One read of dir, whatever its size, and
+    a bounded heap: a long queue (thousands of files of a job, or a
+    backlog after the broker was away) is read once for every S_HOLD_MAX
+    files shipped, not once a file. */
+static void
+s_look(evr_ship_t *self)
+{
+    while (self->next < self->held)
+        free(self->names[self->next++]);
+    self->held = self->next = self->count = 0;
     DIR *d = opendir(self->dir);
-    char *best = NULL;
-    *count = 0;
     if (!d)
-        return NULL;
-    struct dirent *e;
-    while ((e = readdir(d))) {
+        return;
+    if (!self->names)
+        self->names = evr_calloc(S_HOLD_MAX, sizeof *self->names);
+    char **h = self->names;     /* a max-heap while reading, then sorted */
+    for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name);
         if (n < 6 || strcmp(e->d_name + n - 5, ".ship") != 0)
             continue;
-        (*count)++;
-        if (!best || strcmp(e->d_name, best) < 0) {
-            free(best);
-            best = evr_strdup(e->d_name);
+        self->count++;
+        if (self->entry && !strcmp(e->d_name, self->entry))
+            continue;
+        if (self->held < S_HOLD_MAX) {
+            h[self->held] = evr_strdup(e->d_name);
+            s_heap_up(h, self->held++);
+        }
+        else if (strcmp(e->d_name, h[0]) < 0) {   /* older than the newest held */
+            free(h[0]);
+            h[0] = evr_strdup(e->d_name);
+            s_heap_down(h, self->held, 0);
         }
     }
     closedir(d);
-    return best;
+    qsort(h, self->held, sizeof *h, s_name_cmp);
 }
 
 uint32_t
-evr_ship_pending(evr_ship_t *self)
+evr_ship_pending(evr_ship_t *self, bool look)
 {
-    uint32_t n;
-    free(s_oldest(self, &n));
-    return n;
+    if (look || self->next == self->held)
+        s_look(self);
+    return self->count;
 }
 
 /*  The next line of *p (cut in place), or NULL. */
@@ -283,38 +347,45 @@ s_line(char **p)
     return line;
 }
 
-/*  Reads the entry name into self; false (said) when it is unusable. */
-static bool
-s_load(evr_ship_t *self, const char *name)
+typedef enum { S_LOADED, S_GONE, S_UNUSABLE } s_load_t;
+
+/*  Reads the entry name into self (which takes name); S_GONE when it is
+    no longer there (its queuer removed it since the look that found it:
+    evr_ship_unqueue of a batch whose sync failed). */
+static s_load_t
+s_load(evr_ship_t *self, char *name)
 {
     char *path = evr_asprintf("%s/%s", self->dir, name);
     char buf[S_ENTRY_MAX + 1];
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool gone = fd < 0 && errno == ENOENT;
     ssize_t n = fd >= 0 ? read(fd, buf, S_ENTRY_MAX) : -1;
     if (fd >= 0)
         close(fd);
     free(path);
-    self->entry = evr_strdup(name);
+    self->entry = name;
+    if (gone)
+        return S_GONE;
     if (n <= 0)
-        return false;
+        return S_UNUSABLE;
     buf[n] = '\0';
     char *p = buf, *magic = s_line(&p), *job = s_line(&p), *step = s_line(&p);
     char *apath = s_line(&p), *size = s_line(&p), *sha = s_line(&p), *id = s_line(&p);
     if (!id || strcmp(magic, S_MAGIC) || evr_ulid_problem(job) || !evr_spec_step_name_ok(step)
         || evr_event_artifact_path_problem(apath) || evr_event_sha256_problem(sha))
-        return false;
+        return S_UNUSABLE;
     char *end;
     errno = 0;
     unsigned long long sz = strtoull(size, &end, 10);
     if (errno || *end || end == size)
-        return false;
+        return S_UNUSABLE;
     self->job = evr_strdup(job);
     self->step = evr_strdup(step);
     self->path = evr_strdup(apath);
     self->size = sz;
     memcpy(self->sha256, sha, EVR_SHA256_HEX);
     self->identity = evr_strdup(id);
-    return true;
+    return S_LOADED;
 }
 
 /*  Opens the artifact file of the entry; false (said) when it is gone or
@@ -344,28 +415,30 @@ s_open(evr_ship_t *self)
     return ok;
 }
 
-/*  Takes up the oldest entry; false when there is none now. */
+/*  Takes up the oldest entry of those held, looking at the queue again
+    when none is left; false when there is none now. */
 static bool
 s_take(evr_ship_t *self, uint64_t now)
 {
     if (now < self->next_scan)
         return false;
     for (;;) {
-        uint32_t count;
-        char *name = s_oldest(self, &count);
-        if (!name) {
-            self->next_scan = now + S_SCAN_NS;
-            return false;
+        if (self->next == self->held) {
+            s_look(self);
+            if (!self->held) {
+                self->next_scan = now + S_SCAN_NS;
+                return false;
+            }
         }
-        bool ok = s_load(self, name);
-        if (!ok)
-            s_warn("%s/%s: not an artifact queue entry: removed", self->dir, name);
-        free(name);
-        if (ok && s_open(self)) {
+        char *name = self->names[self->next++];
+        s_load_t got = s_load(self, name);
+        if (got == S_LOADED && s_open(self)) {
             self->probe = true;
             self->offset = 0;
             return true;
         }
+        if (got == S_UNUSABLE)
+            s_warn("%s/%s: not an artifact queue entry: removed", self->dir, name);
         s_end(self, true);
     }
 }

@@ -5,7 +5,8 @@
     The engine queues a step's files (evr_ship_enqueue_unsynced each,
     then one evr_ship_sync, in the child that unpacked them) before it
     records their step.artifact events; the daemon ships the
-    queue, oldest first, one file and one piece at a time over its broker
+    queue, oldest first (of the names read from dir at once: see
+    evr_ship_pending), one file and one piece at a time over its broker
     connection (schema/PROTOCOL.md "Artifacts"): a piece goes out only
     when the last one is acknowledged, each acknowledgement says how many
     bytes the broker holds, and an entry is removed only when the broker
@@ -73,7 +74,14 @@ void evr_ship_on_ack(evr_ship_t *self, const evr_msg_t *ack);
     again. */
 void evr_ship_reset(evr_ship_t *self);
 
-/*  Entries in the queue, the one under way included (a scan of dir). */
-uint32_t evr_ship_pending(evr_ship_t *self);
+/*  Entries in the queue, the one under way included.  The shipper reads
+    dir once for the names of its oldest entries (4096 at most), ships
+    them in order, and reads dir again only when it has taken them all:
+    an entry queued meanwhile ships then, after those.  Without look the
+    count is that of the last read less the entries shipped or dropped
+    since, dir read again when no name held is left (so 0 is what a read
+    found, and entries queued since the last read are not counted); with
+    look, dir is read again first (the names held taken afresh). */
+uint32_t evr_ship_pending(evr_ship_t *self, bool look);
 
 #endif

@@ -487,16 +487,17 @@ static bool
 s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who)
 {
     uint64_t until = evr_mono_ns() + (o->once ? S_ONCE_SYNC_S : 5) * 1000000000ull;
-    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d)) && evr_mono_ns() < until
+    while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false)) && evr_mono_ns() < until
            && s_interrupts + s_terms < 2)
         evr_daemon_turn(d, 50);
-    bool synced = evr_daemon_synced(d), all = synced && !evr_daemon_shipping(d);
+    uint32_t unshipped = evr_daemon_shipping(d, true);    /* the queue read again: exact */
+    bool synced = evr_daemon_synced(d), all = synced && !unshipped;
     if (!synced)
         evr_log_warn(who, "the broker has not acknowledged the whole log; the rest is sent at "
                      "the next start");
-    if (evr_daemon_shipping(d))
+    if (unshipped)
         evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
-                     "next start", evr_daemon_shipping(d));
+                     "next start", unshipped);
     if (evr_engine_active(eng))
         evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
                      evr_engine_active(eng));

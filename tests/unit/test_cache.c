@@ -257,7 +257,7 @@ test_ship(void)
                            "0000000000000000000000000000000000000000000000000000000000000000",
                            &err) == EVR_OK);
     evr_ship_t *sh = evr_ship_new(q, art);
-    CHECK(evr_ship_pending(sh) == 2);
+    CHECK(evr_ship_pending(sh, false) == 2);
     evr_msg_t m = { 0 };
     /* the first entry's file was replaced: dropped; the second ships */
     CHECK(evr_ship_next(sh, 1, &m));
@@ -275,7 +275,7 @@ test_ship(void)
     evr_ship_on_ack(sh, &ack);
     evr_msg_clear(&d);
     evr_msg_clear(&m);
-    CHECK(evr_ship_pending(sh) == 0);
+    CHECK(evr_ship_pending(sh, false) == 0);
     CHECK(!evr_ship_next(sh, 4, &m));
     evr_ship_destroy(&sh);
 }
@@ -306,11 +306,11 @@ test_ship_unsynced(void)
         CHECK(evr_ship_enqueue_unsynced(q, file, job, "s1", "g.txt", 3, sha, &entries[i],
                                         &err) == EVR_OK && entries[i]);
     evr_msg_t m = { 0 };
-    CHECK(evr_ship_pending(sh) == 0);
+    CHECK(evr_ship_pending(sh, false) == 0);
     CHECK(!evr_ship_next(sh, 1, &m));        /* nothing of them taken before the sync */
     CHECK(evr_ship_sync(q, entries, 2, &err) == EVR_OK);
     CHECK(access(entries[0], F_OK) == 0 && access(entries[1], F_OK) == 0);
-    CHECK(evr_ship_pending(sh) == 2);
+    CHECK(evr_ship_pending(sh, false) == 2);
     CHECK(evr_ship_next(sh, 1000000000ull, &m));   /* past its next look at the queue */
     CHECK(m.type == EVR_MSG_ARTIFACT_CHUNK && m.size == 3);
     evr_msg_clear(&m);
