@@ -256,8 +256,7 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
         for (uint32_t i = 0; outputs && i < m->steps_total; i++)   /* logs --step checks */
-            evr_strmap_set(&m->step_states, evr_spec_job_step_name(j->submit->spec, i),
-                           "pending");
+            evr_strmap_set(&m->step_states, evr_spec_job_step_name(j->submit->spec, i), "pending");
         for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
             evr_strlist_push(&m->labels, j->labels.v[i]);
         m->parent_job = j->submit->parent_job ? evr_strdup(j->submit->parent_job) : NULL;

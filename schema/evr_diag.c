@@ -226,8 +226,7 @@ static void
 s_format(const evr_diag_t *self, s_error_t *e)
 {
     char in[512] = "";
-    if (e->combos && e->in.n < e->combos
-        && !(e->in.n == 1 && strstr(e->msg, e->in.v[0]))) {
+    if (e->combos && e->in.n < e->combos && !(e->in.n == 1 && strstr(e->msg, e->in.v[0]))) {
         size_t used = (size_t) snprintf(in, sizeof in, " (combination%s ", e->in.n > 1 ? "s" : "");
         for (uint32_t k = 0; k < e->in.n && used < sizeof in; k++)
             used += (size_t) snprintf(in + used, sizeof in - used, "%s%s", k ? ", " : "",
