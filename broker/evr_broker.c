@@ -196,6 +196,23 @@ s_outputs_view(const evr_job_t *pj, evr_msg_t *m)
     }
 }
 
+/*  Each step of pj into m (`status`, `queried`): STEP to "STATUS", and
+    "STATUS EXIT_CODE" once it ended. */
+static void
+s_steps_view(const evr_job_t *pj, evr_msg_t *m)
+{
+    for (uint32_t i = 0; i < pj->steps.n; i++) {
+        const evr_stepstate_t *st = evr_job_step(pj, i);
+        const char *name = evr_step_status_name(st->status);
+        char v[64];
+        if (st->status == EVR_STEP_SUCCEEDED || st->status == EVR_STEP_FAILED)
+            snprintf(v, sizeof v, "%s %lld", name, (long long) st->exit_code);
+        else
+            snprintf(v, sizeof v, "%s", name);
+        evr_strmap_set(&m->step_states, st->name, v);
+    }
+}
+
 /*  The parent of a job a step triggered, from its job.accepted (jseq 1). */
 static int
 s_parent_of(const evr_event_t *ev, void *arg)
@@ -222,7 +239,8 @@ s_child_of(const char *key, const uint8_t *val, size_t len, void *arg)
 }
 
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
-    the steps' outputs when outputs; false when the broker knows no such
+    its steps and their outputs when outputs (a queued job's steps, from
+    the spec it holds, all "pending"); false when the broker knows no such
     job. */
 bool
 evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
@@ -237,6 +255,8 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
         m->steps_total = evr_spec_job_steps(j->submit->spec);
+        for (uint32_t i = 0; outputs && i < m->steps_total; i++)   /* logs --step checks */
+            evr_strmap_set(&m->step_states, evr_spec_job_step_name(j->submit->spec, i), "pending");
         for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
             evr_strlist_push(&m->labels, j->labels.v[i]);
         m->parent_job = j->submit->parent_job ? evr_strdup(j->submit->parent_job) : NULL;
@@ -267,6 +287,7 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     m->started = pj.started;
     m->finished = pj.finished;
     if (outputs) {
+        s_steps_view(&pj, m);
         s_outputs_view(&pj, m);
         evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
     }

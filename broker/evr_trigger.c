@@ -165,21 +165,7 @@ evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
         job = pm.last_job;
     }
     bool found = job && evr_broker_job_view(b, job, true, &m);
-    evr_job_t pj = { 0 };
     evr_err_t err;
-    if (found && evr_store_get_job(b->store, job, &pj, &err) == EVR_OK)
-        for (uint32_t i = 0; i < pj.steps.n; i++) {
-            const evr_stepstate_t *st = evr_job_step(&pj, i);
-            const char *name = evr_step_status_name(st->status);
-            bool ended = st->status == EVR_STEP_SUCCEEDED || st->status == EVR_STEP_FAILED;
-            char v[64];
-            if (ended)
-                snprintf(v, sizeof v, "%s %lld", name, (long long) st->exit_code);
-            else
-                snprintf(v, sizeof v, "%s", name);
-            evr_strmap_set(&m.step_states, st->name, v);
-        }
-    evr_rec_free(&evr_job_type, &pj);
     m.type = EVR_MSG_QUERIED;
     m.seq = msg->seq;
     m.waiting = pm.waiting;

@@ -7,21 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evr_field.h"
+
 typedef struct {
     char *path;
     uint32_t line, col;
 } s_mark_t;
 
+/*  One error: about path (as written in the file), msg; of a matrix
+    step's combinations (combos of them, 0: not a matrix step's), the
+    ones it arose for (in); text the line shown. */
+typedef struct {
+    char *path, *msg, *text;
+    uint32_t line, col, combos;
+    evr_strlist_t in;
+} s_error_t;
+
 struct evr_diag {
     char *file;
     s_mark_t *marks;
     size_t nmarks, capmarks;
-    /* each error and its field (one error per field), EVR_DIAG_MAX at
-       most: made at the first error, so that a diag that finds none (a
-       message's checks, most of the time) is one small allocation */
-    char **errors;
-    char **paths;
+    /* the errors (one per field, or per field and combination),
+       EVR_DIAG_MAX at most: made at the first error, so that a diag that
+       finds none (a message's checks, most of the time) is one small
+       allocation */
+    s_error_t *errors;
     size_t nerrors;
+    /* a list expanded (evr_diag_expand_list): item k of it is item
+       written[k] of the file, combination name[k] (NULL: no matrix) of
+       combos[k] */
+    char *xlist;
+    uint32_t xn, *written, *combos;
+    char **name;
 };
 
 evr_diag_t *
@@ -42,11 +59,19 @@ evr_diag_destroy(evr_diag_t **self_p)
         free(self->marks[i].path);
     free(self->marks);
     for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++) {
-        free(self->errors[i]);
-        free(self->paths[i]);
+        s_error_t *e = &self->errors[i];
+        free(e->path);
+        free(e->msg);
+        free(e->text);
+        evr_strlist_free(&e->in);
     }
     free(self->errors);
-    free(self->paths);
+    for (uint32_t k = 0; k < self->xn; k++)
+        free(self->name[k]);
+    free(self->name);
+    free(self->written);
+    free(self->combos);
+    free(self->xlist);
     free(self->file);
     free(self);
     *self_p = NULL;
@@ -111,6 +136,49 @@ evr_diag_remap_list(evr_diag_t *self, const char *list, const uint32_t *first,
     free(old);
 }
 
+void
+evr_diag_expand_list(evr_diag_t *self, const char *list, const uint32_t *first,
+                     const uint32_t *count, uint32_t n, char *const *names)
+{
+    evr_diag_remap_list(self, list, first, count, n);
+    for (uint32_t k = 0; k < self->xn; k++)
+        free(self->name[k]);
+    uint32_t total = n ? first[n - 1] + count[n - 1] : 0;
+    free(self->xlist);
+    self->xlist = evr_strdup(list);
+    self->xn = total;
+    self->written = evr_realloc(self->written, (total ? total : 1) * sizeof *self->written);
+    self->combos = evr_realloc(self->combos, (total ? total : 1) * sizeof *self->combos);
+    self->name = evr_realloc(self->name, (total ? total : 1) * sizeof *self->name);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < count[i]; c++) {
+            uint32_t k = first[i] + c;
+            self->written[k] = i;
+            self->name[k] = names && names[k] ? evr_strdup(names[k]) : NULL;
+            self->combos[k] = self->name[k] ? count[i] : 0;
+        }
+}
+
+uint32_t
+evr_diag_written_index(const evr_diag_t *self, const char *list, uint32_t i)
+{
+    return self->xlist && !strcmp(list, self->xlist) && i < self->xn ? self->written[i] : i;
+}
+
+/*  Path as written in the file (caller frees): LIST[k]... of an expanded
+    list is LIST[i]... of the item it came from; *item its index in the
+    expanded list (-1: none). */
+static char *
+s_written(const evr_diag_t *self, const char *path, long *item)
+{
+    const char *rest;
+    long k = self->xlist ? s_item_of(path, self->xlist, strlen(self->xlist), &rest) : -1;
+    *item = k >= 0 && (uint64_t) k < self->xn ? k : -1;
+    if (*item < 0)
+        return evr_strdup(path);
+    return evr_asprintf("%s[%u]%s", self->xlist, self->written[k], rest);
+}
+
 bool
 evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint32_t *col)
 {
@@ -140,43 +208,96 @@ evr_diag_marked(const evr_diag_t *self, const char *path)
 bool
 evr_diag_reported(const evr_diag_t *self, const char *path)
 {
-    size_t len = strlen(path);
-    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX; i++) {
-        const char *p = self->paths[i];
-        if (strncmp(p, path, len) == 0 && (!p[len] || p[len] == '.' || p[len] == '['))
-            return true;
+    long item;
+    char *w = s_written(self, path, &item);
+    size_t len = strlen(w);
+    bool found = false;
+    for (size_t i = 0; i < self->nerrors && i < EVR_DIAG_MAX && !found; i++) {
+        const char *p = self->errors[i].path;
+        found = strncmp(p, w, len) == 0 && (!p[len] || p[len] == '.' || p[len] == '[');
     }
-    return false;
+    free(w);
+    return found;
+}
+
+/*  e's line: the combinations it arose for named when not all of them,
+    unless its message names the one. */
+static void
+s_format(const evr_diag_t *self, s_error_t *e)
+{
+    char in[512] = "";
+    if (e->combos && e->in.n < e->combos && !(e->in.n == 1 && strstr(e->msg, e->in.v[0]))) {
+        size_t used = (size_t) snprintf(in, sizeof in, " (combination%s ", e->in.n > 1 ? "s" : "");
+        for (uint32_t k = 0; k < e->in.n && used < sizeof in; k++)
+            used += (size_t) snprintf(in + used, sizeof in - used, "%s%s", k ? ", " : "",
+                                      e->in.v[k]);
+        if (used < sizeof in)
+            snprintf(in + used, sizeof in - used, " only)");
+    }
+    const char *sep = *e->path ? ": " : "";
+    free(e->text);
+    if (e->line)
+        e->text = evr_asprintf("%s:%u:%u: %s%s%s%s", self->file, e->line, e->col, e->path, sep,
+                               e->msg, in);
+    else
+        e->text = evr_asprintf("%s: %s%s%s%s", self->file, e->path, sep, e->msg, in);
+}
+
+/*  Whether e already holds the error msg about its path, of combination
+    name: said once, the combination added.  True too when e stands for
+    the first error about the path (of that combination): the rest are
+    its consequences. */
+static bool
+s_merge(const evr_diag_t *self, s_error_t *e, const char *name, const char *msg)
+{
+    if (!name || !e->combos)
+        return true;    /* not a matrix step's: one error per field */
+    for (uint32_t k = 0; k < e->in.n; k++)
+        if (!strcmp(e->in.v[k], name))
+            return true;
+    if (strcmp(e->msg, msg))
+        return false;   /* another message: another combination's own */
+    evr_strlist_push(&e->in, name);
+    s_format(self, e);
+    return true;
 }
 
 static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap) __attribute__((format(printf, 5, 0)));
 
+/*  Adds an error about path (after a list's expansion: about the item as
+    written), unless one about it was added.  A second error about a field
+    already reported is a consequence of the first (a missing "steps" is
+    also "no steps"): the first is kept.  A matrix step's combinations are
+    one field each: the same message of another combination is merged
+    into the first. */
 static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap)
 {
-    /* A second error about a field already reported is a consequence of
-       the first (a missing "steps" is also "no steps"): keep the first. */
-    for (size_t i = 0; *path && i < self->nerrors && i < EVR_DIAG_MAX; i++)
-        if (strcmp(self->paths[i], path) == 0)
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    long item;
+    char *w = s_written(self, path, &item);
+    const char *name = item >= 0 ? self->name[item] : NULL;
+    for (size_t i = 0; *w && i < self->nerrors && i < EVR_DIAG_MAX; i++)
+        if (strcmp(self->errors[i].path, w) == 0 && s_merge(self, &self->errors[i], name, msg)) {
+            free(w);
             return;
-    if (self->nerrors < EVR_DIAG_MAX) {
-        if (!self->errors) {
-            self->errors = evr_calloc(EVR_DIAG_MAX, sizeof *self->errors);
-            self->paths = evr_calloc(EVR_DIAG_MAX, sizeof *self->paths);
         }
-        self->paths[self->nerrors] = evr_strdup(path);
-        char msg[1024];
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        const char *sep = *path ? ": " : "";
-        if (line)
-            self->errors[self->nerrors] = evr_asprintf("%s:%u:%u: %s%s%s", self->file, line,
-                                                       col, path, sep, msg);
-        else
-            self->errors[self->nerrors] = evr_asprintf("%s: %s%s%s", self->file, path, sep, msg);
+    if (self->nerrors < EVR_DIAG_MAX) {
+        if (!self->errors)
+            self->errors = evr_calloc(EVR_DIAG_MAX, sizeof *self->errors);
+        s_error_t *e = &self->errors[self->nerrors];
+        *e = (s_error_t) { .path = w, .msg = evr_strdup(msg), .line = line, .col = col,
+                           .combos = name ? self->combos[item] : 0 };
+        w = NULL;
+        if (name)
+            evr_strlist_push(&e->in, name);
+        s_format(self, e);
     }
+    free(w);
     self->nerrors++;
 }
 
@@ -210,7 +331,7 @@ evr_diag_count(const evr_diag_t *self)
 const char *
 evr_diag_get(const evr_diag_t *self, size_t i)
 {
-    return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i] : NULL;
+    return i < self->nerrors && i < EVR_DIAG_MAX ? self->errors[i].text : NULL;
 }
 
 /*  Optimal string alignment distance of a and b (case ignored), or

@@ -2,7 +2,9 @@
 
     evr_diag_t collects the errors found in one file, each formatted as
     `file:line:column: field: message` (or `file: field: message` when no
-    position is known), up to a fixed count.  It also holds the source map
+    position is known), up to a fixed count; the field as written in the
+    file, also when the checks ran on a spec whose matrix steps were
+    expanded.  It also holds the source map
     of the file: for each field path the loader saw ("steps[1].needs[0]"),
     the line and column where it stands, so checks that run after loading
     can still point at the right place.
@@ -32,6 +34,22 @@ void evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t c
     1] (count 0: dropped); marks of items i >= n and other paths stay. */
 void evr_diag_remap_list(evr_diag_t *self, const char *list, const uint32_t *first,
                          const uint32_t *count, uint32_t n);
+/*  Says that a list was expanded (a matrix step into one step per
+    combination): item first[i] + c (c < count[i]) of the new list is item
+    i of the file, combination names[first[i] + c] (names NULL, or a NULL
+    entry: an item that was not expanded, count[i] 1).  Moves the marks as
+    evr_diag_remap_list does.  From then on an error about LIST[k]... is
+    shown about the item as written, LIST[i]...; the same message about
+    the same field of other combinations is not repeated, and one that
+    arose for some combinations only names them: "(combination
+    build[OS=bsd] only)" (unless its message names the one). */
+void evr_diag_expand_list(evr_diag_t *self, const char *list, const uint32_t *first,
+                          const uint32_t *count, uint32_t n, char *const *names);
+
+/*  The index in the file of item i of list (evr_diag_expand_list); i when
+    the list was not expanded.  For messages that name another item. */
+uint32_t evr_diag_written_index(const evr_diag_t *self, const char *list, uint32_t i);
+
 /*  Looks up the position of path, falling back to its parents
     ("steps[1].needs[0]" -> "steps[1].needs" -> "steps[1]").  Returns false
     when nothing is known. */
@@ -42,12 +60,13 @@ bool evr_diag_pos(const evr_diag_t *self, const char *path, uint32_t *line, uint
 bool evr_diag_marked(const evr_diag_t *self, const char *path);
 
 /*  Whether an error about path, or a field under it ("source.git" for
-    "source"), was added: a check of the whole field that would only
+    "source"; of an expanded list: about the item as written), was added: a check of the whole field that would only
     repeat it in other words stays silent. */
 bool evr_diag_reported(const evr_diag_t *self, const char *path);
 
 /*  Adds an error about path at the position the source map knows.  Only
-    the first error about a given (non-empty) path is kept. */
+    the first error about a given (non-empty) path is kept (of a matrix
+    step: per combination, see evr_diag_expand_list). */
 void evr_diag_add(evr_diag_t *self, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -193,6 +193,10 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
       "answering `status`: the steps' outputs (their step.outputs, masked) as STEP/KEY to "
       "VALUE, in step order; at most 256, the rest left out"),
+    M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
+      "answering `status`: each step (on_error last) to its status, and its exit code once "
+      "it ended: \"STATUS\" or \"STATUS EXIT_CODE\"; a job still queued or paused in the "
+      "queue: its spec's steps, each \"pending\""),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
       "queued or paused: the labels a runner must have (the spec's, the submit's, "
       "executor:NAME)"),
@@ -325,7 +329,7 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
     U32("steps_done", steps_done, false, "steps finished or skipped"),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,
       "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
-    M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS, step_states, NULL, NULL,
+    M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
       "each step's status, and its exit code once it ended: STEP to \"STATUS\" or \"STATUS "
       "EXIT_CODE\""),
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),

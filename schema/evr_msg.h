@@ -115,7 +115,7 @@ typedef struct {
     /* `trigger`, `submit`, `dispatch`: the job and step that started this job */
     char *parent_job, *parent_step;
     evr_strlist_t children;     /* `job` answering `status`: the jobs its steps triggered */
-    evr_strmap_t step_states;   /* `queried`: STEP -> "STATUS" or "STATUS EXIT_CODE" */
+    evr_strmap_t step_states;   /* `queried`, `job`: STEP -> "STATUS" or "STATUS EXIT_CODE" */
     uint32_t ttl;               /* `demand`: seconds the broker keeps it (listed: left) */
 } evr_msg_t;
 

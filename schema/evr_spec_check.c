@@ -142,6 +142,20 @@ s_cache_path_problem(const char *path)
     return why;
 }
 
+/*  path ("steps[3].cache") as the file has it, for a message naming it:
+    the index of the step as written when the steps were expanded. */
+static void
+s_as_written(const evr_diag_t *diag, const char *path, char *out, size_t size)
+{
+    char *end;
+    unsigned long i = strncmp(path, "steps[", 6) ? 0 : strtoul(path + 6, &end, 10);
+    if (strncmp(path, "steps[", 6) || end == path + 6 || *end != ']' || i > UINT32_MAX)
+        snprintf(out, size, "%s", path);
+    else
+        snprintf(out, size, "steps[%u]%s", evr_diag_written_index(diag, "steps", (uint32_t) i),
+                 end + 1);
+}
+
 /*  A `cache` list at path ("cache", "steps[2].cache"): keys, paths, each
     path once; none in a process pipeline. */
 static void
@@ -178,7 +192,9 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         for (uint32_t m = 0; m < k && !why; m++)
             if (evr_spec_cache(cache, m)->path
                 && strcmp(evr_spec_cache(cache, m)->path, c->path) == 0) {
-                evr_diag_add(diag, p, "\"%s\" is the path of %s[%u] already", c->path, path, m);
+                char w[160];
+                s_as_written(diag, path, w, sizeof w);
+                evr_diag_add(diag, p, "\"%s\" is the path of %s[%u] already", c->path, w, m);
                 break;
             }
     }
@@ -333,7 +349,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, line);
                 else
                     evr_diag_add(diag, p, "duplicate step name \"%s\" (same as steps[%u])",
-                                 st->name, j);
+                                 st->name, evr_diag_written_index(diag, "steps", j));
                 break;
             }
         for (uint32_t k = 0; k < st->needs.n; k++) {

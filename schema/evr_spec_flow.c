@@ -76,11 +76,12 @@ evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag)
             if (!s_depends(spec, k, i, seen))
                 continue;
             char p[64];
+            uint32_t kw = evr_diag_written_index(diag, "steps", k);   /* as in the file */
             snprintf(p, sizeof p, "steps[%u].when", i);
             evr_diag_add(diag, p, "a when: %s step without needs waits for every step above "
                          "it, but steps[%u] (%s) needs it: give it needs, or move it above "
-                         "steps[%u]", evr_when_names[st->when], k,
-                         evr_spec_step(spec, k)->name, k);
+                         "steps[%u]", evr_when_names[st->when], kw,
+                         evr_spec_step(spec, k)->name, kw);
             break;
         }
     }

@@ -11,7 +11,9 @@
     of them see the same step names.  The expanded names hold '[', '=' and
     ',': evr_spec_step_name_ok() accepts them wherever a step name is
     checked, and evr_spec_step_unit_form() gives the form podman and the
-    process executor take for a unit name.
+    process executor take for a unit name.  The checks that run on the
+    expanded steps report about the steps as written, once for all
+    combinations (evr_diag_expand_list).
 */
 #include "evr_spec.h"
 
@@ -250,6 +252,7 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
     if (rc || !any)
         goto out;
     evr_reclist_t steps = { evr_calloc(total, sizeof(evr_step_t)), total };
+    char **names = evr_calloc(total, sizeof *names);   /* each combination's, for diag */
     for (uint32_t i = 0; i < n; i++) {
         evr_step_t *st = evr_spec_step(spec, i);
         evr_reclist_t matrix = st->matrix;
@@ -263,6 +266,7 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
             st->matrix = matrix;
             free(to->name);
             to->name = s_combo_name(st, c, &to->env);
+            names[first[i] + c] = evr_strdup(to->name);
             st->matrix = (evr_reclist_t) { 0 };
         }
         st->matrix = matrix;
@@ -271,7 +275,10 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
         evr_rec_free(&evr_step_type, evr_spec_step(spec, i));
     free(spec->steps.v);
     spec->steps = steps;
-    evr_diag_remap_list(diag, "steps", first, count, n);
+    evr_diag_expand_list(diag, "steps", first, count, n, names);
+    for (uint32_t k = 0; k < total; k++)
+        free(names[k]);
+    free(names);
 out:
     free(first);
     free(count);

@@ -532,15 +532,11 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
     return j->match;
 }
 
-/*  --step S of one job, once its job.accepted gives the steps: a name no
-    step has ends the follow (exit 2, as for no such job), naming them. */
+/*  --step S of one job against the job's step names: a name no step has
+    ends the follow (exit 2, as for no such job), naming them. */
 static void
-s_check_step(s_follow_t *f, const evr_event_t *ev)
+s_check_names(s_follow_t *f, const evr_strlist_t *steps)
 {
-    const evr_spec_t *spec = ev->data.spec;
-    if (!f->o->step || !f->o->job || f->o->any_step || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED
-        || !spec)
-        return;
     size_t n = strlen(f->o->step);
     /* on_error, the pipeline's, is a step of the output (README): a
        stub spec (the live job.accepted of a large one) may not carry it */
@@ -548,11 +544,9 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
         return;
     char names[512] = "";
     size_t len = 0;
-    for (uint32_t i = 0; i < evr_spec_job_steps(spec); i++) {
-        const char *name = evr_spec_job_step_name(spec, i);
-        size_t k = name ? strlen(name) : 0;
-        if (!name)
-            continue;
+    for (uint32_t i = 0; i < steps->n; i++) {
+        const char *name = steps->v[i];
+        size_t k = strlen(name);
         if (evr_spec_step_matches(f->o->step, name)   /* NAME[K=v] of an unexpanded matrix */
             || (n > k && !strncmp(f->o->step, name, k) && f->o->step[k] == '['))
             return;
@@ -565,6 +559,55 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
     fprintf(stderr, "%s: job %s has no step \"%s\" (names are case-sensitive); its steps: "
             "%s\n", f->prog, f->o->job, f->o->step, names);
     f->failed = true;
+}
+
+/*  Whether --step is to be checked against job's names (evrun-cli logs,
+    evrun-tail: not the gateway's log). */
+static bool
+s_step_checked(const s_follow_t *f)
+{
+    return f->o->step && f->o->job && !f->o->any_step;
+}
+
+/*  --step S of one job, once its job.accepted gives the steps. */
+static void
+s_check_step(s_follow_t *f, const evr_event_t *ev)
+{
+    const evr_spec_t *spec = ev->data.spec;
+    if (!s_step_checked(f) || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED || !spec)
+        return;
+    evr_strlist_t steps = { 0 };
+    for (uint32_t i = 0; i < evr_spec_job_steps(spec); i++)
+        if (evr_spec_job_step_name(spec, i))
+            evr_strlist_push(&steps, evr_spec_job_step_name(spec, i));
+    s_check_names(f, &steps);
+    evr_strlist_free(&steps);
+}
+
+/*  --step S of a job with no history yet (still queued, or paused in the
+    queue): its steps are those of the spec the broker holds with it,
+    which `status` answers with (its `steps`).  An answer without them (a
+    broker before they were added) leaves --step unchecked until the
+    job.accepted (s_check_step); no answer is an outage (s_lost). */
+static void
+s_check_queued(s_follow_t *f, const s_fjob_t *j)
+{
+    if (!s_step_checked(f) || f->failed || j->last > 0 || j->retry)
+        return;
+    evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) j->id }, rep = { 0 };
+    evr_err_t err;
+    f->asked_time = evr_now_ns();
+    evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
+    if (rc == EVR_OK && rep.type == EVR_MSG_JOB && rep.step_states.n > 0) {
+        evr_strlist_t steps = { .n = rep.step_states.n, .v = rep.step_states.k };
+        s_check_names(f, &steps);
+    }
+    else if (rc == EVR_ERR_IO) {
+        char what[128];
+        snprintf(what, sizeof what, "status of %s", j->id);
+        s_lost(f, what, &err);  /* no answer: as for history (without --follow, exit 2) */
+    }
+    evr_msg_clear(&rep);
 }
 
 static void
@@ -784,6 +827,7 @@ evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
         s_fjob_t *j = s_job(&f, o->job);
         j->known = j->match = true;
         s_history(&f, o->job, 1, false);
+        s_check_queued(&f, j);
     }
     else
         s_backfill(&f);

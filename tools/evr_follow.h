@@ -34,7 +34,9 @@
 typedef struct {
     const char *job;        /* one job; NULL: jobs of pipeline, or every job */
     const char *pipeline;
-    const char *step;       /* only this step's output and events */
+    const char *step;       /* only this step's output and events; with job, a name
+                               of none of its steps (from its job.accepted, or
+                               while queued its `status`) ends it, exit 2 */
     bool events;            /* lifecycle events too */
     bool json;              /* one JSON object per event instead of lines */
     bool job_prefix;        /* "job/step | line" (else "step | line") */
@@ -50,8 +52,8 @@ typedef struct {
 /*  Follows until the job ends (job mode), the stream has nothing more
     (follow false) or *stop is set.  Returns the exit status: 0 the job
     succeeded (or no job mode), 1 it failed, was cancelled or timed out,
-    2 the broker was unreachable or knows no such job (message on stderr,
-    prefixed with prog); not for a broker that stops answering while
+    2 the broker was unreachable, knows no such job, or the job has no step
+    `step` (message on stderr, prefixed with prog); not for a broker that stops answering while
     following (see above). */
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);

@@ -502,7 +502,61 @@ YML
   check "status: the same" grep -qx "reason    $why" <(cli status "$j")
 }
 
-cases=${*:-failure_lines setup_failure_reason host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
+# `logs --step` and `evrun-tail --step` of a job still in the queue (no
+# history yet): the step names come from the spec the broker holds with
+# it (`status` answers them, each "pending"), so a name of no step is the
+# same error, exit 2, as for a job that ran; a step's name prints nothing
+case_step_queued() {
+  fresh step_queued
+  bus_broker || return    # no runner: the job stays queued
+  pipeline sq <<'YML'
+pipeline: sq
+executor: process
+on_error: { run: echo oops }
+steps:
+  - { name: a, run: echo in-a }
+  - { name: build, matrix: { OS: [linux, bsd] }, run: echo "on $OS" }
+YML
+  local j names='a, build[OS=linux], build[OS=bsd], on_error' s
+  j=$(submit "$tmp/sq.yml")
+  check "queued" [ "$(field "$j" status)" = queued ]
+  check "status --json: its steps, pending" \
+    grep -q '"steps":{"a":"pending","build\[OS=linux\]":"pending","build\[OS=bsd\]":"pending","on_error":"pending"}' <(cli status "$j" --json)
+  for s in nosuch A build.OS-linux 'build[OS=sun]'; do
+    cli logs "$j" --step "$s" > "$tmp/sq.out" 2>&1
+    check "queued: logs --step $s: exit 2" [ $? -eq 2 ]
+    check "queued: logs --step $s: names the steps" \
+      grep -qxF "evrun-cli logs: job $j has no step \"$s\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
+  done
+  for s in a build 'build[OS=bsd]' on_error; do
+    cli logs "$j" --step "$s" > "$tmp/sq.out" 2>&1
+    check "queued: logs --step $s: exit 0" [ $? -eq 0 ]
+    check "queued: logs --step $s: nothing printed" [ ! -s "$tmp/sq.out" ]
+  done
+  timeout 10 "$bin/evrun-cli" logs "$j" --step nosuch --follow > "$tmp/sq.out" 2>&1
+  check "queued: logs --follow --step nosuch: exit 2 at once" [ $? -eq 2 ]
+  check "... naming the steps" grep -qxF "evrun-cli logs: job $j has no step \"nosuch\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
+  timeout 10 "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/sq.out" 2>&1
+  check "queued: evrun-tail --step nosuch: exit 2 at once" [ $? -eq 2 ]
+  check "... naming the steps" grep -qxF "evrun-tail: job $j has no step \"nosuch\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
+  timeout 2 "$bin/evrun-tail" --job "$j" --step a > "$tmp/sq.out" 2>&1
+  check "queued: evrun-tail --step a: waits for the job (no error)" [ $? -eq 124 ] && check "... printing nothing" [ ! -s "$tmp/sq.out" ]
+  cli pause "$j" > /dev/null
+  check "paused in the queue" [ "$(field "$j" status)" = paused ]
+  cli logs "$j" --step nosuch > "$tmp/sq.out" 2>&1
+  check "paused: logs --step nosuch: exit 2" [ $? -eq 2 ]
+  cli resume "$j" > /dev/null
+  # taken by a runner, a name of no step is still refused, one of a step prints its lines
+  bus_runner sq-1 "" 1 --executors process && bus_wait_runners 1
+  check "ran: succeeded" [ "$(wait_job "$j")" = succeeded ]
+  check "ran: logs --step build: both combinations" \
+    [ "$(cli logs "$j" --step build | sort)" = "$(printf 'build[OS=bsd] | on bsd\nbuild[OS=linux] | on linux')" ]
+  cli logs "$j" --step nosuch > "$tmp/sq.out" 2>&1
+  check "ran: logs --step nosuch: exit 2" [ $? -eq 2 ]
+  check "ran: status --json: steps with their exit codes" grep -q '"a":"succeeded 0"' <(cli status "$j" --json)
+}
+
+cases=${*:-failure_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -87,6 +87,113 @@ test_expanded_error_position(void)
     evr_spec_destroy(&spec);
 }
 
+/*  The errors of a file, one a line, and how many of them hold needle. */
+static size_t
+s_errors_with(const evr_diag_t *diag, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+        n += strstr(evr_diag_get(diag, i), needle) != NULL;
+    return n;
+}
+
+static void
+s_dump(const evr_diag_t *diag)
+{
+    for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
+        fprintf(stderr, "    %s\n", evr_diag_get(diag, i));
+}
+
+/*  An error of a matrix step's keys names the step as written (its index
+    in the file, its line), once, not once per combination: after a matrix
+    of two combinations above it, the written steps[1] is expanded
+    steps[2] and [3]. */
+static void
+test_error_once_as_written(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - {name: prep, run: \"true\", matrix: {K: [x, y]}}\n"
+                              "  - name: build\n"
+                              "    run: \"true\"\n"
+                              "    matrix: {OS: [linux, bsd]}\n"
+                              "    timeout: 5 parsecs\n"
+                              "    artifacts: [\"out/*.bin\"]\n"
+                              "    retry: {on: [failed], max: 101}\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) == 3);
+    CHECK(s_errors_with(diag, "m.yml:8:14: steps[1].timeout: bad duration \"5 parsecs\"") == 1);
+    CHECK(s_errors_with(diag, "m.yml:9:17: steps[1].artifacts.paths[0]: \"out/*.bin\" holds a "
+                              "glob character (* ?): artifact paths are copied as named, not "
+                              "matched; name the directory (\"out\", copied whole) or each "
+                              "file") == 1);
+    CHECK(s_errors_with(diag, "m.yml:10:32: steps[1].retry.max: 101: at most 100") == 1);
+    CHECK(s_errors_with(diag, "steps[2]") == 0 && s_errors_with(diag, "steps[3]") == 0);
+    CHECK(s_errors_with(diag, "combination") == 0);
+    if (evr_diag_count(diag) != 3)
+        s_dump(diag);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  An error that arises for some combinations only says which; the
+    indexes in its message are the file's too. */
+static void
+test_error_of_one_combination(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - {name: prep, run: \"true\", matrix: {K: [x, y]}}\n"
+                              "  - {name: a, run: \"true\", needs: [\"build[OS=bsd]\"]}\n"
+                              "  - name: build\n"
+                              "    run: \"true\"\n"
+                              "    when: on_failure\n"
+                              "    matrix: {OS: [linux, bsd]}\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) == 1);
+    CHECK_STR(evr_diag_get(diag, 0),
+              "m.yml:8:11: steps[2].when: a when: on_failure step without needs waits for "
+              "every step above it, but steps[1] (a) needs it: give it needs, or move it "
+              "above steps[1] (combination build[OS=bsd] only)");
+    if (evr_diag_count(diag) != 1)
+        s_dump(diag);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  Steps after a matrix step, and messages naming another field, keep
+    the file's indexes too. */
+static void
+test_error_indexes_after_matrix(void)
+{
+    static const char yml[] = "pipeline: m\n"
+                              "image: busybox\n"
+                              "steps:\n"
+                              "  - {name: prep, run: \"true\", matrix: {K: [x, y, z]}}\n"
+                              "  - name: build\n"
+                              "    run: \"true\"\n"
+                              "    matrix: {OS: [linux, bsd]}\n"
+                              "    cache: [{key: a, path: /c}, {key: b, path: /c}]\n"
+                              "  - {name: after, run: \"true\", image: \"\"}\n";
+    evr_spec_t *spec = evr_spec_new();
+    evr_diag_t *diag = evr_diag_new("m.yml");
+    CHECK(evr_yaml_load(yml, sizeof yml - 1, spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) == 2);
+    CHECK(s_errors_with(diag, "m.yml:8:48: steps[1].cache[1].path: \"/c\" is the path of "
+                              "steps[1].cache[0] already") == 1);
+    CHECK(s_errors_with(diag, "m.yml:9:39: steps[2].image: empty image") == 1);
+    if (evr_diag_count(diag) != 2)
+        s_dump(diag);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
 /*  needs may name one combination (quoted: brackets in a flow list). */
 static void
 test_needs_one_combination(void)
@@ -189,6 +296,9 @@ main(void)
 {
     EVR_TEST_RUN(test_expand);
     EVR_TEST_RUN(test_expanded_error_position);
+    EVR_TEST_RUN(test_error_once_as_written);
+    EVR_TEST_RUN(test_error_of_one_combination);
+    EVR_TEST_RUN(test_error_indexes_after_matrix);
     EVR_TEST_RUN(test_needs_one_combination);
     EVR_TEST_RUN(test_names);
     EVR_TEST_RUN(test_wire_refuses_matrix);
