@@ -13,6 +13,10 @@
 #   wait_job ID [SECS]            wait until the job ended; prints its status
 #   check WHAT CMD...             run CMD: counts $passes or $fails (names $case_name)
 #   fresh NAME                    stop what runs; a new state directory $root/NAME
+#   no_leftovers JOB              no container or volume of the job left in podman
+#   field JOB NAME                a field of the job's status
+#   ticks NAME N PAUSE [LABEL]    $tmp/NAME.yml, a pipeline printing "tick 1".."tick N"
+#   exactly_once FILE N           FILE holds "tick 1".."tick N" each once, in order
 bus_pids=()
 
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
@@ -94,4 +98,30 @@ no_leftovers() {
     sleep 0.2
   done
   return 1
+}
+
+field() {   # field JOB NAME: a field of the job's status
+  cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
+}
+
+# ticks NAME N PAUSE [LABEL]: a pipeline printing "tick 1".."tick N"
+ticks() {
+  local labels=${4:+"labels: [$4]"}
+  cat > "$tmp/$1.yml" <<YML
+pipeline: $1
+image: localhost/evrun-busybox:latest
+$labels
+steps:
+  - name: count
+    run: for i in \$(seq 1 $2); do echo "tick \$i"; sleep $3; done
+YML
+}
+
+# exactly_once FILE N: lines ending "tick 1".."tick N" (whatever their
+# prefix), each once, in order
+exactly_once() {
+  local got want
+  got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
+  want=$(seq 1 "$2" | sed 's/^/tick /' | tr '\n' ' ')
+  [ "$got" = "$want" ] || { echo "  want: $want" >&2; echo "  got:  $got" >&2; return 1; }
 }

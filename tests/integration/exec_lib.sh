@@ -1,7 +1,7 @@
-# exec_lib.sh: sourced by test_exec.sh and test_exec_job.sh after they set
-# bin and src: the podman service's settings, a temporary directory
-# (removed at the exit unless EVR_KEEP_TMP is set), the check helpers and
-# the helpers every case uses.
+# exec_lib.sh: sourced by test_exec.sh, test_exec_flow.sh and
+# test_exec_job.sh after they set bin and src: the podman service's
+# settings, a temporary directory (removed at the exit unless EVR_KEEP_TMP
+# is set), the check helpers and the helpers their cases share.
 export CONTAINERS_CONF=$src/tools/podman/containers.conf
 : "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
 export EVRUN_PODMAN_URL
@@ -34,4 +34,10 @@ verified() { "$bin/evrun-replay" "$state" --verify > /dev/null; }
 
 pipeline() {   # pipeline NAME: writes stdin to $tmp/NAME.yml
   cat > "$tmp/$1.yml"
+}
+
+# process_left: units and the workspace of $job still in $state (the
+# process executor's, as left_behind is podman's)
+process_left() {
+  ls "$state/units" "$state/work" 2>/dev/null | grep -ci "$job" || true
 }

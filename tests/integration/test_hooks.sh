@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_hooks.sh BIN_DIR SRC_DIR [CASE...]: the runner's lifecycle hooks
-# (README "Lifecycle hooks") with evrun-runner --exec (test_exec.sh is
-# near its size limit; the broker's case is test_bus.sh's hooks).  Hooks
+# (README "Lifecycle hooks") with evrun-runner --exec (the broker's case
+# is test_bus_jobs.sh's hooks).  Hooks
 # append to files of this host; the pipelines are host processes (the
 # process executor): no podman needed.
 set -u

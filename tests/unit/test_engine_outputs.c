@@ -4,7 +4,7 @@
     and given to them as EVRUN_OUT_<STEP>_<KEY>; a step no step needs is
     not read; bad lines are a warning on stderr; a retry's outputs are its
     own; a matrix step's name is sanitized.  test_output.c holds the
-    parser's cases, test_exec.sh and test_recover.sh the real executors. */
+    parser's cases, test_exec_flow.sh and test_recover.sh the real executors. */
 #include <stdlib.h>
 
 #include "evr_etest.h"

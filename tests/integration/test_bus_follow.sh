@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# test_bus_follow.sh BIN_DIR SRC_DIR [CASE...]: followers and what
+# survives a process lost or killed, end to end (test_bus.sh's set-up:
+# real evrun-broker and evrun-runner processes on ipc:// sockets in a
+# temporary directory, real podman from the "podman" fixture; each case
+# starts its own broker and runners in a fresh state directory):
+# evrun-tail and logs --follow before, during and after a job, across a
+# long history and broker outages; runners killed or lost, a broker
+# killed under a stream of submits.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+root=$(mktemp -d /tmp/evr-bfo-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+pipeline() { cat > "$tmp/$1.yml"; }
+
+case_tail() {
+  fresh tail
+  bus_broker && bus_runner tl-1 "" 2 && bus_wait_runners 1
+  ticks tailp 30 0.1
+  "$bin/evrun-tail" --pipeline tailp > "$tmp/before.out" 2> "$tmp/before.err" &
+  local tpid=$! j
+  sleep 0.5
+  j=$(submit "$tmp/tailp.yml")
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 10 ] && break; sleep 0.1; done
+  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/during.out" 2> "$tmp/during.err"
+  check "tail during: exits 0 with the job" [ $? -eq 0 ]
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/after.out" 2>&1
+  check "tail after: exits 0" [ $? -eq 0 ]
+  sleep 0.5
+  kill "$tpid"; wait "$tpid" 2>/dev/null
+  check "tail before: every line once" exactly_once "$tmp/before.out" 30
+  check "tail during: every line once" exactly_once "$tmp/during.out" 30
+  check "tail after: every line once" exactly_once "$tmp/after.out" 30
+  check "tail prefix job/step" grep -q "^$j/count | tick 1$" "$tmp/after.out"
+  "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/nf" 2>&1
+  check "tail unknown job: exit 2" [ $? -eq 2 ]
+}
+
+case_long_history() {
+  # more events than one history answer holds (1000): followers page through
+  fresh longh
+  bus_broker && bus_runner lh-1 "" 2 && bus_wait_runners 1
+  { echo "pipeline: longh"; echo "image: localhost/evrun-busybox:latest"; echo "steps:"
+    echo "  - { name: start, run: 'true' }"
+    for s in a b c d; do
+      echo "  - { name: $s, needs: [start], run: 'for i in \$(seq 1 350); do echo \"$s \$i\"; sleep 0.02; done' }"
+    done; } > "$tmp/longh.yml"
+  local j n
+  j=$(submit "$tmp/longh.yml")
+  check "long job succeeded" [ "$(wait_job "$j" 120)" = succeeded ]
+  n=$("$bin/evrun-replay" "$tmp/broker" --job "$j" --json | grep -c '"type":"step.output"')
+  check "more than 1000 output events ($n)" [ "$n" -gt 1000 ]
+  timeout 60 "$bin/evrun-tail" --job "$j" > "$tmp/lh.out" 2>&1
+  check "tail after: exit 0" [ $? -eq 0 ]
+  local s got
+  for s in a b c d; do
+    got=$(grep -c "^$j/$s | $s [0-9]*$" "$tmp/lh.out")
+    check "step $s: 350 lines ($got)" [ "$got" -eq 350 ]
+    check "step $s: in order, once" [ "$(grep "/$s | " "$tmp/lh.out" | awk '{print $NF}' | tr '\n' ' ')" = "$(seq 1 350 | tr '\n' ' ')" ]
+  done
+}
+
+# A follower outlives a broker that does not answer for longer than its
+# --timeout-ms (SIGSTOP, then SIGCONT) and one killed and restarted on the
+# same state directory: it says so once an outage, asks again, says when
+# the broker is back, prints every line once and in order, and exits 0
+# with the job.  Before, the first unanswered history request ended it (2).
+case_follow_outage() {
+  fresh fout
+  bus_broker && bus_runner fo-1 "" 2 && bus_wait_runners 1
+  ticks fout 40 0.25
+  local j fpid tpid ppid ipid
+  timeout 120 "$bin/evrun-tail" --pipeline fout --timeout-ms 500 > "$tmp/fp.out" 2> "$tmp/fp.err" &
+  ppid=$!
+  sleep 0.5
+  j=$(submit "$tmp/fout.yml")
+  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 500 > "$tmp/fo.out" 2> "$tmp/fo.err" &
+  fpid=$!
+  timeout 120 "$bin/evrun-tail" --job "$j" --timeout-ms 500 > "$tmp/ft.out" 2> "$tmp/ft.err" &
+  tpid=$!
+  # one that waits 20 s for an answer: interrupted in that wait (SIGINT)
+  timeout 120 "$bin/evrun-cli" logs "$j" --follow --timeout-ms 20000 > "$tmp/fi.out" 2> "$tmp/fi.err" &
+  ipid=$!
+  for _ in $(seq 1 200); do [ "$(grep -c tick "$tmp/fo.out")" -ge 3 ] && break; sleep 0.1; done
+  local eo et
+  eo=$(wc -l < "$tmp/fo.err"); et=$(wc -l < "$tmp/ft.err")
+  kill -STOP "$broker_pid"
+  # until each follower said the outage (its wait of 500 ms passed), and 2 s more
+  for _ in $(seq 1 300); do
+    grep -q "no answer from the broker" "$tmp/fo.err" && grep -q "no answer from the broker" "$tmp/ft.err" && break
+    sleep 0.1
+  done
+  sleep 2
+  kill -INT "$ipid"
+  wait "$ipid"
+  check "interrupted in a wait: exit 1" [ $? -eq 1 ]
+  check "interrupted in a wait: no outage said" bash -c "! grep -q 'following on' '$tmp/fi.err'"
+  check "broker stopped: logs --follow still runs" kill -0 "$fpid"
+  check "broker stopped: evrun-tail still runs" kill -0 "$tpid"
+  # it waits for lines: the job's last (before job.finished) not taken yet
+  check "broker stopped: the job's end not taken yet" bash -c "! grep -q 'tick 40\$' '$tmp/fo.out'"
+  kill -CONT "$broker_pid"
+  for _ in $(seq 1 200); do grep -q "answers again" "$tmp/fo.err" && grep -q "answers again" "$tmp/ft.err" && break; sleep 0.1; done
+  check "stopped broker: said once (logs)" [ "$(tail -n +$((eo + 1)) "$tmp/fo.err" | grep -c "no answer from the broker.*; following on")" -eq 1 ]
+  check "stopped broker: said once (tail)" [ "$(tail -n +$((et + 1)) "$tmp/ft.err" | grep -c "no answer from the broker.*; following on")" -eq 1 ]
+  check "stopped broker: said it is back" grep -q "answers again; following on" "$tmp/fo.err"
+  kill -9 "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  rm -f "$tmp/bus/clients" "$tmp/bus/runners" "$tmp/bus/events"
+  sleep 2
+  bus_broker
+  wait "$fpid"
+  check "logs --follow: exit 0 across the outages" [ $? -eq 0 ]
+  wait "$tpid"
+  check "evrun-tail: exit 0 across the outages" [ $? -eq 0 ]
+  check "job succeeded" [ "$(wait_job "$j" 10)" = succeeded ]
+  check "logs --follow: every line once, in order" exactly_once "$tmp/fo.out" 40
+  check "evrun-tail: every line once, in order" exactly_once "$tmp/ft.out" 40
+  for _ in $(seq 1 300); do grep -q "tick 40$" "$tmp/fp.out" && break; sleep 0.1; done
+  check "evrun-tail --pipeline: still runs" kill -0 "$ppid"
+  kill "$ppid"
+  wait "$ppid"
+  check "evrun-tail --pipeline: every line once, in order" exactly_once "$tmp/fp.out" 40
+  check "each outage said once, each end too" \
+    [ "$(grep -c "; following on, asking again" "$tmp/fo.err")" -eq "$(grep -c "answers again" "$tmp/fo.err")" ]
+  # a definite answer still ends a follow: no such job, exit 2
+  "$bin/evrun-cli" logs 01ARYZ6S41TSV4RRFFQ69G5FAV --follow --timeout-ms 500 > "$tmp/nf" 2>&1
+  check "unknown job: exit 2" [ $? -eq 2 ]
+  check "unknown job: says so" grep -q "not_found" "$tmp/nf"
+}
+
+case_runner_killed() {
+  fresh rkill
+  bus_broker && bus_runner rk-1 "" 2 && bus_wait_runners 1
+  ticks rk 30 0.1
+  local j
+  j=$(submit "$tmp/rk.yml")
+  timeout 90 "$bin/evrun-tail" --job "$j" > "$tmp/rk.out" 2>&1 &
+  local tpid=$!
+  for _ in $(seq 1 50); do [ "$(cli logs "$j" | grep -c tick)" -ge 8 ] && break; sleep 0.1; done
+  kill -9 "$runner_pid_rk_1"
+  sleep 2
+  check "killed runner shown lost" grep -q "^rk-1 .*lost" <(cli runners)
+  bus_runner rk-1 "" 2
+  check "job finished after the restart" [ "$(wait_job "$j" 60)" = succeeded ]
+  wait "$tpid"
+  check "tail exited 0" [ $? -eq 0 ]
+  check "tail: every line once across the kill" exactly_once "$tmp/rk.out" 30
+  cli logs "$j" > "$tmp/rk.logs"
+  check "stored: every line once" exactly_once "$tmp/rk.logs" 30
+  check "runner log verifies" "$bin/evrun-replay" "$tmp/r-rk-1" --verify
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+# A runner that stays away loses its jobs: the running one ends lost (and,
+# as its step retries on lost, is queued again as a new job), the one
+# dispatched to it goes to another runner; when it comes back its copies
+# are cancelled, their events are not stored, and it takes work again.
+case_runner_lost() {
+  fresh rlost
+  bus_broker --reclaim-ms 2000 && bus_runner rl-1 "x,y" 2 && bus_wait_runners 1
+  pipeline rlong <<'YML'
+pipeline: rlong
+image: localhost/evrun-busybox:latest
+labels: [x]
+steps:
+  - name: count
+    retry: { on: [lost], max: 1 }
+    run: for i in $(seq 1 50); do echo "tick $i"; sleep 0.1; done
+YML
+  ticks rshort 3 0.1 x
+  ticks ronly 3 0.1 y
+  local j1 j2 j3
+  j1=$(submit "$tmp/rlong.yml")
+  for _ in $(seq 1 100); do [ "$(cli logs "$j1" | grep -c tick)" -ge 5 ] && break; sleep 0.1; done
+  kill -STOP "$runner_pid_rl_1"
+  j2=$(submit "$tmp/rshort.yml")   # dispatched to rl-1 before it is seen lost
+  sleep 0.5
+  check "j2 dispatched to the stopped runner" [ "$(field "$j2" runner)" = rl-1 ]
+  bus_runner rl-2 "x" 2
+  check "running job ended lost" [ "$(wait_job "$j1" 30)" = lost ]
+  check "reason names the runner" grep -q "runner rl-1 was lost for" <(cli status "$j1")
+  local j1b
+  j1b=$(cli status "$j1" | sed -n 's/.*queued again as \([0-9A-Z]*\) (retry 1 of 1).*/\1/p')
+  check "queued again as a new job" [ -n "$j1b" ]
+  check "... which succeeded" [ "$(wait_job "$j1b" 60)" = succeeded ]
+  check "... on rl-2" [ "$(field "$j1b" runner)" = rl-2 ]
+  cli logs "$j1b" > "$tmp/rl.retry"
+  check "... every line once" exactly_once "$tmp/rl.retry" 50
+  check "dispatched job ran elsewhere" [ "$(wait_job "$j2" 30)" = succeeded ]
+  check "... on rl-2" [ "$(field "$j2" runner)" = rl-2 ]
+  timeout 20 "$bin/evrun-tail" --job "$j1" > "$tmp/rl.tail" 2>&1
+  check "tail of the lost job exits 1" [ $? -eq 1 ]
+  kill -CONT "$runner_pid_rl_1"
+  for _ in $(seq 1 200); do grep -q "$j1: rl-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
+  check "the runner was told and ended its copy" grep -q "$j1: rl-1 finished its copy" "$tmp/broker.log"
+  for _ in $(seq 1 100); do no_leftovers "$j1" && break; sleep 0.1; done
+  check "its copy left nothing in podman" no_leftovers "$j1"
+  check "still lost in the broker" [ "$(field "$j1" status)" = lost ]
+  check "no event of rl-1 refused" bash -c "! grep -q 'events of rl-1 refused' '$tmp/broker.log'"
+  check "j2 accepted once in the archive" \
+    [ "$("$bin/evrun-replay" "$tmp/broker" --job "$j2" | grep -c 'job.accepted')" -eq 1 ]
+  j3=$(submit "$tmp/ronly.yml")
+  check "the returned runner takes work again" [ "$(wait_job "$j3" 30)" = succeeded ]
+  check "... j3 on rl-1" [ "$(field "$j3" runner)" = rl-1 ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+# A job its runner accepted but had not started (still fetching a
+# resource) when the runner was lost for good ends lost too, with only
+# job.finished (its steps never moved).
+case_runner_lost_queued() {
+  fresh rlostq
+  local port
+  python3 - "$tmp/http.port" "$tmp/http.log" <<'PY' &
+import http.server, sys, time
+log = sys.argv[2]
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        open(log, "a").write(self.path + "\n")
+        time.sleep(60)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+open(sys.argv[1], "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+PY
+  local http_pid=$!
+  bus_pids+=("$http_pid")
+  for _ in $(seq 1 100); do [ -s "$tmp/http.port" ] && break; sleep 0.05; done
+  port=$(cat "$tmp/http.port")
+  bus_broker --reclaim-ms 1500 && bus_runner rq-1 "" 1 && bus_wait_runners 1
+  pipeline slowres <<YML
+pipeline: slowres
+image: localhost/evrun-busybox:latest
+resources:
+  - { name: data, url: "http://127.0.0.1:$port/data.txt", path: data.txt }
+steps:
+  - name: use
+    run: cat data.txt
+YML
+  local j
+  j=$(submit "$tmp/slowres.yml")
+  for _ in $(seq 1 100); do [ -s "$tmp/http.log" ] && break; sleep 0.1; done
+  check "the runner is fetching the resource" grep -q data.txt "$tmp/http.log"
+  check "accepted, not started" grep -q "^${j}.*queued" <(cli jobs --status queued)
+  kill -STOP "$runner_pid_rq_1"
+  check "ended lost" [ "$(wait_job "$j" 30)" = lost ]
+  check "reason names the runner" grep -q "runner rq-1 was lost for" <(cli status "$j")
+  check "its step never moved" bash -c "! '$bin/evrun-replay' '$tmp/broker' --job '$j' | grep -q 'step\.'"
+  check "... and it ended with job.finished" grep -q "job.finished" <("$bin/evrun-replay" "$tmp/broker" --job "$j")
+  kill -CONT "$runner_pid_rq_1"
+  for _ in $(seq 1 100); do grep -q "$j: rq-1 finished its copy" "$tmp/broker.log" && break; sleep 0.1; done
+  check "the runner ended its copy" grep -q "$j: rq-1 finished its copy" "$tmp/broker.log"
+  check "still lost" [ "$(field "$j" status)" = lost ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+case_broker_killed() {
+  fresh bkill
+  bus_broker && bus_runner bk-1 "" 2 && bus_runner bk-2 "" 2 && bus_wait_runners 2
+  pipeline one <<'YML'
+pipeline: one
+image: localhost/evrun-busybox:latest
+steps: [ { name: s, run: "echo ran-once" } ]
+YML
+  : > "$tmp/accepted"
+  (
+    for i in $(seq 1 200); do
+      "$bin/evrun-cli" submit "$tmp/one.yml" --timeout-ms 2000 2>/dev/null \
+        | sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' >> "$tmp/accepted"
+    done
+  ) &
+  local spid=$! at
+  for at in 40 90 140; do   # three SIGKILLs of the broker during the stream
+    for _ in $(seq 1 400); do [ "$(wc -l < "$tmp/accepted")" -ge "$at" ] && break; sleep 0.05; done
+    kill -9 "$broker_pid"
+    wait "$broker_pid" 2>/dev/null
+    sleep 0.5
+    bus_broker
+  done
+  wait "$spid"
+  local n ok=0 bad=0 j
+  n=$(sort -u "$tmp/accepted" | wc -l)
+  check "most submissions accepted ($n)" [ "$n" -ge 100 ]
+  check "no id accepted twice" [ "$n" -eq "$(wc -l < "$tmp/accepted")" ]
+  for j in $(cat "$tmp/accepted"); do
+    [ "$(wait_job "$j" 120)" = succeeded ] && ok=$((ok + 1)) || bad=$((bad + 1))
+  done
+  check "every accepted job succeeded ($ok of $n, $bad not)" [ "$bad" -eq 0 ]
+  # each ran exactly once: in exactly one runner's log, with one line of output
+  "$bin/evrun-replay" "$tmp/r-bk-1" --json > "$tmp/r1.json"
+  "$bin/evrun-replay" "$tmp/r-bk-2" --json > "$tmp/r2.json"
+  local twice=0 missing=0 c
+  for j in $(cat "$tmp/accepted"); do
+    c=$(cat "$tmp/r1.json" "$tmp/r2.json" | grep -c "\"id\":\"$j\"")
+    [ "$c" -eq 1 ] || { [ "$c" -eq 0 ] && missing=$((missing + 1)) || twice=$((twice + 1)); }
+  done
+  check "no accepted job ran twice ($twice)" [ "$twice" -eq 0 ]
+  check "no accepted job missing from the runners ($missing)" [ "$missing" -eq 0 ]
+  local total
+  total=$(cat "$tmp/r1.json" "$tmp/r2.json" | grep -c '"pipeline":"one"')
+  check "runners ran only accepted jobs ($total vs $n)" [ "$total" -eq "$n" ]
+  check "broker archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
+}
+
+cases=${*:-tail long_history follow_outage runner_killed runner_lost runner_lost_queued broker_killed}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+echo "test_bus_follow: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

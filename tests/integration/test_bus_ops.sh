@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# test_bus_ops.sh BIN_DIR SRC_DIR [CASE...]: running evrun, end to end
+# (test_bus.sh's set-up: real evrun-broker and evrun-runner processes in
+# a temporary directory, real podman from the "podman" fixture; each case
+# a fresh state directory): tcp:// with CURVE keys, evrun-cli up and
+# down, the state tree's checks, and what a user gets wrong on the
+# command line.
+set -u
+bin=$1 src=$2
+shift 2
+export CONTAINERS_CONF=$src/tools/podman/containers.conf
+: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+export EVRUN_PODMAN_URL
+root=$(mktemp -d /tmp/evr-bop-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+pipeline() { cat > "$tmp/$1.yml"; }
+
+# tcp:// endpoints use CURVE: the broker admits only the keys in its
+# curve/runners/ and curve/clients/, each in its own role.
+case_curve() {
+  fresh curve
+  local ep cep other=$tmp/other
+  ep=tcp://127.0.0.1:$(free_port) cep=tcp://127.0.0.1:$(free_port)
+  "$bin/evrun-broker" --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 --client-endpoint "$cep" \
+    --runner-endpoint "$ep" --events-endpoint "tcp://127.0.0.1:$(free_port)" >> "$tmp/broker.log" 2>&1 &
+  bus_pids+=("$!")
+  for _ in $(seq 1 100); do grep -q "serving clients" "$tmp/broker.log" && break; sleep 0.05; done
+  check "broker key made" [ -s "$tmp/curve/broker.cert" ]
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-1" > "$tmp/nokey.out" 2>&1
+  check "a runner without the broker's key: exit 2" [ $? -eq 2 ]
+  check "... saying which setting" grep -q "broker_key" "$tmp/nokey.out"
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-1" \
+    --broker-key "$tmp/curve/broker.cert" --heartbeat-ms 200 --lease-ms 1500 \
+    >> "$tmp/runner-cv-1.log" 2>&1 &
+  bus_pids+=("$!")
+  for _ in $(seq 1 50); do grep -q "refused a peer.*runner endpoint" "$tmp/broker.log" && break; sleep 0.1; done
+  check "a runner key not admitted is refused" grep -q "refused a peer.*runner endpoint" "$tmp/broker.log"
+  check "... and not listed" bash -c "! '$bin/evrun-cli' runners --broker '$cep' | grep -q cv-1"
+  for _ in $(seq 1 50); do grep -q "refuses this runner's key" "$tmp/runner-cv-1.log" && break; sleep 0.1; done
+  check "... the runner says so, naming its certificate" \
+    grep -q "refuses this runner's key: admit it by copying $tmp/r-cv-1/curve/runner.cert" "$tmp/runner-cv-1.log"
+  cp "$tmp/r-cv-1/curve/runner.cert" "$tmp/curve/runners/cv-1.cert"
+  for _ in $(seq 1 100); do "$bin/evrun-cli" runners --broker "$cep" | grep -q "^cv-1 .*idle" && break; sleep 0.1; done
+  check "admitted once its certificate is in curve/runners/" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
+  # another admitted key cannot say hello under cv-1's id
+  "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.first" 2>&1 &
+  local p2=$!
+  for _ in $(seq 1 50); do [ -s "$tmp/r-cv-2/curve/runner.cert" ] && break; sleep 0.1; done
+  kill "$p2" 2>/dev/null; wait "$p2" 2>/dev/null
+  cp "$tmp/r-cv-2/curve/runner.cert" "$tmp/curve/runners/cv-2.cert"
+  timeout 30 "$bin/evrun-runner" --broker "$ep" --id cv-1 --state-dir "$tmp/r-cv-2" \
+    --broker-key "$tmp/curve/broker.cert" > "$tmp/cv2.out" 2>&1
+  check "an id taken by another key: the runner stops" [ $? -ne 0 ]
+  check "... saying so" grep -q "belongs to another admitted key" "$tmp/cv2.out"
+  check "... and cv-1 keeps its session" grep -q "^cv-1 .*idle" <("$bin/evrun-cli" runners --broker "$cep")
+  "$bin/evrun-cli" run "$src/examples/hello.yml" --follow --broker "$cep" > "$tmp/cv.run" 2>&1
+  check "a job over tcp with CURVE" grep -qx "greet | hello, world" "$tmp/cv.run"
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/cv.run")
+  timeout 20 "$bin/evrun-tail" --job "$j" --broker "$cep" > "$tmp/cv.tail" 2>&1
+  check "evrun-tail over the CURVE event stream" grep -qx "$j/greet | hello, world" "$tmp/cv.tail"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    --timeout-ms 2000 > "$tmp/cv.other" 2>&1
+  check "a client key not admitted: exit 2" [ $? -eq 2 ]
+  check "... the message says how to admit it" grep -q "refuses this client's key: admit it by copying .* into the broker's curve/clients/" "$tmp/cv.other"
+  "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/r-cv-1/curve/runner.cert" \
+    --timeout-ms 2000 > "$tmp/cv.wrongkey" 2>&1
+  check "a wrong broker key: exit 2" [ $? -eq 2 ]
+  check "... the message names broker_key" grep -q "broker_key" "$tmp/cv.wrongkey"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    --curve-cert "$tmp/r-cv-1/curve/runner.cert" --timeout-ms 2000 > /dev/null 2>&1
+  check "a runner's key is no client's" [ $? -eq 2 ]
+  cp "$other/curve/client.cert" "$tmp/curve/clients/other.cert"
+  EVRUN_STATE_DIR=$other "$bin/evrun-cli" jobs --broker "$cep" --broker-key "$tmp/curve/broker.cert" \
+    > "$tmp/cv.other2" 2>&1
+  check "admitted once its certificate is in curve/clients/" grep -q "$j" "$tmp/cv.other2"
+  check "the broker's key given as its 40 characters" "$bin/evrun-cli" jobs --broker "$cep" \
+    --broker-key "$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$tmp/curve/broker.cert")" \
+    --state-dir "$other"
+}
+
+case_up_down() {
+  fresh updown
+  local st=$tmp/s
+  EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  if grep -q '^HTTP API: ' "$tmp/up1"; then   # (not when another gateway holds its port)
+    local ui
+    ui=$(sed -n 's/^web UI: \([^ ]*\).*/\1/p' "$tmp/up1")
+    check "up: prints the web UI's URL" [ -n "$ui" ]
+    check "up: the web UI's page is there" bash -c "curl -sf '$ui' | grep -q '<title>evrun</title>'"
+  fi
+  check "up: the service at EVRUN_PODMAN_URL answered its ping (none started)" \
+    bash -c "! grep -q 'starting a podman service' '$tmp/up1'"
+  check "evrun-cli loads no libcurl (its ping is a plain socket's)" \
+    bash -c "! ldd '$bin/evrun-cli' | grep -q libcurl"
+  local pids1 pids2
+  pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
+  EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1
+  check "up again: exit 0" [ $? -eq 0 ]
+  pids2=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
+  check "up again: nothing new started" [ "$pids1" = "$pids2" ]
+  EVRUN_STATE_DIR=$st cli run "$src/examples/hello.yml" --follow > "$tmp/uprun" 2>&1
+  check "run on the up instance" grep -qx "greet | hello, world" "$tmp/uprun"
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  check "down: exit 0" [ $? -eq 0 ]
+  local alive=0 p
+  for p in $pids1; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+  EVRUN_STATE_DIR=$st cli jobs > /dev/null 2>&1
+  check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
+}
+
+# up's ping of podman: an answer other than a 200 status line (a 500, bytes
+# that are not HTTP) is no service, so up goes on to start its own (here a
+# helper that fails: up says so and exits 2).
+case_up_ping() {
+  fresh upping
+  local a sp
+  for a in 'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n' 'SSH-2.0-x\r\n'; do
+    rm -f "$tmp/p.sock"
+    /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.recv(4096); c.sendall(sys.argv[2].encode()); c.close()
+' "$tmp/p.sock" "$(printf "$a")" &
+    sp=$!
+    for _ in $(seq 1 50); do [ -S "$tmp/p.sock" ] && break; sleep 0.05; done
+    EVRUN_STATE_DIR=$tmp/s EVRUN_PODMAN_URL=unix://$tmp/p.sock EVRUN_PODMAN_SERVICE=/bin/false \
+      cli up --runners 1 > "$tmp/up" 2>&1
+    check "up, podman answering '${a%%\\r*}': exit 2" [ $? -eq 2 ]
+    check "up, podman answering '${a%%\\r*}': not a service, starts one" \
+      grep -q "no podman service answers" "$tmp/up"
+    kill "$sp"; wait "$sp" 2>/dev/null
+  done
+}
+
+# `evrun-cli up --executors podman,process`: examples/process.yml through
+# run --follow, on a runner labelled executor:process.
+case_up_process() {
+  fresh upproc
+  local st=$tmp/s p alive=0
+  EVRUN_STATE_DIR=$st cli up --executors podman,process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the next step's" grep -qx "test | sum 15" "$tmp/uprun"
+  check "the runner's label" grep -q "executor:process" <(EVRUN_STATE_DIR=$st cli runners)
+  local pids
+  pids=$(cat "$st"/run/*.pid)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
+# `evrun-cli up --executors process` needs no podman: with none answering
+# and none to start, up succeeds and examples/process.yml runs.
+case_up_process_only() {
+  fresh upponly
+  local st=$tmp/s p alive=0 pids
+  EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/no-such-helper \
+    EVRUN_STATE_DIR=$st cli up --executors process > "$tmp/up" 2>&1
+  check "up: exit 0" [ $? -eq 0 ]
+  check "up: no podman asked for" bash -c "! grep -qi 'podman' '$tmp/up'"
+  check "up: says what runs" grep -q "^evrun is up: .*, 1 runner, executors process$" "$tmp/up"
+  check "up: suggests a process pipeline" grep -q "^try: evrun-cli run examples/process.yml" "$tmp/up"
+  EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
+  check "run --follow: exit 0" [ $? -eq 0 ]
+  check "host commands' output" grep -qx "build | hello, up, from Linux" "$tmp/uprun"
+  check "the runner offers process only" \
+    grep -q '"labels":\["executor:process"\]' <(EVRUN_STATE_DIR=$st cli runners --json)
+  pids=$(cat "$st"/run/*.pid 2>/dev/null)
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down" 2>&1
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
+}
+
+# A state tree another user could change is refused, naming the path and
+# the fix, and nothing is written through a link planted in it.  "Another
+# user" is uid 65534 (chown works as root only; the rest runs as anyone).
+case_state_refused() {
+  fresh refused
+  local st=$tmp/s victim=$tmp/victim
+  mkdir -p "$st/run" "$st/logs" "$st/bus"
+  chmod 0777 "$st/run"
+  echo "not evrun's" > "$victim"
+  ln -s "$victim" "$st/run/broker.pid"
+  ln -s "$victim" "$st/logs/broker.log"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up1" 2>&1
+  check "other-writable run/: up refuses (exit 2)" [ $? -eq 2 ]
+  check "names run/ and the fix" grep -q "$st/run: writable by others (mode 0777).*chmod go-w $st/run" "$tmp/up1"
+  check "nothing written through the links" [ "$(cat "$victim")" = "not evrun's" ]
+  check "nothing started" [ ! -e "$st/run/broker.pid.new" ]
+  check "nothing started (said)" bash -c "! grep -q started $tmp/up1"
+  chmod 0700 "$st/run"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up2" 2>&1
+  check "a link at run/broker.pid: refused (exit 2)" [ $? -eq 2 ]
+  check "names the link" grep -q "$st/run/broker.pid: a symbolic link" "$tmp/up2"
+  check "still nothing written through the links" [ "$(cat "$victim")" = "not evrun's" ]
+  EVRUN_STATE_DIR=$st cli down > "$tmp/down1" 2>&1
+  check "down refuses the link too (exit 2)" [ $? -eq 2 ]
+  rm "$st/run/broker.pid"
+  rm -r "$st/logs" && ln -s "$tmp" "$st/logs"
+  EVRUN_STATE_DIR=$st cli up > "$tmp/up3" 2>&1
+  check "logs/ a link: refused" grep -q "$st/logs: a symbolic link" "$tmp/up3"
+  rm "$st/logs"
+  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$st/bus/clients"
+  chmod 0770 "$st/bus"
+  EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs" 2>&1
+  check "a client refuses a group-writable bus/ (exit 2)" [ $? -eq 2 ]
+  check "names bus/ and the fix" grep -q "$st/bus: writable by its group (mode 0770).*chmod go-w $st/bus" "$tmp/jobs"
+  chmod 0700 "$st/bus"
+  if [ "$(id -u)" = 0 ]; then
+    chown 65534 "$st/bus"
+    EVRUN_STATE_DIR=$st cli up > "$tmp/up4" 2>&1
+    check "bus/ of uid 65534: up refuses (exit 2)" [ $? -eq 2 ]
+    check "names the owner and the fix" grep -q "$st/bus: owned by uid 65534, not by you (uid 0).*chown -R 0 $st/bus" "$tmp/up4"
+    chown 0 "$st/bus"
+    chown 65534 "$st/bus/clients"
+    EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs2" 2>&1
+    check "a socket of uid 65534 in bus/: the client refuses it" grep -q "$st/bus/clients: a socket of uid 65534" "$tmp/jobs2"
+  fi
+  rm -f "$st/bus/clients"
+  mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
+  timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
+  check "the broker refuses an other-writable broker/ (exit 2)" [ $? -eq 2 ]
+  check "the broker names it" grep -q "$st/broker: writable by others" "$tmp/broker.out"
+  "$bin/evrun-runner" --exec "$src/examples/hello.yml" --state-dir "$st/runners/1" > "$tmp/runner.out" 2>&1
+  check "the runner refuses an other-writable state dir (exit 2)" [ $? -eq 2 ]
+  check "the runner names it" grep -q "$st/runners/1: writable by others" "$tmp/runner.out"
+  # a directory above the state directory, or a socket's own directory, shared
+  mkdir -m 0777 "$tmp/shared" && chmod 0777 "$tmp/shared"
+  EVRUN_STATE_DIR=$tmp/shared/st cli up > "$tmp/up5" 2>&1
+  check "state dir under a 0777 directory: up refuses (exit 2)" [ $? -eq 2 ]
+  check "names the directory above and the fix" grep -q "$tmp/shared: writable by others (mode 0777) and not sticky.*chmod go-w $tmp/shared" "$tmp/up5"
+  check "nothing made under it" [ ! -e "$tmp/shared/st" ]
+  "$src/tools/podman-service" stop "$tmp/shared/pm/x" > "$tmp/pms" 2>&1
+  check "podman-service under a 0777 directory: refused (exit 2)" [ $? -eq 2 ]
+  check "podman-service names it" grep -q "$tmp/shared: writable by group or others (mode 777) and not sticky" "$tmp/pms"
+  check "podman-service made nothing under it" [ ! -e "$tmp/shared/pm" ]
+  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/shared/x.sock"
+  chmod 1777 "$tmp/shared"
+  cli jobs --broker "ipc://$tmp/shared/x.sock" > "$tmp/jobs3" 2>&1
+  check "a socket in a sticky shared directory: refused (exit 2)" [ $? -eq 2 ]
+  check "says to use a private directory" grep -q "$tmp/shared: writable by others (mode 1777): the directory of the socket.*STATE/bus" "$tmp/jobs3"
+  check "the victim file is as it was" [ "$(cat "$victim")" = "not evrun's" ]
+  rm -f "$st/run/"*.pid "$st/logs/"*.log
+  EVRUN_STATE_DIR=$st cli down > /dev/null 2>&1
+}
+
+# up on a home without ~/.local/state makes the tree (0700) and comes up;
+# a broker that fails at once is reported at once, with its log's end.
+case_up_fresh_home() {
+  fresh freshhome
+  local home=$tmp/h st=$tmp/h/.local/state/evrun d bad=
+  mkdir -p "$home"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up" 2>&1
+  check "up on a fresh home: exit 0" [ $? -eq 0 ]
+  for d in "$home/.local" "$home/.local/state" "$st" "$st/run" "$st/logs" "$st/bus" "$st/runners/1"; do
+    [ "$(stat -c %a "$d" 2>/dev/null)" = 700 ] || bad="$bad $d"
+  done
+  check "the tree is 0700 (not:$bad)" [ -z "$bad" ]
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > "$tmp/down" 2>&1
+  check "down: exit 0" [ $? -eq 0 ]
+  check "down stopped the broker" grep -q "broker stopped" "$tmp/down"
+  # a broker whose store cannot open exits at once: up says so at once
+  rm -rf "$st/broker" && mkdir -m 0700 "$st/broker"
+  echo "not an lmdb file" > "$st/broker/data.mdb"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up2" 2>&1
+  check "broker failing: up exits 2" [ $? -eq 2 ]
+  check "names the broker's exit and shows its log" grep -q "broker (pid [0-9]*) exited with status 2; the end of $st/logs/broker.log" "$tmp/up2"
+  check "the log's end is shown" grep -q "^  evrun-broker: .*$st/broker" "$tmp/up2"
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > /dev/null 2>&1
+}
+
+# What a user gets wrong on the command line, answered before (or
+# without) a job: no podman needed, a broker alone.
+case_cli_errors() {
+  fresh clierr
+  local none=$root/clierr-none/s c
+  # no broker ever ran here and none was asked for: says so, suggests up
+  for c in jobs "run $src/examples/hello.yml" "logs 01ARYZ6S41TSV4RRFFQ69G5FAV" \
+           "cancel 01ARYZ6S41TSV4RRFFQ69G5FAV" runners; do
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$none cli $c > "$tmp/nb" 2>&1
+    check "no broker, $c: exit 2" [ $? -eq 2 ]
+    check "no broker, $c: names the state dir and suggests up" \
+      grep -q "no broker runs at the state directory $none (no ipc://$none/bus/clients): start one with \`evrun-cli up\`, or reach a remote one with --broker tcp://HOST:PORT" "$tmp/nb"
+  done
+  EVRUN_STATE_DIR=$none "$bin/evrun-tail" --all > "$tmp/nb" 2>&1
+  check "no broker, evrun-tail: suggests up" grep -q "no broker runs at the state directory $none" "$tmp/nb"
+  local port gw tok
+  port=$(free_port)
+  tok=$(EVRUN_STATE_DIR=$none cli token)
+  EVRUN_STATE_DIR=$none "$bin/evrun-gateway" --listen "127.0.0.1:$port" > "$tmp/gw.log" 2>&1 &
+  gw=$!
+  wait_port "$port"
+  curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/api/v1/jobs" > "$tmp/gw.out"
+  kill "$gw"; wait "$gw" 2>/dev/null
+  check "no broker, gateway: 503" grep -q "^ 503$" "$tmp/gw.out"
+  check "no broker, gateway: suggests up" grep -q "no broker runs at the state directory $none .*evrun-cli up" "$tmp/gw.out"
+  # asked for tcp:// (or given a key): the key is what is missing
+  EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
+  check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # help COMMAND is the command's help; run --follow --wait refused
+  check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
+  cli help nosuch > "$tmp/bad" 2>&1
+  check "help nosuch: exit 2" [ $? -eq 2 ]
+  check "help nosuch: says so" grep -q '^evrun-cli help: unknown command "nosuch"' "$tmp/bad"
+  cli run "$src/examples/hello.yml" --follow --wait > "$tmp/bad" 2>&1
+  check "run --follow --wait: exit 2" [ $? -eq 2 ]
+  check "run --follow --wait: refused, saying why" grep -q -- "--follow or --wait, not both" "$tmp/bad"
+  # a state dir a client command makes (its key pair): 0700 with its parents
+  EVRUN_STATE_DIR=$tmp/mk/a/b cli jobs --broker-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' \
+    --timeout-ms 300 > /dev/null 2>&1
+  check "client-made state dir and parents 0700" \
+    [ "$(stat -c %a "$tmp/mk" "$tmp/mk/a" "$tmp/mk/a/b" "$tmp/mk/a/b/curve" | tr '\n' ' ')" = "700 700 700 700 " ]
+  # bad numbers: usage errors naming the option, the value and the range
+  : > "$tmp/ce.yml"
+  local a
+  for a in "jobs --limit abc" "jobs --limit 0" "jobs --limit 20000" "up --runners 2x" \
+           "jobs --timeout-ms abc" "jobs --timeout-ms 0" "jobs --timeout-ms 5 --print-config --timeout-ms x"; do
+    # (a state dir under a file: an `up` that took the number starts nothing)
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$tmp/ce.yml/s cli $a > "$tmp/bad" 2>&1
+    check "$a: exit 2" [ $? -eq 2 ]
+    check "$a: names the option and range" grep -Eq -- '(--limit "[0-9a-z]*": expected a whole number from 1 to 10000|--runners "2x": expected a whole number from 0 to 64|timeout_ms = "[0-9a-z]*" \(from flag\): expected a whole number from 1 to 3600000)' "$tmp/bad"
+  done
+  EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
+  check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
+  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
+  check "evrun-gateway --timeout-ms abc: exit 2, named" \
+    bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
+  # evrun-tail: a stray argument named (a job id: --job suggested)
+  "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV extra > "$tmp/bad" 2>&1
+  check "evrun-tail --job ID extra: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --job ID extra: names it" grep -q '^evrun-tail: unexpected argument "extra"$' "$tmp/bad"
+  "$bin/evrun-tail" 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/bad" 2>&1
+  check "evrun-tail ID: suggests --job" grep -q '^evrun-tail: unexpected argument "01ARYZ6S41TSV4RRFFQ69G5FAV" (a job: evrun-tail --job 01ARYZ6S41TSV4RRFFQ69G5FAV)$' "$tmp/bad"
+  # a broker and a process runner: no podman
+  bus_broker && bus_runner ce-proc "" 1 --executors process && bus_wait_runners 1
+  # the wrong socket: each side told which one to use
+  cli jobs --broker "ipc://$tmp/bus/runners" > "$tmp/ws" 2> "$tmp/ws.err"
+  check "jobs on the runner socket: exit 1" [ $? -eq 1 ]
+  check "... names the client socket" grep -q "this is the broker's runner socket; a client (evrun-cli) connects to its client socket, ipc://$tmp/bus/clients" "$tmp/ws.err"
+  check "... no table header" [ ! -s "$tmp/ws" ]
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/clients" --state-dir "$tmp/r-ws" \
+    --executors process > "$tmp/ws.err" 2>&1
+  check "runner on the client socket: exits 2 at once" [ $? -eq 2 ]
+  check "... names the runner socket" grep -q "error: --broker is the broker's client socket, not its runner socket: .*connects to its runner socket, ipc://$tmp/bus/runners" "$tmp/ws.err"
+  # no such job: exit 1 from the commands the broker refuses, 2 from those
+  # reading its history (README's exit status rule)
+  local nj=01ARYZ6S41TSV4RRFFQ69G5FAV
+  for c in status cancel pause resume; do
+    cli $c $nj > /dev/null 2>&1
+    check "$c of no such job: exit 1" [ $? -eq 1 ]
+  done
+  for c in "logs $nj" "logs $nj --follow" "artifacts $nj -o $tmp/nja"; do
+    # shellcheck disable=SC2086
+    cli $c > /dev/null 2>&1
+    check "$c of no such job: exit 2" [ $? -eq 2 ]
+  done
+  "$bin/evrun-tail" --job $nj > /dev/null 2>&1
+  check "evrun-tail --job of no such job: exit 2" [ $? -eq 2 ]
+  pipeline ce <<'YML'
+pipeline: ce
+executor: process
+steps:
+  - { name: a, run: echo in-a }
+  - { name: b, needs: [a], run: echo in-b }
+YML
+  local j
+  j=$(submit "$tmp/ce.yml")
+  check "ce succeeded" [ "$(wait_job "$j")" = succeeded ]
+  cli logs "$j" --step a > "$tmp/ls" 2>&1
+  check "logs --step a: its output only" [ "$(cat "$tmp/ls")" = "a | in-a" ]
+  for c in nosuch A; do
+    cli logs "$j" --step "$c" > "$tmp/ls" 2>&1
+    check "logs --step $c: exit 2" [ $? -eq 2 ]
+    check "logs --step $c: names the job's steps" grep -q "job $j has no step \"$c\" .*its steps: a, b$" "$tmp/ls"
+  done
+  cli logs "$j" --step nosuch --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step nosuch: exit 2, saying so" [ $? -eq 2 ] && check "... naming the steps" grep -q "its steps: a, b$" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step nosuch > "$tmp/ls" 2>&1
+  check "evrun-tail --step nosuch: exit 2" [ $? -eq 2 ]
+  check "evrun-tail --step nosuch: names the steps" grep -q "^evrun-tail: job $j has no step \"nosuch\" .*its steps: a, b$" "$tmp/ls"
+  # a step that is there: followed as before (exit 0); on_error, the
+  # pipeline's, is one (README), also in the live stub of a job
+  cli logs "$j" --step b --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step b: exit 0, its output" [ $? -eq 0 ] && check "... b's line" grep -qx "b | in-b" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step a > "$tmp/ls" 2>&1
+  check "evrun-tail --step a: exit 0" [ $? -eq 0 ] && check "... a's line" grep -q "a | in-a" "$tmp/ls"
+  pipeline oe <<'YML'
+pipeline: oe
+executor: process
+on_error: { run: echo in-on-error }
+steps:
+  - { name: a, run: exit 3 }
+YML
+  j=$(submit "$tmp/oe.yml")
+  check "oe failed" [ "$(wait_job "$j")" = failed ]
+  cli logs "$j" --step on_error > "$tmp/ls" 2>&1
+  check "logs --step on_error: exit 0" [ $? -eq 0 ] && check "... its output" grep -qx "on_error | in-on-error" "$tmp/ls"
+  cli logs "$j" --step on_error --follow > "$tmp/ls" 2>&1
+  check "logs --follow --step on_error: its output" grep -qx "on_error | in-on-error" "$tmp/ls"
+  "$bin/evrun-tail" --job "$j" --step on_error > "$tmp/ls" 2>&1
+  check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
+}
+
+cases=${*:-curve up_down up_ping up_process up_process_only state_refused up_fresh_home cli_errors}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any broker or runner log" \
+  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+echo "test_bus_ops: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
