@@ -8,7 +8,9 @@
     Handlers talk to the broker through one shared client connection
     (evr_gw_call, serialized by a mutex; a connection that timed out is
     dropped and made anew, so a late answer is never taken for the next
-    one); a log stream has its own SUB socket on the event stream.
+    one), which a thread of its own makes, choosing the endpoint again at
+    each attempt, and makes again while no broker answers (evr_gw_bus.c);
+    a log stream has its own SUB socket on the event stream.
 */
 #ifndef EVR_GW_H_INCLUDED
 #define EVR_GW_H_INCLUDED
@@ -33,10 +35,21 @@ typedef struct evr_gw {
     evr_config_t *cfg;
     evr_gw_secret_t secret;
     evr_gw_secret_t hook_secret;    /* webhook_secret_file's: GitHub's signatures */
-    pthread_mutex_t mu;         /* guards client */
-    evr_client_t *client;       /* NULL until first used, or after a failure */
-    uint64_t down_until;        /* mono ns: the broker failed just now, 503 at once */
-    char down_msg[EVR_ERR_MAX]; /* why */
+    pthread_mutex_t mu;         /* guards client and the bus_ fields but bus_cfg */
+    evr_client_t *client;       /* made by the watch (evr_gw_bus.c); NULL until the broker
+                                   answers, and after a failed call */
+    /* the watch: the broker's connection (evr_gw_bus.c) */
+    evr_config_t *bus_cfg[2];   /* the settings with the endpoints chosen: [0] the tcp://
+                                   defaults, [1] a local broker's ipc:// sockets (NULL:
+                                   cfg's, as chosen) */
+    int bus_local;              /* the one of the last connection (atomic) */
+    pthread_cond_t bus_cv;      /* with mu: an attempt ended, or the watch has work */
+    bool bus_down;              /* the last attempt failed: requests get 503 at once */
+    bool bus_again;             /* a call failed: the watch tries at once */
+    uint64_t bus_retry_at;      /* mono ns: the watch's next attempt while down */
+    char down_msg[EVR_ERR_MAX]; /* why it is down */
+    pthread_t bus_thread;
+    bool bus_on;
     struct MHD_Daemon *daemon;
     volatile int stopping;      /* streams end when set */
     int downloads;              /* artifact downloads running (atomic) */
@@ -180,11 +193,37 @@ enum MHD_Result evr_gw_conn_accept(void *cls, const struct sockaddr *addr, sockl
 void evr_gw_watchdog_start(evr_gw_t *gw);
 void evr_gw_watchdog_stop(evr_gw_t *gw);
 
-/* ---------------------------------------------------------- evr_gw_broker.c */
+/* ------------------------------------------------------------- evr_gw_bus.c */
 
-/*  The shared client (gw->mu held), connected when missing; NULL with
-    req's 503 set (at once for a second after a failure). */
+/*  Makes gw->bus_cfg from cfg (layered, its endpoints not resolved yet):
+    the settings with the tcp:// defaults and with a local broker's
+    ipc:// sockets for the endpoints not given. */
+void evr_gw_bus_cfg_make(evr_gw_t *gw, const evr_config_t *cfg);
+
+/*  Starts (evr_gw_start, before serving) and stops (evr_gw_stop, once no
+    request runs) the watch: the thread that connects gw->client, choosing
+    the endpoint again at each attempt, and tries again while no broker
+    answers (0.25 s, doubling to 4 s). */
+void evr_gw_bus_start(evr_gw_t *gw);
+void evr_gw_bus_stop(evr_gw_t *gw);
+
+/*  The settings of the broker's endpoints now (those of the last
+    connection): a SUB socket of the event stream made with other ones
+    is made again. */
+const evr_config_t *evr_gw_bus_cfg(evr_gw_t *gw);
+
+/*  The shared client (gw->mu held): once the watch's attempt running
+    ends, when there is one; NULL with req's 503 set (with Retry-After
+    and what to do) while no broker answers. */
 evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  A call on gw->client failed with err (gw->mu held): the client is
+    dropped and the watch connects again at once; down (a broker that
+    did not answer, not a wait cut short by the request's own deadline):
+    requests get 503 with err until it answers. */
+void evr_gw_bus_lost(evr_gw_t *gw, const evr_err_t *err, bool down);
+
+/* ---------------------------------------------------------- evr_gw_broker.c */
 
 /*  One request/answer with the broker (evr_client_call), serialized.  On
     failure req's answer is set (503 unreachable or silent, 413 over the

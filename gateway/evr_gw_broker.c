@@ -8,42 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#define S_DOWN_NS 1000000000ull  /* after a failure, requests get 503 at once this long */
-
-/*  The broker failed req: the next requests get 503 at once for a while;
-    not after a wait cut short by req->until_ns (a slow broker is no
-    stopped one). */
-static void
-s_down(evr_gw_t *gw, const evr_gw_req_t *req, const evr_err_t *err)
-{
-    if (req->until_ns)
-        return;
-    snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
-    gw->down_until = evr_mono_ns() + S_DOWN_NS;
-}
-
-/*  Requests queue on the mutex: while the broker has just failed, each
-    gets its 503 at once instead of waiting its own timeout in turn. */
-evr_client_t *
-evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
-{
-    evr_err_t err;
-    uint64_t now = evr_mono_ns();
-    int wait = 3000;
-    if (req->until_ns)
-        wait = req->until_ns > now ? (int) ((req->until_ns - now) / 1000000u) : 0;
-    if (!gw->client && now < gw->down_until)
-        evr_gw_error(req, 503, "unavailable", "%s", gw->down_msg);
-    else if (!gw->client && evr_client_new_within(gw->cfg, wait, &gw->client, &err)) {
-        if (!strncmp(err.msg, "no broker runs", 14))    /* its endpoints: chosen at start */
-            evr_err_set(&err, EVR_ERR_IO, "%s (the gateway chose its broker's endpoint when "
-                        "it started: start it again once a broker runs)", err.msg);
-        evr_gw_error(req, 503, "unavailable", "%s", err.msg);
-        s_down(gw, req, &err);
-    }
-    return gw->client;
-}
-
 /*  After a failed call: the answer for rc, and a connection that may
     still get a late answer dropped. */
 static evr_rc_t
@@ -54,10 +18,13 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
     else if (rc == EVR_ERR_STATE)   /* an `error` answer ending a stream */
         return rc;
     else {
-        evr_gw_error(req, 503, "unavailable", "%s", err->msg);
-        s_down(gw, req, err);
+        evr_gw_error(req, 503, "unavailable", "%s (the gateway tries again by itself and "
+                     "serves once a broker answers)", err->msg);
+        req->retry_after = 1;
     }
-    evr_client_destroy(&gw->client);
+    /* a slow broker is no stopped one: not down after a wait cut short by
+       req->until_ns */
+    evr_gw_bus_lost(gw, err, rc != EVR_ERR_LIMIT && !req->until_ns);
     return rc;
 }
 

@@ -691,6 +691,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         evr_gw_limits_default(gw);
     pthread_mutex_init(&gw->conns_mu, NULL);
     evr_gw_views_new(gw);
+    evr_gw_bus_start(gw);   /* before the first request, which may wait for it */
     /* a thread per connection, each polling its socket with poll(2): no
        FD_SETSIZE bound on descriptor numbers (a live log takes several) */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
@@ -710,6 +711,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
     if (!gw->daemon) {
         pthread_mutex_destroy(&gw->conns_mu);
         evr_gw_views_destroy(gw);
+        evr_gw_bus_stop(gw);
     }
     if (!gw->daemon && certf)
         return evr_err_set(err, EVR_ERR_IO, "cannot listen on %s with TLS: are tls_cert and "
@@ -735,6 +737,7 @@ evr_gw_stop(evr_gw_t *gw)
         MHD_stop_daemon(gw->daemon);
         pthread_mutex_destroy(&gw->conns_mu);
     }
+    evr_gw_bus_stop(gw);    /* no request left to wait for it */
     evr_gw_views_destroy(gw);
     gw->daemon = NULL;
     evr_gw_metrics_stop(gw);

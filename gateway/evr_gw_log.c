@@ -84,10 +84,13 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     pthread_mutex_lock(&gw->mu);
     evr_client_t *client = evr_gw_client(gw, req);
     if (client)
-        status = evr_follow("evrun-gateway", gw->cfg, client, &fo, NULL);
+        status = evr_follow("evrun-gateway", evr_gw_bus_cfg(gw), client, &fo, NULL);
     if (client && status == 2) {    /* its reason is in the gateway's log */
-        evr_gw_error(req, 503, "unavailable", "the broker did not give the job's history");
-        evr_client_destroy(&gw->client);
+        evr_err_t err;
+        evr_err_set(&err, EVR_ERR_IO, "the broker did not give the job's history");
+        evr_gw_error(req, 503, "unavailable", "%s", err.msg);
+        req->retry_after = 1;
+        evr_gw_bus_lost(gw, &err, false);
     }
     pthread_mutex_unlock(&gw->mu);
     fclose(out);
@@ -124,7 +127,33 @@ typedef struct {
     uint64_t sent_at;       /* mono ns: text last given to libmicrohttpd */
     uint32_t page;          /* events of the history page taken */
     uint32_t limit;         /* events asked per history page */
+    const evr_config_t *sub_cfg;    /* the endpoints sub was made with */
 } s_sse_t;
+
+/*  A SUB socket on job's events at cfg's event stream; NULL with err. */
+static zsock_t *
+s_subscribe(const evr_config_t *cfg, const char *job, evr_err_t *err)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "ev.%s.", job);
+    return evr_client_subscribe_hwm(cfg, prefix, S_HWM, err);
+}
+
+/*  The broker answers at another endpoint now (evr_gw_bus.c): a SUB
+    socket on its event stream, and history for what came meanwhile. */
+static void
+s_resubscribe(s_sse_t *s)
+{
+    const evr_config_t *cfg = evr_gw_bus_cfg(s->gw);
+    evr_err_t err;
+    zsock_t *sub = cfg != s->sub_cfg ? s_subscribe(cfg, s->job, &err) : NULL;
+    if (!sub)
+        return;
+    zsock_destroy(&s->sub);
+    s->sub = sub;
+    s->sub_cfg = cfg;
+    s->need_history = true;
+}
 
 /*  How often a quiet stream sends a comment: within the idle timeout. */
 static uint64_t
@@ -249,6 +278,9 @@ s_history(s_sse_t *s)
 static void
 s_live(s_sse_t *s)
 {
+    s_resubscribe(s);
+    if (s->need_history)
+        return;
     zmq_pollitem_t it = { zsock_resolve(s->sub), 0, ZMQ_POLLIN, 0 };
     uint64_t wait_ms = s_keepalive(s->gw) / 2000000u;
     zmq_poll(&it, 1, wait_ms && wait_ms < 1000 ? (long) wait_ms : 1000);
@@ -339,9 +371,8 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
                      "received (an integer)");
         return;
     }
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "ev.%s.", job);
-    zsock_t *sub = evr_client_subscribe_hwm(gw->cfg, prefix, S_HWM, &err);
+    const evr_config_t *cfg = evr_gw_bus_cfg(gw);
+    zsock_t *sub = s_subscribe(cfg, job, &err);
     if (!sub) {
         evr_gw_error(req, 503, "unavailable", "%s", err.msg);
         return;
@@ -353,6 +384,7 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     s->step = step ? evr_strdup(step) : NULL;
     s->last = last;
     s->sub = sub;
+    s->sub_cfg = cfg;
     s->need_history = true;
     s->quiet_since = evr_mono_ns();
     s->keepalive_at = evr_mono_ns() + s_keepalive(gw);

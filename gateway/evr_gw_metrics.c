@@ -232,6 +232,7 @@ s_thread(void *arg)
 {
     evr_gw_t *gw = arg;
     zsock_t *sub = NULL;
+    const evr_config_t *sub_cfg = NULL;     /* the endpoints sub was made with */
     uint64_t prune_at = 0;
     while (!gw->stopping) {
         evr_err_t err;
@@ -243,10 +244,14 @@ s_thread(void *arg)
                              n);
             prune_at = evr_mono_ns() + 3600ull * 1000000000ull;
         }
-        if (!sub && !(sub = evr_client_subscribe_hwm(gw->cfg, "ev.", S_HWM, &err))) {
+        const evr_config_t *cfg = evr_gw_bus_cfg(gw);
+        if (sub && cfg != sub_cfg)      /* the broker answers at another endpoint now */
+            zsock_destroy(&sub);
+        if (!sub && !(sub = evr_client_subscribe_hwm(cfg, "ev.", S_HWM, &err))) {
             zclock_sleep(1000);
             continue;
         }
+        sub_cfg = cfg;
         zmq_pollitem_t it = { zsock_resolve(sub), 0, ZMQ_POLLIN, 0 };
         zmq_poll(&it, 1, 200);
         for (int i = 0; i < 1024 && !gw->stopping && evr_bus_readable(sub); i++) {

@@ -44,6 +44,14 @@ s_help(FILE *out)
             "POST /hooks/NAME the pipeline's own token (evrun-cli hook-token NAME).\n"
             "The web UI is at / (its files, from ui_dir, need no token; it asks for one).\n"
             "\n"
+            "The broker may start before or after the gateway, and stop and come back:\n"
+            "while none answers, requests get 503 with Retry-After and what to start\n"
+            "(evrun-cli up, or evrun-broker), and the gateway tries again by itself (after\n"
+            "0.25 s, doubling to 4 s), choosing the endpoint again each time as --broker\n"
+            "says; it logs \"the broker answers at EP\" once one does.  A live log\n"
+            "the broker left ends with `event: error` saying so (resume it with\n"
+            "Last-Event-ID).\n"
+            "\n"
             "Limits (settings, in evrun.yml or EVRUN_<KEY>; --print-config shows them):\n"
             "  http_max_connections (512) connections at once, a thread each;\n"
             "  http_max_per_ip (256) of them from one address; http_idle_timeout (30s):\n"
@@ -65,7 +73,8 @@ s_help(FILE *out)
             "  --state-dir DIR      state directory (default $EVRUN_STATE_DIR, else\n"
             "                       $XDG_STATE_HOME/evrun, else ~/.local/state/evrun)\n"
             "  --broker EP          the broker's client endpoint (default: the local broker of\n"
-            "                       `evrun-cli up` when it runs, else tcp://127.0.0.1:7700)\n"
+            "                       `evrun-cli up` when it runs, else tcp://127.0.0.1:7700;\n"
+            "                       chosen at each attempt to connect)\n"
             "  --events-endpoint EP the broker's event stream (default: beside --broker)\n"
             "  --config FILE        settings file (default $EVRUN_CONFIG, else\n"
             "                       ~/.config/evrun/evrun.yml when it exists)\n"
@@ -94,8 +103,9 @@ s_keys(size_t *n)
 }
 
 static int
-s_settings(int argc, char **argv, evr_config_t *cfg)
+s_settings(int argc, char **argv, evr_gw_t *gw)
 {
+    evr_config_t *cfg = gw->cfg;
     static const struct option opts[] = {
         { "state-dir", required_argument, NULL, 1000 }, { "broker", required_argument, NULL, 1001 },
         { "events-endpoint", required_argument, NULL, 1002 },
@@ -150,7 +160,8 @@ s_settings(int argc, char **argv, evr_config_t *cfg)
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);
         return 2;
     }
-    evr_client_endpoints(cfg);
+    evr_gw_bus_cfg_make(gw, cfg);  /* the endpoints chosen again at each attempt */
+    evr_client_endpoints(cfg);      /* the choice now, for --print-config */
     char *hook = evr_asprintf("%s/gateway/webhook.secret", evr_config_get(cfg, "state_dir"));
     evr_config_default(cfg, "webhook_secret_file", hook);
     free(hook);
@@ -171,7 +182,7 @@ main(int argc, char **argv)
     evr_config_key_t *keys = s_keys(&nkeys);
     evr_gw_t gw = { .cfg = evr_config_new(keys, nkeys), .body_max = EVR_MSG_MAX_BYTES };
     evr_err_t err;
-    int status = s_settings(argc, argv, gw.cfg);
+    int status = s_settings(argc, argv, &gw);
     static const char *const levels[] = { "error", "warn", "info", "debug" };
     size_t level = 2;
     if (!status && evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err)) {
@@ -232,6 +243,8 @@ main(int argc, char **argv)
     }
     evr_client_destroy(&gw.client);
     pthread_mutex_destroy(&gw.mu);
+    evr_config_destroy(&gw.bus_cfg[0]);
+    evr_config_destroy(&gw.bus_cfg[1]);
     evr_config_destroy(&gw.cfg);
     free(keys);
     return status < 0 ? 0 : status;

@@ -54,6 +54,21 @@ evr_config_destroy(evr_config_t **self_p)
     *self_p = NULL;
 }
 
+evr_config_t *
+evr_config_dup(const evr_config_t *self)
+{
+    evr_config_t *c = evr_calloc(1, sizeof *c);
+    c->keys = self->keys;
+    c->n = self->n;
+    c->vals = evr_calloc(self->n, sizeof *c->vals);
+    for (size_t i = 0; i < self->n; i++) {
+        c->vals[i].value = self->vals[i].value ? evr_strdup(self->vals[i].value) : NULL;
+        c->vals[i].source = self->vals[i].source;
+    }
+    c->file = self->file ? evr_strdup(self->file) : NULL;
+    return c;
+}
+
 static long
 s_index(const evr_config_t *self, const char *key)
 {

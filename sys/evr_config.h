@@ -26,6 +26,10 @@ typedef struct evr_config evr_config_t;
 evr_config_t *evr_config_new(const evr_config_key_t *keys, size_t n);
 void evr_config_destroy(evr_config_t **self_p);
 
+/*  A copy of self: its table, every value with its source, its file.
+    Caller owns the result. */
+evr_config_t *evr_config_dup(const evr_config_t *self);
+
 /*  Reads a config file: a YAML mapping of keys to scalars.  An unknown key,
     a non-scalar value or a malformed file is EVR_ERR_CONFIG with
     "FILE:LINE:COL: key: what is wrong".  Keys of other binaries listed in

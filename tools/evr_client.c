@@ -54,12 +54,18 @@ void
 evr_client_endpoints(evr_config_t *cfg)
 {
     const char *state = evr_config_get(cfg, "state_dir");
+    evr_client_endpoints_as(cfg, state && evr_config_local_up(state));
+}
+
+void
+evr_client_endpoints_as(evr_config_t *cfg, bool local)
+{
     const char *client = evr_config_get(cfg, "client_endpoint");
     char *events = client ? s_events_beside(client) : NULL;
     if (events)
         evr_config_default(cfg, "events_endpoint", events);
     free(events);
-    evr_config_endpoints(cfg, state && evr_config_local_up(state));
+    evr_config_endpoints(cfg, local);
     evr_curve_defaults(cfg, "client_cert", "client.cert");
 }
 
@@ -276,6 +282,14 @@ const char *
 evr_client_endpoint(const evr_client_t *self)
 {
     return self->ep;
+}
+
+bool
+evr_client_connected(const evr_client_t *self)
+{
+    /* ZMQ_IMMEDIATE: writable only while a connection is up */
+    zmq_pollitem_t it = { zsock_resolve(self->sock), 0, ZMQ_POLLOUT, 0 };
+    return zmq_poll(&it, 1, 0) == 1 && (it.revents & ZMQ_POLLOUT);
 }
 
 static evr_rc_t

@@ -26,6 +26,11 @@ extern const size_t evr_client_nkeys;
     loopback TCP defaults. */
 void evr_client_endpoints(evr_config_t *cfg);
 
+/*  The same with the choice made by the caller: local, the local broker's
+    ipc:// sockets; else the loopback TCP defaults.  evrun-gateway makes
+    both at start and chooses again at each attempt to connect. */
+void evr_client_endpoints_as(evr_config_t *cfg, bool local);
+
 /*  timeout_ms of cfg (1..3600000) into *ms; EVR_ERR_CONFIG naming the key,
     the value, where it came from (flag --timeout-ms, env EVRUN_TIMEOUT_MS,
     file) and the range when it is not one. */
@@ -67,6 +72,11 @@ int evr_client_set_timeout(evr_client_t *self, int ms);
 int evr_client_timeout(const evr_client_t *self);
 
 const char *evr_client_endpoint(const evr_client_t *self);
+
+/*  Whether the connection to the broker is up now (a request would go
+    out at once).  false while ZeroMQ connects again after the broker went
+    away, at the same endpoint; not meant while a call runs. */
+bool evr_client_connected(const evr_client_t *self);
 
 /*  Sends req and receives one answer into reply (zeroed by the caller; an
     `error` answer is returned as a message, not as a failure).  EVR_ERR_IO

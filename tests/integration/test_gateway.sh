@@ -18,49 +18,9 @@ export EVRUN_PODMAN_URL
 root=$(mktemp -d /tmp/evr-gw-XXXXXX)
 tmp=$root
 . "$src/tests/integration/bus_lib.sh"
+. "$src/tests/integration/gw_lib.sh"
 trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
 fails=0 passes=0 case_name=
-
-# gateway [ARGS...]: starts evrun-gateway on a free port; sets $url, $W
-# (a write token) and $R (a read token)
-gw_n=0
-gateway() {
-  local log=$tmp/gateway-$((gw_n += 1)).log
-  "$bin/evrun-gateway" --state-dir "$tmp" --listen 127.0.0.1:0 "$@" >> "$log" 2>&1 &
-  bus_pids+=("$!")
-  url=
-  for _ in $(seq 1 100); do
-    url=$(sed -n 's/^evrun-gateway: listening on \([^ ]*\).*/\1/p' "$log")
-    [ -n "$url" ] && break
-    sleep 0.05
-  done
-  [ -n "$url" ] || { echo "gateway: not listening; log:" >&2; tail "$log" >&2; return 1; }
-  W=$(cli token) R=$(cli token --read-only)
-}
-
-# api METHOD PATH [CURL-ARGS...]: the status; the body in $tmp/body
-api() {
-  local m=$1 p=$2; shift 2
-  curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $W" "$@" "$url$p"
-}
-
-# jget EXPR: a value of the JSON in $tmp/body (d is the document)
-jget() {
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "$tmp/body" "$1"
-}
-
-# api_wait ID: waits until the job ended; prints its status
-api_wait() {
-  local st
-  for _ in $(seq 1 600); do
-    api GET "/jobs/$1" > /dev/null
-    st=$(jget 'd["status"]')
-    case $st in succeeded|failed|cancelled|timed_out|lost) echo "$st"; return 0 ;; esac
-    sleep 0.1
-  done
-  echo timeout
-}
 
 hello_yaml() { cat "$src/examples/hello.yml"; }
 
@@ -234,26 +194,6 @@ case_tls() {
   check "over TLS: 200" [ "$(curl -s --cacert "$tmp/cert.pem" -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $R" "$url/runners")" = 200 ]
   check "plain HTTP: no answer" [ "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http${url#https}/runners")" = 000 ]
   check "a key without its certificate: refused" bash -c "! '$bin/evrun-gateway' --state-dir '$tmp' --listen 127.0.0.1:0 --tls-key '$tmp/key.pem' 2>/dev/null"
-}
-
-# sse_events FILE: "ID DATA-TYPE" of each whole event of an SSE capture
-# (one cut in the middle is left out, as a browser would)
-sse_events() {
-  python3 - "$1" <<'PY'
-import json, sys
-text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
-blocks = text.split("\n\n")
-if not text.endswith("\n\n"):
-    blocks = blocks[:-1]
-for b in blocks:
-    eid, data = None, None
-    for line in b.split("\n"):
-        if line.startswith("id: "): eid = line[4:]
-        if line.startswith("data: "): data = json.loads(line[6:])
-    if eid is not None and data is not None:
-        out = data["data"].get("bytes", "") if data["type"] == "step.output" else ""
-        print(eid, data["type"], json.dumps(out))
-PY
 }
 
 case_sse() {

@@ -57,6 +57,16 @@ test_layers(void)
     evr_config_set(c, "local", "Beta", "flag");
     CHECK(evr_config_choice(c, "local", modes, 2, &idx, &err) == EVR_ERR_CONFIG && idx == 1);
     CHECK_STR(err.msg, "local = \"Beta\" (from flag): expected one of alpha, beta");
+    /* a copy: the same values and sources, apart from then on */
+    evr_config_t *d = evr_config_dup(c);
+    CHECK_STR(evr_config_get(d, "labels"), "env-label");
+    CHECK_STR(evr_config_source(d, "labels"), "env");
+    CHECK_STR(evr_config_source(d, "capacity"), "file");
+    CHECK(evr_config_get(d, "client_endpoint") == NULL);
+    evr_config_endpoints(d, false);
+    CHECK_STR(evr_config_get(d, "client_endpoint"), "tcp://127.0.0.1:7700");
+    CHECK_STR(evr_config_source(d, "client_endpoint"), "derived");
+    evr_config_destroy(&d);
     evr_config_endpoints(c, true);
     CHECK_STR(evr_config_get(c, "client_endpoint"), "ipc:///tmp/st/bus/clients");
     CHECK_STR(evr_config_get(c, "events_endpoint"), "ipc:///tmp/st/bus/events");

@@ -751,10 +751,14 @@ test_server(void)
     CHECK(s_http(gw.port, big, at, out, sizeof out) == 413);
     free(big);
     free(head);
-    /* the broker does not answer: 503, bounded by timeout_ms */
+    /* the broker does not answer: 503, bounded by timeout_ms, with when
+       the gateway tries again (evr_gw_bus.c) */
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/runners HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 503);
     CHECK(strstr(out, "\"unavailable\"") != NULL);
+    CHECK(strstr(out, "\r\nRetry-After: ") != NULL);
+    CHECK(strstr(out, "is evrun-broker running? (try: evrun-cli up) (the gateway tries again "
+                      "by itself, next in ") != NULL);
     /* metrics without a token, the broker down: served, evrun_broker_up 0 */
     CHECK(s_send(gw.port, out, sizeof out, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
                  "Connection: close\r\n\r\n") == 200);
