@@ -236,8 +236,9 @@ MSG(artifact_ack, JOB(true), STEP(true), APATH(true), SHA256(true),
 MSG(fetch, JOB(true), STEP(true), APATH(true),
     OFFSET(false, "bytes of the file to skip (default 0)"),
     M("sha256", EVR_FT_STR, false, 64, sha256, NULL, s_check_sha256,
-      "the file's sha256 (its step.artifact event's): a refusal the broker noted of "
-      "another copy of the path is not its answer"));
+      "the file's sha256 (its step.artifact event's): only the copy of that sha256 is "
+      "served, and a refusal the broker noted of another copy of the path is not its "
+      "answer"));
 MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));
 #define U64(key, member, doc) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, doc)
@@ -586,4 +587,20 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
     }
     msg->type = type;
     return EVR_OK;
+}
+
+bool
+evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size)
+{
+    size_t k = strlen(EVR_MSG_OTHER_COPY);
+    if (msg->type != EVR_MSG_ERROR || !msg->code || strcmp(msg->code, EVR_CODE_NOT_FOUND)
+        || !msg->message || strncmp(msg->message, EVR_MSG_OTHER_COPY, k))
+        return false;
+    unsigned long long n;
+    int used = 0;
+    if (sscanf(msg->message + k, "sha256 %64[0-9a-f], %llu bytes)%n", hex, &n, &used) != 2
+        || !used || strlen(hex) != 64)
+        return false;
+    *size = n;
+    return true;
 }

@@ -772,6 +772,35 @@ test_submit_refuses_globs(void)
     evr_diag_destroy(&diag);
 }
 
+/*  The broker's answer to a fetch of another copy than it holds, told
+    from "none held" by its beginning, its copy's sha256 and size read. */
+static void
+test_other_copy(void)
+{
+    const char *h = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    char msg[512], hex[65];
+    snprintf(msg, sizeof msg, EVR_MSG_OTHER_COPY "sha256 %s, 3 bytes) of artifact f of step "
+             "a of job %s, not the copy of sha256 %064d (not shipped by its runner yet; or a "
+             "later copy replaced it)", h, JOB_ID, 0);
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = EVR_CODE_NOT_FOUND, .message = msg };
+    uint64_t size = 0;
+    CHECK(evr_msg_other_copy(&m, hex, &size));
+    CHECK_STR(hex, h);
+    CHECK(size == 3);
+    m.code = EVR_CODE_INTERNAL;
+    CHECK(!evr_msg_other_copy(&m, hex, &size));   /* not_found only */
+    m.code = EVR_CODE_NOT_FOUND;
+    m.message = "the broker holds no artifact f of step a of job X (not shipped by its "
+                "runner yet, or never)";
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    m.message = EVR_MSG_OTHER_COPY "sha256 abc, 3 bytes) of artifact f";  /* a short digest */
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    m.message = NULL;
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    evr_msg_t d = { .type = EVR_MSG_ARTIFACT_DATA };
+    CHECK(!evr_msg_other_copy(&d, hex, &size));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -789,5 +818,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
+    EVR_TEST_RUN(test_other_copy);
     EVR_TEST_END();
 }
