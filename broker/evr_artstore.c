@@ -11,7 +11,10 @@
     A step name cannot start with '.', so ".partial" is no step.  DIR is
     the broker's (0700); a job's files, whole and partial, are at most
     artifact_job_max_bytes (checked as each file starts).
-    Clients read files with `fetch`, one bounded piece per request.
+    Clients read files with `fetch`, one bounded piece per request; a
+    fetch naming a sha256 is served only by the copy of that sha256.
+    The sha256 of each whole file is kept in DIR/JOB/.sha256/STEP/PATH
+    (s_sum_*), so that it is not read again at every piece.
     A file refused for good (over the job's limit, or a write that failed)
     is noted in DIR/JOB/.refused, a line each ("CODE\tSHA256\tSTEP\tPATH\t
     REASON", at most S_REFUSED_MAX bytes in all; a file received after a
@@ -235,16 +238,19 @@ s_note_received(evr_broker_t *b, const evr_msg_t *m)
 }
 
 /*  Bytes a job's files take, whole or partial, besides the file at skip
-    (which a new copy replaces) and the partial file skip_partial (nftw
-    has no argument: one walk at a time, the broker has one thread). */
+    (which a new copy replaces), the partial file skip_partial and the
+    sha256 sums (a line a file; nftw has no argument: one walk at a
+    time, the broker has one thread). */
 static uint64_t s_walk_total;
 static const char *s_walk_skip, *s_walk_skip_partial;
+static char *s_walk_sums;    /* JOBDIR/.sha256/ */
 
 static int
 s_walk_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     if (type == FTW_F && S_ISREG(sb->st_mode) && strcmp(path, s_walk_skip) != 0
         && strcmp(path, s_walk_skip_partial) != 0
+        && strncmp(path, s_walk_sums, strlen(s_walk_sums)) != 0
         && !(ftw->level == 1 && !strcmp(path + ftw->base, ".refused")))  /* notes, bounded */
         s_walk_total += (uint64_t) sb->st_size;
     return 0;
@@ -256,21 +262,105 @@ s_job_bytes(const char *jobdir, const char *skip, const char *skip_partial)
     s_walk_total = 0;
     s_walk_skip = skip;
     s_walk_skip_partial = skip_partial;
+    s_walk_sums = evr_asprintf("%s/.sha256/", jobdir);
     nftw(jobdir, s_walk_one, 16, FTW_PHYS);
+    free(s_walk_sums);
+    s_walk_sums = NULL;
     return s_walk_total;
+}
+
+/*  The sum of a whole file DIR/JOB/STEP/PATH is DIR/JOB/.sha256/STEP/PATH
+    (".sha256" is no step): one line "SHA256 SIZE INODE MTIME_S MTIME_NS"
+    written once the file is in place (or its sha256 was read again).
+    It counts only while the file's size, inode and mtime are the ones it
+    names: a file replaced since (a later copy, renamed over it: another
+    inode), or a sum lost or torn by a crash, is read again, and its sum
+    written again.  So the sum needs no sync, and an old sum cannot name
+    a new copy. */
+static char *
+s_sum_path(const evr_broker_t *b, const evr_msg_t *m)
+{
+    return evr_asprintf("%s/%s/.sha256/%s/%s", b->opts.artifacts_dir, m->job, m->step,
+                        m->path);
+}
+
+/*  Writes the sum of m's whole file (sb its stat): best effort, a sum
+    not written is only read again. */
+static void
+s_sum_write(evr_broker_t *b, const evr_msg_t *m, const struct stat *sb, const char *hex)
+{
+    char *sum = s_sum_path(b, m), *dir = evr_strdup(sum);
+    *strrchr(dir, '/') = '\0';
+    evr_err_t err;
+    char line[160];
+    int n = snprintf(line, sizeof line, "%s %llu %llu %lld %ld\n", hex,
+                     (unsigned long long) sb->st_size, (unsigned long long) sb->st_ino,
+                     (long long) sb->st_mtim.tv_sec, (long) sb->st_mtim.tv_nsec);
+    const char *why = NULL;
+    int fd = -1;
+    if (evr_mkdirs(dir, &err))
+        why = err.msg;
+    else if ((fd = open(sum, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+        why = strerror(errno);
+    else if (write(fd, line, (size_t) n) != n)
+        why = strerror(errno ? errno : ENOSPC);
+    if (why)
+        evr_broker_warn(b, "artifact %s/%s of job %s: cannot write its sha256 to %s (%s): it "
+                        "is read again when asked for", m->step, m->path, m->job, sum, why);
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    free(sum);
+}
+
+/*  The sha256 of m's whole file (sb its stat, final its path) into hex:
+    from its sum, or read again (and the sum written).  false: the file
+    cannot be read (said in err). */
+static bool
+s_sum(evr_broker_t *b, const evr_msg_t *m, const char *final, const struct stat *sb,
+      char hex[EVR_SHA256_HEX], evr_err_t *err)
+{
+    char *sum = s_sum_path(b, m), line[160];
+    int fd = open(sum, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    free(sum);
+    unsigned long long size, ino;
+    long long sec;
+    long nsec;
+    int used = 0;
+    if (n > 0) {
+        line[n] = '\0';
+        if (sscanf(line, "%64[0-9a-f] %llu %llu %lld %ld\n%n", hex, &size, &ino, &sec, &nsec,
+                   &used) == 5 && used == n && line[n - 1] == '\n' && strlen(hex) == 64
+            && size == (unsigned long long) sb->st_size
+            && ino == (unsigned long long) sb->st_ino && sec == (long long) sb->st_mtim.tv_sec
+            && nsec == (long) sb->st_mtim.tv_nsec)
+            return true;
+    }
+    uint64_t got;
+    if (evr_sha256_file(final, hex, &got, err))
+        return false;
+    struct stat now;
+    if (lstat(final, &now) != 0 || now.st_ino != sb->st_ino || got != (uint64_t) sb->st_size) {
+        evr_err_set(err, EVR_ERR_IO, "%s changed while its sha256 was read", final);
+        return false;
+    }
+    s_sum_write(b, m, sb, hex);
+    return true;
 }
 
 /*  Whether final holds the file (its size and digest). */
 static bool
-s_holds(const char *final, const evr_msg_t *m)
+s_holds(evr_broker_t *b, const char *final, const evr_msg_t *m)
 {
     struct stat sb;
     if (lstat(final, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t) sb.st_size != m->size)
         return false;
     char hex[EVR_SHA256_HEX];
-    uint64_t size;
     evr_err_t err;
-    return evr_sha256_file(final, hex, &size, &err) == EVR_OK && strcmp(hex, m->sha256) == 0;
+    return s_sum(b, m, final, &sb, hex, &err) && strcmp(hex, m->sha256) == 0;
 }
 
 /*  Appends data at held to the partial file; the new length, or -1
@@ -325,8 +415,10 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         s_ack(b, rid, m, 0, false, NULL);
         return;
     }
-    char *dir = evr_strdup(final);
+    char *dir = evr_strdup(final), *sum = s_sum_path(b, m);
     *strrchr(dir, '/') = '\0';
+    unlink(sum);     /* the earlier copy's (would not count anyway: another inode) */
+    free(sum);
     evr_rc_t rc = evr_mkdirs(dir, &err);
     if (!rc && rename(partial, final) != 0)
         rc = evr_err_set(&err, EVR_ERR_IO, "rename to %s: %s", final, strerror(errno));
@@ -338,6 +430,9 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         }
         evr_broker_info(b, "artifact %s/%s of job %s received (%llu bytes)", m->step, m->path,
                         m->job, (unsigned long long) m->size);
+        struct stat sb;
+        if (lstat(final, &sb) == 0)
+            s_sum_write(b, m, &sb, hex);
         s_note_received(b, m);
         s_ack(b, rid, m, m->size, true, NULL);
     }
@@ -393,7 +488,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
     if (held == 0 && m->offset == 0) {   /* the file's start: a probe, or its first piece */
         /* a copy held already needs no room (a probe of it after a
            restart, or a retried step's identical file) */
-        if (!m->data.len && s_holds(final, m)) {
+        if (!m->data.len && s_holds(b, final, m)) {
             s_note_received(b, m);
             s_ack(b, rid, m, m->size, true, NULL);
             goto out;
@@ -471,13 +566,39 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
                            cut < plen ? "..." : "", m->step, m->job, why);
         goto out;
     }
+    char receiving[96] = "";   /* the partial file of the copy asked for */
+    if (m->sha256 && (!held || !m->offset)) {
+        char *partial = evr_asprintf("%s/%s/.partial/%s", b->opts.artifacts_dir, m->job,
+                                     m->sha256);
+        struct stat pb;
+        if (lstat(partial, &pb) == 0 && S_ISREG(pb.st_mode))
+            snprintf(receiving, sizeof receiving, ": %llu byte%s of it received so far",
+                     (unsigned long long) pb.st_size, pb.st_size == 1 ? "" : "s");
+        free(partial);
+    }
     if (!held) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
                            "the broker holds no artifact %s of step %s of job %s (not shipped "
-                           "by its runner yet, or never)", m->path, m->step, m->job);
+                           "by its runner yet%s)", m->path, m->step, m->job,
+                           receiving[0] ? receiving : ", or never");
         goto out;
     }
     uint64_t size = (uint64_t) sb.st_size;
+    char hex[EVR_SHA256_HEX];
+    evr_err_t err;
+    if (m->sha256 && !s_sum(b, m, final, &sb, hex, &err)) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        goto out;
+    }
+    if (m->sha256 && strcmp(hex, m->sha256) != 0) {
+        /* never another copy's bytes: the client checks against the event */
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
+                           EVR_MSG_OTHER_COPY "sha256 %s, %llu bytes) of artifact %s of step %s of "
+                           "job %s, not the copy of sha256 %s (not shipped by its runner yet%s; "
+                           "or a later copy replaced it)", hex, (unsigned long long) size,
+                           m->path, m->step, m->job, m->sha256, receiving);
+        goto out;
+    }
     if (m->offset > size) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST,
                            "offset %llu is past the end of %s (%llu bytes)",

@@ -10,7 +10,10 @@
     once (503 past it).  The path is checked as the broker checks it
     (relative, no `.` or `..`, no control character: a %00 arrives as
     one, see s_unescape in evr_gw_http.c) before anything is asked.
-    See evr_gw.h. */
+    Each fetch names the sha256 the job's history records, so the broker
+    never serves another copy's bytes (a retried step's earlier copy,
+    even of the same size): it answers that it holds another copy, a 503
+    as for a file not shipped yet.  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <stdio.h>
@@ -92,7 +95,18 @@ s_fetch(s_dl_t *dl, evr_gw_req_t *req, uint64_t off)
     if (evr_gw_call(dl->gw, req, &m, &dl->piece))
         return false;
     const evr_msg_t *p = &dl->piece;
-    if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND)) {
+    char other[65];
+    uint64_t other_size;
+    if (evr_msg_other_copy(p, other, &other_size)) {
+        /* an earlier attempt's copy, say: never its bytes under this sha256 */
+        evr_gw_error(req, 503, "unavailable", "the broker holds another copy of %s/%s of job "
+                     "%s (%llu bytes, sha256 %s) than the step recorded (%llu bytes, sha256 "
+                     "%s): its runner has not shipped the latest copy yet: try again",
+                     dl->step, dl->path, dl->job, (unsigned long long) other_size, other,
+                     (unsigned long long) dl->size, dl->sha);
+        req->retry_after = 1;
+    }
+    else if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND)) {
         evr_gw_error(req, 503, "unavailable", "%s/%s of job %s is not at the broker yet (its "
                      "runner ships it after the step, or at its next start when it is down: "
                      "try again)", dl->step, dl->path, dl->job);

@@ -241,8 +241,9 @@ MSG(artifact_ack, JOB(true), STEP(true), APATH(true), SHA256(true),
 MSG(fetch, JOB(true), STEP(true), APATH(true),
     OFFSET(false, "bytes of the file to skip (default 0)"),
     M("sha256", EVR_FT_STR, false, 64, sha256, NULL, s_check_sha256,
-      "the file's sha256 (its step.artifact event's): a refusal the broker noted of "
-      "another copy of the path is not its answer"));
+      "the file's sha256 (its step.artifact event's): only the copy of that sha256 is "
+      "served, and a refusal the broker noted of another copy of the path is not its "
+      "answer"));
 MSG(artifact_data, STEP(true), APATH(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));
 #define U64(key, member, doc) M(key, EVR_FT_U64, false, 0, member, NULL, NULL, doc)
@@ -609,15 +610,25 @@ evr_msg_decode(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, e
     return EVR_OK;
 }
 
+/*  Skips the object at r, nested at most depth deep; one that is broken
+    or deeper ends the walk (r at its end): a walk never looks at the
+    same bytes twice, so its work is linear in the body. */
+static void
+s_peek_skip(evr_codec_rd_t *r, unsigned depth)
+{
+    size_t k = evr_codec_skip(r->p, (size_t) (r->end - r->p), depth);
+    r->p = k ? r->p + k : r->end;
+}
+
 /*  A str of at most max bytes at r into buf (max + 1 bytes); false, r
     past the object, when it is anything else. */
 static bool
-s_peek_str(evr_codec_rd_t *r, char *buf, size_t max)
+s_peek_str(evr_codec_rd_t *r, char *buf, size_t max, unsigned depth)
 {
     const uint8_t *s;
     uint32_t n;
     if (!evr_codec_rd_raw(r, false, &s, &n)) {
-        r->p += evr_codec_skip(r->p, (size_t) (r->end - r->p), EVR_CODEC_MAX_DEPTH);
+        s_peek_skip(r, depth);
         return false;
     }
     if (n > max || memchr(s, '\0', n))
@@ -634,7 +645,7 @@ s_peek_spec(evr_codec_rd_t *r, evr_msg_peek_t *peek)
 {
     size_t len = evr_codec_skip(r->p, (size_t) (r->end - r->p), EVR_CODEC_MAX_DEPTH - 1);
     evr_codec_rd_t in = { r->p, r->p + len };
-    r->p += len;
+    r->p = len ? r->p + len : r->end;
     evr_spec_t *spec = evr_spec_new();
     evr_err_t err;
     if (len && evr_codec_decode(in.p, len, &evr_spec_type, spec, "spec", &err) == EVR_OK)
@@ -646,11 +657,13 @@ s_peek_spec(evr_codec_rd_t *r, evr_msg_peek_t *peek)
         return;
     for (uint32_t i = 0; i < n && in.p < in.end; i++) {
         char key[16];
-        bool named = s_peek_str(&in, key, sizeof key - 1) && !strcmp(key, "pipeline");
+        bool named = s_peek_str(&in, key, sizeof key - 1, EVR_CODEC_MAX_DEPTH - 2)
+                     && !strcmp(key, "pipeline");
         char name[EVR_SPEC_MAX_NAME + 1];
         if (!named)
-            in.p += evr_codec_skip(in.p, (size_t) (in.end - in.p), EVR_CODEC_MAX_DEPTH - 2);
-        else if (s_peek_str(&in, name, EVR_SPEC_MAX_NAME) && evr_spec_name_ok(name))
+            s_peek_skip(&in, EVR_CODEC_MAX_DEPTH - 2);
+        else if (s_peek_str(&in, name, EVR_SPEC_MAX_NAME, EVR_CODEC_MAX_DEPTH - 2)
+                 && evr_spec_name_ok(name))
             snprintf(peek->pipeline, sizeof peek->pipeline, "%s", name);
     }
 }
@@ -664,22 +677,24 @@ evr_msg_peek(const char *hdr, size_t hlen, const uint8_t *body, size_t blen, evr
     peek->type = s_header_type(hdr, hlen, &code, &err);
     if (peek->type == EVR_MSG_NONE)
         return;
+    if (blen > EVR_MSG_MAX_BYTES)
+        return;     /* what no decode reads: nothing to tell either */
     evr_codec_rd_t r = { body, body + blen };
     uint32_t n;
     if (!evr_codec_rd_map(&r, &n))
         return;
     for (uint32_t i = 0; i < n && r.p < r.end; i++) {
         char key[16], job[EVR_ULID_LEN + 1];
-        bool got = s_peek_str(&r, key, sizeof key - 1);
+        bool got = s_peek_str(&r, key, sizeof key - 1, EVR_CODEC_MAX_DEPTH - 1);
         if (got && !strcmp(key, "job")) {
-            if (s_peek_str(&r, job, EVR_ULID_LEN) && !evr_ulid_problem(job))
+            if (s_peek_str(&r, job, EVR_ULID_LEN, EVR_CODEC_MAX_DEPTH - 1) && !evr_ulid_problem(job))
                 memcpy(peek->job, job, sizeof job);
         }
         else if (got && !strcmp(key, "spec") && peek->type == EVR_MSG_DISPATCH && !peek->spec
                  && !peek->pipeline[0])
             s_peek_spec(&r, peek);
         else
-            r.p += evr_codec_skip(r.p, (size_t) (r.end - r.p), EVR_CODEC_MAX_DEPTH - 1);
+            s_peek_skip(&r, EVR_CODEC_MAX_DEPTH - 1);
     }
 }
 
@@ -688,4 +703,20 @@ evr_msg_peek_clear(evr_msg_peek_t *peek)
 {
     evr_spec_destroy(&peek->spec);
     memset(peek, 0, sizeof *peek);
+}
+
+bool
+evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size)
+{
+    size_t k = strlen(EVR_MSG_OTHER_COPY);
+    if (msg->type != EVR_MSG_ERROR || !msg->code || strcmp(msg->code, EVR_CODE_NOT_FOUND)
+        || !msg->message || strncmp(msg->message, EVR_MSG_OTHER_COPY, k))
+        return false;
+    unsigned long long n;
+    int used = 0;
+    if (sscanf(msg->message + k, "sha256 %64[0-9a-f], %llu bytes)%n", hex, &n, &used) != 2
+        || !used || strlen(hex) != 64)
+        return false;
+    *size = n;
+    return true;
 }

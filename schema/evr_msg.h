@@ -144,6 +144,11 @@ typedef struct {
 #define EVR_MSG_MAX_COPY_BYTES (1u << 20)
 /*  Largest piece of an artifact in one message. */
 #define EVR_MSG_CHUNK_MAX (1u << 20)
+/*  How the broker's `not_found` answer to a `fetch` naming a sha256 other
+    than the held copy's begins, then "sha256 HEX, N bytes) of artifact
+    ..." (schema/PROTOCOL.md, `fetch`): clients tell "another copy" from
+    "none" by it (evr_msg_other_copy). */
+#define EVR_MSG_OTHER_COPY "the broker holds another copy ("
 
 /*  Error codes carried by `error` replies. */
 #define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */
@@ -155,6 +160,11 @@ typedef struct {
 #define EVR_CODE_TOO_LARGE "too_large"       /* over a size limit */
 #define EVR_CODE_UNAVAILABLE "unavailable"   /* the broker cannot serve now */
 #define EVR_CODE_INTERNAL "internal"         /* a bug or a store failure */
+
+/*  Whether msg is the broker's answer to a fetch of a copy other than
+    the one it holds (an `error` whose message begins EVR_MSG_OTHER_COPY
+    and names that copy): its sha256 into hex and its size into *size. */
+bool evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size);
 
 /*  Every code above, NULL-terminated, with a sentence each (for docs). */
 extern const char *const evr_msg_codes[][2];

@@ -16,7 +16,11 @@
     latest replaces once shipped).  Any other failure is an error at
     once: a file the broker refused for good among them (each fetch names
     the sha256 the event records, and the broker answers the refusal it
-    noted of that copy: too_large, with its reason). */
+    noted of that copy: too_large, with its reason).  The broker answers
+    a fetch naming another sha256 than its copy's `not_found`, saying
+    which copy it holds (evr_msg_other_copy): never that copy's bytes,
+    even of the same size; a copy replaced while it is read (a later
+    piece answered so) is read again from its start. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -48,6 +52,7 @@ typedef struct {
     bool absent;            /* not at the broker, or not this copy, when last asked */
     bool stale;             /* the broker held another copy when last asked */
     uint64_t held;          /* its size */
+    char held_sha[65];      /* and sha256 ("": not known) */
     int64_t not_before;     /* mono ms: a whole other copy was read; not asked again before */
 } s_file_t;
 
@@ -142,6 +147,11 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
         evr_rc_t rc = evr_client_call(cli->client, &req, &rep, &err);
         if (rc)
             fprintf(stderr, "%s: %s/%s: %s\n", cli->prog, f->step, f->path, err.msg);
+        else if (evr_msg_other_copy(&rep, f->held_sha, &f->held)) {
+            evr_msg_clear(&rep);
+            status = 3;
+            break;
+        }
         else if (rep.type == EVR_MSG_ERROR && !off && !strcmp(rep.code, EVR_CODE_NOT_FOUND)) {
             evr_msg_clear(&rep);
             status = 2;
@@ -153,8 +163,9 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
         else if (rep.type != EVR_MSG_ARTIFACT_DATA || rep.offset != off)
             fprintf(stderr, "%s: %s/%s: an unexpected answer from the broker\n", cli->prog,
                     f->step, f->path);
-        else if (rep.size != f->size) {
+        else if (rep.size != f->size) {   /* a broker that does not check the sha256 */
             f->held = rep.size;
+            f->held_sha[0] = '\0';
             evr_msg_clear(&rep);
             status = 3;
             break;
@@ -180,6 +191,7 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
         evr_sha256_finish(&h, hex);
         if (strcmp(hex, f->sha256) != 0) {   /* read whole: not again at every poll */
             f->held = f->size;
+            snprintf(f->held_sha, sizeof f->held_sha, "%s", hex);
             f->not_before = zclock_mono() + S_REFETCH_MS;
             status = 3;
         }
@@ -281,9 +293,10 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
         if (!f->absent)
             continue;
         if (f->stale) {
-            fprintf(stderr, "%s: %s/%s: the broker holds another copy (%llu bytes; the step "
-                    "recorded %llu bytes, sha256 %s)", cli->prog, f->step, f->path,
-                    (unsigned long long) f->held, (unsigned long long) f->size, f->sha256);
+            fprintf(stderr, "%s: %s/%s: the broker holds another copy (%llu bytes%s%s; the "
+                    "step recorded %llu bytes, sha256 %s)", cli->prog, f->step, f->path,
+                    (unsigned long long) f->held, f->held_sha[0] ? ", sha256 " : "",
+                    f->held_sha, (unsigned long long) f->size, f->sha256);
             if (wait_s)
                 fprintf(stderr, " after %u s (--wait)", wait_s);
             else

@@ -7,6 +7,7 @@
 # the per-job caps of the runner and the broker; a runner killed while
 # it ships, shipping on after its restart with no duplicate or partial
 # file; `artifacts` waiting for a file not at the broker yet (--wait);
+# a fetch never served another copy than the one it names (its sha256);
 # caches restored for the same pipeline and key and not for another key,
 # evicted least recently used under a tiny cap.
 set -u
@@ -250,13 +251,53 @@ YML
   check "the broker holds the first attempt's copy" cmp -s <(echo first) "$tmp/broker/artifacts/$j/flaky/out.txt"
   cli artifacts "$j" -o "$tmp/r0" --wait 0 > /dev/null 2> "$tmp/r0.err"
   check "--wait 0: exit 1" [ $? -eq 1 ]
-  check "--wait 0: names both copies and what to do" grep -q "^evrun-cli artifacts: flaky/out.txt: the broker holds another copy (6 bytes; the step recorded 2688895 bytes, sha256 $(event_sha "$j" flaky out.txt | tail -n 1)) (--wait 0): an earlier attempt's, until the runner that ran step flaky ships the latest after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/r0.err"
+  check "--wait 0: names both copies and what to do" grep -q "^evrun-cli artifacts: flaky/out.txt: the broker holds another copy (6 bytes, sha256 $(echo first | sha256sum | cut -d' ' -f1); the step recorded 2688895 bytes, sha256 $(event_sha "$j" flaky out.txt | tail -n 1)) (--wait 0): an earlier attempt's, until the runner that ran step flaky ships the latest after the step, or at its next start when it is down; try again later, or raise --wait$" "$tmp/r0.err"
   check "--wait 0: nothing written" [ -z "$(find "$tmp/r0" -type f 2>/dev/null)" ]
   fetch_after_restart "$j" rc-1
   check "the default wait: exit 0 once the latest copy is shipped" [ $? -eq 0 ]
   check "the default wait: said it waits for the latest copy" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: out.txt of step flaky (an earlier attempt's copy there)" "$tmp/got.err"
   check "... the second attempt's file, whole" cmp -s <(seq 1 400000) "$tmp/got/flaky/out.txt"
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+}
+
+# a copy of the same size as the latest event's and another sha256 (a
+# runner made of messages, tests/support/fake_ship.py, ships attempt 1's
+# "abc" whole and 1 byte of attempt 2's "xyz"): a fetch naming attempt
+# 2's sha256 is never served attempt 1's bytes (not_found, naming the
+# copy held); evrun-cli artifacts names both copies and writes nothing;
+# the held copy's sha256 kept beside it (a sum naming another inode not
+# believed); a piece past the file's size refused with its reason
+case_other_copy() {
+  fresh ocopy
+  bus_broker || return
+  /usr/bin/python3 "$src/tests/support/fake_ship.py" "$tmp/bus" oc-1 > "$tmp/fake.out" 2> "$tmp/fake.err"
+  check "the fake runner shipped as a broker answers" [ $? -eq 0 ]
+  local j h1 h2 zero sums
+  j=$(sed -n 's/^job //p' "$tmp/fake.out")
+  h1=$(sed -n 's/^h1 //p' "$tmp/fake.out") h2=$(sed -n 's/^h2 //p' "$tmp/fake.out")
+  zero=$(printf '%064d' 0)
+  check "a piece past the size: refused, with its reason" grep -qx "past_size_reason: a piece at 10 of 3 bytes passes the size 3" "$tmp/fake.out"
+  check "6 bytes of a 3-byte file: refused, with its reason" grep -qx "past_size_reason: a piece at 0 of 6 bytes passes the size 3" "$tmp/fake.out"
+  fetch() { /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" a f "$@"; }
+  check "fetch of the latest event's sha256: not the other copy's bytes (not_found)" fetch "$h2" not_found "the broker holds another copy (sha256 $h1, 3 bytes) of artifact f of step a of job $j, not the copy of sha256 $h2 (not shipped by its runner yet: 1 byte of it received so far; or a later copy replaced it)"
+  check "... nor a later piece of it" fetch "$h2" not_found "the broker holds another copy (sha256 $h1, 3 bytes)" 1
+  check "fetch of the held copy's sha256: its bytes" fetch "$h1" artifact_data abc
+  check "... from an offset" fetch "$h1" artifact_data bc 1
+  check "a sha256 no copy has: not_found, the copy held named" fetch "$zero" not_found "not the copy of sha256 $zero (not shipped by its runner yet; or a later copy replaced it)"
+  check "without sha256: the copy held, unchecked" fetch "" artifact_data abc
+  sums=$tmp/broker/artifacts/$j/.sha256
+  check "the held copy's sha256 kept beside it" grep -q "^$h1 3 [0-9]* [0-9]* [0-9]*$" "$sums/a/f"
+  echo "$h2 3 1 0 0" > "$sums/a/f"
+  check "a sum naming another inode: not believed" fetch "$h2" not_found "the broker holds another copy (sha256 $h1, 3 bytes)"
+  check "... and written again" grep -q "^$h1 3 [0-9]* [0-9]* [0-9]*$" "$sums/a/f"
+  rm "$sums/a/f"
+  check "no sum (a state directory of before): read again" fetch "$h1" artifact_data abc
+  check "... and written" grep -q "^$h1 " "$sums/a/f"
+  cli artifacts "$j" -o "$tmp/got" --wait 0 > "$tmp/got.out" 2> "$tmp/got.err"
+  check "artifacts --wait 0: exit 1" [ $? -eq 1 ]
+  check "... names both copies and what to do" grep -q "^evrun-cli artifacts: a/f: the broker holds another copy (3 bytes, sha256 $h1; the step recorded 3 bytes, sha256 $h2) (--wait 0): an earlier attempt's, until the runner that ran step a ships the latest" "$tmp/got.err"
+  check "... writes nothing" [ -z "$(find "$tmp/got" -type f 2>/dev/null)" ]
+  check "the broker logged the refusals" [ "$(grep -c "artifact a/f of job $j refused: a piece at" "$tmp/broker.log")" -eq 2 ]
 }
 
 # runs FILE with --exec in the state directory $tmp/exec (more runner
@@ -423,7 +464,7 @@ YML
   remove_caches
 }
 
-cases=${*:-failing_step job_cap ship_killed fetch_wait retried_copy cache cache_lru cache_recover}
+cases=${*:-failing_step job_cap ship_killed fetch_wait retried_copy other_copy cache cache_lru cache_recover}
 for c in $cases; do
   case_name=$c
   echo "== $c"

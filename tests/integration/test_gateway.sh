@@ -351,8 +351,10 @@ YML
 
 # An artifact the broker does not hold yet (its runner stopped at the test
 # pause "ship"): 503 with Retry-After, then 200 once the runner, started
-# again, has shipped it; one the broker refused for good (over its
-# --artifact-job-max-bytes): 410 too_large with the broker's reason.
+# again, has shipped it; one of which the broker holds another copy (of
+# the same size): 503, not that copy's bytes; one the broker refused for
+# good (over its --artifact-job-max-bytes): 410 too_large with the
+# broker's reason.
 case_artifact_states() {
   fresh artst
   bus_broker --artifact-job-max-bytes 3000000 && EVR_TEST_PAUSE_AT=ship bus_runner gw-1 "" 1 \
@@ -388,6 +390,17 @@ YML
   done
   check "shipped: 200" [ "$st" = 200 ]
   check "... the bytes" cmp -s "$tmp/body" <(seq 1 400000)
+  # the broker holds a copy of the size the latest event names, and
+  # another sha256 (tests/support/fake_ship.py: attempt 1's "abc" shipped,
+  # attempt 2's "xyz" not): never those bytes under the event's sha256
+  local fj h1 h2
+  /usr/bin/python3 "$src/tests/support/fake_ship.py" "$tmp/bus" gw-fake > "$tmp/fake.out"
+  fj=$(sed -n 's/^job //p' "$tmp/fake.out")
+  h1=$(sed -n 's/^h1 //p' "$tmp/fake.out") h2=$(sed -n 's/^h2 //p' "$tmp/fake.out")
+  check "another copy of the same size: 503" [ "$(api GET "/jobs/$fj/artifacts/a/f" -D "$tmp/h")" = 503 ] && jerr unavailable
+  check "... Retry-After: 1" grep -qi "^Retry-After: 1" "$tmp/h"
+  check "... naming both copies" grep -q "the broker holds another copy of a/f of job $fj (3 bytes, sha256 $h1) than the step recorded (3 bytes, sha256 $h2): its runner has not shipped the latest copy yet: try again" "$tmp/body"
+  check "... no sha256 header" bash -c "! grep -qi '^X-Evrun-Sha256' '$tmp/h'"
   pipeline huge <<'YML'
 pipeline: gw-huge
 image: localhost/evrun-busybox:latest

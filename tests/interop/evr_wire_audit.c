@@ -555,6 +555,21 @@ s_good_artifact(const char *job)
                  "fetch: artifact_data{step, path, size 6, data} (got %s %s)", a.type,
                  evr_wa_str(&a, "message"));
     evr_wa_answer_clear(&a);
+    /* with sha256, only the copy of that sha256 (PROTOCOL.md, fetch) */
+    b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"" S_HELLO_SHA
+                         "\"}", job);
+    evr_wa_request(evr_wa_client, "fetch of its sha256", "fetch", b, l, &a);
+    free(b);
+    evr_wa_check(!strcmp(a.type, "artifact_data") && evr_wa_uint(&a, "size") == 6,
+                 "fetch of its sha256: artifact_data{size 6} (got %s %s)", a.type,
+                 evr_wa_str(&a, "message"));
+    evr_wa_answer_clear(&a);
+    b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",sha256:\"%064d\"}",
+                     job, 0);
+    evr_wa_expect(evr_wa_client, "fetch of another sha256", "fetch", b, l, "not_found",
+                  "the broker holds another copy (sha256 " S_HELLO_SHA ", 6 bytes) of "
+                  "artifact out/a.txt of step s of job ");
+    free(b);
     b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",offset:6}", job);
     evr_wa_request(evr_wa_client, "fetch at the end", "fetch", b, l, &a);
     free(b);

@@ -803,6 +803,45 @@ s_peek(const char *hdr, const char *json, const char *hex, evr_msg_peek_t *pk)
 /*  What a runner reads of a dispatch it cannot decode (version skew):
     the type, the job when a ULID, the spec when its own table takes it
     (only the whole-spec check refused it), else its pipeline name. */
+/*  A body that claims many map entries and breaks inside its first big
+    value: the peek stops there.  It walked the broken value again for
+    each entry claimed (a body of 40 KB took 34 s, this one would take
+    days: the test's time limit fails it). */
+static void
+test_peek_broken_linear(void)
+{
+    enum { N = 300000 };
+    size_t cap = 64 + (size_t) N;
+    uint8_t *b = evr_malloc(cap), *p = b;
+    *p++ = 0xdf;                            /* map32, N entries */
+    for (int k = 24; k >= 0; k -= 8)
+        *p++ = (uint8_t) (N >> k);
+    *p++ = 0xa3;                            /* "job": JOB_ID */
+    memcpy(p, "job", 3);
+    p += 3;
+    *p++ = 0xd9;
+    *p++ = EVR_ULID_LEN;
+    memcpy(p, JOB_ID, EVR_ULID_LEN);
+    p += EVR_ULID_LEN;
+    *p++ = 0xa1;                            /* "x": an array32 of N, N - 1 nils and a cut str8 */
+    *p++ = 'x';
+    *p++ = 0xdd;
+    for (int k = 24; k >= 0; k -= 8)
+        *p++ = (uint8_t) (N >> k);
+    memset(p, 0xc0, N - 1);
+    p += N - 1;
+    *p++ = 0xd9;
+    size_t len = (size_t) (p - b);
+    CHECK(len < cap);
+    evr_msg_peek_t pk;
+    evr_msg_peek("evrun1 dispatch", strlen("evrun1 dispatch"), b, len, &pk);
+    CHECK(pk.type == EVR_MSG_DISPATCH);
+    CHECK_STR(pk.job, JOB_ID);
+    CHECK(pk.spec == NULL && pk.pipeline[0] == '\0');
+    evr_msg_peek_clear(&pk);
+    free(b);
+}
+
 static void
 test_peek_refused(void)
 {
@@ -851,6 +890,35 @@ test_peek_refused(void)
     evr_msg_peek_clear(&pk);
 }
 
+/*  The broker's answer to a fetch of another copy than it holds, told
+    from "none held" by its beginning, its copy's sha256 and size read. */
+static void
+test_other_copy(void)
+{
+    const char *h = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    char msg[512], hex[65];
+    snprintf(msg, sizeof msg, EVR_MSG_OTHER_COPY "sha256 %s, 3 bytes) of artifact f of step "
+             "a of job %s, not the copy of sha256 %064d (not shipped by its runner yet; or a "
+             "later copy replaced it)", h, JOB_ID, 0);
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = EVR_CODE_NOT_FOUND, .message = msg };
+    uint64_t size = 0;
+    CHECK(evr_msg_other_copy(&m, hex, &size));
+    CHECK_STR(hex, h);
+    CHECK(size == 3);
+    m.code = EVR_CODE_INTERNAL;
+    CHECK(!evr_msg_other_copy(&m, hex, &size));   /* not_found only */
+    m.code = EVR_CODE_NOT_FOUND;
+    m.message = "the broker holds no artifact f of step a of job X (not shipped by its "
+                "runner yet, or never)";
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    m.message = EVR_MSG_OTHER_COPY "sha256 abc, 3 bytes) of artifact f";  /* a short digest */
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    m.message = NULL;
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    evr_msg_t d = { .type = EVR_MSG_ARTIFACT_DATA };
+    CHECK(!evr_msg_other_copy(&d, hex, &size));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -869,5 +937,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
     EVR_TEST_RUN(test_peek_refused);
+    EVR_TEST_RUN(test_peek_broken_linear);
+    EVR_TEST_RUN(test_other_copy);
     EVR_TEST_END();
 }
