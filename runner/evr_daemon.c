@@ -351,6 +351,25 @@ s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
     job.accepted holding the spec's stub (evr_spec_stub) when the spec
     alone decodes, else a stub of its pipeline name (S_UNREAD when
     unreadable); one step S_UNREAD, run "", when it names none; no args. */
+/*  Whether a stub of a spec the whole check refused still has names the
+    check takes: a pipeline name, step names of the step form, none twice
+    (each goes into the runner's log and the broker's store). */
+static bool
+s_stub_names_ok(const evr_spec_t *stub)
+{
+    if (!stub->pipeline || !evr_spec_name_ok(stub->pipeline))
+        return false;
+    for (uint32_t i = 0; i < stub->steps.n; i++) {
+        const char *a = evr_spec_step(stub, i)->name;
+        if (!a || !evr_spec_step_name_ok(a))
+            return false;
+        for (uint32_t k = 0; k < i; k++)
+            if (!strcmp(a, evr_spec_step(stub, k)->name))
+                return false;
+    }
+    return true;
+}
+
 static void
 s_dispatch_unread(evr_daemon_t *d, const evr_msg_peek_t *pk, const char *why)
 {
@@ -365,7 +384,11 @@ s_dispatch_unread(evr_daemon_t *d, const evr_msg_peek_t *pk, const char *why)
     snprintf(reason, sizeof reason, "this runner (evrun %s) cannot read the job's dispatch: %s",
              EVR_VERSION, why);
     evr_utf8_clean(reason);     /* why may quote the broker's bytes, cut anywhere */
-    evr_spec_t *stub = pk->spec ? evr_spec_stub(pk->spec) : evr_spec_new();
+    evr_spec_t *stub = pk->spec ? evr_spec_stub(pk->spec) : NULL;
+    if (stub && !s_stub_names_ok(stub))
+        evr_spec_destroy(&stub);    /* names the whole check never passed: not recorded */
+    if (!stub)
+        stub = evr_spec_new();
     if (!stub->pipeline)
         stub->pipeline = evr_strdup(pk->pipeline[0] ? pk->pipeline : S_UNREAD);
     if (!stub->steps.n) {   /* a job holds one step at least (store/evr_job.c) */

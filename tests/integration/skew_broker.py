@@ -12,6 +12,9 @@ version could have queued them (see "Dispatch" and `job.accepted` there):
      holding the stub of no readable spec (pipeline "unreadable", one step
      "unreadable", run "");
   E  a spec of no step: E fails, its stub holding the one step "unreadable";
+  F  a spec whose steps are both named "x/y" (names the whole check
+     refuses): F fails, its stub holding its pipeline's name and the one
+     step "unreadable", not the names no check passed;
   D  a valid process job: it runs (the runner goes on serving).
 
 Welcomes the first runner (seq 0: its whole log comes), acks every batch,
@@ -32,6 +35,7 @@ JOB_A = "01JQ7ZK3M8X2V9T4B6N0C5D7EA"
 JOB_B = "01JQ7ZK3M8X2V9T4B6N0C5D7EB"
 JOB_D = "01JQ7ZK3M8X2V9T4B6N0C5D7ED"
 JOB_E = "01JQ7ZK3M8X2V9T4B6N0C5D7EE"
+JOB_F = "01JQ7ZK3M8X2V9T4B6N0C5D7EF"
 
 
 def send(sock, rid, mtype, body):
@@ -52,6 +56,9 @@ def dispatches(stage):
             {"job": "not-a-ulid", "spec": {"pipeline": "c", "steps": []}},
             {"job": JOB_B, "spec": {"pipeline": 7, "steps": "none"}},
             {"job": JOB_E, "spec": {"pipeline": "empty", "steps": []}},
+            {"job": JOB_F, "spec": {"pipeline": "dup", "executor": "process",
+                                    "steps": [{"name": "x/y", "run": "a"},
+                                              {"name": "x/y", "run": "b"}]}},
             {"job": JOB_D, "spec": {"pipeline": "after", "executor": "process",
                                     "steps": [{"name": "s", "run": "true"}]}}]
 
@@ -94,10 +101,15 @@ def check(events, version):
             "pipeline": "empty", "steps": [{"name": "unreadable", "run": ""}]} or \
             not e[1]["data"].get("reason", "").startswith(want + "dispatch.spec: "):
         bad.append("E: failed, its stub with the step unreadable: %s" % e)
+    f = by_job.get(JOB_F, [])
+    if [x["type"] for x in f] != ["job.accepted", "job.finished"] or f[0]["data"].get("spec") != {
+            "pipeline": "dup", "steps": [{"name": "unreadable", "run": ""}]} or \
+            not f[1]["data"].get("reason", "").startswith(want + "dispatch.spec: "):
+        bad.append("F: failed, its stub with no unchecked step name: %s" % f)
     if kinds.get(JOB_D, [None])[-1:] != ["job.finished"] or \
             by_job[JOB_D][-1]["data"].get("status") != "succeeded":
         bad.append("D: the valid job after them succeeded, got %s" % kinds.get(JOB_D))
-    others = set(by_job) - {JOB_A, JOB_B, JOB_D, JOB_E, None}
+    others = set(by_job) - {JOB_A, JOB_B, JOB_D, JOB_E, JOB_F, None}
     if others:
         bad.append("no event of another job (the bad id): %s" % sorted(others))
     order = [e["job"] for e in events if e.get("job") in (JOB_A, JOB_B)]
