@@ -307,8 +307,8 @@ s_look(evr_ship_t *self)
     char **h = self->names;     /* a max-heap while reading, then sorted */
     for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name);
-        if (n < 6 || strcmp(e->d_name + n - 5, ".ship") != 0)
-            continue;
+        if (n < 6 || strcmp(e->d_name + n - 5, ".ship") != 0 || e->d_type == DT_DIR)
+            continue;   /* (a directory so named is none of ours: it could not be removed) */
         self->count++;
         if (self->entry && !strcmp(e->d_name, self->entry))
             continue;
@@ -422,9 +422,15 @@ s_take(evr_ship_t *self, uint64_t now)
 {
     if (now < self->next_scan)
         return false;
+    bool looked = false;
     for (;;) {
         if (self->next == self->held) {
+            if (looked) {   /* none of what the look found could be taken (nor removed) */
+                self->next_scan = now + S_SCAN_NS;
+                return false;
+            }
             s_look(self);
+            looked = true;
             if (!self->held) {
                 self->next_scan = now + S_SCAN_NS;
                 return false;

@@ -208,6 +208,30 @@ test_late_and_gone(void)
     evr_ship_destroy(&sh);
 }
 
+/*  A directory named as an entry (none of the runner's: it cannot be
+    removed as one) is passed over: the files around it ship, then the
+    shipper says there is nothing, at once (it looked at the directory
+    again and again, in one call, for ever). */
+static void
+test_stuck_entry(void)
+{
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/00000000000000000000-000000-1.ship", s_queue);
+    CHECK(mkdir(dir, 0700) == 0);
+    s_queue_files(20000, 2, NULL);
+    evr_ship_t *sh = evr_ship_new(s_queue, s_art);
+    CHECK(evr_ship_pending(sh, false) == 2);
+    uint64_t now = 0;
+    CHECK(s_ship_one(sh, &now) == 20000);
+    CHECK(s_ship_one(sh, &now) == 20001);
+    unsigned before = s_opens;
+    CHECK(s_ship_one(sh, &now) == -1);
+    CHECK(s_opens - before <= 1);
+    CHECK(evr_ship_pending(sh, true) == 0);
+    evr_ship_destroy(&sh);
+    CHECK(rmdir(dir) == 0);
+}
+
 int
 main(void)
 {
@@ -220,6 +244,7 @@ main(void)
     EVR_TEST_RUN(test_long_queue);
     EVR_TEST_RUN(test_over_the_hold);
     EVR_TEST_RUN(test_late_and_gone);
+    EVR_TEST_RUN(test_stuck_entry);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system(cmd) != 0)
