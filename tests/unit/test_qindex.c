@@ -547,6 +547,33 @@ test_walk(void)
     evr_broker_destroy(&b);
 }
 
+/*  A whole pass that stops early (no free slot left) keeps the due time
+    of a delayed job it passed, also of a pipeline whose labels found no
+    runner (such a pipeline is walked to its end while a job of it is
+    delayed). */
+static void
+test_walk_due(void)
+{
+    evr_broker_t *b = s_broker("walkdue");
+    char ids[5][EVR_ULID_LEN + 1];
+    const char *code;
+    CHECK(s_offer(b, "pipeline: p\nlabels: [x]\n" S_STEPS, NULL, ids[0], &code));
+    CHECK(s_offer(b, "pipeline: p\nlabels: [x]\nstart_delay: 60s\n" S_STEPS, NULL, ids[1],
+                  &code));
+    for (int i = 2; i < 5; i++)
+        CHECK(s_offer(b, "pipeline: q\nlabels: [b]\n" S_STEPS, NULL, ids[i], &code));
+    zsock_t *rs = s_runner(b, "rb", "b", 1);
+    b->changed = true;
+    b->next_due = 0;
+    evr_queue_dispatch(b);
+    CHECK(s_on(b, ids[2], B_DISPATCHED, "rb") && s_on(b, ids[3], B_QUEUED, NULL));
+    CHECK(s_on(b, ids[0], B_QUEUED, NULL) && s_on(b, ids[1], B_QUEUED, NULL));
+    CHECK(b->next_due && b->next_due == evr_queue_find(b, ids[1])->not_before);
+    s_check(b);
+    evr_broker_destroy(&b);
+    zsock_destroy(&rs);
+}
+
 int
 main(void)
 {
@@ -563,6 +590,7 @@ main(void)
     EVR_TEST_RUN(test_dispatch);
     EVR_TEST_RUN(test_dead_labels);
     EVR_TEST_RUN(test_walk);
+    EVR_TEST_RUN(test_walk_due);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
