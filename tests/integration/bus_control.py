@@ -1,6 +1,7 @@
 """bus_control.py BIN_DIR [CASE ...]: a client's pause, resume and drain
 against a real evrun-broker (ipc:// sockets, a temporary state directory)
-and runners played on its runner socket by this script, with the client of
+and runners played on its runner socket by this script (evrun-runner
+itself in one case), with the client of
 tests/interop (written from schema/PROTOCOL.md).  No podman is needed.
 
 Cases:
@@ -13,6 +14,8 @@ Cases:
   restart        after a broker restart the runners holding jobs are listed
                  (lost); a drain of one is held, over another restart too,
                  and sent after its welcome; no job goes to it
+  real_runner    evrun-runner (process executor) drained stays draining
+                 over a broker restart
 """
 import os
 import shutil
@@ -297,8 +300,47 @@ def case_restart(br):
     r.c.close()
 
 
+def case_real_runner(br):
+    """evrun-runner itself (process executor only: no podman) keeps its
+    drain over a broker restart: its hello says draining."""
+    c = Client(br.clients)
+    log = open(f"{br.root}/runner.log", "a")
+    rn = subprocess.Popen([f"{br.bin}/evrun-runner", "--broker", br.runners, "--id", "ctl-real",
+                           "--executors", "process", "--capacity", "1", "--state-dir",
+                           f"{br.root}/r", "--heartbeat-ms", "200", "--lease-ms", "1500"],
+                          stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if runner_state(c, "ctl-real") == "idle":
+                break
+            time.sleep(0.1)
+        check("the runner connects", runner_state(c, "ctl-real") == "idle")
+        a = answer(c, "drain", {"runner": "ctl-real"})
+        check("drain: ok", a[0] == "ok", a)
+        c.close()
+        br.stop()
+        br.start()
+        c = Client(br.clients)
+        st = None
+        for _ in range(100):
+            st = runner_state(c, "ctl-real")
+            if st not in (None, "lost"):
+                break
+            time.sleep(0.1)
+        check("after a broker restart it is back, still draining", st == "draining", st)
+    finally:
+        rn.terminate()
+        try:
+            rn.wait(10)
+        except subprocess.TimeoutExpired:
+            rn.kill()
+            rn.wait()
+        c.close()
+
+
 CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
-         "drain_hello": case_drain_hello, "restart": case_restart}
+         "drain_hello": case_drain_hello, "restart": case_restart,
+         "real_runner": case_real_runner}
 
 
 def main():
