@@ -3,7 +3,8 @@
     Requests are answered in the order they come; streams (jobs, runners,
     history) are a run of messages closed by `end`.  Queue work lives in
     evr_queue.c, runner sessions and event ingestion in evr_runners.c, the
-    jobs of lost runners in evr_lease.c.
+    jobs of lost runners in evr_lease.c, cancel, pause, resume and drain
+    in evr_control.c.
 */
 #define _GNU_SOURCE
 #include <poll.h>

@@ -14,6 +14,15 @@
     longest-silent runner that is neither connected nor holding a job is
     forgotten to make room.  A forgotten runner that comes back is taken
     as at a broker restart: its hello is checked against the archive.
+
+    At start the broker knows, shown lost until their hello, the runners
+    its queue holds jobs of and those it holds a drain for
+    (evr_runners_restore).  A drain goes to a connected runner at once;
+    one asked of a runner away is held (kv "drain/<runner>") and sent
+    after its welcome.  A runner process that took a drain says
+    `draining` in its later hellos; a hello without it is a runner
+    started again, no longer drained.  A hello whose labels name an
+    executor evrun does not have is refused.
 */
 #include <string.h>
 
@@ -348,6 +357,7 @@ s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
             j->created = ev->time;
             evr_queue_push_front(b, j);
         }
+        j->asked = EVR_CONTROL_NONE;    /* a pause sent to an earlier runner of it */
         evr_queue_accepted(b, j, r->id);
         evr_broker_info(b, "job %s accepted by %s", ev->job, r->id);
         s_publish(b, r);
