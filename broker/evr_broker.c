@@ -3,11 +3,11 @@
     Requests are answered in the order they come; streams (jobs, runners,
     history) are a run of messages closed by `end`.  Queue work lives in
     evr_queue.c, runner sessions and event ingestion in evr_runners.c, the
-    jobs of lost runners in evr_lease.c.
+    jobs of lost runners in evr_lease.c, cancel, pause, resume and drain
+    in evr_control.c.
 */
 #define _GNU_SOURCE
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,6 +117,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
         rc = evr_queue_load(b, err);
     if (!rc)
         rc = evr_lease_load(b, err);
+    if (!rc)
+        rc = evr_runners_restore(b, err);
     bool made = false;
     if (!rc && (evr_curve_needed(opts->client_ep) || evr_curve_needed(opts->runner_ep)
                 || evr_curve_needed(opts->pub_ep))) {
@@ -514,120 +516,6 @@ s_runners(evr_broker_t *b, zframe_t *rid)
     evr_bus_send(b->clients, rid, &end, NULL);
 }
 
-/* ------------------------------------------------------------ control */
-
-static void
-s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) job, .message = text };
-    evr_bus_send(b->clients, rid, &m, NULL);
-}
-
-/*  A request about a queued job (the broker acts itself); true when it
-    answered. */
-static bool
-s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue_job_t *j)
-{
-    evr_err_t err;
-    const char *reason = req->reason ? req->reason : "cancelled by a user";
-    switch (req->type) {
-    case EVR_MSG_CANCEL:
-        if (j->state == B_DISPATCHED) {
-            j->cancel_pending = true;
-            free(j->cancel_reason);
-            j->cancel_reason = evr_strdup(reason);
-            s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job", j->runner);
-        }
-        else if (evr_queue_cancel_queued(b, j, reason, &err))
-            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-        else
-            s_ok(b, rid, req->job, "cancelled while queued");
-        return true;
-    case EVR_MSG_PAUSE:
-    case EVR_MSG_RESUME: {
-        bool pause = req->type == EVR_MSG_PAUSE;
-        if (j->state == B_DISPATCHED) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s is being handed to "
-                               "runner %s; try again in a moment", j->id, j->runner);
-            return true;
-        }
-        if ((j->state == B_HELD) == pause) {
-            evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s is %s", j->id,
-                               pause ? "already paused (in the queue)" : "not paused (queued)");
-            return true;
-        }
-        evr_queue_set_state(b, j, pause ? B_HELD : B_QUEUED);
-        if (evr_queue_persist(b, &j, 1, &err)) {
-            evr_broker_fail(b, &err);
-            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
-            return true;
-        }
-        b->changed = true;
-        s_ok(b, rid, j->id, pause ? "paused in the queue: no runner gets it until resumed"
-                                  : "resumed: back in the queue");
-        return true;
-    }
-    default: return false;
-    }
-}
-
-static void
-s_control(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
-{
-    evr_queue_job_t *j = evr_queue_find(b, req->job);
-    if (j && j->state != B_ACTIVE && s_control_queued(b, rid, req, j))
-        return;
-    evr_job_t pj = { 0 };
-    evr_err_t err;
-    if (evr_store_get_job(b->store, req->job, &pj, &err)) {
-        evr_retention_no_job(b, rid, req->job);
-        evr_rec_free(&evr_job_type, &pj);
-        return;
-    }
-    const char *command = req->type == EVR_MSG_CANCEL ? "cancel"
-                        : req->type == EVR_MSG_PAUSE ? "pause" : "resume";
-    const char *conflict = NULL;
-    if (evr_job_is_final(&pj))
-        conflict = "has finished";
-    else if (req->type == EVR_MSG_PAUSE && pj.status != EVR_JOB_RUNNING)
-        conflict = pj.status == EVR_JOB_PAUSED ? "is already paused"
-                                               : "has not started its steps yet; only a "
-                                                 "running job pauses";
-    else if (req->type == EVR_MSG_RESUME && pj.status != EVR_JOB_PAUSED)
-        conflict = "is not paused";
-    char why[256];
-    if (conflict)
-        evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s %s (%s)", req->job,
-                           conflict, evr_job_status_name(pj.status));
-    else if (!evr_runners_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
-    else
-        s_ok(b, rid, req->job, "%s sent to runner %s", command, pj.runner);
-    evr_rec_free(&evr_job_type, &pj);
-}
-
-static void
-s_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
-{
-    char why[256];
-    if (!evr_runners_find(b, req->runner))
-        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no runner %s", req->runner);
-    else if (!evr_runners_control(b, req->runner, "drain", NULL, NULL, why, sizeof why))
-        evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
-    else
-        s_ok(b, rid, NULL, "runner %s drains: it takes no new jobs and finishes its own",
-             req->runner);
-}
-
 /* --------------------------------------------------------------- loop */
 
 /*  A client's request from *rid (taken, set NULL, by a staged submit). */
@@ -661,12 +549,12 @@ s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire
     case EVR_MSG_DEMANDS: evr_demand_list(b, rid); break;
     case EVR_MSG_CANCEL:
     case EVR_MSG_PAUSE:
-    case EVR_MSG_RESUME: s_control(b, rid, msg); break;
+    case EVR_MSG_RESUME: evr_control_job(b, rid, msg); break;
     case EVR_MSG_STATUS: s_status(b, rid, msg); break;
     case EVR_MSG_JOBS: s_jobs(b, rid, msg); break;
     case EVR_MSG_HISTORY: s_history(b, rid, msg); break;
     case EVR_MSG_RUNNERS: s_runners(b, rid); break;
-    case EVR_MSG_DRAIN: s_drain(b, rid, msg); break;
+    case EVR_MSG_DRAIN: evr_control_drain(b, rid, msg); break;
     case EVR_MSG_PRUNE: evr_retention_request(b, rid, msg); break;
     case EVR_MSG_FETCH: evr_artstore_fetch(b, rid, msg); break;
     default:

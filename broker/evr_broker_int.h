@@ -30,6 +30,14 @@ typedef enum {
     B_ACTIVE,       /* accepted by its runner, not finished */
 } evr_queue_state_t;
 
+/*  A pause or resume the broker sent to a running job's runner whose
+    job.paused or job.resumed has not come yet (evr_control.c). */
+typedef enum {
+    EVR_CONTROL_NONE = 0,
+    EVR_CONTROL_PAUSE,
+    EVR_CONTROL_RESUME,
+} evr_control_asked_t;
+
 typedef struct evr_queue_job {
     /* first, together: what a dispatch pass reads of each job it passes over */
     struct evr_queue_job *next, *prev;     /* the queue (b->jobs), in order (evr_qindex.c) */
@@ -59,6 +67,8 @@ typedef struct evr_queue_job {
     uint64_t order;         /* its place in the queue: smaller is nearer the head */
     bool rlinked;           /* in its runner's list: in jobs, runner set */
     bool planned;           /* in the plan evr_policy_admit is making */
+    evr_control_asked_t asked;  /* active: a pause or resume sent, not confirmed yet */
+    uint64_t asked_at;      /* mono ns it was sent */
 } evr_queue_job_t;
 
 /*  The jobs of one partition (partition_by value) of a pipeline that came
@@ -113,6 +123,10 @@ typedef struct evr_runners_session {
     bool resynced;          /* the broker holds its log up to resync_to */
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
+    bool drain_unsent;      /* a drain asked while it was not connected: sent at its
+                               hello (kv "drain/<runner>" holds it over a restart) */
+    bool hello_seen;        /* false: known from the queue or a held drain at the
+                               broker's start, no hello since (evr_runners_restore) */
     bool ephemeral;         /* its hello said so (evrun-runner --once) */
     uint32_t demand_met;    /* slots whose demand its first hello met, not used by a
                                dispatch yet (evr_demand.c) */
@@ -400,6 +414,23 @@ void evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r,
 bool evr_runners_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
                          const char *reason, char *why, size_t whylen);
 void evr_runners_free_all(evr_broker_t *b);
+/*  At start, after evr_queue_load and evr_lease_load: a session, shown
+    lost until its hello, for each runner the queue holds jobs of
+    (dispatched or accepted) and each runner with a drain held
+    (kv "drain/<runner>"). */
+evr_rc_t evr_runners_restore(evr_broker_t *b, evr_err_t *err);
+/*  A client's drain of runner r: sent now when it is connected, else held
+    (in the store too) and sent at its hello; either way it is shown
+    draining and gets no job.  false (why set) when the send or the
+    store write failed. */
+bool evr_runners_drain(evr_broker_t *b, evr_runners_session_t *r, char *why, size_t whylen);
+
+/* evr_control.c: a client's cancel, pause, resume and drain */
+void evr_control_job(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req);
+void evr_control_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req);
+/*  A job.paused or job.resumed of active job j came: the pause or resume
+    it confirms is no longer pending. */
+void evr_control_confirmed(evr_queue_job_t *j, evr_evtype_t t);
 
 /* evr_lease.c */
 /*  Loads the jobs taken from lost runners (and notes the start time). */

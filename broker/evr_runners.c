@@ -14,6 +14,15 @@
     longest-silent runner that is neither connected nor holding a job is
     forgotten to make room.  A forgotten runner that comes back is taken
     as at a broker restart: its hello is checked against the archive.
+
+    At start the broker knows, shown lost until their hello, the runners
+    its queue holds jobs of and those it holds a drain for
+    (evr_runners_restore).  A drain goes to a connected runner at once;
+    one asked of a runner away is held (kv "drain/<runner>") and sent
+    after its welcome.  A runner process that took a drain says
+    `draining` in its later hellos; a hello without it is a runner
+    started again, no longer drained.  A hello whose labels name an
+    executor evrun does not have is refused.
 */
 #include <string.h>
 
@@ -158,13 +167,15 @@ s_forget(evr_broker_t *b, evr_runners_session_t *r, bool timed)
     evr_broker_info(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
                     timed ? "lost past forget_ms" : "room for a new runner id",
                     (unsigned long long) away);
-    if (timed) {
-        char *k = evr_asprintf("key/%s", r->id);
-        evr_store_kv_t op = { k, NULL, 0 };
+    if (timed || r->drain_unsent) {   /* a held drain goes with it */
+        char *k = evr_asprintf("key/%s", r->id), *d = evr_asprintf("drain/%s", r->id);
+        evr_store_kv_t ops[2] = { { d, NULL, 0 }, { k, NULL, 0 } };
         evr_err_t err;
-        if (evr_store_kv_write(b->store, &op, 1, &err))
+        if (evr_store_kv_write(b->store, r->drain_unsent ? ops : ops + 1,
+                               (r->drain_unsent ? 1 : 0) + (timed ? 1 : 0), &err))
             evr_broker_fail(b, &err);
         free(k);
+        free(d);
     }
     free(r->id);
     zframe_destroy(&r->rid);
@@ -209,11 +220,72 @@ evr_runners_forget(evr_broker_t *b)
     }
 }
 
+/*  A new session for runner id, not connected (rid NULL), at the head of
+    the list. */
+static evr_runners_session_t *
+s_session(evr_broker_t *b, const char *id)
+{
+    evr_runners_session_t *r = evr_calloc(1, sizeof *r);
+    r->id = evr_strdup(id);
+    r->next = b->rlist;
+    b->rlist = r;
+    return r;
+}
+
+/*  Sends r (connected) its held drain and drops the record of it. */
+static void
+s_send_drain(evr_broker_t *b, evr_runners_session_t *r)
+{
+    evr_msg_t m = { .type = EVR_MSG_CONTROL, .command = "drain" };
+    evr_err_t err;
+    if (evr_bus_send(b->runners, r->rid, &m, &err)) {
+        evr_broker_warn(b, "runner %s: its drain was not sent: %s (kept for its next hello)",
+                        r->id, err.msg);
+        return;
+    }
+    char *k = evr_asprintf("drain/%s", r->id);
+    evr_store_kv_t op = { k, NULL, 0 };
+    if (evr_store_kv_write(b->store, &op, 1, &err))
+        evr_broker_fail(b, &err);
+    free(k);
+    r->drain_unsent = false;
+    evr_broker_info(b, "runner %s: the drain asked while it was away is sent", r->id);
+}
+
+static bool
+s_executor_known(const char *name)
+{
+    for (const char *const *e = evr_executor_names; *e; e++)
+        if (strcmp(*e, name) == 0)
+            return true;
+    return false;
+}
+
+/*  A hello whose labels name an executor the broker does not know is
+    refused (answered): its jobs would never come, as no spec names it. */
+static bool
+s_hello_executors(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
+{
+    for (uint32_t i = 0; i < msg->labels.n; i++) {
+        const char *l = msg->labels.v[i];
+        size_t pre = strlen(EVR_EXECUTOR_LABEL_PREFIX);
+        if (strncmp(l, EVR_EXECUTOR_LABEL_PREFIX, pre) != 0 || s_executor_known(l + pre))
+            continue;
+        evr_broker_warn(b, "runner %s refused: label %s names no executor", msg->runner, l);
+        evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "hello: runner %s: label %s "
+                           "names no executor evrun has (executor:podman, executor:process); "
+                           "no other label may start with executor:", msg->runner, l);
+        return false;
+    }
+    return true;
+}
+
 static void
 s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
     uint64_t high = 0;
-    if (!s_hello_key(b, rid, msg, key) || !s_hello_seq(b, rid, msg, &high))
+    if (!s_hello_executors(b, rid, msg) || !s_hello_key(b, rid, msg, key)
+        || !s_hello_seq(b, rid, msg, &high))
         return;     /* the runner known under that id keeps its session */
     evr_runners_session_t *r = evr_runners_find(b, msg->runner);
     evr_runners_session_t *other = s_by_rid(b, rid);
@@ -226,13 +298,11 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
                            matter, msg->runner);
         return;
     }
-    if (!r) {
-        r = evr_calloc(1, sizeof *r);
-        r->id = evr_strdup(msg->runner);
-        r->next = b->rlist;
-        b->rlist = r;
+    if (!r)
+        r = s_session(b, msg->runner);
+    if (!r->hello_seen)
         r->demand_met = evr_demand_hello(b, r->id, &msg->labels, msg->capacity);
-    }
+    r->hello_seen = true;
     zframe_destroy(&r->rid);
     r->rid = zframe_dup(rid);
     evr_strlist_free(&r->labels);
@@ -241,7 +311,10 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     r->capacity = msg->capacity;
     r->ephemeral = msg->ephemeral;
     r->credit = 0;
-    r->lost = r->draining = false;
+    r->lost = false;
+    /* a drain ends with the runner process it reached: one that says hello
+       without draining is another (restarted) */
+    r->draining = msg->draining || r->drain_unsent;
     r->lost_at = 0;
     r->seen = evr_mono_ns();
     r->heartbeat = evr_now_ns();
@@ -249,6 +322,8 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     evr_bus_send(b->runners, rid, &w, NULL);
     r->resync_to = msg->seq;
     r->resynced = false;
+    if (r->drain_unsent)
+        s_send_drain(b, r);
     evr_broker_info(b, "runner %s connected: capacity %u, its log at seq %llu, the broker "
                     "holds %llu", r->id, r->capacity, (unsigned long long) msg->seq,
                     (unsigned long long) high);
@@ -261,7 +336,15 @@ static void
 s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
-    if (!ev->job || (t != EVR_EV_JOB_ACCEPTED && t != EVR_EV_JOB_FINISHED))
+    if (!ev->job)
+        return;
+    if (t == EVR_EV_JOB_PAUSED || t == EVR_EV_JOB_RESUMED) {
+        evr_queue_job_t *p = evr_queue_find(b, ev->job);
+        if (p)
+            evr_control_confirmed(p, t);
+        return;
+    }
+    if (t != EVR_EV_JOB_ACCEPTED && t != EVR_EV_JOB_FINISHED)
         return;
     evr_queue_job_t *j = evr_queue_find(b, ev->job);
     if (t == EVR_EV_JOB_ACCEPTED) {
@@ -274,6 +357,7 @@ s_apply(evr_broker_t *b, evr_runners_session_t *r, const evr_event_t *ev)
             j->created = ev->time;
             evr_queue_push_front(b, j);
         }
+        j->asked = EVR_CONTROL_NONE;    /* a pause sent to an earlier runner of it */
         evr_queue_accepted(b, j, r->id);
         evr_broker_info(b, "job %s accepted by %s", ev->job, r->id);
         s_publish(b, r);
@@ -419,11 +503,64 @@ evr_runners_control(evr_broker_t *b, const char *runner, const char *command, co
         snprintf(why, whylen, "runner %s: %s", r->id, err.msg);
         return false;
     }
-    if (strcmp(command, "drain") == 0) {
-        r->draining = true;
-        s_publish(b, r);
-    }
     return true;
+}
+
+bool
+evr_runners_drain(evr_broker_t *b, evr_runners_session_t *r, char *why, size_t whylen)
+{
+    if (r->draining && (r->drain_unsent || s_connected(r)))
+        return true;    /* sent, or held for its hello, already */
+    if (s_connected(r)) {
+        if (!evr_runners_control(b, r->id, "drain", NULL, NULL, why, whylen))
+            return false;
+    }
+    else {
+        char *k = evr_asprintf("drain/%s", r->id);
+        evr_store_kv_t op = { k, "1", 1 };
+        evr_err_t err;
+        evr_rc_t rc = evr_store_kv_write(b->store, &op, 1, &err);
+        free(k);
+        if (rc) {
+            evr_broker_fail(b, &err);
+            snprintf(why, whylen, "%s", err.msg);
+            return false;
+        }
+        r->drain_unsent = true;
+    }
+    r->draining = true;
+    s_publish(b, r);
+    return true;
+}
+
+static int
+s_restore_drain(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) val;
+    (void) len;
+    evr_broker_t *b = arg;
+    const char *id = key + strlen("drain/");
+    evr_runners_session_t *r = evr_runners_find(b, id);
+    if (!r)
+        r = s_session(b, id);
+    r->draining = r->drain_unsent = true;
+    return 0;
+}
+
+evr_rc_t
+evr_runners_restore(evr_broker_t *b, evr_err_t *err)
+{
+    for (evr_queue_job_t *j = zhashx_first(b->by_runner); j; j = zhashx_next(b->by_runner)) {
+        const char *id = zhashx_cursor(b->by_runner);
+        if (!evr_runners_find(b, id))
+            s_session(b, id);
+    }
+    evr_rc_t rc = evr_store_kv_scan(b->store, "drain/", s_restore_drain, b, err);
+    for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
+        r->lost = true;
+        r->lost_at = b->started;    /* the lease counts from the broker's start */
+    }
+    return rc;
 }
 
 void

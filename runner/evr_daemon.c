@@ -148,7 +148,7 @@ s_try_hello(evr_daemon_t *d)
     }
     evr_msg_t m = { .type = EVR_MSG_HELLO, .runner = (char *) d->opts.runner_id,
                     .capacity = d->opts.capacity, .version = EVR_VERSION, .seq = last,
-                    .ephemeral = d->opts.once };
+                    .ephemeral = d->opts.once, .draining = d->draining };
     for (const char *const *l = d->opts.labels; l && *l; l++)
         evr_strlist_push(&m.labels, *l);
     if (evr_bus_send(d->sock, NULL, &m, NULL) == EVR_OK) {

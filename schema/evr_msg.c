@@ -222,7 +222,9 @@ MSG(end, U32("count", count, false, "items sent before this end"),
       "`jobs`: the broker's --queue-limit, the wait list of a pipeline whose queue sets no "
       "limit"));
 MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it runs at once"),
-    VERSION(true), SEQ(false, "highest seq in the runner's log"), EPHEMERAL);
+    VERSION(true), SEQ(false, "highest seq in the runner's log"), EPHEMERAL,
+    M("draining", EVR_FT_BOOL, false, 0, draining, NULL, NULL,
+      "true: this runner process took a drain (evrun-cli drain) and takes no new jobs"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));

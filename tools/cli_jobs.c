@@ -434,7 +434,9 @@ static const struct {
                               "has its containers paused and starts no new step." },
     { "resume", EVR_MSG_RESUME, "Resumes a paused job." },
     { "drain", EVR_MSG_DRAIN, "Drains a runner: it takes no new jobs and finishes its running\n"
-                              "ones (and exits then, when started with --exit-when-drained)." },
+                              "ones (and exits then, when started with --exit-when-drained).\n"
+                              "A runner not connected gets the drain when it is back. The drain\n"
+                              "lasts as long as the runner process: started again, it takes jobs." },
 };
 
 static int
@@ -455,7 +457,9 @@ s_simple_cmd(int argc, char **argv, size_t which)
         if (c == 'r' && s_simple[which].type == EVR_MSG_CANCEL)
             reason = optarg;
         else if (c == 'h') {
-            printf("usage: evrun-cli %s %s [options]\n\n%s\n\n%s%s\nexit status: 0 done; 1 "
+            printf("usage: evrun-cli %s %s [options]\n\n%s\n\n%s%s\nexit status: 0 done (for a "
+                   "running job or a connected runner: sent to it; evrun-cli status\nand runners "
+                   "show when it took effect); 1 "
                    "refused (no such %s, or not possible in its state); 2 usage, or the broker "
                    "unreachable\n", s_simple[which].name, drain ? "RUNNER" : "JOB_ID",
                    s_simple[which].what, s_simple[which].type == EVR_MSG_CANCEL

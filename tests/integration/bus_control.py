@@ -1,0 +1,376 @@
+"""bus_control.py BIN_DIR [CASE ...]: a client's pause, resume and drain
+against a real evrun-broker (ipc:// sockets, a temporary state directory)
+and runners played on its runner socket by this script (evrun-runner
+itself in one case), with the client of
+tests/interop (written from schema/PROTOCOL.md).  No podman is needed.
+
+Cases:
+  pause_resume   pause then resume at once, both sent to the runner in
+                 order; a second pause before job.paused is ok "already
+                 sent", not sent again; after job.paused a pause is conflict
+  executor       a hello with the label executor:docker is refused
+  drain_hello    a drain holds over the runner's reconnection when its hello
+                 says draining; a hello without it (a new process) is idle
+  restart        after a broker restart the runners holding jobs are listed
+                 (lost); a drain of one is held, over another restart too,
+                 and sent after its welcome; no job goes to it
+  real_runner    evrun-runner (process executor) drained stays draining
+                 over a broker restart
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from evrun_client import (Client, ErrorAnswer, frames_for, make_spec, make_step,  # noqa: E402
+                          new_ulid, parse_message)
+
+FAILS = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
+    if not ok:
+        FAILS.append(name)
+
+
+class Broker:
+    def __init__(self, bin_dir, root):
+        self.bin, self.root, self.proc = bin_dir, root, None
+        self.clients = f"ipc://{root}/bus/clients"
+        self.runners = f"ipc://{root}/bus/runners"
+
+    def start(self):
+        for s in ("clients", "runners", "events"):
+            try:
+                os.unlink(f"{self.root}/bus/{s}")
+            except FileNotFoundError:
+                pass
+        log = open(f"{self.root}/broker.log", "a")
+        self.proc = subprocess.Popen([f"{self.bin}/evrun-broker", "--local", "--state-dir",
+                                      self.root, "--heartbeat-ms", "200", "--lease-ms", "1500"],
+                                     stdout=log, stderr=log)
+        for _ in range(100):
+            if os.path.exists(f"{self.root}/bus/clients"):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("broker: no socket after 5 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class FakeRunner:
+    """A runner on the broker's runner socket: what the broker sends it that
+    a call did not wait for is kept in self.got as (type, body)."""
+
+    def __init__(self, broker, rid, labels):
+        self.broker, self.rid, self.labels = broker, rid, labels
+        self.seq, self.jseq, self.c, self.got = 0, {}, None, []
+
+    def connect(self, draining=False, expect_error=False):
+        if self.c:
+            self.c.close()
+        self.c = Client(self.broker.runners)
+        self.got = []
+        body = {"runner": self.rid, "labels": self.labels, "capacity": 2, "version": "test",
+                "seq": self.seq}
+        if draining:
+            body["draining"] = True
+        self.c.send("hello", body)
+        t, b = self.wait("welcome", "error")
+        if t == "error" and not expect_error:
+            raise RuntimeError(f"hello refused: {b}")
+        return t, b
+
+    def wait(self, *types, timeout=5.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            if not self.c.sock.poll(100):
+                continue
+            t, b = parse_message(self.c.sock.recv_multipart())
+            if t in types:
+                return t, b
+            if t != "heartbeat":
+                self.got.append((t, b))
+        raise TimeoutError(f"{self.rid}: no {types} within {timeout} s")
+
+    def pending(self, secs=0.5):
+        """What came within secs (heartbeats left out), and what was kept."""
+        end = time.time() + secs
+        while time.time() < end:
+            if self.c.sock.poll(50):
+                t, b = parse_message(self.c.sock.recv_multipart())
+                if t != "heartbeat":
+                    self.got.append((t, b))
+        out, self.got = self.got, []
+        return out
+
+    def credit(self, n):
+        self.c.send("credit", {"credit": n})
+
+    def events(self, job, *evs):
+        batch = []
+        for typ, data in evs:
+            self.seq += 1
+            self.jseq[job] = self.jseq.get(job, 0) + 1
+            batch.append({"seq": self.seq, "job": job, "jseq": self.jseq[job], "type": typ,
+                          "time": time.time_ns(), "data": data})
+        self.c.send("events", {"events": batch})
+        self.wait("ack")
+
+    def accept(self, job, spec, start=True):
+        evs = [("job.accepted", {"pipeline": spec["pipeline"], "spec": spec, "runner": self.rid})]
+        if start:
+            evs.append(("job.started", {"runner": self.rid}))
+        self.events(job, *evs)
+
+
+def spec_for(label):
+    return make_spec("ctl", [make_step("a", "sleep 60")], image="img", labels=[label])
+
+
+def answer(c, mtype, fields):
+    """(type, message or code) of a request's answer."""
+    try:
+        t, b = c.request(mtype, fields)
+        return t, b.get("message", "")
+    except ErrorAnswer as e:
+        return "error", f"{e.code}: {e.message}"
+
+
+def runner_state(c, rid):
+    items, _ = c.runners()
+    for r in items:
+        if r.get("runner") == rid:
+            return r.get("state")
+    return None
+
+
+def wait_status(c, job, status, secs=5):
+    for _ in range(secs * 20):
+        if c.status(job).get("status") == status:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def dispatched_job(runner, client, label):
+    job = new_ulid()
+    client.submit(job, spec_for(label))
+    t, b = runner.wait("dispatch")
+    assert b.get("job") == job, b
+    return job
+
+
+def controls(msgs):
+    return [(b.get("command"), b.get("job")) for t, b in msgs if t == "control"]
+
+
+def case_pause_resume(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-p", ["lp"])
+    r.connect()
+    r.credit(2)
+    job = dispatched_job(r, c, "lp")
+    r.accept(job, spec_for("lp"))
+    check("the job runs", wait_status(c, job, "running"))
+    a1 = answer(c, "pause", {"job": job})
+    a2 = answer(c, "resume", {"job": job})
+    check("pause: ok, sent", a1[0] == "ok" and "sent to runner ctl-p" in a1[1], a1)
+    check("resume right after: ok, sent after the pause", a2[0] == "ok" and "sent" in a2[1]
+          and "already" not in a2[1], a2)
+    got = controls(r.pending())
+    check("the runner got pause then resume", got == [("pause", job), ("resume", job)], got)
+    r.events(job, ("job.paused", {}), ("job.resumed", {}))
+    check("running again", wait_status(c, job, "running"))
+    a3 = answer(c, "pause", {"job": job})
+    a4 = answer(c, "pause", {"job": job})
+    check("pause: ok", a3[0] == "ok" and "already" not in a3[1], a3)
+    check("a second pause before job.paused: ok, already sent",
+          a4[0] == "ok" and "already sent" in a4[1], a4)
+    got = controls(r.pending())
+    check("the runner got one pause", got == [("pause", job)], got)
+    r.events(job, ("job.paused", {}))
+    check("paused", wait_status(c, job, "paused"))
+    a5 = answer(c, "pause", {"job": job})
+    check("pause of a paused job (confirmed): conflict",
+          a5[0] == "error" and a5[1].startswith("conflict:") and "already paused" in a5[1], a5)
+    a6 = answer(c, "resume", {"job": job})
+    check("resume: ok, sent", a6[0] == "ok" and "resume sent" in a6[1], a6)
+    r.events(job, ("job.resumed", {}))
+    check("running at the end", wait_status(c, job, "running"))
+    a7 = answer(c, "resume", {"job": job})
+    check("resume of a running job (confirmed): conflict",
+          a7[0] == "error" and "is not paused" in a7[1], a7)
+    c.close()
+    r.c.close()
+
+
+def case_executor(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-x", ["executor:podman", "executor:docker"])
+    t, b = r.connect(expect_error=True)
+    check("hello with executor:docker: error bad_request naming it",
+          t == "error" and b.get("code") == "bad_request" and "executor:docker" in
+          b.get("message", ""), (t, b))
+    check("the runner is not listed", runner_state(c, "ctl-x") is None)
+    ok = FakeRunner(br, "ctl-y", ["executor:process", "executor:podman", "x"])
+    t, b = ok.connect()
+    check("hello with executor:process and executor:podman: welcome", t == "welcome", (t, b))
+    c.close()
+    r.c.close()
+    ok.c.close()
+
+
+def case_drain_hello(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-d", ["ld"])
+    r.connect()
+    r.credit(1)
+    a = answer(c, "drain", {"runner": "ctl-d"})
+    check("drain: ok", a[0] == "ok", a)
+    check("the runner got the drain", controls(r.pending()) == [("drain", None)])
+    check("draining", runner_state(c, "ctl-d") == "draining")
+    r.connect(draining=True)        # the same process, reconnected
+    r.credit(1)
+    check("hello with draining: still draining", runner_state(c, "ctl-d") == "draining")
+    job = new_ulid()
+    c.submit(job, spec_for("ld"))
+    got = [t for t, _ in r.pending(0.6)]
+    check("no job dispatched to it", "dispatch" not in got, got)
+    r.connect()                     # a new process under that id
+    r.credit(1)
+    t, b = r.wait("dispatch")
+    check("hello without draining (a new process): it takes jobs again",
+          b.get("job") == job and runner_state(c, "ctl-d") == "busy", b)
+    c.close()
+    r.c.close()
+
+
+def case_restart(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-r", ["lr"])
+    r.connect()
+    r.credit(2)
+    active = dispatched_job(r, c, "lr")
+    r.accept(active, spec_for("lr"))
+    check("the job runs", wait_status(c, active, "running"))
+    c.close()
+    r.c.close()
+    br.stop()
+    br.start()
+    c = Client(br.clients)
+    check("after a restart: the runner holding a job is listed lost",
+          runner_state(c, "ctl-r") == "lost")
+    a = answer(c, "drain", {"runner": "ctl-r"})
+    check("drain of it: ok, held for its hello", a[0] == "ok" and "not connected" in a[1], a)
+    check("still shown lost (it is not connected)", runner_state(c, "ctl-r") == "lost")
+    a = answer(c, "drain", {"runner": "ctl-nobody"})
+    check("drain of an unknown runner: not_found", a[0] == "error"
+          and a[1].startswith("not_found:"), a)
+    c.close()
+    br.stop()
+    br.start()
+    c = Client(br.clients)
+    check("after another restart: still listed", runner_state(c, "ctl-r") == "lost")
+    r.connect()
+    r.credit(2)
+    queued = new_ulid()
+    c.submit(queued, spec_for("lr"))
+    got = r.pending(0.8)
+    check("its drain (held in the store) came after welcome, no dispatch", controls(got) == [("drain", None)]
+          and "dispatch" not in [t for t, _ in got], got)
+    check("draining once back", runner_state(c, "ctl-r") == "draining")
+    r.connect(draining=True)
+    check("and after its reconnection (the drain sent once)",
+          controls(r.pending(0.4)) == [] and runner_state(c, "ctl-r") == "draining")
+    c.close()
+    r.c.close()
+
+
+def case_real_runner(br):
+    """evrun-runner itself (process executor only: no podman) keeps its
+    drain over a broker restart: its hello says draining."""
+    c = Client(br.clients)
+    log = open(f"{br.root}/runner.log", "a")
+    rn = subprocess.Popen([f"{br.bin}/evrun-runner", "--broker", br.runners, "--id", "ctl-real",
+                           "--executors", "process", "--capacity", "1", "--state-dir",
+                           f"{br.root}/r", "--heartbeat-ms", "200", "--lease-ms", "1500"],
+                          stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if runner_state(c, "ctl-real") == "idle":
+                break
+            time.sleep(0.1)
+        check("the runner connects", runner_state(c, "ctl-real") == "idle")
+        a = answer(c, "drain", {"runner": "ctl-real"})
+        check("drain: ok", a[0] == "ok", a)
+        c.close()
+        br.stop()
+        br.start()
+        c = Client(br.clients)
+        st = None
+        for _ in range(100):
+            st = runner_state(c, "ctl-real")
+            if st not in (None, "lost"):
+                break
+            time.sleep(0.1)
+        check("after a broker restart it is back, still draining", st == "draining", st)
+    finally:
+        rn.terminate()
+        try:
+            rn.wait(10)
+        except subprocess.TimeoutExpired:
+            rn.kill()
+            rn.wait()
+        c.close()
+
+
+CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
+         "drain_hello": case_drain_hello, "restart": case_restart,
+         "real_runner": case_real_runner}
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    bin_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
+    for name in names:
+        if name not in CASES:
+            print(f"unknown case {name}; cases: {' '.join(CASES)}", file=sys.stderr)
+            return 2
+    for name in names:
+        root = tempfile.mkdtemp(prefix="evr-ctl-", dir="/tmp")
+        br = Broker(bin_dir, root)
+        print(f"--- {name}")
+        before = len(FAILS)
+        try:
+            br.start()
+            CASES[name](br)
+        except Exception as e:      # a case that broke off counts as failed
+            check(f"{name} ran to its end", False, repr(e))
+        finally:
+            br.stop()
+            if len(FAILS) > before:
+                with open(f"{root}/broker.log") as f:
+                    print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
