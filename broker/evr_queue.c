@@ -110,7 +110,7 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
     /* the end of its start_delay follows from the record's submit time:
        a restarted broker honours it as it was */
     if (submit->spec->start_delay)
-        j->not_before = created + submit->spec->start_delay * 1000000ull;
+        j->not_before = evr_add_sat(created, evr_ms_to_ns(submit->spec->start_delay));
     const char *part = evr_spec_queue_partition(submit->spec, &submit->args);
     j->partition = part ? evr_strdup(part) : NULL;
     j->partition_read = true;

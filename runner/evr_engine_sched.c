@@ -220,7 +220,7 @@ evr_eng_job_started(evr_eng_job_t *job)
     job->phase = EVR_ENG_JOB_RUNNING;
     job->t_start = evr_mono_ns();
     if (job->spec->timeout)
-        job->deadline = job->t_start + job->spec->timeout * 1000000ull;
+        job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
 }
 

@@ -67,6 +67,22 @@ uint64_t evr_mono_ns(void);
 /*  Wall-clock ns as local "YYYY-MM-DD HH:MM:SS" in buf ("-" for 0). */
 void evr_time_format(uint64_t ns, char *buf, size_t size);
 
+/*  Saturating arithmetic for times: a + b, and ms in ns, UINT64_MAX
+    (never) where the exact value would not fit.  Specs bound their
+    durations (EVR_SPEC_MAX_DURATION_MS); these keep a deadline computed
+    from one in range all the same. */
+static inline uint64_t
+evr_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static inline uint64_t
+evr_ms_to_ns(uint64_t ms)
+{
+    return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
+}
+
 #define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /*  The 64-bit FNV-1a hash of len bytes at data (inline: the broker hashes
