@@ -135,7 +135,7 @@ s_offer(evr_broker_t *b, const char *yml, const char *k, char *id, const char **
     bool existing;
     char why[1024];
     *code = NULL;
-    bool ok = evr_queue_offer(b, NULL, &m, &existing, code, why, sizeof why);
+    bool ok = evr_queue_offer(b, NULL, &m, "submit", &existing, code, why, sizeof why);
     evr_queue_flush(b);
     if (id)
         snprintf(id, EVR_ULID_LEN + 1, "%s", job);
