@@ -471,11 +471,21 @@ s_bind(evr_msg_t *msg, const char *req, bool *same, char *why, size_t len)
     }
     else {
         evr_strmap_free(&bound);
-        size_t at = 0;
-        why[0] = '\0';
-        for (size_t i = 0; i < evr_diag_count(d) && at < len; i++)
-            at += (size_t) snprintf(why + at, len - at, "%s%s", i ? "; " : "",
-                                    evr_diag_get(d, i));
+        char *all = evr_strdup("");
+        size_t n = evr_diag_count(d), kept = n < EVR_DIAG_MAX ? n : EVR_DIAG_MAX;
+        for (size_t i = 0; i < kept; i++) {
+            char *was = all;
+            all = evr_asprintf("%s%s%s", was, i ? "; " : "", evr_diag_get(d, i));
+            free(was);
+        }
+        if (n > kept) {
+            char *was = all;
+            all = evr_asprintf("%s; and %zu more", was, n - kept);
+            free(was);
+        }
+        evr_text_fit(all, len - 1);     /* on a character, "…" last */
+        memcpy(why, all, strlen(all) + 1);
+        free(all);
     }
     evr_diag_destroy(&d);
     return ok;
@@ -604,7 +614,7 @@ s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const c
          const uint8_t *wire, size_t wlen)
 {
     const char *code;
-    char why[1024];
+    char why[EVR_MESSAGE_MAX + 1];
     bool existing;
     char job[EVR_ULID_LEN + 1];
     s_id_copy(job, msg->job);   /* msg is taken when staged */

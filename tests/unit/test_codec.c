@@ -603,6 +603,38 @@ test_err_wraps_itself(void)
     CHECK(strncmp(err.msg, "x: aaa", 6) == 0);
 }
 
+/*  A text over its limit is cut on a character and says so ("…" last);
+    one within it is left alone; an evr_err_t message too long for it is
+    cut the same way, not mid-character and silently. */
+static void
+test_text_fit(void)
+{
+    char s[64];
+    snprintf(s, sizeof s, "abc");
+    CHECK(evr_text_fit(s, 3) == 3);
+    CHECK_STR(s, "abc");
+    snprintf(s, sizeof s, "abcdefgh");
+    CHECK(evr_text_fit(s, 6) == 6);
+    CHECK_STR(s, "abc" EVR_CUT_MARK);
+    snprintf(s, sizeof s, "ab\xc3\xa9\xc3\xa9xyz");   /* ab é é xyz */
+    CHECK(evr_text_fit(s, 7) == 7);
+    CHECK_STR(s, "ab\xc3\xa9" EVR_CUT_MARK);
+    snprintf(s, sizeof s, "ab\xc3\xa9\xc3\xa9xyz");
+    CHECK(evr_text_fit(s, 6) == 5);                     /* not half an é */
+    CHECK_STR(s, "ab" EVR_CUT_MARK);
+    evr_err_t err;
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[1500] = ' ';
+    evr_err_set(&err, EVR_ERR_IO, "cause: %s", big);
+    size_t n = strlen(err.msg);
+    CHECK(n <= EVR_ERR_MAX - 1 && n >= EVR_ERR_MAX - 4);
+    CHECK(!strcmp(err.msg + n - 3, EVR_CUT_MARK));
+    CHECK(evr_utf8_valid(err.msg, n));
+    CHECK(EVR_ERR_MAX >= EVR_REASON_MAX);   /* an error fits in a reason whole */
+}
+
 static void
 test_utf8_cut(void)
 {
@@ -795,6 +827,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_check_depth);
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
+    EVR_TEST_RUN(test_text_fit);
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
