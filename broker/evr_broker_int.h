@@ -309,8 +309,9 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
 /*  submit: answers the client itself, a refusal at once, an accepted
     submit once it is committed: it is staged (rid copied, msg taken) and
     committed with the others of the turn by evr_queue_flush, or at once
-    when the batch is full. */
-void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg);
+    when the batch is full.  req names the request the client made
+    ("submit", "start") in a refusal: "start: args.WHO: ...". */
+void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req);
 /*  The same for a client's submit whose body frame came as wire (wlen
     bytes, borrowed): its record is those bytes when binding its args
     changes nothing, instead of msg encoded again; *rid is taken (set
@@ -334,9 +335,9 @@ bool evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_
     staged), else staged: it joins the queue at the turn's commit
     (evr_queue_flush; rid, if any, is answered then); false: refused,
     *code (EVR_CODE_*) and why say why (why: at least 1024 bytes for the
-    whole text). */
-bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
-                     const char **code, char *why, size_t len);
+    whole text), naming the request req ("trigger"). */
+bool evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
+                     bool *existing, const char **code, char *why, size_t len);
 /*  Commits the staged submits: their records appended to the submit
     journal in one write and flushed (one fdatasync), then answers each:
     `accepted`, or when the write or flush failed an `internal` error to

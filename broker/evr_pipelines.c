@@ -452,7 +452,7 @@ evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const 
 {
     evr_msg_t m;
     evr_pipelines_submit_msg(p, job, args, labels, &m);
-    evr_queue_submit(b, rid, &m);
+    evr_queue_submit(b, rid, &m, "start");
     evr_msg_clear(&m);
 }
 
@@ -504,13 +504,13 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     char why[1024];
     evr_pipelines_submit_msg(p, req->job, &req->args, &req->labels, &m);
     if (!req->source_url && !req->source_ref && !req->ci_source_url && !req->ci_source_ref)
-        evr_queue_submit(b, rid, &m);
+        evr_queue_submit(b, rid, &m, "start");
     else if (!s_override(m.spec, req, why, sizeof why)) {
         evr_queue_flush(b);
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
     }
     else
-        evr_queue_submit(b, rid, &m);
+        evr_queue_submit(b, rid, &m, "start");
     evr_msg_clear(&m);
 }
 

@@ -284,6 +284,7 @@ evr_policy_due(evr_broker_t *b, int max_ms)
         b->next_due = 0;
         return 0;
     }
-    uint64_t ms = (b->next_due - now + 999999) / 1000000;
+    uint64_t ns = b->next_due - now;   /* rounded up to ms (next_due may be UINT64_MAX) */
+    uint64_t ms = ns / 1000000 + (ns % 1000000 != 0);
     return ms < (uint64_t) max_ms ? (int) ms : max_ms;
 }

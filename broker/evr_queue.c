@@ -110,7 +110,7 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
     /* the end of its start_delay follows from the record's submit time:
        a restarted broker honours it as it was */
     if (submit->spec->start_delay)
-        j->not_before = created + submit->spec->start_delay * 1000000ull;
+        j->not_before = evr_add_sat(created, evr_ms_to_ns(submit->spec->start_delay));
     const char *part = evr_spec_queue_partition(submit->spec, &submit->args);
     j->partition = part ? evr_strdup(part) : NULL;
     j->partition_read = true;
@@ -456,11 +456,12 @@ s_same_map(const evr_strmap_t *a, const evr_strmap_t *b)
 }
 
 /*  Binds the submit's args to its spec (*same: they were already as
-    bound); false with the reasons in why. */
+    bound); false with the reasons in why, each named after req (the
+    request made: "submit", "start", "trigger"). */
 static bool
-s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
+s_bind(evr_msg_t *msg, const char *req, bool *same, char *why, size_t len)
 {
-    evr_diag_t *d = evr_diag_new("submit");
+    evr_diag_t *d = evr_diag_new(req);
     evr_strmap_t bound = { 0 };
     bool ok = evr_spec_bind_args(msg->spec, &msg->args, &bound, d) == EVR_OK;
     *same = ok && s_same_map(&msg->args, &bound);
@@ -470,11 +471,21 @@ s_bind(evr_msg_t *msg, bool *same, char *why, size_t len)
     }
     else {
         evr_strmap_free(&bound);
-        size_t at = 0;
-        why[0] = '\0';
-        for (size_t i = 0; i < evr_diag_count(d) && at < len; i++)
-            at += (size_t) snprintf(why + at, len - at, "%s%s", i ? "; " : "",
-                                    evr_diag_get(d, i));
+        char *all = evr_strdup("");
+        size_t n = evr_diag_count(d), kept = n < EVR_DIAG_MAX ? n : EVR_DIAG_MAX;
+        for (size_t i = 0; i < kept; i++) {
+            char *was = all;
+            all = evr_asprintf("%s%s%s", was, i ? "; " : "", evr_diag_get(d, i));
+            free(was);
+        }
+        if (n > kept) {
+            char *was = all;
+            all = evr_asprintf("%s; and %zu more", was, n - kept);
+            free(was);
+        }
+        evr_text_fit(all, len - 1);     /* on a character, "…" last */
+        memcpy(why, all, strlen(all) + 1);
+        free(all);
     }
     evr_diag_destroy(&d);
     return ok;
@@ -506,10 +517,11 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, 
 
 /*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
     NULL; own, when not NULL, holds rid, taken (set NULL) when the submit
-    is staged instead of copied. */
+    is staged instead of copied; req names the request in refusals. */
 static bool
-s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
-        size_t wlen, bool *existing, const char **code, char *why, size_t len)
+s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const char *req,
+        const uint8_t *wire, size_t wlen, bool *existing, const char **code, char *why,
+        size_t len)
 {
     *existing = false;
     uint64_t rh, jh;
@@ -524,7 +536,7 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ui
         return true;
     *code = EVR_CODE_BAD_REQUEST;
     bool same;
-    if (!s_bind(msg, &same, why, len))
+    if (!s_bind(msg, req, &same, why, len))
         return false;
     /* its record's body: the body as received when binding its args
        changed nothing (it decodes to msg, every key of it: see
@@ -542,7 +554,7 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ui
     }
     if (blen > fits && evr_spec_check_size(msg->spec, &err)) {
         *code = EVR_CODE_TOO_LARGE;     /* its job.accepted must fit in `events` */
-        snprintf(why, len, "submit.spec: %s", err.msg);
+        snprintf(why, len, "%s.spec: %s", req, err.msg);
         free(body);
         return false;
     }
@@ -550,8 +562,8 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ui
     const char *lacks = msg->spec->source.copy && !msg->source_tar.len ? "source"
                       : msg->spec->ci_source.copy && !msg->ci_source_tar.len ? "ci_source" : NULL;
     if (lacks) {
-        snprintf(why, len, "submit.%s_tar: the spec's %s is copy: a directory, but the submit "
-                 "carries no tar of it (evrun-cli sends it)", lacks, lacks);
+        snprintf(why, len, "%s.%s_tar: the spec's %s is copy: a directory, but the %s "
+                 "carries no tar of it (evrun-cli sends it)", req, lacks, lacks, req);
         free(body);
         return false;
     }
@@ -590,23 +602,23 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ui
 }
 
 bool
-evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, bool *existing,
-                const char **code, char *why, size_t len)
+evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
+                bool *existing, const char **code, char *why, size_t len)
 {
-    return s_offer(b, rid, NULL, msg, NULL, 0, existing, code, why, len);
+    return s_offer(b, rid, NULL, msg, req, NULL, 0, existing, code, why, len);
 }
 
-/*  evr_queue_submit_wire; own as s_offer's. */
+/*  evr_queue_submit_wire; own and req as s_offer's. */
 static void
-s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const uint8_t *wire,
-         size_t wlen)
+s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const char *req,
+         const uint8_t *wire, size_t wlen)
 {
     const char *code;
-    char why[1024];
+    char why[EVR_MESSAGE_MAX + 1];
     bool existing;
     char job[EVR_ULID_LEN + 1];
     s_id_copy(job, msg->job);   /* msg is taken when staged */
-    if (!s_offer(b, rid, own, msg, wire, wlen, &existing, &code, why, sizeof why))
+    if (!s_offer(b, rid, own, msg, req, wire, wlen, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
@@ -615,16 +627,16 @@ s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const u
 }
 
 void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req)
 {
-    s_submit(b, rid, NULL, msg, NULL, 0);
+    s_submit(b, rid, NULL, msg, req, NULL, 0);
 }
 
 void
 evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
                       size_t wlen)
 {
-    s_submit(b, *rid, rid, msg, wire, wlen);
+    s_submit(b, *rid, rid, msg, "submit", wire, wlen);
 }
 
 evr_rc_t

@@ -122,7 +122,7 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
     char job[EVR_ULID_LEN + 1];
     snprintf(job, sizeof job, "%s", msg->job);
     evr_queue_flush(b);     /* the submits before it are committed and answered first */
-    if (!evr_queue_offer(b, NULL, &m, &existing, &code, why, sizeof why)) {
+    if (!evr_queue_offer(b, NULL, &m, "trigger", &existing, &code, why, sizeof why)) {
         s_answer(b, rid, job, false, code, why);
         evr_msg_clear(&m);
         return;

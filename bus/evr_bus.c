@@ -130,14 +130,13 @@ evr_rc_t
 evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
 {
     evr_msg_t m = { .type = EVR_MSG_ERROR, .code = (char *) code };
-    char text[EVR_ERR_MAX];
+    char text[EVR_MESSAGE_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    size_t len = strlen(text);
-    if (n >= (int) sizeof text && len && !evr_utf8_valid(text, len))
-        text[evr_utf8_cut(text, len, len - 1, false)] = '\0';  /* cut: no half a character */
+    if (n > EVR_MESSAGE_MAX)
+        evr_text_cut(text, EVR_MESSAGE_MAX);    /* on a character, "…" last */
     m.message = text;
     return evr_bus_send(sock, rid, &m, NULL);
 }

@@ -44,7 +44,8 @@ evr_rc_t evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_er
 typedef void (evr_bus_loopback_fn)(void *arg, const evr_msg_t *msg);
 void evr_bus_loopback(zsock_t *sock, const zframe_t *rid, evr_bus_loopback_fn *fn, void *arg);
 
-/*  Sends an `error` with code and message. */
+/*  Sends an `error` with code and message (a message over the protocol's
+    4096 bytes cut on a character, "…" last). */
 evr_rc_t evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

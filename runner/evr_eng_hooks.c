@@ -273,8 +273,10 @@ s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const ch
     ev->data.name = evr_strdup(h->name);
     ev->data.status = evr_strdup(status);
     ev->data.duration_ms = ms;
-    if (why)
-        ev->data.reason = evr_asprintf("%.1000s", why);
+    if (why) {
+        ev->data.reason = evr_strdup(why);
+        evr_text_fit(ev->data.reason, EVR_REASON_MAX);   /* on a character, "…" last */
+    }
     evr_eng_print(job->eng, "evrun-runner: hook %s (%s) %s%s%s (%llu ms)%s", h->name,
                   evr_hook_phase_name(h->phase), status, why ? ": " : "", why ? why : "",
                   (unsigned long long) ms, strcmp(status, "succeeded") && h->optional

@@ -424,7 +424,7 @@ s_credit_pause(evr_eng_job_t *job)
     if (now <= job->paused_at)
         return;
     if (job->deadline)
-        job->deadline += now - job->paused_at;
+        job->deadline = evr_add_sat(job->deadline, now - job->paused_at);
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
         uint64_t from = st->t_start > job->paused_at ? st->t_start : job->paused_at;
@@ -476,7 +476,7 @@ s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
     evr_eng_job_t *job = st->job;
     uint64_t dl = UINT64_MAX, grace = UINT64_MAX;
     if (st->spec->timeout)
-        dl = st->t_start + st->paused_ns + st->spec->timeout * 1000000ull;
+        dl = evr_add_sat(st->t_start + st->paused_ns, evr_ms_to_ns(st->spec->timeout));
     if (job->end_at && evr_eng_spared(st)) {
         uint64_t from = st->t_start > job->end_at ? st->t_start : job->end_at;
         grace = from + (uint64_t) job->eng->opts.when_grace_ms * 1000000ull;

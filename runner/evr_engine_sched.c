@@ -129,6 +129,15 @@ s_cleaned(const evr_exec_result_t *r, void *arg)
     job->calls--;
 }
 
+/*  text (owned, returned) within the protocol's limit of a reason (cut on a
+    character, "…" last). */
+static char *
+s_reason(char *text)
+{
+    evr_text_fit(text, EVR_REASON_MAX);
+    return text;
+}
+
 /*  A failed job's reason when no hook gave one: its first failed step
     (in file order) and how, so `status`, `jobs` and the end of `run
     --follow` say which step to look at; when no step failed, what the
@@ -150,15 +159,16 @@ s_failed_steps_reason(const evr_eng_job_t *job)
         else if (!skipped && job->steps[i].status == EVR_STEP_SKIPPED && job->steps[i].reason)
             skipped = &job->steps[i];
     if (!first && job->reason)
-        return evr_asprintf("%.1000s", job->reason);
+        return s_reason(evr_strdup(job->reason));
     if (!first)
-        return skipped ? evr_asprintf("%.1000s", skipped->reason) : NULL;
+        return skipped ? s_reason(evr_strdup(skipped->reason)) : NULL;
     char others[48] = "";
     if (more)
         snprintf(others, sizeof others, " (and %u more step%s)", more, more == 1 ? "" : "s");
-    return evr_asprintf("step %.64s %s (exit %lld)%s%s%.800s", first->spec->name,
-                        evr_step_status_name(first->status), (long long) first->exit_code,
-                        others, first->reason ? ": " : "", first->reason ? first->reason : "");
+    return s_reason(evr_asprintf("step %s %s (exit %lld)%s%s%s", first->spec->name,
+                                 evr_step_status_name(first->status),
+                                 (long long) first->exit_code, others,
+                                 first->reason ? ": " : "", first->reason ? first->reason : ""));
 }
 
 static void
@@ -176,11 +186,11 @@ s_job_finish(evr_eng_job_t *job)
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
     if (evr_eng_hooks_reason(job) && status != EVR_JOB_SUCCEEDED)
-        ev->data.reason = evr_asprintf("%.1000s", evr_eng_hooks_reason(job));
+        ev->data.reason = s_reason(evr_strdup(evr_eng_hooks_reason(job)));
     else if (status == EVR_JOB_FAILED)
         ev->data.reason = s_failed_steps_reason(job);
     else if (status == EVR_JOB_TIMED_OUT && job->reason)
-        ev->data.reason = evr_asprintf("%.1000s", job->reason);
+        ev->data.reason = s_reason(evr_strdup(job->reason));
     free(job->reason);   /* from now on, job.finished's (the summary of --exec says it) */
     job->reason = ev->data.reason ? evr_strdup(ev->data.reason) : NULL;
     uint32_t allowed = 0;
@@ -220,7 +230,7 @@ evr_eng_job_started(evr_eng_job_t *job)
     job->phase = EVR_ENG_JOB_RUNNING;
     job->t_start = evr_mono_ns();
     if (job->spec->timeout)
-        job->deadline = job->t_start + job->spec->timeout * 1000000ull;
+        job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
 }
 

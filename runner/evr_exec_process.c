@@ -226,6 +226,17 @@ evr_xp_watch(evr_xp_op_t *op)
 
 /* ---------------------------------------------------------------- helpers */
 
+/*  limits.cpu (ms) as RLIMIT_CPU's whole seconds, rounded up, at most
+    the spec's longest duration: the kernel counts the limit in ns, and a
+    larger one wraps to a limit already used up (SIGKILL at once). */
+static uint64_t
+s_cpu_s(uint64_t ms)
+{
+    if (ms > EVR_SPEC_MAX_DURATION_MS)
+        ms = EVR_SPEC_MAX_DURATION_MS;
+    return ms / 1000 + (ms % 1000 != 0);
+}
+
 static char *
 s_unit_dir(const evr_xp_t *ex, const char *name)
 {
@@ -314,7 +325,7 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     if (spec->limits && spec->limits->present)
         lim = (evr_unit_limits_t) { .nofile = spec->limits->nofile,
                                     .nproc = spec->limits->nproc,
-                                    .cpu_s = (spec->limits->cpu + 999) / 1000,
+                                    .cpu_s = s_cpu_s(spec->limits->cpu),
                                     .memory = spec->limits->memory };
     evr_rc_t rc = evr_unit_make(ex->units, spec->name, spec->script ? spec->script : "", env, k,
                                 ws, &lim, &exists, &err);

@@ -395,9 +395,10 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
         json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota",
                                                   (json_int_t) spec->cpus_milli * 100,
                                                   "period", (json_int_t) 100000));
-    if (spec->memory)
+    /* podman reads int64s: a larger value (a spec refuses it) is no limit */
+    if (spec->memory && spec->memory <= INT64_MAX)
         json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t) spec->memory));
-    if (spec->pids)
+    if (spec->pids && spec->pids <= INT64_MAX)
         json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t) spec->pids));
     if (json_object_size(res))
         json_object_set(body, "resource_limits", res);

@@ -319,7 +319,7 @@ s_credit_pauses(evr_eng_job_t *job, const evr_job_t *rec)
         if (to <= from)
             continue;
         if (job->deadline)
-            job->deadline += to - from;
+            job->deadline = evr_add_sat(job->deadline, to - from);
         for (uint32_t i = 0; i < job->n; i++) {
             const evr_stepstate_t *sr = evr_job_step(rec, i);
             uint64_t a = sr->started > from ? sr->started : from;
@@ -375,7 +375,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             evr_eng_cache_recover(job);
             job->t_start = s_to_mono(rec.started);
             if (job->spec->timeout)
-                job->deadline = job->t_start + job->spec->timeout * 1000000ull;
+                job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
             /* paused: it stays so, and starts nothing, until resumed */
             job->paused = rec.status == EVR_JOB_PAUSED;
             job->paused_at = evr_mono_ns();

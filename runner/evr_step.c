@@ -218,11 +218,13 @@ evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
 {
     if (st->reason)
         return;   /* the first reason is the cause */
-    char buf[EVR_ERR_MAX];
+    char buf[EVR_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    if (n > EVR_REASON_MAX)
+        evr_text_cut(buf, EVR_REASON_MAX);   /* the protocol's limit, "…" last */
     st->reason = evr_strdup(buf);
 }
 
@@ -728,8 +730,9 @@ evr_eng_step_skip(evr_eng_step_t *st, const char *reason)
     evr_eng_chan_close(st);
     st->status = EVR_STEP_SKIPPED;
     st->reason = evr_strdup(reason);
+    evr_text_fit(st->reason, EVR_REASON_MAX);   /* the protocol's limit, "…" last */
     evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_SKIPPED, st);
-    ev->data.reason = evr_strdup(reason);
+    ev->data.reason = evr_strdup(st->reason);
     evr_eng_step_log(st, "skipped: %s", reason);
 }
 

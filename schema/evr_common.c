@@ -27,6 +27,28 @@ evr_strerror(evr_rc_t rc)
     return "unknown error";
 }
 
+size_t
+evr_text_cut(char *s, size_t max)
+{
+    size_t mark = sizeof EVR_CUT_MARK - 1, n = strlen(s);
+    if (max < mark) {
+        s[0] = '\0';
+        return 0;
+    }
+    size_t at = n < max - mark ? n : max - mark;
+    while (at > 0 && ((unsigned char) s[at] & 0xc0) == 0x80)   /* not inside a character */
+        at--;
+    memcpy(s + at, EVR_CUT_MARK, mark + 1);
+    return at + mark;
+}
+
+size_t
+evr_text_fit(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    return n <= max ? n : evr_text_cut(s, max);
+}
+
 evr_rc_t
 evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
 {
@@ -38,8 +60,10 @@ evr_err_set(evr_err_t *err, evr_rc_t rc, const char *fmt, ...)
         char text[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
+        int n = vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        if (n >= (int) sizeof text)
+            evr_text_cut(text, sizeof text - 1);   /* a visible cut */
         memcpy(err->msg, text, strlen(text) + 1);
     }
     return rc;

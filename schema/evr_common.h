@@ -31,12 +31,31 @@ typedef enum {
 /*  Returns a static, never-NULL description of rc. */
 const char *evr_strerror(evr_rc_t rc);
 
-/*  A message to go with an evr_rc_t.  Fixed size: longer messages are
-    truncated, never overflow. */
-#define EVR_ERR_MAX 512
+/*  A message to go with an evr_rc_t.  Fixed size, as long as the
+    protocol's reasons (EVR_REASON_MAX, which an error often becomes):
+    longer messages are cut on a character, ending with EVR_CUT_MARK,
+    never overflow. */
+#define EVR_ERR_MAX 1024
 typedef struct {
     char msg[EVR_ERR_MAX];
 } evr_err_t;
+
+/*  The protocol's longest `reason` (events, control, status) and
+    `message` (error, ok) in bytes (schema/PROTOCOL.md). */
+#define EVR_REASON_MAX 1024
+#define EVR_MESSAGE_MAX 4096
+
+/*  What a text cut to fit its limit ends with: "…" (U+2026, 3 bytes). */
+#define EVR_CUT_MARK "\xe2\x80\xa6"
+
+/*  Cuts the UTF-8 text s in place to at most max bytes when it is
+    longer: on a character boundary, EVR_CUT_MARK last (max of 3 or more).
+    Returns its length. */
+size_t evr_text_fit(char *s, size_t max);
+/*  The same when s is known to be cut already (a vsnprintf that did not
+    fit): cut to at most max bytes with EVR_CUT_MARK, whatever its
+    length. */
+size_t evr_text_cut(char *s, size_t max);
 
 /*  Formats a message into err (if err is not NULL) and returns rc, so a
     failing function can end with `return evr_err_set(err, rc, ...)`.  The
@@ -66,6 +85,22 @@ uint64_t evr_now_ns(void);
 uint64_t evr_mono_ns(void);
 /*  Wall-clock ns as local "YYYY-MM-DD HH:MM:SS" in buf ("-" for 0). */
 void evr_time_format(uint64_t ns, char *buf, size_t size);
+
+/*  Saturating arithmetic for times: a + b, and ms in ns, UINT64_MAX
+    (never) where the exact value would not fit.  Specs bound their
+    durations (EVR_SPEC_MAX_DURATION_MS); these keep a deadline computed
+    from one in range all the same. */
+static inline uint64_t
+evr_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static inline uint64_t
+evr_ms_to_ns(uint64_t ms)
+{
+    return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
+}
 
 #define EVR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

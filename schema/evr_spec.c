@@ -219,51 +219,61 @@ static const evr_field_t s_matrix_fields[] = {
 const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix_fields,
                                         EVR_ARRAY_LEN(s_matrix_fields), EVR_NO_PRESENT, NULL };
 
+/* a step's keys after name: a step's and on_error's */
+#define S_STEP_KEYS                                                                                            \
+    F(evr_step_t, "run", EVR_FT_STR, true, EVR_SPEC_MAX_RUN, run, NULL, NULL,                                  \
+      "shell script run with /bin/sh -c in /workspace"),                                                       \
+    F(evr_step_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,                                          \
+      "container image; default: the pipeline's image"),                                                       \
+    F(evr_step_t, "needs", EVR_FT_STRLIST, false, EVR_SPEC_MAX_STEPS, needs, NULL, NULL,                       \
+      "steps that must succeed before this one (makes the pipeline a DAG)"),                                   \
+    { "matrix", EVR_FT_RECMAP, false, EVR_SPEC_MAX_MATRIX_KEYS, offsetof(evr_step_t, matrix),                  \
+      &evr_matrix_type, NULL, NULL,                                                                            \
+      "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "                      \
+      "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },                      \
+    F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,                                   \
+      "step time limit (90s, 5m, 1h30m); 0 or absent: none"),                                                  \
+    { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),                                   \
+      &evr_artifacts_type, NULL, NULL,                                                                         \
+      "files copied out after the step: {paths, when}, or a list of paths (when on_success)",                  \
+      NULL, "paths" },                                                                                         \
+    F(evr_step_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,                                           \
+      "environment of this step, over the pipeline's"),                                                        \
+    F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,                              \
+      "retry policy"),                                                                                         \
+    F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,                           \
+      "resource limits of this step, over the pipeline's key by key; 0 or absent: none"),                      \
+    F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,                                   \
+      "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only"),  \
+    { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,                             \
+      "when its image is pulled: missing, always or never; default: the pipeline's",                           \
+      evr_pull_names, NULL },                                                                                  \
+    { "network", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, network), NULL, NULL, NULL,                       \
+      "its network: none, bridge or host; default: the pipeline's", evr_network_names, NULL },                 \
+    F(evr_step_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,                 \
+      NULL, "caches of this step, over the pipeline's (the same path: this step's)"),                          \
+    F(evr_step_t, "allow_failure", EVR_FT_BOOL, false, 0, allow_failure, NULL, NULL,                           \
+      "its failure (failed, timed out) does not fail the job: shown as failed (allowed)"),                     \
+    { "when", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, when), NULL, NULL, NULL,                             \
+      "when it runs: on_success (no step failed; default), on_failure (one failed) or "                        \
+      "always (after a cancel or a timeout too, for 60s at most)", evr_when_names, NULL },
+
 static const evr_field_t s_step_fields[] = {
     F(evr_step_t, "name", EVR_FT_STR, true, EVR_SPEC_MAX_NAME, name, NULL, NULL,
       "step name, unique in the pipeline"),
-    F(evr_step_t, "run", EVR_FT_STR, true, EVR_SPEC_MAX_RUN, run, NULL, NULL,
-      "shell script run with /bin/sh -c in /workspace"),
-    F(evr_step_t, "image", EVR_FT_STR, false, 512, image, NULL, NULL,
-      "container image; default: the pipeline's image"),
-    F(evr_step_t, "needs", EVR_FT_STRLIST, false, EVR_SPEC_MAX_STEPS, needs, NULL, NULL,
-      "steps that must succeed before this one (makes the pipeline a DAG)"),
-    { "matrix", EVR_FT_RECMAP, false, EVR_SPEC_MAX_MATRIX_KEYS, offsetof(evr_step_t, matrix),
-      &evr_matrix_type, NULL, NULL,
-      "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "
-      "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },
-    F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,
-      "step time limit (90s, 5m, 1h30m); 0 or absent: none"),
-    { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),
-      &evr_artifacts_type, NULL, NULL,
-      "files copied out after the step: {paths, when}, or a list of paths (when on_success)",
-      NULL, "paths" },
-    F(evr_step_t, "env", EVR_FT_STRMAP, false, 256, env, NULL, NULL,
-      "environment of this step, over the pipeline's"),
-    F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,
-      "retry policy"),
-    F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,
-      "resource limits of this step, over the pipeline's key by key; 0 or absent: none"),
-    F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,
-      "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only"),
-    { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,
-      "when its image is pulled: missing, always or never; default: the pipeline's",
-      evr_pull_names, NULL },
-    { "network", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, network), NULL, NULL, NULL,
-      "its network: none, bridge or host; default: the pipeline's", evr_network_names, NULL },
-    F(evr_step_t, "cache", EVR_FT_RECLIST, false, EVR_SPEC_MAX_CACHES, cache, &evr_cache_type,
-      NULL, "caches of this step, over the pipeline's (the same path: this step's)"),
-    F(evr_step_t, "allow_failure", EVR_FT_BOOL, false, 0, allow_failure, NULL, NULL,
-      "its failure (failed, timed out) does not fail the job: shown as failed (allowed)"),
-    { "when", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, when), NULL, NULL, NULL,
-      "when it runs: on_success (no step failed; default), on_failure (one failed) or "
-      "always (after a cancel or a timeout too, for 60s at most)", evr_when_names, NULL },
+    S_STEP_KEYS
 };
 const evr_rectype_t evr_step_type = { "step", sizeof(evr_step_t), s_step_fields,
                                       EVR_ARRAY_LEN(s_step_fields), EVR_NO_PRESENT, NULL };
-/* the same keys but the first, name */
-const evr_rectype_t evr_on_error_type = { "step", sizeof(evr_step_t), s_step_fields + 1,
-                                          EVR_ARRAY_LEN(s_step_fields) - 1,
+/* the same keys, name optional: it is read so that validation refuses it
+   (evr_spec_flow.c) in a submit too, where an unknown key is ignored */
+static const evr_field_t s_on_error_fields[] = {
+    F(evr_step_t, "name", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, name, NULL, NULL,
+      "refused: on_error's name is always on_error"),
+    S_STEP_KEYS
+};
+const evr_rectype_t evr_on_error_type = { "step", sizeof(evr_step_t), s_on_error_fields,
+                                          EVR_ARRAY_LEN(s_on_error_fields),
                                           offsetof(evr_step_t, present), NULL };
 
 static const evr_field_t s_spec_fields[] = {

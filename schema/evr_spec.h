@@ -333,6 +333,19 @@ bool evr_spec_cpus_milli(const char *s, uint32_t *milli);
 /*  The smallest memory limit podman accepts (6 MiB). */
 #define EVR_SPEC_MIN_MEMORY (6u << 20)
 
+/*  The largest numbers a spec may give, so that what the runner and the
+    broker compute from them stays in range (evr_spec_range.c): a duration
+    (timeout, start_delay, a step's timeout, limits.cpu) is at most 10
+    years in ms, so ms * 10^6 added to any clock in ns is far below 2^63;
+    limits.memory at most 1 PiB (podman takes an int64, RLIMIT_AS a
+    rlim_t); nofile at most 2^30 (above the kernel's highest fs.nr_open);
+    nproc and pids at most 4194304 (the kernel's PID_MAX_LIMIT: no more
+    processes can exist). */
+#define EVR_SPEC_MAX_DURATION_MS 315360000000ull
+#define EVR_SPEC_MAX_MEMORY (1ull << 50)
+#define EVR_SPEC_MAX_NOFILE (1ull << 30)
+#define EVR_SPEC_MAX_PROCS 4194304ull
+
 /*  Index of the step called name, or -1. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
 
@@ -382,6 +395,10 @@ evr_queue_strategy_t evr_spec_queue_strategy(const evr_spec_t *spec);
     partition_by names one of the spec's args, is given exactly with
     partitioned_replace; interrupt only with a replace strategy. */
 void evr_spec_validate_queue(const evr_spec_t *spec, evr_diag_t *diag);
+/*  The part of evr_spec_validate() about the range of numbers
+    (evr_spec_range.c): every duration and resource limit at most its
+    EVR_SPEC_MAX_* above. */
+void evr_spec_validate_range(const evr_spec_t *spec, evr_diag_t *diag);
 /*  The partition of a job of spec with bound args (its value of
     partition_by); NULL when the strategy is not partitioned_replace. */
 const char *evr_spec_queue_partition(const evr_spec_t *spec, const evr_strmap_t *args);

@@ -3,7 +3,8 @@
     steps and their needs (no cycle), resources and the spec's encoded
     size.  The checks of control flow, sources, where steps run and the
     queue are in evr_spec_flow.c, evr_spec_source.c, evr_spec_run.c and
-    evr_spec_queue.c; the field tables are in evr_spec.c. */
+    evr_spec_queue.c, and the range of numbers in evr_spec_range.c; the
+    field tables are in evr_spec.c. */
 #include "evr_spec.h"
 
 #include "evr_codec.h"
@@ -484,5 +485,6 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
         evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "
                      "remove timezone");
     evr_spec_validate_queue(spec, diag);
+    evr_spec_validate_range(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }

@@ -1,6 +1,7 @@
 /*  evr_spec_flow.c: the checks of a pipeline's control flow (part of
     evr_spec_validate): on_error takes no key that orders it among the
-    steps or changes how its failure counts, and its name is its own; a
+    steps or changes how its failure counts, nor a name, and its name is
+    its own (no step takes it, on_error or not); a
     `when: on_failure | always` step of a DAG without needs waits for
     every step above it in the file, so none of those may need it. */
 #include "evr_spec.h"
@@ -12,9 +13,24 @@
 static void
 s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
 {
+    char p[64];
+    /* the name is taken whether or not the spec has an on_error: events
+       and status would not tell the two apart */
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const char *name = evr_spec_step(spec, i)->name;
+        if (!name || strcmp(name, EVR_ON_ERROR_NAME) != 0)
+            continue;
+        snprintf(p, sizeof p, "steps[%u].name", i);
+        evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step (in events "
+                     "and status), which no step may take: rename this step",
+                     EVR_ON_ERROR_NAME);
+    }
     const evr_step_t *st = &spec->on_error;
     if (!st->present)
         return;
+    if (st->name)
+        evr_diag_add(diag, "on_error.name", "on_error takes no name: it is always named \"%s\" "
+                     "(in events and status); remove name", EVR_ON_ERROR_NAME);
     if (st->needs.n)
         evr_diag_add(diag, "on_error.needs", "on_error runs after every step once the job "
                      "has failed: it takes no needs (remove needs)");
@@ -28,15 +44,6 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
     if (st->matrix.n)
         evr_diag_add(diag, "on_error.matrix", "on_error runs once, after the job failed: it "
                      "takes no matrix (remove matrix)");
-    char p[64];
-    for (uint32_t i = 0; i < spec->steps.n; i++) {
-        const char *name = evr_spec_step(spec, i)->name;
-        if (!name || strcmp(name, EVR_ON_ERROR_NAME) != 0)
-            continue;
-        snprintf(p, sizeof p, "steps[%u].name", i);
-        evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step: rename this "
-                     "step", EVR_ON_ERROR_NAME);
-    }
 }
 
 /*  Whether step k needs step target, directly or through other steps

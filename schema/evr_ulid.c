@@ -80,44 +80,74 @@ evr_ulid_new(char out[EVR_ULID_LEN + 1])
     evr_ulid_make(ms, last_rnd, out);
 }
 
-evr_rc_t
-evr_ulid_parse(const char *s, uint64_t *ms, evr_err_t *err)
+/*  NULL when s (NUL-terminated) is a ULID, any case; else what is wrong
+    with it in buf: the length, or the first character that is not
+    Crockford base32 (which, where), or a first character above 7. */
+static const char *
+s_problem(const char *s, uint64_t *ms, char *buf, size_t size)
 {
     size_t n = strnlen(s, EVR_ULID_LEN + 1);
-    if (n != EVR_ULID_LEN)
-        return evr_err_set(err, EVR_ERR_PROTO,
-                           "not a ULID: expected 26 characters, got %s",
-                           n > EVR_ULID_LEN ? "more" : "fewer");
+    if (n != EVR_ULID_LEN) {
+        if (n > EVR_ULID_LEN)
+            snprintf(buf, size, "expected a ULID: 26 characters, got more");
+        else
+            snprintf(buf, size, "expected a ULID: 26 characters, got %zu", n);
+        return buf;
+    }
     uint64_t t = 0;
     for (int i = 0; i < EVR_ULID_LEN; i++) {
         int v = s_value(s[i]);
-        if (v < 0)
-            return evr_err_set(err, EVR_ERR_PROTO,
-                               "not a ULID: invalid character at position %d", i + 1);
-        if (i == 0 && v > 7)
-            return evr_err_set(err, EVR_ERR_PROTO,
-                               "not a ULID: timestamp overflows 48 bits");
+        if (v < 0) {
+            unsigned char c = (unsigned char) s[i];
+            char shown[8];
+            if (c > 0x20 && c < 0x7f)
+                snprintf(shown, sizeof shown, "'%c'", c);
+            else
+                snprintf(shown, sizeof shown, "0x%02x", c);
+            snprintf(buf, size, "expected a ULID: %s at position %d is not Crockford base32 "
+                     "(0-9 and A-Z without I, L, O, U)", shown, i + 1);
+            return buf;
+        }
+        if (i == 0 && v > 7) {
+            snprintf(buf, size, "expected a ULID: the first character is '%c', above 7 (the "
+                     "time would overflow 48 bits)", s[0]);
+            return buf;
+        }
         if (i < 10)
             t = (t << 5) | (uint64_t) v;
     }
     if (ms)
         *ms = t;
+    return NULL;
+}
+
+evr_rc_t
+evr_ulid_parse(const char *s, uint64_t *ms, evr_err_t *err)
+{
+    char why[160];
+    if (s_problem(s, ms, why, sizeof why))
+        return evr_err_set(err, EVR_ERR_PROTO, "%s", why);
     return EVR_OK;
 }
 
 bool
 evr_ulid_valid(const char *s)
 {
-    return s && evr_ulid_parse(s, NULL, NULL) == EVR_OK;
+    char why[160];
+    return s && !s_problem(s, NULL, why, sizeof why);
 }
 
 const char *
 evr_ulid_problem(const char *s)
 {
-    if (!evr_ulid_valid(s))
-        return "expected a ULID (26 characters)";
-    for (; *s; s++)
-        if (*s >= 'a' && *s <= 'z')
-            return "expected a ULID in upper case";
+    static __thread char why[160];   /* per thread, as the field checks' reasons */
+    if (s_problem(s, NULL, why, sizeof why))
+        return why;
+    for (int i = 0; s[i]; i++)
+        if (s[i] >= 'a' && s[i] <= 'z') {
+            snprintf(why, sizeof why, "expected a ULID in upper case ('%c' at position %d): "
+                     "one id has one spelling", s[i], i + 1);
+            return why;
+        }
     return NULL;
 }

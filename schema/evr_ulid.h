@@ -24,12 +24,16 @@ void evr_ulid_make(uint64_t ms, const uint8_t rnd[10], char out[EVR_ULID_LEN + 1
 
 /*  Parses a ULID string of exactly 26 characters (case-insensitive).
     On success stores its timestamp in *ms (if not NULL) and returns
-    EVR_OK; otherwise EVR_ERR_PROTO with the reason in err. */
+    EVR_OK; otherwise EVR_ERR_PROTO with the reason in err (as
+    evr_ulid_problem's). */
 evr_rc_t evr_ulid_parse(const char *s, uint64_t *ms, evr_err_t *err);
 
 /*  NULL when s is a ULID as the wire wants it (26 characters, upper case:
     ids are compared as strings, so one id has one spelling), else the
-    reason, for field checks. */
+    reason, for field checks: the length, or which character at which
+    position is not Crockford base32, or a first character above 7, or
+    lower case (a buffer of the calling thread, valid until its next
+    call). */
 const char *evr_ulid_problem(const char *s);
 
 /*  True when s is a valid ULID. */

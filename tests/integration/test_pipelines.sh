@@ -89,6 +89,10 @@ YML
   check "registered: ... saying so" grep -q "not_found: no registered pipeline \"nope\"" "$tmp/out"
   cli start greet -a NOPE=1 > "$tmp/out" 2>&1
   check "registered: an unknown arg is refused" grep -q "declares no arg \"NOPE\"" "$tmp/out"
+  check "registered: ... named after the request made, start" grep -q "start: args.NOPE: the pipeline declares no arg" "$tmp/out"
+  cli start deploy > "$tmp/out" 2>&1
+  check "registered: a missing arg is refused, named after start" grep -q "start: args.TARGET: no default and not given" "$tmp/out"
+  check "registered: ... not submit" bash -c "! grep -q 'submit:' $tmp/out"
   cli submit "$tmp/pipelines/greet.yml" > /dev/null
   check "registered: submitting the file still works" [ $? -eq 0 ]
 

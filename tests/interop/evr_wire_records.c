@@ -99,6 +99,25 @@ evr_wa_submit_specs(void)
            "{pipeline:\"p\",%s,concurrency:4294967296,steps:[" S_STEP "]}", img);
     s_spec("a nil", "bad_request", "submit.spec.image",
            "{pipeline:\"p\",image:nil,steps:[" S_STEP "]}");
+    /* durations at most 10 years (ms * 10^6 fits a clock), limits in range */
+    s_spec("timeout 18446744073710 (over 2^64 ns)", "bad_request",
+           "timeout: 18446744073710 ms (213503d23h34m33s710ms) is over the longest duration, "
+           "315360000000 ms", "{pipeline:\"p\",%s,timeout:18446744073710,steps:[" S_STEP "]}",
+           img);
+    s_spec("start_delay 2^64-1", "bad_request", "start_delay: 18446744073709551615 ms",
+           "{pipeline:\"p\",%s,start_delay:18446744073709551615,steps:[" S_STEP "]}", img);
+    s_spec("a step's timeout 2^63", "bad_request", "steps[0].timeout: 9223372036854775808 ms",
+           "{pipeline:\"p\",%s,steps:[{name:\"a\",run:\"x\",timeout:9223372036854775808}]}",
+           img);
+    s_spec("limits.pids 2^64-1", "bad_request",
+           "limits.pids: 18446744073709551615 is over the maximum, 4194304",
+           "{pipeline:\"p\",%s,limits:{pids:18446744073709551615},steps:[" S_STEP "]}", img);
+    /* on_error's name: no step takes it, and on_error takes none */
+    s_spec("a step named on_error, no on_error", "bad_request",
+           "steps[0].name: \"on_error\" is the name of the pipeline's on_error step",
+           "{pipeline:\"p\",%s,steps:[{name:\"on_error\",run:\"x\"}]}", img);
+    s_spec("on_error with a name", "bad_request", "on_error.name: on_error takes no name",
+           "{pipeline:\"p\",%s,on_error:{name:\"zz\",run:\"x\"},steps:[" S_STEP "]}", img);
     s_spec_checks(img);
 }
 

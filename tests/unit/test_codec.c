@@ -348,7 +348,7 @@ static const s_bad_t s_bad[] = {
     { "evrun1 cancel", "{\"job\": 17}", NULL, "bad_request", "cancel.job: expected str, got int" },
     { "evrun1 cancel", "{}", NULL, "bad_request", "cancel: missing required field \"job\"" },
     { "evrun1 cancel", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EFX\"}", NULL, "too_large", "cancel.job: string of 27 bytes exceeds the limit of 26" },
-    { "evrun1 cancel", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EU\"}", NULL, "bad_request", "cancel.job: expected a ULID" },
+    { "evrun1 cancel", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EU\"}", NULL, "bad_request", "cancel.job: expected a ULID: 'U' at position 26 is not Crockford base32" },
     { "evrun1 cancel", "{\"job\": \"01jq7zk3m8x2v9t4b6n0c5d7ef\"}", NULL, "bad_request", "cancel.job: expected a ULID in upper case" },
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"jseq\": 4, \"type\": \"runner.started\", \"time\": 1, \"data\": {\"runner\": \"r\", \"version\": \"1\"}}]}", NULL, "bad_request", "runner events carry no per-job seq" },
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"type\": \"runner.started\", \"time\": 1, \"data\": {\"runner\": \"r 1\", \"version\": \"1\"}}]}", NULL, "bad_request", "data.runner: expected letters" },
@@ -366,6 +366,15 @@ static const s_bad_t s_bad[] = {
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"steps\": [{\"name\": \"a\", \"run\": 5}]}}", NULL, "bad_request", "submit.spec.steps[0].run: expected str, got int" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"needs\": [\"b\"]}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].needs[0]: unknown step \"b\"" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"args\": {\"A\": 1}}", NULL, "bad_request", "submit.args.A: expected str, got int" },
+    /* on_error's name is its own, with or without an on_error; it takes none */
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"on_error\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].name: \"on_error\" is the name of the pipeline's on_error step (in events and status), which no step may take" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"on_error\": {\"name\": \"zz\", \"run\": \"x\"}, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: on_error.name: on_error takes no name: it is always named \"on_error\"" },
+    /* durations and limits over their maximum (ms * 10^6 would wrap) */
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"timeout\": 18446744073710, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: timeout: 18446744073710 ms (213503d23h34m33s710ms) is over the longest duration, 315360000000 ms (3650d: 10 years)" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"start_delay\": 9223372036854775807, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: start_delay: 9223372036854775807 ms" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"timeout\": 315360000001}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].timeout: 315360000001 ms (3650d1ms) is over" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"executor\": \"process\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"limits\": {\"cpu\": 9223372036854775807}}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].limits.cpu: 9223372036854775807 ms" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"limits\": {\"memory\": 9223372036854775807}, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: limits.memory: 9223372036854775807 bytes is over the maximum, 1125899906842624 bytes" },
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"type\": \"job.exploded\", \"time\": 1, \"data\": {}}]}", NULL, "bad_request", "events.events[0].type: unknown value \"job.exploded\" (expected one of job.accepted, job.started" },
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"step.output\", \"time\": 1, \"data\": {\"step\": \"a\"}}]}", NULL, "bad_request", "events.events[0].data: missing required field \"stream\"" },
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"step.output\", \"time\": 1, \"data\": {\"step\": \"a\", \"stream\": \"stdin\", \"offset\": 0, \"raw\": 1, \"bytes\": \"bin:x\"}}]}", NULL, "bad_request", "data.stream: expected stdout or stderr" },
@@ -592,6 +601,38 @@ test_err_wraps_itself(void)
     evr_err_set(&err, EVR_ERR_IO, "x: %s", err.msg);
     CHECK(strlen(err.msg) == sizeof err.msg - 1);
     CHECK(strncmp(err.msg, "x: aaa", 6) == 0);
+}
+
+/*  A text over its limit is cut on a character and says so ("…" last);
+    one within it is left alone; an evr_err_t message too long for it is
+    cut the same way, not mid-character and silently. */
+static void
+test_text_fit(void)
+{
+    char s[64];
+    snprintf(s, sizeof s, "abc");
+    CHECK(evr_text_fit(s, 3) == 3);
+    CHECK_STR(s, "abc");
+    snprintf(s, sizeof s, "abcdefgh");
+    CHECK(evr_text_fit(s, 6) == 6);
+    CHECK_STR(s, "abc" EVR_CUT_MARK);
+    snprintf(s, sizeof s, "ab\xc3\xa9\xc3\xa9xyz");   /* ab é é xyz */
+    CHECK(evr_text_fit(s, 7) == 7);
+    CHECK_STR(s, "ab\xc3\xa9" EVR_CUT_MARK);
+    snprintf(s, sizeof s, "ab\xc3\xa9\xc3\xa9xyz");
+    CHECK(evr_text_fit(s, 6) == 5);                     /* not half an é */
+    CHECK_STR(s, "ab" EVR_CUT_MARK);
+    evr_err_t err;
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[1500] = ' ';
+    evr_err_set(&err, EVR_ERR_IO, "cause: %s", big);
+    size_t n = strlen(err.msg);
+    CHECK(n <= EVR_ERR_MAX - 1 && n >= EVR_ERR_MAX - 4);
+    CHECK(!strcmp(err.msg + n - 3, EVR_CUT_MARK));
+    CHECK(evr_utf8_valid(err.msg, n));
+    CHECK(EVR_ERR_MAX >= EVR_REASON_MAX);   /* an error fits in a reason whole */
 }
 
 static void
@@ -933,6 +974,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_check_depth);
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
+    EVR_TEST_RUN(test_text_fit);
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "evr_codec.h"
 #include "evr_etest.h"
 #include "evr_loopfifo.h"
 #include "evr_test.h"
@@ -163,6 +164,40 @@ test_attach_fails(void)
     free(ev);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 36, "a", 0) == 0);
     CHECK(evr_etest_clean(t, 36));
+    evr_etest_destroy(&t);
+}
+
+/*  A step's reason from an error of 1,500 bytes, and the job's built on
+    it, stay within the protocol's 1024 bytes of a reason: cut on a
+    character, "…" last, not at 511 bytes mid-word nor mid-character. */
+static void
+test_long_reason(void)
+{
+    char msg[1501];
+    for (size_t i = 0; i + 2 <= 1500; i += 2)
+        memcpy(msg + i, "\xc3\xa9", 2);                /* é, 750 of them */
+    msg[1500] = '\0';
+    evr_etest_t *t = s_faulted(80, (evr_fake_fault_t) { .op = EVR_FAKE_ATTACH,
+                                                        .kind = EVR_FAKE_FAIL, .msg = msg },
+                               "echo a");
+    evr_stepstate_t st = { 0 };
+    CHECK(evr_etest_step(t, evr_etest_job(80), "a", &st) == EVR_STEP_FAILED);
+    size_t n = st.reason ? strlen(st.reason) : 0;
+    if (n)
+        fprintf(stderr, "  (step reason: %zu bytes)\n", n);
+    CHECK(n > 900 && n <= EVR_REASON_MAX);
+    CHECK(n >= 3 && !strcmp(st.reason + n - 3, EVR_CUT_MARK));
+    CHECK(n && evr_utf8_valid(st.reason, n));
+    evr_rec_free(&evr_stepstate_type, &st);
+    char *ev = evr_etest_events_of(t, 80);
+    const char *fin = strstr(ev, "job.finished");
+    const char *r = fin ? strstr(fin, " reason=") : NULL;
+    size_t rn = r ? strcspn(r + 8, "\n") : 0;
+    CHECK(rn > 900 && rn <= EVR_REASON_MAX);
+    CHECK(r && rn >= 3 && !memcmp(r + 8 + rn - 3, EVR_CUT_MARK, 3));
+    CHECK(r && evr_utf8_valid(r + 8, rn));
+    free(ev);
+    CHECK(evr_etest_clean(t, 80));
     evr_etest_destroy(&t);
 }
 
@@ -867,6 +902,7 @@ main(void)
     EVR_TEST_RUN(test_name_taken_invisible);
     EVR_TEST_RUN(test_start_fails);
     EVR_TEST_RUN(test_attach_fails);
+    EVR_TEST_RUN(test_long_reason);
     EVR_TEST_RUN(test_early_attach_fails);
     EVR_TEST_RUN(test_early_attach_slow);
     EVR_TEST_RUN(test_attach_drops);

@@ -271,6 +271,12 @@ test_durations(void)
     CHECK_STR(buf, "1m30s250ms");
     evr_duration_format(0, buf, sizeof buf);
     CHECK_STR(buf, "0s");
+    /* what the runner and broker compute from durations saturates */
+    CHECK(evr_ms_to_ns(EVR_SPEC_MAX_DURATION_MS) == EVR_SPEC_MAX_DURATION_MS * 1000000u);
+    CHECK(evr_ms_to_ns(18446744073710ull) == UINT64_MAX);
+    CHECK(evr_ms_to_ns(UINT64_MAX) == UINT64_MAX);
+    CHECK(evr_add_sat(UINT64_MAX - 1, 2) == UINT64_MAX);
+    CHECK(evr_add_sat(1, 2) == 3);
 }
 
 static void

@@ -135,7 +135,7 @@ s_offer(evr_broker_t *b, const char *yml, const char *k, char *id, const char **
     bool existing;
     char why[1024];
     *code = NULL;
-    bool ok = evr_queue_offer(b, NULL, &m, &existing, code, why, sizeof why);
+    bool ok = evr_queue_offer(b, NULL, &m, "submit", &existing, code, why, sizeof why);
     evr_queue_flush(b);
     if (id)
         snprintf(id, EVR_ULID_LEN + 1, "%s", job);
@@ -144,6 +144,40 @@ s_offer(evr_broker_t *b, const char *yml, const char *k, char *id, const char **
 }
 
 #define S_STEPS "image: img\nsteps: [{name: s, run: \"true\"}]\n"
+
+/*  A refusal longer than an error's message (64 undeclared args: 50
+    reasons kept and "and 14 more", over 4096 bytes) is cut within the
+    protocol's 4096 bytes on a character, "…" last, not at an internal
+    buffer's size mid-word. */
+static void
+test_refusal_fits(void)
+{
+    evr_broker_t *b = s_broker("fits");
+    evr_msg_t m = { .type = EVR_MSG_SUBMIT, .spec = evr_spec_new() };
+    char job[EVR_ULID_LEN + 1];
+    evr_ulid_new(job);
+    m.job = evr_strdup(job);
+    const char *yml = "pipeline: p\n" S_STEPS;
+    evr_diag_t *diag = evr_diag_new("t.yml");
+    CHECK(evr_yaml_load(yml, strlen(yml), m.spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    for (int i = 0; i < 64; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "A%d", i);
+        evr_strmap_set(&m.args, k, "v");
+    }
+    bool existing;
+    const char *code = NULL;
+    char why[EVR_MESSAGE_MAX + 1];
+    CHECK(!evr_queue_offer(b, NULL, &m, "submit", &existing, &code, why, sizeof why));
+    size_t n = strlen(why);
+    CHECK(n > 3000 && n <= EVR_MESSAGE_MAX);
+    CHECK(n >= 3 && !strcmp(why + n - 3, EVR_CUT_MARK));
+    CHECK_CONTAINS(why, "submit: args.A0: the pipeline declares no arg \"A0\"");
+    CHECK_CONTAINS(why, "submit: args.A30: the pipeline declares no arg");
+    evr_msg_clear(&m);
+    evr_broker_destroy(&b);
+}
 
 /*  A job leaves from the head, the middle and the end of the queue and
     of its pipeline's list; one pushed at the front comes first. */
@@ -583,6 +617,7 @@ main(void)
         return 1;
     }
     evr_log_set_level(EVR_LOG_ERROR);
+    EVR_TEST_RUN(test_refusal_fits);
     EVR_TEST_RUN(test_unlink);
     EVR_TEST_RUN(test_counts);
     EVR_TEST_RUN(test_reload);

@@ -43,6 +43,31 @@ test_parse(void)
     CHECK(!evr_ulid_valid(NULL));
 }
 
+/*  The field check's reason says what is wrong, not only "a ULID". */
+static void
+test_problem(void)
+{
+    CHECK(evr_ulid_problem("01ARYZ6S41TSV4RRFFQ69G5FAV") == NULL);
+    static const struct { const char *id, *why; } cases[] = {
+        { "01ARYZ6S41TSV4RRFFQ69G5FAI", "'I' at position 26 is not Crockford base32 (0-9 and "
+                                        "A-Z without I, L, O, U)" },
+        { "01ARYZ6S41TSL4RRFFQ69G5FAV", "'L' at position 13 is not Crockford base32" },
+        { "0OARYZ6S41TSV4RRFFQ69G5FAV", "'O' at position 2 is not Crockford base32" },
+        { "01ARYZ6S41TSV4RRFFQ69G5FAU", "'U' at position 26" },
+        { "01ARYZ6S41-SV4RRFFQ69G5FAV", "'-' at position 11" },
+        { "01ARYZ6S41 SV4RRFFQ69G5FAV", "0x20 at position 11" },
+        { "81ARYZ6S41TSV4RRFFQ69G5FAV", "the first character is '8', above 7" },
+        { "01ARYZ6S41TSV4RRFFQ69G5FA", "expected a ULID: 26 characters, got 25" },
+        { "01ARYZ6S41TSV4RRFFQ69G5Fav", "expected a ULID in upper case ('a' at position 25)" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        const char *why = evr_ulid_problem(cases[i].id);
+        CHECK(why != NULL);
+        if (why)
+            CHECK_CONTAINS(why, cases[i].why);
+    }
+}
+
 static void
 test_new_monotonic(void)
 {
@@ -68,6 +93,7 @@ main(void)
 {
     EVR_TEST_RUN(test_known_value);
     EVR_TEST_RUN(test_parse);
+    EVR_TEST_RUN(test_problem);
     EVR_TEST_RUN(test_new_monotonic);
     EVR_TEST_END();
 }
