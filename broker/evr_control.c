@@ -173,8 +173,8 @@ evr_control_drain(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     else if (!evr_runners_drain(b, r, why, sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", why);
     else if (r->drain_unsent)
-        s_ok(b, rid, NULL, "runner %s is not connected: it gets no new jobs, and the drain is "
-             "sent when it says hello", req->runner);
+        s_ok(b, rid, NULL, "runner %s gets no new jobs; it is not reachable now, and the drain "
+             "is held for it and sent when it is (its next hello, or heartbeat)", req->runner);
     else
         s_ok(b, rid, NULL, "runner %s drains: it takes no new jobs and finishes its own",
              req->runner);

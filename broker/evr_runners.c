@@ -272,7 +272,7 @@ s_hello_executors(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
         if (strncmp(l, EVR_EXECUTOR_LABEL_PREFIX, pre) != 0 || s_executor_known(l + pre))
             continue;
         evr_broker_warn(b, "runner %s refused: label %s names no executor", msg->runner, l);
-        evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "hello: runner %s: label %s "
+        evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "hello: runner %s: label %s "
                            "names no executor evrun has (executor:podman, executor:process); "
                            "no other label may start with executor:", msg->runner, l);
         return false;
@@ -455,7 +455,10 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
         }
         break;
     case EVR_MSG_EVENTS: s_events(b, rid, r, msg); break;
-    case EVR_MSG_HEARTBEAT: break;
+    case EVR_MSG_HEARTBEAT:
+        if (r->drain_unsent && s_connected(r))
+            s_send_drain(b, r);     /* its send at hello failed: again, at each heartbeat */
+        break;
     case EVR_MSG_ARTIFACT_CHUNK: evr_artstore_chunk(b, rid, r->id, msg); break;
     case EVR_MSG_TRIGGER: evr_trigger_on_message(b, rid, r->id, msg); break;
     case EVR_MSG_QUERY: evr_trigger_query(b, rid, msg); break;
@@ -511,11 +514,8 @@ evr_runners_drain(evr_broker_t *b, evr_runners_session_t *r, char *why, size_t w
 {
     if (r->draining && (r->drain_unsent || s_connected(r)))
         return true;    /* sent, or held for its hello, already */
-    if (s_connected(r)) {
-        if (!evr_runners_control(b, r->id, "drain", NULL, NULL, why, whylen))
-            return false;
-    }
-    else {
+    if (!s_connected(r) || !evr_runners_control(b, r->id, "drain", NULL, NULL, why, whylen)) {
+        /* away, or its connection did not take the message: held for it */
         char *k = evr_asprintf("drain/%s", r->id);
         evr_store_kv_t op = { k, "1", 1 };
         evr_err_t err;

@@ -716,9 +716,11 @@ evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size)
         return false;
     unsigned long long n;
     int used = 0;
-    if (sscanf(msg->message + k, "sha256 %64[0-9a-f], %llu bytes)%n", hex, &n, &used) != 2
-        || !used || strlen(hex) != 64)
+    char got[65];   /* the caller's only when all of it reads */
+    if (sscanf(msg->message + k, "sha256 %64[0-9a-f], %llu bytes)%n", got, &n, &used) != 2
+        || !used || strlen(got) != 64)
         return false;
+    memcpy(hex, got, sizeof got);
     *size = n;
     return true;
 }

@@ -954,6 +954,16 @@ test_other_copy(void)
     CHECK(!evr_msg_other_copy(&m, hex, &size));
     m.message = EVR_MSG_OTHER_COPY "sha256 abc, 3 bytes) of artifact f";  /* a short digest */
     CHECK(!evr_msg_other_copy(&m, hex, &size));
+    /* a whole digest but no size: the caller's digest is left as it was */
+    char other[65];
+    memset(other, 'z', 64);
+    other[64] = '\0';
+    char *txt = evr_asprintf(EVR_MSG_OTHER_COPY "sha256 %s, many bytes)", h);
+    m.message = txt;
+    memcpy(hex, other, sizeof other);
+    CHECK(!evr_msg_other_copy(&m, hex, &size));
+    CHECK_STR(hex, other);
+    free(txt);
     m.message = NULL;
     CHECK(!evr_msg_other_copy(&m, hex, &size));
     evr_msg_t d = { .type = EVR_MSG_ARTIFACT_DATA };
