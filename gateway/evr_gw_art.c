@@ -173,12 +173,14 @@ s_dl_names(evr_gw_req_t *req, s_dl_t *dl)
     dl->step = slash ? evr_strndup(s, (size_t) (slash - s)) : evr_strdup(s);
     dl->path = evr_strdup(slash ? slash + 1 : "");
     const char *why = evr_gw_art_path_problem(dl->path);
-    if (!evr_spec_name_ok(dl->step))
+    bool named = evr_spec_step_name_ok(dl->step);
+    if (!named)
         evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
-                     "digits, _ . - (at most %d bytes)", dl->step, EVR_SPEC_MAX_NAME);
+                     "digits, _ . - (a matrix step's NAME[K=v,...]; at most %d bytes)",
+                     dl->step, EVR_SPEC_MAX_NAME);
     else if (why)
         evr_gw_error(req, 400, "bad_request", "artifact path \"%.200s\": %s", dl->path, why);
-    return !why && evr_spec_name_ok(dl->step);
+    return !why && named;
 }
 
 /*  The size and sha256 the job's history records for dl's file; false

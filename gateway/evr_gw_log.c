@@ -115,7 +115,8 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
 typedef struct {
     evr_gw_t *gw;
     char job[EVR_ULID_LEN + 1];
-    char *step;             /* only this step's events (and job.finished) */
+    char *step;             /* only this step's events (and job.finished): a matrix
+                               step's written name takes its combinations */
     uint32_t last;          /* highest jseq taken */
     zsock_t *sub;
     char *buf;
@@ -182,7 +183,7 @@ s_take(s_sse_t *s, const evr_event_t *ev)
     evr_evtype_t t = evr_event_kind(ev);
     if (t == EVR_EV_JOB_FINISHED)
         s->ended = true;
-    else if (s->step && (!ev->data.step || strcmp(ev->data.step, s->step)))
+    else if (s->step && (!ev->data.step || !evr_spec_step_matches(s->step, ev->data.step)))
         return;
     json_t *js = evr_json_from_rec(&evr_event_type, ev);
     char *data = json_dumps(js, JSON_COMPACT);
@@ -403,9 +404,10 @@ evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
     const char *step = evr_gw_query(req, "step");
     if (!evr_gw_job_param(req, id))
         return;
-    if (step && !evr_spec_name_ok(step)) {
+    if (step && !evr_spec_step_name_ok(step)) {
         evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
-                     "digits, _ . - (at most %d bytes)", step, EVR_SPEC_MAX_NAME);
+                     "digits, _ . - (a matrix step's NAME[K=v,...]; at most %d bytes)", step,
+                     EVR_SPEC_MAX_NAME);
         return;
     }
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_gateway_api.sh BIN_DIR SRC_DIR [CASE...]: evrun-gateway's answers
+# that depend on what the broker says, with a process runner (no podman):
+# a matrix step's names in the artifact and log routes.
+set -u
+bin=$1 src=$2
+shift 2
+root=$(mktemp -d /tmp/evr-gwa-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+. "$src/tests/integration/gw_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+jerr() { [ "$(jget 'd["error"]["code"]' 2>/dev/null)" = "$1" ]; }   # the JSON error's code
+says() { grep -qF -- "$1" "$tmp/body"; }
+
+start() {   # a broker, a process runner and a gateway (its settings: ARGS)
+  fresh "$1"
+  shift
+  printf '%s\n' "$@" > "$tmp/gw.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 \
+    && gateway --config "$tmp/gw.yml"
+}
+
+case_matrix() {
+  start matrix 'timeout_ms: 5000'
+  check "a matrix pipeline: 201" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: mx\nexecutor: process\nsteps:\n  - name: b\n    matrix: {OS: [x, y]}\n    run: echo "os $OS"; echo $OS > f.txt\n    artifacts: [f.txt]\n')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/artifacts" > /dev/null
+  check "the artifacts list b[OS=x]" [ "$(jget 'sorted(a["step"] for a in d["artifacts"])')" = "['b[OS=x]', 'b[OS=y]']" ]
+  check "a matrix step's file: 200" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt")" = 200 ]
+  check "... its bytes" [ "$(cat "$tmp/body")" = x ]
+  check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ] && [ "$(cat "$tmp/body")" = y ]
+  check "log ?step= of a matrix step: 200" [ "$(api GET "/jobs/$id/log?step=b%5BOS%3Dx%5D")" = 200 ]
+  check "... its line only" [ "$(cat "$tmp/body")" = "b[OS=x] | os x" ]
+  check "log ?step= of the written name: both" [ "$(api GET "/jobs/$id/log?step=b")" = 200 ] && [ "$(grep -c '| os ' "$tmp/body")" = 2 ]
+  check "a step of no step form: 400" [ "$(api GET "/jobs/$id/log?step=b%5BOS%5D")" = 400 ] && says "NAME[K=v,...]"
+  curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log?step=b" > "$tmp/sse"
+  check "SSE ?step= of the written name: both" [ "$(grep -c "\"step.output\"" "$tmp/sse")" = 2 ]
+  check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
+}
+
+cases=${*:-matrix}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+echo "test_gateway_api: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
