@@ -237,8 +237,11 @@ evr_rc_t evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m,
                        evr_client_item_fn *fn, void *arg, evr_msg_t *end);
 
 /*  Sets req's answer from a broker `error` answer (or an unexpected one):
-    not_found 404, conflict 409, bad_request 400, too_large 413,
-    queue_full 429, unavailable 503, others 502. */
+    bad_request 400, not_found 404, conflict and busy 409, too_large 413,
+    queue_full 429 (Retry-After EVR_GW_RETRY_QUEUE_S), internal 500,
+    unknown_type 501, unavailable 503 (Retry-After 1); a code not listed
+    here, or an answer that is no `error`, 502 bad_gateway. */
+#define EVR_GW_RETRY_QUEUE_S 5
 void evr_gw_refused(evr_gw_req_t *req, const evr_msg_t *reply);
 
 /*  The job id in req->params[0] (upper-cased); false with a 404 set when

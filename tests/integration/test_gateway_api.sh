@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_gateway_api.sh BIN_DIR SRC_DIR [CASE...]: evrun-gateway's answers
 # that depend on what the broker says, with a process runner (no podman):
-# a matrix step's names in the artifact and log routes.
+# a matrix step's names in the artifact and log routes, the broker's
+# refusals as HTTP statuses (busy 409, queue_full 429 with Retry-After).
 set -u
 bin=$1 src=$2
 shift 2
@@ -14,6 +15,7 @@ fails=0 passes=0 case_name=
 
 jerr() { [ "$(jget 'd["error"]["code"]' 2>/dev/null)" = "$1" ]; }   # the JSON error's code
 says() { grep -qF -- "$1" "$tmp/body"; }
+hdr() { curl -s -D - -o "$tmp/body" -H "Authorization: Bearer $W" "$@" | tr -d '\r'; }
 
 start() {   # a broker, a process runner and a gateway (its settings: ARGS)
   fresh "$1"
@@ -43,7 +45,20 @@ case_matrix() {
   check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
 }
 
-cases=${*:-matrix}
+case_refusals() {
+  start refusals 'timeout_ms: 5000'
+  local busy=$'pipeline: one\nexecutor: process\nconcurrency: 1\nqueue: {limit: 0}\nsteps:\n  - {name: a, run: sleep 4}\n'
+  check "busy: the first runs" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 201 ]
+  check "busy: the second is 409" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 409 ] && jerr busy
+  local full=$'pipeline: full\nexecutor: process\nconcurrency: 1\nqueue: {limit: 1}\nsteps:\n  - {name: a, run: sleep 4}\n'
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
+  hdr -H 'Content-Type: application/yaml' --data-binary "$full" "$url/jobs" > "$tmp/head"
+  check "queue_full: 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "queue_full: Retry-After" grep -q '^Retry-After: 5$' "$tmp/head"
+}
+
+cases=${*:-matrix refusals}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -836,6 +836,39 @@ test_demand_parse(void)
     evr_msg_clear(&m);
 }
 
+/*  The broker's error codes as HTTP answers (README "HTTP gateway"). */
+static void
+test_refused(void)
+{
+    static const struct {
+        const char *code;
+        int status;
+        unsigned retry;
+    } cases[] = {
+        { "bad_request", 400, 0 }, { "not_found", 404, 0 }, { "conflict", 409, 0 },
+        { "busy", 409, 0 }, { "too_large", 413, 0 }, { "queue_full", 429, EVR_GW_RETRY_QUEUE_S },
+        { "internal", 500, 0 }, { "unknown_type", 501, 0 }, { "unavailable", 503, 1 },
+        { "made_up", 502, 0 },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        evr_gw_req_t req = { 0 };
+        evr_msg_t e = { .type = EVR_MSG_ERROR, .code = (char *) cases[i].code,
+                        .message = "why" };
+        evr_gw_refused(&req, &e);
+        const char *code = json_string_value(json_object_get(json_object_get(req.json,
+                                                                             "error"), "code"));
+        CHECK(req.status == cases[i].status);
+        CHECK(req.retry_after == cases[i].retry);
+        CHECK(code && !strcmp(code, cases[i].status == 502 ? "bad_gateway" : cases[i].code));
+        json_decref(req.json);
+    }
+    evr_gw_req_t req = { 0 };
+    evr_msg_t ok = { .type = EVR_MSG_OK };
+    evr_gw_refused(&req, &ok);      /* no error at all where one was expected */
+    CHECK(req.status == 502);
+    json_decref(req.json);
+}
+
 int
 main(void)
 {
@@ -855,6 +888,7 @@ main(void)
     EVR_TEST_RUN(test_demand_parse);
     EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_limits);
+    EVR_TEST_RUN(test_refused);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
