@@ -178,6 +178,14 @@ void evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
     method and URL are forgotten). */
 void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
 
+/*  Counts one string of conn's request (its path, a query parameter's
+    name or value) decoded with a NUL (%00) in it (the unescape callback),
+    and takes the count (the first call for the request; answering it
+    sets it to 0 too): libmicrohttpd hands the path on as a C string, cut
+    at the NUL, so the count is how a NUL in it is seen. */
+void evr_gw_conn_nul(struct MHD_Connection *conn);
+unsigned evr_gw_conn_nuls_take(struct MHD_Connection *conn);
+
 /*  The method and URL of conn's request, once its head is in (copied):
     what the watchdog logs when it cuts the request's body short. */
 void evr_gw_conn_request(evr_gw_t *gw, struct MHD_Connection *conn, const char *method,

@@ -391,6 +391,44 @@ s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
     return false;
 }
 
+typedef struct {
+    unsigned seen;          /* parameters with a NUL in name or value */
+    char first[80];         /* the first one's name, as far as its NUL */
+} s_nuls_t;
+
+static enum MHD_Result
+s_nul_item(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+           const char *value, size_t value_size)
+{
+    s_nuls_t *n = cls;
+    (void) kind;
+    bool in_key = strlen(key) != key_size, in_value = value && strlen(value) != value_size;
+    if ((in_key || in_value) && !n->seen++)
+        snprintf(n->first, sizeof n->first, "%s%.64s%s", in_key ? "the name of " : "",
+                 *key ? key : "(an empty name)", in_key ? "...": "");
+    return MHD_YES;
+}
+
+/*  Whether no query parameter's name or value, and no path, held a %00
+    (decoded, a NUL would end the string there unseen: ?arg=A=x%00y read
+    as x); false with a 400 naming where. */
+static bool
+s_nul_ok(evr_gw_req_t *req)
+{
+    unsigned all = evr_gw_conn_nuls_take(req->conn);
+    s_nuls_t n = { 0 };
+    if (!all)
+        return true;
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, s_nul_item, &n);
+    if (n.seen)
+        evr_gw_error(req, 400, "bad_request", "query parameter %s: it holds an escaped NUL "
+                     "(%%00), which no name or value may", n.first);
+    else
+        evr_gw_error(req, 400, "bad_request", "the path holds an escaped NUL (%%00), which no "
+                     "job id, step or path may");
+    return false;
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
@@ -410,7 +448,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req))
+    if (!s_framing_ok(&cc->req) || !s_nul_ok(&cc->req))
         return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
@@ -578,24 +616,28 @@ s_hex(char c)
          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/*  libmicrohttpd's unescaping of the path and query values (%XX), but a
-    %00 becomes 0x7f: a NUL would cut the string short unseen, a control
-    character is refused by every check that reads it. */
+/*  libmicrohttpd's unescaping of the path and query values (%XX); a %00
+    becomes a NUL inside the length returned, counted on the connection
+    (evr_gw_conn_nul): s_nul_ok refuses the request, naming where. */
 static size_t
 s_unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
-    (void) cls, (void) conn;
+    (void) cls;
     char *w = s;
+    bool nul = false;
     for (const char *r = s; *r; r++) {
         int hi, lo;
         if (r[0] == '%' && (hi = s_hex(r[1])) >= 0 && (lo = s_hex(r[2])) >= 0) {
-            *w++ = (char) (hi * 16 + lo ? hi * 16 + lo : 0x7f);
+            *w++ = (char) (hi * 16 + lo);
+            nul |= hi * 16 + lo == 0;
             r += 2;
         }
         else
             *w++ = *r;
     }
     *w = '\0';
+    if (nul)
+        evr_gw_conn_nul(conn);
     return (size_t) (w - s);
 }
 

@@ -305,9 +305,11 @@ def case_job():
     check("... queued, its steps empty", r.json().get("status") == "queued", repr(r))
     r = api("GET", "/jobs/" + QUEUED.lower(), token=R)
     check("the id in lower case: 200", r.status == 200, repr(r))
-    for bad in (ZID, "x", "0" * 25, "0" * 27, "I" * 26, "8" + "0" * 25, "%00" * 26,
+    for bad in (ZID, "x", "0" * 25, "0" * 27, "I" * 26, "8" + "0" * 25,
                 "a" * 127, "a" * 300):
         err_ok("GET /jobs/%s" % bad[:30], api("GET", "/jobs/" + bad, token=R), 404, "not_found")
+    err_ok("GET /jobs/%00...: an escaped NUL in the path", api("GET", "/jobs/" + "%00" * 26,
+                                                               token=R), 400, "bad_request")
     for cmd in ("cancel", "pause", "resume", "log", "artifacts"):
         m = "GET" if cmd in ("log", "artifacts") else "POST"
         err_ok("%s %s of an unknown job" % (m, cmd), api(m, "/jobs/%s/%s" % (ZID, cmd)), 404,
@@ -691,8 +693,10 @@ def case_metrics_ui():
         check("GET /ui/%s: 200 %s" % (f, t), r.status == 200 and (r.h("content-type") or "")
               .startswith(t) and r.h("etag"), repr(r))
     for p in ("nope.js", "../README.md", "%2e%2e/README.md", ".hidden.js", "app.js/",
-              "a//app.js", "app.exe", "app", "app.js%00.png", "~root.js", "x" * 300 + ".js"):
+              "a//app.js", "app.exe", "app", "~root.js", "x" * 300 + ".js"):
         err_ok("GET /ui/%s" % p[:40], req("GET", "/ui/" + p, token=None), 404, "not_found")
+    err_ok("GET /ui/app.js%00.png", req("GET", "/ui/app.js%00.png", token=None), 400,
+           "bad_request")
 
 
 def log_with(marker, name="gateway.log", secs=5):

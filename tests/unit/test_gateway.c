@@ -782,6 +782,24 @@ test_server(void)
                      "Authorization: Bearer %s\r\n\r\n", tricks[i], r) == 400);
         CHECK(strstr(out, "\"bad_request\"") != NULL);
     }
+    /* an escaped NUL in a query value, a name or the path: 400 naming where, before
+       the broker is asked (it was read as DEL, and ?pipeline=a%00b listed nothing) */
+    static const struct {
+        const char *target, *says;
+    } nuls[] = {
+        { "/api/v1/jobs?pipeline=art%00zzz", "query parameter pipeline: it holds an escaped NUL" },
+        { "/api/v1/jobs?limit=1&cursor=%00", "query parameter cursor:" },
+        { "/api/v1/jobs?st%00atus=x", "query parameter the name of st...:" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/log?step=a%00zz", "parameter step:" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV%00/cancel", "the path holds an escaped NUL" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/artifacts/a/x%00.txt", "the path holds" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(nuls); i++) {
+        CHECK(s_send(gw.port, out, sizeof out, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Length: 0\r\nAuthorization: Bearer %s\r\n\r\n",
+                     strstr(nuls[i].target, "cancel") ? "POST" : "GET", nuls[i].target, w) == 400);
+        CHECK(strstr(out, nuls[i].says) != NULL);
+    }
     /* a bad job id: 404 before the broker is asked */
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
