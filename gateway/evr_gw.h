@@ -89,6 +89,8 @@ typedef struct {
        connection too (0: timeout_ms each); no_turn when that wait did */
     uint64_t until_ns;
     bool no_turn;
+    bool unanswered;        /* a call went out and its answer did not come: the broker
+                               may have done what it asked */
 } evr_gw_req_t;
 
 typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);

@@ -415,6 +415,22 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
     evr_msg_clear(&was);
 }
 
+/*  A submit whose answer did not come (503): the broker may have queued
+    the job all the same.  The message says so and what to do. */
+static void
+s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
+{
+    json_t *e = json_object_get(req->json, "error");
+    char *was = evr_strdup(json_string_value(json_object_get(e, "message")) ?
+                           json_string_value(json_object_get(e, "message")) : "");
+    evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in time, "
+                 "and may have queued the job all the same (as %s): retry with the same "
+                 "Idempotency-Key%s, which submits one job however often it is sent (or see "
+                 "GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, key ? "" : " (this one had none)",
+                 job, was);
+    free(was);
+}
+
 void
 evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -442,6 +458,8 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     m.job = evr_strdup(job);
     if (!evr_gw_call(gw, req, &m, &rep))
         s_accepted(gw, req, job, start ? m.pipeline : m.spec->pipeline, &rep);
+    else if (req->unanswered)
+        s_outcome_unknown(req, job, key);
     if (req->status == 400)     /* the broker's refusal of an arg: as given here */
         evr_gw_args_named(req, &a.query);
 out:

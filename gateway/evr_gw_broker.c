@@ -21,6 +21,7 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         evr_gw_error(req, 503, "unavailable", "%s (the gateway tries again by itself and "
                      "serves once a broker answers)", err->msg);
         req->retry_after = 1;
+        req->unanswered = true;
     }
     /* a slow broker is no stopped one: not down after a wait cut short by
        req->until_ns */

@@ -2,7 +2,9 @@
 # test_gateway_api.sh BIN_DIR SRC_DIR [CASE...]: evrun-gateway's answers
 # that depend on what the broker says, with a process runner (no podman):
 # a matrix step's names in the artifact and log routes, the broker's
-# refusals as HTTP statuses (busy 409, queue_full 429 with Retry-After).
+# refusals as HTTP statuses (busy 409, queue_full 429 with Retry-After), a
+# submit the broker took but did not answer in time (503, outcome
+# unknown, then the same Idempotency-Key), and query and body checks.
 set -u
 bin=$1 src=$2
 shift 2
@@ -58,7 +60,26 @@ case_refusals() {
   check "queue_full: Retry-After" grep -q '^Retry-After: 5$' "$tmp/head"
 }
 
-cases=${*:-matrix refusals}
+case_unknown_outcome() {
+  start outcome 'timeout_ms: 1000'
+  local spec='{"pipeline":"late","executor":"process","steps":[{"name":"a","run":"true"}]}'
+  check "the broker answers" [ "$(api GET /runners)" = 200 ]
+  kill -STOP "$broker_pid"
+  check "a submit the broker does not answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")" = 503 ] && jerr unavailable
+  check "... outcome unknown: retry with the same key" says "outcome unknown" && says "retry with the same Idempotency-Key"
+  local id
+  id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
+  kill -CONT "$broker_pid"
+  local st=
+  for _ in $(seq 1 50); do
+    st=$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")
+    [ "$st" = 503 ] || break
+    sleep 0.2
+  done
+  check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
+}
+
+cases=${*:-matrix refusals unknown_outcome}
 for c in $cases; do
   case_name=$c
   echo "== $c"
