@@ -440,6 +440,12 @@ void evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req);
     Accept: text/event-stream the live Server-Sent Events stream. */
 void evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req);
 
+/*  *buf (len bytes, malloc'd) with each byte that starts no valid UTF-8
+    sequence (a stray or overlong byte, a surrogate, past U+10FFFF, one
+    cut short) replaced by U+FFFD: *buf is made anew when one was; the
+    new length. */
+size_t evr_gw_utf8_repair(char **buf, size_t len);
+
 /*  The Last-Event-ID header's value as a seq; false when malformed. */
 bool evr_gw_last_event_id(const char *s, uint32_t *seq);
 

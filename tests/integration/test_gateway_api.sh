@@ -79,7 +79,19 @@ case_unknown_outcome() {
   check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
 }
 
-cases=${*:-matrix refusals unknown_outcome}
+case_utf8() {
+  start utf8 'timeout_ms: 5000'
+  check "a job printing bytes that are no UTF-8: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"raw","executor":"process","steps":[{"name":"a","run":"printf \"x\\377y\\n\""}]}')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "the text log: 200" [ "$(api GET "/jobs/$id/log")" = 200 ]
+  check "... the byte is U+FFFD" [ "$(cat "$tmp/body")" = "a | x"$'\xef\xbf\xbd'"y" ]
+  curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log" > "$tmp/sse"
+  check "the live log keeps the bytes (base64)" grep -qF '"bytes":{"base64":"eP95Cg=="}' "$tmp/sse"
+}
+
+cases=${*:-matrix refusals unknown_outcome utf8}
 for c in $cases; do
   case_name=$c
   echo "== $c"

@@ -854,6 +854,32 @@ test_demand_parse(void)
     evr_msg_clear(&m);
 }
 
+/*  The plain-text log's bytes that are no UTF-8 become U+FFFD. */
+static void
+test_utf8_repair(void)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        { "a | ok\n", 7, "a | ok\n" },
+        { "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n", 14, "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n" },
+        { "a | \377x\n", 7, "a | \xef\xbf\xbdx\n" },
+        { "\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd" },        /* overlong */
+        { "\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },  /* surrogate */
+        { "x\xe2\x82", 3, "x\xef\xbf\xbd\xef\xbf\xbd" },        /* cut short */
+        { "\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        char *b = evr_malloc(cases[i].n + 1);
+        memcpy(b, cases[i].in, cases[i].n);
+        size_t n = evr_gw_utf8_repair(&b, cases[i].n);
+        CHECK(n == strlen(cases[i].out) && !memcmp(b, cases[i].out, n));
+        free(b);
+    }
+}
+
 /*  The broker's error codes as HTTP answers (README "HTTP gateway"). */
 static void
 test_refused(void)
@@ -907,6 +933,7 @@ main(void)
     EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_refused);
+    EVR_TEST_RUN(test_utf8_repair);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
