@@ -111,6 +111,15 @@ test_tokens(void)
                 "\"scope\":\"read\"}", s_secret.key);
     CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
     free(t);
+    /* two scope claims (libjwt keeps one of them): refused; sub and iat may be left out */
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\","
+                "\"scope\":\"write\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "each claim once"));
+    free(t);
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\"}",
+                s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_OK && scope == EVR_GW_SCOPE_READ);
+    free(t);
     /* a time claim of another type: named, not "no exp" */
     static const char *const typed[][2] = {
         { "{\"exp\":\"1900000000\",\"scope\":\"read\"}", "exp: expected an integer" },
