@@ -118,7 +118,7 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     FILE *out = fopencookie(&c, "w", io);
     evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out,
                              .job_end = true,       /* as evrun-cli logs prints it */
-                             .any_step = true };    /* ?step= of none: 200, empty (openapi) */
+                             .any_step = true };    /* ?step= checked by evr_gw_h_log */
     int status = 2;
     pthread_mutex_lock(&gw->mu);
     evr_client_t *client = evr_gw_client(gw, req);
@@ -455,8 +455,13 @@ evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
     if (!evr_gw_call(gw, req, &m, &rep)) {
         const char *accept = evr_gw_header(req, "Accept");
+        evr_strlist_t steps = { .n = rep.step_states.n, .v = rep.step_states.k };
+        char names[512];
         if (rep.type != EVR_MSG_JOB)
             evr_gw_refused(req, &rep);
+        else if (step && steps.n && !evr_follow_step_named(step, &steps, names, sizeof names))
+            evr_gw_error(req, 404, "not_found", "job %s has no step \"%s\" (names are "
+                         "case-sensitive); its steps: %s", id, step, names);
         else if (accept && strstr(accept, "text/event-stream"))
             s_log_sse(gw, req, id);
         else

@@ -359,8 +359,8 @@ def case_run():
     check("log as text: 200 text/plain", r.status == 200 and (r.h("content-type") or "")
           .startswith("text/plain"), repr(r))
     check("log as text: \"step | line\"", "make | hello, spec" in r.body.decode(), repr(r))
-    r = api("GET", "/jobs/%s/log?step=nope" % job, token=R)
-    check("log ?step= of no such step: 200, empty", r.status == 200 and r.body == b"", repr(r))
+    err_ok("log ?step= of no such step: 404 naming the job's steps",
+           api("GET", "/jobs/%s/log?step=nope" % job, token=R), 404, "not_found", "its steps: make")
     for q in ("step=a/b", "step=", "step=%00", "step=" + "s" * 65):
         err_ok("log ?%s" % q, api("GET", "/jobs/%s/log?%s" % (job, q), token=R), 400,
                "bad_request")

@@ -39,8 +39,8 @@ case_submit_and_read() {
   check "GET job in lower case" [ "$(api GET "/jobs/$(echo "$id" | tr A-Z a-z)")" = 200 ]
   check "log as text" [ "$(api GET "/jobs/$id/log")" = 200 ]
   check "log as text: the line" grep -qx "greet | hello, http" "$tmp/body"
-  check "log ?step=" [ "$(api GET "/jobs/$id/log?step=nope")" = 200 ]
-  check "log ?step= of another step: nothing" [ ! -s "$tmp/body" ]
+  check "log ?step= of no step of the job: 404" [ "$(api GET "/jobs/$id/log?step=nope")" = 404 ]
+  check "... naming its steps" grep -q 'has no step \\"nope\\" (names are case-sensitive); its steps: greet' "$tmp/body"
   # JSON
   check "submit JSON: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' \
     -d '{"pipeline":"js","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"echo from json"}]}')" = 201 ]
