@@ -514,14 +514,23 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
         evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
         return;
     }
-    if (cursor && !evr_ulid_valid(cursor)) {
+    char before[EVR_ULID_LEN + 1] = "";
+    for (size_t i = 0; cursor && cursor[i] && i < EVR_ULID_LEN; i++)  /* as /jobs/{id} */
+        before[i] = (char) toupper((unsigned char) cursor[i]);
+    if (cursor && (strlen(cursor) != EVR_ULID_LEN || !evr_ulid_valid(before))) {
         evr_gw_error(req, 400, "bad_request", "cursor: expected the next_cursor of a page");
         return;
     }
+    const char *pipeline = evr_gw_query(req, "pipeline");
+    if (pipeline && strlen(pipeline) > EVR_SPEC_MAX_NAME) {
+        evr_gw_error(req, 400, "bad_request", "pipeline: at most %d bytes (a pipeline's name)",
+                     EVR_SPEC_MAX_NAME);
+        return;
+    }
     evr_msg_t m = { .type = EVR_MSG_JOBS, .limit = (uint32_t) limit,
-                    .pipeline = (char *) evr_gw_query(req, "pipeline"),
+                    .pipeline = (char *) pipeline,
                     .status = (char *) evr_gw_query(req, "status"),
-                    .job = (char *) cursor /* `before` */ },
+                    .job = cursor ? before : NULL /* `before` */ },
               endm = { 0 };
     s_list_t l = { json_array(), "" };
     if (!evr_gw_stream(gw, req, &m, s_list_item, &l, &endm)) {

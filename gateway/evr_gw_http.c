@@ -339,7 +339,17 @@ evr_gw_origin_form(const char *url)
 typedef struct {
     const char *known;      /* the route's query parameters, space-separated */
     char unknown[256];      /* the others, ", "-joined */
+    char bad[160];          /* a known one with no value, or given twice */
+    char seen[8][16];       /* the known ones given so far */
+    int nseen;
 } s_query_t;
+
+/*  Whether a query parameter may come more than once (POST /jobs). */
+static bool
+s_query_repeats(const char *key)
+{
+    return !strcmp(key, "arg") || !strcmp(key, "label");
+}
 
 static bool
 s_query_has(const char *known, const char *key)
@@ -357,17 +367,31 @@ static enum MHD_Result
 s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     s_query_t *q = cls;
-    (void) kind, (void) value;
+    (void) kind;
     size_t at = strlen(q->unknown);
-    if (!s_query_has(q->known, key) && at + 8 < sizeof q->unknown)
+    bool known = s_query_has(q->known, key);
+    if (!known && at + 8 < sizeof q->unknown)
         snprintf(q->unknown + at, sizeof q->unknown - at, "%s%.64s", at ? ", " : "",
                  *key ? key : "(an empty name)");
+    if (!known || q->bad[0])
+        return MHD_YES;
+    if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
+        snprintf(q->bad, sizeof q->bad, "query parameter %.15s has no value (%.15s=...)", key,
+                 key);
+    for (int i = 0; i < q->nseen && !q->bad[0] && !s_query_repeats(key); i++)
+        if (!strcmp(q->seen[i], key))
+            snprintf(q->bad, sizeof q->bad, "query parameter %.15s is given twice: give it "
+                     "once", key);
+    if (q->nseen < (int) EVR_ARRAY_LEN(q->seen) && strlen(key) < sizeof q->seen[0])
+        snprintf(q->seen[q->nseen++], sizeof q->seen[0], "%s", key);
     return MHD_YES;
 }
 
-/*  Whether every query parameter of req is one its route takes; else
-    req's answer is a 400 naming them and the known ones.  A misspelt
-    or guessed parameter (?WHO=x for ?arg=WHO=x) is not dropped quietly. */
+/*  Whether every query parameter of req is one its route takes, with a
+    value, once (arg and label may repeat); else req's answer is a 400
+    naming them (and the known ones).  A misspelt or guessed parameter
+    (?WHO=x for ?arg=WHO=x), a ?limit with no '=' or a second ?limit is
+    not dropped quietly. */
 static bool
 s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
 {
@@ -375,6 +399,10 @@ s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
         return true;
     s_query_t q = { .known = route->query };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_query_item, &q);
+    if (!q.unknown[0] && q.bad[0]) {
+        evr_gw_error(req, 400, "bad_request", "%s (see schema/openapi.yaml)", q.bad);
+        return false;
+    }
     if (!q.unknown[0])
         return true;
     char known[128];
