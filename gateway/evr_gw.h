@@ -287,7 +287,7 @@ void evr_gw_view_clear(evr_gw_view_t *v);
 /* ------------------------------------------------------------ evr_gw_api.c */
 
 /*  Reads a submit body (Content-Type ctype) into spec (zeroed): YAML, or
-    JSON with `steps`.  false with status (400, 415) and *error (a JSON
+    JSON with `steps`.  false with status (400, 413 past 1 MiB, 415) and *error (a JSON
     error object, caller owns) otherwise. */
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);

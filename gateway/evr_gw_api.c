@@ -79,6 +79,13 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         *error = s_err("bad_request", "the body is empty: send a pipeline");
         return false;
     }
+    if (len > EVR_YAML_MAX_BYTES) {     /* the bus would carry it; no pipeline is that long */
+        snprintf(msg, sizeof msg, "the body is %zu bytes, over the limit of %u bytes (1 MiB) "
+                 "for a pipeline, YAML or JSON", len, EVR_YAML_MAX_BYTES);
+        *status = 413;
+        *error = s_err("too_large", msg);
+        return false;
+    }
     if (!yaml) {
         json_error_t je;
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);

@@ -335,6 +335,13 @@ test_parse_submit(void)
     CHECK(strstr(m, "bad JSON") != NULL && strncmp(m, "body:1:", 7) == 0);
     CHECK(s_parse("application/json", "{\"pipeline\":\"\xff\"}", 17, m, sizeof m) == 400);
     CHECK(strstr(m, "bad JSON") != NULL);
+    /* a pipeline over 1 MiB (a file's limit): 413, not the loader's 400 */
+    char *big = evr_malloc(EVR_YAML_MAX_BYTES + 2);
+    memset(big, '#', EVR_YAML_MAX_BYTES + 1);
+    big[EVR_YAML_MAX_BYTES + 1] = '\0';
+    CHECK(s_parse("application/yaml", big, EVR_YAML_MAX_BYTES + 1, m, sizeof m) == 413);
+    CHECK(strstr(m, "1 MiB") != NULL);
+    free(big);
     CHECK(s_parse("application/json", "[1,2]", 5, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"a\":1,\"a\":2}", 13, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 400);
