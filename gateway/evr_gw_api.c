@@ -589,9 +589,20 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char id[EVR_ULID_LEN + 1];
     if (!evr_gw_job_param(req, id))
         return;
-    json_t *body = req->len ? json_loadb(req->body, req->len, 0, NULL) : NULL;
-    const char *reason = json_string_value(json_object_get(body, "reason"));
-    if (req->len && !json_is_object(body))
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)
+                            : NULL;
+    const char *reason = json_string_value(json_object_get(body, "reason")), *key, *ctype;
+    char mt[64];
+    json_t *v;
+    s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
+    const char *unknown = NULL;
+    json_object_foreach(body, key, v)
+        if (strcmp(key, "reason") && !unknown)
+            unknown = key;
+    if (req->len && ctype && strcasecmp(mt, "application/json"))
+        evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
+                     "as application/json ({\"reason\": \"...\"}), or none", mt);
+    else if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
                      "(e.g. {\"reason\": \"...\"})");
     else if (json_object_get(body, "reason") && !reason)
@@ -599,6 +610,9 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
                      "people: {\"reason\": \"...\"})");
     else if (reason && strlen(reason) > 1024)
         evr_gw_error(req, 400, "bad_request", "reason: at most 1024 bytes");
+    else if (unknown)
+        evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (expected reason)",
+                     unknown);
     else {
         evr_msg_t m = { .type = type, .job = id,
                         .reason = type == EVR_MSG_CANCEL ? (char *) reason : NULL },
