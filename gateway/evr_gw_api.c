@@ -396,7 +396,7 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
-/*  The 201 of an accepted submit or start: a job submitted before
+/*  The 201 (200 existing) of an accepted submit or start: a job submitted before
     (existing, by its Idempotency-Key) with its own pipeline and status,
     asked of the broker (this request's, queued, if it does not say). */
 static void
@@ -416,8 +416,10 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
         pipeline = was.pipeline;
         status = was.status;
     }
-    evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
-                                    "status", status, "existing", rep->existing));
+    /* 201 a new job; 200 one this Idempotency-Key made before (nothing new) */
+    evr_gw_json(req, rep->existing ? 200 : 201,
+                json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline, "status", status,
+                          "existing", rep->existing));
     json_decref(quiet.json);
     evr_msg_clear(&was);
 }

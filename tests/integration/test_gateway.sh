@@ -89,7 +89,7 @@ case_idempotency_and_list() {
   local a b c
   api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   a=$(jget 'd["id"]')
-  check "same key: 201 again" [ "$(api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 201 ]
+  check "same key: 200 (nothing new)" [ "$(api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 200 ]
   b=$(jget 'd["id"]')
   check "same key: the same job" [ "$a" = "$b" ]
   check "same key: existing" [ "$(jget 'd["existing"]')" = True ]

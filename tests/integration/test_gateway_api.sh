@@ -4,7 +4,9 @@
 # a matrix step's names in the artifact and log routes, the broker's
 # refusals as HTTP statuses (busy 409, queue_full 429 with Retry-After), a
 # submit the broker took but did not answer in time (503, outcome
-# unknown, then the same Idempotency-Key), and query and body checks.
+# unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
+# and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
+# cancel bodies).
 set -u
 bin=$1 src=$2
 shift 2
@@ -77,6 +79,7 @@ case_unknown_outcome() {
     sleep 0.2
   done
   check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
+  check "... answered 200 (nothing new)" [ "$st" = 200 ]
 }
 
 case_utf8() {
@@ -91,7 +94,44 @@ case_utf8() {
   check "the live log keeps the bytes (base64)" grep -qF '"bytes":{"base64":"eP95Cg=="}' "$tmp/sse"
 }
 
-cases=${*:-matrix refusals unknown_outcome utf8}
+case_checks() {
+  start checks 'timeout_ms: 5000'
+  local spec='{"pipeline":"chk","executor":"process","steps":[{"name":"a","run":"echo hi"},{"name":"b","matrix":{"OS":["x"]},"run":"true"}]}'
+  check "a job: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$spec")" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  # ?step= of no step of the job: 404 naming its steps, as evrun-cli logs --step
+  check "log ?step=zz: 404" [ "$(api GET "/jobs/$id/log?step=zz")" = 404 ] && jerr not_found
+  check "... naming the job's steps" says 'has no step \"zz\" (names are case-sensitive); its steps: a, b[OS=x]'
+  check "... as evrun-cli logs --step says" bash -c "\"$bin/evrun-cli\" logs --step zz $id 2>&1 | grep -qF 'its steps: a, b[OS=x]'"
+  check "live log ?step=zz: 404 too" [ "$(api GET "/jobs/$id/log?step=zz" -H 'Accept: text/event-stream')" = 404 ]
+  check "log ?step=a: 200" [ "$(api GET "/jobs/$id/log?step=a")" = 200 ]
+  # query parameters: a value always, once
+  check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ] && says "query parameter limit has no value"
+  check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
+  check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ] && says "query parameter limit is given twice"
+  check "?step twice: 400" [ "$(api GET "/jobs/$id/log?step=a&step=b")" = 400 ]
+  check "?arg twice: taken (it repeats)" [ "$(api POST '/jobs?arg=A=1&arg=B=2' -H 'Content-Type: application/json' -d '{"pipeline":"ab","executor":"process","args":{"A":{},"B":{}},"steps":[{"name":"a","run":"true"}]}')" = 201 ]
+  check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ] && says "pipeline: at most 64 bytes"
+  check "?pipeline= of 64 bytes: 200" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 64))")" = 200 ]
+  api GET '/jobs?limit=1' > /dev/null
+  local cur
+  cur=$(jget 'd["next_cursor"]' | tr A-Z a-z)
+  check "?cursor= in lower case: 200, as /jobs/{id} takes it" [ "$(api GET "/jobs?limit=1&cursor=$cur")" = 200 ]
+  # bodies: a pipeline over 1 MiB is 413
+  { printf '{"pipeline":"big","executor":"process","steps":[{"name":"a","run":"true"}],"x":"'; head -c 2000000 /dev/zero | tr '\0' x; printf '"}'; } > "$tmp/big.json"
+  check "a 2 MB pipeline: 413" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/big.json")" = 413 ] && jerr too_large && says "1 MiB"
+  # cancel: its body is JSON with reason only
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"slow","executor":"process","steps":[{"name":"a","run":"sleep 30"}]}' > /dev/null
+  local slow
+  slow=$(jget 'd["id"]')
+  check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ] && says 'unknown key \"reson\"'
+  check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ] && jerr unsupported_media_type
+  check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
+}
+
+cases=${*:-matrix refusals unknown_outcome utf8 checks}
 for c in $cases; do
   case_name=$c
   echo "== $c"
