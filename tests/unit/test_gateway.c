@@ -880,7 +880,8 @@ test_utf8_repair(void)
         const char *out;
     } cases[] = {
         { "a | ok\n", 7, "a | ok\n" },
-        { "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n", 14, "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n" },
+        { "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n", 14,
+          "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n" },     /* 2, 3 and 4 bytes: kept */
         { "a | \377x\n", 7, "a | \xef\xbf\xbdx\n" },
         { "\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd" },        /* overlong */
         { "\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },  /* surrogate */
