@@ -184,8 +184,9 @@ void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
     name or value) decoded with a NUL (%00) in it (the unescape callback),
     and takes the count (the first call for the request; answering it
     sets it to 0 too): libmicrohttpd hands the path on as a C string, cut
-    at the NUL, so the count is how a NUL in it is seen. */
-void evr_gw_conn_nul(struct MHD_Connection *conn);
+    at the NUL, so the count is how a NUL in it is seen.  evr_gw_conn_nul
+    is false when conn has no registry entry to count on. */
+bool evr_gw_conn_nul(struct MHD_Connection *conn);
 unsigned evr_gw_conn_nuls_take(struct MHD_Connection *conn);
 
 /*  The method and URL of conn's request, once its head is in (copied):

@@ -664,8 +664,9 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
             *w++ = *r;
     }
     *w = '\0';
-    if (nul)
-        evr_gw_conn_nul(conn);
+    if (nul && !evr_gw_conn_nul(conn))    /* not counted (no registry entry): refused */
+        for (char *p = s; p < w; p++)     /* as a control character by every check */
+            *p = *p ? *p : 0x7f;
     return (size_t) (w - s);
 }
 

@@ -225,12 +225,13 @@ evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy)
     pthread_mutex_unlock(&gw->conns_mu);
 }
 
-void
+bool
 evr_gw_conn_nul(struct MHD_Connection *conn)
 {
     evr_gw_conn_t *c = s_entry(conn);
     if (c)
         c->nuls++;  /* the connection's own thread only */
+    return c != NULL;
 }
 
 unsigned
