@@ -89,6 +89,8 @@ typedef struct {
        connection too (0: timeout_ms each); no_turn when that wait did */
     uint64_t until_ns;
     bool no_turn;
+    bool unanswered;        /* a call went out and its answer did not come: the broker
+                               may have done what it asked */
 } evr_gw_req_t;
 
 typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);
@@ -178,6 +180,15 @@ void evr_gw_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
     method and URL are forgotten). */
 void evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy);
 
+/*  Counts one string of conn's request (its path, a query parameter's
+    name or value) decoded with a NUL (%00) in it (the unescape callback),
+    and takes the count (the first call for the request; answering it
+    sets it to 0 too): libmicrohttpd hands the path on as a C string, cut
+    at the NUL, so the count is how a NUL in it is seen.  evr_gw_conn_nul
+    is false when conn has no registry entry to count on. */
+bool evr_gw_conn_nul(struct MHD_Connection *conn);
+unsigned evr_gw_conn_nuls_take(struct MHD_Connection *conn);
+
 /*  The method and URL of conn's request, once its head is in (copied):
     what the watchdog logs when it cuts the request's body short. */
 void evr_gw_conn_request(evr_gw_t *gw, struct MHD_Connection *conn, const char *method,
@@ -237,8 +248,11 @@ evr_rc_t evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m,
                        evr_client_item_fn *fn, void *arg, evr_msg_t *end);
 
 /*  Sets req's answer from a broker `error` answer (or an unexpected one):
-    not_found 404, conflict 409, bad_request 400, too_large 413,
-    queue_full 429, unavailable 503, others 502. */
+    bad_request 400, not_found 404, conflict and busy 409, too_large 413,
+    queue_full 429 (Retry-After EVR_GW_RETRY_QUEUE_S), internal 500,
+    unknown_type 501, unavailable 503 (Retry-After 1); a code not listed
+    here, or an answer that is no `error`, 502 bad_gateway. */
+#define EVR_GW_RETRY_QUEUE_S 5
 void evr_gw_refused(evr_gw_req_t *req, const evr_msg_t *reply);
 
 /*  The job id in req->params[0] (upper-cased); false with a 404 set when
@@ -274,7 +288,7 @@ void evr_gw_view_clear(evr_gw_view_t *v);
 /* ------------------------------------------------------------ evr_gw_api.c */
 
 /*  Reads a submit body (Content-Type ctype) into spec (zeroed): YAML, or
-    JSON with `steps`.  false with status (400, 415) and *error (a JSON
+    JSON with `steps`.  false with status (400, 413 past 1 MiB, 415) and *error (a JSON
     error object, caller owns) otherwise. */
 bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t *spec,
                          int *status, json_t **error);
@@ -426,6 +440,12 @@ void evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req);
 /*  GET /jobs/{id}/log: text (as evrun-cli logs prints it), or with
     Accept: text/event-stream the live Server-Sent Events stream. */
 void evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  *buf (len bytes, malloc'd) with each byte that starts no valid UTF-8
+    sequence (a stray or overlong byte, a surrogate, past U+10FFFF, one
+    cut short) replaced by U+FFFD: *buf is made anew when one was; the
+    new length. */
+size_t evr_gw_utf8_repair(char **buf, size_t len);
 
 /*  The Last-Event-ID header's value as a seq; false when malformed. */
 bool evr_gw_last_event_id(const char *s, uint32_t *seq);

@@ -79,6 +79,13 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         *error = s_err("bad_request", "the body is empty: send a pipeline");
         return false;
     }
+    if (len > EVR_YAML_MAX_BYTES) {     /* the bus would carry it; no pipeline is that long */
+        snprintf(msg, sizeof msg, "the body is %zu bytes, over the limit of %u bytes (1 MiB) "
+                 "for a pipeline, YAML or JSON", len, EVR_YAML_MAX_BYTES);
+        *status = 413;
+        *error = s_err("too_large", msg);
+        return false;
+    }
     if (!yaml) {
         json_error_t je;
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
@@ -389,7 +396,7 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
     return ok;
 }
 
-/*  The 201 of an accepted submit or start: a job submitted before
+/*  The 201 (200 existing) of an accepted submit or start: a job submitted before
     (existing, by its Idempotency-Key) with its own pipeline and status,
     asked of the broker (this request's, queued, if it does not say). */
 static void
@@ -409,10 +416,28 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
         pipeline = was.pipeline;
         status = was.status;
     }
-    evr_gw_json(req, 201, json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline,
-                                    "status", status, "existing", rep->existing));
+    /* 201 a new job; 200 one this Idempotency-Key made before (nothing new) */
+    evr_gw_json(req, rep->existing ? 200 : 201,
+                json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline, "status", status,
+                          "existing", rep->existing));
     json_decref(quiet.json);
     evr_msg_clear(&was);
+}
+
+/*  A submit whose answer did not come (503): the broker may have queued
+    the job all the same.  The message says so and what to do. */
+static void
+s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
+{
+    json_t *e = json_object_get(req->json, "error");
+    char *was = evr_strdup(json_string_value(json_object_get(e, "message")) ?
+                           json_string_value(json_object_get(e, "message")) : "");
+    evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in time, "
+                 "and may have queued the job all the same (as %s): retry with the same "
+                 "Idempotency-Key%s, which submits one job however often it is sent (or see "
+                 "GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, key ? "" : " (this one had none)",
+                 job, was);
+    free(was);
 }
 
 void
@@ -442,6 +467,8 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     m.job = evr_strdup(job);
     if (!evr_gw_call(gw, req, &m, &rep))
         s_accepted(gw, req, job, start ? m.pipeline : m.spec->pipeline, &rep);
+    else if (req->unanswered)
+        s_outcome_unknown(req, job, key);
     if (req->status == 400)     /* the broker's refusal of an arg: as given here */
         evr_gw_args_named(req, &a.query);
 out:
@@ -496,14 +523,23 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
         evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
         return;
     }
-    if (cursor && !evr_ulid_valid(cursor)) {
+    char before[EVR_ULID_LEN + 1] = "";
+    for (size_t i = 0; cursor && cursor[i] && i < EVR_ULID_LEN; i++)  /* as /jobs/{id} */
+        before[i] = (char) toupper((unsigned char) cursor[i]);
+    if (cursor && (strlen(cursor) != EVR_ULID_LEN || !evr_ulid_valid(before))) {
         evr_gw_error(req, 400, "bad_request", "cursor: expected the next_cursor of a page");
         return;
     }
+    const char *pipeline = evr_gw_query(req, "pipeline");
+    if (pipeline && strlen(pipeline) > EVR_SPEC_MAX_NAME) {
+        evr_gw_error(req, 400, "bad_request", "pipeline: at most %d bytes (a pipeline's name)",
+                     EVR_SPEC_MAX_NAME);
+        return;
+    }
     evr_msg_t m = { .type = EVR_MSG_JOBS, .limit = (uint32_t) limit,
-                    .pipeline = (char *) evr_gw_query(req, "pipeline"),
+                    .pipeline = (char *) pipeline,
                     .status = (char *) evr_gw_query(req, "status"),
-                    .job = (char *) cursor /* `before` */ },
+                    .job = cursor ? before : NULL /* `before` */ },
               endm = { 0 };
     s_list_t l = { json_array(), "" };
     if (!evr_gw_stream(gw, req, &m, s_list_item, &l, &endm)) {
@@ -555,9 +591,20 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char id[EVR_ULID_LEN + 1];
     if (!evr_gw_job_param(req, id))
         return;
-    json_t *body = req->len ? json_loadb(req->body, req->len, 0, NULL) : NULL;
-    const char *reason = json_string_value(json_object_get(body, "reason"));
-    if (req->len && !json_is_object(body))
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)
+                            : NULL;
+    const char *reason = json_string_value(json_object_get(body, "reason")), *key, *ctype;
+    char mt[64];
+    json_t *v;
+    s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
+    const char *unknown = NULL;
+    json_object_foreach(body, key, v)
+        if (strcmp(key, "reason") && !unknown)
+            unknown = key;
+    if (req->len && ctype && strcasecmp(mt, "application/json"))
+        evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
+                     "as application/json ({\"reason\": \"...\"}), or none", mt);
+    else if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
                      "(e.g. {\"reason\": \"...\"})");
     else if (json_object_get(body, "reason") && !reason)
@@ -565,6 +612,9 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
                      "people: {\"reason\": \"...\"})");
     else if (reason && strlen(reason) > 1024)
         evr_gw_error(req, 400, "bad_request", "reason: at most 1024 bytes");
+    else if (unknown)
+        evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (expected reason)",
+                     unknown);
     else {
         evr_msg_t m = { .type = type, .job = id,
                         .reason = type == EVR_MSG_CANCEL ? (char *) reason : NULL },

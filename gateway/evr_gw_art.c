@@ -8,8 +8,9 @@
     broker (`fetch`, answered `artifact_data`) only when asked for, so a
     download holds one piece at most, and at most S_DOWNLOADS_MAX run at
     once (503 past it).  The path is checked as the broker checks it
-    (relative, no `.` or `..`, no control character: a %00 arrives as
-    one, see s_unescape in evr_gw_http.c) before anything is asked.
+    (relative, no `.` or `..`, no control character; a %00 is refused
+    before routing, see s_nul_ok in evr_gw_http.c) before anything is
+    asked.
     Each fetch names the sha256 the job's history records, so the broker
     never serves another copy's bytes (a retried step's earlier copy,
     even of the same size): it answers that it holds another copy, a 503
@@ -38,7 +39,7 @@ evr_gw_art_path_problem(const char *p)
         return "it is absolute: give it relative to the step's workspace";
     for (size_t i = 0; i < n; i++)
         if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f)
-            return "it holds a control character (or an escaped NUL, %00)";
+            return "it holds a control character";
     if (!evr_utf8_valid(p, n))
         return "it is not UTF-8";
     for (const char *c = p; c;) {
@@ -173,12 +174,14 @@ s_dl_names(evr_gw_req_t *req, s_dl_t *dl)
     dl->step = slash ? evr_strndup(s, (size_t) (slash - s)) : evr_strdup(s);
     dl->path = evr_strdup(slash ? slash + 1 : "");
     const char *why = evr_gw_art_path_problem(dl->path);
-    if (!evr_spec_name_ok(dl->step))
+    bool named = evr_spec_step_name_ok(dl->step);
+    if (!named)
         evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
-                     "digits, _ . - (at most %d bytes)", dl->step, EVR_SPEC_MAX_NAME);
+                     "digits, _ . - (a matrix step's NAME[K=v,...]; at most %d bytes)",
+                     dl->step, EVR_SPEC_MAX_NAME);
     else if (why)
         evr_gw_error(req, 400, "bad_request", "artifact path \"%.200s\": %s", dl->path, why);
-    return !why && evr_spec_name_ok(dl->step);
+    return !why && named;
 }
 
 /*  The size and sha256 the job's history records for dl's file; false

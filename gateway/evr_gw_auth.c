@@ -240,6 +240,14 @@ evr_gw_token_check(const evr_gw_secret_t *s, const char *token, uint64_t now_s,
     if (!s_sig_ok(s, token, (size_t) (d2 - token), d2 + 1, len - (size_t) (d2 + 1 - token)))
         return evr_err_set(err, EVR_ERR_STATE, "the token's signature does not match this "
                            "gateway's secret (STATE/gateway/jwt.secret)");
+    /* libjwt keeps one of two claims of a name: which one, a verifier
+       behind us may read otherwise (two scope keys) */
+    json_t *payload = s_segment_json(d1 + 1, (size_t) (d2 - d1 - 1));
+    bool one = json_is_object(payload);
+    json_decref(payload);
+    if (!one)
+        return evr_err_set(err, EVR_ERR_STATE, "the token's payload must be one JSON object "
+                           "naming each claim once");
     return s_claims(s, token, now_s, scope, err);
 }
 

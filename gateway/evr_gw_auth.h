@@ -3,11 +3,14 @@
     Every /api/ request carries "Authorization: Bearer TOKEN".  A token is
     a JWT signed with HMAC-SHA256 under the secret in
     STATE/gateway/jwt.secret (64 hex digits, 0600, made when missing);
-    its claims are sub, iat, exp and scope ("read" or "write").  A check
-    accepts only alg HS256 (never "none" or another algorithm), compares
-    the signature in constant time, and refuses a token expired, issued
-    in the future (beyond a minute of clock skew) or without a valid
-    scope.  `evrun-cli token` issues tokens with the same code.
+    `evrun-cli token` issues them (same code) with the claims sub, iat,
+    exp and scope ("read" or "write").  A check accepts only alg HS256
+    (never "none" or another algorithm), compares the signature in
+    constant time, and refuses a token with a claim named twice, expired,
+    issued in the future (beyond a minute of clock skew), without a valid
+    scope, with an aud or an nbf to come; sub and iat may be left out
+    (nothing is decided by them: a token made elsewhere with the secret
+    needs only exp and scope).
 */
 #ifndef EVR_GW_AUTH_H_INCLUDED
 #define EVR_GW_AUTH_H_INCLUDED

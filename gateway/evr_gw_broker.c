@@ -21,6 +21,7 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         evr_gw_error(req, 503, "unavailable", "%s (the gateway tries again by itself and "
                      "serves once a broker answers)", err->msg);
         req->retry_after = 1;
+        req->unanswered = true;
     }
     /* a slow broker is no stopped one: not down after a wait cut short by
        req->until_ns */
@@ -124,24 +125,34 @@ evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_client_it
 void
 evr_gw_refused(evr_gw_req_t *req, const evr_msg_t *reply)
 {
+    /* README "HTTP gateway" lists this table */
     static const struct {
         const char *code;
         int status;
     } map[] = {
-        { EVR_CODE_NOT_FOUND, 404 }, { EVR_CODE_CONFLICT, 409 },
-        { EVR_CODE_BAD_REQUEST, 400 }, { EVR_CODE_TOO_LARGE, 413 },
-        { EVR_CODE_QUEUE_FULL, 429 }, { EVR_CODE_UNAVAILABLE, 503 },
+        { EVR_CODE_BAD_REQUEST, 400 }, { EVR_CODE_NOT_FOUND, 404 },
+        { EVR_CODE_CONFLICT, 409 }, { EVR_CODE_BUSY, 409 },   /* the pipeline's state */
+        { EVR_CODE_TOO_LARGE, 413 }, { EVR_CODE_QUEUE_FULL, 429 },
+        { EVR_CODE_INTERNAL, 500 }, { EVR_CODE_UNKNOWN_TYPE, 501 },  /* an older broker */
+        { EVR_CODE_UNAVAILABLE, 503 },
     };
     if (reply->type != EVR_MSG_ERROR || !reply->code) {
         evr_gw_error(req, 502, "bad_gateway", "unexpected answer from the broker: %s",
                      evr_msgtype_name(reply->type) ? evr_msgtype_name(reply->type) : "?");
         return;
     }
-    int status = 502;
+    int status = 0;
     for (size_t i = 0; i < EVR_ARRAY_LEN(map); i++)
         if (!strcmp(map[i].code, reply->code))
             status = map[i].status;
+    if (!status) {      /* a code this gateway does not know: no answer it understands */
+        evr_gw_error(req, 502, "bad_gateway", "the broker refused with a code unknown to the "
+                     "gateway: %.64s: %s", reply->code, reply->message ? reply->message : "");
+        return;
+    }
     evr_gw_error(req, status, reply->code, "%s", reply->message ? reply->message : "");
+    if (status == 429 || status == 503)
+        req->retry_after = status == 429 ? EVR_GW_RETRY_QUEUE_S : 1;
 }
 
 bool

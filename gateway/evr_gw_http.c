@@ -339,7 +339,17 @@ evr_gw_origin_form(const char *url)
 typedef struct {
     const char *known;      /* the route's query parameters, space-separated */
     char unknown[256];      /* the others, ", "-joined */
+    char bad[160];          /* a known one with no value, or given twice */
+    char seen[8][16];       /* the known ones given so far */
+    int nseen;
 } s_query_t;
+
+/*  Whether a query parameter may come more than once (POST /jobs). */
+static bool
+s_query_repeats(const char *key)
+{
+    return !strcmp(key, "arg") || !strcmp(key, "label");
+}
 
 static bool
 s_query_has(const char *known, const char *key)
@@ -357,17 +367,31 @@ static enum MHD_Result
 s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     s_query_t *q = cls;
-    (void) kind, (void) value;
+    (void) kind;
     size_t at = strlen(q->unknown);
-    if (!s_query_has(q->known, key) && at + 8 < sizeof q->unknown)
+    bool known = s_query_has(q->known, key);
+    if (!known && at + 8 < sizeof q->unknown)
         snprintf(q->unknown + at, sizeof q->unknown - at, "%s%.64s", at ? ", " : "",
                  *key ? key : "(an empty name)");
+    if (!known || q->bad[0])
+        return MHD_YES;
+    if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
+        snprintf(q->bad, sizeof q->bad, "query parameter %.15s has no value (%.15s=...)", key,
+                 key);
+    for (int i = 0; i < q->nseen && !q->bad[0] && !s_query_repeats(key); i++)
+        if (!strcmp(q->seen[i], key))
+            snprintf(q->bad, sizeof q->bad, "query parameter %.15s is given twice: give it "
+                     "once", key);
+    if (q->nseen < (int) EVR_ARRAY_LEN(q->seen) && strlen(key) < sizeof q->seen[0])
+        snprintf(q->seen[q->nseen++], sizeof q->seen[0], "%s", key);
     return MHD_YES;
 }
 
-/*  Whether every query parameter of req is one its route takes; else
-    req's answer is a 400 naming them and the known ones.  A misspelt
-    or guessed parameter (?WHO=x for ?arg=WHO=x) is not dropped quietly. */
+/*  Whether every query parameter of req is one its route takes, with a
+    value, once (arg and label may repeat); else req's answer is a 400
+    naming them (and the known ones).  A misspelt or guessed parameter
+    (?WHO=x for ?arg=WHO=x), a ?limit with no '=' or a second ?limit is
+    not dropped quietly. */
 static bool
 s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
 {
@@ -375,6 +399,10 @@ s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
         return true;
     s_query_t q = { .known = route->query };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_query_item, &q);
+    if (!q.unknown[0] && q.bad[0]) {
+        evr_gw_error(req, 400, "bad_request", "%s (see schema/openapi.yaml)", q.bad);
+        return false;
+    }
     if (!q.unknown[0])
         return true;
     char known[128];
@@ -388,6 +416,44 @@ s_query_ok(evr_gw_req_t *req, const evr_gw_route_t *route)
     evr_gw_error(req, 400, "bad_request", "unknown query parameter %s: this route takes %s%s%s "
                  "(see schema/openapi.yaml)", q.unknown, *known ? "" : "none", known,
                  strcmp(route->query, "arg label") ? "" : " (an arg is ?arg=NAME=VALUE)");
+    return false;
+}
+
+typedef struct {
+    unsigned seen;          /* parameters with a NUL in name or value */
+    char first[80];         /* the first one's name, as far as its NUL */
+} s_nuls_t;
+
+static enum MHD_Result
+s_nul_item(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+           const char *value, size_t value_size)
+{
+    s_nuls_t *n = cls;
+    (void) kind;
+    bool in_key = strlen(key) != key_size, in_value = value && strlen(value) != value_size;
+    if ((in_key || in_value) && !n->seen++)
+        snprintf(n->first, sizeof n->first, "%s%.64s%s", in_key ? "the name of " : "",
+                 *key ? key : "(an empty name)", in_key ? "...": "");
+    return MHD_YES;
+}
+
+/*  Whether no query parameter's name or value, and no path, held a %00
+    (decoded, a NUL would end the string there unseen: ?arg=A=x%00y read
+    as x); false with a 400 naming where. */
+static bool
+s_nul_ok(evr_gw_req_t *req)
+{
+    unsigned all = evr_gw_conn_nuls_take(req->conn);
+    s_nuls_t n = { 0 };
+    if (!all)
+        return true;
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, s_nul_item, &n);
+    if (n.seen)
+        evr_gw_error(req, 400, "bad_request", "query parameter %s: it holds an escaped NUL "
+                     "(%%00), which no name or value may", n.first);
+    else
+        evr_gw_error(req, 400, "bad_request", "the path holds an escaped NUL (%%00), which no "
+                     "job id, step or path may");
     return false;
 }
 
@@ -410,7 +476,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req))
+    if (!s_framing_ok(&cc->req) || !s_nul_ok(&cc->req))
         return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
@@ -578,24 +644,29 @@ s_hex(char c)
          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/*  libmicrohttpd's unescaping of the path and query values (%XX), but a
-    %00 becomes 0x7f: a NUL would cut the string short unseen, a control
-    character is refused by every check that reads it. */
+/*  libmicrohttpd's unescaping of the path and query values (%XX); a %00
+    becomes a NUL inside the length returned, counted on the connection
+    (evr_gw_conn_nul): s_nul_ok refuses the request, naming where. */
 static size_t
 s_unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
-    (void) cls, (void) conn;
+    (void) cls;
     char *w = s;
+    bool nul = false;
     for (const char *r = s; *r; r++) {
         int hi, lo;
         if (r[0] == '%' && (hi = s_hex(r[1])) >= 0 && (lo = s_hex(r[2])) >= 0) {
-            *w++ = (char) (hi * 16 + lo ? hi * 16 + lo : 0x7f);
+            *w++ = (char) (hi * 16 + lo);
+            nul |= hi * 16 + lo == 0;
             r += 2;
         }
         else
             *w++ = *r;
     }
     *w = '\0';
+    if (nul && !evr_gw_conn_nul(conn))    /* not counted (no registry entry): refused */
+        for (char *p = s; p < w; p++)     /* as a control character by every check */
+            *p = *p ? *p : 0x7f;
     return (size_t) (w - s);
 }
 

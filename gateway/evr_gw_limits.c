@@ -59,6 +59,7 @@ struct evr_gw_conn {
     bool served;    /* has answered a request: idle now is keep-alive */
     struct in_addr addr;  /* the client's (IPv4: the gateway listens on IPv4 only) */
     char *method, *url;   /* the current request's, once its head is in, or NULL */
+    unsigned nuls;  /* strings of the current request decoded with a NUL (%00) in them */
 };
 
 void
@@ -216,11 +217,31 @@ evr_gw_conn_busy(evr_gw_t *gw, struct MHD_Connection *conn, bool busy)
     c->began = evr_mono_ns();
     if (!busy) {
         c->served = true;
+        c->nuls = 0;
         free(c->method);
         free(c->url);
         c->method = c->url = NULL;
     }
     pthread_mutex_unlock(&gw->conns_mu);
+}
+
+bool
+evr_gw_conn_nul(struct MHD_Connection *conn)
+{
+    evr_gw_conn_t *c = s_entry(conn);
+    if (c)
+        c->nuls++;  /* the connection's own thread only */
+    return c != NULL;
+}
+
+unsigned
+evr_gw_conn_nuls_take(struct MHD_Connection *conn)
+{
+    evr_gw_conn_t *c = s_entry(conn);
+    unsigned n = c ? c->nuls : 0;
+    if (c)
+        c->nuls = 0;
+    return n;
 }
 
 void

@@ -2,7 +2,7 @@
 
     As text: what `evrun-cli logs` prints ("step | line"), made by
     evr_follow (tools/evr_follow.c) into a buffer of at most
-    EVR_GW_LOG_MAX bytes.
+    EVR_GW_LOG_MAX bytes, each byte of it that is no UTF-8 then U+FFFD.
 
     Live, as Server-Sent Events: every event of the job in jseq order, one
     SSE message each ("id: JSEQ", "data: EVENT-AS-JSON"), ending after
@@ -71,6 +71,45 @@ s_capped_write(void *cookie, const char *data, size_t n)
     return (ssize_t) n;     /* the rest is dropped, not an error */
 }
 
+/*  The length of the UTF-8 sequence at p[0..n), 0 when it is none (a
+    stray or overlong byte, a surrogate, past U+10FFFF, cut short). */
+static size_t
+s_utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t k = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+             : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (!k || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)
+        || (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return k;
+}
+
+size_t
+evr_gw_utf8_repair(char **buf, size_t len)
+{
+    const unsigned char *in = (const unsigned char *) *buf;
+    size_t bad = 0;
+    for (size_t i = 0, k; i < len; i += k ? k : 1)
+        bad += !(k = s_utf8_seq(in + i, len - i));
+    if (!bad)
+        return len;
+    char *out = evr_malloc(len + 2 * bad + 1), *w = out;
+    for (size_t i = 0, k; i < len; i += k ? k : 1) {
+        if ((k = s_utf8_seq(in + i, len - i)))
+            memcpy(w, in + i, k), w += k;
+        else
+            memcpy(w, "\xef\xbf\xbd", 3), w += 3;    /* U+FFFD */
+    }
+    free(*buf);
+    *buf = out;
+    return (size_t) (w - out);
+}
+
 static void
 s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
 {
@@ -79,7 +118,7 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     FILE *out = fopencookie(&c, "w", io);
     evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out,
                              .job_end = true,       /* as evrun-cli logs prints it */
-                             .any_step = true };    /* ?step= of none: 200, empty (openapi) */
+                             .any_step = true };    /* ?step= checked by evr_gw_h_log */
     int status = 2;
     pthread_mutex_lock(&gw->mu);
     evr_client_t *client = evr_gw_client(gw, req);
@@ -105,6 +144,9 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
         memcpy(c.buf + c.len, note, strlen(note));
         c.len += strlen(note);
     }
+    /* the output's bytes as they came are in the live log's events (bytes:
+       {"base64": ...}) and evrun-cli logs: this answer says it is UTF-8 */
+    c.len = evr_gw_utf8_repair(&c.buf, c.len);
     req->resp = MHD_create_response_from_buffer(c.len, c.buf, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(req->resp, "Content-Type", "text/plain; charset=utf-8");
     req->status = 200;
@@ -115,7 +157,8 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
 typedef struct {
     evr_gw_t *gw;
     char job[EVR_ULID_LEN + 1];
-    char *step;             /* only this step's events (and job.finished) */
+    char *step;             /* only this step's events (and job.finished): a matrix
+                               step's written name takes its combinations */
     uint32_t last;          /* highest jseq taken */
     zsock_t *sub;
     char *buf;
@@ -182,7 +225,7 @@ s_take(s_sse_t *s, const evr_event_t *ev)
     evr_evtype_t t = evr_event_kind(ev);
     if (t == EVR_EV_JOB_FINISHED)
         s->ended = true;
-    else if (s->step && (!ev->data.step || strcmp(ev->data.step, s->step)))
+    else if (s->step && (!ev->data.step || !evr_spec_step_matches(s->step, ev->data.step)))
         return;
     json_t *js = evr_json_from_rec(&evr_event_type, ev);
     char *data = json_dumps(js, JSON_COMPACT);
@@ -403,16 +446,22 @@ evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
     const char *step = evr_gw_query(req, "step");
     if (!evr_gw_job_param(req, id))
         return;
-    if (step && !evr_spec_name_ok(step)) {
+    if (step && !evr_spec_step_name_ok(step)) {
         evr_gw_error(req, 400, "bad_request", "step \"%.64s\": expected a step name: letters, "
-                     "digits, _ . - (at most %d bytes)", step, EVR_SPEC_MAX_NAME);
+                     "digits, _ . - (a matrix step's NAME[K=v,...]; at most %d bytes)", step,
+                     EVR_SPEC_MAX_NAME);
         return;
     }
     evr_msg_t m = { .type = EVR_MSG_STATUS, .job = id }, rep = { 0 };
     if (!evr_gw_call(gw, req, &m, &rep)) {
         const char *accept = evr_gw_header(req, "Accept");
+        evr_strlist_t steps = { .n = rep.step_states.n, .v = rep.step_states.k };
+        char names[512];
         if (rep.type != EVR_MSG_JOB)
             evr_gw_refused(req, &rep);
+        else if (step && steps.n && !evr_follow_step_named(step, &steps, names, sizeof names))
+            evr_gw_error(req, 404, "not_found", "job %s has no step \"%s\" (names are "
+                         "case-sensitive); its steps: %s", id, step, names);
         else if (accept && strstr(accept, "text/event-stream"))
             s_log_sse(gw, req, id);
         else

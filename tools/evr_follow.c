@@ -534,28 +534,36 @@ s_matches(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 
 /*  --step S of one job against the job's step names: a name no step has
     ends the follow (exit 2, as for no such job), naming them. */
-static void
-s_check_names(s_follow_t *f, const evr_strlist_t *steps)
+bool
+evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *names, size_t size)
 {
-    size_t n = strlen(f->o->step);
+    size_t n = strlen(want), len = 0;
     /* on_error, the pipeline's, is a step of the output (README): a
        stub spec (the live job.accepted of a large one) may not carry it */
-    if (!strcmp(f->o->step, EVR_ON_ERROR_NAME))
-        return;
-    char names[512] = "";
-    size_t len = 0;
+    if (!strcmp(want, EVR_ON_ERROR_NAME))
+        return true;
+    if (size)
+        names[0] = '\0';
     for (uint32_t i = 0; i < steps->n; i++) {
         const char *name = steps->v[i];
         size_t k = strlen(name);
-        if (evr_spec_step_matches(f->o->step, name)   /* NAME[K=v] of an unexpanded matrix */
-            || (n > k && !strncmp(f->o->step, name, k) && f->o->step[k] == '['))
-            return;
-        if (len < sizeof names - 1)
-            len += (size_t) snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
-                                     name);
-        if (len >= sizeof names)
-            len = sizeof names - 1;
+        if (evr_spec_step_matches(want, name)   /* NAME[K=v] of an unexpanded matrix */
+            || (n > k && !strncmp(want, name, k) && want[k] == '['))
+            return true;
+        if (len + 1 < size)
+            len += (size_t) snprintf(names + len, size - len, "%s%s", i ? ", " : "", name);
+        if (size && len >= size)
+            len = size - 1;
     }
+    return false;
+}
+
+static void
+s_check_names(s_follow_t *f, const evr_strlist_t *steps)
+{
+    char names[512];
+    if (evr_follow_step_named(f->o->step, steps, names, sizeof names))
+        return;
     fprintf(stderr, "%s: job %s has no step \"%s\" (names are case-sensitive); its steps: "
             "%s\n", f->prog, f->o->job, f->o->step, names);
     f->failed = true;

@@ -44,8 +44,9 @@ typedef struct {
     bool from_start;        /* --pipeline/--all: jobs finished before too */
     bool job_end;           /* without events: a line for a job that ended other
                                than succeeded ("job ID failed: REASON") */
-    bool any_step;          /* a step naming none of the job's prints nothing, no
-                               error (the gateway's log: 200, empty) */
+    bool any_step;          /* step not checked against the job's: one naming none
+                               prints nothing, no error (the gateway's log, which
+                               checks it itself with evr_follow_step_named) */
     FILE *out;
 } evr_follow_opts_t;
 
@@ -55,6 +56,12 @@ typedef struct {
     2 the broker was unreachable, knows no such job, or the job has no step
     `step` (message on stderr, prefixed with prog); not for a broker that stops answering while
     following (see above). */
+/*  Whether want (--step) names one of a job's steps: the same name, a
+    combination of a matrix step's written name, or on_error; when not,
+    names gets the steps, ", "-joined (cut at size). */
+bool evr_follow_step_named(const char *want, const evr_strlist_t *steps, char *names,
+                           size_t size);
+
 int evr_follow(const char *prog, const evr_config_t *cfg, evr_client_t *client,
                const evr_follow_opts_t *o, volatile sig_atomic_t *stop);
 

@@ -39,8 +39,8 @@ case_submit_and_read() {
   check "GET job in lower case" [ "$(api GET "/jobs/$(echo "$id" | tr A-Z a-z)")" = 200 ]
   check "log as text" [ "$(api GET "/jobs/$id/log")" = 200 ]
   check "log as text: the line" grep -qx "greet | hello, http" "$tmp/body"
-  check "log ?step=" [ "$(api GET "/jobs/$id/log?step=nope")" = 200 ]
-  check "log ?step= of another step: nothing" [ ! -s "$tmp/body" ]
+  check "log ?step= of no step of the job: 404" [ "$(api GET "/jobs/$id/log?step=nope")" = 404 ]
+  check "... naming its steps" grep -q 'has no step \\"nope\\" (names are case-sensitive); its steps: greet' "$tmp/body"
   # JSON
   check "submit JSON: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' \
     -d '{"pipeline":"js","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"echo from json"}]}')" = 201 ]
@@ -89,7 +89,7 @@ case_idempotency_and_list() {
   local a b c
   api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   a=$(jget 'd["id"]')
-  check "same key: 201 again" [ "$(api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 201 ]
+  check "same key: 200 (nothing new)" [ "$(api POST /jobs -H 'Idempotency-Key: k-1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 200 ]
   b=$(jget 'd["id"]')
   check "same key: the same job" [ "$a" = "$b" ]
   check "same key: existing" [ "$(jget 'd["existing"]')" = True ]

@@ -111,6 +111,15 @@ test_tokens(void)
                 "\"scope\":\"read\"}", s_secret.key);
     CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
     free(t);
+    /* two scope claims (libjwt keeps one of them): refused; sub and iat may be left out */
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\","
+                "\"scope\":\"write\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "each claim once"));
+    free(t);
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\"}",
+                s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_OK && scope == EVR_GW_SCOPE_READ);
+    free(t);
     /* a time claim of another type: named, not "no exp" */
     static const char *const typed[][2] = {
         { "{\"exp\":\"1900000000\",\"scope\":\"read\"}", "exp: expected an integer" },
@@ -326,6 +335,13 @@ test_parse_submit(void)
     CHECK(strstr(m, "bad JSON") != NULL && strncmp(m, "body:1:", 7) == 0);
     CHECK(s_parse("application/json", "{\"pipeline\":\"\xff\"}", 17, m, sizeof m) == 400);
     CHECK(strstr(m, "bad JSON") != NULL);
+    /* a pipeline over 1 MiB (a file's limit): 413, not the loader's 400 */
+    char *big = evr_malloc(EVR_YAML_MAX_BYTES + 2);
+    memset(big, '#', EVR_YAML_MAX_BYTES + 1);
+    big[EVR_YAML_MAX_BYTES + 1] = '\0';
+    CHECK(s_parse("application/yaml", big, EVR_YAML_MAX_BYTES + 1, m, sizeof m) == 413);
+    CHECK(strstr(m, "1 MiB") != NULL);
+    free(big);
     CHECK(s_parse("application/json", "[1,2]", 5, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"a\":1,\"a\":2}", 13, m, sizeof m) == 400);
     CHECK(s_parse("application/json", "{\"pipeline\":\"x\",\"args\":{}}", 26, m, sizeof m) == 400);
@@ -782,6 +798,24 @@ test_server(void)
                      "Authorization: Bearer %s\r\n\r\n", tricks[i], r) == 400);
         CHECK(strstr(out, "\"bad_request\"") != NULL);
     }
+    /* an escaped NUL in a query value, a name or the path: 400 naming where, before
+       the broker is asked (it was read as DEL, and ?pipeline=a%00b listed nothing) */
+    static const struct {
+        const char *target, *says;
+    } nuls[] = {
+        { "/api/v1/jobs?pipeline=art%00zzz", "query parameter pipeline: it holds an escaped NUL" },
+        { "/api/v1/jobs?limit=1&cursor=%00", "query parameter cursor:" },
+        { "/api/v1/jobs?st%00atus=x", "query parameter the name of st...:" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/log?step=a%00zz", "parameter step:" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV%00/cancel", "the path holds an escaped NUL" },
+        { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/artifacts/a/x%00.txt", "the path holds" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(nuls); i++) {
+        CHECK(s_send(gw.port, out, sizeof out, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Length: 0\r\nAuthorization: Bearer %s\r\n\r\n",
+                     strstr(nuls[i].target, "cancel") ? "POST" : "GET", nuls[i].target, w) == 400);
+        CHECK(strstr(out, nuls[i].says) != NULL);
+    }
     /* a bad job id: 404 before the broker is asked */
     CHECK(s_send(gw.port, out, sizeof out, "GET /api/v1/jobs/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "Authorization: Bearer %s\r\n\r\n", r) == 404);
@@ -836,6 +870,66 @@ test_demand_parse(void)
     evr_msg_clear(&m);
 }
 
+/*  The plain-text log's bytes that are no UTF-8 become U+FFFD. */
+static void
+test_utf8_repair(void)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        { "a | ok\n", 7, "a | ok\n" },
+        { "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n", 14,
+          "a | \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n" },     /* 2, 3 and 4 bytes: kept */
+        { "a | \377x\n", 7, "a | \xef\xbf\xbdx\n" },
+        { "\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd" },        /* overlong */
+        { "\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },  /* surrogate */
+        { "x\xe2\x82", 3, "x\xef\xbf\xbd\xef\xbf\xbd" },        /* cut short */
+        { "\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        char *b = evr_malloc(cases[i].n + 1);
+        memcpy(b, cases[i].in, cases[i].n);
+        size_t n = evr_gw_utf8_repair(&b, cases[i].n);
+        CHECK(n == strlen(cases[i].out) && !memcmp(b, cases[i].out, n));
+        free(b);
+    }
+}
+
+/*  The broker's error codes as HTTP answers (README "HTTP gateway"). */
+static void
+test_refused(void)
+{
+    static const struct {
+        const char *code;
+        int status;
+        unsigned retry;
+    } cases[] = {
+        { "bad_request", 400, 0 }, { "not_found", 404, 0 }, { "conflict", 409, 0 },
+        { "busy", 409, 0 }, { "too_large", 413, 0 }, { "queue_full", 429, EVR_GW_RETRY_QUEUE_S },
+        { "internal", 500, 0 }, { "unknown_type", 501, 0 }, { "unavailable", 503, 1 },
+        { "made_up", 502, 0 },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
+        evr_gw_req_t req = { 0 };
+        evr_msg_t e = { .type = EVR_MSG_ERROR, .code = (char *) cases[i].code,
+                        .message = "why" };
+        evr_gw_refused(&req, &e);
+        const char *code = json_string_value(json_object_get(json_object_get(req.json,
+                                                                             "error"), "code"));
+        CHECK(req.status == cases[i].status);
+        CHECK(req.retry_after == cases[i].retry);
+        CHECK(code && !strcmp(code, cases[i].status == 502 ? "bad_gateway" : cases[i].code));
+        json_decref(req.json);
+    }
+    evr_gw_req_t req = { 0 };
+    evr_msg_t ok = { .type = EVR_MSG_OK };
+    evr_gw_refused(&req, &ok);      /* no error at all where one was expected */
+    CHECK(req.status == 502);
+    json_decref(req.json);
+}
+
 int
 main(void)
 {
@@ -855,6 +949,8 @@ main(void)
     EVR_TEST_RUN(test_demand_parse);
     EVR_TEST_RUN(test_idem_prune);
     EVR_TEST_RUN(test_limits);
+    EVR_TEST_RUN(test_refused);
+    EVR_TEST_RUN(test_utf8_repair);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# test_gateway_api.sh BIN_DIR SRC_DIR [CASE...]: evrun-gateway's answers
+# that depend on what the broker says, with a process runner (no podman):
+# a matrix step's names in the artifact and log routes, the broker's
+# refusals as HTTP statuses (busy 409, queue_full 429 with Retry-After), a
+# submit the broker took but did not answer in time (503, outcome
+# unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
+# and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
+# cancel bodies).
+set -u
+bin=$1 src=$2
+shift 2
+root=$(mktemp -d /tmp/evr-gwa-XXXXXX)
+tmp=$root
+. "$src/tests/integration/bus_lib.sh"
+. "$src/tests/integration/gw_lib.sh"
+trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+fails=0 passes=0 case_name=
+
+jerr() { [ "$(jget 'd["error"]["code"]' 2>/dev/null)" = "$1" ]; }   # the JSON error's code
+says() { grep -qF -- "$1" "$tmp/body"; }
+hdr() { curl -s -D - -o "$tmp/body" -H "Authorization: Bearer $W" "$@" | tr -d '\r'; }
+
+start() {   # a broker, a process runner and a gateway (its settings: ARGS)
+  fresh "$1"
+  shift
+  printf '%s\n' "$@" > "$tmp/gw.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 \
+    && gateway --config "$tmp/gw.yml"
+}
+
+case_matrix() {
+  start matrix 'timeout_ms: 5000'
+  check "a matrix pipeline: 201" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: mx\nexecutor: process\nsteps:\n  - name: b\n    matrix: {OS: [x, y]}\n    run: echo "os $OS"; echo $OS > f.txt\n    artifacts: [f.txt]\n')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  api GET "/jobs/$id/artifacts" > /dev/null
+  check "the artifacts list b[OS=x]" [ "$(jget 'sorted(a["step"] for a in d["artifacts"])')" = "['b[OS=x]', 'b[OS=y]']" ]
+  check "a matrix step's file: 200" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt")" = 200 ]
+  check "... its bytes" [ "$(cat "$tmp/body")" = x ]
+  check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ] && [ "$(cat "$tmp/body")" = y ]
+  check "log ?step= of a matrix step: 200" [ "$(api GET "/jobs/$id/log?step=b%5BOS%3Dx%5D")" = 200 ]
+  check "... its line only" [ "$(cat "$tmp/body")" = "b[OS=x] | os x" ]
+  check "log ?step= of the written name: both" [ "$(api GET "/jobs/$id/log?step=b")" = 200 ] && [ "$(grep -c '| os ' "$tmp/body")" = 2 ]
+  check "a step of no step form: 400" [ "$(api GET "/jobs/$id/log?step=b%5BOS%5D")" = 400 ] && says "NAME[K=v,...]"
+  curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log?step=b" > "$tmp/sse"
+  check "SSE ?step= of the written name: both" [ "$(grep -c "\"step.output\"" "$tmp/sse")" = 2 ]
+  check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
+}
+
+case_refusals() {
+  start refusals 'timeout_ms: 5000'
+  local busy=$'pipeline: one\nexecutor: process\nconcurrency: 1\nqueue: {limit: 0}\nsteps:\n  - {name: a, run: sleep 4}\n'
+  check "busy: the first runs" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 201 ]
+  check "busy: the second is 409" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 409 ] && jerr busy
+  local full=$'pipeline: full\nexecutor: process\nconcurrency: 1\nqueue: {limit: 1}\nsteps:\n  - {name: a, run: sleep 4}\n'
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
+  hdr -H 'Content-Type: application/yaml' --data-binary "$full" "$url/jobs" > "$tmp/head"
+  check "queue_full: 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "queue_full: Retry-After" grep -q '^Retry-After: 5$' "$tmp/head"
+}
+
+case_unknown_outcome() {
+  start outcome 'timeout_ms: 1000'
+  local spec='{"pipeline":"late","executor":"process","steps":[{"name":"a","run":"true"}]}'
+  check "the broker answers" [ "$(api GET /runners)" = 200 ]
+  kill -STOP "$broker_pid"
+  check "a submit the broker does not answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")" = 503 ] && jerr unavailable
+  check "... outcome unknown: retry with the same key" says "outcome unknown" && says "retry with the same Idempotency-Key"
+  local id
+  id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
+  kill -CONT "$broker_pid"
+  local st=
+  for _ in $(seq 1 50); do
+    st=$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")
+    [ "$st" = 503 ] || break
+    sleep 0.2
+  done
+  check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
+  check "... answered 200 (nothing new)" [ "$st" = 200 ]
+}
+
+case_utf8() {
+  start utf8 'timeout_ms: 5000'
+  check "a job printing bytes that are no UTF-8: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"raw","executor":"process","steps":[{"name":"a","run":"printf \"x\\377y\\n\""}]}')" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "the text log: 200" [ "$(api GET "/jobs/$id/log")" = 200 ]
+  check "... the byte is U+FFFD" [ "$(cat "$tmp/body")" = "a | x"$'\xef\xbf\xbd'"y" ]
+  curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log" > "$tmp/sse"
+  check "the live log keeps the bytes (base64)" grep -qF '"bytes":{"base64":"eP95Cg=="}' "$tmp/sse"
+}
+
+case_checks() {
+  start checks 'timeout_ms: 5000'
+  local spec='{"pipeline":"chk","executor":"process","steps":[{"name":"a","run":"echo hi"},{"name":"b","matrix":{"OS":["x"]},"run":"true"}]}'
+  check "a job: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$spec")" = 201 ]
+  local id
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  # ?step= of no step of the job: 404 naming its steps, as evrun-cli logs --step
+  check "log ?step=zz: 404" [ "$(api GET "/jobs/$id/log?step=zz")" = 404 ] && jerr not_found
+  check "... naming the job's steps" says 'has no step \"zz\" (names are case-sensitive); its steps: a, b[OS=x]'
+  check "... as evrun-cli logs --step says" bash -c "\"$bin/evrun-cli\" logs --step zz $id 2>&1 | grep -qF 'its steps: a, b[OS=x]'"
+  check "live log ?step=zz: 404 too" [ "$(api GET "/jobs/$id/log?step=zz" -H 'Accept: text/event-stream')" = 404 ]
+  check "log ?step=a: 200" [ "$(api GET "/jobs/$id/log?step=a")" = 200 ]
+  # query parameters: a value always, once
+  check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ] && says "query parameter limit has no value"
+  check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
+  check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ] && says "query parameter limit is given twice"
+  check "?step twice: 400" [ "$(api GET "/jobs/$id/log?step=a&step=b")" = 400 ]
+  check "?arg twice: taken (it repeats)" [ "$(api POST '/jobs?arg=A=1&arg=B=2' -H 'Content-Type: application/json' -d '{"pipeline":"ab","executor":"process","args":{"A":{},"B":{}},"steps":[{"name":"a","run":"true"}]}')" = 201 ]
+  check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ] && says "pipeline: at most 64 bytes"
+  check "?pipeline= of 64 bytes: 200" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 64))")" = 200 ]
+  api GET '/jobs?limit=1' > /dev/null
+  local cur
+  cur=$(jget 'd["next_cursor"]' | tr A-Z a-z)
+  check "?cursor= in lower case: 200, as /jobs/{id} takes it" [ "$(api GET "/jobs?limit=1&cursor=$cur")" = 200 ]
+  # bodies: a pipeline over 1 MiB is 413
+  { printf '{"pipeline":"big","executor":"process","steps":[{"name":"a","run":"true"}],"x":"'; head -c 2000000 /dev/zero | tr '\0' x; printf '"}'; } > "$tmp/big.json"
+  check "a 2 MB pipeline: 413" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/big.json")" = 413 ] && jerr too_large && says "1 MiB"
+  # cancel: its body is JSON with reason only
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"slow","executor":"process","steps":[{"name":"a","run":"sleep 30"}]}' > /dev/null
+  local slow
+  slow=$(jget 'd["id"]')
+  check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ] && says 'unknown key \"reson\"'
+  check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ] && jerr unsupported_media_type
+  check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
+}
+
+cases=${*:-matrix refusals unknown_outcome utf8 checks}
+for c in $cases; do
+  case_name=$c
+  echo "== $c"
+  "case_$c"
+done
+bus_stop
+case_name=sanitizers
+check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
+echo "test_gateway_api: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
