@@ -46,6 +46,8 @@ s_set_status(evr_pipe_t *p, const char *status)
 {
     free(p->fire_status);
     p->fire_status = status ? evr_strdup(status) : NULL;
+    if (p->fire_status)     /* a refusal's message may be longer than the field takes */
+        evr_text_fit(p->fire_status, EVR_REASON_MAX);
 }
 
 /*  Writes p's record (synced unless lazy); a failure stops the broker. */
@@ -56,7 +58,8 @@ s_record(evr_broker_t *b, const evr_pipe_t *p, const char *state, const char *re
     snprintf(key, sizeof key, "sched/%s", p->spec->pipeline);
     int n = snprintf(val, sizeof val, "%lld %s %s%s%s", (long long) p->last_fire, state,
                      p->fire_job[0] ? p->fire_job : "-", reason ? " " : "", reason ? reason : "");
-    evr_store_kv_t op = { key, val, n < (int) sizeof val ? (size_t) n : sizeof val - 1 };
+    size_t len = n < (int) sizeof val ? (size_t) n : evr_text_cut(val, sizeof val - 1);
+    evr_store_kv_t op = { key, val, len };
     evr_err_t err;
     evr_rc_t rc = lazy ? evr_store_kv_write_lazy(b->store, &op, 1, &err)
                        : evr_store_kv_write(b->store, &op, 1, &err);
