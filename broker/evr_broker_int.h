@@ -123,6 +123,7 @@ typedef struct evr_runners_session {
     bool resynced;          /* the broker holds its log up to resync_to */
     uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
     bool draining, lost;
+    bool drain_warned;      /* a held drain's send failed, said once (evr_runners.c) */
     bool drain_unsent;      /* a drain asked while it was not connected: sent at its
                                hello (kv "drain/<runner>" holds it over a restart) */
     bool hello_seen;        /* false: known from the queue or a held drain at the

@@ -471,12 +471,19 @@ s_bind(evr_msg_t *msg, const char *req, bool *same, char *why, size_t len)
     }
     else {
         evr_strmap_free(&bound);
+        /* whole reasons while they fit with room left for "; and N more" */
         char *all = evr_strdup("");
-        size_t n = evr_diag_count(d), kept = n < EVR_DIAG_MAX ? n : EVR_DIAG_MAX;
-        for (size_t i = 0; i < kept; i++) {
+        size_t n = evr_diag_count(d), most = n < EVR_DIAG_MAX ? n : EVR_DIAG_MAX, kept = 0;
+        size_t room = len - 1 > 64 ? len - 1 - 32 : len - 1;
+        for (; kept < most; kept++) {
+            const char *e = evr_diag_get(d, kept);
+            if (kept && strlen(all) + 2 + strlen(e) > room)
+                break;
             char *was = all;
-            all = evr_asprintf("%s%s%s", was, i ? "; " : "", evr_diag_get(d, i));
+            all = evr_asprintf("%s%s%s", was, kept ? "; " : "", e);
             free(was);
+            if (!kept)
+                evr_text_fit(all, room);
         }
         if (n > kept) {
             char *was = all;

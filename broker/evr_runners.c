@@ -239,10 +239,13 @@ s_send_drain(evr_broker_t *b, evr_runners_session_t *r)
     evr_msg_t m = { .type = EVR_MSG_CONTROL, .command = "drain" };
     evr_err_t err;
     if (evr_bus_send(b->runners, r->rid, &m, &err)) {
-        evr_broker_warn(b, "runner %s: its drain was not sent: %s (kept for its next hello)",
-                        r->id, err.msg);
+        if (!r->drain_warned)
+            evr_broker_warn(b, "runner %s: its drain was not sent: %s (held: sent again at its "
+                            "next heartbeat or hello)", r->id, err.msg);
+        r->drain_warned = true;
         return;
     }
+    r->drain_warned = false;
     char *k = evr_asprintf("drain/%s", r->id);
     evr_store_kv_t op = { k, NULL, 0 };
     if (evr_store_kv_write(b->store, &op, 1, &err))

@@ -277,7 +277,8 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
        va_list ap)
 {
     char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (vsnprintf(msg, sizeof msg, fmt, ap) >= (int) sizeof msg)
+        evr_text_cut(msg, sizeof msg - 1);  /* on a character, marked: it goes out as UTF-8 */
     long item;
     char *w = s_written(self, path, &item);
     const char *name = item >= 0 ? self->name[item] : NULL;

@@ -557,7 +557,8 @@ evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap
         if (!known) {   /* args.NAME, however the client gave it (evrun-cli -a, the
                            gateway's body.args or ?arg=) */
             char p[128];
-            snprintf(p, sizeof p, "args.%.64s", given->k[i]);
+            if (snprintf(p, sizeof p, "args.%s", given->k[i]) >= (int) sizeof p)
+                evr_text_cut(p, sizeof p - 1);  /* on a character */
             evr_diag_add_at(diag, 0, 0, p, "the pipeline declares no arg \"%s\" (declare it "
                             "under args:, or leave it out)", given->k[i]);
         }

@@ -141,6 +141,8 @@ const char *
 evr_ulid_problem(const char *s)
 {
     static __thread char why[160];   /* per thread, as the field checks' reasons */
+    if (!s)
+        return "expected a ULID, got none";
     if (s_problem(s, NULL, why, sizeof why))
         return why;
     for (int i = 0; s[i]; i++)

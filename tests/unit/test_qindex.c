@@ -21,6 +21,7 @@
 #include "evr_diag.h"
 #include "evr_log.h"
 #include "evr_test.h"
+#include "evr_codec.h"
 #include "evr_ulid.h"
 #include "evr_yaml.h"
 
@@ -172,9 +173,23 @@ test_refusal_fits(void)
     CHECK(!evr_queue_offer(b, NULL, &m, "submit", &existing, &code, why, sizeof why));
     size_t n = strlen(why);
     CHECK(n > 3000 && n <= EVR_MESSAGE_MAX);
-    CHECK(n >= 3 && !strcmp(why + n - 3, EVR_CUT_MARK));
+    /* whole reasons, then how many more were left out */
+    unsigned more = 0;
+    const char *tail = strstr(why, "; and ");
+    CHECK(tail && sscanf(tail, "; and %u more", &more) == 1 && more > 0 && more < 64);
+    CHECK(n > 5 && !strcmp(why + n - 5, " more"));
     CHECK_CONTAINS(why, "submit: args.A0: the pipeline declares no arg \"A0\"");
     CHECK_CONTAINS(why, "submit: args.A30: the pipeline declares no arg");
+    /* one arg whose name is 1000 two-byte characters: cut, valid UTF-8 */
+    evr_strmap_free(&m.args);
+    char big[2001];
+    for (int i = 0; i < 1000; i++)
+        memcpy(big + 2 * i, "\xc3\xa9", 2);
+    big[2000] = '\0';
+    evr_strmap_set(&m.args, big, "v");
+    CHECK(!evr_queue_offer(b, NULL, &m, "submit", &existing, &code, why, sizeof why));
+    CHECK(evr_utf8_valid(why, strlen(why)));
+    CHECK_CONTAINS(why, EVR_CUT_MARK);
     evr_msg_clear(&m);
     evr_broker_destroy(&b);
 }
