@@ -298,7 +298,8 @@ s_sum_path(const evr_broker_t *b, const evr_msg_t *m)
 }
 
 /*  Writes the sum of m's whole file (sb its stat): best effort, a sum
-    not written is only read again. */
+    not written is kept in memory (evr_artsum) and only read again once
+    that forgot it. */
 static void
 s_sum_write(evr_broker_t *b, const evr_msg_t *m, const struct stat *sb, const char *hex)
 {
@@ -319,7 +320,7 @@ s_sum_write(evr_broker_t *b, const evr_msg_t *m, const struct stat *sb, const ch
         why = strerror(errno ? errno : ENOSPC);
     if (why)
         evr_broker_warn(b, "artifact %s/%s of job %s: cannot write its sha256 to %s (%s): it "
-                        "is read again when asked for", m->step, m->path, m->job, sum, why);
+                        "is kept in memory, and read again after a restart", m->step, m->path, m->job, sum, why);
     if (fd >= 0)
         close(fd);
     free(dir);

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,8 +31,8 @@ typedef struct {
 } s_sum_t;
 
 struct evr_artsum {
-    zhashx_t *sums;         /* key -> s_sum_t */
-    zhashx_t *pending;      /* key -> its stat, as text: the worker reads it */
+    zhashx_t *sums;    /* key -> s_sum_t */
+    zhashx_t *pending; /* key -> its stat, as text: the worker reads it */
     zactor_t *worker;
     size_t max;
     uint64_t inline_max, clock, reads;
@@ -84,11 +86,15 @@ static void
 s_worker(zsock_t *pipe, void *arg)
 {
     (void) arg;
+    sigset_t all; /* signals are the loop's (a flag each): never this thread's */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     zsock_signal(pipe, 0);
     while (true) {
         char *key = NULL, *path = NULL, *stat = NULL;
-        if (zstr_recvx(pipe, &key, &path, &stat, NULL) < 1 || !strcmp(key, "$TERM")
-            || !path || !stat) {
+        if (zstr_recvx(pipe, &key, &path, &stat, NULL) < 1 && errno == EINTR)
+            continue;
+        if (!key || !strcmp(key, "$TERM") || !path || !stat) {
             bool term = !key || !strcmp(key, "$TERM");
             zstr_free(&key);
             zstr_free(&path);
@@ -129,7 +135,7 @@ evr_artsum_destroy(evr_artsum_t **self_p)
     evr_artsum_t *self = *self_p;
     if (!self)
         return;
-    zactor_destroy(&self->worker);   /* waits for the file being read */
+    zactor_destroy(&self->worker); /* waits for the file being read */
     zhashx_destroy(&self->sums);
     zhashx_destroy(&self->pending);
     free(self);
@@ -193,9 +199,12 @@ evr_artsum_get(evr_artsum_t *self, const char *key, const char *path, const stru
     s_stat_text(sb, stat);
     if ((uint64_t) sb->st_size <= self->inline_max) {
         self->reads++;
+        errno = 0;
         if (!s_read_path(path, stat, hex)) {
-            evr_err_set(err, EVR_ERR_IO, "%s changed or could not be read while its sha256 "
-                        "was read (%s)", path, errno ? strerror(errno) : "another file");
+            evr_err_set(err, EVR_ERR_IO,
+                        "%s changed or could not be read while its sha256 "
+                        "was read (%s)",
+                        path, errno ? strerror(errno) : "another file");
             return EVR_ARTSUM_FAILED;
         }
         evr_artsum_put(self, key, sb, hex);
@@ -205,7 +214,7 @@ evr_artsum_get(evr_artsum_t *self, const char *key, const char *path, const stru
     if (was && !strcmp(was, stat))
         return EVR_ARTSUM_READING;
     if (!was && zhashx_size(self->pending) >= S_PENDING_MAX)
-        return EVR_ARTSUM_READING;   /* asked again later, when the worker caught up */
+        return EVR_ARTSUM_READING; /* asked again later, when the worker caught up */
     zhashx_update(self->pending, key, stat);
     zstr_sendx(self->worker, key, path, stat, NULL);
     return EVR_ARTSUM_READING;
@@ -226,8 +235,8 @@ evr_artsum_collect(evr_artsum_t *self, evr_artsum_done_fn *done, void *arg)
             unsigned long long ino, size;
             long long sec;
             long nsec;
-            if (strcmp(hex, "-") && sscanf(stat, "%llu %llu %lld %ld", &ino, &size, &sec,
-                                           &nsec) == 4) {
+            if (strcmp(hex, "-")
+                && sscanf(stat, "%llu %llu %lld %ld", &ino, &size, &sec, &nsec) == 4) {
                 struct stat sb = { 0 };
                 sb.st_ino = (ino_t) ino;
                 sb.st_size = (off_t) size;

@@ -24,9 +24,9 @@
 typedef struct evr_artsum evr_artsum_t;
 
 typedef enum {
-    EVR_ARTSUM_KNOWN,       /* the digest, in hex */
-    EVR_ARTSUM_READING,     /* a worker reads the file: ask again later */
-    EVR_ARTSUM_FAILED,      /* the file cannot be read (said in err) */
+    EVR_ARTSUM_KNOWN,   /* the digest, in hex */
+    EVR_ARTSUM_READING, /* a worker reads the file: ask again later */
+    EVR_ARTSUM_FAILED,  /* the file cannot be read (said in err) */
 } evr_artsum_rc_t;
 
 /*  A store of at most max digests (> 0), files of at most inline_max
@@ -41,8 +41,7 @@ bool evr_artsum_lookup(evr_artsum_t *self, const char *key, const struct stat *s
 
 /*  Keeps hex as the digest of key's file sb (read elsewhere, or checked
     as it was received). */
-void evr_artsum_put(evr_artsum_t *self, const char *key, const struct stat *sb,
-                    const char *hex);
+void evr_artsum_put(evr_artsum_t *self, const char *key, const struct stat *sb, const char *hex);
 
 /*  The digest of key's file at path (sb its stat): kept, or read now
     (inline_max bytes at most: KNOWN, hex filled and kept), or handed to

@@ -38,7 +38,7 @@ test_small_kept(void)
     CHECK(s_get(as, "J/s/a", p, hex) == EVR_ARTSUM_KNOWN);
     CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(evr_artsum_reads(as) == 1);
-    CHECK(s_get(as, "J/s/a", p, hex) == EVR_ARTSUM_KNOWN);   /* a later piece */
+    CHECK(s_get(as, "J/s/a", p, hex) == EVR_ARTSUM_KNOWN); /* a later piece */
     CHECK(evr_artsum_reads(as) == 1);
     /* another file at the path (renamed over: another inode): read again */
     char q[128];
@@ -52,7 +52,7 @@ test_small_kept(void)
     struct stat sb;
     stat(p, &sb);
     evr_artsum_put(as, "J/s/b", &sb, "b");
-    CHECK(s_get(as, "J/s/a", p, hex) == EVR_ARTSUM_KNOWN);   /* a used: b the oldest */
+    CHECK(s_get(as, "J/s/a", p, hex) == EVR_ARTSUM_KNOWN); /* a used: b the oldest */
     evr_artsum_put(as, "J/s/c", &sb, "c");
     CHECK(evr_artsum_size(as) == 2);
     CHECK(!evr_artsum_lookup(as, "J/s/b", &sb, hex));
@@ -80,7 +80,7 @@ test_large_by_worker(void)
     snprintf(p, sizeof p, "%s/big", s_dir);
     s_write(p, "abc");
     CHECK(s_get(as, "J/s/big", p, hex) == EVR_ARTSUM_READING);
-    CHECK(s_get(as, "J/s/big", p, hex) == EVR_ARTSUM_READING);   /* asked once */
+    CHECK(s_get(as, "J/s/big", p, hex) == EVR_ARTSUM_READING); /* asked once */
     zpoller_t *poller = zpoller_new(evr_artsum_sock(as), NULL);
     CHECK(zpoller_wait(poller, 5000) != NULL);
     zpoller_destroy(&poller);
@@ -93,7 +93,7 @@ test_large_by_worker(void)
     /* changed (its mtime) while read: the digest dropped, not kept */
     struct stat sb;
     stat(p, &sb);
-    sb.st_mtim.tv_nsec ^= 1;    /* the file asked for is not the one there */
+    sb.st_mtim.tv_nsec ^= 1; /* the file asked for is not the one there */
     evr_err_t err;
     CHECK(evr_artsum_get(as, "J/s/big", p, &sb, hex, &err) == EVR_ARTSUM_READING);
     poller = zpoller_new(evr_artsum_sock(as), NULL);
