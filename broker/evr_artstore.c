@@ -14,7 +14,10 @@
     Clients read files with `fetch`, one bounded piece per request; a
     fetch naming a sha256 is served only by the copy of that sha256.
     The sha256 of each whole file is kept in DIR/JOB/.sha256/STEP/PATH
-    (s_sum_*), so that it is not read again at every piece.
+    (s_sum_*), and in memory (evr_artsum.h: a sum not written does not
+    make it read again); a file whose sum is lost is read again at once
+    when small, else by a worker thread, the fetch answered not_found
+    (S_CHECKING) meanwhile: the loop never reads a large file whole.
     A file refused for good (over the job's limit, or a write that failed)
     is noted in DIR/JOB/.refused, a line each ("CODE\tSHA256\tSTEP\tPATH\t
     REASON", at most S_REFUSED_MAX bytes in all; a file received after a
@@ -35,6 +38,7 @@
 
 #include "evr_broker_int.h"
 #include "evr_codec.h"
+#include "evr_artsum.h"
 #include "evr_sha256.h"
 
 /*  The sha256 of partial files, taken as their pieces arrive, so that a
@@ -43,7 +47,12 @@
     A partial file with none (the broker restarted meanwhile) is read
     again when it is whole. */
 #define S_HASHES 16
+#define S_SUMS_KEPT 4096            /* digests of whole files kept in memory (evr_artsum) */
+#define S_SUM_INLINE (1u << 20)     /* files read on the loop, at most; larger: by the worker */
 #define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
+/*  How a fetch's answer begins while its file's sha256 is read again
+    (schema/PROTOCOL.md `fetch`). */
+#define S_CHECKING "the broker is reading again the sha256 of its copy ("
 #define S_RECEIVED "received"   /* a note's code: a copy of the file was received after all */
 
 typedef struct {
@@ -57,12 +66,15 @@ typedef struct {
 struct evr_artstore {
     s_hash_t hashes[S_HASHES];
     uint64_t clock;
+    evr_artsum_t *sums;
 };
 
 evr_artstore_t *
 evr_artstore_new(void)
 {
-    return evr_calloc(1, sizeof(evr_artstore_t));
+    evr_artstore_t *self = evr_calloc(1, sizeof(evr_artstore_t));
+    self->sums = evr_artsum_new(S_SUMS_KEPT, S_SUM_INLINE);
+    return self;
 }
 
 void
@@ -73,6 +85,7 @@ evr_artstore_destroy(evr_artstore_t **self_p)
         return;
     for (int i = 0; i < S_HASHES; i++)
         evr_sha256_destroy(&self->hashes[i].h);
+    evr_artsum_destroy(&self->sums);
     free(self);
     *self_p = NULL;
 }
@@ -285,7 +298,8 @@ s_sum_path(const evr_broker_t *b, const evr_msg_t *m)
 }
 
 /*  Writes the sum of m's whole file (sb its stat): best effort, a sum
-    not written is only read again. */
+    not written is kept in memory (evr_artsum) and only read again once
+    that forgot it. */
 static void
 s_sum_write(evr_broker_t *b, const evr_msg_t *m, const struct stat *sb, const char *hex)
 {
@@ -306,20 +320,58 @@ s_sum_write(evr_broker_t *b, const evr_msg_t *m, const struct stat *sb, const ch
         why = strerror(errno ? errno : ENOSPC);
     if (why)
         evr_broker_warn(b, "artifact %s/%s of job %s: cannot write its sha256 to %s (%s): it "
-                        "is read again when asked for", m->step, m->path, m->job, sum, why);
+                        "is kept in memory, and read again after a restart", m->step, m->path, m->job, sum, why);
     if (fd >= 0)
         close(fd);
     free(dir);
     free(sum);
 }
 
+/*  The digests the worker read: kept (evr_artsum) and their sums written. */
+static void
+s_sum_done(void *arg, const char *key, const struct stat *sb, const char *hex)
+{
+    evr_broker_t *b = arg;
+    char *k = evr_strdup(key), *step = strchr(k, '/'), *path = step ? strchr(step + 1, '/') : NULL;
+    if (path) {
+        *step++ = '\0';
+        *path++ = '\0';
+        evr_msg_t m = { .job = k, .step = step, .path = path };
+        evr_broker_debug(b, "artifact %s/%s of job %s: its sha256 read again by the worker "
+                         "(%llu bytes; %llu whole files read so far)", step, path, k,
+                         (unsigned long long) sb->st_size,
+                         (unsigned long long) evr_artsum_reads(b->artstore->sums));
+        s_sum_write(b, &m, sb, hex);
+    }
+    free(k);
+}
+
+void
+evr_artstore_turn(evr_broker_t *b)
+{
+    evr_artsum_collect(b->artstore->sums, s_sum_done, b);
+}
+
+void *
+evr_artstore_sock(evr_broker_t *b)
+{
+    return evr_artsum_sock(b->artstore->sums);
+}
+
 /*  The sha256 of m's whole file (sb its stat, final its path) into hex:
-    from its sum, or read again (and the sum written).  false: the file
-    cannot be read (said in err). */
-static bool
+    kept in memory, from its sum, or read again: at once for a small file
+    (and the sum written), by the worker for a large one (READING: ask
+    again later).  FAILED: the file cannot be read (said in err). */
+static evr_artsum_rc_t
 s_sum(evr_broker_t *b, const evr_msg_t *m, const char *final, const struct stat *sb,
       char hex[EVR_SHA256_HEX], evr_err_t *err)
 {
+    evr_artsum_t *sums = b->artstore->sums;
+    evr_artsum_collect(sums, s_sum_done, b);
+    char *key = evr_asprintf("%s/%s/%s", m->job, m->step, m->path);
+    evr_artsum_rc_t rc = EVR_ARTSUM_KNOWN;
+    if (evr_artsum_lookup(sums, key, sb, hex))
+        goto out;
     char *sum = s_sum_path(b, m), line[160];
     int fd = open(sum, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
@@ -336,19 +388,23 @@ s_sum(evr_broker_t *b, const evr_msg_t *m, const char *final, const struct stat 
                    &used) == 5 && used == n && line[n - 1] == '\n' && strlen(hex) == 64
             && size == (unsigned long long) sb->st_size
             && ino == (unsigned long long) sb->st_ino && sec == (long long) sb->st_mtim.tv_sec
-            && nsec == (long) sb->st_mtim.tv_nsec)
-            return true;
+            && nsec == (long) sb->st_mtim.tv_nsec) {
+            evr_artsum_put(sums, key, sb, hex);
+            goto out;
+        }
     }
-    uint64_t got;
-    if (evr_sha256_file(final, hex, &got, err))
-        return false;
-    struct stat now;
-    if (lstat(final, &now) != 0 || now.st_ino != sb->st_ino || got != (uint64_t) sb->st_size) {
-        evr_err_set(err, EVR_ERR_IO, "%s changed while its sha256 was read", final);
-        return false;
+    uint64_t before = evr_artsum_reads(sums);
+    rc = evr_artsum_get(sums, key, final, sb, hex, err);
+    if (rc == EVR_ARTSUM_KNOWN && evr_artsum_reads(sums) != before) {
+        evr_broker_debug(b, "artifact %s/%s of job %s: its sha256 read again (%llu bytes; "
+                         "%llu whole files read so far)", m->step, m->path, m->job,
+                         (unsigned long long) sb->st_size,
+                         (unsigned long long) evr_artsum_reads(sums));
+        s_sum_write(b, m, sb, hex);
     }
-    s_sum_write(b, m, sb, hex);
-    return true;
+out:
+    free(key);
+    return rc;
 }
 
 /*  Whether final holds the file (its size and digest). */
@@ -360,7 +416,9 @@ s_holds(evr_broker_t *b, const char *final, const evr_msg_t *m)
         return false;
     char hex[EVR_SHA256_HEX];
     evr_err_t err;
-    return s_sum(b, m, final, &sb, hex, &err) && strcmp(hex, m->sha256) == 0;
+    /* a large file not known yet (read by the worker meanwhile): received again */
+    return s_sum(b, m, final, &sb, hex, &err) == EVR_ARTSUM_KNOWN
+        && strcmp(hex, m->sha256) == 0;
 }
 
 /*  Appends data at held to the partial file; the new length, or -1
@@ -431,8 +489,12 @@ s_complete(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m, const char *parti
         evr_broker_info(b, "artifact %s/%s of job %s received (%llu bytes)", m->step, m->path,
                         m->job, (unsigned long long) m->size);
         struct stat sb;
-        if (lstat(final, &sb) == 0)
+        if (lstat(final, &sb) == 0) {
+            char *key = evr_asprintf("%s/%s/%s", m->job, m->step, m->path);
+            evr_artsum_put(b->artstore->sums, key, &sb, hex);
+            free(key);
             s_sum_write(b, m, &sb, hex);
+        }
         s_note_received(b, m);
         s_ack(b, rid, m, m->size, true, NULL);
     }
@@ -586,8 +648,17 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
     uint64_t size = (uint64_t) sb.st_size;
     char hex[EVR_SHA256_HEX];
     evr_err_t err;
-    if (m->sha256 && !s_sum(b, m, final, &sb, hex, &err)) {
+    evr_artsum_rc_t known = m->sha256 ? s_sum(b, m, final, &sb, hex, &err) : EVR_ARTSUM_KNOWN;
+    if (known == EVR_ARTSUM_FAILED) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+        goto out;
+    }
+    if (known == EVR_ARTSUM_READING) {
+        /* not_found: what clients ask again for (as a file not there yet) */
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
+                           S_CHECKING "%llu bytes) of artifact %s of step %s of job %s "
+                           "is the copy of sha256 %s: ask again shortly",
+                           (unsigned long long) size, m->path, m->step, m->job, m->sha256);
         goto out;
     }
     if (m->sha256 && strcmp(hex, m->sha256) != 0) {

@@ -675,12 +675,13 @@ evr_broker_reload(evr_broker_t *b)
 void
 evr_broker_turn(evr_broker_t *b, int timeout_ms)
 {
-    zmq_pollitem_t items[5] = {
+    zmq_pollitem_t items[6] = {
         { zsock_resolve(b->runners), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->clients), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve(b->pub), 0, ZMQ_POLLIN, 0 },
+        { evr_artstore_sock(b), 0, ZMQ_POLLIN, 0 },   /* sha256 sums read */
     };
-    int n = 3;
+    int n = 4;
     if (b->zap)
         items[n++] = (zmq_pollitem_t) { zsock_resolve(evr_zap_socket(b->zap)), 0, ZMQ_POLLIN, 0 };
     if (evr_pipelines_fd(b) >= 0)   /* the pipelines directory changed */
@@ -691,6 +692,7 @@ evr_broker_turn(evr_broker_t *b, int timeout_ms)
     zmq_poll(items, n, (int) evr_pipelines_wait_ms(b, wait));
     if (b->zap)
         evr_zap_handle(b->zap, s_zap_log, b);
+    evr_artstore_turn(b);
     evr_pipelines_turn(b);      /* before the client requests: a fire is in this turn's commit */
     s_drain_socket(b, b->runners, true);
     s_drain_socket(b, b->clients, false);

@@ -483,5 +483,8 @@ void evr_artstore_destroy(evr_artstore_t **self_p);
 void evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr_msg_t *m);
 /*  A client's fetch: answered artifact_data or error. */
 void evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m);
+/*  Takes in the sha256 sums the artifact worker read (evr_artsum). */
+void evr_artstore_turn(evr_broker_t *b);
+void *evr_artstore_sock(evr_broker_t *b);
 
 #endif

@@ -258,6 +258,27 @@ YML
   check "the default wait: said it waits for the latest copy" grep -q "^evrun-cli artifacts: waiting up to 30 s (--wait) for 1 file not at the broker yet: out.txt of step flaky (an earlier attempt's copy there)" "$tmp/got.err"
   check "... the second attempt's file, whole" cmp -s <(seq 1 400000) "$tmp/got/flaky/out.txt"
   check "the job succeeded" [ "$(wait_job "$j" 60)" = succeeded ]
+  # its sum lost and not writable, the broker restarted (no sums in
+  # memory): the large file is read by the worker, the fetch answered
+  # not_found meanwhile; then served, each piece, and read once only
+  local sum=$tmp/broker/artifacts/$j/.sha256/flaky/out.txt sha got=
+  sha=$(event_sha "$j" flaky out.txt | tail -n 1)
+  kill "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  rm -f "$sum" && mkdir "$sum"
+  bus_broker --log-level debug || return
+  fetch() { /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" flaky out.txt "$sha" "$@"; }
+  check "no sum: not_found while the worker reads the file" fetch not_found "the broker is reading again the sha256 of its copy (2688895 bytes) of artifact out.txt of step flaky of job $j is the copy of sha256 $sha: ask again shortly"
+  for _ in $(seq 1 100); do fetch artifact_data '*' 2>/dev/null && got=1 && break; sleep 0.1; done
+  check "... then served" [ -n "$got" ]
+  check "... the first piece again" fetch artifact_data '*' 0
+  check "... a later piece" fetch artifact_data '*' 1048576
+  check "... the last piece" fetch artifact_data '*' 2097152
+  rm -rf "$tmp/got2"
+  cli artifacts "$j" -o "$tmp/got2" > /dev/null 2>&1
+  check "... evrun-cli artifacts gets it whole" cmp -s <(seq 1 400000) "$tmp/got2/flaky/out.txt"
+  check "... read by the worker once" [ "$(grep -c "artifact flaky/out.txt of job $j: its sha256 read again by the worker" "$tmp/broker.log")" -eq 1 ]
+  check "... and never on the loop" [ "$(grep -c "artifact flaky/out.txt of job $j: its sha256 read again (" "$tmp/broker.log")" -eq 0 ]
+  rmdir "$sum"
 }
 
 # a copy of the same size as the latest event's and another sha256 (a
@@ -266,7 +287,8 @@ YML
 # 2's sha256 is never served attempt 1's bytes (not_found, naming the
 # copy held); evrun-cli artifacts names both copies and writes nothing;
 # the held copy's sha256 kept beside it (a sum naming another inode not
-# believed); a piece past the file's size refused with its reason
+# believed); a piece past the file's size refused with its reason; a
+# sum that cannot be written: the sha256 kept in memory, not read again
 case_other_copy() {
   fresh ocopy
   bus_broker || return
@@ -287,12 +309,31 @@ case_other_copy() {
   check "without sha256: the copy held, unchecked" fetch "" artifact_data abc
   sums=$tmp/broker/artifacts/$j/.sha256
   check "the held copy's sha256 kept beside it" grep -q "^$h1 3 [0-9]* [0-9]* [0-9]*$" "$sums/a/f"
+  # the sums kept in memory go with a restart: the sum files are read
+  kill "$broker_pid"; wait "$broker_pid" 2>/dev/null
   echo "$h2 3 1 0 0" > "$sums/a/f"
+  bus_broker --log-level debug || return
   check "a sum naming another inode: not believed" fetch "$h2" not_found "the broker holds another copy (sha256 $h1, 3 bytes)"
   check "... and written again" grep -q "^$h1 3 [0-9]* [0-9]* [0-9]*$" "$sums/a/f"
+  kill "$broker_pid"; wait "$broker_pid" 2>/dev/null
   rm "$sums/a/f"
+  bus_broker --log-level debug || return
   check "no sum (a state directory of before): read again" fetch "$h1" artifact_data abc
   check "... and written" grep -q "^$h1 " "$sums/a/f"
+  # a sum that cannot be written (a directory in its place): the sha256
+  # kept in memory, not read again at the next fetch nor its next piece
+  kill "$broker_pid"; wait "$broker_pid" 2>/dev/null
+  rm "$sums/a/f" && mkdir "$sums/a/f"
+  local before
+  before=$(wc -l < "$tmp/broker.log")
+  bus_broker --log-level debug || return
+  check "no sum, none writable: served" fetch "$h1" artifact_data abc
+  check "... the sum not written said" grep -q "artifact a/f of job $j: cannot write its sha256 to $sums/a/f" "$tmp/broker.log"
+  check "... served again" fetch "$h1" artifact_data abc
+  check "... and a later piece" fetch "$h1" artifact_data bc 1
+  check "... the file read once" [ "$(tail -n +$((before + 1)) "$tmp/broker.log" | grep -c "artifact a/f of job $j: its sha256 read again")" -eq 1 ]
+  check "... and the sum's failure said once" [ "$(tail -n +$((before + 1)) "$tmp/broker.log" | grep -c "cannot write its sha256 to $sums/a/f")" -eq 1 ]
+  rmdir "$sums/a/f"
   cli artifacts "$j" -o "$tmp/got" --wait 0 > "$tmp/got.out" 2> "$tmp/got.err"
   check "artifacts --wait 0: exit 1" [ $? -eq 1 ]
   check "... names both copies and what to do" grep -q "^evrun-cli artifacts: a/f: the broker holds another copy (3 bytes, sha256 $h1; the step recorded 3 bytes, sha256 $h2) (--wait 0): an earlier attempt's, until the runner that ran step a ships the latest" "$tmp/got.err"
