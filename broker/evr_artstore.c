@@ -52,7 +52,7 @@
 #define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
 /*  How a fetch's answer begins while its file's sha256 is read again
     (schema/PROTOCOL.md `fetch`). */
-#define S_CHECKING "the broker is reading again the sha256 of its copy ("
+#define S_CHECKING "the broker is reading its copy ("
 #define S_RECEIVED "received"   /* a note's code: a copy of the file was received after all */
 
 typedef struct {
@@ -657,7 +657,7 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
         /* not_found: what clients ask again for (as a file not there yet) */
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
                            S_CHECKING "%llu bytes) of artifact %s of step %s of job %s "
-                           "is the copy of sha256 %s: ask again shortly",
+                           "again, to tell whether it is the copy of sha256 %s: ask again shortly",
                            (unsigned long long) size, m->path, m->step, m->job, m->sha256);
         goto out;
     }

@@ -267,7 +267,7 @@ YML
   rm -f "$sum" && mkdir "$sum"
   bus_broker --log-level debug || return
   fetch() { /usr/bin/python3 "$src/tests/support/fetch_code.py" "$tmp/bus/clients" "$j" flaky out.txt "$sha" "$@"; }
-  check "no sum: not_found while the worker reads the file" fetch not_found "the broker is reading again the sha256 of its copy (2688895 bytes) of artifact out.txt of step flaky of job $j is the copy of sha256 $sha: ask again shortly"
+  check "no sum: not_found while the worker reads the file" fetch not_found "the broker is reading its copy (2688895 bytes) of artifact out.txt of step flaky of job $j again, to tell whether it is the copy of sha256 $sha: ask again shortly"
   for _ in $(seq 1 100); do fetch artifact_data '*' 2>/dev/null && got=1 && break; sleep 0.1; done
   check "... then served" [ -n "$got" ]
   check "... the first piece again" fetch artifact_data '*' 0
