@@ -274,6 +274,9 @@ evr_gw_bus_lost(evr_gw_t *gw, const evr_err_t *err, bool down)
         snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
         gw->bus_down = true;
     }
+    else if (!down)     /* made anew at once, unlike a stopped broker: said still */
+        evr_log_info("gateway", "a call to the broker failed: %s (its connection is made "
+                     "anew)", err->msg);
     gw->bus_again = true;
     gw->bus_retry_at = evr_mono_ns();
     if (gw->bus_on)
