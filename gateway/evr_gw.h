@@ -51,7 +51,7 @@ typedef struct evr_gw {
     pthread_t bus_thread;
     bool bus_on;
     struct MHD_Daemon *daemon;
-    volatile int stopping;      /* streams end when set */
+    _Atomic int stopping;       /* streams end when set (read by every thread) */
     int downloads;              /* artifact downloads running (atomic) */
     evr_gw_metrics_t *metrics;  /* made by evr_gw_start */
     bool metrics_auth;          /* GET /metrics needs a token (metrics_token: required) */
@@ -91,6 +91,7 @@ typedef struct {
     bool no_turn;
     bool unanswered;        /* a call went out and its answer did not come: the broker
                                may have done what it asked */
+    bool bus_nowait;        /* no wait for the watch's attempt: 503 while connecting */
 } evr_gw_req_t;
 
 typedef void(evr_gw_handler_fn)(evr_gw_t *gw, evr_gw_req_t *req);
@@ -214,8 +215,9 @@ void evr_gw_bus_cfg_make(evr_gw_t *gw, const evr_config_t *cfg);
 /*  Starts (evr_gw_start, before serving) and stops (evr_gw_stop, once no
     request runs) the watch: the thread that connects gw->client, choosing
     the endpoint again at each attempt, and tries again while no broker
-    answers (0.25 s, doubling to 4 s). */
-void evr_gw_bus_start(evr_gw_t *gw);
+    answers (0.25 s, doubling to 4 s).  EVR_ERR_IO when the thread
+    cannot be made. */
+evr_rc_t evr_gw_bus_start(evr_gw_t *gw, evr_err_t *err);
 void evr_gw_bus_stop(evr_gw_t *gw);
 
 /*  The settings of the broker's endpoints now (those of the last
@@ -224,9 +226,16 @@ void evr_gw_bus_stop(evr_gw_t *gw);
 const evr_config_t *evr_gw_bus_cfg(evr_gw_t *gw);
 
 /*  The shared client (gw->mu held): once the watch's attempt running
-    ends, when there is one; NULL with req's 503 set (with Retry-After
-    and what to do) while no broker answers. */
+    ends, when there is one (not with req->bus_nowait); NULL with req's
+    503 set (with Retry-After and what to do) while no broker answers,
+    and when its connection is down (waited for half a second at most:
+    then lost, as evr_gw_bus_lost with down). */
 evr_client_t *evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req);
+
+/*  evr_gw_client without keeping gw->mu: whether a call now would find
+    the client (false with req's 503 set).  Called before taking a lock
+    a call is made under, so that the wait is not made under it. */
+bool evr_gw_bus_wait(evr_gw_t *gw, evr_gw_req_t *req);
 
 /*  A call on gw->client failed with err (gw->mu held): the client is
     dropped and the watch connects again at once; down (a broker that

@@ -13,8 +13,10 @@
 static evr_rc_t
 s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
 {
-    if (rc == EVR_ERR_LIMIT)
+    if (rc == EVR_ERR_LIMIT) {  /* refused before sending: the connection is fine */
         evr_gw_error(req, 413, "too_large", "%s", err->msg);
+        return rc;
+    }
     else if (rc == EVR_ERR_STATE)   /* an `error` answer ending a stream */
         return rc;
     else {
@@ -24,8 +26,8 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         req->unanswered = true;
     }
     /* a slow broker is no stopped one: not down after a wait cut short by
-       req->until_ns */
-    evr_gw_bus_lost(gw, err, rc != EVR_ERR_LIMIT && !req->until_ns);
+       req->until_ns, unless its connection is down too */
+    evr_gw_bus_lost(gw, err, !req->until_ns || !evr_client_connected(gw->client));
     return rc;
 }
 

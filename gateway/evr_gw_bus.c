@@ -20,7 +20,12 @@
     gw->mu, and the watch looks at it twice a second: a call that fails
     (evr_gw_bus_lost), or the connection down for a second (the broker
     stopped: requests then get 503 at once instead of each waiting
-    timeout_ms), has it try again, choosing the endpoint again.
+    timeout_ms), has it try again, choosing the endpoint again.  A
+    request does not wait for the watch to see a dropped connection: it
+    looks before sending (down for S_LINK_NS, or by its deadline: lost),
+    and a call waiting for its answer ends once the connection drops
+    (evr_client_call), so no request holds gw->mu for timeout_ms on a
+    stopped broker.
     Event streams (live logs, the metrics thread) subscribe with
     evr_gw_bus_cfg and subscribe again when it changes.
 */
@@ -38,6 +43,7 @@
 #define S_SLICE_NS 100000000ull     /* a request waiting for the attempt looks at stopping */
 #define S_CHECK_NS 500000000ull     /* the connection is looked at this often... */
 #define S_DROPPED_NS 1000000000ull  /* ...and lost once down this long */
+#define S_LINK_NS 500000000ull      /* a request finding it down waits this long at most */
 
 typedef struct {
     uint64_t backoff;       /* ns: the pause after the next failure */
@@ -162,8 +168,8 @@ s_watch(void *arg)
     return NULL;
 }
 
-void
-evr_gw_bus_start(evr_gw_t *gw)
+evr_rc_t
+evr_gw_bus_start(evr_gw_t *gw, evr_err_t *err)
 {
     /* czmq's globals, once, before any thread makes a socket: zsys_init
        from two threads at once (the watch's first client, the metrics
@@ -175,7 +181,14 @@ evr_gw_bus_start(evr_gw_t *gw)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);    /* evr_mono_ns's */
     pthread_cond_init(&gw->bus_cv, &ca);
     pthread_condattr_destroy(&ca);
-    gw->bus_on = !pthread_create(&gw->bus_thread, NULL, s_watch, gw);
+    int e = pthread_create(&gw->bus_thread, NULL, s_watch, gw);
+    gw->bus_on = !e;
+    if (e) {
+        pthread_cond_destroy(&gw->bus_cv);
+        return evr_err_set(err, EVR_ERR_IO, "cannot start the thread that connects to the "
+                           "broker: %s", strerror(e));
+    }
+    return EVR_OK;
 }
 
 /*  Called once no request runs (after MHD_stop_daemon): the cv is
@@ -193,15 +206,50 @@ evr_gw_bus_stop(evr_gw_t *gw)
     pthread_cond_destroy(&gw->bus_cv);
 }
 
+/*  Whether gw->client's connection is up (gw->mu held), waiting
+    S_LINK_NS at most (req's deadline first) for one coming back; lost
+    when it does not, as the watch would lose it a little later: a
+    request on a stopped broker gets 503 at once, not after timeout_ms
+    (the send on a socket with no connection would wait that long). */
+static bool
+s_link(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    uint64_t until = evr_mono_ns() + S_LINK_NS;
+    if (req->until_ns && req->until_ns < until)
+        until = req->until_ns;
+    while (!evr_client_connected(gw->client)) {
+        if (evr_mono_ns() >= until || gw->stopping) {
+            evr_err_t err;
+            evr_err_set(&err, EVR_ERR_IO, "the connection to the broker at %s dropped: is "
+                        "evrun-broker running? (try: evrun-cli up)",
+                        evr_client_endpoint(gw->client));
+            evr_gw_bus_lost(gw, &err, true);
+            return false;
+        }
+        struct timespec ts = { 0, 20000000 };
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
+bool
+evr_gw_bus_wait(evr_gw_t *gw, evr_gw_req_t *req)
+{
+    pthread_mutex_lock(&gw->mu);
+    bool up = evr_gw_client(gw, req) != NULL;
+    pthread_mutex_unlock(&gw->mu);
+    return up;
+}
+
 evr_client_t *
 evr_gw_client(evr_gw_t *gw, evr_gw_req_t *req)
 {
     uint64_t until = req->until_ns ? req->until_ns : evr_mono_ns() + S_ATTEMPT_NS, now;
     /* in slices: a gateway that stops (evr_gw_stop) does not wait for it */
-    while (gw->bus_on && !gw->client && !gw->bus_down && !gw->stopping
+    while (gw->bus_on && !gw->client && !gw->bus_down && !gw->stopping && !req->bus_nowait
            && (now = evr_mono_ns()) < until)
         s_wait_until(gw, until - now < S_SLICE_NS ? until : now + S_SLICE_NS);
-    if (gw->client)
+    if (gw->client && s_link(gw, req))
         return gw->client;
     now = evr_mono_ns();
     uint64_t secs = gw->bus_retry_at > now ? (gw->bus_retry_at - now + 999999999u) / 1000000000u
@@ -226,6 +274,9 @@ evr_gw_bus_lost(evr_gw_t *gw, const evr_err_t *err, bool down)
         snprintf(gw->down_msg, sizeof gw->down_msg, "%s", err->msg);
         gw->bus_down = true;
     }
+    else if (!down)     /* made anew at once, unlike a stopped broker: said still */
+        evr_log_info("gateway", "a call to the broker failed: %s (its connection is made "
+                     "anew)", err->msg);
     gw->bus_again = true;
     gw->bus_retry_at = evr_mono_ns();
     if (gw->bus_on)

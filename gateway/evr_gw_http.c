@@ -762,7 +762,13 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         evr_gw_limits_default(gw);
     pthread_mutex_init(&gw->conns_mu, NULL);
     evr_gw_views_new(gw);
-    evr_gw_bus_start(gw);   /* before the first request, which may wait for it */
+    if (evr_gw_bus_start(gw, err)) {    /* before the first request, which may wait for it */
+        pthread_mutex_destroy(&gw->conns_mu);
+        evr_gw_views_destroy(gw);
+        free(cert);
+        free(key);
+        return EVR_ERR_IO;
+    }
     /* a thread per connection, each polling its socket with poll(2): no
        FD_SETSIZE bound on descriptor numbers (a live log takes several) */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD

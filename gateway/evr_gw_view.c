@@ -247,6 +247,12 @@ bool
 evr_gw_view_get(evr_gw_t *gw, evr_gw_req_t *req, const char *job, evr_gw_view_t *out)
 {
     memset(out, 0, sizeof *out);
+    /* the wait for a connection being made is not made under views->mu
+       (every job's view would wait behind it): once, before it, and 503
+       at once under it */
+    if (!evr_gw_bus_wait(gw, req))
+        return false;
+    req->bus_nowait = true;
     pthread_mutex_lock(&gw->views->mu);
     s_view_t *v = s_slot(gw->views, job);
     v->used = evr_mono_ns();
@@ -263,6 +269,7 @@ evr_gw_view_get(evr_gw_t *gw, evr_gw_req_t *req, const char *job, evr_gw_view_t 
     if (!ok || json_array_size(v->steps) + json_array_size(v->files) > S_ITEMS_KEPT)
         s_view_free(v);
     pthread_mutex_unlock(&gw->views->mu);
+    req->bus_nowait = false;
     return ok;
 }
 

@@ -292,11 +292,32 @@ evr_client_connected(const evr_client_t *self)
     return zmq_poll(&it, 1, 0) == 1 && (it.revents & ZMQ_POLLOUT);
 }
 
+#define S_SLICE_MS 100         /* an answer waited for looks at the connection this often */
+#define S_DROPPED_NS 500000000ull   /* ...and gives up once it was down this long */
+
+/*  Waits up to timeout_ms for an answer; not once the connection dropped
+    (down S_DROPPED_NS: the broker stopped, or went away and came back),
+    as its answer, if any, went with it. */
 static evr_rc_t
 s_recv(evr_client_t *c, evr_msg_t *reply, evr_err_t *err)
 {
     zmq_pollitem_t it = { zsock_resolve(c->sock), 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
+    uint64_t until = evr_mono_ns() + (uint64_t) c->timeout_ms * 1000000ull, down = 0, now;
+    int n = 0;
+    while (n == 0 && (now = evr_mono_ns()) < until) {
+        uint64_t left = (until - now + 999999u) / 1000000u;
+        if ((n = zmq_poll(&it, 1, left < S_SLICE_MS ? (long) left : S_SLICE_MS)) != 0)
+            break;
+        if (evr_client_connected(c))
+            down = 0;
+        else if (!down)
+            down = evr_mono_ns();
+        else if (evr_mono_ns() - down >= S_DROPPED_NS)
+            return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s: the "
+                               "connection to it dropped while waiting: %s", c->ep,
+                               s_hint(c->ep));
+    }
+    if (n <= 0)
         return evr_err_set(err, EVR_ERR_IO, "no answer from the broker at %s within %d ms: %s",
                            c->ep, c->timeout_ms, s_hint(c->ep));
     const char *code;

@@ -80,8 +80,10 @@ bool evr_client_connected(const evr_client_t *self);
 
 /*  Sends req and receives one answer into reply (zeroed by the caller; an
     `error` answer is returned as a message, not as a failure).  EVR_ERR_IO
-    when it cannot be sent (no connection within timeout_ms) or the broker
-    does not answer in time (worth retrying); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
+    when it cannot be sent (no connection within timeout_ms), the broker
+    does not answer in time, or the connection drops while the answer is
+    waited for (down half a second: its answer went with it) (worth
+    retrying); EVR_ERR_LIMIT when req encodes over EVR_MSG_MAX_BYTES (no
     use retrying); EVR_ERR_PROTO for a malformed answer. */
 evr_rc_t evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply,
                          evr_err_t *err);

@@ -11,6 +11,12 @@
 #     `event: error` saying why, requests get 503; the broker starts again:
 #     served again, and the live log resumed with Last-Event-ID has every
 #     event once.
+#   killed: a 413 raised before sending (a start whose message would pass
+#     the bus's limit) leaves the shared connection up (no reconnect); the
+#     broker killed (SIGKILL, by pid) with timeout_ms 10000: parallel
+#     requests, and a job's detail, each get 503 within 3 s, not after
+#     timeout_ms; a call waiting for its answer when the broker dies ends
+#     as soon too; served again once it is back.
 set -u
 bin=$1 src=$2
 shift 2
@@ -131,6 +137,74 @@ case_back() {
     bash -c "grep -q 'the broker stopped answering\|no broker answers' '$gw_log' && grep -q 'answers at ipc://$tmp/bus/clients: serving requests again' '$gw_log'"
 }
 
+# parallel_503 N LABEL: N parallel GET /runners, each 503 within 3 s
+parallel_503() {
+  local i pids=()
+  for i in $(seq 1 "$1"); do
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 30 \
+      -H "Authorization: Bearer $W" "$url/runners" > "$tmp/par$i" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  cat "$tmp"/par[0-9]* | sed 's/^/  /'
+  check "$2: each of $1 parallel requests 503" [ "$(cut -d' ' -f1 "$tmp"/par[0-9]* | sort -u)" = 503 ]
+  check "$2: each within 3 s (timeout_ms is 10000)" \
+    python3 -c 'import sys; sys.exit(any(float(l.split()[1]) >= 3 for f in sys.argv[1:] for l in open(f)))' "$tmp"/par[0-9]*
+  rm -f "$tmp"/par[0-9]*
+}
+
+case_killed() {
+  fresh killed
+  printf 'timeout_ms: 10000\n' > "$tmp/gw.yml"
+  bus_broker && gateway --config "$tmp/gw.yml"
+  check "served: 200" served_within 8
+  # 413 raised by the gateway's own send, before anything went out: a
+  # start body of 4 MiB, the body limit, whose message is over the bus's
+  # one (the job id it adds)
+  local n0
+  n0=$(grep -c 'the broker answers\|stopped answering\|no broker answers\|made anew' "$gw_log")
+  python3 -c 'import json,sys; sys.stdout.write(json.dumps({"pipeline": "p", "args": {"A": "x" * (4194304 - 32)}}, separators=(",", ":")))' > "$tmp/big.json"
+  check "a message over the limit: 413" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/big.json")" = 413 ]
+  check "413 says too_large" [ "$(jget 'd["error"]["code"]')" = too_large ]
+  jget 'd["error"]["message"]' | cut -c1-160 | sed 's/^/  /'
+  sleep 1   # the watch would have connected again by now
+  check "after 413: 200" [ "$(api GET /runners)" = 200 ]
+  check "after 413: the connection kept (no new connection logged)" \
+    [ "$(grep -c 'the broker answers\|stopped answering\|no broker answers\|made anew' "$gw_log")" = "$n0" ]
+  kill -9 "$broker_pid"
+  parallel_503 5 "killed, at once"
+  check "503 says the connection dropped or no broker answers" [ "$(api GET /runners)" = 503 ] && \
+    check "... and what to do" grep -q 'evrun-cli up' "$tmp/body"
+  stop_broker
+  bus_broker
+  check "served once the broker is back, within 8 s" served_within 8
+  # killed again, and requests at once (before the watch's own look)
+  kill -9 "$broker_pid"
+  local t0=$SECONDS
+  check "a job's detail: 503" [ "$(api GET /jobs/01ARYZ6S41TSV4RRFFQ69G5FAV)" = 503 ]
+  check "... within 3 s" [ $((SECONDS - t0)) -lt 3 ]
+  parallel_503 5 "killed again"
+  stop_broker
+  bus_broker
+  check "served again, within 8 s" served_within 8
+  # a call waiting for its answer (the broker stopped, its connection up)
+  # when the broker dies: answered soon after, not after timeout_ms
+  kill -STOP "$broker_pid"
+  curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $W" \
+    "$url/runners" > "$tmp/waiting" &
+  local waiting=$!
+  sleep 1
+  t0=$SECONDS
+  kill -9 "$broker_pid"
+  wait "$waiting"
+  check "a call waiting when the broker died: 503" [ "$(cat "$tmp/waiting")" = 503 ]
+  check "... within 3 s of its death" [ $((SECONDS - t0)) -lt 3 ]
+  stop_broker
+  bus_broker
+  check "served after that, within 8 s" served_within 8
+  check "the same gateway process throughout" kill -0 "$gw_pid"
+}
+
 exactly_once() {   # FILE N: lines "tick 1".."tick N" each once, in order
   local got want
   got=$(grep -o "tick [0-9]*$" "$1" | tr '\n' ' ')
@@ -148,7 +222,7 @@ steps:
 YML
 }
 
-cases=${*:-later back}
+cases=${*:-later back killed}
 for c in $cases; do
   case_name=$c
   echo "== $c"
