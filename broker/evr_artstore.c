@@ -50,9 +50,6 @@
 #define S_SUMS_KEPT 4096            /* digests of whole files kept in memory (evr_artsum) */
 #define S_SUM_INLINE (1u << 20)     /* files read on the loop, at most; larger: by the worker */
 #define S_REFUSED_MAX (256u << 10)    /* DIR/JOB/.refused, at most (notes past it: dropped) */
-/*  How a fetch's answer begins while its file's sha256 is read again
-    (schema/PROTOCOL.md `fetch`). */
-#define S_CHECKING "the broker is reading its copy ("
 #define S_RECEIVED "received"   /* a note's code: a copy of the file was received after all */
 
 typedef struct {
@@ -337,6 +334,18 @@ s_sum_done(void *arg, const char *key, const struct stat *sb, const char *hex)
         *step++ = '\0';
         *path++ = '\0';
         evr_msg_t m = { .job = k, .step = step, .path = path };
+        /* written only while the digest is of the file there: the sum of
+           a copy since replaced would overwrite the current one's */
+        char *final = evr_asprintf("%s/%s/%s/%s", b->opts.artifacts_dir, k, step, path);
+        struct stat now;
+        bool same = lstat(final, &now) == 0 && now.st_ino == sb->st_ino
+            && now.st_size == sb->st_size && now.st_mtim.tv_sec == sb->st_mtim.tv_sec
+            && now.st_mtim.tv_nsec == sb->st_mtim.tv_nsec;
+        free(final);
+        if (!same) {
+            free(k);
+            return;
+        }
         evr_broker_debug(b, "artifact %s/%s of job %s: its sha256 read again by the worker "
                          "(%llu bytes; %llu whole files read so far)", step, path, k,
                          (unsigned long long) sb->st_size,
@@ -407,18 +416,20 @@ out:
     return rc;
 }
 
-/*  Whether final holds the file (its size and digest). */
-static bool
+/*  Whether final holds the file (its size and digest): 1 yes, 0 no, -1
+    not known yet (a large file the worker reads, or is busy before). */
+static int
 s_holds(evr_broker_t *b, const char *final, const evr_msg_t *m)
 {
     struct stat sb;
     if (lstat(final, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t) sb.st_size != m->size)
-        return false;
+        return 0;
     char hex[EVR_SHA256_HEX];
     evr_err_t err;
-    /* a large file not known yet (read by the worker meanwhile): received again */
-    return s_sum(b, m, final, &sb, hex, &err) == EVR_ARTSUM_KNOWN
-        && strcmp(hex, m->sha256) == 0;
+    evr_artsum_rc_t rc = s_sum(b, m, final, &sb, hex, &err);
+    if (rc == EVR_ARTSUM_READING || rc == EVR_ARTSUM_BUSY)
+        return -1;
+    return rc == EVR_ARTSUM_KNOWN && strcmp(hex, m->sha256) == 0;
 }
 
 /*  Appends data at held to the partial file; the new length, or -1
@@ -550,9 +561,19 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
     if (held == 0 && m->offset == 0) {   /* the file's start: a probe, or its first piece */
         /* a copy held already needs no room (a probe of it after a
            restart, or a retried step's identical file) */
-        if (!m->data.len && s_holds(b, final, m)) {
+        int holds = m->data.len ? 0 : s_holds(b, final, m);
+        if (holds > 0) {
             s_note_received(b, m);
             s_ack(b, rid, m, m->size, true, NULL);
+            goto out;
+        }
+        if (holds < 0) {
+            /* not answered: the runner probes again when no ack came
+               (runner/evr_ship.c S_ACK_NS), by when the digest is known,
+               instead of sending up to 4 GiB again */
+            evr_broker_debug(b, "artifact %s/%s of job %s: a probe left unanswered while its "
+                             "copy's sha256 is read (the runner asks again)", m->step, m->path,
+                             m->job);
             goto out;
         }
         /* partial files count too: a runner cannot pile them up */
@@ -656,9 +677,17 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
     if (known == EVR_ARTSUM_READING) {
         /* not_found: what clients ask again for (as a file not there yet) */
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
-                           S_CHECKING "%llu bytes) of artifact %s of step %s of job %s "
+                           EVR_MSG_READING "%llu bytes) of artifact %s of step %s of job %s "
                            "again, to tell whether it is the copy of sha256 %s: ask again shortly",
                            (unsigned long long) size, m->path, m->step, m->job, m->sha256);
+        goto out;
+    }
+    if (known == EVR_ARTSUM_BUSY) {   /* nothing asked of the worker: said so */
+        evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND,
+                           EVR_MSG_BUSY_READING "%llu bytes) of artifact %s of step %s of job "
+                           "%s, to tell whether it is the copy of sha256 %s: busy, ask again "
+                           "later", (unsigned long long) size, m->path, m->step, m->job,
+                           m->sha256);
         goto out;
     }
     if (m->sha256 && strcmp(hex, m->sha256) != 0) {

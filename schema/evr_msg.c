@@ -708,6 +708,15 @@ evr_msg_peek_clear(evr_msg_peek_t *peek)
 }
 
 bool
+evr_msg_reading(const evr_msg_t *msg)
+{
+    return msg->type == EVR_MSG_ERROR && msg->code && !strcmp(msg->code, EVR_CODE_NOT_FOUND)
+        && msg->message
+        && (!strncmp(msg->message, EVR_MSG_READING, strlen(EVR_MSG_READING))
+            || !strncmp(msg->message, EVR_MSG_BUSY_READING, strlen(EVR_MSG_BUSY_READING)));
+}
+
+bool
 evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size)
 {
     size_t k = strlen(EVR_MSG_OTHER_COPY);

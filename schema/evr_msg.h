@@ -150,6 +150,14 @@ typedef struct {
     ..." (schema/PROTOCOL.md, `fetch`): clients tell "another copy" from
     "none" by it (evr_msg_other_copy). */
 #define EVR_MSG_OTHER_COPY "the broker holds another copy ("
+/*  How the broker's `not_found` answer to a `fetch` naming a sha256
+    begins while it reads its copy of a large file again to take its
+    sha256, then "N bytes) of artifact ..."; or, when too many files wait
+    to be read (the copy not read yet), EVR_MSG_BUSY_READING and "N
+    bytes) of artifact ...": ask again later, the copy may well be the
+    one asked for (schema/PROTOCOL.md, `fetch`; evr_msg_reading). */
+#define EVR_MSG_READING "the broker is reading its copy ("
+#define EVR_MSG_BUSY_READING "the broker is busy reading other copies: not yet its copy ("
 
 /*  Error codes carried by `error` replies. */
 #define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */
@@ -166,6 +174,11 @@ typedef struct {
     the one it holds (an `error` whose message begins EVR_MSG_OTHER_COPY
     and names that copy): its sha256 into hex and its size into *size. */
 bool evr_msg_other_copy(const evr_msg_t *msg, char hex[65], uint64_t *size);
+
+/*  Whether msg is the broker's answer to a fetch while it reads (or is
+    busy before reading) its copy's sha256: `not_found` beginning
+    EVR_MSG_READING or EVR_MSG_BUSY_READING. */
+bool evr_msg_reading(const evr_msg_t *msg);
 
 /*  Every code above, NULL-terminated, with a sentence each (for docs). */
 extern const char *const evr_msg_codes[][2];

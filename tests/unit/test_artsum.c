@@ -104,6 +104,125 @@ test_large_by_worker(void)
     evr_artsum_destroy(&as);
 }
 
+static void
+s_wait(evr_artsum_t *as)
+{
+    zpoller_t *poller = zpoller_new(evr_artsum_sock(as), NULL);
+    CHECK(zpoller_wait(poller, 10000) != NULL);
+    zpoller_destroy(&poller);
+}
+
+/*  destroy stops the worker within a read of the file being read and
+    drops those waiting (it once read every one of them first) */
+static void
+test_destroy_stops(void)
+{
+    evr_artsum_t *as = evr_artsum_new(8, 2);
+    char p[128], key[32], hex[EVR_SHA256_HEX];
+    const uint64_t big = 256ull << 20;
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/sparse%d", s_dir, i);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        CHECK(fd >= 0 && ftruncate(fd, (off_t) big) == 0);
+        close(fd);
+        snprintf(key, sizeof key, "J/s/sparse%d", i);
+        CHECK(s_get(as, key, p, hex) == EVR_ARTSUM_READING);
+    }
+    while (evr_artsum_worker_bytes(as) == 0)   /* the first is being read */
+        zclock_sleep(1);
+    evr_artsum_stop(as);
+    /* before, all four were read (1 GiB) first; now the first is left at
+       its next 1 MiB and the rest dropped: under two files' bytes even
+       on a slow machine that read all of the first meanwhile */
+    uint64_t read = evr_artsum_worker_bytes(as);
+    CHECK(read > 0 && read < 2 * big);
+    CHECK(s_get(as, "J/s/sparse0", p, hex) == EVR_ARTSUM_BUSY);   /* no worker: not asked */
+    evr_artsum_destroy(&as);
+    CHECK(as == NULL);
+}
+
+/*  an older copy's digest, read after the current one was put, does not
+    replace it; a file the worker cannot read is not read again */
+static void
+test_stale_and_failed(void)
+{
+    evr_artsum_t *as = evr_artsum_new(8, 2);
+    char p[128], q[128], hex[EVR_SHA256_HEX];
+    snprintf(p, sizeof p, "%s/stale", s_dir);
+    s_write(p, "abc");
+    CHECK(s_get(as, "J/s/stale", p, hex) == EVR_ARTSUM_READING);
+    /* meanwhile a new copy is placed and its digest put (as when received) */
+    snprintf(q, sizeof q, "%s/stale.new", s_dir);
+    s_write(q, "xyz");
+    rename(q, p);
+    struct stat sb;
+    stat(p, &sb);
+    evr_artsum_put(as, "J/s/stale", &sb,
+                   "3608bca1e44ea6c4d268eb6db02260269892c0b42b86bbf1e77a6fa16c3c9282");
+    s_wait(as);
+    s_done = 0;
+    CHECK(evr_artsum_collect(as, s_on_done, NULL) == 0);   /* the old file: gone, "-" */
+    CHECK(evr_artsum_lookup(as, "J/s/stale", &sb, hex));
+    CHECK_STR(hex, "3608bca1e44ea6c4d268eb6db02260269892c0b42b86bbf1e77a6fa16c3c9282");
+    /* a result for an old copy still readable (a hard link keeps it) */
+    snprintf(q, sizeof q, "%s/stale2", s_dir);
+    s_write(q, "abc");
+    struct stat old;
+    stat(q, &old);
+    evr_err_t err;
+    CHECK(evr_artsum_get(as, "J/s/stale2", q, &old, hex, &err) == EVR_ARTSUM_READING);
+    evr_artsum_put(as, "J/s/stale2", &sb, "feed");   /* the current copy's, meanwhile */
+    s_wait(as);
+    CHECK(evr_artsum_collect(as, s_on_done, NULL) == 0);   /* the old copy's: dropped */
+    CHECK(evr_artsum_lookup(as, "J/s/stale2", &sb, hex));
+    CHECK_STR(hex, "feed");
+    CHECK(!evr_artsum_lookup(as, "J/s/stale2", &old, hex));
+    /* a file the worker cannot read (mode 0): FAILED at once after, not read again */
+    snprintf(q, sizeof q, "%s/unreadable", s_dir);
+    s_write(q, "abc");
+    chmod(q, 0);
+    stat(q, &sb);
+    if (access(q, R_OK) == 0) {   /* root reads it anyway: nothing to test */
+        evr_artsum_destroy(&as);
+        return;
+    }
+    CHECK(evr_artsum_get(as, "J/s/u", q, &sb, hex, &err) == EVR_ARTSUM_READING);
+    s_wait(as);
+    CHECK(evr_artsum_collect(as, s_on_done, NULL) == 0);
+    uint64_t reads = evr_artsum_reads(as);
+    CHECK(evr_artsum_get(as, "J/s/u", q, &sb, hex, &err) == EVR_ARTSUM_FAILED);
+    CHECK(strstr(err.msg, "could not be read") != NULL);
+    CHECK(evr_artsum_reads(as) == reads);
+    CHECK(!evr_artsum_lookup(as, "J/s/u", &sb, hex));
+    /* another copy at the path (another stat): asked again */
+    sb.st_mtim.tv_nsec ^= 1;
+    CHECK(evr_artsum_get(as, "J/s/u", q, &sb, hex, &err) == EVR_ARTSUM_READING);
+    evr_artsum_destroy(&as);
+}
+
+/*  at most 64 files wait: the 65th is not asked, and said so (BUSY) */
+static void
+test_busy(void)
+{
+    evr_artsum_t *as = evr_artsum_new(128, 2);
+    char p[128], key[32], hex[EVR_SHA256_HEX];
+    snprintf(p, sizeof p, "%s/busy", s_dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t) (256ull << 20)) == 0);
+    close(fd);
+    struct stat sb;
+    stat(p, &sb);
+    evr_err_t err;
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "J/s/busy%d", i);
+        CHECK(evr_artsum_get(as, key, p, &sb, hex, &err) == EVR_ARTSUM_READING);
+    }
+    CHECK(evr_artsum_get(as, "J/s/busy64", p, &sb, hex, &err) == EVR_ARTSUM_BUSY);
+    CHECK(evr_artsum_get(as, "J/s/busy64", p, &sb, hex, &err) == EVR_ARTSUM_BUSY);
+    CHECK(evr_artsum_get(as, "J/s/busy0", p, &sb, hex, &err) == EVR_ARTSUM_READING);
+    evr_artsum_destroy(&as);
+}
+
 int
 main(void)
 {
@@ -112,6 +231,9 @@ main(void)
         return 1;
     EVR_TEST_RUN(test_small_kept);
     EVR_TEST_RUN(test_large_by_worker);
+    EVR_TEST_RUN(test_destroy_stops);
+    EVR_TEST_RUN(test_stale_and_failed);
+    EVR_TEST_RUN(test_busy);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system(cmd) != 0)
