@@ -105,9 +105,11 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     b->artifacts_dir = opts->artifacts_dir ? evr_strdup(opts->artifacts_dir)
                                            : evr_asprintf("%s/artifacts", opts->store_dir);
     b->opts.artifacts_dir = b->artifacts_dir;
-    b->artstore = evr_artstore_new();
     zsys_init();
     zsys_handler_set(NULL);   /* signals are main's */
+    /* after: its worker's czmq setup must not install czmq's handlers,
+       and it starts with every signal blocked (evr_artsum_new) */
+    b->artstore = evr_artstore_new();
     evr_queue_init(b);
     evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
                                  &b->store, err);

@@ -107,6 +107,13 @@ s_fetch(s_dl_t *dl, evr_gw_req_t *req, uint64_t off)
                      (unsigned long long) dl->size, dl->sha);
         req->retry_after = 1;
     }
+    else if (evr_msg_reading(p)) {
+        /* held, its sha256 being read again (or soon): not "not there" */
+        evr_gw_error(req, 503, "unavailable", "the broker is reading its copy of %s/%s of job "
+                     "%s to tell whether it is the one the step recorded (sha256 %s): try "
+                     "again", dl->step, dl->path, dl->job, dl->sha);
+        req->retry_after = 1;
+    }
     else if (p->type == EVR_MSG_ERROR && p->code && !strcmp(p->code, EVR_CODE_NOT_FOUND)) {
         evr_gw_error(req, 503, "unavailable", "%s/%s of job %s is not at the broker yet (its "
                      "runner ships it after the step, or at its next start when it is down: "

@@ -51,6 +51,7 @@ typedef struct {
     uint64_t size;
     bool absent;            /* not at the broker, or not this copy, when last asked */
     bool stale;             /* the broker held another copy when last asked */
+    bool reading;           /* the broker was reading its copy's sha256 when last asked */
     uint64_t held;          /* its size */
     char held_sha[65];      /* and sha256 ("": not known) */
     int64_t not_before;     /* mono ms: a whole other copy was read; not asked again before */
@@ -129,6 +130,7 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
     evr_err_t err;
     int status = 0, fd = -1;   /* 1 failed, 2 absent, 3 stale */
     evr_sha256_t *h = evr_sha256_new();
+    f->reading = false;
     if (evr_mkdirs(dir, &err)) {
         fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
         status = 1;
@@ -150,6 +152,12 @@ s_fetch(evr_cli_t *cli, const char *job, s_file_t *f, const char *out)
         else if (evr_msg_other_copy(&rep, f->held_sha, &f->held)) {
             evr_msg_clear(&rep);
             status = 3;
+            break;
+        }
+        else if (evr_msg_reading(&rep)) {   /* its copy's sha256 not known yet: again */
+            f->reading = true;
+            evr_msg_clear(&rep);
+            status = 2;
             break;
         }
         else if (rep.type == EVR_MSG_ERROR && !off && !strcmp(rep.code, EVR_CODE_NOT_FOUND)) {
@@ -304,6 +312,13 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
             fprintf(stderr, ": an earlier attempt's, until the runner that ran step %s ships "
                     "the latest after the step, or at its next start when it is down; try "
                     "again later, or raise --wait\n", f->step);
+            continue;
+        }
+        if (f->reading) {
+            fprintf(stderr, "%s: %s/%s: the broker is still reading its copy (to tell whether "
+                    "it is the one the step recorded, sha256 %s) after %u s (--wait); try "
+                    "again later, or raise --wait\n", cli->prog, f->step, f->path, f->sha256,
+                    wait_s);
             continue;
         }
         if (wait_s)

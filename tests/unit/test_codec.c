@@ -970,6 +970,31 @@ test_other_copy(void)
     CHECK(!evr_msg_other_copy(&d, hex, &size));
 }
 
+/*  The broker's answer while it reads (or is busy before reading) its
+    copy's sha256, told from "none held" and "another copy" */
+static void
+test_reading(void)
+{
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = EVR_CODE_NOT_FOUND,
+                    .message = EVR_MSG_READING "5 bytes) of artifact f of step a of job X "
+                               "again, to tell whether it is the copy of sha256 S: ask again "
+                               "shortly" };
+    CHECK(evr_msg_reading(&m));
+    m.message = EVR_MSG_BUSY_READING "5 bytes) of artifact f: busy, ask again later";
+    CHECK(evr_msg_reading(&m));
+    m.message = "the broker holds no artifact f of step a of job X (not shipped by its "
+                "runner yet, or never)";
+    CHECK(!evr_msg_reading(&m));
+    m.message = EVR_MSG_OTHER_COPY "sha256 abc, 3 bytes) of artifact f";
+    CHECK(!evr_msg_reading(&m));
+    m.message = EVR_MSG_READING "5 bytes)";
+    m.code = EVR_CODE_INTERNAL;
+    CHECK(!evr_msg_reading(&m));   /* not_found only */
+    m.code = EVR_CODE_NOT_FOUND;
+    m.message = NULL;
+    CHECK(!evr_msg_reading(&m));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -991,5 +1016,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_peek_refused);
     EVR_TEST_RUN(test_peek_broken_linear);
     EVR_TEST_RUN(test_other_copy);
+    EVR_TEST_RUN(test_reading);
     EVR_TEST_END();
 }
