@@ -424,19 +424,27 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
     evr_msg_clear(&was);
 }
 
-/*  A submit whose answer did not come (503): the broker may have queued
-    the job all the same.  The message says so and what to do. */
+/*  A submit sent whose answer did not come (503): the broker may have
+    queued the job all the same.  The message says so and what to do:
+    with an Idempotency-Key, send it again; without one, look at the job
+    first (sent again it would be a second job). */
 static void
 s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
 {
     json_t *e = json_object_get(req->json, "error");
     char *was = evr_strdup(json_string_value(json_object_get(e, "message")) ?
                            json_string_value(json_object_get(e, "message")) : "");
-    evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in time, "
-                 "and may have queued the job all the same (as %s): retry with the same "
-                 "Idempotency-Key%s, which submits one job however often it is sent (or see "
-                 "GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, key ? "" : " (this one had none)",
-                 job, was);
+    if (key)
+        evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in "
+                     "time, and may have queued the job all the same (as %s): retry with the "
+                     "same Idempotency-Key, which submits one job however often it is sent "
+                     "(or see GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, job, was);
+    else
+        evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in "
+                     "time, and may have queued the job all the same (as %s): see GET "
+                     EVR_GW_PREFIX "/jobs/%s before submitting it again, and send an "
+                     "Idempotency-Key next time, so that a retry submits one job however "
+                     "often it is sent (%s)", job, job, was);
     free(was);
 }
 

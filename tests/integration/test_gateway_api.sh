@@ -80,6 +80,22 @@ case_unknown_outcome() {
   done
   check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
   check "... answered 200 (nothing new)" [ "$st" = 200 ]
+  # no key: the advice is to look at the job first, not to retry with
+  # a key it never had (before: "retry with the same Idempotency-Key
+  # (this one had none)")
+  kill -STOP "$broker_pid"
+  check "no key, no answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$spec")" = 503 ]
+  id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
+  check "... outcome unknown: see GET /jobs/ID before submitting again" bash -c "grep -qF 'outcome unknown' '$tmp/body' \
+    && grep -qF 'see GET /api/v1/jobs/$id before submitting it again' '$tmp/body' \
+    && grep -qF 'send an Idempotency-Key next time' '$tmp/body' && ! grep -qF 'retry with the same' '$tmp/body'"
+  kill -CONT "$broker_pid"
+  # nothing sent (the broker is gone, the gateway knows it is down): no
+  # "outcome unknown"
+  kill -KILL "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  check "the broker gone: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-2' -d "$spec")" = 503 ]
+  check "... not 'outcome unknown' (nothing went out)" bash -c "! grep -qF 'outcome unknown' '$tmp/body'"
 }
 
 case_utf8() {
