@@ -605,16 +605,21 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char mt[64];
     json_t *v;
     s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
-    const char *unknown = NULL;
+    const char *unknown = NULL, *what = type == EVR_MSG_PAUSE ? "a pause" : "a resume";
+    const char *eg = type == EVR_MSG_CANCEL ? "{\"reason\": \"...\"}" : "{}";
     json_object_foreach(body, key, v)
-        if (strcmp(key, "reason") && !unknown)
+        if ((strcmp(key, "reason") || type != EVR_MSG_CANCEL) && !unknown)
             unknown = key;
     if (req->len && ctype && strcasecmp(mt, "application/json"))
         evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
-                     "as application/json ({\"reason\": \"...\"}), or none", mt);
+                     "as application/json (%s), or none", mt, eg);
     else if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
-                     "(e.g. {\"reason\": \"...\"})");
+                     "(%s)", eg);
+    else if (type != EVR_MSG_CANCEL && unknown)    /* nothing would keep it */
+        evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (%s takes none%s: "
+                     "send no body, or {})", unknown, what,
+                     strcmp(unknown, "reason") ? "" : "; only a cancel records a reason");
     else if (json_object_get(body, "reason") && !reason)
         evr_gw_error(req, 400, "bad_request", "body.reason: expected a string (why, for "
                      "people: {\"reason\": \"...\"})");
@@ -624,8 +629,7 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
         evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (expected reason)",
                      unknown);
     else {
-        evr_msg_t m = { .type = type, .job = id,
-                        .reason = type == EVR_MSG_CANCEL ? (char *) reason : NULL },
+        evr_msg_t m = { .type = type, .job = id, .reason = (char *) reason },
                   rep = { 0 };
         if (!evr_gw_call(gw, req, &m, &rep)) {
             if (rep.type != EVR_MSG_OK)

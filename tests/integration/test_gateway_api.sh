@@ -6,7 +6,7 @@
 # submit the broker took but did not answer in time (503, outcome
 # unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
 # and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
-# cancel bodies).
+# cancel, pause and resume bodies).
 set -u
 bin=$1 src=$2
 shift 2
@@ -144,6 +144,13 @@ case_checks() {
   slow=$(jget 'd["id"]')
   check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ] && says 'unknown key \"reson\"'
   check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ] && jerr unsupported_media_type
+  # pause and resume take no reason: refused, not dropped unsaid (before: 200)
+  check "pause with a reason: 400" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: application/json' -d '{"reason":"x"}')" = 400 ]
+  check "... saying only a cancel records one" grep -qF 'a pause takes none; only a cancel records a reason' "$tmp/body"
+  check "resume with a reason: 400" [ "$(api POST "/jobs/$slow/resume" -H 'Content-Type: application/json' -d '{"reason":"x"}')" = 400 ]
+  check "pause as text/plain: 415" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: text/plain' -d 'x')" = 415 ]
+  check "pause with {}: 200" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: application/json' -d '{}')" = 200 ]
+  check "resume with no body: 200" [ "$(api POST "/jobs/$slow/resume")" = 200 ]
   check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
 }
 
