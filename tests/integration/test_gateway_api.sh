@@ -108,6 +108,16 @@ case_utf8() {
   check "... the byte is U+FFFD" [ "$(cat "$tmp/body")" = "a | x"$'\xef\xbf\xbd'"y" ]
   curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log" > "$tmp/sse"
   check "the live log keeps the bytes (base64)" grep -qF '"bytes":{"base64":"eP95Cg=="}' "$tmp/sse"
+  # a line past 64 KiB is printed in pieces cut between characters: the
+  # euro sign at bytes 65535..65537 goes whole into the second piece
+  # (before: its first byte ended the first piece, and the text log had
+  # U+FFFD on both sides of the break)
+  local long='{"pipeline":"long","executor":"process","steps":[{"name":"a","run":"head -c 65535 /dev/zero | tr \"\\\\0\" a; printf \"\\342\\202\\254z\\n\""}]}'
+  check "a job printing a 64 KiB line: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$long")" = 201 ]
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "the text log: 200" [ "$(api GET "/jobs/$id/log")" = 200 ]
+  check "... the character whole after the break" bash -c "[ \"\$(tail -n 1 '$tmp/body')\" = 'a | '$'\\xe2\\x82\\xac''z' ] && [ \$(head -n 1 '$tmp/body' | wc -c) = 65540 ]"
 }
 
 case_checks() {
