@@ -450,11 +450,23 @@ void evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req);
     Accept: text/event-stream the live Server-Sent Events stream. */
 void evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req);
 
-/*  *buf (len bytes, malloc'd) with each byte that starts no valid UTF-8
-    sequence (a stray or overlong byte, a surrogate, past U+10FFFF, one
-    cut short) replaced by U+FFFD: *buf is made anew when one was; the
-    new length. */
-size_t evr_gw_utf8_repair(char **buf, size_t len);
+/*  The plain-text log as it is written, made UTF-8: each maximal subpart
+    that is no character (Unicode's recommended practice: a stray or
+    overlong byte, a surrogate's, past U+10FFFF, or a character's first
+    bytes that no more of it follows, also across writes) becomes one
+    U+FFFD; at most max bytes are kept, cut between characters (cut set).
+    buf (malloc'd, or NULL with cap 0) grows to at most max + 1 bytes. */
+typedef struct {
+    char *buf;
+    size_t len, cap, max;
+    bool cut;                   /* text past max was dropped */
+    unsigned char part[4];      /* a character's first bytes, awaiting the rest */
+    size_t npart;
+} evr_gw_text_t;
+
+void evr_gw_text_put(evr_gw_text_t *t, const char *data, size_t n);
+/*  The end of the text: a character cut short there is one U+FFFD. */
+void evr_gw_text_end(evr_gw_text_t *t);
 
 /*  The Last-Event-ID header's value as a seq; false when malformed. */
 bool evr_gw_last_event_id(const char *s, uint32_t *seq);

@@ -424,19 +424,27 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
     evr_msg_clear(&was);
 }
 
-/*  A submit whose answer did not come (503): the broker may have queued
-    the job all the same.  The message says so and what to do. */
+/*  A submit sent whose answer did not come (503): the broker may have
+    queued the job all the same.  The message says so and what to do:
+    with an Idempotency-Key, send it again; without one, look at the job
+    first (sent again it would be a second job). */
 static void
 s_outcome_unknown(evr_gw_req_t *req, const char *job, const char *key)
 {
     json_t *e = json_object_get(req->json, "error");
     char *was = evr_strdup(json_string_value(json_object_get(e, "message")) ?
                            json_string_value(json_object_get(e, "message")) : "");
-    evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in time, "
-                 "and may have queued the job all the same (as %s): retry with the same "
-                 "Idempotency-Key%s, which submits one job however often it is sent (or see "
-                 "GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, key ? "" : " (this one had none)",
-                 job, was);
+    if (key)
+        evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in "
+                     "time, and may have queued the job all the same (as %s): retry with the "
+                     "same Idempotency-Key, which submits one job however often it is sent "
+                     "(or see GET " EVR_GW_PREFIX "/jobs/%s) (%s)", job, job, was);
+    else
+        evr_gw_error(req, 503, "unavailable", "outcome unknown: the broker did not answer in "
+                     "time, and may have queued the job all the same (as %s): see GET "
+                     EVR_GW_PREFIX "/jobs/%s before submitting it again, and send an "
+                     "Idempotency-Key next time, so that a retry submits one job however "
+                     "often it is sent (%s)", job, job, was);
     free(was);
 }
 
@@ -597,16 +605,21 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char mt[64];
     json_t *v;
     s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
-    const char *unknown = NULL;
+    const char *unknown = NULL, *what = type == EVR_MSG_PAUSE ? "a pause" : "a resume";
+    const char *eg = type == EVR_MSG_CANCEL ? "{\"reason\": \"...\"}" : "{}";
     json_object_foreach(body, key, v)
-        if (strcmp(key, "reason") && !unknown)
+        if ((strcmp(key, "reason") || type != EVR_MSG_CANCEL) && !unknown)
             unknown = key;
     if (req->len && ctype && strcasecmp(mt, "application/json"))
         evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
-                     "as application/json ({\"reason\": \"...\"}), or none", mt);
+                     "as application/json (%s), or none", mt, eg);
     else if (req->len && !json_is_object(body))
         evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
-                     "(e.g. {\"reason\": \"...\"})");
+                     "(%s)", eg);
+    else if (type != EVR_MSG_CANCEL && unknown)    /* nothing would keep it */
+        evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (%s takes none%s: "
+                     "send no body, or {})", unknown, what,
+                     strcmp(unknown, "reason") ? "" : "; only a cancel records a reason");
     else if (json_object_get(body, "reason") && !reason)
         evr_gw_error(req, 400, "bad_request", "body.reason: expected a string (why, for "
                      "people: {\"reason\": \"...\"})");
@@ -616,8 +629,7 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
         evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (expected reason)",
                      unknown);
     else {
-        evr_msg_t m = { .type = type, .job = id,
-                        .reason = type == EVR_MSG_CANCEL ? (char *) reason : NULL },
+        evr_msg_t m = { .type = type, .job = id, .reason = (char *) reason },
                   rep = { 0 };
         if (!evr_gw_call(gw, req, &m, &rep)) {
             if (rep.type != EVR_MSG_OK)

@@ -11,7 +11,7 @@
 /*  After a failed call: the answer for rc, and a connection that may
     still get a late answer dropped. */
 static evr_rc_t
-s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
+s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err, bool sent)
 {
     if (rc == EVR_ERR_LIMIT) {  /* refused before sending: the connection is fine */
         evr_gw_error(req, 413, "too_large", "%s", err->msg);
@@ -23,7 +23,7 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err)
         evr_gw_error(req, 503, "unavailable", "%s (the gateway tries again by itself and "
                      "serves once a broker answers)", err->msg);
         req->retry_after = 1;
-        req->unanswered = true;
+        req->unanswered = sent;     /* the broker may have done it: not when unsent */
     }
     /* a slow broker is no stopped one: not down after a wait cut short by
        req->until_ns, unless its connection is down too */
@@ -92,7 +92,7 @@ evr_gw_call(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_msg_t *repl
     evr_client_t *c = s_client_within(gw, req, &was);
     uint64_t t0 = evr_mono_ns();
     if (c && (rc = evr_client_call(c, m, reply, &err)))
-        s_failed(gw, req, rc, &err);
+        s_failed(gw, req, rc, &err, evr_client_sent(c));
     s_unlock(gw, was);
     if (c && !rc)
         evr_gw_metrics_rtt(gw, evr_mono_ns() - t0);
@@ -110,7 +110,7 @@ evr_gw_stream(evr_gw_t *gw, evr_gw_req_t *req, const evr_msg_t *m, evr_client_it
         return rc;
     evr_client_t *c = s_client_within(gw, req, &was);
     if (c && (rc = evr_client_stream_end(c, m, fn, arg, end, &err)))
-        s_failed(gw, req, rc, &err);
+        s_failed(gw, req, rc, &err, evr_client_sent(c));
     s_unlock(gw, was);
     if (rc == EVR_ERR_STATE) {     /* "code: message" of the broker's error */
         evr_msg_t e = { .type = EVR_MSG_ERROR, .code = err.msg, .message = "" };

@@ -2,7 +2,12 @@
 
     As text: what `evrun-cli logs` prints ("step | line"), made by
     evr_follow (tools/evr_follow.c) into a buffer of at most
-    EVR_GW_LOG_MAX bytes, each byte of it that is no UTF-8 then U+FFFD.
+    EVR_GW_LOG_MAX bytes (cut between characters), made UTF-8 as it is
+    written: each maximal subpart that is no character (Unicode's
+    recommended practice: a stray byte, or a character's first bytes that
+    no more of it follows) becomes one U+FFFD.  The output's bytes as they
+    came are in the live log's events (bytes: {"base64": ...}) and in
+    evrun-cli logs: this answer says it is UTF-8.
 
     Live, as Server-Sent Events: every event of the job in jseq order, one
     SSE message each ("id: JSEQ", "data: EVENT-AS-JSON"), ending after
@@ -35,6 +40,7 @@
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_codec.h"
 #include "evr_follow.h"
 #include "evr_job.h"
 #include "evr_json.h"
@@ -49,72 +55,137 @@
 
 /* ----------------------------------------------------------------- text */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool cut;
-} s_capped_t;
+enum { S_CHAR, S_BAD, S_SHORT };
+
+/*  What p[0..n) starts with: a character of *k bytes (S_CHAR); a maximal
+    subpart of *k bytes that is none (S_BAD: the longest start of a valid
+    sequence, or else one byte: a stray or overlong byte, a surrogate's,
+    past U+10FFFF, a character's first bytes followed by no more of it);
+    or the first *k = n bytes of a character that may go on (S_SHORT). */
+static int
+s_utf8_next(const unsigned char *p, size_t n, size_t *k)
+{
+    unsigned c = p[0];
+    size_t need = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
+                : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!need) {
+        *k = 1;
+        return S_BAD;
+    }
+    for (size_t i = 1; i < need; i++) {
+        if (i == n) {
+            *k = n;
+            return S_SHORT;
+        }
+        unsigned lo = 0x80, hi = 0xbf;
+        if (i == 1 && c == 0xe0)
+            lo = 0xa0;      /* else overlong */
+        if (i == 1 && c == 0xed)
+            hi = 0x9f;      /* else a surrogate */
+        if (i == 1 && c == 0xf0)
+            lo = 0x90;      /* else overlong */
+        if (i == 1 && c == 0xf4)
+            hi = 0x8f;      /* else past U+10FFFF */
+        if (p[i] < lo || p[i] > hi) {
+            *k = i;
+            return S_BAD;
+        }
+    }
+    *k = need;
+    return S_CHAR;
+}
+
+/*  Valid UTF-8 p[0..n) to t, as much of it as fits in t->max, cut
+    between characters. */
+static void
+s_text_add(evr_gw_text_t *t, const char *p, size_t n)
+{
+    if (t->cut || !n)
+        return;
+    if (n > t->max - t->len) {
+        n = evr_utf8_cut(p, n, t->max - t->len, false);
+        t->cut = true;
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->len + n + 1) * 2;
+        t->cap = cap > t->max + 1 ? t->max + 1 : cap;
+        t->buf = evr_realloc(t->buf, t->cap);
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+}
+
+#define S_FFFD "\xef\xbf\xbd"
+
+void
+evr_gw_text_put(evr_gw_text_t *t, const char *data, size_t n)
+{
+    const unsigned char *p = (const unsigned char *) data;
+    size_t i = 0, k;
+    if (t->cut)
+        return;
+    if (t->npart && n) {    /* the carried start of a character, and what follows */
+        unsigned char tmp[8];
+        size_t m = t->npart, add = n < 4 ? n : 4;
+        memcpy(tmp, t->part, m);
+        memcpy(tmp + m, p, add);
+        int r = s_utf8_next(tmp, m + add, &k);
+        if (r == S_SHORT) {     /* took all n: still short */
+            memcpy(t->part, tmp, m + add);
+            t->npart = m + add;
+            return;
+        }
+        s_text_add(t, r == S_CHAR ? (const char *) tmp : S_FFFD, r == S_CHAR ? k : 3);
+        i = k - m;      /* k >= m: part was a valid start */
+        t->npart = 0;
+    }
+    size_t run = i;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int r = s_utf8_next(p + i, n - i, &k);
+        if (r == S_CHAR) {
+            i += k;
+            continue;
+        }
+        s_text_add(t, data + run, i - run);
+        if (r == S_SHORT) {
+            memcpy(t->part, p + i, k);
+            t->npart = k;
+            return;
+        }
+        s_text_add(t, S_FFFD, 3);
+        i += k;
+        run = i;
+    }
+    s_text_add(t, data + run, i - run);
+}
+
+void
+evr_gw_text_end(evr_gw_text_t *t)
+{
+    if (t->npart)
+        s_text_add(t, S_FFFD, 3);
+    t->npart = 0;
+}
 
 static ssize_t
-s_capped_write(void *cookie, const char *data, size_t n)
+s_text_write(void *cookie, const char *data, size_t n)
 {
-    s_capped_t *c = cookie;
-    size_t take = c->len + n > EVR_GW_LOG_MAX ? EVR_GW_LOG_MAX - c->len : n;
-    if (take < n)
-        c->cut = true;
-    if (c->len + take + 1 > c->cap) {
-        c->cap = (c->len + take + 1) * 2;
-        c->buf = evr_realloc(c->buf, c->cap);
-    }
-    memcpy(c->buf + c->len, data, take);
-    c->len += take;
-    return (ssize_t) n;     /* the rest is dropped, not an error */
-}
-
-/*  The length of the UTF-8 sequence at p[0..n), 0 when it is none (a
-    stray or overlong byte, a surrogate, past U+10FFFF, cut short). */
-static size_t
-s_utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t k = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
-             : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-    if (!k || k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)
-        || (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-        return 0;
-    return k;
-}
-
-size_t
-evr_gw_utf8_repair(char **buf, size_t len)
-{
-    const unsigned char *in = (const unsigned char *) *buf;
-    size_t bad = 0;
-    for (size_t i = 0, k; i < len; i += k ? k : 1)
-        bad += !(k = s_utf8_seq(in + i, len - i));
-    if (!bad)
-        return len;
-    char *out = evr_malloc(len + 2 * bad + 1), *w = out;
-    for (size_t i = 0, k; i < len; i += k ? k : 1) {
-        if ((k = s_utf8_seq(in + i, len - i)))
-            memcpy(w, in + i, k), w += k;
-        else
-            memcpy(w, "\xef\xbf\xbd", 3), w += 3;    /* U+FFFD */
-    }
-    free(*buf);
-    *buf = out;
-    return (size_t) (w - out);
+    evr_gw_text_put(cookie, data, n);
+    return (ssize_t) n;     /* past the cap dropped, not an error */
 }
 
 static void
 s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
 {
-    s_capped_t c = { evr_malloc(4096), 0, 4096, false };
-    cookie_io_functions_t io = { NULL, s_capped_write, NULL, NULL };
+    static const char note[] = "[evrun-gateway: the log is cut here, at 64 MiB: ask with "
+                               "?step= or follow it live with Accept: text/event-stream]\n";
+    evr_gw_text_t c = { .buf = evr_malloc(4096), .cap = 4096,
+                        .max = EVR_GW_LOG_MAX - (sizeof note - 1) };
+    cookie_io_functions_t io = { NULL, s_text_write, NULL, NULL };
     FILE *out = fopencookie(&c, "w", io);
     evr_follow_opts_t fo = { .job = job, .step = evr_gw_query(req, "step"), .out = out,
                              .job_end = true,       /* as evrun-cli logs prints it */
@@ -137,16 +208,12 @@ s_log_text(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
         free(c.buf);
         return;
     }
-    if (c.cut) {
-        const char *note = "[evrun-gateway: the log is cut here, at 64 MiB: ask with ?step= "
-                           "or follow it live with Accept: text/event-stream]\n";
-        c.buf = evr_realloc(c.buf, c.len + strlen(note) + 1);
-        memcpy(c.buf + c.len, note, strlen(note));
-        c.len += strlen(note);
+    evr_gw_text_end(&c);
+    if (c.cut) {    /* the whole answer at most EVR_GW_LOG_MAX */
+        c.buf = evr_realloc(c.buf, c.len + sizeof note);
+        memcpy(c.buf + c.len, note, sizeof note - 1);
+        c.len += sizeof note - 1;
     }
-    /* the output's bytes as they came are in the live log's events (bytes:
-       {"base64": ...}) and evrun-cli logs: this answer says it is UTF-8 */
-    c.len = evr_gw_utf8_repair(&c.buf, c.len);
     req->resp = MHD_create_response_from_buffer(c.len, c.buf, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(req->resp, "Content-Type", "text/plain; charset=utf-8");
     req->status = 200;

@@ -29,6 +29,7 @@ struct evr_client {
     char *ep;
     int timeout_ms;
     bool owed;              /* a request sent is not answered in full yet */
+    bool sent;              /* the last call's or stream's request went out */
     bool curve;             /* keys apply (a tcp:// endpoint) */
     evr_curve_keys_t keys;  /* kept for evr_client_reconnect */
 };
@@ -285,6 +286,12 @@ evr_client_endpoint(const evr_client_t *self)
 }
 
 bool
+evr_client_sent(const evr_client_t *self)
+{
+    return self->sent;
+}
+
+bool
 evr_client_connected(const evr_client_t *self)
 {
     /* ZMQ_IMMEDIATE: writable only while a connection is up */
@@ -352,7 +359,7 @@ evr_rc_t
 evr_client_call(evr_client_t *self, const evr_msg_t *req, evr_msg_t *reply, evr_err_t *err)
 {
     evr_rc_t rc = s_send(self, req, err);
-    if (rc)
+    if ((self->sent = !rc) == false)
         return rc;
     self->owed = true;
     if ((rc = s_recv(self, reply, err)) != EVR_ERR_IO)
@@ -375,7 +382,7 @@ evr_client_stream_end(evr_client_t *self, const evr_msg_t *req, evr_client_item_
                       void *arg, evr_msg_t *end, evr_err_t *err)
 {
     evr_rc_t rc = s_send(self, req, err);
-    if (rc)
+    if ((self->sent = !rc) == false)
         return rc;
     self->owed = true;      /* until its `end` or `error` */
     bool stopped = false;

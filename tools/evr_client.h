@@ -73,6 +73,11 @@ int evr_client_timeout(const evr_client_t *self);
 
 const char *evr_client_endpoint(const evr_client_t *self);
 
+/*  Whether the last evr_client_call's or evr_client_stream's request went
+    out: when it failed after that, the broker may have done what it asked
+    (its answer was lost or late); false when it could not be sent. */
+bool evr_client_sent(const evr_client_t *self);
+
 /*  Whether the connection to the broker is up now (a request would go
     out at once).  false while ZeroMQ connects again after the broker went
     away, at the same endpoint; not meant while a call runs. */

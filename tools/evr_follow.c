@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "evr_bus.h"
+#include "evr_codec.h"
 #include "evr_job.h"
 #include "evr_json.h"
 
@@ -140,6 +141,27 @@ s_flush_line(const s_follow_t *f, const s_fjob_t *j, s_line_t *l)
     l->len = 0;
 }
 
+/*  A line of S_LINE_MAX bytes before byte c: printed up to its last
+    character boundary, a character c goes on (one cut short) carried into
+    the next piece, so a piece never ends inside a character. */
+static void
+s_flush_long(const s_follow_t *f, const s_fjob_t *j, s_line_t *l, uint8_t c)
+{
+    size_t at = l->len;
+    if ((c & 0xc0) == 0x80) {
+        size_t lead = evr_utf8_cut(l->buf, l->len, l->len - 1, false);
+        uint8_t b = (uint8_t) l->buf[lead];
+        size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+        if (lead > 0 && l->len - lead < need)
+            at = lead;
+    }
+    size_t tail = l->len - at;
+    l->len = at;
+    s_flush_line(f, j, l);
+    memmove(l->buf, l->buf + at, tail);
+    l->len = tail;
+}
+
 static void
 s_flush_step(const s_follow_t *f, s_fjob_t *j, const char *step)
 {
@@ -174,7 +196,7 @@ s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
             continue;
         }
         if (l->len == S_LINE_MAX)
-            s_flush_line(f, j, l);
+            s_flush_long(f, j, l, c);
         l->buf[l->len++] = (char) c;
     }
 }

@@ -6,7 +6,7 @@
 # submit the broker took but did not answer in time (503, outcome
 # unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
 # and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
-# cancel bodies).
+# cancel, pause and resume bodies).
 set -u
 bin=$1 src=$2
 shift 2
@@ -80,6 +80,22 @@ case_unknown_outcome() {
   done
   check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
   check "... answered 200 (nothing new)" [ "$st" = 200 ]
+  # no key: the advice is to look at the job first, not to retry with
+  # a key it never had (before: "retry with the same Idempotency-Key
+  # (this one had none)")
+  kill -STOP "$broker_pid"
+  check "no key, no answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$spec")" = 503 ]
+  id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
+  check "... outcome unknown: see GET /jobs/ID before submitting again" bash -c "grep -qF 'outcome unknown' '$tmp/body' \
+    && grep -qF 'see GET /api/v1/jobs/$id before submitting it again' '$tmp/body' \
+    && grep -qF 'send an Idempotency-Key next time' '$tmp/body' && ! grep -qF 'retry with the same' '$tmp/body'"
+  kill -CONT "$broker_pid"
+  # nothing sent (the broker is gone, the gateway knows it is down): no
+  # "outcome unknown"
+  kill -KILL "$broker_pid"
+  wait "$broker_pid" 2>/dev/null
+  check "the broker gone: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-2' -d "$spec")" = 503 ]
+  check "... not 'outcome unknown' (nothing went out)" bash -c "! grep -qF 'outcome unknown' '$tmp/body'"
 }
 
 case_utf8() {
@@ -92,6 +108,16 @@ case_utf8() {
   check "... the byte is U+FFFD" [ "$(cat "$tmp/body")" = "a | x"$'\xef\xbf\xbd'"y" ]
   curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log" > "$tmp/sse"
   check "the live log keeps the bytes (base64)" grep -qF '"bytes":{"base64":"eP95Cg=="}' "$tmp/sse"
+  # a line past 64 KiB is printed in pieces cut between characters: the
+  # euro sign at bytes 65535..65537 goes whole into the second piece
+  # (before: its first byte ended the first piece, and the text log had
+  # U+FFFD on both sides of the break)
+  local long='{"pipeline":"long","executor":"process","steps":[{"name":"a","run":"head -c 65535 /dev/zero | tr \"\\\\0\" a; printf \"\\342\\202\\254z\\n\""}]}'
+  check "a job printing a 64 KiB line: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d "$long")" = 201 ]
+  id=$(jget 'd["id"]')
+  check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
+  check "the text log: 200" [ "$(api GET "/jobs/$id/log")" = 200 ]
+  check "... the character whole after the break" bash -c "[ \"\$(tail -n 1 '$tmp/body')\" = 'a | '$'\\xe2\\x82\\xac''z' ] && [ \$(head -n 1 '$tmp/body' | wc -c) = 65540 ]"
 }
 
 case_checks() {
@@ -128,6 +154,13 @@ case_checks() {
   slow=$(jget 'd["id"]')
   check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ] && says 'unknown key \"reson\"'
   check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ] && jerr unsupported_media_type
+  # pause and resume take no reason: refused, not dropped unsaid (before: 200)
+  check "pause with a reason: 400" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: application/json' -d '{"reason":"x"}')" = 400 ]
+  check "... saying only a cancel records one" grep -qF 'a pause takes none; only a cancel records a reason' "$tmp/body"
+  check "resume with a reason: 400" [ "$(api POST "/jobs/$slow/resume" -H 'Content-Type: application/json' -d '{"reason":"x"}')" = 400 ]
+  check "pause as text/plain: 415" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: text/plain' -d 'x')" = 415 ]
+  check "pause with {}: 200" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: application/json' -d '{}')" = 200 ]
+  check "resume with no body: 200" [ "$(api POST "/jobs/$slow/resume")" = 200 ]
   check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
 }
 

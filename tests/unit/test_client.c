@@ -85,6 +85,7 @@ test_late_answer_dropped(void)
     evr_rc_t rc;
     char *got = s_ask(c, JOB1, &rc);
     CHECK(rc == EVR_ERR_IO);    /* no answer within 100 ms */
+    CHECK(evr_client_sent(c));  /* it went out: the broker may have done it */
     free(got);
     CHECK(evr_client_set_timeout(c, 5000) == 100);  /* only that call must time out */
     zclock_sleep(LATE_MS + 200);    /* the late answer is on its way, or in */
@@ -104,6 +105,34 @@ test_late_answer_dropped(void)
     zactor_destroy(&broker);
 }
 
+/*  A call with no broker to send it to fails unsent: the gateway then
+    says no "outcome unknown" for a submit (before, it did for any
+    failure). */
+static void
+test_unsent(void)
+{
+    char ep[128];
+    snprintf(ep, sizeof ep, "ipc://%s/gone", s_dir);
+    zactor_t *broker = zactor_new(s_broker, ep);
+    evr_config_t *cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
+    evr_config_set(cfg, "client_endpoint", ep, "test");
+    evr_config_set(cfg, "timeout_ms", "100", "test");
+    evr_client_t *c = NULL;
+    evr_err_t err;
+    CHECK(evr_client_new(cfg, &c, &err) == EVR_OK);
+    zactor_destroy(&broker);    /* the broker stopped: no connection */
+    zclock_sleep(100);
+    if (!c)
+        return;
+    evr_msg_t req = { .type = EVR_MSG_STATUS, .job = JOB1 }, rep = { 0 };
+    CHECK(evr_client_call(c, &req, &rep, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "cannot send");
+    CHECK(!evr_client_sent(c));
+    evr_msg_clear(&rep);
+    evr_client_destroy(&c);
+    evr_config_destroy(&cfg);
+}
+
 int
 main(void)
 {
@@ -112,8 +141,11 @@ main(void)
         return 1;
     }
     EVR_TEST_RUN(test_late_answer_dropped);
+    EVR_TEST_RUN(test_unsent);
     char sock[64];
     snprintf(sock, sizeof sock, "%s/clients", s_dir);
+    unlink(sock);
+    snprintf(sock, sizeof sock, "%s/gone", s_dir);
     unlink(sock);
     rmdir(s_dir);
     EVR_TEST_END();

@@ -341,6 +341,66 @@ test_cut_history(void)
     free(errs);
 }
 
+/*  A line longer than evr_follow's 64 KiB is printed in pieces, each cut
+    on a character boundary: a 3-byte character at bytes 65535..65537 of
+    step three's line and a 4-byte one at 65534..65537 of step four's go
+    whole into the next piece.  Before, the piece ended with the
+    character's first bytes and the next began with its last. */
+#define S_LONG (64u * 1024u)
+
+static void
+s_send_output(s_fake_t *fk, zframe_t *rid, uint32_t jseq, const char *step, const char *b,
+              size_t n)
+{
+    evr_event_t ev = { .seq = jseq, .job = JOBA, .jseq = jseq, .time = evr_now_ns(),
+                       .type = EVR_EV_STEP_OUTPUT };
+    ev.data.step = (char *) step;
+    ev.data.stream = "stdout";
+    ev.data.bytes.data = (uint8_t *) b;
+    ev.data.bytes.len = ev.data.raw = (uint32_t) n;
+    evr_msg_t m = { .type = EVR_MSG_EVENT, .event = &ev };
+    evr_err_t err;
+    evr_bus_send(fk->router, rid, &m, &err);
+}
+
+static bool
+s_long_handle(s_fake_t *fk, zframe_t *rid, const evr_msg_t *req)
+{
+    if (req->type != EVR_MSG_HISTORY)
+        return false;
+    char *b = evr_malloc(S_LONG + 8);
+    memset(b, 'a', S_LONG - 1);
+    memcpy(b + S_LONG - 1, "\xe2\x82\xacx\n", 5);
+    s_send_output(fk, rid, 1, "three", b, S_LONG + 4);
+    memset(b, 'b', S_LONG - 2);
+    memcpy(b + S_LONG - 2, "\xf0\x9f\x98\x80\n", 5);
+    s_send_output(fk, rid, 2, "four", b, S_LONG + 3);
+    free(b);
+    s_send_event(fk, rid, JOBA, 3, true);
+    s_end(fk, rid);
+    return true;
+}
+
+static void
+test_long_line_utf8(void)
+{
+    s_fake_t fk = { .handle = s_long_handle };
+    evr_follow_opts_t o = { .job = JOBA };
+    char *out = NULL, *errs = NULL;
+    s_follow(&fk, &o, 2000, &out, &errs);
+    size_t n = 2 * S_LONG + 64;
+    char *want = evr_malloc(n), *w = want;
+    w += sprintf(w, "three | ");
+    memset(w, 'a', S_LONG - 1), w += S_LONG - 1;
+    w += sprintf(w, "\nthree | \xe2\x82\xacx\nfour | ");
+    memset(w, 'b', S_LONG - 2), w += S_LONG - 2;
+    sprintf(w, "\nfour | \xf0\x9f\x98\x80\n");
+    CHECK(out && !strcmp(out, want));
+    free(want);
+    free(out);
+    free(errs);
+}
+
 /*  --pipeline: the first `jobs` gets no answer; it is asked again.
     Before: exit 2. */
 static bool
@@ -441,6 +501,7 @@ main(void)
     zsys_init();
     zsys_handler_set(NULL);
     EVR_TEST_RUN(test_cut_history);
+    EVR_TEST_RUN(test_long_line_utf8);
     EVR_TEST_RUN(test_jobs_asked_again);
     EVR_TEST_RUN(test_back_on_publication);
     EVR_TEST_RUN(test_busy_bus_owed_history);

@@ -870,7 +870,24 @@ test_demand_parse(void)
     evr_msg_clear(&m);
 }
 
-/*  The plain-text log's bytes that are no UTF-8 become U+FFFD. */
+/*  The plain-text log made UTF-8 (gateway/evr_gw_log.c), as written in
+    one piece and a byte at a time: each maximal subpart that is no
+    character is one U+FFFD.  Before, each byte of a character cut short
+    was one (two or three for one character), and a character split
+    between two writes was too. */
+static char *
+s_text(const char *in, size_t n, size_t step, size_t max, size_t *len, bool *cut)
+{
+    evr_gw_text_t t = { .max = max };
+    for (size_t i = 0; i < n; i += step)
+        evr_gw_text_put(&t, in + i, n - i < step ? n - i : step);
+    evr_gw_text_end(&t);
+    *len = t.len;
+    *cut = t.cut;
+    CHECK(t.cap <= max + 1);
+    return t.buf;
+}
+
 static void
 test_utf8_repair(void)
 {
@@ -885,16 +902,49 @@ test_utf8_repair(void)
         { "a | \377x\n", 7, "a | \xef\xbf\xbdx\n" },
         { "\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd" },        /* overlong */
         { "\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },  /* surrogate */
-        { "x\xe2\x82", 3, "x\xef\xbf\xbd\xef\xbf\xbd" },        /* cut short */
+        { "x\xe2\x82", 3, "x\xef\xbf\xbd" },                    /* cut short at the end */
+        { "\xe2\x82x", 3, "\xef\xbf\xbdx" },                    /* maximal subpart */
+        { "\xf0\x9f\x98\n\xe2\x82\xac", 7, "\xef\xbf\xbd\n\xe2\x82\xac" },
+        { "\xe2\x82\xe2\x82\xac", 5, "\xef\xbf\xbd\xe2\x82\xac" },
         { "\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
     };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
-        char *b = evr_malloc(cases[i].n + 1);
-        memcpy(b, cases[i].in, cases[i].n);
-        size_t n = evr_gw_utf8_repair(&b, cases[i].n);
-        CHECK(n == strlen(cases[i].out) && !memcmp(b, cases[i].out, n));
-        free(b);
-    }
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++)
+        for (size_t step = 1; step <= cases[i].n; step += cases[i].n - 1) {
+            size_t n;
+            bool cut;
+            char *b = s_text(cases[i].in, cases[i].n, step, 1000, &n, &cut);
+            CHECK(n == strlen(cases[i].out) && !memcmp(b, cases[i].out, n) && !cut);
+            free(b);
+        }
+}
+
+/*  The text log's cap: on a character boundary, the buffer never past
+    it.  Before, it cut inside a character (then repaired as U+FFFD), and
+    the repair could triple the capped text. */
+static void
+test_utf8_cap(void)
+{
+    static const struct {
+        const char *in;
+        size_t max;
+        const char *out;
+        bool cut;
+    } cases[] = {
+        { "ab\xe2\x82\xac", 5, "ab\xe2\x82\xac", false },
+        { "ab\xe2\x82\xac", 4, "ab", true },
+        { "ab\xf0\x9f\x98\x80z", 5, "ab", true },
+        { "\377\377\377", 7, "\xef\xbf\xbd\xef\xbf\xbd", true },   /* repaired, then capped */
+        { "abc\xe2\x82", 5, "abc", true },                         /* its U+FFFD past it */
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++)
+        for (size_t step = 1; step <= 2; step++) {
+            size_t n;
+            bool cut;
+            char *b = s_text(cases[i].in, strlen(cases[i].in), step, cases[i].max, &n, &cut);
+            CHECK(n == strlen(cases[i].out) && !memcmp(b, cases[i].out, n));
+            CHECK(cut == cases[i].cut);
+            free(b);
+        }
 }
 
 /*  The broker's error codes as HTTP answers (README "HTTP gateway"). */
@@ -951,6 +1001,7 @@ main(void)
     EVR_TEST_RUN(test_limits);
     EVR_TEST_RUN(test_refused);
     EVR_TEST_RUN(test_utf8_repair);
+    EVR_TEST_RUN(test_utf8_cap);
     EVR_TEST_RUN(test_server);
     EVR_TEST_END();
 }
