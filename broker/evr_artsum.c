@@ -23,12 +23,17 @@
 
 #define S_PENDING_MAX 64
 #define S_READ_BYTES (1u << 20)
+/*  A failed read is remembered this long (a file the broker cannot read
+    is not read again at each ask; one that failed for a passing reason,
+    out of descriptors or an I/O error, is read again after it). */
+#define S_RETRY_NS (60ull * 1000000000ull)
 
 typedef struct {
     uint64_t ino, size, used;
     int64_t sec;
     long nsec;
     bool failed;       /* the worker could not read this file: hex unset */
+    uint64_t failed_at;     /* mono ns of that failure: it is tried again after S_RETRY_NS */
     char hex[EVR_SHA256_HEX];
 } s_sum_t;
 
@@ -229,6 +234,7 @@ s_put(evr_artsum_t *self, const char *key, const struct stat *sb, const char *he
     s->nsec = (long) sb->st_mtim.tv_nsec;
     s->used = ++self->clock;
     s->failed = !hex;
+    s->failed_at = hex ? 0 : evr_mono_ns();
     snprintf(s->hex, sizeof s->hex, "%s", hex ? hex : "");
 }
 
@@ -252,10 +258,12 @@ evr_artsum_get(evr_artsum_t *self, const char *key, const char *path, const stru
     if (evr_artsum_lookup(self, key, sb, hex))
         return EVR_ARTSUM_KNOWN;
     const s_sum_t *known = zhashx_lookup(self->sums, key);
-    if (known && known->failed && s_same(known, sb)) {
+    if (known && known->failed && s_same(known, sb)
+        && evr_mono_ns() - known->failed_at < S_RETRY_NS) {
         evr_err_set(err, EVR_ERR_IO,
                     "%s could not be read, or changed while read, when its sha256 was read "
-                    "(it is not read again while its inode, size and mtime stay)", path);
+                    "(it is read again a minute after, or once its inode, size or mtime "
+                    "change)", path);
         return EVR_ARTSUM_FAILED;
     }
     char stat[96];
@@ -339,7 +347,7 @@ evr_artsum_worker_bytes(const evr_artsum_t *self)
 void *
 evr_artsum_sock(evr_artsum_t *self)
 {
-    return zsock_resolve(zactor_sock(self->worker));
+    return self->worker ? zsock_resolve(zactor_sock(self->worker)) : NULL;   /* NULL: stopped */
 }
 
 uint64_t

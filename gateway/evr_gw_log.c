@@ -107,8 +107,9 @@ s_text_add(evr_gw_text_t *t, const char *p, size_t n)
         t->cut = true;
     }
     if (t->len + n + 1 > t->cap) {
+        size_t most = t->max < SIZE_MAX / 4 ? t->max + 1 : SIZE_MAX / 4;   /* no wrap */
         size_t cap = (t->len + n + 1) * 2;
-        t->cap = cap > t->max + 1 ? t->max + 1 : cap;
+        t->cap = cap > most || cap < t->len + n + 1 ? most : cap;
         t->buf = evr_realloc(t->buf, t->cap);
     }
     memcpy(t->buf + t->len, p, n);
