@@ -324,37 +324,11 @@ evr_queue_push_front(evr_broker_t *b, evr_queue_job_t *j)
 
 /* ---------------------------------------------------------------- walk */
 
-/*  The heap's order: the smaller order first. */
-static void
-s_heap_up(evr_queue_job_t **h, size_t i)
+/*  The walk's heap: the smaller order (nearer the queue's head) first. */
+static bool
+s_nearer(const void *a, const void *b)
 {
-    while (i) {
-        size_t up = (i - 1) / 2;
-        if (h[up]->order <= h[i]->order)
-            break;
-        evr_queue_job_t *t = h[up];
-        h[up] = h[i];
-        h[i] = t;
-        i = up;
-    }
-}
-
-static void
-s_heap_down(evr_queue_job_t **h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l]->order < h[m]->order)
-            m = l;
-        if (r < n && h[r]->order < h[m]->order)
-            m = r;
-        if (m == i)
-            return;
-        evr_queue_job_t *t = h[m];
-        h[m] = h[i];
-        h[i] = t;
-        i = m;
-    }
+    return ((const evr_queue_job_t *) a)->order < ((const evr_queue_job_t *) b)->order;
 }
 
 void
@@ -366,7 +340,7 @@ evr_queue_walk_pipes(evr_broker_t *b, evr_queue_walk_t *w, uint64_t pass)
     for (evr_queue_pipe_t *pl = zhashx_first(b->qpipes); pl; pl = zhashx_next(b->qpipes))
         if (pl->nwaiting && pl->head) {   /* one with busy jobs only has nothing to give */
             w->heap[w->n] = pl->head;
-            s_heap_up(w->heap, w->n++);
+            evr_heap_up((void **) w->heap, w->n++, s_nearer);
         }
 }
 
@@ -393,7 +367,7 @@ s_walk_settle(evr_queue_walk_t *w)
     w->last = NULL;
     if (j && j->pnext && !s_pipe_done(w, j->pipe)) {
         w->heap[w->n] = j->pnext;
-        s_heap_up(w->heap, w->n++);
+        evr_heap_up((void **) w->heap, w->n++, s_nearer);
     }
 }
 
@@ -411,7 +385,7 @@ evr_queue_walk_next(evr_queue_walk_t *w)
         return NULL;
     evr_queue_job_t *j = w->heap[0];
     w->heap[0] = w->heap[--w->n];
-    s_heap_down(w->heap, w->n, 0);
+    evr_heap_down((void **) w->heap, w->n, 0, s_nearer);
     w->last = j;
     return j;
 }

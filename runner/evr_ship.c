@@ -249,36 +249,12 @@ evr_ship_destroy(evr_ship_t **self_p)
     *self_p = NULL;
 }
 
-/*  Sifts the name at i of the max-heap h (by strcmp: its root the
-    newest name) up to its place. */
-static void
-s_heap_up(char **h, uint32_t i)
+/*  The held names' heap while reading: a max-heap by strcmp (its root
+    the newest name, the first to give way to an older one). */
+static bool
+s_newer(const void *a, const void *b)
 {
-    while (i && strcmp(h[(i - 1) / 2], h[i]) < 0) {
-        char *t = h[i];
-        h[i] = h[(i - 1) / 2];
-        h[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-}
-
-/*  Sifts the name at i of the max-heap h (n names) down to its place. */
-static void
-s_heap_down(char **h, uint32_t n, uint32_t i)
-{
-    for (;;) {
-        uint32_t big = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && strcmp(h[l], h[big]) > 0)
-            big = l;
-        if (r < n && strcmp(h[r], h[big]) > 0)
-            big = r;
-        if (big == i)
-            return;
-        char *t = h[i];
-        h[i] = h[big];
-        h[big] = t;
-        i = big;
-    }
+    return strcmp(a, b) > 0;
 }
 
 static int
@@ -314,12 +290,12 @@ s_look(evr_ship_t *self)
             continue;
         if (self->held < S_HOLD_MAX) {
             h[self->held] = evr_strdup(e->d_name);
-            s_heap_up(h, self->held++);
+            evr_heap_up((void **) h, self->held++, s_newer);
         }
         else if (strcmp(e->d_name, h[0]) < 0) {   /* older than the newest held */
             free(h[0]);
             h[0] = evr_strdup(e->d_name);
-            s_heap_down(h, self->held, 0);
+            evr_heap_down((void **) h, self->held, 0, s_newer);
         }
     }
     closedir(d);

@@ -201,3 +201,32 @@ evr_mkdirs_mode(const char *path, mode_t mode, evr_err_t *err)
     free(p);
     return rc;
 }
+
+void
+evr_heap_up(void **h, size_t i, evr_heap_before_fn *before)
+{
+    while (i && before(h[i], h[(i - 1) / 2])) {
+        void *t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+void
+evr_heap_down(void **h, size_t n, size_t i, evr_heap_before_fn *before)
+{
+    for (;;) {
+        size_t m = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && before(h[l], h[m]))
+            m = l;
+        if (r < n && before(h[r], h[m]))
+            m = r;
+        if (m == i)
+            return;
+        void *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}

@@ -57,6 +57,13 @@ size_t evr_text_fit(char *s, size_t max);
     length. */
 size_t evr_text_cut(char *s, size_t max);
 
+/*  A binary heap of pointers, its root the item before (below) every
+    other by before(a, b) (true when a goes before b): the item at i of
+    the heap h (n items) sifted up, or down, to its place. */
+typedef bool(evr_heap_before_fn)(const void *a, const void *b);
+void evr_heap_up(void **h, size_t i, evr_heap_before_fn *before);
+void evr_heap_down(void **h, size_t n, size_t i, evr_heap_before_fn *before);
+
 /*  Formats a message into err (if err is not NULL) and returns rc, so a
     failing function can end with `return evr_err_set(err, rc, ...)`.  The
     arguments may include err->msg itself, to wrap a cause:
