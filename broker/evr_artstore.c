@@ -569,7 +569,7 @@ evr_artstore_chunk(evr_broker_t *b, zframe_t *rid, const char *runner, const evr
         }
         if (holds < 0) {
             /* not answered: the runner probes again when no ack came
-               (runner/evr_ship.c S_ACK_NS), by when the digest is known,
+               (runner/evr_ship.c S_PROBE_ACK_NS, 1 s), till the digest is known,
                instead of sending up to 4 GiB again */
             evr_broker_debug(b, "artifact %s/%s of job %s: a probe left unanswered while its "
                              "copy's sha256 is read (the runner asks again)", m->step, m->path,

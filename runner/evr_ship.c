@@ -16,6 +16,9 @@
 #define S_MAGIC "evrun-ship 2"
 #define S_SCAN_NS 200000000ull      /* the queue looked at when idle */
 #define S_ACK_NS 10000000000ull     /* a piece unacknowledged this long: asked again */
+/*  a probe (no data) unacknowledged this long: asked again; the broker
+    leaves a probe unanswered while it reads a large copy's sha256 */
+#define S_PROBE_ACK_NS 1000000000ull
 #define S_ENTRY_MAX 4096            /* bytes of one entry */
 #define S_HOLD_MAX 4096             /* names of entries held from one look at the queue */
 
@@ -428,7 +431,7 @@ s_take(evr_ship_t *self, uint64_t now)
 bool
 evr_ship_next(evr_ship_t *self, uint64_t now, evr_msg_t *msg)
 {
-    if (self->waiting && now - self->sent_at < S_ACK_NS)
+    if (self->waiting && now - self->sent_at < (self->probe ? S_PROBE_ACK_NS : S_ACK_NS))
         return false;
     if (self->waiting) {   /* unanswered: where do the bytes end? */
         self->waiting = false;

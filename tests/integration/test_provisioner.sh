@@ -496,8 +496,15 @@ YML
       && [ "$(st "${ids[5]}")" = succeeded ] && break
     sleep 0.1
   done
+  local fin
   for i in "${ids[@]}"; do
-    check "podman: $i ran" [ "$(wait_job "$i" 60)" = succeeded ]
+    fin=$(wait_job "$i" 60)
+    check "podman: $i ran" [ "$fin" = succeeded ]
+    if [ "$fin" != succeeded ]; then   # what to look at when it did not
+      echo "  $i ended $fin:"; cli status "$i" 2>&1 | sed 's/^/  | /'
+      cli logs "$i" 2>&1 | tail -20 | sed 's/^/  | /'
+      tail -5 "$tmp/prov.log" | sed 's/^/  prov | /'
+    fi
     check "podman: $i on a pods runner" grep -q '"runner":"pods-' <(cli status "$i" --json)
   done
   check "podman: max 2 respected (at most $maxb busy at once)" [ "$maxb" -le 2 ] && [ "$maxb" -ge 1 ]

@@ -232,6 +232,38 @@ test_stuck_entry(void)
     CHECK(rmdir(dir) == 0);
 }
 
+/*  A probe the broker leaves unanswered (it is reading a large copy's
+    sha256) is asked again after 1 s; a piece of data unanswered waits
+    10 s, then the runner probes where the bytes end. */
+static void
+test_unanswered(void)
+{
+    s_queue_files(30000, 1, NULL);
+    evr_ship_t *sh = evr_ship_new(s_queue, s_art);
+    uint64_t now = 5000000000ull;
+    evr_msg_t m = { 0 };
+    CHECK(evr_ship_next(sh, now, &m) && m.data.len == 0 && m.offset == 0);
+    evr_msg_clear(&m);
+    CHECK(!evr_ship_next(sh, now + 999000000ull, &m));
+    CHECK(evr_ship_next(sh, now + 1000000000ull, &m) && m.data.len == 0 && m.offset == 0);
+    now += 1000000000ull;
+    /* the broker holds nothing of it: the bytes go */
+    evr_msg_t ack = { .type = EVR_MSG_ARTIFACT_ACK, .job = m.job, .step = m.step,
+                      .path = m.path, .sha256 = m.sha256, .offset = 0 };
+    evr_ship_on_ack(sh, &ack);
+    evr_msg_clear(&m);
+    CHECK(evr_ship_next(sh, now, &m) && m.data.len == 3 && m.offset == 0);
+    evr_msg_clear(&m);
+    CHECK(!evr_ship_next(sh, now + 9999000000ull, &m));
+    CHECK(evr_ship_next(sh, now + 10000000000ull, &m) && m.data.len == 0 && m.offset == 0);
+    ack = (evr_msg_t) { .type = EVR_MSG_ARTIFACT_ACK, .job = m.job, .step = m.step,
+                        .path = m.path, .sha256 = m.sha256, .offset = 3, .done = true };
+    evr_ship_on_ack(sh, &ack);
+    evr_msg_clear(&m);
+    CHECK(evr_ship_pending(sh, true) == 0);
+    evr_ship_destroy(&sh);
+}
+
 int
 main(void)
 {
@@ -245,6 +277,7 @@ main(void)
     EVR_TEST_RUN(test_over_the_hold);
     EVR_TEST_RUN(test_late_and_gone);
     EVR_TEST_RUN(test_stuck_entry);
+    EVR_TEST_RUN(test_unanswered);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system(cmd) != 0)
