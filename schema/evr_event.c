@@ -380,14 +380,14 @@ evr_event_destroy(evr_event_t **self_p)
 }
 
 /*  Makes *s valid UTF-8 (a byte that starts no valid character becomes
-    '?') of at most limit bytes (cut between characters). */
+    '?') of at most limit bytes: a longer text is cut between characters
+    and ends with EVR_CUT_MARK (a reason composed of a long error, e.g.
+    runner recovery's "not recovered: ..."). */
 static void
 s_fit_str(char *s, uint32_t limit)
 {
     evr_utf8_clean(s);
-    size_t n = strlen(s);
-    if (n > limit)
-        s[evr_utf8_cut(s, n, limit, false)] = '\0';
+    evr_text_fit(s, limit);
 }
 
 void

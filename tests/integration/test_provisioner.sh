@@ -504,6 +504,9 @@ YML
       echo "  $i ended $fin:"; cli status "$i" 2>&1 | sed 's/^/  | /'
       cli logs "$i" 2>&1 | tail -20 | sed 's/^/  | /'
       tail -5 "$tmp/prov.log" | sed 's/^/  prov | /'
+      local r
+      r=$(cli status "$i" --json | sed -n 's/.*"runner":"\([^"]*\)".*/\1/p')
+      [ -n "$r" ] && tail -20 "$tmp/provisioner/logs/$r.log" 2>&1 | sed "s/^/  $r | /"
     fi
     check "podman: $i on a pods runner" grep -q '"runner":"pods-' <(cli status "$i" --json)
   done

@@ -635,6 +635,31 @@ test_text_fit(void)
     CHECK(EVR_ERR_MAX >= EVR_REASON_MAX);   /* an error fits in a reason whole */
 }
 
+/*  An event's string over its field's limit (a reason composed of a
+    long error) is fitted before it is stored: valid UTF-8 (a stray byte
+    becomes '?'), cut on a character and ending with "…"; one within its
+    limit is left as it is. */
+static void
+test_event_fit(void)
+{
+    evr_event_t *ev = evr_event_new(EVR_EV_STEP_FINISHED);
+    char big[1500];
+    memset(big, 'r', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memcpy(big + 1017, "\xe2\x82\xac\xe2\x82\xac", 6);   /* two euros across 1021 */
+    big[5] = '\xff';
+    ev->data.reason = evr_strdup(big);
+    ev->data.step = evr_strdup("build");
+    evr_event_fit(ev);
+    size_t n = strlen(ev->data.reason);
+    CHECK(n <= EVR_REASON_MAX && n >= EVR_REASON_MAX - 3);
+    CHECK(!strcmp(ev->data.reason + n - 3, EVR_CUT_MARK));
+    CHECK(evr_utf8_valid(ev->data.reason, n));
+    CHECK(ev->data.reason[5] == '?');
+    CHECK_STR(ev->data.step, "build");
+    evr_event_destroy(&ev);
+}
+
 static void
 test_utf8_cut(void)
 {
@@ -946,6 +971,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
     EVR_TEST_RUN(test_text_fit);
+    EVR_TEST_RUN(test_event_fit);
     EVR_TEST_RUN(test_artifacts_forms);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
