@@ -452,7 +452,7 @@ evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const 
 {
     evr_msg_t m;
     evr_pipelines_submit_msg(p, job, args, labels, &m);
-    evr_queue_submit(b, rid, &m, "start");
+    evr_queue_submit(b, rid, &m, "schedule");
     evr_msg_clear(&m);
 }
 

@@ -88,8 +88,8 @@ void evr_pipelines_jobs_of(evr_broker_t *b, const char *name, evr_msg_t *m);
 void evr_pipelines_submit_msg(const evr_pipe_t *p, const char *job, const evr_strmap_t *args,
                               const evr_strlist_t *labels, evr_msg_t *m);
 /*  Submits p's spec as job (args, labels borrowed; NULL: none) through
-    evr_queue_submit, as a start (a refusal says "start: ..."); rid is
-    answered. */
+    evr_queue_submit, as its schedule's fire (a refusal says "schedule:
+    ..."); rid is answered. */
 void evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const char *job,
                           const evr_strmap_t *args, const evr_strlist_t *labels);
 

@@ -457,7 +457,7 @@ s_same_map(const evr_strmap_t *a, const evr_strmap_t *b)
 
 /*  Binds the submit's args to its spec (*same: they were already as
     bound); false with the reasons in why, each named after req (the
-    request made: "submit", "start", "trigger"). */
+    request made: "submit", "start", "trigger", "schedule"). */
 static bool
 s_bind(evr_msg_t *msg, const char *req, bool *same, char *why, size_t len)
 {
