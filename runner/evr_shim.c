@@ -238,6 +238,37 @@ s_child(const s_what_t *w, int out, int errf, int null, int failfd)
     s_child_fail(failfd, S_FAIL_EXEC, 0);
 }
 
+/*  Why setrlimit of limit k to v was refused (EPERM), into why: over
+    the host's fs.nr_open (nofile: no process may have more, root or
+    not), or over this process's hard limit (which only a privileged
+    process may raise); a guess when neither is known. */
+static void
+s_limit_why(size_t k, uint64_t v, char *why, size_t size)
+{
+    why[0] = '\0';
+    if (s_limits[k].res == RLIMIT_NOFILE) {
+        FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+        unsigned long long max = 0;
+        bool got = f && fscanf(f, "%llu", &max) == 1;
+        if (f)
+            fclose(f);
+        if (got && v > max) {
+            snprintf(why, size, ": over this host's fs.nr_open (%llu), the most a process may "
+                     "have: give %llu or less, or raise it (sysctl -w fs.nr_open=N)", max, max);
+            return;
+        }
+    }
+    struct rlimit rl;
+    if (getrlimit(s_limits[k].res, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
+        && v > (uint64_t) rl.rlim_max)
+        snprintf(why, size, ": over the runner's hard limit (%llu), which only a privileged "
+                 "runner may raise: give %llu or less, or start the runner with a higher one "
+                 "(ulimit -H, or its systemd unit's Limit...=)", (unsigned long long) rl.rlim_max,
+                 (unsigned long long) rl.rlim_max);
+    else
+        snprintf(why, size, " (over the runner's hard limit?)");
+}
+
 /*  What the child's report f means, into err. */
 static void
 s_fail_say(const s_what_t *w, const s_fail_t *f, evr_err_t *err)
@@ -251,10 +282,12 @@ s_fail_say(const s_what_t *w, const s_fail_t *f, evr_err_t *err)
     case S_FAIL_LIMIT:
         if (f->limit >= 0 && (size_t) f->limit < EVR_ARRAY_LEN(s_limits)) {
             size_t k = (size_t) f->limit;
+            char why[256] = "";
+            if (f->err == EPERM)
+                s_limit_why(k, s_limit_value(&w->limits, k), why, sizeof why);
             evr_err_set(err, EVR_ERR_IO, "limits.%s = %" PRIu64 "%s: setrlimit(%s): %s%s",
                         s_limits[k].key, s_limit_value(&w->limits, k), s_limits[k].unit,
-                        s_limits[k].res_name, e,
-                        f->err == EPERM ? " (above the runner's hard limit?)" : "");
+                        s_limits[k].res_name, e, why);
             return;
         }
         break;
