@@ -498,7 +498,7 @@ YML
   done
   local fin
   for i in "${ids[@]}"; do
-    fin=$(wait_job "$i" 60)
+    fin=$(wait_job "$i" 120)
     check "podman: $i ran" [ "$fin" = succeeded ]
     if [ "$fin" != succeeded ]; then   # what to look at when it did not
       echo "  $i ended $fin:"; cli status "$i" 2>&1 | sed 's/^/  | /'
