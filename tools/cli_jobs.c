@@ -366,10 +366,10 @@ s_run_common(int argc, char **argv, const char *name)
     if (!s_load(cli.prog, argv[optind], &req.args, req.spec)
         || !s_copies(cli.prog, argv[optind], &req))
         status = 2;
-    else if (req.spec->schedule)
+    else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
-    else if (!(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
+    if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
         s_warn_no_runner(&cli, &req);
         for (long i = 1; i < count && !status; i++) {   /* --count: the same, new ids */
             evr_ulid_new(job);

@@ -186,7 +186,32 @@ YML
   check "another order: A=a3 B=b3" grep -q "args A=a3 B=b3" <(cli logs "$j3")
 }
 
-cases=${*:-submit_batch submit_journal_kill submit_commit_failed submit_record_args}
+# A submitted file with a schedule: (a registered pipeline's key) runs
+# once, now: the CLI says so on stderr, submits it and prints its id;
+# `run --wait` waits for it as for any file.
+case_submit_scheduled_file() {
+  fresh ssched
+  pipeline psched <<'YML'
+pipeline: psched
+executor: process
+schedule: "*/5 * * * *"
+steps: [ { name: s, run: 'echo scheduled-file-ran' } ]
+YML
+  bus_broker
+  bus_runner rs-1 "" 1 --executors process && bus_wait_runners 1
+  local j
+  j=$(submit "$tmp/psched.yml" 2> "$tmp/sched.err")
+  check "scheduled file: submit prints a job id" grep -qx '[0-9A-Z]\{26\}' <<< "$j"
+  check "scheduled file: ... and notes the schedule is not used" \
+    grep -q "schedule is used by registered pipelines only .*this job runs once, now" "$tmp/sched.err"
+  check "scheduled file: the job ran" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "scheduled file: its output" grep -q "scheduled-file-ran" <(cli logs "$j")
+  "$bin/evrun-cli" run "$tmp/psched.yml" --wait > "$tmp/run.out" 2> "$tmp/run.err"
+  check "scheduled file: run --wait exits 0" [ $? -eq 0 ]
+  check "scheduled file: ... its job succeeded" grep -q "succeeded" "$tmp/run.out" "$tmp/run.err"
+}
+
+cases=${*:-submit_batch submit_journal_kill submit_commit_failed submit_record_args submit_scheduled_file}
 for c in $cases; do
   case_name=$c
   echo "== $c"
