@@ -535,16 +535,19 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
     s_staged_hashes(rid, msg->job, &rh, &jh);
     if (s_staged_by(b, rid, msg->job, rh, jh))
         evr_queue_flush(b);
+    /* its args bound first: a known id sent again with args that would
+       not bind (a required one left out) is refused as a new one would be,
+       not answered `existing` (PROTOCOL.md `submit`) */
+    *code = EVR_CODE_BAD_REQUEST;
+    bool same;
+    if (!s_bind(msg, req, &same, why, len))
+        return false;
     evr_err_t err;
     bool stored = false;    /* a store that fails to answer: as before, not known */
     *existing = evr_queue_find(b, msg->job)
              || (evr_store_has_job(b->store, msg->job, &stored, &err) == EVR_OK && stored);
     if (*existing)
         return true;
-    *code = EVR_CODE_BAD_REQUEST;
-    bool same;
-    if (!s_bind(msg, req, &same, why, len))
-        return false;
     /* its record's body: the body as received when binding its args
        changed nothing (it decodes to msg, every key of it: see
        evr_bus_recv_wire), else msg encoded.  The spec is part of it, so a body

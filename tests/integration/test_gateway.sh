@@ -307,6 +307,10 @@ YML
   s1=$(jget 'd["id"]')
   api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}' > /dev/null
   check "start by name: the same key, the same job" [ "$(jget 'd["id"] + str(d["existing"])')" = "${s1}True" ]
+  check "the same key, a required arg left out: 400 as without the key" \
+    [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 400 ] && grep -q MODE "$tmp/body"
+  check "the same key, an unknown arg: 400" \
+    [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m","NOPE":"1"}}')" = 400 ]
   check "start an unknown pipeline: 404" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"nope"}')" = 404 ]
   check "start without a required arg: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 400 ]
   check "... naming it" grep -q MODE "$tmp/body"
