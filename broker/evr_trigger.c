@@ -53,20 +53,30 @@ s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *
     return ok;
 }
 
-/*  Whether runner may name job as a trigger's parent: not when the
-    archive holds the job from another runner (a runner triggers for its
-    own jobs only; a parent the archive does not hold yet, its
-    job.accepted still on its way, is taken).  Else false with why. */
+/*  Whether runner may name job as a trigger's parent: a runner triggers
+    for its own jobs only, those the archive holds as run by it, or (its
+    job.accepted still on its way) that the queue holds as dispatched to
+    it.  Else false with why: a job of another runner, or one the broker
+    does not know (a made-up parent would let a runner start any
+    registered pipeline in a job's name). */
 static bool
 s_parent_ours(evr_broker_t *b, const char *runner, const char *job, char *why, size_t len)
 {
     evr_job_t pj = { 0 };
     evr_err_t err;
-    bool ours = evr_store_get_job(b->store, job, &pj, &err) != EVR_OK || !pj.runner
-                || strcmp(pj.runner, runner) == 0;
-    if (!ours)
+    const evr_queue_job_t *q = evr_queue_find(b, job);
+    const char *on = q && q->runner ? q->runner : NULL;
+    bool stored = !on && evr_store_get_job(b->store, job, &pj, &err) == EVR_OK;
+    if (stored)
+        on = pj.runner;
+    bool ours = on && strcmp(on, runner) == 0;
+    if (!ours && on)
         snprintf(why, len, "job %s does not run on runner %s: it triggers nothing there (it "
-                 "runs on %s)", job, runner, pj.runner);
+                 "runs on %s)", job, runner, on);
+    else if (!ours)
+        snprintf(why, len, "job %s is not known to the broker as a job of runner %s (%s): a "
+                 "runner triggers for the jobs it was sent only", job, runner,
+                 stored ? "it never ran" : q ? "it waits in the queue" : "no such job");
     evr_rec_free(&evr_job_type, &pj);
     return ours;
 }
