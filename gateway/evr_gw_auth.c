@@ -117,17 +117,22 @@ evr_gw_token_issue(const evr_gw_secret_t *s, const char *sub, evr_gw_scope_t sco
 
 /* --------------------------------------------------------------- check */
 
-/*  The JSON of one base64url segment (len bytes at seg), or NULL. */
+/*  The JSON of one base64url segment (len bytes at seg), or NULL with
+    why in *jerr (when given): not base64url, or jansson's reason. */
 static json_t *
-s_segment_json(const char *seg, size_t len)
+s_segment_json(const char *seg, size_t len, json_error_t *jerr)
 {
     size_t cap = len, n = 0;
     uint8_t *bin = evr_malloc(cap + 1);
     json_t *js = NULL;
+    json_error_t e;
+    snprintf(e.text, sizeof e.text, "not base64url");
     if (!sodium_base642bin(bin, cap, seg, len, NULL, &n, NULL,
                            sodium_base64_VARIANT_URLSAFE_NO_PADDING))
-        js = json_loadb((const char *) bin, n, JSON_REJECT_DUPLICATES, NULL);
+        js = json_loadb((const char *) bin, n, JSON_REJECT_DUPLICATES, &e);
     free(bin);
+    if (jerr)
+        *jerr = e;
     return js;
 }
 
@@ -230,7 +235,7 @@ evr_gw_token_check(const evr_gw_secret_t *s, const char *token, uint64_t now_s,
     if (!d1 || !d2 || strchr(d2 + 1, '.') || d1 == token || d2 == d1 + 1)
         return evr_err_set(err, EVR_ERR_STATE, "malformed token: expected three base64url "
                            "parts separated by dots");
-    json_t *hdr = s_segment_json(token, (size_t) (d1 - token));
+    json_t *hdr = s_segment_json(token, (size_t) (d1 - token), NULL);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     bool hs256 = alg && !strcmp(alg, "HS256");
     json_decref(hdr);
@@ -242,12 +247,14 @@ evr_gw_token_check(const evr_gw_secret_t *s, const char *token, uint64_t now_s,
                            "gateway's secret (STATE/gateway/jwt.secret)");
     /* libjwt keeps one of two claims of a name: which one, a verifier
        behind us may read otherwise (two scope keys) */
-    json_t *payload = s_segment_json(d1 + 1, (size_t) (d2 - d1 - 1));
-    bool one = json_is_object(payload);
+    json_error_t jerr;
+    json_t *payload = s_segment_json(d1 + 1, (size_t) (d2 - d1 - 1), &jerr);
+    bool parsed = payload != NULL, one = json_is_object(payload);
     json_decref(payload);
-    if (!one)
+    if (!one)   /* jansson's reason: e.g. "too big integer", "duplicate object key" */
         return evr_err_set(err, EVR_ERR_STATE, "the token's payload must be one JSON object "
-                           "naming each claim once");
+                           "naming each claim once, its numbers within 64 bits (%s)",
+                           parsed ? "not an object" : jerr.text);
     return s_claims(s, token, now_s, scope, err);
 }
 

@@ -114,7 +114,14 @@ test_tokens(void)
     /* two scope claims (libjwt keeps one of them): refused; sub and iat may be left out */
     t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\","
                 "\"scope\":\"write\"}", s_secret.key);
-    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "each claim once"));
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "each claim once")
+          && strstr(err.msg, "duplicate object key"));
+    free(t);
+    /* a number past 64 bits: said so, not that a claim is named twice */
+    t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1000000000000000000000000000000,"
+                "\"scope\":\"read\"}", s_secret.key);
+    CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "within 64 bits")
+          && strstr(err.msg, "too big integer"));
     free(t);
     t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\"}",
                 s_secret.key);
