@@ -44,7 +44,8 @@ s_run_help(FILE *out, const char *name)
             "sent along: DIR (relative to FILE's directory, .evrunignore honoured) as a\n"
             "gzip-compressed tar of at most 1 MiB.\n"
             "\n"
-            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable)\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; a NAME given twice:\n"
+            "                       the last value wins)\n"
             "  --label L            a label the runner must have, beyond the pipeline's\n"
             "%s"
             EVR_CLI_COMMON_HELP
