@@ -13,7 +13,10 @@
     down) is asked for again, backing off from 50 to 500 ms, until --wait
     seconds have passed; so is one whose copy at the broker does not match
     its event (its size or sha256: an earlier attempt's copy, which the
-    latest replaces once shipped).  Any other failure is an error at
+    latest replaces once shipped; or a later attempt's, which the history
+    read at the start did not name: the history is read on from where it
+    was while a file is so, and a file a newer event names is fetched
+    anew).  Any other failure is an error at
     once: a file the broker refused for good among them (each fetch names
     the sha256 the event records, and the broker answers the refusal it
     noted of that copy: too_large, with its reason).  The broker answers
@@ -88,7 +91,14 @@ s_collect(const evr_msg_t *m, void *arg)
             fs->v = evr_realloc(fs->v, fs->cap * sizeof *fs->v);
         }
         f = &fs->v[fs->n++];
-        *f = (s_file_t) { .step = evr_strdup(ev->data.step), .path = evr_strdup(ev->data.path) };
+        *f = (s_file_t) { .step = evr_strdup(ev->data.step), .path = evr_strdup(ev->data.path),
+                          .absent = true };
+    }
+    else if (strcmp(f->sha256, ev->data.sha256) || f->size != ev->data.size) {
+        /* a later attempt's copy, read again while waiting: fetched anew */
+        f->absent = true;
+        f->stale = false;
+        f->not_before = 0;
     }
     free(f->sha256);
     f->sha256 = evr_strdup(ev->data.sha256);
@@ -285,6 +295,16 @@ s_fetch_all(evr_cli_t *cli, const char *job, s_files_t *fs, const char *dir, uns
             f->stale = got == S_STALE;
             failed |= got == S_FAILED;
             absent += f->absent;
+        }
+        bool stale = false;
+        for (size_t i = 0; i < fs->n; i++)
+            stale |= fs->v[i].absent && fs->v[i].stale;
+        if (stale && !s_history(cli, job, fs)) {
+            /* the broker holds another copy: a later attempt's, maybe, that
+               the history read at the start did not name yet */
+            absent = 0;
+            for (size_t i = 0; i < fs->n; i++)
+                absent += fs->v[i].absent;
         }
         int64_t waited = zclock_mono() - start, left = (int64_t) wait_s * 1000 - waited;
         if (!absent || left <= 0)
