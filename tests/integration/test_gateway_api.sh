@@ -90,8 +90,9 @@ case_unknown_outcome() {
     && grep -qF 'see GET /api/v1/jobs/$id before submitting it again' '$tmp/body' \
     && grep -qF 'send an Idempotency-Key next time' '$tmp/body' && ! grep -qF 'retry with the same' '$tmp/body'"
   kill -CONT "$broker_pid"
-  # nothing sent (the broker is gone, the gateway knows it is down): no
-  # "outcome unknown"
+  # the broker gone and known down by the gateway's watch: 503 at once,
+  # nothing sent, so not "outcome unknown" (a submit tried but not sent
+  # is the unit test test_client test_unsent's)
   kill -KILL "$broker_pid"
   wait "$broker_pid" 2>/dev/null
   check "the broker gone: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-2' -d "$spec")" = 503 ]
