@@ -180,12 +180,48 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: not a directory", dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (access(path, F_OK) != 0) {
+    if (stat(path, &st) != 0) {
         if (rdonly)
             return evr_err_set(err, EVR_ERR_STORE,
                                "store: %s: no evrun store here (no data.mdb)", dir);
+        return EVR_OK;
     }
+    /* LMDB maps the file and reads its pages where the meta pages say:
+       a file cut short would be a SIGBUS there, not an error */
+    long psize = sysconf(_SC_PAGESIZE);
+    if (st.st_size == 0 && rdonly)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: data.mdb is empty (0 bytes): no "
+                           "evrun store was ever written here", dir);
+    if (st.st_size > 0 && psize > 0 && st.st_size < 2 * psize)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: data.mdb is %lld bytes, less than "
+                           "the two meta pages of an LMDB file (%ld bytes): no evrun store, "
+                           "or one cut short (a copy that stopped early, a full disk); "
+                           "restore it from a backup, or move the directory aside to start "
+                           "anew", dir, (long long) st.st_size, 2 * psize);
     return EVR_OK;
+}
+
+/*  After mdb_env_open: the file holds every page up to the last one its
+    meta page names (a file cut short is refused before a read of a page
+    past its end, a SIGBUS, could happen). */
+static evr_rc_t
+s_check_size(evr_store_t *self, evr_err_t *err)
+{
+    char path[4096];
+    struct stat st;
+    MDB_envinfo info;
+    MDB_stat ms;
+    snprintf(path, sizeof path, "%s/data.mdb", self->dir);
+    if (stat(path, &st) != 0 || mdb_env_info(self->env, &info) || mdb_env_stat(self->env, &ms))
+        return EVR_OK;  /* nothing to compare: the reads that follow say what is wrong */
+    uint64_t need = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+    if ((uint64_t) st.st_size >= need)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_STORE, "store: %s: data.mdb is %lld bytes, but its pages "
+                       "reach %llu bytes (page %zu of %u bytes): the file is cut short (a copy "
+                       "that stopped early, a full disk); restore it from a backup, or move "
+                       "the directory aside to start anew", self->dir, (long long) st.st_size,
+                       (unsigned long long) need, info.me_last_pgno, ms.ms_psize);
 }
 
 /*  Opens the six databases and checks (or writes) the format. */
@@ -342,7 +378,9 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         evr_store_destroy(&self);
         return erc;
     }
-    erc = s_open_dbs(self, err);
+    erc = s_check_size(self, err);
+    if (!erc)
+        erc = s_open_dbs(self, err);
     if (erc) {
         evr_store_destroy(&self);
         return erc;

@@ -170,13 +170,15 @@ test_open(void)
     mkdir(empty, 0700);
     CHECK(evr_store_open(empty, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "no evrun store here");
-    /* a data.mdb that is no LMDB file: the message names the directory */
+    /* a data.mdb that is no LMDB file (shorter than its meta pages): the
+       message names the directory */
     char *junk = evr_asprintf("%s/data.mdb", empty);
     FILE *fp = fopen(junk, "w");
     fputs("not an lmdb file\n", fp);
     fclose(fp);
     CHECK(evr_store_open(empty, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    char *want = evr_asprintf("store: %s: mdb_env_open: MDB_INVALID", empty);
+    char *want = evr_asprintf("store: %s: data.mdb is 17 bytes, less than the two meta pages "
+                              "of an LMDB file", empty);
     CHECK_CONTAINS(err.msg, want);
     free(want);
     free(junk);
@@ -231,6 +233,43 @@ s_count_job(const evr_job_t *job, void *arg)
     (void) job;
     (*(int *) arg)++;
     return 0;
+}
+
+/*  A data.mdb cut short (a copy that stopped early) is refused at open
+    with what is wrong, for a reader and a writer, instead of a SIGBUS
+    at the first read of a page past its end; an empty one is no store
+    to a reader. */
+static void
+test_cut_short(void)
+{
+    char *dir = s_dir("cut");
+    char *file = evr_asprintf("%s/data.mdb", dir);
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, 0, &st, &err) == EVR_OK);
+    for (int i = 0; i < 40; i++) {
+        char *id = s_job_id(i);
+        s_append_job(st, id, 3, 20000, 4096);
+        free(id);
+    }
+    evr_store_destroy(&st);
+    long psize = sysconf(_SC_PAGESIZE);
+    CHECK(truncate(file, 3 * psize) == 0);
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK(evr_store_open(dir, ro ? EVR_STORE_RDONLY : 0, &st, &err) == EVR_ERR_STORE);
+        CHECK_CONTAINS(err.msg, "data.mdb is");
+        CHECK_CONTAINS(err.msg, "the file is cut short");
+        evr_store_destroy(&st);
+    }
+    CHECK(truncate(file, 100) == 0);
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "data.mdb is 100 bytes, less than the two meta pages");
+    CHECK(truncate(file, 0) == 0);
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "data.mdb is empty (0 bytes)");
+    s_rm_rf(dir);
+    free(file);
+    free(dir);
 }
 
 static void
@@ -907,6 +946,7 @@ main(void)
         return 1;
     }
     EVR_TEST_RUN(test_open);
+    EVR_TEST_RUN(test_cut_short);
     EVR_TEST_RUN(test_append_and_read);
     EVR_TEST_RUN(test_illegal_batch);
     EVR_TEST_RUN(test_map_growth);
