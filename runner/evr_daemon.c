@@ -158,6 +158,24 @@ s_try_hello(evr_daemon_t *d)
     evr_strlist_free(&m.labels);
 }
 
+/*  --once on the state directory of a single-use runner that was
+    stopped before its job ended: that job (the newest unfinished one the
+    store holds, recovered by the engine) is the one this runner takes,
+    so it asks for no other (credit 0) and exits with its status. */
+static void
+s_once_recovered(evr_daemon_t *d)
+{
+    char(*ids)[EVR_ULID_LEN + 1] = NULL;
+    size_t n = 0;
+    evr_err_t err;
+    if (evr_store_open_ids(d->store, &ids, &n, &err) == EVR_OK && n) {
+        snprintf(d->once_job, sizeof d->once_job, "%s", ids[n - 1]);
+        s_info(d, "--once: job %s of an earlier run on this state directory is not finished: "
+               "it is this runner's one job (no other is taken)", d->once_job);
+    }
+    free(ids);
+}
+
 evr_rc_t
 evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *engine,
                evr_daemon_t **out, evr_err_t *err)
@@ -192,6 +210,8 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
     }
     if (opts->ship_dir)
         d->ship = evr_ship_new(opts->ship_dir, opts->artifacts_dir);
+    if (opts->once)
+        s_once_recovered(d);
     s_connect(d);
     s_info(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
            opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]

@@ -76,6 +76,35 @@ case_once() {
   check "once --clean: nothing logged, the state directory is gone" [ ! -e "$tmp/r-o-6" ]
 }
 
+st_is() { [ "$(st "$1")" = "$2" ]; }   # JOB STATUS
+
+# --once killed mid-job, started again on its state directory: it finishes
+# that job (recovered) and takes no other, exiting with its status.
+case_once_killed() {
+  fresh oncek
+  bus_broker
+  ppipe slow "echo one; sleep 3; echo two"
+  ppipe ok "echo hello"
+  local j1 j2 p
+  j1=$(submit "$tmp/slow.yml" 2>/dev/null)
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id ok-1 --once --clean \
+    --state-dir "$tmp/r-ok-1" --heartbeat-ms 200 --lease-ms 1500 --executors process \
+    >> "$tmp/runner-ok-1.log" 2>&1 &
+  p=$!
+  check "once killed: the job runs" wait_for 10 st_is "$j1" running
+  sleep 0.5
+  kill -9 "$p"; wait "$p" 2>/dev/null
+  j2=$(submit "$tmp/ok.yml" 2>/dev/null)
+  once ok-1 --clean
+  check "once killed, started again: exit 0, its job's status (got $once_rc)" [ "$once_rc" -eq 0 ]
+  check "... says the earlier run's job is its one" \
+    grep -q "job $j1 of an earlier run on this state directory is not finished: it is this runner's one job" "$tmp/runner-ok-1.log"
+  check "... that job succeeded" [ "$(wait_job "$j1" 10)" = succeeded ]
+  check "... its output whole, once" [ "$(cli logs "$j1" | grep -c "one\|two")" -eq 2 ]
+  check "... no other job taken: the next still queued" st_is "$j2" queued
+  check "... --clean: the state directory is gone" [ ! -e "$tmp/r-ok-1" ]
+}
+
 # A job whose labels no runner has: the provisioner starts a process
 # runner for it (single use, cleaned), the job runs; a static runner
 # without the labels is left alone.
@@ -590,4 +619,4 @@ YML
   check "podman silent: their state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
 }
 
-prov_run test_provisioner ${*:-once process burst command paused register_timeout dry_run killed broker_restart up worked_examples podman podman_missing podman_silent}
+prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart up worked_examples podman podman_missing podman_silent}
