@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "cli_bus.h"
+#include "evr_offer.h"
 #include "evr_paths.h"
 
 #define S_UP_WAIT_S 10      /* how long up waits for the broker to list the runners */
@@ -629,9 +630,24 @@ evr_cli_up(int argc, char **argv)
             if (!evr_cli_uint_arg(cli.prog, "--runners", optarg, 0, 64, &n))
                 status = 2;
             break;
-        case 'c': cap = optarg; break;
+        case 'c': {   /* checked here: not a broker started for a runner that cannot */
+            unsigned long v;
+            cap = optarg;
+            if (!evr_cli_uint_arg(cli.prog, "--capacity", optarg, 1, 1024, &v))
+                status = 2;
+            break;
+        }
         case 'l': labels = optarg; break;
-        case 'x': executors = optarg; break;
+        case 'x': {
+            evr_offer_t offer;
+            evr_err_t xerr;
+            executors = optarg;
+            if (evr_offer_parse(optarg, &offer, &xerr)) {
+                fprintf(stderr, "%s: --%s\n", cli.prog, xerr.msg);
+                status = 2;
+            }
+            break;
+        }
         case 'G': gateway = false; break;
         case 'P': prov = optarg; break;
         case 'h': s_up_help(stdout); return 0;

@@ -87,6 +87,14 @@ case_curve() {
 case_up_down() {
   fresh updown
   local st=$tmp/s
+  # settings a runner would refuse: refused before anything starts
+  EVRUN_STATE_DIR=$st cli up --capacity 0 > "$tmp/up0" 2>&1
+  check "up --capacity 0: exit 2" [ $? -eq 2 ]
+  check "... saying the range" grep -q -- '--capacity "0": expected a whole number from 1 to 1024' "$tmp/up0"
+  EVRUN_STATE_DIR=$st cli up --executors docker > "$tmp/up0" 2>&1
+  check "up --executors docker: exit 2" [ $? -eq 2 ]
+  check "... naming the executors there are" grep -q 'unknown executor "docker" (expected podman, process' "$tmp/up0"
+  check "... and nothing started" [ ! -e "$st/bus" ]
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
   if grep -q '^HTTP API: ' "$tmp/up1"; then   # (not when another gateway holds its port)
