@@ -2,8 +2,13 @@
 # evrun-runner processes on ipc:// sockets in a temporary state directory,
 # against the podman service of the "podman" fixture (EVRUN_PODMAN_URL).
 # Needs $bin (the build's bin directory) and $tmp (a fresh directory with
-# a short path: unix sockets hold 107 bytes).
+# a short path: unix sockets hold 107 bytes), set before it is sourced or
+# by bus_script_init after.
 #
+#   bus_script_init PREFIX [--podman]   a test script's set-up: $root and $tmp, the trap
+#   bus_script_cases DEFAULT [CASE...]  run case_CASE for each CASE (those of DEFAULT when none)
+#   bus_script_end [LOGS]         the sanitizer check, "test_X: N passed, M failed"
+#   pipeline NAME                 writes stdin to $tmp/NAME.yml
 #   bus_broker [ARGS...]          start the broker (pid in $broker_pid)
 #   bus_runner NAME LABELS CAP [ARGS...]   start a runner with id NAME
 #   bus_wait_runners N            wait until the broker lists N live runners
@@ -27,8 +32,63 @@ fresh() {   # a new state directory for a case
   mkdir -p "$tmp"
   export EVRUN_STATE_DIR=$tmp
 }
-export EVRUN_STATE_DIR=$tmp
+# a script that sources this first gets $tmp from bus_script_init
+[ -z "${tmp:-}" ] || export EVRUN_STATE_DIR=$tmp
 export CONTAINERS_CONF=${CONTAINERS_CONF:-}
+
+# bus_script_init PREFIX [--podman]: the set-up of a test script that set
+# $bin and $src and sourced this: a temporary root $root, made with mktemp
+# /tmp/evr-PREFIX-XXXXXX and removed at exit after bus_stop (kept when
+# EVR_KEEP_TMP is set); the state directory $tmp=$root (`fresh` moves it
+# below $root); $passes, $fails and $case_name reset.  --podman: the
+# "podman" fixture's service (EVRUN_PODMAN_URL when not set) and its
+# containers.conf.  A script that needs another trap sets it after.
+bus_script_init() {
+  case ${2:-} in
+    --podman)
+      export CONTAINERS_CONF=$src/tools/podman/containers.conf
+      : "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
+      export EVRUN_PODMAN_URL ;;
+    '') ;;
+    *) echo "bus_script_init: unknown option \"$2\" (only --podman)" >&2; exit 2 ;;
+  esac
+  root=$(mktemp -d "/tmp/evr-$1-XXXXXX") || exit 1
+  tmp=$root
+  export EVRUN_STATE_DIR=$tmp
+  trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
+  fails=0 passes=0 case_name=
+}
+
+# bus_script_cases DEFAULT [CASE...]: runs case_CASE for each CASE given,
+# or for each of the space-separated list DEFAULT when none is, in order,
+# each announced "== CASE" and named in $case_name for `check`
+bus_script_cases() {
+  local default=$1 c
+  shift
+  for c in ${*:-$default}; do
+    case_name=$c
+    echo "== $c"
+    "case_$c"
+  done
+}
+
+# bus_script_end [LOGS]: the end of a test script: stops what runs, checks
+# that no sanitizer report is in LOGS (globs, expanded now; default
+# $root/*/*.log, the logs of each case's state directory), prints
+# "test_X: N passed, M failed" (test_X.sh being the script) and returns
+# non-zero when a check failed: the script's last command, its status.
+bus_script_end() {
+  local logs=${1:-"$root/*/*.log"} name=${0##*/}
+  bus_stop
+  case_name=sanitizers
+  check "no sanitizer report in any log" bash -c "! grep -ls 'Sanitizer\|runtime error' $logs | grep ."
+  echo "${name%.sh}: $passes passed, $fails failed"
+  [ "$fails" -eq 0 ]
+}
+
+# pipeline NAME: writes stdin to $tmp/NAME.yml (a script that defined its
+# own pipeline before sourcing this keeps it)
+declare -F pipeline > /dev/null || pipeline() { cat > "$tmp/$1.yml"; }
 
 bus_broker() {
   "$bin/evrun-broker" --local --state-dir "$tmp" --heartbeat-ms 200 --lease-ms 1500 "$@" \

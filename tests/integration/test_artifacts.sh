@@ -13,16 +13,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-art-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
-
-pipeline() { cat > "$tmp/$1.yml"; }
+bus_script_init art --podman
 
 # the sha256 of the step.artifact event of JOB for STEP/PATH
 event_sha() {
@@ -505,15 +497,5 @@ YML
   remove_caches
 }
 
-cases=${*:-failing_step job_cap ship_killed fetch_wait retried_copy other_copy cache cache_lru cache_recover}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -ls 'Sanitizer\|runtime error' $root/*/*.log $root/*/exec.out"
-echo "test_artifacts: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "failing_step job_cap ship_killed fetch_wait retried_copy other_copy cache cache_lru cache_recover" "$@"
+bus_script_end "$root/*/*.log $root/*/exec.out"

@@ -12,16 +12,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-bus-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
-
-pipeline() { cat > "$tmp/$1.yml"; }
+bus_script_init bus --podman
 
 # three_jobs_max FILE SAMPLES PATTERN: submits FILE three times, samples
 # (every 0.1 s) how many running jobs match PATTERN in `jobs --json`, checks
@@ -499,15 +491,5 @@ case_refused_event() {
   check "refused: archive verifies" "$bin/evrun-replay" "$tmp/broker" --verify
 }
 
-cases=${*:-end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end too_large refused_event}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_bus: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "end_to_end labels jobs_pages process_label executor_labels old_runner capacity concurrency queue submit_count cancel_pause_running drain_and_stop stop_at_end too_large refused_event" "$@"
+bus_script_end

@@ -8,16 +8,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-bop-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
-
-pipeline() { cat > "$tmp/$1.yml"; }
+bus_script_init bop --podman
 
 # tcp:// endpoints use CURVE: the broker admits only the keys in its
 # curve/runners/ and curve/clients/, each in its own role.
@@ -424,15 +416,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-cases=${*:-curve up_down up_ping up_process up_process_only state_refused up_fresh_home cli_errors}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_bus_ops: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "curve up_down up_ping up_process up_process_only state_refused up_fresh_home cli_errors" "$@"
+bus_script_end

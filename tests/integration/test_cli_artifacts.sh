@@ -8,11 +8,9 @@
 # one and calling the broker's copy "an earlier attempt's".  No podman.
 set -u
 bin=$1 src=$2
-root=$(mktemp -d /tmp/evr-clia-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=later_copy
+bus_script_init clia
+case_name=later_copy
 if ! /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null; then
   # shellcheck source=../../tools/lib/deps.sh
   . "$src/tools/lib/deps.sh"

@@ -12,15 +12,9 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-gw-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
 . "$src/tests/integration/gw_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init gw --podman
 
 hello_yaml() { cat "$src/examples/hello.yml"; }
 
@@ -850,8 +844,6 @@ exactly_once() {   # FILE N PREFIX: lines "PREFIXtick 1".."PREFIXtick N" each on
   [ "$got" = "$want" ] || { echo "  want: $want" >&2; echo "  got:  $got" >&2; return 1; }
 }
 
-pipeline() { cat > "$tmp/$1.yml"; }
-
 ticks() {   # NAME N PAUSE: a pipeline printing "tick 1".."tick N"
   pipeline "$1" <<YML
 pipeline: $1
@@ -862,14 +854,5 @@ steps:
 YML
 }
 
-cases=${*:-submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params taken_port stalled_resume stalled_live}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_gateway: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "submit_and_read idempotency_and_list tokens tls sse slow_client pipelines_and_artifacts artifact_states metrics webhooks bad_input query_params taken_port stalled_resume stalled_live" "$@"
+bus_script_end

@@ -10,12 +10,9 @@
 set -u
 bin=$1 src=$2
 shift 2
-root=$(mktemp -d /tmp/evr-gwa-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
 . "$src/tests/integration/gw_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init gwa
 
 jerr() { [ "$(jget 'd["error"]["code"]' 2>/dev/null)" = "$1" ]; }   # the JSON error's code
 says() { grep -qF -- "$1" "$tmp/body"; }
@@ -165,14 +162,5 @@ case_checks() {
   check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
 }
 
-cases=${*:-matrix refusals unknown_outcome utf8 checks}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_gateway_api: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "matrix refusals unknown_outcome utf8 checks" "$@"
+bus_script_end

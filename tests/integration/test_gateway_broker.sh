@@ -20,15 +20,9 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-gwb-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
 . "$src/tests/integration/gw_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init gwb --podman
 
 # stop_broker: ends the broker started last (by its pid) and forgets it
 stop_broker() {
@@ -222,14 +216,5 @@ steps:
 YML
 }
 
-cases=${*:-later back killed}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any log" bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_gateway_broker: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "later back killed" "$@"
+bus_script_end

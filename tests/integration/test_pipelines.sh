@@ -8,14 +8,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-export CONTAINERS_CONF=$src/tools/podman/containers.conf
-: "${EVRUN_PODMAN_URL:=unix:///tmp/evr-it-podman/podman.sock}"
-export EVRUN_PODMAN_URL
-root=$(mktemp -d /tmp/evr-pl-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init pl --podman
 
 # reg NAME: writes stdin to the pipelines directory as NAME.yml
 reg() { mkdir -p "$tmp/pipelines"; cat > "$tmp/pipelines/$1.yml"; }
@@ -263,15 +257,5 @@ case_killed_mid_fire() {
   check "mid fire: a second restart adds nothing" [ "$(njobs mid)" -eq 1 ]
 }
 
-cases=${*:-registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire killed_mid_fire dir_refused}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_pipelines: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "registered schedule_fires restart_catchup_one restart_catchup_none restart_after_fire killed_mid_fire dir_refused" "$@"
+bus_script_end

@@ -10,13 +10,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-root=$(mktemp -d /tmp/evr-queue-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
-
-pipeline() { cat > "$tmp/$1.yml"; }
+bus_script_init queue
 
 field() {   # field JOB NAME: a field of the job's status
   cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
@@ -224,15 +219,5 @@ case_delay_restart() {
   check "delay restart: not started early ($(( (s - c) / 1000000 )) ms)" [ $((s - c)) -ge 4000000000 ]
 }
 
-cases=${*:-append replace partitioned limit0 interrupt interrupt_away debounce delay_restart}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_queue: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "append replace partitioned limit0 interrupt interrupt_away debounce delay_restart" "$@"
+bus_script_end

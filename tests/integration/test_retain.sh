@@ -5,11 +5,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-root=$(mktemp -d /tmp/evr-ret-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init ret
 
 # job NAME: a process pipeline NAME writing a line and an artifact
 job() {
@@ -237,15 +234,5 @@ case_lock() {
   check "once stopped, the directory is free again" [ $? -eq 0 ]
 }
 
-cases=${*:-keep age lost prune lock}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_retain: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "keep age lost prune lock" "$@"
+bus_script_end

@@ -10,11 +10,8 @@
 # jobs failed with the runner's reason.
 set -u
 bin=$1 src=$2
-root=$(mktemp -d /tmp/evr-skew-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
+bus_script_init skew
 if ! /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null; then
   # shellcheck source=../../tools/lib/deps.sh
   . "$src/tools/lib/deps.sh"
@@ -62,9 +59,4 @@ check "broker: A's pipeline and steps from the stub" \
 check "broker: B failed, pipeline unreadable" \
   [ "$(field "$B" status) $(field "$B" pipeline)" = "failed unreadable" ]
 check "broker: no event refused" bash -c "! grep -q REFUSED '$tmp/broker.log'"
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in a broker or runner log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*.log"
-echo "test_skew: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_end "$root/*.log"

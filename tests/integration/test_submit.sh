@@ -8,13 +8,8 @@
 set -u
 bin=$1 src=$2
 shift 2
-root=$(mktemp -d /tmp/evr-sub-XXXXXX)
-tmp=$root
 . "$src/tests/integration/bus_lib.sh"
-trap 'bus_stop; [ -z "${EVR_KEEP_TMP:-}" ] && rm -rf "$root"' EXIT
-fails=0 passes=0 case_name=
-
-pipeline() { cat > "$tmp/$1.yml"; }
+bus_script_init sub
 
 # Submits from several clients at once share commits, and each is answered
 # only after its commit: every acknowledged job survives a SIGKILL of the
@@ -211,15 +206,5 @@ YML
   check "scheduled file: ... its job succeeded" grep -q "succeeded" "$tmp/run.out" "$tmp/run.err"
 }
 
-cases=${*:-submit_batch submit_journal_kill submit_commit_failed submit_record_args submit_scheduled_file}
-for c in $cases; do
-  case_name=$c
-  echo "== $c"
-  "case_$c"
-done
-bus_stop
-case_name=sanitizers
-check "no sanitizer report in any broker log" \
-  bash -c "! grep -l 'Sanitizer\|runtime error' $root/*/*.log"
-echo "test_submit: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+bus_script_cases "submit_batch submit_journal_kill submit_commit_failed submit_record_args submit_scheduled_file" "$@"
+bus_script_end
