@@ -16,10 +16,12 @@
     What hooks add (env, secrets) goes into the job's environment, the
     secrets into its output masks; it is kept in HOOKS_DIR/JOB.json
     (0600, never in the log) until the job is done, so a recovered runner
-    gives the steps the same.  Recovery runs again each hook that has no
-    hook.finished in the log, and no other.
+    gives the steps the same.  Recovery first kills the process groups
+    of hooks the killed runner left running (evr_hook_pg.h), then runs
+    again each hook that has no hook.finished in the log, and no other.
 */
 #include "evr_engine_int.h"
+#include "evr_hook_pg.h"
 #include "evr_hooks.h"
 
 #include <errno.h>
@@ -419,7 +421,8 @@ s_start_act(void *arg, void *data, size_t len)
         return;
     }
     char *ctx = s_context(job, h);
-    hk->run = evr_hook_run(job->eng->loop, h, ctx, strlen(ctx), s_done, job);
+    hk->run = evr_hook_run(job->eng->loop, h, job->eng->opts.hooks_dir, ctx, strlen(ctx),
+                           s_done, job);
     free(ctx);
 }
 
@@ -615,6 +618,20 @@ evr_eng_hooks_end(evr_eng_job_t *job)
 }
 
 /* ------------------------------------------------------------- recovery */
+
+void
+evr_eng_hooks_sweep(evr_engine_t *e)
+{
+    if (!e->opts.hooks_dir)
+        return;
+    uint32_t killed = 0;
+    evr_err_t err;
+    if (evr_hook_pg_sweep(e->opts.hooks_dir, &killed, &err))
+        evr_eng_warn("hooks: %s", err.msg);
+    if (killed)
+        evr_eng_warn("killed the process group%s of %u hook%s a killed runner left running",
+                     killed == 1 ? "" : "s", killed, killed == 1 ? "" : "s");
+}
 
 static int
 s_finished_event(const evr_event_t *ev, void *arg)

@@ -556,6 +556,10 @@ const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
     queued, evr_eng_hooks_accepted; for one that runs with no step begun,
     its PRE_EXECUTION hooks not finished yet. */
 void evr_eng_hooks_recover(evr_eng_job_t *job, bool queued);
+/*  Recovery, before any job is taken up: the process groups of hooks a
+    killed runner left running (evr_hook_pg.h) killed, each said on
+    stderr, as is a group that would not end. */
+void evr_eng_hooks_sweep(evr_engine_t *e);
 /*  The job is cancelled or timed out: a hook of a phase before the steps
     that runs is stopped (SIGTERM to its group, SIGKILL after the grace,
     at once when the job is killed); the phases after the steps run. */

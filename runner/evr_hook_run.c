@@ -11,9 +11,19 @@
     reaped.  A stop (a cancelled job) sends SIGTERM to the group and
     SIGKILL after a grace.  The callback always comes from a turn of the
     loop.
+
+    A runner killed (kill -9) takes the hook's shell with it (the
+    parent-death signal), not what the shell runs: so the group is
+    recorded in the state directory (evr_hook_pg.h) while it runs, and
+    the child waits on a fourth pipe until the record is written before
+    it runs the command.  The next runner kills the recorded group before
+    any hook runs again; a runner killed before it wrote the record
+    closes that pipe by dying, and the child exits without running it.
 */
 #define _GNU_SOURCE
 #include "evr_hooks.h"
+
+#include "evr_hook_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +40,8 @@ struct evr_hook_run {
     evr_hook_done_fn *fn;
     void *arg;
     pid_t pid;
+    char *dir;                  /* where its group's record is (NULL: none) */
+    bool kept;                  /* the record written: removed once the group is killed */
     int in, out, err, pidfd;    /* -1 once closed */
     char *input;
     size_t in_len, in_off;
@@ -41,7 +53,7 @@ struct evr_hook_run {
     bool exited, timed_out, stopped;
     int status;
     uint64_t t0, timer, poll;
-    char msg[256];
+    char msg[EVR_ERR_MAX];
 };
 
 static void s_check(evr_hook_run_t *r);
@@ -65,6 +77,9 @@ s_free(evr_hook_run_t *r)
     s_close(r, &r->pidfd);
     evr_loop_timer_cancel(r->loop, r->timer);
     evr_loop_timer_cancel(r->loop, r->poll);
+    if (r->kept)   /* every way here killed the group and reaped its leader */
+        evr_hook_pg_drop(r->dir, r->pid);
+    free(r->dir);
     free(r->input);
     free(r->obuf);
     free(r);
@@ -205,18 +220,25 @@ s_on_read(evr_loop_t *loop, int fd, int events, void *arg)
     }
 }
 
-/*  In the child: never returns. */
+/*  In the child: never returns.  go: the pipe whose one byte says the
+    group is recorded (its end of EOF: the runner died first). */
 static void __attribute__((noreturn))
-s_child(const char *run, int in, int out, int err)
+s_child(const char *run, int in, int out, int err, int go)
 {
     setpgid(0, 0);
-    /* a runner killed (kill -9) takes its hook with it: a recovered runner
-       runs it again, and the one killed does not go on beside it */
+    /* a runner killed (kill -9) takes the shell with it at once; what the
+       shell runs is killed by the next runner, through the record */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    char c;
+    ssize_t n;
+    while ((n = read(go, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        _exit(127);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         _exit(127);
 #ifdef SYS_close_range
@@ -237,22 +259,46 @@ s_not_run(evr_loop_t *loop, void *arg)
     s_finish(r);
 }
 
+/*  Records the group of the child just forked, then lets it run (go: the
+    write end of its pipe); false with r->msg when it cannot be recorded:
+    the child, let go with EOF, exits unrun and is reaped. */
+static bool
+s_keep(evr_hook_run_t *r, int go)
+{
+    evr_err_t err;
+    if (r->dir && evr_hook_pg_keep(r->dir, r->pid, &err)) {
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        close(go);
+        while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        r->pid = 0;
+        return false;
+    }
+    r->kept = r->dir != NULL;
+    ssize_t n;
+    while ((n = write(go, "x", 1)) < 0 && errno == EINTR)
+        ;
+    close(go);
+    return true;
+}
+
 evr_hook_run_t *
-evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *input, size_t len,
-             evr_hook_done_fn *fn, void *arg)
+evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *dir, const char *input,
+             size_t len, evr_hook_done_fn *fn, void *arg)
 {
     evr_hook_run_t *r = evr_calloc(1, sizeof *r);
     r->loop = loop;
     r->fn = fn;
     r->arg = arg;
     r->in = r->out = r->err = r->pidfd = -1;
+    r->dir = dir ? evr_strdup(dir) : NULL;
     r->obuf = evr_malloc(EVR_HOOK_OUT_MAX + 1);
     r->input = evr_malloc(len + 1);
     memcpy(r->input, input, len);
     r->in_len = len;
     r->t0 = evr_mono_ns();
-    int p[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
-    for (int i = 0; i < 3; i++)
+    int p[4][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };   /* in out err go */
+    for (int i = 0; i < 4; i++)
         if (pipe2(p[i], O_CLOEXEC) != 0) {
             snprintf(r->msg, sizeof r->msg, "pipe: %s", strerror(errno));
             goto fail;
@@ -262,13 +308,21 @@ evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *input, size_t le
         snprintf(r->msg, sizeof r->msg, "fork: %s", strerror(errno));
         goto fail;
     }
-    if (pid == 0)
-        s_child(h->run, p[0][0], p[1][1], p[2][1]);
+    if (pid == 0) {
+        close(p[3][1]);   /* its EOF must come when the runner dies */
+        s_child(h->run, p[0][0], p[1][1], p[2][1], p[3][0]);
+    }
     setpgid(pid, pid);   /* as the child does: no race with a kill of the group */
     r->pid = pid;
     close(p[0][0]);
     close(p[1][1]);
     close(p[2][1]);
+    close(p[3][0]);
+    p[0][0] = p[1][1] = p[2][1] = p[3][0] = -1;
+    int go = p[3][1];
+    p[3][1] = -1;
+    if (!s_keep(r, go))
+        goto fail;
     r->in = p[0][1];
     r->out = p[1][0];
     r->err = p[2][0];
@@ -292,7 +346,7 @@ evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *input, size_t le
     r->timer = evr_loop_timer_add(loop, (uint64_t) h->timeout * 1000u, s_on_timeout, r);
     return r;
 fail:
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         for (int k = 0; k < 2; k++)
             if (p[i][k] >= 0)
                 close(p[i][k]);

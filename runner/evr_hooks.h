@@ -6,7 +6,9 @@
     first), then file order.  A hook runs as `/bin/sh -c RUN` in its own
     process group, a child of the runner watched on its event loop: the
     job's context as JSON on its stdin, its stdout (an answer: JSON) and
-    stderr read up to a bound, its timeout killing the whole group.  The
+    stderr read up to a bound, its timeout killing the whole group, the
+    group recorded in the state directory while it runs (evr_hook_pg.h)
+    so that the next runner kills what a killed one left.  The
     engine (evr_eng_hooks.c) decides when each phase fires and what a
     result means for the job.
 */
@@ -101,11 +103,14 @@ typedef void (evr_hook_done_fn)(const evr_hook_result_t *r, void *arg);
 
 /*  Starts h on loop with input on its stdin; fn(arg) runs once, from a
     turn of the loop, when it has exited and its stdout and stderr ended
-    (or its timeout passed: the group is killed).  The run frees itself
-    after fn returns.  Never NULL: a failure to start is reported to fn
-    (from the next turn) as NOT_RUN. */
-evr_hook_run_t *evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *input,
-                             size_t len, evr_hook_done_fn *fn, void *arg);
+    (or its timeout passed: the group is killed).  While it runs, its
+    process group is recorded in dir (evr_hook_pg.h; NULL: not recorded),
+    so a runner started after this one is killed kills what it left.
+    The run frees itself after fn returns.  Never NULL: a failure to
+    start (or to record the group) is reported to fn (from the next turn)
+    as NOT_RUN. */
+evr_hook_run_t *evr_hook_run(evr_loop_t *loop, const evr_hook_t *h, const char *dir,
+                             const char *input, size_t len, evr_hook_done_fn *fn, void *arg);
 /*  Kills a run's process group and frees it; fn is not called. */
 void evr_hook_run_abort(evr_hook_run_t *run);
 /*  Stops a run: SIGTERM to its process group, SIGKILL grace_ms later if

@@ -591,6 +591,7 @@ evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
     char (*ids)[EVR_ULID_LEN + 1];
     size_t n;
     *jobs = 0;
+    evr_eng_hooks_sweep(self);   /* before any hook runs again */
     evr_rc_t rc = evr_store_open_ids(self->store, &ids, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
         s_tmp_sweep(self, ids[i]);

@@ -229,6 +229,50 @@ EOF
   check "store verifies" verified
 }
 
+case_crash_group() {   # kill -9 while the hook's foreground command runs: the next runner kills it first
+  local d=$tmp/cgroup.d
+  mkdir -p "$d"
+  # the hook notes each run, and whether the last run's foreground command
+  # (its pid in fg.pid) still runs (not ended, nor a zombie) as it starts
+  cat > "$tmp/cgroup.set" <<EOF
+hooks:
+  - phase: PRE_EXECUTION
+    name: slow
+    run: |
+      echo run >> $d/hookcount
+      p=\$(cat $d/fg.pid 2>/dev/null)
+      st=\$(sed 's/.*) //' /proc/\$p/stat 2>/dev/null | cut -c1)
+      [ -z "\$p" ] || [ -z "\$st" ] || [ "\$st" = Z ] || echo "overlap \$p" >> $d/hookcount
+      sh -c 'echo \$\$ > $d/fg.pid; exec sleep 3'
+      echo '{}'
+EOF
+  two_steps cgroup "echo two"
+  state=$tmp/cgroup
+  "$bin/evrun-runner" --exec "$tmp/cgroup.yml" --config "$tmp/cgroup.set" --state-dir "$state" \
+    --executors process > "$tmp/cgroup.out" 2> "$tmp/cgroup.err" &
+  local pid=$! old st
+  for _ in $(seq 1 100); do [ -s "$d/fg.pid" ] && break; sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cgroup.out" | head -n 1)
+  old=$(cat "$d/fg.pid")
+  st=$(sed 's/.*) //' "/proc/$old/stat" 2>/dev/null | cut -c1)
+  check "the hook's foreground command outlives the killed runner (the parent-death signal is its shell's only)" \
+    [ -n "$st" -a "$st" != Z ]
+  check "its process group is recorded in the state directory" [ -n "$(ls "$state/hooks/"*.pg 2>/dev/null)" ]
+  "$bin/evrun-runner" --recover --executors process --config "$tmp/cgroup.set" --state-dir "$state" \
+    > "$tmp/cgroup.r" 2>&1
+  check "--recover: exit 0" [ $? -eq 0 ]
+  check "the hook ran twice, the old run's command gone before the second began" \
+    [ "$(tr '\n' '|' < "$d/hookcount")" = "run|run|" ]
+  st=$(sed 's/.*) //' "/proc/$old/stat" 2>/dev/null | cut -c1)
+  check "... the old command ended" [ -z "$st" -o "$st" = Z ]
+  check "... said" grep -q "^evrun-runner: killed the process group of 1 hook a killed runner left running" "$tmp/cgroup.r"
+  check "no record left" [ -z "$(ls "$state/hooks/"*.pg 2>/dev/null)" ]
+  check "one hook.finished, succeeded" [ "$(events | grep -c 'hook.finished .*"name":"slow","status":"succeeded"')" -eq 1 ]
+  check "store verifies" verified
+}
+
 case_cancel() {   # a cancel stops a PRE hook (SIGTERM, then SIGKILL after --grace); CLEANUP runs
   cat > "$tmp/cancel.set" <<EOF
 hooks:
@@ -273,7 +317,7 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional bad_settings crash cancel}
+cases=${*:-order refuse env_secret optional bad_settings crash crash_group cancel}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -2,10 +2,15 @@
     settings' `hooks:` list read, checked (file:line:col errors) and
     sorted by phase, priority and file order; answers read; a hook run on
     the loop (its stdin, stdout, stderr and exit; a timeout that kills its
-    process group). */
+    process group); its group recorded while it runs, and the groups a
+    killed runner left swept (evr_hook_pg.h). */
+#include <dirent.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "evr_hook_pg.h"
 #include "evr_hooks.h"
 #include "evr_test.h"
 
@@ -129,17 +134,23 @@ s_done(const evr_hook_result_t *r, void *arg)
 }
 
 static s_res_t
-s_run(const char *run, uint32_t timeout, const char *input)
+s_run_in(const char *dir, const char *run, uint32_t timeout, const char *input)
 {
     evr_loop_t *loop = evr_loop_new();
     evr_hook_t h = { .phase = EVR_HOOK_PRE_EXECUTION, .name = "t", .run = (char *) run,
                      .timeout = timeout };
     s_res_t res = { 0 };
-    evr_hook_run(loop, &h, input, strlen(input), s_done, &res);
+    evr_hook_run(loop, &h, dir, input, strlen(input), s_done, &res);
     for (int i = 0; i < 2000 && !res.done; i++)
         evr_loop_once(loop, 100);
     evr_loop_destroy(&loop);
     return res;
+}
+
+static s_res_t
+s_run(const char *run, uint32_t timeout, const char *input)
+{
+    return s_run_in(NULL, run, timeout, input);
 }
 
 /*  pid has ended: no such process, or a zombie its new parent has not
@@ -205,6 +216,106 @@ test_run(void)
     CHECK(bg > 0 && s_gone(bg));
 }
 
+/*  The files in dir ending in .pg. */
+static int
+s_records(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strlen(de->d_name) > 3 && !strcmp(de->d_name + strlen(de->d_name) - 3, ".pg");
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/*  A child in a group of its own running sh -c cmd. */
+static pid_t
+s_group(const char *cmd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
+static void
+test_pg(void)
+{
+    char dir[] = "/tmp/evr-hookpg-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    /* recorded while it runs (the command sees it), removed at its end */
+    char cmd[640];
+    snprintf(cmd, sizeof cmd, "ls %s", dir);
+    s_res_t r = s_run_in(dir, cmd, 10, "");
+    CHECK(r.done && r.end == EVR_HOOK_EXITED && r.code == 0);
+    CHECK(strstr(r.out, ".pg\n") != NULL);
+    CHECK(s_records(dir) == 0);
+    /* a record not writable: not run, saying why */
+    char nodir[300];
+    snprintf(nodir, sizeof nodir, "%s/no/such", dir);
+    r = s_run_in(nodir, "echo ran", 10, "");
+    CHECK(r.done && r.end == EVR_HOOK_NOT_RUN && !r.out[0]);
+
+    /* a killed runner's hook: its shell killed (as by the parent-death
+       signal), its foreground child left running in the group */
+    char pidfile[300];
+    snprintf(pidfile, sizeof pidfile, "%s/child", dir);
+    snprintf(cmd, sizeof cmd, "sleep 60 & echo $! > %s; wait", pidfile);
+    pid_t lead = s_group(cmd);
+    evr_err_t err;
+    CHECK(evr_hook_pg_keep(dir, lead, &err) == EVR_OK);
+    int child = 0;
+    for (int i = 0; i < 100 && !child; i++) {
+        FILE *fp = fopen(pidfile, "r");
+        if (!fp || fscanf(fp, "%d", &child) != 1)
+            child = 0;
+        if (fp)
+            fclose(fp);
+        if (!child)
+            usleep(20000);
+    }
+    CHECK(child > 0);
+    kill(lead, SIGKILL);
+    waitpid(lead, NULL, 0);
+    CHECK(child > 0 && !s_gone(child));
+    uint32_t killed = 9;
+    CHECK(evr_hook_pg_sweep(dir, &killed, &err) == EVR_OK);
+    CHECK(killed == 1);
+    CHECK(child > 0 && s_gone(child));
+    CHECK(s_records(dir) == 0);
+
+    /* a record whose group id is another group's now (its leader started
+       at another time): left alone, the record removed */
+    pid_t other = s_group("exec sleep 60");
+    char path[300];
+    snprintf(path, sizeof path, "%s/%d.pg", dir, (int) other);
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fprintf(fp, "%d 1 %d -\n", (int) other, (int) getsid(0));
+        fclose(fp);
+    }
+    /* and one cut short (the runner killed while writing it) */
+    snprintf(path, sizeof path, "%s/77.pg", dir);
+    fp = fopen(path, "w");
+    if (fp)
+        fclose(fp);
+    CHECK(evr_hook_pg_sweep(dir, &killed, &err) == EVR_OK);
+    CHECK(killed == 0);
+    CHECK(!s_gone(other));
+    CHECK(s_records(dir) == 0);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    unlink(pidfile);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -213,5 +324,6 @@ main(void)
     EVR_TEST_RUN(test_refused);
     EVR_TEST_RUN(test_answer);
     EVR_TEST_RUN(test_run);
+    EVR_TEST_RUN(test_pg);
     EVR_TEST_END();
 }
