@@ -19,6 +19,7 @@
 
 typedef struct {
     bool json;
+    bool as_of_given;   /* --as-of 0 is a state too: before any event, no jobs */
     uint64_t from, to, as_of;
 } s_opts_t;
 
@@ -40,6 +41,7 @@ s_help(FILE *out)
             "                    outputs) and its events in order\n"
             "  --events          the raw events, one per line (--from/--to bound the seq)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
+            "                    (0: before the first event, so no jobs)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
@@ -107,13 +109,15 @@ s_list(evr_store_t *store, const s_opts_t *o)
     evr_err_t err;
     if (!o->json)
         s_jobs_header();
-    if (!o->as_of) {
+    if (!o->as_of_given) {
         if (evr_store_jobs(store, EVR_JOB_NONE, s_job_row, (void *) o, &err)) {
             fprintf(stderr, "evrun-replay: %s\n", err.msg);
             return 2;
         }
         return 0;
     }
+    if (!o->as_of)   /* evr_rebuild_new takes 0 as "all": no event applied is no job */
+        return 0;
     evr_rebuild_t *rb;
     if (evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err)) {
         fprintf(stderr, "evrun-replay: %s\n", err.msg);
@@ -204,9 +208,9 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
     evr_rebuild_t *rb = NULL;
     evr_rc_t rc;
     const evr_job_t *shown = &job;
-    if (o->as_of) {
-        rc = evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err);
-        if (rc == EVR_OK && !(shown = evr_rebuild_job(rb, id)))
+    if (o->as_of_given) {
+        rc = o->as_of ? evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err) : EVR_OK;
+        if (rc == EVR_OK && !(shown = rb ? evr_rebuild_job(rb, id) : NULL))
             rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "no job %s as of seq %llu", id,
                              (unsigned long long) o->as_of);
     }
@@ -411,7 +415,11 @@ main(int argc, char **argv)
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
         case 't': if (!s_seq_arg("--to", optarg, &o.to)) return 2; break;
-        case 'a': if (!s_seq_arg("--as-of", optarg, &o.as_of)) return 2; break;
+        case 'a':
+            if (!s_seq_arg("--as-of", optarg, &o.as_of))
+                return 2;
+            o.as_of_given = true;
+            break;
         case 'h': s_help(stdout); return 0;
         default: s_help(stderr); return 2;
         }
@@ -427,7 +435,7 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
         return 2;
     }
-    if (o.as_of && (events || output || verify)) {
+    if (o.as_of_given && (events || output || verify)) {
         fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
         return 2;
     }

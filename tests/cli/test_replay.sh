@@ -43,6 +43,15 @@ check "--as-of 5: one job, running" grep -Eq "^$job +synthetic +running +0/2 " "
 check "--as-of 5: nothing later" [ "$(wc -l < "$tmp/asof.txt")" -eq 2 ]
 "$bin/evrun-replay" "$store" --job "$job" --as-of 4 > "$tmp/jobasof.txt"
 check "--job --as-of: step-1 starting" grep -Eq "^step-1 +starting" "$tmp/jobasof.txt"
+# --as-of 0: before the first event, so no jobs (not "not given", the current state)
+"$bin/evrun-replay" "$store" --as-of 0 > "$tmp/asof0.txt"
+check "--as-of 0: the header, no job" [ "$(wc -l < "$tmp/asof0.txt")" -eq 1 ]
+"$bin/evrun-replay" "$store" --as-of 0 --json > "$tmp/asof0.json"
+check "--as-of 0 --json: nothing" [ ! -s "$tmp/asof0.json" ]
+check "--job --as-of 0: no such job, exit 1" status_is 1 "$bin/evrun-replay" "$store" --job "$job" --as-of 0
+"$bin/evrun-replay" "$store" --job "$job" --as-of 0 2> "$tmp/asof0.err"
+check "--job --as-of 0: says so" grep -q "no job $job as of seq 0" "$tmp/asof0.err"
+check "--as-of 0 --events: usage error" status_is 2 "$bin/evrun-replay" "$store" --events --as-of 0
 
 "$bin/evrun-replay" "$store" --output "$job/step-1" > "$tmp/out.bin"
 check "--output ID/STEP: the raw bytes" [ "$(wc -c < "$tmp/out.bin")" -eq 5000 ]
