@@ -99,7 +99,10 @@ YML
 
 case_labels() {
   fresh labels
-  bus_broker && bus_runner lab-alpha alpha 2 && bus_runner lab-beta beta 2 && bus_wait_runners 2
+  bus_broker && bus_runner lab-alpha alpha 2 && bus_runner lab-beta beta,gamma 2 && bus_wait_runners 2
+  # the start-up line names every label, not only the first
+  check "the runner's start-up line lists all its labels" \
+    grep -Eq "connecting to the broker at .* \(labels: beta,gamma(,executor:[a-z]+)+, capacity 2\)" "$tmp/runner-lab-beta.log"
   ticks la 1 0 alpha
   ticks lb 1 0 beta
   local a1 a2 b1 b2
