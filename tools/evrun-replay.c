@@ -76,6 +76,17 @@ s_print_json(const evr_rectype_t *type, const void *rec)
     json_decref(j);
 }
 
+/*  A store's error, naming DIR when the message does not (LMDB's own, as
+    "store: mdb_dbi_open meta: MDB_CORRUPTED: ...", name no directory). */
+static void
+s_store_error(const char *dir, const evr_err_t *err)
+{
+    if (strstr(err->msg, dir))
+        fprintf(stderr, "evrun-replay: %s\n", err->msg);
+    else
+        fprintf(stderr, "evrun-replay: %s: %s\n", dir, err->msg);
+}
+
 /* ----------------------------------------------------------------- jobs */
 
 static void
@@ -111,7 +122,7 @@ s_list(evr_store_t *store, const s_opts_t *o)
         s_jobs_header();
     if (!o->as_of_given) {
         if (evr_store_jobs(store, EVR_JOB_NONE, s_job_row, (void *) o, &err)) {
-            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+            s_store_error(evr_store_dir(store), &err);
             return 2;
         }
         return 0;
@@ -120,7 +131,7 @@ s_list(evr_store_t *store, const s_opts_t *o)
         return 0;
     evr_rebuild_t *rb;
     if (evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     for (size_t i = 0; i < evr_rebuild_count(rb); i++)
@@ -158,7 +169,7 @@ s_events(evr_store_t *store, const s_opts_t *o)
 {
     evr_err_t err;
     if (evr_store_scan(store, o->from, o->to, s_event_line, (void *) o, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     return 0;
@@ -220,7 +231,10 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
     if (rc) {
         evr_prune_meta_t pm;
         evr_err_t ignored;
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        if (rc == EVR_ERR_NOTFOUND)   /* no such job: the store is fine */
+            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        else
+            s_store_error(evr_store_dir(store), &err);
         if (rc == EVR_ERR_NOTFOUND && evr_store_pruned(store, &pm, &ignored) == EVR_OK
             && pm.upto[0] && strcmp(id, pm.upto) <= 0)
             fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
@@ -242,7 +256,7 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         printf("(events removed by retention; the state above is the kept summary)\n");
     rc = evr_store_job_events(store, id, 1, s_event_line, &eo, &err);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         status = 2;
     }
 out:
@@ -320,7 +334,10 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
                 id);
     evr_rec_free(&evr_job_type, &job);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        if (rc == EVR_ERR_NOTFOUND)
+            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        else
+            s_store_error(evr_store_dir(store), &err);
         return rc == EVR_ERR_NOTFOUND ? 1 : 2;
     }
     s_out_t ctx = { o, step != NULL, "", true };
@@ -328,7 +345,7 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
     if (!ctx.raw && !o->json && !ctx.at_line_start)
         fputc('\n', stdout);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     return 0;
@@ -357,7 +374,7 @@ s_verify(evr_store_t *store, const s_opts_t *o)
     evr_rebuild_verify_t v;
     evr_err_t err;
     if (evr_rebuild_verify(store, s_difference, (void *) o, &v, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     if (o->json)
@@ -442,7 +459,7 @@ main(int argc, char **argv)
     evr_store_t *store;
     evr_err_t err;
     if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(argv[optind], &err);
         return 2;
     }
     int status;

@@ -70,6 +70,15 @@ mkdir "$tmp/empty"
 check "foreign dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/empty"
 "$bin/evrun-replay" "$tmp/empty" 2> "$tmp/err.txt"
 check "foreign dir message" grep -q "no evrun store here" "$tmp/err.txt"
+# a store LMDB cannot read: its error (LMDB's words, no directory) names DIR
+mkdir "$tmp/broken"
+cp "$store/data.mdb" "$tmp/broken/"
+pages=$(( $(stat -c %s "$tmp/broken/data.mdb") / 4096 ))
+dd if=/dev/zero of="$tmp/broken/data.mdb" bs=4096 seek=2 count=$((pages - 2)) conv=notrunc 2>/dev/null
+check "a broken store exits 2" status_is 2 "$bin/evrun-replay" "$tmp/broken"
+"$bin/evrun-replay" "$tmp/broken" 2> "$tmp/broken.err"
+check "a broken store's LMDB error names the directory" \
+  grep -q "^evrun-replay: $tmp/broken: store: mdb_[a-z_]* [a-z]*: MDB_" "$tmp/broken.err"
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
