@@ -184,7 +184,8 @@ s_steps_table(const evr_job_t *job)
            evr_job_status_name(job->status), job->cancel_requested ? " (cancel requested)" : "");
     if (job->reason)
         printf("reason: %s\n", job->reason);
-    printf("\n%-24s  %-10s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
+    /* STATUS fits the longest, "timed_out (allowed)" */
+    printf("\n%-24s  %-19s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
            "DURATION", "CONTAINER");
     for (uint32_t i = 0; i < job->steps.n; i++) {
         const evr_stepstate_t *st = evr_job_step(job, i);
@@ -198,7 +199,7 @@ s_steps_table(const evr_job_t *job)
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
+        printf("%-24.24s  %-19s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
                st->container ? st->container : "-");
     }
     for (uint32_t i = 0; i < job->steps.n; i++) {   /* step.outputs, masked */
