@@ -87,6 +87,19 @@ s_store_error(const char *dir, const evr_err_t *err)
         fprintf(stderr, "evrun-replay: %s: %s\n", dir, err->msg);
 }
 
+/*  For a job the store does not know: says when retention removed jobs
+    up to one as old as id (ids order by creation), so it may have been one. */
+static void
+s_pruned_note(evr_store_t *store, const char *id)
+{
+    evr_prune_meta_t pm;
+    evr_err_t ignored;
+    if (evr_store_pruned(store, &pm, &ignored) == EVR_OK && pm.upto[0] && strcmp(id, pm.upto) <= 0)
+        fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
+                pm.upto);
+}
+
 /* ----------------------------------------------------------------- jobs */
 
 static void
@@ -230,17 +243,12 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         rc = evr_store_get_job(store, id, &job, &err);
     int status = 0;
     if (rc) {
-        evr_prune_meta_t pm;
-        evr_err_t ignored;
-        if (rc == EVR_ERR_NOTFOUND)   /* no such job: the store is fine */
+        if (rc == EVR_ERR_NOTFOUND) {   /* no such job: the store is fine */
             fprintf(stderr, "evrun-replay: %s\n", err.msg);
+            s_pruned_note(store, id);
+        }
         else
             s_store_error(evr_store_dir(store), &err);
-        if (rc == EVR_ERR_NOTFOUND && evr_store_pruned(store, &pm, &ignored) == EVR_OK
-            && pm.upto[0] && strcmp(id, pm.upto) <= 0)
-            fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
-                    "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
-                    pm.upto);
         status = rc == EVR_ERR_NOTFOUND ? 1 : 2;
         goto out;
     }
@@ -328,6 +336,7 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
     evr_job_t job = { 0 };
     evr_err_t err;
     evr_rc_t rc = evr_store_get_job(store, id, &job, &err);
+    bool unknown = rc == EVR_ERR_NOTFOUND;   /* the job, not a step of it */
     if (rc == EVR_OK && step && !evr_job_find_step(&job, step))
         rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "job %s has no step \"%s\"", id, step);
     if (rc == EVR_OK && job.output_dropped)
@@ -339,6 +348,8 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
             fprintf(stderr, "evrun-replay: %s\n", err.msg);
         else
             s_store_error(evr_store_dir(store), &err);
+        if (unknown)
+            s_pruned_note(store, id);
         return rc == EVR_ERR_NOTFOUND ? 1 : 2;
     }
     s_out_t ctx = { o, step != NULL, "", true };
