@@ -213,9 +213,13 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
     if (opts->once)
         s_once_recovered(d);
     s_connect(d);
-    s_info(d, "connecting to the broker at %s (labels:%s%s, capacity %u)", opts->endpoint,
-           opts->labels && opts->labels[0] ? " " : " none", opts->labels && opts->labels[0]
-           ? opts->labels[0] : "", opts->capacity);
+    char labels[2048] = "";   /* all of them, comma-separated as the setting and `runners` */
+    size_t at = 0;
+    for (size_t i = 0; opts->labels && opts->labels[i] && at < sizeof labels; i++)
+        at += (size_t) snprintf(labels + at, sizeof labels - at, "%s%s", i ? "," : "",
+                                opts->labels[i]);
+    s_info(d, "connecting to the broker at %s (labels: %s, capacity %u)", opts->endpoint,
+           labels[0] ? labels : "none", opts->capacity);
     *out = d;
     return EVR_OK;
 }

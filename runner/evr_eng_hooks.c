@@ -222,7 +222,10 @@ s_source(const evr_eng_job_t *job)
     return o;
 }
 
-/*  The job's context on a hook's stdin (README "Lifecycle hooks"). */
+/*  The job's context on a hook's stdin (README "Lifecycle hooks"): one
+    line of JSON, ending in a newline (a shell's `read` takes it); `steps`
+    from POST_EXECUTION on, each step's `exit_code` once it ran and
+    `reason` when it has one. */
 static char *
 s_context(evr_eng_job_t *job, const evr_hook_t *h)
 {
@@ -238,8 +241,8 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
     json_object_set_new(o, "reason", job->hk->fail ? json_string(job->hk->fail) : json_null());
     json_object_set_new(o, "workspace", job->hk->ws ? json_string(job->hk->ws) : json_null());
     json_object_set_new(o, "source", s_source(job));
-    json_t *steps = json_array();
-    for (uint32_t i = 0; i < job->n && h->phase >= EVR_HOOK_POST_EXECUTION; i++) {
+    json_t *steps = h->phase >= EVR_HOOK_POST_EXECUTION ? json_array() : NULL;
+    for (uint32_t i = 0; steps && i < job->n; i++) {
         const evr_eng_step_t *st = &job->steps[i];
         json_t *s = json_pack("{s:s,s:s}", "name", st->spec->name, "status",
                               evr_step_status_name(st->status));
@@ -249,9 +252,12 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
             json_object_set_new(s, "reason", json_string(st->reason));
         json_array_append_new(steps, s);
     }
-    json_object_set_new(o, "steps", steps);
-    char *text = json_dumps(o, JSON_COMPACT);
+    if (steps)
+        json_object_set_new(o, "steps", steps);
+    char *line = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    char *text = evr_asprintf("%s\n", line);
+    free(line);
     return text;
 }
 

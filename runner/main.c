@@ -553,6 +553,21 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
     return -1;
 }
 
+/*  The daemon's numbers (capacity, heartbeat_ms, lease_ms), checked as
+    when it starts; prints the error. */
+static bool
+s_daemon_numbers(evr_config_t *cfg, uint64_t *cap, uint64_t *hb, uint64_t *lease)
+{
+    evr_err_t err;
+    if (evr_config_uint(cfg, "capacity", 1, 1024, cap, &err)
+        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, hb, &err)
+        || evr_config_uint(cfg, "lease_ms", 100, 86400000, lease, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    return true;
+}
+
 /*  --broker: serve until drained or stopped (--once: until the job's
     end).  *all: the broker holds the whole log and every artifact. */
 static int
@@ -562,12 +577,8 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
     *all = false;
-    if (evr_config_uint(cfg, "capacity", 1, 1024, &cap, &err)
-        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, &err)
-        || evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    if (!s_daemon_numbers(cfg, &cap, &hb, &lease))
         return 2;
-    }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = o->once ? 1 : (uint32_t) cap, .heartbeat_ms = (uint32_t) hb,
@@ -893,18 +904,25 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (print_config) {
+    if (daemon && (print_config || !o.prune)
+        && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
+    if (print_config) {   /* the settings checked as at start, in this mode */
+        uint64_t cap, hb, lease;
+        evr_engine_opts_t lim = { 0 };
+        if (!s_limits(cfg, &lim) || (daemon && !s_daemon_numbers(cfg, &cap, &hb, &lease))) {
+            status = 2;
+            goto out;
+        }
         evr_config_print(cfg, stdout);
         evr_hooks_print(hooks, stdout);
         goto out;
     }
     if (o.prune) {
         status = s_prune(state_dir, &o);
-        goto out;
-    }
-    if (daemon && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        status = 2;
         goto out;
     }
     evr_log_set_level((evr_log_level_t) level);

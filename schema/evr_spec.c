@@ -5,6 +5,7 @@
 #include "evr_cron.h"
 
 #include "evr_codec.h"
+#include "evr_diag.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,14 +74,36 @@ s_check_cpus(const void *v)
                  "(e.g. 0.5, 2)";
 }
 
+const char *
+evr_spec_list_problem(const evr_strlist_t *list, const char *const *names)
+{
+    static __thread char why[EVR_ERR_MAX];
+    size_t n = 0, at = 0;
+    while (names[n])
+        n++;
+    for (uint32_t i = 0; i < list->n; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(list->v[i], names[k]))
+            k++;
+        if (k < n)
+            continue;
+        at = (size_t) snprintf(why, sizeof why, "expected a list of: ");
+        for (k = 0; k < n && at < sizeof why; k++)
+            at += (size_t) snprintf(why + at, sizeof why - at, "%s, ", names[k]);
+        const char *near = evr_diag_near(list->v[i], names, n);
+        if (at < sizeof why)
+            snprintf(why + at, sizeof why - at, "got \"%.64s\"%s%s%s", list->v[i],
+                     near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+        return why;
+    }
+    return NULL;
+}
+
 static const char *
 s_check_retry_on(const void *v)
 {
-    const evr_strlist_t *l = v;
-    for (uint32_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], "lost") && strcmp(l->v[i], "failed") && strcmp(l->v[i], "timed_out"))
-            return "expected a list of: lost, failed, timed_out";
-    return NULL;
+    static const char *const names[] = { "lost", "failed", "timed_out", NULL };
+    return evr_spec_list_problem(v, names);
 }
 
 #define F(T, key, type, req, limit, member, sub, check, doc)                                     \

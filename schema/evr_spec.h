@@ -100,6 +100,13 @@ typedef struct {
 /*  The GitHub events `on.github.events` may name, NULL-terminated. */
 extern const char *const evr_github_events[];
 
+/*  A list key's check (retry.on, on.github.events): NULL when every item
+    of list is one of names (NULL-terminated), else the first other one
+    said as the enum errors say it, `expected a list of: lost, failed,
+    timed_out, got "wifi"` (with "; did you mean X?" for a near miss), in
+    a buffer of this thread's that the next call overwrites. */
+const char *evr_spec_list_problem(const evr_strlist_t *list, const char *const *names);
+
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
     copy (a directory: the submitter's, sent as a tar, or the runner's with
     --exec) or tarball (an http(s) URL); not present = none. */

@@ -13,15 +13,7 @@ const char *const evr_github_events[] = { "push", "pull_request", "workflow_job"
 static const char *
 s_check_events(const void *v)
 {
-    const evr_strlist_t *l = v;
-    for (uint32_t i = 0; i < l->n; i++) {
-        bool ok = false;
-        for (size_t k = 0; evr_github_events[k]; k++)
-            ok |= !strcmp(l->v[i], evr_github_events[k]);
-        if (!ok)
-            return "expected a list of: push, pull_request, workflow_job";
-    }
-    return NULL;
+    return evr_spec_list_problem(v, evr_github_events);
 }
 
 static const char *

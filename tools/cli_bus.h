@@ -45,6 +45,7 @@ typedef struct {
     const char *file;
     bool json;
     bool print_config;      /* print the settings and exit */
+    bool id_only;           /* submit: stdout carries each accepted job's id alone */
     evr_config_t *cfg;
     evr_client_t *client;
 } evr_cli_t;
@@ -84,7 +85,9 @@ int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
 
 /*  Sends req (a `submit`, or a `start`) until answered, the same job id
     each time (a lost answer is asked again: still one job): 0 accepted
-    (printed), 1 refused (printed), 2 the broker unreachable (cli_jobs.c). */
+    (printed: "job ID accepted (pipeline P)" on stdout, or with id_only
+    the id on stdout and that line on stderr), 1 refused (printed), 2 the
+    broker unreachable (cli_jobs.c). */
 int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
 
 /*  After job was accepted: with follow, prints its output live (events

@@ -39,10 +39,11 @@ s_run_help(FILE *out, const char *name)
             "\n"
             "Validates the pipeline in FILE (errors as file:line:column: field: message),\n"
             "submits it to the broker as a new job and prints its id once the broker has\n"
-            "it in its durable queue.  A submit that gets no answer is sent again with the\n"
-            "same job id, so it is queued once.  A `copy: DIR` source (or ci_source) is\n"
-            "sent along: DIR (relative to FILE's directory, .evrunignore honoured) as a\n"
-            "gzip-compressed tar of at most 1 MiB.\n"
+            "it in its durable queue%s\n"
+            "A submit that gets no answer is sent again with the same job id, so it is\n"
+            "queued once.  A `copy: DIR` source (or ci_source) is sent along: DIR\n"
+            "(relative to FILE's directory, .evrunignore honoured) as a gzip-compressed\n"
+            "tar of at most 1 MiB.\n"
             "\n"
             "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; a NAME given twice:\n"
             "                       the last value wins)\n"
@@ -53,6 +54,9 @@ s_run_help(FILE *out, const char *name)
             "exit status: 0 accepted%s;\n1 refused by the broker%s;\n2 bad file or usage, "
             "or the broker unreachable\n",
             name, strcmp(name, "run") ? "" : "[--follow | --wait] ",
+            strcmp(name, "run") ? ": the id alone on stdout (one per\n"
+                                  "line with --count), \"job ID accepted (pipeline P)\" on stderr."
+                                : ", in a line\n\"job ID accepted (pipeline P)\".",
             strcmp(name, "run")
                 ? "  --count N            submit N jobs of FILE (1.." S_COUNT_MAX_S "), each with its\n"
                   "                       own id, over one connection; stops at the first refusal\n"
@@ -210,10 +214,15 @@ evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
             status = evr_cli_refused(cli, &rep);
         else if (cli->json)
             evr_cli_json(&rep);
-        else
-            printf("job %s accepted (pipeline %s)%s\n", rep.job,
-                   req->spec ? req->spec->pipeline : req->pipeline,
-                   rep.existing ? ", submitted before" : "");
+        else {
+            if (cli->id_only) {   /* J=$(evrun-cli submit F) takes the id alone */
+                printf("%s\n", rep.job);
+                fflush(stdout);
+            }
+            fprintf(cli->id_only ? stderr : stdout, "job %s accepted (pipeline %s)%s\n",
+                    rep.job, req->spec ? req->spec->pipeline : req->pipeline,
+                    rep.existing ? ", submitted before" : "");
+        }
         fflush(stdout);
         evr_msg_clear(&rep);
         return status;
@@ -312,7 +321,7 @@ s_run_common(int argc, char **argv, const char *name)
         { "count", required_argument, NULL, 'N' }, { NULL, 0, NULL, 0 },
     };
     bool run = !strcmp(name, "run");
-    evr_cli_t cli = { .prog = run ? "evrun-cli run" : "evrun-cli submit" };
+    evr_cli_t cli = { .prog = run ? "evrun-cli run" : "evrun-cli submit", .id_only = !run };
     evr_msg_t req = { .type = EVR_MSG_SUBMIT };
     bool follow = false, wait = false, events = false;
     long count = 1;

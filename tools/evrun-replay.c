@@ -19,6 +19,7 @@
 
 typedef struct {
     bool json;
+    bool as_of_given;   /* --as-of 0 is a state too: before any event, no jobs */
     uint64_t from, to, as_of;
 } s_opts_t;
 
@@ -40,6 +41,7 @@ s_help(FILE *out)
             "                    outputs) and its events in order\n"
             "  --events          the raw events, one per line (--from/--to bound the seq)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
+            "                    (0: before the first event, so no jobs)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
@@ -72,6 +74,30 @@ s_print_json(const evr_rectype_t *type, const void *rec)
         puts(s);
     free(s);
     json_decref(j);
+}
+
+/*  A store's error, naming DIR when the message does not (LMDB's own, as
+    "store: mdb_dbi_open meta: MDB_CORRUPTED: ...", name no directory). */
+static void
+s_store_error(const char *dir, const evr_err_t *err)
+{
+    if (strstr(err->msg, dir))
+        fprintf(stderr, "evrun-replay: %s\n", err->msg);
+    else
+        fprintf(stderr, "evrun-replay: %s: %s\n", dir, err->msg);
+}
+
+/*  For a job the store does not know: says when retention removed jobs
+    up to one as old as id (ids order by creation), so it may have been one. */
+static void
+s_pruned_note(evr_store_t *store, const char *id)
+{
+    evr_prune_meta_t pm;
+    evr_err_t ignored;
+    if (evr_store_pruned(store, &pm, &ignored) == EVR_OK && pm.upto[0] && strcmp(id, pm.upto) <= 0)
+        fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
+                "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
+                pm.upto);
 }
 
 /* ----------------------------------------------------------------- jobs */
@@ -107,16 +133,18 @@ s_list(evr_store_t *store, const s_opts_t *o)
     evr_err_t err;
     if (!o->json)
         s_jobs_header();
-    if (!o->as_of) {
+    if (!o->as_of_given) {
         if (evr_store_jobs(store, EVR_JOB_NONE, s_job_row, (void *) o, &err)) {
-            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+            s_store_error(evr_store_dir(store), &err);
             return 2;
         }
         return 0;
     }
+    if (!o->as_of)   /* evr_rebuild_new takes 0 as "all": no event applied is no job */
+        return 0;
     evr_rebuild_t *rb;
     if (evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     for (size_t i = 0; i < evr_rebuild_count(rb); i++)
@@ -154,7 +182,7 @@ s_events(evr_store_t *store, const s_opts_t *o)
 {
     evr_err_t err;
     if (evr_store_scan(store, o->from, o->to, s_event_line, (void *) o, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     return 0;
@@ -169,7 +197,8 @@ s_steps_table(const evr_job_t *job)
            evr_job_status_name(job->status), job->cancel_requested ? " (cancel requested)" : "");
     if (job->reason)
         printf("reason: %s\n", job->reason);
-    printf("\n%-24s  %-10s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
+    /* STATUS fits the longest, "timed_out (allowed)" */
+    printf("\n%-24s  %-19s  %-7s  %4s  %10s  %s\n", "STEP", "STATUS", "ATTEMPT", "EXIT",
            "DURATION", "CONTAINER");
     for (uint32_t i = 0; i < job->steps.n; i++) {
         const evr_stepstate_t *st = evr_job_step(job, i);
@@ -183,7 +212,7 @@ s_steps_table(const evr_job_t *job)
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        printf("%-24.24s  %-10s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
+        printf("%-24.24s  %-19s  %7u  %4s  %10s  %s\n", st->name, status, st->attempt, exit, dur,
                st->container ? st->container : "-");
     }
     for (uint32_t i = 0; i < job->steps.n; i++) {   /* step.outputs, masked */
@@ -204,9 +233,9 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
     evr_rebuild_t *rb = NULL;
     evr_rc_t rc;
     const evr_job_t *shown = &job;
-    if (o->as_of) {
-        rc = evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err);
-        if (rc == EVR_OK && !(shown = evr_rebuild_job(rb, id)))
+    if (o->as_of_given) {
+        rc = o->as_of ? evr_rebuild_new(store, o->as_of, NULL, NULL, &rb, &err) : EVR_OK;
+        if (rc == EVR_OK && !(shown = rb ? evr_rebuild_job(rb, id) : NULL))
             rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "no job %s as of seq %llu", id,
                              (unsigned long long) o->as_of);
     }
@@ -214,14 +243,12 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         rc = evr_store_get_job(store, id, &job, &err);
     int status = 0;
     if (rc) {
-        evr_prune_meta_t pm;
-        evr_err_t ignored;
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
-        if (rc == EVR_ERR_NOTFOUND && evr_store_pruned(store, &pm, &ignored) == EVR_OK
-            && pm.upto[0] && strcmp(id, pm.upto) <= 0)
-            fprintf(stderr, "evrun-replay: note: retention removed %llu finished jobs of this "
-                    "store, up to %s: this may have been one\n", (unsigned long long) pm.jobs,
-                    pm.upto);
+        if (rc == EVR_ERR_NOTFOUND) {   /* no such job: the store is fine */
+            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+            s_pruned_note(store, id);
+        }
+        else
+            s_store_error(evr_store_dir(store), &err);
         status = rc == EVR_ERR_NOTFOUND ? 1 : 2;
         goto out;
     }
@@ -238,7 +265,7 @@ s_job(evr_store_t *store, const char *id, const s_opts_t *o)
         printf("(events removed by retention; the state above is the kept summary)\n");
     rc = evr_store_job_events(store, id, 1, s_event_line, &eo, &err);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         status = 2;
     }
 out:
@@ -309,6 +336,7 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
     evr_job_t job = { 0 };
     evr_err_t err;
     evr_rc_t rc = evr_store_get_job(store, id, &job, &err);
+    bool unknown = rc == EVR_ERR_NOTFOUND;   /* the job, not a step of it */
     if (rc == EVR_OK && step && !evr_job_find_step(&job, step))
         rc = evr_err_set(&err, EVR_ERR_NOTFOUND, "job %s has no step \"%s\"", id, step);
     if (rc == EVR_OK && job.output_dropped)
@@ -316,7 +344,12 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
                 id);
     evr_rec_free(&evr_job_type, &job);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        if (rc == EVR_ERR_NOTFOUND)
+            fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        else
+            s_store_error(evr_store_dir(store), &err);
+        if (unknown)
+            s_pruned_note(store, id);
         return rc == EVR_ERR_NOTFOUND ? 1 : 2;
     }
     s_out_t ctx = { o, step != NULL, "", true };
@@ -324,7 +357,7 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
     if (!ctx.raw && !o->json && !ctx.at_line_start)
         fputc('\n', stdout);
     if (rc) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     return 0;
@@ -353,7 +386,7 @@ s_verify(evr_store_t *store, const s_opts_t *o)
     evr_rebuild_verify_t v;
     evr_err_t err;
     if (evr_rebuild_verify(store, s_difference, (void *) o, &v, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(evr_store_dir(store), &err);
         return 2;
     }
     if (o->json)
@@ -411,7 +444,11 @@ main(int argc, char **argv)
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
         case 't': if (!s_seq_arg("--to", optarg, &o.to)) return 2; break;
-        case 'a': if (!s_seq_arg("--as-of", optarg, &o.as_of)) return 2; break;
+        case 'a':
+            if (!s_seq_arg("--as-of", optarg, &o.as_of))
+                return 2;
+            o.as_of_given = true;
+            break;
         case 'h': s_help(stdout); return 0;
         default: s_help(stderr); return 2;
         }
@@ -427,14 +464,14 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
         return 2;
     }
-    if (o.as_of && (events || output || verify)) {
+    if (o.as_of_given && (events || output || verify)) {
         fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
         return 2;
     }
     evr_store_t *store;
     evr_err_t err;
     if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {
-        fprintf(stderr, "evrun-replay: %s\n", err.msg);
+        s_store_error(argv[optind], &err);
         return 2;
     }
     int status;

@@ -43,6 +43,15 @@ check "--as-of 5: one job, running" grep -Eq "^$job +synthetic +running +0/2 " "
 check "--as-of 5: nothing later" [ "$(wc -l < "$tmp/asof.txt")" -eq 2 ]
 "$bin/evrun-replay" "$store" --job "$job" --as-of 4 > "$tmp/jobasof.txt"
 check "--job --as-of: step-1 starting" grep -Eq "^step-1 +starting" "$tmp/jobasof.txt"
+# --as-of 0: before the first event, so no jobs (not "not given", the current state)
+"$bin/evrun-replay" "$store" --as-of 0 > "$tmp/asof0.txt"
+check "--as-of 0: the header, no job" [ "$(wc -l < "$tmp/asof0.txt")" -eq 1 ]
+"$bin/evrun-replay" "$store" --as-of 0 --json > "$tmp/asof0.json"
+check "--as-of 0 --json: nothing" [ ! -s "$tmp/asof0.json" ]
+check "--job --as-of 0: no such job, exit 1" status_is 1 "$bin/evrun-replay" "$store" --job "$job" --as-of 0
+"$bin/evrun-replay" "$store" --job "$job" --as-of 0 2> "$tmp/asof0.err"
+check "--job --as-of 0: says so" grep -q "no job $job as of seq 0" "$tmp/asof0.err"
+check "--as-of 0 --events: usage error" status_is 2 "$bin/evrun-replay" "$store" --events --as-of 0
 
 "$bin/evrun-replay" "$store" --output "$job/step-1" > "$tmp/out.bin"
 check "--output ID/STEP: the raw bytes" [ "$(wc -c < "$tmp/out.bin")" -eq 5000 ]
@@ -61,6 +70,15 @@ mkdir "$tmp/empty"
 check "foreign dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/empty"
 "$bin/evrun-replay" "$tmp/empty" 2> "$tmp/err.txt"
 check "foreign dir message" grep -q "no evrun store here" "$tmp/err.txt"
+# a store LMDB cannot read: its error (LMDB's words, no directory) names DIR
+mkdir "$tmp/broken"
+cp "$store/data.mdb" "$tmp/broken/"
+pages=$(( $(stat -c %s "$tmp/broken/data.mdb") / 4096 ))
+dd if=/dev/zero of="$tmp/broken/data.mdb" bs=4096 seek=2 count=$((pages - 2)) conv=notrunc 2>/dev/null
+check "a broken store exits 2" status_is 2 "$bin/evrun-replay" "$tmp/broken"
+"$bin/evrun-replay" "$tmp/broken" 2> "$tmp/broken.err"
+check "a broken store's LMDB error names the directory" \
+  grep -q "^evrun-replay: $tmp/broken: store: mdb_[a-z_]* [a-z]*: MDB_" "$tmp/broken.err"
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x

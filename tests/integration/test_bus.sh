@@ -72,9 +72,14 @@ YML
   check "missing secret: exit 1" [ $? -eq 1 ]
   check "missing secret: the reason names it" grep -q "EVR_NO_SUCH_SECRET" "$tmp/sec"
   # a label no runner has: said at submit time
-  cli submit "$tmp/failing.yml" --label gpu > "$tmp/nolabel" 2>&1
+  cli submit "$tmp/failing.yml" --label gpu > "$tmp/nolabel.id" 2> "$tmp/nolabel"
   check "no runner with the label: warned" grep -q "no connected runner has the labels gpu" "$tmp/nolabel"
-  cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/nolabel")" > /dev/null
+  # submit's stdout is the id alone (J=$(evrun-cli submit F)); the sentence goes to stderr
+  check "submit: stdout is the job id alone" grep -qx '[0-9A-Z]\{26\}' "$tmp/nolabel.id"
+  check "submit: one line" [ "$(wc -l < "$tmp/nolabel.id")" -eq 1 ]
+  check "submit: 'job ID accepted (pipeline P)' on stderr" \
+    grep -qx "job $(cat "$tmp/nolabel.id") accepted (pipeline failing)" "$tmp/nolabel"
+  cli cancel "$(cat "$tmp/nolabel.id")" > /dev/null
   # errors a user meets
   cli status 01ARYZ6S41TSV4RRFFQ69G5FAV > "$tmp/nf" 2>&1
   check "unknown job: exit 1" [ $? -eq 1 ]
@@ -86,7 +91,10 @@ YML
 
 case_labels() {
   fresh labels
-  bus_broker && bus_runner lab-alpha alpha 2 && bus_runner lab-beta beta 2 && bus_wait_runners 2
+  bus_broker && bus_runner lab-alpha alpha 2 && bus_runner lab-beta beta,gamma 2 && bus_wait_runners 2
+  # the start-up line names every label, not only the first
+  check "the runner's start-up line lists all its labels" \
+    grep -Eq "connecting to the broker at .* \(labels: beta,gamma(,executor:[a-z]+)+, capacity 2\)" "$tmp/runner-lab-beta.log"
   ticks la 1 0 alpha
   ticks lb 1 0 beta
   local a1 a2 b1 b2
@@ -152,8 +160,7 @@ case_process_label() {
   fresh process_label
   bus_broker && bus_runner pl-podman "" 2 && bus_wait_runners 1
   local j
-  cli submit "$src/examples/process.yml" > "$tmp/pl.submit" 2>&1
-  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/pl.submit")
+  j=$(cli submit "$src/examples/process.yml" 2> "$tmp/pl.submit")
   check "submit warns: no runner offers it" \
     grep -q "no connected runner has the labels executor:process (the process executor" "$tmp/pl.submit"
   sleep 1
@@ -186,8 +193,7 @@ case_executor_labels() {
   bus_broker && bus_runner el-proc "" 2 --executors process && bus_wait_runners 1
   ticks elp 1 0
   local jp jx
-  cli submit "$tmp/elp.yml" > "$tmp/el.submit" 2>&1
-  jp=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/el.submit")
+  jp=$(cli submit "$tmp/elp.yml" 2> "$tmp/el.submit")
   check "submit warns: no runner offers podman" grep -q "no connected runner has the labels \
 executor:podman (the podman executor: evrun-runner --executors podman)" "$tmp/el.submit"
   jx=$(submit "$src/examples/process.yml")
@@ -301,16 +307,19 @@ labels: [nobody]
 queue: { limit: 4 }
 steps: [ { name: s, run: "true" } ]
 YML
-  cli submit --count 3 "$tmp/cnt.yml" > "$tmp/three" 2>&1
+  cli submit --count 3 "$tmp/cnt.yml" > "$tmp/three" 2> "$tmp/three.err"
   check "--count 3: exit 0" [ $? -eq 0 ]
-  check "--count 3: three distinct jobs accepted" \
-    [ "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/three" | sort -u | wc -l)" -eq 3 ]
+  check "--count 3: stdout is three ids, one per line" \
+    [ "$(grep -cx '[0-9A-Z]\{26\}' "$tmp/three")" -eq 3 ] && [ "$(wc -l < "$tmp/three")" -eq 3 ]
+  check "--count 3: three distinct jobs" [ "$(sort -u "$tmp/three" | wc -l)" -eq 3 ]
+  check "--count 3: each said accepted on stderr" [ "$(grep -c '^job [0-9A-Z]* accepted (pipeline cnt)$' "$tmp/three.err")" -eq 3 ]
   check "--count 3: all three queued" \
     [ "$(cli jobs --pipeline cnt --status queued --json | wc -l)" -eq 3 ]
-  cli submit --count 2 "$tmp/cnt.yml" > "$tmp/over" 2>&1
+  cli submit --count 2 "$tmp/cnt.yml" > "$tmp/over.id" 2> "$tmp/over"
   check "--count 2 over a queue of 4: exit 1 (refused)" [ $? -eq 1 ]
   check "--count 2 over a queue of 4: one accepted, then queue_full" \
     bash -c "[ \$(grep -c accepted '$tmp/over') -eq 1 ] && grep -q queue_full '$tmp/over'"
+  check "--count 2 over a queue of 4: the one id on stdout" [ "$(grep -cx '[0-9A-Z]\{26\}' "$tmp/over.id")" -eq 1 ]
   local bad
   for bad in 0 -1 100001 2x ""; do
     cli submit --count "$bad" "$tmp/cnt.yml" > "$tmp/bad" 2>&1

@@ -267,8 +267,7 @@ YML
   : > "$tmp/accepted"
   (
     for i in $(seq 1 200); do
-      "$bin/evrun-cli" submit "$tmp/one.yml" --timeout-ms 2000 2>/dev/null \
-        | sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' >> "$tmp/accepted"
+      "$bin/evrun-cli" submit "$tmp/one.yml" --timeout-ms 2000 2>/dev/null >> "$tmp/accepted"
     done
   ) &
   local spid=$! at

@@ -340,6 +340,23 @@ case_cli_errors() {
   "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
   check "evrun-gateway --timeout-ms abc: exit 2, named" \
     bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
+  # evrun-runner --print-config checks its settings as it does at start: a bad value exits 2,
+  # named with its range, and nothing is printed
+  local rc_bad
+  for rc_bad in "lease_ms: abc|lease_ms = \"abc\" (from file): expected a whole number from 100 to 86400000" \
+                "lease_ms: -5|lease_ms = \"-5\" (from file): expected a whole number from 100 to 86400000" \
+                "capacity: 0|capacity = \"0\" (from file): expected a whole number from 1 to 1024" \
+                "heartbeat_ms: 0|heartbeat_ms = \"0\" (from file): expected a whole number from 10 to 3600000" \
+                "artifact_max_bytes: 0|artifact_max_bytes = \"0\" (from file): expected a whole number from 1 to"; do
+    echo "${rc_bad%%|*}" > "$tmp/rc.yml"
+    "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
+    check "evrun-runner --print-config, ${rc_bad%%|*}: exit 2" [ $? -eq 2 ]
+    check "... named with its range" grep -qF "evrun-runner: ${rc_bad#*|}" "$tmp/bad.err"
+    check "... nothing printed" [ ! -s "$tmp/bad" ]
+  done
+  echo "capacity: 3" > "$tmp/rc.yml"
+  "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/good" 2>&1
+  check "evrun-runner --print-config, good values: printed" grep -Eq "^capacity: 3 .*\(file\)" "$tmp/good"
   # evrun-tail: a stray argument named (a job id: --job suggested)
   "$bin/evrun-tail" --job 01ARYZ6S41TSV4RRFFQ69G5FAV extra > "$tmp/bad" 2>&1
   check "evrun-tail --job ID extra: exit 2" [ $? -eq 2 ]

@@ -204,6 +204,11 @@ check_flow() {
   "$bin/evrun-replay" "$state" --job "$job" > "$tmp/$1.job"
   check "job failed" grep -q "status failed" "$tmp/$1.job"
   check "replay: failed (allowed)" grep -Eq "^lint +failed \(allowed\)" "$tmp/$1.job"
+  # its ATTEMPT and EXIT stand under their headings, as on the other rows
+  check "replay: the columns line up on a failed (allowed) row" awk '
+    /^STEP +STATUS +ATTEMPT/ { a = index($0, "ATTEMPT"); e = index($0, "EXIT") }
+    /^lint +failed \(allowed\)/ { ok = a && substr($0, a, 7) ~ /^ *1$/ && substr($0, e, 4) ~ /^ *2$/ }
+    END { exit !ok }' "$tmp/$1.job"
   check "store verifies" verified
 }
 

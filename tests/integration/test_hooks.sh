@@ -74,6 +74,9 @@ case_order() {   # every phase in order, by priority; ON_ERROR only after a fail
   check "the context: job, pipeline, phase" grep -q "\"phase\":\"PRE_EXECUTION\",\"hook\":\"first\",\"job\":\"$job\",\"pipeline\":\"order\"" "$tmp/order.log.ctx"
   check "... the workspace (a host path)" grep -q "\"workspace\":\"$state/work/$job\"" "$tmp/order.log.ctx"
   check "... source: none" grep -q '"source":"none"' "$tmp/order.log.ctx"
+  check "... one line of JSON, ending in a newline" \
+    [ "$(wc -l < "$tmp/order.log.ctx")" -eq 1 ] && [ "$(tail -c 1 "$tmp/order.log.ctx" | od -An -c | tr -d ' ')" = '\n' ]
+  check "... no steps before POST_EXECUTION" sh -c "! grep -q '\"steps\"' '$tmp/order.log.ctx'"
   check "CLEANUP sees the steps and the status" grep -q '"status":"succeeded".*"steps":\[{"name":"one","status":"succeeded","exit_code":0}' "$tmp/order.log.end"
   events > "$tmp/order.job"
   check "a hook.finished per hook, with its duration" [ "$(grep -c 'hook.finished .*"status":"succeeded","duration_ms"' "$tmp/order.job")" -eq 11 ]
@@ -90,6 +93,25 @@ case_order() {   # every phase in order, by priority; ON_ERROR only after a fail
   check "POST_EXECUTION, ON_ERROR, CLEANUP after a failure" \
     [ "$(tail -n 3 "$tmp/orderfail.log" | tr '\n' '|')" = "POST_EXECUTION post|ON_ERROR oops|CLEANUP clean|" ]
   check "CLEANUP sees the failure" grep -q '"status":"failed"' "$tmp/orderfail.log.end"
+  check "... a plain non-zero exit: exit_code, no reason" \
+    grep -q '{"name":"two","status":"failed","exit_code":4}' "$tmp/orderfail.log.end"
+  # a step's reason, when it has one (a timeout's, a skip's), is in its entry
+  cat > "$tmp/why.set" <<EOF
+hooks:
+  - { phase: POST_EXECUTION, name: post, run: "cat > $tmp/why.ctx" }
+EOF
+  cat > "$tmp/why.yml" <<EOF
+pipeline: why
+executor: process
+steps:
+  - { name: slow, run: "sleep 30", timeout: 1s }
+  - { name: after, run: "echo never" }
+EOF
+  run why "$tmp/why.yml"
+  check "POST_EXECUTION: a timed-out step's entry has its reason" \
+    grep -q '{"name":"slow","status":"timed_out","exit_code":[0-9-]*,"reason":"timed out after 1000 ms' "$tmp/why.ctx"
+  check "... a skipped step's too, with no exit_code" \
+    grep -q '{"name":"after","status":"skipped","reason":"step slow before it did not succeed"}' "$tmp/why.ctx"
 }
 
 case_refuse() {   # a PRE hook refuses: its message is the job's reason; CLEANUP runs

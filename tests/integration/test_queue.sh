@@ -53,9 +53,9 @@ case_append() {
   j1=$(submit "$tmp/qa.yml")
   check "append: the first runs" wait_status "$j1" running
   for i in 1 2 3 4; do
-    cli submit "$tmp/qa.yml" > "$tmp/a.$i" 2>&1
+    cli submit "$tmp/qa.yml" > "$tmp/a.$i.id" 2> "$tmp/a.$i"
     out+=($?)
-    ids+=("$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/a.$i")")
+    ids+=("$(cat "$tmp/a.$i.id")")
   done
   check "append: two accepted, two refused (exit ${out[*]})" [ "${out[*]}" = "0 0 1 1" ]
   check "append: refused with queue_full" grep -q "queue_full: pipeline qa has 2 jobs waiting" "$tmp/a.3"

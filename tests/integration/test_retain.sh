@@ -95,6 +95,9 @@ case_keep() {
   "$bin/evrun-replay" "$tmp/broker" --job "$first" > "$tmp/rj.out" 2>&1
   check "evrun-replay --job of a removed job: exit 1" [ $? -eq 1 ]
   check "... noting retention" grep -q "retention removed .* this may have been one" "$tmp/rj.out"
+  "$bin/evrun-replay" "$tmp/broker" --output "$first" > "$tmp/ro.out" 2>&1
+  check "evrun-replay --output of a removed job: exit 1" [ $? -eq 1 ]
+  check "... noting retention too" grep -q "retention removed .* this may have been one" "$tmp/ro.out"
   "$bin/evrun-replay" "$tmp/r-kr" --verify > "$tmp/v2.out" 2>&1
   check "runner log verifies clean" [ $? -eq 0 ]
   cat "$tmp/v1.out" "$tmp/v2.out" | sed 's/^/  /'

@@ -647,6 +647,19 @@ test_newcomer_errors(void)
     CHECK_CONTAINS(e, "executor: expected one of podman, process, got \"proces\"; did you "
                       "mean process?");
     free(e);
+    /* a list of enum values names the bad one, as the enum errors do */
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [lost, wifi]}}\n", &n);
+    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
+                      "\"wifi\"\n");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [faild]}}\n", &n);
+    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
+                      "\"faild\"; did you mean failed?");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\non: {github: {events: [push, fork]}}\n", &n);
+    CHECK_CONTAINS(e, "on.github.events: expected a list of: push, pull_request, workflow_job, "
+                      "got \"fork\"");
+    free(e);
     e = s_errors_of("---\n", &n);
     CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");
     free(e);
