@@ -343,6 +343,10 @@ s_refuse(evr_daemon_t *d, const char *job, const evr_spec_t *spec, const evr_str
 static void
 s_dispatch(evr_daemon_t *d, const evr_msg_t *m)
 {
+    /* the broker took a slot for it: the credit is told again whatever
+       comes of it (a job refused here changes no count, and the broker's
+       slot would stay taken) */
+    d->credit_sent = -1;
     if (!s_take(d, m->job))
         return;
     evr_err_t err;
@@ -397,6 +401,7 @@ s_stub_names_ok(const evr_spec_t *stub)
 static void
 s_dispatch_unread(evr_daemon_t *d, const evr_msg_peek_t *pk, const char *why)
 {
+    d->credit_sent = -1;   /* as s_dispatch */
     if (!pk->job[0]) {
         s_warn(d, "a dispatch from the broker this runner cannot read, its job unknown: ignored: "
                "%s", why);

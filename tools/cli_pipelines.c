@@ -107,7 +107,9 @@ s_start_help(FILE *out)
             "\n"
             "Starts the registered pipeline NAME (evrun-cli pipelines lists them): the\n"
             "broker submits its pipeline file's last good version as a new job, as\n"
-            "`evrun-cli run FILE` would, and this prints the job id once it is queued.\n"
+            "`evrun-cli run FILE` would, and this prints the job id once it is queued\n"
+            "(alone on stdout, \"job ID accepted (pipeline P)\" on stderr; with --follow\n"
+            "or --wait that line on stdout, as run prints it).\n"
             "A start that gets no answer is sent again with the same job id.\n"
             "\n"
             "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; a NAME given twice:\n"
@@ -183,6 +185,7 @@ evr_cli_start(int argc, char **argv)
     evr_ulid_new(job);
     req.job = evr_strdup(job);
     req.pipeline = evr_strdup(argv[optind]);
+    cli.id_only = !follow && !wait;   /* J=$(evrun-cli start P) takes the id alone, as submit */
     if (!(status = evr_cli_connect(&cli)))
         status = evr_cli_send_job(&cli, &req);
     if (!status)

@@ -553,5 +553,33 @@ YML
   check "ran: status --json: steps with their exit codes" grep -q '"a":"succeeded 0"' <(cli status "$j" --json)
 }
 
-bus_script_cases "failure_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"
+# A job the runner refuses at its dispatch (a secret the runner does not
+# allow) gives its slot back: the broker took one for the dispatch, and a
+# runner of capacity 1 then ran nothing more.
+case_refused_slot() {
+  fresh refslot
+  bus_broker && bus_runner rs-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline rbad <<'YML'
+pipeline: rbad
+executor: process
+secrets: [HOME]
+steps: [ { name: s, run: "echo no" } ]
+YML
+  pipeline rok <<'YML'
+pipeline: rok
+executor: process
+steps: [ { name: s, run: "echo ran-after-refusal" } ]
+YML
+  local b j
+  b=$(submit "$tmp/rbad.yml")
+  check "the refused job failed" [ "$(wait_job "$b" 20)" = failed ]
+  check "... saying why" grep -q "secret HOME: not allowed" <(cli status "$b")
+  j=$(submit "$tmp/rok.yml")
+  check "the next job ran on the same runner (capacity 1)" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "... its output" grep -q "ran-after-refusal" <(cli logs "$j")
+  check "the runner's credit is back to 1" \
+    bash -c "'$bin/evrun-cli' runners --json | grep -q '\"runner\":\"rs-1\".*\"credit\":1'"
+}
+
+bus_script_cases "refused_slot failure_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"
 bus_script_end

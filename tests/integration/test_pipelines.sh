@@ -78,6 +78,10 @@ YML
   job=$(sed -n 's/^job \([0-9A-Z]*\) accepted (pipeline greet).*/\1/p' "$tmp/out")
   check "registered: the job id printed" [ -n "$job" ]
   check "registered: pipelines shows the last job and its status" until_ok 5 has "\"last_job\":\"$job\",\"last_status\":\"succeeded\"" greet
+  local j2
+  j2=$(cli start greet -a WHO=quiet 2> "$tmp/err2")
+  check "registered: start without --follow prints the id alone on stdout" grep -qx '[0-9A-Z]\{26\}' <<< "$j2"
+  check "... the accepted line on stderr" grep -qx "job $j2 accepted (pipeline greet)" "$tmp/err2"
   cli start nope > "$tmp/out" 2>&1
   check "registered: an unknown name is refused (exit 1)" [ $? -eq 1 ]
   check "registered: ... saying so" grep -q "not_found: no registered pipeline \"nope\"" "$tmp/out"
@@ -87,7 +91,7 @@ YML
   cli start deploy > "$tmp/out" 2>&1
   check "registered: a missing arg is refused, named after start" grep -q "start: args.TARGET: no default and not given" "$tmp/out"
   check "registered: ... not submit" bash -c "! grep -q 'submit:' $tmp/out"
-  cli submit "$tmp/pipelines/greet.yml" > /dev/null
+  cli submit "$tmp/pipelines/greet.yml" > /dev/null 2>&1
   check "registered: submitting the file still works" [ $? -eq 0 ]
 
   # a bad edit keeps the last good version (inotify sees it)
