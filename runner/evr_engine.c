@@ -291,6 +291,8 @@ s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
         evr_eng_job_ends(job);
         evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_CANCEL_REQUESTED, NULL);
         ev->data.reason = evr_strdup(reason);
+        free(job->cancel_reason);
+        job->cancel_reason = reason ? evr_strdup(reason) : NULL;
         evr_eng_print(job->eng, "evrun-runner: cancelling job %s: %s", job->id, reason);
     }
     if (now)

@@ -158,6 +158,7 @@ struct evr_eng_job {
     char *reason;           /* why it failed or timed out when no step says it (its
                                preparation failed, the pipeline's timeout passed);
                                once it finished, job.finished's reason */
+    char *cancel_reason;    /* its job.cancel_requested's: a cancelled job.finished's */
     uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
     evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */

@@ -191,6 +191,8 @@ s_job_finish(evr_eng_job_t *job)
         ev->data.reason = s_failed_steps_reason(job);
     else if (status == EVR_JOB_TIMED_OUT && job->reason)
         ev->data.reason = s_reason(evr_strdup(job->reason));
+    else if (status == EVR_JOB_CANCELLED && job->cancel_reason)   /* logs, run --follow say it */
+        ev->data.reason = s_reason(evr_strdup(job->cancel_reason));
     free(job->reason);   /* from now on, job.finished's (the summary of --exec says it) */
     job->reason = ev->data.reason ? evr_strdup(ev->data.reason) : NULL;
     uint32_t allowed = 0;

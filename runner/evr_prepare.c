@@ -96,6 +96,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_eng_cache_drop(job);
     evr_cache_job_destroy(&job->caches);
     free(job->reason);
+    free(job->cancel_reason);
     free(job->id);
     free(job);
 }

@@ -363,6 +363,8 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         job->cancelling = rec.cancel_requested;
         if (job->cancelling)
             evr_eng_job_ends(job);   /* `always` steps' grace counts from now */
+        if (job->cancelling && rec.reason)   /* job.cancel_requested's, for job.finished */
+            job->cancel_reason = evr_strdup(rec.reason);
         job->recovered = true;
         job->doubt = true;   /* what the runner before made is not all known */
         if (rec.status == EVR_JOB_QUEUED)

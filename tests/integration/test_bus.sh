@@ -357,6 +357,7 @@ case_cancel_pause_running() {
   cli cancel "$k" --reason "test cancel" > /dev/null
   check "cancel running: cancelled" [ "$(wait_job "$k" 20)" = cancelled ]
   check "cancel running: reason kept" grep -q "test cancel" <(cli status "$k")
+  check "cancel running: logs end saying why" grep -q "^job $k cancelled: test cancel" <(cli logs "$k")
   sleep 1
   check "cancel running: no leftovers" no_leftovers "$k"
 }
