@@ -200,6 +200,24 @@ s_args(const json_t *ja, evr_strmap_t *out, evr_err_t *err)
     return EVR_OK;
 }
 
+/*  Whether an arg of a trigger carries a secret value of job (declared,
+    or registered by a step): the job it starts would hold it unmasked
+    (its dispatch, its logs, the broker's archive).  False with why. */
+static bool
+s_args_unsecret(const evr_eng_job_t *job, const evr_strmap_t *args, evr_err_t *err)
+{
+    for (uint32_t i = 0; i < args->n; i++)
+        for (size_t k = 0; k < job->nsecrets; k++)
+            if (job->secrets[k][0] && strstr(args->v[i], job->secrets[k])) {
+                evr_err_set(err, EVR_ERR_STATE, "args.%s holds the value of a secret of job "
+                            "%s: the job it starts would keep it unmasked (its logs, the "
+                            "broker's archive); give that pipeline the secret in its own "
+                            "secrets: instead", args->k[i], job->id);
+                return false;
+            }
+    return true;
+}
+
 /*  --exec: the job that would run next and the command that runs it, in
     the step's log and the answer. */
 static evr_rc_t
@@ -269,6 +287,8 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_spec_t *fspec = NULL;
     evr_trigger_file_t tf = { 0 };
     evr_rc_t rc = s_args(json_object_get(req, "args"), &args, err);
+    if (!rc && !s_args_unsecret(job, &args, err))
+        rc = EVR_ERR_STATE;
     if (!rc && file && !(rc = s_file(st, file, &args, &tf, &text, &fspec, err)))
         pipeline = fspec->pipeline;
     if (!rc) {   /* a file's id differs from its pipeline's */

@@ -127,6 +127,23 @@ YML
   check "not in triggers: refused, exit 2" grep -q "^build | other: 2$" "$out"
   check "... saying why" grep -q "^build | evrun-job: refused: trigger: pipeline other is not in the triggers: of pipeline job-trig (deploy, notify)" "$out"
   check "no pipeline named: exit 2" grep -q "^build | usage: 2$" "$out"
+  # a secret's value as an arg: refused (the next job would keep it unmasked)
+  pipeline job-trig-sec <<'YML'
+pipeline: job-trig-sec
+image: localhost/evrun-busybox:latest
+secrets: [EVRUN_SECRET_TOK]
+triggers: [deploy]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger deploy -a "VERSION=v-$EVRUN_SECRET_TOK-1"; echo "secret arg: $?"
+      evrun-job trigger deploy -a VERSION=plain; echo "plain arg: $?"
+YML
+  EVRUN_SECRET_TOK=hunter2secret run job-trig-sec "$tmp/job-trig-sec.yml"
+  check "a secret's value as an arg: refused, exit 2" grep -q "^build | secret arg: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: args.VERSION holds the value of a secret of job [0-9A-Z]*: the job it starts would keep it unmasked" "$out"
+  check "... an arg without one goes" grep -q "^build | plain arg: 0$" "$out"
+  check "... the value shown nowhere" sh -c "! grep -q hunter2secret '$out'"
 }
 
 case_job_trigger_follow() {   # --exec --follow-triggers: the triggered jobs run after the job, in turn
