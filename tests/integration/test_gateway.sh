@@ -579,6 +579,10 @@ YML
   check "hook: its args" grep -qx "hi | hi hook" "$tmp/body"
   cli hook-token ../x > /dev/null 2>&1
   check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
+  cli hook-token github > /dev/null 2> "$tmp/gh.err"
+  check "hook-token github: refused (exit 2)" [ $? = 2 ]
+  check "... saying why and what to use instead" grep -q 'a pipeline named github cannot have a hook of its own: POST /hooks/github takes GitHub.s webhooks.*on: {github: ...}' "$tmp/gh.err"
+  check "... and no token file made" [ ! -e "$tmp/gateway/hooks/github.token" ]
   cli hook-token ghost > "$tmp/ghost.tok"
   check "hook-token --help: NAME need not be registered yet" bash -c "'$bin/evrun-cli' hook-token --help | grep -q 'NAME need not be registered yet'"
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
