@@ -534,6 +534,11 @@ test_hooks(void)
     CHECK_STR(gh.branch, "main");
     CHECK(!gh.ci_ref);
     CHECK(gh.job_id == 0);      /* no workflow_job.id: its demand is named by the delivery */
+    char jname[128];
+    evr_gw_github_job_name(&gh, "d-77", jname, sizeof jname);
+    CHECK_STR(jname, "d-77");   /* not "0" */
+    evr_gw_github_job_name(&gh, NULL, jname, sizeof jname);
+    CHECK_STR(jname, "-");
     evr_strlist_push(&ev, "workflow_job");
     CHECK(evr_gw_github_match(&ev, &br, &gh));
     CHECK(gh.demand_why != NULL && strstr(gh.demand_why, "workflow_job.labels"));
@@ -546,12 +551,16 @@ test_hooks(void)
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
     CHECK(gh.labels.n == 2 && !strcmp(gh.labels.v[0], "self-hosted")
           && !strcmp(gh.labels.v[1], "linux") && !gh.demand_why);
-    CHECK_STR(gh.job_desc, "github workflow_job 42 of o/r");
+    CHECK_STR(gh.repo, "o/r");
     CHECK(gh.job_id == 42);     /* its demand's name: one per workflow job */
+    evr_gw_github_job_name(&gh, "d-42", jname, sizeof jname);
+    CHECK_STR(jname, "42");
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":42"), "\"id\":-1", 7);    /* no id of GitHub's */
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
     CHECK(gh.job_id == 0);
+    evr_gw_github_job_name(&gh, "d-43", jname, sizeof jname);
+    CHECK_STR(jname, "d-43");
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":-1"), "\"id\":42", 7);
     memcpy(strstr(buf, "\"linux\""), "\"li ux\"", 7);
