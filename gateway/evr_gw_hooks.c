@@ -119,8 +119,16 @@ evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_gith
     json_t *js = json_loadb(body, len, 0, &je);
     int r = 0;
     if (!json_is_object(js)) {
-        snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column,
-                 js ? "expected an object" : je.text);
+        if (len >= 8 && !memcmp(body, "payload=", 8))   /* GitHub's default content type */
+            snprintf(why, size, "body: a form (application/x-www-form-urlencoded, payload=...), "
+                     "not JSON: set the webhook's content type to application/json");
+        else if (js)
+            snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
+                     json_is_array(js) ? "an array" : "a scalar");
+        else if (je.line > 0)
+            snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
+        else    /* no position jansson knows */
+            snprintf(why, size, "body: bad JSON: %s", je.text);
         json_decref(js);
         return -1;
     }

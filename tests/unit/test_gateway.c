@@ -509,7 +509,14 @@ test_hooks(void)
     CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == -1);
     CHECK(strstr(why, "after: expected a commit SHA") != NULL);
     CHECK(evr_gw_github_parse("push", "{", 1, &gh, why, sizeof why) == -1);
-    CHECK(strstr(why, "bad JSON") != NULL);
+    CHECK(strstr(why, "bad JSON") != NULL && !strncmp(why, "body:1:", 7));
+    /* an array: valid JSON, no position (not body:-1:-1) */
+    CHECK(evr_gw_github_parse("push", "[1]", 3, &gh, why, sizeof why) == -1);
+    CHECK_STR(why, "body: expected a JSON object (GitHub's event), not an array");
+    /* GitHub's default content type: a form; say which to choose */
+    CHECK(evr_gw_github_parse("push", "payload=%7B%7D", 14, &gh, why, sizeof why) == -1);
+    CHECK_STR(why, "body: a form (application/x-www-form-urlencoded, payload=...), not JSON: "
+                   "set the webhook's content type to application/json");
     /* a pull request from a fork: the fork's commit, the base's default branch */
     snprintf(buf, sizeof buf, "{\"action\":\"opened\",\"pull_request\":{\"base\":{\"ref\":"
              "\"main\"},\"head\":{\"sha\":\"%s\",\"repo\":{\"clone_url\":\"https://h/fork.git\","
