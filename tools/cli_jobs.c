@@ -671,15 +671,7 @@ s_list_runner(const evr_msg_t *m, void *arg)
     evr_cli_t *cli = ls->cli;
     s_header(ls);
     if (cli->json) {
-        /* credit 0 is absent on the wire; a connected runner always shows
-           its credit (README), a lost one's is no count of free slots */
-        json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
-        if (strcmp(m->state, "lost") && !json_object_get(js, "credit"))
-            json_object_set_new(js, "credit", json_integer(0));
-        char *s = json_dumps(js, JSON_COMPACT);
-        printf("%s\n", s);
-        free(s);
-        json_decref(js);
+        evr_cli_json(m);
         return 0;
     }
     char hb[32], labels[256] = "";
