@@ -386,9 +386,15 @@ typedef struct {
     bool fork;              /* a pull request from another repository */
     evr_strlist_t labels;   /* workflow_job: its labels (runs-on), as given */
     char *demand_why;       /* workflow_job: set when its labels cannot make a demand */
-    char *job_desc;         /* workflow_job: "github workflow_job ID of REPO" */
+    char *repo;             /* workflow_job: repository.full_name, "?" when none */
     long long job_id;       /* workflow_job: its id (workflow_job.id); 0: none given */
 } evr_gw_github_t;
+
+/*  A workflow_job's name, for its demand, into buf: its id, or the
+    delivery (X-GitHub-Delivery, may be NULL) when the event has none
+    (no id, 0 or not a positive integer), or "-" when neither. */
+void evr_gw_github_job_name(const evr_gw_github_t *gh, const char *delivery, char *buf,
+                            size_t size);
 
 /*  Whether header ("sha256=HEX") is body's HMAC-SHA256 under s
     (compared in constant time); false when s is empty. */

@@ -58,7 +58,7 @@ evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *bod
 
 /* ---------------------------------------------------------------- events */
 
-/*  A workflow_job's labels and description, for its demand: labels kept
+/*  A workflow_job's labels, id and repository, for its demand: labels kept
     as given (at most 32), or demand_why set. */
 static void
 s_job_labels(json_t *js, evr_gw_github_t *gh)
@@ -69,8 +69,7 @@ s_job_labels(json_t *js, evr_gw_github_t *gh)
                                                          "full_name"));
     gh->job_id = json_is_integer(id) && json_integer_value(id) > 0
                ? (long long) json_integer_value(id) : 0;
-    gh->job_desc = evr_asprintf("github workflow_job %lld of %.200s", gh->job_id,
-                                repo ? repo : "?");
+    gh->repo = evr_asprintf("%.200s", repo ? repo : "?");
     if (!json_is_array(labels) || json_array_size(labels) > 32) {
         gh->demand_why = evr_asprintf("workflow_job.labels: expected an array of at most 32 "
                                       "labels");
@@ -120,8 +119,16 @@ evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_gith
     json_t *js = json_loadb(body, len, 0, &je);
     int r = 0;
     if (!json_is_object(js)) {
-        snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column,
-                 js ? "expected an object" : je.text);
+        if (len >= 8 && !memcmp(body, "payload=", 8))   /* GitHub's default content type */
+            snprintf(why, size, "body: a form (application/x-www-form-urlencoded, payload=...), "
+                     "not JSON: set the webhook's content type to application/json");
+        else if (js)
+            snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
+                     json_is_array(js) ? "an array" : "a scalar");
+        else if (je.line > 0)
+            snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
+        else    /* no position jansson knows */
+            snprintf(why, size, "body: bad JSON: %s", je.text);
         json_decref(js);
         return -1;
     }
@@ -193,7 +200,7 @@ evr_gw_github_clear(evr_gw_github_t *gh)
     free(gh->ci_ref);
     evr_strlist_free(&gh->labels);
     free(gh->demand_why);
-    free(gh->job_desc);
+    free(gh->repo);
     memset(gh, 0, sizeof *gh);
 }
 
@@ -289,6 +296,15 @@ s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const 
     evr_gw_json(req, status, js);
 }
 
+void
+evr_gw_github_job_name(const evr_gw_github_t *gh, const char *delivery, char *buf, size_t size)
+{
+    if (gh->job_id)
+        snprintf(buf, size, "%lld", gh->job_id);
+    else
+        snprintf(buf, size, "%s", delivery ? delivery : "-");
+}
+
 /*  A workflow_job's demand: one runner with its labels; sets *kept (the
     broker's answer) or *refused (an error object).  Either caller owns. */
 static void
@@ -300,7 +316,10 @@ s_github_demand(evr_gw_t *gw, evr_gw_req_t *req, const evr_gw_github_t *gh,
         return;
     }
     evr_msg_t m = { .count = 1 };
-    m.reason = evr_asprintf("%s, delivery %s", gh->job_desc, delivery ? delivery : "-");
+    char name[128];
+    evr_gw_github_job_name(gh, delivery, name, sizeof name);
+    m.reason = evr_asprintf("github workflow_job %s of %s, delivery %s", name,
+                            gh->repo ? gh->repo : "?", delivery ? delivery : "-");
     for (uint32_t i = 0; i < gh->labels.n; i++)
         evr_strlist_push(&m.labels, gh->labels.v[i]);
     /* one demand per workflow job, however often and under whatever
@@ -398,10 +417,12 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
         req->status = req->status == 200 && !dup ? 202 : req->status;
     }
     if (dup && req->json) {
+        char jname[128];
+        evr_gw_github_job_name(&gh, delivery, jname, sizeof jname);
         json_object_set_new(req->json, "duplicate", json_true());
         json_object_set_new(req->json, "message", json_sprintf(
-            "a duplicate: workflow_job %lld (delivery %s) asked for a runner before: %s",
-            gh.job_id, delivery ? delivery : "-",
+            "a duplicate: workflow_job %s (delivery %s) asked for a runner before: %s",
+            jname, delivery ? delivery : "-",
             json_string_value(json_object_get(kept, "message"))));
     }
     if (dref && req->json)

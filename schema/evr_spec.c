@@ -255,7 +255,9 @@ const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix
       "pipeline file only: {KEY: [v1, v2]}, one step per combination, NAME[KEY=v1,...], "                      \
       "KEY=v1 in its env; a spec on the wire holds the expanded steps", NULL, "values" },                      \
     F(evr_step_t, "timeout", EVR_FT_DURATION, false, 0, timeout, NULL, NULL,                                   \
-      "step time limit (90s, 5m, 1h30m); 0 or absent: none"),                                                  \
+      "step time limit (90s, 5m, 1h30m), counted from step.started: the wait for its needs, its "              \
+      "image's pull (limited on its own, 30 minutes) and its container's creation are not in it; "           \
+      "the pipeline's timeout covers them all, pulls included; 0 or absent: none"),                          \
     { "artifacts", EVR_FT_RECORD, false, 0, offsetof(evr_step_t, artifacts),                                   \
       &evr_artifacts_type, NULL, NULL,                                                                         \
       "files copied out after the step: {paths, when}, or a list of paths (when on_success)",                  \

@@ -487,15 +487,26 @@ static const struct {
     { "container", "image" },
 };
 
+/*  The same, in one record type only: GitLab's retry.when is evrun's
+    retry.on, but a `when` at the top of a file is a step's key, not the
+    pipeline's `on`. */
+static const struct {
+    const char *alias, *key;
+    const evr_rectype_t *in;
+} s_synonyms_in[] = {
+    { "when", "on", &evr_retry_type },
+};
+
 #define S_NSYN (sizeof s_synonyms / sizeof s_synonyms[0])
+#define S_NSYN_IN (sizeof s_synonyms_in / sizeof s_synonyms_in[0])
 
 /*  The key of type that the unknown key k probably means (a near-miss
     spelling of a key or of a synonym, whose target type has), or NULL. */
 static const char *
 s_suggest(const evr_rectype_t *type, const char *k)
 {
-    const char *cands[64 + S_NSYN];
-    const char *target[64 + S_NSYN];
+    const char *cands[64 + S_NSYN + S_NSYN_IN];
+    const char *target[64 + S_NSYN + S_NSYN_IN];
     size_t n = 0;
     for (size_t i = 0; i < type->nfields && i < 64; i++) {
         cands[n] = type->fields[i].key;
@@ -505,6 +516,11 @@ s_suggest(const evr_rectype_t *type, const char *k)
         if (evr_rec_field(type, s_synonyms[i].key)) {
             cands[n] = s_synonyms[i].alias;
             target[n++] = s_synonyms[i].key;
+        }
+    for (size_t i = 0; i < S_NSYN_IN; i++)
+        if (s_synonyms_in[i].in == type) {
+            cands[n] = s_synonyms_in[i].alias;
+            target[n++] = s_synonyms_in[i].key;
         }
     const char *near = evr_diag_near(k, cands, n);
     for (size_t i = 0; near && i < n; i++)
@@ -535,6 +551,18 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
     return -1;
 }
 
+/*  `retry: 2` (GitLab's, Buildkite's automatic retry count): what evrun
+    wants instead, with the count given when it is one. */
+static void
+s_retry_hint(s_ctx_t *ctx, yaml_node_t *node, const char *path)
+{
+    const char *v = (const char *) node->data.scalar.value;
+    size_t n = node->data.scalar.length;
+    bool count = n && n <= 3 && strspn(v, "0123456789") == n;
+    s_err(ctx, node, path, "expected a mapping, got %s (retry: {max: %.*s, on: [failed]})",
+          s_kind(node), count ? (int) n : 1, count ? v : "2");
+}
+
 /*  The word for a record in messages: the root is "the pipeline". */
 static const char *
 s_type_name(const evr_rectype_t *type)
@@ -552,6 +580,8 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         if (!*path)
             s_err(ctx, node, "", "expected a mapping of the pipeline's keys (pipeline: NAME, "
                   "image: IMAGE, steps: [...]), got %s", s_kind(node));
+        else if (type == &evr_retry_type && node->type == YAML_SCALAR_NODE)
+            s_retry_hint(ctx, node, path);
         else
             s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
         return false;

@@ -113,6 +113,11 @@ void
 evr_cli_json(const evr_msg_t *m)
 {
     json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
+    /* credit 0 is absent on the wire; a connected runner always shows its
+       credit (README), a lost one's is no count of free slots */
+    if (m->type == EVR_MSG_RUNNER && m->state && strcmp(m->state, "lost")
+        && !json_object_get(js, "credit"))
+        json_object_set_new(js, "credit", json_integer(0));
     char *s = json_dumps(js, JSON_COMPACT);
     printf("%s\n", s);
     free(s);

@@ -75,7 +75,7 @@ void evr_cli_done(evr_cli_t *cli);
 /*  Prints an `error` answer ("PROG: code: message") and returns 1. */
 int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 
-/*  Prints a message as one JSON line. */
+/*  Prints a message as one JSON line (a connected runner with its credit, 0 too). */
 void evr_cli_json(const evr_msg_t *m);
 
 /*  Polls job until it ends, then prints its end: 0 succeeded, 1 it did

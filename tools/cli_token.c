@@ -102,12 +102,14 @@ s_hook_help(FILE *out)
             "missing).  Delete the file to revoke it; --new makes another in its place.\n"
             "The broker is not asked: NAME need not be registered yet (a hook set up\n"
             "first), and POST /hooks/NAME answers 404 until a pipeline NAME is registered;\n"
-            "check the name against evrun-cli pipelines.\n"
+            "check the name against evrun-cli pipelines.  NAME github is refused:\n"
+            "POST /hooks/github is GitHub's (a pipeline named github uses on: {github: ...}).\n"
             "\n"
             "  --new                a new token (the old one stops working at once)\n"
             EVR_CLI_COMMON_HELP
             "\n"
-            "exit status: 0 printed; 2 usage, or the token cannot be read or made\n");
+            "exit status: 0 printed; 2 usage (NAME github too), or the token cannot be read\n"
+            "or made\n");
 }
 
 int
@@ -138,6 +140,16 @@ evr_cli_hook_token(int argc, char **argv)
     if (status) {
         s_hook_help(stderr);
         return status;
+    }
+    if (!strcmp(argv[optind], "github")) {
+        /* the gateway's /hooks/github is GitHub's: a token for it could never be used */
+        fprintf(stderr,
+                "%s: a pipeline named github cannot have a hook of its own: POST /hooks/github "
+                "takes GitHub's webhooks (signed with webhook_secret_file); give the pipeline "
+                "on: {github: ...} to start it from GitHub, or another name for a hook of its "
+                "own\n",
+                cli.prog);
+        return 2;
     }
     if ((status = evr_cli_settings(&cli)))
         return status;

@@ -579,6 +579,16 @@ YML
   check "... its output" grep -q "ran-after-refusal" <(cli logs "$j")
   check "the runner's credit is back to 1" \
     bash -c "'$bin/evrun-cli' runners --json | grep -q '\"runner\":\"rs-1\".*\"credit\":1'"
+  pipeline rslow <<'YML'
+pipeline: rslow
+executor: process
+steps: [ { name: s, run: "sleep 30" } ]
+YML
+  j=$(submit "$tmp/rslow.yml")
+  check "a busy runner of capacity 1: runners --json gives its credit 0 (not left out)" \
+    bash -c "for _ in \$(seq 50); do '$bin/evrun-cli' runners --json | grep -q '\"runner\":\"rs-1\".*\"state\":\"busy\".*\"credit\":0' && exit 0; sleep 0.2; done; exit 1"
+  cli cancel "$j" > /dev/null 2>&1
+  wait_job "$j" 20 > /dev/null
 }
 
 bus_script_cases "refused_slot failure_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"

@@ -247,6 +247,12 @@ case_dedupe() {
   wj_body "$tmp/wj2.json" 92 '"dd"'
   check "dedupe: another workflow job: 202, a new demand" [ "$(gh_hook workflow_job dd-3 "$tmp/wj2.json")" = 202 ] \
     && [ "$(jget 'd["demand"]["id"] != "'"$x"'"')" = True ]
+  wj_body "$tmp/wj0.json" 0 '"dz"'
+  check "dedupe: a workflow_job with id 0: 202, a demand" [ "$(gh_hook workflow_job dd-z "$tmp/wj0.json")" = 202 ]
+  local z; z=$(jget 'd["demand"]["id"]')
+  check "dedupe: ... named by its delivery, not 0" wait_for 5 grep -q "demand $z: 1 runner with labels \[dz\] for 300 s: github workflow_job dd-z of o/r, delivery dd-z" "$tmp/broker.log"
+  check "dedupe: ... its redelivery's duplicate names the delivery" [ "$(gh_hook workflow_job dd-z "$tmp/wj0.json")" = 200 ] \
+    && grep -q "a duplicate: workflow_job dd-z (delivery dd-z) asked for a runner before: demand $z is kept already" "$tmp/body"
   check "dedupe: POST /api/v1/demand with a key: 202" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 202 ]
   local k; k=$(jget 'd["id"]')
   bus_runner rk kd 1 --executors process

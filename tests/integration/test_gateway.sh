@@ -553,6 +553,12 @@ YML
   check "a delivery id with a space: 400" [ "$(hook push 'd 8' "$tmp/push.json")" = 400 ] && grep -q 'X-GitHub-Delivery' "$tmp/body"
   printf '{"ref": ' > "$tmp/bad.json"
   check "bad JSON, signed: 400" [ "$(hook push d-4 "$tmp/bad.json")" = 400 ]
+  printf 'payload=%%7B%%22ref%%22%%3A1%%7D' > "$tmp/form.body"
+  check "a form body (GitHub's default content type): 400" [ "$(hook push d-4f "$tmp/form.body")" = 400 ]
+  check "... saying to set content type application/json" grep -q "set the webhook's content type to application/json" "$tmp/body"
+  printf '[{"ref":"refs/heads/main"}]' > "$tmp/array.json"
+  check "a JSON array: 400" [ "$(hook push d-4a "$tmp/array.json")" = 400 ]
+  check "... expected an object, with no -1:-1 position" grep -q 'body: expected a JSON object (GitHub.s event), not an array' "$tmp/body"
   check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ] && grep -q 'not handled' "$tmp/body"
   # a pull request from a fork: the fork's commit, the CI scripts of the base's default branch
   printf '{"action":"opened","pull_request":{"base":{"ref":"main"},"head":{"sha":"%s","repo":{"clone_url":"file://%s","full_name":"x/fork"}}},"repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$fork_sha" "$fork" "$repo" > "$tmp/pr.json"
@@ -579,6 +585,10 @@ YML
   check "hook: its args" grep -qx "hi | hi hook" "$tmp/body"
   cli hook-token ../x > /dev/null 2>&1
   check "hook-token: a bad name is refused (exit 2)" [ $? = 2 ]
+  cli hook-token github > /dev/null 2> "$tmp/gh.err"
+  check "hook-token github: refused (exit 2)" [ $? = 2 ]
+  check "... saying why and what to use instead" grep -q 'a pipeline named github cannot have a hook of its own: POST /hooks/github takes GitHub.s webhooks.*on: {github: ...}' "$tmp/gh.err"
+  check "... and no token file made" [ ! -e "$tmp/gateway/hooks/github.token" ]
   cli hook-token ghost > "$tmp/ghost.tok"
   check "hook-token --help: NAME need not be registered yet" bash -c "'$bin/evrun-cli' hook-token --help | grep -q 'NAME need not be registered yet'"
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]

@@ -66,10 +66,31 @@ test_retry_and_matrix(void)
     evr_etest_destroy(&t);
 }
 
+/*  Two names that map to one variable (a-b and a_b; a with key B_K):
+    the step named later in needs wins, whatever the file's order, as
+    README "Step outputs" says. */
+static void
+test_same_variable(void)
+{
+    evr_etest_t *t = evr_etest_start(3, "steps:\n"
+                                "  - name: a_b\n    run: echo K=under >> \"$EVRUN_OUTPUT\"\n"
+                                "  - name: a-b\n    run: echo K=dash >> \"$EVRUN_OUTPUT\"\n"
+                                "  - name: a\n    run: echo B_K=plain >> \"$EVRUN_OUTPUT\"\n"
+                                "  - name: one\n    needs: [a-b, a_b]\n"
+                                "    run: echo \"$EVRUN_OUT_A_B_K\"\n"
+                                "  - name: two\n    needs: [a_b, a]\n"
+                                "    run: echo \"$EVRUN_OUT_A_B_K\"\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_output_is(t, 3, "one", 1, "stdout", "under\n"));
+    CHECK(evr_etest_output_is(t, 3, "two", 1, "stdout", "plain\n"));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_passed_on);
     EVR_TEST_RUN(test_retry_and_matrix);
+    EVR_TEST_RUN(test_same_variable);
     EVR_TEST_END();
 }

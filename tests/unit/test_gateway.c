@@ -509,7 +509,14 @@ test_hooks(void)
     CHECK(evr_gw_github_parse("push", buf, strlen(buf), &gh, why, sizeof why) == -1);
     CHECK(strstr(why, "after: expected a commit SHA") != NULL);
     CHECK(evr_gw_github_parse("push", "{", 1, &gh, why, sizeof why) == -1);
-    CHECK(strstr(why, "bad JSON") != NULL);
+    CHECK(strstr(why, "bad JSON") != NULL && !strncmp(why, "body:1:", 7));
+    /* an array: valid JSON, no position (not body:-1:-1) */
+    CHECK(evr_gw_github_parse("push", "[1]", 3, &gh, why, sizeof why) == -1);
+    CHECK_STR(why, "body: expected a JSON object (GitHub's event), not an array");
+    /* GitHub's default content type: a form; say which to choose */
+    CHECK(evr_gw_github_parse("push", "payload=%7B%7D", 14, &gh, why, sizeof why) == -1);
+    CHECK_STR(why, "body: a form (application/x-www-form-urlencoded, payload=...), not JSON: "
+                   "set the webhook's content type to application/json");
     /* a pull request from a fork: the fork's commit, the base's default branch */
     snprintf(buf, sizeof buf, "{\"action\":\"opened\",\"pull_request\":{\"base\":{\"ref\":"
              "\"main\"},\"head\":{\"sha\":\"%s\",\"repo\":{\"clone_url\":\"https://h/fork.git\","
@@ -534,6 +541,11 @@ test_hooks(void)
     CHECK_STR(gh.branch, "main");
     CHECK(!gh.ci_ref);
     CHECK(gh.job_id == 0);      /* no workflow_job.id: its demand is named by the delivery */
+    char jname[128];
+    evr_gw_github_job_name(&gh, "d-77", jname, sizeof jname);
+    CHECK_STR(jname, "d-77");   /* not "0" */
+    evr_gw_github_job_name(&gh, NULL, jname, sizeof jname);
+    CHECK_STR(jname, "-");
     evr_strlist_push(&ev, "workflow_job");
     CHECK(evr_gw_github_match(&ev, &br, &gh));
     CHECK(gh.demand_why != NULL && strstr(gh.demand_why, "workflow_job.labels"));
@@ -546,12 +558,16 @@ test_hooks(void)
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
     CHECK(gh.labels.n == 2 && !strcmp(gh.labels.v[0], "self-hosted")
           && !strcmp(gh.labels.v[1], "linux") && !gh.demand_why);
-    CHECK_STR(gh.job_desc, "github workflow_job 42 of o/r");
+    CHECK_STR(gh.repo, "o/r");
     CHECK(gh.job_id == 42);     /* its demand's name: one per workflow job */
+    evr_gw_github_job_name(&gh, "d-42", jname, sizeof jname);
+    CHECK_STR(jname, "42");
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":42"), "\"id\":-1", 7);    /* no id of GitHub's */
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
     CHECK(gh.job_id == 0);
+    evr_gw_github_job_name(&gh, "d-43", jname, sizeof jname);
+    CHECK_STR(jname, "d-43");
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":-1"), "\"id\":42", 7);
     memcpy(strstr(buf, "\"linux\""), "\"li ux\"", 7);

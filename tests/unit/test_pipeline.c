@@ -604,6 +604,24 @@ test_newcomer_errors(void)
                     &n);
     CHECK_CONTAINS(e, "f.yml:5:23: steps[1].depends_on: unknown key; did you mean needs?");
     free(e);
+    /* GitLab's retry: a count, and `when` for evrun's `on` (there only) */
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: 2}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:30: steps[0].retry: expected a mapping, got a scalar (retry: "
+                      "{max: 2, on: [failed]})");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: always}\n", &n);
+    CHECK_CONTAINS(e, "steps[0].retry: expected a mapping, got a scalar (retry: {max: 2, on: "
+                      "[failed]})");
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 2, when: [script_failure]}}\n",
+                    &n);
+    CHECK_CONTAINS(e, "steps[0].retry.when: unknown key; did you mean on? (expected one of: ");
+    CHECK(n == 1);   /* not also "retry.on: missing" */
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: a, run: x}\nwhen: always\n", &n);
+    CHECK_CONTAINS(e, "when: unknown key at the top of the file: when is a key of a step");
+    CHECK(strstr(e, "did you mean on") == NULL);
+    free(e);
     e = s_errors_of("pipline: p\nimgae: i\nsteps:\n  - {name: a, run: x}\n", &n);
     CHECK_CONTAINS(e, "f.yml:1:1: pipline: unknown key; did you mean pipeline?");
     CHECK_CONTAINS(e, "f.yml:2:1: imgae: unknown key; did you mean image?");
