@@ -9,7 +9,6 @@
     process step instead (evr_shim.h).
 */
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_runner_help.h"
+#include "evr_runner_tune.h"
 #include "evr_sha256.h"
 #include "evr_shim.h"
 #include "evr_unit.h"
@@ -458,7 +458,6 @@ s_acked(void *arg)
     return evr_daemon_acked(arg);
 }
 
-/*  --broker: serve until drained or stopped. */
 /*  --once: the exit status of the job taken (0 succeeded, 1 any other
     end; 2 when it has not ended or the store cannot say). */
 static int
@@ -802,32 +801,6 @@ s_clean(const char *state_dir)
         evr_log_info("evrun-runner", "--clean: removed %s", state_dir);
 }
 
-/*  Output passes through buffers of 64 KiB and more (a chunk, its
-    event, LMDB's overflow pages), freed within a turn or a commit.
-    glibc's defaults hand such memory back to the kernel and take it
-    again at once: for 100 MB of output the page faults were a quarter
-    of the runner's time.  Kept: up to 32 MiB free at the top of the
-    heap, blocks under 4 MiB from the heap. */
-static void
-s_tune_malloc(void)
-{
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    mallopt(M_TRIM_THRESHOLD, 32 << 20);
-}
-
-/*  Printed output goes out once per commit (the engine flushes stdout
-    after the actions of a commit), not per chunk: stdout to a file or a
-    pipe gets a buffer that holds a commit's worth of chunks (100 MB of
-    output were ~4,600 writes, ~3 per chunk, with stdio's 4 KiB).  A
-    terminal keeps its line buffer. */
-static void
-s_tune_stdout(void)
-{
-    static char buf[1u << 20];   /* glibc ignores a size given without a buffer */
-    if (!isatty(STDOUT_FILENO))
-        setvbuf(stdout, buf, _IOFBF, sizeof buf);
-}
-
 /*  The lifecycle hooks of the settings file (file, else the default one):
     false (said on stderr) when its `hooks:` list is wrong. */
 static bool
@@ -847,8 +820,7 @@ main(int argc, char **argv)
 {
     if (evr_shim_wanted(argc, argv))   /* a process step's supervisor (evr_shim.h) */
         return evr_shim_main(argv[2]);
-    s_tune_malloc();
-    s_tune_stdout();
+    evr_runner_tune();
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[80], *file = NULL;
     size_t nf = 0;
