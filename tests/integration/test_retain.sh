@@ -44,7 +44,6 @@ run_jobs() {   # NAME N: submits N jobs of NAME, waits for each to succeed
 }
 
 njobs() { cli jobs --json --limit 1000 | grep -c '"job"'; }
-s_max() { printf '%s\n' "$@" | sort -n | tail -1; }
 field() {   # field JOB NAME: a field of the job's status
   cli status "$1" --json | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"
 }
@@ -71,11 +70,18 @@ case_keep() {
     rp+=("$(pages "$tmp/r-kr")")
   done
   echo "  broker pages used after each round: ${p[*]}; runner: ${rp[*]}"
-  # settled within the first five rounds (freed pages are reused, once no
-  # reader holds them): the last five add at most 10 pages; without
-  # retention each round adds about 5 (56 after round 5, 81 after 10)
-  check "broker's pages bounded" [ "$(s_max "${p[@]:5}")" -le $(( $(s_max "${p[@]:0:5}") + 10 )) ]
-  check "runner's pages bounded" [ "$(s_max "${rp[@]:5}")" -le $(( $(s_max "${rp[@]:0:5}") + 10 )) ]
+  # bounded (freed pages are reused, once no reader holds them): without
+  # retention each round adds about 5 (56 after round 5, 81 after 10), so
+  # the last five rounds add ~25 and the last two ~10.  With it the pages
+  # settle, though not always by round 5: the runner's retention runs on
+  # after its acks, later on a slow (sanitized) build, seen as 28 31 31 31
+  # 31 40 40 42 42 42; so the last five add at most 15, the last two 5
+  local s
+  for s in "broker ${p[*]}" "runner ${rp[*]}"; do
+    set -- $s
+    check "$1's pages bounded: the last five rounds add at most 15 ($6 -> ${11})" [ $(( ${11} - $6 )) -le 15 ]
+    check "$1's pages settled: the last two add at most 5 ($9 -> ${11})" [ $(( ${11} - $9 )) -le 5 ]
+  done
   check "the newest 3 a jobs kept" [ "$(cli jobs --pipeline keep-a --json | grep -c '"job"')" -eq 3 ]
   cli status "$first" > "$tmp/st.out" 2>&1
   check "a removed job: exit 1" [ $? -eq 1 ]
