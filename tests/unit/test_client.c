@@ -70,18 +70,30 @@ s_ask(evr_client_t *c, const char *job, evr_rc_t *rc)
     return evr_strdup("");
 }
 
+/*  The stand-in broker on s_dir/NAME and a client of it (timeout 100
+    ms; *c NULL when it could not be made, said by CHECK). */
+static void
+s_setup(const char *name, zactor_t **broker, evr_config_t **cfg, evr_client_t **c)
+{
+    char ep[128];
+    snprintf(ep, sizeof ep, "ipc://%s/%s", s_dir, name);
+    *broker = zactor_new(s_broker, ep);
+    *cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
+    evr_config_set(*cfg, "client_endpoint", ep, "test");
+    evr_config_set(*cfg, "timeout_ms", "100", "test");
+    *c = NULL;
+    evr_err_t err;
+    CHECK(evr_client_new(*cfg, c, &err) == EVR_OK);
+}
+
 static void
 test_late_answer_dropped(void)
 {
-    char ep[128];
-    snprintf(ep, sizeof ep, "ipc://%s/clients", s_dir);
-    zactor_t *broker = zactor_new(s_broker, ep);
-    evr_config_t *cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
-    evr_config_set(cfg, "client_endpoint", ep, "test");
-    evr_config_set(cfg, "timeout_ms", "100", "test");
-    evr_client_t *c = NULL;
+    zactor_t *broker;
+    evr_config_t *cfg;
+    evr_client_t *c;
     evr_err_t err;
-    CHECK(evr_client_new(cfg, &c, &err) == EVR_OK);
+    s_setup("clients", &broker, &cfg, &c);
     evr_rc_t rc;
     char *got = s_ask(c, JOB1, &rc);
     CHECK(rc == EVR_ERR_IO);    /* no answer within 100 ms */
@@ -111,15 +123,11 @@ test_late_answer_dropped(void)
 static void
 test_unsent(void)
 {
-    char ep[128];
-    snprintf(ep, sizeof ep, "ipc://%s/gone", s_dir);
-    zactor_t *broker = zactor_new(s_broker, ep);
-    evr_config_t *cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
-    evr_config_set(cfg, "client_endpoint", ep, "test");
-    evr_config_set(cfg, "timeout_ms", "100", "test");
-    evr_client_t *c = NULL;
+    zactor_t *broker;
+    evr_config_t *cfg;
+    evr_client_t *c;
     evr_err_t err;
-    CHECK(evr_client_new(cfg, &c, &err) == EVR_OK);
+    s_setup("gone", &broker, &cfg, &c);
     zactor_destroy(&broker);    /* the broker stopped: no connection */
     zclock_sleep(100);
     if (!c)
