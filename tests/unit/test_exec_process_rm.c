@@ -196,7 +196,10 @@ test_sweep_off_loop(void)
     s_res_t r;
     CALL(&e, r, workspace_create, "JOB8");   /* served meanwhile */
     CHECK(r.r.rc == EVR_OK);
-    for (int i = 0; i < 500 && s_leftovers(&e, "work") + s_leftovers(&e, "units"); i++)
+    /* until both are gone and the child's word has been read off the
+       FIFO (it can come a turn after the last removal) */
+    for (int i = 0; i < 500 && (s_leftovers(&e, "work") + s_leftovers(&e, "units")
+                                || strcmp(f.r.got, "gone\n") != 0); i++)
         evr_loop_once(e.loop, 10);
     evr_loopfifo_guard(NULL);
     s_gate.name = NULL;
