@@ -135,6 +135,8 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
                          "starting with a letter or digit)");
         free(h->name);
         h->name = evr_strdup(val);
+        h->name_line = (uint32_t) v->start_mark.line + 1;
+        h->name_col = (uint32_t) v->start_mark.column + 1;
     }
     else if (!strcmp(key, "priority")) {
         if (!s_int(val, -1000000, 1000000, &n))
@@ -230,13 +232,20 @@ s_list(const s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
                                                          list->data.sequence.items.start[i]);
         hs->n = i + 1;
         rc = s_hook(rd, i, node, &hs->v[i]);
+        /* a duplicate is shown where its name is given (a default name:
+           where its hook is) */
+        const evr_hook_t *h = &hs->v[i];
         for (size_t k = 0; k < i && !rc; k++)
-            if (!strcmp(hs->v[k].name, hs->v[i].name))
+            if (!strcmp(hs->v[k].name, h->name))
                 rc = evr_err_set(rd->err, EVR_ERR_CONFIG, "%s:%zu:%zu: hooks[%zu].name: \"%s\" "
                                  "is the name of hooks[%zu] (line %u) too: names must be "
-                                 "unique", rd->file, node->start_mark.line + 1,
-                                 node->start_mark.column + 1, i, hs->v[i].name, k,
-                                 hs->v[k].line);
+                                 "unique", rd->file,
+                                 h->name_line ? (size_t) h->name_line
+                                              : node->start_mark.line + 1,
+                                 h->name_line ? (size_t) h->name_col
+                                              : node->start_mark.column + 1,
+                                 i, h->name, k,
+                                 hs->v[k].name_line ? hs->v[k].name_line : hs->v[k].line);
     }
     if (rc) {
         evr_hooks_destroy(&hs);

@@ -49,6 +49,7 @@ typedef struct {
     uint32_t timeout;   /* seconds */
     bool optional;      /* its failure does not fail the job */
     uint32_t line;      /* where the settings file says it (1-based) */
+    uint32_t name_line, name_col;   /* where its name is given (1-based); 0: defaulted */
 } evr_hook_t;
 
 typedef struct {

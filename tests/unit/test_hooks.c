@@ -78,7 +78,10 @@ test_refused(void)
     s_bad("hooks:\n  - { phase: CLEANUP, command: x }\n",
           "hooks[0].command: unknown field; did you mean run?");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: a }\n  - { phase: ON_ERROR, run: y, name: a }\n",
-          "s.yml:3:5: hooks[1].name: \"a\" is the name of hooks[0] (line 2) too");
+          "s.yml:3:38: hooks[1].name: \"a\" is the name of hooks[0] (line 2) too");
+    /* the other given on a line of its own: its name's line */
+    s_bad("hooks:\n  - phase: CLEANUP\n    name: a\n    run: x\n  - phase: ON_ERROR\n    run: y\n    name: a\n",
+          "s.yml:7:11: hooks[1].name: \"a\" is the name of hooks[0] (line 3) too");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: \"a b\" }\n", "hooks[0].name: expected");
     s_bad("hooks: { phase: CLEANUP }\n", "s.yml:1:8: hooks: expected a list");
     s_bad("hooks:\n  - x\n", "hooks[0]: expected a mapping");
