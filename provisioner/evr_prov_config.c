@@ -382,7 +382,28 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
               "start, stop, max, or for kind podman image, network, volumes, env", key);
 }
 
-/*  Whether p is whole, and its match labels. */
+/*  Where a check of mapping n's fields points: the first of keys (NULL
+    ended) that n has, its key node (its value's for value), else n. */
+static const yaml_node_t *
+s_at(s_ctx_t *c, const yaml_node_t *n, bool value, const char *const *keys)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return n;
+    for (const char *const *want = keys; *want; want++)
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top;
+             q++) {
+            const yaml_node_t *k = yaml_document_get_node(c->doc, q->key);
+            if (k && k->type == YAML_SCALAR_NODE && !strcmp((const char *) k->data.scalar.value,
+                                                            *want))
+                return value ? yaml_document_get_node(c->doc, q->value) : k;
+        }
+    return n;
+}
+
+#define S_AT(c, n, value, ...) s_at(c, n, value, (const char *const[]) { __VA_ARGS__, NULL })
+
+/*  Whether p is whole, and its match labels: each problem shown at the
+    field it is about (the provider when that field is missing). */
 static void
 s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_config_t *cfg,
                  uint32_t idx)
@@ -394,20 +415,23 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         s_err(c, n, field, "missing: each provider has a name");
     for (uint32_t i = 0; p->name && i < idx; i++)
         if (cfg->providers[i].name && !strcmp(cfg->providers[i].name, p->name))
-            s_err(c, n, field, "provider \"%s\" named twice", p->name);
+            s_err(c, S_AT(c, n, true, "name"), field, "provider \"%s\" named twice (as "
+                  "providers[%u])", p->name, i);
     snprintf(field, sizeof field, "%s.start", at);
     if (p->kind == EVR_PROV_COMMAND && !p->start)
         s_err(c, n, field, "missing: a command provider needs a start template (its first "
               "output line is the handle)");
     if (p->kind != EVR_PROV_COMMAND && (p->start || p->stop))
-        s_err(c, n, field, "start and stop go with kind: command only");
+        s_err(c, S_AT(c, n, false, "start", "stop"), field,
+              "start and stop go with kind: command only");
     if (p->kind == EVR_PROV_COMMAND && p->args.n) {
         snprintf(field, sizeof field, "%s.args", at);
-        s_err(c, n, field, "args go with kind: process or podman only");
+        s_err(c, S_AT(c, n, false, "args"), field, "args go with kind: process or podman only");
     }
     snprintf(field, sizeof field, "%s.image", at);
     if (p->kind != EVR_PROV_PODMAN && (p->image || p->network || p->volumes.n || p->env.n))
-        s_err(c, n, field, "image, network, volumes and env go with kind: podman only");
+        s_err(c, S_AT(c, n, false, "image", "network", "volumes", "env"), field,
+              "image, network, volumes and env go with kind: podman only");
     if (p->kind == EVR_PROV_PODMAN && !p->image)
         p->image = evr_strdup(EVR_PROV_PODMAN_IMAGE);
     if (p->kind == EVR_PROV_PODMAN && !p->network)
@@ -419,7 +443,8 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
     for (uint32_t i = 0; i < p->labels.n; i++) {
         if (!strncmp(p->labels.v[i], "executor:", 9)) {
             snprintf(field, sizeof field, "%s.labels", at);
-            s_err(c, n, field, "label \"%s\": executor labels come from executors", p->labels.v[i]);
+            s_err(c, S_AT(c, n, true, "labels"), field,
+                  "label \"%s\": executor labels come from executors", p->labels.v[i]);
         }
         evr_strlist_push(&p->match, p->labels.v[i]);
     }
@@ -427,7 +452,8 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         const char *e = p->executors.v[i];
         if (strcmp(e, "podman") && strcmp(e, "process")) {
             snprintf(field, sizeof field, "%s.executors", at);
-            s_err(c, n, field, "expected podman or process, got \"%s\"", e);
+            s_err(c, S_AT(c, n, true, "executors"), field, "expected podman or process, got \"%s\"",
+                  e);
         }
         char lab[80];
         snprintf(lab, sizeof lab, "executor:%s", e);
