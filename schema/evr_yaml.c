@@ -588,7 +588,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     }
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
                   (uint32_t) node->start_mark.column + 1);
-    uint64_t seen = 0, suggested = 0;
+    uint64_t seen = 0, suggested = 0, bad = 0;
     bool ok = true;
     for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
          pr < node->data.mapping.pairs.top; pr++) {
@@ -623,7 +623,10 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         yaml_node_t *at = vn->type == YAML_SCALAR_NODE && !s_is_null(vn) ? vn : kn;
         evr_diag_mark(ctx->diag, fpath, (uint32_t) at->start_mark.line + 1,
                       (uint32_t) at->start_mark.column + 1);
-        ok = s_load_field(ctx, vn, f, rec, fpath, depth) && ok;
+        if (!s_load_field(ctx, vn, f, rec, fpath, depth)) {
+            bad |= 1ull << idx;
+            ok = false;
+        }
         if (ctx->budget == 0)
             return false;
     }
@@ -637,9 +640,12 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
                   plural ? "" : "s", type->fields[i].key);
             ok = false;
         }
-    for (size_t i = 0; i < type->nfields && ok; i++) {
+    /* each field read whole gets its own check, whatever is wrong with
+       the others: every problem of the mapping is said at once */
+    for (size_t i = 0; i < type->nfields; i++) {
         const evr_field_t *f = &type->fields[i];
-        const char *why = (seen & (1ull << i)) && f->check ? f->check(AT(rec, f)) : NULL;
+        bool whole = (seen & (1ull << i)) && !(bad & (1ull << i));
+        const char *why = whole && f->check ? f->check(AT(rec, f)) : NULL;
         if (why) {
             char fpath[512];
             s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);

@@ -746,6 +746,16 @@ test_first_run_errors(void)
     CHECK(strstr(e, "no form") == NULL);
     CHECK(n == 1);
     free(e);
+    /* each key's own check runs whatever is wrong with the others: a
+       schedule, its zone and catchup are all said in one go */
+    e = s_errors_of("pipeline: p\nimage: i\nschedule: \"61 * * * *\"\ncatchup: lots\n"
+                    "timezone: Mars/Base\nsteps:\n  - {name: a, run: x, timeout: forever}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:3:11: schedule: field 1 (minute): 61 is out of range 0-59");
+    CHECK_CONTAINS(e, "f.yml:4:10: catchup: expected one of one, none, got \"lots\"");
+    CHECK_CONTAINS(e, "f.yml:5:11: timezone: unknown time zone");
+    CHECK_CONTAINS(e, "f.yml:7:32: steps[0].timeout: bad duration \"forever\"");
+    CHECK(n == 4);
+    free(e);
 }
 
 int
