@@ -668,9 +668,10 @@ s_runner_item(const evr_msg_t *m, void *arg)
 {
     if (m->type != EVR_MSG_RUNNER || !m->runner)
         return 0;
-    json_t *js = json_pack("{s:s,s:s,s:i,s:i}", "id", m->runner, "state", m->state,
+    /* credit always, 0 too (absent on the wire: PROTOCOL.md, Encoding) */
+    json_t *js = json_pack("{s:s,s:s,s:I,s:I,s:I}", "id", m->runner, "state", m->state,
                            "capacity", (json_int_t) m->capacity, "running",
-                           (json_int_t) m->running);
+                           (json_int_t) m->running, "credit", (json_int_t) m->credit);
     json_t *labels = json_array();
     for (uint32_t i = 0; i < m->labels.n; i++)
         json_array_append_new(labels, json_string(m->labels.v[i]));

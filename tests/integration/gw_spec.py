@@ -484,7 +484,8 @@ def case_runners_pipelines():
         bad = types_ok(js, {"runners": list}, {}, "body")
         for i, x in enumerate(js.get("runners", [])):
             bad += types_ok(x, {"id": str, "state": {"idle", "busy", "draining", "lost"},
-                                "capacity": "int", "running": "int", "labels": "strs"},
+                                "capacity": "int", "running": "int", "credit": "int",
+                                "labels": "strs"},
                             {"ephemeral": bool, "heartbeat": "time"}, "runners[%d]" % i)
         return bad
     r = api("GET", "/runners", token=R)
