@@ -35,7 +35,9 @@ static const struct {
 static void
 s_usage(FILE *out)
 {
-    fprintf(out, "usage: evrun-cli COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(out, "usage: evrun-cli COMMAND [ARGS...]\n"
+                 "       evrun-cli [OPTIONS...] COMMAND [ARGS...]   (the command's options)\n"
+                 "\ncommands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\n'evrun-cli COMMAND --help' (or 'evrun-cli help COMMAND') describes a "
@@ -74,6 +76,17 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         if (!strcmp(argv[1], s_commands[i].name))
             return s_commands[i].fn(argc - 1, argv + 1);
+    /* options before the command (`evrun-cli --broker EP status ID`, as
+       docker and kubectl take them): the first command named goes first,
+       and the command's own parser takes or refuses the options */
+    for (int k = 2; argv[1][0] == '-' && k < argc; k++)
+        for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+            if (!strcmp(argv[k], s_commands[i].name)) {
+                char *cmd = argv[k];
+                memmove(argv + 2, argv + 1, (size_t) (k - 1) * sizeof *argv);
+                argv[1] = cmd;
+                return s_commands[i].fn(argc - 1, argv + 1);
+            }
     /* a near-miss of a command, or another tool's word for one */
     static const char *const other[][2] = { { "ls", "jobs" },       { "ps", "jobs" },
                                             { "list", "jobs" },     { "check", "validate" },

@@ -309,6 +309,11 @@ case_cli_errors() {
   # asked for tcp:// (or given a key): the key is what is missing
   EVRUN_STATE_DIR=$none cli jobs --broker tcp://127.0.0.1:7700 > "$tmp/nb" 2>&1
   check "tcp:// asked: the missing cert named" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  # options before the command, as docker and kubectl take them
+  EVRUN_STATE_DIR=$none cli --broker tcp://127.0.0.1:7700 jobs > "$tmp/nb" 2>&1
+  check "--broker before the command: taken by it" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
+  cli --nosuch jobs > "$tmp/nb" 2>&1
+  check "an option before the command: the command's refusal" grep -q "^jobs: unrecognized option '--nosuch'" "$tmp/nb"
   # help COMMAND is the command's help; run --follow --wait refused
   check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
   check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
