@@ -344,7 +344,8 @@ s_event_post(const void *rec)
 
 static const evr_field_t s_event_fields[] = {
     { "seq", EVR_FT_U64, true, 0, offsetof(evr_event_t, seq), NULL, NULL, NULL,
-      "runner seq: dense in one runner's log, from 1", NULL, NULL },
+      "log seq: dense in the log that holds the event, from 1 (a runner's, as the runner "
+      "sends it; the broker's archive, as history and publications give it)", NULL, NULL },
     { "job", EVR_FT_STR, false, EVR_ULID_LEN, offsetof(evr_event_t, job), NULL, s_check_ulid,
       NULL, "job id (ULID); required for job.* and step.* events", NULL, NULL },
     { "jseq", EVR_FT_U32, false, 0, offsetof(evr_event_t, jseq), NULL, NULL, NULL,

@@ -585,11 +585,16 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             }
             if (!source)
                 ev->jseq = job->last_jseq + 1;
-            if ((source && (erc = s_owner_check(job, ev, source, err)))
-                || (erc = evr_job_apply(job, ev, err))) {
+            else
+                ev->seq = b->orig[i];   /* a refusal names the seq the runner sent */
+            bool bad = (source && (erc = s_owner_check(job, ev, source, err)))
+                       || (erc = evr_job_apply(job, ev, err));
+            ev->seq = seq;              /* stored under the archive's own seq */
+            if (bad) {
                 *refused = i;
                 break;
             }
+            job->last_seq = seq;
         }
         else if (evr_event_kind(ev) != EVR_EV_RUNNER_STARTED
                  && evr_event_kind(ev) != EVR_EV_RUNNER_RECOVERED) {

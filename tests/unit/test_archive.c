@@ -213,6 +213,8 @@ test_ingest_owner(void)
     CHECK(evr_store_ingest(b, "r2", &p, NULL, 1, &refused, &err) == EVR_ERR_STATE);
     CHECK(refused == 0);
     CHECK_CONTAINS(err.msg, "comes from runner r2, but the job runs on runner r1");
+    /* named by the seq r2 sent (1), not the one the archive would give it (2) */
+    CHECK_CONTAINS(err.msg, "job.started (jseq 2, seq 1) comes from runner r2");
     evr_rec_free(&evr_event_type, &ev);
     CHECK(s_ingest(b, "r1", &log, 1, 2, &stored, &err) == EVR_OK && stored == 1);
     evr_store_destroy(&b);
