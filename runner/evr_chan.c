@@ -73,11 +73,20 @@ evr_chan_answer(const evr_chan_cmd_t *cmds, void *arg, const char *line, size_t 
                        "line, e.g. {\"cmd\": \"hello\"}", jerr.column, jerr.text);
     char *text = NULL;
     json_t *id = json_object_get(req, "id");
-    if (id && !json_is_string(id) && !json_is_integer(id))
-        id = NULL;
+    const char *bad_id = !id || json_is_string(id) || json_is_integer(id) ? NULL
+                         : json_is_real(id)                            ? "a number with a fraction"
+                         : json_is_object(id)                          ? "an object"
+                         : json_is_array(id)                           ? "an array"
+                         : json_is_boolean(id)                         ? "a boolean"
+                                                                       : "null";
+    if (bad_id)
+        id = NULL;      /* not echoed: the error says why */
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     if (!json_is_object(req))
         text = s_error(NULL, "request is not a JSON object: send {\"cmd\": NAME, ...}");
+    else if (bad_id)
+        text = s_error(NULL, "request \"id\" is %s: expected a string or an integer (it is "
+                       "echoed in the answer)", bad_id);
     else if (!cmd)
         text = s_error(id, "request has no string \"cmd\": send {\"cmd\": NAME, ...}");
     if (text)

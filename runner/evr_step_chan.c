@@ -273,7 +273,7 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_rc_t rc = EVR_OK;
     if (!value)
         rc = evr_err_set(err, EVR_ERR_PROTO, "\"value_hex\": expected an even number of hex "
-                         "digits");
+                         "digits (0-9, a-f, A-F)");
     else if (vl == 0 || vl > EVR_JOB_SECRET_MAX || strlen(value) != vl)
         rc = evr_err_set(err, EVR_ERR_PROTO, "\"value\": %zu bytes: expected 1 to %d bytes "
                          "without NUL", vl, EVR_JOB_SECRET_MAX);

@@ -161,7 +161,8 @@ def main():
         what="a value with a NUL")
     ask(b'{"cmd":"secret","name":"OK1","value_hex":"abc"}\n',
         'secret: "value_hex": expected an even number of hex digits')
-    ask(b'{"cmd":"secret","name":"OK1","value_hex":"zz"}\n', 'secret: "value_hex": ',
+    ask(b'{"cmd":"secret","name":"OK1","value_hex":"zz"}\n',
+        'secret: "value_hex": expected an even number of hex digits (0-9, a-f, A-F)',
         what="value_hex not hex")
     ask(b'{"cmd":"secret","name":"OK1"}\n', "secret: ", what="neither value nor value_hex")
     ask(b'{"cmd":"secret","name":"OK1","value":"a","value_hex":"61"}\n', "secret: ",

@@ -90,6 +90,16 @@ test_answers(void)
     a = s_ans("{\"cmd\": \"echo\", \"cmd\": \"refuse\"}");
     CHECK_CONTAINS(a, "request is not JSON");   /* a key twice */
     free(a);
+    /* an id that cannot be echoed as sent: refused, not dropped */
+    a = s_ans("{\"cmd\": \"echo\", \"say\": \"hi\", \"id\": 1.5}");
+    CHECK_CONTAINS(a, "\"ok\":false");
+    CHECK_CONTAINS(a, "request \\\"id\\\" is a number with a fraction: expected a string or an "
+                      "integer");
+    free(a);
+    a = s_ans("{\"cmd\": \"echo\", \"id\": {\"a\": 1}}");
+    CHECK_CONTAINS(a, "request \\\"id\\\" is an object");
+    CHECK(strstr(a, "said") == NULL);
+    free(a);
 }
 
 /* ------------------------------------------------------------ live socket */
