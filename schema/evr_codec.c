@@ -755,6 +755,8 @@ s_unpack_field(const msgpack_object *o, const evr_field_t *f, void *rec, s_path_
                 *(bool *) ((char *) p + f->sub->present_off) = evr_field_present(sf, AT(p, sf));
             return rc;
         }
+        if (f->short_key && o->type != MSGPACK_OBJECT_MAP)   /* both forms named */
+            return s_type_err(err, path, "map or array", o);
         return s_unpack_rec(o, f->sub, p, path, err);
     case EVR_FT_RECPTR:
         *(void **) p = evr_calloc(1, f->sub->size);

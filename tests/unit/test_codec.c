@@ -356,6 +356,7 @@ static const s_bad_t s_bad[] = {
     { "evrun2 submit", "{}", NULL, "bad_request", "header: expected \"evrun1 <type>\"" },
     { "evrun1", "{}", NULL, "bad_request", "header" },
     { "evrun1 ack", "[1]", NULL, "bad_request", "ack: expected map, got array" },
+    { "evrun1 submit", "{\"job\": \"01JQ7ZK3M8X2V9T4B6N0C5D7EF\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"artifacts\": 5}]}}", NULL, "bad_request", "submit.spec.steps[0].artifacts: expected map or array, got int" },
     { "evrun1 ack", "{\"seq\": -1}", NULL, "bad_request", "ack.seq: expected non-negative int" },
     { "evrun1 credit", "{\"credit\": 8589934592}", NULL, "too_large", "credit.credit: 8589934592 exceeds the 32-bit range" },
     { "evrun1 control", "{\"command\": \"explode\"}", NULL, "bad_request", "control.command: expected one of cancel" },
