@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "evr_event.h"
+#include "evr_json.h"
 
 #define S_VIEWS 64
 #define S_ITEMS_KEPT 4096       /* steps + files of a view that is kept */
@@ -133,7 +134,7 @@ s_file(s_view_t *v, const evr_evdata_t *x)
         }
     }
     if (f) {    /* the latest of a step and path wins */
-        json_object_set_new(f, "size", json_integer((json_int_t) x->size));
+        json_object_set_new(f, "size", evr_json_u64(x->size));
         json_object_set_new(f, "sha256", json_string(x->sha256));
     }
     free(key);
@@ -157,7 +158,7 @@ s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
     case EVR_EV_STEP_FINISHED:
         json_object_set_new(st, "status", json_string(x->status ? x->status : "failed"));
         json_object_set_new(st, "exit_code", json_integer(x->exit_code));
-        json_object_set_new(st, "duration_ms", json_integer((json_int_t) x->duration));
+        json_object_set_new(st, "duration_ms", evr_json_u64(x->duration));
         evr_gw_time_set(st, "finished", ev->time);
         break;
     case EVR_EV_STEP_SKIPPED: json_object_set_new(st, "status", json_string("skipped")); break;

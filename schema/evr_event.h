@@ -108,7 +108,7 @@ const char *evr_event_sha256_problem(const char *s);
 const char *evr_event_artifact_path_problem(const char *p);
 
 typedef struct {
-    uint64_t seq;       /* runner seq, dense per log, from 1 */
+    uint64_t seq;       /* log seq, dense per log, from 1 (the archive renumbers) */
     char *job;          /* ULID; NULL for runner.* events */
     uint32_t jseq;      /* per-job seq, dense, from 1; 0 for runner.* events */
     uint32_t type;      /* evr_evtype_t; a string ("job.accepted") on the wire */

@@ -39,13 +39,20 @@ s_str(const char *s)
     return j ? j : json_string("<invalid UTF-8>");
 }
 
+json_t *
+evr_json_u64(uint64_t v)
+{
+    /* jansson's integers are int64: a larger value as a (positive) real */
+    return v <= INT64_MAX ? json_integer((json_int_t) v) : json_real((double) v);
+}
+
 static json_t *
 s_value(const evr_field_t *f, const void *rec, const void *p)
 {
     switch (f->type) {
     case EVR_FT_STR: return s_str(*(char *const *) p);
     case EVR_FT_U64:
-    case EVR_FT_BYTES: return json_integer((json_int_t) *(const uint64_t *) p);
+    case EVR_FT_BYTES: return evr_json_u64(*(const uint64_t *) p);
     case EVR_FT_U32: return json_integer((json_int_t) *(const uint32_t *) p);
     case EVR_FT_U32_OPT: return json_integer((json_int_t) ((const evr_u32opt_t *) p)->v);
     case EVR_FT_ENUM: return json_string(evr_enum_name(f, *(const uint32_t *) p));

@@ -14,5 +14,8 @@
 
 /*  A new JSON object for rec; caller owns the reference (json_decref). */
 json_t *evr_json_from_rec(const evr_rectype_t *type, const void *rec);
+/*  An unsigned 64-bit value as JSON: an integer up to INT64_MAX (jansson's
+    range), above it a real (positive, rounded), never a negative number. */
+json_t *evr_json_u64(uint64_t v);
 
 #endif
