@@ -5,6 +5,16 @@ temporary state directory) whose runners are played on its runner socket
 from schema/PROTOCOL.md).  No podman is needed.
 
 Cases:
+  file_dispatched  a file trigger for a parent dispatched to the runner
+                   (its job.accepted not sent yet) is checked against the
+                   dispatched spec's triggers: (taken; a file no entry
+                   matches: conflict); so after job.accepted, and after
+                   the parent finished; a resend is existing
+  codes            the refusals' codes: a spec without file, or of another
+                   pipeline: bad_request; a parent the broker never saw:
+                   not_found; a parent waiting in the queue, or running on
+                   another runner: conflict; no such registered pipeline:
+                   not_found
   retention        with keep_per_pipeline 1, the ids of jobs retention
                    removed are refused (conflict, naming retention) by
                    submit, start and trigger: never queued again; a new id
@@ -54,6 +64,74 @@ def dispatched(r, c, spec):
     _, b = r.wait("dispatch")
     assert b.get("job") == job, b
     return job
+
+
+def case_file_dispatched(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "trg-f", ["lt"])
+    r.connect()
+    r.credit(2)
+    p = dispatched(r, c, parent_spec("lt"))
+    first = new_ulid()
+    t = trigger(r, p, first)
+    check("dispatched parent: a file its triggers: match is taken", t[:2] == (first, None), t)
+    t = trigger(r, p, file="ci/sub/b.yml")
+    check("... one no entry matches (* stays in one component): conflict",
+          t[1] == "conflict" and f"file ci/sub/b.yml is not in the triggers: of job {p}" == t[2],
+          t)
+    t = trigger(r, p, file="other.yml")
+    check("... other.yml: conflict", t[1] == "conflict" and "is not in the triggers:" in t[2], t)
+    r.accept(p, parent_spec("lt"))
+    t = trigger(r, p, file="ci/c.yml")
+    check("accepted parent: taken", t[1] is None and not t[3], t)
+    t = trigger(r, p, first)
+    check("the first trigger sent again: existing", t == (first, None, "", True), t)
+    r.events(p, ("job.finished", {"status": "succeeded"}))
+    t = trigger(r, p, file="ci/d.yml")
+    check("finished parent (the archive's spec): taken", t[1] is None, t)
+    t = trigger(r, p, file="x.yml")
+    check("... a file it does not name: conflict", t[1] == "conflict", t)
+    c.close()
+    r.c.close()
+
+
+def case_codes(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "trg-c", ["lt"])
+    r.connect()
+    r.credit(2)
+    p = dispatched(r, c, parent_spec("lt"))
+    r.accept(p, parent_spec("lt"))
+    t = trigger(r, p, file=None)
+    check("a spec without file: bad_request",
+          t[1:3] == ("bad_request", "trigger.file: required with trigger.spec"), t)
+    t = trigger(r, p, pipeline="other")
+    check("a spec of another pipeline: bad_request",
+          t[1] == "bad_request" and t[2].startswith("trigger.pipeline: other is not"), t)
+    made_up = new_ulid()
+    t = trigger(r, made_up)
+    check("a parent the broker never saw: not_found", t[1] == "not_found"
+          and f"job {made_up} is not known to the broker as a job of runner trg-c (no such job)"
+          in t[2], t)
+    waiting = new_ulid()
+    c.submit(waiting, parent_spec("nobody"))
+    t = trigger(r, waiting)
+    check("a parent waiting in the queue: conflict",
+          t[1] == "conflict" and "(it waits in the queue)" in t[2], t)
+    other = FakeRunner(br, "trg-o", ["lo"])
+    other.connect()
+    t = trigger(other, p)
+    check("a parent of another runner: conflict", t[1] == "conflict" and
+          f"job {p} does not run on runner trg-o: it triggers nothing there (it runs on trg-c)"
+          == t[2], t)
+    t = trigger(r, p, pipeline="nonesuch", spec=None, file=None)
+    check("no such registered pipeline: not_found",
+          t[1] == "not_found" and "no registered pipeline \"nonesuch\"" in t[2], t)
+    t = trigger(r, p, pipeline="reg", spec=None, file=None)
+    check("a registered pipeline: taken", t[1] is None, t)
+    c.close()
+    r.c.close()
+    other.c.close()
 
 
 def case_retention(br):
@@ -106,8 +184,9 @@ def case_retention(br):
     r.c.close()
 
 
-CASES = {"retention": (case_retention, ("--retention-keep-per-pipeline", "1",
-                                       "--retention-interval", "1h"))}
+CASES = {"file_dispatched": (case_file_dispatched, ()), "codes": (case_codes, ()),
+         "retention": (case_retention, ("--retention-keep-per-pipeline", "1",
+                                        "--retention-interval", "1h"))}
 
 
 def main():

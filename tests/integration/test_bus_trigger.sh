@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test_bus_trigger.sh BIN_DIR SRC_DIR [CASE ...]: a runner's trigger and
-# the ids of jobs retention removed (refused by submit, start and
-# trigger), against a real
+# test_bus_trigger.sh BIN_DIR SRC_DIR [CASE ...]: a runner's trigger (the
+# parent's checks, the refusals' codes) and the ids of jobs retention
+# removed (refused by submit, start and trigger), against a real
 # evrun-broker whose runners are played by tests/integration/bus_trigger.py
 # (the client of tests/interop, written from schema/PROTOCOL.md).  No
 # podman needed.
