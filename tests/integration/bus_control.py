@@ -19,7 +19,8 @@ Cases:
   cancel_reason  a job's cancel reason is its first cancel's: a second
                  cancel (no reason, or another) of a dispatched job is ok
                  "already asked" and the runner gets the first's reason
-                 once it takes the job; a queued job ends with it (a
+                 once it takes the job (also when a queue.interrupt
+                 comes after the cancel); a queued job ends with it (a
                  second cancel: conflict); a running one (evrun-runner)
                  keeps it over a second cancel without a reason
 """
@@ -392,6 +393,19 @@ def case_cancel_reason(br):
            if t == "control"]
     check("once taken, the runner gets one cancel with the first reason",
           got == [("cancel", job, "early")], got)
+    # a queue.interrupt of that dispatched job after the cancel keeps the cancel's reason
+    ispec = make_spec("ctli", [make_step("a", "sleep 60")], image="img", labels=["lc"],
+                      queue={"strategy": "replace", "interrupt": True})
+    first = new_ulid()
+    c.submit(first, ispec)
+    t, b = r.wait("dispatch")
+    a1 = answer(c, "cancel", {"job": first, "reason": "early"})
+    c.submit(new_ulid(), ispec)     # interrupts first
+    r.accept(first, ispec, start=False)
+    got = [(b.get("command"), b.get("job"), b.get("reason")) for t, b in r.pending()
+           if t == "control"]
+    check("cancelled, then interrupted while dispatched: the cancel's reason",
+          a1[0] == "ok" and got == [("cancel", first, "early")], (a1, got))
     # queued (no runner has its label): the first cancel ends it, with its reason
     queued = new_ulid()
     c.submit(queued, spec_for("nobody"))
