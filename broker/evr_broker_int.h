@@ -200,6 +200,8 @@ struct evr_broker {
     struct evr_artstore *artstore;
     struct evr_pipelines *pipes;    /* registered pipelines (evr_pipelines.h) */
     uint64_t next_prune;    /* mono ns: the next retention batch (evr_retention.c) */
+    evr_prune_meta_t pruned;    /* the store's counts of what retention removed */
+    bool pruned_read;           /* pruned holds them (read again after a batch) */
     struct evr_providers *providers;   /* provisioners' reports (evr_providers.c); NULL: none */
     struct evr_demand *demand;  /* demand for runners (evr_demand.c); NULL: none yet */
 };
@@ -474,6 +476,14 @@ void evr_retention_request(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 /*  Answers a request about a job the broker does not know: `not_found`,
     saying when retention may have removed it. */
 void evr_retention_no_job(evr_broker_t *b, zframe_t *rid, const char *job);
+/*  Whether a submit (a start, a trigger, a schedule's fire: req names
+    it) of job, an id the broker does not hold, is refused because
+    retention may have removed that job: its id is at or below the
+    highest id retention removed (the store's pruned_upto), so it may have
+    run already, and queueing it again would run it twice.  true: why
+    says so (code `conflict`). */
+bool evr_retention_refuses(evr_broker_t *b, const char *req, const char *job, char *why,
+                           size_t len);
 
 /* evr_artstore.c */
 typedef struct evr_artstore evr_artstore_t;

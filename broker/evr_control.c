@@ -12,7 +12,10 @@
     `ok` as already asked, not sent again.  A runner that refuses the
     command (the job ended meanwhile, or is being cancelled) sends no
     event: what was asked counts for the runner's lease (lease_ms) at
-    most, then the archive's state decides again.
+    most, then the archive's state decides again.  A job's cancel reason
+    is its first cancel's, as a runner keeps the first it gets: a second
+    cancel of a dispatched job is answered `ok` as already asked and
+    changes nothing.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,7 +48,10 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue
     const char *reason = req->reason ? req->reason : "cancelled by a user";
     switch (req->type) {
     case EVR_MSG_CANCEL:
-        if (j->state == B_DISPATCHED) {
+        if (j->state == B_DISPATCHED && j->cancel_pending)   /* the first cancel's reason stays */
+            s_ok(b, rid, j->id, "cancel already asked (%s): it reaches %s as soon as it takes "
+                 "the job", j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
+        else if (j->state == B_DISPATCHED) {
             j->cancel_pending = true;
             free(j->cancel_reason);
             j->cancel_reason = evr_strdup(reason);

@@ -188,7 +188,9 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
     return true;
 }
 
-/*  Cancels the running job j (dispatched: once its runner has taken it). */
+/*  Cancels the running job j (dispatched: once its runner has taken it);
+    a dispatched job keeps the reason of a cancel already pending for it
+    (a job's cancel reason is its first cancel's, evr_control.c). */
 static void
 s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 {
@@ -199,9 +201,11 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
         evr_broker_info(b, "job %s: %s", j->id, reason);
         return;
     }
+    if (!j->cancel_pending || !j->cancel_reason) {
+        free(j->cancel_reason);
+        j->cancel_reason = evr_strdup(reason);
+    }
     j->cancel_pending = true;
-    free(j->cancel_reason);
-    j->cancel_reason = evr_strdup(reason);
     if (j->state == B_DISPATCHED)
         evr_broker_info(b, "job %s: %s (when its runner has taken it)", j->id, reason);
     else

@@ -548,6 +548,10 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
              || (evr_store_has_job(b->store, msg->job, &stored, &err) == EVR_OK && stored);
     if (*existing)
         return true;
+    *code = EVR_CODE_CONFLICT;  /* a retried submit of a job retention removed */
+    if (evr_retention_refuses(b, req, msg->job, why, len))
+        return false;
+    *code = EVR_CODE_BAD_REQUEST;
     /* its record's body: the body as received when binding its args
        changed nothing (it decodes to msg, every key of it: see
        evr_bus_recv_wire), else msg encoded.  The spec is part of it, so a body

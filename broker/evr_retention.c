@@ -8,7 +8,10 @@
     loop serves.  A client's `prune` runs the same batches at once (at
     most S_REQUEST_BATCHES, answered with `more` when jobs are left) or,
     with dry_run, counts them.  Jobs the broker still holds (queued,
-    dispatched, running) are never touched.
+    dispatched, running) are never touched.  What was removed leaves one
+    trace, the highest id removed (pruned_upto): a request about an
+    unknown id at or below it is answered that retention may have removed
+    it, and a submit of such an id is refused, not run a second time.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <ftw.h>
@@ -71,6 +74,8 @@ s_batch(evr_broker_t *b, bool dry_run, evr_prune_stats_t *st, bool *more, evr_er
     pol.busy_arg = b;
     evr_rc_t rc = evr_store_prune(b->store, &pol, evr_now_ns(), S_BATCH, dry_run, s_removed, b,
                                   st, more, err);
+    if (!dry_run)
+        b->pruned_read = false;     /* its counts and pruned_upto may have moved */
     if (rc && !dry_run)
         evr_broker_fail(b, err);
     return rc == EVR_OK;
@@ -131,17 +136,49 @@ evr_retention_request(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_bus_send(b->clients, rid, &m, NULL);
 }
 
+/*  What the store says retention removed, read once after each batch;
+    NULL when it did not answer (nothing removed, as far as is known). */
+static const evr_prune_meta_t *
+s_pruned(evr_broker_t *b)
+{
+    evr_err_t err;
+    if (!b->pruned_read) {
+        if (evr_store_pruned(b->store, &b->pruned, &err) != EVR_OK)
+            return NULL;
+        b->pruned_read = true;
+    }
+    return &b->pruned;
+}
+
+/*  Whether retention may have removed job: at or below pruned_upto. */
+static const evr_prune_meta_t *
+s_maybe_removed(evr_broker_t *b, const char *job)
+{
+    const evr_prune_meta_t *pm = s_pruned(b);
+    return pm && pm->upto[0] && strcmp(job, pm->upto) <= 0 ? pm : NULL;
+}
+
 void
 evr_retention_no_job(evr_broker_t *b, zframe_t *rid, const char *job)
 {
-    evr_prune_meta_t pm;
-    evr_err_t err;
-    if (evr_store_pruned(b->store, &pm, &err) == EVR_OK && pm.upto[0]
-        && strcmp(job, pm.upto) <= 0)
+    const evr_prune_meta_t *pm = s_maybe_removed(b, job);
+    if (pm)
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s: removed by "
                            "retention, or never known (the broker has removed %llu finished "
                            "jobs, up to %s; see its retention settings)", job,
-                           (unsigned long long) pm.jobs, pm.upto);
+                           (unsigned long long) pm->jobs, pm->upto);
     else
         evr_bus_send_error(b->clients, rid, EVR_CODE_NOT_FOUND, "no job %s", job);
+}
+
+bool
+evr_retention_refuses(evr_broker_t *b, const char *req, const char *job, char *why, size_t len)
+{
+    const evr_prune_meta_t *pm = s_maybe_removed(b, job);
+    if (pm)
+        snprintf(why, len, "%s.job: job %s may have run already and been removed by retention "
+                 "(the broker has removed %llu finished jobs, up to %s): not queued again, "
+                 "so that it does not run twice; a new job needs a new id", req, job,
+                 (unsigned long long) pm->jobs, pm->upto);
+    return pm != NULL;
 }

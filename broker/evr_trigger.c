@@ -12,39 +12,37 @@
     (or that spec as a client's submit), with the parent recorded in the submit (and
     so in the dispatch and the child's job.accepted), commits it before it
     answers, and answers `triggered` on the session: the job, `existing`
-    when that id was known already, or an error code and message. */
+    when that id was known already, or an error code and message (an id
+    retention may have removed is refused, as a submit of it is: that
+    child may have run already). */
 #include <fnmatch.h>
 
 #include "evr_broker_int.h"
 #include "evr_log.h"
 #include "evr_pipelines.h"
 
-/*  A spec is the runner's word: taken only for a parent job that runs on
-    that runner and whose triggers: has a file:GLOB entry matching the
-    file's path (as the runner checked), so a runner can start no more
-    than the pipelines of its own jobs let it.  Else false with why. */
+/*  A spec is the runner's word: taken only when the parent's triggers:
+    has a file:GLOB entry matching the file's path (as the runner
+    checked), so a runner can start no more than the pipelines of its own
+    jobs let it (s_parent_ours has checked that the parent is the
+    runner's).  The parent's spec is the one the queue dispatched while
+    its job.accepted is on its way (the queue still holds the submit),
+    else the one its job.accepted stored.  Else false with why. */
 static bool
-s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, size_t len)
+s_file_allowed(evr_broker_t *b, const evr_msg_t *msg, char *why, size_t len)
 {
     const evr_queue_job_t *j = evr_queue_find(b, msg->parent_job);
-    if (!msg->file) {
-        snprintf(why, len, "trigger.file: required with trigger.spec");
-        return false;
-    }
-    if (!j || !j->runner || strcmp(j->runner, runner)) {
-        snprintf(why, len, "job %s does not run on runner %s: it triggers nothing there",
-                 msg->parent_job, runner);
-        return false;
-    }
     evr_spec_t *ps = NULL;
     evr_strmap_t pa = { 0 };
     evr_err_t err;
+    const evr_spec_t *spec = j && j->submit ? j->submit->spec : NULL;
+    if (!spec && evr_store_job_spec(b->store, msg->parent_job, &ps, &pa, &err) == EVR_OK)
+        spec = ps;
     bool ok = false;
     const size_t pl = sizeof EVR_SPEC_TRIGGER_FILE - 1;
-    if (evr_store_job_spec(b->store, msg->parent_job, &ps, &pa, &err) == EVR_OK)
-        for (uint32_t i = 0; i < ps->triggers.n && !ok; i++)
-            ok = !strncmp(ps->triggers.v[i], EVR_SPEC_TRIGGER_FILE, pl)
-                 && fnmatch(ps->triggers.v[i] + pl, msg->file, FNM_PATHNAME) == 0;
+    for (uint32_t i = 0; spec && i < spec->triggers.n && !ok; i++)
+        ok = !strncmp(spec->triggers.v[i], EVR_SPEC_TRIGGER_FILE, pl)
+             && fnmatch(spec->triggers.v[i] + pl, msg->file, FNM_PATHNAME) == 0;
     if (!ok)
         snprintf(why, len, "file %s is not in the triggers: of job %s", msg->file,
                  msg->parent_job);
@@ -56,10 +54,11 @@ s_file_allowed(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *
 /*  Whether runner may name job as a trigger's parent: a runner triggers
     for its own jobs only, those the archive holds as run by it, or (its
     job.accepted still on its way) that the queue holds as dispatched to
-    it.  Else false with why: a job of another runner, or one the broker
+    it.  Else the code of the refusal, with why: `conflict` for a job of
+    another runner or one that never ran, `not_found` for one the broker
     does not know (a made-up parent would let a runner start any
     registered pipeline in a job's name). */
-static bool
+static const char *
 s_parent_ours(evr_broker_t *b, const char *runner, const char *job, char *why, size_t len)
 {
     evr_job_t pj = { 0 };
@@ -78,7 +77,28 @@ s_parent_ours(evr_broker_t *b, const char *runner, const char *job, char *why, s
                  "runner triggers for the jobs it was sent only", job, runner,
                  stored ? "it never ran" : q ? "it waits in the queue" : "no such job");
     evr_rec_free(&evr_job_type, &pj);
-    return ours;
+    return ours ? NULL : stored || q ? EVR_CODE_CONFLICT : EVR_CODE_NOT_FOUND;
+}
+
+/*  Why a trigger is refused before its submit: the code of the refusal
+    and why, or NULL.  A malformed one (a spec without its file, or of
+    another pipeline) is `bad_request`; then the parent is checked. */
+static const char *
+s_refusal(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, size_t len)
+{
+    if (msg->spec && strcmp(msg->spec->pipeline, msg->pipeline)) {
+        snprintf(why, len, "trigger.pipeline: %s is not the spec's pipeline (%s)",
+                 msg->pipeline, msg->spec->pipeline);
+        return EVR_CODE_BAD_REQUEST;
+    }
+    if (msg->spec && !msg->file) {
+        snprintf(why, len, "trigger.file: required with trigger.spec");
+        return EVR_CODE_BAD_REQUEST;
+    }
+    const char *code = s_parent_ours(b, runner, msg->parent_job, why, len);
+    if (!code && msg->spec && !s_file_allowed(b, msg, why, len))
+        code = EVR_CODE_CONFLICT;
+    return code;
 }
 
 /*  Answers the runner at rid about job. */
@@ -98,15 +118,9 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
 {
     const evr_pipe_t *p = msg->spec ? NULL : evr_pipelines_find(b, msg->pipeline);
     char why[1024];
-    if (msg->spec && strcmp(msg->spec->pipeline, msg->pipeline)) {
-        snprintf(why, sizeof why, "trigger.pipeline: %s is not the spec's pipeline (%s)",
-                 msg->pipeline, msg->spec->pipeline);
-        s_answer(b, rid, msg->job, false, EVR_CODE_BAD_REQUEST, why);
-        return;
-    }
-    if (!s_parent_ours(b, runner, msg->parent_job, why, sizeof why)
-        || (msg->spec && !s_file_allowed(b, runner, msg, why, sizeof why))) {
-        s_answer(b, rid, msg->job, false, EVR_CODE_CONFLICT, why);
+    const char *code = s_refusal(b, runner, msg, why, sizeof why);
+    if (code) {
+        s_answer(b, rid, msg->job, false, code, why);
         return;
     }
     if (!p && !msg->spec) {
@@ -128,7 +142,6 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
     m.parent_job = evr_strdup(msg->parent_job);
     m.parent_step = evr_strdup(msg->parent_step);
     bool existing = false;
-    const char *code = NULL;
     char job[EVR_ULID_LEN + 1];
     snprintf(job, sizeof job, "%s", msg->job);
     evr_queue_flush(b);     /* the submits before it are committed and answered first */

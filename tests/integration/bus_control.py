@@ -16,6 +16,13 @@ Cases:
                  and sent after its welcome; no job goes to it
   real_runner    evrun-runner (process executor) drained stays draining
                  over a broker restart
+  cancel_reason  a job's cancel reason is its first cancel's: a second
+                 cancel (no reason, or another) of a dispatched job is ok
+                 "already asked" and the runner gets the first's reason
+                 once it takes the job (also when a queue.interrupt
+                 comes after the cancel); a queued job ends with it (a
+                 second cancel: conflict); a running one (evrun-runner)
+                 keeps it over a second cancel without a reason
 """
 import os
 import shutil
@@ -39,8 +46,8 @@ def check(name, ok, detail=""):
 
 
 class Broker:
-    def __init__(self, bin_dir, root):
-        self.bin, self.root, self.proc = bin_dir, root, None
+    def __init__(self, bin_dir, root, args=()):
+        self.bin, self.root, self.proc, self.args = bin_dir, root, None, list(args)
         self.clients = f"ipc://{root}/bus/clients"
         self.runners = f"ipc://{root}/bus/runners"
 
@@ -52,8 +59,8 @@ class Broker:
                 pass
         log = open(f"{self.root}/broker.log", "a")
         self.proc = subprocess.Popen([f"{self.bin}/evrun-broker", "--local", "--state-dir",
-                                      self.root, "--heartbeat-ms", "200", "--lease-ms", "1500"],
-                                     stdout=log, stderr=log)
+                                      self.root, "--heartbeat-ms", "200", "--lease-ms", "1500",
+                                      *self.args], stdout=log, stderr=log)
         for _ in range(100):
             if os.path.exists(f"{self.root}/bus/clients"):
                 return
@@ -338,9 +345,103 @@ def case_real_runner(br):
         c.close()
 
 
+def finished_reason(c, job):
+    """The reason of job's job.finished (None: not finished)."""
+    for ev in c.history_all(job):
+        if ev.get("type") == "job.finished":
+            return ev.get("data", {}).get("reason")
+    return None
+
+
+def start_runner(br, rid):
+    """evrun-runner (process executor, capacity 1) as rid: its Popen."""
+    log = open(f"{br.root}/runner-{rid}.log", "a")
+    return subprocess.Popen([f"{br.bin}/evrun-runner", "--broker", br.runners, "--id", rid,
+                             "--executors", "process", "--capacity", "1", "--state-dir",
+                             f"{br.root}/{rid}", "--heartbeat-ms", "200", "--lease-ms", "1500"],
+                            stdout=log, stderr=log)
+
+
+def stop_runner(rn):
+    rn.terminate()
+    try:
+        rn.wait(10)
+    except subprocess.TimeoutExpired:
+        rn.kill()
+        rn.wait()
+
+
+def case_cancel_reason(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-c", ["lc"])
+    r.connect()
+    r.credit(2)
+    # dispatched, not accepted yet: the cancel waits for the runner to take it
+    job = dispatched_job(r, c, "lc")
+    a1 = answer(c, "cancel", {"job": job, "reason": "early"})
+    a2 = answer(c, "cancel", {"job": job})
+    a3 = answer(c, "cancel", {"job": job, "reason": "late"})
+    check("dispatched: cancel with a reason: ok, held for the runner",
+          a1[0] == "ok" and "as soon as it takes" in a1[1], a1)
+    check("a second cancel without a reason: ok, already asked (the first reason kept)",
+          a2[0] == "ok" and "already asked (early)" in a2[1], a2)
+    check("a third with another reason: ok, already asked",
+          a3[0] == "ok" and "already asked (early)" in a3[1], a3)
+    check("nothing sent before the runner takes it", controls(r.pending(0.3)) == [])
+    r.accept(job, spec_for("lc"), start=False)
+    got = [(b.get("command"), b.get("job"), b.get("reason")) for t, b in r.pending()
+           if t == "control"]
+    check("once taken, the runner gets one cancel with the first reason",
+          got == [("cancel", job, "early")], got)
+    # a queue.interrupt of that dispatched job after the cancel keeps the cancel's reason
+    ispec = make_spec("ctli", [make_step("a", "sleep 60")], image="img", labels=["lc"],
+                      queue={"strategy": "replace", "interrupt": True})
+    first = new_ulid()
+    c.submit(first, ispec)
+    t, b = r.wait("dispatch")
+    a1 = answer(c, "cancel", {"job": first, "reason": "early"})
+    c.submit(new_ulid(), ispec)     # interrupts first
+    r.accept(first, ispec, start=False)
+    got = [(b.get("command"), b.get("job"), b.get("reason")) for t, b in r.pending()
+           if t == "control"]
+    check("cancelled, then interrupted while dispatched: the cancel's reason",
+          a1[0] == "ok" and got == [("cancel", first, "early")], (a1, got))
+    # queued (no runner has its label): the first cancel ends it, with its reason
+    queued = new_ulid()
+    c.submit(queued, spec_for("nobody"))
+    a1 = answer(c, "cancel", {"job": queued, "reason": "early"})
+    a2 = answer(c, "cancel", {"job": queued})
+    check("queued: cancel: ok, cancelled while queued", a1[0] == "ok" and "while queued" in a1[1],
+          a1)
+    check("a second cancel: conflict, it has finished",
+          a2[0] == "error" and a2[1].startswith("conflict:") and "has finished" in a2[1], a2)
+    reason = finished_reason(c, queued)
+    check("its job.finished keeps the first reason", reason == "early", reason)
+    # running on evrun-runner: a second cancel without a reason erases nothing
+    rn = start_runner(br, "ctl-creal")
+    try:
+        run = new_ulid()
+        c.submit(run, make_spec("ctlr", [make_step("a", "sleep 60")]) | {"executor": "process"})
+        check("the job runs on evrun-runner", wait_status(c, run, "running", 15))
+        for _ in range(100):    # its step started: the cancel stops it
+            if any(ev.get("type") == "step.started" for ev in c.history_all(run)):
+                break
+            time.sleep(0.1)
+        a1 = answer(c, "cancel", {"job": run, "reason": "early"})
+        a2 = answer(c, "cancel", {"job": run})
+        check("running: both cancels ok, sent", a1[0] == "ok" and a2[0] == "ok", (a1, a2))
+        check("it ends cancelled", wait_status(c, run, "cancelled", 15))
+        reason = finished_reason(c, run)
+        check("with the first cancel's reason", reason == "early", reason)
+    finally:
+        stop_runner(rn)
+    c.close()
+    r.c.close()
+
+
 CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
          "drain_hello": case_drain_hello, "restart": case_restart,
-         "real_runner": case_real_runner}
+         "real_runner": case_real_runner, "cancel_reason": case_cancel_reason}
 
 
 def main():

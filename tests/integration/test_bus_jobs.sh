@@ -409,7 +409,7 @@ YML
   # a parent the broker never saw (made up): refused too
   "$bin/evr-test-bus" rogue-trigger "ipc://$tmp/bus/runners" rogue-2 01ARZ3NDEKTSV4RRFFQ69G5FAV \
     > "$tmp/rogue2.out" 2>&1
-  check "a made-up parent refused" grep -q "^refused conflict: job 01ARZ3NDEKTSV4RRFFQ69G5FAV is not known to the broker as a job of runner rogue-2 (no such job)" "$tmp/rogue2.out"
+  check "a made-up parent refused (not_found)" grep -q "^refused not_found: job 01ARZ3NDEKTSV4RRFFQ69G5FAV is not known to the broker as a job of runner rogue-2 (no such job)" "$tmp/rogue2.out"
   check "... nothing started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q rogue"
 }
 
