@@ -5,6 +5,7 @@
     projections against a rebuild from the events alone.  Opens the store
     with MDB_RDONLY, so it runs beside a live writer.
 */
+#include <ctype.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
+#include "evr_ulid.h"
 
 typedef struct {
     bool json;
@@ -49,8 +51,9 @@ s_help(FILE *out)
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
             "\n"
-            "exit status: 0 ok; 1 a difference (--verify) or an unknown job;\n"
-            "2 usage error, or DIR missing or not an evrun store\n");
+            "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
+            "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
+            "is no job id), or DIR missing or not an evrun store\n");
 }
 
 static void
@@ -421,6 +424,28 @@ s_seq_arg(const char *opt, const char *s, uint64_t *out)
     return true;
 }
 
+/*  The job id of --job ID or --output ID[/STEP], upper-cased in place:
+    false (said) when it is none; a usage error, as evrun-cli's. */
+static bool
+s_id_arg(const char *opt, char *arg)
+{
+    char *slash = strchr(arg, '/');
+    size_t n = slash ? (size_t) (slash - arg) : strlen(arg);
+    char id[EVR_ULID_LEN + 2] = "";
+    evr_err_t err;
+    if (n <= EVR_ULID_LEN)
+        memcpy(id, arg, n);
+    else
+        memcpy(id, arg, EVR_ULID_LEN + 1);   /* too long: parse says so */
+    if (evr_ulid_parse(id, NULL, &err)) {
+        fprintf(stderr, "evrun-replay: %s %s: not a job id (%s)\n", opt, arg, err.msg);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        arg[i] = (char) toupper((unsigned char) arg[i]);
+    return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -432,7 +457,7 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     s_opts_t o = { 0 };
-    const char *job = NULL, *output = NULL;
+    char *job = NULL, *output = NULL;
     bool events = false, verify = false;
     int c, views = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -458,6 +483,13 @@ main(int argc, char **argv)
                                            : "evrun-replay: choose one of --job, --events, "
                                              "--output, --verify\n");
         s_help(stderr);
+        return 2;
+    }
+    if ((job && !s_id_arg("--job", job)) || (output && !s_id_arg("--output", output)))
+        return 2;
+    if (o.from && o.to && o.from > o.to) {
+        fprintf(stderr, "evrun-replay: --from %llu is above --to %llu: no event lies between\n",
+                (unsigned long long) o.from, (unsigned long long) o.to);
         return 2;
     }
     if ((o.from || o.to) && !events) {

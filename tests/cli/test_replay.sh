@@ -82,6 +82,19 @@ check "a broken store's LMDB error names the directory" \
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
+# a usage error exits 2, as evrun-cli's: an id that is no job id, --from above --to
+check "--job junk exits 2" status_is 2 "$bin/evrun-replay" "$store" --job junk
+"$bin/evrun-replay" "$store" --job junk 2> "$tmp/junk.err"
+check "--job junk: not a job id" grep -q "^evrun-replay: --job junk: not a job id" "$tmp/junk.err"
+check "--output junk/s exits 2" status_is 2 "$bin/evrun-replay" "$store" --output junk/step-1
+check "--job in lower case finds the job" status_is 0 "$bin/evrun-replay" "$store" \
+  --job "$(echo "$job" | tr A-Z a-z)"
+check "--from above --to exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from 5 --to 2
+"$bin/evrun-replay" "$store" --events --from 5 --to 2 2> "$tmp/fromto.err"
+check "--from above --to: says so" grep -q "^evrun-replay: --from 5 is above --to 2" \
+  "$tmp/fromto.err"
+check "--from equal to --to: that event" [ "$("$bin/evrun-replay" "$store" --events --from 3 --to 3 | wc -l)" -eq 1 ]
+check "--help documents the usage errors" bash -c "'$bin/evrun-replay' --help | grep -q 'above --to'"
 check "--help exits 0" status_is 0 "$bin/evrun-replay" --help
 
 echo "$passes passed, $fails failed"
