@@ -386,7 +386,7 @@ evr_cli_artifacts(int argc, char **argv)
     const char *dir = ".";
     unsigned wait_s = S_WAIT_DEFAULT;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "o:h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {

@@ -8,6 +8,61 @@
 
 #include "evr_json.h"
 
+/*  The long option of opts whose name token (after "--", before any '=')
+    begins, with value val; NULL when none. */
+static const struct option *
+s_long_opt(const struct option *opts, const char *token, int val)
+{
+    size_t n = strcspn(token, "=");
+    for (const struct option *o = opts; o->name; o++)
+        if (o->val == val && !strncmp(o->name, token, n))
+            return o;
+    return NULL;
+}
+
+int
+evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+               const struct option *opts)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, ":%s", shortopts);   /* ':' tells a missing argument */
+    opterr = 0;
+    int c = getopt_long(argc, argv, spec, opts, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    /* a long option's error has moved optind past it; a short one's only
+       when it ended its cluster of letters */
+    const char *tok = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    bool islong = !strncmp(tok, "--", 2) && tok[2];
+    const struct option *o = islong && optopt ? s_long_opt(opts, tok + 2, optopt) : NULL;
+    size_t n = islong ? strcspn(tok + 2, "=") : 0;
+    if (o && c == ':')
+        fprintf(stderr, "%s: option '--%s' requires an argument (see --help)\n", prog, o->name);
+    else if (o)
+        fprintf(stderr, "%s: option '--%s' takes no argument (see --help)\n", prog, o->name);
+    else if (islong && !optopt) {
+        char names[256] = "";
+        int matches = 0;
+        for (const struct option *p = opts; p->name; p++)
+            if (!strncmp(p->name, tok + 2, n) && matches++ < 6)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s--%s",
+                         names[0] ? ", " : "", p->name);
+        if (matches > 1)
+            fprintf(stderr, "%s: option '%.*s' is ambiguous: %s (see --help)\n", prog,
+                    (int) n + 2, tok, names);
+        else
+            fprintf(stderr, "%s: unrecognized option '%.*s' (see --help)\n", prog, (int) n + 2,
+                    tok);
+    }
+    else if (c == ':')
+        fprintf(stderr, "%s: option '-%c' requires an argument (see --help)\n", prog, optopt);
+    else if (optopt > ' ' && optopt < 127)
+        fprintf(stderr, "%s: invalid option '-%c' (see --help)\n", prog, optopt);
+    else
+        fprintf(stderr, "%s: invalid option (see --help)\n", prog);
+    return '?';
+}
+
 bool
 evr_cli_common(evr_cli_t *cli, int c, const char *arg)
 {

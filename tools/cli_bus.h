@@ -50,6 +50,14 @@ typedef struct {
     evr_client_t *client;
 } evr_cli_t;
 
+/*  getopt_long for an evrun-cli command: getopt's own messages off, ours
+    instead, each starting with prog ("evrun-cli artifacts: unrecognized
+    option '--download' (see --help)"): an unknown or ambiguous option, a
+    missing argument, an argument to an option that takes none.  Returns
+    as getopt_long does, '?' for each of those. */
+int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+                   const struct option *opts);
+
 /*  Takes a common option (c >= 1000); false when c is not one. */
 bool evr_cli_common(evr_cli_t *cli, int c, const char *arg);
 

@@ -327,7 +327,8 @@ s_run_common(int argc, char **argv, const char *name)
     long count = 1;
     char *end;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, run ? "a:fwh" : "a:h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, run ? "a:fwh" : "a:h", opts)) != -1
+           && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
@@ -461,7 +462,7 @@ s_simple_cmd(int argc, char **argv, size_t which)
     const char *reason = NULL;
     bool drain = s_simple[which].type == EVR_MSG_DRAIN;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (c == 'r' && s_simple[which].type == EVR_MSG_CANCEL)
@@ -786,7 +787,7 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     evr_cli_t cli = { .prog = prog };
     evr_msg_t req = { .type = type };
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (type == EVR_MSG_JOBS && c == 'p')
@@ -952,7 +953,7 @@ evr_cli_logs(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-cli logs" };
     evr_follow_opts_t fo = { .job_end = true, .out = stdout };
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "fh", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {

@@ -58,7 +58,7 @@ evr_cli_pipelines(int argc, char **argv)
     static const struct option opts[] = { EVR_CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
     evr_cli_t cli = { .prog = "evrun-cli pipelines" };
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (c == 'h') {
@@ -142,7 +142,7 @@ evr_cli_start(int argc, char **argv)
     evr_msg_t req = { .type = EVR_MSG_START };
     bool follow = false, wait = false, events = false;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "a:fwh", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "a:fwh", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {

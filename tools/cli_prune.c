@@ -31,7 +31,7 @@ evr_cli_prune(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-cli prune" };
     bool dry = false;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (c == 'n')

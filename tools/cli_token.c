@@ -46,7 +46,7 @@ evr_cli_token(int argc, char **argv)
     uint64_t ttl = 3600;
     const char *sub = getenv("USER");
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
@@ -121,7 +121,7 @@ evr_cli_hook_token(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-cli hook-token" };
     bool renew = false;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (c == 'n')

@@ -622,7 +622,7 @@ evr_cli_up(int argc, char **argv)
     unsigned long n = 1;
     const char *cap = "2", *labels = "", *executors = NULL, *prov = NULL;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
@@ -790,7 +790,7 @@ evr_cli_down(int argc, char **argv)
     static const struct option opts[] = { EVR_CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
     evr_cli_t cli = { .prog = "evrun-cli down" };
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         if (c == 'h') {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_bus.h"
 #include "evr_json.h"
 #include "evr_yaml.h"
 
@@ -118,7 +119,7 @@ evr_cli_validate(int argc, char **argv)
     bool print = false;
     int c, status = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "a:ph", opts, NULL)) != -1) {
+    while ((c = evr_cli_getopt("evrun-cli validate", argc, argv, "a:ph", opts)) != -1) {
         switch (c) {
         case 'a':
             if (!evr_spec_parse_arg(optarg, &given)) {

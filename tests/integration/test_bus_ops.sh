@@ -313,7 +313,29 @@ case_cli_errors() {
   EVRUN_STATE_DIR=$none cli --broker tcp://127.0.0.1:7700 jobs > "$tmp/nb" 2>&1
   check "--broker before the command: taken by it" grep -q "broker_key, --broker-key) $none/curve/broker.cert: no such file" "$tmp/nb"
   cli --nosuch jobs > "$tmp/nb" 2>&1
-  check "an option before the command: the command's refusal" grep -q "^jobs: unrecognized option '--nosuch'" "$tmp/nb"
+  check "an option before the command: the command's refusal" grep -q "^evrun-cli jobs: unrecognized option '--nosuch'" "$tmp/nb"
+  # getopt's errors are evrun-cli's own, each naming the command (one helper for all)
+  local ge
+  for ge in "artifacts --download|evrun-cli artifacts: unrecognized option '--download' (see --help)" \
+            "status --st x|evrun-cli status: option '--st' is ambiguous: --state-dir, --status (see --help)" \
+            "jobs --json=1|evrun-cli jobs: option '--json' takes no argument (see --help)" \
+            "run x.yml --broker|evrun-cli run: option '--broker' requires an argument (see --help)" \
+            "run -a|evrun-cli run: option '-a' requires an argument (see --help)" \
+            "logs -x|evrun-cli logs: invalid option '-x' (see --help)" \
+            "up --nosuch|evrun-cli up: unrecognized option '--nosuch' (see --help)" \
+            "down --nosuch|evrun-cli down: unrecognized option '--nosuch' (see --help)" \
+            "validate --nosuch|evrun-cli validate: unrecognized option '--nosuch' (see --help)" \
+            "token --nosuch|evrun-cli token: unrecognized option '--nosuch' (see --help)" \
+            "prune --nosuch|evrun-cli prune: unrecognized option '--nosuch' (see --help)" \
+            "pipelines --nosuch|evrun-cli pipelines: unrecognized option '--nosuch' (see --help)" \
+            "start --nosuch|evrun-cli start: unrecognized option '--nosuch' (see --help)" \
+            "cancel --nosuch|evrun-cli cancel: unrecognized option '--nosuch' (see --help)" \
+            "hook-token --nosuch|evrun-cli hook-token: unrecognized option '--nosuch' (see --help)"; do
+    # shellcheck disable=SC2086
+    EVRUN_STATE_DIR=$none cli ${ge%%|*} > "$tmp/ge" 2>&1
+    check "${ge%%|*}: exit 2" [ $? -eq 2 ]
+    check "${ge%%|*}: the command's own message" grep -qxF "${ge#*|}" "$tmp/ge"
+  done
   # help COMMAND is the command's help; run --follow --wait refused
   check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
   check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
