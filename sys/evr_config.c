@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -427,7 +429,37 @@ s_broker_alive(const char *state_dir)
     if (!fgets(comm, sizeof comm, f))
         comm[0] = '\0';
     fclose(f);
-    return strcmp(comm, "evrun-broker\n") == 0;
+    if (strcmp(comm, "evrun-broker\n") != 0)
+        return false;
+    /* killed and not reaped yet (a zombie, state Z): gone all the same */
+    char stat[512] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "re");
+    size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+    if (f)
+        fclose(f);
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')');
+    return !paren || (paren[1] != ' ' || (paren[2] != 'Z' && paren[2] != 'X'));
+}
+
+/*  Whether the unix socket path takes a connection: false when nothing
+    listens there (ECONNREFUSED: the socket of a broker that exited, or
+    was killed, and left it); true too when it cannot be asked. */
+static bool
+s_socket_listens(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path)
+        return true;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true;
+    bool up = connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0
+           || (errno != ECONNREFUSED && errno != ENOENT);
+    close(fd);
+    return up;
 }
 
 bool
@@ -435,9 +467,11 @@ evr_config_local_up(const char *state_dir)
 {
     char *p = evr_asprintf("%s/bus/clients", state_dir);
     char *bus = evr_asprintf("%s/bus", state_dir);
-    /* its socket, or a local broker that runs and has not bound it yet (a
-       restart: the socket a killed one left is replaced) */
-    bool up = access(p, F_OK) == 0 || (access(bus, F_OK) == 0 && s_broker_alive(state_dir));
+    /* a local broker that runs (its socket bound or not yet: a restart
+       replaces the socket a killed one left), or a socket someone listens
+       on; a socket left behind by a broker that is gone is none */
+    bool up = (access(bus, F_OK) == 0 && s_broker_alive(state_dir))
+           || (access(p, F_OK) == 0 && s_socket_listens(p));
     free(bus);
     free(p);
     return up;

@@ -99,10 +99,12 @@ extern const char *const evr_config_own[];
     STATE_DIR/bus, else the loopback TCP ports 7700, 7701, 7702. */
 void evr_config_endpoints(evr_config_t *self, bool local);
 
-/*  True when a local broker's client socket exists under state_dir/bus
-    (started by `evrun-cli up` or `evrun-broker --local`), or while a
-    broker that has made state_dir/bus runs (the pid in its lock file,
-    STATE/broker/evrun.lock) and has not bound it yet. */
+/*  True while a local broker (started by `evrun-cli up` or `evrun-broker
+    --local`) that has made state_dir/bus runs (the pid in its lock file,
+    STATE/broker/evrun.lock), its client socket bound or not yet, or when
+    that socket, state_dir/bus/clients, takes a connection (a broker whose
+    pid is not visible here).  A socket left by a broker that exited or
+    was killed (connection refused) is no broker. */
 bool evr_config_local_up(const char *state_dir);
 
 /*  The config file to read: $EVRUN_CONFIG, else $XDG_CONFIG_HOME/evrun/

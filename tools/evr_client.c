@@ -115,8 +115,8 @@ s_curve(const evr_config_t *cfg, zsock_t *sock, const char *ep, evr_curve_keys_t
         return EVR_OK;
     if (s_nothing_chosen(cfg)) {
         const char *state = evr_config_get(cfg, "state_dir");
-        return evr_err_set(err, EVR_ERR_IO, "no broker runs at the state directory %s (no "
-                           "ipc://%s/bus/clients): start one with `evrun-cli up`, or reach a "
+        return evr_err_set(err, EVR_ERR_IO, "no broker runs at the state directory %s (nothing "
+                           "listens at ipc://%s/bus/clients): start one with `evrun-cli up`, or reach a "
                            "remote one with --broker tcp://HOST:PORT and --broker-key its "
                            "curve/broker.cert", state, state);
     }
