@@ -86,8 +86,15 @@ int evr_cli_refused(const evr_cli_t *cli, const evr_msg_t *reply);
 /*  Prints a message as one JSON line (a connected runner with its credit, 0 too). */
 void evr_cli_json(const evr_msg_t *m);
 
-/*  Polls job until it ends, then prints its end: 0 succeeded, 1 it did
-    not (or a refusal, or *stop was set), 2 the broker unreachable
+/*  The exit status of a --follow or --wait that SIGINT or SIGTERM
+    stopped before the job ended (the job goes on): 128 + SIGINT, as a
+    shell's. */
+#define EVR_CLI_INTERRUPTED 130
+
+/*  Polls job until it ends, then prints its end (a line "job ID STATUS:
+    REASON", or with cli->json the `job` answer as one JSON object, as
+    `status --json` prints it): 0 succeeded, 1 it did not (or a refusal),
+    EVR_CLI_INTERRUPTED when *stop was set, 2 the broker unreachable
     (cli_jobs.c). */
 int evr_cli_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop);
 
@@ -100,8 +107,20 @@ int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
 
 /*  After job was accepted: with follow, prints its output live (events
     too with events) and waits for its end; with wait, waits; SIGINT and
-    SIGTERM stop following, the job goes on.  Its exit status as `run`'s
-    (cli_jobs.c). */
+    SIGTERM stop following or waiting (said; EVR_CLI_INTERRUPTED), the job
+    goes on.  Its exit status as `run`'s (cli_jobs.c). */
 int evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events);
+
+/*  After req (a `submit`) was accepted: when no connected runner taking
+    work has its labels (the spec's, the submit's, its executor's), says
+    so on stderr, or which provider starts one (cli_labels.c). */
+void evr_cli_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req);
+
+/*  For `status` of a queued job (its `job` answer): when no connected
+    runner taking work has all its labels, prints a line "waiting   no
+    connected runner has the labels L (see evrun-cli runners)", or which
+    provider starts one; nothing when one has them or the broker does not
+    answer (cli_labels.c). */
+void evr_cli_status_waiting(evr_cli_t *cli, const evr_msg_t *job);
 
 #endif

@@ -51,8 +51,9 @@ s_run_help(FILE *out, const char *name)
             "%s"
             EVR_CLI_COMMON_HELP
             "\n"
+            "%s"
             "exit status: 0 accepted%s;\n1 refused by the broker%s;\n2 bad file or usage, "
-            "or the broker unreachable\n",
+            "or the broker unreachable%s\n",
             name, strcmp(name, "run") ? "" : "[--follow | --wait] ",
             strcmp(name, "run") ? ": the id alone on stdout (one per\n"
                                   "line with --count), \"job ID accepted (pipeline P)\" on stderr."
@@ -66,9 +67,18 @@ s_run_help(FILE *out, const char *name)
                   "                       after each wait, each wait doubled up to 8x)\n"
                   "  -w, --wait           wait for the job to end; exit with its status\n"
                   "  --events             with --follow: lifecycle events too\n",
+            strcmp(name, "run") ? "With --json, stdout has the accepted answer, {\"job\":ID}, "
+                                  "one per job.\n\n"
+                                : "With --json, stdout has JSON objects only, one per line "
+                                  "(messages go to\nstderr): the accepted answer, "
+                                  "{\"job\":ID}; with --follow the output (and\nevents) "
+                                  "as event objects; with --follow or --wait at the end the\n"
+                                  "job's status object, as `evrun-cli status --json` prints it\n"
+                                  "({\"job\":ID,\"status\":\"failed\",\"reason\":...}).\n\n",
             strcmp(name, "run") ? "" : " (and, with --follow/--wait, the job succeeded)",
-            strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out,\n"
-                                       "or --follow/--wait was interrupted before it ended");
+            strcmp(name, "run") ? "" : ", or the job failed, was cancelled or timed out",
+            strcmp(name, "run") ? "" : ";\n130 --follow/--wait interrupted (Ctrl-C, SIGTERM) "
+                                       "before the job ended: it goes on");
 }
 
 static bool
@@ -164,7 +174,7 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
             continue;
         }
         if (rc && patient && *stop)
-            return 1;   /* interrupted: the caller says it stopped */
+            return EVR_CLI_INTERRUPTED;   /* the caller says it stopped */
         if (rc) {
             fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
             return 2;
@@ -174,14 +184,16 @@ s_wait(evr_cli_t *cli, const char *job, volatile sig_atomic_t *stop, bool patien
             evr_job_status_parse(rep.status, &st);
         int done = rep.type != EVR_MSG_JOB ? evr_cli_refused(cli, &rep) + 1
                  : st >= EVR_JOB_SUCCEEDED ? (st == EVR_JOB_SUCCEEDED ? 1 : 2) : 0;
-        if (done && rep.type == EVR_MSG_JOB)
+        if (done && rep.type == EVR_MSG_JOB && cli->json)
+            evr_cli_json(&rep);     /* the end as `status --json` prints it */
+        else if (done && rep.type == EVR_MSG_JOB)
             printf("job %s %s%s%s\n", job, rep.status, rep.reason ? ": " : "",
                    rep.reason ? rep.reason : "");
         evr_msg_clear(&rep);
         if (done)
             return done - 1;
         if (*stop)
-            return 1;
+            return EVR_CLI_INTERRUPTED;
         zclock_sleep(300);
     }
 }
@@ -227,88 +239,6 @@ evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
         evr_msg_clear(&rep);
         return status;
     }
-}
-
-typedef struct {
-    const evr_msg_t *req;
-    bool match;         /* a live runner has every label the job needs */
-    bool unoffered;     /* a live runner does not offer the job's executor */
-    char provider[160]; /* an active provider with the labels: "NAME (of PROVISIONER)" */
-} s_labels_t;
-
-/*  An active provider a provisioner reported, with every label the job
-    needs: it starts a runner for the job. */
-static int
-s_provider_fits(const evr_msg_t *m, void *arg)
-{
-    s_labels_t *t = arg;
-    if (m->type != EVR_MSG_PROVIDER || m->reason || t->provider[0] || !m->provider)
-        return 0;
-    bool fits = true;
-    const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
-    for (int k = 0; k < 2 && fits; k++)
-        for (uint32_t i = 0; i < need[k]->n && fits; i++)
-            fits = evr_spec_runner_has_label(&m->labels, need[k]->v[i]);
-    const char *implied = evr_spec_executor_label(t->req->spec);
-    if (fits && (!implied || evr_spec_runner_has_label(&m->labels, implied)))
-        snprintf(t->provider, sizeof t->provider, "%s (of %s)", m->provider,
-                 m->runner ? m->runner : "a provisioner");
-    return 0;
-}
-
-static int
-s_runner_fits(const evr_msg_t *m, void *arg)
-{
-    s_labels_t *t = arg;
-    if (!m->state || !strcmp(m->state, "lost") || !strcmp(m->state, "draining"))
-        return 0;
-    bool fits = true;
-    const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
-    for (int k = 0; k < 2 && fits; k++)
-        for (uint32_t i = 0; i < need[k]->n && fits; i++)
-            fits = evr_spec_runner_has_label(&m->labels, need[k]->v[i]);
-    const char *implied = evr_spec_executor_label(t->req->spec);
-    if (implied && !evr_spec_runner_has_label(&m->labels, implied)) {
-        fits = false;
-        t->unoffered = true;
-    }
-    t->match |= fits;
-    return 0;
-}
-
-/*  Says so when no connected runner could take the job: it would wait.
-    The executor's label is named for a process job, or when a connected
-    runner does not offer the job's executor. */
-static void
-s_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
-{
-    s_labels_t t = { req, false, false, "" };
-    evr_msg_t q = { .type = EVR_MSG_RUNNERS }, pq = { .type = EVR_MSG_PROVIDERS };
-    evr_err_t err;
-    if (evr_client_stream(cli->client, &q, s_runner_fits, &t, &err) || t.match)
-        return;
-    if (evr_client_stream(cli->client, &pq, s_provider_fits, &t, &err) == EVR_OK
-        && t.provider[0]) {
-        fprintf(stderr, "%s: no connected runner can take the job yet: provider %s starts "
-                "one for it\n", cli->prog, t.provider);
-        return;
-    }
-    char labels[512] = "";
-    const evr_strlist_t *need[2] = { &req->spec->labels, &req->labels };
-    int at = 0;
-    for (int k = 0; k < 2; k++)
-        for (uint32_t i = 0; i < need[k]->n && at < (int) sizeof labels; i++)
-            at += snprintf(labels + at, sizeof labels - (size_t) at, "%s%s", at ? ", " : "",
-                           need[k]->v[i]);
-    const char *implied = evr_spec_executor_label(req->spec);
-    const char *name = implied ? evr_executor_names[req->spec->executor] : "";
-    if (implied && (t.unoffered || req->spec->executor != EVR_EXECUTOR_PODMAN)
-        && at < (int) sizeof labels)
-        snprintf(labels + at, sizeof labels - (size_t) at, "%s%s (the %s executor: "
-                 "evrun-runner --executors %s)", at ? ", " : "", implied, name, name);
-    fprintf(stderr, "%s: no connected runner %s%s: the job waits in the queue until one "
-            "connects (see evrun-cli runners)\n", cli->prog,
-            labels[0] ? "has the labels " : "is taking work", labels);
 }
 
 static int
@@ -381,7 +311,7 @@ s_run_common(int argc, char **argv, const char *name)
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
     if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
-        s_warn_no_runner(&cli, &req);
+        evr_cli_warn_no_runner(&cli, &req);
         for (long i = 1; i < count && !status; i++) {   /* --count: the same, new ids */
             evr_ulid_new(job);
             free(req.job);
@@ -406,16 +336,16 @@ evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bo
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
         status = evr_follow(cli->prog, cli->cfg, cli->client, &fo, &s_stop);
-        if (status != 2 && !cli->json && !s_stop)
-            status = s_wait(cli, job, &s_stop, true);
-        if (s_stop) {
-            fprintf(stderr, "%s: stopped following; job %s goes on (evrun-cli cancel %s)\n",
-                    cli->prog, job, job);
-            status = 1;
-        }
+        if (status != 2 && !s_stop)
+            status = s_wait(cli, job, &s_stop, true);   /* its end: a line, or JSON */
+        if (s_stop)
+            status = EVR_CLI_INTERRUPTED;
     }
     else if (wait)
         status = evr_cli_wait(cli, job, &s_stop);
+    if (status == EVR_CLI_INTERRUPTED)
+        fprintf(stderr, "%s: stopped %s; job %s goes on (evrun-cli cancel %s)\n", cli->prog,
+                follow ? "following" : "waiting", job, job);
     return status;
 }
 
@@ -880,8 +810,11 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             status = evr_cli_refused(&cli, &rep);
         else if (cli.json)
             evr_cli_json(&rep);
-        else
+        else {
             s_print_job(&rep);
+            if (rep.status && !strcmp(rep.status, "queued"))
+                evr_cli_status_waiting(&cli, &rep);
+        }
         evr_msg_clear(&rep);
     }
     else {
@@ -974,8 +907,9 @@ evr_cli_logs(int argc, char **argv)
                    "                       combinations; a name the job has no step for:\n"
                    "                       exit 2, naming its steps)\n"
                    "  --events             lifecycle events too\n%s\nexit status: 0 ok (with "
-                   "--follow: the job succeeded); 1 the job failed\n(--follow), or --follow was interrupted; 2 no such job, "
-                   "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);
+                   "--follow: the job succeeded); 1 the job failed\n(--follow); 2 no such job, "
+                   "usage, or the broker unreachable; 130 --follow\ninterrupted (Ctrl-C, "
+                   "SIGTERM) before the job ended\n", EVR_CLI_COMMON_HELP);
             return 0;
         default: status = 2; break;
         }
@@ -991,8 +925,8 @@ evr_cli_logs(int argc, char **argv)
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
         if (!fo.follow && status == 1)
             status = 0;
-        if (fo.follow && s_stop && status == 0)
-            status = 1;     /* interrupted before the job ended */
+        if (fo.follow && s_stop && status < 2)
+            status = EVR_CLI_INTERRUPTED;   /* before the job ended */
     }
     free(job);
     evr_cli_done(&cli);

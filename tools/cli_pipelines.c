@@ -123,10 +123,15 @@ s_start_help(FILE *out)
             "  --events             with --follow: lifecycle events too\n"
             EVR_CLI_COMMON_HELP
             "\n"
+            "With --json, stdout has JSON objects only, as run's: the accepted answer,\n"
+            "{\"job\":ID}; with --follow the output as event objects; with --follow or\n"
+            "--wait at the end the job's status object (as `evrun-cli status --json`).\n"
+            "\n"
             "exit status: 0 accepted (and, with --follow/--wait, the job succeeded);\n"
             "1 refused by the broker (no such pipeline, queue full, bad args), or the job\n"
-            "failed, was cancelled or timed out, or --follow/--wait was interrupted;\n"
-            "2 usage, or the broker unreachable\n");
+            "failed, was cancelled or timed out; 2 usage, or the broker unreachable;\n"
+            "130 --follow/--wait interrupted (Ctrl-C, SIGTERM) before the job ended:\n"
+            "it goes on\n");
 }
 
 int

@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "cli_bus.h"
+#include "evr_json.h"
 #include "evr_offer.h"
 #include "evr_paths.h"
 
@@ -51,6 +52,7 @@ typedef struct {
     int nkids;              /* the processes this up started, to see them exit */
     pid_t kids[S_UP_KIDS];
     char kid_names[S_UP_KIDS][32];
+    FILE *out;              /* what up says as it goes: stdout, stderr with --json */
 } s_up_t;
 
 static char *
@@ -217,9 +219,10 @@ s_podman(const s_up_t *u, const char *prog)
     const char *helper = getenv("EVRUN_PODMAN_SERVICE");
     char *h = helper && *helper ? evr_strdup(helper)
                                 : evr_asprintf("%s/../../tools/podman-service", u->bindir);
-    char *cmd = evr_asprintf("'%s' start '%s/podman'", h, u->state);
-    printf("starting a podman service under %s/podman\n", u->state);
-    fflush(stdout);
+    char *cmd = evr_asprintf("'%s' start '%s/podman'%s", h, u->state,
+                             u->out == stdout ? "" : " 1>&2");
+    fprintf(u->out, "starting a podman service under %s/podman\n", u->state);
+    fflush(u->out);
     int rc = access(h, X_OK) == 0 ? system(cmd) : -1;
     if (rc == 0) {
         char *mark = evr_asprintf("%s/run/podman.started", u->state);
@@ -353,7 +356,13 @@ s_up_help(FILE *out)
             "user's, or writable by group or others, or when a directory above the state\n"
             "directory is neither yours nor root's, or writable by group or others and not\n"
             "sticky.  up waits up to 10 s for the broker to list the runners, and stops at\n"
-            "once, showing the end of its log, when a process it started exits.\n"
+            "once, showing the end of its log, when a process it started exits (the\n"
+            "gateway too: one whose address is taken; what did start keeps running).\n"
+            "\n"
+            "The runners' settings (--runners, --capacity, --labels, --executors) are\n"
+            "kept in STATE/run/up.settings until down: an up again that does not give\n"
+            "one takes the last up's (and says so), so a runner it starts again (one\n"
+            "that was killed) is started as before.\n"
             "\n"
             "  --runners N          runners to start (default 1; 0 with --provisioner)\n"
             "  --capacity N         jobs at once per runner (default 2)\n"
@@ -369,8 +378,13 @@ s_up_help(FILE *out)
             "  --no-gateway         do not start evrun-gateway\n"
             EVR_CLI_COMMON_HELP
             "\n"
+            "With --json, stdout has one object once all runs: state_dir, broker, runners,\n"
+            "capacity, labels, executors, podman_url, provisioner, gateway (null when\n"
+            "none); what up says as it goes is on stderr.\n"
+            "\n"
             "exit status: 0 up; 2 a state directory refused, or something could not be\n"
-            "started (its log says why)\n");
+            "started (its log says why; for the gateway, most often its address taken:\n"
+            "EVRUN_HTTP_LISTEN=127.0.0.1:PORT, or --no-gateway)\n");
 }
 
 static int
@@ -391,7 +405,7 @@ s_start_broker(s_up_t *u, const char *prog)
                      "--runner-endpoint", r, "--events-endpoint", e, NULL };
     pid_t pid = s_spawn(u, "broker", argv, log);
     if (pid)
-        printf("broker started (pid %ld), log %s\n", (long) pid, log);
+        fprintf(u->out, "broker started (pid %ld), log %s\n", (long) pid, log);
     free(c);
     free(r);
     free(e);
@@ -466,7 +480,7 @@ s_start_gateway(s_up_t *u, const char *prog)
         url = s_gateway_url(log);
     }
     if (pid && url)
-        printf("gateway started (pid %ld), log %s\n", (long) pid, log);
+        fprintf(u->out, "gateway started (pid %ld), log %s\n", (long) pid, log);
     else if (pid && kill(pid, 0) == 0)
         fprintf(stderr, "%s: the gateway does not say it listens after %d s; see %s\n", prog,
                 S_UP_WAIT_S, log);
@@ -535,7 +549,7 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
         argv[k] = NULL;
         pid_t pid = s_spawn(u, name, argv, log);
         if (pid)
-            printf("%s started (pid %ld), log %s\n", name, (long) pid, log);
+            fprintf(u->out, "%s started (pid %ld), log %s\n", name, (long) pid, log);
         else
             status = 2;
         free(bin);
@@ -592,7 +606,8 @@ s_start_provisioner(s_up_t *u, const char *prog, const char *file, const char *u
         watching = s_log_has(log, "evrun-provisioner: watching the broker");
     }
     if (watching)
-        printf("provisioner started (pid %ld, config %s), log %s\n", (long) pid, abs, log);
+        fprintf(u->out, "provisioner started (pid %ld, config %s), log %s\n", (long) pid, abs,
+                log);
     else if (pid && kill(pid, 0) == 0)
         fprintf(stderr, "%s: the provisioner does not say it watches the broker after %d s; "
                 "see %s\n", prog, S_UP_WAIT_S, log);
@@ -608,6 +623,82 @@ s_start_provisioner(s_up_t *u, const char *prog, const char *file, const char *u
     return watching ? 0 : 2;
 }
 
+/*  A setting of the runners up starts (--runners, --capacity, --labels,
+    --executors): given, or else the last up's, or else the default. */
+typedef struct {
+    const char *key;    /* its line in STATE/run/up.settings: "key=value" */
+    const char *value;
+    bool given;
+} s_upset_t;
+
+enum { S_SET_RUNNERS, S_SET_CAPACITY, S_SET_LABELS, S_SET_EXECUTORS, S_SETS };
+
+/*  The last up's settings are kept in STATE/run/up.settings until down:
+    each one not given now is taken from there (said on u->out), so a
+    runner started again (one that was killed) is started as the first
+    up started it; then the settings in force are written there.  Returns
+    the file's text the values point into (caller frees), or NULL. */
+static char *
+s_upset_merge(const s_up_t *u, const char *prog, s_upset_t *set)
+{
+    char *path = evr_asprintf("%s/run/up.settings", u->state), *text = NULL;
+    evr_err_t err;
+    int fd = evr_paths_open(path, O_RDONLY, &err);
+    if (fd >= 0) {
+        text = evr_calloc(1, 4097);
+        ssize_t got = read(fd, text, 4096);
+        close(fd);
+        text[got > 0 ? got : 0] = '\0';
+    }
+    char said[512] = "";
+    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(line, '\n')))
+            *nl = '\0';
+        char *eq = strchr(line, '=');
+        for (int i = 0; eq && i < S_SETS; i++)
+            if (!set[i].given && (size_t) (eq - line) == strlen(set[i].key)
+                && !strncmp(line, set[i].key, (size_t) (eq - line)) && eq[1]) {
+                set[i].value = eq + 1;
+                set[i].given = true;    /* given to an earlier up: kept */
+                snprintf(said + strlen(said), sizeof said - strlen(said), " --%s %s",
+                         set[i].key, eq + 1);
+            }
+    }
+    if (said[0])
+        fprintf(u->out, "as the last up (%s):%s\n", path, said);
+    fd = evr_paths_open(path, O_WRONLY | O_CREAT | O_TRUNC, &err);
+    for (int i = 0; fd >= 0 && i < S_SETS; i++)
+        if (set[i].given && set[i].value[0] && !strchr(set[i].value, '\n'))
+            dprintf(fd, "%s=%s\n", set[i].key, set[i].value);
+    if (fd >= 0)
+        close(fd);
+    else
+        fprintf(stderr, "%s: %s (a later up will not know these settings)\n", prog, err.msg);
+    free(path);
+    return text;
+}
+
+/*  up's end with --json: one object on stdout. */
+static void
+s_up_json(const evr_cli_t *cli, const s_upset_t *set, const char *podman, const char *prov,
+          const char *http)
+{
+    json_t *js = json_pack("{s:s, s:s, s:i, s:i, s:s}", "state_dir",
+                           evr_config_get(cli->cfg, "state_dir"), "broker",
+                           evr_config_get(cli->cfg, "client_endpoint"), "runners",
+                           atoi(set[S_SET_RUNNERS].value), "capacity",
+                           atoi(set[S_SET_CAPACITY].value), "labels", set[S_SET_LABELS].value);
+    json_object_set_new(js, "executors", set[S_SET_EXECUTORS].value
+                        ? json_string(set[S_SET_EXECUTORS].value) : json_string("podman"));
+    json_object_set_new(js, "podman_url", podman ? json_string(podman) : json_null());
+    json_object_set_new(js, "provisioner", prov ? json_string(prov) : json_null());
+    json_object_set_new(js, "gateway", http ? json_string(http) : json_null());
+    char *s = json_dumps(js, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", s);
+    free(s);
+    json_decref(js);
+}
+
 int
 evr_cli_up(int argc, char **argv)
 {
@@ -620,7 +711,9 @@ evr_cli_up(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-cli up" };
     bool gateway = true;
     unsigned long n = 1;
-    const char *cap = "2", *labels = "", *executors = NULL, *prov = NULL;
+    const char *prov = NULL;
+    s_upset_t set[S_SETS] = { { "runners", "1", false }, { "capacity", "2", false },
+                              { "labels", "", false }, { "executors", NULL, false } };
     int c, status = 0;
     while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
@@ -629,19 +722,20 @@ evr_cli_up(int argc, char **argv)
         case 'n':
             if (!evr_cli_uint_arg(cli.prog, "--runners", optarg, 0, 64, &n))
                 status = 2;
+            set[S_SET_RUNNERS] = (s_upset_t) { "runners", optarg, true };
             break;
         case 'c': {   /* checked here: not a broker started for a runner that cannot */
             unsigned long v;
-            cap = optarg;
+            set[S_SET_CAPACITY] = (s_upset_t) { "capacity", optarg, true };
             if (!evr_cli_uint_arg(cli.prog, "--capacity", optarg, 1, 1024, &v))
                 status = 2;
             break;
         }
-        case 'l': labels = optarg; break;
+        case 'l': set[S_SET_LABELS] = (s_upset_t) { "labels", optarg, true }; break;
         case 'x': {
             evr_offer_t offer;
             evr_err_t xerr;
-            executors = optarg;
+            set[S_SET_EXECUTORS] = (s_upset_t) { "executors", optarg, true };
             if (evr_offer_parse(optarg, &offer, &xerr)) {
                 fprintf(stderr, "%s: --%s\n", cli.prog, xerr.msg);
                 status = 2;
@@ -666,14 +760,26 @@ evr_cli_up(int argc, char **argv)
     if ((status = evr_cli_settings(&cli)))
         return status;
     char *state = evr_strdup(evr_config_get(cli.cfg, "state_dir"));
-    s_up_t u = { .state = state, .bindir = s_bindir() };
+    s_up_t u = { .state = state, .bindir = s_bindir(), .out = cli.json ? stderr : stdout };
     evr_err_t err;
-    char *url = NULL, *http = NULL;
+    char *url = NULL, *http = NULL, *kept = NULL;
     if (evr_paths_state(state, EVR_PATHS_ALL, (uint32_t) n, true, &err)) {
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         status = 2;
         goto out;
     }
+    kept = s_upset_merge(&u, cli.prog, set);
+    n = strtoul(set[S_SET_RUNNERS].value, NULL, 10);
+    if ((!n && !prov) || n > 64) {   /* the last up's --runners 0 was a provisioner's */
+        n = 1;
+        set[S_SET_RUNNERS].value = "1";
+    }
+    if (evr_paths_state(state, EVR_PATHS_ALL, (uint32_t) n, true, &err)) {
+        fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
+        status = 2;
+        goto out;
+    }
+    const char *executors = set[S_SET_EXECUTORS].value;
     bool podman = s_needs_podman(executors);
     if (podman)
         url = s_podman(&u, cli.prog);
@@ -683,7 +789,8 @@ evr_cli_up(int argc, char **argv)
     evr_config_set(cli.cfg, "state_dir", u.state, "flag");
     evr_config_endpoints(cli.cfg, true);
     if ((podman && !url) || (status = s_start_broker(&u, cli.prog))
-        || (status = s_start_runners(&u, (uint32_t) n, cap, labels, url, executors))
+        || (status = s_start_runners(&u, (uint32_t) n, set[S_SET_CAPACITY].value,
+                                     set[S_SET_LABELS].value, url, executors))
         || (prov && (status = s_start_provisioner(&u, cli.prog, prov, url))))
         status = 2;
     else {
@@ -692,27 +799,34 @@ evr_cli_up(int argc, char **argv)
                     cli.prog);
             status = 2;
         }
+        else if (gateway && !(http = s_start_gateway(&u, cli.prog))) {
+            /* its port taken, most often: said as any start that failed */
+            fprintf(stderr, "%s: the HTTP gateway could not start (see above): give it another "
+                    "address with EVRUN_HTTP_LISTEN=127.0.0.1:PORT (or http_listen in the "
+                    "config file), or run `evrun-cli up --no-gateway`; what did start keeps "
+                    "running: `evrun-cli down` stops it\n", cli.prog);
+            status = 2;
+        }
         else {
-            /* evrun runs without its HTTP API (another one may hold the port) */
-            if (gateway && !(http = s_start_gateway(&u, cli.prog)))
-                fprintf(stderr, "%s: evrun runs without the HTTP gateway (see above; "
-                        "--no-gateway skips it)\n", cli.prog);
-            printf("evrun is up: broker %s, %lu runner%s%s, %s%s\n"
-                   "try: evrun-cli run examples/%s.yml --follow; stop: evrun-cli down\n",
-                   evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s",
-                   prov ? " and a provisioner (single-use runners per job)" : "",
-                   podman ? "podman " : "executors ", podman ? url : executors,
-                   podman ? "hello" : "process");
+            if (cli.json)
+                s_up_json(&cli, set, podman ? url : NULL, prov, http);
+            fprintf(u.out, "evrun is up: broker %s, %lu runner%s%s, %s%s\n"
+                    "try: evrun-cli run examples/%s.yml --follow; stop: evrun-cli down\n",
+                    evr_config_get(cli.cfg, "client_endpoint"), n, n == 1 ? "" : "s",
+                    prov ? " and a provisioner (single-use runners per job)" : "",
+                    podman ? "podman " : "executors ", podman ? url : executors,
+                    podman ? "hello" : "process");
             if (http) {
-                printf("HTTP API: %s (token: evrun-cli token; try: curl -H \"Authorization: "
-                       "Bearer $(evrun-cli token)\" %s/jobs)\n", http, http);
+                fprintf(u.out, "HTTP API: %s (token: evrun-cli token; try: curl -H "
+                        "\"Authorization: Bearer $(evrun-cli token)\" %s/jobs)\n", http, http);
                 char *api = strstr(http, S_GW_API);
-                printf("web UI: %.*s/ (paste a token from evrun-cli token)\n",
-                       (int) (api ? (size_t) (api - http) : strlen(http)), http);
+                fprintf(u.out, "web UI: %.*s/ (paste a token from evrun-cli token)\n",
+                        (int) (api ? (size_t) (api - http) : strlen(http)), http);
             }
         }
     }
 out:
+    free(kept);
     free(http);
     free(url);
     free(u.bindir);
@@ -725,7 +839,7 @@ out:
     SIGKILL.  1 when it had been running, 0 when not, -1 when its pid file
     is refused (said; the file is left). */
 static int
-s_stop(const char *state, const char *name, int wait_s, bool signalled)
+s_stop(const char *state, const char *name, int wait_s, bool signalled, FILE *out)
 {
     evr_err_t err;
     pid_t pid = s_read_pid(state, name, &err);
@@ -746,7 +860,7 @@ s_stop(const char *state, const char *name, int wait_s, bool signalled)
                     name, (long) pid, wait_s);
             kill(pid, SIGKILL);
         }
-        printf("%s stopped\n", name);
+        fprintf(out, "%s stopped\n", name);
     }
     unlink(p);
     free(p);
@@ -756,7 +870,7 @@ s_stop(const char *state, const char *name, int wait_s, bool signalled)
 /*  Stops the podman service when up started it (STATE/run/podman.started).
     1 when it did, 0 when not, -1 when the mark is refused (said). */
 static int
-s_stop_podman(const char *state)
+s_stop_podman(const char *state, FILE *out)
 {
     char *mark = evr_asprintf("%s/run/podman.started", state);
     evr_err_t err;
@@ -771,9 +885,10 @@ s_stop_podman(const char *state)
         const char *helper = getenv("EVRUN_PODMAN_SERVICE");
         char *h = helper && *helper ? evr_strdup(helper)
                                     : evr_asprintf("%s/../../tools/podman-service", bindir);
-        char *cmd = evr_asprintf("'%s' stop '%s/podman'", h, state);
+        char *cmd = evr_asprintf("'%s' stop '%s/podman'%s", h, state,
+                                 out == stdout ? "" : " 1>&2");
         if (system(cmd) == 0)
-            printf("podman service stopped\n");
+            fprintf(out, "podman service stopped\n");
         unlink(mark);
         free(cmd);
         free(h);
@@ -798,7 +913,8 @@ evr_cli_down(int argc, char **argv)
                    "gateway, the provisioner (its runners\nwaiting for a job too), the runners "
                    "(each finishes its running jobs, up to 30 s;\njobs still running then are "
                    "taken up at the next `up`), the broker, and the podman\nservice if up "
-                   "started it.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
+                   "started it.\nWith --json, stdout has one object at the end: state_dir, and stopped (the\n"
+                   "names of what stopped); the rest is on stderr.\n\n%s\nexit status: 0 stopped (or nothing ran); 2 a state "
                    "directory or pid file\nrefused (a link, another user's, or writable by "
                    "group or others)\n", EVR_CLI_COMMON_HELP);
             return 0;
@@ -817,32 +933,59 @@ evr_cli_down(int argc, char **argv)
         return 2;
     }
     int stopped = 0, refused = 0, r;
-    r = s_stop(state, "gateway", 10, false);
-    stopped += r > 0;
-    refused += r < 0;
-    r = s_stop(state, "provisioner", 10, false);   /* it stops its runners waiting for a job */
-    stopped += r > 0;
-    refused += r < 0;
+    FILE *out = cli.json ? stderr : stdout;
+    json_t *names = json_array();   /* --json: what stopped */
+    static const char *const first[] = { "gateway", "provisioner" };
+    for (int i = 0; i < 2; i++) {   /* the provisioner stops its runners waiting for a job */
+        r = s_stop(state, first[i], 10, false, out);
+        if (r > 0)
+            json_array_append_new(names, json_string(first[i]));
+        stopped += r > 0;
+        refused += r < 0;
+    }
+    bool sent[65] = { false };
     for (unsigned i = 1; i <= 64; i++) {   /* every runner stops at once */
         char name[32];
         snprintf(name, sizeof name, "runner-%u", i);
         pid_t pid = s_read_pid(state, name, &err);
         if (pid > 0)
-            kill(pid, SIGTERM);
+            sent[i - 1] = kill(pid, SIGTERM) == 0;
     }
     for (unsigned i = 1; i <= 65; i++) {
         char name[32] = "broker";
         if (i <= 64)
             snprintf(name, sizeof name, "runner-%u", i);
-        r = s_stop(state, name, i <= 64 ? 40 : 10, i <= 64);
+        r = s_stop(state, name, i <= 64 ? 40 : 10, i <= 64, out);
+        if (r == 0 && sent[i - 1]) {   /* it had stopped already, at the SIGTERM */
+            fprintf(out, "%s stopped\n", name);
+            r = 1;
+        }
+        if (r > 0)
+            json_array_append_new(names, json_string(name));
         stopped += r > 0;
         refused += r < 0;
     }
-    r = s_stop_podman(state);
+    r = s_stop_podman(state, out);
+    if (r > 0)
+        json_array_append_new(names, json_string("podman"));
     stopped += r > 0;
     refused += r < 0;
     if (!stopped && !refused)
-        printf("nothing was running under %s\n", state);
+        fprintf(out, "nothing was running under %s\n", state);
+    if (!refused) {     /* the next up starts from the defaults */
+        char *p = evr_asprintf("%s/run/up.settings", state);
+        unlink(p);
+        free(p);
+    }
+    if (cli.json) {
+        json_t *js = json_pack("{s:s, s:o}", "state_dir", state, "stopped", names);
+        char *line = json_dumps(js, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", line);
+        free(line);
+        json_decref(js);
+    }
+    else
+        json_decref(names);
     evr_cli_done(&cli);
     return refused ? 2 : 0;
 }

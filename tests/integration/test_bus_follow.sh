@@ -93,7 +93,7 @@ case_follow_outage() {
   sleep 2
   kill -INT "$ipid"
   wait "$ipid"
-  check "interrupted in a wait: exit 1" [ $? -eq 1 ]
+  check "interrupted in a wait: exit 130" [ $? -eq 130 ]
   check "interrupted in a wait: no outage said" bash -c "! grep -q 'following on' '$tmp/fi.err'"
   check "broker stopped: logs --follow still runs" kill -0 "$fpid"
   check "broker stopped: evrun-tail still runs" kill -0 "$tpid"

@@ -87,9 +87,11 @@ case_up_down() {
   check "up --executors docker: exit 2" [ $? -eq 2 ]
   check "... naming the executors there are" grep -q 'unknown executor "docker" (expected podman, process' "$tmp/up0"
   check "... and nothing started" [ ! -e "$st/bus" ]
+  # the gateway on a port of its own (7780 may be another's: up exits 2 then)
+  export EVRUN_HTTP_LISTEN=127.0.0.1:${EVR_TEST_GW_PORT:-$(free_port)}
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up1" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
-  if grep -q '^HTTP API: ' "$tmp/up1"; then   # (not when another gateway holds its port)
+  if grep -q '^HTTP API: ' "$tmp/up1"; then
     local ui
     ui=$(sed -n 's/^web UI: \([^ ]*\).*/\1/p' "$tmp/up1")
     check "up: prints the web UI's URL" [ -n "$ui" ]
@@ -112,8 +114,12 @@ case_up_down() {
   local alive=0 p
   for p in $pids1; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
   check "down: every process stopped ($alive left)" [ "$alive" -eq 0 ]
-  EVRUN_STATE_DIR=$st cli jobs > /dev/null 2>&1
+  unset EVRUN_HTTP_LISTEN
+  EVRUN_STATE_DIR=$st cli jobs > "$tmp/after" 2>&1
   check "after down: broker unreachable (exit 2)" [ $? -eq 2 ]
+  # the sockets a broker leaves (down's, or a killed one's) are no broker: README's message
+  check "after down: no broker runs at the state directory" \
+    grep -q "no broker runs at the state directory $st (nothing listens at ipc://$st/bus/clients): start one with \`evrun-cli up\`" "$tmp/after"
 }
 
 # up's ping of podman: an answer other than a 200 status line (a 500, bytes
@@ -146,7 +152,7 @@ while True:
 case_up_process() {
   fresh upproc
   local st=$tmp/s p alive=0
-  EVRUN_STATE_DIR=$st cli up --executors podman,process > "$tmp/up" 2>&1
+  EVRUN_STATE_DIR=$st cli up --executors podman,process --no-gateway > "$tmp/up" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
   EVRUN_STATE_DIR=$st cli run "$src/examples/process.yml" -a WHO=up --follow > "$tmp/uprun" 2>&1
   check "run --follow: exit 0" [ $? -eq 0 ]
@@ -166,7 +172,7 @@ case_up_process_only() {
   fresh upponly
   local st=$tmp/s p alive=0 pids
   EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/no-such-helper \
-    EVRUN_STATE_DIR=$st cli up --executors process > "$tmp/up" 2>&1
+    EVRUN_STATE_DIR=$st cli up --executors process --no-gateway > "$tmp/up" 2>&1
   check "up: exit 0" [ $? -eq 0 ]
   check "up: no podman asked for" bash -c "! grep -qi 'podman' '$tmp/up'"
   check "up: says what runs" grep -q "^evrun is up: .*, 1 runner, executors process$" "$tmp/up"
@@ -261,7 +267,7 @@ case_up_fresh_home() {
   fresh freshhome
   local home=$tmp/h st=$tmp/h/.local/state/evrun d bad=
   mkdir -p "$home"
-  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up" 2>&1
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up --no-gateway > "$tmp/up" 2>&1
   check "up on a fresh home: exit 0" [ $? -eq 0 ]
   for d in "$home/.local" "$home/.local/state" "$st" "$st/run" "$st/logs" "$st/bus" "$st/runners/1"; do
     [ "$(stat -c %a "$d" 2>/dev/null)" = 700 ] || bad="$bad $d"
@@ -273,11 +279,99 @@ case_up_fresh_home() {
   # a broker whose store cannot open exits at once: up says so at once
   rm -rf "$st/broker" && mkdir -m 0700 "$st/broker"
   echo "not an lmdb file" > "$st/broker/data.mdb"
-  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up > "$tmp/up2" 2>&1
+  env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" up --no-gateway > "$tmp/up2" 2>&1
   check "broker failing: up exits 2" [ $? -eq 2 ]
   check "names the broker's exit and shows its log" grep -q "broker (pid [0-9]*) exited with status 2; the end of $st/logs/broker.log" "$tmp/up2"
   check "the log's end is shown" grep -q "^  evrun-broker: .*$st/broker" "$tmp/up2"
   env -u EVRUN_STATE_DIR -u XDG_STATE_HOME HOME="$home" "$bin/evrun-cli" down > /dev/null 2>&1
+}
+
+# `evrun-cli up --executors process`, no podman: --json output is JSON
+# lines only (up, run --wait/--follow, down), its end the job's status; a
+# runner killed and brought back by up alone keeps its executors; a queued
+# job no runner can take says so in status; Ctrl-C of --follow exits 130;
+# a killed broker's socket is no broker; a gateway whose port is taken
+# fails up (exit 2), naming the way out.
+case_up_json() {
+  fresh upjson
+  local st=$tmp/s j port=${EVR_TEST_GW_PORT:-$(free_port)} fp
+  local -a noprox=(env EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/none)
+  # jsl EXPR FILE: every line of FILE is JSON (L, the objects) and EXPR holds
+  jsl() {
+    python3 -c 'import json, sys
+L = [json.loads(x) for x in open(sys.argv[2]) if x.strip()]
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$@"
+  }
+  "${noprox[@]}" EVRUN_STATE_DIR=$st "$bin/evrun-cli" up --executors process --no-gateway --json \
+    > "$tmp/up.json" 2> "$tmp/up.err"
+  check "up --json: exit 0" [ $? -eq 0 ]
+  check "up --json: stdout is one JSON object" jsl "len(L) == 1" "$tmp/up.json"
+  check "up --json: its executors and broker" \
+    jsl "L[0]['executors'] == 'process' and L[0]['broker'] == 'ipc://$st/bus/clients' and L[0]['gateway'] is None" "$tmp/up.json"
+  check "up --json: the text on stderr" grep -q "^evrun is up" "$tmp/up.err"
+  pipeline silent <<'YML'
+pipeline: silent
+executor: process
+steps:
+  - { name: a, run: "true" }
+  - { name: b, needs: [a], run: exit 4 }
+YML
+  EVRUN_STATE_DIR=$st cli run "$tmp/silent.yml" --wait --json > "$tmp/w.json" 2> "$tmp/w.err"
+  check "run --wait --json of a failing job: exit 1" [ $? -eq 1 ]
+  check "run --wait --json: JSON lines only" jsl "len(L) == 2" "$tmp/w.json"
+  check "run --wait --json: the end is the job's status and reason" \
+    jsl "L[-1]['status'] == 'failed' and 'step b failed (exit 4)' in L[-1]['reason']" "$tmp/w.json"
+  EVRUN_STATE_DIR=$st cli run "$tmp/silent.yml" --follow --json > "$tmp/f.json" 2> "$tmp/f.err"
+  check "run --follow --json: exit 1" [ $? -eq 1 ]
+  check "run --follow --json: JSON lines, the end the job's status" \
+    jsl "L[0]['job'] and L[-1]['status'] == 'failed' and L[-1]['job'] == L[0]['job']" "$tmp/f.json"
+  # Ctrl-C of --follow: its own exit status, the job goes on
+  pipeline long <<'YML'
+pipeline: long
+executor: process
+steps:
+  - { name: a, run: "echo started; sleep 30" }
+YML
+  EVRUN_STATE_DIR=$st "$bin/evrun-cli" run "$tmp/long.yml" --follow > "$tmp/l.out" 2> "$tmp/l.err" &
+  fp=$!
+  for _ in $(seq 1 100); do grep -q "started" "$tmp/l.out" && break; sleep 0.1; done
+  kill -INT "$fp"; wait "$fp"
+  check "run --follow interrupted: exit 130" [ $? -eq 130 ]
+  check "... the job goes on" grep -q "stopped following; job [0-9A-Z]* goes on" "$tmp/l.err"
+  EVRUN_STATE_DIR=$st cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/l.out")" > /dev/null
+  # the runner killed, brought back by up alone: as the first up started it
+  kill "$(cat "$st/run/runner-1.pid")"
+  for _ in $(seq 1 100); do EVRUN_STATE_DIR=$st cli runners | grep -q "^runner-1 .*idle" || break; sleep 0.1; done
+  "${noprox[@]}" EVRUN_STATE_DIR=$st "$bin/evrun-cli" up --no-gateway > "$tmp/up2" 2>&1
+  check "up again: exit 0 (no podman asked for)" [ $? -eq 0 ]
+  check "up again: says it keeps the last up's settings" grep -q "^as the last up ($st/run/up.settings): --executors process" "$tmp/up2"
+  check "up again: the runner offers process again" \
+    grep -q '"labels":\["executor:process"\]' <(EVRUN_STATE_DIR=$st cli runners --json)
+  # a queued job whose labels no runner has: status says which
+  j=$(EVRUN_STATE_DIR=$st cli submit "$tmp/silent.yml" --label gpu 2> /dev/null)
+  EVRUN_STATE_DIR=$st cli status "$j" > "$tmp/st" 2>&1
+  check "status of a job no runner can take: says which labels" \
+    grep -q "^waiting   no connected runner has the labels gpu, executor:process (see evrun-cli runners)$" "$tmp/st"
+  check "status --json: JSON only" jsl "len(L) == 1 and L[0]['status'] == 'queued'" <(EVRUN_STATE_DIR=$st cli status "$j" --json)
+  EVRUN_STATE_DIR=$st cli cancel "$j" > /dev/null
+  # a gateway that cannot listen: up exits 2, naming the way out
+  python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(60)' "$port" &
+  fp=$!
+  wait_port "$port"
+  EVRUN_HTTP_LISTEN=127.0.0.1:$port EVRUN_STATE_DIR=$st cli up > "$tmp/up3" 2>&1
+  check "up, the gateway's port taken: exit 2" [ $? -eq 2 ]
+  check "... the gateway's log shown" grep -q "cannot listen on 127.0.0.1:$port" "$tmp/up3"
+  check "... the way out named" grep -q "EVRUN_HTTP_LISTEN=127.0.0.1:PORT .*--no-gateway" "$tmp/up3"
+  kill "$fp"; wait "$fp" 2>/dev/null
+  # a killed broker leaves its socket: no broker, as README says
+  kill -9 "$(cat "$st/run/broker.pid")"
+  sleep 0.2
+  EVRUN_STATE_DIR=$st cli jobs > "$tmp/k" 2>&1
+  check "a killed broker's socket: no broker runs at the state directory" \
+    grep -q "no broker runs at the state directory $st" "$tmp/k"
+  EVRUN_STATE_DIR=$st cli down --json > "$tmp/down.json" 2> "$tmp/down.err"
+  check "down --json: one object, what stopped" jsl "'runner-1' in L[0]['stopped']" "$tmp/down.json"
+  check "down: forgets the settings" [ ! -e "$st/run/up.settings" ]
 }
 
 # What a user gets wrong on the command line, answered before (or
@@ -292,7 +386,7 @@ case_cli_errors() {
     EVRUN_STATE_DIR=$none cli $c > "$tmp/nb" 2>&1
     check "no broker, $c: exit 2" [ $? -eq 2 ]
     check "no broker, $c: names the state dir and suggests up" \
-      grep -q "no broker runs at the state directory $none (no ipc://$none/bus/clients): start one with \`evrun-cli up\`, or reach a remote one with --broker tcp://HOST:PORT" "$tmp/nb"
+      grep -q "no broker runs at the state directory $none (nothing listens at ipc://$none/bus/clients): start one with \`evrun-cli up\`, or reach a remote one with --broker tcp://HOST:PORT" "$tmp/nb"
   done
   EVRUN_STATE_DIR=$none "$bin/evrun-tail" --all > "$tmp/nb" 2>&1
   check "no broker, evrun-tail: suggests up" grep -q "no broker runs at the state directory $none" "$tmp/nb"
@@ -460,5 +554,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only state_refused up_fresh_home cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only state_refused up_fresh_home up_json cli_errors" "$@"
 bus_script_end
