@@ -4,11 +4,15 @@
 
 #include "evr_log.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "evr_http.h"
 #include "evr_output.h"
@@ -84,15 +88,44 @@ evr_podman_url(const evr_podman_t *self)
     return evr_http_base(self->http);
 }
 
+/*  Why nothing answers at the socket of url ("unix:///path"), in words:
+    it does not exist, refuses connections (no service listens), or may
+    not be opened; NULL when connecting works (curl's message says the
+    rest). */
+static const char *
+s_socket_problem(const char *url)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const char *path = url + 7;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return NULL;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int rc = connect(fd, (struct sockaddr *) &sa, sizeof sa), e = errno;
+    close(fd);
+    if (rc == 0)
+        return NULL;
+    return e == ENOENT         ? "the socket does not exist: no podman service runs there"
+         : e == ECONNREFUSED   ? "the socket refuses connections: no podman service listens "
+                                 "there (one that stopped left it)"
+         : e == EACCES         ? "permission denied on the socket (another user's service?)"
+         : e == ENOTSOCK       ? "the path is not a socket"
+                               : NULL;
+}
+
 evr_rc_t
 evr_podman_ping(evr_podman_t *self, evr_err_t *err)
 {
     evr_http_opts_t o = { .method = "GET", .path = S_API "/_ping", .timeout_ms = 5000 };
     long status = 0;
     evr_err_t e;
-    if (evr_http_call(self->http, &o, &status, NULL, NULL, &e))
+    if (evr_http_call(self->http, &o, &status, NULL, NULL, &e)) {
+        const char *why = s_socket_problem(evr_http_base(self->http));
         return evr_err_set(err, EVR_ERR_PODMAN, "cannot reach podman at %s: %s",
-                           evr_http_base(self->http), e.msg);
+                           evr_http_base(self->http), why ? why : e.msg);
+    }
     if (status != 200)
         return evr_err_set(err, EVR_ERR_PODMAN, "podman at %s answered %ld to _ping",
                            evr_http_base(self->http), status);

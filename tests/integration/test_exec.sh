@@ -470,6 +470,16 @@ case_unreachable() {
   run unreachable "$src/examples/hello.yml" --podman-url unix:///tmp/evr-no-such-podman.sock
   check "exit 2" [ "$rc" -eq 2 ]
   check "names the URL it tried" grep -q "cannot reach podman at unix:///tmp/evr-no-such-podman.sock" "$err"
+  # why, in words (not curl's "Failed to connect to d port 80"), and what to do
+  check "says the socket does not exist" grep -q "sock: the socket does not exist: no podman service runs there" "$err"
+  check "... and what to do" grep -q "tools/podman-service start DIR.*EVRUN_PODMAN_URL" "$err"
+  # a socket nothing listens on (a service that stopped left it)
+  rm -f "$tmp/dead.sock"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/dead.sock"
+  run unreachable2 "$src/examples/hello.yml" --podman-url "unix://$tmp/dead.sock"
+  check "a dead socket: exit 2" [ "$rc" -eq 2 ]
+  check "a dead socket: says it refuses connections" \
+    grep -q "cannot reach podman at unix://$tmp/dead.sock: the socket refuses connections: no podman service listens there" "$err"
 }
 
 case_bad_file() {
