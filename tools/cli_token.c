@@ -10,6 +10,21 @@
 #include "cli.h"
 #include "cli_bus.h"
 #include "evr_gw_auth.h"
+#include "evr_json.h"
+
+/*  --json: one object of one or two string members on stdout. */
+static void
+s_json_line(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    json_t *js = json_object();
+    json_object_set_new(js, k1, json_string(v1));
+    if (k2)
+        json_object_set_new(js, k2, json_string(v2));
+    char *line = json_dumps(js, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", line);
+    free(line);
+    json_decref(js);
+}
 
 static void
 s_token_help(FILE *out)
@@ -22,6 +37,7 @@ s_token_help(FILE *out)
             "It is a JWT (HS256) signed with STATE/gateway/jwt.secret (made when missing, 0600;\n"
             "the gateway must use the same state directory), with the claims sub, iat, exp and\n"
             "scope.  Delete the secret and restart the gateway to revoke every token.\n"
+            "With --json: {\"token\":TOKEN}.\n"
             "\n"
             "  --read-only          scope read: GET routes only (else write: also submit,\n"
             "                       cancel, pause, resume)\n"
@@ -83,6 +99,8 @@ evr_cli_token(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         status = 2;
     }
+    else if (cli.json)
+        s_json_line("token", tok, NULL, NULL);
     else
         printf("%s\n", tok);
     free(tok);
@@ -104,6 +122,7 @@ s_hook_help(FILE *out)
             "first), and POST /hooks/NAME answers 404 until a pipeline NAME is registered;\n"
             "check the name against evrun-cli pipelines.  NAME github is refused:\n"
             "POST /hooks/github is GitHub's (a pipeline named github uses on: {github: ...}).\n"
+            "With --json: {\"pipeline\":NAME,\"token\":TOKEN}.\n"
             "\n"
             "  --new                a new token (the old one stops working at once)\n"
             EVR_CLI_COMMON_HELP
@@ -165,6 +184,8 @@ evr_cli_hook_token(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", cli.prog, err.msg);
         status = 2;
     }
+    else if (cli.json)
+        s_json_line("pipeline", argv[optind], "token", tok.key);
     else
         printf("%s\n", tok.key);
     free(path);

@@ -11,6 +11,13 @@ shift 2
 . "$src/tests/integration/bus_lib.sh"
 bus_script_init bop --podman
 
+# jsl EXPR FILE: every line of FILE is JSON (L, the objects) and EXPR holds
+jsl() {
+  python3 -c 'import json, sys
+L = [json.loads(x) for x in open(sys.argv[2]) if x.strip()]
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$@"
+}
+
 # tcp:// endpoints use CURVE: the broker admits only the keys in its
 # curve/runners/ and curve/clients/, each in its own role.
 case_curve() {
@@ -217,7 +224,10 @@ case_state_refused() {
   EVRUN_STATE_DIR=$st cli up > "$tmp/up3" 2>&1
   check "logs/ a link: refused" grep -q "$st/logs: a symbolic link" "$tmp/up3"
   rm "$st/logs"
-  python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$st/bus/clients"
+  # a socket something listens on (one nothing listens on is no broker: not used)
+  python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(60)' "$st/bus/clients" &
+  local lp=$!
+  for _ in $(seq 1 50); do [ -S "$st/bus/clients" ] && break; sleep 0.05; done
   chmod 0770 "$st/bus"
   EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs" 2>&1
   check "a client refuses a group-writable bus/ (exit 2)" [ $? -eq 2 ]
@@ -233,6 +243,7 @@ case_state_refused() {
     EVRUN_STATE_DIR=$st cli jobs > "$tmp/jobs2" 2>&1
     check "a socket of uid 65534 in bus/: the client refuses it" grep -q "$st/bus/clients: a socket of uid 65534" "$tmp/jobs2"
   fi
+  kill "$lp"; wait "$lp" 2>/dev/null
   rm -f "$st/bus/clients"
   mkdir -p "$st/broker" "$st/runners/1" && chmod 0777 "$st/broker" "$st/runners/1"
   timeout 20 "$bin/evrun-broker" --local --state-dir "$st" > "$tmp/broker.out" 2>&1
@@ -296,12 +307,6 @@ case_up_json() {
   fresh upjson
   local st=$tmp/s j port=${EVR_TEST_GW_PORT:-$(free_port)} fp
   local -a noprox=(env EVRUN_PODMAN_URL=unix://$tmp/no-podman.sock EVRUN_PODMAN_SERVICE=$tmp/none)
-  # jsl EXPR FILE: every line of FILE is JSON (L, the objects) and EXPR holds
-  jsl() {
-    python3 -c 'import json, sys
-L = [json.loads(x) for x in open(sys.argv[2]) if x.strip()]
-sys.exit(0 if eval(sys.argv[1]) else 1)' "$@"
-  }
   "${noprox[@]}" EVRUN_STATE_DIR=$st "$bin/evrun-cli" up --executors process --no-gateway --json \
     > "$tmp/up.json" 2> "$tmp/up.err"
   check "up --json: exit 0" [ $? -eq 0 ]
@@ -393,6 +398,11 @@ case_cli_errors() {
   local port gw tok
   port=$(free_port)
   tok=$(EVRUN_STATE_DIR=$none cli token)
+  check "token --json: one object, the token" \
+    jsl "len(L) == 1 and L[0]['token'].count('.') == 2" <(EVRUN_STATE_DIR=$none cli token --json)
+  check "hook-token --json: one object" \
+    jsl "len(L) == 1 and L[0]['pipeline'] == 'nightly' and len(L[0]['token']) > 20" \
+    <(EVRUN_STATE_DIR=$none cli hook-token nightly --json)
   EVRUN_STATE_DIR=$none "$bin/evrun-gateway" --listen "127.0.0.1:$port" > "$tmp/gw.log" 2>&1 &
   gw=$!
   wait_port "$port"

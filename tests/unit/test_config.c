@@ -3,6 +3,8 @@
     numbers, booleans, durations and choices checked, endpoints derived
     for local mode, the `retention:` mapping. */
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,9 +213,15 @@ test_local_up(void)
     CHECK(!evr_config_local_up(dir));   /* no bus: not a local broker */
     close(go[1]);
     waitpid(pid, NULL, 0);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/bus && touch %s/bus/clients", dir, dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bus", dir);
     CHECK(system(cmd) == 0);
-    CHECK(evr_config_local_up(dir));   /* the socket alone */
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/bus/clients", dir);
+    int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(ls >= 0 && bind(ls, (struct sockaddr *) &sa, sizeof sa) == 0 && listen(ls, 4) == 0);
+    CHECK(evr_config_local_up(dir));   /* a socket someone listens on, alone */
+    close(ls);
+    CHECK(!evr_config_local_up(dir));  /* the socket left, nothing listening: no broker */
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
 }
