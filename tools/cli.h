@@ -3,7 +3,9 @@
     Each takes the arguments after the subcommand name (argv[0] is the
     subcommand) and returns the process exit status: 0 ok, 1 the job
     failed or the command was refused (for validate: a file is invalid),
-    2 usage or connection errors (and no such job for logs, artifacts).
+    2 usage or connection errors (and no such job for logs, artifacts),
+    130 (EVR_CLI_INTERRUPTED) a --follow or --wait stopped by SIGINT or
+    SIGTERM before the job ended.
 */
 #ifndef EVR_CLI_H_INCLUDED
 #define EVR_CLI_H_INCLUDED
