@@ -11,11 +11,11 @@
 #include "evr_spec.h"
 
 typedef struct {
-    const evr_strlist_t *need[2];   /* every label of these, a runner must have */
-    const char *implied;            /* and this one (a spec's executor:NAME), or NULL */
-    bool match;         /* a runner taking work has them all */
-    bool unoffered;     /* a runner taking work does not offer implied */
-    char provider[160]; /* an active provider with the labels: "NAME (of PROVISIONER)" */
+    const evr_strlist_t *need[2]; /* every label of these, a runner must have */
+    const char *implied;          /* and this one (a spec's executor:NAME), or NULL */
+    bool match;                   /* a runner taking work has them all */
+    bool unoffered;               /* a runner taking work does not offer implied */
+    char provider[160];           /* an active provider with the labels: "NAME (of PROVISIONER)" */
 } s_fit_t;
 
 static bool
@@ -82,21 +82,23 @@ s_join(const s_fit_t *t, char *buf, size_t size)
     buf[0] = '\0';
     for (int k = 0; k < 2; k++)
         for (uint32_t i = 0; t->need[k] && i < t->need[k]->n && at < (int) size; i++)
-            at += snprintf(buf + at, size - (size_t) at, "%s%s", at ? ", " : "",
-                           t->need[k]->v[i]);
+            at += snprintf(buf + at, size - (size_t) at, "%s%s", at ? ", " : "", t->need[k]->v[i]);
     return at < (int) size ? at : (int) size - 1;
 }
 
 void
 evr_cli_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
 {
-    s_fit_t t = { { &req->spec->labels, &req->labels }, evr_spec_executor_label(req->spec),
-                  false, false, "" };
+    s_fit_t t = {
+        { &req->spec->labels, &req->labels }, evr_spec_executor_label(req->spec), false, false, ""
+    };
     if (s_ask(cli, &t))
         return;
     if (t.provider[0]) {
-        fprintf(stderr, "%s: no connected runner can take the job yet: provider %s starts "
-                "one for it\n", cli->prog, t.provider);
+        fprintf(stderr,
+                "%s: no connected runner can take the job yet: provider %s starts "
+                "one for it\n",
+                cli->prog, t.provider);
         return;
     }
     char labels[512];
@@ -104,11 +106,14 @@ evr_cli_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
     const char *name = t.implied ? evr_executor_names[req->spec->executor] : "";
     if (t.implied && (t.unoffered || req->spec->executor != EVR_EXECUTOR_PODMAN)
         && at < (int) sizeof labels)
-        snprintf(labels + at, sizeof labels - (size_t) at, "%s%s (the %s executor: "
-                 "evrun-runner --executors %s)", at ? ", " : "", t.implied, name, name);
-    fprintf(stderr, "%s: no connected runner %s%s: the job waits in the queue until one "
-            "connects (see evrun-cli runners)\n", cli->prog,
-            labels[0] ? "has the labels " : "is taking work", labels);
+        snprintf(labels + at, sizeof labels - (size_t) at,
+                 "%s%s (the %s executor: "
+                 "evrun-runner --executors %s)",
+                 at ? ", " : "", t.implied, name, name);
+    fprintf(stderr,
+            "%s: no connected runner %s%s: the job waits in the queue until one "
+            "connects (see evrun-cli runners)\n",
+            cli->prog, labels[0] ? "has the labels " : "is taking work", labels);
 }
 
 void
