@@ -344,6 +344,14 @@ YML
   check "run --follow interrupted: exit 130" [ $? -eq 130 ]
   check "... the job goes on" grep -q "stopped following; job [0-9A-Z]* goes on" "$tmp/l.err"
   EVRUN_STATE_DIR=$st cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/l.out")" > /dev/null
+  EVRUN_STATE_DIR=$st "$bin/evrun-cli" run "$tmp/long.yml" --wait > "$tmp/lw.out" 2> "$tmp/lw.err" &
+  fp=$!
+  for _ in $(seq 1 100); do grep -q "accepted" "$tmp/lw.out" && break; sleep 0.1; done
+  sleep 0.5
+  kill -INT "$fp"; wait "$fp"
+  check "run --wait interrupted: exit 130" [ $? -eq 130 ]
+  check "... the job goes on" grep -q "stopped waiting; job [0-9A-Z]* goes on" "$tmp/lw.err"
+  EVRUN_STATE_DIR=$st cli cancel "$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/lw.out")" > /dev/null
   # the runner killed, brought back by up alone: as the first up started it
   kill "$(cat "$st/run/runner-1.pid")"
   for _ in $(seq 1 100); do EVRUN_STATE_DIR=$st cli runners | grep -q "^runner-1 .*idle" || break; sleep 0.1; done
@@ -374,6 +382,17 @@ YML
   EVRUN_STATE_DIR=$st cli jobs > "$tmp/k" 2>&1
   check "a killed broker's socket: no broker runs at the state directory" \
     grep -q "no broker runs at the state directory $st" "$tmp/k"
+  # ... and the gateway, choosing the endpoint as the clients do, says the same
+  local gw tok
+  tok=$(EVRUN_STATE_DIR=$st cli token)
+  EVRUN_STATE_DIR=$st "$bin/evrun-gateway" --listen "127.0.0.1:$port" > "$tmp/gw.log" 2>&1 &
+  gw=$!
+  wait_port "$port" "$gw"
+  curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/api/v1/jobs" > "$tmp/gw.out"
+  kill "$gw"; wait "$gw" 2>/dev/null
+  check "a killed broker's socket, gateway: 503" grep -q "^ 503$" "$tmp/gw.out"
+  check "... no broker runs at the state directory" \
+    grep -q "no broker runs at the state directory $st .*evrun-cli up" "$tmp/gw.out"
   EVRUN_STATE_DIR=$st cli down --json > "$tmp/down.json" 2> "$tmp/down.err"
   check "down --json: one object, what stopped" jsl "'runner-1' in L[0]['stopped']" "$tmp/down.json"
   check "down: forgets the settings" [ ! -e "$st/run/up.settings" ]
