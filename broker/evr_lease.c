@@ -2,9 +2,11 @@
     back (DESIGN §7).
 
     A runner silent past its lease is shown lost and keeps its jobs: it may
-    come back and finish them.  Once it has been away for reclaim_ms (from
-    the moment it was shown lost, or from the broker's start for a runner
-    that has not said hello since), its jobs are taken from it:
+    come back and finish them; so does one that said goodbye (shown
+    stopped) with jobs it had accepted.  Once it has been away for
+    reclaim_ms (from the moment it was shown lost or stopped, or from the
+    broker's start for a runner that has not said hello since), its jobs
+    are taken from it:
       - a job dispatched to it whose job.accepted the broker does not hold
         is queued again (it goes to another runner);
       - a running one ends `lost` in the broker's archive: its unfinished
@@ -495,16 +497,18 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
     }
 }
 
-/*  Takes j from its runner, away since `since` (mono ns). */
+/*  Takes j from its runner, away since `since` (mono ns); stopped: it
+    said goodbye then (evr_runners.c), else it was lost. */
 static void
-s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
+s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, bool stopped, uint64_t now)
 {
     if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd', NULL))
         return;
     evr_err_t err;
     char reason[512];
-    snprintf(reason, sizeof reason, "runner %s was lost for %llu s%s (the broker's reclaim_ms "
-             "is %u)", j->runner, (unsigned long long) ((now - since) / 1000000000ull),
+    snprintf(reason, sizeof reason, "runner %s %s for %llu s%s (the broker's reclaim_ms "
+             "is %u)", j->runner, stopped ? "was stopped (it said goodbye)" : "was lost",
+             (unsigned long long) ((now - since) / 1000000000ull),
              since == b->started ? " since the broker started" : "", b->opts.reclaim_ms);
     b->changed = true;
     if (j->state == B_ACTIVE) {
@@ -575,7 +579,7 @@ evr_lease_check(evr_broker_t *b)
     }
     for (size_t i = 0; i < n && !b->failure; i++) {
         const evr_runners_session_t *r = evr_runners_find(b, v[i]->runner);
-        s_take(b, v[i], r && r->lost_at ? r->lost_at : b->started, now);
+        s_take(b, v[i], r && r->lost_at ? r->lost_at : b->started, r && r->stopped, now);
     }
 }
 

@@ -609,10 +609,12 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     while ((status = s_daemon_check(o, d, eng, who, started, &deadline)) < 0);
     const char *job = o->once ? evr_daemon_once_job(d) : NULL;
     uint64_t last = 1;
+    evr_daemon_stop_taking(d);  /* credit 0: a dispatch while flushing is not taken */
     if (status != 2 || job)
         *all = s_daemon_flush(o, d, eng, who);
     else if (o->once)   /* no job taken: nothing to wait for when the log is empty */
         *all = evr_store_last_seq(store, &last, &err) == EVR_OK && last == 0;
+    evr_daemon_goodbye(d, s_interrupts + s_terms > 0);
     if (job && status == 0)
         status = s_once_status(store, job, who);
     if (o->once && status < 2 && !*all) {

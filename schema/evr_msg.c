@@ -62,9 +62,9 @@ s_check_state(const void *v)
 {
     const char *s = *(char *const *) v;
     if (!strcmp(s, "idle") || !strcmp(s, "busy") || !strcmp(s, "draining")
-        || !strcmp(s, "lost"))
+        || !strcmp(s, "lost") || !strcmp(s, "stopped"))
         return NULL;
-    return "expected one of idle, busy, draining, lost";
+    return "expected one of idle, busy, draining, lost, stopped";
 }
 
 static const char *
@@ -226,6 +226,8 @@ MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it
     M("draining", EVR_FT_BOOL, false, 0, draining, NULL, NULL,
       "true: this runner process took a drain (evrun-cli drain) and takes no new jobs"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
+MSG(goodbye, SEQ(true, "highest seq in the runner's log: it commits nothing after this"),
+    M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL, "why it leaves, for people"));
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
@@ -410,6 +412,7 @@ static const struct {
     [EVR_MSG_QUERIED] = { "queried", &s_m_queried, "broker -> runner" },
     [EVR_MSG_DEMAND] = { "demand", &s_m_demand, "client -> broker, broker -> client" },
     [EVR_MSG_DEMANDS] = { "demands", &s_empty, "client -> broker" },
+    [EVR_MSG_GOODBYE] = { "goodbye", &s_m_goodbye, "runner -> broker" },
 };
 
 const char *const evr_msg_codes[][2] = {
@@ -426,6 +429,12 @@ const char *const evr_msg_codes[][2] = {
     { EVR_CODE_INTERNAL, "a failure inside the broker; the message says what" },
     { NULL, NULL },
 };
+
+bool
+evr_msg_state_away(const char *state)
+{
+    return !state || !strcmp(state, "lost") || !strcmp(state, "stopped");
+}
 
 const char *
 evr_msgtype_name(evr_msgtype_t t)

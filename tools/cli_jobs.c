@@ -260,7 +260,7 @@ static int
 s_runner_fits(const evr_msg_t *m, void *arg)
 {
     s_labels_t *t = arg;
-    if (!m->state || !strcmp(m->state, "lost") || !strcmp(m->state, "draining"))
+    if (evr_msg_state_away(m->state) || !strcmp(m->state, "draining"))
         return 0;
     bool fits = true;
     const evr_strlist_t *need[2] = { &t->req->spec->labels, &t->req->labels };
@@ -822,17 +822,17 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                             "whose queue sets no limit waits at most that many "
                                             "jobs)."
                                           : "Lists the runners the broker knows: state (idle, "
-                                            "busy, draining, lost),\nrunning/capacity, labels, "
-                                            "last heartbeat; `ephemeral` after it\nfor a "
-                                            "single-use runner (evrun-runner --once).  Then "
-                                            "the providers\nevrun-provisioners report: "
-                                            "running/max, starts, failed starts, state\n"
-                                            "(active, or paused: why); in --json, objects "
-                                            "with a \"provider\" key.\nThen the demand "
-                                            "the broker keeps (POST /api/v1/demand, GitHub\n"
-                                            "workflow_job events): runners still wanted, "
-                                            "labels, age, seconds left,\nsource; in --json, "
-                                            "objects with a \"demand\" key (its id).",
+                                            "busy, draining,\nlost, or stopped: it said goodbye), "
+                                            "running/capacity, labels,\nlast heartbeat; "
+                                            "`ephemeral` after it for a single-use "
+                                            "runner\n(evrun-runner --once).  Then the providers "
+                                            "evrun-provisioners report:\nrunning/max, starts, "
+                                            "failed starts, state (active, or paused: why);\nin "
+                                            "--json, objects with a \"provider\" key.  Then the "
+                                            "demand the\nbroker keeps (POST /api/v1/demand, GitHub "
+                                            "workflow_job events):\nrunners still wanted, labels, "
+                                            "age, seconds left, source; in --json,\nobjects with a "
+                                            "\"demand\" key (its id).",
                    type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "

@@ -331,6 +331,7 @@ test_pass_dry(void)
     evr_strlist_t rl = s_list("x", "executor:process", NULL);
     evr_prov_runner_t runners[] = {
         { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
+        { "r4", &rl, "stopped", 1 },   /* no slot: it said goodbye (the broker says 0) */
     };
     evr_prov_job_t jobs[] = { { .id = "J1", .labels = &lx }, { .id = "J2", .labels = &lx },
                               { .id = "J3", .labels = &lx }, { .id = "J4", .labels = &ly },
@@ -338,7 +339,7 @@ test_pass_dry(void)
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    evr_prov_pass(pv, jobs, 5, runners, 3, true, f, 1);
+    evr_prov_pass(pv, jobs, 5, runners, 4, true, f, 1);
     fclose(f);
     CHECK_CONTAINS(out, "job J1 (labels x,executor:process): a free slot of runner r1\n");
     CHECK_CONTAINS(out, "job J2 (labels x,executor:process): provider a would start a process "
