@@ -585,8 +585,14 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
             }
             if (!source)
                 ev->jseq = job->last_jseq + 1;
-            if ((source && (erc = s_owner_check(job, ev, source, err)))
-                || (erc = evr_job_apply(job, ev, err))) {
+            if (source && (erc = s_owner_check(job, ev, source, err))) {
+                *refused = i;
+                break;
+            }
+            /* a job.accepted that names no runner is the sender's */
+            if (source && evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && !ev->data.runner)
+                ev->data.runner = evr_strdup(source);
+            if ((erc = source ? evr_job_apply_sent(job, ev, err) : evr_job_apply(job, ev, err))) {
                 *refused = i;
                 break;
             }
