@@ -39,8 +39,8 @@ def check(name, ok, detail=""):
 
 
 class Broker:
-    def __init__(self, bin_dir, root):
-        self.bin, self.root, self.proc = bin_dir, root, None
+    def __init__(self, bin_dir, root, timing=("--heartbeat-ms", "200", "--lease-ms", "1500")):
+        self.bin, self.root, self.proc, self.timing = bin_dir, root, None, list(timing)
         self.clients = f"ipc://{root}/bus/clients"
         self.runners = f"ipc://{root}/bus/runners"
 
@@ -52,8 +52,7 @@ class Broker:
                 pass
         log = open(f"{self.root}/broker.log", "a")
         self.proc = subprocess.Popen([f"{self.bin}/evrun-broker", "--local", "--state-dir",
-                                      self.root, "--heartbeat-ms", "200", "--lease-ms", "1500"],
-                                     stdout=log, stderr=log)
+                                      self.root] + self.timing, stdout=log, stderr=log)
         for _ in range(100):
             if os.path.exists(f"{self.root}/bus/clients"):
                 return
@@ -75,8 +74,8 @@ class FakeRunner:
     """A runner on the broker's runner socket: what the broker sends it that
     a call did not wait for is kept in self.got as (type, body)."""
 
-    def __init__(self, broker, rid, labels):
-        self.broker, self.rid, self.labels = broker, rid, labels
+    def __init__(self, broker, rid, labels, capacity=2):
+        self.broker, self.rid, self.labels, self.capacity = broker, rid, labels, capacity
         self.seq, self.jseq, self.c, self.got = 0, {}, None, []
 
     def connect(self, draining=False, expect_error=False):
@@ -84,8 +83,8 @@ class FakeRunner:
             self.c.close()
         self.c = Client(self.broker.runners)
         self.got = []
-        body = {"runner": self.rid, "labels": self.labels, "capacity": 2, "version": "test",
-                "seq": self.seq}
+        body = {"runner": self.rid, "labels": self.labels, "capacity": self.capacity,
+                "version": "test", "seq": self.seq}
         if draining:
             body["draining"] = True
         self.c.send("hello", body)
