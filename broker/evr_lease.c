@@ -465,7 +465,9 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
 
 /*  Ends the job id with status ("lost": a lost job whose steps retry on
     lost is queued again, s_requeue) in the archive, and drops it from the
-    queue when it is there. */
+    queue when it is there; one the archive holds no event of that waits
+    or is dispatched in the queue (its job.accepted refused) gets the
+    broker's own job.accepted first (evr_queue_end_unstarted). */
 static void
 s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t rlen)
 {
@@ -492,8 +494,8 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         return;
     }
     evr_queue_job_t *j = evr_queue_find(b, id);
-    if (rc == EVR_ERR_NOTFOUND && j && j->submit) {   /* not accepted yet: the broker's own */
-        evr_broker_warn(b, "job %s %s: %s", id, status, reason);
+    if (rc == EVR_ERR_NOTFOUND && j && j->state != B_ACTIVE && j->submit) {
+        /* never accepted: ended with the broker's own job.accepted */
         if (evr_queue_end_unstarted(b, j, status, reason, &err) == EVR_OK)
             b->changed = true;
         return;
