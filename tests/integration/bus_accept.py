@@ -14,9 +14,10 @@ Cases:
   elsewhere      a runner never sent the job sends its job.accepted while the
                  job is dispatched to another: refused, told to cancel; the
                  other's is taken
-  lost_back      a runner lost past reclaim_ms comes back and sends the
+  lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
-                 refused; the other's is taken (lease 1 s, reclaim 2 s)
+                 not taken, each told to cancel; the other's is taken (lease
+                 1 s, reclaim 2 s)
   finished       job.finished{succeeded} with a step running, or without
                  job.started, and a job.accepted whose pipeline is not its
                  spec's: refused, the job ends failed; a runner's own
@@ -181,29 +182,45 @@ def case_elsewhere(br):
 
 
 def case_lost_back(br):
+    """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
+    client that found it did); ra2's hello says seq 1, its log's
+    job.accepted then resent (as evrun-runner does)."""
     c = Client(br.clients)
-    a = runner(br, "ra", "lb")
+    a, a2 = runner(br, "ra", "lb"), runner(br, "ra2", "lb")
     a.credit(1)
     job, spec = dispatch(c, a, "lb")
-    time.sleep(3.5)     # silent past lease (1 s) and reclaim (2 s): the job waits again
-    check("taken from ra: queued again", wait_for(lambda: not c.status(job).get("runner")))
-    b = runner(br, "rb", "lb")
-    b.credit(1)
-    _, d = b.wait("dispatch")
-    check("dispatched to rb", d.get("job") == job, d)
+    a2.credit(1)
+    job2, spec2 = dispatch(c, a2, "lb")
+    time.sleep(3.5)     # silent past lease (1 s) and reclaim (2 s): the jobs wait again
+    check("taken from ra and ra2: queued again", wait_for(
+        lambda: not c.status(job).get("runner") and not c.status(job2).get("runner")))
+    b = runner(br, "rb", "lb", capacity=2)
+    b.credit(2)
+    got = {b.wait("dispatch")[1].get("job"), b.wait("dispatch")[1].get("job")}
+    check("both dispatched to rb", got == {job, job2}, got)
     a.connect()
     seq = send(a, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "ra"}))
     got = cancels(a.pending(0.3))
     check("ra's job.accepted: refused, ra told to cancel",
           len(got) == 1 and got[0][0] == job and f"refused event seq {seq} (job.accepted)" in
           got[0][1] and "dispatched to runner rb" in got[0][1], got)
-    send(b, (job, 1, "job.accepted", {"pipeline": "pp", "spec": d.get("spec"), "runner": "rb"}))
-    st = c.status(job)
-    check("rb's is taken", st.get("runner") == "rb" and st.get("status") == "queued", st)
+    a2.seq = 1
+    a2.connect()
+    a2.seq = 0
+    send(a2, (job2, 1, "job.accepted", {"pipeline": "pp", "spec": spec2, "runner": "ra2"}))
+    got = cancels(a2.pending(0.3))
+    # (told twice: once for the event, once more at its resync, which
+    # tells a runner back again of every copy it holds)
+    check("ra2's (its log's, resent): not taken, ra2 told to cancel",
+          got and all(j == job2 and "while it was lost" in why for j, why in got), got)
+    for j, sp in ((job, spec), (job2, spec2)):
+        send(b, (j, 1, "job.accepted", {"pipeline": "pp", "spec": sp, "runner": "rb"}))
+        st = c.status(j)
+        check("rb's is taken", st.get("runner") == "rb" and st.get("status") == "queued", st)
     check("rb was told nothing", cancels(b.pending(0.3)) == [])
     c.close()
-    a.c.close()
-    b.c.close()
+    for r in (a, a2, b):
+        r.c.close()
 
 
 def case_finished(br):
