@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import FAILS, Broker, FakeRunner, check, controls  # noqa: E402
+from bus_control import FAILS, Broker, FakeRunner, check  # noqa: E402
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 
