@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bus_control import FAILS, Broker, FakeRunner, check  # noqa: E402
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
