@@ -378,6 +378,10 @@ uint64_t evr_queue_created(evr_broker_t *b, const char *id, uint64_t fallback);
     job.finished{cancelled, reason}, publishes them, drops it. */
 evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
                                  evr_err_t *err);
+/*  The same with another final status (failed: a dispatched job whose
+    runner's job.accepted the broker refused, evr_lease.c). */
+evr_rc_t evr_queue_end_unstarted(evr_broker_t *b, evr_queue_job_t *j, const char *status,
+                                 const char *reason, evr_err_t *err);
 /*  Sends every queued job it can to a runner with credit and labels:
     when b->changed, looking at the whole queue; else at the jobs added
     since the last pass (b->fresh) only, the others having found no runner
