@@ -40,11 +40,9 @@ static const char *
 s_check_status(const void *v)
 {
     const char *s = *(char *const *) v;
-    if (evr_event_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
-        || !strcmp(s, "paused"))
-        return NULL;
-    return "expected one of queued, running, paused, succeeded, failed, cancelled, "
-           "timed_out, lost";
+    static const char *const names[] = { "queued", "running", "paused", "succeeded", "failed",
+                                         "cancelled", "timed_out", "lost", NULL };
+    return evr_event_status_ok(s) ? NULL : evr_diag_one_of(s, names);
 }
 
 static const char *
@@ -60,21 +58,15 @@ s_check_names(const void *v)
 static const char *
 s_check_state(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "idle") || !strcmp(s, "busy") || !strcmp(s, "draining")
-        || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of idle, busy, draining, lost";
+    static const char *const names[] = { "idle", "busy", "draining", "lost", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_command(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "cancel") || !strcmp(s, "pause") || !strcmp(s, "resume")
-        || !strcmp(s, "drain"))
-        return NULL;
-    return "expected one of cancel, pause, resume, drain";
+    static const char *const names[] = { "cancel", "pause", "resume", "drain", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
