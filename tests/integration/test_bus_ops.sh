@@ -341,7 +341,7 @@ case_cli_errors() {
   done
   EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
   check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
-  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env EVRUN_TIMEOUT_MS): expected a whole number from 1 to 3600000' "$tmp/bad"
   "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
   check "evrun-gateway --timeout-ms abc: exit 2, named" \
     bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
@@ -359,6 +359,13 @@ case_cli_errors() {
     check "... named with its range" grep -qF "evrun-runner: ${rc_bad#*|}" "$tmp/bad.err"
     check "... nothing printed" [ ! -s "$tmp/bad" ]
   done
+  # every error of the file at once: an unknown key (did you mean) and each bad value
+  printf 'leas_ms: 10\nlog_level: loud\ncapacity: two\n' > "$tmp/rc.yml"
+  "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
+  check "evrun-runner, three bad settings: exit 2" [ $? -eq 2 ]
+  check "... the unknown key, with did you mean" grep -qF "evrun-runner: $tmp/rc.yml:1:1: leas_ms: unknown setting; did you mean lease_ms?" "$tmp/bad.err"
+  check "... log_level too" grep -qF 'evrun-runner: log_level = "loud" (from file): expected one of' "$tmp/bad.err"
+  check "... capacity too" grep -qF 'evrun-runner: capacity = "two" (from file): expected a whole number from 1 to 1024' "$tmp/bad.err"
   echo "capacity: 3" > "$tmp/rc.yml"
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/good" 2>&1
   check "evrun-runner --print-config, good values: printed" grep -Eq "^capacity: 3 .*\(file\)" "$tmp/good"
