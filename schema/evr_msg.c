@@ -48,10 +48,15 @@ s_check_status(const void *v)
 static const char *
 s_check_names(const void *v)
 {
+    static __thread char why[200];
     const evr_strlist_t *l = v;
     for (uint32_t i = 0; i < l->n; i++)
-        if (!evr_spec_name_ok(l->v[i]))
-            return "expected names: letters, digits, _ . - (at most 64 bytes each)";
+        if (!evr_spec_name_ok(l->v[i])) {
+            snprintf(why, sizeof why, "expected names: letters, digits, _ . - (at most 64 "
+                     "bytes each), got \"%.64s\"%s at [%u]", l->v[i],
+                     strlen(l->v[i]) > 64 ? "..." : "", i);
+            return why;
+        }
     return NULL;
 }
 

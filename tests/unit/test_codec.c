@@ -368,6 +368,7 @@ static const s_bad_t s_bad[] = {
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"steps\": [{\"name\": \"a\", \"run\": 5}]}}", NULL, "bad_request", "submit.spec.steps[0].run: expected str, got int" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"needs\": [\"b\"]}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].needs[0]: unknown step \"b\"" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"args\": {\"A\": 1}}", NULL, "bad_request", "submit.args.A: expected str, got int" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"x\", \"\"]}", NULL, "bad_request", "submit.labels: expected names: letters, digits, _ . - (at most 64 bytes each), got \"\" at [1]" },
     /* on_error's name is its own, with or without an on_error; it takes none */
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"on_error\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].name: \"on_error\" is the name of the pipeline's on_error step (in events and status), which no step may take" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"on_error\": {\"name\": \"zz\", \"run\": \"x\"}, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: on_error.name: on_error takes no name: it is always named \"on_error\"" },
