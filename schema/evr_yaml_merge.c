@@ -30,8 +30,9 @@ typedef struct {
     bool ok;
 } s_merge_t;
 
-bool
-evr_yaml_is_merge(const yaml_node_t *node)
+/*  Whether node is a plain `<<` scalar, the merge key. */
+static bool
+s_is_merge(const yaml_node_t *node)
 {
     return node->type == YAML_SCALAR_NODE && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
         && node->data.scalar.length == 2 && !memcmp(node->data.scalar.value, "<<", 2);
@@ -134,7 +135,7 @@ s_merge_map(s_merge_t *m, yaml_node_t *src, unsigned depth)
         for (size_t i = 0; i < np && *m->budget; i++) {
             yaml_node_t *k = yaml_document_get_node(m->doc, pr[i].key);
             yaml_node_t *v = yaml_document_get_node(m->doc, pr[i].value);
-            if (!k || !v || evr_yaml_is_merge(k) != (pass == 1))
+            if (!k || !v || s_is_merge(k) != (pass == 1))
                 continue;
             if (--*m->budget == 0) {
                 evr_diag_add_at(m->diag, (uint32_t) k->start_mark.line + 1,
@@ -186,7 +187,7 @@ evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path, size_t 
     for (size_t i = 0; i < np; i++) {
         yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
         yaml_node_t *v = yaml_document_get_node(doc, pr[i].value);
-        if (evr_yaml_is_merge(k))
+        if (s_is_merge(k))
             merges = true;
         else
             s_push(&m, k, v);
@@ -196,7 +197,7 @@ evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path, size_t 
             (void) s_taken(&m, m.v[i].key, true);
         for (size_t i = 0; i < np && *budget; i++) {
             yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
-            if (evr_yaml_is_merge(k))
+            if (s_is_merge(k))
                 s_merge_value(&m, yaml_document_get_node(doc, pr[i].value), 1);
         }
     }

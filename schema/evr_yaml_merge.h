@@ -31,7 +31,4 @@ typedef struct {
 bool evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path,
                     size_t *budget, evr_diag_t *diag, evr_ypair_t **pairs, size_t *n);
 
-/*  Whether node is a plain `<<` scalar, the merge key. */
-bool evr_yaml_is_merge(const yaml_node_t *node);
-
 #endif
