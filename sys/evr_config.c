@@ -17,6 +17,7 @@
 typedef struct {
     char *value;
     const char *source;     /* "default", "file", "env", "flag", "derived" */
+    size_t line, col;       /* of the value in the file (source "file") */
 } s_val_t;
 
 /*  The errors found so far, each once: the file's and the typed getters'
@@ -101,6 +102,8 @@ evr_config_dup(const evr_config_t *self)
     for (size_t i = 0; i < self->n; i++) {
         c->vals[i].value = self->vals[i].value ? evr_strdup(self->vals[i].value) : NULL;
         c->vals[i].source = self->vals[i].source;
+        c->vals[i].line = self->vals[i].line;
+        c->vals[i].col = self->vals[i].col;
     }
     c->file = self->file ? evr_strdup(self->file) : NULL;
     return c;
@@ -121,6 +124,7 @@ s_put(evr_config_t *self, size_t i, const char *value, const char *source)
     free(self->vals[i].value);
     self->vals[i].value = evr_strdup(value);
     self->vals[i].source = source;
+    self->vals[i].line = self->vals[i].col = 0;
 }
 
 void
@@ -153,12 +157,19 @@ s_source(const evr_config_t *self, const char *key)
     return i >= 0 && self->vals[i].source ? self->vals[i].source : "unset";
 }
 
-/*  Where key's value came from, for a message: the source, and for the
-    environment the variable ("env EVRUN_LEASE_MS"). */
+/*  Where key's value came from, for a message: the source, for the
+    environment the variable ("env EVRUN_LEASE_MS"), for a file its place
+    ("file evrun.yml:3:11"). */
 static const char *
 s_from(const evr_config_t *self, const char *key, char *buf, size_t size)
 {
     const char *src = s_source(self, key);
+    long i = s_index(self, key);
+    if (!strcmp(src, "file") && self->file && self->vals[i].line) {
+        snprintf(buf, size, "file %s:%zu:%zu", self->file, self->vals[i].line,
+                 self->vals[i].col);
+        return buf;
+    }
     if (strcmp(src, "env"))
         return src;
     char name[96];
@@ -184,7 +195,7 @@ evr_rc_t
 evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                 uint64_t *out, evr_err_t *err)
 {
-    char from[128];
+    char from[600];
     const char *v = evr_config_get(self, key);
     char *end;
     errno = 0;
@@ -203,7 +214,7 @@ evr_rc_t
 evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, uint64_t *out,
                     evr_err_t *err)
 {
-    char from[128];
+    char from[600];
     const char *v = evr_config_get(self, key);
     uint64_t ms;
     if (!v || !evr_duration_parse(v, &ms) || ms > max_ms) {
@@ -222,7 +233,7 @@ evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, 
 evr_rc_t
 evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err)
 {
-    char from[128];
+    char from[600];
     const char *v = evr_config_get(self, key);
     *out = false;
     if (!v || !*v || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
@@ -240,7 +251,7 @@ evr_rc_t
 evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
                   size_t n, size_t *out, evr_err_t *err)
 {
-    char from[128];
+    char from[600];
     const char *v = evr_config_get(self, key);
     for (size_t i = 0; v && i < n; i++)
         if (strcmp(v, choices[i]) == 0) {
@@ -340,8 +351,11 @@ s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const cha
                      v->start_mark.line + 1, v->start_mark.column + 1, key);
         return;
     }
-    if (i >= 0 && v->type == YAML_SCALAR_NODE)
+    if (i >= 0 && v->type == YAML_SCALAR_NODE) {
         s_put(self, (size_t) i, (const char *) v->data.scalar.value, "file");
+        self->vals[i].line = v->start_mark.line + 1;
+        self->vals[i].col = v->start_mark.column + 1;
+    }
 }
 
 /*  Settings that may be written as a mapping: `retention: {max_age: 30d}`
@@ -406,6 +420,8 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
         s_file_error(self, &rc, err, "%s: %s", path, strerror(errno));
         return rc;
     }
+    free(self->file);
+    self->file = evr_strdup(path);
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);

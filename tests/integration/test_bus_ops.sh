@@ -348,11 +348,11 @@ case_cli_errors() {
   # evrun-runner --print-config checks its settings as it does at start: a bad value exits 2,
   # named with its range, and nothing is printed
   local rc_bad
-  for rc_bad in "lease_ms: abc|lease_ms = \"abc\" (from file): expected a whole number from 100 to 86400000" \
-                "lease_ms: -5|lease_ms = \"-5\" (from file): expected a whole number from 100 to 86400000" \
-                "capacity: 0|capacity = \"0\" (from file): expected a whole number from 1 to 1024" \
-                "heartbeat_ms: 0|heartbeat_ms = \"0\" (from file): expected a whole number from 10 to 3600000" \
-                "artifact_max_bytes: 0|artifact_max_bytes = \"0\" (from file): expected a whole number from 1 to"; do
+  for rc_bad in "lease_ms: abc|lease_ms = \"abc\" (from file $tmp/rc.yml:1:11): expected a whole number from 100 to 86400000" \
+                "lease_ms: -5|lease_ms = \"-5\" (from file $tmp/rc.yml:1:11): expected a whole number from 100 to 86400000" \
+                "capacity: 0|capacity = \"0\" (from file $tmp/rc.yml:1:11): expected a whole number from 1 to 1024" \
+                "heartbeat_ms: 0|heartbeat_ms = \"0\" (from file $tmp/rc.yml:1:15): expected a whole number from 10 to 3600000" \
+                "artifact_max_bytes: 0|artifact_max_bytes = \"0\" (from file $tmp/rc.yml:1:21): expected a whole number from 1 to"; do
     echo "${rc_bad%%|*}" > "$tmp/rc.yml"
     "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
     check "evrun-runner --print-config, ${rc_bad%%|*}: exit 2" [ $? -eq 2 ]
@@ -364,8 +364,8 @@ case_cli_errors() {
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
   check "evrun-runner, three bad settings: exit 2" [ $? -eq 2 ]
   check "... the unknown key, with did you mean" grep -qF "evrun-runner: $tmp/rc.yml:1:1: leas_ms: unknown setting; did you mean lease_ms?" "$tmp/bad.err"
-  check "... log_level too" grep -qF 'evrun-runner: log_level = "loud" (from file): expected one of' "$tmp/bad.err"
-  check "... capacity too" grep -qF 'evrun-runner: capacity = "two" (from file): expected a whole number from 1 to 1024' "$tmp/bad.err"
+  check "... log_level too" grep -qF "evrun-runner: log_level = \"loud\" (from file $tmp/rc.yml:2:12): expected one of" "$tmp/bad.err"
+  check "... capacity too" grep -qF "evrun-runner: capacity = \"two\" (from file $tmp/rc.yml:3:11): expected a whole number from 1 to 1024" "$tmp/bad.err"
   echo "capacity: 3" > "$tmp/rc.yml"
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/good" 2>&1
   check "evrun-runner --print-config, good values: printed" grep -Eq "^capacity: 3 .*\(file\)" "$tmp/good"
