@@ -18,49 +18,43 @@ evr_event_status_ok(const char *s)
     return false;
 }
 
+/*  The end statuses of a job and of a step. */
+static const char *const s_end_names[] = { "succeeded", "failed", "cancelled", "timed_out",
+                                           "lost", NULL };
+
 static const char *
 s_check_job_status(const void *v)
 {
-    return evr_event_status_ok(*(char *const *) v)
-               ? NULL
-               : "expected one of succeeded, failed, cancelled, timed_out, lost";
+    return evr_diag_one_of(*(char *const *) v, s_end_names);
 }
 
 static const char *
 s_check_step_status(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled")
-        || !strcmp(s, "timed_out") || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of succeeded, failed, cancelled, timed_out, lost";
+    return evr_diag_one_of(*(char *const *) v, s_end_names);
 }
 
 static const char *
 s_check_stream(const void *v)
 {
-    const char *s = *(char *const *) v;
-    return !strcmp(s, "stdout") || !strcmp(s, "stderr") ? NULL : "expected stdout or stderr";
+    static const char *const names[] = { "stdout", "stderr", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_how(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "reattached") || !strcmp(s, "collected") || !strcmp(s, "restarted")
-        || !strcmp(s, "created") || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of reattached, collected, restarted, created, lost";
+    static const char *const names[] = { "reattached", "collected", "restarted", "created",
+                                         "lost", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_hook_status(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "refused")
-        || !strcmp(s, "timed_out") || !strcmp(s, "stopped"))
-        return NULL;
-    return "expected one of succeeded, failed, refused, timed_out, stopped";
+    static const char *const names[] = { "succeeded", "failed", "refused", "timed_out",
+                                         "stopped", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
@@ -68,12 +62,8 @@ s_check_phase(const void *v)
 {
     static const char *const phases[] = { "PRE_VALIDATION", "POST_VALIDATION",
         "PRE_SOURCE_PREP", "POST_SOURCE_PREP", "PRE_EXECUTION", "POST_EXECUTION", "ON_ERROR",
-        "CLEANUP" };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(phases); i++)
-        if (!strcmp(*(char *const *) v, phases[i]))
-            return NULL;
-    return "expected one of PRE_VALIDATION, POST_VALIDATION, PRE_SOURCE_PREP, "
-           "POST_SOURCE_PREP, PRE_EXECUTION, POST_EXECUTION, ON_ERROR, CLEANUP";
+        "CLEANUP", NULL };
+    return evr_diag_one_of(*(char *const *) v, phases);
 }
 
 static const char *

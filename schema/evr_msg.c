@@ -40,41 +40,38 @@ static const char *
 s_check_status(const void *v)
 {
     const char *s = *(char *const *) v;
-    if (evr_event_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
-        || !strcmp(s, "paused"))
-        return NULL;
-    return "expected one of queued, running, paused, succeeded, failed, cancelled, "
-           "timed_out, lost";
+    static const char *const names[] = { "queued", "running", "paused", "succeeded", "failed",
+                                         "cancelled", "timed_out", "lost", NULL };
+    return evr_event_status_ok(s) ? NULL : evr_diag_one_of(s, names);
 }
 
 static const char *
 s_check_names(const void *v)
 {
+    static __thread char why[200];
     const evr_strlist_t *l = v;
     for (uint32_t i = 0; i < l->n; i++)
-        if (!evr_spec_name_ok(l->v[i]))
-            return "expected names: letters, digits, _ . - (at most 64 bytes each)";
+        if (!evr_spec_name_ok(l->v[i])) {
+            snprintf(why, sizeof why, "expected names: letters, digits, _ . - (at most 64 "
+                     "bytes each), got \"%.64s\"%s at [%u]", l->v[i],
+                     strlen(l->v[i]) > 64 ? "..." : "", i);
+            return why;
+        }
     return NULL;
 }
 
 static const char *
 s_check_state(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "idle") || !strcmp(s, "busy") || !strcmp(s, "draining")
-        || !strcmp(s, "lost") || !strcmp(s, "stopped"))
-        return NULL;
-    return "expected one of idle, busy, draining, lost, stopped";
+    static const char *const names[] = { "idle", "busy", "draining", "lost", "stopped", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_command(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "cancel") || !strcmp(s, "pause") || !strcmp(s, "resume")
-        || !strcmp(s, "drain"))
-        return NULL;
-    return "expected one of cancel, pause, resume, drain";
+    static const char *const names[] = { "cancel", "pause", "resume", "drain", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
