@@ -246,7 +246,7 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
         const evr_eng_step_t *st = &job->steps[i];
         json_t *s = json_pack("{s:s,s:s}", "name", st->spec->name, "status",
                               evr_step_status_name(st->status));
-        if (st->state == EVR_ENG_STEP_FINISHED)
+        if (st->state == EVR_ENG_STEP_FINISHED && st->exit_code != EVR_STEP_NO_EXIT)
             json_object_set_new(s, "exit_code", json_integer(st->exit_code));
         if (st->reason)
             json_object_set_new(s, "reason", json_string(st->reason));
