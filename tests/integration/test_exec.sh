@@ -204,6 +204,7 @@ YML
   check "no exit code: the step never started (its line, the summary, the reason)" \
     sh -c "! grep -q 'exit -1' '$out'" && grep -Eq "^nothing +failed +- " "$out" &&
     grep -q "^job .* failed in .*: step nothing failed: " "$out"
+  check "... evrun-replay's table: EXIT -" grep -Eq "^nothing +failed +1 +- " <("$bin/evrun-replay" "$state" --job "$job")
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
