@@ -82,7 +82,7 @@ evr_step_status_name(evr_step_status_t s)
 bool
 evr_step_exit_told(int64_t exit_code, bool succeeded)
 {
-    return exit_code > 0 || (exit_code == 0 && succeeded);
+    return exit_code != EVR_STEP_NO_EXIT && (exit_code != 0 || succeeded);
 }
 
 bool
