@@ -192,7 +192,8 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
       "VALUE, in step order; at most 256, the rest left out"),
     M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
       "answering `status`: each step (on_error last) to its status, and its exit code once "
-      "it ended: \"STATUS\" or \"STATUS EXIT_CODE\"; a job still queued or paused in the "
+      "it ended: \"STATUS\" or \"STATUS EXIT_CODE\" (-1: it has none, it never started); a "
+      "job still queued or paused in the "
       "queue: its spec's steps, each \"pending\""),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
       "queued or paused: the labels a runner must have (the spec's, the submit's, "
@@ -333,7 +334,7 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
       "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
     M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
       "each step's status, and its exit code once it ended: STEP to \"STATUS\" or \"STATUS "
-      "EXIT_CODE\""),
+      "EXIT_CODE\" (-1: it has none, it never started)"),
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
     U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
         "finished"),

@@ -80,6 +80,12 @@ evr_step_status_name(evr_step_status_t s)
 }
 
 bool
+evr_step_exit_told(int64_t exit_code, bool succeeded)
+{
+    return exit_code != EVR_STEP_NO_EXIT && (exit_code != 0 || succeeded);
+}
+
+bool
 evr_job_status_parse(const char *s, evr_job_status_t *out)
 {
     for (size_t i = 1; s_job_names[i]; i++)

@@ -87,6 +87,16 @@ extern const evr_rectype_t evr_stepstate_type;
 
 const char *evr_job_status_name(evr_job_status_t s);
 const char *evr_step_status_name(evr_step_status_t s);
+
+/*  A step.finished's exit_code when the step has none: its process never
+    started (an image not there, a create that failed) or was lost, how
+    it ended unknown. */
+#define EVR_STEP_NO_EXIT (-1)
+/*  Whether a finished step's exit code belongs beside its status in a
+    text for people ("failed (exit 3)"): not when it has none
+    (EVR_STEP_NO_EXIT), nor the 0 of a step that did not succeed (its
+    reason says why: "its command exited 0, but artifact ..."). */
+bool evr_step_exit_told(int64_t exit_code, bool succeeded);
 /*  Parses a job status name ("running"); false when unknown. */
 bool evr_job_status_parse(const char *s, evr_job_status_t *out);
 
