@@ -121,8 +121,9 @@ typedef struct evr_runners_session {
     uint64_t heartbeat;     /* wall ns of its last message */
     uint64_t resync_to;     /* the seq its hello announced */
     bool resynced;          /* the broker holds its log up to resync_to */
-    uint64_t lost_at;       /* mono ns it was shown lost; 0 while it is not */
-    bool draining, lost;
+    uint64_t lost_at;       /* mono ns it was shown lost (or stopped); 0 while it is not */
+    bool draining, lost;    /* lost: away (silent past its lease, gone, or stopped) */
+    bool stopped;           /* away because it said goodbye: shown stopped, not lost */
     bool drain_warned;      /* a held drain's send failed, said once (evr_runners.c) */
     bool drain_unsent;      /* a drain asked while it was not connected: sent at its
                                hello (kv "drain/<runner>" holds it over a restart) */
@@ -377,6 +378,10 @@ uint64_t evr_queue_created(evr_broker_t *b, const char *id, uint64_t fallback);
     job.finished{cancelled, reason}, publishes them, drops it. */
 evr_rc_t evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
                                  evr_err_t *err);
+/*  The same with another final status (failed: a dispatched job whose
+    runner's job.accepted the broker refused, evr_lease.c). */
+evr_rc_t evr_queue_end_unstarted(evr_broker_t *b, evr_queue_job_t *j, const char *status,
+                                 const char *reason, evr_err_t *err);
 /*  Sends every queued job it can to a runner with credit and labels:
     when b->changed, looking at the whole queue; else at the jobs added
     since the last pass (b->fresh) only, the others having found no runner

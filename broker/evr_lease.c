@@ -2,9 +2,11 @@
     back (DESIGN §7).
 
     A runner silent past its lease is shown lost and keeps its jobs: it may
-    come back and finish them.  Once it has been away for reclaim_ms (from
-    the moment it was shown lost, or from the broker's start for a runner
-    that has not said hello since), its jobs are taken from it:
+    come back and finish them; so does one that said goodbye (shown
+    stopped) with jobs it had accepted.  Once it has been away for
+    reclaim_ms (from the moment it was shown lost or stopped, or from the
+    broker's start for a runner that has not said hello since), its jobs
+    are taken from it:
       - a job dispatched to it whose job.accepted the broker does not hold
         is queued again (it goes to another runner);
       - a running one ends `lost` in the broker's archive: its unfinished
@@ -28,18 +30,25 @@
     illegal transition, a job event without a job: not a gap, not a store
     failure) would stall that runner's whole stream if the batch were
     refused: it would be resent and refused for ever.  evr_lease_ingest
-    takes such an event out instead.  Of a job the archive holds running
-    on that runner, the job is taken from the runner as above with a
-    record of kind 'r' (its value: 'r' and the reason), the event and the
-    later ones of the job in the batch are dropped, and once the batch is
-    stored the broker ends the job `failed` (s_end) with a reason naming
-    the event, tells the runner to cancel its copy, and the record becomes
-    'a'.  Any other refused event (no job, or a job that is not running on
-    that runner in the archive) is dropped with the job's later events in
-    the batch, and the runner is told to cancel that job.  Every refusal
-    is logged; the rest of the batch is stored and acknowledged.  A
-    dropped event is never refused, so each refusal drops at least one
-    more event: a batch of n events is written in at most 2n + 1 tries.
+    takes such an event out instead, and refuses itself a job.accepted of
+    a job the queue holds dispatched to another runner (s_refuse_elsewhere:
+    the archive cannot know it).  Of a job the archive holds running on
+    that runner, or dispatched to it with no event in the archive yet (its
+    job.accepted refused: it will not come again), the job is taken from
+    the runner as above with a record of kind 'r' (its value: 'r' and the
+    reason), the event and the later ones of the job in the batch are
+    dropped, and once the batch is stored the broker ends the job `failed`
+    (s_end; one with no event yet with its own job.accepted, as a job
+    cancelled in the queue) with a reason naming the event, tells the
+    runner to cancel its copy, and the record becomes 'a' (its value: 'a'
+    and the reason).  A refused job.accepted of a job the queue holds
+    otherwise gets a record 'a' with the reason at once: the runner may
+    hold a copy.  Any other refused event (no job, or a job that is not
+    the runner's) is dropped with the job's later events in the batch,
+    and the runner is told to cancel that job.  Every refusal is logged;
+    the rest of the batch is stored and acknowledged.  A dropped event is
+    never refused, so each refusal drops at least one more event: a batch
+    of n events is written in at most 2n + 1 tries.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -52,10 +61,12 @@
 
 struct evr_lease_job {
     char job[EVR_ULID_LEN + 1];
-    char kind;          /* 'a': the runner may hold a copy; 'd': dispatched only */
+    char kind;          /* 'a': the runner may hold a copy; 'd': dispatched only;
+                           'r': to be ended (a refused event) */
     bool told;          /* cancel sent since the runner came back */
     char *runner;
-    char *reason;       /* kind 'r': to end the job failed with */
+    char *reason;       /* kind 'r': to end the job failed with; 'a': the cancel's
+                           (NULL: taken while the runner was lost) */
     struct evr_lease_job *next;
 };
 
@@ -76,14 +87,14 @@ s_find(const evr_broker_t *b, const char *job, const char *runner)
     return NULL;
 }
 
-/*  Writes the record of (job, runner) with kind (and, for 'r', reason
-    after it), and holds it in memory. */
+/*  Writes the record of (job, runner) with kind (and, for 'r' and 'a',
+    reason after it when given), and holds it in memory. */
 static evr_rc_t
 s_put(evr_broker_t *b, const char *job, const char *runner, char kind, const char *reason)
 {
     char key[EVR_ULID_LEN + 300];
     s_key(key, sizeof key, job, runner);
-    char *val = evr_asprintf("%c%s", kind, kind == 'r' && reason ? reason : "");
+    char *val = evr_asprintf("%c%s", kind, kind != 'd' && reason ? reason : "");
     evr_store_kv_t op = { key, val, strlen(val) };
     evr_err_t err;
     evr_rc_t rc = evr_store_kv_write(b->store, &op, 1, &err);
@@ -101,8 +112,10 @@ s_put(evr_broker_t *b, const char *job, const char *runner, char kind, const cha
         b->taken = t;
     }
     t->kind = kind;
-    free(t->reason);
-    t->reason = kind == 'r' ? evr_strdup(reason ? reason : "") : NULL;
+    char *was = t->reason;   /* reason may be it */
+    t->reason = kind == 'r' ? evr_strdup(reason ? reason : "")
+              : kind == 'a' && reason ? evr_strdup(reason) : NULL;
+    free(was);
     return EVR_OK;
 }
 
@@ -146,7 +159,7 @@ s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
     evr_lease_job_t *t = evr_calloc(1, sizeof *t);
     memcpy(t->job, id, sizeof t->job);
     t->kind = len == 1 && val[0] == 'd' ? 'd' : len >= 1 && val[0] == 'r' ? 'r' : 'a';
-    if (t->kind == 'r')
+    if (t->kind == 'r' || (t->kind == 'a' && len > 1 && val[0] == 'a'))
         t->reason = evr_strndup((const char *) val + 1, len - 1);
     t->runner = evr_strdup(slash + 1);
     t->next = b->taken;
@@ -454,7 +467,9 @@ s_requeue(evr_broker_t *b, const evr_job_t *pj, char *reason, size_t rlen)
 
 /*  Ends the job id with status ("lost": a lost job whose steps retry on
     lost is queued again, s_requeue) in the archive, and drops it from the
-    queue when it is there. */
+    queue when it is there; one the archive holds no event of that waits
+    or is dispatched in the queue (its job.accepted refused) gets the
+    broker's own job.accepted first (evr_queue_end_unstarted). */
 static void
 s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t rlen)
 {
@@ -480,6 +495,13 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         evr_broker_fail(b, &err);
         return;
     }
+    evr_queue_job_t *j = evr_queue_find(b, id);
+    if (rc == EVR_ERR_NOTFOUND && j && j->state != B_ACTIVE && j->submit) {
+        /* never accepted: ended with the broker's own job.accepted */
+        if (evr_queue_end_unstarted(b, j, status, reason, &err) == EVR_OK)
+            b->changed = true;
+        return;
+    }
     if (rc == EVR_ERR_NOTFOUND)
         evr_broker_warn(b, "job %s: the archive holds none of its events; dropped", id);
     else if (rc)
@@ -488,23 +510,24 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         evr_broker_info(b, "job %s: finished before the broker could end it %s", id, status);
     else
         evr_broker_warn(b, "job %s %s: %s", id, status, reason);
-    evr_queue_job_t *j = evr_queue_find(b, id);
     if (j) {
         evr_queue_remove(b, j);
         b->changed = true;
     }
 }
 
-/*  Takes j from its runner, away since `since` (mono ns). */
+/*  Takes j from its runner, away since `since` (mono ns); stopped: it
+    said goodbye then (evr_runners.c), else it was lost. */
 static void
-s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, uint64_t now)
+s_take(evr_broker_t *b, evr_queue_job_t *j, uint64_t since, bool stopped, uint64_t now)
 {
     if (s_put(b, j->id, j->runner, j->state == B_ACTIVE ? 'a' : 'd', NULL))
         return;
     evr_err_t err;
     char reason[512];
-    snprintf(reason, sizeof reason, "runner %s was lost for %llu s%s (the broker's reclaim_ms "
-             "is %u)", j->runner, (unsigned long long) ((now - since) / 1000000000ull),
+    snprintf(reason, sizeof reason, "runner %s %s for %llu s%s (the broker's reclaim_ms "
+             "is %u)", j->runner, stopped ? "was stopped (it said goodbye)" : "was lost",
+             (unsigned long long) ((now - since) / 1000000000ull),
              since == b->started ? " since the broker started" : "", b->opts.reclaim_ms);
     b->changed = true;
     if (j->state == B_ACTIVE) {
@@ -575,7 +598,7 @@ evr_lease_check(evr_broker_t *b)
     }
     for (size_t i = 0; i < n && !b->failure; i++) {
         const evr_runners_session_t *r = evr_runners_find(b, v[i]->runner);
-        s_take(b, v[i], r && r->lost_at ? r->lost_at : b->started, now);
+        s_take(b, v[i], r && r->lost_at ? r->lost_at : b->started, r && r->stopped, now);
     }
 }
 
@@ -593,9 +616,9 @@ s_end_refused(evr_broker_t *b, evr_lease_job_t *t)
     size_t rlen = strlen(t->reason) + 1;
     char *reason = evr_strdup(t->reason);
     s_end(b, t->job, "failed", reason, rlen);
-    free(reason);
     if (!b->failure)
-        s_put(b, t->job, t->runner, 'a', NULL);
+        s_put(b, t->job, t->runner, 'a', reason);
+    free(reason);
 }
 
 /*  Takes evs[bad], refused by the archive for why, out of r's batch: it
@@ -626,8 +649,17 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
     evr_job_t pj = { 0 };
     evr_err_t err;
     evr_rc_t rc = evr_store_get_job(b->store, ev->job, &pj, &err);
-    bool ours = rc == EVR_OK && !evr_job_is_final(&pj)
-             && (!pj.runner || strcmp(pj.runner, r->id) == 0);
+    const evr_queue_job_t *j = evr_queue_find(b, ev->job);
+    /* dispatched to r, never accepted: r will not send it again, and the
+       job would hold r's slot for good */
+    bool handed = rc == EVR_ERR_NOTFOUND && j && j->state == B_DISPATCHED && j->submit
+               && j->runner && strcmp(j->runner, r->id) == 0;
+    bool ours = handed || (rc == EVR_OK && !evr_job_is_final(&pj)
+                           && (!pj.runner || strcmp(pj.runner, r->id) == 0));
+    /* a refused job.accepted of a job the queue holds for another runner
+       (or waiting): r may hold a copy; its later events of the job are
+       dropped, and the job is not dispatched to it */
+    bool copy = !ours && j && evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED;
     evr_rec_free(&evr_job_type, &pj);
     if (rc && rc != EVR_ERR_NOTFOUND) {
         evr_broker_fail(b, &err);
@@ -643,10 +675,49 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
     char w[256];
     if (ours)
         rc = s_put(b, ev->job, r->id, 'r', reason);
-    else if (evr_runners_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
+    else if (copy && (rc = s_put(b, ev->job, r->id, 'a', reason)) == EVR_OK)
+        s_tell_cancel(b, r, s_find(b, ev->job, r->id));
+    else if (!copy && evr_runners_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
         evr_broker_info(b, "job %s: told %s to cancel its copy", ev->job, r->id);
     free(reason);
     return rc;
+}
+
+/*  Refuses r's new job.accepted events (not resends) of jobs the queue
+    holds dispatched to another runner, before the archive sees them: such
+    a job is that runner's (r was never sent it, or it was taken from r
+    while r was lost and given to the other). */
+static evr_rc_t
+s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
+                   bool **drop, size_t n, evr_err_t *err)
+{
+    uint64_t high = 0;
+    bool read = false;
+    for (size_t i = 0; i < n; i++) {
+        const evr_event_t *ev = evs[i];
+        if ((*drop && (*drop)[i]) || !ev->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED)
+            continue;
+        const evr_queue_job_t *j = evr_queue_find(b, ev->job);
+        if (!j || j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, r->id) == 0)
+            continue;
+        evr_rc_t rc = read ? EVR_OK : evr_store_source_seq(b->store, r->id, &high, err);
+        if (rc) {
+            evr_broker_fail(b, err);
+            return rc;
+        }
+        read = true;
+        if (ev->seq <= high)
+            continue;   /* a resend: judged when it came */
+        if (!*drop)
+            *drop = evr_calloc(n, sizeof **drop);
+        char why[EVR_ERR_MAX];
+        snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
+                 "%s, but the job is dispatched to runner %s", ev->job, ev->jseq,
+                 (unsigned long long) ev->seq, r->id, j->runner);
+        if ((rc = s_refuse(b, r, evs, *drop, n, i, why)))
+            return evr_err_set(err, rc, "%s", b->failmsg);
+    }
+    return EVR_OK;
 }
 
 evr_rc_t
@@ -654,7 +725,9 @@ evr_lease_ingest(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *
                  size_t n, evr_err_t *err)
 {
     size_t from = 0, bad;
-    evr_rc_t rc;
+    evr_rc_t rc = s_refuse_elsewhere(b, r, evs, drop, n, err);
+    if (rc)
+        return rc;
     for (;;) {
         bool *d = *drop ? *drop + from : NULL;
         rc = evr_store_ingest(b->store, r->id, evs + from, d, n - from, &bad, err);

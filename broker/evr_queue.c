@@ -656,6 +656,13 @@ evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uin
 evr_rc_t
 evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason, evr_err_t *err)
 {
+    return evr_queue_end_unstarted(b, j, "cancelled", reason, err);
+}
+
+evr_rc_t
+evr_queue_end_unstarted(evr_broker_t *b, evr_queue_job_t *j, const char *status,
+                        const char *reason, evr_err_t *err)
+{
     evr_event_t *ev[2] = { evr_event_new(EVR_EV_JOB_ACCEPTED),
                            evr_event_new(EVR_EV_JOB_FINISHED) };
     for (int i = 0; i < 2; i++)
@@ -665,7 +672,7 @@ evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
     evr_rec_copy(&evr_spec_type, ev[0]->data.spec, j->submit->spec);
     for (uint32_t i = 0; i < j->submit->args.n; i++)
         evr_strmap_set(&ev[0]->data.args, j->submit->args.k[i], j->submit->args.v[i]);
-    ev[1]->data.status = evr_strdup("cancelled");
+    ev[1]->data.status = evr_strdup(status);
     ev[1]->data.reason = evr_strdup(reason);
     evr_rc_t rc = evr_store_append(b->store, ev, 2, err);
     if (rc == EVR_OK) {
@@ -676,7 +683,7 @@ evr_queue_cancel_queued(evr_broker_t *b, evr_queue_job_t *j, const char *reason,
         /* when this fails, the next start deletes it (the archive knows the job) */
         if (evr_queue_persist(b, &j, 1, &e2))
             evr_broker_warn(b, "job %s: queue record not deleted: %s", j->id, e2.msg);
-        evr_broker_info(b, "job %s cancelled in the queue: %s", j->id, reason);
+        evr_broker_info(b, "job %s %s in the queue: %s", j->id, status, reason);
         evr_queue_remove(b, j);
     }
     else

@@ -8,7 +8,11 @@
     queued again (it never committed them).  Events are stored with
     evr_store_ingest (a resend is stored once), acknowledged, then
     published.  A runner silent past its lease is shown lost; evr_lease.c
-    takes its jobs when it stays away.  A runner lost for forget_ms that
+    takes its jobs when it stays away.  A runner that stops cleanly says
+    goodbye (s_goodbye): it is shown stopped, away as a lost one is (its
+    accepted jobs wait for its return or reclaim_ms), and the jobs
+    dispatched to it that it never accepted are queued again at once when
+    the broker holds its whole log.  A runner lost for forget_ms that
     holds no job is forgotten (s_forget): it no longer counts against
     EVR_BROKER_MAX_RUNNERS, and when new ids would pass that limit the
     longest-silent runner that is neither connected nor holding a job is
@@ -58,8 +62,8 @@ evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r, evr_
     m->credit = r->credit;
     m->running = evr_queue_assigned(b, r->id);
     m->heartbeat = r->heartbeat;
-    m->state = r->lost || !r->rid ? "lost" : r->draining ? "draining"
-             : m->running ? "busy" : "idle";
+    m->state = r->stopped ? "stopped" : r->lost || !r->rid ? "lost"
+             : r->draining ? "draining" : m->running ? "busy" : "idle";
 }
 
 static void
@@ -314,7 +318,7 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     r->capacity = msg->capacity;
     r->ephemeral = msg->ephemeral;
     r->credit = 0;
-    r->lost = false;
+    r->lost = r->stopped = false;
     /* a drain ends with the runner process it reached: one that says hello
        without draining is another (restarted) */
     r->draining = msg->draining || r->drain_unsent;
@@ -414,6 +418,43 @@ s_events(evr_broker_t *b, zframe_t *rid, evr_runners_session_t *r, evr_msg_t *ms
         s_resynced(b, r);
 }
 
+/*  Runner r leaves (schema/PROTOCOL.md, goodbye): its connection is
+    forgotten and it is shown stopped, away from now (lost_at) as a lost
+    runner is, so its accepted jobs stay with it until it says hello
+    again or reclaim_ms passes.  When the broker holds its log up to the
+    goodbye's seq, the jobs dispatched to it that log does not accept were
+    never taken (a stopping runner takes none) and are queued again now,
+    as after a resync (evr_queue_requeue); otherwise they wait as the
+    accepted ones do. */
+static void
+s_goodbye(evr_broker_t *b, evr_runners_session_t *r, const evr_msg_t *msg)
+{
+    uint64_t high = 0;
+    evr_err_t err;
+    bool held = evr_store_source_seq(b->store, r->id, &high, &err) == EVR_OK && high >= msg->seq;
+    char why[1100] = "";    /* the reason (1024 bytes at most), on one log line */
+    if (msg->reason)
+        snprintf(why, sizeof why, " (%s)", msg->reason);
+    for (char *c = why; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            *c = '?';
+    if (held)
+        evr_queue_requeue(b, r->id);
+    else
+        evr_broker_warn(b, "runner %s: its goodbye names seq %llu of its log, the broker holds "
+                        "%llu: the jobs dispatched to it wait for its return or reclaim_ms",
+                        r->id, (unsigned long long) msg->seq, (unsigned long long) high);
+    zframe_destroy(&r->rid);
+    r->stopped = r->lost = true;
+    r->lost_at = evr_mono_ns();
+    r->credit = 0;
+    uint32_t kept = evr_queue_assigned(b, r->id);
+    evr_broker_info(b, "runner %s stopped: it said goodbye%s; %u job%s left with it", r->id, why,
+                    kept, kept == 1 ? "" : "s");
+    s_publish(b, r);
+    b->changed = true;
+}
+
 void
 evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
 {
@@ -423,7 +464,8 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     }
     if (msg->type != EVR_MSG_CREDIT && msg->type != EVR_MSG_EVENTS
         && msg->type != EVR_MSG_HEARTBEAT && msg->type != EVR_MSG_ARTIFACT_CHUNK
-        && msg->type != EVR_MSG_TRIGGER && msg->type != EVR_MSG_QUERY) {
+        && msg->type != EVR_MSG_TRIGGER && msg->type != EVR_MSG_QUERY
+        && msg->type != EVR_MSG_GOODBYE) {
         evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s is not a message a "
                            "runner sends: this is the broker's runner socket; a client "
                            "(evrun-cli) connects to its client socket, %s",
@@ -439,6 +481,10 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     }
     r->seen = evr_mono_ns();
     r->heartbeat = evr_now_ns();
+    if (msg->type == EVR_MSG_GOODBYE) {     /* not "back": leaving */
+        s_goodbye(b, r, msg);
+        return;
+    }
     if (r->lost) {
         r->lost = false;
         r->lost_at = 0;

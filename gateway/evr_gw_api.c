@@ -528,7 +528,8 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
     unsigned long limit = lim ? strtoul(lim, &end, 10) : S_LIST_DEFAULT;
     if (lim && (strspn(lim, "0123456789") != strlen(lim) || !*lim || *end || !limit
                 || limit > S_LIST_MAX)) {
-        evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d", S_LIST_MAX);
+        evr_gw_error(req, 400, "bad_request", "limit: expected 1 to %d, got \"%.32s\"%s",
+                     S_LIST_MAX, lim, strlen(lim) > 32 ? "..." : "");
         return;
     }
     char before[EVR_ULID_LEN + 1] = "";

@@ -311,11 +311,16 @@ typedef struct {
     uint32_t n[3];      /* queued, paused, running */
 } s_active_t;
 
+/*  The runner states of `runners` (schema/PROTOCOL.md, message runner). */
+#define S_RSTATES 5
+static const char *const s_rstates[S_RSTATES] = { "idle", "busy", "draining", "lost",
+                                                   "stopped" };
+
 typedef struct {
     s_active_t *v;
     size_t n;
     int status;         /* index into n[] of the current query */
-    uint32_t runners[4];
+    uint32_t runners[S_RSTATES];
     FILE *pipes;        /* the lines of the pipelines */
     FILE *pipes_run;
 } s_state_t;
@@ -341,10 +346,9 @@ s_job_item(const evr_msg_t *m, void *arg)
 static int
 s_runner_item(const evr_msg_t *m, void *arg)
 {
-    static const char *const states[4] = { "idle", "busy", "draining", "lost" };
     s_state_t *s = arg;
-    for (int i = 0; i < 4 && m->type == EVR_MSG_RUNNER; i++)
-        if (m->state && !strcmp(m->state, states[i]))
+    for (int i = 0; i < S_RSTATES && m->type == EVR_MSG_RUNNER; i++)
+        if (m->state && !strcmp(m->state, s_rstates[i]))
             s->runners[i]++;
     return 0;
 }
@@ -407,9 +411,8 @@ s_state_text(evr_gw_t *gw)
                 fprintf(out, "\",status=\"%s\"} %u\n", st[k], s.v[i].n[k]);
             }
         s_head(out, "evrun_runners", "gauge", "Runners the broker knows, by state");
-        static const char *const states[4] = { "idle", "busy", "draining", "lost" };
-        for (int i = 0; i < 4; i++)
-            fprintf(out, "evrun_runners{state=\"%s\"} %u\n", states[i], s.runners[i]);
+        for (int i = 0; i < S_RSTATES; i++)
+            fprintf(out, "evrun_runners{state=\"%s\"} %u\n", s_rstates[i], s.runners[i]);
         s_head(out, "evrun_pipeline_waiting", "gauge",
                "Jobs of a registered pipeline waiting in the queue (queued or paused)");
         fputs(pb, out);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "evr_event.h"
+#include "evr_job.h"
 #include "evr_json.h"
 
 #define S_VIEWS 64
@@ -157,7 +158,8 @@ s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
         break;
     case EVR_EV_STEP_FINISHED:
         json_object_set_new(st, "status", json_string(x->status ? x->status : "failed"));
-        json_object_set_new(st, "exit_code", json_integer(x->exit_code));
+        if (x->exit_code != EVR_STEP_NO_EXIT)   /* absent: the step never started */
+            json_object_set_new(st, "exit_code", json_integer(x->exit_code));
         json_object_set_new(st, "duration_ms", evr_json_u64(x->duration));
         evr_gw_time_set(st, "finished", ev->time);
         break;

@@ -122,16 +122,14 @@ s_name_ok(const char *s, bool colon)
     return true;
 }
 
-/*  A list of names (or one name) into out; at most 32. */
+/*  A list of names into out; at most 32.  One name alone is refused as
+    a pipeline's `labels: linux` is, with the list to write. */
 static void
 s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
 {
     if (n->type == YAML_SCALAR_NODE) {
-        const char *v = (const char *) n->data.scalar.value;
-        if (!s_name_ok(v, true))
-            s_err(c, n, field, "expected names of [A-Za-z0-9_.:-] (1-64 bytes), got \"%s\"", v);
-        else
-            evr_strlist_push(out, v);
+        s_err(c, n, field, "expected a list, got a scalar: write [%.64s]",
+              (const char *) n->data.scalar.value);
         return;
     }
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -230,9 +228,15 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
         }
         else if (!strcmp(key, "providers"))
             prov = v;
-        else
-            s_err(c, k, key, "unknown setting \"%s\": expected max_runners, start_rate, "
-                  "register_timeout, runner, runner_endpoint, podman_url or providers", key);
+        else {
+            static const char *const keys[] = { "max_runners", "start_rate",
+                                                "register_timeout", "runner",
+                                                "runner_endpoint", "podman_url", "providers" };
+            const char *near = evr_diag_near(key, keys, EVR_ARRAY_LEN(keys));
+            s_err(c, k, key, "unknown setting \"%s\"%s%s%s: expected max_runners, start_rate, "
+                  "register_timeout, runner, runner_endpoint, podman_url or providers", key,
+                  near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+        }
     }
     if (!prov) {
         s_err(c, root, "providers", "missing: the list of providers");
@@ -360,8 +364,12 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
             p->kind = EVR_PROV_COMMAND;
         else if (s && !strcmp(s, "podman"))
             p->kind = EVR_PROV_PODMAN;
-        else if (s)
-            s_err(c, v, field, "expected process, podman or command, got \"%s\"", s);
+        else if (s) {
+            static const char *const kinds[] = { "process", "podman", "command" };
+            const char *near = evr_diag_near(s, kinds, 3);
+            s_err(c, v, field, "expected process, podman or command, got \"%s\"%s%s%s", s,
+                  near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+        }
     }
     else if (!strcmp(key, "start") || !strcmp(key, "stop")) {
         bool stop = !strcmp(key, "stop");
@@ -377,9 +385,15 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     }
     else if (!strcmp(key, "max"))
         s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);
-    else if (!s_podman_key(c, key, v, field, p))
-        s_err(c, k, field, "unknown key \"%s\": expected name, labels, kind, executors, args, "
-              "start, stop, max, or for kind podman image, network, volumes, env", key);
+    else if (!s_podman_key(c, key, v, field, p)) {
+        static const char *const keys[] = { "name", "labels", "kind", "executors", "args",
+                                            "start", "stop", "max", "image", "network",
+                                            "volumes", "env" };
+        const char *near = evr_diag_near(key, keys, EVR_ARRAY_LEN(keys));
+        s_err(c, k, field, "unknown key \"%s\"%s%s%s: expected name, labels, kind, executors, "
+              "args, start, stop, max, or for kind podman image, network, volumes, env", key,
+              near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+    }
 }
 
 /*  Where a check of mapping n's fields points: the first of keys (NULL

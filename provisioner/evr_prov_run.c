@@ -6,7 +6,8 @@
     provider's start or stop command) and, for a command provider, the
     handle its start printed.  An instance counts against its provider's
     max and max_runners from its start until its runner is gone (process:
-    reaped; command: listed lost or no longer listed after its hello) or
+    reaped; command: listed lost or stopped, or no longer listed, after
+    its hello) or
     its start failed.  Children run in their own session with stdin from
     /dev/null and output in DIR/logs/ID.log.
 */
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "evr_log.h"
+#include "evr_msg.h"
 #include "evr_prov_podman.h"
 #include "evr_prov_run.h"
 #include "evr_ulid.h"
@@ -547,8 +549,9 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
         s_counted(pv, in, true, NULL);
     }
     else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
-             && (!r || !strcmp(r->state, "lost")))
-        s_end(pv, in);    /* its job is done (or it died: the broker's lease policy) */
+             && (!r || evr_msg_state_away(r->state)))
+        s_end(pv, in);    /* its job is done, it left (stopped), or it died (lost: the
+                             broker's lease policy) */
     if (!in->registered && !in->stopping
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];

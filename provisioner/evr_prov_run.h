@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     const char *id;
     const evr_strlist_t *labels;
-    const char *state;          /* idle busy draining lost */
+    const char *state;          /* idle busy draining lost stopped */
     uint32_t credit;
 } evr_prov_runner_t;
 

@@ -244,6 +244,44 @@ evr_daemon_stop_taking(evr_daemon_t *self)
     self->stopping = true;
 }
 
+/*  Why this runner leaves, for the broker's log (goodbye's reason). */
+static const char *
+s_bye_reason(const evr_daemon_t *d, bool signalled)
+{
+    const char *msg;
+    if (signalled)
+        return "stopped by a signal";
+    if (evr_engine_failure(d->eng, &msg))
+        return "its event store failed";
+    if (d->draining)
+        return "drained";
+    if (d->opts.once)
+        return d->once_job[0] ? "--once: its job ended" : "--once: no job came (--once-wait)";
+    return "exiting";
+}
+
+void
+evr_daemon_goodbye(evr_daemon_t *self, bool signalled)
+{
+    self->stopping = true;
+    uint64_t last = 0;
+    evr_err_t err;
+    if (self->state != S_READY || !self->sock)
+        return;     /* not welcomed: the broker shows it lost (lease) */
+    if (evr_store_last_seq(self->store, &last, &err)) {
+        s_warn(self, "no goodbye to the broker: reading the log's last seq: %s", err.msg);
+        return;     /* a wrong seq could requeue a job this log accepted */
+    }
+    const char *reason = s_bye_reason(self, signalled);
+    evr_msg_t m = { .type = EVR_MSG_GOODBYE, .seq = last, .reason = (char *) reason };
+    if (evr_bus_send(self->sock, NULL, &m, &err))
+        s_warn(self, "goodbye not sent to the broker (%s): it shows this runner lost after "
+               "its lease", err.msg);
+    else
+        s_info(self, "said goodbye to the broker (%s; the log at seq %llu, the broker holds "
+               "%llu)", reason, (unsigned long long) last, (unsigned long long) self->acked);
+}
+
 bool
 evr_daemon_synced(evr_daemon_t *self)
 {
@@ -300,8 +338,9 @@ evr_daemon_cleanup_waited(evr_daemon_t *self, int stop_timeout)
 /* ------------------------------------------------------------- inbound */
 
 /*  Whether a dispatch of job is one to take: the broker welcomed this
-    runner, the job is not held already (a repeated dispatch), a --once
-    runner has taken none yet (then this is its one). */
+    runner, the job is not held already (a repeated dispatch), the runner
+    is not stopping, a --once runner has taken none yet (then this is its
+    one). */
 static bool
 s_take(evr_daemon_t *d, const char *job)
 {
@@ -315,9 +354,16 @@ s_take(evr_daemon_t *d, const char *job)
     evr_rec_free(&evr_job_type, &known);
     if (have)
         return false;   /* a repeated dispatch: the job is ours already */
+    if (d->stopping) {
+        /* sent before the broker saw credit 0: not in the log, so the
+           broker queues it again at this runner's goodbye */
+        s_info(d, "job %s not taken: this runner is stopping (the broker gets it back at its "
+               "goodbye)", job);
+        return false;
+    }
     if (d->opts.once && d->once_job[0]) {
         /* the broker sent it before it saw credit 0: it comes back to the
-           queue when this runner leaves (lease) */
+           queue at this runner's goodbye */
         s_warn(d, "job %s not taken: this single-use runner took job %s already", job,
                d->once_job);
         return false;

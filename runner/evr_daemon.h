@@ -46,8 +46,21 @@ void evr_daemon_destroy(evr_daemon_t **self_p);
     credit out. */
 void evr_daemon_turn(evr_daemon_t *self, int timeout_ms);
 
-/*  Stop taking work (SIGTERM): credit 0 from now on. */
+/*  Stop taking work (SIGTERM, and at every exit before the log's
+    flush): credit 0 from now on, and a dispatch that comes is not taken
+    (the broker queues it again at the goodbye). */
 void evr_daemon_stop_taking(evr_daemon_t *self);
+
+/*  The runner leaves (the daemon's end, after evr_daemon_stop_taking and
+    the log's flush): takes no more work and, when the broker welcomed it,
+    sends `goodbye` with the highest seq of its log and why it leaves
+    (signalled: a SIGTERM or SIGINT stopped it; else drained, --once's end,
+    or the event store's failure).  The broker shows it stopped and, when
+    it holds the log up to that seq, queues again the jobs it dispatched
+    here that the log does not accept.  The socket's linger (1 s) lets the
+    message go out as the daemon is destroyed; a send that fails (no
+    connection) is logged, and the broker shows the runner lost. */
+void evr_daemon_goodbye(evr_daemon_t *self, bool signalled);
 
 /*  True when the broker has acknowledged the whole log. */
 bool evr_daemon_synced(evr_daemon_t *self);

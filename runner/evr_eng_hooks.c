@@ -246,7 +246,7 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
         const evr_eng_step_t *st = &job->steps[i];
         json_t *s = json_pack("{s:s,s:s}", "name", st->spec->name, "status",
                               evr_step_status_name(st->status));
-        if (st->state == EVR_ENG_STEP_FINISHED)
+        if (st->state == EVR_ENG_STEP_FINISHED && st->exit_code != EVR_STEP_NO_EXIT)
             json_object_set_new(s, "exit_code", json_integer(st->exit_code));
         if (st->reason)
             json_object_set_new(s, "reason", json_string(st->reason));
@@ -291,7 +291,9 @@ s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const ch
                   ? " (optional)" : "");
 }
 
-/*  How the run ended: its status, and why (NULL: it succeeded). */
+/*  How the run ended: its status, and why (NULL: it succeeded).  Up to
+    PRE_EXECUTION the hook's stdout is its answer (env and secrets taken
+    here); after it, its stdout is no answer and is not read as one. */
 static const char *
 s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, char *why,
         size_t size)
@@ -318,6 +320,8 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
                      pre ? "refused the job" : "failed", r->exit_code);
         return pre ? "refused" : "failed";
     }
+    if (h->phase > EVR_HOOK_PRE_EXECUTION)
+        return "succeeded";   /* after the steps its stdout is not an answer: never read as one */
     evr_strmap_t env = { 0 }, secrets = { 0 };
     evr_err_t err;
     const char *status = "succeeded";
@@ -327,12 +331,15 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
         status = "failed";
     }
     else if (evr_hook_answer(r->out, r->out_len, &env, &secrets, &err)) {
-        snprintf(why, size, "hook %s: %s", h->name, err.msg);
+        size_t i = strspn(r->out, " \t\r\n");
+        if (r->out[i] != '{' && r->out[i] != '[')   /* text, not a JSON answer gone wrong */
+            snprintf(why, size, "hook %s printed text on stdout, not JSON: up to PRE_EXECUTION "
+                     "a hook's stdout is its answer, nothing or {\"env\": {...}, \"secrets\": "
+                     "{...}}; print other text to stderr (>&2)", h->name);
+        else
+            snprintf(why, size, "hook %s: %s", h->name, err.msg);
         status = "failed";
     }
-    else if ((env.n || secrets.n) && h->phase > EVR_HOOK_PRE_EXECUTION)
-        evr_eng_warn("job %s: hook %s (%s): env and secrets are taken before the steps "
-                     "only: ignored", job->id, h->name, evr_hook_phase_name(h->phase));
     else if (env.n || secrets.n) {
         s_apply(job, &env, &secrets);
         s_save(job);

@@ -873,7 +873,7 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         uint64_t ms = st->t_start && st->t_end > st->t_start
                           ? (st->t_end - st->t_start) / 1000000u : 0;
         char exit[16] = "-";
-        if (st->exit_known && st->status != EVR_STEP_SKIPPED)
+        if (st->exit_known && st->status != EVR_STEP_SKIPPED && st->exit_code != EVR_STEP_NO_EXIT)
             snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),

@@ -332,8 +332,8 @@ bool evr_eng_spared(const evr_eng_step_t *st);
 void evr_eng_job_ends(evr_eng_job_t *job);
 /*  For on_error and the `when: on_failure | always` steps: the steps that
     failed (not allowed) as EVRUN_FAILED_STEPS (comma-separated) and
-    each one's reason as EVRUN_FAILED_REASON_<NAME> (the name upper-cased,
-    other characters than letters and digits as _), into env. */
+    each one's reason as EVRUN_FAILED_REASON_<NAME> (NAME as
+    evr_step_env_name makes it: a matrix step's as its outputs'), into env. */
 void evr_eng_failed_env(const evr_eng_step_t *st, evr_strmap_t *env);
 /*  One turn of a running job: steps begun, launched, created ahead or
     skipped; the job wound down when it stops, finished when all its

@@ -105,16 +105,14 @@ evr_eng_failed_env(const evr_eng_step_t *st, evr_strmap_t *env)
         if (f == st || !s_failed(f))
             continue;
         len += (size_t) snprintf(names + len, cap - len, "%s%s", len ? "," : "", f->spec->name);
-        char key[32 + EVR_SPEC_MAX_NAME];
-        int k = snprintf(key, sizeof key, "EVRUN_FAILED_REASON_");
-        for (const char *c = f->spec->name; *c && k < (int) sizeof key - 1; c++)
-            key[k++] = (*c >= 'a' && *c <= 'z') ? (char) (*c - 'a' + 'A')
-                     : ((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')) ? *c : '_';
-        key[k] = '\0';
+        char *key = evr_step_env_name("EVRUN_FAILED_REASON_", f->spec->name);
         char code[64];
-        snprintf(code, sizeof code, "%s (exit %lld)", evr_step_status_name(f->status),
-                 (long long) f->exit_code);
+        snprintf(code, sizeof code, "%s", evr_step_status_name(f->status));
+        if (evr_step_exit_told(f->exit_code, false))
+            snprintf(code, sizeof code, "%s (exit %lld)", evr_step_status_name(f->status),
+                     (long long) f->exit_code);
         evr_strmap_set(env, key, f->reason ? f->reason : code);
+        free(key);
     }
     evr_strmap_set(env, "EVRUN_FAILED_STEPS", names);
     free(names);
@@ -165,9 +163,11 @@ s_failed_steps_reason(const evr_eng_job_t *job)
     char others[48] = "";
     if (more)
         snprintf(others, sizeof others, " (and %u more step%s)", more, more == 1 ? "" : "s");
-    return s_reason(evr_asprintf("step %s %s (exit %lld)%s%s%s", first->spec->name,
-                                 evr_step_status_name(first->status),
-                                 (long long) first->exit_code, others,
+    char code[32] = "";   /* none for a step that never ran (its reason says why) */
+    if (evr_step_exit_told(first->exit_code, false))
+        snprintf(code, sizeof code, " (exit %lld)", (long long) first->exit_code);
+    return s_reason(evr_asprintf("step %s %s%s%s%s%s", first->spec->name,
+                                 evr_step_status_name(first->status), code, others,
                                  first->reason ? ": " : "", first->reason ? first->reason : ""));
 }
 

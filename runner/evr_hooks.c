@@ -116,10 +116,15 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
         return s_bad(rd, v, i, key, "expected a single value");
     int64_t n;
     if (!strcmp(key, "phase")) {
-        if (!evr_hook_phase_parse(val, &h->phase))
-            return s_bad(rd, v, i, key, "unknown phase: expected one of PRE_VALIDATION, "
-                         "POST_VALIDATION, PRE_SOURCE_PREP, POST_SOURCE_PREP, PRE_EXECUTION, "
-                         "POST_EXECUTION, ON_ERROR, CLEANUP (upper case)");
+        if (!evr_hook_phase_parse(val, &h->phase)) {
+            const char *near = evr_diag_near(val, s_phases, EVR_HOOK_NPHASES);
+            char what[400];
+            snprintf(what, sizeof what, "unknown phase: expected one of PRE_VALIDATION, "
+                     "POST_VALIDATION, PRE_SOURCE_PREP, POST_SOURCE_PREP, PRE_EXECUTION, "
+                     "POST_EXECUTION, ON_ERROR, CLEANUP (upper case), got \"%.64s\"%s%s%s", val,
+                     near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+            return s_bad(rd, v, i, key, what);
+        }
         *seen_phase = true;
     }
     else if (!strcmp(key, "run")) {
@@ -162,6 +167,9 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
         static const char *const fields[] = { "phase", "run", "name", "priority", "timeout",
                                               "optional", "command", "script" };
         const char *near = evr_diag_near(key, fields, EVR_ARRAY_LEN(fields));
+        for (size_t f = 0; !near && strlen(key) >= 3 && f < 6; f++)
+            if (!strncmp(fields[f], key, strlen(key)))
+                near = fields[f];   /* a field cut short: prio */
         if (near && (near == fields[6] || near == fields[7]))
             near = "run";
         char what[160];

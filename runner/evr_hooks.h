@@ -5,12 +5,12 @@
     one alone), checked, and kept sorted by phase, then priority (lower
     first), then file order.  A hook runs as `/bin/sh -c RUN` in its own
     process group, a child of the runner watched on its event loop: the
-    job's context as JSON on its stdin, its stdout (an answer: JSON) and
-    stderr read up to a bound, its timeout killing the whole group, the
-    group recorded in the state directory while it runs (evr_hook_pg.h)
-    so that the next runner kills what a killed one left.  The
-    engine (evr_eng_hooks.c) decides when each phase fires and what a
-    result means for the job.
+    job's context as JSON on its stdin, its stdout (up to PRE_EXECUTION,
+    an answer: JSON) and stderr read up to a bound, its timeout killing
+    the whole group, the group recorded in the state directory while it
+    runs (evr_hook_pg.h) so that the next runner kills what a killed one
+    left.  The engine (evr_eng_hooks.c) decides when each phase fires and
+    what a result means for the job.
 */
 #ifndef EVR_HOOKS_H_INCLUDED
 #define EVR_HOOKS_H_INCLUDED

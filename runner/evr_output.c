@@ -322,14 +322,23 @@ evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn)
 }
 
 char *
-evr_outputs_env_name(const char *step, const char *key)
+evr_step_env_name(const char *prefix, const char *step)
 {
-    size_t n = strlen(step);
+    size_t n = strlen(step), p = strlen(prefix);
     if (n && step[n - 1] == ']' && strchr(step, '['))
         n--;
-    char *s = evr_asprintf("EVRUN_OUT_%.*s_%s", (int) n, step, key);
-    for (char *c = s + 10; c < s + 10 + n; c++)
+    char *s = evr_asprintf("%s%.*s", prefix, (int) n, step);
+    for (char *c = s + p; c < s + p + n; c++)
         *c = (*c >= 'a' && *c <= 'z') ? (char) (*c - 'a' + 'A')
            : ((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')) ? *c : '_';
+    return s;
+}
+
+char *
+evr_outputs_env_name(const char *step, const char *key)
+{
+    char *name = evr_step_env_name("EVRUN_OUT_", step);
+    char *s = evr_asprintf("%s_%s", name, key);
+    free(name);
     return s;
 }

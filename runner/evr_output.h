@@ -80,10 +80,14 @@ bool evr_mask_empty(const evr_mask_t *self);
     caller; caller frees). */
 void evr_outputs_parse(const char *buf, size_t n, evr_strmap_t *out, char **warn);
 
+/*  PREFIX<STEP>: an environment variable named after a step, as every
+    such variable is (EVRUN_OUT_, EVRUN_FAILED_REASON_): STEP is the
+    step's name upper-cased, each byte other than a letter or digit as
+    '_', a matrix name's final ']' dropped (build[OS=linux] ->
+    BUILD_OS_LINUX).  Caller frees. */
+char *evr_step_env_name(const char *prefix, const char *step);
 /*  EVRUN_OUT_<STEP>_<KEY>: the variable a later step gets for output key
-    of step: STEP is the step's name upper-cased, each byte other than a
-    letter or digit as '_', a matrix name's final ']' dropped
-    (build[OS=linux] -> BUILD_OS_LINUX).  Caller frees. */
+    of step (STEP as evr_step_env_name makes it).  Caller frees. */
 char *evr_outputs_env_name(const char *step, const char *key);
 
 #endif

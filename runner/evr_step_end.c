@@ -152,6 +152,13 @@ evr_eng_step_finish(evr_eng_step_t *st)
         st->status = EVR_STEP_SUCCEEDED;
     else
         st->status = EVR_STEP_FAILED;
+    /* failed after an exit 0 (an artifact): said, so no one takes the 0 for the cause */
+    if (st->status == EVR_STEP_FAILED && st->exit_code == 0) {
+        char *why = st->reason;
+        st->reason = NULL;
+        evr_eng_set_reason(st, "its command exited 0, but %s", why);
+        free(why);
+    }
     /* allow_failure: a failure, not a cancel, that does not fail the job
        (a retry comes first) */
     st->allowed = st->spec->allow_failure && st->status != EVR_STEP_SUCCEEDED
@@ -167,9 +174,11 @@ evr_eng_step_finish(evr_eng_step_t *st)
     if (st->reason)
         ev->data.reason = evr_strdup(st->reason);
     ev->data.allowed = st->allowed;
-    evr_eng_step_log(st, "%s%s (exit %lld, %llu.%03llus)%s%s", evr_step_status_name(st->status),
-               st->allowed ? " (allowed)" : "",
-               (long long) st->exit_code, (unsigned long long) (ms / 1000),
+    char code[32] = "";
+    if (evr_step_exit_told(st->exit_code, st->status == EVR_STEP_SUCCEEDED))
+        snprintf(code, sizeof code, "exit %lld, ", (long long) st->exit_code);
+    evr_eng_step_log(st, "%s%s (%s%llu.%03llus)%s%s", evr_step_status_name(st->status),
+               st->allowed ? " (allowed)" : "", code, (unsigned long long) (ms / 1000),
                (unsigned long long) (ms % 1000), st->reason ? ": " : "",
                st->reason ? st->reason : "");
     evr_eng_after(job->eng, s_do_remove, st, st->unit, strlen(st->unit) + 1);

@@ -371,8 +371,9 @@ evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
             json_object_set_new(one, "name", json_string(m->step_states.k[i]));
             json_object_set_new(one, "status", sp ? json_stringn(v, (size_t) (sp - v))
                                                   : json_string(v));
-            if (sp)
-                json_object_set_new(one, "exit_code", json_integer(strtoll(sp + 1, NULL, 10)));
+            long long code = sp ? strtoll(sp + 1, NULL, 10) : EVR_STEP_NO_EXIT;
+            if (code != EVR_STEP_NO_EXIT)   /* none for a step that never started */
+                json_object_set_new(one, "exit_code", json_integer(code));
             json_array_append_new(steps, one);
         }
         json_object_set_new(a, "steps", steps);

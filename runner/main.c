@@ -553,18 +553,14 @@ s_daemon_check(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
 }
 
 /*  The daemon's numbers (capacity, heartbeat_ms, lease_ms), checked as
-    when it starts; prints the error. */
+    when it starts, all three; the errors are the config's to report. */
 static bool
 s_daemon_numbers(evr_config_t *cfg, uint64_t *cap, uint64_t *hb, uint64_t *lease)
 {
     evr_err_t err;
-    if (evr_config_uint(cfg, "capacity", 1, 1024, cap, &err)
-        || evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, hb, &err)
-        || evr_config_uint(cfg, "lease_ms", 100, 86400000, lease, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
-        return false;
-    }
-    return true;
+    bool ok = !evr_config_uint(cfg, "capacity", 1, 1024, cap, &err);
+    ok = !evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, hb, &err) && ok;
+    return !evr_config_uint(cfg, "lease_ms", 100, 86400000, lease, &err) && ok;
 }
 
 /*  --broker: serve until drained or stopped (--once: until the job's
@@ -576,8 +572,10 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
     *all = false;
-    if (!s_daemon_numbers(cfg, &cap, &hb, &lease))
+    if (!s_daemon_numbers(cfg, &cap, &hb, &lease)) {
+        evr_config_report(cfg, "evrun-runner", stderr);
         return 2;
+    }
     evr_daemon_opts_t dopts = {
         .endpoint = evr_config_get(cfg, "runner_endpoint"), .runner_id = id, .labels = lv,
         .capacity = o->once ? 1 : (uint32_t) cap, .heartbeat_ms = (uint32_t) hb,
@@ -609,10 +607,12 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     while ((status = s_daemon_check(o, d, eng, who, started, &deadline)) < 0);
     const char *job = o->once ? evr_daemon_once_job(d) : NULL;
     uint64_t last = 1;
+    evr_daemon_stop_taking(d);  /* credit 0: a dispatch while flushing is not taken */
     if (status != 2 || job)
         *all = s_daemon_flush(o, d, eng, who);
     else if (o->once)   /* no job taken: nothing to wait for when the log is empty */
         *all = evr_store_last_seq(store, &last, &err) == EVR_OK && last == 0;
+    evr_daemon_goodbye(d, s_interrupts + s_terms > 0);
     if (job && status == 0)
         status = s_once_status(store, job, who);
     if (o->once && status < 2 && !*all) {
@@ -852,11 +852,15 @@ main(int argc, char **argv)
     size_t level = EVR_LOG_INFO;
     evr_config_default(cfg, "podman_url", url);
     evr_config_default(cfg, "runner_endpoint", "tcp://127.0.0.1:7701");
-    if (evr_config_layer(cfg, file, flags, nf, &err)
-        || evr_config_uint(cfg, "grace", 1, 3600, &grace, &err)
-        || evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
-                             &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+    /* every error of the settings at once: the file's, then each value's */
+    uint64_t cap, hb, lease;
+    (void) evr_config_layer(cfg, file, flags, nf, &err);
+    (void) evr_config_uint(cfg, "grace", 1, 3600, &grace, &err);
+    (void) evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
+                             &err);
+    if (daemon && (print_config || !o.prune))
+        (void) s_daemon_numbers(cfg, &cap, &hb, &lease);
+    if (evr_config_report(cfg, "evrun-runner", stderr)) {
         status = 2;
         goto out;
     }
@@ -883,9 +887,8 @@ main(int argc, char **argv)
         goto out;
     }
     if (print_config) {   /* the settings checked as at start, in this mode */
-        uint64_t cap, hb, lease;
         evr_engine_opts_t lim = { 0 };
-        if (!s_limits(cfg, &lim) || (daemon && !s_daemon_numbers(cfg, &cap, &hb, &lease))) {
+        if (!s_limits(cfg, &lim)) {
             status = 2;
             goto out;
         }

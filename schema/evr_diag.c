@@ -385,6 +385,26 @@ evr_diag_near(const char *word, const char *const *candidates, size_t n)
 }
 
 const char *
+evr_diag_one_of(const char *v, const char *const *names)
+{
+    static __thread char why[512];
+    size_t n = 0;
+    while (names[n])
+        n++;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v, names[i]))
+            return NULL;
+    size_t at = (size_t) snprintf(why, sizeof why, "expected one of ");
+    for (size_t i = 0; i < n && at < sizeof why; i++)
+        at += (size_t) snprintf(why + at, sizeof why - at, "%s, ", names[i]);
+    const char *near = evr_diag_near(v, names, n);
+    if (at < sizeof why)
+        snprintf(why + at, sizeof why - at, "got \"%.64s\"%s%s%s", v,
+                 near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+    return why;
+}
+
+const char *
 evr_diag_file(const evr_diag_t *self)
 {
     return self->file;

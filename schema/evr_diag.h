@@ -87,6 +87,13 @@ const char *evr_diag_get(const evr_diag_t *self, size_t i);
     candidates holds n strings. */
 const char *evr_diag_near(const char *word, const char *const *candidates, size_t n);
 
+/*  The words of every error about a value outside a fixed set, as the
+    pipeline loader says them: `expected one of A, B, C, got "V"` and, for
+    a near-miss, `; did you mean B?`.  names ends with NULL.  NULL when v
+    is one of names.  The text is in a thread-local buffer, valid until
+    the next call in the thread. */
+const char *evr_diag_one_of(const char *v, const char *const *names);
+
 /*  The file name given to evr_diag_new. */
 const char *evr_diag_file(const evr_diag_t *self);
 

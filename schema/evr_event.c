@@ -18,49 +18,43 @@ evr_event_status_ok(const char *s)
     return false;
 }
 
+/*  The end statuses of a job and of a step. */
+static const char *const s_end_names[] = { "succeeded", "failed", "cancelled", "timed_out",
+                                           "lost", NULL };
+
 static const char *
 s_check_job_status(const void *v)
 {
-    return evr_event_status_ok(*(char *const *) v)
-               ? NULL
-               : "expected one of succeeded, failed, cancelled, timed_out, lost";
+    return evr_diag_one_of(*(char *const *) v, s_end_names);
 }
 
 static const char *
 s_check_step_status(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled")
-        || !strcmp(s, "timed_out") || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of succeeded, failed, cancelled, timed_out, lost";
+    return evr_diag_one_of(*(char *const *) v, s_end_names);
 }
 
 static const char *
 s_check_stream(const void *v)
 {
-    const char *s = *(char *const *) v;
-    return !strcmp(s, "stdout") || !strcmp(s, "stderr") ? NULL : "expected stdout or stderr";
+    static const char *const names[] = { "stdout", "stderr", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_how(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "reattached") || !strcmp(s, "collected") || !strcmp(s, "restarted")
-        || !strcmp(s, "created") || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of reattached, collected, restarted, created, lost";
+    static const char *const names[] = { "reattached", "collected", "restarted", "created",
+                                         "lost", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_hook_status(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "refused")
-        || !strcmp(s, "timed_out") || !strcmp(s, "stopped"))
-        return NULL;
-    return "expected one of succeeded, failed, refused, timed_out, stopped";
+    static const char *const names[] = { "succeeded", "failed", "refused", "timed_out",
+                                         "stopped", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
@@ -68,12 +62,8 @@ s_check_phase(const void *v)
 {
     static const char *const phases[] = { "PRE_VALIDATION", "POST_VALIDATION",
         "PRE_SOURCE_PREP", "POST_SOURCE_PREP", "PRE_EXECUTION", "POST_EXECUTION", "ON_ERROR",
-        "CLEANUP" };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(phases); i++)
-        if (!strcmp(*(char *const *) v, phases[i]))
-            return NULL;
-    return "expected one of PRE_VALIDATION, POST_VALIDATION, PRE_SOURCE_PREP, "
-           "POST_SOURCE_PREP, PRE_EXECUTION, POST_EXECUTION, ON_ERROR, CLEANUP";
+        "CLEANUP", NULL };
+    return evr_diag_one_of(*(char *const *) v, phases);
 }
 
 static const char *
@@ -166,7 +156,9 @@ s_check_outputs(const void *v)
 #define OFFSET(R) D("offset", EVR_FT_U64, 0, offset, NULL, NULL, "raw bytes of this stream before the chunk", R)
 #define RAW(R) D("raw", EVR_FT_U32, 0, raw, NULL, NULL, "raw bytes of the chunk before masking", R)
 #define BYTES(R) D("bytes", EVR_FT_BIN, 2 * EVR_OUTPUT_CHUNK_MAX, bytes, NULL, NULL, "output, secrets masked as ***", R)
-#define EXIT_CODE(R) D("exit_code", EVR_FT_I64, 0, exit_code, NULL, NULL, "exit code of the step's process", R)
+#define EXIT_CODE(R) D("exit_code", EVR_FT_I64, 0, exit_code, NULL, NULL,                      \
+                        "exit code of the step's process; -1 when it has none (it never "      \
+                        "started, or it was lost)", R)
 #define ALLOWED(R) D("allowed", EVR_FT_BOOL, 0, allowed, NULL, NULL,                           \
                      "the step failed with allow_failure: its failure does not fail the job", R)
 #define DURATION(R) D("duration", EVR_FT_DURATION, 0, duration, NULL, NULL, "milliseconds", R)

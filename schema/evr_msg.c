@@ -40,41 +40,38 @@ static const char *
 s_check_status(const void *v)
 {
     const char *s = *(char *const *) v;
-    if (evr_event_status_ok(s) || !strcmp(s, "queued") || !strcmp(s, "running")
-        || !strcmp(s, "paused"))
-        return NULL;
-    return "expected one of queued, running, paused, succeeded, failed, cancelled, "
-           "timed_out, lost";
+    static const char *const names[] = { "queued", "running", "paused", "succeeded", "failed",
+                                         "cancelled", "timed_out", "lost", NULL };
+    return evr_event_status_ok(s) ? NULL : evr_diag_one_of(s, names);
 }
 
 static const char *
 s_check_names(const void *v)
 {
+    static __thread char why[200];
     const evr_strlist_t *l = v;
     for (uint32_t i = 0; i < l->n; i++)
-        if (!evr_spec_name_ok(l->v[i]))
-            return "expected names: letters, digits, _ . - (at most 64 bytes each)";
+        if (!evr_spec_name_ok(l->v[i])) {
+            snprintf(why, sizeof why, "expected names: letters, digits, _ . - (at most 64 "
+                     "bytes each), got \"%.64s\"%s at [%u]", l->v[i],
+                     strlen(l->v[i]) > 64 ? "..." : "", i);
+            return why;
+        }
     return NULL;
 }
 
 static const char *
 s_check_state(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "idle") || !strcmp(s, "busy") || !strcmp(s, "draining")
-        || !strcmp(s, "lost"))
-        return NULL;
-    return "expected one of idle, busy, draining, lost";
+    static const char *const names[] = { "idle", "busy", "draining", "lost", "stopped", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
 s_check_command(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (!strcmp(s, "cancel") || !strcmp(s, "pause") || !strcmp(s, "resume")
-        || !strcmp(s, "drain"))
-        return NULL;
-    return "expected one of cancel, pause, resume, drain";
+    static const char *const names[] = { "cancel", "pause", "resume", "drain", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *
@@ -195,7 +192,8 @@ MSG(job, JOB(true), PIPELINE(true), STATUS(true), RUNNER(false),
       "VALUE, in step order; at most 256, the rest left out"),
     M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
       "answering `status`: each step (on_error last) to its status, and its exit code once "
-      "it ended: \"STATUS\" or \"STATUS EXIT_CODE\"; a job still queued or paused in the "
+      "it ended: \"STATUS\" or \"STATUS EXIT_CODE\" (-1: it has none, it never started); a "
+      "job still queued or paused in the "
       "queue: its spec's steps, each \"pending\""),
     M("labels", EVR_FT_STRLIST, false, 32, labels, NULL, NULL,
       "queued or paused: the labels a runner must have (the spec's, the submit's, "
@@ -226,6 +224,8 @@ MSG(hello, RUNNER(true), LABELS(false), U32("capacity", capacity, true, "jobs it
     M("draining", EVR_FT_BOOL, false, 0, draining, NULL, NULL,
       "true: this runner process took a drain (evrun-cli drain) and takes no new jobs"));
 MSG(credit, U32("credit", credit, true, "free slots: jobs the runner can take now"));
+MSG(goodbye, SEQ(true, "highest seq in the runner's log: it commits nothing after this"),
+    M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL, "why it leaves, for people"));
 MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
@@ -334,7 +334,7 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
       "the steps' outputs as STEP/KEY to VALUE (as `job` answering `status`)"),
     M("steps", EVR_FT_STRMAP, false, EVR_SPEC_MAX_STEPS + 1, step_states, NULL, NULL,
       "each step's status, and its exit code once it ended: STEP to \"STATUS\" or \"STATUS "
-      "EXIT_CODE\""),
+      "EXIT_CODE\" (-1: it has none, it never started)"),
     U32("waiting", waiting, false, "asked by pipeline: its jobs waiting in the queue"),
     U32("running", running, false, "asked by pipeline: its jobs handed to a runner and not "
         "finished"),
@@ -410,6 +410,7 @@ static const struct {
     [EVR_MSG_QUERIED] = { "queried", &s_m_queried, "broker -> runner" },
     [EVR_MSG_DEMAND] = { "demand", &s_m_demand, "client -> broker, broker -> client" },
     [EVR_MSG_DEMANDS] = { "demands", &s_empty, "client -> broker" },
+    [EVR_MSG_GOODBYE] = { "goodbye", &s_m_goodbye, "runner -> broker" },
 };
 
 const char *const evr_msg_codes[][2] = {
@@ -426,6 +427,12 @@ const char *const evr_msg_codes[][2] = {
     { EVR_CODE_INTERNAL, "a failure inside the broker; the message says what" },
     { NULL, NULL },
 };
+
+bool
+evr_msg_state_away(const char *state)
+{
+    return !state || !strcmp(state, "lost") || !strcmp(state, "stopped");
+}
 
 const char *
 evr_msgtype_name(evr_msgtype_t t)

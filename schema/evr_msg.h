@@ -51,6 +51,8 @@ typedef enum {
     EVR_MSG_QUERY, EVR_MSG_QUERIED,
     /* demand for runners (a webhook's): client -> broker, both ways */
     EVR_MSG_DEMAND, EVR_MSG_DEMANDS,
+    /* runner -> broker: it leaves (stopped cleanly) */
+    EVR_MSG_GOODBYE,
     EVR_MSG_COUNT_
 } evr_msgtype_t;
 
@@ -60,7 +62,7 @@ typedef struct {
     char *runner;           /* runner id */
     char *pipeline;
     char *status;           /* job status, or a status filter in `jobs` */
-    char *state;            /* runner state: idle busy draining lost */
+    char *state;            /* runner state: idle busy draining lost stopped */
     char *reason;
     char *code;             /* `error`: machine-readable code */
     char *message;          /* `error`, `ok`: for people */
@@ -182,6 +184,11 @@ bool evr_msg_reading(const evr_msg_t *msg);
 
 /*  Every code above, NULL-terminated, with a sentence each (for docs). */
 extern const char *const evr_msg_codes[][2];
+
+/*  Whether a runner state (a `runner` message's) is one of a runner not
+    connected: lost (silent past its lease, or gone) or stopped (it said
+    goodbye).  NULL counts as not connected. */
+bool evr_msg_state_away(const char *state);
 
 /*  Name of a message type ("submit"), or NULL. */
 const char *evr_msgtype_name(evr_msgtype_t t);

@@ -16,11 +16,8 @@
 static const char *
 s_check_strategy(const void *v)
 {
-    const char *s = *(char *const *) v;
-    if (strcmp(s, "append") == 0 || strcmp(s, "replace") == 0
-        || strcmp(s, "partitioned_replace") == 0)
-        return NULL;
-    return "expected one of append, replace, partitioned_replace";
+    static const char *const names[] = { "append", "replace", "partitioned_replace", NULL };
+    return evr_diag_one_of(*(char *const *) v, names);
 }
 
 static const char *const s_on_failure_names[] = { "stop", "finish", NULL };

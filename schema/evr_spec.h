@@ -371,6 +371,11 @@ void evr_spec_destroy(evr_spec_t **self_p);
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
+/*  The same for a spec whose matrices could not be expanded (an empty or
+    bad matrix, reported by evr_spec_expand): every check but those that
+    need every step's name (needs, duplicate names, cycles, a `when`
+    step needed from above it). */
+evr_rc_t evr_spec_validate_unexpanded(const evr_spec_t *spec, evr_diag_t *diag);
 
 /*  Writes the path pre + i in decimal + post into buf (len bytes; cut as
     snprintf cuts), e.g. "steps[" 2 "].limits": the checks above name a
@@ -385,8 +390,9 @@ void evr_spec_validate_run(const evr_spec_t *spec, evr_diag_t *diag);
 /*  The part of evr_spec_validate() about control flow (evr_spec_flow.c):
     on_error's keys and name, and a DAG whose `when: on_failure | always`
     step without needs (which waits for every step above it) is needed,
-    directly or not, by a step above it. */
-void evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag);
+    directly or not, by a step above it (the latter only when names: the
+    steps' names are all known, the matrices expanded). */
+void evr_spec_validate_flow(const evr_spec_t *spec, bool names, evr_diag_t *diag);
 /*  The part of evr_spec_validate() about `source` and `ci_source`
     (evr_spec_source.c). */
 void evr_spec_validate_source(const evr_spec_t *spec, evr_diag_t *diag);

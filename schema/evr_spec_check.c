@@ -212,8 +212,8 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
     const evr_step_t *st = evr_spec_step(spec, i);
     for (uint32_t k = 0; k < st->needs.n; k++) {
         int j = evr_spec_step_index(spec, st->needs.v[k]);
-        if (j < 0)
-            continue;
+        if (j < 0 || (uint32_t) j == i)
+            continue;   /* "needs itself" is said already */
         if (color[j] == 1) {
             /* the cycle is stack[pos..depth] followed by j again */
             uint32_t pos = 0;
@@ -322,8 +322,10 @@ s_unknown_need(const evr_spec_t *spec, const char *p, const char *need, evr_diag
                  near ? near : "", near ? "?" : "");
 }
 
+/*  names: whether every step's name is known (the matrices expanded), so
+    that needs, duplicate names and cycles can be checked. */
 static void
-s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
+s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
 {
     char p[128];
     for (uint32_t i = 0; i < spec->steps.n; i++) {
@@ -334,12 +336,12 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         if (!evr_spec_step_name_ok(st->name))
             evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
                          "at most %d)", st->name, EVR_SPEC_MAX_NAME);
-        if (st->matrix.n) {
+        if (st->matrix.n && names) {
             snprintf(p, sizeof p, "steps[%u].matrix", i);
             evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
                          "spec on the wire holds one step per combination (evr_spec_expand)");
         }
-        for (uint32_t j = 0; j < i; j++)
+        for (uint32_t j = 0; j < i && names; j++)
             if (evr_spec_step(spec, j)->name
                 && strcmp(evr_spec_step(spec, j)->name, st->name) == 0) {
                 char q[64];
@@ -353,7 +355,7 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
                                  st->name, evr_diag_written_index(diag, "steps", j));
                 break;
             }
-        for (uint32_t k = 0; k < st->needs.n; k++) {
+        for (uint32_t k = 0; k < st->needs.n && names; k++) {
             snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
             const char *need = st->needs.v[k];
             if (strcmp(need, st->name) == 0)
@@ -367,6 +369,8 @@ s_check_steps(const evr_spec_t *spec, evr_diag_t *diag)
         evr_spec_path_idx(p, sizeof p, "steps[", i, "]");
         s_check_step(spec, st, p, diag);
     }
+    if (!names)
+        return;
     s_check_unit_forms(spec, diag);
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
@@ -436,8 +440,8 @@ evr_spec_path_idx(char *buf, size_t len, const char *pre, uint32_t i, const char
         buf[at] = '\0';
 }
 
-evr_rc_t
-evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
+static evr_rc_t
+s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
 {
     size_t before = evr_diag_count(diag);
     char p[128];
@@ -474,10 +478,10 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     }
     s_check_envmap(&spec->env, "env", diag);
     s_check_cache(spec, &spec->cache, "cache", diag);
-    s_check_steps(spec, diag);
+    s_check_steps(spec, names, diag);
     if (spec->on_error.present)
         s_check_step(spec, &spec->on_error, "on_error", diag);
-    evr_spec_validate_flow(spec, diag);
+    evr_spec_validate_flow(spec, names, diag);
     s_check_resources(spec, diag);
     evr_spec_validate_source(spec, diag);
     evr_spec_validate_run(spec, diag);
@@ -487,4 +491,16 @@ evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
     evr_spec_validate_queue(spec, diag);
     evr_spec_validate_range(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
+}
+
+evr_rc_t
+evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    return s_validate(spec, true, diag);
+}
+
+evr_rc_t
+evr_spec_validate_unexpanded(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    return s_validate(spec, false, diag);
 }

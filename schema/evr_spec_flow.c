@@ -64,9 +64,11 @@ s_depends(const evr_spec_t *spec, uint32_t k, uint32_t target, bool *seen)
 }
 
 void
-evr_spec_validate_flow(const evr_spec_t *spec, evr_diag_t *diag)
+evr_spec_validate_flow(const evr_spec_t *spec, bool names, evr_diag_t *diag)
 {
     s_check_on_error(spec, diag);
+    if (!names)
+        return;   /* needs name steps a matrix not expanded would make */
     uint32_t n = spec->steps.n;
     bool dag = false;
     for (uint32_t i = 0; i < n && !dag; i++)

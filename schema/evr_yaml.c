@@ -7,6 +7,7 @@
     field's position in the source map.
 */
 #include "evr_yaml.h"
+#include "evr_yaml_merge.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -202,18 +203,19 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
         s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
         return false;
     }
-    yaml_node_pair_t *pr = node->data.mapping.pairs.start;
-    size_t n = (size_t) (node->data.mapping.pairs.top - pr);
-    if (n > evr_field_limit(f)) {
+    evr_ypair_t *pr;
+    size_t n;
+    bool ok = evr_yaml_pairs(ctx->doc, node, path, &ctx->budget, ctx->diag, &pr, &n);
+    if (ctx->budget && n > evr_field_limit(f))
         s_err(ctx, node, path, "%zu entries exceed the limit of %u", n, evr_field_limit(f));
-        return false;
-    }
-    bool ok = true;
+    if (!ctx->budget || n > evr_field_limit(f))
+        n = 0, ok = false;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr[i].key);
-        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr[i].value);
-        if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
-            return false;
+        yaml_node_t *kn = pr[i].key, *vn = pr[i].value;
+        if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path)) {
+            ok = false;
+            break;
+        }
         const char *k = s_scalar(ctx, kn, 256, path);
         if (!k) {
             ok = false;
@@ -234,11 +236,16 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
         else
             ok = false;
     }
+    free(pr);
     return ok;
 }
 
 static bool s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
                          const char *path, unsigned depth);
+static void s_expected_keys(const evr_rectype_t *type, char *buf, size_t size);
+static bool s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n,
+                         const evr_field_t *f, evr_reclist_t *l, const char *path,
+                         unsigned depth);
 
 /*  A list of records, or (keyed) a mapping of name -> record whose first
     field is the name. */
@@ -253,14 +260,36 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
               s_kind(node));
         return false;
     }
-    size_t n = keyed ? (size_t) (node->data.mapping.pairs.top - node->data.mapping.pairs.start)
-                     : (size_t) (node->data.sequence.items.top - node->data.sequence.items.start);
+    evr_ypair_t *pairs = NULL;
+    size_t n = keyed ? 0
+             : (size_t) (node->data.sequence.items.top - node->data.sequence.items.start);
+    bool ok = true;
+    if (keyed) {
+        ok = evr_yaml_pairs(ctx->doc, node, path, &ctx->budget, ctx->diag, &pairs, &n);
+        if (!ctx->budget) {
+            free(pairs);
+            return false;
+        }
+    }
     if (n > evr_field_limit(f)) {
         s_err(ctx, node, path, "%zu items exceed the limit of %u", n, evr_field_limit(f));
+        free(pairs);
         return false;
     }
     const evr_rectype_t *sub = f->sub;
-    l->v = evr_calloc(n, sub->size);
+    l->v = evr_calloc(n ? n : 1, sub->size);
+    ok = s_load_items(ctx, node, pairs, n, f, l, path, depth) && ok;
+    free(pairs);
+    return ok;
+}
+
+/*  The n items of s_load_reclist: node's (a list) or, keyed, pairs'. */
+static bool
+s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n,
+             const evr_field_t *f, evr_reclist_t *l, const char *path, unsigned depth)
+{
+    bool keyed = f->type == EVR_FT_RECMAP;
+    const evr_rectype_t *sub = f->sub;
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         void *item = evr_reclist_at(sub, l, (uint32_t) i);
@@ -274,9 +303,7 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
             ok = s_load_rec(ctx, in, sub, item, ipath, depth + 1) && ok;
             continue;
         }
-        yaml_node_pair_t *pr = &node->data.mapping.pairs.start[i];
-        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr->key);
-        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
+        yaml_node_t *kn = pairs[i].key, *vn = pairs[i].value;
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
             return false;
         const char *k = s_scalar(ctx, kn, evr_field_limit(&sub->fields[0]), path);
@@ -449,6 +476,13 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
                 if (node->data.scalar.length == strlen(f->names[i])
                     && !memcmp(node->data.scalar.value, f->names[i], strlen(f->names[i])))
                     return true;
+        if (f->names && node->type == YAML_SCALAR_NODE && !f->short_key) {
+            char keys[256];
+            s_expected_keys(f->sub, keys, sizeof keys);
+            s_err(ctx, node, path, "expected a mapping (one of: %s) or %s, got \"%.64s\"", keys,
+                  f->names[0], (const char *) node->data.scalar.value);
+            return false;
+        }
         if (f->short_key && node->type != YAML_MAPPING_NODE)
             return s_load_short(ctx, node, f, p, path, depth);
         return s_load_rec(ctx, node, f->sub, p, path, depth + 1);
@@ -582,6 +616,10 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
                   "image: IMAGE, steps: [...]), got %s", s_kind(node));
         else if (type == &evr_retry_type && node->type == YAML_SCALAR_NODE)
             s_retry_hint(ctx, node, path);
+        else if (type == &evr_git_type && node->type == YAML_SCALAR_NODE)
+            s_err(ctx, node, path, "expected a mapping, got a scalar (git: {url: %s})",
+                  node->data.scalar.length <= 200 ? (const char *) node->data.scalar.value
+                                                  : "URL");
         else
             s_err(ctx, node, path, "expected a mapping, got %s", s_kind(node));
         return false;
@@ -589,18 +627,20 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
     evr_diag_mark(ctx->diag, path, (uint32_t) node->start_mark.line + 1,
                   (uint32_t) node->start_mark.column + 1);
     uint64_t seen = 0, suggested = 0, bad = 0;
-    bool ok = true;
-    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
-         pr < node->data.mapping.pairs.top; pr++) {
-        yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr->key);
-        yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
+    evr_ypair_t *pairs;
+    size_t n;
+    bool ok = evr_yaml_pairs(ctx->doc, node, path, &ctx->budget, ctx->diag, &pairs, &n);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *kn = pairs[i].key, *vn = pairs[i].value;
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
-            return false;
+            break;
         const char *k = s_scalar(ctx, kn, 64, *path ? path : s_type_name(type));
         if (!k) {
             ok = false;
             continue;
         }
+        if (type == &evr_spec_type && !*path && *k == '.')
+            continue;   /* GitLab's hidden keys: holders of anchors for merge keys */
         char fpath[512];
         s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", k);
         const evr_field_t *f = evr_rec_field(type, k);
@@ -628,8 +668,11 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
             ok = false;
         }
         if (ctx->budget == 0)
-            return false;
+            break;
     }
+    free(pairs);
+    if (ctx->budget == 0)
+        return false;
     for (size_t i = 0; i < type->nfields; i++)
         if (type->fields[i].required && !((seen | suggested) & (1ull << i))) {
             char fpath[512];
@@ -838,6 +881,8 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
         if (evr_spec_check_size(spec, &err))
             evr_diag_add_at(diag, 0, 0, "", "%s", err.msg);
     }
+    else if (loaded)   /* the rest of the file's errors, all but the steps' names' */
+        evr_spec_validate_unexpanded(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

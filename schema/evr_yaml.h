@@ -5,7 +5,9 @@
     it says; each problem becomes one `file:line:column: field: message`
     error in the diag, whose source map then lets evr_spec_validate() point
     at the right line too.  Input is bounded: file size, nesting depth,
-    number of nodes (which also defuses alias bombs).
+    number of nodes (which also defuses alias bombs).  YAML merge keys
+    (`<<: *a`, evr_yaml_merge.h) are resolved; top-level keys starting
+    with `.` hold anchors and are skipped (GitLab's hidden keys).
 */
 #ifndef EVR_YAML_H_INCLUDED
 #define EVR_YAML_H_INCLUDED

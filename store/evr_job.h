@@ -2,7 +2,9 @@
 
     A job's state is a fold of its events: evr_job_apply(state, event)
     is the one function the runner's live state, its recovery, the
-    broker's status answers and evrun-replay all use.  It checks every
+    broker's status answers and evrun-replay all use (the broker takes a
+    runner's events with evr_job_apply_sent: the same, and a few checks
+    more).  It checks every
     transition first and changes nothing when the event is illegal (a step
     finishing twice, an event after job.finished, a gap in the per-job
     seq, output at the wrong offset), reporting the job, the event and the
@@ -85,6 +87,16 @@ extern const evr_rectype_t evr_stepstate_type;
 
 const char *evr_job_status_name(evr_job_status_t s);
 const char *evr_step_status_name(evr_step_status_t s);
+
+/*  A step.finished's exit_code when the step has none: its process never
+    started (an image not there, a create that failed) or was lost, how
+    it ended unknown. */
+#define EVR_STEP_NO_EXIT (-1)
+/*  Whether a finished step's exit code belongs beside its status in a
+    text for people ("failed (exit 3)"): not when it has none
+    (EVR_STEP_NO_EXIT), nor the 0 of a step that did not succeed (its
+    reason says why: "its command exited 0, but artifact ..."). */
+bool evr_step_exit_told(int64_t exit_code, bool succeeded);
 /*  Parses a job status name ("running"); false when unknown. */
 bool evr_job_status_parse(const char *s, evr_job_status_t *out);
 
@@ -105,6 +117,13 @@ uint32_t evr_job_steps_done(const evr_job_t *job);
     which case job is unchanged.  Runner events (runner.*) are not job
     events and are refused with EVR_ERR_STATE. */
 evr_rc_t evr_job_apply(evr_job_t *job, const evr_event_t *ev, evr_err_t *err);
+/*  evr_job_apply for an event a runner sends to the broker (ingest),
+    which also refuses, with EVR_ERR_STATE: a job.accepted whose pipeline
+    is not its spec's; a job.finished{status: succeeded} of a job that
+    has not started (no job.started) or with a step not ended (pending,
+    queued, starting or running).  The runner's own log, rebuilds and
+    replays fold with evr_job_apply. */
+evr_rc_t evr_job_apply_sent(evr_job_t *job, const evr_event_t *ev, evr_err_t *err);
 
 /*  Heap jobs: new (zeroed), destroy frees all. */
 evr_job_t *evr_job_new(void);

@@ -587,8 +587,12 @@ s_append_txn(evr_store_t *self, MDB_txn *txn, void *arg, evr_err_t *err, int *md
                 ev->jseq = job->last_jseq + 1;
             else
                 ev->seq = b->orig[i];   /* a refusal names the seq the runner sent */
+            /* a job.accepted that names no runner is the sender's */
+            if (source && evr_event_kind(ev) == EVR_EV_JOB_ACCEPTED && !ev->data.runner)
+                ev->data.runner = evr_strdup(source);
             bool bad = (source && (erc = s_owner_check(job, ev, source, err)))
-                       || (erc = evr_job_apply(job, ev, err));
+                       || (erc = source ? evr_job_apply_sent(job, ev, err)
+                                        : evr_job_apply(job, ev, err));
             ev->seq = seq;              /* stored under the archive's own seq */
             if (bad) {
                 *refused = i;

@@ -62,15 +62,16 @@ evr_rc_t evr_store_append(evr_store_t *self, evr_event_t *const *events, size_t 
     runner id) already numbered.  Events whose seq is at or below the
     highest seq stored from source are resends: skipped, their seq set to
     0.  The others must continue that seq densely (else EVR_ERR_STATE) and
-    keep their per-job seq, which evr_job_apply checks; each gets the next
-    seq of this log in place of the source's.  The source's highest seq is
+    keep their per-job seq, which evr_job_apply_sent checks; each gets the
+    next seq of this log in place of the source's, and a job.accepted
+    naming no runner gets source as its runner.  The source's highest seq is
     committed in the same transaction, so a resend after a crash on either
     side is stored once.  drop (NULL: none) marks events that are counted
     in the source's seq but not stored (the broker's events of a job it
     took from a lost runner); they too come back with seq 0.  Nothing is
     written on error.  refused (NULL: not wanted) is set to the index of
-    the event refused for what it says, with EVR_ERR_STATE: evr_job_apply
-    refuses it, its job runs on another runner than source (the runner its
+    the event refused for what it says, with EVR_ERR_STATE:
+    evr_job_apply_sent refuses it, its job runs on another runner than source (the runner its
     job.accepted or job.started named) or it names another runner, or a
     runner event (no job) is not runner.* or carries a per-job seq; else (a gap, a store failure, the batch limit, success)
     to n.  A dropped event is never refused (only a gap is checked). */

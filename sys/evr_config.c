@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,45 @@
 typedef struct {
     char *value;
     const char *source;     /* "default", "file", "env", "flag", "derived" */
+    size_t line, col;       /* of the value in the file (source "file") */
 } s_val_t;
+
+/*  The errors found so far, each once: the file's and the typed getters'
+    (which take a const config, hence a list apart). */
+typedef struct {
+    char **v;
+    size_t n;
+} s_problems_t;
 
 struct evr_config {
     const evr_config_key_t *keys;
     size_t n;
     s_val_t *vals;
     char *file;
+    s_problems_t *problems;
 };
+
+static void
+s_record(const evr_config_t *self, const char *msg)
+{
+    s_problems_t *p = self->problems;
+    for (size_t i = 0; i < p->n; i++)
+        if (!strcmp(p->v[i], msg))
+            return;
+    p->v = evr_realloc(p->v, (p->n + 1) * sizeof *p->v);
+    p->v[p->n++] = evr_strdup(msg);
+}
+
+/*  EVRUN_ and key upper-cased, into buf. */
+static const char *
+s_env_name(const char *key, char *buf, size_t size)
+{
+    size_t k = (size_t) snprintf(buf, size, "EVRUN_");
+    for (const char *p = key; *p && k < size - 1; p++)
+        buf[k++] = (char) toupper((unsigned char) *p);
+    buf[k] = '\0';
+    return buf;
+}
 
 evr_config_t *
 evr_config_new(const evr_config_key_t *keys, size_t n)
@@ -34,6 +66,7 @@ evr_config_new(const evr_config_key_t *keys, size_t n)
     self->keys = keys;
     self->n = n;
     self->vals = evr_calloc(n, sizeof *self->vals);
+    self->problems = evr_calloc(1, sizeof *self->problems);
     for (size_t i = 0; i < n; i++)
         if (keys[i].def) {
             self->vals[i].value = evr_strdup(keys[i].def);
@@ -50,6 +83,10 @@ evr_config_destroy(evr_config_t **self_p)
         return;
     for (size_t i = 0; i < self->n; i++)
         free(self->vals[i].value);
+    for (size_t i = 0; i < self->problems->n; i++)
+        free(self->problems->v[i]);
+    free(self->problems->v);
+    free(self->problems);
     free(self->vals);
     free(self->file);
     free(self);
@@ -63,9 +100,12 @@ evr_config_dup(const evr_config_t *self)
     c->keys = self->keys;
     c->n = self->n;
     c->vals = evr_calloc(self->n, sizeof *c->vals);
+    c->problems = evr_calloc(1, sizeof *c->problems);
     for (size_t i = 0; i < self->n; i++) {
         c->vals[i].value = self->vals[i].value ? evr_strdup(self->vals[i].value) : NULL;
         c->vals[i].source = self->vals[i].source;
+        c->vals[i].line = self->vals[i].line;
+        c->vals[i].col = self->vals[i].col;
     }
     c->file = self->file ? evr_strdup(self->file) : NULL;
     return c;
@@ -86,6 +126,7 @@ s_put(evr_config_t *self, size_t i, const char *value, const char *source)
     free(self->vals[i].value);
     self->vals[i].value = evr_strdup(value);
     self->vals[i].source = source;
+    self->vals[i].line = self->vals[i].col = 0;
 }
 
 void
@@ -118,6 +159,34 @@ s_source(const evr_config_t *self, const char *key)
     return i >= 0 && self->vals[i].source ? self->vals[i].source : "unset";
 }
 
+/*  Where key's value came from, for a message: the source, for the
+    environment the variable ("env EVRUN_LEASE_MS"), for a file its place
+    ("file evrun.yml:3:11"). */
+static const char *
+s_from(const evr_config_t *self, const char *key, char *buf, size_t size)
+{
+    const char *src = s_source(self, key);
+    long i = s_index(self, key);
+    if (!strcmp(src, "file") && self->file && self->vals[i].line) {
+        snprintf(buf, size, "file %s:%zu:%zu", self->file, self->vals[i].line,
+                 self->vals[i].col);
+        return buf;
+    }
+    if (strcmp(src, "env"))
+        return src;
+    char name[96];
+    snprintf(buf, size, "env %s", s_env_name(key, name, sizeof name));
+    return buf;
+}
+
+/*  err, recorded among the problems: EVR_ERR_CONFIG. */
+static evr_rc_t
+s_fail(const evr_config_t *self, evr_err_t *err)
+{
+    s_record(self, err->msg);
+    return EVR_ERR_CONFIG;
+}
+
 const char *
 evr_config_source(const evr_config_t *self, const char *key)
 {
@@ -128,14 +197,17 @@ evr_rc_t
 evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                 uint64_t *out, evr_err_t *err)
 {
+    char from[600];
     const char *v = evr_config_get(self, key);
     char *end;
     errno = 0;
     unsigned long long x = v ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < min || x > max || !isdigit((unsigned char) *v))
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a whole number "
-                           "from %llu to %llu", key, v ? v : "", s_source(self, key),
-                           (unsigned long long) min, (unsigned long long) max);
+    if (!v || !*v || *end || errno || x < min || x > max || !isdigit((unsigned char) *v)) {
+        evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a whole number from "
+                    "%llu to %llu", key, v ? v : "", s_from(self, key, from, sizeof from),
+                    (unsigned long long) min, (unsigned long long) max);
+        return s_fail(self, err);
+    }
     *out = x;
     return EVR_OK;
 }
@@ -144,14 +216,17 @@ evr_rc_t
 evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, uint64_t *out,
                     evr_err_t *err)
 {
+    char from[600];
     const char *v = evr_config_get(self, key);
     uint64_t ms;
     if (!v || !evr_duration_parse(v, &ms) || ms > max_ms) {
         char max[32];
         evr_duration_format(max_ms, max, sizeof max);
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration "
-                           "such as 30d, 12h, 90s or 0 (off), at most %s", key, v ? v : "",
-                           s_source(self, key), max);
+        evr_err_set(err, EVR_ERR_CONFIG,
+                    "%s = \"%s\" (from %s): expected a duration such as "
+                    "30d, 12h, 90s or 0 (off), at most %s",
+                    key, v ? v : "", s_from(self, key, from, sizeof from), max);
+        return s_fail(self, err);
     }
     *out = ms;
     return EVR_OK;
@@ -160,6 +235,7 @@ evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, 
 evr_rc_t
 evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t *err)
 {
+    char from[600];
     const char *v = evr_config_get(self, key);
     *out = false;
     if (!v || !*v || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
@@ -168,14 +244,16 @@ evr_config_bool(const evr_config_t *self, const char *key, bool *out, evr_err_t 
         *out = true;
         return EVR_OK;
     }
-    return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected true or false", key,
-                       v, s_source(self, key));
+    evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected true or false", key, v,
+                s_from(self, key, from, sizeof from));
+    return s_fail(self, err);
 }
 
 evr_rc_t
 evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
                   size_t n, size_t *out, evr_err_t *err)
 {
+    char from[600];
     const char *v = evr_config_get(self, key);
     for (size_t i = 0; v && i < n; i++)
         if (strcmp(v, choices[i]) == 0) {
@@ -186,20 +264,17 @@ evr_config_choice(const evr_config_t *self, const char *key, const char *const *
     for (size_t i = 0, len = 0; i < n && len < sizeof list; i++)
         len += (size_t) snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
                                  choices[i]);
-    return evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected one of %s", key,
-                       v ? v : "", s_source(self, key), list);
+    evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected one of %s", key,
+                v ? v : "", s_from(self, key, from, sizeof from), list);
+    return s_fail(self, err);
 }
 
 void
 evr_config_load_env(evr_config_t *self)
 {
     for (size_t i = 0; i < self->n; i++) {
-        char name[96] = "EVRUN_";
-        size_t k = 6;
-        for (const char *p = self->keys[i].key; *p && k < sizeof name - 1; p++)
-            name[k++] = (char) toupper((unsigned char) *p);
-        name[k] = '\0';
-        const char *v = getenv(name);
+        char name[96];
+        const char *v = getenv(s_env_name(self->keys[i].key, name, sizeof name));
         if (v)
             s_put(self, i, v, "env");
     }
@@ -232,23 +307,57 @@ s_near(const evr_config_t *self, const char *key, const char *const *also, char 
     return buf;
 }
 
-/*  One setting key: value from the file. */
-static evr_rc_t
+/*  A problem of the file: recorded, and added to *err, one a line (a
+    binary that prints only err says them all too). */
+static void s_file_error(const evr_config_t *self, evr_rc_t *rc, evr_err_t *err,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+s_file_error(const evr_config_t *self, evr_rc_t *rc, evr_err_t *err, const char *fmt, ...)
+{
+    evr_err_t e;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    s_record(self, e.msg);
+    size_t used = *rc ? strlen(err->msg) : 0;
+    if (!*rc)
+        evr_err_set(err, EVR_ERR_CONFIG, "%s", e.msg);
+    else if (used + 1 + strlen(e.msg) < sizeof err->msg)
+        snprintf(err->msg + used, sizeof err->msg - used, "\n%s", e.msg);
+    *rc = EVR_ERR_CONFIG;
+}
+
+/*  One setting key: value from the file (group: the mapping it is in,
+    "retention", or NULL). */
+static void
 s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const char *key,
-           const yaml_node_t *v, const char *const *also, evr_err_t *err)
+           const char *group, const yaml_node_t *v, const char *const *also, evr_rc_t *rc,
+           evr_err_t *err)
 {
     long i = s_index(self, key);
     char near[128];
-    if (i < 0 && !s_listed(also, key))
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: unknown setting%s", path,
-                           k->start_mark.line + 1, k->start_mark.column + 1, key,
-                           s_near(self, key, also, near, sizeof near));
-    if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key))
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s: expected a single value",
-                           path, v->start_mark.line + 1, v->start_mark.column + 1, key);
-    if (i >= 0 && v->type == YAML_SCALAR_NODE)
+    if (i < 0 && !s_listed(also, key)) {
+        const char *n = s_near(self, key, also, near, sizeof near);
+        size_t g = group ? strlen(group) + 1 : 0;   /* "max_age", not "retention_max_age" */
+        bool in_group = g && !strncmp(n, "; did you mean ", 15) && !strncmp(n + 15, key, g);
+        s_file_error(self, rc, err, "%s:%zu:%zu: %s%s%s: unknown setting%s%s", path,
+                     k->start_mark.line + 1, k->start_mark.column + 1, group ? group : "",
+                     group ? "." : "", key + g, in_group ? "; did you mean " : g ? "" : n,
+                     in_group ? n + 15 + g : "");
+        return;
+    }
+    if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key)) {
+        s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value", path,
+                     v->start_mark.line + 1, v->start_mark.column + 1, key);
+        return;
+    }
+    if (i >= 0 && v->type == YAML_SCALAR_NODE) {
         s_put(self, (size_t) i, (const char *) v->data.scalar.value, "file");
-    return EVR_OK;
+        self->vals[i].line = v->start_mark.line + 1;
+        self->vals[i].col = v->start_mark.column + 1;
+    }
 }
 
 /*  Settings that may be written as a mapping: `retention: {max_age: 30d}`
@@ -260,9 +369,9 @@ s_is_group(const char *key)
     return strcmp(key, "retention") == 0;
 }
 
-static evr_rc_t
+static void
 s_load_group(evr_config_t *self, const char *path, yaml_document_t *doc, const char *group,
-             const yaml_node_t *map, const char *const *also, evr_err_t *err)
+             const yaml_node_t *map, const char *const *also, evr_rc_t *rc, evr_err_t *err)
 {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
@@ -271,59 +380,60 @@ s_load_group(evr_config_t *self, const char *path, yaml_document_t *doc, const c
         const char *sub = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
         char key[128];
         snprintf(key, sizeof key, "%s_%s", group, sub);
-        if (s_index(self, key) < 0 && !s_listed(also, key))
-            return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: %s.%s: unknown setting", path,
-                               k->start_mark.line + 1, k->start_mark.column + 1, group, sub);
-        evr_rc_t rc = s_load_one(self, path, k, key, v, also, err);
-        if (rc)
-            return rc;
+        s_load_one(self, path, k, key, group, v, also, rc, err);
     }
-    return EVR_OK;
 }
 
+/*  Every setting of the file; each problem is recorded (all are said at
+    once), the first also in *err. */
 static evr_rc_t
 s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const char *const *also,
            evr_err_t *err)
 {
+    evr_rc_t rc = EVR_OK;
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (!root)
         return EVR_OK;   /* an empty file */
-    if (root->type != YAML_MAPPING_NODE)
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: expected a mapping of settings "
-                           "(key: value)", path, root->start_mark.line + 1,
-                           root->start_mark.column + 1);
+    if (root->type != YAML_MAPPING_NODE) {
+        s_file_error(self, &rc, err, "%s:%zu:%zu: expected a mapping of settings (key: value)",
+                     path, root->start_mark.line + 1, root->start_mark.column + 1);
+        return rc;
+    }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         const char *key = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
-        evr_rc_t rc = v->type == YAML_MAPPING_NODE && s_is_group(key)
-                    ? s_load_group(self, path, doc, key, v, also, err)
-                    : s_load_one(self, path, k, key, v, also, err);
-        if (rc)
-            return rc;
+        if (v->type == YAML_MAPPING_NODE && s_is_group(key))
+            s_load_group(self, path, doc, key, v, also, &rc, err);
+        else
+            s_load_one(self, path, k, key, NULL, v, also, &rc, err);
     }
-    return EVR_OK;
+    return rc;
 }
 
 evr_rc_t
 evr_config_load_file(evr_config_t *self, const char *path, const char *const *also,
                      evr_err_t *err)
 {
+    evr_rc_t rc = EVR_OK;
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s: %s", path, strerror(errno));
+    if (!fp) {
+        s_file_error(self, &rc, err, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    free(self->file);
+    self->file = evr_strdup(path);
     yaml_parser_t parser;
     yaml_document_t doc;
-    evr_rc_t rc = EVR_OK;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
     if (!yaml_parser_load(&parser, &doc)) {
         const char *hint = evr_yaml_hint(parser.problem);
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
-                         hint ? hint : "");
+        s_file_error(self, &rc, err, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "malformed YAML", hint ? ": " : "",
+                     hint ? hint : "");
     }
     else {
         rc = s_load_doc(self, path, &doc, also, err);
@@ -332,6 +442,14 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     yaml_parser_delete(&parser);
     fclose(fp);
     return rc;
+}
+
+bool
+evr_config_report(const evr_config_t *self, const char *prog, FILE *out)
+{
+    for (size_t i = 0; i < self->problems->n; i++)
+        fprintf(out, "%s: %s\n", prog, self->problems->v[i]);
+    return self->problems->n > 0;
 }
 
 void
@@ -346,16 +464,56 @@ evr_config_print(const evr_config_t *self, FILE *out)
 }
 
 const char *const evr_config_known[] = {
-    "state_dir", "local", "client_endpoint", "runner_endpoint", "events_endpoint",
-    "heartbeat_ms", "lease_ms", "queue_limit", "reclaim_ms", "forget_ms", "curve_dir", "runner_cert", "client_cert", "broker_key", "sync", "runner_id", "labels", "capacity",
-    "podman_url", "secrets_dir", "secrets_allow", "artifact_max_bytes", "resource_max_bytes",
-    "artifact_job_max_bytes", "cache_max_bytes", "git_cache_max_bytes",
-    "resource_redirects", "resource_local", "host_network", "triggers_any", "grace", "executors", "parallel", "timeout_ms",
-    "log_level", "http_listen", "tls_cert", "tls_key", "metrics_token",
-    "webhook_secret_file", "hooks", "ui_dir",
-    "retention_max_age", "retention_keep_per_pipeline", "retention_output_max_age",
+    "state_dir",
+    "local",
+    "client_endpoint",
+    "runner_endpoint",
+    "events_endpoint",
+    "heartbeat_ms",
+    "lease_ms",
+    "queue_limit",
+    "reclaim_ms",
+    "forget_ms",
+    "curve_dir",
+    "runner_cert",
+    "client_cert",
+    "broker_key",
+    "sync",
+    "runner_id",
+    "labels",
+    "capacity",
+    "podman_url",
+    "secrets_dir",
+    "secrets_allow",
+    "artifact_max_bytes",
+    "resource_max_bytes",
+    "artifact_job_max_bytes",
+    "cache_max_bytes",
+    "git_cache_max_bytes",
+    "resource_redirects",
+    "resource_local",
+    "host_network",
+    "triggers_any",
+    "grace",
+    "executors",
+    "parallel",
+    "timeout_ms",
+    "log_level",
+    "http_listen",
+    "tls_cert",
+    "tls_key",
+    "metrics_token",
+    "webhook_secret_file",
+    "hooks",
+    "ui_dir",
+    "retention_max_age",
+    "retention_keep_per_pipeline",
+    "retention_output_max_age",
     "retention_interval",
-    "http_max_connections", "http_max_per_ip", "http_idle_timeout", "http_request_timeout",
+    "http_max_connections",
+    "http_max_per_ip",
+    "http_idle_timeout",
+    "http_request_timeout",
     NULL,
 };
 
@@ -383,8 +541,8 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     char *path = file ? evr_strdup(file) : evr_config_default_file();
     evr_rc_t rc = path ? evr_config_load_file(self, path, evr_config_known, err) : EVR_OK;
     free(path);
-    if (rc)
-        return rc;
+    /* on with the other layers after a bad file: the values' checks that
+       follow can then say their errors with the file's (evr_config_report) */
     evr_config_load_env(self);
     for (size_t i = 0; i < nflags; i++)
         evr_config_set(self, flags[2 * i], flags[2 * i + 1], "flag");
@@ -402,7 +560,7 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
         s_put(self, (size_t) i, abs, self->vals[i].source);
         free(abs);
     }
-    return EVR_OK;
+    return rc;
 }
 
 /*  Whether the pid in the broker's lock file of state_dir is a live

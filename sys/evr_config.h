@@ -30,9 +30,11 @@ void evr_config_destroy(evr_config_t **self_p);
     Caller owns the result. */
 evr_config_t *evr_config_dup(const evr_config_t *self);
 
-/*  Reads a config file: a YAML mapping of keys to scalars.  An unknown key,
-    a non-scalar value or a malformed file is EVR_ERR_CONFIG with
-    "FILE:LINE:COL: key: what is wrong".  Keys of other binaries listed in
+/*  Reads a config file: a YAML mapping of keys to scalars.  An unknown key
+    (with "did you mean KEY?" for a near-miss), a non-scalar value or a
+    malformed file is EVR_ERR_CONFIG with "FILE:LINE:COL: key: what is
+    wrong": each recorded (evr_config_report) and in err, one a line (as
+    many as it holds).  Keys of other binaries listed in
     also (NULL-terminated, may be NULL) are accepted and ignored, so one
     file serves every binary. */
 evr_rc_t evr_config_load_file(evr_config_t *self, const char *path, const char *const *also,
@@ -70,10 +72,19 @@ evr_rc_t evr_config_bool(const evr_config_t *self, const char *key, bool *out, e
 
 /*  Value of key as the index of one of choices[0..n) (exact match) in
     *out; EVR_ERR_CONFIG naming the key, its value, its source and the
-    choices otherwise ("log_level = \"loud\" (from env): expected one of
-    error, warn, info, debug"). */
+    choices otherwise ("log_level = \"loud\" (from env EVRUN_LOG_LEVEL):
+    expected one of error, warn, info, debug").  The getters' errors name
+    an environment variable where the value came from one, and are
+    recorded for evr_config_report. */
 evr_rc_t evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
                            size_t n, size_t *out, evr_err_t *err);
+
+/*  Prints "PROG: ERROR" for every problem found so far (each once): those
+    of the file (evr_config_load_file, evr_config_layer: all of them, not
+    only the first) and of the typed getters above that failed.  A binary
+    that calls all its getters before giving up thus says every error of
+    its settings at once.  Returns whether there was any. */
+bool evr_config_report(const evr_config_t *self, const char *prog, FILE *out);
 
 /*  Prints "key: value   # source" for every key. */
 void evr_config_print(const evr_config_t *self, FILE *out);
@@ -81,7 +92,8 @@ void evr_config_print(const evr_config_t *self, FILE *out);
 /*  Loads the layers over the defaults: the file (file, else
     evr_config_default_file(), else none), the environment, then flags
     (nflags key/value pairs: flags[2i] the key, flags[2i+1] the value);
-    a state_dir still unset becomes evr_config_state_dir(). */
+    a state_dir still unset becomes evr_config_state_dir().  A bad file
+    is EVR_ERR_CONFIG, returned after the other layers are loaded. */
 evr_rc_t evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
                           size_t nflags, evr_err_t *err);
 

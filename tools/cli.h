@@ -10,6 +10,7 @@
 #ifndef EVR_CLI_H_INCLUDED
 #define EVR_CLI_H_INCLUDED
 
+#include "evr_diag.h"
 #include "evr_field.h"
 
 int evr_cli_validate(int argc, char **argv);
@@ -27,9 +28,11 @@ int evr_cli_drain(int argc, char **argv);
 /*  The tar a submit carries of a `copy:` source: directory copy (relative
     to the pipeline file's directory), gzip-compressed, at most
     EVR_MSG_MAX_COPY_BYTES, into *tar (NULL: checked only, as validate
-    does); false with the error printed as "PROG: KEY: ...". */
+    does); false with the error printed as "PROG: KEY: ...", or with diag
+    (the file's, holding its source map) added to diag at KEY.copy, so
+    that it names the line and column of the copy: value. */
 bool evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char *copy,
-                      evr_bin_t *tar);
+                      evr_bin_t *tar, evr_diag_t *diag);
 /* cli_pipelines.c */
 int evr_cli_pipelines(int argc, char **argv);
 int evr_cli_start(int argc, char **argv);

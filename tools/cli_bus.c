@@ -169,8 +169,8 @@ evr_cli_json(const evr_msg_t *m)
 {
     json_t *js = evr_json_from_rec(evr_msgtype_fields(m->type), m);
     /* credit 0 is absent on the wire; a connected runner always shows its
-       credit (README), a lost one's is no count of free slots */
-    if (m->type == EVR_MSG_RUNNER && m->state && strcmp(m->state, "lost")
+       credit (README), a lost or stopped one's is no count of free slots */
+    if (m->type == EVR_MSG_RUNNER && !evr_msg_state_away(m->state)
         && !json_object_get(js, "credit"))
         json_object_set_new(js, "credit", json_integer(0));
     char *s = json_dumps(js, JSON_COMPACT);

@@ -100,8 +100,10 @@ s_load(const char *prog, const char *file, const evr_strmap_t *given, evr_spec_t
 
 bool
 evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char *copy,
-                 evr_bin_t *tar)
+                 evr_bin_t *tar, evr_diag_t *diag)
 {
+    char at[32];
+    snprintf(at, sizeof at, "%s.copy", key);
     const char *slash = strrchr(file, '/');
     char *dir = copy[0] == '/' || !slash ? evr_strdup(copy)
               : evr_asprintf("%.*s/%s", (int) (slash - file), file, copy);
@@ -117,14 +119,22 @@ evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char
         close(fd);
     if (ok && evr_source_copy_tar(dir, "", EVR_SPEC_MAX_COPY_BYTES,
                                   EVR_SOURCE_GZIP | EVR_SOURCE_NO_LINKS, tmp, &bytes, &err)) {
-        fprintf(stderr, "%s: %s: %s\n", prog, key, err.msg);
+        if (diag)
+            evr_diag_add(diag, at, "%s", err.msg);
+        else
+            fprintf(stderr, "%s: %s: %s\n", prog, key, err.msg);
         ok = false;
     }
     else if (ok && bytes > EVR_MSG_MAX_COPY_BYTES) {
-        fprintf(stderr, "%s: %s: copy %s: the compressed tar is %llu bytes, over the limit of "
-                "%u bytes a submit carries (leave files out with .evrunignore, or use git: or "
-                "tarball:)\n", prog, key, dir, (unsigned long long) bytes,
-                EVR_MSG_MAX_COPY_BYTES);
+        char *msg = evr_asprintf("copy %s: the compressed tar is %llu bytes, over the limit of "
+                                 "%u bytes a submit carries (leave files out with "
+                                 ".evrunignore, or use git: or tarball:)", dir,
+                                 (unsigned long long) bytes, EVR_MSG_MAX_COPY_BYTES);
+        if (diag)
+            evr_diag_add(diag, at, "%s", msg);
+        else
+            fprintf(stderr, "%s: %s: %s\n", prog, key, msg);
+        free(msg);
         ok = false;
     }
     FILE *fp = ok && tar ? fopen(tmp, "rb") : NULL;
@@ -147,9 +157,10 @@ s_copies(const char *prog, const char *file, evr_msg_t *req)
 {
     const evr_spec_t *s = req->spec;
     return (!s->source.copy
-            || evr_cli_copy_tar(prog, file, "source", s->source.copy, &req->source_tar))
+            || evr_cli_copy_tar(prog, file, "source", s->source.copy, &req->source_tar, NULL))
         && (!s->ci_source.copy
-            || evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar));
+            || evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar,
+                                NULL));
 }
 
 /*  evr_cli_wait; `patient` (after a follow, which outlives a broker that
@@ -753,17 +764,17 @@ s_query(int argc, char **argv, evr_msgtype_t type)
                                             "whose queue sets no limit waits at most that many "
                                             "jobs)."
                                           : "Lists the runners the broker knows: state (idle, "
-                                            "busy, draining, lost),\nrunning/capacity, labels, "
-                                            "last heartbeat; `ephemeral` after it\nfor a "
-                                            "single-use runner (evrun-runner --once).  Then "
-                                            "the providers\nevrun-provisioners report: "
-                                            "running/max, starts, failed starts, state\n"
-                                            "(active, or paused: why); in --json, objects "
-                                            "with a \"provider\" key.\nThen the demand "
-                                            "the broker keeps (POST /api/v1/demand, GitHub\n"
-                                            "workflow_job events): runners still wanted, "
-                                            "labels, age, seconds left,\nsource; in --json, "
-                                            "objects with a \"demand\" key (its id).",
+                                            "busy, draining,\nlost, or stopped: it said goodbye), "
+                                            "running/capacity, labels,\nlast heartbeat; "
+                                            "`ephemeral` after it for a single-use "
+                                            "runner\n(evrun-runner --once).  Then the providers "
+                                            "evrun-provisioners report:\nrunning/max, starts, "
+                                            "failed starts, state (active, or paused: why);\nin "
+                                            "--json, objects with a \"provider\" key.  Then the "
+                                            "demand the\nbroker keeps (POST /api/v1/demand, GitHub "
+                                            "workflow_job events):\nrunners still wanted, labels, "
+                                            "age, seconds left, source; in --json,\nobjects with a "
+                                            "\"demand\" key (its id).",
                    type == EVR_MSG_JOBS ? "  --pipeline NAME      only this pipeline's jobs\n"
                                           "  --status S           only jobs in state S (queued "
                                           "running paused succeeded\n                       "

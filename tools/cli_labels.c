@@ -3,7 +3,8 @@
     would wait: said on stderr) and in `status` of a queued job (a line
     `waiting` saying which labels no runner has).  The runners and the
     providers are asked with `runners` and `providers`; a runner takes work
-    when it is idle or busy (not draining, lost or stopped). */
+    when it is connected (evr_msg_state_away: not lost or stopped) and not
+    draining. */
 #include <stdio.h>
 #include <string.h>
 
@@ -47,7 +48,7 @@ static int
 s_runner_fits(const evr_msg_t *m, void *arg)
 {
     s_fit_t *t = arg;
-    if (!m->state || (strcmp(m->state, "idle") && strcmp(m->state, "busy")))
+    if (evr_msg_state_away(m->state) || !strcmp(m->state, "draining"))
         return 0;
     bool fits = s_has_all(t, &m->labels);
     if (t->implied && !evr_spec_runner_has_label(&m->labels, t->implied)) {

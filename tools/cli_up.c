@@ -250,7 +250,7 @@ s_podman(const s_up_t *u, const char *prog)
 static int
 s_count_live(const evr_msg_t *m, void *arg)
 {
-    if (m->type == EVR_MSG_RUNNER && m->state && strcmp(m->state, "lost") != 0)
+    if (m->type == EVR_MSG_RUNNER && !evr_msg_state_away(m->state))
         (*(uint32_t *) arg)++;
     return 0;
 }

@@ -71,17 +71,14 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
     /* run's submit path: a copy: source names a directory whose tar fits */
     bool copy_ok = true;
     if (rc == EVR_OK && spec.source.copy
-        && !evr_cli_copy_tar("evrun-cli validate", file, "source", spec.source.copy, NULL))
+        && !evr_cli_copy_tar("evrun-cli validate", file, "source", spec.source.copy, NULL, diag))
         copy_ok = false;
     if (rc == EVR_OK && copy_ok && spec.ci_source.copy
-        && !evr_cli_copy_tar("evrun-cli validate", file, "ci_source", spec.ci_source.copy, NULL))
+        && !evr_cli_copy_tar("evrun-cli validate", file, "ci_source", spec.ci_source.copy, NULL,
+                             diag))
         copy_ok = false;
-    if (!copy_ok) {
-        fprintf(stderr, "evrun-cli validate: %s: the copy: check is evrun-cli run's and "
-                "submit's (evrun-runner --exec reads the directory itself, within its "
-                "resource_max_bytes)\n", file);
+    if (!copy_ok)
         rc = EVR_ERR_SPEC;
-    }
     if (rc == EVR_OK) {
         if (print) {
             s_normalize(&spec);
@@ -99,6 +96,10 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
             fprintf(stderr, "%s\n", evr_diag_get(diag, i));
         if (n > EVR_DIAG_MAX)
             fprintf(stderr, "%s: %zu more errors not shown\n", file, n - EVR_DIAG_MAX);
+        if (!copy_ok)
+            fprintf(stderr, "evrun-cli validate: %s: the copy: check is evrun-cli run's and "
+                    "submit's (evrun-runner --exec reads the directory itself, within its "
+                    "resource_max_bytes)\n", file);
     }
     evr_rec_free(&evr_spec_type, &spec);
     evr_strmap_free(&resolved);

@@ -218,9 +218,11 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     if (d->source)   /* job.source */
         fprintf(out, ": %s %s %s%s%s", d->source, d->kind ? d->kind : "", d->url ? d->url : "",
                 d->commit ? " at " : "", d->commit ? d->commit : "");
-    if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)
+    if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED && d->exit_code != EVR_STEP_NO_EXIT)
         fprintf(out, " (exit %lld, %llu ms)", (long long) d->exit_code,
                 (unsigned long long) d->duration);
+    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)   /* it never started */
+        fprintf(out, " (%llu ms)", (unsigned long long) d->duration);
     if (d->attempt > 1)
         fprintf(out, " attempt %u", d->attempt);
     if (d->how)
@@ -281,7 +283,8 @@ s_hook(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 /*  Without --events, a step that ended other than succeeded still gets
     one line, so the output alone says which step failed and why, as
     `evrun-runner --exec` does: "STEP > timed_out (exit 143): timed out
-    after 2000 ms", "STEP > failed (exit 1, attempt 2)" for a retry. */
+    after 2000 ms", "STEP > failed (exit 1, attempt 2)" for a retry,
+    "STEP > failed: image ..." for one that never started. */
 static void
 s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
@@ -291,11 +294,15 @@ s_step_end(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     FILE *out = f->o->out;
     if (f->o->job_prefix)
         fprintf(out, "%s/", j->id);
-    fprintf(out, "%s > %s%s (exit %lld", d->step ? d->step : "?", d->status,
-            d->allowed ? " (allowed)" : "", (long long) d->exit_code);
+    fprintf(out, "%s > %s%s", d->step ? d->step : "?", d->status, d->allowed ? " (allowed)" : "");
+    /* no exit code for a step that never started, nor a 0 its reason explains */
+    bool told = evr_step_exit_told(d->exit_code, false);
+    if (told)
+        fprintf(out, " (exit %lld", (long long) d->exit_code);
     if (d->attempt > 1)
-        fprintf(out, ", attempt %u", d->attempt);
-    fprintf(out, ")%s%s\n", d->reason ? ": " : "", d->reason ? d->reason : "");
+        fprintf(out, "%sattempt %u", told ? ", " : " (", d->attempt);
+    fprintf(out, "%s%s%s\n", told || d->attempt > 1 ? ")" : "", d->reason ? ": " : "",
+            d->reason ? d->reason : "");
 }
 
 /*  ... a skipped step too, as `evrun-runner --exec` says it: "STEP >

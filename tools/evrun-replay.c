@@ -208,7 +208,8 @@ s_steps_table(const evr_job_t *job)
         char exit[16] = "-", dur[32] = "-";
         bool ran = st->status >= EVR_STEP_SUCCEEDED && st->status <= EVR_STEP_LOST;
         if (ran) {
-            snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
+            if (st->exit_code != EVR_STEP_NO_EXIT)   /* "-" for a step that never started */
+                snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
             snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (st->duration / 1000),
                      (unsigned long long) (st->duration % 1000));
         }

@@ -333,7 +333,7 @@ function viewRunners(main) {
 }
 
 const RUNNER_CLASS = new Map([['idle', 'st-succeeded'], ['busy', 'st-running'],
-  ['draining', 'st-paused'], ['lost', 'st-failed']]);
+  ['draining', 'st-paused'], ['lost', 'st-failed'], ['stopped', 'st-cancelled']]);
 function runnerClass(state) {
   return RUNNER_CLASS.get(state) || 'st-unknown';
 }

@@ -277,7 +277,8 @@ class JobLog {
     switch (ev.type) {
     case 'step.output': this.output(d); break;
     case 'step.finished':
-      this.meta(d.step, (d.status || 'finished') + (d.exit_code ? ' with exit code ' + d.exit_code : '')
+      this.meta(d.step, (d.status || 'finished')
+        + (d.exit_code > 0 ? ' with exit code ' + d.exit_code : '')
         + ' after ' + fmtDuration(d.duration) + (d.reason ? ': ' + d.reason : '')
         + (d.allowed ? ' (failure allowed)' : ''));
       break;

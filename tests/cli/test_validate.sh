@@ -72,7 +72,7 @@ printf 'pipeline: p\nimage: i\nsource: {copy: ./nonexistent-dir}\nsteps:\n  - {n
 "$cli" validate "$tmp/cp/missing.yml" > "$tmp/out" 2> "$tmp/err"
 check "copy: a missing directory: exit 1" [ $? -eq 1 ]
 check "copy: a missing directory: run's message" \
-  grep -q "evrun-cli validate: source: copy .*nonexistent-dir: No such file or directory" "$tmp/err"
+  grep -q "missing.yml:3:16: source.copy: copy .*nonexistent-dir: No such file or directory" "$tmp/err"
 check "copy: says the check is run's and submit's, not --exec's" \
   grep -q "the copy: check is evrun-cli run's and submit's (evrun-runner --exec reads the directory itself" "$tmp/err"
 head -c 1500000 /dev/urandom > "$tmp/cp/src/noise"
@@ -80,10 +80,15 @@ printf 'pipeline: p\nimage: i\nci_source: {copy: src}\nsteps:\n  - {name: a, run
 "$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
 check "copy: over 1 MiB compressed: exit 1" [ $? -eq 1 ]
 check "copy: over 1 MiB compressed: run's message" \
-  grep -q "evrun-cli validate: ci_source: copy .*src: the compressed tar is [0-9]* bytes, over the limit of 1048576 bytes" "$tmp/err"
+  grep -q "big.yml:3:19: ci_source.copy: copy .*src: the compressed tar is [0-9]* bytes, over the limit of 1048576 bytes" "$tmp/err"
 rm "$tmp/cp/src/noise"; echo hi > "$tmp/cp/src/small"
 "$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
 check "copy: a small directory: ok" grep -q "big.yml: ok" "$tmp/out"
+ln -s small "$tmp/cp/src/link"
+"$cli" validate "$tmp/cp/big.yml" > "$tmp/out" 2> "$tmp/err"
+check "copy: a symbolic link: at the copy: value" \
+  grep -q "big.yml:3:19: ci_source.copy: copy .*src: link is a symbolic link" "$tmp/err"
+rm "$tmp/cp/src/link"
 
 "$cli" validate --help > "$tmp/out"
 check "--help: exit 0 and usage" grep -q "usage: evrun-cli validate" "$tmp/out"

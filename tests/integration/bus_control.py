@@ -46,8 +46,10 @@ def check(name, ok, detail=""):
 
 
 class Broker:
-    def __init__(self, bin_dir, root, args=()):
-        self.bin, self.root, self.proc, self.args = bin_dir, root, None, list(args)
+    def __init__(self, bin_dir, root, args=(),
+                 timing=("--heartbeat-ms", "200", "--lease-ms", "1500")):
+        self.bin, self.root, self.proc = bin_dir, root, None
+        self.args, self.timing = list(args), list(timing)
         self.clients = f"ipc://{root}/bus/clients"
         self.runners = f"ipc://{root}/bus/runners"
 
@@ -59,8 +61,8 @@ class Broker:
                 pass
         log = open(f"{self.root}/broker.log", "a")
         self.proc = subprocess.Popen([f"{self.bin}/evrun-broker", "--local", "--state-dir",
-                                      self.root, "--heartbeat-ms", "200", "--lease-ms", "1500",
-                                      *self.args], stdout=log, stderr=log)
+                                      self.root] + self.timing + self.args,
+                                     stdout=log, stderr=log)
         for _ in range(100):
             if os.path.exists(f"{self.root}/bus/clients"):
                 return
@@ -82,8 +84,8 @@ class FakeRunner:
     """A runner on the broker's runner socket: what the broker sends it that
     a call did not wait for is kept in self.got as (type, body)."""
 
-    def __init__(self, broker, rid, labels):
-        self.broker, self.rid, self.labels = broker, rid, labels
+    def __init__(self, broker, rid, labels, capacity=2):
+        self.broker, self.rid, self.labels, self.capacity = broker, rid, labels, capacity
         self.seq, self.jseq, self.c, self.got = 0, {}, None, []
 
     def connect(self, draining=False, expect_error=False):
@@ -91,8 +93,8 @@ class FakeRunner:
             self.c.close()
         self.c = Client(self.broker.runners)
         self.got = []
-        body = {"runner": self.rid, "labels": self.labels, "capacity": 2, "version": "test",
-                "seq": self.seq}
+        body = {"runner": self.rid, "labels": self.labels, "capacity": self.capacity,
+                "version": "test", "seq": self.seq}
         if draining:
             body["draining"] = True
         self.c.send("hello", body)

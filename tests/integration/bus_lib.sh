@@ -111,7 +111,7 @@ bus_runner() {   # NAME LABELS CAP [ARGS...]
 bus_wait_runners() {   # N
   for _ in $(seq 1 100); do
     # runners only: the providers and demand listed after them have no state
-    [ "$("$bin/evrun-cli" runners --json 2>/dev/null | grep '"state":"' | grep -vc '"state":"lost"')" -ge "$1" ] && return 0
+    [ "$("$bin/evrun-cli" runners --json 2>/dev/null | grep '"state":"' | grep -Evc '"state":"(lost|stopped)"')" -ge "$1" ] && return 0
     sleep 0.1
   done
   echo "bus_wait_runners: fewer than $1 runners after 10 s" >&2; return 1

@@ -21,7 +21,7 @@
         a runner (id ID) on the broker's runner endpoint EP: says hello with
         an empty log, then sends one batch of 11 events: jobs A and B
         interleaved, where A's seq 4 (a step.finished of a step never
-        started) and seq 9 (B's event after B's job.finished) are illegal
+        started) and seq 9 (B's event after B's job.finished{failed}) are illegal
         and seq 7 is the first event of a job D, not its job.accepted; then C's job.accepted and
         job.finished.  Prints "jobs A B C D", then every answer ("ack SEQ",
         "control CMD JOB reason=..", "error CODE: MESSAGE").  Once acked up
@@ -390,7 +390,9 @@ s_fake_batch(evr_msg_t *m, char ids[4][EVR_ULID_LEN + 1], const char *runner)
     ev->data.attempt = 1;
     s_fake_event(m, ids[1], 2, EVR_EV_JOB_STARTED)->data.runner = evr_strdup(runner);
     s_fake_event(m, ids[3], 1, EVR_EV_JOB_STARTED)->data.runner = evr_strdup(runner);   /* 7 */
-    s_fake_event(m, ids[1], 3, EVR_EV_JOB_FINISHED)->data.status = evr_strdup("succeeded");
+    ev = s_fake_event(m, ids[1], 3, EVR_EV_JOB_FINISHED);   /* not succeeded: s0 never ran */
+    ev->data.status = evr_strdup("failed");
+    ev->data.reason = evr_strdup("B-made-by-evr-test-bus");
     s_fake_event(m, ids[1], 4, EVR_EV_JOB_PAUSED);                        /* 9: illegal */
     s_fake_accepted(m, ids[2], runner);                                   /* 10 */
     ev = s_fake_event(m, ids[2], 2, EVR_EV_JOB_FINISHED);

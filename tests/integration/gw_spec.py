@@ -483,7 +483,7 @@ def case_runners_pipelines():
     def runners(js):
         bad = types_ok(js, {"runners": list}, {}, "body")
         for i, x in enumerate(js.get("runners", [])):
-            bad += types_ok(x, {"id": str, "state": {"idle", "busy", "draining", "lost"},
+            bad += types_ok(x, {"id": str, "state": {"idle", "busy", "draining", "lost", "stopped"},
                                 "capacity": "int", "running": "int", "credit": "int",
                                 "labels": "strs"},
                             {"ephemeral": bool, "heartbeat": "time"}, "runners[%d]" % i)

@@ -89,7 +89,7 @@ YML
   check "over the runner's cap: the step fails" [ "$(wait_job "$j")" = failed ]
   cli logs "$j" --events > "$tmp/cap.st"
   # the copies end in any order: the third is over the runner's cap
-  check "the reason names the path, the limit and the setting" grep -q "step.finished: failed (exit 0, .*) -- artifact [abc].bin: 1000 bytes of files, over the room of 500 bytes left of the job's limit of 2500 bytes (its artifacts hold 2000 bytes already; the runner's artifact_job_max_bytes setting)" "$tmp/cap.st"
+  check "the reason names the path, the limit and the setting" grep -q "step.finished: failed (exit 0, .*) -- its command exited 0, but artifact [abc].bin: 1000 bytes of files, over the room of 500 bytes left of the job's limit of 2500 bytes (its artifacts hold 2000 bytes already; the runner's artifact_job_max_bytes setting)" "$tmp/cap.st"
   check "two files recorded" [ "$(grep -c "step.artifact [abc].bin (1000 bytes, sha256 [0-9a-f]\{64\})" "$tmp/cap.st")" -eq 2 ]
   for _ in $(seq 1 50); do grep -q "refuses it" "$tmp/runner-cap-1.log" && break; sleep 0.1; done
   check "over the broker's cap: the runner says the broker refuses it" grep -q "artifact one/[abc].bin of job $j: the broker refuses it: 1000 bytes, with the 1000 bytes the job holds, over the broker's limit of 1500 bytes a job (its artifact_job_max_bytes setting)" "$tmp/runner-cap-1.log"

@@ -492,7 +492,7 @@ case_refused_event() {
   check "refused: A's reason names the event" grep -q "the broker refused event seq 4 (step.finished) of runner fake-1: .*; the job is ended here" <<< "$st"
   check "refused: A's step ended too" grep -q '"steps_done":1' <<< "$st"
   check "refused: A's events before the refused one stored" grep -q '"started":[1-9]' <<< "$st"
-  check "refused: B's events stored" [ "$(field "$b" status)" = succeeded ]
+  check "refused: B's events stored" [ "$(field "$b" status)/$(field "$b" reason)" = failed/B-made-by-evr-test-bus ]
   check "refused: C's, after the refused ones, stored" [ "$(field "$c" status)" = cancelled ]
   check "refused: the broker logs each refusal" [ "$(grep -c 'REFUSED' "$tmp/broker.log")" -eq 3 ]
   check "refused: a job the archive does not hold: cancelled on the runner" grep -q "^control cancel $d reason=the broker refused event seq 7 (job.started) of runner fake-1: .*; the runner is told to cancel the job" "$tmp/fake.out"

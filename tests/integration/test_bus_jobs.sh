@@ -456,6 +456,48 @@ YML
     grep -qx "$j/after > skipped: step slow before it did not succeed" "$tmp/fln.tail"
 }
 
+# A step that never started (an image podman does not have, pull: never)
+# has no exit code, and one failed after its command exited 0 (an
+# artifact not there) does not give the 0 as the cause: run --follow,
+# logs, evrun-tail, status and the gateway's JSON say so.
+case_no_exit_lines() {
+  fresh no_exit
+  bus_broker && bus_runner nx-1 "" 2 --executors podman,process && bus_wait_runners 1
+  pipeline nximg <<'YML'
+pipeline: nximg
+steps:
+  - name: a
+    image: localhost/evrun-does-not-exist:latest
+    pull: never
+    run: echo never
+YML
+  cli run "$tmp/nximg.yml" --follow > "$tmp/nximg.out" 2>&1
+  check "never started: exit 1" [ $? -eq 1 ]
+  local j why="image localhost/evrun-does-not-exist:latest is not in the runner's storage"
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/nximg.out")
+  check "follow: no exit code" grep -q "^a > failed: $why" "$tmp/nximg.out"
+  check "follow: the job's end, no exit code" grep -q "^job $j failed: step a failed: $why" "$tmp/nximg.out"
+  check "status: the same" grep -q "^reason    step a failed: $why" <(cli status "$j")
+  check "logs: the same line" grep -q "^a > failed: $why" <(cli logs "$j")
+  check "nowhere exit -1" bash -c "! grep -q 'exit -1' '$tmp/nximg.out'"
+  pipeline nxart <<'YML'
+pipeline: nxart
+executor: process
+steps:
+  - name: missing
+    run: echo nothing
+    artifacts: [nope.txt]
+YML
+  cli run "$tmp/nxart.yml" --follow > "$tmp/nxart.out" 2>&1
+  check "missing artifact: exit 1" [ $? -eq 1 ]
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/nxart.out")
+  why="its command exited 0, but artifact nope.txt: no such file or directory"
+  check "follow: the 0 is not the cause" grep -q "^missing > failed: $why" "$tmp/nxart.out"
+  check "follow: the job's end" grep -q "^job $j failed: step missing failed: $why" "$tmp/nxart.out"
+  timeout 20 "$bin/evrun-tail" --job "$j" > "$tmp/nxart.tail" 2>&1
+  check "tail: the same, prefixed" grep -q "^$j/missing > failed: $why" "$tmp/nxart.tail"
+}
+
 # A job that fails before any step runs (its setup: a resource that cannot
 # be fetched) and one whose pipeline timeout passes say why everywhere a
 # user looks: run --follow, status (and its JSON), logs, evrun-tail.
@@ -591,5 +633,5 @@ YML
   wait_job "$j" 20 > /dev/null
 }
 
-bus_script_cases "refused_slot failure_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"
+bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"
 bus_script_end

@@ -486,24 +486,31 @@ case_cli_errors() {
   done
   EVRUN_TIMEOUT_MS=abc EVRUN_STATE_DIR=$none cli jobs > "$tmp/bad" 2>&1
   check "EVRUN_TIMEOUT_MS=abc: exit 2" [ $? -eq 2 ]
-  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env): expected a whole number from 1 to 3600000' "$tmp/bad"
+  check "EVRUN_TIMEOUT_MS=abc: named" grep -q 'timeout_ms = "abc" (from env EVRUN_TIMEOUT_MS): expected a whole number from 1 to 3600000' "$tmp/bad"
   "$bin/evrun-gateway" --timeout-ms abc --print-config > "$tmp/bad" 2>&1   # (nothing started)
   check "evrun-gateway --timeout-ms abc: exit 2, named" \
     bash -c "[ $? -eq 2 ] && grep -q 'timeout_ms = \"abc\" (from flag): expected a whole number' '$tmp/bad'"
   # evrun-runner --print-config checks its settings as it does at start: a bad value exits 2,
   # named with its range, and nothing is printed
   local rc_bad
-  for rc_bad in "lease_ms: abc|lease_ms = \"abc\" (from file): expected a whole number from 100 to 86400000" \
-                "lease_ms: -5|lease_ms = \"-5\" (from file): expected a whole number from 100 to 86400000" \
-                "capacity: 0|capacity = \"0\" (from file): expected a whole number from 1 to 1024" \
-                "heartbeat_ms: 0|heartbeat_ms = \"0\" (from file): expected a whole number from 10 to 3600000" \
-                "artifact_max_bytes: 0|artifact_max_bytes = \"0\" (from file): expected a whole number from 1 to"; do
+  for rc_bad in "lease_ms: abc|lease_ms = \"abc\" (from file $tmp/rc.yml:1:11): expected a whole number from 100 to 86400000" \
+                "lease_ms: -5|lease_ms = \"-5\" (from file $tmp/rc.yml:1:11): expected a whole number from 100 to 86400000" \
+                "capacity: 0|capacity = \"0\" (from file $tmp/rc.yml:1:11): expected a whole number from 1 to 1024" \
+                "heartbeat_ms: 0|heartbeat_ms = \"0\" (from file $tmp/rc.yml:1:15): expected a whole number from 10 to 3600000" \
+                "artifact_max_bytes: 0|artifact_max_bytes = \"0\" (from file $tmp/rc.yml:1:21): expected a whole number from 1 to"; do
     echo "${rc_bad%%|*}" > "$tmp/rc.yml"
     "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
     check "evrun-runner --print-config, ${rc_bad%%|*}: exit 2" [ $? -eq 2 ]
     check "... named with its range" grep -qF "evrun-runner: ${rc_bad#*|}" "$tmp/bad.err"
     check "... nothing printed" [ ! -s "$tmp/bad" ]
   done
+  # every error of the file at once: an unknown key (did you mean) and each bad value
+  printf 'leas_ms: 10\nlog_level: loud\ncapacity: two\n' > "$tmp/rc.yml"
+  "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
+  check "evrun-runner, three bad settings: exit 2" [ $? -eq 2 ]
+  check "... the unknown key, with did you mean" grep -qF "evrun-runner: $tmp/rc.yml:1:1: leas_ms: unknown setting; did you mean lease_ms?" "$tmp/bad.err"
+  check "... log_level too" grep -qF "evrun-runner: log_level = \"loud\" (from file $tmp/rc.yml:2:12): expected one of" "$tmp/bad.err"
+  check "... capacity too" grep -qF "evrun-runner: capacity = \"two\" (from file $tmp/rc.yml:3:11): expected a whole number from 1 to 1024" "$tmp/bad.err"
   echo "capacity: 3" > "$tmp/rc.yml"
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/good" 2>&1
   check "evrun-runner --print-config, good values: printed" grep -Eq "^capacity: 3 .*\(file\)" "$tmp/good"

@@ -200,7 +200,11 @@ YML
   check "exit 1" [ "$rc" -eq 1 ]
   check "podman's message reaches the user" grep -qi "image" "$out"
   check "a localhost/ image: where it comes from" \
-    grep -q "nothing > failed (exit -1, .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
+    grep -q "nothing > failed ([0-9.]*s): .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
+  check "no exit code: the step never started (its line, the summary, the reason)" \
+    sh -c "! grep -q 'exit -1' '$out'" && grep -Eq "^nothing +failed +- " "$out" &&
+    grep -q "^job .* failed in .*: step nothing failed: " "$out"
+  check "... evrun-replay's table: EXIT -" grep -Eq "^nothing +failed +1 +- " <("$bin/evrun-replay" "$state" --job "$job")
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
@@ -555,6 +559,25 @@ case_process() {   # examples/process.yml as host commands
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
+case_process_missing_artifact() {   # a path not there fails the step; the 0 is not the cause
+  pipeline noart <<'YML'
+pipeline: noart
+executor: process
+steps:
+  - name: missing
+    run: echo kept > yes.txt
+    artifacts: [nope.txt, yes.txt]
+YML
+  run noart "$tmp/noart.yml" --executors process
+  check "exit 1" [ "$rc" -eq 1 ]
+  local why="its command exited 0, but artifact nope.txt: no such file or directory"
+  check "the step's line: no exit 0 as the cause" grep -q "^missing > failed ([0-9.]*s): $why" "$out"
+  check "the job's reason" grep -q "^job $job failed in .*: step missing failed: $why" "$out"
+  check "the summary has the command's exit code" grep -Eq "^missing +failed +0 " "$out"
+  check "the path that is there is kept" [ "$(cat "$state/artifacts/$job/missing/yes.txt")" = kept ]
+  check "nowhere (exit 0)" sh -c "! grep -q '(exit 0' '$out'"
+}
+
 case_process_relative_state() {   # --state-dir relative to where the runner starts
   mkdir -p "$tmp/rel"
   local b
@@ -671,7 +694,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file usage sigint process process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -50,6 +50,14 @@ case_submit_and_read() {
   check "a failing job fails" [ "$(api_wait "$jid")" = failed ]
   api GET "/jobs/$jid/log" > /dev/null
   check "its text log ends as evrun-cli logs does" [ "$(tail -n 1 "$tmp/body")" = "$(cli logs "$jid" | tail -n 1)" ] && grep -q "^job $jid failed" "$tmp/body"
+  # a step that never started (an image podman does not have) has no exit_code
+  api POST /jobs -H 'Content-Type: application/json' \
+    -d '{"pipeline":"jn","image":"localhost/evrun-does-not-exist:latest","pull":"never","steps":[{"name":"a","run":"true"}]}' > /dev/null
+  jid=$(jget 'd["id"]')
+  check "a step that never started: the job fails" [ "$(api_wait "$jid")" = failed ]
+  api GET "/jobs/$jid" > /dev/null
+  check "... no exit_code, its reason" [ "$(jget '"%s %s %s" % (d["steps"][0]["status"], "exit_code" in d["steps"][0], d["steps"][0]["reason"][:5])')" = "failed False image" ]
+  check "... the job's reason: no exit code" [ "$(jget 'd["reason"][:15]')" = "step a failed: " ]
   # a job's steps say what they need (the web UI draws the graph from it)
   api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"dg","image":"localhost/evrun-busybox:latest","steps":[{"name":"a","run":"true"},{"name":"b","needs":["a"],"run":"true"},{"name":"c","when":"always","run":"true"}]}' > /dev/null
   jid=$(jget 'd["id"]')

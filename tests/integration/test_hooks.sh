@@ -182,20 +182,28 @@ case_optional() {   # an optional hook failing does not fail the job; a required
   cat > "$tmp/optional.set" <<'EOF'
 hooks:
   - { phase: POST_VALIDATION, name: notify, optional: true, run: "echo 'chat is down' >&2; exit 7" }
-  - { phase: POST_EXECUTION, name: bad-answer, optional: true, run: "echo not-json" }
+  - { phase: PRE_EXECUTION, name: bad-answer, optional: true, run: "echo not-json" }
 EOF
   two_steps optional "echo two"
   run optional "$tmp/optional.yml"
   check "exit 0" [ "$rc" -eq 0 ]
   events > "$tmp/optional.job"
   check "hook.finished failed, with its message" grep -q '"name":"notify","status":"failed".*"reason":"chat is down"' "$tmp/optional.job"
-  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*not JSON' "$tmp/optional.job"
+  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*"reason":"hook bad-answer printed text on stdout, not JSON: .*print other text to stderr (>&2)"' "$tmp/optional.job"
   check "the job succeeded" grep -q "status succeeded" "$tmp/optional.job"
-  # the same, required, after the steps: the job fails with its message
+  # the same, required: the job fails with its message, its steps skipped
   sed 's/optional: true, //' "$tmp/optional.set" | grep -v notify > "$tmp/required.set"
   run required "$tmp/optional.yml"
   check "required: exit 1" [ "$rc" -eq 1 ]
-  check "... the job's reason" grep -q "^reason: hook bad-answer: answer: not JSON" <(events)
+  check "... the job's reason" grep -q "^reason: hook bad-answer printed text on stdout" <(events)
+  # a JSON answer gone wrong is named as such
+  cat > "$tmp/typo.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: typo, run: "echo '{\"envs\": {}}'" }
+EOF
+  run typo "$tmp/optional.yml"
+  check "typo: exit 1" [ "$rc" -eq 1 ]
+  check "... the job's reason names the key" grep -q '^reason: hook typo: answer: unknown key "envs"' <(events)
   # a timeout
   cat > "$tmp/slow.set" <<'EOF'
 hooks:
@@ -204,6 +212,33 @@ EOF
   run slow "$tmp/optional.yml"
   check "timeout: exit 1" [ "$rc" -eq 1 ]
   check "... timed_out" grep -q '"name":"slow","status":"timed_out"' <(events)
+}
+
+case_after_steps() {   # after PRE_EXECUTION a hook's stdout is no answer: text never fails it
+  cat > "$tmp/after.set" <<'EOF'
+hooks:
+  - { phase: POST_EXECUTION, name: notify, run: "echo ok" }
+  - { phase: POST_EXECUTION, name: json, run: "echo '{\"env\": {\"X\": \"1\"}}'" }
+  - { phase: POST_EXECUTION, name: much, run: "head -c 100000 /dev/zero | tr '\\0' x" }
+  - { phase: ON_ERROR, name: page, run: "echo paged the on-call" }
+  - { phase: CLEANUP, name: tidy, run: "echo removed 3 files" }
+EOF
+  two_steps after "echo fine"
+  run after "$tmp/after.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  events > "$tmp/after.job"
+  check "the job succeeded" grep -q "^job $job .* status succeeded" "$tmp/after.job"
+  for h in notify json much tidy; do
+    check "hook $h succeeded" grep -q "\"name\":\"$h\",\"status\":\"succeeded\"" "$tmp/after.job"
+  done
+  check "no reason" sh -c "! grep -q '^reason:' '$tmp/after.job'"
+  # a failed job: the ON_ERROR hook's text changes nothing
+  two_steps afterfail "exit 3"
+  run after "$tmp/afterfail.yml"
+  check "a failed step: exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/afterfail.job"
+  check "... ON_ERROR's hook succeeded" grep -q '"name":"page","status":"succeeded"' "$tmp/afterfail.job"
+  check "... the reason is the step's" grep -qx "reason: step two failed (exit 3)" "$tmp/afterfail.job"
 }
 
 case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
@@ -339,7 +374,7 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional bad_settings crash crash_group cancel}
+cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -206,6 +206,10 @@ YML
   check "command: the handle was read" grep -q "provider sched: runner sched-[a-z0-9]*: handle pid-[0-9]" "$tmp/prov.log"
   check "command: the first line only, said once" [ "$(grep -c ": handle " "$tmp/prov.log")" -eq 1 ]
   check "command: {job} and {labels} filled in" grep -q "job=$j labels=cmd,executor:process" "$tmp"/provisioner/logs/sched-*.log
+  # a command runner is gone once the broker lists it stopped (its
+  # goodbye) or lost: its instance no longer counts against max
+  check "command: its runner, gone, is listed stopped" wait_for 10 runners_has "^sched-[a-z0-9]*  *stopped "
+  check "command: its instance ended (0/2 running)" wait_for 10 status_has "^sched  *active  *0/2  *1  *0"
   stop_prov
 }
 

@@ -11,7 +11,7 @@
 #define W_CODES " bad_request unknown_type not_found queue_full busy conflict too_large " \
                 "unavailable internal "
 #define W_STATUS " queued running paused succeeded failed cancelled timed_out lost "
-#define W_STATES " idle busy draining lost "
+#define W_STATES " idle busy draining lost stopped "
 #define W_COMMANDS " cancel pause resume drain "
 
 /*  Broker -> client or runner messages: what an answer may hold (a
@@ -167,6 +167,8 @@ static const evr_wrequest_t evr_w_requests[] = {
                     { "seq", WT_UINT, 0, 0, "0" }, { "ephemeral", WT_BOOL, 0, 0, "true" },
                     { 0 } } },
     { "credit", 1, { { "credit", WT_U32, 1, 0, "0" }, { 0 } } },
+    { "goodbye", 1, { { "seq", WT_UINT, 1, 0, "0" }, { "reason", WT_STR, 0, 1024, "\"r\"" },
+                      { 0 } } },
     { "events", 1, { { "events", WT_AMAP, 1, 1024,
                        "[{seq:1,job:\"%s\",jseq:1,type:\"job.started\",time:1,data:{}}]" },
                      { 0 } } },

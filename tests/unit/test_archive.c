@@ -98,6 +98,16 @@ s_count(const evr_event_t *ev, void *arg)
     return 0;
 }
 
+/*  Keeps the runner of a job's first event (its job.accepted) in *arg. */
+static int
+s_first_runner(const evr_event_t *ev, void *arg)
+{
+    char **runner = arg;
+    if (ev->jseq == 1 && !*runner)
+        *runner = evr_strdup(ev->data.runner ? ev->data.runner : "(none)");
+    return 0;
+}
+
 static void
 test_ingest(void)
 {
@@ -130,6 +140,13 @@ test_ingest(void)
     CHECK(n == jr.last_jseq && jb.last_jseq == jr.last_jseq);
     CHECK(jb.status == jr.status && jb.status == EVR_JOB_SUCCEEDED);
     CHECK(jb.steps.n == 2);
+    /* its job.accepted named no runner: stored as the sender's */
+    CHECK(jr.runner == NULL);
+    CHECK_STR(jb.runner, "r1");
+    char *runner = NULL;
+    CHECK(evr_store_job_events(b, log.v[0].job, 1, s_first_runner, &runner, &err) == EVR_OK);
+    CHECK_STR(runner, "r1");
+    free(runner);
     evr_rec_free(&evr_job_type, &jb);
     evr_rec_free(&evr_job_type, &jr);
     evr_store_destroy(&r);

@@ -47,7 +47,8 @@ test_layers(void)
     uint64_t cap;
     CHECK(evr_config_uint(c, "capacity", 1, 10, &cap, &err) == EVR_OK && cap == 4);
     CHECK(evr_config_uint(c, "capacity", 5, 10, &cap, &err) == EVR_ERR_CONFIG);
-    CHECK_CONTAINS(err.msg, "capacity = \"4\" (from file)");
+    CHECK_CONTAINS(err.msg, "capacity = \"4\" (from file /tmp/evr-test-config-");
+    CHECK_CONTAINS(err.msg, ".yml:1:11): expected a whole number from 5 to 10");   /* its place */
     evr_config_set(c, "local", "maybe", "flag");
     bool b;
     CHECK(evr_config_bool(c, "local", &b, &err) == EVR_ERR_CONFIG);
@@ -171,6 +172,58 @@ test_retention_group(void)
     }
 }
 
+/*  Every error of a settings file at once, as a binary that runs all its
+    getters before giving up reports them: unknown keys (with did you
+    mean, in retention: too) and bad values; a value from the
+    environment names its variable. */
+static void
+test_all_at_once(void)
+{
+    static const evr_config_key_t keys[] = {
+        { "lease_ms", "30000", "lease" },
+        { "log_level", "info", "level" },
+        { "capacity", "2", "jobs" },
+        { "retention_max_age", "30d", "age" },
+    };
+    char *path = s_file("leas_ms: 10\nlog_level: loud\ncapacity: two\n"
+                        "retention: {max_agee: 1d}\n");
+    unsetenv("EVRUN_LEASE_MS");
+    evr_config_t *c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+    evr_err_t err;
+    CHECK(evr_config_layer(c, path, NULL, 0, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, ":1:1: leas_ms: unknown setting; did you mean lease_ms?");
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    size_t level;
+    uint64_t cap, lease;
+    CHECK(evr_config_choice(c, "log_level", levels, 4, &level, &err) == EVR_ERR_CONFIG);
+    CHECK(evr_config_uint(c, "capacity", 1, 1024, &cap, &err) == EVR_ERR_CONFIG);
+    CHECK(evr_config_uint(c, "lease_ms", 100, 86400000, &lease, &err) == EVR_OK);
+    FILE *out = tmpfile();
+    CHECK(evr_config_report(c, "prog", out));
+    char buf[4096] = "";
+    rewind(out);
+    buf[fread(buf, 1, sizeof buf - 1, out)] = '\0';
+    fclose(out);
+    CHECK_CONTAINS(buf, "prog: ");
+    CHECK_CONTAINS(buf, ":1:1: leas_ms: unknown setting; did you mean lease_ms?\n");
+    CHECK_CONTAINS(buf, ":4:13: retention.max_agee: unknown setting; did you mean max_age?\n");
+    CHECK_CONTAINS(buf, "prog: log_level = \"loud\" (from file /tmp/evr-test-config-");
+    CHECK_CONTAINS(buf, ".yml:2:12): expected one of error, warn, info, debug\n");
+    CHECK_CONTAINS(buf, "prog: capacity = \"two\" (from file /tmp/evr-test-config-");
+    CHECK_CONTAINS(buf, ".yml:3:11): expected a whole number from 1 to 1024\n");
+    evr_config_destroy(&c);
+    unlink(path);
+    free(path);
+    setenv("EVRUN_LEASE_MS", "abc", 1);
+    c = evr_config_new(keys, EVR_ARRAY_LEN(keys));
+    evr_config_load_env(c);
+    CHECK(evr_config_uint(c, "lease_ms", 100, 86400000, &lease, &err) == EVR_ERR_CONFIG);
+    CHECK_STR(err.msg, "lease_ms = \"abc\" (from env EVRUN_LEASE_MS): expected a whole number "
+                       "from 100 to 86400000");
+    evr_config_destroy(&c);
+    unsetenv("EVRUN_LEASE_MS");
+}
+
 /*  A local broker is up when its client socket is there, or while a
     live evrun-broker (the pid in STATE/broker/evrun.lock) has made
     STATE/bus and not bound the socket yet (a restart after a kill, the
@@ -232,6 +285,7 @@ main(void)
     EVR_TEST_RUN(test_layers);
     EVR_TEST_RUN(test_bad_files);
     EVR_TEST_RUN(test_retention_group);
+    EVR_TEST_RUN(test_all_at_once);
     EVR_TEST_RUN(test_local_up);
     EVR_TEST_END();
 }

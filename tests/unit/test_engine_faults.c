@@ -55,6 +55,9 @@ test_create_fails(void)
     char *ev = evr_etest_events_of(t, 30);
     CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=-1", "image not known",
                              "step.skipped b", "job.finished failed", NULL));
+    /* no exit code for people: the step never ran */
+    CHECK(evr_etest_in_order(ev, "job.finished failed reason=step a failed: ", "image not known",
+                             NULL));
     free(ev);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 30, "a", 0) == 0);
     CHECK(evr_etest_clean(t, 30));

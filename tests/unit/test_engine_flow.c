@@ -294,6 +294,25 @@ test_on_error_runs(void)
     evr_etest_destroy(&t);
 }
 
+/*  A matrix step's reason is named as its outputs are: build[OS=linux]
+    -> EVRUN_FAILED_REASON_BUILD_OS_LINUX (no '_' for the final ']'). */
+static void
+test_on_error_matrix(void)
+{
+    evr_etest_t *t = evr_etest_start(14, "on_error:\n"
+                                     "  run: echo \"$EVRUN_FAILED_STEPS|"
+                                     "$EVRUN_FAILED_REASON_BUILD_OS_LINUX\"\n"
+                                     "steps:\n"
+                                     "  - name: build\n    matrix: {OS: [linux]}\n"
+                                     "    run: exit 3\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(14)) == EVR_JOB_FAILED);
+    CHECK(evr_etest_output_is(t, 14, "on_error", 1, "stdout",
+                              "build[OS=linux]|failed (exit 3)\n"));
+    CHECK(evr_etest_clean(t, 14));
+    evr_etest_destroy(&t);
+}
+
 /*  The job succeeded (with an allowed failure), or was cancelled:
     on_error is skipped, saying why. */
 static void
@@ -394,6 +413,7 @@ main(void)
     EVR_TEST_RUN(test_when_always_dag);
     EVR_TEST_RUN(test_on_error_runs);
     EVR_TEST_RUN(test_on_error_skipped);
+    EVR_TEST_RUN(test_on_error_matrix);
     EVR_TEST_RUN(test_recover_flow);
     EVR_TEST_END();
 }

@@ -828,6 +828,8 @@ test_server(void)
     } nuls[] = {
         { "/api/v1/jobs?pipeline=art%00zzz", "query parameter pipeline: it holds an escaped NUL" },
         { "/api/v1/jobs?limit=1&cursor=%00", "query parameter cursor:" },
+        /* not a NUL: a bad limit says the value given */
+        { "/api/v1/jobs?limit=abc", "limit: expected 1 to 1000, got \\\"abc\\\"" },
         { "/api/v1/jobs?st%00atus=x", "query parameter the name of st...:" },
         { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV/log?step=a%00zz", "parameter step:" },
         { "/api/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV%00/cancel", "the path holds an escaped NUL" },

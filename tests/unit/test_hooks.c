@@ -77,6 +77,14 @@ test_refused(void)
           "s.yml:2:31: hooks[0].timout: unknown field; did you mean timeout?");
     s_bad("hooks:\n  - { phase: CLEANUP, command: x }\n",
           "hooks[0].command: unknown field; did you mean run?");
+    /* near-misses of a phase and a field cut short get what they mean */
+    s_bad("hooks:\n  - { phase: PRE_VALIDATON, run: x }\n",
+          "s.yml:2:14: hooks[0].phase: unknown phase: expected one of PRE_VALIDATION, ");
+    s_bad("hooks:\n  - { phase: PRE_VALIDATON, run: x }\n",
+          "got \"PRE_VALIDATON\"; did you mean PRE_VALIDATION?");
+    s_bad("hooks:\n  - { phase: pre_execution, run: x }\n", "did you mean PRE_EXECUTION?");
+    s_bad("hooks:\n  - { phase: CLEANUP, run: x, prio: 5 }\n",
+          "s.yml:2:31: hooks[0].prio: unknown field; did you mean priority?");
     s_bad("hooks:\n  - { phase: CLEANUP, run: x, name: a }\n  - { phase: ON_ERROR, run: y, name: a }\n",
           "s.yml:3:38: hooks[1].name: \"a\" is the name of hooks[0] (line 2) too");
     /* the other given on a line of its own: its name's line */

@@ -222,6 +222,90 @@ test_pause_cancel_retry(void)
     evr_synth_free(evs, n);
 }
 
+/*  A job.finished{succeeded} at jseq (the job's next), from a runner
+    (evr_job_apply_sent) on a copy of job: refused naming want, or (want
+    NULL) taken; evr_job_apply (a runner's own log) takes it either way. */
+static void
+s_expect_sent(const evr_job_t *job, const char *want)
+{
+    evr_job_t a = { 0 }, b = { 0 };
+    evr_rec_copy(&evr_job_type, &a, job);
+    evr_rec_copy(&evr_job_type, &b, job);
+    evr_event_t *ev = s_ev(EVR_EV_JOB_FINISHED, NULL);
+    ev->jseq = job->last_jseq + 1;
+    ev->data.status = evr_strdup("succeeded");
+    evr_err_t err = { "" };
+    if (want) {
+        CHECK(evr_job_apply_sent(&a, ev, &err) == EVR_ERR_STATE);
+        CHECK_CONTAINS(err.msg, want);
+        CHECK(evr_rec_equal(&evr_job_type, &a, job));
+    }
+    else
+        CHECK(evr_job_apply_sent(&a, ev, &err) == EVR_OK && a.status == EVR_JOB_SUCCEEDED);
+    CHECK(evr_job_apply(&b, ev, &err) == EVR_OK && b.status == EVR_JOB_SUCCEEDED);
+    evr_event_destroy(&ev);
+    evr_rec_free(&evr_job_type, &a);
+    evr_rec_free(&evr_job_type, &b);
+}
+
+/*  What the broker asks more of a runner's events (evr_job_apply_sent):
+    a job succeeds once started with every step ended; job.accepted's
+    pipeline is its spec's.  Other ends and a runner's refusal pass. */
+static void
+test_sent(void)
+{
+    size_t n;
+    evr_event_t **evs = evr_synth_job(JOB, 2, 0, 1, &n);   /* 2 steps, no output */
+    evr_job_t job = { 0 };
+    evr_err_t err;
+    CHECK(s_apply_all(&job, evs, 1) == 1);   /* accepted */
+    s_expect_sent(&job, "illegal in state queued: a job succeeds only once started");
+    evr_event_t *ev = s_ev(EVR_EV_JOB_FINISHED, NULL);   /* a runner's refusal */
+    ev->jseq = 2;
+    ev->data.status = evr_strdup("failed");
+    evr_job_t copy = { 0 };
+    evr_rec_copy(&evr_job_type, &copy, &job);
+    CHECK(evr_job_apply_sent(&copy, ev, &err) == EVR_OK && copy.status == EVR_JOB_FAILED);
+    evr_rec_free(&evr_job_type, &copy);
+    evr_event_destroy(&ev);
+    evr_rec_free(&evr_job_type, &job);
+    memset(&job, 0, sizeof job);
+    CHECK(s_apply_all(&job, evs, 2) == 2);   /* started: both steps pending */
+    s_expect_sent(&job, "step step-1 is pending: a job succeeds only once every step has ended");
+    evr_rec_free(&evr_job_type, &job);
+    memset(&job, 0, sizeof job);
+    CHECK(s_apply_all(&job, evs, 5) == 5);   /* step-1 running */
+    s_expect_sent(&job, "illegal in state running: step step-1 is running");
+    ev = s_ev(EVR_EV_JOB_PAUSED, NULL);
+    ev->jseq = 6;
+    CHECK(evr_job_apply_sent(&job, ev, &err) == EVR_OK);
+    evr_event_destroy(&ev);
+    s_expect_sent(&job, "illegal in state paused: step step-1 is running");
+    ev = s_ev(EVR_EV_JOB_FINISHED, NULL);   /* cancelled with a step running: taken */
+    ev->jseq = 7;
+    ev->data.status = evr_strdup("cancelled");
+    evr_rec_copy(&evr_job_type, &copy, &job);
+    CHECK(evr_job_apply_sent(&copy, ev, &err) == EVR_OK && copy.status == EVR_JOB_CANCELLED);
+    evr_rec_free(&evr_job_type, &copy);
+    evr_event_destroy(&ev);
+    evr_rec_free(&evr_job_type, &job);
+    memset(&job, 0, sizeof job);
+    CHECK(s_apply_all(&job, evs, n - 1) == n - 1);   /* every step ended */
+    s_expect_sent(&job, NULL);
+    /* job.accepted of another pipeline than its spec's */
+    evr_rec_free(&evr_job_type, &job);
+    memset(&job, 0, sizeof job);
+    free(evs[0]->data.pipeline);
+    evs[0]->data.pipeline = evr_strdup("other");
+    evs[0]->jseq = 1;
+    CHECK(evr_job_apply_sent(&job, evs[0], &err) == EVR_ERR_STATE);
+    CHECK_CONTAINS(err.msg, "its pipeline \"other\" is not its spec's (\"synthetic\")");
+    CHECK(job.status == EVR_JOB_NONE && job.last_jseq == 0);
+    CHECK(evr_job_apply(&job, evs[0], &err) == EVR_OK);
+    evr_rec_free(&evr_job_type, &job);
+    evr_synth_free(evs, n);
+}
+
 int
 main(void)
 {
@@ -229,5 +313,6 @@ main(void)
     EVR_TEST_RUN(test_illegal);
     EVR_TEST_RUN(test_first_event_must_accept);
     EVR_TEST_RUN(test_pause_cancel_retry);
+    EVR_TEST_RUN(test_sent);
     EVR_TEST_END();
 }

@@ -5,8 +5,10 @@
     jobs are taken as before the index (a lost or unknown runner's, past
     reclaim_ms; a lost runner's within it, a live runner's and the
     queued ones untouched), at most 64 a heartbeat; the index follows
-    dispatch, acceptance, requeue and removal.  And the submit linger's
-    bookkeeping (evr_queue_linger) over real commits of that broker.
+    dispatch, acceptance, requeue and removal; a job dispatched to a
+    runner whose job.accepted was refused is ended failed.  And the
+    submit linger's bookkeeping (evr_queue_linger) over real commits of
+    that broker.
 
     test_lease --bench N: N queued jobs and 8 live runners of 4 jobs
     each, 100 heartbeats' lease checks, for callgrind:
@@ -174,6 +176,43 @@ test_index(void)
     evr_broker_destroy(&b);
 }
 
+/*  A refused job.accepted of a job dispatched to its runner: the record
+    'r' s_refuse writes before the batch is stored (here as a broker
+    killed then finds it at its start) makes the next heartbeat end the
+    job failed with the broker's own job.accepted and job.finished; the
+    job leaves the queue (the runner's slot is free), the record becomes
+    'a' and keeps the reason. */
+static void
+test_refused_dispatched(void)
+{
+    evr_broker_t *b = s_broker("refused");
+    s_runner(b, "r3", false, 100);   /* away 0.1 s: nothing taken for that */
+    char id[32], key[64], val[256];
+    snprintf(id, sizeof id, "%s", s_job(b, B_DISPATCHED, "r3"));
+    snprintf(key, sizeof key, "lost/%s/r3", id);
+    snprintf(val, sizeof val, "rthe broker refused event seq 1 (job.accepted) of runner r3: "
+             "why; the job is ended here");
+    evr_store_kv_t op = { key, val, strlen(val) };
+    evr_err_t err;
+    CHECK(evr_store_kv_write(b->store, &op, 1, &err) == EVR_OK);
+    CHECK(evr_lease_load(b, &err) == EVR_OK && evr_lease_taken(b, id, "r3"));
+    CHECK(s_count(b, "r3") == 1);
+    evr_lease_check(b);
+    CHECK(!b->failure && !evr_queue_find(b, id) && s_count(b, "r3") == 0);
+    evr_job_t pj = { 0 };
+    CHECK(evr_store_get_job(b->store, id, &pj, &err) == EVR_OK);
+    CHECK(pj.status == EVR_JOB_FAILED && !pj.runner && pj.last_jseq == 2);
+    CHECK_STR(pj.reason, val + 1);
+    evr_rec_free(&evr_job_type, &pj);
+    char now[256];
+    CHECK(evr_store_kv_get(b->store, key, now, sizeof now, &err) == EVR_OK);
+    CHECK(now[0] == 'a' && !strcmp(now + 1, val + 1));
+    evr_lease_check(b);   /* once */
+    CHECK(evr_store_get_job(b->store, id, &pj, &err) == EVR_OK && pj.last_jseq == 2);
+    evr_rec_free(&evr_job_type, &pj);
+    evr_broker_destroy(&b);
+}
+
 static int
 s_bench(int n)
 {
@@ -255,6 +294,7 @@ main(int argc, char **argv)
         EVR_TEST_RUN(test_lost_taken);
         EVR_TEST_RUN(test_per_beat);
         EVR_TEST_RUN(test_index);
+        EVR_TEST_RUN(test_refused_dispatched);
         EVR_TEST_RUN(test_linger);
     }
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);

@@ -391,6 +391,12 @@ test_outputs_env_name(void)
     s = evr_outputs_env_name("build[OS=linux,V=1.2]", "K");
     CHECK_STR(s, "EVRUN_OUT_BUILD_OS_LINUX_V_1_2_K");
     free(s);
+    s = evr_step_env_name("EVRUN_FAILED_REASON_", "build[OS=linux]");
+    CHECK_STR(s, "EVRUN_FAILED_REASON_BUILD_OS_LINUX");
+    free(s);
+    s = evr_step_env_name("P_", "a[b");   /* no final ']': every byte kept */
+    CHECK_STR(s, "P_A_B");
+    free(s);
 }
 
 int

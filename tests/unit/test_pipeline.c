@@ -758,6 +758,47 @@ test_first_run_errors(void)
     free(e);
 }
 
+/*  A first-time user's review: an empty matrix hides only the checks
+    that need every step's name; a source's wrong forms say the right
+    ones; a step that needs itself is one error, not also a cycle; a
+    queue strategy outside its set says the value, as enum errors do. */
+static void
+test_review_errors(void)
+{
+    size_t n;
+    char *e = s_errors_of(S_HEAD "  - {name: a, run: x, matrix: {cc: []}}\n"
+                          "  - {name: b, run: y, needs: [zz], retry: {on: [failed], max: 101}}\n"
+                          "resources: [{name: a, url: \"ftp://x/y\", path: p}]\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:32: steps[0].matrix.cc: no value");
+    CHECK_CONTAINS(e, "f.yml:5:63: steps[1].retry.max: 101: at most 100");
+    CHECK_CONTAINS(e, "f.yml:6:28: resources[0].url: expected an http:// or https:// URL, got "
+                      "\"ftp://x/y\"");
+    CHECK(strstr(e, "unknown step") == NULL);   /* needs: the stated exception */
+    CHECK(n == 3);
+    free(e);
+    e = s_errors_of("pipeline: p\nimage: i\nsource: nothing\nsteps: [{name: a, run: x}]\n", &n);
+    CHECK_CONTAINS(e, "f.yml:3:9: source: expected a mapping (one of: git, copy, tarball) or "
+                      "none, got \"nothing\"");
+    CHECK(n == 1);
+    free(e);
+    e = s_errors_of("pipeline: p\nimage: i\nsource: { git: \"https://h/r\" }\n"
+                    "steps: [{name: a, run: x}]\n", &n);
+    CHECK_CONTAINS(e, "f.yml:3:16: source.git: expected a mapping, got a scalar (git: {url: "
+                      "https://h/r})");
+    CHECK(n == 1);
+    free(e);
+    e = s_errors_of(S_HEAD "  - {name: b, run: x, needs: [b]}\n", &n);
+    CHECK_CONTAINS(e, "f.yml:4:31: steps[0].needs[0]: step \"b\" needs itself");
+    CHECK(n == 1);   /* not also "dependency cycle: b -> b" */
+    free(e);
+    e = s_errors_of("pipeline: p\nimage: i\nqueue: {strategy: fifo}\nsteps: [{name: a, run: x}]\n"
+                    "catchup: non\n", &n);
+    CHECK_CONTAINS(e, "queue.strategy: expected one of append, replace, partitioned_replace, "
+                      "got \"fifo\"");
+    CHECK_CONTAINS(e, "catchup: expected one of one, none, got \"non\"; did you mean none?");
+    free(e);
+}
+
 int
 main(void)
 {
@@ -776,5 +817,6 @@ main(void)
     EVR_TEST_RUN(test_path_idx);
     EVR_TEST_RUN(test_newcomer_errors);
     EVR_TEST_RUN(test_first_run_errors);
+    EVR_TEST_RUN(test_review_errors);
     EVR_TEST_END();
 }

@@ -31,7 +31,7 @@ test_config_good(void)
                       "providers:\n"
                       "  - { name: local, labels: [linux, small], kind: process, max: 4,\n"
                       "      executors: [process] }\n"
-                      "  - name: nomad\n    labels: big\n    kind: command\n"
+                      "  - name: nomad\n    labels: [big]\n    kind: command\n"
                       "    start: nomad job dispatch {job}\n    stop: nomad job stop {handle}\n",
                       &cfg);
     CHECK_STR(e, "");
@@ -100,6 +100,19 @@ test_config_bad(void)
         { "providers: [ { name: a, executors: [vm] } ]\n",
           "p.yml:1:36: providers[0].executors: expected podman or process" },
         { "providers: [ { name: a, max: 5000 } ]\n", "from 1 to 1024" },
+        /* one name alone, as a pipeline's labels: the list to write */
+        { "providers: [ { name: a, labels: linux } ]\n",
+          "p.yml:1:33: providers[0].labels: expected a list, got a scalar: write [linux]" },
+        { "providers: [ { name: a, executors: process } ]\n",
+          "p.yml:1:36: providers[0].executors: expected a list, got a scalar: write [process]" },
+        /* near-misses */
+        { "providers: [ { name: a, kind: proces } ]\n",
+          "p.yml:1:31: providers[0].kind: expected process, podman or command, got \"proces\"; "
+          "did you mean process?" },
+        { "providers: [ { name: a, lables: [x] } ]\n",
+          "providers[0].lables: unknown key \"lables\"; did you mean labels?" },
+        { "max_runner: 3\nproviders: [ { name: a } ]\n",
+          "p.yml:1:1: max_runner: unknown setting \"max_runner\"; did you mean max_runners?" },
         { "providers: [ { name: a, max: [1] } ]\n", "expected a single value" },
         { "providers: [ 7 ]\n", "providers[0]: expected a map" },
         { "providers: [ { name: a, kind: command, start: \"x {jobz}\" } ]\n",
@@ -331,6 +344,7 @@ test_pass_dry(void)
     evr_strlist_t rl = s_list("x", "executor:process", NULL);
     evr_prov_runner_t runners[] = {
         { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
+        { "r4", &rl, "stopped", 1 },   /* no slot: it said goodbye (the broker says 0) */
     };
     evr_prov_job_t jobs[] = { { .id = "J1", .labels = &lx }, { .id = "J2", .labels = &lx },
                               { .id = "J3", .labels = &lx }, { .id = "J4", .labels = &ly },
@@ -338,7 +352,7 @@ test_pass_dry(void)
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    evr_prov_pass(pv, jobs, 5, runners, 3, true, f, 1);
+    evr_prov_pass(pv, jobs, 5, runners, 4, true, f, 1);
     fclose(f);
     CHECK_CONTAINS(out, "job J1 (labels x,executor:process): a free slot of runner r1\n");
     CHECK_CONTAINS(out, "job J2 (labels x,executor:process): provider a would start a process "

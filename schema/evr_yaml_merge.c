@@ -1,0 +1,208 @@
+/*  evr_yaml_merge.c: YAML 1.1 merge keys (`<<: *defaults`), resolved as
+    the pipeline loader walks a mapping.
+
+    libyaml's loader turns an alias into a reference to the anchored node,
+    so a merge is a walk of other mappings of the same document.  Keys
+    already taken are kept in a small open-addressing set (a mapping may
+    have thousands of keys, and merges could otherwise cost their square);
+    the walk is bounded by the loader's node budget, which each merged pair
+    visited costs, and by its nesting depth (an anchored mapping can merge
+    itself: libyaml registers an anchor before the node's children).
+*/
+#include "evr_yaml_merge.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evr_yaml.h"
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *path;
+    size_t *budget;
+    evr_diag_t *diag;
+    evr_ypair_t *v;
+    size_t n, cap;
+    yaml_node_t **set;      /* key nodes taken, by their value's hash */
+    size_t set_cap;         /* a power of two, at least twice the keys */
+    bool ok;
+} s_merge_t;
+
+/*  Whether node is a plain `<<` scalar, the merge key. */
+static bool
+s_is_merge(const yaml_node_t *node)
+{
+    return node->type == YAML_SCALAR_NODE && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && node->data.scalar.length == 2 && !memcmp(node->data.scalar.value, "<<", 2);
+}
+
+static uint64_t
+s_hash(const yaml_node_t *k)
+{
+    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
+    for (size_t i = 0; i < k->data.scalar.length; i++)
+        h = (h ^ k->data.scalar.value[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool
+s_same(const yaml_node_t *a, const yaml_node_t *b)
+{
+    return a->data.scalar.length == b->data.scalar.length
+        && !memcmp(a->data.scalar.value, b->data.scalar.value, a->data.scalar.length);
+}
+
+/*  Looks key k up in the set; adds it when add.  Returns whether it was
+    there.  Keys that are not scalars are never equal to anything (the
+    loader reports them). */
+static bool
+s_taken(s_merge_t *m, yaml_node_t *k, bool add)
+{
+    if (k->type != YAML_SCALAR_NODE)
+        return false;
+    if (add && (m->n + 1) * 2 > m->set_cap) {
+        size_t cap = m->set_cap ? m->set_cap * 2 : 32;
+        while (cap < (m->n + 1) * 2)
+            cap *= 2;
+        yaml_node_t **set = evr_calloc(cap, sizeof *set);
+        for (size_t i = 0; i < m->set_cap; i++)
+            if (m->set[i]) {
+                size_t j = (size_t) s_hash(m->set[i]) & (cap - 1);
+                while (set[j])
+                    j = (j + 1) & (cap - 1);
+                set[j] = m->set[i];
+            }
+        free(m->set);
+        m->set = set;
+        m->set_cap = cap;
+    }
+    if (!m->set_cap)
+        return false;
+    size_t j = (size_t) s_hash(k) & (m->set_cap - 1);
+    for (; m->set[j]; j = (j + 1) & (m->set_cap - 1))
+        if (s_same(m->set[j], k))
+            return true;
+    if (add)
+        m->set[j] = k;
+    return false;
+}
+
+static void
+s_push(s_merge_t *m, yaml_node_t *k, yaml_node_t *v)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 16;
+        m->v = evr_realloc(m->v, m->cap * sizeof *m->v);
+    }
+    m->v[m->n++] = (evr_ypair_t) { k, v };
+}
+
+static void
+s_err(s_merge_t *m, const yaml_node_t *at, const char *msg, const char *kind)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s%s<<", m->path, *m->path ? "." : "");
+    evr_diag_add_at(m->diag, (uint32_t) at->start_mark.line + 1,
+                    (uint32_t) at->start_mark.column + 1, p, "%s%s%s", msg, kind ? ", got " : "",
+                    kind ? kind : "");
+    m->ok = false;
+}
+
+static const char *
+s_kind(const yaml_node_t *node)
+{
+    return node->type == YAML_SCALAR_NODE ? "a scalar"
+         : node->type == YAML_SEQUENCE_NODE ? "a list" : "nothing";
+}
+
+static void s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth);
+
+/*  Adds the pairs of merged mapping src whose keys are not taken, then
+    those of src's own merges. */
+static void
+s_merge_map(s_merge_t *m, yaml_node_t *src, unsigned depth)
+{
+    if (depth > EVR_YAML_MAX_DEPTH) {
+        s_err(m, src, "merges nested deeper than 16 levels (does a mapping merge itself?)",
+              NULL);
+        return;
+    }
+    yaml_node_pair_t *pr = src->data.mapping.pairs.start;
+    size_t np = (size_t) (src->data.mapping.pairs.top - pr);
+    for (size_t pass = 0; pass < 2; pass++)   /* its own keys first, then its merges */
+        for (size_t i = 0; i < np && *m->budget; i++) {
+            yaml_node_t *k = yaml_document_get_node(m->doc, pr[i].key);
+            yaml_node_t *v = yaml_document_get_node(m->doc, pr[i].value);
+            if (!k || !v || s_is_merge(k) != (pass == 1))
+                continue;
+            if (--*m->budget == 0) {
+                evr_diag_add_at(m->diag, (uint32_t) k->start_mark.line + 1,
+                                (uint32_t) k->start_mark.column + 1, m->path,
+                                "document too large: more than %u nodes (aliases count each "
+                                "time they are used)", EVR_YAML_MAX_NODES);
+                m->ok = false;
+                return;
+            }
+            if (pass == 1)
+                s_merge_value(m, v, depth + 1);
+            else if (!s_taken(m, k, true))
+                s_push(m, k, v);
+        }
+}
+
+/*  The value of a `<<`: a mapping (an alias of one), or a list of them. */
+static void
+s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth)
+{
+    if (v->type == YAML_MAPPING_NODE) {
+        s_merge_map(m, v, depth);
+        return;
+    }
+    if (v->type != YAML_SEQUENCE_NODE) {
+        s_err(m, v, "expected a mapping to merge (e.g. <<: *defaults, the alias of an "
+              "anchored mapping) or a list of them", s_kind(v));
+        return;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top && *m->budget; it++) {
+        yaml_node_t *item = yaml_document_get_node(m->doc, *it);
+        if (item && item->type == YAML_MAPPING_NODE)
+            s_merge_map(m, item, depth);
+        else if (item)
+            s_err(m, item, "expected a list of mappings to merge (e.g. <<: [*a, *b], aliases "
+                  "of anchored mappings)", s_kind(item));
+    }
+}
+
+bool
+evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path, size_t *budget,
+               evr_diag_t *diag, evr_ypair_t **pairs, size_t *n)
+{
+    s_merge_t m = { .doc = doc, .path = path, .budget = budget, .diag = diag, .ok = true };
+    yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+    size_t np = (size_t) (map->data.mapping.pairs.top - pr);
+    bool merges = false;
+    for (size_t i = 0; i < np; i++) {
+        yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
+        yaml_node_t *v = yaml_document_get_node(doc, pr[i].value);
+        if (s_is_merge(k))
+            merges = true;
+        else
+            s_push(&m, k, v);
+    }
+    if (merges) {
+        for (size_t i = 0; i < m.n; i++)
+            (void) s_taken(&m, m.v[i].key, true);
+        for (size_t i = 0; i < np && *budget; i++) {
+            yaml_node_t *k = yaml_document_get_node(doc, pr[i].key);
+            if (s_is_merge(k))
+                s_merge_value(&m, yaml_document_get_node(doc, pr[i].value), 1);
+        }
+    }
+    free(m.set);
+    *pairs = m.v;
+    *n = m.n;
+    return m.ok;
+}

@@ -1,0 +1,328 @@
+"""bus_accept.py BIN_DIR [CASE ...]: how a real evrun-broker takes a
+runner's job.accepted (and a job's end), with runners played on its runner
+socket by this script and the client of tests/interop (written from
+schema/PROTOCOL.md).  No podman is needed.
+
+Cases:
+  refused_own    a job.accepted the archive refuses (naming another runner,
+                 jseq 2, no steps), from the runner the job was dispatched
+                 to: the job ends failed (the broker's events, the reason
+                 naming the refusal), the runner's slot is free, its later
+                 events of the job are acked and not stored
+  no_runner      a job.accepted without `runner` is the sender's: status
+                 names it, a cancel reaches it
+  elsewhere      a runner never sent the job sends its job.accepted while the
+                 job is dispatched to another: refused, told to cancel; the
+                 other's is taken
+  lost_back      runners lost past reclaim_ms come back and send the
+                 job.accepted of a job dispatched meanwhile to another runner:
+                 not taken, each told to cancel; the other's is taken (lease
+                 1 s, reclaim 2 s)
+  finished       job.finished{succeeded} with a step running, or without
+                 job.started, and a job.accepted whose pipeline is not its
+                 spec's: refused, the job ends failed; a runner's own
+                 sequences (a refusal, a cancel, a success) are taken
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bus_control import FAILS, Broker, FakeRunner, check  # noqa: E402
+from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
+
+
+def pspec(label, pipeline="pp"):
+    spec = make_spec(pipeline, [make_step("a", "true")], labels=[label])
+    spec["executor"] = "process"
+    return spec
+
+
+def runner(br, rid, label, capacity=1):
+    r = FakeRunner(br, rid, ["executor:process", label], capacity=capacity)
+    r.connect()
+    return r
+
+
+def send(r, *evs):
+    """One batch of (job, jseq, type, data), each the runner's next seq;
+    waits for its ack (what else came is kept in r.got)."""
+    batch = []
+    for job, jseq, typ, data in evs:
+        r.seq += 1
+        batch.append({"seq": r.seq, "job": job, "jseq": jseq, "type": typ,
+                      "time": time.time_ns(), "data": data})
+    r.c.send("events", {"events": batch})
+    return r.wait("ack")[1].get("seq")
+
+
+def dispatch(c, r, label, pipeline="pp"):
+    """A job submitted and dispatched to r: (job, the dispatch's spec)."""
+    job = new_ulid()
+    c.submit(job, pspec(label, pipeline))
+    _, b = r.wait("dispatch")
+    assert b.get("job") == job, b
+    return job, b.get("spec")
+
+
+def cancels(msgs):
+    return [(b.get("job"), b.get("reason", "")) for t, b in msgs
+            if t == "control" and b.get("command") == "cancel"]
+
+
+def runner_row(c, rid):
+    items, _ = c.runners()
+    return next((x for x in items if x.get("runner") == rid), {})
+
+
+def wait_for(fn, secs=5.0):
+    end = time.time() + secs
+    while time.time() < end:
+        if fn():
+            return True
+        time.sleep(0.05)
+    return fn()
+
+
+def log_has(br, text):
+    with open(f"{br.root}/broker.log") as f:
+        return text in f.read()
+
+
+def case_refused_own(br):
+    c = Client(br.clients)
+    r = runner(br, "r3", "r3")
+    r.credit(1)
+    variants = [("naming another runner", lambda s: ({"runner": "other"}, 1, s),
+                 "names runner other, but comes from runner r3"),
+                ("with jseq 2", lambda s: ({}, 2, s), "per-job seq 1 expected"),
+                ("with no steps", lambda s: ({}, 1, dict(s, steps=[])), "carries no steps")]
+    for name, make, why in variants:
+        job, spec = dispatch(c, r, "r3")
+        extra, jseq, sp = make(spec)
+        seq = send(r, (job, jseq, "job.accepted", dict({"pipeline": "pp", "spec": sp}, **extra)))
+        got = cancels(r.pending(0.3))
+        check(f"{name}: the runner is told to cancel, naming the refused event",
+              len(got) == 1 and got[0][0] == job
+              and f"the broker refused event seq {seq} (job.accepted) of runner r3" in got[0][1]
+              and why in got[0][1] and got[0][1].endswith("the job is ended here"), got)
+        st = c.status(job)
+        check(f"{name}: the job ended failed, the reason naming the refusal",
+              st.get("status") == "failed" and not st.get("runner")
+              and f"the broker refused event seq {seq} (job.accepted)" in st.get("reason", ""),
+              st)
+        row = runner_row(c, "r3")
+        check(f"{name}: the runner's slot is free", not row.get("running")
+              and row.get("state") == "idle", row)
+        # the runner obeys: its own events of the job are acked, not stored
+        n = len(c.history_all(job))
+        send(r, (job, jseq + 1, "job.cancel_requested", {"reason": "told"}),
+             (job, jseq + 2, "job.finished", {"status": "cancelled", "reason": "told"}))
+        check(f"{name}: its later events acked, nothing more asked of it", r.pending(0.3) == [])
+        check(f"{name}: ... and not stored", len(c.history_all(job)) == n == 2
+              and c.status(job).get("status") == "failed")
+        check(f"{name}: the broker logged it", log_has(br, f"job {job}: r3 finished its copy"))
+        r.credit(1)
+    # the slot serves the next job as usual
+    job, spec = dispatch(c, r, "r3")
+    send(r, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "r3"}))
+    check("the next job is dispatched to it and taken", c.status(job).get("runner") == "r3")
+    c.close()
+    r.c.close()
+
+
+def case_no_runner(br):
+    c = Client(br.clients)
+    r = runner(br, "rn", "rn")
+    r.credit(1)
+    job, spec = dispatch(c, r, "rn")
+    send(r, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec}),
+         (job, 2, "job.started", {}))
+    st = c.status(job)
+    check("status: running on the sender", st.get("status") == "running"
+          and st.get("runner") == "rn", st)
+    ev = c.history_all(job)[0]
+    check("its stored job.accepted names the sender", ev["data"].get("runner") == "rn", ev)
+    a = c.cancel(job)
+    check("cancel: sent to it", "cancel sent to runner rn" in a.get("message", ""), a)
+    check("the runner got the cancel", [j for j, _ in cancels(r.pending(0.3))] == [job])
+    c.close()
+    r.c.close()
+
+
+def case_elsewhere(br):
+    c = Client(br.clients)
+    a = runner(br, "fr8a", "fr8")
+    b = runner(br, "fr8b", "other")
+    a.credit(1)
+    job, spec = dispatch(c, a, "fr8")
+    seq = send(b, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "fr8b"}))
+    got = cancels(b.pending(0.3))
+    check("fr8b's job.accepted: refused, fr8b told to cancel",
+          len(got) == 1 and got[0][0] == job and f"refused event seq {seq} (job.accepted)" in
+          got[0][1] and "but the job is dispatched to runner fr8a" in got[0][1], got)
+    st = c.status(job)
+    check("the job still waits for fr8a", st.get("status") == "queued"
+          and st.get("runner") == "fr8a", st)
+    send(a, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "fr8a"}),
+         (job, 2, "job.started", {"runner": "fr8a"}))
+    st = c.status(job)
+    check("fr8a's own is taken: running there", st.get("status") == "running"
+          and st.get("runner") == "fr8a", st)
+    check("fr8a was told nothing", cancels(a.pending(0.2)) == [])
+    send(b, (job, 2, "job.cancel_requested", {}), (job, 3, "job.finished",
+                                                   {"status": "cancelled"}))
+    check("fr8b's later events of it: acked, nothing more asked", b.pending(0.3) == [])
+    check("... and the job is fr8a's still", c.status(job).get("status") == "running")
+    c.close()
+    a.c.close()
+    b.c.close()
+
+
+def case_lost_back(br):
+    """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
+    client that found it did); ra2's hello says seq 1, its log's
+    job.accepted then resent (as evrun-runner does)."""
+    c = Client(br.clients)
+    a, a2 = runner(br, "ra", "lb"), runner(br, "ra2", "lb")
+    a.credit(1)
+    job, spec = dispatch(c, a, "lb")
+    a2.credit(1)
+    job2, spec2 = dispatch(c, a2, "lb")
+    time.sleep(3.5)     # silent past lease (1 s) and reclaim (2 s): the jobs wait again
+    check("taken from ra and ra2: queued again", wait_for(
+        lambda: not c.status(job).get("runner") and not c.status(job2).get("runner")))
+    b = runner(br, "rb", "lb", capacity=2)
+    b.credit(2)
+    got = {b.wait("dispatch")[1].get("job"), b.wait("dispatch")[1].get("job")}
+    check("both dispatched to rb", got == {job, job2}, got)
+    a.connect()
+    seq = send(a, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "ra"}))
+    got = cancels(a.pending(0.3))
+    check("ra's job.accepted: refused, ra told to cancel",
+          len(got) == 1 and got[0][0] == job and f"refused event seq {seq} (job.accepted)" in
+          got[0][1] and "dispatched to runner rb" in got[0][1], got)
+    a2.seq = 1
+    a2.connect()
+    a2.seq = 0
+    send(a2, (job2, 1, "job.accepted", {"pipeline": "pp", "spec": spec2, "runner": "ra2"}))
+    got = cancels(a2.pending(0.3))
+    # (told twice: once for the event, once more at its resync, which
+    # tells a runner back again of every copy it holds)
+    check("ra2's (its log's, resent): not taken, ra2 told to cancel",
+          got and all(j == job2 and "while it was lost" in why for j, why in got), got)
+    for j, sp in ((job, spec), (job2, spec2)):
+        send(b, (j, 1, "job.accepted", {"pipeline": "pp", "spec": sp, "runner": "rb"}))
+        st = c.status(j)
+        check("rb's is taken", st.get("runner") == "rb" and st.get("status") == "queued", st)
+    check("rb was told nothing", cancels(b.pending(0.3)) == [])
+    c.close()
+    for r in (a, a2, b):
+        r.c.close()
+
+
+def case_finished(br):
+    c = Client(br.clients)
+    r = runner(br, "rf", "rf", capacity=8)
+    r.credit(8)
+    step = [("step.queued", {"step": "a", "attempt": 1}),
+            ("step.starting", {"step": "a", "attempt": 1, "container": "u"}),
+            ("step.started", {"step": "a", "attempt": 1, "container_id": "c"})]
+
+    def run(job, spec, evs):
+        """job.accepted then evs, numbered on; the seq of the last."""
+        batch = [("job.accepted", {"pipeline": "pp", "spec": spec, "runner": "rf"})] + evs
+        return send(r, *[(job, k + 1, t, d) for k, (t, d) in enumerate(batch)])
+
+    def refused(name, job, seq, why):
+        got = cancels(r.pending(0.3))
+        st = c.status(job)
+        check(f"{name}: refused, the runner told to cancel", len(got) == 1 and
+              f"refused event seq {seq} (job.finished)" in got[0][1] and why in got[0][1], got)
+        check(f"{name}: the job ended failed by the broker", st.get("status") == "failed"
+              and "the job is ended here" in st.get("reason", ""), st)
+        return st
+
+    job, spec = dispatch(c, r, "rf")
+    seq = run(job, spec, [("job.started", {})] + step + [("job.finished",
+                                                          {"status": "succeeded"})])
+    st = refused("succeeded with step a running", job, seq,
+                 "step a is running: a job succeeds only once every step has ended")
+    check("... its step ended too", st.get("steps", {}).get("a", "").startswith("failed"), st)
+    job, spec = dispatch(c, r, "rf")
+    seq = run(job, spec, [("job.finished", {"status": "succeeded"})])
+    refused("succeeded without job.started", job, seq, "a job succeeds only once started")
+    job, spec = dispatch(c, r, "rf")
+    seq = send(r, (job, 1, "job.accepted", {"pipeline": "px", "spec": spec, "runner": "rf"}))
+    got = cancels(r.pending(0.3))
+    check("a job.accepted of pipeline px with a spec of pp: refused",
+          len(got) == 1 and 'its pipeline "px" is not its spec\'s ("pp")' in got[0][1], got)
+    st = c.status(job)
+    check("... the job ended failed, under pp", st.get("status") == "failed"
+          and st.get("pipeline") == "pp", st)
+    # what a runner sends is taken
+    job, spec = dispatch(c, r, "rf")
+    run(job, spec, [("job.finished", {"status": "failed", "reason": "cannot run here"})])
+    st = c.status(job)
+    check("a runner's refusal (accepted, then failed): taken", st.get("status") == "failed"
+          and st.get("reason") == "cannot run here" and st.get("runner") == "rf", st)
+    job, spec = dispatch(c, r, "rf")
+    run(job, spec, [("job.started", {})] + step + [
+        ("job.cancel_requested", {"reason": "stop"}),
+        ("job.finished", {"status": "cancelled", "reason": "stop"})])
+    check("cancelled with step a running: taken", c.status(job).get("status") == "cancelled")
+    job, spec = dispatch(c, r, "rf")
+    run(job, spec, [("job.started", {})] + step + [
+        ("job.paused", {}),
+        ("step.finished", {"step": "a", "attempt": 1, "exit_code": 0, "duration": 1,
+                           "status": "succeeded"}),
+        ("job.finished", {"status": "succeeded"})])
+    st = c.status(job)
+    check("succeeded once its step ended (paused meanwhile): taken",
+          st.get("status") == "succeeded" and st.get("steps_done") == 1, st)
+    check("nothing refused of them", cancels(r.pending(0.3)) == [])
+    c.close()
+    r.c.close()
+
+
+FAST = ("--heartbeat-ms", "300", "--lease-ms", "1000", "--reclaim-ms", "2000")
+CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, None),
+         "elsewhere": (case_elsewhere, None), "lost_back": (case_lost_back, FAST),
+         "finished": (case_finished, None)}
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    bin_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
+    for name in names:
+        if name not in CASES:
+            print(f"unknown case {name}; cases: {' '.join(CASES)}", file=sys.stderr)
+            return 2
+    for name in names:
+        fn, timing = CASES[name]
+        root = tempfile.mkdtemp(prefix="evr-acc-", dir="/tmp")
+        br = Broker(bin_dir, root, timing=("--no-sync",) + (timing or ("--heartbeat-ms", "200")))
+        print(f"--- {name}")
+        before = len(FAILS)
+        try:
+            br.start()
+            fn(br)
+        except Exception as e:      # a case that broke off counts as failed
+            check(f"{name} ran to its end", False, repr(e))
+        finally:
+            br.stop()
+            if len(FAILS) > before:
+                with open(f"{root}/broker.log") as f:
+                    print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

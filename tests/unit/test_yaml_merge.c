@@ -1,0 +1,145 @@
+/*  test_yaml_merge: YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`) and
+    GitLab's hidden top-level keys (`.defaults:`) in pipeline files: what
+    is merged, which key wins, where an error in merged text points, and
+    that merges of merges stay within the node budget.
+*/
+#include <time.h>
+
+#include "evr_test.h"
+#include "evr_yaml.h"
+
+/*  Loads text; returns the errors, one a line (caller frees), *n their
+    count, and the spec in *spec (caller frees) when spec is not NULL. */
+static char *
+s_load(const char *text, size_t *n, evr_spec_t *spec)
+{
+    evr_diag_t *diag = evr_diag_new("f.yml");
+    evr_spec_t local = { 0 };
+    evr_spec_t *sp = spec ? spec : &local;
+    (void) evr_yaml_load(text, strlen(text), sp, diag);
+    *n = evr_diag_count(diag);
+    char *all = evr_strdup("");
+    for (size_t i = 0; i < *n && i < EVR_DIAG_MAX; i++) {
+        char *more = evr_asprintf("%s%s\n", all, evr_diag_get(diag, i));
+        free(all);
+        all = more;
+    }
+    evr_rec_free(&evr_spec_type, &local);
+    evr_diag_destroy(&diag);
+    return all;
+}
+
+/*  The GitLab form: an anchor under a hidden key, merged into steps;
+    explicit keys win over merged ones, earlier merged maps over later;
+    a merged mapping's own merges count; env maps merge too. */
+static void
+test_merge_keys(void)
+{
+    size_t n;
+    evr_spec_t spec = { 0 };
+    char *e = s_load("pipeline: p\n"
+                     "image: i\n"
+                     ".defaults: &defaults\n"
+                     "  timeout: 5m\n"
+                     "  env: &env {A: \"1\", B: \"2\"}\n"
+                     ".other: &other {timeout: 9s, retry: {max: 1, on: [failed]}}\n"
+                     ".both: &both {<<: *other, allow_failure: true}\n"
+                     "steps:\n"
+                     "  - name: a\n"
+                     "    <<: *defaults\n"
+                     "    run: x\n"
+                     "  - name: b\n"
+                     "    <<: [*defaults, *other]\n"
+                     "    env:\n"
+                     "      <<: *env\n"
+                     "      B: \"3\"\n"
+                     "    run: y\n"
+                     "  - {name: c, <<: [*other, *defaults], timeout: 1m, run: z}\n"
+                     "  - {name: d, <<: *both, run: w}\n",
+                     &n, &spec);
+    CHECK_STR(e, "");
+    CHECK(n == 0);
+    CHECK(spec.steps.n == 4);
+    if (spec.steps.n == 4) {
+        const evr_step_t *a = evr_spec_step(&spec, 0), *b = evr_spec_step(&spec, 1);
+        const evr_step_t *c = evr_spec_step(&spec, 2), *d = evr_spec_step(&spec, 3);
+        CHECK(a->timeout == 300000);
+        CHECK_STR(evr_strmap_get(&a->env, "B"), "2");
+        CHECK(b->timeout == 300000);             /* *defaults before *other */
+        CHECK(b->retry.present && b->retry.max == 1);
+        CHECK_STR(evr_strmap_get(&b->env, "A"), "1");
+        CHECK_STR(evr_strmap_get(&b->env, "B"), "3");   /* its own key wins */
+        CHECK(c->timeout == 60000);              /* its own key over both */
+        CHECK(d->timeout == 9000 && d->allow_failure && d->retry.present);
+    }
+    evr_rec_free(&evr_spec_type, &spec);
+    free(e);
+}
+
+/*  Errors in merged text name the field where it is merged, at the
+    line and column of the anchor's text; a bad `<<` value says what to
+    write; a hidden key is not "unknown" but a step key still is. */
+static void
+test_merge_errors(void)
+{
+    size_t n;
+    char *e = s_load("pipeline: p\n"
+                     "image: i\n"
+                     ".d: &d {timeout: 5x, runs: y}\n"
+                     "steps:\n"
+                     "  - {name: a, run: x, <<: *d}\n"
+                     "  - {name: b, run: x, <<: 3}\n"
+                     "  - {name: c, run: x, <<: [*d, 3]}\n",
+                     &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:18: steps[0].timeout: bad duration \"5x\"");
+    CHECK_CONTAINS(e, "f.yml:3:22: steps[0].runs: unknown key; did you mean run?");
+    CHECK_CONTAINS(e, "f.yml:6:27: steps[1].<<: expected a mapping to merge (e.g. <<: "
+                      "*defaults, the alias of an anchored mapping) or a list of them, got a "
+                      "scalar");
+    CHECK_CONTAINS(e, "f.yml:7:32: steps[2].<<: expected a list of mappings to merge");
+    CHECK_CONTAINS(e, "f.yml:3:18: steps[2].timeout: bad duration");
+    CHECK(strstr(e, ".d:") == NULL);
+    CHECK(strstr(e, "unknown key (expected") == NULL);
+    free(e);
+    /* only the top level's keys are hidden ones */
+    e = s_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, .x: 1}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:23: steps[0]..x: unknown key");
+    free(e);
+}
+
+/*  Merges of merges (a billion laughs through `<<`) stop at the node
+    budget, fast; a mapping that merges itself stops at the depth limit. */
+static void
+test_merge_bounded(void)
+{
+    char *doc = evr_strdup("pipeline: p\nimage: i\n.l0: &l0 {a: 1, b: 2, c: 3, d: 4}\n");
+    for (int i = 1; i <= 9; i++) {
+        char *more = evr_asprintf("%s.l%d: &l%d {<<: [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, "
+                                  "*l%d, *l%d, *l%d]}\n", doc, i, i, i - 1, i - 1, i - 1, i - 1,
+                                  i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+        free(doc);
+        doc = more;
+    }
+    char *more = evr_asprintf("%senv: {<<: *l9}\nsteps: [{name: a, run: x}]\n", doc);
+    free(doc);
+    size_t n;
+    clock_t t0 = clock();
+    char *e = s_load(more, &n, NULL);
+    CHECK_CONTAINS(e, "document too large: more than 100000 nodes");
+    CHECK((double) (clock() - t0) / CLOCKS_PER_SEC < 5.0);
+    free(e);
+    free(more);
+    e = s_load("pipeline: p\nimage: i\n.s: &s {A: x, <<: *s}\nenv: {<<: *s}\n"
+               "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK(n >= 1);   /* refused, whatever libyaml makes of it, without hanging */
+    free(e);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_merge_keys);
+    EVR_TEST_RUN(test_merge_errors);
+    EVR_TEST_RUN(test_merge_bounded);
+    EVR_TEST_END();
+}
