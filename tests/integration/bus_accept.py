@@ -24,14 +24,13 @@ Cases:
                  sequences (a refusal, a cancel, a success) are taken
 """
 import os
-import shutil
 import sys
 import tempfile
 import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import FAILS, Broker, FakeRunner, check  # noqa: E402
+from bus_control import Broker, FakeRunner, check, run_case, summary  # noqa: E402
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 
@@ -306,22 +305,9 @@ def main():
     for name in names:
         fn, timing = CASES[name]
         root = tempfile.mkdtemp(prefix="evr-acc-", dir="/tmp")
-        br = Broker(bin_dir, root, timing=("--no-sync",) + (timing or ("--heartbeat-ms", "200")))
-        print(f"--- {name}")
-        before = len(FAILS)
-        try:
-            br.start()
-            fn(br)
-        except Exception as e:      # a case that broke off counts as failed
-            check(f"{name} ran to its end", False, repr(e))
-        finally:
-            br.stop()
-            if len(FAILS) > before:
-                with open(f"{root}/broker.log") as f:
-                    print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"{len(FAILS)} failed" if FAILS else "all passed")
-    return 1 if FAILS else 0
+        run_case(name, Broker(bin_dir, root,
+                              timing=("--no-sync",) + (timing or ("--heartbeat-ms", "200"))), fn)
+    return summary()
 
 
 if __name__ == "__main__":

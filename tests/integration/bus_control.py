@@ -446,6 +446,32 @@ CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
          "real_runner": case_real_runner, "cancel_reason": case_cancel_reason}
 
 
+def run_case(name, br, fn, settle=0.0):
+    """Runs case fn on broker br (started here, stopped and its directory
+    removed after): a case that breaks off counts as failed, and a failed
+    one shows the end of the broker's log."""
+    print(f"--- {name}")
+    before = len(FAILS)
+    try:
+        br.start()
+        time.sleep(settle)
+        fn(br)
+    except Exception as e:      # a case that broke off counts as failed
+        check(f"{name} ran to its end", False, repr(e))
+    finally:
+        br.stop()
+        if len(FAILS) > before:
+            with open(f"{br.root}/broker.log") as f:
+                print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
+        shutil.rmtree(br.root, ignore_errors=True)
+
+
+def summary():
+    """Prints the outcome of the cases run; the exit status."""
+    print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    return 1 if FAILS else 0
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -457,22 +483,8 @@ def main():
             return 2
     for name in names:
         root = tempfile.mkdtemp(prefix="evr-ctl-", dir="/tmp")
-        br = Broker(bin_dir, root)
-        print(f"--- {name}")
-        before = len(FAILS)
-        try:
-            br.start()
-            CASES[name](br)
-        except Exception as e:      # a case that broke off counts as failed
-            check(f"{name} ran to its end", False, repr(e))
-        finally:
-            br.stop()
-            if len(FAILS) > before:
-                with open(f"{root}/broker.log") as f:
-                    print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"{len(FAILS)} failed" if FAILS else "all passed")
-    return 1 if FAILS else 0
+        run_case(name, Broker(bin_dir, root), CASES[name])
+    return summary()
 
 
 if __name__ == "__main__":

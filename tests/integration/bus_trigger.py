@@ -22,10 +22,10 @@ Cases:
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import FAILS, Broker, FakeRunner, answer, check, spec_for  # noqa: E402
+from bus_control import (Broker, FakeRunner, answer, check, run_case, spec_for,  # noqa: E402
+                         summary)
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 REG = """pipeline: reg
@@ -190,7 +190,6 @@ CASES = {"file_dispatched": (case_file_dispatched, ()), "codes": (case_codes, ()
 
 
 def main():
-    import shutil
     import tempfile
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -206,23 +205,8 @@ def main():
         with open(f"{root}/pipelines/reg.yml", "w") as f:
             f.write(REG)
         fn, args = CASES[name]
-        br = Broker(bin_dir, root, args)
-        print(f"--- {name}")
-        before = len(FAILS)
-        try:
-            br.start()
-            time.sleep(0.1)
-            fn(br)
-        except Exception as e:      # a case that broke off counts as failed
-            check(f"{name} ran to its end", False, repr(e))
-        finally:
-            br.stop()
-            if len(FAILS) > before:
-                with open(f"{root}/broker.log") as f:
-                    print("--- broker.log (last lines)\n" + "".join(f.readlines()[-25:]))
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"{len(FAILS)} failed" if FAILS else "all passed")
-    return 1 if FAILS else 0
+        run_case(name, Broker(bin_dir, root, args), fn, settle=0.1)
+    return summary()
 
 
 if __name__ == "__main__":

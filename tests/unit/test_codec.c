@@ -10,7 +10,6 @@
 #include <pthread.h>
 
 #include "evr_codec.h"
-#include "evr_json.h"
 #include "evr_msg.h"
 #include "evr_test.h"
 #include "evr_yaml.h"
@@ -729,23 +728,6 @@ test_artifacts_forms(void)
     }
 }
 
-/*  A uint above jansson's int64 range reads as a positive number in
-    JSON (evrun-tail --json, the gateway), not a negative one. */
-static void
-test_json_u64(void)
-{
-    evr_event_t ev = { .seq = UINT64_MAX, .type = EVR_EV_RUNNER_STARTED, .time = 1ull << 63 };
-    json_t *j = evr_json_from_rec(&evr_event_type, &ev);
-    CHECK(json_is_real(json_object_get(j, "seq")));
-    CHECK(json_real_value(json_object_get(j, "seq")) > 1.8e19);
-    CHECK(json_real_value(json_object_get(j, "time")) > 9.2e18);
-    json_decref(j);
-    ev.seq = INT64_MAX;
-    j = evr_json_from_rec(&evr_event_type, &ev);
-    CHECK(json_integer_value(json_object_get(j, "seq")) == INT64_MAX);
-    json_decref(j);
-}
-
 /*  Encode and decode across the sizes where their buffers change: the
     encoder's stack buffer (512 bytes) and its heap growth past 8 KiB, the
     decoder's kept zone (8 KiB) grown by a large message and used again
@@ -996,7 +978,6 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_text_fit);
     EVR_TEST_RUN(test_event_fit);
     EVR_TEST_RUN(test_artifacts_forms);
-    EVR_TEST_RUN(test_json_u64);
     EVR_TEST_RUN(test_roundtrip_sizes);
     EVR_TEST_RUN(test_submit_refuses_globs);
     EVR_TEST_RUN(test_peek_refused);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "evr_codec.h"
+#include "evr_event.h"
 #include "evr_json.h"
 #include "evr_test.h"
 #include "evr_yaml.h"
@@ -799,6 +800,23 @@ test_review_errors(void)
     free(e);
 }
 
+/*  A uint above jansson's int64 range reads as a positive number in
+    JSON (evrun-tail --json, the gateway), not a negative one. */
+static void
+test_json_u64(void)
+{
+    evr_event_t ev = { .seq = UINT64_MAX, .type = EVR_EV_RUNNER_STARTED, .time = 1ull << 63 };
+    json_t *j = evr_json_from_rec(&evr_event_type, &ev);
+    CHECK(json_is_real(json_object_get(j, "seq")));
+    CHECK(json_real_value(json_object_get(j, "seq")) > 1.8e19);
+    CHECK(json_real_value(json_object_get(j, "time")) > 9.2e18);
+    json_decref(j);
+    ev.seq = INT64_MAX;
+    j = evr_json_from_rec(&evr_event_type, &ev);
+    CHECK(json_integer_value(json_object_get(j, "seq")) == INT64_MAX);
+    json_decref(j);
+}
+
 int
 main(void)
 {
@@ -817,6 +835,7 @@ main(void)
     EVR_TEST_RUN(test_path_idx);
     EVR_TEST_RUN(test_newcomer_errors);
     EVR_TEST_RUN(test_first_run_errors);
+    EVR_TEST_RUN(test_json_u64);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_END();
 }
