@@ -324,8 +324,10 @@ s_file_error(const evr_config_t *self, evr_rc_t *rc, evr_err_t *err, const char 
     size_t used = *rc ? strlen(err->msg) : 0;
     if (!*rc)
         evr_err_set(err, EVR_ERR_CONFIG, "%s", e.msg);
-    else if (used + 1 + strlen(e.msg) < sizeof err->msg)
-        snprintf(err->msg + used, sizeof err->msg - used, "\n%s", e.msg);
+    else if (used + 1 + strlen(e.msg) < sizeof err->msg) {   /* whole lines only */
+        err->msg[used] = '\n';
+        memcpy(err->msg + used + 1, e.msg, strlen(e.msg) + 1);
+    }
     *rc = EVR_ERR_CONFIG;
 }
 
