@@ -587,7 +587,12 @@ YML
   cli resume "$j" > /dev/null
   # taken by a runner, a name of no step is still refused, one of a step prints its lines
   bus_runner sq-1 "" 1 --executors process && bus_wait_runners 1
-  check "ran: succeeded" [ "$(wait_job "$j")" = succeeded ]
+  local st
+  st=$(wait_job "$j" 30)    # a one-line job; a shorter wait leaves time to say why (sanitizers)
+  check "ran: succeeded" [ "$st" = succeeded ]
+  if [ "$st" != succeeded ]; then   # what happened, for the next look
+    cli status "$j"; cli runners; tail -n 20 "$tmp/runner-sq-1.log"
+  fi
   check "ran: logs --step build: both combinations" \
     [ "$(cli logs "$j" --step build | sort)" = "$(printf 'build[OS=bsd] | on bsd\nbuild[OS=linux] | on linux')" ]
   cli logs "$j" --step nosuch > "$tmp/sq.out" 2>&1
