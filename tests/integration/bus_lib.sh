@@ -95,8 +95,14 @@ bus_broker() {
     >> "$tmp/broker.log" 2>&1 &
   broker_pid=$!
   bus_pids+=("$broker_pid")
-  for _ in $(seq 1 100); do [ -S "$tmp/bus/clients" ] && return 0; sleep 0.05; done
-  echo "bus_broker: no socket after 5 s; log:" >&2; tail "$tmp/broker.log" >&2; return 1
+  # until it listens: a killed broker's socket is still there, and a client
+  # asking before the new one binds finds no broker (connection refused)
+  for _ in $(seq 1 100); do
+    [ -S "$tmp/bus/clients" ] && /usr/bin/python3 -c 'import socket, sys
+socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$tmp/bus/clients" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bus_broker: nothing listens after 5 s; log:" >&2; tail "$tmp/broker.log" >&2; return 1
 }
 
 bus_runner() {   # NAME LABELS CAP [ARGS...]
