@@ -30,7 +30,8 @@ import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import Broker, FakeRunner, check, run_case, summary  # noqa: E402
+from bus_control import (Broker, FakeRunner, cases_asked, check, run_case,  # noqa: E402
+                         summary)
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 
@@ -294,14 +295,9 @@ CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, 
 
 
 def main():
-    if len(sys.argv) < 2:
-        print(__doc__, file=sys.stderr)
+    bin_dir, names = cases_asked(__doc__, CASES)
+    if bin_dir is None:
         return 2
-    bin_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
-    for name in names:
-        if name not in CASES:
-            print(f"unknown case {name}; cases: {' '.join(CASES)}", file=sys.stderr)
-            return 2
     for name in names:
         fn, timing = CASES[name]
         root = tempfile.mkdtemp(prefix="evr-acc-", dir="/tmp")

@@ -466,6 +466,21 @@ def run_case(name, br, fn, settle=0.0):
         shutil.rmtree(br.root, ignore_errors=True)
 
 
+def cases_asked(doc, cases):
+    """BIN_DIR and the case names of the command line (all cases when none
+    is named); (None, None), doc or the cases said on stderr, when the
+    line is short or names a case there is not."""
+    if len(sys.argv) < 2:
+        print(doc, file=sys.stderr)
+        return None, None
+    names = sys.argv[2:] or list(cases)
+    for name in names:
+        if name not in cases:
+            print(f"unknown case {name}; cases: {' '.join(cases)}", file=sys.stderr)
+            return None, None
+    return sys.argv[1], names
+
+
 def summary():
     """Prints the outcome of the cases run; the exit status."""
     print(f"{len(FAILS)} failed" if FAILS else "all passed")
@@ -473,14 +488,9 @@ def summary():
 
 
 def main():
-    if len(sys.argv) < 2:
-        print(__doc__, file=sys.stderr)
+    bin_dir, names = cases_asked(__doc__, CASES)
+    if bin_dir is None:
         return 2
-    bin_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
-    for name in names:
-        if name not in CASES:
-            print(f"unknown case {name}; cases: {' '.join(CASES)}", file=sys.stderr)
-            return 2
     for name in names:
         root = tempfile.mkdtemp(prefix="evr-ctl-", dir="/tmp")
         run_case(name, Broker(bin_dir, root), CASES[name])

@@ -24,8 +24,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bus_control import (Broker, FakeRunner, answer, check, run_case, spec_for,  # noqa: E402
-                         summary)
+from bus_control import (Broker, FakeRunner, answer, cases_asked, check, run_case,  # noqa: E402
+                         spec_for, summary)
 from evrun_client import Client, make_spec, make_step, new_ulid  # noqa: E402
 
 REG = """pipeline: reg
@@ -191,14 +191,9 @@ CASES = {"file_dispatched": (case_file_dispatched, ()), "codes": (case_codes, ()
 
 def main():
     import tempfile
-    if len(sys.argv) < 2:
-        print(__doc__, file=sys.stderr)
+    bin_dir, names = cases_asked(__doc__, CASES)
+    if bin_dir is None:
         return 2
-    bin_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
-    for name in names:
-        if name not in CASES:
-            print(f"unknown case {name}; cases: {' '.join(CASES)}", file=sys.stderr)
-            return 2
     for name in names:
         root = tempfile.mkdtemp(prefix="evr-trg-", dir="/tmp")
         os.mkdir(f"{root}/pipelines", 0o700)
