@@ -205,17 +205,16 @@ s_retention(evr_config_t *cfg, evr_broker_opts_t *bo, evr_err_t *err)
 {
     uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
     evr_prune_policy_t *p = &bo->retention;
+    /* each checked whatever the others are: their errors said at once */
     evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &p->max_age_ms, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
-    if (!rc)
-        rc = evr_config_duration(cfg, "retention_output_max_age", year, &p->output_max_age_ms,
-                                 err);
-    if (!rc)
-        rc = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
-    if (!rc && every < 100)
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "retention_interval = \"%s\": expected at "
-                         "least 100ms", evr_config_get(cfg, "retention_interval"));
+    evr_rc_t r2 = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
+    rc = rc ? rc : r2;
+    r2 = evr_config_duration(cfg, "retention_output_max_age", year, &p->output_max_age_ms, err);
+    rc = rc ? rc : r2;
+    r2 = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
+    if (!r2 && every < 100)
+        r2 = evr_config_problem(cfg, "retention_interval", err, "expected at least 100ms");
+    rc = rc ? rc : r2;
     p->keep_per_pipeline = (uint32_t) keep;
     bo->retention_interval_ms = (uint32_t) every;
     return rc;
@@ -229,25 +228,19 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
 {
     uint64_t hb = 0, lease = 0, qlimit = 0, reclaim = 0, forget = 0, artjob = 0;
     bool sync = true;
-    evr_rc_t rc = evr_config_bool(cfg, "local", local, err);
-    if (!rc)
-        rc = evr_config_bool(cfg, "sync", &sync, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err);
-    if (!rc)
-        rc = s_retention(cfg, bo, err);
-    if (rc)
-        return rc;
+    /* each checked whatever the others are: their errors said at once */
+    bool bad = evr_config_bool(cfg, "local", local, err) != EVR_OK;
+    bad = evr_config_bool(cfg, "sync", &sync, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, &hb, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "lease_ms", 100, 86400000, &lease, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "queue_limit", 1, 1000000, &qlimit, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "reclaim_ms", 0, 30u * 86400000u, &reclaim, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "forget_ms", 0, 30u * 86400000u, &forget, err) != EVR_OK || bad;
+    bad = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, err) != EVR_OK
+       || bad;
+    bad = s_retention(cfg, bo, err) != EVR_OK || bad;
+    if (bad)
+        return EVR_ERR_CONFIG;
     bo->artifact_job_max_bytes = artjob;
     bo->heartbeat_ms = (uint32_t) hb;
     bo->lease_ms = (uint32_t) lease;
@@ -336,10 +329,14 @@ main(int argc, char **argv)
     evr_lock_t *lock = NULL;
     char *store_dir = NULL;
     size_t level = EVR_LOG_INFO;
-    if (evr_config_layer(cfg, file, flags, nf, &err) || s_settings(cfg, &bo, &local, &err)
-        || evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
-                             &err)) {
-        fprintf(stderr, "evrun-broker: %s\n", err.msg);
+    /* every error of the settings at once: the file's, then each value's */
+    bool bad = evr_config_layer(cfg, file, flags, nf, &err) != EVR_OK;
+    bad = s_settings(cfg, &bo, &local, &err) != EVR_OK || bad;
+    bad = evr_config_choice(cfg, "log_level", evr_log_level_names, EVR_LOG_NLEVELS, &level,
+                            &err) != EVR_OK || bad;
+    if (bad) {
+        if (!evr_config_report(cfg, "evrun-broker", stderr))
+            fprintf(stderr, "evrun-broker: %s\n", err.msg);
         status = 2;
         goto out;
     }

@@ -76,15 +76,23 @@ evr_rc_t
 evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err)
 {
     uint64_t conns, per_ip, idle_ms, req_ms;
-    evr_rc_t rc;
-    if ((rc = evr_config_uint(gw->cfg, "http_max_connections", 1, S_CONNS_MAX, &conns, err))
-        || (rc = evr_config_uint(gw->cfg, "http_max_per_ip", 1, S_CONNS_MAX, &per_ip, err))
-        || (rc = evr_config_duration(gw->cfg, "http_idle_timeout", 86400000, &idle_ms, err))
-        || (rc = evr_config_duration(gw->cfg, "http_request_timeout", 86400000, &req_ms, err)))
-        return rc;
-    if (idle_ms < 1000 || req_ms < 1000)
-        return evr_err_set(err, EVR_ERR_CONFIG, "%s: at least 1s",
-                           idle_ms < 1000 ? "http_idle_timeout" : "http_request_timeout");
+    /* each checked whatever the others are: their errors said at once */
+    bool bad = evr_config_uint(gw->cfg, "http_max_connections", 1, S_CONNS_MAX, &conns, err)
+            != EVR_OK;
+    bad = evr_config_uint(gw->cfg, "http_max_per_ip", 1, S_CONNS_MAX, &per_ip, err) != EVR_OK
+       || bad;
+    const char *const timeouts[] = { "http_idle_timeout", "http_request_timeout" };
+    uint64_t *ms[] = { &idle_ms, &req_ms };
+    for (size_t i = 0; i < 2; i++) {
+        if (evr_config_duration(gw->cfg, timeouts[i], 86400000, ms[i], err))
+            bad = true;
+        else if (*ms[i] < 1000) {
+            evr_config_problem(gw->cfg, timeouts[i], err, "expected at least 1s");
+            bad = true;
+        }
+    }
+    if (bad)
+        return EVR_ERR_CONFIG;
     struct rlimit rl;
     if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
         rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;

@@ -102,6 +102,10 @@ s_keys(size_t *n)
     return k;
 }
 
+/*  The command line and the settings' layers into gw->cfg: 0 to go on;
+    -1 after --help or --print-config; 2 on bad usage (said); 3 when the
+    settings have errors (recorded in gw->cfg, for main to say with the
+    others: evr_config_report). */
 static int
 s_settings(int argc, char **argv, evr_gw_t *gw)
 {
@@ -155,11 +159,12 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
     }
     evr_err_t err;
     uint64_t t;
-    if (evr_config_layer(cfg, file, flags, nf, &err)
-        || evr_client_config_timeout(cfg, &t, &err)) {
-        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
-        return 2;
-    }
+    /* every error of the settings at once: the file's, then each value's
+       (the rest of them checked by main) */
+    bool bad = evr_config_layer(cfg, file, flags, nf, &err) != EVR_OK;
+    bad = evr_client_config_timeout(cfg, &t, &err) != EVR_OK || bad;
+    if (bad)
+        return 3;
     evr_gw_bus_cfg_make(gw, cfg);  /* the endpoints chosen again at each attempt */
     evr_client_endpoints(cfg);      /* the choice now, for --print-config */
     char *hook = evr_asprintf("%s/gateway/webhook.secret", evr_config_get(cfg, "state_dir"));
@@ -185,22 +190,22 @@ main(int argc, char **argv)
     int status = s_settings(argc, argv, &gw);
     static const char *const levels[] = { "error", "warn", "info", "debug" };
     size_t level = 2;
-    if (!status && evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err)) {
-        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
-        status = 2;
-    }
     static const char *const mt[] = { "none", "required" };
     size_t mtok = 0;
-    if (!status && evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err)) {
-        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
-        status = 2;
+    if (status == 0 || status == 3) {   /* 3: the settings' first errors, said below */
+        bool bad = status == 3;
+        bad = evr_config_choice(gw.cfg, "log_level", levels, 4, &level, &err) != EVR_OK || bad;
+        bad = evr_config_choice(gw.cfg, "metrics_token", mt, 2, &mtok, &err) != EVR_OK || bad;
+        bad = evr_gw_limits_load(&gw, &err) != EVR_OK || bad;
+        status = 0;
+        if (bad) {
+            if (!evr_config_report(gw.cfg, "evrun-gateway", stderr))
+                fprintf(stderr, "evrun-gateway: %s\n", err.msg);
+            status = 2;
+        }
     }
     gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);
-    if (!status && evr_gw_limits_load(&gw, &err)) {
-        fprintf(stderr, "evrun-gateway: %s\n", err.msg);
-        status = 2;
-    }
     if (!status && evr_gw_secret_load(evr_config_get(gw.cfg, "state_dir"), true, &gw.secret,
                                       &err)) {
         fprintf(stderr, "evrun-gateway: %s\n", err.msg);

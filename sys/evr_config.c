@@ -187,6 +187,21 @@ s_fail(const evr_config_t *self, evr_err_t *err)
     return EVR_ERR_CONFIG;
 }
 
+evr_rc_t
+evr_config_problem(const evr_config_t *self, const char *key, evr_err_t *err, const char *fmt,
+                   ...)
+{
+    char msg[EVR_ERR_MAX], from[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *v = evr_config_get(self, key);
+    evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): %s", key, v ? v : "",
+                s_from(self, key, from, sizeof from), msg);
+    return s_fail(self, err);
+}
+
 const char *
 evr_config_source(const evr_config_t *self, const char *key)
 {

@@ -79,6 +79,13 @@ evr_rc_t evr_config_bool(const evr_config_t *self, const char *key, bool *out, e
 evr_rc_t evr_config_choice(const evr_config_t *self, const char *key, const char *const *choices,
                            size_t n, size_t *out, evr_err_t *err);
 
+/*  A problem of key's value the typed getters cannot see (a lower bound
+    of the binary's, a value checked against another): in err as theirs
+    are, "KEY = \"VALUE\" (from SOURCE): " and fmt's text, and recorded
+    for evr_config_report.  Returns EVR_ERR_CONFIG. */
+evr_rc_t evr_config_problem(const evr_config_t *self, const char *key, evr_err_t *err,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /*  Prints "PROG: ERROR" for every problem found so far (each once): those
     of the file (evr_config_load_file, evr_config_layer: all of them, not
     only the first) and of the typed getters above that failed.  A binary

@@ -109,9 +109,12 @@ evr_cli_settings(evr_cli_t *cli)
     evr_err_t err;
     uint64_t t;
     cli->cfg = evr_config_new(evr_client_keys, evr_client_nkeys);
-    if (evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err)
-        || evr_client_config_timeout(cli->cfg, &t, &err)) {
-        fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
+    /* every error of the settings at once: the file's, then the timeout's */
+    bool bad = evr_config_layer(cli->cfg, cli->file, cli->flags, cli->nf, &err) != EVR_OK;
+    bad = evr_client_config_timeout(cli->cfg, &t, &err) != EVR_OK || bad;
+    if (bad) {
+        if (!evr_config_report(cli->cfg, cli->prog, stderr))
+            fprintf(stderr, "%s: %s\n", cli->prog, err.msg);
         return 2;
     }
     evr_client_endpoints(cli->cfg);

@@ -511,6 +511,32 @@ case_cli_errors() {
   check "... the unknown key, with did you mean" grep -qF "evrun-runner: $tmp/rc.yml:1:1: leas_ms: unknown setting; did you mean lease_ms?" "$tmp/bad.err"
   check "... log_level too" grep -qF "evrun-runner: log_level = \"loud\" (from file $tmp/rc.yml:2:12): expected one of" "$tmp/bad.err"
   check "... capacity too" grep -qF "evrun-runner: capacity = \"two\" (from file $tmp/rc.yml:3:11): expected a whole number from 1 to 1024" "$tmp/bad.err"
+  # the broker and the gateway too: every bad value said, from each layer, with its place
+  printf 'heartbeat_ms: 5\nretention_interval: 10ms\nqueue_limt: 5\n' > "$tmp/bk.yml"
+  EVRUN_LOG_LEVEL=loud "$bin/evrun-broker" --config "$tmp/bk.yml" --state-dir "$tmp/bk-bad" \
+    --queue-limit 0 --print-config > "$tmp/bad" 2> "$tmp/bad.err"
+  check "evrun-broker, four bad settings: exit 2" [ $? -eq 2 ]
+  check "... nothing printed" [ ! -s "$tmp/bad" ]
+  check "... the unknown key, with did you mean" grep -qF "evrun-broker: $tmp/bk.yml:3:1: queue_limt: unknown setting; did you mean queue_limit?" "$tmp/bad.err"
+  check "... heartbeat_ms" grep -qF "evrun-broker: heartbeat_ms = \"5\" (from file $tmp/bk.yml:1:15): expected a whole number from 10 to 3600000" "$tmp/bad.err"
+  check "... retention_interval, with its place" grep -qF "evrun-broker: retention_interval = \"10ms\" (from file $tmp/bk.yml:2:21): expected at least 100ms" "$tmp/bad.err"
+  check "... the flag" grep -qF "evrun-broker: queue_limit = \"0\" (from flag): expected a whole number from 1 to 1000000" "$tmp/bad.err"
+  check "... the environment" grep -qF "evrun-broker: log_level = \"loud\" (from env EVRUN_LOG_LEVEL): expected one of" "$tmp/bad.err"
+  check "... no state directory made" [ ! -e "$tmp/bk-bad" ]
+  printf 'http_max_connections: 0\nhttp_idle_timeout: 10ms\ntimeout_ms: 0\n' > "$tmp/gwb.yml"
+  EVRUN_METRICS_TOKEN=maybe "$bin/evrun-gateway" --config "$tmp/gwb.yml" \
+    --state-dir "$tmp/gw-bad" --listen 127.0.0.1:0 > "$tmp/bad" 2> "$tmp/bad.err"
+  check "evrun-gateway, four bad settings: exit 2" [ $? -eq 2 ]
+  check "... timeout_ms" grep -qF "evrun-gateway: timeout_ms = \"0\" (from file $tmp/gwb.yml:3:13): expected a whole number from 1 to 3600000" "$tmp/bad.err"
+  check "... metrics_token" grep -qF "evrun-gateway: metrics_token = \"maybe\" (from env EVRUN_METRICS_TOKEN): expected one of none, required" "$tmp/bad.err"
+  check "... http_max_connections" grep -qF "evrun-gateway: http_max_connections = \"0\" (from file $tmp/gwb.yml:1:23): expected a whole number from 1 to" "$tmp/bad.err"
+  check "... http_idle_timeout, with its place" grep -qF "evrun-gateway: http_idle_timeout = \"10ms\" (from file $tmp/gwb.yml:2:20): expected at least 1s" "$tmp/bad.err"
+  check "... not listening" bash -c "! grep -q 'listening on' '$tmp/bad.err'"
+  printf 'timeot_ms: 5\n' > "$tmp/cl.yml"
+  EVRUN_TIMEOUT_MS=abc "$bin/evrun-cli" --config "$tmp/cl.yml" jobs > "$tmp/bad" 2> "$tmp/bad.err"
+  check "evrun-cli, a bad file and a bad value: exit 2" [ $? -eq 2 ]
+  check "... the file's error" grep -qF "$tmp/cl.yml:1:1: timeot_ms: unknown setting; did you mean timeout_ms?" "$tmp/bad.err"
+  check "... and the value's" grep -qF 'timeout_ms = "abc" (from env EVRUN_TIMEOUT_MS)' "$tmp/bad.err"
   echo "capacity: 3" > "$tmp/rc.yml"
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/good" 2>&1
   check "evrun-runner --print-config, good values: printed" grep -Eq "^capacity: 3 .*\(file\)" "$tmp/good"
