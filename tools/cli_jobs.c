@@ -81,14 +81,26 @@ s_run_help(FILE *out, const char *name)
                                        "before the job ended: it goes on");
 }
 
+/*  FILE into req->spec, its args bound (req->args), and the tars of its
+    copy: sources into req: every error printed as FILE:LINE:COL: FIELD:
+    MESSAGE (a copy:'s at its key), the copies read only when the file
+    loaded. */
 static bool
-s_load(const char *prog, const char *file, const evr_strmap_t *given, evr_spec_t *spec)
+s_load(const char *prog, const char *file, evr_msg_t *req)
 {
+    evr_spec_t *s = req->spec;
     evr_diag_t *diag = evr_diag_new(file);
     evr_strmap_t bound = { 0 };
-    evr_rc_t rc = evr_yaml_load_file(spec, diag);
+    evr_rc_t rc = evr_yaml_load_file(s, diag);
     if (rc == EVR_OK)
-        rc = evr_spec_bind_args(spec, given, &bound, diag);
+        rc = evr_spec_bind_args(s, &req->args, &bound, diag);
+    if (rc == EVR_OK
+        && ((s->source.copy
+             && !evr_cli_copy_tar(prog, file, "source", s->source.copy, &req->source_tar, diag))
+            | (s->ci_source.copy
+               && !evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy,
+                                    &req->ci_source_tar, diag))))
+        rc = EVR_ERR_SPEC;
     for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
         fprintf(stderr, "%s\n", evr_diag_get(diag, i));
     if (rc && !evr_diag_count(diag))
@@ -149,18 +161,6 @@ evr_cli_copy_tar(const char *prog, const char *file, const char *key, const char
     free(tmp);
     free(dir);
     return ok;
-}
-
-/*  The submit's tars of the spec's copy: sources. */
-static bool
-s_copies(const char *prog, const char *file, evr_msg_t *req)
-{
-    const evr_spec_t *s = req->spec;
-    return (!s->source.copy
-            || evr_cli_copy_tar(prog, file, "source", s->source.copy, &req->source_tar, NULL))
-        && (!s->ci_source.copy
-            || evr_cli_copy_tar(prog, file, "ci_source", s->ci_source.copy, &req->ci_source_tar,
-                                NULL));
 }
 
 /*  evr_cli_wait; `patient` (after a follow, which outlives a broker that
@@ -315,8 +315,7 @@ s_run_common(int argc, char **argv, const char *name)
     char job[EVR_ULID_LEN + 1];
     evr_ulid_new(job);
     req.job = evr_strdup(job);
-    if (!s_load(cli.prog, argv[optind], &req.args, req.spec)
-        || !s_copies(cli.prog, argv[optind], &req))
+    if (!s_load(cli.prog, argv[optind], &req))
         status = 2;
     else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "

@@ -415,7 +415,7 @@ steps:
 YML
   EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow > "$tmp/copyb.out" 2>&1
   check "a link refused by the client: exit 2" [ $? -eq 2 ]
-  check "... naming it" grep -q "source: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
+  check "... naming it, at the copy: key" grep -q "^$tmp/copyb.yml:3:[0-9]*: source.copy: copy .*/tree: link is a symbolic link, which a copy sent to a broker cannot carry (list it in .evrunignore)" "$tmp/copyb.out"
   echo link >> "$tmp/tree/.evrunignore"
   EVRUN_STATE_DIR=$b timeout 120 "$bin/evrun-cli" run "$tmp/copyb.yml" --follow --events \
     > "$tmp/copyb.out" 2>&1
