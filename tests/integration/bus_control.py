@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from evrun_client import (Client, ErrorAnswer, frames_for, make_spec, make_step,  # noqa: E402
+from evrun_client import (Client, ErrorAnswer, make_spec, make_step,  # noqa: E402
                           new_ulid, parse_message)
 
 FAILS = []

@@ -12,6 +12,7 @@
 #include "evr_event.h"
 #include "evr_json.h"
 #include "evr_test.h"
+#include "evr_ytest.h"
 #include "evr_yaml.h"
 
 #define PIPES EVR_DATA_DIR "/pipelines"
@@ -557,26 +558,6 @@ test_path_idx(void)
     }
 }
 
-/*  Loads text as file "f.yml"; returns its errors joined by newlines
-    (caller frees) and their count in *n. */
-static char *
-s_errors_of(const char *text, size_t *n)
-{
-    evr_diag_t *diag = evr_diag_new("f.yml");
-    evr_spec_t spec = { 0 };
-    (void) evr_yaml_load(text, strlen(text), &spec, diag);
-    *n = evr_diag_count(diag);
-    char *all = evr_strdup("");
-    for (size_t i = 0; i < *n && i < EVR_DIAG_MAX; i++) {
-        char *more = evr_asprintf("%s%s\n", all, evr_diag_get(diag, i));
-        free(all);
-        all = more;
-    }
-    evr_rec_free(&evr_spec_type, &spec);
-    evr_diag_destroy(&diag);
-    return all;
-}
-
 #define S_HEAD "pipeline: p\nimage: i\nsteps:\n"
 
 /*  What a newcomer's first mistakes get: a near-miss or another CI
@@ -589,100 +570,100 @@ static void
 test_newcomer_errors(void)
 {
     size_t n;
-    char *e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - name: b\n    need: [a]\n"
-                          "    run: y\n", &n);
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - name: b\n    need: [a]\n"
+                          "    run: y\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:6:5: steps[1].need: unknown key; did you mean needs? (expected "
                       "one of: name, run,");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n    script: make\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    script: make\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:5: steps[0].script: unknown key; did you mean run?");
     CHECK(n == 1);   /* not also "steps[0].run: missing" */
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n    comand: make\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    comand: make\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].comand: unknown key; did you mean run?");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, depends_on: [a]}\n",
-                    &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, depends_on: [a]}\n",
+                    &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:23: steps[1].depends_on: unknown key; did you mean needs?");
     free(e);
     /* GitLab's retry: a count, and `when` for evrun's `on` (there only) */
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: 2}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: 2}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:30: steps[0].retry: expected a mapping, got a scalar (retry: "
                       "{max: 2, on: [failed]})");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: always}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: always}\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry: expected a mapping, got a scalar (retry: {max: 2, on: "
                       "[failed]})");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 2, when: [script_failure]}}\n",
-                    &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 2, when: [script_failure]}}\n",
+                    &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry.when: unknown key; did you mean on? (expected one of: ");
     CHECK(n == 1);   /* not also "retry.on: missing" */
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\nwhen: always\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\nwhen: always\n", &n, NULL);
     CHECK_CONTAINS(e, "when: unknown key at the top of the file: when is a key of a step");
     CHECK(strstr(e, "did you mean on") == NULL);
     free(e);
-    e = s_errors_of("pipline: p\nimgae: i\nsteps:\n  - {name: a, run: x}\n", &n);
+    e = evr_ytest_load("pipline: p\nimgae: i\nsteps:\n  - {name: a, run: x}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:1:1: pipline: unknown key; did you mean pipeline?");
     CHECK_CONTAINS(e, "f.yml:2:1: imgae: unknown key; did you mean image?");
     CHECK(strstr(e, "missing") == NULL);
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\ncolour: blue\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\ncolour: blue\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:1: colour: unknown key (expected one of: pipeline,");
     CHECK(strstr(e, "did you mean") == NULL);
     free(e);
-    e = s_errors_of(S_HEAD "- name: a\nrun: x\n", &n);
+    e = evr_ytest_load(S_HEAD "- name: a\nrun: x\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:1: run: unknown key at the top of the file: run is a key of a "
                       "step; indent it under its step");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n\trun: x\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n\trun: x\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:1: YAML syntax error: found a tab character");
     CHECK_CONTAINS(e, ": a tab; YAML indents with spaces only");
     free(e);
-    e = s_errors_of(S_HEAD "\t- name: a\n", &n);
+    e = evr_ytest_load(S_HEAD "\t- name: a\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:1: YAML syntax error: found character that cannot start any "
                       "token (while scanning for the next token at line 4): a tab; YAML "
                       "indents with spaces only");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n      run: x\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n      run: x\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:10: YAML syntax error: mapping values are not allowed in this "
                       "context: a key indented deeper than the one above it");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n    run: \"\x01\"\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\x01\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: control characters are not allowed "
                       "(byte 0x01): a pipeline file is text");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n    run: \"\xff\"\n", &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: \"\xff\"\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:11: YAML syntax error: invalid leading UTF-8 octet (byte 0xff): "
                       "a pipeline file is UTF-8 text");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: a}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:5:30: steps[1].needs: expected a list, got a scalar: write [a]");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, when: allways}\nexecutor: proces\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, when: allways}\nexecutor: proces\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:29: steps[0].when: expected one of on_success, on_failure, "
                       "always, got \"allways\"; did you mean always?");
     CHECK_CONTAINS(e, "executor: expected one of podman, process, got \"proces\"; did you "
                       "mean process?");
     free(e);
     /* a list of enum values names the bad one, as the enum errors do */
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [lost, wifi]}}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [lost, wifi]}}\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
                       "\"wifi\"\n");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [faild]}}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [faild]}}\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
                       "\"faild\"; did you mean failed?");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\non: {github: {events: [push, fork]}}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\non: {github: {events: [push, fork]}}\n", &n, NULL);
     CHECK_CONTAINS(e, "on.github.events: expected a list of: push, pull_request, workflow_job, "
                       "got \"fork\"");
     free(e);
-    e = s_errors_of("---\n", &n);
+    e = evr_ytest_load("---\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");
     free(e);
-    e = s_errors_of("- pipeline: p\n", &n);
+    e = evr_ytest_load("- pipeline: p\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:1:1: expected a mapping of the pipeline's keys");
     CHECK(strstr(e, "spec") == NULL);
     free(e);
@@ -706,51 +687,51 @@ static void
 test_first_run_errors(void)
 {
     size_t n;
-    char *e = s_errors_of(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"out/*.xml\"]\n",
-                          &n);
+    char *e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"out/*.xml\"]\n",
+                          &n, NULL);
     CHECK_CONTAINS(e, "f.yml:6:17: steps[0].artifacts.paths[0]: \"out/*.xml\" holds a glob "
                       "character (* ?): artifact paths are copied as named, not matched; "
                       "name the directory (\"out\", copied whole) or each file");
     free(e);
-    e = s_errors_of(S_HEAD "  - name: a\n    run: x\n    artifacts: {paths: [a.txt, \"r?.log\"]}\n",
-                    &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: {paths: [a.txt, \"r?.log\"]}\n",
+                    &n, NULL);
     CHECK_CONTAINS(e, "steps[0].artifacts.paths[1]: \"r?.log\" holds a glob character (* ?): "
                       "artifact paths are copied as named, not matched; name each file (or "
                       "their directory, copied whole)");
     CHECK(n == 1);
     free(e);
-    e = s_errors_of("pipeline: p\nimage: i\ncache: [{key: k, path: \"vendor/?ab\"}]\nsteps:\n"
-                    "  - {name: a, run: x}\n", &n);
+    e = evr_ytest_load("pipeline: p\nimage: i\ncache: [{key: k, path: \"vendor/?ab\"}]\nsteps:\n"
+                    "  - {name: a, run: x}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: \"vendor/?ab\" holds a glob character "
                       "(* ?): a cache is one directory, mounted as named; name the directory "
                       "(\"vendor\")");
     free(e);
     /* a [ is a name's: a route file of Next.js or SvelteKit */
-    e = s_errors_of(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"app/[slug]/page.js\"]\n",
-                    &n);
+    e = evr_ytest_load(S_HEAD "  - name: a\n    run: x\n    artifacts: [\"app/[slug]/page.js\"]\n",
+                    &n, NULL);
     CHECK(n == 0);
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 4294967295}}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 4294967295}}\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry.max: 4294967295: at most 100 (further attempts, each a "
                       "container of its own)");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 100}}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {on: [failed], max: 100}}\n", &n, NULL);
     CHECK(n == 0);
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\n  - name: b\n    run: y\n    matrix: {}\n",
-                    &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - name: b\n    run: y\n    matrix: {}\n",
+                    &n, NULL);
     CHECK_CONTAINS(e, "f.yml:7:5: steps[1].matrix: empty matrix: give KEY: [values], or remove "
                       "matrix");
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: a, run: x}\nsource: {git: \"https://h/r\"}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\nsource: {git: \"https://h/r\"}\n", &n, NULL);
     CHECK_CONTAINS(e, "source.git: expected a mapping, got a scalar");
     CHECK(strstr(e, "no form") == NULL);
     CHECK(n == 1);
     free(e);
     /* each key's own check runs whatever is wrong with the others: a
        schedule, its zone and catchup are all said in one go */
-    e = s_errors_of("pipeline: p\nimage: i\nschedule: \"61 * * * *\"\ncatchup: lots\n"
-                    "timezone: Mars/Base\nsteps:\n  - {name: a, run: x, timeout: forever}\n", &n);
+    e = evr_ytest_load("pipeline: p\nimage: i\nschedule: \"61 * * * *\"\ncatchup: lots\n"
+                    "timezone: Mars/Base\nsteps:\n  - {name: a, run: x, timeout: forever}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:11: schedule: field 1 (minute): 61 is out of range 0-59");
     CHECK_CONTAINS(e, "f.yml:4:10: catchup: expected one of one, none, got \"lots\"");
     CHECK_CONTAINS(e, "f.yml:5:11: timezone: unknown time zone");
@@ -767,9 +748,9 @@ static void
 test_review_errors(void)
 {
     size_t n;
-    char *e = s_errors_of(S_HEAD "  - {name: a, run: x, matrix: {cc: []}}\n"
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, matrix: {cc: []}}\n"
                           "  - {name: b, run: y, needs: [zz], retry: {on: [failed], max: 101}}\n"
-                          "resources: [{name: a, url: \"ftp://x/y\", path: p}]\n", &n);
+                          "resources: [{name: a, url: \"ftp://x/y\", path: p}]\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:32: steps[0].matrix.cc: no value");
     CHECK_CONTAINS(e, "f.yml:5:63: steps[1].retry.max: 101: at most 100");
     CHECK_CONTAINS(e, "f.yml:6:28: resources[0].url: expected an http:// or https:// URL, got "
@@ -777,23 +758,23 @@ test_review_errors(void)
     CHECK(strstr(e, "unknown step") == NULL);   /* needs: the stated exception */
     CHECK(n == 3);
     free(e);
-    e = s_errors_of("pipeline: p\nimage: i\nsource: nothing\nsteps: [{name: a, run: x}]\n", &n);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: nothing\nsteps: [{name: a, run: x}]\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:9: source: expected a mapping (one of: git, copy, tarball) or "
                       "none, got \"nothing\"");
     CHECK(n == 1);
     free(e);
-    e = s_errors_of("pipeline: p\nimage: i\nsource: { git: \"https://h/r\" }\n"
-                    "steps: [{name: a, run: x}]\n", &n);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: { git: \"https://h/r\" }\n"
+                    "steps: [{name: a, run: x}]\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:16: source.git: expected a mapping, got a scalar (git: {url: "
                       "https://h/r})");
     CHECK(n == 1);
     free(e);
-    e = s_errors_of(S_HEAD "  - {name: b, run: x, needs: [b]}\n", &n);
+    e = evr_ytest_load(S_HEAD "  - {name: b, run: x, needs: [b]}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:31: steps[0].needs[0]: step \"b\" needs itself");
     CHECK(n == 1);   /* not also "dependency cycle: b -> b" */
     free(e);
-    e = s_errors_of("pipeline: p\nimage: i\nqueue: {strategy: fifo}\nsteps: [{name: a, run: x}]\n"
-                    "catchup: non\n", &n);
+    e = evr_ytest_load("pipeline: p\nimage: i\nqueue: {strategy: fifo}\nsteps: [{name: a, run: x}]\n"
+                    "catchup: non\n", &n, NULL);
     CHECK_CONTAINS(e, "queue.strategy: expected one of append, replace, partitioned_replace, "
                       "got \"fifo\"");
     CHECK_CONTAINS(e, "catchup: expected one of one, none, got \"non\"; did you mean none?");

@@ -6,28 +6,7 @@
 #include <time.h>
 
 #include "evr_test.h"
-#include "evr_yaml.h"
-
-/*  Loads text; returns the errors, one a line (caller frees), *n their
-    count, and the spec in *spec (caller frees) when spec is not NULL. */
-static char *
-s_load(const char *text, size_t *n, evr_spec_t *spec)
-{
-    evr_diag_t *diag = evr_diag_new("f.yml");
-    evr_spec_t local = { 0 };
-    evr_spec_t *sp = spec ? spec : &local;
-    (void) evr_yaml_load(text, strlen(text), sp, diag);
-    *n = evr_diag_count(diag);
-    char *all = evr_strdup("");
-    for (size_t i = 0; i < *n && i < EVR_DIAG_MAX; i++) {
-        char *more = evr_asprintf("%s%s\n", all, evr_diag_get(diag, i));
-        free(all);
-        all = more;
-    }
-    evr_rec_free(&evr_spec_type, &local);
-    evr_diag_destroy(&diag);
-    return all;
-}
+#include "evr_ytest.h"
 
 /*  The GitLab form: an anchor under a hidden key, merged into steps;
     explicit keys win over merged ones, earlier merged maps over later;
@@ -37,7 +16,7 @@ test_merge_keys(void)
 {
     size_t n;
     evr_spec_t spec = { 0 };
-    char *e = s_load("pipeline: p\n"
+    char *e = evr_ytest_load("pipeline: p\n"
                      "image: i\n"
                      ".defaults: &defaults\n"
                      "  timeout: 5m\n"
@@ -83,7 +62,7 @@ static void
 test_merge_errors(void)
 {
     size_t n;
-    char *e = s_load("pipeline: p\n"
+    char *e = evr_ytest_load("pipeline: p\n"
                      "image: i\n"
                      ".d: &d {timeout: 5x, runs: y}\n"
                      "steps:\n"
@@ -102,7 +81,7 @@ test_merge_errors(void)
     CHECK(strstr(e, "unknown key (expected") == NULL);
     free(e);
     /* only the top level's keys are hidden ones */
-    e = s_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, .x: 1}\n", &n, NULL);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, .x: 1}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:4:23: steps[0]..x: unknown key");
     free(e);
 }
@@ -124,12 +103,12 @@ test_merge_bounded(void)
     free(doc);
     size_t n;
     clock_t t0 = clock();
-    char *e = s_load(more, &n, NULL);
+    char *e = evr_ytest_load(more, &n, NULL);
     CHECK_CONTAINS(e, "document too large: more than 100000 nodes");
     CHECK((double) (clock() - t0) / CLOCKS_PER_SEC < 5.0);
     free(e);
     free(more);
-    e = s_load("pipeline: p\nimage: i\n.s: &s {A: x, <<: *s}\nenv: {<<: *s}\n"
+    e = evr_ytest_load("pipeline: p\nimage: i\n.s: &s {A: x, <<: *s}\nenv: {<<: *s}\n"
                "steps: [{name: a, run: x}]\n", &n, NULL);
     CHECK(n >= 1);   /* refused, whatever libyaml makes of it, without hanging */
     free(e);
