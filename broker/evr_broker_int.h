@@ -124,6 +124,7 @@ typedef struct evr_runners_session {
     uint64_t lost_at;       /* mono ns it was shown lost (or stopped); 0 while it is not */
     bool draining, lost;    /* lost: away (silent past its lease, gone, or stopped) */
     bool stopped;           /* away because it said goodbye: shown stopped, not lost */
+    bool stopped_kept;      /* ... and kv "stopped/<runner>" says so across a restart */
     bool drain_warned;      /* a held drain's send failed, said once (evr_runners.c) */
     bool drain_unsent;      /* a drain asked while it was not connected: sent at its
                                hello (kv "drain/<runner>" holds it over a restart) */

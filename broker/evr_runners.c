@@ -21,7 +21,9 @@
 
     At start the broker knows, shown lost until their hello, the runners
     its queue holds jobs of and those it holds a drain for
-    (evr_runners_restore).  A drain goes to a connected runner at once;
+    (evr_runners_restore); one that said goodbye (kv "stopped/<runner>",
+    written then, deleted at its next hello or when it is forgotten) is
+    shown stopped instead.  A drain goes to a connected runner at once;
     one asked of a runner away is held (kv "drain/<runner>") and sent
     after its welcome.  A runner process that took a drain says
     `draining` in its later hellos; a hello without it is a runner
@@ -148,6 +150,24 @@ s_hello_key(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, const char *ke
     return ok;
 }
 
+/*  Keeps r's stopped mark across a restart (kv "stopped/<runner>"), or
+    drops it: one synced write, and only when it changes; a failure stops
+    the broker. */
+static void
+s_keep_stopped(evr_broker_t *b, evr_runners_session_t *r, bool keep)
+{
+    if (r->stopped_kept == keep || b->failure)
+        return;
+    char *k = evr_asprintf("stopped/%s", r->id);
+    evr_store_kv_t op = { k, keep ? "1" : NULL, keep ? 1 : 0 };
+    evr_err_t err;
+    if (evr_store_kv_write(b->store, &op, 1, &err))
+        evr_broker_fail(b, &err);
+    else
+        r->stopped_kept = keep;
+    free(k);
+}
+
 static bool
 s_connected(const evr_runners_session_t *r)
 {
@@ -171,6 +191,7 @@ s_forget(evr_broker_t *b, evr_runners_session_t *r, bool timed)
     evr_broker_info(b, "runner %s forgotten: %s (lost for %llu s)", r->id,
                     timed ? "lost past forget_ms" : "room for a new runner id",
                     (unsigned long long) away);
+    s_keep_stopped(b, r, false);
     if (timed || r->drain_unsent) {   /* a held drain goes with it */
         char *k = evr_asprintf("key/%s", r->id), *d = evr_asprintf("drain/%s", r->id);
         evr_store_kv_t ops[2] = { { d, NULL, 0 }, { k, NULL, 0 } };
@@ -319,6 +340,7 @@ s_hello(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_t *msg)
     r->ephemeral = msg->ephemeral;
     r->credit = 0;
     r->lost = r->stopped = false;
+    s_keep_stopped(b, r, false);
     /* a drain ends with the runner process it reached: one that says hello
        without draining is another (restarted) */
     r->draining = msg->draining || r->drain_unsent;
@@ -448,6 +470,7 @@ s_goodbye(evr_broker_t *b, evr_runners_session_t *r, const evr_msg_t *msg)
     r->stopped = r->lost = true;
     r->lost_at = evr_mono_ns();
     r->credit = 0;
+    s_keep_stopped(b, r, true);
     uint32_t kept = evr_queue_assigned(b, r->id);
     evr_broker_info(b, "runner %s stopped: it said goodbye%s; %u job%s left with it", r->id, why,
                     kept, kept == 1 ? "" : "s");
@@ -596,6 +619,20 @@ s_restore_drain(const char *key, const uint8_t *val, size_t len, void *arg)
     return 0;
 }
 
+static int
+s_restore_stopped(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    (void) val;
+    (void) len;
+    evr_broker_t *b = arg;
+    const char *id = key + strlen("stopped/");
+    evr_runners_session_t *r = evr_runners_find(b, id);
+    if (!r)
+        r = s_session(b, id);
+    r->stopped = r->stopped_kept = true;
+    return 0;
+}
+
 evr_rc_t
 evr_runners_restore(evr_broker_t *b, evr_err_t *err)
 {
@@ -605,6 +642,8 @@ evr_runners_restore(evr_broker_t *b, evr_err_t *err)
             s_session(b, id);
     }
     evr_rc_t rc = evr_store_kv_scan(b->store, "drain/", s_restore_drain, b, err);
+    if (!rc)
+        rc = evr_store_kv_scan(b->store, "stopped/", s_restore_stopped, b, err);
     for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
         r->lost = true;
         r->lost_at = b->started;    /* the lease counts from the broker's start */

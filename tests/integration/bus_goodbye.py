@@ -9,8 +9,9 @@ stand-in broker written from PROTOCOL.md serves a real evrun-runner.
 
 Cases:
   sigterm   evrun-runner stopped by SIGTERM is listed stopped once it
-            exited and stays so past the lease (it is not lost); started
-            again it says hello and is idle
+            exited and stays so past the lease (it is not lost) and after
+            the broker's restart; started again it says hello and is idle,
+            and after another restart it is not listed stopped
   exits     a drained runner with --exit-when-drained, and a --once runner
             after its job, are listed stopped when they exit
   returned  a runner's goodbye puts a job dispatched to it and not accepted
@@ -94,8 +95,20 @@ def case_sigterm(br):
         with open(f"{br.root}/runner-gb-t.log") as f:
             check("the runner's log says it said goodbye", "said goodbye to the broker (stopped "
                   "by a signal" in f.read())
+        c.close()
+        br.stop()       # the mark outlives the broker: not lost after its restart
+        br.start()
+        c = Client(br.clients)
+        st = runner_state(c, "gb-t")
+        check("the broker restarted: still listed stopped, not lost", st == "stopped", st)
         rn = start_runner(br, "gb-t")
         check("started again: hello, idle", wait_state(c, "gb-t", "idle", 10) == "idle")
+        c.close()
+        br.stop()       # its hello dropped the mark: after a restart it is not stopped
+        br.start()
+        c = Client(br.clients)
+        st = wait_state(c, "gb-t", "idle", 10)
+        check("the broker restarted again: the runner back, idle", st == "idle", st)
     finally:
         if rn.poll() is None:
             rn.terminate()
