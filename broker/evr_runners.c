@@ -605,31 +605,23 @@ evr_runners_drain(evr_broker_t *b, evr_runners_session_t *r, char *why, size_t w
     return true;
 }
 
+/*  A runner's mark kept across a restart: a drain held for it
+    ("drain/<runner>") or its goodbye ("stopped/<runner>"). */
 static int
-s_restore_drain(const char *key, const uint8_t *val, size_t len, void *arg)
+s_restore_mark(const char *key, const uint8_t *val, size_t len, void *arg)
 {
     (void) val;
     (void) len;
     evr_broker_t *b = arg;
-    const char *id = key + strlen("drain/");
+    bool drain = strncmp(key, "drain/", 6) == 0;
+    const char *id = strchr(key, '/') + 1;
     evr_runners_session_t *r = evr_runners_find(b, id);
     if (!r)
         r = s_session(b, id);
-    r->draining = r->drain_unsent = true;
-    return 0;
-}
-
-static int
-s_restore_stopped(const char *key, const uint8_t *val, size_t len, void *arg)
-{
-    (void) val;
-    (void) len;
-    evr_broker_t *b = arg;
-    const char *id = key + strlen("stopped/");
-    evr_runners_session_t *r = evr_runners_find(b, id);
-    if (!r)
-        r = s_session(b, id);
-    r->stopped = r->stopped_kept = true;
+    if (drain)
+        r->draining = r->drain_unsent = true;
+    else
+        r->stopped = r->stopped_kept = true;
     return 0;
 }
 
@@ -641,9 +633,9 @@ evr_runners_restore(evr_broker_t *b, evr_err_t *err)
         if (!evr_runners_find(b, id))
             s_session(b, id);
     }
-    evr_rc_t rc = evr_store_kv_scan(b->store, "drain/", s_restore_drain, b, err);
+    evr_rc_t rc = evr_store_kv_scan(b->store, "drain/", s_restore_mark, b, err);
     if (!rc)
-        rc = evr_store_kv_scan(b->store, "stopped/", s_restore_stopped, b, err);
+        rc = evr_store_kv_scan(b->store, "stopped/", s_restore_mark, b, err);
     for (evr_runners_session_t *r = b->rlist; r; r = r->next) {
         r->lost = true;
         r->lost_at = b->started;    /* the lease counts from the broker's start */
