@@ -203,20 +203,12 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
 static evr_rc_t
 s_retention(evr_config_t *cfg, evr_broker_opts_t *bo, evr_err_t *err)
 {
-    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
-    evr_prune_policy_t *p = &bo->retention;
-    /* each checked whatever the others are: their errors said at once */
-    evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &p->max_age_ms, err);
-    evr_rc_t r2 = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
-    rc = rc ? rc : r2;
-    r2 = evr_config_duration(cfg, "retention_output_max_age", year, &p->output_max_age_ms, err);
-    rc = rc ? rc : r2;
-    r2 = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
-    if (!r2 && every < 100)
-        r2 = evr_config_problem(cfg, "retention_interval", err, "expected at least 100ms");
-    rc = rc ? rc : r2;
-    p->keep_per_pipeline = (uint32_t) keep;
-    bo->retention_interval_ms = (uint32_t) every;
+    evr_config_retention_t r;
+    evr_rc_t rc = evr_config_retention(cfg, &r, err);
+    bo->retention.max_age_ms = r.max_age_ms;
+    bo->retention.keep_per_pipeline = r.keep_per_pipeline;
+    bo->retention.output_max_age_ms = r.output_max_age_ms;
+    bo->retention_interval_ms = r.interval_ms;
     return rc;
 }
 

@@ -346,20 +346,12 @@ evr_rc_t
 evr_keep_settings(const evr_config_t *cfg, evr_prune_policy_t *pol, uint32_t *interval_ms,
                   evr_err_t *err)
 {
-    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
+    evr_config_retention_t r;
+    evr_rc_t rc = evr_config_retention(cfg, &r, err);
     memset(pol, 0, sizeof *pol);
-    evr_rc_t rc = evr_config_duration(cfg, "retention_max_age", year, &pol->max_age_ms, err);
-    if (!rc)
-        rc = evr_config_uint(cfg, "retention_keep_per_pipeline", 0, 10000000, &keep, err);
-    if (!rc)
-        rc = evr_config_duration(cfg, "retention_output_max_age", year,
-                                 &pol->output_max_age_ms, err);
-    if (!rc)
-        rc = evr_config_duration(cfg, "retention_interval", 86400000, &every, err);
-    if (!rc && every < 100)
-        rc = evr_err_set(err, EVR_ERR_CONFIG, "retention_interval = \"%s\": expected at "
-                         "least 100ms", evr_config_get(cfg, "retention_interval"));
-    pol->keep_per_pipeline = (uint32_t) keep;
-    *interval_ms = (uint32_t) every;
+    pol->max_age_ms = r.max_age_ms;
+    pol->keep_per_pipeline = r.keep_per_pipeline;
+    pol->output_max_age_ms = r.output_max_age_ms;
+    *interval_ms = r.interval_ms;
     return rc;
 }

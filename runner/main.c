@@ -860,6 +860,7 @@ main(int argc, char **argv)
                              &err);
     if (daemon && (print_config || !o.prune))
         (void) s_daemon_numbers(cfg, &cap, &hb, &lease);
+    (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
     if (evr_config_report(cfg, "evrun-runner", stderr)) {
         status = 2;
         goto out;
@@ -872,11 +873,6 @@ main(int argc, char **argv)
     const char *state_dir = evr_config_get(cfg, "state_dir");
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
     if (!s_hooks(file, &hooks)) {
-        status = 2;
-        goto out;
-    }
-    if (evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err)) {
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }

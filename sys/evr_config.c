@@ -461,6 +461,28 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     return rc;
 }
 
+evr_rc_t
+evr_config_retention(const evr_config_t *self, evr_config_retention_t *out, evr_err_t *err)
+{
+    uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
+    memset(out, 0, sizeof *out);
+    bool bad = evr_config_duration(self, "retention_max_age", year, &out->max_age_ms, err)
+            != EVR_OK;
+    bad = evr_config_uint(self, "retention_keep_per_pipeline", 0, 10000000, &keep, err)
+       != EVR_OK || bad;
+    bad = evr_config_duration(self, "retention_output_max_age", year, &out->output_max_age_ms,
+                              err) != EVR_OK || bad;
+    if (evr_config_duration(self, "retention_interval", 86400000, &every, err))
+        bad = true;
+    else if (every < 100) {
+        evr_config_problem(self, "retention_interval", err, "expected at least 100ms");
+        bad = true;
+    }
+    out->keep_per_pipeline = (uint32_t) keep;
+    out->interval_ms = (uint32_t) every;
+    return bad ? EVR_ERR_CONFIG : EVR_OK;
+}
+
 bool
 evr_config_report(const evr_config_t *self, const char *prog, FILE *out)
 {

@@ -86,6 +86,19 @@ evr_rc_t evr_config_choice(const evr_config_t *self, const char *key, const char
 evr_rc_t evr_config_problem(const evr_config_t *self, const char *key, evr_err_t *err,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*  The retention settings of the broker and the runner (README
+    "Retention"): retention_max_age, retention_keep_per_pipeline,
+    retention_output_max_age (durations, at most ten years; 0 off) and
+    retention_interval (at least 100ms, at most a day), each checked
+    whatever the others are (their errors recorded for evr_config_report);
+    EVR_ERR_CONFIG when any is wrong. */
+typedef struct {
+    uint64_t max_age_ms, output_max_age_ms;
+    uint32_t keep_per_pipeline, interval_ms;
+} evr_config_retention_t;
+evr_rc_t evr_config_retention(const evr_config_t *self, evr_config_retention_t *out,
+                              evr_err_t *err);
+
 /*  Prints "PROG: ERROR" for every problem found so far (each once): those
     of the file (evr_config_load_file, evr_config_layer: all of them, not
     only the first) and of the typed getters above that failed.  A binary

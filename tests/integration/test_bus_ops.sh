@@ -505,9 +505,10 @@ case_cli_errors() {
     check "... nothing printed" [ ! -s "$tmp/bad" ]
   done
   # every error of the file at once: an unknown key (did you mean) and each bad value
-  printf 'leas_ms: 10\nlog_level: loud\ncapacity: two\n' > "$tmp/rc.yml"
+  printf 'leas_ms: 10\nlog_level: loud\ncapacity: two\nretention_interval: 5ms\n' > "$tmp/rc.yml"
   "$bin/evrun-runner" --config "$tmp/rc.yml" --print-config > "$tmp/bad" 2> "$tmp/bad.err"
-  check "evrun-runner, three bad settings: exit 2" [ $? -eq 2 ]
+  check "evrun-runner, four bad settings: exit 2" [ $? -eq 2 ]
+  check "... retention_interval too" grep -qF "evrun-runner: retention_interval = \"5ms\" (from file $tmp/rc.yml:4:21): expected at least 100ms" "$tmp/bad.err"
   check "... the unknown key, with did you mean" grep -qF "evrun-runner: $tmp/rc.yml:1:1: leas_ms: unknown setting; did you mean lease_ms?" "$tmp/bad.err"
   check "... log_level too" grep -qF "evrun-runner: log_level = \"loud\" (from file $tmp/rc.yml:2:12): expected one of" "$tmp/bad.err"
   check "... capacity too" grep -qF "evrun-runner: capacity = \"two\" (from file $tmp/rc.yml:3:11): expected a whole number from 1 to 1024" "$tmp/bad.err"
