@@ -29,6 +29,7 @@
 #include "evr_runner_help.h"
 #include "evr_runner_tune.h"
 #include "evr_sha256.h"
+#include "evr_source.h"
 #include "evr_shim.h"
 #include "evr_unit.h"
 #include "evr_yaml.h"
@@ -821,6 +822,7 @@ main(int argc, char **argv)
     if (evr_shim_wanted(argc, argv))   /* a process step's supervisor (evr_shim.h) */
         return evr_shim_main(argv[2]);
     evr_runner_tune();
+    evr_source_locale();
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[80], *file = NULL;
     size_t nf = 0;
