@@ -71,6 +71,12 @@ evr_eng_hooks_busy(const evr_eng_job_t *job)
     return job->hk && job->hk->busy;
 }
 
+bool
+evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name)
+{
+    return job->hk && evr_strmap_get(&job->hk->secrets, name) != NULL;
+}
+
 const char *
 evr_eng_hooks_reason(const evr_eng_job_t *job)
 {

@@ -552,6 +552,9 @@ bool evr_eng_hooks_end(evr_eng_job_t *job);
 bool evr_eng_hooks_busy(const evr_eng_job_t *job);
 /*  What a failing hook says for the job's job.finished (NULL: none). */
 const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
+/*  Whether name is a secret a hook handed out (an untrusted step gets
+    none of them, as none of the pipeline's). */
+bool evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name);
 /*  Recovery: the hooks recorded finished (not run again) and what they
     added (the job's hooks file), taken up; then, for a job recorded
     queued, evr_eng_hooks_accepted; for one that runs with no step begun,

@@ -657,7 +657,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     if (st->spec->untrusted) {
         evr_strmap_t kept = { 0 };
         for (uint32_t i = 0; i < env.n; i++) {
-            bool secret = false;
+            bool secret = evr_eng_hooks_secret(job, env.k[i]);
             for (uint32_t k = 0; k < job->spec->secrets.n && !secret; k++)
                 secret = !strcmp(env.k[i], job->spec->secrets.v[k]);
             if (!secret)

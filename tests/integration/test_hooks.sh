@@ -166,6 +166,13 @@ EOF
   check "the secret's value is nowhere in the state" sh -c "! grep -rq 'hunter2-from-vault' '$state'"
   check "the hooks file removed at the job's end" [ -z "$(ls -A "$state/hooks" 2>/dev/null)" ]
   check "store verifies" verified
+  # an untrusted step gets the hook's env, not its secret
+  two_steps envsecu 'echo "env=$DEPLOY_ENV pw=[${DB_PASSWORD-unset}]"'
+  sed -i 's/^  - name: two$/  - name: two\n    untrusted: true/' "$tmp/envsecu.yml"
+  cp "$tmp/envsec.set" "$tmp/envsecu.set"
+  run envsecu "$tmp/envsecu.yml"
+  check "untrusted: exit 0" [ "$rc" -eq 0 ]
+  check "... the hook's env, no secret" grep -qx 'two | env=staging pw=\[unset\]' "$out"
   # a hook's message holding a secret: masked in the log and the reason
   cat > "$tmp/leak.set" <<'EOF'
 hooks:
