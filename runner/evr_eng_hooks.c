@@ -230,8 +230,9 @@ s_source(const evr_eng_job_t *job)
 
 /*  The job's context on a hook's stdin (README "Lifecycle hooks"): one
     line of JSON, ending in a newline (a shell's `read` takes it); `steps`
-    from POST_EXECUTION on, each step's `exit_code` once it ran and
-    `reason` when it has one. */
+    from POST_EXECUTION on, each step's `exit_code` once it ran,
+    `reason` when it has one and `allowed` when it failed with
+    allow_failure. */
 static char *
 s_context(evr_eng_job_t *job, const evr_hook_t *h)
 {
@@ -256,6 +257,8 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
             json_object_set_new(s, "exit_code", json_integer(st->exit_code));
         if (st->reason)
             json_object_set_new(s, "reason", json_string(st->reason));
+        if (st->allowed)    /* failed, with allow_failure: the job did not fail of it */
+            json_object_set_new(s, "allowed", json_true());
         json_array_append_new(steps, s);
     }
     if (steps)

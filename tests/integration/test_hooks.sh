@@ -104,10 +104,13 @@ EOF
 pipeline: why
 executor: process
 steps:
+  - { name: lint, run: "exit 3", allow_failure: true }
   - { name: slow, run: "sleep 30", timeout: 1s }
   - { name: after, run: "echo never" }
 EOF
   run why "$tmp/why.yml"
+  check "POST_EXECUTION: a step failed with allow_failure is marked allowed" \
+    grep -q '{"name":"lint","status":"failed","exit_code":3,"allowed":true}' "$tmp/why.ctx"
   check "POST_EXECUTION: a timed-out step's entry has its reason" \
     grep -q '{"name":"slow","status":"timed_out","exit_code":[0-9-]*,"reason":"timed out after 1000 ms' "$tmp/why.ctx"
   check "... a skipped step's too, with no exit_code" \
