@@ -260,6 +260,15 @@ case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
   "$bin/evrun-runner" --config "$tmp/dup.set" --print-config > "$tmp/dup.out" 2>&1
   check "duplicate name: exit 2" [ $? -eq 2 ]
   check "... said" grep -q "hooks\[1\].name: \"a\" is the name of hooks\[0\] (line 2) too" "$tmp/dup.out"
+  # every problem at once, with the settings' own
+  printf 'capacity: two\nhooks:\n  - { phase: POST_EXECUTON, run: y, timeout: 2h, optional: maybe }\n  - { phase: CLEANUP, command: z }\n' > "$tmp/many.set"
+  "$bin/evrun-runner" --config "$tmp/many.set" --print-config > "$tmp/many.out" 2>&1
+  check "many problems: exit 2" [ $? -eq 2 ]
+  check "... the setting's" grep -q "^evrun-runner: capacity = \"two\" (from file $tmp/many.set:1:11)" "$tmp/many.out"
+  check "... the phase's, with did you mean" grep -q "^evrun-runner: $tmp/many.set:3:14: hooks\[0\].phase: .*did you mean POST_EXECUTION?" "$tmp/many.out"
+  check "... the timeout's" grep -q "^evrun-runner: $tmp/many.set:3:46: hooks\[0\].timeout: expected whole seconds from 1 to 3600" "$tmp/many.out"
+  check "... optional's, on the same hook" grep -q "^evrun-runner: $tmp/many.set:3:60: hooks\[0\].optional: expected true or false" "$tmp/many.out"
+  check "... the next hook's" grep -q "^evrun-runner: $tmp/many.set:4:23: hooks\[1\].command: unknown field; did you mean run?" "$tmp/many.out"
   settings_all shown "$tmp/shown.log"
   "$bin/evrun-runner" --config "$tmp/shown.set" --print-config > "$tmp/shown.out"
   check "--print-config shows them in their order" grep -q "^  - { phase: PRE_EXECUTION, name: first, priority: -5, timeout: 60, optional: false, run: " "$tmp/shown.out"
