@@ -180,6 +180,13 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     evr_eng_stream_t *s = &st->out[si];
+    /* whole lines the other stream holds came first: their event goes
+       first, so stdout and stderr keep their order as the executor read
+       them, line by line (a part of a line waits: streams that switch
+       within lines make no event for each switch) */
+    evr_eng_stream_t *o = &st->out[1 - si];
+    if (len && o->len && o->buf[o->len - 1] == '\n')
+        s_emit_chunk(st, 1 - si);
     while (len > 0) {
         size_t room = EVR_OUTPUT_CHUNK_MAX - (size_t) s->raw_in_buf;
         size_t take = len < room ? len : room;

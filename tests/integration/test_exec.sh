@@ -320,6 +320,24 @@ YML
   check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
 }
 
+case_stream_order() {   # stdout and stderr lines stored in the order they were read
+  pipeline order <<'YML'
+pipeline: order
+image: localhost/evrun-busybox:latest
+steps:
+  - name: s
+    run: echo one; sleep 0.02; echo two >&2; sleep 0.02; echo three; sleep 0.02; echo four >&2
+YML
+  run order "$tmp/order.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  "$bin/evrun-replay" "$state" --events --json | grep "\"job\":\"$job\"" \
+    | grep '"type":"step.output"' | sed -n 's/.*"bytes":"\([a-z]*\)\\n".*/\1/p' \
+    | tr '\n' ' ' > "$tmp/order.seq"
+  check "four output events, one a line, in the order written" \
+    [ "$(cat "$tmp/order.seq")" = "one two three four " ]
+  check "store verifies" verified
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -694,7 +712,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails
