@@ -50,6 +50,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(st->unit);
         free(st->unit_id);
         free(st->reason);
+        evr_eng_artifact_why_free(st);
         evr_strmap_free(&st->outputs);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);

@@ -208,6 +208,21 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 
 
 void
+evr_eng_step_note(evr_eng_step_t *st, const char *about, const char *text)
+{
+    evr_eng_stream_t *s = &st->out[1];
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        char *line = evr_asprintf("evrun: %s: %.*s\n", about, (int) n, p);
+        s->raw_in_buf += evr_mask_feed(s->mask, (const uint8_t *) line, strlen(line), true,
+                                       &s->buf, &s->len, &s->cap);
+        free(line);
+        p += n + (p[n] == '\n');
+    }
+    evr_eng_emit_output(st, 1, true);
+}
+
+void
 evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
 {
     if (!st->job->eng->opts.print)

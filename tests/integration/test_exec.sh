@@ -596,6 +596,24 @@ YML
   check "nowhere (exit 0)" sh -c "! grep -q '(exit 0' '$out'"
 }
 
+case_process_artifact_links() {   # process executor: links inside left out, a path that is one refused
+  pipeline proclink <<'YML'
+pipeline: proclink
+executor: process
+steps:
+  - name: s
+    run: mkdir -p out && echo real > out/real.txt && ln -s real.txt out/rel && ln -s /etc/passwd out/pw && ln out/real.txt out/hard && ln -s out lnk
+    artifacts: [out, lnk]
+YML
+  run proclink "$tmp/proclink.yml" --executors process
+  local a=$state/artifacts/$job/s
+  check "exit 1 (lnk)" [ "$rc" -eq 1 ]
+  check "the links inside named" grep -q "^s | evrun: artifact out: 2 symbolic links left out (links are not followed, nor copied): out/pw, out/rel$" "$out"
+  check "the path that is a link refused, named" grep -q "^s > failed ([0-9.]*s): its command exited 0, but artifact lnk: a symbolic link (to \"out\"): links are not followed; name the file or directory it points to$" "$out"
+  check "the files kept, the hard link a copy" [ "$(cat "$a/out/real.txt")/$(cat "$a/out/hard")/$(stat -c %h "$a/out/hard")" = real/real/1 ]
+  check "no link kept, nothing followed" [ -z "$(find "$a" -type l)" ] && [ ! -e "$a/lnk" ] && [ "$(find "$a" -type f | wc -l)" -eq 2 ]
+}
+
 case_process_relative_state() {   # --state-dir relative to where the runner starts
   mkdir -p "$tmp/rel"
   local b
@@ -712,7 +730,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails
