@@ -357,6 +357,19 @@ YML
   check "step timed out" grep -Eq "^slow +timed_out" "$tmp/timeout.job"
   check "output before the timeout kept" grep -q "^slow | started$" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a step that ignores SIGTERM: killed after the grace, and its reason says so
+  pipeline deaf <<'YML'
+pipeline: deaf
+image: localhost/evrun-busybox:latest
+steps:
+  - name: deaf
+    timeout: 1s
+    run: trap '' TERM; echo started; while :; do sleep 1; done
+YML
+  run deaf "$tmp/deaf.yml" --grace 1
+  check "deaf: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason says SIGKILL ended it after the grace" \
+    grep -q "^deaf > timed_out (exit 137.*): timed out after 1000 ms; it did not end on SIGTERM and was killed (SIGKILL) 1 s later, the runner's --grace$" "$out"
 }
 
 case_secret() {
