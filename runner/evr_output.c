@@ -180,7 +180,8 @@ s_add_secret(evr_mask_t *self, const char *secret)
 static void
 s_index(evr_mask_t *self)
 {
-    qsort(self->pats, self->n, sizeof *self->pats, s_pat_order);
+    if (self->n)   /* pats is NULL until the first */
+        qsort(self->pats, self->n, sizeof *self->pats, s_pat_order);
     size_t k = 0;
     for (size_t i = 0; i < self->n; i++)
         if (!k || self->pats[k - 1].len != self->pats[i].len

@@ -418,6 +418,16 @@ YML
     check "$l: no line printed" sh -c "! grep -Eq 'keyLine|TEST KEY' '$out' '$err'"
     check "$l: no line in the state directory" sh -c "! grep -Erqa 'keyLine|TEST KEY' '$state'"
   done
+  # past 4096 lines: the rest not masked on their own, the runner says so
+  seq -f 'many%05g' 1 4100 > "$d/MANY"
+  printf 'pipeline: many\nexecutor: process\nsecrets: [MANY]\nsteps:\n  - name: s\n    run: echo "$MANY" | sed -n "1p;4100p"\n' \
+    > "$tmp/many.yml"
+  run many "$tmp/many.yml" --secrets-dir "$d" --executors process
+  check "many: exit 0" [ "$rc" -eq 0 ]
+  check "many: the first lines masked" grep -q '^s | \*\*\*$' "$out"
+  check "many: a line past 4096 not masked alone" grep -q '^s | many04100$' "$out"
+  check "many: said in the runner's log" \
+    grep -q "job $job: 4 lines of its secrets are not masked on their own" "$err"
 }
 
 case_resource() {
