@@ -64,7 +64,6 @@ struct evr_mask {
     size_t n, cap;
     size_t pieces;      /* lines masked on their own, as they came (repeats too) */
     size_t dropped;     /* lines not masked on their own: past EVR_MASK_PIECES_MAX */
-    size_t maxlen;
     size_t start[257];  /* pats beginning with byte b: [start[b], start[b + 1]) */
     bool first[256];    /* bytes a pattern begins with */
     size_t nfirst;      /* how many different ones */
@@ -189,7 +188,7 @@ s_index(evr_mask_t *self)
             self->pats[k++] = self->pats[i];
     self->n = k;
     memset(self->first, 0, sizeof self->first);
-    self->nfirst = self->maxlen = 0;
+    self->nfirst = 0;
     /* buckets: two per pattern; filter bits: 64 per pattern (a position
        that begins none is let through once in about 64) */
     for (self->hbits = 4; ((size_t) 1 << self->hbits) < 2 * self->n; self->hbits++)
@@ -204,8 +203,6 @@ s_index(evr_mask_t *self)
     for (size_t i = 0; i < self->n; i++) {
         const s_pat_t *pt = &self->pats[i];
         uint8_t b = (uint8_t) pt->s[0];
-        if (pt->len > self->maxlen)
-            self->maxlen = pt->len;
         if (!self->first[b]) {
             self->first[b] = true;
             self->nfirst++;
