@@ -20,6 +20,7 @@
     of hooks the killed runner left running (evr_hook_pg.h), then runs
     again each hook that has no hook.finished in the log, and no other.
 */
+#include "evr_codec.h"
 #include "evr_engine_int.h"
 #include "evr_hook_pg.h"
 #include "evr_hooks.h"
@@ -358,29 +359,18 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     return status;
 }
 
-/*  The job's secrets (declared, and hooks') in text replaced by ***: a
-    hook's message goes to the log and the job's reason. */
+/*  The job's secrets (declared, and hooks') in text replaced by *** as
+    output masks them (lines of a secret too): a hook's message goes to
+    the log and the job's reason.  Cut to size, between characters. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size)
 {
-    char *out = evr_malloc(size);
-    for (size_t i = 0; i < job->nsecrets; i++) {
-        const char *sec = job->secrets[i];
-        size_t n = strlen(sec), o = 0;
-        if (!n)
-            continue;
-        for (const char *p = text; *p && o + 1 < size;) {
-            if (!strncmp(p, sec, n)) {
-                for (int k = 0; k < 3 && o + 1 < size; k++)
-                    out[o++] = '*';
-                p += n;
-            }
-            else
-                out[o++] = *p++;
-        }
-        out[o] = '\0';
-        memcpy(text, out, o + 1);
-    }
+    char *out = evr_mask_text((const char *const *) job->secrets, job->nsecrets, text);
+    size_t len = strlen(out);
+    if (len >= size)
+        len = evr_utf8_cut(out, len, size - 1, false);
+    memcpy(text, out, len);
+    text[len] = '\0';
     free(out);
 }
 

@@ -152,6 +152,7 @@ struct evr_eng_job {
     size_t nsecrets;
     evr_strmap_t dyn_secrets;   /* registered by its steps (evr_step_chan.c): NAME, value */
     uint32_t dyn_count;     /* registrations so far (each value stays masked) */
+    size_t mask_dropped;    /* lines of secrets past EVR_MASK_PIECES_MAX, said */
     evr_eng_step_t *steps;
     uint32_t n;
     bool dag;
@@ -597,6 +598,10 @@ bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
 /*  The steps' output masks made again from job->secrets (before any
     output: a hook added secrets). */
 void evr_eng_job_masks(evr_eng_job_t *job);
+/*  Says in the runner's log when more lines of the job's secrets than
+    before are not masked on their own (m, one of its masks, is past
+    EVR_MASK_PIECES_MAX). */
+void evr_eng_job_masks_dropped(evr_eng_job_t *job, const evr_mask_t *m);
 /*  Frees a job that is out of e's list. */
 void evr_eng_job_free(evr_eng_job_t *job);
 void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);

@@ -97,14 +97,7 @@ s_warn(evr_eng_step_t *st, const char *text)
 static char *
 s_masked(const evr_eng_job_t *job, const char *v)
 {
-    evr_mask_t *m = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
-    uint8_t *out = NULL;
-    size_t len = 0, cap = 0;
-    evr_mask_feed(m, (const uint8_t *) v, strlen(v), true, &out, &len, &cap);
-    evr_mask_destroy(&m);
-    char *s = evr_strndup(out ? (const char *) out : "", len);
-    free(out);
-    return s;
+    return evr_mask_text((const char *const *) job->secrets, job->nsecrets, v);
 }
 
 /*  step.outputs is committed (test hook: a crash test kills here). */

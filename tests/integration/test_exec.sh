@@ -413,6 +413,54 @@ YML
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
 }
 
+case_secret_lines() {   # a secret of several lines (a PEM key): each line printed alone masked too
+  local d=$tmp/secret-lines.d l
+  mkdir -p "$d"
+  printf '%s\n' '-----BEGIN TEST KEY-----' 'MIIEkeyLineOne4711abcdefghij' 'QUJDkeyLineTwo0815klmnopqrst' \
+    'ab=' '-----END TEST KEY-----' > "$d/SSH_KEY"
+  pipeline secret-lines <<'YML'
+pipeline: secret-lines
+image: localhost/evrun-busybox:latest
+secrets: [SSH_KEY]
+steps:
+  - name: deploy
+    run: |
+      echo "$SSH_KEY" > k; cat k; head -2 k; echo "md: $(sed -n 2p k)"
+      # a line split across two writes, 300 ms apart
+      printf 'split: %s' "$(sed -n 3p k | cut -c1-10)"; sleep 0.3; sed -n 3p k | cut -c11-
+      echo "crlf: $(sed -n 2p k)$(printf '\r')"
+      echo "short: $(sed -n 4p k)"
+YML
+  sed 's|^image: .*|executor: process|' "$tmp/secret-lines.yml" > "$tmp/secret-lines-proc.yml"
+  for l in podman process; do
+    if [ "$l" = podman ]; then
+      run secret-lines "$tmp/secret-lines.yml" --secrets-dir "$d"
+    else
+      run secret-lines-proc "$tmp/secret-lines-proc.yml" --secrets-dir "$d" --executors process
+    fi
+    check "$l: exit 0" [ "$rc" -eq 0 ]
+    check "$l: the whole (cat) and each line (head -2) masked" \
+      [ "$(grep -c '^deploy | \*\*\*$' "$out")" -eq 3 ]
+    check "$l: a line alone masked" grep -q '^deploy | md: \*\*\*$' "$out"
+    check "$l: a line split across writes masked" grep -q '^deploy | split: \*\*\*$' "$out"
+    check "$l: a line with a CR masked" grep -q "^deploy | crlf: \*\*\*$(printf '\r')\$" "$out"
+    check "$l: a line under 4 bytes is not masked alone" grep -q '^deploy | short: ab=$' "$out"
+    check "$l: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/deploy' | grep -q '^md: \*\*\*$'"
+    check "$l: no line printed" sh -c "! grep -Eq 'keyLine|TEST KEY' '$out' '$err'"
+    check "$l: no line in the state directory" sh -c "! grep -Erqa 'keyLine|TEST KEY' '$state'"
+  done
+  # past 4096 lines: the rest not masked on their own, the runner says so
+  seq -f 'many%05g' 1 4100 > "$d/MANY"
+  printf 'pipeline: many\nexecutor: process\nsecrets: [MANY]\nsteps:\n  - name: s\n    run: echo "$MANY" | sed -n "1p;4100p"\n' \
+    > "$tmp/many.yml"
+  run many "$tmp/many.yml" --secrets-dir "$d" --executors process
+  check "many: exit 0" [ "$rc" -eq 0 ]
+  check "many: the first lines masked" grep -q '^s | \*\*\*$' "$out"
+  check "many: a line past 4096 not masked alone" grep -q '^s | many04100$' "$out"
+  check "many: said in the runner's log" \
+    grep -q "job $job: 4 lines of its secrets are not masked on their own" "$err"
+}
+
 case_resource() {
   local www=$tmp/www port
   mkdir -p "$www/tree/sub"
@@ -743,7 +791,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

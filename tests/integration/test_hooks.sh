@@ -186,6 +186,18 @@ EOF
   check "leak: exit 1" [ "$rc" -eq 1 ]
   check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
   check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+  # a secret of several lines: each line alone masked, in output and a message
+  cat > "$tmp/lines.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "printf '%s' '{\"secrets\": {\"KEY\": \"key-line-one-55\\nkey-line-two-66\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "echo 'bad line key-line-two-66 here' >&2; exit 1" }
+EOF
+  two_steps lines 'echo "$KEY" | tail -n 1'
+  run lines "$tmp/lines.yml"
+  check "lines: exit 1" [ "$rc" -eq 1 ]
+  check "... a line alone masked in output" grep -qx 'two | \*\*\*' "$out"
+  check "... and in the reason" grep -qx "reason: bad line \*\*\* here" <(events)
+  check "... the lines nowhere in the state" sh -c "! grep -Erq 'line-one-55|line-two-66' '$state'"
 }
 
 case_optional() {   # an optional hook failing does not fail the job; a required one does
