@@ -338,6 +338,21 @@ YML
   check "store verifies" verified
 }
 
+case_artifact_dir() {   # the runner cannot make its artifacts directory: the reason names it
+  pipeline adir <<'YML'
+pipeline: adir
+image: localhost/evrun-busybox:latest
+steps:
+  - {name: b, run: "echo x > o.txt", artifacts: [o.txt]}
+YML
+  mkdir -p "$tmp/adir"
+  touch "$tmp/adir/artifacts"     # a file where the directory goes
+  run adir "$tmp/adir.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names the runner's directory, not the step's path" \
+    grep -q "^b > failed (.*): its command exited 0, but artifact o.txt: mkdir $tmp/adir/artifacts/$job: Not a directory$" "$out"
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -791,7 +806,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails
