@@ -86,8 +86,10 @@ s_bad(s_rd_t *rd, const yaml_node_t *at, size_t i, const char *field, const char
     size_t have = rd->nbad ? strlen(rd->err->msg) : 0, add = strlen(line);
     if (!rd->nbad)
         snprintf(rd->err->msg, sizeof rd->err->msg, "%s", line);
-    else if (!rd->full && have + 1 + add < sizeof rd->err->msg - S_MORE_ROOM)
-        snprintf(rd->err->msg + have, sizeof rd->err->msg - have, "\n%s", line);
+    else if (!rd->full && have + 1 + add < sizeof rd->err->msg - S_MORE_ROOM) {
+        rd->err->msg[have] = '\n';
+        memcpy(rd->err->msg + have + 1, line, add + 1);   /* fits: checked above */
+    }
     else
         rd->full = true;    /* this one and those after: counted */
     rd->nbad++;
@@ -103,8 +105,14 @@ s_problems(s_rd_t *rd)
         lines += *c == '\n';
     if (rd->nbad > lines) {
         size_t have = strlen(rd->err->msg);
-        snprintf(rd->err->msg + have, sizeof rd->err->msg - have,
-                 "\n%s: hooks: and %zu more problems", rd->file, rd->nbad - lines);
+        char more[S_MORE_ROOM];     /* a long file name cut: the count stays said */
+        int w = snprintf(more, sizeof more, "\n%s: hooks: and %zu more problems", rd->file,
+                         rd->nbad - lines);
+        if (w < 0 || (size_t) w >= sizeof more)
+            snprintf(more, sizeof more, "\nhooks: and %zu more problems", rd->nbad - lines);
+        size_t m = strlen(more);
+        if (have + m < sizeof rd->err->msg)
+            memcpy(rd->err->msg + have, more, m + 1);
     }
 }
 
