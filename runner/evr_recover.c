@@ -330,6 +330,32 @@ s_credit_pauses(evr_eng_job_t *job, const evr_job_t *rec)
     free(p.iv);
 }
 
+static int
+s_started_event(const evr_event_t *ev, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    if (evr_event_kind(ev) != EVR_EV_JOB_STARTED)
+        return 0;
+    if (ev->data.reason) {
+        job->failed = job->prep_failed = true;
+        free(job->reason);
+        job->reason = evr_strdup(ev->data.reason);
+    }
+    return 1;   /* one job.started, near the log's start: nothing more is read */
+}
+
+/*  A job that started after its preparation failed (job.started with a
+    reason): it fails, its reason that one (the steps that run after a
+    failure run, or ran; the others were skipped with it). */
+static void
+s_prep_restore(evr_eng_job_t *job)
+{
+    evr_err_t err;
+    if (evr_store_job_events(job->eng->store, job->id, 1, s_started_event, job, &err)
+        == EVR_ERR_STORE)
+        evr_eng_warn("job %s: reading its job.started: %s", job->id, err.msg);
+}
+
 static evr_rc_t
 s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
 {
@@ -367,6 +393,11 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             job->cancel_reason = evr_strdup(rec.reason);
         job->recovered = true;
         job->doubt = true;   /* what the runner before made is not all known */
+        /* its timeout counts from job.accepted, as when it was taken:
+           a restart during its preparation ends it at the same time */
+        if (job->spec->timeout)
+            job->deadline = evr_add_sat(s_to_mono(rec.created),
+                                        evr_ms_to_ns(job->spec->timeout));
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would (its
                hooks not finished first) */
@@ -374,10 +405,10 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         else {
             evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;
+            job->ws_ready = true;   /* it started: its preparation made it */
+            s_prep_restore(job);
             evr_eng_cache_recover(job);
             job->t_start = s_to_mono(rec.started);
-            if (job->spec->timeout)
-                job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
             /* paused: it stays so, and starts nothing, until resumed */
             job->paused = rec.status == EVR_JOB_PAUSED;
             job->paused_at = evr_mono_ns();
