@@ -707,8 +707,9 @@ evr_engine_submit_child(evr_engine_t *self, const char *job_id, const evr_spec_t
     /* the job's timeout counts from now: its preparation and the hooks
        before its steps are in it (a restart counts from job.accepted's
        time, evr_recover.c) */
+    job->t_accept = evr_mono_ns();
     if (job->spec->timeout)
-        job->deadline = evr_add_sat(evr_mono_ns(), evr_ms_to_ns(job->spec->timeout));
+        job->deadline = evr_add_sat(job->t_accept, evr_ms_to_ns(job->spec->timeout));
     if (parent_job && parent_step) {
         acc->data.parent_job = evr_strdup(parent_job);
         acc->data.parent_step = evr_strdup(parent_step);
@@ -911,7 +912,8 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
                 (unsigned long long) (ms / 1000),
                 (unsigned long long) (ms % 1000));
     }
-    uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;
+    uint64_t from = j->t_accept ? j->t_accept : j->t_start;   /* its preparation counts */
+    uint64_t jms = from ? (evr_mono_ns() - from) / 1000000u : 0;
     fprintf(out, "job %s %s in %llu.%03llus%s%s\n", j->id, evr_job_status_name(j->final),
             (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000),
             j->reason ? ": " : "", j->reason ? j->reason : "");

@@ -162,6 +162,7 @@ struct evr_eng_job {
     uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
     evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */
+    uint64_t t_accept;      /* mono ns of job.accepted (a restart: as recorded) */
     uint64_t t_start;       /* mono ns of job.started */
     uint64_t deadline;      /* mono ns its timeout passes: from job.accepted (0: none) */
     char *doing;            /* what its preparation does now ("downloading resource x"):

@@ -395,9 +395,9 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         job->doubt = true;   /* what the runner before made is not all known */
         /* its timeout counts from job.accepted, as when it was taken:
            a restart during its preparation ends it at the same time */
+        job->t_accept = s_to_mono(rec.created);
         if (job->spec->timeout)
-            job->deadline = evr_add_sat(s_to_mono(rec.created),
-                                        evr_ms_to_ns(job->spec->timeout));
+            job->deadline = evr_add_sat(job->t_accept, evr_ms_to_ns(job->spec->timeout));
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would (its
                hooks not finished first) */
