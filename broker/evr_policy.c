@@ -165,14 +165,14 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
         *code = EVR_CODE_QUEUE_FULL;
         if (st == EVR_QUEUE_PARTITIONED)
             snprintf(why, len,
-                     "pipeline %s has %u jobs waiting of other %s values than "
+                     "pipeline %s has %u job%s waiting of other %s values than "
                      "\"%s\", its queue limit; try again later",
-                     p, limit, spec->queue.partition_by, part);
+                     p, limit, limit == 1 ? "" : "s", spec->queue.partition_by, part);
         else
             snprintf(why, len,
-                     "pipeline %s has %u jobs waiting, its queue limit; try again "
+                     "pipeline %s has %u job%s waiting, its queue limit; try again "
                      "later, or set queue: {strategy: replace}",
-                     p, limit);
+                     p, limit, limit == 1 ? "" : "s");
         return false;
     }
     uint32_t conc = spec->concurrency, held;

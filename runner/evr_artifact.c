@@ -57,8 +57,17 @@ s_open_tar(const char *path, bool filters, evr_err_t *err)
     return a;
 }
 
+static bool
+s_is_link(struct archive_entry *e)
+{
+    return archive_entry_hardlink(e) || archive_entry_symlink(e)
+        || archive_entry_filetype(e) == AE_IFLNK;
+}
+
 /*  The checks every entry passes, artifact or resource (name is the
-    entry's name as it will be used); rc, or EVR_OK. */
+    entry's name as it will be used); rc, or EVR_OK.  links: how a link is
+    refused ("entry ...: links are not LINKS"); NULL: a link passes (the
+    caller leaves it out). */
 static evr_rc_t
 s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, const char *links,
               evr_err_t *err)
@@ -69,8 +78,35 @@ s_check_entry(struct archive_entry *e, const char *name, uint32_t *entries, cons
     const char *why = name ? evr_spec_path_problem(name) : "no name";
     if (why)
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s", name ? name : "", why);
-    if (archive_entry_hardlink(e) || archive_entry_symlink(e))
+    if (links && s_is_link(e))
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": links are not %s", name, links);
+    return EVR_OK;
+}
+
+/*  An artifact's entry (top: the name its entries start with, NULL: any)
+    checked where it is a link: the artifact's own path a link (a link
+    entry at the top, or, as podman copies a path that is a link, an
+    entry named otherwise: what the link points to) is refused, naming
+    what it points to as far as the tar says. */
+static evr_rc_t
+s_check_top(struct archive_entry *e, const char *name, const char *top, evr_err_t *err)
+{
+    if (!top)
+        return EVR_OK;
+    size_t n = strlen(top);
+    bool at_top = strcmp(name, top) == 0;
+    if (at_top && s_is_link(e)) {
+        const char *to = archive_entry_symlink(e) ? archive_entry_symlink(e)
+                                                  : archive_entry_hardlink(e);
+        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to \"%s\"): links are not "
+                           "followed; name the file or directory it points to", to ? to : "");
+    }
+    if (!at_top && !(strncmp(name, top, n) == 0 && name[n] == '/')) {
+        size_t k = strcspn(name, "/");
+        return evr_err_set(err, EVR_ERR_IO, "a symbolic link (to a path named \"%.*s\"): "
+                           "links are not followed; name the file or directory it points to",
+                           (int) k, name);
+    }
     return EVR_OK;
 }
 
@@ -113,15 +149,16 @@ s_sink_write(const s_sink_t *sink, const char *buf, size_t n, evr_err_t *err)
     return EVR_OK;
 }
 
-/*  The current entry's data from `in` to sink, *total counting it against
-    max_bytes. */
+/*  The current entry's data from `in` (NULL: the file open at in_fd) to
+    sink, *total counting it against max_bytes. */
 static evr_rc_t
-s_pump(struct archive *in, const s_sink_t *sink, uint64_t max_bytes, uint64_t *total,
-       evr_err_t *err)
+s_pump(struct archive *in, int in_fd, const s_sink_t *sink, uint64_t max_bytes,
+       uint64_t *total, evr_err_t *err)
 {
     char buf[65536];
     la_ssize_t n;
-    while ((n = archive_read_data(in, buf, sizeof buf)) > 0) {
+    while ((n = in ? archive_read_data(in, buf, sizeof buf)
+                   : (la_ssize_t) read(in_fd, buf, sizeof buf)) > 0) {
         if ((uint64_t) n > max_bytes - *total)
             return s_limit(err, max_bytes);   /* the sizes were checked: a changed file */
         *total += (uint64_t) n;
@@ -129,14 +166,19 @@ s_pump(struct archive *in, const s_sink_t *sink, uint64_t max_bytes, uint64_t *t
         if (rc)
             return rc;
     }
+    if (n < 0 && !in)
+        return evr_err_set(err, EVR_ERR_IO, "reading a file of this artifact: %s",
+                           strerror(errno));
     if (n < 0)
         return evr_err_set(err, EVR_ERR_IO, "tar: %s", archive_error_string(in));
     return EVR_OK;
 }
 
-/*  First pass: every header checked, no data read, nothing written. */
+/*  First pass: every header checked, no data read, nothing written (list:
+    an artifact's, its links to be left out, its entries under top). */
 static evr_rc_t
-s_scan(const char *tar_path, uint64_t max_bytes, uint64_t *files_total, evr_err_t *err)
+s_scan(const char *tar_path, uint64_t max_bytes, const evr_artifact_list_t *list,
+       const char *top, uint64_t *files_total, evr_err_t *err)
 {
     struct archive *a = s_open_tar(tar_path, false, err);
     if (!a)
@@ -147,8 +189,11 @@ s_scan(const char *tar_path, uint64_t max_bytes, uint64_t *files_total, evr_err_
     evr_rc_t rc = EVR_OK;
     int r;
     while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        rc = s_check_entry(e, archive_entry_pathname(e), &entries, "copied out", err);
-        if (!rc && archive_entry_filetype(e) == AE_IFREG)
+        const char *name = archive_entry_pathname(e);
+        rc = s_check_entry(e, name, &entries, list ? NULL : "copied out", err);
+        if (!rc && list)
+            rc = s_check_top(e, name, top, err);
+        if (!rc && archive_entry_filetype(e) == AE_IFREG && !s_is_link(e))
             rc = s_count(e, max_bytes, &total, err);
         if (!rc && archive_read_data_skip(a) != ARCHIVE_OK)
             r = ARCHIVE_FATAL;
@@ -215,12 +260,13 @@ s_written_free(s_written_t *w, bool undo)
     free(w->kind);
 }
 
-/*  The current entry's data written to final: under a temporary name,
-    then renamed into place, an older file at final kept aside (as
-    final.evrun-old) until the unpack succeeds or fails; recorded in w. */
+/*  The current entry's data (a NULL: the file open at src_fd) written to
+    final: under a temporary name, then renamed into place, an older file
+    at final kept aside (as final.evrun-old) until the unpack succeeds or
+    fails; recorded in w. */
 static evr_rc_t
-s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t *total,
-             s_written_t *w, evr_artifact_file_t *f, evr_err_t *err)
+s_write_file(struct archive *a, int src_fd, const char *final, uint64_t max_bytes,
+             uint64_t *total, s_written_t *w, evr_artifact_file_t *f, evr_err_t *err)
 {
     char *tmp = evr_asprintf("%s.evrun-partial", final);
     char *old = evr_asprintf("%s.evrun-old", final);
@@ -238,7 +284,7 @@ s_write_file(struct archive *a, const char *final, uint64_t max_bytes, uint64_t 
                              0644)) < 0)
         rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
     if (!rc)
-        rc = s_pump(a, &sink, max_bytes, total, err);
+        rc = s_pump(a, src_fd, &sink, max_bytes, total, err);
     if (!rc && fsync(sink.fd) != 0)
         rc = evr_err_write(err, tmp, errno);
     if (sink.fd >= 0)
@@ -276,7 +322,20 @@ evr_artifact_list_free(evr_artifact_list_t *list)
     for (uint32_t i = 0; i < list->n; i++)
         free(list->v[i].path);
     free(list->v);
+    for (uint32_t i = 0; i < list->nlinks; i++)
+        free(list->links[i]);
+    free(list->links);
     memset(list, 0, sizeof *list);
+}
+
+/*  A link entry left out, named at the end of list->links. */
+static void
+s_link_add(evr_artifact_list_t *list, const char *name)
+{
+    if ((list->nlinks & (list->nlinks - 1)) == 0)   /* 0, 1, 2, 4, ...: full */
+        list->links = evr_realloc(list->links,
+                                  (list->nlinks ? 2 * list->nlinks : 1) * sizeof *list->links);
+    list->links[list->nlinks++] = evr_strdup(name);
 }
 
 /*  A new entry at the end of list (path a copy). */
@@ -293,10 +352,56 @@ s_list_add(evr_artifact_list_t *list, const char *path)
     return f;
 }
 
-/*  Second pass: the entries written under dest. */
+/*  The directory path's file is in made (with parents; recorded in w). */
 static evr_rc_t
-s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *files,
-          s_written_t *w, evr_artifact_list_t *list, evr_err_t *err)
+s_parent(char *path, s_written_t *w, evr_err_t *err)
+{
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    struct stat sb;
+    bool had = stat(path, &sb) == 0;
+    evr_rc_t rc = evr_mkdirs(path, err);
+    if (!rc && !had)
+        s_written_add(w, path, 'd');
+    *slash = '/';
+    return rc;
+}
+
+/*  An artifact's hard link entry (its name checked) at path: a copy of
+    the file it names, when this unpack wrote that file (a tar names a
+    file once, its other names as links to it); else left out as a link.
+    *total counts the copy against max_bytes and job_room. */
+static evr_rc_t
+s_hardlink(struct archive_entry *e, const char *dest, char *path, uint64_t max_bytes,
+           uint64_t job_room, uint64_t *total, uint32_t *files, s_written_t *w,
+           evr_artifact_list_t *list, evr_err_t *err)
+{
+    const char *name = archive_entry_pathname(e), *to = archive_entry_hardlink(e);
+    char *from = to && !evr_spec_path_problem(to) ? evr_asprintf("%s/%s", dest, to) : NULL;
+    int fd = from && s_written_has(w, from) ? open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                                            : -1;
+    free(from);
+    if (fd < 0) {
+        s_link_add(list, name);
+        return EVR_OK;
+    }
+    evr_rc_t rc = s_parent(path, w, err);
+    if (!rc)
+        rc = s_write_file(NULL, fd, path, max_bytes, total, w, s_list_add(list, name), err);
+    close(fd);
+    if (!rc && *total > job_room)
+        rc = evr_err_set(err, EVR_ERR_LIMIT, "%llu bytes of files, over the room of %llu "
+                         "bytes", (unsigned long long) *total, (unsigned long long) job_room);
+    if (!rc)
+        (*files)++;
+    return rc;
+}
+
+/*  Second pass: the entries written under dest (list: an artifact's,
+    links left out, a hard link's file copied). */
+static evr_rc_t
+s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint64_t job_room,
+          uint32_t *files, s_written_t *w, evr_artifact_list_t *list, evr_err_t *err)
 {
     struct archive_entry *e;
     uint32_t entries = 0;
@@ -304,29 +409,28 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
     evr_rc_t rc = EVR_OK;
     int r;
     while (!rc && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        if ((rc = s_check_entry(e, archive_entry_pathname(e), &entries, "copied out", err)))
+        if ((rc = s_check_entry(e, archive_entry_pathname(e), &entries,
+                                list ? NULL : "copied out", err)))
             break;
         char *path = evr_asprintf("%s/%s", dest, archive_entry_pathname(e));
         mode_t type = archive_entry_filetype(e);
         struct stat sb;
-        if (type == AE_IFDIR) {
+        if (archive_entry_hardlink(e))   /* an artifact's (checked): copied, or left out */
+            rc = s_hardlink(e, dest, path, max_bytes, job_room, &total, files, w, list, err);
+        else if (s_is_link(e))   /* never followed, never made */
+            s_link_add(list, archive_entry_pathname(e));
+        else if (type == AE_IFDIR) {
             bool had = stat(path, &sb) == 0;
             rc = evr_mkdirs(path, err);
             if (!rc && !had)
                 s_written_add(w, path, 'd');
         }
         else if (type == AE_IFREG) {
-            char *slash = strrchr(path, '/');
-            *slash = '\0';
-            bool had = stat(path, &sb) == 0;
-            rc = evr_mkdirs(path, err);
-            if (!rc && !had)
-                s_written_add(w, path, 'd');
-            *slash = '/';
+            rc = s_parent(path, w, err);
             evr_artifact_file_t *f = !rc && list ? s_list_add(list, archive_entry_pathname(e))
                                                  : NULL;
             if (!rc)
-                rc = s_write_file(a, path, max_bytes, &total, w, f, err);
+                rc = s_write_file(a, -1, path, max_bytes, &total, w, f, err);
             if (!rc)
                 (*files)++;
         }
@@ -341,11 +445,11 @@ s_extract(struct archive *a, const char *dest, uint64_t max_bytes, uint32_t *fil
 /*  Both passes; list (may be NULL) gets the files written. */
 static evr_rc_t
 s_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint64_t job_room,
-         uint32_t *files, evr_artifact_list_t *list, evr_err_t *err)
+         const char *top, uint32_t *files, evr_artifact_list_t *list, evr_err_t *err)
 {
     *files = 0;
     uint64_t total = 0;
-    evr_rc_t rc = s_scan(tar_path, max_bytes, &total, err);
+    evr_rc_t rc = s_scan(tar_path, max_bytes, list, top, &total, err);
     if (rc)
         return rc;
     if (total > job_room)
@@ -358,7 +462,7 @@ s_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint64_t jo
     if (!a)
         return EVR_ERR_IO;
     s_written_t w = { 0 };
-    rc = s_extract(a, dest, max_bytes, files, &w, list, err);
+    rc = s_extract(a, dest, max_bytes, job_room, files, &w, list, err);
     archive_read_free(a);
     s_written_free(&w, rc != EVR_OK);
     if (rc) {
@@ -373,15 +477,16 @@ evr_rc_t
 evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t max_bytes, uint32_t *files,
                     evr_err_t *err)
 {
-    return s_unpack(tar_path, dest, max_bytes, UINT64_MAX, files, NULL, err);
+    return s_unpack(tar_path, dest, max_bytes, UINT64_MAX, NULL, files, NULL, err);
 }
 
 evr_rc_t
 evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64_t max_bytes,
-                         uint64_t job_room, evr_artifact_list_t *list, evr_err_t *err)
+                         uint64_t job_room, const char *top, evr_artifact_list_t *list,
+                         evr_err_t *err)
 {
     uint32_t files;
-    return s_unpack(tar_path, dest, max_bytes, job_room, &files, list, err);
+    return s_unpack(tar_path, dest, max_bytes, job_room, top, &files, list, err);
 }
 
 /* ------------------------------------------------------------- resources */
@@ -414,7 +519,7 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     if (archive_write_header(sink->out, o) != ARCHIVE_OK)
         rc = s_tar_write_err(sink, err);
     else if (type == AE_IFREG)   /* the declared size bounds what is copied */
-        rc = s_pump(in, sink, (uint64_t) archive_entry_size(e), &copied, err);
+        rc = s_pump(in, -1, sink, (uint64_t) archive_entry_size(e), &copied, err);
     archive_entry_free(o);
     return rc;
 }

@@ -3,7 +3,9 @@
     Artifacts arrive as tar streams from podman's archive API; they are
     unpacked with libarchive into a destination directory with path
     checks: no absolute names, no "..", no links (symbolic or hard) that
-    could point outside, at most EVR_ARTIFACT_MAX_ENTRIES entries and
+    could point outside (an artifact's symbolic links are left out, its
+    hard links copied from the file they name; elsewhere a link is
+    refused), at most EVR_ARTIFACT_MAX_ENTRIES entries and
     the caller's limit of bytes (no default here: the runner's
     artifact_max_bytes and resource_max_bytes settings).  The
     whole tar is checked before anything is written; each file is written
@@ -29,18 +31,30 @@ typedef struct {
 typedef struct {
     evr_artifact_file_t *v;
     uint32_t n, cap;
+    char **links;       /* the links left out (relative to dest), in the tar's order */
+    uint32_t nlinks;
 } evr_artifact_list_t;
 
 void evr_artifact_list_free(evr_artifact_list_t *list);
 
-/*  As evr_artifact_unpack, also: the files' total (declared sizes) must
-    fit in job_room bytes (EVR_ERR_LIMIT "N bytes of files, over the
-    room of R bytes": nothing written), and list (zeroed by the caller,
-    freed with evr_artifact_list_free) receives each regular file written
-    with its size and sha256 (taken as it is written). */
+/*  An artifact's tar: as evr_artifact_unpack, except for links, and also:
+    the files' total (declared sizes) must fit in job_room bytes
+    (EVR_ERR_LIMIT "N bytes of files, over the room of R bytes": nothing
+    written), and list (zeroed by the caller, freed with
+    evr_artifact_list_free) receives each regular file written with its
+    size and sha256 (taken as it is written).  Symbolic links inside are
+    left out, never followed nor made, each named in list->links; a hard
+    link is written as a copy of the file it names when this unpack wrote
+    that file (counted against max_bytes and job_room: EVR_ERR_LIMIT as
+    above, all taken back), else left out and named alike.  top (NULL: not checked): the name the tar's entries
+    start with (the artifact path's last component); the path itself a
+    link is EVR_ERR_IO "a symbolic link (to ...): links are not followed;
+    ...", nothing written: a link entry named top, or an entry named
+    otherwise (podman copies a path that is a link as what it points to,
+    named so). */
 evr_rc_t evr_artifact_unpack_list(const char *tar_path, const char *dest, uint64_t max_bytes,
-                                  uint64_t job_room, evr_artifact_list_t *list,
-                                  evr_err_t *err);
+                                  uint64_t job_room, const char *top,
+                                  evr_artifact_list_t *list, evr_err_t *err);
 
 /*  Unpacks the tar file at tar_path into dest (created with parents): at
     most max_bytes of file contents.  *files receives the number of regular
@@ -55,7 +69,8 @@ evr_rc_t evr_artifact_unpack(const char *tar_path, const char *dest, uint64_t ma
 /*  Resources: writes into the file tar_out the tar to upload into
     /workspace from a downloaded file.  A tar archive (optionally gzip,
     bzip2 or xz compressed) is unpacked under dest (a safe relative path)
-    with the same checks as artifacts, links refused; any other file
+    with the same checks as artifacts, links refused (not left out);
+    any other file
     becomes the single file dest.  The contents are at most max_bytes:
     each entry's declared size is checked before its data is inflated
     (EVR_ERR_LIMIT), so memory and disk stay bounded whatever the ratio.

@@ -20,6 +20,7 @@
     of hooks the killed runner left running (evr_hook_pg.h), then runs
     again each hook that has no hook.finished in the log, and no other.
 */
+#include "evr_codec.h"
 #include "evr_engine_int.h"
 #include "evr_hook_pg.h"
 #include "evr_hooks.h"
@@ -82,6 +83,12 @@ evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size)
     const evr_hook_t *h = &hs->v[hk->next];
     snprintf(buf, size, "running hook %s (%s)", h->name, evr_hook_phase_name(h->phase));
     return true;
+}
+
+bool
+evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name)
+{
+    return job->hk && evr_strmap_get(&job->hk->secrets, name) != NULL;
 }
 
 const char *
@@ -237,8 +244,9 @@ s_source(const evr_eng_job_t *job)
 
 /*  The job's context on a hook's stdin (README "Lifecycle hooks"): one
     line of JSON, ending in a newline (a shell's `read` takes it); `steps`
-    from POST_EXECUTION on, each step's `exit_code` once it ran and
-    `reason` when it has one. */
+    from POST_EXECUTION on, each step's `exit_code` once it ran,
+    `reason` when it has one and `allowed` when it failed with
+    allow_failure. */
 static char *
 s_context(evr_eng_job_t *job, const evr_hook_t *h)
 {
@@ -263,6 +271,8 @@ s_context(evr_eng_job_t *job, const evr_hook_t *h)
             json_object_set_new(s, "exit_code", json_integer(st->exit_code));
         if (st->reason)
             json_object_set_new(s, "reason", json_string(st->reason));
+        if (st->allowed)    /* failed, with allow_failure: the job did not fail of it */
+            json_object_set_new(s, "allowed", json_true());
         json_array_append_new(steps, s);
     }
     if (steps)
@@ -362,29 +372,18 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     return status;
 }
 
-/*  The job's secrets (declared, and hooks') in text replaced by ***: a
-    hook's message goes to the log and the job's reason. */
+/*  The job's secrets (declared, and hooks') in text replaced by *** as
+    output masks them (lines of a secret too): a hook's message goes to
+    the log and the job's reason.  Cut to size, between characters. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size)
 {
-    char *out = evr_malloc(size);
-    for (size_t i = 0; i < job->nsecrets; i++) {
-        const char *sec = job->secrets[i];
-        size_t n = strlen(sec), o = 0;
-        if (!n)
-            continue;
-        for (const char *p = text; *p && o + 1 < size;) {
-            if (!strncmp(p, sec, n)) {
-                for (int k = 0; k < 3 && o + 1 < size; k++)
-                    out[o++] = '*';
-                p += n;
-            }
-            else
-                out[o++] = *p++;
-        }
-        out[o] = '\0';
-        memcpy(text, out, o + 1);
-    }
+    char *out = evr_mask_text((const char *const *) job->secrets, job->nsecrets, text);
+    size_t len = strlen(out);
+    if (len >= size)
+        len = evr_utf8_cut(out, len, size - 1, false);
+    memcpy(text, out, len);
+    text[len] = '\0';
     free(out);
 }
 

@@ -100,6 +100,9 @@ typedef struct {
     evr_eng_stream_t out[2];
     char *reason;
     uint32_t artifacts_left;
+    /* while its artifacts are copied: per path, why it failed (NULL: it
+       did not, or not yet) */
+    char **artifact_why;
     uint64_t skip[2];       /* recovery: bytes of the log taken (stored, or passed on) */
     /* taking a name a create found taken (evr_step.c, s_take_*): the
        inspections so far, and the loop timer of the next create */
@@ -149,6 +152,7 @@ struct evr_eng_job {
     size_t nsecrets;
     evr_strmap_t dyn_secrets;   /* registered by its steps (evr_step_chan.c): NAME, value */
     uint32_t dyn_count;     /* registrations so far (each value stays masked) */
+    size_t mask_dropped;    /* lines of secrets past EVR_MASK_PIECES_MAX, said */
     evr_eng_step_t *steps;
     uint32_t n;
     bool dag;
@@ -407,6 +411,10 @@ void evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void evr_eng_set_reason(evr_eng_step_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*  A note of the runner's in the step's stderr, after its output: each
+    line of text as "evrun: ABOUT: LINE", stored as its output is
+    (masked). */
+void evr_eng_step_note(evr_eng_step_t *st, const char *about, const char *text);
 void evr_eng_emit_output(evr_eng_step_t *st, int si, bool final);
 void evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg);
 /*  A STARTING step runs (its start answered, or its first output came):
@@ -425,11 +433,15 @@ void evr_eng_step_finish(evr_eng_step_t *st);
 /*  evr_step_artifact.c: whether the step's artifacts are copied out (its
     `artifacts.when` against how it ended); copies them out, records a
     step.artifact per file (queued for the broker first, when the engine
-    ships), then evr_eng_step_finish. */
+    ships), then evr_eng_step_finish.  A path that failed is noted in the
+    step's stderr (each, "evrun: artifact PATH: WHY") and, when nothing
+    else failed the step, gives its reason (a few named, "and N more"). */
 bool evr_eng_step_wants_artifacts(const evr_eng_step_t *st);
 /*  The job's artifact tars waiting to be unpacked dropped, the unpack
     under way killed (its job is freed). */
 void evr_eng_artifacts_drop(evr_eng_job_t *job);
+/*  st->artifact_why freed (the step is freed mid-copy). */
+void evr_eng_artifact_why_free(evr_eng_step_t *st);
 /*  evr_prepare_cache.c: the job's caches resolved, marked used and the
     least recently used past the cap removed, then evr_eng_job_go (or
     evr_eng_prep_failed); at the end, their sizes measured (true while
@@ -572,6 +584,9 @@ bool evr_eng_hooks_busy(const evr_eng_job_t *job);
 bool evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size);
 /*  What a failing hook says for the job's job.finished (NULL: none). */
 const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
+/*  Whether name is a secret a hook handed out (an untrusted step gets
+    none of them, as none of the pipeline's). */
+bool evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name);
 /*  Recovery: the hooks recorded finished (not run again) and what they
     added (the job's hooks file), taken up; then, for a job recorded
     queued, evr_eng_hooks_accepted; for one that runs with no step begun,
@@ -603,6 +618,10 @@ bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
 /*  The steps' output masks made again from job->secrets (before any
     output: a hook added secrets). */
 void evr_eng_job_masks(evr_eng_job_t *job);
+/*  Says in the runner's log when more lines of the job's secrets than
+    before are not masked on their own (m, one of its masks, is past
+    EVR_MASK_PIECES_MAX). */
+void evr_eng_job_masks_dropped(evr_eng_job_t *job, const evr_mask_t *m);
 /*  Frees a job that is out of e's list. */
 void evr_eng_job_free(evr_eng_job_t *job);
 /*  Preparation failed (reason): job.started records it, every step is

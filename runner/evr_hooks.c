@@ -66,15 +66,46 @@ evr_hooks_destroy(evr_hooks_t **self_p)
 typedef struct {
     const char *file;
     yaml_document_t *doc;
-    evr_err_t *err;
+    evr_err_t *err;     /* every problem, one a line (s_bad) */
+    size_t nbad;        /* problems found */
+    bool full;          /* err->msg holds no more: the rest counted */
 } s_rd_t;
 
+#define S_MORE_ROOM 96  /* bytes of err->msg kept for "FILE: hooks: and N more problems" */
+
+/*  Adds "FILE:LINE:COL: hooks[I].FIELD: what" to the problems: each on a
+    line of rd->err, as many as fit (the rest counted at the end,
+    s_problems).  Returns EVR_ERR_CONFIG. */
 static evr_rc_t
-s_bad(const s_rd_t *rd, const yaml_node_t *at, size_t i, const char *field, const char *what)
+s_bad(s_rd_t *rd, const yaml_node_t *at, size_t i, const char *field, const char *what)
 {
-    return evr_err_set(rd->err, EVR_ERR_CONFIG, "%s:%zu:%zu: hooks[%zu]%s%s: %s", rd->file,
-                       at->start_mark.line + 1, at->start_mark.column + 1, i, *field ? "." : "",
-                       field, what);
+    char line[EVR_ERR_MAX];
+    snprintf(line, sizeof line, "%s:%zu:%zu: hooks[%zu]%s%s: %s", rd->file,
+             at->start_mark.line + 1, at->start_mark.column + 1, i, *field ? "." : "", field,
+             what);
+    size_t have = rd->nbad ? strlen(rd->err->msg) : 0, add = strlen(line);
+    if (!rd->nbad)
+        snprintf(rd->err->msg, sizeof rd->err->msg, "%s", line);
+    else if (!rd->full && have + 1 + add < sizeof rd->err->msg - S_MORE_ROOM)
+        snprintf(rd->err->msg + have, sizeof rd->err->msg - have, "\n%s", line);
+    else
+        rd->full = true;    /* this one and those after: counted */
+    rd->nbad++;
+    return EVR_ERR_CONFIG;
+}
+
+/*  Ends the problems' text: "... and N more" when some did not fit. */
+static void
+s_problems(s_rd_t *rd)
+{
+    size_t lines = 1;
+    for (const char *c = rd->err->msg; *c; c++)
+        lines += *c == '\n';
+    if (rd->nbad > lines) {
+        size_t have = strlen(rd->err->msg);
+        snprintf(rd->err->msg + have, sizeof rd->err->msg - have,
+                 "\n%s: hooks: and %zu more problems", rd->file, rd->nbad - lines);
+    }
 }
 
 static const char *
@@ -107,11 +138,13 @@ s_name_ok(const char *s)
 
 /*  One field of hook i (node at, key k, value v) into h. */
 static evr_rc_t
-s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, evr_hook_t *h,
-        bool *seen_phase)
+s_field(s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, evr_hook_t *h,
+        unsigned *seen)
 {
     const char *key = s_scalar(k) ? s_scalar(k) : "";
     const char *val = s_scalar(v);
+    /* a field given, right or wrong, is not also said to be missing */
+    *seen |= !strcmp(key, "phase") ? 1u : !strcmp(key, "run") ? 2u : 0u;
     if (!val)
         return s_bad(rd, v, i, key, "expected a single value");
     int64_t n;
@@ -125,7 +158,6 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
                      near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
             return s_bad(rd, v, i, key, what);
         }
-        *seen_phase = true;
     }
     else if (!strcmp(key, "run")) {
         if (!*val || strlen(val) > EVR_HOOK_RUN_MAX || memchr(val, '\0', v->data.scalar.length)
@@ -184,29 +216,29 @@ s_field(const s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, 
     return EVR_OK;
 }
 
+/*  Hook i into h: every field checked, each problem said (s_bad). */
 static evr_rc_t
-s_hook(const s_rd_t *rd, size_t i, const yaml_node_t *node, evr_hook_t *h)
+s_hook(s_rd_t *rd, size_t i, const yaml_node_t *node, evr_hook_t *h)
 {
     h->timeout = EVR_HOOK_TIMEOUT_DEFAULT;
     h->line = (uint32_t) node->start_mark.line + 1;
     if (node->type != YAML_MAPPING_NODE)
         return s_bad(rd, node, i, "", "expected a mapping {phase, run, priority, timeout, "
                      "optional, name}");
-    bool seen_phase = false;
+    unsigned seen = 0;
+    evr_rc_t rc = EVR_OK;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-         p++) {
-        evr_rc_t rc = s_field(rd, i, yaml_document_get_node(rd->doc, p->key),
-                              yaml_document_get_node(rd->doc, p->value), h, &seen_phase);
-        if (rc)
-            return rc;
-    }
-    if (!seen_phase)
-        return s_bad(rd, node, i, "phase", "missing: every hook needs a phase");
-    if (!h->run)
-        return s_bad(rd, node, i, "run", "missing: every hook needs a command to run");
+         p++)
+        if (s_field(rd, i, yaml_document_get_node(rd->doc, p->key),
+                    yaml_document_get_node(rd->doc, p->value), h, &seen))
+            rc = EVR_ERR_CONFIG;
+    if (!(seen & 1u))
+        rc = s_bad(rd, node, i, "phase", "missing: every hook needs a phase");
+    if (!(seen & 2u))
+        rc = s_bad(rd, node, i, "run", "missing: every hook needs a command to run");
     if (!h->name)
         h->name = evr_asprintf("%s-%zu", s_phases[h->phase], i + 1);
-    return EVR_OK;
+    return rc;
 }
 
 static int
@@ -221,7 +253,7 @@ s_cmp(const void *a, const void *b)
 }
 
 static evr_rc_t
-s_list(const s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
+s_list(s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
 {
     if (list->type != YAML_SEQUENCE_NODE)
         return evr_err_set(rd->err, EVR_ERR_CONFIG, "%s:%zu:%zu: hooks: expected a list of "
@@ -234,30 +266,34 @@ s_list(const s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
                            EVR_HOOKS_MAX);
     evr_hooks_t *hs = evr_calloc(1, sizeof *hs);
     hs->v = evr_calloc(n ? n : 1, sizeof *hs->v);
-    evr_rc_t rc = EVR_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n; i++) {    /* every hook checked: each problem said */
         const yaml_node_t *node = yaml_document_get_node(rd->doc,
                                                          list->data.sequence.items.start[i]);
         hs->n = i + 1;
-        rc = s_hook(rd, i, node, &hs->v[i]);
+        (void) s_hook(rd, i, node, &hs->v[i]);
         /* a duplicate is shown where its name is given (a default name:
            where its hook is) */
         const evr_hook_t *h = &hs->v[i];
-        for (size_t k = 0; k < i && !rc; k++)
-            if (!strcmp(hs->v[k].name, h->name))
-                rc = evr_err_set(rd->err, EVR_ERR_CONFIG, "%s:%zu:%zu: hooks[%zu].name: \"%s\" "
-                                 "is the name of hooks[%zu] (line %u) too: names must be "
-                                 "unique", rd->file,
-                                 h->name_line ? (size_t) h->name_line
-                                              : node->start_mark.line + 1,
-                                 h->name_line ? (size_t) h->name_col
-                                              : node->start_mark.column + 1,
-                                 i, h->name, k,
-                                 hs->v[k].name_line ? hs->v[k].name_line : hs->v[k].line);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(hs->v[k].name, h->name)) {
+                char what[200];
+                snprintf(what, sizeof what, "\"%s\" is the name of hooks[%zu] (line %u) too: "
+                         "names must be unique", h->name, k,
+                         hs->v[k].name_line ? hs->v[k].name_line : hs->v[k].line);
+                yaml_mark_t at = node->start_mark;
+                if (h->name_line) {
+                    at.line = h->name_line - 1;
+                    at.column = h->name_col - 1;
+                }
+                yaml_node_t where = { .start_mark = at };
+                s_bad(rd, &where, i, "name", what);
+                break;
+            }
     }
-    if (rc) {
+    if (rd->nbad) {
+        s_problems(rd);
         evr_hooks_destroy(&hs);
-        return rc;
+        return EVR_ERR_CONFIG;
     }
     qsort(hs->v, hs->n, sizeof *hs->v, s_cmp);
     *out = hs;
@@ -265,7 +301,7 @@ s_list(const s_rd_t *rd, const yaml_node_t *list, evr_hooks_t **out)
 }
 
 static evr_rc_t
-s_doc(const s_rd_t *rd, evr_hooks_t **out)
+s_doc(s_rd_t *rd, evr_hooks_t **out)
 {
     yaml_node_t *root = yaml_document_get_root_node(rd->doc);
     if (!root || root->type != YAML_MAPPING_NODE)
@@ -294,7 +330,7 @@ evr_hooks_load_buf(const char *name, const char *buf, size_t len, evr_hooks_t **
                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                          parser.problem ? parser.problem : "malformed YAML");
     else {
-        s_rd_t rd = { name, &doc, err };
+        s_rd_t rd = { name, &doc, err, 0, false };
         rc = s_doc(&rd, out);
         yaml_document_delete(&doc);
     }

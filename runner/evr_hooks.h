@@ -68,8 +68,11 @@ bool evr_hook_phase_pre(evr_hook_phase_t p);
     when the file has none: no hooks).  Every problem is EVR_ERR_CONFIG
     with "FILE:LINE:COL: hooks[I].FIELD: what is wrong, what to do": an
     unknown phase or field, a missing or empty run, a bad priority or
-    timeout, a duplicate name, more than EVR_HOOKS_MAX hooks.  Caller owns
-    *out (evr_hooks_destroy). */
+    timeout, a duplicate name, more than EVR_HOOKS_MAX hooks; every field
+    of every hook is checked, and err holds each problem on a line of its
+    own, in file order (those past what it holds counted on a last line,
+    "FILE: hooks: and N more problems").  Caller owns *out
+    (evr_hooks_destroy). */
 evr_rc_t evr_hooks_load(const char *path, evr_hooks_t **out, evr_err_t *err);
 /*  The same from a buffer (name: what errors call it). */
 evr_rc_t evr_hooks_load_buf(const char *name, const char *buf, size_t len, evr_hooks_t **out,

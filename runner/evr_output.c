@@ -1,9 +1,12 @@
 /*  evr_output.c: frame demultiplexing and secret masking.
 
     Masking looks at every byte of the output, so it skips fast to the
-    next byte that begins a secret (memchr when all secrets begin with
-    the same byte, a table lookup per byte otherwise) and copies only the
-    bytes it holds back, not all of its input. */
+    next byte that begins a pattern (a secret, or a line of one: memchr
+    when all begin with the same byte, a table lookup per byte otherwise),
+    tries there only the patterns that begin with its first four bytes (a
+    hash table) and the few shorter than four, and copies only the bytes
+    it holds back, not all of its input: the thousands of lines a few PEM
+    keys make are not tried one by one at every byte. */
 #include "evr_output.h"
 
 #include "evr_codec.h"
@@ -47,46 +50,186 @@ evr_demux_feed(evr_demux_t *d, const uint8_t *data, size_t len, evr_demux_fn *fn
     return !d->bad;
 }
 
+/*  A pattern: a secret's whole value, or one of its lines (a piece),
+    pointing into the masker's copy of the secret. */
+typedef struct {
+    const char *s;
+    size_t len;
+} s_pat_t;
+
 struct evr_mask {
-    char **secrets;     /* longest first */
-    size_t *lens;
-    size_t n, maxlen;
-    bool first[256];    /* bytes a secret begins with */
+    char **secrets;     /* copies, in the order added */
+    size_t nsecrets;
+    s_pat_t *pats;      /* by first byte, then longest first */
+    size_t n, cap;
+    size_t pieces;      /* lines masked on their own, as they came (repeats too) */
+    size_t dropped;     /* lines not masked on their own: past EVR_MASK_PIECES_MAX */
+    size_t start[257];  /* pats beginning with byte b: [start[b], start[b + 1]) */
+    bool first[256];    /* bytes a pattern begins with */
     size_t nfirst;      /* how many different ones */
     uint8_t only;       /* the one, when nfirst is 1 */
+    size_t shorts[256]; /* in [start[b], start[b + 1]), where those under S_KEY bytes begin */
+    uint32_t *head;     /* hash of the first S_KEY bytes -> 1 + first of its chain; 0: none */
+    uint32_t *chain;    /* pats' next in their chain, 1 + index; longest first */
+    uint32_t hbits;
+    uint64_t *seen;     /* a bit per hash of fbits bits: a quick "none begin so" */
+    uint32_t fbits;
     uint8_t *pending;   /* raw bytes held back */
     size_t plen, pcap;
     size_t out_max;     /* evr_mask_limit; 0: none */
 };
 
-static int
-s_longer_first(const void *a, const void *b)
+#define S_KEY 4   /* bytes a pattern is looked up by: as many as a line has at least */
+
+/*  The first S_KEY bytes at p hashed to fbits bits (the filter's);
+    their top hbits are the table's bucket. */
+static uint32_t
+s_hash(const evr_mask_t *self, const uint8_t *p)
 {
-    size_t la = strlen(*(char *const *) a), lb = strlen(*(char *const *) b);
-    return la < lb ? 1 : la > lb ? -1 : 0;
+    uint32_t k = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+               | (uint32_t) p[3] << 24;
+    return (k * 2654435761u) >> (32 - self->fbits);
 }
 
-/*  The lengths, the longest and the first bytes, from the secrets
-    (sorted longest first). */
+static bool
+s_seen(const evr_mask_t *self, uint32_t h)
+{
+    return self->seen[h >> 6] >> (h & 63) & 1;
+}
+
+static int
+s_pat_order(const void *a, const void *b)
+{
+    const s_pat_t *x = a, *y = b;
+    uint8_t fx = (uint8_t) x->s[0], fy = (uint8_t) y->s[0];
+    if (fx != fy)
+        return fx < fy ? -1 : 1;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return memcmp(x->s, y->s, x->len);
+}
+
+static void
+s_pat_push(evr_mask_t *self, const char *s, size_t len)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? 2 * self->cap : 8;
+        self->pats = evr_realloc(self->pats, self->cap * sizeof *self->pats);
+    }
+    self->pats[self->n++] = (s_pat_t) { .s = s, .len = len };
+}
+
+/*  Whether a line of a secret is masked on its own: long enough, and not
+    blanks only (which would mask every indentation). */
+static bool
+s_piece_ok(const char *s, size_t len)
+{
+    if (len < EVR_MASK_PIECE_MIN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t')
+            return true;
+    return false;
+}
+
+static bool
+s_has(const evr_mask_t *self, const char *secret)
+{
+    for (size_t i = 0; i < self->nsecrets; i++)
+        if (!strcmp(self->secrets[i], secret))
+            return true;
+    return false;
+}
+
+/*  The secret's patterns (nothing for an empty one or one it has): its
+    whole value, and each of its lines (split on \n, a final \r dropped)
+    when it has more than one, while there is room for them. */
+static void
+s_add_secret(evr_mask_t *self, const char *secret)
+{
+    if (!secret || !*secret || s_has(self, secret))
+        return;
+    char *copy = evr_strdup(secret);
+    size_t total = strlen(copy);
+    self->secrets = evr_realloc(self->secrets, (self->nsecrets + 1) * sizeof(char *));
+    self->secrets[self->nsecrets++] = copy;
+    s_pat_push(self, copy, total);
+    if (!strchr(copy, '\n') && copy[total - 1] != '\r')
+        return;
+    for (const char *p = copy; p < copy + total;) {
+        const char *nl = memchr(p, '\n', (size_t) (copy + total - p));
+        size_t len = nl ? (size_t) (nl - p) : (size_t) (copy + total - p);
+        const char *next = p + len + (nl ? 1 : 0);
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len < total && s_piece_ok(p, len)) {
+            if (self->pieces < EVR_MASK_PIECES_MAX) {
+                s_pat_push(self, p, len);
+                self->pieces++;
+            }
+            else
+                self->dropped++;
+        }
+        p = next;
+    }
+}
+
+/*  Sorts the patterns, drops the same one found twice, and indexes them:
+    by first byte, by their first S_KEY bytes, the longest. */
 static void
 s_index(evr_mask_t *self)
 {
-    qsort(self->secrets, self->n, sizeof(char *), s_longer_first);
-    free(self->lens);
-    self->lens = evr_calloc(self->n ? self->n : 1, sizeof(size_t));
+    if (self->n)   /* pats is NULL until the first */
+        qsort(self->pats, self->n, sizeof *self->pats, s_pat_order);
+    size_t k = 0;
+    for (size_t i = 0; i < self->n; i++)
+        if (!k || self->pats[k - 1].len != self->pats[i].len
+            || memcmp(self->pats[k - 1].s, self->pats[i].s, self->pats[i].len))
+            self->pats[k++] = self->pats[i];
+    self->n = k;
     memset(self->first, 0, sizeof self->first);
     self->nfirst = 0;
-    self->maxlen = 0;
+    /* buckets: two per pattern; filter bits: 64 per pattern (a position
+       that begins none is let through once in about 64) */
+    for (self->hbits = 4; ((size_t) 1 << self->hbits) < 2 * self->n; self->hbits++)
+        ;
+    self->fbits = self->hbits + 5 < 12 ? 12 : self->hbits + 5;
+    free(self->head);
+    free(self->chain);
+    free(self->seen);
+    self->head = evr_calloc((size_t) 1 << self->hbits, sizeof(uint32_t));
+    self->seen = evr_calloc(((size_t) 1 << self->fbits) / 64, sizeof(uint64_t));
+    self->chain = evr_calloc(self->n ? self->n : 1, sizeof(uint32_t));
     for (size_t i = 0; i < self->n; i++) {
-        self->lens[i] = strlen(self->secrets[i]);
-        if (self->lens[i] > self->maxlen)
-            self->maxlen = self->lens[i];
-        uint8_t b = (uint8_t) self->secrets[i][0];
+        const s_pat_t *pt = &self->pats[i];
+        uint8_t b = (uint8_t) pt->s[0];
         if (!self->first[b]) {
             self->first[b] = true;
             self->nfirst++;
             self->only = b;
         }
+    }
+    /* chains built from the end: each longest first, as pats are */
+    for (size_t k2 = self->n; k2-- > 0;)
+        if (self->pats[k2].len >= S_KEY) {
+            uint32_t h = s_hash(self, (const uint8_t *) self->pats[k2].s);
+            self->seen[h >> 6] |= (uint64_t) 1 << (h & 63);
+            h >>= self->fbits - self->hbits;
+            self->chain[k2] = self->head[h];
+            self->head[h] = (uint32_t) k2 + 1;
+        }
+    size_t i = 0;
+    for (size_t b = 0; b < 256; b++) {
+        while (i < self->n && (uint8_t) self->pats[i].s[0] < b)
+            i++;
+        self->start[b] = i;
+    }
+    self->start[256] = self->n;
+    for (size_t b = 0; b < 256; b++) {
+        size_t k3 = self->start[b];
+        while (k3 < self->start[b + 1] && self->pats[k3].len >= S_KEY)
+            k3++;
+        self->shorts[b] = k3;
     }
 }
 
@@ -94,10 +237,8 @@ evr_mask_t *
 evr_mask_new(const char *const *secrets, size_t n)
 {
     evr_mask_t *self = evr_calloc(1, sizeof *self);
-    self->secrets = evr_calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
-        if (secrets[i] && *secrets[i])
-            self->secrets[self->n++] = evr_strdup(secrets[i]);
+        s_add_secret(self, secrets[i]);
     s_index(self);
     return self;
 }
@@ -105,13 +246,9 @@ evr_mask_new(const char *const *secrets, size_t n)
 void
 evr_mask_add(evr_mask_t *self, const char *secret)
 {
-    if (!secret || !*secret)
+    if (!secret || !*secret || s_has(self, secret))
         return;
-    for (size_t i = 0; i < self->n; i++)
-        if (!strcmp(self->secrets[i], secret))
-            return;
-    self->secrets = evr_realloc(self->secrets, (self->n + 1) * sizeof(char *));
-    self->secrets[self->n++] = evr_strdup(secret);
+    s_add_secret(self, secret);
     s_index(self);
 }
 
@@ -121,10 +258,13 @@ evr_mask_destroy(evr_mask_t **self_p)
     evr_mask_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->n; i++)
+    for (size_t i = 0; i < self->nsecrets; i++)
         free(self->secrets[i]);
     free(self->secrets);
-    free(self->lens);
+    free(self->pats);
+    free(self->head);
+    free(self->chain);
+    free(self->seen);
     free(self->pending);
     free(self);
     *self_p = NULL;
@@ -148,6 +288,12 @@ evr_mask_pending(const evr_mask_t *self)
     return self->plen;
 }
 
+size_t
+evr_mask_dropped(const evr_mask_t *self)
+{
+    return self->dropped;
+}
+
 static void
 s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
 {
@@ -161,59 +307,90 @@ s_put(uint8_t **out, size_t *out_len, size_t *out_cap, const void *p, size_t n)
     *out_len += n;
 }
 
-/*  The first position at or after i in p[0,n) that begins a secret, or n. */
+/*  The first position at or after i in p[0,n) that could begin a pattern
+    (by its first byte, and its first S_KEY when there are as many to
+    see), or n. */
 static size_t
 s_next_candidate(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n)
 {
-    if (self->nfirst == 1) {
-        const uint8_t *q = i < n ? memchr(p + i, self->only, n - i) : NULL;
-        return q ? (size_t) (q - p) : n;
+    for (;; i++) {
+        if (self->nfirst == 1) {
+            const uint8_t *q = i < n ? memchr(p + i, self->only, n - i) : NULL;
+            i = q ? (size_t) (q - p) : n;
+        }
+        else
+            while (i < n && !self->first[p[i]])
+                i++;
+        if (i + S_KEY > n || self->shorts[p[i]] < self->start[p[i] + 1]
+            || s_seen(self, s_hash(self, p + i)))
+            return i;
     }
-    while (i < n && !self->first[p[i]])
-        i++;
-    return i;
+}
+
+/*  Whether pattern pt stands at p[i, n): 1 matched, -1 could be when
+    more comes (not final), 0 not. */
+static int
+s_try(const s_pat_t *pt, const uint8_t *p, size_t i, size_t n, bool final)
+{
+    if (i + pt->len <= n)
+        return memcmp(p + i, pt->s, pt->len) == 0;
+    return !final && memcmp(p + i, pt->s, n - i) == 0 ? -1 : 0;
+}
+
+/*  The longest pattern that stands at p[i, n): its index, or -1 none;
+    *partial when a longer one could, once more comes. */
+static ptrdiff_t
+s_match(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n, bool final, bool *partial)
+{
+    size_t from = self->start[p[i]], to = self->start[p[i] + 1];
+    *partial = false;
+    if (i + S_KEY <= n) {
+        /* those of S_KEY bytes or more: the ones beginning with these */
+        uint32_t h = s_hash(self, p + i) >> (self->fbits - self->hbits);
+        for (uint32_t c = self->head[h]; c; c = self->chain[c - 1]) {
+            int r = s_try(&self->pats[c - 1], p, i, n, final);
+            if (r) {
+                *partial = r < 0;
+                return r > 0 ? (ptrdiff_t) c - 1 : -1;
+            }
+        }
+        from = self->shorts[p[i]];
+    }
+    for (size_t s = from; s < to; s++) {
+        int r = s_try(&self->pats[s], p, i, n, final);
+        if (r) {
+            *partial = r < 0;
+            return r > 0 ? (ptrdiff_t) s : -1;
+        }
+    }
+    return -1;
 }
 
 /*  Masks p[0,n) into out; returns how many of its bytes are decided (the
-    rest could still begin a secret, unless final). */
+    rest could still begin a pattern, unless final). */
 static size_t
 s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t **out,
        size_t *out_len, size_t *out_cap)
 {
     size_t out_max = self->out_max ? self->out_max : SIZE_MAX;
     size_t i = 0, run = 0;   /* run: start of bytes copied as they are */
-    bool full = false;
-    while (!full && (i = s_next_candidate(self, p, i, n)) < n) {
-        bool matched = false, partial = false;
-        for (size_t s = 0; s < self->n; s++) {
-            size_t sl = self->lens[s];
-            if (p[i] != (uint8_t) self->secrets[s][0])
-                continue;
-            if (i + sl <= n) {
-                if (memcmp(p + i, self->secrets[s], sl) == 0) {
-                    if (*out_len + (i - run) + 3 > out_max) {
-                        full = true;   /* masked from here on in a later feed */
-                        break;
-                    }
-                    s_put(out, out_len, out_cap, p + run, i - run);
-                    s_put(out, out_len, out_cap, "***", 3);
-                    i += sl;
-                    run = i;
-                    matched = true;
-                    break;
-                }
-            }
-            else if (!final && memcmp(p + i, self->secrets[s], n - i) == 0) {
-                /* could be this (longer) secret: decide when more comes,
-                   rather than mask a shorter one and show the rest */
-                partial = true;
-                break;
-            }
-        }
-        if (partial || full)
+    while ((i = s_next_candidate(self, p, i, n)) < n) {
+        bool partial;
+        ptrdiff_t m = s_match(self, p, i, n, final, &partial);
+        /* partial: could be a (longer) pattern: decide when more comes,
+           rather than mask a shorter one and show the rest */
+        if (partial)
             break;
-        if (!matched)
+        if (m < 0) {
             i++;
+            continue;
+        }
+        if (*out_len + (i - run) + 3 > out_max)
+            break;   /* masked from here on in a later feed */
+        s_put(out, out_len, out_cap, p + run, i - run);
+        s_put(out, out_len, out_cap, "***", 3);
+        i += self->pats[m].len;
+        run = i;
     }
     size_t fit = out_max > *out_len ? out_max - *out_len : 0;
     if (i - run > fit)
@@ -258,6 +435,19 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
     }
     self->plen = left;
     return consumed;
+}
+
+char *
+evr_mask_text(const char *const *secrets, size_t n, const char *text)
+{
+    evr_mask_t *m = evr_mask_new(secrets, n);
+    uint8_t *out = NULL;
+    size_t len = 0, cap = 0;
+    evr_mask_feed(m, (const uint8_t *) text, strlen(text), true, &out, &len, &cap);
+    evr_mask_destroy(&m);
+    char *s = evr_strndup(out ? (const char *) out : "", len);
+    free(out);
+    return s;
 }
 
 /* ---------------------------------------------------------------- outputs */

@@ -6,10 +6,11 @@
     Payload is passed through as it arrives, never buffered whole.
 
     evr_mask_t replaces each secret value with "***" in one stream's bytes,
-    also when a value is split across two reads: it holds back the bytes
-    that could still begin a secret until more input (or the end) decides.
-    It reports how many raw bytes each masked piece stands for, so stored
-    chunks keep exact raw offsets.
+    and each line of a secret of several lines too (a PEM key's line
+    printed alone: `head -2 key`), also when a value or a line is split
+    across two reads: it holds back the bytes that could still begin one
+    until more input (or the end) decides.  It reports how many raw bytes
+    each masked piece stands for, so stored chunks keep exact raw offsets.
 */
 #ifndef EVR_OUTPUT_H_INCLUDED
 #define EVR_OUTPUT_H_INCLUDED
@@ -39,7 +40,21 @@ bool evr_demux_feed(evr_demux_t *d, const uint8_t *data, size_t len, evr_demux_f
 
 typedef struct evr_mask evr_mask_t;
 
-/*  secrets: values to hide (empty ones are ignored).  Copies them. */
+/*  A line of a secret is masked on its own from this many bytes. */
+#define EVR_MASK_PIECE_MIN 4
+/*  Lines masked on their own, at most, by one masker (all its secrets). */
+#define EVR_MASK_PIECES_MAX 4096
+
+/*  secrets: values to hide (empty ones and repeats are ignored).  Copies
+    them.  Each is masked whole, whatever its length (a secret of one byte
+    masks every such byte).  A secret with a \n (or ending in \r) is
+    split into lines, on \n, a final \r of each dropped; each line of at
+    least EVR_MASK_PIECE_MIN bytes, not only blanks (spaces, tabs), is
+    masked on its own too, wherever it stands; shorter ones are not (they
+    are masked as part of the whole).  Past EVR_MASK_PIECES_MAX lines (in
+    the order the secrets come, repeats counted), a secret's lines are
+    not masked on their own (its whole value still is): evr_mask_dropped
+    counts them. */
 evr_mask_t *evr_mask_new(const char *const *secrets, size_t n);
 void evr_mask_destroy(evr_mask_t **self_p);
 
@@ -64,6 +79,13 @@ void evr_mask_limit(evr_mask_t *self, size_t out_max);
 
 /*  Raw bytes held back, waiting for more input. */
 size_t evr_mask_pending(const evr_mask_t *self);
+
+/*  Lines of secrets not masked on their own, for EVR_MASK_PIECES_MAX. */
+size_t evr_mask_dropped(const evr_mask_t *self);
+
+/*  text masked with secrets (as evr_mask_new takes them), NUL-terminated;
+    caller frees. */
+char *evr_mask_text(const char *const *secrets, size_t n, const char *text);
 
 /*  True when there is nothing to mask (feed then copies straight through). */
 bool evr_mask_empty(const evr_mask_t *self);

@@ -51,6 +51,7 @@ evr_eng_job_free(evr_eng_job_t *job)
         free(st->unit);
         free(st->unit_id);
         free(st->reason);
+        evr_eng_artifact_why_free(st);
         evr_strmap_free(&st->outputs);
         for (int si = 0; si < 2; si++) {
             free(st->out[si].buf);
@@ -341,6 +342,20 @@ evr_eng_job_masks(evr_eng_job_t *job)
             /* a chunk's bytes stay within the schema's bound, masks included */
             evr_mask_limit(s->mask, 2 * EVR_OUTPUT_CHUNK_MAX);
         }
+    if (job->n)
+        evr_eng_job_masks_dropped(job, job->steps[0].out[0].mask);
+}
+
+void
+evr_eng_job_masks_dropped(evr_eng_job_t *job, const evr_mask_t *m)
+{
+    size_t d = evr_mask_dropped(m);
+    if (d > job->mask_dropped)
+        evr_eng_warn("job %s: %zu lines of its secrets are not masked on their own (a job's "
+                     "masks hold %d lines at most; each secret is still masked whole)",
+                     job->id, d, EVR_MASK_PIECES_MAX);
+    if (d > job->mask_dropped)
+        job->mask_dropped = d;
 }
 
 bool

@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -843,4 +845,13 @@ evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_bytes, uns
     if (rc)
         unlink(tar_out);
     return rc;
+}
+
+void
+evr_source_locale(void)
+{
+    if (setlocale(LC_CTYPE, "C.UTF-8"))
+        return;
+    if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+        setlocale(LC_CTYPE, "C");
 }

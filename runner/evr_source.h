@@ -92,4 +92,13 @@ evr_rc_t evr_source_copy_tar(const char *dir, const char *prefix, uint64_t max_b
                              unsigned flags, const char *tar_out, uint64_t *bytes,
                              evr_err_t *err);
 
+/*  libarchive turns entry names to and from the tar's UTF-8 through the
+    process's locale (LC_CTYPE): in the "C" locale a name with a
+    character past ASCII (résumé.txt) can be neither written nor read.
+    Sets LC_CTYPE to C.UTF-8 (names are UTF-8 on the host and in the
+    tar), and when the C library has no such locale to the environment's
+    if that one is UTF-8.  Once, at the start of a process that makes or
+    reads tars (evrun-runner, evrun-cli), before any thread. */
+void evr_source_locale(void);
+
 #endif

@@ -180,6 +180,13 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
     evr_eng_mark_started(st);   /* output proves it runs: step.started comes first */
     int si = stream == 1 ? 0 : 1;
     evr_eng_stream_t *s = &st->out[si];
+    /* whole lines the other stream holds came first: their event goes
+       first, so stdout and stderr keep their order as the executor read
+       them, line by line (a part of a line waits: streams that switch
+       within lines make no event for each switch) */
+    evr_eng_stream_t *o = &st->out[1 - si];
+    if (len && o->len && o->buf[o->len - 1] == '\n')
+        s_emit_chunk(st, 1 - si);
     while (len > 0) {
         size_t room = EVR_OUTPUT_CHUNK_MAX - (size_t) s->raw_in_buf;
         size_t take = len < room ? len : room;
@@ -199,6 +206,21 @@ evr_eng_on_output(int stream, const uint8_t *data, size_t len, void *arg)
 
 /* ----------------------------------------------------------------- steps */
 
+
+void
+evr_eng_step_note(evr_eng_step_t *st, const char *about, const char *text)
+{
+    evr_eng_stream_t *s = &st->out[1];
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        char *line = evr_asprintf("evrun: %s: %.*s\n", about, (int) n, p);
+        s->raw_in_buf += evr_mask_feed(s->mask, (const uint8_t *) line, strlen(line), true,
+                                       &s->buf, &s->len, &s->cap);
+        free(line);
+        p += n + (p[n] == '\n');
+    }
+    evr_eng_emit_output(st, 1, true);
+}
 
 void
 evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
@@ -657,7 +679,7 @@ evr_eng_do_create(void *arg, void *data, size_t len)
     if (st->spec->untrusted) {
         evr_strmap_t kept = { 0 };
         for (uint32_t i = 0; i < env.n; i++) {
-            bool secret = false;
+            bool secret = evr_eng_hooks_secret(job, env.k[i]);
             for (uint32_t k = 0; k < job->spec->secrets.n && !secret; k++)
                 secret = !strcmp(env.k[i], job->spec->secrets.v[k]);
             if (!secret)

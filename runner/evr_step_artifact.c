@@ -19,11 +19,20 @@
     order.  When every path is done, the step finishes
     (evr_eng_step_finish).  `when` decides after which outcome this
     happens; a cancelled or lost step keeps none.
+
+    A path that fails (missing, a link itself, over a limit, ...) is kept
+    in st->artifact_why until every path is done; then each is noted in
+    the step's stderr, and the step's reason names a few only when
+    nothing else failed it (its command's failure stays its reason).
+    Symbolic links inside a directory are left out (evr_artifact_unpack_list;
+    a hard link is a copy of its file), noted in the step's stderr; the
+    step does not fail for them.
 */
 #define _XOPEN_SOURCE 700   /* nftw */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +46,7 @@ typedef struct evr_eng_artifact s_artifact_t;
 
 struct evr_eng_artifact {
     evr_eng_step_t *st;
+    uint32_t idx;       /* of the path in the step's artifacts */
     char *path;         /* inside /workspace */
     char *tmpfile;
     FILE *fp;
@@ -61,6 +71,73 @@ evr_eng_step_wants_artifacts(const evr_eng_step_t *st)
     bool ok = st->exit_code == 0 && !st->reason && !st->timed_out;
     return a->when == EVR_ARTIFACTS_ALWAYS
         || a->when == (ok ? EVR_ARTIFACTS_ON_SUCCESS : EVR_ARTIFACTS_ON_FAILURE);
+}
+
+/*  Path a failed, why: kept for s_path_done (the first reason of a path). */
+static void __attribute__((format(printf, 2, 3)))
+s_fail(const s_artifact_t *a, const char *fmt, ...)
+{
+    char **why = &a->st->artifact_why[a->idx];
+    if (*why)
+        return;
+    char buf[EVR_REASON_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    *why = evr_strdup(buf);
+}
+
+void
+evr_eng_artifact_why_free(evr_eng_step_t *st)
+{
+    if (!st->artifact_why)
+        return;
+    for (uint32_t i = 0; i < st->spec->artifacts.paths.n; i++)
+        free(st->artifact_why[i]);
+    free(st->artifact_why);
+    st->artifact_why = NULL;
+}
+
+/*  Paths named in a reason before "and N more". */
+#define S_NAMED 3
+
+/*  Every path done: each that failed noted in the step's stderr, a few in
+    its reason when nothing else failed it; then the step's end. */
+static void
+s_all_done(evr_eng_step_t *st)
+{
+    const evr_strlist_t *paths = &st->spec->artifacts.paths;
+    bool ok = st->exit_code == 0 && !st->reason && !st->timed_out;
+    char reason[EVR_REASON_MAX + 1] = "";
+    size_t len = 0;
+    uint32_t failed = 0;
+    for (uint32_t i = 0; i < paths->n; i++) {
+        const char *why = st->artifact_why[i];
+        if (!why)
+            continue;
+        char *about = evr_asprintf("artifact %s", paths->v[i]);
+        evr_eng_step_note(st, about, why);
+        if (++failed <= S_NAMED && len < sizeof reason)
+            len += (size_t) snprintf(reason + len, sizeof reason - len, "%s%s: %s",
+                                     failed > 1 ? "; " : "", about, why);
+        free(about);
+    }
+    if (ok && failed > S_NAMED)
+        evr_eng_set_reason(st, "%s; and %u more (the step's output names each)", reason,
+                           failed - S_NAMED);
+    else if (ok && failed)
+        evr_eng_set_reason(st, "%s", reason);
+    evr_eng_artifact_why_free(st);
+    evr_eng_step_finish(st);
+}
+
+/*  One path done (copied, or failed): the step's end after the last. */
+static void
+s_path_done(evr_eng_step_t *st)
+{
+    if (--st->artifacts_left == 0)
+        s_all_done(st);
 }
 
 /*  A piece of the tar stream: to the temporary file, counted; false (the
@@ -128,9 +205,10 @@ s_path(const char *sub, const char *path)
     of the first such file; the step fails with it).  sub: the path's
     directory in /workspace ("" for a top-level path). */
 static void
-s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list, const char *q,
-         const char *qmsg)
+s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list,
+         const char *q, const char *qmsg)
 {
+    evr_eng_step_t *st = a->st;
     for (uint32_t i = 0; i < list->n; i++) {
         const evr_artifact_file_t *f = &list->v[i];
         char *path = s_path(sub, f->path);
@@ -138,8 +216,7 @@ s_record(evr_eng_step_t *st, const char *sub, const evr_artifact_list_t *list, c
         if (bad)   /* a name the wire would refuse: the file stays on the runner */
             evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
         else if (q[i] == '!')
-            evr_eng_set_reason(st, "artifact file %s: queueing it for the broker: %s", path,
-                               qmsg);
+            s_fail(a, "file %s: queueing it for the broker: %s", path, qmsg);
         else {
             evr_event_t *ev = evr_eng_emit(st->job, EVR_EV_STEP_ARTIFACT, st);
             ev->data.path = evr_strdup(path);
@@ -158,7 +235,25 @@ typedef struct s_unpacked {
     uint32_t n;         /* files written */
     char msg[EVR_ERR_MAX];
     char qmsg[EVR_ERR_MAX];     /* why the first file not queued was not */
+    uint32_t nlinks;            /* links left out */
+    char links[EVR_ERR_MAX];    /* the first few named, paths in /workspace */
 } s_unpacked_t;
+
+/*  The links list left out, a few named in u->links (", " between; "and
+    N more" after them). */
+static void
+s_links_named(const s_artifact_t *a, const evr_artifact_list_t *list, s_unpacked_t *u)
+{
+    size_t len = 0, cap = sizeof u->links;
+    u->nlinks = list->nlinks;
+    for (uint32_t i = 0; i < list->nlinks && i < S_NAMED && len < cap; i++) {
+        char *path = s_path(a->sub, list->links[i]);
+        len += (size_t) snprintf(u->links + len, cap - len, "%s%s", i ? ", " : "", path);
+        free(path);
+    }
+    if (list->nlinks > S_NAMED && len < cap)
+        snprintf(u->links + len, cap - len, " and %u more", list->nlinks - S_NAMED);
+}
 
 /*  The list written in one go, with write(2) (no stdio in the child):
     "SIZE SHA256 Q PATH" per file, Q its q[i]. */
@@ -254,8 +349,12 @@ s_unpack_work(void *arg, void *out, size_t size)
     uint64_t room = s_job_room(a->st, &u->held);
     evr_artifact_list_t list = { 0 };
     evr_err_t err = { 0 };
+    const char *top = strrchr(a->path, '/');
+    top = top ? top + 1 : a->path;
     u->rc = (int32_t) evr_artifact_unpack_list(a->tmpfile, a->dest, e->opts.artifact_max_bytes,
-                                               room, &list, &err);
+                                               room, top, &list, &err);
+    if (!u->rc)
+        s_links_named(a, &list, u);
     /* the tar removed first (freeing a large file's blocks takes its
        time): between the entries' renames and the list read back, as
        little as can be, lest a kill leave entries no event names */
@@ -359,31 +458,36 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
     evr_artifact_list_t list = { 0 };
     char *q = NULL;
     if (rc)
-        evr_eng_set_reason(st, "artifact %s: unpacking it: %s", a->path, msg);
+        s_fail(a, "unpacking it: %s", msg);
     else if (u->rc == EVR_ERR_LIMIT && strstr(u->msg, "over the room of"))
-        evr_eng_set_reason(st, "artifact %s: %s left of the job's limit of %llu bytes (its "
-                           "artifacts hold %llu bytes already; the runner's "
-                           "artifact_job_max_bytes setting)", a->path, u->msg,
-                           (unsigned long long) e->opts.artifact_job_max_bytes,
-                           (unsigned long long) u->held);
+        s_fail(a, "%s left of the job's limit of %llu bytes (its artifacts hold %llu bytes "
+               "already; the runner's artifact_job_max_bytes setting)", u->msg,
+               (unsigned long long) e->opts.artifact_job_max_bytes,
+               (unsigned long long) u->held);
     else if (u->rc == EVR_ERR_LIMIT && strstr(u->msg, "over the limit of"))
-        evr_eng_set_reason(st, "artifact %s: %s (the runner's artifact_max_bytes setting)",
-                           a->path, u->msg);
+        s_fail(a, "%s (the runner's artifact_max_bytes setting)", u->msg);
     else if (u->rc)
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, u->msg);
+        s_fail(a, "%s", u->msg);
     else if (!s_list_read(a->list_file, u->n, &list, &q))
-        evr_eng_set_reason(st, "artifact %s: the list of its %u files in %s is not whole",
-                           a->path, u->n, a->list_file);
+        s_fail(a, "the list of its %u files in %s is not whole", u->n, a->list_file);
     else {
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
-        s_record(st, a->sub, &list, q, u->qmsg);
+        s_record(a, a->sub, &list, q, u->qmsg);
+        if (u->nlinks) {
+            char *about = evr_asprintf("artifact %s", a->path);
+            char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "
+                                      "nor copied): %s", u->nlinks, u->nlinks == 1 ? "" : "s",
+                                      u->links);
+            evr_eng_step_note(st, about, text);
+            free(text);
+            free(about);
+        }
     }
     free(q);
     evr_artifact_list_free(&list);
     s_artifact_end(a, true);
-    if (--st->artifacts_left == 0)
-        evr_eng_step_finish(st);
+    s_path_done(st);
 }
 
 /*  From the loop: a's unpack that could not start, reported as its
@@ -498,19 +602,18 @@ s_done(const evr_exec_result_t *r, void *arg)
     if (fclose(a->fp) != 0 && !a->werr)
         a->werr = errno ? errno : EIO;
     if (a->over)
-        evr_eng_set_reason(st, "artifact %s: larger than the limit of %llu bytes (as a tar "
-                           "stream; the runner's artifact_max_bytes setting)", a->path,
-                           (unsigned long long) max);
+        s_fail(a, "larger than the limit of %llu bytes (as a tar stream; the runner's "
+               "artifact_max_bytes setting)", (unsigned long long) max);
     else if (a->werr) {   /* the cause, not the aborted download it made */
         evr_err_t err;
         evr_err_write(&err, a->tmpfile, a->werr);
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, err.msg);
+        s_fail(a, "%s", err.msg);
     }
     else if (r->rc && s_hint(st, a->path, r))
-        evr_eng_set_reason(st, "artifact %s: %s (artifact paths are relative to /job: "
-                           "src/%s in the source)", a->path, r->msg, a->path);
+        s_fail(a, "%s (artifact paths are relative to /job: src/%s in the source)", r->msg,
+               a->path);
     else if (r->rc)
-        evr_eng_set_reason(st, "artifact %s: %s", a->path, r->msg);
+        s_fail(a, "%s", r->msg);
     else {
         s_unpack(a);   /* ends in s_unpacked */
         return;
@@ -519,8 +622,7 @@ s_done(const evr_exec_result_t *r, void *arg)
     free(a->tmpfile);
     free(a->path);
     free(a);
-    if (--st->artifacts_left == 0)
-        evr_eng_step_finish(st);
+    s_path_done(st);
 }
 
 void
@@ -529,9 +631,12 @@ evr_eng_step_artifacts(evr_eng_step_t *st)
     evr_engine_t *e = st->job->eng;
     const evr_strlist_t *paths = &st->spec->artifacts.paths;
     st->artifacts_left = paths->n;
+    evr_eng_artifact_why_free(st);
+    st->artifact_why = evr_calloc(paths->n, sizeof *st->artifact_why);
     for (uint32_t i = 0; i < paths->n; i++) {
         s_artifact_t *a = evr_calloc(1, sizeof *a);
         a->st = st;
+        a->idx = i;
         a->path = evr_strdup(paths->v[i]);
         char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
         evr_err_t err;

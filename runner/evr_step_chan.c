@@ -164,6 +164,8 @@ s_add(evr_eng_job_t *job, const char *name, const char *value)
         for (int si = 0; si < 2; si++)
             if (job->steps[i].out[si].mask)
                 evr_mask_add(job->steps[i].out[si].mask, value);
+    if (job->n && job->steps[0].out[0].mask)
+        evr_eng_job_masks_dropped(job, job->steps[0].out[0].mask);
 }
 
 void

@@ -142,6 +142,15 @@ evr_eng_step_finish(evr_eng_step_t *st)
             s_size_text(st->memory_limit, lim, sizeof lim);
         evr_eng_set_reason(st, "out of memory (limit %s)", lim);
     }
+    if (st->timed_out && st->stop_sent && !st->kill_sent && st->exit_code == 137 && st->reason) {
+        /* SIGTERM did not end it: the runner's grace passed and SIGKILL
+           did, which the exit alone does not say */
+        char *why = st->reason;
+        st->reason = NULL;
+        evr_eng_set_reason(st, "%s; it did not end on SIGTERM and was killed (SIGKILL) %d s "
+                           "later, the runner's --grace", why, job->eng->opts.grace_s);
+        free(why);
+    }
     if (st->timed_out)
         st->status = EVR_STEP_TIMED_OUT;
     else if (st->cancelled)

@@ -90,30 +90,14 @@ s_next(evr_eng_step_t *st)
 static void
 s_warn(evr_eng_step_t *st, const char *text)
 {
-    evr_eng_stream_t *s = &st->out[1];
-    for (const char *p = text; *p;) {
-        size_t n = strcspn(p, "\n");
-        char *line = evr_asprintf("evrun: $EVRUN_OUTPUT: %.*s\n", (int) n, p);
-        s->raw_in_buf += evr_mask_feed(s->mask, (const uint8_t *) line, strlen(line), true,
-                                       &s->buf, &s->len, &s->cap);
-        free(line);
-        p += n + (p[n] == '\n');
-    }
-    evr_eng_emit_output(st, 1, true);
+    evr_eng_step_note(st, "$EVRUN_OUTPUT", text);
 }
 
 /*  v masked with the job's secrets; caller frees. */
 static char *
 s_masked(const evr_eng_job_t *job, const char *v)
 {
-    evr_mask_t *m = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
-    uint8_t *out = NULL;
-    size_t len = 0, cap = 0;
-    evr_mask_feed(m, (const uint8_t *) v, strlen(v), true, &out, &len, &cap);
-    evr_mask_destroy(&m);
-    char *s = evr_strndup(out ? (const char *) out : "", len);
-    free(out);
-    return s;
+    return evr_mask_text((const char *const *) job->secrets, job->nsecrets, v);
 }
 
 /*  step.outputs is committed (test hook: a crash test kills here). */

@@ -201,20 +201,24 @@ s_args(const json_t *ja, evr_strmap_t *out, evr_err_t *err)
 }
 
 /*  Whether an arg of a trigger carries a secret value of job (declared,
-    or registered by a step): the job it starts would hold it unmasked
-    (its dispatch, its logs, the broker's archive).  False with why. */
+    or registered by a step), or what output masks of one (a line of a
+    secret of several): the job it starts would hold it unmasked (its
+    dispatch, its logs, the broker's archive).  False with why. */
 static bool
 s_args_unsecret(const evr_eng_job_t *job, const evr_strmap_t *args, evr_err_t *err)
 {
-    for (uint32_t i = 0; i < args->n; i++)
-        for (size_t k = 0; k < job->nsecrets; k++)
-            if (job->secrets[k][0] && strstr(args->v[i], job->secrets[k])) {
-                evr_err_set(err, EVR_ERR_STATE, "args.%s holds the value of a secret of job "
-                            "%s: the job it starts would keep it unmasked (its logs, the "
-                            "broker's archive); give that pipeline the secret in its own "
-                            "secrets: instead", args->k[i], job->id);
-                return false;
-            }
+    for (uint32_t i = 0; i < args->n; i++) {
+        char *m = evr_mask_text((const char *const *) job->secrets, job->nsecrets, args->v[i]);
+        bool hit = strcmp(m, args->v[i]) != 0;
+        free(m);
+        if (hit) {
+            evr_err_set(err, EVR_ERR_STATE, "args.%s holds the value of a secret of job "
+                        "%s: the job it starts would keep it unmasked (its logs, the "
+                        "broker's archive); give that pipeline the secret in its own "
+                        "secrets: instead", args->k[i], job->id);
+            return false;
+        }
+    }
     return true;
 }
 

@@ -29,6 +29,7 @@
 #include "evr_runner_help.h"
 #include "evr_runner_tune.h"
 #include "evr_sha256.h"
+#include "evr_source.h"
 #include "evr_shim.h"
 #include "evr_unit.h"
 #include "evr_yaml.h"
@@ -803,14 +804,16 @@ s_clean(const char *state_dir)
 
 /*  The lifecycle hooks of the settings file (file, else the default one):
     false (said on stderr) when its `hooks:` list is wrong. */
+/*  The settings file's `hooks:` into *out: its problems recorded in cfg
+    (said with the others by evr_config_report). */
 static bool
-s_hooks(const char *file, evr_hooks_t **out)
+s_hooks(evr_config_t *cfg, const char *file, evr_hooks_t **out)
 {
     char *path = file ? evr_strdup(file) : evr_config_default_file();
     evr_err_t err;
     evr_rc_t rc = path ? evr_hooks_load(path, out, &err) : EVR_OK;
     if (rc)
-        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        evr_config_note(cfg, err.msg);
     free(path);
     return !rc;
 }
@@ -821,6 +824,7 @@ main(int argc, char **argv)
     if (evr_shim_wanted(argc, argv))   /* a process step's supervisor (evr_shim.h) */
         return evr_shim_main(argv[2]);
     evr_runner_tune();
+    evr_source_locale();
     s_opts_t o = { .print = true, .stop_timeout = 30 };
     const char *flags[80], *file = NULL;
     size_t nf = 0;
@@ -861,6 +865,7 @@ main(int argc, char **argv)
     if (daemon && (print_config || !o.prune))
         (void) s_daemon_numbers(cfg, &cap, &hb, &lease);
     (void) evr_keep_settings(cfg, &o.retention, &o.retention_ms, &err);
+    (void) s_hooks(cfg, file, &hooks);
     if (evr_config_report(cfg, "evrun-runner", stderr)) {
         status = 2;
         goto out;
@@ -872,10 +877,6 @@ main(int argc, char **argv)
     }
     const char *state_dir = evr_config_get(cfg, "state_dir");
     evr_curve_defaults(cfg, "runner_cert", "runner.cert");
-    if (!s_hooks(file, &hooks)) {
-        status = 2;
-        goto out;
-    }
     if (daemon && (print_config || !o.prune)
         && evr_offer_labels(&o.offer, evr_config_get(cfg, "labels"), lv, &labels, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);

@@ -323,6 +323,27 @@ evr_diag_add_at(evr_diag_t *self, uint32_t line, uint32_t col, const char *path,
     va_end(ap);
 }
 
+void
+evr_diag_sort(evr_diag_t *self)
+{
+    size_t n = self->nerrors < EVR_DIAG_MAX ? self->nerrors : EVR_DIAG_MAX;
+    /* insertion sort: stable, and n is at most EVR_DIAG_MAX */
+    for (size_t i = 1; i < n; i++) {
+        s_error_t e = self->errors[i];
+        size_t k = i;
+        while (k > 0) {
+            const s_error_t *p = &self->errors[k - 1];
+            uint64_t kp = p->line ? (uint64_t) p->line << 32 | p->col : UINT64_MAX;
+            uint64_t ke = e.line ? (uint64_t) e.line << 32 | e.col : UINT64_MAX;
+            if (kp <= ke)
+                break;
+            self->errors[k] = self->errors[k - 1];
+            k--;
+        }
+        self->errors[k] = e;
+    }
+}
+
 size_t
 evr_diag_count(const evr_diag_t *self)
 {

@@ -255,8 +255,12 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
         snprintf(p, sizeof p, "%s.image", at);
         evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
     }
-    else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
-        evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
+    else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS) {
+        uint32_t line, col;     /* a top-level image given but wrong: said there, once */
+        if (!evr_diag_pos(diag, "image", &line, &col))
+            evr_diag_add(diag, at, "no image: set image: on the step or at the top of the "
+                         "file");
+    }
     s_check_artifacts(&st->artifacts, at, diag);
     if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
         snprintf(p, sizeof p, "%s.retry.max", at);
@@ -448,7 +452,10 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     if (spec->pipeline && !evr_spec_name_ok(spec->pipeline))
         evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -; "
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
-    if (spec->steps.n == 0)
+    /* an empty steps: list (no steps: key at all is the loader's to say,
+       or not when another key was taken for it: jobs: did you mean steps?) */
+    uint32_t sline, scol;
+    if (spec->steps.n == 0 && evr_diag_pos(diag, "steps", &sline, &scol))
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
     if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
         evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");

@@ -86,7 +86,10 @@ static const char *
 s_scalar(s_ctx_t *ctx, yaml_node_t *node, uint32_t limit, const char *path)
 {
     if (node->type != YAML_SCALAR_NODE) {
-        s_err(ctx, node, path, "expected a string, got %s", s_kind(node));
+        const char *last = strrchr(path, '.');
+        bool image = node->type == YAML_MAPPING_NODE && !strcmp(last ? last + 1 : path, "image");
+        s_err(ctx, node, path, "expected a string, got %s%s", s_kind(node),
+              image ? " (GitLab's image: {name: NAME} is image: NAME here)" : "");
         return NULL;
     }
     size_t n = node->data.scalar.length;
@@ -256,8 +259,11 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
     bool keyed = f->type == EVR_FT_RECMAP;
     yaml_node_type_t want = keyed ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
     if (node->type != want) {
-        s_err(ctx, node, path, "expected %s, got %s", keyed ? "a mapping" : "a list",
-              s_kind(node));
+        /* one item written without its list (GitLab's cache: {key, paths}) */
+        bool one = !keyed && node->type == YAML_MAPPING_NODE;
+        s_err(ctx, node, path, "expected %s, got %s%s", keyed ? "a mapping" : "a list",
+              s_kind(node), one ? ": a list of one is [{...}], or - before its first key "
+              "on a line of its own" : "");
         return false;
     }
     evr_ypair_t *pairs = NULL;
@@ -518,7 +524,29 @@ static const struct {
     { "name", "pipeline" },        { "tags", "labels" },       { "agents", "labels" },
     { "timeout_in_minutes", "timeout" }, { "artifact_paths", "artifacts" },
     { "retries", "retry" },        { "if", "when" },           { "parallelism", "parallel" },
-    { "container", "image" },
+    { "container", "image" },      { "continue-on-error", "allow_failure" },
+    { "continue_on_error", "allow_failure" }, { "timeout-minutes", "timeout" },
+    { "runs-on", "labels" },
+};
+
+/*  Other CI systems' keys evrun has no key for: what to write instead
+    (an exact match, before any near-miss is looked for: `stages` is not
+    a misspelt `labels`). */
+static const struct {
+    const char *word, *instead;
+} s_foreign[] = {
+    { "stages", "evrun has no stages: steps run in the order written, or as a DAG with needs" },
+    { "stage", "evrun has no stages: steps run in the order written, or as a DAG with needs" },
+    { "before_script", "evrun has no before_script: put its commands at the start of run "
+                       "(a YAML anchor shares them between steps)" },
+    { "after_script", "evrun has no after_script: a step with when: always runs after the "
+                      "others whatever happened" },
+    { "services", "evrun has no services: start what a step needs in its run, or use an "
+                  "image that has it" },
+    { "only", "evrun has no only/except: a step's when, or the pipeline's on: {github: ...} "
+              "for registered pipelines" },
+    { "except", "evrun has no only/except: a step's when, or the pipeline's on: {github: ...} "
+                "for registered pipelines" },
 };
 
 /*  The same, in one record type only: GitLab's retry.when is evrun's
@@ -571,6 +599,12 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
 {
     char keys[512];
     s_expected_keys(type, keys, sizeof keys);
+    for (size_t i = 0; i < sizeof s_foreign / sizeof s_foreign[0]; i++)
+        if (!strcmp(k, s_foreign[i].word)) {
+            s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", s_foreign[i].instead,
+                  keys);
+            return -1;
+        }
     const char *near = s_suggest(type, k);
     if (near) {
         s_err(ctx, kn, fpath, "unknown key; did you mean %s? (expected one of: %s)", near, keys);
@@ -740,6 +774,8 @@ static const struct {
     { "found unexpected end of stream", "a quote or bracket opened and never closed" },
     { "could not find expected ':'", "a key without its \":\", or a quote opened and never "
       "closed" },
+    { "did not find expected ',' or ']'", "a [ or ] inside an item of a [...] list (a matrix "
+      "step's name, build[OS=linux]): quote the item (\"build[OS=linux]\")" },
 };
 
 const char *
@@ -883,6 +919,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     }
     else if (loaded)   /* the rest of the file's errors, all but the steps' names' */
         evr_spec_validate_unexpanded(spec, diag);
+    evr_diag_sort(diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;
 }
 

@@ -461,6 +461,20 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
     return rc;
 }
 
+void
+evr_config_note(const evr_config_t *self, const char *msg)
+{
+    for (const char *p = msg; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t) (nl - p) : strlen(p);
+        char *line = evr_strndup(p, n);
+        if (*line)
+            s_record(self, line);
+        free(line);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
 evr_rc_t
 evr_config_retention(const evr_config_t *self, evr_config_retention_t *out, evr_err_t *err)
 {

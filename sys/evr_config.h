@@ -86,6 +86,11 @@ evr_rc_t evr_config_choice(const evr_config_t *self, const char *key, const char
 evr_rc_t evr_config_problem(const evr_config_t *self, const char *key, evr_err_t *err,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*  Records msg (each of its lines) among the problems for
+    evr_config_report: a part of the settings file a binary reads itself
+    (evrun-runner's `hooks:`). */
+void evr_config_note(const evr_config_t *self, const char *msg);
+
 /*  The retention settings of the broker and the runner (README
     "Retention"): retention_max_age, retention_keep_per_pipeline,
     retention_output_max_age (durations, at most ten years; 0 off) and

@@ -1,6 +1,8 @@
 /*  cli_bus.c: the common part of the bus commands; see cli_bus.h. */
 #include "cli_bus.h"
 
+#include "evr_diag.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,21 @@ s_long_opt(const struct option *opts, const char *token, int val)
         if (o->val == val && !strncmp(o->name, token, n))
             return o;
     return NULL;
+}
+
+void
+evr_cli_brief(const char *prog, evr_cli_help_fn *help, const void *arg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m)
+        return;
+    help(m, arg);
+    fclose(m);
+    size_t first = strcspn(text, "\n");
+    fprintf(stderr, "%.*s\n(%s --help: every option)\n", (int) first, text, prog);
+    free(text);
 }
 
 int
@@ -50,9 +67,18 @@ evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
         if (matches > 1)
             fprintf(stderr, "%s: option '%.*s' is ambiguous: %s (see --help)\n", prog,
                     (int) n + 2, tok, names);
-        else
-            fprintf(stderr, "%s: unrecognized option '%.*s' (see --help)\n", prog, (int) n + 2,
-                    tok);
+        else {
+            char *name = evr_strndup(tok + 2, n);
+            const char *all[128];
+            size_t k = 0;
+            for (const struct option *p = opts; p->name && k < 128; p++)
+                all[k++] = p->name;
+            const char *near = evr_diag_near(name, all, k);
+            fprintf(stderr, "%s: unrecognized option '%.*s'%s%s%s (see --help)\n", prog,
+                    (int) n + 2, tok, near ? "; did you mean --" : "", near ? near : "",
+                    near ? "?" : "");
+            free(name);
+        }
     }
     else if (c == ':')
         fprintf(stderr, "%s: option '-%c' requires an argument (see --help)\n", prog, optopt);

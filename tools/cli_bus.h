@@ -50,10 +50,17 @@ typedef struct {
     evr_client_t *client;
 } evr_cli_t;
 
+/*  After a usage error (said on a line of its own): the first line of
+    what help writes (its usage line) and where the rest is ("PROG --help:
+    every option"), not the whole text, which buried the error. */
+typedef void (evr_cli_help_fn)(FILE *out, const void *arg);
+void evr_cli_brief(const char *prog, evr_cli_help_fn *help, const void *arg);
+
 /*  getopt_long for an evrun-cli command: getopt's own messages off, ours
     instead, each starting with prog ("evrun-cli artifacts: unrecognized
     option '--download' (see --help)"): an unknown or ambiguous option, a
-    missing argument, an argument to an option that takes none.  Returns
+    missing argument, an argument to an option that takes none; an
+    unknown long option near one gets "did you mean --NAME?".  Returns
     as getopt_long does, '?' for each of those. */
 int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
                    const struct option *opts);

@@ -81,6 +81,12 @@ s_run_help(FILE *out, const char *name)
                                        "before the job ended: it goes on");
 }
 
+static void
+s_run_help_cb(FILE *out, const void *name)
+{
+    s_run_help(out, name);
+}
+
 /*  FILE into req->spec, its args bound (req->args), and the tars of its
     copy: sources into req: every error printed as FILE:LINE:COL: FIELD:
     MESSAGE (a copy:'s at its key), the copies read only when the file
@@ -307,7 +313,7 @@ s_run_common(int argc, char **argv, const char *name)
         status = 2;
     }
     if (status) {
-        s_run_help(stderr, name);
+        evr_cli_brief(cli.prog, s_run_help_cb, name);
         evr_msg_clear(&req);
         return status;
     }

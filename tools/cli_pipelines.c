@@ -134,6 +134,13 @@ s_start_help(FILE *out)
             "it goes on\n");
 }
 
+static void
+s_start_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_start_help(out);
+}
+
 int
 evr_cli_start(int argc, char **argv)
 {
@@ -182,7 +189,7 @@ evr_cli_start(int argc, char **argv)
         status = 2;
     }
     if (status) {
-        s_start_help(stderr);
+        evr_cli_brief(cli.prog, s_start_help_cb, NULL);
         evr_msg_clear(&req);
         return status;
     }

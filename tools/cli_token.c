@@ -49,6 +49,13 @@ s_token_help(FILE *out)
             "exit status: 0 printed; 2 usage, or the secret cannot be read or made\n");
 }
 
+static void
+s_token_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_token_help(out);
+}
+
 int
 evr_cli_token(int argc, char **argv)
 {
@@ -84,7 +91,7 @@ evr_cli_token(int argc, char **argv)
         status = 2;
     }
     if (status) {
-        s_token_help(stderr);
+        evr_cli_brief(cli.prog, s_token_help_cb, NULL);
         return status;
     }
     if ((status = evr_cli_settings(&cli)))
@@ -131,6 +138,13 @@ s_hook_help(FILE *out)
             "or made\n");
 }
 
+static void
+s_hook_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_hook_help(out);
+}
+
 int
 evr_cli_hook_token(int argc, char **argv)
 {
@@ -157,7 +171,7 @@ evr_cli_hook_token(int argc, char **argv)
         status = 2;
     }
     if (status) {
-        s_hook_help(stderr);
+        evr_cli_brief(cli.prog, s_hook_help_cb, NULL);
         return status;
     }
     if (!strcmp(argv[optind], "github")) {

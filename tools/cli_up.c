@@ -387,6 +387,13 @@ s_up_help(FILE *out)
             "EVRUN_HTTP_LISTEN=127.0.0.1:PORT, or --no-gateway)\n");
 }
 
+static void
+s_up_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_up_help(out);
+}
+
 static int
 s_start_broker(s_up_t *u, const char *prog)
 {
@@ -754,7 +761,7 @@ evr_cli_up(int argc, char **argv)
         status = 2;
     }
     if (status) {
-        s_up_help(stderr);
+        evr_cli_brief(cli.prog, s_up_help_cb, NULL);
         return status;
     }
     if ((status = evr_cli_settings(&cli)))

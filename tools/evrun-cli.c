@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "evr_diag.h"
+#include "evr_source.h"
 
 static const struct {
     const char *name;
@@ -51,6 +52,7 @@ s_usage(FILE *out)
 int
 main(int argc, char **argv)
 {
+    evr_source_locale();    /* a copy: source's names past ASCII */
     if (argc < 2) {
         s_usage(stderr);
         return 2;

@@ -54,6 +54,13 @@ s_help(FILE *out)
             "it ended; 2 usage, no such job, or the broker unreachable\n");
 }
 
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -102,7 +109,7 @@ main(int argc, char **argv)
         status = 2;
     }
     if (status) {
-        s_help(stderr);
+        evr_cli_brief("evrun-tail", s_help_cb, NULL);
         free(job);
         return status;
     }

@@ -459,6 +459,12 @@ case_cli_errors() {
     check "${ge%%|*}: exit 2" [ $? -eq 2 ]
     check "${ge%%|*}: the command's own message" grep -qxF "${ge#*|}" "$tmp/ge"
   done
+  # a near-miss named, and the usage line after an error, not the whole help
+  EVRUN_STATE_DIR=$none cli run --folow x.yml > "$tmp/ge" 2>&1
+  check "run --folow: did you mean" grep -qxF "evrun-cli run: unrecognized option '--folow'; did you mean --follow? (see --help)" "$tmp/ge"
+  check "... then run's usage line and where the rest is" \
+    bash -c "sed -n 2p '$tmp/ge' | grep -q '^usage: evrun-cli run FILE' && sed -n 3p '$tmp/ge' | grep -qxF '(evrun-cli run --help: every option)'"
+  check "... three lines in all" [ "$(wc -l < "$tmp/ge")" -eq 3 ]
   # help COMMAND is the command's help; run --follow --wait refused
   check "help run: run's usage" bash -c "'$bin/evrun-cli' help run | head -1 | grep -q '^usage: evrun-cli run FILE'"
   check "--help run: run's usage" bash -c "'$bin/evrun-cli' --help run | head -1 | grep -q '^usage: evrun-cli run FILE'"

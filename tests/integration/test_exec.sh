@@ -320,6 +320,24 @@ YML
   check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
 }
 
+case_stream_order() {   # stdout and stderr lines stored in the order they were read
+  pipeline order <<'YML'
+pipeline: order
+image: localhost/evrun-busybox:latest
+steps:
+  - name: s
+    run: echo one; sleep 0.02; echo two >&2; sleep 0.02; echo three; sleep 0.02; echo four >&2
+YML
+  run order "$tmp/order.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  "$bin/evrun-replay" "$state" --events --json | grep "\"job\":\"$job\"" \
+    | grep '"type":"step.output"' | sed -n 's/.*"bytes":"\([a-z]*\)\\n".*/\1/p' \
+    | tr '\n' ' ' > "$tmp/order.seq"
+  check "four output events, one a line, in the order written" \
+    [ "$(cat "$tmp/order.seq")" = "one two three four " ]
+  check "store verifies" verified
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -339,6 +357,19 @@ YML
   check "step timed out" grep -Eq "^slow +timed_out" "$tmp/timeout.job"
   check "output before the timeout kept" grep -q "^slow | started$" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # a step that ignores SIGTERM: killed after the grace, and its reason says so
+  pipeline deaf <<'YML'
+pipeline: deaf
+image: localhost/evrun-busybox:latest
+steps:
+  - name: deaf
+    timeout: 1s
+    run: trap '' TERM; echo started; while :; do sleep 1; done
+YML
+  run deaf "$tmp/deaf.yml" --grace 1
+  check "deaf: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason says SIGKILL ended it after the grace" \
+    grep -q "^deaf > timed_out (exit 137.*): timed out after 1000 ms; it did not end on SIGTERM and was killed (SIGKILL) 1 s later, the runner's --grace$" "$out"
 }
 
 case_secret() {
@@ -380,6 +411,54 @@ YML
   run nosecret "$tmp/secret.yml" --secrets-allow DEPLOY_TOKEN
   check "missing secret: exit 2" [ "$rc" -eq 2 ]
   check "missing secret named" grep -q "secret DEPLOY_TOKEN: not set" "$tmp/nosecret.err"
+}
+
+case_secret_lines() {   # a secret of several lines (a PEM key): each line printed alone masked too
+  local d=$tmp/secret-lines.d l
+  mkdir -p "$d"
+  printf '%s\n' '-----BEGIN TEST KEY-----' 'MIIEkeyLineOne4711abcdefghij' 'QUJDkeyLineTwo0815klmnopqrst' \
+    'ab=' '-----END TEST KEY-----' > "$d/SSH_KEY"
+  pipeline secret-lines <<'YML'
+pipeline: secret-lines
+image: localhost/evrun-busybox:latest
+secrets: [SSH_KEY]
+steps:
+  - name: deploy
+    run: |
+      echo "$SSH_KEY" > k; cat k; head -2 k; echo "md: $(sed -n 2p k)"
+      # a line split across two writes, 300 ms apart
+      printf 'split: %s' "$(sed -n 3p k | cut -c1-10)"; sleep 0.3; sed -n 3p k | cut -c11-
+      echo "crlf: $(sed -n 2p k)$(printf '\r')"
+      echo "short: $(sed -n 4p k)"
+YML
+  sed 's|^image: .*|executor: process|' "$tmp/secret-lines.yml" > "$tmp/secret-lines-proc.yml"
+  for l in podman process; do
+    if [ "$l" = podman ]; then
+      run secret-lines "$tmp/secret-lines.yml" --secrets-dir "$d"
+    else
+      run secret-lines-proc "$tmp/secret-lines-proc.yml" --secrets-dir "$d" --executors process
+    fi
+    check "$l: exit 0" [ "$rc" -eq 0 ]
+    check "$l: the whole (cat) and each line (head -2) masked" \
+      [ "$(grep -c '^deploy | \*\*\*$' "$out")" -eq 3 ]
+    check "$l: a line alone masked" grep -q '^deploy | md: \*\*\*$' "$out"
+    check "$l: a line split across writes masked" grep -q '^deploy | split: \*\*\*$' "$out"
+    check "$l: a line with a CR masked" grep -q "^deploy | crlf: \*\*\*$(printf '\r')\$" "$out"
+    check "$l: a line under 4 bytes is not masked alone" grep -q '^deploy | short: ab=$' "$out"
+    check "$l: stored masked" sh -c "'$bin/evrun-replay' '$state' --output '$job/deploy' | grep -q '^md: \*\*\*$'"
+    check "$l: no line printed" sh -c "! grep -Eq 'keyLine|TEST KEY' '$out' '$err'"
+    check "$l: no line in the state directory" sh -c "! grep -Erqa 'keyLine|TEST KEY' '$state'"
+  done
+  # past 4096 lines: the rest not masked on their own, the runner says so
+  seq -f 'many%05g' 1 4100 > "$d/MANY"
+  printf 'pipeline: many\nexecutor: process\nsecrets: [MANY]\nsteps:\n  - name: s\n    run: echo "$MANY" | sed -n "1p;4100p"\n' \
+    > "$tmp/many.yml"
+  run many "$tmp/many.yml" --secrets-dir "$d" --executors process
+  check "many: exit 0" [ "$rc" -eq 0 ]
+  check "many: the first lines masked" grep -q '^s | \*\*\*$' "$out"
+  check "many: a line past 4096 not masked alone" grep -q '^s | many04100$' "$out"
+  check "many: said in the runner's log" \
+    grep -q "job $job: 4 lines of its secrets are not masked on their own" "$err"
 }
 
 case_resource() {
@@ -684,6 +763,24 @@ YML
   check "nowhere (exit 0)" sh -c "! grep -q '(exit 0' '$out'"
 }
 
+case_process_artifact_links() {   # process executor: links inside left out, a path that is one refused
+  pipeline proclink <<'YML'
+pipeline: proclink
+executor: process
+steps:
+  - name: s
+    run: mkdir -p out && echo real > out/real.txt && ln -s real.txt out/rel && ln -s /etc/passwd out/pw && ln out/real.txt out/hard && ln -s out lnk
+    artifacts: [out, lnk]
+YML
+  run proclink "$tmp/proclink.yml" --executors process
+  local a=$state/artifacts/$job/s
+  check "exit 1 (lnk)" [ "$rc" -eq 1 ]
+  check "the links inside named" grep -q "^s | evrun: artifact out: 2 symbolic links left out (links are not followed, nor copied): out/pw, out/rel$" "$out"
+  check "the path that is a link refused, named" grep -q "^s > failed ([0-9.]*s): its command exited 0, but artifact lnk: a symbolic link (to \"out\"): links are not followed; name the file or directory it points to$" "$out"
+  check "the files kept, the hard link a copy" [ "$(cat "$a/out/real.txt")/$(cat "$a/out/hard")/$(stat -c %h "$a/out/hard")" = real/real/1 ]
+  check "no link kept, nothing followed" [ -z "$(find "$a" -type l)" ] && [ ! -e "$a/lnk" ] && [ "$(find "$a" -type f | wc -l)" -eq 2 ]
+}
+
 case_process_relative_state() {   # --state-dir relative to where the runner starts
   mkdir -p "$tmp/rel"
   local b
@@ -800,7 +897,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits timeout secret resource resource_prep resource_timeout artifact_full unreachable bad_file usage sigint process process_missing_artifact process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret secret_lines resource resource_prep resource_timeout artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -70,6 +70,48 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
+case_job_secret_lines() {   # a key of several lines registered: each line printed alone masked
+  # the key is made inside the step (not in the pipeline's text): its
+  # lines are keyLnA-bcde-one, keyLnB-pqrs-two, and a short one, "z9"
+  pipeline job-secret-lines <<'YML'
+pipeline: job-secret-lines
+image: localhost/evrun-busybox:latest
+triggers: [deploy]
+steps:
+  - name: make
+    run: |
+      a=$(echo 1234 | tr 0-9 a-j); b=$(echo 5678 | tr 0-9 k-t)
+      key=$(printf '%s\n' "keyLnA-$a-one" "keyLnB-$b-two" z9)
+      printf '%s\n' "$key" | evrun-job secret SSH_KEY || exit 3
+      echo "$key" > k
+      evrun-job trigger deploy -a "V=$(sed -n 2p k)" 2>&1; echo "line arg: $?"
+      evrun-job trigger deploy -a "V=$(sed -n 3p k)" 2>&1; echo "short line arg: $?"
+      head -2 k; echo "md: $(sed -n 2p k)"
+      printf 'split: %s' "$(sed -n 1p k | cut -c1-9)"; sleep 0.3; sed -n 1p k | cut -c10-
+      echo "short: $(sed -n 3p k)"
+YML
+  local mode
+  for mode in podman process; do
+    if [ "$mode" = podman ]; then
+      run job-secret-lines "$tmp/job-secret-lines.yml"
+    else
+      sed 's|^image: .*|executor: process|' "$tmp/job-secret-lines.yml" > "$tmp/job-secret-lines-proc.yml"
+      run job-secret-lines-proc "$tmp/job-secret-lines-proc.yml" --executors process
+    fi
+    check "$mode: exit 0" [ "$rc" -eq 0 ]
+    check "$mode: each line of head -2 masked" [ "$(grep -c '^make | \*\*\*$' "$out")" -eq 2 ]
+    check "$mode: a line alone masked" grep -q '^make | md: \*\*\*$' "$out"
+    check "$mode: a line split across writes masked" grep -q '^make | split: \*\*\*$' "$out"
+    check "$mode: a line under 4 bytes not masked alone" grep -q '^make | short: z9$' "$out"
+    check "$mode: a line as a trigger's arg refused" grep -q '^make | line arg: 2$' "$out"
+    check "$mode: ... as a secret's value" \
+      grep -q '^make | evrun-job: refused: trigger: args.V holds the value of a secret of job' "$out"
+    check "$mode: ... not a line under 4 bytes" grep -q '^make | short line arg: 0$' "$out"
+    check "$mode: never printed" sh -c "! grep -Eq 'bcde-one|pqrs-two' '$out' '$err'"
+    check "$mode: never in the state directory" sh -c "! grep -Erqa 'bcde-one|pqrs-two' '$state'"
+  done
+}
+
 case_job_secret_python() {   # a client written from PROTOCOL.md alone, in a host-command step
   command -v python3 > /dev/null || { echo "  (no python3: skipped)"; return 0; }
   pipeline job-secret-py <<'YML'
@@ -395,7 +437,7 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
 for c in $cases; do
   case_name=$c
   before=$fails

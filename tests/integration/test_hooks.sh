@@ -104,10 +104,13 @@ EOF
 pipeline: why
 executor: process
 steps:
+  - { name: lint, run: "exit 3", allow_failure: true }
   - { name: slow, run: "sleep 30", timeout: 1s }
   - { name: after, run: "echo never" }
 EOF
   run why "$tmp/why.yml"
+  check "POST_EXECUTION: a step failed with allow_failure is marked allowed" \
+    grep -q '{"name":"lint","status":"failed","exit_code":3,"allowed":true}' "$tmp/why.ctx"
   check "POST_EXECUTION: a timed-out step's entry has its reason" \
     grep -q '{"name":"slow","status":"timed_out","exit_code":[0-9-]*,"reason":"timed out after 1000 ms' "$tmp/why.ctx"
   check "... a skipped step's too, with no exit_code" \
@@ -166,6 +169,13 @@ EOF
   check "the secret's value is nowhere in the state" sh -c "! grep -rq 'hunter2-from-vault' '$state'"
   check "the hooks file removed at the job's end" [ -z "$(ls -A "$state/hooks" 2>/dev/null)" ]
   check "store verifies" verified
+  # an untrusted step gets the hook's env, not its secret
+  two_steps envsecu 'echo "env=$DEPLOY_ENV pw=[${DB_PASSWORD-unset}]"'
+  sed -i 's/^  - name: two$/  - name: two\n    untrusted: true/' "$tmp/envsecu.yml"
+  cp "$tmp/envsec.set" "$tmp/envsecu.set"
+  run envsecu "$tmp/envsecu.yml"
+  check "untrusted: exit 0" [ "$rc" -eq 0 ]
+  check "... the hook's env, no secret" grep -qx 'two | env=staging pw=\[unset\]' "$out"
   # a hook's message holding a secret: masked in the log and the reason
   cat > "$tmp/leak.set" <<'EOF'
 hooks:
@@ -176,6 +186,18 @@ EOF
   check "leak: exit 1" [ "$rc" -eq 1 ]
   check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
   check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+  # a secret of several lines: each line alone masked, in output and a message
+  cat > "$tmp/lines.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "printf '%s' '{\"secrets\": {\"KEY\": \"key-line-one-55\\nkey-line-two-66\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "echo 'bad line key-line-two-66 here' >&2; exit 1" }
+EOF
+  two_steps lines 'echo "$KEY" | tail -n 1'
+  run lines "$tmp/lines.yml"
+  check "lines: exit 1" [ "$rc" -eq 1 ]
+  check "... a line alone masked in output" grep -qx 'two | \*\*\*' "$out"
+  check "... and in the reason" grep -qx "reason: bad line \*\*\* here" <(events)
+  check "... the lines nowhere in the state" sh -c "! grep -Erq 'line-one-55|line-two-66' '$state'"
 }
 
 case_optional() {   # an optional hook failing does not fail the job; a required one does
@@ -250,6 +272,15 @@ case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
   "$bin/evrun-runner" --config "$tmp/dup.set" --print-config > "$tmp/dup.out" 2>&1
   check "duplicate name: exit 2" [ $? -eq 2 ]
   check "... said" grep -q "hooks\[1\].name: \"a\" is the name of hooks\[0\] (line 2) too" "$tmp/dup.out"
+  # every problem at once, with the settings' own
+  printf 'capacity: two\nhooks:\n  - { phase: POST_EXECUTON, run: y, timeout: 2h, optional: maybe }\n  - { phase: CLEANUP, command: z }\n' > "$tmp/many.set"
+  "$bin/evrun-runner" --config "$tmp/many.set" --print-config > "$tmp/many.out" 2>&1
+  check "many problems: exit 2" [ $? -eq 2 ]
+  check "... the setting's" grep -q "^evrun-runner: capacity = \"two\" (from file $tmp/many.set:1:11)" "$tmp/many.out"
+  check "... the phase's, with did you mean" grep -q "^evrun-runner: $tmp/many.set:3:14: hooks\[0\].phase: .*did you mean POST_EXECUTION?" "$tmp/many.out"
+  check "... the timeout's" grep -q "^evrun-runner: $tmp/many.set:3:46: hooks\[0\].timeout: expected whole seconds from 1 to 3600" "$tmp/many.out"
+  check "... optional's, on the same hook" grep -q "^evrun-runner: $tmp/many.set:3:60: hooks\[0\].optional: expected true or false" "$tmp/many.out"
+  check "... the next hook's" grep -q "^evrun-runner: $tmp/many.set:4:23: hooks\[1\].command: unknown field; did you mean run?" "$tmp/many.out"
   settings_all shown "$tmp/shown.log"
   "$bin/evrun-runner" --config "$tmp/shown.set" --print-config > "$tmp/shown.out"
   check "--print-config shows them in their order" grep -q "^  - { phase: PRE_EXECUTION, name: first, priority: -5, timeout: 60, optional: false, run: " "$tmp/shown.out"

@@ -95,24 +95,112 @@ YML
   check "under the limit: copied" [ "$(stat -c %s "$state/artifacts/$job/make/out/big.bin")" -eq $((8 * MIB)) ]
 }
 
-case_artifact_partial() {
-  # a file, then a link the runner refuses: the file is not left either
+case_artifact_links() {
+  # symbolic links inside a directory: left out (never followed, never
+  # made), named (a few, then "and N more"); the rest kept, the step fine;
+  # a hard link is a copy of its file
   pipeline artlink <<'YML'
-pipeline: artifact-partial
+pipeline: artifact-links
 image: localhost/evrun-busybox:latest
 steps:
   - name: make
     run: |
-      mkdir -p out
-      echo kept > out/a.txt
-      ln -s a.txt out/z-link
+      mkdir -p out/sub
+      echo real > out/real.txt
+      echo deep > out/sub/deep.txt
+      ln -s real.txt out/rel
+      ln -s /etc/passwd out/pw
+      ln -s .. out/sub/up
+      ln -s /nowhere out/sub/dangling
+      ln out/real.txt out/hard
     artifacts: [out]
 YML
   run artlink "$tmp/artlink.yml"
-  check "exit 1" [ "$rc" -eq 1 ]
-  check "the reason names the link" grep -q "artifact out: entry \"out/z-link\": links are not copied out" "$out"
-  check "no file of the failed artifact left" [ "$(files_left)" -eq 0 ]
+  local a=$state/artifacts/$job/make/out
+  check "exit 0: links do not fail the step" [ "$rc" -eq 0 ]
+  check "the step succeeded" grep -q "^make > succeeded" "$out"
+  check "the files kept" [ "$(cat "$a/real.txt")/$(cat "$a/sub/deep.txt")" = real/deep ]
+  check "the hard link a file of its own" [ "$(cat "$a/hard")" = real ] && [ "$(stat -c %h "$a/hard")" = 1 ]
+  check "no link made" [ -z "$(find "$state/artifacts" -type l)" ]
+  check "nothing followed (no passwd)" sh -c "! grep -rq root: '$state/artifacts'"
+  check "3 files, no more" [ "$(files_left)" -eq 3 ]
+  check "the step's output names a few, then how many more" \
+    grep -Eq "^make \| evrun: artifact out: 4 symbolic links left out \(links are not followed, nor copied\): out/[a-z/]+, out/[a-z/]+, out/[a-z/]+ and 1 more$" "$out"
+  check "nothing said as failed" sh -c "! grep -q 'links are not copied out\|failed' '$out'"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
+  # one link: named, no "more"
+  sed 's#ln -s .. out/sub/up##; s#ln -s /nowhere out/sub/dangling##; s#ln -s /etc/passwd out/pw##' \
+    "$tmp/artlink.yml" > "$tmp/artlink1.yml"
+  run artlink1 "$tmp/artlink1.yml"
+  check "one link: exit 0" [ "$rc" -eq 0 ]
+  check "one link: named" grep -q "^make | evrun: artifact out: 1 symbolic link left out (links are not followed, nor copied): out/rel$" "$out"
+}
+
+case_artifact_toplink() {
+  # a path that is itself a link: refused, naming it (podman would copy
+  # what it points to, under that name); nothing of it kept
+  pipeline toplink <<'YML'
+pipeline: artifact-toplink
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: mkdir -p out && echo x > out/x.txt && ln -s out latest && ln -s out/x.txt x-link
+    artifacts: [latest, x-link, out]
+YML
+  run toplink "$tmp/toplink.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names each link path" \
+    grep -q "^make > failed ([0-9.]*s): its command exited 0, but artifact latest: a symbolic link (to a path named \"out\"): links are not followed; name the file or directory it points to; artifact x-link: a symbolic link (to a path named \"x.txt\"): links are not followed; .*$" "$out"
+  check "the real path kept" [ "$(cat "$state/artifacts/$job/make/out/x.txt")" = x ]
+  check "nothing kept of the links" [ "$(files_left)" -eq 1 ]
+}
+
+case_artifact_many_missing() {
+  # every failed path named: a few in the reason, then "and N more"; each
+  # in the step's output
+  pipeline many <<'YML'
+pipeline: artifact-many
+image: localhost/evrun-busybox:latest
+steps:
+  - name: make
+    run: mkdir -p ok && echo x > ok/x
+    artifacts: ["my out/test report.txt", out2, emptydir, ok, gone1, gone2]
+YML
+  run many "$tmp/many.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  local nf="no such file or directory"
+  check "the reason: the first three in file order, then how many more" \
+    grep -q "^make > failed ([0-9.]*s): its command exited 0, but artifact my out/test report.txt: $nf; artifact out2: $nf; artifact emptydir: $nf; and 2 more (the step's output names each)$" "$out"
+  check "the job's reason the same" grep -q "^job $job failed in .*: step make failed: its command exited 0, but artifact my out/test report.txt: $nf; artifact out2: $nf; artifact emptydir: $nf; and 2 more" "$out"
+  local p
+  for p in "my out/test report.txt" out2 emptydir gone1 gone2; do
+    check "the output names $p" grep -q "^make | evrun: artifact $p: $nf$" "$out"
+  done
+  check "the path that is there kept" [ "$(cat "$state/artifacts/$job/make/ok/x")" = x ]
+  # two: both named, no "more"
+  sed 's#\[.*\]#[out2, ok, gone1]#' "$tmp/many.yml" > "$tmp/two.yml"
+  run two "$tmp/two.yml"
+  check "two: both in the reason" grep -q "^make > failed ([0-9.]*s): its command exited 0, but artifact out2: $nf; artifact gone1: $nf$" "$out"
+}
+
+case_artifact_failed_command() {
+  # the command's failure stays the step's reason; a missing artifact is
+  # said in the step's output
+  pipeline failcmd <<'YML'
+pipeline: artifact-failcmd
+image: localhost/evrun-busybox:latest
+steps:
+  - name: test
+    run: mkdir -p reports && echo red > reports/r.txt && exit 1
+    artifacts: {paths: [reports, coverage/index.html], when: on_failure}
+YML
+  run failcmd "$tmp/failcmd.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the step: exit 1, no artifact as its reason" grep -q "^test > failed (exit 1, [0-9.]*s)$" "$out"
+  check "the job's reason: the exit" grep -q "^job $job failed in .*: step test failed (exit 1)$" "$out"
+  check "the missing path said in the step's output" \
+    grep -q "^test | evrun: artifact coverage/index.html: no such file or directory$" "$out"
+  check "the reports kept" [ "$(cat "$state/artifacts/$job/test/reports/r.txt")" = red ]
 }
 
 case_resource_bomb() {
@@ -303,7 +391,7 @@ YML
   check "allowed by default" grep -q "^use | plain resource$" "$out"
 }
 
-cases=${*:-artifact_cap artifact_partial resource_bomb secret_utf8 secret_allow secret_file resource_error resource_redirect resource_local}
+cases=${*:-artifact_cap artifact_links artifact_toplink artifact_many_missing artifact_failed_command resource_bomb secret_utf8 secret_allow secret_file resource_error resource_redirect resource_local}
 for c in $cases; do
   case_name=$c
   before=$fails

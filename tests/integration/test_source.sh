@@ -306,6 +306,35 @@ YML
   httpd_pid=
 }
 
+case_utf8_names() {   # names past ASCII: in a copy, a tarball resource and an artifact
+  local www=$tmp/www8 port
+  mkdir -p "$tmp/tree8" "$www/v/u"
+  echo r > "$tmp/tree8/résumé.txt"
+  echo n > "$www/v/u/naïve.txt"
+  tar -C "$www/v" -czf "$www/v.tar.gz" .
+  serve_dir "$www" || fails=$((fails + 1))
+  port=$serve_port httpd_pid=$serve_pid
+  cat > "$tmp/utf8.yml" <<YML
+pipeline: utf8
+image: localhost/evrun-busybox:latest
+source: {copy: tree8}
+resources: [{name: v, url: "http://127.0.0.1:$port/v.tar.gz", path: vendor}]
+steps:
+  - name: s
+    run: cat résumé.txt /job/vendor/u/naïve.txt; mkdir -p out && echo u > "out/ünï.txt"
+    artifacts: [src/out]
+YML
+  "$bin/evrun-cli" validate "$tmp/utf8.yml" > "$tmp/utf8.val" 2>&1
+  check "evrun-cli validate reads the copy: ok" grep -q "utf8.yml: ok$" "$tmp/utf8.val"
+  run utf8 "$tmp/utf8.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the copy's résumé.txt at /job/src" grep -q "^s | r$" "$out"
+  check "the resource's naïve.txt unpacked" grep -q "^s | n$" "$out"
+  check "the artifact ünï.txt kept" [ "$(cat "$state/artifacts/$job/s/src/out/ünï.txt")" = u ]
+  kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
 case_submodules() {
   local sub=$tmp/subrepo sup=$tmp/super
   mkdir -p "$sub" "$sup"
@@ -569,7 +598,7 @@ off_loop_status() {
   echo timeout
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball submodules large_off_loop}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball utf8_names submodules large_off_loop}
 for c in $cases; do
   case_name=$c
   before=$fails

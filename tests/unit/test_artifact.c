@@ -17,8 +17,8 @@
 
 static char s_dir[64];
 
-/*  Writes a tar to path: entries "name" with size bytes of 'x', or a
-    symbolic link for "name->target". */
+/*  Writes a tar to path: entries "name" with size bytes of 'x', a
+    symbolic link for "name->target", a hard link for "name=>target". */
 static void
 s_tar(const char *path, const char *const *names, const size_t *sizes, size_t n)
 {
@@ -28,11 +28,17 @@ s_tar(const char *path, const char *const *names, const size_t *sizes, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct archive_entry *e = archive_entry_new();
         const char *arrow = strstr(names[i], "->");
+        const char *hard = strstr(names[i], "=>");
+        arrow = arrow ? arrow : hard;
         char name[128];
         snprintf(name, sizeof name, "%.*s", arrow ? (int) (arrow - names[i]) : 127, names[i]);
         archive_entry_set_pathname(e, name);
         archive_entry_set_perm(e, 0644);
-        if (arrow) {
+        if (hard) {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_hardlink(e, arrow + 2);
+        }
+        else if (arrow) {
             archive_entry_set_filetype(e, AE_IFLNK);
             archive_entry_set_symlink(e, arrow + 2);
         }
@@ -110,10 +116,10 @@ test_unpack_list(void)
     s_tar(tar, names, sizes, 2);
     evr_artifact_list_t list = { 0 };
     evr_err_t err;
-    CHECK(evr_artifact_unpack_list(tar, dest, 100, 2, &list, &err) == EVR_ERR_LIMIT);
+    CHECK(evr_artifact_unpack_list(tar, dest, 100, 2, "out", &list, &err) == EVR_ERR_LIMIT);
     CHECK_CONTAINS(err.msg, "3 bytes of files, over the room of 2 bytes");
     CHECK(list.n == 0 && s_files_under(dest) == 0);
-    CHECK(evr_artifact_unpack_list(tar, dest, 100, 3, &list, &err) == EVR_OK);
+    CHECK(evr_artifact_unpack_list(tar, dest, 100, 3, "out", &list, &err) == EVR_OK);
     CHECK(list.n == 2);
     if (list.n == 2) {
         CHECK_STR(list.v[0].path, "out/a.txt");
@@ -160,6 +166,85 @@ test_unpack_link_leaves_nothing(void)
     CHECK(evr_artifact_unpack(tar, dest, 1 << 20, &files, &err) == EVR_ERR_IO);
     CHECK_CONTAINS(err.msg, "entry \"out/z\": links are not copied out");
     CHECK(s_files_under(dest) == 0);
+}
+
+/*  An artifact's symbolic links are left out and named, the rest kept;
+    none is made or followed.  A hard link is a copy of the file it names
+    (the tar holds that file's bytes once), left out when that is no file
+    of this unpack. */
+static void
+test_unpack_list_leaves_links_out(void)
+{
+    char tar[128], dest[128], path[192];
+    snprintf(tar, sizeof tar, "%s/artlink.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/artlink", s_dir);
+    const char *names[] = { "out/a.txt", "out/rel->a.txt", "out/pw->/etc/passwd",
+                            "out/h=>out/a.txt", "out/h2=>out/rel", "out/sub/b.txt" };
+    const size_t sizes[] = { 10, 0, 0, 0, 0, 4 };
+    s_tar(tar, names, sizes, 6);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err = { 0 };
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "out", &list, &err) == EVR_OK);
+    CHECK(list.n == 3);
+    if (list.n == 3) {
+        CHECK_STR(list.v[1].path, "out/h");
+        CHECK(list.v[1].size == 10);
+        CHECK_STR(list.v[1].sha256, list.v[0].sha256);
+    }
+    CHECK(list.nlinks == 3);
+    if (list.nlinks == 3) {
+        CHECK_STR(list.links[0], "out/rel");
+        CHECK_STR(list.links[1], "out/pw");
+        CHECK_STR(list.links[2], "out/h2");
+    }
+    CHECK(s_files_under(dest) == 3);
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/out/rel", dest);
+    CHECK(lstat(path, &sb) != 0);
+    snprintf(path, sizeof path, "%s/out/pw", dest);
+    CHECK(lstat(path, &sb) != 0);
+    snprintf(path, sizeof path, "%s/out/h", dest);
+    CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 && sb.st_size == 10);
+    evr_artifact_list_free(&list);
+    /* the copies count against the job's room: over it, nothing kept */
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 16, "out", &list, &err)
+          == EVR_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "over the room of 16 bytes");
+    CHECK(list.n == 0);
+    evr_artifact_list_free(&list);
+}
+
+/*  The artifact's own path a link: refused, nothing written; a link
+    entry at the top, or (as podman copies one) entries named otherwise. */
+static void
+test_unpack_list_path_a_link(void)
+{
+    char tar[128], dest[128];
+    snprintf(tar, sizeof tar, "%s/toplink.tar", s_dir);
+    snprintf(dest, sizeof dest, "%s/toplink", s_dir);
+    const char *names[] = { "lnk->out" };
+    const size_t sizes[] = { 0 };
+    s_tar(tar, names, sizes, 1);
+    evr_artifact_list_t list = { 0 };
+    evr_err_t err = { 0 };
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to \"out\"): links are not followed");
+    const char *followed[] = { "out/a.txt", "out/b.txt" };
+    const size_t fsizes[] = { 3, 3 };
+    s_tar(tar, followed, fsizes, 2);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "lnk", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a symbolic link (to a path named \"out\"): links are not followed");
+    CHECK(list.n == 0 && s_files_under(dest) == 0);
+    /* "outer" is not under "out" */
+    const char *outer[] = { "out/a.txt", "outer/b.txt" };
+    s_tar(tar, outer, fsizes, 2);
+    CHECK(evr_artifact_unpack_list(tar, dest, 1 << 20, 1 << 20, "out", &list, &err)
+          == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a path named \"outer\"");
+    CHECK(s_files_under(dest) == 0);
+    evr_artifact_list_free(&list);
 }
 
 static void
@@ -456,6 +541,8 @@ main(void)
     EVR_TEST_RUN(test_unpack_list);
     EVR_TEST_RUN(test_unpack_over_limit_writes_nothing);
     EVR_TEST_RUN(test_unpack_link_leaves_nothing);
+    EVR_TEST_RUN(test_unpack_list_leaves_links_out);
+    EVR_TEST_RUN(test_unpack_list_path_a_link);
     EVR_TEST_RUN(test_unpack_keeps_what_was_there);
     EVR_TEST_RUN(test_resource_declared_size_first);
     EVR_TEST_RUN(test_resource_ok_and_plain);

@@ -188,11 +188,11 @@ test_queue_fails(void)
     CHECK(evr_etest_run(t, S_MAX_MS));
     char *ev = evr_etest_events_of(t, 2), *paths = s_artifact_events(t, 2);
     CHECK(evr_etest_in_order(ev, "step.finished a 1 failed exit=0",
-                             "reason=its command exited 0, but artifact file out/",
+                             "reason=its command exited 0, but artifact out: file out/",
                              ": queueing it for the broker: ", ship, NULL));
     /* the job's reason: the 0 is not given as the cause */
     CHECK(evr_etest_in_order(ev, "job.finished failed reason=step a failed: its command exited "
-                             "0, but artifact file out/", NULL));
+                             "0, but artifact out: file out/", NULL));
     CHECK_STR(paths, "");
     free(paths);
     free(ev);

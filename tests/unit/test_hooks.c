@@ -102,6 +102,32 @@ test_refused(void)
     s_bad(big, "at most 64");
 }
 
+/*  Every problem of the list at once, one a line, in file order: two of
+    one hook, then the next hook's; past what one message holds, the rest
+    counted. */
+static void
+test_all_problems(void)
+{
+    evr_hooks_t *hs = NULL;
+    evr_err_t err = { 0 };
+    CHECK(s_load("hooks:\n"
+                 "  - { phase: CLEANUP, run: x, timeout: 2h, optional: maybe }\n"
+                 "  - { run: y }\n", &hs, &err) == EVR_ERR_CONFIG);
+    CHECK(hs == NULL);
+    CHECK_STR(err.msg, "s.yml:2:40: hooks[0].timeout: expected whole seconds from 1 to 3600\n"
+                       "s.yml:2:54: hooks[0].optional: expected true or false\n"
+                       "s.yml:3:5: hooks[1].phase: missing: every hook needs a phase");
+    char big[8192] = "hooks:\n";
+    size_t n = strlen(big);
+    for (int i = 0; i < 40; i++)
+        n += (size_t) snprintf(big + n, sizeof big - n, "  - { phase: LATER, run: x }\n");
+    CHECK(s_load(big, &hs, &err) == EVR_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "s.yml:2:14: hooks[0].phase: unknown phase");
+    CHECK_CONTAINS(err.msg, "s.yml: hooks: and ");
+    CHECK_CONTAINS(err.msg, " more problems");
+    CHECK(strlen(err.msg) < sizeof err.msg - 1);
+}
+
 static void
 test_answer(void)
 {
@@ -333,6 +359,7 @@ main(void)
     signal(SIGPIPE, SIG_IGN);
     EVR_TEST_RUN(test_sorted);
     EVR_TEST_RUN(test_refused);
+    EVR_TEST_RUN(test_all_problems);
     EVR_TEST_RUN(test_answer);
     EVR_TEST_RUN(test_run);
     EVR_TEST_RUN(test_pg);

@@ -108,6 +108,114 @@ test_mask(void)
     evr_mask_destroy(&m);
 }
 
+/*  A secret of several lines (a PEM key): each line printed alone is
+    masked too (head -2, sed -n 2p, CRLF), split across feeds anywhere;
+    a line under EVR_MASK_PIECE_MIN bytes, or of blanks only, is not
+    masked on its own, the whole secret is, however short. */
+static void
+test_mask_lines(void)
+{
+    const char *pem = "-----BEGIN KEY-----\n"
+                      "MIIEpAIBAAKCAQEA1x\n"
+                      "q2Vb7Zk9LmN0pQ==\r\n"
+                      "    \n"
+                      "ab=\n"
+                      "-----END KEY-----";
+    const char *secrets[] = { pem };
+    char text[1024], out[1024];
+    snprintf(text, sizeof text, "all:%s.\n"
+             "head: -----BEGIN KEY-----\nMIIEpAIBAAKCAQEA1x\n"
+             "md: MIIEpAIBAAKCAQEA1x|q2Vb7Zk9LmN0pQ==\r\n"
+             "short: ab= blanks:    .\n", pem);
+    for (size_t piece = 1; piece <= 60; piece++) {
+        s_mask_run(secrets, 1, text, piece, out);
+        CHECK_STR(out, "all:***.\n"
+                       "head: ***\n***\n"
+                       "md: ***|***\r\n"
+                       "short: ab= blanks:    .\n");
+    }
+    /* lines of a secret that ends in a newline, or in CRLF */
+    const char *crlf[] = { "line-one\r\nline-two\r\n", "x" };
+    s_mask_run(crlf, 1, "a line-one b line-two\r\n c", 5, out);
+    CHECK_STR(out, "a *** b ***\r\n c");
+    /* one line with a final CR: the line without it too */
+    const char *cr[] = { "token-value\r" };
+    s_mask_run(cr, 1, "t=token-value\n", 3, out);
+    CHECK_STR(out, "t=***\n");
+    /* a one-line secret and a short one are masked whole, as ever */
+    s_mask_run(crlf + 1, 1, "text", 2, out);
+    CHECK_STR(out, "te***t");
+    const char *tiny[] = { "a\nbc" };
+    s_mask_run(tiny, 1, "a\nbc; a; bc", 4, out);
+    CHECK_STR(out, "***; a; bc");
+    /* a line that is the whole of another secret, or found twice */
+    const char *twice[] = { "dup-line\ndup-line\nother", "dup-line" };
+    evr_mask_t *m = evr_mask_new(twice, 2);
+    CHECK(evr_mask_dropped(m) == 0);
+    evr_mask_destroy(&m);
+    s_mask_run(twice, 2, "dup-line other dup-lin", 7, out);
+    CHECK_STR(out, "*** *** dup-lin");
+}
+
+/*  A secret of several lines registered while output is held back: the
+    held bytes are scanned for its lines too. */
+static void
+test_mask_add_lines(void)
+{
+    const char *before[] = { "sec-zzz" };   /* holds back "sec" */
+    evr_mask_t *m = evr_mask_new(before, 1);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0, raw = 0;
+    raw += evr_mask_feed(m, (const uint8_t *) "see sec", 7, false, &buf, &len, &cap);
+    CHECK(evr_mask_pending(m) == 3);
+    evr_mask_add(m, "first-line\nsecond-line\n");
+    raw += evr_mask_feed(m, (const uint8_t *) "ond-li", 6, false, &buf, &len, &cap);
+    raw += evr_mask_feed(m, (const uint8_t *) "ne, first-line\n", 15, true, &buf, &len, &cap);
+    CHECK(raw == 28 && evr_mask_pending(m) == 0);
+    CHECK(len == 13 && memcmp(buf, "see ***, ***\n", 13) == 0);
+    free(buf);
+    evr_mask_destroy(&m);
+}
+
+/*  The bound on lines: past EVR_MASK_PIECES_MAX a secret's lines are not
+    masked on their own, its whole value still is; counted. */
+static void
+test_mask_pieces_max(void)
+{
+    enum { LINES = EVR_MASK_PIECES_MAX + 10 };
+    char *big = malloc((size_t) LINES * 8 + 1);
+    size_t n = 0;
+    for (int i = 0; i < LINES; i++)
+        n += (size_t) sprintf(big + n, "L%05d\n", i);
+    const char *secrets[] = { big, "two-line\nsecret" };
+    evr_mask_t *m = evr_mask_new(secrets, 2);
+    CHECK(evr_mask_dropped(m) == 10 + 2);
+    evr_mask_destroy(&m);
+    char out[256];
+    s_mask_run(secrets, 2, "L00000 L04095 L04096 secret", 3, out);
+    CHECK_STR(out, "*** *** L04096 secret");
+    char *text = malloc(n + 8);
+    snprintf(text, n + 8, "<%s>", big);
+    char *all = evr_mask_text(secrets, 2, text);
+    CHECK_STR(all, "<***>");
+    free(all);
+    free(text);
+    free(big);
+}
+
+/*  evr_mask_text: one string masked, a NUL-terminated copy. */
+static void
+test_mask_text(void)
+{
+    const char *secrets[] = { "pass-word\nline-two", "" };
+    char *s = evr_mask_text(secrets, 2, "why: line-two failed; pass-word");
+    CHECK_STR(s, "why: *** failed; ***");
+    free(s);
+    s = evr_mask_text(NULL, 0, "");
+    CHECK_STR(s, "");
+    free(s);
+}
+
 /*  Bounded output: a secret of one byte triples what it masks, and a
     long secret's prefix can hold back 60 KiB at once; no feed appends
     past the limit, and feeding on (empty, final) masks all of it. */
@@ -226,19 +334,27 @@ test_mask_agrees_with_reference(void)
         { "abab", "aab", "ab", NULL },          /* one first byte */
         { "b\nb", "aab", "ba", NULL },          /* several */
         { "abcab", "cab", "bc", "c" },
+        { "abca\ncab\nbcbc", "cab", NULL, NULL },   /* lines: abca, bcbc */
+    };
+    /* what the reference is given: the patterns, longest first */
+    static const char *const refs[][4] = {
+        { "abab", "aab", "ab", NULL },
+        { "b\nb", "aab", "ba", NULL },
+        { "abcab", "cab", "bc", "c" },
+        { "abca\ncab\nbcbc", "abca", "bcbc", "cab" },
     };
     unsigned seed = 4711;
     int bad = 0;
-    for (size_t set = 0; set < 3; set++) {
+    for (size_t set = 0; set < 4; set++) {
         const char *const *sec = sets[set];
-        size_t ns = sec[3] ? 4 : 3;
+        size_t ns = sec[3] ? 4 : sec[2] ? 3 : 2;
         for (int round = 0; round < 300 && !bad; round++) {
             char text[600];
             size_t tn = (size_t) (rand_r(&seed) % 500);
             for (size_t i = 0; i < tn; i++)
                 text[i] = "abc\n"[rand_r(&seed) % 4];
             evr_mask_t *m = evr_mask_new(sec, ns);
-            s_ref_t r = { .secrets = sec, .n = ns };
+            s_ref_t r = { .secrets = refs[set], .n = refs[set][3] ? 4 : 3 };
             uint8_t *buf = NULL, want[2048];
             size_t len = 0, cap = 0, wlen = 0;
             for (size_t at = 0; at <= tn;) {
@@ -406,6 +522,10 @@ main(void)
     EVR_TEST_RUN(test_mask);
     EVR_TEST_RUN(test_mask_agrees_with_reference);
     EVR_TEST_RUN(test_mask_limit);
+    EVR_TEST_RUN(test_mask_lines);
+    EVR_TEST_RUN(test_mask_add_lines);
+    EVR_TEST_RUN(test_mask_pieces_max);
+    EVR_TEST_RUN(test_mask_text);
     EVR_TEST_RUN(test_podman_message);
     EVR_TEST_RUN(test_outputs_parse);
     EVR_TEST_RUN(test_outputs_env_name);

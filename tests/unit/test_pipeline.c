@@ -566,6 +566,47 @@ test_path_idx(void)
     step key at the top level says to indent it; libyaml's words get what
     to do (a tab, a key indented too deep, bytes that are not text, at
     their line and column); a scalar where a list goes shows the list. */
+/*  Other CI systems' keys evrun has no key for get what to write instead
+    (stages is no misspelt labels); GitLab's image: {name:} and a cache
+    written as one mapping get their form; an unquoted matrix name in a
+    flow list gets "quote it"; a file with no steps: key is told at its
+    top; the errors come in file order whatever check found them. */
+static void
+test_foreign_words(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("stages: [build]\npipeline: p\nimage: {name: alpine}\n"
+                             "before_script: [make deps]\nsteps:\n"
+                             "  - {name: a, run: x, continue-on-error: true,"
+                             " cache: {key: k, path: d}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:1:1: stages: unknown key: evrun has no stages: steps run in the "
+                      "order written, or as a DAG with needs");
+    CHECK(!strstr(e, "did you mean labels"));
+    CHECK_CONTAINS(e, "f.yml:3:8: image: expected a string, got a mapping (GitLab's image: "
+                      "{name: NAME} is image: NAME here)");
+    CHECK(!strstr(e, "no image"));      /* the top-level image's error is the one said */
+    CHECK_CONTAINS(e, "f.yml:4:1: before_script: unknown key: evrun has no before_script");
+    CHECK_CONTAINS(e, "steps[0].continue-on-error: unknown key; did you mean allow_failure?");
+    CHECK_CONTAINS(e, "steps[0].cache: expected a list, got a mapping: a list of one is "
+                      "[{...}]");
+    /* in file order: line 1, then 3, 4, 6 */
+    const char *l1 = strstr(e, "f.yml:1:1:"), *l3 = strstr(e, "f.yml:3:"),
+               *l4 = strstr(e, "f.yml:4:"), *l6 = strstr(e, "f.yml:6:");
+    CHECK(l1 && l3 && l4 && l6 && l1 < l3 && l3 < l4 && l4 < l6);
+    free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\n  - {name: b, run: y, needs: [a[K=v]]}\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "quote the item (\"build[OS=linux]\")");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\n", &n, NULL);
+    CHECK_STR(e, "f.yml:1:1: steps: missing (a pipeline needs steps:)\n");
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
+    CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
+    free(e);
+}
+
 static void
 test_newcomer_errors(void)
 {
@@ -815,6 +856,7 @@ main(void)
     EVR_TEST_RUN(test_run_options);
     EVR_TEST_RUN(test_path_idx);
     EVR_TEST_RUN(test_newcomer_errors);
+    EVR_TEST_RUN(test_foreign_words);
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_json_u64);
     EVR_TEST_RUN(test_review_errors);
