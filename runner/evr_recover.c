@@ -14,10 +14,12 @@
         its exit code;
       - gone: the step is lost (and the job fails).
     Each such decision is a step.recovered event; runner.recovered counts
-    the jobs.  Timeouts keep counting from the recorded start times, less
-    the time the job was paused (from its job.paused and job.resumed); a
-    cancel requested before the crash is carried out; a paused job stays
-    paused, its steps not started, until evr_engine_resume.
+    the jobs.  Timeouts keep counting from the recorded times (the job's
+    from its job.accepted, a step's from its start), less the time the
+    job was paused (from its job.paused and job.resumed); a job that
+    started after its preparation failed still fails (job.started's
+    reason); a cancel requested before the crash is carried out; a paused
+    job stays paused, its steps not started, until evr_engine_resume.
 
     Before a job is taken up, the temporary files the killed runner left
     in its artifacts directory are removed (s_tmp_sweep).
