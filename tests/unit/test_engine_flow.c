@@ -467,6 +467,34 @@ test_prep_timeout(void)
     evr_etest_destroy(&t);
 }
 
+/*  A cancel while the workspace is made: once it is there, the always
+    step runs (not on_error: a cancel is no error), the other is skipped
+    saying why; the job is cancelled. */
+static void
+test_prep_cancelled(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_DELAY, .ms = 100 });
+    CHECK(evr_etest_submit(t, evr_etest_job(44), S_HEAD "on_error:\n  run: echo never\n"
+                           "steps:\n  - name: a\n    run: echo never\n"
+                           "  - name: clean\n    when: always\n    run: echo clean\n")
+          == EVR_OK);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(44), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(44)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 44);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested",
+                             "step.skipped a 0 reason=the job was cancelled while its workspace",
+                             "step.finished clean 1 succeeded", "job.finished cancelled", NULL));
+    CHECK_CONTAINS(ev, "step.skipped on_error 0 reason=on_error runs when the job fails: the "
+                       "job was cancelled");
+    free(ev);
+    CHECK(evr_etest_clean(t, 44));
+    evr_etest_destroy(&t);
+}
+
 /*  A runner killed while the job is prepared: the restarted one counts
     the timeout from the recorded job.accepted, not from its own start,
     and ends the job timed out though its steps would pass. */
@@ -543,6 +571,7 @@ main(void)
     EVR_TEST_RUN(test_recover_flow);
     EVR_TEST_RUN(test_prep_failed_runs_after_failure);
     EVR_TEST_RUN(test_prep_timeout);
+    EVR_TEST_RUN(test_prep_cancelled);
     EVR_TEST_RUN(test_prep_timeout_recovered);
     EVR_TEST_RUN(test_prep_failed_recovered);
     EVR_TEST_END();
