@@ -575,7 +575,10 @@ evr_runners_control(evr_broker_t *b, const char *runner, const char *command, co
                     .reason = (char *) reason };
     evr_err_t err;
     if (evr_bus_send(b->runners, r->rid, &m, &err)) {
-        snprintf(why, whylen, "runner %s: %s", r->id, err.msg);
+        /* its connection is gone (a runner killed: not shown lost until its
+           lease passes): nothing was sent, as for one known away */
+        snprintf(why, whylen, "runner %s is not connected (%s): nothing was sent; try again "
+                 "when it is back", r->id, err.msg);
         return false;
     }
     return true;

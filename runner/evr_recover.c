@@ -422,6 +422,10 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         if (e->opts.print)
             printf("evrun-runner: recovering job %s (%s, %u/%u steps done)\n", id,
                    evr_job_status_name(rec.status), evr_job_steps_done(&rec), rec.steps.n);
+        else    /* a daemon's log line */
+            evr_log_info("evrun-runner", "recovering job %s (%s, %u/%u steps done)", id,
+                         evr_job_status_name(rec.status), evr_job_steps_done(&rec),
+                         rec.steps.n);
     }
     evr_rec_free(&evr_job_type, &rec);
     evr_spec_destroy(&acc.spec);
@@ -652,5 +656,9 @@ evr_engine_recover(evr_engine_t *self, uint32_t *jobs, evr_err_t *err)
     if (self->opts.print && *jobs)
         printf("evrun-runner: recovered %u job%s in %llu ms\n", *jobs, *jobs == 1 ? "" : "s",
                (unsigned long long) ((evr_mono_ns() - t0) / 1000000u));
+    else if (*jobs)
+        evr_log_info("evrun-runner", "recovered %u job%s in %llu ms", *jobs,
+                     *jobs == 1 ? "" : "s",
+                     (unsigned long long) ((evr_mono_ns() - t0) / 1000000u));
     return EVR_OK;
 }

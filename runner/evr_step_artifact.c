@@ -640,13 +640,20 @@ evr_eng_step_artifacts(evr_eng_step_t *st)
         a->path = evr_strdup(paths->v[i]);
         char *dir = evr_asprintf("%s/%s", e->opts.artifacts_dir, st->job->id);
         evr_err_t err;
-        evr_mkdirs(dir, &err);
+        bool made = evr_mkdirs(dir, &err) == EVR_OK;
         a->tmpfile = evr_asprintf("%s/.download-XXXXXX", dir);
         free(dir);
-        int fd = mkstemp(a->tmpfile);
+        int fd = made ? mkstemp(a->tmpfile) : -1;
+        if (made && fd < 0)     /* the runner's place for it, named: not the step's path */
+            evr_err_set(&err, EVR_ERR_IO, "the runner cannot write %s: %s", a->tmpfile,
+                        strerror(errno));
         a->fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (!a->fp && fd >= 0) {
+            evr_err_set(&err, EVR_ERR_IO, "fdopen %s: %s", a->tmpfile, strerror(errno));
+            close(fd);
+        }
         if (!a->fp) {
-            evr_exec_result_t r = { .rc = EVR_ERR_IO, .msg = strerror(errno) };
+            evr_exec_result_t r = { .rc = EVR_ERR_IO, .msg = err.msg };
             a->fp = fopen("/dev/null", "wb");
             s_done(&r, a);
             continue;

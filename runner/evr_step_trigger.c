@@ -362,6 +362,8 @@ evr_engine_queried(evr_engine_t *self, const evr_msg_t *m)
     if (m->job) {
         json_object_set_new(a, "job", json_string(m->job));
         json_object_set_new(a, "status", json_string(m->status ? m->status : ""));
+        if (m->reason)
+            json_object_set_new(a, "reason", json_string(m->reason));
         json_object_set_new(a, "steps_total", json_integer(m->steps_total));
         json_object_set_new(a, "steps_done", json_integer(m->steps_done));
         json_t *o = json_object();

@@ -499,8 +499,8 @@ s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
         evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
                      "next start", unshipped);
     if (evr_engine_active(eng))
-        evr_log_warn(who, "exiting with %u jobs running; they are taken up at the next start",
-                     evr_engine_active(eng));
+        evr_log_warn(who, "exiting with %u job%s running; they are taken up at the next start",
+                     evr_engine_active(eng), evr_engine_active(eng) == 1 ? "" : "s");
     else if (evr_engine_ending(eng))
         evr_log_warn(who, "exiting before the cleanup of %u ended jobs was over (their "
                      "containers, workspace volume); it is done at the next start",

@@ -328,6 +328,8 @@ MSG(query, SEQ(true, "the runner's number of this query, echoed in its answer"),
     M("pipeline", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, pipeline, NULL, s_check_id,
       "the pipeline asked about: its jobs waiting and running, its newest job"));
 MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(false),
+    M("reason", EVR_FT_STR, false, 1024, reason, NULL, NULL,
+      "why, for people: why the job failed, was cancelled or timed out"),
     U32("steps_total", steps_total, false, "steps in the pipeline"),
     U32("steps_done", steps_done, false, "steps finished or skipped"),
     M("outputs", EVR_FT_STRMAP, false, EVR_MSG_MAX_OUTPUTS, outputs, NULL, NULL,

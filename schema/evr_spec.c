@@ -581,8 +581,18 @@ evr_spec_bind_args(const evr_spec_t *spec, const evr_strmap_t *given, evr_strmap
             char p[128];
             if (snprintf(p, sizeof p, "args.%s", given->k[i]) >= (int) sizeof p)
                 evr_text_cut(p, sizeof p - 1);  /* on a character */
-            evr_diag_add_at(diag, 0, 0, p, "the pipeline declares no arg \"%s\" (declare it "
-                            "under args:, or leave it out)", given->k[i]);
+            const char *names[64];     /* the args: limit (64) */
+            uint32_t n = 0;
+            for (uint32_t j = 0; j < spec->args.n && n < 64; j++)
+                if (evr_spec_arg(spec, j)->name)
+                    names[n++] = evr_spec_arg(spec, j)->name;
+            const char *near = evr_diag_near(given->k[i], names, n);
+            if (near)
+                evr_diag_add_at(diag, 0, 0, p, "the pipeline declares no arg \"%s\"; did you "
+                                "mean %s?", given->k[i], near);
+            else
+                evr_diag_add_at(diag, 0, 0, p, "the pipeline declares no arg \"%s\" (declare "
+                                "it under args:, or leave it out)", given->k[i]);
         }
     }
     for (uint32_t j = 0; j < spec->args.n; j++) {

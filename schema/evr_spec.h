@@ -371,6 +371,10 @@ void evr_spec_destroy(evr_spec_t **self_p);
     problem to diag (positions come from its source map when the spec was
     loaded from YAML).  Returns EVR_OK or EVR_ERR_SPEC. */
 evr_rc_t evr_spec_validate(const evr_spec_t *spec, evr_diag_t *diag);
+/*  What only a pipeline file is told, not a spec on the wire (a stub in
+    job.accepted carries no commands): a step's run that is empty or
+    blank. */
+void evr_spec_check_file(const evr_spec_t *spec, evr_diag_t *diag);
 /*  The same for a spec whose matrices could not be expanded (an empty or
     bad matrix, reported by evr_spec_expand): every check but those that
     need every step's name (needs, duplicate names, cycles, a `when`

@@ -511,3 +511,17 @@ evr_spec_validate_unexpanded(const evr_spec_t *spec, evr_diag_t *diag)
 {
     return s_validate(spec, false, diag);
 }
+
+void
+evr_spec_check_file(const evr_spec_t *spec, evr_diag_t *diag)
+{
+    char p[128];
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        if (st->run && !st->run[strspn(st->run, " \t\r\n")]) {
+            evr_spec_path_idx(p, sizeof p, "steps[", i, "].run");
+            evr_diag_add(diag, p, "an empty command: write what the step runs (run: \"true\" "
+                         "for a step that does nothing)");
+        }
+    }
+}

@@ -913,6 +913,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
        everything; the diag keeps one error per field. */
     if (loaded && evr_spec_expand(spec, diag) == EVR_OK) {
         evr_spec_validate(spec, diag);
+        evr_spec_check_file(spec, diag);
         evr_err_t err;
         if (evr_spec_check_size(spec, &err))
             evr_diag_add_at(diag, 0, 0, "", "%s", err.msg);

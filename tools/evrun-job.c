@@ -476,7 +476,11 @@ s_wait_job(const char *job)
             memcpy(st, v, n);
             st[n] = '\0';
             if (strstr(S_FINAL, st)) {
-                fprintf(stderr, "evrun-job: job %s: %.*s\n", job, (int) n - 2, v + 1);
+                const char *r;
+                size_t rn;
+                bool why = s_member(ans, "reason", &r, &rn) && rn > 2 && r[0] == '"';
+                fprintf(stderr, "evrun-job: job %s: %.*s%s%.*s\n", job, (int) n - 2, v + 1,
+                        why ? ": " : "", why ? (int) rn - 2 : 0, why ? r + 1 : "");
                 return strcmp(st, "\"succeeded\"") ? 1 : 0;
             }
         }

@@ -223,8 +223,15 @@ def case_pause_resume(br):
     a7 = answer(c, "resume", {"job": job})
     check("resume of a running job (confirmed): conflict",
           a7[0] == "error" and "is not paused" in a7[1], a7)
-    c.close()
+    # its connection gone without a word (killed), within its lease: the
+    # refusal says nothing was sent, not a socket's error alone
     r.c.close()
+    time.sleep(0.3)
+    a8 = answer(c, "pause", {"job": job})
+    check("pause of a killed runner's job: unavailable, nothing sent, ask again",
+          a8[0] == "error" and a8[1].startswith("unavailable:")
+          and "is not connected" in a8[1] and "nothing was sent" in a8[1], a8)
+    c.close()
 
 
 def case_executor(br):

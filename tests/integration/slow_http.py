@@ -2,7 +2,7 @@
 """slow_http.py PORT LOG [--bytes N] [--seconds S]: an HTTP server on
 127.0.0.1:PORT whose every GET answers 200 with N bytes (default 10),
 sent one at a time over S seconds (default 15): a resource served slowly
-(test_exec.sh, case resource_timeout).  Appends "GET PATH" to LOG as a
+(test_exec_prep.sh, case resource_timeout).  Appends "GET PATH" to LOG as a
 request comes and "closed PATH" when the client went away before the
 end (a download stopped).  Runs until killed.
 """

@@ -293,6 +293,7 @@ YML
   check "... saying why" grep -q "pipeline other is not in the triggers: of pipeline parent (deploy, notify, failing)" "$tmp/logs.out"
   check "--wait: both succeeded, exit 0" grep -q "wait: 0$" "$tmp/logs.out"
   check "--wait: a failed child, exit 1" grep -q "failing wait: 1$" "$tmp/logs.out"
+  check "--wait: the failed child's end says why" grep -q "evrun-job: job [0-9A-Z]*: failed: step .* failed (exit " "$tmp/logs.out"
   check "result PIPELINE: its newest job, status and outputs" \
     grep -q '"status":"succeeded".*"pipeline":"deploy"' "$tmp/logs.out"
   check "result: outputs" grep -q '"outputs":{"go/where":"prod"}' "$tmp/logs.out"

@@ -338,6 +338,21 @@ YML
   check "store verifies" verified
 }
 
+case_artifact_dir() {   # the runner cannot make its artifacts directory: the reason names it
+  pipeline adir <<'YML'
+pipeline: adir
+image: localhost/evrun-busybox:latest
+steps:
+  - {name: b, run: "echo x > o.txt", artifacts: [o.txt]}
+YML
+  mkdir -p "$tmp/adir"
+  touch "$tmp/adir/artifacts"     # a file where the directory goes
+  run adir "$tmp/adir.yml"
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "the reason names the runner's directory, not the step's path" \
+    grep -q "^b > failed (.*): its command exited 0, but artifact o.txt: mkdir $tmp/adir/artifacts/$job: Not a directory$" "$out"
+}
+
 case_timeout() {
   pipeline timeout <<'YML'
 pipeline: timeout
@@ -521,112 +536,6 @@ YML
   check "sparse file: whole size" grep -q "^use | 16777216$" "$out"
   check "sparse file: the entry after it" grep -q "^use | data$" "$out"
   check "sparse file: nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  kill "$httpd_pid" 2>/dev/null
-  httpd_pid=
-}
-
-case_resource_prep() {   # a failed preparation runs the steps that run after a failure
-  local www=$tmp/www404
-  mkdir -p "$www"
-  echo "none" > "$www/other.txt"
-  serve_dir "$www" || fails=$((fails + 1))
-  httpd_pid=$serve_pid
-  pipeline prep404 <<YML
-pipeline: prep404
-image: localhost/evrun-busybox:latest
-resources:
-  - { name: conf, url: "http://127.0.0.1:$serve_port/conf.txt", path: conf.txt }
-on_error:
-  run: 'echo "on_error: \$EVRUN_PREPARE_FAILED"'
-steps:
-  - { name: build, run: cat conf.txt }
-  - { name: notify, when: always, run: 'echo "always: [\$EVRUN_FAILED_STEPS] \$(ls -A | wc -l)"' }
-YML
-  run prep404 "$tmp/prep404.yml"
-  check "a 404: exit 1" [ "$rc" -eq 1 ]
-  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/prep404.job"
-  check "... the job failed, its reason the 404" grep -q "^reason: resource conf: .* answered HTTP 404" "$tmp/prep404.job"
-  check "... build skipped with it" grep -Eq "^build +skipped" "$tmp/prep404.job"
-  check "... the always step ran, in the workspace" grep -q "^notify | always: \[\] [0-9]" "$out"
-  check "... on_error ran, told why" grep -q "^on_error | on_error: resource conf: .* answered HTTP 404" "$out"
-  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  check "... store verifies" verified
-  kill "$httpd_pid" 2>/dev/null
-  httpd_pid=
-}
-
-# slow_server LOG: slow_http.py on a free port (10 bytes over 15 s); sets
-# slow_port and httpd_pid
-slow_server() {
-  local try
-  for try in 1 2 3; do
-    slow_port=$(free_port) || return 1
-    python3 "$src/tests/integration/slow_http.py" "$slow_port" "$1" &
-    httpd_pid=$!
-    wait_port "$slow_port" "$httpd_pid" 2> /dev/null && return 0
-    kill "$httpd_pid" 2> /dev/null; wait "$httpd_pid" 2> /dev/null
-  done
-  echo "slow_server: did not start (3 ports tried)" >&2
-  return 1
-}
-
-# the job's temporary files in the state directory (downloads, tars)
-prep_tmp_left() { ls -A "$state/artifacts/$job" 2>/dev/null | grep -c '^\.' || true; }
-
-case_resource_timeout() {   # the pipeline's timeout covers the resources' download
-  slow_server "$tmp/slow.log" || { fails=$((fails + 1)); return; }
-  pipeline slowres <<YML
-pipeline: slowres
-image: localhost/evrun-busybox:latest
-timeout: 3s
-resources: [{name: big, url: "http://127.0.0.1:$slow_port/blob", path: blob}]
-on_error:
-  run: 'echo "on_error: \$EVRUN_PREPARE_FAILED"'
-steps:
-  - { name: a, run: wc -c blob }
-  - { name: tell, when: always, run: echo always ran }
-YML
-  local t0=$SECONDS
-  run slowres "$tmp/slowres.yml" --grace 1
-  check "exit 1" [ "$rc" -eq 1 ]
-  check "ended well before the download's 15 s" [ $((SECONDS - t0)) -lt 11 ]
-  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/slowres.job"
-  check "timed out" grep -q "^job $job .* status timed_out" "$tmp/slowres.job"
-  check "the reason names the download" \
-    grep -qx "reason: the pipeline's timeout (3 s) passed while downloading resource big" "$tmp/slowres.job"
-  check "a skipped" grep -Eq "^a +skipped" "$tmp/slowres.job"
-  check "the always step ran" grep -qx "tell | always ran" "$out"
-  check "on_error ran, told why" grep -q "^on_error | on_error: the pipeline's timeout (3 s) passed while downloading resource big" "$out"
-  check "no temporary file left" [ "$(prep_tmp_left)" -eq 0 ]
-  check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  check "store verifies" verified
-  for _ in $(seq 1 50); do grep -q "^closed /blob" "$tmp/slow.log" && break; sleep 0.1; done
-  check "the download was stopped (the server saw it close)" grep -q "^closed /blob" "$tmp/slow.log"
-  # killed mid-download: the restarted runner ends the job by the deadline
-  # counted from job.accepted, not from its own start
-  sed 's/^timeout: 3s/timeout: 6s/' "$tmp/slowres.yml" > "$tmp/slowrec.yml"
-  state=$tmp/slowrec
-  : > "$tmp/slow.log"
-  t0=$SECONDS
-  "$bin/evrun-runner" --exec "$tmp/slowrec.yml" --state-dir "$state" --grace 1 \
-    > "$tmp/slowrec.out" 2> "$tmp/slowrec.err" &
-  local pid=$!
-  for _ in $(seq 1 100); do grep -q "^GET /blob" "$tmp/slow.log" && break; sleep 0.1; done
-  sleep 1
-  kill -9 "$pid"
-  wait "$pid" 2> /dev/null
-  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/slowrec.out" | head -n 1)
-  "$bin/evrun-runner" --recover --state-dir "$state" --grace 1 > "$tmp/slowrec.r" 2>&1
-  check "--recover: exit 1 (the job timed out)" [ $? -eq 1 ]
-  check "... ended by the first deadline (6 s from the start, not from the restart)" \
-    [ $((SECONDS - t0)) -lt 11 ]
-  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/slowrec.job"
-  check "... timed out" grep -q "^job $job .* status timed_out" "$tmp/slowrec.job"
-  check "... the reason names the download" \
-    grep -q "^reason: the pipeline's timeout (6 s) passed while downloading resource big" "$tmp/slowrec.job"
-  check "... no temporary file left" [ "$(prep_tmp_left)" -eq 0 ]
-  check "... nothing left in podman" [ "$(left_behind)" -eq 0 ]
-  check "... store verifies" verified
   kill "$httpd_pid" 2>/dev/null
   httpd_pid=
 }
@@ -897,7 +806,7 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order timeout secret secret_lines resource resource_prep resource_timeout artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 for c in $cases; do
   case_name=$c
   before=$fails

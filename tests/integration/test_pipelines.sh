@@ -101,6 +101,7 @@ YML
   check "last good: still listed as greet" grep -q '"pipeline":"greet","file":"greet.yml"' <(cli pipelines --json)
   cli start greet --follow > "$tmp/out" 2>&1
   check "last good: start runs the last good version" grep -qx "hi | v1 hello, world" "$tmp/out"
+  check "... and says so" grep -qx "evrun-cli start: note: pipeline greet's file has errors (evrun-cli pipelines shows them): this job runs the last version of it that loaded" "$tmp/out"
   # a good edit and a new file are picked up without a signal
   sed 's/v1/v2/' > "$tmp/pipelines/greet.yml" <<'YML'
 pipeline: greet

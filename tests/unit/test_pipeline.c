@@ -601,6 +601,27 @@ test_foreign_words(void)
     e = evr_ytest_load("pipeline: p\nimage: i\n", &n, NULL);
     CHECK_STR(e, "f.yml:1:1: steps: missing (a pipeline needs steps:)\n");
     free(e);
+    e = evr_ytest_load(S_HEAD "  - {name: a, run: \"\"}\n  - {name: b, run: \"  \"}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:20: steps[0].run: an empty command: write what the step runs");
+    CHECK_CONTAINS(e, "f.yml:5:20: steps[1].run: an empty command");
+    free(e);
+    {   /* an arg near a declared one: did you mean */
+        evr_spec_t spec = { 0 };
+        e = evr_ytest_load("pipeline: p\nimage: i\nargs: {REGION: {default: eu}}\nsteps:\n"
+                           "  - {name: a, run: x}\n", &n, &spec);
+        CHECK(n == 0);
+        evr_strmap_t given = { 0 }, bound = { 0 };
+        evr_strmap_set(&given, "REGON", "x");
+        evr_diag_t *d = evr_diag_new("f.yml");
+        CHECK(evr_spec_bind_args(&spec, &given, &bound, d) != EVR_OK);
+        CHECK_CONTAINS(evr_diag_get(d, 0), "args.REGON: the pipeline declares no arg \"REGON\"; "
+                                           "did you mean REGION?");
+        evr_diag_destroy(&d);
+        evr_strmap_free(&given);
+        evr_strmap_free(&bound);
+        evr_rec_free(&evr_spec_type, &spec);
+        free(e);
+    }
     e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
     CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
