@@ -73,6 +73,19 @@ evr_eng_hooks_busy(const evr_eng_job_t *job)
 }
 
 bool
+evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size)
+{
+    const struct evr_eng_hk *hk = job->hk;
+    const evr_hooks_t *hs = job->eng->opts.hooks;
+    if (!hk || !hs || !hk->busy || hk->phase >= EVR_HOOK_POST_EXECUTION || hk->next >= hs->n
+        || (!hk->run && !hk->starting))
+        return false;
+    const evr_hook_t *h = &hs->v[hk->next];
+    snprintf(buf, size, "running hook %s (%s)", h->name, evr_hook_phase_name(h->phase));
+    return true;
+}
+
+bool
 evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name)
 {
     return job->hk && evr_strmap_get(&job->hk->secrets, name) != NULL;
@@ -498,23 +511,32 @@ evr_eng_hooks_stop(evr_eng_job_t *job)
 
 /* ------------------------------------------------------------ the flow */
 
-/*  Before the steps: the job fails, every step skipped with the reason. */
+/*  Before the steps: the job fails.  A hook's failure (reason) skips
+    every step; a cancel or a timeout that stopped a hook (no reason)
+    skips them too before the workspace is made (PRE_VALIDATION to
+    PRE_SOURCE_PREP), and after it (PRE_EXECUTION) leaves those that run
+    after a failure to the scheduler, as a failed preparation does. */
 static void
 s_fail_before(evr_eng_job_t *job, const char *reason)
 {
     char why[64];
-    if (!reason) {   /* a hook stopped by a cancel */
+    bool halt = !reason;
+    if (halt) {   /* a hook stopped by a cancel */
         evr_eng_end_reason(job, why, sizeof why);
         reason = why;
     }
     if (job->phase == EVR_ENG_JOB_PREPARING) {
-        evr_eng_prep_failed(job, reason);
+        if (halt)
+            evr_eng_prep_failed(job, reason);
+        else
+            evr_eng_job_refused(job, reason);
         return;
     }
     evr_eng_print(job->eng, "evrun-runner: %s", reason);
     job->failed = true;
     for (uint32_t i = 0; i < job->n; i++)
-        if (evr_eng_step_waiting(&job->steps[i]))
+        if (evr_eng_step_waiting(&job->steps[i])
+            && !(halt && evr_eng_after_failure(&job->steps[i])))
             evr_eng_step_skip(&job->steps[i], reason);
 }
 

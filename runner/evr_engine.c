@@ -205,6 +205,12 @@ evr_eng_ending(const evr_eng_job_t *job)
 }
 
 bool
+evr_eng_halted(const evr_eng_job_t *job)
+{
+    return job->cancelling || job->timed_out;
+}
+
+bool
 evr_eng_stopping(const evr_eng_job_t *job)
 {
     bool let_finish = job->failed && !job->cancelling && !job->timed_out
@@ -498,27 +504,45 @@ s_step_deadline(evr_eng_step_t *st, uint64_t now, uint64_t *next)
         *next = dl < grace ? dl : grace;
 }
 
+/*  The job's timeout (counted from job.accepted) passed: it ends timed
+    out, its reason saying what ran when it is not the steps (a hook
+    before them, its preparation: "... passed while downloading resource
+    src"); what runs is stopped once that is committed, as for a cancel
+    (its preparation's download, child or hook too). */
+static void
+s_job_timed_out(evr_eng_job_t *job)
+{
+    job->timed_out = true;
+    evr_eng_job_ends(job);
+    char hook[EVR_SPEC_MAX_NAME + 64], what[300] = "";
+    const char *doing = evr_eng_hooks_doing(job, hook, sizeof hook) ? hook
+                        : job->phase == EVR_ENG_JOB_PREPARING
+                        ? (job->doing ? job->doing : "preparing the job") : NULL;
+    if (doing)
+        snprintf(what, sizeof what, " while %s", doing);
+    uint64_t ms = job->spec->timeout;
+    free(job->reason);
+    job->reason = ms % 1000 ? evr_asprintf("the pipeline's timeout (%llu ms) passed%s",
+                                           (unsigned long long) ms, what)
+                            : evr_asprintf("the pipeline's timeout (%llu s) passed%s",
+                                           (unsigned long long) (ms / 1000), what);
+    evr_text_fit(job->reason, EVR_REASON_MAX);
+    evr_eng_print(job->eng, "evrun-runner: job %s timed out: %s", job->id, job->reason);
+    evr_eng_after(job->eng, s_wind_down_act, job, NULL, 0);
+}
+
 static int
 s_timers(evr_engine_t *e)
 {
     uint64_t now = evr_mono_ns(), next = now + 100 * 1000000ull;
     uint64_t flush = (uint64_t) e->opts.flush_ms * 1000000ull;
     for (evr_eng_job_t *job = e->jobs; job; job = job->next) {
-        if (job->phase != EVR_ENG_JOB_RUNNING)
+        if (job->phase != EVR_ENG_JOB_RUNNING && job->phase != EVR_ENG_JOB_PREPARING)
             continue;
         /* paused: no timeout fires (resuming moves the deadlines) */
         if (job->deadline && !job->timed_out && !job->paused) {
-            if (now >= job->deadline) {
-                job->timed_out = true;
-                evr_eng_job_ends(job);
-                uint64_t ms = job->spec->timeout;
-                free(job->reason);
-                job->reason = ms % 1000 ? evr_asprintf("the pipeline's timeout (%llu ms) passed",
-                                                       (unsigned long long) ms)
-                                        : evr_asprintf("the pipeline's timeout (%llu s) passed",
-                                                       (unsigned long long) (ms / 1000));
-                evr_eng_print(e, "evrun-runner: job %s timed out: %s", job->id, job->reason);
-            }
+            if (now >= job->deadline)
+                s_job_timed_out(job);
             else if (job->deadline < next)
                 next = job->deadline;
         }
@@ -680,6 +704,12 @@ evr_engine_submit_child(evr_engine_t *self, const char *job_id, const evr_spec_t
         return EVR_ERR_CONFIG;
     evr_event_t *acc = evr_eng_emit(job, EVR_EV_JOB_ACCEPTED, NULL);
     s_fill_accepted(self, acc, spec, args);
+    /* the job's timeout counts from now: its preparation and the hooks
+       before its steps are in it (a restart counts from job.accepted's
+       time, evr_recover.c) */
+    job->t_accept = evr_mono_ns();
+    if (job->spec->timeout)
+        job->deadline = evr_add_sat(job->t_accept, evr_ms_to_ns(job->spec->timeout));
     if (parent_job && parent_step) {
         acc->data.parent_job = evr_strdup(parent_job);
         acc->data.parent_step = evr_strdup(parent_step);
@@ -882,7 +912,8 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
                 (unsigned long long) (ms / 1000),
                 (unsigned long long) (ms % 1000));
     }
-    uint64_t jms = j->t_start ? (evr_mono_ns() - j->t_start) / 1000000u : 0;
+    uint64_t from = j->t_accept ? j->t_accept : j->t_start;   /* its preparation counts */
+    uint64_t jms = from ? (evr_mono_ns() - from) / 1000000u : 0;
     fprintf(out, "job %s %s in %llu.%03llus%s%s\n", j->id, evr_job_status_name(j->final),
             (unsigned long long) (jms / 1000), (unsigned long long) (jms % 1000),
             j->reason ? ": " : "", j->reason ? j->reason : "");

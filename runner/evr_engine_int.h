@@ -166,7 +166,14 @@ struct evr_eng_job {
     uint64_t end_at;        /* mono ns of its cancel or timeout: `always` steps' grace */
     evr_step_t on_error;    /* spec->on_error (its values shared, its name its own) */
     bool paused;            /* job.paused committed, no job.resumed since */
-    uint64_t t_start, deadline;
+    uint64_t t_accept;      /* mono ns of job.accepted (a restart: as recorded) */
+    uint64_t t_start;       /* mono ns of job.started */
+    uint64_t deadline;      /* mono ns its timeout passes: from job.accepted (0: none) */
+    char *doing;            /* what its preparation does now ("downloading resource x"):
+                               a timeout's reason says it */
+    bool ws_ready;          /* its workspace is made: a failed preparation still runs
+                               the steps that run after a failure */
+    bool prep_failed;       /* its preparation failed (or stopped): job.started says why */
     uint64_t paused_at;     /* mono ns the current pause began */
     int inflight;           /* executor calls whose callbacks hold a step's token */
     uint32_t running, parallel;
@@ -260,6 +267,11 @@ struct evr_engine {
     uint32_t walking;           /* ... and those under way, at most EVR_ENG_WALKS_MAX */
 };
 
+/*  Each download of a job's preparation (a resource, a source's tarball)
+    at most: past it, it fails (README "Running a pipeline without a
+    broker"); the job's own timeout, when shorter, stops it sooner. */
+#define EVR_ENG_DOWNLOAD_MS 300000
+
 /*  The most cache size walks (each a child process) under way at once for
     an engine, whatever its jobs and their caches: more wait their turn. */
 #define EVR_ENG_WALKS_MAX 2
@@ -315,6 +327,8 @@ void evr_eng_stop_step(evr_eng_step_t *st, bool now);
     on_failure: finish). */
 bool evr_eng_ending(const evr_eng_job_t *job);
 bool evr_eng_stopping(const evr_eng_job_t *job);
+/*  Whether it is cancelled or timed out: its preparation stops. */
+bool evr_eng_halted(const evr_eng_job_t *job);
 /*  A warning on stderr: "evrun-runner: ...", printed in every mode. */
 void evr_eng_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*  Calls fn for each line of names (an executor's list). */
@@ -332,6 +346,9 @@ void evr_eng_wind_down(evr_eng_job_t *job, bool now);
     timeout; a `when: on_failure` step after a failure.  Not when the job
     is killed (a cancel `now`). */
 bool evr_eng_spared(const evr_eng_step_t *st);
+/*  Whether a step runs after a failure (on_error, `when: always |
+    on_failure`): one that a failed preparation does not skip. */
+bool evr_eng_after_failure(const evr_eng_step_t *st);
 /*  The job is cancelled or times out now: end_at set (once). */
 void evr_eng_job_ends(evr_eng_job_t *job);
 /*  For on_error and the `when: on_failure | always` steps: the steps that
@@ -562,6 +579,9 @@ void evr_eng_hooks_accepted(evr_eng_job_t *job);
 void evr_eng_hooks_go(evr_eng_job_t *job);
 bool evr_eng_hooks_end(evr_eng_job_t *job);
 bool evr_eng_hooks_busy(const evr_eng_job_t *job);
+/*  A hook of a phase before the steps runs (or is about to): "running
+    hook NAME (PHASE)" into buf, true; else false. */
+bool evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size);
 /*  What a failing hook says for the job's job.finished (NULL: none). */
 const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
 /*  Whether name is a secret a hook handed out (an untrusted step gets
@@ -604,7 +624,16 @@ void evr_eng_job_masks(evr_eng_job_t *job);
 void evr_eng_job_masks_dropped(evr_eng_job_t *job, const evr_mask_t *m);
 /*  Frees a job that is out of e's list. */
 void evr_eng_job_free(evr_eng_job_t *job);
+/*  Preparation failed (reason): job.started records it, every step is
+    skipped but, once the workspace is made (ws_ready), those that run
+    after a failure; the job fails (or ends cancelled, timed out). */
 void evr_eng_prep_failed(evr_eng_job_t *job, const char *reason);
+/*  The same, every step skipped: a hook or the runner's checks refused
+    the job. */
+void evr_eng_job_refused(evr_eng_job_t *job, const char *reason);
+/*  What the preparation does now, for a timeout's reason (job->doing). */
+void evr_eng_prep_doing(evr_eng_job_t *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /*  Preparation is over: evr_eng_hooks_go, which calls
     evr_eng_job_started (job.started, the job runs). */
 void evr_eng_job_go(evr_eng_job_t *job);

@@ -116,6 +116,8 @@ evr_eng_failed_env(const evr_eng_step_t *st, evr_strmap_t *env)
     }
     evr_strmap_set(env, "EVRUN_FAILED_STEPS", names);
     free(names);
+    if (job->prep_failed && job->reason)   /* what went wrong before the steps */
+        evr_strmap_set(env, "EVRUN_PREPARE_FAILED", job->reason);
 }
 
 static void
@@ -136,12 +138,12 @@ s_reason(char *text)
     return text;
 }
 
-/*  A failed job's reason when no hook gave one: its first failed step
-    (in file order) and how, so `status`, `jobs` and the end of `run
-    --follow` say which step to look at; when no step failed, what the
-    engine said of the job (its preparation's failure), else the first
-    skipped step's reason (a job recovered after its preparation failed);
-    NULL when none says anything. */
+/*  A failed job's reason when no hook gave one: what the engine said of
+    the job (its preparation's failure, which the steps that ran after it
+    did not cause), else its first failed step (in file order) and how,
+    so `status`, `jobs` and the end of `run --follow` say which step to
+    look at, else the first skipped step's reason; NULL when none says
+    anything. */
 static char *
 s_failed_steps_reason(const evr_eng_job_t *job)
 {
@@ -156,7 +158,7 @@ s_failed_steps_reason(const evr_eng_job_t *job)
         }
         else if (!skipped && job->steps[i].status == EVR_STEP_SKIPPED && job->steps[i].reason)
             skipped = &job->steps[i];
-    if (!first && job->reason)
+    if (job->reason)   /* its preparation failed: the steps after that are not the cause */
         return s_reason(evr_strdup(job->reason));
     if (!first)
         return skipped ? s_reason(evr_strdup(skipped->reason)) : NULL;
@@ -206,23 +208,54 @@ s_job_finish(evr_eng_job_t *job)
                       evr_job_status_name(status));
 }
 
-/*  Preparation failed: nothing runs, every step is skipped, the job fails. */
-void
-evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
+/*  The job ends before its steps began: job.started (with reason: what a
+    restarted runner reads back, evr_recover.c), then every step skipped
+    with reason but, with spare, those that run after a failure (`when:
+    always`, `on_failure`, on_error), which the scheduler runs or skips
+    as after a failed step. */
+static void
+s_not_started(evr_eng_job_t *job, const char *reason, bool spare)
 {
     evr_eng_print(job->eng, "evrun-runner: %s", reason);
-    job->failed = true;
+    job->failed = job->prep_failed = true;
+    free(job->doing);
+    job->doing = NULL;
     if (!job->reason)
         job->reason = evr_strdup(reason);
     job->phase = EVR_ENG_JOB_RUNNING;
-    evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
+    evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL);
+    ev->data.runner = evr_strdup(job->eng->opts.runner_id);
+    ev->data.reason = evr_strdup(reason);
+    evr_text_fit(ev->data.reason, EVR_REASON_MAX);
     for (uint32_t i = 0; i < job->n; i++)
-        evr_eng_step_skip(&job->steps[i], reason);
+        if (!spare || !evr_eng_after_failure(&job->steps[i]))
+            evr_eng_step_skip(&job->steps[i], reason);
+}
+
+bool
+evr_eng_after_failure(const evr_eng_step_t *st)
+{
+    return st->on_error || st->spec->when == EVR_WHEN_ALWAYS
+        || st->spec->when == EVR_WHEN_ON_FAILURE;
+}
+
+void
+evr_eng_prep_failed(evr_eng_job_t *job, const char *reason)
+{
+    s_not_started(job, reason, job->ws_ready);
+}
+
+void
+evr_eng_job_refused(evr_eng_job_t *job, const char *reason)
+{
+    s_not_started(job, reason, false);
 }
 
 void
 evr_eng_job_go(evr_eng_job_t *job)
 {
+    free(job->doing);   /* prepared: what comes is a hook's (evr_eng_hooks_doing) */
+    job->doing = NULL;
     evr_eng_hooks_go(job);
 }
 
@@ -231,8 +264,8 @@ evr_eng_job_started(evr_eng_job_t *job)
 {
     job->phase = EVR_ENG_JOB_RUNNING;
     job->t_start = evr_mono_ns();
-    if (job->spec->timeout)
-        job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
+    free(job->doing);
+    job->doing = NULL;
     evr_eng_emit(job, EVR_EV_JOB_STARTED, NULL)->data.runner = evr_strdup(job->eng->opts.runner_id);
 }
 

@@ -4,6 +4,7 @@
     (evr_fetch) and put into it (the executor's put), then its sources
     (evr_prepare_source.c). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_eng_cache_drop(job);
     evr_cache_job_destroy(&job->caches);
     free(job->reason);
+    free(job->doing);
     free(job->cancel_reason);
     free(job->id);
     free(job);
@@ -433,6 +435,18 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
 
 /* ------------------------------------------------------------- resources */
 
+void
+evr_eng_prep_doing(evr_eng_job_t *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[300];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(job->doing);
+    job->doing = evr_strdup(buf);
+}
+
 static void s_res_next(evr_eng_job_t *job);
 
 /*  Ends the resource phase: the steps run (or, with reason, nothing
@@ -516,17 +530,23 @@ s_res_put_go(void *arg)
     const char *image = evr_eng_first_image(job, &policy);
     const char *why;
     int ready = evr_eng_image_need(job, image, policy, s_res_put_go, job, &why);
-    if (ready == 0)
+    const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    if (ready == 0) {
+        evr_eng_prep_doing(job, "pulling image %s (to copy resource %s in)", image, res->name);
         return;
-    if (ready < 0 || job->cancelling) {
-        const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
+    }
+    if (ready < 0 || evr_eng_halted(job)) {
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "resource %s: %s", res->name,
-                 job->cancelling || !why ? "the job was cancelled while its image was pulled"
-                                         : why);
+                 evr_eng_halted(job) || !why
+                 ? (job->timed_out ? "the job timed out while its image was pulled"
+                                   : "the job was cancelled while its image was pulled")
+                 : why);
         s_res_end(job, reason);
         return;
     }
+    evr_eng_prep_doing(job, "copying resource %s into %s", res->name,
+                       job->ex->ops->workspace_word);
     job->ex->ops->put(job->ex, job->id, EVR_EXEC_AREA_WORKSPACE, image, job->res_tar, s_res_put,
                       job);
 }
@@ -583,9 +603,9 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
     char reason[2 * EVR_ERR_MAX] = "";
     job->res_req = NULL;
     job->res_bytes = r->bytes;
-    if (job->cancelling)
-        snprintf(reason, sizeof reason, "the job was cancelled while resource %s was fetched",
-                 res->name);
+    if (evr_eng_halted(job))
+        snprintf(reason, sizeof reason, "the job %s while resource %s was downloaded",
+                 job->timed_out ? "timed out" : "was cancelled", res->name);
     else if (r->rc)
         snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, r->msg,
                  evr_eng_fetch_setting(r));
@@ -594,6 +614,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
         return;
     }
     job->res_tar = evr_asprintf("%s.tar", job->res_file);
+    evr_eng_prep_doing(job, "unpacking resource %s", res->name);
     job->res_work = evr_offload_start(job->eng->loop, s_res_work, sizeof(s_res_made_t),
                                       s_res_made, job);
     evr_offload_temp(job->res_work, job->res_tar);   /* gone with a cancel */
@@ -607,16 +628,18 @@ evr_eng_resource_abort(evr_eng_job_t *job)
     evr_offload_cancel(&job->res_work);   /* its child killed, its tar removed */
     const evr_resource_t *res = evr_spec_resource(job->spec, job->res_index);
     char reason[2 * EVR_ERR_MAX];
-    snprintf(reason, sizeof reason, "the job was %s while resource %s was unpacked",
-             job->timed_out ? "timed out" : "cancelled", res->name);
+    snprintf(reason, sizeof reason, "the job %s while resource %s was unpacked",
+             job->timed_out ? "timed out" : "was cancelled", res->name);
     s_res_end(job, reason);
 }
 
 static void
 s_res_next(evr_eng_job_t *job)
 {
-    if (job->cancelling) {
-        s_res_end(job, "the job was cancelled while its resources were fetched");
+    if (evr_eng_halted(job)) {
+        s_res_end(job, job->timed_out ? "the job timed out while its resources were downloaded"
+                                      : "the job was cancelled while its resources were "
+                                        "downloaded");
         return;
     }
     if (job->res_index >= job->spec->resources.n) {
@@ -642,7 +665,9 @@ s_res_next(evr_eng_job_t *job)
     }
     close(fd);   /* evr_fetch writes it */
     job->res_bytes = 0;
-    evr_fetch_opts_t o = { .url = res->url, .file = job->res_file, .timeout_ms = 300000,
+    evr_eng_prep_doing(job, "downloading resource %s", res->name);
+    evr_fetch_opts_t o = { .url = res->url, .file = job->res_file,
+                           .timeout_ms = EVR_ENG_DOWNLOAD_MS,
                            .max_bytes = job->eng->opts.resource_max_bytes,
                            .redirects = job->eng->opts.resource_redirects,
                            .deny_local = job->eng->opts.resource_deny_local };
@@ -652,6 +677,7 @@ s_res_next(evr_eng_job_t *job)
 void
 evr_eng_job_prepare(evr_eng_job_t *job)
 {
+    evr_eng_prep_doing(job, "making the job's workspace");
     if (job->no_ws)
         evr_eng_on_workspace(&(evr_exec_result_t) { .rc = EVR_OK }, job);
     else
@@ -667,6 +693,13 @@ evr_eng_on_workspace(const evr_exec_result_t *r, void *arg)
         char reason[2 * EVR_ERR_MAX];
         snprintf(reason, sizeof reason, "workspace: %s", r->msg);
         evr_eng_prep_failed(job, reason);
+        return;
+    }
+    job->ws_ready = true;
+    if (evr_eng_halted(job)) {
+        evr_eng_prep_failed(job, job->timed_out ? "the job timed out while its workspace was made"
+                                                : "the job was cancelled while its workspace was "
+                                                  "made");
         return;
     }
     if (job->spec->resources.n == 0) {

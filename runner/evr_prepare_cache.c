@@ -97,8 +97,10 @@ s_ws_dir(const evr_exec_result_t *r, void *arg)
 {
     evr_eng_job_t *job = arg;
     char reason[2 * EVR_ERR_MAX];
-    if (job->cancelling)
-        evr_eng_prep_failed(job, "the job was cancelled while its caches were resolved");
+    if (evr_eng_halted(job))
+        evr_eng_prep_failed(job, job->timed_out ? "the job timed out while its caches were resolved"
+                                                : "the job was cancelled while its caches were "
+                                                  "resolved");
     else if (r->rc) {
         snprintf(reason, sizeof reason, "cache: the %s's host directory: %s",
                  job->ex->ops->workspace_word, r->msg);
@@ -126,6 +128,7 @@ evr_eng_cache_prepare(evr_eng_job_t *job)
         evr_eng_prep_failed(job, reason);
         return;
     }
+    evr_eng_prep_doing(job, "resolving the caches");
     if (evr_cache_reads_files(spec))
         job->ex->ops->dir(job->ex, job->id, NULL, s_ws_dir, job);
     else

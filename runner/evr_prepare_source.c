@@ -115,14 +115,20 @@ s_src_put_go(void *arg)
     const char *image = evr_eng_first_image(job, &policy);
     const char *why;
     int ready = evr_eng_image_need(job, image, policy, s_src_put_go, job, &why);
-    if (ready == 0)
+    if (ready == 0) {
+        evr_eng_prep_doing(job, "pulling image %s (to copy %s in)", image,
+                           s_src_key[job->src_index]);
         return;
-    if (ready < 0 || job->cancelling) {
-        s_src_fail(job, "%s", job->cancelling || !why
-                                  ? "the job was cancelled while its image was pulled"
+    }
+    if (ready < 0 || evr_eng_halted(job)) {
+        s_src_fail(job, "%s", evr_eng_halted(job) || !why
+                                  ? (job->timed_out ? "the job timed out while its image was pulled"
+                                     : "the job was cancelled while its image was pulled")
                                   : why);
         return;
     }
+    evr_eng_prep_doing(job, "copying %s into %s", s_src_key[job->src_index],
+                       job->src_index ? "/job/src" : "/job/ci");
     job->ex->ops->put(job->ex, job->id, job->src_index ? EVR_EXEC_AREA_WORKSPACE
                                                        : EVR_EXEC_AREA_CI,
                       image, job->src_tar, s_src_put, job);
@@ -230,6 +236,7 @@ s_src_made(evr_rc_t rc, const char *msg, const void *out, void *arg)
 static void
 s_src_make(evr_eng_job_t *job)
 {
+    evr_eng_prep_doing(job, "making the tar of %s", s_src_key[job->src_index]);
     job->src_work = evr_offload_start(job->eng->loop, s_make_work, sizeof(s_made_t), s_src_made,
                                       job);
     evr_offload_temp(job->src_work, job->src_tar);   /* gone with a cancel */
@@ -288,7 +295,7 @@ s_release_held(evr_engine_t *e)
     for (evr_eng_job_t *j = e->jobs; j; j = j->next) {
         if (!j->src_held)
             continue;
-        if (j->cancelling) {
+        if (evr_eng_halted(j)) {
             evr_eng_source_abort(j);
             continue;
         }
@@ -395,8 +402,9 @@ s_src_fetched(const evr_fetch_result_t *r, void *arg)
 {
     evr_eng_job_t *job = arg;
     job->res_req = NULL;
-    if (job->cancelling) {
-        s_src_fail(job, "the job was cancelled while its tarball was fetched");
+    if (evr_eng_halted(job)) {
+        s_src_fail(job, "the job %s while its tarball was downloaded",
+                   job->timed_out ? "timed out" : "was cancelled");
         return;
     }
     if (r->rc) {
@@ -432,6 +440,8 @@ s_src_git(evr_eng_job_t *job, const evr_source_t *src)
     const evr_engine_opts_t *o = &job->eng->opts;
     if (job->eng->src_trim) {
         job->src_held = true;   /* started once the trim is over (s_trimmed) */
+        evr_eng_prep_doing(job, "waiting for the git cache's trim to check out %s",
+                           s_src_key[job->src_index]);
         return;
     }
     if (!o->source_cache_dir) {
@@ -448,6 +458,7 @@ s_src_git(evr_eng_job_t *job, const evr_source_t *src)
                                 .prefix = job->src_index ? "src/" : "",
                                 .tar_out = job->src_tar,
                                 .max_bytes = o->resource_max_bytes };
+    evr_eng_prep_doing(job, "checking out %s (%s)", s_src_key[job->src_index], src->git.url);
     job->src_req = evr_source_git_start(job->eng->loop, &g, s_src_checked_out, job);
     evr_eng_test_pause("checkout", NULL);   /* a crash test kills the runner here */
 }
@@ -495,8 +506,9 @@ evr_eng_source_next(evr_eng_job_t *job)
 {
     while (job->src_index < 2 && !s_src(job, job->src_index)->present)
         job->src_index++;
-    if (job->cancelling) {
-        s_src_end(job, "the job was cancelled while its sources were put in");
+    if (evr_eng_halted(job)) {
+        s_src_end(job, job->timed_out ? "the job timed out while its sources were put in"
+                                      : "the job was cancelled while its sources were put in");
         return;
     }
     if (job->src_index >= 2) {
@@ -520,7 +532,9 @@ evr_eng_source_next(evr_eng_job_t *job)
     }
     if (!(job->src_file = s_src_tmp(job, "tarball")))
         return;
-    evr_fetch_opts_t fo = { .url = src->tarball, .file = job->src_file, .timeout_ms = 300000,
+    evr_eng_prep_doing(job, "downloading %s (%s)", s_src_key[job->src_index], src->tarball);
+    evr_fetch_opts_t fo = { .url = src->tarball, .file = job->src_file,
+                            .timeout_ms = EVR_ENG_DOWNLOAD_MS,
                             .max_bytes = job->eng->opts.resource_max_bytes,
                             .redirects = job->eng->opts.resource_redirects,
                             .deny_local = job->eng->opts.resource_deny_local };

@@ -14,10 +14,12 @@
         its exit code;
       - gone: the step is lost (and the job fails).
     Each such decision is a step.recovered event; runner.recovered counts
-    the jobs.  Timeouts keep counting from the recorded start times, less
-    the time the job was paused (from its job.paused and job.resumed); a
-    cancel requested before the crash is carried out; a paused job stays
-    paused, its steps not started, until evr_engine_resume.
+    the jobs.  Timeouts keep counting from the recorded times (the job's
+    from its job.accepted, a step's from its start), less the time the
+    job was paused (from its job.paused and job.resumed); a job that
+    started after its preparation failed still fails (job.started's
+    reason); a cancel requested before the crash is carried out; a paused
+    job stays paused, its steps not started, until evr_engine_resume.
 
     Before a job is taken up, the temporary files the killed runner left
     in its artifacts directory are removed (s_tmp_sweep).
@@ -330,6 +332,32 @@ s_credit_pauses(evr_eng_job_t *job, const evr_job_t *rec)
     free(p.iv);
 }
 
+static int
+s_started_event(const evr_event_t *ev, void *arg)
+{
+    evr_eng_job_t *job = arg;
+    if (evr_event_kind(ev) != EVR_EV_JOB_STARTED)
+        return 0;
+    if (ev->data.reason) {
+        job->failed = job->prep_failed = true;
+        free(job->reason);
+        job->reason = evr_strdup(ev->data.reason);
+    }
+    return 1;   /* one job.started, near the log's start: nothing more is read */
+}
+
+/*  A job that started after its preparation failed (job.started with a
+    reason): it fails, its reason that one (the steps that run after a
+    failure run, or ran; the others were skipped with it). */
+static void
+s_prep_restore(evr_eng_job_t *job)
+{
+    evr_err_t err;
+    if (evr_store_job_events(job->eng->store, job->id, 1, s_started_event, job, &err)
+        == EVR_ERR_STORE)
+        evr_eng_warn("job %s: reading its job.started: %s", job->id, err.msg);
+}
+
 static evr_rc_t
 s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
 {
@@ -367,6 +395,11 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
             job->cancel_reason = evr_strdup(rec.reason);
         job->recovered = true;
         job->doubt = true;   /* what the runner before made is not all known */
+        /* its timeout counts from job.accepted, as when it was taken:
+           a restart during its preparation ends it at the same time */
+        job->t_accept = s_to_mono(rec.created);
+        if (job->spec->timeout)
+            job->deadline = evr_add_sat(job->t_accept, evr_ms_to_ns(job->spec->timeout));
         if (rec.status == EVR_JOB_QUEUED)
             /* accepted, never started: prepare as a new job would (its
                hooks not finished first) */
@@ -374,10 +407,10 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
         else {
             evr_eng_source_restore(job);
             job->phase = EVR_ENG_JOB_RUNNING;
+            job->ws_ready = true;   /* it started: its preparation made it */
+            s_prep_restore(job);
             evr_eng_cache_recover(job);
             job->t_start = s_to_mono(rec.started);
-            if (job->spec->timeout)
-                job->deadline = evr_add_sat(job->t_start, evr_ms_to_ns(job->spec->timeout));
             /* paused: it stays so, and starts nothing, until resumed */
             job->paused = rec.status == EVR_JOB_PAUSED;
             job->paused_at = evr_mono_ns();

@@ -200,7 +200,10 @@ s_check_outputs(const void *v)
                          "the step of parent_job that triggered it", R)
 EVDATA(s_job_accepted, "job.accepted", PIPELINE(true), SPEC(true), ARGS(false), RUNNER(false),
        PARENT_JOB(false), PARENT_STEP(false));
-EVDATA(s_job_started, "job.started", RUNNER(false));
+#define PREP_REASON(R) D("reason", EVR_FT_STR, 1024, reason, NULL, NULL, \
+                          "its preparation failed (or stopped), why: only the steps that run " \
+                          "after a failure run", R)
+EVDATA(s_job_started, "job.started", RUNNER(false), PREP_REASON(false));
 EVDATA(s_job_paused, "job.paused", REASON(false));
 EVDATA(s_job_resumed, "job.resumed", REASON(false));
 EVDATA(s_job_cancel, "job.cancel_requested", REASON(false));

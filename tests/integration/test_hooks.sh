@@ -405,7 +405,82 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel}
+case_timeout() {   # the pipeline's timeout covers the hooks before the steps and stops them
+  cat > "$tmp/tmo.set" <<EOF
+hooks:
+  - { phase: PRE_SOURCE_PREP, name: slow, run: "echo \$\$ > $tmp/tmo.pid; sleep 20" }
+  - { phase: ON_ERROR, name: oops, run: "echo oops >> $tmp/tmo.log" }
+  - { phase: CLEANUP, name: clean, run: "echo clean >> $tmp/tmo.log" }
+EOF
+  cat > "$tmp/tmo.yml" <<EOF
+pipeline: tmo
+executor: process
+timeout: 3s
+steps:
+  - { name: one, run: echo should not run }
+  - { name: last, when: always, run: echo always ran }
+EOF
+  local t0=$SECONDS
+  run tmo "$tmp/tmo.yml" --grace 1
+  check "exit 1" [ "$rc" -eq 1 ]
+  check "ended well before the hook's 20 s" [ $((SECONDS - t0)) -lt 10 ]
+  events > "$tmp/tmo.job"
+  check "timed out" grep -q "^job $job .* status timed_out" "$tmp/tmo.job"
+  check "the reason names the hook" \
+    grep -qx "reason: the pipeline's timeout (3 s) passed while running hook slow (PRE_SOURCE_PREP)" "$tmp/tmo.job"
+  check "hook.finished stopped" grep -q '"name":"slow","status":"stopped".*"reason":"the job timed out"' "$tmp/tmo.job"
+  check "the hook's shell is gone" sh -c "! kill -0 \$(cat '$tmp/tmo.pid') 2>/dev/null"
+  check "no workspace yet: every step skipped, the always step too" \
+    [ "$(grep -Ec '^(one|last) +skipped' "$tmp/tmo.job")" -eq 2 ]
+  check "ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
+  check "store verifies" verified
+  # the same in PRE_EXECUTION (after job.started): the hook is stopped,
+  # and the always step runs (the workspace is there)
+  sed 's/PRE_SOURCE_PREP/PRE_EXECUTION/' "$tmp/tmo.set" > "$tmp/tmoexec.set"
+  : > "$tmp/tmo.log"
+  t0=$SECONDS
+  run tmoexec "$tmp/tmo.yml" --grace 1
+  check "PRE_EXECUTION: exit 1" [ "$rc" -eq 1 ]
+  check "... ended well before the hook's 20 s" [ $((SECONDS - t0)) -lt 10 ]
+  events > "$tmp/tmoexec.job"
+  check "... the reason names the hook" \
+    grep -qx "reason: the pipeline's timeout (3 s) passed while running hook slow (PRE_EXECUTION)" "$tmp/tmoexec.job"
+  check "... the always step ran" grep -qx "last | always ran" "$out"
+  check "... the other skipped" grep -Eq "^one +skipped" "$tmp/tmoexec.job"
+  check "... ON_ERROR and CLEANUP ran" [ "$(tr '\n' '|' < "$tmp/tmo.log")" = "oops|clean|" ]
+}
+
+case_cancel_pre_exec() {   # a cancel during PRE_EXECUTION: the always step still runs
+  cat > "$tmp/cpe.set" <<EOF
+hooks:
+  - { phase: PRE_EXECUTION, name: slow, run: "echo \$\$ > $tmp/cpe.pid; sleep 20" }
+EOF
+  cat > "$tmp/cpe.yml" <<EOF
+pipeline: cpe
+executor: process
+on_error: { run: echo on_error ran }
+steps:
+  - { name: one, run: echo should not run }
+  - { name: last, when: always, run: echo always ran }
+EOF
+  state=$tmp/cpe
+  "$bin/evrun-runner" --exec "$tmp/cpe.yml" --config "$tmp/cpe.set" --state-dir "$state" \
+    --executors process --grace 1 > "$tmp/cpe.out" 2> "$tmp/cpe.err" &
+  local pid=$!
+  for _ in $(seq 1 100); do [ -s "$tmp/cpe.pid" ] && break; sleep 0.1; done
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  job=$(sed -n 's/^evrun-runner: job \([0-9A-Z]*\),.*/\1/p' "$tmp/cpe.out" | head -n 1)
+  check "exit 1" [ "$rc" -eq 1 ]
+  events > "$tmp/cpe.job"
+  check "cancelled" grep -q "^job $job .* status cancelled" "$tmp/cpe.job"
+  check "the always step ran" grep -qx "last | always ran" "$tmp/cpe.out"
+  check "the other skipped" grep -Eq "^one +skipped" "$tmp/cpe.job"
+  check "on_error skipped (a cancel is no error)" grep -Eq "^on_error +skipped" "$tmp/cpe.job"
+  check "store verifies" verified
+}
+
+cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel timeout cancel_pre_exec}
 for c in $cases; do
   case_name=$c
   before=$fails

@@ -10,6 +10,8 @@
     failure.
 */
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "evr_etest.h"
 #include "evr_test.h"
@@ -398,6 +400,158 @@ test_recover_flow(void)
     evr_etest_destroy(&t);
 }
 
+/* --------------------------------------------------- before the steps */
+
+/*  A preparation that fails once the workspace is made (a resource that
+    cannot be downloaded): the steps that run after a failure run
+    (on_failure, always, on_error; told why in EVRUN_PREPARE_FAILED), the
+    others are skipped with the reason; job.started carries it (for a
+    restart), and job.finished says it, not the steps that ran after. */
+static void
+test_prep_failed_runs_after_failure(void)
+{
+    evr_etest_t *t = evr_etest_start(40, "resources:\n"
+                                     "  - {name: conf, url: \"http://127.0.0.1:1/conf\", "
+                                     "path: conf}\n"
+                                     "on_error:\n  run: 'echo \"why: $EVRUN_PREPARE_FAILED\"'\n"
+                                     "steps:\n"
+                                     "  - name: build\n    run: echo never\n"
+                                     "  - name: report\n    when: on_failure\n"
+                                     "    run: echo \"[$EVRUN_FAILED_STEPS]\"; exit 3\n"
+                                     "  - name: clean\n    when: always\n    run: echo clean\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(40)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 40);
+    CHECK(evr_etest_in_order(ev, "job.started reason=resource conf: ",
+                             "step.skipped build 0 reason=resource conf: ",
+                             "step.finished report 1 failed exit=3",
+                             "step.finished clean 1 succeeded",
+                             "step.finished on_error 1 succeeded",
+                             "job.finished failed reason=resource conf: ", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 40, "report", 1, "stdout", "[]\n"));
+    CHECK(evr_etest_output_is(t, 40, "clean", 1, "stdout", "clean\n"));
+    size_t len = 0;
+    bool exact = false;
+    char *out = evr_etest_output(t, evr_etest_job(40), "on_error", 1, "stdout", &len, &exact);
+    CHECK(out && !strncmp(out, "why: resource conf: ", 20));
+    free(out);
+    CHECK(evr_etest_clean(t, 40));
+    evr_etest_destroy(&t);
+}
+
+/*  The pipeline's timeout counts from job.accepted: it passes while the
+    workspace is made (its making answers late); the reason says so, the
+    always step runs (the workspace is there), the others are skipped. */
+static void
+test_prep_timeout(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_DELAY, .ms = 400 });
+    CHECK(evr_etest_submit(t, evr_etest_job(41), S_HEAD "timeout: 40ms\nsteps:\n"
+                           "  - name: a\n    run: echo never\n"
+                           "  - name: clean\n    when: always\n    run: echo clean\n")
+          == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(41)) == EVR_JOB_TIMED_OUT);
+    char *ev = evr_etest_events_of(t, 41);
+    CHECK(evr_etest_in_order(ev, "job.started reason=the job timed out while its workspace "
+                             "was made",
+                             "step.skipped a 0 reason=the job timed out while its workspace",
+                             "step.finished clean 1 succeeded",
+                             "job.finished timed_out reason=the pipeline's timeout (40 ms) "
+                             "passed while making the job's workspace\n", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 41));
+    evr_etest_destroy(&t);
+}
+
+/*  A cancel while the workspace is made: once it is there, the always
+    step runs (not on_error: a cancel is no error), the other is skipped
+    saying why; the job is cancelled. */
+static void
+test_prep_cancelled(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_DELAY, .ms = 100 });
+    CHECK(evr_etest_submit(t, evr_etest_job(44), S_HEAD "on_error:\n  run: echo never\n"
+                           "steps:\n  - name: a\n    run: echo never\n"
+                           "  - name: clean\n    when: always\n    run: echo clean\n")
+          == EVR_OK);
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(44), "stop", &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(44)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 44);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested",
+                             "step.skipped a 0 reason=the job was cancelled while its workspace",
+                             "step.finished clean 1 succeeded", "job.finished cancelled", NULL));
+    CHECK_CONTAINS(ev, "step.skipped on_error 0 reason=on_error runs when the job fails: the "
+                       "job was cancelled");
+    free(ev);
+    CHECK(evr_etest_clean(t, 44));
+    evr_etest_destroy(&t);
+}
+
+/*  A runner killed while the job is prepared: the restarted one counts
+    the timeout from the recorded job.accepted, not from its own start,
+    and ends the job timed out though its steps would pass. */
+static void
+test_prep_timeout_recovered(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_exec_fake_fault(t->fake, &(evr_fake_fault_t) { .op = EVR_FAKE_WS_CREATE,
+                                                       .kind = EVR_FAKE_HOLD });
+    CHECK(evr_etest_submit(t, evr_etest_job(42), S_HEAD "timeout: 300ms\nsteps:\n"
+                           "  - name: a\n    run: echo a\n") == EVR_OK);
+    CHECK(evr_etest_until_call(t, EVR_FAKE_WS_CREATE, 42, NULL, 0)
+          || evr_exec_fake_held(t->fake) > 0);
+    evr_etest_kill(t, false);
+    evr_exec_fake_clear_faults(t->fake);
+    usleep(400 * 1000);   /* its deadline passes while no runner runs */
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(42)) == EVR_JOB_TIMED_OUT);
+    char *ev = evr_etest_events_of(t, 42);
+    CHECK(evr_etest_in_order(ev, "step.skipped a 0 reason=the job timed out",
+                             "job.finished timed_out reason=the pipeline's timeout (300 ms) "
+                             "passed while ", NULL));
+    free(ev);
+    CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 42, "a", 0) == 0);
+    CHECK(evr_etest_clean(t, 42));
+    evr_etest_destroy(&t);
+}
+
+/*  A runner killed while an always step runs after a failed preparation:
+    the restarted one reads the failure from job.started: the job still
+    fails, with that reason. */
+static void
+test_prep_failed_recovered(void)
+{
+    evr_etest_t *t = evr_etest_start(43, "resources:\n"
+                                     "  - {name: conf, url: \"http://127.0.0.1:1/conf\", "
+                                     "path: conf}\n"
+                                     "steps:\n"
+                                     "  - name: build\n    run: echo never\n"
+                                     "  - name: clean\n    when: always\n"
+                                     "    run: echo c1; sleep 0.1; echo c2\n");
+    CHECK(evr_etest_until_event(t, 43, "step.output clean 1 stdout"));
+    evr_etest_kill(t, false);
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(43)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 43);
+    CHECK(evr_etest_in_order(ev, "step.recovered clean 1 reattached",
+                             "step.finished clean 1 succeeded",
+                             "job.finished failed reason=resource conf: ", NULL));
+    free(ev);
+    CHECK(evr_etest_output_is(t, 43, "clean", 1, "stdout", "c1\nc2\n"));
+    CHECK(evr_etest_clean(t, 43));
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -415,5 +569,10 @@ main(void)
     EVR_TEST_RUN(test_on_error_skipped);
     EVR_TEST_RUN(test_on_error_matrix);
     EVR_TEST_RUN(test_recover_flow);
+    EVR_TEST_RUN(test_prep_failed_runs_after_failure);
+    EVR_TEST_RUN(test_prep_timeout);
+    EVR_TEST_RUN(test_prep_cancelled);
+    EVR_TEST_RUN(test_prep_timeout_recovered);
+    EVR_TEST_RUN(test_prep_failed_recovered);
     EVR_TEST_END();
 }
