@@ -66,7 +66,8 @@ case_submit_and_read() {
   # bad pipelines: 400 with body:line:col
   check "bad YAML: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' \
     --data-binary $'pipeline: bad\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: a\n    rn: x\n')" = 400 ]
-  check "bad YAML: where" grep -q '"message":"body:5:' "$tmp/body"
+  check "bad YAML: where, the first in file order" grep -q '"message":"body:4:5: steps\[0\].run: missing' "$tmp/body"
+  check "... and the rest in details" grep -q '"body:5:5: steps\[0\].rn: unknown key' "$tmp/body"
   check "bad JSON: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"steps": [')" = 400 ]
   check "bad UTF-8: 400" [ "$(printf '{"pipeline":"\xff"}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ]
   check "unknown arg: 400" [ "$(api POST '/jobs?arg=NOPE=1' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ]
