@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +283,24 @@ typedef struct {
     const char *first;      /* the first Content-Length's value */
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
+    const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
 } s_lengths_t;
+
+/*  Whether key and value are still where the request line "KEY: VALUE"
+    put them: the name, its colon (now a NUL), spaces or tabs, the value.
+    libmicrohttpd 0.9.75 joins a continuation line (obs-fold, "X: a\r\n
+    b") to the field's name ("Xb", value "a") in a block of its own, so
+    the field it made is no longer in place; nothing says so otherwise. */
+static bool
+s_in_place(const char *key, const char *value)
+{
+    const char *p = key + strlen(key) + 1;
+    if ((uintptr_t) value < (uintptr_t) p || (uintptr_t) value - (uintptr_t) p > 65536)
+        return false;
+    while (p < value && (*p == ' ' || *p == '\t'))
+        p++;
+    return p == value;
+}
 
 static enum MHD_Result
 s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -291,6 +309,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     (void) kind;
     if (!l->spaced && strpbrk(key, " \t"))
         l->spaced = key;
+    if (!l->folded && value && !s_in_place(key, value))
+        l->folded = key;
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
     if (!l->first)
@@ -309,19 +329,24 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
 static bool
 s_framing_ok(evr_gw_req_t *req)
 {
-    s_lengths_t l = { NULL, false, NULL };
+    s_lengths_t l = { NULL, false, NULL, NULL };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
     bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
     if (l.spaced)
         evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
                      "come in a field name or before its colon", l.spaced);
+    else if (l.folded)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\" (as libmicrohttpd "
+                     "joined it): a line starting with a space or tab continues the one above "
+                     "(obs-fold, RFC 9112 5.2), which is refused: send each field on one line",
+                     l.folded);
     else if (l.differ)
         evr_gw_error(req, 400, "bad_request", "two Content-Length headers that differ: send "
                      "one");
     else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    return !l.spaced && !l.differ && !both;
+    return !l.spaced && !l.folded && !l.differ && !both;
 }
 
 const char *

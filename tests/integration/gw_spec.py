@@ -30,6 +30,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gw_spec_lib as lib                   # noqa: E402
+import gw_spec_edge                         # noqa: E402
 from gw_spec_lib import *                   # noqa: E402,F401,F403
 
 
@@ -942,11 +943,12 @@ QUEUED = None
 
 def main():
     cases = sys.argv[5:] or ["auth", "methods", "submit", "list", "job", "run",
-                             "runners_pipelines", "demand", "hooks", "metrics_ui", "wire", "broker_gone"]
+                             "runners_pipelines", "demand", "hooks", "metrics_ui", "wire", "edge",
+                             "broker_gone"]
     for c in cases:
         if c in ("job", "list") and QUEUED is None and "submit" not in cases:
             case_submit()
-        globals()["case_" + c]()
+        (getattr(gw_spec_edge, "case_" + c, None) or globals()["case_" + c])()
     print("gw_spec: %d passed, %d failed" % (lib.passes, lib.fails))
     sys.exit(1 if lib.fails else 0)
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""gw_spec_edge.py: gw_spec.py's case `edge` (see there): requests at the
+edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live log,
+query parameters past the limit, fragments, unsupported transfer codings,
+duplicate fields) and the documented answer of each.  Imported by
+gw_spec.py, which runs case_edge.
+"""
+from gw_spec_lib import *                   # noqa: F401,F403
+from gw_spec_lib import API, R, W, check, raw
+
+
+def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True):
+    """A request head as bytes: METHOD TARGET VERSION, Host, the token,
+    headers (a str of whole lines), Connection: close."""
+    return ("%s %s %s\r\n%s%s%sConnection: close\r\n\r\n"
+            % (method, target, version, "Host: x\r\n" if host else "",
+               "Authorization: Bearer %s\r\n" % token if token else "", headers)).encode()
+
+
+def bad(what, data, status=400, says=b"", wait=3):
+    st, head, body = raw(data, wait=wait)
+    return check("%s: %d JSON%s" % (what, status, " saying %r" % says.decode() if says else ""),
+                 st == status and b'"error"' in body and says in body,
+                 repr(head[:80]) + repr(body[:300]))
+
+
+def case_edge():
+    print("== edges of HTTP/1.1: folded lines, HEAD, query limits, fragments, codings")
+    y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
+    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/yaml\r\n" % (API, W)).encode()
+    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n\r\n"
+    # obs-fold (RFC 9112 5.2): libmicrohttpd 0.9.75 joins the line to the name above
+    for what, fold in (("Transfer-Encoding:\\r\\n chunked", b"Transfer-Encoding:\r\n chunked"),
+                       ("Content-Length:\\r\\n\\t5", b"X-A: 1\r\nContent-Length:\r\n\t5"),
+                       ("X-A: a\\r\\n b (any field)", b"X-A: a\r\n b"),
+                       ("X-A: a\\r\\n \\r\\n (a blank continuation)", b"X-A: a\r\n ")):
+        st, head, body = raw(h + b"Content-Length: %d\r\n" % len(y) + fold + b"\r\n\r\n" + y
+                             + smuggled, wait=3, whole=True)
+        check("a folded line %s: 400 JSON naming obs-fold, nothing more on that connection"
+              % what, st == 400 and b"obs-fold" in body and b"HTTP/1.1" not in body,
+              head[:60] + repr(body[:300]))
+    st, head, body = raw(rq(API + "/runners", "X-A: a\r\nX-B:  \t b\r\n"))
+    check("fields on lines of their own, spaces after the colon: 200", st == 200,
+          head[:60] + repr(body[:200]))
