@@ -6,7 +6,7 @@ duplicate fields) and the documented answer of each.  Imported by
 gw_spec.py, which runs case_edge.
 """
 from gw_spec_lib import *                   # noqa: F401,F403
-from gw_spec_lib import API, R, W, check, raw
+from gw_spec_lib import API, R, W, api, check, raw
 
 
 def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True):
@@ -43,3 +43,11 @@ def case_edge():
     st, head, body = raw(rq(API + "/runners", "X-A: a\r\nX-B:  \t b\r\n"))
     check("fields on lines of their own, spaces after the colon: 200", st == 200,
           head[:60] + repr(body[:200]))
+    # HEAD on a live log: the stream's headers and nothing after them (no last chunk)
+    js = api("POST", "/jobs?label=nobody", y, ctype="application/yaml").json() or {}
+    job = js.get("id", "0" * 26)
+    st, head, body = raw(rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\n",
+                            method="HEAD"), wait=3, whole=True)
+    check("HEAD on a live log: 200 text/event-stream, the headers alone (no 0\\r\\n\\r\\n)",
+          st == 200 and "text/event-stream" in head and body == b""
+          and "chunked" not in head.lower(), repr(head) + repr(body))
