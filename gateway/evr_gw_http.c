@@ -18,6 +18,7 @@
 
 #define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
 #define S_HEADERS_MAX 100          /* header fields of one request (431 past it) */
+#define S_QUERY_MAX 200            /* query parameters of one request (400 past it) */
 
 const evr_gw_route_t evr_gw_routes[] = {
     { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true,
@@ -250,7 +251,11 @@ typedef struct {
     size_t cap;
     size_t over;        /* bytes of a body over the limit, read and dropped */
     bool answered;      /* an early answer (401, 413...) is queued */
+    bool begun;         /* s_access has seen the request */
     char allow[48];     /* a 405's Allow */
+    const char *target; /* the request target as sent (s_target), up to a NUL in it */
+    size_t target_len;
+    char target_bad[192]; /* what s_target refuses in it, "" when nothing */
 } s_conn_t;
 
 bool
@@ -482,12 +487,32 @@ s_nul_ok(evr_gw_req_t *req)
     return false;
 }
 
+/*  Whether a 1.x request line's target ended where its version began:
+    libmicrohttpd takes the target up to the space before the version, and
+    a NUL byte sent in it cuts it short (/api/v1/runners\0/zz served as
+    /api/v1/runners); false with a 400 set. */
+static bool
+s_target_whole(s_conn_t *cc, const char *version)
+{
+    if (cc->target_bad[0]) {
+        evr_gw_error(&cc->req, 400, "bad_request", "%s", cc->target_bad);
+        return false;
+    }
+    if (!cc->target || !version || !*version || cc->target + cc->target_len + 1 == version)
+        return true;
+    evr_gw_error(&cc->req, 400, "bad_request", "the request target holds a NUL byte after "
+                 "\"%.64s\": send a target of URL characters (%%-escape others)", cc->target);
+    return false;
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
-s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
+s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const char *version)
 {
     int status;
+    if (!s_target_whole(cc, version))
+        return false;
     const char *path = evr_gw_origin_form(url);
     if (!path) {
         evr_gw_error(&cc->req, 400, "bad_request", "request target \"%.64s\": an absolute URL "
@@ -579,14 +604,15 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
 {
     evr_gw_t *gw = cls;
     s_conn_t *cc = *con_cls;
-    (void) version;
-    if (!cc) {
-        cc = evr_calloc(1, sizeof *cc);
+    if (!cc || !cc->begun) {
+        if (!cc)        /* s_target made none (it makes one per request) */
+            cc = evr_calloc(1, sizeof *cc);
         *con_cls = cc;
+        cc->begun = true;
         cc->req.conn = conn;
         cc->req.method = method;
         cc->req.url = url;
-        if (!s_begin(gw, cc, url, method)) {
+        if (!s_begin(gw, cc, url, method, version)) {
             cc->answered = true;
             evr_gw_conn_busy(gw, conn, true);
             s_log_refused(&cc->req, method, url);
@@ -693,6 +719,43 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
         for (char *p = s; p < w; p++)     /* as a control character by every check */
             *p = *p ? *p : 0x7f;
     return (size_t) (w - s);
+}
+
+/*  libmicrohttpd's URI log callback: the request target as sent, before
+    libmicrohttpd splits off its query (a header record per parameter, from
+    the connection's 32 KiB: past about 600 it runs out and closes the
+    connection without an answer) and unescapes its path (%2F would read
+    as /).  A #fragment, an escaped / in the path or more than S_QUERY_MAX
+    parameters is noted for s_begin's 400 (past the limit, the query is cut
+    here so that libmicrohttpd reads none of it).  Returns the request's
+    context (s_access's *con_cls). */
+static void *
+s_target(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void) cls;
+    s_conn_t *cc = evr_calloc(1, sizeof *cc);
+    cc->req.conn = conn;
+    cc->target = uri;
+    cc->target_len = strlen(uri);
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t) (q - uri) : cc->target_len, n = 0;
+    bool slash = false;
+    for (size_t i = 0; i + 2 < path_len && !slash; i++)
+        slash = uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'F' || uri[i + 2] == 'f');
+    for (const char *p = q; p && *p; p++)
+        n += p == q || *p == '&';      /* as libmicrohttpd splits it */
+    if (strchr(uri, '#'))
+        snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": a "
+                 "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);
+    else if (slash)
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the path holds an escaped / (%%2F), "
+                 "which would read as a separator: send / as it is (\"%.64s\")", uri);
+    else if (n > S_QUERY_MAX) {
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the query has %zu parameters, over "
+                 "the limit of %d", n, S_QUERY_MAX);
+        ((char *) q)[1] = '\0';    /* the read buffer's: libmicrohttpd's next step reads it */
+    }
+    return cc;
 }
 
 /*  "HOST:PORT" (an IPv4 address, or localhost) into sa. */
@@ -806,6 +869,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         MHD_OPTION_CONNECTION_LIMIT, gw->max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, gw->idle_s,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, s_target, NULL,
         cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
     gw->tls_cert = cert;

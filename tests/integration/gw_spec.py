@@ -460,8 +460,9 @@ def case_run():
           repr(r)[:100])
     err_ok("download of no such file", api("GET", "/jobs/%s/artifacts/make/out/b.txt" % job,
                                            token=R), 404, "not_found")
-    err_ok("a step with an escaped / (%2F is a separator)",
-           api("GET", "/jobs/%s/artifacts/ma%%2Fke/out/a.txt" % job, token=R), 404, "not_found")
+    err_ok("a step with an escaped / (%2F would read as a separator): 400",
+           api("GET", "/jobs/%s/artifacts/ma%%2Fke/out/a.txt" % job, token=R), 400,
+           "bad_request", r"escaped / \(%2F\)")
     err_ok("download of no such step", api("GET", "/jobs/%s/artifacts/nope/out/a.txt" % job,
                                            token=R), 404, "not_found")
     for p in ("make/../x", "make/out/../a.txt", "make/out//a.txt", "make/%2Fetc/passwd",
@@ -670,8 +671,8 @@ def case_hooks():
            r'^body\.args\.NOPE: the pipeline declares no arg "NOPE"')
     check("... HookStarted too: no jobs, the refusal under refused", not hook_started(r.json())
           and r.json()["jobs"] == [] and r.json()["refused"][0]["pipeline"] == PIPE, repr(r))
-    err_ok("a hook of a bad name", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN), 404,
-           "not_found")
+    err_ok("a hook of a bad name (an escaped /)", req("POST", "/hooks/a%2Fb", token=HOOK_TOKEN),
+           400, "bad_request")
 
 
 def case_metrics_ui():

@@ -51,3 +51,24 @@ def case_edge():
     check("HEAD on a live log: 200 text/event-stream, the headers alone (no 0\\r\\n\\r\\n)",
           st == 200 and "text/event-stream" in head and body == b""
           and "chunked" not in head.lower(), repr(head) + repr(body))
+    # the request target as sent: parameters past the limit (libmicrohttpd runs out of room
+    # for them at about 600 and closes without an answer), NUL bytes, escaped slashes,
+    # fragments
+    many = "&".join(["a=1"] * 600)
+    bad("600 query parameters", rq("%s/jobs?%s" % (API, many)), 400,
+        b"the query has 600 parameters, over the limit of 200")
+    bad("201 query parameters", rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 201))), 400,
+        b"over the limit of 200")
+    bad("200 query parameters (at the limit: the route's own check)",
+        rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 200))), 400, b"given twice")
+    bad("a NUL byte in the target (/api/v1/runners\\0/zz)",
+        rq(API + "/runners\0/zz"), 400, b"NUL byte")
+    bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
+        b"escaped / (%2F)")
+    bad("an escaped / in an artifact path (%2f)",
+        rq("%s/jobs/%s/artifacts/a/out%%2fa.txt" % (API, job)), 400, b"escaped / (%2F)")
+    for target in (API + "/runners#x", "http://h%s/runners#x" % API, API + "/jobs?limit=1#x"):
+        bad("a #fragment (%s)" % target, rq(target), 400, b"#fragment")
+    st, head, body = raw(rq("%s/jobs/%s/artifacts/a/%%23x" % (API, job)))
+    check("an escaped # (%23) in a path is no fragment: not 400", st not in (0, 400),
+          head[:60] + repr(body[:200]))

@@ -349,6 +349,8 @@ YML
   for trick in 'make/../../../etc/passwd' 'make/out/%2e%2e/%2e%2e/x' 'make/out%2f..%2f..%2fx' 'make/%2fetc%2fpasswd' 'make/out/a.txt%00.png' '..%2fmake/out/a.txt'; do
     check "artifact path trick $trick: 400" [ "$(api GET "/jobs/$id/artifacts/$trick" --path-as-is)" = 400 ]
   done
+  check "an escaped / in the path: named" grep -q 'the path holds an escaped / (%2F)' "$tmp/body"
+  api GET "/jobs/$id/artifacts/../make/out/a.txt" --path-as-is > /dev/null
   check "a step trick: the step named" grep -q 'step \\"..\\": expected a step name' "$tmp/body"
   api GET "/jobs/$id/artifacts/make/out/%2e%2e/x" > /dev/null
   check "a path trick: a clear message" grep -q '"artifact path \\"out/../x\\": it has a . or .. component' "$tmp/body"
