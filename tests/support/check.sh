@@ -15,12 +15,14 @@ check() {
 # below the kernel's ephemeral range (32768 up), so no outgoing
 # connection of another test can be holding it, and checked by binding
 # it.  Two tests may still pick the same port between the check and
-# their server's bind: wait_port tells that case apart.
+# their server's bind: wait_port tells that case apart.  EVR_TEST_PORTS=LO-HI
+# picks from LO-HI instead (a range of one's own on a shared machine).
 free_port() {
   python3 - <<'PY'
-import random, socket
+import os, random, socket
+lo, hi = map(int, (os.environ.get("EVR_TEST_PORTS") or "10000-32000").split("-"))
 for _ in range(200):
-    p = random.randint(10000, 32000)
+    p = random.randint(lo, hi)
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
@@ -31,7 +33,7 @@ for _ in range(200):
     print(p)
     break
 else:
-    raise SystemExit("free_port: no free port in 10000-32000")
+    raise SystemExit("free_port: no free port in %d-%d" % (lo, hi))
 PY
 }
 
