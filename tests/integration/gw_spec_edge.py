@@ -5,8 +5,11 @@ query parameters past the limit, fragments, unsupported transfer codings,
 duplicate fields) and the documented answer of each.  Imported by
 gw_spec.py, which runs case_edge.
 """
+import http.client
+import os
+
 from gw_spec_lib import *                   # noqa: F401,F403
-from gw_spec_lib import API, R, W, api, check, raw
+from gw_spec_lib import API, HOST, R, W, api, check, raw
 
 
 def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True):
@@ -72,3 +75,16 @@ def case_edge():
     st, head, body = raw(rq("%s/jobs/%s/artifacts/a/%%23x" % (API, job)))
     check("an escaped # (%23) in a path is no fragment: not 400", st not in (0, 400),
           head[:60] + repr(body[:200]))
+    # a UI file over 4 MiB: 404, as anything else not served (the second gateway's ui_dir)
+    port2 = int(os.environ.get("EVR_GW2_PORT") or 0)
+    for name, want in (("small.js", 200), ("big.js", 404)):
+        if not port2:
+            break
+        c = http.client.HTTPConnection(HOST, port2, timeout=10)
+        c.request("GET", "/ui/" + name)
+        x = c.getresponse()
+        body = x.read()
+        c.close()
+        check("GET /ui/%s (%s): %d" % (name, "over 4 MiB" if want == 404 else "small", want),
+              x.status == want and (want == 200 or b"over 4194304 bytes" in body),
+              "%d %r" % (x.status, body[:200]))
