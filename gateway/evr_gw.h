@@ -308,6 +308,13 @@ bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_sp
     query (may be NULL) has NAME, else "body.args.NAME". */
 void evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query);
 
+/*  Why a JSON body did not parse, from jansson's je, into buf:
+    "body:LINE:COL: bad JSON: TEXT" ("body: bad JSON: TEXT" with no
+    position), a \u0000 said as "a NUL character (\u0000) is not allowed"
+    (jansson names its flag JSON_ALLOW_NUL), a byte that is no UTF-8 with
+    " (JSON must be UTF-8)".  Returns buf. */
+const char *evr_gw_json_why(const json_error_t *je, char *buf, size_t size);
+
 /*  Whether a submit body is the start of a registered pipeline: JSON
     {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
     1: it is, and m's pipeline, args and labels are set; 0: it is not

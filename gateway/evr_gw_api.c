@@ -91,8 +91,7 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
         if (!js)
-            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s%s", je.line, je.column, je.text,
-                     strstr(je.text, "decode byte") ? " (JSON must be UTF-8)" : "");
+            evr_gw_json_why(&je, msg, sizeof msg);
         else if (!steps)
             snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
                      "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");
@@ -116,6 +115,19 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         *error = s_diag_error(diag);
     evr_diag_destroy(&diag);
     return ok;
+}
+
+const char *
+evr_gw_json_why(const json_error_t *je, char *buf, size_t size)
+{
+    const char *text = strstr(je->text, "JSON_ALLOW_NUL") ? "a NUL character (\\u0000) is not "
+                       "allowed" : je->text;
+    const char *utf8 = strstr(je->text, "decode byte") ? " (JSON must be UTF-8)" : "";
+    if (je->line > 0)
+        snprintf(buf, size, "body:%d:%d: bad JSON: %s%s", je->line, je->column, text, utf8);
+    else
+        snprintf(buf, size, "body: bad JSON: %s%s", text, utf8);
+    return buf;
 }
 
 /*  evr_spec_name_ok of a JSON value that may be no string (NULL). */
@@ -600,7 +612,9 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char id[EVR_ULID_LEN + 1];
     if (!evr_gw_job_param(req, id))
         return;
-    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)
+    json_error_t je;
+    char why[512];
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                             : NULL;
     const char *reason = json_string_value(json_object_get(body, "reason")), *key, *ctype;
     char mt[64];
@@ -614,9 +628,12 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     if (req->len && ctype && strcasecmp(mt, "application/json"))
         evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
                      "as application/json (%s), or none", mt, eg);
+    else if (req->len && !body)
+        evr_gw_error(req, 400, "bad_request", "%s (send a JSON object, %s, or no body)",
+                     evr_gw_json_why(&je, why, sizeof why), eg);
     else if (req->len && !json_is_object(body))
-        evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
-                     "(%s)", eg);
+        evr_gw_error(req, 400, "bad_request", "body: expected a JSON object (%s), not %s", eg,
+                     json_is_array(body) ? "an array" : "a scalar");
     else if (type != EVR_MSG_CANCEL && unknown)    /* nothing would keep it */
         evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (%s takes none%s: "
                      "send no body, or {})", unknown, what,

@@ -33,9 +33,10 @@ evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_
     const char *key;
     json_t *v;
     if (!json_is_object(js)) {
-        snprintf(why, size, "body:%d:%d: expected a JSON object {\"labels\": [...], \"count\": "
-                 "N, \"ttl\": SECONDS, \"reason\": \"...\"}%s%s", js ? 1 : je.line,
-                 js ? 1 : je.column, js ? "" : ": ", js ? "" : je.text);
+        char bad[384];
+        snprintf(why, size, "%s%sa JSON object {\"labels\": [...], \"count\": N, \"ttl\": "
+                 "SECONDS, \"reason\": \"...\"}%s", js ? "body: expected " :
+                 evr_gw_json_why(&je, bad, sizeof bad), js ? "" : " (send ", js ? "" : ")");
         goto out;
     }
     json_object_foreach(js, key, v) {

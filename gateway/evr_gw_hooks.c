@@ -125,10 +125,8 @@ evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_gith
         else if (js)
             snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
                      json_is_array(js) ? "an array" : "a scalar");
-        else if (je.line > 0)
-            snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
-        else    /* no position jansson knows */
-            snprintf(why, size, "body: bad JSON: %s", je.text);
+        else
+            evr_gw_json_why(&je, why, size);
         json_decref(js);
         return -1;
     }
@@ -496,9 +494,11 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                     : json_object();
     if (!json_is_object(body)) {
-        evr_gw_error(req, 400, "bad_request", "body:%d:%d: expected nothing or a JSON object "
-                     "{\"args\": {...}, \"labels\": [...]}%s%s", body ? 1 : je.line,
-                     body ? 1 : je.column, body ? "" : ": ", body ? "" : je.text);
+        char bad[384];
+        evr_gw_error(req, 400, "bad_request", "%s%snothing or a JSON object {\"args\": {...}, "
+                     "\"labels\": [...]}%s", body ? "body: expected " :
+                     evr_gw_json_why(&je, bad, sizeof bad), body ? "" : " (send ",
+                     body ? "" : ")");
         goto out;
     }
     const char *p = json_string_value(json_object_get(body, "pipeline"));

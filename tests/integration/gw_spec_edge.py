@@ -7,6 +7,7 @@ gw_spec.py, which runs case_edge.
 """
 import http.client
 import os
+import re
 
 from gw_spec_lib import *                   # noqa: F401,F403
 from gw_spec_lib import API, HOST, R, W, api, check, raw
@@ -88,3 +89,18 @@ def case_edge():
         check("GET /ui/%s (%s): %d" % (name, "over 4 MiB" if want == 404 else "small", want),
               x.status == want and (want == 200 or b"over 4194304 bytes" in body),
               "%d %r" % (x.status, body[:200]))
+    # a cancel's (pause's, resume's) body that is no JSON: the parser's reason, \xHH quoted
+    for body, says in ((b"{", rb"^body:1:1: bad JSON: "),
+                       (b'{"reason":"a\\u0000b"}',
+                        rb"^body:1:\d+: bad JSON: a NUL character \(\\u0000\) is not allowed"),
+                       (b'{"reason":"\xff"}', rb"^body:1:\d+: bad JSON: .*\(JSON must be UTF-8\)"),
+                       (b"[1]", rb"^body: expected a JSON object .*not an array")):
+        for verb in ("cancel", "pause"):
+            r = api("POST", "/jobs/%s/%s" % (job, verb), body, ctype="application/json")
+            msg = ((r.json() or {}).get("error") or {}).get("message", "") if r.json() else ""
+            check("%s with the body %r: 400 saying %s" % (verb, body, says.decode()),
+                  r.status == 400 and re.search(says.decode(), msg) is not None, repr(r))
+    r = api("POST", "/jobs", b'{"steps": ["\\u0000"]}', ctype="application/json")
+    check("a submit with \\u0000: 400 in words, not jansson's flag name", r.status == 400
+          and b"a NUL character (\\\\u0000) is not allowed" in r.body
+          and b"JSON_ALLOW_NUL" not in r.body, repr(r))
