@@ -351,7 +351,20 @@ s_framing_ok(evr_gw_req_t *req)
     else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    return !l.spaced && !l.folded && !l.differ && !both;
+    if (l.spaced || l.folded || l.differ || both)
+        return false;
+    /* a coding libmicrohttpd does not decode (identity, gzip, "gzip,
+       chunked", even "chunked " with a space after it): it would read
+       the body until the connection closes, and never answer (RFC 9112
+       6.1: 501) */
+    const char *te = evr_gw_header(req, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked")) {
+        evr_gw_error(req, 501, "not_implemented", "Transfer-Encoding \"%.64s\" is not "
+                     "supported: send \"chunked\" alone (nothing after it), or a "
+                     "Content-Length", te);
+        return false;
+    }
+    return true;
 }
 
 const char *
