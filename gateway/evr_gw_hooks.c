@@ -349,8 +349,9 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                                                                : "missing");
         return;
     }
-    if (!event) {
-        evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: missing");
+    if (!event || !event[strspn(event, " \t")]) {
+        evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: %s (GitHub sends the event's "
+                     "name: push, pull_request, workflow_job, ping)", event ? "empty" : "missing");
         return;
     }
     size_t dn = delivery ? strlen(delivery) : 0;

@@ -289,6 +289,7 @@ typedef struct {
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
     const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
+    int auths, hosts;       /* Authorization and Host fields */
 } s_lengths_t;
 
 /*  Whether key and value are still where the request line "KEY: VALUE"
@@ -316,6 +317,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
         l->spaced = key;
     if (!l->folded && value && !s_in_place(key, value))
         l->folded = key;
+    l->auths += !strcasecmp(key, "Authorization");
+    l->hosts += !strcasecmp(key, "Host");
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
     if (!l->first)
@@ -330,11 +333,13 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
     would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  False with a 400 set. */
+    and 6.3).  Also one Authorization at most (which one would count?),
+    and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
+    (501 for a coding not read) set. */
 static bool
-s_framing_ok(evr_gw_req_t *req)
+s_framing_ok(evr_gw_req_t *req, const char *version)
 {
-    s_lengths_t l = { NULL, false, NULL, NULL };
+    s_lengths_t l = { 0 };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
     bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
     if (l.spaced)
@@ -353,6 +358,16 @@ s_framing_ok(evr_gw_req_t *req)
                      "send one");
     if (l.spaced || l.folded || l.differ || both)
         return false;
+    if (l.auths > 1 || l.hosts > 1) {
+        evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.auths > 1 ? l.auths
+                     : l.hosts, l.auths > 1 ? "Authorization" : "Host");
+        return false;
+    }
+    if (!l.hosts && version && !strcmp(version, "HTTP/1.1")) {
+        evr_gw_error(req, 400, "bad_request", "an HTTP/1.1 request needs a Host header "
+                     "(RFC 9112 3.2): send Host: HOST:PORT");
+        return false;
+    }
     /* a coding libmicrohttpd does not decode (identity, gzip, "gzip,
        chunked", even "chunked " with a space after it): it would read
        the body until the connection closes, and never answer (RFC 9112
@@ -539,7 +554,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const c
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req) || !s_nul_ok(&cc->req))
+    if (!s_framing_ok(&cc->req, version) || !s_nul_ok(&cc->req))
         return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
@@ -762,7 +777,7 @@ s_target(void *cls, const char *uri, struct MHD_Connection *conn)
                  "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);
     else if (slash)
         snprintf(cc->target_bad, sizeof cc->target_bad, "the path holds an escaped / (%%2F), "
-                 "which would read as a separator: send / as it is (\"%.64s\")", uri);
+                 "which would read as a separator: send / as it is");
     else if (n > S_QUERY_MAX) {
         snprintf(cc->target_bad, sizeof cc->target_bad, "the query has %zu parameters, over "
                  "the limit of %d", n, S_QUERY_MAX);

@@ -11,7 +11,7 @@ import re
 import time
 
 from gw_spec_lib import *                   # noqa: F401,F403
-from gw_spec_lib import API, HOST, R, W, api, check, raw
+from gw_spec_lib import API, HOST, R, W, api, check, raw, req, sign
 
 
 def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True):
@@ -117,3 +117,21 @@ def case_edge():
     st, head, body = raw(h + b"Transfer-Encoding: Chunked\r\n\r\n" + b"%x\r\n" % len(y) + y
                          + b"\r\n0\r\n\r\n")
     check("Transfer-Encoding: Chunked (any case): read (201)", st == 201, head[:60] + repr(body))
+    # one Authorization, one Host (none only in HTTP/1.0)
+    bad("two Authorization headers (the first one good)",
+        rq(API + "/runners", "Authorization: Bearer x.y.z\r\n"), 400,
+        b"2 Authorization headers: send one")
+    bad("HTTP/1.1 without Host", rq(API + "/runners", host=False), 400,
+        b"needs a Host header")
+    bad("two Host headers", rq(API + "/runners", "Host: y\r\n"), 400, b"2 Host headers")
+    st, head, body = raw(rq(API + "/runners", version="HTTP/1.0", host=False))
+    check("HTTP/1.0 without Host: 200", st == 200, head[:60] + repr(body[:100]))
+    # X-GitHub-Event: required (signed, so that the signature is not what fails)
+    d = b'{"zen": "x"}'
+    for what, ev in (("missing", None), ("empty", "")):
+        hd = {"X-Hub-Signature-256": sign(d), "Content-Type": "application/json"}
+        if ev is not None:
+            hd["X-GitHub-Event"] = ev
+        r = req("POST", "/hooks/github", d, headers=hd, token=None)
+        check("a signed GitHub delivery with X-GitHub-Event %s: 400 saying so" % what,
+              r.status == 400 and b"X-GitHub-Event: " + what.encode() in r.body, repr(r))
