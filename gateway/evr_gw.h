@@ -315,6 +315,11 @@ void evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query);
     " (JSON must be UTF-8)".  Returns buf. */
 const char *evr_gw_json_why(const json_error_t *je, char *buf, size_t size);
 
+/*  Whether req's body, if any, is sent as JSON: a Content-Type of
+    application/json (parameters aside) or none; else req's 415 is set,
+    naming the type and eg (an example body). */
+bool evr_gw_json_type_ok(evr_gw_req_t *req, const char *eg);
+
 /*  Whether a submit body is the start of a registered pipeline: JSON
     {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
     1: it is, and m's pipeline, args and labels are set; 0: it is not

@@ -37,6 +37,19 @@ s_media_type(const char *ctype, char *buf, size_t size)
     buf[n] = '\0';
 }
 
+bool
+evr_gw_json_type_ok(evr_gw_req_t *req, const char *eg)
+{
+    const char *ctype = evr_gw_header(req, "Content-Type");
+    char mt[64];
+    s_media_type(ctype, mt, sizeof mt);
+    if (!req->len || !ctype || !strcasecmp(mt, "application/json"))
+        return true;
+    evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body as "
+                 "application/json (%s), or none", *mt ? mt : "(empty)", eg);
+    return false;
+}
+
 /*  The 400 of a pipeline that does not load: every diagnostic as
     "file:line:col: field: message", the first as the message. */
 static json_t *
@@ -616,18 +629,15 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char why[512];
     json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                             : NULL;
-    const char *reason = json_string_value(json_object_get(body, "reason")), *key, *ctype;
-    char mt[64];
+    const char *reason = json_string_value(json_object_get(body, "reason")), *key;
     json_t *v;
-    s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
     const char *unknown = NULL, *what = type == EVR_MSG_PAUSE ? "a pause" : "a resume";
     const char *eg = type == EVR_MSG_CANCEL ? "{\"reason\": \"...\"}" : "{}";
     json_object_foreach(body, key, v)
         if ((strcmp(key, "reason") || type != EVR_MSG_CANCEL) && !unknown)
             unknown = key;
-    if (req->len && ctype && strcasecmp(mt, "application/json"))
-        evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
-                     "as application/json (%s), or none", mt, eg);
+    if (!evr_gw_json_type_ok(req, eg))
+        ;
     else if (req->len && !body)
         evr_gw_error(req, 400, "bad_request", "%s (send a JSON object, %s, or no body)",
                      evr_gw_json_why(&je, why, sizeof why), eg);

@@ -121,6 +121,8 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_msg_t m = { 0 };
     char why[512];
+    if (!evr_gw_json_type_ok(req, "{\"labels\": [...], \"count\": N}"))
+        goto out;
     if (evr_gw_parse_demand(req->body ? req->body : "", req->len, &m, why, sizeof why)) {
         evr_gw_error(req, 400, "bad_request", "%s", why);
         goto out;

@@ -490,7 +490,8 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
                      "letters, digits, _ . -", name);
         goto out;
     }
-    if (!s_hook_token_ok(gw, req, name))
+    if (!s_hook_token_ok(gw, req, name)
+        || !evr_gw_json_type_ok(req, "{\"args\": {...}, \"labels\": [...]}"))
         goto out;
     body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                     : json_object();

@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import gw_spec_lib as lib
 from gw_spec_lib import *                   # noqa: F401,F403
 from gw_spec_lib import API, HOST, R, W, api, check, raw, req, sign
 
@@ -135,3 +136,15 @@ def case_edge():
         r = req("POST", "/hooks/github", d, headers=hd, token=None)
         check("a signed GitHub delivery with X-GitHub-Event %s: 400 saying so" % what,
               r.status == 400 and b"X-GitHub-Event: " + what.encode() in r.body, repr(r))
+    # a body of another type than JSON: 415 on demand and hooks, as on cancel and pause
+    hook = "/hooks/" + lib.PIPE
+    for ctype in ("text/yaml", "application/x-www-form-urlencoded", "text/plain"):
+        r = api("POST", "/demand", b'{"count": 1}', ctype=ctype)
+        check("POST /demand as %s: 415 naming it" % ctype, r.status == 415
+              and b"unsupported_media_type" in r.body and ctype.encode() in r.body, repr(r))
+        r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN, ctype=ctype)
+        check("POST /hooks/NAME as %s: 415 naming it" % ctype, r.status == 415
+              and b"unsupported_media_type" in r.body and ctype.encode() in r.body, repr(r))
+    r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+            ctype="application/json; charset=utf-8")
+    check("POST /hooks/NAME as application/json; charset=utf-8: 202", r.status == 202, repr(r))

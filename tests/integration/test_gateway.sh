@@ -587,8 +587,8 @@ YML
   check "hook-token: a token file 0600" [ "$(stat -c %a "$tmp/gateway/hooks/manual.token")" = 600 ]
   check "hook-token: the same token again" [ "$(cli hook-token manual)" = "$t" ]
   check "hook, a wrong token: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
-  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
-  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
+  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
+  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'Content-Type: application/json' -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
   id=$(jget 'd["jobs"][0]["id"]')
   check "hook: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
   api GET "/jobs/$id/log" > /dev/null
