@@ -148,3 +148,21 @@ def case_edge():
     r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
             ctype="application/json; charset=utf-8")
     check("POST /hooks/NAME as application/json; charset=utf-8: 202", r.status == 202, repr(r))
+    # tokens: an exp of 0 or below is expired, not missing; a crit header is refused; the key
+    # is the secret file's bytes without its trailing newline
+    for what, tok, says in (
+            ("exp 0", lib.jwt(exp=0), b"the token expired"),
+            ("exp -5", lib.jwt(exp=-5), b"the token expired"),
+            ("a crit header", lib.jwt(header={"alg": "HS256", "typ": "JWT", "crit": ["x"],
+                                              "x": 1}), b"crit"),
+            ("signed with the file's newline too", lib.jwt(key=lib.SECRET + b"\n"),
+             b"signature does not match")):
+        r = api("GET", "/runners", token=tok)
+        check("token with %s: 401 saying %r" % (what, says.decode()), r.status == 401
+              and says in r.body, repr(r))
+    with open(lib.STATE + "/gateway/jwt.secret", "rb") as f:
+        raw_secret = f.read()
+    r = api("GET", "/runners", token=lib.jwt(key=raw_secret.rstrip(b"\r\n")))
+    check("the made secret: 64 hex digits and a newline", re.fullmatch(
+        rb"[0-9a-f]{64}\n", raw_secret) is not None, repr(raw_secret))
+    check("token signed with the file's bytes up to its newline: 200", r.status == 200, repr(r))
