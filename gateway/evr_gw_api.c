@@ -173,7 +173,8 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
                      "and labels; a pipeline to run takes steps)", key);
     if (!msg[0] && !s_name_ok(json_string_value(name)))
         snprintf(msg, sizeof msg, "body.pipeline: expected the name of a registered pipeline "
-                 "(GET /pipelines lists them): letters, digits, _ . - (at most %d bytes)",
+                 "(GET /pipelines lists them): a letter or digit, then letters, digits, "
+                 "_ . - (at most %d bytes)",
                  EVR_SPEC_MAX_NAME);
     if (!msg[0] && args && (!json_is_object(args) || json_object_size(args) > 64))
         snprintf(msg, sizeof msg, "body.args: expected an object of at most 64 NAME: "

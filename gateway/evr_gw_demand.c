@@ -49,8 +49,9 @@ evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_
             }
             json_array_foreach(v, i, l) {
                 if (!json_is_string(l) || !s_label_ok(json_string_value(l))) {
-                    snprintf(why, size, "body.labels[%zu]: expected a label: 1 to 64 of "
-                             "letters, digits, _ . - (or executor:NAME)", i);
+                    snprintf(why, size, "body.labels[%zu]: expected a label: a letter or "
+                             "digit, then letters, digits, _ . - (at most %d bytes; or "
+                             "executor:NAME)", i, EVR_SPEC_MAX_NAME);
                     goto out;
                 }
                 evr_strlist_push(&m->labels, json_string_value(l));

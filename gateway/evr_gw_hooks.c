@@ -81,8 +81,9 @@ s_job_labels(json_t *js, evr_gw_github_t *gh)
         const char *v = json_string_value(l);
         if (!v || (!evr_spec_name_ok(v)
                    && (strncmp(v, "executor:", 9) || !evr_spec_name_ok(v + 9)))) {
-            gh->demand_why = evr_asprintf("workflow_job.labels[%zu]: expected a label: 1 to "
-                                          "64 of letters, digits, _ . -", i);
+            gh->demand_why = evr_asprintf("workflow_job.labels[%zu]: expected a label: a "
+                                          "letter or digit, then letters, digits, _ . - (at "
+                                          "most %d bytes)", i, EVR_SPEC_MAX_NAME);
             evr_strlist_free(&gh->labels);
             return;
         }
@@ -486,8 +487,9 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     json_error_t je;
     int status = 0;
     if (!evr_spec_name_ok(name)) {
-        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name is "
-                     "letters, digits, _ . -", name);
+        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
+                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
+                     name, EVR_SPEC_MAX_NAME);
         goto out;
     }
     if (!s_hook_token_ok(gw, req, name)

@@ -433,7 +433,13 @@ s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
                  *key ? key : "(an empty name)");
     if (!known || q->bad[0])
         return MHD_YES;
-    if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
+    const unsigned char *u = (const unsigned char *) (value ? value : "");
+    for (size_t l; *u && (l = s_utf8_len(u)); u += l)
+        ;
+    if (*u)         /* said with its bytes \xHH-quoted (evr_gw_error) */
+        snprintf(q->bad, sizeof q->bad, "query parameter %.15s: \"%.64s\" is not UTF-8", key,
+                 value);
+    else if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
         snprintf(q->bad, sizeof q->bad, "query parameter %.15s has no value (%.15s=...)", key,
                  key);
     for (int i = 0; i < q->nseen && !q->bad[0] && !s_query_repeats(key); i++)

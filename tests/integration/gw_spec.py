@@ -447,7 +447,9 @@ def case_run():
         held.append(s)
         if not s.recv(12).startswith(b"HTTP/1.1 200"):  # its answer has begun: it holds a slot
             break
-    err_ok("a 17th download at once", api("GET", big, token=R), 503, "unavailable", "16")
+    r = api("GET", big, token=R)
+    err_ok("a 17th download at once", r, 503, "unavailable", "16")
+    check("... with Retry-After: 5", r.h("retry-after") == "5", repr(r.headers))
     for s in held:
         s.close()
     r = None

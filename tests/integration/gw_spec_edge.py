@@ -9,6 +9,7 @@ import http.client
 import os
 import re
 import time
+import urllib.parse
 
 import gw_spec_lib as lib
 from gw_spec_lib import *                   # noqa: F401,F403
@@ -166,3 +167,18 @@ def case_edge():
     check("the made secret: 64 hex digits and a newline", re.fullmatch(
         rb"[0-9a-f]{64}\n", raw_secret) is not None, repr(raw_secret))
     check("token signed with the file's bytes up to its newline: 200", r.status == 200, repr(r))
+    # a query value that is no UTF-8 is quoted \xHH, named; a bad hook name says what is wrong
+    for q in ("pipeline=%ff", "status=a%c0%80"):
+        r = api("GET", "/jobs?" + q, token=R)
+        key = q.split("=")[0]
+        check("GET /jobs?%s: 400 naming %s, its bytes quoted \\xHH" % (q, key), r.status == 400
+              and ("query parameter %s: " % key).encode() in r.body
+              and b"is not UTF-8" in r.body and b"\\\\x" in r.body, repr(r))
+    r = api("GET", "/jobs?pipeline=" + urllib.parse.quote("é"), token=R)
+    check("GET /jobs?pipeline=é (UTF-8): 200", r.status == 200, repr(r))
+    st, head, body = raw(rq("/hooks/.", method="POST", token=None))
+    check("POST /hooks/.: 404 saying a name starts with a letter or digit", st == 404
+          and b"starts with a letter or digit" in body, head[:60] + repr(body))
+    r = api("POST", "/demand", {"labels": [".x"]})
+    check("a demand label .x: 400 saying a label starts with a letter or digit",
+          r.status == 400 and b"expected a label: a letter or digit, then" in r.body, repr(r))

@@ -86,7 +86,7 @@ YML
   check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
   sed 's/"linux"\]/"li nux"]/' "$tmp/wj.json" > "$tmp/wj2.json"
   check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ] \
-    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: 1 to 64 of letters, digits, _ . -" ]
+    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: a letter or digit, then letters, digits, _ . - (at most 64 bytes)" ]
   sed 's/"main"/"release"/' "$tmp/wj.json" > "$tmp/wj4.json"
   check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ] \
     && [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]
