@@ -331,12 +331,13 @@ int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_
 /*  The job id an Idempotency-Key stands for (a record in
     STATE/gateway/idempotency, made with a new id the first time); false
     with req's answer set (400 for a key that is not 1 to 255 printable
-    ASCII characters). */
+    ASCII characters, space excluded). */
 bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
                      char job[EVR_ULID_LEN + 1]);
 
 /*  Whether key (an Idempotency-Key header's value) is 1 to max printable
-    ASCII characters; false with req's 400 set, naming max. */
+    ASCII characters other than the space (! to ~); false with req's 400
+    set, naming max. */
 bool evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max);
 
 /*  Removes the Idempotency-Key records of state_dir (and records left

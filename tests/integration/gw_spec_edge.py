@@ -182,3 +182,8 @@ def case_edge():
     r = api("POST", "/demand", {"labels": [".x"]})
     check("a demand label .x: 400 saying a label starts with a letter or digit",
           r.status == 400 and b"expected a label: a letter or digit, then" in r.body, repr(r))
+    # Idempotency-Key: printable ASCII without the space, as openapi's pattern says
+    for key, want in (("a b", 400), ("a\tb", 400), ("!~", 201)):
+        r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+                headers={"Idempotency-Key": key + str(time.time())})
+        check("Idempotency-Key %r: %d" % (key, want), r.status == want, repr(r))
