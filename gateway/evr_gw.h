@@ -440,9 +440,17 @@ int evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, s
     its id from the Idempotency-Key record key when given, else new: the
     answer's JSON {"id", "labels", "count", "ttl", "message", "duplicate"}
     (caller owns; duplicate true when the broker kept or retired a demand
-    of that id already, and added nothing), or NULL with req's answer set
-    (400 bad key, 503 the broker unreachable, the broker's refusal). */
+    of that id already, and added nothing: then labels, count and ttl are
+    the kept demand's, as the broker lists it, count the runners still
+    wanted and ttl the seconds left; [], 0 and 0 for one retired), or NULL
+    with req's answer set (400 bad key, 503 the broker unreachable, the
+    broker's refusal). */
 json_t *evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key);
+
+/*  An evr_gw_stream callback for the broker's `demands` answer: each
+    entry as JSON {"id", "labels", "count", "ttl", "reason", "created"}
+    appended to arg (a JSON array). */
+int evr_gw_demand_item(const evr_msg_t *m, void *arg);
 
 void evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req);
 

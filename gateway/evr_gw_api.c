@@ -712,10 +712,8 @@ s_runner_item(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  One entry of the broker's demand (`demands`), as the runners answer
-    lists it under "demand". */
-static int
-s_demand_item(const evr_msg_t *m, void *arg)
+int
+evr_gw_demand_item(const evr_msg_t *m, void *arg)
 {
     if (m->type != EVR_MSG_DEMAND || !m->job)
         return 0;
@@ -740,7 +738,7 @@ evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req)
         /* the demand after the runners; a broker that cannot say leaves it out */
         evr_gw_req_t sub = { .conn = req->conn };
         evr_msg_t dq = { .type = EVR_MSG_DEMANDS }, dend = { 0 };
-        bool listed = !evr_gw_stream(gw, &sub, &dq, s_demand_item, demand, &dend);
+        bool listed = !evr_gw_stream(gw, &sub, &dq, evr_gw_demand_item, demand, &dend);
         json_decref(sub.json);
         evr_msg_clear(&dend);
         json_t *js = json_pack("{s:O}", "runners", list);

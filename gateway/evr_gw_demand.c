@@ -87,6 +87,32 @@ out:
     return r;
 }
 
+/*  The answer to a duplicate demand id: the demand the broker keeps
+    (its `demands` list), not the request's, which added nothing. */
+static json_t *
+s_duplicate(evr_gw_t *gw, evr_gw_req_t *req, const char *id, const char *message)
+{
+    evr_gw_req_t sub = { .conn = req->conn };
+    evr_msg_t q = { .type = EVR_MSG_DEMANDS }, end = { 0 };
+    json_t *all = json_array(), *v, *kept = NULL;
+    size_t i;
+    if (!evr_gw_stream(gw, &sub, &q, evr_gw_demand_item, all, &end))
+        json_array_foreach(all, i, v)
+            if (!strcmp(json_string_value(json_object_get(v, "id")), id))
+                kept = v;
+    json_t *labels = json_object_get(kept, "labels"), *count = json_object_get(kept, "count");
+    json_t *ttl = json_object_get(kept, "ttl");
+    json_t *js = json_pack("{s:s,s:o,s:o,s:o,s:s,s:b}", "id", id, "labels",
+                           labels ? json_incref(labels) : json_array(), "count",
+                           count ? json_incref(count) : json_integer(0), "ttl",
+                           ttl ? json_incref(ttl) : json_integer(0), "message",
+                           message ? message : "", "duplicate", true);
+    json_decref(sub.json);
+    json_decref(all);
+    evr_msg_clear(&end);
+    return js;
+}
+
 json_t *
 evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key)
 {
@@ -104,6 +130,8 @@ evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *ke
         return NULL;
     if (rep.type != EVR_MSG_OK)
         evr_gw_refused(req, &rep);
+    else if (rep.existing)
+        js = s_duplicate(gw, req, id, rep.message);
     else {
         json_t *labels = json_array();
         for (uint32_t i = 0; i < m->labels.n; i++)

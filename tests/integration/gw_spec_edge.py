@@ -187,3 +187,14 @@ def case_edge():
         r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
                 headers={"Idempotency-Key": key + str(time.time())})
         check("Idempotency-Key %r: %d" % (key, want), r.status == want, repr(r))
+    # a duplicate demand (the same key, another count) answers the demand kept, not the request
+    k = "dup-" + str(time.time())
+    a = api("POST", "/demand", {"count": 1, "labels": ["spec-dup"]}, headers={"Idempotency-Key": k})
+    b = api("POST", "/demand", {"count": 3, "labels": ["other"], "ttl": 9},
+            headers={"Idempotency-Key": k})
+    ja, jb = a.json() or {}, b.json() or {}
+    check("a duplicate demand with another count: 200, the kept demand's count and labels, "
+          "\"1 runner\"", a.status == 202 and b.status == 200 and jb.get("duplicate") is True
+          and jb.get("count") == 1 and jb.get("labels") == ["spec-dup"]
+          and 0 < jb.get("ttl", 0) <= 300 and "(1 runner still wanted)" in jb.get("message", ""),
+          "%r %r" % (ja, jb))

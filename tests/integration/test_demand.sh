@@ -49,7 +49,7 @@ YML
   check "demand, the same Idempotency-Key twice: one demand, 200 the second time" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
     && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 200 ] \
     && [ "$(jget 'd["duplicate"]')" = True ] \
-    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runners still wanted): nothing added" "$tmp/body"
+    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runner still wanted): nothing added" "$tmp/body"
   check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
   check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
   check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ] && grep -q 'unknown key \\"runners\\"' "$tmp/body"
