@@ -139,8 +139,9 @@ evr_demand_add(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
     uint32_t wanted = 0;
     for (size_t i = 0; i < t->n; i++) {
         if (!strcmp(t->v[i].job, msg->job)) {
-            s_ok(b, rid, msg->job, true, "demand %s is kept already (%u runners still "
-                 "wanted): nothing added", msg->job, t->v[i].count);
+            s_ok(b, rid, msg->job, true, "demand %s is kept already (%u runner%s still "
+                 "wanted): nothing added", msg->job, t->v[i].count,
+                 t->v[i].count == 1 ? "" : "s");
             return;
         }
         wanted += t->v[i].count;

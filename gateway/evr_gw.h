@@ -308,6 +308,18 @@ bool evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_sp
     query (may be NULL) has NAME, else "body.args.NAME". */
 void evr_gw_args_named(evr_gw_req_t *req, const evr_strmap_t *query);
 
+/*  Why a JSON body did not parse, from jansson's je, into buf:
+    "body:LINE:COL: bad JSON: TEXT" ("body: bad JSON: TEXT" with no
+    position), a \u0000 said as "a NUL character (\u0000) is not allowed"
+    (jansson names its flag JSON_ALLOW_NUL), a byte that is no UTF-8 with
+    " (JSON must be UTF-8)".  Returns buf. */
+const char *evr_gw_json_why(const json_error_t *je, char *buf, size_t size);
+
+/*  Whether req's body, if any, is sent as JSON: a Content-Type of
+    application/json (parameters aside) or none; else req's 415 is set,
+    naming the type and eg (an example body). */
+bool evr_gw_json_type_ok(evr_gw_req_t *req, const char *eg);
+
 /*  Whether a submit body is the start of a registered pipeline: JSON
     {"pipeline": NAME, "args": {NAME: VALUE}, "labels": [L]} (no steps).
     1: it is, and m's pipeline, args and labels are set; 0: it is not
@@ -319,12 +331,13 @@ int evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_
 /*  The job id an Idempotency-Key stands for (a record in
     STATE/gateway/idempotency, made with a new id the first time); false
     with req's answer set (400 for a key that is not 1 to 255 printable
-    ASCII characters). */
+    ASCII characters, space excluded). */
 bool evr_gw_idem_job(evr_gw_t *gw, evr_gw_req_t *req, const char *key,
                      char job[EVR_ULID_LEN + 1]);
 
 /*  Whether key (an Idempotency-Key header's value) is 1 to max printable
-    ASCII characters; false with req's 400 set, naming max. */
+    ASCII characters other than the space (! to ~); false with req's 400
+    set, naming max. */
 bool evr_gw_idem_key_ok(evr_gw_req_t *req, const char *key, size_t max);
 
 /*  Removes the Idempotency-Key records of state_dir (and records left
@@ -427,9 +440,17 @@ int evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, s
     its id from the Idempotency-Key record key when given, else new: the
     answer's JSON {"id", "labels", "count", "ttl", "message", "duplicate"}
     (caller owns; duplicate true when the broker kept or retired a demand
-    of that id already, and added nothing), or NULL with req's answer set
-    (400 bad key, 503 the broker unreachable, the broker's refusal). */
+    of that id already, and added nothing: then labels, count and ttl are
+    the kept demand's, as the broker lists it, count the runners still
+    wanted and ttl the seconds left; [], 0 and 0 for one retired), or NULL
+    with req's answer set (400 bad key, 503 the broker unreachable, the
+    broker's refusal). */
 json_t *evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key);
+
+/*  An evr_gw_stream callback for the broker's `demands` answer: each
+    entry as JSON {"id", "labels", "count", "ttl", "reason", "created"}
+    appended to arg (a JSON array). */
+int evr_gw_demand_item(const evr_msg_t *m, void *arg);
 
 void evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req);
 

@@ -37,6 +37,19 @@ s_media_type(const char *ctype, char *buf, size_t size)
     buf[n] = '\0';
 }
 
+bool
+evr_gw_json_type_ok(evr_gw_req_t *req, const char *eg)
+{
+    const char *ctype = evr_gw_header(req, "Content-Type");
+    char mt[64];
+    s_media_type(ctype, mt, sizeof mt);
+    if (!req->len || !ctype || !strcasecmp(mt, "application/json"))
+        return true;
+    evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body as "
+                 "application/json (%s), or none", *mt ? mt : "(empty)", eg);
+    return false;
+}
+
 /*  The 400 of a pipeline that does not load: every diagnostic as
     "file:line:col: field: message", the first as the message. */
 static json_t *
@@ -91,8 +104,7 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         json_t *js = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         bool steps = js && json_object_get(js, "steps");
         if (!js)
-            snprintf(msg, sizeof msg, "body:%d:%d: bad JSON: %s%s", je.line, je.column, je.text,
-                     strstr(je.text, "decode byte") ? " (JSON must be UTF-8)" : "");
+            evr_gw_json_why(&je, msg, sizeof msg);
         else if (!steps)
             snprintf(msg, sizeof msg, "body: expected a pipeline (a JSON object with steps) "
                      "or {\"pipeline\": NAME, \"args\": {...}} to start a registered one");
@@ -116,6 +128,19 @@ evr_gw_parse_submit(const char *ctype, const char *body, size_t len, evr_spec_t 
         *error = s_diag_error(diag);
     evr_diag_destroy(&diag);
     return ok;
+}
+
+const char *
+evr_gw_json_why(const json_error_t *je, char *buf, size_t size)
+{
+    const char *text = strstr(je->text, "JSON_ALLOW_NUL") ? "a NUL character (\\u0000) is not "
+                       "allowed" : je->text;
+    const char *utf8 = strstr(je->text, "decode byte") ? " (JSON must be UTF-8)" : "";
+    if (je->line > 0)
+        snprintf(buf, size, "body:%d:%d: bad JSON: %s%s", je->line, je->column, text, utf8);
+    else
+        snprintf(buf, size, "body: bad JSON: %s%s", text, utf8);
+    return buf;
 }
 
 /*  evr_spec_name_ok of a JSON value that may be no string (NULL). */
@@ -148,7 +173,8 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
                      "and labels; a pipeline to run takes steps)", key);
     if (!msg[0] && !s_name_ok(json_string_value(name)))
         snprintf(msg, sizeof msg, "body.pipeline: expected the name of a registered pipeline "
-                 "(GET /pipelines lists them): letters, digits, _ . - (at most %d bytes)",
+                 "(GET /pipelines lists them): a letter or digit, then letters, digits, "
+                 "_ . - (at most %d bytes)",
                  EVR_SPEC_MAX_NAME);
     if (!msg[0] && args && (!json_is_object(args) || json_object_size(args) > 64))
         snprintf(msg, sizeof msg, "body.args: expected an object of at most 64 NAME: "
@@ -600,23 +626,25 @@ s_command(evr_gw_t *gw, evr_gw_req_t *req, evr_msgtype_t type)
     char id[EVR_ULID_LEN + 1];
     if (!evr_gw_job_param(req, id))
         return;
-    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, NULL)
+    json_error_t je;
+    char why[512];
+    json_t *body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                             : NULL;
-    const char *reason = json_string_value(json_object_get(body, "reason")), *key, *ctype;
-    char mt[64];
+    const char *reason = json_string_value(json_object_get(body, "reason")), *key;
     json_t *v;
-    s_media_type(ctype = evr_gw_header(req, "Content-Type"), mt, sizeof mt);
     const char *unknown = NULL, *what = type == EVR_MSG_PAUSE ? "a pause" : "a resume";
     const char *eg = type == EVR_MSG_CANCEL ? "{\"reason\": \"...\"}" : "{}";
     json_object_foreach(body, key, v)
         if ((strcmp(key, "reason") || type != EVR_MSG_CANCEL) && !unknown)
             unknown = key;
-    if (req->len && ctype && strcasecmp(mt, "application/json"))
-        evr_gw_error(req, 415, "unsupported_media_type", "Content-Type %.64s: send the body "
-                     "as application/json (%s), or none", mt, eg);
+    if (!evr_gw_json_type_ok(req, eg))
+        ;
+    else if (req->len && !body)
+        evr_gw_error(req, 400, "bad_request", "%s (send a JSON object, %s, or no body)",
+                     evr_gw_json_why(&je, why, sizeof why), eg);
     else if (req->len && !json_is_object(body))
-        evr_gw_error(req, 400, "bad_request", "the body, when given, must be a JSON object "
-                     "(%s)", eg);
+        evr_gw_error(req, 400, "bad_request", "body: expected a JSON object (%s), not %s", eg,
+                     json_is_array(body) ? "an array" : "a scalar");
     else if (type != EVR_MSG_CANCEL && unknown)    /* nothing would keep it */
         evr_gw_error(req, 400, "bad_request", "body: unknown key \"%.64s\" (%s takes none%s: "
                      "send no body, or {})", unknown, what,
@@ -684,10 +712,8 @@ s_runner_item(const evr_msg_t *m, void *arg)
     return 0;
 }
 
-/*  One entry of the broker's demand (`demands`), as the runners answer
-    lists it under "demand". */
-static int
-s_demand_item(const evr_msg_t *m, void *arg)
+int
+evr_gw_demand_item(const evr_msg_t *m, void *arg)
 {
     if (m->type != EVR_MSG_DEMAND || !m->job)
         return 0;
@@ -712,7 +738,7 @@ evr_gw_h_runners(evr_gw_t *gw, evr_gw_req_t *req)
         /* the demand after the runners; a broker that cannot say leaves it out */
         evr_gw_req_t sub = { .conn = req->conn };
         evr_msg_t dq = { .type = EVR_MSG_DEMANDS }, dend = { 0 };
-        bool listed = !evr_gw_stream(gw, &sub, &dq, s_demand_item, demand, &dend);
+        bool listed = !evr_gw_stream(gw, &sub, &dq, evr_gw_demand_item, demand, &dend);
         json_decref(sub.json);
         evr_msg_clear(&dend);
         json_t *js = json_pack("{s:O}", "runners", list);

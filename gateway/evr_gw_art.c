@@ -228,8 +228,9 @@ evr_gw_h_artifact(evr_gw_t *gw, evr_gw_req_t *req)
         goto fail;
     snprintf(dl->sha, sizeof dl->sha, "%s", sha);
     if (__atomic_load_n(&gw->downloads, __ATOMIC_SEQ_CST) > S_DOWNLOADS_MAX) {
-        evr_gw_error(req, 503, "unavailable", "%d artifact downloads run already: try again",
-                     S_DOWNLOADS_MAX);
+        evr_gw_error(req, 503, "unavailable", "%d artifact downloads run already: try again "
+                     "(Retry-After)", S_DOWNLOADS_MAX);
+        req->retry_after = 5;   /* a download of a large file takes a while */
         goto fail;
     }
     if (dl->size && !s_fetch(dl, req, 0))  /* the first piece: a 404 is still JSON */

@@ -197,9 +197,12 @@ s_claims(const evr_gw_secret_t *s, const char *token, uint64_t now_s, evr_gw_sco
              || (rc = s_time_claim(claims, "iat", &iat, &has_iat, err))
              || (rc = s_time_claim(claims, "nbf", &nbf, &has_nbf, err)))
         ;
-    else if (!has_exp || exp <= 0)
+    else if (!has_exp)
         rc = evr_err_set(err, EVR_ERR_STATE, "the token has no exp claim (make one with "
                          "evrun-cli token)");
+    else if (exp <= 0)
+        rc = evr_err_set(err, EVR_ERR_STATE, "the token expired: its exp (%ld) is not after "
+                         "the epoch (make a new one with evrun-cli token)", exp);
     else if ((uint64_t) exp <= now_s)
         rc = evr_err_set(err, EVR_ERR_STATE, "the token expired %llu s ago (make a new one "
                          "with evrun-cli token)", (unsigned long long) (now_s - (uint64_t) exp));
@@ -237,11 +240,15 @@ evr_gw_token_check(const evr_gw_secret_t *s, const char *token, uint64_t now_s,
                            "parts separated by dots");
     json_t *hdr = s_segment_json(token, (size_t) (d1 - token), NULL);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
-    bool hs256 = alg && !strcmp(alg, "HS256");
+    bool hs256 = alg && !strcmp(alg, "HS256"), crit = json_object_get(hdr, "crit") != NULL;
     json_decref(hdr);
     if (!hs256)
         return evr_err_set(err, EVR_ERR_STATE, "the token's header must be JSON with alg "
                            "HS256 (alg none and other algorithms are refused)");
+    if (crit)   /* RFC 7515 4.1.11: extensions the gateway must understand; it knows none */
+        return evr_err_set(err, EVR_ERR_STATE, "the token's header has crit: it names "
+                           "extensions this gateway does not understand (RFC 7515 4.1.11; "
+                           "make a token with evrun-cli token)");
     if (!s_sig_ok(s, token, (size_t) (d2 - token), d2 + 1, len - (size_t) (d2 + 1 - token)))
         return evr_err_set(err, EVR_ERR_STATE, "the token's signature does not match this "
                            "gateway's secret (STATE/gateway/jwt.secret)");

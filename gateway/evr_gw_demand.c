@@ -33,9 +33,10 @@ evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_
     const char *key;
     json_t *v;
     if (!json_is_object(js)) {
-        snprintf(why, size, "body:%d:%d: expected a JSON object {\"labels\": [...], \"count\": "
-                 "N, \"ttl\": SECONDS, \"reason\": \"...\"}%s%s", js ? 1 : je.line,
-                 js ? 1 : je.column, js ? "" : ": ", js ? "" : je.text);
+        char bad[384];
+        snprintf(why, size, "%s%sa JSON object {\"labels\": [...], \"count\": N, \"ttl\": "
+                 "SECONDS, \"reason\": \"...\"}%s", js ? "body: expected " :
+                 evr_gw_json_why(&je, bad, sizeof bad), js ? "" : " (send ", js ? "" : ")");
         goto out;
     }
     json_object_foreach(js, key, v) {
@@ -48,8 +49,9 @@ evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_
             }
             json_array_foreach(v, i, l) {
                 if (!json_is_string(l) || !s_label_ok(json_string_value(l))) {
-                    snprintf(why, size, "body.labels[%zu]: expected a label: 1 to 64 of "
-                             "letters, digits, _ . - (or executor:NAME)", i);
+                    snprintf(why, size, "body.labels[%zu]: expected a label: a letter or "
+                             "digit, then letters, digits, _ . - (at most %d bytes; or "
+                             "executor:NAME)", i, EVR_SPEC_MAX_NAME);
                     goto out;
                 }
                 evr_strlist_push(&m->labels, json_string_value(l));
@@ -85,6 +87,32 @@ out:
     return r;
 }
 
+/*  The answer to a duplicate demand id: the demand the broker keeps
+    (its `demands` list), not the request's, which added nothing. */
+static json_t *
+s_duplicate(evr_gw_t *gw, evr_gw_req_t *req, const char *id, const char *message)
+{
+    evr_gw_req_t sub = { .conn = req->conn };
+    evr_msg_t q = { .type = EVR_MSG_DEMANDS }, end = { 0 };
+    json_t *all = json_array(), *v, *kept = NULL;
+    size_t i;
+    if (!evr_gw_stream(gw, &sub, &q, evr_gw_demand_item, all, &end))
+        json_array_foreach(all, i, v)
+            if (!strcmp(json_string_value(json_object_get(v, "id")), id))
+                kept = v;
+    json_t *labels = json_object_get(kept, "labels"), *count = json_object_get(kept, "count");
+    json_t *ttl = json_object_get(kept, "ttl");
+    json_t *js = json_pack("{s:s,s:o,s:o,s:o,s:s,s:b}", "id", id, "labels",
+                           labels ? json_incref(labels) : json_array(), "count",
+                           count ? json_incref(count) : json_integer(0), "ttl",
+                           ttl ? json_incref(ttl) : json_integer(0), "message",
+                           message ? message : "", "duplicate", true);
+    json_decref(sub.json);
+    json_decref(all);
+    evr_msg_clear(&end);
+    return js;
+}
+
 json_t *
 evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key)
 {
@@ -102,6 +130,8 @@ evr_gw_demand_send(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *ke
         return NULL;
     if (rep.type != EVR_MSG_OK)
         evr_gw_refused(req, &rep);
+    else if (rep.existing)
+        js = s_duplicate(gw, req, id, rep.message);
     else {
         json_t *labels = json_array();
         for (uint32_t i = 0; i < m->labels.n; i++)
@@ -120,6 +150,8 @@ evr_gw_h_demand(evr_gw_t *gw, evr_gw_req_t *req)
 {
     evr_msg_t m = { 0 };
     char why[512];
+    if (!evr_gw_json_type_ok(req, "{\"labels\": [...], \"count\": N}"))
+        goto out;
     if (evr_gw_parse_demand(req->body ? req->body : "", req->len, &m, why, sizeof why)) {
         evr_gw_error(req, 400, "bad_request", "%s", why);
         goto out;

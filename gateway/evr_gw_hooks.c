@@ -81,8 +81,9 @@ s_job_labels(json_t *js, evr_gw_github_t *gh)
         const char *v = json_string_value(l);
         if (!v || (!evr_spec_name_ok(v)
                    && (strncmp(v, "executor:", 9) || !evr_spec_name_ok(v + 9)))) {
-            gh->demand_why = evr_asprintf("workflow_job.labels[%zu]: expected a label: 1 to "
-                                          "64 of letters, digits, _ . -", i);
+            gh->demand_why = evr_asprintf("workflow_job.labels[%zu]: expected a label: a "
+                                          "letter or digit, then letters, digits, _ . - (at "
+                                          "most %d bytes)", i, EVR_SPEC_MAX_NAME);
             evr_strlist_free(&gh->labels);
             return;
         }
@@ -125,10 +126,8 @@ evr_gw_github_parse(const char *event, const char *body, size_t len, evr_gw_gith
         else if (js)
             snprintf(why, size, "body: expected a JSON object (GitHub's event), not %s",
                      json_is_array(js) ? "an array" : "a scalar");
-        else if (je.line > 0)
-            snprintf(why, size, "body:%d:%d: bad JSON: %s", je.line, je.column, je.text);
-        else    /* no position jansson knows */
-            snprintf(why, size, "body: bad JSON: %s", je.text);
+        else
+            evr_gw_json_why(&je, why, size);
         json_decref(js);
         return -1;
     }
@@ -351,8 +350,9 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                                                                : "missing");
         return;
     }
-    if (!event) {
-        evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: missing");
+    if (!event || !event[strspn(event, " \t")]) {
+        evr_gw_error(req, 400, "bad_request", "X-GitHub-Event: %s (GitHub sends the event's "
+                     "name: push, pull_request, workflow_job, ping)", event ? "empty" : "missing");
         return;
     }
     size_t dn = delivery ? strlen(delivery) : 0;
@@ -487,18 +487,22 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     json_error_t je;
     int status = 0;
     if (!evr_spec_name_ok(name)) {
-        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name is "
-                     "letters, digits, _ . -", name);
+        evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
+                     "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
+                     name, EVR_SPEC_MAX_NAME);
         goto out;
     }
-    if (!s_hook_token_ok(gw, req, name))
+    if (!s_hook_token_ok(gw, req, name)
+        || !evr_gw_json_type_ok(req, "{\"args\": {...}, \"labels\": [...]}"))
         goto out;
     body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                     : json_object();
     if (!json_is_object(body)) {
-        evr_gw_error(req, 400, "bad_request", "body:%d:%d: expected nothing or a JSON object "
-                     "{\"args\": {...}, \"labels\": [...]}%s%s", body ? 1 : je.line,
-                     body ? 1 : je.column, body ? "" : ": ", body ? "" : je.text);
+        char bad[384];
+        evr_gw_error(req, 400, "bad_request", "%s%snothing or a JSON object {\"args\": {...}, "
+                     "\"labels\": [...]}%s", body ? "body: expected " :
+                     evr_gw_json_why(&je, bad, sizeof bad), body ? "" : " (send ",
+                     body ? "" : ")");
         goto out;
     }
     const char *p = json_string_value(json_object_get(body, "pipeline"));

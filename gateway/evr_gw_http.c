@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #define S_DROP_MAX (64u << 20)     /* bytes of an oversized body read to answer 413 */
 #define S_HEADERS_MAX 100          /* header fields of one request (431 past it) */
+#define S_QUERY_MAX 200            /* query parameters of one request (400 past it) */
 
 const evr_gw_route_t evr_gw_routes[] = {
     { .method = "POST", .path = "/jobs", .fn = evr_gw_h_submit, .write = true,
@@ -249,7 +251,11 @@ typedef struct {
     size_t cap;
     size_t over;        /* bytes of a body over the limit, read and dropped */
     bool answered;      /* an early answer (401, 413...) is queued */
+    bool begun;         /* s_access has seen the request */
     char allow[48];     /* a 405's Allow */
+    const char *target; /* the request target as sent (s_target), up to a NUL in it */
+    size_t target_len;
+    char target_bad[192]; /* what s_target refuses in it, "" when nothing */
 } s_conn_t;
 
 bool
@@ -282,7 +288,25 @@ typedef struct {
     const char *first;      /* the first Content-Length's value */
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
+    const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
+    int auths, hosts;       /* Authorization and Host fields */
 } s_lengths_t;
+
+/*  Whether key and value are still where the request line "KEY: VALUE"
+    put them: the name, its colon (now a NUL), spaces or tabs, the value.
+    libmicrohttpd 0.9.75 joins a continuation line (obs-fold, "X: a\r\n
+    b") to the field's name ("Xb", value "a") in a block of its own, so
+    the field it made is no longer in place; nothing says so otherwise. */
+static bool
+s_in_place(const char *key, const char *value)
+{
+    const char *p = key + strlen(key) + 1;
+    if ((uintptr_t) value < (uintptr_t) p || (uintptr_t) value - (uintptr_t) p > 65536)
+        return false;
+    while (p < value && (*p == ' ' || *p == '\t'))
+        p++;
+    return p == value;
+}
 
 static enum MHD_Result
 s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -291,6 +315,10 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     (void) kind;
     if (!l->spaced && strpbrk(key, " \t"))
         l->spaced = key;
+    if (!l->folded && value && !s_in_place(key, value))
+        l->folded = key;
+    l->auths += !strcasecmp(key, "Authorization");
+    l->hosts += !strcasecmp(key, "Host");
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
     if (!l->first)
@@ -305,23 +333,53 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
     would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  False with a 400 set. */
+    and 6.3).  Also one Authorization at most (which one would count?),
+    and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
+    (501 for a coding not read) set. */
 static bool
-s_framing_ok(evr_gw_req_t *req)
+s_framing_ok(evr_gw_req_t *req, const char *version)
 {
-    s_lengths_t l = { NULL, false, NULL };
+    s_lengths_t l = { 0 };
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_length_item, &l);
     bool both = l.first && evr_gw_header(req, "Transfer-Encoding");
     if (l.spaced)
         evr_gw_error(req, 400, "bad_request", "header field \"%.64s\": no space or tab may "
                      "come in a field name or before its colon", l.spaced);
+    else if (l.folded)
+        evr_gw_error(req, 400, "bad_request", "header field \"%.64s\" (as libmicrohttpd "
+                     "joined it): a line starting with a space or tab continues the one above "
+                     "(obs-fold, RFC 9112 5.2), which is refused: send each field on one line",
+                     l.folded);
     else if (l.differ)
         evr_gw_error(req, 400, "bad_request", "two Content-Length headers that differ: send "
                      "one");
     else if (both)
         evr_gw_error(req, 400, "bad_request", "both Content-Length and Transfer-Encoding: "
                      "send one");
-    return !l.spaced && !l.differ && !both;
+    if (l.spaced || l.folded || l.differ || both)
+        return false;
+    if (l.auths > 1 || l.hosts > 1) {
+        evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.auths > 1 ? l.auths
+                     : l.hosts, l.auths > 1 ? "Authorization" : "Host");
+        return false;
+    }
+    if (!l.hosts && version && !strcmp(version, "HTTP/1.1")) {
+        evr_gw_error(req, 400, "bad_request", "an HTTP/1.1 request needs a Host header "
+                     "(RFC 9112 3.2): send Host: HOST:PORT");
+        return false;
+    }
+    /* a coding libmicrohttpd does not decode (identity, gzip, "gzip,
+       chunked", even "chunked " with a space after it): it would read
+       the body until the connection closes, and never answer (RFC 9112
+       6.1: 501) */
+    const char *te = evr_gw_header(req, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked")) {
+        evr_gw_error(req, 501, "not_implemented", "Transfer-Encoding \"%.64s\" is not "
+                     "supported: send \"chunked\" alone (nothing after it), or a "
+                     "Content-Length", te);
+        return false;
+    }
+    return true;
 }
 
 const char *
@@ -375,7 +433,13 @@ s_query_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
                  *key ? key : "(an empty name)");
     if (!known || q->bad[0])
         return MHD_YES;
-    if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
+    const unsigned char *u = (const unsigned char *) (value ? value : "");
+    for (size_t l; *u && (l = s_utf8_len(u)); u += l)
+        ;
+    if (*u)         /* said with its bytes \xHH-quoted (evr_gw_error) */
+        snprintf(q->bad, sizeof q->bad, "query parameter %.15s: \"%.64s\" is not UTF-8", key,
+                 value);
+    else if (!value)     /* ?limit, no '=': not the same as no ?limit at all */
         snprintf(q->bad, sizeof q->bad, "query parameter %.15s has no value (%.15s=...)", key,
                  key);
     for (int i = 0; i < q->nseen && !q->bad[0] && !s_query_repeats(key); i++)
@@ -457,12 +521,32 @@ s_nul_ok(evr_gw_req_t *req)
     return false;
 }
 
+/*  Whether a 1.x request line's target ended where its version began:
+    libmicrohttpd takes the target up to the space before the version, and
+    a NUL byte sent in it cuts it short (/api/v1/runners\0/zz served as
+    /api/v1/runners); false with a 400 set. */
+static bool
+s_target_whole(s_conn_t *cc, const char *version)
+{
+    if (cc->target_bad[0]) {
+        evr_gw_error(&cc->req, 400, "bad_request", "%s", cc->target_bad);
+        return false;
+    }
+    if (!cc->target || !version || !*version || cc->target + cc->target_len + 1 == version)
+        return true;
+    evr_gw_error(&cc->req, 400, "bad_request", "the request target holds a NUL byte after "
+                 "\"%.64s\": send a target of URL characters (%%-escape others)", cc->target);
+    return false;
+}
+
 /*  The first call for a request: route, authenticate, check the declared
     length.  False when an early answer is set. */
 static bool
-s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
+s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method, const char *version)
 {
     int status;
+    if (!s_target_whole(cc, version))
+        return false;
     const char *path = evr_gw_origin_form(url);
     if (!path) {
         evr_gw_error(&cc->req, 400, "bad_request", "request target \"%.64s\": an absolute URL "
@@ -476,7 +560,7 @@ s_begin(evr_gw_t *gw, s_conn_t *cc, const char *url, const char *method)
                      "over the limit of %d", nh, S_HEADERS_MAX);
         return false;
     }
-    if (!s_framing_ok(&cc->req) || !s_nul_ok(&cc->req))
+    if (!s_framing_ok(&cc->req, version) || !s_nul_ok(&cc->req))
         return false;
     cc->route = evr_gw_route_match(method, url, cc->req.params, &status);
     if (!cc->route) {
@@ -554,14 +638,15 @@ s_access(void *cls, struct MHD_Connection *conn, const char *url, const char *me
 {
     evr_gw_t *gw = cls;
     s_conn_t *cc = *con_cls;
-    (void) version;
-    if (!cc) {
-        cc = evr_calloc(1, sizeof *cc);
+    if (!cc || !cc->begun) {
+        if (!cc)        /* s_target made none (it makes one per request) */
+            cc = evr_calloc(1, sizeof *cc);
         *con_cls = cc;
+        cc->begun = true;
         cc->req.conn = conn;
         cc->req.method = method;
         cc->req.url = url;
-        if (!s_begin(gw, cc, url, method)) {
+        if (!s_begin(gw, cc, url, method, version)) {
             cc->answered = true;
             evr_gw_conn_busy(gw, conn, true);
             s_log_refused(&cc->req, method, url);
@@ -668,6 +753,43 @@ s_unescape(void *cls, struct MHD_Connection *conn, char *s)
         for (char *p = s; p < w; p++)     /* as a control character by every check */
             *p = *p ? *p : 0x7f;
     return (size_t) (w - s);
+}
+
+/*  libmicrohttpd's URI log callback: the request target as sent, before
+    libmicrohttpd splits off its query (a header record per parameter, from
+    the connection's 32 KiB: past about 600 it runs out and closes the
+    connection without an answer) and unescapes its path (%2F would read
+    as /).  A #fragment, an escaped / in the path or more than S_QUERY_MAX
+    parameters is noted for s_begin's 400 (past the limit, the query is cut
+    here so that libmicrohttpd reads none of it).  Returns the request's
+    context (s_access's *con_cls). */
+static void *
+s_target(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void) cls;
+    s_conn_t *cc = evr_calloc(1, sizeof *cc);
+    cc->req.conn = conn;
+    cc->target = uri;
+    cc->target_len = strlen(uri);
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t) (q - uri) : cc->target_len, n = 0;
+    bool slash = false;
+    for (size_t i = 0; i + 2 < path_len && !slash; i++)
+        slash = uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'F' || uri[i + 2] == 'f');
+    for (const char *p = q; p && *p; p++)
+        n += p == q || *p == '&';      /* as libmicrohttpd splits it */
+    if (strchr(uri, '#'))
+        snprintf(cc->target_bad, sizeof cc->target_bad, "request target \"%.64s\": a "
+                 "#fragment is never sent to a server (RFC 9112 3.2): leave it out", uri);
+    else if (slash)
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the path holds an escaped / (%%2F), "
+                 "which would read as a separator: send / as it is");
+    else if (n > S_QUERY_MAX) {
+        snprintf(cc->target_bad, sizeof cc->target_bad, "the query has %zu parameters, over "
+                 "the limit of %d", n, S_QUERY_MAX);
+        ((char *) q)[1] = '\0';    /* the read buffer's: libmicrohttpd's next step reads it */
+    }
+    return cc;
 }
 
 /*  "HOST:PORT" (an IPv4 address, or localhost) into sa. */
@@ -781,6 +903,7 @@ evr_gw_start(evr_gw_t *gw, evr_err_t *err)
         MHD_OPTION_CONNECTION_LIMIT, gw->max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, gw->idle_s,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, s_target, NULL,
         cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
     gw->tls_cert = cert;

@@ -471,6 +471,15 @@ evr_gw_last_event_id(const char *v, uint32_t *seq)
     return true;
 }
 
+/*  A live log's body for HEAD: none (never read: libmicrohttpd sends a
+    HEAD's headers only). */
+static ssize_t
+s_no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) cls, (void) pos, (void) buf, (void) max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
 static void
 s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
 {
@@ -480,6 +489,19 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     if (lei && !evr_gw_last_event_id(lei, &last)) {
         evr_gw_error(req, 400, "bad_request", "Last-Event-ID: expected the id of an event "
                      "received (an integer)");
+        return;
+    }
+    if (!strcmp(req->method, "HEAD")) {
+        /* the headers alone, as GET's but for Transfer-Encoding: a
+           chunked answer to HEAD gets its last chunk (0\r\n\r\n) after the
+           head from libmicrohttpd 0.9.75; one of no length and not
+           chunked ends with the connection, and nothing follows the head */
+        req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, s_no_body, NULL,
+                                                      NULL);
+        MHD_set_response_options(req->resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+        MHD_add_response_header(req->resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(req->resp, "Cache-Control", "no-cache");
+        req->status = 200;
         return;
     }
     const evr_config_t *cfg = evr_gw_bus_cfg(gw);

@@ -108,7 +108,7 @@ evr_gw_ui_default_dir(void)
 
 /*  dir/path opened: a regular file (not a link) of at most S_FILE_MAX
     bytes, its stat in st; -1 with req's answer set (404, or 500 when it
-    cannot be opened or is too large). */
+    is there but cannot be opened: EACCES...). */
 static int
 s_open(evr_gw_req_t *req, const char *dir, const char *path, struct stat *st)
 {
@@ -124,8 +124,8 @@ s_open(evr_gw_req_t *req, const char *dir, const char *path, struct stat *st)
         evr_gw_error(req, 404, "not_found", "no such file of the web UI: %s (not a regular "
                      "file)", path);
     else if ((uint64_t) st->st_size > S_FILE_MAX)
-        evr_gw_error(req, 500, "internal", "ui_dir: %s is over %u bytes: not served", full,
-                     S_FILE_MAX);
+        evr_gw_error(req, 404, "not_found", "no such file of the web UI: %s (over %u bytes: "
+                     "not served)", path, S_FILE_MAX);
     else {
         free(full);
         return fd;

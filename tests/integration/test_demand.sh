@@ -49,7 +49,7 @@ YML
   check "demand, the same Idempotency-Key twice: one demand, 200 the second time" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
     && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 200 ] \
     && [ "$(jget 'd["duplicate"]')" = True ] \
-    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runners still wanted): nothing added" "$tmp/body"
+    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runner still wanted): nothing added" "$tmp/body"
   check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
   check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
   check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ] && grep -q 'unknown key \\"runners\\"' "$tmp/body"
@@ -86,7 +86,7 @@ YML
   check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
   sed 's/"linux"\]/"li nux"]/' "$tmp/wj.json" > "$tmp/wj2.json"
   check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ] \
-    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: 1 to 64 of letters, digits, _ . -" ]
+    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: a letter or digit, then letters, digits, _ . - (at most 64 bytes)" ]
   sed 's/"main"/"release"/' "$tmp/wj.json" > "$tmp/wj4.json"
   check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ] \
     && [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]

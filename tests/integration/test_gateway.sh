@@ -350,6 +350,8 @@ YML
   for trick in 'make/../../../etc/passwd' 'make/out/%2e%2e/%2e%2e/x' 'make/out%2f..%2f..%2fx' 'make/%2fetc%2fpasswd' 'make/out/a.txt%00.png' '..%2fmake/out/a.txt'; do
     check "artifact path trick $trick: 400" [ "$(api GET "/jobs/$id/artifacts/$trick" --path-as-is)" = 400 ]
   done
+  check "an escaped / in the path: named" grep -q 'the path holds an escaped / (%2F)' "$tmp/body"
+  api GET "/jobs/$id/artifacts/../make/out/a.txt" --path-as-is > /dev/null
   check "a step trick: the step named" grep -q 'step \\"..\\": expected a step name' "$tmp/body"
   api GET "/jobs/$id/artifacts/make/out/%2e%2e/x" > /dev/null
   check "a path trick: a clear message" grep -q '"artifact path \\"out/../x\\": it has a . or .. component' "$tmp/body"
@@ -586,8 +588,8 @@ YML
   check "hook-token: a token file 0600" [ "$(stat -c %a "$tmp/gateway/hooks/manual.token")" = 600 ]
   check "hook-token: the same token again" [ "$(cli hook-token manual)" = "$t" ]
   check "hook, a wrong token: 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
-  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
-  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
+  check "hook, bad JSON: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"args":' "${url%/api/v1}/hooks/manual")" = 400 ]
+  check "hook with its token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'Content-Type: application/json' -d '{"args":{"WHO":"hook"}}' "${url%/api/v1}/hooks/manual")" = 202 ]
   id=$(jget 'd["jobs"][0]["id"]')
   check "hook: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
   api GET "/jobs/$id/log" > /dev/null

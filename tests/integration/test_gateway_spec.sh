@@ -7,7 +7,7 @@
 # arguments, ids, path tricks, slow clients).  A real broker, a runner
 # with the process executor (no podman) and a gateway on loopback.
 # CASE: gw_spec.py's cases (auth methods submit list job run
-# runners_pipelines demand hooks metrics_ui wire broker_gone: the last, it
+# runners_pipelines demand hooks metrics_ui wire edge broker_gone: the last, it
 # stops the broker); default all.
 set -u
 bin=$1 src=$2
@@ -44,8 +44,13 @@ bus_pids+=("$!")
 check "the gateway listens" wait_port "$port" "$!"
 # a second one whose idle timeout is below timeout_ms: its live logs still
 # end with event: error when the broker stops (case broker_gone); 3
-# connections per address (case wire)
-printf 'http_idle_timeout: 2\ntimeout_ms: 3000\nhttp_max_per_ip: 3\n' > "$tmp/gw2.yml"
+# connections per address (case wire); a UI directory of its own, with a
+# file over 4 MiB (case edge)
+mkdir -m 0700 "$tmp/ui2"
+echo 'let small = 1;' > "$tmp/ui2/small.js"
+head -c $((4 * 1024 * 1024 + 1)) /dev/zero > "$tmp/ui2/big.js"
+printf 'http_idle_timeout: 2\ntimeout_ms: 3000\nhttp_max_per_ip: 3\nui_dir: %s\n' "$tmp/ui2" \
+  > "$tmp/gw2.yml"
 port2=$(free_port)
 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$port2" --config "$tmp/gw2.yml" \
   >> "$tmp/gateway2.log" 2>&1 &

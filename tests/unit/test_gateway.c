@@ -862,8 +862,11 @@ test_demand_parse(void)
         { "", NULL },
         { "{\"labels\":[\"linux\",\"executor:process\"],\"count\":3,\"ttl\":60,"
           "\"reason\":\"ci\"}", NULL },
-        { "[1]", "body:1:1: expected a JSON object" },
-        { "{\"labels\":", "body:1:10: expected a JSON object" },
+        { "[1]", "body: expected a JSON object" },
+        { "{\"labels\":", "body:1:10: bad JSON: " },
+        { "{\"reason\":\"a\\u0000b\"}", "body:1:20: bad JSON: a NUL character (\\u0000) is "
+          "not allowed (send a JSON object" },
+        { "{\"reason\":\"\xff\"}", "body:1:11: bad JSON: unable to decode byte 0xff" },
         { "{\"labels\":\"linux\"}", "body.labels: expected an array" },
         { "{\"labels\":[\"a b\"]}", "body.labels[0]: expected a label" },
         { "{\"labels\":[\"executor:\"]}", "body.labels[0]: expected a label" },

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""gw_spec_edge.py: gw_spec.py's case `edge` (see there): requests at the
+edges of HTTP/1.1 as raw bytes (folded header lines, HEAD on a live log,
+query parameters past the limit, fragments, unsupported transfer codings,
+duplicate fields) and the documented answer of each.  Imported by
+gw_spec.py, which runs case_edge.
+"""
+import http.client
+import os
+import re
+import time
+import urllib.parse
+
+import gw_spec_lib as lib
+from gw_spec_lib import *                   # noqa: F401,F403
+from gw_spec_lib import API, HOST, R, W, api, check, raw, req, sign
+
+
+def rq(target, headers="", method="GET", token=R, version="HTTP/1.1", host=True):
+    """A request head as bytes: METHOD TARGET VERSION, Host, the token,
+    headers (a str of whole lines), Connection: close."""
+    return ("%s %s %s\r\n%s%s%sConnection: close\r\n\r\n"
+            % (method, target, version, "Host: x\r\n" if host else "",
+               "Authorization: Bearer %s\r\n" % token if token else "", headers)).encode()
+
+
+def bad(what, data, status=400, says=b"", wait=3):
+    st, head, body = raw(data, wait=wait)
+    return check("%s: %d JSON%s" % (what, status, " saying %r" % says.decode() if says else ""),
+                 st == status and b'"error"' in body and says in body,
+                 repr(head[:80]) + repr(body[:300]))
+
+
+def case_edge():
+    print("== edges of HTTP/1.1: folded lines, HEAD, query limits, fragments, codings")
+    y = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: x}\n"
+    h = ("POST %s/jobs?label=nobody HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+         "Content-Type: application/yaml\r\n" % (API, W)).encode()
+    smuggled = b"GET /api/v1/runners HTTP/1.1\r\nHost: x\r\n\r\n"
+    # obs-fold (RFC 9112 5.2): libmicrohttpd 0.9.75 joins the line to the name above
+    for what, fold in (("Transfer-Encoding:\\r\\n chunked", b"Transfer-Encoding:\r\n chunked"),
+                       ("Content-Length:\\r\\n\\t5", b"X-A: 1\r\nContent-Length:\r\n\t5"),
+                       ("X-A: a\\r\\n b (any field)", b"X-A: a\r\n b"),
+                       ("X-A: a\\r\\n \\r\\n (a blank continuation)", b"X-A: a\r\n ")):
+        st, head, body = raw(h + b"Content-Length: %d\r\n" % len(y) + fold + b"\r\n\r\n" + y
+                             + smuggled, wait=3, whole=True)
+        check("a folded line %s: 400 JSON naming obs-fold, nothing more on that connection"
+              % what, st == 400 and b"obs-fold" in body and b"HTTP/1.1" not in body,
+              head[:60] + repr(body[:300]))
+    st, head, body = raw(rq(API + "/runners", "X-A: a\r\nX-B:  \t b\r\n"))
+    check("fields on lines of their own, spaces after the colon: 200", st == 200,
+          head[:60] + repr(body[:200]))
+    # HEAD on a live log: the stream's headers and nothing after them (no last chunk)
+    js = api("POST", "/jobs?label=nobody", y, ctype="application/yaml").json() or {}
+    job = js.get("id", "0" * 26)
+    st, head, body = raw(rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\n",
+                            method="HEAD"), wait=3, whole=True)
+    check("HEAD on a live log: 200 text/event-stream, the headers alone (no 0\\r\\n\\r\\n)",
+          st == 200 and "text/event-stream" in head and body == b""
+          and "chunked" not in head.lower(), repr(head) + repr(body))
+    # the request target as sent: parameters past the limit (libmicrohttpd runs out of room
+    # for them at about 600 and closes without an answer), NUL bytes, escaped slashes,
+    # fragments
+    many = "&".join(["a=1"] * 600)
+    bad("600 query parameters", rq("%s/jobs?%s" % (API, many)), 400,
+        b"the query has 600 parameters, over the limit of 200")
+    bad("201 query parameters", rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 201))), 400,
+        b"over the limit of 200")
+    bad("200 query parameters (at the limit: the route's own check)",
+        rq("%s/jobs?%s" % (API, "&".join(["limit=1"] * 200))), 400, b"given twice")
+    bad("a NUL byte in the target (/api/v1/runners\\0/zz)",
+        rq(API + "/runners\0/zz"), 400, b"NUL byte")
+    bad("an escaped / in the path (/api/v1%2Fjobs)", rq("/api/v1%2Fjobs"), 400,
+        b"escaped / (%2F)")
+    bad("an escaped / in an artifact path (%2f)",
+        rq("%s/jobs/%s/artifacts/a/out%%2fa.txt" % (API, job)), 400, b"escaped / (%2F)")
+    for target in (API + "/runners#x", "http://h%s/runners#x" % API, API + "/jobs?limit=1#x"):
+        bad("a #fragment (%s)" % target, rq(target), 400, b"#fragment")
+    st, head, body = raw(rq("%s/jobs/%s/artifacts/a/%%23x" % (API, job)))
+    check("an escaped # (%23) in a path is no fragment: not 400", st not in (0, 400),
+          head[:60] + repr(body[:200]))
+    # a UI file over 4 MiB: 404, as anything else not served (the second gateway's ui_dir)
+    port2 = int(os.environ.get("EVR_GW2_PORT") or 0)
+    for name, want in (("small.js", 200), ("big.js", 404)):
+        if not port2:
+            break
+        c = http.client.HTTPConnection(HOST, port2, timeout=10)
+        c.request("GET", "/ui/" + name)
+        x = c.getresponse()
+        body = x.read()
+        c.close()
+        check("GET /ui/%s (%s): %d" % (name, "over 4 MiB" if want == 404 else "small", want),
+              x.status == want and (want == 200 or b"over 4194304 bytes" in body),
+              "%d %r" % (x.status, body[:200]))
+    # a cancel's (pause's, resume's) body that is no JSON: the parser's reason, \xHH quoted
+    for body, says in ((b"{", rb"^body:1:1: bad JSON: "),
+                       (b'{"reason":"a\\u0000b"}',
+                        rb"^body:1:\d+: bad JSON: a NUL character \(\\u0000\) is not allowed"),
+                       (b'{"reason":"\xff"}', rb"^body:1:\d+: bad JSON: .*\(JSON must be UTF-8\)"),
+                       (b"[1]", rb"^body: expected a JSON object .*not an array")):
+        for verb in ("cancel", "pause"):
+            r = api("POST", "/jobs/%s/%s" % (job, verb), body, ctype="application/json")
+            msg = ((r.json() or {}).get("error") or {}).get("message", "") if r.json() else ""
+            check("%s with the body %r: 400 saying %s" % (verb, body, says.decode()),
+                  r.status == 400 and re.search(says.decode(), msg) is not None, repr(r))
+    r = api("POST", "/jobs", b'{"steps": ["\\u0000"]}', ctype="application/json")
+    check("a submit with \\u0000: 400 in words, not jansson's flag name", r.status == 400
+          and b"a NUL character (\\\\u0000) is not allowed" in r.body
+          and b"JSON_ALLOW_NUL" not in r.body, repr(r))
+    # a transfer coding libmicrohttpd does not decode: 501 at once, naming it (it read the
+    # body until the connection closed, and never answered)
+    for te in ("identity", "gzip, chunked", "chunked "):
+        t0 = time.time()
+        st, head, body = raw(h + b"Transfer-Encoding: %s\r\n\r\n" % te.encode() + y, wait=3)
+        check("Transfer-Encoding %r, no Content-Length: 501 at once, naming it" % te,
+              st == 501 and b"not_implemented" in body
+              and ('\\"%s\\"' % te).encode() in body and time.time() - t0 < 2,
+              head[:60] + repr(body[:200]))
+    st, head, body = raw(h + b"Transfer-Encoding: Chunked\r\n\r\n" + b"%x\r\n" % len(y) + y
+                         + b"\r\n0\r\n\r\n")
+    check("Transfer-Encoding: Chunked (any case): read (201)", st == 201, head[:60] + repr(body))
+    # one Authorization, one Host (none only in HTTP/1.0)
+    bad("two Authorization headers (the first one good)",
+        rq(API + "/runners", "Authorization: Bearer x.y.z\r\n"), 400,
+        b"2 Authorization headers: send one")
+    bad("HTTP/1.1 without Host", rq(API + "/runners", host=False), 400,
+        b"needs a Host header")
+    bad("two Host headers", rq(API + "/runners", "Host: y\r\n"), 400, b"2 Host headers")
+    st, head, body = raw(rq(API + "/runners", version="HTTP/1.0", host=False))
+    check("HTTP/1.0 without Host: 200", st == 200, head[:60] + repr(body[:100]))
+    # X-GitHub-Event: required (signed, so that the signature is not what fails)
+    d = b'{"zen": "x"}'
+    for what, ev in (("missing", None), ("empty", "")):
+        hd = {"X-Hub-Signature-256": sign(d), "Content-Type": "application/json"}
+        if ev is not None:
+            hd["X-GitHub-Event"] = ev
+        r = req("POST", "/hooks/github", d, headers=hd, token=None)
+        check("a signed GitHub delivery with X-GitHub-Event %s: 400 saying so" % what,
+              r.status == 400 and b"X-GitHub-Event: " + what.encode() in r.body, repr(r))
+    # a body of another type than JSON: 415 on demand and hooks, as on cancel and pause
+    hook = "/hooks/" + lib.PIPE
+    for ctype in ("text/yaml", "application/x-www-form-urlencoded", "text/plain"):
+        r = api("POST", "/demand", b'{"count": 1}', ctype=ctype)
+        check("POST /demand as %s: 415 naming it" % ctype, r.status == 415
+              and b"unsupported_media_type" in r.body and ctype.encode() in r.body, repr(r))
+        r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN, ctype=ctype)
+        check("POST /hooks/NAME as %s: 415 naming it" % ctype, r.status == 415
+              and b"unsupported_media_type" in r.body and ctype.encode() in r.body, repr(r))
+    r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+            ctype="application/json; charset=utf-8")
+    check("POST /hooks/NAME as application/json; charset=utf-8: 202", r.status == 202, repr(r))
+    # tokens: an exp of 0 or below is expired, not missing; a crit header is refused; the key
+    # is the secret file's bytes without its trailing newline
+    for what, tok, says in (
+            ("exp 0", lib.jwt(exp=0), b"the token expired"),
+            ("exp -5", lib.jwt(exp=-5), b"the token expired"),
+            ("a crit header", lib.jwt(header={"alg": "HS256", "typ": "JWT", "crit": ["x"],
+                                              "x": 1}), b"crit"),
+            ("signed with the file's newline too", lib.jwt(key=lib.SECRET + b"\n"),
+             b"signature does not match")):
+        r = api("GET", "/runners", token=tok)
+        check("token with %s: 401 saying %r" % (what, says.decode()), r.status == 401
+              and says in r.body, repr(r))
+    with open(lib.STATE + "/gateway/jwt.secret", "rb") as f:
+        raw_secret = f.read()
+    r = api("GET", "/runners", token=lib.jwt(key=raw_secret.rstrip(b"\r\n")))
+    check("the made secret: 64 hex digits and a newline", re.fullmatch(
+        rb"[0-9a-f]{64}\n", raw_secret) is not None, repr(raw_secret))
+    check("token signed with the file's bytes up to its newline: 200", r.status == 200, repr(r))
+    # a query value that is no UTF-8 is quoted \xHH, named; a bad hook name says what is wrong
+    for q in ("pipeline=%ff", "status=a%c0%80"):
+        r = api("GET", "/jobs?" + q, token=R)
+        key = q.split("=")[0]
+        check("GET /jobs?%s: 400 naming %s, its bytes quoted \\xHH" % (q, key), r.status == 400
+              and ("query parameter %s: " % key).encode() in r.body
+              and b"is not UTF-8" in r.body and b"\\\\x" in r.body, repr(r))
+    r = api("GET", "/jobs?pipeline=" + urllib.parse.quote("é"), token=R)
+    check("GET /jobs?pipeline=é (UTF-8): 200", r.status == 200, repr(r))
+    st, head, body = raw(rq("/hooks/.", method="POST", token=None))
+    check("POST /hooks/.: 404 saying a name starts with a letter or digit", st == 404
+          and b"starts with a letter or digit" in body, head[:60] + repr(body))
+    r = api("POST", "/demand", {"labels": [".x"]})
+    check("a demand label .x: 400 saying a label starts with a letter or digit",
+          r.status == 400 and b"expected a label: a letter or digit, then" in r.body, repr(r))
+    # Idempotency-Key: printable ASCII without the space, as openapi's pattern says
+    for key, want in (("a b", 400), ("a\tb", 400), ("!~", 201)):
+        r = api("POST", "/jobs?label=nobody", y, ctype="application/yaml",
+                headers={"Idempotency-Key": key + str(time.time())})
+        check("Idempotency-Key %r: %d" % (key, want), r.status == want, repr(r))
+    # a duplicate demand (the same key, another count) answers the demand kept, not the request
+    k = "dup-" + str(time.time())
+    a = api("POST", "/demand", {"count": 1, "labels": ["spec-dup"]}, headers={"Idempotency-Key": k})
+    b = api("POST", "/demand", {"count": 3, "labels": ["other"], "ttl": 9},
+            headers={"Idempotency-Key": k})
+    ja, jb = a.json() or {}, b.json() or {}
+    check("a duplicate demand with another count: 200, the kept demand's count and labels, "
+          "\"1 runner\"", a.status == 202 and b.status == 200 and jb.get("duplicate") is True
+          and jb.get("count") == 1 and jb.get("labels") == ["spec-dup"]
+          and 0 < jb.get("ttl", 0) <= 300 and "(1 runner still wanted)" in jb.get("message", ""),
+          "%r %r" % (ja, jb))
