@@ -323,6 +323,12 @@ evr_diag_add_at(evr_diag_t *self, uint32_t line, uint32_t col, const char *path,
     va_end(ap);
 }
 
+bool
+evr_diag_mapped(const evr_diag_t *self)
+{
+    return self->nmarks > 0;
+}
+
 void
 evr_diag_sort(evr_diag_t *self)
 {

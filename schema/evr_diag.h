@@ -76,6 +76,10 @@ void evr_diag_add_at(evr_diag_t *self, uint32_t line, uint32_t col, const char *
 
 /*  Number of errors added (including those beyond EVR_DIAG_MAX). */
 size_t evr_diag_count(const evr_diag_t *self);
+/*  Whether self has a source map: the spec was loaded from a file (a
+    spec from the wire has none). */
+bool evr_diag_mapped(const evr_diag_t *self);
+
 /*  Puts the errors kept in file order (line, then column; those with no
     place last, each group in the order found): a file's errors read top
     to bottom whatever check found them. */

@@ -452,10 +452,12 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     if (spec->pipeline && !evr_spec_name_ok(spec->pipeline))
         evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -; "
                      "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
-    /* an empty steps: list (no steps: key at all is the loader's to say,
-       or not when another key was taken for it: jobs: did you mean steps?) */
+    /* no step: on the wire, or an empty steps: list in a file (a file with
+       no steps: key at all is the loader's to say, or not when another key
+       was taken for it: jobs: did you mean steps?) */
     uint32_t sline, scol;
-    if (spec->steps.n == 0 && evr_diag_pos(diag, "steps", &sline, &scol))
+    if (spec->steps.n == 0
+        && (!evr_diag_mapped(diag) || evr_diag_pos(diag, "steps", &sline, &scol)))
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
     if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
         evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");

@@ -622,6 +622,17 @@ test_foreign_words(void)
         evr_rec_free(&evr_spec_type, &spec);
         free(e);
     }
+    {   /* a spec from the wire (no source map) with no step: said */
+        evr_spec_t *w = evr_spec_new();
+        w->pipeline = evr_strdup("p");
+        w->image = evr_strdup("i");
+        evr_diag_t *d = evr_diag_new("wire");
+        CHECK(evr_spec_validate(w, d) != EVR_OK);
+        CHECK(evr_diag_count(d) == 1
+              && strstr(evr_diag_get(d, 0), "steps: a pipeline needs at least one step"));
+        evr_diag_destroy(&d);
+        evr_spec_destroy(&w);
+    }
     e = evr_ytest_load("pipeline: p\nimage: i\njobs:\n  build: {runs-on: x}\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:3:1: jobs: unknown key; did you mean steps?");
     CHECK(n == 1);  /* not also "steps: missing", nor one with no place */
