@@ -807,11 +807,5 @@ which this runner does not offer: start it with --executors podman,process"
 }
 
 cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

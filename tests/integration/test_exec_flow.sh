@@ -380,11 +380,5 @@ YML
 }
 
 cases=${*:-big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach nonblocking_stdout}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

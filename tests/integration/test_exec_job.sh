@@ -438,11 +438,5 @@ YML
 }
 
 cases=${*:-job_secret job_secret_lines job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

@@ -118,11 +118,5 @@ YML
 }
 
 cases=${*:-resource_prep resource_timeout}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

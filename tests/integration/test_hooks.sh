@@ -481,11 +481,5 @@ EOF
 }
 
 cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel timeout cancel_pre_exec}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

@@ -392,11 +392,5 @@ YML
 }
 
 cases=${*:-artifact_cap artifact_links artifact_toplink artifact_many_missing artifact_failed_command resource_bomb secret_utf8 secret_allow secret_file resource_error resource_redirect resource_local}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

@@ -578,11 +578,5 @@ case_memo() {   # a warm runner asks podman once a while per image; a removed on
 }
 
 cases=${*:-with_secret auth_file no_creds wrong_password missing_tag always never step_level resource_image first_image kill_during_pull cancel_pull follow example memo}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

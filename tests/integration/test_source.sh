@@ -599,11 +599,5 @@ off_loop_status() {
 }
 
 cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball utf8_names submodules large_off_loop}
-for c in $cases; do
-  case_name=$c
-  before=$fails
-  "case_$c"
-  [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
-done
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+# shellcheck disable=SC2086
+run_cases $cases

@@ -72,3 +72,25 @@ serve_dir() {
   echo "serve_dir: busybox httpd for $dir did not start (3 ports tried)" >&2
   return 1
 }
+
+# run_cases CASE...: runs each function case_CASE in turn (case_name set
+# for check's messages; a CASE with no such function fails), says "ok:
+# CASE" or "FAILED: CASE" after each,
+# then "N passed, N failed"; its status is 0 when no check failed (a
+# script's last command)
+run_cases() {
+  local c before
+  for c in "$@"; do
+    case_name=$c
+    before=$fails
+    if ! declare -F "case_$c" > /dev/null; then   # a name asked that no case has
+      check "a case of this script" false
+      echo "FAILED: $c"
+      continue
+    fi
+    "case_$c"
+    [ "$fails" -eq "$before" ] && echo "ok: $c" || echo "FAILED: $c"
+  done
+  echo "$passes passed, $fails failed"
+  [ "$fails" -eq 0 ]
+}
