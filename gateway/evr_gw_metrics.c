@@ -248,7 +248,10 @@ s_thread(void *arg)
         if (sub && cfg != sub_cfg)      /* the broker answers at another endpoint now */
             zsock_destroy(&sub);
         if (!sub && !(sub = evr_client_subscribe_hwm(cfg, "ev.", S_HWM, &err))) {
-            zclock_sleep(1000);
+            /* no broker yet: tried again in a second, or at once when the
+               watch finds one (a job run right after must be counted) */
+            for (int t = 0; t < 20 && !gw->stopping && evr_gw_bus_cfg(gw) == cfg; t++)
+                zclock_sleep(50);
             continue;
         }
         sub_cfg = cfg;
