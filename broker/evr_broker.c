@@ -541,7 +541,7 @@ s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire
             evr_queue_submit_wire(b, rid_p, msg, zmq_msg_data(&wire->frame),
                                   zmq_msg_size(&wire->frame));
         else
-            evr_queue_submit(b, rid, msg, "submit");
+            evr_queue_submit(b, rid, msg, "submit", NULL);
         break;
     case EVR_MSG_START: evr_pipelines_start(b, rid, msg); break;
     case EVR_MSG_PIPELINES: evr_pipelines_list(b, rid); break;

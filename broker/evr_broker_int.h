@@ -148,6 +148,7 @@ typedef struct {
     uint8_t *rec;           /* its record "q/<job>" */
     size_t len;
     uint64_t rid_hash, job_hash;    /* of rid's bytes and the job id (s_staged_by) */
+    char *note;             /* the `accepted` answer's message, or NULL (evr_queue_note) */
 } evr_queue_staged_t;
 
 /*  A submit in the journal whose record the store does not hold yet
@@ -315,8 +316,11 @@ evr_rc_t evr_queue_load(evr_broker_t *b, evr_err_t *err);
     submit once it is committed: it is staged (rid copied, msg taken) and
     committed with the others of the turn by evr_queue_flush, or at once
     when the batch is full.  req names the request the client made
-    ("submit", "start") in a refusal: "start: args.WHO: ...". */
-void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req);
+    ("submit", "start") in a refusal: "start: args.WHO: ...".  note, when
+    not NULL, is copied into the `accepted` answer's message (a start of a
+    pipeline whose file last failed to load). */
+void evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
+                      const char *note);
 /*  The same for a client's submit whose body frame came as wire (wlen
     bytes, borrowed): its record is those bytes when binding its args
     changes nothing, instead of msg encoded again; *rid is taken (set

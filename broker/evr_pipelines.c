@@ -452,7 +452,7 @@ evr_pipelines_submit(evr_broker_t *b, zframe_t *rid, const evr_pipe_t *p, const 
 {
     evr_msg_t m;
     evr_pipelines_submit_msg(p, job, args, labels, &m);
-    evr_queue_submit(b, rid, &m, "schedule");
+    evr_queue_submit(b, rid, &m, "schedule", NULL);
     evr_msg_clear(&m);
 }
 
@@ -501,16 +501,20 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         return;
     }
     evr_msg_t m;
-    char why[1024];
+    char why[1024], note[512] = "";
+    if (p->error)   /* the client says it: no one takes the job for the file's text */
+        snprintf(note, sizeof note, "pipeline %s's file %s has errors (evrun-cli pipelines "
+                 "shows them): this job runs the last version of it that loaded",
+                 req->pipeline, p->file);
     evr_pipelines_submit_msg(p, req->job, &req->args, &req->labels, &m);
     if (!req->source_url && !req->source_ref && !req->ci_source_url && !req->ci_source_ref)
-        evr_queue_submit(b, rid, &m, "start");
+        evr_queue_submit(b, rid, &m, "start", note[0] ? note : NULL);
     else if (!s_override(m.spec, req, why, sizeof why)) {
         evr_queue_flush(b);
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "%s", why);
     }
     else
-        evr_queue_submit(b, rid, &m, "start");
+        evr_queue_submit(b, rid, &m, "start", note[0] ? note : NULL);
     evr_msg_clear(&m);
 }
 

@@ -32,12 +32,14 @@ s_answer(evr_broker_t *b, evr_queue_staged_t *batch, size_t n, evr_rc_t rc, cons
         else {
             evr_queue_add(b, st->job);
             evr_queue_pending_add(b, st->job->id, st->rec, st->len);
-            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id };
+            evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = st->job->id,
+                             .message = st->note };
             if (st->rid)
                 evr_bus_send(b->clients, st->rid, &ok, NULL);
             evr_broker_info(b, "job %s (%s) queued", st->job->id, st->job->pipeline);
         }
         zframe_destroy(&st->rid);
+        free(st->note);
         *st = (evr_queue_staged_t) { 0 };
     }
 }

@@ -55,6 +55,7 @@ evr_queue_fini(evr_broker_t *b)
         evr_queue_free(b->staged[i].job);
         zframe_destroy(&b->staged[i].rid);
         free(b->staged[i].rec);
+        free(b->staged[i].note);
     }
     b->nstaged = 0;
     for (size_t i = 0; i < b->npending; i++)
@@ -524,11 +525,12 @@ s_staged_by(const evr_broker_t *b, zframe_t *rid, const char *job, uint64_t rh, 
 
 /*  evr_queue_offer; wire (wlen bytes) the submit's body as received, or
     NULL; own, when not NULL, holds rid, taken (set NULL) when the submit
-    is staged instead of copied; req names the request in refusals. */
+    is staged instead of copied; req names the request in refusals; note,
+    when not NULL, is the `accepted` answer's message. */
 static bool
 s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const char *req,
-        const uint8_t *wire, size_t wlen, bool *existing, const char **code, char *why,
-        size_t len)
+        const uint8_t *wire, size_t wlen, const char *note, bool *existing, const char **code,
+        char *why, size_t len)
 {
     *existing = false;
     uint64_t rh, jh;
@@ -607,6 +609,7 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
         }
     st->rid_hash = rh;
     st->job_hash = jh;      /* msg->job is a ULID (s_check_ulid): the job's id, uncut */
+    st->note = note ? evr_strdup(note) : NULL;
     s_record_of(st->job, rec, blen, &st->rec, &st->len);
     free(body);
     b->staged_bytes += st->len;
@@ -619,20 +622,20 @@ bool
 evr_queue_offer(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
                 bool *existing, const char **code, char *why, size_t len)
 {
-    return s_offer(b, rid, NULL, msg, req, NULL, 0, existing, code, why, len);
+    return s_offer(b, rid, NULL, msg, req, NULL, 0, NULL, existing, code, why, len);
 }
 
-/*  evr_queue_submit_wire; own and req as s_offer's. */
+/*  evr_queue_submit_wire; own, req and note as s_offer's. */
 static void
 s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const char *req,
-         const uint8_t *wire, size_t wlen)
+         const uint8_t *wire, size_t wlen, const char *note)
 {
     const char *code;
     char why[EVR_MESSAGE_MAX + 1];
     bool existing;
     char job[EVR_ULID_LEN + 1];
     s_id_copy(job, msg->job);   /* msg is taken when staged */
-    if (!s_offer(b, rid, own, msg, req, wire, wlen, &existing, &code, why, sizeof why))
+    if (!s_offer(b, rid, own, msg, req, wire, wlen, note, &existing, &code, why, sizeof why))
         evr_bus_send_error(b->clients, rid, code, "%s", why);
     else if (existing) {
         evr_msg_t ok = { .type = EVR_MSG_ACCEPTED, .job = job, .existing = true };
@@ -641,16 +644,17 @@ s_submit(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const c
 }
 
 void
-evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req)
+evr_queue_submit(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg, const char *req,
+                 const char *note)
 {
-    s_submit(b, rid, NULL, msg, req, NULL, 0);
+    s_submit(b, rid, NULL, msg, req, NULL, 0, note);
 }
 
 void
 evr_queue_submit_wire(evr_broker_t *b, zframe_t **rid, evr_msg_t *msg, const uint8_t *wire,
                       size_t wlen)
 {
-    s_submit(b, *rid, rid, msg, "submit", wire, wlen);
+    s_submit(b, *rid, rid, msg, "submit", wire, wlen, NULL);
 }
 
 evr_rc_t

@@ -443,9 +443,11 @@ s_accepted(evr_gw_t *gw, evr_gw_req_t *req, const char *job, const char *pipelin
         status = was.status;
     }
     /* 201 a new job; 200 one this Idempotency-Key made before (nothing new) */
-    evr_gw_json(req, rep->existing ? 200 : 201,
-                json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline, "status", status,
-                          "existing", rep->existing));
+    json_t *body = json_pack("{s:s,s:s,s:s,s:b}", "id", job, "pipeline", pipeline, "status",
+                             status, "existing", rep->existing);
+    if (body && rep->message)   /* a start of a pipeline whose file last failed to load */
+        json_object_set_new(body, "note", json_string(rep->message));
+    evr_gw_json(req, rep->existing ? 200 : 201, body);
     json_decref(quiet.json);
     evr_msg_clear(&was);
 }

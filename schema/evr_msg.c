@@ -173,7 +173,8 @@ MSG(history, JOB(true), FROM(false),
     U32("limit", limit, false, "most events in the page (default and at most 1000)"));
 MSG(drain, RUNNER(true));
 MSG(accepted, JOB(true), M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
-                           "true when this job id was submitted before (idempotent submit)"));
+                           "true when this job id was submitted before (idempotent submit)"),
+    MESSAGE(false));
 MSG(ok, JOB(false), MESSAGE(false),
     M("existing", EVR_FT_BOOL, false, 0, existing, NULL, NULL,
       "answering `demand`: true when nothing was added, the broker keeping or having "

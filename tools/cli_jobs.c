@@ -252,6 +252,8 @@ evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req)
                     rep.job, req->spec ? req->spec->pipeline : req->pipeline,
                     rep.existing ? ", submitted before" : "");
         }
+        if (rep.type == EVR_MSG_ACCEPTED && rep.message && !cli->json)
+            fprintf(stderr, "%s: note: %s\n", cli->prog, rep.message);
         fflush(stdout);
         evr_msg_clear(&rep);
         return status;

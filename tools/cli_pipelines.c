@@ -141,34 +141,6 @@ s_start_help_cb(FILE *out, const void *arg)
     s_start_help(out);
 }
 
-typedef struct {
-    const char *name;
-    bool broken;
-} s_find_t;
-
-static int
-s_find_broken(const evr_msg_t *m, void *arg)
-{
-    s_find_t *f = arg;
-    if (m->pipeline && !strcmp(m->pipeline, f->name) && m->load_error)
-        f->broken = true;
-    return 0;
-}
-
-/*  A registered pipeline whose file the broker last refused runs its last
-    good version: said on stderr, so no one takes the job for the file's
-    current text (a failed listing says nothing: start goes on). */
-static void
-s_note_load_error(evr_cli_t *cli, const char *name)
-{
-    s_find_t f = { name, false };
-    evr_msg_t req = { .type = EVR_MSG_PIPELINES };
-    evr_err_t err;
-    if (evr_client_stream(cli->client, &req, s_find_broken, &f, &err) == EVR_OK && f.broken)
-        fprintf(stderr, "%s: note: pipeline %s's file has errors (evrun-cli pipelines shows "
-                "them): this job runs the last version of it that loaded\n", cli->prog, name);
-}
-
 int
 evr_cli_start(int argc, char **argv)
 {
@@ -225,8 +197,7 @@ evr_cli_start(int argc, char **argv)
     evr_ulid_new(job);
     req.job = evr_strdup(job);
     req.pipeline = evr_strdup(argv[optind]);
-    if (!(status = evr_cli_connect(&cli)))
-        s_note_load_error(&cli, req.pipeline);
+    status = evr_cli_connect(&cli);
     cli.id_only = !follow && !wait;   /* J=$(evrun-cli start P) takes the id alone, as submit */
     if (!status)
         status = evr_cli_send_job(&cli, &req);

@@ -304,6 +304,7 @@ YML
   local id
   id=$(jget 'd["id"]')
   check "start by name: the pipeline" [ "$(jget 'd["pipeline"]')" = art ]
+  check "start by name: no note when the file loaded" [ "$(jget '"note" in d')" = False ]
   check "start by name: the job succeeds" [ "$(api_wait "$id")" = succeeded ]
   check "start by name: idempotent" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}')" = 201 ]
   local s1
@@ -321,6 +322,18 @@ YML
   check "start with a read token: 403" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" -H 'Content-Type: application/json' -d '{"pipeline":"art"}' "$url/jobs")" = 403 ]
   api GET /pipelines > /dev/null
   check "pipelines: the last job" [ "$(jget 'd["pipelines"][0]["last_job"]["id"]')" != "" ]
+  # a bad edit: the last good version starts, and the answer says so
+  cp "$tmp/pipelines/art.yml" "$tmp/art.good"
+  printf 'pipeline: art\nsteps: [\n' > "$tmp/pipelines/art.yml"
+  for _ in $(seq 1 50); do
+    api GET /pipelines > /dev/null
+    [ "$(jget '"load_error" in d["pipelines"][0]')" = True ] && break
+    sleep 0.1
+  done
+  check "start by name, the file broken: 201" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}')" = 201 ]
+  check "... with a note naming the file" [ "$(jget 'd["note"]')" = "pipeline art's file art.yml has errors (evrun-cli pipelines shows them): this job runs the last version of it that loaded" ]
+  api_wait "$(jget 'd["id"]')" > /dev/null
+  cp "$tmp/art.good" "$tmp/pipelines/art.yml"
   # artifacts
   local files=0
   for _ in $(seq 1 100); do

@@ -101,7 +101,9 @@ YML
   check "last good: still listed as greet" grep -q '"pipeline":"greet","file":"greet.yml"' <(cli pipelines --json)
   cli start greet --follow > "$tmp/out" 2>&1
   check "last good: start runs the last good version" grep -qx "hi | v1 hello, world" "$tmp/out"
-  check "... and says so" grep -qx "evrun-cli start: note: pipeline greet's file has errors (evrun-cli pipelines shows them): this job runs the last version of it that loaded" "$tmp/out"
+  check "... and says so" grep -qx "evrun-cli start: note: pipeline greet's file greet.yml has errors (evrun-cli pipelines shows them): this job runs the last version of it that loaded" "$tmp/out"
+  cli start greet --json > "$tmp/out" 2>&1
+  check "... in the accepted answer's message (--json)" grep -q '"job":"[0-9A-Z]*","message":"pipeline greet'"'"'s file greet.yml has errors' "$tmp/out"
   # a good edit and a new file are picked up without a signal
   sed 's/v1/v2/' > "$tmp/pipelines/greet.yml" <<'YML'
 pipeline: greet

@@ -246,7 +246,7 @@ s_submit(evr_broker_t *b, const char *client)
     evr_diag_destroy(&diag);
     zframe_t *rid = zframe_new(client, strlen(client));
     size_t staged = b->nstaged;
-    evr_queue_submit(b, rid, &m, "submit");
+    evr_queue_submit(b, rid, &m, "submit", NULL);
     CHECK(b->nstaged == staged + 1);
     evr_msg_clear(&m);
     zframe_destroy(&rid);
