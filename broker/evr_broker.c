@@ -270,6 +270,11 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
             evr_time_format(j->not_before, t, sizeof t);
             m->reason = evr_asprintf("start_delay: not dispatched before %s", t);
         }
+        else if (j->state == B_QUEUED && j->submit->spec->concurrency && j->pipe
+                 && j->pipe->nbusy >= j->submit->spec->concurrency)
+            m->reason = evr_asprintf("concurrency: %zu of pipeline %s's jobs running, its "
+                                     "limit: it starts when one ends", j->pipe->nbusy,
+                                     j->pipeline);
         return true;
     }
     evr_job_t pj = { 0 };

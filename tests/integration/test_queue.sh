@@ -59,6 +59,11 @@ case_append() {
   done
   check "append: two accepted, two refused (exit ${out[*]})" [ "${out[*]}" = "0 0 1 1" ]
   check "append: refused with queue_full" grep -q "queue_full: pipeline qa has 2 jobs waiting" "$tmp/a.3"
+  cli status "${ids[0]}" > "$tmp/a.status" 2>&1
+  check "append: a waiting one's status says it waits for the concurrency" \
+    grep -qx "reason    concurrency: 1 of pipeline qa's jobs running, its limit: it starts when one ends" "$tmp/a.status"
+  check "append: ... and not for a runner (one with a free slot is connected)" \
+    bash -c "! grep -q '^waiting' $tmp/a.status"
   check "append: the first succeeded" [ "$(wait_job "$j1")" = succeeded ]
   check "append: the waiting ones ran" [ "$(wait_job "${ids[0]}")" = succeeded ] && [ "$(wait_job "${ids[1]}")" = succeeded ]
   cli jobs > /dev/null 2> "$tmp/jobs.err"
