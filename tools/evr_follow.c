@@ -621,24 +621,32 @@ s_check_step(s_follow_t *f, const evr_event_t *ev)
     evr_strlist_free(&steps);
 }
 
-/*  --step S of a job with no history yet (still queued, or paused in the
-    queue): its steps are those of the spec the broker holds with it,
-    which `status` answers with (its `steps`).  An answer without them (a
-    broker before they were added) leaves --step unchecked until the
-    job.accepted (s_check_step); no answer is an outage (s_lost). */
+/*  A job with no history yet (still queued, or paused in the queue):
+    without --follow, stderr says why nothing is printed (and why it
+    waits, the status's reason); with --step S, its steps are those of
+    the spec the broker holds with it, which `status` answers with (its
+    `steps`).  An answer without them (a broker before they were added)
+    leaves --step unchecked until the job.accepted (s_check_step); no
+    answer is an outage (s_lost). */
 static void
 s_check_queued(s_follow_t *f, const s_fjob_t *j)
 {
-    if (!s_step_checked(f) || f->failed || j->last > 0 || j->retry)
+    bool note = !f->o->follow && !f->o->json;
+    if ((!s_step_checked(f) && !note) || f->failed || j->last > 0 || j->retry)
         return;
     evr_msg_t req = { .type = EVR_MSG_STATUS, .job = (char *) j->id }, rep = { 0 };
     evr_err_t err;
     f->asked_time = evr_now_ns();
     evr_rc_t rc = evr_client_call(f->client, &req, &rep, &err);
-    if (rc == EVR_OK && rep.type == EVR_MSG_JOB && rep.step_states.n > 0) {
+    if (rc == EVR_OK && rep.type == EVR_MSG_JOB && rep.step_states.n > 0 && s_step_checked(f)) {
         evr_strlist_t steps = { .n = rep.step_states.n, .v = rep.step_states.k };
         s_check_names(f, &steps);
     }
+    if (rc == EVR_OK && rep.type == EVR_MSG_JOB && note && !f->failed && rep.status
+        && (!strcmp(rep.status, "queued") || !strcmp(rep.status, "paused")))
+        fprintf(stderr, "%s: job %s is %s in the broker's queue: no output yet (--follow "
+                "waits for it)%s%s\n", f->prog, j->id, rep.status, rep.reason ? "; " : "",
+                rep.reason ? rep.reason : "");
     else if (rc == EVR_ERR_IO) {
         char what[128];
         snprintf(what, sizeof what, "status of %s", j->id);

@@ -569,10 +569,14 @@ YML
       grep -qxF "evrun-cli logs: job $j has no step \"$s\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
   done
   for s in a build 'build[OS=bsd]' on_error; do
-    cli logs "$j" --step "$s" > "$tmp/sq.out" 2>&1
+    cli logs "$j" --step "$s" > "$tmp/sq.out" 2> "$tmp/sq.err"
     check "queued: logs --step $s: exit 0" [ $? -eq 0 ]
     check "queued: logs --step $s: nothing printed" [ ! -s "$tmp/sq.out" ]
+    check "queued: logs --step $s: stderr says why" \
+      grep -qxF "evrun-cli logs: job $j is queued in the broker's queue: no output yet (--follow waits for it)" "$tmp/sq.err"
   done
+  cli logs "$j" --json > "$tmp/sq.out" 2> "$tmp/sq.err"
+  check "queued: logs --json: no note" [ ! -s "$tmp/sq.err" ]
   timeout 10 "$bin/evrun-cli" logs "$j" --step nosuch --follow > "$tmp/sq.out" 2>&1
   check "queued: logs --follow --step nosuch: exit 2 at once" [ $? -eq 2 ]
   check "... naming the steps" grep -qxF "evrun-cli logs: job $j has no step \"nosuch\" (names are case-sensitive); its steps: $names" "$tmp/sq.out"
@@ -585,6 +589,8 @@ YML
   check "paused in the queue" [ "$(field "$j" status)" = paused ]
   cli logs "$j" --step nosuch > "$tmp/sq.out" 2>&1
   check "paused: logs --step nosuch: exit 2" [ $? -eq 2 ]
+  cli logs "$j" > "$tmp/sq.out" 2>&1
+  check "paused: logs says so" grep -qxF "evrun-cli logs: job $j is paused in the broker's queue: no output yet (--follow waits for it)" "$tmp/sq.out"
   cli resume "$j" > /dev/null
   # taken by a runner, a name of no step is still refused, one of a step prints its lines
   bus_runner sq-1 "" 1 --executors process && bus_wait_runners 1
