@@ -400,7 +400,7 @@ evr_cli_artifacts(int argc, char **argv)
                    "there\nafter each step) into DIR/STEP/PATH, each checked against the "
                    "size and sha256\nits step.artifact event recorded; prints one line per "
                    "file. A job still running:\nthe files its events name so far (of the "
-                   "steps that ended).\n\n"
+                   "steps that ended),\nwith a note on stderr.\n\n"
                    "  --step S             only step S's files (a matrix step's name: "
                    "all its\n                       combinations)\n"
                    "  -o, --output DIR     where to put them (default .)\n"
@@ -432,6 +432,9 @@ evr_cli_artifacts(int argc, char **argv)
     }
     if (!status)
         status = s_fetch_all(&cli, job, &fs, dir, wait_s);
+    if (!status && !fs.finished)    /* the steps still to end may add files */
+        fprintf(stderr, "%s: note: job %s has not finished: these are the files of the steps "
+                "that ended; fetch again once it has\n", cli.prog, job);
     for (size_t i = 0; i < fs.n; i++) {
         free(fs.v[i].step);
         free(fs.v[i].path);

@@ -28,6 +28,8 @@ check "... having fetched the later attempt's copy" \
   grep -qx "second attempt, the one to keep" "$tmp/out/b/out.txt"
 check "... and printed it" grep -q "^$tmp/out/b/out.txt  32 bytes  sha256 a1043992" "$tmp/cli.out"
 check "... calling no copy an earlier attempt's" sh -c "! grep -q \"earlier attempt\" '$tmp/cli.err'"
+check "... noting that the job (no job.finished in its history) may add more" \
+  grep -qx "evrun-cli artifacts: note: job $job has not finished: these are the files of the steps that ended; fetch again once it has" "$tmp/cli.err"
 wait "$fb"
 check "the stand-in broker saw the fetch of that copy" [ $? -eq 0 ]
 check "... after a second history read" \
