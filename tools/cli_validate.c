@@ -33,7 +33,9 @@ s_help(FILE *out)
             "resource_max_bytes, so a file for --exec only may fail this check.\n"
             "--print shows a matrix step's combinations as the steps they become.\n"
             "Prints FILE: ok for each valid file; errors go to stderr as\n"
-            "file:line:column: field: message.\n"
+            "file:line:column: field: message.  A warning (the exit status stays 0):\n"
+            "a step written without needs in a pipeline whose other steps have needs\n"
+            "starts at once (needs: [] says it is meant).\n"
             "\n"
             "  -a, --arg NAME=VALUE  give an arg, as evrun-cli run would\n"
             "  -p, --print           print the normalized spec of each valid file as JSON\n"
@@ -56,6 +58,51 @@ s_normalize(evr_spec_t *spec)
         spec->on_error.image = evr_strdup(spec->image);
     if (spec->queue.present && !spec->queue.strategy)
         spec->queue.strategy = evr_strdup("append");
+}
+
+/*  The written name of step i (a matrix combination's "build[OS=linux]":
+    "build") into buf. */
+static const char *
+s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
+{
+    const char *name = evr_spec_step(spec, i)->name;
+    size_t n = strcspn(name, "[");
+    snprintf(buf, size, "%.*s", (int) (n < size ? n : size - 1), name);
+    return buf;
+}
+
+/*  Warnings of a valid file: in a DAG (a step has needs), a step written
+    without needs below another starts at once, which a reader of the
+    file (or of GitLab's stages) may not expect.  `needs: []` written says
+    it is meant.  Printed on stderr as file:line:column: steps[i]: warning:
+    ...; they change no exit status. */
+static void
+s_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+{
+    bool dag = false;
+    for (uint32_t i = 0; i < spec->steps.n && !dag; i++)
+        dag = evr_spec_step(spec, i)->needs.n > 0;
+    uint32_t last = UINT32_MAX;
+    for (uint32_t i = 1; dag && i < spec->steps.n; i++) {
+        const evr_step_t *st = evr_spec_step(spec, i);
+        uint32_t w = evr_diag_written_index(diag, "steps", i);
+        char path[32], mark[48], name[EVR_SPEC_MAX_NAME + 1], prev[EVR_SPEC_MAX_NAME + 1];
+        snprintf(path, sizeof path, "steps[%u]", i);    /* the source map's: expanded */
+        snprintf(mark, sizeof mark, "steps[%u].needs", i);
+        if (st->needs.n || st->when != EVR_WHEN_ON_SUCCESS || w == last || w == 0
+            || evr_diag_marked(diag, mark))
+            continue;
+        last = w;
+        uint32_t line = 0, col = 0;
+        char at[64] = "";
+        if (evr_diag_pos(diag, path, &line, &col))
+            snprintf(at, sizeof at, "%u:%u:", line, col);
+        s_written_name(spec, i - 1, prev, sizeof prev);
+        fprintf(stderr, "%s:%s steps[%u]: warning: no needs, in a pipeline whose other steps have "
+                "needs: %s starts at once, not after %s (write needs: [%s] to wait for it, "
+                "or needs: [] to start it at once without this warning)\n", file, at, w,
+                s_written_name(spec, i, name, sizeof name), prev, prev);
+    }
 }
 
 /*  Validates one file; returns true when it is valid. */
@@ -89,6 +136,7 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
         }
         else
             printf("%s: ok\n", file);
+        s_warn_dag(file, &spec, diag);
     }
     else {
         size_t n = evr_diag_count(diag);

@@ -33,6 +33,28 @@ check "--print: exit 0" [ $? -eq 0 ]
 check "--print: JSON with the steps" grep -q '"name": "report"' "$tmp/out"
 check "--print: normalized image" [ "$(grep -c '"image": "localhost/evrun-busybox:latest"' "$tmp/out")" -eq 6 ]
 
+# a DAG with a step written without needs below others: it starts at once (a warning)
+cat > "$tmp/mixed.yml" <<'YML'
+pipeline: mixed
+image: localhost/evrun-busybox:latest
+steps:
+  - { name: build, run: make }
+  - { name: lint, run: lint }
+  - { name: test, needs: [build], run: t }
+  - { name: deploy, matrix: { ENV: [a, b] }, run: d }
+  - { name: notify, needs: [], run: n }
+  - { name: cleanup, when: always, run: c }
+YML
+"$cli" validate "$tmp/mixed.yml" > "$tmp/out" 2> "$tmp/err"
+check "mixed needs: still valid, exit 0" [ $? -eq 0 ] && grep -q "mixed.yml: ok" "$tmp/out"
+check "mixed needs: a warning for the step without needs, at its line" \
+  grep -qxF "$tmp/mixed.yml:5:5: steps[1]: warning: no needs, in a pipeline whose other steps have needs: lint starts at once, not after build (write needs: [build] to wait for it, or needs: [] to start it at once without this warning)" "$tmp/err"
+check "mixed needs: one for a matrix step, by its written name and index" \
+  grep -qF "$tmp/mixed.yml:7:5: steps[3]: warning: no needs, in a pipeline whose other steps have needs: deploy starts at once, not after test" "$tmp/err"
+check "mixed needs: none for needs: [] or when: always (2 warnings)" [ "$(wc -l < "$tmp/err")" -eq 2 ]
+"$cli" validate "$src/examples/hello.yml" 2> "$tmp/err" > /dev/null
+check "a sequence (no needs at all): no warning" [ ! -s "$tmp/err" ]
+
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
 "$cli" validate -a bad "$src/examples/hello.yml" > /dev/null 2>&1
