@@ -304,7 +304,8 @@ s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
 {
     evr_engine_t *self = job->eng;
     const evr_spec_t *spec = job->spec;
-    job->secrets = evr_realloc(job->secrets, (job->nsecrets + spec->secrets.n + 2)
+    /* room for the git credentials (each whole and its password) and registry_auth */
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + spec->secrets.n + 6)
                                                  * sizeof(char *));
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         char *v = NULL;
@@ -327,6 +328,13 @@ s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
                 s_secret_missing(self, name, err);
             return false;
         }
+        /* masked too: a step never gets them, but one that prints a token it
+           found (a credential helper's, the same token in another form) */
+        const char *pw = name ? strchr(job->src_auth[i], ':') : NULL;
+        if (name)
+            job->secrets[job->nsecrets++] = evr_strdup(job->src_auth[i]);
+        if (pw && strlen(pw + 1) >= 4)
+            job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
     }
     return !spec->registry_auth || s_registry_auth(self, job, err);
 }

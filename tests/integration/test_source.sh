@@ -376,12 +376,15 @@ image: localhost/evrun-busybox:latest
 source: {git: {url: "http://127.0.0.1:$port/cgi-bin/git/p.git", ref: main, secret: GIT_AUTH}}
 steps:
   - {name: cat, run: cat file.txt}
+  - {name: leak, run: "echo pw Pw-47''11-secret; echo both alice:Pw-47''11-secret"}
 YML
   GIT_AUTH=alice:Pw-4711-secret run auth "$tmp/auth.yml" --secrets-allow GIT_AUTH
   check "with the secret: exit 0" [ "$rc" -eq 0 ]
   check "the private tree" grep -q "^cat | second$" "$out"
   check "the password nowhere in the store" sh -c "! grep -rqa 'Pw-4711' '$state'"
-  check "nor in the output" sh -c "! grep -qa 'Pw-4711' '$out' '$err'"
+  check "nor in the output (a step that prints it: masked)" sh -c "! grep -qa 'Pw-4711' '$out' '$err'"
+  check "... the password alone masked" grep -qx "leak | pw \*\*\*" "$out"
+  check "... the whole credential masked" grep -qx "leak | both \*\*\*" "$out"
   GIT_AUTH=alice:wrong run auth-wrong "$tmp/auth.yml" --secrets-allow GIT_AUTH
   check "a wrong password: exit 1" [ "$rc" -eq 1 ]
   check "... git's reason, and what to do" grep -q "^evrun-runner: source: git: fetching http://127.0.0.1:$port/cgi-bin/git/p.git failed (a private repository: name a secret holding USER:PASSWORD in git.secret): fatal: " "$out"
