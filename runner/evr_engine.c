@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "evr_engine_int.h"
+#include "evr_log.h"
 #include "evr_artifact.h"
 
 const char *const evr_eng_stream_names[2] = { "stdout", "stderr" };
@@ -175,11 +176,24 @@ evr_eng_each_name(const char *names, void (*fn)(const char *name, void *arg), vo
     }
 }
 
+static bool s_warn_log;     /* evr_engine_log_warnings */
+
+void
+evr_engine_log_warnings(void)
+{
+    s_warn_log = true;
+}
+
 void
 evr_eng_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    if (s_warn_log) {
+        evr_log_vwrite(EVR_LOG_WARN, "evrun-runner", fmt, ap);
+        va_end(ap);
+        return;
+    }
     fprintf(stderr, "evrun-runner: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");

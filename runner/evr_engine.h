@@ -113,6 +113,12 @@ evr_engine_t *evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store,
                              evr_loop_t *loop, evr_exec_t *const *execs);
 void evr_engine_destroy(evr_engine_t **self_p);
 
+/*  The engine's own warnings (a step that could not be removed, a hook's
+    leftovers): as `evrun-runner: ...` lines on stderr (--exec, --recover),
+    or, once this is called, as the daemon's log lines (with the time and
+    level, as evr_log_warn writes them). */
+void evr_engine_log_warnings(void);
+
 /*  The loop the engine turns (evr_engine_turn), for the caller's own
     watches (a daemon's sockets). */
 evr_loop_t *evr_engine_loop(const evr_engine_t *self);

@@ -573,6 +573,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
     *all = false;
+    evr_engine_log_warnings();  /* the engine's warnings as the daemon's log lines */
     if (!s_daemon_numbers(cfg, &cap, &hb, &lease)) {
         evr_config_report(cfg, "evrun-runner", stderr);
         return 2;

@@ -645,5 +645,24 @@ YML
   wait_job "$j" 20 > /dev/null
 }
 
-bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file" "$@"
+# the engine's own warnings, in a runner serving a broker, are log lines
+# with the time and level as the runner's other lines (they had neither)
+case_warn_log() {
+  fresh warnlog
+  bus_broker && bus_runner wl-1 "" 1 --executors process && bus_wait_runners 1
+  pipeline wl <<'YML'
+pipeline: wl
+executor: process
+steps:
+  - name: s
+    run: seq -f 'm%04g' 1 4100 | evrun-job secret MANY && echo registered
+YML
+  local j
+  j=$(submit "$tmp/wl.yml")
+  check "the job succeeded" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "the warning is a timestamped warn line of the runner's log" \
+    grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z evrun-runner: warn: job $j: 4 lines of its secrets are not masked on their own" "$tmp/runner-wl-1.log"
+}
+
+bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file warn_log" "$@"
 bus_script_end
