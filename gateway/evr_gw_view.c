@@ -170,6 +170,19 @@ s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
         json_object_set_new(st, "reason", json_string(x->reason));
 }
 
+/*  The source the spec asks for (its kind, url, ref: no sha), until its
+    job.source says what was fetched: a fetch that failed has none. */
+static void
+s_source_asked(json_t **slot, const evr_source_t *src)
+{
+    const char *kind = evr_source_kind(src);
+    if (*slot || !kind)
+        return;
+    const char *url = src->git.present ? src->git.url : src->copy ? src->copy : src->tarball;
+    const char *ref = src->git.present ? (src->git.ref ? src->git.ref : "HEAD") : NULL;
+    *slot = json_pack("{s:s,s:s?,s:s?}", "kind", kind, "url", url, "ref", ref);
+}
+
 static void
 s_fold(s_view_t *v, const evr_event_t *ev)
 {
@@ -180,9 +193,12 @@ s_fold(s_view_t *v, const evr_event_t *ev)
     if (t == EVR_EV_STEP_ARTIFACT)
         s_file(v, x);
     json_t *st = x->step && t != EVR_EV_STEP_OUTPUT ? s_step(v, x->step) : NULL;
-    if (t == EVR_EV_JOB_ACCEPTED && x->spec)
+    if (t == EVR_EV_JOB_ACCEPTED && x->spec) {
         for (uint32_t i = 0; i < x->spec->steps.n; i++)
             s_step_shape(s_step(v, evr_spec_step(x->spec, i)->name), evr_spec_step(x->spec, i));
+        s_source_asked(&v->source, &x->spec->source);
+        s_source_asked(&v->ci_source, &x->spec->ci_source);
+    }
     else if (t == EVR_EV_JOB_SOURCE) {
         json_t *src = json_pack("{s:s?,s:s?,s:s?,s:s?}", "kind", x->kind, "url", x->url,
                                 "ref", x->ref, "sha", x->commit);

@@ -63,6 +63,14 @@ case_submit_and_read() {
   jid=$(jget 'd["id"]')
   api_wait "$jid" > /dev/null
   check "GET job: needs and when of each step" [ "$(jget '[(s["name"], s.get("needs"), s.get("when")) for s in d["steps"]]')" = "[('a', None, None), ('b', ['a'], None), ('c', None, 'always')]" ]
+  # a git source whose fetch failed: the source asked for, no sha
+  local gp
+  gp=$(free_port)
+  api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"gf","image":"localhost/evrun-busybox:latest","source":{"git":{"url":"http://127.0.0.1:'"$gp"'/none.git","ref":"main"}},"steps":[{"name":"a","run":"true"}]}' > /dev/null
+  jid=$(jget 'd["id"]')
+  check "a git fetch that fails: the job fails" [ "$(api_wait "$jid")" = failed ]
+  api GET "/jobs/$jid" > /dev/null
+  check "... its source as asked, without a sha" [ "$(jget 'json.dumps(d["source"], sort_keys=True)')" = '{"kind": "git", "ref": "main", "url": "http://127.0.0.1:'"$gp"'/none.git"}' ]
   # bad pipelines: 400 with body:line:col
   check "bad YAML: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' \
     --data-binary $'pipeline: bad\nimage: localhost/evrun-busybox:latest\nsteps:\n  - name: a\n    rn: x\n')" = 400 ]
