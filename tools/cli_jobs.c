@@ -531,6 +531,7 @@ typedef struct {
     size_t n;
     evr_msgtype_t type;     /* EVR_MSG_JOBS or EVR_MSG_RUNNERS */
     bool headed;            /* the table's header printed */
+    bool waiting;           /* a job listed is queued or paused */
 } s_listing_t;
 
 /*  The table's header, once, before its first row (or at the end of an
@@ -553,6 +554,7 @@ s_list_job(const evr_msg_t *m, void *arg)
     s_listing_t *ls = arg;
     evr_cli_t *cli = ls->cli;
     snprintf(ls->last, sizeof ls->last, "%s", m->job);
+    ls->waiting |= m->status && (!strcmp(m->status, "queued") || !strcmp(m->status, "paused"));
     s_header(ls);
     if (cli->json) {
         evr_cli_json(m);
@@ -836,7 +838,7 @@ s_query(int argc, char **argv, evr_msgtype_t type)
         evr_msg_clear(&rep);
     }
     else {
-        s_listing_t ls = { &cli, "", tree, NULL, 0, type, false };
+        s_listing_t ls = { &cli, "", tree, NULL, 0, type, false, false };
         evr_msg_t end = { 0 };
         evr_rc_t rc = type == EVR_MSG_JOBS
                     ? evr_client_stream_end(cli.client, &req, s_list_job, &ls, &end, &err)
@@ -862,7 +864,8 @@ s_query(int argc, char **argv, evr_msgtype_t type)
             s_list_providers(&cli);
             s_list_demands(&cli);
         }
-        if (!rc && end.queue_limit && !cli.json)  /* on stderr: the listing stays the jobs alone */
+        /* on stderr: the listing stays the jobs alone; only when some wait (it bounds them) */
+        if (!rc && end.queue_limit && !cli.json && ls.waiting)
             fprintf(stderr, "%s: queue limit %u: the most jobs waiting per pipeline whose "
                     "queue sets no limit (evrun-broker --queue-limit)\n", prog,
                     end.queue_limit);

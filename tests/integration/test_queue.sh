@@ -59,6 +59,8 @@ case_append() {
   done
   check "append: two accepted, two refused (exit ${out[*]})" [ "${out[*]}" = "0 0 1 1" ]
   check "append: refused with queue_full" grep -q "queue_full: pipeline qa has 2 jobs waiting" "$tmp/a.3"
+  cli jobs > /dev/null 2> "$tmp/jobs.err"
+  check "jobs, some waiting, shows the broker's queue limit" grep -q "queue limit 1000: the most jobs waiting per pipeline" "$tmp/jobs.err"
   cli status "${ids[0]}" > "$tmp/a.status" 2>&1
   check "append: a waiting one's status says it waits for the concurrency" \
     grep -qx "reason    concurrency: 1 of pipeline qa's jobs running, its limit: it starts when one ends" "$tmp/a.status"
@@ -67,7 +69,7 @@ case_append() {
   check "append: the first succeeded" [ "$(wait_job "$j1")" = succeeded ]
   check "append: the waiting ones ran" [ "$(wait_job "${ids[0]}")" = succeeded ] && [ "$(wait_job "${ids[1]}")" = succeeded ]
   cli jobs > /dev/null 2> "$tmp/jobs.err"
-  check "jobs shows the broker's queue limit" grep -q "queue limit 1000: the most jobs waiting per pipeline" "$tmp/jobs.err"
+  check "jobs, none waiting: no queue limit line" [ ! -s "$tmp/jobs.err" ]
 }
 
 # replace, limit 1: a burst while one runs leaves the newest waiting; each
