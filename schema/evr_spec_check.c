@@ -378,13 +378,20 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     s_check_unit_forms(spec, diag);
     /* Cycles: only meaningful once names are unique. */
     uint32_t n = spec->steps.n;
-    uint8_t *color = evr_calloc(n, 1);
-    uint32_t *stack = evr_calloc(n + 1, sizeof(uint32_t));
+    /* on the stack up to the most steps a spec holds (a submit's checks run
+       for every submit); a file's expanded steps may be more */
+    uint8_t color_s[EVR_SPEC_MAX_STEPS] = { 0 };
+    uint32_t stack_s[EVR_SPEC_MAX_STEPS + 1];
+    bool heap = n > EVR_SPEC_MAX_STEPS;
+    uint8_t *color = heap ? evr_calloc(n, 1) : color_s;
+    uint32_t *stack = heap ? evr_calloc(n + 1, sizeof(uint32_t)) : stack_s;
     for (uint32_t i = 0; i < n; i++)
         if (color[i] == 0 && s_find_cycle(spec, i, color, stack, 0, diag))
             break;   /* one cycle is enough to report */
-    free(color);
-    free(stack);
+    if (heap) {
+        free(color);
+        free(stack);
+    }
 }
 
 static void

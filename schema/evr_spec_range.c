@@ -48,10 +48,18 @@ s_limits(const evr_limits_t *l, const char *path, evr_diag_t *diag)
     s_limit(path, "pids", l->pids, EVR_SPEC_MAX_PROCS, "", "the kernel's PID_MAX_LIMIT", diag);
 }
 
+/*  Step i's (i < 0: on_error's) numbers; its path is made only for an
+    error (a submit's checks run for every submit). */
 static void
-s_step(const evr_step_t *st, const char *at, evr_diag_t *diag)
+s_step(const evr_step_t *st, int64_t i, evr_diag_t *diag)
 {
-    char p[128];
+    if (st->timeout <= EVR_SPEC_MAX_DURATION_MS && !st->limits.present)
+        return;
+    char at[64], p[128];
+    if (i < 0)
+        snprintf(at, sizeof at, "on_error");
+    else
+        evr_spec_path_idx(at, sizeof at, "steps[", (uint32_t) i, "]");
     snprintf(p, sizeof p, "%s.", at);
     s_duration(p, "timeout", st->timeout, diag);
     snprintf(p, sizeof p, "%s.limits.", at);
@@ -64,11 +72,8 @@ evr_spec_validate_range(const evr_spec_t *spec, evr_diag_t *diag)
     s_duration("", "timeout", spec->timeout, diag);
     s_duration("", "start_delay", spec->start_delay, diag);
     s_limits(&spec->limits, "limits.", diag);
-    char at[64];
-    for (uint32_t i = 0; i < spec->steps.n; i++) {
-        evr_spec_path_idx(at, sizeof at, "steps[", i, "]");
-        s_step(evr_spec_step(spec, i), at, diag);
-    }
+    for (uint32_t i = 0; i < spec->steps.n; i++)
+        s_step(evr_spec_step(spec, i), i, diag);
     if (spec->on_error.present)
-        s_step(&spec->on_error, "on_error", diag);
+        s_step(&spec->on_error, -1, diag);
 }
