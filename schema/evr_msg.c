@@ -84,6 +84,29 @@ s_check_code(const void *v)
     return "unknown error code";
 }
 
+/*  The diag of a spec check that found nothing, kept for the thread's
+    next (a broker checks every submit's spec): one per thread, freed when
+    the thread ends. */
+static pthread_key_t s_diag_key;
+static pthread_once_t s_diag_once = PTHREAD_ONCE_INIT;
+static __thread evr_diag_t *s_diag;
+
+static void
+s_diag_free(void *diag)
+{
+    evr_diag_t *d = diag;
+    evr_diag_destroy(&d);
+}
+
+static void
+s_diag_key_make(void)
+{
+    if (pthread_key_create(&s_diag_key, s_diag_free) != 0) {
+        fprintf(stderr, "evrun: pthread_key_create failed\n");
+        abort();
+    }
+}
+
 static const char *
 s_check_spec(const void *v)
 {
@@ -91,14 +114,20 @@ s_check_spec(const void *v)
        The reason names the first problem; the buffer is per thread. */
     static __thread char why[EVR_ERR_MAX];
     const evr_spec_t *spec = *(evr_spec_t *const *) v;
-    evr_diag_t *diag = evr_diag_new("spec");
+    pthread_once(&s_diag_once, s_diag_key_make);
+    evr_diag_t *diag = s_diag ? s_diag : evr_diag_new("spec");
+    s_diag = NULL;
+    pthread_setspecific(s_diag_key, NULL);
     evr_rc_t rc = evr_spec_validate(spec, diag);
     if (rc) {
         const char *first = evr_diag_get(diag, 0) + strlen("spec: ");
         snprintf(why, sizeof why, "invalid pipeline: %s", first);
+        evr_diag_destroy(&diag);
+        return why;
     }
-    evr_diag_destroy(&diag);
-    return rc ? why : NULL;
+    s_diag = diag;      /* it holds nothing: no error, no mark */
+    pthread_setspecific(s_diag_key, diag);
+    return NULL;
 }
 
 #define M(key, type, R, limit, member, sub, check, doc)                                          \
