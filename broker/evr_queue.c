@@ -462,6 +462,10 @@ s_same_map(const evr_strmap_t *a, const evr_strmap_t *b)
 static bool
 s_bind(evr_msg_t *msg, const char *req, bool *same, char *why, size_t len)
 {
+    if (!msg->spec->args.n && !msg->args.n) {   /* nothing to bind: no diag to make */
+        *same = true;
+        return true;
+    }
     evr_diag_t *d = evr_diag_new(req);
     evr_strmap_t bound = { 0 };
     bool ok = evr_spec_bind_args(msg->spec, &msg->args, &bound, d) == EVR_OK;
