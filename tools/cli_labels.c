@@ -1,7 +1,8 @@
 /*  cli_labels.c: whether a job's labels meet a runner, as the broker
     matches them: after `run`/`submit` (a job no connected runner can take
     would wait: said on stderr) and in `status` of a queued job (a line
-    `waiting` saying which labels no runner has).  The runners and the
+    `waiting` saying which labels no runner has, or that every runner
+    with them is busy).  The runners and the
     providers are asked with `runners` and `providers`; a runner takes work
     when it is connected (evr_msg_state_away: not lost or stopped) and not
     draining. */
@@ -15,6 +16,7 @@ typedef struct {
     const evr_strlist_t *need[2]; /* every label of these, a runner must have */
     const char *implied;          /* and this one (a spec's executor:NAME), or NULL */
     bool match;                   /* a runner taking work has them all */
+    uint32_t fitting, free;       /* such runners, and their free slots (credit) */
     bool unoffered;               /* a runner taking work does not offer implied */
     char provider[160];           /* an active provider with the labels: "NAME (of PROVISIONER)" */
 } s_fit_t;
@@ -56,6 +58,8 @@ s_runner_fits(const evr_msg_t *m, void *arg)
         t->unoffered = true;
     }
     t->match |= fits;
+    t->fitting += fits;
+    t->free += fits ? m->credit : 0;
     return 0;
 }
 
@@ -91,7 +95,8 @@ void
 evr_cli_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
 {
     s_fit_t t = {
-        { &req->spec->labels, &req->labels }, evr_spec_executor_label(req->spec), false, false, ""
+        { &req->spec->labels, &req->labels }, evr_spec_executor_label(req->spec), false, 0, 0,
+        false, ""
     };
     if (s_ask(cli, &t))
         return;
@@ -120,9 +125,17 @@ evr_cli_warn_no_runner(evr_cli_t *cli, const evr_msg_t *req)
 void
 evr_cli_status_waiting(evr_cli_t *cli, const evr_msg_t *job)
 {
-    s_fit_t t = { { &job->labels, NULL }, NULL, false, false, "" };
-    if (s_ask(cli, &t))
+    s_fit_t t = { { &job->labels, NULL }, NULL, false, 0, 0, false, "" };
+    int fits = s_ask(cli, &t);
+    if (fits < 0 || (fits && job->reason))  /* the broker said why (a delay, the concurrency) */
         return;
+    if (fits) {
+        if (!t.free)
+            printf("waiting   for a free slot: %s runner%s with its labels, all busy (see "
+                   "evrun-cli runners)\n", t.fitting == 1 ? "the" : "every", t.fitting == 1 ? ""
+                   : "s");
+        return;
+    }
     char labels[512];
     s_join(&t, labels, sizeof labels);
     if (t.provider[0])

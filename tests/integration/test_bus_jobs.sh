@@ -641,8 +641,14 @@ YML
   j=$(submit "$tmp/rslow.yml")
   check "a busy runner of capacity 1: runners --json gives its credit 0 (not left out)" \
     bash -c "for _ in \$(seq 50); do '$bin/evrun-cli' runners --json | grep -q '\"runner\":\"rs-1\".*\"state\":\"busy\".*\"credit\":0' && exit 0; sleep 0.2; done; exit 1"
+  local w
+  w=$(submit "$tmp/rok.yml")
+  cli status "$w" > "$tmp/w.status" 2>&1
+  check "a job behind it: status says it waits for a free slot" \
+    grep -qx "waiting   for a free slot: the runner with its labels, all busy (see evrun-cli runners)" "$tmp/w.status"
   cli cancel "$j" > /dev/null 2>&1
   wait_job "$j" 20 > /dev/null
+  check "... and runs once the slot is free" [ "$(wait_job "$w" 20)" = succeeded ]
 }
 
 # the engine's own warnings, in a runner serving a broker, are log lines
