@@ -803,6 +803,9 @@ test_server(void)
                  "Connection: close\r\n\r\n") == 200);
     CHECK(strstr(out, "\nevrun_broker_up 0\n") != NULL);
     CHECK(strstr(out, "# TYPE evrun_step_duration_seconds histogram\n") != NULL);
+    /* every event type by its name; none without one (was type="(null)") */
+    CHECK(strstr(out, "\nevrun_events_total{type=\"job.accepted\"} 0\n") != NULL);
+    CHECK(!strstr(out, "(null)") && !strstr(out, "type=\"\""));
     /* a webhook without a signature, or no hook token: 401 */
     CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
                  "Connection: close\r\nX-GitHub-Event: push\r\nContent-Length: 2\r\n\r\n{}")
