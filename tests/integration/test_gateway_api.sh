@@ -168,6 +168,40 @@ case_checks() {
   check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
 }
 
+# post_hook NAME TOKEN: POST /hooks/NAME with its token; the head (status line,
+# headers) on stdout, the body in $tmp/body
+post_hook() { curl -s -D - -o "$tmp/body" -X POST -H "X-Evrun-Token: $2" "${url%/api/v1}/hooks/$1" | tr -d '\r'; }
+# github_push DELIVERY: a signed push to main on /hooks/github; as post_hook
+github_push() {
+  printf '{"ref":"refs/heads/main","after":"%040d","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' 1 > "$tmp/push.json"
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
+  curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
+    -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
+}
+
+case_hook_refusals() {
+  fresh hookref
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: one\nexecutor: process\nconcurrency: 1\nqueue: {limit: 0}\nsteps:\n  - {name: a, run: sleep 3}\n' > "$tmp/pipelines/one.yml"
+  printf 'pipeline: full\nexecutor: process\nconcurrency: 1\nqueue: {limit: 1}\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: sleep 3}\n' > "$tmp/pipelines/full.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 && gateway
+  local one full
+  one=$(cli hook-token one) full=$(cli hook-token full)
+  check "hook: the first job of a pipeline with no wait list: 202" grep -q '^HTTP/1.1 202' <(post_hook one "$one")
+  post_hook one "$one" > "$tmp/head"
+  check "hook: the second is 409 busy" grep -q '^HTTP/1.1 409' "$tmp/head" && jerr busy
+  check "... with no Retry-After" not_in '^Retry-After' "$tmp/head"
+  post_hook full "$full" > /dev/null
+  post_hook full "$full" > /dev/null
+  post_hook full "$full" > "$tmp/head"
+  check "hook: its wait list full: 429 queue_full" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "... with Retry-After, as POST /api/v1/jobs" grep -qx 'Retry-After: 5' "$tmp/head"
+  github_push d-1 > "$tmp/head"
+  check "github: every start refused: the refusal's 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
+}
+
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
 metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -220,5 +254,5 @@ case_metrics_bounds() {
   touch "$tmp/fake/stop"
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks metrics_hung metrics_bounds" "$@"
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals metrics_hung metrics_bounds" "$@"
 bus_script_end

@@ -499,6 +499,17 @@ test_hooks(void)
     CHECK(!evr_gw_github_match(&ev, &br, &gh));
     evr_strlist_push(&br, "ma*");
     CHECK(evr_gw_github_match(&ev, &br, &gh));
+    /* README "Webhooks": * never crosses /, ** is no different; a deeper
+       branch is matched by a pattern of its depth */
+    snprintf(gh.branch, sizeof gh.branch, "feature/a/b");
+    evr_strlist_t deep = { 0 };
+    evr_strlist_push(&deep, "feature/*");
+    evr_strlist_push(&deep, "feature/**");
+    evr_strlist_push(&deep, "*");
+    CHECK(!evr_gw_github_match(&ev, &deep, &gh));
+    evr_strlist_push(&deep, "feature/*/*");
+    CHECK(evr_gw_github_match(&ev, &deep, &gh));
+    evr_strlist_free(&deep);
     evr_gw_github_clear(&gh);
     snprintf(buf, sizeof buf, "{\"ref\":\"refs/tags/v1\",\"after\":\"%s\",\"repository\":"
              "{\"clone_url\":\"https://h/r.git\"}}", sha);
