@@ -217,14 +217,21 @@ evr_gw_github_match(const evr_strlist_t *events, const evr_strlist_t *branches,
 
 /* ------------------------------------------------------------ starting */
 
+/*  The first refusal of a hook's starts: its status and Retry-After. */
+typedef struct {
+    int status;
+    unsigned retry_after;
+} s_refusal_t;
+
 /*  Starts pipeline with the start message m (pipeline, args, labels and
     overrides set); the job id from the Idempotency-Key record key when
     given.  Appends {"pipeline", "id", "existing"} to started, or
-    {"pipeline", "error"} to refused (with *status the first refusal's);
-    false when req's answer is set (the broker unreachable). */
+    {"pipeline", "error"} to refused (with *first the first refusal's
+    status and Retry-After); false when req's answer is set (the broker
+    unreachable). */
 static bool
 s_start(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key, json_t *started,
-        json_t *refused, int *status)
+        json_t *refused, s_refusal_t *first)
 {
     char job[EVR_ULID_LEN + 1];
     evr_msg_t rep = { 0 };
@@ -245,7 +252,7 @@ s_start(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key, json_t *
         evr_gw_refused(&r, &rep);
         evr_gw_args_named(&r, NULL);    /* a hook's args are its body's */
         if (!json_array_size(refused))
-            *status = r.status;
+            *first = (s_refusal_t) { r.status, r.retry_after };
         json_array_append_new(refused, json_pack("{s:s,s:O}", "pipeline", m->pipeline, "error",
                                                  json_object_get(r.json, "error")));
         json_decref(r.json);
@@ -276,11 +283,14 @@ s_match_item(const evr_msg_t *m, void *arg)
 }
 
 /*  The answer of a hook: 202 with the jobs started, else the first
-    refusal's status with its error (an Error body, openapi), else 200
-    with why nothing matched. */
+    refusal's status with its error (an Error body, openapi) and
+    Retry-After (429 queue_full, 503 unavailable: as POST /api/v1/jobs),
+    else 200 with why nothing matched. */
 static void
-s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const char *none)
+s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, s_refusal_t first,
+         const char *none)
 {
+    int status = first.status;
     json_t *js = json_pack("{s:O}", "jobs", started);
     if (json_array_size(refused))
         json_object_set(js, "refused", refused);
@@ -292,6 +302,8 @@ s_answer(evr_gw_req_t *req, json_t *started, json_t *refused, int status, const 
         status = 200;
         json_object_set_new(js, "message", json_string(none));
     }
+    else
+        req->retry_after = first.retry_after;
     evr_gw_json(req, status, js);
 }
 
@@ -388,7 +400,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     s_match_t mt = { json_array(), 0, 0, &gh };
     evr_msg_t q = { .type = EVR_MSG_PIPELINES }, end = { 0 };
     json_t *started = json_array(), *refused = json_array(), *kept = NULL, *dref = NULL;
-    int status = 0;
+    s_refusal_t first = { 0 };
     if (evr_gw_stream(gw, req, &q, s_match_item, &mt, &end))
         goto out;
     size_t i;
@@ -399,7 +411,7 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
                         .ci_source_url = evr_strdup(gh.ci_url),
                         .ci_source_ref = gh.ci_ref ? evr_strdup(gh.ci_ref) : NULL };
         char *key = delivery ? evr_asprintf("github:%s:%s", delivery, m.pipeline) : NULL;
-        bool ok = s_start(gw, req, &m, key, started, refused, &status);
+        bool ok = s_start(gw, req, &m, key, started, refused, &first);
         free(key);
         evr_msg_clear(&m);
         if (!ok)
@@ -410,11 +422,12 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
              mt.all, mt.hooked, gh.event, gh.branch);
     if (!strcmp(gh.event, "workflow_job") && !json_array_size(started))
         s_github_demand(gw, req, &gh, delivery, &kept, &dref);
-    s_answer(req, started, refused, status, none);
+    s_answer(req, started, refused, first, none);
     bool dup = json_is_true(json_object_get(kept, "duplicate"));
     if (kept && req->json) {     /* work is coming: accepted; a duplicate: 200 */
         json_object_set(req->json, "demand", kept);
         req->status = req->status == 200 && !dup ? 202 : req->status;
+        req->retry_after = req->status < 300 ? 0 : req->retry_after;
     }
     if (dup && req->json) {
         char jname[128];
@@ -485,7 +498,7 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     json_t *body = NULL, *error = NULL, *started = json_array(), *refused = json_array();
     char *text = NULL;
     json_error_t je;
-    int status = 0;
+    s_refusal_t first = { 0 };
     if (!evr_spec_name_ok(name)) {
         evr_gw_error(req, 404, "not_found", "no pipeline \"%.64s\": a pipeline name starts "
                      "with a letter or digit, then letters, digits, _ . - (at most %d bytes)",
@@ -521,10 +534,10 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     if (key && !evr_gw_idem_key_ok(req, key, 180))     /* openapi: maxLength 180 */
         goto out;
     char *k = key ? evr_asprintf("hook:%s:%s", name, key) : NULL;
-    bool ok = s_start(gw, req, &m, k, started, refused, &status);
+    bool ok = s_start(gw, req, &m, k, started, refused, &first);
     free(k);
     if (ok)
-        s_answer(req, started, refused, status, "");
+        s_answer(req, started, refused, first, "");
 out:
     evr_msg_clear(&m);
     json_decref(body);

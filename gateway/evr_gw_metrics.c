@@ -10,15 +10,21 @@
       These are counters since the gateway started, as Prometheus wants.
     - the broker's state: `runners`, `pipelines` and `jobs` (status
       queued, paused, running: one page of at most 1000 each) asked at
-      most once per S_CACHE_NS; the scrapes in between get the same text.
+      most once per S_CACHE_NS, all of them within S_ASK_NS (else
+      evrun_broker_up 0: a hung broker costs a scrape that much, not
+      timeout_ms); the scrapes in between get the same text, and so do
+      the scrapes that come while one asks (they do not wait for it,
+      but the first ever: there is no text before).  A pipeline file
+      that another file's registered name is refused for is listed by
+      the broker too: only the registered entry counts.
     The broker's round-trip time is each request/answer call the gateway
     makes (evr_gw_call), as a histogram.
 
     The SUB socket holds at most S_HWM publications: events published
     while the thread lags further behind are dropped, not counted.
-    Label values are bounded: at most S_PIPES_MAX pipelines (the rest
-    count as "_other"), the fixed job statuses, runner states and event
-    types.  See evr_gw.h. */
+    Label values are bounded: at most S_PIPES_MAX pipelines have their
+    own (the rest count as "_other", one more), the fixed job statuses,
+    runner states and event types.  See evr_gw.h. */
 #include "evr_gw.h"
 
 #include <stdio.h>
@@ -29,9 +35,11 @@
 #include "evr_event.h"
 #include "evr_log.h"
 
-#define S_PIPES_MAX 256
+#define S_PIPES_MAX 256                   /* pipelines with a label of their own (README) */
+#define S_OTHER S_PIPES_MAX               /* the slot of the rest: "_other" */
 #define S_JOBS 4096                       /* jobs whose pipeline and start are kept */
-#define S_CACHE_NS 5000000000ull          /* the broker's state is asked this seldom */
+#define S_CACHE_NS 5000000000ull          /* the broker's state is asked this seldom... */
+#define S_ASK_NS 2000000000ull            /* ...and answers within this (README "Metrics") */
 #define S_NSTATUS 5
 #define S_HWM 1000       /* publications held for the thread (bounded memory) */
 
@@ -61,15 +69,17 @@ typedef struct {
 
 struct evr_gw_metrics {
     pthread_mutex_t mu;                 /* guards what follows up to cache_mu */
-    s_pipe_t pipes[S_PIPES_MAX];
+    s_pipe_t pipes[S_PIPES_MAX + 1];    /* and [S_OTHER] once one more came */
     int npipes;
     s_jobrec_t jobs[S_JOBS];
     size_t jnext;
     uint64_t events[EVR_EV_COUNT_];
     s_hist_t rtt;
-    pthread_mutex_t cache_mu;           /* one scrape asks the broker at a time */
+    pthread_mutex_t cache_mu;           /* guards what follows up to thread */
+    pthread_cond_t cache_cv;            /* asking ended */
     char *cache;
     uint64_t cache_at;
+    bool asking;                        /* a scrape asks the broker (one at a time) */
     pthread_t thread;
     bool started;
 };
@@ -140,21 +150,21 @@ s_hist_write(FILE *out, const char *name, const s_hist_t *h, const double *bound
 
 /* ------------------------------------------------------------ the events */
 
-/*  The index of pipeline name (m->mu held); the last slot is "_other". */
+/*  The index of pipeline name (m->mu held): S_PIPES_MAX names get one of
+    their own, the rest share S_OTHER ("_other"). */
 static int
 s_pipe(evr_gw_metrics_t *m, const char *name)
 {
-    for (int i = 0; i < m->npipes; i++)
+    for (int i = 0; i < m->npipes && i < S_PIPES_MAX; i++)
         if (!strcmp(m->pipes[i].name, name))
             return i;
-    int i = m->npipes < S_PIPES_MAX - 1 ? m->npipes++ : S_PIPES_MAX - 1;
-    if (i == S_PIPES_MAX - 1) {
-        snprintf(m->pipes[i].name, sizeof m->pipes[i].name, "_other");
-        m->npipes = S_PIPES_MAX;
+    if (m->npipes < S_PIPES_MAX) {
+        snprintf(m->pipes[m->npipes].name, sizeof m->pipes[0].name, "%s", name);
+        return m->npipes++;
     }
-    else
-        snprintf(m->pipes[i].name, sizeof m->pipes[i].name, "%s", name);
-    return i;
+    snprintf(m->pipes[S_OTHER].name, sizeof m->pipes[0].name, "_other");
+    m->npipes = S_PIPES_MAX + 1;
+    return S_OTHER;
 }
 
 static s_jobrec_t *
@@ -276,6 +286,7 @@ evr_gw_metrics_start(evr_gw_t *gw)
     evr_gw_metrics_t *m = evr_calloc(1, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->cache_mu, NULL);
+    pthread_cond_init(&m->cache_cv, NULL);
     gw->metrics = m;
     m->started = !pthread_create(&m->thread, NULL, s_thread, gw);
 }
@@ -291,6 +302,7 @@ evr_gw_metrics_stop(evr_gw_t *gw)
         pthread_join(m->thread, NULL);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->cache_mu);
+    pthread_cond_destroy(&m->cache_cv);
     free(m->cache);
     free(m);
     gw->metrics = NULL;
@@ -326,6 +338,7 @@ typedef struct {
     uint32_t runners[S_RSTATES];
     FILE *pipes;        /* the lines of the pipelines */
     FILE *pipes_run;
+    evr_strlist_t named;    /* the pipeline names written */
 } s_state_t;
 
 static int
@@ -335,14 +348,18 @@ s_job_item(const evr_msg_t *m, void *arg)
     if (m->type != EVR_MSG_JOB || !m->pipeline)
         return 0;
     size_t i = 0;
-    while (i < s->n && strcmp(s->v[i].pipeline, m->pipeline))
+    while (i < s->n && i < S_PIPES_MAX && strcmp(s->v[i].pipeline, m->pipeline))
         i++;
     if (i == s->n && s->n < S_PIPES_MAX) {
         snprintf(s->v[i].pipeline, sizeof s->v[i].pipeline, "%s", m->pipeline);
         s->n++;
     }
-    if (i < s->n)
-        s->v[i].n[s->status]++;
+    else if (i == S_PIPES_MAX) {    /* past the names of their own: counted as the rest */
+        i = S_OTHER;
+        snprintf(s->v[i].pipeline, sizeof s->v[i].pipeline, "_other");
+        s->n = S_PIPES_MAX + 1;
+    }
+    s->v[i].n[s->status]++;
     return 0;
 }
 
@@ -362,6 +379,13 @@ s_pipeline_item(const evr_msg_t *m, void *arg)
     s_state_t *s = arg;
     if (m->type != EVR_MSG_PIPELINE || !m->pipeline || !m->pipeline[0])
         return 0;
+    /* a second file naming a registered pipeline is listed too, refused
+       (load_error): the first of a name is the registered one (README
+       "Registered pipelines and schedules"), and its series is written once */
+    for (uint32_t i = 0; i < s->named.n; i++)
+        if (!strcmp(s->named.v[i], m->pipeline) && m->load_error)
+            return 0;
+    evr_strlist_push(&s->named, m->pipeline);
     fputs("evrun_pipeline_waiting{pipeline=\"", s->pipes);
     evr_gw_prom_label(s->pipes, m->pipeline);
     fprintf(s->pipes, "\"} %u\n", m->waiting);
@@ -376,7 +400,9 @@ static char *
 s_state_text(evr_gw_t *gw)
 {
     static const char *const st[3] = { "queued", "paused", "running" };
-    s_state_t s = { evr_calloc(S_PIPES_MAX, sizeof *s.v), 0, 0, { 0 }, NULL, NULL };
+    s_state_t s = { .v = evr_calloc(S_PIPES_MAX + 1, sizeof *s.v) };
+    /* every question by one deadline: a hung broker is down for a scrape */
+    uint64_t until = evr_mono_ns() + S_ASK_NS;
     char *pb = NULL, *rb = NULL, *text = NULL;
     size_t pn = 0, rn = 0, tn = 0;
     s.pipes = open_memstream(&pb, &pn);
@@ -385,14 +411,14 @@ s_state_text(evr_gw_t *gw)
     for (int i = 0; i < 3 && up; i++) {
         evr_msg_t q = { .type = EVR_MSG_JOBS, .status = (char *) st[i], .limit = 1000 };
         evr_msg_t end = { 0 };
-        evr_gw_req_t quiet = { 0 };
+        evr_gw_req_t quiet = { .until_ns = until };
         s.status = i;
         up = !evr_gw_stream(gw, &quiet, &q, s_job_item, &s, &end);
         evr_msg_clear(&end);
         json_decref(quiet.json);
     }
     evr_msg_t q1 = { .type = EVR_MSG_RUNNERS }, q2 = { .type = EVR_MSG_PIPELINES }, end = { 0 };
-    evr_gw_req_t quiet = { 0 };
+    evr_gw_req_t quiet = { .until_ns = until };
     up = up && !evr_gw_stream(gw, &quiet, &q1, s_runner_item, &s, &end);
     evr_msg_clear(&end);
     up = up && !evr_gw_stream(gw, &quiet, &q2, s_pipeline_item, &s, &end);
@@ -402,7 +428,7 @@ s_state_text(evr_gw_t *gw)
     fclose(s.pipes_run);
     FILE *out = open_memstream(&text, &tn);
     s_head(out, "evrun_broker_up", "gauge", "1 when the broker answered the last queries "
-           "of its state (asked at most every 5 s), else 0");
+           "of its state (asked at most every 5 s) within 2 s, else 0");
     fprintf(out, "evrun_broker_up %d\n", up);
     if (up) {
         s_head(out, "evrun_jobs", "gauge", "Jobs queued, paused or running, by pipeline and "
@@ -427,6 +453,7 @@ s_state_text(evr_gw_t *gw)
     free(pb);
     free(rb);
     free(s.v);
+    evr_strlist_free(&s.named);
     return text;
 }
 
@@ -439,7 +466,7 @@ s_counters(evr_gw_metrics_t *m, FILE *out)
     pthread_mutex_lock(&m->mu);
     s_head(out, "evrun_events_total", "counter", "Events the broker appended and published, "
            "by type, seen since the gateway started");
-    for (int t = 0; t < EVR_EV_COUNT_; t++)
+    for (int t = EVR_EV_NONE + 1; t < EVR_EV_COUNT_; t++)    /* NONE has no name */
         fprintf(out, "evrun_events_total{type=\"%s\"} %llu\n", evr_evtype_name((evr_evtype_t) t),
                 (unsigned long long) m->events[t]);
     s_head(out, "evrun_jobs_finished_total", "counter", "Jobs that ended, by pipeline and "
@@ -498,12 +525,22 @@ evr_gw_h_metrics(evr_gw_t *gw, evr_gw_req_t *req)
         evr_gw_error(req, 503, "unavailable", "metrics are not collected");
         return;
     }
+    /* one scrape asks (by S_ASK_NS), without cache_mu held meanwhile: the
+       others take the text there is, and wait only when there is none */
     pthread_mutex_lock(&m->cache_mu);
-    uint64_t now = evr_mono_ns();
-    if (!m->cache || now - m->cache_at >= S_CACHE_NS) {
+    bool ask = !m->asking && (!m->cache || evr_mono_ns() - m->cache_at >= S_CACHE_NS);
+    m->asking |= ask;
+    while (!ask && !m->cache)
+        pthread_cond_wait(&m->cache_cv, &m->cache_mu);
+    pthread_mutex_unlock(&m->cache_mu);
+    char *fresh = ask ? s_state_text(gw) : NULL;
+    pthread_mutex_lock(&m->cache_mu);
+    if (ask) {
         free(m->cache);
-        m->cache = s_state_text(gw);
+        m->cache = fresh;
         m->cache_at = evr_mono_ns();
+        m->asking = false;
+        pthread_cond_broadcast(&m->cache_cv);
     }
     char *text = NULL;
     size_t n = 0;

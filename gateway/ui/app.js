@@ -366,10 +366,24 @@ function viewPipelines(main) {
       if (old) {
         old.tr.replaceWith(row);
         old.tr = row;
+        if (old.shape !== formShape(p)) {
+          /* the file now names another pipeline, or other args: the form
+             (which posts the name and args it was made with) is made
+             again from it, empty: what was typed was for the old one.
+             An open form stays open and says so; a file that no longer
+             loads has no Start, so its form closes. */
+          if (!p.name && open === key) open = null;
+          const form = startForm(p, open === key
+            ? 'The pipeline file changed: this form was made again from it.' : '');
+          form.hidden = open !== key;
+          old.form.replaceWith(form);
+          old.form = form;
+          old.shape = formShape(p);
+        }
       } else {
         const form = startForm(p);
         form.hidden = open !== key;
-        rows.set(key, { tr: row, form });
+        rows.set(key, { tr: row, form, shape: formShape(p) });
         tbody.append(row, form);
       }
     }
@@ -384,9 +398,14 @@ function viewPipelines(main) {
   return poll(load, 5000);
 }
 
+/* What a start form is made from: a change of it makes the form again. */
+function formShape(p) {
+  return JSON.stringify([p.name || null, p.args || []]);
+}
+
 function pipelineRow(p, toggle) {
   const sc = p.schedule;
-  return h('tr', { 'data-pipeline': p.name },
+  return h('tr', { 'data-pipeline': p.name, 'data-file': p.file },
     h('td', null, h('strong', null, p.name || '(not loaded)'),
       p.concurrency ? h('div', { class: 'note' }, 'concurrency ' + p.concurrency) : '',
       p.load_error ? h('pre', { class: 'load-error' }, p.load_error) : ''),
@@ -410,8 +429,8 @@ function randomKey() {
 
 /* The form under a pipeline's row: args as NAME = VALUE rows (one per
    arg of the pipeline, its default as the placeholder; a required one
-   marked), labels. */
-function startForm(p) {
+   marked), labels; note, when given, above them. */
+function startForm(p, note) {
   const args = h('div', { class: 'args' });
   const addArg = (name, value, spec) => {
     const hint = !spec ? 'value' : spec.required ? 'required' : 'default: ' + spec.default;
@@ -458,6 +477,7 @@ function startForm(p) {
   };
   return h('tr', { class: 'form', 'data-form': p.name },
     h('td', { colspan: 7 }, h('form', { class: 'start-form', onsubmit },
+      note ? h('div', { class: 'note form-note' }, note) : '',
       h('label', null, 'Args (the pipeline\'s args: unset ones take their default)'), args,
       h('div', null, h('button', { type: 'button', onclick: () => addArg() }, '+ arg')),
       h('label', null, 'Runner labels'), labels, err, h('div', null, submit))));

@@ -255,14 +255,19 @@ class JobLog {
     }
   }
 
+  /* What is left of every stream of step s becomes a line (its step
+     ended: nothing more comes, and the line goes above its end's). */
+  flush(s) {
+    for (const [key, o] of Object.entries(s.streams)) {
+      const rest = o.partial + o.dec.decode();
+      o.partial = '';
+      if (rest) this.take(s, o, key, rest + '\n');
+    }
+  }
+
   /* The job ended: what is left of every stream becomes a line. */
   end() {
-    for (const s of this.sections.values())
-      for (const [key, o] of Object.entries(s.streams)) {
-        const rest = o.partial + o.dec.decode();
-        o.partial = '';
-        if (rest) this.take(s, o, key, rest + '\n');
-      }
+    for (const s of this.sections.values()) this.flush(s);
   }
 
   event(ev) {
@@ -277,6 +282,8 @@ class JobLog {
     switch (ev.type) {
     case 'step.output': this.output(d); break;
     case 'step.finished':
+      if (typeof d.step === 'string' && this.sections.has(d.step))
+        this.flush(this.sections.get(d.step));
       this.meta(d.step, (d.status || 'finished')
         + (d.exit_code > 0 ? ' with exit code ' + d.exit_code : '')
         + ' after ' + fmtDuration(d.duration) + (d.reason ? ': ' + d.reason : '')
@@ -314,10 +321,22 @@ const sleep = (ms, signal) => new Promise((res) => {
   if (signal) signal.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true });
 });
 
+/* The message of an error answer's JSON body ('' when it has none). */
+async function answerMessage(resp) {
+  try {
+    const js = JSON.parse(await resp.text());
+    return (js && js.error && typeof js.error.message === 'string') ? js.error.message : '';
+  } catch (e) {
+    return '';
+  }
+}
+
 /* Follows job id's events until job.finished: onEvent(event) for each,
    once; onState('live' | 'reconnecting ...' | 'ended' | ...).  A stream
    that is cut (the gateway restarted, the network went away) is asked
-   again with Last-Event-ID: the last id taken. */
+   again with Last-Event-ID: the last id taken.  A refusal shows the
+   gateway's reason: the token page says why on 401 (as api() does), and
+   'reconnecting (HTTP 503: MESSAGE)' on another. */
 async function follow(id, signal, onEvent, onState) {
   let last = 0, delay = 500;
   while (!signal.aborted) {
@@ -327,12 +346,16 @@ async function follow(id, signal, onEvent, onState) {
       if (last) headers['Last-Event-ID'] = String(last);
       const resp = await fetch(API + '/jobs/' + id + '/log', { headers, signal, cache: 'no-store' });
       if (resp.status === 401) {
+        const why = await answerMessage(resp);
         sessionStorage.removeItem(TOKEN_KEY);
-        askToken('the token was refused: make another with evrun-cli token');
+        askToken(why || 'the token was refused: make another with evrun-cli token');
         return;
       }
       if (resp.status === 404) { onState('no such job'); return; }
-      if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
+      if (!resp.ok || !resp.body) {
+        const why = resp.ok ? '' : await answerMessage(resp);
+        throw new Error('HTTP ' + resp.status + (why ? ': ' + why : ''));
+      }
       onState('live');
       delay = 500;
       const reader = resp.body.getReader();

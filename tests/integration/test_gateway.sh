@@ -495,11 +495,14 @@ YML
   check "metrics: a registered pipeline's queue" prom 'evrun_pipeline_waiting{pipeline="met"}=0' \
     'evrun_pipeline_running{pipeline="met"}=0'
   # a job waiting: queued with no runner to take it (a new gateway: its first scrape
-  # asks the broker; later ones within 5 s get the same numbers)
+  # asks the broker; later ones within 5 s get the same numbers); a second file
+  # naming met, refused by the broker and listed all the same
   bus_stop
+  cp "$tmp/pipelines/met.yml" "$tmp/pipelines/met2.yml"
   bus_broker && gateway
   api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"met"}' > /dev/null
   metrics > /dev/null
+  check "metrics: a second file of a registered name: no series twice" prom
   check "metrics: a queued job by pipeline and status" prom 'evrun_jobs{pipeline="met",status="queued"}=1' \
     'evrun_pipeline_waiting{pipeline="met"}=1' 'evrun_runners{state="idle"}=0'
   # metrics_token: required

@@ -6,7 +6,13 @@
 # submit the broker took but did not answer in time (503, outcome
 # unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
 # and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
-# cancel, pause and resume bodies).
+# cancel, pause and resume bodies).  Hooks refused by the broker (busy
+# 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github).
+# GET /metrics: a broker that hangs (SIGSTOP) costs a scrape 2 s and
+# evrun_broker_up 0, and holds no other scrape; and against
+# metrics_broker.py (a stand-in broker): more pipelines than have labels
+# of their own counted as _other, a second file of a registered name
+# written once.
 set -u
 bin=$1 src=$2
 shift 2
@@ -162,5 +168,91 @@ case_checks() {
   check "cancel with a reason: 200" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"done"}')" = 200 ]
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks" "$@"
+# post_hook NAME TOKEN: POST /hooks/NAME with its token; the head (status line,
+# headers) on stdout, the body in $tmp/body
+post_hook() { curl -s -D - -o "$tmp/body" -X POST -H "X-Evrun-Token: $2" "${url%/api/v1}/hooks/$1" | tr -d '\r'; }
+# github_push DELIVERY: a signed push to main on /hooks/github; as post_hook
+github_push() {
+  printf '{"ref":"refs/heads/main","after":"%040d","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' 1 > "$tmp/push.json"
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
+  curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
+    -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
+}
+
+case_hook_refusals() {
+  fresh hookref
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: one\nexecutor: process\nconcurrency: 1\nqueue: {limit: 0}\nsteps:\n  - {name: a, run: sleep 3}\n' > "$tmp/pipelines/one.yml"
+  printf 'pipeline: full\nexecutor: process\nconcurrency: 1\nqueue: {limit: 1}\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: sleep 3}\n' > "$tmp/pipelines/full.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 && gateway
+  local one full
+  one=$(cli hook-token one) full=$(cli hook-token full)
+  check "hook: the first job of a pipeline with no wait list: 202" grep -q '^HTTP/1.1 202' <(post_hook one "$one")
+  post_hook one "$one" > "$tmp/head"
+  check "hook: the second is 409 busy" grep -q '^HTTP/1.1 409' "$tmp/head" && jerr busy
+  check "... with no Retry-After" not_in '^Retry-After' "$tmp/head"
+  post_hook full "$full" > /dev/null
+  post_hook full "$full" > /dev/null
+  post_hook full "$full" > "$tmp/head"
+  check "hook: its wait list full: 429 queue_full" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "... with Retry-After, as POST /api/v1/jobs" grep -qx 'Retry-After: 5' "$tmp/head"
+  github_push d-1 > "$tmp/head"
+  check "github: every start refused: the refusal's 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
+}
+
+# metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
+metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
+prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
+not_in() { ! grep -qE -- "$1" "$2"; }   # REGEX FILE
+below() { awk -v s="${1#* }" -v m="$2" 'BEGIN {exit !(s + 0 < m)}'; }   # "STATUS SECS" MAX
+
+case_metrics_hung() {
+  start hung 'timeout_ms: 10000'
+  check "metrics: the broker answers" [ "$(metrics | cut -d' ' -f1)" = 200 ] && prom 'evrun_broker_up=1'
+  kill -STOP "$broker_pid"
+  sleep 5.2   # the state asked at most every 5 s: the next scrape asks
+  local a b c
+  mout=$tmp/metrics-a metrics > "$tmp/a" &
+  local pa=$!
+  sleep 0.3
+  b=$(metrics)
+  check "metrics while another scrape asks the hung broker: not held ($b)" below "$b" 1
+  wait "$pa"
+  a=$(cat "$tmp/a")
+  check "metrics asking a hung broker: answered within 2 s, not timeout_ms ($a)" below "$a" 3
+  mv "$tmp/metrics-a" "$tmp/metrics"
+  check "... evrun_broker_up 0" prom 'evrun_broker_up=0'
+  c=$(metrics)
+  check "... and so for the scrapes after it ($c)" below "$c" 1 && prom 'evrun_broker_up=0'
+  kill -CONT "$broker_pid"
+}
+
+case_metrics_bounds() {
+  fresh bounds
+  mkdir -p "$tmp/fake"
+  printf 'client_endpoint: ipc://%s/fake/c\nevents_endpoint: ipc://%s/fake/p\n' "$tmp" "$tmp" > "$tmp/gw.yml"
+  /usr/bin/python3 "$src/tests/integration/metrics_broker.py" "ipc://$tmp/fake/c" "ipc://$tmp/fake/p" "$tmp/fake" > "$tmp/fake.out" 2>&1 &
+  bus_pids+=("$!")
+  gateway --config "$tmp/gw.yml"
+  for _ in $(seq 1 50); do
+    metrics > /dev/null
+    prom 'evrun_jobs_finished_total{pipeline="_other",status="succeeded"}=44' 2> /dev/null && break
+    sleep 0.2
+  done
+  check "metrics: the text format's rules (no series twice)" prom
+  check "metrics: 256 pipelines queued have labels of their own" prom \
+    'evrun_jobs{pipeline="p000",status="queued"}=1' 'evrun_jobs{pipeline="p255",status="queued"}=1'
+  check "... the other 44 count as _other" prom 'evrun_jobs{pipeline="_other",status="queued"}=44'
+  check "... none past the bound has one" not_in 'pipeline="p(25[6-9]|2[6-9][0-9])"' "$tmp/metrics"
+  check "metrics: jobs finished, 256 pipelines by label, the rest _other" prom \
+    'evrun_jobs_finished_total{pipeline="p255",status="succeeded"}=1' \
+    'evrun_jobs_finished_total{pipeline="_other",status="succeeded"}=44'
+  check "metrics: a second file of a registered name: the registered one's series, once" \
+    prom 'evrun_pipeline_waiting{pipeline="dup"}=2' 'evrun_pipeline_running{pipeline="dup"}=1'
+  touch "$tmp/fake/stop"
+}
+
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals metrics_hung metrics_bounds" "$@"
 bus_script_end

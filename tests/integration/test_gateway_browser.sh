@@ -6,7 +6,10 @@
 # protocol: the token entry, a job started from the pipelines page
 # showing its live lines (across a gateway restart: Last-Event-ID), the
 # DAG with a failed step in red, `<script>` output shown as text, ANSI
-# colours, per-step folding, the jobs page updating by itself.
+# colours, per-step folding, the jobs page updating by itself, a step's
+# last line without a newline above its end's line, the start form made
+# again when its pipeline file changes, and a live log's refusals (no
+# broker: 503; the token expired: 401) shown with the gateway's reason.
 # Screenshots of the jobs, job, runners and pipelines pages are kept in
 # BUILD/test-artifacts/ui/.  Also: the default ui_dir of an installed
 # layout.  Needs chromium and python3-websocket (tools/test installs
@@ -57,6 +60,7 @@ steps:
       echo '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
       echo "hello, $WHO"
       i=1; while [ $i -le $TICKS ]; do echo "tick $i"; i=$((i + 1)); sleep 1; done
+      printf 'build done'
   - name: test
     needs: [build]
     run: echo testing; echo 'oops on stderr' >&2; sleep 2; exit 3

@@ -15,6 +15,8 @@ Screenshots of the four pages go to OUT_DIR.  Every request goes to
 other host name resolves to nothing.
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -53,12 +55,13 @@ class Gateway:
         self.port = 0
         self.n = 0
 
-    def start(self):
+    def start(self, *extra):
         self.n += 1
         log = open(os.path.join(STATE, "gateway-ui-%d.log" % self.n), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "evrun-gateway"), "--state-dir", STATE,
-             "--listen", "127.0.0.1:%d" % self.port], stdout=log, stderr=subprocess.STDOUT)
+             "--listen", "127.0.0.1:%d" % self.port] + list(extra), stdout=log,
+            stderr=subprocess.STDOUT)
         log.close()
         path = os.path.join(STATE, "gateway-ui-%d.log" % self.n)
         for _ in range(200):
@@ -210,6 +213,94 @@ def js(s):
     return json.dumps(s)
 
 
+def expired_token():
+    """A token of the gateway's secret whose exp passed a minute ago."""
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")
+    now = int(time.time())
+    key = open(os.path.join(STATE, "gateway", "jwt.secret"), "rb").read().strip()
+    msg = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(
+        {"sub": "ui", "iat": now - 120, "exp": now - 60, "scope": "write"}).encode())
+    return (msg + b"." + b64(hmac.new(key, msg, hashlib.sha256).digest())).decode()
+
+
+PIPES = os.path.join(STATE, "pipelines")
+
+
+def pipeline_file(name, text):
+    """Writes STATE/pipelines/NAME as the broker reads it (a rename: whole)."""
+    tmp = os.path.join(PIPES, ".tmp-" + name)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, os.path.join(PIPES, name))
+
+
+def form_follows_file(gw, br):
+    """The start form of a pipeline file made again when the file changes
+    its pipeline's name or args (before: the one made when the row first
+    showed, its Start posting {"pipeline": null} for a file that first
+    failed to load)."""
+    row = "document.querySelector('#pipelines tr[data-file=\"late.yml\"]')"
+    pipeline_file("late.yml", "pipeline: late\nsteps: nope\n")
+    br.go(gw.url + "/#/pipelines")
+    check("a file that never loaded: (not loaded), no Start", br.wait(
+        "((r) => r && /not loaded/.test(r.textContent) && !r.querySelector('button.start'))(%s)"
+        % row, 15))
+    pipeline_file("late.yml", "pipeline: late\nimage: localhost/evrun-busybox:latest\nargs:\n"
+                  "  NEED: {description: x}\nsteps:\n  - {name: a, run: 'echo $NEED'}\n")
+    check("... loaded: Start shows",
+          br.wait("((r) => !!(r && r.querySelector('button.start')))(%s)" % row, 15))
+    br.eval("%s.querySelector('button.start').click()" % row)
+    form = "document.querySelector('tr[data-form=\"%s\"]')"
+    args = ("((f) => f ? Array.from(f.querySelectorAll('.arg')).map(r => r.querySelector("
+            "'.arg-name').value + '=' + r.querySelector('.arg-value').placeholder) : null)(%s)")
+    check("... its form: the pipeline's name and its arg", br.wait(
+        "((f) => f && !f.hidden && f.querySelector('.start-submit').textContent === 'Start late')"
+        "(%s)" % (form % "late"), 5) and br.eval(args % (form % "late")) == ["NEED=required"],
+        br.eval(args % (form % "late")))
+    pipeline_file("late.yml", "pipeline: later\nimage: localhost/evrun-busybox:latest\nargs:\n"
+                  "  OTHER: {default: d}\nsteps:\n  - {name: a, run: 'echo $OTHER'}\n")
+    check("renamed, other args, its form open: made again, still open", br.wait(
+        "((f) => f && !f.hidden && f.querySelector('.start-submit').textContent === 'Start later')"
+        "(%s)" % (form % "later"), 15) and not br.eval("!!%s" % (form % "late")))
+    check("... with the new arg", br.eval(args % (form % "later")) == ["OTHER=default: d"],
+          br.eval(args % (form % "later")))
+    check("... saying it was made again", br.eval(
+        "((f) => !!f && /file changed/.test((f.querySelector('.form-note') || {}).textContent))(%s)"
+        % (form % "later")))
+    os.unlink(os.path.join(PIPES, "late.yml"))
+    check("the file removed: its row goes", br.wait("!%s" % row, 15))
+
+
+def token_and_503(gw, br):
+    """A live log's refusals show the gateway's reason: 503 while it has
+    no broker, and 401 for a token that expired (before: "HTTP 503" and
+    "the token was refused")."""
+    st, _, b = http(gw.url + "/api/v1/jobs", TOKEN, json.dumps(
+        {"pipeline": "ui", "args": {"TICKS": "60"}}).encode())
+    job = json.loads(b).get("id", "")
+    br.go(gw.url + "/#/job/" + job)
+    check("a long job's live log", br.wait(
+        "Array.from(document.querySelectorAll('#log .line .tx')).some(e => e.textContent === "
+        "'tick 1')", 30))
+    bad = os.path.join(STATE, "gw-nobroker.yml")
+    with open(bad, "w") as f:
+        f.write("client_endpoint: ipc://%s/nobroker/c\nevents_endpoint: ipc://%s/nobroker/p\n"
+                % (STATE, STATE))
+    gw.stop()
+    gw.start("--config", bad)
+    state = "(document.querySelector('#stream') || {}).textContent || ''"
+    got = br.wait("/^reconnecting \\(HTTP 503: .*broker/.test(%s) && %s" % (state, state), 20)
+    check("the gateway without a broker: reconnecting, with its reason", got, br.eval(state))
+    br.eval("sessionStorage.setItem('evrun.token', %s)" % js(expired_token()))
+    why = "(document.querySelector('.token-box .error:not([hidden])') || {}).textContent || ''"
+    got = br.wait("/the token expired .* ago/.test(%s) && %s" % (why, why), 20)
+    check("the token expired during the live log: the token page, with the gateway's reason",
+          got, br.eval(why))
+    gw.stop()
+    gw.start()
+    http(gw.url + "/api/v1/jobs/%s/cancel" % job, TOKEN, b"{}")
+
+
 # --------------------------------------------------------------- the checks
 
 def main():
@@ -271,6 +362,8 @@ def run(gw, br):
     check("the jobs page shows it without a reload",
           br.wait("!!document.querySelector('#jobs tr[data-job=\"%s\"]')" % other, 10))
 
+    form_follows_file(gw, br)
+
     # pipelines: start "ui" from its form
     br.go(gw.url + "/#/pipelines")
     check("the pipelines page lists ui",
@@ -317,6 +410,11 @@ def run(gw, br):
                   "document.querySelector('#job-status').dataset.status === 'failed'", 40))
     check("the stream ends with the job",
           br.wait("document.querySelector('#stream').dataset.state === 'ended'", 10))
+    order = br.eval("Array.from(document.querySelectorAll('%s .body > div')).map(e => "
+                    "e.classList.contains('meta') ? 'META' : e.textContent.replace(/^\\d+/, ''))"
+                    % sel) or []
+    check("a step's last line without a newline shows above its end's line",
+          order[-2:] == ["build done", "META"], order[-3:])
     ticks = [t for t in br.eval(lines) if t.startswith("tick ")]
     want = ["tick %d" % i for i in range(1, 9)]
     check("every line once, in order, across the cut", ticks == want, ticks)
@@ -428,6 +526,7 @@ def run(gw, br):
     check("... and its running step shows cancelled", br.wait(
         "document.querySelector('#dag .node[data-step=\"build\"]').dataset.status === "
         "'cancelled'", 10))
+    token_and_503(gw, br)
     for p in ("jobs", "job", "runners", "pipelines"):
         path = os.path.join(OUT, p + ".png")
         check("screenshot %s.png" % p, os.path.exists(path) and os.path.getsize(path) > 5000 and

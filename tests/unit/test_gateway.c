@@ -499,6 +499,17 @@ test_hooks(void)
     CHECK(!evr_gw_github_match(&ev, &br, &gh));
     evr_strlist_push(&br, "ma*");
     CHECK(evr_gw_github_match(&ev, &br, &gh));
+    /* README "Webhooks": * never crosses /, ** is no different; a deeper
+       branch is matched by a pattern of its depth */
+    snprintf(gh.branch, sizeof gh.branch, "feature/a/b");
+    evr_strlist_t deep = { 0 };
+    evr_strlist_push(&deep, "feature/*");
+    evr_strlist_push(&deep, "feature/**");
+    evr_strlist_push(&deep, "*");
+    CHECK(!evr_gw_github_match(&ev, &deep, &gh));
+    evr_strlist_push(&deep, "feature/*/*");
+    CHECK(evr_gw_github_match(&ev, &deep, &gh));
+    evr_strlist_free(&deep);
     evr_gw_github_clear(&gh);
     snprintf(buf, sizeof buf, "{\"ref\":\"refs/tags/v1\",\"after\":\"%s\",\"repository\":"
              "{\"clone_url\":\"https://h/r.git\"}}", sha);
@@ -803,6 +814,9 @@ test_server(void)
                  "Connection: close\r\n\r\n") == 200);
     CHECK(strstr(out, "\nevrun_broker_up 0\n") != NULL);
     CHECK(strstr(out, "# TYPE evrun_step_duration_seconds histogram\n") != NULL);
+    /* every event type by its name; none without one (was type="(null)") */
+    CHECK(strstr(out, "\nevrun_events_total{type=\"job.accepted\"} 0\n") != NULL);
+    CHECK(!strstr(out, "(null)") && !strstr(out, "type=\"\""));
     /* a webhook without a signature, or no hook token: 401 */
     CHECK(s_send(gw.port, out, sizeof out, "POST /hooks/github HTTP/1.1\r\nHost: x\r\n"
                  "Connection: close\r\nX-GitHub-Event: push\r\nContent-Length: 2\r\n\r\n{}")
