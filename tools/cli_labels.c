@@ -130,10 +130,12 @@ evr_cli_status_waiting(evr_cli_t *cli, const evr_msg_t *job)
     if (fits < 0 || (fits && job->reason))  /* the broker said why (a delay, the concurrency) */
         return;
     if (fits) {
-        if (!t.free)
-            printf("waiting   for a free slot: %s runner%s with its labels, all busy (see "
-                   "evrun-cli runners)\n", t.fitting == 1 ? "the" : "every", t.fitting == 1 ? ""
-                   : "s");
+        if (!t.free && t.fitting == 1)
+            printf("waiting   for a free slot: the runner with its labels is busy (see "
+                   "evrun-cli runners)\n");
+        else if (!t.free)
+            printf("waiting   for a free slot: all %u runners with its labels are busy (see "
+                   "evrun-cli runners)\n", t.fitting);
         return;
     }
     char labels[512];

@@ -645,7 +645,7 @@ YML
   w=$(submit "$tmp/rok.yml")
   cli status "$w" > "$tmp/w.status" 2>&1
   check "a job behind it: status says it waits for a free slot" \
-    grep -qx "waiting   for a free slot: the runner with its labels, all busy (see evrun-cli runners)" "$tmp/w.status"
+    grep -qx "waiting   for a free slot: the runner with its labels is busy (see evrun-cli runners)" "$tmp/w.status"
   cli cancel "$j" > /dev/null 2>&1
   wait_job "$j" 20 > /dev/null
   check "... and runs once the slot is free" [ "$(wait_job "$w" 20)" = succeeded ]
