@@ -41,7 +41,7 @@ typedef struct {
     size_t hlen;
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
-    bool idle;              /* last listed idle: it waits for a job */
+    bool parting;           /* told to stop at the provisioner's stop; not gone yet */
     bool ctr;               /* podman: its container may still be there */
     uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
     uint64_t started, kill_at;
@@ -89,30 +89,9 @@ evr_prov_destroy(evr_prov_t **self_p)
     if (!pv)
         return;
     for (size_t i = 0; i < pv->n; i++) {
-        s_inst_t *in = pv->inst[i];
-        if (!in->registered && !in->ended)
-            s_stop(pv, in, evr_mono_ns());
-        else if (in->idle && !in->ended && in->pid > 0
-                 && pv->cfg.providers[in->provider].kind == EVR_PROV_PROCESS) {
-            kill(in->pid, SIGTERM);     /* no job: it would wait --once-wait for one */
-            evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
-        }
-        evr_err_t err;
-        if (in->idle && !in->ended && in->ctr && pv->podman
-            && pv->cfg.providers[in->provider].kind == EVR_PROV_PODMAN) {
-            if (evr_prov_podman_term(pv->podman, s_ctr_name(in), &err))   /* the same */
-                evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
-            else
-                evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
-        }
-        if (in->ctr && !in->registered && pv->podman
-            && evr_prov_podman_remove(pv->podman, s_ctr_name(in), 2, &err))
-            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
-        else if (in->ctr && !in->registered && pv->podman)
-            s_ctr_gone(pv, in);
-        if (in->out >= 0)
-            close(in->out);
-        free(in);
+        if (pv->inst[i]->out >= 0)
+            close(pv->inst[i]->out);
+        free(pv->inst[i]);
     }
     free(pv->inst);
     evr_prov_podman_destroy(&pv->podman);
@@ -541,8 +520,6 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
     if (r && (r->credit || !strcmp(r->state, "busy")))
         in->took = true;
-    if (runners)
-        in->idle = r && !strcmp(r->state, "idle");
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
         evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
@@ -834,4 +811,123 @@ evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
     m->max = p->max;
     m->starts = p->started;
     m->failed_starts = p->failed;
+}
+
+/* ----------------------------------------------------------------- stop */
+
+/*  Listed waiting for a job: idle, nothing dispatched to it, a free slot. */
+static bool
+s_waits(const evr_prov_runner_t *r)
+{
+    return !strcmp(r->state, "idle") && !r->running && r->credit;
+}
+
+void
+evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint64_t now)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        evr_prov_provider_t *p = &self->cfg.providers[in->provider];
+        const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+        if (in->ended) {   /* stopped already (register_timeout): its container may go yet */
+            in->parting = in->ctr || (in->stopping && in->pid > 0);
+            continue;
+        }
+        in->registered = in->registered || r;
+        if (!in->registered) {   /* no hello: no job (one it takes now it finishes) */
+            evr_log_info(S_WHO, "runner %s has not said hello: stopping it", in->id);
+            s_stop(self, in, now);
+            in->parting = true;
+        }
+        else if (r && s_waits(r) && p->kind != EVR_PROV_COMMAND) {
+            evr_err_t err;
+            if (p->kind == EVR_PROV_PROCESS && in->pid > 0)
+                kill(in->pid, SIGTERM);
+            else if (p->kind == EVR_PROV_PODMAN && in->ctr && self->podman
+                     && evr_prov_podman_term(self->podman, s_ctr_name(in), &err)) {
+                evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+                continue;
+            }
+            evr_log_info(S_WHO, "runner %s waits for a job: stopping it", in->id);
+            in->parting = true;
+        }
+        else if (!r || !evr_msg_state_away(r->state))
+            evr_log_info(S_WHO, "runner %s left running: %s", in->id,
+                         !runners ? "the broker did not answer (it may have a job)"
+                         : !r ? "the broker does not list it"
+                         : s_waits(r) ? "it waits for a job (its --once-wait ends it)"
+                         : "it has a job, or its job is ending");
+    }
+}
+
+/*  A stopped runner gone at the stop: its directory goes only when empty
+    (the runner's --clean removed its state, or it made none): a runner
+    that took a job after all keeps it. */
+static void
+s_parted(evr_prov_t *pv, s_inst_t *in)
+{
+    char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
+    in->parting = false;
+    in->ctr = false;
+    rmdir(top);
+    free(top);
+}
+
+size_t
+evr_prov_stop_wait(evr_prov_t *self)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+        for (size_t i = 0; i < self->n; i++)
+            if (self->inst[i]->pid == pid)
+                self->inst[i]->pid = 0;
+    size_t left = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        bool there = false, exited = false;
+        evr_err_t err;
+        if (!in->parting)
+            continue;
+        if (in->ctr && self->podman
+            && evr_prov_podman_state(self->podman, s_ctr_name(in), &there, &exited, &err))
+            there = true;   /* not known: waited for */
+        else if (there && exited)   /* podman removes it in a moment: this makes sure */
+            there = evr_prov_podman_remove(self->podman, s_ctr_name(in), 0, &err) != EVR_OK;
+        if (in->pid > 0 || there)
+            left++;
+        else
+            s_parted(self, in);
+    }
+    return left;
+}
+
+void
+evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        if (!in->parting)
+            continue;
+        evr_err_t err;
+        if (in->registered || !runners || s_listed(runners, n, in->id)) {
+            evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM: left running "
+                         "(%s)", in->id, runners ? "it said hello: it may have taken a job"
+                         : "the broker did not answer: it may have taken a job");
+            continue;
+        }
+        evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM and never said "
+                     "hello: killing it", in->id);
+        if (in->pid > 0) {
+            kill(-in->pid, SIGKILL);
+            kill(in->pid, SIGKILL);
+        }
+        if (in->ctr && self->podman
+            && evr_prov_podman_remove(self->podman, s_ctr_name(in), 0, &err))
+            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        char *top = evr_asprintf("%s/runners/%s", self->dir, in->id);
+        if (evr_unit_rmtree(top, &err))
+            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        free(top);
+    }
 }

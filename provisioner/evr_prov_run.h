@@ -39,6 +39,7 @@ typedef struct {
     const evr_strlist_t *labels;
     const char *state;          /* idle busy draining lost stopped */
     uint32_t credit;
+    uint32_t running;           /* jobs dispatched to it and not ended */
 } evr_prov_runner_t;
 
 /*  cfg is taken (freed by destroy); dir holds the process runners' state
@@ -46,10 +47,27 @@ typedef struct {
     runner_endpoint is the broker's runner endpoint ({broker}). */
 evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
                          const char *runner_endpoint);
-/*  Stops the runners not registered yet, and the process runners the
-    broker last listed idle (waiting for a job); the others finish their
-    job. */
+/*  Frees self; the runners are left as they are (evr_prov_stop first). */
 void evr_prov_destroy(evr_prov_t **self_p);
+
+/*  The provisioner's stop, with the broker's runners asked afresh
+    (runners NULL: it did not answer).  SIGTERM goes to the runners that
+    have not said hello (a command provider's: its stop template) and
+    to the process and podman runners listed idle with nothing
+    dispatched to them; each runner has its own stop: one that took a
+    job meanwhile waits its --stop-timeout for it.  The others are left
+    running (their job, or its end), each said in the log. */
+void evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n,
+                   uint64_t now);
+/*  The runners told to stop not gone yet (reaped, their container
+    removed); the directories of those gone are removed when empty.
+    Call until 0 or 5 s passed. */
+size_t evr_prov_stop_wait(evr_prov_t *self);
+/*  Those still there: killed (SIGKILL, the container removed, the
+    directory too) when the broker's fresh list (runners; NULL: it did
+    not answer, nothing killed) still does not show them; the others
+    are left running, said in the log. */
+void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n);
 
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
     first, then the demand).  dry: nothing is started, the verdict on

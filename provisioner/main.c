@@ -88,8 +88,10 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
             "\n"
-            "SIGTERM or SIGINT: runners not registered yet, and process runners waiting\n"
-            "for a job, are stopped; the others finish their job.  exit status: 0\n"
+            "SIGTERM or SIGINT: the broker is asked for the runners afresh; those not\n"
+            "registered yet, and process and podman runners waiting for a job, get\n"
+            "SIGTERM and 5 s to exit (then one the broker never listed is killed); the\n"
+            "others finish their job (a second signal ends the wait).  exit status: 0\n"
             "stopped, or --dry-run/--status done; 2 bad config or usage, or the broker\n"
             "unreachable (--dry-run)\n");
 }
@@ -239,6 +241,15 @@ s_list_free(s_list_t *l)
     memset(l, 0, sizeof *l);
 }
 
+/*  The runners of l as the provisioner's views (size l->n, borrowed). */
+static void
+s_runner_views(const s_list_t *l, evr_prov_runner_t *v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = (evr_prov_runner_t) { l->msgs[i].runner, &l->msgs[i].labels, l->msgs[i].state,
+                                     l->msgs[i].credit, l->msgs[i].running };
+}
+
 /*  Asks the broker; false (said) when it did not answer.  The demand is
     asked last: a runner that met some since the runners were asked is
     one of this provisioner's, counted as a slot not registered yet, or
@@ -313,9 +324,7 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
             .reason = dl.msgs[i].reason,
             .demand = dl.msgs[i].count > EVR_MSG_DEMAND_MAX_COUNT ? EVR_MSG_DEMAND_MAX_COUNT
                     : dl.msgs[i].count ? dl.msgs[i].count : 1 };
-    for (size_t i = 0; i < rl.n; i++)
-        runners[i] = (evr_prov_runner_t) { rl.msgs[i].runner, &rl.msgs[i].labels,
-                                           rl.msgs[i].state, rl.msgs[i].credit };
+    s_runner_views(&rl, runners);
     uint64_t now = evr_mono_ns();
     if (!dry)
         evr_prov_tend(pv, ok ? runners : NULL, rl.n, now);
@@ -339,6 +348,53 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
     s_list_free(&rl);
     s_list_free(&dl);
     return ok;
+}
+
+/*  The runners asked afresh, for the stop (their views in *v, NULL when
+    the broker did not answer: said); caller frees *v and l. */
+static evr_prov_runner_t *
+s_fresh_runners(evr_cli_t *cli, s_list_t *l)
+{
+    evr_msg_t req = { .type = EVR_MSG_RUNNERS };
+    evr_err_t err;
+    if (!cli->client && evr_client_new(cli->cfg, &cli->client, &err)) {
+        evr_log_warn("evrun-provisioner", "stopping: %s", err.msg);
+        return NULL;
+    }
+    if (evr_client_stream(cli->client, &req, s_keep, l, &err)) {
+        evr_log_warn("evrun-provisioner", "stopping: asking the broker for its runners: %s",
+                     err.msg);
+        evr_client_destroy(&cli->client);
+        return NULL;
+    }
+    evr_prov_runner_t *v = evr_calloc(l->n + 1, sizeof *v);
+    s_runner_views(l, v);
+    return v;
+}
+
+/*  The stop (evr_prov_stop): with the broker's runners asked afresh, the
+    runners without a job get SIGTERM and 5 s to go (a second signal
+    ends the wait); those still there that the broker (asked again)
+    still does not list are killed. */
+static void
+s_stop_runners(evr_prov_t *pv, evr_cli_t *cli)
+{
+    s_list_t rl = { .type = EVR_MSG_RUNNER };
+    evr_prov_runner_t *v = s_fresh_runners(cli, &rl);
+    uint64_t until = evr_mono_ns() + 5000000000ull;
+    bool answered = v != NULL;
+    evr_prov_stop(pv, v, rl.n, evr_mono_ns());
+    free(v);
+    s_list_free(&rl);
+    rl.type = EVR_MSG_RUNNER;
+    while (evr_prov_stop_wait(pv) && evr_mono_ns() < until && s_stop < 2)
+        usleep(100000);
+    if (!evr_prov_stop_wait(pv))
+        return;
+    v = answered ? s_fresh_runners(cli, &rl) : NULL;   /* NULL: none killed */
+    evr_prov_stop_force(pv, v, rl.n);
+    free(v);
+    s_list_free(&rl);
 }
 
 static int
@@ -449,6 +505,7 @@ main(int argc, char **argv)
     }
     evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
                  "finish it)", evr_prov_running(pv));
+    s_stop_runners(pv, &cli);
 out:
     evr_prov_destroy(&pv);
     evr_prov_config_free(&cfg);

@@ -47,4 +47,74 @@ case_once_stopped() {
   check "... --clean: now the state directory is gone" [ ! -e "$tmp/r-rvk1" ]
 }
 
-prov_run test_provision_stop ${*:-once_stopped}
+# The provisioner stopped (SIGTERM) with three process runners: one that
+# took a job since its last pass (which saw it idle) is left to finish it;
+# one that waits for a job and one that never said hello are stopped and
+# gone (their directories too) within the stop's 5 s.
+case_stop_busy() {
+  fresh stopbusy
+  bus_broker && gateway_up
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 20s
+providers:
+  - { name: sb, labels: [sb], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --stop-timeout, "1"] }
+  - { name: idl, labels: [idl], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+  - { name: mute, labels: [mute], kind: process, executors: [process], max: 1,
+      args: [--broker, "ipc://$tmp/nobroker"] }
+YML
+  tok=$(cli token)
+  demand '{"labels":["sb"]}' > /dev/null
+  demand '{"labels":["idl"]}' > /dev/null
+  demand '{"labels":["mute"]}' > /dev/null
+  prov "$tmp/p.yml" --poll-ms 5000
+  check "stop busy: the runners said hello (a pass saw them idle)" wait_for 20 bash -c \
+    "grep -q 'provider sb: runner sb-[a-z0-9]* said hello' $tmp/prov.log && grep -q 'provider idl: runner idl-[a-z0-9]* said hello' $tmp/prov.log"
+  ppipe b "echo begin; sleep 3; echo end" sb
+  local j; j=$(submit "$tmp/b.yml" 2>/dev/null)
+  check "stop busy: the job runs on the idle sb runner" wait_for 10 st_is "$j" running
+  local t0=$SECONDS
+  stop_prov
+  check "stop busy: the stop took less than 8 s ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -lt 8 ]
+  check "stop busy: the job succeeded" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "stop busy: its output whole" [ "$(cli logs "$j" | grep -c "begin\|end")" -eq 2 ]
+  check "stop busy: the log says it was left to finish" \
+    grep -q "runner sb-[a-z0-9]* left running: it has a job, or its job is ending" "$tmp/prov.log"
+  check "stop busy: the busy runner was not stopped" bash -c "! grep -q 'runner sb-[a-z0-9]* waits for a job' $tmp/prov.log"
+  check "stop busy: the idle runner was stopped" grep -q "runner idl-[a-z0-9]* waits for a job: stopping it" "$tmp/prov.log"
+  check "stop busy: the silent runner was stopped" grep -q "runner mute-[a-z0-9]* has not said hello: stopping it" "$tmp/prov.log"
+  check "stop busy: their processes are gone" bash -c "! pgrep -f -- '--id (idl|mute)-[a-z0-9]* .*$tmp' > /dev/null"
+  check "stop busy: the runners' directories are gone" wait_for 10 bash -c "[ -z \"\$(ls $tmp/provisioner/runners)\" ]"
+}
+
+# The same with a podman runner: the provisioner (a pass every 15 s)
+# stopped while the runner it started runs a job it has not seen it
+# take: the container is left to finish the job, then goes, and with it
+# the runner's directory.
+case_stop_podman() {
+  fresh stoppod
+  check "stop podman: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 30s
+providers:
+  - { name: podr, labels: [pod23], kind: podman, image: $runner_image, executors: [process],
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe pj "echo begin; sleep 3; echo end" pod23
+  local j; j=$(submit "$tmp/pj.yml" 2>/dev/null)
+  prov "$tmp/p.yml" --poll-ms 15000
+  check "stop podman: the job runs" wait_for 30 st_is "$j" running
+  stop_prov
+  check "stop podman: the log says it was left to finish" \
+    grep -q "runner podr-[a-z0-9]* left running: it has a job, or its job is ending" "$tmp/prov.log"
+  check "stop podman: the job succeeded" [ "$(wait_job "$j" 30)" = succeeded ]
+  check "stop podman: its output whole" [ "$(cli logs "$j" | grep -c "begin\|end")" -eq 2 ]
+  check "stop podman: the container went" wait_for 20 bash -c \
+    "[ -z \"\$(podman --remote --url $EVRUN_PODMAN_URL ps -a -q --filter label=evrun.provisioner=$tmp/provisioner)\" ]"
+  check "stop podman: the runner's state directory went" wait_for 10 bash -c "[ -z \"\$(ls $tmp/provisioner/runners/*/ 2>/dev/null)\" ]"
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman}

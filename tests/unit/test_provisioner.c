@@ -343,8 +343,8 @@ test_pass_dry(void)
     evr_strlist_t lz = s_list("z", NULL, NULL);
     evr_strlist_t rl = s_list("x", "executor:process", NULL);
     evr_prov_runner_t runners[] = {
-        { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
-        { "r4", &rl, "stopped", 1 },   /* no slot: it said goodbye (the broker says 0) */
+        { "r1", &rl, "idle", 1, 0 }, { "r2", &rl, "busy", 0, 1 }, { "r3", &rl, "lost", 1, 0 },
+        { "r4", &rl, "stopped", 1, 0 },   /* no slot: it said goodbye (the broker says 0) */
     };
     evr_prov_job_t jobs[] = { { .id = "J1", .labels = &lx }, { .id = "J2", .labels = &lx },
                               { .id = "J3", .labels = &lx }, { .id = "J4", .labels = &ly },
@@ -387,7 +387,7 @@ test_pass_demand(void)
     evr_strlist_t lg = s_list("gh", NULL, NULL);
     evr_strlist_t lq = s_list("other", NULL, NULL);
     evr_strlist_t rl = s_list("x", "gh", "executor:process");
-    evr_prov_runner_t runners[] = { { "r1", &rl, "idle", 1 } };
+    evr_prov_runner_t runners[] = { { "r1", &rl, "idle", 1, 0 } };
     evr_prov_job_t jobs[] = {
         { .id = "J1", .labels = &lx },
         { .id = "D1", .labels = &lg, .demand = 3, .ttl = 250, .reason = "github workflow_job 7" },
