@@ -55,6 +55,7 @@ struct evr_prov {
     evr_prov_bucket_t bucket;
     uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
     evr_prov_podman_t *podman;  /* the podman providers' service, made at their first start */
+    bool unasked;           /* the broker did not answer the last tend: its runners unknown */
 };
 
 evr_prov_t *
@@ -529,7 +530,7 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
              && (!r || evr_msg_state_away(r->state)))
         s_end(pv, in);    /* its job is done, it left (stopped), or it died (lost: the
                              broker's lease policy) */
-    if (!in->registered && !in->stopping
+    if (!in->registered && !in->stopping && runners
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];
         snprintf(why, sizeof why, "runner %s did not say hello within %u s (register_timeout)",
@@ -601,8 +602,12 @@ void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
 {
+    bool back = self->unasked && runners;
+    self->unasked = !runners;
     for (size_t i = 0; i < self->n; i++) {   /* the list first: a runner gone since said hello */
         s_inst_t *in = self->inst[i];
+        if (back && !in->registered)   /* no hello could reach the broker: a full wait again */
+            in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
         if (!in->ended)

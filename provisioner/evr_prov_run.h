@@ -78,7 +78,9 @@ void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    uint64_t now);
 
 /*  Reaps children, reads start commands' handles, stops runners past
-    register_timeout (call often). */
+    register_timeout (call often).  runners NULL: the broker did not
+    answer; no runner is stopped for its silence meanwhile, and those not
+    registered get a whole register_timeout from the next list. */
 void evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
                    uint64_t now);
 

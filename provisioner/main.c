@@ -500,6 +500,8 @@ main(int argc, char **argv)
             evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
         if (cli.client && !s_round(pv, cli.client, false, status_file, o.id))
             evr_client_destroy(&cli.client);
+        else if (!cli.client)   /* the runners tended, the broker unasked */
+            evr_prov_tend(pv, NULL, 0, evr_mono_ns());
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
     }

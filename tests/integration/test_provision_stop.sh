@@ -117,4 +117,42 @@ YML
   check "stop podman: the runner's state directory went" wait_for 10 bash -c "[ -z \"\$(ls $tmp/provisioner/runners/*/ 2>/dev/null)\" ]"
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman}
+# A broker that does not answer (SIGSTOP) for longer than register_timeout
+# (3 s) while a runner has not said hello (a command provider's, its
+# runner started 6 s late, after the broker is back): no failed start is
+# counted, the runner is not stopped: from the broker's return it has a
+# whole register_timeout; it says hello and runs the job, and no second
+# runner is started.
+case_broker_outage() {
+  fresh outage
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 3s
+providers:
+  - name: late
+    labels: [m2]
+    kind: command
+    executors: [process]
+    start: >-
+      (sleep 6; exec $bin/evrun-runner --broker {broker} --once --clean --id {runner_id}
+      --labels m2 --executors process --state-dir $tmp/cr-{runner_id} --heartbeat-ms 200
+      --lease-ms 1500 --once-wait 30) >> $tmp/late-runner.log 2>&1 & echo {runner_id}
+YML
+  ppipe m2 "echo ran" m2
+  local j; j=$(submit "$tmp/m2.yml" 2>/dev/null)
+  prov "$tmp/p.yml" --timeout-ms 300
+  check "outage: a runner started" wait_for 10 grep -q "provider late: started runner" "$tmp/prov.log"
+  kill -STOP "$broker_pid"
+  sleep 4.5
+  kill -CONT "$broker_pid"
+  check "outage: the provisioner said the broker did not answer" grep -q "asking the broker: " "$tmp/prov.log"
+  check "outage: the job ran" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "outage: on the runner started before the outage" grep -q '"runner":"late-' <(cli status "$j" --json)
+  check "outage: no runner stopped for register_timeout" bash -c "! grep -q 'register_timeout' $tmp/prov.log"
+  check "outage: no failed start" bash -c "! grep -q 'a failed start' $tmp/prov.log"
+  check "outage: one runner started" [ "$(started late)" -eq 1 ]
+  stop_prov
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage}
