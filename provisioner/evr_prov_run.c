@@ -512,6 +512,43 @@ s_listed(const evr_prov_runner_t *runners, size_t n, const char *id)
     return NULL;
 }
 
+/*  Listed waiting for a job: idle, nothing dispatched to it, a free slot. */
+static bool
+s_waits(const evr_prov_runner_t *r)
+{
+    return !strcmp(r->state, "idle") && !r->running && r->credit;
+}
+
+/*  in's first listing (r): a good start when r has the provider's
+    labels (and executor labels); else a failed start naming those it
+    lacks, and the runner stopped when it waits for a job. */
+static void
+s_hello(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    if (evr_prov_subset(&p->match, r->labels)) {
+        evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
+        s_counted(pv, in, true, NULL);
+        return;
+    }
+    char why[1024];
+    int at = snprintf(why, sizeof why, "runner %s said hello without the provider's labels: "
+                      "it lacks", in->id);
+    for (uint32_t i = 0; i < p->match.n && at > 0 && (size_t) at < sizeof why; i++) {
+        evr_strlist_t one = { .v = &p->match.v[i], .n = 1 };
+        if (!evr_prov_subset(&one, r->labels))
+            at += snprintf(why + at, sizeof why - (size_t) at, " %s", p->match.v[i]);
+    }
+    bool waits = s_waits(r);
+    evr_log_warn(S_WHO, "provider %s: %s%s", p->name, why,
+                 waits ? ": stopping it" : " (it has a job: left to finish it)");
+    if (waits) {
+        s_stop(pv, in, now);
+        s_end(pv, in);
+    }
+    s_counted(pv, in, false, why);
+}
+
 /*  in against the broker's list (NULL: not asked this time). */
 static void
 s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, size_t n,
@@ -523,8 +560,7 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
         in->took = true;
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
-        evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
-        s_counted(pv, in, true, NULL);
+        s_hello(pv, in, r, now);
     }
     else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
              && (!r || evr_msg_state_away(r->state)))
@@ -819,13 +855,6 @@ evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
 }
 
 /* ----------------------------------------------------------------- stop */
-
-/*  Listed waiting for a job: idle, nothing dispatched to it, a free slot. */
-static bool
-s_waits(const evr_prov_runner_t *r)
-{
-    return !strcmp(r->state, "idle") && !r->running && r->credit;
-}
 
 void
 evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint64_t now)

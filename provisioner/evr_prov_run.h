@@ -11,7 +11,8 @@
     handle that {handle} names in the stop template).  A runner that has
     not said hello within register_timeout is stopped and counted as a
     failed start; so is a process runner or start command that ends before
-    its runner said hello.
+    its runner said hello, and a runner whose hello lacks the provider's
+    labels (stopped unless it has a job).
 */
 #ifndef EVR_PROV_RUN_H_INCLUDED
 #define EVR_PROV_RUN_H_INCLUDED

@@ -13,6 +13,7 @@ shift 2
 . "$src/tests/integration/prov_lib.sh"
 
 st_is() { [ "$(st "$1")" = "$2" ]; }   # JOB STATUS
+no_idle() { ! cli runners --json 2>/dev/null | grep "\"runner\":\"$1" | grep -q '"state":"idle"'; }   # PREFIX
 
 # --once --clean stopped (SIGTERM) while its job runs past --stop-timeout:
 # exit 2, the state directory kept (its log says why), the step left
@@ -155,4 +156,40 @@ YML
   stop_prov
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage}
+# A runner that says hello without its provider's labels (a command
+# provider of [linux, q1] whose start runs a runner of --labels linux): a
+# failed start naming the label it lacks, the runner stopped (its stop
+# template); after 3 the provider is paused, nothing more is started.
+case_labels_lack() {
+  fresh lack
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+providers:
+  - name: q
+    labels: [linux, q1]
+    kind: command
+    executors: [process]
+    start: >-
+      $bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels linux
+      --executors process --state-dir $tmp/q-{runner_id} --heartbeat-ms 200 --lease-ms 1500
+      --once-wait 30 >> $tmp/q-runners.log 2>&1 & echo \$!
+    stop: "kill {handle}"
+    max: 3
+YML
+  ppipe q "echo ran" linux,q1
+  local j; j=$(submit "$tmp/q.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "labels lack: a failed start naming the label" wait_for 20 grep -q \
+    "provider q: runner q-[a-z0-9]* said hello without the provider's labels: it lacks q1: stopping it" "$tmp/prov.log"
+  check "labels lack: paused after 3" wait_for 20 grep -q \
+    "provider q paused: 3 failed starts in a row, the last: runner q-[a-z0-9]* said hello without the provider's labels: it lacks q1" "$tmp/prov.log"
+  check "labels lack: their stop ran" wait_for 10 bash -c "[ \$(grep -c 'provider q: runner q-[a-z0-9]*: stop started' $tmp/prov.log) -eq 3 ]"
+  sleep 1
+  check "labels lack: 3 started, no more" [ "$(started q)" -eq 3 ]
+  check "labels lack: the runners went" wait_for 10 no_idle q-
+  check "labels lack: the job still waits" st_is "$j" queued
+  stop_prov
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack}
