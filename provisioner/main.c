@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli_bus.h"
+#include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_prov_run.h"
 
@@ -68,7 +69,8 @@ s_help(FILE *out)
             "                       a runner and why the others did not match; start\n"
             "                       nothing, exit 0\n"
             "  --status             print the providers' table the running provisioner\n"
-            "                       wrote (STATE/provisioner/providers), exit\n"
+            "                       wrote (STATE/provisioner/providers), exit; exit 1\n"
+            "                       saying so when none runs with the directory\n"
             "  --poll-ms N          how often the broker is asked (default 1000)\n"
             "  --dir DIR            the runners' state directories and logs (default\n"
             "                       STATE/provisioner; podman runners: DIR/runners/ID/state\n"
@@ -92,9 +94,11 @@ s_help(FILE *out)
             "SIGTERM or SIGINT: the broker is asked for the runners afresh; those not\n"
             "registered yet, and process and podman runners waiting for a job, get\n"
             "SIGTERM and 5 s to exit (then one the broker never listed is killed); the\n"
-            "others finish their job (a second signal ends the wait).  exit status: 0\n"
-            "stopped, or --dry-run/--status done; 2 bad config or usage, or the broker\n"
-            "unreachable (--dry-run)\n");
+            "others finish their job (a second signal ends the wait).  A provisioner\n"
+            "holds DIR/lock while it runs (a second one on DIR is refused) and removes\n"
+            "its table at its stop.  exit status: 0 stopped, or --dry-run/--status done;\n"
+            "1 --status: no provisioner runs with DIR; 2 bad config or usage, DIR in use\n"
+            "by another provisioner, or the broker unreachable (--dry-run)\n");
 }
 
 typedef struct {
@@ -398,25 +402,56 @@ s_stop_runners(evr_prov_t *pv, evr_cli_t *cli)
     s_list_free(&rl);
 }
 
-static int
-s_status(const char *path)
+/*  Whether a provisioner holds dir's lock (*running); false when that
+    cannot be told (said). */
+static bool
+s_running(const char *dir, bool *running)
 {
+    char *path = evr_asprintf("%s/lock", dir);
+    evr_lock_t *lock = NULL;
+    evr_err_t err;
+    evr_rc_t rc = access(path, F_OK) ? EVR_OK : evr_lock_take(path, "evrun-provisioner", &lock,
+                                                               &err);
+    evr_lock_destroy(&lock);
+    free(path);
+    *running = rc == EVR_ERR_STATE;
+    if (rc && rc != EVR_ERR_STATE)
+        fprintf(stderr, "evrun-provisioner: cannot tell whether a provisioner runs: %s\n",
+                err.msg);
+    return !rc || rc == EVR_ERR_STATE;
+}
+
+/*  --status: 0 the table of the running provisioner printed; 1 none runs
+    (the table a killed one left, printed so). */
+static int
+s_status(const char *dir, const char *path)
+{
+    bool running = true;
+    s_running(dir, &running);
     FILE *f = fopen(path, "r");
+    if (!f && !running) {
+        fprintf(stderr, "evrun-provisioner: no provisioner runs with %s (none holds %s/lock; "
+                "no providers' table)\n", dir, dir);
+        return 1;
+    }
     if (!f) {
-        fprintf(stderr, "evrun-provisioner: %s: no providers' table (is evrun-provisioner "
-                "running with this state directory?)\n", path);
+        fprintf(stderr, "evrun-provisioner: %s: no providers' table yet (the provisioner "
+                "writes it at its first pass)\n", path);
         return 2;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) == 0)
-        printf("written %lld s ago by the running provisioner\n",
-               (long long) (time(NULL) - st.st_mtime));
+    long long age = fstat(fileno(f), &st) ? -1 : (long long) (time(NULL) - st.st_mtime);
+    if (running)
+        printf("written %lld s ago by the running provisioner\n", age);
+    else
+        printf("no provisioner runs with %s: this table is the last one's, written %lld s "
+               "ago (it did not stop cleanly: killed?)\n", dir, age);
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         fwrite(buf, 1, n, stdout);
     fclose(f);
-    return 0;
+    return running ? 0 : 1;
 }
 
 /*  Loads the config; 0 or 2 (the errors printed). */
@@ -438,6 +473,7 @@ main(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-provisioner" };
     evr_prov_config_t cfg = { 0 };
     evr_prov_t *pv = NULL;
+    evr_lock_t *lock = NULL;
     char *dir = NULL, *status_file = NULL, *runner = NULL, *rep = NULL;
     size_t level;
     int status = s_parse(argc, argv, &o, &cli);
@@ -459,7 +495,7 @@ main(int argc, char **argv)
     dir = o.dir ? evr_strdup(o.dir) : evr_asprintf("%s/provisioner", state ? state : ".");
     status_file = evr_asprintf("%s/providers", dir);
     if (o.status) {
-        status = s_status(status_file);
+        status = s_status(dir, status_file);
         goto out;
     }
     if ((status = s_config(o.config, &cfg)))
@@ -484,6 +520,14 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    char *lock_path = evr_asprintf("%s/lock", dir);
+    if (!o.dry && evr_lock_take(lock_path, "evrun-provisioner", &lock, &err)) {
+        fprintf(stderr, "evrun-provisioner: %s\n", err.msg);
+        free(lock_path);
+        status = 2;
+        goto out;
+    }
+    free(lock_path);
     pv = evr_prov_new(&cfg, dir, runner, rep);
     if (o.dry) {
         status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
@@ -509,7 +553,9 @@ main(int argc, char **argv)
     evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
                  "finish it)", evr_prov_running(pv));
     s_stop_runners(pv, &cli);
+    unlink(status_file);   /* --status: no provisioner runs */
 out:
+    evr_lock_destroy(&lock);
     evr_prov_destroy(&pv);
     evr_prov_config_free(&cfg);
     evr_cli_done(&cli);

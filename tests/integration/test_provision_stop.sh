@@ -192,4 +192,33 @@ YML
   stop_prov
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack}
+# --status after the stop: the provisioner holds DIR/lock while it runs
+# (a second one on the directory is refused), removes its table at its
+# stop, and --status then says none runs (exit 1); after a kill -9 it
+# shows the table left, marked so, exit 1 too.
+case_status() {
+  fresh status
+  bus_broker
+  printf 'providers: [ { name: st, labels: [st], kind: process, executors: [process] } ]\n' > "$tmp/p.yml"
+  local rc
+  prov "$tmp/p.yml"
+  check "status: the table of the running one" wait_for 10 status_has "^st  *active"
+  "$bin/evrun-provisioner" --status > "$tmp/s1.out" 2>&1; rc=$?
+  check "status: exit 0 while it runs (got $rc)" [ "$rc" -eq 0 ] && grep -q "by the running provisioner" "$tmp/s1.out"
+  timeout 10 "$bin/evrun-provisioner" --config "$tmp/p.yml" > "$tmp/second.out" 2>&1; rc=$?
+  check "status: a second provisioner on the directory: exit 2 (got $rc)" [ "$rc" -eq 2 ] \
+    && grep -q "$tmp/provisioner/lock: the state directory is in use by evrun-provisioner pid $prov_pid" "$tmp/second.out"
+  stop_prov
+  check "status: the table is removed at the stop" [ ! -e "$tmp/provisioner/providers" ]
+  "$bin/evrun-provisioner" --status > "$tmp/s2.out" 2>&1; rc=$?
+  check "status: exit 1 once it stopped (got $rc)" [ "$rc" -eq 1 ] && grep -q "no provisioner runs with $tmp/provisioner" "$tmp/s2.out"
+  prov "$tmp/p.yml"
+  check "status: started again" wait_for 10 status_has "^st  *active"
+  kill -9 "$prov_pid"; wait "$prov_pid" 2>/dev/null; prov_pid=
+  "$bin/evrun-provisioner" --status > "$tmp/s3.out" 2>&1; rc=$?
+  check "status: after a kill: exit 1 (got $rc), the table marked" [ "$rc" -eq 1 ] \
+    && grep -q "no provisioner runs with $tmp/provisioner: this table is the last one's" "$tmp/s3.out" \
+    && grep -q "^st  *active" "$tmp/s3.out"
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status}
