@@ -100,9 +100,11 @@ s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *
     evr_podman_reply_clear(r);   /* what an earlier call's reply held */
     memset(r, 0, sizeof *r);
     evr_rc_t rc = evr_http_call(pm->http, &o, &status, &resp, &len, err);
-    if (rc) {
+    if (rc) {   /* curl's own text names the URL's placeholder host: the socket is what counts */
         free(resp);
-        return rc;
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return evr_err_set(err, rc, "podman at %s: %s", pm->url, msg);
     }
     if (statusp)
         *statusp = status;

@@ -254,6 +254,10 @@ test_podman_refused(void)
     CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", "/d", "ipc://b/runners", "",
                                 "podman", &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "needs an absolute ipc:// path");
+    /* no service at the socket: the message names the socket, not curl's placeholder host */
+    bool there = true, exited = false;
+    CHECK(evr_prov_podman_state(pm, "evrun-runner-x", &there, &exited, &err) != EVR_OK);
+    CHECK_CONTAINS(err.msg, "podman at unix:///nonexistent/podman.sock: ");
     evr_prov_config_free(&cfg);
     evr_prov_podman_destroy(&pm);
     CHECK(pm == NULL);
