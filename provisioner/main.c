@@ -29,13 +29,15 @@
 
 #define S_MAX_ITEMS 1000     /* jobs asked per pass (the newest queued), runners kept */
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_hup;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop++;
+    if (sig == SIGHUP)
+        s_hup = 1;
+    else
+        s_stop++;
 }
 
 static void
@@ -98,7 +100,8 @@ s_help(FILE *out)
             "holds DIR/lock while it runs (a second one on DIR is refused) and removes\n"
             "its table at its stop.  exit status: 0 stopped, or --dry-run/--status done;\n"
             "1 --status: no provisioner runs with DIR; 2 bad config or usage, DIR in use\n"
-            "by another provisioner, or the broker unreachable (--dry-run)\n");
+            "by another provisioner, or the broker unreachable (--dry-run).  SIGHUP is\n"
+            "ignored (said in the log): the config is read at the start only.\n");
 }
 
 typedef struct {
@@ -133,14 +136,18 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         case 'd': o->dir = optarg; break;
         case 'l': o->level = optarg; break;
         case 'i': o->id = optarg; break;
-        case 'p':
-            o->poll_ms = atoi(optarg);
-            if (o->poll_ms < 50 || o->poll_ms > 600000) {
-                fprintf(stderr, "evrun-provisioner: --poll-ms %s: expected 50 to 600000\n",
-                        optarg);
+        case 'p': {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || errno || v < 50 || v > 600000) {
+                fprintf(stderr, "evrun-provisioner: --poll-ms %s: expected a whole number of "
+                        "milliseconds, 50 to 600000\n", optarg);
                 return 2;
             }
+            o->poll_ms = (int) v;
             break;
+        }
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
@@ -535,6 +542,7 @@ main(int argc, char **argv)
     }
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
+    signal(SIGHUP, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
     evr_log_info("evrun-provisioner", "watching the broker at %s; runners connect to %s",
                  evr_client_endpoint(cli.client), rep);
@@ -549,6 +557,11 @@ main(int argc, char **argv)
             evr_prov_tend(pv, NULL, 0, evr_mono_ns());
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
+        if (s_hup) {
+            s_hup = 0;
+            evr_log_warn("evrun-provisioner", "SIGHUP ignored: the config is read at the start "
+                         "only (restart the provisioner to change it)");
+        }
     }
     evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
                  "finish it)", evr_prov_running(pv));

@@ -221,4 +221,23 @@ case_status() {
     && grep -q "^st  *active" "$tmp/s3.out"
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status}
+# SIGHUP is ignored with a log line (the provisioner runs on, stops as
+# usual); --poll-ms takes a whole number only.
+case_hup() {
+  fresh hup
+  bus_broker
+  printf 'providers: [ { name: h, labels: [h], kind: process, executors: [process] } ]\n' > "$tmp/p.yml"
+  local rc
+  timeout 5 "$bin/evrun-provisioner" --config "$tmp/p.yml" --poll-ms 100abc > "$tmp/poll.out" 2>&1; rc=$?
+  check "hup: --poll-ms 100abc: exit 2 (got $rc)" [ "$rc" -eq 2 ] \
+    && grep -q "poll-ms 100abc: expected a whole number of milliseconds, 50 to 600000" "$tmp/poll.out"
+  prov "$tmp/p.yml"
+  check "hup: running" wait_for 10 grep -q "watching the broker" "$tmp/prov.log"
+  kill -HUP "$prov_pid"
+  check "hup: said ignored" wait_for 5 grep -q "SIGHUP ignored: the config is read at the start only" "$tmp/prov.log"
+  check "hup: still running" kill -0 "$prov_pid"
+  stop_prov
+  check "hup: stopped as usual" grep -q "stopping: " "$tmp/prov.log"
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup}
