@@ -470,6 +470,45 @@ s_at(s_ctx_t *c, const yaml_node_t *n, bool value, const char *const *keys)
 
 #define S_AT(c, n, value, ...) s_at(c, n, value, (const char *const[]) { __VA_ARGS__, NULL })
 
+/*  The evrun-runner option an args item sets that the provisioner sets
+    itself ("--id", "--state=x" as getopt takes a prefix), or NULL. */
+static const char *
+s_args_conflict(const char *arg, bool podman)
+{
+    static const char *const set[] = { "broker", "id", "labels", "executors", "state-dir",
+                                       "podman-url" };
+    if (strncmp(arg, "--", 2) || !arg[2])
+        return NULL;
+    size_t len = strcspn(arg + 2, "=");
+    for (size_t i = 0; len && i < EVR_ARRAY_LEN(set) - !podman; i++)
+        if (len <= strlen(set[i]) && !strncmp(arg + 2, set[i], len))
+            return set[i];
+    return NULL;
+}
+
+/*  p's args against what the provisioner gives each runner itself. */
+static void
+s_args_check(s_ctx_t *c, const yaml_node_t *n, const char *at, const evr_prov_provider_t *p)
+{
+    const yaml_node_t *l = S_AT(c, n, true, "args");
+    for (uint32_t i = 0; i < p->args.n; i++) {
+        const char *opt = s_args_conflict(p->args.v[i], p->kind == EVR_PROV_PODMAN);
+        if (!opt)
+            continue;
+        char field[96];
+        snprintf(field, sizeof field, "%s.args[%u]", at, i);
+        const yaml_node_t *item = l->type == YAML_SEQUENCE_NODE
+                                      && l->data.sequence.items.start + i < l->data.sequence.items.top
+                                      ? yaml_document_get_node(c->doc,
+                                                               l->data.sequence.items.start[i])
+                                      : NULL;
+        s_err(c, item ? item : l, field, "\"%s\": the provisioner sets --%s itself (with --id, "
+              "--broker, --labels, --executors, --state-dir%s): give labels and executors as "
+              "the provider's keys, runner_endpoint at the top", p->args.v[i], opt,
+              p->kind == EVR_PROV_PODMAN ? ", --podman-url" : "");
+    }
+}
+
 /*  Whether p is whole, and its match labels: each problem shown at the
     field it is about (the provider when that field is missing). */
 static void
@@ -496,6 +535,8 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         snprintf(field, sizeof field, "%s.args", at);
         s_err(c, S_AT(c, n, false, "args"), field, "args go with kind: process or podman only");
     }
+    else
+        s_args_check(c, n, at, p);
     snprintf(field, sizeof field, "%s.image", at);
     if (p->kind != EVR_PROV_PODMAN && (p->image || p->network || p->volumes.n || p->env.n))
         s_err(c, S_AT(c, n, false, "image", "network", "volumes", "env"), field,

@@ -55,16 +55,20 @@ case_once_stopped() {
 case_stop_busy() {
   fresh stopbusy
   bus_broker && gateway_up
+  # mute's runners talk to no broker: the last --broker is the one taken
+  printf '#!/bin/sh\ncase "$*" in *"--id mute-"*) exec %s "$@" --broker ipc://%s/nobroker;; esac\nexec %s "$@"\n' \
+    "$bin/evrun-runner" "$tmp" "$bin/evrun-runner" > "$tmp/runner.sh"
+  chmod +x "$tmp/runner.sh"
   cat > "$tmp/p.yml" <<YML
 start_rate: 100/s
 register_timeout: 20s
+runner: $tmp/runner.sh
 providers:
   - { name: sb, labels: [sb], kind: process, executors: [process], max: 1,
       args: [--heartbeat-ms, "200", --lease-ms, "1500", --stop-timeout, "1"] }
   - { name: idl, labels: [idl], kind: process, executors: [process], max: 1,
       args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
-  - { name: mute, labels: [mute], kind: process, executors: [process], max: 1,
-      args: [--broker, "ipc://$tmp/nobroker"] }
+  - { name: mute, labels: [mute], kind: process, executors: [process], max: 1 }
 YML
   tok=$(cli token)
   demand '{"labels":["sb"]}' > /dev/null

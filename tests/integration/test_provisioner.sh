@@ -587,9 +587,9 @@ case_podman_silent() {
   cat > "$tmp/p.yml" <<YML
 start_rate: 100/s
 register_timeout: 3s
+runner_endpoint: "ipc://$tmp/nobroker"
 providers:
-  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1,
-      args: [--broker, "ipc://$tmp/nobroker"] }
+  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1 }
   - { name: bad, labels: [bad], kind: podman, image: $runner_image, max: 1,
       args: [--no-such-option] }
 YML

@@ -141,6 +141,13 @@ test_config_bad(void)
         { "providers:\n  - name: a\n    kind: podman\n    volumes:\n      - /a:/a\n"
           "      - /b:/b:ro\n      - nope\n",
           "p.yml:7:9: providers[0].volumes[2]: \"nope\": expected SOURCE:DEST[:ro]" },
+        /* args that set what the provisioner sets itself */
+        { "providers: [ { name: a, kind: process, args: [--heartbeat-ms, \"5\", --broker, x] } ]\n",
+          "p.yml:1:68: providers[0].args[2]: \"--broker\": the provisioner sets --broker itself" },
+        { "providers: [ { name: a, kind: process, args: [\"--state=/x\"] } ]\n",
+          "providers[0].args[0]: \"--state=/x\": the provisioner sets --state-dir itself" },
+        { "providers: [ { name: a, kind: podman, args: [--podman-url, x] } ]\n",
+          "providers[0].args[0]: \"--podman-url\": the provisioner sets --podman-url itself" },
         /* a label no job can have (a job's labels take no colon) */
         { "providers: [ { name: a, labels: [gpu:a100] } ]\n",
           "p.yml:1:34: providers[0].labels[0]: expected a name of [A-Za-z0-9_.-] (1-64 bytes, "
@@ -168,6 +175,15 @@ test_config_all_errors(void)
     CHECK_CONTAINS(e, "p.yml:3:25: providers[0].labels[2]: expected a name");
     CHECK_CONTAINS(e, "p.yml:3:32: providers[0].labels[3]: expected a name");
     free(e);
+    e = s_parse("providers: [ { name: a, kind: process, args: [--id, x, --labels, y] } ]\n", &cfg);
+    CHECK_CONTAINS(e, "providers[0].args[0]: \"--id\": the provisioner sets --id itself");
+    CHECK_CONTAINS(e, "providers[0].args[2]: \"--labels\": the provisioner sets --labels itself");
+    free(e);
+    e = s_parse("providers: [ { name: a, kind: process, args: [--once-wait, \"60\", --stop-timeout,"
+                " \"5\", --secrets-dir, /s] } ]\n", &cfg);
+    CHECK_STR(e, "");   /* the runner's other options are the provider's to give */
+    free(e);
+    evr_prov_config_free(&cfg);
     size_t depth = 40000;
     char *deep = evr_malloc(depth + 32);
     memcpy(deep, "providers: ", 11);
