@@ -254,6 +254,41 @@ evr_prov_podman_image(evr_prov_podman_t *self, const char *image, bool *there, e
     return rc && r.not_found ? EVR_OK : rc;
 }
 
+/*  The answer to the runners' list: the names of the runners' containers. */
+static evr_rc_t
+s_reply_runners(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    return evr_podman_reply_list(status, body, len, "evrun-runner-", r);
+}
+
+evr_rc_t
+evr_prov_podman_list(evr_prov_podman_t *self, const char *dir, char **names, evr_err_t *err)
+{
+    char *label = evr_asprintf("evrun.provisioner=%s", dir);
+    json_t *f = json_pack("{s:[s]}", "label", label);
+    char *filters = json_dumps(f, JSON_COMPACT);
+    json_decref(f);
+    free(label);
+    char *ef = evr_malloc(strlen(filters) * 3 + 1), *o = ef;
+    for (const unsigned char *c = (const unsigned char *) filters; *c; c++)
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')
+            || *c == '-' || *c == '_' || *c == '.')
+            *o++ = (char) *c;
+        else
+            o += sprintf(o, "%%%02X", *c);
+    *o = '\0';
+    free(filters);
+    char *path = evr_asprintf(S_API "/containers/json?all=true&filters=%s", ef);
+    free(ef);
+    evr_podman_reply_t r = { 0 };
+    evr_rc_t rc = s_call(self, "GET", path, NULL, s_reply_runners, &r, NULL, err);
+    free(path);
+    *names = rc ? NULL : r.names;
+    r.names = rc ? r.names : NULL;
+    evr_podman_reply_clear(&r);
+    return rc;
+}
+
 /*  The longest state directory whose control sockets fit: the runner
     puts them at STATE/ctl/HEX16/control.sock (108 bytes at most), else
     under /tmp, which is the container's own and not the host's. */

@@ -42,6 +42,7 @@ typedef struct {
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
     bool parting;           /* told to stop at the provisioner's stop; not gone yet */
+    bool adopted;           /* started by an earlier provisioner on DIR: pid no child */
     bool ctr;               /* podman: its container may still be there */
     uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
     uint64_t started, kill_at;
@@ -73,6 +74,27 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 
 static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
+
+bool
+evr_prov_has_podman(const evr_prov_t *self)
+{
+    for (uint32_t i = 0; i < self->cfg.nproviders; i++)
+        if (self->cfg.providers[i].kind == EVR_PROV_PODMAN)
+            return true;
+    return false;
+}
+
+evr_prov_podman_t *
+evr_prov_podman_client(evr_prov_t *self, evr_err_t *err)
+{
+    if (!self->podman) {
+        char *url = self->cfg.podman_url ? evr_strdup(self->cfg.podman_url)
+                                         : evr_prov_podman_default_url();
+        self->podman = evr_prov_podman_new(url, err);
+        free(url);
+    }
+    return self->podman;
+}
 
 /*  A podman runner's container (static). */
 static const char *
@@ -224,14 +246,8 @@ s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_
 static evr_rc_t
 s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
 {
-    if (!pv->podman) {
-        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
-                                       : evr_prov_podman_default_url();
-        pv->podman = evr_prov_podman_new(url, err);
-        free(url);
-        if (!pv->podman)
-            return EVR_ERR_CONFIG;
-    }
+    if (!evr_prov_podman_client(pv, err))
+        return EVR_ERR_CONFIG;
     char abs[PATH_MAX];
     if (!realpath(pv->dir, abs))
         return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
@@ -496,11 +512,16 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
-    if (r && (r->credit || !strcmp(r->state, "busy")))
-        in->took = true;
+    if (r && (r->credit || !strcmp(r->state, "busy")
+              || (in->adopted && evr_msg_state_away(r->state))))
+        in->took = true;   /* an adopted one first listed leaving: no slot either */
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
-        s_hello(pv, in, r, now);
+        if (in->adopted)   /* not a start of this provisioner's: not counted */
+            evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
+                         in->id, r->state);
+        else
+            s_hello(pv, in, r, now);
     }
     else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
              && (!r || evr_msg_state_away(r->state)))
@@ -509,12 +530,27 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     if (!in->registered && !in->stopping && runners
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];
-        snprintf(why, sizeof why, "runner %s did not say hello within %u s (register_timeout)",
-                 in->id, pv->cfg.register_timeout_s);
+        snprintf(why, sizeof why, "%srunner %s did not say hello within %u s (register_timeout)",
+                 in->adopted ? "adopted " : "", in->id, pv->cfg.register_timeout_s);
         evr_log_warn(S_WHO, "provider %s: %s: stopping it", p->name, why);
         s_stop(pv, in, now);
-        s_counted(pv, in, false, why);
+        if (!in->adopted)
+            s_counted(pv, in, false, why);
         s_end(pv, in);
+    }
+}
+
+/*  The adopted process runners that are no more: ended (no child of
+    this one's to reap; their --clean removed their directory). */
+static void
+s_adopted_gone(evr_prov_t *pv)
+{
+    for (size_t i = 0; i < pv->n; i++) {
+        s_inst_t *in = pv->inst[i];
+        if (in->adopted && in->pid > 0 && kill(in->pid, 0) && errno == ESRCH) {
+            in->pid = 0;
+            s_end(pv, in);
+        }
     }
 }
 
@@ -597,6 +633,7 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 s_reaped(self, self->inst[i], st);
+    s_adopted_gone(self);
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         s_inst_t *in = self->inst[i];
@@ -611,6 +648,41 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             self->inst[keep++] = in;
     }
     self->n = keep;
+}
+
+bool
+evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now)
+{
+    size_t len = strlen(id);
+    for (uint32_t i = 0; i < self->cfg.nproviders; i++) {
+        evr_prov_provider_t *p = &self->cfg.providers[i];
+        size_t nl = strlen(p->name);
+        if (len != nl + 11 || strncmp(id, p->name, nl) || id[nl] != '-' || len >= 80
+            || p->kind != (ctr ? EVR_PROV_PODMAN : EVR_PROV_PROCESS))
+            continue;
+        s_inst_t *in = evr_calloc(1, sizeof *in);
+        memcpy(in->id, id, len + 1);
+        in->provider = i;
+        in->pid = pid;
+        in->ctr = ctr;
+        in->out = -1;
+        in->adopted = true;
+        in->started = now;   /* register_timeout from now: a broker that lists it not, stops it */
+        if (self->n == self->cap) {
+            self->cap = self->cap ? self->cap * 2 : 16;
+            self->inst = evr_realloc(self->inst, self->cap * sizeof *self->inst);
+        }
+        self->inst[self->n++] = in;
+        p->running++;
+        if (ctr)
+            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                         "(container %s)", p->name, id, s_ctr_name(in));
+        else
+            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                         "(pid %d)", p->name, id, (int) pid);
+        return true;
+    }
+    return false;
 }
 
 /* ----------------------------------------------------------------- pass */
@@ -658,13 +730,8 @@ s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
 {
     evr_err_t err;
     bool there = false;
-    if (!pv->podman) {
-        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
-                                       : evr_prov_podman_default_url();
-        pv->podman = evr_prov_podman_new(url, &err);
-        free(url);
-    }
-    if (!pv->podman || evr_prov_podman_image(pv->podman, p->image, &there, &err))
+    if (!evr_prov_podman_client(pv, &err) || evr_prov_podman_image(pv->podman, p->image, &there,
+                                                                  &err))
         fprintf(out, "  but podman cannot be asked: %s\n", err.msg);
     else if (!there)
         fprintf(out, "  but image %s is not in the store of podman at %s: build it with "
@@ -856,6 +923,7 @@ evr_prov_stop_wait(evr_prov_t *self)
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 self->inst[i]->pid = 0;
+    s_adopted_gone(self);
     size_t left = 0;
     for (size_t i = 0; i < self->n; i++) {
         s_inst_t *in = self->inst[i];

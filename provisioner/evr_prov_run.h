@@ -21,6 +21,7 @@
 
 #include "evr_msg.h"
 #include "evr_prov.h"
+#include "evr_prov_podman.h"
 
 typedef struct evr_prov evr_prov_t;
 
@@ -69,6 +70,31 @@ size_t evr_prov_stop_wait(evr_prov_t *self);
     not answer, nothing killed) still does not show them; the others
     are left running, said in the log. */
 void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n);
+
+/*  Takes up runner id that an earlier provisioner on the same DIR
+    started (evr_prov_adopt_all): pid its process (a process provider's;
+    no child of this one: watched by kill 0), or its container (ctr, a
+    podman provider's).  It counts against its provider (the one of its
+    kind whose name and a 10-character suffix make id) from now, not as a
+    start; one the broker does not list within register_timeout (it never
+    said hello) is stopped, any other ends as a runner started here.
+    false when no provider of the config fits id. */
+bool evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now);
+
+/*  At the start (DIR/lock held): the runners an earlier provisioner on
+    DIR left, adopted (evr_prov_adopt): process runners by the lock their
+    state directory DIR/runners/ID holds (evrun.lock, its pid), podman
+    runners by their containers' label evrun.provisioner.  Said in the
+    log, each; a state directory no runner holds stays (it holds a
+    killed runner's log). */
+void evr_prov_adopt_all(evr_prov_t *self, const char *dir, uint64_t now);
+
+/*  Whether a provider of the config is of kind podman. */
+bool evr_prov_has_podman(const evr_prov_t *self);
+
+/*  The podman providers' service client, made at its first use; NULL
+    (why in err) when the URL is not one. */
+evr_prov_podman_t *evr_prov_podman_client(evr_prov_t *self, evr_err_t *err);
 
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
     first, then the demand).  dry: nothing is started, the verdict on

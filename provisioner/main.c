@@ -98,10 +98,12 @@ s_help(FILE *out)
             "SIGTERM and 5 s to exit (then one the broker never listed is killed); the\n"
             "others finish their job (a second signal ends the wait).  A provisioner\n"
             "holds DIR/lock while it runs (a second one on DIR is refused) and removes\n"
-            "its table at its stop.  exit status: 0 stopped, or --dry-run/--status done;\n"
-            "1 --status: no provisioner runs with DIR; 2 bad config or usage, DIR in use\n"
-            "by another provisioner, or the broker unreachable (--dry-run).  SIGHUP is\n"
-            "ignored (said in the log): the config is read at the start only.\n");
+            "its table at its stop; started where one was killed, it adopts the process\n"
+            "and podman runners that one left.  SIGHUP is ignored (said in the log): the\n"
+            "config is read at the start only.  exit status: 0 stopped, or\n"
+            "--dry-run/--status done; 1 --status: no provisioner runs with DIR; 2 bad\n"
+            "config or usage, DIR in use by another provisioner, or the broker\n"
+            "unreachable (--dry-run)\n");
 }
 
 typedef struct {
@@ -546,6 +548,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     evr_log_info("evrun-provisioner", "watching the broker at %s; runners connect to %s",
                  evr_client_endpoint(cli.client), rep);
+    evr_prov_adopt_all(pv, dir, evr_mono_ns());   /* what a killed provisioner left */
     while (!s_stop) {
         /* a broker that did not answer: a new connection (a late answer
            on the old one would pass for the next one's) */

@@ -244,4 +244,84 @@ case_hup() {
   check "hup: stopped as usual" grep -q "stopping: " "$tmp/prov.log"
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup}
+# A provisioner killed (SIGKILL) and started again adopts the process
+# runners the first one left (found by the lock in their directories): a
+# busy one counts against its provider's max (nothing more is started
+# while it runs), one that never said hello is stopped after
+# register_timeout; the next job runs once the busy one is gone.
+case_adopt() {
+  fresh adopt
+  bus_broker
+  printf '#!/bin/sh\ncase "$*" in *"--id mute-"*) exec %s "$@" --broker ipc://%s/nobroker;; esac\nexec %s "$@"\n' \
+    "$bin/evrun-runner" "$tmp" "$bin/evrun-runner" > "$tmp/runner.sh"
+  chmod +x "$tmp/runner.sh"
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 3s
+runner: $tmp/runner.sh
+providers:
+  - { name: ad, labels: [ad], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "60"] }
+  - { name: mute, labels: [mute], kind: process, executors: [process], max: 1 }
+YML
+  ppipe a1 "echo a1; sleep 5; echo a1-end" ad
+  ppipe a2 "echo a2" ad
+  ppipe m "true" mute
+  local j1 j2 mpid
+  j1=$(submit "$tmp/a1.yml" 2>/dev/null)
+  submit "$tmp/m.yml" > /dev/null 2>&1
+  prov "$tmp/p.yml"
+  check "adopt: the first job runs" wait_for 15 st_is "$j1" running
+  check "adopt: a mute runner started" wait_for 10 grep -q "provider mute: started runner" "$tmp/prov.log"
+  mpid=$(sed -n 's/.*provider mute: started runner .* (pid \([0-9]*\),.*/\1/p' "$tmp/prov.log" | head -1)
+  kill -9 "$prov_pid"; wait "$prov_pid" 2>/dev/null
+  j2=$(submit "$tmp/a2.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "adopt: the busy runner adopted" wait_for 10 grep -q "provider ad: adopted runner ad-[a-z0-9]* of an earlier provisioner (pid " "$tmp/prov.log"
+  check "adopt: the mute runner adopted" grep -q "provider mute: adopted runner mute-[a-z0-9]* of an earlier provisioner (pid $mpid)" "$tmp/prov.log"
+  sleep 1
+  check "adopt: max 1 kept: nothing more started while it runs" [ "$(started ad)" -eq 1 ]
+  check "adopt: the second job waits" st_is "$j2" queued
+  check "adopt: --status counts it" status_has "^ad  *active  *1/1 "
+  check "adopt: the mute one stopped (never said hello)" wait_for 10 grep -q \
+    "provider mute: adopted runner mute-[a-z0-9]* did not say hello within 3 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "adopt: its process went" wait_for 10 bash -c "! kill -0 $mpid 2>/dev/null"
+  check "adopt: the first job succeeded" [ "$(wait_job "$j1" 20)" = succeeded ]
+  check "adopt: the second ran on a new runner once the first went" [ "$(wait_job "$j2" 20)" = succeeded ] \
+    && [ "$(started ad)" -eq 2 ]
+  check "adopt: no failed start counted for adopted ones" bash -c "! grep -q 'a failed start: adopted' $tmp/prov.log"
+  stop_prov
+}
+
+# The same for a podman runner, found by its container's label: adopted
+# busy (max 1 kept), its job finishes, then the next job's runner starts.
+case_adopt_podman() {
+  fresh adoptpod
+  check "adopt podman: the runner image builds" pod_image || return
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+providers:
+  - { name: pa, labels: [pa], kind: podman, image: $runner_image, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500"] }
+YML
+  ppipe p1 "echo p1; sleep 4; echo p1-end" pa
+  ppipe p2 "echo p2" pa
+  local j1 j2
+  j1=$(submit "$tmp/p1.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "adopt podman: the first job runs" wait_for 30 st_is "$j1" running
+  kill -9 "$prov_pid"; wait "$prov_pid" 2>/dev/null
+  j2=$(submit "$tmp/p2.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "adopt podman: adopted" wait_for 10 grep -q \
+    "provider pa: adopted runner pa-[a-z0-9]* of an earlier provisioner (container evrun-runner-pa-" "$tmp/prov.log"
+  sleep 1
+  check "adopt podman: nothing more started while it runs" [ "$(started pa)" -eq 1 ]
+  check "adopt podman: the first job succeeded" [ "$(wait_job "$j1" 30)" = succeeded ]
+  check "adopt podman: then the second" [ "$(wait_job "$j2" 60)" = succeeded ] && [ "$(started pa)" -eq 2 ]
+  stop_prov
+  check "adopt podman: no container left" wait_for 20 bash -c \
+    "[ -z \"\$(podman --remote --url $EVRUN_PODMAN_URL ps -a -q --filter label=evrun.provisioner=$tmp/provisioner)\" ]"
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman}
