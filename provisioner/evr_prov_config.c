@@ -5,8 +5,9 @@
     through aliases, the providers' count); each key is checked against
     the keys this file knows (once each), each value against its type and
     range, and every problem is a `FILE:LINE:COL: FIELD: message` line
-    that says what was expected, a list's item at the item.  A provider gets its match labels here: its labels and
-    executor:NAME for each executor it offers (as evrun-runner adds them).
+    that says what was expected, a list's item at the item.  A provider
+    gets its match labels here: its labels and executor:NAME for each
+    executor it offers (as evrun-runner adds them).
 */
 #include <errno.h>
 #include <math.h>
@@ -246,9 +247,10 @@ static const char *const s_top_keys[] = { "max_runners", "start_rate", "register
 static void
 s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
 {
-    bool empty = !root || (root->type == YAML_SCALAR_NODE && (!root->data.scalar.length
-                                                              || !strcmp((const char *) root->data.scalar.value, "~")
-                                                              || !strcmp((const char *) root->data.scalar.value, "null")));
+    const char *scalar = root && root->type == YAML_SCALAR_NODE
+                             ? (const char *) root->data.scalar.value : NULL;
+    bool empty = !root || (scalar && (!*scalar || !strcmp(scalar, "~")
+                                      || !strcmp(scalar, "null")));
     if (empty || root->type != YAML_MAPPING_NODE) {
         evr_diag_add_at(c->diag, root ? (uint32_t) root->start_mark.line + 1 : 1,
                         root ? (uint32_t) root->start_mark.column + 1 : 1, "",
@@ -497,11 +499,10 @@ s_args_check(s_ctx_t *c, const yaml_node_t *n, const char *at, const evr_prov_pr
             continue;
         char field[96];
         snprintf(field, sizeof field, "%s.args[%u]", at, i);
-        const yaml_node_t *item = l->type == YAML_SEQUENCE_NODE
-                                      && l->data.sequence.items.start + i < l->data.sequence.items.top
-                                      ? yaml_document_get_node(c->doc,
-                                                               l->data.sequence.items.start[i])
-                                      : NULL;
+        const yaml_node_t *item = NULL;
+        if (l->type == YAML_SEQUENCE_NODE
+            && l->data.sequence.items.start + i < l->data.sequence.items.top)
+            item = yaml_document_get_node(c->doc, l->data.sequence.items.start[i]);
         s_err(c, item ? item : l, field, "\"%s\": the provisioner sets --%s itself (with --id, "
               "--broker, --labels, --executors, --state-dir%s): give labels and executors as "
               "the provider's keys, runner_endpoint at the top", p->args.v[i], opt,

@@ -73,4 +73,3 @@ evr_prov_expand(const char *tpl, const char *job, const char *labels, const char
     }
     return buf;
 }
-
