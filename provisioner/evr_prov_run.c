@@ -540,6 +540,21 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
     }
 }
 
+/*  A runner told to stop (SIGTERM) that is still there past its 5 s: a
+    process or podman runner the broker listed (it said hello, maybe
+    took a job) is not killed: it stops as its --stop-timeout says
+    (said once, kill_at then cleared by the caller). */
+static bool
+s_spared(evr_prov_t *pv, s_inst_t *in)
+{
+    if (!in->registered || pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND)
+        return false;
+    evr_log_warn(S_WHO, "runner %s still runs 5 s after SIGTERM; it said hello (it may have "
+                 "a job): not killed, it stops by itself", in->id);
+    in->kill_at = 0;
+    return true;
+}
+
 /*  The adopted process runners that are no more: ended (no child of
     this one's to reap; their --clean removed their directory). */
 static void
@@ -586,7 +601,8 @@ s_tend_ctr(evr_prov_t *pv, s_inst_t *in, bool listed, uint64_t now)
                      in->id, err.msg);
         return;
     }
-    if (there && (exited || (in->stopping && in->kill_at && now > in->kill_at))) {
+    if (there && (exited || (in->stopping && in->kill_at && now > in->kill_at
+                             && !s_spared(pv, in)))) {
         in->kill_at = 0;   /* podman removes an exited one itself: this makes sure */
         if (evr_prov_podman_remove(pv->podman, s_ctr_name(in), 0, &err))
             evr_log_warn(S_WHO, "provider %s: runner %s: %s", p->name, in->id, err.msg);
@@ -624,6 +640,8 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             s_read_handle(self, in);
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
+        else if (runners && !in->registered && s_listed(runners, nrunners, in->id))
+            in->registered = true;   /* stopped, it said hello after all: s_spared */
         if (in->ctr && self->podman)
             s_tend_ctr(self, in, runners != NULL, now);
     }
@@ -638,8 +656,10 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
     for (size_t i = 0; i < self->n; i++) {
         s_inst_t *in = self->inst[i];
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
-            kill(-in->pid, SIGKILL);
-            kill(in->pid, SIGKILL);
+            if (!s_spared(self, in)) {
+                kill(-in->pid, SIGKILL);
+                kill(in->pid, SIGKILL);
+            }
             in->kill_at = 0;
         }
         if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr)

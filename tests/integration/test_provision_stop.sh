@@ -324,4 +324,30 @@ YML
     "[ -z \"\$(podman --remote --url $EVRUN_PODMAN_URL ps -a -q --filter label=evrun.provisioner=$tmp/provisioner)\" ]"
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman}
+# A runner stopped for register_timeout that says hello after all (its
+# start took 4 s, SIGTERM ignored meanwhile) is not killed 5 s later: it
+# may have taken a job (it did), which it finishes.
+case_spared() {
+  fresh spared
+  bus_broker
+  printf '#!/bin/sh\ntrap "" TERM\nsleep 4\nexec %s "$@"\n' "$bin/evrun-runner" > "$tmp/runner.sh"
+  chmod +x "$tmp/runner.sh"
+  cat > "$tmp/p.yml" <<YML
+register_timeout: 2s
+runner: $tmp/runner.sh
+providers:
+  - { name: sp, labels: [sp], kind: process, executors: [process], max: 1,
+      args: [--heartbeat-ms, "200", --lease-ms, "1500", --once-wait, "30"] }
+YML
+  ppipe sj "echo begin; sleep 4; echo end" sp
+  local j; j=$(submit "$tmp/sj.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "spared: stopped for register_timeout" wait_for 10 grep -q "did not say hello within 2 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "spared: said hello after all: not killed" wait_for 15 grep -q \
+    "runner sp-[a-z0-9]* still runs 5 s after SIGTERM; it said hello (it may have a job): not killed" "$tmp/prov.log"
+  check "spared: the job it took succeeded" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "spared: its output whole" [ "$(cli logs "$j" | grep -c "begin\|end")" -eq 2 ]
+  stop_prov
+}
+
+prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman spared}
