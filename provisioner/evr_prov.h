@@ -58,8 +58,10 @@ typedef struct {
     runner, runner_endpoint, podman_url and providers (a list of maps: name,
     labels, kind process|podman|command, executors, args, start, stop, max;
     podman: image, network, volumes, env).  Each
-    problem is one `FILE:LINE:COL: FIELD: message` line in diag.  EVR_OK,
-    or EVR_ERR_CONFIG (diag holds the errors; cfg is freed). */
+    problem is one `FILE:LINE:COL: FIELD: message` line in diag (a list's
+    item named FIELD[I]; a key given twice is one; evr_yaml_precheck's
+    before anything else).  EVR_OK, or EVR_ERR_CONFIG (diag holds the
+    errors; cfg is freed). */
 evr_rc_t evr_prov_config_load(const char *file, evr_prov_config_t *cfg, evr_diag_t *diag);
 /*  The same from text (file names the errors). */
 evr_rc_t evr_prov_config_parse(const char *text, size_t len, const char *file,

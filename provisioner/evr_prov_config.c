@@ -1,11 +1,13 @@
 /*  evr_prov_config.c: evrun-provisioner's config file (evr_prov.h).
 
-    libyaml loads the file as a document (bounded: size, nodes through
-    aliases, the providers' count); each key is checked against the keys
-    this file knows, each value against its type and range, and every
-    problem is a `FILE:LINE:COL: FIELD: message` line that says what was
-    expected.  A provider gets its match labels here: its labels and
-    executor:NAME for each executor it offers (as evrun-runner adds them).
+    libyaml loads the file as a document (bounded: size, nesting and
+    events checked first by evr_yaml_precheck as for pipeline files, nodes
+    through aliases, the providers' count); each key is checked against
+    the keys this file knows (once each), each value against its type and
+    range, and every problem is a `FILE:LINE:COL: FIELD: message` line
+    that says what was expected, a list's item at the item.  A provider
+    gets its match labels here: its labels and executor:NAME for each
+    executor it offers (as evrun-runner adds them).
 */
 #include <errno.h>
 #include <math.h>
@@ -17,6 +19,7 @@
 
 #include "evr_prov.h"
 #include "evr_prov_run.h"
+#include "evr_yaml.h"
 
 typedef struct {
     yaml_document_t *doc;
@@ -99,7 +102,8 @@ s_duration(s_ctx_t *c, const yaml_node_t *n, uint32_t *out)
     errno = 0;
     unsigned long x = strtoul(v, &end, 10);
     unsigned long mul = !strcmp(end, "m") ? 60 : (!*end || !strcmp(end, "s")) ? 1 : 0;
-    if (end == v || *v == '-' || errno || !mul || x * mul < 1 || x * mul > 86400) {
+    /* x checked before it is multiplied: a product past ULONG_MAX wraps */
+    if (end == v || *v == '-' || errno || !mul || x > 86400 || x * mul < 1 || x * mul > 86400) {
         s_err(c, n, "register_timeout", "expected seconds (N, Ns or Nm), from 1 s to 24 h, "
               "got \"%s\"", v);
         return;
@@ -122,11 +126,14 @@ s_name_ok(const char *s, bool colon)
     return true;
 }
 
-/*  A list of names into out; at most 32.  One name alone is refused as
-    a pipeline's `labels: linux` is, with the list to write. */
+/*  A list of names into out; at most 32, each problem said at its item
+    (FIELD[I]).  A name is a label as a job's are (an executor:NAME one
+    comes from executors).  One name alone is refused as a pipeline's
+    `labels: linux` is, with the list to write. */
 static void
 s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
 {
+    char at[96];
     if (n->type == YAML_SCALAR_NODE) {
         s_err(c, n, field, "expected a list, got a scalar: write [%.64s]",
               (const char *) n->data.scalar.value);
@@ -139,24 +146,32 @@ s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
     for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
          i++) {
         yaml_node_t *e = yaml_document_get_node(c->doc, *i);
-        const char *v = e ? s_scalar(c, e, field) : NULL;
+        snprintf(at, sizeof at, "%s[%u]", field, (unsigned) (i - n->data.sequence.items.start));
+        const char *v = e ? s_scalar(c, e, at) : NULL;
         if (!v)
             continue;
         if (out->n >= 32) {
             s_err(c, e, field, "at most 32 items");
             return;
         }
-        if (!s_name_ok(v, true))
-            s_err(c, e, field, "expected a name of [A-Za-z0-9_.:-] (1-64 bytes), got \"%s\"", v);
+        if (!strncmp(v, "executor:", 9))
+            s_err(c, e, at, "label \"%s\": executor labels come from executors", v);
+        else if (!s_name_ok(v, false))
+            s_err(c, e, at, "expected a name of [A-Za-z0-9_.-] (1-64 bytes, as a job's labels), "
+                  "got \"%s\"", v);
         else
             evr_strlist_push(out, v);
     }
 }
 
-/*  A list of strings as they are (process args), at most 64. */
+/*  A list of strings as they are (process args), at most 64; check (NULL:
+    none) says what is wrong with one (NULL: nothing), said at its item
+    (FIELD[I]). */
 static void
-s_strings(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
+s_strings(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out,
+          const char *(*check)(const char *v, char *why, size_t size))
 {
+    char at[96], why[512];
     if (n->type != YAML_SEQUENCE_NODE) {
         s_err(c, n, field, "expected a list of strings");
         return;
@@ -164,14 +179,32 @@ s_strings(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *ou
     for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
          i++) {
         yaml_node_t *e = yaml_document_get_node(c->doc, *i);
-        const char *v = e ? s_scalar(c, e, field) : NULL;
+        snprintf(at, sizeof at, "%s[%u]", field, (unsigned) (i - n->data.sequence.items.start));
+        const char *v = e ? s_scalar(c, e, at) : NULL, *bad = v && check ? check(v, why,
+                                                                                  sizeof why)
+                                                                         : NULL;
         if (v && out->n >= 64) {
             s_err(c, e, field, "at most 64 items");
             return;
         }
-        if (v)
+        if (bad)
+            s_err(c, e, at, "%s", bad);
+        else if (v)
             evr_strlist_push(out, v);
     }
+}
+
+/*  A podman provider's volumes item: SOURCE:DEST[:ro]. */
+static const char *
+s_volume_bad(const char *e, char *why, size_t size)
+{
+    const char *d = strchr(e, ':'), *o = d ? strchr(d + 1, ':') : NULL;
+    if (d && d != e && d[1] == '/' && (!o || !strcmp(o, ":ro") || !strcmp(o, ":rw"))
+        && strlen(e) <= 4096)
+        return NULL;
+    snprintf(why, size, "\"%.200s\": expected SOURCE:DEST[:ro] (SOURCE a host path or a "
+             "podman volume's name, DEST an absolute path in the container)", e);
+    return why;
 }
 
 static char *
@@ -189,21 +222,51 @@ s_template(s_ctx_t *c, const yaml_node_t *n, const char *field)
 
 static void s_provider(s_ctx_t *c, const yaml_node_t *n, uint32_t idx, evr_prov_config_t *cfg);
 
+/*  Whether key k (its text key) of a map is one of keys (n of them, at
+    most 32) seen before in it (*seen: their bits): a duplicate, said.
+    Another key is not counted (unknown: said as such). */
+static bool
+s_twice(s_ctx_t *c, const yaml_node_t *k, const char *key, const char *field,
+        const char *const *keys, size_t n, uint32_t *seen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(key, keys[i])) {
+            if (*seen & (1u << i)) {
+                s_err(c, k, field, "duplicate key");
+                return true;
+            }
+            *seen |= 1u << i;
+        }
+    return false;
+}
+
+static const char *const s_top_keys[] = { "max_runners", "start_rate", "register_timeout",
+                                          "runner", "runner_endpoint", "podman_url",
+                                          "providers" };
+
 static void
 s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
 {
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        s_err(c, root, "", "expected a map of settings (max_runners, start_rate, "
-              "register_timeout, providers)");
+    const char *scalar = root && root->type == YAML_SCALAR_NODE
+                             ? (const char *) root->data.scalar.value : NULL;
+    bool empty = !root || (scalar && (!*scalar || !strcmp(scalar, "~")
+                                      || !strcmp(scalar, "null")));
+    if (empty || root->type != YAML_MAPPING_NODE) {
+        evr_diag_add_at(c->diag, root ? (uint32_t) root->start_mark.line + 1 : 1,
+                        root ? (uint32_t) root->start_mark.column + 1 : 1, "",
+                        "%sexpected a map of settings (max_runners, start_rate, "
+                        "register_timeout, providers)", empty ? "empty file: " : "");
         return;
     }
     const yaml_node_t *prov = NULL;
+    uint32_t seen = 0;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         const char *key = k ? s_scalar(c, k, "") : NULL;
-        if (!key || !v)
+        if (!key || !v
+            || s_twice(c, k, key, key, s_top_keys, EVR_ARRAY_LEN(s_top_keys), &seen))
             continue;
         if (!strcmp(key, "max_runners"))
             s_uint(c, v, key, 1, EVR_PROV_MAX_RUNNERS, &cfg->max_runners);
@@ -229,10 +292,7 @@ s_top(s_ctx_t *c, const yaml_node_t *root, evr_prov_config_t *cfg)
         else if (!strcmp(key, "providers"))
             prov = v;
         else {
-            static const char *const keys[] = { "max_runners", "start_rate",
-                                                "register_timeout", "runner",
-                                                "runner_endpoint", "podman_url", "providers" };
-            const char *near = evr_diag_near(key, keys, EVR_ARRAY_LEN(keys));
+            const char *near = evr_diag_near(key, s_top_keys, EVR_ARRAY_LEN(s_top_keys));
             s_err(c, k, key, "unknown setting \"%s\"%s%s%s: expected max_runners, start_rate, "
                   "register_timeout, runner, runner_endpoint, podman_url or providers", key,
                   near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
@@ -289,20 +349,8 @@ s_podman_key(s_ctx_t *c, const char *key, const yaml_node_t *v, const char *fiel
             p->network = evr_strdup(s);
         }
     }
-    else if (!strcmp(key, "volumes")) {
-        evr_strlist_t l = { 0 };
-        s_strings(c, v, field, &l);
-        for (uint32_t i = 0; i < l.n; i++) {
-            const char *e = l.v[i], *d = strchr(e, ':'), *o = d ? strchr(d + 1, ':') : NULL;
-            if (!d || d == e || d[1] != '/' || (o && strcmp(o, ":ro") && strcmp(o, ":rw"))
-                || strlen(e) > 4096)
-                s_err(c, v, field, "\"%s\": expected SOURCE:DEST[:ro] (SOURCE a host path "
-                      "or a podman volume's name, DEST an absolute path in the container)", e);
-            else
-                evr_strlist_push(&p->volumes, e);
-        }
-        evr_strlist_free(&l);
-    }
+    else if (!strcmp(key, "volumes"))
+        s_strings(c, v, field, &p->volumes, s_volume_bad);
     else if (!strcmp(key, "env")) {
         if (v->type != YAML_MAPPING_NODE) {
             s_err(c, v, field, "expected a map of NAME: value");
@@ -317,10 +365,17 @@ s_podman_key(s_ctx_t *c, const char *key, const yaml_node_t *v, const char *fiel
             if (!name || !val)
                 continue;
             size_t nl = strlen(name);
-            if (!nl || nl > 128 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
-                                                "UVWXYZ0123456789_") != nl
+            char at[160];
+            snprintf(at, sizeof at, "%s.%.64s", field, name);
+            bool twice = false;
+            for (uint32_t i = 0; i < p->env.n && !twice; i++)
+                twice = !strncmp(p->env.v[i], name, nl) && p->env.v[i][nl] == '=';
+            if (twice)
+                s_err(c, k, at, "duplicate key");
+            else if (!nl || nl > 128 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                                                     "OPQRSTUVWXYZ0123456789_") != nl
                 || (name[0] >= '0' && name[0] <= '9') || strlen(val) > 4096 || p->env.n >= 64)
-                s_err(c, k, field, "\"%s\": expected at most 64 NAME: value ([A-Za-z_]"
+                s_err(c, k, at, "\"%s\": expected at most 64 NAME: value ([A-Za-z_]"
                       "[A-Za-z0-9_]*, a value of at most 4096 bytes)", name);
             else {
                 char *kv = evr_asprintf("%s=%s", name, val);
@@ -333,6 +388,10 @@ s_podman_key(s_ctx_t *c, const char *key, const yaml_node_t *v, const char *fiel
         return false;
     return true;
 }
+
+static const char *const s_provider_keys[] = { "name", "labels", "kind", "executors", "args",
+                                               "start", "stop", "max", "image", "network",
+                                               "volumes", "env" };
 
 /*  One key of provider p (field names it: "providers[I].KEY"). */
 static void
@@ -355,7 +414,7 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     else if (!strcmp(key, "executors"))
         s_names(c, v, field, &p->executors);
     else if (!strcmp(key, "args"))
-        s_strings(c, v, field, &p->args);
+        s_strings(c, v, field, &p->args, NULL);
     else if (!strcmp(key, "kind")) {
         const char *s = s_scalar(c, v, field);
         if (s && !strcmp(s, "process"))
@@ -386,10 +445,7 @@ s_provider_key(s_ctx_t *c, const char *key, const yaml_node_t *k, const yaml_nod
     else if (!strcmp(key, "max"))
         s_uint(c, v, field, 1, EVR_PROV_MAX_RUNNERS, &p->max);
     else if (!s_podman_key(c, key, v, field, p)) {
-        static const char *const keys[] = { "name", "labels", "kind", "executors", "args",
-                                            "start", "stop", "max", "image", "network",
-                                            "volumes", "env" };
-        const char *near = evr_diag_near(key, keys, EVR_ARRAY_LEN(keys));
+        const char *near = evr_diag_near(key, s_provider_keys, EVR_ARRAY_LEN(s_provider_keys));
         s_err(c, k, field, "unknown key \"%s\"%s%s%s: expected name, labels, kind, executors, "
               "args, start, stop, max, or for kind podman image, network, volumes, env", key,
               near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
@@ -415,6 +471,44 @@ s_at(s_ctx_t *c, const yaml_node_t *n, bool value, const char *const *keys)
 }
 
 #define S_AT(c, n, value, ...) s_at(c, n, value, (const char *const[]) { __VA_ARGS__, NULL })
+
+/*  The evrun-runner option an args item sets that the provisioner sets
+    itself ("--id", "--state=x" as getopt takes a prefix), or NULL. */
+static const char *
+s_args_conflict(const char *arg, bool podman)
+{
+    static const char *const set[] = { "broker", "id", "labels", "executors", "state-dir",
+                                       "podman-url" };
+    if (strncmp(arg, "--", 2) || !arg[2])
+        return NULL;
+    size_t len = strcspn(arg + 2, "=");
+    for (size_t i = 0; len && i < EVR_ARRAY_LEN(set) - !podman; i++)
+        if (len <= strlen(set[i]) && !strncmp(arg + 2, set[i], len))
+            return set[i];
+    return NULL;
+}
+
+/*  p's args against what the provisioner gives each runner itself. */
+static void
+s_args_check(s_ctx_t *c, const yaml_node_t *n, const char *at, const evr_prov_provider_t *p)
+{
+    const yaml_node_t *l = S_AT(c, n, true, "args");
+    for (uint32_t i = 0; i < p->args.n; i++) {
+        const char *opt = s_args_conflict(p->args.v[i], p->kind == EVR_PROV_PODMAN);
+        if (!opt)
+            continue;
+        char field[96];
+        snprintf(field, sizeof field, "%s.args[%u]", at, i);
+        const yaml_node_t *item = NULL;
+        if (l->type == YAML_SEQUENCE_NODE
+            && l->data.sequence.items.start + i < l->data.sequence.items.top)
+            item = yaml_document_get_node(c->doc, l->data.sequence.items.start[i]);
+        s_err(c, item ? item : l, field, "\"%s\": the provisioner sets --%s itself (with --id, "
+              "--broker, --labels, --executors, --state-dir%s): give labels and executors as "
+              "the provider's keys, runner_endpoint at the top", p->args.v[i], opt,
+              p->kind == EVR_PROV_PODMAN ? ", --podman-url" : "");
+    }
+}
 
 /*  Whether p is whole, and its match labels: each problem shown at the
     field it is about (the provider when that field is missing). */
@@ -442,6 +536,8 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         snprintf(field, sizeof field, "%s.args", at);
         s_err(c, S_AT(c, n, false, "args"), field, "args go with kind: process or podman only");
     }
+    else
+        s_args_check(c, n, at, p);
     snprintf(field, sizeof field, "%s.image", at);
     if (p->kind != EVR_PROV_PODMAN && (p->image || p->network || p->volumes.n || p->env.n))
         s_err(c, S_AT(c, n, false, "image", "network", "volumes", "env"), field,
@@ -454,14 +550,8 @@ s_provider_check(s_ctx_t *c, const yaml_node_t *n, const char *at, evr_prov_conf
         p->max = 4;
     if (!p->executors.n)
         evr_strlist_push(&p->executors, "podman");
-    for (uint32_t i = 0; i < p->labels.n; i++) {
-        if (!strncmp(p->labels.v[i], "executor:", 9)) {
-            snprintf(field, sizeof field, "%s.labels", at);
-            s_err(c, S_AT(c, n, true, "labels"), field,
-                  "label \"%s\": executor labels come from executors", p->labels.v[i]);
-        }
+    for (uint32_t i = 0; i < p->labels.n; i++)
         evr_strlist_push(&p->match, p->labels.v[i]);
-    }
     for (uint32_t i = 0; i < p->executors.n; i++) {
         const char *e = p->executors.v[i];
         if (strcmp(e, "podman") && strcmp(e, "process")) {
@@ -486,6 +576,7 @@ s_provider(s_ctx_t *c, const yaml_node_t *n, uint32_t idx, evr_prov_config_t *cf
         s_err(c, n, at, "expected a map (name, labels, kind, max...)");
         return;
     }
+    uint32_t seen = 0;
     for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top;
          q++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, q->key);
@@ -494,7 +585,8 @@ s_provider(s_ctx_t *c, const yaml_node_t *n, uint32_t idx, evr_prov_config_t *cf
         if (!key || !v)
             continue;
         snprintf(field, sizeof field, "%s.%.24s", at, key);
-        s_provider_key(c, key, k, v, field, p);
+        if (!s_twice(c, k, key, field, s_provider_keys, EVR_ARRAY_LEN(s_provider_keys), &seen))
+            s_provider_key(c, key, k, v, field, p);
     }
     s_provider_check(c, n, at, cfg, idx);
 }
@@ -508,6 +600,8 @@ evr_prov_config_parse(const char *text, size_t len, const char *file, evr_prov_c
     cfg->max_runners = 10;
     cfg->rate = cfg->burst = 1;
     cfg->register_timeout_s = 60;
+    if (!evr_yaml_precheck(text, len, diag))   /* syntax, depth, size: at once */
+        return EVR_ERR_CONFIG;
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);

@@ -100,9 +100,11 @@ s_call(evr_prov_podman_t *pm, const char *method, const char *path, const char *
     evr_podman_reply_clear(r);   /* what an earlier call's reply held */
     memset(r, 0, sizeof *r);
     evr_rc_t rc = evr_http_call(pm->http, &o, &status, &resp, &len, err);
-    if (rc) {
+    if (rc) {   /* curl's own text names the URL's placeholder host: the socket is what counts */
         free(resp);
-        return rc;
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return evr_err_set(err, rc, "podman at %s: %s", pm->url, msg);
     }
     if (statusp)
         *statusp = status;
@@ -250,6 +252,41 @@ evr_prov_podman_image(evr_prov_podman_t *self, const char *image, bool *there, e
     free(path);
     *there = !rc;
     return rc && r.not_found ? EVR_OK : rc;
+}
+
+/*  The answer to the runners' list: the names of the runners' containers. */
+static evr_rc_t
+s_reply_runners(long status, const char *body, size_t len, evr_podman_reply_t *r)
+{
+    return evr_podman_reply_list(status, body, len, "evrun-runner-", r);
+}
+
+evr_rc_t
+evr_prov_podman_list(evr_prov_podman_t *self, const char *dir, char **names, evr_err_t *err)
+{
+    char *label = evr_asprintf("evrun.provisioner=%s", dir);
+    json_t *f = json_pack("{s:[s]}", "label", label);
+    char *filters = json_dumps(f, JSON_COMPACT);
+    json_decref(f);
+    free(label);
+    char *ef = evr_malloc(strlen(filters) * 3 + 1), *o = ef;
+    for (const unsigned char *c = (const unsigned char *) filters; *c; c++)
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')
+            || *c == '-' || *c == '_' || *c == '.')
+            *o++ = (char) *c;
+        else
+            o += sprintf(o, "%%%02X", *c);
+    *o = '\0';
+    free(filters);
+    char *path = evr_asprintf(S_API "/containers/json?all=true&filters=%s", ef);
+    free(ef);
+    evr_podman_reply_t r = { 0 };
+    evr_rc_t rc = s_call(self, "GET", path, NULL, s_reply_runners, &r, NULL, err);
+    free(path);
+    *names = rc ? NULL : r.names;
+    r.names = rc ? r.names : NULL;
+    evr_podman_reply_clear(&r);
+    return rc;
 }
 
 /*  The longest state directory whose control sockets fit: the runner

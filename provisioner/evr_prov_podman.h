@@ -80,6 +80,12 @@ evr_rc_t evr_prov_podman_start(evr_prov_podman_t *self, const evr_prov_provider_
                                const char *id, const char *dir, const char *endpoint,
                                const char *labels, const char *executors, evr_err_t *err);
 
+/*  The containers of runners labelled evrun.provisioner=dir (running or
+    not): *names their names, each followed by '\n' (caller frees).
+    EVR_ERR_* when podman did not answer. */
+evr_rc_t evr_prov_podman_list(evr_prov_podman_t *self, const char *dir, char **names,
+                              evr_err_t *err);
+
 /*  Whether image is in podman's store (*there); EVR_ERR_* when podman did
     not answer. */
 evr_rc_t evr_prov_podman_image(evr_prov_podman_t *self, const char *image, bool *there,

@@ -41,7 +41,8 @@ typedef struct {
     size_t hlen;
     bool have_handle, registered, ended, stopping;
     bool took;              /* listed with credit or busy: the broker's list counts it now */
-    bool idle;              /* last listed idle: it waits for a job */
+    bool parting;           /* told to stop at the provisioner's stop; not gone yet */
+    bool adopted;           /* started by an earlier provisioner on DIR: pid no child */
     bool ctr;               /* podman: its container may still be there */
     uint64_t gone_at;       /* podman: when its container was first seen gone (0: not) */
     uint64_t started, kill_at;
@@ -55,6 +56,7 @@ struct evr_prov {
     evr_prov_bucket_t bucket;
     uint32_t dry_starts;    /* --dry-run: the starts the pass would make */
     evr_prov_podman_t *podman;  /* the podman providers' service, made at their first start */
+    bool unasked;           /* the broker did not answer the last tend: its runners unknown */
 };
 
 evr_prov_t *
@@ -73,6 +75,27 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
 
+bool
+evr_prov_has_podman(const evr_prov_t *self)
+{
+    for (uint32_t i = 0; i < self->cfg.nproviders; i++)
+        if (self->cfg.providers[i].kind == EVR_PROV_PODMAN)
+            return true;
+    return false;
+}
+
+evr_prov_podman_t *
+evr_prov_podman_client(evr_prov_t *self, evr_err_t *err)
+{
+    if (!self->podman) {
+        char *url = self->cfg.podman_url ? evr_strdup(self->cfg.podman_url)
+                                         : evr_prov_podman_default_url();
+        self->podman = evr_prov_podman_new(url, err);
+        free(url);
+    }
+    return self->podman;
+}
+
 /*  A podman runner's container (static). */
 static const char *
 s_ctr_name(const s_inst_t *in)
@@ -89,30 +112,9 @@ evr_prov_destroy(evr_prov_t **self_p)
     if (!pv)
         return;
     for (size_t i = 0; i < pv->n; i++) {
-        s_inst_t *in = pv->inst[i];
-        if (!in->registered && !in->ended)
-            s_stop(pv, in, evr_mono_ns());
-        else if (in->idle && !in->ended && in->pid > 0
-                 && pv->cfg.providers[in->provider].kind == EVR_PROV_PROCESS) {
-            kill(in->pid, SIGTERM);     /* no job: it would wait --once-wait for one */
-            evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
-        }
-        evr_err_t err;
-        if (in->idle && !in->ended && in->ctr && pv->podman
-            && pv->cfg.providers[in->provider].kind == EVR_PROV_PODMAN) {
-            if (evr_prov_podman_term(pv->podman, s_ctr_name(in), &err))   /* the same */
-                evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
-            else
-                evr_log_info(S_WHO, "runner %s waits for a job: stopped", in->id);
-        }
-        if (in->ctr && !in->registered && pv->podman
-            && evr_prov_podman_remove(pv->podman, s_ctr_name(in), 2, &err))
-            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
-        else if (in->ctr && !in->registered && pv->podman)
-            s_ctr_gone(pv, in);
-        if (in->out >= 0)
-            close(in->out);
-        free(in);
+        if (pv->inst[i]->out >= 0)
+            close(pv->inst[i]->out);
+        free(pv->inst[i]);
     }
     free(pv->inst);
     evr_prov_podman_destroy(&pv->podman);
@@ -133,8 +135,6 @@ evr_prov_running(const evr_prov_t *self)
     return n;
 }
 
-/* ------------------------------------------------------------ templates */
-
 static void
 s_append(char **buf, size_t *len, const char *s, size_t n)
 {
@@ -142,64 +142,6 @@ s_append(char **buf, size_t *len, const char *s, size_t n)
     memcpy(*buf + *len, s, n);
     *len += n;
     (*buf)[*len] = '\0';
-}
-
-/*  v single-quoted for /bin/sh ('\'' for each quote). */
-static void
-s_quoted(char **buf, size_t *len, const char *v)
-{
-    s_append(buf, len, "'", 1);
-    for (const char *q; (q = strchr(v, '\'')); v = q + 1) {
-        s_append(buf, len, v, (size_t) (q - v));
-        s_append(buf, len, "'\\''", 4);
-    }
-    s_append(buf, len, v, strlen(v));
-    s_append(buf, len, "'", 1);
-}
-
-char *
-evr_prov_expand(const char *tpl, const char *job, const char *labels, const char *runner_id,
-                const char *broker, const char *handle, evr_err_t *err)
-{
-    static const char *const keys[] = { "job", "labels", "runner_id", "broker", "handle" };
-    const char *vals[] = { job, labels, runner_id, broker, handle };
-    char *buf = NULL;
-    size_t len = 0;
-    s_append(&buf, &len, "", 0);
-    while (*tpl) {
-        const char *open = strchr(tpl, '{');
-        if (!open) {
-            s_append(&buf, &len, tpl, strlen(tpl));
-            break;
-        }
-        s_append(&buf, &len, tpl, (size_t) (open - tpl));
-        size_t klen = strspn(open + 1, "abcdefghijklmnopqrstuvwxyz_");
-        if ((open > tpl && open[-1] == '$') || !klen || open[1 + klen] != '}') {
-            s_append(&buf, &len, "{", 1);   /* the shell's: ${VAR}, {a,b}, { cmd; } */
-            tpl = open + 1;
-            continue;
-        }
-        const char *close = open + 1 + klen;
-        size_t k = 0;
-        for (; k < EVR_ARRAY_LEN(keys); k++)
-            if (strlen(keys[k]) == klen && !strncmp(open + 1, keys[k], klen))
-                break;
-        if (k == EVR_ARRAY_LEN(keys) || !vals[k]) {
-            evr_err_set(err, EVR_ERR_CONFIG, "\"%.*s\": expected {job}, {labels}, {runner_id}"
-                        "%s or {broker}%s", (int) (klen + 2), open,
-                        handle ? ", {handle}" : "", handle ? "" : " ({handle} goes in stop only)");
-            free(buf);
-            return NULL;
-        }
-        s_quoted(&buf, &len, vals[k]);
-        tpl = close + 1;
-        if (len > 16384) {
-            evr_err_set(err, EVR_ERR_LIMIT, "the command grows past 16 KiB");
-            free(buf);
-            return NULL;
-        }
-    }
-    return buf;
 }
 
 /* -------------------------------------------------------------- children */
@@ -304,14 +246,8 @@ s_start_process(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_
 static evr_rc_t
 s_start_podman(evr_prov_t *pv, const evr_prov_provider_t *p, s_inst_t *in, evr_err_t *err)
 {
-    if (!pv->podman) {
-        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
-                                       : evr_prov_podman_default_url();
-        pv->podman = evr_prov_podman_new(url, err);
-        free(url);
-        if (!pv->podman)
-            return EVR_ERR_CONFIG;
-    }
+    if (!evr_prov_podman_client(pv, err))
+        return EVR_ERR_CONFIG;
     char abs[PATH_MAX];
     if (!realpath(pv->dir, abs))
         return evr_err_set(err, EVR_ERR_IO, "%s: %s", pv->dir, strerror(errno));
@@ -532,6 +468,43 @@ s_listed(const evr_prov_runner_t *runners, size_t n, const char *id)
     return NULL;
 }
 
+/*  Listed waiting for a job: idle, nothing dispatched to it, a free slot. */
+static bool
+s_waits(const evr_prov_runner_t *r)
+{
+    return !strcmp(r->state, "idle") && !r->running && r->credit;
+}
+
+/*  in's first listing (r): a good start when r has the provider's
+    labels (and executor labels); else a failed start naming those it
+    lacks, and the runner stopped when it waits for a job. */
+static void
+s_hello(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *r, uint64_t now)
+{
+    evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
+    if (evr_prov_subset(&p->match, r->labels)) {
+        evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
+        s_counted(pv, in, true, NULL);
+        return;
+    }
+    char why[1024];
+    int at = snprintf(why, sizeof why, "runner %s said hello without the provider's labels: "
+                      "it lacks", in->id);
+    for (uint32_t i = 0; i < p->match.n && at > 0 && (size_t) at < sizeof why; i++) {
+        evr_strlist_t one = { .v = &p->match.v[i], .n = 1 };
+        if (!evr_prov_subset(&one, r->labels))
+            at += snprintf(why + at, sizeof why - (size_t) at, " %s", p->match.v[i]);
+    }
+    bool waits = s_waits(r);
+    evr_log_warn(S_WHO, "provider %s: %s%s", p->name, why,
+                 waits ? ": stopping it" : " (it has a job: left to finish it)");
+    if (waits) {
+        s_stop(pv, in, now);
+        s_end(pv, in);
+    }
+    s_counted(pv, in, false, why);
+}
+
 /*  in against the broker's list (NULL: not asked this time). */
 static void
 s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, size_t n,
@@ -539,28 +512,60 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
 {
     evr_prov_provider_t *p = &pv->cfg.providers[in->provider];
     const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
-    if (r && (r->credit || !strcmp(r->state, "busy")))
-        in->took = true;
-    if (runners)
-        in->idle = r && !strcmp(r->state, "idle");
+    if (r && (r->credit || !strcmp(r->state, "busy")
+              || (in->adopted && evr_msg_state_away(r->state))))
+        in->took = true;   /* an adopted one first listed leaving: no slot either */
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
-        evr_log_info(S_WHO, "provider %s: runner %s said hello", p->name, in->id);
-        s_counted(pv, in, true, NULL);
+        if (in->adopted)   /* not a start of this provisioner's: not counted */
+            evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
+                         in->id, r->state);
+        else
+            s_hello(pv, in, r, now);
     }
     else if (in->registered && runners && p->kind == EVR_PROV_COMMAND
              && (!r || evr_msg_state_away(r->state)))
         s_end(pv, in);    /* its job is done, it left (stopped), or it died (lost: the
                              broker's lease policy) */
-    if (!in->registered && !in->stopping
+    if (!in->registered && !in->stopping && runners
         && now - in->started > (uint64_t) pv->cfg.register_timeout_s * 1000000000ull) {
         char why[160];
-        snprintf(why, sizeof why, "runner %s did not say hello within %u s (register_timeout)",
-                 in->id, pv->cfg.register_timeout_s);
+        snprintf(why, sizeof why, "%srunner %s did not say hello within %u s (register_timeout)",
+                 in->adopted ? "adopted " : "", in->id, pv->cfg.register_timeout_s);
         evr_log_warn(S_WHO, "provider %s: %s: stopping it", p->name, why);
         s_stop(pv, in, now);
-        s_counted(pv, in, false, why);
+        if (!in->adopted)
+            s_counted(pv, in, false, why);
         s_end(pv, in);
+    }
+}
+
+/*  A runner told to stop (SIGTERM) that is still there past its 5 s: a
+    process or podman runner the broker listed (it said hello, maybe
+    took a job) is not killed: it stops as its --stop-timeout says
+    (said once, kill_at then cleared by the caller). */
+static bool
+s_spared(evr_prov_t *pv, s_inst_t *in)
+{
+    if (!in->registered || pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND)
+        return false;
+    evr_log_warn(S_WHO, "runner %s still runs 5 s after SIGTERM; it said hello (it may have "
+                 "a job): not killed, it stops by itself", in->id);
+    in->kill_at = 0;
+    return true;
+}
+
+/*  The adopted process runners that are no more: ended (no child of
+    this one's to reap; their --clean removed their directory). */
+static void
+s_adopted_gone(evr_prov_t *pv)
+{
+    for (size_t i = 0; i < pv->n; i++) {
+        s_inst_t *in = pv->inst[i];
+        if (in->adopted && in->pid > 0 && kill(in->pid, 0) && errno == ESRCH) {
+            in->pid = 0;
+            s_end(pv, in);
+        }
     }
 }
 
@@ -596,7 +601,8 @@ s_tend_ctr(evr_prov_t *pv, s_inst_t *in, bool listed, uint64_t now)
                      in->id, err.msg);
         return;
     }
-    if (there && (exited || (in->stopping && in->kill_at && now > in->kill_at))) {
+    if (there && (exited || (in->stopping && in->kill_at && now > in->kill_at
+                             && !s_spared(pv, in)))) {
         in->kill_at = 0;   /* podman removes an exited one itself: this makes sure */
         if (evr_prov_podman_remove(pv->podman, s_ctr_name(in), 0, &err))
             evr_log_warn(S_WHO, "provider %s: runner %s: %s", p->name, in->id, err.msg);
@@ -624,12 +630,18 @@ void
 evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
               uint64_t now)
 {
+    bool back = self->unasked && runners;
+    self->unasked = !runners;
     for (size_t i = 0; i < self->n; i++) {   /* the list first: a runner gone since said hello */
         s_inst_t *in = self->inst[i];
+        if (back && !in->registered)   /* no hello could reach the broker: a full wait again */
+            in->started = now;
         if (in->out >= 0)
             s_read_handle(self, in);
         if (!in->ended)
             s_check_listed(self, in, runners, nrunners, now);
+        else if (runners && !in->registered && s_listed(runners, nrunners, in->id))
+            in->registered = true;   /* stopped, it said hello after all: s_spared */
         if (in->ctr && self->podman)
             s_tend_ctr(self, in, runners != NULL, now);
     }
@@ -639,12 +651,15 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
         for (size_t i = 0; i < self->n; i++)
             if (self->inst[i]->pid == pid)
                 s_reaped(self, self->inst[i], st);
+    s_adopted_gone(self);
     size_t keep = 0;
     for (size_t i = 0; i < self->n; i++) {
         s_inst_t *in = self->inst[i];
         if (in->stopping && in->pid > 0 && in->kill_at && now > in->kill_at) {
-            kill(-in->pid, SIGKILL);
-            kill(in->pid, SIGKILL);
+            if (!s_spared(self, in)) {
+                kill(-in->pid, SIGKILL);
+                kill(in->pid, SIGKILL);
+            }
             in->kill_at = 0;
         }
         if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr)
@@ -653,6 +668,41 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             self->inst[keep++] = in;
     }
     self->n = keep;
+}
+
+bool
+evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now)
+{
+    size_t len = strlen(id);
+    for (uint32_t i = 0; i < self->cfg.nproviders; i++) {
+        evr_prov_provider_t *p = &self->cfg.providers[i];
+        size_t nl = strlen(p->name);
+        if (len != nl + 11 || strncmp(id, p->name, nl) || id[nl] != '-' || len >= 80
+            || p->kind != (ctr ? EVR_PROV_PODMAN : EVR_PROV_PROCESS))
+            continue;
+        s_inst_t *in = evr_calloc(1, sizeof *in);
+        memcpy(in->id, id, len + 1);
+        in->provider = i;
+        in->pid = pid;
+        in->ctr = ctr;
+        in->out = -1;
+        in->adopted = true;
+        in->started = now;   /* register_timeout from now: a broker that lists it not, stops it */
+        if (self->n == self->cap) {
+            self->cap = self->cap ? self->cap * 2 : 16;
+            self->inst = evr_realloc(self->inst, self->cap * sizeof *self->inst);
+        }
+        self->inst[self->n++] = in;
+        p->running++;
+        if (ctr)
+            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                         "(container %s)", p->name, id, s_ctr_name(in));
+        else
+            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                         "(pid %d)", p->name, id, (int) pid);
+        return true;
+    }
+    return false;
 }
 
 /* ----------------------------------------------------------------- pass */
@@ -700,13 +750,8 @@ s_dry_image(evr_prov_t *pv, const evr_prov_provider_t *p, FILE *out)
 {
     evr_err_t err;
     bool there = false;
-    if (!pv->podman) {
-        char *url = pv->cfg.podman_url ? evr_strdup(pv->cfg.podman_url)
-                                       : evr_prov_podman_default_url();
-        pv->podman = evr_prov_podman_new(url, &err);
-        free(url);
-    }
-    if (!pv->podman || evr_prov_podman_image(pv->podman, p->image, &there, &err))
+    if (!evr_prov_podman_client(pv, &err) || evr_prov_podman_image(pv->podman, p->image, &there,
+                                                                  &err))
         fprintf(out, "  but podman cannot be asked: %s\n", err.msg);
     else if (!there)
         fprintf(out, "  but image %s is not in the store of podman at %s: build it with "
@@ -834,4 +879,117 @@ evr_prov_describe(const evr_prov_t *self, uint32_t i, evr_msg_t *m)
     m->max = p->max;
     m->starts = p->started;
     m->failed_starts = p->failed;
+}
+
+/* ----------------------------------------------------------------- stop */
+
+void
+evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint64_t now)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        evr_prov_provider_t *p = &self->cfg.providers[in->provider];
+        const evr_prov_runner_t *r = runners ? s_listed(runners, n, in->id) : NULL;
+        if (in->ended) {   /* stopped already (register_timeout): its container may go yet */
+            in->parting = in->ctr || (in->stopping && in->pid > 0);
+            continue;
+        }
+        in->registered = in->registered || r;
+        if (!in->registered) {   /* no hello: no job (one it takes now it finishes) */
+            evr_log_info(S_WHO, "runner %s has not said hello: stopping it", in->id);
+            s_stop(self, in, now);
+            in->parting = true;
+        }
+        else if (r && s_waits(r) && p->kind != EVR_PROV_COMMAND) {
+            evr_err_t err;
+            if (p->kind == EVR_PROV_PROCESS && in->pid > 0)
+                kill(in->pid, SIGTERM);
+            else if (p->kind == EVR_PROV_PODMAN && in->ctr && self->podman
+                     && evr_prov_podman_term(self->podman, s_ctr_name(in), &err)) {
+                evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+                continue;
+            }
+            evr_log_info(S_WHO, "runner %s waits for a job: stopping it", in->id);
+            in->parting = true;
+        }
+        else if (!r || !evr_msg_state_away(r->state))
+            evr_log_info(S_WHO, "runner %s left running: %s", in->id,
+                         !runners ? "the broker did not answer (it may have a job)"
+                         : !r ? "the broker does not list it"
+                         : s_waits(r) ? "it waits for a job (its --once-wait ends it)"
+                         : "it has a job, or its job is ending");
+    }
+}
+
+/*  A stopped runner gone at the stop: its directory goes only when empty
+    (the runner's --clean removed its state, or it made none): a runner
+    that took a job after all keeps it. */
+static void
+s_parted(evr_prov_t *pv, s_inst_t *in)
+{
+    char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
+    in->parting = false;
+    in->ctr = false;
+    rmdir(top);
+    free(top);
+}
+
+size_t
+evr_prov_stop_wait(evr_prov_t *self)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+        for (size_t i = 0; i < self->n; i++)
+            if (self->inst[i]->pid == pid)
+                self->inst[i]->pid = 0;
+    s_adopted_gone(self);
+    size_t left = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        bool there = false, exited = false;
+        evr_err_t err;
+        if (!in->parting)
+            continue;
+        if (in->ctr && self->podman
+            && evr_prov_podman_state(self->podman, s_ctr_name(in), &there, &exited, &err))
+            there = true;   /* not known: waited for */
+        else if (there && exited)   /* podman removes it in a moment: this makes sure */
+            there = evr_prov_podman_remove(self->podman, s_ctr_name(in), 0, &err) != EVR_OK;
+        if (in->pid > 0 || there)
+            left++;
+        else
+            s_parted(self, in);
+    }
+    return left;
+}
+
+void
+evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        s_inst_t *in = self->inst[i];
+        if (!in->parting)
+            continue;
+        evr_err_t err;
+        if (in->registered || !runners || s_listed(runners, n, in->id)) {
+            evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM: left running "
+                         "(%s)", in->id, runners ? "it said hello: it may have taken a job"
+                         : "the broker did not answer: it may have taken a job");
+            continue;
+        }
+        evr_log_warn(S_WHO, "runner %s did not exit within 5 s of SIGTERM and never said "
+                     "hello: killing it", in->id);
+        if (in->pid > 0) {
+            kill(-in->pid, SIGKILL);
+            kill(in->pid, SIGKILL);
+        }
+        if (in->ctr && self->podman
+            && evr_prov_podman_remove(self->podman, s_ctr_name(in), 0, &err))
+            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        char *top = evr_asprintf("%s/runners/%s", self->dir, in->id);
+        if (evr_unit_rmtree(top, &err))
+            evr_log_warn(S_WHO, "runner %s: %s", in->id, err.msg);
+        free(top);
+    }
 }

@@ -11,7 +11,8 @@
     handle that {handle} names in the stop template).  A runner that has
     not said hello within register_timeout is stopped and counted as a
     failed start; so is a process runner or start command that ends before
-    its runner said hello.
+    its runner said hello, and a runner whose hello lacks the provider's
+    labels (stopped unless it has a job).
 */
 #ifndef EVR_PROV_RUN_H_INCLUDED
 #define EVR_PROV_RUN_H_INCLUDED
@@ -20,6 +21,7 @@
 
 #include "evr_msg.h"
 #include "evr_prov.h"
+#include "evr_prov_podman.h"
 
 typedef struct evr_prov evr_prov_t;
 
@@ -39,6 +41,7 @@ typedef struct {
     const evr_strlist_t *labels;
     const char *state;          /* idle busy draining lost stopped */
     uint32_t credit;
+    uint32_t running;           /* jobs dispatched to it and not ended */
 } evr_prov_runner_t;
 
 /*  cfg is taken (freed by destroy); dir holds the process runners' state
@@ -46,10 +49,52 @@ typedef struct {
     runner_endpoint is the broker's runner endpoint ({broker}). */
 evr_prov_t *evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
                          const char *runner_endpoint);
-/*  Stops the runners not registered yet, and the process runners the
-    broker last listed idle (waiting for a job); the others finish their
-    job. */
+/*  Frees self; the runners are left as they are (evr_prov_stop first). */
 void evr_prov_destroy(evr_prov_t **self_p);
+
+/*  The provisioner's stop, with the broker's runners asked afresh
+    (runners NULL: it did not answer).  SIGTERM goes to the runners that
+    have not said hello (a command provider's: its stop template) and
+    to the process and podman runners listed idle with nothing
+    dispatched to them; each runner has its own stop: one that took a
+    job meanwhile waits its --stop-timeout for it.  The others are left
+    running (their job, or its end), each said in the log. */
+void evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n,
+                   uint64_t now);
+/*  The runners told to stop not gone yet (reaped, their container
+    removed); the directories of those gone are removed when empty.
+    Call until 0 or 5 s passed. */
+size_t evr_prov_stop_wait(evr_prov_t *self);
+/*  Those still there: killed (SIGKILL, the container removed, the
+    directory too) when the broker's fresh list (runners; NULL: it did
+    not answer, nothing killed) still does not show them; the others
+    are left running, said in the log. */
+void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n);
+
+/*  Takes up runner id that an earlier provisioner on the same DIR
+    started (evr_prov_adopt_all): pid its process (a process provider's;
+    no child of this one: watched by kill 0), or its container (ctr, a
+    podman provider's).  It counts against its provider (the one of its
+    kind whose name and a 10-character suffix make id) from now, not as a
+    start; one the broker does not list within register_timeout (it never
+    said hello) is stopped, any other ends as a runner started here.
+    false when no provider of the config fits id. */
+bool evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now);
+
+/*  At the start (DIR/lock held): the runners an earlier provisioner on
+    DIR left, adopted (evr_prov_adopt): process runners by the lock their
+    state directory DIR/runners/ID holds (evrun.lock, its pid), podman
+    runners by their containers' label evrun.provisioner.  Said in the
+    log, each; a state directory no runner holds stays (it holds a
+    killed runner's log). */
+void evr_prov_adopt_all(evr_prov_t *self, const char *dir, uint64_t now);
+
+/*  Whether a provider of the config is of kind podman. */
+bool evr_prov_has_podman(const evr_prov_t *self);
+
+/*  The podman providers' service client, made at its first use; NULL
+    (why in err) when the URL is not one. */
+evr_prov_podman_t *evr_prov_podman_client(evr_prov_t *self, evr_err_t *err);
 
 /*  One pass at now (mono ns): the jobs as given (the queued jobs oldest
     first, then the demand).  dry: nothing is started, the verdict on
@@ -60,7 +105,9 @@ void evr_prov_pass(evr_prov_t *self, const evr_prov_job_t *jobs, size_t njobs,
                    uint64_t now);
 
 /*  Reaps children, reads start commands' handles, stops runners past
-    register_timeout (call often). */
+    register_timeout (call often).  runners NULL: the broker did not
+    answer; no runner is stopped for its silence meanwhile, and those not
+    registered get a whole register_timeout from the next list. */
 void evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunners,
                    uint64_t now);
 

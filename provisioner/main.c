@@ -23,18 +23,21 @@
 #include <unistd.h>
 
 #include "cli_bus.h"
+#include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_prov_run.h"
 
 #define S_MAX_ITEMS 1000     /* jobs asked per pass (the newest queued), runners kept */
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_hup;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop++;
+    if (sig == SIGHUP)
+        s_hup = 1;
+    else
+        s_stop++;
 }
 
 static void
@@ -50,10 +53,11 @@ s_help(FILE *out)
             "and that has room (max), within max_runners and start_rate.  Demand the\n"
             "broker keeps (evrun-gateway's GitHub workflow_job events, POST\n"
             "/api/v1/demand) counts as that many more waiting jobs.  A runner that\n"
-            "does not say hello within register_timeout is stopped and counts as a failed\n"
-            "start; 3 failed starts in a row pause a provider until the provisioner\n"
-            "restarts.  Its providers (state, running/max, starts, failed starts) are\n"
-            "reported to the broker at each pass: `evrun-cli runners` lists them.\n"
+            "does not say hello within register_timeout, or says it without the\n"
+            "provider's labels, is stopped and counts as a failed start; 3 failed starts\n"
+            "in a row pause a provider until the provisioner restarts.  Its providers\n"
+            "(state, running/max, starts, failed starts) are reported to the broker at\n"
+            "each pass: `evrun-cli runners` lists them.\n"
             "Provider kinds: process (evrun-runner on this host), podman (the runner in a\n"
             "container of podman_url's service, image localhost/evrun-runner:latest by\n"
             "default, built by tools/build-runner-image; the podman socket, the broker's\n"
@@ -67,7 +71,8 @@ s_help(FILE *out)
             "                       a runner and why the others did not match; start\n"
             "                       nothing, exit 0\n"
             "  --status             print the providers' table the running provisioner\n"
-            "                       wrote (STATE/provisioner/providers), exit\n"
+            "                       wrote (STATE/provisioner/providers), exit; exit 1\n"
+            "                       saying so when none runs with the directory\n"
             "  --poll-ms N          how often the broker is asked (default 1000)\n"
             "  --dir DIR            the runners' state directories and logs (default\n"
             "                       STATE/provisioner; podman runners: DIR/runners/ID/state\n"
@@ -88,9 +93,16 @@ s_help(FILE *out)
             "  --broker-key KEY     the broker's public key (as evrun-cli)\n"
             "  -h, --help           this text\n"
             "\n"
-            "SIGTERM or SIGINT: runners not registered yet, and process runners waiting\n"
-            "for a job, are stopped; the others finish their job.  exit status: 0\n"
-            "stopped, or --dry-run/--status done; 2 bad config or usage, or the broker\n"
+            "SIGTERM or SIGINT: the broker is asked for the runners afresh; those not\n"
+            "registered yet, and process and podman runners waiting for a job, get\n"
+            "SIGTERM and 5 s to exit (then one the broker never listed is killed); the\n"
+            "others finish their job (a second signal ends the wait).  A provisioner\n"
+            "holds DIR/lock while it runs (a second one on DIR is refused) and removes\n"
+            "its table at its stop; started where one was killed, it adopts the process\n"
+            "and podman runners that one left.  SIGHUP is ignored (said in the log): the\n"
+            "config is read at the start only.  exit status: 0 stopped, or\n"
+            "--dry-run/--status done; 1 --status: no provisioner runs with DIR; 2 bad\n"
+            "config or usage, DIR in use by another provisioner, or the broker\n"
             "unreachable (--dry-run)\n");
 }
 
@@ -126,14 +138,18 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         case 'd': o->dir = optarg; break;
         case 'l': o->level = optarg; break;
         case 'i': o->id = optarg; break;
-        case 'p':
-            o->poll_ms = atoi(optarg);
-            if (o->poll_ms < 50 || o->poll_ms > 600000) {
-                fprintf(stderr, "evrun-provisioner: --poll-ms %s: expected 50 to 600000\n",
-                        optarg);
+        case 'p': {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || errno || v < 50 || v > 600000) {
+                fprintf(stderr, "evrun-provisioner: --poll-ms %s: expected a whole number of "
+                        "milliseconds, 50 to 600000\n", optarg);
                 return 2;
             }
+            o->poll_ms = (int) v;
             break;
+        }
         case 'h': s_help(stdout); return -1;
         default: s_help(stderr); return 2;
         }
@@ -239,6 +255,15 @@ s_list_free(s_list_t *l)
     memset(l, 0, sizeof *l);
 }
 
+/*  The runners of l as the provisioner's views (size l->n, borrowed). */
+static void
+s_runner_views(const s_list_t *l, evr_prov_runner_t *v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = (evr_prov_runner_t) { l->msgs[i].runner, &l->msgs[i].labels, l->msgs[i].state,
+                                     l->msgs[i].credit, l->msgs[i].running };
+}
+
 /*  Asks the broker; false (said) when it did not answer.  The demand is
     asked last: a runner that met some since the runners were asked is
     one of this provisioner's, counted as a slot not registered yet, or
@@ -313,9 +338,7 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
             .reason = dl.msgs[i].reason,
             .demand = dl.msgs[i].count > EVR_MSG_DEMAND_MAX_COUNT ? EVR_MSG_DEMAND_MAX_COUNT
                     : dl.msgs[i].count ? dl.msgs[i].count : 1 };
-    for (size_t i = 0; i < rl.n; i++)
-        runners[i] = (evr_prov_runner_t) { rl.msgs[i].runner, &rl.msgs[i].labels,
-                                           rl.msgs[i].state, rl.msgs[i].credit };
+    s_runner_views(&rl, runners);
     uint64_t now = evr_mono_ns();
     if (!dry)
         evr_prov_tend(pv, ok ? runners : NULL, rl.n, now);
@@ -341,25 +364,103 @@ s_round(evr_prov_t *pv, evr_client_t *client, bool dry, const char *status, cons
     return ok;
 }
 
-static int
-s_status(const char *path)
+/*  The runners asked afresh, for the stop (their views in *v, NULL when
+    the broker did not answer: said); caller frees *v and l. */
+static evr_prov_runner_t *
+s_fresh_runners(evr_cli_t *cli, s_list_t *l)
 {
+    evr_msg_t req = { .type = EVR_MSG_RUNNERS };
+    evr_err_t err;
+    if (!cli->client && evr_client_new(cli->cfg, &cli->client, &err)) {
+        evr_log_warn("evrun-provisioner", "stopping: %s", err.msg);
+        return NULL;
+    }
+    if (evr_client_stream(cli->client, &req, s_keep, l, &err)) {
+        evr_log_warn("evrun-provisioner", "stopping: asking the broker for its runners: %s",
+                     err.msg);
+        evr_client_destroy(&cli->client);
+        return NULL;
+    }
+    evr_prov_runner_t *v = evr_calloc(l->n + 1, sizeof *v);
+    s_runner_views(l, v);
+    return v;
+}
+
+/*  The stop (evr_prov_stop): with the broker's runners asked afresh, the
+    runners without a job get SIGTERM and 5 s to go (a second signal
+    ends the wait); those still there that the broker (asked again)
+    still does not list are killed. */
+static void
+s_stop_runners(evr_prov_t *pv, evr_cli_t *cli)
+{
+    s_list_t rl = { .type = EVR_MSG_RUNNER };
+    evr_prov_runner_t *v = s_fresh_runners(cli, &rl);
+    uint64_t until = evr_mono_ns() + 5000000000ull;
+    bool answered = v != NULL;
+    evr_prov_stop(pv, v, rl.n, evr_mono_ns());
+    free(v);
+    s_list_free(&rl);
+    rl.type = EVR_MSG_RUNNER;
+    while (evr_prov_stop_wait(pv) && evr_mono_ns() < until && s_stop < 2)
+        usleep(100000);
+    if (!evr_prov_stop_wait(pv))
+        return;
+    v = answered ? s_fresh_runners(cli, &rl) : NULL;   /* NULL: none killed */
+    evr_prov_stop_force(pv, v, rl.n);
+    free(v);
+    s_list_free(&rl);
+}
+
+/*  Whether a provisioner holds dir's lock (*running); false when that
+    cannot be told (said). */
+static bool
+s_running(const char *dir, bool *running)
+{
+    char *path = evr_asprintf("%s/lock", dir);
+    evr_lock_t *lock = NULL;
+    evr_err_t err;
+    evr_rc_t rc = access(path, F_OK) ? EVR_OK : evr_lock_take(path, "evrun-provisioner", &lock,
+                                                               &err);
+    evr_lock_destroy(&lock);
+    free(path);
+    *running = rc == EVR_ERR_STATE;
+    if (rc && rc != EVR_ERR_STATE)
+        fprintf(stderr, "evrun-provisioner: cannot tell whether a provisioner runs: %s\n",
+                err.msg);
+    return !rc || rc == EVR_ERR_STATE;
+}
+
+/*  --status: 0 the table of the running provisioner printed; 1 none runs
+    (the table a killed one left, printed so). */
+static int
+s_status(const char *dir, const char *path)
+{
+    bool running = true;
+    s_running(dir, &running);
     FILE *f = fopen(path, "r");
+    if (!f && !running) {
+        fprintf(stderr, "evrun-provisioner: no provisioner runs with %s (none holds %s/lock; "
+                "no providers' table)\n", dir, dir);
+        return 1;
+    }
     if (!f) {
-        fprintf(stderr, "evrun-provisioner: %s: no providers' table (is evrun-provisioner "
-                "running with this state directory?)\n", path);
+        fprintf(stderr, "evrun-provisioner: %s: no providers' table yet (the provisioner "
+                "writes it at its first pass)\n", path);
         return 2;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) == 0)
-        printf("written %lld s ago by the running provisioner\n",
-               (long long) (time(NULL) - st.st_mtime));
+    long long age = fstat(fileno(f), &st) ? -1 : (long long) (time(NULL) - st.st_mtime);
+    if (running)
+        printf("written %lld s ago by the running provisioner\n", age);
+    else
+        printf("no provisioner runs with %s: this table is the last one's, written %lld s "
+               "ago (it did not stop cleanly: killed?)\n", dir, age);
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         fwrite(buf, 1, n, stdout);
     fclose(f);
-    return 0;
+    return running ? 0 : 1;
 }
 
 /*  Loads the config; 0 or 2 (the errors printed). */
@@ -381,6 +482,7 @@ main(int argc, char **argv)
     evr_cli_t cli = { .prog = "evrun-provisioner" };
     evr_prov_config_t cfg = { 0 };
     evr_prov_t *pv = NULL;
+    evr_lock_t *lock = NULL;
     char *dir = NULL, *status_file = NULL, *runner = NULL, *rep = NULL;
     size_t level;
     int status = s_parse(argc, argv, &o, &cli);
@@ -402,7 +504,7 @@ main(int argc, char **argv)
     dir = o.dir ? evr_strdup(o.dir) : evr_asprintf("%s/provisioner", state ? state : ".");
     status_file = evr_asprintf("%s/providers", dir);
     if (o.status) {
-        status = s_status(status_file);
+        status = s_status(dir, status_file);
         goto out;
     }
     if ((status = s_config(o.config, &cfg)))
@@ -427,6 +529,14 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    char *lock_path = evr_asprintf("%s/lock", dir);
+    if (!o.dry && evr_lock_take(lock_path, "evrun-provisioner", &lock, &err)) {
+        fprintf(stderr, "evrun-provisioner: %s\n", err.msg);
+        free(lock_path);
+        status = 2;
+        goto out;
+    }
+    free(lock_path);
     pv = evr_prov_new(&cfg, dir, runner, rep);
     if (o.dry) {
         status = s_round(pv, cli.client, true, status_file, o.id) ? 0 : 2;
@@ -434,9 +544,11 @@ main(int argc, char **argv)
     }
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
+    signal(SIGHUP, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
     evr_log_info("evrun-provisioner", "watching the broker at %s; runners connect to %s",
                  evr_client_endpoint(cli.client), rep);
+    evr_prov_adopt_all(pv, dir, evr_mono_ns());   /* what a killed provisioner left */
     while (!s_stop) {
         /* a broker that did not answer: a new connection (a late answer
            on the old one would pass for the next one's) */
@@ -444,12 +556,22 @@ main(int argc, char **argv)
             evr_log_warn("evrun-provisioner", "%s (again in a moment)", err.msg);
         if (cli.client && !s_round(pv, cli.client, false, status_file, o.id))
             evr_client_destroy(&cli.client);
+        else if (!cli.client)   /* the runners tended, the broker unasked */
+            evr_prov_tend(pv, NULL, 0, evr_mono_ns());
         for (int t = 0; t < o.poll_ms && !s_stop; t += 50)
             usleep(50000);
+        if (s_hup) {
+            s_hup = 0;
+            evr_log_warn("evrun-provisioner", "SIGHUP ignored: the config is read at the start "
+                         "only (restart the provisioner to change it)");
+        }
     }
     evr_log_info("evrun-provisioner", "stopping: %u runners still running (those with a job "
                  "finish it)", evr_prov_running(pv));
+    s_stop_runners(pv, &cli);
+    unlink(status_file);   /* --status: no provisioner runs */
 out:
+    evr_lock_destroy(&lock);
     evr_prov_destroy(&pv);
     evr_prov_config_free(&cfg);
     evr_cli_done(&cli);

@@ -482,10 +482,13 @@ s_once_status(evr_store_t *store, const char *job, const char *who)
 
 /*  After the loop: the broker gets the rest of the log and the artifacts
     queued before the exit (5 s at most; --once: S_ONCE_SYNC_S).  True
-    when it holds everything. */
+    when it holds everything; *idle: no job runs nor an ended one's
+    cleanup (else --clean keeps the directory for the next start). */
 static bool
-s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who)
+s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char *who,
+               bool *idle)
 {
+    const char *kept = o->clean ? " (--clean: the state directory is kept)" : "";
     uint64_t until = evr_mono_ns() + (o->once ? S_ONCE_SYNC_S : 5) * 1000000000ull;
     while ((!evr_daemon_synced(d) || evr_daemon_shipping(d, false)) && evr_mono_ns() < until
            && s_interrupts + s_terms < 2)
@@ -498,13 +501,15 @@ s_daemon_flush(const s_opts_t *o, evr_daemon_t *d, evr_engine_t *eng, const char
     if (unshipped)
         evr_log_warn(who, "%u artifact files not shipped to the broker yet; they are at the "
                      "next start", unshipped);
+    *idle = !evr_engine_active(eng) && !evr_engine_ending(eng);
     if (evr_engine_active(eng))
-        evr_log_warn(who, "exiting with %u job%s running; they are taken up at the next start",
-                     evr_engine_active(eng), evr_engine_active(eng) == 1 ? "" : "s");
+        evr_log_warn(who, "exiting with %u job%s running; they are taken up at the next "
+                     "start%s", evr_engine_active(eng), evr_engine_active(eng) == 1 ? "" : "s",
+                     kept);
     else if (evr_engine_ending(eng))
         evr_log_warn(who, "exiting before the cleanup of %u ended jobs was over (their "
-                     "containers, workspace volume); it is done at the next start",
-                     evr_engine_ending(eng));
+                     "containers, workspace volume); it is done at the next start%s",
+                     evr_engine_ending(eng), kept);
     else
         evr_log_info(who, "stopped");
     return all;
@@ -565,11 +570,13 @@ s_daemon_numbers(evr_config_t *cfg, uint64_t *cap, uint64_t *hb, uint64_t *lease
 }
 
 /*  --broker: serve until drained or stopped (--once: until the job's
-    end).  *all: the broker holds the whole log and every artifact. */
+    end).  *all: the broker holds the whole log and every artifact, and no
+    job runs or is being cleaned up (--clean may remove the directory). */
 static int
 s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engine_t *eng,
              const char *id, const char *const *lv, bool *all)
 {
+    bool idle = true;
     evr_err_t err;
     uint64_t cap = 0, hb = 0, lease = 0;
     *all = false;
@@ -611,7 +618,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
     uint64_t last = 1;
     evr_daemon_stop_taking(d);  /* credit 0: a dispatch while flushing is not taken */
     if (status != 2 || job)
-        *all = s_daemon_flush(o, d, eng, who);
+        *all = s_daemon_flush(o, d, eng, who, &idle);
     else if (o->once)   /* no job taken: nothing to wait for when the log is empty */
         *all = evr_store_last_seq(store, &last, &err) == EVR_OK && last == 0;
     evr_daemon_goodbye(d, s_interrupts + s_terms > 0);
@@ -622,6 +629,7 @@ s_run_daemon(const s_opts_t *o, evr_config_t *cfg, evr_store_t *store, evr_engin
                       "and artifacts; the state directory keeps them", job);
         status = 2;
     }
+    *all = *all && idle;
     evr_keep_destroy(&keep);
     evr_daemon_destroy(&d);
     free(ship_dir);
@@ -959,7 +967,7 @@ out:
     for (size_t i = 0; execs[i]; i++)
         evr_exec_destroy(&execs[i]);
     evr_loop_destroy(&loop);
-    if (o.clean && all)   /* everything acked, or nothing logged */
+    if (o.clean && all)   /* everything acked (or nothing logged), no job left */
         s_clean(evr_config_get(cfg, "state_dir"));
     evr_lock_destroy(&lock);
     evr_rec_free(&evr_spec_type, &spec);

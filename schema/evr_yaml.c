@@ -816,10 +816,8 @@ s_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len, evr_dia
                     hint ? hint : "");
 }
 
-/*  A first pass over the event stream: syntax errors, nesting depth and
-    the number of events, before libyaml builds a node graph. */
-static bool
-s_precheck(const char *buf, size_t len, evr_diag_t *diag)
+bool
+evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
 {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -870,7 +868,7 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
         return EVR_ERR_SPEC;
     }
     size_t before = evr_diag_count(diag);
-    if (!s_precheck(buf, len, diag))
+    if (!evr_yaml_precheck(buf, len, diag))
         return EVR_ERR_SPEC;
     yaml_parser_t parser;
     yaml_document_t doc;

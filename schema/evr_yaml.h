@@ -29,6 +29,13 @@ evr_rc_t evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t
     hint for it.  For every YAML file evrun reads. */
 const char *evr_yaml_hint(const char *problem);
 
+/*  A first pass over buf[0..len)'s events, before libyaml builds a node
+    graph: a syntax error (with evr_yaml_hint's hint), maps and lists
+    nested deeper than EVR_YAML_MAX_DEPTH, or more than
+    EVR_YAML_MAX_NODES events is one error in diag (false), found at
+    once.  For every YAML file evrun reads. */
+bool evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag);
+
 /*  Reads the file named by evr_diag_file(diag) and loads it as above.
     A missing or unreadable file is one error in diag. */
 evr_rc_t evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag);

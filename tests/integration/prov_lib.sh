@@ -9,6 +9,7 @@
 #   gateway_up                    evrun-gateway on a free port ($gw_url, $gw_root)
 #   demand BODY [CURL ARGS...]    POST /api/v1/demand; jget EXPR reads the answer
 #   gh_hook EVENT DELIVERY FILE   a signed GitHub delivery
+#   pod_image                     builds the podman kind's image ($runner_image)
 #   prov_run NAME CASE...         each case_CASE, then the sanitizer check
 root=$(mktemp -d /tmp/evr-prov-XXXXXX)
 tmp=$root
@@ -65,6 +66,22 @@ executor: process
 ${3:+labels: [$3]}
 steps: [ { name: s, run: "$2" } ]
 YML
+}
+
+# The podman kind's image, built from this build's binaries (quick when
+# it is up to date); the podman cases need the service of the "podman"
+# fixture (EVRUN_PODMAN_URL), test_provisioner.sh's also its image
+# localhost/evrun-busybox.
+runner_image=${EVRUN_RUNNER_IMAGE:-localhost/evrun-runner:latest}
+pod_image() {
+  [ -n "${pod_image_built:-}" ] && return 0
+  if [ -z "${EVRUN_PODMAN_URL:-}" ]; then
+    echo "the podman cases need EVRUN_PODMAN_URL (the service of the podman fixture)" >&2
+    return 1
+  fi
+  EVRUN_RUNNER_IMAGE=$runner_image "$src/tools/build-runner-image" "$bin" > "$root/image.log" 2>&1 \
+    || { cat "$root/image.log" >&2; return 1; }
+  pod_image_built=1
 }
 
 prov() {   # CONFIG [ARGS...]: the provisioner in the background (pid in $prov_pid)

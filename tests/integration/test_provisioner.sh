@@ -456,21 +456,6 @@ SH
   stop_prov
 }
 
-# The podman kind's image, built from this build's binaries (quick when
-# it is up to date); the podman cases need the service of the "podman"
-# fixture (EVRUN_PODMAN_URL) and its image localhost/evrun-busybox.
-runner_image=${EVRUN_RUNNER_IMAGE:-localhost/evrun-runner:latest}
-pod_image() {
-  [ -n "${pod_image_built:-}" ] && return 0
-  if [ -z "${EVRUN_PODMAN_URL:-}" ]; then
-    echo "the podman cases need EVRUN_PODMAN_URL (the service of the podman fixture)" >&2
-    return 1
-  fi
-  EVRUN_RUNNER_IMAGE=$runner_image "$src/tools/build-runner-image" "$bin" > "$root/image.log" 2>&1 \
-    || { cat "$root/image.log" >&2; return 1; }
-  pod_image_built=1
-}
-
 # kind: podman: jobs with the label pod drain through single-use runners
 # in containers (max 2 at a time), their podman steps run as sibling
 # containers (the busybox image's /etc/evrun-image, not the runner's),
@@ -602,9 +587,9 @@ case_podman_silent() {
   cat > "$tmp/p.yml" <<YML
 start_rate: 100/s
 register_timeout: 3s
+runner_endpoint: "ipc://$tmp/nobroker"
 providers:
-  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1,
-      args: [--broker, "ipc://$tmp/nobroker"] }
+  - { name: mute, labels: [mute], kind: podman, image: $runner_image, max: 1 }
   - { name: bad, labels: [bad], kind: podman, image: $runner_image, max: 1,
       args: [--no-such-option] }
 YML

@@ -54,7 +54,7 @@ test_config_bad(void)
     static const struct {
         const char *text, *want;
     } cases[] = {
-        { "providers: [\n", "p.yml:2:1: YAML: did not find expected node content" },
+        { "providers: [\n", "p.yml:2:1: YAML syntax error: did not find expected node content" },
         { "max_runners: 0\nproviders: [ { name: a } ]\n",
           "p.yml:1:14: max_runners: expected a whole number from 1 to 1024, got \"0\"" },
         { "start_rate: fast\nproviders: [ { name: a } ]\n",
@@ -76,13 +76,13 @@ test_config_bad(void)
         { "providers: [ { name: a, kind: podman, image: \"a b\" } ]\n",
           "providers[0].image: expected an image name" },
         { "providers: [ { name: a, kind: podman, volumes: [/x] } ]\n",
-          "providers[0].volumes: \"/x\": expected SOURCE:DEST[:ro]" },
+          "p.yml:1:49: providers[0].volumes[0]: \"/x\": expected SOURCE:DEST[:ro]" },
         { "providers: [ { name: a, kind: podman, volumes: [\"v:/d:rx\"] } ]\n",
           "expected SOURCE:DEST[:ro]" },
         { "providers: [ { name: a, kind: podman, env: [A] } ]\n",
           "providers[0].env: expected a map of NAME: value" },
         { "providers: [ { name: a, kind: podman, env: { 1A: x } } ]\n",
-          "providers[0].env: \"1A\": expected at most 64 NAME: value" },
+          "p.yml:1:46: providers[0].env.1A: \"1A\": expected at most 64 NAME: value" },
         { "providers: [ { name: a, kind: process, image: x } ]\n",
           "p.yml:1:40: providers[0].image: image, network, volumes and env go with kind: podman only" },
         { "providers: [ { name: a, kind: command, start: x, args: [y] } ]\n",
@@ -95,7 +95,7 @@ test_config_bad(void)
           "p.yml:1:25: providers[0].start: start and stop go with kind: command only" },
         { "providers: [ { name: a, labels: [\"a b\"] } ]\n", "expected a name" },
         { "providers: [ { name: a, labels: [executor:podman] } ]\n",
-          "p.yml:1:33: providers[0].labels: label \"executor:podman\": executor labels come from "
+          "p.yml:1:34: providers[0].labels[0]: label \"executor:podman\": executor labels come from "
           "executors" },
         { "providers: [ { name: a, executors: [vm] } ]\n",
           "p.yml:1:36: providers[0].executors: expected podman or process" },
@@ -121,7 +121,37 @@ test_config_bad(void)
         { "providers: [ { name: a, kind: command, start: x, stop: \"y {hndl}\" } ]\n",
           "providers[0].stop: \"{hndl}\": expected {job}, {labels}, {runner_id}, {handle} or "
           "{broker}" },
-        { "- a\n", "expected a map of settings" },
+        { "- a\n", "p.yml:1:1: expected a map of settings" },
+        /* an empty file, or comments only: said where */
+        { "", "p.yml:1:1: empty file: expected a map of settings" },
+        { "# nothing\n", "p.yml:1:1: empty file: expected a map of settings" },
+        /* duplicate keys, as in pipeline files */
+        { "max_runners: 2\nmax_runners: 3\nproviders: [ { name: a } ]\n",
+          "p.yml:2:1: max_runners: duplicate key" },
+        { "providers: [ { name: a } ]\nproviders: [ { name: b } ]\n",
+          "p.yml:2:1: providers: duplicate key" },
+        { "providers:\n  - name: a\n    labels: [x]\n    labels: [y]\n",
+          "p.yml:4:5: providers[0].labels: duplicate key" },
+        { "providers: [ { name: a, kind: podman, env: { A: x, A: y } } ]\n",
+          "p.yml:1:52: providers[0].env.A: duplicate key" },
+        /* a number that would overflow once multiplied: refused, not wrapped */
+        { "register_timeout: 307445734561825861m\nproviders: [ { name: a } ]\n",
+          "p.yml:1:19: register_timeout: expected seconds (N, Ns or Nm), from 1 s to 24 h" },
+        /* a bad item of a list is said at the item */
+        { "providers:\n  - name: a\n    kind: podman\n    volumes:\n      - /a:/a\n"
+          "      - /b:/b:ro\n      - nope\n",
+          "p.yml:7:9: providers[0].volumes[2]: \"nope\": expected SOURCE:DEST[:ro]" },
+        /* args that set what the provisioner sets itself */
+        { "providers: [ { name: a, kind: process, args: [--heartbeat-ms, \"5\", --broker, x] } ]\n",
+          "p.yml:1:68: providers[0].args[2]: \"--broker\": the provisioner sets --broker itself" },
+        { "providers: [ { name: a, kind: process, args: [\"--state=/x\"] } ]\n",
+          "providers[0].args[0]: \"--state=/x\": the provisioner sets --state-dir itself" },
+        { "providers: [ { name: a, kind: podman, args: [--podman-url, x] } ]\n",
+          "providers[0].args[0]: \"--podman-url\": the provisioner sets --podman-url itself" },
+        /* a label no job can have (a job's labels take no colon) */
+        { "providers: [ { name: a, labels: [gpu:a100] } ]\n",
+          "p.yml:1:34: providers[0].labels[0]: expected a name of [A-Za-z0-9_.-] (1-64 bytes, "
+          "as a job's labels), got \"gpu:a100\"" },
         { "providers: &a [ *a ]\n", "" },   /* a recursive alias: libyaml's own error, or ours */
     };
     for (size_t i = 0; i < EVR_ARRAY_LEN(cases); i++) {
@@ -132,6 +162,40 @@ test_config_bad(void)
         CHECK(cfg.providers == NULL);   /* freed on error */
         free(e);
     }
+}
+
+/*  Every bad item is said, each at its place (not only the first of a
+    field); YAML nested past 16 levels is refused at once, at its place. */
+static void
+test_config_all_errors(void)
+{
+    evr_prov_config_t cfg;
+    char *e = s_parse("providers:\n  - name: a\n    labels: [ok, \"b c\", gpu:x, \"d/e\"]\n", &cfg);
+    CHECK_CONTAINS(e, "p.yml:3:18: providers[0].labels[1]: expected a name");
+    CHECK_CONTAINS(e, "p.yml:3:25: providers[0].labels[2]: expected a name");
+    CHECK_CONTAINS(e, "p.yml:3:32: providers[0].labels[3]: expected a name");
+    free(e);
+    e = s_parse("providers: [ { name: a, kind: process, args: [--id, x, --labels, y] } ]\n", &cfg);
+    CHECK_CONTAINS(e, "providers[0].args[0]: \"--id\": the provisioner sets --id itself");
+    CHECK_CONTAINS(e, "providers[0].args[2]: \"--labels\": the provisioner sets --labels itself");
+    free(e);
+    e = s_parse("providers: [ { name: a, kind: process, args: [--once-wait, \"60\", --stop-timeout,"
+                " \"5\", --secrets-dir, /s] } ]\n", &cfg);
+    CHECK_STR(e, "");   /* the runner's other options are the provider's to give */
+    free(e);
+    evr_prov_config_free(&cfg);
+    size_t depth = 40000;
+    char *deep = evr_malloc(depth + 32);
+    memcpy(deep, "providers: ", 11);
+    memset(deep + 11, '[', depth);
+    strcpy(deep + 11 + depth, "\n");
+    uint64_t t0 = evr_mono_ns();
+    e = s_parse(deep, &cfg);
+    CHECK_CONTAINS(e, "p.yml:1:27: nested deeper than 16 levels");
+    CHECK(evr_mono_ns() - t0 < 500000000ull);   /* at once: no node graph built first */
+    CHECK(cfg.providers == NULL);
+    free(e);
+    free(deep);
 }
 
 /*  kind: podman: its defaults, and the create body of its container. */
@@ -206,6 +270,10 @@ test_podman_refused(void)
     CHECK(evr_prov_podman_start(pm, &cfg.providers[0], "pods-1", "/d", "ipc://b/runners", "",
                                 "podman", &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "needs an absolute ipc:// path");
+    /* no service at the socket: the message names the socket, not curl's placeholder host */
+    bool there = true, exited = false;
+    CHECK(evr_prov_podman_state(pm, "evrun-runner-x", &there, &exited, &err) != EVR_OK);
+    CHECK_CONTAINS(err.msg, "podman at unix:///nonexistent/podman.sock: ");
     evr_prov_config_free(&cfg);
     evr_prov_podman_destroy(&pm);
     CHECK(pm == NULL);
@@ -343,8 +411,8 @@ test_pass_dry(void)
     evr_strlist_t lz = s_list("z", NULL, NULL);
     evr_strlist_t rl = s_list("x", "executor:process", NULL);
     evr_prov_runner_t runners[] = {
-        { "r1", &rl, "idle", 1 }, { "r2", &rl, "busy", 0 }, { "r3", &rl, "lost", 1 },
-        { "r4", &rl, "stopped", 1 },   /* no slot: it said goodbye (the broker says 0) */
+        { "r1", &rl, "idle", 1, 0 }, { "r2", &rl, "busy", 0, 1 }, { "r3", &rl, "lost", 1, 0 },
+        { "r4", &rl, "stopped", 1, 0 },   /* no slot: it said goodbye (the broker says 0) */
     };
     evr_prov_job_t jobs[] = { { .id = "J1", .labels = &lx }, { .id = "J2", .labels = &lx },
                               { .id = "J3", .labels = &lx }, { .id = "J4", .labels = &ly },
@@ -387,7 +455,7 @@ test_pass_demand(void)
     evr_strlist_t lg = s_list("gh", NULL, NULL);
     evr_strlist_t lq = s_list("other", NULL, NULL);
     evr_strlist_t rl = s_list("x", "gh", "executor:process");
-    evr_prov_runner_t runners[] = { { "r1", &rl, "idle", 1 } };
+    evr_prov_runner_t runners[] = { { "r1", &rl, "idle", 1, 0 } };
     evr_prov_job_t jobs[] = {
         { .id = "J1", .labels = &lx },
         { .id = "D1", .labels = &lg, .demand = 3, .ttl = 250, .reason = "github workflow_job 7" },
@@ -422,6 +490,7 @@ main(void)
 {
     EVR_TEST_RUN(test_config_good);
     EVR_TEST_RUN(test_config_bad);
+    EVR_TEST_RUN(test_config_all_errors);
     EVR_TEST_RUN(test_config_podman);
     EVR_TEST_RUN(test_podman_refused);
     EVR_TEST_RUN(test_match);
