@@ -800,6 +800,28 @@ s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
 /*  The prefix of a message about the record itself: "path: " or "". */
 #define S_AT(path) (path)->buf, (path)->len ? ": " : ""
 
+/*  The bits (by field index) of type's required fields: made once per
+    thread and table slot, so that a record's check of them is one AND
+    (a decode runs it for every record of every message and event). */
+static uint64_t
+s_required(const evr_rectype_t *type)
+{
+    static __thread struct {
+        const evr_rectype_t *type;
+        uint64_t mask;
+    } cache[32];
+    size_t h = ((uintptr_t) type >> 4) & 31;
+    if (cache[h].type == type)
+        return cache[h].mask;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < type->nfields && i < 64; i++)
+        if (type->fields[i].required)
+            mask |= 1ull << i;
+    cache[h].type = type;
+    cache[h].mask = mask;
+    return mask;
+}
+
 static evr_rc_t
 s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_path_t *path,
              evr_err_t *err)
@@ -839,7 +861,8 @@ s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_
             s_path_pop(path, old);
         }
     }
-    for (size_t i = 0; i < type->nfields && !rc; i++)
+    bool missing = !rc && (s_required(type) & ~seen);
+    for (size_t i = 0; missing && !rc && i < type->nfields; i++)
         if (type->fields[i].required && !(seen & (1ull << i)))
             rc = evr_err_set(err, EVR_ERR_PROTO, "%s%smissing required field \"%s\"",
                              S_AT(path), type->fields[i].key);
