@@ -67,10 +67,21 @@ evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
 
 /* ------------------------------------------------------------------ open */
 
+/*  A process killed inside a read transaction (an evrun-replay piped into
+    `head`, a SIGKILL) keeps its slot in lock.mdb's reader table: once
+    its 126 slots are taken, every read fails with MDB_READERS_FULL until
+    the last process closes the environment.  The slots of dead processes
+    are freed at open and when the table is full (then the read is tried
+    once more). */
 int
 evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    if (rc == MDB_READERS_FULL) {
+        int dead = 0;
+        if (mdb_reader_check(self->env, &dead) == 0 && dead > 0)
+            rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    }
     if (rc == MDB_MAP_RESIZED) {
         mdb_env_set_mapsize(self->env, 0);
         rc = mdb_txn_begin(self->env, NULL, flags, txn);
@@ -378,6 +389,8 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         evr_store_destroy(&self);
         return erc;
     }
+    int dead;
+    mdb_reader_check(self->env, &dead);   /* see evr_store_txn_begin */
     erc = s_check_size(self, err);
     if (!erc)
         erc = s_open_dbs(self, err);

@@ -6,18 +6,42 @@
     with MDB_RDONLY, so it runs beside a live writer.
 */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "evr_json.h"
 #include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
 #include "evr_ulid.h"
+
+/*  Set by SIGINT/SIGTERM: the views stop at their next row, so that the
+    store is closed (its reader slot freed) rather than left by a killed
+    process.  A second signal ends the process at once. */
+static volatile sig_atomic_t s_interrupted;
+
+static void
+s_on_signal(int sig)
+{
+    s_interrupted = sig;
+    signal(sig, SIG_DFL);
+}
+
+/*  True when the views should stop: interrupted, or stdout's reader gone
+    (SIGPIPE is ignored: a write then fails with EPIPE). */
+static bool
+s_stop(void)
+{
+    return s_interrupted || ferror(stdout);
+}
 
 typedef struct {
     bool json;
@@ -53,7 +77,8 @@ s_help(FILE *out)
             "\n"
             "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id), or DIR missing or not an evrun store\n");
+            "is no job id), or DIR missing or not an evrun store, or stdout not writable;\n"
+            "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
 static void
@@ -116,6 +141,8 @@ static int
 s_job_row(const evr_job_t *job, void *arg)
 {
     const s_opts_t *o = arg;
+    if (s_stop())
+        return 1;
     if (o->json) {
         s_print_json(&evr_job_type, job);
         return 0;
@@ -162,7 +189,7 @@ static int
 s_event_line(const evr_event_t *ev, void *arg)
 {
     const s_opts_t *o = arg;
-    if (o->to && ev->seq > o->to)
+    if ((o->to && ev->seq > o->to) || s_stop())
         return 1;
     if (o->json) {
         s_print_json(&evr_event_type, ev);
@@ -292,6 +319,8 @@ s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uin
                size_t len, void *arg)
 {
     s_out_t *ctx = arg;
+    if (s_stop())
+        return 1;
     if (ctx->o->json) {
         json_t *j = json_pack("{s:s, s:i, s:s, s:s%}", "step", step, "attempt", (json_int_t) attempt,
                               "stream", stream, "bytes", (const char *) bytes, len);
@@ -412,6 +441,25 @@ s_verify(evr_store_t *store, const s_opts_t *o)
 
 /* ----------------------------------------------------------------- main */
 
+/*  The exit status once the store is closed: a signal's own (the default
+    action, now that no read holds a slot of the store), 0 when stdout's
+    reader went away (EPIPE: `| head`), 2 when stdout could not be
+    written. */
+static int
+s_finish(int status)
+{
+    if (s_interrupted)
+        raise(s_interrupted);   /* its handler was reset to the default */
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return status;
+    int e = errno;
+    struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)))
+        return 0;   /* a pipe whose reader is gone (EPIPE) */
+    fprintf(stderr, "evrun-replay: writing to stdout: %s\n", strerror(e));
+    return 2;
+}
+
 static bool
 s_seq_arg(const char *opt, const char *s, uint64_t *out)
 {
@@ -501,6 +549,9 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN);   /* a reader gone: EPIPE, the store closed, a quiet end */
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
     evr_store_t *store;
     evr_err_t err;
     if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {
@@ -519,5 +570,5 @@ main(int argc, char **argv)
     else
         status = s_list(store, &o);
     evr_store_destroy(&store);
-    return status;
+    return s_finish(status);
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test_store_faults.sh BIN_DIR SRC_DIR [CASE...]: the event stores of a
+# real evrun-broker and process-executor evrun-runner (no podman, ipc://
+# sockets in a temporary directory) against what other processes do to
+# them.
+set -u
+bin=$1 src=$2
+shift 2
+. "$src/tests/integration/bus_lib.sh"
+bus_script_init stf
+
+# bulk NAME: a process pipeline printing about 2 MiB (many output events)
+bulk() {
+  cat > "$tmp/$1.yml" <<YML
+pipeline: $1
+executor: process
+steps:
+  - name: say
+    run: seq 1 300000
+YML
+}
+
+# stale STORE: the reader slots of dead processes in STORE's lock.mdb
+# (mdb_stat -rr clears them and says how many)
+stale() { mdb_stat -rr "$1" | sed -n 's/^ *\([0-9]*\) stale readers cleared.*/\1/p'; }
+
+# readers killed inside a read leave their slots in the reader table
+# (126): evrun-replay piped into head leaves none, and once a killed
+# process holds every slot, the broker and the runner free them and go on
+# (a read of either failed with MDB_READERS_FULL until its restart: the
+# broker answered `status` not_found, the runner sent no event).
+case_readers() {
+  fresh readers
+  bulk big
+  bus_broker && bus_runner rd "" 1 --executors process && bus_wait_runners 1 || return
+  local j1 j2 i
+  j1=$(submit "$tmp/big.yml")
+  check "a job succeeds first" [ "$(wait_job "$j1" 60)" = succeeded ]
+  for i in 1 2 3; do
+    "$bin/evrun-replay" "$tmp/broker" --events | head -n 1 > /dev/null
+    "$bin/evrun-replay" "$tmp/r-rd" --events | head -n 1 > /dev/null
+  done
+  check "evrun-replay | head leaves no slot of the broker's store" [ "$(stale "$tmp/broker")" = 0 ]
+  check "evrun-replay | head leaves no slot of the runner's store" [ "$(stale "$tmp/r-rd")" = 0 ]
+  local p
+  for st in "$tmp/broker" "$tmp/r-rd"; do
+    "$bin/evr-test-readers" "$st" 126 > "$tmp/readers.out" 2>&1 &
+    p=$!
+    for _ in $(seq 1 50); do grep -q '^held' "$tmp/readers.out" && break; sleep 0.1; done
+    kill -9 "$p"; wait "$p" 2>/dev/null
+    check "every slot of $st taken by a dead process" grep -q '^held 12[0-9]' "$tmp/readers.out"
+  done
+  check "status answers the job" [ "$(field "$j1" status)" = succeeded ]
+  check "jobs lists it" bash -c "'$bin/evrun-cli' jobs --json | grep -q '\"job\":\"$j1\"'"
+  j2=$(submit "$tmp/big.yml")
+  check "a new job runs and its events reach the broker" [ "$(wait_job "$j2" 60)" = succeeded ]
+  check "its output is there" bash -c "'$bin/evrun-cli' logs '$j2' | tail -n 1 | grep -q 300000"
+  check "no read error in the broker's log" bash -c "! grep -q READERS_FULL '$tmp/broker.log'"
+  check "no read error in the runner's log" bash -c "! grep -q READERS_FULL '$tmp/runner-rd.log'"
+}
+
+bus_script_cases "readers" "$@"
+bus_script_end
