@@ -307,12 +307,96 @@ out:
 
 /* --------------------------------------------------------------- output */
 
+/*  --json: the last bytes of a chunk that begin a UTF-8 character the
+    chunk cuts (its next bytes open the stream's next chunk), per stream
+    of the step and attempt printed last. */
+typedef struct {
+    uint8_t b[4];
+    size_t n;
+} s_carry_t;
+
 typedef struct {
     const s_opts_t *o;
     bool raw;
     char last_step[128];
     bool at_line_start;
+    uint32_t last_attempt;
+    s_carry_t carry[2];    /* stdout, stderr */
 } s_out_t;
+
+/*  How many of the last bytes of p[0..len) begin a character that needs
+    more bytes than are left (0 when it ends on a boundary). */
+static size_t
+s_utf8_tail(const uint8_t *p, size_t len)
+{
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        uint8_t c = p[len - k];
+        if ((c & 0xc0) == 0x80)
+            continue;   /* a continuation byte: its lead is further back */
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+static void
+s_output_json(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
+              size_t len)
+{
+    json_t *j = json_pack("{s:s, s:i, s:s, s:o}", "step", step, "attempt",
+                          (json_int_t) attempt, "stream", stream, "bytes",
+                          evr_json_bin(bytes, len));
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+/*  Prints what a stream's carry holds on its own (its chunks ended inside
+    a character: base64). */
+static void
+s_carry_flush(s_out_t *ctx)
+{
+    for (int i = 0; i < 2; i++) {
+        if (ctx->carry[i].n)
+            s_output_json(ctx->last_step, ctx->last_attempt, i ? "stderr" : "stdout",
+                          ctx->carry[i].b, ctx->carry[i].n);
+        ctx->carry[i].n = 0;
+    }
+}
+
+/*  A JSON line per chunk, "bytes" a string when the chunk is UTF-8 text
+    (as evrun-cli logs --json prints a step.output's bytes, else
+    {"base64": ...}): a character cut at a chunk's end is carried into the
+    stream's next chunk, so that text stays text. */
+static void
+s_output_chunk_json(s_out_t *ctx, const char *step, uint32_t attempt, const char *stream,
+                    const uint8_t *bytes, size_t len)
+{
+    if (strcmp(ctx->last_step, step) != 0 || ctx->last_attempt != attempt) {
+        s_carry_flush(ctx);
+        snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+        ctx->last_attempt = attempt;
+    }
+    s_carry_t *c = &ctx->carry[strcmp(stream, "stderr") == 0];
+    uint8_t *buf = NULL;
+    if (c->n) {
+        buf = evr_malloc(c->n + len);
+        memcpy(buf, c->b, c->n);
+        memcpy(buf + c->n, bytes, len);
+        len += c->n;
+        bytes = buf;
+        c->n = 0;
+    }
+    size_t tail = s_utf8_tail(bytes, len);   /* <= 3, and a chunk of only those waits */
+    memcpy(c->b, bytes + len - tail, tail);
+    c->n = tail;
+    len -= tail;
+    if (len)
+        s_output_json(step, attempt, stream, bytes, len);
+    free(buf);
+}
 
 static int
 s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
@@ -322,16 +406,7 @@ s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uin
     if (s_stop())
         return 1;
     if (ctx->o->json) {
-        json_t *j = json_pack("{s:s, s:i, s:s, s:s%}", "step", step, "attempt", (json_int_t) attempt,
-                              "stream", stream, "bytes", (const char *) bytes, len);
-        if (!j)   /* not UTF-8: say so rather than print mangled bytes */
-            j = json_pack("{s:s, s:i, s:s, s:i}", "step", step, "attempt",
-                          (json_int_t) attempt, "stream", stream, "binary_bytes",
-                          (json_int_t) len);
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        puts(s);
-        free(s);
-        json_decref(j);
+        s_output_chunk_json(ctx, step, attempt, stream, bytes, len);
         return 0;
     }
     if (ctx->raw) {
@@ -385,8 +460,10 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
             s_pruned_note(store, id);
         return rc == EVR_ERR_NOTFOUND ? 1 : 2;
     }
-    s_out_t ctx = { o, step != NULL, "", true };
+    s_out_t ctx = { .o = o, .raw = step != NULL, .at_line_start = true };
     rc = evr_store_output(store, id, step, s_output_chunk, &ctx, &err);
+    if (o->json && !s_stop())
+        s_carry_flush(&ctx);
     if (!ctx.raw && !o->json && !ctx.at_line_start)
         fputc('\n', stdout);
     if (rc) {

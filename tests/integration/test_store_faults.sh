@@ -59,5 +59,36 @@ case_readers() {
   check "no read error in the runner's log" bash -c "! grep -q READERS_FULL '$tmp/runner-rd.log'"
 }
 
-bus_script_cases "readers" "$@"
+# evrun-replay --output --json: 64 KiB chunks that cut a 2-byte character
+# stay text ("bytes" a string; each such chunk was "binary_bytes":65536
+# with no bytes), and their bytes put together are the step's output
+case_utf8() {
+  fresh utf8
+  cat > "$tmp/u.yml" <<'YML'
+pipeline: utf
+executor: process
+steps:
+  - name: e
+    run: yes 'ééééééééééééééééééééééééééééééééééééééééééééééééé' | head -n 5000; printf '\303'
+YML
+  "$bin/evrun-runner" --exec "$tmp/u.yml" --executors process --state-dir "$tmp/st" \
+    > "$tmp/exec.log" 2>&1
+  local j
+  j=$("$bin/evrun-replay" "$tmp/st" --json | sed -n 's/.*"id":"\([0-9A-Z]*\)".*/\1/p' | head -n 1)
+  "$bin/evrun-replay" "$tmp/st" --output "$j/e" --json > "$tmp/out.json"
+  "$bin/evrun-replay" "$tmp/st" --output "$j/e" > "$tmp/out.raw"
+  check "more than one chunk" [ "$(wc -l < "$tmp/out.json")" -gt 2 ]
+  check "no chunk without its bytes" bash -c "! grep -q binary_bytes '$tmp/out.json'"
+  check "every chunk but the cut last byte is text" \
+    [ "$(grep -c '"bytes":"' "$tmp/out.json")" -eq $(( $(wc -l < "$tmp/out.json") - 1 )) ]
+  check "the cut last byte alone is base64, as evrun-cli logs --json has it" \
+    bash -c "tail -n 1 '$tmp/out.json' | grep -q '\"bytes\":{\"base64\":\"ww==\"}'"
+  check "the chunks put together are the output" python3 -c '
+import base64, json, sys
+out = b"".join(b.encode() if isinstance(b, str) else base64.b64decode(b["base64"])
+               for b in (json.loads(l)["bytes"] for l in open(sys.argv[1])))
+sys.exit(out != open(sys.argv[2], "rb").read())' "$tmp/out.json" "$tmp/out.raw"
+}
+
+bus_script_cases "readers utf8" "$@"
 bus_script_end
