@@ -71,13 +71,16 @@ s_help(FILE *out)
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
-            "                    the stored projections; print each difference\n"
+            "                    the stored projections; print each difference (every\n"
+            "                    event decoded whole, the by_job index checked against\n"
+            "                    the events, each database's pages checked first)\n"
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
             "\n"
             "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id), or DIR missing or not an evrun store, or stdout not writable;\n"
+            "is no job id), or DIR missing or not an evrun store, or a store error (an\n"
+            "event that does not decode), or stdout not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
@@ -104,12 +107,28 @@ s_print_json(const evr_rectype_t *type, const void *rec)
     json_decref(j);
 }
 
+/*  True when msg names dir as a path: after a space or at its start, and
+    before ':', '/', a space or its end (not a word that contains it: a
+    directory "c", or "spec" in "event.data.spec.steps"). */
+static bool
+s_names_dir(const char *msg, const char *dir)
+{
+    size_t n = strlen(dir);
+    for (const char *p = msg; n && (p = strstr(p, dir)); p++) {
+        char after = p[n];
+        if ((p == msg || p[-1] == ' ')
+            && (after == ':' || after == '/' || after == ' ' || after == '\0'))
+            return true;
+    }
+    return false;
+}
+
 /*  A store's error, naming DIR when the message does not (LMDB's own, as
     "store: mdb_dbi_open meta: MDB_CORRUPTED: ...", name no directory). */
 static void
 s_store_error(const char *dir, const evr_err_t *err)
 {
-    if (strstr(err->msg, dir))
+    if (s_names_dir(err->msg, dir))
         fprintf(stderr, "evrun-replay: %s\n", err->msg);
     else
         fprintf(stderr, "evrun-replay: %s: %s\n", dir, err->msg);
