@@ -920,6 +920,11 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (daemon && evr_offer_check_exec_jobs(store, state_dir, "evrun-runner", stderr, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
     if (!(id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec"))) {
         status = 2;
         goto out;

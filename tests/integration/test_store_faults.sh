@@ -141,5 +141,42 @@ YML
     grep -q "2 acknowledged submits taken up (up to record $seq3)" "$tmp/broker.log"
 }
 
-bus_script_cases "readers utf8 journal" "$@"
+# A runner killed during an --exec job (its host step runs on), then
+# started with --broker on the same state directory: refused, naming the
+# job and --recover (it took the job up, the broker refused its events and
+# the runner cancelled it); --recover finishes it, then --broker starts.
+case_exec_then_broker() {
+  fresh execbroker
+  cat > "$tmp/slow.yml" <<'YML'
+pipeline: slow
+executor: process
+steps:
+  - { name: s, run: "echo begun; sleep 2; echo done" }
+YML
+  "$bin/evrun-runner" --exec "$tmp/slow.yml" --executors process --state-dir "$tmp/st" \
+    > "$tmp/exec.out" 2>&1 &
+  local xp=$! j
+  for _ in $(seq 1 100); do grep -q begun "$tmp/exec.out" && break; sleep 0.05; done
+  kill -9 "$xp"; wait "$xp" 2>/dev/null
+  j=$("$bin/evrun-replay" "$tmp/st" --json | sed -n 's/.*"id":"\([0-9A-Z]*\)".*/\1/p' | head -n 1)
+  bus_broker || return
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --executors process \
+    --state-dir "$tmp/st" --heartbeat-ms 200 --lease-ms 1500 > "$tmp/broker-mode.out" 2>&1 &
+  local rp=$! rc
+  for _ in $(seq 1 100); do kill -0 "$rp" 2>/dev/null || break; sleep 0.05; done
+  kill -0 "$rp" 2>/dev/null && { kill "$rp"; bus_pids+=("$rp"); }
+  wait "$rp" 2>/dev/null; rc=$?
+  check "--broker refuses the directory (exit 2)" [ "$rc" -eq 2 ]
+  check "it names the job" grep -q "job $j (pipeline slow) was started here by evrun-runner --exec" \
+    "$tmp/broker-mode.out"
+  check "it says how to finish it" grep -q "finish that job first with evrun-runner --recover --state-dir $tmp/st" \
+    "$tmp/broker-mode.out"
+  check "the job is left unfinished" bash -c "'$bin/evrun-replay' '$tmp/st' | grep -q '^$j .* running '"
+  "$bin/evrun-runner" --recover --executors process --state-dir "$tmp/st" > "$tmp/recover.out" 2>&1
+  check "--recover finishes it" bash -c "'$bin/evrun-replay' '$tmp/st' | grep -q '^$j .* succeeded '"
+  bus_runner eb "" 1 --executors process --state-dir "$tmp/st"
+  check "then --broker starts" bus_wait_runners 1
+}
+
+bus_script_cases "readers utf8 journal exec_then_broker" "$@"
 bus_script_end
