@@ -111,8 +111,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
        and it starts with every signal blocked (evr_artsum_new) */
     b->artstore = evr_artstore_new();
     evr_queue_init(b);
-    evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
-                                 &b->store, err);
+    int sflags = EVR_STORE_BROKER | (opts->nosync ? EVR_STORE_NOSYNC : 0);
+    evr_rc_t rc = evr_store_open(opts->store_dir, sflags, &b->store, err);
     if (!rc)   /* the artifacts received: the broker's alone */
         rc = evr_paths_dir(b->artifacts_dir, true, err);
     if (!rc)

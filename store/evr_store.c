@@ -235,7 +235,6 @@ s_check_size(evr_store_t *self, evr_err_t *err)
                        (unsigned long long) need, info.me_last_pgno, ms.ms_psize);
 }
 
-/*  Opens the six databases and checks (or writes) the format. */
 /*  The largest key of `jobs` (unknown when it is not a job id or cannot
     be read: evr_store_has_job then always looks). */
 static void
@@ -256,49 +255,100 @@ s_job_max_load(evr_store_t *self, MDB_txn *txn)
     mdb_cursor_close(cur);
 }
 
+/*  The kind the writer says (EVR_STORE_BROKER, EVR_STORE_RUNNER), or NULL. */
+static const char *
+s_kind(const evr_store_t *self)
+{
+    return self->flags & EVR_STORE_BROKER   ? "broker"
+           : self->flags & EVR_STORE_RUNNER ? "runner"
+                                            : NULL;
+}
+
+/*  A writer's kind against the store's meta "kind": recorded when there
+    is none (and the store bears no mark of the other kind), refused
+    when it is the other. */
+static evr_rc_t
+s_check_kind(evr_store_t *self, MDB_txn *txn, evr_err_t *err)
+{
+    const char *want = s_kind(self);
+    if (!want)
+        return EVR_OK;
+    MDB_val k = { 4, "kind" }, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    const char *other = NULL;
+    if (rc == 0) {
+        if (v.mv_size == strlen(want) && memcmp(v.mv_data, want, v.mv_size) == 0)
+            return EVR_OK;
+        other = v.mv_size == 6 && memcmp(v.mv_data, "broker", 6) == 0 ? "broker"
+              : v.mv_size == 6 && memcmp(v.mv_data, "runner", 6) == 0 ? "runner" : "unknown";
+    }
+    else if (rc != MDB_NOTFOUND)
+        return evr_store_mdb_err(err, "mdb_get kind", rc);
+    else {   /* none: a new store, or an older one; its marks tell */
+        MDB_val mk = { 9, "runner_id" }, kk = { 15, "journal/submits" }, mv;
+        if (!strcmp(want, "broker") && mdb_get(txn, self->meta, &mk, &mv) == 0)
+            other = "runner";
+        else if (!strcmp(want, "runner") && mdb_get(txn, self->kv, &kk, &mv) == 0)
+            other = "broker";
+    }
+    if (other)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: a%s %s's event store, not a %s's: "
+                           "%s", self->dir, strcmp(other, "unknown") ? "" : "n", other, want,
+                           !strcmp(want, "runner")
+                               ? "a runner keeps a store of its own in its --state-dir (is "
+                                 "this a copy of a broker's STATE/broker?); give it another "
+                                 "directory"
+                               : "the broker keeps its store in STATE/broker of its own state "
+                                 "directory; give it another --state-dir");
+    v = (MDB_val) { strlen(want), (void *) want };
+    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)))
+        return evr_store_mdb_err(err, "mdb_put kind", rc);
+    return EVR_OK;
+}
+
+/*  No meta database: an environment nothing was ever committed to (a
+    writer makes it a store: *fresh), or a foreign one, never written. */
+static evr_rc_t
+s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
+{
+    MDB_stat stat = { 0 };
+    MDB_dbi main_dbi;
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == MDB_SUCCESS)
+        mdb_stat(txn, main_dbi, &stat);
+    if (stat.ms_entries)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (an LMDB "
+                           "environment without evrun's meta database)", self->dir);
+    if (self->flags & EVR_STORE_RDONLY)   /* a process killed before its first commit */
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
+                           "LMDB environment: nothing was ever committed)", self->dir);
+    int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta);
+    if (rc)
+        return evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
+    *fresh = true;
+    return EVR_OK;
+}
+
+/*  Opens the six databases and checks (or writes) the format and kind. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
-    bool rdonly = self->flags & EVR_STORE_RDONLY;
+    bool rdonly = self->flags & EVR_STORE_RDONLY, fresh = false;
     MDB_txn *txn;
     int rc = evr_store_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     unsigned create = rdonly ? 0 : MDB_CREATE;
     evr_rc_t erc = EVR_OK;
-    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
-    if (rc == MDB_NOTFOUND) {
-        /* read-only: an environment nothing was ever committed to (a
-           process killed before its first commit) is no store yet */
-        MDB_stat stat = { 0 };
-        MDB_dbi main_dbi;
-        if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == MDB_SUCCESS)
-            mdb_stat(txn, main_dbi, &stat);
-        erc = stat.ms_entries == 0
-                  ? evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
-                                "LMDB environment: nothing was ever committed)", self->dir)
-                  : evr_err_set(err, EVR_ERR_STORE,
-                                "store: %s: not an evrun store (an LMDB environment without "
-                                "evrun's meta database)", self->dir);
-        goto out;
-    }
-    if (rc) {
+    rc = mdb_dbi_open(txn, "meta", 0, &self->meta);
+    if (rc == MDB_NOTFOUND)
+        erc = s_no_meta(self, txn, &fresh, err);
+    else if (rc)
         erc = evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
+    if (erc)
         goto out;
-    }
     MDB_val k = { 6, "format" }, v;
     rc = mdb_get(txn, self->meta, &k, &v);
-    if (rc == MDB_NOTFOUND && !rdonly) {
-        /* A new store, or a foreign one that happened to have "meta". */
-        MDB_stat stat;
-        MDB_dbi main_dbi;
-        mdb_dbi_open(txn, NULL, 0, &main_dbi);
-        mdb_stat(txn, main_dbi, &stat);
-        if (stat.ms_entries > 1) {   /* only "meta" itself is expected */
-            erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (LMDB "
-                              "databases other than evrun's, no format record)", self->dir);
-            goto out;
-        }
+    if (rc == MDB_NOTFOUND && fresh) {
         v.mv_size = strlen(EVR_STORE_FORMAT);
         v.mv_data = (void *) EVR_STORE_FORMAT;
         rc = mdb_put(txn, self->meta, &k, &v, 0);
@@ -307,9 +357,9 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             goto out;
         }
     }
-    else if (rc == MDB_NOTFOUND) {
-        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (no format "
-                          "record)", self->dir);
+    else if (rc == MDB_NOTFOUND) {   /* evrun writes meta and format together */
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (a meta "
+                          "database without evrun's format record)", self->dir);
         goto out;
     }
     else if (rc) {
@@ -338,6 +388,8 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             goto out;
         }
     }
+    if (!rdonly && (erc = s_check_kind(self, txn, err)))
+        goto out;
     s_job_max_load(self, txn);
 out:
     /* Committing (also a read-only transaction) keeps the handles open. */

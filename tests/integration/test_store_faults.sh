@@ -178,5 +178,29 @@ YML
   check "then --broker starts" bus_wait_runners 1
 }
 
-bus_script_cases "readers utf8 journal exec_then_broker" "$@"
+# A copy of the broker's store given to a runner: refused, saying what it
+# is (the runner "recovered" the broker's job and appended to its log)
+case_kind() {
+  fresh kind
+  cat > "$tmp/q.yml" <<'YML'
+pipeline: q
+executor: process
+steps:
+  - { name: s, run: "true" }
+YML
+  bus_broker || return
+  submit "$tmp/q.yml" > /dev/null 2>&1
+  bus_stop
+  mdb_copy "$tmp/broker" "$tmp/copy" 2>/dev/null || { mkdir "$tmp/copy"; mdb_copy "$tmp/broker" "$tmp/copy"; }
+  local before after rc
+  before=$(md5sum < "$tmp/copy/data.mdb")
+  "$bin/evrun-runner" --recover --executors process --state-dir "$tmp/copy" > "$tmp/kind.out" 2>&1
+  rc=$?
+  after=$(md5sum < "$tmp/copy/data.mdb")
+  check "a runner refuses a broker's store (exit 2)" [ "$rc" -eq 2 ]
+  check "it says what the store is" grep -q "a broker's event store, not a runner's" "$tmp/kind.out"
+  check "nothing is written to it" [ "$before" = "$after" ]
+}
+
+bus_script_cases "readers utf8 journal exec_then_broker kind" "$@"
 bus_script_end
