@@ -46,6 +46,7 @@ s_stop(void)
 typedef struct {
     bool json;
     bool as_of_given;   /* --as-of 0 is a state too: before any event, no jobs */
+    bool to_given;      /* --to 0 likewise: no event */
     uint64_t from, to, as_of;
 } s_opts_t;
 
@@ -65,7 +66,8 @@ s_help(FILE *out)
             "  (no view)         a table of jobs: id, pipeline, status, steps, start, duration\n"
             "  --job ID          the job's steps (status, exit code, duration, container,\n"
             "                    outputs) and its events in order\n"
-            "  --events          the raw events, one per line (--from/--to bound the seq)\n"
+            "  --events          the raw events, one per line (--from/--to bound the seq;\n"
+            "                    --to 0: none, as --as-of 0)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
             "                    (0: before the first event, so no jobs)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
@@ -230,6 +232,8 @@ static int
 s_events(evr_store_t *store, const s_opts_t *o)
 {
     evr_err_t err;
+    if (o->to_given && !o->to)
+        return 0;   /* --to 0: before the first event (as --as-of 0), none */
     if (evr_store_scan(store, o->from, o->to, s_event_line, (void *) o, &err)) {
         s_store_error(evr_store_dir(store), &err);
         return 2;
@@ -556,13 +560,16 @@ s_finish(int status)
     return 2;
 }
 
+/*  A SEQ: decimal digits only (no sign, no space), at most UINT64_MAX. */
 static bool
 s_seq_arg(const char *opt, const char *s, uint64_t *out)
 {
     char *end;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || *s == '-') {
-        fprintf(stderr, "evrun-replay: %s %s: expected a sequence number\n", opt, s);
+    if (!isdigit((unsigned char) *s) || *end || errno) {
+        fprintf(stderr, "evrun-replay: %s \"%s\": expected a sequence number (digits only, "
+                "at most %llu)\n", opt, s, (unsigned long long) UINT64_MAX);
         return false;
     }
     *out = v;
@@ -613,7 +620,11 @@ main(int argc, char **argv)
         case 'v': verify = true; views++; break;
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
-        case 't': if (!s_seq_arg("--to", optarg, &o.to)) return 2; break;
+        case 't':
+            if (!s_seq_arg("--to", optarg, &o.to))
+                return 2;
+            o.to_given = true;
+            break;
         case 'a':
             if (!s_seq_arg("--as-of", optarg, &o.as_of))
                 return 2;
@@ -632,12 +643,12 @@ main(int argc, char **argv)
     }
     if ((job && !s_id_arg("--job", job)) || (output && !s_id_arg("--output", output)))
         return 2;
-    if (o.from && o.to && o.from > o.to) {
+    if (o.to_given && o.from > o.to) {
         fprintf(stderr, "evrun-replay: --from %llu is above --to %llu: no event lies between\n",
                 (unsigned long long) o.from, (unsigned long long) o.to);
         return 2;
     }
-    if ((o.from || o.to) && !events) {
+    if ((o.from || o.to_given) && !events) {
         fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
         return 2;
     }

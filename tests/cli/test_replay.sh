@@ -127,9 +127,19 @@ check "a broken store exits 2" status_is 2 "$bin/evrun-replay" "$tmp/broken"
 "$bin/evrun-replay" "$tmp/broken" 2> "$tmp/broken.err"
 check "a broken store's LMDB error names the directory" \
   grep -q "^evrun-replay: $tmp/broken: store: mdb_[a-z_]* [a-z]*: MDB_" "$tmp/broken.err"
+# a directory whose name is in the message's words still gets named (it
+# was looked for as a substring: "c" is in "mdb_cursor_get")
+cp -r "$tmp/broken" "$tmp/c"
+replay=$(cd "$bin" && pwd)/evrun-replay
+(cd "$tmp" && "$replay" c) 2> "$tmp/c.err"
+check "a store error names a directory called c" grep -q "^evrun-replay: c: store: " "$tmp/c.err"
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
+check "a seq past 2^64 exits 2" status_is 2 "$bin/evrun-replay" "$store" --as-of 99999999999999999999
+check "a seq with a space exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from " 5"
+check "--to 0: no event (as --as-of 0)" [ "$("$bin/evrun-replay" "$store" --events --to 0 | wc -l)" -eq 0 ]
+check "--from 1 --to 0 exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from 1 --to 0
 # a usage error exits 2, as evrun-cli's: an id that is no job id, --from above --to
 check "--job junk exits 2" status_is 2 "$bin/evrun-replay" "$store" --job junk
 "$bin/evrun-replay" "$store" --job junk 2> "$tmp/junk.err"
