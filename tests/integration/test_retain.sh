@@ -94,6 +94,9 @@ case_keep() {
   check "the runner's artifacts of removed jobs go" [ "$(ls "$tmp/r-kr/artifacts" | wc -l)" -le 6 ]
   cli prune --dry-run > "$tmp/dry.out" 2>&1
   check "prune --dry-run: nothing left to remove" grep -q "would remove 0 finished jobs" "$tmp/dry.out"
+  # --json has the zero counts too (it printed {})
+  cli prune --dry-run --json > "$tmp/dry.json" 2>&1
+  check "prune --dry-run --json: the zero counts" grep -qx '{"jobs":0,"outputs":0,"events":0,"records":0,"bytes":0,"dry_run":true}' "$tmp/dry.json"
   bus_stop
   "$bin/evrun-replay" "$tmp/broker" --verify > "$tmp/v1.out" 2>&1
   check "broker log verifies clean" [ $? -eq 0 ]
