@@ -176,6 +176,30 @@ evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body, voi
                        "map to %zu bytes", what, self->mapsize);
 }
 
+/*  An LMDB failure while opening the store in dir, naming it, with what
+    to do when the file is damaged (LMDB's words alone give neither). */
+static evr_rc_t
+s_open_err(const char *dir, evr_err_t *err, const char *what, int rc)
+{
+    bool damaged = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID
+                || rc == MDB_BAD_TXN;
+    if (rc == EACCES) {
+        char lock[4096];
+        snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+        bool has_lock = access(lock, F_OK) == 0;
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s: %s", dir, what,
+                           mdb_strerror(rc),
+                           has_lock ? "its lock.mdb must be writable (readers write their "
+                                      "slot in it too) and data.mdb readable"
+                                    : "lock.mdb must be creatable there (the directory "
+                                      "writable), or made by the store's owner first");
+    }
+    return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s%s", dir, what, mdb_strerror(rc),
+                       damaged ? ": data.mdb is damaged (or no LMDB file); restore it from a "
+                                 "backup, or move the directory aside to start anew"
+                               : "");
+}
+
 static evr_rc_t
 s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
 {
@@ -192,11 +216,22 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     if (stat(path, &st) != 0) {
-        if (rdonly)
-            return evr_err_set(err, EVR_ERR_STORE,
-                               "store: %s: no evrun store here (no data.mdb)", dir);
-        return EVR_OK;
+        if (!rdonly)
+            return EVR_OK;
+        snprintf(path, sizeof path, "%s/broker/data.mdb", dir);
+        if (stat(path, &st) == 0)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: a state directory, not a "
+                               "store: the broker's store is %s/broker", dir, dir);
+        return evr_err_set(err, EVR_ERR_STORE,
+                           "store: %s: no evrun store here (no data.mdb)", dir);
     }
+    if (!S_ISREG(st.st_mode))
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: data.mdb is %s, not a file: no "
+                           "evrun store", dir,
+                           S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                         : "not a regular file");
     /* LMDB maps the file and reads its pages where the meta pages say:
        a file cut short would be a SIGBUS there, not an error */
     long psize = sysconf(_SC_PAGESIZE);
@@ -235,17 +270,19 @@ s_check_size(evr_store_t *self, evr_err_t *err)
                        (unsigned long long) need, info.me_last_pgno, ms.ms_psize);
 }
 
-/*  The largest key of `jobs` (unknown when it is not a job id or cannot
-    be read: evr_store_has_job then always looks). */
-static void
+/*  The largest key of `jobs` (unknown when it is not a job id:
+    evr_store_has_job then always looks); LMDB's code when it cannot be
+    read (the page is damaged). */
+static int
 s_job_max_load(evr_store_t *self, MDB_txn *txn)
 {
     MDB_cursor *cur;
     MDB_val k, v;
     self->job_max_known = false;
-    if (mdb_cursor_open(txn, self->jobs, &cur))
-        return;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    int rc = mdb_cursor_open(txn, self->jobs, &cur);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     if (rc == MDB_NOTFOUND)
         self->job_max_known = true;     /* none: job_max "" is below every id */
     else if (!rc && k.mv_size == EVR_ULID_LEN) {
@@ -253,6 +290,7 @@ s_job_max_load(evr_store_t *self, MDB_txn *txn)
         self->job_max_known = true;
     }
     mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;   /* an error leaves the transaction unusable */
 }
 
 /*  The kind the writer says (EVR_STORE_BROKER, EVR_STORE_RUNNER), or NULL. */
@@ -323,7 +361,7 @@ s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
                            "LMDB environment: nothing was ever committed)", self->dir);
     int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta);
     if (rc)
-        return evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
+        return s_open_err(self->dir, err, "mdb_dbi_open meta", rc);
     *fresh = true;
     return EVR_OK;
 }
@@ -343,7 +381,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
     if (rc == MDB_NOTFOUND)
         erc = s_no_meta(self, txn, &fresh, err);
     else if (rc)
-        erc = evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
+        erc = s_open_err(self->dir, err, "mdb_dbi_open meta", rc);
     if (erc)
         goto out;
     MDB_val k = { 6, "format" }, v;
@@ -363,7 +401,7 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
         goto out;
     }
     else if (rc) {
-        erc = evr_store_mdb_err(err, "mdb_get format", rc);
+        erc = s_open_err(self->dir, err, "mdb_get format", rc);
         goto out;
     }
     else if (v.mv_size != strlen(EVR_STORE_FORMAT)
@@ -384,13 +422,18 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             continue;
         }
         if (rc) {
-            erc = evr_store_mdb_err(err, "mdb_dbi_open", rc);
+            char what[64];
+            snprintf(what, sizeof what, "mdb_dbi_open %s", dbs[i].name);
+            erc = s_open_err(self->dir, err, what, rc);
             goto out;
         }
     }
     if (!rdonly && (erc = s_check_kind(self, txn, err)))
         goto out;
-    s_job_max_load(self, txn);
+    if ((rc = s_job_max_load(self, txn))) {
+        erc = s_open_err(self->dir, err, "mdb_cursor_get jobs", rc);
+        goto out;
+    }
 out:
     /* Committing (also a read-only transaction) keeps the handles open. */
     if (erc)
@@ -436,8 +479,7 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         envflags |= MDB_NOSYNC;
     rc = mdb_env_open(self->env, dir, envflags, 0600);
     if (rc) {
-        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_open: %s", dir,
-                          mdb_strerror(rc));
+        erc = s_open_err(dir, err, "mdb_env_open", rc);
         evr_store_destroy(&self);
         return erc;
     }

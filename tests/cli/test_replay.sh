@@ -125,14 +125,26 @@ pages=$(( $(stat -c %s "$tmp/broken/data.mdb") / 4096 ))
 dd if=/dev/zero of="$tmp/broken/data.mdb" bs=4096 seek=2 count=$((pages - 2)) conv=notrunc 2>/dev/null
 check "a broken store exits 2" status_is 2 "$bin/evrun-replay" "$tmp/broken"
 "$bin/evrun-replay" "$tmp/broken" 2> "$tmp/broken.err"
-check "a broken store's LMDB error names the directory" \
-  grep -q "^evrun-replay: $tmp/broken: store: mdb_[a-z_]* [a-z]*: MDB_" "$tmp/broken.err"
+check "a broken store's LMDB error names the directory, and what to do" \
+  grep -q "^evrun-replay: store: $tmp/broken: mdb_[a-z_]* [a-z]*: MDB_.*: data.mdb is damaged (or no LMDB file); restore it from a backup" "$tmp/broken.err"
 # a directory whose name is in the message's words still gets named (it
-# was looked for as a substring: "c" is in "mdb_cursor_get")
-cp -r "$tmp/broken" "$tmp/c"
+# was looked for as a substring: "c" is in "does not decode")
+cp -r "$tmp/spec" "$tmp/c"
 replay=$(cd "$bin" && pwd)/evrun-replay
-(cd "$tmp" && "$replay" c) 2> "$tmp/c.err"
-check "a store error names a directory called c" grep -q "^evrun-replay: c: store: " "$tmp/c.err"
+(cd "$tmp" && "$replay" c --events) > /dev/null 2> "$tmp/c.err"
+check "a store error names a directory called c" grep -q "^evrun-replay: c: store: event 1 does not decode" "$tmp/c.err"
+# what is there instead of a store is said: a data.mdb that is a
+# directory or a FIFO, a state directory (the broker's store below it)
+mkdir -p "$tmp/dirmdb/data.mdb" "$tmp/fifo" "$tmp/state/broker"
+mkfifo "$tmp/fifo/data.mdb"
+cp "$store/data.mdb" "$tmp/state/broker/"
+"$bin/evrun-replay" "$tmp/dirmdb" 2> "$tmp/dirmdb.err"
+check "data.mdb a directory: said" grep -q "data.mdb is a directory, not a file" "$tmp/dirmdb.err"
+"$bin/evrun-replay" "$tmp/fifo" 2> "$tmp/fifo.err"
+check "data.mdb a FIFO: said" grep -q "data.mdb is a FIFO, not a file" "$tmp/fifo.err"
+"$bin/evrun-replay" "$tmp/state" 2> "$tmp/state.err"
+check "a state directory: its broker's store named" \
+  grep -q "store: $tmp/state: a state directory, not a store: the broker's store is $tmp/state/broker" "$tmp/state.err"
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
