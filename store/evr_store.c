@@ -46,11 +46,38 @@ evr_store_mdb_err(evr_err_t *err, const char *what, int rc)
     return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", what, mdb_strerror(rc));
 }
 
+/*  A write that failed at the process's file size limit: EFBIG, or EIO
+    (LMDB's short write) with data.mdb within a page run of the limit. */
+static bool
+s_at_fsize(const evr_store_t *self, int rc, uint64_t *limit)
+{
+    struct rlimit rl;
+    if ((rc != EIO && rc != EFBIG) || getrlimit(RLIMIT_FSIZE, &rl) != 0
+        || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    *limit = (uint64_t) rl.rlim_cur;
+    if (rc == EFBIG)
+        return true;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", self->dir);
+    uint64_t near = *limit / 8 > S_FULL_BYTES ? *limit / 8 : S_FULL_BYTES;
+    return stat(path, &st) == 0 && (uint64_t) st.st_size + near >= *limit;
+}
+
 /*  LMDB writes with pwrite and reports a short one, what a full disk gives
-    a write of several pages, as EIO: the free space tells the two apart. */
+    a write of several pages, as EIO: the free space tells the two apart
+    (and the file size limit, s_at_fsize). */
 evr_rc_t
 evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
 {
+    uint64_t limit;
+    if (s_at_fsize(self, rc, &limit))
+        return evr_err_set(err, EVR_ERR_STORE, "store: the file size limit of this process "
+                           "(RLIMIT_FSIZE, ulimit -f: %llu bytes) stops %s/data.mdb from "
+                           "growing (mdb_txn_commit: %s): raise the limit; the log is as it "
+                           "was before this write", (unsigned long long) limit, self->dir,
+                           mdb_strerror(rc));
     struct statvfs vfs;
     bool full = rc == ENOSPC
              || (rc == EIO && statvfs(self->dir, &vfs) == 0

@@ -880,7 +880,8 @@ test_write_failure(void)
     int rc = 0;
     CHECK(sscanf(msg, "%llu %d", &ok_seq, &rc) == 2);
     CHECK(rc == EVR_ERR_STORE);
-    CHECK_CONTAINS(msg, "store: ");
+    CHECK_CONTAINS(msg, "store: the file size limit of this process (RLIMIT_FSIZE, ulimit -f: "
+                        "2097152 bytes) stops ");
     CHECK(ok_seq > 0);
     evr_store_t *st;
     evr_err_t err;
