@@ -156,9 +156,18 @@ YML
   local j st
   j=$(submit "$tmp/long.yml")
   for _ in $(seq 1 100); do [ "$(field "$j" status)" = running ] && break; sleep 0.1; done
+  # its step started (step.started at the broker), and ran a second
+  for _ in $(seq 1 100); do
+    cli logs "$j" --events --json 2>/dev/null | grep -q '"type":"step.started"' && break; sleep 0.1
+  done
+  sleep 1
   kill -STOP "$runner_pid_ls"
   for _ in $(seq 1 100); do st=$(field "$j" status); [ "$st" = lost ] && break; sleep 0.1; done
   check "the job ends lost" [ "$st" = lost ]
+  # its step ran from its start until the broker took the job: not 0s
+  cli logs "$j" --events --json > "$tmp/lost.hist" 2>&1
+  check "the lost step's duration is the time it ran" \
+    bash -c "grep '\"type\":\"step.finished\"' '$tmp/lost.hist' | grep -q '\"duration\":\"[1-9]'"
   sleep 2
   check "kept past max_age while its runner may come back" [ "$(field "$j" status)" = lost ]
   kill -CONT "$runner_pid_ls"
