@@ -67,6 +67,7 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->r.started_at = info.started_at;
     if (info.lost) {
         evr_xp_kill_lost(op);
+        op->r.lost = true;
         op->msg = evr_strdup("its supervisor ended without writing its exit status");
     }
     evr_xp_ok(op);

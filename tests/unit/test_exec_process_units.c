@@ -294,6 +294,7 @@ test_lost(void)
     s_res_t r;
     CALL(&e, r, inspect, "evrun-JOB1-lost-1");
     CHECK(r.r.state == EVR_EXEC_EXITED && r.r.exit_code == -1);
+    CHECK(r.r.lost);   /* a recovery calls the step lost, not collected */
     /* the hint names the group, to be checked first (its id may have been
        reused since), and the unit's directory */
     char hint[256], want[256];
