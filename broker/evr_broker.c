@@ -111,8 +111,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
        and it starts with every signal blocked (evr_artsum_new) */
     b->artstore = evr_artstore_new();
     evr_queue_init(b);
-    evr_rc_t rc = evr_store_open(opts->store_dir, opts->nosync ? EVR_STORE_NOSYNC : 0,
-                                 &b->store, err);
+    int sflags = EVR_STORE_BROKER | (opts->nosync ? EVR_STORE_NOSYNC : 0);
+    evr_rc_t rc = evr_store_open(opts->store_dir, sflags, &b->store, err);
     if (!rc)   /* the artifacts received: the broker's alone */
         rc = evr_paths_dir(b->artifacts_dir, true, err);
     if (!rc)
@@ -244,10 +244,11 @@ s_child_of(const char *key, const uint8_t *val, size_t len, void *arg)
 
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
     its steps and their outputs when outputs (a queued job's steps, from
-    the spec it holds, all "pending"); false when the broker knows no such
-    job. */
-bool
-evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
+    the spec it holds, all "pending").  EVR_ERR_NOTFOUND when the broker
+    knows no such job; another code (err says it) when its store cannot
+    be read: never to be answered as not_found. */
+evr_rc_t
+evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m, evr_err_t *err)
 {
     memset(m, 0, sizeof *m);
     m->type = EVR_MSG_JOB;
@@ -275,14 +276,15 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
             m->reason = evr_asprintf("concurrency: %zu of pipeline %s's jobs running, its "
                                      "limit: it starts when one ends", j->pipe->nbusy,
                                      j->pipeline);
-        return true;
+        return EVR_OK;
     }
     evr_job_t pj = { 0 };
-    evr_err_t err;
-    if (evr_store_get_job(b->store, id, &pj, &err)) {
+    evr_rc_t rc = evr_store_get_job(b->store, id, &pj, err);
+    if (rc) {
         evr_rec_free(&evr_job_type, &pj);
-        return false;
+        return rc;
     }
+    evr_err_t ign;      /* parents and children: a view without them */
     m->job = evr_strdup(pj.id);
     m->pipeline = evr_strdup(pj.pipeline ? pj.pipeline : "");
     m->status = evr_strdup(evr_job_status_name(pj.status));
@@ -298,23 +300,27 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m)
     if (outputs) {
         s_steps_view(&pj, m);
         s_outputs_view(&pj, m);
-        evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &err);
+        evr_store_job_events(b->store, pj.id, 1, s_parent_of, m, &ign);
     }
     char prefix[EVR_ULID_LEN + 8];   /* `status` and `jobs` (evrun-cli jobs --tree) */
     snprintf(prefix, sizeof prefix, "kids/%s/", pj.id);
-    evr_store_kv_scan(b->store, prefix, s_child_of, m, &err);
+    evr_store_kv_scan(b->store, prefix, s_child_of, m, &ign);
     evr_rec_free(&evr_job_type, &pj);
-    return true;
+    return EVR_OK;
 }
 
 static void
 s_status(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
 {
     evr_msg_t m;
-    if (evr_broker_job_view(b, req->job, true, &m))
+    evr_err_t err;
+    evr_rc_t rc = evr_broker_job_view(b, req->job, true, &m, &err);
+    if (rc == EVR_OK)
         evr_bus_send(b->clients, rid, &m, NULL);
-    else
+    else if (rc == EVR_ERR_NOTFOUND)
         evr_retention_no_job(b, rid, req->job);
+    else
+        evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
     evr_msg_clear(&m);
 }
 
@@ -427,11 +433,17 @@ s_jobs(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     size_t i = 0;
     for (; i < l.n && sent < limit && !cut; i++) {
         evr_msg_t m;
-        if (evr_broker_job_view(b, l.ids[i], false, &m)) {
+        evr_rc_t rc = evr_broker_job_view(b, l.ids[i], false, &m, &err);
+        if (rc == EVR_OK) {
             cut = evr_bus_send(b->clients, rid, &m, NULL) != EVR_OK;
             sent += !cut;
         }
         evr_msg_clear(&m);
+        if (rc && rc != EVR_ERR_NOTFOUND) {   /* a store error: not a shorter list */
+            free(l.ids);
+            evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            return;
+        }
     }
     free(l.ids);
     if (cut) {

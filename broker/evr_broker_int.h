@@ -334,9 +334,11 @@ void evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, 
 /*  `query` from a runner: answers `queried` about a job or a pipeline. */
 void evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg);
 /*  Fills m (a `job` message, strings owned: evr_msg_clear) for id, with
-    the steps' outputs (and the parent) when outputs; false when the
-    broker knows no such job (evr_broker.c). */
-bool evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m);
+    the steps' outputs (and the parent) when outputs; EVR_ERR_NOTFOUND
+    when the broker knows no such job, another code (err says it) when
+    its store cannot be read (evr_broker.c). */
+evr_rc_t evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m,
+                             evr_err_t *err);
 /*  The submit path itself, for a client (rid) or the broker's own submits
     (rid NULL: a schedule's): checks msg (a submit; its args bound here),
     applies the queue policy and stages the job, taking msg's contents.

@@ -335,6 +335,9 @@ s_end_events(const evr_job_t *pj, const char *status, const char *reason, evr_ev
             ev->data.status = evr_strdup(status);
             ev->data.exit_code = -1;
             ev->data.reason = evr_strdup(reason);
+            uint64_t now = evr_now_ns();   /* it ran (as far as known) until now: not 0s */
+            if (st->started && now > st->started)
+                ev->data.duration = (now - st->started) / 1000000u;
         }
         else if (st->status == EVR_STEP_PENDING) {
             ev = evr_event_new(EVR_EV_STEP_SKIPPED);

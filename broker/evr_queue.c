@@ -389,6 +389,25 @@ s_replay_one(uint64_t seq, const uint8_t *data, size_t len, void *arg)
     return 0;
 }
 
+/*  Damage inside the journal: the records after it were taken up, those
+    in it are lost (acknowledged submits that will never run). */
+static void
+s_journal_gap(uint64_t off, uint64_t bytes, uint64_t first, uint64_t last, void *arg)
+{
+    evr_broker_t *b = arg;
+    char seqs[48];
+    if (first == last)
+        snprintf(seqs, sizeof seqs, "record %llu", (unsigned long long) first);
+    else
+        snprintf(seqs, sizeof seqs, "records %llu..%llu", (unsigned long long) first,
+                 (unsigned long long) last);
+    evr_broker_error(b, "submit journal %s/submits.journal: %llu damaged bytes at offset %llu "
+                     "(a disk or a copy damaged them, not a crash): the acknowledged "
+                     "submits of %s are lost, their jobs not queued; the records after them "
+                     "were taken up", b->opts.store_dir, (unsigned long long) bytes,
+                     (unsigned long long) off, seqs);
+}
+
 /*  Opens the submit journal and writes its records newer than the
     table's checkpoint into the table (synced); the journal starts over. */
 static evr_rc_t
@@ -404,7 +423,7 @@ s_journal_load(evr_broker_t *b, evr_err_t *err)
     uint64_t after = 0, last;
     if (evr_store_kv_get(b->store, S_CKPT_KEY, val, sizeof val, &e2) == EVR_OK)
         after = strtoull(val, NULL, 10);
-    if ((rc = evr_journal_replay(b->journal, after, s_replay_one, b, &last, err)))
+    if ((rc = evr_journal_replay(b->journal, after, s_replay_one, s_journal_gap, b, &last, err)))
         return rc;
     if (!b->npending)
         return EVR_OK;

@@ -187,15 +187,20 @@ evr_trigger_query(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg)
         evr_pipelines_jobs_of(b, msg->pipeline, &pm);
         job = pm.last_job;
     }
-    bool found = job && evr_broker_job_view(b, job, true, &m);
     evr_err_t err;
+    evr_rc_t rc = job ? evr_broker_job_view(b, job, true, &m, &err) : EVR_ERR_NOTFOUND;
+    bool found = rc == EVR_OK;
     m.type = EVR_MSG_QUERIED;
     m.seq = msg->seq;
     m.waiting = pm.waiting;
     m.running = pm.running;
     if (!m.pipeline && msg->pipeline)
         m.pipeline = evr_strdup(msg->pipeline);
-    if (!found && msg->job) {
+    if (rc && rc != EVR_ERR_NOTFOUND) {   /* the store failed: not a job that is not there */
+        m.code = evr_strdup(EVR_CODE_INTERNAL);
+        m.message = evr_strdup(err.msg);
+    }
+    else if (!found && msg->job) {
         m.code = evr_strdup(EVR_CODE_NOT_FOUND);
         m.message = evr_asprintf("no job %s (unknown, or removed by retention)", msg->job);
     }

@@ -84,12 +84,8 @@ evr_gw_limits_load(evr_gw_t *gw, evr_err_t *err)
     const char *const timeouts[] = { "http_idle_timeout", "http_request_timeout" };
     uint64_t *ms[] = { &idle_ms, &req_ms };
     for (size_t i = 0; i < 2; i++) {
-        if (evr_config_duration(gw->cfg, timeouts[i], 86400000, ms[i], err))
+        if (evr_config_duration(gw->cfg, timeouts[i], 1000, 86400000, ms[i], err))
             bad = true;
-        else if (*ms[i] < 1000) {
-            evr_config_problem(gw->cfg, timeouts[i], err, "expected at least 1s");
-            bad = true;
-        }
     }
     if (bad)
         return EVR_ERR_CONFIG;

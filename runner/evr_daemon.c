@@ -51,6 +51,7 @@ struct evr_daemon {
     uint32_t ndropped;          /* dispatches ignored before welcome */
     char once_job[EVR_ULID_LEN + 1];   /* opts.once: the job taken; "": none yet */
     evr_ship_t *ship;           /* artifacts to the broker; NULL: none */
+    uint64_t read_err_at;       /* mono ns of the last "cannot read the log" said; 0: none */
 };
 
 /*  The daemon's log lines ("evrun-runner ID: ..."), by level: formatted
@@ -654,13 +655,29 @@ s_collect(const evr_event_t *ev, void *arg)
 }
 
 /*  Sends the log above `sent`, batch by batch, within the window. */
+/*  The log cannot be read to send its events (a store error): said at
+    most every S_READ_ERR_EVERY, as it is tried again every turn. */
+#define S_READ_ERR_EVERY (10ull * 1000000000ull)
+static void
+s_read_error(evr_daemon_t *d, const char *msg)
+{
+    uint64_t now = evr_mono_ns();
+    if (d->read_err_at && now - d->read_err_at < S_READ_ERR_EVERY)
+        return;
+    d->read_err_at = now;
+    s_error(d, "cannot read the event log to send its events to the broker: %s (tried again "
+            "every turn; the jobs' events wait in the log)", msg);
+}
+
 static void
 s_send_events(evr_daemon_t *d)
 {
     uint64_t last = 0;
     evr_err_t err;
-    if (evr_store_last_seq(d->store, &last, &err))
+    if (evr_store_last_seq(d->store, &last, &err)) {
+        s_read_error(d, err.msg);
         return;
+    }
     while (d->sent < last && d->sent - d->acked < S_WINDOW) {
         s_batch_t b = { .d = d, .msg = { .type = EVR_MSG_EVENTS }, .cap = EVR_MSG_MAX_EVENTS };
         uint64_t room = S_WINDOW - (d->sent - d->acked);
@@ -668,7 +685,7 @@ s_send_events(evr_daemon_t *d)
             b.cap = (uint32_t) room;
         b.msg.events.v = evr_calloc(b.cap, sizeof(evr_event_t));
         if (evr_store_scan(d->store, d->sent + 1, last, s_collect, &b, &err))
-            s_error(d, "reading the log: %s", err.msg);
+            s_read_error(d, err.msg);
         s_cancel_cut(d, &b);
         evr_rc_t rc = b.msg.events.n ? evr_bus_send(d->sock, NULL, &b.msg, &err) : EVR_ERR_IO;
         bool ok = rc == EVR_OK;

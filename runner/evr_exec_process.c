@@ -28,9 +28,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "evr_codec.h"
 #include "evr_exec_process.h"
 #include "evr_exec_process_int.h"
 #include "evr_exec_process_ws.h"
+#include "evr_log.h"
 #include "evr_shim.h"
 
 #define S_BACKSTOP_MS 1000          /* a watched unit is looked at this often anyway */
@@ -267,10 +269,52 @@ evr_xp_probe(evr_xp_op_t *op, evr_unit_info_t *info)
 }
 
 void
+evr_xp_kill_lost(evr_xp_op_t *op)
+{
+    bool killed;
+    evr_err_t err;
+    if (evr_unit_kill_lost(op->dir, &killed, &err))
+        evr_log_warn("evrun-runner", "%s", err.msg);
+    else if (killed)
+        evr_log_info("evrun-runner", "%s: its supervisor was killed; what was left of the "
+                     "step's process group was killed", op->name);
+}
+
+/*  The last lines of the unit's supervisor.log, on one line (the unit and
+    its log are removed with the step: a message does not send to it). */
+static void
+s_supervisor_said(const char *dir, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    char *path = evr_asprintf("%s/supervisor.log", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(path);
+    if (fd < 0)
+        return;
+    char tail[400];
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t at = end > (off_t) sizeof tail - 1 ? end - (off_t) sizeof tail + 1 : 0;
+    ssize_t n = pread(fd, tail, sizeof tail - 1, at);
+    close(fd);
+    if (n <= 0)
+        return;
+    tail[n] = '\0';
+    evr_utf8_clean(tail);
+    for (char *p = tail; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = *(p + 1) ? ' ' : '\0';
+    snprintf(buf, size, "; its supervisor.log ends: %s%s", at ? "..." : "", tail);
+}
+
+void
 evr_xp_lost(evr_xp_op_t *op)
 {
+    evr_xp_kill_lost(op);
+    char said[480];
+    s_supervisor_said(op->dir, said, sizeof said);
     evr_xp_fail(op, EVR_ERR_IO, "the supervisor of %s ended without writing its exit status (was "
-           "it killed?): see %s/supervisor.log", op->name, op->dir);
+           "it killed?); what was left of the step's processes was killed%s", op->name,
+           said[0] ? said : "; its supervisor.log is empty");
 }
 
 /* ------------------------------------------------------------ create, start */

@@ -65,8 +65,11 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->id = info.pid ? evr_asprintf("%ld", (long) info.pid) : evr_strdup(op->name);
     op->r.exit_code = info.exit_code;
     op->r.started_at = info.started_at;
-    if (info.lost)
+    if (info.lost) {
+        evr_xp_kill_lost(op);
+        op->r.lost = true;
         op->msg = evr_strdup("its supervisor ended without writing its exit status");
+    }
     evr_xp_ok(op);
 }
 
@@ -269,6 +272,8 @@ evr_xp_remove_turn(evr_xp_op_t *op)
             evr_xp_idle(op);
         return;
     }
+    if (info.lost)  /* its supervisor killed: nothing else would end what is left of it */
+        evr_xp_kill_lost(op);
     evr_xp_rm_start(op, s_rm_work, s_removed);
 }
 

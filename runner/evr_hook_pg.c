@@ -109,8 +109,28 @@ evr_hook_pg_drop(const char *dir, pid_t pgid)
     free(path);
 }
 
+bool
+evr_hook_pg_stat(long long pid, long long *pgrp, long long *sid, unsigned long long *start)
+{
+    s_stat_t st;
+    if (!s_stat(pid, &st) || st.state == 'Z' || st.state == 'X')
+        return false;
+    *pgrp = st.pgrp;
+    *sid = st.sid;
+    *start = st.start;
+    return true;
+}
+
 /*  The processes of group pgid not ended (zombies not counted) and, when
     sid is not 0, of that session started at or after start. */
+static size_t s_members(long long pgid, long long sid, unsigned long long start);
+
+size_t
+evr_hook_pg_members(long long pgid, long long sid, unsigned long long start)
+{
+    return s_members(pgid, sid, start);
+}
+
 static size_t
 s_members(long long pgid, long long sid, unsigned long long start)
 {

@@ -121,6 +121,40 @@ evr_offer_check_store(const evr_offer_t *self, evr_store_t *store, const char *p
     return EVR_OK;
 }
 
+typedef struct {
+    const char *prog;
+    FILE *out;
+    size_t n;
+} s_exec_jobs_t;
+
+static int
+s_exec_job(const evr_job_t *job, void *arg)
+{
+    s_exec_jobs_t *x = arg;
+    if (!job->runner || strcmp(job->runner, "exec") != 0 || evr_job_is_final(job))
+        return 0;
+    if (x->n++ < EVR_OFFER_JOBS_SHOWN)
+        fprintf(x->out, "%s: job %s (pipeline %s) was started here by evrun-runner --exec "
+                "and is unfinished: no broker dispatched it, and one would refuse its "
+                "events\n", x->prog, job->id, job->pipeline ? job->pipeline : "?");
+    return 0;
+}
+
+evr_rc_t
+evr_offer_check_exec_jobs(evr_store_t *store, const char *state_dir, const char *prog,
+                          FILE *out, evr_err_t *err)
+{
+    s_exec_jobs_t x = { prog, out, 0 };
+    evr_rc_t rc = evr_store_open_jobs(store, s_exec_job, &x, err);
+    if (rc || !x.n)
+        return rc;
+    if (x.n > EVR_OFFER_JOBS_SHOWN)
+        fprintf(out, "%s: ... and %zu more such jobs\n", prog, x.n - EVR_OFFER_JOBS_SHOWN);
+    return evr_err_set(err, EVR_ERR_CONFIG, "not started with --broker: finish %s first "
+                       "with evrun-runner --recover --state-dir %s (or give --broker another "
+                       "state directory)", x.n == 1 ? "that job" : "those jobs", state_dir);
+}
+
 evr_rc_t
 evr_offer_labels(const evr_offer_t *self, const char *labels, const char **lv, char **buf,
                  evr_err_t *err)

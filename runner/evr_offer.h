@@ -8,7 +8,8 @@
     pipeline given to --exec whose executor is not offered, and the
     refusal to start on a state directory holding an unfinished job whose
     executor is not offered (taking it up would end it failed while its
-    steps, host processes that outlive the runner, went on unwatched).
+    steps, host processes that outlive the runner, went on unwatched),
+    and of a --broker start where an --exec job is unfinished.
     These checks come before any executor is opened, so the refusal is
     what the operator sees, not an executor's own failure (podman down).
 */
@@ -57,6 +58,16 @@ evr_rc_t evr_offer_check(const evr_offer_t *self, uint32_t executor, evr_err_t *
     which reports it.  EVR_ERR_STORE when the store cannot be read. */
 evr_rc_t evr_offer_check_store(const evr_offer_t *self, evr_store_t *store, const char *prog,
                                FILE *out, evr_err_t *err);
+
+/*  Refuses a --broker start on a store with an unfinished job that
+    evrun-runner --exec started there (its runner "exec"): no broker
+    dispatched it, so a broker would refuse its events and the runner
+    cancel it.  Prints to out one line per such job (at most
+    EVR_OFFER_JOBS_SHOWN, then how many more) and returns EVR_ERR_CONFIG,
+    err naming --recover --state-dir STATE_DIR, which finishes them.
+    EVR_ERR_STORE when the store cannot be read. */
+evr_rc_t evr_offer_check_exec_jobs(evr_store_t *store, const char *state_dir, const char *prog,
+                                   FILE *out, evr_err_t *err);
 
 /*  The labels of a runner's hello into lv (EVR_OFFER_LABELS_MAX + 1
     entries, NULL-terminated): those of labels (the setting, comma- or

@@ -151,7 +151,7 @@ s_inspected(const evr_exec_result_t *r, void *arg)
     evr_exec_t *ex = st->job->ex;
     bool starting = st->state == EVR_ENG_STEP_INSPECTING;
     bool running = !r->rc && (r->state == EVR_EXEC_RUNNING || r->state == EVR_EXEC_PAUSED);
-    bool exited = !r->rc && r->state == EVR_EXEC_EXITED;
+    bool exited = !r->rc && r->state == EVR_EXEC_EXITED && !r->lost;   /* lost: below */
     bool created = !r->rc && r->state == EVR_EXEC_CREATED;
     if (r->rc && !r->not_found) {
         /* the executor answered badly: the step cannot be judged; call it lost */
@@ -195,11 +195,16 @@ s_inspected(const evr_exec_result_t *r, void *arg)
             evr_eng_step_freeze(st, st->job->paused);
         return;
     }
-    /* gone (or in a state evrun never leaves a unit in) */
+    /* gone, ended with no exit status (or in a state evrun never leaves a
+       unit in) */
     s_recovered(st, "lost");
     if (starting)
         evr_eng_record_start(st, EVR_ENG_STEP_RUNNING);
-    evr_eng_set_reason(st, "%s %s is gone", ex->ops->unit_word, st->unit);
+    if (!r->rc && r->lost)
+        evr_eng_set_reason(st, "%s %s: %s; what was left of it was killed",
+                           ex->ops->unit_word, st->unit, r->msg ? r->msg : "no exit status");
+    else
+        evr_eng_set_reason(st, "%s %s is gone", ex->ops->unit_word, st->unit);
     st->lost = true;
     st->exit_code = -1;
     st->exit_known = true;

@@ -232,6 +232,16 @@ evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    /* a last line of its output without a newline is ended first: the
+       status line does not go on after it ("a | no-newlinea > ...") */
+    evr_eng_step_t *w = &st->job->steps[st - st->job->steps];   /* its printing state */
+    bool mid = false;
+    for (int si = 0; si < 2; si++) {
+        mid = mid || !w->out[si].line_start;
+        w->out[si].line_start = true;
+    }
+    if (mid)
+        evr_eng_print(st->job->eng, "%s", "");
     evr_eng_print(st->job->eng, "%s > %s", st->spec->name, buf);
 }
 

@@ -21,6 +21,8 @@
 
 #include "evr_unit.h"
 
+#include "evr_hook_pg.h"
+
 bool
 evr_unit_name_ok(const char *name)
 {
@@ -353,6 +355,56 @@ evr_unit_signal(const char *dir, int sig, bool *sent, evr_err_t *err)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_IO, "kill(-%ld, %s) for %s: %s", (long) info.pid,
                        strsignal(sig), dir, strerror(errno));
+}
+
+/*  The wall time of the boot (/proc/stat's btime, s); 0: not known. */
+static unsigned long long
+s_btime(void)
+{
+    FILE *fp = fopen("/proc/stat", "re");
+    unsigned long long bt = 0;
+    char line[256];
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "btime %llu", &bt) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return bt;
+}
+
+evr_rc_t
+evr_unit_kill_lost(const char *dir, bool *killed, evr_err_t *err)
+{
+    *killed = false;
+    evr_unit_info_t info;
+    evr_rc_t rc = evr_unit_probe(dir, &info, err);
+    if (rc || !info.lost || info.pid <= 1)
+        return rc;
+    /* its group is the step's when its leader lives with the step's start
+       time, or, the leader gone, when processes of the step's session
+       (the step leads its own) started since are in it: while any process
+       of a group lives, no new process gets its id (evr_hook_pg.h) */
+    long long pid = info.pid, pgrp, sid;
+    unsigned long long start, bt = s_btime(), started = info.started_at / 1000000000u;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (!bt || hz <= 0 || !started || started < bt)
+        return EVR_OK;  /* nothing to tell the step's group from another by */
+    unsigned long long since = started - bt;   /* s after boot, the clock's slack below */
+    bool ours;
+    if (evr_hook_pg_stat(pid, &pgrp, &sid, &start))
+        ours = pgrp == pid && start / (unsigned long long) hz + 2 >= since
+            && start / (unsigned long long) hz <= since + 2;
+    else
+        ours = evr_hook_pg_members(pid, pid, since > 2 ? (since - 2) * (unsigned long long) hz
+                                                       : 0) > 0;
+    if (!ours)
+        return EVR_OK;
+    if (kill((pid_t) -pid, SIGKILL) == 0)
+        *killed = true;
+    else if (errno != ESRCH)
+        return evr_err_set(err, EVR_ERR_IO, "kill(-%lld, SIGKILL) for %s: %s", pid, dir,
+                           strerror(errno));
+    return EVR_OK;
 }
 
 /*  A running or lost unit's step may still run: its group is named, to be

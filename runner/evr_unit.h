@@ -67,6 +67,14 @@ typedef struct {
     uint64_t size[2];       /* EXITED: final bytes of stdout, stderr */
 } evr_unit_info_t;
 
+/*  A lost unit's step (its supervisor killed) may still run, and nobody
+    would end it: what is left of its group is killed (SIGKILL), when the
+    group still is the step's (its leader alive with the step's start
+    time, or, the leader gone, processes of the step's session started
+    since; the boot's time from /proc/stat).  *killed when a signal went.
+    A unit that is not lost: nothing.  EVR_ERR_IO: the probe's, or kill's. */
+evr_rc_t evr_unit_kill_lost(const char *dir, bool *killed, evr_err_t *err);
+
 /*  True when name can be a unit or workspace name: 1-200 bytes, no '/',
     not starting with '.'. */
 bool evr_unit_name_ok(const char *name);

@@ -271,7 +271,7 @@ s_prune(const char *state_dir, const s_opts_t *o)
                 "retention_keep_per_pipeline and retention_output_max_age are 0): nothing to "
                 "do\n");
     else if (evr_paths_dir(state_dir, false, &err) || s_lock(state_dir, &lock, &err)
-             || evr_store_open(state_dir, EVR_STORE_SYNC, &store, &err)
+             || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER, &store, &err)
              || evr_keep_run(store, &o->retention, state_dir, o->dry_run, &st, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
@@ -335,7 +335,7 @@ s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_
     evr_err_t err;
     if (evr_paths_state(state_dir, EVR_PATHS_CURVE, 0, true, &err)
         || s_lock(state_dir, lock, &err)
-        || evr_store_open(state_dir, EVR_STORE_SYNC, store, &err)
+        || evr_store_open(state_dir, EVR_STORE_SYNC | EVR_STORE_RUNNER, store, &err)
         || evr_offer_check_store(&o->offer, *store, "evrun-runner", stderr, &err)) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
@@ -925,6 +925,11 @@ main(int argc, char **argv)
                      : evr_strdup(".");
     }
     if (!s_open(state_dir, cfg, loop, &o, execs, &store, &lock)) {
+        status = 2;
+        goto out;
+    }
+    if (daemon && evr_offer_check_exec_jobs(store, state_dir, "evrun-runner", stderr, &err)) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
         status = 2;
         goto out;
     }

@@ -24,9 +24,26 @@
 /*  ... plus a step.outputs map of the usual size (a larger one falls back). */
 #define S_ARENA_KEPT (EVR_OUTPUTS_MAX_BYTES + EVR_OUTPUTS_MAX_KEYS * 2)
 
+/*  EVR_EVENTREAD_CHECK: specs the full decoder took, by their bytes (a
+    spec's check reads nothing outside it, and most jobs of a log share a
+    few pipelines' specs): one met again is not decoded again. */
+#define S_CHECKED 64
+#define S_CHECKED_BYTES (1u << 20)
+
+typedef struct {
+    uint64_t hash;
+    size_t len;
+    uint8_t *bytes;
+} s_checked_t;
+
 struct evr_eventread {
     unsigned what;
     uint64_t fallbacks;
+    bool walked;            /* this decode only walked a spec (EVR_EVENTREAD_CHECK) ... */
+    const uint8_t *spec_at; /* ... these bytes */
+    size_t spec_len;
+    s_checked_t checked[S_CHECKED];
+    size_t nchecked, checked_bytes;
     const evr_field_t *job_f;           /* the header's job id ... */
     char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
     const evr_field_t *type_f;          /* the header's type ... */
@@ -59,8 +76,43 @@ evr_eventread_destroy(evr_eventread_t **self_p)
     if (!self)
         return;
     evr_rec_free(&evr_event_type, &self->full);
+    for (size_t i = 0; i < self->nchecked; i++)
+        free(self->checked[i].bytes);
     free(self);
     *self_p = NULL;
+}
+
+static uint64_t
+s_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;     /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/*  The spec just walked is one the full decoder took before; else (when
+    remember) it is kept as such, while there is room. */
+static bool
+s_spec_checked(evr_eventread_t *self, bool remember)
+{
+    uint64_t h = s_hash(self->spec_at, self->spec_len);
+    for (size_t i = 0; i < self->nchecked; i++) {
+        const s_checked_t *c = &self->checked[i];
+        if (c->hash == h && c->len == self->spec_len
+            && memcmp(c->bytes, self->spec_at, c->len) == 0)
+            return true;
+    }
+    if (remember && self->nchecked < S_CHECKED
+        && self->checked_bytes + self->spec_len <= S_CHECKED_BYTES) {
+        s_checked_t *c = &self->checked[self->nchecked++];
+        c->hash = h;
+        c->len = self->spec_len;
+        c->bytes = evr_malloc(c->len ? c->len : 1);
+        memcpy(c->bytes, self->spec_at, c->len);
+        self->checked_bytes += c->len;
+    }
+    return false;
 }
 
 uint64_t
@@ -240,6 +292,7 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
     size_t hint = 0;   /* where the next key is looked for first */
     if (!evr_codec_rd_map(r, &n))
         return false;
+    const uint8_t *at = r->p;
     evr_spec_t *spec = &self->spec;
     spec->steps.n = 0;
     spec->on_error.present = false;
@@ -271,6 +324,8 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
         spec->steps.v = self->steps;
         spec->steps.n = k;
     }
+    self->spec_at = at;
+    self->spec_len = (size_t) (r->p - at);
     return s_required(&evr_spec_type, seen);
 }
 
@@ -358,6 +413,7 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
             || !s_spec(self, r, evr_rec_field(&evr_spec_type, "steps"), level))
             return false;
         *(evr_spec_t **) p = &self->spec;
+        self->walked = true;
         break;
     case EVR_FT_VARIANT: {
         const evr_rectype_t *vt = f->select(rec);
@@ -427,16 +483,27 @@ evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
 {
     memset(&self->ev, 0, sizeof self->ev);
     self->used = 0;
+    self->walked = false;
     evr_codec_rd_t r = { buf, buf + len };
-    if (len && s_rec(self, &r, &evr_event_type, &self->ev, 0) && r.p == r.end) {
+    bool fast = len && s_rec(self, &r, &evr_event_type, &self->ev, 0) && r.p == r.end;
+    bool check = fast && self->walked && (self->what & EVR_EVENTREAD_CHECK);
+    if (fast && (!check || s_spec_checked(self, false))) {
         *ev = &self->ev;
         return EVR_OK;
     }
-    /* declined: the full decoder decodes it, or says what is wrong */
-    self->fallbacks++;
+    /* declined, or a spec to check: the full decoder decodes it, or says
+       what is wrong */
+    self->fallbacks += !fast;
+    const uint8_t *spec_at = self->spec_at;
+    size_t spec_len = self->spec_len;
     evr_rec_free(&evr_event_type, &self->full);
     memset(&self->ev, 0, sizeof self->ev);
     evr_rc_t rc = evr_event_decode(buf, len, &self->full, err);
     *ev = rc ? NULL : &self->full;
+    if (check && !rc) {     /* taken whole: its spec needs no decode again */
+        self->spec_at = spec_at;
+        self->spec_len = spec_len;
+        s_spec_checked(self, true);
+    }
     return rc;
 }

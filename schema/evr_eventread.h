@@ -29,6 +29,12 @@ enum {
     /*  step.output: data.bytes points into the decoded buffer (valid as
         long as it is); without it bytes is empty (len 0, data NULL). */
     EVR_EVENTREAD_BYTES = 1 << 0,
+    /*  An event with a spec (job.accepted) is decoded by evr_event_decode
+        too, so that every value of it is checked (--verify): the event is
+        then the full decoder's (its spec whole), an error its; a spec of
+        the same bytes as one taken so before is not decoded again (the
+        event is then the fast one). */
+    EVR_EVENTREAD_CHECK = 1 << 1,
 };
 
 /*  A reader; what is a set of EVR_EVENTREAD_* flags. */
@@ -45,7 +51,8 @@ void evr_eventread_destroy(evr_eventread_t **self_p);
 evr_rc_t evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
                               const evr_event_t **ev, evr_err_t *err);
 
-/*  Decodes handed to evr_event_decode() so far (tests, benchmarks). */
+/*  Decodes the fast path declined, handed to evr_event_decode() so far
+    (tests, benchmarks); a spec's check (EVR_EVENTREAD_CHECK) is not one. */
 uint64_t evr_eventread_fallbacks(const evr_eventread_t *self);
 
 #endif

@@ -31,6 +31,14 @@ s_base64(const uint8_t *p, size_t n)
     return j;
 }
 
+json_t *
+evr_json_bin(const uint8_t *p, size_t n)
+{
+    if (evr_utf8_valid((const char *) p, n) && !memchr(p, 0, n))
+        return json_stringn((const char *) p, n);
+    return s_base64(p, n);
+}
+
 static json_t *
 s_str(const char *s)
 {
@@ -65,9 +73,7 @@ s_value(const evr_field_t *f, const void *rec, const void *p)
     }
     case EVR_FT_BIN: {
         const evr_bin_t *b = p;
-        if (evr_utf8_valid((const char *) b->data, b->len) && !memchr(b->data, 0, b->len))
-            return json_stringn((const char *) b->data, b->len);
-        return s_base64(b->data, b->len);
+        return evr_json_bin(b->data, b->len);
     }
     case EVR_FT_STRLIST: {
         const evr_strlist_t *l = p;

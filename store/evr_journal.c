@@ -6,6 +6,7 @@
     length (u32; its top bit marks the last record of a batch), seq
     (u64), CRC-32C (u32) of the length word, seq and payload.
 */
+#define _GNU_SOURCE   /* memmem */
 #include "evr_journal.h"
 
 #include <assert.h>
@@ -214,22 +215,90 @@ s_next(evr_journal_t *self, s_cursor_t *c, evr_err_t *err)
     return 1;
 }
 
+/*  After a record that is not whole at c->off: the offset of the next
+    whole record (magic, length, CRC) newer than min, at or past c->off +
+    1; false when none follows (a torn tail, or only older records a
+    rewind left).  The file is searched for the magic in windows. */
+#define S_WINDOW (1u << 20)
+static bool
+s_resync(evr_journal_t *self, const s_cursor_t *c, uint64_t min, uint64_t *found)
+{
+    static const uint8_t magic[4] = { 0x45, 0x56, 0x4a, 0x31 };   /* "EVJ1" */
+    struct stat st;
+    if (fstat(self->fd, &st) != 0)
+        return false;
+    uint64_t size = (uint64_t) st.st_size;
+    uint8_t *win = evr_malloc(S_WINDOW);
+    bool ok = false;
+    uint64_t base = c->off + 1;
+    for (;;) {
+        ssize_t n = pread(self->fd, win, S_WINDOW, (off_t) base);
+        if (n < (ssize_t) sizeof magic)
+            break;
+        for (uint8_t *p = win; (p = memmem(p, (size_t) n - (size_t) (p - win), magic, 4));
+             p++) {
+            uint64_t at = base + (uint64_t) (p - win);
+            uint8_t hdr[EVR_JOURNAL_HDR];
+            if (s_read(self->fd, hdr, sizeof hdr, at) <= 0 || s_get(hdr + 8, 8) <= min
+                || at + sizeof hdr + (s_get(hdr + 4, 4) & ~S_END) > size)
+                continue;   /* older, or longer than the file: not a record to take */
+            s_cursor_t t = { .off = at };
+            evr_err_t ign;
+            int r = s_next(self, &t, &ign);
+            free(t.data);
+            if (r > 0) {
+                *found = at;
+                ok = true;
+                goto out;
+            }
+        }
+        if ((size_t) n < S_WINDOW)
+            break;
+        base += S_WINDOW - (sizeof magic - 1);   /* a magic across the windows' edge */
+    }
+out:
+    free(win);
+    return ok;
+}
+
+/*  One record on: s_next, and past a record that is not whole when a
+    newer whole one follows it (damage, not the file's end): *gap_off its
+    offset, *gap_seq the first seq it may have held (0: none passed). */
+static int
+s_step(evr_journal_t *self, s_cursor_t *c, uint64_t after, uint64_t *gap_off,
+       uint64_t *gap_seq, evr_err_t *err)
+{
+    *gap_seq = 0;
+    int r = s_next(self, c, err);
+    uint64_t min = c->prev > after ? c->prev : after, at;
+    if (r != 0 || !s_resync(self, c, min, &at))
+        return r;
+    *gap_off = c->off;
+    *gap_seq = min + 1;
+    c->off = at;
+    c->prev = 0;
+    return s_next(self, c, err);
+}
+
 evr_rc_t
-evr_journal_replay(evr_journal_t *self, uint64_t after, evr_journal_fn *fn, void *arg,
-                   uint64_t *last, evr_err_t *err)
+evr_journal_replay(evr_journal_t *self, uint64_t after, evr_journal_fn *fn,
+                   evr_journal_gap_fn *gap, void *arg, uint64_t *last, evr_err_t *err)
 {
     /* first the end of the last whole batch, then its records up to there */
     s_cursor_t c = { 0 };
-    uint64_t end = 0, high = after;
+    uint64_t end = 0, high = after, goff, gseq;
     int r;
-    while ((r = s_next(self, &c, err)) > 0) {
+    while ((r = s_step(self, &c, after, &goff, &gseq, err)) > 0) {
         end = c.end ? c.off : end;
         high = c.seq > high ? c.seq : high;
     }
     evr_rc_t rc = r < 0 ? EVR_ERR_STORE : EVR_OK;
     *last = after;
     c.off = c.prev = 0;
-    while (!rc && c.off < end && (r = s_next(self, &c, err)) > 0) {
+    while (!rc && c.off < end && (r = s_step(self, &c, after, &goff, &gseq, err)) > 0) {
+        /* a gap before a batch's end: records lost inside the file, not a torn tail */
+        if (gseq && gap && c.seq > gseq)
+            gap(goff, c.off - (EVR_JOURNAL_HDR + c.len) - goff, gseq, c.seq - 1, arg);
         if (c.seq <= after)
             continue;
         if (fn(c.seq, c.data, c.len, arg))

@@ -10,7 +10,8 @@
     matches) and follows the one before (seq + 1); the first that does not
     is the end: a torn tail (a crash in the middle of a write) or an older
     record a rewind did not overwrite, whose seq is at most the
-    checkpoint.  A batch counts whole or not at all: its last record is
+    checkpoint; unless a whole batch of newer records follows it (damage
+    inside the file: those are read on, and the gap reported).  A batch counts whole or not at all: its last record is
     marked, and the records after the last marked one are not read.  So a
     batch counts once it and everything before it in the file are
     flushed, and no torn, partly written or stale record is ever read.
@@ -43,13 +44,19 @@ void evr_journal_destroy(evr_journal_t **self_p);
 /*  Calls fn for each record of the file's whole batches whose seq is
     above after, in order (fn returns non-zero to stop: replay fails with
     EVR_ERR_STORE); *last: the last record's seq, or after when none is
-    newer.  New records then get seqs above every one in the file (and
-    above after), and are written from offset 0: the caller makes what
-    fn took durable elsewhere first.  Errors: EVR_ERR_STORE (a read
-    failed). */
+    newer.  A record that is not whole but followed by a whole batch of
+    newer records is damage, not a torn tail: the records after it are
+    read on (found by their magic and CRC) and gap, when not NULL, is
+    called before the first of them with the damaged bytes' offset and
+    length and the seqs lost (first..last, above after).  New records
+    then get seqs above every one in the file (and above after), and are
+    written from offset 0: the caller makes what fn took durable
+    elsewhere first.  Errors: EVR_ERR_STORE (a read failed). */
 typedef int (evr_journal_fn)(uint64_t seq, const uint8_t *data, size_t len, void *arg);
-evr_rc_t evr_journal_replay(evr_journal_t *self, uint64_t after, evr_journal_fn *fn, void *arg,
-                            uint64_t *last, evr_err_t *err);
+typedef void (evr_journal_gap_fn)(uint64_t off, uint64_t bytes, uint64_t first, uint64_t last,
+                                  void *arg);
+evr_rc_t evr_journal_replay(evr_journal_t *self, uint64_t after, evr_journal_fn *fn,
+                            evr_journal_gap_fn *gap, void *arg, uint64_t *last, evr_err_t *err);
 
 /*  Room for a record of len bytes at the end of the batch being built:
     the caller fills it before evr_journal_write (the pointer is valid

@@ -9,12 +9,27 @@
 #include <string.h>
 
 #include "evr_codec.h"
+#include "evr_eventread.h"
 #include "evr_json.h"
 #include "evr_prune.h"
 #include "evr_store_int.h"
 
+/*  A job's events as the log holds them and as the by_job index points
+    to them (evr_rebuild_verify): counts and a sum of a mix of each
+    (jseq, seq), equal when the index is right. */
+typedef struct {
+    uint64_t n, mix;        /* from the log */
+    uint64_t in, inmix;     /* from the index */
+    bool compare;           /* its projection was compared: the index too */
+    bool skip;              /* compacted: its entries are not checked */
+} s_idx_t;
+
 struct evr_rebuild {
     zhashx_t *jobs;         /* id -> evr_job_t* (owned) */
+    zhashx_t *idx;          /* verify: id -> s_idx_t* (owned); NULL: none kept */
+    s_idx_t *last_idx;      /* s_idx's cache */
+    char last_idx_id[EVR_ULID_LEN + 1];
+    s_idx_t *last_x;        /* the index record of `last` (verify) */
     evr_job_t **sorted;     /* built on first evr_rebuild_at */
     evr_job_t *last;        /* the job of the last event applied */
     size_t nsorted;
@@ -46,6 +61,34 @@ s_job_free(void **item)
     evr_job_destroy((evr_job_t **) item);
 }
 
+static uint64_t
+s_mix(uint32_t jseq, uint64_t seq)
+{
+    uint64_t z = seq * 0x9e3779b97f4a7c15ull ^ ((uint64_t) jseq << 32 | jseq);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;    /* splitmix64's finalizer */
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/*  The index record of job id (made when make), the last one cached:
+    a job's events and index entries come together. */
+static s_idx_t *
+s_idx(evr_rebuild_t *self, const char *id, bool make)
+{
+    if (self->last_idx && strcmp(self->last_idx_id, id) == 0)
+        return self->last_idx;
+    s_idx_t *x = zhashx_lookup(self->idx, id);
+    if (!x && make) {
+        x = evr_calloc(1, sizeof *x);
+        zhashx_insert(self->idx, id, x);
+    }
+    if (x) {
+        self->last_idx = x;
+        snprintf(self->last_idx_id, sizeof self->last_idx_id, "%s", id);
+    }
+    return x;
+}
+
 static int
 s_fold(const evr_event_t *ev, void *arg)
 {
@@ -56,8 +99,14 @@ s_fold(const evr_event_t *ev, void *arg)
     self->last_seq = ev->seq;
     if (!ev->job)
         return 0;   /* runner events carry no job state */
-    evr_job_t *job = self->last && strcmp(self->last->id, ev->job) == 0
-                   ? self->last : zhashx_lookup(self->jobs, ev->job);
+    bool same = self->last && strcmp(self->last->id, ev->job) == 0;
+    s_idx_t *x = NULL;
+    if (self->idx) {   /* the last job's record is self->last_x: no other compare */
+        x = same ? self->last_x : s_idx(self, ev->job, true);
+        x->n++;
+        x->mix += s_mix(ev->jseq, ev->seq);
+    }
+    evr_job_t *job = same ? self->last : zhashx_lookup(self->jobs, ev->job);
     bool fresh = !job;
     if (fresh)
         job = evr_job_new();
@@ -72,19 +121,34 @@ s_fold(const evr_event_t *ev, void *arg)
     if (fresh)
         zhashx_insert(self->jobs, ev->job, job);
     self->last = job;
+    self->last_x = x;
     return 0;
 }
 
-evr_rc_t
-evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report, void *arg,
-                evr_rebuild_t **out, evr_err_t *err)
+static void
+s_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+/*  verify: every event checked whole (EVR_EVENTREAD_CHECK), and the
+    index records kept. */
+static evr_rc_t
+s_rebuild(evr_store_t *store, uint64_t upto, bool verify, evr_rebuild_report_fn *report,
+          void *arg, evr_rebuild_t **out, evr_err_t *err)
 {
     evr_rebuild_t *self = evr_calloc(1, sizeof *self);
     self->jobs = zhashx_new();
     zhashx_set_destructor(self->jobs, s_job_free);
+    if (verify) {
+        self->idx = zhashx_new();
+        zhashx_set_destructor(self->idx, s_free);
+    }
     self->report = report;
     self->arg = arg;
-    evr_rc_t rc = evr_store_replay(store, 1, upto, 0, s_fold, self, err);
+    evr_rc_t rc = evr_store_replay(store, 1, upto, verify ? EVR_EVENTREAD_CHECK : 0, s_fold,
+                                   self, err);
     if (rc) {
         evr_rebuild_destroy(&self);
         *out = NULL;
@@ -94,6 +158,13 @@ evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report
     return EVR_OK;
 }
 
+evr_rc_t
+evr_rebuild_new(evr_store_t *store, uint64_t upto, evr_rebuild_report_fn *report, void *arg,
+                evr_rebuild_t **out, evr_err_t *err)
+{
+    return s_rebuild(store, upto, false, report, arg, out, err);
+}
+
 void
 evr_rebuild_destroy(evr_rebuild_t **self_p)
 {
@@ -101,6 +172,7 @@ evr_rebuild_destroy(evr_rebuild_t **self_p)
     if (!self)
         return;
     zhashx_destroy(&self->jobs);
+    zhashx_destroy(&self->idx);
     free(self->sorted);
     free(self);
     *self_p = NULL;
@@ -162,6 +234,11 @@ typedef struct {
     zhashx_t *seen;     /* ids of stored projections */
     zhashx_t *open;     /* ids in the store's open-jobs index */
     uint64_t unfinished;
+    uint64_t index_said;    /* by_job entries said to point nowhere */
+    char index_id[EVR_ULID_LEN + 1];    /* the job of the last by_job entry ... */
+    s_idx_t *index_x;       /* ... its record (index_dummy: none); NULL: not a job */
+    bool index_none;        /* ... and no event of it is in the log */
+    s_idx_t index_dummy;
 } s_verify_t;
 
 /*  Reports the fields of stored and rebuilt that differ, with both values. */
@@ -221,7 +298,9 @@ s_verify_job(const evr_job_t *stored, void *arg)
         return 0;
     }
     const evr_job_t *rebuilt = evr_rebuild_job(v->rb, stored->id);
+    s_idx_t *x = s_idx(v->rb, stored->id, true);
     if (stored->compacted) {
+        x->skip = true;
         v->out->compacted++;
         if (rebuilt) {
             s_report(v->report, v->arg, "job %s: compacted, but %u of its events remain",
@@ -231,6 +310,7 @@ s_verify_job(const evr_job_t *stored, void *arg)
         return 0;
     }
     v->out->jobs++;
+    x->compare = true;
     if (!rebuilt) {
         s_report(v->report, v->arg, "job %s: stored, but no event of it is in the log",
                  stored->id);
@@ -279,6 +359,80 @@ s_verify_raw(evr_store_t *store, MDB_txn *txn, const MDB_val *k, const MDB_val *
     return EVR_OK;
 }
 
+/*  At most this many lines of by_job entries that point at no event of
+    their job: a damaged page gives one per entry. */
+#define S_INDEX_SAID 20
+
+/*  One entry of the by_job index (an evr_store_walk_fn): job id and jseq
+    as key, seq as value; counted into its job's index record. */
+static evr_rc_t
+s_verify_index(evr_store_t *store, MDB_txn *txn, const MDB_val *k, const MDB_val *v, void *arg,
+               bool *stop, evr_err_t *err)
+{
+    (void) store;
+    (void) txn;
+    (void) stop;
+    (void) err;
+    s_verify_t *vf = arg;
+    const uint8_t *kp = k->mv_data;
+    bool same = vf->index_x && k->mv_size == EVR_STORE_KEYLEN && v->mv_size == 8
+             && memcmp(kp, vf->index_id, EVR_ULID_LEN) == 0;
+    if (!same) {    /* a job's entries come together: this once a job */
+        char id[EVR_ULID_LEN + 1] = "";
+        if (k->mv_size == EVR_STORE_KEYLEN && v->mv_size == 8)
+            memcpy(id, kp, EVR_ULID_LEN);
+        if (!id[0] || !evr_ulid_valid(id)) {
+            if (vf->index_said++ < S_INDEX_SAID)
+                s_report(vf->report, vf->arg, "by_job: an entry of a %zu-byte key and a "
+                         "%zu-byte value, not a job's event", k->mv_size, v->mv_size);
+            vf->out->differences++;
+            vf->index_x = NULL;
+            return EVR_OK;
+        }
+        memcpy(vf->index_id, id, sizeof vf->index_id);
+        vf->index_x = s_idx(vf->rb, id, false);
+        vf->index_none = !vf->index_x || !vf->index_x->n;
+        if (!vf->index_x)
+            vf->index_x = &vf->index_dummy;
+    }
+    uint64_t seq = evr_store_get64(v->mv_data);
+    s_idx_t *x = vf->index_x;
+    if (seq > vf->upto || x->skip)
+        return EVR_OK;  /* appended while checking; a compacted job's */
+    uint32_t jseq = (uint32_t) kp[26] << 24 | (uint32_t) kp[27] << 16
+                  | (uint32_t) kp[28] << 8 | kp[29];
+    if (vf->index_none) {
+        if (vf->index_said++ < S_INDEX_SAID)
+            s_report(vf->report, vf->arg, "by_job: job %s jseq %u points to seq %llu, but the "
+                     "log holds no event of job %s", vf->index_id, jseq,
+                     (unsigned long long) seq, vf->index_id);
+        vf->out->differences++;
+        return EVR_OK;
+    }
+    x->in++;
+    x->inmix += s_mix(jseq, seq);
+    return EVR_OK;
+}
+
+/*  Each compared job's by_job entries against its events in the log. */
+static void
+s_verify_index_jobs(s_verify_t *v)
+{
+    for (s_idx_t *x = zhashx_first(v->rb->idx); x; x = zhashx_next(v->rb->idx)) {
+        if (!x->compare || (x->in == x->n && x->inmix == x->mix))
+            continue;
+        const char *id = zhashx_cursor(v->rb->idx);
+        if (x->in != x->n)
+            s_report(v->report, v->arg, "job %s: the by_job index has %llu entries of it, the "
+                     "log %llu events", id, (unsigned long long) x->in,
+                     (unsigned long long) x->n);
+        else
+            s_report(v->report, v->arg, "job %s: the by_job index points to other seqs than "
+                     "those of its events in the log", id);
+        v->out->differences++;
+    }
+}
+
 static int
 s_index_open(const evr_job_t *job, void *arg)
 {
@@ -291,7 +445,24 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
                    evr_rebuild_verify_t *out, evr_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    s_verify_t v = { NULL, 0, out, report, arg, zhashx_new(), zhashx_new(), 0 };
+    /* a damaged page would crash the walks below: said, and none done */
+    static const char *const dbs[] = { "events", "by_job", "jobs", "open", "meta", "kv" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(dbs); i++) {
+        bool ok;
+        char what[256];
+        evr_rc_t crc = evr_store_check_db(store, dbs[i], &ok, what, sizeof what, err);
+        if (crc)
+            return crc;
+        if (!ok) {
+            s_report(report, arg, "%s: %s: the database is damaged (LMDB would read past "
+                     "its pages); not read", dbs[i], what);
+            out->differences++;
+        }
+    }
+    if (out->differences)
+        return EVR_OK;
+    s_verify_t v = { .out = out, .report = report, .arg = arg, .seen = zhashx_new(),
+                     .open = zhashx_new() };
     evr_prune_meta_t pm, pm2;
     evr_rc_t rc = evr_store_pruned(store, &pm, err);
     if (rc == EVR_OK)
@@ -299,12 +470,14 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
     if (rc == EVR_OK)
         rc = evr_store_open_jobs(store, s_index_open, v.open, err);
     if (rc == EVR_OK && v.upto)
-        rc = evr_rebuild_new(store, v.upto, report, arg, &v.rb, err);
+        rc = s_rebuild(store, v.upto, true, report, arg, &v.rb, err);
     if (rc == EVR_OK && v.rb) {
         out->events = v.rb->events;
         out->differences += v.rb->illegal;
         rc = evr_store_walk(store, store->jobs, "jobs", NULL, 0, s_verify_raw, &v, err);
     }
+    if (rc == EVR_OK && v.rb)
+        rc = evr_store_walk(store, store->by_job, "by_job", NULL, 0, s_verify_index, &v, err);
     if (rc == EVR_OK && v.rb) {
         for (size_t i = 0; i < evr_rebuild_count(v.rb); i++) {
             const evr_job_t *j = evr_rebuild_at(v.rb, i);
@@ -316,6 +489,8 @@ evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
         out->pruned = pm.jobs;
         /* a prune while checking changes the count: then it is not checked */
         bool counted = evr_store_pruned(store, &pm2, err) == EVR_OK && pm2.events == pm.events;
+        if (counted)    /* else a job removed while checking lacks its entries */
+            s_verify_index_jobs(&v);
         if (out->compacted == 0 && pm.events && counted
             && v.rb->events + pm.events != v.upto) {
             s_report(report, arg, "seq: meta says the last seq is %llu; the log holds %llu "

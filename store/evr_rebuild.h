@@ -5,7 +5,9 @@
     through evr_job_apply(); an illegal event is reported and skipped,
     exactly as the live writer would have refused it.  evr_rebuild_verify()
     rebuilds everything and compares each stored projection in `jobs`
-    with its rebuild, field by field: any difference is a bug.
+    with its rebuild, field by field: any difference is a bug; it also
+    decodes every event whole and checks the by_job index against the
+    events, after checking the pages of each database.
 */
 #ifndef EVR_REBUILD_H_INCLUDED
 #define EVR_REBUILD_H_INCLUDED
@@ -46,8 +48,13 @@ typedef struct {
     (unless retention compacted jobs), or when retention removed jobs that
     the events read and the events it removed add up to the last seq.  Reads run in short transactions, so
     a live writer may advance a job meanwhile: such jobs (stored last seq
-    beyond the start) are counted as changed, not compared.  Each problem
-    is reported; out counts them. */
+    beyond the start) are counted as changed, not compared.  First the
+    pages of each database are checked (evr_store_check_db): a damaged
+    one is reported and nothing is read (LMDB would crash on it).  Every
+    event is decoded whole (a spec's every value: EVR_EVENTREAD_CHECK), and
+    each compared job's by_job entries must point to exactly its events.
+    Each problem is reported; out counts them.  Errors: the store's (an
+    event that does not decode: "store: event N does not decode: ..."). */
 evr_rc_t evr_rebuild_verify(evr_store_t *store, evr_rebuild_report_fn *report, void *arg,
                             evr_rebuild_verify_t *out, evr_err_t *err);
 

@@ -46,11 +46,38 @@ evr_store_mdb_err(evr_err_t *err, const char *what, int rc)
     return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", what, mdb_strerror(rc));
 }
 
+/*  A write that failed at the process's file size limit: EFBIG, or EIO
+    (LMDB's short write) with data.mdb within a page run of the limit. */
+static bool
+s_at_fsize(const evr_store_t *self, int rc, uint64_t *limit)
+{
+    struct rlimit rl;
+    if ((rc != EIO && rc != EFBIG) || getrlimit(RLIMIT_FSIZE, &rl) != 0
+        || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    *limit = (uint64_t) rl.rlim_cur;
+    if (rc == EFBIG)
+        return true;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", self->dir);
+    uint64_t near = *limit / 8 > S_FULL_BYTES ? *limit / 8 : S_FULL_BYTES;
+    return stat(path, &st) == 0 && (uint64_t) st.st_size + near >= *limit;
+}
+
 /*  LMDB writes with pwrite and reports a short one, what a full disk gives
-    a write of several pages, as EIO: the free space tells the two apart. */
+    a write of several pages, as EIO: the free space tells the two apart
+    (and the file size limit, s_at_fsize). */
 evr_rc_t
 evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
 {
+    uint64_t limit;
+    if (s_at_fsize(self, rc, &limit))
+        return evr_err_set(err, EVR_ERR_STORE, "store: the file size limit of this process "
+                           "(RLIMIT_FSIZE, ulimit -f: %llu bytes) stops %s/data.mdb from "
+                           "growing (mdb_txn_commit: %s): raise the limit; the log is as it "
+                           "was before this write", (unsigned long long) limit, self->dir,
+                           mdb_strerror(rc));
     struct statvfs vfs;
     bool full = rc == ENOSPC
              || (rc == EIO && statvfs(self->dir, &vfs) == 0
@@ -67,10 +94,21 @@ evr_store_commit_err(const evr_store_t *self, evr_err_t *err, int rc)
 
 /* ------------------------------------------------------------------ open */
 
+/*  A process killed inside a read transaction (an evrun-replay piped into
+    `head`, a SIGKILL) keeps its slot in lock.mdb's reader table: once
+    its 126 slots are taken, every read fails with MDB_READERS_FULL until
+    the last process closes the environment.  The slots of dead processes
+    are freed at open and when the table is full (then the read is tried
+    once more). */
 int
 evr_store_txn_begin(evr_store_t *self, unsigned flags, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    if (rc == MDB_READERS_FULL) {
+        int dead = 0;
+        if (mdb_reader_check(self->env, &dead) == 0 && dead > 0)
+            rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    }
     if (rc == MDB_MAP_RESIZED) {
         mdb_env_set_mapsize(self->env, 0);
         rc = mdb_txn_begin(self->env, NULL, flags, txn);
@@ -165,6 +203,30 @@ evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *body, voi
                        "map to %zu bytes", what, self->mapsize);
 }
 
+/*  An LMDB failure while opening the store in dir, naming it, with what
+    to do when the file is damaged (LMDB's words alone give neither). */
+static evr_rc_t
+s_open_err(const char *dir, evr_err_t *err, const char *what, int rc)
+{
+    bool damaged = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID
+                || rc == MDB_BAD_TXN;
+    if (rc == EACCES) {
+        char lock[4096];
+        snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+        bool has_lock = access(lock, F_OK) == 0;
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s: %s", dir, what,
+                           mdb_strerror(rc),
+                           has_lock ? "its lock.mdb must be writable (readers write their "
+                                      "slot in it too) and data.mdb readable"
+                                    : "lock.mdb must be creatable there (the directory "
+                                      "writable), or made by the store's owner first");
+    }
+    return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s: %s%s", dir, what, mdb_strerror(rc),
+                       damaged ? ": data.mdb is damaged (or no LMDB file); restore it from a "
+                                 "backup, or move the directory aside to start anew"
+                               : "");
+}
+
 static evr_rc_t
 s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
 {
@@ -181,11 +243,22 @@ s_check_dir(const char *dir, bool rdonly, evr_err_t *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     if (stat(path, &st) != 0) {
-        if (rdonly)
-            return evr_err_set(err, EVR_ERR_STORE,
-                               "store: %s: no evrun store here (no data.mdb)", dir);
-        return EVR_OK;
+        if (!rdonly)
+            return EVR_OK;
+        snprintf(path, sizeof path, "%s/broker/data.mdb", dir);
+        if (stat(path, &st) == 0)
+            return evr_err_set(err, EVR_ERR_STORE, "store: %s: a state directory, not a "
+                               "store: the broker's store is %s/broker", dir, dir);
+        return evr_err_set(err, EVR_ERR_STORE,
+                           "store: %s: no evrun store here (no data.mdb)", dir);
     }
+    if (!S_ISREG(st.st_mode))
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: data.mdb is %s, not a file: no "
+                           "evrun store", dir,
+                           S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                         : "not a regular file");
     /* LMDB maps the file and reads its pages where the meta pages say:
        a file cut short would be a SIGBUS there, not an error */
     long psize = sysconf(_SC_PAGESIZE);
@@ -224,18 +297,19 @@ s_check_size(evr_store_t *self, evr_err_t *err)
                        (unsigned long long) need, info.me_last_pgno, ms.ms_psize);
 }
 
-/*  Opens the six databases and checks (or writes) the format. */
-/*  The largest key of `jobs` (unknown when it is not a job id or cannot
-    be read: evr_store_has_job then always looks). */
-static void
+/*  The largest key of `jobs` (unknown when it is not a job id:
+    evr_store_has_job then always looks); LMDB's code when it cannot be
+    read (the page is damaged). */
+static int
 s_job_max_load(evr_store_t *self, MDB_txn *txn)
 {
     MDB_cursor *cur;
     MDB_val k, v;
     self->job_max_known = false;
-    if (mdb_cursor_open(txn, self->jobs, &cur))
-        return;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    int rc = mdb_cursor_open(txn, self->jobs, &cur);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     if (rc == MDB_NOTFOUND)
         self->job_max_known = true;     /* none: job_max "" is below every id */
     else if (!rc && k.mv_size == EVR_ULID_LEN) {
@@ -243,51 +317,103 @@ s_job_max_load(evr_store_t *self, MDB_txn *txn)
         self->job_max_known = true;
     }
     mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;   /* an error leaves the transaction unusable */
 }
 
+/*  The kind the writer says (EVR_STORE_BROKER, EVR_STORE_RUNNER), or NULL. */
+static const char *
+s_kind(const evr_store_t *self)
+{
+    return self->flags & EVR_STORE_BROKER   ? "broker"
+           : self->flags & EVR_STORE_RUNNER ? "runner"
+                                            : NULL;
+}
+
+/*  A writer's kind against the store's meta "kind": recorded when there
+    is none (and the store bears no mark of the other kind), refused
+    when it is the other. */
+static evr_rc_t
+s_check_kind(evr_store_t *self, MDB_txn *txn, evr_err_t *err)
+{
+    const char *want = s_kind(self);
+    if (!want)
+        return EVR_OK;
+    MDB_val k = { 4, "kind" }, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    const char *other = NULL;
+    if (rc == 0) {
+        if (v.mv_size == strlen(want) && memcmp(v.mv_data, want, v.mv_size) == 0)
+            return EVR_OK;
+        other = v.mv_size == 6 && memcmp(v.mv_data, "broker", 6) == 0 ? "broker"
+              : v.mv_size == 6 && memcmp(v.mv_data, "runner", 6) == 0 ? "runner" : "unknown";
+    }
+    else if (rc != MDB_NOTFOUND)
+        return evr_store_mdb_err(err, "mdb_get kind", rc);
+    else {   /* none: a new store, or an older one; its marks tell */
+        MDB_val mk = { 9, "runner_id" }, kk = { 15, "journal/submits" }, mv;
+        if (!strcmp(want, "broker") && mdb_get(txn, self->meta, &mk, &mv) == 0)
+            other = "runner";
+        else if (!strcmp(want, "runner") && mdb_get(txn, self->kv, &kk, &mv) == 0)
+            other = "broker";
+    }
+    if (other)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: a%s %s's event store, not a %s's: "
+                           "%s", self->dir, strcmp(other, "unknown") ? "" : "n", other, want,
+                           !strcmp(want, "runner")
+                               ? "a runner keeps a store of its own in its --state-dir (is "
+                                 "this a copy of a broker's STATE/broker?); give it another "
+                                 "directory"
+                               : "the broker keeps its store in STATE/broker of its own state "
+                                 "directory; give it another --state-dir");
+    v = (MDB_val) { strlen(want), (void *) want };
+    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)))
+        return evr_store_mdb_err(err, "mdb_put kind", rc);
+    return EVR_OK;
+}
+
+/*  No meta database: an environment nothing was ever committed to (a
+    writer makes it a store: *fresh), or a foreign one, never written. */
+static evr_rc_t
+s_no_meta(evr_store_t *self, MDB_txn *txn, bool *fresh, evr_err_t *err)
+{
+    MDB_stat stat = { 0 };
+    MDB_dbi main_dbi;
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == MDB_SUCCESS)
+        mdb_stat(txn, main_dbi, &stat);
+    if (stat.ms_entries)
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (an LMDB "
+                           "environment without evrun's meta database)", self->dir);
+    if (self->flags & EVR_STORE_RDONLY)   /* a process killed before its first commit */
+        return evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
+                           "LMDB environment: nothing was ever committed)", self->dir);
+    int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta);
+    if (rc)
+        return s_open_err(self->dir, err, "mdb_dbi_open meta", rc);
+    *fresh = true;
+    return EVR_OK;
+}
+
+/*  Opens the six databases and checks (or writes) the format and kind. */
 static evr_rc_t
 s_open_dbs(evr_store_t *self, evr_err_t *err)
 {
-    bool rdonly = self->flags & EVR_STORE_RDONLY;
+    bool rdonly = self->flags & EVR_STORE_RDONLY, fresh = false;
     MDB_txn *txn;
     int rc = evr_store_txn_begin(self, rdonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         return evr_store_mdb_err(err, "mdb_txn_begin", rc);
     unsigned create = rdonly ? 0 : MDB_CREATE;
     evr_rc_t erc = EVR_OK;
-    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
-    if (rc == MDB_NOTFOUND) {
-        /* read-only: an environment nothing was ever committed to (a
-           process killed before its first commit) is no store yet */
-        MDB_stat stat = { 0 };
-        MDB_dbi main_dbi;
-        if (mdb_dbi_open(txn, NULL, 0, &main_dbi) == MDB_SUCCESS)
-            mdb_stat(txn, main_dbi, &stat);
-        erc = stat.ms_entries == 0
-                  ? evr_err_set(err, EVR_ERR_STORE, "store: %s: no evrun store here (an empty "
-                                "LMDB environment: nothing was ever committed)", self->dir)
-                  : evr_err_set(err, EVR_ERR_STORE,
-                                "store: %s: not an evrun store (an LMDB environment without "
-                                "evrun's meta database)", self->dir);
+    rc = mdb_dbi_open(txn, "meta", 0, &self->meta);
+    if (rc == MDB_NOTFOUND)
+        erc = s_no_meta(self, txn, &fresh, err);
+    else if (rc)
+        erc = s_open_err(self->dir, err, "mdb_dbi_open meta", rc);
+    if (erc)
         goto out;
-    }
-    if (rc) {
-        erc = evr_store_mdb_err(err, "mdb_dbi_open meta", rc);
-        goto out;
-    }
     MDB_val k = { 6, "format" }, v;
     rc = mdb_get(txn, self->meta, &k, &v);
-    if (rc == MDB_NOTFOUND && !rdonly) {
-        /* A new store, or a foreign one that happened to have "meta". */
-        MDB_stat stat;
-        MDB_dbi main_dbi;
-        mdb_dbi_open(txn, NULL, 0, &main_dbi);
-        mdb_stat(txn, main_dbi, &stat);
-        if (stat.ms_entries > 1) {   /* only "meta" itself is expected */
-            erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (LMDB "
-                              "databases other than evrun's, no format record)", self->dir);
-            goto out;
-        }
+    if (rc == MDB_NOTFOUND && fresh) {
         v.mv_size = strlen(EVR_STORE_FORMAT);
         v.mv_data = (void *) EVR_STORE_FORMAT;
         rc = mdb_put(txn, self->meta, &k, &v, 0);
@@ -296,13 +422,13 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             goto out;
         }
     }
-    else if (rc == MDB_NOTFOUND) {
-        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (no format "
-                          "record)", self->dir);
+    else if (rc == MDB_NOTFOUND) {   /* evrun writes meta and format together */
+        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: not an evrun store (a meta "
+                          "database without evrun's format record)", self->dir);
         goto out;
     }
     else if (rc) {
-        erc = evr_store_mdb_err(err, "mdb_get format", rc);
+        erc = s_open_err(self->dir, err, "mdb_get format", rc);
         goto out;
     }
     else if (v.mv_size != strlen(EVR_STORE_FORMAT)
@@ -323,11 +449,18 @@ s_open_dbs(evr_store_t *self, evr_err_t *err)
             continue;
         }
         if (rc) {
-            erc = evr_store_mdb_err(err, "mdb_dbi_open", rc);
+            char what[64];
+            snprintf(what, sizeof what, "mdb_dbi_open %s", dbs[i].name);
+            erc = s_open_err(self->dir, err, what, rc);
             goto out;
         }
     }
-    s_job_max_load(self, txn);
+    if (!rdonly && (erc = s_check_kind(self, txn, err)))
+        goto out;
+    if ((rc = s_job_max_load(self, txn))) {
+        erc = s_open_err(self->dir, err, "mdb_cursor_get jobs", rc);
+        goto out;
+    }
 out:
     /* Committing (also a read-only transaction) keeps the handles open. */
     if (erc)
@@ -373,11 +506,12 @@ evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err)
         envflags |= MDB_NOSYNC;
     rc = mdb_env_open(self->env, dir, envflags, 0600);
     if (rc) {
-        erc = evr_err_set(err, EVR_ERR_STORE, "store: %s: mdb_env_open: %s", dir,
-                          mdb_strerror(rc));
+        erc = s_open_err(dir, err, "mdb_env_open", rc);
         evr_store_destroy(&self);
         return erc;
     }
+    int dead;
+    mdb_reader_check(self->env, &dead);   /* see evr_store_txn_begin */
     erc = s_check_size(self, err);
     if (!erc)
         erc = s_open_dbs(self, err);

@@ -34,14 +34,22 @@ typedef enum {
     EVR_STORE_SYNC = 0,         /* fsync per commit (default) */
     EVR_STORE_NOSYNC = 1 << 0,  /* no fsync: benchmarks and tests only */
     EVR_STORE_RDONLY = 1 << 1,  /* read-only, alongside a live writer */
+    EVR_STORE_BROKER = 1 << 2,  /* a writer: the store is a broker's ... */
+    EVR_STORE_RUNNER = 1 << 3,  /* ... or a runner's (meta "kind") */
 } evr_store_flags_t;
 
 /*  Opens the store in dir.  A writer creates dir (mode 0700) and the
-    databases when missing; a reader requires them.  Errors: EVR_ERR_STORE
-    for a missing directory, a directory that is not an evrun store
-    (foreign LMDB or other files), a format version this build does not
-    read, or an LMDB failure (the message keeps LMDB's text; one opening
-    the environment names the directory). */
+    databases when missing; a reader requires them.  A writer that says
+    its kind (EVR_STORE_BROKER, EVR_STORE_RUNNER) records it in meta
+    "kind" when the store has none (a new store, or one written before
+    the kind was kept, unless it bears the other kind's mark: a broker's
+    kv "journal/submits", a runner's meta "runner_id"), and refuses a
+    store of the other kind.  Errors: EVR_ERR_STORE for a missing
+    directory, a directory that is not an evrun store (foreign LMDB or
+    other files: an environment with databases but no format record is
+    never written to), a store of the other kind, a format version this
+    build does not read, or an LMDB failure (the message keeps LMDB's
+    text; one opening the environment names the directory). */
 evr_rc_t evr_store_open(const char *dir, int flags, evr_store_t **out, evr_err_t *err);
 void evr_store_destroy(evr_store_t **self_p);
 

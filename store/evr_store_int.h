@@ -1,7 +1,8 @@
 /*  evr_store_int.h: the store's private parts, shared by evr_store.c (the
     log, and the helpers every write goes through), evr_store_read.c (the
     readers), evr_store_walk.c (the walks of every reader),
-    evr_store_list.c (the job listing), evr_rebuild.c (verify),
+    evr_store_list.c (the job listing), evr_rebuild.c (verify) and
+    evr_store_check.c (its check of the pages),
     evr_prune.c (retention) and evr_archive.c (sources and the key-value
     table).  Not for use outside store/.
 */
@@ -63,6 +64,15 @@ evr_rc_t evr_store_write(evr_store_t *self, const char *what, evr_store_txn_fn *
     (mdb_cursor_close, mdb_txn_abort).  Errors: EVR_ERR_STORE. */
 evr_rc_t evr_store_read_begin(evr_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur,
                               evr_err_t *err);
+
+/*  Checks the pages of database name (its B-tree in the map) as LMDB 0.9
+    lays them out, so that a walk never reads a damaged page (LMDB trusts
+    its pages: one of random bytes is a SIGSEGV in mdb_cursor_get).  *ok
+    false and what[0..size) saying the first problem ("page N: ...") when
+    a page fails; a database the store lacks is ok.  Errors:
+    EVR_ERR_STORE (a read transaction could not begin) (evr_store_check.c). */
+evr_rc_t evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what,
+                            size_t size, evr_err_t *err);
 
 /*  One entry of evr_store_walk: k, v and txn (for lookups in other
     databases) are valid during the call only.  Set *stop to end the walk;

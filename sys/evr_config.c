@@ -228,19 +228,29 @@ evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_
 }
 
 evr_rc_t
-evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms, uint64_t *out,
-                    evr_err_t *err)
+evr_config_duration(const evr_config_t *self, const char *key, uint64_t min_ms,
+                    uint64_t max_ms, uint64_t *out, evr_err_t *err)
 {
     char from[600];
     const char *v = evr_config_get(self, key);
     uint64_t ms;
+    char max[32], min[32];
+    evr_duration_format(max_ms, max, sizeof max);
+    evr_duration_format(min_ms, min, sizeof min);
     if (!v || !evr_duration_parse(v, &ms) || ms > max_ms) {
-        char max[32];
-        evr_duration_format(max_ms, max, sizeof max);
-        evr_err_set(err, EVR_ERR_CONFIG,
-                    "%s = \"%s\" (from %s): expected a duration such as "
-                    "30d, 12h, 90s or 0 (off), at most %s",
-                    key, v ? v : "", s_from(self, key, from, sizeof from), max);
+        if (min_ms)
+            evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration such "
+                        "as 12h, 90s or 500ms, from %s to %s", key, v ? v : "",
+                        s_from(self, key, from, sizeof from), min, max);
+        else
+            evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration such "
+                        "as 30d, 12h, 90s or 0 (off), at most %s", key, v ? v : "",
+                        s_from(self, key, from, sizeof from), max);
+        return s_fail(self, err);
+    }
+    if (ms < min_ms) {
+        evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected at least %s", key, v,
+                    s_from(self, key, from, sizeof from), min);
         return s_fail(self, err);
     }
     *out = ms;
@@ -480,18 +490,14 @@ evr_config_retention(const evr_config_t *self, evr_config_retention_t *out, evr_
 {
     uint64_t year = 3650ull * 86400000ull, keep = 0, every = 0;
     memset(out, 0, sizeof *out);
-    bool bad = evr_config_duration(self, "retention_max_age", year, &out->max_age_ms, err)
+    bool bad = evr_config_duration(self, "retention_max_age", 0, year, &out->max_age_ms, err)
             != EVR_OK;
     bad = evr_config_uint(self, "retention_keep_per_pipeline", 0, 10000000, &keep, err)
        != EVR_OK || bad;
-    bad = evr_config_duration(self, "retention_output_max_age", year, &out->output_max_age_ms,
-                              err) != EVR_OK || bad;
-    if (evr_config_duration(self, "retention_interval", 86400000, &every, err))
-        bad = true;
-    else if (every < 100) {
-        evr_config_problem(self, "retention_interval", err, "expected at least 100ms");
-        bad = true;
-    }
+    bad = evr_config_duration(self, "retention_output_max_age", 0, year,
+                              &out->output_max_age_ms, err) != EVR_OK || bad;
+    bad = evr_config_duration(self, "retention_interval", 100, 86400000, &every, err) != EVR_OK
+       || bad;
     out->keep_per_pipeline = (uint32_t) keep;
     out->interval_ms = (uint32_t) every;
     return bad ? EVR_ERR_CONFIG : EVR_OK;

@@ -62,9 +62,11 @@ evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min
                          uint64_t *out, evr_err_t *err);
 
 /*  Value of key as a duration (evr_duration_parse: "30d", "12h", "90",
-    "0") in ms, at most max_ms; EVR_ERR_CONFIG naming the key, its value
-    and its source otherwise. */
-evr_rc_t evr_config_duration(const evr_config_t *self, const char *key, uint64_t max_ms,
+    "0") in ms, from min_ms (0: 0 is allowed, and means off) to max_ms;
+    EVR_ERR_CONFIG naming the key, its value and its source otherwise
+    ("expected at least 100ms" below min_ms). */
+evr_rc_t evr_config_duration(const evr_config_t *self, const char *key, uint64_t min_ms,
+                             uint64_t max_ms,
                              uint64_t *out, evr_err_t *err);
 
 /*  Value of key as a boolean (true/false/yes/no/1/0); false when unset. */

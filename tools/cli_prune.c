@@ -18,6 +18,8 @@ s_help(void)
            "never touched.  The broker also does this by itself, every\n"
            "retention.interval.  For a runner's own store: evrun-runner --prune.\n\n"
            "  --dry-run            count what would be removed, remove nothing\n%s\n"
+           "With --json: {\"jobs\":N,\"outputs\":N,\"events\":N,\"records\":N,\"bytes\":N,\n"
+           "\"dry_run\":BOOL}, every count given (0 too).\n\n"
            "exit status: 0 done; 1 refused (retention is off, or the store failed); 2\n"
            "usage, or the broker unreachable\n", EVR_CLI_COMMON_HELP);
 }
@@ -72,8 +74,12 @@ evr_cli_prune(int argc, char **argv)
         }
         evr_msg_clear(&rep);
     }
-    if (!status && cli.json)
-        evr_cli_json(&sum);
+    if (!status && cli.json)   /* every count, 0 too (the record's JSON leaves 0 out) */
+        printf("{\"jobs\":%llu,\"outputs\":%llu,\"events\":%llu,\"records\":%llu,"
+               "\"bytes\":%llu,\"dry_run\":%s}\n", (unsigned long long) sum.pr_jobs,
+               (unsigned long long) sum.pr_outputs, (unsigned long long) sum.pr_events,
+               (unsigned long long) sum.pr_records, (unsigned long long) sum.pr_bytes,
+               dry ? "true" : "false");
     else if (!status)
         printf("%s %llu finished jobs (%llu events, %llu other records) and %s the output "
                "of %llu: %llu bytes\n", dry ? "would remove" : "removed",

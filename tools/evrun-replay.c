@@ -6,12 +6,16 @@
     with MDB_RDONLY, so it runs beside a live writer.
 */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "evr_json.h"
 #include "evr_prune.h"
@@ -19,9 +23,30 @@
 #include "evr_store.h"
 #include "evr_ulid.h"
 
+/*  Set by SIGINT/SIGTERM: the views stop at their next row, so that the
+    store is closed (its reader slot freed) rather than left by a killed
+    process.  A second signal ends the process at once. */
+static volatile sig_atomic_t s_interrupted;
+
+static void
+s_on_signal(int sig)
+{
+    s_interrupted = sig;
+    signal(sig, SIG_DFL);
+}
+
+/*  True when the views should stop: interrupted, or stdout's reader gone
+    (SIGPIPE is ignored: a write then fails with EPIPE). */
+static bool
+s_stop(void)
+{
+    return s_interrupted || ferror(stdout);
+}
+
 typedef struct {
     bool json;
     bool as_of_given;   /* --as-of 0 is a state too: before any event, no jobs */
+    bool to_given;      /* --to 0 likewise: no event */
     uint64_t from, to, as_of;
 } s_opts_t;
 
@@ -41,19 +66,24 @@ s_help(FILE *out)
             "  (no view)         a table of jobs: id, pipeline, status, steps, start, duration\n"
             "  --job ID          the job's steps (status, exit code, duration, container,\n"
             "                    outputs) and its events in order\n"
-            "  --events          the raw events, one per line (--from/--to bound the seq)\n"
+            "  --events          the raw events, one per line (--from/--to bound the seq;\n"
+            "                    --to 0: none, as --as-of 0)\n"
             "  --as-of SEQ       the jobs (or --job) rebuilt from events up to SEQ only\n"
             "                    (0: before the first event, so no jobs)\n"
             "  --output ID[/STEP] the stored (masked) output; with /STEP the raw bytes\n"
             "                    of that step, else every line prefixed with its step\n"
             "  --verify          rebuild every job from the events alone and compare with\n"
-            "                    the stored projections; print each difference\n"
+            "                    the stored projections; print each difference (every\n"
+            "                    event decoded whole, the by_job index checked against\n"
+            "                    the events, each database's pages checked first)\n"
             "  --json            JSON lines instead of tables, for every view\n"
             "  -h, --help        this text\n"
             "\n"
             "exit status: 0 ok; 1 a difference (--verify), or no such job in the store;\n"
             "2 usage error (an unknown option, a bad SEQ, --from above --to, an ID that\n"
-            "is no job id), or DIR missing or not an evrun store\n");
+            "is no job id), or DIR missing or not an evrun store, or a store error (an\n"
+            "event that does not decode), or stdout not writable;\n"
+            "a reader that stops reading (| head) ends it quietly, status 0\n");
 }
 
 static void
@@ -79,12 +109,28 @@ s_print_json(const evr_rectype_t *type, const void *rec)
     json_decref(j);
 }
 
+/*  True when msg names dir as a path: after a space or at its start, and
+    before ':', '/', a space or its end (not a word that contains it: a
+    directory "c", or "spec" in "event.data.spec.steps"). */
+static bool
+s_names_dir(const char *msg, const char *dir)
+{
+    size_t n = strlen(dir);
+    for (const char *p = msg; n && (p = strstr(p, dir)); p++) {
+        char after = p[n];
+        if ((p == msg || p[-1] == ' ')
+            && (after == ':' || after == '/' || after == ' ' || after == '\0'))
+            return true;
+    }
+    return false;
+}
+
 /*  A store's error, naming DIR when the message does not (LMDB's own, as
     "store: mdb_dbi_open meta: MDB_CORRUPTED: ...", name no directory). */
 static void
 s_store_error(const char *dir, const evr_err_t *err)
 {
-    if (strstr(err->msg, dir))
+    if (s_names_dir(err->msg, dir))
         fprintf(stderr, "evrun-replay: %s\n", err->msg);
     else
         fprintf(stderr, "evrun-replay: %s: %s\n", dir, err->msg);
@@ -116,6 +162,8 @@ static int
 s_job_row(const evr_job_t *job, void *arg)
 {
     const s_opts_t *o = arg;
+    if (s_stop())
+        return 1;
     if (o->json) {
         s_print_json(&evr_job_type, job);
         return 0;
@@ -162,7 +210,7 @@ static int
 s_event_line(const evr_event_t *ev, void *arg)
 {
     const s_opts_t *o = arg;
-    if (o->to && ev->seq > o->to)
+    if ((o->to && ev->seq > o->to) || s_stop())
         return 1;
     if (o->json) {
         s_print_json(&evr_event_type, ev);
@@ -184,6 +232,8 @@ static int
 s_events(evr_store_t *store, const s_opts_t *o)
 {
     evr_err_t err;
+    if (o->to_given && !o->to)
+        return 0;   /* --to 0: before the first event (as --as-of 0), none */
     if (evr_store_scan(store, o->from, o->to, s_event_line, (void *) o, &err)) {
         s_store_error(evr_store_dir(store), &err);
         return 2;
@@ -280,29 +330,106 @@ out:
 
 /* --------------------------------------------------------------- output */
 
+/*  --json: the last bytes of a chunk that begin a UTF-8 character the
+    chunk cuts (its next bytes open the stream's next chunk), per stream
+    of the step and attempt printed last. */
+typedef struct {
+    uint8_t b[4];
+    size_t n;
+} s_carry_t;
+
 typedef struct {
     const s_opts_t *o;
     bool raw;
     char last_step[128];
     bool at_line_start;
+    uint32_t last_attempt;
+    s_carry_t carry[2];    /* stdout, stderr */
 } s_out_t;
+
+/*  How many of the last bytes of p[0..len) begin a character that needs
+    more bytes than are left (0 when it ends on a boundary). */
+static size_t
+s_utf8_tail(const uint8_t *p, size_t len)
+{
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        uint8_t c = p[len - k];
+        if ((c & 0xc0) == 0x80)
+            continue;   /* a continuation byte: its lead is further back */
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+static void
+s_output_json(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
+              size_t len)
+{
+    json_t *j = json_pack("{s:s, s:i, s:s, s:o}", "step", step, "attempt",
+                          (json_int_t) attempt, "stream", stream, "bytes",
+                          evr_json_bin(bytes, len));
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+/*  Prints what a stream's carry holds on its own (its chunks ended inside
+    a character: base64). */
+static void
+s_carry_flush(s_out_t *ctx)
+{
+    for (int i = 0; i < 2; i++) {
+        if (ctx->carry[i].n)
+            s_output_json(ctx->last_step, ctx->last_attempt, i ? "stderr" : "stdout",
+                          ctx->carry[i].b, ctx->carry[i].n);
+        ctx->carry[i].n = 0;
+    }
+}
+
+/*  A JSON line per chunk, "bytes" a string when the chunk is UTF-8 text
+    (as evrun-cli logs --json prints a step.output's bytes, else
+    {"base64": ...}): a character cut at a chunk's end is carried into the
+    stream's next chunk, so that text stays text. */
+static void
+s_output_chunk_json(s_out_t *ctx, const char *step, uint32_t attempt, const char *stream,
+                    const uint8_t *bytes, size_t len)
+{
+    if (strcmp(ctx->last_step, step) != 0 || ctx->last_attempt != attempt) {
+        s_carry_flush(ctx);
+        snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+        ctx->last_attempt = attempt;
+    }
+    s_carry_t *c = &ctx->carry[strcmp(stream, "stderr") == 0];
+    uint8_t *buf = NULL;
+    if (c->n) {
+        buf = evr_malloc(c->n + len);
+        memcpy(buf, c->b, c->n);
+        memcpy(buf + c->n, bytes, len);
+        len += c->n;
+        bytes = buf;
+        c->n = 0;
+    }
+    size_t tail = s_utf8_tail(bytes, len);   /* <= 3, and a chunk of only those waits */
+    memcpy(c->b, bytes + len - tail, tail);
+    c->n = tail;
+    len -= tail;
+    if (len)
+        s_output_json(step, attempt, stream, bytes, len);
+    free(buf);
+}
 
 static int
 s_output_chunk(const char *step, uint32_t attempt, const char *stream, const uint8_t *bytes,
                size_t len, void *arg)
 {
     s_out_t *ctx = arg;
+    if (s_stop())
+        return 1;
     if (ctx->o->json) {
-        json_t *j = json_pack("{s:s, s:i, s:s, s:s%}", "step", step, "attempt", (json_int_t) attempt,
-                              "stream", stream, "bytes", (const char *) bytes, len);
-        if (!j)   /* not UTF-8: say so rather than print mangled bytes */
-            j = json_pack("{s:s, s:i, s:s, s:i}", "step", step, "attempt",
-                          (json_int_t) attempt, "stream", stream, "binary_bytes",
-                          (json_int_t) len);
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        puts(s);
-        free(s);
-        json_decref(j);
+        s_output_chunk_json(ctx, step, attempt, stream, bytes, len);
         return 0;
     }
     if (ctx->raw) {
@@ -356,8 +483,10 @@ s_output(evr_store_t *store, const char *spec, const s_opts_t *o)
             s_pruned_note(store, id);
         return rc == EVR_ERR_NOTFOUND ? 1 : 2;
     }
-    s_out_t ctx = { o, step != NULL, "", true };
+    s_out_t ctx = { .o = o, .raw = step != NULL, .at_line_start = true };
     rc = evr_store_output(store, id, step, s_output_chunk, &ctx, &err);
+    if (o->json && !s_stop())
+        s_carry_flush(&ctx);
     if (!ctx.raw && !o->json && !ctx.at_line_start)
         fputc('\n', stdout);
     if (rc) {
@@ -412,13 +541,35 @@ s_verify(evr_store_t *store, const s_opts_t *o)
 
 /* ----------------------------------------------------------------- main */
 
+/*  The exit status once the store is closed: a signal's own (the default
+    action, now that no read holds a slot of the store), 0 when stdout's
+    reader went away (EPIPE: `| head`), 2 when stdout could not be
+    written. */
+static int
+s_finish(int status)
+{
+    if (s_interrupted)
+        raise(s_interrupted);   /* its handler was reset to the default */
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return status;
+    int e = errno;
+    struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)))
+        return 0;   /* a pipe whose reader is gone (EPIPE) */
+    fprintf(stderr, "evrun-replay: writing to stdout: %s\n", strerror(e));
+    return 2;
+}
+
+/*  A SEQ: decimal digits only (no sign, no space), at most UINT64_MAX. */
 static bool
 s_seq_arg(const char *opt, const char *s, uint64_t *out)
 {
     char *end;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || *s == '-') {
-        fprintf(stderr, "evrun-replay: %s %s: expected a sequence number\n", opt, s);
+    if (!isdigit((unsigned char) *s) || *end || errno) {
+        fprintf(stderr, "evrun-replay: %s \"%s\": expected a sequence number (digits only, "
+                "at most %llu)\n", opt, s, (unsigned long long) UINT64_MAX);
         return false;
     }
     *out = v;
@@ -469,7 +620,11 @@ main(int argc, char **argv)
         case 'v': verify = true; views++; break;
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
-        case 't': if (!s_seq_arg("--to", optarg, &o.to)) return 2; break;
+        case 't':
+            if (!s_seq_arg("--to", optarg, &o.to))
+                return 2;
+            o.to_given = true;
+            break;
         case 'a':
             if (!s_seq_arg("--as-of", optarg, &o.as_of))
                 return 2;
@@ -488,12 +643,12 @@ main(int argc, char **argv)
     }
     if ((job && !s_id_arg("--job", job)) || (output && !s_id_arg("--output", output)))
         return 2;
-    if (o.from && o.to && o.from > o.to) {
+    if (o.to_given && o.from > o.to) {
         fprintf(stderr, "evrun-replay: --from %llu is above --to %llu: no event lies between\n",
                 (unsigned long long) o.from, (unsigned long long) o.to);
         return 2;
     }
-    if ((o.from || o.to) && !events) {
+    if ((o.from || o.to_given) && !events) {
         fprintf(stderr, "evrun-replay: --from and --to go with --events\n");
         return 2;
     }
@@ -501,6 +656,9 @@ main(int argc, char **argv)
         fprintf(stderr, "evrun-replay: --as-of goes with the job list or --job\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN);   /* a reader gone: EPIPE, the store closed, a quiet end */
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
     evr_store_t *store;
     evr_err_t err;
     if (evr_store_open(argv[optind], EVR_STORE_RDONLY, &store, &err)) {
@@ -519,5 +677,5 @@ main(int argc, char **argv)
     else
         status = s_list(store, &o);
     evr_store_destroy(&store);
-    return status;
+    return s_finish(status);
 }

@@ -65,6 +65,54 @@ check "--verify counts" grep -q "verified: 75 events, 5 jobs verified, 0 compact
 "$bin/evrun-replay" "$store" --verify --json > "$tmp/verify.json"
 check "--verify --json" grep -q '"differences":0' "$tmp/verify.json"
 
+# --verify reads what the other views read: every value of a spec (a NUL
+# byte in a step's run: --events cannot decode it), the by_job index
+# against the events (an entry that points to another event; a page of
+# random bytes, on which LMDB itself would crash) -- each said "verified"
+cp -r "$store" "$tmp/spec"
+python3 - "$tmp/spec/data.mdb" <<'PY'
+import sys
+p = sys.argv[1]
+d = open(p, "rb").read()
+assert d.count(b"echo step 2") >= 5
+open(p, "wb").write(d.replace(b"echo step 2", b"echo\0step 2"))
+PY
+"$bin/evrun-replay" "$tmp/spec" --verify > "$tmp/spec.out" 2> "$tmp/spec.err"
+check "--verify of a damaged spec fails" [ $? -ne 0 ]
+check "--verify of a damaged spec says which event" \
+  grep -q "event 1 does not decode: event.data.spec.steps\[1\].run: string contains a NUL byte" "$tmp/spec.err"
+cp -r "$store" "$tmp/index"
+mdb_dump -s by_job "$tmp/index" > "$tmp/by_job.dump"
+# job 1's jseq 2 points to seq 3 (its jseq 3's event)
+python3 - "$tmp/by_job.dump" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+i = lines.index(" 30314a51375a4b334d385832563954344236303030303030303100000002")
+lines[i + 1] = " 0000000000000003"
+open(p, "w").write("\n".join(lines))
+PY
+mdb_load -s by_job -f "$tmp/by_job.dump" "$tmp/index" 2>/dev/null
+"$bin/evrun-replay" "$tmp/index" --verify > "$tmp/index.out" 2>&1
+check "--verify of a wrong index entry exits 1" [ $? -eq 1 ]
+check "--verify says which job's index is wrong" \
+  grep -q "job 01JQ7ZK3M8X2V9T4B600000001: the by_job index points to other seqs" "$tmp/index.out"
+cp -r "$store" "$tmp/page"
+python3 - "$tmp/page/data.mdb" <<'PY'
+import random, sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+at = d.find(b"01JQ7ZK3M8X2V9T4B600000001\0\0\0\1")   # a by_job key
+page = at // 4096 * 4096
+random.seed(7)
+d[page:page + 4096] = bytes(random.getrandbits(8) for _ in range(4096))
+open(p, "wb").write(d)
+PY
+"$bin/evrun-replay" "$tmp/page" --verify > "$tmp/page.out" 2>&1
+check "--verify of a random index page exits 1 (no crash)" [ $? -eq 1 ]
+check "--verify names the damaged page" grep -q "^by_job: page [0-9]*: .* not read" "$tmp/page.out"
+check "--verify of a random index page: FAILED" grep -q "^FAILED: " "$tmp/page.out"
+
 check "missing dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/nope"
 mkdir "$tmp/empty"
 check "foreign dir exits 2" status_is 2 "$bin/evrun-replay" "$tmp/empty"
@@ -77,11 +125,33 @@ pages=$(( $(stat -c %s "$tmp/broken/data.mdb") / 4096 ))
 dd if=/dev/zero of="$tmp/broken/data.mdb" bs=4096 seek=2 count=$((pages - 2)) conv=notrunc 2>/dev/null
 check "a broken store exits 2" status_is 2 "$bin/evrun-replay" "$tmp/broken"
 "$bin/evrun-replay" "$tmp/broken" 2> "$tmp/broken.err"
-check "a broken store's LMDB error names the directory" \
-  grep -q "^evrun-replay: $tmp/broken: store: mdb_[a-z_]* [a-z]*: MDB_" "$tmp/broken.err"
+check "a broken store's LMDB error names the directory, and what to do" \
+  grep -q "^evrun-replay: store: $tmp/broken: mdb_[a-z_]* [a-z]*: MDB_.*: data.mdb is damaged (or no LMDB file); restore it from a backup" "$tmp/broken.err"
+# a directory whose name is in the message's words still gets named (it
+# was looked for as a substring: "c" is in "does not decode")
+cp -r "$tmp/spec" "$tmp/c"
+replay=$(cd "$bin" && pwd)/evrun-replay
+(cd "$tmp" && "$replay" c --events) > /dev/null 2> "$tmp/c.err"
+check "a store error names a directory called c" grep -q "^evrun-replay: c: store: event 1 does not decode" "$tmp/c.err"
+# what is there instead of a store is said: a data.mdb that is a
+# directory or a FIFO, a state directory (the broker's store below it)
+mkdir -p "$tmp/dirmdb/data.mdb" "$tmp/fifo" "$tmp/state/broker"
+mkfifo "$tmp/fifo/data.mdb"
+cp "$store/data.mdb" "$tmp/state/broker/"
+"$bin/evrun-replay" "$tmp/dirmdb" 2> "$tmp/dirmdb.err"
+check "data.mdb a directory: said" grep -q "data.mdb is a directory, not a file" "$tmp/dirmdb.err"
+"$bin/evrun-replay" "$tmp/fifo" 2> "$tmp/fifo.err"
+check "data.mdb a FIFO: said" grep -q "data.mdb is a FIFO, not a file" "$tmp/fifo.err"
+"$bin/evrun-replay" "$tmp/state" 2> "$tmp/state.err"
+check "a state directory: its broker's store named" \
+  grep -q "store: $tmp/state: a state directory, not a store: the broker's store is $tmp/state/broker" "$tmp/state.err"
 check "unknown job exits 1" status_is 1 "$bin/evrun-replay" "$store" --job 01JQ7ZK3M8X2V9T4B6N9999999
 check "two views exit 2" status_is 2 "$bin/evrun-replay" "$store" --verify --events
 check "bad seq exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from x
+check "a seq past 2^64 exits 2" status_is 2 "$bin/evrun-replay" "$store" --as-of 99999999999999999999
+check "a seq with a space exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from " 5"
+check "--to 0: no event (as --as-of 0)" [ "$("$bin/evrun-replay" "$store" --events --to 0 | wc -l)" -eq 0 ]
+check "--from 1 --to 0 exits 2" status_is 2 "$bin/evrun-replay" "$store" --events --from 1 --to 0
 # a usage error exits 2, as evrun-cli's: an id that is no job id, --from above --to
 check "--job junk exits 2" status_is 2 "$bin/evrun-replay" "$store" --job junk
 "$bin/evrun-replay" "$store" --job junk 2> "$tmp/junk.err"

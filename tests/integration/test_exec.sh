@@ -320,6 +320,22 @@ YML
   check "a step's nofile over them, memory kept" grep -qx "b | 32 1048576" "$out"
 }
 
+case_no_newline() {   # a step's last line without a newline is ended before its status line
+  pipeline nonl <<'YML'
+pipeline: nonl
+executor: process
+steps:
+  - name: a
+    run: printf no-newline
+  - name: b
+    run: echo whole
+YML
+  run nonl "$tmp/nonl.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "the partial line ends on its own" grep -qx "a | no-newline" "$out"
+  check "the status line on a line of its own" grep -q "^a > succeeded" "$out"
+}
+
 case_stream_order() {   # stdout and stderr lines stored in the order they were read
   pipeline order <<'YML'
 pipeline: order
@@ -806,6 +822,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases

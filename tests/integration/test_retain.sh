@@ -94,6 +94,9 @@ case_keep() {
   check "the runner's artifacts of removed jobs go" [ "$(ls "$tmp/r-kr/artifacts" | wc -l)" -le 6 ]
   cli prune --dry-run > "$tmp/dry.out" 2>&1
   check "prune --dry-run: nothing left to remove" grep -q "would remove 0 finished jobs" "$tmp/dry.out"
+  # --json has the zero counts too (it printed {})
+  cli prune --dry-run --json > "$tmp/dry.json" 2>&1
+  check "prune --dry-run --json: the zero counts" grep -qx '{"jobs":0,"outputs":0,"events":0,"records":0,"bytes":0,"dry_run":true}' "$tmp/dry.json"
   bus_stop
   "$bin/evrun-replay" "$tmp/broker" --verify > "$tmp/v1.out" 2>&1
   check "broker log verifies clean" [ $? -eq 0 ]
@@ -153,9 +156,18 @@ YML
   local j st
   j=$(submit "$tmp/long.yml")
   for _ in $(seq 1 100); do [ "$(field "$j" status)" = running ] && break; sleep 0.1; done
+  # its step started (step.started at the broker), and ran a second
+  for _ in $(seq 1 100); do
+    cli logs "$j" --events --json 2>/dev/null | grep -q '"type":"step.started"' && break; sleep 0.1
+  done
+  sleep 1
   kill -STOP "$runner_pid_ls"
   for _ in $(seq 1 100); do st=$(field "$j" status); [ "$st" = lost ] && break; sleep 0.1; done
   check "the job ends lost" [ "$st" = lost ]
+  # its step ran from its start until the broker took the job: not 0s
+  cli logs "$j" --events --json > "$tmp/lost.hist" 2>&1
+  check "the lost step's duration is the time it ran" \
+    bash -c "grep '\"type\":\"step.finished\"' '$tmp/lost.hist' | grep -q '\"duration\":\"[1-9]'"
   sleep 2
   check "kept past max_age while its runner may come back" [ "$(field "$j" status)" = lost ]
   kill -CONT "$runner_pid_ls"

@@ -146,10 +146,10 @@ test_retention_group(void)
     CHECK(evr_config_load_file(c, path, evr_config_known, &err) == EVR_OK);
     CHECK_STR(evr_config_get(c, "retention_keep_per_pipeline"), "3");
     uint64_t ms = 0;
-    CHECK(evr_config_duration(c, "retention_max_age", 86400000ull * 365, &ms, &err) == EVR_OK
+    CHECK(evr_config_duration(c, "retention_max_age", 0, 86400000ull * 365, &ms, &err) == EVR_OK
           && ms == 12ull * 3600000);
     evr_config_set(c, "retention_max_age", "2 weeks", "flag");
-    CHECK(evr_config_duration(c, "retention_max_age", 86400000ull, &ms, &err) == EVR_ERR_CONFIG);
+    CHECK(evr_config_duration(c, "retention_max_age", 0, 86400000ull, &ms, &err) == EVR_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "retention_max_age = \"2 weeks\" (from flag): expected a duration");
     evr_config_destroy(&c);
     unlink(path);

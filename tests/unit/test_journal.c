@@ -4,7 +4,8 @@
     changed) ends the reading there, and what follows it is written anew;
     a batch whose last record is torn is not read at all;
     after a rewind the older records a new batch did not overwrite are not
-    read (their seq does not follow); a write past the file size limit
+    read (their seq does not follow); damage before a whole batch is read
+    past and said (test_damage); a write past the file size limit
     fails and takes no more records. */
 #include <fcntl.h>
 #include <signal.h>
@@ -66,7 +67,7 @@ s_read(const char *path, uint64_t after, s_seen_t *s, evr_journal_t **out)
     uint64_t last;
     memset(s, 0, sizeof *s);
     CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
-    CHECK(evr_journal_replay(j, after, s_take, s, &last, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, after, s_take, NULL, s, &last, &err) == EVR_OK);
     CHECK(last == (s->n ? s->seq[s->n - 1] : after));
     if (out)
         *out = j;
@@ -84,7 +85,7 @@ test_format(void)
     evr_err_t err;
     uint64_t last, seq;
     CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
-    CHECK(evr_journal_replay(j, 0, s_take, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, 0, s_take, NULL, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
     memcpy(evr_journal_add(j, 9, &seq), "123456789", 9);
     CHECK(evr_journal_write(j, &err) == EVR_OK);
     evr_journal_destroy(&j);
@@ -110,7 +111,7 @@ test_order(void)
     evr_err_t err;
     uint64_t last;
     CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
-    CHECK(evr_journal_replay(j, 0, s_take, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, 0, s_take, NULL, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
     CHECK(last == 0);
     s_batch(j, 1, 4);
     s_batch(j, 4, 6);
@@ -199,6 +200,109 @@ test_torn_batch(void)
     free(path);
 }
 
+typedef struct {
+    uint64_t off, bytes, first, last;
+    int n;
+} s_gap_t;
+
+static void
+s_gap(uint64_t off, uint64_t bytes, uint64_t first, uint64_t last, void *arg)
+{
+    s_gap_t *g = ((void **) arg)[1];
+    *g = (s_gap_t) { off, bytes, first, last, g->n + 1 };
+}
+
+static int
+s_take2(uint64_t seq, const uint8_t *data, size_t len, void *arg)
+{
+    return s_take(seq, data, len, ((void **) arg)[0]);
+}
+
+/*  Reopens path and reads the records above after into s, the gaps into g. */
+static void
+s_read_gaps(const char *path, uint64_t after, s_seen_t *s, s_gap_t *g)
+{
+    evr_journal_t *j;
+    evr_err_t err;
+    uint64_t last;
+    memset(s, 0, sizeof *s);
+    memset(g, 0, sizeof *g);
+    void *args[2] = { s, g };
+    CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, after, s_take2, s_gap, args, &last, &err) == EVR_OK);
+    CHECK(last == (s->n ? s->seq[s->n - 1] : after));
+    evr_journal_destroy(&j);
+}
+
+static void
+s_flip(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    char c;
+    CHECK(fd >= 0 && pread(fd, &c, 1, at) == 1);
+    c ^= 0x20;
+    CHECK(pwrite(fd, &c, 1, at) == 1);
+    close(fd);
+}
+
+/*  Damage inside the file (a whole batch of newer records after it) is
+    not a torn tail: the records after it are read on, and the gap said
+    once, with the seqs it held; a damaged record in the last batch is a
+    torn tail still (no gap said).  After a rewind, the older records
+    left behind are not taken for the ones after a damaged record. */
+static void
+test_damage(void)
+{
+    char *path = evr_asprintf("%s/damage.journal", s_root);
+    evr_journal_t *j;
+    evr_err_t err;
+    CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
+    s_batch(j, 1, 2);   /* seq 1 */
+    s_batch(j, 2, 3);   /* seq 2: damaged below */
+    s_batch(j, 3, 5);   /* seq 3, 4 */
+    s_batch(j, 5, 6);   /* seq 5 */
+    evr_journal_destroy(&j);
+    const off_t rec = EVR_JOURNAL_HDR + 5;
+    s_flip(path, rec + EVR_JOURNAL_HDR + 2);    /* a byte of record 2's payload */
+    s_seen_t s;
+    s_gap_t g;
+    s_read_gaps(path, 0, &s, &g);
+    CHECK(s.n == 4 && s.seq[0] == 1 && s.seq[1] == 3 && s.seq[3] == 5);
+    CHECK(strcmp(s.text[1], "rec-3") == 0);
+    CHECK(g.n == 1 && g.off == (uint64_t) rec && g.bytes == (uint64_t) rec);
+    CHECK(g.first == 2 && g.last == 2);
+    /* records 3's header too: 2 and 3 lost, 4 (the rest of its batch) read */
+    s_flip(path, 2 * rec + 9);
+    s_read_gaps(path, 0, &s, &g);
+    CHECK(s.n == 3 && s.seq[1] == 4 && s.seq[2] == 5);
+    CHECK(g.n == 1 && g.off == (uint64_t) rec && g.bytes == 2 * (uint64_t) rec);
+    CHECK(g.first == 2 && g.last == 3);
+    /* checkpointed past the gap: nothing lost is said */
+    s_read_gaps(path, 3, &s, &g);
+    CHECK(s.n == 2 && s.seq[0] == 4 && g.n == 0);
+    /* the last batch damaged: a torn tail, said nothing of */
+    s_flip(path, 4 * rec + EVR_JOURNAL_HDR);
+    s_read_gaps(path, 0, &s, &g);
+    CHECK(s.n == 2 && s.seq[1] == 4 && g.n == 1 && g.last == 3);
+    free(path);
+
+    path = evr_asprintf("%s/damage-rewind.journal", s_root);
+    CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
+    s_batch(j, 1, 6);   /* seq 1..5, checkpointed */
+    evr_journal_rewind(j);
+    s_batch(j, 6, 7);   /* seq 6, damaged below */
+    s_batch(j, 7, 8);   /* seq 7; 3..5 left behind it */
+    evr_journal_destroy(&j);
+    s_flip(path, EVR_JOURNAL_HDR + 1);
+    s_read_gaps(path, 5, &s, &g);
+    CHECK(s.n == 1 && s.seq[0] == 7);
+    CHECK(g.n == 1 && g.off == 0 && g.first == 6 && g.last == 6);
+    s_flip(path, rec + EVR_JOURNAL_HDR + 1);   /* 7 too: only older records after */
+    s_read_gaps(path, 5, &s, &g);
+    CHECK(s.n == 0 && g.n == 0);
+    free(path);
+}
+
 /*  After a rewind, a shorter batch leaves older records behind it: they
     are not read (their seq does not follow the new ones'). */
 static void
@@ -209,7 +313,7 @@ test_rewind(void)
     evr_err_t err;
     uint64_t last;
     CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
-    CHECK(evr_journal_replay(j, 0, s_take, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, 0, s_take, NULL, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
     s_batch(j, 1, 6);   /* seq 1..5 */
     evr_journal_rewind(j);  /* 1..5 are checkpointed elsewhere */
     CHECK(evr_journal_used(j) == 0);
@@ -241,7 +345,7 @@ test_write_fails(void)
     evr_err_t err;
     uint64_t last, seq;
     CHECK(evr_journal_open(path, false, &j, &err) == EVR_OK);
-    CHECK(evr_journal_replay(j, 0, s_take, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
+    CHECK(evr_journal_replay(j, 0, s_take, NULL, &(s_seen_t) { 0 }, &last, &err) == EVR_OK);
     memset(evr_journal_add(j, 100 << 10, &seq), 'x', 100 << 10);
     CHECK(evr_journal_write(j, &err) == EVR_ERR_STORE);
     CHECK(strncmp(err.msg, "store: write ", 13) == 0);
@@ -270,6 +374,7 @@ main(void)
     EVR_TEST_RUN(test_torn_tail);
     EVR_TEST_RUN(test_torn_batch);
     EVR_TEST_RUN(test_rewind);
+    EVR_TEST_RUN(test_damage);
     EVR_TEST_RUN(test_write_fails);
     char *cmd = evr_asprintf("rm -rf '%s'", s_root);
     if (system(cmd) != 0)

@@ -154,6 +154,16 @@ test_open(void)
     CHECK_CONTAINS(err.msg, "not an evrun store");
     CHECK(evr_store_open(foreign, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "not an evrun store");
+    /* one with a `meta` database of its own and no format record: refused,
+       and not written to (it was adopted: format put into its meta) */
+    char *meta_only = s_dir("meta-only");
+    mkdir(meta_only, 0700);
+    CHECK(s_raw_put(meta_only, "meta", true, "owner", 5, "someone", 7));
+    CHECK(evr_store_open(meta_only, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "not an evrun store (a meta database without evrun's format");
+    CHECK(!s_raw_put(meta_only, "events", false, NULL, 0, NULL, 0));   /* none made */
+    CHECK(evr_store_open(meta_only, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
+    free(meta_only);
     /* an LMDB environment nothing was committed to (a process killed
        before its first commit): read-only, no store yet, not a foreign one */
     char *fresh = s_dir("fresh");
@@ -185,6 +195,65 @@ test_open(void)
     free(empty);
     free(foreign);
     free(dir);
+}
+
+/*  A broker's store and a runner's say which they are (meta "kind"), and
+    one is refused for the other, naming what it is; a store written
+    before kinds were kept takes the kind of its first writer, unless it
+    bears the other's mark (a broker's kv "journal/submits", a runner's
+    meta "runner_id").  A reader or a writer saying no kind opens either. */
+static void
+test_kind(void)
+{
+    char *b = s_dir("kind-broker"), *r = s_dir("kind-runner");
+    evr_store_t *st;
+    evr_err_t err;
+    char *v = NULL;
+    CHECK(evr_store_open(b, EVR_STORE_BROKER, &st, &err) == EVR_OK);
+    CHECK(evr_store_meta_get(st, "kind", &v, &err) == EVR_OK);
+    CHECK_STR(v, "broker");
+    free(v);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(b, EVR_STORE_RUNNER, &st, &err) == EVR_ERR_STORE);
+    char *want = evr_asprintf("store: %s: a broker's event store, not a runner's: a runner "
+                              "keeps a store of its own in its --state-dir", b);
+    CHECK_CONTAINS(err.msg, want);
+    free(want);
+    CHECK(evr_store_open(b, EVR_STORE_BROKER, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(b, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(r, EVR_STORE_RUNNER, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(r, EVR_STORE_BROKER, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a runner's event store, not a broker's: the broker keeps its "
+                            "store in STATE/broker");
+    /* stores without a kind: the marks of the other kind, or none */
+    char *ob = s_dir("old-broker"), *orr = s_dir("old-runner"), *plain = s_dir("old-plain");
+    CHECK(evr_store_open(ob, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(s_raw_put(ob, "kv", false, "journal/submits", 15, "7", 1));
+    CHECK(evr_store_open(ob, EVR_STORE_RUNNER, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a broker's event store, not a runner's");
+    CHECK(evr_store_open(ob, EVR_STORE_BROKER, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(orr, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    CHECK(evr_store_meta_set(st, "runner_id", "r-1", &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(orr, EVR_STORE_BROKER, &st, &err) == EVR_ERR_STORE);
+    CHECK_CONTAINS(err.msg, "a runner's event store, not a broker's");
+    CHECK(evr_store_open(plain, EVR_STORE_SYNC, &st, &err) == EVR_OK);
+    evr_store_destroy(&st);
+    CHECK(evr_store_open(plain, EVR_STORE_RUNNER, &st, &err) == EVR_OK);
+    CHECK(evr_store_meta_get(st, "kind", &v, &err) == EVR_OK);
+    CHECK_STR(v, "runner");
+    free(v);
+    evr_store_destroy(&st);
+    free(ob);
+    free(orr);
+    free(plain);
+    free(b);
+    free(r);
 }
 
 typedef struct {
@@ -811,7 +880,8 @@ test_write_failure(void)
     int rc = 0;
     CHECK(sscanf(msg, "%llu %d", &ok_seq, &rc) == 2);
     CHECK(rc == EVR_ERR_STORE);
-    CHECK_CONTAINS(msg, "store: ");
+    CHECK_CONTAINS(msg, "store: the file size limit of this process (RLIMIT_FSIZE, ulimit -f: "
+                        "2097152 bytes) stops ");
     CHECK(ok_seq > 0);
     evr_store_t *st;
     evr_err_t err;
@@ -946,6 +1016,7 @@ main(void)
         return 1;
     }
     EVR_TEST_RUN(test_open);
+    EVR_TEST_RUN(test_kind);
     EVR_TEST_RUN(test_cut_short);
     EVR_TEST_RUN(test_append_and_read);
     EVR_TEST_RUN(test_illegal_batch);
