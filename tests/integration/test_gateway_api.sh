@@ -221,7 +221,8 @@ case_metrics_hung() {
   check "metrics while another scrape asks the hung broker: not held ($b)" below "$b" 1
   wait "$pa"
   a=$(cat "$tmp/a")
-  check "metrics asking a hung broker: answered within 2 s, not timeout_ms ($a)" below "$a" 3
+  # its deadline is 2 s, the gateway's timeout_ms 10 s: 5 tells them apart under load
+  check "metrics asking a hung broker: answered by its 2 s deadline, not timeout_ms ($a)" below "$a" 5
   mv "$tmp/metrics-a" "$tmp/metrics"
   check "... evrun_broker_up 0" prom 'evrun_broker_up=0'
   c=$(metrics)

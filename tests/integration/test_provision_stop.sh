@@ -80,9 +80,7 @@ YML
   ppipe b "echo begin; sleep 3; echo end" sb
   local j; j=$(submit "$tmp/b.yml" 2>/dev/null)
   check "stop busy: the job runs on the idle sb runner" wait_for 10 st_is "$j" running
-  local t0=$SECONDS
   stop_prov
-  check "stop busy: the stop took less than 8 s ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -lt 8 ]
   check "stop busy: the job succeeded" [ "$(wait_job "$j" 20)" = succeeded ]
   check "stop busy: its output whole" [ "$(cli logs "$j" | grep -c "begin\|end")" -eq 2 ]
   check "stop busy: the log says it was left to finish" \
