@@ -28,19 +28,10 @@
 static pid_t
 s_holder(const char *path)
 {
-    evr_lock_t *lock = NULL;
+    long pid = 0;
     evr_err_t err;
-    evr_rc_t rc = evr_lock_take(path, "evrun-provisioner", &lock, &err);
-    evr_lock_destroy(&lock);
-    if (rc != EVR_ERR_STATE)
+    if (evr_lock_holder(path, &pid, &err) != 1)
         return 0;   /* none holds it: a stopped or killed runner's directory */
-    char buf[32] = "";
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0)
-        close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    long pid = strtol(buf, NULL, 10);
     return pid > 0 && pid <= INT_MAX ? (pid_t) pid : 0;
 }
 

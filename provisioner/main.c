@@ -417,17 +417,15 @@ static bool
 s_running(const char *dir, bool *running)
 {
     char *path = evr_asprintf("%s/lock", dir);
-    evr_lock_t *lock = NULL;
+    long pid;
     evr_err_t err;
-    evr_rc_t rc = access(path, F_OK) ? EVR_OK : evr_lock_take(path, "evrun-provisioner", &lock,
-                                                               &err);
-    evr_lock_destroy(&lock);
+    int held = evr_lock_holder(path, &pid, &err);  /* taking it would write this pid in it */
     free(path);
-    *running = rc == EVR_ERR_STATE;
-    if (rc && rc != EVR_ERR_STATE)
+    *running = held == 1;
+    if (held < 0)
         fprintf(stderr, "evrun-provisioner: cannot tell whether a provisioner runs: %s\n",
                 err.msg);
-    return !rc || rc == EVR_ERR_STATE;
+    return held >= 0;
 }
 
 /*  --status: 0 the table of the running provisioner printed; 1 none runs

@@ -84,6 +84,33 @@ evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *er
     return EVR_OK;
 }
 
+int
+evr_lock_holder(const char *path, long *pid, evr_err_t *err)
+{
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0) {
+        evr_err_set(err, EVR_ERR_IO, "%s: cannot open the lock file: %s", path,
+                    strerror(errno));
+        return -1;
+    }
+    int held = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+        flock(fd, LOCK_UN);
+    else if (errno == EWOULDBLOCK) {
+        held = 1;
+        *pid = s_pid(fd);
+    }
+    else {
+        evr_err_set(err, EVR_ERR_IO, "%s: flock: %s", path, strerror(errno));
+        held = -1;
+    }
+    close(fd);
+    return held;
+}
+
 void
 evr_lock_destroy(evr_lock_t **self_p)
 {

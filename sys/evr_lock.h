@@ -25,6 +25,13 @@ typedef struct evr_lock evr_lock_t;
     owns the result. */
 evr_rc_t evr_lock_take(const char *path, const char *who, evr_lock_t **out, evr_err_t *err);
 
+/*  Whether another process holds the lock file path, found without taking
+    it or writing to it (a shared flock(2) tried and dropped): 1 held,
+    *pid the pid written in the file (0 while the holder has not written
+    it yet); 0 not held, or no such file; -1 the file cannot be opened or
+    tested (err says why). */
+int evr_lock_holder(const char *path, long *pid, evr_err_t *err);
+
 /*  Releases the lock (the file stays); accepts NULL. */
 void evr_lock_destroy(evr_lock_t **self_p);
 

@@ -5,6 +5,7 @@
     the same; a path that cannot be opened is an I/O error; a dead
     holder's child that still holds it is waited for. */
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,9 +85,56 @@ test_dead_holder(void)
     free(path);
 }
 
+/*  evr_lock_holder: tells held from free without taking the lock or
+    writing the file (a checker that took a free lock wrote its own pid
+    over a dead holder's, and refused a starting process meanwhile). */
+static void
+test_holder(void)
+{
+    char dir[] = "/tmp/evr-test-lock-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = evr_asprintf("%s/evrun.lock", dir);
+    long pid = -1;
+    evr_err_t err;
+    CHECK(evr_lock_holder(path, &pid, &err) == 0 && pid == 0);    /* no file */
+    CHECK(access(path, F_OK) != 0);                                /* none made */
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("4242\n", f);    /* a dead holder's pid, the lock free */
+    fclose(f);
+    CHECK(evr_lock_holder(path, &pid, &err) == 0);
+    char buf[16] = "";
+    f = fopen(path, "r");
+    CHECK(f && fgets(buf, sizeof buf, f));
+    if (f)
+        fclose(f);
+    CHECK(strcmp(buf, "4242\n") == 0);     /* not overwritten */
+    evr_lock_t *a = NULL;
+    CHECK(evr_lock_take(path, "evrun-runner", &a, &err) == EVR_OK && a);
+    pid_t child = fork();
+    if (child == 0) {   /* another process sees it held, with the pid */
+        long p = 0;
+        evr_err_t e;
+        _exit(evr_lock_holder(path, &p, &e) == 1 && p == (long) getppid() ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    evr_lock_destroy(&a);
+    CHECK(evr_lock_holder(path, &pid, &err) == 0);  /* free again */
+    char *inner = evr_asprintf("%s/evrun.lock", path);  /* under a file: ENOTDIR */
+    CHECK(evr_lock_holder(inner, &pid, &err) == -1);
+    CHECK_CONTAINS(err.msg, "cannot open the lock file");
+    unlink(path);
+    rmdir(dir);
+    free(inner);
+    free(path);
+}
+
 int
 main(void)
 {
+    EVR_TEST_RUN(test_holder);
     EVR_TEST_RUN(test_lock);
     EVR_TEST_RUN(test_dead_holder);
     EVR_TEST_END();
