@@ -36,6 +36,25 @@ typedef struct {
     uint8_t *bytes;
 } s_checked_t;
 
+/*  A table's keys as s_key compares them: each key's length and its first
+    8 bytes (zero-padded) as a word, and the mask of its required fields;
+    made the first time a table is met.  The tables an event can hold are
+    the header's, the data types', the spec's and the step's (about 30):
+    S_TYPES slots, probed by the table's address; a table met when they
+    are full is read by the plain comparisons. */
+#define S_TYPES 64
+
+typedef struct {
+    uint64_t w;
+    uint32_t n;
+} s_kinfo_t;
+
+typedef struct {
+    const evr_rectype_t *type;
+    uint64_t required;
+    s_kinfo_t *k;   /* type->nfields */
+} s_keys_t;
+
 struct evr_eventread {
     unsigned what;
     uint64_t fallbacks;
@@ -46,6 +65,7 @@ struct evr_eventread {
     size_t nchecked, checked_bytes;
     const evr_field_t *job_f;           /* the header's job id ... */
     char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
+    const evr_field_t *steps_f;         /* the spec's steps */
     const evr_field_t *type_f;          /* the header's type ... */
     size_t type_len[EVR_EV_COUNT_ + 1]; /* ... and the lengths of its names */
     evr_event_t ev;         /* the fast result: strings in arena */
@@ -53,6 +73,8 @@ struct evr_eventread {
     evr_spec_t spec;        /* job.accepted: the step names only */
     evr_step_t steps[EVR_SPEC_MAX_STEPS];
     char *kept_k[EVR_OUTPUTS_MAX_KEYS], *kept_v[EVR_OUTPUTS_MAX_KEYS];   /* step.outputs */
+    s_keys_t keys[S_TYPES];
+    uint64_t mask[9];       /* mask[n]: the first n bytes of a word */
     size_t used;
     char arena[S_ARENA + S_ARENA_KEPT];
 };
@@ -64,8 +86,14 @@ evr_eventread_new(unsigned what)
     self->what = what;
     self->job_f = evr_rec_field(&evr_event_type, "job");
     self->type_f = evr_rec_field(&evr_event_type, "type");
+    self->steps_f = evr_rec_field(&evr_spec_type, "steps");
     for (size_t i = 0; i < EVR_EV_COUNT_ + 1 && self->type_f->names[i]; i++)
         self->type_len[i] = strlen(self->type_f->names[i]);
+    for (unsigned n = 0; n <= 8; n++) {   /* byte order: as memcpy loads a word */
+        uint8_t b[8] = { 0 };
+        memset(b, 0xff, n);
+        memcpy(&self->mask[n], b, sizeof b);
+    }
     return self;
 }
 
@@ -78,6 +106,8 @@ evr_eventread_destroy(evr_eventread_t **self_p)
     evr_rec_free(&evr_event_type, &self->full);
     for (size_t i = 0; i < self->nchecked; i++)
         free(self->checked[i].bytes);
+    for (size_t i = 0; i < S_TYPES; i++)
+        free(self->keys[i].k);
     free(self);
     *self_p = NULL;
 }
@@ -136,7 +166,8 @@ s_skip(evr_codec_rd_t *r, unsigned level)
 /* ------------------------------------------------------------ fields */
 
 /*  A string checked as evr_codec.c checks one (limit, no NUL, UTF-8),
-    copied into the arena; ASCII is checked while it is copied. */
+    copied into the arena; bytes above 0x7f (a word's OR, 8 bytes at a
+    time) send it to the UTF-8 check. */
 static bool
 s_str(evr_eventread_t *self, evr_codec_rd_t *r, uint32_t limit, char **out)
 {
@@ -145,15 +176,21 @@ s_str(evr_eventread_t *self, evr_codec_rd_t *r, uint32_t limit, char **out)
     if (!evr_codec_rd_raw(r, false, &s, &n) || n > limit
         || n + 1 > sizeof self->arena - self->used)
         return false;
-    char *dst = self->arena + self->used;
-    uint8_t seen = 0, zero = 0xff;
-    for (uint32_t i = 0; i < n; i++) {
-        seen |= s[i];
-        zero &= s[i] ? 0xff : 0;
-        dst[i] = (char) s[i];
-    }
-    if (!zero || ((seen & 0x80) && !evr_utf8_valid((const char *) s, n)))
+    if (memchr(s, '\0', n))
         return false;
+    uint64_t seen = 0;
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        seen |= w;
+    }
+    for (; i < n; i++)
+        seen |= s[i];
+    if ((seen & 0x8080808080808080ull) && !evr_utf8_valid((const char *) s, n))
+        return false;
+    char *dst = self->arena + self->used;
+    memcpy(dst, s, n);
     dst[n] = '\0';
     self->used += n + 1;
     *out = dst;
@@ -170,13 +207,53 @@ s_is(const char *name, const uint8_t *s, uint32_t n)
     return i == n && name[i] == '\0';
 }
 
+static const s_keys_t *s_keys_slow(evr_eventread_t *self, const evr_rectype_t *type, size_t h);
+
+/*  type's keys as s_key compares them (made the first time); NULL when
+    its slots are full. */
+static inline const s_keys_t *
+s_keys(evr_eventread_t *self, const evr_rectype_t *type)
+{
+    size_t h = ((uintptr_t) type >> 4) & (S_TYPES - 1);
+    return self->keys[h].type == type ? &self->keys[h] : s_keys_slow(self, type, h);
+}
+
+static const s_keys_t *
+s_keys_slow(evr_eventread_t *self, const evr_rectype_t *type, size_t h)
+{
+    if (type->nfields > 64)
+        return NULL;   /* no table has as many: the plain comparisons */
+    for (size_t i = 0; i < S_TYPES; i++, h = (h + 1) & (S_TYPES - 1)) {
+        s_keys_t *e = &self->keys[h];
+        if (e->type == type)
+            return e;
+        if (e->type)
+            continue;
+        e->type = type;
+        e->k = evr_calloc(type->nfields ? type->nfields : 1, sizeof *e->k);
+        for (size_t f = 0; f < type->nfields; f++) {
+            const char *key = type->fields[f].key;
+            size_t n = strlen(key);
+            uint8_t b[8] = { 0 };
+            memcpy(b, key, n < 8 ? n : 8);
+            memcpy(&e->k[f].w, b, sizeof b);
+            e->k[f].n = (uint32_t) n;
+            if (type->fields[f].required)
+                e->required |= 1ull << f;
+        }
+        return e;
+    }
+    return NULL;
+}
+
 /*  The table entry of the key at r (advanced past it); NULL for a key the
     table does not know (forward compatible) or one that is not a str.
     *index is where the search starts (the encoder writes the keys in
     table order, so it is the one after the last key found), and is set
-    to the entry found. */
-static const evr_field_t *
-s_key(evr_codec_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
+    to the entry found.  keys: type's, from s_keys, or NULL. */
+static inline __attribute__((always_inline)) const evr_field_t *
+s_key(const evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type,
+      const s_keys_t *keys, size_t *index, bool *ok)
 {
     const uint8_t *k;
     uint32_t kn;
@@ -184,8 +261,27 @@ s_key(evr_codec_rd_t *r, const evr_rectype_t *type, size_t *index, bool *ok)
     if (!*ok || kn == 0)
         return NULL;   /* a key that is no string is skipped by the full decoder too */
     size_t n = type->nfields, at = *index < n ? *index : 0;
+    if (!keys) {
+        for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0)
+            if (s_is(type->fields[at].key, k, kn)) {
+                *index = at;
+                return &type->fields[at];
+            }
+        return NULL;
+    }
+    uint64_t w;
+    if (r->end - k >= 8) {   /* a whole word is inside the input */
+        memcpy(&w, k, sizeof w);
+        w &= self->mask[kn < 8 ? kn : 8];
+    }
+    else {
+        uint8_t b[8] = { 0 };
+        memcpy(b, k, kn < 8 ? kn : 8);
+        memcpy(&w, b, sizeof b);
+    }
     for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0)
-        if (s_is(type->fields[at].key, k, kn)) {
+        if (keys->k[at].w == w && keys->k[at].n == kn
+            && (kn <= 8 || memcmp(type->fields[at].key + 8, k + 8, kn - 8) == 0)) {
             *index = at;
             return &type->fields[at];
         }
@@ -244,8 +340,10 @@ s_strmap_kept(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, ev
 
 /*  The required fields of type are all in seen. */
 static bool
-s_required(const evr_rectype_t *type, uint64_t seen)
+s_required(const evr_rectype_t *type, const s_keys_t *keys, uint64_t seen)
 {
+    if (keys)
+        return (seen & keys->required) == keys->required;
     for (size_t i = 0; i < type->nfields; i++)
         if (type->fields[i].required && !(seen & (1ull << i)))
             return false;
@@ -256,6 +354,7 @@ s_required(const evr_rectype_t *type, uint64_t seen)
 static bool
 s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
 {
+    const s_keys_t *keys = s_keys(self, &evr_step_type);
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
@@ -264,7 +363,7 @@ s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
     for (uint32_t i = 0; i < n; i++) {
         size_t idx = hint;
         bool ok;
-        const evr_field_t *f = s_key(r, &evr_step_type, &idx, &ok);
+        const evr_field_t *f = s_key(self, r, &evr_step_type, keys, &idx, &ok);
         hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;   /* a key that is no string: skip it too */
@@ -279,7 +378,7 @@ s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
         else if (!s_skip(r, level + 1))
             return false;
     }
-    return s_required(&evr_step_type, seen);
+    return s_required(&evr_step_type, keys, seen);
 }
 
 /*  job.accepted's spec, at level: the step names and whether it has an
@@ -287,6 +386,7 @@ s_step(evr_eventread_t *self, evr_codec_rd_t *r, evr_step_t *st, unsigned level)
 static bool
 s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, unsigned level)
 {
+    const s_keys_t *keys = s_keys(self, &evr_spec_type);
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
@@ -299,7 +399,7 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
     for (uint32_t i = 0; i < n; i++) {
         size_t idx = hint;
         bool ok;
-        const evr_field_t *f = s_key(r, &evr_spec_type, &idx, &ok);
+        const evr_field_t *f = s_key(self, r, &evr_spec_type, keys, &idx, &ok);
         hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;
@@ -326,7 +426,7 @@ s_spec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *steps_f, uns
     }
     self->spec_at = at;
     self->spec_len = (size_t) (r->p - at);
-    return s_required(&evr_spec_type, seen);
+    return s_required(&evr_spec_type, keys, seen);
 }
 
 static bool s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec,
@@ -342,12 +442,21 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
     bool neg;
     switch (f->type) {
     case EVR_FT_STR:
+        if (f == self->job_f && self->job_ok[0]) {
+            /* the last event's job, met again: its checked copy */
+            evr_codec_rd_t peek = *r;
+            const uint8_t *s;
+            uint32_t n;
+            if (evr_codec_rd_raw(&peek, false, &s, &n) && n == EVR_ULID_LEN
+                && memcmp(s, self->job_ok, n) == 0) {
+                *r = peek;
+                *(char **) p = self->job_ok;
+                return true;
+            }
+        }
         if (!s_str(self, r, evr_field_limit(f), (char **) p))
             return false;
-        if (f == self->job_f) {
-            /* the same job as the last event's: checked then */
-            if (self->job_ok[0] && strcmp(*(char **) p, self->job_ok) == 0)
-                return true;
+        if (f == self->job_f) {   /* another job: checked, and kept for the next */
             if (f->check(p))
                 return false;
             snprintf(self->job_ok, sizeof self->job_ok, "%s", *(char **) p);
@@ -410,7 +519,7 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
         break;
     case EVR_FT_RECPTR:
         if (f->sub != &evr_spec_type
-            || !s_spec(self, r, evr_rec_field(&evr_spec_type, "steps"), level))
+            || !s_spec(self, r, self->steps_f, level))
             return false;
         *(evr_spec_t **) p = &self->spec;
         self->walked = true;
@@ -429,6 +538,7 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
 static bool
 s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void *rec, unsigned level)
 {
+    const s_keys_t *keys = s_keys(self, type);
     uint32_t n;
     uint64_t seen = 0;
     size_t hint = 0;   /* where the next key is looked for first */
@@ -441,7 +551,7 @@ s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void 
     for (uint32_t k = 0; k < n; k++) {
         size_t idx = hint;
         bool ok;
-        const evr_field_t *f = s_key(r, type, &idx, &ok);
+        const evr_field_t *f = s_key(self, r, type, keys, &idx, &ok);
         hint = f ? idx + 1 : hint;
         if (!ok && !s_skip(r, level + 1))
             return false;
@@ -470,7 +580,7 @@ s_rec(evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type, void 
     }
     if (variant && !s_field(self, &later, variant, rec, level + 1))
         return false;
-    if (!s_required(type, seen))
+    if (!s_required(type, keys, seen))
         return false;
     return !type->post || !type->post(rec);
 }

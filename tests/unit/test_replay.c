@@ -334,6 +334,72 @@ test_other_encodings(void)
     evr_eventread_destroy(&rd);
 }
 
+/*  The key lookup compares a key's length and first 8 bytes at once:
+    keys sharing those with a known key ("container_ix", "containe",
+    "container_idx"), the data's keys in reverse order, and a last key with
+    fewer than 8 bytes of input after it (the word is then not loaded
+    whole; exact-size buffers, so an over-read shows under ASan).  Also
+    the job id met again (the reader's checked copy) and another job's. */
+static void
+test_key_lookalikes(void)
+{
+    evr_eventread_t *rd = evr_eventread_new(0);
+    static const char *const jobs[] = { "01JQ7ZK3M8X2V9T4B6N0000042", "01JQ7ZK3M8X2V9T4B6N0000042",
+                                        "01JQ7ZK3M8X2V9T4B6N0000043" };
+    for (int variant = 0; variant < 6; variant++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 6);
+        msgpack_pack_str_with_body(&pk, "seq", 3);
+        msgpack_pack_uint8(&pk, 7);
+        msgpack_pack_str_with_body(&pk, "job", 3);
+        msgpack_pack_str_with_body(&pk, jobs[variant % 3], 26);
+        msgpack_pack_str_with_body(&pk, "jseq", 4);
+        msgpack_pack_uint8(&pk, 4);
+        msgpack_pack_str_with_body(&pk, "type", 4);
+        msgpack_pack_str_with_body(&pk, "step.started", 12);
+        msgpack_pack_str_with_body(&pk, "time", 4);
+        msgpack_pack_uint8(&pk, 9);
+        msgpack_pack_str_with_body(&pk, "data", 4);
+        msgpack_pack_map(&pk, 6);
+        msgpack_pack_str_with_body(&pk, "container_ix", 12);   /* unknown: skipped */
+        msgpack_pack_str_with_body(&pk, "wrong", 5);
+        msgpack_pack_str_with_body(&pk, "containe", 8);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "container_idx", 13);
+        msgpack_pack_uint8(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "container_id", 12);
+        msgpack_pack_str_with_body(&pk, "c0ffee", 6);
+        if (variant < 3) {   /* ... "step": "s1" last: 7 bytes from its key on */
+            msgpack_pack_str_with_body(&pk, "attempt", 7);
+            msgpack_pack_uint8(&pk, 2);
+            msgpack_pack_str_with_body(&pk, "step", 4);
+            msgpack_pack_str_with_body(&pk, "s1", 2);
+        }
+        else {
+            msgpack_pack_str_with_body(&pk, "step", 4);
+            msgpack_pack_str_with_body(&pk, "s1", 2);
+            msgpack_pack_str_with_body(&pk, "attempt", 7);
+            msgpack_pack_uint8(&pk, 2);
+        }
+        uint8_t *buf = evr_malloc(sb.size);   /* exact size */
+        memcpy(buf, sb.data, sb.size);
+        bool fast_only;
+        CHECK(s_both(rd, buf, sb.size, false, &fast_only) && !fast_only);
+        const evr_event_t *ev;
+        evr_err_t err;
+        CHECK(evr_eventread_decode(rd, buf, sb.size, &ev, &err) == EVR_OK);
+        CHECK(ev && strcmp(ev->job, jobs[variant % 3]) == 0 && ev->data.attempt == 2
+              && strcmp(ev->data.container_id, "c0ffee") == 0 && strcmp(ev->data.step, "s1") == 0);
+        free(buf);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    CHECK(evr_eventread_fallbacks(rd) == 0);   /* all read by hand */
+    evr_eventread_destroy(&rd);
+}
+
 /* ------------------------------------------------------------- store */
 
 static char *
@@ -743,6 +809,7 @@ main(void)
     EVR_TEST_RUN(test_truncated_and_changed);
     EVR_TEST_RUN(test_bad_job_id);
     EVR_TEST_RUN(test_other_encodings);
+    EVR_TEST_RUN(test_key_lookalikes);
     EVR_TEST_RUN(test_replay_equals_full);
     EVR_TEST_RUN(test_replay_bad_event);
     EVR_TEST_RUN(test_list);
