@@ -121,20 +121,27 @@ s_hash(const uint8_t *p, size_t n)
     return h;
 }
 
-/*  The spec just walked is one the full decoder took before; else (when
-    remember) it is kept as such, while there is room. */
+/*  The spec just walked is one the full decoder took before (its hash
+    into *hash, for s_spec_remember). */
 static bool
-s_spec_checked(evr_eventread_t *self, bool remember)
+s_spec_checked(const evr_eventread_t *self, uint64_t *hash)
 {
-    uint64_t h = s_hash(self->spec_at, self->spec_len);
+    uint64_t h = *hash = s_hash(self->spec_at, self->spec_len);
     for (size_t i = 0; i < self->nchecked; i++) {
         const s_checked_t *c = &self->checked[i];
         if (c->hash == h && c->len == self->spec_len
             && memcmp(c->bytes, self->spec_at, c->len) == 0)
             return true;
     }
-    if (remember && self->nchecked < S_CHECKED
-        && self->checked_bytes + self->spec_len <= S_CHECKED_BYTES) {
+    return false;
+}
+
+/*  The spec just walked, of hash h, as one the full decoder took, while
+    there is room. */
+static void
+s_spec_remember(evr_eventread_t *self, uint64_t h)
+{
+    if (self->nchecked < S_CHECKED && self->checked_bytes + self->spec_len <= S_CHECKED_BYTES) {
         s_checked_t *c = &self->checked[self->nchecked++];
         c->hash = h;
         c->len = self->spec_len;
@@ -142,7 +149,6 @@ s_spec_checked(evr_eventread_t *self, bool remember)
         memcpy(c->bytes, self->spec_at, c->len);
         self->checked_bytes += c->len;
     }
-    return false;
 }
 
 uint64_t
@@ -597,23 +603,19 @@ evr_eventread_decode(evr_eventread_t *self, const uint8_t *buf, size_t len,
     evr_codec_rd_t r = { buf, buf + len };
     bool fast = len && s_rec(self, &r, &evr_event_type, &self->ev, 0) && r.p == r.end;
     bool check = fast && self->walked && (self->what & EVR_EVENTREAD_CHECK);
-    if (fast && (!check || s_spec_checked(self, false))) {
+    uint64_t spec_hash = 0;
+    if (fast && (!check || s_spec_checked(self, &spec_hash))) {
         *ev = &self->ev;
         return EVR_OK;
     }
     /* declined, or a spec to check: the full decoder decodes it, or says
        what is wrong */
     self->fallbacks += !fast;
-    const uint8_t *spec_at = self->spec_at;
-    size_t spec_len = self->spec_len;
     evr_rec_free(&evr_event_type, &self->full);
     memset(&self->ev, 0, sizeof self->ev);
     evr_rc_t rc = evr_event_decode(buf, len, &self->full, err);
     *ev = rc ? NULL : &self->full;
-    if (check && !rc) {     /* taken whole: its spec needs no decode again */
-        self->spec_at = spec_at;
-        self->spec_len = spec_len;
-        s_spec_checked(self, true);
-    }
+    if (check && !rc)   /* taken whole: its spec needs no decode again */
+        s_spec_remember(self, spec_hash);
     return rc;
 }
