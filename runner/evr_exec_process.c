@@ -269,11 +269,11 @@ evr_xp_probe(evr_xp_op_t *op, evr_unit_info_t *info)
 }
 
 void
-evr_xp_kill_lost(evr_xp_op_t *op)
+evr_xp_kill_lost(evr_xp_op_t *op, const evr_unit_info_t *info)
 {
     bool killed;
     evr_err_t err;
-    if (evr_unit_kill_lost(op->dir, &killed, &err))
+    if (evr_unit_kill_lost(op->dir, info, &killed, &err))
         evr_log_warn("evrun-runner", "%s", err.msg);
     else if (killed)
         evr_log_info("evrun-runner", "%s: its supervisor was killed; what was left of the "
@@ -307,9 +307,9 @@ s_supervisor_said(const char *dir, char *buf, size_t size)
 }
 
 void
-evr_xp_lost(evr_xp_op_t *op)
+evr_xp_lost(evr_xp_op_t *op, const evr_unit_info_t *info)
 {
-    evr_xp_kill_lost(op);
+    evr_xp_kill_lost(op, info);
     char said[480];
     s_supervisor_said(op->dir, said, sizeof said);
     evr_xp_fail(op, EVR_ERR_IO, "the supervisor of %s ended without writing its exit status (was "
@@ -550,7 +550,7 @@ s_tail_turn(evr_xp_op_t *op)
         return;
     }
     if (info.lost) {
-        evr_xp_lost(op);
+        evr_xp_lost(op, &info);
         return;
     }
     if (info.state == EVR_EXEC_EXITED) {

@@ -29,7 +29,7 @@ evr_xp_wait_turn(evr_xp_op_t *op)
     if (info.state == EVR_EXEC_ABSENT)
         evr_xp_not_found(op);
     else if (info.lost)
-        evr_xp_lost(op);
+        evr_xp_lost(op, &info);
     else if (info.state == EVR_EXEC_EXITED) {
         op->r.exit_code = info.exit_code;
         evr_xp_ok(op);
@@ -66,7 +66,7 @@ evr_xp_inspect(evr_exec_t *base, const char *name, evr_exec_fn *fn, void *arg)
     op->r.exit_code = info.exit_code;
     op->r.started_at = info.started_at;
     if (info.lost) {
-        evr_xp_kill_lost(op);
+        evr_xp_kill_lost(op, &info);
         op->r.lost = true;
         op->msg = evr_strdup("its supervisor ended without writing its exit status");
     }
@@ -273,7 +273,7 @@ evr_xp_remove_turn(evr_xp_op_t *op)
         return;
     }
     if (info.lost)  /* its supervisor killed: nothing else would end what is left of it */
-        evr_xp_kill_lost(op);
+        evr_xp_kill_lost(op, &info);
     evr_xp_rm_start(op, s_rm_work, s_removed);
 }
 

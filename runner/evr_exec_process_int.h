@@ -102,11 +102,11 @@ void evr_xp_not_found(evr_xp_op_t *op);
 /*  The unit's supervisor ended without its exit status: what is left of
     the step's group is killed (evr_xp_kill_lost), and op fails saying so
     with the last lines of the supervisor's log (the unit goes with the
-    step). */
-void evr_xp_lost(evr_xp_op_t *op);
-/*  A lost unit: what is left of its step's group killed (evr_unit_kill_lost),
-    logged. */
-void evr_xp_kill_lost(evr_xp_op_t *op);
+    step).  info: the unit as just probed. */
+void evr_xp_lost(evr_xp_op_t *op, const evr_unit_info_t *info);
+/*  A lost unit (info: as just probed): what is left of its step's group
+    killed (evr_unit_kill_lost), logged. */
+void evr_xp_kill_lost(evr_xp_op_t *op, const evr_unit_info_t *info);
 /*  The operation's next turn in ms (replacing one planned). */
 void evr_xp_kick(evr_xp_op_t *op, uint64_t ms);
 /*  Nothing to do until the unit changes: the watch, or the backstop. */

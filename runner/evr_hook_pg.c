@@ -109,27 +109,9 @@ evr_hook_pg_drop(const char *dir, pid_t pgid)
     free(path);
 }
 
-bool
-evr_hook_pg_stat(long long pid, long long *pgrp, long long *sid, unsigned long long *start)
-{
-    s_stat_t st;
-    if (!s_stat(pid, &st) || st.state == 'Z' || st.state == 'X')
-        return false;
-    *pgrp = st.pgrp;
-    *sid = st.sid;
-    *start = st.start;
-    return true;
-}
-
 /*  The processes of group pgid not ended (zombies not counted) and, when
     sid is not 0, of that session started at or after start. */
 static size_t s_members(long long pgid, long long sid, unsigned long long start);
-
-size_t
-evr_hook_pg_members(long long pgid, long long sid, unsigned long long start)
-{
-    return s_members(pgid, sid, start);
-}
 
 static size_t
 s_members(long long pgid, long long sid, unsigned long long start)
@@ -153,6 +135,15 @@ s_members(long long pgid, long long sid, unsigned long long start)
     return n;
 }
 
+bool
+evr_hook_pg_ours(long long pgid, unsigned long long lo, unsigned long long hi, long long sid)
+{
+    s_stat_t st;
+    if (s_stat(pgid, &st))   /* its leader (moved out of the group or not) */
+        return st.start >= lo && st.start <= hi;
+    return s_members(pgid, sid, lo) > 0;
+}
+
 /*  Whether the record's group is alive and the hook's (the story atop). */
 static bool
 s_ours(long long pgid, unsigned long long start, long long sid, const char *boot)
@@ -161,10 +152,7 @@ s_ours(long long pgid, unsigned long long start, long long sid, const char *boot
     s_boot(now, sizeof now);
     if (strcmp(boot, "-") && strcmp(now, "-") && strcmp(boot, now))
         return false;   /* a boot ago: all gone */
-    s_stat_t st;
-    if (s_stat(pgid, &st))   /* its leader (moved out of the group or not) */
-        return st.start == start;
-    return s_members(pgid, sid, start) > 0;
+    return evr_hook_pg_ours(pgid, start, start, sid);
 }
 
 /*  One record: its group killed if it is the hook's, the file removed

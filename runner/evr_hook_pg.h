@@ -45,13 +45,12 @@ void evr_hook_pg_drop(const char *dir, pid_t pgid);
     are still swept. */
 evr_rc_t evr_hook_pg_sweep(const char *dir, uint32_t *killed, evr_err_t *err);
 
-/*  /proc/PID/stat's group, session and start time (clock ticks since
-    boot) of a live process; false when pid is no more (or a zombie).
-    Also the process executor's (evr_unit_kill_lost). */
-bool evr_hook_pg_stat(long long pid, long long *pgrp, long long *sid, unsigned long long *start);
-
-/*  The live processes of group pgid (zombies not counted) and, when sid
-    is not 0, of that session started at or after start (ticks). */
-size_t evr_hook_pg_members(long long pgid, long long sid, unsigned long long start);
+/*  Whether group pgid is alive and the one that was made: its leader
+    (still in the group or not) started between lo and hi (clock ticks
+    since boot), or, the leader gone, processes of session sid started at
+    or after lo are in it (while any process of a group lives, no new
+    process gets its id).  The hook sweeper's test, and the process
+    executor's for a lost step (evr_unit_kill_lost). */
+bool evr_hook_pg_ours(long long pgid, unsigned long long lo, unsigned long long hi, long long sid);
 
 #endif

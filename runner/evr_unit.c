@@ -373,31 +373,22 @@ s_btime(void)
 }
 
 evr_rc_t
-evr_unit_kill_lost(const char *dir, bool *killed, evr_err_t *err)
+evr_unit_kill_lost(const char *dir, const evr_unit_info_t *info, bool *killed, evr_err_t *err)
 {
     *killed = false;
-    evr_unit_info_t info;
-    evr_rc_t rc = evr_unit_probe(dir, &info, err);
-    if (rc || !info.lost || info.pid <= 1)
-        return rc;
+    if (!info->lost || info->pid <= 1)
+        return EVR_OK;
     /* its group is the step's when its leader lives with the step's start
-       time, or, the leader gone, when processes of the step's session
-       (the step leads its own) started since are in it: while any process
-       of a group lives, no new process gets its id (evr_hook_pg.h) */
-    long long pid = info.pid, pgrp, sid;
-    unsigned long long start, bt = s_btime(), started = info.started_at / 1000000000u;
+       time (2 s either way: the wall clock's start against the ticks'),
+       or, the leader gone, when processes of the step's session (the step
+       leads its own) started since are in it (evr_hook_pg_ours) */
+    long long pid = info->pid;
+    unsigned long long bt = s_btime(), started = info->started_at / 1000000000u;
     long hz = sysconf(_SC_CLK_TCK);
     if (!bt || hz <= 0 || !started || started < bt)
         return EVR_OK;  /* nothing to tell the step's group from another by */
-    unsigned long long since = started - bt;   /* s after boot, the clock's slack below */
-    bool ours;
-    if (evr_hook_pg_stat(pid, &pgrp, &sid, &start))
-        ours = pgrp == pid && start / (unsigned long long) hz + 2 >= since
-            && start / (unsigned long long) hz <= since + 2;
-    else
-        ours = evr_hook_pg_members(pid, pid, since > 2 ? (since - 2) * (unsigned long long) hz
-                                                       : 0) > 0;
-    if (!ours)
+    unsigned long long since = started - bt, tick = (unsigned long long) hz;
+    if (!evr_hook_pg_ours(pid, since > 2 ? (since - 2) * tick : 0, (since + 3) * tick - 1, pid))
         return EVR_OK;
     if (kill((pid_t) -pid, SIGKILL) == 0)
         *killed = true;

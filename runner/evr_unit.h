@@ -71,9 +71,11 @@ typedef struct {
     would end it: what is left of its group is killed (SIGKILL), when the
     group still is the step's (its leader alive with the step's start
     time, or, the leader gone, processes of the step's session started
-    since; the boot's time from /proc/stat).  *killed when a signal went.
-    A unit that is not lost: nothing.  EVR_ERR_IO: the probe's, or kill's. */
-evr_rc_t evr_unit_kill_lost(const char *dir, bool *killed, evr_err_t *err);
+    since; the boot's time from /proc/stat).  info: the unit's, as its
+    caller has just probed it.  *killed when a signal went.  A unit that
+    is not lost: nothing.  EVR_ERR_IO: kill's. */
+evr_rc_t evr_unit_kill_lost(const char *dir, const evr_unit_info_t *info, bool *killed,
+                            evr_err_t *err);
 
 /*  True when name can be a unit or workspace name: 1-200 bytes, no '/',
     not starting with '.'. */
