@@ -178,7 +178,7 @@ s_source_asked(json_t **slot, const evr_source_t *src)
     const char *kind = evr_source_kind(src);
     if (*slot || !kind)
         return;
-    const char *url = src->git.present ? src->git.url : src->copy ? src->copy : src->tarball;
+    const char *url = evr_source_url(src);
     const char *ref = src->git.present ? (src->git.ref ? src->git.ref : "HEAD") : NULL;
     *slot = json_pack("{s:s,s:s?,s:s?}", "kind", kind, "url", url, "ref", ref);
 }

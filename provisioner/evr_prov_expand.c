@@ -1,14 +1,15 @@
 /*  evr_prov_expand.c: the command provider's templates (evr_prov_run.h
     evr_prov_expand): {job}, {labels}, {runner_id}, {broker}, {handle}
-    put in single-quoted for /bin/sh; other braces are the shell's.
+    put in single-quoted for /bin/sh; other braces are the shell's.  The
+    string it grows with (evr_prov_append) serves evr_prov_run.c too.
 */
 #include <stdlib.h>
 #include <string.h>
 
 #include "evr_prov_run.h"
 
-static void
-s_append(char **buf, size_t *len, const char *s, size_t n)
+void
+evr_prov_append(char **buf, size_t *len, const char *s, size_t n)
 {
     *buf = evr_realloc(*buf, *len + n + 1);
     memcpy(*buf + *len, s, n);
@@ -20,13 +21,13 @@ s_append(char **buf, size_t *len, const char *s, size_t n)
 static void
 s_quoted(char **buf, size_t *len, const char *v)
 {
-    s_append(buf, len, "'", 1);
+    evr_prov_append(buf, len, "'", 1);
     for (const char *q; (q = strchr(v, '\'')); v = q + 1) {
-        s_append(buf, len, v, (size_t) (q - v));
-        s_append(buf, len, "'\\''", 4);
+        evr_prov_append(buf, len, v, (size_t) (q - v));
+        evr_prov_append(buf, len, "'\\''", 4);
     }
-    s_append(buf, len, v, strlen(v));
-    s_append(buf, len, "'", 1);
+    evr_prov_append(buf, len, v, strlen(v));
+    evr_prov_append(buf, len, "'", 1);
 }
 
 char *
@@ -37,17 +38,17 @@ evr_prov_expand(const char *tpl, const char *job, const char *labels, const char
     const char *vals[] = { job, labels, runner_id, broker, handle };
     char *buf = NULL;
     size_t len = 0;
-    s_append(&buf, &len, "", 0);
+    evr_prov_append(&buf, &len, "", 0);
     while (*tpl) {
         const char *open = strchr(tpl, '{');
         if (!open) {
-            s_append(&buf, &len, tpl, strlen(tpl));
+            evr_prov_append(&buf, &len, tpl, strlen(tpl));
             break;
         }
-        s_append(&buf, &len, tpl, (size_t) (open - tpl));
+        evr_prov_append(&buf, &len, tpl, (size_t) (open - tpl));
         size_t klen = strspn(open + 1, "abcdefghijklmnopqrstuvwxyz_");
         if ((open > tpl && open[-1] == '$') || !klen || open[1 + klen] != '}') {
-            s_append(&buf, &len, "{", 1);   /* the shell's: ${VAR}, {a,b}, { cmd; } */
+            evr_prov_append(&buf, &len, "{", 1);   /* the shell's: ${VAR}, {a,b}, { cmd; } */
             tpl = open + 1;
             continue;
         }

@@ -269,14 +269,7 @@ evr_prov_podman_list(evr_prov_podman_t *self, const char *dir, char **names, evr
     char *filters = json_dumps(f, JSON_COMPACT);
     json_decref(f);
     free(label);
-    char *ef = evr_malloc(strlen(filters) * 3 + 1), *o = ef;
-    for (const unsigned char *c = (const unsigned char *) filters; *c; c++)
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')
-            || *c == '-' || *c == '_' || *c == '.')
-            *o++ = (char) *c;
-        else
-            o += sprintf(o, "%%%02X", *c);
-    *o = '\0';
+    char *ef = evr_http_escape(filters, "-._");
     free(filters);
     char *path = evr_asprintf(S_API "/containers/json?all=true&filters=%s", ef);
     free(ef);

@@ -135,15 +135,6 @@ evr_prov_running(const evr_prov_t *self)
     return n;
 }
 
-static void
-s_append(char **buf, size_t *len, const char *s, size_t n)
-{
-    *buf = evr_realloc(*buf, *len + n + 1);
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-}
-
 /* -------------------------------------------------------------- children */
 
 /*  Forks a child in its own session: stdin /dev/null, stderr (and stdout
@@ -210,8 +201,8 @@ s_joined(const evr_strlist_t *l)
     size_t len = 0;
     for (uint32_t i = 0; i < l->n; i++) {
         if (i)
-            s_append(&s, &len, ",", 1);
-        s_append(&s, &len, l->v[i], strlen(l->v[i]));
+            evr_prov_append(&s, &len, ",", 1);
+        evr_prov_append(&s, &len, l->v[i], strlen(l->v[i]));
     }
     return s;
 }

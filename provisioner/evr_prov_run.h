@@ -131,5 +131,8 @@ uint32_t evr_prov_running(const evr_prov_t *self);
 char *evr_prov_expand(const char *tpl, const char *job, const char *labels,
                       const char *runner_id, const char *broker, const char *handle,
                       evr_err_t *err);
+/*  Appends n bytes of s to *buf, a string of *len bytes (or NULL with
+    *len 0): *buf grows, stays NUL-terminated, and *len counts the n. */
+void evr_prov_append(char **buf, size_t *len, const char *s, size_t n);
 
 #endif

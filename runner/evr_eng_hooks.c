@@ -232,7 +232,7 @@ s_source(const evr_eng_job_t *job)
     if (!job->spec->source.present)
         return json_string("none");
     const evr_source_t *s = &job->spec->source;
-    const char *url = s->git.present ? s->git.url : s->tarball ? s->tarball : s->copy;
+    const char *url = evr_source_url(s);
     json_t *o = json_object();
     json_object_set_new(o, "url", url ? json_string(url) : json_null());
     json_object_set_new(o, "ref", s->git.present && s->git.ref ? json_string(s->git.ref)

@@ -340,6 +340,22 @@ evr_http_base(const evr_http_t *self)
     return self->base;
 }
 
+char *
+evr_http_escape(const char *s, const char *keep)
+{
+    char *out = evr_malloc(strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || strchr(keep, c))
+            *o++ = (char) c;
+        else
+            o += sprintf(o, "%%%02X", c);
+    }
+    *o = '\0';
+    return out;
+}
+
 /*  scheme://host:port of url (the port made explicit), in out; false
     when url does not parse. */
 static bool

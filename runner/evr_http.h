@@ -98,4 +98,11 @@ evr_rc_t evr_http_call(evr_http_t *self, const evr_http_opts_t *opts, long *stat
 /*  The base given to evr_http_new, for messages. */
 const char *evr_http_base(const evr_http_t *self);
 
+/*  s percent-encoded for a request's path: ASCII letters and digits and
+    the bytes in keep stay as they are, every other byte becomes %XX
+    (upper-case hex).  keep is the caller's: "-._~/" for a name in a path,
+    "-._" for a query value that leaves nothing to chance.  Caller frees
+    the result. */
+char *evr_http_escape(const char *s, const char *keep);
+
 #endif

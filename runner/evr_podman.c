@@ -339,18 +339,7 @@ s_call(evr_podman_t *self, s_kind_t kind, const char *method, const char *path, 
 static char *
 s_escape(const char *s)
 {
-    size_t n = strlen(s);
-    char *out = evr_malloc(n * 3 + 1), *o = out;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char) *s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || c == '-' || c == '_' || c == '.' || c == '/' || c == '~')
-            *o++ = (char) c;
-        else
-            o += sprintf(o, "%%%02X", c);
-    }
-    *o = '\0';
-    return out;
+    return evr_http_escape(s, "-._/~");
 }
 
 /*  A call on S_API + before + name + after (after may hold a query). */

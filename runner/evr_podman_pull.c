@@ -57,17 +57,7 @@ s_drop(void *arg)
 static char *
 s_query(const char *s)
 {
-    char *out = evr_malloc(strlen(s) * 3 + 1), *o = out;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char) *s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || strchr("-._~/:@", c))
-            *o++ = (char) c;
-        else
-            o += sprintf(o, "%%%02X", c);
-    }
-    *o = '\0';
-    return out;
+    return evr_http_escape(s, "-._~/:@");
 }
 
 /*  One whole line of the stream. */

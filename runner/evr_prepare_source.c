@@ -144,8 +144,7 @@ s_src_ready(evr_eng_job_t *job, uint64_t bytes)
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_SOURCE, NULL);
     ev->data.source = evr_strdup(s_src_key[job->src_index]);
     ev->data.kind = evr_strdup(evr_source_kind(src));
-    ev->data.url = evr_strdup(src->git.present ? src->git.url : src->copy ? src->copy
-                                                                         : src->tarball);
+    ev->data.url = evr_strdup(evr_source_url(src));
     if (src->git.present) {
         ev->data.ref = evr_strdup(src->git.ref ? src->git.ref : "HEAD");
         ev->data.commit = evr_strdup(commit);
@@ -595,8 +594,7 @@ evr_eng_source_env(const evr_eng_job_t *job, evr_strmap_t *env)
             continue;
         char k[64];
         snprintf(k, sizeof k, "%sURL", pre[i]);
-        evr_strmap_set(env, k, src->git.present ? src->git.url : src->copy ? src->copy
-                                                                          : src->tarball);
+        evr_strmap_set(env, k, evr_source_url(src));
         snprintf(k, sizeof k, "%sREF", pre[i]);
         if (src->git.present)
             evr_strmap_set(env, k, src->git.ref ? src->git.ref : "HEAD");

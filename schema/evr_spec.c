@@ -440,6 +440,14 @@ evr_source_kind(const evr_source_t *src)
     return src->git.present ? "git" : src->copy ? "copy" : src->tarball ? "tarball" : NULL;
 }
 
+const char *
+evr_source_url(const evr_source_t *src)
+{
+    if (!src->present)
+        return NULL;
+    return src->git.present ? src->git.url : src->copy ? src->copy : src->tarball;
+}
+
 int
 evr_spec_step_index(const evr_spec_t *spec, const char *name)
 {

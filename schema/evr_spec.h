@@ -297,6 +297,9 @@ extern const evr_rectype_t evr_on_github_type;
 bool evr_spec_has_source(const evr_spec_t *spec);
 /*  The kind of a present source: "git", "copy" or "tarball" (NULL: none). */
 const char *evr_source_kind(const evr_source_t *src);
+/*  Where a present source comes from, by its kind: git's url, copy's
+    directory or the tarball's URL (NULL: none). */
+const char *evr_source_url(const evr_source_t *src);
 extern const evr_rectype_t evr_artifacts_type;
 extern const evr_rectype_t evr_cache_type;
 extern const evr_rectype_t evr_matrix_type;

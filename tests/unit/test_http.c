@@ -3,7 +3,8 @@
     whole; a trickle comes piece by piece, never held back for more; a
     bulk stream sent in podman's 8 KiB frames is read at most once a
     millisecond (its socket rests between reads) and comes whole and in
-    order; a transport destroyed while its socket rests frees everything. */
+    order; a transport destroyed while its socket rests frees everything;
+    and evr_http_escape, the percent-encoding of podman's paths. */
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -285,6 +286,31 @@ test_destroy_while_resting(void)
     waitpid(pid, NULL, 0);
 }
 
+/*  Percent-encoding as podman's paths and queries take it: letters,
+    digits and the caller's bytes stay, the rest %XX, each byte of UTF-8
+    on its own. */
+static void
+test_escape(void)
+{
+    static const struct {
+        const char *s, *keep, *want;
+    } cases[] = {
+        { "evrun-01J-step_1.2", "-._/~", "evrun-01J-step_1.2" },
+        { "/workspace/a b~c", "-._/~", "/workspace/a%20b~c" },
+        { "quay.io/x/y:1@sha256", "-._~/:@", "quay.io/x/y:1@sha256" },
+        { "{\"label\":[\"evrun.provisioner=/tmp/p d\"]}", "-._",
+          "%7B%22label%22%3A%5B%22evrun.provisioner%3D%2Ftmp%2Fp%20d%22%5D%7D" },
+        { "a~b", "-._", "a%7Eb" },
+        { "\xc3\xa9%&?#", "", "%C3%A9%25%26%3F%23" },
+        { "", "-._", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = evr_http_escape(cases[i].s, cases[i].keep);
+        CHECK_STR(got, cases[i].want);
+        free(got);
+    }
+}
+
 int
 main(void)
 {
@@ -299,6 +325,7 @@ main(void)
     EVR_TEST_RUN(test_trickle_comes_at_once);
     EVR_TEST_RUN(test_frames_are_read_in_bulk);
     EVR_TEST_RUN(test_destroy_while_resting);
+    EVR_TEST_RUN(test_escape);
     unlink(s_path);
     rmdir(s_dir);
     EVR_TEST_END();

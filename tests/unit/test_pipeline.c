@@ -854,6 +854,44 @@ test_review_errors(void)
     free(e);
 }
 
+/*  A source's kind and where it comes from (git's url, copy's directory,
+    the tarball's URL), as the gateway's job view, job.source, a hook's
+    context and EVRUN_SOURCE_URL take them; none without a source. */
+static void
+test_source_url(void)
+{
+    static const struct {
+        const char *yaml, *kind, *url, *ci_url;
+    } cases[] = {
+        { "source: {git: {url: \"https://h/r.git\", ref: main}}\n", "git", "https://h/r.git",
+          NULL },
+        { "source: {copy: src}\n", "copy", "src", NULL },
+        { "source: {tarball: \"https://h/r.tar.gz\"}\n", "tarball", "https://h/r.tar.gz", NULL },
+        { "source: none\n", NULL, NULL, NULL },
+        { "", NULL, NULL, NULL },
+        { "ci_source: {tarball: \"https://h/ci.tgz\"}\n", NULL, NULL, "https://h/ci.tgz" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = evr_asprintf("pipeline: p\nimage: i\n%ssteps: [{name: a, run: x}]\n",
+                                  cases[i].yaml);
+        evr_spec_t spec = { 0 };
+        size_t n;
+        char *e = evr_ytest_load(text, &n, &spec);
+        if (n)
+            fprintf(stderr, "  %s", e);
+        CHECK(n == 0);
+        CHECK_STR(evr_source_kind(&spec.source), cases[i].kind);
+        CHECK_STR(evr_source_url(&spec.source), cases[i].url);
+        CHECK_STR(evr_source_url(&spec.ci_source), cases[i].ci_url);
+        free(e);
+        free(text);
+        evr_rec_free(&evr_spec_type, &spec);
+    }
+    /* what is not present has none, whatever its fields say */
+    evr_source_t absent = { .present = false, .tarball = "https://h/x.tgz" };
+    CHECK(evr_source_url(&absent) == NULL);
+}
+
 /*  A uint above jansson's int64 range reads as a positive number in
     JSON (evrun-tail --json, the gateway), not a negative one. */
 static void
@@ -891,6 +929,7 @@ main(void)
     EVR_TEST_RUN(test_foreign_words);
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_json_u64);
+    EVR_TEST_RUN(test_source_url);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_END();
 }

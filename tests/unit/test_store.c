@@ -1,9 +1,9 @@
 /*  test_store: the LMDB event log on a real LMDB in a temporary directory:
-    open and format checks, group commit, readers, refusal of illegal
-    batches, map growth, readers across read transactions, a write
-    failure that leaves the log as it was, retention, verify (clean and
-    with a tampered projection), and a read-only reader in another
-    process beside a live writer. */
+    group commit, readers, refusal of illegal batches, map growth, readers
+    across read transactions, a write failure that leaves the log as it
+    was, retention, verify (clean and with a tampered projection), and a
+    read-only reader in another process beside a live writer.  Opening it
+    (formats, kinds, damaged files) is test_store_open's. */
 #include <lmdb.h>
 #include <signal.h>
 #include <errno.h>
@@ -19,26 +19,10 @@
 
 #include "evr_codec.h"
 #include "evr_rebuild.h"
+#include "evr_stest.h"
 #include "evr_store.h"
 #include "evr_synth.h"
 #include "evr_test.h"
-
-static char s_root[256];
-
-static char *
-s_dir(const char *name)
-{
-    return evr_asprintf("%s/%s", s_root, name);
-}
-
-static void
-s_rm_rf(const char *dir)
-{
-    char *cmd = evr_asprintf("rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed: %s\n", cmd);
-    free(cmd);
-}
 
 static char *
 s_job_id(int i)
@@ -80,180 +64,6 @@ s_verify_clean(evr_store_t *st)
     CHECK(evr_rebuild_verify(st, s_print, &lines, &v, &err) == EVR_OK);
     CHECK(v.differences == 0 && lines == 0);
     return (int) v.differences;
-}
-
-/*  Writes key -> val into database db of the LMDB environment in dir,
-    behind the store's back (db is created when create; key NULL writes
-    nothing).  True on success. */
-static bool
-s_raw_put(const char *dir, const char *db, bool create, const void *key, size_t klen,
-          const void *val, size_t vlen)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    if (mdb_env_create(&env))
-        return false;
-    mdb_env_set_maxdbs(env, 8);
-    bool ok = mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0;
-    if (ok) {
-        ok = mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi) == 0;
-        MDB_val k = { klen, (void *) key }, v = { vlen, (void *) val };
-        if (ok && key)
-            ok = mdb_put(txn, dbi, &k, &v, 0) == 0;
-        if (ok)
-            ok = mdb_txn_commit(txn) == 0;
-        else
-            mdb_txn_abort(txn);
-    }
-    mdb_env_close(env);
-    return ok;
-}
-
-static void
-test_open(void)
-{
-    char *dir = s_dir("open");
-    evr_store_t *st;
-    evr_err_t err;
-    /* a reader needs an existing store */
-    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "No such file or directory");
-    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
-    struct stat sb;
-    CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
-    char *v = NULL;
-    CHECK(evr_store_meta_get(st, "format", &v, &err) == EVR_OK);
-    CHECK_STR(v, EVR_STORE_FORMAT);
-    free(v);
-    CHECK(evr_store_meta_set(st, "runner_id", "runner-a", &err) == EVR_OK);
-    uint64_t last = 99;
-    CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == 0);
-    evr_store_destroy(&st);
-    CHECK(st == NULL);
-    /* reopen: values survive */
-    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
-    CHECK(evr_store_meta_get(st, "runner_id", &v, &err) == EVR_OK);
-    CHECK_STR(v, "runner-a");
-    free(v);
-    CHECK(evr_store_meta_get(st, "nothing", &v, &err) == EVR_ERR_NOTFOUND);
-    CHECK(evr_store_meta_set(st, "x", "y", &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "read-only");
-    evr_store_destroy(&st);
-
-    /* a format this build does not read */
-    CHECK(s_raw_put(dir, "meta", false, "format", 6, "evrun-store 99", 14));
-    CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "format \"evrun-store 99\", but this evrun reads \"evrun-store 1\"");
-
-    /* a foreign LMDB environment */
-    char *foreign = s_dir("foreign");
-    mkdir(foreign, 0700);
-    CHECK(s_raw_put(foreign, "accounts", true, NULL, 0, NULL, 0));
-    CHECK(evr_store_open(foreign, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "not an evrun store");
-    CHECK(evr_store_open(foreign, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "not an evrun store");
-    /* one with a `meta` database of its own and no format record: refused,
-       and not written to (it was adopted: format put into its meta) */
-    char *meta_only = s_dir("meta-only");
-    mkdir(meta_only, 0700);
-    CHECK(s_raw_put(meta_only, "meta", true, "owner", 5, "someone", 7));
-    CHECK(evr_store_open(meta_only, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "not an evrun store (a meta database without evrun's format");
-    CHECK(!s_raw_put(meta_only, "events", false, NULL, 0, NULL, 0));   /* none made */
-    CHECK(evr_store_open(meta_only, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
-    free(meta_only);
-    /* an LMDB environment nothing was committed to (a process killed
-       before its first commit): read-only, no store yet, not a foreign one */
-    char *fresh = s_dir("fresh");
-    mkdir(fresh, 0700);
-    MDB_env *env = NULL;
-    CHECK(mdb_env_create(&env) == MDB_SUCCESS);
-    CHECK(mdb_env_open(env, fresh, 0, 0600) == MDB_SUCCESS);
-    mdb_env_close(env);
-    CHECK(evr_store_open(fresh, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "no evrun store here (an empty LMDB environment");
-    free(fresh);
-    /* a directory without LMDB files, read-only */
-    char *empty = s_dir("empty");
-    mkdir(empty, 0700);
-    CHECK(evr_store_open(empty, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "no evrun store here");
-    /* a data.mdb that is no LMDB file (shorter than its meta pages): the
-       message names the directory */
-    char *junk = evr_asprintf("%s/data.mdb", empty);
-    FILE *fp = fopen(junk, "w");
-    fputs("not an lmdb file\n", fp);
-    fclose(fp);
-    CHECK(evr_store_open(empty, EVR_STORE_SYNC, &st, &err) == EVR_ERR_STORE);
-    char *want = evr_asprintf("store: %s: data.mdb is 17 bytes, less than the two meta pages "
-                              "of an LMDB file", empty);
-    CHECK_CONTAINS(err.msg, want);
-    free(want);
-    free(junk);
-    free(empty);
-    free(foreign);
-    free(dir);
-}
-
-/*  A broker's store and a runner's say which they are (meta "kind"), and
-    one is refused for the other, naming what it is; a store written
-    before kinds were kept takes the kind of its first writer, unless it
-    bears the other's mark (a broker's kv "journal/submits", a runner's
-    meta "runner_id").  A reader or a writer saying no kind opens either. */
-static void
-test_kind(void)
-{
-    char *b = s_dir("kind-broker"), *r = s_dir("kind-runner");
-    evr_store_t *st;
-    evr_err_t err;
-    char *v = NULL;
-    CHECK(evr_store_open(b, EVR_STORE_BROKER, &st, &err) == EVR_OK);
-    CHECK(evr_store_meta_get(st, "kind", &v, &err) == EVR_OK);
-    CHECK_STR(v, "broker");
-    free(v);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(b, EVR_STORE_RUNNER, &st, &err) == EVR_ERR_STORE);
-    char *want = evr_asprintf("store: %s: a broker's event store, not a runner's: a runner "
-                              "keeps a store of its own in its --state-dir", b);
-    CHECK_CONTAINS(err.msg, want);
-    free(want);
-    CHECK(evr_store_open(b, EVR_STORE_BROKER, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(b, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(r, EVR_STORE_RUNNER, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(r, EVR_STORE_BROKER, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "a runner's event store, not a broker's: the broker keeps its "
-                            "store in STATE/broker");
-    /* stores without a kind: the marks of the other kind, or none */
-    char *ob = s_dir("old-broker"), *orr = s_dir("old-runner"), *plain = s_dir("old-plain");
-    CHECK(evr_store_open(ob, EVR_STORE_SYNC, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(s_raw_put(ob, "kv", false, "journal/submits", 15, "7", 1));
-    CHECK(evr_store_open(ob, EVR_STORE_RUNNER, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "a broker's event store, not a runner's");
-    CHECK(evr_store_open(ob, EVR_STORE_BROKER, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(orr, EVR_STORE_SYNC, &st, &err) == EVR_OK);
-    CHECK(evr_store_meta_set(st, "runner_id", "r-1", &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(orr, EVR_STORE_BROKER, &st, &err) == EVR_ERR_STORE);
-    CHECK_CONTAINS(err.msg, "a runner's event store, not a broker's");
-    CHECK(evr_store_open(plain, EVR_STORE_SYNC, &st, &err) == EVR_OK);
-    evr_store_destroy(&st);
-    CHECK(evr_store_open(plain, EVR_STORE_RUNNER, &st, &err) == EVR_OK);
-    CHECK(evr_store_meta_get(st, "kind", &v, &err) == EVR_OK);
-    CHECK_STR(v, "runner");
-    free(v);
-    evr_store_destroy(&st);
-    free(ob);
-    free(orr);
-    free(plain);
-    free(b);
-    free(r);
 }
 
 typedef struct {
@@ -311,7 +121,7 @@ s_count_job(const evr_job_t *job, void *arg)
 static void
 test_cut_short(void)
 {
-    char *dir = s_dir("cut");
+    char *dir = evr_stest_dir("cut");
     char *file = evr_asprintf("%s/data.mdb", dir);
     evr_store_t *st;
     evr_err_t err;
@@ -336,7 +146,7 @@ test_cut_short(void)
     CHECK(truncate(file, 0) == 0);
     CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_ERR_STORE);
     CHECK_CONTAINS(err.msg, "data.mdb is empty (0 bytes)");
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(file);
     free(dir);
 }
@@ -344,7 +154,7 @@ test_cut_short(void)
 static void
 test_append_and_read(void)
 {
-    char *dir = s_dir("append");
+    char *dir = evr_stest_dir("append");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -436,7 +246,7 @@ test_append_and_read(void)
 static void
 test_illegal_batch(void)
 {
-    char *dir = s_dir("illegal");
+    char *dir = evr_stest_dir("illegal");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -479,7 +289,7 @@ static void
 test_map_growth(void)
 {
     /* 80 jobs x 1 MiB of output passes the initial 64 MiB map */
-    char *dir = s_dir("grow");
+    char *dir = evr_stest_dir("grow");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -498,7 +308,7 @@ test_map_growth(void)
     CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
     CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == total);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
@@ -571,7 +381,7 @@ s_used(const char *dir)
 static void
 test_file_ahead(void)
 {
-    char *dir = s_dir("ahead");
+    char *dir = evr_stest_dir("ahead");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
@@ -592,15 +402,15 @@ test_file_ahead(void)
     n += s_append_job(st, id2, 1, 100, 100);
     CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == n);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
-    char *nodir = s_dir("ahead-nosync");
+    evr_stest_rm_rf(dir);
+    char *nodir = evr_stest_dir("ahead-nosync");
     CHECK(evr_store_open(nodir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
     s_append_job(st, id, 1, 100, 100);
     evr_store_destroy(&st);
     free(path);
     path = evr_asprintf("%s/data.mdb", nodir);
     CHECK(stat(path, &fs) == 0 && fs.st_size == s_used(nodir));
-    s_rm_rf(nodir);
+    evr_stest_rm_rf(nodir);
     free(nodir);
     free(path);
     free(id2);
@@ -641,7 +451,7 @@ s_unwritten(const char *path)
 static void
 test_file_ahead_bulk(void)
 {
-    char *dir = s_dir("ahead-bulk");
+    char *dir = evr_stest_dir("ahead-bulk");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
@@ -663,7 +473,7 @@ test_file_ahead_bulk(void)
     CHECK(evr_store_last_seq(st, &last, &err) == EVR_OK && last == n);
     CHECK(s_verify_clean(st) == 0);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(path);
     free(id3);
     free(id2);
@@ -677,7 +487,7 @@ test_file_ahead_bulk(void)
 static void
 test_chunked_reads(void)
 {
-    char *dir = s_dir("chunks");
+    char *dir = evr_stest_dir("chunks");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -745,7 +555,7 @@ test_chunked_reads(void)
     free(a);
     free(b);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
@@ -762,7 +572,7 @@ s_keep_reason(const evr_event_t *ev, void *arg)
 static void
 test_append_fits_strings(void)
 {
-    char *dir = s_dir("fit");
+    char *dir = evr_stest_dir("fit");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -800,7 +610,7 @@ test_disk_full(void)
         fprintf(stderr, "  skipped: mounting a small tmpfs needs root\n");
         return;
     }
-    char *dir = s_dir("full");
+    char *dir = evr_stest_dir("full");
     CHECK(mkdir(dir, 0755) == 0);
     if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) {
         fprintf(stderr, "  skipped: mount tmpfs: %s\n", strerror(errno));
@@ -836,7 +646,7 @@ test_write_failure(void)
     /* A child limited to a small file size appends until a write fails
        (EFBIG, as a full disk would); the log must be exactly what the
        successful appends wrote. */
-    char *dir = s_dir("efbig");
+    char *dir = evr_stest_dir("efbig");
     int pipefd[2];
     CHECK(pipe(pipefd) == 0);
     pid_t pid = fork();
@@ -894,14 +704,14 @@ test_write_failure(void)
     CHECK(last == ok_seq);
     s_verify_clean(st);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
 static void
 test_verify_detects_tampering(void)
 {
-    char *dir = s_dir("tamper");
+    char *dir = evr_stest_dir("tamper");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -919,7 +729,7 @@ test_verify_detects_tampering(void)
     uint8_t *buf;
     size_t len;
     evr_codec_encode(&evr_job_type, &job, &buf, &len);
-    CHECK(s_raw_put(dir, "jobs", false, a, 26, buf, len));
+    CHECK(evr_stest_raw_put(dir, "jobs", false, a, 26, buf, len));
     free(buf);
     evr_rec_free(&evr_job_type, &job);
 
@@ -937,7 +747,7 @@ static void
 test_reader_beside_writer(void)
 {
     /* The parent appends while a child process reads read-only. */
-    char *dir = s_dir("live");
+    char *dir = evr_stest_dir("live");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_SYNC, &st, &err) == EVR_OK);
@@ -979,7 +789,7 @@ test_reader_beside_writer(void)
 static void
 test_has_job(void)
 {
-    char *dir = s_dir("hasjob");
+    char *dir = evr_stest_dir("hasjob");
     evr_store_t *st;
     evr_err_t err;
     bool has = true;
@@ -1010,13 +820,8 @@ test_has_job(void)
 int
 main(void)
 {
-    snprintf(s_root, sizeof s_root, "/tmp/evr-test-store-XXXXXX");
-    if (!mkdtemp(s_root)) {
-        perror("mkdtemp");
+    if (!evr_stest_begin("store"))
         return 1;
-    }
-    EVR_TEST_RUN(test_open);
-    EVR_TEST_RUN(test_kind);
     EVR_TEST_RUN(test_cut_short);
     EVR_TEST_RUN(test_append_and_read);
     EVR_TEST_RUN(test_illegal_batch);
@@ -1030,6 +835,6 @@ main(void)
     EVR_TEST_RUN(test_verify_detects_tampering);
     EVR_TEST_RUN(test_reader_beside_writer);
     EVR_TEST_RUN(test_has_job);
-    s_rm_rf(s_root);
+    evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
