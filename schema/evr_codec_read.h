@@ -12,17 +12,29 @@
 #ifndef EVR_CODEC_READ_H_INCLUDED
 #define EVR_CODEC_READ_H_INCLUDED
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     const uint8_t *p, *end;
 } evr_codec_rd_t;
 
+/*  n (1, 2, 4 or 8) big-endian bytes at p. */
 static inline uint64_t
 evr_codec_rd_be(const uint8_t *p, unsigned n)
 {
+    uint16_t v2;
+    uint32_t v4;
+    uint64_t v8;
+    switch (n) {
+    case 2: memcpy(&v2, p, 2); return be16toh(v2);
+    case 4: memcpy(&v4, p, 4); return be32toh(v4);
+    case 8: memcpy(&v8, p, 8); return be64toh(v8);
+    default: break;
+    }
     uint64_t v = 0;
     for (unsigned i = 0; i < n; i++)
         v = (v << 8) | p[i];

@@ -44,8 +44,18 @@ typedef struct {
     are full is read by the plain comparisons. */
 #define S_TYPES 64
 
+/*  The event types' names, by the hash of their length and first 8 bytes:
+    slots for at most S_TYPE_SLOTS - 1 names. */
+#define S_TYPE_SLOTS 64
+
+static inline size_t
+s_type_hash(uint64_t w, uint32_t n)
+{
+    return (size_t) (((w ^ n) * 0x9E3779B97F4A7C15ull) >> 58);   /* 6 bits: 64 slots */
+}
+
 typedef struct {
-    uint64_t w;
+    uint64_t w, w2;   /* bytes 0-7 and 8-15 */
     uint32_t n;
 } s_kinfo_t;
 
@@ -67,7 +77,9 @@ struct evr_eventread {
     char job_ok[EVR_ULID_LEN + 1];      /* ... and the last one that passed its check */
     const evr_field_t *steps_f;         /* the spec's steps */
     const evr_field_t *type_f;          /* the header's type ... */
-    size_t type_len[EVR_EV_COUNT_ + 1]; /* ... and the lengths of its names */
+    size_t type_len[EVR_EV_COUNT_ + 1]; /* ... the lengths of its names ... */
+    uint8_t type_slot[S_TYPE_SLOTS];    /* ... and their index + 1 by s_type_hash (0: none) */
+    bool type_hashed;                   /* (false: too many names, searched in turn) */
     evr_event_t ev;         /* the fast result: strings in arena */
     evr_event_t full;       /* a fallback's result, heap-owned */
     evr_spec_t spec;        /* job.accepted: the step names only */
@@ -93,6 +105,23 @@ evr_eventread_new(unsigned what)
         uint8_t b[8] = { 0 };
         memset(b, 0xff, n);
         memcpy(&self->mask[n], b, sizeof b);
+    }
+    size_t names = 0;
+    while (self->type_f->names[names])
+        names++;
+    self->type_hashed = names < S_TYPE_SLOTS && names < UINT8_MAX;
+    for (size_t v = 0; self->type_hashed && v < names; v++) {
+        const char *name = self->type_f->names[v];
+        if (!*name)
+            continue;   /* the zero value: never accepted */
+        uint64_t w;
+        uint8_t b[8] = { 0 };
+        memcpy(b, name, self->type_len[v] < 8 ? self->type_len[v] : 8);
+        memcpy(&w, b, sizeof b);
+        size_t h = s_type_hash(w, (uint32_t) self->type_len[v]);
+        while (self->type_slot[h])
+            h = (h + 1) & (S_TYPE_SLOTS - 1);
+        self->type_slot[h] = (uint8_t) (v + 1);
     }
     return self;
 }
@@ -213,6 +242,22 @@ s_is(const char *name, const uint8_t *s, uint32_t n)
     return i == n && name[i] == '\0';
 }
 
+/*  The first min(n, 8) bytes at s as a word (zero-padded, as s_keys_slow
+    makes a key's); a whole word is loaded when it lies before end. */
+static inline uint64_t
+s_word(const evr_eventread_t *self, const uint8_t *s, uint32_t n, const uint8_t *end)
+{
+    uint64_t w;
+    if (end - s >= 8) {
+        memcpy(&w, s, sizeof w);
+        return w & self->mask[n < 8 ? n : 8];
+    }
+    uint8_t b[8] = { 0 };
+    memcpy(b, s, n < 8 ? n : 8);
+    memcpy(&w, b, sizeof b);
+    return w;
+}
+
 static const s_keys_t *s_keys_slow(evr_eventread_t *self, const evr_rectype_t *type, size_t h);
 
 /*  type's keys as s_key compares them (made the first time); NULL when
@@ -240,9 +285,10 @@ s_keys_slow(evr_eventread_t *self, const evr_rectype_t *type, size_t h)
         for (size_t f = 0; f < type->nfields; f++) {
             const char *key = type->fields[f].key;
             size_t n = strlen(key);
-            uint8_t b[8] = { 0 };
-            memcpy(b, key, n < 8 ? n : 8);
-            memcpy(&e->k[f].w, b, sizeof b);
+            uint8_t b[16] = { 0 };
+            memcpy(b, key, n < 16 ? n : 16);
+            memcpy(&e->k[f].w, b, 8);
+            memcpy(&e->k[f].w2, b + 8, 8);
             e->k[f].n = (uint32_t) n;
             if (type->fields[f].required)
                 e->required |= 1ull << f;
@@ -275,22 +321,19 @@ s_key(const evr_eventread_t *self, evr_codec_rd_t *r, const evr_rectype_t *type,
             }
         return NULL;
     }
-    uint64_t w;
-    if (r->end - k >= 8) {   /* a whole word is inside the input */
-        memcpy(&w, k, sizeof w);
-        w &= self->mask[kn < 8 ? kn : 8];
-    }
-    else {
-        uint8_t b[8] = { 0 };
-        memcpy(b, k, kn < 8 ? kn : 8);
-        memcpy(&w, b, sizeof b);
-    }
-    for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0)
-        if (keys->k[at].w == w && keys->k[at].n == kn
-            && (kn <= 8 || memcmp(type->fields[at].key + 8, k + 8, kn - 8) == 0)) {
-            *index = at;
-            return &type->fields[at];
+    uint64_t w = s_word(self, k, kn, r->end);
+    for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0) {
+        const s_kinfo_t *ki = &keys->k[at];
+        if (ki->w != w || ki->n != kn)
+            continue;
+        if (kn > 8) {   /* the rest: a second word, or (past 16 bytes) memcmp */
+            if (kn <= 16 ? s_word(self, k + 8, kn - 8, r->end) != ki->w2
+                         : memcmp(type->fields[at].key + 8, k + 8, kn - 8) != 0)
+                continue;
         }
+        *index = at;
+        return &type->fields[at];
+    }
     return NULL;
 }
 
@@ -494,7 +537,18 @@ s_field(evr_eventread_t *self, evr_codec_rd_t *r, const evr_field_t *f, void *re
         if (!evr_codec_rd_raw(r, false, &s, &n))
             return false;
         uint32_t v = 0;
-        if (f == self->type_f)   /* the type: names of another length are passed over */
+        if (f == self->type_f && self->type_hashed) {   /* the type: by its hash */
+            size_t h = s_type_hash(s_word(self, s, n, r->end), n);
+            for (v = UINT32_MAX; v == UINT32_MAX && self->type_slot[h];
+                 h = (h + 1) & (S_TYPE_SLOTS - 1)) {
+                uint32_t c = self->type_slot[h] - 1u;
+                if (self->type_len[c] == n && memcmp(f->names[c], s, n) == 0)
+                    v = c;
+            }
+            if (v == UINT32_MAX)
+                return false;   /* evr_enum_parse's "unknown value" */
+        }
+        else if (f == self->type_f)   /* names of another length are passed over */
             while (f->names[v] && !(self->type_len[v] == n && *f->names[v]
                                     && memcmp(f->names[v], s, n) == 0))
                 v++;
