@@ -406,6 +406,22 @@ s_events(evr_broker_t *b, zframe_t *rid, evr_runners_session_t *r, evr_msg_t *ms
     evr_event_t **evs = evr_malloc((n ? n : 1) * sizeof *evs);
     for (uint32_t i = 0; i < n; i++)
         evs[i] = evr_reclist_at(&evr_event_type, &msg->events, i);
+    /* a runner's seq counts from 1, and a batch is in seq order */
+    for (uint32_t i = 0; i < n; i++)
+        if (evs[i]->seq == 0 || (i && evs[i]->seq <= evs[i - 1]->seq)) {
+            char why[160];
+            if (evs[i]->seq == 0)
+                snprintf(why, sizeof why, "events.events[%u].seq: expected 1 or more (a runner's "
+                         "log counts from 1), got 0", i);
+            else
+                snprintf(why, sizeof why, "events.events[%u].seq: %llu after %llu: a batch is in "
+                         "seq order", i, (unsigned long long) evs[i]->seq,
+                         (unsigned long long) evs[i - 1]->seq);
+            evr_broker_error(b, "events of %s refused: %s", r->id, why);
+            evr_bus_send_error(b->runners, rid, EVR_CODE_BAD_REQUEST, "%s", why);
+            free(evs);
+            return;
+        }
     /* events of jobs taken from this runner: counted, not stored */
     bool *drop = evr_lease_drops(b, r, evs, n);
     evr_err_t err;
@@ -499,7 +515,9 @@ evr_runners_on_message(evr_broker_t *b, zframe_t *rid, const char *key, evr_msg_
     evr_runners_session_t *r = s_by_rid(b, rid);
     if (!r) {
         evr_bus_send_error(b->runners, rid, EVR_CODE_UNAVAILABLE, "this connection has not "
-                           "said hello (the broker restarted?): send hello first");
+                           "said hello (the broker restarted?), or another connection has "
+                           "said hello since with its runner id (two runners with one id?): "
+                           "send hello first");
         return;
     }
     r->seen = evr_mono_ns();

@@ -328,8 +328,8 @@ s_event_post(const void *rec)
     const evr_event_t *ev = rec;
     bool runner_ev = ev->type == EVR_EV_RUNNER_STARTED || ev->type == EVR_EV_RUNNER_RECOVERED;
     if (runner_ev)
-        return ev->job ? "runner events carry no job"
-             : ev->jseq ? "runner events carry no per-job seq" : NULL;
+        return ev->job ? "job: runner events carry no job"
+             : ev->jseq ? "jseq: runner events carry no per-job seq" : NULL;
     if (!ev->job)
         return "missing required field \"job\"";
     if (ev->jseq == 0)

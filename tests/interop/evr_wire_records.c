@@ -219,6 +219,13 @@ evr_wa_bad_events(void)
     s_events("event without data", "bad_request",
              "events.events[0]: missing required field \"data\"",
              "{seq:1,job:\"JOB\",jseq:1,type:\"job.started\",time:1}");
+    s_events("an event of seq 0", "bad_request",
+             "events.events[0].seq: expected 1 or more (a runner's log counts from 1), got 0",
+             "{seq:0,job:\"JOB\",jseq:1,type:\"job.paused\",time:1,data:{}}");
+    s_events("a batch out of seq order", "bad_request",
+             "events.events[1].seq: 1 after 2: a batch is in seq order",
+             "{seq:2,job:\"JOB\",jseq:2,type:\"job.paused\",time:1,data:{}},"
+             "{seq:1,job:\"JOB\",jseq:1,type:\"job.paused\",time:1,data:{}}");
     s_events("an unknown event type", "bad_request", "events.events[0].type",
              "{seq:1,job:\"JOB\",jseq:1,type:\"job.exploded\",time:1,data:{}}");
     s_events("a job event without job", "bad_request", "job",
