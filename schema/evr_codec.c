@@ -779,19 +779,22 @@ evr_codec_skipped(void)
     return s_skipped;
 }
 
-/*  Finds the table entry for a msgpack key; unknown keys give NULL. */
+/*  Finds the table entry for a msgpack key; unknown keys give NULL.  The
+    search starts at *index (encoders write the keys in table order: the
+    entry after the last one found is the likely one) and wraps; *index
+    is set to the entry found. */
 static const evr_field_t *
 s_lookup(const evr_rectype_t *type, const msgpack_object *key, size_t *index)
 {
     if (key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0)
         return NULL;
     const char *kp = key->via.str.ptr;
-    size_t kn = key->via.str.size;
-    for (size_t i = 0; i < type->nfields; i++) {
-        const char *k = type->fields[i].key;
+    size_t kn = key->via.str.size, n = type->nfields, at = *index < n ? *index : 0;
+    for (size_t i = 0; i < n; i++, at = at + 1 < n ? at + 1 : 0) {
+        const char *k = type->fields[at].key;
         if (k[0] == kp[0] && strlen(k) == kn && memcmp(k, kp, kn) == 0) {
-            *index = i;
-            return &type->fields[i];
+            *index = at;
+            return &type->fields[at];
         }
     }
     return NULL;
@@ -835,18 +838,20 @@ s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec, s_
        first met one. */
     bool variants = false;
     for (int pass = 0; pass < 1 + variants && !rc; pass++) {
+        size_t hint = 0;   /* where the next key is looked for first */
         for (uint32_t i = 0; i < obj->via.map.size && !rc; i++) {
             const msgpack_object_kv *kv = &obj->via.map.ptr[i];
-            size_t idx = 0;
+            size_t idx = hint;
             const evr_field_t *f = s_lookup(type, &kv->key, &idx);
             if (!f) {
                 s_skipped += pass == 0;     /* unknown keys: forward compatible */
                 continue;
             }
+            hint = idx + 1;
             variants |= f->type == EVR_FT_VARIANT;
             if ((f->type == EVR_FT_VARIANT) != (pass == 1))
                 continue;
-            size_t old = s_path_key(path, f->key, strlen(f->key));
+            size_t old = s_path_key(path, f->key, kv->key.via.str.size);
             if (seen & (1ull << idx))
                 rc = evr_err_set(err, EVR_ERR_PROTO, "%s: duplicate key", path->buf);
             else {
