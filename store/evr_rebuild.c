@@ -27,8 +27,6 @@ typedef struct {
 struct evr_rebuild {
     zhashx_t *jobs;         /* id -> evr_job_t* (owned) */
     zhashx_t *idx;          /* verify: id -> s_idx_t* (owned); NULL: none kept */
-    s_idx_t *last_idx;      /* s_idx's cache */
-    char last_idx_id[EVR_ULID_LEN + 1];
     s_idx_t *last_x;        /* the index record of `last` (verify) */
     evr_job_t **sorted;     /* built on first evr_rebuild_at */
     evr_job_t *last;        /* the job of the last event applied */
@@ -70,21 +68,16 @@ s_mix(uint32_t jseq, uint64_t seq)
     return z ^ (z >> 31);
 }
 
-/*  The index record of job id (made when make), the last one cached:
-    a job's events and index entries come together. */
+/*  The index record of job id (made when make).  Each caller asks once a
+    job (s_fold keeps the last job's as last_x; the projections and the
+    index entries come a job at a time): nothing is cached here. */
 static s_idx_t *
 s_idx(evr_rebuild_t *self, const char *id, bool make)
 {
-    if (self->last_idx && strcmp(self->last_idx_id, id) == 0)
-        return self->last_idx;
     s_idx_t *x = zhashx_lookup(self->idx, id);
     if (!x && make) {
         x = evr_calloc(1, sizeof *x);
         zhashx_insert(self->idx, id, x);
-    }
-    if (x) {
-        self->last_idx = x;
-        snprintf(self->last_idx_id, sizeof self->last_idx_id, "%s", id);
     }
     return x;
 }
