@@ -234,10 +234,13 @@ evr_config_duration(const evr_config_t *self, const char *key, uint64_t min_ms,
     char from[600];
     const char *v = evr_config_get(self, key);
     uint64_t ms;
-    char max[32], min[32];
-    evr_duration_format(max_ms, max, sizeof max);
-    evr_duration_format(min_ms, min, sizeof min);
-    if (!v || !evr_duration_parse(v, &ms) || ms > max_ms) {
+    char max[32], min[32];   /* for a message only */
+    bool bad = !v || !evr_duration_parse(v, &ms) || ms > max_ms;
+    if (bad || ms < min_ms) {
+        evr_duration_format(max_ms, max, sizeof max);
+        evr_duration_format(min_ms, min, sizeof min);
+    }
+    if (bad) {
         if (min_ms)
             evr_err_set(err, EVR_ERR_CONFIG, "%s = \"%s\" (from %s): expected a duration such "
                         "as 12h, 90s or 500ms, from %s to %s", key, v ? v : "",
