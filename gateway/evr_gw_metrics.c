@@ -28,6 +28,7 @@
 #include "evr_gw.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,21 +151,33 @@ s_hist_write(FILE *out, const char *name, const s_hist_t *h, const double *bound
 
 /* ------------------------------------------------------------ the events */
 
-/*  The index of pipeline name (m->mu held): S_PIPES_MAX names get one of
-    their own, the rest share S_OTHER ("_other"). */
+/*  The slot of pipeline name among the *n used of S_PIPES_MAX + 1 slots
+    of stride bytes at base, each starting with its name (a char array of
+    EVR_SPEC_MAX_NAME + 1): S_PIPES_MAX names get one of their own, the
+    rest share S_OTHER ("_other"). */
+static int
+s_slot(void *base, size_t stride, int *n, const char *name)
+{
+    char *b = base;
+    for (int i = 0; i < *n && i < S_PIPES_MAX; i++)
+        if (!strcmp(b + (size_t) i * stride, name))
+            return i;
+    if (*n < S_PIPES_MAX) {
+        snprintf(b + (size_t) *n * stride, EVR_SPEC_MAX_NAME + 1, "%s", name);
+        return (*n)++;
+    }
+    snprintf(b + (size_t) S_OTHER * stride, EVR_SPEC_MAX_NAME + 1, "_other");
+    *n = S_PIPES_MAX + 1;
+    return S_OTHER;
+}
+
+_Static_assert(offsetof(s_pipe_t, name) == 0, "s_slot: the name first");
+
+/*  The index of pipeline name among the events' (m->mu held). */
 static int
 s_pipe(evr_gw_metrics_t *m, const char *name)
 {
-    for (int i = 0; i < m->npipes && i < S_PIPES_MAX; i++)
-        if (!strcmp(m->pipes[i].name, name))
-            return i;
-    if (m->npipes < S_PIPES_MAX) {
-        snprintf(m->pipes[m->npipes].name, sizeof m->pipes[0].name, "%s", name);
-        return m->npipes++;
-    }
-    snprintf(m->pipes[S_OTHER].name, sizeof m->pipes[0].name, "_other");
-    m->npipes = S_PIPES_MAX + 1;
-    return S_OTHER;
+    return s_slot(m->pipes, sizeof m->pipes[0], &m->npipes, name);
 }
 
 static s_jobrec_t *
@@ -322,9 +335,11 @@ evr_gw_metrics_rtt(evr_gw_t *gw, uint64_t ns)
 /* ------------------------------------------------------ the broker's state */
 
 typedef struct {
-    char pipeline[EVR_SPEC_MAX_NAME + 1];
+    char name[EVR_SPEC_MAX_NAME + 1];   /* the pipeline's */
     uint32_t n[3];      /* queued, paused, running */
 } s_active_t;
+
+_Static_assert(offsetof(s_active_t, name) == 0, "s_slot: the name first");
 
 /*  The runner states of `runners` (schema/PROTOCOL.md, message runner). */
 #define S_RSTATES 5
@@ -332,8 +347,8 @@ static const char *const s_rstates[S_RSTATES] = { "idle", "busy", "draining", "l
                                                    "stopped" };
 
 typedef struct {
-    s_active_t *v;
-    size_t n;
+    s_active_t *v;      /* S_PIPES_MAX + 1 slots (s_slot) */
+    int n;
     int status;         /* index into n[] of the current query */
     uint32_t runners[S_RSTATES];
     FILE *pipes;        /* the lines of the pipelines */
@@ -347,19 +362,7 @@ s_job_item(const evr_msg_t *m, void *arg)
     s_state_t *s = arg;
     if (m->type != EVR_MSG_JOB || !m->pipeline)
         return 0;
-    size_t i = 0;
-    while (i < s->n && i < S_PIPES_MAX && strcmp(s->v[i].pipeline, m->pipeline))
-        i++;
-    if (i == s->n && s->n < S_PIPES_MAX) {
-        snprintf(s->v[i].pipeline, sizeof s->v[i].pipeline, "%s", m->pipeline);
-        s->n++;
-    }
-    else if (i == S_PIPES_MAX) {    /* past the names of their own: counted as the rest */
-        i = S_OTHER;
-        snprintf(s->v[i].pipeline, sizeof s->v[i].pipeline, "_other");
-        s->n = S_PIPES_MAX + 1;
-    }
-    s->v[i].n[s->status]++;
+    s->v[s_slot(s->v, sizeof s->v[0], &s->n, m->pipeline)].n[s->status]++;
     return 0;
 }
 
@@ -433,10 +436,10 @@ s_state_text(evr_gw_t *gw)
     if (up) {
         s_head(out, "evrun_jobs", "gauge", "Jobs queued, paused or running, by pipeline and "
                "status (at most 1000 per status are counted)");
-        for (size_t i = 0; i < s.n; i++)
+        for (int i = 0; i < s.n; i++)
             for (int k = 0; k < 3; k++) {
                 fputs("evrun_jobs{pipeline=\"", out);
-                evr_gw_prom_label(out, s.v[i].pipeline);
+                evr_gw_prom_label(out, s.v[i].name);
                 fprintf(out, "\",status=\"%s\"} %u\n", st[k], s.v[i].n[k]);
             }
         s_head(out, "evrun_runners", "gauge", "Runners the broker knows, by state");
