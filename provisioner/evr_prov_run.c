@@ -321,6 +321,30 @@ s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now)
     free(cmd);
 }
 
+/*  A new instance id of provider pi, counted from now (not listed yet). */
+static s_inst_t *
+s_inst_new(uint32_t pi, const char *id, uint64_t now)
+{
+    s_inst_t *in = evr_calloc(1, sizeof *in);
+    snprintf(in->id, sizeof in->id, "%s", id);
+    in->provider = pi;
+    in->out = -1;
+    in->started = now;
+    return in;
+}
+
+/*  Lists in among pv's instances, running for its provider. */
+static void
+s_inst_add(evr_prov_t *pv, s_inst_t *in)
+{
+    if (pv->n == pv->cap) {
+        pv->cap = pv->cap ? pv->cap * 2 : 16;
+        pv->inst = evr_realloc(pv->inst, pv->cap * sizeof *pv->inst);
+    }
+    pv->inst[pv->n++] = in;
+    pv->cfg.providers[in->provider].running++;
+}
+
 /*  Starts a runner of provider pi for job (its labels; "" for demand),
     what for the log; the instance is counted from now.  false when it
     could not start (a failed start). */
@@ -329,15 +353,12 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
         const evr_strlist_t *jlabels, uint64_t now)
 {
     evr_prov_provider_t *p = &pv->cfg.providers[pi];
-    s_inst_t *in = evr_calloc(1, sizeof *in);
-    char ulid[EVR_ULID_LEN + 1];
+    char ulid[EVR_ULID_LEN + 1], id[sizeof ((s_inst_t *) NULL)->id];
     evr_ulid_new(ulid);
     for (char *c = ulid; *c; c++)
         *c = (char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-    snprintf(in->id, sizeof in->id, "%s-%s", p->name, ulid + 16);
-    in->provider = pi;
-    in->out = -1;
-    in->started = now;
+    snprintf(id, sizeof id, "%s-%s", p->name, ulid + 16);
+    s_inst_t *in = s_inst_new(pi, id, now);
     char *sub[] = { evr_asprintf("%s/logs", pv->dir), evr_asprintf("%s/runners", pv->dir) };
     for (int i = 0; i < 2; i++) {
         mkdir(sub[i], 0700);
@@ -357,12 +378,7 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
         free(cmd);
         free(labels);
     }
-    if (pv->n == pv->cap) {
-        pv->cap = pv->cap ? pv->cap * 2 : 16;
-        pv->inst = evr_realloc(pv->inst, pv->cap * sizeof *pv->inst);
-    }
-    pv->inst[pv->n++] = in;
-    p->running++;
+    s_inst_add(pv, in);
     p->started++;
     if (in->pid < 0) {
         in->pid = 0;
@@ -671,20 +687,12 @@ evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t n
         if (len != nl + 11 || strncmp(id, p->name, nl) || id[nl] != '-' || len >= 80
             || p->kind != (ctr ? EVR_PROV_PODMAN : EVR_PROV_PROCESS))
             continue;
-        s_inst_t *in = evr_calloc(1, sizeof *in);
-        memcpy(in->id, id, len + 1);
-        in->provider = i;
+        /* register_timeout from now: a broker that lists it not, stops it */
+        s_inst_t *in = s_inst_new(i, id, now);
         in->pid = pid;
         in->ctr = ctr;
-        in->out = -1;
         in->adopted = true;
-        in->started = now;   /* register_timeout from now: a broker that lists it not, stops it */
-        if (self->n == self->cap) {
-            self->cap = self->cap ? self->cap * 2 : 16;
-            self->inst = evr_realloc(self->inst, self->cap * sizeof *self->inst);
-        }
-        self->inst[self->n++] = in;
-        p->running++;
+        s_inst_add(self, in);
         if (ctr)
             evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
                          "(container %s)", p->name, id, s_ctr_name(in));
