@@ -421,30 +421,31 @@ s_start_broker(s_up_t *u, const char *prog)
     return pid ? 0 : 2;
 }
 
-/*  The last 64 KiB of log, NUL-terminated; NULL when it cannot be
-    opened.  Caller frees. */
+/*  The first 64 KiB of log, NUL-terminated; NULL when it cannot be
+    opened.  Caller frees.  up empties a log when it starts its process,
+    whose start lines are then at its head, however long it grows (its
+    last 64 KiB lost them after a few hundred requests). */
 static char *
-s_log_last(const char *log)
+s_log_head(const char *log)
 {
     evr_err_t err;
     int fd = evr_paths_open(log, O_RDONLY, &err);
     if (fd < 0)
         return NULL;
     char *buf = evr_malloc(64 * 1024 + 1);
-    off_t size = lseek(fd, 0, SEEK_END);
-    ssize_t n = pread(fd, buf, 64 * 1024, size > 64 * 1024 ? size - 64 * 1024 : 0);
+    ssize_t n = pread(fd, buf, 64 * 1024, 0);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
     return buf;
 }
 
 /*  The URL in the last "evrun-gateway: listening on URL" line of log
-    (its last 64 KiB); NULL when none.  Caller frees. */
+    (its first 64 KiB); NULL when none.  Caller frees. */
 static char *
 s_gateway_url(const char *log)
 {
     static const char mark[] = "evrun-gateway: listening on ";
-    char *buf = s_log_last(log);
+    char *buf = s_log_head(log);
     if (!buf)
         return NULL;
     char *url = NULL;
@@ -567,11 +568,11 @@ s_start_runners(s_up_t *u, uint32_t n, const char *cap, const char *labels, cons
     return status;
 }
 
-/*  Whether the last 64 KiB of log hold mark. */
+/*  Whether the first 64 KiB of log hold mark. */
 static bool
 s_log_has(const char *log, const char *mark)
 {
-    char *buf = s_log_last(log);
+    char *buf = s_log_head(log);
     if (!buf)
         return false;
     bool has = strstr(buf, mark) != NULL;

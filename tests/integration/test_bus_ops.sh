@@ -110,8 +110,17 @@ case_up_down() {
     bash -c "! ldd '$bin/evrun-cli' | grep -q libcurl"
   local pids1 pids2
   pids1=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
+  # a gateway that has logged a few hundred requests since (its start line
+  # more than 64 KiB back): up again still finds its URL
+  if grep -q '^HTTP API: ' "$tmp/up1"; then
+    head -c 70000 /dev/zero | tr '\0' 'x' | fold -w 99 >> "$st/logs/gateway.log"
+  fi
   EVRUN_STATE_DIR=$st cli up --runners 2 > "$tmp/up2" 2>&1
   check "up again: exit 0" [ $? -eq 0 ]
+  if grep -q '^HTTP API: ' "$tmp/up1"; then
+    check "up again: the gateway's URL, its log past 64 KiB" \
+      [ "$(grep '^HTTP API: ' "$tmp/up2")" = "$(grep '^HTTP API: ' "$tmp/up1")" ]
+  fi
   pids2=$(cat "$st"/run/*.pid | sort | tr '\n' ' ')
   check "up again: nothing new started" [ "$pids1" = "$pids2" ]
   EVRUN_STATE_DIR=$st cli run "$src/examples/hello.yml" --follow > "$tmp/uprun" 2>&1
