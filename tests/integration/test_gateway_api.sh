@@ -137,6 +137,14 @@ case_checks() {
   check "... as evrun-cli logs --step says" bash -c "\"$bin/evrun-cli\" logs --step zz $id 2>&1 | grep -qF 'its steps: a, b[OS=x]'"
   check "live log ?step=zz: 404 too" [ "$(api GET "/jobs/$id/log?step=zz" -H 'Accept: text/event-stream')" = 404 ]
   check "log ?step=a: 200" [ "$(api GET "/jobs/$id/log?step=a")" = 200 ]
+  # Accept: media types case-insensitive; q=0 is "not this one" (before:
+  # a case-sensitive substring, so Text/Event-Stream got text/plain)
+  ctype() { curl -s -o /dev/null -w '%{content_type}' -H "Authorization: Bearer $W" -H "Accept: $1" "$url/jobs/$id/log"; }
+  check "Accept: Text/Event-Stream: SSE" [ "$(ctype 'Text/Event-Stream')" = text/event-stream ]
+  check "Accept: text/plain, TEXT/EVENT-STREAM;q=0.5: SSE" [ "$(ctype 'text/plain, TEXT/EVENT-STREAM;q=0.5')" = text/event-stream ]
+  check "Accept: text/event-stream;q=0: text" [ "$(ctype 'text/event-stream;q=0, text/plain')" = "text/plain; charset=utf-8" ]
+  check "Accept: text/event-stream; q=0.000: text" [ "$(ctype 'text/event-stream; q=0.000')" = "text/plain; charset=utf-8" ]
+  check "Accept: text/event-streams: text" [ "$(ctype 'text/event-streams')" = "text/plain; charset=utf-8" ]
   # query parameters: a value always, once
   check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ] && says "query parameter limit has no value"
   check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
