@@ -289,8 +289,13 @@ typedef struct {
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
     const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
-    int auths, hosts;       /* Authorization and Host fields */
+    int hosts;              /* Host fields */
+    int once[5];            /* each of s_once's fields */
 } s_lengths_t;
+
+/*  Fields that may come once at most (which one would count?). */
+static const char *const s_once[] = { "Authorization", "X-Evrun-Token", "X-GitHub-Event",
+                                      "X-GitHub-Delivery", "X-Hub-Signature-256" };
 
 /*  Whether key and value are still where the request line "KEY: VALUE"
     put them: the name, its colon (now a NUL), spaces or tabs, the value.
@@ -317,7 +322,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
         l->spaced = key;
     if (!l->folded && value && !s_in_place(key, value))
         l->folded = key;
-    l->auths += !strcasecmp(key, "Authorization");
+    for (size_t i = 0; i < sizeof s_once / sizeof s_once[0]; i++)
+        l->once[i] += !strcasecmp(key, s_once[i]);
     l->hosts += !strcasecmp(key, "Host");
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
@@ -333,8 +339,9 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
     would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  Also one Authorization at most (which one would count?),
-    and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
+    and 6.3).  Also one Authorization, X-Evrun-Token, X-GitHub-Event,
+    X-GitHub-Delivery and X-Hub-Signature-256 at most (which one would
+    count?), and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
     (501 for a coding not read) set. */
 static bool
 s_framing_ok(evr_gw_req_t *req, const char *version)
@@ -358,9 +365,14 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
                      "send one");
     if (l.spaced || l.folded || l.differ || both)
         return false;
-    if (l.auths > 1 || l.hosts > 1) {
-        evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.auths > 1 ? l.auths
-                     : l.hosts, l.auths > 1 ? "Authorization" : "Host");
+    for (size_t i = 0; i < sizeof s_once / sizeof s_once[0]; i++)
+        if (l.once[i] > 1) {
+            evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.once[i],
+                         s_once[i]);
+            return false;
+        }
+    if (l.hosts > 1) {
+        evr_gw_error(req, 400, "bad_request", "%d Host headers: send one", l.hosts);
         return false;
     }
     if (!l.hosts && version && !strcmp(version, "HTTP/1.1")) {

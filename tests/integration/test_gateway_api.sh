@@ -210,6 +210,57 @@ case_hook_refusals() {
   check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
 }
 
+# github_sha DELIVERY SHA: github_push's body with another commit, signed; as github_push
+github_sha() {
+  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' "$2" > "$tmp/push.json"
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
+  curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
+    -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
+}
+
+case_hook_checks() {
+  fresh hookchk
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: man\nexecutor: process\nargs: {WHO: {default: x}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/pipelines/man.yml"
+  printf 'pipeline: gh\nexecutor: process\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: "true"}\n' > "$tmp/pipelines/gh.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 && gateway
+  local t hk=${url%/api/v1}/hooks
+  t=$(cli hook-token man)
+  # both token headers: 400, whichever is right (before: Authorization
+  # counted and a wrong X-Evrun-Token passed unseen)
+  check "hook, Authorization and X-Evrun-Token: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'X-Evrun-Token: wrong' -X POST "$hk/man")" = 400 ] && jerr bad_request
+  check "... saying to send one" says 'both Authorization and X-Evrun-Token: send the hook token in one of them'
+  check "hook, X-Evrun-Token twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 400 ] && says '2 X-Evrun-Token headers: send one'
+  # a spec sent to a hook: say what a hook takes and where a spec goes (before: "bad body")
+  check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ] && jerr bad_request
+  check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)' && says 'POST it to /api/v1/jobs'
+  check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ] && [ "$(jget '"note" in d["jobs"][0]')" = False ]
+  # a pipeline whose file now has errors: started from its last good
+  # version, with the broker's note (as POST /api/v1/pipelines/NAME/start)
+  printf 'pipeline: man\nexecutor: process\nsteps: [\n' > "$tmp/pipelines/man.yml"
+  for _ in $(seq 1 50); do
+    api GET /pipelines > /dev/null
+    [ "$(jget '[p.get("load_error") is not None for p in d["pipelines"] if p["name"] == "man"]')" = "[True]" ] && break
+    sleep 0.1
+  done
+  check "hook of a pipeline whose file has errors: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
+  check "... with the broker's note" bash -c "python3 -c 'import json,sys; n=json.load(open(sys.argv[1]))[\"jobs\"][0][\"note\"]; sys.exit(not (\"man.yml\" in n and \"errors\" in n))' '$tmp/body'"
+  # GitHub: a delivery id again with another, validly signed body: the
+  # first body's job, and no source (it would name a commit the job does
+  # not run; before: this body's)
+  github_sha d-1 "$(printf '%040d' 1)" > "$tmp/head"
+  check "github: a push: 202 with its source" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["source"]["ref"]')" = "$(printf '%040d' 1)" ]
+  local id
+  id=$(jget 'd["jobs"][0]["id"]')
+  github_sha d-1 "$(printf '%040d' 2)" > "$tmp/head"
+  check "github: the same delivery, another commit: 202, the first job" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
+  check "... and no source" [ "$(jget '"source" in d')" = False ]
+  # GitHub's headers once each (which one would count?)
+  check "github: X-GitHub-Event twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: push' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -d '{}' "$hk/github")" = 400 ] && says '2 X-GitHub-Event headers: send one'
+  check "github: X-Hub-Signature-256 twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -H 'X-Hub-Signature-256: sha256=01' -d '{}' "$hk/github")" = 400 ] && says '2 X-Hub-Signature-256 headers: send one'
+}
+
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
 metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -263,5 +314,5 @@ case_metrics_bounds() {
   touch "$tmp/fake/stop"
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals metrics_hung metrics_bounds" "$@"
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks metrics_hung metrics_bounds" "$@"
 bus_script_end
