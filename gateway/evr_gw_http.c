@@ -54,8 +54,10 @@ const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 
 /*  Whether path matches pattern segment by segment; {x} takes one
     non-empty segment (at most 127 bytes) into params; with tail, a {x}
-    that ends pattern takes the rest of path (its first 127 bytes into
-    params: the handler reads the whole from the url). */
+    that ends pattern takes the rest of path, and each {x} takes its
+    segment empty or longer too (their first 127 bytes into params: the
+    handler reads the whole from the url, and answers 400 or 404 for a
+    bad one by name, not "no such route"). */
 static bool
 s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128], bool tail)
 {
@@ -68,15 +70,15 @@ s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128], 
         size_t pl = pe ? (size_t) (pe - pattern) : strlen(pattern);
         size_t sl = se ? (size_t) (se - path) : strlen(path);
         if (pattern[0] == '{' && tail && !pe) {
-            sl = strlen(path);
             snprintf(params[np < EVR_GW_PARAMS ? np : 0], 128, "%s", path);
-            return sl > 0;
+            return true;
         }
         if (pattern[0] == '{') {
-            if (!sl || sl > 127 || np >= EVR_GW_PARAMS)
+            if ((!tail && (!sl || sl > 127)) || np >= EVR_GW_PARAMS)
                 return false;
-            memcpy(params[np], path, sl);
-            params[np++][sl] = '\0';
+            size_t n = sl > 127 ? 127 : sl;
+            memcpy(params[np], path, n);
+            params[np++][n] = '\0';
         }
         else if (pl != sl || memcmp(pattern, path, sl))
             return false;

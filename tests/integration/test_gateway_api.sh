@@ -50,6 +50,10 @@ case_matrix() {
   curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log?step=b" > "$tmp/sse"
   check "SSE ?step= of the written name: both" [ "$(grep -c "\"step.output\"" "$tmp/sse")" = 2 ]
   check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
+  # an empty path or step, a step over 127 bytes: 400 naming it (before: 404 "no such route")
+  check "an artifact with an empty path: 400" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/")" = 400 ] && jerr bad_request && says 'artifact path \"\": it is empty'
+  check "an artifact with an empty step: 400" [ "$(api GET "/jobs/$id/artifacts//f.txt")" = 400 ] && says 'expected a step name'
+  check "an artifact with a step of 200 bytes: 400" [ "$(api GET "/jobs/$id/artifacts/$(printf 's%.0s' $(seq 1 200))/f.txt")" = 400 ] && says 'at most 64 bytes'
 }
 
 case_refusals() {

@@ -440,7 +440,19 @@ test_art_path(void)
     r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts", params, &st);
     CHECK(r && r->fn == evr_gw_h_artifacts);
     CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build", params, &st));
-    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build/", params, &st));
+    /* an empty path or step, a step over 127 bytes: the artifact route,
+       whose handler answers 400 naming what is wrong (not "no such route") */
+    r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts/build/", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifact);
+    CHECK_STR(params[2], "");
+    r = evr_gw_route_match("GET", "/api/v1/jobs/ABC/artifacts//f.txt", params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifact);
+    char url[400];
+    snprintf(url, sizeof url, "/api/v1/jobs/ABC/artifacts/%0200d/f.txt", 0);
+    r = evr_gw_route_match("GET", url, params, &st);
+    CHECK(r && r->fn == evr_gw_h_artifact && strlen(params[1]) == 127);
+    /* other routes still take a non-empty segment of at most 127 bytes */
+    CHECK(!evr_gw_route_match("GET", "/api/v1/jobs//log", params, &st) && st == 404);
 }
 
 static void
