@@ -253,7 +253,7 @@ case_hook_checks() {
   check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)' && says 'POST it to /api/v1/jobs'
   check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ] && [ "$(jget '"note" in d["jobs"][0]')" = False ]
   # a pipeline whose file now has errors: started from its last good
-  # version, with the broker's note (as POST /api/v1/pipelines/NAME/start)
+  # version, with the broker's note (as POST /api/v1/jobs starting it by name)
   printf 'pipeline: man\nexecutor: process\nsteps: [\n' > "$tmp/pipelines/man.yml"
   for _ in $(seq 1 50); do
     api GET /pipelines > /dev/null
