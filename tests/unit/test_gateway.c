@@ -111,6 +111,21 @@ test_tokens(void)
                 "\"scope\":\"read\"}", s_secret.key);
     CHECK(s_check(t, &scope, &err) == EVR_ERR_STATE && strstr(err.msg, "future") != NULL);
     free(t);
+    /* iat and nbf up to 60 s ahead are taken (clocks differ), not 61;
+       exp has no leeway: now is expired (README, openapi Unauthorized) */
+    static const struct { const char *claims; bool ok; } skew[] = {
+        { "{\"exp\":1800000600,\"iat\":1800000060,\"scope\":\"read\"}", true },
+        { "{\"exp\":1800000600,\"iat\":1800000061,\"scope\":\"read\"}", false },
+        { "{\"exp\":1800000600,\"nbf\":1800000060,\"scope\":\"read\"}", true },
+        { "{\"exp\":1800000600,\"nbf\":1800000061,\"scope\":\"read\"}", false },
+        { "{\"exp\":1800000001,\"scope\":\"read\"}", true },
+        { "{\"exp\":1800000000,\"scope\":\"read\"}", false },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(skew); i++) {
+        t = s_forge("{\"alg\":\"HS256\"}", skew[i].claims, s_secret.key);
+        CHECK((s_check(t, &scope, &err) == EVR_OK) == skew[i].ok);
+        free(t);
+    }
     /* two scope claims (libjwt keeps one of them): refused; sub and iat may be left out */
     t = s_forge("{\"alg\":\"HS256\"}", "{\"exp\":1900000000,\"scope\":\"read\","
                 "\"scope\":\"write\"}", s_secret.key);
