@@ -42,6 +42,9 @@ case_matrix() {
   check "the artifacts list b[OS=x]" [ "$(jget 'sorted(a["step"] for a in d["artifacts"])')" = "['b[OS=x]', 'b[OS=y]']" ]
   check "a matrix step's file: 200" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt")" = 200 ]
   check "... its bytes" [ "$(cat "$tmp/body")" = x ]
+  local etag
+  etag=$(curl -s -D - -o /dev/null -H "Authorization: Bearer $W" "$url/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" | tr -d '\r' | sed -n 's/^ETag: //p')
+  check "... an ETag, but If-None-Match of it is 200, no 304 (README)" [ -n "$etag" ] && [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" -H "If-None-Match: $etag")" = 200 ]
   check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ] && [ "$(cat "$tmp/body")" = y ]
   check "log ?step= of a matrix step: 200" [ "$(api GET "/jobs/$id/log?step=b%5BOS%3Dx%5D")" = 200 ]
   check "... its line only" [ "$(cat "$tmp/body")" = "b[OS=x] | os x" ]
@@ -166,6 +169,13 @@ case_checks() {
   check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
   check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ] && says "query parameter limit is given twice"
   check "?step twice: 400" [ "$(api GET "/jobs/$id/log?step=a&step=b")" = 400 ]
+  # an arg value: 4096 bytes at most (413 naming it); ?arg= over the body's args (README, openapi)
+  local argspec='{"pipeline":"av","executor":"process","args":{"A":{}},"steps":[{"name":"a","run":"echo $A"}]}'
+  check "an arg of 4097 bytes: 413 naming submit.args.A" [ "$(api POST "/jobs?arg=A=$(head -c 4097 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 413 ] && jerr too_large && says 'submit.args.A: string of 4097 bytes exceeds the limit of 4096'
+  check "an arg of 4096 bytes: 201" [ "$(api POST "/jobs?arg=A=$(head -c 4096 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 201 ]
+  check "a JSON spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary $'{"pipeline":"u\xff"}')" = 400 ] && says '(JSON must be UTF-8)'
+  check "a YAML spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: u\xff\n')" = 400 ] && jerr bad_pipeline && says 'body:1:12: YAML syntax error'
+  check "a malformed job id: 404" [ "$(api GET /jobs/01ABC)" = 404 ] && jerr not_found && says 'the id is no job id'
   check "?arg twice: taken (it repeats)" [ "$(api POST '/jobs?arg=A=1&arg=B=2' -H 'Content-Type: application/json' -d '{"pipeline":"ab","executor":"process","args":{"A":{},"B":{}},"steps":[{"name":"a","run":"true"}]}')" = 201 ]
   check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ] && says "pipeline: at most 64 bytes"
   check "?pipeline= of 64 bytes: 200" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 64))")" = 200 ]
@@ -252,6 +262,12 @@ case_hook_checks() {
   check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ] && jerr bad_request
   check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)' && says 'POST it to /api/v1/jobs'
   check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ] && [ "$(jget '"note" in d["jobs"][0]')" = False ]
+  # a start by name with an arg in both the query and the body: the query's wins (README)
+  check "a start, ?arg=WHO=q and body args WHO=b: 201" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"man","args":{"WHO":"b"}}')" = 201 ]
+  local sid
+  sid=$(jget 'd["id"]')
+  check "... it succeeds" [ "$(api_wait "$sid")" = succeeded ]
+  check "... with the query's value" bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $W' '$url/jobs/$sid/log')\" = 'a | q' ]"
   # a pipeline whose file now has errors: started from its last good
   # version, with the broker's note (as POST /api/v1/jobs starting it by name)
   printf 'pipeline: man\nexecutor: process\nsteps: [\n' > "$tmp/pipelines/man.yml"
