@@ -286,18 +286,19 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
     return true;
 }
 
+/*  Fields that may come once at most (which one would count?). */
+static const char *const s_once[] = { "Authorization", "X-Evrun-Token", "X-GitHub-Event",
+                                      "X-GitHub-Delivery", "X-Hub-Signature-256" };
+#define S_ONCE_N EVR_ARRAY_LEN(s_once)
+
 typedef struct {
     const char *first;      /* the first Content-Length's value */
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
     const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
     int hosts;              /* Host fields */
-    int once[5];            /* each of s_once's fields */
+    int once[S_ONCE_N];     /* each of s_once's fields */
 } s_lengths_t;
-
-/*  Fields that may come once at most (which one would count?). */
-static const char *const s_once[] = { "Authorization", "X-Evrun-Token", "X-GitHub-Event",
-                                      "X-GitHub-Delivery", "X-Hub-Signature-256" };
 
 /*  Whether key and value are still where the request line "KEY: VALUE"
     put them: the name, its colon (now a NUL), spaces or tabs, the value.
@@ -324,7 +325,7 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
         l->spaced = key;
     if (!l->folded && value && !s_in_place(key, value))
         l->folded = key;
-    for (size_t i = 0; i < sizeof s_once / sizeof s_once[0]; i++)
+    for (size_t i = 0; i < S_ONCE_N; i++)
         l->once[i] += !strcasecmp(key, s_once[i]);
     l->hosts += !strcasecmp(key, "Host");
     if (strcasecmp(key, "Content-Length"))
@@ -367,7 +368,7 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
                      "send one");
     if (l.spaced || l.folded || l.differ || both)
         return false;
-    for (size_t i = 0; i < sizeof s_once / sizeof s_once[0]; i++)
+    for (size_t i = 0; i < S_ONCE_N; i++)
         if (l.once[i] > 1) {
             evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.once[i],
                          s_once[i]);
