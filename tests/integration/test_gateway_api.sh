@@ -7,7 +7,9 @@
 # unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
 # and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
 # cancel, pause and resume bodies).  Hooks refused by the broker (busy
-# 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github).
+# 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github);
+# hook checks (a token in two headers, a spec sent to a hook, the
+# broker's note, a GitHub redelivery's answer, webhook headers twice).
 # GET /metrics: a broker that hangs (SIGSTOP) costs a scrape 2 s and
 # evrun_broker_up 0, and holds no other scrape; and against
 # metrics_broker.py (a stand-in broker): more pipelines than have labels
