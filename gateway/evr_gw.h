@@ -103,7 +103,9 @@ typedef struct {
     bool write;                 /* needs a write-scope token */
     bool open;                  /* no token checked before the handler: it checks its own */
     bool root;                  /* path is from /, not under EVR_GW_PREFIX */
-    bool tail;                  /* the last {param} takes the rest of the path */
+    bool tail;                  /* the last {param} takes the rest of the path, and each
+                                   {param} an empty or long segment too (the handler
+                                   reads the url and names what is wrong) */
     const char *query;          /* its query parameters, space-separated ("" none): any
                                    other is refused (400); NULL: not checked (hooks, UI,
                                    metrics: callers we do not write) */

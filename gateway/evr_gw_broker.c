@@ -26,8 +26,14 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err, boo
         req->unanswered = sent;     /* the broker may have done it: not when unsent */
     }
     /* a slow broker is no stopped one: not down after a wait cut short by
-       req->until_ns, unless its connection is down too */
-    evr_gw_bus_lost(gw, err, !req->until_ns || !evr_client_connected(gw->client));
+       req->until_ns, unless its connection is down too.  The reason kept
+       for the requests answered 503 at once meanwhile says it is of an
+       earlier one (they waited for nothing) */
+    bool down = !req->until_ns || !evr_client_connected(gw->client);
+    evr_err_t was;
+    evr_err_set(&was, EVR_ERR_IO, "the broker did not answer an earlier request (%s) and is "
+                "taken as down until it answers", err->msg);
+    evr_gw_bus_lost(gw, down ? &was : err, down);
     return rc;
 }
 

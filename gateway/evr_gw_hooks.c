@@ -225,7 +225,8 @@ typedef struct {
 
 /*  Starts pipeline with the start message m (pipeline, args, labels and
     overrides set); the job id from the Idempotency-Key record key when
-    given.  Appends {"pipeline", "id", "existing"} to started, or
+    given.  Appends {"pipeline", "id", "existing"} (and "note", the
+    broker's accepted.message) to started, or
     {"pipeline", "error"} to refused (with *first the first refusal's
     status and Retry-After); false when req's answer is set (the broker
     unreachable). */
@@ -244,9 +245,13 @@ s_start(evr_gw_t *gw, evr_gw_req_t *req, evr_msg_t *m, const char *key, json_t *
     m->type = EVR_MSG_START;
     if (evr_gw_call(gw, req, m, &rep))
         return false;
-    if (rep.type == EVR_MSG_ACCEPTED)
-        json_array_append_new(started, json_pack("{s:s,s:s,s:b}", "pipeline", m->pipeline, "id",
-                                                 job, "existing", rep.existing));
+    if (rep.type == EVR_MSG_ACCEPTED) {
+        json_t *j = json_pack("{s:s,s:s,s:b}", "pipeline", m->pipeline, "id", job, "existing",
+                              rep.existing);
+        if (j && rep.message)   /* a start of a pipeline whose file last failed to load */
+            json_object_set_new(j, "note", json_string(rep.message));
+        json_array_append_new(started, j);
+    }
     else {
         evr_gw_req_t r = { 0 };
         evr_gw_refused(&r, &rep);
@@ -440,8 +445,15 @@ evr_gw_h_github(evr_gw_t *gw, evr_gw_req_t *req)
     }
     if (dref && req->json)
         json_object_set(req->json, "demand_refused", dref);
-    json_t *src = json_pack("{s:s,s:s,s:s,s:b}", "url", gh.url, "ref", gh.sha, "branch",
-                            gh.branch, "untrusted", gh.fork);
+    /* the commit the jobs run: this body's, unless a job is one an
+       earlier delivery of this id started (it runs that body's commit,
+       which may differ; GET /api/v1/jobs/{id} shows it) */
+    bool repeat = false;
+    json_t *j;
+    json_array_foreach(started, i, j)
+        repeat |= json_is_true(json_object_get(j, "existing"));
+    json_t *src = repeat ? NULL : json_pack("{s:s,s:s,s:s,s:b}", "url", gh.url, "ref", gh.sha,
+                                            "branch", gh.branch, "untrusted", gh.fork);
     if (req->json && src)
         json_object_set_new(req->json, "source", src);
     else
@@ -458,7 +470,9 @@ out:
 
 /* ------------------------------------------------------- a pipeline's hook */
 
-/*  Whether req carries pipeline name's hook token; false with 401 set. */
+/*  Whether req carries pipeline name's hook token, in Authorization:
+    Bearer or X-Evrun-Token but not both; false with 401 (400 for both)
+    set. */
 static bool
 s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
 {
@@ -468,6 +482,12 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     evr_err_t err;
     const char *h = evr_gw_header(req, "Authorization");
     char buf[EVR_GW_SECRET_MAX + 1];
+    if (h && evr_gw_header(req, "X-Evrun-Token")) {
+        evr_gw_error(req, 400, "bad_request", "both Authorization and X-Evrun-Token: send "
+                     "the hook token in one of them (which one would count?)");
+        free(path);
+        return false;
+    }
     const char *given = h && !strncasecmp(h, "Bearer ", 7) ? h + 7
                                                            : evr_gw_header(req, "X-Evrun-Token");
     given = evr_gw_token_trim(given, buf, sizeof buf);
@@ -526,8 +546,13 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
     json_object_set_new(body, "pipeline", json_string(name));
     text = json_dumps(body, JSON_COMPACT);
     if (evr_gw_parse_start("application/json", text, strlen(text), &m, &error) != 1) {
+        /* a body with steps is a pipeline spec, which parse_start takes as
+           a submit and not a start (and so sets no error) */
         evr_gw_json(req, 400, error ? error : json_pack("{s:{s:s,s:s}}", "error", "code",
-                                                        "bad_request", "message", "bad body"));
+            "bad_request", "message", "body: a hook starts the registered pipeline of its "
+            "name and takes no pipeline spec (steps): send nothing or {\"args\": {...}, "
+            "\"labels\": [...]}; to run a spec of your own, POST it to /api/v1/jobs with a "
+            "bearer token"));
         goto out;
     }
     const char *key = evr_gw_header(req, "Idempotency-Key");

@@ -54,8 +54,10 @@ const size_t evr_gw_nroutes = EVR_ARRAY_LEN(evr_gw_routes);
 
 /*  Whether path matches pattern segment by segment; {x} takes one
     non-empty segment (at most 127 bytes) into params; with tail, a {x}
-    that ends pattern takes the rest of path (its first 127 bytes into
-    params: the handler reads the whole from the url). */
+    that ends pattern takes the rest of path, and each {x} takes its
+    segment empty or longer too (their first 127 bytes into params: the
+    handler reads the whole from the url, and answers 400 or 404 for a
+    bad one by name, not "no such route"). */
 static bool
 s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128], bool tail)
 {
@@ -68,15 +70,15 @@ s_match(const char *pattern, const char *path, char params[EVR_GW_PARAMS][128], 
         size_t pl = pe ? (size_t) (pe - pattern) : strlen(pattern);
         size_t sl = se ? (size_t) (se - path) : strlen(path);
         if (pattern[0] == '{' && tail && !pe) {
-            sl = strlen(path);
             snprintf(params[np < EVR_GW_PARAMS ? np : 0], 128, "%s", path);
-            return sl > 0;
+            return true;
         }
         if (pattern[0] == '{') {
-            if (!sl || sl > 127 || np >= EVR_GW_PARAMS)
+            if ((!tail && (!sl || sl > 127)) || np >= EVR_GW_PARAMS)
                 return false;
-            memcpy(params[np], path, sl);
-            params[np++][sl] = '\0';
+            size_t n = sl > 127 ? 127 : sl;
+            memcpy(params[np], path, n);
+            params[np++][n] = '\0';
         }
         else if (pl != sl || memcmp(pattern, path, sl))
             return false;
@@ -284,12 +286,18 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
     return true;
 }
 
+/*  Fields that may come once at most (which one would count?). */
+static const char *const s_once[] = { "Authorization", "X-Evrun-Token", "X-GitHub-Event",
+                                      "X-GitHub-Delivery", "X-Hub-Signature-256" };
+#define S_ONCE_N EVR_ARRAY_LEN(s_once)
+
 typedef struct {
     const char *first;      /* the first Content-Length's value */
     bool differ;            /* another one says otherwise */
     const char *spaced;     /* a field name with whitespace ("Transfer-Encoding :") */
     const char *folded;     /* a field a line starting with SP or HT continued (obs-fold) */
-    int auths, hosts;       /* Authorization and Host fields */
+    int hosts;              /* Host fields */
+    int once[S_ONCE_N];     /* each of s_once's fields */
 } s_lengths_t;
 
 /*  Whether key and value are still where the request line "KEY: VALUE"
@@ -317,7 +325,8 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
         l->spaced = key;
     if (!l->folded && value && !s_in_place(key, value))
         l->folded = key;
-    l->auths += !strcasecmp(key, "Authorization");
+    for (size_t i = 0; i < S_ONCE_N; i++)
+        l->once[i] += !strcasecmp(key, s_once[i]);
     l->hosts += !strcasecmp(key, "Host");
     if (strcasecmp(key, "Content-Length"))
         return MHD_YES;
@@ -333,8 +342,9 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
     would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  Also one Authorization at most (which one would count?),
-    and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
+    and 6.3).  Also one Authorization, X-Evrun-Token, X-GitHub-Event,
+    X-GitHub-Delivery and X-Hub-Signature-256 at most (which one would
+    count?), and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
     (501 for a coding not read) set. */
 static bool
 s_framing_ok(evr_gw_req_t *req, const char *version)
@@ -358,9 +368,14 @@ s_framing_ok(evr_gw_req_t *req, const char *version)
                      "send one");
     if (l.spaced || l.folded || l.differ || both)
         return false;
-    if (l.auths > 1 || l.hosts > 1) {
-        evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.auths > 1 ? l.auths
-                     : l.hosts, l.auths > 1 ? "Authorization" : "Host");
+    for (size_t i = 0; i < S_ONCE_N; i++)
+        if (l.once[i] > 1) {
+            evr_gw_error(req, 400, "bad_request", "%d %s headers: send one", l.once[i],
+                         s_once[i]);
+            return false;
+        }
+    if (l.hosts > 1) {
+        evr_gw_error(req, 400, "bad_request", "%d Host headers: send one", l.hosts);
         return false;
     }
     if (!l.hosts && version && !strcmp(version, "HTTP/1.1")) {

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "evr_bus.h"
 #include "evr_codec.h"
@@ -529,6 +530,40 @@ s_log_sse(evr_gw_t *gw, evr_gw_req_t *req, const char *job)
     req->status = 200;
 }
 
+/*  Whether an Accept header's value names text/event-stream: its media
+    ranges compared case-insensitively (RFC 9110 12.5.1), one with q=0
+    ("not acceptable") not counted.  NULL: false. */
+static bool
+s_accepts_sse(const char *accept)
+{
+    static const char want[] = "text/event-stream";
+    const char *p = accept;
+    while (p && *p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ";,");
+        size_t t = n;
+        while (t && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+            t--;
+        bool named = t == sizeof want - 1 && !strncasecmp(p, want, t);
+        p += n;
+        bool q0 = false;
+        while (*p == ';') {                     /* its parameters, q among them */
+            p++;
+            p += strspn(p, " \t");
+            size_t m = strcspn(p, ";,");
+            if (m >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                const char *v = p + 2;          /* 0, 0., 0.0, 0.00, 0.000 */
+                size_t len = strcspn(v, " \t;,");
+                q0 = v[0] == '0' && (len == 1 || (v[1] == '.' && strspn(v + 2, "0") == len - 2));
+            }
+            p += m;
+        }
+        if (named && !q0)
+            return true;
+    }
+    return false;
+}
+
 void
 evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -552,7 +587,7 @@ evr_gw_h_log(evr_gw_t *gw, evr_gw_req_t *req)
         else if (step && steps.n && !evr_follow_step_named(step, &steps, names, sizeof names))
             evr_gw_error(req, 404, "not_found", "job %s has no step \"%s\" (names are "
                          "case-sensitive); its steps: %s", id, step, names);
-        else if (accept && strstr(accept, "text/event-stream"))
+        else if (s_accepts_sse(accept))
             s_log_sse(gw, req, id);
         else
             s_log_text(gw, req, id);

@@ -7,7 +7,9 @@
 # unknown, then the same Idempotency-Key: 200), the text log made UTF-8,
 # and query and body checks (?step= of no step, ?limit, ?cursor, sizes,
 # cancel, pause and resume bodies).  Hooks refused by the broker (busy
-# 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github).
+# 409, queue_full 429 with Retry-After, /hooks/NAME and /hooks/github);
+# hook checks (a token in two headers, a spec sent to a hook, the
+# broker's note, a GitHub redelivery's answer, webhook headers twice).
 # GET /metrics: a broker that hangs (SIGSTOP) costs a scrape 2 s and
 # evrun_broker_up 0, and holds no other scrape; and against
 # metrics_broker.py (a stand-in broker): more pipelines than have labels
@@ -42,6 +44,9 @@ case_matrix() {
   check "the artifacts list b[OS=x]" [ "$(jget 'sorted(a["step"] for a in d["artifacts"])')" = "['b[OS=x]', 'b[OS=y]']" ]
   check "a matrix step's file: 200" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt")" = 200 ]
   check "... its bytes" [ "$(cat "$tmp/body")" = x ]
+  local etag
+  etag=$(curl -s -D - -o /dev/null -H "Authorization: Bearer $W" "$url/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" | tr -d '\r' | sed -n 's/^ETag: //p')
+  check "... an ETag, but If-None-Match of it is 200, no 304 (README)" [ -n "$etag" ] && [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" -H "If-None-Match: $etag")" = 200 ]
   check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ] && [ "$(cat "$tmp/body")" = y ]
   check "log ?step= of a matrix step: 200" [ "$(api GET "/jobs/$id/log?step=b%5BOS%3Dx%5D")" = 200 ]
   check "... its line only" [ "$(cat "$tmp/body")" = "b[OS=x] | os x" ]
@@ -50,6 +55,10 @@ case_matrix() {
   curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log?step=b" > "$tmp/sse"
   check "SSE ?step= of the written name: both" [ "$(grep -c "\"step.output\"" "$tmp/sse")" = 2 ]
   check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
+  # an empty path or step, a step over 127 bytes: 400 naming it (before: 404 "no such route")
+  check "an artifact with an empty path: 400" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/")" = 400 ] && jerr bad_request && says 'artifact path \"\": it is empty'
+  check "an artifact with an empty step: 400" [ "$(api GET "/jobs/$id/artifacts//f.txt")" = 400 ] && says 'expected a step name'
+  check "an artifact with a step of 200 bytes: 400" [ "$(api GET "/jobs/$id/artifacts/$(printf 's%.0s' $(seq 1 200))/f.txt")" = 400 ] && says 'at most 64 bytes'
 }
 
 case_refusals() {
@@ -74,6 +83,18 @@ case_unknown_outcome() {
   check "... outcome unknown: retry with the same key" says "outcome unknown" && says "retry with the same Idempotency-Key"
   local id
   id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
+  # a request right after: 503 at once, its message of the earlier one's
+  # wait, not its own (before: "no answer ... within 1000 ms" to a
+  # request that waited for nothing)
+  local t0 m
+  t0=$(date +%s%N)
+  check "a request right after: 503" [ "$(api GET /runners)" = 503 ] && jerr unavailable
+  m=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "  (answered in $m ms): $(jget 'd["error"]["message"]')"
+  check "... at once" [ "$m" -lt 900 ]
+  check "... saying the broker did not answer an earlier request and is taken as down" \
+    says 'the broker did not answer an earlier request (no answer from the broker at' && says 'within 1000 ms' \
+    && says 'and is taken as down until it answers'
   kill -CONT "$broker_pid"
   local st=
   for _ in $(seq 1 50); do
@@ -137,11 +158,26 @@ case_checks() {
   check "... as evrun-cli logs --step says" bash -c "\"$bin/evrun-cli\" logs --step zz $id 2>&1 | grep -qF 'its steps: a, b[OS=x]'"
   check "live log ?step=zz: 404 too" [ "$(api GET "/jobs/$id/log?step=zz" -H 'Accept: text/event-stream')" = 404 ]
   check "log ?step=a: 200" [ "$(api GET "/jobs/$id/log?step=a")" = 200 ]
+  # Accept: media types case-insensitive; q=0 is "not this one" (before:
+  # a case-sensitive substring, so Text/Event-Stream got text/plain)
+  ctype() { curl -s -o /dev/null -w '%{content_type}' -H "Authorization: Bearer $W" -H "Accept: $1" "$url/jobs/$id/log"; }
+  check "Accept: Text/Event-Stream: SSE" [ "$(ctype 'Text/Event-Stream')" = text/event-stream ]
+  check "Accept: text/plain, TEXT/EVENT-STREAM;q=0.5: SSE" [ "$(ctype 'text/plain, TEXT/EVENT-STREAM;q=0.5')" = text/event-stream ]
+  check "Accept: text/event-stream;q=0: text" [ "$(ctype 'text/event-stream;q=0, text/plain')" = "text/plain; charset=utf-8" ]
+  check "Accept: text/event-stream; q=0.000: text" [ "$(ctype 'text/event-stream; q=0.000')" = "text/plain; charset=utf-8" ]
+  check "Accept: text/event-streams: text" [ "$(ctype 'text/event-streams')" = "text/plain; charset=utf-8" ]
   # query parameters: a value always, once
   check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ] && says "query parameter limit has no value"
   check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
   check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ] && says "query parameter limit is given twice"
   check "?step twice: 400" [ "$(api GET "/jobs/$id/log?step=a&step=b")" = 400 ]
+  # an arg value: 4096 bytes at most (413 naming it); ?arg= over the body's args (README, openapi)
+  local argspec='{"pipeline":"av","executor":"process","args":{"A":{}},"steps":[{"name":"a","run":"echo $A"}]}'
+  check "an arg of 4097 bytes: 413 naming submit.args.A" [ "$(api POST "/jobs?arg=A=$(head -c 4097 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 413 ] && jerr too_large && says 'submit.args.A: string of 4097 bytes exceeds the limit of 4096'
+  check "an arg of 4096 bytes: 201" [ "$(api POST "/jobs?arg=A=$(head -c 4096 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 201 ]
+  check "a JSON spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary $'{"pipeline":"u\xff"}')" = 400 ] && says '(JSON must be UTF-8)'
+  check "a YAML spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: u\xff\n')" = 400 ] && jerr bad_pipeline && says 'body:1:12: YAML syntax error'
+  check "a malformed job id: 404" [ "$(api GET /jobs/01ABC)" = 404 ] && jerr not_found && says 'the id is no job id'
   check "?arg twice: taken (it repeats)" [ "$(api POST '/jobs?arg=A=1&arg=B=2' -H 'Content-Type: application/json' -d '{"pipeline":"ab","executor":"process","args":{"A":{},"B":{}},"steps":[{"name":"a","run":"true"}]}')" = 201 ]
   check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ] && says "pipeline: at most 64 bytes"
   check "?pipeline= of 64 bytes: 200" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 64))")" = 200 ]
@@ -202,6 +238,63 @@ case_hook_refusals() {
   check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
 }
 
+# github_sha DELIVERY SHA: github_push's body with another commit, signed; as github_push
+github_sha() {
+  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' "$2" > "$tmp/push.json"
+  local sig
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
+  curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
+    -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
+}
+
+case_hook_checks() {
+  fresh hookchk
+  mkdir -m 0700 "$tmp/pipelines"
+  printf 'pipeline: man\nexecutor: process\nargs: {WHO: {default: x}}\nsteps:\n  - {name: a, run: echo $WHO}\n' > "$tmp/pipelines/man.yml"
+  printf 'pipeline: gh\nexecutor: process\non: {github: {events: [push]}}\nsteps:\n  - {name: a, run: "true"}\n' > "$tmp/pipelines/gh.yml"
+  bus_broker && bus_runner api-1 "" 4 --executors process && bus_wait_runners 1 && gateway
+  local t hk=${url%/api/v1}/hooks
+  t=$(cli hook-token man)
+  # both token headers: 400, whichever is right (before: Authorization
+  # counted and a wrong X-Evrun-Token passed unseen)
+  check "hook, Authorization and X-Evrun-Token: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'X-Evrun-Token: wrong' -X POST "$hk/man")" = 400 ] && jerr bad_request
+  check "... saying to send one" says 'both Authorization and X-Evrun-Token: send the hook token in one of them'
+  check "hook, X-Evrun-Token twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 400 ] && says '2 X-Evrun-Token headers: send one'
+  # a spec sent to a hook: say what a hook takes and where a spec goes (before: "bad body")
+  check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ] && jerr bad_request
+  check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)' && says 'POST it to /api/v1/jobs'
+  check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ] && [ "$(jget '"note" in d["jobs"][0]')" = False ]
+  # a start by name with an arg in both the query and the body: the query's wins (README)
+  check "a start, ?arg=WHO=q and body args WHO=b: 201" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"man","args":{"WHO":"b"}}')" = 201 ]
+  local sid
+  sid=$(jget 'd["id"]')
+  check "... it succeeds" [ "$(api_wait "$sid")" = succeeded ]
+  check "... with the query's value" bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $W' '$url/jobs/$sid/log')\" = 'a | q' ]"
+  # a pipeline whose file now has errors: started from its last good
+  # version, with the broker's note (as POST /api/v1/jobs starting it by name)
+  printf 'pipeline: man\nexecutor: process\nsteps: [\n' > "$tmp/pipelines/man.yml"
+  for _ in $(seq 1 50); do
+    api GET /pipelines > /dev/null
+    [ "$(jget '[p.get("load_error") is not None for p in d["pipelines"] if p["name"] == "man"]')" = "[True]" ] && break
+    sleep 0.1
+  done
+  check "hook of a pipeline whose file has errors: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
+  check "... with the broker's note" bash -c "python3 -c 'import json,sys; n=json.load(open(sys.argv[1]))[\"jobs\"][0][\"note\"]; sys.exit(not (\"man.yml\" in n and \"errors\" in n))' '$tmp/body'"
+  # GitHub: a delivery id again with another, validly signed body: the
+  # first body's job, and no source (it would name a commit the job does
+  # not run; before: this body's)
+  github_sha d-1 "$(printf '%040d' 1)" > "$tmp/head"
+  check "github: a push: 202 with its source" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["source"]["ref"]')" = "$(printf '%040d' 1)" ]
+  local id
+  id=$(jget 'd["jobs"][0]["id"]')
+  github_sha d-1 "$(printf '%040d' 2)" > "$tmp/head"
+  check "github: the same delivery, another commit: 202, the first job" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
+  check "... and no source" [ "$(jget '"source" in d')" = False ]
+  # GitHub's headers once each (which one would count?)
+  check "github: X-GitHub-Event twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: push' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -d '{}' "$hk/github")" = 400 ] && says '2 X-GitHub-Event headers: send one'
+  check "github: X-Hub-Signature-256 twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -H 'X-Hub-Signature-256: sha256=01' -d '{}' "$hk/github")" = 400 ] && says '2 X-Hub-Signature-256 headers: send one'
+}
+
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
 metrics() { curl -s -o "${mout:-$tmp/metrics}" -w '%{http_code} %{time_total}\n' "$@" "${url%/api/v1}/metrics"; }
 prom() { python3 "$src/tests/support/prom_check.py" "$tmp/metrics" "$@"; }
@@ -255,5 +348,5 @@ case_metrics_bounds() {
   touch "$tmp/fake/stop"
 }
 
-bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals metrics_hung metrics_bounds" "$@"
+bus_script_cases "matrix refusals unknown_outcome utf8 checks hook_refusals hook_checks metrics_hung metrics_bounds" "$@"
 bus_script_end
