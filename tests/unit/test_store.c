@@ -55,6 +55,18 @@ s_print(const char *line, void *arg)
     fprintf(stderr, "  verify: %s\n", line);
 }
 
+typedef struct {
+    char text[2048];   /* the lines said, joined */
+} s_said_t;
+
+static void
+s_keep(const char *line, void *arg)
+{
+    s_said_t *s = arg;
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof s->text - n, "%s\n", line);
+}
+
 static int
 s_verify_clean(evr_store_t *st)
 {
@@ -743,6 +755,59 @@ test_verify_detects_tampering(void)
     free(dir);
 }
 
+/*  A page of a database whose header LMDB would read past (lower above
+    upper): --verify's page check says which database is damaged and
+    walks none of them (LMDB would read out of the page). */
+static void
+test_verify_detects_damaged_page(void)
+{
+    char *dir = evr_stest_dir("damaged");
+    evr_store_t *st;
+    evr_err_t err;
+    CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
+    char *a = s_job_id(21);
+    s_append_job(st, a, 2, 100, 50);
+    CHECK(s_verify_clean(st) == 0);
+    evr_store_destroy(&st);
+    /* the by_job database's root page, from its record in the main one
+       (MDB_db: md_root at offset 40) */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi main_dbi;
+    MDB_val k = { 6, (void *) "by_job" }, v = { 0, NULL };
+    uint64_t root = 0;
+    unsigned psize = 0;
+    MDB_stat ms;
+    CHECK(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0
+          && mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0);
+    CHECK(mdb_env_stat(env, &ms) == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+    psize = ms.ms_psize;
+    CHECK(mdb_dbi_open(txn, NULL, 0, &main_dbi) == 0 && mdb_get(txn, main_dbi, &k, &v) == 0
+          && v.mv_size == 48);
+    if (v.mv_size == 48)
+        memcpy(&root, (const uint8_t *) v.mv_data + 40, 8);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    CHECK(root >= 2);
+    char *path = evr_asprintf("%s/data.mdb", dir);
+    int fd = open(path, O_WRONLY);
+    uint16_t bad[2] = { 4000, 100 };   /* lower, upper: lower above upper */
+    CHECK(fd >= 0 && pwrite(fd, bad, sizeof bad, (off_t) (root * psize + 12)) == sizeof bad);
+    if (fd >= 0)
+        close(fd);
+    CHECK(evr_store_open(dir, EVR_STORE_RDONLY, &st, &err) == EVR_OK);
+    evr_rebuild_verify_t ver;
+    s_said_t said = { 0 };
+    CHECK(evr_rebuild_verify(st, s_keep, &said, &ver, &err) == EVR_OK);
+    CHECK(ver.differences == 1 && ver.events == 0);   /* said, and nothing walked */
+    CHECK_CONTAINS(said.text, "by_job: ");
+    CHECK_CONTAINS(said.text, "the database is damaged (LMDB would read past its pages); not read");
+    evr_store_destroy(&st);
+    free(path);
+    free(a);
+    free(dir);
+}
+
 static void
 test_reader_beside_writer(void)
 {
@@ -833,6 +898,7 @@ main(void)
     EVR_TEST_RUN(test_disk_full);
     EVR_TEST_RUN(test_append_fits_strings);
     EVR_TEST_RUN(test_verify_detects_tampering);
+    EVR_TEST_RUN(test_verify_detects_damaged_page);
     EVR_TEST_RUN(test_reader_beside_writer);
     EVR_TEST_RUN(test_has_job);
     evr_stest_rm_rf(evr_stest_root);
