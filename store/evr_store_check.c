@@ -30,6 +30,7 @@
 #define S_NODE 8                /* NODESIZE: lo, hi, flags, ksize */
 #define S_BRANCH 0x01
 #define S_LEAF 0x02
+#define S_META_MAGIC 0xbeefc0deu  /* MDB_meta's mm_magic, after the page header */
 #define S_BIGDATA 0x01          /* a leaf node's data is on overflow pages */
 #define S_DEPTH_MAX 32
 
@@ -171,9 +172,10 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
         return evr_store_mdb_err(err, "mdb_get main", rc);
     }
     uint64_t root = s_u64((const uint8_t *) v.mv_data + 40);    /* MDB_db's md_root */
-    /* a read-only map of the file's own (LMDB's API does not give its
-       map): the same page cache, and the pages of this read transaction's
-       snapshot are not reused while it is open */
+    /* LMDB's own map, whose address its API does not give: the record just
+       read lies in a page of the main database, which names its page
+       number in its header (LMDB's pages are the system's, the map
+       aligned to them); a map of the file's own when that does not hold */
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", self->dir);
     struct stat st;
@@ -182,22 +184,42 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
         return evr_err_set(err, EVR_ERR_STORE, "store: %s: %s", path, strerror(errno));
     }
     s_check_t c = { .psize = ms.ms_psize, .npages = (uint64_t) st.st_size / ms.ms_psize };
+    long os_page = sysconf(_SC_PAGESIZE);
+    uintptr_t in = (uintptr_t) v.mv_data, base = in & ~((uintptr_t) ms.ms_psize - 1);
+    uint64_t pgno = s_u64((const uint8_t *) base);
     void *map = MAP_FAILED;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && st.st_size > 0)
-        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (fd >= 0)
-        close(fd);
-    if (map == MAP_FAILED) {
-        mdb_txn_abort(txn);
-        return evr_err_set(err, EVR_ERR_STORE, "store: mmap %s: %s", path, strerror(errno));
+    if (os_page == (long) ms.ms_psize && pgno >= 2 && pgno < c.npages
+        && base >= pgno * ms.ms_psize) {
+        /* it is the map when page 0 there is mapped and a meta page */
+        uint8_t *at = (uint8_t *) (base - pgno * ms.ms_psize);
+        if (msync(at, ms.ms_psize, MS_ASYNC) == 0
+            && (s_u64(at + S_HDR) & 0xffffffffu) == S_META_MAGIC)
+            c.map = at;
     }
-    c.map = map;
+    if (!c.map) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && st.st_size > 0)
+            map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (fd >= 0)
+            close(fd);
+        if (map == MAP_FAILED) {
+            mdb_txn_abort(txn);
+            return evr_err_set(err, EVR_ERR_STORE, "store: mmap %s: %s", path,
+                               strerror(errno));
+        }
+        c.map = map;
+    }
+    /* LMDB's map may be shorter than the file (a reader's, until it grows) */
+    MDB_envinfo info;
+    if (c.map != map && mdb_env_info(self->env, &info) == 0
+        && info.me_mapsize / ms.ms_psize < c.npages)
+        c.npages = info.me_mapsize / ms.ms_psize;
     if (root != (uint64_t) -1 && !s_tree(&c, root, 0)) {   /* P_INVALID: an empty tree */
         *ok = false;
         snprintf(what, size, "%s", c.what);
     }
-    munmap(map, (size_t) st.st_size);
+    if (map != MAP_FAILED)
+        munmap(map, (size_t) st.st_size);
     mdb_txn_abort(txn);
     return EVR_OK;
 }
