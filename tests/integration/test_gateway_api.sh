@@ -209,14 +209,17 @@ case_checks() {
 # post_hook NAME TOKEN: POST /hooks/NAME with its token; the head (status line,
 # headers) on stdout, the body in $tmp/body
 post_hook() { curl -s -D - -o "$tmp/body" -X POST -H "X-Evrun-Token: $2" "${url%/api/v1}/hooks/$1" | tr -d '\r'; }
-# github_push DELIVERY: a signed push to main on /hooks/github; as post_hook
-github_push() {
-  printf '{"ref":"refs/heads/main","after":"%040d","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' 1 > "$tmp/push.json"
+# github_sha DELIVERY SHA: a signed push of commit SHA to main on
+# /hooks/github; the head (status line, headers) on stdout, the body in $tmp/body
+github_sha() {
+  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' "$2" > "$tmp/push.json"
   local sig
   sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
   curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
     -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
 }
+# github_push DELIVERY: github_sha of commit 00...01
+github_push() { github_sha "$1" "$(printf '%040d' 1)"; }
 
 case_hook_refusals() {
   fresh hookref
@@ -238,15 +241,6 @@ case_hook_refusals() {
   github_push d-1 > "$tmp/head"
   check "github: every start refused: the refusal's 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
   check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
-}
-
-# github_sha DELIVERY SHA: github_push's body with another commit, signed; as github_push
-github_sha() {
-  printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"https://example.org/r.git","full_name":"o/r","default_branch":"main"}}' "$2" > "$tmp/push.json"
-  local sig
-  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256=" + hmac.new(open(sys.argv[1],"rb").read().strip(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$tmp/gateway/webhook.secret" "$tmp/push.json")
-  curl -s -D - -o "$tmp/body" -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $1" -H "X-Hub-Signature-256: $sig" \
-    -H 'Content-Type: application/json' --data-binary @"$tmp/push.json" "${url%/api/v1}/hooks/github" | tr -d '\r'
 }
 
 case_hook_checks() {
