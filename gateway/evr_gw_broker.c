@@ -28,12 +28,12 @@ s_failed(evr_gw_t *gw, evr_gw_req_t *req, evr_rc_t rc, const evr_err_t *err, boo
     /* a slow broker is no stopped one: not down after a wait cut short by
        req->until_ns, unless its connection is down too.  The reason kept
        for the requests answered 503 at once meanwhile says it is of an
-       earlier one (they waited for nothing) */
-    bool down = !req->until_ns || !evr_client_connected(gw->client);
-    evr_err_t was;
-    evr_err_set(&was, EVR_ERR_IO, "the broker did not answer an earlier request (%s) and is "
-                "taken as down until it answers", err->msg);
-    evr_gw_bus_lost(gw, down ? &was : err, down);
+       earlier one (they waited for nothing); the log has it as it came */
+    bool down = !req->until_ns || !evr_client_connected(gw->client), was_down = gw->bus_down;
+    evr_gw_bus_lost(gw, err, down);
+    if (down && !was_down)
+        snprintf(gw->down_msg, sizeof gw->down_msg, "an earlier request to the broker failed "
+                 "(%.900s); the broker is taken as down until it answers", err->msg);
     return rc;
 }
 

@@ -481,15 +481,15 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     evr_gw_secret_t tok;
     evr_err_t err;
     const char *h = evr_gw_header(req, "Authorization");
+    bool bearer = h && !strncasecmp(h, "Bearer ", 7);   /* another scheme (a proxy's) is no token */
     char buf[EVR_GW_SECRET_MAX + 1];
-    if (h && evr_gw_header(req, "X-Evrun-Token")) {
-        evr_gw_error(req, 400, "bad_request", "both Authorization and X-Evrun-Token: send "
-                     "the hook token in one of them (which one would count?)");
+    if (bearer && evr_gw_header(req, "X-Evrun-Token")) {
+        evr_gw_error(req, 400, "bad_request", "both Authorization: Bearer and X-Evrun-Token: "
+                     "send the hook token in one of them (which one would count?)");
         free(path);
         return false;
     }
-    const char *given = h && !strncasecmp(h, "Bearer ", 7) ? h + 7
-                                                           : evr_gw_header(req, "X-Evrun-Token");
+    const char *given = bearer ? h + 7 : evr_gw_header(req, "X-Evrun-Token");
     given = evr_gw_token_trim(given, buf, sizeof buf);
     evr_rc_t rc = evr_gw_secret_file(path, false, &tok, &err);
     bool ok = !rc && given && strlen(given) == tok.len

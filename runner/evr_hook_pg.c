@@ -139,7 +139,9 @@ bool
 evr_hook_pg_ours(long long pgid, unsigned long long lo, unsigned long long hi, long long sid)
 {
     s_stat_t st;
-    if (s_stat(pgid, &st))   /* its leader (moved out of the group or not) */
+    /* its leader alive (moved out of the group or not; a zombie is gone:
+       its group is what lives of it) */
+    if (s_stat(pgid, &st) && st.state != 'Z' && st.state != 'X')
         return st.start >= lo && st.start <= hi;
     return s_members(pgid, sid, lo) > 0;
 }

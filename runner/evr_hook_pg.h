@@ -46,8 +46,8 @@ void evr_hook_pg_drop(const char *dir, pid_t pgid);
 evr_rc_t evr_hook_pg_sweep(const char *dir, uint32_t *killed, evr_err_t *err);
 
 /*  Whether group pgid is alive and the one that was made: its leader
-    (still in the group or not) started between lo and hi (clock ticks
-    since boot), or, the leader gone, processes of session sid started at
+    (still in the group or not; not a zombie) started between lo and hi
+    (clock ticks since boot), or, the leader gone, processes of session sid started at
     or after lo are in it (while any process of a group lives, no new
     process gets its id).  The hook sweeper's test, and the process
     executor's for a lost step (evr_unit_kill_lost). */

@@ -109,7 +109,8 @@ evr_eventread_new(unsigned what)
     size_t names = 0;
     while (self->type_f->names[names])
         names++;
-    self->type_hashed = names < S_TYPE_SLOTS && names < UINT8_MAX;
+    self->type_hashed = names < S_TYPE_SLOTS && names < UINT8_MAX
+                     && names <= EVR_EV_COUNT_ + 1;   /* type_len's room */
     for (size_t v = 0; self->type_hashed && v < names; v++) {
         const char *name = self->type_f->names[v];
         if (!*name)

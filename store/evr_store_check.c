@@ -176,8 +176,8 @@ evr_store_check_db(evr_store_t *self, const char *name, bool *ok, char *what, si
        read lies in a page of the main database, which names its page
        number in its header (LMDB's pages are the system's, the map
        aligned to them); a map of the file's own when that does not hold
-       (always one of its own: its page faults cost --verify ~100 ms of
-       1M events, 13%) */
+       (one of its own every time would cost --verify ~100 ms of 1M
+       events, 13%: its page faults) */
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", self->dir);
     struct stat st;

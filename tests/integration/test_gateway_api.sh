@@ -89,10 +89,10 @@ case_unknown_outcome() {
   # 250 ms on, 1 s at most) may have failed first: its message then
   check "a request right after: 503" [ "$(api GET /runners)" = 503 ] && jerr unavailable
   echo "  $(jget 'd["error"]["message"]')"
-  if says 'the broker did not answer an earlier request'; then
-    check "... saying the broker did not answer an earlier request and is taken as down" \
-      says 'the broker did not answer an earlier request (no answer from the broker at' \
-      && says 'within 1000 ms' && says 'and is taken as down until it answers'
+  if says 'an earlier request to the broker failed'; then
+    check "... saying an earlier request failed and the broker is taken as down" \
+      says 'an earlier request to the broker failed (no answer from the broker at' \
+      && says 'within 1000 ms' && says '; the broker is taken as down until it answers'
   else
     check "... or the gateway's retry's own: no answer from the broker" \
       says 'no answer from the broker at'
@@ -254,7 +254,9 @@ case_hook_checks() {
   # both token headers: 400, whichever is right (before: Authorization
   # counted and a wrong X-Evrun-Token passed unseen)
   check "hook, Authorization and X-Evrun-Token: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'X-Evrun-Token: wrong' -X POST "$hk/man")" = 400 ] && jerr bad_request
-  check "... saying to send one" says 'both Authorization and X-Evrun-Token: send the hook token in one of them'
+  check "... saying to send one" says 'both Authorization: Bearer and X-Evrun-Token: send the hook token in one of them'
+  # another scheme's Authorization (a proxy's) is no token: X-Evrun-Token counts
+  check "hook, Authorization: Basic and the right X-Evrun-Token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Basic cHJveHk6cHc=' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
   check "hook, X-Evrun-Token twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 400 ] && says '2 X-Evrun-Token headers: send one'
   # a spec sent to a hook: say what a hook takes and where a spec goes (before: "bad body")
   check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ] && jerr bad_request
