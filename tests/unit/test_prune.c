@@ -9,20 +9,11 @@
 
 #include "evr_prune.h"
 #include "evr_rebuild.h"
+#include "evr_stest.h"
 #include "evr_store.h"
 #include "evr_synth.h"
 #include "evr_test.h"
 
-static char s_root[256];
-
-static void
-s_rm_rf(const char *dir)
-{
-    char *cmd = evr_asprintf("rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed: %s\n", cmd);
-    free(cmd);
-}
 
 static char *
 s_job_id(int i)
@@ -105,7 +96,7 @@ s_has_kv(evr_store_t *st, const char *key)
 static void
 test_keep_per_pipeline(void)
 {
-    char *dir = evr_asprintf("%s/keep", s_root);
+    char *dir = evr_stest_dir("keep");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -172,14 +163,14 @@ test_keep_per_pipeline(void)
     free(k3);
     free(k4);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
 static void
 test_max_age_and_output(void)
 {
-    char *dir = evr_asprintf("%s/age", s_root);
+    char *dir = evr_stest_dir("age");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -232,7 +223,7 @@ test_max_age_and_output(void)
     evr_store_destroy(&ro);
     free(id);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
@@ -241,7 +232,7 @@ test_max_age_and_output(void)
 static void
 test_batch_events(void)
 {
-    char *dir = evr_asprintf("%s/events", s_root);
+    char *dir = evr_stest_dir("events");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -266,7 +257,7 @@ test_batch_events(void)
     CHECK(ps.jobs == 3 && !more && ps.events > 78000);
     s_verify_clean(st, 3);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
@@ -275,7 +266,7 @@ test_batch_events(void)
 static void
 test_pages_bounded(void)
 {
-    char *dir = evr_asprintf("%s/pages", s_root);
+    char *dir = evr_stest_dir("pages");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -302,22 +293,19 @@ test_pages_bounded(void)
     CHECK(pages[5] <= pages[2] + pages[2] / 10);
     s_verify_clean(st, 220);
     evr_store_destroy(&st);
-    s_rm_rf(dir);
+    evr_stest_rm_rf(dir);
     free(dir);
 }
 
 int
 main(void)
 {
-    snprintf(s_root, sizeof s_root, "/tmp/evr-test-prune-XXXXXX");
-    if (!mkdtemp(s_root)) {
-        perror("mkdtemp");
+    if (!evr_stest_begin("prune"))
         return 1;
-    }
     EVR_TEST_RUN(test_keep_per_pipeline);
     EVR_TEST_RUN(test_max_age_and_output);
     EVR_TEST_RUN(test_batch_events);
     EVR_TEST_RUN(test_pages_bounded);
-    s_rm_rf(s_root);
+    evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }

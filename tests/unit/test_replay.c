@@ -16,11 +16,11 @@
 #include "evr_codec.h"
 #include "evr_eventread.h"
 #include "evr_rebuild.h"
+#include "evr_stest.h"
 #include "evr_store.h"
 #include "evr_synth.h"
 #include "evr_test.h"
 
-static char s_root[256];
 
 /*  A value for each string field that passes its check. */
 static const char *
@@ -402,21 +402,6 @@ test_key_lookalikes(void)
 
 /* ------------------------------------------------------------- store */
 
-static char *
-s_dir(const char *name)
-{
-    return evr_asprintf("%s/%s", s_root, name);
-}
-
-static void
-s_rm_rf(const char *dir)
-{
-    char *cmd = evr_asprintf("rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed: %s\n", cmd);
-    free(cmd);
-}
-
 static void
 s_append(evr_store_t *st, evr_event_t **evs, size_t n)
 {
@@ -522,7 +507,7 @@ s_winding_job(const char *id, evr_event_t **evs)
 static void
 test_replay_equals_full(void)
 {
-    char *dir = s_dir("replay");
+    char *dir = evr_stest_dir("replay");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -596,7 +581,7 @@ test_replay_equals_full(void)
 static void
 test_replay_bad_event(void)
 {
-    char *dir = s_dir("bad");
+    char *dir = evr_stest_dir("bad");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -663,7 +648,7 @@ s_take_job(const evr_job_t *job, void *arg)
 static void
 test_list(void)
 {
-    char *dir = s_dir("list");
+    char *dir = evr_stest_dir("list");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -757,7 +742,7 @@ test_list(void)
 static void
 test_list_bad_projection(void)
 {
-    char *dir = s_dir("listbad");
+    char *dir = evr_stest_dir("listbad");
     evr_store_t *st;
     evr_err_t err;
     CHECK(evr_store_open(dir, EVR_STORE_NOSYNC, &st, &err) == EVR_OK);
@@ -799,12 +784,8 @@ test_list_bad_projection(void)
 int
 main(void)
 {
-    snprintf(s_root, sizeof s_root, "/tmp/evr-test-replay-%d", (int) getpid());
-    s_rm_rf(s_root);
-    if (mkdir(s_root, 0700) != 0) {
-        perror(s_root);
+    if (!evr_stest_begin("replay"))
         return 1;
-    }
     EVR_TEST_RUN(test_every_type);
     EVR_TEST_RUN(test_truncated_and_changed);
     EVR_TEST_RUN(test_bad_job_id);
@@ -814,6 +795,6 @@ main(void)
     EVR_TEST_RUN(test_replay_bad_event);
     EVR_TEST_RUN(test_list);
     EVR_TEST_RUN(test_list_bad_projection);
-    s_rm_rf(s_root);
+    evr_stest_rm_rf(evr_stest_root);
     EVR_TEST_END();
 }
