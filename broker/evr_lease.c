@@ -687,12 +687,9 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
 }
 
 /*  Refuses r's new job.accepted events (not resends) of jobs the queue
-    holds and has not dispatched to r, before the archive sees them: one
-    dispatched to another runner is that runner's (r was never sent it, or
-    it was taken from r while r was lost and given to the other), and one
-    waiting (or paused) in the queue was never sent to r, unless it was
-    taken from r while only dispatched and waits unpaused again
-    (evr_lease_drops takes that one as usual). */
+    holds dispatched to another runner, before the archive sees them: such
+    a job is that runner's (r was never sent it, or it was taken from r
+    while r was lost and given to the other). */
 static evr_rc_t
 s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
                    bool **drop, size_t n, evr_err_t *err)
@@ -704,12 +701,8 @@ s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const
         if ((*drop && (*drop)[i]) || !ev->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED)
             continue;
         const evr_queue_job_t *j = evr_queue_find(b, ev->job);
-        if (!j || j->state == B_ACTIVE)
-            continue;   /* the archive judges it (it holds the job's job.accepted) */
-        if (j->state == B_DISPATCHED && j->runner && strcmp(j->runner, r->id) == 0)
-            continue;   /* its own */
-        if (j->state == B_QUEUED && evr_lease_taken(b, ev->job, r->id))
-            continue;   /* taken from r while only dispatched: evr_lease_drops judges it */
+        if (!j || j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, r->id) == 0)
+            continue;
         evr_rc_t rc = read ? EVR_OK : evr_store_source_seq(b->store, r->id, &high, err);
         if (rc) {
             evr_broker_fail(b, err);
@@ -721,15 +714,9 @@ s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const
         if (!*drop)
             *drop = evr_calloc(n, sizeof **drop);
         char why[EVR_ERR_MAX];
-        if (j->state == B_DISPATCHED && j->runner)
-            snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
-                     "%s, but the job is dispatched to runner %s", ev->job, ev->jseq,
-                     (unsigned long long) ev->seq, r->id, j->runner);
-        else
-            snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
-                     "%s, but the job was not dispatched to it: it waits in the queue%s",
-                     ev->job, ev->jseq, (unsigned long long) ev->seq, r->id,
-                     j->state == B_HELD ? ", paused" : "");
+        snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
+                 "%s, but the job is dispatched to runner %s", ev->job, ev->jseq,
+                 (unsigned long long) ev->seq, r->id, j->runner);
         if ((rc = s_refuse(b, r, evs, *drop, n, i, why)))
             return evr_err_set(err, rc, "%s", b->failmsg);
     }
