@@ -23,6 +23,10 @@
 /*  Jobs not yet running (all pipelines) the queue holds at most. */
 #define EVR_BROKER_MAX_QUEUED 100000
 
+/*  The runners a waiting job's dispatches are remembered for (older ones
+    are forgotten: their job.accepted is refused, which is safe). */
+#define EVR_QUEUE_SENT_MAX 4
+
 typedef enum {
     B_QUEUED,       /* waiting for a runner */
     B_HELD,         /* paused while waiting */
@@ -69,6 +73,9 @@ typedef struct evr_queue_job {
     bool planned;           /* in the plan evr_policy_admit is making */
     evr_control_asked_t asked;  /* active: a pause or resume sent, not confirmed yet */
     uint64_t asked_at;      /* mono ns it was sent */
+    /* the runners it was sent to while waiting (newest first; NULL: none),
+       whose job.accepted may come after it waits again (evr_queue_was_sent) */
+    char *sent[EVR_QUEUE_SENT_MAX];
 } evr_queue_job_t;
 
 /*  The jobs of one partition (partition_by value) of a pipeline that came
@@ -400,6 +407,11 @@ void evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
 /*  The runner did not take its dispatched jobs (resync found no
     job.accepted): they wait again. */
 void evr_queue_requeue(evr_broker_t *b, const char *runner);
+/*  Notes that j's dispatch was sent to runner. */
+void evr_queue_note_sent(evr_queue_job_t *j, const char *runner);
+/*  Whether j's dispatch was sent to runner (of the last EVR_QUEUE_SENT_MAX
+    runners, since the broker started or j was loaded dispatched to it). */
+bool evr_queue_was_sent(const evr_queue_job_t *j, const char *runner);
 
 /* evr_policy.c */
 /*  Applies the queue policy of submit msg (its args bound) before it is

@@ -687,9 +687,13 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
 }
 
 /*  Refuses r's new job.accepted events (not resends) of jobs the queue
-    holds dispatched to another runner, before the archive sees them: such
-    a job is that runner's (r was never sent it, or it was taken from r
-    while r was lost and given to the other). */
+    holds and r may not take, before the archive sees them: one dispatched
+    to another runner is that runner's (r was never sent it, or it was
+    taken from r while r was lost and given to the other); one paused in
+    the queue stays there; one waiting in the queue is r's to take only if
+    it was sent to r (r's hello came while the dispatch was on its way:
+    evr_queue_requeue) or taken from r while only dispatched
+    (evr_lease_drops judges that one). */
 static evr_rc_t
 s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs,
                    bool **drop, size_t n, evr_err_t *err)
@@ -701,7 +705,12 @@ s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const
         if ((*drop && (*drop)[i]) || !ev->job || evr_event_kind(ev) != EVR_EV_JOB_ACCEPTED)
             continue;
         const evr_queue_job_t *j = evr_queue_find(b, ev->job);
-        if (!j || j->state != B_DISPATCHED || !j->runner || strcmp(j->runner, r->id) == 0)
+        if (!j || j->state == B_ACTIVE)
+            continue;   /* the archive judges it (it holds the job's job.accepted) */
+        if (j->state == B_DISPATCHED && j->runner && strcmp(j->runner, r->id) == 0)
+            continue;   /* its own */
+        if (j->state == B_QUEUED
+            && (evr_queue_was_sent(j, r->id) || evr_lease_taken(b, ev->job, r->id)))
             continue;
         evr_rc_t rc = read ? EVR_OK : evr_store_source_seq(b->store, r->id, &high, err);
         if (rc) {
@@ -714,9 +723,20 @@ s_refuse_elsewhere(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const
         if (!*drop)
             *drop = evr_calloc(n, sizeof **drop);
         char why[EVR_ERR_MAX];
-        snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
-                 "%s, but the job is dispatched to runner %s", ev->job, ev->jseq,
-                 (unsigned long long) ev->seq, r->id, j->runner);
+        if (j->state == B_DISPATCHED && j->runner)
+            snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
+                     "%s, but the job is dispatched to runner %s", ev->job, ev->jseq,
+                     (unsigned long long) ev->seq, r->id, j->runner);
+        else if (evr_queue_was_sent(j, r->id) || evr_lease_taken(b, ev->job, r->id))
+            snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
+                     "%s, but the job was put back in the queue and paused there: no runner "
+                     "takes it until it is resumed", ev->job, ev->jseq,
+                     (unsigned long long) ev->seq, r->id);
+        else
+            snprintf(why, sizeof why, "job %s: job.accepted (jseq %u, seq %llu) comes from runner "
+                     "%s, but the job was not dispatched to it: it waits in the queue%s",
+                     ev->job, ev->jseq, (unsigned long long) ev->seq, r->id,
+                     j->state == B_HELD ? ", paused" : "");
         if ((rc = s_refuse(b, r, evs, *drop, n, i, why)))
             return evr_err_set(err, rc, "%s", b->failmsg);
     }

@@ -78,7 +78,28 @@ evr_queue_free(evr_queue_job_t *j)
     free(j->partition);
     evr_msg_destroy(&j->submit);
     evr_strlist_free(&j->labels);
+    for (size_t i = 0; i < EVR_QUEUE_SENT_MAX; i++)
+        free(j->sent[i]);
     free(j);
+}
+
+void
+evr_queue_note_sent(evr_queue_job_t *j, const char *runner)
+{
+    if (evr_queue_was_sent(j, runner))
+        return;
+    free(j->sent[EVR_QUEUE_SENT_MAX - 1]);
+    memmove(j->sent + 1, j->sent, (EVR_QUEUE_SENT_MAX - 1) * sizeof *j->sent);
+    j->sent[0] = evr_strdup(runner);
+}
+
+bool
+evr_queue_was_sent(const evr_queue_job_t *j, const char *runner)
+{
+    for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++)
+        if (strcmp(j->sent[i], runner) == 0)
+            return true;
+    return false;
 }
 
 static bool
@@ -187,6 +208,8 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
         j->runner = evr_strndup((const char *) p + 11, rl);
     if (j->state == B_DISPATCHED && !j->runner)
         j->state = B_QUEUED;
+    else if (j->state == B_DISPATCHED)
+        evr_queue_note_sent(j, j->runner);     /* it may have been sent before the stop */
     return j;
 }
 
@@ -798,6 +821,7 @@ s_send(evr_broker_t *b, evr_queue_job_t **sent, size_t n)
                         .parent_step = j->submit->parent_step };
         if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
             evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
+            evr_queue_note_sent(j, r->id);
             evr_demand_dispatched(b, r, j);
             continue;
         }

@@ -14,6 +14,15 @@ Cases:
   elsewhere      a runner never sent the job sends its job.accepted while the
                  job is dispatched to another: refused, told to cancel; the
                  other's is taken
+  never_sent     a runner sends the job.accepted (another pipeline, its own
+                 steps) of a job waiting in the queue and of a paused one,
+                 neither dispatched to it: refused, told to cancel, the jobs
+                 keep their pipeline, their pause and no runner; the job is
+                 still dispatched to a runner with its labels and taken
+  hello_again    a runner says hello again while a job's dispatch is on its
+                 way (the job waits again), then sends its job.accepted: the
+                 job is its (running there, its slot taken); one paused
+                 meanwhile is refused, told to cancel, and stays paused
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -182,6 +191,82 @@ def case_elsewhere(br):
     b.c.close()
 
 
+def case_never_sent(br):
+    c = Client(br.clients)
+    t = runner(br, "t1", "t1")
+    t.credit(1)
+    waiting, paused = new_ulid(), new_ulid()
+    c.submit(waiting, pspec("nobody"))          # no runner has its label
+    c.submit(paused, pspec("nobody"))
+    c.pause(paused)
+    forged = make_spec("forged", [make_step("evil", "x")], labels=["t1"])
+    forged["executor"] = "process"
+    for job, how in ((waiting, ""), (paused, ", paused")):
+        seq = send(t, (job, 1, "job.accepted", {"pipeline": "forged", "spec": forged,
+                                                "runner": "t1"}))
+        got = cancels(t.pending(0.3))
+        check(f"never sent{how}: refused, told to cancel",
+              len(got) == 1 and got[0][0] == job
+              and f"refused event seq {seq} (job.accepted)" in got[0][1]
+              and f"but the job was not dispatched to it: it waits in the queue{how};" in got[0][1],
+              got)
+        st = c.status(job)
+        check(f"never sent{how}: the job keeps its pipeline, no runner",
+              st.get("pipeline") == "pp" and not st.get("runner")
+              and st.get("status") == ("paused" if how else "queued"), st)
+        check(f"never sent{how}: nothing stored", c.history_all(job) == [])
+    # the waiting one still goes to a runner with its labels, which takes it
+    d = runner(br, "d1", "nobody")
+    d.credit(1)
+    _, b = d.wait("dispatch")
+    check("the waiting job is dispatched to a runner with its labels", b.get("job") == waiting, b)
+    send(d, (waiting, 1, "job.accepted", {"pipeline": "pp", "spec": b.get("spec"),
+                                          "runner": "d1"}))
+    st = c.status(waiting)
+    check("... and taken there", st.get("runner") == "d1", st)
+    c.close()
+    t.c.close()
+    d.c.close()
+
+
+def case_hello_again(br):
+    c = Client(br.clients)
+    h = runner(br, "h1", "h1", capacity=2)
+    h.credit(1)
+    job, spec = dispatch(c, h, "h1")
+    h.connect()                                 # its log holds no job.accepted of it
+    check("hello again: the job waits again", wait_for(
+        lambda: c.status(job).get("status") == "queued" and not c.status(job).get("runner")),
+        c.status(job))
+    send(h, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "h1"}))
+    got = cancels(h.pending(0.3))
+    st = c.status(job)
+    check("hello again: its job.accepted is taken, not refused",
+          got == [] and st.get("runner") == "h1", (got, st))
+    check("hello again: the job.accepted is stored",
+          [e.get("type") for e in c.history_all(job)] == ["job.accepted"], c.history_all(job))
+    # a second job: sent, the runner says hello again, the job is paused,
+    # then its job.accepted comes
+    h.credit(1)
+    held, spec2 = dispatch(c, h, "h1")
+    h.connect()
+    check("hello again: the second job waits again",
+          wait_for(lambda: c.status(held).get("status") == "queued"), c.status(held))
+    c.pause(held)
+    seq = send(h, (held, 1, "job.accepted", {"pipeline": "pp", "spec": spec2, "runner": "h1"}))
+    got = cancels(h.pending(0.3))
+    check("paused after it was sent: refused, told to cancel",
+          len(got) == 1 and got[0][0] == held
+          and f"refused event seq {seq} (job.accepted)" in got[0][1]
+          and "but the job was put back in the queue and paused there" in got[0][1], got)
+    st = c.status(held)
+    check("paused after it was sent: it stays paused, no runner, nothing stored",
+          st.get("status") == "paused" and not st.get("runner")
+          and c.history_all(held) == [], st)
+    c.close()
+    h.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -290,7 +375,9 @@ def case_finished(br):
 
 FAST = ("--heartbeat-ms", "300", "--lease-ms", "1000", "--reclaim-ms", "2000")
 CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, None),
-         "elsewhere": (case_elsewhere, None), "lost_back": (case_lost_back, FAST),
+         "elsewhere": (case_elsewhere, None), "never_sent": (case_never_sent, None),
+         "hello_again": (case_hello_again, None),
+         "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
 
