@@ -18,6 +18,7 @@
 #   wait_job ID [SECS]            wait until the job ended; prints its status
 #   check WHAT CMD...             run CMD: counts $passes or $fails (names $case_name)
 #   fresh NAME                    stop what runs; a new state directory $root/NAME
+#   job_report JOB                to stderr: the job's status and log tail, the logs' warnings
 #   no_leftovers JOB              no container or volume of the job left in podman
 #   field JOB NAME                a field of the job's status
 #   ticks NAME N PAUSE [LABEL]    $tmp/NAME.yml, a pipeline printing "tick 1".."tick N"
@@ -150,6 +151,20 @@ wait_job() {   # ID [SECS]: prints the final status ("timeout" when none)
     sleep 0.1
   done
   echo timeout
+}
+
+# job_report JOB: what a failed check needs to be understood, to stderr:
+# the job's status, the end of its log, and the warnings, errors and
+# refusals in the case's broker and runner logs
+job_report() {
+  {
+    echo "--- job $1"
+    "$bin/evrun-cli" status "$1" 2>&1
+    echo "--- its log (last 30 lines)"
+    "$bin/evrun-cli" logs "$1" 2>&1 | tail -30
+    echo "--- warnings in $tmp/*.log"
+    grep -h 'warn\|error\|REFUSED\|queued again\|lost' "$tmp"/*.log 2>/dev/null | tail -30
+  } >&2
 }
 
 # no_leftovers JOB: no container or volume of the job is left in podman.

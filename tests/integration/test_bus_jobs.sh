@@ -285,7 +285,9 @@ steps:
 YML
   local j ids c st
   j=$(submit "$tmp/parent.yml")
-  check "parent succeeded" [ "$(wait_job "$j")" = succeeded ]
+  st=$(wait_job "$j")
+  check "parent succeeded" [ "$st" = succeeded ]
+  [ "$st" = succeeded ] || job_report "$j"
   cli logs "$j" > "$tmp/logs.out" 2>&1
   ids=$(sed -n 's/.*children: \([0-9A-Z ]*\)$/\1/p' "$tmp/logs.out")
   check "two child ids printed" [ "$(echo $ids | wc -w)" -eq 2 ]
@@ -345,13 +347,15 @@ steps:
       id=$(evrun-job trigger deploy) || exit 3
       echo "child: $id"
 YML
-  local j id n
+  local j id n st
   j=$(submit "$tmp/tparent.yml")
   for _ in $(seq 1 200); do grep -q "test pause at triggered" "$tmp/runner-jc-1.log" && break; sleep 0.1; done
   check "paused once the broker took the trigger" grep -q "test pause at triggered" "$tmp/runner-jc-1.log"
   kill -9 "$runner_pid_jc_1"
   bus_runner jc-1 "" 2
-  check "parent succeeded after the restart" [ "$(wait_job "$j" 90)" = succeeded ]
+  st=$(wait_job "$j" 90)
+  check "parent succeeded after the restart" [ "$st" = succeeded ]
+  [ "$st" = succeeded ] || job_report "$j"
   id=$(cli logs "$j" 2>/dev/null | sed -n 's/.*child: \([0-9A-Z]*\)$/\1/p')
   n=$(cli jobs --pipeline deploy 2>/dev/null | grep -c "^0")
   check "one deploy job, not two" [ "$n" -eq 1 ]
