@@ -42,6 +42,40 @@ evr_text_cut(char *s, size_t max)
     return at + mark;
 }
 
+char *
+evr_text_escape_ctl(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; *s && o + 1 < len; s++) {
+        unsigned char c = (unsigned char) *s;
+        char esc[5];
+        size_t n = 1;
+        if (c == '\n' || c == '\r' || c == '\t')
+            n = (size_t) snprintf(esc, sizeof esc, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+        else if (c < 0x20 || c == 0x7f)
+            n = (size_t) snprintf(esc, sizeof esc, "\\x%02x", c);
+        else
+            esc[0] = (char) c;
+        if (o + n + 1 > len)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    if (*s)
+        evr_text_cut(out, len - 1);
+    return out;
+}
+
+bool
+evr_text_has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char) *s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 size_t
 evr_text_fit(char *s, size_t max)
 {

@@ -276,11 +276,18 @@ static void
 s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const char *fmt,
        va_list ap)
 {
-    char msg[1024];
-    if (vsnprintf(msg, sizeof msg, fmt, ap) >= (int) sizeof msg)
-        evr_text_cut(msg, sizeof msg - 1);  /* on a character, marked: it goes out as UTF-8 */
+    char raw[1024], msg[1024];
+    if (vsnprintf(raw, sizeof raw, fmt, ap) >= (int) sizeof raw)
+        evr_text_cut(raw, sizeof raw - 1);  /* on a character, marked: it goes out as UTF-8 */
+    /* a value quoted from the file (a newline, an escape) stays on this
+       error's line: it cannot make a line of its own, in a terminal or a
+       log */
+    evr_text_escape_ctl(raw, msg, sizeof msg);
     long item;
     char *w = s_written(self, path, &item);
+    for (char *c = w; evr_text_has_ctl(c) && *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            *c = '?';   /* a key of the file in the path */
     const char *name = item >= 0 ? self->name[item] : NULL;
     for (size_t i = 0; *w && i < self->nerrors && i < EVR_DIAG_MAX; i++)
         if (strcmp(self->errors[i].path, w) == 0 && s_merge(self, &self->errors[i], name, msg)) {

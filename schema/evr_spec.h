@@ -403,6 +403,11 @@ void evr_spec_validate_flow(const evr_spec_t *spec, bool names, evr_diag_t *diag
 /*  The part of evr_spec_validate() about `source` and `ci_source`
     (evr_spec_source.c). */
 void evr_spec_validate_source(const evr_spec_t *spec, evr_diag_t *diag);
+/*  Adds an error about path to diag unless url is an http:// or https://
+    URL the runner may fetch and the job may keep: a host, no spaces or
+    control characters, no credentials (they would be stored with the job
+    and printed in its log; the error does not repeat them). */
+void evr_spec_check_http_url(const char *url, const char *path, evr_diag_t *diag);
 /*  The queue policy of a pipeline (evr_spec_queue.c), as the broker
     applies it. */
 typedef enum {

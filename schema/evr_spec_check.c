@@ -410,8 +410,7 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
                 && strcmp(evr_spec_resource(spec, j)->name, r->name) == 0)
                 evr_diag_add(diag, p, "duplicate resource name \"%s\"", r->name);
         snprintf(p, sizeof p, "resources[%u].url", i);
-        if (strncmp(r->url, "http://", 7) != 0 && strncmp(r->url, "https://", 8) != 0)
-            evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", r->url);
+        evr_spec_check_http_url(r->url, p, diag);
         snprintf(p, sizeof p, "resources[%u].path", i);
         const char *why = evr_spec_path_problem(r->path);
         if (why)

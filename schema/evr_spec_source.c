@@ -25,6 +25,25 @@ s_url_has_password(const char *url)
     return at && (strncmp(url, "ssh://", 6) || memchr(a, ':', (size_t) (at - a)));
 }
 
+void
+evr_spec_check_http_url(const char *url, const char *path, evr_diag_t *diag)
+{
+    const char *a = !strncmp(url, "http://", 7) ? url + 7 : !strncmp(url, "https://", 8) ? url + 8
+                  : NULL;
+    size_t n = a ? strcspn(a, "/?#") : 0;
+    if (!a)
+        evr_diag_add(diag, path, "expected an http:// or https:// URL, got \"%s\"", url);
+    else if (memchr(a, '@', n))
+        evr_diag_add(diag, path, "credentials in the URL would be stored with the job and "
+                     "printed in its log: serve the file without them, or fetch it in a step "
+                     "that reads a secret");
+    else if (strpbrk(url, " \t\r\n\v\f") || evr_text_has_ctl(url))
+        evr_diag_add(diag, path, "a URL cannot contain spaces or control characters (write a "
+                     "space as %%20), got \"%s\"", url);
+    else if (n == 0 || *a == ':')
+        evr_diag_add(diag, path, "the URL names no host, got \"%s\"", url);
+}
+
 /*  NULL when ref is a name git can fetch (a branch, tag or SHA), else why. */
 static const char *
 s_ref_problem(const char *ref)
@@ -93,8 +112,8 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
             evr_diag_add(diag, p, "%u: at most 1000000 (0 for the whole history)", g->depth);
     }
     snprintf(p, sizeof p, "%s.tarball", key);
-    if (src->tarball && strncmp(src->tarball, "http://", 7) && strncmp(src->tarball, "https://", 8))
-        evr_diag_add(diag, p, "expected an http:// or https:// URL, got \"%s\"", src->tarball);
+    if (src->tarball)
+        evr_spec_check_http_url(src->tarball, p, diag);
     snprintf(p, sizeof p, "%s.copy", key);
     if (src->copy && !*src->copy)
         evr_diag_add(diag, p, "empty path: name a directory");

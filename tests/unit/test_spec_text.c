@@ -1,0 +1,109 @@
+/*  test_spec_text.c: what a pipeline file's values may put in its errors
+    and keep in the job: URLs of resources and source tarballs (a host, no
+    credentials, no spaces or control characters; an error about
+    credentials does not repeat them), and values with control characters
+    quoted escaped, so that an error stays on its line.
+*/
+#include <stdio.h>
+
+#include "evr_test.h"
+#include "evr_ytest.h"
+
+static char *
+s_res(const char *url, size_t *n)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "pipeline: p\nimage: i\nresources:\n  - {name: s, path: s, "
+             "url: \"%s\"}\nsteps: [{name: a, run: x}]\n", url);
+    return evr_ytest_load(text, n, NULL);
+}
+
+static void
+test_resource_urls(void)
+{
+    size_t n;
+    char *e = s_res("http://alice:s3cret@127.0.0.1:18751/x.tgz", &n);
+    CHECK_CONTAINS(e, "f.yml:4:29: resources[0].url: credentials in the URL would be stored "
+                      "with the job and printed in its log");
+    CHECK(strstr(e, "s3cret") == NULL);
+    CHECK(n == 1);
+    free(e);
+    e = s_res("https://TOKEN@example.org/x", &n);  /* a token as the user */
+    CHECK_CONTAINS(e, "resources[0].url: credentials in the URL");
+    CHECK(strstr(e, "TOKEN") == NULL);
+    free(e);
+    e = s_res("http://", &n);
+    CHECK_CONTAINS(e, "resources[0].url: the URL names no host, got \"http://\"");
+    free(e);
+    e = s_res("https://:8080/x", &n);
+    CHECK_CONTAINS(e, "resources[0].url: the URL names no host");
+    free(e);
+    e = s_res("http://x y/z", &n);
+    CHECK_CONTAINS(e, "resources[0].url: a URL cannot contain spaces or control characters");
+    free(e);
+    e = s_res("ftp://example/x", &n);
+    CHECK_CONTAINS(e, "resources[0].url: expected an http:// or https:// URL, got \"ftp://example/x\"");
+    free(e);
+    /* what stays valid: a port, a query with @ after the host */
+    e = s_res("https://example.org:8443/a/b.tgz?who=a@b", &n);
+    CHECK(n == 0);
+    free(e);
+}
+
+static void
+test_tarball_urls(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsource: {tarball: \"https://u:p4ss@x/t.tgz\"}\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:19: source.tarball: credentials in the URL");
+    CHECK(strstr(e, "p4ss") == NULL);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nci_source: {tarball: \"https://\\t/t.tgz\"}\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "ci_source.tarball: a URL cannot contain spaces or control characters "
+                      "(write a space as %20), got \"https://\\t/t.tgz\"");
+    free(e);
+}
+
+static void
+test_control_characters_escaped(void)
+{
+    size_t n;
+    /* a value that would forge an error line of its own, and an escape */
+    char *e = evr_ytest_load("pipeline: p\nimage: i\ntimeout: \"5\\nfake.yml:1:1: injected\"\n"
+                             "labels: [\"x\\e[31my\"]\nsteps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:10: timeout: bad duration \"5\\nfake.yml:1:1: injected\"");
+    CHECK_CONTAINS(e, "\"x\\x1b[31my\"");
+    CHECK(strchr(e, '\033') == NULL);
+    /* one line an error */
+    size_t lines = 0;
+    for (const char *c = e; *c; c++)
+        lines += *c == '\n';
+    CHECK(lines == n);
+    CHECK(n == 2);
+    free(e);
+}
+
+static void
+test_escape_ctl(void)
+{
+    char out[16];
+    CHECK(strcmp(evr_text_escape_ctl("a\tb\r\n\x7f", out, sizeof out), "a\\tb\\r\\n\\x7f") == 0);
+    CHECK(strcmp(evr_text_escape_ctl("plain é", out, sizeof out), "plain é") == 0);
+    /* cut with the mark, never in the middle of an escape */
+    evr_text_escape_ctl("\x01\x02\x03\x04\x05", out, sizeof out);
+    CHECK(strlen(out) < sizeof out);
+    CHECK(strncmp(out, "\\x01\\x02", 8) == 0);
+    CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_resource_urls);
+    EVR_TEST_RUN(test_tarball_urls);
+    EVR_TEST_RUN(test_control_characters_escaped);
+    EVR_TEST_RUN(test_escape_ctl);
+    EVR_TEST_END();
+}
