@@ -9,7 +9,9 @@
     killed mid-checkout leaves a child that finishes (or dies) on its own:
     the next checkout waits for the lock, and git's own atomic updates
     keep the cache whole.  Credentials go to git through the environment
-    (GIT_CONFIG_*: an http.extraHeader), never on a command line.  The
+    (GIT_CONFIG_*: an http.extraHeader for the repository's own server),
+    never on a command line; a submodule's URL (the job's .gitmodules) is
+    checked before git sees it.  The
     submodules' tars the script leaves are merged into the commit's with
     libarchive in a child process too (evr_offload.h): a large tree takes
     seconds, which the loop (other jobs' output, the heartbeat) must not
@@ -63,13 +65,13 @@ static const char s_script[] =
     "d=--unshallow; fi\n"
     "ref=$EVR_REF\n"
     /* a ref the remote lacks: 3; the fetch failed otherwise: 6 */
-    "fetch() { git fetch -q --no-tags $d \"$EVR_URL\" \"$@\" 2>\"$EVR_INFO.err\" && return 0; "
+    "fetch() { git fetch -q --no-tags $d --end-of-options \"$EVR_URL\" \"$@\" 2>\"$EVR_INFO.err\" && return 0; "
     "cat \"$EVR_INFO.err\" >&2; grep -qi \"couldn't find remote ref\\|not our ref\" "
     "\"$EVR_INFO.err\" && exit 3; exit 6; }\n"
     "if printf %s \"$ref\" | grep -Eqx '[0-9a-f]{40}|[0-9a-f]{64}'; then\n"
     "  if [ -n \"$d\" ] || ! git cat-file -e \"$ref^{commit}\" 2>/dev/null; then\n"
     /* a server that refuses a SHA asked for: its branches and tags */
-    "    git fetch -q --no-tags $d \"$EVR_URL\" \"$ref\" 2>/dev/null || "
+    "    git fetch -q --no-tags $d --end-of-options \"$EVR_URL\" \"$ref\" 2>/dev/null || "
     "fetch '+refs/heads/*:refs/evrun-heads/*' '+refs/tags/*:refs/tags/*'\n"
     "    git cat-file -e \"$ref^{commit}\" 2>/dev/null || "
     "{ echo \"commit $ref: not found\" >&2; exit 3; }\n"
@@ -99,13 +101,22 @@ static const char s_script[] =
     "  while :; do case $url in ../*) url=${url#../}; base=${base%/*};; ./*) url=${url#./};; "
     "*) break;; esac; done\n"
     "  case $url in *://*) ;; *) url=$base/$url;; esac\n"
+    /* the .gitmodules of the repository is the job's code, not the
+       operator's: a URL of the schemes the pipeline's own may have (one
+       starting with '-' would be an option of git's; file:// would read
+       the runner's disk) */
+    "  case $url in https://*|http://*|git://*|ssh://*) ;;\n"
+    "    file://*) [ \"$EVR_FILE_OK\" = 1 ] || { echo \"submodule $path: its url is a file:// URL, "
+    "taken only in a file:// repository's submodules\" >&2; exit 5; };;\n"
+    "    *) echo \"submodule $path: its url must be https://, http://, git:// or ssh:// (or a path "
+    "relative to the repository's)\" >&2; exit 5;; esac\n"
     "  sha=$(git ls-tree \"$commit\" -- \"$path\" | awk '$2==\"commit\"{print $3}')\n"
     "  [ -n \"$sha\" ] || continue\n"
     "  sc=\"$EVR_CACHE_DIR/sub-$(printf %s \"$url\" | sha256sum | cut -c1-32).git\"\n"
     "  [ -f \"$sc/HEAD\" ] || git init -q --bare \"$sc\"\n"
     "  touch \"$sc\"\n"
     "  GIT_DIR=$sc git cat-file -e \"$sha^{commit}\" 2>/dev/null || "
-    "GIT_DIR=$sc git fetch -q --no-tags \"$url\" \"$sha\" || "
+    "GIT_DIR=$sc git fetch -q --no-tags --end-of-options \"$url\" \"$sha\" || "
     "{ echo \"submodule $path: commit $sha not found in $url\" >&2; exit 5; }\n"
     "  GIT_DIR=$sc git update-ref \"refs/evrun/$sha\" \"$sha\"\n"
     "  i=$((i + 1))\n"
@@ -212,18 +223,26 @@ s_env(const evr_source_git_opts_t *o, const char *cache, const char *info)
     env[n++] = evr_asprintf("EVR_OUT=%s", o->tar_out);
     env[n++] = evr_asprintf("EVR_INFO=%s", info);
     env[n++] = evr_asprintf("EVR_MAX_BYTES=%llu", (unsigned long long) o->max_bytes);
-    /* file:// submodules are refused by default since git 2.38.1; the
-       cache's housekeeping runs inside the lock, not detached from it */
+    /* file:// only for a file:// repository (its submodules may be
+       file:// too: refused by default since git 2.38.1); the cache's
+       housekeeping runs inside the lock, not detached from it; the
+       credentials go only to the repository's own server (scheme, host
+       and port), not to a submodule's elsewhere */
+    bool file = strncmp(o->git->url, "file://", 7) == 0;
+    env[n++] = evr_asprintf("EVR_FILE_OK=%d", file ? 1 : 0);
     char *header = o->auth ? s_auth_header(o->auth) : NULL;
     env[n++] = evr_asprintf("GIT_CONFIG_COUNT=%d", header ? 4 : 3);
     env[n++] = evr_strdup("GIT_CONFIG_KEY_0=protocol.file.allow");
-    env[n++] = evr_strdup("GIT_CONFIG_VALUE_0=always");
+    env[n++] = evr_asprintf("GIT_CONFIG_VALUE_0=%s", file ? "always" : "never");
     env[n++] = evr_strdup("GIT_CONFIG_KEY_1=gc.autoDetach");
     env[n++] = evr_strdup("GIT_CONFIG_VALUE_1=false");
     env[n++] = evr_strdup("GIT_CONFIG_KEY_2=maintenance.autoDetach");
     env[n++] = evr_strdup("GIT_CONFIG_VALUE_2=false");
     if (header) {
-        env[n++] = evr_strdup("GIT_CONFIG_KEY_3=http.extraHeader");
+        const char *host = strstr(o->git->url, "://");
+        size_t olen = host ? (size_t) (host + 3 - o->git->url) + strcspn(host + 3, "/?#") : 0;
+        env[n++] = evr_asprintf("GIT_CONFIG_KEY_3=http.%.*s/.extraHeader", (int) olen,
+                                o->git->url);
         env[n++] = evr_asprintf("GIT_CONFIG_VALUE_3=%s", header);
         free(header);
     }

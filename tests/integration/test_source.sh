@@ -355,6 +355,51 @@ YML
   check "the submodule's tree" grep -q "^cat | in the submodule$" "$out"
 }
 
+# the .gitmodules of the job's repository is the job's code: a submodule
+# url that git would read as an option (--upload-pack=CMD) runs nothing,
+# and a file:// one under a git:// repository reads nothing of the
+# runner's disk; each is refused, naming the submodule
+case_submodule_urls() {
+  local port evil=$tmp/evil priv=$tmp/hostonly
+  mkdir -p "$evil" "$priv"
+  git_c -C "$priv" init -q -b main && echo "HOST-ONLY" > "$priv/p.txt"
+  git_c -C "$priv" add . && git_c -C "$priv" commit -qm p
+  git_c -C "$evil" init -q -b main && echo top > "$evil/top.txt"
+  printf '[submodule "s"]\n\tpath = s\n\turl = --upload-pack=touch %s/PWNED x://y\n' "$tmp" \
+    > "$evil/.gitmodules"
+  git_c -C "$evil" add . && git_c -C "$evil" update-index --add --cacheinfo "160000,$second,s"
+  git_c -C "$evil" commit -qm evil
+  git_c -C "$evil" checkout -q -b local
+  printf '[submodule "s"]\n\tpath = s\n\turl = file://%s\n' "$priv" > "$evil/.gitmodules"
+  git_c -C "$evil" update-index --cacheinfo "160000,$(git -C "$priv" rev-parse main),s"
+  git_c -C "$evil" commit -qam local
+  port=$(free_port)
+  git daemon --listen=127.0.0.1 --port="$port" --base-path="$tmp" --export-all \
+    --reuseaddr "$tmp" > "$tmp/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/evil" > /dev/null 2>&1 && break; sleep 0.1; done
+  for ref in main local; do
+    cat > "$tmp/sm-$ref.yml" <<YML
+pipeline: sm-$ref
+image: localhost/evrun-busybox:latest
+source: {git: {url: "git://127.0.0.1:$port/evil", ref: $ref, submodules: true}}
+steps:
+  - {name: cat, run: cat top.txt s/p.txt}
+YML
+    run "sm-$ref" "$tmp/sm-$ref.yml"
+    check "$ref: the job fails" [ "$rc" -eq 1 ]
+    check "$ref: no step ran" sh -c "! grep -q '^cat |' '$out'"
+  done
+  check "an option-shaped url: refused, naming the submodule" \
+    grep -q "submodule s: its url must be https://, http://, git:// or ssh://" "$(dirname "$out")/sm-main.out"
+  check "... and git ran nothing of it" [ ! -e "$tmp/PWNED" ]
+  check "a file:// url under git://: refused" \
+    grep -q "submodule s: its url is a file:// URL, taken only in a file:// repository's submodules" "$out"
+  check "... nothing of the host's repository read" sh -c "! grep -rqa HOST-ONLY '$out' '$state'"
+  kill "$daemon_pid" && wait "$daemon_pid" 2>/dev/null
+  daemon_pid=
+}
+
 # a private repository over http with basic auth (busybox httpd running
 # git-http-backend): the credentials come from a named secret only
 case_git_auth() {
@@ -601,6 +646,6 @@ off_loop_status() {
   echo timeout
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball utf8_names submodules large_off_loop}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball utf8_names submodules submodule_urls large_off_loop}
 # shellcheck disable=SC2086
 run_cases $cases
