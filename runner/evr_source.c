@@ -110,6 +110,8 @@ static const char s_script[] =
     "taken only in a file:// repository's submodules\" >&2; exit 5; };;\n"
     "    *) echo \"submodule $path: its url must be https://, http://, git:// or ssh:// (or a path "
     "relative to the repository's)\" >&2; exit 5;; esac\n"
+    "  case /$path/ in */../*|*/./*|//*) echo \"submodule $name: its path $path leaves the "
+    "tree\" >&2; exit 5;; esac\n"
     "  sha=$(git ls-tree \"$commit\" -- \"$path\" | awk '$2==\"commit\"{print $3}')\n"
     "  [ -n \"$sha\" ] || continue\n"
     "  sc=\"$EVR_CACHE_DIR/sub-$(printf %s \"$url\" | sha256sum | cut -c1-32).git\"\n"
