@@ -104,13 +104,14 @@ s_step(s_view_t *v, const char *name)
 }
 
 /*  A step's place in the graph, for drawing it (the web UI): its needs
-    and a `when` other than on_success. */
+    (empty in a DAG whose steps have none: they start at once) and a
+    `when` other than on_success. */
 static void
-s_step_shape(json_t *st, const evr_step_t *sp)
+s_step_shape(json_t *st, const evr_step_t *sp, bool dag)
 {
     if (!st)
         return;
-    if (sp->needs.n) {
+    if (sp->needs.n || dag) {
         json_t *needs = json_array();
         for (uint32_t k = 0; k < sp->needs.n; k++)
             json_array_append_new(needs, json_string(sp->needs.v[k]));
@@ -195,7 +196,8 @@ s_fold(s_view_t *v, const evr_event_t *ev)
     json_t *st = x->step && t != EVR_EV_STEP_OUTPUT ? s_step(v, x->step) : NULL;
     if (t == EVR_EV_JOB_ACCEPTED && x->spec) {
         for (uint32_t i = 0; i < x->spec->steps.n; i++)
-            s_step_shape(s_step(v, evr_spec_step(x->spec, i)->name), evr_spec_step(x->spec, i));
+            s_step_shape(s_step(v, evr_spec_step(x->spec, i)->name), evr_spec_step(x->spec, i),
+                         x->spec->dag);
         s_source_asked(&v->source, &x->spec->source);
         s_source_asked(&v->ci_source, &x->spec->ci_source);
     }

@@ -413,7 +413,7 @@ evr_eng_job_new(evr_engine_t *self, const char *job_id, const evr_spec_t *spec,
         st->index = i;
         st->on_error = i == job->spec->steps.n;
         st->spec = st->on_error ? &job->on_error : evr_spec_step(job->spec, i);
-        if (st->spec->needs.n)
+        if (st->spec->needs.n || job->spec->dag)
             job->dag = true;
         for (int si = 0; si < 2; si++)
             st->out[si].line_start = true;

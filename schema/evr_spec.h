@@ -249,6 +249,7 @@ typedef struct {
     evr_strlist_t labels;
     uint32_t concurrency;   /* running jobs of this pipeline; 0 = unlimited */
     uint32_t parallel;      /* steps of one job at once; 0 = runner default */
+    bool dag;               /* the steps form a DAG though none has needs (a file's needs: []) */
     uint32_t on_failure;    /* EVR_ON_FAILURE_*: what running steps do when one fails */
     evr_step_t on_error;    /* run once the job has failed (present); name unused */
     evr_queue_t queue;

@@ -70,7 +70,7 @@ evr_spec_validate_flow(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     if (!names)
         return;   /* needs name steps a matrix not expanded would make */
     uint32_t n = spec->steps.n;
-    bool dag = false;
+    bool dag = spec->dag;
     for (uint32_t i = 0; i < n && !dag; i++)
         dag = evr_spec_step(spec, i)->needs.n > 0;
     if (!dag)

@@ -859,6 +859,24 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
     return ok;
 }
 
+/*  A step's `needs: []` says the pipeline is a DAG (the step starts at
+    once, as in GitLab), also when no step needs another: then only the
+    spec's `dag` can say so. */
+static void
+s_needs_written(evr_spec_t *spec, const evr_diag_t *diag)
+{
+    bool written = false;
+    for (uint32_t i = 0; i < spec->steps.n; i++) {
+        if (evr_spec_step(spec, i)->needs.n)
+            return;   /* a DAG already */
+        char mark[40];
+        snprintf(mark, sizeof mark, "steps[%u].needs", i);
+        written |= evr_diag_marked(diag, mark);
+    }
+    if (written)
+        spec->dag = true;
+}
+
 evr_rc_t
 evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -909,6 +927,8 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     yaml_parser_delete(&parser);
     /* Cross-field checks run even after field errors, so one pass shows
        everything; the diag keeps one error per field. */
+    if (loaded)
+        s_needs_written(spec, diag);
     if (loaded && evr_spec_expand(spec, diag) == EVR_OK) {
         evr_spec_validate(spec, diag);
         evr_spec_check_file(spec, diag);

@@ -570,10 +570,11 @@ function drawHead(head, job, refresh, err) {
 
 /* Each step's predecessors, as the engine orders them: in a pipeline
    where no step has needs, the step before; else its needs, and for a
-   step with `when` and no needs every step above it. */
+   step with `when` and no needs every step above it.  A DAG whose steps
+   need none (a file's needs: []) has them as empty lists. */
 function stepEdges(steps) {
   const index = new Map(steps.map((s, i) => [s.name, i]));
-  const dag = steps.some((s) => s.needs && s.needs.length);
+  const dag = steps.some((s) => s.needs);
   return steps.map((s, i) => {
     if (s.name === 'on_error') return [];     /* drawn last: it runs once the job failed */
     if (!dag) return i ? [i - 1] : [];

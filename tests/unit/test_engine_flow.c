@@ -68,6 +68,26 @@ test_allow_failure_dag(void)
     evr_etest_destroy(&t);
 }
 
+/*  needs: [] on every step, none needing another: a DAG all the same
+    (the file's loader sets the spec's dag), so both start at once, as in
+    GitLab: b fails while a still sleeps, and a is stopped.  In file order
+    a would sleep its 600 s first. */
+static void
+test_needs_empty_dag(void)
+{
+    evr_etest_t *t = evr_etest_start(3, "steps:\n"
+                                     "  - name: a\n    run: sleep 600\n    needs: []\n"
+                                     "  - name: b\n    run: exit 4\n    needs: []\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    char *ev = evr_etest_events_of(t, 3);
+    CHECK(strstr(ev, "step.started a") != NULL);
+    CHECK(evr_etest_in_order(ev, "step.finished b 1 failed exit=4\n", "step.finished a 1 ",
+                             "job.finished failed", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 3));
+    evr_etest_destroy(&t);
+}
+
 /*  A failed job's reason names its first failed step (file order), how
     it ended and why, and how many more failed: what `status` shows. */
 static void
@@ -557,6 +577,7 @@ main(void)
 {
     EVR_TEST_RUN(test_allow_failure_sequence);
     EVR_TEST_RUN(test_allow_failure_dag);
+    EVR_TEST_RUN(test_needs_empty_dag);
     EVR_TEST_RUN(test_failed_reason);
     EVR_TEST_RUN(test_command_not_found);
     EVR_TEST_RUN(test_when_after_failure);
