@@ -363,8 +363,7 @@ s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
             return false;
         char what[128];
-        snprintf(what, sizeof what, "the %s's %s (of at most %u bytes)", sub->name,
-                 sub->fields[0].key, evr_field_limit(&sub->fields[0]));
+        snprintf(what, sizeof what, "a name of at most %u bytes", evr_field_limit(&sub->fields[0]));
         const char *k = s_key(ctx, kn, evr_field_limit(&sub->fields[0]), path, NULL, what);
         if (!k) {
             ok = false;

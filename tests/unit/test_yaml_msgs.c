@@ -68,6 +68,13 @@ test_keys(void)
     CHECK_CONTAINS(e, "steps[0].env: a key of 299 bytes in this mapping, over the limit of 256: "
                       "expected a name");
     free(e);
+    k[80] = '\0';
+    snprintf(text, sizeof text, "pipeline: p\nimage: i\nargs: {%s: {default: x}}\n"
+             "steps: [{name: a, run: x}]\n", k);
+    e = evr_ytest_load(text, &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:8: args: a key of 80 bytes in this mapping, over the limit of 64: "
+                      "expected a name of at most 64 bytes");
+    free(e);
 }
 
 /*  Empty or wrongly typed values are described in plain words, as the
