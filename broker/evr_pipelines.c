@@ -271,7 +271,7 @@ s_load(evr_broker_t *b, evr_pipe_t *p)
     else {
         evr_spec_destroy(&p->spec);
         p->spec = spec;
-        evr_broker_info(b, "pipeline file %s loaded: pipeline %s", p->file, spec->pipeline);
+        p->loaded = true;   /* said by s_register: loaded, or refused as a second name */
     }
     free(path);
 }
@@ -324,17 +324,24 @@ s_register(evr_broker_t *b)
         for (const evr_pipe_t *q = b->pipes->list; q != p && !first; q = q->next)
             if (q->registered && !strcmp(q->spec->pipeline, p->spec->pipeline))
                 first = q;
+        bool loaded = p->loaded;
+        p->loaded = false;
         if (!first) {
             p->registered = true;
             free(p->dup);
             p->dup = NULL;
+            if (loaded)
+                evr_broker_info(b, "pipeline file %s loaded: pipeline %s", p->file,
+                                p->spec->pipeline);
             continue;
         }
-        char *why = evr_asprintf("%s: pipeline \"%s\" is registered by %s already: a name is "
-                                 "registered once (rename the pipeline in one of the files)",
-                                 p->file, p->spec->pipeline, first->file);
-        if (!p->dup || strcmp(p->dup, why))
-            evr_broker_error(b, "%s", why);
+        /* the paths as a load error's (file:line:col: ...) */
+        char *why = evr_asprintf("%s/%s: pipeline \"%s\" is registered by %s/%s already: a "
+                                 "name is registered once (rename the pipeline in one of the "
+                                 "files)", b->pipes->dir, p->file, p->spec->pipeline,
+                                 b->pipes->dir, first->file);
+        if (loaded || !p->dup || strcmp(p->dup, why))
+            evr_broker_error(b, "pipeline file %s refused:\n%s", p->file, why);
         free(p->dup);
         p->dup = why;
     }

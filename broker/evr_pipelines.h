@@ -32,6 +32,7 @@ typedef struct evr_pipe {
     bool registered;        /* spec serves under spec->pipeline */
     char *error;            /* why the file's content is not used; NULL: it is */
     char *dup;              /* its pipeline name is registered by an earlier file */
+    bool loaded;            /* spec loaded by this scan: logged once registered, or not */
     bool seen;              /* met by the current scan */
     struct timespec mtime;  /* of the content loaded or refused */
     off_t size;

@@ -344,24 +344,29 @@ evr_rec_equal(const evr_rectype_t *type, const void *a, const void *b)
     return true;
 }
 
-bool
-evr_duration_parse(const char *s, uint64_t *ms)
+/*  evr_duration_parse, *overflow set (and false returned) when s has the
+    form but its value is over UINT64_MAX ms. */
+static bool
+s_duration_parse(const char *s, uint64_t *ms, bool *overflow)
 {
     static const struct { const char *unit; uint64_t ms; } units[] = {
         { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
     };
+    *overflow = false;
     if (!s || !*s)
         return false;
     uint64_t total = 0;
     const char *p = s;
     bool bare = true;   /* "90" with no unit means seconds */
+    size_t last = EVR_ARRAY_LEN(units);   /* the previous unit: each next one is smaller */
     while (*p) {
         if (*p < '0' || *p > '9')
             return false;
         uint64_t n = 0;
+        bool big = false;
         while (*p >= '0' && *p <= '9') {
             if (n > (UINT64_MAX - 9) / 10)
-                return false;
+                big = true;
             n = n * 10 + (uint64_t) (*p++ - '0');
         }
         uint64_t mul = 0;
@@ -372,7 +377,10 @@ evr_duration_parse(const char *s, uint64_t *ms)
                 size_t ul = strlen(units[i].unit);
                 if (strncmp(p, units[i].unit, ul) == 0
                     && !(ul == 1 && p[0] == 'm' && p[1] == 's')) {
+                    if (i >= last)
+                        return false;   /* 1m1h, 1h1h */
                     mul = units[i].ms;
+                    last = i;
                     p += ul;
                     break;
                 }
@@ -381,12 +389,32 @@ evr_duration_parse(const char *s, uint64_t *ms)
                 return false;
         }
         bare = false;
-        if (n > UINT64_MAX / mul || total > UINT64_MAX - n * mul)
-            return false;
-        total += n * mul;
+        if (big || n > UINT64_MAX / mul || total > UINT64_MAX - n * mul)
+            *overflow = true;
+        else
+            total += n * mul;
     }
     *ms = total;
+    return !*overflow;
+}
+
+bool
+evr_duration_parse(const char *s, uint64_t *ms)
+{
+    bool overflow;
+    uint64_t v;
+    if (!s_duration_parse(s, &v, &overflow))
+        return false;
+    *ms = v;
     return true;
+}
+
+bool
+evr_duration_overflows(const char *s)
+{
+    bool overflow;
+    uint64_t v;
+    return !s_duration_parse(s, &v, &overflow) && overflow;
 }
 
 bool

@@ -160,9 +160,14 @@ bool evr_enum_parse(const evr_field_t *f, const char *s, size_t n, uint32_t *v);
 void evr_enum_expected(const evr_field_t *f, char *buf, size_t size);
 
 /*  Parses a duration: a plain number of seconds ("90") or a sequence of
-    number+unit with units ms, s, m, h, d ("1h30m", "500ms").  Returns
-    false on anything else or on overflow. */
+    number+unit with units d, h, m, s, ms, largest first, each once
+    ("1h30m", "500ms").  Returns false on anything else or on overflow
+    (which evr_duration_overflows tells apart). */
 bool evr_duration_parse(const char *s, uint64_t *ms);
+
+/*  Whether s has the form of a duration but is more milliseconds than a
+    uint64 holds. */
+bool evr_duration_overflows(const char *s);
 /*  Parses a size in bytes: a plain number, or a number with a binary
     unit k, m, g or t (any case, an optional "i" and "b" after it:
     "512m", "2G", "1GiB", "64kb"), as podman's --memory.  False on

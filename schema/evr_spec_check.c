@@ -338,8 +338,8 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         if (!st->name)
             continue;   /* reported by the loader */
         if (!evr_spec_step_name_ok(st->name))
-            evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -; "
-                         "at most %d)", st->name, EVR_SPEC_MAX_NAME);
+            evr_diag_add(diag, p, "invalid step name \"%s\" (letters, digits, _ . -, the first "
+                         "a letter or digit; at most %d)", st->name, EVR_SPEC_MAX_NAME);
         if (st->matrix.n && names) {
             snprintf(p, sizeof p, "steps[%u].matrix", i);
             evr_diag_add(diag, p, "a matrix is expanded where the pipeline file is loaded: a "
@@ -404,7 +404,8 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
             continue;   /* reported by the loader */
         snprintf(p, sizeof p, "resources[%u].name", i);
         if (!evr_spec_name_ok(r->name))
-            evr_diag_add(diag, p, "invalid resource name \"%s\"", r->name);
+            evr_diag_add(diag, p, "invalid resource name \"%s\" (letters, digits, _ . -, the "
+                         "first a letter or digit; at most %d)", r->name, EVR_SPEC_MAX_NAME);
         for (uint32_t j = 0; j < i; j++)
             if (evr_spec_resource(spec, j)->name
                 && strcmp(evr_spec_resource(spec, j)->name, r->name) == 0)
@@ -456,8 +457,8 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     size_t before = evr_diag_count(diag);
     char p[128];
     if (spec->pipeline && !evr_spec_name_ok(spec->pipeline))
-        evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -; "
-                     "at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
+        evr_diag_add(diag, "pipeline", "invalid name \"%s\" (letters, digits, _ . -, the "
+                     "first a letter or digit; at most %d)", spec->pipeline, EVR_SPEC_MAX_NAME);
     /* no step: on the wire, or an empty steps: list in a file (a file with
        no steps: key at all is the loader's to say, or not when another key
        was taken for it: jobs: did you mean steps?) */
@@ -472,7 +473,10 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {
             snprintf(p, sizeof p, "labels[%u]", i);
-            evr_diag_add(diag, p, "invalid label \"%s\"", spec->labels.v[i]);
+            evr_diag_add(diag, p, "invalid label \"%s\": a label is a name (letters, digits, _ "
+                         ". -, the first a letter or digit, no \":\"; at most %d); the "
+                         "executor's label comes from executor:", spec->labels.v[i],
+                         EVR_SPEC_MAX_NAME);
         }
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         snprintf(p, sizeof p, "secrets[%u]", i);

@@ -163,7 +163,7 @@ s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
         else if (evr_strmap_get(&st->env, m->name))
             evr_diag_add(diag, p, "%s is also set in the step's env: the matrix sets it, "
                          "remove it from env", m->name);
-        else if (!m->values.n)
+        else if (!m->values.n && !evr_diag_reported(diag, p))   /* not a list that failed */
             evr_diag_add(diag, p, "no value: give a list of at least one value");
         if (!m->values.n)
             empty = true;   /* a load error leaves it empty too */
@@ -230,6 +230,41 @@ s_expand_needs(const evr_spec_t *spec, const uint32_t *count, evr_strlist_t *nee
     *needs = out;
 }
 
+/*  Checks step i's needs where a matrix step's name stands for all its
+    combinations (before expansion, when they are as written): a matrix
+    step naming itself, and a combination listed beside its step's name.
+    Returns false when the step cannot be expanded. */
+static bool
+s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
+                     evr_diag_t *diag)
+{
+    char p[128];
+    bool ok = true;
+    for (uint32_t k = 0; st->name && k < st->needs.n; k++) {
+        const char *need = st->needs.v[k];
+        snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
+        if (st->matrix.n && evr_spec_step_matches(st->name, need)) {
+            evr_diag_add(diag, p, "step \"%s\" needs itself (a matrix step's name stands for "
+                         "all its combinations)", need);
+            ok = false;
+            continue;
+        }
+        for (uint32_t m = 0; m < k; m++) {
+            const char *a = st->needs.v[m], *b = need;
+            if (strchr(a, '['))
+                a = need, b = st->needs.v[m];   /* a: the step's name, b: its combination */
+            int j = evr_spec_step_index(spec, a);
+            if (strcmp(a, b) && j >= 0 && evr_spec_step(spec, (uint32_t) j)->matrix.n
+                && evr_spec_step_matches(a, b)) {
+                evr_diag_add(diag, p, "%s already covers \"%s\" (a matrix step's name stands "
+                             "for all its combinations): keep one", a, b);
+                break;
+            }
+        }
+    }
+    return ok;
+}
+
 evr_rc_t
 evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -239,7 +274,7 @@ evr_spec_expand(evr_spec_t *spec, evr_diag_t *diag)
     uint32_t *count = evr_calloc(n ? n : 1, sizeof *count);
     for (uint32_t i = 0; i < n; i++) {
         const evr_step_t *st = evr_spec_step(spec, i);
-        count[i] = s_check_matrix(st, i, diag);
+        count[i] = s_check_matrix_needs(spec, st, i, diag) ? s_check_matrix(st, i, diag) : 0;
         bad |= !count[i];
         any |= st->matrix.n > 0;
         first[i] = total;

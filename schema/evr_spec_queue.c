@@ -35,20 +35,23 @@ evr_spec_validate_queue(const evr_spec_t *spec, evr_diag_t *diag)
 {
     const evr_queue_t *q = &spec->queue;
     evr_queue_strategy_t st = evr_spec_queue_strategy(spec);
-    if (st == EVR_QUEUE_PARTITIONED && !q->partition_by)
+    /* a key that failed to load has its own error: no follow-on about it */
+    bool failed = evr_diag_reported(diag, "queue.strategy")
+               || evr_diag_reported(diag, "queue.partition_by");
+    if (!failed && st == EVR_QUEUE_PARTITIONED && !q->partition_by)
         evr_diag_add(diag, "queue.strategy",
                      "partitioned_replace needs queue.partition_by: "
                      "the name of an arg whose value names the partition");
-    else if (q->partition_by && st != EVR_QUEUE_PARTITIONED)
+    else if (!failed && q->partition_by && st != EVR_QUEUE_PARTITIONED)
         evr_diag_add(diag, "queue.partition_by",
                      "only with strategy: partitioned_replace; "
                      "remove it or set that strategy");
-    else if (q->partition_by && !s_has_arg(spec, q->partition_by))
+    else if (!failed && q->partition_by && !s_has_arg(spec, q->partition_by))
         evr_diag_add(diag, "queue.partition_by",
                      "\"%s\" is not one of the pipeline's args "
                      "(declare it under args:)",
                      q->partition_by);
-    if (q->interrupt && st == EVR_QUEUE_APPEND)
+    if (q->interrupt && st == EVR_QUEUE_APPEND && !evr_diag_reported(diag, "queue.strategy"))
         evr_diag_add(diag, "queue.interrupt",
                      "only with strategy: replace or "
                      "partitioned_replace (append never cancels a running job)");

@@ -8,6 +8,7 @@
 */
 #include "evr_yaml.h"
 #include "evr_yaml_merge.h"
+#include "evr_yaml_words.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -115,6 +116,32 @@ s_scalar(s_ctx_t *ctx, yaml_node_t *node, uint32_t limit, const char *path)
     return v;
 }
 
+
+/*  Returns the key kn of the mapping at path ("" at the top of the file)
+    as a C string, or NULL after saying why it is not a key that mapping
+    takes: keys says what its keys are, or (NULL) the key names of type. */
+static const char *
+s_key(s_ctx_t *ctx, yaml_node_t *kn, uint32_t limit, const char *path,
+      const evr_rectype_t *type, const char *keys)
+{
+    bool scalar = kn->type == YAML_SCALAR_NODE;
+    if (scalar && kn->data.scalar.length <= limit)
+        return s_scalar(ctx, kn, limit, path);
+    char names[512], size[64] = "";
+    if (!keys) {
+        evr_yaml_expected_keys(type, names, sizeof names);
+        keys = names;
+    }
+    if (scalar)
+        snprintf(size, sizeof size, " of %zu bytes", kn->data.scalar.length);
+    char limit_s[48];
+    snprintf(limit_s, sizeof limit_s, ", over the limit of %u", limit);
+    s_err(ctx, kn, path, "a key%s %s%s%s: expected %s%s", size,
+          *path ? "in this mapping" : "at the top of the file", scalar ? "" : " that is ",
+          scalar ? limit_s : s_kind(kn), type ? "a key name, one of: " : "", keys);
+    return NULL;
+}
+
 static bool
 s_uint(s_ctx_t *ctx, yaml_node_t *node, uint64_t max, const char *path, uint64_t *out)
 {
@@ -219,7 +246,7 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
             ok = false;
             break;
         }
-        const char *k = s_scalar(ctx, kn, 256, path);
+        const char *k = s_key(ctx, kn, 256, path, NULL, "a name");
         if (!k) {
             ok = false;
             continue;
@@ -245,10 +272,26 @@ s_load_strmap(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strmap_
 
 static bool s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
                          const char *path, unsigned depth);
-static void s_expected_keys(const evr_rectype_t *type, char *buf, size_t size);
 static bool s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n,
                          const evr_field_t *f, evr_reclist_t *l, const char *path,
                          unsigned depth);
+
+/*  The first key of node (a mapping), when node is a mapping of names to
+    records of type sub (its first key no key of sub, its value a
+    mapping) with a name field: NULL otherwise. */
+static const char *
+s_named_items(s_ctx_t *ctx, const yaml_node_t *node, const evr_rectype_t *sub)
+{
+    yaml_node_pair_t *pr = node->data.mapping.pairs.start;
+    if (pr == node->data.mapping.pairs.top || !evr_rec_field(sub, "name"))
+        return NULL;
+    yaml_node_t *kn = yaml_document_get_node(ctx->doc, pr->key);
+    yaml_node_t *vn = yaml_document_get_node(ctx->doc, pr->value);
+    if (!kn || !vn || kn->type != YAML_SCALAR_NODE || vn->type != YAML_MAPPING_NODE
+        || kn->data.scalar.length > 64 || evr_rec_field(sub, (const char *) kn->data.scalar.value))
+        return NULL;
+    return (const char *) kn->data.scalar.value;
+}
 
 /*  A list of records, or (keyed) a mapping of name -> record whose first
     field is the name. */
@@ -261,9 +304,16 @@ s_load_reclist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_reclis
     if (node->type != want) {
         /* one item written without its list (GitLab's cache: {key, paths}) */
         bool one = !keyed && node->type == YAML_MAPPING_NODE;
-        s_err(ctx, node, path, "expected %s, got %s%s", keyed ? "a mapping" : "a list",
-              s_kind(node), one ? ": a list of one is [{...}], or - before its first key "
-              "on a line of its own" : "");
+        /* GitLab's and GitHub's jobs: a mapping of name -> job */
+        const char *job = one ? s_named_items(ctx, node, f->sub) : NULL;
+        if (job)
+            s_err(ctx, node, path, "expected a list, got a mapping of names to %ss: %s is a "
+                  "list, each %s with its name (%s: [{name: %s, run: ...}])", f->sub->name,
+                  f->key, f->sub->name, f->key, job);
+        else
+            s_err(ctx, node, path, "expected %s, got %s%s", keyed ? "a mapping" : "a list",
+                  s_kind(node), one ? ": a list of one is [{...}], or - before its first key "
+                  "on a line of its own" : "");
         return false;
     }
     evr_ypair_t *pairs = NULL;
@@ -312,7 +362,9 @@ s_load_items(s_ctx_t *ctx, yaml_node_t *node, const evr_ypair_t *pairs, size_t n
         yaml_node_t *kn = pairs[i].key, *vn = pairs[i].value;
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
             return false;
-        const char *k = s_scalar(ctx, kn, evr_field_limit(&sub->fields[0]), path);
+        char what[128];
+        snprintf(what, sizeof what, "a name of at most %u bytes", evr_field_limit(&sub->fields[0]));
+        const char *k = s_key(ctx, kn, evr_field_limit(&sub->fields[0]), path, NULL, what);
         if (!k) {
             ok = false;
             continue;
@@ -379,17 +431,53 @@ s_load_short(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *sub,
     return ok;
 }
 
+/*  What f's value is, in words for a message ("a list of strings"). */
+static const char *
+s_want(const evr_field_t *f, char *buf, size_t size)
+{
+    const char *sub = f->sub ? f->sub->name : "";
+    switch (f->type) {
+    case EVR_FT_STR: return "a string";
+    case EVR_FT_U32:
+    case EVR_FT_U32_OPT:
+    case EVR_FT_U64: return "a non-negative whole number";
+    case EVR_FT_BOOL: return "true or false";
+    case EVR_FT_DURATION: return "a duration like 90s or 1h30m";
+    case EVR_FT_BYTES: return "a size like 512M or 2G";
+    case EVR_FT_STRLIST: return "a list of strings";
+    case EVR_FT_STRMAP: return "a mapping of names to strings";
+    case EVR_FT_ENUM: {
+        char names[200];
+        evr_enum_expected(f, names, sizeof names);
+        snprintf(buf, size, "one of: %s", names);
+        return buf;
+    }
+    case EVR_FT_RECLIST: snprintf(buf, size, "a list of %s mappings", sub); return buf;
+    case EVR_FT_RECMAP: snprintf(buf, size, "a mapping of names to %s mappings", sub); return buf;
+    case EVR_FT_RECORD: snprintf(buf, size, "a mapping (%s)", sub); return buf;
+    default: return evr_ftype_name(f->type);
+    }
+}
+
 static bool
 s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
              const char *path, unsigned depth)
 {
     void *p = AT(rec, f);
+    char want[256];
     if (s_is_null(node) && f->type != EVR_FT_STR) {
         if (f->required) {
-            s_err(ctx, node, path, "expected %s, got nothing", evr_ftype_name(f->type));
+            s_err(ctx, node, path, "expected %s, got nothing", s_want(f, want, sizeof want));
             return false;
         }
         return true;
+    }
+    bool scalar = f->type == EVR_FT_U32 || f->type == EVR_FT_U32_OPT || f->type == EVR_FT_U64
+        || f->type == EVR_FT_ENUM || f->type == EVR_FT_BOOL || f->type == EVR_FT_DURATION
+        || f->type == EVR_FT_BYTES;
+    if (scalar && node->type != YAML_SCALAR_NODE) {
+        s_err(ctx, node, path, "expected %s, got %s", s_want(f, want, sizeof want), s_kind(node));
+        return false;
     }
     switch (f->type) {
     case EVR_FT_STR: {
@@ -444,7 +532,8 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
             *(bool *) p = false;
         else {
-            s_err(ctx, node, path, "expected true or false, got \"%s\"", v);
+            s_err(ctx, node, path, "expected true or false (also yes, no, on, off; lower case "
+                  "only), got \"%s\"", v);
             return false;
         }
         return true;
@@ -453,9 +542,14 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         const char *v = s_scalar(ctx, node, 64, path);
         if (!v)
             return false;
+        if (evr_duration_overflows(v)) {
+            s_err(ctx, node, path, "%s is over the longest duration, %llu ms (3650d: 10 years)",
+                  v, (unsigned long long) EVR_SPEC_MAX_DURATION_MS);
+            return false;
+        }
         if (!evr_duration_parse(v, (uint64_t *) p)) {
-            s_err(ctx, node, path, "bad duration \"%s\" (expected e.g. 90s, 5m, 1h30m, 500ms)",
-                  v);
+            s_err(ctx, node, path, "bad duration \"%s\" (expected e.g. 90s, 5m, 1h30m, 500ms: "
+                  "units d h m s ms, largest first, each once)", v);
             return false;
         }
         return true;
@@ -484,7 +578,7 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
                     return true;
         if (f->names && node->type == YAML_SCALAR_NODE && !f->short_key) {
             char keys[256];
-            s_expected_keys(f->sub, keys, sizeof keys);
+            evr_yaml_expected_keys(f->sub, keys, sizeof keys);
             s_err(ctx, node, path, "expected a mapping (one of: %s) or %s, got \"%.64s\"", keys,
                   f->names[0], (const char *) node->data.scalar.value);
             return false;
@@ -499,97 +593,6 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
     }
 }
 
-static void
-s_expected_keys(const evr_rectype_t *type, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < type->nfields; i++) {
-        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", type->fields[i].key);
-        if (w < 0 || (size_t) w >= size - used)
-            break;
-        used += (size_t) w;
-    }
-}
-
-/*  What other CI systems call some of evrun's keys: a newcomer's first
-    guess, answered with evrun's word. */
-static const struct {
-    const char *alias, *key;
-} s_synonyms[] = {
-    { "script", "run" },           { "command", "run" },       { "commands", "run" },
-    { "cmd", "run" },              { "depends_on", "needs" },  { "dependencies", "needs" },
-    { "depends", "needs" },        { "variables", "env" },     { "environment", "env" },
-    { "vars", "env" },             { "jobs", "steps" },        { "tasks", "steps" },
-    { "name", "pipeline" },        { "tags", "labels" },       { "agents", "labels" },
-    { "timeout_in_minutes", "timeout" }, { "artifact_paths", "artifacts" },
-    { "retries", "retry" },        { "if", "when" },           { "parallelism", "parallel" },
-    { "container", "image" },      { "continue-on-error", "allow_failure" },
-    { "continue_on_error", "allow_failure" }, { "timeout-minutes", "timeout" },
-    { "runs-on", "labels" },
-};
-
-/*  Other CI systems' keys evrun has no key for: what to write instead
-    (an exact match, before any near-miss is looked for: `stages` is not
-    a misspelt `labels`). */
-static const struct {
-    const char *word, *instead;
-} s_foreign[] = {
-    { "stages", "evrun has no stages: steps run in the order written, or as a DAG with needs" },
-    { "stage", "evrun has no stages: steps run in the order written, or as a DAG with needs" },
-    { "before_script", "evrun has no before_script: put its commands at the start of run "
-                       "(a YAML anchor shares them between steps)" },
-    { "after_script", "evrun has no after_script: a step with when: always runs after the "
-                      "others whatever happened" },
-    { "services", "evrun has no services: start what a step needs in its run, or use an "
-                  "image that has it" },
-    { "only", "evrun has no only/except: a step's when, or the pipeline's on: {github: ...} "
-              "for registered pipelines" },
-    { "except", "evrun has no only/except: a step's when, or the pipeline's on: {github: ...} "
-                "for registered pipelines" },
-};
-
-/*  The same, in one record type only: GitLab's retry.when is evrun's
-    retry.on, but a `when` at the top of a file is a step's key, not the
-    pipeline's `on`. */
-static const struct {
-    const char *alias, *key;
-    const evr_rectype_t *in;
-} s_synonyms_in[] = {
-    { "when", "on", &evr_retry_type },
-};
-
-#define S_NSYN (sizeof s_synonyms / sizeof s_synonyms[0])
-#define S_NSYN_IN (sizeof s_synonyms_in / sizeof s_synonyms_in[0])
-
-/*  The key of type that the unknown key k probably means (a near-miss
-    spelling of a key or of a synonym, whose target type has), or NULL. */
-static const char *
-s_suggest(const evr_rectype_t *type, const char *k)
-{
-    const char *cands[64 + S_NSYN + S_NSYN_IN];
-    const char *target[64 + S_NSYN + S_NSYN_IN];
-    size_t n = 0;
-    for (size_t i = 0; i < type->nfields && i < 64; i++) {
-        cands[n] = type->fields[i].key;
-        target[n++] = type->fields[i].key;
-    }
-    for (size_t i = 0; i < S_NSYN; i++)
-        if (evr_rec_field(type, s_synonyms[i].key)) {
-            cands[n] = s_synonyms[i].alias;
-            target[n++] = s_synonyms[i].key;
-        }
-    for (size_t i = 0; i < S_NSYN_IN; i++)
-        if (s_synonyms_in[i].in == type) {
-            cands[n] = s_synonyms_in[i].alias;
-            target[n++] = s_synonyms_in[i].key;
-        }
-    const char *near = evr_diag_near(k, cands, n);
-    for (size_t i = 0; near && i < n; i++)
-        if (cands[i] == near)
-            return target[i];
-    return NULL;
-}
 
 /*  Reports the unknown key k of type at kn; returns the index of the
     field suggested instead (its "missing" error is then left out), or -1. */
@@ -598,14 +601,13 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
               const char *fpath)
 {
     char keys[512];
-    s_expected_keys(type, keys, sizeof keys);
-    for (size_t i = 0; i < sizeof s_foreign / sizeof s_foreign[0]; i++)
-        if (!strcmp(k, s_foreign[i].word)) {
-            s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", s_foreign[i].instead,
-                  keys);
-            return -1;
-        }
-    const char *near = s_suggest(type, k);
+    evr_yaml_expected_keys(type, keys, sizeof keys);
+    const char *instead = evr_yaml_foreign(type, k);
+    if (instead) {
+        s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", instead, keys);
+        return -1;
+    }
+    const char *near = evr_yaml_suggest(type, k);
     if (near) {
         s_err(ctx, kn, fpath, "unknown key; did you mean %s? (expected one of: %s)", near, keys);
         return (int) (evr_rec_field(type, near) - type->fields);
@@ -668,7 +670,7 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         yaml_node_t *kn = pairs[i].key, *vn = pairs[i].value;
         if (!s_budget(ctx, kn, path) || !s_budget(ctx, vn, path))
             break;
-        const char *k = s_scalar(ctx, kn, 64, *path ? path : s_type_name(type));
+        const char *k = s_key(ctx, kn, 64, path, type, NULL);
         if (!k) {
             ok = false;
             continue;

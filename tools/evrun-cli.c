@@ -43,8 +43,9 @@ s_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\n'evrun-cli COMMAND --help' (or 'evrun-cli help COMMAND') describes a "
                  "command.\n"
-                 "exit status: 0 ok; 1 the job failed or the command was refused; 2 usage\n"
-                 "or connection errors (and, for logs and artifacts, no such job); 130 a\n"
+                 "exit status: 0 ok; 1 the job failed, the command was refused, or (validate)\n"
+                 "a pipeline file is invalid; 2 usage or connection errors, a bad pipeline\n"
+                 "file (run), and for logs and artifacts no such job; 130 a\n"
                  "--follow or --wait interrupted (Ctrl-C) before the job ended\n"
                  "--json: stdout has JSON objects only, one per line; messages go to stderr\n");
 }

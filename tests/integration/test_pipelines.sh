@@ -68,7 +68,9 @@ YML
   cli pipelines > "$tmp/list"
   check "registered: listed with its file and concurrency" grep -q "^greet  *greet.yml  *2  *0  *0" "$tmp/list"
   check "registered: a bad file's error at file:line:col" grep -q "broken.yml:2:8: steps: expected a list" "$tmp/list"
-  check "registered: a second file with the name is refused" grep -q "zdup.yml: pipeline \"greet\" is registered by greet.yml already" "$tmp/list"
+  check "registered: a second file with the name is refused" grep -q "/zdup.yml: pipeline \"greet\" is registered by .*/greet.yml already" "$tmp/list"
+  check "registered: ... logged as refused, not as loaded" grep -q "pipeline file zdup.yml refused" "$tmp/broker.log"
+  check "registered: ... (no loaded line)" bash -c "! grep -q 'pipeline file zdup.yml loaded' '$tmp/broker.log'"
   check "registered: its args, a default and a required one" grep -qx '    args: WHO="world", TARGET (required)' "$tmp/list"
   check "registered: ... in --json as the spec's args map" has '"args":{"WHO":{"default":"world"},"TARGET":{"description":"where to"}}' deploy
   cli start greet -a WHO=reg --follow > "$tmp/out" 2> "$tmp/err"
