@@ -264,7 +264,8 @@ const evr_rectype_t evr_matrix_type = { "matrix", sizeof(evr_matrix_t), s_matrix
     F(evr_step_t, "retry", EVR_FT_RECORD, false, 0, retry, &evr_retry_type, NULL,                              \
       "retry policy"),                                                                                         \
     F(evr_step_t, "limits", EVR_FT_RECORD, false, 0, limits, &evr_limits_type, NULL,                           \
-      "resource limits of this step, over the pipeline's key by key; 0 or absent: none"),                      \
+      "resource limits of this step, over the pipeline's key by key; a key 0 or absent: "                      \
+      "the pipeline's (none when it has none)"),                                                               \
     F(evr_step_t, "untrusted", EVR_FT_BOOL, false, 0, untrusted, NULL, NULL,                                   \
       "the step runs untrusted code (the source's): it is given no secrets and mounts its caches read-only"),  \
     { "pull", EVR_FT_ENUM, false, 0, offsetof(evr_step_t, pull), NULL, NULL, NULL,                             \
