@@ -105,8 +105,10 @@ s_hello_seq(evr_broker_t *b, zframe_t *rid, const evr_msg_t *msg, uint64_t *high
                     "runner with this id", msg->runner, (unsigned long long) msg->seq,
                     (unsigned long long) *high);
     evr_bus_send_error(b->runners, rid, EVR_CODE_CONFLICT, "runner id %s: its log ends at seq "
-                       "%llu but the broker holds %llu events of a runner with this id (a new "
-                       "state directory under an old id?): give it another --id", msg->runner,
+                       "%llu but the broker holds %llu events of a runner with this id: a new "
+                       "runner needs an --id of its own (and its own state directory); an "
+                       "older copy of this runner's state directory cannot go on (the broker "
+                       "holds its later events): start it on its newest one", msg->runner,
                        (unsigned long long) msg->seq, (unsigned long long) *high);
     return false;
 }

@@ -27,6 +27,7 @@
 #include "evr_offer.h"
 #include "evr_paths.h"
 #include "evr_runner_help.h"
+#include "evr_runner_id.h"
 #include "evr_runner_tune.h"
 #include "evr_sha256.h"
 #include "evr_source.h"
@@ -342,37 +343,6 @@ s_open(const char *state_dir, evr_config_t *cfg, evr_loop_t *loop, const s_opts_
     }
     return s_executors(cfg, loop, o, execs);
 }
-
-/*  The runner id: the setting, else the one kept in the store, else a new
-    one (host name and a random part), kept there.  NULL (said) when the
-    setting is not a valid id. */
-static char *
-s_runner_id(evr_config_t *cfg, evr_store_t *store)
-{
-    const char *v = evr_config_get(cfg, "runner_id");
-    evr_err_t err;
-    char *id = NULL;
-    if (v && *v && !evr_spec_name_ok(v)) {
-        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
-                "(starting with a letter or digit)\n", v);
-        return NULL;
-    }
-    if (v && *v)
-        return evr_strdup(v);
-    if (evr_store_meta_get(store, "runner_id", &id, &err) == EVR_OK)
-        return id;
-    char host[64] = "runner", ulid[EVR_ULID_LEN + 1];
-    gethostname(host, sizeof host - 1);
-    for (char *p = host; *p; p++)
-        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9'))
-            *p = '-';
-    host[32] = '\0';
-    evr_ulid_new(ulid);
-    id = evr_asprintf("%s-%s", host[0] == '-' ? "runner" : host, ulid + 20);
-    evr_store_meta_set(store, "runner_id", id, &err);
-    return id;
-}
-
 
 /*  The engine's loop until every job is done; a signal cancels them all
     (the first gracefully, a second at once). */
@@ -933,7 +903,7 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (!(id = daemon ? s_runner_id(cfg, store) : evr_strdup("exec"))) {
+    if (!(id = daemon ? evr_runner_id(cfg, store, state_dir) : evr_strdup("exec"))) {
         status = 2;
         goto out;
     }

@@ -207,6 +207,28 @@ case_up_process_only() {
 # A state tree another user could change is refused, naming the path and
 # the fix, and nothing is written through a link planted in it.  "Another
 # user" is uid 65534 (chown works as root only; the rest runs as anyone).
+# a runner's store keeps its --id: another --id on that state directory
+# exits 2 before it connects (its jobs would be refused under that id);
+# the same id, or none, is the runner again
+case_runner_id_kept() {
+  fresh rid
+  bus_broker && bus_runner rk "" 1 && bus_wait_runners 1
+  kill "$runner_pid_rk" && wait "$runner_pid_rk" 2>/dev/null
+  timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
+    --state-dir "$tmp/r-rk" > "$tmp/other.out" 2>&1
+  check "another --id on rk's state directory: exit 2" [ $? -eq 2 ]
+  check "... naming the runner whose log it holds, and what to do" \
+    grep -q -- "--id rother: the state directory $tmp/r-rk holds the log of runner rk; .*start it with --id rk" "$tmp/other.out"
+  check "... the broker never saw rother" sh -c "! '$bin/evrun-cli' runners | grep -q rother"
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --state-dir "$tmp/r-rk" \
+    --heartbeat-ms 200 --lease-ms 1500 > "$tmp/noid.out" 2>&1 &
+  local p=$!
+  bus_pids+=("$p")
+  check "no --id: the kept one (rk) says hello again" \
+    sh -c "for i in \$(seq 50); do '$bin/evrun-cli' runners | grep -q '^rk .*idle' && exit 0; sleep 0.1; done; exit 1"
+  kill "$p" && wait "$p" 2>/dev/null
+}
+
 case_state_refused() {
   fresh refused
   local st=$tmp/s victim=$tmp/victim
@@ -632,5 +654,5 @@ YML
   check "evrun-tail --step on_error: its output" grep -q "on_error | in-on-error" "$tmp/ls"
 }
 
-bus_script_cases "curve up_down up_ping up_process up_process_only state_refused up_fresh_home up_json cli_errors" "$@"
+bus_script_cases "curve up_down up_ping up_process up_process_only runner_id_kept state_refused up_fresh_home up_json cli_errors" "$@"
 bus_script_end

@@ -1,0 +1,54 @@
+/*  evr_runner_id.c: evrun-runner's id (see evr_runner_id.h). */
+#include "evr_runner_id.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evr_spec.h"
+#include "evr_ulid.h"
+
+char *
+evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir)
+{
+    const char *v = evr_config_get(cfg, "runner_id");
+    evr_err_t err;
+    char *kept = NULL;
+    if (v && *v && !evr_spec_name_ok(v)) {
+        fprintf(stderr, "evrun-runner: runner id \"%s\": expected 1-64 letters, digits, _ . - "
+                "(starting with a letter or digit)\n", v);
+        return NULL;
+    }
+    if (evr_store_meta_get(store, "runner_id", &kept, &err) != EVR_OK)
+        kept = NULL;
+    if (v && *v && kept && strcmp(v, kept) != 0) {
+        fprintf(stderr, "evrun-runner: --id %s: the state directory %s holds the log of runner "
+                "%s; its jobs are that runner's (another id would have the broker refuse and "
+                "cancel them): start it with --id %s, or give the new runner a state directory "
+                "of its own\n", v, state_dir, kept, kept);
+        free(kept);
+        return NULL;
+    }
+    if (kept)
+        return kept;
+    char *id;
+    if (v && *v)
+        id = evr_strdup(v);
+    else {
+        char host[64] = "runner", ulid[EVR_ULID_LEN + 1];
+        gethostname(host, sizeof host - 1);
+        for (char *p = host; *p; p++)
+            if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9'))
+                *p = '-';
+        host[32] = '\0';
+        evr_ulid_new(ulid);
+        id = evr_asprintf("%s-%s", host[0] == '-' ? "runner" : host, ulid + 20);
+    }
+    if (evr_store_meta_set(store, "runner_id", id, &err)) {
+        fprintf(stderr, "evrun-runner: keeping the runner id in the store: %s\n", err.msg);
+        free(id);
+        return NULL;
+    }
+    return id;
+}
