@@ -12,8 +12,12 @@
 
 #include "evr_diag.h"
 #include "evr_field.h"
+#include "evr_spec.h"
 
 int evr_cli_validate(int argc, char **argv);
+/*  The warnings of a valid pipeline file FILE (spec as loaded, diag its
+    loader's), on stderr: validate, run and submit print them. */
+void evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag);
 /* cli_jobs.c */
 int evr_cli_run(int argc, char **argv);
 int evr_cli_submit(int argc, char **argv);

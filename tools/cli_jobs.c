@@ -109,6 +109,8 @@ s_load(const char *prog, const char *file, evr_msg_t *req)
         rc = EVR_ERR_SPEC;
     for (size_t i = 0; i < evr_diag_count(diag) && i < EVR_DIAG_MAX; i++)
         fprintf(stderr, "%s\n", evr_diag_get(diag, i));
+    if (rc == EVR_OK)
+        evr_cli_warn_dag(file, s, diag);
     if (rc && !evr_diag_count(diag))
         fprintf(stderr, "%s: %s: cannot load\n", prog, file);
     evr_diag_destroy(&diag);

@@ -76,8 +76,8 @@ s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
     file (or of GitLab's stages) may not expect.  `needs: []` written says
     it is meant.  Printed on stderr as file:line:column: steps[i]: warning:
     ...; they change no exit status. */
-static void
-s_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
+void
+evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
 {
     bool dag = spec->dag;
     for (uint32_t i = 0; i < spec->steps.n && !dag; i++)
@@ -136,7 +136,7 @@ s_validate(const char *file, const evr_strmap_t *given, bool print)
         }
         else
             printf("%s: ok\n", file);
-        s_warn_dag(file, &spec, diag);
+        evr_cli_warn_dag(file, &spec, diag);
     }
     else {
         size_t n = evr_diag_count(diag);

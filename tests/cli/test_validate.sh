@@ -54,6 +54,10 @@ check "mixed needs: one for a matrix step, by its written name and index" \
 check "mixed needs: none for needs: [] or when: always (2 warnings)" [ "$(wc -l < "$tmp/err")" -eq 2 ]
 "$cli" validate "$src/examples/hello.yml" 2> "$tmp/err" > /dev/null
 check "a sequence (no needs at all): no warning" [ ! -s "$tmp/err" ]
+# submit (and run) print the same warnings before they send the file
+EVRUN_STATE_DIR=$tmp/nobroker "$cli" submit "$tmp/mixed.yml" > /dev/null 2> "$tmp/err"
+check "submit: the same warning, before it finds no broker" \
+  grep -qxF "$tmp/mixed.yml:5:5: steps[1]: warning: no needs, in a pipeline whose other steps have needs: lint starts at once, not after build (write needs: [build] to wait for it, or needs: [] to start it at once without this warning)" "$tmp/err"
 
 "$cli" validate > /dev/null 2>&1
 check "no file: exit 2" [ $? -eq 2 ]
