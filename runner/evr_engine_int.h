@@ -253,6 +253,7 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    char output_key[33];    /* names steps' output files (evr_step_outputs.c) */
     int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
                                1 made, -1 failed (evr_step_chan.c) */
     struct evr_eng_trigs *trigs;    /* follow-up jobs (evr_step_trigger.c); NULL: none yet */
@@ -366,9 +367,14 @@ void evr_eng_schedule(evr_eng_job_t *job);
 void evr_eng_cleanup(evr_eng_job_t *job);
 
 /* evr_step_outputs.c */
+/*  e->output_key: the one kept in the store's meta (output_key), else a
+    new random one, kept there (a warning when it cannot be). */
+void evr_eng_outputs_key(evr_engine_t *e);
 /*  The file of st's outputs (EVRUN_OUTPUT), relative to the workspace
-    root: .evrun-output-STEP-ATTEMPT, STEP in its container form.  Caller
-    frees. */
+    root: .evrun-output-STEP-ATTEMPT-HASH, STEP in its container form,
+    HASH 16 hex digits of sha256 over the engine's output key, the job id,
+    STEP and ATTEMPT (unguessable by the job's steps, the same after a
+    restart).  Caller frees. */
 char *evr_eng_output_file(const evr_eng_step_t *st);
 /*  After st's exit: its outputs read and recorded (when another step needs
     it), then its artifacts copied out (when it wants them), then its end
