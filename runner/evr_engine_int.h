@@ -588,8 +588,11 @@ bool evr_eng_hooks_busy(const evr_eng_job_t *job);
 /*  A hook of a phase before the steps runs (or is about to): "running
     hook NAME (PHASE)" into buf, true; else false. */
 bool evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size);
-/*  What a failing hook says for the job's job.finished (NULL: none). */
-const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
+/*  What a failing hook says for the job's job.finished, "hook NAME
+    (PHASE): ..." (NULL: none); *after_steps (may be NULL): it ran after
+    the steps (POST_EXECUTION, ON_ERROR), when the job's own failure, if
+    any, comes first. */
+const char *evr_eng_hooks_reason(const evr_eng_job_t *job, bool *after_steps);
 /*  Whether name is a secret a hook handed out (an untrusted step gets
     none of them, as none of the pipeline's). */
 bool evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name);
@@ -621,6 +624,12 @@ evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_sp
 /*  The checks evr_eng_job_new deferred (executor, network, secrets):
     false with err saying what is wrong. */
 bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
+/*  The values of the secrets job's spec declares (its secrets, its git
+    sources' and registry_auth, a credential's password too) that can be
+    read, into job->secrets before evr_eng_job_check (which reads them
+    again and says what is wrong): a PRE_VALIDATION hook's message is
+    masked with them. */
+void evr_eng_job_secrets_early(evr_eng_job_t *job);
 /*  The steps' output masks made again from job->secrets (before any
     output: a hook added secrets). */
 void evr_eng_job_masks(evr_eng_job_t *job);

@@ -48,6 +48,7 @@ struct evr_hook_run {
     char *obuf;
     size_t olen;
     bool ocut;
+    bool ecut;
     char ebuf[EVR_HOOK_ERR_MAX + 1];
     size_t elen;
     bool exited, timed_out, stopped;
@@ -100,6 +101,7 @@ s_finish(evr_hook_run_t *r)
         .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
                : r->timed_out ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
         .out = r->obuf, .out_len = r->olen, .out_cut = r->ocut, .err_text = r->ebuf,
+        .err_cut = r->ecut,
         .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg,
     };
     if (res.end == EVR_HOOK_EXITED)
@@ -215,6 +217,8 @@ s_on_read(evr_loop_t *loop, int fd, int events, void *arg)
     }
     else {
         size_t room = EVR_HOOK_ERR_MAX - r->elen;
+        if (k > room)
+            r->ecut = true;
         memcpy(r->ebuf + r->elen, tmp, k < room ? k : room);
         r->elen += k < room ? k : room;
     }

@@ -340,6 +340,35 @@ s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
 }
 
 void
+evr_eng_job_secrets_early(evr_eng_job_t *job)
+{
+    const evr_spec_t *spec = job->spec;
+    const char **names = evr_calloc(spec->secrets.n + 3, sizeof(char *));
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < spec->secrets.n; i++)
+        names[n++] = spec->secrets.v[i];
+    for (int i = 0; i < 2; i++) {
+        const evr_source_t *src = i ? &spec->source : &spec->ci_source;
+        if (src->present && src->git.present && src->git.secret)
+            names[n++] = src->git.secret;
+    }
+    if (spec->registry_auth)
+        names[n++] = spec->registry_auth;
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + 2 * n + 1) * sizeof(char *));
+    for (uint32_t i = 0; i < n; i++) {
+        char *v = NULL;
+        evr_err_t err;
+        if (s_secret(job->eng, names[i], &v, &err) || !v)
+            continue;   /* evr_eng_job_check says it */
+        const char *pw = strchr(v, ':');   /* a credential's password, as s_job_secrets */
+        if (pw && strlen(pw + 1) >= 4 && i >= spec->secrets.n)
+            job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
+        job->secrets[job->nsecrets++] = v;
+    }
+    free(names);
+}
+
+void
 evr_eng_job_masks(evr_eng_job_t *job)
 {
     for (uint32_t i = 0; i < job->n; i++)

@@ -130,7 +130,7 @@ EOF
   run refuse "$tmp/refuse.yml"
   check "exit 1" [ "$rc" -eq 1 ]
   events > "$tmp/refuse.job"
-  check "the job's reason is the hook's message" grep -qx "reason: no deploys on friday" "$tmp/refuse.job"
+  check "the job's reason is the hook's message" grep -qx "reason: hook friday (PRE_SOURCE_PREP): no deploys on friday" "$tmp/refuse.job"
   check "hook.finished refused" grep -q '"name":"friday","status":"refused".*"reason":"no deploys on friday"' "$tmp/refuse.job"
   check "steps skipped" grep -Eq "^two +skipped" "$tmp/refuse.job"
   check "nothing ran" sh -c "! grep -q 'should not run' '$out'"
@@ -184,8 +184,32 @@ hooks:
 EOF
   run leak "$tmp/envsec.yml"
   check "leak: exit 1" [ "$rc" -eq 1 ]
-  check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
+  check "... the reason masked, naming the hook and its phase" \
+    grep -qx "reason: hook loud (POST_EXECUTION): login with \*\*\* failed" <(events)
   check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+  # a secret cut through where the hook's stderr is cut (1 KiB): none of it shows
+  cat > "$tmp/straddle.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"PW\": \"leaky-pw-77\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "printf '%01018d' 0 >&2; echo 'leaky-pw-77 more' >&2; exit 1" }
+EOF
+  run straddle "$tmp/envsec.yml"
+  check "straddle: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason ends before the secret's first bytes" grep -Eq '"name":"loud","status":"failed".*"reason":"0{1018}\.\.\."' <(events)
+  check "... no part of it in the state or the output" \
+    sh -c "! grep -rq 'leaky' '$state' '$out'"
+  # a secret the pipeline declares: masked in a PRE_VALIDATION hook's message,
+  # which runs before the runner's own checks read the job's secrets
+  cat > "$tmp/decl.set" <<'EOF'
+hooks:
+  - { phase: PRE_VALIDATION, name: early, run: "echo 'early sees decl-secret-88 here' >&2; exit 1" }
+EOF
+  printf 'pipeline: decl\nexecutor: process\nsecrets: [EVR_HK_DECL]\nsteps:\n  - name: s\n    run: "true"\n' > "$tmp/decl.yml"
+  EVR_HK_DECL=decl-secret-88 run decl "$tmp/decl.yml" --secrets-allow EVR_HK_DECL
+  check "decl: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason masked" grep -q "^reason: .*early sees \*\*\* here" <(events)
+  check "... the value nowhere in the state or the output" \
+    sh -c "! grep -rq 'decl-secret-88' '$state' '$out'"
   # a secret of several lines: each line alone masked, in output and a message
   cat > "$tmp/lines.set" <<'EOF'
 hooks:
@@ -196,7 +220,7 @@ EOF
   run lines "$tmp/lines.yml"
   check "lines: exit 1" [ "$rc" -eq 1 ]
   check "... a line alone masked in output" grep -qx 'two | \*\*\*' "$out"
-  check "... and in the reason" grep -qx "reason: bad line \*\*\* here" <(events)
+  check "... and in the reason" grep -qx "reason: hook loud (POST_EXECUTION): bad line \*\*\* here" <(events)
   check "... the lines nowhere in the state" sh -c "! grep -Erq 'line-one-55|line-two-66' '$state'"
 }
 
@@ -211,13 +235,13 @@ EOF
   check "exit 0" [ "$rc" -eq 0 ]
   events > "$tmp/optional.job"
   check "hook.finished failed, with its message" grep -q '"name":"notify","status":"failed".*"reason":"chat is down"' "$tmp/optional.job"
-  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*"reason":"hook bad-answer printed text on stdout, not JSON: .*print other text to stderr (>&2)"' "$tmp/optional.job"
+  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*"reason":"printed text on stdout, not JSON: .*print other text to stderr (>&2)"' "$tmp/optional.job"
   check "the job succeeded" grep -q "status succeeded" "$tmp/optional.job"
   # the same, required: the job fails with its message, its steps skipped
   sed 's/optional: true, //' "$tmp/optional.set" | grep -v notify > "$tmp/required.set"
   run required "$tmp/optional.yml"
   check "required: exit 1" [ "$rc" -eq 1 ]
-  check "... the job's reason" grep -q "^reason: hook bad-answer printed text on stdout" <(events)
+  check "... the job's reason" grep -q "^reason: hook bad-answer (PRE_EXECUTION): printed text on stdout" <(events)
   # a JSON answer gone wrong is named as such
   cat > "$tmp/typo.set" <<'EOF'
 hooks:
@@ -225,7 +249,7 @@ hooks:
 EOF
   run typo "$tmp/optional.yml"
   check "typo: exit 1" [ "$rc" -eq 1 ]
-  check "... the job's reason names the key" grep -q '^reason: hook typo: answer: unknown key "envs"' <(events)
+  check "... the job's reason names the key" grep -q '^reason: hook typo (PRE_EXECUTION): answer: unknown key "envs"' <(events)
   # a timeout
   cat > "$tmp/slow.set" <<'EOF'
 hooks:
@@ -234,6 +258,8 @@ EOF
   run slow "$tmp/optional.yml"
   check "timeout: exit 1" [ "$rc" -eq 1 ]
   check "... timed_out" grep -q '"name":"slow","status":"timed_out"' <(events)
+  check "... the reason names the hook and its phase" \
+    grep -qx "reason: hook slow (PRE_VALIDATION): timed out after 1 s (its timeout)" <(events)
 }
 
 case_after_steps() {   # after PRE_EXECUTION a hook's stdout is no answer: text never fails it
@@ -261,6 +287,17 @@ EOF
   events > "$tmp/afterfail.job"
   check "... ON_ERROR's hook succeeded" grep -q '"name":"page","status":"succeeded"' "$tmp/afterfail.job"
   check "... the reason is the step's" grep -qx "reason: step two failed (exit 3)" "$tmp/afterfail.job"
+  # a failing ON_ERROR hook: the step's failure first, then the hook's
+  printf 'hooks:\n  - { phase: ON_ERROR, name: page, run: "echo pager down >&2; exit 1" }\n' > "$tmp/onerr.set"
+  run onerr "$tmp/afterfail.yml"
+  check "ON_ERROR fails: exit 1" [ "$rc" -eq 1 ]
+  check "... the step's failure, then the hook's" \
+    grep -qx "reason: step two failed (exit 3); then hook page (ON_ERROR): pager down" <(events)
+  # a failing POST_EXECUTION hook after steps that succeeded: the hook's alone
+  printf 'hooks:\n  - { phase: POST_EXECUTION, name: notify, run: "exit 4" }\n' > "$tmp/postfail.set"
+  run postfail "$tmp/after.yml"
+  check "POST_EXECUTION fails: exit 1" [ "$rc" -eq 1 ]
+  check "... the hook's reason" grep -qx "reason: hook notify (POST_EXECUTION): failed (exit 4)" <(events)
 }
 
 case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
