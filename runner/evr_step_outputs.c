@@ -162,6 +162,15 @@ s_take(evr_eng_step_t *st, const char *text, size_t n)
     free(warn);
     evr_strmap_free(&st->outputs);
     for (uint32_t i = 0; i < raw.n; i++) {
+        char *k = s_masked(st->job, raw.k[i]);
+        if (strcmp(k, raw.k[i])) {   /* "K_***" is no variable name: never stored */
+            char *why = evr_asprintf("%s: its name holds a secret: left out", k);
+            s_warn(st, why);
+            free(why);
+            free(k);
+            continue;
+        }
+        free(k);
         char *v = s_masked(st->job, raw.v[i]);
         if (strlen(v) <= EVR_OUTPUTS_MAX_VALUE)
             evr_strmap_set(&st->outputs, raw.k[i], v);

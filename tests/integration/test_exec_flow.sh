@@ -340,6 +340,10 @@ steps:
     run: mkfifo "$EVRUN_OUTPUT"
   - name: big
     run: head -c 70000 /dev/zero | tr '\0' a > "$EVRUN_OUTPUT"
+  - name: named
+    allow_failure: true
+    run: mkdir -p out; echo x > "out/$OUT_TOKEN.txt"; echo y > out/fine.txt
+    artifacts: [out]
   - name: forge
     run: echo V=forged > "$(dirname "$EVRUN_OUTPUT")/.evrun-output-victim-1"
   - name: victim
@@ -370,6 +374,9 @@ YML
   check "a file over 64 KiB is not read" \
     grep -q '^big | evrun: \$EVRUN_OUTPUT: larger than 65536 bytes: not read$' "$out"
   check "none of them gives a variable" grep -q "^consume | others 0$" "$out"
+  check "an artifact named with a secret: refused, the name masked" \
+    grep -q '^named | evrun: artifact out: file out/\*\*\*\.txt: its name holds a secret: not recorded, not kept$' "$out"
+  check "... the other file kept" [ -f "$state/artifacts/$job/named/out/fine.txt" ]
   check "the file's name is not guessable" grep -Eq '^victim \| own \.evrun-output-victim-1-[0-9a-f]{16}$' "$out"
   check "a file read is removed: a later untrusted step cannot read it" grep -q "^peek | left 0$" "$out"
   "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"

@@ -20,7 +20,8 @@ test_passed_on(void)
                                 "  - name: make-it\n"
                                 "    run: echo V=1.2 >> \"$EVRUN_OUTPUT\"; "
                                 "echo \"T=a-$EVRUN_SECRET_OUT\" >> \"$EVRUN_OUTPUT\"; "
-                                "echo oops >> \"$EVRUN_OUTPUT\"\n"
+                                "echo oops >> \"$EVRUN_OUTPUT\"; "
+                                "echo \"K_$EVRUN_SECRET_OUT=1\" >> \"$EVRUN_OUTPUT\"\n"
                                 "  - name: use\n    needs: [make-it]\n"
                                 "    run: echo \"$EVRUN_OUT_MAKE_IT_V $EVRUN_OUT_MAKE_IT_T\"; "
                                 "echo W=2 >> \"$EVRUN_OUTPUT\"\n");
@@ -28,7 +29,8 @@ test_passed_on(void)
     CHECK(evr_etest_job_status(t, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_output_is(t, 1, "use", 1, "stdout", "1.2 a-***\n"));
     CHECK(evr_etest_output_is(t, 1, "make-it", 1, "stderr",
-                              "evrun: $EVRUN_OUTPUT: line 3: expected KEY=VALUE\n"));
+                              "evrun: $EVRUN_OUTPUT: line 3: expected KEY=VALUE\n"
+                              "evrun: $EVRUN_OUTPUT: K_***: its name holds a secret: left out\n"));
     char *ev = evr_etest_events_of(t, 1);
     CHECK(evr_etest_in_order(ev, "step.outputs make-it 1 V=1.2 T=a-***\n",
                              "step.finished make-it 1 succeeded", "step.started use 1", NULL));
