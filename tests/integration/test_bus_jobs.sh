@@ -338,6 +338,20 @@ steps:
     run: |
       evrun-job trigger loop; echo "trigger: $?"
 YML
+  # concurrency 1, triggering itself with --wait: the child could never start
+  cat > "$tmp/pipelines/w.yml" <<'YML'
+pipeline: w
+executor: process
+concurrency: 1
+triggers: [w]
+args:
+  EVR_SECOND: { default: "" }
+steps:
+  - name: again
+    run: |
+      [ -n "$EVR_SECOND" ] && exit 0
+      evrun-job trigger w -a EVR_SECOND=1 --wait; echo "wait: $?"
+YML
   bus_broker && bus_runner td-1 "" 4 --executors process && bus_wait_runners 1
   local j n last
   j=$(cli start loop --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
@@ -355,6 +369,12 @@ YML
   check "the 8th follow-up's trigger refused, exit 2" grep -q "trigger: 2$" "$tmp/last.out"
   check "... saying why" grep -q "job $last is follow-up 8 of a chain: at most 8 deep" "$tmp/last.out"
   check "every job succeeded" [ "$(cli jobs --pipeline loop 2>/dev/null | grep -c " succeeded ")" -eq 9 ]
+  j=$(cli start w --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  check "w: the job ends (no deadlock)" [ "$(wait_job "$j" 30)" = succeeded ]
+  cli logs "$j" > "$tmp/w.out" 2>&1
+  check "w: --wait refused, exit 2" grep -q "wait: 2$" "$tmp/w.out"
+  check "w: ... saying why" grep -q "trigger: --wait: pipeline w has concurrency: 1, which this job holds" "$tmp/w.out"
+  check "w: nothing started" [ "$(cli jobs --pipeline w 2>/dev/null | grep -c "^0")" -eq 1 ]
 }
 
 case_job_trigger_crash() {   # the runner killed (-9) after the broker took a trigger, before the step heard
