@@ -300,6 +300,24 @@ EOF
   check "... the hook's reason" grep -qx "reason: hook notify (POST_EXECUTION): failed (exit 4)" <(events)
 }
 
+case_keep_running() {   # README's recipe: a process a hook leaves running outlives it
+  cat > "$tmp/keep.set" <<EOF
+hooks:
+  - phase: POST_EXECUTION
+    name: keep
+    run: |
+      setsid -f sh -c 'echo up; exec sh -c "echo \\\$\\\$ > $tmp/keep.pid; exec sleep 30" >/dev/null 2>&1 </dev/null' 2>/dev/null | head -n 1 >/dev/null
+EOF
+  two_steps keep "true"
+  run keep "$tmp/keep.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  local pid
+  pid=$(cat "$tmp/keep.pid" 2>/dev/null)
+  check "the process started" [ -n "$pid" ]
+  check "... and still runs after the hook and the job ended" kill -0 "${pid:-0}"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+}
+
 case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
   printf 'hooks:\n  - { phase: PRE_BUILD, run: x }\n' > "$tmp/bad.set"
   run bad "$tmp/optional.yml"
@@ -517,6 +535,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel timeout cancel_pre_exec}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec}
 # shellcheck disable=SC2086
 run_cases $cases
