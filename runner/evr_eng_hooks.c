@@ -381,7 +381,9 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     output masks them (lines of a secret too): a hook's message goes to
     the log and the job's reason.  cut: text ends where the hook's stderr
     was cut, so a tail that could begin a secret is dropped ("..." for
-    it).  Masked first, then cut to size, between characters. */
+    it).  Masked first, then its control characters escaped (\x1b: no
+    terminal escape reaches a log or the reason), then cut to size,
+    between characters. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
 {
@@ -393,11 +395,7 @@ s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
         free(out);
         out = more;
     }
-    size_t len = strlen(out);
-    if (len >= size)
-        len = evr_utf8_cut(out, len, size - 1, false);
-    memcpy(text, out, len);
-    text[len] = '\0';
+    evr_text_escape_ctl(out, text, size);   /* cut with EVR_CUT_MARK when it does not fit */
     free(out);
 }
 

@@ -94,9 +94,9 @@ s_finish(evr_hook_run_t *r)
                        || r->ebuf[r->elen - 1] == '\r' || r->ebuf[r->elen - 1] == '\t'))
         r->elen--;
     r->ebuf[r->elen] = '\0';
-    for (size_t i = 0; i < r->elen; i++)   /* one line for reasons and logs */
-        if ((unsigned char) r->ebuf[i] < 0x20)
-            r->ebuf[i] = ' ';
+    for (size_t i = 0; i < r->elen; i++)   /* one line for reasons and logs (the engine */
+        if (r->ebuf[i] == '\n' || r->ebuf[i] == '\r' || r->ebuf[i] == '\t')   /* escapes */
+            r->ebuf[i] = ' ';                                /* other controls: \x1b) */
     evr_hook_result_t res = {
         .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
                : r->timed_out ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
