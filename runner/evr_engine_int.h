@@ -215,6 +215,8 @@ struct evr_eng_job {
     bool recovered;         /* taken up by recovery (made by an older runner, it may
                                have a workspace all the same: removed at its end) */
     bool unchecked;         /* evr_eng_job_check is still to come (evr_eng_job_new) */
+    size_t early_at, early_n;   /* secrets[early_at..+early_n): read before the check
+                                   (evr_eng_job_secrets_early), which reads them again */
     struct evr_eng_hk *hk;  /* its lifecycle hooks (evr_eng_hooks.c); NULL: none */
     evr_eng_job_t *next;
 };

@@ -355,6 +355,7 @@ evr_eng_job_secrets_early(evr_eng_job_t *job)
     if (spec->registry_auth)
         names[n++] = spec->registry_auth;
     job->secrets = evr_realloc(job->secrets, (job->nsecrets + 2 * n + 1) * sizeof(char *));
+    job->early_at = job->nsecrets;
     for (uint32_t i = 0; i < n; i++) {
         char *v = NULL;
         evr_err_t err;
@@ -365,7 +366,21 @@ evr_eng_job_secrets_early(evr_eng_job_t *job)
             job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
         job->secrets[job->nsecrets++] = v;
     }
+    job->early_n = job->nsecrets - job->early_at;
     free(names);
+}
+
+/*  The secrets evr_eng_job_secrets_early read, dropped once the check has
+    read them all again (each then counted once in the masks' lines). */
+static void
+s_early_drop(evr_eng_job_t *job)
+{
+    for (size_t i = 0; i < job->early_n; i++)
+        free(job->secrets[job->early_at + i]);
+    memmove(job->secrets + job->early_at, job->secrets + job->early_at + job->early_n,
+            (job->nsecrets - job->early_at - job->early_n) * sizeof(char *));
+    job->nsecrets -= job->early_n;
+    job->early_n = 0;
 }
 
 void
@@ -400,7 +415,8 @@ evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err)
 {
     evr_exec_t *ex = s_executor(job->eng, job->spec, err);
     if (!ex || !s_network_allowed(job->eng, job->spec, err) || !s_job_secrets(job, err))
-        return false;
+        return false;   /* the early ones kept: the later hooks' messages are masked */
+    s_early_drop(job);
     job->unchecked = false;
     evr_eng_job_masks(job);
     return true;
