@@ -28,7 +28,7 @@
 
 /*  The kv records of a job (evr_queue.c, evr_lease.c): PREFIX JOB[/…]. */
 static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", "kids/",
-                                             NULL };
+                                             "depth/", NULL };
 
 /*  Jobs the broker still holds: in its queue (queued, dispatched,
     running), or taken from a lost runner that may still send events of

@@ -14,7 +14,10 @@
     answers, and answers `triggered` on the session: the job, `existing`
     when that id was known already, or an error code and message (an id
     retention may have removed is refused, as a submit of it is: that
-    child may have run already). */
+    child may have run already).  A child's place in its chain of
+    follow-ups is kept (depth/CHILD: 1 for a child of a job no trigger
+    started): a trigger past EVR_TRIGGER_DEPTH is refused, so a pipeline
+    that triggers itself comes to an end. */
 #include <fnmatch.h>
 
 #include "evr_broker_int.h"
@@ -101,6 +104,20 @@ s_refusal(evr_broker_t *b, const char *runner, const evr_msg_t *msg, char *why, 
     return code;
 }
 
+/*  The place in its chain of a child of parent: 1 + the parent's (0 for
+    a job no trigger started, or one triggered before depths were kept). */
+static unsigned
+s_depth(evr_broker_t *b, const char *parent)
+{
+    char key[EVR_ULID_LEN + 8], val[16];
+    snprintf(key, sizeof key, "depth/%s", parent);
+    evr_err_t err;
+    unsigned d = 0;
+    if (evr_store_kv_get(b->store, key, val, sizeof val, &err) == EVR_OK)
+        d = (unsigned) strtoul(val, NULL, 10);
+    return d + 1;
+}
+
 /*  Answers the runner at rid about job. */
 static void
 s_answer(evr_broker_t *b, zframe_t *rid, const char *job, bool existing, const char *code,
@@ -129,6 +146,13 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         s_answer(b, rid, msg->job, false, EVR_CODE_NOT_FOUND, why);
         return;
     }
+    unsigned depth = s_depth(b, msg->parent_job);
+    if (depth > EVR_TRIGGER_DEPTH) {
+        snprintf(why, sizeof why, "job %s is follow-up %u of a chain: at most %d deep",
+                 msg->parent_job, depth - 1, EVR_TRIGGER_DEPTH);
+        s_answer(b, rid, msg->job, false, EVR_CODE_TOO_LARGE, why);
+        return;
+    }
     evr_msg_t m;
     if (p)
         evr_pipelines_submit_msg(p, msg->job, &msg->args, NULL, &m);
@@ -151,11 +175,13 @@ evr_trigger_on_message(evr_broker_t *b, zframe_t *rid, const char *runner, evr_m
         return;
     }
     if (!existing) {   /* the parent's list of children (evrun-cli status) */
-        char key[EVR_ULID_LEN * 2 + 8];
+        char key[EVR_ULID_LEN * 2 + 8], dkey[EVR_ULID_LEN + 8], dval[16];
         snprintf(key, sizeof key, "kids/%s/%s", msg->parent_job, job);
-        evr_store_kv_t op = { key, "", 0 };
+        snprintf(dkey, sizeof dkey, "depth/%s", job);
+        snprintf(dval, sizeof dval, "%u", depth);
+        evr_store_kv_t ops[2] = { { key, "", 0 }, { dkey, dval, strlen(dval) } };
         evr_err_t err;
-        if (evr_store_kv_write_lazy(b->store, &op, 1, &err))
+        if (evr_store_kv_write_lazy(b->store, ops, 2, &err))
             evr_broker_warn(b, "job %s: its parent's list of children not written: %s", job,
                             err.msg);
     }

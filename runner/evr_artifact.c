@@ -10,6 +10,7 @@
     limit before its bytes are copied, so a compression bomb stops at its
     header. */
 #include "evr_artifact.h"
+#include "evr_codec.h"
 #include "evr_sha256.h"
 #include "evr_spec.h"
 
@@ -499,8 +500,11 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
                evr_err_t *err)
 {
     mode_t type = archive_entry_filetype(e);
-    if (type != AE_IFREG && type != AE_IFDIR)
-        return EVR_OK;
+    if (type != AE_IFREG && type != AE_IFDIR)   /* never dropped unsaid */
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": %s: only files and directories "
+                           "are unpacked", name, type == AE_IFCHR ? "a character device"
+                           : type == AE_IFBLK ? "a block device" : type == AE_IFIFO ? "a FIFO"
+                           : type == AE_IFSOCK ? "a socket" : "of an unknown type");
     /* the declared size first: a bomb is refused before it is inflated */
     evr_rc_t rc = type == AE_IFREG ? s_count(e, max_bytes, total, err) : EVR_OK;
     if (rc)
@@ -511,6 +515,9 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     archive_entry_set_pathname(o, path);
     archive_entry_set_uid(o, 0);
     archive_entry_set_gid(o, 0);
+    /* no setuid or setgid file or directory in the workspace (the sticky
+       bit, a shared directory's, is harmless) */
+    archive_entry_set_perm(o, archive_entry_perm(e) & 01777);
     /* archive_read_data gives a sparse file's holes as zeros: written
        whole, not as a sparse map with no data after it (a tar podman
        refuses with "unexpected EOF") */
@@ -522,6 +529,62 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
         rc = s_pump(in, -1, sink, (uint64_t) archive_entry_size(e), &copied, err);
     archive_entry_free(o);
     return rc;
+}
+
+/*  name for a message, into out (size bytes): each control character
+    and each byte that is not part of a UTF-8 character as \xHH, at most
+    S_NAME_SHOWN bytes of it (then EVR_CUT_MARK). */
+#define S_NAME_SHOWN 120
+static void
+s_name_shown(const char *name, char *out, size_t size)
+{
+    size_t o = 0;
+    const char *p = name;
+    while (*p && o < S_NAME_SHOWN && o + 5 < size) {
+        unsigned char c = (unsigned char) *p;
+        size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        bool bad = c < 0x20 || c == 0x7f
+                   || (c >= 0x80 && (strnlen(p, k) < k || !evr_utf8_valid(p, k)));
+        if (bad)
+            o += (size_t) snprintf(out + o, size - o, "\\x%02x", c);
+        else if (o + k < size) {
+            memcpy(out + o, p, k);
+            o += k;
+        }
+        else
+            break;
+        p += bad ? 1 : k;
+    }
+    out[o] = '\0';
+    if (*p && o + sizeof EVR_CUT_MARK <= size)
+        memcpy(out + o, EVR_CUT_MARK, sizeof EVR_CUT_MARK);
+}
+
+/*  What unpacking cannot take in a tarball's entry name (before the
+    other checks, which quote it raw): a byte that is not UTF-8, a control
+    character, a component longer than a file system's name (255 bytes:
+    the copy into the workspace would fail with pages of error).  The
+    name shown escaped. */
+static evr_rc_t
+s_check_name(const char *name, evr_err_t *err)
+{
+    if (!name)
+        return EVR_OK;   /* s_check_entry says it */
+    char shown[S_NAME_SHOWN + 16];
+    s_name_shown(name, shown, sizeof shown);
+    if (!evr_utf8_valid(name, strlen(name)))
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": its name is not UTF-8", shown);
+    if (evr_text_has_ctl(name))
+        return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": its name holds a control "
+                           "character", shown);
+    for (const char *c = name; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n > 255)
+            return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": a name of %zu bytes in it: at "
+                               "most 255 bytes a component", shown, n);
+        c += n + (c[n] == '/');
+    }
+    return EVR_OK;
 }
 
 /*  Entries of the archive `in` re-rooted under dest into the tar of sink
@@ -541,7 +604,9 @@ s_reroot(struct archive *in, const s_sink_t *sink, const char *dest, uint64_t ma
             name += 2;   /* "./src/x" is "src/x" */
         if (name && (!*name || strcmp(name, ".") == 0))
             continue;
-        rc = s_check_entry(e, name, &entries, "unpacked", err);
+        rc = s_check_name(name, err);
+        if (!rc)
+            rc = s_check_entry(e, name, &entries, "unpacked", err);
         if (!rc)
             rc = s_reroot_entry(in, sink, e, name, dest, max_bytes, &total, err);
     }

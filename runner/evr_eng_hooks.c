@@ -45,6 +45,7 @@ struct evr_eng_hk {
     bool starting;              /* hook.started queued: the run waits for its commit */
     bool finished[EVR_HOOKS_MAX];   /* recorded finished (here or before a restart) */
     char *fail;                 /* the first failing hook's message: the job's reason */
+    bool fail_after;            /* ... of a hook after the steps (POST_EXECUTION, ON_ERROR) */
     evr_strmap_t env, secrets;  /* what hooks added (the hooks file) */
     bool end_begun, end_done;
     char *ws;                   /* the workspace's host path, once asked */
@@ -92,8 +93,10 @@ evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name)
 }
 
 const char *
-evr_eng_hooks_reason(const evr_eng_job_t *job)
+evr_eng_hooks_reason(const evr_eng_job_t *job, bool *after_steps)
 {
+    if (after_steps)
+        *after_steps = job->hk && job->hk->fail_after;
     return job->hk ? job->hk->fail : NULL;
 }
 
@@ -319,11 +322,12 @@ s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const ch
     here); after it, its stdout is no answer and is not read as one. */
 static const char *
 s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, char *why,
-        size_t size)
+        size_t size, bool *cut)
 {
     why[0] = '\0';
+    *cut = false;
     if (r->end == EVR_HOOK_NOT_RUN) {
-        snprintf(why, size, "hook %s could not be started: %s", h->name, r->msg);
+        snprintf(why, size, "could not be started: %s", r->msg);
         return "failed";
     }
     if (r->end == EVR_HOOK_STOPPED) {
@@ -331,16 +335,18 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
         return "stopped";
     }
     if (r->end == EVR_HOOK_TIMED_OUT) {
-        snprintf(why, size, "hook %s timed out after %u s (its timeout)", h->name, h->timeout);
+        snprintf(why, size, "timed out after %u s (its timeout)", h->timeout);
         return "timed_out";
     }
     if (r->exit_code) {
         bool pre = evr_hook_phase_pre(h->phase);
-        if (r->err_text[0])
+        if (r->err_text[0]) {
             snprintf(why, size, "%s", r->err_text);
+            *cut = r->err_cut;   /* why ends where its stderr was cut */
+        }
         else
-            snprintf(why, size, "hook %s %s (exit %d)", h->name,
-                     pre ? "refused the job" : "failed", r->exit_code);
+            snprintf(why, size, "%s (exit %d)", pre ? "refused the job" : "failed",
+                     r->exit_code);
         return pre ? "refused" : "failed";
     }
     if (h->phase > EVR_HOOK_PRE_EXECUTION)
@@ -349,18 +355,17 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     evr_err_t err;
     const char *status = "succeeded";
     if (r->out_cut) {
-        snprintf(why, size, "hook %s: its answer is longer than %u bytes", h->name,
-                 EVR_HOOK_OUT_MAX);
+        snprintf(why, size, "its answer is longer than %u bytes", EVR_HOOK_OUT_MAX);
         status = "failed";
     }
     else if (evr_hook_answer(r->out, r->out_len, &env, &secrets, &err)) {
         size_t i = strspn(r->out, " \t\r\n");
         if (r->out[i] != '{' && r->out[i] != '[')   /* text, not a JSON answer gone wrong */
-            snprintf(why, size, "hook %s printed text on stdout, not JSON: up to PRE_EXECUTION "
+            snprintf(why, size, "printed text on stdout, not JSON: up to PRE_EXECUTION "
                      "a hook's stdout is its answer, nothing or {\"env\": {...}, \"secrets\": "
-                     "{...}}; print other text to stderr (>&2)", h->name);
+                     "{...}}; print other text to stderr (>&2)");
         else
-            snprintf(why, size, "hook %s: %s", h->name, err.msg);
+            snprintf(why, size, "%s", err.msg);
         status = "failed";
     }
     else if (env.n || secrets.n) {
@@ -374,17 +379,36 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
 
 /*  The job's secrets (declared, and hooks') in text replaced by *** as
     output masks them (lines of a secret too): a hook's message goes to
-    the log and the job's reason.  Cut to size, between characters. */
+    the log and the job's reason.  cut: text ends where the hook's stderr
+    was cut, so a tail that could begin a secret is dropped ("..." for
+    it).  Masked first, then its control characters escaped (\x1b: no
+    terminal escape reaches a log or the reason), then cut to size,
+    between characters. */
 static void
-s_mask(const evr_eng_job_t *job, char *text, size_t size)
+s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
 {
-    char *out = evr_mask_text((const char *const *) job->secrets, job->nsecrets, text);
-    size_t len = strlen(out);
-    if (len >= size)
-        len = evr_utf8_cut(out, len, size - 1, false);
-    memcpy(text, out, len);
-    text[len] = '\0';
+    const char *const *secrets = (const char *const *) job->secrets;
+    char *out = cut ? evr_mask_text_cut(secrets, job->nsecrets, text)
+                    : evr_mask_text(secrets, job->nsecrets, text);
+    if (cut) {
+        char *more = evr_asprintf("%s...", out);
+        free(out);
+        out = more;
+    }
+    evr_text_escape_ctl(out, text, size);   /* cut with EVR_CUT_MARK when it does not fit */
     free(out);
+}
+
+/*  The first failing hook's message, the job's reason: "hook NAME
+    (PHASE): why" (why as hook.finished records it, masked). */
+static void
+s_fail(evr_eng_job_t *job, const char *name, evr_hook_phase_t phase, const char *why)
+{
+    struct evr_eng_hk *hk = job->hk;
+    if (hk->fail)
+        return;
+    hk->fail = evr_asprintf("hook %s (%s): %s", name, evr_hook_phase_name(phase), why);
+    hk->fail_after = phase == EVR_HOOK_POST_EXECUTION || phase == EVR_HOOK_ON_ERROR;
 }
 
 static void
@@ -396,16 +420,16 @@ s_done(const evr_hook_result_t *r, void *arg)
     const evr_hook_t *h = &hs->v[hk->next];
     hk->run = NULL;
     char why[EVR_HOOK_ERR_MAX + 256];
-    const char *status = s_judge(job, h, r, why, sizeof why);
-    s_mask(job, why, sizeof why);
+    bool cut;
+    const char *status = s_judge(job, h, r, why, sizeof why, &cut);
+    s_mask(job, why, sizeof why, cut);
     bool ok = !strcmp(status, "succeeded");
     s_finished(job, h, status, ok ? NULL : why, r->duration_ms);
     hk->finished[hk->next++] = true;
     if (r->end == EVR_HOOK_STOPPED)   /* not the hook's failure: the job's reason stays */
         hk->phase_failed = true;
     else if (!ok && !h->optional) {
-        if (!hk->fail)
-            hk->fail = evr_strdup(why);
+        s_fail(job, h->name, h->phase, why);
         hk->phase_failed = true;
         if (hk->phase != EVR_HOOK_CLEANUP)   /* the phase's other hooks are not run */
             while (hk->next < hs->n && hs->v[hk->next].phase == hk->phase)
@@ -579,6 +603,8 @@ evr_eng_hooks_accepted(evr_eng_job_t *job)
         evr_eng_job_prepare(job);
         return;
     }
+    if (job->unchecked)
+        evr_eng_job_secrets_early(job);   /* masked in the hooks' messages */
     s_phase(job, EVR_HOOK_PRE_VALIDATION, s_after_pre_validation);
 }
 
@@ -679,8 +705,9 @@ s_finished_event(const evr_event_t *ev, void *arg)
             && !strcmp(hs->v[i].name, ev->data.name)) {
             job->hk->finished[i] = true;
             if (strcmp(ev->data.status, "succeeded") && strcmp(ev->data.status, "stopped")
-                && !hs->v[i].optional && !job->hk->fail)   /* stopped: not its failure */
-                job->hk->fail = evr_strdup(ev->data.reason ? ev->data.reason : "a hook failed");
+                && !hs->v[i].optional)   /* stopped: not its failure */
+                s_fail(job, hs->v[i].name, hs->v[i].phase,
+                       ev->data.reason ? ev->data.reason : ev->data.status);
         }
     return 0;
 }

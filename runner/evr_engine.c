@@ -626,6 +626,7 @@ evr_engine_new(const evr_engine_opts_t *opts, evr_store_t *store, evr_loop_t *lo
     for (size_t i = 0; execs && i < EVR_ENGINE_MAX_EXECS && execs[i]; i++)
         e->execs[i] = execs[i];
     e->fetch = evr_fetch_new(loop);
+    evr_eng_outputs_key(e);
     return e;
 }
 

@@ -215,6 +215,8 @@ struct evr_eng_job {
     bool recovered;         /* taken up by recovery (made by an older runner, it may
                                have a workspace all the same: removed at its end) */
     bool unchecked;         /* evr_eng_job_check is still to come (evr_eng_job_new) */
+    size_t early_at, early_n;   /* secrets[early_at..+early_n): read before the check
+                                   (evr_eng_job_secrets_early), which reads them again */
     struct evr_eng_hk *hk;  /* its lifecycle hooks (evr_eng_hooks.c); NULL: none */
     evr_eng_job_t *next;
 };
@@ -253,6 +255,7 @@ struct evr_engine {
     size_t nactions, acap;
     evr_rc_t failure;
     char failmsg[EVR_ERR_MAX];
+    char output_key[33];    /* names steps' output files (evr_step_outputs.c) */
     int chan_bin;           /* the copy of evrun-job for control channels: 0 not tried,
                                1 made, -1 failed (evr_step_chan.c) */
     struct evr_eng_trigs *trigs;    /* follow-up jobs (evr_step_trigger.c); NULL: none yet */
@@ -366,9 +369,14 @@ void evr_eng_schedule(evr_eng_job_t *job);
 void evr_eng_cleanup(evr_eng_job_t *job);
 
 /* evr_step_outputs.c */
+/*  e->output_key: the one kept in the store's meta (output_key), else a
+    new random one, kept there (a warning when it cannot be). */
+void evr_eng_outputs_key(evr_engine_t *e);
 /*  The file of st's outputs (EVRUN_OUTPUT), relative to the workspace
-    root: .evrun-output-STEP-ATTEMPT, STEP in its container form.  Caller
-    frees. */
+    root: .evrun-output-STEP-ATTEMPT-HASH, STEP in its container form,
+    HASH 16 hex digits of sha256 over the engine's output key, the job id,
+    STEP and ATTEMPT (unguessable by the job's steps, the same after a
+    restart).  Caller frees. */
 char *evr_eng_output_file(const evr_eng_step_t *st);
 /*  After st's exit: its outputs read and recorded (when another step needs
     it), then its artifacts copied out (when it wants them), then its end
@@ -582,8 +590,11 @@ bool evr_eng_hooks_busy(const evr_eng_job_t *job);
 /*  A hook of a phase before the steps runs (or is about to): "running
     hook NAME (PHASE)" into buf, true; else false. */
 bool evr_eng_hooks_doing(const evr_eng_job_t *job, char *buf, size_t size);
-/*  What a failing hook says for the job's job.finished (NULL: none). */
-const char *evr_eng_hooks_reason(const evr_eng_job_t *job);
+/*  What a failing hook says for the job's job.finished, "hook NAME
+    (PHASE): ..." (NULL: none); *after_steps (may be NULL): it ran after
+    the steps (POST_EXECUTION, ON_ERROR), when the job's own failure, if
+    any, comes first. */
+const char *evr_eng_hooks_reason(const evr_eng_job_t *job, bool *after_steps);
 /*  Whether name is a secret a hook handed out (an untrusted step gets
     none of them, as none of the pipeline's). */
 bool evr_eng_hooks_secret(const evr_eng_job_t *job, const char *name);
@@ -615,6 +626,12 @@ evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_sp
 /*  The checks evr_eng_job_new deferred (executor, network, secrets):
     false with err saying what is wrong. */
 bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
+/*  The values of the secrets job's spec declares (its secrets, its git
+    sources' and registry_auth, a credential's password too) that can be
+    read, into job->secrets before evr_eng_job_check (which reads them
+    again and says what is wrong): a PRE_VALIDATION hook's message is
+    masked with them. */
+void evr_eng_job_secrets_early(evr_eng_job_t *job);
 /*  The steps' output masks made again from job->secrets (before any
     output: a hook added secrets). */
 void evr_eng_job_masks(evr_eng_job_t *job);

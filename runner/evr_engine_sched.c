@@ -173,6 +173,17 @@ s_failed_steps_reason(const evr_eng_job_t *job)
                                  first->reason ? ": " : "", first->reason ? first->reason : ""));
 }
 
+/*  Whether the job failed before its hooks after the steps: its
+    preparation, or a step (not allowed to). */
+static bool
+s_steps_failed(const evr_eng_job_t *job)
+{
+    for (uint32_t i = 0; i < job->n; i++)
+        if (s_failed(&job->steps[i]))
+            return true;
+    return job->reason != NULL;
+}
+
 static void
 s_job_finish(evr_eng_job_t *job)
 {
@@ -187,8 +198,18 @@ s_job_finish(evr_eng_job_t *job)
     job->phase = EVR_ENG_JOB_CLEANUP;
     evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_FINISHED, NULL);
     ev->data.status = evr_strdup(evr_job_status_name(status));
-    if (evr_eng_hooks_reason(job) && status != EVR_JOB_SUCCEEDED)
-        ev->data.reason = s_reason(evr_strdup(evr_eng_hooks_reason(job)));
+    bool after = false;
+    const char *hook = evr_eng_hooks_reason(job, &after);
+    char *first = NULL;   /* the job's own failure, before a hook's after the steps */
+    if (hook && after && status == EVR_JOB_FAILED && s_steps_failed(job))
+        first = s_failed_steps_reason(job);
+    else if (hook && after && status == EVR_JOB_TIMED_OUT && job->reason)
+        first = evr_strdup(job->reason);
+    if (hook && status != EVR_JOB_SUCCEEDED) {
+        ev->data.reason = s_reason(first ? evr_asprintf("%s; then %s", first, hook)
+                                         : evr_strdup(hook));
+        free(first);
+    }
     else if (status == EVR_JOB_FAILED)
         ev->data.reason = s_failed_steps_reason(job);
     else if (status == EVR_JOB_TIMED_OUT && job->reason)

@@ -30,9 +30,10 @@
 #define EVR_FOLLOWUP_H_INCLUDED
 
 #include "evr_engine.h"
+#include "evr_msg.h"
 #include "evr_ulid.h"
 
-#define EVR_FOLLOWUP_DEPTH 8
+#define EVR_FOLLOWUP_DEPTH EVR_TRIGGER_DEPTH   /* evr_msg.h: the broker's too */
 #define EVR_FOLLOWUP_MAX 64
 
 typedef struct evr_followup evr_followup_t;

@@ -48,6 +48,7 @@ struct evr_hook_run {
     char *obuf;
     size_t olen;
     bool ocut;
+    bool ecut;
     char ebuf[EVR_HOOK_ERR_MAX + 1];
     size_t elen;
     bool exited, timed_out, stopped;
@@ -93,13 +94,14 @@ s_finish(evr_hook_run_t *r)
                        || r->ebuf[r->elen - 1] == '\r' || r->ebuf[r->elen - 1] == '\t'))
         r->elen--;
     r->ebuf[r->elen] = '\0';
-    for (size_t i = 0; i < r->elen; i++)   /* one line for reasons and logs */
-        if ((unsigned char) r->ebuf[i] < 0x20)
-            r->ebuf[i] = ' ';
+    for (size_t i = 0; i < r->elen; i++)   /* one line for reasons and logs (the engine */
+        if (r->ebuf[i] == '\n' || r->ebuf[i] == '\r' || r->ebuf[i] == '\t')   /* escapes */
+            r->ebuf[i] = ' ';                                /* other controls: \x1b) */
     evr_hook_result_t res = {
         .end = r->pid <= 0 ? EVR_HOOK_NOT_RUN : r->stopped ? EVR_HOOK_STOPPED
                : r->timed_out ? EVR_HOOK_TIMED_OUT : EVR_HOOK_EXITED,
         .out = r->obuf, .out_len = r->olen, .out_cut = r->ocut, .err_text = r->ebuf,
+        .err_cut = r->ecut,
         .duration_ms = (evr_mono_ns() - r->t0) / 1000000u, .msg = r->msg,
     };
     if (res.end == EVR_HOOK_EXITED)
@@ -215,6 +217,8 @@ s_on_read(evr_loop_t *loop, int fd, int events, void *arg)
     }
     else {
         size_t room = EVR_HOOK_ERR_MAX - r->elen;
+        if (k > room)
+            r->ecut = true;
         memcpy(r->ebuf + r->elen, tmp, k < room ? k : room);
         r->elen += k < room ? k : room;
     }

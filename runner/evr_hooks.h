@@ -97,7 +97,9 @@ typedef struct {
     const char *out;        /* its stdout, NUL-terminated (at most EVR_HOOK_OUT_MAX bytes) */
     size_t out_len;
     bool out_cut;           /* it wrote more than EVR_HOOK_OUT_MAX bytes */
-    const char *err_text;   /* its stderr, trimmed, at most EVR_HOOK_ERR_MAX bytes */
+    const char *err_text;   /* its stderr, trimmed, at most EVR_HOOK_ERR_MAX bytes, newlines
+                               and tabs as spaces (other control characters as they came) */
+    bool err_cut;           /* it wrote more: err_text is cut short (may end inside a secret) */
     uint64_t duration_ms;
     const char *msg;        /* NOT_RUN: why */
 } evr_hook_result_t;

@@ -450,6 +450,20 @@ evr_mask_text(const char *const *secrets, size_t n, const char *text)
     return s;
 }
 
+char *
+evr_mask_text_cut(const char *const *secrets, size_t n, const char *text)
+{
+    evr_mask_t *m = evr_mask_new(secrets, n);
+    uint8_t *out = NULL;
+    size_t len = 0, cap = 0;
+    /* not final: what could still begin a secret is held back, and dropped */
+    evr_mask_feed(m, (const uint8_t *) text, strlen(text), false, &out, &len, &cap);
+    evr_mask_destroy(&m);
+    char *s = evr_strndup(out ? (const char *) out : "", len);
+    free(out);
+    return s;
+}
+
 /* ---------------------------------------------------------------- outputs */
 
 static void

@@ -86,6 +86,10 @@ size_t evr_mask_dropped(const evr_mask_t *self);
 /*  text masked with secrets (as evr_mask_new takes them), NUL-terminated;
     caller frees. */
 char *evr_mask_text(const char *const *secrets, size_t n, const char *text);
+/*  The same for a text cut short (a bounded read of a longer one): a tail
+    that could be the start of a secret (or of a line of one) is dropped,
+    so a secret cut through shows none of its bytes. */
+char *evr_mask_text_cut(const char *const *secrets, size_t n, const char *text);
 
 /*  True when there is nothing to mask (feed then copies straight through). */
 bool evr_mask_empty(const evr_mask_t *self);

@@ -340,6 +340,50 @@ s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
 }
 
 void
+evr_eng_job_secrets_early(evr_eng_job_t *job)
+{
+    const evr_spec_t *spec = job->spec;
+    const char **names = evr_calloc(spec->secrets.n + 3, sizeof(char *));
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < spec->secrets.n; i++)
+        names[n++] = spec->secrets.v[i];
+    for (int i = 0; i < 2; i++) {
+        const evr_source_t *src = i ? &spec->source : &spec->ci_source;
+        if (src->present && src->git.present && src->git.secret)
+            names[n++] = src->git.secret;
+    }
+    if (spec->registry_auth)
+        names[n++] = spec->registry_auth;
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + 2 * n + 1) * sizeof(char *));
+    job->early_at = job->nsecrets;
+    for (uint32_t i = 0; i < n; i++) {
+        char *v = NULL;
+        evr_err_t err;
+        if (s_secret(job->eng, names[i], &v, &err) || !v)
+            continue;   /* evr_eng_job_check says it */
+        const char *pw = strchr(v, ':');   /* a credential's password, as s_job_secrets */
+        if (pw && strlen(pw + 1) >= 4 && i >= spec->secrets.n)
+            job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
+        job->secrets[job->nsecrets++] = v;
+    }
+    job->early_n = job->nsecrets - job->early_at;
+    free(names);
+}
+
+/*  The secrets evr_eng_job_secrets_early read, dropped once the check has
+    read them all again (each then counted once in the masks' lines). */
+static void
+s_early_drop(evr_eng_job_t *job)
+{
+    for (size_t i = 0; i < job->early_n; i++)
+        free(job->secrets[job->early_at + i]);
+    memmove(job->secrets + job->early_at, job->secrets + job->early_at + job->early_n,
+            (job->nsecrets - job->early_at - job->early_n) * sizeof(char *));
+    job->nsecrets -= job->early_n;
+    job->early_n = 0;
+}
+
+void
 evr_eng_job_masks(evr_eng_job_t *job)
 {
     for (uint32_t i = 0; i < job->n; i++)
@@ -371,7 +415,8 @@ evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err)
 {
     evr_exec_t *ex = s_executor(job->eng, job->spec, err);
     if (!ex || !s_network_allowed(job->eng, job->spec, err) || !s_job_secrets(job, err))
-        return false;
+        return false;   /* the early ones kept: the later hooks' messages are masked */
+    s_early_drop(job);
     job->unchecked = false;
     evr_eng_job_masks(job);
     return true;

@@ -199,6 +199,20 @@ s_path(const char *sub, const char *path)
     return evr_asprintf("%s%s%s", sub, *sub ? "/" : "", path);
 }
 
+/*  path masked with the job's secrets when it holds one (caller frees),
+    else NULL: such a file is neither recorded nor shipped, its name would
+    carry the secret into the event log and the broker's store. */
+static char *
+s_secret_path(const evr_eng_job_t *job, const char *path)
+{
+    char *m = evr_mask_text((const char *const *) job->secrets, job->nsecrets, path);
+    if (!strcmp(m, path)) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
 /*  The files of one unpacked path, queued for the broker already (when
     shipping: the unpack's child did, see s_queue): a step.artifact each,
     in the list's order.  q[i] '!': file i could not be queued (qmsg: why,
@@ -213,7 +227,18 @@ s_record(const s_artifact_t *a, const char *sub, const evr_artifact_list_t *list
         const evr_artifact_file_t *f = &list->v[i];
         char *path = s_path(sub, f->path);
         const char *bad = evr_event_artifact_path_problem(path);
-        if (bad)   /* a name the wire would refuse: the file stays on the runner */
+        char *masked = s_secret_path(st->job, path);
+        if (masked) {   /* removed from the runner's artifacts too */
+            const char *art = st->job->eng->opts.artifacts_dir;
+            char *file = art ? evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name,
+                                            path) : NULL;
+            if (file)
+                unlink(file);
+            free(file);
+            s_fail(a, "file %s: its name holds a secret: not recorded, not kept", masked);
+            free(masked);
+        }
+        else if (bad)   /* a name the wire would refuse: the file stays on the runner */
             evr_eng_step_log(st, "artifact file %s: %s: not recorded", path, bad);
         else if (q[i] == '!')
             s_fail(a, "file %s: queueing it for the broker: %s", path, qmsg);
@@ -307,7 +332,10 @@ s_queue(const s_artifact_t *a, const evr_artifact_list_t *list, char *q, char *m
         const evr_artifact_file_t *f = &list->v[i];
         char *path = s_path(a->sub, f->path);
         q[i] = '+';
-        if (ship && !evr_event_artifact_path_problem(path)) {
+        char *masked = ship ? s_secret_path(st->job, path) : NULL;
+        bool secret = masked != NULL;
+        free(masked);
+        if (ship && !secret && !evr_event_artifact_path_problem(path)) {
             char *file = evr_asprintf("%s/%s/%s/%s", art, st->job->id, st->spec->name, path);
             if (evr_ship_enqueue_unsynced(ship, file, st->job->id, st->spec->name, path, f->size,
                                           f->sha256, &entries[i], &err) == EVR_OK)

@@ -1,10 +1,13 @@
 /*  evr_step_outputs.c: a step's outputs, after its exit.
 
     Every step is given EVRUN_OUTPUT, the path of a file in the job's
-    workspace root (.evrun-output-STEP-ATTEMPT, STEP in its container
+    workspace root (.evrun-output-STEP-ATTEMPT-KEY, STEP in its container
     form: /workspace/... for podman, /job/... with a source, the workspace
     directory for the process executor), where it may write KEY=VALUE
-    lines.  After its exit (succeeded or failed, timed out included; not
+    lines.  KEY (16 hex digits) hashes the unit's name with the runner's
+    output key (32 random hex digits kept in its store's meta, so that a
+    restarted runner names the same file): no other step of the job can
+    guess the name and write a later step's outputs before it runs.  After its exit (succeeded or failed, timed out included; not
     when it was cancelled or lost) the engine reads that file: from the
     host directory of the workspace when the executor tells it (`dir`:
     podman's volume, asked once per job; openat2 beneath it, no link
@@ -14,7 +17,10 @@
     costs it a mount, some 30-90 ms), parses it
     (evr_outputs_parse: bad lines become a warning on the step's stderr,
     never an error of the step), masks the values as output is masked, and
-    records them (step.outputs) before anything uses them.  The steps that
+    records them (step.outputs) before anything uses them; a file read
+    from the host directory is then removed (its secrets are masked in
+    step.outputs, not in the file, which a later `untrusted` step could
+    read).  The steps that
     `need` it (directly) then get EVRUN_OUT_<STEP>_<KEY>.  Only a step some
     other step needs has its file read: no other step could use it.  A
     restarted runner takes the outputs from its log (the job projection)
@@ -31,8 +37,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/random.h>
+
 #include "evr_artifact.h"
 #include "evr_engine_int.h"
+#include "evr_sha256.h"
 
 /*  Most bytes of EVRUN_OUT_* variables one step is given. */
 #define S_ENV_MAX (1024u * 1024u)
@@ -46,11 +55,43 @@ typedef struct {
     bool over;
 } s_read_t;
 
+void
+evr_eng_outputs_key(evr_engine_t *e)
+{
+    char *kept = NULL;
+    evr_err_t err;
+    if (e->store && evr_store_meta_get(e->store, "output_key", &kept, &err) == EVR_OK
+        && strlen(kept) == sizeof e->output_key - 1) {
+        memcpy(e->output_key, kept, sizeof e->output_key);
+        free(kept);
+        return;
+    }
+    free(kept);
+    uint8_t rnd[(sizeof e->output_key - 1) / 2];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd) {
+        fprintf(stderr, "evrun: getrandom failed\n");
+        abort();
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(e->output_key + 2 * i, 3, "%02x", rnd[i]);
+    if (e->store && evr_store_meta_set(e->store, "output_key", e->output_key, &err))
+        evr_eng_warn("%s (a restarted runner cannot read the outputs of a step that "
+                     "ended before it)", err.msg);
+}
+
 char *
 evr_eng_output_file(const evr_eng_step_t *st)
 {
     char *form = evr_spec_step_unit_form(st->spec->name);
-    char *f = evr_asprintf(".evrun-output-%s-%u", form, st->attempt ? st->attempt : 1);
+    uint32_t attempt = st->attempt ? st->attempt : 1;
+    char *what = evr_asprintf("%s\n%s\n%s\n%u", st->job->eng->output_key, st->job->id, form,
+                              attempt);
+    char hex[EVR_SHA256_HEX];
+    evr_sha256_t *h = evr_sha256_new();
+    evr_sha256_update(h, what, strlen(what));
+    evr_sha256_finish(&h, hex);
+    char *f = evr_asprintf(".evrun-output-%s-%u-%.16s", form, attempt, hex);
+    free(what);
     free(form);
     return f;
 }
@@ -121,6 +162,15 @@ s_take(evr_eng_step_t *st, const char *text, size_t n)
     free(warn);
     evr_strmap_free(&st->outputs);
     for (uint32_t i = 0; i < raw.n; i++) {
+        char *k = s_masked(st->job, raw.k[i]);
+        if (strcmp(k, raw.k[i])) {   /* "K_***" is no variable name: never stored */
+            char *why = evr_asprintf("%s: its name holds a secret: left out", k);
+            s_warn(st, why);
+            free(why);
+            free(k);
+            continue;
+        }
+        free(k);
         char *v = s_masked(st->job, raw.v[i]);
         if (strlen(v) <= EVR_OUTPUTS_MAX_VALUE)
             evr_strmap_set(&st->outputs, raw.k[i], v);
@@ -223,6 +273,11 @@ s_read_direct(evr_eng_step_t *st)
     char *file = evr_eng_output_file(st);
     int pfd = (int) syscall(SYS_openat2, dfd, file, &how, sizeof how);
     int en = errno;
+    /* gone once looked at, whatever it is: its secrets are masked in what
+       is recorded, never in the file, which a later untrusted step could
+       read (a link is removed, not followed) */
+    if (pfd >= 0 || en == ELOOP)
+        unlinkat(dfd, file, 0);
     free(file);
     close(dfd);
     if (pfd < 0 && en == ELOOP)

@@ -263,6 +263,24 @@ s_file(const evr_eng_step_t *st, const char *path, const evr_strmap_t *args,
     return rc;
 }
 
+/*  A trigger through the broker whose child the step would wait for
+    (`"wait": true`, evrun-job trigger --wait) but that cannot start
+    while the job runs: a job of the job's own pipeline with concurrency
+    1, the one slot the job itself holds (a file's spec of that name
+    with its own concurrency 1 too).  EVR_ERR_STATE, said, else EVR_OK. */
+static evr_rc_t
+s_wait_refused(const evr_eng_job_t *job, const char *pipeline, const evr_spec_t *fspec,
+               evr_err_t *err)
+{
+    uint32_t c = fspec ? fspec->concurrency : job->spec->concurrency;
+    if (strcmp(pipeline, job->spec->pipeline) || c != 1)
+        return EVR_OK;
+    return evr_err_set(err, EVR_ERR_STATE, "--wait: pipeline %s has concurrency: 1, which "
+                       "this job holds: the job it would start cannot run before this one "
+                       "ends, so the wait would never end (trigger without --wait, or raise "
+                       "the pipeline's concurrency)", pipeline);
+}
+
 evr_rc_t
 evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
 {
@@ -306,6 +324,8 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
         goto out;
     }
     s_trig_t *t = rc ? NULL : s_find(ts, child);
+    if (!rc && !t && !ts->who && json_is_true(json_object_get(req, "wait")))
+        rc = s_wait_refused(job, pipeline, fspec, err);
     bool fresh = !rc && !t;
     if (fresh && (t = s_slot(ts)) != NULL) {
         snprintf(t->job, sizeof t->job, "%s", child);

@@ -162,6 +162,11 @@ typedef struct {
 #define EVR_MSG_BUSY_READING "the broker is busy reading other copies: not yet its copy ("
 
 /*  Error codes carried by `error` replies. */
+/*  A chain of follow-up jobs (a job a step triggered, whose step triggers
+    another...) is at most this deep: the broker refuses a trigger past
+    it, as evrun-runner --exec --follow-triggers does. */
+#define EVR_TRIGGER_DEPTH 8
+
 #define EVR_CODE_BAD_REQUEST "bad_request"   /* malformed or invalid message */
 #define EVR_CODE_UNKNOWN_TYPE "unknown_type" /* header names no message type */
 #define EVR_CODE_NOT_FOUND "not_found"       /* no such job or runner */

@@ -51,7 +51,9 @@ s_usage(FILE *f)
             "                each; with --exec --follow-triggers the runner runs them\n"
             "                after this job.\n"
             "                --wait: then waits for them to end: exit 0 when all\n"
-            "                succeeded, 1 when one did not\n"
+            "                succeeded, 1 when one did not (refused for this job's own\n"
+            "                pipeline when its concurrency is 1: that job could not\n"
+            "                start before this one ends)\n"
             "  running PIPELINE\n"
             "                exit 0 when a job of PIPELINE runs or waits, 1 when none\n"
             "  result JOB|PIPELINE\n"
@@ -375,11 +377,12 @@ s_call_id(char out[27])
 /*  One trigger of pipeline with args (argv-style NAME=VALUE): asks until
     the runner says accepted, refused or local.  0, or 2 (said). */
 static int
-s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, char child[32])
+s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, bool wait,
+              char child[32])
 {
     char call[27];
     s_call_id(call);
-    size_t cap = 6 * strlen(pipeline) + 128;
+    size_t cap = 6 * strlen(pipeline) + 144;
     for (int i = 0; i < nargs; i++)
         cap += 6 * strlen(args[i]) + 8;
     char *req = malloc(cap);
@@ -387,7 +390,8 @@ s_trigger_one(const char *pipeline, bool file, char *const *args, int nargs, cha
         return 2;
     size_t o = (size_t) sprintf(req, "{\"cmd\":\"trigger\",\"%s\":", file ? "file" : "pipeline");
     o += s_json_str(req + o, pipeline, strlen(pipeline));
-    o += (size_t) sprintf(req + o, ",\"call\":\"%s\",\"args\":{", call);
+    o += (size_t) sprintf(req + o, ",\"call\":\"%s\",%s\"args\":{", call,
+                          wait ? "\"wait\":true," : "");
     for (int i = 0; i < nargs; i++) {
         const char *eq = strchr(args[i], '=');
         o += (size_t) sprintf(req + o, "%s", i ? "," : "");
@@ -578,7 +582,7 @@ s_trigger(int argc, char **argv)
         rc = 2;
     }
     for (int i = 0; !rc && i < np; i++)
-        rc = s_trigger_one(pipes[i], isfile[i], args, na, kids[i]);
+        rc = s_trigger_one(pipes[i], isfile[i], args, na, wait, kids[i]);
     /* --wait: 0 when every one succeeded, 1 when one did not, 2 when one
        cannot be followed; local (--exec): no job to wait for */
     for (int i = 0, w; rc != 2 && wait && i < np; i++)

@@ -326,6 +326,57 @@ YML
   check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"
 }
 
+case_trigger_depth() {   # a pipeline that triggers itself: the chain stops 8 deep
+  fresh trigdepth
+  mkdir -p "$tmp/pipelines"
+  cat > "$tmp/pipelines/loop.yml" <<'YML'
+pipeline: loop
+executor: process
+triggers: [loop]
+steps:
+  - name: again
+    run: |
+      evrun-job trigger loop; echo "trigger: $?"
+YML
+  # concurrency 1, triggering itself with --wait: the child could never start
+  cat > "$tmp/pipelines/w.yml" <<'YML'
+pipeline: w
+executor: process
+concurrency: 1
+triggers: [w]
+args:
+  EVR_SECOND: { default: "" }
+steps:
+  - name: again
+    run: |
+      [ -n "$EVR_SECOND" ] && exit 0
+      evrun-job trigger w -a EVR_SECOND=1 --wait; echo "wait: $?"
+YML
+  bus_broker && bus_runner td-1 "" 4 --executors process && bus_wait_runners 1
+  local j n last
+  j=$(cli start loop --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  check "the first job started" [ -n "$j" ]
+  for _ in $(seq 1 300); do
+    [ "$(cli jobs --pipeline loop 2>/dev/null | grep -c "^0")" -ge 9 ] \
+      && [ "$(cli jobs --pipeline loop 2>/dev/null | grep -Ec "^0.* (queued|running) ")" -eq 0 ] && break
+    sleep 0.1
+  done
+  sleep 1   # a tenth job would have come by now
+  n=$(cli jobs --pipeline loop 2>/dev/null | grep -c "^0")
+  check "9 jobs: the first and 8 follow-ups, no more" [ "$n" -eq 9 ]
+  last=$(cli jobs --pipeline loop 2>/dev/null | grep "^0" | head -n 1 | cut -d' ' -f1)
+  cli logs "$last" > "$tmp/last.out" 2>&1
+  check "the 8th follow-up's trigger refused, exit 2" grep -q "trigger: 2$" "$tmp/last.out"
+  check "... saying why" grep -q "job $last is follow-up 8 of a chain: at most 8 deep" "$tmp/last.out"
+  check "every job succeeded" [ "$(cli jobs --pipeline loop 2>/dev/null | grep -c " succeeded ")" -eq 9 ]
+  j=$(cli start w --json | sed -n 's/.*"job":"\([0-9A-Z]*\)".*/\1/p')
+  check "w: the job ends (no deadlock)" [ "$(wait_job "$j" 30)" = succeeded ]
+  cli logs "$j" > "$tmp/w.out" 2>&1
+  check "w: --wait refused, exit 2" grep -q "wait: 2$" "$tmp/w.out"
+  check "w: ... saying why" grep -q "trigger: --wait: pipeline w has concurrency: 1, which this job holds" "$tmp/w.out"
+  check "w: nothing started" [ "$(cli jobs --pipeline w 2>/dev/null | grep -c "^0")" -eq 1 ]
+}
+
 case_job_trigger_crash() {   # the runner killed (-9) after the broker took a trigger, before the step heard
   fresh jobtrigc
   mkdir -p "$tmp/pipelines"
@@ -674,5 +725,5 @@ YML
     grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z evrun-runner: warn: job $j: 4 lines of its secrets are not masked on their own" "$tmp/runner-wl-1.log"
 }
 
-bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file warn_log" "$@"
+bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file trigger_depth warn_log" "$@"
 bus_script_end

@@ -340,10 +340,23 @@ steps:
     run: mkfifo "$EVRUN_OUTPUT"
   - name: big
     run: head -c 70000 /dev/zero | tr '\0' a > "$EVRUN_OUTPUT"
+  - name: named
+    allow_failure: true
+    run: mkdir -p out; echo x > "out/$OUT_TOKEN.txt"; echo y > out/fine.txt
+    artifacts: [out]
+  - name: forge
+    run: echo V=forged > "$(dirname "$EVRUN_OUTPUT")/.evrun-output-victim-1"
+  - name: victim
+    needs: [forge]
+    run: echo "own ${EVRUN_OUTPUT##*/}"
+  - name: peek
+    needs: [produce]
+    untrusted: true
+    run: echo "left $(ls -a "$(dirname "$EVRUN_OUTPUT")" | grep -c '^.evrun-output-produce')"
   - name: consume
-    needs: [produce, probe, linky, fifo, big]
+    needs: [produce, probe, linky, fifo, big, victim]
     run: |
-      echo "others $(env | grep -c '^EVRUN_OUT_[LFB]')"
+      echo "others $(env | grep -c '^EVRUN_OUT_[LFBV]')"
       echo "version $EVRUN_OUT_PRODUCE_VERSION"
       echo "token $EVRUN_OUT_PRODUCE_TOKEN"
       echo "arch $EVRUN_OUT_PROBE_OS_LINUX_ARCH"
@@ -361,6 +374,11 @@ YML
   check "a file over 64 KiB is not read" \
     grep -q '^big | evrun: \$EVRUN_OUTPUT: larger than 65536 bytes: not read$' "$out"
   check "none of them gives a variable" grep -q "^consume | others 0$" "$out"
+  check "an artifact named with a secret: refused, the name masked" \
+    grep -q '^named | evrun: artifact out: file out/\*\*\*\.txt: its name holds a secret: not recorded, not kept$' "$out"
+  check "... the other file kept" [ -f "$state/artifacts/$job/named/out/fine.txt" ]
+  check "the file's name is not guessable" grep -Eq '^victim \| own \.evrun-output-victim-1-[0-9a-f]{16}$' "$out"
+  check "a file read is removed: a later untrusted step cannot read it" grep -q "^peek | left 0$" "$out"
   "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
   check "recorded masked" grep -q '"type":"step.outputs".*"outputs":{"VERSION":"1.2.3","TOKEN":"abc-\*\*\*-xyz"}' "$tmp/outputs.events"
   check "evrun-replay --job shows them" grep -qx "  TOKEN=abc-\*\*\*-xyz" <("$bin/evrun-replay" "$state" --job "$job")
@@ -377,6 +395,7 @@ YML
   check "process: the matrix step's too" grep -q "^consume | arch linux-x86$" "$out"
   check "process: a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: .*not read' "$out"
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
+  check "process: a file read is removed" grep -q "^peek | left 0$" "$out"
 }
 
 cases=${*:-big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach nonblocking_stdout}

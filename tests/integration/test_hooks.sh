@@ -130,7 +130,7 @@ EOF
   run refuse "$tmp/refuse.yml"
   check "exit 1" [ "$rc" -eq 1 ]
   events > "$tmp/refuse.job"
-  check "the job's reason is the hook's message" grep -qx "reason: no deploys on friday" "$tmp/refuse.job"
+  check "the job's reason is the hook's message" grep -qx "reason: hook friday (PRE_SOURCE_PREP): no deploys on friday" "$tmp/refuse.job"
   check "hook.finished refused" grep -q '"name":"friday","status":"refused".*"reason":"no deploys on friday"' "$tmp/refuse.job"
   check "steps skipped" grep -Eq "^two +skipped" "$tmp/refuse.job"
   check "nothing ran" sh -c "! grep -q 'should not run' '$out'"
@@ -150,6 +150,18 @@ EOF
   check "a missing secret: exit 1" [ "$rc" -eq 1 ]
   check "... the reason names it" grep -q "^reason: .*EVR_HOOK_NO_SUCH_SECRET" <(events)
   check "... after PRE_VALIDATION, before POST_VALIDATION; CLEANUP" [ "$(tr '\n' '|' < "$tmp/check.log")" = "prev|clean|" ]
+  # control characters in a hook's message are escaped: no terminal escape
+  # reaches the output or the reason
+  cat > "$tmp/esc.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: esc, run: "printf 'bad \\033[31mred\\033[0m \\177 end\\n' >&2; exit 1" }
+EOF
+  two_steps esc "true"
+  run esc "$tmp/esc.yml"
+  check "esc: exit 1" [ "$rc" -eq 1 ]
+  check "... escaped in the reason" grep -qF 'reason: hook esc (PRE_EXECUTION): bad \x1b[31mred\x1b[0m \x7f end' <(events)
+  check "... and in the output" grep -qF 'hook esc (PRE_EXECUTION) refused: bad \x1b[31mred' "$out"
+  check "... no raw ESC or DEL anywhere" sh -c "! grep -q \"\$(printf '[\\033\\177]')\" '$out'"
 }
 
 case_env_secret() {   # env and a secret a hook adds reach the steps; the secret masked
@@ -184,8 +196,32 @@ hooks:
 EOF
   run leak "$tmp/envsec.yml"
   check "leak: exit 1" [ "$rc" -eq 1 ]
-  check "... the reason masked" grep -qx "reason: login with \*\*\* failed" <(events)
+  check "... the reason masked, naming the hook and its phase" \
+    grep -qx "reason: hook loud (POST_EXECUTION): login with \*\*\* failed" <(events)
   check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+  # a secret cut through where the hook's stderr is cut (1 KiB): none of it shows
+  cat > "$tmp/straddle.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"PW\": \"leaky-pw-77\"}}'" }
+  - { phase: POST_EXECUTION, name: loud, run: "printf '%01018d' 0 >&2; echo 'leaky-pw-77 more' >&2; exit 1" }
+EOF
+  run straddle "$tmp/envsec.yml"
+  check "straddle: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason ends before the secret's first bytes" grep -Eq '"name":"loud","status":"failed".*"reason":"0{1018}\.\.\."' <(events)
+  check "... no part of it in the state or the output" \
+    sh -c "! grep -rq 'leaky' '$state' '$out'"
+  # a secret the pipeline declares: masked in a PRE_VALIDATION hook's message,
+  # which runs before the runner's own checks read the job's secrets
+  cat > "$tmp/decl.set" <<'EOF'
+hooks:
+  - { phase: PRE_VALIDATION, name: early, run: "echo 'early sees decl-secret-88 here' >&2; exit 1" }
+EOF
+  printf 'pipeline: decl\nexecutor: process\nsecrets: [EVR_HK_DECL]\nsteps:\n  - name: s\n    run: "true"\n' > "$tmp/decl.yml"
+  EVR_HK_DECL=decl-secret-88 run decl "$tmp/decl.yml" --secrets-allow EVR_HK_DECL
+  check "decl: exit 1" [ "$rc" -eq 1 ]
+  check "... the reason masked" grep -q "^reason: .*early sees \*\*\* here" <(events)
+  check "... the value nowhere in the state or the output" \
+    sh -c "! grep -rq 'decl-secret-88' '$state' '$out'"
   # a secret of several lines: each line alone masked, in output and a message
   cat > "$tmp/lines.set" <<'EOF'
 hooks:
@@ -196,7 +232,7 @@ EOF
   run lines "$tmp/lines.yml"
   check "lines: exit 1" [ "$rc" -eq 1 ]
   check "... a line alone masked in output" grep -qx 'two | \*\*\*' "$out"
-  check "... and in the reason" grep -qx "reason: bad line \*\*\* here" <(events)
+  check "... and in the reason" grep -qx "reason: hook loud (POST_EXECUTION): bad line \*\*\* here" <(events)
   check "... the lines nowhere in the state" sh -c "! grep -Erq 'line-one-55|line-two-66' '$state'"
 }
 
@@ -211,13 +247,13 @@ EOF
   check "exit 0" [ "$rc" -eq 0 ]
   events > "$tmp/optional.job"
   check "hook.finished failed, with its message" grep -q '"name":"notify","status":"failed".*"reason":"chat is down"' "$tmp/optional.job"
-  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*"reason":"hook bad-answer printed text on stdout, not JSON: .*print other text to stderr (>&2)"' "$tmp/optional.job"
+  check "a bad answer fails the hook" grep -q '"name":"bad-answer","status":"failed".*"reason":"printed text on stdout, not JSON: .*print other text to stderr (>&2)"' "$tmp/optional.job"
   check "the job succeeded" grep -q "status succeeded" "$tmp/optional.job"
   # the same, required: the job fails with its message, its steps skipped
   sed 's/optional: true, //' "$tmp/optional.set" | grep -v notify > "$tmp/required.set"
   run required "$tmp/optional.yml"
   check "required: exit 1" [ "$rc" -eq 1 ]
-  check "... the job's reason" grep -q "^reason: hook bad-answer printed text on stdout" <(events)
+  check "... the job's reason" grep -q "^reason: hook bad-answer (PRE_EXECUTION): printed text on stdout" <(events)
   # a JSON answer gone wrong is named as such
   cat > "$tmp/typo.set" <<'EOF'
 hooks:
@@ -225,7 +261,7 @@ hooks:
 EOF
   run typo "$tmp/optional.yml"
   check "typo: exit 1" [ "$rc" -eq 1 ]
-  check "... the job's reason names the key" grep -q '^reason: hook typo: answer: unknown key "envs"' <(events)
+  check "... the job's reason names the key" grep -q '^reason: hook typo (PRE_EXECUTION): answer: unknown key "envs"' <(events)
   # a timeout
   cat > "$tmp/slow.set" <<'EOF'
 hooks:
@@ -234,6 +270,8 @@ EOF
   run slow "$tmp/optional.yml"
   check "timeout: exit 1" [ "$rc" -eq 1 ]
   check "... timed_out" grep -q '"name":"slow","status":"timed_out"' <(events)
+  check "... the reason names the hook and its phase" \
+    grep -qx "reason: hook slow (PRE_VALIDATION): timed out after 1 s (its timeout)" <(events)
 }
 
 case_after_steps() {   # after PRE_EXECUTION a hook's stdout is no answer: text never fails it
@@ -261,6 +299,35 @@ EOF
   events > "$tmp/afterfail.job"
   check "... ON_ERROR's hook succeeded" grep -q '"name":"page","status":"succeeded"' "$tmp/afterfail.job"
   check "... the reason is the step's" grep -qx "reason: step two failed (exit 3)" "$tmp/afterfail.job"
+  # a failing ON_ERROR hook: the step's failure first, then the hook's
+  printf 'hooks:\n  - { phase: ON_ERROR, name: page, run: "echo pager down >&2; exit 1" }\n' > "$tmp/onerr.set"
+  run onerr "$tmp/afterfail.yml"
+  check "ON_ERROR fails: exit 1" [ "$rc" -eq 1 ]
+  check "... the step's failure, then the hook's" \
+    grep -qx "reason: step two failed (exit 3); then hook page (ON_ERROR): pager down" <(events)
+  # a failing POST_EXECUTION hook after steps that succeeded: the hook's alone
+  printf 'hooks:\n  - { phase: POST_EXECUTION, name: notify, run: "exit 4" }\n' > "$tmp/postfail.set"
+  run postfail "$tmp/after.yml"
+  check "POST_EXECUTION fails: exit 1" [ "$rc" -eq 1 ]
+  check "... the hook's reason" grep -qx "reason: hook notify (POST_EXECUTION): failed (exit 4)" <(events)
+}
+
+case_keep_running() {   # README's recipe: a process a hook leaves running outlives it
+  cat > "$tmp/keep.set" <<EOF
+hooks:
+  - phase: POST_EXECUTION
+    name: keep
+    run: |
+      setsid -f sh -c 'echo up; exec sh -c "echo \\\$\\\$ > $tmp/keep.pid; exec sleep 30" >/dev/null 2>&1 </dev/null' 2>/dev/null | head -n 1 >/dev/null
+EOF
+  two_steps keep "true"
+  run keep "$tmp/keep.yml"
+  check "exit 0" [ "$rc" -eq 0 ]
+  local pid
+  pid=$(cat "$tmp/keep.pid" 2>/dev/null)
+  check "the process started" [ -n "$pid" ]
+  check "... and still runs after the hook and the job ended" kill -0 "${pid:-0}"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
 }
 
 case_bad_settings() {   # a bad hooks list: exit 2, FILE:LINE:COL
@@ -480,6 +547,6 @@ EOF
   check "store verifies" verified
 }
 
-cases=${*:-order refuse env_secret optional after_steps bad_settings crash crash_group cancel timeout cancel_pre_exec}
+cases=${*:-order refuse env_secret optional after_steps keep_running bad_settings crash crash_group cancel timeout cancel_pre_exec}
 # shellcheck disable=SC2086
 run_cases $cases

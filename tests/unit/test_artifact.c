@@ -292,6 +292,82 @@ test_resource_declared_size_first(void)
     CHECK(access(out, F_OK) != 0);   /* no output left */
 }
 
+/*  A tar of one entry: name, type (AE_IF*), perm (mode bits), 3 bytes of
+    data for a regular file. */
+static void
+s_tar_odd(const char *path, const char *name, mode_t type, mode_t perm)
+{
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open_filename(a, path);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, type);
+    archive_entry_set_perm(e, perm);
+    archive_entry_set_size(e, type == AE_IFREG ? 3 : 0);
+    archive_write_header(a, e);
+    if (type == AE_IFREG)
+        archive_write_data(a, "abc", 3);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+/*  The mode of the first entry of the tar at path. */
+static mode_t
+s_first_mode(const char *path)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    struct archive_entry *e;
+    mode_t m = 0;
+    if (archive_read_open_filename(a, path, 65536) == ARCHIVE_OK
+        && archive_read_next_header(a, &e) == ARCHIVE_OK)
+        m = archive_entry_mode(e);
+    archive_read_free(a);
+    return m;
+}
+
+/*  Odd entries of a source tarball: a device or FIFO refused naming it
+    (it was dropped unsaid), setuid and setgid bits dropped (kept), a
+    name component over 255 bytes refused up front (podman's copier
+    failed with 2 KB of error), a name that is not UTF-8 refused with
+    its bytes escaped (no raw byte, no path of the runner's). */
+static void
+test_resource_odd_entries(void)
+{
+    char tar[128], out[128];
+    snprintf(tar, sizeof tar, "%s/odd.tar", s_dir);
+    snprintf(out, sizeof out, "%s/odd.out.tar", s_dir);
+    evr_err_t err;
+    s_tar_odd(tar, "dev/null0", AE_IFCHR, 0666);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "entry \"dev/null0\": a character device: only files and "
+                            "directories are unpacked");
+    CHECK(access(out, F_OK) != 0);
+    s_tar_odd(tar, "pipe", AE_IFIFO, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "entry \"pipe\": a FIFO: only files and directories are unpacked");
+    s_tar_odd(tar, "bin/su", AE_IFREG, 06755);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_OK);
+    CHECK((s_first_mode(out) & 07777) == 0755);
+    s_tar_odd(tar, "tmp", AE_IFDIR, 01777);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_OK);
+    CHECK((s_first_mode(out) & 07777) == 01777);   /* sticky kept: harmless */
+    char longname[400];
+    memset(longname, 'n', 300);
+    snprintf(longname + 300, sizeof longname - 300, ".txt");
+    s_tar_odd(tar, longname, AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "a name of 304 bytes in it: at most 255 bytes a component");
+    CHECK(strlen(err.msg) < 400);
+    s_tar_odd(tar, "bad\xff\x1b[31mname", AE_IFREG, 0644);
+    CHECK(evr_resource_tar(tar, "src", 65536, out, &err) == EVR_ERR_IO);
+    CHECK_CONTAINS(err.msg, "entry \"bad\\xff\\x1b[31mname\": ");
+    CHECK(!strstr(err.msg, s_dir));
+    CHECK(!strchr(err.msg, '\x1b') && !strchr(err.msg, '\xff'));
+}
+
 static void
 test_resource_ok_and_plain(void)
 {
@@ -548,6 +624,7 @@ main(void)
     EVR_TEST_RUN(test_resource_ok_and_plain);
     EVR_TEST_RUN(test_unpack_failed_keeps_older_file);
     EVR_TEST_RUN(test_resource_disk_full);
+    EVR_TEST_RUN(test_resource_odd_entries);
     EVR_TEST_RUN(test_resource_read_error);
     nftw(s_dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     EVR_TEST_END();

@@ -3,7 +3,8 @@
     recorded (step.outputs, masked) before the steps that need it start,
     and given to them as EVRUN_OUT_<STEP>_<KEY>; a step no step needs is
     not read; bad lines are a warning on stderr; a retry's outputs are its
-    own; a matrix step's name is sanitized.  test_output.c holds the
+    own; a matrix step's name is sanitized; a key holding a secret is
+    left out; the key naming the file is kept across a restart.  test_output.c holds the
     parser's cases, test_exec_flow.sh and test_recover.sh the real executors. */
 #include <stdlib.h>
 
@@ -20,7 +21,8 @@ test_passed_on(void)
                                 "  - name: make-it\n"
                                 "    run: echo V=1.2 >> \"$EVRUN_OUTPUT\"; "
                                 "echo \"T=a-$EVRUN_SECRET_OUT\" >> \"$EVRUN_OUTPUT\"; "
-                                "echo oops >> \"$EVRUN_OUTPUT\"\n"
+                                "echo oops >> \"$EVRUN_OUTPUT\"; "
+                                "echo \"K_$EVRUN_SECRET_OUT=1\" >> \"$EVRUN_OUTPUT\"\n"
                                 "  - name: use\n    needs: [make-it]\n"
                                 "    run: echo \"$EVRUN_OUT_MAKE_IT_V $EVRUN_OUT_MAKE_IT_T\"; "
                                 "echo W=2 >> \"$EVRUN_OUTPUT\"\n");
@@ -28,7 +30,8 @@ test_passed_on(void)
     CHECK(evr_etest_job_status(t, evr_etest_job(1)) == EVR_JOB_SUCCEEDED);
     CHECK(evr_etest_output_is(t, 1, "use", 1, "stdout", "1.2 a-***\n"));
     CHECK(evr_etest_output_is(t, 1, "make-it", 1, "stderr",
-                              "evrun: $EVRUN_OUTPUT: line 3: expected KEY=VALUE\n"));
+                              "evrun: $EVRUN_OUTPUT: line 3: expected KEY=VALUE\n"
+                              "evrun: $EVRUN_OUTPUT: K_***: its name holds a secret: left out\n"));
     char *ev = evr_etest_events_of(t, 1);
     CHECK(evr_etest_in_order(ev, "step.outputs make-it 1 V=1.2 T=a-***\n",
                              "step.finished make-it 1 succeeded", "step.started use 1", NULL));
@@ -86,11 +89,31 @@ test_same_variable(void)
     evr_etest_destroy(&t);
 }
 
+/*  The output file's name is made with a key kept in the store: the same
+    after a restart (recovery reads the file a step left), 32 hex digits. */
+static void
+test_output_key_kept(void)
+{
+    evr_etest_t *t = evr_etest_new();
+    evr_err_t err;
+    char *k1 = NULL, *k2 = NULL;
+    CHECK(evr_store_meta_get(t->store, "output_key", &k1, &err) == EVR_OK);
+    CHECK(k1 && strlen(k1) == 32 && strspn(k1, "0123456789abcdef") == 32);
+    evr_etest_kill(t, false);
+    evr_etest_engine(t);
+    CHECK(evr_store_meta_get(t->store, "output_key", &k2, &err) == EVR_OK);
+    CHECK(k1 && k2 && !strcmp(k1, k2));
+    free(k1);
+    free(k2);
+    evr_etest_destroy(&t);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_passed_on);
     EVR_TEST_RUN(test_retry_and_matrix);
     EVR_TEST_RUN(test_same_variable);
+    EVR_TEST_RUN(test_output_key_kept);
     EVR_TEST_END();
 }

@@ -214,6 +214,17 @@ test_mask_text(void)
     s = evr_mask_text(NULL, 0, "");
     CHECK_STR(s, "");
     free(s);
+    /* a text cut short: a tail that could begin a secret (or a line of
+       one) is dropped, a whole one masked, other text kept */
+    s = evr_mask_text_cut(secrets, 2, "why: pass-word, then hunter pass-w");
+    CHECK_STR(s, "why: ***, then hunter ");
+    free(s);
+    s = evr_mask_text_cut(secrets, 2, "ends in line-t");
+    CHECK_STR(s, "ends in ");
+    free(s);
+    s = evr_mask_text_cut(secrets, 2, "ends clean");
+    CHECK_STR(s, "ends clean");
+    free(s);
 }
 
 /*  Bounded output: a secret of one byte triples what it masks, and a
