@@ -56,6 +56,9 @@ static const char s_script[] =
     "git init -q --bare \"$EVR_CACHE\"; fi\n"
     "touch \"$EVR_CACHE\"\n"   /* its last use (evr_source_cache_trim) */
     "export GIT_DIR=\"$EVR_CACHE\"\n"
+    /* a URL's scheme and server, lower case: scheme://host[:port] */
+    "origin() { printf %s \"$1\" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)([^@/?#]*@)?([^/?#]*).*#\\1\\3#' "
+    "| tr A-Z a-z; }\n"
     "count() { git count-objects -v | awk '/^count:/{c=$2} /^in-pack:/{p=$2} "
     "END{print c+p}'; }\n"
     "before=$(count)\n"
@@ -103,13 +106,16 @@ static const char s_script[] =
     "  case $url in *://*) ;; *) url=$base/$url;; esac\n"
     /* the .gitmodules of the repository is the job's code, not the
        operator's: a URL of the schemes the pipeline's own may have (one
-       starting with '-' would be an option of git's; file:// would read
-       the runner's disk) */
-    "  case $url in https://*|http://*|git://*|ssh://*) ;;\n"
-    "    file://*) [ \"$EVR_FILE_OK\" = 1 ] || { echo \"submodule $path: its url is a file:// URL, "
-    "taken only in a file:// repository's submodules\" >&2; exit 5; };;\n"
+       starting with '-' would be an option of git's), on the
+       repository's own server (scheme, host and port): elsewhere, with
+       the runner user's ssh keys or from its network, it could fetch what
+       the job may not see (a private repository, a local service) */
+    "  case $url in https://*|http://*|git://*|ssh://*|file://*) ;;\n"
     "    *) echo \"submodule $path: its url must be https://, http://, git:// or ssh:// (or a path "
     "relative to the repository's)\" >&2; exit 5;; esac\n"
+    "  [ \"$(origin \"$url\")\" = \"$(origin \"$EVR_URL\")\" ] || { echo \"submodule $path: its "
+    "url is not on the repository's server ($(origin \"$EVR_URL\")): a submodule's url must be "
+    "relative to the repository's, or on its server\" >&2; exit 5; }\n"
     "  case /$path/ in */../*|*/./*|//*) echo \"submodule $name: its path $path leaves the "
     "tree\" >&2; exit 5;; esac\n"
     "  sha=$(git ls-tree \"$commit\" -- \"$path\" | awk '$2==\"commit\"{print $3}')\n"

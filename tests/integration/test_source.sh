@@ -371,31 +371,43 @@ case_submodule_urls() {
   git_c -C "$evil" commit -qm evil
   git_c -C "$evil" checkout -q -b local
   printf '[submodule "s"]\n\tpath = s\n\turl = file://%s\n' "$priv" > "$evil/.gitmodules"
-  git_c -C "$evil" update-index --cacheinfo "160000,$(git -C "$priv" rev-parse main),s"
-  git_c -C "$evil" commit -qam local
+  git_c -C "$evil" update-index --add --cacheinfo "160000,$(git -C "$priv" rev-parse main),s"
+  git_c -C "$evil" add .gitmodules && git_c -C "$evil" commit -qm local
+  git_c -C "$evil" checkout -q -b other
+  printf '[submodule "s"]\n\tpath = s\n\turl = ssh://git@127.0.0.1:1/private.git\n' > "$evil/.gitmodules"
+  git_c -C "$evil" add .gitmodules && git_c -C "$evil" commit -qm other
+  git_c -C "$evil" checkout -q -b same
+  printf '[submodule "s"]\n\tpath = s\n\turl = ../repo\n' > "$evil/.gitmodules"
+  git_c -C "$evil" update-index --add --cacheinfo "160000,$second,s"
+  git_c -C "$evil" add .gitmodules && git_c -C "$evil" commit -qm same
   port=$(free_port)
   git daemon --listen=127.0.0.1 --port="$port" --base-path="$tmp" --export-all \
     --reuseaddr "$tmp" > "$tmp/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 50); do git ls-remote "git://127.0.0.1:$port/evil" > /dev/null 2>&1 && break; sleep 0.1; done
-  for ref in main local; do
+  for ref in main local other same; do
     cat > "$tmp/sm-$ref.yml" <<YML
 pipeline: sm-$ref
 image: localhost/evrun-busybox:latest
 source: {git: {url: "git://127.0.0.1:$port/evil", ref: $ref, submodules: true}}
 steps:
-  - {name: cat, run: cat top.txt s/p.txt}
+  - {name: cat, run: cat top.txt s/file.txt}
 YML
     run "sm-$ref" "$tmp/sm-$ref.yml"
+    [ "$ref" = same ] && break
     check "$ref: the job fails" [ "$rc" -eq 1 ]
     check "$ref: no step ran" sh -c "! grep -q '^cat |' '$out'"
   done
+  check "a relative url on the repository's server: taken" [ "$rc" -eq 0 ]
+  check "... its tree in the workspace" grep -q "^cat | second$" "$out"
+  check "another server (ssh://, the runner's keys): refused" \
+    grep -q "submodule s: its url is not on the repository's server" "$tmp/sm-other.out"
   check "an option-shaped url: refused, naming the submodule" \
     grep -q "submodule s: its url must be https://, http://, git:// or ssh://" "$(dirname "$out")/sm-main.out"
   check "... and git ran nothing of it" [ ! -e "$tmp/PWNED" ]
-  check "a file:// url under git://: refused" \
-    grep -q "submodule s: its url is a file:// URL, taken only in a file:// repository's submodules" "$out"
-  check "... nothing of the host's repository read" sh -c "! grep -rqa HOST-ONLY '$out' '$state'"
+  check "a file:// url under git://: refused, not on the repository's server" \
+    grep -q "submodule s: its url is not on the repository's server (git://127.0.0.1:$port): a submodule's url must be relative to the repository's, or on its server" "$tmp/sm-local.out"
+  check "... nothing of the host's repository read" sh -c "! grep -rqa HOST-ONLY '$tmp/sm-local.out' '$state'"
   kill "$daemon_pid" && wait "$daemon_pid" 2>/dev/null
   daemon_pid=
 }
