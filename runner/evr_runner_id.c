@@ -22,11 +22,28 @@ evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir)
     }
     if (evr_store_meta_get(store, "runner_id", &kept, &err) != EVR_OK)
         kept = NULL;
+    /* the kept id binds only when this check kept it (an older runner
+       kept a made id but never a given one: a store it ran under --id
+       holds a made id that is no one's) and the log holds events */
+    char *marked = NULL;
+    uint64_t last = 0;
+    bool binds = kept && evr_store_meta_get(store, "runner_id_kept", &marked, &err) == EVR_OK
+                 && evr_store_last_seq(store, &last, &err) == EVR_OK && last > 0;
+    free(marked);
+    if (v && *v && kept && strcmp(v, kept) != 0 && !binds) {
+        free(kept);
+        kept = NULL;    /* the given one is kept instead */
+    }
     if (v && *v && kept && strcmp(v, kept) != 0) {
         fprintf(stderr, "evrun-runner: --id %s: the state directory %s holds the log of runner "
                 "%s; its jobs are that runner's (another id would have the broker refuse and "
                 "cancel them): start it with --id %s, or give the new runner a state directory "
                 "of its own\n", v, state_dir, kept, kept);
+        free(kept);
+        return NULL;
+    }
+    if (kept && !binds && evr_store_meta_set(store, "runner_id_kept", "1", &err)) {
+        fprintf(stderr, "evrun-runner: keeping the runner id in the store: %s\n", err.msg);
         free(kept);
         return NULL;
     }
@@ -45,7 +62,8 @@ evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir)
         evr_ulid_new(ulid);
         id = evr_asprintf("%s-%s", host[0] == '-' ? "runner" : host, ulid + 20);
     }
-    if (evr_store_meta_set(store, "runner_id", id, &err)) {
+    if (evr_store_meta_set(store, "runner_id", id, &err)
+        || evr_store_meta_set(store, "runner_id_kept", "1", &err)) {
         fprintf(stderr, "evrun-runner: keeping the runner id in the store: %s\n", err.msg);
         free(id);
         return NULL;

@@ -9,8 +9,9 @@
     keeps, else one made from the host name and kept.  A store keeps the
     id of the runner whose log it holds: an --id that differs is refused
     (its jobs would be taken as another runner's, refused by the broker
-    and cancelled); a store that keeps none (made by an older runner)
-    takes the given one.  NULL after a message on stderr. */
+    and cancelled) once its log holds events; a store whose id an older
+    runner kept (one that kept a made id, never a given one) takes the
+    given one.  NULL after a message on stderr. */
 char *evr_runner_id(evr_config_t *cfg, evr_store_t *store, const char *state_dir);
 
 #endif

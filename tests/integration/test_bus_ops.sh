@@ -212,7 +212,11 @@ case_up_process_only() {
 # the same id, or none, is the runner again
 case_runner_id_kept() {
   fresh rid
-  bus_broker && bus_runner rk "" 1 && bus_wait_runners 1
+  bus_broker && bus_runner rk "" 1 --executors process && bus_wait_runners 1
+  printf 'pipeline: rk\nexecutor: process\nsteps:\n  - {name: s, run: "true"}\n' > "$tmp/rk.yml"
+  local j p q
+  j=$(submit "$tmp/rk.yml")
+  check "a job on rk (its log holds events)" [ "$(wait_job "$j")" = succeeded ]
   kill "$runner_pid_rk" && wait "$runner_pid_rk" 2>/dev/null
   timeout 20 "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --id rother \
     --state-dir "$tmp/r-rk" > "$tmp/other.out" 2>&1
@@ -220,13 +224,22 @@ case_runner_id_kept() {
   check "... naming the runner whose log it holds, and what to do" \
     grep -q -- "--id rother: the state directory $tmp/r-rk holds the log of runner rk; .*start it with --id rk" "$tmp/other.out"
   check "... the broker never saw rother" sh -c "! '$bin/evrun-cli' runners | grep -q rother"
-  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --state-dir "$tmp/r-rk" \
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/runners" --state-dir "$tmp/r-rk" --executors process \
     --heartbeat-ms 200 --lease-ms 1500 > "$tmp/noid.out" 2>&1 &
-  local p=$!
+  p=$!
   bus_pids+=("$p")
   check "no --id: the kept one (rk) says hello again" \
     sh -c "for i in \$(seq 50); do '$bin/evrun-cli' runners | grep -q '^rk .*idle' && exit 0; sleep 0.1; done; exit 1"
   kill "$p" && wait "$p" 2>/dev/null
+  # a runner that never logged an event takes another --id: none of it is another's
+  "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh1 --state-dir "$tmp/r-new" \
+    --executors process > "$tmp/new1.out" 2>&1 &
+  q=$!
+  sleep 1
+  kill "$q" && wait "$q" 2>/dev/null
+  timeout 3 "$bin/evrun-runner" --broker "ipc://$tmp/bus/nobroker" --id fresh2 \
+    --state-dir "$tmp/r-new" --executors process > "$tmp/new2.out" 2>&1
+  check "an empty log under another --id: not refused (runs until stopped)" [ $? -eq 124 ]
 }
 
 case_state_refused() {
