@@ -42,28 +42,63 @@ evr_text_cut(char *s, size_t max)
     return at + mark;
 }
 
+/*  The escape of the control character at s (n bytes of it) into esc, or
+    0 when s starts with none: C0, DEL, and C1 (U+0080-U+009F, which a
+    terminal may take as CSI). */
+static size_t
+s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
+{
+    *n = 1;
+    if (*s == '\n' || *s == '\r' || *s == '\t')
+        return (size_t) snprintf(esc, 9, "\\%c", *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't');
+    if (*s < 0x20 || *s == 0x7f)
+        return (size_t) snprintf(esc, 9, "\\x%02x", *s);
+    if (*s == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+        *n = 2;
+        return (size_t) snprintf(esc, 9, "\\u%04x", s[1]);
+    }
+    return 0;
+}
+
 char *
 evr_text_escape_ctl(const char *s, char *out, size_t len)
 {
-    size_t o = 0;
-    for (; *s && o + 1 < len; s++) {
-        unsigned char c = (unsigned char) *s;
-        char esc[5];
-        size_t n = 1;
-        if (c == '\n' || c == '\r' || c == '\t')
-            n = (size_t) snprintf(esc, sizeof esc, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
-        else if (c < 0x20 || c == 0x7f)
-            n = (size_t) snprintf(esc, sizeof esc, "\\x%02x", c);
-        else
-            esc[0] = (char) c;
-        if (o + n + 1 > len)
+    static const char mark[] = EVR_CUT_MARK;
+    size_t o = 0, room = len - 1;   /* bytes for text, the NUL after */
+    const unsigned char *p = (const unsigned char *) s;
+    size_t whole = 0;   /* the escaped length of all of s */
+    for (const unsigned char *q = p; *q;) {
+        char esc[9];
+        size_t in, n = s_ctl_escape(q, esc, &in);
+        whole += n ? n : 1;
+        q += n ? in : 1;
+    }
+    bool cut = false;
+    while (*p) {
+        char esc[9];
+        size_t in, n = s_ctl_escape(p, esc, &in);
+        const char *from = n ? esc : (const char *) p;
+        if (!n) {   /* one character, whole */
+            n = 1;
+            while ((p[n] & 0xc0) == 0x80)
+                n++;
+            in = n;
+        }
+        /* when not all fits, the mark must fit after the last piece */
+        size_t need = whole > room ? n + sizeof mark - 1 : n;
+        if (o + need > room) {
+            cut = true;
             break;
-        memcpy(out + o, esc, n);
+        }
+        memcpy(out + o, from, n);
         o += n;
+        p += in;
+    }
+    if (cut && o + sizeof mark - 1 <= room) {
+        memcpy(out + o, mark, sizeof mark - 1);
+        o += sizeof mark - 1;
     }
     out[o] = '\0';
-    if (*s)
-        evr_text_cut(out, len - 1);
     return out;
 }
 

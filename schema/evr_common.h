@@ -57,9 +57,10 @@ size_t evr_text_fit(char *s, size_t max);
     length. */
 size_t evr_text_cut(char *s, size_t max);
 /*  Copies s into out (len bytes, len > 0) with each control character
-    (below 0x20, and 0x7f) written as \n, \r, \t or \xHH, so that a
-    value quoted in a message stays on its line and sends no terminal
-    escape; cut with EVR_CUT_MARK when it does not fit.  Returns out. */
+    written as \n, \r, \t, \xHH (below 0x20, and 0x7f) or \u00HH (C1,
+    U+0080-U+009F), so that a value quoted in a message stays on its line
+    and sends no terminal escape; when it does not fit, cut between
+    characters and escapes, EVR_CUT_MARK last.  Returns out. */
 char *evr_text_escape_ctl(const char *s, char *out, size_t len);
 /*  Whether s holds a control character (below 0x20, or 0x7f). */
 bool evr_text_has_ctl(const char *s);

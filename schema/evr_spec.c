@@ -314,7 +314,9 @@ static const evr_field_t s_spec_fields[] = {
     F(evr_spec_t, "parallel", EVR_FT_U32, false, 0, parallel, NULL, NULL,
       "steps of one job running at once; 0 = the runner's default"),
     F(evr_spec_t, "dag", EVR_FT_BOOL, false, 0, dag, NULL, NULL,
-      "the steps run as a DAG (each once its needs have succeeded; one without needs at once) though no step has needs; a pipeline file sets it when a step says needs: [] and no step needs another"),
+      "the steps run as a DAG though no step needs another (one without needs starts at "
+      "once; one with when: on_failure or always after every step above it); a pipeline "
+      "file may say dag: true, or a step needs: [] (or needs: with no value)"),
     { "on_failure", EVR_FT_ENUM, false, 0, offsetof(evr_spec_t, on_failure), NULL, NULL, NULL,
       "when a step fails: stop (the steps still running are stopped) or finish (they "
       "finish); steps not started are skipped either way", s_on_failure_names, NULL },

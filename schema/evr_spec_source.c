@@ -30,13 +30,14 @@ evr_spec_check_http_url(const char *url, const char *path, evr_diag_t *diag)
 {
     const char *a = !strncmp(url, "http://", 7) ? url + 7 : !strncmp(url, "https://", 8) ? url + 8
                   : NULL;
+    const char *any = strstr(url, "://");   /* any scheme's authority: not echoed with a password */
     size_t n = a ? strcspn(a, "/?#") : 0;
-    if (!a)
-        evr_diag_add(diag, path, "expected an http:// or https:// URL, got \"%s\"", url);
-    else if (memchr(a, '@', n))
+    if (any && memchr(any + 3, '@', strcspn(any + 3, "/?#")))
         evr_diag_add(diag, path, "credentials in the URL would be stored with the job and "
                      "printed in its log: serve the file without them, or fetch it in a step "
-                     "that reads a secret");
+                     "that reads a secret (and an http:// or https:// URL is expected)");
+    else if (!a)
+        evr_diag_add(diag, path, "expected an http:// or https:// URL, got \"%s\"", url);
     else if (strpbrk(url, " \t\r\n\v\f") || evr_text_has_ctl(url))
         evr_diag_add(diag, path, "a URL cannot contain spaces or control characters (write a "
                      "space as %%20), got \"%s\"", url);
@@ -90,13 +91,13 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
         bool known = false;
         for (size_t i = 0; g->url && i < EVR_ARRAY_LEN(schemes); i++)
             known |= !strncmp(g->url, schemes[i], strlen(schemes[i]));
-        if (g->url && !known)
-            evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
-                         "URL, got \"%s\"", g->url);
-        else if (g->url && s_url_has_password(g->url))
+        if (g->url && s_url_has_password(g->url))
             evr_diag_add(diag, p, "credentials in the URL would be stored with the job: put "
                          "USER:PASSWORD (or a token) in a secret and name it in %s.git.secret",
                          key);
+        else if (g->url && !known)
+            evr_diag_add(diag, p, "expected an https://, http://, git://, ssh:// or file:// "
+                         "URL, got \"%s\"", g->url);
         else if (g->url && (strchr(g->url, ' ') || strchr(g->url, '\n')))
             evr_diag_add(diag, p, "a URL cannot contain spaces or newlines");
         const char *why = g->ref ? s_ref_problem(g->ref) : NULL;

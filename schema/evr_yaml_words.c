@@ -142,6 +142,9 @@ evr_yaml_suggest(const evr_rectype_t *type, const char *k)
 const char *
 evr_yaml_foreign(const evr_rectype_t *type, const char *k)
 {
+    /* where the type has labels, label is its near miss (did you mean) */
+    if (!strcmp(k, "label") && evr_rec_field(type, "labels"))
+        return NULL;
     for (size_t i = 0; i < sizeof s_foreign / sizeof s_foreign[0]; i++)
         if (!strcmp(k, s_foreign[i].word) && !s_synonym(type, k))
             return s_foreign[i].instead;

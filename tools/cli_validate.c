@@ -79,7 +79,7 @@ s_written_name(const evr_spec_t *spec, uint32_t i, char *buf, size_t size)
 void
 evr_cli_warn_dag(const char *file, const evr_spec_t *spec, const evr_diag_t *diag)
 {
-    bool dag = spec->dag;
+    bool dag = false;   /* one step needs another (not dag: true alone: said, meant) */
     for (uint32_t i = 0; i < spec->steps.n && !dag; i++)
         dag = evr_spec_step(spec, i)->needs.n > 0;
     uint32_t last = UINT32_MAX;

@@ -651,7 +651,7 @@ function drawDag(box, job, onclick) {
   steps.forEach((s, i) => {
     const name = s.name.length > 24 ? s.name.slice(0, 23) + '\u2026' : s.name;
     const tip = s.name + ': ' + s.status + (s.reason ? ' \u2014 ' + s.reason : '')
-      + (s.needs ? '\nneeds: ' + s.needs.join(', ') : '') + (s.when ? '\nwhen: ' + s.when : '');
+      + (s.needs && s.needs.length ? '\nneeds: ' + s.needs.join(', ') : '') + (s.when ? '\nwhen: ' + s.when : '');
     const g = svg('g', { class: 'node ' + stClass(s.status), 'data-step': s.name,
       'data-status': s.status, transform: `translate(${pos[i].x} ${pos[i].y})`, tabindex: 0 },
     svg('title', null, tip),

@@ -41,6 +41,15 @@ test_resource_urls(void)
     e = s_res("http://x y/z", &n);
     CHECK_CONTAINS(e, "resources[0].url: a URL cannot contain spaces or control characters");
     free(e);
+    e = s_res("ftp://user:s3cret@example/x", &n);   /* another scheme: not echoed either */
+    CHECK_CONTAINS(e, "resources[0].url: credentials in the URL");
+    CHECK(strstr(e, "s3cret") == NULL);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsource: {git: {url: \"HTTPS://u:s3cret@x/r\"}}\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "source.git.url: credentials in the URL would be stored with the job");
+    CHECK(strstr(e, "s3cret") == NULL);
+    free(e);
     e = s_res("ftp://example/x", &n);
     CHECK_CONTAINS(e, "resources[0].url: expected an http:// or https:// URL, got \"ftp://example/x\"");
     free(e);
@@ -91,10 +100,16 @@ test_escape_ctl(void)
     char out[16];
     CHECK(strcmp(evr_text_escape_ctl("a\tb\r\n\x7f", out, sizeof out), "a\\tb\\r\\n\\x7f") == 0);
     CHECK(strcmp(evr_text_escape_ctl("plain é", out, sizeof out), "plain é") == 0);
-    /* cut with the mark, never in the middle of an escape */
+    /* cut with the mark, never in the middle of an escape or a character */
     evr_text_escape_ctl("\x01\x02\x03\x04\x05", out, sizeof out);
-    CHECK(strlen(out) < sizeof out);
-    CHECK(strncmp(out, "\\x01\\x02", 8) == 0);
+    CHECK(strcmp(out, "\\x01\\x02\\x03" EVR_CUT_MARK) == 0);
+    evr_text_escape_ctl("abcdefghijkl\xc3\xa9zz", out, sizeof out);
+    CHECK(strcmp(out, "abcdefghijkl" EVR_CUT_MARK) == 0);
+    CHECK(strcmp(evr_text_escape_ctl("abcdefghijklmno", out, sizeof out), "abcdefghijklmno") == 0);
+    /* C1 controls (CSI as U+009B) */
+    CHECK(strcmp(evr_text_escape_ctl("a\xc2\x9b" "1m", out, sizeof out), "a\\u009b1m") == 0);
+    char tiny[2];
+    CHECK(strcmp(evr_text_escape_ctl("\x1b", tiny, sizeof tiny), "") == 0);
     CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
 }
 
