@@ -285,7 +285,7 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
     evr_text_escape_ctl(raw, msg, sizeof msg);
     long item;
     char *w = s_written(self, path, &item);
-    for (char *c = w; evr_text_has_ctl(c) && *c; c++)
+    for (char *c = w; *c; c++)
         if ((unsigned char) *c < 0x20 || *c == 0x7f)
             *c = '?';   /* a key of the file in the path */
     const char *name = item >= 0 ? self->name[item] : NULL;
