@@ -380,10 +380,8 @@ s_start(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg)
                      evr_pe_op_new(evr_pe(ex), EVR_PE_PLAIN, fn, arg));
 }
 
-/*  A log read from the start: per stream, the bytes before from[] are
-    skipped, the rest passed on. */
-static void
-s_log_out(int stream, const uint8_t *data, size_t len, void *arg)
+void
+evr_pe_log_out(int stream, const uint8_t *data, size_t len, void *arg)
 {
     evr_pe_op_t *op = arg;
     int si = stream == 1 ? 0 : 1;
@@ -403,7 +401,7 @@ s_logs(evr_exec_t *ex, const char *name, const uint64_t from[2], bool so_far,
     op->out = out;
     op->from[0] = from[0];
     op->from[1] = from[1];
-    op->call = evr_podman_logs(evr_pe(ex)->pm, name, so_far, s_log_out, evr_pe_done, op);
+    op->call = evr_podman_logs(evr_pe(ex)->pm, name, so_far, evr_pe_log_out, evr_pe_done, op);
     return op;
 }
 

@@ -3,7 +3,10 @@
 
     The output of a container this process made is read from conmon's
     socket in its bundle directory (evr_conmon.h); any other through
-    podman's attach.
+    podman's attach.  A socket that breaks (ECONNRESET: conmon exited
+    with the connection never taken) is followed by podman's wait and
+    podman's log of the container, past the bytes passed on: conmon
+    writes its log before its sockets.
 
     The exit of an attached unit is read before podman's wait answers:
     podman 4.3 answers a wait only once conmon's cleanup process has
@@ -244,6 +247,7 @@ static void
 s_out(int stream, const uint8_t *data, size_t len, void *arg)
 {
     evr_pe_op_t *op = arg;
+    op->from[stream == 1 ? 0 : 1] += len;
     op->out(stream, data, len, op->arg);
 }
 
@@ -258,12 +262,49 @@ s_conmon_head(evr_loop_t *loop, void *arg)
     s_head(&pr, op);
 }
 
+/*  The unit of an attach whose socket broke has exited (or podman's wait
+    failed: its log is read all the same): its log, past what was passed
+    on, ends the attach. */
+static void
+s_reset_waited(const evr_podman_result_t *pr, void *arg)
+{
+    (void) pr;
+    evr_pe_op_t *op = arg;
+    if (op->detached || !op->unit) {
+        evr_podman_result_t d = { .rc = EVR_ERR_PODMAN, .msg = "the output stream was detached" };
+        s_attach_done(&d, op);
+        return;
+    }
+    op->call = evr_podman_logs(op->pe->pm, op->unit->name, false, evr_pe_log_out, s_attach_done,
+                               op);
+}
+
 /*  The end of conmon's socket, as the end of podman's attach. */
 static void
 s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
 {
     evr_pe_op_t *op = arg;
     evr_conmon_destroy(&op->conmon);
+    /* test hook: EVR_TEST_CONMON_RESET=1 takes a whole stream's end for a
+       reset socket (what conmon's close of a connection it never took
+       gives) */
+    if (!rc && !op->detached && getenv("EVR_TEST_CONMON_RESET")) {
+        rc = EVR_ERR_PODMAN;
+        msg = "reading conmon's attach socket: Connection reset by peer (EVR_TEST_CONMON_RESET)";
+    }
+    if (rc && !op->detached && !op->timer && op->unit) {
+        /* the socket broke (conmon closed it with our connection not yet
+           taken, under load: ECONNRESET): conmon writes every byte to the
+           container's log before its sockets, so once the container has
+           exited (podman's followed log is not whole) the rest comes from
+           podman's log of it, past what was passed on */
+        evr_log_warn("evrun-runner", "container %s: conmon's attach socket: %s; the rest of "
+                     "its output is read from podman's log once it has exited", op->unit->name,
+                     msg);
+        op->read[0] = op->read[1] = 0;
+        evr_podman_wait(op->pe->pm, op->unit->name, s_reset_waited, op);
+        return;
+    }
     if (op->timer) {   /* ended before its head's turn: never set up */
         evr_loop_timer_cancel(op->pe->base.loop, op->timer);
         op->timer = 0;
@@ -314,10 +355,12 @@ void
 evr_pe_detach(evr_exec_t *ex, void *handle)
 {
     evr_pe_op_t *op = handle;
+    op->detached = true;
     if (op->conmon)
         s_conmon_end(EVR_ERR_PODMAN, "the output stream was detached", op);
-    else
+    else if (op->call)
         evr_podman_detach(evr_pe(ex)->pm, op->call);
+    /* else: a broken socket's wait for the exit, which ends it as detached */
 }
 
 void

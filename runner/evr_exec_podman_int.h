@@ -74,8 +74,9 @@ struct evr_pe_op {
     uint64_t timer;       /* attach: the turn of the head of conmon's socket, or 0 */
     int pending;          /* create: its init and inspect not answered yet */
     char *dir;            /* create: the container's bundle directory, or NULL */
-    uint64_t from[2];     /* logs: bytes per stream the caller has */
+    uint64_t from[2];     /* logs: bytes per stream the caller has; attach: passed on */
     uint64_t read[2];     /* logs: bytes per stream this read delivered */
+    bool detached;        /* attach: the caller detached it */
     evr_pe_unit_t *unit;  /* attach, EVR_PE_WAIT: the unit whose exit it reads */
     bool sent;            /* EVR_PE_WAIT: asked of podman (else its unit answers it) */
     char *name;           /* EVR_PE_WS_*: the volume; EVR_PE_PUT: the helper container */
@@ -124,5 +125,9 @@ void *evr_pe_attach(evr_exec_t *ex, const char *name, evr_exec_output_fn *out, e
                     evr_exec_fn *done, void *arg);
 void evr_pe_detach(evr_exec_t *ex, void *handle);
 void evr_pe_wait(evr_exec_t *ex, const char *name, evr_exec_fn *fn, void *arg);
+
+/*  A log read from the start (op->out given): per stream, the bytes
+    before op->from[] are skipped, the rest passed on. */
+void evr_pe_log_out(int stream, const uint8_t *data, size_t len, void *arg);
 
 #endif

@@ -354,6 +354,30 @@ YML
   check "store verifies" verified
 }
 
+# conmon's attach socket reset (conmon closed a connection it never
+# took: seen under load on a step that exits at once): the step does not
+# fail for it; its output comes from podman's log once it has exited,
+# each line once (EVR_TEST_CONMON_RESET takes each stream's end for a reset)
+case_conmon_reset() {
+  pipeline reset <<'YML'
+pipeline: reset
+image: localhost/evrun-busybox:latest
+steps:
+  - name: s
+    run: seq 1 3000; echo err-line >&2; printf tail-no-newline
+  - name: quick
+    run: ":"
+YML
+  EVR_TEST_CONMON_RESET=1 run reset "$tmp/reset.yml"
+  check "exit 0: no step failed for the reset" [ "$rc" -eq 0 ]
+  check "the runner said what it did" grep -q "conmon's attach socket: reading conmon's attach socket: Connection reset by peer (EVR_TEST_CONMON_RESET); the rest of its output is read from podman's log" "$err"
+  "$bin/evrun-replay" "$state" --output "$job/s" > "$tmp/reset.out" 2>&1
+  check "every line once, in order" [ "$(grep -c '^[0-9]*$' "$tmp/reset.out")" -eq 3000 ]
+  check "... none twice" [ "$(grep '^[0-9]*$' "$tmp/reset.out" | sort -u | wc -l)" -eq 3000 ]
+  check "... stderr and the last partial line too" sh -c "grep -qx err-line '$tmp/reset.out' && grep -q tail-no-newline '$tmp/reset.out'"
+  check "store verifies" verified
+}
+
 case_artifact_dir() {   # the runner cannot make its artifacts directory: the reason names it
   pipeline adir <<'YML'
 pipeline: adir
@@ -822,6 +846,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline stream_order artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
