@@ -437,13 +437,15 @@ evr_mask_feed(evr_mask_t *self, const uint8_t *raw, size_t len, bool final, uint
     return consumed;
 }
 
-char *
-evr_mask_text(const char *const *secrets, size_t n, const char *text)
+/*  text masked; final false: what could still begin a secret is held
+    back, and dropped. */
+static char *
+s_mask_text(const char *const *secrets, size_t n, const char *text, bool final)
 {
     evr_mask_t *m = evr_mask_new(secrets, n);
     uint8_t *out = NULL;
     size_t len = 0, cap = 0;
-    evr_mask_feed(m, (const uint8_t *) text, strlen(text), true, &out, &len, &cap);
+    evr_mask_feed(m, (const uint8_t *) text, strlen(text), final, &out, &len, &cap);
     evr_mask_destroy(&m);
     char *s = evr_strndup(out ? (const char *) out : "", len);
     free(out);
@@ -451,17 +453,15 @@ evr_mask_text(const char *const *secrets, size_t n, const char *text)
 }
 
 char *
+evr_mask_text(const char *const *secrets, size_t n, const char *text)
+{
+    return s_mask_text(secrets, n, text, true);
+}
+
+char *
 evr_mask_text_cut(const char *const *secrets, size_t n, const char *text)
 {
-    evr_mask_t *m = evr_mask_new(secrets, n);
-    uint8_t *out = NULL;
-    size_t len = 0, cap = 0;
-    /* not final: what could still begin a secret is held back, and dropped */
-    evr_mask_feed(m, (const uint8_t *) text, strlen(text), false, &out, &len, &cap);
-    evr_mask_destroy(&m);
-    char *s = evr_strndup(out ? (const char *) out : "", len);
-    free(out);
-    return s;
+    return s_mask_text(secrets, n, text, false);
 }
 
 /* ---------------------------------------------------------------- outputs */
