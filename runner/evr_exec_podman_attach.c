@@ -302,6 +302,9 @@ s_conmon_end(evr_rc_t rc, const char *msg, void *arg)
                      "its output is read from podman's log once it has exited", op->unit->name,
                      msg);
         op->read[0] = op->read[1] = 0;
+        /* podman's wait lets its cleanup take conmon's exit file: the exit
+           is then inspect's, and exit files stay in use for other units */
+        evr_conmon_exit_destroy(&op->unit->exit);
         evr_podman_wait(op->pe->pm, op->unit->name, s_reset_waited, op);
         return;
     }

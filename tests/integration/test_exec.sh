@@ -374,7 +374,9 @@ YML
   "$bin/evrun-replay" "$state" --output "$job/s" > "$tmp/reset.out" 2>&1
   check "every line once, in order" [ "$(grep -c '^[0-9]*$' "$tmp/reset.out")" -eq 3000 ]
   check "... none twice" [ "$(grep '^[0-9]*$' "$tmp/reset.out" | sort -u | wc -l)" -eq 3000 ]
-  check "... stderr and the last partial line too" sh -c "grep -qx err-line '$tmp/reset.out' && grep -q tail-no-newline '$tmp/reset.out'"
+  check "... stderr and the last partial line too, once each" sh -c "[ \$(grep -o err-line '$tmp/reset.out' | wc -l) -eq 1 ] && [ \$(grep -o tail-no-newline '$tmp/reset.out' | wc -l) -eq 1 ]"
+  check "exit files stay in use for later steps (no fallback to inspect for all)" \
+    sh -c "! grep -q 'exit file .* did not come' '$err'"
   check "store verifies" verified
 }
 
