@@ -105,8 +105,7 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     b->artifacts_dir = opts->artifacts_dir ? evr_strdup(opts->artifacts_dir)
                                            : evr_asprintf("%s/artifacts", opts->store_dir);
     b->opts.artifacts_dir = b->artifacts_dir;
-    zsys_init();
-    zsys_handler_set(NULL);   /* signals are main's */
+    evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     /* after: its worker's czmq setup must not install czmq's handlers,
        and it starts with every signal blocked (evr_artsum_new) */
     b->artstore = evr_artstore_new();

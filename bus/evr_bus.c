@@ -13,6 +13,13 @@
 #include "evr_paths.h"
 
 void
+evr_bus_init(void)
+{
+    zsys_handler_set(NULL);   /* first: no window with czmq's handlers */
+    zsys_init();
+}
+
+void
 evr_bus_setup(zsock_t *sock)
 {
     zsock_set_maxmsgsize(sock, (int64_t) EVR_MSG_MAX_BYTES + 4096);

@@ -19,6 +19,15 @@
     queues for clients in bytes as well (evr_flow.h). */
 #define EVR_BUS_HWM 1000
 
+/*  czmq's globals, made once before any socket (idempotent; call it from
+    one thread, before the process's other threads make sockets), with
+    czmq's own SIGINT and SIGTERM handlers never installed: the process's
+    are main's.  The order matters: zsys_init installs czmq's handlers,
+    whose flag evrun never reads, unless they were turned off first, so
+    a signal between zsys_init and a later zsys_handler_set(NULL) would
+    be lost (a runner stopped as it starts ran on). */
+void evr_bus_init(void);
+
 /*  Sets the options every evrun socket has: ZMQ_MAXMSGSIZE (a larger
     message is dropped by libzmq), linger, and high-water marks. */
 void evr_bus_setup(zsock_t *sock);

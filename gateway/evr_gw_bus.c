@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "evr_bus.h"
 #include "evr_log.h"
 
 #define S_RETRY_MIN 250000000ull    /* ns after a first failure */
@@ -174,8 +175,7 @@ evr_gw_bus_start(evr_gw_t *gw, evr_err_t *err)
     /* czmq's globals, once, before any thread makes a socket: zsys_init
        from two threads at once (the watch's first client, the metrics
        thread's SUB) trips its assertions */
-    zsys_init();
-    zsys_handler_set(NULL);
+    evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);    /* evr_mono_ns's */

@@ -194,8 +194,7 @@ evr_daemon_new(const evr_daemon_opts_t *opts, evr_store_t *store, evr_engine_t *
     d->store = store;
     d->eng = engine;
     d->fd = d->watch_fd = -1;
-    zsys_init();
-    zsys_handler_set(NULL);
+    evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     if (evr_curve_needed(opts->endpoint)) {
         /* the keys are read (and this runner's pair made) once, here */
         bool made = false;

@@ -877,6 +877,13 @@ main(int argc, char **argv)
         goto out;
     }
     evr_log_set_level((evr_log_level_t) level);
+    /* from here on a signal is counted, not fatal: one during the start
+       (store, podman, recovery) stops the runner at its first turn, the
+       way one in the loop does, so --clean still removes an untouched
+       state directory (a provisioner's runner stopped as it starts) */
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
     evr_engine_opts_t eo = { .print = o.print, .keep = o.keep, .grace_s = (int) grace,
                              .secrets_dir = evr_config_get(cfg, "secrets_dir") };
     if (!s_limits(cfg, &eo)) {
@@ -922,9 +929,6 @@ main(int argc, char **argv)
     eng = evr_engine_new(&eo, store, loop, execs);
     if (o.follow)   /* the directory of FILE unless --pipelines names one */
         follow = evr_followup_new(eng, store, o.pipelines ? o.pipelines : pdir, execs);
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
-    signal(SIGPIPE, SIG_IGN);
     uint32_t recovered = 0;
     if (evr_engine_recover(eng, &recovered, &err)) {
         fprintf(stderr, "evrun-runner: recovery: %s\n", err.msg);

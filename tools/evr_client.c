@@ -181,8 +181,7 @@ evr_client_new_within(const evr_config_t *cfg, int wait_ms, evr_client_t **out, 
     evr_rc_t rc = evr_bus_check_endpoint(ep, err);
     if (rc)
         return rc;
-    zsys_init();
-    zsys_handler_set(NULL);
+    evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     uint64_t t;
     if ((rc = evr_client_config_timeout(cfg, &t, err)))
         return rc;

@@ -606,8 +606,7 @@ s_old_log(const char *dir, size_t bytes)
 int
 main(int argc, char **argv)
 {
-    zsys_init();
-    zsys_handler_set(NULL);
+    evr_bus_init();   /* czmq set up, its signal handlers off (evr_bus.h) */
     if (argc == 4 && !strcmp(argv[1], "submit"))
         return s_submit(argv[2], strtoul(argv[3], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "broker"))

@@ -48,6 +48,30 @@ case_once_stopped() {
   check "... --clean: now the state directory is gone" [ ! -e "$tmp/r-rvk1" ]
 }
 
+# --once --clean stopped (SIGTERM) as it starts, before any broker
+# answered (a provisioner's runner stopped for saying no hello): once it
+# makes its state directory the signal is counted, not fatal, so every
+# try exits on its own (not by the signal) and leaves no directory behind.
+case_term_at_start() {
+  fresh termst
+  local i d rc kept=0 killed=0
+  for i in $(seq 0 15); do
+    d=$tmp/r-ts$i
+    "$bin/evrun-runner" --broker "ipc://$tmp/nobroker" --id ts$i --once --clean \
+      --executors process --state-dir "$d" >> "$tmp/runner-ts.log" 2>&1 &
+    # from its state directory's making on (the store opens, podman is
+    # asked) up to its loop: before, a SIGTERM ended it there at once
+    for _ in $(seq 1 20000); do [ -e "$d" ] && break; done
+    [ "$i" -gt 0 ] && sleep "0.00$((i / 2))"
+    kill -TERM $! 2>/dev/null
+    wait $!; rc=$?
+    [ "$rc" -ge 128 ] && killed=$((killed + 1))
+    [ -e "$d" ] && kept=$((kept + 1))
+  done
+  check "term at start: no try died of the signal ($killed did)" [ "$killed" -eq 0 ]
+  check "term at start: no state directory left ($kept were)" [ "$kept" -eq 0 ]
+}
+
 # The provisioner stopped (SIGTERM) with three process runners: one that
 # took a job since its last pass (which saw it idle) is left to finish it;
 # one that waits for a job and one that never said hello are stopped and
@@ -348,4 +372,4 @@ YML
   stop_prov
 }
 
-prov_run test_provision_stop ${*:-once_stopped stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman spared}
+prov_run test_provision_stop ${*:-once_stopped term_at_start stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman spared}

@@ -605,7 +605,8 @@ YML
   check "podman silent: the log says why" grep -q "unrecognized option '--no-such-option'" "$tmp"/provisioner/logs/bad-*.log
   stop_prov
   check "podman silent: no container left" [ -z "$(pod ps -a -q --filter label=evrun.provisioner="$tmp/provisioner")" ]
-  check "podman silent: their state directories are gone" [ -z "$(ls "$tmp/provisioner/runners")" ]
+  check "podman silent: their state directories are gone" wait_for 10 bash -c "[ -z \"\$(ls $tmp/provisioner/runners)\" ]" \
+    || { find "$tmp/provisioner/runners" -ls; cat "$tmp/prov.log"; }
 }
 
 prov_run test_provisioner ${*:-once once_killed process burst command paused register_timeout dry_run killed broker_restart up worked_examples podman podman_missing podman_silent}
