@@ -531,34 +531,9 @@ s_reroot_entry(struct archive *in, const s_sink_t *sink, struct archive_entry *e
     return rc;
 }
 
-/*  name for a message, into out (size bytes): each control character
-    and each byte that is not part of a UTF-8 character as \xHH, at most
-    S_NAME_SHOWN bytes of it (then EVR_CUT_MARK). */
-#define S_NAME_SHOWN 120
-static void
-s_name_shown(const char *name, char *out, size_t size)
-{
-    size_t o = 0;
-    const char *p = name;
-    while (*p && o < S_NAME_SHOWN && o + 5 < size) {
-        unsigned char c = (unsigned char) *p;
-        size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        bool bad = c < 0x20 || c == 0x7f
-                   || (c >= 0x80 && (strnlen(p, k) < k || !evr_utf8_valid(p, k)));
-        if (bad)
-            o += (size_t) snprintf(out + o, size - o, "\\x%02x", c);
-        else if (o + k < size) {
-            memcpy(out + o, p, k);
-            o += k;
-        }
-        else
-            break;
-        p += bad ? 1 : k;
-    }
-    out[o] = '\0';
-    if (*p && o + sizeof EVR_CUT_MARK <= size)
-        memcpy(out + o, EVR_CUT_MARK, sizeof EVR_CUT_MARK);
-}
+/*  An entry name in a message: escaped (evr_text_escape_ctl), at most
+    this many bytes with the cut mark. */
+#define S_NAME_SHOWN 128
 
 /*  What unpacking cannot take in a tarball's entry name (before the
     other checks, which quote it raw): a byte that is not UTF-8, a control
@@ -570,8 +545,8 @@ s_check_name(const char *name, evr_err_t *err)
 {
     if (!name)
         return EVR_OK;   /* s_check_entry says it */
-    char shown[S_NAME_SHOWN + 16];
-    s_name_shown(name, shown, sizeof shown);
+    char shown[S_NAME_SHOWN];
+    evr_text_escape_ctl(name, shown, sizeof shown);
     if (!evr_utf8_valid(name, strlen(name)))
         return evr_err_set(err, EVR_ERR_IO, "entry \"%s\": its name is not UTF-8", shown);
     if (evr_text_has_ctl(name))

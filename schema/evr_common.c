@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "evr_codec.h"
+
 const char *
 evr_strerror(evr_rc_t rc)
 {
@@ -43,8 +45,9 @@ evr_text_cut(char *s, size_t max)
 }
 
 /*  The escape of the control character at s (n bytes of it) into esc, or
-    0 when s starts with none: C0, DEL, and C1 (U+0080-U+009F, which a
-    terminal may take as CSI). */
+    0 when s starts with none: C0, DEL, C1 (U+0080-U+009F, which a
+    terminal may take as CSI), and a byte that does not start a whole
+    UTF-8 character (a message must be UTF-8 to go on the wire). */
 static size_t
 s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
 {
@@ -56,6 +59,11 @@ s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
     if (*s == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
         *n = 2;
         return (size_t) snprintf(esc, 9, "\\u%04x", s[1]);
+    }
+    if (*s >= 0x80) {
+        size_t k = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
+        if (strnlen((const char *) s, k) < k || !evr_utf8_valid((const char *) s, k))
+            return (size_t) snprintf(esc, 9, "\\x%02x", *s);
     }
     return 0;
 }

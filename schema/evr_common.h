@@ -58,8 +58,9 @@ size_t evr_text_fit(char *s, size_t max);
 size_t evr_text_cut(char *s, size_t max);
 /*  Copies s into out (len bytes, len > 0) with each control character
     written as \n, \r, \t, \xHH (below 0x20, and 0x7f) or \u00HH (C1,
-    U+0080-U+009F), so that a value quoted in a message stays on its line
-    and sends no terminal escape; when it does not fit, cut between
+    U+0080-U+009F), and each byte that is not part of a valid UTF-8
+    character as \xHH, so that a value quoted in a message stays on its
+    line, sends no terminal escape and is UTF-8; when it does not fit, cut between
     characters and escapes, EVR_CUT_MARK last.  Returns out. */
 char *evr_text_escape_ctl(const char *s, char *out, size_t len);
 /*  Whether s holds a control character (below 0x20, or 0x7f). */

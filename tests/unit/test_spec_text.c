@@ -108,6 +108,12 @@ test_escape_ctl(void)
     CHECK(strcmp(evr_text_escape_ctl("abcdefghijklmno", out, sizeof out), "abcdefghijklmno") == 0);
     /* C1 controls (CSI as U+009B) */
     CHECK(strcmp(evr_text_escape_ctl("a\xc2\x9b" "1m", out, sizeof out), "a\\u009b1m") == 0);
+    /* bytes that are no UTF-8 character, one escape each; the valid
+       ones around them kept */
+    CHECK(strcmp(evr_text_escape_ctl("a\xff" "b", out, sizeof out), "a\\xffb") == 0);
+    CHECK(strcmp(evr_text_escape_ctl("\xe2\x82" "x\xc3", out, sizeof out),
+                 "\\xe2\\x82x\\xc3") == 0);
+    CHECK(strcmp(evr_text_escape_ctl("\x80\xe2\x82\xac", out, sizeof out), "\\x80\xe2\x82\xac") == 0);
     char tiny[2];
     CHECK(strcmp(evr_text_escape_ctl("\x1b", tiny, sizeof tiny), "") == 0);
     CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
