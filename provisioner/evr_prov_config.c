@@ -329,11 +329,10 @@ s_podman_key(s_ctx_t *c, const char *key, const yaml_node_t *v, const char *fiel
     if (!strcmp(key, "image")) {
         if (!(s = s_scalar(c, v, field)))
             return true;
-        size_t len = strlen(s);
-        if (!len || len > 255 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789._-/:@") != len || s[0] == '/')
-            s_err(c, v, field, "expected an image name (1-255 bytes of [A-Za-z0-9._/:@-], "
-                  "e.g. localhost/evrun-runner:latest), got \"%s\"", s);
+        const char *why = strlen(s) > 512 ? "over 512 bytes" : evr_spec_image_problem(s);
+        if (why)    /* the grammar a pipeline's image is checked against */
+            s_err(c, v, field, "expected an image name ([HOST[:PORT]/]NAME[:TAG][@DIGEST], "
+                  "e.g. localhost/evrun-runner:latest), got \"%.128s\": %s", s, why);
         else {
             free(p->image);
             p->image = evr_strdup(s);

@@ -497,6 +497,12 @@ bool evr_spec_name_ok(const char *s);
 bool evr_spec_env_name_ok(const char *s);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
+/*  NULL when ref is a container image reference,
+    [HOST[:PORT]/]NAME[/NAME]...[:TAG][@ALGORITHM:HEX] as podman parses
+    it (NAME lower case, see evr_spec_image.c), else why, in words that
+    may name a part of ref, in a buffer of this thread's that the next
+    call overwrites. */
+const char *evr_spec_image_problem(const char *ref);
 /*  A `triggers:` item: a pipeline name, or `file:PATH`, PATH a file of
     the job's source (its ci_source when it has one) or a glob of them
     (fnmatch with FNM_PATHNAME: * ? [...] within a path component): NULL

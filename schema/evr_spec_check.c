@@ -241,26 +241,48 @@ s_find_cycle(const evr_spec_t *spec, uint32_t i, uint8_t *color, uint32_t *stack
     return false;
 }
 
+/*  An image given (the spec's or a step's) at path: none in a process
+    pipeline, else a reference podman can parse ("" is a value, not
+    absence: PROTOCOL.md). */
+static void
+s_check_image(const evr_spec_t *spec, const char *image, const char *path, evr_diag_t *diag)
+{
+    const char *why;
+    if (spec->executor == EVR_EXECUTOR_PROCESS)
+        evr_diag_add(diag, path, "a process pipeline runs on the host; remove image");
+    else if (!*image)
+        evr_diag_add(diag, path, "empty image: name an image, or leave the key out");
+    else if ((why = evr_spec_image_problem(image)))
+        evr_diag_add(diag, path, "\"%.128s\" is not an image reference "
+                     "([HOST[:PORT]/]NAME[:TAG][@DIGEST]): %s", image, why);
+}
+
+/*  A step (at) without an image of its own in a podman pipeline without
+    one: said at the step, or once at the top-level image: when the file
+    wrote it with no value (an image that failed to load is said there
+    already). */
+static void
+s_no_image(const char *at, evr_diag_t *diag)
+{
+    if (!evr_diag_marked(diag, "image"))
+        evr_diag_add(diag, at, "no image: set image: on the step or at the top of the file");
+    else if (!evr_diag_reported(diag, "image"))
+        evr_diag_add(diag, "image", "no value, and a step has no image of its own: name the "
+                     "steps' image here, or set image: on each step");
+}
+
 /*  What a step and on_error both check: image, artifacts, cache, env;
     at is the step's path ("steps[2]", "on_error"). */
 static void
 s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_diag_t *diag)
 {
     char p[128];
-    if (st->image && spec->executor == EVR_EXECUTOR_PROCESS) {
+    if (st->image) {
         snprintf(p, sizeof p, "%s.image", at);
-        evr_diag_add(diag, p, "a process pipeline runs on the host; remove image");
+        s_check_image(spec, st->image, p, diag);
     }
-    else if (st->image && !*st->image) {
-        snprintf(p, sizeof p, "%s.image", at);
-        evr_diag_add(diag, p, "empty image: name an image, or leave the key out");
-    }
-    else if (!st->image && !spec->image && spec->executor != EVR_EXECUTOR_PROCESS) {
-        uint32_t line, col;     /* a top-level image given but wrong: said there, once */
-        if (!evr_diag_pos(diag, "image", &line, &col))
-            evr_diag_add(diag, at, "no image: set image: on the step or at the top of the "
-                         "file");
-    }
+    else if (!spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
+        s_no_image(at, diag);
     s_check_artifacts(&st->artifacts, at, diag);
     if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
         snprintf(p, sizeof p, "%s.retry.max", at);
@@ -466,10 +488,8 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     if (spec->steps.n == 0
         && (!evr_diag_mapped(diag) || evr_diag_pos(diag, "steps", &sline, &scol)))
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
-    if (spec->image && spec->executor == EVR_EXECUTOR_PROCESS)
-        evr_diag_add(diag, "image", "a process pipeline runs on the host; remove image");
-    else if (spec->image && !*spec->image)   /* "" is a value, not absence (PROTOCOL.md) */
-        evr_diag_add(diag, "image", "empty image: name an image, or leave the key out");
+    if (spec->image)
+        s_check_image(spec, spec->image, "image", diag);
     for (uint32_t i = 0; i < spec->labels.n; i++)
         if (!evr_spec_name_ok(spec->labels.v[i])) {
             snprintf(p, sizeof p, "labels[%u]", i);

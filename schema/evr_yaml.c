@@ -481,6 +481,9 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
     }
     switch (f->type) {
     case EVR_FT_STR: {
+        if (s_is_null(node) && !strcmp(f->key, "image"))
+            return true;    /* as a list, a record or a number with no value: absent (a
+                               step then takes the pipeline's, or has none: said then) */
         if (s_is_null(node)) {
             s_err(ctx, node, path, "expected a string, got nothing");
             return false;

@@ -75,6 +75,12 @@ test_config_bad(void)
           "p.yml:1:48: providers[0].network: expected host (the default), bridge or none" },
         { "providers: [ { name: a, kind: podman, image: \"a b\" } ]\n",
           "providers[0].image: expected an image name" },
+        /* the grammar a pipeline's image is checked against (evr_spec_image_problem) */
+        { "providers: [ { name: a, kind: podman, image: \"Reg/runner:\" } ]\n",
+          "p.yml:1:46: providers[0].image: expected an image name ([HOST[:PORT]/]NAME[:TAG]"
+          "[@DIGEST], e.g. localhost/evrun-runner:latest), got \"Reg/runner:\": an empty tag" },
+        { "providers: [ { name: a, kind: podman, image: \"Reg/runner\" } ]\n",
+          "got \"Reg/runner\": \"Reg\" is not a name component" },
         { "providers: [ { name: a, kind: podman, volumes: [/x] } ]\n",
           "p.yml:1:49: providers[0].volumes[0]: \"/x\": expected SOURCE:DEST[:ro]" },
         { "providers: [ { name: a, kind: podman, volumes: [\"v:/d:rx\"] } ]\n",

@@ -1,0 +1,201 @@
+/*  test_spec_checks: pipeline files a review found wrong but accepted, or
+    answered unlike their neighbours: an image reference podman cannot
+    parse (evr_spec_image_problem, the grammar alone, then where a file
+    or a spec on the wire names an image) and `image:` with no value.
+*/
+#include "evr_test.h"
+#include "evr_ytest.h"
+#include "evr_spec.h"
+#include "evr_yaml.h"
+
+#define S_HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/*  The grammar: [HOST[:PORT]/]NAME[/NAME]...[:TAG][@ALGORITHM:HEX]. */
+static void
+test_image_grammar(void)
+{
+    char tag128[200], tag129[200], long_name[300];
+    snprintf(tag128, sizeof tag128, "img:%0128d", 0);
+    snprintf(tag129, sizeof tag129, "img:%0129d", 0);
+    memset(long_name, 'a', 256);
+    long_name[256] = '\0';
+    const char *good[] = {
+        "i", "busybox", "localhost/evrun-busybox:latest", "registry.example:5000/team/node:20",
+        "127.0.0.1:5000/evrun/tool:1", "docker.io/library/alpine:3.19", "a__b/c-d---e.f_g",
+        "x:Tag_1.0-rc", "img:_x", "img@sha256:" S_HEX64, "img:1@sha256:" S_HEX64,
+        "[::1]:5000/img", "localhost:5000", "localhost/x", "Example.COM/x", "my-reg.io/a/b/c",
+        "quay.io/org/x@sha512:" S_HEX64 S_HEX64, "x@sha384:" S_HEX64 S_HEX64,
+        "x@multihash+base58:" S_HEX64, tag128, long_name + 1,
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(good); i++) {
+        const char *why = evr_spec_image_problem(good[i]);
+        if (why)
+            fprintf(stderr, "  %.80s: %s\n", good[i], why);
+        CHECK(why == NULL);
+    }
+    const struct {
+        const char *ref, *why;
+    } bad[] = {
+        { "", "an empty reference" },
+        { "Foo Bar", "\"Foo Bar\" is not a name component (lower-case letters and digits, "
+                     "joined by one . _ __ or -)" },
+        { "x::y", "the tag \":y\" is not 1-128 of letters, digits, _ . - (the first not . "
+                  "or -)" },
+        { "UPPER/case", "\"UPPER\" is not a name component (lower-case letters and digits, "
+                        "joined by one . _ __ or -); a registry host, first, holds a . or a "
+                        ":PORT, or is localhost" },
+        { "team/Tool", "\"Tool\" is not a name component" },
+        { "img:", "an empty tag after the \":\" (write NAME:TAG, or NAME alone for the tag "
+                  "latest)" },
+        { "img@sha256:xyz", "the digest \"sha256:xyz\" is not ALGORITHM:HEX (sha256: and 64 "
+                            "hex digits)" },
+        { "img@sha256:" S_HEX64 "0", "is not ALGORITHM:HEX" },
+        { "img@sha512:" S_HEX64, "the digest \"sha512:" S_HEX64 "\" is not sha512: and 128 "
+                                 "hex digits" },
+        { "img@sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+          "has hex digits in upper case (lower case only)" },
+        { "img@", "the digest \"\" is not ALGORITHM:HEX" },
+        { "img@1sha:" S_HEX64, "is not ALGORITHM:HEX" },
+        { "img@sha256", "is not ALGORITHM:HEX" },
+        { "@sha256:" S_HEX64, "no name before the tag or digest" },
+        { ":tag", "no name before the tag or digest" },
+        { "a//b", "an empty component in the name (a / first, last or twice)" },
+        { "/a", "an empty component in the name" },
+        { "a/", "an empty component in the name" },
+        { "a..b", "\"a..b\" is not a name component" },
+        { "a___b", "\"a___b\" is not a name component" },
+        { "a-", "\"a-\" is not a name component" },
+        { "-a", "\"-a\" is not a name component" },
+        { "_a", "\"_a\" is not a name component" },
+        { "img:.x", "the tag \".x\" is not" },
+        { "img:-x", "the tag \"-x\" is not" },
+        { "img:a/b", "\"img:a\" is not a registry host" },   /* a : before the last / */
+        { tag129, "the tag \"0000" },
+        { long_name, "the name (before any tag or digest) is over 255 bytes" },
+        { "reg.io:port/x", "\"reg.io:port\" is not a registry host (HOST or HOST:PORT, a host "
+                           "name of letters, digits, - and dots)" },
+        { "reg.io:123456/x", "\"reg.io:123456\" is not a registry host" },
+        { "reg.io:/x", "\"reg.io:\" is not a registry host" },
+        { "-reg.io/x", "\"-reg.io\" is not a registry host" },
+        { "reg-.io/x", "\"reg-.io\" is not a registry host" },
+        { "reg..io/x", "\"reg..io\" is not a registry host" },
+        { "reg_x.io/x", "\"reg_x.io\" is not a registry host" },
+        { "[::1/x", "\"[::1\" is not a registry host" },
+        { "[zz]:1/x", "\"[zz]:1\" is not a registry host" },
+    };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(bad); i++) {
+        const char *why = evr_spec_image_problem(bad[i].ref);
+        if (!why || !strstr(why, bad[i].why))
+            fprintf(stderr, "  %.80s: %s\n", bad[i].ref, why ? why : "(accepted)");
+        CHECK(why && strstr(why, bad[i].why));
+    }
+}
+
+/*  Where a pipeline names an image: the spec's, a step's, on_error's,
+    each refused at its line with the reference and why; a spec on the
+    wire (no source map) the same. */
+static void
+test_image_refs(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: \"Foo Bar\"\non_error: {run: x, image: \"x::y\"}\n"
+                             "steps:\n  - {name: a, run: x, image: \"img:\"}\n"
+                             "  - {name: b, run: x, image: \"img@sha256:xyz\"}\n"
+                             "  - {name: c, run: x, image: \"UPPER/case\"}\n"
+                             "  - {name: d, run: x, image: \"localhost/evrun-busybox:latest\"}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:2:8: image: \"Foo Bar\" is not an image reference "
+                      "([HOST[:PORT]/]NAME[:TAG][@DIGEST]): \"Foo Bar\" is not a name "
+                      "component (lower-case letters and digits, joined by one . _ __ or -)\n");
+    CHECK_CONTAINS(e, "f.yml:3:27: on_error.image: \"x::y\" is not an image reference "
+                      "([HOST[:PORT]/]NAME[:TAG][@DIGEST]): the tag \":y\" is not");
+    CHECK_CONTAINS(e, "f.yml:5:30: steps[0].image: \"img:\" is not an image reference "
+                      "([HOST[:PORT]/]NAME[:TAG][@DIGEST]): an empty tag after the \":\"");
+    CHECK_CONTAINS(e, "f.yml:6:30: steps[1].image: \"img@sha256:xyz\" is not an image "
+                      "reference ([HOST[:PORT]/]NAME[:TAG][@DIGEST]): the digest \"sha256:xyz\" "
+                      "is not ALGORITHM:HEX");
+    CHECK_CONTAINS(e, "f.yml:7:30: steps[2].image: \"UPPER/case\" is not an image reference");
+    CHECK(n == 5);
+    free(e);
+    /* a process pipeline's image is refused for being there, not for its form */
+    e = evr_ytest_load("pipeline: p\nexecutor: process\nimage: \"Foo Bar\"\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "image: a process pipeline runs on the host; remove image");
+    CHECK(n == 1);
+    free(e);
+    /* on the wire */
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("p");
+    spec->image = evr_strdup("img:");
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_spec_step(spec, 0)->name = evr_strdup("a");
+    evr_spec_step(spec, 0)->run = evr_strdup("x");
+    evr_spec_step(spec, 0)->image = evr_strdup("a//b");
+    evr_diag_t *diag = evr_diag_new("spec");
+    CHECK(evr_spec_validate(spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) == 2);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "image: \"img:\" is not an image reference");
+    CHECK_CONTAINS(evr_diag_get(diag, 1), "steps[0].image: \"a//b\" is not an image reference");
+    evr_diag_destroy(&diag);
+    free(spec->image);
+    spec->image = evr_strdup("registry.example:5000/team/tool:1");
+    free(evr_spec_step(spec, 0)->image);
+    evr_spec_step(spec, 0)->image = evr_strdup("img@sha256:" S_HEX64);
+    diag = evr_diag_new("spec");
+    CHECK(evr_spec_validate(spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  `image:` with no value is no image, as a list, a mapping or a number
+    with no value is absent: a step takes the pipeline's, or has none. */
+static void
+test_null_image(void)
+{
+    size_t n;
+    evr_spec_t spec = { 0 };
+    char *e = evr_ytest_load("pipeline: p\nimage:\nsteps:\n  - {name: a, run: x, image: i}\n",
+                             &n, &spec);
+    CHECK(n == 0);
+    CHECK(spec.image == NULL);
+    free(e);
+    evr_rec_free(&evr_spec_type, &spec);
+    e = evr_ytest_load("pipeline: p\nimage: i\non_error: {run: x, image: ~}\nsteps:\n"
+                       "  - name: a\n    run: x\n    image:\n", &n, &spec);
+    CHECK(n == 0);
+    CHECK_STR(spec.image, "i");
+    CHECK(evr_spec_step(&spec, 0)->image == NULL);
+    CHECK(spec.on_error.image == NULL);
+    free(e);
+    evr_rec_free(&evr_spec_type, &spec);
+    /* none anywhere: said once, at the image: written with no value */
+    e = evr_ytest_load("pipeline: p\nimage:\nsteps:\n  - {name: a, run: x}\n"
+                       "  - {name: b, run: x}\n  - {name: c, run: x, image: i}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:2:1: image: no value, and a step has no image of its own: name the "
+                      "steps' image here, or set image: on each step");
+    CHECK(n == 1);
+    free(e);
+    /* a step's image: with no value, no pipeline image: the step's error */
+    e = evr_ytest_load("pipeline: p\nsteps:\n  - {name: a, run: x, image: null}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:5: steps[0]: no image: set image: on the step or at the top of "
+                      "the file");
+    CHECK(n == 1);
+    free(e);
+    /* other strings with no value are refused as before; "" is a value */
+    e = evr_ytest_load("pipeline: p\nimage: \"\"\nregistry_auth:\nsteps: [{name: a, run: x}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:2:8: image: empty image: name an image, or leave the key out");
+    CHECK_CONTAINS(e, "f.yml:3:15: registry_auth: expected a string, got nothing");
+    CHECK(n == 2);
+    free(e);
+}
+
+int
+main(void)
+{
+    EVR_TEST_RUN(test_image_grammar);
+    EVR_TEST_RUN(test_image_refs);
+    EVR_TEST_RUN(test_null_image);
+    EVR_TEST_END();
+}
