@@ -100,6 +100,9 @@ static const char *
 s_check_retry_on(const void *v)
 {
     static const char *const names[] = { "lost", "failed", "timed_out", NULL };
+    if (((const evr_strlist_t *) v)->n == 0)
+        return "an empty list retries on nothing: list the outcomes that retry the step "
+               "(lost, failed, timed_out), or remove retry";
     return evr_spec_list_problem(v, names);
 }
 

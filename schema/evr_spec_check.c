@@ -527,6 +527,11 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     if (spec->tz && !spec->schedule)
         evr_diag_add(diag, "timezone", "timezone is the zone of schedule: add a schedule, or "
                      "remove timezone");
+    /* catchup: one is the zero value, absent on the wire: a file's is seen as written */
+    bool catchup = spec->catchup != EVR_CATCHUP_ONE || evr_diag_marked(diag, "catchup");
+    if (catchup && !spec->schedule && !evr_diag_reported(diag, "schedule"))
+        evr_diag_add(diag, "catchup", "catchup says what becomes of the fire times of schedule "
+                     "missed while the broker was down: add a schedule, or remove catchup");
     evr_spec_validate_queue(spec, diag);
     evr_spec_validate_range(spec, diag);
     return evr_diag_count(diag) > before ? EVR_ERR_SPEC : EVR_OK;

@@ -1,7 +1,8 @@
 /*  test_spec_checks: pipeline files a review found wrong but accepted, or
     answered unlike their neighbours: an image reference podman cannot
     parse (evr_spec_image_problem, the grammar alone, then where a file
-    or a spec on the wire names an image) and `image:` with no value.
+    or a spec on the wire names an image), `image:` with no value,
+    `catchup` without `schedule` and `retry: {on: []}`.
 */
 #include "evr_test.h"
 #include "evr_ytest.h"
@@ -191,11 +192,80 @@ test_null_image(void)
     free(e);
 }
 
+/*  catchup is about the fire times of schedule: without one it is refused,
+    the default written out too (a file's); on the wire, none. */
+static void
+test_catchup(void)
+{
+    size_t n;
+    const char *words = "catchup: catchup says what becomes of the fire times of schedule "
+                        "missed while the broker was down: add a schedule, or remove catchup";
+    char *e = evr_ytest_load("pipeline: p\nimage: i\ncatchup: none\nsteps: [{name: a, run: x}]\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:10: ");
+    CHECK_CONTAINS(e, words);
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\ncatchup: one\nsteps: [{name: a, run: x}]\n", &n,
+                       NULL);
+    CHECK_CONTAINS(e, words);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nschedule: \"0 3 * * *\"\ncatchup: none\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+    /* a bad value is said once, not also "add a schedule" */
+    e = evr_ytest_load("pipeline: p\nimage: i\ncatchup: lots\nsteps: [{name: a, run: x}]\n", &n,
+                       NULL);
+    CHECK_CONTAINS(e, "catchup: expected one of one, none, got \"lots\"");
+    CHECK(n == 1);
+    free(e);
+    /* nor beside a schedule that failed to load */
+    e = evr_ytest_load("pipeline: p\nimage: i\nschedule: [x]\ncatchup: none\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:11: schedule: expected a string, got a list");
+    CHECK(n == 1);
+    free(e);
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("p");
+    spec->image = evr_strdup("i");
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_spec_step(spec, 0)->name = evr_strdup("a");
+    evr_spec_step(spec, 0)->run = evr_strdup("x");
+    spec->catchup = EVR_CATCHUP_NONE;
+    evr_diag_t *diag = evr_diag_new("spec");
+    CHECK(evr_spec_validate(spec, diag) == EVR_ERR_SPEC);
+    CHECK_CONTAINS(evr_diag_get(diag, 0), words);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  retry.on: [] retries on nothing. */
+static void
+test_retry_on_empty(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                             "  - {name: a, run: x, retry: {on: [], max: 2}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:31: steps[0].retry.on: an empty list retries on nothing: list "
+                      "the outcomes that retry the step (lost, failed, timed_out), or remove "
+                      "retry");
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                       "  - {name: a, run: x, retry: {on: [lost], max: 2}}\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+}
+
 int
 main(void)
 {
     EVR_TEST_RUN(test_image_grammar);
     EVR_TEST_RUN(test_image_refs);
     EVR_TEST_RUN(test_null_image);
+    EVR_TEST_RUN(test_catchup);
+    EVR_TEST_RUN(test_retry_on_empty);
     EVR_TEST_END();
 }
