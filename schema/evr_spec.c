@@ -58,7 +58,7 @@ s_check_triggers(const void *v)
             return why;
         }
     }
-    return NULL;
+    return evr_spec_list_repeat(l);
 }
 
 static const char *
@@ -93,6 +93,20 @@ evr_spec_list_problem(const evr_strlist_t *list, const char *const *names)
                      near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
         return why;
     }
+    return evr_spec_list_repeat(list);
+}
+
+const char *
+evr_spec_list_repeat(const evr_strlist_t *list)
+{
+    static __thread char why[EVR_ERR_MAX];
+    for (uint32_t i = 1; i < list->n; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(list->v[i], list->v[j])) {
+                snprintf(why, sizeof why, "\"%.64s\" is listed twice (items %u and %u)",
+                         list->v[i], j + 1, i + 1);
+                return why;
+            }
     return NULL;
 }
 

@@ -490,14 +490,19 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
     if (spec->image)
         s_check_image(spec, spec->image, "image", diag);
-    for (uint32_t i = 0; i < spec->labels.n; i++)
-        if (!evr_spec_name_ok(spec->labels.v[i])) {
-            snprintf(p, sizeof p, "labels[%u]", i);
+    for (uint32_t i = 0; i < spec->labels.n; i++) {
+        snprintf(p, sizeof p, "labels[%u]", i);
+        if (!evr_spec_name_ok(spec->labels.v[i]))
             evr_diag_add(diag, p, "invalid label \"%s\": a label is a name (letters, digits, _ "
                          ". -, the first a letter or digit, no \":\"; at most %d); the "
                          "executor's label comes from executor:", spec->labels.v[i],
                          EVR_SPEC_MAX_NAME);
-        }
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(spec->labels.v[j], spec->labels.v[i]) == 0) {
+                evr_diag_add(diag, p, "\"%s\" is listed twice", spec->labels.v[i]);
+                break;
+            }
+    }
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         snprintf(p, sizeof p, "secrets[%u]", i);
         if (!evr_spec_env_name_ok(spec->secrets.v[i]))

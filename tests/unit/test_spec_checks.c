@@ -2,7 +2,8 @@
     answered unlike their neighbours: an image reference podman cannot
     parse (evr_spec_image_problem, the grammar alone, then where a file
     or a spec on the wire names an image), `image:` with no value,
-    `catchup` without `schedule` and `retry: {on: []}`.
+    `catchup` without `schedule`, `retry: {on: []}` and a list item
+    written twice where a repeat means nothing.
 */
 #include "evr_test.h"
 #include "evr_ytest.h"
@@ -259,6 +260,50 @@ test_retry_on_empty(void)
     free(e);
 }
 
+/*  A list where a repeat means nothing refuses an item written twice,
+    naming it: labels (at the repeat), triggers, retry.on and
+    on.github's events and branches (at the list, with the items). */
+static void
+test_repeats(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nlabels: [a, b, a]\n"
+                             "triggers: [x, \"file:ci/*.yml\", \"file:ci/*.yml\"]\n"
+                             "on: {github: {events: [push, pull_request, push], "
+                             "branches: [main, main]}}\n"
+                             "steps:\n  - {name: a, run: x, retry: {on: [failed, lost, failed], "
+                             "max: 1}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:16: labels[2]: \"a\" is listed twice\n");
+    CHECK_CONTAINS(e, "f.yml:4:1: triggers: \"file:ci/*.yml\" is listed twice (items 2 and 3)");
+    CHECK_CONTAINS(e, "on.github.events: \"push\" is listed twice (items 1 and 3)");
+    CHECK_CONTAINS(e, "on.github.branches: \"main\" is listed twice (items 1 and 2)");
+    CHECK_CONTAINS(e, "f.yml:7:31: steps[0].retry.on: \"failed\" is listed twice (items 1 and "
+                      "3)");
+    CHECK(n == 5);
+    free(e);
+    /* as before: needs and secrets (at the repeat) */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsecrets: [S, S]\nsteps:\n  - {name: a, run: x}\n"
+                       "  - {name: b, run: x, needs: [a, a]}\n", &n, NULL);
+    CHECK_CONTAINS(e, "secrets[1]: \"S\" is listed twice");
+    CHECK_CONTAINS(e, "steps[1].needs[1]: \"a\" is listed twice");
+    CHECK(n == 2);
+    free(e);
+    /* a wrong item is said as before, not as a repeat */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                       "  - {name: a, run: x, retry: {on: [wifi, wifi], max: 1}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
+                      "\"wifi\"");
+    free(e);
+    evr_strlist_t l = { 0 };
+    CHECK(evr_spec_list_repeat(&l) == NULL);
+    evr_strlist_push(&l, "a");
+    evr_strlist_push(&l, "b");
+    CHECK(evr_spec_list_repeat(&l) == NULL);
+    evr_strlist_push(&l, "b");
+    CHECK_STR(evr_spec_list_repeat(&l), "\"b\" is listed twice (items 2 and 3)");
+    evr_strlist_free(&l);
+}
+
 int
 main(void)
 {
@@ -267,5 +312,6 @@ main(void)
     EVR_TEST_RUN(test_null_image);
     EVR_TEST_RUN(test_catchup);
     EVR_TEST_RUN(test_retry_on_empty);
+    EVR_TEST_RUN(test_repeats);
     EVR_TEST_END();
 }
