@@ -5,7 +5,11 @@
      browser's sessionStorage (gone when the tab closes); every API call
      sends it as `Authorization: Bearer`.  It is never put in a URL.
    - Pages: #/jobs (polled every 2 s), #/job/ID (its steps as a graph of
-     their needs, refreshed as its events arrive, and its live log),
+     their needs, refreshed as its events arrive, and its live log; a
+     refresh that fails for want of the gateway or gets no answer within
+     REFRESH_WAIT_MS is tried again, as is one that still shows the job
+     unfinished after its log ended, so the page does not stay on a
+     state older than the log's),
      #/runners (and the broker's demand), #/pipelines (a start form per
      pipeline).
    - The live log is the Server-Sent Events stream of GET /jobs/ID/log,
@@ -21,6 +25,8 @@
 const API = '/api/v1';
 const TOKEN_KEY = 'evrun.token';
 const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost']);
+const REFRESH_WAIT_MS = 10000;    /* a job page's refresh with no answer by then: again */
+const REFRESH_RETRY_MS = [1000, 8000];    /* then again after this, doubling to the most */
 const STATUSES = new Set(['pending', 'queued', 'starting', 'running', 'paused', 'succeeded',
   'failed', 'cancelled', 'timed_out', 'lost', 'skipped']);
 
@@ -114,10 +120,12 @@ function token() {
 class AuthError extends Error {}
 
 /* Calls the API: the answer's JSON; throws Error with the API's message
-   (AuthError on 401, after which the token is asked again). */
-async function api(method, path, body, headers) {
+   (AuthError on 401, after which the token is asked again).  signal, if
+   given, ends the request (fetch's AbortError). */
+async function api(method, path, body, headers, signal) {
   const h2 = Object.assign({ Authorization: 'Bearer ' + token() }, headers || {});
   const init = { method, headers: h2, cache: 'no-store' };
+  if (signal) init.signal = signal;
   if (body !== undefined) {
     h2['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -487,7 +495,8 @@ function startForm(p, note) {
 
 function viewJob(main, id) {
   const ctl = new AbortController();
-  const state = { id, job: null, ended: false, timer: null, refreshing: false, again: false };
+  const state = { id, job: null, ended: false, timer: null, refreshing: false, again: false,
+    stopped: false, ctl: null, retryMs: REFRESH_RETRY_MS[0] };
   const err = h('div', { class: 'error', hidden: true });
   const head = h('div');
   const dag = h('div', { class: 'dag-wrap', id: 'dag' });
@@ -499,21 +508,48 @@ function viewJob(main, id) {
       h('button', { type: 'button', onclick: () => log.foldAll(false) }, 'Unfold all')),
     log.el);
 
+  /* The head, graph and steps from GET /jobs/ID.  Only events and the
+     log's end ask for one: a refresh that failed (a network error: the
+     gateway restarting, a connection it closed; a 5xx or 429), got no
+     answer within REFRESH_WAIT_MS, or still shows the job unfinished once
+     the log has ended is tried again later (state.retryMs, doubling),
+     else the page would keep that state for good. */
   const refresh = async () => {
+    if (state.stopped) return;
     if (state.refreshing) { state.again = true; return; }
     state.refreshing = true;
+    const ac = state.ctl = new AbortController();
+    const wait = setTimeout(() => ac.abort(), REFRESH_WAIT_MS);
+    let again = false;
     try {
-      const job = await api('GET', '/jobs/' + id);
+      const job = await api('GET', '/jobs/' + id, undefined, undefined, ac.signal);
       state.job = job;
       err.hidden = true;
       drawHead(head, job, refresh, err);
       drawDag(dag, job, (name) => log.reveal(name));
       log.steps(job.steps);
+      again = state.ended && !FINAL.has(job.status);
     } catch (e) {
-      showError(err, e);
+      /* not a refusal that stays (404: no such job any more) */
+      again = !(e instanceof AuthError) && !(e.status >= 400 && e.status < 500 && e.status !== 429);
+      if (!state.stopped)
+        showError(err, ac.signal.aborted ? new Error('the gateway did not answer within '
+          + REFRESH_WAIT_MS / 1000 + ' s: asking again') : e);
     } finally {
+      clearTimeout(wait);
       state.refreshing = false;
-      if (state.again) { state.again = false; refresh(); }
+      state.ctl = null;
+    }
+    if (state.stopped) return;
+    if (state.again) {
+      state.again = false;
+      refresh();
+    } else if (again) {
+      if (!state.timer)
+        state.timer = setTimeout(() => { state.timer = null; refresh(); }, state.retryMs);
+      state.retryMs = Math.min(state.retryMs * 2, REFRESH_RETRY_MS[1]);
+    } else {
+      state.retryMs = REFRESH_RETRY_MS[0];
     }
   };
   const soon = () => {
@@ -534,10 +570,12 @@ function viewJob(main, id) {
     stream.textContent = s;
     stream.dataset.state = s.split(' ')[0];
     setLive('log: ' + s);
-    if (s === 'ended') { log.end(); soon(); }
+    if (s === 'ended') { state.ended = true; log.end(); soon(); }
   });
   return () => {
+    state.stopped = true;
     ctl.abort();
+    if (state.ctl) state.ctl.abort();
     clearInterval(tick);
     if (state.timer) clearTimeout(state.timer);
   };

@@ -4,8 +4,9 @@
 # fixture) with a registered pipeline "ui"; ui_browser.py starts the
 # gateway and a headless Chromium and drives the pages over the DevTools
 # protocol: the token entry, a job started from the pipelines page
-# showing its live lines (across a gateway restart: Last-Event-ID), the
-# DAG with a failed step in red, `<script>` output shown as text, ANSI
+# showing its live lines (across a gateway restart: Last-Event-ID), its
+# head and graph asked again when a refresh fails or gets no answer (the
+# DevTools Fetch domain fails or holds them), the DAG with a failed step in red, `<script>` output shown as text, ANSI
 # colours, per-step folding, the jobs page updating by itself, a step's
 # last line without a newline above its end's line, the start form made
 # again when its pipeline file changes, and a live log's refusals (no
