@@ -396,7 +396,7 @@ def run(gw, br):
 
     # the jobs page updates by itself: a job submitted elsewhere appears
     br.go(gw.url + "/#/jobs")
-    br.wait("!!document.querySelector('#jobs')")
+    check("the jobs page loads", br.wait("!!document.querySelector('#jobs')"))
     st, _, b = http(gw.url + "/api/v1/jobs", TOKEN, json.dumps(
         {"pipeline": "ui", "args": {"WHO": "curl", "TICKS": "1"}}).encode())
     other = json.loads(b).get("id", "") if st == 201 else ""
@@ -411,7 +411,8 @@ def run(gw, br):
     check("the pipelines page lists ui",
           br.wait("!!document.querySelector('#pipelines tr[data-pipeline=\"ui\"] button.start')"))
     br.eval("document.querySelector('tr[data-pipeline=\"ui\"] button.start').click()")
-    br.wait("!document.querySelector('tr[data-form=\"ui\"]').hidden")
+    check("the start form opens",
+          br.wait("!document.querySelector('tr[data-form=\"ui\"]').hidden"))
     rows = br.eval("""Array.from(document.querySelectorAll('tr[data-form="ui"] .arg')).map(r =>
         r.querySelector('.arg-name').value + '=' + r.querySelector('.arg-value').placeholder)""")
     check("the start form lists the pipeline's args, defaults as hints",
@@ -439,7 +440,7 @@ def run(gw, br):
     sub = "document.querySelector('#dag .node[data-step=\"build\"] text.sub').textContent"
     first = br.wait("%s.startsWith('running') && %s" % (sub, sub), 5) or ""
     # the gateway restarts: the page follows on with Last-Event-ID
-    br.wait("%s.includes('tick 2')" % lines, 10)
+    check("a second live line (tick 2) shows", br.wait("%s.includes('tick 2')" % lines, 10))
     time.sleep(1.1)
     check("a running step's node counts its time", first.startswith("running")
           and br.eval(sub).startswith("running") and br.eval(sub) != first, (first, br.eval(sub)))
