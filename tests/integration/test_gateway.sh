@@ -685,6 +685,7 @@ case_bad_input() {
   st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 5\r\n'; printf 'steps: [{name: a, run: x}]\n'; } | raw --wait 5)
   check "a short Content-Length: 400 for the body it declares" [ "${st%% *}" = 400 ]
   check "a short Content-Length: 400 for the body it declares [error bad_pipeline]" jerr bad_pipeline
+  check "a short Content-Length: the rest of the body answered as a next request (400)" grep -q '^HTTP/1.1 400 ' "$tmp/rest"
   check "still serving after a short Content-Length" serving
   # longer than the body: the request never ends; cut at http_request_timeout
   st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 1000\r\n'; printf 'steps: []\n'; } | raw --wait 15)
