@@ -46,7 +46,8 @@ steps:
   - { name: cleanup, when: always, run: c }
 YML
 "$cli" validate "$tmp/mixed.yml" > "$tmp/out" 2> "$tmp/err"
-check "mixed needs: still valid, exit 0" [ $? -eq 0 ] && grep -q "mixed.yml: ok" "$tmp/out"
+check "mixed needs: still valid, exit 0" [ $? -eq 0 ]
+check "mixed needs: still valid, exit 0 [mixed.yml: ok out]" grep -q "mixed.yml: ok" "$tmp/out"
 check "mixed needs: a warning for the step without needs, at its line" \
   grep -qxF "$tmp/mixed.yml:5:5: steps[1]: warning: no needs, in a pipeline whose other steps have needs: lint starts at once, not after build (write needs: [build] to wait for it, or needs: [] to start it at once without this warning)" "$tmp/err"
 check "mixed needs: one for a matrix step, by its written name and index" \

@@ -109,6 +109,10 @@ left_behind() {
   { podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; } | grep -c "evrun-$id" || true
 }
 
+# nothing_left JOB: JOB is empty (not even its id was written) or
+# nothing of it is left behind
+nothing_left() { [ -z "$1" ] || [ "$(left_behind "$1")" -eq 0 ]; }
+
 # verify_job STATE JOB: the checks after a recovery
 verify_job() {
   local state=$1 job=$2
@@ -643,7 +647,7 @@ for k in $(seq 1 "$kills"); do
     verify_job "$state" "$job"
   else
     # killed before the job was recorded: nothing may exist of it
-    check "nothing left in $executor" [ -z "$job" ] || [ "$(left_behind "$job")" -eq 0 ]
+    check "nothing left in $executor" nothing_left "$job"
   fi
   if [ "$fails" -ne "$case_fails" ]; then
     # what the failing case looked like: both runs' output and the job's steps

@@ -9,9 +9,11 @@ answer until the server closes the connection or nothing comes for
 --wait seconds (default 10; 0: reads nothing, closes).  With --pause, reads nothing for that many
 seconds first (a client that stops reading; --rcvbuf shrinks its socket
 buffer).  Writes the answer's head to OUTDIR/headers and its body
-(de-chunked) to OUTDIR/body; prints "STATUS SECONDS CLOSED": the status
-(000 when no answer came), the seconds from the first byte sent to the
-end, and whether the server closed the connection (closed / open).
+(de-chunked; with a Content-Length, that many bytes) to OUTDIR/body,
+what followed it (the answer to a next request) to OUTDIR/rest; prints
+"STATUS SECONDS CLOSED": the status (000 when no answer came), the
+seconds from the first byte sent to the end, and whether the server
+closed the connection (closed / open).
 """
 import socket
 import sys
@@ -71,12 +73,21 @@ def main():
     s.close()
     head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b" ")[1].decode() if head.startswith(b"HTTP/") else "000"
+    rest = b""
     if b"transfer-encoding: chunked" in head.lower():
         body = dechunk(body)
+    else:
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                n = int(value)
+                body, rest = body[:n], body[n:]
     with open(outdir + "/headers", "wb") as f:
         f.write(head)
     with open(outdir + "/body", "wb") as f:
         f.write(body)
+    with open(outdir + "/rest", "wb") as f:
+        f.write(rest)
     print(status, "%.1f" % (time.monotonic() - t0), "closed" if closed else "open")
 
 

@@ -141,7 +141,8 @@ YML
   check "paused while shipping" ship_paused sk-1
   local part
   part=$(find "$tmp/broker/artifacts/$j/.partial" -type f 2>/dev/null)
-  check "the broker holds part of the file" [ -n "$part" ] && [ "$(stat -c %s "$part")" -gt 0 ]
+  check "the broker holds part of the file" [ -n "$part" ]
+  check "the broker holds part of the file [(stat -c %s part) -gt 0]" [ "$(stat -c %s "$part")" -gt 0 ]
   check "... and nothing at its name" [ ! -e "$tmp/broker/artifacts/$j/big/big.txt" ]
   kill -9 "$runner_pid_sk_1"
   wait "$runner_pid_sk_1" 2>/dev/null

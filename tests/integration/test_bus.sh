@@ -280,7 +280,8 @@ YML
   check "append: says queue_full" grep -q "queue_full" "$tmp/full"
   r1=$(submit "$tmp/qr.yml")
   r2=$(submit "$tmp/qr.yml")
-  check "replace: both accepted" [ -n "$r1" ] && [ -n "$r2" ]
+  check "replace: both accepted" [ -n "$r1" ]
+  check "replace: both accepted [-n r2]" [ -n "$r2" ]
   check "replace: the waiting one cancelled" [ "$(field "$r1" status)" = cancelled ]
   check "replace: reason replaced" grep -q "replaced by $r2" <(cli status "$r1")
   check "replace: the newest waits" [ "$(field "$r2" status)" = queued ]
@@ -309,8 +310,8 @@ steps: [ { name: s, run: "true" } ]
 YML
   cli submit --count 3 "$tmp/cnt.yml" > "$tmp/three" 2> "$tmp/three.err"
   check "--count 3: exit 0" [ $? -eq 0 ]
-  check "--count 3: stdout is three ids, one per line" \
-    [ "$(grep -cx '[0-9A-Z]\{26\}' "$tmp/three")" -eq 3 ] && [ "$(wc -l < "$tmp/three")" -eq 3 ]
+  check "--count 3: stdout is three ids, one per line" [ "$(grep -cx '[0-9A-Z]\{26\}' "$tmp/three")" -eq 3 ]
+  check "--count 3: stdout is three ids, one per line [(wc -l < three) -eq 3]" [ "$(wc -l < "$tmp/three")" -eq 3 ]
   check "--count 3: three distinct jobs" [ "$(sort -u "$tmp/three" | wc -l)" -eq 3 ]
   check "--count 3: each said accepted on stderr" [ "$(grep -c '^job [0-9A-Z]* accepted (pipeline cnt)$' "$tmp/three.err")" -eq 3 ]
   check "--count 3: all three queued" \

@@ -320,7 +320,8 @@ YML
   check "jobs --tree: the parent at the left" grep -q "^$j  parent " "$tmp/tree.out"
   check "jobs --tree: its 4 children under it, indented" [ "$(grep -c "^  0[0-9A-Z]* *  \(deploy\|notify\|failing\) " "$tmp/tree.out")" -eq 4 ]
   check "jobs --tree: each job once" [ "$(grep -c "^ *0" "$tmp/tree.out")" -eq 5 ]
-  check "jobs --tree: the child right after its parent" grep -A1 "^$j" "$tmp/tree.out" | grep -q "^  0"
+  child_next() { grep -A1 "^$j" "$tmp/tree.out" | grep -q "^  0"; }   # the line after the parent's
+  check "jobs --tree: the child right after its parent" child_next
   check "the parent's jobs: 5 (parent, 2 deploy, notify, failing)" [ "$(cli jobs 2>/dev/null | grep -c "^0")" -eq 5 ]
   check "children ran deploy and notify" sh -c "cli_out=\$('$bin/evrun-cli' jobs 2>/dev/null); echo \"\$cli_out\" | grep -q deploy && echo \"\$cli_out\" | grep -q notify"
   check "other never started" sh -c "! '$bin/evrun-cli' jobs 2>/dev/null | grep -q other"

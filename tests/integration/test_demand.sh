@@ -40,20 +40,27 @@ YML
   tok=$(cli token)
   check "demand: 202" [ "$(demand '{"labels":["gh"],"count":2,"ttl":120,"reason":"test burst"}')" = 202 ]
   local id; id=$(jget 'd["id"]')
-  check "demand: the answer says what is kept" [ "$(jget 'd["count"], d["ttl"], d["labels"]')" = "(2, 120, ['gh'])" ] \
-    && grep -q "kept: 2 runners with labels \[gh\] for 120 s" "$tmp/body"
+  check "demand: the answer says what is kept" [ "$(jget 'd["count"], d["ttl"], d["labels"]')" = "(2, 120, ['gh'])" ]
+  check "demand: the answer says what is kept [kept: 2 runners with labels [gh] for 120 s body]" grep -q "kept: 2 runners with labels \[gh\] for 120 s" "$tmp/body"
   "$bin/evrun-provisioner" --config "$tmp/p.yml" --dry-run > "$tmp/dry.out" 2>&1
   check "demand: --dry-run shows the entry" grep -q "^demand $id: 2 runners wanted, 1[0-9][0-9] s left: test burst$" "$tmp/dry.out"
   check "demand: --dry-run, runner 2 of 2 to dm" grep -q "^demand $id runner 2 of 2 (1[0-9]* s left) (labels gh): provider dm would start a process runner (1/3 running)$" "$tmp/dry.out"
   check "demand: --dry-run started nothing" [ ! -e "$tmp/provisioner/runners" ]
-  check "demand, the same Idempotency-Key twice: one demand, 200 the second time" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ] \
-    && local k1; k1=$(jget 'd["id"]') && [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 200 ] \
-    && [ "$(jget 'd["duplicate"]')" = True ] \
-    && [ "$(jget 'd["id"]')" = "$k1" ] && grep -q "is kept already (1 runner still wanted): nothing added" "$tmp/body"
-  check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ] && grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
-  check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ] && grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
-  check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ] && grep -q 'unknown key \\"runners\\"' "$tmp/body"
-  check "demand, bad JSON: 400 with where" [ "$(demand '{"count":')" = 400 ] && grep -q 'body:1:' "$tmp/body"
+  check "demand, an Idempotency-Key: 202" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 202 ]
+  local k1; k1=$(jget 'd["id"]')
+  check "demand, the same Idempotency-Key again: 200" [ "$(demand '{"labels":["linux"]}' -H 'Idempotency-Key: k1')" = 200 ]
+  check "demand, the same Idempotency-Key again: a duplicate" [ "$(jget 'd["duplicate"]')" = True ]
+  check "demand, the same Idempotency-Key again: the first demand ($k1)" [ "$(jget 'd["id"]')" = "$k1" ]
+  check "demand, the same Idempotency-Key again: nothing added, saying so" \
+    grep -q "is kept already (1 runner still wanted): nothing added" "$tmp/body"
+  check "demand, count 65: 400 saying so" [ "$(demand '{"count":65}')" = 400 ]
+  check "demand, count 65: 400 saying so [body.count: expected a whole number from 1 to...]" grep -q 'body.count: expected a whole number from 1 to 64' "$tmp/body"
+  check "demand, a bad label: 400 saying which" [ "$(demand '{"labels":["ok","no way"]}')" = 400 ]
+  check "demand, a bad label: 400 saying which [body.labels[1]: expected a label body]" grep -q 'body.labels\[1\]: expected a label' "$tmp/body"
+  check "demand, an unknown key: 400" [ "$(demand '{"runners":2}')" = 400 ]
+  check "demand, an unknown key: 400 [unknown key runners body]" grep -q 'unknown key \\"runners\\"' "$tmp/body"
+  check "demand, bad JSON: 400 with where" [ "$(demand '{"count":')" = 400 ]
+  check "demand, bad JSON: 400 with where [body:1: body]" grep -q 'body:1:' "$tmp/body"
   check "demand, a read token: 403" [ "$(tok=$(cli token --read-only) demand '{}')" = 403 ]
   check "demand, no token: 401" [ "$(tok=nope demand '{}')" = 401 ]
   check "demand, a ttl of 1 s nobody meets: kept" [ "$(demand '{"labels":["nowhere"],"ttl":1}')" = 202 ]
@@ -76,25 +83,25 @@ YML
   # GitHub: a queued workflow_job that starts no pipeline asks for a runner with its labels
   printf '{"action":"queued","workflow_job":{"id":77,"labels":["wf","linux"],"head_branch":"main","head_sha":"%s"},"repository":{"clone_url":"https://example.invalid/r.git","full_name":"o/r","default_branch":"main"}}' \
     "$(printf 'a%.0s' $(seq 1 40))" > "$tmp/wj.json"
-  check "workflow_job queued: 202 with a demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ] \
-    && [ "$(jget 'd["demand"]["labels"], d["demand"]["count"]')" = "(['wf', 'linux'], 1)" ]
+  check "workflow_job queued: 202 with a demand" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 202 ]
+  check "workflow_job queued: 202 with a demand [(jget d[demand][labels], d[demand][count]) = ...]" [ "$(jget 'd["demand"]["labels"], d["demand"]["count"]')" = "(['wf', 'linux'], 1)" ]
   local wid; wid=$(jget 'd["demand"]["id"]')
-  check "workflow_job: the same delivery again: the same demand, a duplicate" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 200 ] \
-    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$wid', True)" ]
+  check "workflow_job: the same delivery again: the same demand, a duplicate" [ "$(gh_hook workflow_job wd-1 "$tmp/wj.json")" = 200 ]
+  check "workflow_job: the same delivery again: the same demand, a duplicate [(jget d[demand][id], d[duplicate]) = (wid, True)]" [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$wid', True)" ]
   check "workflow_job: the broker says where it came from" grep -q "demand $wid: 1 runner with labels \[wf,linux\] for 300 s: github workflow_job 77 of o/r" "$tmp/broker.log"
   check "workflow_job: a runner started for it" wait_for 20 bash -c "grep -q 'provider wf: started runner wf-.* for demand $wid runner 1 of 1' '$tmp/prov.log'"
   check "workflow_job: its hello met it" wait_for 20 grep -q "demand $wid: runner wf-.* meets 1 (0 still wanted)" "$tmp/broker.log"
   sed 's/"linux"\]/"li nux"]/' "$tmp/wj.json" > "$tmp/wj2.json"
-  check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ] \
-    && [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: a letter or digit, then letters, digits, _ . - (at most 64 bytes)" ]
+  check "workflow_job with a bad label: 200, the demand refused saying why" [ "$(gh_hook workflow_job wd-2 "$tmp/wj2.json")" = 200 ]
+  check "workflow_job with a bad label: 200, the demand refused saying why [(jget d[demand_refused][message]) = workflow_...]" [ "$(jget 'd["demand_refused"]["message"]')" = "workflow_job.labels[1]: expected a label: a letter or digit, then letters, digits, _ . - (at most 64 bytes)" ]
   sed 's/"main"/"release"/' "$tmp/wj.json" > "$tmp/wj4.json"
-  check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ] \
-    && [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]
+  check "workflow_job that starts a pipeline: 202, its job, no demand" [ "$(gh_hook workflow_job wd-4 "$tmp/wj4.json")" = 202 ]
+  check "workflow_job that starts a pipeline: 202, its job, no demand [(jget d[jobs][0][pipeline], demand in d) = (w...]" [ "$(jget 'd["jobs"][0]["pipeline"], "demand" in d')" = "('wfp', False)" ]
   j=$(jget 'd["jobs"][0]["id"]')
   check "workflow_job: the pipeline's job ran" [ "$(wait_job "$j" 30)" = succeeded ]
   sed 's/"queued"/"completed"/' "$tmp/wj.json" > "$tmp/wj3.json"
-  check "workflow_job completed: 200, no demand" [ "$(gh_hook workflow_job wd-3 "$tmp/wj3.json")" = 200 ] \
-    && bash -c "! grep -q demand '$tmp/body'"
+  check "workflow_job completed: 200, no demand" [ "$(gh_hook workflow_job wd-3 "$tmp/wj3.json")" = 200 ]
+  check "workflow_job completed: 200, no demand [bash -c ! grep -q demand tmp/body]" bash -c "! grep -q demand '$tmp/body'"
   local pids; pids=$(sed -n 's/.*: started runner .* (pid \([0-9]*\), .*/\1/p' "$tmp/prov.log" | tr '\n' ' ')
   check "demand: runners wait for a job" grep -q '"state":"idle"' <(cli runners --json)
   stop_prov
@@ -105,14 +112,17 @@ YML
   for _ in $(seq 1 20); do
     code=$(demand '{"labels":["nowhere"],"count":64,"ttl":2}'); [ "$code" = 202 ] || break; n=$((n + 1))
   done
-  check "demand: past 1024 runners wanted: 503 ($n of 64 kept)" [ "$code" = 503 ] && [ "$n" -eq 16 ] \
-    && grep -q "the broker keeps 256 demand entries and 1024 runners wanted at most (now 16 entries, 1024 runners)" "$tmp/body"
+  check "demand: past 1024 runners wanted: 503 ($n of 64 kept)" [ "$code" = 503 ]
+  check "demand: past 1024 runners wanted: 503 ($n of 64 kept) [n -eq 16]" [ "$n" -eq 16 ]
+  check "demand: past 1024 runners wanted: 503 ($n of 64 kept) [the broker keeps 256 demand entries and 1024 ...]" grep -q "the broker keeps 256 demand entries and 1024 runners wanted at most (now 16 entries, 1024 runners)" "$tmp/body"
   sleep 2.2
   n=0
   for _ in $(seq 1 260); do
     code=$(demand '{"labels":["nowhere"],"ttl":30}'); [ "$code" = 202 ] || break; n=$((n + 1))
   done
-  check "demand: past 256 entries: 503 ($n kept)" [ "$code" = 503 ] && [ "$n" -eq 256 ] && grep -q "(now 256 entries, 256 runners)" "$tmp/body"
+  check "demand: past 256 entries: 503 ($n kept)" [ "$code" = 503 ]
+  check "demand: past 256 entries: 503 ($n kept) [n -eq 256]" [ "$n" -eq 256 ]
+  check "demand: past 256 entries: 503 ($n kept) [(now 256 entries, 256 runners) body]" grep -q "(now 256 entries, 256 runners)" "$tmp/body"
 }
 
 # A GitHub workflow_job event (queued) for job ID with LABELS (JSON
@@ -190,7 +200,8 @@ YML
   local id; id=$(jget 'd["id"]')
   wanted() { cli runners --json | python3 -c 'import json,sys; print(sum(r["count"] for l in sys.stdin for r in [json.loads(l)] if r.get("demand") == sys.argv[1]))' "$1"; }
   check "dispatch: the job queued before it ran" [ "$(wait_job "$j0" 20)" = succeeded ]
-  check "dispatch: it met no demand (queued before it)" [ "$(wanted "$id")" = 1 ] && ! grep -q "job $j0 dispatched to w meets" "$tmp/broker.log"
+  check "dispatch: it met no demand (queued before it)" [ "$(wanted "$id")" = 1 ]
+  check "dispatch: it met no demand (queued before it): no such line" not grep -q "job $j0 dispatched to w meets" "$tmp/broker.log"
   jn=$(submit "$tmp/nolabel.yml" 2>/dev/null)
   check "dispatch: a job without gd ran on w" [ "$(wait_job "$jn" 20)" = succeeded ]
   check "dispatch: it met no demand (no label gd)" [ "$(wanted "$id")" = 1 ]
@@ -198,7 +209,8 @@ YML
   sleep 1
   check "dispatch: w's free slot serves the demand: nothing started" [ "$(started dd)" -eq 0 ]
   jg=$(submit "$tmp/fit.yml" 2>/dev/null)
-  check "dispatch: the job with gd runs on w" wait_status "$jg" running 10 && grep -q '"runner":"w"' <(cli status "$jg" --json)
+  check "dispatch: the job with gd runs on w" wait_status "$jg" running 10
+  check "dispatch: the job with gd runs on w [runner:w <(cli status jg --json)]" grep -q '"runner":"w"' <(cli status "$jg" --json)
   check "dispatch: its dispatch met the demand" grep -q "demand $id: job $jg dispatched to w meets 1 (0 still wanted)" "$tmp/broker.log"
   check "dispatch: the demand is gone" [ "$(wanted "$id")" = 0 ]
   sleep 1.5
@@ -211,11 +223,11 @@ YML
   check "dispatch: a second demand [gp]" [ "$(demand '{"labels":["gp"],"ttl":120}')" = 202 ]
   local g2; g2=$(jget 'd["id"]')
   jp=$(submit "$tmp/gp.yml" 2>/dev/null)
-  check "dispatch: the gp job runs on the runner started for the first" wait_status "$jp" running 10 \
-    && grep -q '"runner":"dp-' <(cli status "$jp" --json)
+  check "dispatch: the gp job runs on the runner started for the first" wait_status "$jp" running 10
+  check "dispatch: the gp job runs on the runner started for the first [runner:dp- <(cli status jp --json)]" grep -q '"runner":"dp-' <(cli status "$jp" --json)
   # (once it ends, its runner exits and dp, max 1, may start one for the second)
-  check "dispatch: it used the slot the hello met: the second demand is still wanted" [ "$(wanted "$g2")" = 1 ] \
-    && ! grep -q "demand $g2: job" "$tmp/broker.log"
+  check "dispatch: it used the slot the hello met: the second demand is still wanted" [ "$(wanted "$g2")" = 1 ]
+  check "dispatch: it used the slot the hello met: no job met the second demand" not grep -q "demand $g2: job" "$tmp/broker.log"
   check "dispatch: the gp job succeeded" [ "$(wait_job "$jp" 20)" = succeeded ]
   stop_prov
 }
@@ -230,39 +242,39 @@ case_dedupe() {
   bus_broker && gateway_up
   tok=$(cli token)
   wj_body "$tmp/wj.json" 91 '"dd"'
-  check "dedupe: a workflow_job: 202, a demand" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 202 ] \
-    && [ "$(jget 'd["demand"]["duplicate"], "duplicate" in d')" = "(False, False)" ]
+  check "dedupe: a workflow_job: 202, a demand" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 202 ]
+  check "dedupe: a workflow_job: 202, a demand [(jget d[demand][duplicate], duplicate in d) =...]" [ "$(jget 'd["demand"]["duplicate"], "duplicate" in d')" = "(False, False)" ]
   local x; x=$(jget 'd["demand"]["id"]')
-  check "dedupe: the same delivery while kept: 200, a duplicate" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ] \
-    && [ "$(jget 'd["demand"]["id"], d["duplicate"], d["demand"]["duplicate"]')" = "('$x', True, True)" ] \
-    && grep -q "a duplicate: workflow_job 91 (delivery dd-1) asked for a runner before: demand $x is kept already" "$tmp/body"
+  check "dedupe: the same delivery while kept: 200, a duplicate" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ]
+  check "dedupe: the same delivery while kept: 200, a duplicate [(jget d[demand][id], d[duplicate], d[demand][...]" [ "$(jget 'd["demand"]["id"], d["duplicate"], d["demand"]["duplicate"]')" = "('$x', True, True)" ]
+  check "dedupe: the same delivery while kept: 200, a duplicate [a duplicate: workflow_job 91 (delivery dd-1) ...]" grep -q "a duplicate: workflow_job 91 (delivery dd-1) asked for a runner before: demand $x is kept already" "$tmp/body"
   bus_runner rd dd 1 --executors process
   check "dedupe: a new runner's hello met it" wait_for 10 grep -q "demand $x: runner rd meets 1 (0 still wanted)" "$tmp/broker.log"
-  check "dedupe: redelivered after it was met: 200, a duplicate, nothing added" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ] \
-    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ] \
-    && grep -Eq "demand $x was met [0-9]+ s ago: nothing added \(a duplicate\)" "$tmp/body"
-  check "dedupe: another delivery of the same workflow job: 200, a duplicate" [ "$(gh_hook workflow_job dd-2 "$tmp/wj.json")" = 200 ] \
-    && [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ]
+  check "dedupe: redelivered after it was met: 200, a duplicate, nothing added" [ "$(gh_hook workflow_job dd-1 "$tmp/wj.json")" = 200 ]
+  check "dedupe: redelivered after it was met: 200, a duplicate, nothing added [(jget d[demand][id], d[duplicate]) = (x, True)]" [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ]
+  check "dedupe: redelivered after it was met: 200, a duplicate, nothing added [grep -Eq demand x was met [0-9]+ s ago: nothi...]" grep -Eq "demand $x was met [0-9]+ s ago: nothing added \(a duplicate\)" "$tmp/body"
+  check "dedupe: another delivery of the same workflow job: 200, a duplicate" [ "$(gh_hook workflow_job dd-2 "$tmp/wj.json")" = 200 ]
+  check "dedupe: another delivery of the same workflow job: 200, a duplicate [(jget d[demand][id], d[duplicate]) = (x, True)]" [ "$(jget 'd["demand"]["id"], d["duplicate"]')" = "('$x', True)" ]
   check "dedupe: no demand listed" bash -c "! '$bin/evrun-cli' runners | grep -q '^DEMAND'"
   wj_body "$tmp/wj2.json" 92 '"dd"'
-  check "dedupe: another workflow job: 202, a new demand" [ "$(gh_hook workflow_job dd-3 "$tmp/wj2.json")" = 202 ] \
-    && [ "$(jget 'd["demand"]["id"] != "'"$x"'"')" = True ]
+  check "dedupe: another workflow job: 202, a new demand" [ "$(gh_hook workflow_job dd-3 "$tmp/wj2.json")" = 202 ]
+  check "dedupe: another workflow job: 202, a new demand [(jget d[demand][id] != x) = True]" [ "$(jget 'd["demand"]["id"] != "'"$x"'"')" = True ]
   wj_body "$tmp/wj0.json" 0 '"dz"'
   check "dedupe: a workflow_job with id 0: 202, a demand" [ "$(gh_hook workflow_job dd-z "$tmp/wj0.json")" = 202 ]
   local z; z=$(jget 'd["demand"]["id"]')
   check "dedupe: ... named by its delivery, not 0" wait_for 5 grep -q "demand $z: 1 runner with labels \[dz\] for 300 s: github workflow_job dd-z of o/r, delivery dd-z" "$tmp/broker.log"
-  check "dedupe: ... its redelivery's duplicate names the delivery" [ "$(gh_hook workflow_job dd-z "$tmp/wj0.json")" = 200 ] \
-    && grep -q "a duplicate: workflow_job dd-z (delivery dd-z) asked for a runner before: demand $z is kept already" "$tmp/body"
+  check "dedupe: ... its redelivery's duplicate names the delivery" [ "$(gh_hook workflow_job dd-z "$tmp/wj0.json")" = 200 ]
+  check "dedupe: ... its redelivery's duplicate names the delivery [a duplicate: workflow_job dd-z (delivery dd-z...]" grep -q "a duplicate: workflow_job dd-z (delivery dd-z) asked for a runner before: demand $z is kept already" "$tmp/body"
   check "dedupe: POST /api/v1/demand with a key: 202" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 202 ]
   local k; k=$(jget 'd["id"]')
   bus_runner rk kd 1 --executors process
   check "dedupe: met by a new runner" wait_for 10 grep -q "demand $k: runner rk meets 1" "$tmp/broker.log"
-  check "dedupe: the same key after it was met: 200, a duplicate" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 200 ] \
-    && [ "$(jget 'd["id"], d["duplicate"]')" = "('$k', True)" ]
+  check "dedupe: the same key after it was met: 200, a duplicate" [ "$(demand '{"labels":["kd"]}' -H 'Idempotency-Key: kd-1')" = 200 ]
+  check "dedupe: the same key after it was met: 200, a duplicate [(jget d[id], d[duplicate]) = (k, True)]" [ "$(jget 'd["id"], d["duplicate"]')" = "('$k', True)" ]
   check "dedupe: a ttl of 1 s: 202" [ "$(demand '{"labels":["nowhere"],"ttl":1}' -H 'Idempotency-Key: kd-2')" = 202 ]
   sleep 1.3
-  check "dedupe: the same key after its ttl: 200, a duplicate saying so" [ "$(demand '{"labels":["nowhere"],"ttl":1}' -H 'Idempotency-Key: kd-2')" = 200 ] \
-    && grep -Eq "was retired at its ttl [0-9]+ s ago: nothing added" "$tmp/body"
+  check "dedupe: the same key after its ttl: 200, a duplicate saying so" [ "$(demand '{"labels":["nowhere"],"ttl":1}' -H 'Idempotency-Key: kd-2')" = 200 ]
+  check "dedupe: the same key after its ttl: 200, a duplicate saying so [grep -Eq was retired at its ttl [0-9]+ s ago:...]" grep -Eq "was retired at its ttl [0-9]+ s ago: nothing added" "$tmp/body"
 }
 
 prov_run test_demand ${*:-demand listed dispatch dedupe}

@@ -74,8 +74,10 @@ YML
   times=$(echo "$json" | grep -o '"name":"\(left\|right\)"[^}]*' \
           | sed 's/.*"started":\([0-9]*\),"finished":\([0-9]*\).*/\1 \2/')
   read -r ls le rs re <<< "$(echo $times)"
-  check "both steps have times" [ -n "$ls" ] && [ -n "$re" ]
-  check "the two 1 s steps overlap" [ "$ls" -lt "$re" ] && [ "$rs" -lt "$le" ]
+  check "both steps have times" [ -n "$ls" ]
+  check "both steps have times [-n re]" [ -n "$re" ]
+  check "the two 1 s steps overlap" [ "$ls" -lt "$re" ]
+  check "the two 1 s steps overlap [rs -lt le]" [ "$rs" -lt "$le" ]
   check "join ran after both" grep -q "^join | joined$" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
@@ -201,9 +203,9 @@ YML
   check "podman's message reaches the user" grep -qi "image" "$out"
   check "a localhost/ image: where it comes from" \
     grep -q "nothing > failed ([0-9.]*s): .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
-  check "no exit code: the step never started (its line, the summary, the reason)" \
-    sh -c "! grep -q 'exit -1' '$out'" && grep -Eq "^nothing +failed +- " "$out" &&
-    grep -q "^job .* failed in .*: step nothing failed: " "$out"
+  check "no exit code: the step never started (its line, the summary, the reason)" sh -c "! grep -q 'exit -1' '$out'"
+  check "no exit code: the step never started (its line, the summary, the reason) [grep -Eq ^nothing +failed +- out]" grep -Eq "^nothing +failed +- " "$out"
+  check "no exit code: the step never started (its line, the summary, the reason) [^job .* failed in .*: step nothing failed: out]" grep -q "^job .* failed in .*: step nothing failed: " "$out"
   check "... evrun-replay's table: EXIT -" grep -Eq "^nothing +failed +1 +- " <("$bin/evrun-replay" "$state" --job "$job")
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
@@ -729,7 +731,9 @@ YML
   check "the links inside named" grep -q "^s | evrun: artifact out: 2 symbolic links left out (links are not followed, nor copied): out/pw, out/rel$" "$out"
   check "the path that is a link refused, named" grep -q "^s > failed ([0-9.]*s): its command exited 0, but artifact lnk: a symbolic link (to \"out\"): links are not followed; name the file or directory it points to$" "$out"
   check "the files kept, the hard link a copy" [ "$(cat "$a/out/real.txt")/$(cat "$a/out/hard")/$(stat -c %h "$a/out/hard")" = real/real/1 ]
-  check "no link kept, nothing followed" [ -z "$(find "$a" -type l)" ] && [ ! -e "$a/lnk" ] && [ "$(find "$a" -type f | wc -l)" -eq 2 ]
+  check "no link kept, nothing followed" [ -z "$(find "$a" -type l)" ]
+  check "no link kept, nothing followed [! -e a/lnk]" [ ! -e "$a/lnk" ]
+  check "no link kept, nothing followed [(find a -type f | wc -l) -eq 2]" [ "$(find "$a" -type f | wc -l)" -eq 2 ]
 }
 
 case_process_relative_state() {   # --state-dir relative to where the runner starts
@@ -749,7 +753,8 @@ case_process_refused() {   # not offered: refused with the reason, before anythi
   check "exit 2" [ "$rc" -eq 2 ]
   check "says the runner does not offer it, and how" \
     grep -q "this runner does not offer executor process (it offers: podman); start it with --executors podman,process" "$err"
-  check "no workspace made" [ ! -d "$state/work" ] || [ -z "$(ls "$state/work")" ]
+  no_work() { [ ! -d "$state/work" ] || [ -z "$(ls "$state/work")" ]; }   # none, or empty
+  check "no workspace made" no_work
   # the refusal comes before any executor is opened: with podman down too
   EVRUN_PODMAN_URL=unix:///tmp/evr-no-such-podman.sock "$bin/evrun-runner" \
     --exec "$src/examples/process.yml" --state-dir "$tmp/refused-np" > "$tmp/refused-np.out" 2>&1

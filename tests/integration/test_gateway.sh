@@ -49,7 +49,8 @@ case_submit_and_read() {
   jid=$(jget 'd["id"]')
   check "a failing job fails" [ "$(api_wait "$jid")" = failed ]
   api GET "/jobs/$jid/log" > /dev/null
-  check "its text log ends as evrun-cli logs does" [ "$(tail -n 1 "$tmp/body")" = "$(cli logs "$jid" | tail -n 1)" ] && grep -q "^job $jid failed" "$tmp/body"
+  check "its text log ends as evrun-cli logs does" [ "$(tail -n 1 "$tmp/body")" = "$(cli logs "$jid" | tail -n 1)" ]
+  check "its text log ends as evrun-cli logs does [^job jid failed body]" grep -q "^job $jid failed" "$tmp/body"
   # a step that never started (an image podman does not have) has no exit_code
   api POST /jobs -H 'Content-Type: application/json' \
     -d '{"pipeline":"jn","image":"localhost/evrun-does-not-exist:latest","pull":"never","steps":[{"name":"a","run":"true"}]}' > /dev/null
@@ -106,7 +107,8 @@ case_idempotency_and_list() {
   check "same key: existing" [ "$(jget 'd["existing"]')" = True ]
   api POST /jobs -H 'Idempotency-Key: k-2' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   c=$(jget 'd["id"]')
-  check "another key: another job" [ -n "$c" ] && [ "$c" != "$a" ]
+  check "another key: another job" [ -n "$c" ]
+  check "another key: another job [c != a]" [ "$c" != "$a" ]
   check "a key of 256 characters: 400" [ "$(api POST /jobs -H "Idempotency-Key: $(printf 'k%.0s' $(seq 1 256))" -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ]
   # a second gateway on the same state directory knows the key
   local first_url=$url
@@ -130,13 +132,14 @@ case_idempotency_and_list() {
   check "list: each job once" [ "$(echo $all | tr ' ' '\n' | sort -u | wc -l)" = 5 ]
   check "list: 5 in all" [ "$(echo $all | wc -w)" = 5 ]
   check "list: newest first" [ "$(echo $all | tr ' ' '\n' | sort -r | tr '\n' ' ')" = "$(echo $all | tr ' ' '\n' | tr '\n' ' ')" ]
-  check "list: pipeline filter" [ "$(api GET '/jobs?pipeline=nope')" = 200 ] && [ "$(jget 'len(d["jobs"])')" = 0 ]
+  check "list: pipeline filter" [ "$(api GET '/jobs?pipeline=nope')" = 200 ]
+  check "list: pipeline filter [(jget len(d[jobs])) = 0]" [ "$(jget 'len(d["jobs"])')" = 0 ]
   check "list: bad limit: 400" [ "$(api GET '/jobs?limit=0')" = 400 ]
   check "list: bad cursor: 400" [ "$(api GET '/jobs?cursor=zz')" = 400 ]
   check "list: bad status: 400" [ "$(api GET '/jobs?status=dancing')" = 400 ]
   check "job a succeeds" [ "$(api_wait "$a")" = succeeded ]
-  check "list: status filter" [ "$(api GET '/jobs?status=succeeded&limit=100')" = 200 ] \
-    && grep -q "$a" "$tmp/body"
+  check "list: status filter" [ "$(api GET '/jobs?status=succeeded&limit=100')" = 200 ]
+  check "list: status filter (the job listed)" grep -q "$a" "$tmp/body"
   # commands on an ended job: 409
   check "cancel an ended job: 409" [ "$(api POST "/jobs/$a/cancel")" = 409 ]
   check "409 says conflict" [ "$(jget 'd["error"]["code"]')" = conflict ]
@@ -319,8 +322,8 @@ YML
   s1=$(jget 'd["id"]')
   api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m"}}' > /dev/null
   check "start by name: the same key, the same job" [ "$(jget 'd["id"] + str(d["existing"])')" = "${s1}True" ]
-  check "the same key, a required arg left out: 400 as without the key" \
-    [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 400 ] && grep -q MODE "$tmp/body"
+  check "the same key, a required arg left out: 400 as without the key" [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art"}')" = 400 ]
+  check "the same key, a required arg left out: 400 as without the key (the body names MODE)" grep -q MODE "$tmp/body"
   check "the same key, an unknown arg: 400" \
     [ "$(api POST /jobs -H 'Idempotency-Key: s-1' -H 'Content-Type: application/json' -d '{"pipeline":"art","args":{"MODE":"m","NOPE":"1"}}')" = 400 ]
   check "start an unknown pipeline: 404" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"nope"}')" = 404 ]
@@ -364,7 +367,8 @@ YML
   check "artifact download: the bytes" cmp -s "$tmp/big.txt" <(seq 1 300000)
   check "artifact download: its sha256" [ "$(sha256sum < "$tmp/big.txt" | cut -d' ' -f1)" = "$sha" ]
   check "artifact download: the sha256 header" grep -qi "^X-Evrun-Sha256: $sha" "$tmp/headers"
-  check "artifact download: the small file" [ "$(api GET "/jobs/$id/artifacts/make/out/a.txt")" = 200 ] && grep -qx "hello, http" "$tmp/body"
+  check "artifact download: the small file" [ "$(api GET "/jobs/$id/artifacts/make/out/a.txt")" = 200 ]
+  check "artifact download: the small file [hello, http body]" grep -qx "hello, http" "$tmp/body"
   check "artifact: no such file: 404" [ "$(api GET "/jobs/$id/artifacts/make/out/nope.txt")" = 404 ]
   check "artifact: 404 says how to list" grep -q "/artifacts lists them" "$tmp/body"
   local trick
@@ -408,7 +412,8 @@ YML
     sleep 0.1
   done
   check "the history names the file" [ "$files" = 1 ]
-  check "not at the broker yet: 503" [ "$(api GET "/jobs/$j/artifacts/make/big.txt" -D "$tmp/h")" = 503 ] && jerr unavailable
+  check "not at the broker yet: 503" [ "$(api GET "/jobs/$j/artifacts/make/big.txt" -D "$tmp/h")" = 503 ]
+  check "not at the broker yet: 503 [error unavailable]" jerr unavailable
   check "... Retry-After: 1" grep -qi "^Retry-After: 1" "$tmp/h"
   check "... saying why" grep -q "make/big.txt of job $j is not at the broker yet (its runner ships it after the step" "$tmp/body"
   kill -9 "$runner_pid_gw_1"; wait "$runner_pid_gw_1" 2>/dev/null
@@ -427,7 +432,8 @@ YML
   /usr/bin/python3 "$src/tests/support/fake_ship.py" "$tmp/bus" gw-fake > "$tmp/fake.out"
   fj=$(sed -n 's/^job //p' "$tmp/fake.out")
   h1=$(sed -n 's/^h1 //p' "$tmp/fake.out") h2=$(sed -n 's/^h2 //p' "$tmp/fake.out")
-  check "another copy of the same size: 503" [ "$(api GET "/jobs/$fj/artifacts/a/f" -D "$tmp/h")" = 503 ] && jerr unavailable
+  check "another copy of the same size: 503" [ "$(api GET "/jobs/$fj/artifacts/a/f" -D "$tmp/h")" = 503 ]
+  check "another copy of the same size: 503 [error unavailable]" jerr unavailable
   check "... Retry-After: 1" grep -qi "^Retry-After: 1" "$tmp/h"
   check "... naming both copies" grep -q "the broker holds another copy of a/f of job $fj (3 bytes, sha256 $h1) than the step recorded (3 bytes, sha256 $h2): its runner has not shipped the latest copy yet: try again" "$tmp/body"
   check "... no sha256 header" bash -c "! grep -qi '^X-Evrun-Sha256' '$tmp/h'"
@@ -443,7 +449,8 @@ YML
   j2=$(submit "$tmp/huge.yml")
   check "the job succeeds (the broker's refusal fails no step)" [ "$(api_wait "$j2")" = succeeded ]
   for _ in $(seq 1 100); do grep -q "artifact make/huge.bin of job $j2: the broker refuses it" "$tmp/runner-gw-1.log" && break; sleep 0.1; done
-  check "refused for good: 410" [ "$(api GET "/jobs/$j2/artifacts/make/huge.bin" -D "$tmp/h")" = 410 ] && jerr too_large
+  check "refused for good: 410" [ "$(api GET "/jobs/$j2/artifacts/make/huge.bin" -D "$tmp/h")" = 410 ]
+  check "refused for good: 410 [error too_large]" jerr too_large
   check "... with the broker's reason" grep -q "the broker refused artifact huge.bin of step make of job $j2 for good (it never comes): 4000000 bytes, with the 0 bytes the job holds, over the broker's limit of 3000000 bytes a job" "$tmp/body"
   check "... no Retry-After" bash -c "! grep -qi '^Retry-After' '$tmp/h'"
 }
@@ -581,11 +588,13 @@ YML
   check "push to feature: 200" [ "$(hook push d-2 "$tmp/push2.json")" = 200 ]
   check "push to feature: no pipeline matched, and why" grep -q 'no pipeline matched: of 2 registered pipelines, 1 have on.github, none with push in events and a branch pattern matching \\"feature\\"' "$tmp/body"
   sed "s/refs\/heads\/main/refs\/tags\/v1/" "$tmp/push.json" > "$tmp/tag.json"
-  check "a tag push: 200, nothing started" [ "$(hook push d-3 "$tmp/tag.json")" = 200 ] && grep -q 'not a branch' "$tmp/body"
+  check "a tag push: 200, nothing started" [ "$(hook push d-3 "$tmp/tag.json")" = 200 ]
+  check "a tag push: 200, nothing started [not a branch body]" grep -q 'not a branch' "$tmp/body"
   sed "s|file://$repo|https://u:pw@127.0.0.1/r.git|" "$tmp/push.json" > "$tmp/cred.json"
   check "a clone_url with a password: refused by the broker's check (400)" [ "$(hook push d-7 "$tmp/cred.json")" = 400 ]
   check "... naming the pipeline and the problem" [ "$(jget 'd["refused"][0]["pipeline"] + " " + str("source.git.url: credentials in the URL" in d["refused"][0]["error"]["message"])')" = "gh True" ]
-  check "a delivery id with a space: 400" [ "$(hook push 'd 8' "$tmp/push.json")" = 400 ] && grep -q 'X-GitHub-Delivery' "$tmp/body"
+  check "a delivery id with a space: 400" [ "$(hook push 'd 8' "$tmp/push.json")" = 400 ]
+  check "a delivery id with a space: 400 [X-GitHub-Delivery body]" grep -q 'X-GitHub-Delivery' "$tmp/body"
   printf '{"ref": ' > "$tmp/bad.json"
   check "bad JSON, signed: 400" [ "$(hook push d-4 "$tmp/bad.json")" = 400 ]
   printf 'payload=%%7B%%22ref%%22%%3A1%%7D' > "$tmp/form.body"
@@ -594,7 +603,8 @@ YML
   printf '[{"ref":"refs/heads/main"}]' > "$tmp/array.json"
   check "a JSON array: 400" [ "$(hook push d-4a "$tmp/array.json")" = 400 ]
   check "... expected an object, with no -1:-1 position" grep -q 'body: expected a JSON object (GitHub.s event), not an array' "$tmp/body"
-  check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ] && grep -q 'not handled' "$tmp/body"
+  check "an event not handled: 200" [ "$(hook issues d-5 "$tmp/push.json")" = 200 ]
+  check "an event not handled: 200 [not handled body]" grep -q 'not handled' "$tmp/body"
   # a pull request from a fork: the fork's commit, the CI scripts of the base's default branch
   printf '{"action":"opened","pull_request":{"base":{"ref":"main"},"head":{"sha":"%s","repo":{"clone_url":"file://%s","full_name":"x/fork"}}},"repository":{"clone_url":"file://%s","full_name":"o/r","default_branch":"main"}}' "$fork_sha" "$fork" "$repo" > "$tmp/pr.json"
   check "pull request from a fork: 202" [ "$(hook pull_request d-6 "$tmp/pr.json")" = 202 ]
@@ -629,7 +639,8 @@ YML
   check "hook of an unknown pipeline, with a token: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $(cat "$tmp/ghost.tok")" -X POST "${url%/api/v1}/hooks/ghost")" = 404 ]
   local old=$t
   t=$(cli hook-token manual --new)
-  check "hook-token --new: the old token is refused" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $old" -X POST "${url%/api/v1}/hooks/manual")" = 401 ] && [ "$t" != "$old" ]
+  check "hook-token --new: the old token is refused" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Evrun-Token: $old" -X POST "${url%/api/v1}/hooks/manual")" = 401 ]
+  check "hook-token --new: the old token is refused [t != old]" [ "$t" != "$old" ]
 }
 
 # raw [ARGS...] < REQUEST: one raw HTTP exchange with the gateway (http_raw.py):
@@ -662,15 +673,19 @@ case_bad_input() {
   local id=01ARYZ6S41TSV4RRFFQ69G5FAV st q job
   # oversized bodies: a Content-Length over the limit is answered before any body is read
   st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 100000000000\r\n'; printf 'steps: []\n'; } | raw --wait 5)
-  check "Content-Length of 100 GB: 413 at once" [ "${st%% *}" = 413 ] && jerr too_large
+  check "Content-Length of 100 GB: 413 at once" [ "${st%% *}" = 413 ]
+  check "Content-Length of 100 GB: 413 at once [error too_large]" jerr too_large
   check "... and the connection closed" [ "${st##* }" = closed ]
   check "still serving after a huge Content-Length" serving
   head -c 4194305 /dev/zero | tr '\0' '#' > "$tmp/big"
-  check "a chunked body over the limit: 413" [ "$(api POST /jobs -H 'Content-Type: application/yaml' -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big")" = 413 ] && jerr too_large
+  check "a chunked body over the limit: 413" [ "$(api POST /jobs -H 'Content-Type: application/yaml' -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big")" = 413 ]
+  check "a chunked body over the limit: 413 [error too_large]" jerr too_large
   check "still serving after a chunked 413" serving
   # a Content-Length shorter than the body: the body is its first bytes, the rest a next request
   st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 5\r\n'; printf 'steps: [{name: a, run: x}]\n'; } | raw --wait 5)
-  check "a short Content-Length: 400 for the body it declares" [ "${st%% *}" = 400 ] && jerr bad_pipeline
+  check "a short Content-Length: 400 for the body it declares" [ "${st%% *}" = 400 ]
+  check "a short Content-Length: 400 for the body it declares [error bad_pipeline]" jerr bad_pipeline
+  check "a short Content-Length: the rest of the body answered as a next request (400)" grep -q '^HTTP/1.1 400 ' "$tmp/rest"
   check "still serving after a short Content-Length" serving
   # longer than the body: the request never ends; cut at http_request_timeout
   st=$( { rq POST /api/v1/jobs $'Content-Type: application/yaml\r\nContent-Length: 1000\r\n'; printf 'steps: []\n'; } | raw --wait 15)
@@ -690,48 +705,66 @@ case_bad_input() {
   check "still serving after slowloris" serving
   # bad JSON and YAML
   python3 -c "print('[' * 100000)" > "$tmp/deep.json"
-  check "JSON nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/deep.json")" = 400 ] && jerr bad_request
+  check "JSON nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/deep.json")" = 400 ]
+  check "JSON nested 100000 deep: 400 [error bad_request]" jerr bad_request
   check "... says where" grep -q '"message":"body:1:[0-9]*: bad JSON' "$tmp/body"
   python3 -c "print('a: ' + '[' * 100000)" > "$tmp/deep.yml"
-  check "YAML nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/deep.yml")" = 400 ] && jerr bad_pipeline
-  check "JSON with an escaped NUL: 400" [ "$(printf '{"pipeline":"a\\u0000b","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ] && jerr bad_request
-  check "JSON that is no UTF-8: 400" [ "$(printf '{"pipeline":"\xc0\xae","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ] && jerr bad_request
+  check "YAML nested 100000 deep: 400" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/deep.yml")" = 400 ]
+  check "YAML nested 100000 deep: 400 [error bad_pipeline]" jerr bad_pipeline
+  check "JSON with an escaped NUL: 400" [ "$(printf '{"pipeline":"a\\u0000b","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ]
+  check "JSON with an escaped NUL: 400 [error bad_request]" jerr bad_request
+  check "JSON that is no UTF-8: 400" [ "$(printf '{"pipeline":"\xc0\xae","steps":[]}' | api POST /jobs -H 'Content-Type: application/json' --data-binary @-)" = 400 ]
+  check "JSON that is no UTF-8: 400 [error bad_request]" jerr bad_request
   check "... says so" grep -q 'UTF-8' "$tmp/body"
-  check "YAML that is no UTF-8: 400 with where" [ "$(printf 'pipeline: ok\nsteps:\n  - {name: a, run: "\xff"}\n' | api POST /jobs -H 'Content-Type: application/yaml' --data-binary @-)" = 400 ] && grep -q '"message":"body:3:' "$tmp/body"
-  check "a cancel body that is no JSON: 400" [ "$(api POST "/jobs/$id/cancel" -H 'Content-Type: application/json' -d '{"reason":')" = 400 ] && jerr bad_request
+  check "YAML that is no UTF-8: 400 with where" [ "$(printf 'pipeline: ok\nsteps:\n  - {name: a, run: "\xff"}\n' | api POST /jobs -H 'Content-Type: application/yaml' --data-binary @-)" = 400 ]
+  check "YAML that is no UTF-8: 400 with where [message:body:3: body]" grep -q '"message":"body:3:' "$tmp/body"
+  check "a cancel body that is no JSON: 400" [ "$(api POST "/jobs/$id/cancel" -H 'Content-Type: application/json' -d '{"reason":')" = 400 ]
+  check "a cancel body that is no JSON: 400 [error bad_request]" jerr bad_request
   check "still serving after bad JSON and YAML" serving
   # bad UTF-8 in header values and query values
-  check "Idempotency-Key not UTF-8: 400" [ "$(api POST /jobs -H $'Idempotency-Key: \xff\xfe' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ] && jerr bad_request
-  check "Authorization not UTF-8: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H $'Authorization: Bearer \xff\xfe.\xff.\xff' "$url/runners")" = 401 ] && jerr unauthorized
+  check "Idempotency-Key not UTF-8: 400" [ "$(api POST /jobs -H $'Idempotency-Key: \xff\xfe' -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml")" = 400 ]
+  check "Idempotency-Key not UTF-8: 400 [error bad_request]" jerr bad_request
+  check "Authorization not UTF-8: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H $'Authorization: Bearer \xff\xfe.\xff.\xff' "$url/runners")" = 401 ]
+  check "Authorization not UTF-8: 401 [error unauthorized]" jerr unauthorized
   check "Content-Type not UTF-8: 415" [ "$(api POST /jobs -H $'Content-Type: application/\xff' --data-binary @"$src/examples/hello.yml")" = 415 ]
   api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$src/examples/hello.yml" > /dev/null
   job=$(jget 'd["id"]')     # queued: no runner
-  check "Last-Event-ID not UTF-8: 400" [ "$(api GET "/jobs/$job/log" -H 'Accept: text/event-stream' -H $'Last-Event-ID: \xff')" = 400 ] && jerr bad_request
-  check "?step= not UTF-8: 400" [ "$(api GET "/jobs/$job/log?step=%ff%fe")" = 400 ] && jerr bad_request
-  check "?pipeline= not UTF-8: 400" [ "$(api GET '/jobs?pipeline=%ff%fe')" = 400 ] && jerr bad_request
-  check "a path not UTF-8: 404, the bytes named" [ "$(api GET '/nope/%ff')" = 404 ] && grep -q 'nope/\\\\xFF' "$tmp/body"
+  check "Last-Event-ID not UTF-8: 400" [ "$(api GET "/jobs/$job/log" -H 'Accept: text/event-stream' -H $'Last-Event-ID: \xff')" = 400 ]
+  check "Last-Event-ID not UTF-8: 400 [error bad_request]" jerr bad_request
+  check "?step= not UTF-8: 400" [ "$(api GET "/jobs/$job/log?step=%ff%fe")" = 400 ]
+  check "?step= not UTF-8: 400 [error bad_request]" jerr bad_request
+  check "?pipeline= not UTF-8: 400" [ "$(api GET '/jobs?pipeline=%ff%fe')" = 400 ]
+  check "?pipeline= not UTF-8: 400 [error bad_request]" jerr bad_request
+  check "a path not UTF-8: 404, the bytes named" [ "$(api GET '/nope/%ff')" = 404 ]
+  check "a path not UTF-8: 404, the bytes named [nope/xFF body]" grep -q 'nope/\\\\xFF' "$tmp/body"
   check "still serving after bad UTF-8" serving
   # path tricks in artifact URLs (checked before the broker is asked)
   local t
   for t in 'make//etc/passwd' 'make/out//a.txt' 'make/out/%2e%2e/%2e%2e/x' 'make/%2e%2e%2f%2e%2e%2fx' \
            'make/out/a%00b' 'make/%c0%ae%c0%ae/x' 'make/out/..' "make/$(printf 'd%.0s' $(seq 1 1100))"; do
-    check "artifact path ${t:0:40}: 400" [ "$(api GET "/jobs/$id/artifacts/$t" --path-as-is)" = 400 ] && jerr bad_request
+    check "artifact path ${t:0:40}: 400" [ "$(api GET "/jobs/$id/artifacts/$t" --path-as-is)" = 400 ]
+    check "artifact path ${t:0:40}: 400 [error bad_request]" jerr bad_request
   done
   check "an artifact path of 40000 bytes: 414 (libmicrohttpd)" [ "$(api GET "/jobs/$id/artifacts/make/$(head -c 40000 /dev/zero | tr '\0' d)")" = 414 ]
-  check "a double slash in the route: 404" [ "$(api GET '//runners' --path-as-is)" = 404 ] && jerr not_found
+  check "a double slash in the route: 404" [ "$(api GET '//runners' --path-as-is)" = 404 ]
+  check "a double slash in the route: 404 [error not_found]" jerr not_found
   check "still serving after path tricks" serving
   # methods
   st=$(rq BREW /api/v1/jobs | raw)
-  check "an unknown method: 405" [ "${st%% *}" = 405 ] && jerr method_not_allowed
+  check "an unknown method: 405" [ "${st%% *}" = 405 ]
+  check "an unknown method: 405 [error method_not_allowed]" jerr method_not_allowed
   check "... with Allow" grep -qi '^Allow: POST, GET' "$tmp/headers"
   st=$(rq DELETE /api/v1/runners | raw)
-  check "DELETE /runners: 405 with Allow: GET" [ "${st%% *}" = 405 ] && grep -qi '^Allow: GET' "$tmp/headers"
-  check "PUT /metrics: 405 with Allow: GET" [ "$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X PUT "${url%/api/v1}/metrics")" = 405 ] && grep -qi '^Allow: GET' "$tmp/headers"
+  check "DELETE /runners: 405 with Allow: GET" [ "${st%% *}" = 405 ]
+  check "DELETE /runners: 405 with Allow: GET [^Allow: GET headers]" grep -qi '^Allow: GET' "$tmp/headers"
+  check "PUT /metrics: 405 with Allow: GET" [ "$(curl -s -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X PUT "${url%/api/v1}/metrics")" = 405 ]
+  check "PUT /metrics: 405 with Allow: GET [^Allow: GET headers]" grep -qi '^Allow: GET' "$tmp/headers"
   check "still serving after unknown methods" serving
   # header counts
   q=$(for i in $(seq 1 150); do printf 'X-Pad-%d: v\r\n' "$i"; done)$'\n'   # ($(...) cut the last \n)
   st=$(rq GET /api/v1/runners "$q" | raw)
-  check "150 header fields: 431" [ "${st%% *}" = 431 ] && jerr too_many_headers
+  check "150 header fields: 431" [ "${st%% *}" = 431 ]
+  check "150 header fields: 431 [error too_many_headers]" jerr too_many_headers
   q=$(for i in $(seq 1 5000); do printf 'X-Pad-%d: v\r\n' "$i"; done)$'\n'
   st=$(rq GET /api/v1/runners "$q" | raw)
   check "5000 header fields: 431 (libmicrohttpd)" [ "${st%% *}" = 431 ]
@@ -742,12 +775,16 @@ case_bad_input() {
   tok=$(jwt '{"alg":"HS256","typ":"JWT"}' "$claims" sha256)
   check "a token made here with HS256: 200 (the helper signs right)" [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 200 ]
   tok=$(jwt '{"alg":"HS512","typ":"JWT"}' "$claims" sha512)
-  check "alg HS512, signed with the secret: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ] && grep -q HS256 "$tmp/body"
+  check "alg HS512, signed with the secret: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ]
+  check "alg HS512, signed with the secret: 401 [HS256 body]" grep -q HS256 "$tmp/body"
   tok=$(jwt '{"alg":"RS256","typ":"JWT"}' "$claims" sha256)
-  check "alg RS256: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ] && jerr unauthorized
-  check "a token that is no base64: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Bearer @@@.$$$.!!!' "$url/runners")" = 401 ] && jerr unauthorized
+  check "alg RS256: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$url/runners")" = 401 ]
+  check "alg RS256: 401 [error unauthorized]" jerr unauthorized
+  check "a token that is no base64: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Bearer @@@.$$$.!!!' "$url/runners")" = 401 ]
+  check "a token that is no base64: 401 [error unauthorized]" jerr unauthorized
   tok=$(head -c 5000 /dev/zero | tr '\0' a)
-  check "a token of 5000 bytes: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok.a.a" "$url/runners")" = 401 ] && grep -q 'over 4096 bytes' "$tmp/body"
+  check "a token of 5000 bytes: 401" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok.a.a" "$url/runners")" = 401 ]
+  check "a token of 5000 bytes: 401 [over 4096 bytes body]" grep -q 'over 4096 bytes' "$tmp/body"
   tok=$(head -c 40000 /dev/zero | tr '\0' a)
   check "a token of 40000 bytes: 431 (libmicrohttpd)" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $tok.a.a" "$url/runners")" = 431 ]
   check "still serving after bad tokens" serving
@@ -773,13 +810,17 @@ case_query_params() {
   check "a missing arg: 400" [ "$(api POST /jobs "${yml[@]}")" = 400 ]
   check "... its hint is ?arg=WHO=VALUE" grep -q 'args.WHO: no default and not given (add ?arg=WHO=VALUE to the URL)' "$tmp/body"
   check "... not -a" bash -c "! grep -q 'use -a' $tmp/body"
-  check "?WHO=x: 400" [ "$(api POST '/jobs?WHO=x&bogus=1' "${yml[@]}")" = 400 ] && jerr bad_request
+  check "?WHO=x: 400" [ "$(api POST '/jobs?WHO=x&bogus=1' "${yml[@]}")" = 400 ]
+  check "?WHO=x: 400 [error bad_request]" jerr bad_request
   check "... names them and the known ones" grep -q 'unknown query parameter WHO, bogus: this route takes arg, label (an arg is ?arg=NAME=VALUE)' "$tmp/body"
   check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
-  check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ] && grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
+  check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ]
+  check "GET /jobs?limt=1: 400 [unknown query parameter limt: this route take...]" grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
   check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]
-  check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ] && grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
-  check "?arg+label=x (two known names joined by a space): 400" [ "$(api POST '/jobs?arg+label=x' "${yml[@]}")" = 400 ] && grep -q 'unknown query parameter arg label' "$tmp/body"
+  check "GET /runners?x=1: 400, takes none" [ "$(api GET '/runners?x=1')" = 400 ]
+  check "GET /runners?x=1: 400, takes none [unknown query parameter x: this route takes n...]" grep -q 'unknown query parameter x: this route takes none' "$tmp/body"
+  check "?arg+label=x (two known names joined by a space): 400" [ "$(api POST '/jobs?arg+label=x' "${yml[@]}")" = 400 ]
+  check "?arg+label=x (two known names joined by a space): 400 [unknown query parameter arg label body]" grep -q 'unknown query parameter arg label' "$tmp/body"
 }
 
 # a port taken: the address and port named with the system's words, no certificate when
@@ -790,7 +831,8 @@ case_taken_port() {
   local rc
   timeout 20 "$bin/evrun-gateway" --state-dir "$tmp" --listen "127.0.0.1:$url_port" > "$tmp/taken.out" 2>&1
   rc=$?
-  check "a taken port: exits at once, non-zero ($rc)" [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  check "a taken port: exits at once, non-zero ($rc)" [ "$rc" -ne 0 ]
+  check "a taken port: exits at once, non-zero ($rc) [rc -ne 124]" [ "$rc" -ne 124 ]
   check "... names the address and port" grep -q "cannot listen on 127.0.0.1:$url_port: Address already in use" "$tmp/taken.out"
   check "... not port 0" bash -c "! grep -q 'port 0' $tmp/taken.out"
   check "... no certificate without TLS" bash -c "! grep -qi 'certificate' $tmp/taken.out"
@@ -815,10 +857,12 @@ YML
   # its page read again (as a browser polls it): no history read again
   local h0 h1
   h0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
-  check "GET the ended job again: 200" [ "$(api GET "/jobs/$id")" = 200 ] && [ "$(jget 'd["steps"][0]["status"]')" = succeeded ]
+  check "GET the ended job again: 200" [ "$(api GET "/jobs/$id")" = 200 ]
+  check "GET the ended job again: 200 [(jget d[steps][0][status]) = succeeded]" [ "$(jget 'd["steps"][0]["status"]')" = succeeded ]
   check "GET its artifacts again: 200" [ "$(api GET "/jobs/$id/artifacts")" = 200 ]
   h1=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
-  check "... reading none of its 3000 events again ($h0 -> $h1)" [ -n "$h0" ] && [ "$h0" = "$h1" ]
+  check "... reading none of its 3000 events again ($h0 -> $h1)" [ -n "$h0" ]
+  check "... reading none of its 3000 events again ($h0 -> $h1) [h0 = h1]" [ "$h0" = "$h1" ]
   local ev0 ev1
   ev0=$(curl -s "${url%/api/v1}/metrics" | sed -n 's/^evrun_gateway_history_events_total //p')
   # asks for the whole log and reads nothing for 8 s (a 4 KiB receive buffer)

@@ -46,31 +46,42 @@ case_matrix() {
   check "... its bytes" [ "$(cat "$tmp/body")" = x ]
   local etag
   etag=$(curl -s -D - -o /dev/null -H "Authorization: Bearer $W" "$url/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" | tr -d '\r' | sed -n 's/^ETag: //p')
-  check "... an ETag, but If-None-Match of it is 200, no 304 (README)" [ -n "$etag" ] && [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" -H "If-None-Match: $etag")" = 200 ]
-  check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ] && [ "$(cat "$tmp/body")" = y ]
+  check "... an ETag, but If-None-Match of it is 200, no 304 (README)" [ -n "$etag" ]
+  check "... an ETag, but If-None-Match of it is 200, no 304 (README) [(api GET /jobs/id/artifacts/b%5BOS=x%5D/f.txt...]" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/f.txt" -H "If-None-Match: $etag")" = 200 ]
+  check "... unescaped brackets too" [ "$(api GET "/jobs/$id/artifacts/b[OS=y]/f.txt" -g)" = 200 ]
+  check "... unescaped brackets too [(cat body) = y]" [ "$(cat "$tmp/body")" = y ]
   check "log ?step= of a matrix step: 200" [ "$(api GET "/jobs/$id/log?step=b%5BOS%3Dx%5D")" = 200 ]
   check "... its line only" [ "$(cat "$tmp/body")" = "b[OS=x] | os x" ]
-  check "log ?step= of the written name: both" [ "$(api GET "/jobs/$id/log?step=b")" = 200 ] && [ "$(grep -c '| os ' "$tmp/body")" = 2 ]
-  check "a step of no step form: 400" [ "$(api GET "/jobs/$id/log?step=b%5BOS%5D")" = 400 ] && says "NAME[K=v,...]"
+  check "log ?step= of the written name: both" [ "$(api GET "/jobs/$id/log?step=b")" = 200 ]
+  check "log ?step= of the written name: both [(grep -c | os body) = 2]" [ "$(grep -c '| os ' "$tmp/body")" = 2 ]
+  check "a step of no step form: 400" [ "$(api GET "/jobs/$id/log?step=b%5BOS%5D")" = 400 ]
+  check "a step of no step form: 400 [NAME[K=v,...]]" says "NAME[K=v,...]"
   curl -s -N -H "Authorization: Bearer $W" -H "Accept: text/event-stream" "$url/jobs/$id/log?step=b" > "$tmp/sse"
   check "SSE ?step= of the written name: both" [ "$(grep -c "\"step.output\"" "$tmp/sse")" = 2 ]
-  check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ] && jerr bad_request
+  check "an artifact of no step form: 400" [ "$(api GET "/jobs/$id/artifacts/b%5Bx/f.txt")" = 400 ]
+  check "an artifact of no step form: 400 [error bad_request]" jerr bad_request
   # an empty path or step, a step over 127 bytes: 400 naming it (before: 404 "no such route")
-  check "an artifact with an empty path: 400" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/")" = 400 ] && jerr bad_request && says 'artifact path \"\": it is empty'
-  check "an artifact with an empty step: 400" [ "$(api GET "/jobs/$id/artifacts//f.txt")" = 400 ] && says 'expected a step name'
-  check "an artifact with a step of 200 bytes: 400" [ "$(api GET "/jobs/$id/artifacts/$(printf 's%.0s' $(seq 1 200))/f.txt")" = 400 ] && says 'at most 64 bytes'
+  check "an artifact with an empty path: 400" [ "$(api GET "/jobs/$id/artifacts/b%5BOS=x%5D/")" = 400 ]
+  check "an artifact with an empty path: 400 [error bad_request]" jerr bad_request
+  check "an artifact with an empty path: 400 [artifact path : it is empty]" says 'artifact path \"\": it is empty'
+  check "an artifact with an empty step: 400" [ "$(api GET "/jobs/$id/artifacts//f.txt")" = 400 ]
+  check "an artifact with an empty step: 400 [expected a step name]" says 'expected a step name'
+  check "an artifact with a step of 200 bytes: 400" [ "$(api GET "/jobs/$id/artifacts/$(printf 's%.0s' $(seq 1 200))/f.txt")" = 400 ]
+  check "an artifact with a step of 200 bytes: 400 [at most 64 bytes]" says 'at most 64 bytes'
 }
 
 case_refusals() {
   start refusals 'timeout_ms: 5000'
   local busy=$'pipeline: one\nexecutor: process\nconcurrency: 1\nqueue: {limit: 0}\nsteps:\n  - {name: a, run: sleep 4}\n'
   check "busy: the first runs" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 201 ]
-  check "busy: the second is 409" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 409 ] && jerr busy
+  check "busy: the second is 409" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$busy")" = 409 ]
+  check "busy: the second is 409 [error busy]" jerr busy
   local full=$'pipeline: full\nexecutor: process\nconcurrency: 1\nqueue: {limit: 1}\nsteps:\n  - {name: a, run: sleep 4}\n'
   api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
   api POST /jobs -H 'Content-Type: application/yaml' --data-binary "$full" > /dev/null
   hdr -H 'Content-Type: application/yaml' --data-binary "$full" "$url/jobs" > "$tmp/head"
-  check "queue_full: 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "queue_full: 429" grep -q '^HTTP/1.1 429' "$tmp/head"
+  check "queue_full: 429 [error queue_full]" jerr queue_full
   check "queue_full: Retry-After" grep -q '^Retry-After: 5$' "$tmp/head"
 }
 
@@ -79,20 +90,23 @@ case_unknown_outcome() {
   local spec='{"pipeline":"late","executor":"process","steps":[{"name":"a","run":"true"}]}'
   check "the broker answers" [ "$(api GET /runners)" = 200 ]
   kill -STOP "$broker_pid"
-  check "a submit the broker does not answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")" = 503 ] && jerr unavailable
-  check "... outcome unknown: retry with the same key" says "outcome unknown" && says "retry with the same Idempotency-Key"
+  check "a submit the broker does not answer: 503" [ "$(api POST /jobs -H 'Content-Type: application/json' -H 'Idempotency-Key: late-1' -d "$spec")" = 503 ]
+  check "a submit the broker does not answer: 503 [error unavailable]" jerr unavailable
+  check "... outcome unknown: retry with the same key" says "outcome unknown"
+  check "... outcome unknown: retry with the same key [retry with the same Idempotency-Key]" says "retry with the same Idempotency-Key"
   local id
   id=$(sed -n 's/.*(as \([0-9A-Z]*\)).*/\1/p' "$tmp/body")
   # a request right after: 503, its message of the earlier one's wait,
   # not its own (before: "no answer ... within 1000 ms" to a request that
   # waited for nothing); on a slow machine the gateway's own retry (from
   # 250 ms on, 1 s at most) may have failed first: its message then
-  check "a request right after: 503" [ "$(api GET /runners)" = 503 ] && jerr unavailable
+  check "a request right after: 503" [ "$(api GET /runners)" = 503 ]
+  check "a request right after: 503 [error unavailable]" jerr unavailable
   echo "  $(jget 'd["error"]["message"]')"
   if says 'an earlier request to the broker failed'; then
-    check "... saying an earlier request failed and the broker is taken as down" \
-      says 'an earlier request to the broker failed (no answer from the broker at' \
-      && says 'within 1000 ms' && says '; the broker is taken as down until it answers'
+    check "... saying an earlier request failed and the broker is taken as down" says 'an earlier request to the broker failed (no answer from the broker at'
+    check "... saying an earlier request failed and the broker is taken as down [within 1000 ms]" says 'within 1000 ms'
+    check "... saying an earlier request failed and the broker is taken as down [; the broker is taken as down until it answers]" says '; the broker is taken as down until it answers'
   else
     check "... or the gateway's retry's own: no answer from the broker" \
       says 'no answer from the broker at'
@@ -104,7 +118,8 @@ case_unknown_outcome() {
     [ "$st" = 503 ] || break
     sleep 0.2
   done
-  check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ] && [ "$(jget 'd["id"]')" = "$id" ]
+  check "the same key again: the job the broker took, once" [ "$(jget 'd["existing"]')" = True ]
+  check "the same key again: the job the broker took, once [(jget d[id]) = id]" [ "$(jget 'd["id"]')" = "$id" ]
   check "... answered 200 (nothing new)" [ "$st" = 200 ]
   # no key: the advice is to look at the job first, not to retry with
   # a key it never had (before: "retry with the same Idempotency-Key
@@ -155,7 +170,8 @@ case_checks() {
   id=$(jget 'd["id"]')
   check "it succeeds" [ "$(api_wait "$id")" = succeeded ]
   # ?step= of no step of the job: 404 naming its steps, as evrun-cli logs --step
-  check "log ?step=zz: 404" [ "$(api GET "/jobs/$id/log?step=zz")" = 404 ] && jerr not_found
+  check "log ?step=zz: 404" [ "$(api GET "/jobs/$id/log?step=zz")" = 404 ]
+  check "log ?step=zz: 404 [error not_found]" jerr not_found
   check "... naming the job's steps" says 'has no step \"zz\" (names are case-sensitive); its steps: a, b[OS=x]'
   check "... as evrun-cli logs --step says" bash -c "\"$bin/evrun-cli\" logs --step zz $id 2>&1 | grep -qF 'its steps: a, b[OS=x]'"
   check "live log ?step=zz: 404 too" [ "$(api GET "/jobs/$id/log?step=zz" -H 'Accept: text/event-stream')" = 404 ]
@@ -169,19 +185,29 @@ case_checks() {
   check "Accept: text/event-stream; q=0.000: text" [ "$(ctype 'text/event-stream; q=0.000')" = "text/plain; charset=utf-8" ]
   check "Accept: text/event-streams: text" [ "$(ctype 'text/event-streams')" = "text/plain; charset=utf-8" ]
   # query parameters: a value always, once
-  check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ] && says "query parameter limit has no value"
+  check "?limit with no '=': 400" [ "$(api GET '/jobs?limit')" = 400 ]
+  check "?limit with no '=': 400 [query parameter limit has no value]" says "query parameter limit has no value"
   check "?limit=: 400" [ "$(api GET '/jobs?limit=')" = 400 ]
-  check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ] && says "query parameter limit is given twice"
+  check "?limit twice: 400" [ "$(api GET '/jobs?limit=1&limit=2')" = 400 ]
+  check "?limit twice: 400 [query parameter limit is given twice]" says "query parameter limit is given twice"
   check "?step twice: 400" [ "$(api GET "/jobs/$id/log?step=a&step=b")" = 400 ]
   # an arg value: 4096 bytes at most (413 naming it); ?arg= over the body's args (README, openapi)
   local argspec='{"pipeline":"av","executor":"process","args":{"A":{}},"steps":[{"name":"a","run":"echo $A"}]}'
-  check "an arg of 4097 bytes: 413 naming submit.args.A" [ "$(api POST "/jobs?arg=A=$(head -c 4097 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 413 ] && jerr too_large && says 'submit.args.A: string of 4097 bytes exceeds the limit of 4096'
+  check "an arg of 4097 bytes: 413 naming submit.args.A" [ "$(api POST "/jobs?arg=A=$(head -c 4097 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 413 ]
+  check "an arg of 4097 bytes: 413 naming submit.args.A [error too_large]" jerr too_large
+  check "an arg of 4097 bytes: 413 naming submit.args.A [submit.args.A: string of 4097 bytes exceeds t...]" says 'submit.args.A: string of 4097 bytes exceeds the limit of 4096'
   check "an arg of 4096 bytes: 201" [ "$(api POST "/jobs?arg=A=$(head -c 4096 /dev/zero | tr '\0' a)" -H 'Content-Type: application/json' -d "$argspec")" = 201 ]
-  check "a JSON spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary $'{"pipeline":"u\xff"}')" = 400 ] && says '(JSON must be UTF-8)'
-  check "a YAML spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: u\xff\n')" = 400 ] && jerr bad_pipeline && says 'body:1:12: YAML syntax error'
-  check "a malformed job id: 404" [ "$(api GET /jobs/01ABC)" = 404 ] && jerr not_found && says 'the id is no job id'
+  check "a JSON spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary $'{"pipeline":"u\xff"}')" = 400 ]
+  check "a JSON spec whose bytes are no UTF-8: 400 at the byte [(JSON must be UTF-8)]" says '(JSON must be UTF-8)'
+  check "a YAML spec whose bytes are no UTF-8: 400 at the byte" [ "$(api POST /jobs -H 'Content-Type: application/yaml' --data-binary $'pipeline: u\xff\n')" = 400 ]
+  check "a YAML spec whose bytes are no UTF-8: 400 at the byte [error bad_pipeline]" jerr bad_pipeline
+  check "a YAML spec whose bytes are no UTF-8: 400 at the byte [body:1:12: YAML syntax error]" says 'body:1:12: YAML syntax error'
+  check "a malformed job id: 404" [ "$(api GET /jobs/01ABC)" = 404 ]
+  check "a malformed job id: 404 [error not_found]" jerr not_found
+  check "a malformed job id: 404 [the id is no job id]" says 'the id is no job id'
   check "?arg twice: taken (it repeats)" [ "$(api POST '/jobs?arg=A=1&arg=B=2' -H 'Content-Type: application/json' -d '{"pipeline":"ab","executor":"process","args":{"A":{},"B":{}},"steps":[{"name":"a","run":"true"}]}')" = 201 ]
-  check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ] && says "pipeline: at most 64 bytes"
+  check "?pipeline= of 65 bytes: 400 naming the limit" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 65))")" = 400 ]
+  check "?pipeline= of 65 bytes: 400 naming the limit [pipeline: at most 64 bytes]" says "pipeline: at most 64 bytes"
   check "?pipeline= of 64 bytes: 200" [ "$(api GET "/jobs?pipeline=$(printf 'p%.0s' $(seq 1 64))")" = 200 ]
   api GET '/jobs?limit=1' > /dev/null
   local cur
@@ -189,13 +215,17 @@ case_checks() {
   check "?cursor= in lower case: 200, as /jobs/{id} takes it" [ "$(api GET "/jobs?limit=1&cursor=$cur")" = 200 ]
   # bodies: a pipeline over 1 MiB is 413
   { printf '{"pipeline":"big","executor":"process","steps":[{"name":"a","run":"true"}],"x":"'; head -c 2000000 /dev/zero | tr '\0' x; printf '"}'; } > "$tmp/big.json"
-  check "a 2 MB pipeline: 413" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/big.json")" = 413 ] && jerr too_large && says "1 MiB"
+  check "a 2 MB pipeline: 413" [ "$(api POST /jobs -H 'Content-Type: application/json' --data-binary @"$tmp/big.json")" = 413 ]
+  check "a 2 MB pipeline: 413 [error too_large]" jerr too_large
+  check "a 2 MB pipeline: 413 [1 MiB]" says "1 MiB"
   # cancel: its body is JSON with reason only
   api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"slow","executor":"process","steps":[{"name":"a","run":"sleep 30"}]}' > /dev/null
   local slow
   slow=$(jget 'd["id"]')
-  check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ] && says 'unknown key \"reson\"'
-  check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ] && jerr unsupported_media_type
+  check "cancel with an unknown key: 400" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: application/json' -d '{"reason":"x","reson":"y"}')" = 400 ]
+  check "cancel with an unknown key: 400 [unknown key reson]" says 'unknown key \"reson\"'
+  check "cancel as text/plain: 415" [ "$(api POST "/jobs/$slow/cancel" -H 'Content-Type: text/plain' -d 'stop')" = 415 ]
+  check "cancel as text/plain: 415 [error unsupported_media_type]" jerr unsupported_media_type
   # pause and resume take no reason: refused, not dropped unsaid (before: 200)
   check "pause with a reason: 400" [ "$(api POST "/jobs/$slow/pause" -H 'Content-Type: application/json' -d '{"reason":"x"}')" = 400 ]
   check "... saying only a cancel records one" grep -qF 'a pause takes none; only a cancel records a reason' "$tmp/body"
@@ -231,15 +261,18 @@ case_hook_refusals() {
   one=$(cli hook-token one) full=$(cli hook-token full)
   check "hook: the first job of a pipeline with no wait list: 202" grep -q '^HTTP/1.1 202' <(post_hook one "$one")
   post_hook one "$one" > "$tmp/head"
-  check "hook: the second is 409 busy" grep -q '^HTTP/1.1 409' "$tmp/head" && jerr busy
+  check "hook: the second is 409 busy" grep -q '^HTTP/1.1 409' "$tmp/head"
+  check "hook: the second is 409 busy [error busy]" jerr busy
   check "... with no Retry-After" not_in '^Retry-After' "$tmp/head"
   post_hook full "$full" > /dev/null
   post_hook full "$full" > /dev/null
   post_hook full "$full" > "$tmp/head"
-  check "hook: its wait list full: 429 queue_full" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "hook: its wait list full: 429 queue_full" grep -q '^HTTP/1.1 429' "$tmp/head"
+  check "hook: its wait list full: 429 queue_full [error queue_full]" jerr queue_full
   check "... with Retry-After, as POST /api/v1/jobs" grep -qx 'Retry-After: 5' "$tmp/head"
   github_push d-1 > "$tmp/head"
-  check "github: every start refused: the refusal's 429" grep -q '^HTTP/1.1 429' "$tmp/head" && jerr queue_full
+  check "github: every start refused: the refusal's 429" grep -q '^HTTP/1.1 429' "$tmp/head"
+  check "github: every start refused: the refusal's 429 [error queue_full]" jerr queue_full
   check "... with Retry-After" grep -qx 'Retry-After: 5' "$tmp/head"
 }
 
@@ -253,15 +286,20 @@ case_hook_checks() {
   t=$(cli hook-token man)
   # both token headers: 400, whichever is right (before: Authorization
   # counted and a wrong X-Evrun-Token passed unseen)
-  check "hook, Authorization and X-Evrun-Token: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'X-Evrun-Token: wrong' -X POST "$hk/man")" = 400 ] && jerr bad_request
+  check "hook, Authorization and X-Evrun-Token: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $t" -H 'X-Evrun-Token: wrong' -X POST "$hk/man")" = 400 ]
+  check "hook, Authorization and X-Evrun-Token: 400 [error bad_request]" jerr bad_request
   check "... saying to send one" says 'both Authorization: Bearer and X-Evrun-Token: send the hook token in one of them'
   # another scheme's Authorization (a proxy's) is no token: X-Evrun-Token counts
   check "hook, Authorization: Basic and the right X-Evrun-Token: 202" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Authorization: Basic cHJveHk6cHc=' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
-  check "hook, X-Evrun-Token twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 400 ] && says '2 X-Evrun-Token headers: send one'
+  check "hook, X-Evrun-Token twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 400 ]
+  check "hook, X-Evrun-Token twice: 400 [2 X-Evrun-Token headers: send one]" says '2 X-Evrun-Token headers: send one'
   # a spec sent to a hook: say what a hook takes and where a spec goes (before: "bad body")
-  check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ] && jerr bad_request
-  check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)' && says 'POST it to /api/v1/jobs'
-  check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ] && [ "$(jget '"note" in d["jobs"][0]')" = False ]
+  check "hook, a body with steps: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -H 'Content-Type: application/json' -d '{"steps":[{"name":"a","run":"true"}]}' "$hk/man")" = 400 ]
+  check "hook, a body with steps: 400 [error bad_request]" jerr bad_request
+  check "... saying a hook takes no spec, and where one goes" says 'takes no pipeline spec (steps)'
+  check "... saying a hook takes no spec, and where one goes [POST it to /api/v1/jobs]" says 'POST it to /api/v1/jobs'
+  check "hook with its token: 202, no note" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Evrun-Token: $t" -X POST "$hk/man")" = 202 ]
+  check "hook with its token: 202, no note [(jget note in d[jobs][0]) = False]" [ "$(jget '"note" in d["jobs"][0]')" = False ]
   # a start by name with an arg in both the query and the body: the query's wins (README)
   check "a start, ?arg=WHO=q and body args WHO=b: 201" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"man","args":{"WHO":"b"}}')" = 201 ]
   local sid
@@ -282,15 +320,19 @@ case_hook_checks() {
   # first body's job, and no source (it would name a commit the job does
   # not run; before: this body's)
   github_sha d-1 "$(printf '%040d' 1)" > "$tmp/head"
-  check "github: a push: 202 with its source" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["source"]["ref"]')" = "$(printf '%040d' 1)" ]
+  check "github: a push: 202 with its source" grep -q '^HTTP/1.1 202' "$tmp/head"
+  check "github: a push: 202 with its source [(jget d[source][ref]) = (printf %040d 1)]" [ "$(jget 'd["source"]["ref"]')" = "$(printf '%040d' 1)" ]
   local id
   id=$(jget 'd["jobs"][0]["id"]')
   github_sha d-1 "$(printf '%040d' 2)" > "$tmp/head"
-  check "github: the same delivery, another commit: 202, the first job" grep -q '^HTTP/1.1 202' "$tmp/head" && [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
+  check "github: the same delivery, another commit: 202, the first job" grep -q '^HTTP/1.1 202' "$tmp/head"
+  check "github: the same delivery, another commit: 202, the first job [(jget d[jobs][0][id] + str(d[jobs][0][existin...]" [ "$(jget 'd["jobs"][0]["id"] + str(d["jobs"][0]["existing"])')" = "${id}True" ]
   check "... and no source" [ "$(jget '"source" in d')" = False ]
   # GitHub's headers once each (which one would count?)
-  check "github: X-GitHub-Event twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: push' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -d '{}' "$hk/github")" = 400 ] && says '2 X-GitHub-Event headers: send one'
-  check "github: X-Hub-Signature-256 twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -H 'X-Hub-Signature-256: sha256=01' -d '{}' "$hk/github")" = 400 ] && says '2 X-Hub-Signature-256 headers: send one'
+  check "github: X-GitHub-Event twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: push' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -d '{}' "$hk/github")" = 400 ]
+  check "github: X-GitHub-Event twice: 400 [2 X-GitHub-Event headers: send one]" says '2 X-GitHub-Event headers: send one'
+  check "github: X-Hub-Signature-256 twice: 400" [ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'X-GitHub-Event: ping' -H 'X-Hub-Signature-256: sha256=00' -H 'X-Hub-Signature-256: sha256=01' -d '{}' "$hk/github")" = 400 ]
+  check "github: X-Hub-Signature-256 twice: 400 [2 X-Hub-Signature-256 headers: send one]" says '2 X-Hub-Signature-256 headers: send one'
 }
 
 # metrics [CURL-ARGS...]: GET /metrics into $tmp/metrics (or $mout); prints "STATUS SECONDS"
@@ -301,7 +343,8 @@ below() { awk -v s="${1#* }" -v m="$2" 'BEGIN {exit !(s + 0 < m)}'; }   # "STATU
 
 case_metrics_hung() {
   start hung 'timeout_ms: 10000'
-  check "metrics: the broker answers" [ "$(metrics | cut -d' ' -f1)" = 200 ] && prom 'evrun_broker_up=1'
+  check "metrics: the broker answers" [ "$(metrics | cut -d' ' -f1)" = 200 ]
+  check "metrics: the broker answers [prom evrun_broker_up=1]" prom 'evrun_broker_up=1'
   kill -STOP "$broker_pid"
   sleep 5.2   # the state asked at most every 5 s: the next scrape asks
   local a b c
@@ -317,7 +360,8 @@ case_metrics_hung() {
   mv "$tmp/metrics-a" "$tmp/metrics"
   check "... evrun_broker_up 0" prom 'evrun_broker_up=0'
   c=$(metrics)
-  check "... and so for the scrapes after it ($c)" below "$c" 1 && prom 'evrun_broker_up=0'
+  check "... and so for the scrapes after it ($c)" below "$c" 1
+  check "... and so for the scrapes after it ($c) [prom evrun_broker_up=0]" prom 'evrun_broker_up=0'
   kill -CONT "$broker_pid"
 }
 

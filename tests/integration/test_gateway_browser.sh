@@ -80,7 +80,8 @@ cat "$tmp/browser.out"
 passes=$((passes + $(grep -c '^ok - ' "$tmp/browser.out")))
 nfail=$(grep -c '^not ok - ' "$tmp/browser.out")
 fails=$((fails + nfail))
-check "the browser test ends well" [ "$status" = 0 ] && [ "$nfail" = 0 ]
+check "the browser test ends well" [ "$status" = 0 ]
+check "the browser test ends well [nfail = 0]" [ "$nfail" = 0 ]
 cp "$tmp"/gateway-ui-*.log "$out/" 2> /dev/null
 echo "screenshots: $out"
 bus_script_end

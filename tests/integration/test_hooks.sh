@@ -74,15 +74,15 @@ case_order() {   # every phase in order, by priority; ON_ERROR only after a fail
   check "the context: job, pipeline, phase" grep -q "\"phase\":\"PRE_EXECUTION\",\"hook\":\"first\",\"job\":\"$job\",\"pipeline\":\"order\"" "$tmp/order.log.ctx"
   check "... the workspace (a host path)" grep -q "\"workspace\":\"$state/work/$job\"" "$tmp/order.log.ctx"
   check "... source: none" grep -q '"source":"none"' "$tmp/order.log.ctx"
-  check "... one line of JSON, ending in a newline" \
-    [ "$(wc -l < "$tmp/order.log.ctx")" -eq 1 ] && [ "$(tail -c 1 "$tmp/order.log.ctx" | od -An -c | tr -d ' ')" = '\n' ]
+  check "... one line of JSON, ending in a newline" [ "$(wc -l < "$tmp/order.log.ctx")" -eq 1 ]
+  check "... one line of JSON, ending in a newline [(tail -c 1 order.log.ctx | od -An -c | tr -d ...]" [ "$(tail -c 1 "$tmp/order.log.ctx" | od -An -c | tr -d ' ')" = '\n' ]
   check "... no steps before POST_EXECUTION" sh -c "! grep -q '\"steps\"' '$tmp/order.log.ctx'"
   check "CLEANUP sees the steps and the status" grep -q '"status":"succeeded".*"steps":\[{"name":"one","status":"succeeded","exit_code":0}' "$tmp/order.log.end"
   events > "$tmp/order.job"
   check "a hook.finished per hook, with its duration" [ "$(grep -c 'hook.finished .*"status":"succeeded","duration_ms"' "$tmp/order.job")" -eq 11 ]
   check "hook.started before each" [ "$(grep -c 'hook.started ' "$tmp/order.job")" -eq 11 ]
-  check "job.started between POST_SOURCE_PREP and PRE_EXECUTION" \
-    grep -A1 '"name":"posts","status"' "$tmp/order.job" | grep -q job.started
+  started_next() { grep -A1 '"name":"posts","status"' "$tmp/order.job" | grep -q job.started; }   # right after posts' line
+  check "job.started between POST_SOURCE_PREP and PRE_EXECUTION" started_next
   check "the run shows hook lines" grep -q "^evrun-runner: hook first (PRE_EXECUTION) succeeded (" "$out"
   check "store verifies" verified
   # a failure: POST_EXECUTION, ON_ERROR, then CLEANUP

@@ -230,21 +230,23 @@ case_status() {
   prov "$tmp/p.yml"
   check "status: the table of the running one" wait_for 10 status_has "^st  *active"
   "$bin/evrun-provisioner" --status > "$tmp/s1.out" 2>&1; rc=$?
-  check "status: exit 0 while it runs (got $rc)" [ "$rc" -eq 0 ] && grep -q "by the running provisioner" "$tmp/s1.out"
+  check "status: exit 0 while it runs (got $rc)" [ "$rc" -eq 0 ]
+  check "status: exit 0 while it runs (got $rc) [by the running provisioner s1.out]" grep -q "by the running provisioner" "$tmp/s1.out"
   timeout 10 "$bin/evrun-provisioner" --config "$tmp/p.yml" > "$tmp/second.out" 2>&1; rc=$?
-  check "status: a second provisioner on the directory: exit 2 (got $rc)" [ "$rc" -eq 2 ] \
-    && grep -q "$tmp/provisioner/lock: the state directory is in use by evrun-provisioner pid $prov_pid" "$tmp/second.out"
+  check "status: a second provisioner on the directory: exit 2 (got $rc)" [ "$rc" -eq 2 ]
+  check "status: a second provisioner on the directory: exit 2 (got $rc) [provisioner/lock: the state directory is in u...]" grep -q "$tmp/provisioner/lock: the state directory is in use by evrun-provisioner pid $prov_pid" "$tmp/second.out"
   stop_prov
   check "status: the table is removed at the stop" [ ! -e "$tmp/provisioner/providers" ]
   "$bin/evrun-provisioner" --status > "$tmp/s2.out" 2>&1; rc=$?
-  check "status: exit 1 once it stopped (got $rc)" [ "$rc" -eq 1 ] && grep -q "no provisioner runs with $tmp/provisioner" "$tmp/s2.out"
+  check "status: exit 1 once it stopped (got $rc)" [ "$rc" -eq 1 ]
+  check "status: exit 1 once it stopped (got $rc) [no provisioner runs with tmp/provisioner s2.out]" grep -q "no provisioner runs with $tmp/provisioner" "$tmp/s2.out"
   prov "$tmp/p.yml"
   check "status: started again" wait_for 10 status_has "^st  *active"
   kill -9 "$prov_pid"; wait "$prov_pid" 2>/dev/null; prov_pid=
   "$bin/evrun-provisioner" --status > "$tmp/s3.out" 2>&1; rc=$?
-  check "status: after a kill: exit 1 (got $rc), the table marked" [ "$rc" -eq 1 ] \
-    && grep -q "no provisioner runs with $tmp/provisioner: this table is the last one's" "$tmp/s3.out" \
-    && grep -q "^st  *active" "$tmp/s3.out"
+  check "status: after a kill: exit 1 (got $rc), the table marked" [ "$rc" -eq 1 ]
+  check "status: after a kill: exit 1 (got $rc), the table marked [no provisioner runs with tmp/provisioner: thi...]" grep -q "no provisioner runs with $tmp/provisioner: this table is the last one's" "$tmp/s3.out"
+  check "status: after a kill: exit 1 (got $rc), the table marked [^st *active s3.out]" grep -q "^st  *active" "$tmp/s3.out"
 }
 
 # SIGHUP is ignored with a log line (the provisioner runs on, stops as
@@ -255,8 +257,8 @@ case_hup() {
   printf 'providers: [ { name: h, labels: [h], kind: process, executors: [process] } ]\n' > "$tmp/p.yml"
   local rc
   timeout 5 "$bin/evrun-provisioner" --config "$tmp/p.yml" --poll-ms 100abc > "$tmp/poll.out" 2>&1; rc=$?
-  check "hup: --poll-ms 100abc: exit 2 (got $rc)" [ "$rc" -eq 2 ] \
-    && grep -q "poll-ms 100abc: expected a whole number of milliseconds, 50 to 600000" "$tmp/poll.out"
+  check "hup: --poll-ms 100abc: exit 2 (got $rc)" [ "$rc" -eq 2 ]
+  check "hup: --poll-ms 100abc: exit 2 (got $rc) [poll-ms 100abc: expected a whole number of mi...]" grep -q "poll-ms 100abc: expected a whole number of milliseconds, 50 to 600000" "$tmp/poll.out"
   prov "$tmp/p.yml"
   check "hup: running" wait_for 10 grep -q "watching the broker" "$tmp/prov.log"
   kill -HUP "$prov_pid"
@@ -309,8 +311,8 @@ YML
     "provider mute: adopted runner mute-[a-z0-9]* did not say hello within 3 s (register_timeout): stopping it" "$tmp/prov.log"
   check "adopt: its process went" wait_for 10 bash -c "! kill -0 $mpid 2>/dev/null"
   check "adopt: the first job succeeded" [ "$(wait_job "$j1" 20)" = succeeded ]
-  check "adopt: the second ran on a new runner once the first went" [ "$(wait_job "$j2" 20)" = succeeded ] \
-    && [ "$(started ad)" -eq 2 ]
+  check "adopt: the second ran on a new runner once the first went" [ "$(wait_job "$j2" 20)" = succeeded ]
+  check "adopt: the second ran on a new runner once the first went [(started ad) -eq 2]" [ "$(started ad)" -eq 2 ]
   check "adopt: no failed start counted for adopted ones" bash -c "! grep -q 'a failed start: adopted' $tmp/prov.log"
   stop_prov
 }
@@ -340,7 +342,8 @@ YML
   sleep 1
   check "adopt podman: nothing more started while it runs" [ "$(started pa)" -eq 1 ]
   check "adopt podman: the first job succeeded" [ "$(wait_job "$j1" 30)" = succeeded ]
-  check "adopt podman: then the second" [ "$(wait_job "$j2" 60)" = succeeded ] && [ "$(started pa)" -eq 2 ]
+  check "adopt podman: then the second" [ "$(wait_job "$j2" 60)" = succeeded ]
+  check "adopt podman: then the second [(started pa) -eq 2]" [ "$(started pa)" -eq 2 ]
   stop_prov
   check "adopt podman: no container left" wait_for 20 bash -c \
     "[ -z \"\$(podman --remote --url $EVRUN_PODMAN_URL ps -a -q --filter label=evrun.provisioner=$tmp/provisioner)\" ]"

@@ -173,7 +173,8 @@ YML
   for i in "${oth[@]}"; do
     check "burst: $i (labels other) on pb" grep -q '"runner":"pb-' <(cli status "$i" --json)
   done
-  check "burst: max_runners 4 respected (at most $maxall at once)" [ "$maxall" -le 4 ] && [ "$maxall" -ge 2 ]
+  check "burst: max_runners 4 respected (at most $maxall at once)" [ "$maxall" -le 4 ]
+  check "burst: max_runners 4 respected (at most $maxall at once) [maxall -ge 2]" [ "$maxall" -ge 2 ]
   check "burst: pa's max 2 respected (at most $maxa)" [ "$maxa" -le 2 ]
   check "burst: the second provider took the overflow" grep -q "provider pb: started runner" "$tmp/prov.log"
   stop_prov
@@ -286,7 +287,8 @@ YML
   check "dry-run: pods lacks the executor" grep -q "^  not pods: labels lack executor:process" "$tmp/dry.out"
   check "dry-run: no provider for huge" grep -q "^job $j3 (labels huge,executor:process): no provider can start a runner now" "$tmp/dry.out"
   check "dry-run: fast has no provider (the runner drains)" grep -q "^job $j2 .*no provider" "$tmp/dry.out"
-  check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ] && [ "$(st "$j1")" = queued ]
+  check "dry-run: started nothing" [ ! -e "$tmp/provisioner/runners" ]
+  check "dry-run: started nothing [(st j1) = queued]" [ "$(st "$j1")" = queued ]
   cat > "$tmp/bad.yml" <<YML
 max_runners: lots
 providers:
@@ -332,7 +334,8 @@ YML
   check "killed: the job ends lost" [ "$(wait_job "$j" 30)" = lost ]
   r2=$(cli status "$j" --json | sed -n 's/.*retried as \([0-9A-Z]*\).*/\1/p')
   [ -z "$r2" ] && r2=$(cli jobs --json | sed -n 's/.*"job":"\([0-9A-Z]*\)","pipeline":"kj".*/\1/p' | head -1)
-  check "killed: a retry was queued ($r2)" [ -n "$r2" ] && [ "$r2" != "$j" ]
+  check "killed: a retry was queued ($r2)" [ -n "$r2" ]
+  check "killed: a retry was queued ($r2) [r2 != j]" [ "$r2" != "$j" ]
   check "killed: the retry ran on another provisioned runner" [ "$(wait_job "$r2" 30)" = succeeded ]
   check "killed: two runners started" [ "$(grep -c "provider k: started runner" "$tmp/prov.log")" -ge 2 ]
   check "killed: not counted as a failed start (it had said hello)" [ "$(grep -c "a failed start" "$tmp/prov.log")" -eq 0 ]
@@ -372,21 +375,26 @@ providers:
   - { name: local, labels: [], kind: process, executors: [process], max: 2 }
 YML
   cli up --runners 0 > "$tmp/up0.out" 2>&1
-  check "up --runners 0 without --provisioner: refused" [ $? -eq 2 ] && grep -q -- "--runners: 1 to 64 (0 only with --provisioner" "$tmp/up0.out"
+  check "up --runners 0 without --provisioner: refused" [ $? -eq 2 ]
+  check "up --runners 0 without --provisioner: refused [--runners: 1 to 64 (0 only with --provisioner...]" grep -q -- "--runners: 1 to 64 (0 only with --provisioner" "$tmp/up0.out"
   printf 'providers: [ { name: x, kind: nope } ]\n' > "$tmp/bad.yml"
   cli up --runners 0 --provisioner "$tmp/bad.yml" --executors process --no-gateway > "$tmp/upbad.out" 2>&1
-  check "up with a bad provisioner config: exit 2, its error shown" [ $? -eq 2 ] && grep -q "bad.yml:1:.*kind" "$tmp/upbad.out"
+  check "up with a bad provisioner config: exit 2, its error shown" [ $? -eq 2 ]
+  check "up with a bad provisioner config: exit 2, its error shown [bad.yml:1:.*kind upbad.out]" grep -q "bad.yml:1:.*kind" "$tmp/upbad.out"
   cli down > /dev/null 2>&1
   cli up --runners 0 --provisioner "$tmp/p.yml" --executors process --no-gateway > "$tmp/up.out" 2>&1
-  check "up --runners 0 --provisioner: exit 0" [ $? -eq 0 ] && grep -q "0 runners and a provisioner" "$tmp/up.out"
+  check "up --runners 0 --provisioner: exit 0" [ $? -eq 0 ]
+  check "up --runners 0 --provisioner: exit 0 [0 runners and a provisioner up.out]" grep -q "0 runners and a provisioner" "$tmp/up.out"
   ppipe upj "echo from-a-provisioned-runner"
   cli run "$tmp/upj.yml" --follow > "$tmp/run.out" 2> "$tmp/run.err"
-  check "up: the job ran, its output followed" grep -q "s | from-a-provisioned-runner" "$tmp/run.out" && grep -q "succeeded" "$tmp/run.out"
+  check "up: the job ran, its output followed" grep -q "s | from-a-provisioned-runner" "$tmp/run.out"
+  check "up: the job ran, its output followed [succeeded run.out]" grep -q "succeeded" "$tmp/run.out"
   check "up: run says a provider starts a runner" grep -q "no connected runner can take the job yet: provider local (of provisioner) starts one for it" "$tmp/run.err"
   check "up: the provisioner started one" grep -q "provider local: started runner local-" "$tmp/logs/provisioner.log"
   local pp; pp=$(cat "$tmp/run/provisioner.pid")
   cli down > "$tmp/down.out" 2>&1
-  check "down: stops the provisioner" grep -q "^provisioner stopped" "$tmp/down.out" && [ ! -e /proc/"$pp" ]
+  check "down: stops the provisioner" grep -q "^provisioner stopped" "$tmp/down.out"
+  check "down: stops the provisioner [! -e /proc/pp]" [ ! -e /proc/"$pp" ]
 }
 
 # README's worked examples of the command kind (the block "command
@@ -528,7 +536,8 @@ YML
     fi
     check "podman: $i on a pods runner" grep -q '"runner":"pods-' <(cli status "$i" --json)
   done
-  check "podman: max 2 respected (at most $maxb busy at once)" [ "$maxb" -le 2 ] && [ "$maxb" -ge 1 ]
+  check "podman: max 2 respected (at most $maxb busy at once)" [ "$maxb" -le 2 ]
+  check "podman: max 2 respected (at most $maxb busy at once) [maxb -ge 1]" [ "$maxb" -ge 1 ]
   check "podman: the steps ran as sibling containers" grep -q "^s | localhost/evrun-busybox:latest$" <(cli logs "${ids[0]}")
   check "podman: a process step ran inside the runner's container" grep -q "^s | $runner_image " <(cli logs "${ids[4]}")
   check "podman: env reached the runner (a secret of its environment)" grep -q "^s | env-ok$" <(cli logs "${ids[4]}")

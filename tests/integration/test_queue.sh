@@ -67,7 +67,8 @@ case_append() {
   check "append: ... and not for a runner (one with a free slot is connected)" \
     bash -c "! grep -q '^waiting' $tmp/a.status"
   check "append: the first succeeded" [ "$(wait_job "$j1")" = succeeded ]
-  check "append: the waiting ones ran" [ "$(wait_job "${ids[0]}")" = succeeded ] && [ "$(wait_job "${ids[1]}")" = succeeded ]
+  check "append: the waiting ones ran" [ "$(wait_job "${ids[0]}")" = succeeded ]
+  check "append: the waiting ones ran [(wait_job {ids[1]}) = succeeded]" [ "$(wait_job "${ids[1]}")" = succeeded ]
   cli jobs > /dev/null 2> "$tmp/jobs.err"
   check "jobs, none waiting: no queue limit line" [ ! -s "$tmp/jobs.err" ]
 }
@@ -82,7 +83,9 @@ case_replace() {
   j1=$(submit "$tmp/qr.yml")
   check "replace: the first runs" wait_status "$j1" running
   j2=$(submit "$tmp/qr.yml"); j3=$(submit "$tmp/qr.yml"); j4=$(submit "$tmp/qr.yml")
-  check "replace: all accepted" [ -n "$j2" ] && [ -n "$j3" ] && [ -n "$j4" ]
+  check "replace: all accepted" [ -n "$j2" ]
+  check "replace: all accepted [-n j3]" [ -n "$j3" ]
+  check "replace: all accepted [-n j4]" [ -n "$j4" ]
   check "replace: 2 replaced by 3" grep -q "reason *replaced by $j3" <(cli status "$j2")
   check "replace: 3 replaced by 4" grep -q "reason *replaced by $j4" <(cli status "$j3")
   check "replace: the running one not touched" [ "$(wait_job "$j1")" = succeeded ]
@@ -106,7 +109,8 @@ case_partitioned() {
   check "partitioned: main (the default) replaced by main" grep -q "replaced by $a2" <(cli status "$a1")
   check "partitioned: main replaced again" grep -q "replaced by $a3" <(cli status "$a2")
   check "partitioned: b replaced by b only" grep -q "replaced by $b2" <(cli status "$b1")
-  check "partitioned: the last of each ran" [ "$(wait_job "$a3")" = succeeded ] && [ "$(wait_job "$b2")" = succeeded ]
+  check "partitioned: the last of each ran" [ "$(wait_job "$a3")" = succeeded ]
+  check "partitioned: the last of each ran [(wait_job b2) = succeeded]" [ "$(wait_job "$b2")" = succeeded ]
   check "partitioned: the running one not touched" [ "$(field "$r" status)" = succeeded ]
   qpipe qp1 1 1 "{ limit: 1, strategy: partitioned_replace, partition_by: KEY }" "labels: [nowhere]"
   local w
@@ -131,11 +135,13 @@ case_limit0() {
   check "limit 0: says busy and why" grep -q "busy: pipeline q0 has 1 of its 1 concurrent jobs running or about to, and queue.limit 0 (no wait list)" "$tmp/busy"
   check "limit 0: the running job goes on" [ "$(wait_job "$j1")" = succeeded ]
   j3=$(submit "$tmp/q0.yml")
-  check "limit 0: accepted once it ended" [ -n "$j3" ] && [ "$(wait_job "$j3")" = succeeded ]
+  check "limit 0: accepted once it ended" [ -n "$j3" ]
+  check "limit 0: accepted once it ended [(wait_job j3) = succeeded]" [ "$(wait_job "$j3")" = succeeded ]
   qpipe q0n 0 0 "{ limit: 0 }" "labels: [nowhere]"
   local n1 n2
   n1=$(submit "$tmp/q0n.yml"); n2=$(submit "$tmp/q0n.yml")
-  check "limit 0, no concurrency: both wait for a runner" [ "$(field "$n1" status)" = queued ] && [ "$(field "$n2" status)" = queued ]
+  check "limit 0, no concurrency: both wait for a runner" [ "$(field "$n1" status)" = queued ]
+  check "limit 0, no concurrency: both wait for a runner [(field n2 status) = queued]" [ "$(field "$n2" status)" = queued ]
 }
 
 # interrupt: a submit cancels the running job through its runner (of its
@@ -156,7 +162,8 @@ case_interrupt() {
   qpipe qpi 2 30 "{ strategy: partitioned_replace, partition_by: KEY, interrupt: true }"
   local a b a2
   a=$(submit "$tmp/qpi.yml" -a KEY=a); b=$(submit "$tmp/qpi.yml" -a KEY=b)
-  check "interrupt by partition: both run" wait_status "$a" running && wait_status "$b" running
+  check "interrupt by partition: both run" wait_status "$a" running
+  check "interrupt by partition: both run [wait_status b running]" wait_status "$b" running
   a2=$(submit "$tmp/qpi.yml" -a KEY=a)
   check "interrupt by partition: a cancelled" [ "$(wait_job "$a" 20)" = cancelled ]
   check "interrupt by partition: b runs on" [ "$(field "$b" status)" = running ]
@@ -174,7 +181,8 @@ case_interrupt_away() {
   qpipe qia 0 30 "{ strategy: partitioned_replace, partition_by: KEY, interrupt: true }"
   local a b a2 b2
   a=$(submit "$tmp/qia.yml" -a KEY=a); b=$(submit "$tmp/qia.yml" -a KEY=b)
-  check "away: both run" wait_status "$a" running && wait_status "$b" running
+  check "away: both run" wait_status "$a" running
+  check "away: both run [wait_status b running]" wait_status "$b" running
   kill -9 "$broker_pid"
   wait "$broker_pid" 2>/dev/null
   bus_broker

@@ -169,7 +169,9 @@ YML
   j1=$(submit "$tmp/pargs.yml" -a A=a1 -a B=b1 2>/dev/null)   # as bound: as it came
   j2=$(submit "$tmp/pargs.yml" -a B=b2 2>/dev/null)           # A's default added
   j3=$(submit "$tmp/pargs.yml" -a B=b3 -a A=a3 2>/dev/null)   # the pipeline's order
-  check "three submits accepted" [ -n "$j1" ] && [ -n "$j2" ] && [ -n "$j3" ]
+  check "three submits accepted" [ -n "$j1" ]
+  check "three submits accepted [-n j2]" [ -n "$j2" ]
+  check "three submits accepted [-n j3]" [ -n "$j3" ]
   kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null
   bus_broker
   bus_runner ra-1 "" 2 --executors process && bus_wait_runners 1

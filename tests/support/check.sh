@@ -1,15 +1,24 @@
 # check.sh: sourced by the test scripts.  check WHAT CMD...: runs CMD and
 # counts it in $passes, or in $fails with "FAILED: CASE: WHAT" on stderr
-# ($case_name, when the script has cases).
+# ($case_name, when the script has cases); returns 0 when CMD passed, 1
+# when it failed, so `check ... || return` guards a case.  CMD is one
+# simple command: in `check WHAT A && B` the shell runs B after check,
+# unasserted, so write two checks (or a function) instead.  No script
+# that uses check may run under set -e (a failing check would end it).
 check() {
   local what=$1; shift
   if "$@"; then
     passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    echo "FAILED: ${case_name:+$case_name: }$what" >&2
+    return 0
   fi
+  fails=$((fails + 1))
+  echo "FAILED: ${case_name:+$case_name: }$what" >&2
+  return 1
 }
+
+# not CMD...: passes when CMD fails (`check WHAT not grep -q X F`; check
+# runs a command, so `check WHAT ! CMD` would run a command named "!").
+not() { ! "$@"; }
 
 # free_port: prints a TCP port of 127.0.0.1 that nothing holds, chosen
 # below the kernel's ephemeral range (32768 up), so no outgoing
