@@ -101,11 +101,17 @@ evr_eng_print(evr_engine_t *e, const char *fmt, ...)
     if (!e->opts.print)
         return;
     char buf[4 * EVR_ERR_MAX];
+    size_t at = 0;
+    if (e->print_mid) {   /* a step's line laid out without its newline: ended first */
+        buf[at++] = '\n';
+        e->print_mid->line_start = true;   /* its rest comes prefixed */
+        e->print_mid = NULL;
+    }
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    int n = vsnprintf(buf + at, sizeof buf - 1 - at, fmt, ap);
     va_end(ap);
-    size_t len = n < 0 ? 0 : (size_t) n < sizeof buf - 1 ? (size_t) n : sizeof buf - 2;
+    size_t len = n < 0 ? at : at + (size_t) n < sizeof buf - 1 ? at + (size_t) n : sizeof buf - 2;
     buf[len++] = '\n';
     buf[len++] = '\0';
     evr_eng_after_soon(e, s_print_act, NULL, buf, len);

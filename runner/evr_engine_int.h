@@ -240,6 +240,9 @@ struct evr_engine {
     uint32_t unrecoverable; /* jobs recovery had to end failed */
     bool urgent;            /* a queued event or action must be committed this turn */
     bool in_flush;          /* evr_eng_flush runs actions (that may point into jobs) */
+    evr_eng_stream_t *print_mid;   /* printing: the stream whose last line laid out has no
+                                      newline yet (what is printed next from elsewhere,
+                                      another stream or a status line, ends it first) */
     uint64_t pending_since; /* mono ns of the oldest event not committed */
     evr_engine_opts_t opts;
     evr_store_t *store;

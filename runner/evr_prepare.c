@@ -54,6 +54,8 @@ evr_eng_job_free(evr_eng_job_t *job)
         evr_eng_artifact_why_free(st);
         evr_strmap_free(&st->outputs);
         for (int si = 0; si < 2; si++) {
+            if (job->eng->print_mid == &st->out[si])
+                job->eng->print_mid = NULL;
             free(st->out[si].buf);
             free(st->out[si].text);
             evr_mask_destroy(&st->out[si].mask);

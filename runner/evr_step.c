@@ -97,6 +97,18 @@ s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t
     memcpy(prefix + nlen, " | ", 3);
     bool short_prefix = plen <= 16;
     size_t start = s->tlen;
+    evr_engine_t *e = st->job->eng;
+    if (n && e->print_mid && e->print_mid != s) {
+        /* another stream's line is open (a parallel step's, or this
+           step's other stream): ended first; its rest comes prefixed */
+        if (s->tlen + 1 > s->tcap) {
+            s->tcap = 2 * s->tcap + 64;
+            s->text = evr_realloc(s->text, s->tcap);
+        }
+        s->text[s->tlen++] = '\n';
+        e->print_mid->line_start = true;
+        e->print_mid = NULL;
+    }
     for (size_t i = 0; i < n;) {
         const uint8_t *nl = memchr(b + i, '\n', n - i);
         size_t end = nl ? (size_t) (nl - b) + 1 : n;
@@ -117,6 +129,8 @@ s_layout(const evr_eng_step_t *st, evr_eng_stream_t *s, const uint8_t *b, size_t
         s->line_start = nl != NULL;
         i = end;
     }
+    if (n)
+        e->print_mid = s->line_start ? NULL : s;
     if (prefix != pre)
         free(prefix);
     return s->tlen - start;
@@ -232,16 +246,8 @@ evr_eng_step_log(const evr_eng_step_t *st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    /* a last line of its output without a newline is ended first: the
-       status line does not go on after it ("a | no-newlinea > ...") */
-    evr_eng_step_t *w = &st->job->steps[st - st->job->steps];   /* its printing state */
-    bool mid = false;
-    for (int si = 0; si < 2; si++) {
-        mid = mid || !w->out[si].line_start;
-        w->out[si].line_start = true;
-    }
-    if (mid)
-        evr_eng_print(st->job->eng, "%s", "");
+    /* a last line without a newline, this step's or another's, is ended
+       first (evr_eng_print): the status line does not go on after it */
     evr_eng_print(st->job->eng, "%s > %s", st->spec->name, buf);
 }
 

@@ -338,6 +338,28 @@ YML
   check "the status line on a line of its own" grep -q "^a > succeeded" "$out"
 }
 
+case_parallel_partial() {   # a line left open by one step is ended before another's text
+  pipeline ppart <<'YML'
+pipeline: ppart
+executor: process
+steps:
+  - name: a
+    needs: []
+    run: printf 'half-'; sleep 1.5; printf 'rest\n'; printf 'err-open' >&2; sleep 1; echo out-line
+  - name: b
+    needs: []
+    run: sleep 0.5; echo from-b; sleep 0.5; echo again-b
+YML
+  run ppart "$tmp/ppart.yml" --executors process
+  check "parallel partial: exit 0" [ "$rc" -eq 0 ]
+  check "parallel partial: a's open line ended on its own" grep -qx "a | half-" "$out"
+  check "parallel partial: b's line on a line of its own" grep -qx "b | from-b" "$out"
+  check "parallel partial: a's rest prefixed again" grep -qx "a | rest" "$out"
+  check "parallel partial: a's open stderr line ended by its stdout" grep -qx "a | err-open" "$out"
+  check "parallel partial: nothing goes on after an open line" not grep -E 'half-.|err-open.' "$out"
+  check "parallel partial: b's status line on a line of its own" grep -q "^b > succeeded" "$out"
+}
+
 case_stream_order() {   # stdout and stderr lines stored in the order they were read
   pipeline order <<'YML'
 pipeline: order
@@ -853,6 +875,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
