@@ -44,10 +44,11 @@ evr_text_cut(char *s, size_t max)
     return at + mark;
 }
 
-/*  The escape of the control character at s (n bytes of it) into esc, or
-    0 when s starts with none: C0, DEL, C1 (U+0080-U+009F, which a
-    terminal may take as CSI), and a byte that does not start a whole
-    UTF-8 character (a message must be UTF-8 to go on the wire). */
+/*  The escape of the control character at s (*n bytes of it) into esc,
+    or 0 when s starts with none (then *n: the bytes of its character):
+    C0, DEL, C1 (U+0080-U+009F, which a terminal may take as CSI), and a
+    byte that does not start a whole UTF-8 character (a message must be
+    UTF-8 to go on the wire). */
 static size_t
 s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
 {
@@ -64,6 +65,7 @@ s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
         size_t k = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
         if (strnlen((const char *) s, k) < k || !evr_utf8_valid((const char *) s, k))
             return (size_t) snprintf(esc, 9, "\\x%02x", *s);
+        *n = k;
     }
     return 0;
 }
@@ -78,20 +80,16 @@ evr_text_escape_ctl(const char *s, char *out, size_t len)
     for (const unsigned char *q = p; *q;) {
         char esc[9];
         size_t in, n = s_ctl_escape(q, esc, &in);
-        whole += n ? n : 1;
-        q += n ? in : 1;
+        whole += n ? n : in;
+        q += in;
     }
     bool cut = false;
     while (*p) {
         char esc[9];
         size_t in, n = s_ctl_escape(p, esc, &in);
         const char *from = n ? esc : (const char *) p;
-        if (!n) {   /* one character, whole */
-            n = 1;
-            while ((p[n] & 0xc0) == 0x80)
-                n++;
-            in = n;
-        }
+        if (!n)   /* one character, whole */
+            n = in;
         /* when not all fits, the mark must fit after the last piece */
         size_t need = whole > room ? n + sizeof mark - 1 : n;
         if (o + need > room) {

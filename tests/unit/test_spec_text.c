@@ -114,6 +114,14 @@ test_escape_ctl(void)
     CHECK(strcmp(evr_text_escape_ctl("\xe2\x82" "x\xc3", out, sizeof out),
                  "\\xe2\\x82x\\xc3") == 0);
     CHECK(strcmp(evr_text_escape_ctl("\x80\xe2\x82\xac", out, sizeof out), "\\x80\xe2\x82\xac") == 0);
+    /* a stray continuation byte after a character, valid or ASCII */
+    CHECK(strcmp(evr_text_escape_ctl("a\x80" "b", out, sizeof out), "a\\x80b") == 0);
+    CHECK(strcmp(evr_text_escape_ctl("\xc3\xa9\x80", out, sizeof out), "\xc3\xa9\\x80") == 0);
+    /* a text that fits is not cut: each character counted once */
+    char eight[8];
+    CHECK(strcmp(evr_text_escape_ctl("abcde\xc3\xa9", eight, sizeof eight), "abcde\xc3\xa9") == 0);
+    CHECK(strcmp(evr_text_escape_ctl("\xc3\xa9\xc3\xa9 \xc3\xa9", eight, sizeof eight),
+                 "\xc3\xa9\xc3\xa9 \xc3\xa9") == 0);
     char tiny[2];
     CHECK(strcmp(evr_text_escape_ctl("\x1b", tiny, sizeof tiny), "") == 0);
     CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
