@@ -58,7 +58,7 @@ s_check_triggers(const void *v)
             return why;
         }
     }
-    return evr_spec_list_repeat(l);
+    return NULL;   /* a repeat: the whole spec's check (evr_spec_check.c) */
 }
 
 static const char *
@@ -93,7 +93,7 @@ evr_spec_list_problem(const evr_strlist_t *list, const char *const *names)
                      near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
         return why;
     }
-    return evr_spec_list_repeat(list);
+    return NULL;
 }
 
 const char *
@@ -114,10 +114,7 @@ static const char *
 s_check_retry_on(const void *v)
 {
     static const char *const names[] = { "lost", "failed", "timed_out", NULL };
-    if (((const evr_strlist_t *) v)->n == 0)
-        return "an empty list retries on nothing: list the outcomes that retry the step "
-               "(lost, failed, timed_out), or remove retry";
-    return evr_spec_list_problem(v, names);
+    return evr_spec_list_problem(v, names);   /* empty, repeats: evr_spec_check.c */
 }
 
 #define F(T, key, type, req, limit, member, sub, check, doc)                                     \

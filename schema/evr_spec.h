@@ -103,14 +103,16 @@ extern const char *const evr_github_events[];
 /*  A list key's check (retry.on, on.github.events): NULL when every item
     of list is one of names (NULL-terminated), else the first other one
     said as the enum errors say it, `expected a list of: lost, failed,
-    timed_out, got "wifi"` (with "; did you mean X?" for a near miss), or
-    an item listed twice (evr_spec_list_repeat), in a buffer of this
-    thread's that the next call overwrites. */
+    timed_out, got "wifi"` (with "; did you mean X?" for a near miss), in
+    a buffer of this thread's that the next call overwrites. */
 const char *evr_spec_list_problem(const evr_strlist_t *list, const char *const *names);
 /*  NULL when no item of list is there twice, else `"x" is listed twice
     (items 1 and 3)` (1-based), in a buffer of this thread's that the
     next call overwrites.  The check of a list where a repeat means
-    nothing (labels, triggers, retry.on, on.github's lists). */
+    nothing (triggers, retry.on, on.github's lists), made with the whole
+    spec's (evr_spec_validate: a spec loaded or received), not in the
+    field's check, which decoding runs too: a log of an older version,
+    which took repeats, still reads. */
 const char *evr_spec_list_repeat(const evr_strlist_t *list);
 
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,

@@ -284,6 +284,15 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     else if (!spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
         s_no_image(at, diag);
     s_check_artifacts(&st->artifacts, at, diag);
+    const char *twice = NULL;
+    snprintf(p, sizeof p, "%s.retry", at);
+    bool retry = st->retry.present && !evr_diag_reported(diag, p);   /* else said once */
+    snprintf(p, sizeof p, "%s.retry.on", at);
+    if (retry && st->retry.on.n == 0)
+        evr_diag_add(diag, p, "an empty list retries on nothing: list the outcomes that retry "
+                     "the step (lost, failed, timed_out), or remove retry");
+    else if (retry && (twice = evr_spec_list_repeat(&st->retry.on)))
+        evr_diag_add(diag, p, "%s", twice);
     if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
         snprintf(p, sizeof p, "%s.retry.max", at);
         evr_diag_add(diag, p, "%u: at most %d (further attempts, each a container of its own)",
@@ -490,6 +499,16 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         evr_diag_add(diag, "steps", "a pipeline needs at least one step");
     if (spec->image)
         s_check_image(spec, spec->image, "image", diag);
+    /* repeats in lists where one means nothing (decoding takes them:
+       older logs hold some) */
+    static const char *const lists[] = { "triggers", "on.github.events", "on.github.branches" };
+    const evr_strlist_t *lv[] = { &spec->triggers, &spec->on.github.events,
+                                  &spec->on.github.branches };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(lists); i++) {
+        const char *twice = evr_spec_list_repeat(lv[i]);
+        if (twice && !evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
+            evr_diag_add(diag, lists[i], "%s", twice);
+    }
     for (uint32_t i = 0; i < spec->labels.n; i++) {
         snprintf(p, sizeof p, "labels[%u]", i);
         if (!evr_spec_name_ok(spec->labels.v[i]))

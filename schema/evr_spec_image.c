@@ -11,9 +11,10 @@
 
     A component is lower-case letters and digits, parts of it joined by
     one separator: `.`, `_`, `__` or any run of `-`.  The first of
-    several components is a registry host when it holds a `.` or a
-    `:PORT`, or is `localhost` (docker's rule: `team/tool` is a path on
-    the default registry).  The name (host and components) is at most 255
+    several components is a registry host when it holds a `.`, a `:PORT`
+    or an upper-case letter, or is `localhost` (docker's rule, which
+    podman keeps: `team/tool` is a path on the default registry,
+    `Team/tool` the image `tool` at the host `Team`).  The name (host and components) is at most 255
     bytes; a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; a digest's
     algorithm is [A-Za-z][A-Za-z0-9]* parts joined by + . _ -, its hex at
     least 32 digits (sha256: 64 and sha512: 128, lower case).  Nothing
@@ -180,8 +181,11 @@ evr_spec_image_problem(const char *ref)
     size_t i = 0;
     if (first_end) {
         size_t n = (size_t) (first_end - ref);
+        bool upper = false;
+        for (size_t k = 0; k < n; k++)
+            upper = upper || (ref[k] >= 'A' && ref[k] <= 'Z');
         bool host = memchr(ref, '.', n) || memchr(ref, ':', n) || ref[0] == '['
-                 || (n == 9 && !memcmp(ref, "localhost", 9));
+                 || (n == 9 && !memcmp(ref, "localhost", 9)) || upper;
         if (host && !s_host_ok(ref, n)) {
             snprintf(why, sizeof why, "\"%.*s\" is not a registry host (HOST or HOST:PORT, a "
                      "host name of letters, digits, - and dots)", (int) (n > 64 ? 64 : n), ref);
@@ -199,7 +203,8 @@ evr_spec_image_problem(const char *ref)
             bool first = i == 0 && first_end;   /* not taken for a host */
             snprintf(why, sizeof why, "\"%.*s\" is not a name component (lower-case letters and "
                      "digits, joined by one . _ __ or -)%s", (int) (n > 64 ? 64 : n), ref + i,
-                     first ? "; a registry host, first, holds a . or a :PORT, or is localhost"
+                     first ? "; a registry host, first, holds a ., a :PORT or an "
+                           "upper-case letter, or is localhost"
                            : "");
             return why;
         }

@@ -79,8 +79,8 @@ test_config_bad(void)
         { "providers: [ { name: a, kind: podman, image: \"Reg/runner:\" } ]\n",
           "p.yml:1:46: providers[0].image: expected an image name ([HOST[:PORT]/]NAME[:TAG]"
           "[@DIGEST], e.g. localhost/evrun-runner:latest), got \"Reg/runner:\": an empty tag" },
-        { "providers: [ { name: a, kind: podman, image: \"Reg/runner\" } ]\n",
-          "got \"Reg/runner\": \"Reg\" is not a name component" },
+        { "providers: [ { name: a, kind: podman, image: \"reg/Runner\" } ]\n",
+          "got \"reg/Runner\": \"Runner\" is not a name component" },
         { "providers: [ { name: a, kind: podman, volumes: [/x] } ]\n",
           "p.yml:1:49: providers[0].volumes[0]: \"/x\": expected SOURCE:DEST[:ro]" },
         { "providers: [ { name: a, kind: podman, volumes: [\"v:/d:rx\"] } ]\n",

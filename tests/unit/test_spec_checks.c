@@ -5,6 +5,7 @@
     `catchup` without `schedule`, `retry: {on: []}` and a list item
     written twice where a repeat means nothing.
 */
+#include "evr_codec.h"
 #include "evr_test.h"
 #include "evr_ytest.h"
 #include "evr_spec.h"
@@ -26,6 +27,7 @@ test_image_grammar(void)
         "127.0.0.1:5000/evrun/tool:1", "docker.io/library/alpine:3.19", "a__b/c-d---e.f_g",
         "x:Tag_1.0-rc", "img:_x", "img@sha256:" S_HEX64, "img:1@sha256:" S_HEX64,
         "[::1]:5000/img", "localhost:5000", "localhost/x", "Example.COM/x", "my-reg.io/a/b/c",
+        "UPPER/case", "Foo/bar", "LOCALHOST/x",   /* docker's rule: an upper-case first part is a host */
         "quay.io/org/x@sha512:" S_HEX64 S_HEX64, "x@sha384:" S_HEX64 S_HEX64,
         "x@multihash+base58:" S_HEX64, tag128, long_name + 1,
     };
@@ -43,9 +45,12 @@ test_image_grammar(void)
                      "joined by one . _ __ or -)" },
         { "x::y", "the tag \":y\" is not 1-128 of letters, digits, _ . - (the first not . "
                   "or -)" },
-        { "UPPER/case", "\"UPPER\" is not a name component (lower-case letters and digits, "
-                        "joined by one . _ __ or -); a registry host, first, holds a . or a "
-                        ":PORT, or is localhost" },
+        { "UPPER", "\"UPPER\" is not a name component (lower-case letters and digits, "
+                   "joined by one . _ __ or -)" },
+        { "-up/case", "\"-up\" is not a name component (lower-case letters and digits, "
+                      "joined by one . _ __ or -); a registry host, first, holds a ., a :PORT "
+                      "or an upper-case letter, or is localhost" },
+        { "Up_per/x", "\"Up_per\" is not a registry host" },
         { "team/Tool", "\"Tool\" is not a name component" },
         { "img:", "an empty tag after the \":\" (write NAME:TAG, or NAME alone for the tag "
                   "latest)" },
@@ -103,7 +108,7 @@ test_image_refs(void)
     char *e = evr_ytest_load("pipeline: p\nimage: \"Foo Bar\"\non_error: {run: x, image: \"x::y\"}\n"
                              "steps:\n  - {name: a, run: x, image: \"img:\"}\n"
                              "  - {name: b, run: x, image: \"img@sha256:xyz\"}\n"
-                             "  - {name: c, run: x, image: \"UPPER/case\"}\n"
+                             "  - {name: c, run: x, image: \"UPPER\"}\n"
                              "  - {name: d, run: x, image: \"localhost/evrun-busybox:latest\"}\n",
                              &n, NULL);
     CHECK_CONTAINS(e, "f.yml:2:8: image: \"Foo Bar\" is not an image reference "
@@ -116,7 +121,7 @@ test_image_refs(void)
     CHECK_CONTAINS(e, "f.yml:6:30: steps[1].image: \"img@sha256:xyz\" is not an image "
                       "reference ([HOST[:PORT]/]NAME[:TAG][@DIGEST]): the digest \"sha256:xyz\" "
                       "is not ALGORITHM:HEX");
-    CHECK_CONTAINS(e, "f.yml:7:30: steps[2].image: \"UPPER/case\" is not an image reference");
+    CHECK_CONTAINS(e, "f.yml:7:30: steps[2].image: \"UPPER\" is not an image reference");
     CHECK(n == 5);
     free(e);
     /* a process pipeline's image is refused for being there, not for its form */
@@ -293,7 +298,31 @@ test_repeats(void)
                        "  - {name: a, run: x, retry: {on: [wifi, wifi], max: 1}}\n", &n, NULL);
     CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
                       "\"wifi\"");
+    CHECK(n == 1);
     free(e);
+    /* the repeats and an empty retry.on are the whole spec's checks: a
+       spec an older version took and logged still decodes */
+    evr_spec_t old = { 0 };
+    e = evr_ytest_load("pipeline: p\nimage: i\ntriggers: [x, x]\n"
+                       "on: {github: {events: [push, push], branches: [m, m]}}\nsteps:\n"
+                       "  - {name: a, run: x, retry: {on: [failed, failed], max: 1}}\n"
+                       "  - {name: b, run: x, retry: {on: [], max: 1}}\n", &n, &old);
+    CHECK(n == 5);
+    free(e);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    evr_codec_encode(&evr_spec_type, &old, &buf, &len);
+    evr_spec_t back = { 0 };
+    evr_err_t err;
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(back.triggers.n == 2 && back.on.github.branches.n == 2);
+    evr_diag_t *d = evr_diag_new("spec");
+    CHECK(evr_spec_validate(&back, d) != EVR_OK);
+    CHECK(evr_diag_count(d) == 5);
+    evr_diag_destroy(&d);
+    free(buf);
+    evr_rec_free(&evr_spec_type, &back);
+    evr_rec_free(&evr_spec_type, &old);
     evr_strlist_t l = { 0 };
     CHECK(evr_spec_list_repeat(&l) == NULL);
     evr_strlist_push(&l, "a");
