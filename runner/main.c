@@ -354,7 +354,9 @@ s_turns(evr_engine_t *eng)
         int sig = s_interrupts + s_terms;
         if (sig != seen) {
             seen = sig;
-            evr_engine_cancel_all(eng, seen == 1 ? "interrupted (SIGINT)" : "interrupted twice",
+            evr_engine_cancel_all(eng, seen > 1 ? "interrupted twice"
+                                       : s_terms ? "interrupted (SIGTERM)"
+                                                 : "interrupted (SIGINT)",
                                   seen > 1);
         }
     }
@@ -930,6 +932,12 @@ main(int argc, char **argv)
     if (o.follow)   /* the directory of FILE unless --pipelines names one */
         follow = evr_followup_new(eng, store, o.pipelines ? o.pipelines : pdir, execs);
     uint32_t recovered = 0;
+    if (!daemon && s_interrupts + s_terms) {   /* a signal as it started: nothing begun */
+        fprintf(stderr, "evrun-runner: interrupted (%s) before any job was taken up: nothing "
+                "recorded\n", s_terms ? "SIGTERM" : "SIGINT");
+        status = s_terms ? 143 : 130;
+        goto out;
+    }
     if (evr_engine_recover(eng, &recovered, &err)) {
         fprintf(stderr, "evrun-runner: recovery: %s\n", err.msg);
         status = 2;

@@ -670,6 +670,43 @@ case_usage() {
   check "--help: every option on stdout" grep -q -- "--resource-redirects" "$tmp/usage.out"
 }
 
+case_term_at_start() {   # a signal while the runner starts: exit 143, nothing recorded
+  pipeline tstart <<'YML'
+pipeline: tstart
+executor: process
+steps:
+  - name: s
+    run: echo never
+YML
+  # a podman socket that answers its ping 2 s late: the runner is still
+  # starting when the signal comes
+  cat > "$tmp/slowpod.py" <<'PY'
+import os, socket, sys, threading, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+def serve(c):
+    c.recv(65536); time.sleep(2)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nLibpod-Api-Version: 4.3.1\r\n\r\nOK")
+    time.sleep(1); c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+  python3 "$tmp/slowpod.py" "$tmp/slowpod.sock" &
+  local pod=$! p
+  for _ in $(seq 1 50); do [ -S "$tmp/slowpod.sock" ] && break; sleep 0.1; done
+  state=$tmp/tstart
+  "$bin/evrun-runner" --exec "$tmp/tstart.yml" --state-dir "$state" --executors podman,process \
+    --podman-url "unix://$tmp/slowpod.sock" > "$tmp/tstart.out" 2> "$tmp/tstart.err" &
+  p=$!
+  sleep 1
+  kill -TERM "$p"
+  wait "$p"; rc=$?
+  kill "$pod"; wait "$pod" 2> /dev/null
+  check "term at start: exit 143 (got $rc)" [ "$rc" -eq 143 ]
+  check "term at start: says so" \
+    grep -q "interrupted (SIGTERM) before any job was taken up: nothing recorded" "$tmp/tstart.err"
+  check "term at start: no job recorded" not grep -q "tstart" <("$bin/evrun-replay" "$state")
+}
+
 case_sigint() {
   pipeline sigint <<'YML'
 pipeline: sigint
@@ -875,6 +912,6 @@ which this runner does not offer: start it with --executors podman,process"
   check "nothing left of the job" [ "$(process_left)" -eq 0 ]
 }
 
-cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
+cases=${*:-hello failing dag_parallel step_case on_failure retry workspace step_image missing_image predefined network limits process_limits no_newline parallel_partial stream_order conmon_reset artifact_dir timeout secret secret_lines resource artifact_full unreachable bad_file usage term_at_start sigint process process_missing_artifact process_artifact_links process_relative_state process_refused process_image process_sigint process_unfinished}
 # shellcheck disable=SC2086
 run_cases $cases
