@@ -496,7 +496,7 @@ function startForm(p, note) {
 function viewJob(main, id) {
   const ctl = new AbortController();
   const state = { id, job: null, ended: false, timer: null, refreshing: false, again: false,
-    stopped: false, ctl: null, retryMs: REFRESH_RETRY_MS[0] };
+    stopped: false, ctl: null, retryMs: REFRESH_RETRY_MS[0], due: 0 };
   const err = h('div', { class: 'error', hidden: true });
   const head = h('div');
   const dag = h('div', { class: 'dag-wrap', id: 'dag' });
@@ -520,7 +520,7 @@ function viewJob(main, id) {
     state.refreshing = true;
     const ac = state.ctl = new AbortController();
     const wait = setTimeout(() => ac.abort(), REFRESH_WAIT_MS);
-    let again = false;
+    let again = false, failed = false;
     try {
       const job = await api('GET', '/jobs/' + id, undefined, undefined, ac.signal);
       state.job = job;
@@ -532,6 +532,7 @@ function viewJob(main, id) {
     } catch (e) {
       /* not a refusal that stays (404: no such job any more) */
       again = !(e instanceof AuthError) && !(e.status >= 400 && e.status < 500 && e.status !== 429);
+      failed = again;
       if (!state.stopped)
         showError(err, ac.signal.aborted ? new Error('the gateway did not answer within '
           + REFRESH_WAIT_MS / 1000 + ' s: asking again') : e);
@@ -541,20 +542,27 @@ function viewJob(main, id) {
       state.ctl = null;
     }
     if (state.stopped) return;
-    if (state.again) {
+    if (state.again && !failed) {   /* events came meanwhile: their state, now */
       state.again = false;
       refresh();
-    } else if (again) {
-      if (!state.timer)
-        state.timer = setTimeout(() => { state.timer = null; refresh(); }, state.retryMs);
+    } else if (again) {   /* a failure waits its back-off, events or not */
+      state.again = false;
+      schedule(state.retryMs);
       state.retryMs = Math.min(state.retryMs * 2, REFRESH_RETRY_MS[1]);
     } else {
       state.retryMs = REFRESH_RETRY_MS[0];
     }
   };
-  const soon = () => {
-    if (!state.timer) state.timer = setTimeout(() => { state.timer = null; refresh(); }, 250);
+  /* one timer: an earlier due time replaces a later one (an event while a
+     back-off of seconds waits asks within 250 ms) */
+  const schedule = (ms) => {
+    const due = Date.now() + ms;
+    if (state.timer && state.due <= due) return;
+    clearTimeout(state.timer);
+    state.due = due;
+    state.timer = setTimeout(() => { state.timer = null; refresh(); }, ms);
   };
+  const soon = () => schedule(250);
   refresh();
   /* running steps' durations move on: redrawn each second from the last detail */
   const tick = setInterval(() => {
