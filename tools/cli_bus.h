@@ -117,6 +117,11 @@ int evr_cli_send_job(evr_cli_t *cli, evr_msg_t *req);
     SIGTERM stop following or waiting (said; EVR_CLI_INTERRUPTED), the job
     goes on.  Its exit status as `run`'s (cli_jobs.c). */
 int evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events);
+/*  SIGINT and SIGTERM counted for evr_cli_after_submit's follow or wait,
+    from before the submit (a Ctrl-C while it is sent is the follow's:
+    exit 130, "job X goes on"; a background command of a script starts
+    with SIGINT ignored, and it would be lost). */
+void evr_cli_catch_stop(void);
 
 /*  After req (a `submit`) was accepted: when no connected runner taking
     work has its labels (the spec's, the submit's, its executor's), says

@@ -330,6 +330,8 @@ s_run_common(int argc, char **argv, const char *name)
     else if (req.spec->schedule)   /* said, and submitted as any file */
         fprintf(stderr, "%s: note: schedule is used by registered pipelines only (a file in the "
                 "broker's pipelines_dir); this job runs once, now\n", cli.prog);
+    if (!status && (follow || wait))
+        evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli)) && !(status = evr_cli_send_job(&cli, &req))) {
         evr_cli_warn_no_runner(&cli, &req);
         for (long i = 1; i < count && !status; i++) {   /* --count: the same, new ids */
@@ -346,12 +348,18 @@ s_run_common(int argc, char **argv, const char *name)
     return status;
 }
 
+void
+evr_cli_catch_stop(void)
+{
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+}
+
 int
 evr_cli_after_submit(evr_cli_t *cli, const char *job, bool follow, bool wait, bool events)
 {
     int status = 0;
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    evr_cli_catch_stop();
     if (follow) {
         evr_follow_opts_t fo = { .job = job, .events = events, .json = cli->json, .follow = true,
                                  .out = stdout };
