@@ -509,6 +509,13 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
         if (twice && !evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
             evr_diag_add(diag, lists[i], "%s", twice);
     }
+    /* `events: []` in a file: absent on the wire (push), but written so it
+       says "no event", which starts nothing */
+    if (spec->on.github.events.n == 0 && evr_diag_marked(diag, "on.github.events")
+        && !evr_diag_reported(diag, "on.github.events"))
+        evr_diag_add(diag, "on.github.events", "an empty list starts the pipeline on no "
+                     "event: list push, pull_request or workflow_job, or leave events out "
+                     "for push");
     for (uint32_t i = 0; i < spec->labels.n; i++) {
         snprintf(p, sizeof p, "labels[%u]", i);
         if (!evr_spec_name_ok(spec->labels.v[i]))

@@ -300,6 +300,17 @@ test_repeats(void)
                       "\"wifi\"");
     CHECK(n == 1);
     free(e);
+    /* events: [] written: refused at its line; left out: push, no error */
+    e = evr_ytest_load("pipeline: p\nimage: i\non: {github: {events: []}}\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:15: on.github.events: an empty list starts the pipeline on no "
+                      "event");
+    CHECK(n == 1);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\non: {github: {branches: [main]}}\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
     /* the repeats and an empty retry.on are the whole spec's checks: a
        spec an older version took and logged still decodes */
     evr_spec_t old = { 0 };
