@@ -110,6 +110,15 @@ evr_spec_list_repeat(const evr_strlist_t *list)
     return NULL;
 }
 
+bool
+evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i)
+{
+    for (uint32_t j = 0; j < i && i < list->n; j++)
+        if (!strcmp(list->v[j], list->v[i]))
+            return true;
+    return false;
+}
+
 static const char *
 s_check_retry_on(const void *v)
 {

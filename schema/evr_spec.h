@@ -114,6 +114,9 @@ const char *evr_spec_list_problem(const evr_strlist_t *list, const char *const *
     field's check, which decoding runs too: a log of an older version,
     which took repeats, still reads. */
 const char *evr_spec_list_repeat(const evr_strlist_t *list);
+/*  Whether item i of list is written before it too (labels, secrets,
+    needs, artifact paths and matrix values say so at the item). */
+bool evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i);
 
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
     copy (a directory: the submitter's, sent as a tar, or the runner's with

@@ -114,11 +114,8 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
                          "copied as named, not matched; name each file (or their directory, "
                          "copied whole)", path);
         why = why ? why : dir >= 0 ? "glob" : NULL;
-        for (uint32_t m = 0; m < k && !why; m++)
-            if (strcmp(a->paths.v[m], a->paths.v[k]) == 0) {
-                evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
-                break;
-            }
+        if (!why && evr_spec_item_repeats(&a->paths, k))
+            evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
     }
 }
 
@@ -397,9 +394,8 @@ s_check_steps(const evr_spec_t *spec, bool names, evr_diag_t *diag)
                 evr_diag_add(diag, p, "step \"%s\" needs itself", need);
             else if (evr_spec_step_index(spec, need) < 0)
                 s_unknown_need(spec, p, need, diag);
-            for (uint32_t m = 0; m < k; m++)
-                if (strcmp(st->needs.v[m], need) == 0)
-                    evr_diag_add(diag, p, "\"%s\" is listed twice", need);
+            if (evr_spec_item_repeats(&st->needs, k))
+                evr_diag_add(diag, p, "\"%s\" is listed twice", need);
         }
         evr_spec_path_idx(p, sizeof p, "steps[", i, "]");
         s_check_step(spec, st, p, diag);
@@ -523,20 +519,16 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
                          ". -, the first a letter or digit, no \":\"; at most %d); the "
                          "executor's label comes from executor:", spec->labels.v[i],
                          EVR_SPEC_MAX_NAME);
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp(spec->labels.v[j], spec->labels.v[i]) == 0) {
-                evr_diag_add(diag, p, "\"%s\" is listed twice", spec->labels.v[i]);
-                break;
-            }
+        if (evr_spec_item_repeats(&spec->labels, i))
+            evr_diag_add(diag, p, "\"%s\" is listed twice", spec->labels.v[i]);
     }
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         snprintf(p, sizeof p, "secrets[%u]", i);
         if (!evr_spec_env_name_ok(spec->secrets.v[i]))
             evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
                          spec->secrets.v[i]);
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp(spec->secrets.v[j], spec->secrets.v[i]) == 0)
-                evr_diag_add(diag, p, "\"%s\" is listed twice", spec->secrets.v[i]);
+        if (evr_spec_item_repeats(&spec->secrets, i))
+            evr_diag_add(diag, p, "\"%s\" is listed twice", spec->secrets.v[i]);
     }
     for (uint32_t i = 0; i < spec->args.n; i++) {
         const evr_arg_t *a = evr_spec_arg(spec, i);

@@ -173,11 +173,8 @@ s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
             if (!s_value_ok(val, strlen(val)))
                 evr_diag_add(diag, p, "\"%s\": a matrix value is 1-%d letters, digits, _ . - "
                              "(it becomes part of the step's name)", val, EVR_SPEC_MAX_NAME);
-            for (uint32_t w = 0; w < v; w++)
-                if (!strcmp(m->values.v[w], val)) {
-                    evr_diag_add(diag, p, "\"%s\" is listed twice", val);
-                    break;
-                }
+            if (evr_spec_item_repeats(&m->values, v))
+                evr_diag_add(diag, p, "\"%s\" is listed twice", val);
         }
     }
     if (evr_diag_count(diag) > before || empty)

@@ -293,6 +293,28 @@ test_repeats(void)
     CHECK_CONTAINS(e, "steps[1].needs[1]: \"a\" is listed twice");
     CHECK(n == 2);
     free(e);
+    /* an item written three times: said once at each repeat (secrets and
+       needs said the third twice, once for each earlier one) */
+    e = evr_ytest_load("pipeline: p\nimage: i\nlabels: [l, l, l]\nsecrets: [S, S, S]\n"
+                       "steps:\n  - {name: a, run: x}\n"
+                       "  - {name: b, run: x, needs: [a, a, a], artifacts: {paths: [o, o, o]}}\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "labels[1]: \"l\" is listed twice\n");
+    CHECK_CONTAINS(e, "labels[2]: \"l\" is listed twice\n");
+    CHECK_CONTAINS(e, "secrets[1]: \"S\" is listed twice\n");
+    CHECK_CONTAINS(e, "secrets[2]: \"S\" is listed twice\n");
+    CHECK_CONTAINS(e, "needs[1]: \"a\" is listed twice\n");
+    CHECK_CONTAINS(e, "needs[2]: \"a\" is listed twice\n");
+    CHECK_CONTAINS(e, "paths[1]: \"o\" is listed twice\n");
+    CHECK_CONTAINS(e, "paths[2]: \"o\" is listed twice\n");
+    CHECK(n == 8);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: c, run: x, matrix: {v: [x, x, x]}}\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "values[1]: \"x\" is listed twice\n");
+    CHECK_CONTAINS(e, "values[2]: \"x\" is listed twice\n");
+    CHECK(n == 2);
+    free(e);
     /* a wrong item is said as before, not as a repeat */
     e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
                        "  - {name: a, run: x, retry: {on: [wifi, wifi], max: 1}}\n", &n, NULL);
