@@ -949,9 +949,9 @@ evr_cli_logs(int argc, char **argv)
     char *job = status ? NULL : evr_cli_job_operand(&cli, argc, argv, optind);
     if (!status && !job)
         status = 2;
+    if (!status)    /* from before the connect: a Ctrl-C then is not lost (or fatal) */
+        evr_cli_catch_stop();
     if (!status && !(status = evr_cli_connect(&cli))) {
-        signal(SIGINT, s_on_signal);
-        signal(SIGTERM, s_on_signal);
         fo.job = job;
         fo.json = cli.json;
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);

@@ -113,10 +113,12 @@ main(int argc, char **argv)
         free(job);
         return status;
     }
+    /* from before the connect: a Ctrl-C then is not lost (a script's
+       background command starts with SIGINT ignored) or fatal */
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
     if (!(status = evr_cli_connect(&cli))) {
-        signal(SIGINT, s_on_signal);
-        signal(SIGTERM, s_on_signal);
-        signal(SIGPIPE, SIG_IGN);
         fo.job = job;
         fo.json = cli.json;
         status = evr_follow(cli.prog, cli.cfg, cli.client, &fo, &s_stop);
