@@ -126,6 +126,27 @@ def case_edge():
     bad("HTTP/1.1 without Host", rq(API + "/runners", host=False), 400,
         b"needs a Host header")
     bad("two Host headers", rq(API + "/runners", "Host: y\r\n"), 400, b"2 Host headers")
+    # fields read once, where a proxy could read the other or both: two Transfer-Encoding
+    # (chunked, then gzip: a body to the connection's close to a proxy that joins them),
+    # Content-Type, Idempotency-Key (one job now, another when retried with the second key)
+    # and Last-Event-ID; each refused, naming it
+    for what, field in (("Transfer-Encoding: chunked, then gzip",
+                         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"),
+                        ("Transfer-Encoding: chunked twice",
+                         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"),
+                        ("Content-Type: application/yaml, then text/plain",
+                         b"Content-Type: text/plain"),
+                        ("Idempotency-Key: a, then b",
+                         b"Idempotency-Key: edge-a\r\nIdempotency-Key: edge-b")):
+        name = field.split(b":")[0]
+        bad("two %s headers (%s)" % (name.decode(), what),
+            h + field + b"\r\n\r\n" + b"%x\r\n" % len(y) + y + b"\r\n0\r\n\r\n"
+            if name == b"Transfer-Encoding" else
+            h + field + b"\r\nContent-Length: %d\r\n\r\n" % len(y) + y, 400,
+            b"2 " + name + b" headers: send one")
+    bad("two Last-Event-ID headers on a live log",
+        rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\nLast-Event-ID: 1\r\n"
+           "Last-Event-ID: 5\r\n"), 400, b"2 Last-Event-ID headers: send one")
     st, head, body = raw(rq(API + "/runners", version="HTTP/1.0", host=False))
     check("HTTP/1.0 without Host: 200", st == 200, head[:60] + repr(body[:100]))
     # X-GitHub-Event: required (signed, so that the signature is not what fails)
