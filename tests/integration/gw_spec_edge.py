@@ -170,6 +170,17 @@ def case_edge():
     r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
             ctype="application/json; charset=utf-8")
     check("POST /hooks/NAME as application/json; charset=utf-8: 202", r.status == 202, repr(r))
+    # POST /jobs's ?arg= and ?label= on a hook: 400 saying the body has them (WHO has a
+    # default: dropped quietly, the job ran with it)
+    for q in ("?arg=WHO=query", "?label=nobody", "?x=1&label=nobody&arg=WHO=q"):
+        r = req("POST", hook + q, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+                ctype="application/json")
+        check("POST /hooks/NAME%s: 400 saying a hook takes them in the body" % q,
+              r.status == 400 and b"a hook takes its args and runner labels in the body"
+              in r.body, repr(r))
+    r = req("POST", hook + "?source=cron&x", b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+            ctype="application/json")
+    check("POST /hooks/NAME?source=cron&x (not read): 202", r.status == 202, repr(r))
     # tokens: an exp of 0 or below is expired, not missing; a crit header is refused; the key
     # is the secret file's bytes without its trailing newline
     for what, tok, says in (
