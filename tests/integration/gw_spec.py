@@ -286,7 +286,7 @@ def case_list():
           and "next_cursor" not in r.json(), repr(r)[:200])
     for q in ("limit=-1", "limit=abc", "limit=0", "limit=1001", "limit=99999999999999999999999",
               "limit=", "limit=1.5", "limit=%2B5", "limit=%205", "limit=5%20", "limit=0x10", "limit=5x", "cursor=zz",
-              "cursor=" + "Z" * 26, "status=dancing", "status=", "pipeline=a%ffb"):
+              "cursor=" + "Z" * 26, "status=dancing", "status=", "pipeline=a%ffb", "pipeline="):
         err_ok("?%s" % q, api("GET", "/jobs?" + q, token=R), 400, "bad_request")
     for s in sorted(JOB_STATUS):
         r = api("GET", "/jobs?status=" + s, token=R)
