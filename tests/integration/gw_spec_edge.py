@@ -8,6 +8,7 @@ gw_spec.py, which runs case_edge.
 import http.client
 import os
 import re
+import socket
 import time
 import urllib.parse
 
@@ -92,6 +93,30 @@ def case_edge():
         check("GET /ui/%s (%s): %d" % (name, "over 4 MiB" if want == 404 else "small", want),
               x.status == want and (want == 200 or b"over 4194304 bytes" in body),
               "%d %r" % (x.status, body[:200]))
+    # a job.accepted that comes live has the stub spec the broker publishes (every run "");
+    # one from the job's history (a reconnect with Last-Event-ID: 0) the whole
+    stub = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo stub-check}\n"
+    j2 = (api("POST", "/jobs?label=nobody", stub, ctype="application/yaml").json()
+          or {}).get("id", "0" * 26)
+    s = socket.create_connection((lib.HOST, lib.PORT), timeout=5)
+    s.sendall(rq("%s/jobs/%s/log" % (API, j2), "Accept: text/event-stream\r\n"))
+    live = b""
+    while b"\r\n\r\n" not in live:         # the head: subscribed, its history read
+        live += s.recv(65536) or b"\r\n\r\n"
+    api("POST", "/jobs/%s/cancel" % j2)
+    t0 = time.time()
+    while not live.endswith(b"\r\n0\r\n\r\n") and time.time() - t0 < 5:
+        b = s.recv(65536)
+        if not b:
+            break
+        live += b
+    s.close()
+    st, head, hist = raw(rq("%s/jobs/%s/log" % (API, j2), "Accept: text/event-stream\r\n"
+                            "Last-Event-ID: 0\r\n"), whole=True)
+    check("a live job.accepted: the stub spec (run \"\"); from history (Last-Event-ID: 0) "
+          "the whole", b'"type":"job.accepted"' in live and b'"run":""' in live
+          and b"stub-check" not in live and b'"run":"echo stub-check"' in hist,
+          repr(live[-400:]) + repr(hist[:300]))
     # a cancel's (pause's, resume's) body that is no JSON: the parser's reason, \xHH quoted
     for body, says in ((b"{", rb"^body:1:1: bad JSON: "),
                        (b'{"reason":"a\\u0000b"}',
