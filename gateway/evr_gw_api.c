@@ -568,6 +568,11 @@ evr_gw_h_jobs(evr_gw_t *gw, evr_gw_req_t *req)
         return;
     }
     const char *pipeline = evr_gw_query(req, "pipeline");
+    if (pipeline && !*pipeline) {   /* ?pipeline=$P with P unset: every job, or none? */
+        evr_gw_error(req, 400, "bad_request", "pipeline: empty: give a pipeline's name, or "
+                     "leave ?pipeline= out for the jobs of every pipeline");
+        return;
+    }
     if (pipeline && strlen(pipeline) > EVR_SPEC_MAX_NAME) {
         evr_gw_error(req, 400, "bad_request", "pipeline: at most %d bytes (a pipeline's name)",
                      EVR_SPEC_MAX_NAME);

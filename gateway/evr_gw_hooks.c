@@ -17,7 +17,8 @@
     POST /hooks/{pipeline}: any other system, with the pipeline's own
     token (STATE/gateway/hooks/NAME.token, made by evrun-cli hook-token
     NAME) as a bearer token or in X-Evrun-Token; the body is empty or
-    {"args": {...}, "labels": [...]}.
+    {"args": {...}, "labels": [...]} (POST /jobs's ?arg= and ?label=
+    are refused, not dropped).
 
     A workflow_job (queued) that starts no pipeline asks for a runner
     with the job's labels (workflow_job.labels): a `demand` to the broker
@@ -510,6 +511,22 @@ s_hook_token_ok(evr_gw_t *gw, evr_gw_req_t *req, const char *name)
     return ok;
 }
 
+/*  Sets *cls to "arg" or "label" at the first query parameter of that
+    name: POST /jobs's ways to give args and labels, which a hook does
+    not read (its body has them). */
+static enum MHD_Result
+s_start_param(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    const char **found = cls;
+    (void) kind;
+    (void) value;
+    if (!*found && !strcmp(key, "arg"))
+        *found = "arg";
+    else if (!*found && !strcmp(key, "label"))
+        *found = "label";
+    return MHD_YES;
+}
+
 void
 evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
 {
@@ -525,8 +542,19 @@ evr_gw_h_hook(evr_gw_t *gw, evr_gw_req_t *req)
                      name, EVR_SPEC_MAX_NAME);
         goto out;
     }
-    if (!s_hook_token_ok(gw, req, name)
-        || !evr_gw_json_type_ok(req, "{\"args\": {...}, \"labels\": [...]}"))
+    if (!s_hook_token_ok(gw, req, name))
+        goto out;
+    /* ?arg=WHO=x dropped quietly would start the job with WHO's default */
+    const char *param = NULL;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_start_param, &param);
+    if (param) {
+        evr_gw_error(req, 400, "bad_request", "query parameter %s: a hook takes its args and "
+                     "runner labels in the body, {\"args\": {\"NAME\": \"VALUE\"}, "
+                     "\"labels\": [\"L\"]} (sent as application/json), not as ?arg=NAME=VALUE "
+                     "or ?label=L", param);
+        goto out;
+    }
+    if (!evr_gw_json_type_ok(req, "{\"args\": {...}, \"labels\": [...]}"))
         goto out;
     body = req->len ? json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je)
                     : json_object();

@@ -286,9 +286,17 @@ evr_gw_auth(evr_gw_t *gw, evr_gw_req_t *req, bool write)
     return true;
 }
 
-/*  Fields that may come once at most (which one would count?). */
+/*  Fields that may come once at most (which one would count?).  Each is
+    read as libmicrohttpd's first of its name, where a proxy in front
+    could read the last, or join them with commas (RFC 9110 5.3):
+    "Transfer-Encoding: chunked" and "Transfer-Encoding: gzip" are
+    "chunked, gzip" to it, a body that ends at the connection's close,
+    and two Idempotency-Key headers one job the first time and another
+    when sent again with the second key alone. */
 static const char *const s_once[] = { "Authorization", "X-Evrun-Token", "X-GitHub-Event",
-                                      "X-GitHub-Delivery", "X-Hub-Signature-256" };
+                                      "X-GitHub-Delivery", "X-Hub-Signature-256",
+                                      "Transfer-Encoding", "Content-Type", "Idempotency-Key",
+                                      "Last-Event-ID" };
 #define S_ONCE_N EVR_ARRAY_LEN(s_once)
 
 typedef struct {
@@ -342,8 +350,7 @@ s_length_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     Transfer-Encoding, or a header field libmicrohttpd takes under
     another name ("Transfer-Encoding :", which RFC 9112 5.1 has refused),
     would take the body's end elsewhere (request smuggling, RFC 9112 6.1
-    and 6.3).  Also one Authorization, X-Evrun-Token, X-GitHub-Event,
-    X-GitHub-Delivery and X-Hub-Signature-256 at most (which one would
+    and 6.3).  Also one of each of s_once at most (which one would
     count?), and one Host, none only in HTTP/1.0 (RFC 9112 3.2).  False with a 400
     (501 for a coding not read) set. */
 static bool

@@ -162,8 +162,12 @@ s_serve(evr_gw_t *gw, evr_gw_req_t *req, const char *path)
              (unsigned long long) st.st_size,
              (unsigned long long) st.st_mtim.tv_sec * 1000000000ull
                  + (unsigned long long) st.st_mtim.tv_nsec);
+    /* a list of tags, weak ones too (W/"..."), or "*": any version of
+       a file that is there (RFC 9110 13.1.2) */
     const char *inm = evr_gw_header(req, "If-None-Match");
-    bool same = inm && strstr(inm, etag);
+    size_t lead = inm ? strspn(inm, " \t") : 0;
+    bool same = inm && (strstr(inm, etag) || (inm[lead] == '*'
+                                              && !inm[lead + 1 + strspn(inm + lead + 1, " \t")]));
     /* the file is sent from its descriptor as the socket takes it (the
        response owns it): nothing of it is held in memory */
     req->resp = same ? MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT)

@@ -286,7 +286,7 @@ def case_list():
           and "next_cursor" not in r.json(), repr(r)[:200])
     for q in ("limit=-1", "limit=abc", "limit=0", "limit=1001", "limit=99999999999999999999999",
               "limit=", "limit=1.5", "limit=%2B5", "limit=%205", "limit=5%20", "limit=0x10", "limit=5x", "cursor=zz",
-              "cursor=" + "Z" * 26, "status=dancing", "status=", "pipeline=a%ffb"):
+              "cursor=" + "Z" * 26, "status=dancing", "status=", "pipeline=a%ffb", "pipeline="):
         err_ok("?%s" % q, api("GET", "/jobs?" + q, token=R), 400, "bad_request")
     for s in sorted(JOB_STATUS):
         r = api("GET", "/jobs?status=" + s, token=R)
@@ -692,6 +692,11 @@ def case_metrics_ui():
             "content-security-policy") or ""), repr(r.headers))
     r2 = req("GET", "/", headers={"If-None-Match": r.h("etag") or "x"}, token=None)
     check("If-None-Match: 304, no body", r2.status == 304 and r2.body == b"", repr(r2))
+    for inm in ("*", ' "x", W/%s' % (r.h("etag") or "x")):
+        r2 = req("GET", "/", headers={"If-None-Match": inm}, token=None)
+        check("If-None-Match: %s: 304" % inm, r2.status == 304 and r2.body == b"", repr(r2))
+    r2 = req("GET", "/", headers={"If-None-Match": '"x", "*"'}, token=None)
+    check("If-None-Match: \"x\", \"*\" (a tag named *): 200", r2.status == 200, repr(r2)[:80])
     for f, t in (("app.js", "text/javascript"), ("style.css", "text/css"),
                  ("favicon.svg", "image/svg+xml"), ("index.html", "text/html")):
         r = req("GET", "/ui/" + f, token=None)

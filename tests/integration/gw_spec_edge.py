@@ -8,6 +8,7 @@ gw_spec.py, which runs case_edge.
 import http.client
 import os
 import re
+import socket
 import time
 import urllib.parse
 
@@ -92,6 +93,30 @@ def case_edge():
         check("GET /ui/%s (%s): %d" % (name, "over 4 MiB" if want == 404 else "small", want),
               x.status == want and (want == 200 or b"over 4194304 bytes" in body),
               "%d %r" % (x.status, body[:200]))
+    # a job.accepted that comes live has the stub spec the broker publishes (every run "");
+    # one from the job's history (a reconnect with Last-Event-ID: 0) the whole
+    stub = b"pipeline: p\nexecutor: process\nsteps:\n  - {name: a, run: echo stub-check}\n"
+    j2 = (api("POST", "/jobs?label=nobody", stub, ctype="application/yaml").json()
+          or {}).get("id", "0" * 26)
+    s = socket.create_connection((lib.HOST, lib.PORT), timeout=5)
+    s.sendall(rq("%s/jobs/%s/log" % (API, j2), "Accept: text/event-stream\r\n"))
+    live = b""
+    while b"\r\n\r\n" not in live:         # the head: subscribed, its history read
+        live += s.recv(65536) or b"\r\n\r\n"
+    api("POST", "/jobs/%s/cancel" % j2)
+    t0 = time.time()
+    while not live.endswith(b"\r\n0\r\n\r\n") and time.time() - t0 < 5:
+        b = s.recv(65536)
+        if not b:
+            break
+        live += b
+    s.close()
+    st, head, hist = raw(rq("%s/jobs/%s/log" % (API, j2), "Accept: text/event-stream\r\n"
+                            "Last-Event-ID: 0\r\n"), whole=True)
+    check("a live job.accepted: the stub spec (run \"\"); from history (Last-Event-ID: 0) "
+          "the whole", b'"type":"job.accepted"' in live and b'"run":""' in live
+          and b"stub-check" not in live and b'"run":"echo stub-check"' in hist,
+          repr(live[-400:]) + repr(hist[:300]))
     # a cancel's (pause's, resume's) body that is no JSON: the parser's reason, \xHH quoted
     for body, says in ((b"{", rb"^body:1:1: bad JSON: "),
                        (b'{"reason":"a\\u0000b"}',
@@ -126,6 +151,27 @@ def case_edge():
     bad("HTTP/1.1 without Host", rq(API + "/runners", host=False), 400,
         b"needs a Host header")
     bad("two Host headers", rq(API + "/runners", "Host: y\r\n"), 400, b"2 Host headers")
+    # fields read once, where a proxy could read the other or both: two Transfer-Encoding
+    # (chunked, then gzip: a body to the connection's close to a proxy that joins them),
+    # Content-Type, Idempotency-Key (one job now, another when retried with the second key)
+    # and Last-Event-ID; each refused, naming it
+    for what, field in (("Transfer-Encoding: chunked, then gzip",
+                         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"),
+                        ("Transfer-Encoding: chunked twice",
+                         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"),
+                        ("Content-Type: application/yaml, then text/plain",
+                         b"Content-Type: text/plain"),
+                        ("Idempotency-Key: a, then b",
+                         b"Idempotency-Key: edge-a\r\nIdempotency-Key: edge-b")):
+        name = field.split(b":")[0]
+        bad("two %s headers (%s)" % (name.decode(), what),
+            h + field + b"\r\n\r\n" + b"%x\r\n" % len(y) + y + b"\r\n0\r\n\r\n"
+            if name == b"Transfer-Encoding" else
+            h + field + b"\r\nContent-Length: %d\r\n\r\n" % len(y) + y, 400,
+            b"2 " + name + b" headers: send one")
+    bad("two Last-Event-ID headers on a live log",
+        rq("%s/jobs/%s/log" % (API, job), "Accept: text/event-stream\r\nLast-Event-ID: 1\r\n"
+           "Last-Event-ID: 5\r\n"), 400, b"2 Last-Event-ID headers: send one")
     st, head, body = raw(rq(API + "/runners", version="HTTP/1.0", host=False))
     check("HTTP/1.0 without Host: 200", st == 200, head[:60] + repr(body[:100]))
     # X-GitHub-Event: required (signed, so that the signature is not what fails)
@@ -149,6 +195,17 @@ def case_edge():
     r = req("POST", hook, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
             ctype="application/json; charset=utf-8")
     check("POST /hooks/NAME as application/json; charset=utf-8: 202", r.status == 202, repr(r))
+    # POST /jobs's ?arg= and ?label= on a hook: 400 saying the body has them (WHO has a
+    # default: dropped quietly, the job ran with it)
+    for q in ("?arg=WHO=query", "?label=nobody", "?x=1&label=nobody&arg=WHO=q"):
+        r = req("POST", hook + q, b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+                ctype="application/json")
+        check("POST /hooks/NAME%s: 400 saying a hook takes them in the body" % q,
+              r.status == 400 and b"a hook takes its args and runner labels in the body"
+              in r.body, repr(r))
+    r = req("POST", hook + "?source=cron&x", b'{"labels": ["nobody"]}', token=lib.HOOK_TOKEN,
+            ctype="application/json")
+    check("POST /hooks/NAME?source=cron&x (not read): 202", r.status == 202, repr(r))
     # tokens: an exp of 0 or below is expired, not missing; a crit header is refused; the key
     # is the secret file's bytes without its trailing newline
     for what, tok, says in (
