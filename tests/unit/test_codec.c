@@ -371,6 +371,12 @@ static const s_bad_t s_bad[] = {
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"needs\": [\"b\"]}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].needs[0]: unknown step \"b\"" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"args\": {\"A\": 1}}", NULL, "bad_request", "submit.args.A: expected str, got int" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"x\", \"\"]}", NULL, "bad_request", "submit.labels: expected names: letters, digits, _ . - (at most 64 bytes each), got \"\" at [1]" },
+    /* a demand's labels name the item refused, as a submit's */
+    { "evrun1 demand", "{\"job\": \"" J "\", \"labels\": [\"a\", \"executor:\"]}", NULL, "bad_request", "demand.labels: expected labels: letters, digits, _ . - (at most 64 bytes each), or executor:NAME, got \"executor:\" at [1]" },
+    /* a value quoted in a message is cut between characters, and kept on its line */
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e4\u00e4\u00e4\"]}", NULL, "bad_request", "got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xe2\x80\xa6\" at [0]" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"a\\nb\"]}", NULL, "bad_request", "got \"a\\nb\" at [0]" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"triggers\": [\"file:/a\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"], \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec.triggers: item 1: \"file:/a\u00e9" },
     /* on_error's name is its own, with or without an on_error; it takes none */
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"on_error\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].name: \"on_error\" is the name of the pipeline's on_error step (in events and status), which no step may take" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"on_error\": {\"name\": \"zz\", \"run\": \"x\"}, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: on_error.name: on_error takes no name: it is always named \"on_error\"" },
@@ -461,6 +467,7 @@ test_malformed(void)
         CHECK(rc != EVR_OK);
         CHECK_CONTAINS(err.msg, c->reason);
         CHECK_STR(code, c->code);
+        CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));   /* it goes on the wire as a str */
         /* a rejected message leaves nothing behind */
         CHECK(msg.job == NULL && msg.spec == NULL && msg.events.n == 0 && msg.type == 0);
         msgpack_sbuffer_destroy(&sb);
@@ -961,6 +968,36 @@ test_peek_refused(void)
     evr_msg_peek_clear(&pk);
 }
 
+/*  A key of the spec cut in the path of its error (env.KEY, in a bounded
+    buffer) mid-character: the message is still UTF-8, as the broker's
+    error must be on the wire. */
+static void
+test_error_utf8(void)
+{
+    char key[2 * 200 + 1] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(key, "\xc3\xa9");
+    json_t *j = json_pack("{s:s, s:{s:s, s:s, s:{s:s}, s:[{s:s, s:s}]}}", "job", JOB_ID, "spec",
+                          "pipeline", "p", "image", "i", "env", key, "x", "steps", "name", "a",
+                          "run", "x");
+    CHECK(j != NULL);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    s_pack_json(&pk, j);
+    json_decref(j);
+    evr_msg_t msg = { 0 };
+    evr_err_t err = { "" };
+    const char *code = NULL;
+    CHECK(evr_msg_decode("evrun1 submit", 13, (uint8_t *) sb.data, sb.size, &msg, &code, &err)
+          != EVR_OK);
+    CHECK_CONTAINS(err.msg, "submit.spec: invalid pipeline: env.\xc3\xa9\xc3\xa9");
+    CHECK_CONTAINS(err.msg, "not a valid environment variable name");
+    CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -970,6 +1007,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_copy_equal);
     EVR_TEST_RUN(test_golden);
     EVR_TEST_RUN(test_malformed);
+    EVR_TEST_RUN(test_error_utf8);
     EVR_TEST_RUN(test_size_limits);
     EVR_TEST_RUN(test_unknown_keys_ignored);
     EVR_TEST_RUN(test_check_depth);
