@@ -417,6 +417,13 @@ static const s_bad_t s_bad[] = {
       "header: 64 bytes, at most 63" },
     { "evrun1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, "80", "unknown_type",
       "unknown message type" },
+    /* in a map whose keys are values, a key refused is named as the key,
+       not as the map: {args: {1: "x"}}, {args: {"A": "x", [] : "y"}} */
+    { "evrun1 submit", NULL, "81a4" "61726773" "81" "01" "a178", "bad_request", "submit.args: key of entry [0]: expected str, got int" },
+    { "evrun1 submit", NULL, "81a4" "61726773" "82" "a141" "a178" "90" "a179", "bad_request", "submit.args: key of entry [1]: expected str, got array" },
+    /* {spec: {env: {1: "x"}}}, {spec: {args: {1: {}}}} */
+    { "evrun1 submit", NULL, "81a4" "73706563" "81" "a3656e76" "81" "01" "a178", "bad_request", "submit.spec.env: key of entry [0]: expected str, got int" },
+    { "evrun1 submit", NULL, "81a4" "73706563" "81" "a461726773" "81" "01" "80", "bad_request", "submit.spec.args: key of entry [0]: expected str, got int" },
     /* key that is not a string is ignored, like an unknown key */
     { "evrun1 ack", NULL, "8101" "01", "bad_request", "ack: missing required field \"seq\"" },
 };
@@ -998,6 +1005,45 @@ test_error_utf8(void)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*  A key over its limit in a map of str to str is named as a key; a long
+    key in the path of a later error leaves the message UTF-8. */
+static void
+test_map_key_errors(void)
+{
+    static char big[EVR_STR_MAX + 2], wide[2 * 2000 + 1];
+    memset(big, 'K', EVR_STR_MAX + 1);
+    for (int i = 0; i < 2000; i++)
+        memcpy(wide + 2 * i, "\xc3\xa9", 2);
+    struct {
+        json_t *body;
+        const char *code, *reason;
+    } cases[] = {
+        { json_pack("{s:{s:s}}", "args", big, "x"), "too_large",
+          "submit.args: key of entry [0]: string of 4097 bytes exceeds the limit of 4096" },
+        { json_pack("{s:{s:i}}", "args", wide, 1), "bad_request", "submit.args.\xc3\xa9" },
+    };
+    for (size_t c = 0; c < EVR_ARRAY_LEN(cases); c++) {
+        CHECK(cases[c].body != NULL);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        s_pack_json(&pk, cases[c].body);
+        json_decref(cases[c].body);
+        evr_msg_t msg = { 0 };
+        evr_err_t err = { "" };
+        const char *code = NULL;
+        evr_rc_t rc = evr_msg_decode("evrun1 submit", 13, (uint8_t *) sb.data, sb.size, &msg,
+                                     &code, &err);
+        CHECK(rc != EVR_OK);
+        CHECK_STR(code, cases[c].code);
+        CHECK_CONTAINS(err.msg, cases[c].reason);
+        CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));
+        evr_msg_clear(&msg);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1008,6 +1054,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_golden);
     EVR_TEST_RUN(test_malformed);
     EVR_TEST_RUN(test_error_utf8);
+    EVR_TEST_RUN(test_map_key_errors);
     EVR_TEST_RUN(test_size_limits);
     EVR_TEST_RUN(test_unknown_keys_ignored);
     EVR_TEST_RUN(test_check_depth);
