@@ -441,14 +441,20 @@ def test_demand(client):
           and mine[0].get("labels") == labels and mine[0].get("reason") == "interop"
           and mine[0].get("created", 0) > 0 and end.get("count") == len(items),
           repr(mine)[:300])
-    for fields, what in (({"count": 65}, "count 65"), ({"ttl": 3601}, "ttl 3601"),
-                         ({"labels": ["a b"]}, "a bad label")):
+    # the refusal names the field as the decoder's do: PATH: expected ..., got ...
+    for fields, what, says in (
+            ({"count": 65}, "count 65", "demand.count: expected 1 to 64 (runners wanted), got 65"),
+            ({"ttl": 3601}, "ttl 3601", "demand.ttl: expected 1 to 3600 (seconds), got 3601"),
+            ({"labels": ["a b"]}, "a bad label",
+             'demand.labels: expected labels: letters, digits, _ . - (at most 64 bytes each), '
+             'or executor:NAME, got "a b" at [0]')):
         try:
             client.request("demand", {"job": new_ulid(), **fields})
             got = None
         except ErrorAnswer as e:
-            got = e.code
-        check(f"demand: {what} is bad_request", got == "bad_request", repr(got))
+            got = (e.code, e.message)
+        check(f"demand: {what} is bad_request, saying {says!r}",
+              got == ("bad_request", says), repr(got))
 
 
 def main():
