@@ -364,9 +364,12 @@ evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *e
     evr_rc_t rc = s_walk(buf, len, max_depth, &pos, err);
     if (rc)
         return rc;
-    if (pos != len)
-        return evr_err_set(err, EVR_ERR_PROTO, "%zu bytes of trailing garbage after the message",
-                           len - pos);
+    if (pos != len)   /* JSON's '{' and '[' read as one small int, then the rest */
+        return evr_err_set(err, EVR_ERR_PROTO, "%zu byte%s of trailing garbage after the message%s",
+                           len - pos, len - pos == 1 ? "" : "s",
+                           pos == 1 && (buf[0] == '{' || buf[0] == '[')
+                               ? " (it starts with '{' or '[': JSON? a body is msgpack)"
+                               : "");
     return EVR_OK;
 }
 

@@ -395,7 +395,10 @@ static const s_bad_t s_bad[] = {
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"job.started\", \"time\": 1}]}", NULL, "bad_request", "missing required field \"data\"" },
     { "evrun1 ok", "{\"x\": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", NULL, "too_large", "nested deeper than 16" },
     /* raw: ack {seq: 1} then a trailing 0x00 */
-    { "evrun1 ack", NULL, "81a3736571" "01" "00", "bad_request", "1 bytes of trailing garbage" },
+    { "evrun1 ack", NULL, "81a3736571" "01" "00", "bad_request", "1 byte of trailing garbage after the message" },
+    { "evrun1 ack", NULL, "81a3736571" "01" "0000", "bad_request", "2 bytes of trailing garbage after the message" },
+    /* a body sent as JSON, {"seq":1}: '{' is the int 123, the rest trails */
+    { "evrun1 ack", NULL, "7b2273657122" "3a317d", "bad_request", "8 bytes of trailing garbage after the message (it starts with '{' or '[': JSON? a body is msgpack)" },
     /* truncated: map of 1 whose value is missing */
     { "evrun1 ack", NULL, "81a3736571", "bad_request", "truncated message" },
     /* an array header claiming 2^32-1 elements in 5 bytes */
