@@ -360,11 +360,14 @@ def test_wire_queued(client, sub):
           and pub is None, f"{st!r} {events!r} {pub and pub.topic}")
     client.resume(job)
     time.sleep(0.05)
-    client.cancel(job, "wire test")
+    client.cancel(job, "wire test\x1b[2J\nnext\u009b1m")
     st = client.status(job)
     check("queued then cancelled: created still the submit time, before finished",
           st.get("status") == "cancelled" and st.get("created") == created
           and st.get("finished", 0) > created, repr(st))
+    # a reason is shown to others in terminals: on one line, no escape
+    check("cancel: a reason's control characters kept as escapes",
+          st.get("reason") == "wire test\\x1b[2J\\nnext\\u009b1m", repr(st))
     job2 = new_ulid()
     # {}: the broker's limit; limit 0 (no wait list) without concurrency:
     # a job waiting only for a runner is accepted
