@@ -701,7 +701,7 @@ evr_artstore_fetch(evr_broker_t *b, zframe_t *rid, const evr_msg_t *m)
     }
     if (m->offset > size) {
         evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST,
-                           "offset %llu is past the end of %s (%llu bytes)",
+                           "fetch.offset: %llu is past the end of artifact %s (%llu bytes)",
                            (unsigned long long) m->offset, m->path, (unsigned long long) size);
         goto out;
     }

@@ -544,6 +544,16 @@ s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire
     evr_broker_debug(b, "request %s", evr_msgtype_name(msg->type));
     if (msg->type != EVR_MSG_SUBMIT && msg->type != EVR_MSG_START)
         evr_queue_flush(b);     /* it sees the submits before it */
+    if (msg->reason) {
+        /* a client's reason (cancel, demand, provider) is shown to others
+           in terminals (evrun-cli status, runners): on one line, no
+           terminal escape, as a hook's message (README) */
+        char r[EVR_REASON_MAX + 1];
+        if (strcmp(evr_text_escape_ctl(msg->reason, r, sizeof r), msg->reason)) {
+            free(msg->reason);
+            msg->reason = evr_strdup(r);
+        }
+    }
     switch (msg->type) {
     case EVR_MSG_SUBMIT:
         /* a parent is the broker's to record (a runner's trigger), not a

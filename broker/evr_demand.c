@@ -125,12 +125,15 @@ evr_demand_add(evr_broker_t *b, zframe_t *rid, evr_msg_t *msg)
 {
     uint32_t count = msg->count ? msg->count : 1;
     uint32_t ttl = msg->ttl ? msg->ttl : EVR_MSG_DEMAND_TTL;
-    if (count > EVR_MSG_DEMAND_MAX_COUNT || ttl > EVR_MSG_DEMAND_MAX_TTL) {
-        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "demand %s: %s %u: expected "
-                           "1 to %u", msg->job, count > EVR_MSG_DEMAND_MAX_COUNT ? "count"
-                           : "ttl", count > EVR_MSG_DEMAND_MAX_COUNT ? count : ttl,
-                           count > EVR_MSG_DEMAND_MAX_COUNT ? EVR_MSG_DEMAND_MAX_COUNT
-                                                            : EVR_MSG_DEMAND_MAX_TTL);
+    /* named as the decoder names a field it refuses (PATH: expected ..., got ...) */
+    if (count > EVR_MSG_DEMAND_MAX_COUNT) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "demand.count: expected 1 to "
+                           "%u (runners wanted), got %u", EVR_MSG_DEMAND_MAX_COUNT, count);
+        return;
+    }
+    if (ttl > EVR_MSG_DEMAND_MAX_TTL) {
+        evr_bus_send_error(b->clients, rid, EVR_CODE_BAD_REQUEST, "demand.ttl: expected 1 to "
+                           "%u (seconds), got %u", EVR_MSG_DEMAND_MAX_TTL, ttl);
         return;
     }
     s_table_t *t = s_table(b);

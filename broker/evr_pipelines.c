@@ -488,9 +488,29 @@ s_override(evr_spec_t *spec, const evr_msg_t *req, char *why, size_t size)
     }
     evr_diag_t *diag = evr_diag_new("start");
     bool ok = evr_spec_validate(spec, diag) == EVR_OK;
-    if (!ok)
-        snprintf(why, size, "%s", evr_diag_count(diag) ? evr_diag_get(diag, 0)
-                                                       : "the spec is refused");
+    if (!ok) {
+        /* the spec loaded before: what fails is an override, named by
+           the request's field the client sent, then where it went
+           ("start.source_url: source.git.url: ...") */
+        const struct {
+            const char *spec, *field, *given;
+        } names[] = {
+            { "source.git.url: ", "start.source_url: ", req->source_url },
+            { "source.git.ref: ", "start.source_ref: ", req->source_ref },
+            { "ci_source.git.url: ", "start.ci_source_url: ", req->ci_source_url },
+            { "ci_source.git.ref: ", "start.ci_source_ref: ", req->ci_source_ref },
+        };
+        const char *line = evr_diag_count(diag) ? evr_diag_get(diag, 0) : "the spec is refused";
+        const char *field = "";
+        if (!strncmp(line, "start: ", 7))
+            for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                if (names[i].given && !strncmp(line + 7, names[i].spec, strlen(names[i].spec))) {
+                    field = names[i].field;
+                    line += 7;
+                    break;
+                }
+        snprintf(why, size, "%s%s", field, line);
+    }
     evr_diag_destroy(&diag);
     return ok;
 }

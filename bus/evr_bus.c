@@ -144,7 +144,9 @@ evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *f
     va_end(ap);
     if (n > EVR_MESSAGE_MAX)
         evr_text_cut(text, EVR_MESSAGE_MAX);    /* on a character, "…" last */
-    m.message = text;
+    /* a str on the wire is UTF-8: a value quoted cut mid-character by a
+       bounded %s somewhere would make the whole answer undecodable */
+    m.message = evr_text_fix_utf8(text);
     return evr_bus_send(sock, rid, &m, NULL);
 }
 

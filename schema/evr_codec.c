@@ -364,9 +364,12 @@ evr_codec_check(const uint8_t *buf, size_t len, unsigned max_depth, evr_err_t *e
     evr_rc_t rc = s_walk(buf, len, max_depth, &pos, err);
     if (rc)
         return rc;
-    if (pos != len)
-        return evr_err_set(err, EVR_ERR_PROTO, "%zu bytes of trailing garbage after the message",
-                           len - pos);
+    if (pos != len)   /* JSON's '{' and '[' read as one small int, then the rest */
+        return evr_err_set(err, EVR_ERR_PROTO, "%zu byte%s of trailing garbage after the message%s",
+                           len - pos, len - pos == 1 ? "" : "s",
+                           pos == 1 && (buf[0] == '{' || buf[0] == '[')
+                               ? " (it starts with '{' or '[': JSON? a body is msgpack)"
+                               : "");
     return EVR_OK;
 }
 
@@ -543,6 +546,25 @@ s_get_str(const msgpack_object *o, uint32_t limit, const s_path_t *path, char **
     return EVR_OK;
 }
 
+/*  The key at entry i of a map whose keys are values (map str->str, map
+    str->map), refused as "PATH: key of entry [i]: ...": named apart
+    from the map, whose own "PATH: expected str" would read as the map
+    having to be a str.  Formatted only when refused. */
+static evr_rc_t
+s_get_key(const msgpack_object *o, uint32_t limit, uint32_t i, s_path_t *path, char **out,
+          evr_err_t *err)
+{
+    if (s_get_str(o, limit, path, out, NULL) == EVR_OK)
+        return EVR_OK;
+    size_t old = path->len;
+    int n = snprintf(path->buf + old, sizeof path->buf - old, ": key of entry [%u]", i);
+    if (n < 0 || (size_t) n >= sizeof path->buf - old)
+        path->buf[old] = '\0';   /* no room: the map's path alone */
+    evr_rc_t rc = s_get_str(o, limit, path, out, err);
+    path->buf[old] = '\0';
+    return rc;
+}
+
 static evr_rc_t s_unpack_rec(const msgpack_object *obj, const evr_rectype_t *type, void *rec,
                              s_path_t *path, evr_err_t *err);
 
@@ -558,11 +580,11 @@ s_count(const evr_field_t *f, uint32_t n, const s_path_t *path, evr_err_t *err)
 
 /*  Unpacks a keyed record of a RECMAP from its key and value. */
 static evr_rc_t
-s_unpack_keyed(const msgpack_object_kv *kv, const evr_rectype_t *sub, void *rec,
+s_unpack_keyed(const msgpack_object_kv *kv, uint32_t i, const evr_rectype_t *sub, void *rec,
                s_path_t *path, evr_err_t *err)
 {
     char **key = (char **) AT(rec, &sub->fields[0]);
-    evr_rc_t rc = s_get_str(&kv->key, evr_field_limit(&sub->fields[0]), path, key, err);
+    evr_rc_t rc = s_get_key(&kv->key, evr_field_limit(&sub->fields[0]), i, path, key, err);
     if (rc)
         return rc;
     size_t old = s_path_key(path, *key, strlen(*key));
@@ -615,7 +637,7 @@ s_unpack_strmap(const msgpack_object *o, const evr_field_t *f, evr_strmap_t *m,
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         char *k = NULL;
-        if ((rc = s_get_str(&kv->key, EVR_STR_MAX, path, &k, err)))
+        if ((rc = s_get_key(&kv->key, EVR_STR_MAX, i, path, &k, err)))
             return rc;
         size_t old = s_path_key(path, k, strlen(k));
         if (evr_strmap_get(m, k)) {
@@ -651,7 +673,7 @@ s_unpack_reclist(const msgpack_object *o, const evr_field_t *f, evr_reclist_t *l
         void *item = evr_reclist_at(f->sub, l, i);
         l->n++;
         if (keyed) {
-            rc = s_unpack_keyed(&o->via.map.ptr[i], f->sub, item, path, err);
+            rc = s_unpack_keyed(&o->via.map.ptr[i], i, f->sub, item, path, err);
             for (uint32_t j = 0; !rc && j < i; j++) {
                 const char *a = *(char **) AT(evr_reclist_at(f->sub, l, j), &f->sub->fields[0]);
                 const char *b = *(char **) AT(item, &f->sub->fields[0]);

@@ -288,6 +288,7 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
     for (char *c = w; *c; c++)
         if ((unsigned char) *c < 0x20 || *c == 0x7f)
             *c = '?';   /* a key of the file in the path */
+    evr_text_fix_utf8(w);   /* a key cut by the caller's bounded path, mid-character */
     const char *name = item >= 0 ? self->name[item] : NULL;
     for (size_t i = 0; *w && i < self->nerrors && i < EVR_DIAG_MAX; i++)
         if (strcmp(self->errors[i].path, w) == 0 && s_merge(self, &self->errors[i], name, msg)) {
@@ -432,8 +433,9 @@ evr_diag_one_of(const char *v, const char *const *names)
     for (size_t i = 0; i < n && at < sizeof why; i++)
         at += (size_t) snprintf(why + at, sizeof why - at, "%s, ", names[i]);
     const char *near = evr_diag_near(v, names, n);
+    char q[68];   /* the value quoted: UTF-8 and on one line, cut with "…" */
     if (at < sizeof why)
-        snprintf(why + at, sizeof why - at, "got \"%.64s\"%s%s%s", v,
+        snprintf(why + at, sizeof why - at, "got \"%s\"%s%s%s", evr_text_escape_ctl(v, q, sizeof q),
                  near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
     return why;
 }

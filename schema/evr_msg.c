@@ -52,9 +52,10 @@ s_check_names(const void *v)
     const evr_strlist_t *l = v;
     for (uint32_t i = 0; i < l->n; i++)
         if (!evr_spec_name_ok(l->v[i])) {
+            char q[68];   /* the value quoted: UTF-8 and on one line, cut with "…" */
             snprintf(why, sizeof why, "expected names: letters, digits, _ . - (at most 64 "
-                     "bytes each), got \"%.64s\"%s at [%u]", l->v[i],
-                     strlen(l->v[i]) > 64 ? "..." : "", i);
+                     "bytes each), got \"%s\" at [%u]",
+                     evr_text_escape_ctl(l->v[i], q, sizeof q), i);
             return why;
         }
     return NULL;
@@ -375,12 +376,17 @@ MSG(queried, SEQ(true, "the query's seq"), JOB(false), PIPELINE(false), STATUS(f
 static const char *
 s_check_labels(const void *v)
 {
+    static __thread char why[200];
     const evr_strlist_t *l = v;
     for (uint32_t i = 0; i < l->n; i++)
         if (!evr_spec_name_ok(l->v[i])
-            && (strncmp(l->v[i], "executor:", 9) || !evr_spec_name_ok(l->v[i] + 9)))
-            return "expected labels: letters, digits, _ . - (at most 64 bytes each), or "
-                   "executor:NAME";
+            && (strncmp(l->v[i], "executor:", 9) || !evr_spec_name_ok(l->v[i] + 9))) {
+            char q[68];   /* as s_check_names */
+            snprintf(why, sizeof why, "expected labels: letters, digits, _ . - (at most 64 "
+                     "bytes each), or executor:NAME, got \"%s\" at [%u]",
+                     evr_text_escape_ctl(l->v[i], q, sizeof q), i);
+            return why;
+        }
     return NULL;
 }
 

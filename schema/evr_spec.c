@@ -54,7 +54,9 @@ s_check_triggers(const void *v)
     for (uint32_t i = 0; i < l->n; i++) {
         const char *p = evr_spec_trigger_problem(l->v[i]);
         if (p) {
-            snprintf(why, sizeof why, "item %u: \"%.64s\": %s", i + 1, l->v[i], p);
+            char q[68];   /* the value quoted: UTF-8 and on one line, cut with "…" */
+            snprintf(why, sizeof why, "item %u: \"%s\": %s", i + 1,
+                     evr_text_escape_ctl(l->v[i], q, sizeof q), p);
             return why;
         }
     }
@@ -88,8 +90,10 @@ evr_spec_list_problem(const evr_strlist_t *list, const char *const *names)
         for (k = 0; k < n && at < sizeof why; k++)
             at += (size_t) snprintf(why + at, sizeof why - at, "%s, ", names[k]);
         const char *near = evr_diag_near(list->v[i], names, n);
+        char q[68];   /* as s_check_triggers */
         if (at < sizeof why)
-            snprintf(why + at, sizeof why - at, "got \"%.64s\"%s%s%s", list->v[i],
+            snprintf(why + at, sizeof why - at, "got \"%s\"%s%s%s",
+                     evr_text_escape_ctl(list->v[i], q, sizeof q),
                      near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
         return why;
     }
@@ -103,8 +107,9 @@ evr_spec_list_repeat(const evr_strlist_t *list)
     for (uint32_t i = 1; i < list->n; i++)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(list->v[i], list->v[j])) {
-                snprintf(why, sizeof why, "\"%.64s\" is listed twice (items %u and %u)",
-                         list->v[i], j + 1, i + 1);
+                char q[68];   /* as s_check_triggers */
+                snprintf(why, sizeof why, "\"%s\" is listed twice (items %u and %u)",
+                         evr_text_escape_ctl(list->v[i], q, sizeof q), j + 1, i + 1);
                 return why;
             }
     return NULL;

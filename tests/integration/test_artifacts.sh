@@ -298,6 +298,8 @@ case_other_copy() {
   check "... nor a later piece of it" fetch "$h2" not_found "the broker holds another copy (sha256 $h1, 3 bytes)" 1
   check "fetch of the held copy's sha256: its bytes" fetch "$h1" artifact_data abc
   check "... from an offset" fetch "$h1" artifact_data bc 1
+  check "... at its end: no data" fetch "$h1" artifact_data "" 3
+  check "... past its end: bad_request naming fetch.offset" fetch "$h1" bad_request "fetch.offset: 4 is past the end of artifact f (3 bytes)" 4
   check "a sha256 no copy has: not_found, the copy held named" fetch "$zero" not_found "not the copy of sha256 $zero (not shipped by its runner yet; or a later copy replaced it)"
   check "without sha256: the copy held, unchecked" fetch "" artifact_data abc
   sums=$tmp/broker/artifacts/$j/.sha256

@@ -577,7 +577,8 @@ s_good_artifact(const char *job)
                  && !evr_wmp_get(a.obj, "data"), "fetch at the end: artifact_data without data");
     evr_wa_answer_clear(&a);
     b = evr_wmp_body(&l, "{job:\"%s\",step:\"s\",path:\"out/a.txt\",offset:7}", job);
-    evr_wa_expect(evr_wa_client, "fetch past the end", "fetch", b, l, "bad_request", "offset 7");
+    evr_wa_expect(evr_wa_client, "fetch past the end", "fetch", b, l, "bad_request",
+                  "fetch.offset: 7 is past the end of artifact out/a.txt (6 bytes)");
     free(b);
 }
 

@@ -299,7 +299,19 @@ s_valid_others(void *c, const char *good_job)
                          "\"https://u:secret@example.invalid/r.git\"}");
     s_answer_is(&a, "start with a source_url holding a password", "error", "bad_request");
     s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-git\",source_url:\"ftp://h/r\"}");
+    evr_wa_check(S_IS(&a, "error")
+                     && !strncmp(evr_wa_str(&a, "message"), "start.source_url: source.git.url: "
+                                 "expected an https://", 54),
+                 "start with a source_url of scheme ftp: bad_request naming start.source_url "
+                 "(got %s %s)", a.type, evr_wa_str(&a, "message"));
     s_answer_is(&a, "start with a source_url of scheme ftp", "error", "bad_request");
+    s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-git\",source_ref:\"-x\"}");
+    evr_wa_check(S_IS(&a, "error")
+                     && !strncmp(evr_wa_str(&a, "message"), "start.source_ref: source.git.ref: ",
+                                 34),
+                 "start with a source_ref -x: bad_request naming start.source_ref (got %s %s)",
+                 a.type, evr_wa_str(&a, "message"));
+    s_answer_is(&a, "start with a source_ref -x", "error", "bad_request");
     s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-reg\",source_url:\"ftp://h/r\"}");
     s_answer_is(&a, "start with a source_url for a pipeline without git source (ignored)",
                 "accepted", NULL);

@@ -360,11 +360,14 @@ def test_wire_queued(client, sub):
           and pub is None, f"{st!r} {events!r} {pub and pub.topic}")
     client.resume(job)
     time.sleep(0.05)
-    client.cancel(job, "wire test")
+    client.cancel(job, "wire test\x1b[2J\nnext\u009b1m")
     st = client.status(job)
     check("queued then cancelled: created still the submit time, before finished",
           st.get("status") == "cancelled" and st.get("created") == created
           and st.get("finished", 0) > created, repr(st))
+    # a reason is shown to others in terminals: on one line, no escape
+    check("cancel: a reason's control characters kept as escapes",
+          st.get("reason") == "wire test\\x1b[2J\\nnext\\u009b1m", repr(st))
     job2 = new_ulid()
     # {}: the broker's limit; limit 0 (no wait list) without concurrency:
     # a job waiting only for a runner is accepted
@@ -441,14 +444,20 @@ def test_demand(client):
           and mine[0].get("labels") == labels and mine[0].get("reason") == "interop"
           and mine[0].get("created", 0) > 0 and end.get("count") == len(items),
           repr(mine)[:300])
-    for fields, what in (({"count": 65}, "count 65"), ({"ttl": 3601}, "ttl 3601"),
-                         ({"labels": ["a b"]}, "a bad label")):
+    # the refusal names the field as the decoder's do: PATH: expected ..., got ...
+    for fields, what, says in (
+            ({"count": 65}, "count 65", "demand.count: expected 1 to 64 (runners wanted), got 65"),
+            ({"ttl": 3601}, "ttl 3601", "demand.ttl: expected 1 to 3600 (seconds), got 3601"),
+            ({"labels": ["a b"]}, "a bad label",
+             'demand.labels: expected labels: letters, digits, _ . - (at most 64 bytes each), '
+             'or executor:NAME, got "a b" at [0]')):
         try:
             client.request("demand", {"job": new_ulid(), **fields})
             got = None
         except ErrorAnswer as e:
-            got = e.code
-        check(f"demand: {what} is bad_request", got == "bad_request", repr(got))
+            got = (e.code, e.message)
+        check(f"demand: {what} is bad_request, saying {says!r}",
+              got == ("bad_request", says), repr(got))
 
 
 def main():

@@ -371,6 +371,12 @@ static const s_bad_t s_bad[] = {
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"a\", \"run\": \"x\", \"needs\": [\"b\"]}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].needs[0]: unknown step \"b\"" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"args\": {\"A\": 1}}", NULL, "bad_request", "submit.args.A: expected str, got int" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"x\", \"\"]}", NULL, "bad_request", "submit.labels: expected names: letters, digits, _ . - (at most 64 bytes each), got \"\" at [1]" },
+    /* a demand's labels name the item refused, as a submit's */
+    { "evrun1 demand", "{\"job\": \"" J "\", \"labels\": [\"a\", \"executor:\"]}", NULL, "bad_request", "demand.labels: expected labels: letters, digits, _ . - (at most 64 bytes each), or executor:NAME, got \"executor:\" at [1]" },
+    /* a value quoted in a message is cut between characters, and kept on its line */
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e4\u00e4\u00e4\"]}", NULL, "bad_request", "got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xe2\x80\xa6\" at [0]" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"a\\nb\"]}", NULL, "bad_request", "got \"a\\nb\" at [0]" },
+    { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"triggers\": [\"file:/a\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"], \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec.triggers: item 1: \"file:/a\u00e9" },
     /* on_error's name is its own, with or without an on_error; it takes none */
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"steps\": [{\"name\": \"on_error\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: steps[0].name: \"on_error\" is the name of the pipeline's on_error step (in events and status), which no step may take" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"spec\": {\"pipeline\": \"p\", \"image\": \"i\", \"on_error\": {\"name\": \"zz\", \"run\": \"x\"}, \"steps\": [{\"name\": \"a\", \"run\": \"x\"}]}}", NULL, "bad_request", "submit.spec: invalid pipeline: on_error.name: on_error takes no name: it is always named \"on_error\"" },
@@ -389,7 +395,10 @@ static const s_bad_t s_bad[] = {
     { "evrun1 events", "{\"events\": [{\"seq\": 1, \"job\": \"" J "\", \"jseq\": 1, \"type\": \"job.started\", \"time\": 1}]}", NULL, "bad_request", "missing required field \"data\"" },
     { "evrun1 ok", "{\"x\": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", NULL, "too_large", "nested deeper than 16" },
     /* raw: ack {seq: 1} then a trailing 0x00 */
-    { "evrun1 ack", NULL, "81a3736571" "01" "00", "bad_request", "1 bytes of trailing garbage" },
+    { "evrun1 ack", NULL, "81a3736571" "01" "00", "bad_request", "1 byte of trailing garbage after the message" },
+    { "evrun1 ack", NULL, "81a3736571" "01" "0000", "bad_request", "2 bytes of trailing garbage after the message" },
+    /* a body sent as JSON, {"seq":1}: '{' is the int 123, the rest trails */
+    { "evrun1 ack", NULL, "7b2273657122" "3a317d", "bad_request", "8 bytes of trailing garbage after the message (it starts with '{' or '[': JSON? a body is msgpack)" },
     /* truncated: map of 1 whose value is missing */
     { "evrun1 ack", NULL, "81a3736571", "bad_request", "truncated message" },
     /* an array header claiming 2^32-1 elements in 5 bytes */
@@ -411,6 +420,13 @@ static const s_bad_t s_bad[] = {
       "header: 64 bytes, at most 63" },
     { "evrun1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, "80", "unknown_type",
       "unknown message type" },
+    /* in a map whose keys are values, a key refused is named as the key,
+       not as the map: {args: {1: "x"}}, {args: {"A": "x", [] : "y"}} */
+    { "evrun1 submit", NULL, "81a4" "61726773" "81" "01" "a178", "bad_request", "submit.args: key of entry [0]: expected str, got int" },
+    { "evrun1 submit", NULL, "81a4" "61726773" "82" "a141" "a178" "90" "a179", "bad_request", "submit.args: key of entry [1]: expected str, got array" },
+    /* {spec: {env: {1: "x"}}}, {spec: {args: {1: {}}}} */
+    { "evrun1 submit", NULL, "81a4" "73706563" "81" "a3656e76" "81" "01" "a178", "bad_request", "submit.spec.env: key of entry [0]: expected str, got int" },
+    { "evrun1 submit", NULL, "81a4" "73706563" "81" "a461726773" "81" "01" "80", "bad_request", "submit.spec.args: key of entry [0]: expected str, got int" },
     /* key that is not a string is ignored, like an unknown key */
     { "evrun1 ack", NULL, "8101" "01", "bad_request", "ack: missing required field \"seq\"" },
 };
@@ -461,6 +477,7 @@ test_malformed(void)
         CHECK(rc != EVR_OK);
         CHECK_CONTAINS(err.msg, c->reason);
         CHECK_STR(code, c->code);
+        CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));   /* it goes on the wire as a str */
         /* a rejected message leaves nothing behind */
         CHECK(msg.job == NULL && msg.spec == NULL && msg.events.n == 0 && msg.type == 0);
         msgpack_sbuffer_destroy(&sb);
@@ -961,6 +978,75 @@ test_peek_refused(void)
     evr_msg_peek_clear(&pk);
 }
 
+/*  A key of the spec cut in the path of its error (env.KEY, in a bounded
+    buffer) mid-character: the message is still UTF-8, as the broker's
+    error must be on the wire. */
+static void
+test_error_utf8(void)
+{
+    char key[2 * 200 + 1] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(key, "\xc3\xa9");
+    json_t *j = json_pack("{s:s, s:{s:s, s:s, s:{s:s}, s:[{s:s, s:s}]}}", "job", JOB_ID, "spec",
+                          "pipeline", "p", "image", "i", "env", key, "x", "steps", "name", "a",
+                          "run", "x");
+    CHECK(j != NULL);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    s_pack_json(&pk, j);
+    json_decref(j);
+    evr_msg_t msg = { 0 };
+    evr_err_t err = { "" };
+    const char *code = NULL;
+    CHECK(evr_msg_decode("evrun1 submit", 13, (uint8_t *) sb.data, sb.size, &msg, &code, &err)
+          != EVR_OK);
+    CHECK_CONTAINS(err.msg, "submit.spec: invalid pipeline: env.\xc3\xa9\xc3\xa9");
+    CHECK_CONTAINS(err.msg, "not a valid environment variable name");
+    CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*  A key over its limit in a map of str to str is named as a key; a long
+    key in the path of a later error leaves the message UTF-8. */
+static void
+test_map_key_errors(void)
+{
+    static char big[EVR_STR_MAX + 2], wide[2 * 2000 + 1];
+    memset(big, 'K', EVR_STR_MAX + 1);
+    for (int i = 0; i < 2000; i++)
+        memcpy(wide + 2 * i, "\xc3\xa9", 2);
+    struct {
+        json_t *body;
+        const char *code, *reason;
+    } cases[] = {
+        { json_pack("{s:{s:s}}", "args", big, "x"), "too_large",
+          "submit.args: key of entry [0]: string of 4097 bytes exceeds the limit of 4096" },
+        { json_pack("{s:{s:i}}", "args", wide, 1), "bad_request", "submit.args.\xc3\xa9" },
+    };
+    for (size_t c = 0; c < EVR_ARRAY_LEN(cases); c++) {
+        CHECK(cases[c].body != NULL);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        s_pack_json(&pk, cases[c].body);
+        json_decref(cases[c].body);
+        evr_msg_t msg = { 0 };
+        evr_err_t err = { "" };
+        const char *code = NULL;
+        evr_rc_t rc = evr_msg_decode("evrun1 submit", 13, (uint8_t *) sb.data, sb.size, &msg,
+                                     &code, &err);
+        CHECK(rc != EVR_OK);
+        CHECK_STR(code, cases[c].code);
+        CHECK_CONTAINS(err.msg, cases[c].reason);
+        CHECK(evr_utf8_valid(err.msg, strlen(err.msg)));
+        evr_msg_clear(&msg);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -970,6 +1056,8 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_copy_equal);
     EVR_TEST_RUN(test_golden);
     EVR_TEST_RUN(test_malformed);
+    EVR_TEST_RUN(test_error_utf8);
+    EVR_TEST_RUN(test_map_key_errors);
     EVR_TEST_RUN(test_size_limits);
     EVR_TEST_RUN(test_unknown_keys_ignored);
     EVR_TEST_RUN(test_check_depth);
