@@ -3,8 +3,11 @@
     parse (evr_spec_image_problem, the grammar alone, then where a file
     or a spec on the wire names an image), `image:` with no value,
     `catchup` without `schedule`, `retry: {on: []}` and a list item
-    written twice where a repeat means nothing.
+    written twice where a repeat means nothing; what an independent
+    check of the loader found (test_checker_*).
 */
+#include <time.h>
+
 #include "evr_codec.h"
 #include "evr_test.h"
 #include "evr_ytest.h"
@@ -366,6 +369,53 @@ test_repeats(void)
     evr_strlist_free(&l);
 }
 
+/*  A matrix key written twice was said twice: as a duplicate key, then
+    as "more than 64 combinations" (the refused key, nameless, counted
+    as a key of no value). */
+static void
+test_checker_matrix_key_twice(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                             "  - {name: b, run: x, matrix: {A: [1], A: [2]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:40: steps[0].matrix.A: duplicate key\n");
+    CHECK(strstr(e, "combinations") == NULL);
+    CHECK(n == 1);
+    free(e);
+}
+
+/*  256 steps, each needing every step above it (within the bounds): the
+    matrix check of needs looked each pair's name up, a billion compares
+    (1.7 s); now about 50 ms. */
+static void
+test_checker_many_needs_fast(void)
+{
+    char *text = evr_strdup("pipeline: p\nimage: i\nsteps:\n");
+    for (int i = 0; i < 256; i++) {
+        char *more = evr_asprintf("%s  - {name: s%d, run: x, needs: [", text, i);
+        free(text);
+        text = more;
+        for (int j = 0; j < i; j++) {
+            more = evr_asprintf("%s%ss%d", text, j ? ", " : "", j);
+            free(text);
+            text = more;
+        }
+        more = evr_asprintf("%s]}\n", text);
+        free(text);
+        text = more;
+    }
+    size_t n;
+    clock_t t0 = clock();
+    char *e = evr_ytest_load(text, &n, NULL);
+    double secs = (double) (clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(n == 0);
+    CHECK(secs < 0.8);
+    if (secs >= 0.8)
+        fprintf(stderr, "  loading took %.2f s\n", secs);
+    free(e);
+    free(text);
+}
+
 int
 main(void)
 {
@@ -375,5 +425,7 @@ main(void)
     EVR_TEST_RUN(test_catchup);
     EVR_TEST_RUN(test_retry_on_empty);
     EVR_TEST_RUN(test_repeats);
+    EVR_TEST_RUN(test_checker_matrix_key_twice);
+    EVR_TEST_RUN(test_checker_many_needs_fast);
     EVR_TEST_END();
 }
