@@ -508,6 +508,12 @@ bool evr_spec_name_ok(const char *s);
 bool evr_spec_env_name_ok(const char *s);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
+/*  p (a relative path) without its empty and "." components: "./out/"
+    and "out//." are "out"; "" for "." (the workspace itself).  An
+    artifact path is copied and recorded as named, each file's recorded
+    path in this form: the loader writes a file's paths so, and the whole
+    spec's validation refuses another form.  Caller frees. */
+char *evr_spec_path_tidy(const char *p);
 /*  NULL when ref is a container image reference,
     [HOST[:PORT]/]NAME[/NAME]...[:TAG][@ALGORITHM:HEX] as podman parses
     it (NAME lower case, see evr_spec_image.c), else why, in words that

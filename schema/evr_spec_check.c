@@ -62,6 +62,27 @@ evr_spec_path_problem(const char *p)
     return NULL;
 }
 
+char *
+evr_spec_path_tidy(const char *p)
+{
+    char *out = evr_malloc(strlen(p) + 1);
+    size_t used = 0;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (used)
+                out[used++] = '/';
+            memcpy(out + used, p, n);
+            used += n;
+        }
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    out[used] = '\0';
+    return out;
+}
+
 static void
 s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
 {
@@ -100,11 +121,27 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
     for (uint32_t k = 0; k < a->paths.n; k++) {
         const char *path = a->paths.v[k];
         const char *why = evr_spec_path_problem(path);
-        int dir = why ? -1 : s_glob_dir(path);
+        /* a pipeline file's paths are tidy (the loader): another form was
+           sent so, and its files would be recorded by another path */
+        char *tidy = why ? NULL : evr_spec_path_tidy(path);
+        bool control = false;
+        for (const char *c = path; *c; c++)
+            control |= (unsigned char) *c < 0x20 || *c == 0x7f;
+        bool untidy = tidy && strcmp(tidy, path) != 0;
+        int dir = why || untidy || control ? -1 : s_glob_dir(path);
         /* the loader marks a shorthand list's items as paths[k] too */
         snprintf(p, sizeof p, "%s.artifacts.paths[%u]", at, k);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, path);
+        else if (untidy && !*tidy)
+            evr_diag_add(diag, p, "\"%s\" is the workspace itself: name the files or "
+                         "directories to keep", path);
+        else if (untidy)
+            evr_diag_add(diag, p, "\"%s\": an empty or \".\" component, or a / at the end: "
+                         "write \"%s\" (the path its files are recorded by)", path, tidy);
+        else if (control)
+            evr_diag_add(diag, p, "the path holds a control character (a tab, a line break...): "
+                         "a file name on one line is expected");
         else if (dir > 0)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name the directory (\"%.*s\", copied "
@@ -113,7 +150,8 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name each file (or their directory, "
                          "copied whole)", path);
-        why = why ? why : dir >= 0 ? "glob" : NULL;
+        free(tidy);
+        why = why || untidy || control ? "bad" : dir >= 0 ? "glob" : NULL;
         if (!why && evr_spec_item_repeats(&a->paths, k))
             evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
     }

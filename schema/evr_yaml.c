@@ -882,6 +882,24 @@ s_needs_written(evr_spec_t *spec, const evr_diag_t *diag)
         spec->dag = true;
 }
 
+/*  Artifact paths as the runner records their files: `dist/` and
+    `./dist` (as GitLab takes them) are `dist` (evr_spec_path_tidy); `.`
+    stays, for the check to refuse. */
+static void
+s_tidy_artifacts(evr_step_t *st)
+{
+    for (uint32_t k = 0; k < st->artifacts.paths.n; k++) {
+        char **path = &st->artifacts.paths.v[k];
+        char *tidy = evr_spec_path_problem(*path) ? NULL : evr_spec_path_tidy(*path);
+        if (tidy && *tidy) {
+            free(*path);
+            *path = tidy;
+        }
+        else
+            free(tidy);
+    }
+}
+
 evr_rc_t
 evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -932,8 +950,12 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     yaml_parser_delete(&parser);
     /* Cross-field checks run even after field errors, so one pass shows
        everything; the diag keeps one error per field. */
-    if (loaded)
+    if (loaded) {
         s_needs_written(spec, diag);
+        for (uint32_t i = 0; i < spec->steps.n; i++)
+            s_tidy_artifacts(evr_spec_step(spec, i));
+        s_tidy_artifacts(&spec->on_error);
+    }
     if (loaded && evr_spec_expand(spec, diag) == EVR_OK) {
         evr_spec_validate(spec, diag);
         evr_spec_check_file(spec, diag);

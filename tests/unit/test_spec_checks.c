@@ -416,6 +416,70 @@ test_checker_many_needs_fast(void)
     free(text);
 }
 
+/*  Artifact paths in another form than the runner records (`dist/`,
+    `./dist`, `a//b`, `a/.`) were taken, and their files then lost ("not
+    recorded") or the step failed ("dist/: a symbolic link"); `.` kept
+    nothing; a line break in a path was taken.  A file's are made tidy,
+    `.` and a control character refused; a spec sent in another form is
+    refused naming the tidy one. */
+static void
+test_checker_artifact_paths(void)
+{
+    char *t = evr_spec_path_tidy("./out//sub/./");
+    CHECK_STR(t, "out/sub");
+    free(t);
+    t = evr_spec_path_tidy("./.");
+    CHECK_STR(t, "");
+    free(t);
+    size_t n;
+    evr_spec_t spec = { 0 };
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                             "  - name: a\n    run: x\n"
+                             "    artifacts: [./dist, out/, c//d/., \"app/[slug]\", dist]\n"
+                             "on_error: {run: x, artifacts: {paths: [logs/], when: always}}\n",
+                             &n, &spec);
+    CHECK_CONTAINS(e, "f.yml:6:53: steps[0].artifacts.paths[4]: \"dist\" is listed twice\n");
+    CHECK(n == 1);
+    const evr_strlist_t *l = &evr_spec_step(&spec, 0)->artifacts.paths;
+    CHECK(l->n == 5);
+    if (l->n == 5) {
+        CHECK_STR(l->v[0], "dist");
+        CHECK_STR(l->v[1], "out");
+        CHECK_STR(l->v[2], "c/d");
+        CHECK_STR(l->v[3], "app/[slug]");
+    }
+    CHECK(spec.on_error.artifacts.paths.n == 1);
+    if (spec.on_error.artifacts.paths.n == 1)
+        CHECK_STR(spec.on_error.artifacts.paths.v[0], "logs");
+    evr_rec_free(&evr_spec_type, &spec);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                       "  - {name: a, run: x, artifacts: [., ./, \"a\\tb\"]}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:35: steps[0].artifacts.paths[0]: \".\" is the workspace "
+                      "itself: name the files or directories to keep\n");
+    CHECK_CONTAINS(e, "f.yml:4:38: steps[0].artifacts.paths[1]: \"./\" is the workspace "
+                      "itself");
+    CHECK_CONTAINS(e, "f.yml:4:42: steps[0].artifacts.paths[2]: the path holds a control "
+                      "character");
+    CHECK(n == 3);
+    free(e);
+    /* on the wire: refused, naming the form to send */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x, artifacts: [x]}\n",
+                       &n, &spec);
+    CHECK(n == 0);
+    free(e);
+    evr_step_t *st = evr_spec_step(&spec, 0);
+    free(st->artifacts.paths.v[0]);
+    st->artifacts.paths.v[0] = evr_strdup("./x/");
+    evr_diag_t *d = evr_diag_new("spec");
+    CHECK(evr_spec_validate(&spec, d) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(d) == 1);
+    CHECK_CONTAINS(evr_diag_get(d, 0), "steps[0].artifacts.paths[0]: \"./x/\": an empty or "
+                                       "\".\" component, or a / at the end: write \"x\"");
+    evr_diag_destroy(&d);
+    evr_rec_free(&evr_spec_type, &spec);
+}
+
 int
 main(void)
 {
@@ -427,5 +491,6 @@ main(void)
     EVR_TEST_RUN(test_repeats);
     EVR_TEST_RUN(test_checker_matrix_key_twice);
     EVR_TEST_RUN(test_checker_many_needs_fast);
+    EVR_TEST_RUN(test_checker_artifact_paths);
     EVR_TEST_END();
 }
