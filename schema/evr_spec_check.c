@@ -62,6 +62,20 @@ evr_spec_path_problem(const char *p)
     return NULL;
 }
 
+/*  A path with a control character (a line break, a tab): runner records
+    keep paths one a line (STATE/caches/JOB.mounts), events refuse them. */
+static bool
+s_has_control(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
+static const char s_control_path[] = "the path holds a control character (a tab, a line "
+                                     "break...): a file name on one line is expected";
+
 char *
 evr_spec_path_tidy(const char *p)
 {
@@ -124,9 +138,7 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
         /* a pipeline file's paths are tidy (the loader): another form was
            sent so, and its files would be recorded by another path */
         char *tidy = why ? NULL : evr_spec_path_tidy(path);
-        bool control = false;
-        for (const char *c = path; *c; c++)
-            control |= (unsigned char) *c < 0x20 || *c == 0x7f;
+        bool control = s_has_control(path);
         bool untidy = tidy && strcmp(tidy, path) != 0;
         int dir = why || untidy || control ? -1 : s_glob_dir(path);
         /* the loader marks a shorthand list's items as paths[k] too */
@@ -140,8 +152,7 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
             evr_diag_add(diag, p, "\"%s\": an empty or \".\" component, or a / at the end: "
                          "write \"%s\" (the path its files are recorded by)", path, tidy);
         else if (control)
-            evr_diag_add(diag, p, "the path holds a control character (a tab, a line break...): "
-                         "a file name on one line is expected");
+            evr_diag_add(diag, p, "%s", s_control_path);
         else if (dir > 0)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name the directory (\"%.*s\", copied "
@@ -175,7 +186,7 @@ s_cache_path_problem(const char *path)
     const char *why = evr_spec_path_problem(rel);
     if (why && *path == '/')
         return "path contains \"..\"";
-    return why;
+    return why ? why : s_has_control(path) ? s_control_path : NULL;
 }
 
 /*  path ("steps[3].cache") as the file has it, for a message naming it:
@@ -215,7 +226,9 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         snprintf(p, sizeof p, "%s[%u].path", path, k);
         why = s_cache_path_problem(c->path);
         int dir = why ? -1 : s_glob_dir(c->path);
-        if (why)
+        if (why == s_control_path)   /* not quoted: a line break would end the line */
+            evr_diag_add(diag, p, "%s", why);
+        else if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
         else if (dir > 0)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): a cache is one "
@@ -481,6 +494,8 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
         const char *why = evr_spec_path_problem(r->path);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
+        else if (s_has_control(r->path))
+            evr_diag_add(diag, p, "%s", s_control_path);
     }
 }
 

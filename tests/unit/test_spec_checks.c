@@ -480,6 +480,23 @@ test_checker_artifact_paths(void)
     evr_rec_free(&evr_spec_type, &spec);
 }
 
+/*  A cache or resource path with a line break was taken: the runner's
+    record of a job's cache mounts (one a line) then read as damaged. */
+static void
+test_checker_control_paths(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\ncache: [{key: k, path: \"a\\nb\"}]\n"
+                             "resources: [{name: r, url: \"http://h/x\", path: \"c\\td\"}]\n"
+                             "steps:\n  - {name: a, run: x, cache: [{key: k, path: \"/x\\ty\"}]}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:24: cache[0].path: the path holds a control character");
+    CHECK_CONTAINS(e, "f.yml:4:48: resources[0].path: the path holds a control character");
+    CHECK_CONTAINS(e, "f.yml:6:46: steps[0].cache[0].path: the path holds a control character");
+    CHECK(n == 3);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -492,5 +509,6 @@ main(void)
     EVR_TEST_RUN(test_checker_matrix_key_twice);
     EVR_TEST_RUN(test_checker_many_needs_fast);
     EVR_TEST_RUN(test_checker_artifact_paths);
+    EVR_TEST_RUN(test_checker_control_paths);
     EVR_TEST_END();
 }
