@@ -238,7 +238,9 @@ s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
                      evr_diag_t *diag)
 {
     char p[128];
-    bool ok = true;
+    bool ok = true, combination = false;   /* a need NAME[K=v]: the pairs to compare */
+    for (uint32_t k = 0; k < st->needs.n && !combination; k++)
+        combination = strchr(st->needs.v[k], '[') != NULL;
     for (uint32_t k = 0; st->name && k < st->needs.n; k++) {
         const char *need = st->needs.v[k];
         snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
@@ -248,7 +250,7 @@ s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
             ok = false;
             continue;
         }
-        for (uint32_t m = 0; m < k; m++) {
+        for (uint32_t m = 0; combination && m < k; m++) {
             const char *a = st->needs.v[m], *b = need;
             if (strchr(a, '['))
                 a = need, b = st->needs.v[m];   /* a: the step's name, b: its combination */
