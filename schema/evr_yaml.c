@@ -60,17 +60,6 @@ s_err(s_ctx_t *ctx, const yaml_node_t *node, const char *path, const char *fmt, 
                     (uint32_t) node->start_mark.column + 1, path, "%s", msg);
 }
 
-static const char *
-s_kind(const yaml_node_t *node)
-{
-    switch (node->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
-    }
-}
-
 static bool
 s_is_null(const yaml_node_t *node)
 {
@@ -79,6 +68,17 @@ s_is_null(const yaml_node_t *node)
     const char *v = (const char *) node->data.scalar.value;
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null")
         || !strcmp(v, "NULL");
+}
+
+static const char *
+s_kind(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_SCALAR_NODE: return s_is_null(node) ? "nothing" : "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
 }
 
 /*  Returns the node's scalar as a C string (owned by the document), or
@@ -216,6 +216,12 @@ s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlis
             return false;
         evr_diag_mark(ctx->diag, ipath, (uint32_t) item->start_mark.line + 1,
                       (uint32_t) item->start_mark.column + 1);
+        if (s_is_null(item)) {   /* `- ` alone, or ~: taken as the text "~" or "" */
+            s_err(ctx, item, ipath, "expected a string, got nothing (an empty item, or ~: "
+                  "remove it, or quote it)");
+            ok = false;
+            continue;
+        }
         const char *v = s_scalar(ctx, item, EVR_STR_MAX, ipath);
         if (v)
             evr_strlist_push(l, v);

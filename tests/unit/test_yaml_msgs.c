@@ -230,6 +230,31 @@ test_foreign_hints(void)
     free(e);
 }
 
+/*  An empty item of a list, or ~, was taken as the text "" or "~" (an
+    artifact "~" the step then failed for, a label "~"); an empty step
+    was said as "got a scalar". */
+static void
+test_null_items(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nlabels:\n  -\n  - a\nsteps:\n"
+                             "  - {name: a, run: x, artifacts: [~], needs: [null]}\n"
+                             "  -\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:4: labels[0]: expected a string, got nothing (an empty item, "
+                      "or ~: remove it, or quote it)\n");
+    CHECK_CONTAINS(e, "f.yml:7:35: steps[0].artifacts.paths[0]: expected a string, got "
+                      "nothing");
+    CHECK_CONTAINS(e, "f.yml:7:47: steps[0].needs[0]: expected a string, got nothing");
+    CHECK_CONTAINS(e, "f.yml:8:4: steps[1]: expected a mapping, got nothing\n");
+    CHECK(n == 4);
+    free(e);
+    /* quoted, it is the text */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                       "  - {name: a, run: x, artifacts: [\"~\"]}\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -241,5 +266,6 @@ main(void)
     EVR_TEST_RUN(test_on_error_keys);
     EVR_TEST_RUN(test_matrix_needs);
     EVR_TEST_RUN(test_foreign_hints);
+    EVR_TEST_RUN(test_null_items);
     EVR_TEST_END();
 }
