@@ -96,20 +96,6 @@ evr_spec_list_problem(const evr_strlist_t *list, const char *const *names)
     return NULL;
 }
 
-const char *
-evr_spec_list_repeat(const evr_strlist_t *list)
-{
-    static __thread char why[EVR_ERR_MAX];
-    for (uint32_t i = 1; i < list->n; i++)
-        for (uint32_t j = 0; j < i; j++)
-            if (!strcmp(list->v[i], list->v[j])) {
-                snprintf(why, sizeof why, "\"%.64s\" is listed twice (items %u and %u)",
-                         list->v[i], j + 1, i + 1);
-                return why;
-            }
-    return NULL;
-}
-
 bool
 evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i)
 {

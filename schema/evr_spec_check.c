@@ -97,6 +97,18 @@ evr_spec_path_tidy(const char *p)
     return out;
 }
 
+/*  Each item of list (at path) written before it too, said at the item. */
+static void
+s_check_repeats(const evr_strlist_t *list, const char *path, evr_diag_t *diag)
+{
+    for (uint32_t i = 0; i < list->n; i++)
+        if (evr_spec_item_repeats(list, i)) {
+            char p[256];
+            snprintf(p, sizeof p, "%s[%u]", path, i);
+            evr_diag_add(diag, p, "\"%.64s\" is listed twice", list->v[i]);
+        }
+}
+
 static void
 s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
 {
@@ -332,15 +344,14 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     else if (!spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
         s_no_image(at, diag);
     s_check_artifacts(&st->artifacts, at, diag);
-    const char *twice = NULL;
     snprintf(p, sizeof p, "%s.retry", at);
     bool retry = st->retry.present && !evr_diag_reported(diag, p);   /* else said once */
     snprintf(p, sizeof p, "%s.retry.on", at);
     if (retry && st->retry.on.n == 0)
         evr_diag_add(diag, p, "an empty list retries on nothing: list the outcomes that retry "
                      "the step (lost, failed, timed_out), or remove retry");
-    else if (retry && (twice = evr_spec_list_repeat(&st->retry.on)))
-        evr_diag_add(diag, p, "%s", twice);
+    else if (retry && !evr_diag_reported(diag, p))   /* a wrong item: said as wrong */
+        s_check_repeats(&st->retry.on, p, diag);
     if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
         snprintf(p, sizeof p, "%s.retry.max", at);
         evr_diag_add(diag, p, "%u: at most %d (further attempts, each a container of its own)",
@@ -553,11 +564,9 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     static const char *const lists[] = { "triggers", "on.github.events", "on.github.branches" };
     const evr_strlist_t *lv[] = { &spec->triggers, &spec->on.github.events,
                                   &spec->on.github.branches };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(lists); i++) {
-        const char *twice = evr_spec_list_repeat(lv[i]);
-        if (twice && !evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
-            evr_diag_add(diag, lists[i], "%s", twice);
-    }
+    for (size_t i = 0; i < EVR_ARRAY_LEN(lists); i++)
+        if (!evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
+            s_check_repeats(lv[i], lists[i], diag);
     /* `events: []` in a file: absent on the wire (push), but written so it
        says "no event", which starts nothing */
     if (spec->on.github.events.n == 0 && evr_diag_marked(diag, "on.github.events")
