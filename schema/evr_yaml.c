@@ -568,8 +568,8 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         if (!v)
             return false;
         if (!evr_bytes_parse(v, (uint64_t *) p)) {
-            s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k)",
-                  v);
+            s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k: a "
+                  "whole number and k, M, G or T, powers of 1024)", v);
             return false;
         }
         return true;
