@@ -183,7 +183,7 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
 /*  NULL when a cache path is usable: absolute (not / nor /workspace
     itself), or a safe relative path (not "."); else why. */
 static const char *
-s_cache_path_problem(const char *path)
+s_cache_path_problem(const char *path, bool job)
 {
     const char *rel = path;
     if (*path == '/') {
@@ -192,6 +192,21 @@ s_cache_path_problem(const char *path)
             return "the root cannot be a cache";
         if (strcmp(path, "/workspace") == 0 || strcmp(path, "/workspace/") == 0)
             return "/workspace itself cannot be a cache (name a directory inside it)";
+        /* the /job layout's mounts: a cache there would hide the workspace,
+           the checked-out source (every step's working directory) or the
+           read-only CI source */
+        char *t = job ? evr_spec_path_tidy(rel) : NULL;
+        const char *why = !t ? NULL
+            : !strcmp(t, "job") ? "/job itself cannot be a cache in a pipeline with a source "
+                                  "(it is the workspace: name a directory inside it)"
+            : !strcmp(t, "job/src") ? "/job/src cannot be a cache: the source is checked out "
+                                      "there (name a directory inside it, e.g. node_modules)"
+            : !strcmp(t, "job/ci") || !strncmp(t, "job/ci/", 7)
+                ? "the CI source is mounted read-only at /job/ci: a cache cannot be there"
+                : NULL;
+        free(t);
+        if (why)
+            return why;
     }
     if (strcmp(rel, ".") == 0 || strcmp(rel, "./") == 0)
         return "the workspace itself cannot be a cache (name a directory inside it)";
@@ -236,7 +251,7 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         if (why)
             evr_diag_add(diag, p, "%s", why);
         snprintf(p, sizeof p, "%s[%u].path", path, k);
-        why = s_cache_path_problem(c->path);
+        why = s_cache_path_problem(c->path, evr_spec_has_source(spec));
         int dir = why ? -1 : s_glob_dir(c->path);
         if (why == s_control_path)   /* not quoted: a line break would end the line */
             evr_diag_add(diag, p, "%s", why);

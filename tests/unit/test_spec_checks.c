@@ -489,6 +489,32 @@ test_checker_control_paths(void)
     free(e);
 }
 
+/*  In the /job layout (a pipeline with a source) a cache at /job, /job/src
+    or /job/ci was taken: it would hide the workspace, the checked-out
+    source (every step's working directory) or the read-only CI source.
+    A directory inside /job/src is fine, and without a source /job is no
+    mount of evrun's. */
+static void
+test_checker_cache_job_layout(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsource: {tarball: \"https://h/x.tgz\"}\n"
+                             "cache: [{key: k, path: /job/src/}, {key: k, path: /job},\n"
+                             "        {key: k, path: /job/ci/x}, {key: k, path: /job/src/deps}]\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:24: cache[0].path: /job/src cannot be a cache: the source is "
+                      "checked out there");
+    CHECK_CONTAINS(e, "f.yml:4:51: cache[1].path: /job itself cannot be a cache");
+    CHECK_CONTAINS(e, "f.yml:5:24: cache[2].path: the CI source is mounted read-only at "
+                      "/job/ci");
+    CHECK(n == 3);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\ncache: [{key: k, path: /job}]\n"
+                       "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -502,5 +528,6 @@ main(void)
     EVR_TEST_RUN(test_checker_many_needs_fast);
     EVR_TEST_RUN(test_checker_artifact_paths);
     EVR_TEST_RUN(test_checker_control_paths);
+    EVR_TEST_RUN(test_checker_cache_job_layout);
     EVR_TEST_END();
 }
