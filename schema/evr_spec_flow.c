@@ -15,10 +15,11 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
 {
     char p[64];
     /* the name is taken whether or not the spec has an on_error: events
-       and status would not tell the two apart */
+       and status would not tell the two apart; nor by a matrix step's
+       combinations, which --step on_error (logs, evrun-tail) would take */
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const char *name = evr_spec_step(spec, i)->name;
-        if (!name || strcmp(name, EVR_ON_ERROR_NAME) != 0)
+        if (!evr_spec_step_matches(EVR_ON_ERROR_NAME, name))
             continue;
         snprintf(p, sizeof p, "steps[%u].name", i);
         evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step (in events "

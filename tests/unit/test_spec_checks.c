@@ -515,6 +515,20 @@ test_checker_cache_job_layout(void)
     free(e);
 }
 
+/*  A matrix step named on_error was taken: its combinations on_error[K=v]
+    are what `logs --step on_error` takes too. */
+static void
+test_checker_on_error_matrix(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n  - {name: a, run: x}\n"
+                             "  - {name: on_error, run: x, matrix: {A: [1, 2]}}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:12: steps[1].name: \"on_error\" is the name of the pipeline's "
+                      "on_error step");
+    CHECK(n == 1);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -529,5 +543,6 @@ main(void)
     EVR_TEST_RUN(test_checker_artifact_paths);
     EVR_TEST_RUN(test_checker_control_paths);
     EVR_TEST_RUN(test_checker_cache_job_layout);
+    EVR_TEST_RUN(test_checker_on_error_matrix);
     EVR_TEST_END();
 }
