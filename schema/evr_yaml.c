@@ -611,6 +611,15 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
 {
     char keys[512];
     evr_yaml_expected_keys(type, keys, sizeof keys);
+    if (!*k) {   /* said so, at the mapping's path ("steps[0]", not "steps[0].") */
+        char at[512];
+        snprintf(at, sizeof at, "%s", fpath);
+        size_t n = strlen(at);
+        if (n && at[n - 1] == '.')
+            at[n - 1] = '\0';
+        s_err(ctx, kn, at, "an empty key (\"\"): expected one of: %s", keys);
+        return -1;
+    }
     const char *instead = evr_yaml_foreign(type, k);
     if (instead) {
         s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", instead, keys);
@@ -783,8 +792,8 @@ static const struct {
     { "mapping values are not allowed", "a key indented deeper than the one above it, or "
       "\": \" inside a value: check the indentation, or quote the value ('...')" },
     { "found unexpected end of stream", "a quote or bracket opened and never closed" },
-    { "could not find expected ':'", "a key without its \":\", or a quote opened and never "
-      "closed" },
+    { "could not find expected ':'", "a key without its \":\", a quote opened and never "
+      "closed, or a key of over 1024 characters (YAML's most for a key)" },
     { "did not find expected ',' or ']'", "a [ or ] inside an item of a [...] list (a matrix "
       "step's name, build[OS=linux]): quote the item (\"build[OS=linux]\")" },
 };

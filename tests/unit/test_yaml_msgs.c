@@ -255,6 +255,28 @@ test_null_items(void)
     free(e);
 }
 
+/*  An empty key was said as "f.yml:3:1: unknown key", with no name, or
+    at "steps[0]."; a key over libyaml's 1024 characters as a key
+    without its ":" only. */
+static void
+test_key_words(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\n\"\": x\n"
+                             "steps:\n  - {name: a, run: x, \"\": 1}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: an empty key (\"\"): expected one of: pipeline, ");
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[0]: an empty key (\"\"): expected one of: name, ");
+    CHECK(n == 2);
+    free(e);
+    char text[1200];
+    snprintf(text, sizeof text, "pipeline: p\nimage: i\n%01030d: 1\nsteps: [{name: a, run: x}]\n",
+             0);
+    e = evr_ytest_load(text, &n, NULL);
+    CHECK_CONTAINS(e, "or a key of over 1024 characters (YAML's most for a key)");
+    CHECK(n == 1);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -267,5 +289,6 @@ main(void)
     EVR_TEST_RUN(test_matrix_needs);
     EVR_TEST_RUN(test_foreign_hints);
     EVR_TEST_RUN(test_null_items);
+    EVR_TEST_RUN(test_key_words);
     EVR_TEST_END();
 }
