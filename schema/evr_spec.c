@@ -54,7 +54,7 @@ s_check_triggers(const void *v)
     for (uint32_t i = 0; i < l->n; i++) {
         const char *p = evr_spec_trigger_problem(l->v[i]);
         if (p) {
-            snprintf(why, sizeof why, "item %u: \"%.64s\": %s", i + 1, l->v[i], p);
+            snprintf(why, sizeof why, "\"%.64s\": %s", l->v[i], p);   /* a file's: at the item */
             return why;
         }
     }

@@ -658,6 +658,26 @@ s_type_name(const evr_rectype_t *type)
     return type == &evr_spec_type ? "pipeline" : type->name;
 }
 
+/*  A list field's check, item by item: each item that fails it alone is
+    said at its own line and path (the list's check says what is wrong,
+    at the list).  False when none does (the list as a whole is wrong). */
+static bool
+s_check_items(s_ctx_t *ctx, const evr_field_t *f, const evr_strlist_t *l, const char *path)
+{
+    bool said = false;
+    for (uint32_t i = 0; i < l->n; i++) {
+        evr_strlist_t one = { &l->v[i], 1 };
+        const char *why = f->check(&one);
+        if (!why)
+            continue;
+        char ipath[512];
+        s_path(ipath, sizeof ipath, "%s%s%s[%u]", path, *path ? "." : "", f->key, i);
+        evr_diag_add(ctx->diag, ipath, "%s", why);
+        said = true;
+    }
+    return said;
+}
+
 static bool
 s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec,
            const char *path, unsigned depth)
@@ -743,7 +763,10 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         const evr_field_t *f = &type->fields[i];
         bool whole = (seen & (1ull << i)) && !(bad & (1ull << i));
         const char *why = whole && f->check ? f->check(AT(rec, f)) : NULL;
-        if (why) {
+        if (why && f->type == EVR_FT_STRLIST
+            && s_check_items(ctx, f, (const evr_strlist_t *) AT(rec, f), path))
+            ok = false;   /* said at each wrong item (triggers[2], on.github.branches[0]) */
+        else if (why) {
             char fpath[512];
             s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
             evr_diag_add(ctx->diag, fpath, "%s", why);

@@ -318,12 +318,14 @@ test_repeats(void)
     CHECK_CONTAINS(e, "values[2]: \"x\" is listed twice\n");
     CHECK(n == 2);
     free(e);
-    /* a wrong item is said as before, not as a repeat */
+    /* a wrong item is said as wrong (at each), not as a repeat */
     e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
                        "  - {name: a, run: x, retry: {on: [wifi, wifi], max: 1}}\n", &n, NULL);
-    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
-                      "\"wifi\"");
-    CHECK(n == 1);
+    CHECK_CONTAINS(e, "f.yml:4:36: steps[0].retry.on[0]: expected a list of: lost, failed, "
+                      "timed_out, got \"wifi\"\n");
+    CHECK_CONTAINS(e, "f.yml:4:42: steps[0].retry.on[1]: expected a list of: lost, failed, "
+                      "timed_out, got \"wifi\"\n");
+    CHECK(n == 2);
     free(e);
     /* events: [] written: refused at its line; left out: push, no error */
     e = evr_ytest_load("pipeline: p\nimage: i\non: {github: {events: []}}\n"
@@ -534,6 +536,34 @@ test_checker_on_error_matrix(void)
     free(e);
 }
 
+/*  A wrong item of triggers, retry.on or on.github's lists was said at the
+    list's key (triggers: at the line of "triggers:", "item 2: ..."): it is
+    said at the item, each one; on the wire (no lines) the list's check
+    still names the value. */
+static void
+test_checker_list_items(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\ntriggers:\n  - ok\n  - \"bad name\"\n"
+                             "  - \"file:/x\"\n"
+                             "on: {github: {events: [push, tag], branches: [main, \"\"]}}\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:5: triggers[1]: \"bad name\": no pipeline name");
+    CHECK_CONTAINS(e, "f.yml:6:5: triggers[2]: \"file:/x\": an absolute path");
+    CHECK_CONTAINS(e, "f.yml:7:30: on.github.events[1]: expected a list of: push, "
+                      "pull_request, workflow_job, got \"tag\"\n");
+    CHECK_CONTAINS(e, "f.yml:7:53: on.github.branches[1]: expected a list of branch names");
+    CHECK(n == 4);
+    free(e);
+    evr_strlist_t l = { 0 };
+    evr_strlist_push(&l, "ok");
+    evr_strlist_push(&l, "bad name");
+    const evr_field_t *f = evr_rec_field(&evr_spec_type, "triggers");
+    CHECK_STR(f->check(&l), "\"bad name\": no pipeline name (1-64 bytes of "
+                            "[A-Za-z0-9][A-Za-z0-9_.-]*) nor file:PATH");
+    evr_strlist_free(&l);
+}
+
 int
 main(void)
 {
@@ -549,5 +579,6 @@ main(void)
     EVR_TEST_RUN(test_checker_control_paths);
     EVR_TEST_RUN(test_checker_cache_job_layout);
     EVR_TEST_RUN(test_checker_on_error_matrix);
+    EVR_TEST_RUN(test_checker_list_items);
     EVR_TEST_END();
 }
