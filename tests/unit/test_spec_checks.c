@@ -564,6 +564,27 @@ test_checker_list_items(void)
     evr_strlist_free(&l);
 }
 
+/*  on_error with needs: [], when: on_success or allow_failure: false (the
+    defaults written) was taken, though README says those keys are
+    refused: they mean nothing there. */
+static void
+test_checker_on_error_defaults(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\non_error:\n  run: x\n  needs: []\n"
+                             "  when: on_success\n  allow_failure: false\n  matrix:\n"
+                             "steps: [{name: a, run: x}]\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:5:3: on_error.needs: on_error runs after every step once the "
+                      "job has failed: it takes no needs (remove needs)\n");
+    CHECK_CONTAINS(e, "f.yml:6:9: on_error.when: on_error runs once the job has failed or "
+                      "timed out: it takes no when (remove when)\n");
+    CHECK_CONTAINS(e, "f.yml:7:18: on_error.allow_failure: the job has failed when on_error "
+                      "runs");
+    CHECK_CONTAINS(e, "f.yml:8:3: on_error.matrix: on_error runs once");
+    CHECK(n == 4);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -580,5 +601,6 @@ main(void)
     EVR_TEST_RUN(test_checker_cache_job_layout);
     EVR_TEST_RUN(test_checker_on_error_matrix);
     EVR_TEST_RUN(test_checker_list_items);
+    EVR_TEST_RUN(test_checker_on_error_defaults);
     EVR_TEST_END();
 }
