@@ -634,6 +634,10 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
         s_err(ctx, kn, fpath, "unknown key at the top of the file: %s is a key of a step; "
               "indent it under its step (steps: - name: N, then %s: at the column of name:)",
               k, k);
+    else if (type == &evr_step_type && evr_rec_field(&evr_spec_type, k))
+        s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
+              "its steps; write it at the top of the file, at the column of steps: (expected "
+              "one of: %s)", k, keys);
     else
         s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
     return -1;

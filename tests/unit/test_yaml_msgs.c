@@ -277,6 +277,23 @@ test_key_words(void)
     free(e);
 }
 
+/*  A pipeline's key written in a step (labels, secrets, concurrency) was
+    said as any unknown key; a step's at the top of the file says where it
+    goes, and so does this now. */
+static void
+test_pipeline_key_in_step(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, secrets: [Q], concurrency: 1}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:23: steps[0].secrets: unknown key in a step: secrets is a key "
+                      "of the pipeline, for all its steps; write it at the top of the file, at "
+                      "the column of steps: (expected one of: name, run, ");
+    CHECK_CONTAINS(e, "f.yml:4:37: steps[0].concurrency: unknown key in a step: concurrency is");
+    CHECK(n == 2);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -290,5 +307,6 @@ main(void)
     EVR_TEST_RUN(test_foreign_hints);
     EVR_TEST_RUN(test_null_items);
     EVR_TEST_RUN(test_key_words);
+    EVR_TEST_RUN(test_pipeline_key_in_step);
     EVR_TEST_END();
 }
