@@ -44,11 +44,13 @@ s_value(const s_field_t *f, int idx, const char **p, int *out, evr_err_t *err)
     const char *s = *p;
     if (isdigit((unsigned char) *s)) {
         long v = 0;
+        int digits = (int) strspn(s, "0123456789");
         while (isdigit((unsigned char) *s) && v < 1000)
             v = v * 10 + (*s++ - '0');
-        if (v < f->lo || v > f->hi)
-            return evr_err_set(err, EVR_ERR_SPEC, "field %d (%s): %ld is out of range %d-%d",
-                               idx + 1, f->name, v, f->lo, f->hi);
+        if (v < f->lo || v > f->hi)   /* the number as written, not the part read */
+            return evr_err_set(err, EVR_ERR_SPEC, "field %d (%s): %.*s%s is out of range %d-%d",
+                               idx + 1, f->name, digits > 16 ? 16 : digits, *p,
+                               digits > 16 ? "..." : "", f->lo, f->hi);
         *p = s;
         *out = (int) v;
         return EVR_OK;

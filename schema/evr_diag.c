@@ -11,6 +11,7 @@
 
 typedef struct {
     char *path;
+    size_t len;   /* of path: s_find compares it first (a file has many marks) */
     uint32_t line, col;
 } s_mark_t;
 
@@ -81,7 +82,7 @@ static const s_mark_t *
 s_find(const evr_diag_t *self, const char *path, size_t len)
 {
     for (size_t i = 0; i < self->nmarks; i++)
-        if (strlen(self->marks[i].path) == len && memcmp(self->marks[i].path, path, len) == 0)
+        if (self->marks[i].len == len && memcmp(self->marks[i].path, path, len) == 0)
             return &self->marks[i];
     return NULL;
 }
@@ -93,7 +94,7 @@ evr_diag_mark(evr_diag_t *self, const char *path, uint32_t line, uint32_t col)
         self->capmarks = self->capmarks ? self->capmarks * 2 : 64;
         self->marks = evr_realloc(self->marks, self->capmarks * sizeof *self->marks);
     }
-    self->marks[self->nmarks++] = (s_mark_t) { evr_strdup(path), line, col };
+    self->marks[self->nmarks++] = (s_mark_t) { evr_strdup(path), strlen(path), line, col };
 }
 
 /*  The index i of path "LIST[i]..." (rest at *rest), or -1. */

@@ -106,16 +106,12 @@ extern const char *const evr_github_events[];
     timed_out, got "wifi"` (with "; did you mean X?" for a near miss), in
     a buffer of this thread's that the next call overwrites. */
 const char *evr_spec_list_problem(const evr_strlist_t *list, const char *const *names);
-/*  NULL when no item of list is there twice, else `"x" is listed twice
-    (items 1 and 3)` (1-based), in a buffer of this thread's that the
-    next call overwrites.  The check of a list where a repeat means
-    nothing (triggers, retry.on, on.github's lists), made with the whole
-    spec's (evr_spec_validate: a spec loaded or received), not in the
-    field's check, which decoding runs too: a log of an older version,
-    which took repeats, still reads. */
-const char *evr_spec_list_repeat(const evr_strlist_t *list);
-/*  Whether item i of list is written before it too (labels, secrets,
-    needs, artifact paths and matrix values say so at the item). */
+/*  Whether item i of list is written before it too: each list where a
+    repeat means nothing (labels, secrets, needs, artifact paths, matrix
+    values, triggers, retry.on, on.github's lists) says so at the item.
+    The whole spec's check (evr_spec_validate: a spec loaded or
+    received), not a field's, which decoding runs too: a log of an older
+    version, which took repeats, still reads. */
 bool evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i);
 
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
@@ -508,6 +504,12 @@ bool evr_spec_name_ok(const char *s);
 bool evr_spec_env_name_ok(const char *s);
 /*  NULL when p is a safe relative path inside the workspace, else why. */
 const char *evr_spec_path_problem(const char *p);
+/*  p (a relative path) without its empty and "." components: "./out/"
+    and "out//." are "out"; "" for "." (the workspace itself).  An
+    artifact path is copied and recorded as named, each file's recorded
+    path in this form: the loader writes a file's paths so, and the whole
+    spec's validation refuses another form.  Caller frees. */
+char *evr_spec_path_tidy(const char *p);
 /*  NULL when ref is a container image reference,
     [HOST[:PORT]/]NAME[/NAME]...[:TAG][@ALGORITHM:HEX] as podman parses
     it (NAME lower case, see evr_spec_image.c), else why, in words that

@@ -62,6 +62,53 @@ evr_spec_path_problem(const char *p)
     return NULL;
 }
 
+/*  A path with a control character (a line break, a tab): runner records
+    keep paths one a line (STATE/caches/JOB.mounts), events refuse them. */
+static bool
+s_has_control(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
+static const char s_control_path[] = "the path holds a control character (a tab, a line "
+                                     "break...): a file name on one line is expected";
+
+char *
+evr_spec_path_tidy(const char *p)
+{
+    char *out = evr_malloc(strlen(p) + 1);
+    size_t used = 0;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (used)
+                out[used++] = '/';
+            memcpy(out + used, p, n);
+            used += n;
+        }
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    out[used] = '\0';
+    return out;
+}
+
+/*  Each item of list (at path) written before it too, said at the item. */
+static void
+s_check_repeats(const evr_strlist_t *list, const char *path, evr_diag_t *diag)
+{
+    for (uint32_t i = 0; i < list->n; i++)
+        if (evr_spec_item_repeats(list, i)) {
+            char p[256];
+            snprintf(p, sizeof p, "%s[%u]", path, i);
+            evr_diag_add(diag, p, "\"%.64s\" is listed twice", list->v[i]);
+        }
+}
+
 static void
 s_check_envmap(const evr_strmap_t *env, const char *path, evr_diag_t *diag)
 {
@@ -100,11 +147,24 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
     for (uint32_t k = 0; k < a->paths.n; k++) {
         const char *path = a->paths.v[k];
         const char *why = evr_spec_path_problem(path);
-        int dir = why ? -1 : s_glob_dir(path);
+        /* a pipeline file's paths are tidy (the loader): another form was
+           sent so, and its files would be recorded by another path */
+        char *tidy = why ? NULL : evr_spec_path_tidy(path);
+        bool control = s_has_control(path);
+        bool untidy = tidy && strcmp(tidy, path) != 0;
+        int dir = why || untidy || control ? -1 : s_glob_dir(path);
         /* the loader marks a shorthand list's items as paths[k] too */
         snprintf(p, sizeof p, "%s.artifacts.paths[%u]", at, k);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, path);
+        else if (untidy && !*tidy)
+            evr_diag_add(diag, p, "\"%s\" is the workspace itself: name the files or "
+                         "directories to keep", path);
+        else if (untidy)
+            evr_diag_add(diag, p, "\"%s\": an empty or \".\" component, or a / at the end: "
+                         "write \"%s\" (the path its files are recorded by)", path, tidy);
+        else if (control)
+            evr_diag_add(diag, p, "%s", s_control_path);
         else if (dir > 0)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name the directory (\"%.*s\", copied "
@@ -113,7 +173,8 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): artifact paths are "
                          "copied as named, not matched; name each file (or their directory, "
                          "copied whole)", path);
-        why = why ? why : dir >= 0 ? "glob" : NULL;
+        free(tidy);
+        why = why || untidy || control ? "bad" : dir >= 0 ? "glob" : NULL;
         if (!why && evr_spec_item_repeats(&a->paths, k))
             evr_diag_add(diag, p, "\"%s\" is listed twice", a->paths.v[k]);
     }
@@ -122,7 +183,7 @@ s_check_artifacts(const evr_artifacts_t *a, const char *at, evr_diag_t *diag)
 /*  NULL when a cache path is usable: absolute (not / nor /workspace
     itself), or a safe relative path (not "."); else why. */
 static const char *
-s_cache_path_problem(const char *path)
+s_cache_path_problem(const char *path, bool job)
 {
     const char *rel = path;
     if (*path == '/') {
@@ -131,13 +192,28 @@ s_cache_path_problem(const char *path)
             return "the root cannot be a cache";
         if (strcmp(path, "/workspace") == 0 || strcmp(path, "/workspace/") == 0)
             return "/workspace itself cannot be a cache (name a directory inside it)";
+        /* the /job layout's mounts: a cache there would hide the workspace,
+           the checked-out source (every step's working directory) or the
+           read-only CI source */
+        char *t = job ? evr_spec_path_tidy(rel) : NULL;
+        const char *why = !t ? NULL
+            : !strcmp(t, "job") ? "/job itself cannot be a cache in a pipeline with a source "
+                                  "(it is the workspace: name a directory inside it)"
+            : !strcmp(t, "job/src") ? "/job/src cannot be a cache: the source is checked out "
+                                      "there (name a directory inside it, e.g. node_modules)"
+            : !strcmp(t, "job/ci") || !strncmp(t, "job/ci/", 7)
+                ? "the CI source is mounted read-only at /job/ci: a cache cannot be there"
+                : NULL;
+        free(t);
+        if (why)
+            return why;
     }
     if (strcmp(rel, ".") == 0 || strcmp(rel, "./") == 0)
         return "the workspace itself cannot be a cache (name a directory inside it)";
     const char *why = evr_spec_path_problem(rel);
     if (why && *path == '/')
         return "path contains \"..\"";
-    return why;
+    return why ? why : s_has_control(path) ? s_control_path : NULL;
 }
 
 /*  path ("steps[3].cache") as the file has it, for a message naming it:
@@ -175,9 +251,11 @@ s_check_cache(const evr_spec_t *spec, const evr_reclist_t *cache, const char *pa
         if (why)
             evr_diag_add(diag, p, "%s", why);
         snprintf(p, sizeof p, "%s[%u].path", path, k);
-        why = s_cache_path_problem(c->path);
+        why = s_cache_path_problem(c->path, evr_spec_has_source(spec));
         int dir = why ? -1 : s_glob_dir(c->path);
-        if (why)
+        if (why == s_control_path)   /* not quoted: a line break would end the line */
+            evr_diag_add(diag, p, "%s", why);
+        else if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, c->path);
         else if (dir > 0)
             evr_diag_add(diag, p, "\"%s\" holds a glob character (* ?): a cache is one "
@@ -281,15 +359,14 @@ s_check_step(const evr_spec_t *spec, const evr_step_t *st, const char *at, evr_d
     else if (!spec->image && spec->executor != EVR_EXECUTOR_PROCESS)
         s_no_image(at, diag);
     s_check_artifacts(&st->artifacts, at, diag);
-    const char *twice = NULL;
     snprintf(p, sizeof p, "%s.retry", at);
     bool retry = st->retry.present && !evr_diag_reported(diag, p);   /* else said once */
     snprintf(p, sizeof p, "%s.retry.on", at);
     if (retry && st->retry.on.n == 0)
         evr_diag_add(diag, p, "an empty list retries on nothing: list the outcomes that retry "
                      "the step (lost, failed, timed_out), or remove retry");
-    else if (retry && (twice = evr_spec_list_repeat(&st->retry.on)))
-        evr_diag_add(diag, p, "%s", twice);
+    else if (retry && !evr_diag_reported(diag, p))   /* a wrong item: said as wrong */
+        s_check_repeats(&st->retry.on, p, diag);
     if (st->retry.present && st->retry.max > EVR_SPEC_MAX_RETRY) {
         snprintf(p, sizeof p, "%s.retry.max", at);
         evr_diag_add(diag, p, "%u: at most %d (further attempts, each a container of its own)",
@@ -443,6 +520,8 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
         const char *why = evr_spec_path_problem(r->path);
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, r->path);
+        else if (s_has_control(r->path))
+            evr_diag_add(diag, p, "%s", s_control_path);
     }
 }
 
@@ -500,11 +579,9 @@ s_validate(const evr_spec_t *spec, bool names, evr_diag_t *diag)
     static const char *const lists[] = { "triggers", "on.github.events", "on.github.branches" };
     const evr_strlist_t *lv[] = { &spec->triggers, &spec->on.github.events,
                                   &spec->on.github.branches };
-    for (size_t i = 0; i < EVR_ARRAY_LEN(lists); i++) {
-        const char *twice = evr_spec_list_repeat(lv[i]);
-        if (twice && !evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
-            evr_diag_add(diag, lists[i], "%s", twice);
-    }
+    for (size_t i = 0; i < EVR_ARRAY_LEN(lists); i++)
+        if (!evr_diag_reported(diag, lists[i]))   /* a wrong item: said as wrong */
+            s_check_repeats(lv[i], lists[i], diag);
     /* `events: []` in a file: absent on the wire (push), but written so it
        says "no event", which starts nothing */
     if (spec->on.github.events.n == 0 && evr_diag_marked(diag, "on.github.events")

@@ -15,10 +15,11 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
 {
     char p[64];
     /* the name is taken whether or not the spec has an on_error: events
-       and status would not tell the two apart */
+       and status would not tell the two apart; nor by a matrix step's
+       combinations, which --step on_error (logs, evrun-tail) would take */
     for (uint32_t i = 0; i < spec->steps.n; i++) {
         const char *name = evr_spec_step(spec, i)->name;
-        if (!name || strcmp(name, EVR_ON_ERROR_NAME) != 0)
+        if (!evr_spec_step_matches(EVR_ON_ERROR_NAME, name))
             continue;
         snprintf(p, sizeof p, "steps[%u].name", i);
         evr_diag_add(diag, p, "\"%s\" is the name of the pipeline's on_error step (in events "
@@ -31,19 +32,28 @@ s_check_on_error(const evr_spec_t *spec, evr_diag_t *diag)
     if (st->name)
         evr_diag_add(diag, "on_error.name", "on_error takes no name: it is always named \"%s\" "
                      "(in events and status); remove name", EVR_ON_ERROR_NAME);
-    if (st->needs.n)
+    /* a key written in a file is refused with its default value too
+       (needs: [], when: on_success, allow_failure: false, matrix: {}): it
+       means nothing there, and says its writer expects it to */
+#define S_WRITTEN(key) (evr_diag_marked(diag, "on_error." key) \
+                        && !evr_diag_reported(diag, "on_error." key))
+    if (st->needs.n || S_WRITTEN("needs"))
         evr_diag_add(diag, "on_error.needs", "on_error runs after every step once the job "
                      "has failed: it takes no needs (remove needs)");
     if (st->when != EVR_WHEN_ON_SUCCESS)
         evr_diag_add(diag, "on_error.when", "on_error runs once the job has failed or timed "
                      "out: it takes no when (remove when, or make it a step with when: %s)",
                      evr_when_names[st->when < EVR_WHEN_ALWAYS ? st->when : EVR_WHEN_ALWAYS]);
-    if (st->allow_failure)
+    else if (S_WRITTEN("when"))
+        evr_diag_add(diag, "on_error.when", "on_error runs once the job has failed or timed "
+                     "out: it takes no when (remove when)");
+    if (st->allow_failure || S_WRITTEN("allow_failure"))
         evr_diag_add(diag, "on_error.allow_failure", "the job has failed when on_error runs: "
                      "its own failure never changes that (remove allow_failure)");
-    if (st->matrix.n)
+    if (st->matrix.n || S_WRITTEN("matrix"))
         evr_diag_add(diag, "on_error.matrix", "on_error runs once, after the job failed: it "
                      "takes no matrix (remove matrix)");
+#undef S_WRITTEN
 }
 
 /*  Whether step k needs step target, directly or through other steps

@@ -154,8 +154,10 @@ s_check_matrix(const evr_step_t *st, uint32_t i, evr_diag_t *diag)
     }
     for (uint32_t k = 0; k < st->matrix.n; k++) {
         const evr_matrix_t *m = evr_reclist_at(&evr_matrix_type, &st->matrix, k);
-        if (!m->name)
+        if (!m->name) {   /* a key the loader refused (a repeat, not a name) */
+            empty = true;
             continue;
+        }
         snprintf(p, sizeof p, "steps[%u].matrix.%s", i, m->name);
         if (!evr_spec_env_name_ok(m->name))
             evr_diag_add(diag, p, "not a valid environment variable name (letters, digits "
@@ -236,7 +238,9 @@ s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
                      evr_diag_t *diag)
 {
     char p[128];
-    bool ok = true;
+    bool ok = true, combination = false;   /* a need NAME[K=v]: the pairs to compare */
+    for (uint32_t k = 0; k < st->needs.n && !combination; k++)
+        combination = strchr(st->needs.v[k], '[') != NULL;
     for (uint32_t k = 0; st->name && k < st->needs.n; k++) {
         const char *need = st->needs.v[k];
         snprintf(p, sizeof p, "steps[%u].needs[%u]", i, k);
@@ -246,13 +250,16 @@ s_check_matrix_needs(const evr_spec_t *spec, const evr_step_t *st, uint32_t i,
             ok = false;
             continue;
         }
-        for (uint32_t m = 0; m < k; m++) {
+        for (uint32_t m = 0; combination && m < k; m++) {
             const char *a = st->needs.v[m], *b = need;
             if (strchr(a, '['))
                 a = need, b = st->needs.v[m];   /* a: the step's name, b: its combination */
+            /* the name's lookup last: needs of every step above each of
+               256 steps (allowed) made it a billion compares */
+            if (!strcmp(a, b) || !evr_spec_step_matches(a, b))
+                continue;
             int j = evr_spec_step_index(spec, a);
-            if (strcmp(a, b) && j >= 0 && evr_spec_step(spec, (uint32_t) j)->matrix.n
-                && evr_spec_step_matches(a, b)) {
+            if (j >= 0 && evr_spec_step(spec, (uint32_t) j)->matrix.n) {
                 evr_diag_add(diag, p, "%s already covers \"%s\" (a matrix step's name stands "
                              "for all its combinations): keep one", a, b);
                 break;

@@ -60,17 +60,6 @@ s_err(s_ctx_t *ctx, const yaml_node_t *node, const char *path, const char *fmt, 
                     (uint32_t) node->start_mark.column + 1, path, "%s", msg);
 }
 
-static const char *
-s_kind(const yaml_node_t *node)
-{
-    switch (node->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
-    }
-}
-
 static bool
 s_is_null(const yaml_node_t *node)
 {
@@ -79,6 +68,17 @@ s_is_null(const yaml_node_t *node)
     const char *v = (const char *) node->data.scalar.value;
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null")
         || !strcmp(v, "NULL");
+}
+
+static const char *
+s_kind(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_SCALAR_NODE: return s_is_null(node) ? "nothing" : "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
 }
 
 /*  Returns the node's scalar as a C string (owned by the document), or
@@ -216,6 +216,12 @@ s_load_strlist(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, evr_strlis
             return false;
         evr_diag_mark(ctx->diag, ipath, (uint32_t) item->start_mark.line + 1,
                       (uint32_t) item->start_mark.column + 1);
+        if (s_is_null(item)) {   /* `- ` alone, or ~: taken as the text "~" or "" */
+            s_err(ctx, item, ipath, "expected a string, got nothing (an empty item, or ~: "
+                  "remove it, or quote it)");
+            ok = false;
+            continue;
+        }
         const char *v = s_scalar(ctx, item, EVR_STR_MAX, ipath);
         if (v)
             evr_strlist_push(l, v);
@@ -562,8 +568,8 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         if (!v)
             return false;
         if (!evr_bytes_parse(v, (uint64_t *) p)) {
-            s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k)",
-                  v);
+            s_err(ctx, node, path, "bad size \"%s\" (expected bytes, or e.g. 512M, 2G, 64k: a "
+                  "whole number and k, M, G or T, powers of 1024)", v);
             return false;
         }
         return true;
@@ -605,6 +611,15 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
 {
     char keys[512];
     evr_yaml_expected_keys(type, keys, sizeof keys);
+    if (!*k) {   /* said so, at the mapping's path ("steps[0]", not "steps[0].") */
+        char at[512];
+        snprintf(at, sizeof at, "%s", fpath);
+        size_t n = strlen(at);
+        if (n && at[n - 1] == '.')
+            at[n - 1] = '\0';
+        s_err(ctx, kn, at, "an empty key (\"\"): expected one of: %s", keys);
+        return -1;
+    }
     const char *instead = evr_yaml_foreign(type, k);
     if (instead) {
         s_err(ctx, kn, fpath, "unknown key: %s (expected one of: %s)", instead, keys);
@@ -619,6 +634,10 @@ s_unknown_key(s_ctx_t *ctx, yaml_node_t *kn, const evr_rectype_t *type, const ch
         s_err(ctx, kn, fpath, "unknown key at the top of the file: %s is a key of a step; "
               "indent it under its step (steps: - name: N, then %s: at the column of name:)",
               k, k);
+    else if (type == &evr_step_type && evr_rec_field(&evr_spec_type, k))
+        s_err(ctx, kn, fpath, "unknown key in a step: %s is a key of the pipeline, for all "
+              "its steps; write it at the top of the file, at the column of steps: (expected "
+              "one of: %s)", k, keys);
     else
         s_err(ctx, kn, fpath, "unknown key (expected one of: %s)", keys);
     return -1;
@@ -641,6 +660,26 @@ static const char *
 s_type_name(const evr_rectype_t *type)
 {
     return type == &evr_spec_type ? "pipeline" : type->name;
+}
+
+/*  A list field's check, item by item: each item that fails it alone is
+    said at its own line and path (the list's check says what is wrong,
+    at the list).  False when none does (the list as a whole is wrong). */
+static bool
+s_check_items(s_ctx_t *ctx, const evr_field_t *f, const evr_strlist_t *l, const char *path)
+{
+    bool said = false;
+    for (uint32_t i = 0; i < l->n; i++) {
+        evr_strlist_t one = { &l->v[i], 1 };
+        const char *why = f->check(&one);
+        if (!why)
+            continue;
+        char ipath[512];
+        s_path(ipath, sizeof ipath, "%s%s%s[%u]", path, *path ? "." : "", f->key, i);
+        evr_diag_add(ctx->diag, ipath, "%s", why);
+        said = true;
+    }
+    return said;
 }
 
 static bool
@@ -728,7 +767,10 @@ s_load_rec(s_ctx_t *ctx, yaml_node_t *node, const evr_rectype_t *type, void *rec
         const evr_field_t *f = &type->fields[i];
         bool whole = (seen & (1ull << i)) && !(bad & (1ull << i));
         const char *why = whole && f->check ? f->check(AT(rec, f)) : NULL;
-        if (why) {
+        if (why && f->type == EVR_FT_STRLIST
+            && s_check_items(ctx, f, (const evr_strlist_t *) AT(rec, f), path))
+            ok = false;   /* said at each wrong item (triggers[2], on.github.branches[0]) */
+        else if (why) {
             char fpath[512];
             s_path(fpath, sizeof fpath, "%s%s%s", path, *path ? "." : "", f->key);
             evr_diag_add(ctx->diag, fpath, "%s", why);
@@ -777,8 +819,8 @@ static const struct {
     { "mapping values are not allowed", "a key indented deeper than the one above it, or "
       "\": \" inside a value: check the indentation, or quote the value ('...')" },
     { "found unexpected end of stream", "a quote or bracket opened and never closed" },
-    { "could not find expected ':'", "a key without its \":\", or a quote opened and never "
-      "closed" },
+    { "could not find expected ':'", "a key without its \":\", a quote opened and never "
+      "closed, or a key of over 1024 characters (YAML's most for a key)" },
     { "did not find expected ',' or ']'", "a [ or ] inside an item of a [...] list (a matrix "
       "step's name, build[OS=linux]): quote the item (\"build[OS=linux]\")" },
 };
@@ -882,6 +924,24 @@ s_needs_written(evr_spec_t *spec, const evr_diag_t *diag)
         spec->dag = true;
 }
 
+/*  Artifact paths as the runner records their files: `dist/` and
+    `./dist` (as GitLab takes them) are `dist` (evr_spec_path_tidy); `.`
+    stays, for the check to refuse. */
+static void
+s_tidy_artifacts(evr_step_t *st)
+{
+    for (uint32_t k = 0; k < st->artifacts.paths.n; k++) {
+        char **path = &st->artifacts.paths.v[k];
+        char *tidy = evr_spec_path_problem(*path) ? NULL : evr_spec_path_tidy(*path);
+        if (tidy && *tidy) {
+            free(*path);
+            *path = tidy;
+        }
+        else
+            free(tidy);
+    }
+}
+
 evr_rc_t
 evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
 {
@@ -932,8 +992,12 @@ evr_yaml_load(const char *buf, size_t len, evr_spec_t *spec, evr_diag_t *diag)
     yaml_parser_delete(&parser);
     /* Cross-field checks run even after field errors, so one pass shows
        everything; the diag keeps one error per field. */
-    if (loaded)
+    if (loaded) {
         s_needs_written(spec, diag);
+        for (uint32_t i = 0; i < spec->steps.n; i++)
+            s_tidy_artifacts(evr_spec_step(spec, i));
+        s_tidy_artifacts(&spec->on_error);
+    }
     if (loaded && evr_spec_expand(spec, diag) == EVR_OK) {
         evr_spec_validate(spec, diag);
         evr_spec_check_file(spec, diag);

@@ -73,6 +73,10 @@ test_parse_bad(void)
     s_bad("* * 0 * *", "field 3 (day of month): 0 is out of range 1-31");
     s_bad("* * * 13 *", "field 4 (month): 13 is out of range 1-12");
     s_bad("* * * * 8", "field 5 (day of week): 8 is out of range 0-7");
+    /* the number as written (it said 9999, the part it had read) */
+    s_bad("99999 * * * *", "field 1 (minute): 99999 is out of range 0-59");
+    s_bad("* 1-123456789012345678901 * * *",
+          "field 2 (hour): 1234567890123456... is out of range 0-23");
     s_bad("* * * foo *", "field 4 (month): unexpected \"foo\"");
     s_bad("5-1 * * * *", "range 5-1 goes backwards");
     s_bad("*/0 * * * *", "step /0: expected a number 1-59");

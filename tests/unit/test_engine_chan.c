@@ -259,8 +259,8 @@ test_trigger_spec_key(void)
     evr_diag_t *diag = evr_diag_new("p.yml");
     CHECK(evr_yaml_load(bad, strlen(bad), &spec, diag) != EVR_OK);
     CHECK(evr_diag_count(diag) >= 1);
-    CHECK_CONTAINS(evr_diag_get(diag, 0), "p.yml:6:");
-    CHECK_CONTAINS(evr_diag_get(diag, 0), "item 2: \"no way\": no pipeline name");
+    CHECK_CONTAINS(evr_diag_get(diag, 0), "p.yml:6:20: triggers[1]: \"no way\": no pipeline "
+                                          "name");
     evr_diag_destroy(&diag);
     evr_rec_free(&evr_spec_type, &spec);
     /* file: entries: relative paths inside the source, globs allowed */

@@ -722,16 +722,16 @@ test_newcomer_errors(void)
     free(e);
     /* a list of enum values names the bad one, as the enum errors do */
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [lost, wifi]}}\n", &n, NULL);
-    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
-                      "\"wifi\"\n");
+    CHECK_CONTAINS(e, "f.yml:4:50: steps[0].retry.on[1]: expected a list of: lost, failed, "
+                      "timed_out, got \"wifi\"\n");
     free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x, retry: {max: 1, on: [faild]}}\n", &n, NULL);
-    CHECK_CONTAINS(e, "steps[0].retry.on: expected a list of: lost, failed, timed_out, got "
+    CHECK_CONTAINS(e, "steps[0].retry.on[0]: expected a list of: lost, failed, timed_out, got "
                       "\"faild\"; did you mean failed?");
     free(e);
     e = evr_ytest_load(S_HEAD "  - {name: a, run: x}\non: {github: {events: [push, fork]}}\n", &n, NULL);
-    CHECK_CONTAINS(e, "on.github.events: expected a list of: push, pull_request, workflow_job, "
-                      "got \"fork\"");
+    CHECK_CONTAINS(e, "f.yml:5:30: on.github.events[1]: expected a list of: push, pull_request, "
+                      "workflow_job, got \"fork\"");
     free(e);
     e = evr_ytest_load("---\n", &n, NULL);
     CHECK_CONTAINS(e, "f.yml:1:1: empty file: expected a pipeline");

@@ -230,6 +230,70 @@ test_foreign_hints(void)
     free(e);
 }
 
+/*  An empty item of a list, or ~, was taken as the text "" or "~" (an
+    artifact "~" the step then failed for, a label "~"); an empty step
+    was said as "got a scalar". */
+static void
+test_null_items(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nlabels:\n  -\n  - a\nsteps:\n"
+                             "  - {name: a, run: x, artifacts: [~], needs: [null]}\n"
+                             "  -\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:4: labels[0]: expected a string, got nothing (an empty item, "
+                      "or ~: remove it, or quote it)\n");
+    CHECK_CONTAINS(e, "f.yml:7:35: steps[0].artifacts.paths[0]: expected a string, got "
+                      "nothing");
+    CHECK_CONTAINS(e, "f.yml:7:47: steps[0].needs[0]: expected a string, got nothing");
+    CHECK_CONTAINS(e, "f.yml:8:4: steps[1]: expected a mapping, got nothing\n");
+    CHECK(n == 4);
+    free(e);
+    /* quoted, it is the text */
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps:\n"
+                       "  - {name: a, run: x, artifacts: [\"~\"]}\n", &n, NULL);
+    CHECK(n == 0);
+    free(e);
+}
+
+/*  An empty key was said as "f.yml:3:1: unknown key", with no name, or
+    at "steps[0]."; a key over libyaml's 1024 characters as a key
+    without its ":" only. */
+static void
+test_key_words(void)
+{
+    size_t n;
+    char *e = evr_ytest_load("pipeline: p\nimage: i\n\"\": x\n"
+                             "steps:\n  - {name: a, run: x, \"\": 1}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:3:1: an empty key (\"\"): expected one of: pipeline, ");
+    CHECK_CONTAINS(e, "f.yml:5:23: steps[0]: an empty key (\"\"): expected one of: name, ");
+    CHECK(n == 2);
+    free(e);
+    char text[1200];
+    snprintf(text, sizeof text, "pipeline: p\nimage: i\n%01030d: 1\nsteps: [{name: a, run: x}]\n",
+             0);
+    e = evr_ytest_load(text, &n, NULL);
+    CHECK_CONTAINS(e, "or a key of over 1024 characters (YAML's most for a key)");
+    CHECK(n == 1);
+    free(e);
+}
+
+/*  A pipeline's key written in a step (labels, secrets, concurrency) was
+    said as any unknown key; a step's at the top of the file says where it
+    goes, and so does this now. */
+static void
+test_pipeline_key_in_step(void)
+{
+    size_t n;
+    char *e = evr_ytest_load(S_HEAD "  - {name: a, run: x, secrets: [Q], concurrency: 1}\n",
+                             &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:23: steps[0].secrets: unknown key in a step: secrets is a key "
+                      "of the pipeline, for all its steps; write it at the top of the file, at "
+                      "the column of steps: (expected one of: name, run, ");
+    CHECK_CONTAINS(e, "f.yml:4:37: steps[0].concurrency: unknown key in a step: concurrency is");
+    CHECK(n == 2);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -241,5 +305,8 @@ main(void)
     EVR_TEST_RUN(test_on_error_keys);
     EVR_TEST_RUN(test_matrix_needs);
     EVR_TEST_RUN(test_foreign_hints);
+    EVR_TEST_RUN(test_null_items);
+    EVR_TEST_RUN(test_key_words);
+    EVR_TEST_RUN(test_pipeline_key_in_step);
     EVR_TEST_END();
 }
