@@ -94,6 +94,14 @@ test_mask(void)
         s_mask_run(secrets, 4, "pw=hunter2; a=abc; b=abcdef; c=abcdeX; hunter", piece, out);
         CHECK_STR(out, "pw=***; a=***; b=***; c=***deX; hunter");
     }
+    /* secrets that overlap in the text: one ***, nothing of either shown */
+    const char *over[] = { "12345678abcd", "abcdWXYZ9876", "9876-tail" };
+    for (size_t piece = 1; piece <= 40; piece++) {
+        s_mask_run(over, 2, "<12345678abcdWXYZ9876>", piece, out);
+        CHECK_STR(out, "<***>");
+        s_mask_run(over, 3, "<12345678abcdWXYZ9876-tail> <abcdWXYZ9876-tai>", piece, out);
+        CHECK_STR(out, "<***> <***-tai>");
+    }
     s_mask_run(secrets, 0, "no secrets here", 3, out);
     CHECK_STR(out, "no secrets here");
     /* held back while it could still be a secret, released when not */
@@ -282,7 +290,8 @@ test_mask_limit(void)
 }
 
 /*  The masker as it was first written (every input byte copied, each
-    position tried against every secret): the reference the fast one
+    position tried against every secret; a match grown by the secrets
+    that overlap it): the reference the fast one
     must agree with, piece by piece. */
 typedef struct {
     const char *const *secrets;     /* longest first */
@@ -307,11 +316,26 @@ s_ref_feed(s_ref_t *r, const uint8_t *raw, size_t len, bool final, uint8_t *out,
                 continue;
             if (i + sl <= n) {
                 if (memcmp(p + i, r->secrets[s], sl) == 0) {
+                    /* grown by each secret that begins inside and ends
+                       past it; wait when one could */
+                    size_t end = i + sl;
+                    for (size_t j = i + 1; j < end && !partial; j++)
+                        for (size_t t = 0; t < r->n; t++) {
+                            size_t tl = strlen(r->secrets[t]);
+                            if (j + tl <= n) {
+                                if (memcmp(p + j, r->secrets[t], tl) == 0 && j + tl > end)
+                                    end = j + tl;
+                            }
+                            else if (!final && memcmp(p + j, r->secrets[t], n - j) == 0)
+                                partial = true;
+                        }
+                    if (partial)
+                        break;
                     memcpy(out + *out_len, p + run, i - run);
                     *out_len += i - run;
                     memcpy(out + *out_len, "***", 3);
                     *out_len += 3;
-                    i += sl;
+                    i = end;
                     run = i;
                     matched = true;
                     break;
