@@ -188,6 +188,34 @@ YML
   check "... the value shown nowhere" sh -c "! grep -q hunter2secret '$out'"
 }
 
+case_job_trigger_secret_names() {   # a trigger whose names hold a secret: refused, never printed
+  # names cannot be masked: the runner's own lines print them (next job:
+  # ..., trigger PIPELINE: job J); the key's second line is a valid name
+  pipeline job-trig-names <<'YML'
+pipeline: job-trig-names
+executor: process
+secrets: [EVRUN_SECRET_KEY]
+triggers: [deploy, Sec2LnName]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger deploy -a "Sec2LnName=1"; echo "arg name: $?"
+      evrun-job trigger Sec2LnName; echo "pipeline name: $?"
+      evrun-job trigger deploy -a V=plain; echo "plain: $?"
+YML
+  EVRUN_SECRET_KEY=$(printf 'first-line-x
+Sec2LnName
+') run job-trig-names "$tmp/job-trig-names.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "an arg's name holding a secret: refused, exit 2" grep -q "^build | arg name: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: an arg's name holds the value of a secret of job [0-9A-Z]*: a name cannot be masked" "$out"
+  check "a pipeline's name holding one: refused, exit 2" grep -q "^build | pipeline name: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: the pipeline's name holds the value of a secret of job" "$out"
+  check "an arg without one goes" grep -q "^build | plain: 0$" "$out"
+  check "the name printed nowhere (the runner's lines)" sh -c "! grep -q Sec2LnName '$out'"
+  check "... nor its log" sh -c "! grep -q Sec2LnName '$err'"
+}
+
 case_job_trigger_follow() {   # --exec --follow-triggers: the triggered jobs run after the job, in turn
   local d=$tmp/follow-pipes pid i
   mkdir -p "$d"
@@ -437,6 +465,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_python job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases
