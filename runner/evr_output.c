@@ -366,19 +366,30 @@ s_match(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n, bool final
     return -1;
 }
 
+/*  Bytes compared, at most, to grow a match of len bytes (s_overlap). */
+#define S_OVERLAP_WORK(len) (4096 + 16 * (len))
+
 /*  A match p[i, end): grown by every pattern that begins inside it and
     ends past it (overlapping secrets, "12345678abcd" and "abcdWXYZ9876"
     in "12345678abcdWXYZ9876": one *** for all, not "***WXYZ9876"), into
-    *out_end.  False when one that begins inside could, once more comes. */
+    *out_end.  False when one that begins inside could, once more comes.
+    The work is bounded by the match's length: a long secret that
+    overlaps itself at every byte ("aaaa...") in a long run of it would
+    else cost its length at each byte; past the bound the match ends
+    there, and the scan goes on after it. */
 static bool
 s_overlap(const evr_mask_t *self, const uint8_t *p, size_t i, size_t end, size_t n, bool final,
           size_t *out_end)
 {
+    size_t work = 0;
     for (size_t j = i + 1; (j = s_next_candidate(self, p, j, end)) < end; j++) {
+        if (work > S_OVERLAP_WORK(end - i))
+            break;
         bool partial;
         ptrdiff_t m = s_match(self, p, j, n, final, &partial);
         if (partial)
             return false;
+        work += m >= 0 ? self->pats[m].len : S_KEY;
         if (m >= 0 && j + self->pats[m].len > end)
             end = j + self->pats[m].len;
     }
