@@ -419,6 +419,38 @@ test_mask_agrees_with_reference(void)
     CHECK(bad == 0);
 }
 
+/*  A long secret that overlaps itself at every byte, in a long run of
+    it: masked in bounded work (its length compared at each byte took
+    20 s for this MiB), all but the run's last bytes. */
+static void
+test_mask_overlap_bounded(void)
+{
+    size_t len = 32768, n = 1 << 20;
+    char *sec = evr_malloc(len + 1), *text = evr_malloc(n);
+    memset(sec, 'a', len);
+    sec[len] = '\0';
+    memset(text, 'a', n);
+    const char *secrets[] = { sec };
+    evr_mask_t *m = evr_mask_new(secrets, 1);
+    uint8_t *out = NULL;
+    size_t olen = 0, cap = 0, raw = 0;
+    uint64_t t0 = evr_mono_ns();
+    for (size_t i = 0; i < n; i += 65536)
+        raw += evr_mask_feed(m, (const uint8_t *) text + i, 65536, false, &out, &olen, &cap);
+    raw += evr_mask_feed(m, NULL, 0, true, &out, &olen, &cap);
+    CHECK(evr_mono_ns() - t0 < 2000000000ull);
+    CHECK(raw == n);
+    CHECK(olen >= 3 && memcmp(out, "***", 3) == 0);
+    size_t shown = 0;
+    for (size_t i = 0; i < olen; i++)
+        shown += out[i] == 'a';
+    CHECK(shown < len);
+    free(out);
+    evr_mask_destroy(&m);
+    free(text);
+    free(sec);
+}
+
 /*  A long podman error keeps its head and its cause, in valid UTF-8. */
 static void
 test_podman_message(void)
@@ -557,6 +589,7 @@ main(void)
     EVR_TEST_RUN(test_mask);
     EVR_TEST_RUN(test_mask_agrees_with_reference);
     EVR_TEST_RUN(test_mask_limit);
+    EVR_TEST_RUN(test_mask_overlap_bounded);
     EVR_TEST_RUN(test_mask_lines);
     EVR_TEST_RUN(test_mask_add_lines);
     EVR_TEST_RUN(test_mask_pieces_max);
