@@ -582,6 +582,18 @@ test_outputs_env_name(void)
     free(s);
 }
 
+/*  A step's container logs to k8s-file (its directory, removed with it),
+    never to podman's default when that is journald: the log holds the
+    output unmasked. */
+static void
+test_create_log_driver(void)
+{
+    evr_podman_spec_t spec = { .name = "evrun-x-s-1", .image = "busybox", .script = "true" };
+    char *body = evr_podman_create_body(&spec);
+    CHECK_CONTAINS(body, "\"log_configuration\":{\"driver\":\"k8s-file\"}");
+    free(body);
+}
+
 int
 main(void)
 {
@@ -597,5 +609,6 @@ main(void)
     EVR_TEST_RUN(test_podman_message);
     EVR_TEST_RUN(test_outputs_parse);
     EVR_TEST_RUN(test_outputs_env_name);
+    EVR_TEST_RUN(test_create_log_driver);
     EVR_TEST_END();
 }
