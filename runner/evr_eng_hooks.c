@@ -317,6 +317,26 @@ s_finished(evr_eng_job_t *job, const evr_hook_t *h, const char *status, const ch
                   ? " (optional)" : "");
 }
 
+/*  The secrets of a failed hook's answer (not taken: it failed) masked in
+    its message, why, as the job's are (s_mask): it printed them as
+    secrets, and may name them in its stderr ("token T could not be
+    renewed").  cut: why ends where the hook's stderr was cut. */
+static void
+s_mask_answer(const evr_hook_result_t *r, char *why, size_t size, bool cut)
+{
+    evr_strmap_t env = { 0 }, secrets = { 0 };
+    evr_err_t err;
+    if (!r->out_cut && !evr_hook_answer(r->out, r->out_len, &env, &secrets, &err)
+        && secrets.n) {
+        const char *const *v = (const char *const *) secrets.v;
+        char *m = cut ? evr_mask_text_cut(v, secrets.n, why) : evr_mask_text(v, secrets.n, why);
+        snprintf(why, size, "%s", m);
+        free(m);
+    }
+    evr_strmap_free(&env);
+    evr_strmap_free(&secrets);
+}
+
 /*  How the run ended: its status, and why (NULL: it succeeded).  Up to
     PRE_EXECUTION the hook's stdout is its answer (env and secrets taken
     here); after it, its stdout is no answer and is not read as one. */
@@ -343,6 +363,8 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
         if (r->err_text[0]) {
             snprintf(why, size, "%s", r->err_text);
             *cut = r->err_cut;   /* why ends where its stderr was cut */
+            if (h->phase <= EVR_HOOK_PRE_EXECUTION)
+                s_mask_answer(r, why, size, *cut);
         }
         else
             snprintf(why, size, "%s (exit %d)", pre ? "refused the job" : "failed",

@@ -445,10 +445,16 @@ evr_hook_answer(const char *out, size_t len, evr_strmap_t *env, evr_strmap_t *se
         return EVR_OK;
     json_error_t je;
     json_t *js = json_loadb(out, len, 0, &je);
-    if (!js)
-        return evr_err_set(err, EVR_ERR_PROTO, "answer: not JSON (line %d: %s): a hook "
-                           "prints nothing or {\"env\": {...}, \"secrets\": {...}}", je.line,
-                           je.text);
+    if (!js) {
+        /* jansson's text quotes the token it stopped at ("near '\"s3cr..."):
+           a secret's value, cut or unterminated; the column says where */
+        char *near = strstr(je.text, " near '");
+        if (near)
+            *near = '\0';
+        return evr_err_set(err, EVR_ERR_PROTO, "answer: not JSON (line %d, column %d: %s): "
+                           "a hook prints nothing or {\"env\": {...}, \"secrets\": {...}}",
+                           je.line, je.column, je.text);
+    }
     evr_rc_t rc = EVR_OK;
     size_t count = 0;
     if (!json_is_object(js))

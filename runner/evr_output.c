@@ -366,6 +366,37 @@ s_match(const evr_mask_t *self, const uint8_t *p, size_t i, size_t n, bool final
     return -1;
 }
 
+/*  Bytes compared, at most, to grow a match of len bytes (s_overlap). */
+#define S_OVERLAP_WORK(len) (4096 + 16 * (len))
+
+/*  A match p[i, end): grown by every pattern that begins inside it and
+    ends past it (overlapping secrets, "12345678abcd" and "abcdWXYZ9876"
+    in "12345678abcdWXYZ9876": one *** for all, not "***WXYZ9876"), into
+    *out_end.  False when one that begins inside could, once more comes.
+    The work is bounded by the match's length: a long secret that
+    overlaps itself at every byte ("aaaa...") in a long run of it would
+    else cost its length at each byte; past the bound the match ends
+    there, and the scan goes on after it. */
+static bool
+s_overlap(const evr_mask_t *self, const uint8_t *p, size_t i, size_t end, size_t n, bool final,
+          size_t *out_end)
+{
+    size_t work = 0;
+    for (size_t j = i + 1; (j = s_next_candidate(self, p, j, end)) < end; j++) {
+        if (work > S_OVERLAP_WORK(end - i))
+            break;
+        bool partial;
+        ptrdiff_t m = s_match(self, p, j, n, final, &partial);
+        if (partial)
+            return false;
+        work += m >= 0 ? self->pats[m].len : S_KEY;
+        if (m >= 0 && j + self->pats[m].len > end)
+            end = j + self->pats[m].len;
+    }
+    *out_end = end;
+    return true;
+}
+
 /*  Masks p[0,n) into out; returns how many of its bytes are decided (the
     rest could still begin a pattern, unless final). */
 static size_t
@@ -385,11 +416,14 @@ s_scan(const evr_mask_t *self, const uint8_t *p, size_t n, bool final, uint8_t *
             i++;
             continue;
         }
+        size_t end;
+        if (!s_overlap(self, p, i, i + self->pats[m].len, n, final, &end))
+            break;   /* one that begins inside could go on: decide when more comes */
         if (*out_len + (i - run) + 3 > out_max)
             break;   /* masked from here on in a later feed */
         s_put(out, out_len, out_cap, p + run, i - run);
         s_put(out, out_len, out_cap, "***", 3);
-        i += self->pats[m].len;
+        i = end;
         run = i;
     }
     size_t fit = out_max > *out_len ? out_max - *out_len : 0;

@@ -47,7 +47,8 @@ typedef struct evr_mask evr_mask_t;
 
 /*  secrets: values to hide (empty ones and repeats are ignored).  Copies
     them.  Each is masked whole, whatever its length (a secret of one byte
-    masks every such byte).  A secret with a \n (or ending in \r) is
+    masks every such byte); secrets that overlap where they stand are
+    masked as one "***" (nothing of either shows).  A secret with a \n (or ending in \r) is
     split into lines, on \n, a final \r of each dropped; each line of at
     least EVR_MASK_PIECE_MIN bytes, not only blanks (spaces, tabs), is
     masked on its own too, wherever it stands; shorter ones are not (they

@@ -384,6 +384,10 @@ evr_podman_create_body(const evr_podman_spec_t *spec)
                             json_pack("[{s:s, s:s, s:s, s:[s,s]}]", "destination", "/run/evrun",
                                       "type", "bind", "source", spec->control_dir, "options",
                                       "rbind", "ro"));
+    /* the container's log holds its output as written, secrets unmasked:
+       podman's k8s-file keeps it in the container's directory, removed
+       with it, where a journald default would keep it in the journal */
+    json_object_set_new(body, "log_configuration", json_pack("{s:s}", "driver", "k8s-file"));
     json_object_set_new(body, "r_limits",
                         json_pack("[{s:s, s:I, s:I}, {s:s, s:I, s:I}]", "type", "nofile",
                                   "soft", nf, "hard", nf, "type", "nproc", "soft", np, "hard",

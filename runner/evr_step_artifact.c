@@ -213,6 +213,41 @@ s_secret_path(const evr_eng_job_t *job, const char *path)
     return m;
 }
 
+/*  The directories whose path holds a secret, for s_rm_secret_dirs (nftw
+    has no argument: the engine has one thread). */
+static const evr_eng_job_t *s_rm_job;
+static size_t s_rm_skip;   /* the step directory's path and its '/' */
+
+static int
+s_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) sb;
+    if (type == FTW_DP && ftw->level > 0) {
+        char *masked = s_secret_path(s_rm_job, path + s_rm_skip);
+        if (masked)
+            rmdir(path);   /* empty: its files, which hold the secret too, are not kept */
+        free(masked);
+    }
+    return 0;
+}
+
+/*  The step's directories of artifacts whose path holds a secret of the
+    job, removed (empty ones unpacked as they are, or emptied by s_record):
+    their names would keep the secret on the runner. */
+static void
+s_rm_secret_dirs(const evr_eng_step_t *st)
+{
+    const char *art = st->job->eng->opts.artifacts_dir;
+    if (!art || !st->job->nsecrets)
+        return;
+    char *dir = evr_asprintf("%s/%s/%s", art, st->job->id, st->spec->name);
+    s_rm_job = st->job;
+    s_rm_skip = strlen(dir) + 1;
+    nftw(dir, s_rm_one, 16, FTW_PHYS | FTW_DEPTH);
+    s_rm_job = NULL;
+    free(dir);
+}
+
 /*  The files of one unpacked path, queued for the broker already (when
     shipping: the unpack's child did, see s_queue): a step.artifact each,
     in the list's order.  q[i] '!': file i could not be queued (qmsg: why,
@@ -502,6 +537,7 @@ s_unpacked(evr_rc_t rc, const char *msg, const void *out, void *arg)
         evr_eng_step_log(st, "artifact %s: %u file%s in %s", a->path, list.n,
                          list.n == 1 ? "" : "s", a->dest);
         s_record(a, a->sub, &list, q, u->qmsg);
+        s_rm_secret_dirs(a->st);
         if (u->nlinks) {
             char *about = evr_asprintf("artifact %s", a->path);
             char *text = evr_asprintf("%u symbolic link%s left out (links are not followed, "

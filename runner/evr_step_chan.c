@@ -251,6 +251,22 @@ s_unhex(const char *hex, size_t n)
     return v;
 }
 
+/*  Whether name holds a secret of job, or value (the one it names), or
+    what output masks of one (a line of a secret of several). */
+static bool
+s_name_holds_secret(const evr_eng_job_t *job, const char *name, const char *value)
+{
+    evr_mask_t *m = evr_mask_new((const char *const *) job->secrets, job->nsecrets);
+    evr_mask_add(m, value);
+    uint8_t *out = NULL;
+    size_t len = 0, cap = 0;
+    evr_mask_feed(m, (const uint8_t *) name, strlen(name), true, &out, &len, &cap);
+    bool hit = len != strlen(name) || (len && memcmp(out, name, len));
+    free(out);
+    evr_mask_destroy(&m);
+    return hit;
+}
+
 static evr_rc_t
 s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
 {
@@ -279,6 +295,10 @@ s_cmd_secret(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     else if (vl == 0 || vl > EVR_JOB_SECRET_MAX || strlen(value) != vl)
         rc = evr_err_set(err, EVR_ERR_PROTO, "\"value\": %zu bytes: expected 1 to %d bytes "
                          "without NUL", vl, EVR_JOB_SECRET_MAX);
+    else if (s_name_holds_secret(job, name, value))
+        rc = evr_err_set(err, EVR_ERR_PROTO, "\"name\": holds the value of a secret of job %s "
+                         "(or of this one): a name cannot be masked (its secret.registered "
+                         "event, the runner's log would show it)", job->id);
     else if (job->dyn_secrets.n >= S_SECRETS_MAX && !evr_strmap_get(&job->dyn_secrets, name))
         rc = evr_err_set(err, EVR_ERR_LIMIT, "job %s has %d secrets registered, the most it "
                          "may: register again under a name it has", job->id, S_SECRETS_MAX);

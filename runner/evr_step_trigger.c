@@ -200,18 +200,34 @@ s_args(const json_t *ja, evr_strmap_t *out, evr_err_t *err)
     return EVR_OK;
 }
 
-/*  Whether an arg of a trigger carries a secret value of job (declared,
-    or registered by a step), or what output masks of one (a line of a
-    secret of several): the job it starts would hold it unmasked (its
-    dispatch, its logs, the broker's archive).  False with why. */
+/*  Whether s holds a secret value of job (declared, or registered by a
+    step), or what output masks of one (a line of a secret of several). */
 static bool
-s_args_unsecret(const evr_eng_job_t *job, const evr_strmap_t *args, evr_err_t *err)
+s_holds_secret(const evr_eng_job_t *job, const char *s)
 {
-    for (uint32_t i = 0; i < args->n; i++) {
-        char *m = evr_mask_text((const char *const *) job->secrets, job->nsecrets, args->v[i]);
-        bool hit = strcmp(m, args->v[i]) != 0;
-        free(m);
-        if (hit) {
+    char *m = evr_mask_text((const char *const *) job->secrets, job->nsecrets, s);
+    bool hit = strcmp(m, s) != 0;
+    free(m);
+    return hit;
+}
+
+/*  Whether a trigger carries a secret of job: in an arg's value, the job
+    it starts would hold it unmasked (its dispatch, its logs, the broker's
+    archive); in a name (an arg's, the pipeline's, the file's path), which
+    cannot be masked, the runner's own lines would print it too (`next
+    job: ...`, `trigger PIPELINE: job J`).  False with why, naming no name
+    that holds one. */
+static bool
+s_args_unsecret(const evr_eng_job_t *job, const char *pipeline, const char *file,
+                const evr_strmap_t *args, evr_err_t *err)
+{
+    const char *what = pipeline && s_holds_secret(job, pipeline) ? "the pipeline's name"
+                     : file && s_holds_secret(job, file)         ? "the file's path"
+                                                                  : NULL;
+    for (uint32_t i = 0; i < args->n && !what; i++) {
+        if (s_holds_secret(job, args->k[i]))
+            what = "an arg's name";
+        else if (s_holds_secret(job, args->v[i])) {
             evr_err_set(err, EVR_ERR_STATE, "args.%s holds the value of a secret of job "
                         "%s: the job it starts would keep it unmasked (its logs, the "
                         "broker's archive); give that pipeline the secret in its own "
@@ -219,7 +235,11 @@ s_args_unsecret(const evr_eng_job_t *job, const evr_strmap_t *args, evr_err_t *e
             return false;
         }
     }
-    return true;
+    if (what)
+        evr_err_set(err, EVR_ERR_STATE, "%s holds the value of a secret of job %s: a name "
+                    "cannot be masked (the runner's log, the job it starts would show it)",
+                    what, job->id);
+    return !what;
 }
 
 /*  --exec: the job that would run next and the command that runs it, in
@@ -309,7 +329,7 @@ evr_eng_cmd_trigger(const json_t *req, json_t *ans, evr_err_t *err, void *arg)
     evr_spec_t *fspec = NULL;
     evr_trigger_file_t tf = { 0 };
     evr_rc_t rc = s_args(json_object_get(req, "args"), &args, err);
-    if (!rc && !s_args_unsecret(job, &args, err))
+    if (!rc && !s_args_unsecret(job, pipeline, file, &args, err))
         rc = EVR_ERR_STATE;
     if (!rc && file && !(rc = s_file(st, file, &args, &tf, &text, &fspec, err)))
         pipeline = fspec->pipeline;

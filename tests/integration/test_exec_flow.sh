@@ -342,7 +342,9 @@ steps:
     run: head -c 70000 /dev/zero | tr '\0' a > "$EVRUN_OUTPUT"
   - name: named
     allow_failure: true
-    run: mkdir -p out; echo x > "out/$OUT_TOKEN.txt"; echo y > out/fine.txt
+    run: |
+      mkdir -p "out/d-$OUT_TOKEN" "out/e-$OUT_TOKEN/sub"; echo x > "out/$OUT_TOKEN.txt"
+      echo z > "out/d-$OUT_TOKEN/f"; echo y > out/fine.txt
     artifacts: [out]
   - name: forge
     run: echo V=forged > "$(dirname "$EVRUN_OUTPUT")/.evrun-output-victim-1"
@@ -377,6 +379,8 @@ YML
   check "an artifact named with a secret: refused, the name masked" \
     grep -q '^named | evrun: artifact out: file out/\*\*\*\.txt: its name holds a secret: not recorded, not kept$' "$out"
   check "... the other file kept" [ -f "$state/artifacts/$job/named/out/fine.txt" ]
+  check "... no directory named with it kept (empty or emptied)" \
+    [ -z "$(find "$state/artifacts/$job/named" -name "*$secret*")" ]
   check "the file's name is not guessable" grep -Eq '^victim \| own \.evrun-output-victim-1-[0-9a-f]{16}$' "$out"
   check "a file read is removed: a later untrusted step cannot read it" grep -q "^peek | left 0$" "$out"
   "$bin/evrun-replay" "$state" --events --json > "$tmp/outputs.events"
@@ -396,6 +400,9 @@ YML
   check "process: a link is not followed" grep -q '^linky | evrun: \$EVRUN_OUTPUT: .*not read' "$out"
   check "process: none of the bad files gives a variable" grep -q "^consume | others 0$" "$out"
   check "process: a file read is removed" grep -q "^peek | left 0$" "$out"
+  check "process: no artifact directory named with the secret kept" \
+    [ -z "$(find "$state/artifacts/$job/named" -name "*$secret*")" ]
+  check "process: ... the other file kept" [ -f "$state/artifacts/$job/named/out/fine.txt" ]
 }
 
 cases=${*:-big_output secret_short flow flow_process flow_allowed flow_sigint matrix outputs conmon_attach nonblocking_stdout}

@@ -112,6 +112,30 @@ YML
   done
 }
 
+case_job_secret_name_holds() {   # a name that holds a secret's value: refused (names are not masked)
+  pipeline job-secret-name <<'YML'
+pipeline: job-secret-name
+executor: process
+secrets: [EVRUN_SECRET_NM]
+steps:
+  - name: make
+    run: |
+      echo x | evrun-job secret NmSecr8t; echo "declared: $?"
+      v=$(echo 4711 | tr 0-9 A-J); printf '%s' "$v" | evrun-job secret "K_$v"; echo "own: $?"
+      echo ok-value | evrun-job secret GOOD_NAME; echo "good: $?"
+YML
+  EVRUN_SECRET_NM=NmSecr8t run job-secret-name "$tmp/job-secret-name.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "a declared secret's value as the name: refused, exit 2" grep -q "^make | declared: 2$" "$out"
+  check "... saying why" grep -q "^make | evrun-job: refused: secret: \"name\": holds the value of a secret of job [0-9A-Z]* (or of this one): a name cannot be masked" "$out"
+  check "the value it names, in the name: refused" grep -q "^make | own: 2$" "$out"
+  check "another name goes" grep -q "^make | good: 0$" "$out"
+  check "one secret.registered, GOOD_NAME's" \
+    [ "$("$bin/evrun-replay" "$state" --job "$job" | grep -c ' secret.registered  *{')" -eq 1 ]
+  check "the names printed nowhere" sh -c "! grep -Eq 'K_EHBB|secret NmSecr8t' '$out' '$err'"
+  check "... nor stored" sh -c "! grep -rqa 'K_EHBB' '$state'"
+}
+
 case_job_secret_python() {   # a client written from PROTOCOL.md alone, in a host-command step
   command -v python3 > /dev/null || { echo "  (no python3: skipped)"; return 0; }
   pipeline job-secret-py <<'YML'
@@ -186,6 +210,34 @@ YML
   check "... saying why" grep -q "^build | evrun-job: refused: trigger: args.VERSION holds the value of a secret of job [0-9A-Z]*: the job it starts would keep it unmasked" "$out"
   check "... an arg without one goes" grep -q "^build | plain arg: 0$" "$out"
   check "... the value shown nowhere" sh -c "! grep -q hunter2secret '$out'"
+}
+
+case_job_trigger_secret_names() {   # a trigger whose names hold a secret: refused, never printed
+  # names cannot be masked: the runner's own lines print them (next job:
+  # ..., trigger PIPELINE: job J); the key's second line is a valid name
+  pipeline job-trig-names <<'YML'
+pipeline: job-trig-names
+executor: process
+secrets: [EVRUN_SECRET_KEY]
+triggers: [deploy, Sec2LnName]
+steps:
+  - name: build
+    run: |
+      evrun-job trigger deploy -a "Sec2LnName=1"; echo "arg name: $?"
+      evrun-job trigger Sec2LnName; echo "pipeline name: $?"
+      evrun-job trigger deploy -a V=plain; echo "plain: $?"
+YML
+  EVRUN_SECRET_KEY=$(printf 'first-line-x
+Sec2LnName
+') run job-trig-names "$tmp/job-trig-names.yml" --executors process
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "an arg's name holding a secret: refused, exit 2" grep -q "^build | arg name: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: an arg's name holds the value of a secret of job [0-9A-Z]*: a name cannot be masked" "$out"
+  check "a pipeline's name holding one: refused, exit 2" grep -q "^build | pipeline name: 2$" "$out"
+  check "... saying why" grep -q "^build | evrun-job: refused: trigger: the pipeline's name holds the value of a secret of job" "$out"
+  check "an arg without one goes" grep -q "^build | plain: 0$" "$out"
+  check "the name printed nowhere (the runner's lines)" sh -c "! grep -q Sec2LnName '$out'"
+  check "... nor its log" sh -c "! grep -q Sec2LnName '$err'"
 }
 
 case_job_trigger_follow() {   # --exec --follow-triggers: the triggered jobs run after the job, in turn
@@ -437,6 +489,6 @@ YML
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 
-cases=${*:-job_secret job_secret_lines job_secret_python job_secret_crash job_trigger_local job_trigger_follow job_trigger_file job_chan_user}
+cases=${*:-job_secret job_secret_lines job_secret_name_holds job_secret_python job_secret_crash job_trigger_local job_trigger_secret_names job_trigger_follow job_trigger_file job_chan_user}
 # shellcheck disable=SC2086
 run_cases $cases

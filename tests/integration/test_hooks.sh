@@ -199,6 +199,18 @@ EOF
   check "... the reason masked, naming the hook and its phase" \
     grep -qx "reason: hook loud (POST_EXECUTION): login with \*\*\* failed" <(events)
   check "... the value nowhere in the state" sh -c "! grep -rq 'leaky-pw-77' '$state'"
+  # a hook that answers a secret, then fails naming it: its answer is not
+  # taken, and the secret it printed as one is masked in its message too
+  cat > "$tmp/own.set" <<'EOF'
+hooks:
+  - { phase: PRE_EXECUTION, name: vault, run: "echo '{\"secrets\": {\"PW\": \"own-pw-4711\"}}'; echo 'token own-pw-4711 expired' >&2; exit 1" }
+EOF
+  run own "$tmp/envsec.yml"
+  check "own: exit 1" [ "$rc" -eq 1 ]
+  check "... its answer's secret masked in the reason" \
+    grep -qx "reason: hook vault (PRE_EXECUTION): token \*\*\* expired" <(events)
+  check "... the value nowhere in the state or the output" \
+    sh -c "! grep -rq 'own-pw-4711' '$state' '$out'"
   # a secret cut through where the hook's stderr is cut (1 KiB): none of it shows
   cat > "$tmp/straddle.set" <<'EOF'
 hooks:

@@ -147,6 +147,17 @@ test_answer(void)
         CHECK(evr_hook_answer(bad[i], strlen(bad[i]), &env, &sec, &err) == EVR_ERR_PROTO);
         CHECK_CONTAINS(err.msg, why[i]);
     }
+    /* the answer holds secrets: jansson's "near '...'" (the token it
+       stopped at) is not quoted, only where */
+    const char *leak[] = { "{\"secrets\": {\"T\": \"s3cr3t-v4lue\n\"}}",
+                           "{\"secrets\": {\"T\": \"s3cr3t-\\q\"}}",
+                           "{\"secrets\": {\"T\": s3cr3t}}",
+                           "{\"secrets\": {\"T\": \"s3cr3t-v4lue" };
+    for (size_t i = 0; i < EVR_ARRAY_LEN(leak); i++) {
+        CHECK(evr_hook_answer(leak[i], strlen(leak[i]), &env, &sec, &err) == EVR_ERR_PROTO);
+        CHECK_CONTAINS(err.msg, "answer: not JSON (line 1, column ");
+        CHECK(strstr(err.msg, "s3cr3t") == NULL);
+    }
     evr_strmap_free(&env);
     evr_strmap_free(&sec);
 }

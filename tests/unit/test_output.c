@@ -94,6 +94,14 @@ test_mask(void)
         s_mask_run(secrets, 4, "pw=hunter2; a=abc; b=abcdef; c=abcdeX; hunter", piece, out);
         CHECK_STR(out, "pw=***; a=***; b=***; c=***deX; hunter");
     }
+    /* secrets that overlap in the text: one ***, nothing of either shown */
+    const char *over[] = { "12345678abcd", "abcdWXYZ9876", "9876-tail" };
+    for (size_t piece = 1; piece <= 40; piece++) {
+        s_mask_run(over, 2, "<12345678abcdWXYZ9876>", piece, out);
+        CHECK_STR(out, "<***>");
+        s_mask_run(over, 3, "<12345678abcdWXYZ9876-tail> <abcdWXYZ9876-tai>", piece, out);
+        CHECK_STR(out, "<***> <***-tai>");
+    }
     s_mask_run(secrets, 0, "no secrets here", 3, out);
     CHECK_STR(out, "no secrets here");
     /* held back while it could still be a secret, released when not */
@@ -282,7 +290,8 @@ test_mask_limit(void)
 }
 
 /*  The masker as it was first written (every input byte copied, each
-    position tried against every secret): the reference the fast one
+    position tried against every secret; a match grown by the secrets
+    that overlap it): the reference the fast one
     must agree with, piece by piece. */
 typedef struct {
     const char *const *secrets;     /* longest first */
@@ -307,11 +316,26 @@ s_ref_feed(s_ref_t *r, const uint8_t *raw, size_t len, bool final, uint8_t *out,
                 continue;
             if (i + sl <= n) {
                 if (memcmp(p + i, r->secrets[s], sl) == 0) {
+                    /* grown by each secret that begins inside and ends
+                       past it; wait when one could */
+                    size_t end = i + sl;
+                    for (size_t j = i + 1; j < end && !partial; j++)
+                        for (size_t t = 0; t < r->n; t++) {
+                            size_t tl = strlen(r->secrets[t]);
+                            if (j + tl <= n) {
+                                if (memcmp(p + j, r->secrets[t], tl) == 0 && j + tl > end)
+                                    end = j + tl;
+                            }
+                            else if (!final && memcmp(p + j, r->secrets[t], n - j) == 0)
+                                partial = true;
+                        }
+                    if (partial)
+                        break;
                     memcpy(out + *out_len, p + run, i - run);
                     *out_len += i - run;
                     memcpy(out + *out_len, "***", 3);
                     *out_len += 3;
-                    i += sl;
+                    i = end;
                     run = i;
                     matched = true;
                     break;
@@ -393,6 +417,38 @@ test_mask_agrees_with_reference(void)
         }
     }
     CHECK(bad == 0);
+}
+
+/*  A long secret that overlaps itself at every byte, in a long run of
+    it: masked in bounded work (its length compared at each byte took
+    20 s for this MiB), all but the run's last bytes. */
+static void
+test_mask_overlap_bounded(void)
+{
+    size_t len = 32768, n = 1 << 20;
+    char *sec = evr_malloc(len + 1), *text = evr_malloc(n);
+    memset(sec, 'a', len);
+    sec[len] = '\0';
+    memset(text, 'a', n);
+    const char *secrets[] = { sec };
+    evr_mask_t *m = evr_mask_new(secrets, 1);
+    uint8_t *out = NULL;
+    size_t olen = 0, cap = 0, raw = 0;
+    uint64_t t0 = evr_mono_ns();
+    for (size_t i = 0; i < n; i += 65536)
+        raw += evr_mask_feed(m, (const uint8_t *) text + i, 65536, false, &out, &olen, &cap);
+    raw += evr_mask_feed(m, NULL, 0, true, &out, &olen, &cap);
+    CHECK(evr_mono_ns() - t0 < 2000000000ull);
+    CHECK(raw == n);
+    CHECK(olen >= 3 && memcmp(out, "***", 3) == 0);
+    size_t shown = 0;
+    for (size_t i = 0; i < olen; i++)
+        shown += out[i] == 'a';
+    CHECK(shown < len);
+    free(out);
+    evr_mask_destroy(&m);
+    free(text);
+    free(sec);
 }
 
 /*  A long podman error keeps its head and its cause, in valid UTF-8. */
@@ -526,6 +582,18 @@ test_outputs_env_name(void)
     free(s);
 }
 
+/*  A step's container logs to k8s-file (its directory, removed with it),
+    never to podman's default when that is journald: the log holds the
+    output unmasked. */
+static void
+test_create_log_driver(void)
+{
+    evr_podman_spec_t spec = { .name = "evrun-x-s-1", .image = "busybox", .script = "true" };
+    char *body = evr_podman_create_body(&spec);
+    CHECK_CONTAINS(body, "\"log_configuration\":{\"driver\":\"k8s-file\"}");
+    free(body);
+}
+
 int
 main(void)
 {
@@ -533,6 +601,7 @@ main(void)
     EVR_TEST_RUN(test_mask);
     EVR_TEST_RUN(test_mask_agrees_with_reference);
     EVR_TEST_RUN(test_mask_limit);
+    EVR_TEST_RUN(test_mask_overlap_bounded);
     EVR_TEST_RUN(test_mask_lines);
     EVR_TEST_RUN(test_mask_add_lines);
     EVR_TEST_RUN(test_mask_pieces_max);
@@ -540,5 +609,6 @@ main(void)
     EVR_TEST_RUN(test_podman_message);
     EVR_TEST_RUN(test_outputs_parse);
     EVR_TEST_RUN(test_outputs_env_name);
+    EVR_TEST_RUN(test_create_log_driver);
     EVR_TEST_END();
 }
