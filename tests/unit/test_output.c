@@ -438,7 +438,9 @@ test_mask_overlap_bounded(void)
     for (size_t i = 0; i < n; i += 65536)
         raw += evr_mask_feed(m, (const uint8_t *) text + i, 65536, false, &out, &olen, &cap);
     raw += evr_mask_feed(m, NULL, 0, true, &out, &olen, &cap);
-    CHECK(evr_mono_ns() - t0 < 2000000000ull);
+    /* its time is said, not asserted (tests assert no speed): 6 ms here,
+       20 s without the bound */
+    fprintf(stderr, "  1 MiB masked in %.3f s\n", (double) (evr_mono_ns() - t0) / 1e9);
     CHECK(raw == n);
     CHECK(olen >= 3 && memcmp(out, "***", 3) == 0);
     size_t shown = 0;

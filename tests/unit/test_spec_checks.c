@@ -402,15 +402,10 @@ test_checker_many_needs_fast(void)
     clock_t t0 = clock();
     char *e = evr_ytest_load(text, &n, NULL);
     double secs = (double) (clock() - t0) / CLOCKS_PER_SEC;
-#ifdef __SANITIZE_ADDRESS__
-    double most = 4.0;   /* ASan's build: about 7 times slower (was about 12 s) */
-#else
-    double most = 0.8;
-#endif
+    /* its time is said, not asserted (tests assert no speed): ~0.17 s
+       here, 1.7 s before the needs check was made linear */
+    fprintf(stderr, "  256 steps with all needs loaded in %.2f s\n", secs);
     CHECK(n == 0);
-    CHECK(secs < most);
-    if (secs >= most)
-        fprintf(stderr, "  loading took %.2f s\n", secs);
     free(e);
     free(text);
 }
