@@ -142,7 +142,8 @@ evr_bus_vsend_text(zsock_t *sock, zframe_t *rid, evr_msg_t *m, const char *fmt, 
         evr_text_cut(text, EVR_MESSAGE_MAX);    /* on a character, "…" last */
     /* a str on the wire is UTF-8: a value quoted cut mid-character by a
        bounded %s somewhere would make the whole answer undecodable */
-    m->message = evr_text_fix_utf8(text);
+    evr_utf8_clean(text);
+    m->message = text;
     evr_rc_t rc = evr_bus_send(sock, rid, m, NULL);
     m->message = NULL;
     return rc;
