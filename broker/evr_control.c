@@ -30,13 +30,11 @@ s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
 static void
 s_ok(evr_broker_t *b, zframe_t *rid, const char *job, const char *fmt, ...)
 {
-    char text[512];
+    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) job };
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    evr_bus_vsend_text(b->clients, rid, &m, fmt, ap);   /* a reason quoted: whole, UTF-8 */
     va_end(ap);
-    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) job, .message = text };
-    evr_bus_send(b->clients, rid, &m, NULL);
 }
 
 /*  A request about a queued job (the broker acts itself); true when it

@@ -95,14 +95,11 @@ s_table(evr_broker_t *b)
 static void __attribute__((format(printf, 5, 6)))
 s_ok(evr_broker_t *b, zframe_t *rid, const char *id, bool existing, const char *fmt, ...)
 {
-    char text[2048];
+    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) id, .existing = existing };
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    evr_bus_vsend_text(b->clients, rid, &m, fmt, ap);   /* 32 labels listed: whole */
     va_end(ap);
-    evr_msg_t m = { .type = EVR_MSG_OK, .job = (char *) id, .message = text,
-                    .existing = existing };
-    evr_bus_send(b->clients, rid, &m, NULL);
 }
 
 static char *

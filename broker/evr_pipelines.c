@@ -528,7 +528,10 @@ evr_pipelines_start(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
         return;
     }
     evr_msg_t m;
-    char why[1024], note[512] = "";
+    /* why: a line of the diag (its words cut visibly within 1 KiB) after
+       the field sent, whole: the error's 4096 bytes, not 1024, which cut it
+       again with no mark */
+    char why[EVR_MESSAGE_MAX + 1], note[512] = "";
     if (p->error)   /* the client says it: no one takes the job for the file's text */
         snprintf(note, sizeof note, "pipeline %s's file %s has errors (evrun-cli pipelines "
                  "shows them): this job runs the last version of it that loaded",

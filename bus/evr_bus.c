@@ -134,20 +134,30 @@ evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_err_t *err)
 }
 
 evr_rc_t
-evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
+evr_bus_vsend_text(zsock_t *sock, zframe_t *rid, evr_msg_t *m, const char *fmt, va_list ap)
 {
-    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = (char *) code };
     char text[EVR_MESSAGE_MAX + 1];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     if (n > EVR_MESSAGE_MAX)
         evr_text_cut(text, EVR_MESSAGE_MAX);    /* on a character, "…" last */
     /* a str on the wire is UTF-8: a value quoted cut mid-character by a
        bounded %s somewhere would make the whole answer undecodable */
-    m.message = evr_text_fix_utf8(text);
-    return evr_bus_send(sock, rid, &m, NULL);
+    evr_utf8_clean(text);
+    m->message = text;
+    evr_rc_t rc = evr_bus_send(sock, rid, m, NULL);
+    m->message = NULL;
+    return rc;
+}
+
+evr_rc_t
+evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
+{
+    evr_msg_t m = { .type = EVR_MSG_ERROR, .code = (char *) code };
+    va_list ap;
+    va_start(ap, fmt);
+    evr_rc_t rc = evr_bus_vsend_text(sock, rid, &m, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 bool

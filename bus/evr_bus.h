@@ -10,6 +10,8 @@
 #ifndef EVR_BUS_H_INCLUDED
 #define EVR_BUS_H_INCLUDED
 
+#include <stdarg.h>
+
 #include <czmq.h>
 
 #include "evr_msg.h"
@@ -53,8 +55,13 @@ evr_rc_t evr_bus_send(zsock_t *sock, zframe_t *rid, const evr_msg_t *msg, evr_er
 typedef void (evr_bus_loopback_fn)(void *arg, const evr_msg_t *msg);
 void evr_bus_loopback(zsock_t *sock, const zframe_t *rid, evr_bus_loopback_fn *fn, void *arg);
 
-/*  Sends an `error` with code and message (a message over the protocol's
-    4096 bytes cut on a character, "…" last). */
+/*  Sends m (an `error`, an `ok`) with its message formatted from fmt: over
+    the protocol's 4096 bytes cut on a character, "…" last (PROTOCOL.md:
+    a text within its limit is never cut), and UTF-8 (a byte of a
+    character cut by a bounded %s made '?').  m->message is left NULL. */
+evr_rc_t evr_bus_vsend_text(zsock_t *sock, zframe_t *rid, evr_msg_t *m, const char *fmt,
+                            va_list ap) __attribute__((format(printf, 4, 0)));
+/*  Sends an `error` with code and message (as evr_bus_vsend_text). */
 evr_rc_t evr_bus_send_error(zsock_t *sock, zframe_t *rid, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -108,21 +108,6 @@ evr_text_escape_ctl(const char *s, char *out, size_t len)
     return out;
 }
 
-char *
-evr_text_fix_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *) s;
-    while (*p) {
-        size_t k = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
-        if (k > 1 && (strnlen((const char *) p, k) < k || !evr_utf8_valid((const char *) p, k))) {
-            *p++ = '?';
-            continue;
-        }
-        p += k;
-    }
-    return s;
-}
-
 bool
 evr_text_has_ctl(const char *s)
 {

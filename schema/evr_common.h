@@ -63,10 +63,6 @@ size_t evr_text_cut(char *s, size_t max);
     line, sends no terminal escape and is UTF-8; when it does not fit, cut between
     characters and escapes, EVR_CUT_MARK last.  Returns out. */
 char *evr_text_escape_ctl(const char *s, char *out, size_t len);
-/*  Replaces in place each byte of s that is not part of a whole valid
-    UTF-8 character (a character cut by a bounded %s, say) with '?', so
-    that s may go on the wire as a msgpack str.  Returns s. */
-char *evr_text_fix_utf8(char *s);
 /*  Whether s holds a control character (below 0x20, or 0x7f). */
 bool evr_text_has_ctl(const char *s);
 

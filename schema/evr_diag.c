@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evr_codec.h"
 #include "evr_field.h"
 
 typedef struct {
@@ -289,7 +290,7 @@ s_vadd(evr_diag_t *self, uint32_t line, uint32_t col, const char *path, const ch
     for (char *c = w; *c; c++)
         if ((unsigned char) *c < 0x20 || *c == 0x7f)
             *c = '?';   /* a key of the file in the path */
-    evr_text_fix_utf8(w);   /* a key cut by the caller's bounded path, mid-character */
+    evr_utf8_clean(w);   /* a key cut by the caller's bounded path, mid-character */
     const char *name = item >= 0 ? self->name[item] : NULL;
     for (size_t i = 0; *w && i < self->nerrors && i < EVR_DIAG_MAX; i++)
         if (strcmp(self->errors[i].path, w) == 0 && s_merge(self, &self->errors[i], name, msg)) {

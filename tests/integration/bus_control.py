@@ -23,6 +23,10 @@ Cases:
                  comes after the cancel); a queued job ends with it (a
                  second cancel: conflict); a running one (evrun-runner)
                  keeps it over a second cancel without a reason
+  ok_texts       an `ok` quoting a long value is whole (PROTOCOL.md: a text
+                 within its 4096 bytes is never cut) and UTF-8: a second
+                 cancel quoting a first reason of 512 "é", a demand
+                 listing 32 labels of 73 bytes
 """
 import os
 import shutil
@@ -33,8 +37,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from evrun_client import (Client, ErrorAnswer, make_spec, make_step,  # noqa: E402
-                          new_ulid, parse_message)
+from evrun_client import (Client, ErrorAnswer, ProtocolError, make_spec,  # noqa: E402
+                          make_step, new_ulid, parse_message)
 
 FAILS = []
 
@@ -448,9 +452,41 @@ def case_cancel_reason(br):
     r.c.close()
 
 
+def case_ok_texts(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-t", ["lt"])
+    r.connect()
+    r.credit(1)
+    # "cancel already asked (REASON): ...": a reason of 1024 bytes, 2 each character
+    # (it was cut at 511 bytes, mid-character: an answer no client could decode)
+    long = "\u00e9" * 512
+    job = dispatched_job(r, c, "lt")
+    a1 = answer(c, "cancel", {"job": job, "reason": long})
+    try:
+        a2 = answer(c, "cancel", {"job": job})
+    except ProtocolError as e:
+        a2 = ("undecodable", str(e))
+    check("a second cancel: ok, quoting the first reason whole",
+          a1[0] == "ok" and a2[0] == "ok"
+          and f"already asked ({long}): it reaches ctl-t as soon" in a2[1],
+          (a1, a2[0], a2[1][-120:]))
+    # "demand ID kept: ... labels [...]": 32 labels of 73 bytes (it was cut at 2048 bytes,
+    # with no mark)
+    labels = ["executor:%02d" % i + "x" * 62 for i in range(32)]
+    try:
+        a = answer(c, "demand", {"job": new_ulid(), "labels": labels})
+    except ProtocolError as e:
+        a = ("undecodable", str(e))
+    check("a demand's ok lists its 32 labels whole",
+          a[0] == "ok" and ",".join(labels) + "] for 300 s" in a[1], (a[0], a[1][-120:]))
+    c.close()
+    r.c.close()
+
+
 CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
          "drain_hello": case_drain_hello, "restart": case_restart,
-         "real_runner": case_real_runner, "cancel_reason": case_cancel_reason}
+         "real_runner": case_real_runner, "cancel_reason": case_cancel_reason,
+         "ok_texts": case_ok_texts}
 
 
 def run_case(name, br, fn, settle=0.0):

@@ -312,6 +312,20 @@ s_valid_others(void *c, const char *good_job)
                  "start with a source_ref -x: bad_request naming start.source_ref (got %s %s)",
                  a.type, evr_wa_str(&a, "message"));
     s_answer_is(&a, "start with a source_ref -x", "error", "bad_request");
+    /* a URL of 2000 bytes: the check's words cut visibly, "…" last (the
+       broker's 1024 bytes for them cut them again, the mark lost) */
+    char url[2001];
+    memset(url, 'r', 2000);
+    memcpy(url, "ftp://h/", 8);
+    url[2000] = '\0';
+    s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-git\",source_url:\"%s\"}", url);
+    const char *said = evr_wa_str(&a, "message");
+    size_t saidn = strlen(said);
+    evr_wa_check(S_IS(&a, "error") && saidn > 1000 && !strcmp(said + saidn - 3, "\xe2\x80\xa6"),
+                 "start with a source_url of 2000 bytes, scheme ftp: the words cut visibly, "
+                 "\"\xe2\x80\xa6\" last (got %s, %zu bytes, ...%s)", a.type, saidn,
+                 saidn > 24 ? said + saidn - 24 : said);
+    s_answer_is(&a, "start with a source_url of 2000 bytes, scheme ftp", "error", "bad_request");
     s_ok(c, "start", &a, "{job:\"%%s\",pipeline:\"audit-reg\",source_url:\"ftp://h/r\"}");
     s_answer_is(&a, "start with a source_url for a pipeline without git source (ignored)",
                 "accepted", NULL);

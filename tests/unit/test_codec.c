@@ -683,6 +683,25 @@ test_event_fit(void)
 }
 
 static void
+test_utf8_clean(void)
+{
+    /* a character cut at its end ("%.64s"), a stray byte, a byte that
+       starts nothing: '?' each; whole characters and ASCII kept */
+    char a[] = "ab\xc3";
+    evr_utf8_clean(a);
+    CHECK_STR(a, "ab?");
+    char b[] = "\xe2\x82x\xc3\xa9\x80\xff";
+    evr_utf8_clean(b);
+    CHECK_STR(b, "??x\xc3\xa9??");
+    char c[] = "plain \xe2\x80\xa6 line\nkept";
+    evr_utf8_clean(c);
+    CHECK_STR(c, "plain \xe2\x80\xa6 line\nkept");
+    char d[] = "\xed\xa0\x80";   /* a surrogate is no UTF-8 */
+    evr_utf8_clean(d);
+    CHECK_STR(d, "???");
+}
+
+static void
 test_utf8_cut(void)
 {
     const char *s = "a\xc3\xa9\xe2\x82\xac" "b";   /* a, e acute (2 bytes), euro (3), b */
@@ -1063,6 +1082,7 @@ main(int argc, char **argv)
     EVR_TEST_RUN(test_check_depth);
     EVR_TEST_RUN(test_err_wraps_itself);
     EVR_TEST_RUN(test_utf8_cut);
+    EVR_TEST_RUN(test_utf8_clean);
     EVR_TEST_RUN(test_text_fit);
     EVR_TEST_RUN(test_event_fit);
     EVR_TEST_RUN(test_artifacts_forms);

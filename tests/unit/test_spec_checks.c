@@ -296,8 +296,9 @@ test_repeats(void)
     CHECK_CONTAINS(e, "steps[1].needs[1]: \"a\" is listed twice");
     CHECK(n == 2);
     free(e);
-    /* an item written three times: said once at each repeat (secrets and
-       needs said the third twice, once for each earlier one) */
+    /* an item written three times: said once at each repeat (the loops
+       of secrets and needs added the third's twice, which the diag kept
+       once: one error per path) */
     e = evr_ytest_load("pipeline: p\nimage: i\nlabels: [l, l, l]\nsecrets: [S, S, S]\n"
                        "steps:\n  - {name: a, run: x}\n"
                        "  - {name: b, run: x, needs: [a, a, a], artifacts: {paths: [o, o, o]}}\n",

@@ -127,25 +127,9 @@ test_escape_ctl(void)
     CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
 }
 
-static void
-test_fix_utf8(void)
-{
-    /* a character cut at its end ("%.64s"), a stray byte, a byte that
-       starts nothing: '?' each; whole characters and ASCII kept */
-    char a[] = "ab\xc3";
-    CHECK_STR(evr_text_fix_utf8(a), "ab?");
-    char b[] = "\xe2\x82x\xc3\xa9\x80\xff";
-    CHECK_STR(evr_text_fix_utf8(b), "??x\xc3\xa9??");
-    char c[] = "plain \xe2\x80\xa6 line\nkept";
-    CHECK_STR(evr_text_fix_utf8(c), "plain \xe2\x80\xa6 line\nkept");
-    char d[] = "\xed\xa0\x80";   /* a surrogate is no UTF-8 */
-    CHECK_STR(evr_text_fix_utf8(d), "???");
-}
-
 int
 main(void)
 {
-    EVR_TEST_RUN(test_fix_utf8);
     EVR_TEST_RUN(test_resource_urls);
     EVR_TEST_RUN(test_tarball_urls);
     EVR_TEST_RUN(test_control_characters_escaped);
