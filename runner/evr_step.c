@@ -878,8 +878,8 @@ evr_eng_step_abandon(evr_eng_step_t *st, const char *why)
     }
     st->timed_out = job->timed_out;
     st->cancelled = !job->timed_out;
-    evr_eng_set_reason(st, "%s before its %s started: the %s had not answered", why,
-                       job->ex->ops->unit_word, call);
+    evr_eng_set_reason(st, "stopped before its %s started (the %s had not answered): %s",
+                       job->ex->ops->unit_word, call, why);
     evr_eng_step_end_now(st);
 }
 
