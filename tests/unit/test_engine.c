@@ -555,6 +555,26 @@ test_on_failure(void)
                  "step.skipped after-z 0 reason=step x failed\n");
 }
 
+/*  A step stopped for another's failure that ignores SIGTERM and whose
+    own timeout falls in the grace stays cancelled: the job's reason names
+    the step that failed, not it as timed out. */
+static void
+test_stopped_not_timed_out(void)
+{
+    evr_etest_t *t = evr_etest_start(24, "steps:\n"
+                                         "  - name: x\n    needs: []\n    run: sleep 0.01; exit 1\n"
+                                         "  - name: z\n    needs: []\n    timeout: 25ms\n"
+                                         "    run: trap '' TERM; echo z; sleep 10\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(24)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 24);
+    CHECK_CONTAINS(ev, "step.finished z 1 cancelled exit=137 reason=stopped: step x failed");
+    CHECK_CONTAINS(ev, "job.finished failed reason=step x failed (exit 1)\n");
+    free(ev);
+    CHECK(evr_etest_clean(t, 24));
+    evr_etest_destroy(&t);
+}
+
 /*  cancel_all with now: units are killed at once. */
 static void
 test_cancel_all_now(void)
@@ -816,6 +836,7 @@ main(void)
     EVR_TEST_RUN(test_pause_stops_timeout);
     EVR_TEST_RUN(test_cancel_paused);
     EVR_TEST_RUN(test_on_failure);
+    EVR_TEST_RUN(test_stopped_not_timed_out);
     EVR_TEST_RUN(test_cancel_all_now);
     EVR_TEST_RUN(test_reject);
     EVR_TEST_RUN(test_wait_before_output);
