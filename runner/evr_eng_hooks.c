@@ -565,7 +565,7 @@ evr_eng_hooks_stop(evr_eng_job_t *job)
 static void
 s_fail_before(evr_eng_job_t *job, const char *reason)
 {
-    char why[64];
+    char why[128];
     bool halt = !reason;
     if (halt) {   /* a hook stopped by a cancel */
         evr_eng_end_reason(job, why, sizeof why);

@@ -584,7 +584,9 @@ s_timers(evr_engine_t *e)
                 else if (s->since + flush < next)
                     next = s->since + flush;
             }
-            if (!st->timed_out && !job->paused)
+            /* a step already stopped as cancelled (a cancel, another's
+               failure) stays so, though its timeout passes in the grace */
+            if (!st->timed_out && !st->cancelled && !job->paused)
                 s_step_deadline(st, now, &next);
         }
     }

@@ -14,12 +14,28 @@
 
 #include "evr_engine_int.h"
 
+static bool s_failed(const evr_eng_step_t *st);
+
+/*  A failing job names its first failed step in file order (as its
+    reason does), so a step it skips or stops says which one. */
 void
 evr_eng_end_reason(const evr_eng_job_t *job, char *why, size_t size)
 {
-    snprintf(why, size, "%s", job->timed_out ? "the job timed out"
-                              : job->cancelling ? "the job was cancelled"
-                                                : "an earlier step failed");
+    if (job->timed_out || job->cancelling) {
+        snprintf(why, size, "%s", job->timed_out ? "the job timed out" : "the job was cancelled");
+        return;
+    }
+    for (uint32_t i = 0; i < job->n; i++) {
+        const evr_eng_step_t *st = &job->steps[i];
+        if (s_failed(st)) {
+            snprintf(why, size, "step %s %s", st->spec->name,
+                     st->status == EVR_STEP_TIMED_OUT ? "timed out"
+                     : st->status == EVR_STEP_LOST    ? "was lost"
+                                                      : "failed");
+            return;
+        }
+    }
+    snprintf(why, size, "an earlier step failed");
 }
 
 bool
@@ -61,7 +77,7 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
     evr_eng_hooks_stop(job);     /* a hook before the steps: the same */
     if (!s_spared_left(job))
         evr_eng_images_stop(job);   /* a pull would hold the job's end */
-    char why[64];
+    char why[128];
     evr_eng_end_reason(job, why, sizeof why);
     for (uint32_t i = 0; i < job->n; i++) {
         evr_eng_step_t *st = &job->steps[i];
@@ -72,8 +88,11 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
                 st->timed_out = true;
                 evr_eng_set_reason(st, "%s", job->reason ? job->reason : "the job timed out");
             }
-            else
+            else {
                 st->cancelled = true;
+                if (!job->cancelling)   /* a failure stops it: say which */
+                    evr_eng_set_reason(st, "stopped: %s (on_failure: stop)", why);
+            }
             evr_eng_stop_step(st, now);
         }
         else

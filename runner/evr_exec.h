@@ -60,7 +60,7 @@ typedef struct {
     uint64_t started_at;    /* inspect: wall ns of its start (0: not started) */
     bool lost;              /* inspect, EXITED: without an exit status (a host unit
                                whose supervisor was killed): what ran is ended,
-                               how is not known */
+                               how is not known; wait, logs: failed so */
     const char *digest;     /* pull: the image's manifest digest (may be NULL) */
     uint64_t size;          /* pull: bytes of the image (0: unknown) */
     bool pulled;            /* pull: the registry was asked (not only found present) */

@@ -312,6 +312,8 @@ evr_xp_lost(evr_xp_op_t *op, const evr_unit_info_t *info)
     evr_xp_kill_lost(op, info);
     char said[480];
     s_supervisor_said(op->dir, said, sizeof said);
+    if (!op->done)
+        op->r.lost = true;   /* the step is lost (retry: {on: [lost]}), not failed */
     evr_xp_fail(op, EVR_ERR_IO, "the supervisor of %s ended without writing its exit status (was "
            "it killed?); what was left of the step's processes was killed%s", op->name,
            said[0] ? said : "; its supervisor.log is empty");

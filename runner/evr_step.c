@@ -304,7 +304,7 @@ evr_eng_on_exit(const evr_exec_result_t *r, void *arg)
     if (st->exit_known)
         return;
     if (r->rc) {
-        st->lost = r->not_found;
+        st->lost = r->not_found || r->lost;   /* gone, or its supervisor killed */
         evr_eng_set_reason(st, "waiting for the %s: %s", st->job->ex->ops->unit_word, r->msg);
         st->exit_code = -1;
     }
@@ -428,8 +428,10 @@ evr_eng_on_attach_end(const evr_exec_result_t *r, void *arg)
     }
     /* a stream that broke, at the transport or not, may have lost output:
        the step does not pass (unless its exit came first) */
-    if (r->rc && !st->exit_known)
+    if (r->rc && !st->exit_known) {
         evr_eng_set_reason(st, "output stream: %s", r->msg);
+        st->lost = st->lost || r->lost;   /* its supervisor killed: the wait says so too */
+    }
     else if (!r->rc)
         evr_eng_test_pause("output_ended", st);   /* before the exit is read */
     st->attach_done = true;
@@ -878,8 +880,8 @@ evr_eng_step_abandon(evr_eng_step_t *st, const char *why)
     }
     st->timed_out = job->timed_out;
     st->cancelled = !job->timed_out;
-    evr_eng_set_reason(st, "%s before its %s started: the %s had not answered", why,
-                       job->ex->ops->unit_word, call);
+    evr_eng_set_reason(st, "stopped before its %s started (the %s had not answered): %s",
+                       job->ex->ops->unit_word, call, why);
     evr_eng_step_end_now(st);
 }
 

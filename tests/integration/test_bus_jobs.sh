@@ -513,6 +513,51 @@ YML
     grep -qx "$j/after > skipped: step slow before it did not succeed" "$tmp/fln.tail"
 }
 
+# A step stopped or skipped because another failed names that step
+# (on_failure: stop), though its own timeout passes while it is stopped;
+# a host step whose supervisor is killed ends lost, and retry: {on:
+# [lost]} runs it again.  Process runners only.
+case_stop_lines() {
+  fresh stop_lines
+  bus_broker && bus_runner stl-1 "" 2 --executors process --grace 1 && bus_wait_runners 1
+  pipeline stl <<'YML'
+pipeline: stl
+executor: process
+steps:
+  - {name: b, needs: [], run: "sleep 0.5; exit 3"}
+  - {name: c, needs: [], timeout: 1s, run: "trap '' TERM; sleep 30 & wait; sleep 30"}
+  - {name: d, needs: [c], run: echo never}
+YML
+  cli run "$tmp/stl.yml" --follow > "$tmp/stl.out" 2>&1
+  check "failing job: exit 1" [ $? -eq 1 ]
+  local j
+  j=$(sed -n 's/^job \([0-9A-Z]*\) accepted.*/\1/p' "$tmp/stl.out")
+  check "the stopped step names the failed one, cancelled though its timeout passed" \
+    grep -qx "c > cancelled (exit 137): stopped: step b failed (on_failure: stop)" "$tmp/stl.out"
+  check "the skipped step names it too" grep -qx "d > skipped: step b failed" "$tmp/stl.out"
+  check "the job's reason: the failed step alone" \
+    grep -qx "job $j failed: step b failed (exit 3)" "$tmp/stl.out"
+  pipeline stlost <<'YML'
+pipeline: stlost
+executor: process
+steps:
+  - {name: a, retry: {on: [lost], max: 1}, run: 'echo "try $EVRUN_ATTEMPT"; [ "$EVRUN_ATTEMPT" = 2 ] || sleep 30'}
+YML
+  j=$(submit "$tmp/stlost.yml")
+  local unit shim="" i
+  for i in $(seq 100); do
+    unit=$(ls -d "$tmp"/r-stl-1/units/evrun-*-a-1 2>/dev/null | head -n 1)
+    [ -n "$unit" ] && shim=$(pgrep -f "evrun-runner --shim $unit\$" | head -n 1)
+    [ -n "$shim" ] && break
+    sleep 0.1
+  done
+  check "the step's supervisor runs" [ -n "$shim" ]
+  [ -n "$shim" ] && kill -9 "$shim"
+  check "the job succeeds: the lost step ran again" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "the step was lost, not failed" grep -q "^a > lost: waiting for the process: the supervisor of" <(cli logs "$j")
+  check "... and retried" grep -qx "a > retrying (attempt 2)" <(cli logs "$j")
+}
+
 # A step that never started (an image podman does not have, pull: never)
 # has no exit code, and one failed after its command exited 0 (an
 # artifact not there) does not give the 0 as the cause: run --follow,
@@ -726,5 +771,5 @@ YML
     grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z evrun-runner: warn: job $j: 4 lines of its secrets are not masked on their own" "$tmp/runner-wl-1.log"
 }
 
-bus_script_cases "refused_slot failure_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file trigger_depth warn_log" "$@"
+bus_script_cases "refused_slot failure_lines stop_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file trigger_depth warn_log" "$@"
 bus_script_end

@@ -120,13 +120,15 @@ typedef enum {
     EVR_FAKE_LATE,          /* takes effect in turn, but answers ms later */
     EVR_FAKE_HOLD_ANSWER,   /* takes effect in turn, but answers only once
                                released (evr_exec_fake_release) */
+    EVR_FAKE_LOST,          /* answers an error with r->lost (a host unit
+                               whose supervisor was killed), does nothing */
 } evr_fake_kind_t;
 
 /*  A fault for the calls of op on names matching pattern (the unit name;
     the job id for workspace operations and put; the prefix for list; NULL
     matches every call).  It applies to the next times matching calls (0:
     to every one).  LATE and HOLD_ANSWER apply to operations with a
-    callback fn (not attach, logs).  A wait's FAIL / NOT_FOUND / TRANSPORT come when the
+    callback fn (not attach, logs).  A wait's FAIL / NOT_FOUND / TRANSPORT / LOST come when the
     unit exits (the exit is then unknown), or at once when it has exited
     or is gone. */
 typedef struct {

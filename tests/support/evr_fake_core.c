@@ -509,6 +509,13 @@ s_faulted(evr_exec_fake_t *f, const evr_fake_item_t *it)
         s_answer_err(f, it, true, it->fault_msg ? it->fault_msg : "fake: injected: no such unit");
         return true;
     }
+    if (it->fault == EVR_FAKE_LOST) {
+        evr_exec_result_t r = { .rc = f->err_rc, .lost = true,
+                                .msg = it->fault_msg ? it->fault_msg
+                                                     : "fake: injected: its supervisor was killed" };
+        s_answer(f, it, &r);
+        return true;
+    }
     return false;
 }
 

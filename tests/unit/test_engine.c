@@ -519,14 +519,18 @@ test_cancel_paused(void)
     evr_etest_destroy(&t);
 }
 
-/*  on_failure: finish lets a running step finish; stop (default) stops it. */
+/*  on_failure: finish lets a running step finish; stop (default) stops it,
+    its reason naming the step that failed; a step that waits on z alone
+    is skipped, its reason naming that step too (not "an earlier step"). */
 static void
-s_on_failure(int n, const char *how, const char *z_ends)
+s_on_failure(int n, const char *how, const char *z_ends, const char *after_z)
 {
     char *steps = evr_asprintf("on_failure: %s\nsteps:\n"
                                "  - name: x\n    run: exit 1\n"
                                "  - name: z\n    run: sleep 0.04; echo z\n"
-                               "  - name: last\n    needs: [x, z]\n    run: echo never\n", how);
+                               "  - name: last\n    needs: [x, z]\n    run: echo never\n"
+                               "  - name: after-z\n    needs: [z]\n    run: echo never\n",
+                               how);
     evr_etest_t *t = evr_etest_start(n, steps);
     free(steps);
     CHECK(evr_etest_run(t, S_MAX_MS));
@@ -534,6 +538,7 @@ s_on_failure(int n, const char *how, const char *z_ends)
     char *ev = evr_etest_events_of(t, n);
     CHECK_CONTAINS(ev, z_ends);
     CHECK_CONTAINS(ev, "step.skipped last");
+    CHECK_CONTAINS(ev, after_z);
     free(ev);
     CHECK(evr_etest_clean(t, n));
     evr_etest_destroy(&t);
@@ -542,8 +547,32 @@ s_on_failure(int n, const char *how, const char *z_ends)
 static void
 test_on_failure(void)
 {
-    s_on_failure(19, "finish", "step.finished z 1 succeeded exit=0");
-    s_on_failure(20, "stop", "step.finished z 1 cancelled exit=143");
+    s_on_failure(19, "finish", "step.finished z 1 succeeded exit=0",
+                 "step.skipped after-z 0 reason=step x failed\n");
+    s_on_failure(20, "stop",
+                 "step.finished z 1 cancelled exit=143 reason=stopped: step x failed "
+                 "(on_failure: stop)\n",
+                 "step.skipped after-z 0 reason=step x failed\n");
+}
+
+/*  A step stopped for another's failure that ignores SIGTERM and whose
+    own timeout falls in the grace stays cancelled: the job's reason names
+    the step that failed, not it as timed out. */
+static void
+test_stopped_not_timed_out(void)
+{
+    evr_etest_t *t = evr_etest_start(24, "steps:\n"
+                                         "  - name: x\n    needs: []\n    run: sleep 0.01; exit 1\n"
+                                         "  - name: z\n    needs: []\n    timeout: 25ms\n"
+                                         "    run: trap '' TERM; echo z; sleep 10\n");
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_etest_job_status(t, evr_etest_job(24)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 24);
+    CHECK_CONTAINS(ev, "step.finished z 1 cancelled exit=137 reason=stopped: step x failed");
+    CHECK_CONTAINS(ev, "job.finished failed reason=step x failed (exit 1)\n");
+    free(ev);
+    CHECK(evr_etest_clean(t, 24));
+    evr_etest_destroy(&t);
 }
 
 /*  cancel_all with now: units are killed at once. */
@@ -807,6 +836,7 @@ main(void)
     EVR_TEST_RUN(test_pause_stops_timeout);
     EVR_TEST_RUN(test_cancel_paused);
     EVR_TEST_RUN(test_on_failure);
+    EVR_TEST_RUN(test_stopped_not_timed_out);
     EVR_TEST_RUN(test_cancel_all_now);
     EVR_TEST_RUN(test_reject);
     EVR_TEST_RUN(test_wait_before_output);

@@ -307,6 +307,24 @@ test_wait_not_found(void)
     evr_etest_destroy(&t);
 }
 
+/*  The wait answers that the unit's supervisor was killed (a host step's
+    exit status never written): the step is lost, as after a recovery,
+    so retry: {on: [lost]} takes it again. */
+static void
+test_wait_lost(void)
+{
+    evr_etest_t *t = s_faulted(95, (evr_fake_fault_t) { .op = EVR_FAKE_WAIT, .times = 1,
+                                                        .kind = EVR_FAKE_LOST },
+                               "echo a\n    retry: {on: [lost], max: 1}");
+    CHECK(evr_etest_job_status(t, evr_etest_job(95)) == EVR_JOB_SUCCEEDED);
+    char *ev = evr_etest_events_of(t, 95);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 lost", "supervisor was killed",
+                             "step.finished a 2 succeeded", NULL));
+    free(ev);
+    CHECK(evr_etest_clean(t, 95));
+    evr_etest_destroy(&t);
+}
+
 /* ------------------------------------------------------- removal, stop */
 
 /*  A remove that fails once: the job's result stands, the sweep at its
@@ -911,6 +929,7 @@ main(void)
     EVR_TEST_RUN(test_attach_drops);
     EVR_TEST_RUN(test_exit_unknown);
     EVR_TEST_RUN(test_wait_not_found);
+    EVR_TEST_RUN(test_wait_lost);
     EVR_TEST_RUN(test_remove_fails_once);
     EVR_TEST_RUN(test_remove_fails);
     EVR_TEST_RUN(test_stop_fails);

@@ -283,6 +283,7 @@ test_lost(void)
     CHECK(kill((pid_t) shim, SIGKILL) == 0);
     s_until(e.loop, &w.called);
     CHECK(w.r.rc != EVR_OK);
+    CHECK(w.r.lost);   /* the step is lost, not failed */
     CHECK_CONTAINS(w.msg, "ended without writing its exit status");
     CHECK_CONTAINS(w.msg, "what was left of the step's processes was killed");
     CHECK(!strstr(w.msg, "see ") && !strstr(w.msg, "supervisor.log:"));
