@@ -701,7 +701,13 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'K': key = "runner_cert"; break;
         case 'b': key = "broker_key"; break;
         case 'V': key = "log_level"; break;
-        case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
+        case 'T':
+            if (!s_seconds(optarg, &o->stop_timeout)) {
+                fprintf(stderr, "evrun-runner: --stop-timeout %s: expected seconds, 0 to "
+                        "86400\n", optarg);
+                return 2;
+            }
+            break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
         case 'Y': key = "registry_auth"; break;

@@ -28,5 +28,15 @@ check "artifacts -o FILE: exit 2" [ $rc -eq 2 ]
 check "artifacts -o FILE: once, naming it" \
   said "evrun-cli artifacts: -o $tmp/file: not a directory (the files go to DIR/STEP/PATH)"
 
+# --stop-timeout was atoi'd: 5x was 5, abc and -1 no wait at all
+for v in 5x abc -1 "" 86401; do
+  run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout "$v" --print-config
+  check "runner --stop-timeout '$v': exit 2" [ $rc -eq 2 ]
+  check "runner --stop-timeout '$v': says what it expects" \
+    said "evrun-runner: --stop-timeout $v: expected seconds, 0 to 86400"
+done
+run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout 0 --print-config
+check "runner --stop-timeout 0: taken" [ $rc -eq 0 ]
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
