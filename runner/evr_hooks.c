@@ -366,9 +366,16 @@ evr_hooks_load(const char *path, evr_hooks_t **out, evr_err_t *err)
         }
     }
     bool big = len == cap, bad = ferror(fp);
+    int e = errno;
     fclose(fp);
+    /* a directory: said as evr_config_load_file says it (the runner
+       reports the two once) */
     evr_rc_t rc = big ? evr_err_set(err, EVR_ERR_CONFIG, "%s: larger than 16 MiB", path)
-                : bad ? evr_err_set(err, EVR_ERR_CONFIG, "%s: reading failed", path)
+                : bad && e == EISDIR
+                    ? evr_err_set(err, EVR_ERR_CONFIG, "%s: is a directory, not a settings file",
+                                  path)
+                : bad ? evr_err_set(err, EVR_ERR_CONFIG, "%s: reading failed: %s", path,
+                                    strerror(e))
                       : evr_hooks_load_buf(path, buf, len, out, err);
     free(buf);
     return rc;
