@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "evr_json.h"
+#include "evr_spec.h"
 
 /*  The long option of opts whose name token (after "--", before any '=')
     begins, with value val; NULL when none. */
@@ -127,6 +128,16 @@ evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned lo
     }
     *out = v;
     return true;
+}
+
+bool
+evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
+{
+    if (evr_spec_name_ok(arg))
+        return true;
+    fprintf(stderr, "%s: %s \"%s\": expected a pipeline name: letters, digits, _ . - (at "
+            "most %d bytes)\n", prog, opt, arg, EVR_SPEC_MAX_NAME);
+    return false;
 }
 
 int

@@ -82,6 +82,11 @@ char *evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optin
 bool evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned long min,
                       unsigned long max, unsigned long *out);
 
+/*  An option's pipeline name (evr_spec_name_ok): false (said, naming the
+    option and the value) when it is none: a filter by "" (a variable
+    left unset) would match no job, and go on for ever in evrun-tail. */
+bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
+
 /*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);
 

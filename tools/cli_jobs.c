@@ -750,8 +750,11 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
-        if (type == EVR_MSG_JOBS && c == 'p')
+        if (type == EVR_MSG_JOBS && c == 'p') {
             req.pipeline = optarg;
+            if (!evr_cli_pipeline_arg(prog, "--pipeline", optarg))
+                status = 2;
+        }
         else if (type == EVR_MSG_JOBS && c == 's')
             req.status = optarg;
         else if (type == EVR_MSG_JOBS && c == 't')

@@ -85,7 +85,11 @@ main(int argc, char **argv)
             if (!(job = evr_client_job_arg(cli.prog, optarg)))
                 status = 2;
             break;
-        case 'p': fo.pipeline = optarg; break;
+        case 'p':
+            fo.pipeline = optarg;
+            if (!evr_cli_pipeline_arg(cli.prog, "--pipeline", optarg))
+                status = 2;
+            break;
         case 'a': all = true; break;
         case 'e': fo.events = true; break;
         case 'F': fo.from_start = true; break;

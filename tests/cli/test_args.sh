@@ -72,5 +72,17 @@ for b in evrun-broker evrun-runner evrun-gateway; do
     said "$b: $tmp: is a directory, not a settings file"
 done
 
+# --pipeline "" (P unset) listed no job, and evrun-tail waited for ever
+for v in "" "a b"; do
+  run timeout 10 "$bin/evrun-cli" jobs --pipeline "$v"
+  check "jobs --pipeline '$v': exit 2" [ $rc -eq 2 ]
+  check "jobs --pipeline '$v': says what a name is" \
+    said "evrun-cli jobs: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)"
+  run timeout 10 "$bin/evrun-tail" --pipeline "$v"
+  check "evrun-tail --pipeline '$v': exit 2" [ $rc -eq 2 ]
+  check "evrun-tail --pipeline '$v': says what a name is" \
+    grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
