@@ -425,6 +425,10 @@ s_simple_cmd(int argc, char **argv, size_t which)
             continue;
         if (c == 'r' && s_simple[which].type == EVR_MSG_CANCEL)
             reason = optarg;
+        else if (c == 'r') {   /* the option table is shared: say why */
+            fprintf(stderr, "%s: --reason goes with evrun-cli cancel only (see --help)\n", prog);
+            status = 2;
+        }
         else if (c == 'h') {
             printf("usage: evrun-cli %s %s [options]\n\n%s\n\n%s%s\nexit status: 0 done (for a "
                    "running job or a connected runner: sent to it; evrun-cli status\nand runners "

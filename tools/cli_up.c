@@ -930,6 +930,11 @@ evr_cli_down(int argc, char **argv)
         fprintf(stderr, "usage: evrun-cli down [options]\n");
         return 2;
     }
+    if (optind != argc) {   /* down takes no operand: stop nothing on a typo */
+        fprintf(stderr, "%s: unexpected argument \"%s\" (down stops all that up started; see "
+                "--help)\n", cli.prog, argv[optind]);
+        return 2;
+    }
     int status = evr_cli_settings(&cli);
     if (status)
         return status;

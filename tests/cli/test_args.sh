@@ -84,5 +84,20 @@ for v in "" "a b"; do
     grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
 
+# down took any operand and stopped everything (down --state-dir-typo...)
+mkdir -p -m 0700 "$tmp/state"
+run "$bin/evrun-cli" down "$tmp/state"
+check "down OPERAND: exit 2" [ $rc -eq 2 ]
+check "down OPERAND: refused, naming it" \
+  said "evrun-cli down: unexpected argument \"$tmp/state\" (down stops all that up started; see --help)"
+
+# pause, resume and drain share cancel's options: --reason was exit 2, silently
+for cmd in "pause $job" "resume $job" "drain r1"; do
+  run "$bin/evrun-cli" $cmd --reason why
+  check "$cmd --reason: exit 2" [ $rc -eq 2 ]
+  check "$cmd --reason: says why" \
+    said "evrun-cli ${cmd%% *}: --reason goes with evrun-cli cancel only (see --help)"
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
