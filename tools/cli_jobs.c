@@ -290,8 +290,8 @@ s_run_common(int argc, char **argv, const char *name)
             }
             break;
         case 'l': evr_strlist_push(&req.labels, optarg); break;
-        case 'f': follow = run; break;
-        case 'w': wait = run; break;
+        case 'f': follow = true; break;
+        case 'w': wait = true; break;
         case 'e': events = true; break;
         case 'N':
             errno = 0;
@@ -307,7 +307,13 @@ s_run_common(int argc, char **argv, const char *name)
         default: status = 2; break;
         }
     }
-    if (!status && follow && wait) {
+    if (!status && !run && (follow || wait || events)) {   /* run's, not taken in silence */
+        fprintf(stderr, "%s: --%s: run only (submit returns once the job is queued: evrun-cli "
+                "run FILE --%s)\n", cli.prog, follow ? "follow" : wait ? "wait" : "events",
+                follow ? "follow" : wait ? "wait" : "follow --events");
+        status = 2;
+    }
+    else if (!status && follow && wait) {
         fprintf(stderr, "%s: --follow or --wait, not both (--follow waits too, printing the "
                 "output)\n", cli.prog);
         status = 2;

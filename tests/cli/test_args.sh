@@ -99,5 +99,14 @@ for cmd in "pause $job" "resume $job" "drain r1"; do
     said "evrun-cli ${cmd%% *}: --reason goes with evrun-cli cancel only (see --help)"
 done
 
+# submit took run's --follow, --wait and --events and did none of them
+printf 'pipeline: p\nexecutor: process\nsteps:\n  - { name: a, run: "true" }\n' > "$tmp/p.yml"
+for o in follow wait events; do
+  run "$bin/evrun-cli" submit "$tmp/p.yml" --$o
+  check "submit --$o: exit 2" [ $rc -eq 2 ]
+  check "submit --$o: says it is run's" \
+    grep -q "^evrun-cli submit: --$o: run only (submit returns once the job is queued: evrun-cli run FILE --" "$tmp/err"
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
