@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "evr_gw.h"
+#include "evr_getopt.h"
 #include "evr_log.h"
 
 static const evr_config_key_t s_gw_keys[] = {
@@ -92,6 +93,13 @@ s_help(FILE *out)
             "read its secret\n");
 }
 
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
+}
+
 /*  The settings table: the client's keys and the gateway's own. */
 static evr_config_key_t *
 s_keys(size_t *n)
@@ -131,7 +139,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
     size_t nf = 0;
     bool print = false;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = evr_getopt("evrun-gateway", argc, argv, "h", opts)) != -1) {
         if (c == 'h') {
             s_help(stdout);
             exit(0);
@@ -150,7 +158,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
             nf++;
         }
         else {
-            s_help(stderr);
+            evr_usage_brief("evrun-gateway", s_help_cb, NULL);
             return 2;
         }
     }

@@ -18,6 +18,7 @@
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
+#include "evr_getopt.h"
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
@@ -669,7 +670,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
     };
     int c;
     bool broker = false;
-    while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1) {
+    while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'x': o->file = optarg; break;

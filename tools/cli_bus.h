@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include "evr_client.h"
+#include "evr_getopt.h"
 
 /*  The common long options, to put first in each command's table; their
     codes are 1000 and up. */
@@ -50,18 +51,10 @@ typedef struct {
     evr_client_t *client;
 } evr_cli_t;
 
-/*  After a usage error (said on a line of its own): the first line of
-    what help writes (its usage line) and where the rest is ("PROG --help:
-    every option"), not the whole text, which buried the error. */
-typedef void (evr_cli_help_fn)(FILE *out, const void *arg);
+/*  evr_usage_brief and evr_getopt (evr_getopt.h) for an evrun-cli
+    command, prog its name ("evrun-cli artifacts"). */
+typedef evr_help_fn evr_cli_help_fn;
 void evr_cli_brief(const char *prog, evr_cli_help_fn *help, const void *arg);
-
-/*  getopt_long for an evrun-cli command: getopt's own messages off, ours
-    instead, each starting with prog ("evrun-cli artifacts: unrecognized
-    option '--download' (see --help)"): an unknown or ambiguous option, a
-    missing argument, an argument to an option that takes none; an
-    unknown long option near one gets "did you mean --NAME?".  Returns
-    as getopt_long does, '?' for each of those. */
 int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
                    const struct option *opts);
 

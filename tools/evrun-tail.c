@@ -9,6 +9,7 @@
 
 #include "cli_bus.h"
 #include "evr_follow.h"
+#include "evr_getopt.h"
 
 static volatile sig_atomic_t s_stop;
 
@@ -76,7 +77,7 @@ main(int argc, char **argv)
     char *job = NULL;
     bool all = false;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_getopt("evrun-tail", argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {

@@ -108,5 +108,49 @@ for o in follow wait events; do
     grep -q "^evrun-cli submit: --$o: run only (submit returns once the job is queued: evrun-cli run FILE --" "$tmp/err"
 done
 
+# a typo is one line naming the option (did you mean), then at most the
+# usage lines, not the whole --help (58 to 77 lines hid the error), and
+# the program's name, not argv[0]'s path
+for b in evrun-broker evrun-gateway evrun-provisioner evrun-replay evrun-tail evrun-runner; do
+  run "$bin/$b" --heartbet-ms 5
+  check "$b --typo: exit 2" [ $rc -eq 2 ]
+  check "$b --typo: the first line names it, with the program's name" \
+    grep -qx "$b: unrecognized option '--heartbet-ms'.* (see --help)" <(head -n 1 "$tmp/err")
+  check "$b --typo: the usage lines only ($(wc -l < "$tmp/err") lines)" [ "$(wc -l < "$tmp/err")" -le 8 ]
+  check "$b --typo: says where the rest is" grep -q -- "--help" <(tail -n 1 "$tmp/err")
+done
+run "$bin/evrun-broker" --heartbet-ms 5
+check "evrun-broker --typo: did you mean" \
+  said "$(printf '%s\n' "evrun-broker: unrecognized option '--heartbet-ms'; did you mean --heartbeat-ms? (see --help)" \
+          "usage: evrun-broker [options]" "(evrun-broker --help: every option)")"
+run "$bin/evrun-gateway" --listen
+check "evrun-gateway --listen: a missing value, three lines" \
+  said "$(printf '%s\n' "evrun-gateway: option '--listen' requires an argument (see --help)" \
+          "usage: evrun-gateway [options]" "(evrun-gateway --help: every option)")"
+# an abbreviation is named as typed and as taken (status has no --events)
+run "$bin/evrun-cli" status $job --events
+check "status --events: named as typed, then as taken" \
+  said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# evrun-cli and evrun-job: an unknown command is one line
+run "$bin/evrun-cli" rnu process.yml
+check "evrun-cli rnu: exit 2" [ $rc -eq 2 ]
+check "evrun-cli rnu: one line, did you mean" \
+  said 'evrun-cli: unknown command "rnu"; did you mean run? (evrun-cli --help lists the commands)'
+run "$bin/evrun-cli" frobnicate
+check "evrun-cli frobnicate: one line naming the commands" \
+  grep -qx 'evrun-cli: unknown command "frobnicate": expected one of run, submit, .*, hook-token (evrun-cli --help describes them)' "$tmp/err"
+run "$bin/evrun-cli" --json
+check "evrun-cli --json: no command, said so" \
+  grep -qx 'evrun-cli: no command after the option --json: expected one of run, .*' "$tmp/err"
+run "$bin/evrun-cli" help nosuch
+check "evrun-cli help nosuch: one line" [ "$(wc -l < "$tmp/err")" -eq 1 ]
+run "$bin/evrun-job" frobnicate
+check "evrun-job frobnicate: exit 2" [ $rc -eq 2 ]
+check "evrun-job frobnicate: one line naming the commands" \
+  said 'evrun-job: unknown command "frobnicate": expected secret, trigger, running, result or hello (evrun-job --help describes them)'
+run "$bin/evrun-job" secret
+check "evrun-job secret without NAME: not 'unknown command'" \
+  said 'evrun-job secret: expected one NAME (the value on stdin), got 0 (evrun-job --help)'
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
