@@ -700,6 +700,13 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
        a chdir and in the children it is handed to */
     long i = s_index(self, "state_dir");
     const char *v = i >= 0 ? self->vals[i].value : NULL;
+    evr_err_t e;
+    if (v && !*v   /* --state-dir "$DIR" with DIR unset: STATE/gateway/... was /gateway/... */
+        && evr_config_problem(self, "state_dir", &e, "expected a directory (empty, every "
+                              "path made from it would start at /)") && !rc) {
+        *err = e;
+        rc = EVR_ERR_CONFIG;
+    }
     char cwd[4096];
     if (v && *v && *v != '/' && getcwd(cwd, sizeof cwd)) {
         char *abs = evr_asprintf("%s/%s", cwd, v);

@@ -152,5 +152,20 @@ run "$bin/evrun-job" secret
 check "evrun-job secret without NAME: not 'unknown command'" \
   said 'evrun-job secret: expected one NAME (the value on stdin), got 0 (evrun-job --help)'
 
+# an empty state directory: STATE/gateway/jwt.secret was /gateway/jwt.secret
+for b in "evrun-cli token|evrun-cli token" "evrun-cli hook-token h|evrun-cli hook-token" \
+         "evrun-cli jobs|evrun-cli jobs" "evrun-cli down|evrun-cli down" \
+         "evrun-broker|evrun-broker" "evrun-runner --broker ipc://x|evrun-runner" \
+         "evrun-gateway|evrun-gateway" "evrun-tail --all|evrun-tail"; do
+  # shellcheck disable=SC2086
+  run $bin/${b%%|*} --state-dir "" --print-config
+  check "${b%%|*} --state-dir '': exit 2" [ $rc -eq 2 ]
+  check "${b%%|*} --state-dir '': says so" \
+    said "${b#*|}: state_dir = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+done
+run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
+check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
+  said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
