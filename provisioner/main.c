@@ -162,6 +162,11 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         default: evr_usage_brief("evrun-provisioner", s_help_cb, NULL); return 2;
         }
     }
+    if (o->dir && !*o->dir) {   /* "$DIR" unset: DIR/lock, DIR/runners/ would be at / */
+        fprintf(stderr, "evrun-provisioner: --dir \"\": expected a directory (default "
+                "STATE/provisioner; see --help)\n");
+        return 2;
+    }
     size_t idlen = strlen(o->id);
     if (!idlen || idlen > 64 || strspn(o->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                               "0123456789_.-") != idlen || !isalnum((unsigned char) o->id[0])) {

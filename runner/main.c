@@ -754,6 +754,11 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
                 o->follow ? "--follow-triggers" : "--pipelines");
         return 2;
     }
+    if (o->pipelines && !*o->pipelines) {
+        fprintf(stderr, "evrun-runner: --pipelines \"\": expected a directory (default: "
+                "FILE's directory)\n");
+        return 2;
+    }
     if (o->pipelines && !o->follow) {
         fprintf(stderr, "evrun-runner: --pipelines goes with --follow-triggers\n");
         return 2;

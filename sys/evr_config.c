@@ -698,15 +698,23 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     /* a relative state_dir is taken from the directory the process started
        in, once: every path made from it (units, sockets) stays right after
        a chdir and in the children it is handed to */
+    /* a directory given empty (--state-dir "$DIR" with DIR unset): every
+       path made from it would start at / (STATE/gateway/jwt.secret was
+       /gateway/jwt.secret, curve_dir's broker.cert /broker.cert) */
+    static const char *const dirs[] = { "state_dir", "curve_dir", "pipelines_dir",
+                                        "secrets_dir" };
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        const char *dv = evr_config_get(self, dirs[d]);
+        evr_err_t e;
+        if (dv && !*dv && evr_config_problem(self, dirs[d], &e, "expected a directory (empty, "
+                                             "every path made from it would start at /)")
+            && !rc) {
+            *err = e;
+            rc = EVR_ERR_CONFIG;
+        }
+    }
     long i = s_index(self, "state_dir");
     const char *v = i >= 0 ? self->vals[i].value : NULL;
-    evr_err_t e;
-    if (v && !*v   /* --state-dir "$DIR" with DIR unset: STATE/gateway/... was /gateway/... */
-        && evr_config_problem(self, "state_dir", &e, "expected a directory (empty, every "
-                              "path made from it would start at /)") && !rc) {
-        *err = e;
-        rc = EVR_ERR_CONFIG;
-    }
     char cwd[4096];
     if (v && *v && *v != '/' && getcwd(cwd, sizeof cwd)) {
         char *abs = evr_asprintf("%s/%s", cwd, v);

@@ -167,5 +167,24 @@ run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
 check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
   said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
 
+# the other directories alike: curve_dir "" put broker.cert, runners/ and
+# clients/ at /, provisioner --dir "" its lock and runners
+for b in "evrun-broker --curve-dir|evrun-broker: curve_dir" \
+         "evrun-broker --pipelines-dir|evrun-broker: pipelines_dir" \
+         "evrun-runner --broker ipc://x --secrets-dir|evrun-runner: secrets_dir"; do
+  # shellcheck disable=SC2086
+  run $bin/${b%%|*} "" --print-config
+  check "${b%%|*} '': exit 2" [ $rc -eq 2 ]
+  check "${b%%|*} '': says so" \
+    said "${b#*|} = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+done
+run "$bin/evrun-provisioner" --status --dir ""
+check "provisioner --dir '': exit 2" [ $rc -eq 2 ]
+check "provisioner --dir '': says so" \
+  said 'evrun-provisioner: --dir "": expected a directory (default STATE/provisioner; see --help)'
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --follow-triggers --pipelines ""
+check "runner --pipelines '': exit 2, said" \
+  said 'evrun-runner: --pipelines "": expected a directory (default: FILE'"'"'s directory)'
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
