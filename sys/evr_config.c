@@ -448,7 +448,7 @@ s_once(evr_config_t *self, const char *path, yaml_document_t *doc, const yaml_no
     if (!first)
         return true;
     size_t g = group ? strlen(group) + 1 : 0;
-    s_file_error(self, rc, err, "%s:%zu:%zu: %s%s%s: given twice (first at line %zu)", path,
+    s_file_error(self, rc, err, "%s:%zu:%zu: %s%s%s: duplicate key (first at line %zu)", path,
                  k->start_mark.line + 1, k->start_mark.column + 1, group ? group : "",
                  group ? "." : "", key + g, first);
     return false;
@@ -464,7 +464,7 @@ s_group_once(evr_config_t *self, const char *path, yaml_document_t *doc,
     for (const yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++) {
         const yaml_node_t *qk = yaml_document_get_node(doc, q->key);
         if (!strcmp(s_key_name(qk), s_key_name(k))) {
-            s_file_error(self, rc, err, "%s:%zu:%zu: %s: given twice (first at line %zu)",
+            s_file_error(self, rc, err, "%s:%zu:%zu: %s: duplicate key (first at line %zu)",
                          path, k->start_mark.line + 1, k->start_mark.column + 1,
                          s_key_name(k), qk->start_mark.line + 1);
             return false;

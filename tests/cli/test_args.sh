@@ -44,22 +44,22 @@ for b in evrun-broker evrun-runner evrun-gateway; do
   run "$bin/$b" --config "$tmp/twice.yml" --print-config
   check "$b: a key twice: exit 2" [ $rc -eq 2 ]
   check "$b: a key twice: file:line:col, and the first line" \
-    said "$b: $tmp/twice.yml:3:1: log_level: given twice (first at line 1)"
+    said "$b: $tmp/twice.yml:3:1: log_level: duplicate key (first at line 1)"
 done
 # also a key of another binary's (the one file is shared)
 printf 'heartbeat_ms: 100\nheartbeat_ms: 200\n' > "$tmp/other.yml"
 run "$bin/evrun-cli" jobs --config "$tmp/other.yml"
 check "cli: another binary's key twice: exit 2" [ $rc -eq 2 ]
 check "cli: another binary's key twice: said" \
-  said "evrun-cli jobs: $tmp/other.yml:2:1: heartbeat_ms: given twice (first at line 1)"
+  said "evrun-cli jobs: $tmp/other.yml:2:1: heartbeat_ms: duplicate key (first at line 1)"
 printf 'retention_max_age: 1d\nretention:\n  max_age: 2d\n' > "$tmp/group.yml"
 run "$bin/evrun-broker" --config "$tmp/group.yml" --print-config
 check "retention.max_age flat and in the group: said" \
-  said "evrun-broker: $tmp/group.yml:3:3: retention.max_age: given twice (first at line 1)"
+  said "evrun-broker: $tmp/group.yml:3:3: retention.max_age: duplicate key (first at line 1)"
 printf 'retention:\n  max_age: 1d\nretention:\n  keep_per_pipeline: 3\n' > "$tmp/group2.yml"
 run "$bin/evrun-broker" --config "$tmp/group2.yml" --print-config
 check "retention: twice: said" \
-  said "evrun-broker: $tmp/group2.yml:3:1: retention: given twice (first at line 1)"
+  said "evrun-broker: $tmp/group2.yml:3:1: retention: duplicate key (first at line 1)"
 printf 'retention:\n  max_age: 1d\n  keep_per_pipeline: 3\nlease_ms: 200\n' > "$tmp/ok.yml"
 run "$bin/evrun-broker" --config "$tmp/ok.yml" --print-config
 check "every key once: taken" [ $rc -eq 0 ]
