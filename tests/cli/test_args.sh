@@ -186,5 +186,12 @@ run "$bin/evrun-runner" --exec "$tmp/p.yml" --follow-triggers --pipelines ""
 check "runner --pipelines '': exit 2, said" \
   said 'evrun-runner: --pipelines "": expected a directory (default: FILE'"'"'s directory)'
 
+# a hook's field written twice: the second name was taken (the first leaked)
+printf 'hooks:\n  - { phase: PRE_EXECUTION, run: "true", name: a, name: b }\n' > "$tmp/hooks.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
+check "a hook's field twice: exit 2" [ $rc -eq 2 ]
+check "a hook's field twice: file:line:col, and the first line" \
+  said "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
