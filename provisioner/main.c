@@ -162,6 +162,12 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         default: evr_usage_brief("evrun-provisioner", s_help_cb, NULL); return 2;
         }
     }
+    if (o->status && o->dry) {   /* two actions: which one was meant? */
+        fprintf(stderr, "evrun-provisioner: --status or --dry-run, not both (--status prints "
+                "the running provisioner's table, --dry-run one pass of --config's; see "
+                "--help)\n");
+        return 2;
+    }
     if (o->dir && !*o->dir) {   /* "$DIR" unset: DIR/lock, DIR/runners/ would be at / */
         fprintf(stderr, "evrun-provisioner: --dir \"\": expected a directory (default "
                 "STATE/provisioner; see --help)\n");

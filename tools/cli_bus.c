@@ -65,13 +65,19 @@ evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned lo
 }
 
 bool
-evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
+evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg)
 {
     if (evr_spec_name_ok(arg))
         return true;
-    fprintf(stderr, "%s: %s \"%s\": expected a pipeline name: letters, digits, _ . - (at "
-            "most %d bytes)\n", prog, opt, arg, EVR_SPEC_MAX_NAME);
+    fprintf(stderr, "%s: %s%s\"%s\": expected %s: letters, digits, _ . - (at most %d bytes)\n",
+            prog, opt, *opt ? " " : "", arg, what, EVR_SPEC_MAX_NAME);
     return false;
+}
+
+bool
+evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
+{
+    return evr_cli_name_arg(prog, opt, "a pipeline name", arg);
 }
 
 int

@@ -80,6 +80,11 @@ bool evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsign
     left unset) would match no job, and go on for ever in evrun-tail. */
 bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
 
+/*  As evr_cli_pipeline_arg, for a name of another kind (what: "a
+    label", "a runner id"): the broker refuses any other (exit 1, as a
+    refusal, where a usage error is 2). */
+bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
+
 /*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);
 

@@ -289,7 +289,11 @@ s_run_common(int argc, char **argv, const char *name)
                 status = 2;
             }
             break;
-        case 'l': evr_strlist_push(&req.labels, optarg); break;
+        case 'l':
+            evr_strlist_push(&req.labels, optarg);
+            if (!evr_cli_name_arg(cli.prog, "--label", "a label", optarg))
+                status = 2;
+            break;
         case 'f': follow = true; break;
         case 'w': wait = true; break;
         case 'e': events = true; break;
@@ -456,6 +460,8 @@ s_simple_cmd(int argc, char **argv, size_t which)
     if (status)
         return status;
     evr_msg_t req = { .type = s_simple[which].type, .reason = (char *) reason };
+    if (drain && !evr_cli_name_arg(prog, "", "a runner id", argv[optind]))
+        return 2;
     if (drain)
         req.runner = argv[optind];
     else if (!(req.job = evr_client_job_arg(prog, argv[optind])))

@@ -193,5 +193,24 @@ check "a hook's field twice: exit 2" [ $rc -eq 2 ]
 check "a hook's field twice: file:line:col, and the first line" \
   said "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)"
 
+# names the broker would refuse (exit 1, a refusal) are usage errors here
+for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
+         "submit $tmp/p.yml --label|evrun-cli submit: --label|a label" \
+         "start p --label|evrun-cli start: --label|a label" \
+         "drain|evrun-cli drain:|a runner id"; do
+  IFS='|' read -r args prefix what <<< "$c"
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $args ""
+  check "$args '': exit 2" [ $rc -eq 2 ]
+  check "$args '': says what it expects" \
+    grep -qxF "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+done
+run "$bin/evrun-cli" token --sub ""
+check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
+check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
+run "$bin/evrun-provisioner" --status --dry-run
+check "provisioner --status --dry-run: exit 2" [ $rc -eq 2 ]
+check "provisioner --status --dry-run: not both" grep -q '^evrun-provisioner: --status or --dry-run, not both' "$tmp/err"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
