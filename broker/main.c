@@ -193,11 +193,8 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 'h': s_help(stdout); return -1;
         default: evr_usage_brief("evrun-broker", s_help_cb, NULL); return 2;
         }
-        if (key && *nf < 24) {
-            flags[2 * *nf] = key;
-            flags[2 * *nf + 1] = val;
-            (*nf)++;
-        }
+        if (key)
+            *nf = evr_config_flag(flags, *nf, 24, key, val);
     }
     if (optind != argc) {
         fprintf(stderr, "evrun-broker: unexpected argument %s\n", argv[optind]);

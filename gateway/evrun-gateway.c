@@ -152,11 +152,8 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
             file = optarg;
         else if (c == 1006)
             print = true;
-        else if (c >= 1000 && c <= 1013 && keys[c - 1000] && nf < 16) {
-            flags[2 * nf] = keys[c - 1000];
-            flags[2 * nf + 1] = optarg;
-            nf++;
-        }
+        else if (c >= 1000 && c <= 1013 && keys[c - 1000])
+            nf = evr_config_flag(flags, nf, 16, keys[c - 1000], optarg);
         else {
             evr_usage_brief("evrun-gateway", s_help_cb, NULL);
             return 2;

@@ -737,11 +737,8 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'h': evr_runner_help(stdout); return -1;
         default: evr_runner_usage(stderr); return 2;
         }
-        if (key && *nf < 40) {
-            flags[2 * *nf] = key;
-            flags[2 * *nf + 1] = optarg;
-            (*nf)++;
-        }
+        if (key)
+            *nf = evr_config_flag(flags, *nf, 40, key, optarg);
     }
     if ((o->once || o->clean) && !broker) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",

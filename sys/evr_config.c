@@ -5,6 +5,7 @@
 #include "evr_field.h"
 #include "evr_yaml.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -678,6 +679,22 @@ evr_config_endpoints(evr_config_t *self, bool local)
         evr_config_default(self, keys[i], v);
         free(v);
     }
+}
+
+size_t
+evr_config_flag(const char **flags, size_t nflags, size_t max, const char *key,
+                const char *val)
+{
+    for (size_t i = 0; i < nflags; i++)
+        if (!strcmp(flags[2 * i], key)) {
+            flags[2 * i + 1] = val;
+            return nflags;
+        }
+    (void) max;   /* with NDEBUG */
+    assert(nflags < max);
+    flags[2 * nflags] = key;
+    flags[2 * nflags + 1] = val;
+    return nflags + 1;
 }
 
 evr_rc_t

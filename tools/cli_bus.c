@@ -40,11 +40,7 @@ evr_cli_common(evr_cli_t *cli, int c, const char *arg)
     case 1008: key = "broker_key"; break;
     default: return false;
     }
-    if (cli->nf < 8) {
-        cli->flags[2 * cli->nf] = key;
-        cli->flags[2 * cli->nf + 1] = arg;
-        cli->nf++;
-    }
+    cli->nf = evr_config_flag(cli->flags, cli->nf, 8, key, arg);
     return true;
 }
 

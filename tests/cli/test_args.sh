@@ -212,5 +212,24 @@ run "$bin/evrun-provisioner" --status --dry-run
 check "provisioner --status --dry-run: exit 2" [ $rc -eq 2 ]
 check "provisioner --status --dry-run: not both" grep -q '^evrun-provisioner: --status or --dry-run, not both' "$tmp/err"
 
+# a long command line: flags past 8 (evrun-cli), 16 (gateway), 24 (broker)
+# or 40 (runner) were dropped in silence, a bad last value taken as good
+many() { local i; for i in $(seq "$1"); do printf '%s\n' "$2" "$3"; done; }
+mapfile -t a < <(many 30 --heartbeat-ms 100)
+run "$bin/evrun-broker" "${a[@]}" --lease-ms 5 --print-config
+check "broker: the 31st flag is read" grep -q '^evrun-broker: lease_ms = "5" (from flag)' "$tmp/err"
+mapfile -t a < <(many 20 --timeout-ms 100)
+run "$bin/evrun-gateway" "${a[@]}" --timeout-ms 0 --print-config
+check "gateway: the 21st flag is read" grep -q '^evrun-gateway: timeout_ms = "0" (from flag)' "$tmp/err"
+mapfile -t a < <(many 45 --capacity 1)
+run "$bin/evrun-runner" --broker ipc://x "${a[@]}" --capacity 0 --print-config
+check "runner: the 47th flag is read" grep -q '^evrun-runner: capacity = "0" (from flag)' "$tmp/err"
+mapfile -t a < <(many 10 --timeout-ms 100)
+run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms x
+check "evrun-cli: the 11th flag is read" grep -q '^evrun-cli jobs: timeout_ms = "x" (from flag)' "$tmp/err"
+mapfile -t a < <(many 10 --timeout-ms x)
+run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms 100 --print-config
+check "evrun-cli: the last of one flag wins" [ $rc -eq 0 ]
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
