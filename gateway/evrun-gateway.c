@@ -112,11 +112,12 @@ s_keys(size_t *n)
 }
 
 /*  The command line and the settings' layers into gw->cfg: 0 to go on;
-    -1 after --help or --print-config; 2 on bad usage (said); 3 when the
-    settings have errors (recorded in gw->cfg, for main to say with the
-    others: evr_config_report). */
+    -1 after --help; 2 on bad usage (said); 3 when the settings have
+    errors (recorded in gw->cfg, for main to say with the others:
+    evr_config_report).  *print: --print-config, for main to print once
+    it has checked the rest too (a bad limit was printed as good). */
 static int
-s_settings(int argc, char **argv, evr_gw_t *gw)
+s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
 {
     evr_config_t *cfg = gw->cfg;
     static const struct option opts[] = {
@@ -179,10 +180,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
     char *ui = evr_gw_ui_default_dir();
     evr_config_default(cfg, "ui_dir", ui);
     free(ui);
-    if (print) {
-        evr_config_print(cfg, stdout);
-        return -1;
-    }
+    *print_out = print;
     return 0;
 }
 
@@ -193,7 +191,8 @@ main(int argc, char **argv)
     evr_config_key_t *keys = s_keys(&nkeys);
     evr_gw_t gw = { .cfg = evr_config_new(keys, nkeys), .body_max = EVR_MSG_MAX_BYTES };
     evr_err_t err;
-    int status = s_settings(argc, argv, &gw);
+    bool print = false;
+    int status = s_settings(argc, argv, &gw, &print);
     static const char *const levels[] = { "error", "warn", "info", "debug" };
     size_t level = 2;
     static const char *const mt[] = { "none", "required" };
@@ -209,6 +208,10 @@ main(int argc, char **argv)
                 fprintf(stderr, "evrun-gateway: %s\n", err.msg);
             status = 2;
         }
+    }
+    if (!status && print) {
+        evr_config_print(gw.cfg, stdout);
+        status = -1;
     }
     gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);

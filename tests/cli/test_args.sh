@@ -231,5 +231,14 @@ mapfile -t a < <(many 10 --timeout-ms x)
 run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms 100 --print-config
 check "evrun-cli: the last of one flag wins" [ $rc -eq 0 ]
 
+# evrun-gateway --print-config printed a bad limit or log level as good
+run env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
+check "gateway --print-config, a bad limit: exit 2" [ $rc -eq 2 ]
+check "gateway --print-config, a bad limit: said as at a start" \
+  said 'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096'
+run "$bin/evrun-gateway" --print-config
+check "gateway --print-config: exit 0" [ $rc -eq 0 ]
+check "gateway --print-config: the settings" grep -q '^http_max_connections: 512 ' "$tmp/out"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
