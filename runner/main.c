@@ -669,13 +669,14 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { NULL, 0, NULL, 0 },
     };
     int c;
-    bool broker = false;
+    bool broker = false, args = false, once_wait = false;
     while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'x': o->file = optarg; break;
         case 'r': o->recover = true; break;
         case 'a':
+            args = true;
             if (!evr_spec_parse_arg(optarg, &o->given)) {
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
                 return 2;
@@ -691,6 +692,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case S_OPT_FOLLOW: o->follow = true; break;
         case S_OPT_PIPELINES: o->pipelines = optarg; break;
         case S_OPT_ONCE_WAIT:
+            once_wait = true;
             if (!s_seconds(optarg, &o->once_wait)) {
                 fprintf(stderr, "evrun-runner: --once-wait %s: expected seconds, 0 to "
                         "86400\n", optarg);
@@ -739,6 +741,20 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         }
         if (key)
             *nf = evr_config_flag(flags, *nf, 40, key, optarg);
+    }
+    /* an option of another mode did nothing: say so, as for --once */
+    if (args && !o->file) {
+        fprintf(stderr, "evrun-runner: -a goes with --exec FILE only (a broker's job gets its "
+                "args from its submit: evrun-cli run FILE -a NAME=VALUE)\n");
+        return 2;
+    }
+    if (o->exit_drained && !broker) {
+        fprintf(stderr, "evrun-runner: --exit-when-drained goes with --broker EP only\n");
+        return 2;
+    }
+    if (once_wait && !o->once) {
+        fprintf(stderr, "evrun-runner: --once-wait goes with --once only\n");
+        return 2;
     }
     if ((o->once || o->clean) && !broker) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",

@@ -240,5 +240,18 @@ run "$bin/evrun-gateway" --print-config
 check "gateway --print-config: exit 0" [ $rc -eq 0 ]
 check "gateway --print-config: the settings" grep -q '^http_max_connections: 512 ' "$tmp/out"
 
+# evrun-runner: an option of another mode did nothing, in silence
+for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
+         "--broker ipc://x --once-wait 5 --print-config|--once-wait goes with --once only" \
+         "--exec $tmp/p.yml --exit-when-drained|--exit-when-drained goes with --broker EP only" \
+         "--recover -a X=1|-a goes with --exec FILE only (a broker's job gets its args from its submit: evrun-cli run FILE -a NAME=VALUE)"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" ${c%%|*}
+  check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
+  check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
+done
+run "$bin/evrun-runner" --broker ipc://x --once --once-wait 5 --exit-when-drained --print-config
+check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc -eq 0 ]
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
