@@ -253,5 +253,14 @@ done
 run "$bin/evrun-runner" --broker ipc://x --once --once-wait 5 --exit-when-drained --print-config
 check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc -eq 0 ]
 
+# up --provisioner DIR started podman, the broker and the runners, and then
+# the provisioner, which failed on it
+run "$bin/evrun-cli" up --provisioner "$tmp" --executors process --no-gateway --state-dir "$tmp/up"
+check "up --provisioner DIR: exit 2" [ $rc -eq 2 ]
+check "up --provisioner DIR: says so" \
+  said "evrun-cli up: --provisioner $tmp: is a directory, not a providers file (YAML)"
+check "up --provisioner DIR: nothing started" [ ! -e "$tmp/up" ]
+[ -e "$tmp/up" ] && "$bin/evrun-cli" down --state-dir "$tmp/up" > /dev/null 2>&1
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
