@@ -8,11 +8,13 @@
     flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
     process step instead (evr_shim.h).
 */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_config.h"
@@ -106,6 +108,27 @@ s_default_podman_url(void)
     return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
 }
 
+/*  secrets_dir a directory, registry_auth a readable file, when set: a
+    typo there was found only by the job that needed a secret or a
+    private image (a secret "not found", a pull refused). */
+static evr_rc_t
+s_paths(const evr_config_t *cfg, evr_err_t *err)
+{
+    struct stat st;
+    const char *dir = evr_config_get(cfg, "secrets_dir");
+    const char *auth = evr_config_get(cfg, "registry_auth");
+    if (dir && *dir && stat(dir, &st))
+        return evr_config_problem(cfg, "secrets_dir", err, "%s", strerror(errno));
+    if (dir && *dir && !S_ISDIR(st.st_mode))
+        return evr_config_problem(cfg, "secrets_dir", err, "not a directory (of files NAME)");
+    if (auth && *auth && (stat(auth, &st) || access(auth, R_OK)))
+        return evr_config_problem(cfg, "registry_auth", err, "%s", strerror(errno));
+    if (auth && *auth && !S_ISREG(st.st_mode))
+        return evr_config_problem(cfg, "registry_auth", err, "not a file (a "
+                                  "containers-auth.json)");
+    return EVR_OK;
+}
+
 /*  The resource and artifact settings into eo; prints the error. */
 static bool
 s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
@@ -137,6 +160,8 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     if (!rc && strcmp(tany, "allow") && strcmp(tany, "deny"))
         rc = evr_err_set(&err, EVR_ERR_CONFIG, "triggers_any = \"%s\": expected allow or deny",
                          tany);
+    if (!rc)
+        rc = s_paths(cfg, &err);
     if (rc) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;

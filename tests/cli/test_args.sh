@@ -262,5 +262,21 @@ check "up --provisioner DIR: says so" \
 check "up --provisioner DIR: nothing started" [ ! -e "$tmp/up" ]
 [ -e "$tmp/up" ] && "$bin/evrun-cli" down --state-dir "$tmp/up" > /dev/null 2>&1
 
+# runner: a --secrets-dir or --registry-auth typo was found by the job
+# that needed a secret or a private image
+run "$bin/evrun-runner" --broker ipc://x --secrets-dir "$tmp/nosuch" --print-config
+check "runner --secrets-dir MISSING: exit 2" [ $rc -eq 2 ]
+check "runner --secrets-dir MISSING: said" \
+  said "evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --secrets-dir "$tmp/file"
+check "runner --secrets-dir FILE: said" \
+  said "evrun-runner: secrets_dir = \"$tmp/file\" (from flag): not a directory (of files NAME)"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --registry-auth "$tmp"
+check "runner --registry-auth DIR: said" \
+  said "evrun-runner: registry_auth = \"$tmp\" (from flag): not a file (a containers-auth.json)"
+run env EVRUN_REGISTRY_AUTH="$tmp/nosuch" "$bin/evrun-runner" --broker ipc://x --print-config
+check "runner registry_auth MISSING (env): said" \
+  said "evrun-runner: registry_auth = \"$tmp/nosuch\" (from env EVRUN_REGISTRY_AUTH): No such file or directory"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
