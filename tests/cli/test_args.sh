@@ -278,5 +278,17 @@ run env EVRUN_REGISTRY_AUTH="$tmp/nosuch" "$bin/evrun-runner" --broker ipc://x -
 check "runner registry_auth MISSING (env): said" \
   said "evrun-runner: registry_auth = \"$tmp/nosuch\" (from env EVRUN_REGISTRY_AUTH): No such file or directory"
 
+# tcp:// endpoints: a port past 65535 was bound as another one (the
+# broker said "serving clients on tcp://127.0.0.1:99999")
+for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
+  run "$bin/evrun-cli" jobs --broker "$ep"
+  check "evrun-cli --broker $ep: exit 2" [ $rc -eq 2 ]
+  check "evrun-cli --broker $ep: says what it expects" \
+    said "evrun-cli jobs: $ep: expected tcp://HOST:PORT, PORT from 1 to 65535"
+done
+run timeout 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
+check "broker --client-endpoint :99999: refused before serving" \
+  said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
