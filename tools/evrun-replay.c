@@ -619,13 +619,13 @@ main(int argc, char **argv)
     s_opts_t o = { 0 };
     char *job = NULL, *output = NULL;
     bool events = false, verify = false;
-    int c, views = 0;
+    int c, views;
     while ((c = evr_getopt("evrun-replay", argc, argv, "h", opts)) != -1) {
         switch (c) {
-        case 'j': job = optarg; views++; break;
-        case 'e': events = true; views++; break;
-        case 'o': output = optarg; views++; break;
-        case 'v': verify = true; views++; break;
+        case 'j': job = optarg; break;      /* given twice: the last, as any option */
+        case 'e': events = true; break;
+        case 'o': output = optarg; break;
+        case 'v': verify = true; break;
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
         case 't':
@@ -642,6 +642,7 @@ main(int argc, char **argv)
         default: evr_usage_brief("evrun-replay", s_help_cb, NULL); return 2;
         }
     }
+    views = (job != NULL) + events + (output != NULL) + verify;
     if (optind != argc - 1 || views > 1) {
         fprintf(stderr, optind != argc - 1 ? "evrun-replay: give exactly one DIR\n"
                                            : "evrun-replay: choose one of --job, --events, "
