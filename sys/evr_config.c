@@ -510,11 +510,10 @@ s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const cha
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         const char *key = s_key_name(k);
-        if (v->type == YAML_MAPPING_NODE && s_is_group(key) && s_group_once(self, path, doc, root,
-                                                                           p, &rc, err))
-            s_load_group(self, path, doc, root, key, v, also, &rc, err);
-        else if (v->type == YAML_MAPPING_NODE && s_is_group(key))
-            continue;
+        if (v->type == YAML_MAPPING_NODE && s_is_group(key)) {
+            if (s_group_once(self, path, doc, root, p, &rc, err))
+                s_load_group(self, path, doc, root, key, v, also, &rc, err);
+        }
         else if (s_once(self, path, doc, root, key, NULL, k, &rc, err))
             s_load_one(self, path, k, key, NULL, v, also, &rc, err);
     }
