@@ -380,9 +380,13 @@ s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const cha
                      in_group ? n + 15 + g : "");
         return;
     }
+    static const char *const lists[] = { "labels", "executors", "secrets_allow", NULL };
     if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key)) {
-        s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value", path,
-                     v->start_mark.line + 1, v->start_mark.column + 1, key);
+        bool list = v->type == YAML_SEQUENCE_NODE && s_listed(lists, key);
+        s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value%s%s%s", path,
+                     v->start_mark.line + 1, v->start_mark.column + 1, key,
+                     list ? ", the items comma-separated (" : "", list ? key : "",
+                     list ? ": a,b)" : "");
         return;
     }
     if (i >= 0 && v->type == YAML_SCALAR_NODE) {

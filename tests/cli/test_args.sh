@@ -290,5 +290,12 @@ run timeout 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://
 check "broker --client-endpoint :99999: refused before serving" \
   said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
 
+# a YAML list for a comma-separated setting: say how to write it
+printf 'labels: [gpu, linux]\n' > "$tmp/list.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/list.yml" --print-config
+check "labels: [a, b]: exit 2" [ $rc -eq 2 ]
+check "labels: [a, b]: how to write it" \
+  said "evrun-runner: $tmp/list.yml:1:9: labels: expected a single value, the items comma-separated (labels: a,b)"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
