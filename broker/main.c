@@ -9,6 +9,7 @@
 
 #include "evr_broker.h"
 #include "evr_config.h"
+#include "evr_getopt.h"
 #include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_paths.h"
@@ -128,6 +129,13 @@ s_help(FILE *out)
             "pid), or a socket or the store unusable; 3 the store failed while running\n");
 }
 
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
+}
+
 /*  The command line into flags (key, value pairs for evr_config_layer),
     file and the switches.  0 to go on; -1 after --help; 2 on bad usage
     (said). */
@@ -157,7 +165,7 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
-    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+    while ((c = evr_getopt("evrun-broker", argc, argv, "vh", opts)) != -1) {
         const char *key = NULL, *val = optarg;
         switch (c) {
         case 's': key = "state_dir"; break;
@@ -183,17 +191,14 @@ s_parse(int argc, char **argv, const char **flags, size_t *nf, const char **file
         case 1003: key = "retention_output_max_age"; break;
         case 1004: key = "retention_interval"; break;
         case 'h': s_help(stdout); return -1;
-        default: s_help(stderr); return 2;
+        default: evr_usage_brief("evrun-broker", s_help_cb, NULL); return 2;
         }
-        if (key && *nf < 24) {
-            flags[2 * *nf] = key;
-            flags[2 * *nf + 1] = val;
-            (*nf)++;
-        }
+        if (key)
+            *nf = evr_config_flag(flags, *nf, 24, key, val);
     }
     if (optind != argc) {
         fprintf(stderr, "evrun-broker: unexpected argument %s\n", argv[optind]);
-        s_help(stderr);
+        evr_usage_brief("evrun-broker", s_help_cb, NULL);
         return 2;
     }
     return 0;

@@ -7,7 +7,10 @@
 #include "evr_flow.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evr_paths.h"
@@ -43,7 +46,18 @@ evr_bus_check_endpoint(const char *ep, evr_err_t *err)
                                "directory, e.g. --state-dir /tmp/evrun)", ep, n);
         return evr_paths_socket(ep + 6, err);
     }
-    if (strncmp(ep, "tcp://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+    if (strncmp(ep, "tcp://", 6) == 0) {   /* tcp://127.0.0.1:99999 bound another port */
+        const char *colon = strrchr(ep + 6, ':'), *port = colon ? colon + 1 : "";
+        char *end = NULL;
+        long n = strtol(port, &end, 10);
+        bool ok = colon && colon > ep + 6
+               && (!strcmp(port, "*") || (isdigit((unsigned char) *port) && !*end && n >= 1
+                                          && n <= 65535));
+        return ok ? EVR_OK
+                  : evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT, PORT from 1 "
+                                "to 65535", ep);
+    }
+    if (strncmp(ep, "inproc://", 9) == 0)
         return EVR_OK;
     return evr_err_set(err, EVR_ERR_CONFIG, "%s: expected tcp://HOST:PORT or ipc://PATH", ep);
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "evr_gw.h"
+#include "evr_getopt.h"
 #include "evr_log.h"
 
 static const evr_config_key_t s_gw_keys[] = {
@@ -92,6 +93,13 @@ s_help(FILE *out)
             "read its secret\n");
 }
 
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
+}
+
 /*  The settings table: the client's keys and the gateway's own. */
 static evr_config_key_t *
 s_keys(size_t *n)
@@ -104,11 +112,12 @@ s_keys(size_t *n)
 }
 
 /*  The command line and the settings' layers into gw->cfg: 0 to go on;
-    -1 after --help or --print-config; 2 on bad usage (said); 3 when the
-    settings have errors (recorded in gw->cfg, for main to say with the
-    others: evr_config_report). */
+    -1 after --help; 2 on bad usage (said); 3 when the settings have
+    errors (recorded in gw->cfg, for main to say with the others:
+    evr_config_report).  *print: --print-config, for main to print once
+    it has checked the rest too (a bad limit was printed as good). */
 static int
-s_settings(int argc, char **argv, evr_gw_t *gw)
+s_settings(int argc, char **argv, evr_gw_t *gw, bool *print_out)
 {
     evr_config_t *cfg = gw->cfg;
     static const struct option opts[] = {
@@ -131,7 +140,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
     size_t nf = 0;
     bool print = false;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = evr_getopt("evrun-gateway", argc, argv, "h", opts)) != -1) {
         if (c == 'h') {
             s_help(stdout);
             exit(0);
@@ -144,13 +153,10 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
             file = optarg;
         else if (c == 1006)
             print = true;
-        else if (c >= 1000 && c <= 1013 && keys[c - 1000] && nf < 16) {
-            flags[2 * nf] = keys[c - 1000];
-            flags[2 * nf + 1] = optarg;
-            nf++;
-        }
+        else if (c >= 1000 && c <= 1013 && keys[c - 1000])
+            nf = evr_config_flag(flags, nf, 16, keys[c - 1000], optarg);
         else {
-            s_help(stderr);
+            evr_usage_brief("evrun-gateway", s_help_cb, NULL);
             return 2;
         }
     }
@@ -174,10 +180,7 @@ s_settings(int argc, char **argv, evr_gw_t *gw)
     char *ui = evr_gw_ui_default_dir();
     evr_config_default(cfg, "ui_dir", ui);
     free(ui);
-    if (print) {
-        evr_config_print(cfg, stdout);
-        return -1;
-    }
+    *print_out = print;
     return 0;
 }
 
@@ -188,7 +191,8 @@ main(int argc, char **argv)
     evr_config_key_t *keys = s_keys(&nkeys);
     evr_gw_t gw = { .cfg = evr_config_new(keys, nkeys), .body_max = EVR_MSG_MAX_BYTES };
     evr_err_t err;
-    int status = s_settings(argc, argv, &gw);
+    bool print = false;
+    int status = s_settings(argc, argv, &gw, &print);
     static const char *const levels[] = { "error", "warn", "info", "debug" };
     size_t level = 2;
     static const char *const mt[] = { "none", "required" };
@@ -204,6 +208,10 @@ main(int argc, char **argv)
                 fprintf(stderr, "evrun-gateway: %s\n", err.msg);
             status = 2;
         }
+    }
+    if (!status && print) {
+        evr_config_print(gw.cfg, stdout);
+        status = -1;
     }
     gw.metrics_auth = mtok == 1;
     evr_log_set_level((evr_log_level_t) level);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli_bus.h"
+#include "evr_getopt.h"
 #include "evr_lock.h"
 #include "evr_log.h"
 #include "evr_prov_run.h"
@@ -106,6 +107,13 @@ s_help(FILE *out)
             "unreachable (--dry-run)\n");
 }
 
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
+}
+
 typedef struct {
     const char *config, *dir, *level, *id;
     bool dry, status;
@@ -128,7 +136,7 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = evr_getopt("evrun-provisioner", argc, argv, "h", opts)) != -1) {
         if (evr_cli_common(cli, c, optarg))
             continue;
         switch (c) {
@@ -151,8 +159,19 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
             break;
         }
         case 'h': s_help(stdout); return -1;
-        default: s_help(stderr); return 2;
+        default: evr_usage_brief("evrun-provisioner", s_help_cb, NULL); return 2;
         }
+    }
+    if (o->status && o->dry) {   /* two actions: which one was meant? */
+        fprintf(stderr, "evrun-provisioner: --status or --dry-run, not both (--status prints "
+                "the running provisioner's table, --dry-run one pass of --config's; see "
+                "--help)\n");
+        return 2;
+    }
+    if (o->dir && !*o->dir) {   /* "$DIR" unset: DIR/lock, DIR/runners/ would be at / */
+        fprintf(stderr, "evrun-provisioner: --dir \"\": expected a directory (default "
+                "STATE/provisioner; see --help)\n");
+        return 2;
     }
     size_t idlen = strlen(o->id);
     if (!idlen || idlen > 64 || strspn(o->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -224,6 +224,23 @@ s_field(s_rd_t *rd, size_t i, const yaml_node_t *k, const yaml_node_t *v, evr_ho
     return EVR_OK;
 }
 
+/*  The line of the key of an earlier pair of map than p with k's name;
+    0 when none. */
+static size_t
+s_earlier(const s_rd_t *rd, const yaml_node_t *map, const yaml_node_pair_t *p,
+          const yaml_node_t *k)
+{
+    if (k->type != YAML_SCALAR_NODE)
+        return 0;
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        const yaml_node_t *qk = yaml_document_get_node(rd->doc, q->key);
+        if (qk->type == YAML_SCALAR_NODE
+            && !strcmp((const char *) qk->data.scalar.value, (const char *) k->data.scalar.value))
+            return qk->start_mark.line + 1;
+    }
+    return 0;
+}
+
 /*  Hook i into h: every field checked, each problem said (s_bad). */
 static evr_rc_t
 s_hook(s_rd_t *rd, size_t i, const yaml_node_t *node, evr_hook_t *h)
@@ -236,10 +253,18 @@ s_hook(s_rd_t *rd, size_t i, const yaml_node_t *node, evr_hook_t *h)
     unsigned seen = 0;
     evr_rc_t rc = EVR_OK;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-         p++)
-        if (s_field(rd, i, yaml_document_get_node(rd->doc, p->key),
-                    yaml_document_get_node(rd->doc, p->value), h, &seen))
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(rd->doc, p->key);
+        size_t first = s_earlier(rd, node, p, k);
+        if (first) {   /* which one was meant? (a second name also leaked the first) */
+            char what[64];
+            snprintf(what, sizeof what, "duplicate key (first at line %zu)", first);
+            rc = s_bad(rd, k, i, k->type == YAML_SCALAR_NODE
+                                 ? (const char *) k->data.scalar.value : "", what);
+        }
+        else if (s_field(rd, i, k, yaml_document_get_node(rd->doc, p->value), h, &seen))
             rc = EVR_ERR_CONFIG;
+    }
     if (!(seen & 1u))
         rc = s_bad(rd, node, i, "phase", "missing: every hook needs a phase");
     if (!(seen & 2u))
@@ -366,9 +391,16 @@ evr_hooks_load(const char *path, evr_hooks_t **out, evr_err_t *err)
         }
     }
     bool big = len == cap, bad = ferror(fp);
+    int e = errno;
     fclose(fp);
+    /* a directory: said as evr_config_load_file says it (the runner
+       reports the two once) */
     evr_rc_t rc = big ? evr_err_set(err, EVR_ERR_CONFIG, "%s: larger than 16 MiB", path)
-                : bad ? evr_err_set(err, EVR_ERR_CONFIG, "%s: reading failed", path)
+                : bad && e == EISDIR
+                    ? evr_err_set(err, EVR_ERR_CONFIG, "%s: is a directory, not a settings file",
+                                  path)
+                : bad ? evr_err_set(err, EVR_ERR_CONFIG, "%s: reading failed: %s", path,
+                                    strerror(e))
                       : evr_hooks_load_buf(path, buf, len, out, err);
     free(buf);
     return rc;

@@ -8,16 +8,19 @@
     flag.  Started as `evrun-runner --shim DIR` it is the supervisor of a
     process step instead (evr_shim.h).
 */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_config.h"
 #include "evr_curve.h"
 #include "evr_daemon.h"
+#include "evr_getopt.h"
 #include "evr_log.h"
 #include "evr_exec_podman.h"
 #include "evr_exec_process.h"
@@ -105,6 +108,27 @@ s_default_podman_url(void)
     return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
 }
 
+/*  secrets_dir a directory, registry_auth a readable file, when set: a
+    typo there was found only by the job that needed a secret or a
+    private image (a secret "not found", a pull refused). */
+static evr_rc_t
+s_paths(const evr_config_t *cfg, evr_err_t *err)
+{
+    struct stat st;
+    const char *dir = evr_config_get(cfg, "secrets_dir");
+    const char *auth = evr_config_get(cfg, "registry_auth");
+    if (dir && *dir && stat(dir, &st))
+        return evr_config_problem(cfg, "secrets_dir", err, "%s", strerror(errno));
+    if (dir && *dir && !S_ISDIR(st.st_mode))
+        return evr_config_problem(cfg, "secrets_dir", err, "not a directory (of files NAME)");
+    if (auth && *auth && (stat(auth, &st) || access(auth, R_OK)))
+        return evr_config_problem(cfg, "registry_auth", err, "%s", strerror(errno));
+    if (auth && *auth && !S_ISREG(st.st_mode))
+        return evr_config_problem(cfg, "registry_auth", err, "not a file (a "
+                                  "containers-auth.json)");
+    return EVR_OK;
+}
+
 /*  The resource and artifact settings into eo; prints the error. */
 static bool
 s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
@@ -136,6 +160,8 @@ s_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
     if (!rc && strcmp(tany, "allow") && strcmp(tany, "deny"))
         rc = evr_err_set(&err, EVR_ERR_CONFIG, "triggers_any = \"%s\": expected allow or deny",
                          tany);
+    if (!rc)
+        rc = s_paths(cfg, &err);
     if (rc) {
         fprintf(stderr, "evrun-runner: %s\n", err.msg);
         return false;
@@ -668,13 +694,14 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         { NULL, 0, NULL, 0 },
     };
     int c;
-    bool broker = false;
-    while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1) {
+    bool broker = false, args = false, once_wait = false;
+    while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'x': o->file = optarg; break;
         case 'r': o->recover = true; break;
         case 'a':
+            args = true;
             if (!evr_spec_parse_arg(optarg, &o->given)) {
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
                 return 2;
@@ -690,6 +717,7 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case S_OPT_FOLLOW: o->follow = true; break;
         case S_OPT_PIPELINES: o->pipelines = optarg; break;
         case S_OPT_ONCE_WAIT:
+            once_wait = true;
             if (!s_seconds(optarg, &o->once_wait)) {
                 fprintf(stderr, "evrun-runner: --once-wait %s: expected seconds, 0 to "
                         "86400\n", optarg);
@@ -701,7 +729,13 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'K': key = "runner_cert"; break;
         case 'b': key = "broker_key"; break;
         case 'V': key = "log_level"; break;
-        case 'T': o->stop_timeout = atoi(optarg) > 0 ? atoi(optarg) : 0; break;
+        case 'T':
+            if (!s_seconds(optarg, &o->stop_timeout)) {
+                fprintf(stderr, "evrun-runner: --stop-timeout %s: expected seconds, 0 to "
+                        "86400\n", optarg);
+                return 2;
+            }
+            break;
         case 's': key = "state_dir"; break;
         case 'p': key = "podman_url"; break;
         case 'Y': key = "registry_auth"; break;
@@ -730,11 +764,22 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         case 'h': evr_runner_help(stdout); return -1;
         default: evr_runner_usage(stderr); return 2;
         }
-        if (key && *nf < 40) {
-            flags[2 * *nf] = key;
-            flags[2 * *nf + 1] = optarg;
-            (*nf)++;
-        }
+        if (key)
+            *nf = evr_config_flag(flags, *nf, 40, key, optarg);
+    }
+    /* an option of another mode did nothing: say so, as for --once */
+    if (args && !o->file) {
+        fprintf(stderr, "evrun-runner: -a goes with --exec FILE only (a broker's job gets its "
+                "args from its submit: evrun-cli run FILE -a NAME=VALUE)\n");
+        return 2;
+    }
+    if (o->exit_drained && !broker) {
+        fprintf(stderr, "evrun-runner: --exit-when-drained goes with --broker EP only\n");
+        return 2;
+    }
+    if (once_wait && !o->once) {
+        fprintf(stderr, "evrun-runner: --once-wait goes with --once only\n");
+        return 2;
     }
     if ((o->once || o->clean) && !broker) {
         fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",
@@ -745,6 +790,11 @@ s_parse(int argc, char **argv, s_opts_t *o, const char **flags, size_t *nf,
         fprintf(stderr, "evrun-runner: %s goes with --exec FILE or --recover only (through a "
                 "broker, the broker starts what a step triggers)\n",
                 o->follow ? "--follow-triggers" : "--pipelines");
+        return 2;
+    }
+    if (o->pipelines && !*o->pipelines) {
+        fprintf(stderr, "evrun-runner: --pipelines \"\": expected a directory (default: "
+                "FILE's directory)\n");
         return 2;
     }
     if (o->pipelines && !o->follow) {

@@ -5,6 +5,7 @@
 #include "evr_field.h"
 #include "evr_yaml.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -378,9 +380,13 @@ s_load_one(evr_config_t *self, const char *path, const yaml_node_t *k, const cha
                      in_group ? n + 15 + g : "");
         return;
     }
+    static const char *const lists[] = { "labels", "executors", "secrets_allow", NULL };
     if (v->type != YAML_SCALAR_NODE && !s_listed(evr_config_own, key)) {
-        s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value", path,
-                     v->start_mark.line + 1, v->start_mark.column + 1, key);
+        bool list = v->type == YAML_SEQUENCE_NODE && s_listed(lists, key);
+        s_file_error(self, rc, err, "%s:%zu:%zu: %s: expected a single value%s%s%s", path,
+                     v->start_mark.line + 1, v->start_mark.column + 1, key,
+                     list ? ", the items comma-separated (" : "", list ? key : "",
+                     list ? ": a,b)" : "");
         return;
     }
     if (i >= 0 && v->type == YAML_SCALAR_NODE) {
@@ -399,18 +405,92 @@ s_is_group(const char *key)
     return strcmp(key, "retention") == 0;
 }
 
+static const char *
+s_key_name(const yaml_node_t *k)
+{
+    return k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
+}
+
+/*  The line of the file's first setting `key` (flat: retention_max_age
+    for `retention: {max_age: ...}` too) when it comes before the key
+    node k; 0 when k is the first.  Whichever value won, a setting
+    written twice (an edit appended below the old line, two files
+    pasted together) is a mistake to point at, not to guess. */
+static size_t
+s_earlier(yaml_document_t *doc, const yaml_node_t *root, const char *key, const yaml_node_t *k)
+{
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *pk = yaml_document_get_node(doc, p->key);
+        yaml_node_t *pv = yaml_document_get_node(doc, p->value);
+        const char *name = s_key_name(pk);
+        if (pv->type != YAML_MAPPING_NODE || !s_is_group(name)) {
+            if (pk == k)
+                return 0;
+            if (!strcmp(name, key))
+                return pk->start_mark.line + 1;
+            continue;
+        }
+        size_t g = strlen(name);
+        for (yaml_node_pair_t *q = pv->data.mapping.pairs.start;
+             q < pv->data.mapping.pairs.top; q++) {
+            yaml_node_t *qk = yaml_document_get_node(doc, q->key);
+            if (qk == k)
+                return 0;
+            if (!strncmp(key, name, g) && key[g] == '_' && !strcmp(key + g + 1, s_key_name(qk)))
+                return qk->start_mark.line + 1;
+        }
+    }
+    return 0;
+}
+
+/*  False (said) when the setting key at k was written before. */
+static bool
+s_once(evr_config_t *self, const char *path, yaml_document_t *doc, const yaml_node_t *root,
+       const char *key, const char *group, const yaml_node_t *k, evr_rc_t *rc, evr_err_t *err)
+{
+    size_t first = s_earlier(doc, root, key, k);
+    if (!first)
+        return true;
+    size_t g = group ? strlen(group) + 1 : 0;
+    s_file_error(self, rc, err, "%s:%zu:%zu: %s%s%s: duplicate key (first at line %zu)", path,
+                 k->start_mark.line + 1, k->start_mark.column + 1, group ? group : "",
+                 group ? "." : "", key + g, first);
+    return false;
+}
+
+/*  False (said) when the group at pair p (`retention:`) was written
+    before: two mappings of one key. */
+static bool
+s_group_once(evr_config_t *self, const char *path, yaml_document_t *doc,
+             const yaml_node_t *root, const yaml_node_pair_t *p, evr_rc_t *rc, evr_err_t *err)
+{
+    const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+    for (const yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++) {
+        const yaml_node_t *qk = yaml_document_get_node(doc, q->key);
+        if (!strcmp(s_key_name(qk), s_key_name(k))) {
+            s_file_error(self, rc, err, "%s:%zu:%zu: %s: duplicate key (first at line %zu)",
+                         path, k->start_mark.line + 1, k->start_mark.column + 1,
+                         s_key_name(k), qk->start_mark.line + 1);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void
-s_load_group(evr_config_t *self, const char *path, yaml_document_t *doc, const char *group,
-             const yaml_node_t *map, const char *const *also, evr_rc_t *rc, evr_err_t *err)
+s_load_group(evr_config_t *self, const char *path, yaml_document_t *doc,
+             const yaml_node_t *root, const char *group, const yaml_node_t *map,
+             const char *const *also, evr_rc_t *rc, evr_err_t *err)
 {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        const char *sub = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
         char key[128];
-        snprintf(key, sizeof key, "%s_%s", group, sub);
-        s_load_one(self, path, k, key, group, v, also, rc, err);
+        snprintf(key, sizeof key, "%s_%s", group, s_key_name(k));
+        if (s_once(self, path, doc, root, key, group, k, rc, err))
+            s_load_one(self, path, k, key, group, v, also, rc, err);
     }
 }
 
@@ -433,10 +513,12 @@ s_load_doc(evr_config_t *self, const char *path, yaml_document_t *doc, const cha
          p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
-        if (v->type == YAML_MAPPING_NODE && s_is_group(key))
-            s_load_group(self, path, doc, key, v, also, &rc, err);
-        else
+        const char *key = s_key_name(k);
+        if (v->type == YAML_MAPPING_NODE && s_is_group(key)) {
+            if (s_group_once(self, path, doc, root, p, &rc, err))
+                s_load_group(self, path, doc, root, key, v, also, &rc, err);
+        }
+        else if (s_once(self, path, doc, root, key, NULL, k, &rc, err))
             s_load_one(self, path, k, key, NULL, v, also, &rc, err);
     }
     return rc;
@@ -448,8 +530,14 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
 {
     evr_rc_t rc = EVR_OK;
     FILE *fp = fopen(path, "rb");
+    struct stat st;
     if (!fp) {
         s_file_error(self, &rc, err, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {   /* fopen takes one */
+        s_file_error(self, &rc, err, "%s: is a directory, not a settings file", path);
+        fclose(fp);
         return rc;
     }
     free(self->file);
@@ -596,6 +684,22 @@ evr_config_endpoints(evr_config_t *self, bool local)
     }
 }
 
+size_t
+evr_config_flag(const char **flags, size_t nflags, size_t max, const char *key,
+                const char *val)
+{
+    for (size_t i = 0; i < nflags; i++)
+        if (!strcmp(flags[2 * i], key)) {
+            flags[2 * i + 1] = val;
+            return nflags;
+        }
+    (void) max;   /* with NDEBUG */
+    assert(nflags < max);
+    flags[2 * nflags] = key;
+    flags[2 * nflags + 1] = val;
+    return nflags + 1;
+}
+
 evr_rc_t
 evr_config_layer(evr_config_t *self, const char *file, const char *const *flags, size_t nflags,
                  evr_err_t *err)
@@ -614,6 +718,21 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
     /* a relative state_dir is taken from the directory the process started
        in, once: every path made from it (units, sockets) stays right after
        a chdir and in the children it is handed to */
+    /* a directory given empty (--state-dir "$DIR" with DIR unset): every
+       path made from it would start at / (STATE/gateway/jwt.secret was
+       /gateway/jwt.secret, curve_dir's broker.cert /broker.cert) */
+    static const char *const dirs[] = { "state_dir", "curve_dir", "pipelines_dir",
+                                        "secrets_dir" };
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        const char *dv = evr_config_get(self, dirs[d]);
+        evr_err_t e;
+        if (dv && !*dv && evr_config_problem(self, dirs[d], &e, "expected a directory (empty, "
+                                             "every path made from it would start at /)")
+            && !rc) {
+            *err = e;
+            rc = EVR_ERR_CONFIG;
+        }
+    }
     long i = s_index(self, "state_dir");
     const char *v = i >= 0 ? self->vals[i].value : NULL;
     char cwd[4096];

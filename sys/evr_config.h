@@ -116,6 +116,14 @@ bool evr_config_report(const evr_config_t *self, const char *prog, FILE *out);
 /*  Prints "key: value   # source" for every key. */
 void evr_config_print(const evr_config_t *self, FILE *out);
 
+/*  Adds the flag key = val to flags (nflags pairs, room for max): a key
+    given before has its value replaced (the last wins), so a command
+    line never holds more than one pair per key, however long (a key
+    past the room was dropped in silence).  Returns the new count; a new
+    key with no room left is a programmer error (max below the keys). */
+size_t evr_config_flag(const char **flags, size_t nflags, size_t max, const char *key,
+                       const char *val);
+
 /*  Loads the layers over the defaults: the file (file, else
     evr_config_default_file(), else none), the environment, then flags
     (nflags key/value pairs: flags[2i] the key, flags[2i+1] the value);

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -373,6 +374,26 @@ s_wait_arg(const evr_cli_t *cli, const char *arg, unsigned *wait_s)
     return true;
 }
 
+/*  -o DIR: false (said) when DIR is empty (DIR/STEP/PATH would be
+    /STEP/PATH, at the root: `-o "$OUT"` with OUT unset) or a file there
+    that is no directory (each file's mkdir would fail alike). */
+static bool
+s_output_arg(const evr_cli_t *cli, const char *dir)
+{
+    struct stat st;
+    if (!*dir) {
+        fprintf(stderr, "%s: -o \"\": expected a directory (. for this one; see --help)\n",
+                cli->prog);
+        return false;
+    }
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: -o %s: not a directory (the files go to DIR/STEP/PATH)\n",
+                cli->prog, dir);
+        return false;
+    }
+    return true;
+}
+
 int
 evr_cli_artifacts(int argc, char **argv)
 {
@@ -419,6 +440,8 @@ evr_cli_artifacts(int argc, char **argv)
     }
     char *job = status ? NULL : evr_cli_job_operand(&cli, argc, argv, optind);
     if (!status && !job)
+        status = 2;
+    if (!status && !s_output_arg(&cli, dir))
         status = 2;
     if (!status)
         status = evr_cli_connect(&cli);

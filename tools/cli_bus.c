@@ -1,7 +1,7 @@
 /*  cli_bus.c: the common part of the bus commands; see cli_bus.h. */
 #include "cli_bus.h"
 
-#include "evr_diag.h"
+#include "evr_getopt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,84 +9,19 @@
 #include <string.h>
 
 #include "evr_json.h"
-
-/*  The long option of opts whose name token (after "--", before any '=')
-    begins, with value val; NULL when none. */
-static const struct option *
-s_long_opt(const struct option *opts, const char *token, int val)
-{
-    size_t n = strcspn(token, "=");
-    for (const struct option *o = opts; o->name; o++)
-        if (o->val == val && !strncmp(o->name, token, n))
-            return o;
-    return NULL;
-}
+#include "evr_spec.h"
 
 void
 evr_cli_brief(const char *prog, evr_cli_help_fn *help, const void *arg)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    if (!m)
-        return;
-    help(m, arg);
-    fclose(m);
-    size_t first = strcspn(text, "\n");
-    fprintf(stderr, "%.*s\n(%s --help: every option)\n", (int) first, text, prog);
-    free(text);
+    evr_usage_brief(prog, help, arg);
 }
 
 int
 evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
                const struct option *opts)
 {
-    char spec[64];
-    snprintf(spec, sizeof spec, ":%s", shortopts);   /* ':' tells a missing argument */
-    opterr = 0;
-    int c = getopt_long(argc, argv, spec, opts, NULL);
-    if (c != '?' && c != ':')
-        return c;
-    /* a long option's error has moved optind past it; a short one's only
-       when it ended its cluster of letters */
-    const char *tok = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-    bool islong = !strncmp(tok, "--", 2) && tok[2];
-    const struct option *o = islong && optopt ? s_long_opt(opts, tok + 2, optopt) : NULL;
-    size_t n = islong ? strcspn(tok + 2, "=") : 0;
-    if (o && c == ':')
-        fprintf(stderr, "%s: option '--%s' requires an argument (see --help)\n", prog, o->name);
-    else if (o)
-        fprintf(stderr, "%s: option '--%s' takes no argument (see --help)\n", prog, o->name);
-    else if (islong && !optopt) {
-        char names[256] = "";
-        int matches = 0;
-        for (const struct option *p = opts; p->name; p++)
-            if (!strncmp(p->name, tok + 2, n) && matches++ < 6)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s--%s",
-                         names[0] ? ", " : "", p->name);
-        if (matches > 1)
-            fprintf(stderr, "%s: option '%.*s' is ambiguous: %s (see --help)\n", prog,
-                    (int) n + 2, tok, names);
-        else {
-            char *name = evr_strndup(tok + 2, n);
-            const char *all[128];
-            size_t k = 0;
-            for (const struct option *p = opts; p->name && k < 128; p++)
-                all[k++] = p->name;
-            const char *near = evr_diag_near(name, all, k);
-            fprintf(stderr, "%s: unrecognized option '%.*s'%s%s%s (see --help)\n", prog,
-                    (int) n + 2, tok, near ? "; did you mean --" : "", near ? near : "",
-                    near ? "?" : "");
-            free(name);
-        }
-    }
-    else if (c == ':')
-        fprintf(stderr, "%s: option '-%c' requires an argument (see --help)\n", prog, optopt);
-    else if (optopt > ' ' && optopt < 127)
-        fprintf(stderr, "%s: invalid option '-%c' (see --help)\n", prog, optopt);
-    else
-        fprintf(stderr, "%s: invalid option (see --help)\n", prog);
-    return '?';
+    return evr_getopt(prog, argc, argv, shortopts, opts);
 }
 
 bool
@@ -105,11 +40,7 @@ evr_cli_common(evr_cli_t *cli, int c, const char *arg)
     case 1008: key = "broker_key"; break;
     default: return false;
     }
-    if (cli->nf < 8) {
-        cli->flags[2 * cli->nf] = key;
-        cli->flags[2 * cli->nf + 1] = arg;
-        cli->nf++;
-    }
+    cli->nf = evr_config_flag(cli->flags, cli->nf, 8, key, arg);
     return true;
 }
 
@@ -127,6 +58,22 @@ evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned lo
     }
     *out = v;
     return true;
+}
+
+bool
+evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg)
+{
+    if (evr_spec_name_ok(arg))
+        return true;
+    fprintf(stderr, "%s: %s%s\"%s\": expected %s: letters, digits, _ . - (at most %d bytes)\n",
+            prog, opt, *opt ? " " : "", arg, what, EVR_SPEC_MAX_NAME);
+    return false;
+}
+
+bool
+evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
+{
+    return evr_cli_name_arg(prog, opt, "a pipeline name", arg);
 }
 
 int

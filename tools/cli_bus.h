@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include "evr_client.h"
+#include "evr_getopt.h"
 
 /*  The common long options, to put first in each command's table; their
     codes are 1000 and up. */
@@ -50,18 +51,10 @@ typedef struct {
     evr_client_t *client;
 } evr_cli_t;
 
-/*  After a usage error (said on a line of its own): the first line of
-    what help writes (its usage line) and where the rest is ("PROG --help:
-    every option"), not the whole text, which buried the error. */
-typedef void (evr_cli_help_fn)(FILE *out, const void *arg);
+/*  evr_usage_brief and evr_getopt (evr_getopt.h) for an evrun-cli
+    command, prog its name ("evrun-cli artifacts"). */
+typedef evr_help_fn evr_cli_help_fn;
 void evr_cli_brief(const char *prog, evr_cli_help_fn *help, const void *arg);
-
-/*  getopt_long for an evrun-cli command: getopt's own messages off, ours
-    instead, each starting with prog ("evrun-cli artifacts: unrecognized
-    option '--download' (see --help)"): an unknown or ambiguous option, a
-    missing argument, an argument to an option that takes none; an
-    unknown long option near one gets "did you mean --NAME?".  Returns
-    as getopt_long does, '?' for each of those. */
 int evr_cli_getopt(const char *prog, int argc, char **argv, const char *shortopts,
                    const struct option *opts);
 
@@ -81,6 +74,16 @@ char *evr_cli_job_operand(const evr_cli_t *cli, int argc, char **argv, int optin
     naming the option, the value and the range) when it is not one. */
 bool evr_cli_uint_arg(const char *prog, const char *opt, const char *arg, unsigned long min,
                       unsigned long max, unsigned long *out);
+
+/*  An option's pipeline name (evr_spec_name_ok): false (said, naming the
+    option and the value) when it is none: a filter by "" (a variable
+    left unset) would match no job, and go on for ever in evrun-tail. */
+bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
+
+/*  As evr_cli_pipeline_arg, for a name of another kind (what: "a
+    label", "a runner id"): the broker refuses any other (exit 1, as a
+    refusal, where a usage error is 2). */
+bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
 
 /*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);

@@ -289,9 +289,13 @@ s_run_common(int argc, char **argv, const char *name)
                 status = 2;
             }
             break;
-        case 'l': evr_strlist_push(&req.labels, optarg); break;
-        case 'f': follow = run; break;
-        case 'w': wait = run; break;
+        case 'l':
+            evr_strlist_push(&req.labels, optarg);
+            if (!evr_cli_name_arg(cli.prog, "--label", "a label", optarg))
+                status = 2;
+            break;
+        case 'f': follow = true; break;
+        case 'w': wait = true; break;
         case 'e': events = true; break;
         case 'N':
             errno = 0;
@@ -307,7 +311,13 @@ s_run_common(int argc, char **argv, const char *name)
         default: status = 2; break;
         }
     }
-    if (!status && follow && wait) {
+    if (!status && !run && (follow || wait || events)) {   /* run's, not taken in silence */
+        fprintf(stderr, "%s: --%s: run only (submit returns once the job is queued: evrun-cli "
+                "run FILE --%s)\n", cli.prog, follow ? "follow" : wait ? "wait" : "events",
+                follow ? "follow" : wait ? "wait" : "follow --events");
+        status = 2;
+    }
+    else if (!status && follow && wait) {
         fprintf(stderr, "%s: --follow or --wait, not both (--follow waits too, printing the "
                 "output)\n", cli.prog);
         status = 2;
@@ -425,6 +435,10 @@ s_simple_cmd(int argc, char **argv, size_t which)
             continue;
         if (c == 'r' && s_simple[which].type == EVR_MSG_CANCEL)
             reason = optarg;
+        else if (c == 'r') {   /* the option table is shared: say why */
+            fprintf(stderr, "%s: --reason goes with evrun-cli cancel only (see --help)\n", prog);
+            status = 2;
+        }
         else if (c == 'h') {
             printf("usage: evrun-cli %s %s [options]\n\n%s\n\n%s%s\nexit status: 0 done (for a "
                    "running job or a connected runner: sent to it; evrun-cli status\nand runners "
@@ -446,6 +460,8 @@ s_simple_cmd(int argc, char **argv, size_t which)
     if (status)
         return status;
     evr_msg_t req = { .type = s_simple[which].type, .reason = (char *) reason };
+    if (drain && !evr_cli_name_arg(prog, "", "a runner id", argv[optind]))
+        return 2;
     if (drain)
         req.runner = argv[optind];
     else if (!(req.job = evr_client_job_arg(prog, argv[optind])))
@@ -750,8 +766,11 @@ s_query(int argc, char **argv, evr_msgtype_t type)
     while ((c = evr_cli_getopt(cli.prog, argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
-        if (type == EVR_MSG_JOBS && c == 'p')
+        if (type == EVR_MSG_JOBS && c == 'p') {
             req.pipeline = optarg;
+            if (!evr_cli_pipeline_arg(prog, "--pipeline", optarg))
+                status = 2;
+        }
         else if (type == EVR_MSG_JOBS && c == 's')
             req.status = optarg;
         else if (type == EVR_MSG_JOBS && c == 't')

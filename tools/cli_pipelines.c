@@ -164,7 +164,11 @@ evr_cli_start(int argc, char **argv)
                 status = 2;
             }
             break;
-        case 'l': evr_strlist_push(&req.labels, optarg); break;
+        case 'l':
+            evr_strlist_push(&req.labels, optarg);
+            if (!evr_cli_name_arg(cli.prog, "--label", "a label", optarg))
+                status = 2;
+            break;
         case 'f': follow = true; break;
         case 'w': wait = true; break;
         case 'e': events = true; break;

@@ -81,7 +81,14 @@ evr_cli_token(int argc, char **argv)
                 status = 2;
             }
             break;
-        case 's': sub = optarg; break;
+        case 's':
+            sub = optarg;
+            if (!*sub) {   /* was the default, in silence */
+                fprintf(stderr, "%s: --sub \"\": expected a name (default $USER, else "
+                        "evrun)\n", cli.prog);
+                status = 2;
+            }
+            break;
         case 'h': s_token_help(stdout); return 0;
         default: status = 2; break;
         }

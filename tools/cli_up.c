@@ -765,6 +765,20 @@ evr_cli_up(int argc, char **argv)
         evr_cli_brief(cli.prog, s_up_help_cb, NULL);
         return status;
     }
+    const char *why = NULL;   /* before anything starts (podman, the broker, the runners) */
+    struct stat pst;
+    if (prov && stat(prov, &pst))
+        why = strerror(errno);
+    else if (prov && S_ISDIR(pst.st_mode))
+        why = "is a directory, not a providers file (YAML)";
+    else if (prov && !S_ISREG(pst.st_mode))
+        why = "not a regular file";
+    else if (prov && access(prov, R_OK))
+        why = strerror(errno);
+    if (why) {
+        fprintf(stderr, "%s: --provisioner %s: %s\n", cli.prog, prov, why);
+        return 2;
+    }
     if ((status = evr_cli_settings(&cli)))
         return status;
     char *state = evr_strdup(evr_config_get(cli.cfg, "state_dir"));
@@ -928,6 +942,11 @@ evr_cli_down(int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: evrun-cli down [options]\n");
+        return 2;
+    }
+    if (optind != argc) {   /* down takes no operand: stop nothing on a typo */
+        fprintf(stderr, "%s: unexpected argument \"%s\" (down stops all that up started; see "
+                "--help)\n", cli.prog, argv[optind]);
         return 2;
     }
     int status = evr_cli_settings(&cli);

@@ -1,6 +1,7 @@
 /*  evrun-cli: the user's command line.  main() only picks the subcommand;
     each lives in its own cli_*.c file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -50,6 +51,37 @@ s_usage(FILE *out)
                  "--json: stdout has JSON objects only, one per line; messages go to stderr\n");
 }
 
+/*  An unknown command, said on one line (the whole usage after it hid
+    it): a near-miss, or another tool's word for one, is named; else the
+    commands are. */
+static void
+s_unknown(const char *prog, const char *word)
+{
+    static const char *const other[][2] = { { "ls", "jobs" },       { "ps", "jobs" },
+                                            { "list", "jobs" },     { "check", "validate" },
+                                            { "lint", "validate" }, { "tail", "logs" } };
+    size_t n = sizeof s_commands / sizeof s_commands[0];
+    const char *names[sizeof s_commands / sizeof s_commands[0]];
+    for (size_t i = 0; i < n; i++)
+        names[i] = s_commands[i].name;
+    const char *near = evr_diag_near(word, names, n);
+    for (size_t i = 0; !near && i < sizeof other / sizeof other[0]; i++)
+        if (!strcmp(word, other[i][0]))
+            near = other[i][1];
+    if (near) {
+        fprintf(stderr, "%s: unknown command \"%s\"; did you mean %s? (evrun-cli --help lists "
+                "the commands)\n", prog, word, near);
+        return;
+    }
+    if (word[0] == '-')   /* options given, none of them followed by a command */
+        fprintf(stderr, "%s: no command after the option %s: expected one of", prog, word);
+    else
+        fprintf(stderr, "%s: unknown command \"%s\": expected one of", prog, word);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+    fprintf(stderr, " (evrun-cli --help describes them)\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -69,9 +101,14 @@ main(int argc, char **argv)
                 char *args[] = { argv[2], (char *) "--help", NULL };
                 return s_commands[i].fn(2, args);
             }
-        fprintf(stderr, "evrun-cli %s: %s \"%s\": expected one command\n\n", argv[1],
-                argc == 3 ? "unknown command" : "unexpected arguments after", argv[2]);
-        s_usage(stderr);
+        if (argc == 3) {
+            char *prog = evr_asprintf("evrun-cli %s", argv[1]);
+            s_unknown(prog, argv[2]);
+            free(prog);
+        }
+        else
+            fprintf(stderr, "evrun-cli %s: unexpected arguments after \"%s\": expected one "
+                    "command (evrun-cli --help lists them)\n", argv[1], argv[2]);
         return 2;
     }
     if (!strcmp(argv[1], "--version")) {
@@ -92,19 +129,6 @@ main(int argc, char **argv)
                 argv[1] = cmd;
                 return s_commands[i].fn(argc - 1, argv + 1);
             }
-    /* a near-miss of a command, or another tool's word for one */
-    static const char *const other[][2] = { { "ls", "jobs" },       { "ps", "jobs" },
-                                            { "list", "jobs" },     { "check", "validate" },
-                                            { "lint", "validate" }, { "tail", "logs" } };
-    const char *names[sizeof s_commands / sizeof s_commands[0]];
-    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        names[i] = s_commands[i].name;
-    const char *near = evr_diag_near(argv[1], names, sizeof names / sizeof names[0]);
-    for (size_t i = 0; !near && i < sizeof other / sizeof other[0]; i++)
-        if (!strcmp(argv[1], other[i][0]))
-            near = other[i][1];
-    fprintf(stderr, "evrun-cli: unknown command \"%s\"%s%s%s\n\n", argv[1],
-            near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
-    s_usage(stderr);
+    s_unknown("evrun-cli", argv[1]);
     return 2;
 }

@@ -618,8 +618,22 @@ main(int argc, char **argv)
             printf("%s\n", ans);
         return rc;
     }
-    if (argc >= 2)
-        fprintf(stderr, "evrun-job: unknown command or arguments: %s\n", argv[1]);
-    s_usage(stderr);
+    if (argc < 2) {
+        s_usage(stderr);
+        return 2;
+    }
+    /* one line, not the whole usage after it (which hid it) */
+    static const char *const cmds[][2] = {
+        { "secret", "one NAME (the value on stdin)" }, { "running", "one PIPELINE" },
+        { "result", "one JOB or PIPELINE" }, { "hello", "no argument" },
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i][0])) {
+            fprintf(stderr, "evrun-job %s: expected %s, got %d (evrun-job --help)\n", argv[1],
+                    cmds[i][1], argc - 2);
+            return 2;
+        }
+    fprintf(stderr, "evrun-job: unknown command \"%s\": expected secret, trigger, running, "
+            "result or hello (evrun-job --help describes them)\n", argv[1]);
     return 2;
 }

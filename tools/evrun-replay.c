@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "evr_json.h"
+#include "evr_getopt.h"
 #include "evr_prune.h"
 #include "evr_rebuild.h"
 #include "evr_store.h"
@@ -84,6 +85,13 @@ s_help(FILE *out)
             "is no job id), or DIR missing or not an evrun store, or a store error (an\n"
             "event that does not decode), or stdout not writable;\n"
             "a reader that stops reading (| head) ends it quietly, status 0\n");
+}
+
+static void
+s_help_cb(FILE *out, const void *arg)
+{
+    (void) arg;
+    s_help(out);
 }
 
 static void
@@ -611,13 +619,13 @@ main(int argc, char **argv)
     s_opts_t o = { 0 };
     char *job = NULL, *output = NULL;
     bool events = false, verify = false;
-    int c, views = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int c, views;
+    while ((c = evr_getopt("evrun-replay", argc, argv, "h", opts)) != -1) {
         switch (c) {
-        case 'j': job = optarg; views++; break;
-        case 'e': events = true; views++; break;
-        case 'o': output = optarg; views++; break;
-        case 'v': verify = true; views++; break;
+        case 'j': job = optarg; break;      /* given twice: the last, as any option */
+        case 'e': events = true; break;
+        case 'o': output = optarg; break;
+        case 'v': verify = true; break;
         case 'J': o.json = true; break;
         case 'f': if (!s_seq_arg("--from", optarg, &o.from)) return 2; break;
         case 't':
@@ -631,14 +639,15 @@ main(int argc, char **argv)
             o.as_of_given = true;
             break;
         case 'h': s_help(stdout); return 0;
-        default: s_help(stderr); return 2;
+        default: evr_usage_brief("evrun-replay", s_help_cb, NULL); return 2;
         }
     }
+    views = (job != NULL) + events + (output != NULL) + verify;
     if (optind != argc - 1 || views > 1) {
         fprintf(stderr, optind != argc - 1 ? "evrun-replay: give exactly one DIR\n"
                                            : "evrun-replay: choose one of --job, --events, "
                                              "--output, --verify\n");
-        s_help(stderr);
+        evr_usage_brief("evrun-replay", s_help_cb, NULL);
         return 2;
     }
     if ((job && !s_id_arg("--job", job)) || (output && !s_id_arg("--output", output)))

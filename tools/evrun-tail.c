@@ -9,6 +9,7 @@
 
 #include "cli_bus.h"
 #include "evr_follow.h"
+#include "evr_getopt.h"
 
 static volatile sig_atomic_t s_stop;
 
@@ -76,7 +77,7 @@ main(int argc, char **argv)
     char *job = NULL;
     bool all = false;
     int c, status = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !status) {
+    while ((c = evr_getopt("evrun-tail", argc, argv, "h", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
         switch (c) {
@@ -85,7 +86,11 @@ main(int argc, char **argv)
             if (!(job = evr_client_job_arg(cli.prog, optarg)))
                 status = 2;
             break;
-        case 'p': fo.pipeline = optarg; break;
+        case 'p':
+            fo.pipeline = optarg;
+            if (!evr_cli_pipeline_arg(cli.prog, "--pipeline", optarg))
+                status = 2;
+            break;
         case 'a': all = true; break;
         case 'e': fo.events = true; break;
         case 'F': fo.from_start = true; break;

@@ -167,5 +167,10 @@ check "--from equal to --to: that event" [ "$("$bin/evrun-replay" "$store" --eve
 check "--help documents the usage errors" bash -c "'$bin/evrun-replay' --help | grep -q 'above --to'"
 check "--help exits 0" status_is 0 "$bin/evrun-replay" --help
 
+# a view given twice is that view (the last ID), not "choose one of"
+check "--job ID --job ID: the job" status_is 0 "$bin/evrun-replay" "$store" --job "$job" --job "$job"
+check "--events --events: the events" [ "$("$bin/evrun-replay" "$store" --events --events | wc -l)" -eq 75 ]
+check "--events --verify: still two views, exit 2" status_is 2 "$bin/evrun-replay" "$store" --events --verify
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

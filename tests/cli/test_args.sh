@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# test_args.sh BIN_DIR: bad command lines and settings files as a user
+# types them, no broker needed: each is one clear line on stderr and exit
+# status 2, before anything is done.
+set -u
+bin=$1
+tmp=$(mktemp -d /tmp/evr-test-args-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+. "$(dirname "$0")/../support/check.sh"
+export EVRUN_STATE_DIR=$tmp/state   # no broker runs there
+unset EVRUN_CONFIG
+job=01K0000000000000000000000A
+
+# run CMD...: its status in $rc, its stderr in $tmp/err
+run() { "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null; rc=$?; }
+# said LINE: stderr is that one line
+said() { [ "$(cat "$tmp/err")" = "$1" ]; }
+
+# artifacts -o "" would put the files at /STEP/PATH (OUT unset in -o "$OUT")
+run "$bin/evrun-cli" artifacts $job -o ""
+check "artifacts -o '': exit 2" [ $rc -eq 2 ]
+check "artifacts -o '': says so, before any broker is asked" \
+  said 'evrun-cli artifacts: -o "": expected a directory (. for this one; see --help)'
+touch "$tmp/file"
+run "$bin/evrun-cli" artifacts $job --output "$tmp/file"
+check "artifacts -o FILE: exit 2" [ $rc -eq 2 ]
+check "artifacts -o FILE: once, naming it" \
+  said "evrun-cli artifacts: -o $tmp/file: not a directory (the files go to DIR/STEP/PATH)"
+
+# --stop-timeout was atoi'd: 5x was 5, abc and -1 no wait at all
+for v in 5x abc -1 "" 86401; do
+  run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout "$v" --print-config
+  check "runner --stop-timeout '$v': exit 2" [ $rc -eq 2 ]
+  check "runner --stop-timeout '$v': says what it expects" \
+    said "evrun-runner: --stop-timeout $v: expected seconds, 0 to 86400"
+done
+run "$bin/evrun-runner" --broker ipc://"$tmp"/x --stop-timeout 0 --print-config
+check "runner --stop-timeout 0: taken" [ $rc -eq 0 ]
+
+# settings files: a key written twice is an error, in every binary
+printf 'log_level: info\nlease_ms: 100\nlog_level: debug\n' > "$tmp/twice.yml"
+for b in evrun-broker evrun-runner evrun-gateway; do
+  run "$bin/$b" --config "$tmp/twice.yml" --print-config
+  check "$b: a key twice: exit 2" [ $rc -eq 2 ]
+  check "$b: a key twice: file:line:col, and the first line" \
+    said "$b: $tmp/twice.yml:3:1: log_level: duplicate key (first at line 1)"
+done
+# also a key of another binary's (the one file is shared)
+printf 'heartbeat_ms: 100\nheartbeat_ms: 200\n' > "$tmp/other.yml"
+run "$bin/evrun-cli" jobs --config "$tmp/other.yml"
+check "cli: another binary's key twice: exit 2" [ $rc -eq 2 ]
+check "cli: another binary's key twice: said" \
+  said "evrun-cli jobs: $tmp/other.yml:2:1: heartbeat_ms: duplicate key (first at line 1)"
+printf 'retention_max_age: 1d\nretention:\n  max_age: 2d\n' > "$tmp/group.yml"
+run "$bin/evrun-broker" --config "$tmp/group.yml" --print-config
+check "retention.max_age flat and in the group: said" \
+  said "evrun-broker: $tmp/group.yml:3:3: retention.max_age: duplicate key (first at line 1)"
+printf 'retention:\n  max_age: 1d\nretention:\n  keep_per_pipeline: 3\n' > "$tmp/group2.yml"
+run "$bin/evrun-broker" --config "$tmp/group2.yml" --print-config
+check "retention: twice: said" \
+  said "evrun-broker: $tmp/group2.yml:3:1: retention: duplicate key (first at line 1)"
+printf 'retention:\n  max_age: 1d\n  keep_per_pipeline: 3\nlease_ms: 200\n' > "$tmp/ok.yml"
+run "$bin/evrun-broker" --config "$tmp/ok.yml" --print-config
+check "every key once: taken" [ $rc -eq 0 ]
+
+# --config DIR was "DIR:1:1: YAML syntax error: input error"
+for b in evrun-broker evrun-runner evrun-gateway; do
+  run "$bin/$b" --config "$tmp" --print-config
+  check "$b --config DIR: exit 2" [ $rc -eq 2 ]
+  check "$b --config DIR: says it is a directory, once" \
+    said "$b: $tmp: is a directory, not a settings file"
+done
+
+# --pipeline "" (P unset) listed no job, and evrun-tail waited for ever
+for v in "" "a b"; do
+  run timeout 10 "$bin/evrun-cli" jobs --pipeline "$v"
+  check "jobs --pipeline '$v': exit 2" [ $rc -eq 2 ]
+  check "jobs --pipeline '$v': says what a name is" \
+    said "evrun-cli jobs: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)"
+  run timeout 10 "$bin/evrun-tail" --pipeline "$v"
+  check "evrun-tail --pipeline '$v': exit 2" [ $rc -eq 2 ]
+  check "evrun-tail --pipeline '$v': says what a name is" \
+    grep -qxF "evrun-tail: --pipeline \"$v\": expected a pipeline name: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+done
+
+# down took any operand and stopped everything (down --state-dir-typo...)
+mkdir -p -m 0700 "$tmp/state"
+run "$bin/evrun-cli" down "$tmp/state"
+check "down OPERAND: exit 2" [ $rc -eq 2 ]
+check "down OPERAND: refused, naming it" \
+  said "evrun-cli down: unexpected argument \"$tmp/state\" (down stops all that up started; see --help)"
+
+# pause, resume and drain share cancel's options: --reason was exit 2, silently
+for cmd in "pause $job" "resume $job" "drain r1"; do
+  run "$bin/evrun-cli" $cmd --reason why
+  check "$cmd --reason: exit 2" [ $rc -eq 2 ]
+  check "$cmd --reason: says why" \
+    said "evrun-cli ${cmd%% *}: --reason goes with evrun-cli cancel only (see --help)"
+done
+
+# submit took run's --follow, --wait and --events and did none of them
+printf 'pipeline: p\nexecutor: process\nsteps:\n  - { name: a, run: "true" }\n' > "$tmp/p.yml"
+for o in follow wait events; do
+  run "$bin/evrun-cli" submit "$tmp/p.yml" --$o
+  check "submit --$o: exit 2" [ $rc -eq 2 ]
+  check "submit --$o: says it is run's" \
+    grep -q "^evrun-cli submit: --$o: run only (submit returns once the job is queued: evrun-cli run FILE --" "$tmp/err"
+done
+
+# a typo is one line naming the option (did you mean), then at most the
+# usage lines, not the whole --help (58 to 77 lines hid the error), and
+# the program's name, not argv[0]'s path
+for b in evrun-broker evrun-gateway evrun-provisioner evrun-replay evrun-tail evrun-runner; do
+  run "$bin/$b" --heartbet-ms 5
+  check "$b --typo: exit 2" [ $rc -eq 2 ]
+  check "$b --typo: the first line names it, with the program's name" \
+    grep -qx "$b: unrecognized option '--heartbet-ms'.* (see --help)" <(head -n 1 "$tmp/err")
+  check "$b --typo: the usage lines only ($(wc -l < "$tmp/err") lines)" [ "$(wc -l < "$tmp/err")" -le 8 ]
+  check "$b --typo: says where the rest is" grep -q -- "--help" <(tail -n 1 "$tmp/err")
+done
+run "$bin/evrun-broker" --heartbet-ms 5
+check "evrun-broker --typo: did you mean" \
+  said "$(printf '%s\n' "evrun-broker: unrecognized option '--heartbet-ms'; did you mean --heartbeat-ms? (see --help)" \
+          "usage: evrun-broker [options]" "(evrun-broker --help: every option)")"
+run "$bin/evrun-gateway" --listen
+check "evrun-gateway --listen: a missing value, three lines" \
+  said "$(printf '%s\n' "evrun-gateway: option '--listen' requires an argument (see --help)" \
+          "usage: evrun-gateway [options]" "(evrun-gateway --help: every option)")"
+# an abbreviation is named as typed and as taken (status has no --events)
+run "$bin/evrun-cli" status $job --events
+check "status --events: named as typed, then as taken" \
+  said "evrun-cli status: option '--events' (taken as --events-endpoint) requires an argument (see --help)"
+# evrun-cli and evrun-job: an unknown command is one line
+run "$bin/evrun-cli" rnu process.yml
+check "evrun-cli rnu: exit 2" [ $rc -eq 2 ]
+check "evrun-cli rnu: one line, did you mean" \
+  said 'evrun-cli: unknown command "rnu"; did you mean run? (evrun-cli --help lists the commands)'
+run "$bin/evrun-cli" frobnicate
+check "evrun-cli frobnicate: one line naming the commands" \
+  grep -qx 'evrun-cli: unknown command "frobnicate": expected one of run, submit, .*, hook-token (evrun-cli --help describes them)' "$tmp/err"
+run "$bin/evrun-cli" --json
+check "evrun-cli --json: no command, said so" \
+  grep -qx 'evrun-cli: no command after the option --json: expected one of run, .*' "$tmp/err"
+run "$bin/evrun-cli" help nosuch
+check "evrun-cli help nosuch: one line" [ "$(wc -l < "$tmp/err")" -eq 1 ]
+run "$bin/evrun-job" frobnicate
+check "evrun-job frobnicate: exit 2" [ $rc -eq 2 ]
+check "evrun-job frobnicate: one line naming the commands" \
+  said 'evrun-job: unknown command "frobnicate": expected secret, trigger, running, result or hello (evrun-job --help describes them)'
+run "$bin/evrun-job" secret
+check "evrun-job secret without NAME: not 'unknown command'" \
+  said 'evrun-job secret: expected one NAME (the value on stdin), got 0 (evrun-job --help)'
+
+# an empty state directory: STATE/gateway/jwt.secret was /gateway/jwt.secret
+for b in "evrun-cli token|evrun-cli token" "evrun-cli hook-token h|evrun-cli hook-token" \
+         "evrun-cli jobs|evrun-cli jobs" "evrun-cli down|evrun-cli down" \
+         "evrun-broker|evrun-broker" "evrun-runner --broker ipc://x|evrun-runner" \
+         "evrun-gateway|evrun-gateway" "evrun-tail --all|evrun-tail"; do
+  # shellcheck disable=SC2086
+  run $bin/${b%%|*} --state-dir "" --print-config
+  check "${b%%|*} --state-dir '': exit 2" [ $rc -eq 2 ]
+  check "${b%%|*} --state-dir '': says so" \
+    said "${b#*|}: state_dir = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+done
+run env EVRUN_STATE_DIR= "$bin/evrun-cli" token
+check "EVRUN_STATE_DIR='': exit 2, naming the variable" \
+  said 'evrun-cli token: state_dir = "" (from env EVRUN_STATE_DIR): expected a directory (empty, every path made from it would start at /)'
+
+# the other directories alike: curve_dir "" put broker.cert, runners/ and
+# clients/ at /, provisioner --dir "" its lock and runners
+for b in "evrun-broker --curve-dir|evrun-broker: curve_dir" \
+         "evrun-broker --pipelines-dir|evrun-broker: pipelines_dir" \
+         "evrun-runner --broker ipc://x --secrets-dir|evrun-runner: secrets_dir"; do
+  # shellcheck disable=SC2086
+  run $bin/${b%%|*} "" --print-config
+  check "${b%%|*} '': exit 2" [ $rc -eq 2 ]
+  check "${b%%|*} '': says so" \
+    said "${b#*|} = \"\" (from flag): expected a directory (empty, every path made from it would start at /)"
+done
+run "$bin/evrun-provisioner" --status --dir ""
+check "provisioner --dir '': exit 2" [ $rc -eq 2 ]
+check "provisioner --dir '': says so" \
+  said 'evrun-provisioner: --dir "": expected a directory (default STATE/provisioner; see --help)'
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --follow-triggers --pipelines ""
+check "runner --pipelines '': exit 2, said" \
+  said 'evrun-runner: --pipelines "": expected a directory (default: FILE'"'"'s directory)'
+
+# a hook's field written twice: the second name was taken (the first leaked)
+printf 'hooks:\n  - { phase: PRE_EXECUTION, run: "true", name: a, name: b }\n' > "$tmp/hooks.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/hooks.yml" --print-config
+check "a hook's field twice: exit 2" [ $rc -eq 2 ]
+check "a hook's field twice: file:line:col, and the first line" \
+  said "evrun-runner: $tmp/hooks.yml:2:51: hooks[0].name: duplicate key (first at line 2)"
+
+# names the broker would refuse (exit 1, a refusal) are usage errors here
+for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
+         "submit $tmp/p.yml --label|evrun-cli submit: --label|a label" \
+         "start p --label|evrun-cli start: --label|a label" \
+         "drain|evrun-cli drain:|a runner id"; do
+  IFS='|' read -r args prefix what <<< "$c"
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $args ""
+  check "$args '': exit 2" [ $rc -eq 2 ]
+  check "$args '': says what it expects" \
+    grep -qxF "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
+done
+run "$bin/evrun-cli" token --sub ""
+check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
+check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
+run "$bin/evrun-provisioner" --status --dry-run
+check "provisioner --status --dry-run: exit 2" [ $rc -eq 2 ]
+check "provisioner --status --dry-run: not both" grep -q '^evrun-provisioner: --status or --dry-run, not both' "$tmp/err"
+
+# a long command line: flags past 8 (evrun-cli), 16 (gateway), 24 (broker)
+# or 40 (runner) were dropped in silence, a bad last value taken as good
+many() { local i; for i in $(seq "$1"); do printf '%s\n' "$2" "$3"; done; }
+mapfile -t a < <(many 30 --heartbeat-ms 100)
+run "$bin/evrun-broker" "${a[@]}" --lease-ms 5 --print-config
+check "broker: the 31st flag is read" grep -q '^evrun-broker: lease_ms = "5" (from flag)' "$tmp/err"
+mapfile -t a < <(many 20 --timeout-ms 100)
+run "$bin/evrun-gateway" "${a[@]}" --timeout-ms 0 --print-config
+check "gateway: the 21st flag is read" grep -q '^evrun-gateway: timeout_ms = "0" (from flag)' "$tmp/err"
+mapfile -t a < <(many 45 --capacity 1)
+run "$bin/evrun-runner" --broker ipc://x "${a[@]}" --capacity 0 --print-config
+check "runner: the 47th flag is read" grep -q '^evrun-runner: capacity = "0" (from flag)' "$tmp/err"
+mapfile -t a < <(many 10 --timeout-ms 100)
+run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms x
+check "evrun-cli: the 11th flag is read" grep -q '^evrun-cli jobs: timeout_ms = "x" (from flag)' "$tmp/err"
+mapfile -t a < <(many 10 --timeout-ms x)
+run "$bin/evrun-cli" jobs "${a[@]}" --timeout-ms 100 --print-config
+check "evrun-cli: the last of one flag wins" [ $rc -eq 0 ]
+
+# evrun-gateway --print-config printed a bad limit or log level as good
+run env EVRUN_HTTP_MAX_CONNECTIONS=0 "$bin/evrun-gateway" --print-config
+check "gateway --print-config, a bad limit: exit 2" [ $rc -eq 2 ]
+check "gateway --print-config, a bad limit: said as at a start" \
+  said 'evrun-gateway: http_max_connections = "0" (from env EVRUN_HTTP_MAX_CONNECTIONS): expected a whole number from 1 to 4096'
+run "$bin/evrun-gateway" --print-config
+check "gateway --print-config: exit 0" [ $rc -eq 0 ]
+check "gateway --print-config: the settings" grep -q '^http_max_connections: 512 ' "$tmp/out"
+
+# evrun-runner: an option of another mode did nothing, in silence
+for c in "--exec $tmp/p.yml --once-wait 5|--once-wait goes with --once only" \
+         "--broker ipc://x --once-wait 5 --print-config|--once-wait goes with --once only" \
+         "--exec $tmp/p.yml --exit-when-drained|--exit-when-drained goes with --broker EP only" \
+         "--recover -a X=1|-a goes with --exec FILE only (a broker's job gets its args from its submit: evrun-cli run FILE -a NAME=VALUE)"; do
+  # shellcheck disable=SC2086
+  run "$bin/evrun-runner" ${c%%|*}
+  check "runner ${c%%|*}: exit 2" [ $rc -eq 2 ]
+  check "runner ${c%%|*}: says so" said "evrun-runner: ${c#*|}"
+done
+run "$bin/evrun-runner" --broker ipc://x --once --once-wait 5 --exit-when-drained --print-config
+check "runner --once --once-wait --exit-when-drained with --broker: taken" [ $rc -eq 0 ]
+
+# up --provisioner DIR started podman, the broker and the runners, and then
+# the provisioner, which failed on it
+run "$bin/evrun-cli" up --provisioner "$tmp" --executors process --no-gateway --state-dir "$tmp/up"
+check "up --provisioner DIR: exit 2" [ $rc -eq 2 ]
+check "up --provisioner DIR: says so" \
+  said "evrun-cli up: --provisioner $tmp: is a directory, not a providers file (YAML)"
+check "up --provisioner DIR: nothing started" [ ! -e "$tmp/up" ]
+[ -e "$tmp/up" ] && "$bin/evrun-cli" down --state-dir "$tmp/up" > /dev/null 2>&1
+
+# runner: a --secrets-dir or --registry-auth typo was found by the job
+# that needed a secret or a private image
+run "$bin/evrun-runner" --broker ipc://x --secrets-dir "$tmp/nosuch" --print-config
+check "runner --secrets-dir MISSING: exit 2" [ $rc -eq 2 ]
+check "runner --secrets-dir MISSING: said" \
+  said "evrun-runner: secrets_dir = \"$tmp/nosuch\" (from flag): No such file or directory"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --secrets-dir "$tmp/file"
+check "runner --secrets-dir FILE: said" \
+  said "evrun-runner: secrets_dir = \"$tmp/file\" (from flag): not a directory (of files NAME)"
+run "$bin/evrun-runner" --exec "$tmp/p.yml" --registry-auth "$tmp"
+check "runner --registry-auth DIR: said" \
+  said "evrun-runner: registry_auth = \"$tmp\" (from flag): not a file (a containers-auth.json)"
+run env EVRUN_REGISTRY_AUTH="$tmp/nosuch" "$bin/evrun-runner" --broker ipc://x --print-config
+check "runner registry_auth MISSING (env): said" \
+  said "evrun-runner: registry_auth = \"$tmp/nosuch\" (from env EVRUN_REGISTRY_AUTH): No such file or directory"
+
+# tcp:// endpoints: a port past 65535 was bound as another one (the
+# broker said "serving clients on tcp://127.0.0.1:99999")
+for ep in tcp://127.0.0.1:99999 tcp://127.0.0.1 tcp://:7700 tcp://127.0.0.1:7700x; do
+  run "$bin/evrun-cli" jobs --broker "$ep"
+  check "evrun-cli --broker $ep: exit 2" [ $rc -eq 2 ]
+  check "evrun-cli --broker $ep: says what it expects" \
+    said "evrun-cli jobs: $ep: expected tcp://HOST:PORT, PORT from 1 to 65535"
+done
+run timeout 10 "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:99999
+check "broker --client-endpoint :99999: refused before serving" \
+  said "evrun-broker: client endpoint: tcp://127.0.0.1:99999: expected tcp://HOST:PORT, PORT from 1 to 65535"
+
+# a YAML list for a comma-separated setting: say how to write it
+printf 'labels: [gpu, linux]\n' > "$tmp/list.yml"
+run "$bin/evrun-runner" --broker ipc://x --config "$tmp/list.yml" --print-config
+check "labels: [a, b]: exit 2" [ $rc -eq 2 ]
+check "labels: [a, b]: how to write it" \
+  said "evrun-runner: $tmp/list.yml:1:9: labels: expected a single value, the items comma-separated (labels: a,b)"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
