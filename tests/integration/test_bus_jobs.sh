@@ -545,15 +545,19 @@ steps:
 YML
   j=$(submit "$tmp/stlost.yml")
   local unit shim="" i
-  for i in $(seq 100); do
+  # the step's command running (its first line out), not its start: a
+  # supervisor killed while the start is asked is another case
+  for i in $(seq 200); do
     unit=$(ls -d "$tmp"/r-stl-1/units/evrun-*-a-1 2>/dev/null | head -n 1)
-    [ -n "$unit" ] && shim=$(pgrep -f "evrun-runner --shim $unit\$" | head -n 1)
+    [ -n "$unit" ] && grep -q "try 1" <(cli logs "$j" 2>/dev/null) \
+      && shim=$(pgrep -f "evrun-runner --shim $unit\$" | head -n 1)
     [ -n "$shim" ] && break
     sleep 0.1
   done
   check "the step's supervisor runs" [ -n "$shim" ]
   [ -n "$shim" ] && kill -9 "$shim"
-  check "the job succeeds: the lost step ran again" [ "$(wait_job "$j" 20)" = succeeded ]
+  check "the job succeeds: the lost step ran again" [ "$(wait_job "$j" 20)" = succeeded ] \
+    || job_report "$j"
   check "the step was lost, not failed" grep -q "^a > lost: waiting for the process: the supervisor of" <(cli logs "$j")
   check "... and retried" grep -qx "a > retrying (attempt 2)" <(cli logs "$j")
 }
