@@ -258,20 +258,25 @@ evr_broker_job_view(evr_broker_t *b, const char *id, bool outputs, evr_msg_t *m,
         m->status = evr_strdup(j->state == B_HELD ? "paused" : "queued");
         m->runner = j->runner ? evr_strdup(j->runner) : NULL;
         m->created = j->created;
-        m->steps_total = evr_spec_job_steps(j->submit->spec);
-        for (uint32_t i = 0; outputs && i < m->steps_total; i++)   /* logs --step checks */
-            evr_strmap_set(&m->step_states, evr_spec_job_step_name(j->submit->spec, i), "pending");
+        evr_msg_t *sub = evr_queue_submit_of(b, j);
+        if (sub) {
+            m->steps_total = evr_spec_job_steps(sub->spec);
+            for (uint32_t i = 0; outputs && i < m->steps_total; i++)   /* logs --step checks */
+                evr_strmap_set(&m->step_states, evr_spec_job_step_name(sub->spec, i), "pending");
+            m->parent_job = sub->parent_job;    /* taken */
+            m->parent_step = sub->parent_step;
+            sub->parent_job = sub->parent_step = NULL;
+            evr_msg_destroy(&sub);
+        }
         for (uint32_t i = 0; i < j->labels.n && i < 32; i++)   /* evrun-provisioner's demand */
             evr_strlist_push(&m->labels, j->labels.v[i]);
-        m->parent_job = j->submit->parent_job ? evr_strdup(j->submit->parent_job) : NULL;
-        m->parent_step = j->submit->parent_step ? evr_strdup(j->submit->parent_step) : NULL;
         if (j->not_before > evr_now_ns()) {
             char t[32];
             evr_time_format(j->not_before, t, sizeof t);
             m->reason = evr_asprintf("start_delay: not dispatched before %s", t);
         }
-        else if (j->state == B_QUEUED && j->submit->spec->concurrency && j->pipe
-                 && j->pipe->nbusy >= j->submit->spec->concurrency)
+        else if (j->state == B_QUEUED && j->concurrency && j->pipe
+                 && j->pipe->nbusy >= j->concurrency)
             m->reason = evr_asprintf("concurrency: %zu of pipeline %s's jobs running, its "
                                      "limit: it starts when one ends", j->pipe->nbusy,
                                      j->pipeline);

@@ -58,7 +58,13 @@ typedef struct evr_queue_job {
     bool interrupted;       /* cancelled by a newer submit (queue.interrupt) */
     bool demand_done;       /* dispatched once already: it met demand then, or none
                                (evr_demand.c); a retry meets none */
-    evr_msg_t *submit;      /* spec, bound args, labels; NULL once active */
+    /* its submit message's body as recorded (msgpack: spec, bound args,
+       labels, sources; decoded again by evr_queue_submit_of when needed, so
+       a queued job holds its ~300 bytes, not the decoded spec's ~1.6 KB);
+       NULL once active */
+    uint8_t *body;
+    size_t blen;
+    uint32_t concurrency;   /* its spec's (0: none), read by every dispatch pass */
     evr_strlist_t labels;   /* the spec's, the submit's, its executor's */
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
                                its runner was away: sent when it is back) */
@@ -377,6 +383,10 @@ void evr_queue_checkpoint(evr_broker_t *b);
     puts it at the end of the queue (its record written by the caller:
     evr_queue_record gives key and value, caller frees the value). */
 evr_queue_job_t *evr_queue_new(evr_msg_t *submit, uint64_t created);
+/*  The submit message of j (waiting: body not NULL), decoded from its
+    body; caller destroys.  NULL, logged, when it does not decode (it
+    did when recorded: memory, or a codec changed under a record). */
+evr_msg_t *evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j);
 void evr_queue_add(evr_broker_t *b, evr_queue_job_t *j);
 void evr_queue_record(const evr_queue_job_t *j, char key[EVR_ULID_LEN + 3], uint8_t **val,
                       size_t *len);

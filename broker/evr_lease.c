@@ -499,7 +499,7 @@ s_end(evr_broker_t *b, const char *id, const char *status, char *reason, size_t 
         return;
     }
     evr_queue_job_t *j = evr_queue_find(b, id);
-    if (rc == EVR_ERR_NOTFOUND && j && j->state != B_ACTIVE && j->submit) {
+    if (rc == EVR_ERR_NOTFOUND && j && j->state != B_ACTIVE && j->body) {
         /* never accepted: ended with the broker's own job.accepted */
         if (evr_queue_end_unstarted(b, j, status, reason, &err) == EVR_OK)
             b->changed = true;
@@ -655,7 +655,7 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
     const evr_queue_job_t *j = evr_queue_find(b, ev->job);
     /* dispatched to r, never accepted: r will not send it again, and the
        job would hold r's slot for good */
-    bool handed = rc == EVR_ERR_NOTFOUND && j && j->state == B_DISPATCHED && j->submit
+    bool handed = rc == EVR_ERR_NOTFOUND && j && j->state == B_DISPATCHED && j->body
                && j->runner && strcmp(j->runner, r->id) == 0;
     bool ours = handed || (rc == EVR_OK && !evr_job_is_final(&pj)
                            && (!pj.runner || strcmp(pj.runner, r->id) == 0));

@@ -224,7 +224,7 @@ s_same_labels(const evr_strlist_t *a, const evr_strlist_t *c)
 static bool
 s_common(evr_queue_pipe_t *pl, const evr_queue_job_t *j)
 {
-    if (!j->submit)
+    if (!j->body)
         return false;   /* running, taken up from the archive: no labels kept */
     if (!pl->labelled) {
         for (uint32_t i = 0; i < j->labels.n; i++)

@@ -76,7 +76,7 @@ evr_queue_free(evr_queue_job_t *j)
     free(j->runner);
     free(j->cancel_reason);
     free(j->partition);
-    evr_msg_destroy(&j->submit);
+    free(j->body);
     evr_strlist_free(&j->labels);
     for (size_t i = 0; i < EVR_QUEUE_SENT_MAX; i++)
         free(j->sent[i]);
@@ -121,12 +121,16 @@ s_id_copy(char to[EVR_ULID_LEN + 1], const char *id)
     to[n] = '\0';
 }
 
+/*  A job of submit (read, not kept), holding body (blen bytes: submit
+    encoded; taken). */
 static evr_queue_job_t *
-s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
+s_job_new(const char *id, const evr_msg_t *submit, uint64_t created, uint8_t *body, size_t blen)
 {
     evr_queue_job_t *j = evr_calloc(1, sizeof *j);
     s_id_copy(j->id, id);
-    j->submit = submit;
+    j->body = body;
+    j->blen = blen;
+    j->concurrency = submit->spec->concurrency;
     j->created = created;
     j->pipeline = evr_strdup(submit->spec->pipeline);
     /* the end of its start_delay follows from the record's submit time:
@@ -174,11 +178,25 @@ s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t 
 static void
 s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
 {
-    uint8_t *body;
-    size_t blen;
-    evr_msg_encode(j->submit, &body, &blen);
-    s_record_of(j, body, blen, out, len);
-    free(body);
+    s_record_of(j, j->body, j->blen, out, len);
+}
+
+#define S_SUBMIT_HDR "evrun1 submit"
+
+evr_msg_t *
+evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j)
+{
+    if (!j->body)
+        return NULL;
+    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    evr_err_t err;
+    const char *code;
+    if (evr_msg_decode(S_SUBMIT_HDR, sizeof S_SUBMIT_HDR - 1, j->body, j->blen, m, &code,
+                       &err)) {
+        evr_broker_warn(b, "job %s: its submit does not decode: %s", j->id, err.msg);
+        evr_msg_destroy(&m);
+    }
+    return m;
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
@@ -191,18 +209,21 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     }
     evr_msg_t tmp = { 0 };
     evr_err_t err;
-    const char *code, *hdr = "evrun1 submit";
-    size_t rl = p[10];
-    if (evr_msg_decode(hdr, strlen(hdr), p + 11 + rl, len - 11 - rl, &tmp, &code, &err)) {
+    const char *code;
+    size_t rl = p[10], blen = len - 11 - rl;
+    if (evr_msg_decode(S_SUBMIT_HDR, sizeof S_SUBMIT_HDR - 1, p + 11 + rl, blen, &tmp, &code,
+                       &err)) {
+        evr_msg_clear(&tmp);
         evr_broker_warn(b, "queue record of %s: %s: skipped", id, err.msg);
         return NULL;
     }
-    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
-    *m = tmp;
     uint64_t created = 0;
     for (int i = 2; i <= 9; i++)
         created = (created << 8) | p[i];
-    evr_queue_job_t *j = s_job_new(id, m, created);
+    uint8_t *body = evr_malloc(blen ? blen : 1);
+    memcpy(body, p + 11 + rl, blen);
+    evr_queue_job_t *j = s_job_new(id, &tmp, created, body, blen);
+    evr_msg_clear(&tmp);
     j->state = (evr_queue_state_t) p[1];
     if (rl)
         j->runner = evr_strndup((const char *) p + 11, rl);
@@ -216,7 +237,12 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 evr_queue_job_t *
 evr_queue_new(evr_msg_t *submit, uint64_t created)
 {
-    return s_job_new(submit->job, submit, created);
+    uint8_t *body;
+    size_t blen;
+    evr_msg_encode(submit, &body, &blen);
+    evr_queue_job_t *j = s_job_new(submit->job, submit, created, body, blen);
+    evr_msg_destroy(&submit);
+    return j;
 }
 
 void
@@ -607,11 +633,9 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
        received one within a quarter of it (an encoding of its own might
        be larger: a short form written out) neither. */
     uint8_t *body = NULL;
-    const uint8_t *rec = wire;
     size_t blen = wlen, fits = EVR_SPEC_MAX_BYTES / 4;
     if (!wire || !same) {
         evr_msg_encode(msg, &body, &blen);
-        rec = body;
         fits = EVR_SPEC_MAX_BYTES;
     }
     if (blen > fits && evr_spec_check_size(msg->spec, &err)) {
@@ -639,12 +663,14 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
         free(body);
         return false;
     }
-    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
-    *m = *msg;
-    memset(msg, 0, sizeof *msg);
-    msg->type = EVR_MSG_SUBMIT;
+    if (!body) {    /* the job keeps the body as received */
+        body = evr_malloc(blen ? blen : 1);
+        memcpy(body, wire, blen);
+    }
     evr_queue_staged_t *st = &b->staged[b->nstaged++];
-    st->job = s_job_new(m->job, m, evr_now_ns());
+    st->job = s_job_new(msg->job, msg, evr_now_ns(), body, blen);
+    evr_msg_clear(msg);     /* taken, as the job was made of it */
+    msg->type = EVR_MSG_SUBMIT;
     st->rid = own && *own ? *own : rid ? zframe_dup(rid) : NULL;
     if (own)
         *own = NULL;
@@ -656,8 +682,7 @@ s_offer(evr_broker_t *b, zframe_t *rid, zframe_t **own, evr_msg_t *msg, const ch
     st->rid_hash = rh;
     st->job_hash = jh;      /* msg->job is a ULID (s_check_ulid): the job's id, uncut */
     st->note = note ? evr_strdup(note) : NULL;
-    s_record_of(st->job, rec, blen, &st->rec, &st->len);
-    free(body);
+    s_record_of(st->job, body, blen, &st->rec, &st->len);
     b->staged_bytes += st->len;
     if (b->nstaged == EVR_QUEUE_BATCH || b->staged_bytes >= EVR_QUEUE_BATCH_BYTES)
         evr_queue_flush(b);
@@ -718,10 +743,16 @@ evr_queue_end_unstarted(evr_broker_t *b, evr_queue_job_t *j, const char *status,
     for (int i = 0; i < 2; i++)
         ev[i]->job = evr_strdup(j->id);
     ev[0]->data.pipeline = evr_strdup(j->pipeline);
-    ev[0]->data.spec = evr_spec_new();
-    evr_rec_copy(&evr_spec_type, ev[0]->data.spec, j->submit->spec);
-    for (uint32_t i = 0; i < j->submit->args.n; i++)
-        evr_strmap_set(&ev[0]->data.args, j->submit->args.k[i], j->submit->args.v[i]);
+    evr_msg_t *sub = evr_queue_submit_of(b, j);
+    if (sub) {      /* its spec and args, taken */
+        ev[0]->data.spec = sub->spec;
+        sub->spec = NULL;
+        ev[0]->data.args = sub->args;
+        sub->args = (evr_strmap_t) { 0 };
+        evr_msg_destroy(&sub);
+    }
+    else
+        ev[0]->data.spec = evr_spec_new();
     ev[1]->data.status = evr_strdup(status);
     ev[1]->data.reason = evr_strdup(reason);
     evr_rc_t rc = evr_store_append(b->store, ev, 2, err);
@@ -814,12 +845,24 @@ s_send(evr_broker_t *b, evr_queue_job_t **sent, size_t n)
     for (size_t i = 0; i < n; i++) {
         evr_queue_job_t *j = sent[i];
         evr_runners_session_t *r = evr_runners_find(b, j->runner);
-        evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = j->submit->spec,
-                        .args = j->submit->args, .source_tar = j->submit->source_tar,
-                        .ci_source_tar = j->submit->ci_source_tar,
-                        .parent_job = j->submit->parent_job,
-                        .parent_step = j->submit->parent_step };
-        if (r->rid && evr_bus_send(b->runners, r->rid, &m, &err) == EVR_OK) {
+        evr_msg_t *sub = evr_queue_submit_of(b, j);
+        if (!sub) {     /* it decoded when recorded: not expected */
+            evr_queue_set_runner(b, j, NULL);
+            if (evr_queue_end_unstarted(b, j, "failed", "its queue record no longer decodes "
+                                        "(the broker's log says why)", &err) == EVR_OK)
+                b->changed = true;
+            continue;
+        }
+        evr_rc_t rc = EVR_ERR_PROTO;
+        if (r->rid) {
+            evr_msg_t m = { .type = EVR_MSG_DISPATCH, .job = j->id, .spec = sub->spec,
+                            .args = sub->args, .source_tar = sub->source_tar,
+                            .ci_source_tar = sub->ci_source_tar,
+                            .parent_job = sub->parent_job, .parent_step = sub->parent_step };
+            rc = evr_bus_send(b->runners, r->rid, &m, &err);
+        }
+        evr_msg_destroy(&sub);
+        if (rc == EVR_OK) {
             evr_broker_info(b, "job %s dispatched to %s", j->id, r->id);
             evr_queue_note_sent(j, r->id);
             evr_demand_dispatched(b, r, j);
@@ -881,7 +924,7 @@ evr_queue_dispatch(evr_broker_t *b)
             j->pipe->dead = pass;
         if (!c)
             continue;
-        uint32_t conc = j->submit->spec->concurrency;
+        uint32_t conc = j->concurrency;
         if (conc && j->pipe->nbusy >= conc)
             continue;
         evr_queue_set_state(b, j, B_DISPATCHED);
@@ -918,7 +961,9 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
         if (evr_queue_persist(b, &j, 1, &err))
             evr_broker_warn(b, "job %s: queue record not deleted (%s); it is at the next "
                             "start", j->id, err.msg);
-        evr_msg_destroy(&j->submit);
+        free(j->body);
+        j->body = NULL;
+        j->blen = 0;
     }
     if (j->cancel_pending) {
         char why[256];

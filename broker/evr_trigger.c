@@ -38,7 +38,8 @@ s_file_allowed(evr_broker_t *b, const evr_msg_t *msg, char *why, size_t len)
     evr_spec_t *ps = NULL;
     evr_strmap_t pa = { 0 };
     evr_err_t err;
-    const evr_spec_t *spec = j && j->submit ? j->submit->spec : NULL;
+    evr_msg_t *sub = j ? evr_queue_submit_of(b, j) : NULL;
+    const evr_spec_t *spec = sub ? sub->spec : NULL;
     if (!spec && evr_store_job_spec(b->store, msg->parent_job, &ps, &pa, &err) == EVR_OK)
         spec = ps;
     bool ok = false;
@@ -51,6 +52,7 @@ s_file_allowed(evr_broker_t *b, const evr_msg_t *msg, char *why, size_t len)
                  msg->parent_job);
     evr_spec_destroy(&ps);
     evr_strmap_free(&pa);
+    evr_msg_destroy(&sub);
     return ok;
 }
 

@@ -64,11 +64,14 @@ s_job(evr_broker_t *b, evr_queue_state_t st, const char *runner)
     j->runner = runner ? evr_strdup(runner) : NULL;
     j->created = 1;
     static const char y[] = "pipeline: t\nimage: img\nsteps: [{name: s, run: \"true\"}]\n";
-    j->submit = evr_msg_new(EVR_MSG_SUBMIT);
-    j->submit->spec = evr_spec_new();
+    evr_msg_t *m = evr_msg_new(EVR_MSG_SUBMIT);
+    m->job = evr_strdup(j->id);
+    m->spec = evr_spec_new();
     evr_diag_t *diag = evr_diag_new("t.yml");
-    CHECK(evr_yaml_load(y, sizeof y - 1, j->submit->spec, diag) == EVR_OK);
+    CHECK(evr_yaml_load(y, sizeof y - 1, m->spec, diag) == EVR_OK);
     evr_diag_destroy(&diag);
+    evr_msg_encode(m, &j->body, &j->blen);     /* as the queue keeps it */
+    evr_msg_destroy(&m);
     evr_queue_append(b, j);
     return j->id;
 }
