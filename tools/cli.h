@@ -10,6 +10,8 @@
 #ifndef EVR_CLI_H_INCLUDED
 #define EVR_CLI_H_INCLUDED
 
+#include <sys/types.h>
+
 #include "evr_diag.h"
 #include "evr_field.h"
 #include "evr_spec.h"
@@ -46,6 +48,14 @@ int evr_cli_artifacts(int argc, char **argv);
 int evr_cli_prune(int argc, char **argv);
 /* cli_up.c */
 int evr_cli_up(int argc, char **argv);
+/*  The directory of this evrun-cli binary, where the other binaries are
+    ("." when /proc/self/exe cannot be read); caller owns the result. */
+char *evr_cli_up_bindir(void);
+/*  The live evrun process STATE/run/NAME.pid names: its pid; 0 when there
+    is none (no file, or a stale one); -1 when the file is refused (not a
+    regular file of the user's, e.g. a link), with err saying why. */
+pid_t evr_cli_up_pid(const char *state, const char *name, evr_err_t *err);
+/* cli_down.c */
 int evr_cli_down(int argc, char **argv);
 /* cli_token.c */
 int evr_cli_token(int argc, char **argv);

@@ -1,0 +1,355 @@
+/*  evr_runner_opts.c: evrun-runner's settings and command line (see
+    evr_runner_opts.h), apart from main.c's wiring: the settings' keys
+    and defaults, the options and which mode each goes with, and the
+    checks of the settings the engine and the daemon take. */
+#include "evr_runner_opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evr_getopt.h"
+#include "evr_runner_help.h"
+
+/*  Long options without a short letter (1000-1099: retention and prune). */
+#define S_OPT_HOST_NETWORK 1100
+#define S_OPT_GIT_CACHE_MAX 1101
+#define S_OPT_ONCE 1102
+#define S_OPT_CLEAN 1103
+#define S_OPT_ONCE_WAIT 1104
+#define S_OPT_FOLLOW 1200
+#define S_OPT_PIPELINES 1201
+
+static const evr_config_key_t s_keys[] = {
+    { "state_dir", NULL, "this runner's event store and artifacts" },
+    { "runner_endpoint", NULL, "the broker's runner endpoint (--broker)" },
+    { "runner_id", NULL, "this runner's id (default: made once, kept in the store)" },
+    { "labels", "", "labels, comma-separated: jobs needing others go elsewhere" },
+    { "capacity", "2", "jobs at once" },
+    { "podman_url", NULL, "podman's REST socket" },
+    { "registry_auth", NULL, "a containers-auth.json file of registry credentials for pulls (default: podman's own; a pipeline's registry_auth secret comes first)" },
+    { "secrets_dir", NULL, "secrets as files DIR/NAME, any name (the environment is read first, for names secrets_allow allows)" },
+    { "secrets_allow", EVR_SECRETS_ALLOW_DEFAULT, "secrets pipelines may read from the runner's environment: NAME or PREFIX*, comma-separated (files in secrets_dir are always allowed)" },
+    { "artifact_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest artifact (its tar stream) copied out of a step" },
+    { "artifact_job_max_bytes", EVR_ARTIFACT_JOB_MAX_DEFAULT_STR, "a job's artifact files at most, all its steps" },
+    { "cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the caches' sizes at most: the least recently used past it are removed" },
+    { "git_cache_max_bytes", EVR_CACHE_MAX_DEFAULT_STR, "the cache of git repositories (STATE/git-cache) at most: the least recently used past it are removed after a checkout" },
+    { "resource_max_bytes", EVR_MAX_BYTES_DEFAULT_STR, "largest resource download, and its unpacked contents" },
+    { "resource_redirects", "same", "redirects of resource URLs followed: same (scheme, host and port), any, none" },
+    { "resource_local", "allow", "resource addresses that are loopback, link-local or unspecified: allow or deny" },
+    { "host_network", "allow", "steps with network: host (the host's network namespace, its 127.0.0.1 included): allow or deny" },
+    { "triggers_any", "deny", "steps may trigger any registered pipeline (evrun-job trigger), not only those their pipeline's triggers: names: allow or deny" },
+    { "grace", "10", "SIGTERM-to-SIGKILL grace when stopping a step, seconds" },
+    { "executors", "podman", "what runs steps here, comma-separated: podman, process (host commands, as this runner's user: only when listed)" },
+    { "heartbeat_ms", "1000", "heartbeat interval to the broker" },
+    { "lease_ms", "5000", "a broker silent this long is reconnected to" },
+    { "runner_cert", NULL, "this runner's CURVE key pair for tcp:// (default STATE_DIR/curve/runner.cert)" },
+    { "broker_key", NULL, "the broker's public key for tcp://: its certificate file or 40-character key (default STATE_DIR/curve/broker.cert)" },
+    { "log_level", "info", "log lines written on stderr: error, warn, info or debug" },
+    { "retention_max_age", "7d", "finished jobs older than this are removed once the broker holds them (0: never)" },
+    { "retention_keep_per_pipeline", "0", "finished jobs kept per pipeline, newest (0: all)" },
+    { "retention_output_max_age", "0", "output of finished jobs older than this is dropped (0: never)" },
+    { "retention_interval", "60s", "how often retention looks for jobs to remove (--broker)" },
+};
+
+evr_config_t *
+evr_runner_opts_config(void)
+{
+    return evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
+}
+
+char *
+evr_runner_opts_podman_url(void)
+{
+    const char *v = getenv("EVRUN_PODMAN_URL");
+    if (v && *v)
+        return evr_strdup(v);
+    if (geteuid() == 0)
+        return evr_strdup("unix:///run/podman/podman.sock");
+    v = getenv("XDG_RUNTIME_DIR");
+    if (v && *v)
+        return evr_asprintf("unix://%s/podman/podman.sock", v);
+    return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
+}
+
+/*  secrets_dir a directory, registry_auth a readable file, when set: a
+    typo there was found only by the job that needed a secret or a
+    private image (a secret "not found", a pull refused). */
+static evr_rc_t
+s_paths(const evr_config_t *cfg, evr_err_t *err)
+{
+    struct stat st;
+    const char *dir = evr_config_get(cfg, "secrets_dir");
+    const char *auth = evr_config_get(cfg, "registry_auth");
+    if (dir && *dir && stat(dir, &st))
+        return evr_config_problem(cfg, "secrets_dir", err, "%s", strerror(errno));
+    if (dir && *dir && !S_ISDIR(st.st_mode))
+        return evr_config_problem(cfg, "secrets_dir", err, "not a directory (of files NAME)");
+    if (auth && *auth && (stat(auth, &st) || access(auth, R_OK)))
+        return evr_config_problem(cfg, "registry_auth", err, "%s", strerror(errno));
+    if (auth && *auth && !S_ISREG(st.st_mode))
+        return evr_config_problem(cfg, "registry_auth", err, "not a file (a "
+                                  "containers-auth.json)");
+    return EVR_OK;
+}
+
+bool
+evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo)
+{
+    evr_err_t err;
+    uint64_t art = 0, res = 0, artjob = 0, cache = 0, gitcache = 0;
+    const char *redir = evr_config_get(cfg, "resource_redirects");
+    const char *local = evr_config_get(cfg, "resource_local");
+    const char *hostnet = evr_config_get(cfg, "host_network");
+    const char *tany = evr_config_get(cfg, "triggers_any");
+    evr_rc_t rc = evr_config_uint(cfg, "artifact_max_bytes", 1, 1ull << 40, &art, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "artifact_job_max_bytes", 1, 1ull << 50, &artjob, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "cache_max_bytes", 1, 1ull << 50, &cache, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "git_cache_max_bytes", 1, 1ull << 50, &gitcache, &err);
+    if (!rc)
+        rc = evr_config_uint(cfg, "resource_max_bytes", 1, 1ull << 40, &res, &err);
+    if (!rc && strcmp(redir, "same") && strcmp(redir, "any") && strcmp(redir, "none"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_redirects = \"%s\": expected same, any "
+                         "or none", redir);
+    if (!rc && strcmp(local, "allow") && strcmp(local, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "resource_local = \"%s\": expected allow or deny",
+                         local);
+    if (!rc && strcmp(hostnet, "allow") && strcmp(hostnet, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "host_network = \"%s\": expected allow or deny",
+                         hostnet);
+    if (!rc && strcmp(tany, "allow") && strcmp(tany, "deny"))
+        rc = evr_err_set(&err, EVR_ERR_CONFIG, "triggers_any = \"%s\": expected allow or deny",
+                         tany);
+    if (!rc)
+        rc = s_paths(cfg, &err);
+    if (rc) {
+        fprintf(stderr, "evrun-runner: %s\n", err.msg);
+        return false;
+    }
+    eo->artifact_max_bytes = art;
+    eo->artifact_job_max_bytes = artjob;
+    eo->cache_max_bytes = cache;
+    eo->source_cache_max_bytes = gitcache;
+    eo->resource_max_bytes = res;
+    eo->resource_redirects = !strcmp(redir, "any")    ? EVR_FETCH_REDIRECT_ANY
+                           : !strcmp(redir, "none") ? EVR_FETCH_REDIRECT_NONE
+                                                    : EVR_FETCH_REDIRECT_SAME;
+    eo->resource_deny_local = !strcmp(local, "deny");
+    eo->host_network_deny = !strcmp(hostnet, "deny");
+    eo->triggers_any = !strcmp(tany, "allow");
+    eo->secrets_allow = evr_config_get(cfg, "secrets_allow");
+    return true;
+}
+
+bool
+evr_runner_opts_daemon_numbers(evr_config_t *cfg, uint64_t *cap, uint64_t *hb, uint64_t *lease)
+{
+    evr_err_t err;
+    bool ok = !evr_config_uint(cfg, "capacity", 1, 1024, cap, &err);
+    ok = !evr_config_uint(cfg, "heartbeat_ms", 10, 3600000, hb, &err) && ok;
+    return !evr_config_uint(cfg, "lease_ms", 100, 86400000, lease, &err) && ok;
+}
+
+/*  A count of seconds 0..86400 into out; false when s is not one. */
+static bool
+s_seconds(const char *s, int *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 86400)
+        return false;
+    *out = (int) v;
+    return true;
+}
+
+int
+evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **flags,
+                      size_t *nf, const char **file, bool *print_config)
+{
+    static const struct option opts[] = {
+        { "exec", required_argument, NULL, 'x' }, { "arg", required_argument, NULL, 'a' },
+        { "recover", no_argument, NULL, 'r' }, { "broker", required_argument, NULL, 'B' },
+        { "labels", required_argument, NULL, 'l' },
+        { "capacity", required_argument, NULL, 'c' }, { "id", required_argument, NULL, 'i' },
+        { "exit-when-drained", no_argument, NULL, 'E' },
+        { "once", no_argument, NULL, S_OPT_ONCE }, { "clean", no_argument, NULL, S_OPT_CLEAN },
+        { "once-wait", required_argument, NULL, S_OPT_ONCE_WAIT },
+        { "follow-triggers", no_argument, NULL, S_OPT_FOLLOW },
+        { "pipelines", required_argument, NULL, S_OPT_PIPELINES },
+        { "heartbeat-ms", required_argument, NULL, 'H' },
+        { "lease-ms", required_argument, NULL, 'L' },
+        { "curve-cert", required_argument, NULL, 'K' },
+        { "broker-key", required_argument, NULL, 'b' },
+        { "stop-timeout", required_argument, NULL, 'T' },
+        { "log-level", required_argument, NULL, 'V' },
+        { "state-dir", required_argument, NULL, 's' },
+        { "podman-url", required_argument, NULL, 'p' },
+        { "registry-auth", required_argument, NULL, 'Y' },
+        { "secrets-dir", required_argument, NULL, 'S' },
+        { "secrets-allow", required_argument, NULL, 'A' },
+        { "artifact-max-bytes", required_argument, NULL, 'M' },
+        { "artifact-job-max-bytes", required_argument, NULL, 'J' },
+        { "cache-max-bytes", required_argument, NULL, 'Z' },
+        { "resource-max-bytes", required_argument, NULL, 'R' },
+        { "resource-redirects", required_argument, NULL, 'D' },
+        { "resource-local", required_argument, NULL, 'O' },
+        { "host-network", required_argument, NULL, S_OPT_HOST_NETWORK },
+        { "git-cache-max-bytes", required_argument, NULL, S_OPT_GIT_CACHE_MAX },
+        { "grace", required_argument, NULL, 'g' }, { "keep", no_argument, NULL, 'k' },
+        { "executors", required_argument, NULL, 'X' },
+        { "quiet", no_argument, NULL, 'q' }, { "config", required_argument, NULL, 'C' },
+        { "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
+        { "prune", no_argument, NULL, 1000 }, { "dry-run", no_argument, NULL, 1001 },
+        { "retention-max-age", required_argument, NULL, 1002 },
+        { "retention-keep-per-pipeline", required_argument, NULL, 1003 },
+        { "retention-output-max-age", required_argument, NULL, 1004 },
+        { "retention-interval", required_argument, NULL, 1005 },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    bool broker = false, args = false, once_wait = false;
+    while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'x': o->file = optarg; break;
+        case 'r': o->recover = true; break;
+        case 'a':
+            args = true;
+            if (!evr_spec_parse_arg(optarg, &o->given)) {
+                fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
+                return 2;
+            }
+            break;
+        case 'B': key = "runner_endpoint"; broker = true; break;
+        case 'l': key = "labels"; break;
+        case 'c': key = "capacity"; break;
+        case 'i': key = "runner_id"; break;
+        case 'E': o->exit_drained = true; break;
+        case S_OPT_ONCE: o->once = true; break;
+        case S_OPT_CLEAN: o->clean = true; break;
+        case S_OPT_FOLLOW: o->follow = true; break;
+        case S_OPT_PIPELINES: o->pipelines = optarg; break;
+        case S_OPT_ONCE_WAIT:
+            once_wait = true;
+            if (!s_seconds(optarg, &o->once_wait)) {
+                fprintf(stderr, "evrun-runner: --once-wait %s: expected seconds, 0 to "
+                        "86400\n", optarg);
+                return 2;
+            }
+            break;
+        case 'H': key = "heartbeat_ms"; break;
+        case 'L': key = "lease_ms"; break;
+        case 'K': key = "runner_cert"; break;
+        case 'b': key = "broker_key"; break;
+        case 'V': key = "log_level"; break;
+        case 'T':
+            if (!s_seconds(optarg, &o->stop_timeout)) {
+                fprintf(stderr, "evrun-runner: --stop-timeout %s: expected seconds, 0 to "
+                        "86400\n", optarg);
+                return 2;
+            }
+            break;
+        case 's': key = "state_dir"; break;
+        case 'p': key = "podman_url"; break;
+        case 'Y': key = "registry_auth"; break;
+        case 'S': key = "secrets_dir"; break;
+        case 'A': key = "secrets_allow"; break;
+        case 'M': key = "artifact_max_bytes"; break;
+        case 'J': key = "artifact_job_max_bytes"; break;
+        case 'Z': key = "cache_max_bytes"; break;
+        case 'R': key = "resource_max_bytes"; break;
+        case 'D': key = "resource_redirects"; break;
+        case 'O': key = "resource_local"; break;
+        case S_OPT_HOST_NETWORK: key = "host_network"; break;
+        case S_OPT_GIT_CACHE_MAX: key = "git_cache_max_bytes"; break;
+        case 'g': key = "grace"; break;
+        case 'X': key = "executors"; break;
+        case 'k': o->keep = true; break;
+        case 'q': o->print = false; break;
+        case 'C': *file = optarg; break;
+        case 'P': *print_config = true; break;
+        case 1000: o->prune = true; break;
+        case 1001: o->dry_run = true; break;
+        case 1002: key = "retention_max_age"; break;
+        case 1003: key = "retention_keep_per_pipeline"; break;
+        case 1004: key = "retention_output_max_age"; break;
+        case 1005: key = "retention_interval"; break;
+        case 'h': evr_runner_help(stdout); return -1;
+        default: evr_runner_usage(stderr); return 2;
+        }
+        if (key)
+            *nf = evr_config_flag(flags, *nf, 40, key, optarg);
+    }
+    /* an option of another mode did nothing: say so, as for --once */
+    if (args && !o->file) {
+        fprintf(stderr, "evrun-runner: -a goes with --exec FILE only (a broker's job gets its "
+                "args from its submit: evrun-cli run FILE -a NAME=VALUE)\n");
+        return 2;
+    }
+    if (o->exit_drained && !broker) {
+        fprintf(stderr, "evrun-runner: --exit-when-drained goes with --broker EP only\n");
+        return 2;
+    }
+    if (once_wait && !o->once) {
+        fprintf(stderr, "evrun-runner: --once-wait goes with --once only\n");
+        return 2;
+    }
+    if ((o->once || o->clean) && !broker) {
+        fprintf(stderr, "evrun-runner: %s goes with --broker EP only\n",
+                o->once ? "--once" : "--clean");
+        return 2;
+    }
+    if ((o->follow || o->pipelines) && (broker || o->prune)) {
+        fprintf(stderr, "evrun-runner: %s goes with --exec FILE or --recover only (through a "
+                "broker, the broker starts what a step triggers)\n",
+                o->follow ? "--follow-triggers" : "--pipelines");
+        return 2;
+    }
+    if (o->pipelines && !*o->pipelines) {
+        fprintf(stderr, "evrun-runner: --pipelines \"\": expected a directory (default: "
+                "FILE's directory)\n");
+        return 2;
+    }
+    if (o->pipelines && !o->follow) {
+        fprintf(stderr, "evrun-runner: --pipelines goes with --follow-triggers\n");
+        return 2;
+    }
+    if (o->clean && !o->once) {
+        fprintf(stderr, "evrun-runner: --clean goes with --once only\n");
+        return 2;
+    }
+    int modes = (o->file != NULL) + o->recover + broker + o->prune;
+    if (optind != argc || (modes != 1 && !*print_config) || (o->dry_run && !o->prune)) {
+        if (optind != argc)
+            fprintf(stderr, "evrun-runner: unexpected argument \"%s\" (%s)\n", argv[optind],
+                    o->file ? "--exec takes one FILE; args go as -a NAME=VALUE"
+                            : "a pipeline file goes after --exec: evrun-runner --exec FILE");
+        else
+            fprintf(stderr, "evrun-runner: %s\n",
+                    o->dry_run && !o->prune ? "--dry-run goes with --prune"
+                    : modes ? "--exec, --recover, --broker and --prune do not go together"
+                            : "one of --exec FILE, --recover, --broker EP or --prune is required");
+        evr_runner_usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+bool
+evr_runner_opts_hooks(evr_config_t *cfg, const char *file, evr_hooks_t **out)
+{
+    char *path = file ? evr_strdup(file) : evr_config_default_file();
+    evr_err_t err;
+    evr_rc_t rc = path ? evr_hooks_load(path, out, &err) : EVR_OK;
+    if (rc)
+        evr_config_note(cfg, err.msg);
+    free(path);
+    return !rc;
+}

@@ -1,0 +1,132 @@
+/*  evr_yaml_syntax.c: the pipeline loader's view of the text before
+    the node graph (evr_yaml.c walks that): libyaml's syntax errors with
+    what to do about the usual slips (a tab, a binary file, the
+    indentation), and the precheck of every YAML file evrun reads, over
+    libyaml's events: syntax, nesting depth and size, found at once. */
+#include "evr_yaml.h"
+#include "evr_yaml_syntax.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*  Whether line (0-based) of buf has a tab in its indentation or at
+    column col (0-based, in characters). */
+static bool
+s_tab_at(const char *buf, size_t len, size_t line, size_t col)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && i < len; i++)
+        if (buf[i] == '\n')
+            l++;
+    bool indent = true;
+    for (size_t c = 0; i < len && buf[i] != '\n'; i++) {
+        if ((buf[i] & 0xC0) == 0x80)
+            continue;   /* a UTF-8 continuation byte: the same character */
+        if (buf[i] == '\t' && (indent || c == col))
+            return true;
+        indent = indent && buf[i] == ' ';
+        if (c++ > col && !indent)
+            break;
+    }
+    return false;
+}
+
+/*  libyaml's words for the usual slips, and what to do about them. */
+static const struct {
+    const char *problem, *hint;
+} s_hints[] = {
+    { "tab character", "a tab; YAML indents with spaces only" },
+    { "UTF-8", "a pipeline file is UTF-8 text (is this a binary file?)" },
+    { "control characters", "a pipeline file is text without control characters (is this a "
+      "binary file?)" },
+    { "did not find expected '-' indicator", "check the indentation: the items of a list "
+      "start with - at one column, the keys of a mapping at one column" },
+    { "did not find expected key", "check the indentation: the keys of a mapping start at one "
+      "column" },
+    { "mapping values are not allowed", "a key indented deeper than the one above it, or "
+      "\": \" inside a value: check the indentation, or quote the value ('...')" },
+    { "found unexpected end of stream", "a quote or bracket opened and never closed" },
+    { "could not find expected ':'", "a key without its \":\", a quote opened and never "
+      "closed, or a key of over 1024 characters (YAML's most for a key)" },
+    { "did not find expected ',' or ']'", "a [ or ] inside an item of a [...] list (a matrix "
+      "step's name, build[OS=linux]): quote the item (\"build[OS=linux]\")" },
+};
+
+const char *
+evr_yaml_hint(const char *problem)
+{
+    for (size_t i = 0; problem && i < sizeof s_hints / sizeof s_hints[0]; i++)
+        if (strstr(problem, s_hints[i].problem))
+            return s_hints[i].hint;
+    return NULL;
+}
+
+void
+evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
+                      evr_diag_t *diag)
+{
+    char ctx[256] = "";
+    if (parser->context)
+        snprintf(ctx, sizeof ctx, " (%s at line %zu)", parser->context,
+                 parser->context_mark.line + 1);
+    const char *problem = parser->problem ? parser->problem : "unknown";
+    size_t line = parser->problem_mark.line, col = parser->problem_mark.column;
+    if (parser->error == YAML_READER_ERROR) {
+        line = col = 0;
+        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+            if (buf[i] == '\n')
+                line++, col = 0;
+            else if ((buf[i] & 0xC0) != 0x80)
+                col++;
+        }
+        if (parser->problem_value >= 0 && parser->problem_value < 0x100)
+            snprintf(ctx, sizeof ctx, " (byte 0x%02x)", (unsigned) parser->problem_value);
+    }
+    const char *hint = s_tab_at(buf, len, line, col) ? s_hints[0].hint : evr_yaml_hint(problem);
+    evr_diag_add_at(diag, (uint32_t) line + 1, (uint32_t) col + 1, "",
+                    "YAML syntax error: %s%s%s%s", problem, ctx, hint ? ": " : "",
+                    hint ? hint : "");
+}
+
+bool
+evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        evr_diag_add_at(diag, 0, 0, "", "yaml_parser_initialize failed");
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+    bool ok = true, done = false;
+    unsigned depth = 0;
+    size_t events = 0;
+    while (ok && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            evr_yaml_syntax_error(&parser, buf, len, diag);
+            ok = false;
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > EVR_YAML_MAX_DEPTH) {
+                evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
+                                (uint32_t) ev.start_mark.column + 1, "",
+                                "nested deeper than %d levels", EVR_YAML_MAX_DEPTH);
+                ok = false;
+            }
+        }
+        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        else if (ev.type == YAML_STREAM_END_EVENT)
+            done = true;
+        if (ok && ++events > EVR_YAML_MAX_NODES) {
+            evr_diag_add_at(diag, (uint32_t) ev.start_mark.line + 1,
+                            (uint32_t) ev.start_mark.column + 1, "",
+                            "document too large: more than %u nodes", EVR_YAML_MAX_NODES);
+            ok = false;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
