@@ -28,19 +28,6 @@ struct evr_prov_podman {
     char *url;
 };
 
-char *
-evr_prov_podman_default_url(void)
-{
-    const char *v = getenv("EVRUN_PODMAN_URL");
-    if (v && *v)
-        return evr_strdup(v);
-    if (geteuid() == 0)
-        return evr_strdup("unix:///run/podman/podman.sock");
-    if ((v = getenv("XDG_RUNTIME_DIR")) && *v)
-        return evr_asprintf("unix://%s/podman/podman.sock", v);
-    return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
-}
-
 evr_prov_podman_t *
 evr_prov_podman_new(const char *url, evr_err_t *err)
 {

@@ -41,10 +41,6 @@ const char *evr_prov_podman_url(const evr_prov_podman_t *self);
 /*  The socket path of url (in url), for the bind. */
 const char *evr_prov_podman_socket(const evr_prov_podman_t *self);
 
-/*  The podman URL when the config names none: $EVRUN_PODMAN_URL, else
-    root's /run/podman/podman.sock, else the user's rootless socket
-    (caller frees). */
-char *evr_prov_podman_default_url(void);
 
 /*  The JSON body of spec's create (caller frees); NULL when a string of
     spec is not UTF-8 (JSON cannot carry it). */

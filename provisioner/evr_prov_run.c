@@ -23,6 +23,7 @@
 
 #include "evr_log.h"
 #include "evr_msg.h"
+#include "evr_podman.h"
 #include "evr_prov_podman.h"
 #include "evr_prov_run.h"
 #include "evr_ulid.h"
@@ -89,7 +90,7 @@ evr_prov_podman_client(evr_prov_t *self, evr_err_t *err)
 {
     if (!self->podman) {
         char *url = self->cfg.podman_url ? evr_strdup(self->cfg.podman_url)
-                                         : evr_prov_podman_default_url();
+                                         : evr_podman_default_url();
         self->podman = evr_prov_podman_new(url, err);
         free(url);
     }

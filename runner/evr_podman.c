@@ -49,6 +49,19 @@ typedef struct {
     evr_http_req_t *req;
 } s_call_t;
 
+char *
+evr_podman_default_url(void)
+{
+    const char *v = getenv("EVRUN_PODMAN_URL");
+    if (v && *v)
+        return evr_strdup(v);
+    if (geteuid() == 0)
+        return evr_strdup("unix:///run/podman/podman.sock");
+    if ((v = getenv("XDG_RUNTIME_DIR")) && *v)
+        return evr_asprintf("unix://%s/podman/podman.sock", v);
+    return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
+}
+
 evr_podman_t *
 evr_podman_new(const char *url, evr_loop_t *loop, evr_err_t *err)
 {

@@ -68,6 +68,11 @@ typedef struct {
     const char *control_dir;
 } evr_podman_spec_t;
 
+/*  The podman service's URL when none is set: EVRUN_PODMAN_URL, else
+    root's system socket, else the user's ($XDG_RUNTIME_DIR/podman, or
+    /run/user/UID/podman).  Caller frees. */
+char *evr_podman_default_url(void);
+
 /*  url: "unix:///path/podman.sock"; the calls run on loop, which must
     outlive the result.  Caller owns the result.  EVR_ERR_CONFIG for a URL
     of another form. */

@@ -62,20 +62,6 @@ evr_runner_opts_config(void)
     return evr_config_new(s_keys, EVR_ARRAY_LEN(s_keys));
 }
 
-char *
-evr_runner_opts_podman_url(void)
-{
-    const char *v = getenv("EVRUN_PODMAN_URL");
-    if (v && *v)
-        return evr_strdup(v);
-    if (geteuid() == 0)
-        return evr_strdup("unix:///run/podman/podman.sock");
-    v = getenv("XDG_RUNTIME_DIR");
-    if (v && *v)
-        return evr_asprintf("unix://%s/podman/podman.sock", v);
-    return evr_asprintf("unix:///run/user/%u/podman/podman.sock", (unsigned) geteuid());
-}
-
 /*  secrets_dir a directory, registry_auth a readable file, when set: a
     typo there was found only by the job that needed a secret or a
     private image (a secret "not found", a pull refused). */

@@ -34,10 +34,6 @@ typedef struct {
     result (evr_config_destroy). */
 evr_config_t *evr_runner_opts_config(void);
 
-/*  podman's REST socket when no setting names one: EVRUN_PODMAN_URL,
-    else root's or the user's rootless socket; caller owns the result. */
-char *evr_runner_opts_podman_url(void);
-
 /*  The resource and artifact settings into eo; prints the error. */
 bool evr_runner_opts_limits(evr_config_t *cfg, evr_engine_opts_t *eo);
 

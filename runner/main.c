@@ -19,6 +19,7 @@
 #include "evr_daemon.h"
 #include "evr_log.h"
 #include "evr_exec_podman.h"
+#include "evr_podman.h"
 #include "evr_exec_process.h"
 #include "evr_followup.h"
 #include "evr_keep.h"
@@ -514,7 +515,7 @@ main(int argc, char **argv)
     evr_engine_t *eng = NULL;
     char *artifacts = NULL, *cache = NULL, *ship = NULL, *caches = NULL, *id = NULL, *labels = NULL;
     s_chan_t chan = { 0 };
-    char *url = evr_runner_opts_podman_url();
+    char *url = evr_podman_default_url();
     evr_hooks_t *hooks = NULL;
     char *hooks_dir = NULL;
     evr_followup_t *follow = NULL;
