@@ -2,8 +2,10 @@
 
     A submitted job is a record "q/<job>" in the store's key-value table,
     written (and synced) before `accepted` is answered: state (queued,
-    held, dispatched), creation time, the runner it was sent to, and the
-    submit message with its args bound.  Dispatch writes the assignment
+    held, dispatched), creation time, the runner it is dispatched to, the
+    runners it was sent to before (evr_queue_was_sent: a restarted broker
+    takes a late job.accepted of one of them as the broker before it
+    would have), and the submit message with its args bound.  Dispatch writes the assignment
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has
     resent its log (evr_queue_requeue).  The record is deleted once the
@@ -34,7 +36,7 @@
 
 #include "evr_broker_int.h"
 
-#define S_REC_VERSION 1
+#define S_REC_VERSION 2         /* 1: no history (read, and written when there is none) */
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
 
@@ -152,23 +154,60 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /* ------------------------------------------------------------ records */
 
+/*  A record: version, state, creation time (u64 big-endian), the
+    runner's length and bytes; version 2 then the count of runners it was
+    sent to (newest first) and each one's length and bytes; then the
+    submit message.  Version 1 (no history) is written while a job has
+    none, so a record stays readable by a broker before version 2 as long
+    as it can. */
+#define S_HEAD 11
+
+/*  j's history as written in its record: the count of its runners and
+    their bytes in all (each at most 255 bytes: a runner id is 64). */
+static size_t
+s_sent_count(const evr_queue_job_t *j, size_t *bytes)
+{
+    size_t n = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++)
+        if (strlen(j->sent[i]) <= 255) {
+            *bytes += 1 + strlen(j->sent[i]);
+            n++;
+        }
+    return n;
+}
+
 /*  j's record around body (blen bytes: its submit message encoded; borrowed). */
 static void
 s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t **out,
             size_t *len)
 {
-    size_t rl = j->runner ? strlen(j->runner) : 0;
-    *len = 11 + rl + blen;
+    size_t rl = j->runner ? strlen(j->runner) : 0, sl;
+    size_t ns = s_sent_count(j, &sl);
+    size_t hl = S_HEAD + rl + (ns ? 1 + sl : 0);
+    *len = hl + blen;
     uint8_t *p = *out = evr_malloc(*len);
-    p[0] = S_REC_VERSION;
+    p[0] = ns ? S_REC_VERSION : 1;
     p[1] = (uint8_t) j->state;
     uint64_t c = j->created;
     for (int i = 9; i >= 2; i--, c >>= 8)
         p[i] = (uint8_t) c;
     p[10] = (uint8_t) rl;
     if (rl)
-        memcpy(p + 11, j->runner, rl);
-    memcpy(p + 11 + rl, body, blen);
+        memcpy(p + S_HEAD, j->runner, rl);
+    if (ns) {
+        uint8_t *q = p + S_HEAD + rl;
+        *q++ = (uint8_t) ns;
+        for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++) {
+            size_t l = strlen(j->sent[i]);
+            if (l > 255)
+                continue;
+            *q++ = (uint8_t) l;
+            memcpy(q, j->sent[i], l);
+            q += l;
+        }
+    }
+    memcpy(p + hl, body, blen);
 }
 
 static void
@@ -181,11 +220,42 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
     free(body);
 }
 
+/*  The length of the head of record p (len bytes) before its submit
+    message, the history (version 2) in sent (n runners, pointers into p
+    and their lengths, oldest last); 0 when it does not fit in len. */
+static size_t
+s_head(const uint8_t *p, size_t len, const uint8_t *sent[EVR_QUEUE_SENT_MAX],
+       size_t sl[EVR_QUEUE_SENT_MAX], size_t *n)
+{
+    size_t at = S_HEAD + (size_t) p[10];
+    *n = 0;
+    if (len < at)
+        return 0;
+    if (p[0] == 1)
+        return at;
+    if (len < at + 1 || p[at] > EVR_QUEUE_SENT_MAX)
+        return 0;
+    size_t count = p[at++];
+    for (size_t i = 0; i < count; i++) {
+        if (len < at + 1 || len < at + 1 + p[at] || !p[at])
+            return 0;
+        sent[i] = p + at + 1;
+        sl[i] = p[at];
+        at += 1 + sl[i];
+    }
+    *n = count;
+    return at;
+}
+
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
 static evr_queue_job_t *
 s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 {
-    if (len < 11 || p[0] != S_REC_VERSION || p[1] > B_DISPATCHED || len < 11u + p[10]) {
+    const uint8_t *sent[EVR_QUEUE_SENT_MAX];
+    size_t sl[EVR_QUEUE_SENT_MAX], ns = 0, at = 0;
+    if (len >= S_HEAD && (p[0] == 1 || p[0] == S_REC_VERSION) && p[1] <= B_DISPATCHED)
+        at = s_head(p, len, sent, sl, &ns);
+    if (!at) {
         evr_broker_warn(b, "queue record of %s unreadable: skipped", id);
         return NULL;
     }
@@ -193,7 +263,7 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     evr_err_t err;
     const char *code, *hdr = "evrun1 submit";
     size_t rl = p[10];
-    if (evr_msg_decode(hdr, strlen(hdr), p + 11 + rl, len - 11 - rl, &tmp, &code, &err)) {
+    if (evr_msg_decode(hdr, strlen(hdr), p + at, len - at, &tmp, &code, &err)) {
         evr_broker_warn(b, "queue record of %s: %s: skipped", id, err.msg);
         return NULL;
     }
@@ -205,7 +275,12 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     evr_queue_job_t *j = s_job_new(id, m, created);
     j->state = (evr_queue_state_t) p[1];
     if (rl)
-        j->runner = evr_strndup((const char *) p + 11, rl);
+        j->runner = evr_strndup((const char *) p + S_HEAD, rl);
+    for (size_t i = ns; i-- > 0;) {   /* oldest first: note_sent puts each at the head */
+        char *r = evr_strndup((const char *) sent[i], sl[i]);
+        evr_queue_note_sent(j, r);
+        free(r);
+    }
     if (j->state == B_DISPATCHED && !j->runner)
         j->state = B_QUEUED;
     else if (j->state == B_DISPATCHED)
