@@ -5,7 +5,9 @@
     held, dispatched), creation time, the runner it is dispatched to, the
     runners it was sent to before (evr_queue_was_sent: a restarted broker
     takes a late job.accepted of one of them as the broker before it
-    would have), and the submit message with its args bound.  Dispatch writes the assignment
+    would have), a cancel asked while it is dispatched (answered `ok`
+    once written: a restarted broker carries it out), and the submit
+    message with its args bound.  Dispatch writes the assignment
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has
     resent its log (evr_queue_requeue).  The record is deleted once the
@@ -156,10 +158,11 @@ s_job_new(const char *id, evr_msg_t *submit, uint64_t created)
 
 /*  A record: version, state, creation time (u64 big-endian), the
     runner's length and bytes; version 2 then the count of runners it was
-    sent to (newest first) and each one's length and bytes; then the
-    submit message.  Version 1 (no history) is written while a job has
-    none, so a record stays readable by a broker before version 2 as long
-    as it can. */
+    sent to (newest first) and each one's length and bytes, and 1 when a
+    cancel is pending (then its reason's length, u16 big-endian, and
+    bytes; 0: none), else 0; then the submit message.  Version 1 (no
+    history, no cancel pending) is written while a job has neither, so a
+    record stays readable by a broker before version 2 as long as it can. */
 #define S_HEAD 11
 
 /*  j's history as written in its record: the count of its runners and
@@ -184,10 +187,12 @@ s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t 
 {
     size_t rl = j->runner ? strlen(j->runner) : 0, sl;
     size_t ns = s_sent_count(j, &sl);
-    size_t hl = S_HEAD + rl + (ns ? 1 + sl : 0);
+    size_t cl = j->cancel_reason ? strnlen(j->cancel_reason, UINT16_MAX) : 0;
+    bool v2 = ns || j->cancel_pending;
+    size_t hl = S_HEAD + rl + (v2 ? 1 + sl + 1 + (j->cancel_pending ? 2 + cl : 0) : 0);
     *len = hl + blen;
     uint8_t *p = *out = evr_malloc(*len);
-    p[0] = ns ? S_REC_VERSION : 1;
+    p[0] = v2 ? S_REC_VERSION : 1;
     p[1] = (uint8_t) j->state;
     uint64_t c = j->created;
     for (int i = 9; i >= 2; i--, c >>= 8)
@@ -195,7 +200,7 @@ s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t 
     p[10] = (uint8_t) rl;
     if (rl)
         memcpy(p + S_HEAD, j->runner, rl);
-    if (ns) {
+    if (v2) {
         uint8_t *q = p + S_HEAD + rl;
         *q++ = (uint8_t) ns;
         for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++) {
@@ -205,6 +210,12 @@ s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t 
             *q++ = (uint8_t) l;
             memcpy(q, j->sent[i], l);
             q += l;
+        }
+        *q++ = j->cancel_pending;
+        if (j->cancel_pending) {
+            *q++ = (uint8_t) (cl >> 8);
+            *q++ = (uint8_t) cl;
+            memcpy(q, j->cancel_reason, cl);
         }
     }
     memcpy(p + hl, body, blen);
@@ -220,15 +231,23 @@ s_record(const evr_queue_job_t *j, uint8_t **out, size_t *len)
     free(body);
 }
 
+/*  What a record of version 2 adds: the runners it was sent to (n,
+    pointers into the record and their lengths, oldest last) and a
+    pending cancel (its reason: cancel, clen bytes; cancel NULL: none). */
+typedef struct {
+    const uint8_t *sent[EVR_QUEUE_SENT_MAX];
+    size_t sl[EVR_QUEUE_SENT_MAX], n;
+    const uint8_t *cancel;
+    size_t clen;
+} s_extra_t;
+
 /*  The length of the head of record p (len bytes) before its submit
-    message, the history (version 2) in sent (n runners, pointers into p
-    and their lengths, oldest last); 0 when it does not fit in len. */
+    message, what version 2 adds in x; 0 when it does not fit in len. */
 static size_t
-s_head(const uint8_t *p, size_t len, const uint8_t *sent[EVR_QUEUE_SENT_MAX],
-       size_t sl[EVR_QUEUE_SENT_MAX], size_t *n)
+s_head(const uint8_t *p, size_t len, s_extra_t *x)
 {
     size_t at = S_HEAD + (size_t) p[10];
-    *n = 0;
+    memset(x, 0, sizeof *x);
     if (len < at)
         return 0;
     if (p[0] == 1)
@@ -239,22 +258,30 @@ s_head(const uint8_t *p, size_t len, const uint8_t *sent[EVR_QUEUE_SENT_MAX],
     for (size_t i = 0; i < count; i++) {
         if (len < at + 1 || len < at + 1 + p[at] || !p[at])
             return 0;
-        sent[i] = p + at + 1;
-        sl[i] = p[at];
-        at += 1 + sl[i];
+        x->sent[i] = p + at + 1;
+        x->sl[i] = p[at];
+        at += 1 + x->sl[i];
     }
-    *n = count;
-    return at;
+    x->n = count;
+    if (len < at + 1 || p[at] > 1)
+        return 0;
+    if (!p[at++])
+        return at;
+    if (len < at + 2 || len < at + 2 + ((size_t) p[at] << 8 | p[at + 1]))
+        return 0;
+    x->clen = (size_t) p[at] << 8 | p[at + 1];
+    x->cancel = p + at + 2;
+    return at + 2 + x->clen;
 }
 
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
 static evr_queue_job_t *
 s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 {
-    const uint8_t *sent[EVR_QUEUE_SENT_MAX];
-    size_t sl[EVR_QUEUE_SENT_MAX], ns = 0, at = 0;
+    s_extra_t x;
+    size_t at = 0;
     if (len >= S_HEAD && (p[0] == 1 || p[0] == S_REC_VERSION) && p[1] <= B_DISPATCHED)
-        at = s_head(p, len, sent, sl, &ns);
+        at = s_head(p, len, &x);
     if (!at) {
         evr_broker_warn(b, "queue record of %s unreadable: skipped", id);
         return NULL;
@@ -276,10 +303,14 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     j->state = (evr_queue_state_t) p[1];
     if (rl)
         j->runner = evr_strndup((const char *) p + S_HEAD, rl);
-    for (size_t i = ns; i-- > 0;) {   /* oldest first: note_sent puts each at the head */
-        char *r = evr_strndup((const char *) sent[i], sl[i]);
+    for (size_t i = x.n; i-- > 0;) {   /* oldest first: note_sent puts each at the head */
+        char *r = evr_strndup((const char *) x.sent[i], x.sl[i]);
         evr_queue_note_sent(j, r);
         free(r);
+    }
+    if (x.cancel) {
+        j->cancel_pending = true;
+        j->cancel_reason = x.clen ? evr_strndup((const char *) x.cancel, x.clen) : NULL;
     }
     if (j->state == B_DISPATCHED && !j->runner)
         j->state = B_QUEUED;

@@ -30,6 +30,12 @@ Cases:
                  was sent to are in its queue record); one paused meanwhile
                  is refused as put back and paused, not as never sent; a
                  job never sent waits on
+  cancel_restart a cancel of a job dispatched and not accepted yet (`ok`),
+                 then the broker killed (SIGKILL) and started again: the
+                 runner that did not take it says hello: the job ends
+                 cancelled with the cancel's reason (not dispatched
+                 again); the runner that did, resends its job.accepted:
+                 it is told to cancel, with that reason
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -324,6 +330,43 @@ def case_restart(br):
     h2.c.close()
 
 
+def case_cancel_restart(br):
+    c = Client(br.clients)
+    ra, rb = runner(br, "ra", "cr"), runner(br, "rb", "cr")
+    ra.credit(1)
+    ja, _ = dispatch(c, ra, "cr")
+    rb.credit(1)
+    jb, spec = dispatch(c, rb, "cr")
+    for j in (ja, jb):
+        ok = c.cancel(j, f"stop {j}")
+        check("cancel restart: ok, sent once the runner takes it",
+              "as soon as it takes the job" in ok.get("message", ""), ok)
+    c.close()
+    br.proc.kill()                              # SIGKILL
+    br.proc.wait()
+    br.start()
+    c = Client(br.clients)
+    ra.connect()                                # its log holds no job.accepted of it
+    check("cancel restart: the job ra did not take ends cancelled, with its reason", wait_for(
+        lambda: c.status(ja).get("status") == "cancelled"
+        and c.status(ja).get("reason") == f"stop {ja}"), c.status(ja))
+    rb.seq = 1
+    rb.connect()
+    rb.seq = 0
+    send(rb, (jb, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "rb"}))
+    got = [x for x in rb.pending(0.5) if x[0] == "control"]
+    check("cancel restart: rb, whose job.accepted comes now, is told to cancel, with its reason",
+          [(b.get("command"), b.get("job"), b.get("reason")) for _, b in got]
+          == [("cancel", jb, f"stop {jb}")], got)
+    d = runner(br, "rd", "cr")
+    d.credit(1)
+    check("cancel restart: nothing is dispatched again", not [
+        x for x in d.pending(0.5) if x[0] == "dispatch"])
+    c.close()
+    for r in (ra, rb, d):
+        r.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -434,6 +477,7 @@ FAST = ("--heartbeat-ms", "300", "--lease-ms", "1000", "--reclaim-ms", "2000")
 CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, None),
          "elsewhere": (case_elsewhere, None), "never_sent": (case_never_sent, None),
          "hello_again": (case_hello_again, None), "restart": (case_restart, None),
+         "cancel_restart": (case_cancel_restart, None),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
