@@ -411,6 +411,19 @@ YML
   check "adopt command: no failed start counted for adopted ones" bash -c "! grep -q 'a failed start: adopted' $tmp/prov.log"
   check "adopt command: the records of the runners gone are removed" wait_for 10 bash -c \
     "[ -z \"\$(ls $tmp/provisioner/commands/ | grep '^ca-')\" ]"
+  # stopped (SIGTERM) while its runner has a job: left running, adopted
+  # by the next provisioner
+  local j3; j3=$(submit "$tmp/c1.yml" 2>/dev/null)
+  check "adopt command: a third job runs" wait_for 15 st_is "$j3" running
+  stop_prov
+  check "adopt command: its runner left running at the stop" grep -q "runner ca-[a-z0-9]* left running: it has a job" "$tmp/prov.log"
+  prov "$tmp/p.yml"
+  check "adopt command: adopted after a stop too" wait_for 10 bash -c \
+    "[ \$(grep -c 'provider ca: adopted runner ca-[a-z0-9]* of an earlier provisioner (handle [0-9]*; it said hello)' $tmp/prov.log) -eq 2 ]"
+  check "adopt command: the third job succeeded" [ "$(wait_job "$j3" 20)" = succeeded ]
+  check "adopt command: no runner started for it but its own" [ "$(started ca)" -eq 3 ]
+  check "adopt command: its record removed once it is gone" wait_for 10 bash -c \
+    "[ -z \"\$(ls $tmp/provisioner/commands/ | grep '^ca-')\" ]"
   stop_prov
 }
 
