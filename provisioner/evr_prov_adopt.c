@@ -11,7 +11,8 @@
     killed one wrote of it, DIR/commands/ID (its handle, whether it said
     hello), before its start command ran.  A record half written
     (DIR/commands/ID.tmp) is of a record that is whole beside it, or of a
-    start that never ran: removed.
+    start that never ran: removed.  The records are written and removed
+    by evr_prov_run.c (evr_prov_record_save, evr_prov_record_forget).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_lock.h"
@@ -85,8 +87,42 @@ s_containers(evr_prov_t *pv, const char *dir, uint64_t now)
     free(names);
 }
 
-/*  The record DIR/commands/ID read: its handle (first line) and whether
-    "hello" follows; false when it cannot be read. */
+evr_rc_t
+evr_prov_record_save(const char *dir, const char *id, const char *handle, bool hello,
+                     evr_err_t *err)
+{
+    char *top = evr_asprintf("%s/commands", dir);
+    char *path = evr_asprintf("%s/%s", top, id), *tmp = evr_asprintf("%s.tmp", path);
+    evr_rc_t rc = EVR_OK;
+    FILE *f = NULL;
+    if (mkdir(top, 0700) && errno != EEXIST)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", top, strerror(errno));
+    else if (!(f = fopen(tmp, "w")))
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    else {
+        fprintf(f, "%s\n%s", handle ? handle : "", hello ? "hello\n" : "");
+        bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+        if (fclose(f) || !ok || rename(tmp, path))
+            rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    if (rc)
+        unlink(tmp);
+    free(top);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+void
+evr_prov_record_forget(const char *dir, const char *id)
+{
+    char *path = evr_asprintf("%s/commands/%s", dir, id);
+    unlink(path);
+    free(path);
+}
+
+/*  The record at path read: its handle (first line) and whether "hello"
+    follows; false when it cannot be read. */
 static bool
 s_record(const char *path, char *handle, size_t n, bool *hello)
 {

@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,33 +214,12 @@ s_is_command(const evr_prov_t *pv, const s_inst_t *in)
     return pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND;
 }
 
-/*  Writes in's record DIR/commands/ID (a command provider's runner): its
-    handle on the first line (empty: not read yet), then "hello" once its
-    runner said it; whole or not at all (written aside, then renamed).
-    EVR_OK, or why in err. */
+/*  in's record (a command provider's runner; evr_prov_record_save). */
 static evr_rc_t
 s_cmd_save(const evr_prov_t *pv, const s_inst_t *in, evr_err_t *err)
 {
-    char *dir = evr_asprintf("%s/commands", pv->dir);
-    char *path = evr_asprintf("%s/%s", dir, in->id), *tmp = evr_asprintf("%s.tmp", path);
-    evr_rc_t rc = EVR_OK;
-    FILE *f = NULL;
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", dir, strerror(errno));
-    else if (!(f = fopen(tmp, "w")))
-        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
-    else {
-        fprintf(f, "%s\n%s", in->have_handle ? in->handle : "", in->registered ? "hello\n" : "");
-        bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-        if (fclose(f) || !ok || rename(tmp, path))
-            rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    if (rc)
-        unlink(tmp);
-    free(dir);
-    free(path);
-    free(tmp);
-    return rc;
+    return evr_prov_record_save(pv->dir, in->id, in->have_handle ? in->handle : NULL,
+                                in->registered, err);
 }
 
 /*  s_cmd_save for what changed of a started runner (a failure is said:
@@ -258,11 +236,8 @@ s_cmd_update(const evr_prov_t *pv, const s_inst_t *in)
 static void
 s_cmd_forget(const evr_prov_t *pv, const s_inst_t *in)
 {
-    if (!s_is_command(pv, in))
-        return;
-    char *path = evr_asprintf("%s/commands/%s", pv->dir, in->id);
-    unlink(path);
-    free(path);
+    if (s_is_command(pv, in))
+        evr_prov_record_forget(pv->dir, in->id);
 }
 
 static char *

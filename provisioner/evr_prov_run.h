@@ -99,6 +99,15 @@ bool evr_prov_adopt_command(evr_prov_t *self, const char *id, const char *handle
     holds a killed runner's log). */
 void evr_prov_adopt_all(evr_prov_t *self, const char *dir, uint64_t now);
 
+/*  A command provider's runner id's record DIR/commands/ID (dir: DIR):
+    handle (NULL: not read yet) on its first line, then "hello" when its
+    runner said it; whole or not at all (written aside, then renamed).
+    EVR_OK, or EVR_ERR_IO (why in err). */
+evr_rc_t evr_prov_record_save(const char *dir, const char *id, const char *handle, bool hello,
+                              evr_err_t *err);
+/*  Removes the record of runner id (none: nothing done). */
+void evr_prov_record_forget(const char *dir, const char *id);
+
 /*  Whether a provider of the config is of kind podman. */
 bool evr_prov_has_podman(const evr_prov_t *self);
 
