@@ -38,7 +38,7 @@
 
 #include "evr_broker_int.h"
 
-#define S_REC_VERSION 2         /* 1: no history (read, and written when there is none) */
+#define S_REC_VERSION 2     /* 1: no history, no cancel pending (read, and written then) */
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
 
