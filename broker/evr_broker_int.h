@@ -420,7 +420,7 @@ void evr_queue_requeue(evr_broker_t *b, const char *runner);
 /*  Notes that j's dispatch was sent to runner. */
 void evr_queue_note_sent(evr_queue_job_t *j, const char *runner);
 /*  Whether j's dispatch was sent to runner (of the last EVR_QUEUE_SENT_MAX
-    runners, since the broker started or j was loaded dispatched to it). */
+    runners; kept in j's queue record, so across a restart too). */
 bool evr_queue_was_sent(const evr_queue_job_t *j, const char *runner);
 
 /* evr_policy.c */

@@ -50,10 +50,18 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue
             s_ok(b, rid, j->id, "cancel already asked (%s): it reaches %s as soon as it takes "
                  "the job", j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
         else if (j->state == B_DISPATCHED) {
+            /* in its record before the answer: a restarted broker carries
+               it out (evr_queue.c) */
             j->cancel_pending = true;
             free(j->cancel_reason);
             j->cancel_reason = evr_strdup(reason);
-            s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job", j->runner);
+            if (evr_queue_persist(b, &j, 1, &err)) {
+                evr_broker_fail(b, &err);
+                evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            }
+            else
+                s_ok(b, rid, j->id, "cancel will reach %s as soon as it takes the job",
+                     j->runner);
         }
         else if (evr_queue_cancel_queued(b, j, reason, &err))
             evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);

@@ -2,8 +2,12 @@
 
     A submitted job is a record "q/<job>" in the store's key-value table,
     written (and synced) before `accepted` is answered: state (queued,
-    held, dispatched), creation time, the runner it was sent to, and the
-    submit message with its args bound.  Dispatch writes the assignment
+    held, dispatched), creation time, the runner it is dispatched to, the
+    runners it was sent to before (evr_queue_was_sent: a restarted broker
+    takes a late job.accepted of one of them as the broker before it
+    would have), a cancel asked while it is dispatched (answered `ok`
+    once written: a restarted broker carries it out), and the submit
+    message with its args bound.  Dispatch writes the assignment
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has
     resent its log (evr_queue_requeue).  The record is deleted once the
@@ -34,7 +38,7 @@
 
 #include "evr_broker_int.h"
 
-#define S_REC_VERSION 1
+#define S_REC_VERSION 2     /* 1: no history, no cancel pending (read, and written then) */
 #define S_DISPATCH_BATCH 64
 #define S_CKPT_KEY "journal/submits"    /* the journal's last seq the table holds */
 
@@ -156,23 +160,69 @@ s_job_new(const char *id, const evr_msg_t *submit, uint64_t created, uint8_t *bo
 
 /* ------------------------------------------------------------ records */
 
+/*  A record: version, state, creation time (u64 big-endian), the
+    runner's length and bytes; version 2 then the count of runners it was
+    sent to (newest first) and each one's length and bytes, and 1 when a
+    cancel is pending (then its reason's length, u16 big-endian, and
+    bytes; 0: none), else 0; then the submit message.  Version 1 (no
+    history, no cancel pending) is written while a job has neither, so a
+    record stays readable by a broker before version 2 as long as it can. */
+#define S_HEAD 11
+
+/*  j's history as written in its record: the count of its runners and
+    their bytes in all (each at most 255 bytes: a runner id is 64). */
+static size_t
+s_sent_count(const evr_queue_job_t *j, size_t *bytes)
+{
+    size_t n = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++)
+        if (strlen(j->sent[i]) <= 255) {
+            *bytes += 1 + strlen(j->sent[i]);
+            n++;
+        }
+    return n;
+}
+
 /*  j's record around body (blen bytes: its submit message encoded; borrowed). */
 static void
 s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t **out,
             size_t *len)
 {
-    size_t rl = j->runner ? strlen(j->runner) : 0;
-    *len = 11 + rl + blen;
+    size_t rl = j->runner ? strlen(j->runner) : 0, sl;
+    size_t ns = s_sent_count(j, &sl);
+    size_t cl = j->cancel_reason ? strnlen(j->cancel_reason, UINT16_MAX) : 0;
+    bool v2 = ns || j->cancel_pending;
+    size_t hl = S_HEAD + rl + (v2 ? 1 + sl + 1 + (j->cancel_pending ? 2 + cl : 0) : 0);
+    *len = hl + blen;
     uint8_t *p = *out = evr_malloc(*len);
-    p[0] = S_REC_VERSION;
+    p[0] = v2 ? S_REC_VERSION : 1;
     p[1] = (uint8_t) j->state;
     uint64_t c = j->created;
     for (int i = 9; i >= 2; i--, c >>= 8)
         p[i] = (uint8_t) c;
     p[10] = (uint8_t) rl;
     if (rl)
-        memcpy(p + 11, j->runner, rl);
-    memcpy(p + 11 + rl, body, blen);
+        memcpy(p + S_HEAD, j->runner, rl);
+    if (v2) {
+        uint8_t *q = p + S_HEAD + rl;
+        *q++ = (uint8_t) ns;
+        for (size_t i = 0; i < EVR_QUEUE_SENT_MAX && j->sent[i]; i++) {
+            size_t l = strlen(j->sent[i]);
+            if (l > 255)
+                continue;
+            *q++ = (uint8_t) l;
+            memcpy(q, j->sent[i], l);
+            q += l;
+        }
+        *q++ = j->cancel_pending;
+        if (j->cancel_pending) {
+            *q++ = (uint8_t) (cl >> 8);
+            *q++ = (uint8_t) cl;
+            memcpy(q, j->cancel_reason, cl);
+        }
+    }
+    memcpy(p + hl, body, blen);
 }
 
 static void
@@ -199,19 +249,66 @@ evr_queue_submit_of(const evr_broker_t *b, const evr_queue_job_t *j)
     return m;
 }
 
+/*  What a record of version 2 adds: the runners it was sent to (n,
+    pointers into the record and their lengths, oldest last) and a
+    pending cancel (its reason: cancel, clen bytes; cancel NULL: none). */
+typedef struct {
+    const uint8_t *sent[EVR_QUEUE_SENT_MAX];
+    size_t sl[EVR_QUEUE_SENT_MAX], n;
+    const uint8_t *cancel;
+    size_t clen;
+} s_extra_t;
+
+/*  The length of the head of record p (len bytes) before its submit
+    message, what version 2 adds in x; 0 when it does not fit in len. */
+static size_t
+s_head(const uint8_t *p, size_t len, s_extra_t *x)
+{
+    size_t at = S_HEAD + (size_t) p[10];
+    memset(x, 0, sizeof *x);
+    if (len < at)
+        return 0;
+    if (p[0] == 1)
+        return at;
+    if (len < at + 1 || p[at] > EVR_QUEUE_SENT_MAX)
+        return 0;
+    size_t count = p[at++];
+    for (size_t i = 0; i < count; i++) {
+        if (len < at + 1 || len < at + 1 + p[at] || !p[at])
+            return 0;
+        x->sent[i] = p + at + 1;
+        x->sl[i] = p[at];
+        at += 1 + x->sl[i];
+    }
+    x->n = count;
+    if (len < at + 1 || p[at] > 1)
+        return 0;
+    if (!p[at++])
+        return at;
+    if (len < at + 2 || len < at + 2 + ((size_t) p[at] << 8 | p[at + 1]))
+        return 0;
+    x->clen = (size_t) p[at] << 8 | p[at + 1];
+    x->cancel = p + at + 2;
+    return at + 2 + x->clen;
+}
+
 /*  Decodes a record; NULL (with a logged reason) when it does not. */
 static evr_queue_job_t *
 s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
 {
-    if (len < 11 || p[0] != S_REC_VERSION || p[1] > B_DISPATCHED || len < 11u + p[10]) {
+    s_extra_t x;
+    size_t at = 0;
+    if (len >= S_HEAD && (p[0] == 1 || p[0] == S_REC_VERSION) && p[1] <= B_DISPATCHED)
+        at = s_head(p, len, &x);
+    if (!at) {
         evr_broker_warn(b, "queue record of %s unreadable: skipped", id);
         return NULL;
     }
     evr_msg_t tmp = { 0 };
     evr_err_t err;
     const char *code;
-    size_t rl = p[10], blen = len - 11 - rl;
-    if (evr_msg_decode(S_SUBMIT_HDR, sizeof S_SUBMIT_HDR - 1, p + 11 + rl, blen, &tmp, &code,
+    size_t rl = p[10], blen = len - at;
+    if (evr_msg_decode(S_SUBMIT_HDR, sizeof S_SUBMIT_HDR - 1, p + at, blen, &tmp, &code,
                        &err)) {
         evr_msg_clear(&tmp);
         evr_broker_warn(b, "queue record of %s: %s: skipped", id, err.msg);
@@ -221,12 +318,21 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     for (int i = 2; i <= 9; i++)
         created = (created << 8) | p[i];
     uint8_t *body = evr_malloc(blen ? blen : 1);
-    memcpy(body, p + 11 + rl, blen);
+    memcpy(body, p + at, blen);
     evr_queue_job_t *j = s_job_new(id, &tmp, created, body, blen);
     evr_msg_clear(&tmp);
     j->state = (evr_queue_state_t) p[1];
     if (rl)
-        j->runner = evr_strndup((const char *) p + 11, rl);
+        j->runner = evr_strndup((const char *) p + S_HEAD, rl);
+    for (size_t i = x.n; i-- > 0;) {   /* oldest first: note_sent puts each at the head */
+        char *r = evr_strndup((const char *) x.sent[i], x.sl[i]);
+        evr_queue_note_sent(j, r);
+        free(r);
+    }
+    if (x.cancel) {
+        j->cancel_pending = true;
+        j->cancel_reason = x.clen ? evr_strndup((const char *) x.cancel, x.clen) : NULL;
+    }
     if (j->state == B_DISPATCHED && !j->runner)
         j->state = B_QUEUED;
     else if (j->state == B_DISPATCHED)

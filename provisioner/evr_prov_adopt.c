@@ -7,15 +7,21 @@
     A process runner is found by its state directory DIR/runners/ID: the
     runner holds its evrun.lock (evr_lock.h) while it runs and wrote its
     pid there; a podman runner by its container's label
-    evrun.provisioner=DIR.  A command provider's runners leave no trace
-    here (their handles were the killed provisioner's): they end by their
-    own --once-wait.
+    evrun.provisioner=DIR; a command provider's runner by the record the
+    killed one wrote of it, DIR/commands/ID (its handle, whether it said
+    hello), before its start command ran.  A record half written
+    (DIR/commands/ID.tmp) is of a record that is whole beside it, or of a
+    start that never ran: removed.  The records are written and removed
+    by evr_prov_run.c (evr_prov_record_save, evr_prov_record_forget).
 */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evr_lock.h"
@@ -81,10 +87,91 @@ s_containers(evr_prov_t *pv, const char *dir, uint64_t now)
     free(names);
 }
 
+evr_rc_t
+evr_prov_record_save(const char *dir, const char *id, const char *handle, bool hello,
+                     evr_err_t *err)
+{
+    char *top = evr_asprintf("%s/commands", dir);
+    char *path = evr_asprintf("%s/%s", top, id), *tmp = evr_asprintf("%s.tmp", path);
+    evr_rc_t rc = EVR_OK;
+    FILE *f = NULL;
+    if (mkdir(top, 0700) && errno != EEXIST)
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", top, strerror(errno));
+    else if (!(f = fopen(tmp, "w")))
+        rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", tmp, strerror(errno));
+    else {
+        fprintf(f, "%s\n%s", handle ? handle : "", hello ? "hello\n" : "");
+        bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+        if (fclose(f) || !ok || rename(tmp, path))
+            rc = evr_err_set(err, EVR_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    if (rc)
+        unlink(tmp);
+    free(top);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+void
+evr_prov_record_forget(const char *dir, const char *id)
+{
+    char *path = evr_asprintf("%s/commands/%s", dir, id);
+    unlink(path);
+    free(path);
+}
+
+/*  The record at path read: its handle (first line) and whether "hello"
+    follows; false when it cannot be read. */
+static bool
+s_record(const char *path, char *handle, size_t n, bool *hello)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[512];
+    *handle = '\0';
+    *hello = false;
+    if (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        snprintf(handle, n, "%s", line);
+        *hello = fgets(line, sizeof line, f) && !strcmp(line, "hello\n");
+    }
+    fclose(f);
+    return true;
+}
+
+static void
+s_commands(evr_prov_t *pv, const char *dir, uint64_t now)
+{
+    char *top = evr_asprintf("%s/commands", dir);
+    DIR *d = opendir(top);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = evr_asprintf("%s/%s", top, e->d_name), handle[512];
+        size_t len = strlen(e->d_name);
+        bool hello;
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp"))
+            unlink(path);
+        else if (!s_record(path, handle, sizeof handle, &hello))
+            evr_log_warn(S_WHO, "%s: %s: left alone", path, strerror(errno));
+        else if (!evr_prov_adopt_command(pv, e->d_name, handle, hello, now))
+            evr_log_warn(S_WHO, "runner %s (%s) of an earlier provisioner is of no command "
+                         "provider of the config: left alone", e->d_name, path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(top);
+}
+
 void
 evr_prov_adopt_all(evr_prov_t *self, const char *dir, uint64_t now)
 {
     s_processes(self, dir, now);
+    s_commands(self, dir, now);
     if (evr_prov_has_podman(self))
         s_containers(self, dir, now);
 }

@@ -10,6 +10,14 @@
     its hello) or
     its start failed.  Children run in their own session with stdin from
     /dev/null and output in DIR/logs/ID.log.
+
+    A command provider's runner has a record DIR/commands/ID, written
+    before its start command runs and again when its handle is read and
+    when its runner says hello: a provisioner killed and started again
+    finds it there (evr_prov_adopt_command), as it finds a process
+    runner by its lock and a podman one by its container.  The record
+    goes with the instance (its runner gone, its start failed, or stopped
+    at the provisioner's stop before its hello).
 */
 #include <errno.h>
 #include <limits.h>
@@ -75,6 +83,7 @@ evr_prov_new(evr_prov_config_t *cfg, const char *dir, const char *runner,
 
 static void s_stop(evr_prov_t *pv, s_inst_t *in, uint64_t now);
 static void s_ctr_gone(evr_prov_t *pv, s_inst_t *in);
+static void s_cmd_forget(const evr_prov_t *pv, const s_inst_t *in);
 
 bool
 evr_prov_has_podman(const evr_prov_t *self)
@@ -113,9 +122,12 @@ evr_prov_destroy(evr_prov_t **self_p)
     if (!pv)
         return;
     for (size_t i = 0; i < pv->n; i++) {
-        if (pv->inst[i]->out >= 0)
-            close(pv->inst[i]->out);
-        free(pv->inst[i]);
+        s_inst_t *in = pv->inst[i];
+        if (in->out >= 0)
+            close(in->out);
+        if (in->ended && in->pid <= 0)   /* gone for good: the next tend would have */
+            s_cmd_forget(pv, in);
+        free(in);
     }
     free(pv->inst);
     evr_prov_podman_destroy(&pv->podman);
@@ -193,6 +205,40 @@ static char *
 s_log_path(const evr_prov_t *pv, const char *id)
 {
     return evr_asprintf("%s/logs/%s.log", pv->dir, id);
+}
+
+/* ------------------------------------------------ command runners' records */
+
+static bool
+s_is_command(const evr_prov_t *pv, const s_inst_t *in)
+{
+    return pv->cfg.providers[in->provider].kind == EVR_PROV_COMMAND;
+}
+
+/*  in's record (a command provider's runner; evr_prov_record_save). */
+static evr_rc_t
+s_cmd_save(const evr_prov_t *pv, const s_inst_t *in, evr_err_t *err)
+{
+    return evr_prov_record_save(pv->dir, in->id, in->have_handle ? in->handle : NULL,
+                                in->registered, err);
+}
+
+/*  s_cmd_save for what changed of a started runner (a failure is said:
+    a provisioner started again would know less of it). */
+static void
+s_cmd_update(const evr_prov_t *pv, const s_inst_t *in)
+{
+    evr_err_t err;
+    if (s_is_command(pv, in) && s_cmd_save(pv, in, &err))
+        evr_log_warn(S_WHO, "runner %s: its record: %s", in->id, err.msg);
+}
+
+/*  in is gone: its record too (a command provider's). */
+static void
+s_cmd_forget(const evr_prov_t *pv, const s_inst_t *in)
+{
+    if (s_is_command(pv, in))
+        evr_prov_record_forget(pv->dir, in->id);
 }
 
 static char *
@@ -373,9 +419,12 @@ s_start(evr_prov_t *pv, uint32_t pi, const char *job, const char *what,
         in->started = evr_mono_ns();   /* register_timeout from now: the calls took time */
     }
     else {
+        /* its record first: a runner started is one a provisioner started
+           again after a kill can find */
         char *labels = s_joined(jlabels);
         char *cmd = evr_prov_expand(p->start, job, labels, in->id, pv->endpoint, NULL, &err);
-        in->pid = cmd ? s_start_shell(pv, cmd, in->id, &in->out, &err) : -1;
+        in->pid = !cmd || s_cmd_save(pv, in, &err) ? -1
+                : s_start_shell(pv, cmd, in->id, &in->out, &err);
         free(cmd);
         free(labels);
     }
@@ -412,6 +461,9 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
             if (!in->have_handle && in->hlen) {   /* a last line with no newline */
                 in->have_handle = true;
                 in->handle[in->hlen] = '\0';
+                evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
+                             pv->cfg.providers[in->provider].name, in->id, in->handle);
+                s_cmd_update(pv, in);
             }
             return;
         }
@@ -424,9 +476,11 @@ s_read_handle(evr_prov_t *pv, s_inst_t *in)
             else if (in->hlen < S_HANDLE_MAX)
                 in->handle[in->hlen++] = buf[i];
         }
-        if (!had && in->have_handle)   /* the rest of the output is read and dropped */
+        if (!had && in->have_handle) {   /* the rest of the output is read and dropped */
             evr_log_info(S_WHO, "provider %s: runner %s: handle %s",
                          pv->cfg.providers[in->provider].name, in->id, in->handle);
+            s_cmd_update(pv, in);
+        }
     }
 }
 
@@ -525,6 +579,7 @@ s_check_listed(evr_prov_t *pv, s_inst_t *in, const evr_prov_runner_t *runners, s
         in->took = true;   /* an adopted one first listed leaving: no slot either */
     if (!in->registered && r) {   /* listed, lost too: it said hello (and maybe left) */
         in->registered = true;
+        s_cmd_update(pv, in);
         if (in->adopted)   /* not a start of this provisioner's: not counted */
             evr_log_info(S_WHO, "provider %s: adopted runner %s is listed (%s)", p->name,
                          in->id, r->state);
@@ -670,39 +725,79 @@ evr_prov_tend(evr_prov_t *self, const evr_prov_runner_t *runners, size_t nrunner
             }
             in->kill_at = 0;
         }
-        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr)
+        if (in->ended && in->pid <= 0 && in->out < 0 && !in->ctr) {
+            s_cmd_forget(self, in);
             free(in);
+        }
         else
             self->inst[keep++] = in;
     }
     self->n = keep;
 }
 
+/*  The provider of kind whose name and a 10-character suffix make id; -1
+    when none. */
+static int
+s_provider_of(const evr_prov_t *pv, const char *id, evr_prov_kind_t kind)
+{
+    size_t len = strlen(id);
+    for (uint32_t i = 0; i < pv->cfg.nproviders; i++) {
+        const evr_prov_provider_t *p = &pv->cfg.providers[i];
+        size_t nl = strlen(p->name);
+        if (len == nl + 11 && !strncmp(id, p->name, nl) && id[nl] == '-' && len < 80
+            && p->kind == kind)
+            return (int) i;
+    }
+    return -1;
+}
+
 bool
 evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now)
 {
-    size_t len = strlen(id);
-    for (uint32_t i = 0; i < self->cfg.nproviders; i++) {
-        evr_prov_provider_t *p = &self->cfg.providers[i];
-        size_t nl = strlen(p->name);
-        if (len != nl + 11 || strncmp(id, p->name, nl) || id[nl] != '-' || len >= 80
-            || p->kind != (ctr ? EVR_PROV_PODMAN : EVR_PROV_PROCESS))
-            continue;
-        /* register_timeout from now: a broker that lists it not, stops it */
-        s_inst_t *in = s_inst_new(i, id, now);
-        in->pid = pid;
-        in->ctr = ctr;
-        in->adopted = true;
-        s_inst_add(self, in);
-        if (ctr)
-            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
-                         "(container %s)", p->name, id, s_ctr_name(in));
-        else
-            evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
-                         "(pid %d)", p->name, id, (int) pid);
-        return true;
+    int pi = s_provider_of(self, id, ctr ? EVR_PROV_PODMAN : EVR_PROV_PROCESS);
+    if (pi < 0)
+        return false;
+    /* register_timeout from now: a broker that lists it not, stops it */
+    s_inst_t *in = s_inst_new((uint32_t) pi, id, now);
+    in->pid = pid;
+    in->ctr = ctr;
+    in->adopted = true;
+    s_inst_add(self, in);
+    const char *name = self->cfg.providers[pi].name;
+    if (ctr)
+        evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                     "(container %s)", name, id, s_ctr_name(in));
+    else
+        evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                     "(pid %d)", name, id, (int) pid);
+    return true;
+}
+
+bool
+evr_prov_adopt_command(evr_prov_t *self, const char *id, const char *handle, bool hello,
+                       uint64_t now)
+{
+    int pi = s_provider_of(self, id, EVR_PROV_COMMAND);
+    if (pi < 0)
+        return false;
+    s_inst_t *in = s_inst_new((uint32_t) pi, id, now);
+    in->adopted = true;
+    in->registered = hello;
+    if (handle && *handle) {
+        snprintf(in->handle, sizeof in->handle, "%s", handle);
+        in->hlen = strlen(in->handle);
+        in->have_handle = true;
     }
-    return false;
+    s_inst_add(self, in);
+    const char *name = self->cfg.providers[pi].name;
+    if (in->have_handle)
+        evr_log_info(S_WHO, "provider %s: adopted runner %s of an earlier provisioner "
+                     "(handle %s%s)", name, id, in->handle, hello ? "; it said hello" : "");
+    else
+        evr_log_warn(S_WHO, "provider %s: adopted runner %s of an earlier provisioner (its "
+                     "start command's handle was never read: its stop cannot run%s)", name,
+                     id, hello ? "; it said hello" : "");
+    return true;
 }
 
 /* ----------------------------------------------------------------- pass */
@@ -894,7 +989,10 @@ evr_prov_stop(evr_prov_t *self, const evr_prov_runner_t *runners, size_t n, uint
             in->parting = in->ctr || (in->stopping && in->pid > 0);
             continue;
         }
-        in->registered = in->registered || r;
+        if (!in->registered && r) {
+            in->registered = true;
+            s_cmd_update(self, in);
+        }
         if (!in->registered) {   /* no hello: no job (one it takes now it finishes) */
             evr_log_info(S_WHO, "runner %s has not said hello: stopping it", in->id);
             s_stop(self, in, now);
@@ -930,6 +1028,7 @@ s_parted(evr_prov_t *pv, s_inst_t *in)
     char *top = evr_asprintf("%s/runners/%s", pv->dir, in->id);
     in->parting = false;
     in->ctr = false;
+    s_cmd_forget(pv, in);   /* a command's: its stop ran */
     rmdir(top);
     free(top);
 }

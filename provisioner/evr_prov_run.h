@@ -8,7 +8,8 @@
     within max_runners and the start rate.  Kinds: process (evrun-runner
     --once --clean on this host, a fresh state directory each) and command
     (the start template run by /bin/sh; its first output line is the
-    handle that {handle} names in the stop template).  A runner that has
+    handle that {handle} names in the stop template; DIR/commands/ID
+    records it).  A runner that has
     not said hello within register_timeout is stopped and counted as a
     failed start; so is a process runner or start command that ends before
     its runner said hello, and a runner whose hello lacks the provider's
@@ -80,14 +81,32 @@ void evr_prov_stop_force(evr_prov_t *self, const evr_prov_runner_t *runners, siz
     said hello) is stopped, any other ends as a runner started here.
     false when no provider of the config fits id. */
 bool evr_prov_adopt(evr_prov_t *self, const char *id, pid_t pid, bool ctr, uint64_t now);
+/*  The same for a command provider's runner id, found by its record
+    DIR/commands/ID: handle what its start printed (NULL or "": not read;
+    then its stop cannot run), hello whether its runner said hello (listed
+    by the broker).  One that said hello ends when the broker lists it
+    lost or stopped, or no longer lists it; one that did not, as any
+    adopted runner (stopped past register_timeout: its stop template). */
+bool evr_prov_adopt_command(evr_prov_t *self, const char *id, const char *handle, bool hello,
+                            uint64_t now);
 
 /*  At the start (DIR/lock held): the runners an earlier provisioner on
     DIR left, adopted (evr_prov_adopt): process runners by the lock their
     state directory DIR/runners/ID holds (evrun.lock, its pid), podman
-    runners by their containers' label evrun.provisioner.  Said in the
-    log, each; a state directory no runner holds stays (it holds a
-    killed runner's log). */
+    runners by their containers' label evrun.provisioner, command
+    runners by their records DIR/commands/ID (evr_prov_adopt_command).
+    Said in the log, each; a state directory no runner holds stays (it
+    holds a killed runner's log). */
 void evr_prov_adopt_all(evr_prov_t *self, const char *dir, uint64_t now);
+
+/*  A command provider's runner id's record DIR/commands/ID (dir: DIR):
+    handle (NULL: not read yet) on its first line, then "hello" when its
+    runner said it; whole or not at all (written aside, then renamed).
+    EVR_OK, or EVR_ERR_IO (why in err). */
+evr_rc_t evr_prov_record_save(const char *dir, const char *id, const char *handle, bool hello,
+                              evr_err_t *err);
+/*  Removes the record of runner id (none: nothing done). */
+void evr_prov_record_forget(const char *dir, const char *id);
 
 /*  Whether a provider of the config is of kind podman. */
 bool evr_prov_has_podman(const evr_prov_t *self);

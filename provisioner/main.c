@@ -99,9 +99,9 @@ s_help(FILE *out)
             "SIGTERM and 5 s to exit (then one the broker never listed is killed); the\n"
             "others finish their job (a second signal ends the wait).  A provisioner\n"
             "holds DIR/lock while it runs (a second one on DIR is refused) and removes\n"
-            "its table at its stop; started where one was killed, it adopts the process\n"
-            "and podman runners that one left.  SIGHUP is ignored (said in the log): the\n"
-            "config is read at the start only.  exit status: 0 stopped, or\n"
+            "its table at its stop; started where one was killed, it adopts the process,\n"
+            "podman and command runners that one left.  SIGHUP is ignored (said in the\n"
+            "log): the config is read at the start only.  exit status: 0 stopped, or\n"
             "--dry-run/--status done; 1 --status: no provisioner runs with DIR; 2 bad\n"
             "config or usage, DIR in use by another provisioner, or the broker\n"
             "unreachable (--dry-run)\n");

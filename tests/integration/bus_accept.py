@@ -23,6 +23,19 @@ Cases:
                  way (the job waits again), then sends its job.accepted: the
                  job is its (running there, its slot taken); one paused
                  meanwhile is refused, told to cancel, and stays paused
+  restart        as hello_again, with the broker killed (SIGKILL) and started
+                 again between the job's return to the queue and the
+                 job.accepted: a job sent to h1, then h2, waits again; after
+                 the restart h1's job.accepted is taken (the runners a job
+                 was sent to are in its queue record); one paused meanwhile
+                 is refused as put back and paused, not as never sent; a
+                 job never sent waits on
+  cancel_restart a cancel of a job dispatched and not accepted yet (`ok`),
+                 then the broker killed (SIGKILL) and started again: the
+                 runner that did not take it says hello: the job ends
+                 cancelled with the cancel's reason (not dispatched
+                 again); the runner that did, resends its job.accepted:
+                 it is told to cancel, with that reason
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -267,6 +280,93 @@ def case_hello_again(br):
     h.c.close()
 
 
+def case_restart(br):
+    c = Client(br.clients)
+    h1, h2 = runner(br, "h1", "hr"), runner(br, "h2", "hr", capacity=2)
+    h1.credit(1)
+    job, spec = dispatch(c, h1, "hr")
+    h1.connect()                                # its log holds no job.accepted of it
+    check("restart: the job waits again after h1", wait_for(
+        lambda: c.status(job).get("status") == "queued" and not c.status(job).get("runner")),
+        c.status(job))
+    h2.credit(2)
+    _, b = h2.wait("dispatch")
+    check("restart: then dispatched to h2", b.get("job") == job, b)
+    held, spec2 = dispatch(c, h2, "hr")
+    h2.connect()
+    check("restart: both wait again after h2", wait_for(
+        lambda: all(c.status(j).get("status") == "queued" and not c.status(j).get("runner")
+                    for j in (job, held))), (c.status(job), c.status(held)))
+    c.pause(held)
+    plain = new_ulid()                          # never sent: its record is of version 1
+    c.submit(plain, pspec("nobody"))
+    c.close()
+    br.proc.kill()                              # SIGKILL
+    br.proc.wait()
+    br.start()
+    c = Client(br.clients)
+    h1.connect()
+    h2.connect()
+    send(h1, (job, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "h1"}))
+    got = cancels(h1.pending(0.3))
+    st = c.status(job)
+    check("restart: h1's job.accepted is taken, not refused",
+          got == [] and st.get("runner") == "h1", (got, st))
+    check("restart: the job.accepted is stored",
+          [e.get("type") for e in c.history_all(job)] == ["job.accepted"], c.history_all(job))
+    seq = send(h2, (held, 1, "job.accepted", {"pipeline": "pp", "spec": spec2, "runner": "h2"}))
+    got = cancels(h2.pending(0.3))
+    check("restart: the paused one is refused as put back and paused there",
+          len(got) == 1 and got[0][0] == held
+          and f"refused event seq {seq} (job.accepted)" in got[0][1]
+          and "but the job was put back in the queue and paused there" in got[0][1], got)
+    check("restart: it stays paused, no runner",
+          c.status(held).get("status") == "paused" and not c.status(held).get("runner"),
+          c.status(held))
+    check("restart: a job never sent still waits", c.status(plain).get("status") == "queued",
+          c.status(plain))
+    c.close()
+    h1.c.close()
+    h2.c.close()
+
+
+def case_cancel_restart(br):
+    c = Client(br.clients)
+    ra, rb = runner(br, "ra", "cr"), runner(br, "rb", "cr")
+    ra.credit(1)
+    ja, _ = dispatch(c, ra, "cr")
+    rb.credit(1)
+    jb, spec = dispatch(c, rb, "cr")
+    for j in (ja, jb):
+        ok = c.cancel(j, f"stop {j}")
+        check("cancel restart: ok, sent once the runner takes it",
+              "as soon as it takes the job" in ok.get("message", ""), ok)
+    c.close()
+    br.proc.kill()                              # SIGKILL
+    br.proc.wait()
+    br.start()
+    c = Client(br.clients)
+    ra.connect()                                # its log holds no job.accepted of it
+    check("cancel restart: the job ra did not take ends cancelled, with its reason", wait_for(
+        lambda: c.status(ja).get("status") == "cancelled"
+        and c.status(ja).get("reason") == f"stop {ja}"), c.status(ja))
+    rb.seq = 1
+    rb.connect()
+    rb.seq = 0
+    send(rb, (jb, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "rb"}))
+    got = [x for x in rb.pending(0.5) if x[0] == "control"]
+    check("cancel restart: rb, whose job.accepted comes now, is told to cancel, with its reason",
+          [(b.get("command"), b.get("job"), b.get("reason")) for _, b in got]
+          == [("cancel", jb, f"stop {jb}")], got)
+    d = runner(br, "rd", "cr")
+    d.credit(1)
+    check("cancel restart: nothing is dispatched again", not [
+        x for x in d.pending(0.5) if x[0] == "dispatch"])
+    c.close()
+    for r in (ra, rb, d):
+        r.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -376,7 +476,8 @@ def case_finished(br):
 FAST = ("--heartbeat-ms", "300", "--lease-ms", "1000", "--reclaim-ms", "2000")
 CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, None),
          "elsewhere": (case_elsewhere, None), "never_sent": (case_never_sent, None),
-         "hello_again": (case_hello_again, None),
+         "hello_again": (case_hello_again, None), "restart": (case_restart, None),
+         "cancel_restart": (case_cancel_restart, None),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 

@@ -349,6 +349,84 @@ YML
     "[ -z \"\$(podman --remote --url $EVRUN_PODMAN_URL ps -a -q --filter label=evrun.provisioner=$tmp/provisioner)\" ]"
 }
 
+# The same for a command provider's runners, found by what the first
+# provisioner wrote of each in DIR/commands (its id, its handle): a busy
+# one counts against max 1 (nothing more started while it runs, none
+# started for the next job either), one that never says hello (a sleep)
+# is stopped after register_timeout by its stop template with the handle
+# the first one read; the next job runs once the busy one is gone, and
+# the records go with their runners.
+case_adopt_command() {
+  fresh adoptcmd
+  bus_broker
+  cat > "$tmp/p.yml" <<YML
+start_rate: 100/s
+register_timeout: 3s
+providers:
+  - name: ca
+    labels: [ca]
+    kind: command
+    executors: [process]
+    start: >-
+      $bin/evrun-runner --broker {broker} --once --clean --id {runner_id} --labels ca
+      --executors process --state-dir $tmp/ca-{runner_id} --heartbeat-ms 200 --lease-ms 1500
+      --once-wait 30 >> $tmp/ca-runners.log 2>&1 & echo \$!
+    stop: "kill {handle}"
+    max: 1
+  - name: cmute
+    labels: [cmute]
+    kind: command
+    executors: [process]
+    start: "sleep 60 > /dev/null 2>&1 & echo \$!"
+    stop: "kill {handle}"
+    max: 1
+YML
+  ppipe c1 "echo c1; sleep 5; echo c1-end" ca
+  ppipe c2 "echo c2" ca
+  ppipe cm "true" cmute
+  local j1 j2 jm mpid
+  j1=$(submit "$tmp/c1.yml" 2>/dev/null)
+  jm=$(submit "$tmp/cm.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "adopt command: the first job runs" wait_for 15 st_is "$j1" running
+  check "adopt command: the mute one's handle read" wait_for 10 grep -q "provider cmute: runner cmute-[a-z0-9]*: handle [0-9]" "$tmp/prov.log"
+  mpid=$(sed -n 's/.*provider cmute: runner cmute-[a-z0-9]*: handle \([0-9]*\)$/\1/p' "$tmp/prov.log" | head -1)
+  kill -9 "$prov_pid"; wait "$prov_pid" 2>/dev/null
+  j2=$(submit "$tmp/c2.yml" 2>/dev/null)
+  prov "$tmp/p.yml"
+  check "adopt command: the busy runner adopted" wait_for 10 grep -q "provider ca: adopted runner ca-[a-z0-9]* of an earlier provisioner (handle [0-9]" "$tmp/prov.log"
+  check "adopt command: the mute runner adopted" grep -q "provider cmute: adopted runner cmute-[a-z0-9]* of an earlier provisioner (handle $mpid)" "$tmp/prov.log"
+  sleep 1
+  check "adopt command: max 1 kept: nothing more started while it runs" [ "$(started ca)" -eq 1 ]
+  check "adopt command: the second job waits" st_is "$j2" queued
+  check "adopt command: --status counts it" status_has "^ca  *active  *1/1 "
+  check "adopt command: no second mute runner started" [ "$(started cmute)" -eq 1 ]
+  check "adopt command: the mute one stopped (never said hello)" wait_for 10 grep -q \
+    "provider cmute: adopted runner cmute-[a-z0-9]* did not say hello within 3 s (register_timeout): stopping it" "$tmp/prov.log"
+  check "adopt command: by its stop template, with the handle read before" wait_for 10 bash -c "! kill -0 $mpid 2>/dev/null"
+  cli cancel "$jm" > /dev/null 2>&1
+  check "adopt command: the first job succeeded" [ "$(wait_job "$j1" 20)" = succeeded ]
+  check "adopt command: the second ran on a new runner once the first went" [ "$(wait_job "$j2" 20)" = succeeded ]
+  check "adopt command: the second ran on a new runner once the first went [(started ca) -eq 2]" [ "$(started ca)" -eq 2 ]
+  check "adopt command: no failed start counted for adopted ones" bash -c "! grep -q 'a failed start: adopted' $tmp/prov.log"
+  check "adopt command: the records of the runners gone are removed" wait_for 10 bash -c \
+    "[ -z \"\$(ls $tmp/provisioner/commands/ | grep '^ca-')\" ]"
+  # stopped (SIGTERM) while its runner has a job: left running, adopted
+  # by the next provisioner
+  local j3; j3=$(submit "$tmp/c1.yml" 2>/dev/null)
+  check "adopt command: a third job runs" wait_for 15 st_is "$j3" running
+  stop_prov
+  check "adopt command: its runner left running at the stop" grep -q "runner ca-[a-z0-9]* left running: it has a job" "$tmp/prov.log"
+  prov "$tmp/p.yml"
+  check "adopt command: adopted after a stop too" wait_for 10 bash -c \
+    "[ \$(grep -c 'provider ca: adopted runner ca-[a-z0-9]* of an earlier provisioner (handle [0-9]*; it said hello)' $tmp/prov.log) -eq 2 ]"
+  check "adopt command: the third job succeeded" [ "$(wait_job "$j3" 20)" = succeeded ]
+  check "adopt command: no runner started for it but its own" [ "$(started ca)" -eq 3 ]
+  check "adopt command: its record removed once it is gone" wait_for 10 bash -c \
+    "[ -z \"\$(ls $tmp/provisioner/commands/ | grep '^ca-')\" ]"
+  stop_prov
+}
+
 # A runner stopped for register_timeout that says hello after all (its
 # start took 4 s, SIGTERM ignored meanwhile) is not killed 5 s later: it
 # may have taken a job (it did), which it finishes.
@@ -375,4 +453,4 @@ YML
   stop_prov
 }
 
-prov_run test_provision_stop ${*:-once_stopped term_at_start stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman spared}
+prov_run test_provision_stop ${*:-once_stopped term_at_start stop_busy stop_podman broker_outage labels_lack status hup adopt adopt_podman adopt_command spared}
