@@ -418,6 +418,10 @@ test_parse_start(void)
     CHECK(strstr(msg, "body.pipeline") != NULL);
     CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[7]}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.labels[0]") != NULL);
+    /* labels are a set: a repeat is refused, naming both (as the broker's submit) */
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[\"gpu\",\"x\",\"gpu\"]}", &m, msg,
+                  sizeof msg) == -1);
+    CHECK_STR(msg, "body.labels[2]: \"gpu\" repeats body.labels[0]");
     CHECK(s_start("{\"pipeline\":\"p\",\"image\":\"x\"}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.image: unknown field") != NULL);
     CHECK(!m.pipeline && !m.args.n);
@@ -911,6 +915,8 @@ test_demand_parse(void)
         { "{\"labels\":\"linux\"}", "body.labels: expected an array" },
         { "{\"labels\":[\"a b\"]}", "body.labels[0]: expected a label" },
         { "{\"labels\":[\"executor:\"]}", "body.labels[0]: expected a label" },
+        { "{\"labels\":[\"a\",\"executor:podman\",\"executor:podman\"]}",
+          "body.labels[2]: \"executor:podman\" repeats body.labels[1]" },
         { "{\"count\":0}", "body.count: expected a whole number from 1 to 64" },
         { "{\"count\":65}", "body.count: expected a whole number from 1 to 64" },
         { "{\"count\":\"2\"}", "body.count: expected a whole number" },

@@ -154,6 +154,11 @@ test_config_bad(void)
           "providers[0].args[0]: \"--state=/x\": the provisioner sets --state-dir itself" },
         { "providers: [ { name: a, kind: podman, args: [--podman-url, x] } ]\n",
           "providers[0].args[0]: \"--podman-url\": the provisioner sets --podman-url itself" },
+        /* labels and executors are sets: a repeat is refused, naming the first */
+        { "providers: [ { name: a, labels: [gpu, x, gpu] } ]\n",
+          "p.yml:1:42: providers[0].labels[2]: \"gpu\" repeats providers[0].labels[0]" },
+        { "providers: [ { name: a, executors: [process, process] } ]\n",
+          "providers[0].executors[1]: \"process\" repeats providers[0].executors[0]" },
         /* a label no job can have (a job's labels take no colon) */
         { "providers: [ { name: a, labels: [gpu:a100] } ]\n",
           "p.yml:1:34: providers[0].labels[0]: expected a name of [A-Za-z0-9_.-] (1-64 bytes, "
