@@ -205,6 +205,17 @@ for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
   check "$args '': says what it expects" \
     grep -qxF "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
+# a label given twice: the broker refuses a repeated label (its labels are
+# a set), so the command line says so first, for each command taking them
+for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
+         "start p|evrun-cli start"; do
+  IFS='|' read -r args prefix <<< "$c"
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $args --label gpu --label x --label gpu
+  check "$args --label twice: exit 2" [ $rc -eq 2 ]
+  check "$args --label twice: names it" \
+    grep -qxF "$prefix: --label \"gpu\": given twice (each label once)" "$tmp/err"
+done
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
