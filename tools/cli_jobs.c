@@ -320,6 +320,11 @@ s_run_common(int argc, char **argv, const char *name)
         fprintf(stderr, "%s: expected one pipeline FILE\n", cli.prog);
         status = 2;
     }
+    else if (!status && !*argv[optind]) {   /* else ": cannot open", naming nothing */
+        fprintf(stderr, "%s: the pipeline file name is empty: give the path of a .yml file\n",
+                cli.prog);
+        status = 2;
+    }
     if (status) {
         evr_cli_brief(cli.prog, s_run_help_cb, name);
         evr_msg_clear(&req);

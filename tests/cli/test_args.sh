@@ -216,6 +216,27 @@ for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
   check "$args --label twice: names it" \
     grep -qxF "$prefix: --label \"gpu\": given twice (each label once)" "$tmp/err"
 done
+# a file or directory given empty (a variable left unset): said as such,
+# naming the option, not ": cannot open" naming nothing
+for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-cli submit ''|evrun-cli submit: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-cli validate $tmp/p.yml ''|evrun-cli validate: FILE 2: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-runner --exec ''|evrun-runner: --exec \"\": expected a pipeline file (the path of a .yml file)" \
+         "evrun-replay ''|evrun-replay: \"\": expected a state directory (DIR, where a store is)" \
+         "evrun-provisioner --config ''|evrun-provisioner: --config \"\": expected the providers' file (see --help)" \
+         "evrun-provisioner --settings '' --config $tmp/p.yml|evrun-provisioner: --settings \"\": expected a settings file (leave --settings out for the default)" \
+         "evrun-cli jobs --config ''|evrun-cli jobs: --config \"\": expected a settings file (leave --config out for the default)" \
+         "evrun-broker --config '' --print-config|evrun-broker: --config \"\": expected a settings file (leave --config out for the default)" \
+         "evrun-gateway --tls-cert '' --tls-key $tmp/p.yml --print-config|evrun-gateway: tls_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-gateway --ui-dir '' --print-config|evrun-gateway: ui_dir = \"\" (from flag): expected a directory (empty: give its path, or leave it out)" \
+         "evrun-tail --all --curve-cert ''|evrun-tail: client_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-runner --broker ipc://x --curve-cert '' --print-config|evrun-runner: runner_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-runner --broker ipc://x --registry-auth '' --print-config|evrun-runner: registry_auth = \"\" (from flag): expected a file (empty: give its path, or leave it out)"; do
+  IFS='|' read -r args line <<< "$c"
+  eval "run \"\$bin\"/$args"
+  check "$args: exit 2" [ $rc -eq 2 ]
+  check "$args: says it is empty" grep -qxF "$line" "$tmp/err"
+done
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
