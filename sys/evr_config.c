@@ -210,6 +210,12 @@ evr_config_source(const evr_config_t *self, const char *key)
     return s_source(self, key);
 }
 
+const char *
+evr_config_from(const evr_config_t *self, const char *key, char *buf, size_t size)
+{
+    return s_from(self, key, buf, size);
+}
+
 evr_rc_t
 evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                 uint64_t *out, evr_err_t *err)

@@ -237,6 +237,25 @@ for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give 
   check "$args: exit 2" [ $rc -eq 2 ]
   check "$args: says it is empty" grep -qxF "$line" "$tmp/err"
 done
+# the broker's client and runner endpoints on one port: said as such, naming
+# where each came from, not as the runner bind failing ("another broker
+# running?", when the broker's own client socket held the port)
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
+  --runner-endpoint tcp://127.0.0.1:7790 --print-config
+check "broker: client and runner on one port: exit 2" [ $rc -eq 2 ]
+check "broker: client and runner on one port: the two must differ, both named" \
+  said 'evrun-broker: runner_endpoint = "tcp://127.0.0.1:7790" (from flag): the same port as client_endpoint = "tcp://127.0.0.1:7790" (from flag): the two ports must differ (set by --client-endpoint and --runner-endpoint, or client_endpoint and runner_endpoint in the settings file)'
+printf 'client_endpoint: tcp://127.0.0.1:7791\nrunner_endpoint: tcp://0.0.0.0:7791\n' > "$tmp/ports.yml"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --config "$tmp/ports.yml" --print-config
+check "broker: one port in the settings file (0.0.0.0 too): said at both lines" \
+  said "evrun-broker: runner_endpoint = \"tcp://0.0.0.0:7791\" (from file $tmp/ports.yml:2:18): the same port as client_endpoint = \"tcp://127.0.0.1:7791\" (from file $tmp/ports.yml:1:18): the two ports must differ (set by --client-endpoint and --runner-endpoint, or client_endpoint and runner_endpoint in the settings file)"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --local --events-endpoint "ipc://$tmp/b/bus/runners" \
+  --print-config
+check "broker: events on the runners' ipc path: the two endpoints must differ" \
+  grep -qF 'events_endpoint = "ipc://'"$tmp"'/b/bus/runners" (from flag): the same endpoint as runner_endpoint' "$tmp/err"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
+  --runner-endpoint tcp://127.0.0.2:7790 --print-config
+check "broker: one port on two addresses: taken" [ $rc -eq 0 ]
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
