@@ -863,6 +863,20 @@ s_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len, evr_dia
                     hint ? hint : "");
 }
 
+static __thread uint64_t s_work;   /* evr_yaml_work */
+
+uint64_t
+evr_yaml_work(void)
+{
+    return s_work;
+}
+
+void
+evr_yaml_work_add(uint64_t n)
+{
+    s_work += n;
+}
+
 bool
 evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
 {
@@ -877,6 +891,7 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
     size_t events = 0;
     while (ok && !done) {
         yaml_event_t ev;
+        s_work++;
         if (!yaml_parser_parse(&parser, &ev)) {
             s_syntax_error(&parser, buf, len, diag);
             ok = false;
