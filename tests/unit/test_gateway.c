@@ -611,6 +611,17 @@ test_hooks(void)
     evr_gw_github_job_name(&gh, "d-43", jname, sizeof jname);
     CHECK_STR(jname, "d-43");
     evr_gw_github_clear(&gh);
+    /* a label repeated (runs-on is GitHub's): its demand names it once, as
+       the broker takes a demand's labels */
+    char twice[512];
+    snprintf(twice, sizeof twice, "{\"action\":\"queued\",\"workflow_job\":{\"id\":42,"
+             "\"labels\":[\"linux\",\"self-hosted\",\"linux\"],\"head_branch\":\"main\","
+             "\"head_sha\":\"%s\"},\"repository\":{\"clone_url\":\"https://h/r.git\","
+             "\"full_name\":\"o/r\"}}", sha);
+    CHECK(evr_gw_github_parse("workflow_job", twice, strlen(twice), &gh, why, sizeof why) == 0);
+    CHECK(gh.labels.n == 2 && !strcmp(gh.labels.v[0], "linux")
+          && !strcmp(gh.labels.v[1], "self-hosted") && !gh.demand_why);
+    evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":-1"), "\"id\":42", 7);
     memcpy(strstr(buf, "\"linux\""), "\"li ux\"", 7);
     CHECK(evr_gw_github_parse("workflow_job", buf, strlen(buf), &gh, why, sizeof why) == 0);
