@@ -552,9 +552,10 @@ s_client(evr_broker_t *b, zframe_t **rid_p, evr_msg_t *msg, evr_bus_wire_t *wire
     if (msg->reason) {
         /* a client's reason (cancel, demand, provider) is shown to others
            in terminals (evrun-cli status, runners): on one line, no
-           terminal escape, as a hook's message (README) */
+           terminal escape, as a hook's message (README); its backslashes
+           escaped too, so that an escape shown is one the broker wrote */
         char r[EVR_REASON_MAX + 1];
-        if (strcmp(evr_text_escape_ctl(msg->reason, r, sizeof r), msg->reason)) {
+        if (strcmp(evr_text_escape(msg->reason, r, sizeof r), msg->reason)) {
             free(msg->reason);
             msg->reason = evr_strdup(r);
         }

@@ -217,6 +217,65 @@ s_retention(evr_config_t *cfg, evr_broker_opts_t *bo, evr_err_t *err)
     return rc;
 }
 
+/*  The port of a tcp:// endpoint into *host (its length in *hlen), or
+    0 when ep is none. */
+static unsigned long
+s_tcp_port(const char *ep, const char **host, size_t *hlen)
+{
+    if (strncmp(ep, "tcp://", 6))
+        return 0;
+    const char *colon = strrchr(ep + 6, ':');
+    char *end;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    *host = ep + 6;
+    *hlen = colon ? (size_t) (colon - *host) : 0;
+    return colon && *end == '\0' ? port : 0;
+}
+
+/*  Whether endpoints a and b would take one socket: one ipc:// path, or
+    one tcp:// port on one address (or on every address: * or 0.0.0.0). */
+static bool
+s_same_socket(const char *a, const char *b, bool *tcp)
+{
+    const char *ha, *hb;
+    size_t la, lb;
+    unsigned long pa = s_tcp_port(a, &ha, &la), pb = s_tcp_port(b, &hb, &lb);
+    *tcp = pa && pb;
+    if (!*tcp)
+        return strcmp(a, b) == 0;
+    bool any = (la == 1 && *ha == '*') || (la == 7 && !strncmp(ha, "0.0.0.0", 7))
+            || (lb == 1 && *hb == '*') || (lb == 7 && !strncmp(hb, "0.0.0.0", 7));
+    return pa == pb && (any || (la == lb && !strncmp(ha, hb, la)));
+}
+
+/*  The broker's three endpoints on three sockets: two on one port was
+    said as the second's bind failing, "another broker running?", when
+    the broker's own first socket held it. */
+static evr_rc_t
+s_endpoints_differ(const evr_config_t *cfg, evr_err_t *err)
+{
+    static const char *const keys[3] = { "client_endpoint", "runner_endpoint",
+                                         "events_endpoint" };
+    static const char *const opts[3] = { "--client-endpoint", "--runner-endpoint",
+                                         "--events-endpoint" };
+    evr_rc_t rc = EVR_OK;
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++) {
+            const char *a = evr_config_get(cfg, keys[i]), *b = evr_config_get(cfg, keys[j]);
+            bool tcp;
+            if (!a || !b || !s_same_socket(a, b, &tcp))
+                continue;
+            char from[600];
+            rc = evr_config_problem(cfg, keys[j], err, "the %s as %s = \"%s\" (from %s): the "
+                                    "two %s must differ (set by %s and %s, or %s and %s in the "
+                                    "settings file)", tcp ? "same port" : "same endpoint",
+                                    keys[i], a, evr_config_from(cfg, keys[i], from, sizeof from),
+                                    tcp ? "ports" : "endpoints", opts[i], opts[j], keys[i],
+                                    keys[j]);
+        }
+    return rc;
+}
+
 /*  The numbers and switches of cfg into bo (endpoints and directories
     are set later); local: ipc:// under STATE/bus.  The endpoints' and
     curve directory's defaults follow local and state_dir. */
@@ -246,6 +305,8 @@ s_settings(evr_config_t *cfg, evr_broker_opts_t *bo, bool *local, evr_err_t *err
     bo->forget_ms = (uint32_t) forget;
     bo->nosync = !sync;
     evr_config_endpoints(cfg, *local);
+    if (s_endpoints_differ(cfg, err))
+        return EVR_ERR_CONFIG;
     const char *state = evr_config_get(cfg, "state_dir");
     if (state) {
         char *curve_dir = evr_asprintf("%s/curve", state);

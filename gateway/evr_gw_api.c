@@ -187,10 +187,15 @@ evr_gw_parse_start(const char *ctype, const char *body, size_t len, evr_msg_t *m
     if (!msg[0] && labels && (!json_is_array(labels) || json_array_size(labels) > 32))
         snprintf(msg, sizeof msg, "body.labels: expected an array of at most 32 labels");
     size_t i;
-    json_array_foreach(labels, i, v)
+    json_array_foreach(labels, i, v) {
         if (!msg[0] && !s_name_ok(json_string_value(v)))
             snprintf(msg, sizeof msg, "body.labels[%zu]: expected a label: letters, digits, "
                      "_ . - (at most %d bytes)", i, EVR_SPEC_MAX_NAME);
+        for (size_t j = 0; j < i && !msg[0]; j++)
+            if (!strcmp(json_string_value(json_array_get(labels, j)), json_string_value(v)))
+                snprintf(msg, sizeof msg, "body.labels[%zu]: \"%s\" repeats body.labels[%zu]",
+                         i, json_string_value(v), j);
+    }
     if (msg[0]) {
         *error = s_err("bad_request", msg);
         json_decref(js);
@@ -305,6 +310,7 @@ typedef struct {
     evr_msg_t *m;
     const char *bad;    /* what is wrong with the query */
     evr_strmap_t query; /* the names of the query's args */
+    char said[160];     /* a bad of its own text */
 } s_args_t;
 
 /*  One refusal text: an unknown arg's "[WHERE: ]args.NAME: the pipeline
@@ -384,8 +390,19 @@ s_arg_item(void *cls, enum MHD_ValueKind kind, const char *key, const char *valu
         evr_spec_parse_arg(value, &a->query);
     else if (!strcmp(key, "label") && a->m->labels.n >= S_LABELS_MAX)
         a->bad = "label: at most 32 runner labels (the body's and the query's together)";
-    else if (!strcmp(key, "label"))
-        evr_strlist_push(&a->m->labels, value ? value : "");
+    else if (!strcmp(key, "label")) {
+        value = value ? value : "";
+        for (uint32_t i = 0; i < a->m->labels.n && !a->bad; i++)
+            if (!strcmp(a->m->labels.v[i], value)) {
+                char q[68];   /* quoted on one line: the value is the URL's */
+                snprintf(a->said, sizeof a->said, "label: \"%s\" given twice (each label "
+                         "once, the body's and the query's together)",
+                         evr_text_escape_ctl(value, q, sizeof q));
+                a->bad = a->said;
+            }
+        if (!a->bad)
+            evr_strlist_push(&a->m->labels, value);
+    }
     return MHD_YES;
 }
 
@@ -402,7 +419,7 @@ s_submit_msg(evr_gw_req_t *req, evr_msg_t *m)
         evr_gw_json(req, status, error);
         return false;
     }
-    s_args_t a = { m, NULL, { 0 } };
+    s_args_t a = { m, NULL, { 0 }, "" };
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, s_arg_item, &a);
     if (a.bad) {
         evr_gw_error(req, 400, "bad_request", "%s", a.bad);
@@ -482,7 +499,7 @@ evr_gw_h_submit(evr_gw_t *gw, evr_gw_req_t *req)
     evr_msg_t m = { .type = EVR_MSG_SUBMIT }, rep = { 0 };
     char job[EVR_ULID_LEN + 1];
     json_t *error = NULL;
-    s_args_t a = { &m, NULL, { 0 } };
+    s_args_t a = { &m, NULL, { 0 }, "" };
     const char *key = evr_gw_header(req, "Idempotency-Key");
     int start = evr_gw_parse_start(evr_gw_header(req, "Content-Type"), req->body, req->len, &m,
                                    &error);

@@ -54,6 +54,12 @@ evr_gw_parse_demand(const char *body, size_t len, evr_msg_t *m, char *why, size_
                              "executor:NAME)", i, EVR_SPEC_MAX_NAME);
                     goto out;
                 }
+                for (uint32_t j = 0; j < m->labels.n; j++)
+                    if (!strcmp(m->labels.v[j], json_string_value(l))) {
+                        snprintf(why, size, "body.labels[%zu]: \"%s\" repeats body.labels[%u]",
+                                 i, json_string_value(l), j);
+                        goto out;
+                    }
                 evr_strlist_push(&m->labels, json_string_value(l));
             }
         }

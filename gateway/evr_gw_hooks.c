@@ -60,7 +60,9 @@ evr_gw_hook_signed(const evr_gw_secret_t *s, const char *header, const char *bod
 /* ---------------------------------------------------------------- events */
 
 /*  A workflow_job's labels, id and repository, for its demand: labels kept
-    as given (at most 32), or demand_why set. */
+    as given (at most 32), each once (a runs-on that repeats one is GitHub's
+    to send, and the broker refuses a demand that repeats a label), or
+    demand_why set. */
 static void
 s_job_labels(json_t *js, evr_gw_github_t *gh)
 {
@@ -88,7 +90,11 @@ s_job_labels(json_t *js, evr_gw_github_t *gh)
             evr_strlist_free(&gh->labels);
             return;
         }
-        evr_strlist_push(&gh->labels, v);
+        bool seen = false;
+        for (uint32_t j = 0; j < gh->labels.n && !seen; j++)
+            seen = !strcmp(gh->labels.v[j], v);
+        if (!seen)
+            evr_strlist_push(&gh->labels, v);
     }
 }
 

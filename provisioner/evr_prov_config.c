@@ -126,6 +126,19 @@ s_name_ok(const char *s, bool colon)
     return true;
 }
 
+/*  The index of the first item of sequence n before item that is the
+    scalar v, or -1. */
+static int
+s_seen(const s_ctx_t *c, const yaml_node_t *n, const yaml_node_item_t *item, const char *v)
+{
+    for (const yaml_node_item_t *i = n->data.sequence.items.start; i < item; i++) {
+        yaml_node_t *e = yaml_document_get_node(c->doc, *i);
+        if (e && e->type == YAML_SCALAR_NODE && !strcmp((const char *) e->data.scalar.value, v))
+            return (int) (i - n->data.sequence.items.start);
+    }
+    return -1;
+}
+
 /*  A list of names into out; at most 32, each problem said at its item
     (FIELD[I]).  A name is a label as a job's are (an executor:NAME one
     comes from executors).  One name alone is refused as a pipeline's
@@ -134,6 +147,7 @@ static void
 s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
 {
     char at[96];
+    int first;
     if (n->type == YAML_SCALAR_NODE) {
         s_err(c, n, field, "expected a list, got a scalar: write [%.64s]",
               (const char *) n->data.scalar.value);
@@ -159,6 +173,8 @@ s_names(s_ctx_t *c, const yaml_node_t *n, const char *field, evr_strlist_t *out)
         else if (!s_name_ok(v, false))
             s_err(c, e, at, "expected a name of [A-Za-z0-9_.-] (1-64 bytes, as a job's labels), "
                   "got \"%s\"", v);
+        else if ((first = s_seen(c, n, i, v)) >= 0)   /* a set: the broker refuses a repeat */
+            s_err(c, e, at, "\"%s\" repeats %s[%d]", v, field, first);
         else
             evr_strlist_push(out, v);
     }

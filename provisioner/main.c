@@ -137,6 +137,11 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
     };
     int c;
     while ((c = evr_getopt("evrun-provisioner", argc, argv, "h", opts)) != -1) {
+        if (c == 1003 && !*optarg) {   /* its settings are --settings, not --config */
+            fprintf(stderr, "evrun-provisioner: --settings \"\": expected a settings file "
+                    "(leave --settings out for the default)\n");
+            return 2;
+        }
         if (evr_cli_common(cli, c, optarg))
             continue;
         switch (c) {
@@ -178,6 +183,11 @@ s_parse(int argc, char **argv, s_opts_t *o, evr_cli_t *cli)
                                               "0123456789_.-") != idlen || !isalnum((unsigned char) o->id[0])) {
         fprintf(stderr, "evrun-provisioner: --id %s: expected 1-64 bytes of "
                 "[A-Za-z0-9][A-Za-z0-9_.-]*\n", o->id);
+        return 2;
+    }
+    if (o->config && !*o->config) {   /* else ": cannot read", naming nothing */
+        fprintf(stderr, "evrun-provisioner: --config \"\": expected the providers' file (see "
+                "--help)\n");
         return 2;
     }
     if (optind != argc || (!o->config && !o->status)) {

@@ -171,7 +171,11 @@ evr_offer_labels(const evr_offer_t *self, const char *labels, const char **lv, c
         if (!strncmp(t, EVR_EXECUTOR_LABEL_PREFIX, plen))
             rc = evr_err_set(err, EVR_ERR_CONFIG, "labels: \"%s\": executor labels come from "
                              "the executors setting (--executors), not from labels", t);
-        else if (nl + nx < EVR_OFFER_LABELS_MAX)
+        for (size_t k = 0; !rc && k < nl && k + nx < EVR_OFFER_LABELS_MAX; k++)
+            if (!strcmp(lv[k], t))   /* the broker refuses a hello that repeats one */
+                rc = evr_err_set(err, EVR_ERR_CONFIG, "labels: \"%s\" given twice (each label "
+                                 "once)", t);
+        if (!rc && nl + nx < EVR_OFFER_LABELS_MAX)
             lv[nl] = t;
     }
     if (!rc && nl + nx > EVR_OFFER_LABELS_MAX)

@@ -74,8 +74,8 @@ evr_rc_t evr_offer_check_exec_jobs(evr_store_t *store, const char *state_dir, co
     space-separated), then executor:NAME for each executor self offers.
     *buf is the copy of labels lv points into (the caller frees it; NULL
     on error).  EVR_ERR_CONFIG when a label starts with executor: (those
-    come from the executors setting), or when they come to more than
-    EVR_OFFER_LABELS_MAX. */
+    come from the executors setting), is given twice, or when they come
+    to more than EVR_OFFER_LABELS_MAX. */
 evr_rc_t evr_offer_labels(const evr_offer_t *self, const char *labels, const char **lv,
                           char **buf, evr_err_t *err);
 

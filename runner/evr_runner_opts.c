@@ -204,7 +204,14 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
     while ((c = evr_getopt("evrun-runner", argc, argv, "a:qh", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
-        case 'x': o->file = optarg; break;
+        case 'x':
+            o->file = optarg;
+            if (!*optarg) {   /* else ": cannot open", naming nothing */
+                fprintf(stderr, "evrun-runner: --exec \"\": expected a pipeline file (the path "
+                        "of a .yml file)\n");
+                return 2;
+            }
+            break;
         case 'r': o->recover = true; break;
         case 'a':
             args = true;

@@ -50,9 +50,11 @@ evr_text_cut(char *s, size_t max)
     byte that does not start a whole UTF-8 character (a message must be
     UTF-8 to go on the wire). */
 static size_t
-s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
+s_ctl_escape(const unsigned char *s, char esc[9], size_t *n, bool bs)
 {
     *n = 1;
+    if (bs && *s == '\\')
+        return (size_t) snprintf(esc, 9, "\\\\");
     if (*s == '\n' || *s == '\r' || *s == '\t')
         return (size_t) snprintf(esc, 9, "\\%c", *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't');
     if (*s < 0x20 || *s == 0x7f)
@@ -70,8 +72,9 @@ s_ctl_escape(const unsigned char *s, char esc[9], size_t *n)
     return 0;
 }
 
-char *
-evr_text_escape_ctl(const char *s, char *out, size_t len)
+/*  evr_text_escape_ctl, and with bs each backslash as \\ too. */
+static char *
+s_escape(const char *s, char *out, size_t len, bool bs)
 {
     static const char mark[] = EVR_CUT_MARK;
     size_t o = 0, room = len - 1;   /* bytes for text, the NUL after */
@@ -79,14 +82,14 @@ evr_text_escape_ctl(const char *s, char *out, size_t len)
     size_t whole = 0;   /* the escaped length of all of s */
     for (const unsigned char *q = p; *q;) {
         char esc[9];
-        size_t in, n = s_ctl_escape(q, esc, &in);
+        size_t in, n = s_ctl_escape(q, esc, &in, bs);
         whole += n ? n : in;
         q += in;
     }
     bool cut = false;
     while (*p) {
         char esc[9];
-        size_t in, n = s_ctl_escape(p, esc, &in);
+        size_t in, n = s_ctl_escape(p, esc, &in, bs);
         const char *from = n ? esc : (const char *) p;
         if (!n)   /* one character, whole */
             n = in;
@@ -106,6 +109,18 @@ evr_text_escape_ctl(const char *s, char *out, size_t len)
     }
     out[o] = '\0';
     return out;
+}
+
+char *
+evr_text_escape_ctl(const char *s, char *out, size_t len)
+{
+    return s_escape(s, out, len, false);
+}
+
+char *
+evr_text_escape(const char *s, char *out, size_t len)
+{
+    return s_escape(s, out, len, true);
 }
 
 bool

@@ -63,6 +63,12 @@ size_t evr_text_cut(char *s, size_t max);
     line, sends no terminal escape and is UTF-8; when it does not fit, cut between
     characters and escapes, EVR_CUT_MARK last.  Returns out. */
 char *evr_text_escape_ctl(const char *s, char *out, size_t len);
+/*  As evr_text_escape_ctl, and each backslash written as \\, so that the
+    escaped text says what the sender sent: a reason that holds the four
+    characters \x1b reads \\x1b, one that held ESC \x1b.  For a text
+    escaped once and shown as it is (a client's reason); a message that
+    quotes values escaped already (evr_diag) keeps evr_text_escape_ctl. */
+char *evr_text_escape(const char *s, char *out, size_t len);
 /*  Whether s holds a control character (below 0x20, or 0x7f). */
 bool evr_text_has_ctl(const char *s);
 

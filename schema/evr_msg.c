@@ -45,6 +45,33 @@ s_check_status(const void *v)
     return evr_event_status_ok(s) ? NULL : evr_diag_one_of(s, names);
 }
 
+/*  Whether an item of l repeats one before it: said in why (l's own
+    item quoted, "\"gpu\" at [2] repeats [0]").  A list of labels is a
+    set: a repeat means nothing, and is refused as a pipeline's is. */
+static bool
+s_repeat(const evr_strlist_t *l, char *why, size_t size)
+{
+    for (uint32_t i = 1; i < l->n; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(l->v[i], l->v[j])) {
+                char q[68];   /* as s_check_names */
+                snprintf(why, size, "\"%s\" at [%u] repeats [%u]",
+                         evr_text_escape_ctl(l->v[i], q, sizeof q), i, j);
+                return true;
+            }
+    return false;
+}
+
+/*  A runner's or provider's labels (hello, runner, provider): each once;
+    their names are the sender's (an executor:NAME one checked by the
+    broker). */
+static const char *
+s_check_once(const void *v)
+{
+    static __thread char why[120];
+    return s_repeat(v, why, sizeof why) ? why : NULL;
+}
+
 static const char *
 s_check_names(const void *v)
 {
@@ -58,7 +85,7 @@ s_check_names(const void *v)
                      evr_text_escape_ctl(l->v[i], q, sizeof q), i);
             return why;
         }
-    return NULL;
+    return s_repeat(l, why, sizeof why) ? why : NULL;
 }
 
 static const char *
@@ -145,7 +172,7 @@ s_check_spec(const void *v)
 #define VERSION(R) M("version", EVR_FT_STR, R, 64, version, NULL, NULL, "evrun version")
 #define SPEC(R) M("spec", EVR_FT_RECPTR, R, 0, spec, &evr_spec_type, s_check_spec, "pipeline spec (see Pipeline spec)")
 #define ARGS(R) M("args", EVR_FT_STRMAP, R, 64, args, NULL, NULL, "args given with -a NAME=VALUE")
-#define LABELS(R) M("labels", EVR_FT_STRLIST, R, 32, labels, NULL, NULL, "labels")
+#define LABELS(R) M("labels", EVR_FT_STRLIST, R, 32, labels, NULL, s_check_once, "labels")
 #define EVENTS(R) M("events", EVR_FT_RECLIST, R, EVR_MSG_MAX_EVENTS, events, &evr_event_type, NULL, "events (see Events)")
 #define EVENT(R) M("event", EVR_FT_RECPTR, R, 0, event, &evr_event_type, NULL, "one event (see Events)")
 #define SEQ(R, doc) M("seq", EVR_FT_U64, R, 0, seq, NULL, NULL, doc)
@@ -387,7 +414,7 @@ s_check_labels(const void *v)
                      evr_text_escape_ctl(l->v[i], q, sizeof q), i);
             return why;
         }
-    return NULL;
+    return s_repeat(l, why, sizeof why) ? why : NULL;
 }
 
 MSG(demand, M("job", EVR_FT_STR, true, EVR_ULID_LEN, job, NULL, s_check_ulid,

@@ -471,10 +471,19 @@ evr_source_url(const evr_source_t *src)
     return src->git.present ? src->git.url : src->copy ? src->copy : src->tarball;
 }
 
+static __thread uint64_t s_lookup_work;   /* evr_spec_lookup_work */
+
+uint64_t
+evr_spec_lookup_work(void)
+{
+    return s_lookup_work;
+}
+
 int
 evr_spec_step_index(const evr_spec_t *spec, const char *name)
 {
     for (uint32_t i = 0; i < spec->steps.n; i++) {
+        s_lookup_work++;
         const char *n = evr_spec_step(spec, i)->name;
         if (n && strcmp(n, name) == 0)
             return (int) i;

@@ -364,8 +364,16 @@ bool evr_spec_cpus_milli(const char *s, uint32_t *milli);
 #define EVR_SPEC_MAX_NOFILE (1ull << 30)
 #define EVR_SPEC_MAX_PROCS 4194304ull
 
-/*  Index of the step called name, or -1. */
+/*  Index of the step called name, or -1.  A walk over the steps: each
+    step looked at counts in evr_spec_lookup_work. */
 int evr_spec_step_index(const evr_spec_t *spec, const char *name);
+
+/*  The steps evr_spec_step_index has looked at in this thread so far: the
+    cost of the checks that look names up (256 steps each needing every
+    step above it are 32640 needs; a check that looked a name up for each
+    pair of a step's needs made that a billion).  A test bounds the
+    difference across a call, where a time would measure the machine. */
+uint64_t evr_spec_lookup_work(void);
 
 /*  The steps a job of spec has: its steps, then on_error when present
     (named EVR_ON_ERROR_NAME); and the name of the i-th of them. */

@@ -893,6 +893,11 @@ evr_rc_t
 evr_yaml_load_file(evr_spec_t *spec, evr_diag_t *diag)
 {
     const char *file = evr_diag_file(diag);
+    if (!*file) {   /* the callers say so first, naming their option */
+        evr_diag_add_at(diag, 0, 0, "", "the pipeline file name is empty: give the path of a "
+                        ".yml file");
+        return EVR_ERR_SPEC;
+    }
     FILE *fp = fopen(file, "rb");
     if (!fp) {
         evr_diag_add_at(diag, 0, 0, "", "cannot open: %s", strerror(errno));

@@ -18,6 +18,14 @@
 #define EVR_YAML_MAX_DEPTH 16           /* nesting of maps and lists */
 #define EVR_YAML_MAX_NODES 100000       /* nodes visited, aliases counted each time */
 
+/*  The YAML work done in this thread so far: the events
+    evr_yaml_precheck read and the steps of the merge walk
+    (evr_yaml_merge.h: each merged mapping entered, each of its pairs and
+    each list item looked at).  Each is bounded by a limit checked where it
+    is done (EVR_YAML_MAX_DEPTH, EVR_YAML_MAX_NODES): a test bounds the
+    difference across a call, where a time would measure the machine. */
+uint64_t evr_yaml_work(void);
+
 /*  Loads the YAML text buf[0..len) into spec (zeroed by the caller) and
     runs evr_spec_validate().  Errors go to diag.  Returns EVR_OK, or
     EVR_ERR_SPEC when diag holds errors (spec may then be partly filled:

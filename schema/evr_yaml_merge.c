@@ -131,8 +131,10 @@ s_merge_map(s_merge_t *m, yaml_node_t *src, unsigned depth)
     }
     yaml_node_pair_t *pr = src->data.mapping.pairs.start;
     size_t np = (size_t) (src->data.mapping.pairs.top - pr);
+    evr_yaml_work_add(1);
     for (size_t pass = 0; pass < 2; pass++)   /* its own keys first, then its merges */
         for (size_t i = 0; i < np && *m->budget; i++) {
+            evr_yaml_work_add(1);
             yaml_node_t *k = yaml_document_get_node(m->doc, pr[i].key);
             yaml_node_t *v = yaml_document_get_node(m->doc, pr[i].value);
             if (!k || !v || s_is_merge(k) != (pass == 1))
@@ -167,6 +169,7 @@ s_merge_value(s_merge_t *m, yaml_node_t *v, unsigned depth)
     }
     for (yaml_node_item_t *it = v->data.sequence.items.start;
          it < v->data.sequence.items.top && *m->budget; it++) {
+        evr_yaml_work_add(1);
         yaml_node_t *item = yaml_document_get_node(m->doc, *it);
         if (item && item->type == YAML_MAPPING_NODE)
             s_merge_map(m, item, depth);

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <yaml.h>
 
 #include "evr_diag.h"
@@ -30,5 +31,8 @@ typedef struct {
     *pairs (caller frees) and *n; returns false when an error was added. */
 bool evr_yaml_pairs(yaml_document_t *doc, yaml_node_t *map, const char *path,
                     size_t *budget, evr_diag_t *diag, evr_ypair_t **pairs, size_t *n);
+
+/*  Counts n steps of work in evr_yaml_work (evr_yaml_syntax.c). */
+void evr_yaml_work_add(uint64_t n);
 
 #endif

@@ -4,6 +4,7 @@
     indentation), and the precheck of every YAML file evrun reads, over
     libyaml's events: syntax, nesting depth and size, found at once. */
 #include "evr_yaml.h"
+#include "evr_yaml_merge.h"
 #include "evr_yaml_syntax.h"
 
 #include <stdio.h>
@@ -88,6 +89,20 @@ evr_yaml_syntax_error(const yaml_parser_t *parser, const char *buf, size_t len,
                     hint ? hint : "");
 }
 
+static __thread uint64_t s_work;   /* evr_yaml_work */
+
+uint64_t
+evr_yaml_work(void)
+{
+    return s_work;
+}
+
+void
+evr_yaml_work_add(uint64_t n)
+{
+    s_work += n;
+}
+
 bool
 evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
 {
@@ -102,6 +117,7 @@ evr_yaml_precheck(const char *buf, size_t len, evr_diag_t *diag)
     size_t events = 0;
     while (ok && !done) {
         yaml_event_t ev;
+        s_work++;
         if (!yaml_parser_parse(&parser, &ev)) {
             evr_yaml_syntax_error(&parser, buf, len, diag);
             ok = false;

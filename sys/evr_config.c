@@ -210,6 +210,12 @@ evr_config_source(const evr_config_t *self, const char *key)
     return s_source(self, key);
 }
 
+const char *
+evr_config_from(const evr_config_t *self, const char *key, char *buf, size_t size)
+{
+    return s_from(self, key, buf, size);
+}
+
 evr_rc_t
 evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,
                 uint64_t *out, evr_err_t *err)
@@ -529,6 +535,11 @@ evr_config_load_file(evr_config_t *self, const char *path, const char *const *al
                      evr_err_t *err)
 {
     evr_rc_t rc = EVR_OK;
+    if (!*path) {   /* --config "" (a variable left unset): else ": No such file" */
+        s_file_error(self, &rc, err, "--config \"\": expected a settings file (leave --config "
+                     "out for the default)");
+        return rc;
+    }
     FILE *fp = fopen(path, "rb");
     struct stat st;
     if (!fp) {
@@ -728,6 +739,21 @@ evr_config_layer(evr_config_t *self, const char *file, const char *const *flags,
         evr_err_t e;
         if (dv && !*dv && evr_config_problem(self, dirs[d], &e, "expected a directory (empty, "
                                              "every path made from it would start at /)")
+            && !rc) {
+            *err = e;
+            rc = EVR_ERR_CONFIG;
+        }
+    }
+    /* a file or the UI's directory given empty: said as such, not as
+       "tls_cert = : No such file" or a UI served from nowhere */
+    static const char *const files[] = { "tls_cert", "tls_key", "client_cert", "runner_cert",
+                                         "registry_auth", "ui_dir" };
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        const char *fv = evr_config_get(self, files[f]);
+        evr_err_t e;
+        if (fv && !*fv && evr_config_problem(self, files[f], &e, "expected a %s (empty: give "
+                                             "its path, or leave it out)", strcmp(files[f],
+                                             "ui_dir") ? "file" : "directory")
             && !rc) {
             *err = e;
             rc = EVR_ERR_CONFIG;

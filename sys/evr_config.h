@@ -56,6 +56,12 @@ const char *evr_config_get(const evr_config_t *self, const char *key);
     "derived" (filled in by the program), or "unset". */
 const char *evr_config_source(const evr_config_t *self, const char *key);
 
+/*  Where key's value came from, as a problem says it: the source, for
+    the environment its variable ("env EVRUN_LEASE_MS"), for a file the
+    place ("file evrun.yml:3:11"); in buf (size bytes) when made there.
+    Returns the text. */
+const char *evr_config_from(const evr_config_t *self, const char *key, char *buf, size_t size);
+
 /*  Value of key as an unsigned number in [min, max]; EVR_ERR_CONFIG
     naming the key and its source otherwise. */
 evr_rc_t evr_config_uint(const evr_config_t *self, const char *key, uint64_t min, uint64_t max,

@@ -77,6 +77,27 @@ evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
 }
 
 int
+evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req)
+{
+    if (c == 'a' && !evr_spec_parse_arg(arg, &req->args)) {
+        fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", prog, arg);
+        return 2;
+    }
+    if (c == 'l') {
+        if (!evr_cli_name_arg(prog, "--label", "a label", arg))
+            return 2;
+        for (uint32_t i = 0; i < req->labels.n; i++)
+            if (!strcmp(req->labels.v[i], arg)) {
+                fprintf(stderr, "%s: --label \"%s\": given twice (each label once)\n", prog,
+                        arg);
+                return 2;
+            }
+        evr_strlist_push(&req->labels, arg);
+    }
+    return c == 'a' || c == 'l' ? 0 : -1;
+}
+
+int
 evr_cli_settings(evr_cli_t *cli)
 {
     evr_err_t err;

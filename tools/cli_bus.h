@@ -85,6 +85,13 @@ bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
     refusal, where a usage error is 2). */
 bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
 
+/*  The options a job's request takes in run, submit and start: 'a'
+    (-a/--arg NAME=VALUE, into req->args) and 'l' (--label L, into
+    req->labels: a name, each once, as the broker takes them).  0 when c
+    is one and taken; 2 (said, naming the option and the value) when its
+    value is refused; -1 when c is neither. */
+int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
+
 /*  Loads the settings only (no connection), timeout_ms checked: 0 or 2. */
 int evr_cli_settings(evr_cli_t *cli);
 

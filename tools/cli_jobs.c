@@ -282,18 +282,12 @@ s_run_common(int argc, char **argv, const char *name)
            && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
+        int taken = evr_cli_job_opt(cli.prog, c, optarg, &req);
+        if (taken >= 0) {
+            status = taken;
+            continue;
+        }
         switch (c) {
-        case 'a':
-            if (!evr_spec_parse_arg(optarg, &req.args)) {
-                fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", cli.prog, optarg);
-                status = 2;
-            }
-            break;
-        case 'l':
-            evr_strlist_push(&req.labels, optarg);
-            if (!evr_cli_name_arg(cli.prog, "--label", "a label", optarg))
-                status = 2;
-            break;
         case 'f': follow = true; break;
         case 'w': wait = true; break;
         case 'e': events = true; break;
@@ -324,6 +318,11 @@ s_run_common(int argc, char **argv, const char *name)
     }
     else if (!status && optind != argc - 1) {
         fprintf(stderr, "%s: expected one pipeline FILE\n", cli.prog);
+        status = 2;
+    }
+    else if (!status && !*argv[optind]) {   /* else ": cannot open", naming nothing */
+        fprintf(stderr, "%s: the pipeline file name is empty: give the path of a .yml file\n",
+                cli.prog);
         status = 2;
     }
     if (status) {

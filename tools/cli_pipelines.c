@@ -157,18 +157,12 @@ evr_cli_start(int argc, char **argv)
     while ((c = evr_cli_getopt(cli.prog, argc, argv, "a:fwh", opts)) != -1 && !status) {
         if (evr_cli_common(&cli, c, optarg))
             continue;
+        int taken = evr_cli_job_opt(cli.prog, c, optarg, &req);
+        if (taken >= 0) {
+            status = taken;
+            continue;
+        }
         switch (c) {
-        case 'a':
-            if (!evr_spec_parse_arg(optarg, &req.args)) {
-                fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", cli.prog, optarg);
-                status = 2;
-            }
-            break;
-        case 'l':
-            evr_strlist_push(&req.labels, optarg);
-            if (!evr_cli_name_arg(cli.prog, "--label", "a label", optarg))
-                status = 2;
-            break;
         case 'f': follow = true; break;
         case 'w': wait = true; break;
         case 'e': events = true; break;

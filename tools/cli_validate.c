@@ -189,6 +189,12 @@ evr_cli_validate(int argc, char **argv)
         fprintf(stderr, "evrun-cli validate: no FILE given\n");
         status = 2;
     }
+    for (int i = optind; status == 0 && i < argc; i++)
+        if (!*argv[i]) {   /* else ": cannot open", naming nothing */
+            fprintf(stderr, "evrun-cli validate: FILE %d: the pipeline file name is empty: "
+                    "give the path of a .yml file\n", i - optind + 1);
+            status = 2;
+        }
     if (status == 2)
         fprintf(stderr, "usage: evrun-cli validate [--print] [-a NAME=VALUE]... FILE...\n");
     if (status == 0)   /* every file is checked, whatever the ones before said */

@@ -652,6 +652,11 @@ main(int argc, char **argv)
     }
     if ((job && !s_id_arg("--job", job)) || (output && !s_id_arg("--output", output)))
         return 2;
+    if (!*argv[optind]) {   /* else "store: : No such file", naming nothing */
+        fprintf(stderr, "evrun-replay: \"\": expected a state directory (DIR, where a store "
+                "is)\n");
+        return 2;
+    }
     if (o.to_given && o.from > o.to) {
         fprintf(stderr, "evrun-replay: --from %llu is above --to %llu: no event lies between\n",
                 (unsigned long long) o.from, (unsigned long long) o.to);

@@ -205,6 +205,57 @@ for c in "run $tmp/p.yml --label|evrun-cli run: --label|a label" \
   check "$args '': says what it expects" \
     grep -qxF "$prefix \"\": expected $what: letters, digits, _ . - (at most 64 bytes)" "$tmp/err"
 done
+# a label given twice: the broker refuses a repeated label (its labels are
+# a set), so the command line says so first, for each command taking them
+for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
+         "start p|evrun-cli start"; do
+  IFS='|' read -r args prefix <<< "$c"
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $args --label gpu --label x --label gpu
+  check "$args --label twice: exit 2" [ $rc -eq 2 ]
+  check "$args --label twice: names it" \
+    grep -qxF "$prefix: --label \"gpu\": given twice (each label once)" "$tmp/err"
+done
+# a file or directory given empty (a variable left unset): said as such,
+# naming the option, not ": cannot open" naming nothing
+for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-cli submit ''|evrun-cli submit: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-cli validate $tmp/p.yml ''|evrun-cli validate: FILE 2: the pipeline file name is empty: give the path of a .yml file" \
+         "evrun-runner --exec ''|evrun-runner: --exec \"\": expected a pipeline file (the path of a .yml file)" \
+         "evrun-replay ''|evrun-replay: \"\": expected a state directory (DIR, where a store is)" \
+         "evrun-provisioner --config ''|evrun-provisioner: --config \"\": expected the providers' file (see --help)" \
+         "evrun-provisioner --settings '' --config $tmp/p.yml|evrun-provisioner: --settings \"\": expected a settings file (leave --settings out for the default)" \
+         "evrun-cli jobs --config ''|evrun-cli jobs: --config \"\": expected a settings file (leave --config out for the default)" \
+         "evrun-broker --config '' --print-config|evrun-broker: --config \"\": expected a settings file (leave --config out for the default)" \
+         "evrun-gateway --tls-cert '' --tls-key $tmp/p.yml --print-config|evrun-gateway: tls_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-gateway --ui-dir '' --print-config|evrun-gateway: ui_dir = \"\" (from flag): expected a directory (empty: give its path, or leave it out)" \
+         "evrun-tail --all --curve-cert ''|evrun-tail: client_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-runner --broker ipc://x --curve-cert '' --print-config|evrun-runner: runner_cert = \"\" (from flag): expected a file (empty: give its path, or leave it out)" \
+         "evrun-runner --broker ipc://x --registry-auth '' --print-config|evrun-runner: registry_auth = \"\" (from flag): expected a file (empty: give its path, or leave it out)"; do
+  IFS='|' read -r args line <<< "$c"
+  eval "run \"\$bin\"/$args"
+  check "$args: exit 2" [ $rc -eq 2 ]
+  check "$args: says it is empty" grep -qxF "$line" "$tmp/err"
+done
+# the broker's client and runner endpoints on one port: said as such, naming
+# where each came from, not as the runner bind failing ("another broker
+# running?", when the broker's own client socket held the port)
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
+  --runner-endpoint tcp://127.0.0.1:7790 --print-config
+check "broker: client and runner on one port: exit 2" [ $rc -eq 2 ]
+check "broker: client and runner on one port: the two must differ, both named" \
+  said 'evrun-broker: runner_endpoint = "tcp://127.0.0.1:7790" (from flag): the same port as client_endpoint = "tcp://127.0.0.1:7790" (from flag): the two ports must differ (set by --client-endpoint and --runner-endpoint, or client_endpoint and runner_endpoint in the settings file)'
+printf 'client_endpoint: tcp://127.0.0.1:7791\nrunner_endpoint: tcp://0.0.0.0:7791\n' > "$tmp/ports.yml"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --config "$tmp/ports.yml" --print-config
+check "broker: one port in the settings file (0.0.0.0 too): said at both lines" \
+  said "evrun-broker: runner_endpoint = \"tcp://0.0.0.0:7791\" (from file $tmp/ports.yml:2:18): the same port as client_endpoint = \"tcp://127.0.0.1:7791\" (from file $tmp/ports.yml:1:18): the two ports must differ (set by --client-endpoint and --runner-endpoint, or client_endpoint and runner_endpoint in the settings file)"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --local --events-endpoint "ipc://$tmp/b/bus/runners" \
+  --print-config
+check "broker: events on the runners' ipc path: the two endpoints must differ" \
+  grep -qF 'events_endpoint = "ipc://'"$tmp"'/b/bus/runners" (from flag): the same endpoint as runner_endpoint' "$tmp/err"
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
+  --runner-endpoint tcp://127.0.0.2:7790 --print-config
+check "broker: one port on two addresses: taken" [ $rc -eq 0 ]
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"

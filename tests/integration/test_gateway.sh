@@ -814,6 +814,8 @@ case_query_params() {
   check "?WHO=x: 400 [error bad_request]" jerr bad_request
   check "... names them and the known ones" grep -q 'unknown query parameter WHO, bogus: this route takes arg, label (an arg is ?arg=NAME=VALUE)' "$tmp/body"
   check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
+  check "?label=gpu twice: 400" [ "$(api POST '/jobs?arg=WHO=x&label=gpu&label=gpu' "${yml[@]}")" = 400 ]
+  check "?label=gpu twice: names it" grep -qF 'label: \"gpu\" given twice (each label once, the body'"'"'s and the query'"'"'s together)' "$tmp/body"
   check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ]
   check "GET /jobs?limt=1: 400 [unknown query parameter limt: this route take...]" grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
   check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]

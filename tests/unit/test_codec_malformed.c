@@ -101,6 +101,12 @@ static const s_bad_t s_bad[] = {
     { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"x\", \"\"]}", NULL, "bad_request", "submit.labels: expected names: letters, digits, _ . - (at most 64 bytes each), got \"\" at [1]" },
     /* a demand's labels name the item refused, as a submit's */
     { "evrun1 demand", "{\"job\": \"" J "\", \"labels\": [\"a\", \"executor:\"]}", NULL, "bad_request", "demand.labels: expected labels: letters, digits, _ . - (at most 64 bytes each), or executor:NAME, got \"executor:\" at [1]" },
+    /* a list of labels is a set: a repeat is refused, naming it and its first */
+    { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"gpu\", \"x\", \"gpu\"]}", NULL, "bad_request", "submit.labels: \"gpu\" at [2] repeats [0]" },
+    { "evrun1 start", "{\"job\": \"" J "\", \"pipeline\": \"p\", \"labels\": [\"a\", \"a\"]}", NULL, "bad_request", "start.labels: \"a\" at [1] repeats [0]" },
+    { "evrun1 demand", "{\"job\": \"" J "\", \"labels\": [\"executor:podman\", \"b\", \"executor:podman\"]}", NULL, "bad_request", "demand.labels: \"executor:podman\" at [2] repeats [0]" },
+    { "evrun1 hello", "{\"runner\": \"r\", \"capacity\": 1, \"version\": \"v\", \"labels\": [\"a\", \"b\", \"b\"]}", NULL, "bad_request", "hello.labels: \"b\" at [2] repeats [1]" },
+    { "evrun1 provider", "{\"provider\": \"p\", \"labels\": [\"a\", \"a\"]}", NULL, "bad_request", "provider.labels: \"a\" at [1] repeats [0]" },
     /* a value quoted in a message is cut between characters, and kept on its line */
     { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e4\u00e4\u00e4\"]}", NULL, "bad_request", "got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xe2\x80\xa6\" at [0]" },
     { "evrun1 submit", "{\"job\": \"" J "\", \"labels\": [\"a\\nb\"]}", NULL, "bad_request", "got \"a\\nb\" at [0]" },

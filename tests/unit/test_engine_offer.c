@@ -127,6 +127,10 @@ test_offer_labels(void)
     CHECK(evr_offer_labels(&o, "a,executor:podman", lv, &buf, &err) == EVR_ERR_CONFIG);
     CHECK(buf == NULL);
     CHECK_CONTAINS(err.msg, "\"executor:podman\": executor labels come from the executors");
+    /* a label twice: the broker would refuse the hello (labels are a set) */
+    CHECK(evr_offer_labels(&o, "gpu,big gpu", lv, &buf, &err) == EVR_ERR_CONFIG);
+    CHECK(buf == NULL);
+    CHECK_STR(err.msg, "labels: \"gpu\" given twice (each label once)");
 
     /* 30 labels and the two executors' fill the 32; one more is refused,
        however many more (nothing dropped or replaced in silence) */

@@ -418,6 +418,10 @@ test_parse_start(void)
     CHECK(strstr(msg, "body.pipeline") != NULL);
     CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[7]}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.labels[0]") != NULL);
+    /* labels are a set: a repeat is refused, naming both (as the broker's submit) */
+    CHECK(s_start("{\"pipeline\":\"p\",\"labels\":[\"gpu\",\"x\",\"gpu\"]}", &m, msg,
+                  sizeof msg) == -1);
+    CHECK_STR(msg, "body.labels[2]: \"gpu\" repeats body.labels[0]");
     CHECK(s_start("{\"pipeline\":\"p\",\"image\":\"x\"}", &m, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "body.image: unknown field") != NULL);
     CHECK(!m.pipeline && !m.args.n);
@@ -606,6 +610,17 @@ test_hooks(void)
     CHECK(gh.job_id == 0);
     evr_gw_github_job_name(&gh, "d-43", jname, sizeof jname);
     CHECK_STR(jname, "d-43");
+    evr_gw_github_clear(&gh);
+    /* a label repeated (runs-on is GitHub's): its demand names it once, as
+       the broker takes a demand's labels */
+    char twice[512];
+    snprintf(twice, sizeof twice, "{\"action\":\"queued\",\"workflow_job\":{\"id\":42,"
+             "\"labels\":[\"linux\",\"self-hosted\",\"linux\"],\"head_branch\":\"main\","
+             "\"head_sha\":\"%s\"},\"repository\":{\"clone_url\":\"https://h/r.git\","
+             "\"full_name\":\"o/r\"}}", sha);
+    CHECK(evr_gw_github_parse("workflow_job", twice, strlen(twice), &gh, why, sizeof why) == 0);
+    CHECK(gh.labels.n == 2 && !strcmp(gh.labels.v[0], "linux")
+          && !strcmp(gh.labels.v[1], "self-hosted") && !gh.demand_why);
     evr_gw_github_clear(&gh);
     memcpy(strstr(buf, "\"id\":-1"), "\"id\":42", 7);
     memcpy(strstr(buf, "\"linux\""), "\"li ux\"", 7);
@@ -911,6 +926,8 @@ test_demand_parse(void)
         { "{\"labels\":\"linux\"}", "body.labels: expected an array" },
         { "{\"labels\":[\"a b\"]}", "body.labels[0]: expected a label" },
         { "{\"labels\":[\"executor:\"]}", "body.labels[0]: expected a label" },
+        { "{\"labels\":[\"a\",\"executor:podman\",\"executor:podman\"]}",
+          "body.labels[2]: \"executor:podman\" repeats body.labels[1]" },
         { "{\"count\":0}", "body.count: expected a whole number from 1 to 64" },
         { "{\"count\":65}", "body.count: expected a whole number from 1 to 64" },
         { "{\"count\":\"2\"}", "body.count: expected a whole number" },

@@ -127,6 +127,24 @@ test_escape_ctl(void)
     CHECK(evr_text_has_ctl("a\x1b") && !evr_text_has_ctl("ab"));
 }
 
+/*  evr_text_escape (a client's reason): a backslash is escaped too, so a
+    reason holding the four characters \x1b is not shown as one that held
+    ESC; evr_text_escape_ctl keeps a backslash as it is (it quotes text
+    escaped already). */
+static void
+test_escape_backslash(void)
+{
+    char a[32], b[32];
+    CHECK_STR(evr_text_escape("a\x1b[2J", a, sizeof a), "a\\x1b[2J");
+    CHECK_STR(evr_text_escape("a\\x1b[2J", b, sizeof b), "a\\\\x1b[2J");
+    CHECK(strcmp(a, b) != 0);
+    CHECK_STR(evr_text_escape("C:\\dir\t", a, sizeof a), "C:\\\\dir\\t");
+    CHECK_STR(evr_text_escape_ctl("a\\x1b", a, sizeof a), "a\\x1b");
+    /* cut between escapes: never half of a \\ */
+    char six[6];
+    CHECK_STR(evr_text_escape("\\\\\\", six, sizeof six), "\\\\" EVR_CUT_MARK "");
+}
+
 int
 main(void)
 {
@@ -134,5 +152,6 @@ main(void)
     EVR_TEST_RUN(test_tarball_urls);
     EVR_TEST_RUN(test_control_characters_escaped);
     EVR_TEST_RUN(test_escape_ctl);
+    EVR_TEST_RUN(test_escape_backslash);
     EVR_TEST_END();
 }
