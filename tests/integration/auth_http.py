@@ -8,7 +8,9 @@ same PORT, one thread each:
   DIR is given and has it), else "file NAME", only with
   `Authorization: Basic base64(USER:PASSWORD)`, /bearer/NAME only with
   `Authorization: Bearer TOKEN`, else 401; /here/PATH redirects (302) to
-  /PATH on itself; /away/PATH redirects to http://127.0.0.2:PORT/PATH.
+  /PATH on itself; /away/PATH redirects to http://127.0.0.2:PORT/PATH,
+  /local/PATH to http://localhost:PORT/PATH (the same address under
+  another host name); /open/NAME answers 200 and "open NAME" to anyone.
 - 127.0.0.2: every GET answers 200 and "open NAME", credentials or not
   (the other host a redirect leads to).
 
@@ -55,6 +57,10 @@ def main():
                     self.answer(200, ("open %s\n" % self.path).encode())
                 elif kind == "here":
                     self.answer(302, location="/" + rest)
+                elif kind == "local":
+                    self.answer(302, location="http://localhost:%d/%s" % (port, rest))
+                elif kind == "open":
+                    self.answer(200, ("open %s\n" % self.path).encode())
                 elif kind == "away":
                     self.answer(302, location="http://127.0.0.2:%d/%s" % (port, rest))
                 elif kind in ("basic", "bearer") and auth == (

@@ -7,8 +7,8 @@
 # and the status; a missing one refuses the job before any step (--exec:
 # exit 2, as a missing git.secret); the value is in
 # no output, no replay and no step's environment; a redirect to another
-# host (127.0.0.2) goes without the credentials, one to the same origin
-# keeps them.
+# host (127.0.0.2, or localhost for 127.0.0.1) goes without the
+# credentials, one to the same origin keeps them.
 set -u
 bin=$1 src=$2
 shift 2
@@ -174,8 +174,9 @@ resources:
   - { name: b, url: "http://127.0.0.1:$port/away/b.txt", path: b.txt, secret: BASIC_AUTH }
   - { name: t, url: "http://127.0.0.1:$port/away/t.txt", path: t.txt, secret: TOKEN_AUTH }
   - { name: h, url: "http://127.0.0.1:$port/here/basic/h.txt", path: h.txt, secret: BASIC_AUTH }
+  - { name: l, url: "http://127.0.0.1:$port/local/open/l.txt", path: l.txt, secret: TOKEN_AUTH }
 steps:
-  - { name: show, run: cat b.txt t.txt h.txt }
+  - { name: show, run: cat b.txt t.txt h.txt l.txt }
 EOF
   run away --resource-redirects any
   check "exit 0" [ "$rc" -eq 0 ]
@@ -186,7 +187,9 @@ EOF
   check "the other host's files came" grep -qx "show | open /b.txt" "$out"
   check "a same-origin redirect keeps them" grep -qx "127.0.0.1 /basic/h.txt Basic" "$log"
   check "... its file came" grep -qx "show | file h.txt" "$out"
-  check "no credentials reached 127.0.0.2" not grep -q "^127.0.0.2 .* [BD]" "$log"
+  check "another host name of the same address (localhost) got none" \
+    grep -qx "127.0.0.1 /open/l.txt -" "$log"
+  check "no credentials reached 127.0.0.2" not grep -Eq "^127.0.0.2 .* (Basic|Bearer)$" "$log"
   check "no value anywhere" no_value away
   cat > "$tmp/same.yml" <<EOF
 pipeline: same
