@@ -192,7 +192,9 @@ struct evr_eng_job {
     bool src_held;              /* its checkout waits for the git cache's trim */
     evr_offload_t *src_work;    /* its tar made and read, in a child (evr_offload.h) */
     uint64_t src_objects;       /* the checkout's, until the job.source event */
-    char *src_auth[2];          /* git.secret's value, per source */
+    char *src_auth[2];          /* git.secret's or the tarball's secret's value, per source */
+    char **res_auth;            /* per resource: its secret's value (NULL: none); NULL:
+                                   no resource has one */
     char *src_commit[2];        /* the commit checked out (git), per source */
     evr_eng_image_t **images;   /* pulls asked (evr_image.c) */
     uint32_t nimages;
@@ -629,8 +631,9 @@ evr_eng_job_t *evr_eng_job_new(evr_engine_t *e, const char *job_id, const evr_sp
 /*  The checks evr_eng_job_new deferred (executor, network, secrets):
     false with err saying what is wrong. */
 bool evr_eng_job_check(evr_eng_job_t *job, evr_err_t *err);
-/*  The values of the secrets job's spec declares (its secrets, its git
-    sources' and registry_auth, a credential's password too) that can be
+/*  The values of the secrets job's spec declares (its secrets, its
+    sources' (git's, a tarball's), its resources' and registry_auth, a
+    credential's password too) that can be
     read, into job->secrets before evr_eng_job_check (which reads them
     again and says what is wrong): a PRE_VALIDATION hook's message is
     masked with them. */
@@ -667,6 +670,11 @@ void evr_eng_on_workspace(const evr_exec_result_t *r, void *arg);
 char *evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i);
 const char *evr_eng_first_image(const evr_eng_job_t *job, uint32_t *policy);
 const char *evr_eng_fetch_setting(const evr_fetch_result_t *r);
+/*  What to do about a download refused for its credentials (HTTP 401 or
+    403), secret the name of the one sent (NULL: none), written in buf:
+    "" for any other end. */
+const char *evr_eng_fetch_auth_hint(const evr_fetch_result_t *r, const char *secret, char *buf,
+                                    size_t size);
 void evr_eng_source_next(evr_eng_job_t *job);
 /*  A job that ends while its source is checked out (or waits to be,
     while the git cache is trimmed), or its tar made: the

@@ -181,6 +181,7 @@ evr_fetch_start(evr_fetch_t *self, const evr_fetch_opts_t *opts, evr_fetch_fn *f
     r->file = evr_strdup(opts->file);
     r->opts.url = r->url;
     r->opts.file = r->file;
+    r->opts.auth = NULL;   /* the caller's: used by evr_http_start below, not kept */
     r->fn = fn;
     r->arg = arg;
     r->fp = fopen(r->file, "wbe");
@@ -193,7 +194,8 @@ evr_fetch_start(evr_fetch_t *self, const evr_fetch_opts_t *opts, evr_fetch_fn *f
     }
     evr_http_opts_t o = { .method = "GET", .path = r->url, .timeout_ms = opts->timeout_ms,
                           .on_data = s_data, .on_done = s_done, .on_drop = s_drop, .arg = r,
-                          .redirects = opts->redirects, .deny_local = opts->deny_local };
+                          .redirects = opts->redirects, .deny_local = opts->deny_local,
+                          .auth = opts->auth };   /* curl keeps its own copy */
     r->http = evr_http_start(self->http, &o);
     return r;
 }

@@ -37,6 +37,8 @@ typedef struct {
     long timeout_ms;            /* the whole download */
     evr_fetch_redirects_t redirects;
     bool deny_local;            /* refuse loopback, link-local, unspecified addresses */
+    const char *auth;           /* NULL, or evr_http_opts_t's: USER:PASSWORD (basic) or a
+                                   token (bearer), sent to the URL's origin only */
 } evr_fetch_opts_t;
 
 /*  How a download ended.  rc EVR_OK (status 200; bytes written), or:

@@ -554,6 +554,27 @@ s_body_file(evr_http_req_t *req)
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) sb.st_size);
 }
 
+/*  opts->auth on e: basic for USER:PASSWORD, else a bearer token.  curl
+    copies the strings, and sends them to the first URL's origin only
+    (CURLOPT_UNRESTRICTED_AUTH off: a redirect elsewhere goes without). */
+static void
+s_auth(CURL *e, const char *auth)
+{
+    const char *colon = strchr(auth, ':');
+    if (colon) {
+        char *user = evr_strndup(auth, (size_t) (colon - auth));
+        curl_easy_setopt(e, CURLOPT_USERNAME, user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, colon + 1);
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+        free(user);
+    }
+    else {
+        curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, auth);
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
+    }
+    curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+}
+
 evr_http_req_t *
 evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
 {
@@ -587,6 +608,9 @@ evr_http_start(evr_http_t *self, const evr_http_opts_t *opts)
     bool follow = absolute && opts->redirects != EVR_FETCH_REDIRECT_NONE;
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    if (absolute && opts->auth)
+        s_auth(e, opts->auth);
+    req->opts.auth = NULL;   /* the caller's, not kept */
     if (absolute && opts->deny_local) {
         curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
         curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);

@@ -59,6 +59,12 @@ typedef struct {
         message saying which rule refused what. */
     evr_fetch_redirects_t redirects;
     bool deny_local;
+    /*  Absolute URLs only: credentials, "USER:PASSWORD" (HTTP basic
+        authentication) or a token without ':' (Authorization: Bearer);
+        NULL for none.  Given to curl's own options, never a hand-made
+        header, so that a redirect to another scheme, host or port is
+        followed without them; logged nowhere. */
+    const char *auth;
 } evr_http_opts_t;
 
 /*  base: "unix:///path/to.sock" (requests go to http://d/<path> over that

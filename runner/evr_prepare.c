@@ -69,6 +69,9 @@ evr_eng_job_free(evr_eng_job_t *job)
     evr_strmap_free(&job->dyn_secrets);
     free(job->steps);
     free(job->on_error.name);
+    for (uint32_t i = 0; job->res_auth && i < job->spec->resources.n; i++)
+        free(job->res_auth[i]);
+    free(job->res_auth);
     evr_spec_destroy(&job->spec);
     evr_strmap_free(&job->env);
     free(job->unit_prefix);
@@ -298,16 +301,48 @@ s_network_allowed(const evr_engine_t *e, const evr_spec_t *spec, evr_err_t *err)
     return true;
 }
 
+/*  A source's secret (git's, or the tarball's beside it), NULL: none. */
+static const char *
+s_source_secret(const evr_source_t *src)
+{
+    if (!src->present)
+        return NULL;
+    return src->git.present ? src->git.secret : src->tarball ? src->secret : NULL;
+}
+
+/*  The credentials of a fetch (git.secret, a tarball's or a resource's
+    secret) in *value, read as secrets are, given to the fetch alone and
+    masked: whole, and the password of USER:PASSWORD (a step never gets
+    them, but one could print a token it found, a credential helper's,
+    or the same token in another form).  false (EVR_ERR_CONFIG in err)
+    when it is not set. */
+static bool
+s_fetch_secret(evr_eng_job_t *job, const char *name, char **value, evr_err_t *err)
+{
+    evr_rc_t rc = s_secret(job->eng, name, value, err);
+    if (rc || !*value) {
+        if (!rc)
+            s_secret_missing(job->eng, name, err);
+        return false;
+    }
+    const char *pw = strchr(*value, ':');
+    job->secrets[job->nsecrets++] = evr_strdup(*value);
+    if (pw && strlen(pw + 1) >= 4)
+        job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
+    return true;
+}
+
 /*  The secrets the job's spec names (its env and job->secrets), its
-    sources' git credentials and its registry_auth, read; false
-    (EVR_ERR_CONFIG in err) when one is not set. */
+    sources' and resources' credentials and its registry_auth, read;
+    false (EVR_ERR_CONFIG in err) when one is not set. */
 static bool
 s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
 {
     evr_engine_t *self = job->eng;
     const evr_spec_t *spec = job->spec;
-    /* room for the git credentials (each whole and its password) and registry_auth */
-    job->secrets = evr_realloc(job->secrets, (job->nsecrets + spec->secrets.n + 6)
+    /* room for the fetches' credentials (each whole and its password) and registry_auth */
+    job->secrets = evr_realloc(job->secrets, (job->nsecrets + spec->secrets.n + 6
+                                              + 2 * (size_t) spec->resources.n)
                                                  * sizeof(char *));
     for (uint32_t i = 0; i < spec->secrets.n; i++) {
         char *v = NULL;
@@ -320,23 +355,20 @@ s_job_secrets(evr_eng_job_t *job, evr_err_t *err)
         evr_strmap_set(&job->env, spec->secrets.v[i], v);
         job->secrets[job->nsecrets++] = v;
     }
-    /* the git credentials: read as secrets are, given to git only */
+    /* the fetches' credentials: read as secrets are, given to git or curl only */
     for (int i = 0; i < 2; i++) {
-        const evr_source_t *src = i ? &spec->source : &spec->ci_source;
-        const char *name = src->present && src->git.present ? src->git.secret : NULL;
-        evr_rc_t rc = name ? s_secret(self, name, &job->src_auth[i], err) : EVR_OK;
-        if (rc || (name && !job->src_auth[i])) {
-            if (!rc)
-                s_secret_missing(self, name, err);
+        const char *name = s_source_secret(i ? &spec->source : &spec->ci_source);
+        if (name && !s_fetch_secret(job, name, &job->src_auth[i], err))
             return false;
-        }
-        /* masked too: a step never gets them, but one that prints a token it
-           found (a credential helper's, the same token in another form) */
-        const char *pw = name ? strchr(job->src_auth[i], ':') : NULL;
-        if (name)
-            job->secrets[job->nsecrets++] = evr_strdup(job->src_auth[i]);
-        if (pw && strlen(pw + 1) >= 4)
-            job->secrets[job->nsecrets++] = evr_strdup(pw + 1);
+    }
+    for (uint32_t i = 0; i < spec->resources.n; i++) {
+        const char *name = evr_spec_resource(spec, i)->secret;
+        if (!name)
+            continue;
+        if (!job->res_auth)
+            job->res_auth = evr_calloc(spec->resources.n, sizeof(char *));
+        if (!s_fetch_secret(job, name, &job->res_auth[i], err))
+            return false;
     }
     return !spec->registry_auth || s_registry_auth(self, job, err);
 }
@@ -345,15 +377,18 @@ void
 evr_eng_job_secrets_early(evr_eng_job_t *job)
 {
     const evr_spec_t *spec = job->spec;
-    const char **names = evr_calloc(spec->secrets.n + 3, sizeof(char *));
+    const char **names = evr_calloc(spec->secrets.n + spec->resources.n + 3, sizeof(char *));
     uint32_t n = 0;
     for (uint32_t i = 0; i < spec->secrets.n; i++)
         names[n++] = spec->secrets.v[i];
     for (int i = 0; i < 2; i++) {
-        const evr_source_t *src = i ? &spec->source : &spec->ci_source;
-        if (src->present && src->git.present && src->git.secret)
-            names[n++] = src->git.secret;
+        const char *name = s_source_secret(i ? &spec->source : &spec->ci_source);
+        if (name)
+            names[n++] = name;
     }
+    for (uint32_t i = 0; i < spec->resources.n; i++)
+        if (evr_spec_resource(spec, i)->secret)
+            names[n++] = evr_spec_resource(spec, i)->secret;
     if (spec->registry_auth)
         names[n++] = spec->registry_auth;
     job->secrets = evr_realloc(job->secrets, (job->nsecrets + 2 * n + 1) * sizeof(char *));
@@ -561,6 +596,19 @@ evr_eng_fetch_setting(const evr_fetch_result_t *r)
     return "";
 }
 
+const char *
+evr_eng_fetch_auth_hint(const evr_fetch_result_t *r, const char *secret, char *buf, size_t size)
+{
+    if (r->status != 401 && r->status != 403)
+        return "";
+    if (secret)
+        snprintf(buf, size, " (the credentials of secret %s were sent)", secret);
+    else
+        snprintf(buf, size, "%s", r->status == 401 ? " (a private server: name a secret "
+                 "holding USER:PASSWORD or a token in its secret)" : "");
+    return buf;
+}
+
 static void s_res_put_go(void *arg);
 
 /*  The image a podman executor puts a tar into the workspace through: the
@@ -661,9 +709,12 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
     if (evr_eng_halted(job))
         snprintf(reason, sizeof reason, "the job %s while resource %s was downloaded",
                  job->timed_out ? "timed out" : "was cancelled", res->name);
-    else if (r->rc)
-        snprintf(reason, sizeof reason, "resource %s: %s%s", res->name, r->msg,
-                 evr_eng_fetch_setting(r));
+    else if (r->rc) {
+        char hint[EVR_SPEC_MAX_NAME + 96];
+        snprintf(reason, sizeof reason, "resource %s: %s%s%s", res->name, r->msg,
+                 evr_eng_fetch_setting(r),
+                 evr_eng_fetch_auth_hint(r, res->secret, hint, sizeof hint));
+    }
     if (*reason) {
         s_res_end(job, reason);
         return;
@@ -725,7 +776,8 @@ s_res_next(evr_eng_job_t *job)
                            .timeout_ms = EVR_ENG_DOWNLOAD_MS,
                            .max_bytes = job->eng->opts.resource_max_bytes,
                            .redirects = job->eng->opts.resource_redirects,
-                           .deny_local = job->eng->opts.resource_deny_local };
+                           .deny_local = job->eng->opts.resource_deny_local,
+                           .auth = job->res_auth ? job->res_auth[job->res_index] : NULL };
     job->res_req = evr_fetch_start(job->eng->fetch, &o, s_res_fetched, job);
 }
 

@@ -407,7 +407,10 @@ s_src_fetched(const evr_fetch_result_t *r, void *arg)
         return;
     }
     if (r->rc) {
-        s_src_fail(job, "%s%s", r->msg, evr_eng_fetch_setting(r));
+        const evr_source_t *src = job->src_index ? &job->spec->source : &job->spec->ci_source;
+        char hint[EVR_SPEC_MAX_NAME + 96];
+        s_src_fail(job, "%s%s%s", r->msg, evr_eng_fetch_setting(r),
+                   evr_eng_fetch_auth_hint(r, src->secret, hint, sizeof hint));
         return;
     }
     s_src_make(job);
@@ -536,7 +539,8 @@ evr_eng_source_next(evr_eng_job_t *job)
                             .timeout_ms = EVR_ENG_DOWNLOAD_MS,
                             .max_bytes = job->eng->opts.resource_max_bytes,
                             .redirects = job->eng->opts.resource_redirects,
-                            .deny_local = job->eng->opts.resource_deny_local };
+                            .deny_local = job->eng->opts.resource_deny_local,
+                            .auth = job->src_auth[job->src_index] };
     job->res_req = evr_fetch_start(job->eng->fetch, &fo, s_src_fetched, job);
 }
 

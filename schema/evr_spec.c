@@ -142,6 +142,8 @@ static const evr_field_t s_resource_fields[] = {
       "http:// or https:// URL fetched by the runner"),
     F(evr_resource_t, "path", EVR_FT_STR, true, EVR_SPEC_MAX_PATH, path, NULL, NULL,
       "destination relative to /workspace; tar archives are unpacked there"),
+    F(evr_resource_t, "secret", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, secret, NULL, NULL,
+      "secret holding USER:PASSWORD (basic auth) or a token (bearer) for the URL's server"),
 };
 const evr_rectype_t evr_resource_type = { "resource", sizeof(evr_resource_t),
                                           s_resource_fields, EVR_ARRAY_LEN(s_resource_fields),
@@ -217,6 +219,9 @@ static const evr_field_t s_source_fields[] = {
       "a directory: the submitter's (sent as a tar) or, with --exec, the runner's"),
     F(evr_source_t, "tarball", EVR_FT_STR, false, EVR_SPEC_MAX_URL, tarball, NULL, NULL,
       "an http(s) URL of a tar archive (or a file), fetched by the runner"),
+    F(evr_source_t, "secret", EVR_FT_STR, false, EVR_SPEC_MAX_NAME, secret, NULL, NULL,
+      "with tarball: a secret holding USER:PASSWORD (basic auth) or a token (bearer) for "
+      "its server"),
 };
 const evr_rectype_t evr_source_type = { "source", sizeof(evr_source_t), s_source_fields,
                                         EVR_ARRAY_LEN(s_source_fields),

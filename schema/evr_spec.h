@@ -38,6 +38,7 @@ typedef struct {
     char *name;
     char *url;          /* http:// or https:// */
     char *path;         /* relative to /workspace */
+    char *secret;       /* a secret holding USER:PASSWORD (basic) or a token (bearer) */
 } evr_resource_t;
 
 typedef struct {
@@ -116,12 +117,14 @@ bool evr_spec_item_repeats(const evr_strlist_t *list, uint32_t i);
 
 /*  Where a job's source comes from (`source:`, `ci_source:`): one of git,
     copy (a directory: the submitter's, sent as a tar, or the runner's with
-    --exec) or tarball (an http(s) URL); not present = none. */
+    --exec) or tarball (an http(s) URL, with the secret its server asks
+    for beside it, as git's is beside its url); not present = none. */
 typedef struct {
     bool present;
     evr_git_t git;
     char *copy;
     char *tarball;
+    char *secret;       /* tarball only: USER:PASSWORD (basic) or a token (bearer) */
 } evr_source_t;
 
 /*  Most bytes of a `copy:` source: the tar a client sends in its submit,
@@ -424,6 +427,11 @@ void evr_spec_validate_source(const evr_spec_t *spec, evr_diag_t *diag);
     control characters, no credentials (they would be stored with the job
     and printed in its log; the error does not repeat them). */
 void evr_spec_check_http_url(const char *url, const char *path, evr_diag_t *diag);
+/*  Adds an error about path to diag when name (NULL: none) is not a valid
+    secret name (an environment variable name, as under `secrets`): the
+    rule of every key that names a secret the runner reads for a fetch
+    (git.secret, a tarball's and a resource's secret). */
+void evr_spec_check_secret_name(const char *name, const char *path, evr_diag_t *diag);
 /*  The queue policy of a pipeline (evr_spec_queue.c), as the broker
     applies it. */
 typedef enum {

@@ -516,6 +516,8 @@ s_check_resources(const evr_spec_t *spec, evr_diag_t *diag)
                 evr_diag_add(diag, p, "duplicate resource name \"%s\"", r->name);
         snprintf(p, sizeof p, "resources[%u].url", i);
         evr_spec_check_http_url(r->url, p, diag);
+        snprintf(p, sizeof p, "resources[%u].secret", i);
+        evr_spec_check_secret_name(r->secret, p, diag);
         snprintf(p, sizeof p, "resources[%u].path", i);
         const char *why = evr_spec_path_problem(r->path);
         if (why)

@@ -2,7 +2,8 @@
     (part of evr_spec_validate): exactly one form each (git, copy or
     tarball), none in a process pipeline, a git URL of a known scheme
     without credentials in it (a secret names them), a ref git would take,
-    a secret that is a variable name, an http(s) tarball, a copy path that
+    a secret that is a variable name, an http(s) tarball (its secret beside
+    it, a variable name too, and with no other form), a copy path that
     names something. */
 #include "evr_spec.h"
 
@@ -43,6 +44,14 @@ evr_spec_check_http_url(const char *url, const char *path, evr_diag_t *diag)
                      "space as %%20), got \"%s\"", url);
     else if (n == 0 || *a == ':')
         evr_diag_add(diag, path, "the URL names no host, got \"%s\"", url);
+}
+
+void
+evr_spec_check_secret_name(const char *name, const char *path, evr_diag_t *diag)
+{
+    if (name && !evr_spec_env_name_ok(name))
+        evr_diag_add(diag, path, "invalid secret name \"%s\" (an environment variable name, "
+                     "as under secrets)", name);
 }
 
 /*  NULL when ref is a name git can fetch (a branch, tag or SHA), else why. */
@@ -105,9 +114,7 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
         if (why)
             evr_diag_add(diag, p, "%s: \"%s\"", why, g->ref);
         snprintf(p, sizeof p, "%s.git.secret", key);
-        if (g->secret && !evr_spec_env_name_ok(g->secret))
-            evr_diag_add(diag, p, "invalid secret name \"%s\" (an environment variable name)",
-                         g->secret);
+        evr_spec_check_secret_name(g->secret, p, diag);
         snprintf(p, sizeof p, "%s.git.depth", key);
         if (g->depth > 1000000)
             evr_diag_add(diag, p, "%u: at most 1000000 (0 for the whole history)", g->depth);
@@ -115,6 +122,13 @@ s_check_source(const evr_spec_t *spec, const evr_source_t *src, const char *key,
     snprintf(p, sizeof p, "%s.tarball", key);
     if (src->tarball)
         evr_spec_check_http_url(src->tarball, p, diag);
+    snprintf(p, sizeof p, "%s.secret", key);
+    if (src->secret && !src->tarball)
+        evr_diag_add(diag, p, "only a tarball is fetched with a secret beside it: %s",
+                     src->git.present ? "a git source names its own (git.secret)"
+                                      : "a copy is not fetched");
+    else
+        evr_spec_check_secret_name(src->secret, p, diag);
     snprintf(p, sizeof p, "%s.copy", key);
     if (src->copy && !*src->copy)
         evr_diag_add(diag, p, "empty path: name a directory");

@@ -590,6 +590,9 @@ s_load_field(s_ctx_t *ctx, yaml_node_t *node, const evr_field_t *f, void *rec,
         if (f->names && node->type == YAML_SCALAR_NODE && !f->short_key) {
             char keys[256];
             evr_yaml_expected_keys(f->sub, keys, sizeof keys);
+            char *aside = strstr(keys, ", secret");   /* a tarball's, beside it: no form */
+            if (aside)
+                memmove(aside, aside + 8, strlen(aside + 8) + 1);
             s_err(ctx, node, path, "expected a mapping (one of: %s) or %s, got \"%.64s\"", keys,
                   f->names[0], (const char *) node->data.scalar.value);
             return false;

@@ -3,7 +3,8 @@
 # `ci_source:`) with evrun-runner --exec against the real podman service
 # of the "podman" fixture (EVRUN_PODMAN_URL): git repositories made by the
 # test (file:// URLs, and a `git daemon` on 127.0.0.1), a directory
-# copied, a tarball from a local HTTP server.  Each case checks the
+# copied, a tarball from a local HTTP server (a private one too: its
+# secret).  Each case checks the
 # output, the job.source events in the store and that no container or
 # volume of the job is left.
 set -u
@@ -302,6 +303,47 @@ YML
   run tarball "$tmp/tarball.yml"
   check "exit 0" [ "$rc" -eq 0 ]
   check "unpacked at /job/src" grep -q "^cat | from the tarball$" "$out"
+  kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
+  httpd_pid=
+}
+
+case_tarball_secret() {   # a tarball's secret beside it: sent to its server (README "Private downloads")
+  local www=$tmp/wwwp port try
+  mkdir -p "$www/t" "$tmp/secrets"
+  echo "from the private tarball" > "$www/t/p.txt"
+  tar -C "$www/t" -czf "$www/src.tar.gz" .
+  printf 'builder:s3cret-pw-41\n' > "$tmp/secrets/TARBALL_AUTH"
+  printf 'builder:n0t-it-41\n' > "$tmp/secrets/WRONG_AUTH"
+  for try in 1 2 3; do
+    port=$(free_port) || break
+    python3 "$src/tests/integration/auth_http.py" "$port" "$tmp/auth.log" builder:s3cret-pw-41 \
+      tok-unused "$www" &
+    httpd_pid=$!
+    wait_port "$port" "$httpd_pid" 2> /dev/null && break
+    kill "$httpd_pid" 2> /dev/null; wait "$httpd_pid" 2> /dev/null; httpd_pid=
+  done
+  check "the server started" [ -n "$httpd_pid" ] || return
+  cat > "$tmp/tarsec.yml" <<YML
+pipeline: tarsec
+image: localhost/evrun-busybox:latest
+source: {tarball: "http://127.0.0.1:$port/basic/src.tar.gz", secret: TARBALL_AUTH}
+steps:
+  - {name: cat, run: cat p.txt}
+YML
+  run tarsec "$tmp/tarsec.yml" --secrets-dir "$tmp/secrets"
+  check "exit 0" [ "$rc" -eq 0 ]
+  check "unpacked at /job/src" grep -q "^cat | from the private tarball$" "$out"
+  check "sent as Basic" grep -qx "127.0.0.1 /basic/src.tar.gz Basic" "$tmp/auth.log"
+  sed 's/TARBALL_AUTH/WRONG_AUTH/' "$tmp/tarsec.yml" > "$tmp/tarsec2.yml"
+  run tarsec2 "$tmp/tarsec2.yml" --secrets-dir "$tmp/secrets"
+  check "a wrong secret: exit 1" [ "$rc" -eq 1 ]
+  "$bin/evrun-replay" "$state" --job "$job" > "$tmp/tarsec2.job"
+  check "... the reason names the status and the secret" grep -q \
+    "^reason: .*src.tar.gz answered HTTP 401 (the credentials of secret WRONG_AUTH were sent)" \
+    "$tmp/tarsec2.job"
+  check "no value in output or replay" not grep -qF -e s3cret-pw-41 -e n0t-it-41 \
+    "$out" "$err" "$tmp/tarsec.out" "$tmp/tarsec2.job"
+  check "nothing left" [ "$(left_behind)" -eq 0 ]
   kill "$httpd_pid" && wait "$httpd_pid" 2>/dev/null
   httpd_pid=
 }
@@ -658,6 +700,6 @@ off_loop_status() {
   echo timeout
 }
 
-cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball utf8_names submodules submodule_urls large_off_loop}
+cases=${*:-git_branch git_tag git_sha git_missing_ref git_missing_repo git_cache git_shallow git_daemon git_auth git_cancel ci_readonly untrusted artifact_paths copy copy_broker tarball tarball_secret utf8_names submodules submodule_urls large_off_loop}
 # shellcheck disable=SC2086
 run_cases $cases

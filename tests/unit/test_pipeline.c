@@ -854,6 +854,79 @@ test_review_errors(void)
     free(e);
 }
 
+/*  A resource's and a tarball's secret (README "Private downloads"): read
+    from YAML, kept through msgpack and JSON; a spec without them (an
+    older sender's) decodes with none; a secret beside copy, or beside no
+    form, is refused naming the field. */
+static void
+test_fetch_secret(void)
+{
+    size_t n;
+    evr_spec_t spec = { 0 };
+    char *e = evr_ytest_load("pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n"
+                             "source: {tarball: \"https://h/app.tgz\", secret: APP_AUTH}\n"
+                             "resources:\n"
+                             "  - {name: a, url: \"https://h/a\", path: a}\n"
+                             "  - {name: b, url: \"http://h/b\", path: b, secret: B_TOKEN}\n",
+                             &n, &spec);
+    CHECK(n == 0);
+    free(e);
+    CHECK_STR(spec.source.tarball, "https://h/app.tgz");
+    CHECK_STR(spec.source.secret, "APP_AUTH");
+    CHECK(evr_spec_resource(&spec, 0)->secret == NULL);
+    CHECK_STR(evr_spec_resource(&spec, 1)->secret, "B_TOKEN");
+    uint8_t *buf;
+    size_t len;
+    evr_codec_encode(&evr_spec_type, &spec, &buf, &len);
+    evr_spec_t back = { 0 };
+    evr_err_t err;
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(evr_rec_equal(&evr_spec_type, &spec, &back));
+    CHECK_STR(evr_spec_resource(&back, 1)->secret, "B_TOKEN");
+    free(buf);
+    json_t *j = evr_json_from_rec(&evr_spec_type, &back);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "source"), "secret")),
+              "APP_AUTH");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_array_get(json_object_get(j, "resources"), 1), "secret")), "B_TOKEN");
+    CHECK(json_object_get(json_array_get(json_object_get(j, "resources"), 0), "secret")
+          == NULL);
+    json_decref(j);
+    /* an older sender's spec: no secret key anywhere, decoded with none */
+    free(evr_spec_resource(&back, 1)->secret);
+    evr_spec_resource(&back, 1)->secret = NULL;
+    free(back.source.secret);
+    back.source.secret = NULL;
+    evr_codec_encode(&evr_spec_type, &back, &buf, &len);
+    bool named = false;
+    for (size_t i = 0; i + 6 <= len; i++)
+        named |= !memcmp(buf + i, "secret", 6);
+    CHECK(!named);
+    evr_rec_free(&evr_spec_type, &back);
+    CHECK(evr_codec_decode(buf, len, &evr_spec_type, &back, "spec", &err) == EVR_OK);
+    CHECK(back.source.secret == NULL && evr_spec_resource(&back, 1)->secret == NULL);
+    CHECK_STR(back.source.tarball, "https://h/app.tgz");
+    free(buf);
+    evr_rec_free(&evr_spec_type, &back);
+    evr_rec_free(&evr_spec_type, &spec);
+
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n"
+                       "source: {copy: ., secret: A}\nci_source: {secret: B}\n", &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:27: source.secret: only a tarball is fetched with a secret "
+                      "beside it: a copy is not fetched");
+    CHECK_CONTAINS(e, "f.yml:5:1: ci_source: no form: expected exactly one of git, copy, "
+                      "tarball");
+    CHECK(n == 2);
+    free(e);
+    e = evr_ytest_load("pipeline: p\nimage: i\nsteps: [{name: a, run: x}]\n"
+                       "resources: [{name: a, url: \"https://h/a\", path: a, secret: a.b}]\n",
+                       &n, NULL);
+    CHECK_CONTAINS(e, "f.yml:4:60: resources[0].secret: invalid secret name \"a.b\" (an "
+                      "environment variable name, as under secrets)");
+    CHECK(n == 1);
+    free(e);
+}
+
 /*  A source's kind and where it comes from (git's url, copy's directory,
     the tarball's URL), as the gateway's job view, job.source, a hook's
     context and EVRUN_SOURCE_URL take them; none without a source. */
@@ -930,6 +1003,7 @@ main(void)
     EVR_TEST_RUN(test_first_run_errors);
     EVR_TEST_RUN(test_json_u64);
     EVR_TEST_RUN(test_source_url);
+    EVR_TEST_RUN(test_fetch_secret);
     EVR_TEST_RUN(test_review_errors);
     EVR_TEST_END();
 }

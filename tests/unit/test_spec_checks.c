@@ -4,7 +4,8 @@
     or a spec on the wire names an image), `image:` with no value,
     `catchup` without `schedule`, `retry: {on: []}` and a list item
     written twice where a repeat means nothing; what an independent
-    check of the loader found (test_checker_*).
+    check of the loader found (test_checker_*); a resource's and a
+    tarball's secret in a spec from the wire.
 */
 #include <time.h>
 
@@ -152,6 +153,55 @@ test_image_refs(void)
     spec->image = evr_strdup("registry.example:5000/team/tool:1");
     free(evr_spec_step(spec, 0)->image);
     evr_spec_step(spec, 0)->image = evr_strdup("img@sha256:" S_HEX64);
+    diag = evr_diag_new("spec");
+    CHECK(evr_spec_validate(spec, diag) == EVR_OK);
+    evr_diag_destroy(&diag);
+    evr_spec_destroy(&spec);
+}
+
+/*  A spec on the wire (the broker's check at submit) with a resource's or
+    a tarball's secret: its name checked as the items of `secrets`, and a
+    source's secret only beside a tarball. */
+static void
+test_fetch_secret_wire(void)
+{
+    evr_spec_t *spec = evr_spec_new();
+    spec->pipeline = evr_strdup("p");
+    spec->image = evr_strdup("img");
+    spec->steps.v = evr_calloc(1, sizeof(evr_step_t));
+    spec->steps.n = 1;
+    evr_spec_step(spec, 0)->name = evr_strdup("a");
+    evr_spec_step(spec, 0)->run = evr_strdup("x");
+    spec->resources.v = evr_calloc(2, sizeof(evr_resource_t));
+    spec->resources.n = 2;
+    for (uint32_t i = 0; i < 2; i++) {
+        evr_resource_t *r = evr_spec_resource(spec, i);
+        r->name = evr_strdup(i ? "b" : "a");
+        r->url = evr_strdup("https://h/x");
+        r->path = evr_strdup(i ? "b" : "a");
+        r->secret = evr_strdup(i ? "1NOPE" : "FILES_AUTH");
+    }
+    spec->source.present = true;
+    spec->source.tarball = evr_strdup("https://h/app.tgz");
+    spec->source.secret = evr_strdup("APP_TOKEN");
+    spec->ci_source.present = true;
+    spec->ci_source.copy = evr_strdup("ci");
+    spec->ci_source.secret = evr_strdup("CI_AUTH");
+    evr_diag_t *diag = evr_diag_new("spec");
+    CHECK(evr_spec_validate(spec, diag) == EVR_ERR_SPEC);
+    CHECK(evr_diag_count(diag) == 2);
+    char all[1024] = "";
+    for (size_t i = 0; i < evr_diag_count(diag); i++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s\n", evr_diag_get(diag, i));
+    CHECK_CONTAINS(all, "resources[1].secret: invalid secret name \"1NOPE\" (an environment "
+                        "variable name, as under secrets)");
+    CHECK_CONTAINS(all, "ci_source.secret: only a tarball is fetched with a secret beside it: a "
+                        "copy is not fetched");
+    evr_diag_destroy(&diag);
+    free(spec->ci_source.secret);
+    spec->ci_source.secret = NULL;
+    free(evr_spec_resource(spec, 1)->secret);
+    evr_spec_resource(spec, 1)->secret = evr_strdup("B_AUTH");
     diag = evr_diag_new("spec");
     CHECK(evr_spec_validate(spec, diag) == EVR_OK);
     evr_diag_destroy(&diag);
@@ -594,6 +644,7 @@ main(void)
 {
     EVR_TEST_RUN(test_image_grammar);
     EVR_TEST_RUN(test_image_refs);
+    EVR_TEST_RUN(test_fetch_secret_wire);
     EVR_TEST_RUN(test_null_image);
     EVR_TEST_RUN(test_catchup);
     EVR_TEST_RUN(test_retry_on_empty);
