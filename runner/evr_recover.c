@@ -394,6 +394,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     }
     if (!rc && job) {
         job->cancelling = rec.cancel_requested;
+        job->killing = rec.cancel_forced;   /* a second cancel: the `always` steps stop too */
         if (job->cancelling)
             evr_eng_job_ends(job);   /* `always` steps' grace counts from now */
         if (job->cancelling && rec.reason)   /* job.cancel_requested's, for job.finished */

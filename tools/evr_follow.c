@@ -213,6 +213,8 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
         fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
     if (d->status)
         fprintf(out, ": %s%s", d->status, d->allowed ? " (allowed)" : "");
+    if (d->force)   /* job.cancel_requested of a second cancel */
+        fprintf(out, ": again, its when: always steps stopped too");
     if (evr_event_kind(ev) == EVR_EV_SECRET_REGISTERED)   /* the name only */
         fprintf(out, ": %s", d->name ? d->name : "?");
     if (d->source)   /* job.source */

@@ -254,8 +254,11 @@ s_events(evr_store_t *store, const s_opts_t *o)
 static void
 s_steps_table(const evr_job_t *job)
 {
+    const char *cancel = job->cancel_forced      ? " (cancel requested twice)"
+                       : job->cancel_requested ? " (cancel requested)"
+                                               : "";
     printf("job %s  pipeline %s  status %s%s\n", job->id, job->pipeline ? job->pipeline : "-",
-           evr_job_status_name(job->status), job->cancel_requested ? " (cancel requested)" : "");
+           evr_job_status_name(job->status), cancel);
     if (job->reason)
         printf("reason: %s\n", job->reason);
     /* STATUS fits the longest, "timed_out (allowed)" */

@@ -367,7 +367,7 @@ test_stop_fails(void)
     char *ua = evr_etest_unit(evr_etest_job(42), "a", 1);
     CHECK(evr_etest_until(t, evr_etest_unit_running, ua, S_MAX_MS));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(42), "stop it", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(42), "stop it", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(42)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_clean(t, 42));
@@ -428,7 +428,7 @@ test_pause_fails_always(void)
     CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_RUNNING);
     free(ua);
     CHECK(evr_engine_resume(t->eng, evr_etest_job(74), &err) == EVR_OK);
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(74), "enough", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(74), "enough", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(74)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 74, "a", 1) == 0);
@@ -511,7 +511,7 @@ s_late_kind(int n, evr_fake_op_t op, const char *step, evr_fake_kind_t kind, con
     CHECK(evr_etest_until_call(t, op, n, step, 1));
     evr_etest_turns(t, 10);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "late", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "late", false, &err) == EVR_OK);
     evr_etest_turns(t, 20);
     char *p = evr_etest_units(evr_etest_job(n), step, 1);
     CHECK(evr_exec_fake_release(t->fake, op, p) >= 1);
@@ -604,7 +604,7 @@ test_late_workspace(void)
                            "  - name: a\n    run: echo a\n") == EVR_OK);
     evr_etest_turns(t, 10);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(48), "before it began", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(48), "before it began", false, &err) == EVR_OK);
     CHECK(evr_exec_fake_release(t->fake, EVR_FAKE_WS_CREATE, NULL) == 1);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(48)) == EVR_JOB_CANCELLED);
@@ -626,7 +626,7 @@ test_cancel_during_retake(void)
     CHECK(evr_etest_until_call(t, EVR_FAKE_INSPECT, 57, "a", 1));
     evr_etest_turns(t, 5);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(57)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_clean(t, 57));
@@ -647,7 +647,7 @@ s_create_never_answers(int n, const char *head, bool cancel, const char *want)
     CHECK(evr_etest_until_call(t, EVR_FAKE_CREATE, n, "a", 1));
     evr_err_t err;
     if (cancel)
-        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, n, want));
     CHECK(evr_engine_active(t->eng) == 0);
     evr_etest_destroy(&t);
@@ -682,7 +682,7 @@ s_start_call_held(int n, evr_fake_op_t op, const char *head, bool cancel, const 
     CHECK(evr_etest_until_call(t, op, n, "a", 1));
     evr_err_t err;
     if (cancel)
-        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, n, "job.finished"));
     CHECK(evr_engine_active(t->eng) == 0);
     char *ev = evr_etest_events_of(t, n);
