@@ -936,15 +936,16 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
                           ? (st->t_end - st->t_start) / 1000000u : 0;
-        char exit[16] = "-";
+        char exit[16] = "-", dur[32] = "-";   /* none for a step that never started */
+        if (st->t_start)
+            snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (ms / 1000),
+                     (unsigned long long) (ms % 1000));
         if (st->exit_known && st->status != EVR_STEP_SKIPPED && st->exit_code != EVR_STEP_NO_EXIT)
             snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        fprintf(out, "%-24.24s  %-16s  %5s  %6llu.%03llus\n", st->spec->name, status, exit,
-                (unsigned long long) (ms / 1000),
-                (unsigned long long) (ms % 1000));
+        fprintf(out, "%-24.24s  %-16s  %5s  %10s\n", st->spec->name, status, exit, dur);
     }
     uint64_t from = j->t_accept ? j->t_accept : j->t_start;   /* its preparation counts */
     uint64_t jms = from ? (evr_mono_ns() - from) / 1000000u : 0;

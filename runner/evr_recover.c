@@ -259,6 +259,12 @@ s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
         if (rec->reason)
             st->reason = evr_strdup(rec->reason);
         st->allowed = rec->allowed;
+        if (rec->started && rec->status != EVR_STEP_SKIPPED) {
+            /* its recorded duration, for the summary of --exec (a step
+               that never started has none) */
+            st->t_start = s_to_mono(rec->started);
+            st->t_end = st->t_start + rec->duration * 1000000ull;
+        }
         if (st->status != EVR_STEP_SUCCEEDED && st->status != EVR_STEP_SKIPPED
             && st->status != EVR_STEP_CANCELLED && !st->allowed)
             job->failed = true;

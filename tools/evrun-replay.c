@@ -271,8 +271,10 @@ s_steps_table(const evr_job_t *job)
         if (ran) {
             if (st->exit_code != EVR_STEP_NO_EXIT)   /* "-" for a step that never started */
                 snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
-            snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (st->duration / 1000),
-                     (unsigned long long) (st->duration % 1000));
+            if (st->started)   /* one that never started had no duration: "-" */
+                snprintf(dur, sizeof dur, "%llu.%03llus",
+                         (unsigned long long) (st->duration / 1000),
+                         (unsigned long long) (st->duration % 1000));
         }
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),

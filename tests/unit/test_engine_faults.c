@@ -64,6 +64,40 @@ test_create_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  A start answered lost (a host step's supervisor killed before it
+    answered): the step is lost, not failed, and never started: no
+    step.started, and the summary of --exec shows no duration for it. */
+static void
+test_start_lost(void)
+{
+    evr_etest_t *t = s_faulted(81, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_LOST,
+                                                        .msg = "its supervisor was killed" },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(81)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 81);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 lost exit=-1 reason=start: ",
+                             "its supervisor was killed", "step.skipped b",
+                             "job.finished failed reason=step a lost", NULL));
+    CHECK(evr_etest_count(ev, "step.started a") == 0);
+    free(ev);
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&sum, &len);
+    CHECK(fp != NULL);
+    if (fp) {
+        evr_engine_summary(t->eng, evr_etest_job(81), fp);
+        fclose(fp);
+        CHECK(sum && strstr(sum, "\na                         lost"
+                                 "                  -           -\n"));
+        if (sum && !strstr(sum, "lost                  -           -"))
+            fprintf(stderr, "%s", sum);
+    }
+    free(sum);
+    CHECK(evr_etest_clean(t, 81));
+    evr_etest_destroy(&t);
+}
+
 /*  The create of the step after (made early) fails: reported in its turn. */
 static void
 test_create_fails_early(void)
@@ -917,6 +951,7 @@ int
 main(void)
 {
     EVR_TEST_RUN(test_create_fails);
+    EVR_TEST_RUN(test_start_lost);
     EVR_TEST_RUN(test_create_fails_early);
     EVR_TEST_RUN(test_name_taken_created);
     EVR_TEST_RUN(test_name_taken_running);
