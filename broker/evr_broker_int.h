@@ -69,6 +69,9 @@ typedef struct evr_queue_job {
     bool cancel_pending;    /* cancel asked while dispatched (or, interrupted, while
                                its runner was away: sent when it is back) */
     char *cancel_reason;
+    bool cancel_force;      /* a second cancel asked while dispatched: sent with force */
+    bool cancel_sent;       /* a cancel went to its runner (its job.cancel_requested may
+                               not be in the archive yet): the next one is a second */
     /* its other places in the queue's lists (evr_qindex.c), while it is in the queue */
     struct evr_queue_job *pnext, *pprev;   /* its pipeline's jobs (pipe) */
     struct evr_queue_job *tnext, *tprev;   /* its partition's jobs (part) */
@@ -447,10 +450,11 @@ void evr_runners_beat(evr_broker_t *b);
 void evr_runners_forget(evr_broker_t *b);
 /*  Fills a `runner` message for r (strings borrowed). */
 void evr_runners_describe(const evr_broker_t *b, const evr_runners_session_t *r, evr_msg_t *m);
-/*  Sends control to the runner of a job; false (with a reason for the
-    client) when it is not connected. */
+/*  Sends control to the runner of a job (force: a cancel that stops its
+    `when: always` steps too); false (with a reason for the client) when
+    it is not connected. */
 bool evr_runners_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
-                         const char *reason, char *why, size_t whylen);
+                         const char *reason, bool force, char *why, size_t whylen);
 void evr_runners_free_all(evr_broker_t *b);
 /*  At start, after evr_queue_load and evr_lease_load: a session, shown
     lost until its hello, for each runner the queue holds jobs of

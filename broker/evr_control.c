@@ -15,7 +15,11 @@
     most, then the archive's state decides again.  A job's cancel reason
     is its first cancel's, as a runner keeps the first it gets: a second
     cancel of a dispatched job is answered `ok` as already asked and
-    changes nothing.
+    changes nothing but this: asked again, the runner gets it with force.
+    A cancel of a running job being cancelled already (its
+    job.cancel_requested in the archive, or a cancel sent to its runner)
+    is a second cancel: sent with force, the runner stops its `when:
+    always` steps and on_error too, at once.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,9 +50,12 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue
     const char *reason = req->reason ? req->reason : "cancelled by a user";
     switch (req->type) {
     case EVR_MSG_CANCEL:
-        if (j->state == B_DISPATCHED && j->cancel_pending)   /* the first cancel's reason stays */
+        if (j->state == B_DISPATCHED && j->cancel_pending) {   /* the first cancel's reason stays */
+            j->cancel_force = true;
             s_ok(b, rid, j->id, "cancel already asked (%s): it reaches %s as soon as it takes "
-                 "the job", j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
+                 "the job; asked again, it stops the job's when: always steps too",
+                 j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
+        }
         else if (j->state == B_DISPATCHED) {
             /* in its record before the answer: a restarted broker carries
                it out (evr_queue.c) */
@@ -153,6 +160,11 @@ evr_control_job(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     evr_control_asked_t asked = s_asked(b, j, pj.runner);
     const char *conflict = evr_job_is_final(&pj) ? "has finished"
                          : cancel ? NULL : s_conflict(pj.status, asked, pause, &again);
+    /* a cancel of a job being cancelled (its job.cancel_requested in
+       the archive, or a cancel sent to its runner): a second cancel */
+    bool force = cancel && !conflict
+              && (pj.cancel_requested || (j && j->cancel_sent && j->runner && pj.runner
+                                          && strcmp(j->runner, pj.runner) == 0));
     char why[256];
     if (conflict)
         evr_bus_send_error(b->clients, rid, EVR_CODE_CONFLICT, "job %s %s (%s)", req->job,
@@ -160,13 +172,20 @@ evr_control_job(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req)
     else if (again)
         s_ok(b, rid, req->job, "%s already sent to runner %s, not done yet (its job.%s has not "
              "come): not sent again", command, pj.runner, pause ? "paused" : "resumed");
-    else if (!evr_runners_control(b, pj.runner, command, req->job, req->reason, why, sizeof why))
+    else if (!evr_runners_control(b, pj.runner, command, req->job, req->reason, force, why,
+                                  sizeof why))
         evr_bus_send_error(b->clients, rid, EVR_CODE_UNAVAILABLE, "%s", why);
+    else if (force)
+        s_ok(b, rid, req->job, "cancel sent to runner %s again: the job was being cancelled "
+             "already, so its when: always steps are stopped too, at once",
+             pj.runner);
     else {
         if (!cancel && j && j->runner && strcmp(j->runner, pj.runner) == 0) {
             j->asked = pause ? EVR_CONTROL_PAUSE : EVR_CONTROL_RESUME;
             j->asked_at = evr_mono_ns();
         }
+        if (cancel && j && j->runner && strcmp(j->runner, pj.runner) == 0)
+            j->cancel_sent = true;
         s_ok(b, rid, req->job, "%s sent to runner %s%s", command, pj.runner,
              asked && !cancel ? " after its pending one" : "");
     }

@@ -220,7 +220,7 @@ s_tell_cancel(evr_broker_t *b, evr_runners_session_t *r, evr_lease_job_t *t)
         return;
     const char *reason = t->reason ? t->reason
                                    : "the broker took this job from the runner while it was lost";
-    if (evr_runners_control(b, r->id, "cancel", t->job, reason, why, sizeof why)) {
+    if (evr_runners_control(b, r->id, "cancel", t->job, reason, false, why, sizeof why)) {
         t->told = true;
         evr_broker_info(b, "job %s: told %s to cancel its copy", t->job, r->id);
     }
@@ -680,7 +680,7 @@ s_refuse(evr_broker_t *b, evr_runners_session_t *r, evr_event_t *const *evs, boo
         rc = s_put(b, ev->job, r->id, 'r', reason);
     else if (copy && (rc = s_put(b, ev->job, r->id, 'a', reason)) == EVR_OK)
         s_tell_cancel(b, r, s_find(b, ev->job, r->id));
-    else if (!copy && evr_runners_control(b, r->id, "cancel", ev->job, reason, w, sizeof w))
+    else if (!copy && evr_runners_control(b, r->id, "cancel", ev->job, reason, false, w, sizeof w))
         evr_broker_info(b, "job %s: told %s to cancel its copy", ev->job, r->id);
     free(reason);
     return rc;

@@ -197,7 +197,7 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     evr_queue_set_interrupted(b, j);
     char why[256];
     if (j->state == B_ACTIVE
-        && evr_runners_control(b, j->runner, "cancel", j->id, reason, why, sizeof why)) {
+        && evr_runners_control(b, j->runner, "cancel", j->id, reason, false, why, sizeof why)) {
         evr_broker_info(b, "job %s: %s", j->id, reason);
         return;
     }
@@ -223,7 +223,8 @@ evr_policy_resend(evr_broker_t *b, const char *runner)
         if (!j->cancel_pending)
             continue;
         char why[256];
-        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+        if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, false, why,
+                                sizeof why))
             j->cancel_pending = false;
         else
             evr_broker_warn(b, "cancel of %s: %s", j->id, why);

@@ -1074,8 +1074,11 @@ evr_queue_accepted(evr_broker_t *b, evr_queue_job_t *j, const char *runner)
     if (j->cancel_pending) {
         char why[256];
         j->cancel_pending = false;
-        if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, why, sizeof why))
+        if (!evr_runners_control(b, j->runner, "cancel", j->id, j->cancel_reason, j->cancel_force,
+                                 why, sizeof why))
             evr_broker_warn(b, "cancel of %s: %s", j->id, why);
+        else
+            j->cancel_sent = true;
     }
 }
 

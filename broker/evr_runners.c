@@ -583,7 +583,7 @@ evr_runners_beat(evr_broker_t *b)
 
 bool
 evr_runners_control(evr_broker_t *b, const char *runner, const char *command, const char *job,
-                    const char *reason, char *why, size_t whylen)
+                    const char *reason, bool force, char *why, size_t whylen)
 {
     evr_runners_session_t *r = runner ? evr_runners_find(b, runner) : NULL;
     if (!r || !r->rid || r->lost) {
@@ -592,7 +592,7 @@ evr_runners_control(evr_broker_t *b, const char *runner, const char *command, co
         return false;
     }
     evr_msg_t m = { .type = EVR_MSG_CONTROL, .command = (char *) command, .job = (char *) job,
-                    .reason = (char *) reason };
+                    .reason = (char *) reason, .force = force };
     evr_err_t err;
     if (evr_bus_send(b->runners, r->rid, &m, &err)) {
         /* its connection is gone (a runner killed: not shown lost until its
@@ -609,7 +609,8 @@ evr_runners_drain(evr_broker_t *b, evr_runners_session_t *r, char *why, size_t w
 {
     if (r->draining && (r->drain_unsent || s_connected(r)))
         return true;    /* sent, or held for its hello, already */
-    if (!s_connected(r) || !evr_runners_control(b, r->id, "drain", NULL, NULL, why, whylen)) {
+    if (!s_connected(r)
+        || !evr_runners_control(b, r->id, "drain", NULL, NULL, false, why, whylen)) {
         /* away, or its connection did not take the message: held for it */
         char *k = evr_asprintf("drain/%s", r->id);
         evr_store_kv_t op = { k, "1", 1 };

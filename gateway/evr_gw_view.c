@@ -142,6 +142,16 @@ s_file(s_view_t *v, const evr_evdata_t *x)
     free(key);
 }
 
+/*  Whether the step's attempt that ended had started (its step.started
+    set `started` and `attempt`): one that never started has no duration. */
+static bool
+s_attempt_started(json_t *st, uint32_t attempt)
+{
+    json_t *a = json_object_get(st, "attempt");
+    return json_object_get(st, "started")
+        && (!attempt || !a || json_integer_value(a) == (json_int_t) attempt);
+}
+
 static void
 s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
 {
@@ -161,7 +171,10 @@ s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
         json_object_set_new(st, "status", json_string(x->status ? x->status : "failed"));
         if (x->exit_code != EVR_STEP_NO_EXIT)   /* absent: the step never started */
             json_object_set_new(st, "exit_code", json_integer(x->exit_code));
-        json_object_set_new(st, "duration_ms", evr_json_u64(x->duration));
+        if (s_attempt_started(st, x->attempt))   /* absent too: it had no duration */
+            json_object_set_new(st, "duration_ms", evr_json_u64(x->duration));
+        else
+            json_object_del(st, "duration_ms");
         evr_gw_time_set(st, "finished", ev->time);
         break;
     case EVR_EV_STEP_SKIPPED: json_object_set_new(st, "status", json_string("skipped")); break;

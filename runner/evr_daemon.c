@@ -495,7 +495,7 @@ s_control(evr_daemon_t *d, const evr_msg_t *m)
     }
     if (!strcmp(c, "cancel"))
         rc = evr_engine_cancel(d->eng, m->job, m->reason ? m->reason : "cancelled by a user",
-                               &err);
+                               m->force, &err);
     else if (!strcmp(c, "pause"))
         rc = evr_engine_pause(d->eng, m->job, &err);
     else if (!strcmp(c, "resume"))
@@ -503,7 +503,7 @@ s_control(evr_daemon_t *d, const evr_msg_t *m)
     if (rc)
         s_warn(d, "%s %s: %s", c, m->job, err.msg);
     else
-        s_info(d, "%s %s", c, m->job);
+        s_info(d, "%s%s %s", c, m->force ? " (force)" : "", m->job);
 }
 
 static void
@@ -629,7 +629,7 @@ s_cancel_cut(evr_daemon_t *d, s_batch_t *b)
 {
     for (uint32_t i = 0; i < b->cut.n; i++) {
         evr_err_t err;
-        if (evr_engine_cancel(d->eng, b->cut.v[i], b->why, &err) == EVR_OK)
+        if (evr_engine_cancel(d->eng, b->cut.v[i], b->why, false, &err) == EVR_OK)
             s_warn(d, "job %s cancelled: %s", b->cut.v[i], b->why);
     }
     evr_strlist_free(&b->cut);

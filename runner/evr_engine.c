@@ -306,23 +306,33 @@ s_wind_down_act(void *arg, void *data, size_t len)
 
 /*  Queues job.cancel_requested (once) and, once it is committed, stops
     the running steps and ends the starting ones; the scheduler skips
-    the others. */
+    the others.  now (a second cancel, or a first one asked as such)
+    kills them at once, the spared ones (`when: always`, on_error) too:
+    recorded once, as job.cancel_requested with force (the first one's,
+    when it is the first), so that a runner restarted meanwhile carries
+    on the same way. */
 static void
 s_job_cancel(evr_eng_job_t *job, const char *reason, bool now)
 {
     if (job->phase == EVR_ENG_JOB_DONE || job->phase == EVR_ENG_JOB_CLEANUP)
         return;
-    if (!job->cancelling) {
+    if (!job->cancelling || (now && !job->killing)) {
+        bool first = !job->cancelling;
         job->cancelling = true;
+        job->killing |= now;
         evr_eng_job_ends(job);
         evr_event_t *ev = evr_eng_emit(job, EVR_EV_JOB_CANCEL_REQUESTED, NULL);
         ev->data.reason = evr_strdup(reason);
-        free(job->cancel_reason);
-        job->cancel_reason = reason ? evr_strdup(reason) : NULL;
-        evr_eng_print(job->eng, "evrun-runner: cancelling job %s: %s", job->id, reason);
+        ev->data.force = now;
+        if (first) {
+            free(job->cancel_reason);
+            job->cancel_reason = reason ? evr_strdup(reason) : NULL;
+        }
+        evr_eng_print(job->eng, "evrun-runner: %s job %s: %s", first && !now ? "cancelling"
+                      : first ? "cancelling (at once, its when: always steps too)"
+                              : "cancelled again: stopping its when: always steps too, at once",
+                      job->id, reason);
     }
-    if (now)
-        job->killing = true;
     evr_eng_after(job->eng, s_wind_down_act, job, NULL, 0);
 }
 
@@ -356,13 +366,14 @@ s_live_job(evr_engine_t *e, const char *job_id, const char *what, evr_eng_job_t 
 }
 
 evr_rc_t
-evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason, evr_err_t *err)
+evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason, bool force,
+                  evr_err_t *err)
 {
     evr_eng_job_t *job;
     evr_rc_t rc = s_live_job(self, job_id, "cancelled", &job, err);
     if (rc)
         return rc;
-    s_job_cancel(job, reason, false);
+    s_job_cancel(job, reason, force);
     return s_commit(self, err);
 }
 
@@ -925,15 +936,16 @@ evr_engine_summary(const evr_engine_t *self, const char *job_id, FILE *out)
         const evr_eng_step_t *st = &j->steps[i];
         uint64_t ms = st->t_start && st->t_end > st->t_start
                           ? (st->t_end - st->t_start) / 1000000u : 0;
-        char exit[16] = "-";
+        char exit[16] = "-", dur[32] = "-";   /* none for a step that never started */
+        if (st->t_start)
+            snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (ms / 1000),
+                     (unsigned long long) (ms % 1000));
         if (st->exit_known && st->status != EVR_STEP_SKIPPED && st->exit_code != EVR_STEP_NO_EXIT)
             snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),
                  st->allowed ? " (allowed)" : "");
-        fprintf(out, "%-24.24s  %-16s  %5s  %6llu.%03llus\n", st->spec->name, status, exit,
-                (unsigned long long) (ms / 1000),
-                (unsigned long long) (ms % 1000));
+        fprintf(out, "%-24.24s  %-16s  %5s  %10s\n", st->spec->name, status, exit, dur);
     }
     uint64_t from = j->t_accept ? j->t_accept : j->t_start;   /* its preparation counts */
     uint64_t jms = from ? (evr_mono_ns() - from) / 1000000u : 0;

@@ -186,15 +186,22 @@ int evr_engine_turn(evr_engine_t *self, int timeout_ms);
     without waiting for the answer (a unit it made is removed when it
     comes), steps not started are skipped, and the job ends cancelled
     (its job.finished does not wait for those answers; its cleanup,
-    and evr_engine_forget_finished, do).  Cancelling a job being
-    cancelled is EVR_OK and records nothing.  Errors: EVR_ERR_NOTFOUND when
-    the engine does not hold the job; EVR_ERR_STATE when it has finished;
-    EVR_ERR_STORE when the commit fails (the engine has failed then). */
+    and evr_engine_forget_finished, do).  The `when: always` steps and
+    on_error still run (within their grace, when_grace_ms).  With force
+    (a user's second cancel) they do not: every running step is killed at
+    once (no grace), those `always` steps too, and what has not begun is
+    skipped; it is recorded as job.cancel_requested with force: true (the
+    reason that one's; the job keeps its first cancel's), once.
+    Cancelling a job being cancelled without force, or again with force
+    once forced, is EVR_OK and records nothing.  Errors: EVR_ERR_NOTFOUND
+    when the engine does not hold the job; EVR_ERR_STATE when it has
+    finished; EVR_ERR_STORE when the commit fails (the engine has failed
+    then). */
 evr_rc_t evr_engine_cancel(evr_engine_t *self, const char *job_id, const char *reason,
-                           evr_err_t *err);
+                           bool force, evr_err_t *err);
 
-/*  evr_engine_cancel of every unfinished job; with now, the running steps
-    are killed at once (no grace). */
+/*  evr_engine_cancel of every unfinished job, now as its force (a second
+    Ctrl-C of --exec). */
 void evr_engine_cancel_all(evr_engine_t *self, const char *reason, bool now);
 
 /*  Pauses a running job: job.paused is committed, then every running step's

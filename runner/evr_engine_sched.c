@@ -92,6 +92,8 @@ evr_eng_wind_down(evr_eng_job_t *job, bool now)
                 st->cancelled = true;
                 if (!job->cancelling)   /* a failure stops it: say which */
                     evr_eng_set_reason(st, "stopped: %s (on_failure: stop)", why);
+                else if (job->killing && (st->on_error || st->spec->when == EVR_WHEN_ALWAYS))
+                    evr_eng_set_reason(st, "stopped: the job was cancelled again");
             }
             evr_eng_stop_step(st, now);
         }

@@ -396,6 +396,36 @@ s_create(evr_exec_t *base, const evr_exec_spec_t *spec, evr_exec_fn *fn, void *a
     free(ws);
 }
 
+/*  The supervisor's pipe ended without a word (neither "started" nor
+    "error"): it was killed, or died, before it reported the start.  As
+    for a supervisor killed later (evr_xp_lost), the step is lost, not
+    failed (retry: {on: [lost]}): one it had started is killed with what
+    is left of its group; one it had not is lost before its start.  A
+    step it started that has ended meanwhile (its `exit` written) is
+    started: its wait reads that. */
+static void
+s_start_unheard(evr_xp_op_t *op)
+{
+    evr_unit_info_t info;
+    if (!evr_xp_probe(op, &info))
+        return;
+    if (info.lost) {
+        evr_xp_lost(op, &info);
+        return;
+    }
+    if (info.state != EVR_EXEC_CREATED && info.state != EVR_EXEC_ABSENT && info.pid) {
+        op->id = evr_asprintf("%ld", (long) info.pid);
+        evr_xp_ok(op);
+        return;
+    }
+    char said[480];
+    s_supervisor_said(op->dir, said, sizeof said);
+    op->r.lost = true;
+    evr_xp_fail(op, EVR_ERR_IO, "the supervisor of %s was killed (it ended without a word) "
+                "before it started the step%s", op->name,
+                said[0] ? said : "; its supervisor.log is empty");
+}
+
 /*  The supervisor's report: "started PID NS" or "error MESSAGE", then
     the end of the pipe. */
 static void
@@ -426,8 +456,7 @@ s_on_report(evr_loop_t *loop, int fd, int events, void *arg)
     else if (!strncmp(op->line, "error ", 6))
         evr_xp_fail(op, EVR_ERR_IO, "starting %s: %s", op->name, op->line + 6);
     else
-        evr_xp_fail(op, EVR_ERR_IO, "starting %s: its supervisor (/proc/self/exe %s %s) ended "
-               "without a word: see %s/supervisor.log", op->name, "--shim", op->dir, op->dir);
+        s_start_unheard(op);
 }
 
 static bool

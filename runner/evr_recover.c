@@ -259,6 +259,12 @@ s_adopt_step(evr_eng_step_t *st, const evr_stepstate_t *rec)
         if (rec->reason)
             st->reason = evr_strdup(rec->reason);
         st->allowed = rec->allowed;
+        if (rec->started && rec->status != EVR_STEP_SKIPPED) {
+            /* its recorded duration, for the summary of --exec (a step
+               that never started has none) */
+            st->t_start = s_to_mono(rec->started);
+            st->t_end = st->t_start + rec->duration * 1000000ull;
+        }
         if (st->status != EVR_STEP_SUCCEEDED && st->status != EVR_STEP_SKIPPED
             && st->status != EVR_STEP_CANCELLED && !st->allowed)
             job->failed = true;
@@ -394,6 +400,7 @@ s_adopt(evr_engine_t *e, const char *id, evr_err_t *err)
     }
     if (!rc && job) {
         job->cancelling = rec.cancel_requested;
+        job->killing = rec.cancel_forced;   /* a second cancel: the `always` steps stop too */
         if (job->cancelling)
             evr_eng_job_ends(job);   /* `always` steps' grace counts from now */
         if (job->cancelling && rec.reason)   /* job.cancel_requested's, for job.finished */

@@ -29,6 +29,30 @@
 #define S_STATUS_FD 3
 #define S_CLOSE_MAX 65536   /* fds a spawn closes one by one at most */
 
+/*  In the child between fork and exec (async-signal-safe): "error WHAT:
+    errno N" on fd, then _exit, so that a supervisor that could not be
+    set up says so (a pipe that ends without a word is one killed). */
+static void
+s_spawn_failed(int fd, const char *what, int e)
+{
+    char msg[96] = "error ", num[16];
+    size_t at = strlen(msg);
+    for (const char *w = what; *w && at < sizeof msg - 32; w++)
+        msg[at++] = *w;
+    memcpy(msg + at, ": errno ", 8);
+    at += 8;
+    int k = 0;
+    do
+        num[k++] = (char) ('0' + e % 10);
+    while ((e /= 10) && k < 15);
+    while (k && at < sizeof msg - 2)
+        msg[at++] = num[--k];
+    msg[at++] = '\n';
+    ssize_t w = write(fd, msg, at);
+    (void) w;
+    _exit(127);
+}
+
 evr_rc_t
 evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
 {
@@ -50,36 +74,27 @@ evr_shim_spawn(const char *dir, int *report_fd, evr_err_t *err)
     pid_t c = fork();
     if (c == 0) {
         if (setsid() < 0)
-            _exit(1);
+            s_spawn_failed(p[1], "setsid", errno);
         pid_t g = fork();
+        if (g < 0)
+            s_spawn_failed(p[1], "fork", errno);
         if (g != 0)
-            _exit(g < 0);
+            _exit(0);
         if (p[1] == S_STATUS_FD ? fcntl(S_STATUS_FD, F_SETFD, 0) < 0
                                 : dup2(p[1], S_STATUS_FD) < 0)
-            _exit(1);
+            s_spawn_failed(p[1], "dup2 of its report pipe", errno);
         int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || dup2(null, 0) < 0)
+            s_spawn_failed(S_STATUS_FD, "opening /dev/null", errno);
         int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
-        if (null < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0
-            || dup2(logfd, 2) < 0)
-            _exit(1);
+        if (logfd < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            s_spawn_failed(S_STATUS_FD, "opening its supervisor.log", errno);
         if (close_range(S_STATUS_FD + 1, ~0u, 0) != 0)
             for (int fd = S_STATUS_FD + 1; fd < maxfd; fd++)
                 close(fd);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv("/proc/self/exe", argv);
-        /* "error exec /proc/self/exe: errno N", async-signal-safe */
-        char msg[64] = "error exec /proc/self/exe: errno ", num[16];
-        int e = errno, k = 0;
-        size_t at = strlen(msg);
-        do
-            num[k++] = (char) ('0' + e % 10);
-        while ((e /= 10) && k < 15);
-        while (k && at < sizeof msg - 2)
-            msg[at++] = num[--k];
-        msg[at++] = '\n';
-        ssize_t w = write(S_STATUS_FD, msg, at);
-        (void) w;
-        _exit(127);
+        s_spawn_failed(S_STATUS_FD, "exec /proc/self/exe", errno);
     }
     int e = errno;
     free(log);
@@ -421,6 +436,21 @@ s_end(int dfd, const char *dir, pid_t pid)
     return 0;
 }
 
+/*  The engine's test hook (evr_eng_test_pause) in the supervisor, which
+    has the runner's environment: EVR_TEST_PAUSE_AT=supervisor stops it
+    (SIGSTOP) holding the unit's lock, before it starts the step;
+    supervisor_started once the step runs, before it reports the start.
+    A test kills it there. */
+static void
+s_test_pause(const char *point)
+{
+    const char *want = getenv("EVR_TEST_PAUSE_AT");
+    if (want && !strcmp(want, point)) {
+        fprintf(stderr, "evrun supervisor: test pause at %s\n", point);   /* supervisor.log */
+        raise(SIGSTOP);
+    }
+}
+
 int
 evr_shim_main(const char *dir)
 {
@@ -446,8 +476,10 @@ evr_shim_main(const char *dir)
     else if ((lfd = openat(dfd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0
              || fcntl(lfd, F_OFD_SETLKW, &fl) != 0)
         evr_err_set(&err, EVR_ERR_IO, "locking %s/lock: %s", dir, strerror(errno));
-    else
+    else {
+        s_test_pause("supervisor");
         pid = s_begin(dfd, dir, &w, &err);
+    }
     s_what_free(&w);
     if (pid < 0) {
         /* the lock goes first: once told, the runner finds the unit created */
@@ -457,6 +489,7 @@ evr_shim_main(const char *dir)
         fprintf(stderr, "evrun supervisor: %s\n", err.msg);
     }
     else {
+        s_test_pause("supervisor_started");
         s_report("started %ld", (long) pid);
         status = s_end(dfd, dir, pid);
         close(lfd);

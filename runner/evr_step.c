@@ -369,6 +369,7 @@ s_on_started(const evr_exec_result_t *r, void *arg)
     if (!st || evr_eng_step_done(st))
         return;   /* about an earlier attempt, or a step given up (evr_eng_step_abandon) */
     if (r->rc) {
+        st->lost = st->lost || r->lost;   /* its supervisor killed before it answered */
         s_step_broken(st, "start", r);
         return;
     }

@@ -183,12 +183,14 @@ evr_eng_step_finish(evr_eng_step_t *st)
     if (st->reason)
         ev->data.reason = evr_strdup(st->reason);
     ev->data.allowed = st->allowed;
-    char code[32] = "";
+    char code[32] = "", dur[32] = "never started";   /* a step that did has no duration */
     if (evr_step_exit_told(st->exit_code, st->status == EVR_STEP_SUCCEEDED))
         snprintf(code, sizeof code, "exit %lld, ", (long long) st->exit_code);
-    evr_eng_step_log(st, "%s%s (%s%llu.%03llus)%s%s", evr_step_status_name(st->status),
-               st->allowed ? " (allowed)" : "", code, (unsigned long long) (ms / 1000),
-               (unsigned long long) (ms % 1000), st->reason ? ": " : "",
+    if (st->t_start)
+        snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (ms / 1000),
+                 (unsigned long long) (ms % 1000));
+    evr_eng_step_log(st, "%s%s (%s%s)%s%s", evr_step_status_name(st->status),
+               st->allowed ? " (allowed)" : "", code, dur, st->reason ? ": " : "",
                st->reason ? st->reason : "");
     evr_eng_after(job->eng, s_do_remove, st, st->unit, strlen(st->unit) + 1);
     if (st->status != EVR_STEP_SUCCEEDED && s_retryable(st))

@@ -206,7 +206,10 @@ EVDATA(s_job_accepted, "job.accepted", PIPELINE(true), SPEC(true), ARGS(false), 
 EVDATA(s_job_started, "job.started", RUNNER(false), PREP_REASON(false));
 EVDATA(s_job_paused, "job.paused", REASON(false));
 EVDATA(s_job_resumed, "job.resumed", REASON(false));
-EVDATA(s_job_cancel, "job.cancel_requested", REASON(false));
+#define FORCE(R) D("force", EVR_FT_BOOL, 0, force, NULL, NULL,                               \
+                   "a cancel of a job being cancelled: its `when: always` steps and on_error " \
+                   "are stopped too, at once, and the steps left skipped", R)
+EVDATA(s_job_cancel, "job.cancel_requested", REASON(false), FORCE(false));
 EVDATA(s_job_finished, "job.finished", JSTATUS(true), REASON(false));
 EVDATA(s_step_queued, "step.queued", STEP(true), ATTEMPT(false));
 EVDATA(s_step_starting, "step.starting", STEP(true), ATTEMPT(true), CONTAINER(true));

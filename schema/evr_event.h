@@ -58,6 +58,7 @@ typedef struct {
                            step.finished: succeeded failed cancelled timed_out lost */
     char *reason;
     bool allowed;       /* step.finished: a failure of a step with allow_failure */
+    bool force;         /* job.cancel_requested: a second cancel, its `always` steps stopped too */
     char *step;
     uint32_t attempt;
     char *container;    /* step.starting: the deterministic container name */

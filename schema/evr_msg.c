@@ -288,7 +288,10 @@ MSG(events, EVENTS(true));
 MSG(heartbeat, U32("running", running, false, "jobs running now (runner -> broker)"));
 MSG(welcome, RUNNER(true), SEQ(true, "highest seq of this runner the broker holds: resend above it"));
 MSG(dispatch, JOB(true), SPEC(true), ARGS(false), COPIES, PARENT_JOB, PARENT_STEP);
-MSG(control, COMMAND(true), JOB(false), REASON(false));
+MSG(control, COMMAND(true), JOB(false), REASON(false),
+    M("force", EVR_FT_BOOL, false, 0, force, NULL, NULL,
+      "cancel: a user's cancel of a job being cancelled (or one asked twice while the job "
+      "was dispatched): the job's `when: always` steps and on_error are stopped too, at once"));
 MSG(ack, SEQ(true, "the broker holds every event of this runner up to seq"));
 MSG(artifact_chunk, JOB(true), STEP(true), APATH(true), SHA256(true), SIZE(true),
     OFFSET(true, "bytes of the file before data"), DATA(false));

@@ -88,6 +88,7 @@ typedef struct {
     bool more;              /* `end` of `history`: the page was cut, ask on */
     bool ephemeral;         /* `hello`, `runner`: a single-use runner (evrun-runner --once) */
     bool draining;          /* `hello`: the runner process took a drain */
+    bool force;             /* `control` cancel: stop the `when: always` steps too, at once */
     uint32_t queue_limit;   /* `end` of `jobs`: the broker's --queue-limit */
     char *step;             /* artifacts: the step */
     char *path;             /* artifacts: the file, relative to /workspace */

@@ -59,6 +59,8 @@ static const evr_field_t s_job_fields[] = {
     J("last_jseq", EVR_FT_U32, last_jseq, "per-job seq of the last event"),
     J("last_seq", EVR_FT_U64, last_seq, "runner seq of the last event"),
     J("cancel_requested", EVR_FT_BOOL, cancel_requested, "a cancel is pending"),
+    J("cancel_forced", EVR_FT_BOOL, cancel_forced,
+      "a second cancel: its `always` steps are stopped too"),
     J("compacted", EVR_FT_BOOL, compacted, "events removed by retention"),
     J("output_dropped", EVR_FT_BOOL, output_dropped, "output bytes removed by retention"),
     { "steps", EVR_FT_RECLIST, false, 256, offsetof(evr_job_t, steps), &evr_stepstate_type,
@@ -371,8 +373,12 @@ s_apply_job(evr_job_t *job, evr_evtype_t t, const evr_event_t *ev, evr_err_t *er
     case EVR_EV_JOB_CANCEL_REQUESTED:
         if (!live)
             return s_illegal(err, job, ev, "only a queued, running or paused job is cancelled");
+        /* a second one (force) stops the `always` steps too; the job
+           keeps the first one's reason */
+        if (!job->cancel_requested)
+            s_set(&job->reason, d->reason);
         job->cancel_requested = true;
-        s_set(&job->reason, d->reason);
+        job->cancel_forced |= d->force;
         return EVR_OK;
     case EVR_EV_JOB_FINISHED: {
         evr_job_status_t s;

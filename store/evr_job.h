@@ -75,6 +75,7 @@ typedef struct {
     uint32_t last_jseq;     /* per-job seq of the last event applied */
     uint64_t last_seq;      /* runner seq of the last event applied */
     bool cancel_requested;
+    bool cancel_forced;     /* a job.cancel_requested with force: a second cancel */
     bool compacted;         /* events removed, projection kept: set only by the
                                former evr_store_compact, which no binary called;
                                read so that a log carrying it still verifies */

@@ -407,7 +407,10 @@ static const struct {
 } s_simple[] = {
     { "cancel", EVR_MSG_CANCEL, "Cancels a job: a queued one leaves the queue; a running one has\n"
                                 "its steps stopped (SIGTERM, then SIGKILL after the runner's\n"
-                                "grace) and the rest skipped." },
+                                "grace) and the rest skipped, but for its `when: always` steps,\n"
+                                "which run then. Cancelled again while it is being cancelled,\n"
+                                "those are stopped too, at once (SIGKILL), and it ends\n"
+                                "cancelled." },
     { "pause", EVR_MSG_PAUSE, "Pauses a job: a queued one is held in the queue; a running one\n"
                               "has its containers paused and starts no new step." },
     { "resume", EVR_MSG_RESUME, "Resumes a paused job." },

@@ -28,6 +28,8 @@ typedef struct s_fjob {
     bool retry;             /* owed: its history, or its pipeline when !known (the
                                broker did not answer, or cut a history short) */
     char *status;           /* of job.finished */
+    evr_strmap_t started;   /* step -> the attempt whose step.started came: a
+                               step.finished of another never started */
     s_line_t *lines;
     struct s_fjob *next;
 } s_fjob_t;
@@ -96,6 +98,7 @@ s_trim(s_follow_t *f)
             *pp = j->next;
             s_free_lines(j);
             free(j->status);
+            evr_strmap_free(&j->started);
             free(j);
             f->njobs--;
         }
@@ -201,6 +204,17 @@ s_output(const s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
     }
 }
 
+/*  Whether the attempt of a step.finished had started (its step.started
+    came): one that never started has no duration. */
+static bool
+s_started(const s_fjob_t *j, const evr_evdata_t *d)
+{
+    char at[16];
+    snprintf(at, sizeof at, "%u", d->attempt);
+    const char *was = d->step ? evr_strmap_get(&j->started, d->step) : NULL;
+    return was && !strcmp(was, at);
+}
+
 static void
 s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
 {
@@ -213,6 +227,8 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
         fprintf(out, "%s -- %s", d->step ? d->step : "job", evr_evtype_name(evr_event_kind(ev)));
     if (d->status)
         fprintf(out, ": %s%s", d->status, d->allowed ? " (allowed)" : "");
+    if (d->force)   /* job.cancel_requested of a second cancel */
+        fprintf(out, ": again, its when: always steps stopped too");
     if (evr_event_kind(ev) == EVR_EV_SECRET_REGISTERED)   /* the name only */
         fprintf(out, ": %s", d->name ? d->name : "?");
     if (d->source)   /* job.source */
@@ -221,8 +237,10 @@ s_lifecycle(const s_follow_t *f, const s_fjob_t *j, const evr_event_t *ev)
     if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED && d->exit_code != EVR_STEP_NO_EXIT)
         fprintf(out, " (exit %lld, %llu ms)", (long long) d->exit_code,
                 (unsigned long long) d->duration);
-    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)   /* it never started */
+    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED && s_started(j, d))   /* lost */
         fprintf(out, " (%llu ms)", (unsigned long long) d->duration);
+    else if (evr_event_kind(ev) == EVR_EV_STEP_FINISHED)   /* no duration: it had none */
+        fprintf(out, " (never started)");
     if (d->attempt > 1)
         fprintf(out, " attempt %u", d->attempt);
     if (d->how)
@@ -346,6 +364,11 @@ s_print(s_follow_t *f, s_fjob_t *j, const evr_event_t *ev)
 {
     evr_evtype_t t = evr_event_kind(ev);
     const char *step = ev->data.step;
+    if (t == EVR_EV_STEP_STARTED && step) {   /* read by s_started */
+        char at[16];
+        snprintf(at, sizeof at, "%u", ev->data.attempt);
+        evr_strmap_set(&j->started, step, at);
+    }
     if (f->o->step && step && !evr_spec_step_matches(f->o->step, step))
         return;
     if (f->o->step && !step && t != EVR_EV_JOB_FINISHED)
@@ -683,6 +706,7 @@ s_take(s_follow_t *f, const evr_event_t *ev)
         s_free_lines(j);    /* flushed by s_print; a long tail keeps no buffers */
         j->done = true;
         free(j->status);
+        evr_strmap_free(&j->started);
         j->status = evr_strdup(ev->data.status ? ev->data.status : "failed");
     }
 }
@@ -767,6 +791,7 @@ s_free(s_follow_t *f)
         f->jobs = j->next;
         s_free_lines(j);
         free(j->status);
+        evr_strmap_free(&j->started);
         free(j);
     }
 }

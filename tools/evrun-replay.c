@@ -254,8 +254,11 @@ s_events(evr_store_t *store, const s_opts_t *o)
 static void
 s_steps_table(const evr_job_t *job)
 {
+    const char *cancel = job->cancel_forced      ? " (cancel requested twice)"
+                       : job->cancel_requested ? " (cancel requested)"
+                                               : "";
     printf("job %s  pipeline %s  status %s%s\n", job->id, job->pipeline ? job->pipeline : "-",
-           evr_job_status_name(job->status), job->cancel_requested ? " (cancel requested)" : "");
+           evr_job_status_name(job->status), cancel);
     if (job->reason)
         printf("reason: %s\n", job->reason);
     /* STATUS fits the longest, "timed_out (allowed)" */
@@ -268,8 +271,10 @@ s_steps_table(const evr_job_t *job)
         if (ran) {
             if (st->exit_code != EVR_STEP_NO_EXIT)   /* "-" for a step that never started */
                 snprintf(exit, sizeof exit, "%lld", (long long) st->exit_code);
-            snprintf(dur, sizeof dur, "%llu.%03llus", (unsigned long long) (st->duration / 1000),
-                     (unsigned long long) (st->duration % 1000));
+            if (st->started)   /* one that never started had no duration: "-" */
+                snprintf(dur, sizeof dur, "%llu.%03llus",
+                         (unsigned long long) (st->duration / 1000),
+                         (unsigned long long) (st->duration % 1000));
         }
         char status[32];
         snprintf(status, sizeof status, "%s%s", evr_step_status_name(st->status),

@@ -134,6 +134,7 @@ class JobLog {
     this.empty = h('div', { class: 'empty' }, 'No output yet.');
     this.el.append(this.empty);
     this.sections = new Map();
+    this.started = new Map();   /* step -> the attempt whose step.started came */
   }
 
   section(name) {
@@ -284,13 +285,17 @@ class JobLog {
     case 'step.finished':
       if (typeof d.step === 'string' && this.sections.has(d.step))
         this.flush(this.sections.get(d.step));
+      /* a step that never started has no duration */
       this.meta(d.step, (d.status || 'finished')
         + (d.exit_code > 0 ? ' with exit code ' + d.exit_code : '')
-        + ' after ' + fmtDuration(d.duration) + (d.reason ? ': ' + d.reason : '')
+        + (this.started.get(d.step) === (d.attempt || 0)
+          ? ' after ' + fmtDuration(d.duration) : ', never started')
+        + (d.reason ? ': ' + d.reason : '')
         + (d.allowed ? ' (failure allowed)' : ''));
       break;
     case 'step.skipped': this.meta(d.step, 'skipped' + (d.reason ? ': ' + d.reason : '')); break;
     case 'step.started':
+      this.started.set(d.step, d.attempt || 0);
       if (d.attempt > 1) this.meta(d.step, 'attempt ' + d.attempt);
       break;
     default: break;

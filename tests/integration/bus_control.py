@@ -20,9 +20,16 @@ Cases:
                  cancel (no reason, or another) of a dispatched job is ok
                  "already asked" and the runner gets the first's reason
                  once it takes the job (also when a queue.interrupt
-                 comes after the cancel); a queued job ends with it (a
-                 second cancel: conflict); a running one (evrun-runner)
-                 keeps it over a second cancel without a reason
+                 comes after the cancel), with force (it was cancelled
+                 twice); a queued job ends with it (a second cancel:
+                 conflict); a running one (evrun-runner) keeps it over a
+                 second cancel without a reason
+  cancel_twice   a second cancel of a running job being cancelled: sent
+                 with force (also before its job.cancel_requested came),
+                 said so in the ok; on evrun-runner its `when: always`
+                 step that runs is stopped at once and the one after it
+                 skipped, the job ends cancelled with the first reason,
+                 both cancels in its events (the second with force)
   ok_texts       an `ok` quoting a long value is whole (PROTOCOL.md: a text
                  within its 4096 bytes is never cut) and UTF-8: a second
                  cancel quoting a first reason of 512 "é", a demand
@@ -397,15 +404,16 @@ def case_cancel_reason(br):
     check("dispatched: cancel with a reason: ok, held for the runner",
           a1[0] == "ok" and "as soon as it takes" in a1[1], a1)
     check("a second cancel without a reason: ok, already asked (the first reason kept)",
-          a2[0] == "ok" and "already asked (early)" in a2[1], a2)
+          a2[0] == "ok" and "already asked (early)" in a2[1]
+          and "asked again, it stops the job's when: always steps too" in a2[1], a2)
     check("a third with another reason: ok, already asked",
           a3[0] == "ok" and "already asked (early)" in a3[1], a3)
     check("nothing sent before the runner takes it", controls(r.pending(0.3)) == [])
     r.accept(job, spec_for("lc"), start=False)
-    got = [(b.get("command"), b.get("job"), b.get("reason")) for t, b in r.pending()
-           if t == "control"]
-    check("once taken, the runner gets one cancel with the first reason",
-          got == [("cancel", job, "early")], got)
+    got = [(b.get("command"), b.get("job"), b.get("reason"), b.get("force")) for t, b
+           in r.pending() if t == "control"]
+    check("once taken, the runner gets one cancel with the first reason, with force",
+          got == [("cancel", job, "early", True)], got)
     # a queue.interrupt of that dispatched job after the cancel keeps the cancel's reason
     ispec = make_spec("ctli", [make_step("a", "sleep 60")], image="img", labels=["lc"],
                       queue={"strategy": "replace", "interrupt": True})
@@ -415,10 +423,10 @@ def case_cancel_reason(br):
     a1 = answer(c, "cancel", {"job": first, "reason": "early"})
     c.submit(new_ulid(), ispec)     # interrupts first
     r.accept(first, ispec, start=False)
-    got = [(b.get("command"), b.get("job"), b.get("reason")) for t, b in r.pending()
-           if t == "control"]
-    check("cancelled, then interrupted while dispatched: the cancel's reason",
-          a1[0] == "ok" and got == [("cancel", first, "early")], (a1, got))
+    got = [(b.get("command"), b.get("job"), b.get("reason"), b.get("force")) for t, b
+           in r.pending() if t == "control"]
+    check("cancelled, then interrupted while dispatched: the cancel's reason, no force",
+          a1[0] == "ok" and got == [("cancel", first, "early", None)], (a1, got))
     # queued (no runner has its label): the first cancel ends it, with its reason
     queued = new_ulid()
     c.submit(queued, spec_for("nobody"))
@@ -450,6 +458,78 @@ def case_cancel_reason(br):
         stop_runner(rn)
     c.close()
     r.c.close()
+
+
+def case_cancel_twice(br):
+    c = Client(br.clients)
+    r = FakeRunner(br, "ctl-2", ["l2"])
+    r.connect()
+    r.credit(1)
+    # a played runner: the second cancel comes before any job.cancel_requested
+    job = dispatched_job(r, c, "l2")
+    r.accept(job, spec_for("l2"))
+    check("the played job runs", wait_status(c, job, "running", 5))
+    a1 = answer(c, "cancel", {"job": job, "reason": "first"})
+    a2 = answer(c, "cancel", {"job": job, "reason": "second"})
+    got = [(b.get("command"), b.get("reason"), b.get("force")) for t, b in r.pending()
+           if t == "control" and b.get("job") == job]
+    check("first cancel: sent, no force", a1 == ("ok", "cancel sent to runner ctl-2"), a1)
+    check("second cancel: ok, saying it stops the when: always steps",
+          a2[0] == "ok" and a2[1].startswith("cancel sent to runner ctl-2 again: the job was "
+                                             "being cancelled already, so its when: always "
+                                             "steps are stopped too, at once"), a2)
+    check("the runner gets both, the second with force",
+          got == [("cancel", "first", None), ("cancel", "second", True)], got)
+    r.c.close()
+    # evrun-runner: an always step that hangs is stopped by the second cancel
+    rn = start_runner(br, "ctl-2real")
+    try:
+        run = new_ulid()
+        steps = [make_step("a", "echo begun; sleep 60"),
+                 make_step("clean", "echo cleaning; sleep 60") | {"when": "always"},
+                 make_step("last", "echo never") | {"when": "always"}]
+        c.submit(run, make_spec("ctl2", steps) | {"executor": "process"})
+
+        def seen(kind, step):
+            return any(ev.get("type") == kind and ev.get("data", {}).get("step") == step
+                       for ev in c.history_all(run))
+
+        for _ in range(150):
+            if seen("step.started", "a"):
+                break
+            time.sleep(0.1)
+        a1 = answer(c, "cancel", {"job": run, "reason": "early"})
+        for _ in range(150):    # the first cancel stopped a; clean runs
+            if seen("step.started", "clean"):
+                break
+            time.sleep(0.1)
+        check("after the first cancel the always step runs", seen("step.started", "clean"))
+        t0 = time.monotonic()
+        a2 = answer(c, "cancel", {"job": run})
+        check("running: second cancel ok, saying so", a1[0] == "ok" and a2[0] == "ok"
+              and "again: the job was being cancelled already" in a2[1], (a1, a2))
+        check("it ends cancelled at once (not after the always step's 60 s grace)",
+              wait_status(c, run, "cancelled", 10) and time.monotonic() - t0 < 10)
+        evs = c.history_all(run)
+        cancels = [ev.get("data", {}) for ev in evs if ev.get("type") == "job.cancel_requested"]
+        check("both cancels recorded, the second with force",
+              len(cancels) == 2 and not cancels[0].get("force")
+              and cancels[1].get("force") is True, cancels)
+        ends = {ev["data"]["step"]: ev["data"] for ev in evs
+                if ev.get("type") in ("step.finished", "step.skipped")}
+        check("the always step that ran: cancelled, saying why",
+              ends.get("clean", {}).get("status") == "cancelled"
+              and ends["clean"].get("reason") == "stopped: the job was cancelled again",
+              ends.get("clean"))
+        check("the always step after it: skipped, never started",
+              "last" in ends and not seen("step.started", "last"), ends.get("last"))
+        check("the job keeps the first cancel's reason", finished_reason(c, run) == "early",
+              finished_reason(c, run))
+        a3 = answer(c, "cancel", {"job": run})
+        check("a cancel after it ended: conflict", a3[0] == "error" and "conflict" in a3[1], a3)
+    finally:
+        stop_runner(rn)
+    c.close()
 
 
 def case_ok_texts(br):
@@ -486,7 +566,7 @@ def case_ok_texts(br):
 CASES = {"pause_resume": case_pause_resume, "executor": case_executor,
          "drain_hello": case_drain_hello, "restart": case_restart,
          "real_runner": case_real_runner, "cancel_reason": case_cancel_reason,
-         "ok_texts": case_ok_texts}
+         "cancel_twice": case_cancel_twice, "ok_texts": case_ok_texts}
 
 
 def run_case(name, br, fn, settle=0.0):

@@ -11,6 +11,7 @@ bin=$1 src=$2
 shift 2
 . "$src/tests/integration/bus_lib.sh"
 bus_script_init bjb --podman
+. "$src/tests/integration/gw_lib.sh"
 
 field() {   # field JOB NAME: a field of the job's status
   cli status "$1" --json | sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"
@@ -515,8 +516,11 @@ YML
 
 # A step stopped or skipped because another failed names that step
 # (on_failure: stop), though its own timeout passes while it is stopped;
-# a host step whose supervisor is killed ends lost, and retry: {on:
-# [lost]} runs it again.  Process runners only.
+# a host step whose supervisor is killed ends lost (also when killed
+# before it answered the start), and retry: {on: [lost]} runs it again;
+# a start that fails stays failed; a step that never started shows no
+# duration (logs --events, evrun-replay, the gateway's JSON).  Process
+# runners only.
 case_stop_lines() {
   fresh stop_lines
   bus_broker && bus_runner stl-1 "" 2 --executors process --grace 1 && bus_wait_runners 1
@@ -560,6 +564,71 @@ YML
     || job_report "$j"
   check "the step was lost, not failed" grep -q "^a > lost: waiting for the process: the supervisor of" <(cli logs "$j")
   check "... and retried" grep -qx "a > retrying (attempt 2)" <(cli logs "$j")
+  check "lost once started: its duration" \
+    grep -q "^a -- step.finished: lost ([0-9]* ms) -- waiting for the process" <(cli logs "$j" --events)
+  # killed before it answered the start (held there by the test hook,
+  # EVR_TEST_PAUSE_AT=supervisor: the unit locked, the step not started):
+  # lost too, and retried; a start that fails (a limit the host refuses)
+  # stays failed, with its message
+  EVR_TEST_PAUSE_AT=supervisor bus_runner stl-p "held" 1 --executors process && bus_wait_runners 2
+  pipeline stheld <<'YML'
+pipeline: stheld
+executor: process
+labels: [held]
+steps:
+  - {name: a, retry: {on: [lost], max: 1}, run: 'echo "try $EVRUN_ATTEMPT"'}
+YML
+  j=$(submit "$tmp/stheld.yml")
+  local att
+  for att in 1 2; do
+    shim=""
+    for i in $(seq 200); do
+      unit=$(ls -d "$tmp"/r-stl-p/units/evrun-*-a-$att 2>/dev/null | head -n 1)
+      [ -n "$unit" ] && shim=$(pgrep -f "evrun-runner --shim $unit\$" | head -n 1)
+      [ -n "$shim" ] && [ "$(ps -o stat= -p "$shim" | cut -c1)" = T ] && break
+      shim=""
+      sleep 0.1
+    done
+    check "attempt $att: its supervisor is held before the start" [ -n "$shim" ]
+    [ -n "$shim" ] || break
+    if [ "$att" = 1 ]; then kill -9 "$shim"; else kill -CONT "$shim"; fi
+  done
+  check "held: the job succeeds: the lost step ran again" [ "$(wait_job "$j" 20)" = succeeded ] \
+    || job_report "$j"
+  check "held: the step was lost, not failed, saying its supervisor was killed" \
+    grep -q "^a > lost: start: the supervisor of evrun-.*-a-1 was killed (it ended without a word) before it started the step" <(cli logs "$j")
+  check "held: ... and retried" grep -qx "a > retrying (attempt 2)" <(cli logs "$j")
+  check "held: the second attempt ran" grep -qx "a | try 2" <(cli logs "$j")
+  # a step that never started has no duration (not "0 ms"); the retry's has
+  cli logs "$j" --events > "$tmp/stheld.ev"
+  check "held: logs --events: the lost attempt never started" \
+    grep -q "^a -- step.finished: lost (never started) -- start: the supervisor" "$tmp/stheld.ev"
+  check "held: ... the retry's duration" \
+    grep -q "^a -- step.finished: succeeded (exit 0, [0-9]* ms) attempt 2" "$tmp/stheld.ev"
+  check "held: nowhere 0 ms" bash -c "! grep -q '(0 ms)' '$tmp/stheld.ev'"
+  local held=$j
+  kill "$runner_pid_stl_p"   # the next job goes to stl-1, its supervisor not held
+  for i in $(seq 100); do kill -0 "$runner_pid_stl_p" 2>/dev/null || break; sleep 0.1; done
+  pipeline stbad <<'YML'
+pipeline: stbad
+executor: process
+steps:
+  - {name: a, retry: {on: [lost], max: 1}, limits: {nofile: 999999999}, run: echo never}
+YML
+  j=$(submit "$tmp/stbad.yml")
+  check "a start that fails: failed, not lost" [ "$(wait_job "$j" 20)" = failed ] || job_report "$j"
+  check "... with its message, not retried" \
+    grep -q "^a > failed: start: starting evrun-.*-a-1: .*nofile" <(cli logs "$j")
+  check "never started: logs --events says so, no duration" \
+    grep -q "^a -- step.finished: failed (never started) -- start: starting" <(cli logs "$j" --events)
+  check "never started: evrun-replay --job, no duration" \
+    grep -Eq "^a +failed +1 +- +- +evrun-" <("$bin/evrun-replay" "$tmp/r-stl-1" --job "$j")
+  gateway
+  api GET "/jobs/$j" > /dev/null
+  check "never started: the gateway's JSON has no duration_ms, nor exit_code" \
+    [ "$(jget '[k for k in ("duration_ms", "exit_code") if k in d["steps"][0]]')" = "[]" ]
+  api GET "/jobs/$held" > /dev/null
+  check "its retry that ran: duration_ms" [ "$(jget '"duration_ms" in d["steps"][0]')" = True ]
 }
 
 # A step that never started (an image podman does not have, pull: never)

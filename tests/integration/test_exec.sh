@@ -202,11 +202,13 @@ YML
   check "exit 1" [ "$rc" -eq 1 ]
   check "podman's message reaches the user" grep -qi "image" "$out"
   check "a localhost/ image: where it comes from" \
-    grep -q "nothing > failed ([0-9.]*s): .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
+    grep -q "nothing > failed (never started): .*(a localhost/ image is built on the runner's host, with podman build or tools/build-test-image; this runner's podman does not have it)" "$out"
   check "no exit code: the step never started (its line, the summary, the reason)" sh -c "! grep -q 'exit -1' '$out'"
   check "no exit code: the step never started (its line, the summary, the reason) [grep -Eq ^nothing +failed +- out]" grep -Eq "^nothing +failed +- " "$out"
   check "no exit code: the step never started (its line, the summary, the reason) [^job .* failed in .*: step nothing failed: out]" grep -q "^job .* failed in .*: step nothing failed: " "$out"
-  check "... evrun-replay's table: EXIT -" grep -Eq "^nothing +failed +1 +- " <("$bin/evrun-replay" "$state" --job "$job")
+  check "... evrun-replay's table: EXIT -, DURATION -" \
+    grep -Eq "^nothing +failed +1 +- +- " <("$bin/evrun-replay" "$state" --job "$job")
+  check "... the summary: DURATION -" grep -Eq "^nothing +failed +- +-$" "$out"
   check "nothing left in podman" [ "$(left_behind)" -eq 0 ]
 }
 

@@ -170,7 +170,7 @@ case_no_creds() {   # none given, none in podman's own file: the registry refuse
   run no_creds
   check "exit 1" [ "$rc" -eq 1 ]
   check "the registry's words and the image" \
-    grep -q "show > failed ([0-9.]*s): .*pulling image $repo:1: .*unauthorized" "$out"
+    grep -q "show > failed (never started): .*pulling image $repo:1: .*unauthorized" "$out"
   check "failed before create: never started" sh -c "! grep -q step.started '$tmp/no_creds.job'"
   check "image.pull_failed recorded" grep -q "image.pull_failed .*unauthorized" "$tmp/no_creds.job"
   check "nothing left in podman" \

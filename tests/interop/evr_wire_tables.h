@@ -47,7 +47,7 @@ static const evr_wanswer_t evr_w_answers[] = {
                     { "ci_source_tar", WT_BIN, 0, 1048576 }, { "parent_job", WT_ULID, 0, 26 },
                     { "parent_step", WT_STR, 0, 64 }, { 0 } } },
     { "control", { { "command", WT_ENUM, 1, 16, W_COMMANDS }, { "job", WT_ULID, 0, 26 },
-                   { "reason", WT_STR, 0, 1024 }, { 0 } } },
+                   { "reason", WT_STR, 0, 1024 }, { "force", WT_BOOL, 0, 0 }, { 0 } } },
     { "ack", { { "seq", WT_UINT, 1, 0 }, { 0 } } },
     { "heartbeat", { { "running", WT_U32, 0, 0 }, { 0 } } },
     { "triggered", { { "job", WT_ULID, 1, 26 }, { "existing", WT_BOOL, 0, 0 },

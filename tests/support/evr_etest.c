@@ -271,6 +271,10 @@ s_event_line(const evr_event_t *ev, void *arg)
     case EVR_EV_STEP_RECOVERED:
         s_add(t, " %s", d->how);
         break;
+    case EVR_EV_JOB_CANCEL_REQUESTED:
+        if (d->force)
+            s_add(t, " force");
+        break;
     case EVR_EV_STEP_OUTPUTS:
         for (uint32_t i = 0; i < d->outputs.n; i++)
             s_add(t, " %s=%s", d->outputs.k[i], d->outputs.v[i]);

@@ -364,11 +364,11 @@ test_cancel(void)
                                  "  - name: b\n    run: echo never\n");
     CHECK(evr_etest_until_event(t, 13, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "test says stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "test says stop", false, &err) == EVR_OK);
     /* committed before it acts */
     CHECK(evr_etest_has_event(t, &(evr_etest_event_t) { evr_etest_job(13),
                                                          "job.cancel_requested" }));
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "again", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "again", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(13)) == EVR_JOB_CANCELLED);
     char *ev = evr_etest_events_of(t, 13);
@@ -381,8 +381,8 @@ test_cancel(void)
     CHECK(evr_etest_ncalls(t, EVR_FAKE_START, 13, "b", 0) == 0);
     free(ev);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_STOP, 13, "a", 1) >= 1);
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "late", &err) == EVR_ERR_STATE);
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(99), "who", &err) == EVR_ERR_NOTFOUND);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "late", false, &err) == EVR_ERR_STATE);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(99), "who", false, &err) == EVR_ERR_NOTFOUND);
     CHECK(evr_etest_clean(t, 13));
     evr_etest_destroy(&t);
 }
@@ -505,7 +505,8 @@ test_cancel_paused(void)
     CHECK(evr_engine_pause(t->eng, evr_etest_job(18), &err) == EVR_OK);
     CHECK(evr_etest_until_call(t, EVR_FAKE_PAUSE, 18, "a", 1));
     evr_etest_turns(t, 10);
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(18), "paused and cancelled", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(18), "paused and cancelled", false, &err)
+          == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(18)) == EVR_JOB_CANCELLED);
     char *ev = evr_etest_events_of(t, 18);
@@ -575,7 +576,8 @@ test_stopped_not_timed_out(void)
     evr_etest_destroy(&t);
 }
 
-/*  cancel_all with now: units are killed at once. */
+/*  cancel_all with now: units are killed at once, the cancel recorded
+    with force. */
 static void
 test_cancel_all_now(void)
 {
@@ -585,7 +587,7 @@ test_cancel_all_now(void)
     evr_engine_cancel_all(t->eng, "shutting down", true);
     CHECK(evr_etest_run(t, S_MAX_MS));
     char *ev = evr_etest_events_of(t, 21);
-    CHECK(evr_etest_in_order(ev, "job.cancel_requested reason=shutting down",
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested force reason=shutting down",
                              "step.finished a 1 cancelled exit=137", NULL));
     free(ev);
     CHECK(evr_etest_clean(t, 21));
@@ -682,7 +684,7 @@ test_two_jobs(void)
     CHECK(evr_etest_until_event(t, 25, "step.output a 1 stdout"));
     CHECK(evr_etest_until_event(t, 26, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(25), "only this one", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(25), "only this one", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, 25, "job.finished cancelled"));
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(26)) == EVR_JOB_SUCCEEDED);

@@ -492,7 +492,7 @@ test_trim_off_loop(void)
     CHECK(evr_etest_submit(t, evr_etest_job(75), yaml) == EVR_OK);   /* held, then cancelled */
     evr_etest_turns(t, 50);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(75), "not now", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(75), "not now", false, &err) == EVR_OK);
     evr_etest_event_t ev3 = { evr_etest_job(75), "job.finished" };
     CHECK(evr_etest_until(t, evr_etest_has_event, &ev3, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(75)) == EVR_JOB_CANCELLED);

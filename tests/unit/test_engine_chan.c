@@ -505,7 +505,7 @@ test_trigger_files_cancelled(void)
     snprintf(kept, sizeof kept, "%s/.trigger-files", jobdir);
     CHECK(access(kept, F_OK) == 0);   /* the child's, as it waits */
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "not now", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "not now", false, &err) == EVR_OK);
     CHECK(access(kept, F_OK) != 0 && errno == ENOENT);   /* at once */
     CHECK(evr_etest_run(t, S_MAX_MS));
     s_tf.on = false;

@@ -64,6 +64,40 @@ test_create_fails(void)
     evr_etest_destroy(&t);
 }
 
+/*  A start answered lost (a host step's supervisor killed before it
+    answered): the step is lost, not failed, and never started: no
+    step.started, and the summary of --exec shows no duration for it. */
+static void
+test_start_lost(void)
+{
+    evr_etest_t *t = s_faulted(81, (evr_fake_fault_t) { .op = EVR_FAKE_START,
+                                                        .kind = EVR_FAKE_LOST,
+                                                        .msg = "its supervisor was killed" },
+                               "echo a");
+    CHECK(evr_etest_job_status(t, evr_etest_job(81)) == EVR_JOB_FAILED);
+    char *ev = evr_etest_events_of(t, 81);
+    CHECK(evr_etest_in_order(ev, "step.finished a 1 lost exit=-1 reason=start: ",
+                             "its supervisor was killed", "step.skipped b",
+                             "job.finished failed reason=step a lost", NULL));
+    CHECK(evr_etest_count(ev, "step.started a") == 0);
+    free(ev);
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&sum, &len);
+    CHECK(fp != NULL);
+    if (fp) {
+        evr_engine_summary(t->eng, evr_etest_job(81), fp);
+        fclose(fp);
+        CHECK(sum && strstr(sum, "\na                         lost"
+                                 "                  -           -\n"));
+        if (sum && !strstr(sum, "lost                  -           -"))
+            fprintf(stderr, "%s", sum);
+    }
+    free(sum);
+    CHECK(evr_etest_clean(t, 81));
+    evr_etest_destroy(&t);
+}
+
 /*  The create of the step after (made early) fails: reported in its turn. */
 static void
 test_create_fails_early(void)
@@ -367,7 +401,7 @@ test_stop_fails(void)
     char *ua = evr_etest_unit(evr_etest_job(42), "a", 1);
     CHECK(evr_etest_until(t, evr_etest_unit_running, ua, S_MAX_MS));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(42), "stop it", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(42), "stop it", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(42)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_clean(t, 42));
@@ -428,7 +462,7 @@ test_pause_fails_always(void)
     CHECK(evr_exec_fake_state(t->fake, ua, NULL) == EVR_EXEC_RUNNING);
     free(ua);
     CHECK(evr_engine_resume(t->eng, evr_etest_job(74), &err) == EVR_OK);
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(74), "enough", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(74), "enough", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(74)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_ncalls(t, EVR_FAKE_RESUME, 74, "a", 1) == 0);
@@ -511,7 +545,7 @@ s_late_kind(int n, evr_fake_op_t op, const char *step, evr_fake_kind_t kind, con
     CHECK(evr_etest_until_call(t, op, n, step, 1));
     evr_etest_turns(t, 10);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "late", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "late", false, &err) == EVR_OK);
     evr_etest_turns(t, 20);
     char *p = evr_etest_units(evr_etest_job(n), step, 1);
     CHECK(evr_exec_fake_release(t->fake, op, p) >= 1);
@@ -604,7 +638,7 @@ test_late_workspace(void)
                            "  - name: a\n    run: echo a\n") == EVR_OK);
     evr_etest_turns(t, 10);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(48), "before it began", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(48), "before it began", false, &err) == EVR_OK);
     CHECK(evr_exec_fake_release(t->fake, EVR_FAKE_WS_CREATE, NULL) == 1);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(48)) == EVR_JOB_CANCELLED);
@@ -626,7 +660,7 @@ test_cancel_during_retake(void)
     CHECK(evr_etest_until_call(t, EVR_FAKE_INSPECT, 57, "a", 1));
     evr_etest_turns(t, 5);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(57), "while retaking", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(57)) == EVR_JOB_CANCELLED);
     CHECK(evr_etest_clean(t, 57));
@@ -647,7 +681,7 @@ s_create_never_answers(int n, const char *head, bool cancel, const char *want)
     CHECK(evr_etest_until_call(t, EVR_FAKE_CREATE, n, "a", 1));
     evr_err_t err;
     if (cancel)
-        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, n, want));
     CHECK(evr_engine_active(t->eng) == 0);
     evr_etest_destroy(&t);
@@ -682,7 +716,7 @@ s_start_call_held(int n, evr_fake_op_t op, const char *head, bool cancel, const 
     CHECK(evr_etest_until_call(t, op, n, "a", 1));
     evr_err_t err;
     if (cancel)
-        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", &err) == EVR_OK);
+        CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "no answer", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, n, "job.finished"));
     CHECK(evr_engine_active(t->eng) == 0);
     char *ev = evr_etest_events_of(t, n);
@@ -917,6 +951,7 @@ int
 main(void)
 {
     EVR_TEST_RUN(test_create_fails);
+    EVR_TEST_RUN(test_start_lost);
     EVR_TEST_RUN(test_create_fails_early);
     EVR_TEST_RUN(test_name_taken_created);
     EVR_TEST_RUN(test_name_taken_running);

@@ -188,7 +188,7 @@ test_when_always_after_cancel(void)
                                      "  - name: clean\n    when: always\n    run: echo clean\n");
     CHECK(evr_etest_until_event(t, 5, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(5), "stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(5), "stop", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(5)) == EVR_JOB_CANCELLED);
     char *ev = evr_etest_events_of(t, 5);
@@ -217,7 +217,7 @@ test_when_always_grace(void)
           == EVR_OK);
     CHECK(evr_etest_until_event(t, 6, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(6), "stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(6), "stop", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     char *ev = evr_etest_events_of(t, 6);
     CHECK(evr_etest_in_order(ev, "step.finished a 1 cancelled", "step.started clean 1",
@@ -226,6 +226,45 @@ test_when_always_grace(void)
                              "job.finished cancelled", NULL));
     free(ev);
     CHECK(evr_etest_clean(t, 6));
+    evr_etest_destroy(&t);
+}
+
+/*  A second cancel (force) of a job being cancelled: its always step
+    that runs is killed at once (not after its grace), the always step
+    after it is skipped, both cancels are recorded (the second with
+    force), the job ends cancelled with the first one's reason.  A third
+    cancel records nothing. */
+static void
+test_when_always_second_cancel(void)
+{
+    evr_etest_t *t = evr_etest_start(15, "steps:\n"
+                                     "  - name: a\n    run: echo a; sleep 10\n"
+                                     "  - name: clean\n    when: always\n"
+                                     "    run: echo c; sleep 10\n"
+                                     "  - name: last\n    when: always\n    run: echo never\n");
+    CHECK(evr_etest_until_event(t, 15, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(15), "stop", false, &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 15, "step.output clean 1 stdout"));
+    /* a first cancel again changes nothing: clean goes on */
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(15), "stop again", false, &err) == EVR_OK);
+    uint64_t t0 = evr_mono_ns();
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(15), "now", true, &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(15), "and now", true, &err) == EVR_OK);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_mono_ns() - t0 < 5000000000ull);   /* not its 10 s, nor the 60 s grace */
+    CHECK(evr_etest_job_status(t, evr_etest_job(15)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 15);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested reason=stop\n",
+                             "step.finished a 1 cancelled", "step.started clean 1",
+                             "job.cancel_requested force reason=now\n",
+                             "step.finished clean 1 cancelled exit=137 "
+                             "reason=stopped: the job was cancelled again",
+                             "job.finished cancelled reason=stop\n", NULL));
+    CHECK_CONTAINS(ev, "step.skipped last 0 reason=the job was cancelled");
+    CHECK(evr_etest_count(ev, "job.cancel_requested") == 2);
+    free(ev);
+    CHECK(evr_etest_clean(t, 15));
     evr_etest_destroy(&t);
 }
 
@@ -353,7 +392,7 @@ test_on_error_skipped(void)
                            "steps:\n  - name: a\n    run: echo a; sleep 10\n") == EVR_OK);
     CHECK(evr_etest_until_event(t, 11, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(11), "stop", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(11)) == EVR_JOB_CANCELLED);
     ev = evr_etest_events_of(t, 11);
@@ -405,7 +444,7 @@ test_recover_flow(void)
                            "    run: echo c1; sleep 0.1; echo c2\n") == EVR_OK);
     CHECK(evr_etest_until_event(t, 13, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(13), "stop", false, &err) == EVR_OK);
     CHECK(evr_etest_until_event(t, 13, "step.output clean 1 stdout"));
     evr_etest_kill(t, false);
     s_recover(t, 1);
@@ -417,6 +456,40 @@ test_recover_flow(void)
     free(ev);
     CHECK(evr_etest_output_is(t, 13, "clean", 1, "stdout", "c1\nc2\n"));
     CHECK(evr_etest_clean(t, 13));
+    evr_etest_destroy(&t);
+}
+
+/*  Killed right after a second cancel was recorded (its kill of the
+    always step that runs not carried out): taken up again, the runner
+    stops that step at once and skips the always step after it, as it
+    would have. */
+static void
+test_recover_second_cancel(void)
+{
+    evr_etest_t *t = evr_etest_start(16, "steps:\n"
+                                     "  - name: a\n    run: echo a; sleep 10\n"
+                                     "  - name: clean\n    when: always\n"
+                                     "    run: echo c; sleep 10\n"
+                                     "  - name: last\n    when: always\n    run: echo never\n");
+    CHECK(evr_etest_until_event(t, 16, "step.output a 1 stdout"));
+    evr_err_t err;
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(16), "stop", false, &err) == EVR_OK);
+    CHECK(evr_etest_until_event(t, 16, "step.output clean 1 stdout"));
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(16), "now", true, &err) == EVR_OK);
+    evr_etest_kill(t, false);
+    uint64_t t0 = evr_mono_ns();
+    s_recover(t, 1);
+    CHECK(evr_etest_run(t, S_MAX_MS));
+    CHECK(evr_mono_ns() - t0 < 5000000000ull);   /* not its 10 s, nor the 60 s grace */
+    CHECK(evr_etest_job_status(t, evr_etest_job(16)) == EVR_JOB_CANCELLED);
+    char *ev = evr_etest_events_of(t, 16);
+    CHECK(evr_etest_in_order(ev, "job.cancel_requested force reason=now\n",
+                             "step.recovered clean 1 reattached", "step.finished clean 1 cancelled",
+                             "job.finished cancelled reason=stop\n", NULL));
+    CHECK_CONTAINS(ev, "step.skipped last 0 reason=the job was cancelled");
+    CHECK(evr_etest_count(ev, "step.started last") == 0);
+    free(ev);
+    CHECK(evr_etest_clean(t, 16));
     evr_etest_destroy(&t);
 }
 
@@ -501,7 +574,7 @@ test_prep_cancelled(void)
                            "  - name: clean\n    when: always\n    run: echo clean\n")
           == EVR_OK);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(44), "stop", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(44), "stop", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(44)) == EVR_JOB_CANCELLED);
     char *ev = evr_etest_events_of(t, 44);
@@ -584,12 +657,14 @@ main(void)
     EVR_TEST_RUN(test_when_after_success);
     EVR_TEST_RUN(test_when_always_after_cancel);
     EVR_TEST_RUN(test_when_always_grace);
+    EVR_TEST_RUN(test_when_always_second_cancel);
     EVR_TEST_RUN(test_when_after_job_timeout);
     EVR_TEST_RUN(test_when_always_dag);
     EVR_TEST_RUN(test_on_error_runs);
     EVR_TEST_RUN(test_on_error_skipped);
     EVR_TEST_RUN(test_on_error_matrix);
     EVR_TEST_RUN(test_recover_flow);
+    EVR_TEST_RUN(test_recover_second_cancel);
     EVR_TEST_RUN(test_prep_failed_runs_after_failure);
     EVR_TEST_RUN(test_prep_timeout);
     EVR_TEST_RUN(test_prep_cancelled);

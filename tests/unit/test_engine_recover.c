@@ -226,7 +226,7 @@ test_recover_cancelled(void)
                            "  - name: b\n    run: echo b\n") == EVR_OK);
     CHECK(evr_etest_until_event(t, 67, "step.output a 1 stdout"));
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(67), "going down", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(67), "going down", false, &err) == EVR_OK);
     evr_etest_kill(t, false);
     s_recover(t, 1);
     CHECK(evr_etest_run(t, S_MAX_MS));

@@ -35,7 +35,7 @@ s_cancel_refused(int n, bool remove_fails)
     CHECK(evr_etest_until(t, evr_etest_unit_running, ua, S_MAX_MS));
     free(ua);
     evr_err_t err;
-    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "stop it", &err) == EVR_OK);
+    CHECK(evr_engine_cancel(t->eng, evr_etest_job(n), "stop it", false, &err) == EVR_OK);
     CHECK(evr_etest_run(t, S_MAX_MS));
     CHECK(evr_etest_job_status(t, evr_etest_job(n)) == EVR_JOB_CANCELLED);
     evr_stepstate_t st = { 0 };
