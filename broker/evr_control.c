@@ -51,10 +51,16 @@ s_control_queued(evr_broker_t *b, zframe_t *rid, const evr_msg_t *req, evr_queue
     switch (req->type) {
     case EVR_MSG_CANCEL:
         if (j->state == B_DISPATCHED && j->cancel_pending) {   /* the first cancel's reason stays */
-            j->cancel_force = true;
-            s_ok(b, rid, j->id, "cancel already asked (%s): it reaches %s as soon as it takes "
-                 "the job; asked again, it stops the job's when: always steps too",
-                 j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
+            bool was = j->cancel_force;
+            j->cancel_force = true;     /* in its record too, as the first cancel */
+            if (!was && evr_queue_persist(b, &j, 1, &err)) {
+                evr_broker_fail(b, &err);
+                evr_bus_send_error(b->clients, rid, EVR_CODE_INTERNAL, "%s", err.msg);
+            }
+            else
+                s_ok(b, rid, j->id, "cancel already asked (%s): it reaches %s as soon as it "
+                     "takes the job; asked again, it stops the job's when: always steps too",
+                     j->cancel_reason ? j->cancel_reason : "no reason", j->runner);
         }
         else if (j->state == B_DISPATCHED) {
             /* in its record before the answer: a restarted broker carries

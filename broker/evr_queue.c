@@ -163,8 +163,9 @@ s_job_new(const char *id, const evr_msg_t *submit, uint64_t created, uint8_t *bo
 /*  A record: version, state, creation time (u64 big-endian), the
     runner's length and bytes; version 2 then the count of runners it was
     sent to (newest first) and each one's length and bytes, and 1 when a
-    cancel is pending (then its reason's length, u16 big-endian, and
-    bytes; 0: none), else 0; then the submit message.  Version 1 (no
+    cancel is pending, 2 when it was asked twice (a forced cancel) (then
+    its reason's length, u16 big-endian, and bytes; 0: none), else 0;
+    then the submit message.  Version 1 (no
     history, no cancel pending) is written while a job has neither, so a
     record stays readable by a broker before version 2 as long as it can. */
 #define S_HEAD 11
@@ -215,7 +216,7 @@ s_record_of(const evr_queue_job_t *j, const uint8_t *body, size_t blen, uint8_t 
             memcpy(q, j->sent[i], l);
             q += l;
         }
-        *q++ = j->cancel_pending;
+        *q++ = j->cancel_pending ? 1 + j->cancel_force : 0;   /* 2: a second cancel too */
         if (j->cancel_pending) {
             *q++ = (uint8_t) (cl >> 8);
             *q++ = (uint8_t) cl;
@@ -257,6 +258,7 @@ typedef struct {
     size_t sl[EVR_QUEUE_SENT_MAX], n;
     const uint8_t *cancel;
     size_t clen;
+    bool force;     /* the cancel asked twice: it goes with force */
 } s_extra_t;
 
 /*  The length of the head of record p (len bytes) before its submit
@@ -281,8 +283,9 @@ s_head(const uint8_t *p, size_t len, s_extra_t *x)
         at += 1 + x->sl[i];
     }
     x->n = count;
-    if (len < at + 1 || p[at] > 1)
+    if (len < at + 1 || p[at] > 2)
         return 0;
+    x->force = p[at] == 2;
     if (!p[at++])
         return at;
     if (len < at + 2 || len < at + 2 + ((size_t) p[at] << 8 | p[at + 1]))
@@ -331,6 +334,7 @@ s_unrecord(const evr_broker_t *b, const char *id, const uint8_t *p, size_t len)
     }
     if (x.cancel) {
         j->cancel_pending = true;
+        j->cancel_force = x.force;
         j->cancel_reason = x.clen ? evr_strndup((const char *) x.cancel, x.clen) : NULL;
     }
     if (j->state == B_DISPATCHED && !j->runner)

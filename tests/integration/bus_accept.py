@@ -341,6 +341,9 @@ def case_cancel_restart(br):
         ok = c.cancel(j, f"stop {j}")
         check("cancel restart: ok, sent once the runner takes it",
               "as soon as it takes the job" in ok.get("message", ""), ok)
+    ok = c.cancel(jb, "again")                  # a second cancel: it goes with force
+    check("cancel restart: a second cancel, its when: always steps stopped too",
+          "asked again, it stops the job's when: always steps too" in ok.get("message", ""), ok)
     c.close()
     br.proc.kill()                              # SIGKILL
     br.proc.wait()
@@ -355,9 +358,10 @@ def case_cancel_restart(br):
     rb.seq = 0
     send(rb, (jb, 1, "job.accepted", {"pipeline": "pp", "spec": spec, "runner": "rb"}))
     got = [x for x in rb.pending(0.5) if x[0] == "control"]
-    check("cancel restart: rb, whose job.accepted comes now, is told to cancel, with its reason",
-          [(b.get("command"), b.get("job"), b.get("reason")) for _, b in got]
-          == [("cancel", jb, f"stop {jb}")], got)
+    check("cancel restart: rb, whose job.accepted comes now, is told to cancel, with its "
+          "first reason and the second cancel's force",
+          [(b.get("command"), b.get("job"), b.get("reason"), b.get("force")) for _, b in got]
+          == [("cancel", jb, f"stop {jb}", True)], got)
     d = runner(br, "rd", "cr")
     d.credit(1)
     check("cancel restart: nothing is dispatched again", not [
