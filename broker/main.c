@@ -239,6 +239,11 @@ s_same_socket(const char *a, const char *b, bool *tcp)
 {
     const char *ha, *hb;
     size_t la, lb;
+    for (int i = 0; i < 2; i++) {   /* a port the system picks (0, *): never the same */
+        const char *ep = i ? b : a, *colon = strrchr(ep, ':');
+        if (!strncmp(ep, "tcp://", 6) && colon && (!strcmp(colon, ":0") || !strcmp(colon, ":*")))
+            return *tcp = false;
+    }
     unsigned long pa = s_tcp_port(a, &ha, &la), pb = s_tcp_port(b, &hb, &lb);
     *tcp = pa && pb;
     if (!*tcp)

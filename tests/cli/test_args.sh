@@ -256,6 +256,9 @@ check "broker: events on the runners' ipc path: the two endpoints must differ" \
 run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint tcp://127.0.0.1:7790 \
   --runner-endpoint tcp://127.0.0.2:7790 --print-config
 check "broker: one port on two addresses: taken" [ $rc -eq 0 ]
+run "$bin/evrun-broker" --state-dir "$tmp/b" --client-endpoint 'tcp://127.0.0.1:0' \
+  --runner-endpoint 'tcp://127.0.0.1:*' --events-endpoint 'tcp://127.0.0.1:0' --print-config
+check "broker: ports the system picks (0, *): never the same port" [ $rc -eq 0 ]
 run "$bin/evrun-cli" token --sub ""
 check "token --sub '': exit 2, not the default in silence" [ $rc -eq 2 ]
 check "token --sub '': says so" grep -qxF 'evrun-cli token: --sub "": expected a name (default $USER, else evrun)' "$tmp/err"
