@@ -671,8 +671,9 @@ char *evr_eng_copy_file(const evr_engine_t *e, const char *job_id, int i);
 const char *evr_eng_first_image(const evr_eng_job_t *job, uint32_t *policy);
 const char *evr_eng_fetch_setting(const evr_fetch_result_t *r);
 /*  What to do about a download refused for its credentials (HTTP 401 or
-    403), secret the name of the one sent (NULL: none), written in buf:
-    "" for any other end. */
+    403), secret the name of the one sent (NULL: none), written in buf
+    (an answer from another origin a redirect led to says that one got
+    none): "" for any other end. */
 const char *evr_eng_fetch_auth_hint(const evr_fetch_result_t *r, const char *secret, char *buf,
                                     size_t size);
 void evr_eng_source_next(evr_eng_job_t *job);

@@ -85,10 +85,11 @@ evr_fetch_destroy(evr_fetch_t **self_p)
 
 /*  Reports the end of r and frees it. */
 static void
-s_end(evr_fetch_req_t *r, evr_rc_t rc, const char *msg, evr_fetch_rule_t rule)
+s_end(evr_fetch_req_t *r, evr_rc_t rc, const char *msg, evr_fetch_rule_t rule,
+      const char *elsewhere)
 {
     evr_fetch_result_t res = { .rc = rc, .msg = msg ? msg : "", .status = r->status,
-                               .bytes = r->bytes, .rule = rule };
+                               .bytes = r->bytes, .rule = rule, .elsewhere = elsewhere };
     r->fn(&res, r->arg);
     s_free(r);
 }
@@ -148,7 +149,8 @@ s_done(evr_http_req_t *req, void *arg)
         snprintf(msg, sizeof msg, "%s answered HTTP %ld", r->url, r->status);
     else
         rc = EVR_OK;
-    s_end(r, rc, rc ? msg : "", rule);
+    char moved[512];   /* for a message: cut there */
+    s_end(r, rc, rc ? msg : "", rule, evr_http_answered_elsewhere(req, moved, sizeof moved));
 }
 
 /*  The http layer is going away with the transfer under way. */
@@ -168,7 +170,7 @@ s_failed_early(evr_loop_t *loop, void *arg)
     s_unlist(r);
     char msg[EVR_ERR_MAX];
     snprintf(msg, sizeof msg, "writing %s: %s", r->file, strerror(r->werr));
-    s_end(r, EVR_ERR_IO, msg, EVR_FETCH_RULE_NONE);
+    s_end(r, EVR_ERR_IO, msg, EVR_FETCH_RULE_NONE, NULL);
 }
 
 evr_fetch_req_t *
@@ -209,5 +211,5 @@ evr_fetch_cancel(evr_fetch_t *self, evr_fetch_req_t *req)
     }
     evr_loop_timer_cancel(self->loop, req->timer);
     s_unlist(req);
-    s_end(req, EVR_ERR_IO, "cancelled", EVR_FETCH_RULE_NONE);
+    s_end(req, EVR_ERR_IO, "cancelled", EVR_FETCH_RULE_NONE, NULL);
 }

@@ -48,11 +48,14 @@ typedef struct {
                    written, the transfer failed (a refused redirect or
                    address: rule says which), any status but 200 ("URL
                    answered HTTP 404"), or it was cancelled.
-    msg is valid during the callback only. */
+    msg and elsewhere are valid during the callback only. */
 typedef struct {
     evr_rc_t rc;
     const char *msg;
     long status;            /* the HTTP status (0: no answer) */
+    const char *elsewhere;  /* the URL that answered when a redirect led to another
+                               scheme, host or port (which got no credentials: auth
+                               goes to the URL's origin only); NULL: the URL's own */
     uint64_t bytes;
     evr_fetch_rule_t rule;
 } evr_fetch_result_t;

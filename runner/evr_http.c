@@ -703,6 +703,33 @@ evr_http_status(const evr_http_req_t *req)
 }
 
 const char *
+evr_http_answered_elsewhere(const evr_http_req_t *req, char *buf, size_t size)
+{
+    char *here = NULL;
+    if (!req->status || curl_easy_getinfo(req->easy, CURLINFO_EFFECTIVE_URL, &here) != CURLE_OK
+        || !here || !strcmp(here, req->url))
+        return NULL;
+    CURLU *from = curl_url(), *to = curl_url();
+    char a[512] = "", b[512] = "";
+    bool same = curl_url_set(from, CURLUPART_URL, req->url, 0) == CURLUE_OK
+             && s_origin(from, a, sizeof a)
+             && curl_url_set(to, CURLUPART_URL, here, 0) == CURLUE_OK
+             && s_origin(to, b, sizeof b) && strcmp(a, b) == 0;
+    char *shown = NULL;   /* without a user or password the Location may have had */
+    if (!same) {
+        curl_url_set(to, CURLUPART_USER, NULL, 0);
+        curl_url_set(to, CURLUPART_PASSWORD, NULL, 0);
+        if (curl_url_get(to, CURLUPART_URL, &shown, 0) != CURLUE_OK)
+            shown = NULL;
+        snprintf(buf, size, "%s", shown ? shown : b[0] ? b : "another origin");
+    }
+    curl_free(shown);
+    curl_url_cleanup(from);
+    curl_url_cleanup(to);
+    return same ? NULL : buf;
+}
+
+const char *
 evr_http_body(const evr_http_req_t *req, size_t *len)
 {
     if (len)

@@ -93,6 +93,11 @@ const char *evr_http_body(const evr_http_req_t *req, size_t *len);
 evr_rc_t evr_http_error(const evr_http_req_t *req, const char **msg);
 /*  True when the kept body was cut at max_body. */
 bool evr_http_truncated(const evr_http_req_t *req);
+/*  In on_done: the URL that answered when a redirect led to another
+    scheme, host or port than the request's (an origin opts.auth did not
+    go to), written in buf (size bytes, cut); NULL when the answer came
+    from the request's own origin or no answer came. */
+const char *evr_http_answered_elsewhere(const evr_http_req_t *req, char *buf, size_t size);
 
 /*  Runs one request to its end, turning the loop (evr_loop_once) until
     it ends: every other watch and timer of the loop runs meanwhile.  Not

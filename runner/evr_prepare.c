@@ -601,7 +601,10 @@ evr_eng_fetch_auth_hint(const evr_fetch_result_t *r, const char *secret, char *b
 {
     if (r->status != 401 && r->status != 403)
         return "";
-    if (secret)
+    if (secret && r->elsewhere)   /* curl sends them to the URL's origin only */
+        snprintf(buf, size, " (from %s, a redirect to another scheme, host or port: the "
+                 "credentials of secret %s were not sent there)", r->elsewhere, secret);
+    else if (secret)
         snprintf(buf, size, " (the credentials of secret %s were sent)", secret);
     else
         snprintf(buf, size, "%s", r->status == 401 ? " (a private server: name a secret "
@@ -710,7 +713,7 @@ s_res_fetched(const evr_fetch_result_t *r, void *arg)
         snprintf(reason, sizeof reason, "the job %s while resource %s was downloaded",
                  job->timed_out ? "timed out" : "was cancelled", res->name);
     else if (r->rc) {
-        char hint[EVR_SPEC_MAX_NAME + 96];
+        char hint[EVR_SPEC_MAX_NAME + 640];   /* a redirect's URL too */
         snprintf(reason, sizeof reason, "resource %s: %s%s%s", res->name, r->msg,
                  evr_eng_fetch_setting(r),
                  evr_eng_fetch_auth_hint(r, res->secret, hint, sizeof hint));

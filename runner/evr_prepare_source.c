@@ -408,7 +408,7 @@ s_src_fetched(const evr_fetch_result_t *r, void *arg)
     }
     if (r->rc) {
         const evr_source_t *src = job->src_index ? &job->spec->source : &job->spec->ci_source;
-        char hint[EVR_SPEC_MAX_NAME + 96];
+        char hint[EVR_SPEC_MAX_NAME + 640];   /* a redirect's URL too */
         s_src_fail(job, "%s%s%s", r->msg, evr_eng_fetch_setting(r),
                    evr_eng_fetch_auth_hint(r, src->secret, hint, sizeof hint));
         return;

@@ -8,7 +8,8 @@
 # exit 2, as a missing git.secret); the value is in
 # no output, no replay and no step's environment; a redirect to another
 # host (127.0.0.2, or localhost for 127.0.0.1) goes without the
-# credentials, one to the same origin keeps them.
+# credentials, one to the same origin keeps them, and a 401 from that other
+# origin says the credentials were not sent there.
 set -u
 bin=$1 src=$2
 shift 2
@@ -191,6 +192,25 @@ EOF
     grep -qx "127.0.0.1 /open/l.txt -" "$log"
   check "no credentials reached 127.0.0.2" not grep -Eq "^127.0.0.2 .* (Basic|Bearer)$" "$log"
   check "no value anywhere" no_value away
+  # a 401 from the origin a redirect led to, which got no credentials: the
+  # reason does not say they were sent (they were not, there)
+  cat > "$tmp/moved.yml" <<EOF
+pipeline: moved
+executor: process
+resources:
+  - { name: m, url: "http://127.0.0.1:$port/local/basic/m.txt", path: m.txt, secret: BASIC_AUTH }
+steps:
+  - { name: a, run: echo should not run }
+EOF
+  : > "$log"
+  run moved --resource-redirects any
+  check "a 401 after a redirect elsewhere: exit 1" [ "$rc" -eq 1 ]
+  check "... the other origin got none" grep -qx "127.0.0.1 /basic/m.txt -" "$log"
+  check "... its reason names the origin that answered, which got none" grep -qF \
+    "reason: resource m: http://127.0.0.1:$port/local/basic/m.txt answered HTTP 401 (from http://localhost:$port/basic/m.txt, a redirect to another scheme, host or port: the credentials of secret BASIC_AUTH were not sent there)" \
+    "$tmp/moved.job"
+  check "... not that they were sent" not grep -q "were sent)" "$tmp/moved.job"
+  check "... no value anywhere" no_value moved
   cat > "$tmp/same.yml" <<EOF
 pipeline: same
 executor: process
