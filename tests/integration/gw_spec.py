@@ -150,7 +150,7 @@ def case_submit():
     r = api("POST", "/jobs?label=nobody", j)
     schema_ok("JSON pipeline: 201 Submitted", r, 201, submitted)
     r = api("POST", "/jobs?label=nobody", {"pipeline": PIPE, "args": {"WHO": "x"},
-                                           "labels": ["nobody"]})
+                                           "labels": ["nobody-else"]})
     schema_ok("JSON start: 201 Submitted", r, 201, submitted)
     check("JSON start: the pipeline's name", r.json().get("pipeline") == PIPE, repr(r))
     key = "spec-key-" + str(time.time())
