@@ -839,6 +839,15 @@ case_query_params() {
   check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
   check "?label=gpu twice: 400" [ "$(api POST '/jobs?arg=WHO=x&label=gpu&label=gpu' "${yml[@]}")" = 400 ]
   check "?label=gpu twice: names it" grep -qF 'label: \"gpu\" given twice (each label once, the body'"'"'s and the query'"'"'s together)' "$tmp/body"
+  # an arg given twice is refused, not its last value taken: in the query,
+  # and as a repeated key of a start's body args (a body's ?arg= still wins)
+  check "?arg=WHO twice: 400" [ "$(api POST '/jobs?arg=WHO=x&arg=WHO=y' "${yml[@]}")" = 400 ]
+  check "?arg=WHO twice: names it" grep -qF 'arg: \"WHO\" given twice (each arg once)' "$tmp/body"
+  check "start, ?arg=WHO twice: 400" [ "$(api POST '/jobs?arg=WHO=x&arg=WHO=y' -H 'Content-Type: application/json' -d '{"pipeline":"reg"}')" = 400 ]
+  check "start, ?arg=WHO twice: names it" grep -qF 'arg: \"WHO\" given twice (each arg once)' "$tmp/body"
+  check "start, body args.WHO twice: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"reg","args":{"WHO":"x","WHO":"y"}}')" = 400 ]
+  check "start, body args.WHO twice: names the key" grep -qF "duplicate object key" "$tmp/body"
+  check "start, body args.WHO and ?arg=WHO: the query's wins" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"reg","args":{"WHO":"b"}}')" = 201 ]
   check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ]
   check "GET /jobs?limt=1: 400 [unknown query parameter limt: this route take...]" grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
   check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]
