@@ -5,8 +5,13 @@
       (`ev.`) and counts as they pass: events by type, jobs finished by
       pipeline and status, step durations (step.finished's duration) and
       job durations (job.started to job.finished) as histograms by
-      pipeline.  A job's pipeline comes from its job.accepted; for a job
-      accepted before the gateway started it is asked once (`status`).
+      pipeline.  A step whose attempt never started (a step.finished
+      with no step.started for it) has no duration: it is counted apart,
+      not as a 0 s sample.  A job's pipeline comes from its job.accepted;
+      for a job accepted before the gateway started it is asked once
+      (`status`), and so its steps' starts before are not known: one of
+      its steps that ended with no exit code after 0 ms counts as never
+      started.
       These are counters since the gateway started, as Prometheus wants.
     - the broker's state: `runners`, `pipelines` and `jobs` (status
       queued, paused, running: one page of at most 1000 each) asked at
@@ -34,6 +39,7 @@
 
 #include "evr_bus.h"
 #include "evr_event.h"
+#include "evr_job.h"
 #include "evr_log.h"
 
 #define S_PIPES_MAX 256                   /* pipelines with a label of their own (README) */
@@ -59,6 +65,7 @@ typedef struct {
 typedef struct {
     char name[EVR_SPEC_MAX_NAME + 1];
     uint64_t finished[S_NSTATUS];
+    uint64_t unstarted;     /* steps that ended without starting (no duration) */
     s_hist_t step, job;
 } s_pipe_t;
 
@@ -66,6 +73,8 @@ typedef struct {
     char job[EVR_ULID_LEN + 1];
     int pipe;
     uint64_t started;   /* ns, 0: not seen */
+    bool whole;         /* seen from its job.accepted: every step.started seen */
+    evr_strmap_t steps; /* step -> the attempt whose step.started came */
 } s_jobrec_t;
 
 struct evr_gw_metrics {
@@ -190,13 +199,30 @@ s_job_find(evr_gw_metrics_t *m, const char *job)
 }
 
 static s_jobrec_t *
-s_job_add(evr_gw_metrics_t *m, const char *job, const char *pipeline, uint64_t started)
+s_job_add(evr_gw_metrics_t *m, const char *job, const char *pipeline, uint64_t started,
+          bool whole)
 {
     s_jobrec_t *r = &m->jobs[m->jnext++ % S_JOBS];
     snprintf(r->job, sizeof r->job, "%s", job);
     r->pipe = s_pipe(m, pipeline);
     r->started = started;
+    r->whole = whole;
+    evr_strmap_free(&r->steps);     /* an earlier job's, whose slot this was */
     return r;
+}
+
+/*  Whether the attempt of the step that step.finished ev ended had
+    started: its step.started was seen (an attempt absent, from an older
+    runner: any), or, for a job whose start the gateway did not see
+    whole, the step has an exit code or a duration. */
+static bool
+s_step_started(const s_jobrec_t *r, const evr_event_t *ev)
+{
+    const evr_evdata_t *x = &ev->data;
+    const char *a = x->step ? evr_strmap_get(&r->steps, x->step) : NULL;
+    if (a)
+        return !x->attempt || strtoul(a, NULL, 10) == x->attempt;
+    return !r->whole && (x->exit_code != EVR_STEP_NO_EXIT || x->duration);
 }
 
 /*  The record of job (m->mu held); a job not seen since the gateway
@@ -213,7 +239,7 @@ s_job(evr_gw_t *gw, evr_gw_metrics_t *m, const char *job)
     bool ok = !evr_gw_call(gw, &quiet, &q, &rep) && rep.type == EVR_MSG_JOB && rep.pipeline;
     json_decref(quiet.json);
     pthread_mutex_lock(&m->mu);
-    r = s_job_add(m, job, ok ? rep.pipeline : "", ok ? rep.started : 0);
+    r = s_job_add(m, job, ok ? rep.pipeline : "", ok ? rep.started : 0, false);
     evr_msg_clear(&rep);
     return r;
 }
@@ -229,12 +255,21 @@ s_event(evr_gw_t *gw, evr_gw_metrics_t *m, const evr_event_t *ev)
     if (!ev->job)
         ;
     else if (t == EVR_EV_JOB_ACCEPTED && ev->data.pipeline)
-        s_job_add(m, ev->job, ev->data.pipeline, 0);
+        s_job_add(m, ev->job, ev->data.pipeline, 0, true);
     else if (t == EVR_EV_JOB_STARTED && (r = s_job(gw, m, ev->job)))
         r->started = ev->time;
-    else if (t == EVR_EV_STEP_FINISHED && (r = s_job(gw, m, ev->job)))
-        s_observe(&m->pipes[r->pipe].step, s_dur_b, EVR_ARRAY_LEN(s_dur_b),
-                  (double) ev->data.duration / 1000.0);
+    else if (t == EVR_EV_STEP_STARTED && ev->data.step && (r = s_job(gw, m, ev->job))) {
+        char a[16];
+        snprintf(a, sizeof a, "%u", ev->data.attempt);
+        evr_strmap_set(&r->steps, ev->data.step, a);
+    }
+    else if (t == EVR_EV_STEP_FINISHED && (r = s_job(gw, m, ev->job))) {
+        if (s_step_started(r, ev))
+            s_observe(&m->pipes[r->pipe].step, s_dur_b, EVR_ARRAY_LEN(s_dur_b),
+                      (double) ev->data.duration / 1000.0);
+        else    /* its 0 is no duration: not a sample */
+            m->pipes[r->pipe].unstarted++;
+    }
     else if (t == EVR_EV_JOB_FINISHED && (r = s_job(gw, m, ev->job))) {
         for (int i = 0; i < S_NSTATUS; i++)
             if (ev->data.status && !strcmp(ev->data.status, s_status[i]))
@@ -243,6 +278,7 @@ s_event(evr_gw_t *gw, evr_gw_metrics_t *m, const evr_event_t *ev)
             s_observe(&m->pipes[r->pipe].job, s_dur_b, EVR_ARRAY_LEN(s_dur_b),
                       (double) (ev->time - r->started) / 1e9);
         r->job[0] = '\0';     /* ended: its slot is free to find again */
+        evr_strmap_free(&r->steps);
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -316,6 +352,8 @@ evr_gw_metrics_stop(evr_gw_t *gw)
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->cache_mu);
     pthread_cond_destroy(&m->cache_cv);
+    for (size_t i = 0; i < S_JOBS; i++)
+        evr_strmap_free(&m->jobs[i].steps);
     free(m->cache);
     free(m);
     gw->metrics = NULL;
@@ -482,10 +520,19 @@ s_counters(evr_gw_metrics_t *m, FILE *out)
                     (unsigned long long) m->pipes[i].finished[k]);
         }
     s_head(out, "evrun_step_duration_seconds", "histogram", "Durations of the steps that "
-           "ended (step.finished), by pipeline, since the gateway started");
+           "ended (step.finished) after they started (step.started), by pipeline, since the "
+           "gateway started");
     for (int i = 0; i < m->npipes; i++)
         s_hist_write(out, "evrun_step_duration_seconds", &m->pipes[i].step, s_dur_b,
                      EVR_ARRAY_LEN(s_dur_b), m->pipes[i].name);
+    s_head(out, "evrun_steps_never_started_total", "counter", "Steps that ended without "
+           "starting (a step.finished with no step.started for its attempt: no duration, "
+           "not in evrun_step_duration_seconds), by pipeline, since the gateway started");
+    for (int i = 0; i < m->npipes; i++) {
+        fputs("evrun_steps_never_started_total{pipeline=\"", out);
+        evr_gw_prom_label(out, m->pipes[i].name);
+        fprintf(out, "\"} %llu\n", (unsigned long long) m->pipes[i].unstarted);
+    }
     s_head(out, "evrun_job_duration_seconds", "histogram", "Durations of the jobs that ended, "
            "from job.started to job.finished, by pipeline, since the gateway started");
     for (int i = 0; i < m->npipes; i++)

@@ -142,8 +142,9 @@ s_file(s_view_t *v, const evr_evdata_t *x)
     free(key);
 }
 
-/*  Whether the step's attempt that ended had started (its step.started
-    set `started` and `attempt`): one that never started has no duration. */
+/*  Whether the step's attempt that ended had started (its step.queued
+    set `attempt` and cleared `started`, its step.started set `started`):
+    one that never started has no duration. */
 static bool
 s_attempt_started(json_t *st, uint32_t attempt)
 {
@@ -157,7 +158,18 @@ s_step_event(json_t *st, evr_evtype_t t, const evr_event_t *ev)
 {
     const evr_evdata_t *x = &ev->data;
     switch (t) {
-    case EVR_EV_STEP_QUEUED: json_object_set_new(st, "status", json_string("queued")); break;
+    case EVR_EV_STEP_QUEUED:
+        /* an attempt begins (a retry's too): what the one before had
+           (started, exit code, duration, reason) is not this one's */
+        json_object_set_new(st, "status", json_string("queued"));
+        if (x->attempt)
+            json_object_set_new(st, "attempt", json_integer(x->attempt));
+        json_object_del(st, "started");
+        json_object_del(st, "finished");
+        json_object_del(st, "exit_code");
+        json_object_del(st, "duration_ms");
+        json_object_del(st, "reason");
+        break;
     case EVR_EV_STEP_STARTING:
         json_object_set_new(st, "status", json_string("starting"));
         break;

@@ -404,8 +404,9 @@ s_judge(evr_eng_job_t *job, const evr_hook_t *h, const evr_hook_result_t *r, cha
     the log and the job's reason.  cut: text ends where the hook's stderr
     was cut, so a tail that could begin a secret is dropped ("..." for
     it).  Masked first, then its control characters escaped (\x1b: no
-    terminal escape reaches a log or the reason), then cut to size,
-    between characters. */
+    terminal escape reaches a log or the reason) and its backslashes
+    (\\: the four characters \x1b a hook wrote are not read as ESC), then
+    cut to size, between characters. */
 static void
 s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
 {
@@ -417,7 +418,7 @@ s_mask(const evr_eng_job_t *job, char *text, size_t size, bool cut)
         free(out);
         out = more;
     }
-    evr_text_escape_ctl(out, text, size);   /* cut with EVR_CUT_MARK when it does not fit */
+    evr_text_escape(out, text, size);   /* cut with EVR_CUT_MARK when it does not fit */
     free(out);
 }
 

@@ -79,9 +79,19 @@ evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg)
 int
 evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req)
 {
-    if (c == 'a' && !evr_spec_parse_arg(arg, &req->args)) {
-        fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", prog, arg);
-        return 2;
+    if (c == 'a') {
+        evr_strmap_t one = { 0 };
+        bool ok = evr_spec_parse_arg(arg, &one);
+        bool twice = ok && evr_strmap_get(&req->args, one.k[0]);
+        if (!ok)
+            fprintf(stderr, "%s: -a %s: expected NAME=VALUE\n", prog, arg);
+        else if (twice)     /* else the second would silently replace the first */
+            fprintf(stderr, "%s: -a \"%s\": given twice (each arg once)\n", prog, one.k[0]);
+        else
+            evr_strmap_set(&req->args, one.k[0], one.v[0]);
+        evr_strmap_free(&one);
+        if (!ok || twice)
+            return 2;
     }
     if (c == 'l') {
         if (!evr_cli_name_arg(prog, "--label", "a label", arg))

@@ -86,9 +86,10 @@ bool evr_cli_pipeline_arg(const char *prog, const char *opt, const char *arg);
 bool evr_cli_name_arg(const char *prog, const char *opt, const char *what, const char *arg);
 
 /*  The options a job's request takes in run, submit and start: 'a'
-    (-a/--arg NAME=VALUE, into req->args) and 'l' (--label L, into
-    req->labels: a name, each once, as the broker takes them).  0 when c
-    is one and taken; 2 (said, naming the option and the value) when its
+    (-a/--arg NAME=VALUE, into req->args: each NAME once, a repeat would
+    replace the value before it) and 'l' (--label L, into req->labels: a
+    name, each once, as the broker takes them).  0 when c is one and
+    taken; 2 (said, naming the option and the value or name) when its
     value is refused; -1 when c is neither. */
 int evr_cli_job_opt(const char *prog, int c, const char *arg, evr_msg_t *req);
 

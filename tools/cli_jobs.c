@@ -45,8 +45,8 @@ s_run_help(FILE *out, const char *name)
             "(relative to FILE's directory, .evrunignore honoured) as a gzip-compressed\n"
             "tar of at most 1 MiB.\n"
             "\n"
-            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; a NAME given twice:\n"
-            "                       the last value wins)\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable, each NAME once: a\n"
+            "                       NAME given twice is refused)\n"
             "  --label L            a label the runner must have, beyond the pipeline's\n"
             "%s"
             EVR_CLI_COMMON_HELP

@@ -174,10 +174,21 @@ evr_cli_validate(int argc, char **argv)
     while ((c = evr_cli_getopt("evrun-cli validate", argc, argv, "a:ph", opts)) != -1) {
         switch (c) {
         case 'a':
-            if (!evr_spec_parse_arg(optarg, &given)) {
-                fprintf(stderr, "evrun-cli validate: -a %s: expected NAME=VALUE with NAME "
-                                "an environment variable name\n", optarg);
-                status = 2;
+            {
+                evr_strmap_t one = { 0 };
+                if (!evr_spec_parse_arg(optarg, &one)) {
+                    fprintf(stderr, "evrun-cli validate: -a %s: expected NAME=VALUE with NAME "
+                                    "an environment variable name\n", optarg);
+                    status = 2;
+                }
+                else if (evr_strmap_get(&given, one.k[0])) {   /* as run refuses it */
+                    fprintf(stderr, "evrun-cli validate: -a \"%s\": given twice (each arg once)\n",
+                            one.k[0]);
+                    status = 2;
+                }
+                else
+                    evr_strmap_set(&given, one.k[0], one.v[0]);
+                evr_strmap_free(&one);
             }
             break;
         case 'p': print = true; break;

@@ -216,6 +216,18 @@ for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
   check "$args --label twice: names it" \
     grep -qxF "$prefix: --label \"gpu\": given twice (each label once)" "$tmp/err"
 done
+# an arg given twice: refused, not the last value silently taken (as the
+# gateway's body refuses a repeated key and its query a repeated ?arg=)
+for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
+         "start p|evrun-cli start" "validate $tmp/p.yml|evrun-cli validate"; do
+  IFS='|' read -r args prefix <<< "$c"
+  # shellcheck disable=SC2086
+  run "$bin/evrun-cli" $args -a WHO=x -a OTHER=y -a WHO=z
+  check "$args -a twice: exit 2" [ $rc -eq 2 ]
+  check "$args -a twice: names it (the usage after it, as for --label)" \
+    grep -qxF "$prefix: -a \"WHO\": given twice (each arg once)" "$tmp/err"
+  check "$args -a twice: said once" [ "$(grep -c 'given twice' "$tmp/err")" = 1 ]
+done
 # a file or directory given empty (a variable left unset): said as such,
 # naming the option, not ": cannot open" naming nothing
 for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give the path of a .yml file" \

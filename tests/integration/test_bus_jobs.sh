@@ -825,6 +825,52 @@ YML
   check "... and runs once the slot is free" [ "$(wait_job "$w" 20)" = succeeded ]
 }
 
+# A retry waiting to start (its supervisor held before the start, the
+# test hook EVR_TEST_PAUSE_AT=supervisor) shows its own attempt in the
+# gateway's JSON: no started, finished, exit_code, duration_ms or reason
+# of the attempt before (they were shown, the first attempt's).  Process
+# runners only.
+case_retry_view() {
+  fresh retry_view
+  bus_broker && EVR_TEST_PAUSE_AT=supervisor bus_runner rv-1 "" 1 --executors process \
+    && bus_wait_runners 1
+  pipeline rv <<'YML'
+pipeline: rv
+executor: process
+steps:
+  - {name: a, retry: {on: [failed], max: 1}, run: 'echo "try $EVRUN_ATTEMPT"; [ "$EVRUN_ATTEMPT" = 2 ]'}
+YML
+  gateway
+  local j unit shim att i
+  j=$(submit "$tmp/rv.yml")
+  for att in 1 2; do
+    shim=""
+    for i in $(seq 200); do
+      unit=$(ls -d "$tmp"/r-rv-1/units/evrun-*-a-$att 2>/dev/null | head -n 1)
+      [ -n "$unit" ] && shim=$(pgrep -f "evrun-runner --shim $unit\$" | head -n 1)
+      [ -n "$shim" ] && [ "$(ps -o stat= -p "$shim" | cut -c1)" = T ] && break
+      shim=""
+      sleep 0.1
+    done
+    check "attempt $att: its supervisor is held before the start" [ -n "$shim" ]
+    [ -n "$shim" ] || break
+    if [ "$att" = 2 ]; then
+      api GET "/jobs/$j" > /dev/null
+      check "the retry waiting: its attempt, 2" [ "$(jget 'd["steps"][0].get("attempt")')" = 2 ]
+      check "... its status, not the attempt before's" \
+        [ "$(jget 'd["steps"][0]["status"]')" != failed ]
+      check "... none of the attempt before's started, finished, exit_code, duration_ms, reason" \
+        [ "$(jget '[k for k in ("started", "finished", "exit_code", "duration_ms", "reason") if k in d["steps"][0]]')" = "[]" ]
+    fi
+    kill -CONT "$shim"
+  done
+  check "the retry succeeds" [ "$(wait_job "$j" 20)" = succeeded ] || job_report "$j"
+  api GET "/jobs/$j" > /dev/null
+  check "the retry that ran: its started, exit_code, duration_ms" \
+    [ "$(jget '[k for k in ("started", "finished", "exit_code", "duration_ms") if k in d["steps"][0]]')" = "['started', 'finished', 'exit_code', 'duration_ms']" ]
+  check "... attempt 2, exit 0" [ "$(jget '(d["steps"][0]["attempt"], d["steps"][0]["exit_code"])')" = "(2, 0)" ]
+}
+
 # the engine's own warnings, in a runner serving a broker, are log lines
 # with the time and level as the runner's other lines (they had neither)
 case_warn_log() {
@@ -844,5 +890,5 @@ YML
     grep -Eq "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z evrun-runner: warn: job $j: 4 lines of its secrets are not masked on their own" "$tmp/runner-wl-1.log"
 }
 
-bus_script_cases "refused_slot failure_lines stop_lines no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file trigger_depth warn_log" "$@"
+bus_script_cases "refused_slot failure_lines stop_lines retry_view no_exit_lines setup_failure_reason step_queued host_network flow matrix_outputs hooks job_secret job_trigger job_trigger_crash job_trigger_file trigger_depth warn_log" "$@"
 bus_script_end

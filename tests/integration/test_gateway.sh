@@ -501,6 +501,29 @@ YML
   check "metrics: broker round trips" prom 'evrun_broker_request_duration_seconds_count>=1'
   check "metrics: a registered pipeline's queue" prom 'evrun_pipeline_waiting{pipeline="met"}=0' \
     'evrun_pipeline_running{pipeline="met"}=0'
+  # a step that never started (its image not there) has no duration: not a
+  # 0 s sample of the histogram, counted apart
+  cat > "$tmp/nost.yml" <<'YML'
+pipeline: nost
+steps:
+  - {name: a, image: 'localhost/evrun-does-not-exist:latest', pull: never, run: 'true'}
+YML
+  local n
+  api POST /jobs -H 'Content-Type: application/yaml' --data-binary @"$tmp/nost.yml" > /dev/null
+  n=$(jget 'd["id"]')
+  check "metrics: a step that never starts fails its job" [ "$(api_wait "$n")" = failed ]
+  for _ in $(seq 1 50); do
+    metrics > /dev/null
+    prom 'evrun_jobs_finished_total{pipeline="nost",status="failed"}=1' 2> /dev/null && break
+    sleep 0.1
+  done
+  check "metrics: the rules, after a step that never started" prom
+  check "metrics: a step that never started is no duration sample" prom \
+    'evrun_step_duration_seconds_count{pipeline="nost"}=0' \
+    'evrun_step_duration_seconds_count{pipeline="met"}=3'
+  check "metrics: ... it is counted apart" prom \
+    'evrun_steps_never_started_total{pipeline="nost"}=1' \
+    'evrun_steps_never_started_total{pipeline="met"}=0'
   # a job waiting: queued with no runner to take it (a new gateway: its first scrape
   # asks the broker; later ones within 5 s get the same numbers); a second file
   # naming met, refused by the broker and listed all the same
@@ -816,6 +839,15 @@ case_query_params() {
   check "?arg=WHO=x: accepted" [ "$(api POST '/jobs?arg=WHO=x&label=nobody' "${yml[@]}")" = 201 ]
   check "?label=gpu twice: 400" [ "$(api POST '/jobs?arg=WHO=x&label=gpu&label=gpu' "${yml[@]}")" = 400 ]
   check "?label=gpu twice: names it" grep -qF 'label: \"gpu\" given twice (each label once, the body'"'"'s and the query'"'"'s together)' "$tmp/body"
+  # an arg given twice is refused, not its last value taken: in the query,
+  # and as a repeated key of a start's body args (a body's ?arg= still wins)
+  check "?arg=WHO twice: 400" [ "$(api POST '/jobs?arg=WHO=x&arg=WHO=y' "${yml[@]}")" = 400 ]
+  check "?arg=WHO twice: names it" grep -qF 'arg: \"WHO\" given twice (each arg once)' "$tmp/body"
+  check "start, ?arg=WHO twice: 400" [ "$(api POST '/jobs?arg=WHO=x&arg=WHO=y' -H 'Content-Type: application/json' -d '{"pipeline":"reg"}')" = 400 ]
+  check "start, ?arg=WHO twice: names it" grep -qF 'arg: \"WHO\" given twice (each arg once)' "$tmp/body"
+  check "start, body args.WHO twice: 400" [ "$(api POST /jobs -H 'Content-Type: application/json' -d '{"pipeline":"reg","args":{"WHO":"x","WHO":"y"}}')" = 400 ]
+  check "start, body args.WHO twice: names the key" grep -qF "duplicate object key" "$tmp/body"
+  check "start, body args.WHO and ?arg=WHO: the query's wins" [ "$(api POST '/jobs?arg=WHO=q' -H 'Content-Type: application/json' -d '{"pipeline":"reg","args":{"WHO":"b"}}')" = 201 ]
   check "GET /jobs?limt=1: 400" [ "$(api GET '/jobs?limt=1')" = 400 ]
   check "GET /jobs?limt=1: 400 [unknown query parameter limt: this route take...]" grep -q 'unknown query parameter limt: this route takes pipeline, status, limit, cursor' "$tmp/body"
   check "GET /jobs?limit=1&pipeline=who: 200" [ "$(api GET '/jobs?limit=1&pipeline=who')" = 200 ]

@@ -151,15 +151,16 @@ EOF
   check "... the reason names it" grep -q "^reason: .*EVR_HOOK_NO_SUCH_SECRET" <(events)
   check "... after PRE_VALIDATION, before POST_VALIDATION; CLEANUP" [ "$(tr '\n' '|' < "$tmp/check.log")" = "prev|clean|" ]
   # control characters in a hook's message are escaped: no terminal escape
-  # reaches the output or the reason
+  # reaches the output or the reason; a backslash is escaped too, so the
+  # four characters \x1b the hook wrote read \\x1b, not as its ESC
   cat > "$tmp/esc.set" <<'EOF'
 hooks:
-  - { phase: PRE_EXECUTION, name: esc, run: "printf 'bad \\033[31mred\\033[0m \\177 end\\n' >&2; exit 1" }
+  - { phase: PRE_EXECUTION, name: esc, run: "printf 'bad \\033[31mred\\033[0m \\177 lit \\\\x1b end\\n' >&2; exit 1" }
 EOF
   two_steps esc "true"
   run esc "$tmp/esc.yml"
   check "esc: exit 1" [ "$rc" -eq 1 ]
-  check "... escaped in the reason" grep -qF 'reason: hook esc (PRE_EXECUTION): bad \x1b[31mred\x1b[0m \x7f end' <(events)
+  check "... escaped in the reason" grep -qF 'reason: hook esc (PRE_EXECUTION): bad \x1b[31mred\x1b[0m \x7f lit \\x1b end' <(events)
   check "... and in the output" grep -qF 'hook esc (PRE_EXECUTION) refused: bad \x1b[31mred' "$out"
   check "... no raw ESC or DEL anywhere" sh -c "! grep -q \"\$(printf '[\\033\\177]')\" '$out'"
 }
