@@ -40,7 +40,7 @@ evr_runner_help(FILE *out)
             "\n"
             "  --exec FILE          run the pipeline in FILE to its end, no broker: output\n"
             "                       live (prefixed with the step name), then a summary\n"
-            "  -a, --arg NAME=VALUE an arg of the pipeline (repeatable; --exec)\n"
+            "  -a, --arg NAME=VALUE an arg of the pipeline (one per arg; --exec)\n"
             "  --recover            finish the unfinished jobs of the state directory, exit\n"
             "  --follow-triggers    --exec, --recover: after the jobs end, run the jobs their\n"
             "                       steps triggered (evrun-job trigger), one after the\n"

@@ -213,13 +213,23 @@ evr_runner_opts_parse(int argc, char **argv, evr_runner_opts_t *o, const char **
             }
             break;
         case 'r': o->recover = true; break;
-        case 'a':
+        case 'a': {
             args = true;
-            if (!evr_spec_parse_arg(optarg, &o->given)) {
+            evr_strmap_t one = { 0 };
+            bool ok = evr_spec_parse_arg(optarg, &one);
+            bool twice = ok && evr_strmap_get(&o->given, one.k[0]);
+            if (!ok)
                 fprintf(stderr, "evrun-runner: -a %s: expected NAME=VALUE\n", optarg);
+            else if (twice)     /* as evrun-cli's -a: else the last silently wins */
+                fprintf(stderr, "evrun-runner: -a \"%s\": given twice (each arg once)\n",
+                        one.k[0]);
+            else
+                evr_strmap_set(&o->given, one.k[0], one.v[0]);
+            evr_strmap_free(&one);
+            if (!ok || twice)
                 return 2;
-            }
             break;
+        }
         case 'B': key = "runner_endpoint"; broker = true; break;
         case 'l': key = "labels"; break;
         case 'c': key = "capacity"; break;

@@ -228,6 +228,10 @@ for c in "run $tmp/p.yml|evrun-cli run" "submit $tmp/p.yml|evrun-cli submit" \
     grep -qxF "$prefix: -a \"WHO\": given twice (each arg once)" "$tmp/err"
   check "$args -a twice: said once" [ "$(grep -c 'given twice' "$tmp/err")" = 1 ]
 done
+run "$bin/evrun-runner" --exec "$tmp/p.yml" -a WHO=x -a WHO=z
+check "evrun-runner --exec -a twice: exit 2" [ $rc -eq 2 ]
+check "evrun-runner --exec -a twice: names it" \
+  grep -qxF 'evrun-runner: -a "WHO": given twice (each arg once)' "$tmp/err"
 # a file or directory given empty (a variable left unset): said as such,
 # naming the option, not ": cannot open" naming nothing
 for c in "evrun-cli run ''|evrun-cli run: the pipeline file name is empty: give the path of a .yml file" \
