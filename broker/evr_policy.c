@@ -24,7 +24,15 @@
     job.finished{cancelled, "replaced by JOB"} in the log.
 
     The policy decides first and acts after: a refused submit changes
-    nothing.  `start_delay` is kept by evr_queue.c (a job's not_before);
+    nothing.  Its effects are on disk before the submit is journaled and
+    answered (evr_qcommit.c): a replaced job's events in the archive, an
+    interrupted dispatched job's pending cancel in its queue record.  A
+    broker killed between the two has acted for a submit it never
+    answered; the client's resend (the same job id) is taken then.  An
+    interrupted running job whose runner is away keeps its cancel in
+    memory only (sent when the runner is back; a restart forgets it).
+
+    `start_delay` is kept by evr_queue.c (a job's not_before);
     evr_policy_due turns its end into a wake-up of the broker's loop.
 */
 #include <stdlib.h>
@@ -190,8 +198,10 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
 
 /*  Cancels the running job j (dispatched: once its runner has taken it);
     a dispatched job keeps the reason of a cancel already pending for it
-    (a job's cancel reason is its first cancel's, evr_control.c). */
-static void
+    (a job's cancel reason is its first cancel's, evr_control.c).  True
+    when j is dispatched and its record must be written again (its cancel
+    pending now, evr_queue_persist). */
+static bool
 s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 {
     evr_queue_set_interrupted(b, j);
@@ -199,9 +209,10 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     if (j->state == B_ACTIVE
         && evr_runners_control(b, j->runner, "cancel", j->id, reason, false, why, sizeof why)) {
         evr_broker_info(b, "job %s: %s", j->id, reason);
-        return;
+        return false;
     }
-    if (!j->cancel_pending || !j->cancel_reason) {
+    bool changed = !j->cancel_pending || !j->cancel_reason;
+    if (changed) {
         free(j->cancel_reason);
         j->cancel_reason = evr_strdup(reason);
     }
@@ -211,6 +222,30 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     else
         evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back", j->id,
                         reason, why);
+    return j->state == B_DISPATCHED && changed;
+}
+
+/*  Interrupts the n jobs of v for the submit of job; the dispatched ones'
+    pending cancels written in their records in one synced commit, before
+    the submit is journaled and answered (evr_qcommit.c): a broker killed
+    after `accepted` carries them out.  Killed before the submit's
+    journal flush, the cancels stay and the submit is not answered: a
+    client resends it with its id and it is taken then (the jobs keep
+    their reason "interrupted by JOB"), as a replace has ended its
+    waiting jobs before the submit's commit too. */
+static evr_rc_t
+s_interrupt_all(evr_broker_t *b, evr_queue_job_t **v, size_t n, const char *job, evr_err_t *err)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "interrupted by %s", job);
+    size_t nrec = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s_interrupt(b, v[i], reason))
+            v[nrec++] = v[i];   /* the dispatched ones, in place */
+    evr_rc_t rc = nrec ? evr_queue_persist(b, v, nrec, err) : EVR_OK;
+    if (rc)
+        evr_broker_fail(b, err);
+    return rc;
 }
 
 void
@@ -261,12 +296,14 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
     bool ok = s_plan(b, msg, &plan, code, why, len);
     for (size_t i = 0; i < plan.nreplaced; i++)
         plan.replaced[i]->planned = false;
-    char reason[64];
-    snprintf(reason, sizeof reason, "interrupted by %s", msg->job);
-    for (size_t i = 0; ok && i < plan.ninterrupted; i++)
-        s_interrupt(b, plan.interrupted[i], reason);
-    snprintf(reason, sizeof reason, "replaced by %s", msg->job);
     evr_err_t err;
+    if (ok && s_interrupt_all(b, plan.interrupted, plan.ninterrupted, msg->job, &err)) {
+        *code = EVR_CODE_INTERNAL;
+        snprintf(why, len, "%s", err.msg);
+        ok = false;
+    }
+    char reason[64];
+    snprintf(reason, sizeof reason, "replaced by %s", msg->job);
     for (size_t i = 0; ok && i < plan.nreplaced; i++)
         if (evr_queue_cancel_queued(b, plan.replaced[i], reason, &err)) {
             *code = EVR_CODE_INTERNAL;
