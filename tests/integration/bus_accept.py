@@ -51,6 +51,12 @@ Cases:
                  "replaced by" the new job, the dispatched one's runner is
                  told to cancel ("interrupted by" the job after it), the new
                  job is queued (taken up from the journal) and runs
+  held_restart   a `queue.interrupt` submit while the running job it
+                 interrupts has its runner lost (the cancel held for it),
+                 then the broker killed (SIGKILL) and started again: the
+                 runner, back, is told to cancel ("interrupted by JOB");
+                 a held cancel sent is not sent again after a second
+                 restart (lease 0.8 s)
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -477,6 +483,38 @@ def case_policy_kill(br):
         r.c.close()
 
 
+def case_held_restart(br):
+    c = Client(br.clients)
+    ra = runner(br, "ha", "hh")
+    spec = pspec("hh", "ph")
+    spec["queue"] = {"strategy": "replace", "interrupt": True}
+    ra.credit(1)
+    j1, j2 = new_ulid(), new_ulid()
+    c.submit(j1, spec)
+    _, b = ra.wait("dispatch")
+    check("held restart: dispatched", b.get("job") == j1, b)
+    ra.accept(j1, spec)
+    ra.c.close()                                # silent: lost past its lease
+    check("held restart: the runner is lost", wait_for(lambda: log_has(br, "runner ha lost")))
+    c.submit(j2, spec)                          # interrupts j1: its cancel held for ha
+    check("held restart: the cancel is held for the runner",
+          log_has(br, f"job {j1}: interrupted by {j2}: cancel not sent"))
+    c.close()
+    for again in (False, True):
+        br.proc.kill()                          # SIGKILL
+        br.proc.wait()
+        br.start()
+        ra.c = None
+        ra.connect()                            # its log resent: nothing new
+        got = [(b.get("command"), b.get("job"), b.get("reason"))
+               for t, b in ra.pending(0.8) if t == "control"]
+        want = [] if again else [("cancel", j1, f"interrupted by {j2}")]
+        check("held restart: back after the restart, the runner is told to cancel"
+              if not again else "held restart: sent once: not again after a second restart",
+              got == want, got)
+    ra.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -590,6 +628,7 @@ CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, 
          "cancel_restart": (case_cancel_restart, None),
          "interrupt_restart": (case_interrupt_restart, None),
          "policy_kill": (case_policy_kill, None),
+         "held_restart": (case_held_restart, ("--heartbeat-ms", "200", "--lease-ms", "800")),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
