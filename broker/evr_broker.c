@@ -117,6 +117,8 @@ evr_broker_new(const evr_broker_opts_t *opts, evr_broker_t **out, evr_err_t *err
     if (!rc)
         rc = evr_queue_load(b, err);
     if (!rc)
+        rc = evr_policy_load(b, err);
+    if (!rc)
         rc = evr_lease_load(b, err);
     if (!rc)
         rc = evr_runners_restore(b, err);

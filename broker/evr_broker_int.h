@@ -440,6 +440,10 @@ int evr_policy_due(evr_broker_t *b, int max_ms);
 /*  Runner r is back with its log resent: the cancels of its interrupted
     jobs that could not reach it go now. */
 void evr_policy_resend(evr_broker_t *b, const char *runner);
+/*  At start, after evr_queue_load: the cancels of interrupted running
+    jobs held for their runner ("interrupt/<job>") are pending again; those
+    of jobs no longer running are deleted.  EVR_ERR_STORE. */
+evr_rc_t evr_policy_load(evr_broker_t *b, evr_err_t *err);
 
 /* evr_runners.c */
 evr_runners_session_t *evr_runners_find(const evr_broker_t *b, const char *id);

@@ -24,13 +24,25 @@
     job.finished{cancelled, "replaced by JOB"} in the log.
 
     The policy decides first and acts after: a refused submit changes
-    nothing.  `start_delay` is kept by evr_queue.c (a job's not_before);
+    nothing.  Its effects are on disk before the submit is journaled and
+    answered (evr_qcommit.c): a replaced job's events in the archive, an
+    interrupted dispatched job's pending cancel in its queue record.  A
+    broker killed between the two has acted for a submit it never
+    answered; the client's resend (the same job id) is taken then.  An
+    interrupted running job whose runner is away holds its cancel until
+    the runner is back (evr_policy_resend), in "interrupt/<job>" (its
+    reason) meanwhile: a restarted broker holds it again
+    (evr_policy_load).
+
+    `start_delay` is kept by evr_queue.c (a job's not_before);
     evr_policy_due turns its end into a wake-up of the broker's loop.
 */
 #include <stdlib.h>
 #include <string.h>
 
 #include "evr_broker_int.h"
+
+#define S_HELD "interrupt/"     /* + job: a held cancel's reason */
 
 typedef struct {
     evr_queue_job_t **replaced; /* waiting jobs the submit replaces */
@@ -188,10 +200,16 @@ s_plan(const evr_broker_t *b, const evr_msg_t *msg, s_plan_t *plan, const char *
     return true;
 }
 
-/*  Cancels the running job j (dispatched: once its runner has taken it);
-    a dispatched job keeps the reason of a cancel already pending for it
-    (a job's cancel reason is its first cancel's, evr_control.c). */
-static void
+/*  What an interrupt leaves to write: nothing (sent, or written
+    before), the dispatched job's record, or the held cancel of a running
+    job whose runner is away. */
+typedef enum { S_WRITTEN, S_RECORD, S_HOLD } s_write_t;
+
+/*  Cancels the running job j (dispatched: once its runner has taken it;
+    its runner away: once it is back); a job keeps the reason of a cancel
+    already pending for it (a job's cancel reason is its first cancel's,
+    evr_control.c). */
+static s_write_t
 s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
 {
     evr_queue_set_interrupted(b, j);
@@ -199,9 +217,10 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     if (j->state == B_ACTIVE
         && evr_runners_control(b, j->runner, "cancel", j->id, reason, false, why, sizeof why)) {
         evr_broker_info(b, "job %s: %s", j->id, reason);
-        return;
+        return S_WRITTEN;
     }
-    if (!j->cancel_pending || !j->cancel_reason) {
+    bool changed = !j->cancel_pending || !j->cancel_reason;
+    if (changed) {
         free(j->cancel_reason);
         j->cancel_reason = evr_strdup(reason);
     }
@@ -211,6 +230,104 @@ s_interrupt(evr_broker_t *b, evr_queue_job_t *j, const char *reason)
     else
         evr_broker_warn(b, "job %s: %s: cancel not sent (%s): sent when the runner is back", j->id,
                         reason, why);
+    return !changed ? S_WRITTEN : j->state == B_DISPATCHED ? S_RECORD : S_HOLD;
+}
+
+/*  Writes the held cancels of the n running jobs of v ("interrupt/<job>":
+    its reason), or deletes them (del), in one synced commit. */
+static evr_rc_t
+s_held_write(evr_broker_t *b, evr_queue_job_t *const *v, size_t n, bool del, evr_err_t *err)
+{
+    evr_store_kv_t *ops = evr_calloc(n + 1, sizeof *ops);
+    char (*keys)[sizeof S_HELD + EVR_ULID_LEN] = evr_calloc(n + 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++) {
+        const char *why = v[i]->cancel_reason ? v[i]->cancel_reason : "";
+        snprintf(keys[i], sizeof keys[i], S_HELD "%s", v[i]->id);
+        ops[i] = (evr_store_kv_t) { keys[i], del ? NULL : why, del ? 0 : strlen(why) };
+    }
+    evr_rc_t rc = evr_store_kv_write(b->store, ops, n, err);
+    free(keys);
+    free(ops);
+    return rc;
+}
+
+/*  Interrupts the n jobs of v for the submit of job.  What stays pending
+    is on disk before the submit is journaled and answered (evr_qcommit.c),
+    so a broker killed after `accepted` carries it out: a dispatched job's
+    cancel in its record, a held one in "interrupt/<job>".  Killed before
+    the submit's journal flush, the cancels stay and the submit is not
+    answered: a client resends it with its id and it is taken then (the
+    jobs keep their reason "interrupted by JOB"), as a replace has ended
+    its waiting jobs before the submit's commit too. */
+static evr_rc_t
+s_interrupt_all(evr_broker_t *b, evr_queue_job_t **v, size_t n, const char *job, evr_err_t *err)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "interrupted by %s", job);
+    evr_queue_job_t **held = evr_calloc(n + 1, sizeof *held);
+    size_t nrec = 0, nheld = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_write_t w = s_interrupt(b, v[i], reason);
+        if (w == S_RECORD)
+            v[nrec++] = v[i];   /* in place: i >= nrec */
+        else if (w == S_HOLD)
+            held[nheld++] = v[i];
+    }
+    evr_rc_t rc = nrec ? evr_queue_persist(b, v, nrec, err) : EVR_OK;
+    if (!rc && nheld)
+        rc = s_held_write(b, held, nheld, false, err);
+    if (rc)
+        evr_broker_fail(b, err);
+    free(held);
+    return rc;
+}
+
+typedef struct {
+    evr_broker_t *b;
+    char (*gone)[EVR_ULID_LEN + 1];     /* ids whose held cancel is left over */
+    size_t ngone, cap;
+} s_load_t;
+
+static int
+s_load_one(const char *key, const uint8_t *val, size_t len, void *arg)
+{
+    s_load_t *ld = arg;
+    const char *id = key + sizeof S_HELD - 1;
+    if (!evr_ulid_valid(id))
+        return 0;
+    evr_queue_job_t *j = evr_queue_find(ld->b, id);
+    if (j && j->state == B_ACTIVE && !j->cancel_pending) {
+        j->cancel_pending = true;
+        j->cancel_reason = evr_strndup((const char *) val, len);
+        evr_queue_set_interrupted(ld->b, j);
+        return 0;
+    }
+    if (ld->ngone == ld->cap) {
+        ld->cap = ld->cap ? 2 * ld->cap : 16;
+        ld->gone = evr_realloc(ld->gone, ld->cap * sizeof *ld->gone);
+    }
+    snprintf(ld->gone[ld->ngone++], sizeof *ld->gone, "%s", id);
+    return 0;
+}
+
+evr_rc_t
+evr_policy_load(evr_broker_t *b, evr_err_t *err)
+{
+    s_load_t ld = { b, NULL, 0, 0 };
+    evr_rc_t rc = evr_store_kv_scan(b->store, S_HELD, s_load_one, &ld, err);
+    if (!rc && ld.ngone) {  /* their jobs ended (or were never taken up) */
+        evr_queue_job_t **v = evr_calloc(ld.ngone, sizeof *v);
+        for (size_t i = 0; i < ld.ngone; i++) {
+            v[i] = evr_calloc(1, sizeof **v);
+            memcpy(v[i]->id, ld.gone[i], sizeof v[i]->id);
+        }
+        rc = s_held_write(b, v, ld.ngone, true, err);
+        for (size_t i = 0; i < ld.ngone; i++)
+            free(v[i]);
+        free(v);
+    }
+    free(ld.gone);
+    return rc;
 }
 
 void
@@ -224,8 +341,12 @@ evr_policy_resend(evr_broker_t *b, const char *runner)
             continue;
         char why[256];
         if (evr_runners_control(b, runner, "cancel", j->id, j->cancel_reason, false, why,
-                                sizeof why))
+                                sizeof why)) {
             j->cancel_pending = false;
+            evr_err_t err;  /* left: sent again after a restart, the runner keeps the first */
+            if (s_held_write(b, &j, 1, true, &err))
+                evr_broker_warn(b, "job %s: held cancel not deleted: %s", j->id, err.msg);
+        }
         else
             evr_broker_warn(b, "cancel of %s: %s", j->id, why);
     }
@@ -261,12 +382,14 @@ evr_policy_admit(evr_broker_t *b, const evr_msg_t *msg, const char **code, char 
     bool ok = s_plan(b, msg, &plan, code, why, len);
     for (size_t i = 0; i < plan.nreplaced; i++)
         plan.replaced[i]->planned = false;
-    char reason[64];
-    snprintf(reason, sizeof reason, "interrupted by %s", msg->job);
-    for (size_t i = 0; ok && i < plan.ninterrupted; i++)
-        s_interrupt(b, plan.interrupted[i], reason);
-    snprintf(reason, sizeof reason, "replaced by %s", msg->job);
     evr_err_t err;
+    if (ok && s_interrupt_all(b, plan.interrupted, plan.ninterrupted, msg->job, &err)) {
+        *code = EVR_CODE_INTERNAL;
+        snprintf(why, len, "%s", err.msg);
+        ok = false;
+    }
+    char reason[64];
+    snprintf(reason, sizeof reason, "replaced by %s", msg->job);
     for (size_t i = 0; ok && i < plan.nreplaced; i++)
         if (evr_queue_cancel_queued(b, plan.replaced[i], reason, &err)) {
             *code = EVR_CODE_INTERNAL;

@@ -6,7 +6,8 @@
     runners it was sent to before (evr_queue_was_sent: a restarted broker
     takes a late job.accepted of one of them as the broker before it
     would have), a cancel asked while it is dispatched (answered `ok`
-    once written: a restarted broker carries it out), and the submit
+    once written, a queue.interrupt's before the interrupting submit is
+    journaled: a restarted broker carries it out), and the submit
     message with its args bound.  Dispatch writes the assignment
     before it sends `dispatch`, so after a crash the broker knows which
     runner may hold a job and gives it to no other until that runner has

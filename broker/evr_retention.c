@@ -26,9 +26,9 @@
 #define S_REQUEST_BATCHES 50    /* batches a `prune` request runs at most */
 #define S_AGAIN_MS 20           /* the next batch of a backlog, after a turn */
 
-/*  The kv records of a job (evr_queue.c, evr_lease.c): PREFIX JOB[/…]. */
+/*  The kv records of a job (evr_queue.c, evr_lease.c, evr_policy.c): PREFIX JOB[/…]. */
 static const char *const s_kv_prefixes[] = { "q/", "c/", "lost/", "retry/", "requeued/", "kids/",
-                                             "depth/", NULL };
+                                             "depth/", "interrupt/", NULL };
 
 /*  Jobs the broker still holds: in its queue (queued, dispatched,
     running), or taken from a lost runner that may still send events of

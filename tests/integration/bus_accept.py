@@ -36,6 +36,27 @@ Cases:
                  cancelled with the cancel's reason (not dispatched
                  again); the runner that did, resends its job.accepted:
                  it is told to cancel, with that reason
+  interrupt_restart  submits of a `queue.interrupt` pipeline, each
+                 interrupting the one before while it is dispatched and not
+                 accepted yet (`accepted`), then the broker killed
+                 (SIGKILL) and started again: as cancel_restart, with the
+                 reasons "interrupted by JOB": the runner that did not take
+                 its job ends it cancelled, the one that did is told to
+                 cancel; the last job runs
+  policy_kill    a submit of a `replace` (limit 1) `interrupt` pipeline with
+                 the broker killed (SIGKILL) between its journal write and
+                 the flush (EVR_TEST_SUBMIT_DELAY_MS), after a job
+                 dispatched and not accepted was interrupted and while one
+                 waits: after the restart the waiting one is cancelled
+                 "replaced by" the new job, the dispatched one's runner is
+                 told to cancel ("interrupted by" the job after it), the new
+                 job is queued (taken up from the journal) and runs
+  held_restart   a `queue.interrupt` submit while the running job it
+                 interrupts has its runner lost (the cancel held for it),
+                 then the broker killed (SIGKILL) and started again: the
+                 runner, back, is told to cancel ("interrupted by JOB");
+                 a held cancel sent is not sent again after a second
+                 restart (lease 0.8 s)
   lost_back      runners lost past reclaim_ms come back and send the
                  job.accepted of a job dispatched meanwhile to another runner:
                  not taken, each told to cancel; the other's is taken (lease
@@ -371,6 +392,129 @@ def case_cancel_restart(br):
         r.c.close()
 
 
+def case_interrupt_restart(br):
+    c = Client(br.clients)
+    ra, rb = runner(br, "ia", "ir"), runner(br, "ib", "ir")
+    spec = pspec("ir", "pi")
+    spec["queue"] = {"strategy": "replace", "interrupt": True}
+    jobs = {}
+    for r in (ra, rb):
+        r.credit(1)
+        job = new_ulid()
+        c.submit(job, spec)
+        _, b = r.wait("dispatch")
+        check("interrupt restart: dispatched", b.get("job") == job, b)
+        jobs[r.rid] = job
+    jn = new_ulid()
+    acc = c.submit(jn, spec)                    # interrupts ib's; waits for a runner
+    check("interrupt restart: the interrupting submit is accepted",
+          acc.get("job") == jn and not acc.get("existing"), acc)
+    c.close()
+    br.proc.kill()                              # SIGKILL
+    br.proc.wait()
+    br.start()
+    c = Client(br.clients)
+    ja, jb = jobs["ia"], jobs["ib"]
+    ra.connect()                                # its log holds no job.accepted of it
+    check("interrupt restart: the job ia did not take ends cancelled, interrupted by ib's",
+          wait_for(lambda: c.status(ja).get("status") == "cancelled"
+                   and c.status(ja).get("reason") == f"interrupted by {jb}"), c.status(ja))
+    rb.seq = 1
+    rb.connect()
+    rb.seq = 0
+    send(rb, (jb, 1, "job.accepted", {"pipeline": "pi", "spec": spec, "runner": "ib"}))
+    got = [x for x in rb.pending(0.5) if x[0] == "control"]
+    check("interrupt restart: ib, whose job.accepted comes now, is told to cancel, "
+          "interrupted by the new job",
+          [(b.get("command"), b.get("job"), b.get("reason"), bool(b.get("force")))
+           for _, b in got] == [("cancel", jb, f"interrupted by {jn}", False)], got)
+    d = runner(br, "id", "ir")
+    d.credit(1)
+    sent = [b.get("job") for t, b in d.pending(0.5) if t == "dispatch"]
+    check("interrupt restart: the new job is dispatched, the interrupted ones not again",
+          sent == [jn], (sent, jn))
+    c.close()
+    for r in (ra, rb, d):
+        r.c.close()
+
+
+def case_policy_kill(br):
+    br.stop()
+    os.environ["EVR_TEST_SUBMIT_DELAY_MS"] = "1000"     # written, then 1 s before its flush
+    try:
+        br.start()
+    finally:
+        del os.environ["EVR_TEST_SUBMIT_DELAY_MS"]
+    c = Client(br.clients)
+    ra = runner(br, "pa", "pk")
+    spec = pspec("pk", "pq")
+    spec["queue"] = {"limit": 1, "strategy": "replace", "interrupt": True}
+    ra.credit(1)
+    j1, j2, j3 = new_ulid(), new_ulid(), new_ulid()
+    c.submit(j1, spec)
+    _, b = ra.wait("dispatch")
+    check("policy kill: the first dispatched", b.get("job") == j1, b)
+    c.submit(j2, spec)                          # interrupts j1, waits (no credit)
+    c.send("submit", {"job": j3, "spec": spec})     # replaces j2: killed before its answer
+    time.sleep(0.5)
+    br.proc.kill()                              # SIGKILL
+    br.proc.wait()
+    br.start()
+    c = Client(br.clients)
+    check("policy kill: the waiting job cancelled, replaced by the new one",
+          c.status(j2).get("status") == "cancelled"
+          and c.status(j2).get("reason") == f"replaced by {j3}", c.status(j2))
+    check("policy kill: the new job queued (its journal record taken up)",
+          c.status(j3).get("status") == "queued", c.status(j3))
+    ra.seq = 1
+    ra.connect()
+    ra.seq = 0
+    send(ra, (j1, 1, "job.accepted", {"pipeline": "pq", "spec": spec, "runner": "pa"}))
+    got = [x for x in ra.pending(0.5) if x[0] == "control"]
+    check("policy kill: the dispatched job's runner is told to cancel, interrupted by j2",
+          [(b.get("command"), b.get("job"), b.get("reason")) for _, b in got]
+          == [("cancel", j1, f"interrupted by {j2}")], got)
+    d = runner(br, "pd", "pk")
+    d.credit(1)
+    sent = [b.get("job") for t, b in d.pending(0.5) if t == "dispatch"]
+    check("policy kill: the new job is dispatched, no other", sent == [j3], (sent, j3))
+    c.close()
+    for r in (ra, d):
+        r.c.close()
+
+
+def case_held_restart(br):
+    c = Client(br.clients)
+    ra = runner(br, "ha", "hh")
+    spec = pspec("hh", "ph")
+    spec["queue"] = {"strategy": "replace", "interrupt": True}
+    ra.credit(1)
+    j1, j2 = new_ulid(), new_ulid()
+    c.submit(j1, spec)
+    _, b = ra.wait("dispatch")
+    check("held restart: dispatched", b.get("job") == j1, b)
+    ra.accept(j1, spec)
+    ra.c.close()                                # silent: lost past its lease
+    check("held restart: the runner is lost", wait_for(lambda: log_has(br, "runner ha lost")))
+    c.submit(j2, spec)                          # interrupts j1: its cancel held for ha
+    check("held restart: the cancel is held for the runner",
+          log_has(br, f"job {j1}: interrupted by {j2}: cancel not sent"))
+    c.close()
+    for again in (False, True):
+        br.proc.kill()                          # SIGKILL
+        br.proc.wait()
+        br.start()
+        ra.c = None
+        ra.connect()                            # its log resent: nothing new
+        got = [(b.get("command"), b.get("job"), b.get("reason"))
+               for t, b in ra.pending(0.8) if t == "control"]
+        want = [] if again else [("cancel", j1, f"interrupted by {j2}")]
+        check("held restart: back after the restart, the runner is told to cancel"
+              if not again else "held restart: sent once: not again after a second restart",
+              got == want, got)
+    ra.c.close()
+
+
 def case_lost_back(br):
     """ra's hello says seq 0, then its job.accepted comes as seq 1 (as the
     client that found it did); ra2's hello says seq 1, its log's
@@ -482,6 +626,9 @@ CASES = {"refused_own": (case_refused_own, None), "no_runner": (case_no_runner, 
          "elsewhere": (case_elsewhere, None), "never_sent": (case_never_sent, None),
          "hello_again": (case_hello_again, None), "restart": (case_restart, None),
          "cancel_restart": (case_cancel_restart, None),
+         "interrupt_restart": (case_interrupt_restart, None),
+         "policy_kill": (case_policy_kill, None),
+         "held_restart": (case_held_restart, ("--heartbeat-ms", "200", "--lease-ms", "800")),
          "lost_back": (case_lost_back, FAST),
          "finished": (case_finished, None)}
 
