@@ -415,6 +415,11 @@ YML
   # by the next provisioner
   local j3; j3=$(submit "$tmp/c1.yml" 2>/dev/null)
   check "adopt command: a third job runs" wait_for 15 st_is "$j3" running
+  # its handle read before the stop (a runner can take its job before
+  # the start command prints the handle: one stopped then is adopted
+  # without it, and its stop cannot run, as README says)
+  check "adopt command: the third runner's handle read" wait_for 10 bash -c \
+    "[ \$(grep -c 'provider ca: runner ca-[a-z0-9]*: handle [0-9]' $tmp/prov.log) -eq 3 ]"
   stop_prov
   check "adopt command: its runner left running at the stop" grep -q "runner ca-[a-z0-9]* left running: it has a job" "$tmp/prov.log"
   prov "$tmp/p.yml"
