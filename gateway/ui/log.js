@@ -352,6 +352,9 @@ async function follow(id, signal, onEvent, onState) {
       const resp = await fetch(API + '/jobs/' + id + '/log', { headers, signal, cache: 'no-store' });
       if (resp.status === 401) {
         const why = await answerMessage(resp);
+        /* the page left meanwhile: another call's 401 showed the token page,
+           with its reason, and this body's read was cut (no reason) */
+        if (signal.aborted) return;
         sessionStorage.removeItem(TOKEN_KEY);
         askToken(why || 'the token was refused: make another with evrun-cli token');
         return;
